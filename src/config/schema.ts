@@ -1,0 +1,252 @@
+/**
+ * The config model: the single source of truth for the YAML format. The JSON Schema in
+ * schema/ and the config reference in docs/ are generated from this file.
+ *
+ * Shape-level rules live here (types, ranges, formats). Rules that relate several fields
+ * or several objects (references, overlaps, AmneziaWG cross-field limits) live in
+ * semantic.ts, so that every problem is reported at once with its location.
+ */
+import { z } from 'zod';
+import ipaddr from 'ipaddr.js';
+
+export const CONFIG_VERSION = 1;
+
+/** Tunnel names become link names `awg-<name>`; Linux IFNAMSIZ allows 15 characters. */
+export const LINK_PREFIX = 'awg-';
+export const MAX_TUNNEL_NAME = 15 - LINK_PREFIX.length;
+export const TUNNEL_NAME_RE = /^[a-z0-9][a-z0-9_-]*$/;
+export const RESERVED_TARGETS = ['direct', 'block'] as const;
+
+const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+function isCidr(s: string): boolean {
+  try {
+    ipaddr.parseCIDR(s);
+    return true;
+  } catch {
+    return ipaddr.isValid(s);
+  }
+}
+
+export const Secret = z
+  .union([
+    z.string().min(1).meta({ description: 'Inline value. Prefer `file` or `env` so the YAML can be shared.' }),
+    z.strictObject({ file: z.string().min(1).meta({ description: 'Path to a file holding the value (relative paths are relative to the config file). Trailing whitespace is trimmed.' }) }),
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').meta({ description: 'Name of an environment variable holding the value.' }) }),
+  ])
+  .meta({ id: 'Secret', description: 'A secret: inline, `{file: path}` or `{env: NAME}`. Never printed in plans, status, logs or API responses.' });
+export type Secret = z.infer<typeof Secret>;
+
+export const WgKey = z.string().regex(KEY_RE, 'must be a base64-encoded 32-byte WireGuard key (44 characters ending in "=")');
+
+export const Cidr = z
+  .string()
+  .refine(isCidr, 'must be an IPv4/IPv6 address or CIDR, e.g. 10.0.0.2/32 or fd00::2/128')
+  .meta({ description: 'An IPv4 or IPv6 address with optional prefix length.' });
+
+export const IpAddress = z.string().refine((s) => ipaddr.isValid(s), 'must be an IPv4 or IPv6 address');
+
+/** host:port, [v6]:port; hostnames are allowed and re-resolved by the engine. */
+export const ENDPOINT_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+|[0-9.]+)):(\d{1,5})$/;
+export const Endpoint = z
+  .string()
+  .regex(ENDPOINT_RE, 'must be host:port or [ipv6]:port')
+  .refine((s) => {
+    const m = ENDPOINT_RE.exec(s);
+    const port = Number(m?.[3]);
+    return port >= 1 && port <= 65535;
+  }, 'port must be 1-65535')
+  .meta({ description: 'Peer endpoint `host:port` or `[ipv6]:port`. Hostnames are resolved at start and re-resolved when handshakes keep failing.' });
+
+const Port = z.number().int().min(1).max(65535);
+const U16 = z.number().int().min(0).max(65535);
+const U32 = z.number().int().min(0).max(0xffffffff);
+
+/** `5`, or the range string `"5-10"`, or `{min, max}`. */
+export const U32Range = z
+  .union([
+    U32,
+    z.string().regex(/^\d+(-\d+)?$/, 'must be "N" or "MIN-MAX"'),
+    z.strictObject({ min: U32, max: U32 }),
+  ])
+  .meta({ id: 'U32Range', description: 'A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.' });
+export type U32Range = z.infer<typeof U32Range>;
+
+export const Peer = z
+  .strictObject({
+    publicKey: WgKey.meta({ description: "The peer's public key (base64)." }),
+    presharedKey: Secret.optional().meta({ description: 'Optional pre-shared symmetric key (base64), as a secret.' }),
+    endpoint: Endpoint.optional(),
+    allowedIPs: z.array(Cidr).default([]).meta({ description: 'Addresses routed to and accepted from this peer (cryptokey routing).' }),
+    persistentKeepalive: z.number().int().min(0).max(65535).optional().meta({ description: 'Seconds between keepalives; 0 or absent disables them.' }),
+  })
+  .meta({ id: 'Peer' });
+export type Peer = z.infer<typeof Peer>;
+
+export const AwgObfuscation = z
+  .strictObject({
+    jc: z.number().int().min(0).max(128).optional().meta({ description: 'Junk packets sent before each handshake initiation (0-128; 4-12 recommended). Sender-side only.' }),
+    jmin: z.number().int().min(0).max(1280).optional().meta({ description: 'Minimum junk packet size in bytes.' }),
+    jmax: z.number().int().min(0).max(1280).optional().meta({ description: 'Maximum junk packet size in bytes (<= 1280).' }),
+    s1: U16.optional().meta({ description: 'Random bytes prepended to handshake initiations. Must match the peer.' }),
+    s2: U16.optional().meta({ description: 'Random bytes prepended to handshake responses. Must match the peer.' }),
+    s3: U16.optional().meta({ description: 'Random bytes prepended to cookie replies. Must match the peer.' }),
+    s4: U16.optional().meta({ description: 'Random bytes prepended to transport packets. Must match the peer.' }),
+    h1: U32Range.optional().meta({ description: 'Message type value (or range) for initiations. Must match the peer.' }),
+    h2: U32Range.optional().meta({ description: 'Message type value (or range) for responses. Must match the peer.' }),
+    h3: U32Range.optional().meta({ description: 'Message type value (or range) for cookie replies. Must match the peer.' }),
+    h4: U32Range.optional().meta({ description: 'Message type value (or range) for transport data. Must match the peer.' }),
+    i1: z.string().optional().meta({ description: 'Signature packet 1 in the tag language (<b 0x..>, <r N>, <rc N>, <rd N>, <t>), sent before each initiation.' }),
+    i2: z.string().optional(),
+    i3: z.string().optional(),
+    i4: z.string().optional(),
+    i5: z.string().optional(),
+  })
+  .meta({ id: 'AwgObfuscation', description: 'AmneziaWG obfuscation parameters. All absent means plain WireGuard on the wire.' });
+export type AwgObfuscation = z.infer<typeof AwgObfuscation>;
+
+const wgFields = {
+  privateKey: Secret.meta({ description: 'This interface\'s private key (base64): `{file: ...}`, `{env: ...}` or inline.' }),
+  addresses: z.array(Cidr).min(1).meta({ description: 'Addresses assigned to the tunnel interface (v4 and/or v6).' }),
+  listenPort: Port.optional().meta({ description: 'UDP port to listen on; random when absent.' }),
+  mtu: z.number().int().min(576).max(9000).default(1420).meta({ description: 'Tunnel MTU. 1420 suits most underlays; use 1280 for IPv6-only paths.' }),
+  dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers reached through this tunnel. Used for per-app DNS and when this tunnel is the default.' }),
+  peers: z.array(Peer).min(1).meta({ description: 'Peers of this interface.' }),
+  table: z.number().int().min(1).max(0xfffffffe).optional().meta({ description: 'Routing table number; allocated from the claimed band when absent.' }),
+  fwmark: z.number().int().min(1).optional().meta({ description: 'Packet mark for this tunnel; allocated inside the claimed mask when absent.' }),
+};
+
+export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({ id: 'WireguardTunnel', description: 'A WireGuard tunnel run by the embedded engine.' });
+export const AmneziawgTunnel = z
+  .strictObject({ type: z.literal('amneziawg'), ...wgFields, obfuscation: AwgObfuscation.default({}) })
+  .meta({ id: 'AmneziawgTunnel', description: 'An AmneziaWG tunnel: WireGuard with obfuscation parameters.' });
+
+const ProxyAuth = z.strictObject({ username: z.string().min(1).max(255), password: Secret }).meta({ id: 'ProxyAuth' });
+
+export const Socks5Tunnel = z
+  .strictObject({
+    type: z.literal('socks5'),
+    server: z.string().min(1).meta({ description: 'Proxy host name or address.' }),
+    port: Port.default(1080),
+    auth: ProxyAuth.optional().meta({ description: 'RFC 1929 username/password authentication.' }),
+    udp: z.boolean().default(false).meta({ description: 'Carry UDP through UDP ASSOCIATE.' }),
+    dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers to use for apps routed through this proxy (queried over TCP through the proxy).' }),
+    fwmark: z.number().int().min(1).optional(),
+  })
+  .meta({ id: 'Socks5Tunnel', description: 'A SOCKS5 proxy used as a tunnel through a transparent proxy.' });
+
+export const HttpTunnel = z
+  .strictObject({
+    type: z.literal('http'),
+    server: z.string().min(1),
+    port: Port.default(8080),
+    auth: ProxyAuth.optional().meta({ description: 'Basic authentication.' }),
+    tls: z.boolean().default(false).meta({ description: 'Connect to the proxy over TLS.' }),
+    dns: z.array(IpAddress).default([]),
+    fwmark: z.number().int().min(1).optional(),
+  })
+  .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
+
+export const Tunnel = z.discriminatedUnion('type', [WireguardTunnel, AmneziawgTunnel, Socks5Tunnel, HttpTunnel]).meta({ id: 'Tunnel' });
+export type Tunnel = z.infer<typeof Tunnel>;
+export type WgLikeTunnel = z.infer<typeof WireguardTunnel> | z.infer<typeof AmneziawgTunnel>;
+export type ProxyTunnel = z.infer<typeof Socks5Tunnel> | z.infer<typeof HttpTunnel>;
+
+export const Match = z
+  .union([
+    z.strictObject({ name: z.string().min(1).regex(/^[^/]+$/, 'an executable name has no "/"; use `path` or `dir` for paths').meta({ description: 'Exact executable file name (basename of /proc/PID/exe), e.g. `firefox-esr`.' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path or glob').meta({ description: 'Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({ dir: z.string().min(1).regex(/^\//, 'must be an absolute directory').meta({ description: 'Any executable below this directory, recursively.' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({ regex: z.string().min(1).meta({ description: 'JavaScript regular expression tested against the full executable path (not anchored unless you anchor it).' }), ignoreCase: z.boolean().default(false) }),
+  ])
+  .meta({ id: 'Match', description: 'Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.' });
+export type Match = z.infer<typeof Match>;
+
+export const FALLBACKS = ['allow-direct', 'block', 'drop', 'failover'] as const;
+export const Fallback = z.enum(FALLBACKS).meta({
+  description:
+    'What happens while the target tunnel is not up. allow-direct: go direct. block: drop until the tunnel is back. drop: always drop this app\'s traffic, tunnel up or not. failover: use the next matching enabled rule (none left: block).',
+});
+
+export const Rule = z
+  .strictObject({
+    name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"').optional().meta({ description: 'Name shown in status and counters; defaults to rule-<index>.' }),
+    match: Match,
+    target: z.string().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
+    fallback: Fallback.default('block'),
+    enabled: z.boolean().default(true),
+  })
+  .meta({ id: 'Rule', description: 'Rules are ordered; the first enabled rule whose match fits a process decides its route.' });
+export type Rule = z.infer<typeof Rule>;
+
+export const KillSwitch = z
+  .union([
+    z.enum(['off', 'on']),
+    z.strictObject({
+      enabled: z.boolean(),
+      allowLan: z.boolean().default(false).meta({ description: 'Allow private/link-local destinations (RFC 1918, fc00::/7, fe80::/10) outside the tunnels.' }),
+    }),
+  ])
+  .default('off')
+  .meta({ id: 'KillSwitch', description: 'When on, all egress is dropped except loopback, our tunnels, the engines\' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped.' });
+
+export const Dns = z
+  .strictObject({
+    leakProtection: z.boolean().default(false).meta({ description: 'Drop DNS (53/853) egress except to tunnel resolvers through their tunnel.' }),
+    perApp: z.boolean().default(true).meta({ description: 'A process routed to a tunnel resolves through that tunnel\'s resolvers.' }),
+    system: z.enum(['keep', 'default-tunnel']).default('keep').meta({ description: '`default-tunnel`: point the system resolver at the default tunnel\'s DNS servers (restored on down).' }),
+  })
+  .default({ leakProtection: false, perApp: true, system: 'keep' })
+  .meta({ id: 'Dns' });
+
+export const Routing = z
+  .strictObject({
+    tableBase: z.number().int().min(1).max(0xfffff000).default(52000).meta({ description: 'First routing table number of the band awg allocates from.' }),
+    rulePriority: z.number().int().min(1).max(32000).default(5200).meta({ description: 'First ip-rule priority of the band awg claims (100 priorities).' }),
+    fwmarkMask: z.number().int().min(1).max(0xffffffff).default(0x0f000000).meta({ description: 'Bits of the packet mark awg claims; one value inside it per tunnel.' }),
+    routeProtocol: z.number().int().min(1).max(255).default(0xa7).meta({ description: 'Route/rule protocol number that tags awg-owned routes and rules.' }),
+  })
+  .default({ tableBase: 52000, rulePriority: 5200, fwmarkMask: 0x0f000000, routeProtocol: 0xa7 })
+  .meta({ id: 'Routing', description: 'Claimed identifiers. Change them only to avoid a collision with another tool.' });
+
+export const Config = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(CONFIG_VERSION).meta({ description: 'Config format version; must be 1.' }),
+    tunnels: z.record(z.string(), Tunnel).default({}).meta({ description: 'Tunnels by name. The link is called `awg-<name>` (name up to 11 characters).' }),
+    rules: z.array(Rule).default([]),
+    default: z.string().default('direct').meta({ description: 'Route for traffic no rule matches: `direct` or a tunnel name (full-tunnel mode; use `direct` rules for exclusions).' }),
+    killSwitch: KillSwitch,
+    dns: Dns,
+    ipv6: z.enum(['tunnel', 'block', 'allow']).default('allow').meta({ description: 'IPv6 for traffic routed to tunnels: `tunnel` (v6 goes through the tunnel), `block` (dropped), `allow` (v6 goes direct).' }),
+    routing: Routing,
+  })
+  .meta({ id: 'Config', title: 'awg configuration', description: 'Desired state of awg on one host.' });
+
+export type ConfigInput = z.input<typeof Config>;
+export type Config = z.infer<typeof Config>;
+
+export function killSwitchOf(c: Config): { enabled: boolean; allowLan: boolean } {
+  const k = c.killSwitch;
+  if (k === 'on') return { enabled: true, allowLan: false };
+  if (k === 'off') return { enabled: false, allowLan: false };
+  return { enabled: k.enabled, allowLan: k.allowLan };
+}
+
+export function isWgLike(t: Tunnel): t is WgLikeTunnel {
+  return t.type === 'wireguard' || t.type === 'amneziawg';
+}
+
+export function linkName(tunnel: string): string {
+  return LINK_PREFIX + tunnel;
+}
+
+export function rangeOf(r: U32Range): { min: number; max: number } {
+  if (typeof r === 'number') return { min: r, max: r };
+  if (typeof r === 'string') {
+    const [a, b] = r.split('-');
+    const min = Number(a);
+    return { min, max: b === undefined ? min : Number(b) };
+  }
+  return r;
+}

@@ -1,0 +1,68 @@
+/**
+ * The one shape every resource driver has (wireguard-go `tun.Device`, controller-runtime
+ * `CreateOrUpdate`): observe the objects of one kind that we own, and apply one change.
+ *
+ * Contract, method by method:
+ * - `observe(scope)` reads the system and returns every object of this kind that carries
+ *   our marker, normalised to the same spec shape the model produces, plus foreign objects
+ *   that collide with desired identities (`conflict`) or compete for the same traffic
+ *   (`competitor`). It never mutates anything. It throws AwgError('driver'|'permission'|
+ *   'unsupported') when the system cannot be read.
+ * - `apply(change, ctx)` makes the system match `change.after` (or removes `change.before`
+ *   for deletes). It is idempotent: applying a change whose effect is already in place
+ *   returns 'unchanged' and performs no mutation. It only ever touches objects carrying
+ *   our marker; it never deletes by pattern. On failure it throws an AwgError and leaves
+ *   no partial object behind where the OS allows that (e.g. nft loads are atomic).
+ *   Every mutation goes through `ctx.exec` (or is reported through `ctx.reporter`) so it
+ *   is logged, counted and suppressed under dry-run.
+ */
+import type { Change } from '../model/change.js';
+import type { DesiredState, ForeignObject, Resource, ResourceKind } from '../model/resources.js';
+import type { Exec } from '../util/exec.js';
+import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
+
+export interface ObserveScope {
+  /** lets a driver limit observation to identities it might own (e.g. our tables) */
+  desired: DesiredState;
+  /** routing band etc. from the config; observation of owned objects must not depend on desired contents */
+  claims: Claims;
+  state: StateStore;
+}
+
+/** Identifiers awg claims on this host; ownership markers are derived from these. */
+export interface Claims {
+  routeProtocol: number;
+  tableBase: number;
+  /** number of tables / priorities in the band */
+  bandSize: number;
+  rulePriority: number;
+  fwmarkMask: number;
+  nftTable: string;
+  linkPrefix: string;
+  cgroupRoot: string;
+}
+
+export interface ApplyContext {
+  exec: Exec;
+  reporter: Reporter;
+  state: StateStore;
+  dryRun: boolean;
+  claims: Claims;
+}
+
+export type ApplyResult = 'changed' | 'unchanged';
+
+export interface ObserveResult<K extends ResourceKind> {
+  resources: Resource<K>[];
+  foreign: ForeignObject[];
+  facts?: Record<string, unknown>;
+}
+
+export interface Driver<K extends ResourceKind> {
+  readonly kind: K;
+  observe(scope: ObserveScope): Promise<ObserveResult<K>>;
+  apply(change: Change<K>, ctx: ApplyContext): Promise<ApplyResult>;
+}
+
+export type DriverSet = { [K in ResourceKind]: Driver<K> };

@@ -1,0 +1,20 @@
+/**
+ * The TUN side of the data plane (wireguard-go `tun.Device`, push-shaped for Node).
+ * Packets are raw IP packets (no PI header, no utun AF prefix: a platform driver strips it).
+ *
+ * Contract:
+ * - `onReceive(cb)` installs the one receiver; the device calls it once at construction.
+ *   The TUN invokes it with a batch of packets read from the kernel (order preserved).
+ *   Buffers handed over belong to the receiver (the TUN must not reuse them).
+ * - `write(packets)` queues packets towards the kernel; never throws for a single bad packet
+ *   (drops it), may throw AwgError('driver') when the device is gone.
+ * - `mtu()` is the current MTU of the link; the data plane pads to at most this size.
+ * - `close()` stops delivery; idempotent.
+ */
+export interface TunDevice {
+  readonly name: string;
+  mtu(): number;
+  onReceive(cb: ((packets: Uint8Array[]) => void) | null): void;
+  write(packets: Uint8Array[]): void;
+  close(): Promise<void> | void;
+}

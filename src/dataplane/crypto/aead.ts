@@ -1,0 +1,81 @@
+/**
+ * ChaCha20-Poly1305 with WireGuard's nonce (4 zero bytes ‖ u64le counter) via node:crypto,
+ * XChaCha20-Poly1305 (cookie replies only) via @noble/ciphers, and raw ChaCha20 keystream
+ * (AWG header protection).
+ */
+import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
+import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+
+export const TAG_SIZE = 16;
+
+/** Writes the 12-byte AEAD nonce for `counter` (< 2^53) into `out`. */
+export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
+  const v = new DataView(out.buffer, out.byteOffset, 12);
+  v.setUint32(0, 0, true);
+  v.setUint32(4, counter >>> 0, true);
+  v.setUint32(8, Math.floor(counter / 0x1_0000_0000) >>> 0, true);
+  return out;
+}
+
+/** ciphertext ‖ tag. */
+export function seal(key: Uint8Array | KeyObject, counter: number, plaintext: Uint8Array, ad?: Uint8Array): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, writeNonce(Buffer.allocUnsafe(12), counter), { authTagLength: TAG_SIZE });
+  if (ad && ad.length) c.setAAD(ad, { plaintextLength: plaintext.length });
+  const head = c.update(plaintext);
+  c.final();
+  return Buffer.concat([head, c.getAuthTag()]);
+}
+
+/**
+ * Encrypts `plaintext` into `out` at `offset` (ciphertext then tag); returns bytes written.
+ * The transport hot path: one cipher object, no concat.
+ */
+export function sealInto(key: Uint8Array | KeyObject, nonce12: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number {
+  const c = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
+  const ct = c.update(plaintext);
+  c.final();
+  out.set(ct, offset);
+  out.set(c.getAuthTag(), offset + ct.length);
+  return ct.length + TAG_SIZE;
+}
+
+/** Returns the plaintext, or null when authentication fails. */
+export function open(key: Uint8Array | KeyObject, counter: number, sealed: Uint8Array, ad?: Uint8Array): Buffer | null {
+  return openWithNonce(key, writeNonce(Buffer.allocUnsafe(12), counter), sealed, ad);
+}
+
+export function openWithNonce(key: Uint8Array | KeyObject, nonce12: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Buffer | null {
+  if (sealed.length < TAG_SIZE) return null;
+  const n = sealed.length - TAG_SIZE;
+  try {
+    const d = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
+    d.setAuthTag(sealed.subarray(n));
+    if (ad && ad.length) d.setAAD(ad, { plaintextLength: n });
+    const pt = d.update(sealed.subarray(0, n));
+    d.final();
+    return pt;
+  } catch {
+    return null;
+  }
+}
+
+export function xseal(key: Uint8Array, nonce24: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+  return xchacha20poly1305(key, nonce24, ad).encrypt(plaintext);
+}
+
+export function xopen(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+  try {
+    return xchacha20poly1305(key, nonce24, ad).decrypt(sealed);
+  } catch {
+    return null;
+  }
+}
+
+const ZERO4 = new Uint8Array(4);
+
+/** IETF ChaCha20 keystream, block counter 0 (node's 16-byte IV = u32le counter ‖ nonce12). */
+export function chacha20Keystream(key: Uint8Array, nonce12: Uint8Array, length: number): Buffer {
+  const iv = Buffer.concat([ZERO4, nonce12.subarray(0, 12)]);
+  const c = createCipheriv('chacha20', key, iv);
+  return c.update(Buffer.alloc(length));
+}

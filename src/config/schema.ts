@@ -33,7 +33,7 @@ export const Secret = z
     z.string().min(1).meta({ description: 'Inline value. Prefer `file` or `env` so the YAML can be shared.' }),
     z.strictObject({ file: z.string().min(1).meta({ description: 'Path to a file holding the value (relative paths are relative to the config file). Trailing whitespace is trimmed.' }) }),
     z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').meta({ description: 'Name of an environment variable holding the value.' }) }),
-  ])
+  ], { error: 'must be a string, {file: PATH} or {env: NAME}' })
   .meta({ id: 'Secret', description: 'A secret: inline, `{file: path}` or `{env: NAME}`. Never printed in plans, status, logs or API responses.' });
 export type Secret = z.infer<typeof Secret>;
 
@@ -68,7 +68,7 @@ export const U32Range = z
     U32,
     z.string().regex(/^\d+(-\d+)?$/, 'must be "N" or "MIN-MAX"'),
     z.strictObject({ min: U32, max: U32 }),
-  ])
+  ], { error: 'must be a number 0-4294967295, "MIN-MAX" or {min, max}' })
   .meta({ id: 'U32Range', description: 'A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.' });
 export type U32Range = z.infer<typeof U32Range>;
 
@@ -147,7 +147,7 @@ export const HttpTunnel = z
   })
   .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
 
-export const Tunnel = z.discriminatedUnion('type', [WireguardTunnel, AmneziawgTunnel, Socks5Tunnel, HttpTunnel]).meta({ id: 'Tunnel' });
+export const Tunnel = z.discriminatedUnion('type', [WireguardTunnel, AmneziawgTunnel, Socks5Tunnel, HttpTunnel], { error: (iss) => (iss.code === 'invalid_union' && (iss.input as any)?.type === undefined ? 'missing "type" (wireguard, amneziawg, socks5 or http)' : 'type must be one of wireguard, amneziawg, socks5, http') }).meta({ id: 'Tunnel' });
 export type Tunnel = z.infer<typeof Tunnel>;
 export type WgLikeTunnel = z.infer<typeof WireguardTunnel> | z.infer<typeof AmneziawgTunnel>;
 export type ProxyTunnel = z.infer<typeof Socks5Tunnel> | z.infer<typeof HttpTunnel>;
@@ -158,7 +158,7 @@ export const Match = z
     z.strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path or glob').meta({ description: 'Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).' }), ignoreCase: z.boolean().default(false) }),
     z.strictObject({ dir: z.string().min(1).regex(/^\//, 'must be an absolute directory').meta({ description: 'Any executable below this directory, recursively.' }), ignoreCase: z.boolean().default(false) }),
     z.strictObject({ regex: z.string().min(1).meta({ description: 'JavaScript regular expression tested against the full executable path (not anchored unless you anchor it).' }), ignoreCase: z.boolean().default(false) }),
-  ])
+  ], { error: 'must have exactly one of name, path, dir or regex (plus optional ignoreCase)' })
   .meta({ id: 'Match', description: 'Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.' });
 export type Match = z.infer<typeof Match>;
 
@@ -186,7 +186,7 @@ export const KillSwitch = z
       enabled: z.boolean(),
       allowLan: z.boolean().default(false).meta({ description: 'Allow private/link-local destinations (RFC 1918, fc00::/7, fe80::/10) outside the tunnels.' }),
     }),
-  ])
+  ], { error: 'must be "off", "on" or {enabled: BOOL, allowLan: BOOL}' })
   .default('off')
   .meta({ id: 'KillSwitch', description: 'When on, all egress is dropped except loopback, our tunnels, the engines\' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped.' });
 

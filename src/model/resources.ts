@@ -6,15 +6,20 @@
  * Pure module: no I/O.
  */
 
+/**
+ * Kinds in creation order (deletion runs in reverse). The firewall comes before links so a
+ * kill switch is closed before any tunnel exists; rules come after routes so no marked
+ * packet is sent to a table that is still empty.
+ */
 export const RESOURCE_KINDS = [
   'sysctl',
   'cgroup',
+  'firewall',
   'link',
   'address',
   'engine',
   'route',
   'rule',
-  'firewall',
   'dns',
   'service',
 ] as const;

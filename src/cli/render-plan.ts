@@ -1,0 +1,55 @@
+/**
+ * Human view of a plan: grouped by resource kind, `+ ~ - ±` glyphs, colour only on a TTY.
+ * Secrets never reach here (the model carries fingerprints only). Pure.
+ */
+import type { AnyChange, Plan } from '../model/change.js';
+import { RESOURCE_KINDS } from '../model/resources.js';
+
+const GLYPH = { create: '+', update: '~', replace: '±', delete: '-', noop: ' ' } as const;
+const COLOUR = { create: '\x1b[32m', update: '\x1b[33m', replace: '\x1b[35m', delete: '\x1b[31m', noop: '' } as const;
+const RESET = '\x1b[0m';
+const DIM = '\x1b[2m';
+
+function short(v: unknown): string {
+  if (v === undefined) return '∅';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+function fieldLines(c: AnyChange): string[] {
+  if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields) return [];
+  const b = c.before as unknown as Record<string, unknown>;
+  const a = c.after as unknown as Record<string, unknown>;
+  return c.fields.map((f) => `      ${f}: ${short(b[f])} → ${short(a[f])}`);
+}
+
+export function renderPlan(p: Plan, opts: { colour: boolean; verbose?: boolean }): string {
+  const col = (code: string, s: string) => (opts.colour && code ? code + s + RESET : s);
+  const changes = p.changes.filter((c) => c.action !== 'noop');
+  const lines: string[] = [];
+  for (const f of p.foreign) {
+    lines.push(col('\x1b[33m', `! ${f.relation}: ${f.id}: ${f.description}`));
+  }
+  if (p.foreign.length) lines.push('');
+  if (changes.length === 0) {
+    lines.push('No changes. The system matches the configuration.');
+  } else {
+    for (const kind of RESOURCE_KINDS) {
+      const group = changes.filter((c) => c.kind === kind);
+      if (!group.length) continue;
+      lines.push(col(opts.colour ? '\x1b[1m' : '', `${kind}:`));
+      for (const c of group) {
+        const drift = c.cause === 'drift' ? col(DIM, ' [drift]') : '';
+        lines.push(col(COLOUR[c.action], `  ${GLYPH[c.action]} ${c.id}`) + col(DIM, `  (${c.reason})`) + drift);
+        lines.push(...fieldLines(c));
+        if (opts.verbose && c.after && c.action === 'create') lines.push(col(DIM, `      ${short(c.after)}`));
+      }
+    }
+    const n = (a: string) => changes.filter((c) => c.action === a).length;
+    const drift = changes.filter((c) => c.cause === 'drift').length;
+    lines.push('');
+    lines.push(`Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete${drift ? ` (${drift} from drift)` : ''}.`);
+  }
+  for (const w of p.warnings) lines.push(col('\x1b[33m', `warning: ${w}`));
+  return lines.join('\n') + '\n';
+}

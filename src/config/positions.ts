@@ -1,0 +1,63 @@
+/** Map document paths to source positions in a parsed YAML document. Pure. */
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+
+export type PathKey = string | number;
+
+export interface Pos {
+  line: number;
+  col: number;
+}
+
+export class SourcePositions {
+  constructor(
+    private readonly doc: Document | undefined,
+    private readonly lc: LineCounter,
+  ) {}
+
+  at(offset: number): Pos {
+    const p = this.lc.linePos(offset);
+    return { line: p.line, col: p.col };
+  }
+
+  /**
+   * Position of the node at `path`; `key: true` points at the key of the last segment
+   * (for unknown-key errors). Falls back to the deepest existing ancestor.
+   */
+  locate(path: readonly PathKey[], opts: { key?: boolean } = {}): Pos | undefined {
+    if (!this.doc) return undefined;
+    let node: unknown = this.doc.contents;
+    let best: Node | undefined = (node as Node) ?? undefined;
+    for (let i = 0; i < path.length; i++) {
+      const seg = path[i];
+      const last = i === path.length - 1;
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isPair(p) && keyString(p.key) === String(seg));
+        if (!pair) break;
+        if (last && opts.key && pair.key && (pair.key as Node).range) return this.at((pair.key as Node).range![0]);
+        node = pair.value;
+        if (pair.value && (pair.value as Node).range) best = pair.value as Node;
+        else if (pair.key && (pair.key as Node).range) best = pair.key as Node;
+      } else if (isSeq(node) && typeof seg === 'number') {
+        const item = node.items[seg];
+        if (!item) break;
+        node = item;
+        if ((item as Node).range) best = item as Node;
+      } else break;
+    }
+    return best?.range ? this.at(best.range[0]) : undefined;
+  }
+}
+
+function keyString(k: unknown): string | undefined {
+  if (isScalar(k)) return String(k.value);
+  return typeof k === 'string' ? k : undefined;
+}
+
+export function formatPath(path: readonly PathKey[]): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else s += s ? `.${p}` : p;
+  }
+  return s;
+}

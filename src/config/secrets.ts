@@ -1,0 +1,88 @@
+/**
+ * Secret resolution. Secrets come inline, from a file, or from the environment; their
+ * values never enter plans, status, logs or API responses — only fingerprints do.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { Issue } from '../errors.js';
+import { isWgLike, type Config, type Secret } from './schema.js';
+import type { SourcePositions, PathKey } from './positions.js';
+import { formatPath } from './positions.js';
+
+export const REDACTED = '(sensitive)';
+
+export interface SecretContext {
+  /** the config file; relative `file:` paths resolve against its directory */
+  configFile: string;
+  env: NodeJS.ProcessEnv;
+}
+
+import { describeSecret } from './describe.js';
+export { describeSecret } from './describe.js';
+export { fingerprint } from './fingerprint.js';
+
+export function readSecret(s: Secret, ctx: SecretContext): string {
+  if (typeof s === 'string') return s;
+  if ('env' in s) {
+    const v = ctx.env[s.env];
+    if (v === undefined || v === '') throw new Error(`environment variable ${s.env} is not set`);
+    return v.trim();
+  }
+  const p = isAbsolute(s.file) ? s.file : resolve(dirname(ctx.configFile), s.file);
+  return readFileSync(p, 'utf8').trim();
+}
+
+
+const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
+
+export interface SecretRef {
+  path: PathKey[];
+  secret: Secret;
+  /** key material must be a base64 32-byte key */
+  isKey: boolean;
+}
+
+export function secretRefs(c: Config): SecretRef[] {
+  const refs: SecretRef[] = [];
+  for (const [name, t] of Object.entries(c.tunnels)) {
+    if (isWgLike(t)) {
+      refs.push({ path: ['tunnels', name, 'privateKey'], secret: t.privateKey, isKey: true });
+      t.peers.forEach((p, i) => {
+        if (p.presharedKey) refs.push({ path: ['tunnels', name, 'peers', i, 'presharedKey'], secret: p.presharedKey, isKey: true });
+      });
+    } else if (t.auth) {
+      refs.push({ path: ['tunnels', name, 'auth', 'password'], secret: t.auth.password, isKey: false });
+    }
+  }
+  return refs;
+}
+
+/** Resolve every secret; problems come back as located issues (values never appear). */
+export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePositions): { values: Map<string, string>; issues: Issue[] } {
+  const values = new Map<string, string>();
+  const issues: Issue[] = [];
+  for (const ref of secretRefs(c)) {
+    const path = formatPath(ref.path);
+    const pos = positions?.locate(ref.path);
+    const at = { file: ctx.configFile, line: pos?.line, col: pos?.col, path };
+    let v: string;
+    try {
+      v = readSecret(ref.secret, ctx);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      issues.push({ ...at, severity: 'error', message: code === 'ENOENT' ? `secret file not found (${describeSecret(ref.secret)})` : `cannot read secret (${describeSecret(ref.secret)}): ${(e as Error).message}` });
+      continue;
+    }
+    if (ref.isKey && !KEY_RE.test(v)) {
+      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
+      continue;
+    }
+    if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });
+    else if ('file' in ref.secret) {
+      const p = isAbsolute(ref.secret.file) ? ref.secret.file : resolve(dirname(ctx.configFile), ref.secret.file);
+      if ((statSync(p).mode & 0o077) !== 0) issues.push({ ...at, severity: 'warning', message: `secret file ${ref.secret.file} is readable by group/others; chmod 600 it` });
+    }
+    values.set(path, v);
+  }
+  return { values, issues };
+}

@@ -1,0 +1,199 @@
+/**
+ * Checks that relate several fields or objects. Pure: (config) → located findings.
+ * Shape rules are in schema.ts; these run only once the shape is valid.
+ */
+import ipaddr from 'ipaddr.js';
+import {
+  isWgLike,
+  MAX_TUNNEL_NAME,
+  RESERVED_TARGETS,
+  TUNNEL_NAME_RE,
+  rangeOf,
+  type AwgObfuscation,
+  type Config,
+  killSwitchOf,
+} from './schema.js';
+import type { PathKey } from './positions.js';
+import { parseTagString } from './tags.js';
+
+export interface Finding {
+  path: PathKey[];
+  message: string;
+  severity: 'error' | 'warning';
+  /** point at the key instead of the value (names of map entries) */
+  atKey?: boolean;
+}
+
+function parseCidr(s: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
+  if (s.includes('/')) return ipaddr.parseCIDR(s);
+  const a = ipaddr.parse(s);
+  return [a, a.kind() === 'ipv4' ? 32 : 128];
+}
+
+function overlaps(a: string, b: string): boolean {
+  const [aa, al] = parseCidr(a);
+  const [ba, bl] = parseCidr(b);
+  if (aa.kind() !== ba.kind()) return false;
+  const len = Math.min(al, bl);
+  return aa.match(ba, len);
+}
+
+export function checkSemantics(c: Config): Finding[] {
+  const out: Finding[] = [];
+  const err = (path: PathKey[], message: string, atKey = false) => out.push({ path, message, severity: 'error', atKey });
+  const warn = (path: PathKey[], message: string) => out.push({ path, message, severity: 'warning' });
+  const names = Object.keys(c.tunnels);
+
+  for (const name of names) {
+    if (!TUNNEL_NAME_RE.test(name)) err(['tunnels', name], `tunnel name "${name}" must start with a lowercase letter or digit and contain only a-z, 0-9, "_" and "-"`, true);
+    if (name.length > MAX_TUNNEL_NAME) err(['tunnels', name], `tunnel name "${name}" is ${name.length} characters; the link "awg-${name}" must fit 15 (use at most ${MAX_TUNNEL_NAME})`, true);
+    if ((RESERVED_TARGETS as readonly string[]).includes(name)) err(['tunnels', name], `"${name}" is reserved as a rule target; choose another tunnel name`, true);
+  }
+
+  // References
+  const isTarget = (t: string) => (RESERVED_TARGETS as readonly string[]).includes(t) || t in c.tunnels;
+  if (c.default !== 'direct' && !(c.default in c.tunnels)) {
+    err(['default'], c.default === 'block' ? '"block" is not allowed as default; enable the kill switch instead' : `unknown tunnel "${c.default}" (known: ${names.join(', ') || 'none'})`);
+  }
+  const ruleNames = new Map<string, number>();
+  c.rules.forEach((r, i) => {
+    if (!isTarget(r.target)) err(['rules', i, 'target'], `unknown tunnel "${r.target}" (known: ${[...names, 'direct', 'block'].join(', ')})`);
+    if (r.name) {
+      const prev = ruleNames.get(r.name);
+      if (prev !== undefined) err(['rules', i, 'name'], `duplicate rule name "${r.name}" (also rules[${prev}])`);
+      else ruleNames.set(r.name, i);
+    }
+    if ('regex' in r.match) {
+      try {
+        new RegExp(r.match.regex);
+      } catch (e) {
+        err(['rules', i, 'match', 'regex'], `invalid regular expression: ${(e as Error).message}`);
+      }
+    }
+    if ((r.target === 'direct' || r.target === 'block') && (r.fallback === 'failover' || r.fallback === 'allow-direct')) {
+      warn(['rules', i, 'fallback'], `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`);
+    }
+    if (r.fallback === 'failover' && r.enabled) {
+      const later = c.rules.slice(i + 1).some((o) => o.enabled);
+      if (!later) warn(['rules', i, 'fallback'], 'failover with no later enabled rule behaves as "block" while the tunnel is down');
+    }
+  });
+
+  // Addresses: no overlap between tunnels; unique listen ports and table/fwmark overrides.
+  const addrOwners: { tunnel: string; idx: number; cidr: string }[] = [];
+  const ports = new Map<number, string>();
+  const tables = new Map<number, string>();
+  const marks = new Map<number, string>();
+  for (const name of names) {
+    const t = c.tunnels[name]!;
+    if (t.fwmark !== undefined) {
+      if ((t.fwmark & ~c.routing.fwmarkMask) !== 0) err(['tunnels', name, 'fwmark'], `fwmark 0x${t.fwmark.toString(16)} lies outside the claimed mask 0x${c.routing.fwmarkMask.toString(16)} (routing.fwmarkMask)`);
+      const o = marks.get(t.fwmark);
+      if (o) err(['tunnels', name, 'fwmark'], `fwmark ${t.fwmark} is also used by tunnel "${o}"`);
+      marks.set(t.fwmark, name);
+    }
+    if (!isWgLike(t)) {
+      if (t.type === 'http' && c.default === name) warn(['default'], `HTTP CONNECT carries TCP only: UDP from unmatched apps will be ${killSwitchOf(c).enabled ? 'blocked' : 'sent direct'}`);
+      if (t.type === 'socks5' && !t.udp && c.default === name) warn(['default'], 'this SOCKS5 tunnel has udp: false: UDP from unmatched apps will not be tunnelled');
+      continue;
+    }
+    t.addresses.forEach((a, idx) => {
+      for (const o of addrOwners) {
+        if (o.tunnel !== name && overlaps(a, o.cidr)) err(['tunnels', name, 'addresses', idx], `address ${a} overlaps ${o.cidr} of tunnel "${o.tunnel}"`);
+      }
+      addrOwners.push({ tunnel: name, idx, cidr: a });
+    });
+    if (t.listenPort !== undefined) {
+      const o = ports.get(t.listenPort);
+      if (o) err(['tunnels', name, 'listenPort'], `listen port ${t.listenPort} is also used by tunnel "${o}"`);
+      ports.set(t.listenPort, name);
+    }
+    if (t.table !== undefined) {
+      const o = tables.get(t.table);
+      if (o) err(['tunnels', name, 'table'], `table ${t.table} is also used by tunnel "${o}"`);
+      if ([253, 254, 255, 0].includes(t.table)) err(['tunnels', name, 'table'], `table ${t.table} is a kernel table (main/local/default); pick another`);
+      tables.set(t.table, name);
+    }
+    const has6 = t.addresses.some((a) => a.includes(':'));
+    if (has6 && t.mtu < 1280) err(['tunnels', name, 'mtu'], `MTU ${t.mtu} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`);
+    const pubs = new Map<string, number>();
+    t.peers.forEach((p, pi) => {
+      const prev = pubs.get(p.publicKey);
+      if (prev !== undefined) err(['tunnels', name, 'peers', pi, 'publicKey'], `duplicate peer public key (also peers[${prev}])`);
+      pubs.set(p.publicKey, pi);
+      p.allowedIPs.forEach((a, ai) => {
+        const [addr, len] = parseCidr(a);
+        const net = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${len}`);
+        if (net.toString() !== addr.toString()) warn(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} has host bits set; it means ${net.toString()}/${len}`);
+      });
+    });
+    // Two peers may not claim the same allowed IP prefix (cryptokey routing is a function).
+    const seen = new Map<string, number>();
+    t.peers.forEach((p, pi) =>
+      p.allowedIPs.forEach((a, ai) => {
+        const [addr, len] = parseCidr(a);
+        const k = `${addr.toNormalizedString()}/${len}`;
+        const prev = seen.get(k);
+        if (prev !== undefined && prev !== pi) err(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} is also an allowed IP of peers[${prev}]; each prefix belongs to one peer`);
+        seen.set(k, pi);
+      }),
+    );
+    if (t.type === 'amneziawg') checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
+  }
+
+  // IPv6 policy
+  if (c.ipv6 === 'tunnel') {
+    const targets = new Set<string>([c.default, ...c.rules.filter((r) => r.enabled).map((r) => r.target)]);
+    for (const t of targets) {
+      const tun = c.tunnels[t];
+      if (tun && isWgLike(tun) && !tun.addresses.some((a) => a.includes(':'))) {
+        warn(['ipv6'], `ipv6: tunnel, but tunnel "${t}" has no IPv6 address: IPv6 from its apps will be blocked`);
+      }
+    }
+  }
+  const ks = killSwitchOf(c);
+  if (ks.enabled && names.length === 0) warn(['killSwitch'], 'kill switch is on but no tunnel is defined: all egress except loopback, DHCP and allowed LAN is blocked');
+  if (c.dns.system === 'default-tunnel' && c.default === 'direct') err(['dns', 'system'], '"default-tunnel" needs `default:` to name a tunnel');
+  if (c.dns.leakProtection) {
+    const withDns = names.filter((n) => (c.tunnels[n] as { dns?: string[] }).dns?.length);
+    if (withDns.length === 0) err(['dns', 'leakProtection'], 'leak protection drops all DNS except to tunnel resolvers, but no tunnel lists `dns` servers');
+  }
+  return out;
+}
+
+function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): void {
+  const err = (k: string, message: string) => out.push({ path: [...base, k], message, severity: 'error' });
+  // PROTOCOL.md §9.6 (amneziawg-go HEAD + kmod recommendations)
+  if (o.jc !== undefined && o.jc > 0) {
+    if (o.jmin === undefined || o.jmax === undefined) err('jc', 'jc > 0 needs jmin and jmax');
+    else if (o.jmin > o.jmax) err('jmin', `jmin (${o.jmin}) must be <= jmax (${o.jmax})`);
+  }
+  const s = [o.s1 ?? 0, o.s2 ?? 0, o.s3 ?? 0, o.s4 ?? 0];
+  const sizes = [148 + s[0]!, 92 + s[1]!, 64 + s[2]!, 32 + s[3]!];
+  const sk = ['s1', 's2', 's3', 's4'];
+  for (let i = 0; i < 4; i++) {
+    if (sizes[i]! >= 65535) err(sk[i]!, `${sk[i]} makes the message ${sizes[i]} bytes; it must stay below 65535`);
+  }
+  // S1+148 == S2+92 makes initiation and response indistinguishable by size.
+  if (sizes[0] === sizes[1]) err('s2', `s1 + 148 equals s2 + 92 (${sizes[0]}): initiations and responses would have the same size; change s1 or s2`);
+  for (let i = 0; i < 4; i++)
+    for (let j = i + 1; j < 4; j++) {
+      if (i === 0 && j === 1) continue;
+      if ((s[i]! || s[j]!) && sizes[i] === sizes[j]) err(sk[j]!, `${sk[i]} and ${sk[j]} give equal message sizes (${sizes[i]}); receivers classify by size`);
+    }
+  const hk = ['h1', 'h2', 'h3', 'h4'] as const;
+  const hs = hk.map((k, i) => ({ k, r: o[k] === undefined ? { min: i + 1, max: i + 1 } : rangeOf(o[k]!) }));
+  for (const h of hs) if (h.r.min > h.r.max) err(h.k, `range ${h.r.min}-${h.r.max} is reversed`);
+  for (let i = 0; i < 4; i++)
+    for (let j = i + 1; j < 4; j++) {
+      const a = hs[i]!.r;
+      const b = hs[j]!.r;
+      if (a.min <= b.max && b.min <= a.max) err(hs[j]!.k, `${hs[j]!.k} (${b.min}-${b.max}) overlaps ${hs[i]!.k} (${a.min}-${a.max}); headers must not overlap`);
+    }
+  for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const) {
+    const v = o[k];
+    if (v === undefined) continue;
+    const r = parseTagString(v);
+    if (!r.ok) err(k, r.error);
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * Config → desired resources. Pure: host facts that shape the result (cgroup mount
+ * prefix) and secret fingerprints are passed in, never looked up here.
+ */
+import ipaddr from 'ipaddr.js';
+import { fingerprint } from '../config/fingerprint.js';
+import { formatPath } from '../config/positions.js';
+import { describeSecret } from '../config/describe.js';
+import { isWgLike, killSwitchOf, linkName, type Config, type Secret, type WgLikeTunnel } from '../config/schema.js';
+import { allocate, type Allocation } from './alloc.js';
+import { ids } from './identity.js';
+import type { AnyResource, DesiredState, Resource, RouteSpec, RuleSpec } from './resources.js';
+import type { FirewallIntent, AppRoute } from './firewall-intent.js';
+
+export interface HostFacts {
+  /** nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2 */
+  cgroupNftPrefix: string;
+}
+
+export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
+
+export interface BuildOptions {
+  facts?: HostFacts;
+  /** resolved secret values by config path (e.g. `tunnels.work.privateKey`); only fingerprints are kept */
+  secrets?: Map<string, string>;
+  /** pure renderer of the firewall policy into nft text */
+  renderFirewall?: (intent: FirewallIntent) => string;
+}
+
+export const NFT_TABLE = 'awg';
+/** metric of fallback routes: loses to every real route, keeps marked traffic from leaking */
+export const FALLBACK_METRIC = 4294967295;
+export const CGROUP_ROOT = 'awg';
+
+export function canonicalCidr(s: string): { cidr: string; family: 4 | 6 } {
+  const [addr, len] = s.includes('/') ? ipaddr.parseCIDR(s) : [ipaddr.parse(s), s.includes(':') ? 128 : 32];
+  const family = addr.kind() === 'ipv4' ? 4 : 6;
+  const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
+  return { cidr: `${net.toString()}/${len}`, family };
+}
+
+function hostCidr(s: string): { cidr: string; family: 4 | 6 } {
+  const [addr, len] = s.includes('/') ? ipaddr.parseCIDR(s) : [ipaddr.parse(s), s.includes(':') ? 128 : 32];
+  return { cidr: `${addr.toString()}/${len}`, family: addr.kind() === 'ipv4' ? 4 : 6 };
+}
+
+function secretFp(secret: Secret, path: (string | number)[], secrets?: Map<string, string>): string {
+  const v = secrets?.get(formatPath(path));
+  return v !== undefined ? fingerprint(v) : `unresolved:${describeSecret(secret)}`;
+}
+
+function engineConfig(name: string, t: WgLikeTunnel, secrets?: Map<string, string>): Record<string, unknown> {
+  const base = ['tunnels', name];
+  const cfg: Record<string, unknown> = {
+    privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
+    listenPort: t.listenPort ?? 0,
+    peers: t.peers.map((p, i) => ({
+      publicKey: p.publicKey,
+      presharedKey: p.presharedKey ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets) : null,
+      endpoint: p.endpoint ?? null,
+      allowedIPs: p.allowedIPs.map((a) => canonicalCidr(a).cidr),
+      persistentKeepalive: p.persistentKeepalive ?? 0,
+    })),
+  };
+  if (t.type === 'amneziawg') cfg.obfuscation = t.obfuscation;
+  return cfg;
+}
+
+export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState & { allocation: Allocation; intent: FirewallIntent } {
+  const facts = opts.facts ?? DEFAULT_FACTS;
+  const alloc = allocate(c);
+  const proto = c.routing.routeProtocol;
+  const out: AnyResource[] = [];
+  const warnings: string[] = [];
+  const push = <R extends AnyResource>(r: R) => out.push(r);
+  const ks = killSwitchOf(c);
+  const v6Tunnelled = c.ipv6 === 'tunnel';
+
+  const enabledRules = c.rules.filter((r) => r.enabled);
+  const perApp = enabledRules.length > 0;
+  const fullTunnel = c.default !== 'direct';
+
+  for (const [name, t] of Object.entries(c.tunnels)) {
+    const link = linkName(name);
+    const a = alloc.tunnels.get(name)!;
+    if (!isWgLike(t)) {
+      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: { tunnel: name, type: t.type, config: { server: t.server, port: t.port, auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], opts.secrets) } : null, ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }) } } });
+      continue;
+    }
+    const linkId = ids.link(link);
+    push({ kind: 'link', id: linkId, deps: [], spec: { name: link, kind: 'tun', mtu: t.mtu, up: true } });
+    for (const addr of t.addresses) {
+      const { cidr, family } = hostCidr(addr);
+      push({ kind: 'address', id: ids.address({ link, cidr }), deps: [linkId], spec: { link, cidr, family } });
+    }
+    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: { tunnel: name, type: t.type, link, config: engineConfig(name, t, opts.secrets) } });
+    push({ kind: 'sysctl', id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`), deps: [linkId], spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' } });
+
+    // Table: one route per allowed prefix through the link, plus an unreachable twin at the
+    // worst metric so marked traffic is dropped, not leaked, if the link disappears.
+    const prefixes = new Map<string, 4 | 6>();
+    for (const p of t.peers) for (const ip of p.allowedIPs) {
+      const c2 = canonicalCidr(ip);
+      prefixes.set(c2.cidr, c2.family);
+    }
+    const coversDefault = { 4: prefixes.has('0.0.0.0/0'), 6: prefixes.has('::/0') };
+    for (const [dst, family] of [...prefixes.entries()].sort()) {
+      if (family === 6 && !v6Tunnelled) continue;
+      const route: RouteSpec = { family, table: a.table, dst, type: 'unicast', dev: link, metric: 0, protocol: proto };
+      push({ kind: 'route', id: ids.route(route), deps: [linkId], spec: route });
+      const guard: RouteSpec = { family, table: a.table, dst, type: 'unreachable', metric: FALLBACK_METRIC, protocol: proto };
+      push({ kind: 'route', id: ids.route(guard), deps: [], spec: guard });
+    }
+    for (const family of [4, 6] as const) {
+      if (family === 6 && !v6Tunnelled) continue;
+      const dst = family === 4 ? '0.0.0.0/0' : '::/0';
+      // Split tunnel: destinations outside the allowed IPs fall through to the next rule (main).
+      if (!coversDefault[family]) {
+        const thr: RouteSpec = { family, table: a.table, dst, type: 'throw', metric: FALLBACK_METRIC, protocol: proto };
+        push({ kind: 'route', id: ids.route(thr), deps: [], spec: thr });
+      }
+      const usedByRules = perApp && enabledRules.some((r) => r.target === name || r.fallback === 'failover');
+      if (usedByRules || c.default === name) {
+        const rule: RuleSpec = { family, priority: a.priority, fwmark: a.fwmark, fwmask: alloc.mask, table: a.table, action: 'lookup', protocol: proto };
+        push({ kind: 'rule', id: ids.rule(rule), deps: [], spec: rule });
+      }
+    }
+    if (t.dns.length > 0 && c.dns.system !== 'default-tunnel') {
+      push({ kind: 'dns', id: ids.dns(link), deps: [linkId], spec: { scope: link, servers: [...t.dns], domains: [] } });
+    }
+  }
+
+  if (fullTunnel) {
+    const t = c.tunnels[c.default];
+    const a = alloc.tunnels.get(c.default)!;
+    for (const family of [4, 6] as const) {
+      if (family === 6 && !v6Tunnelled) continue;
+      const p = alloc.defaultPriorities;
+      const rules: RuleSpec[] = [
+        // traffic of direct rules and the engines' own sockets keeps using main
+        { family, priority: p.bypass, fwmark: alloc.bypassMark, fwmask: alloc.mask, table: 254, action: 'lookup', protocol: proto },
+        // LAN and other specific routes in main still win (wg-quick's suppress_prefixlength 0)
+        { family, priority: p.suppress, table: 254, action: 'lookup', suppressPrefixLength: 0, protocol: proto },
+        { family, priority: p.catchAll, table: a.table, action: 'lookup', protocol: proto },
+      ];
+      for (const r of rules) push({ kind: 'rule', id: ids.rule(r), deps: [], spec: r });
+    }
+    if (t && isWgLike(t) && t.dns.length > 0 && c.dns.system === 'default-tunnel') {
+      push({ kind: 'dns', id: ids.dns('system'), deps: [ids.link(linkName(c.default))], spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] } });
+    }
+  }
+
+  // cgroups for per-app placement
+  const appRoutes: AppRoute[] = [];
+  if (perApp) {
+    push({ kind: 'cgroup', id: ids.cgroup(CGROUP_ROOT), deps: [], spec: { path: CGROUP_ROOT } });
+    const targets = new Set(enabledRules.map((r) => r.target));
+    for (const target of [...targets].sort()) {
+      const path = `${CGROUP_ROOT}/${target}`;
+      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(CGROUP_ROOT)], spec: { path } });
+      const nftPath = facts.cgroupNftPrefix ? `${facts.cgroupNftPrefix}/${path}` : path;
+      const level = path.split('/').length;
+      const a = alloc.tunnels.get(target);
+      appRoutes.push({ target, cgroupPath: nftPath, level, mark: target === 'direct' ? alloc.bypassMark : a ? a.fwmark : undefined, action: target === 'block' ? 'block' : target === 'direct' ? 'direct' : 'tunnel' });
+    }
+  }
+
+  if (perApp || fullTunnel) {
+    push({ kind: 'sysctl', id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'), deps: [], spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' } });
+  }
+
+  const intent: FirewallIntent = {
+    table: NFT_TABLE,
+    mask: alloc.mask,
+    bypassMark: alloc.bypassMark,
+    killSwitch: ks,
+    ipv6: c.ipv6,
+    defaultTarget: c.default,
+    dnsLeakProtection: c.dns.leakProtection,
+    perAppDns: c.dns.perApp,
+    tunnels: Object.entries(c.tunnels).map(([name, t]) => ({
+      name,
+      type: t.type,
+      link: isWgLike(t) ? linkName(name) : undefined,
+      mark: alloc.tunnels.get(name)!.fwmark,
+      dns: [...t.dns],
+      endpoints: isWgLike(t) ? t.peers.flatMap((p) => (p.endpoint ? [p.endpoint] : [])) : [`${t.server}:${t.port}`],
+    })),
+    appRoutes,
+  };
+  const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel;
+  if (needsFirewall) {
+    const ruleset = (opts.renderFirewall ?? ((i) => JSON.stringify(i)))(intent);
+    const cgroupDeps = out.filter((r): r is Resource<'cgroup'> => r.kind === 'cgroup').map((r) => r.id);
+    push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: { family: 'inet', table: NFT_TABLE, ruleset } });
+  }
+  return { resources: out, warnings, allocation: alloc, intent };
+}

@@ -1,0 +1,77 @@
+/**
+ * The `--json` plan document: a versioned, documented format. schema/plan.schema.json is
+ * generated from this zod definition. Pure.
+ */
+import { z } from 'zod';
+import { RESOURCE_KINDS } from './resources.js';
+import type { Plan } from './change.js';
+
+export const PLAN_FORMAT_VERSION = 1;
+
+const Change = z
+  .object({
+    kind: z.enum(RESOURCE_KINDS),
+    id: z.string().meta({ description: 'Stable resource id `<kind>/<identity>`.' }),
+    action: z.enum(['create', 'update', 'replace', 'delete', 'noop']),
+    cause: z.enum(['config', 'drift', 'initial']).meta({ description: '`config`: the YAML changed; `drift`: the machine changed; `initial`: nothing applied before.' }),
+    reason: z.string(),
+    fields: z.array(z.string()).optional().meta({ description: 'Top-level spec fields that differ (update/replace).' }),
+    before: z.record(z.string(), z.unknown()).optional(),
+    after: z.record(z.string(), z.unknown()).optional(),
+  })
+  .meta({ id: 'Change' });
+
+export const PlanDocument = z
+  .object({
+    formatVersion: z.literal(PLAN_FORMAT_VERSION),
+    config: z.string().optional().meta({ description: 'Path of the config file the plan was made from.' }),
+    changes: z.array(Change),
+    summary: z.object({
+      create: z.number().int(),
+      update: z.number().int(),
+      replace: z.number().int(),
+      delete: z.number().int(),
+      drift: z.number().int().meta({ description: 'Changes caused by drift of the machine.' }),
+      config: z.number().int().meta({ description: 'Changes caused by a config change.' }),
+    }),
+    foreign: z.array(
+      z.object({
+        kind: z.enum(RESOURCE_KINDS),
+        id: z.string(),
+        relation: z.enum(['conflict', 'competitor']),
+        description: z.string(),
+      }),
+    ),
+    warnings: z.array(z.string()),
+  })
+  .meta({ id: 'PlanDocument', title: 'awg plan', description: 'The exact list of OS changes `awg apply` would perform (output of `awg diff --json`).' });
+export type PlanDocument = z.infer<typeof PlanDocument>;
+
+export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {
+  const changes = p.changes.filter((c) => c.action !== 'noop');
+  const count = (a: string) => changes.filter((c) => c.action === a).length;
+  return {
+    formatVersion: PLAN_FORMAT_VERSION,
+    ...(configFile ? { config: configFile } : {}),
+    changes: changes.map((c) => ({
+      kind: c.kind,
+      id: c.id,
+      action: c.action,
+      cause: c.cause,
+      reason: c.reason,
+      ...(c.fields ? { fields: c.fields } : {}),
+      ...(c.before ? { before: c.before as unknown as Record<string, unknown> } : {}),
+      ...(c.after ? { after: c.after as unknown as Record<string, unknown> } : {}),
+    })),
+    summary: {
+      create: count('create'),
+      update: count('update'),
+      replace: count('replace'),
+      delete: count('delete'),
+      drift: changes.filter((c) => c.cause === 'drift').length,
+      config: changes.filter((c) => c.cause === 'config').length,
+    },
+    foreign: p.foreign.map((f) => ({ ...f })),
+    warnings: [...p.warnings],
+  };
+}

@@ -1,0 +1,600 @@
+/**
+ * `awg import`: wg-quick / awg-quick INI → the YAML config model. Pure: no I/O.
+ *
+ * Contract: never throws; every problem comes back as a located issue. When no issue has
+ * severity `error`, `yaml` validates with `Config.safeParse(YAML.parse(yaml))`. With
+ * keyMode `file`, secrets become `{file}` references and their material is returned in
+ * `secretFiles` for the caller to write (mode 0600) next to the YAML.
+ */
+import ipaddr from 'ipaddr.js';
+import { Document, isMap, isScalar, isSeq, parse as parseYaml } from 'yaml';
+import type { Node as YamlNode, Pair, Scalar } from 'yaml';
+import type { z } from 'zod';
+import type { Issue } from '../errors.js';
+import { AwgObfuscation, Config, Endpoint, ENDPOINT_RE, MAX_TUNNEL_NAME, RESERVED_TARGETS, TUNNEL_NAME_RE, WgKey, WireguardTunnel } from './schema.js';
+import type { ConfigInput } from './schema.js';
+import { parseIni, splitList } from './ini.js';
+import type { IniEntry, IniSection } from './ini.js';
+
+export const SCHEMA_URL = 'https://unpkg.com/awg/schema/config.schema.json';
+
+export interface ImportOptions {
+  /** source file name, used in issues and to derive the tunnel name */
+  file: string;
+  name?: string;
+  /** force the tunnel type; default: amneziawg when any AmneziaWG key is present */
+  type?: 'wireguard' | 'amneziawg';
+  keyMode?: 'inline' | 'file';
+  schemaUrl?: string;
+}
+
+/** Secret material to write next to the YAML; `file` is the path the YAML refers to. */
+export interface SecretFile {
+  file: string;
+  content: string;
+}
+
+export interface ImportResult {
+  yaml: string;
+  config: ConfigInput;
+  issues: Issue[];
+  secretFiles: SecretFile[];
+  tunnelName: string;
+  /** no issue with severity error */
+  ok: boolean;
+}
+
+type Path = (string | number)[];
+interface Loc {
+  line: number;
+  col: number;
+}
+interface Note {
+  path: Path;
+  before: string[];
+  trailing?: string;
+}
+
+const AWG_SIMPLE = ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const;
+const AWG_H = ['h1', 'h2', 'h3', 'h4'] as const;
+const AWG_I = ['i1', 'i2', 'i3', 'i4', 'i5'] as const;
+const AWG_KEYS = new Set<string>([...AWG_SIMPLE, ...AWG_H, ...AWG_I]);
+
+/** AmneziaWG keys the model cannot hold yet, with what they are. */
+const UNSUPPORTED_INTERFACE: Record<string, string> = {
+  headerprotectionkey: 'AmneziaWG 3.x header protection',
+  contentpaddingaddition: 'AmneziaWG 3.x content padding',
+  rekeyaftertime: 'AmneziaWG 3.x timing ranges',
+  rekeytimeout: 'AmneziaWG 3.x timing ranges',
+  rejectaftertime: 'AmneziaWG 3.x timing ranges',
+  keepalivetimeout: 'AmneziaWG 3.x timing ranges',
+  maxhandshakeattempts: 'AmneziaWG 3.x timing ranges',
+  randomtrailers: 'AmneziaWG 3.1 random trailers',
+  disablecookies: 'AmneziaWG 3.1 cookie switch',
+  j1: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
+  j2: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
+  j3: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
+  itime: 'AmneziaWG 1.5 I-packet interval, removed in 2.0',
+};
+const UNSUPPORTED_PEER: Record<string, string> = {
+  advancedsecurity: 'an AmneziaWG kernel-module flag',
+};
+
+const HOOKS = 'awg sets up routes, DNS and firewall itself and runs no hooks; run such commands another way if still needed';
+
+/** wg-quick keys that awg replaces with its own routing and hooks. */
+const NOT_IMPORTED: Record<string, string> = {
+  fwmark: 'awg marks tunnel traffic itself, inside routing.fwmarkMask',
+  table: 'awg allocates a routing table per tunnel from routing.tableBase; per-app rules decide what is routed',
+  preup: HOOKS,
+  postup: HOOKS,
+  predown: HOOKS,
+  postdown: HOOKS,
+  saveconfig: 'awg never rewrites its config',
+};
+
+const INTERFACE_KEYS = new Set(['privatekey', 'address', 'dns', 'mtu', 'listenport', ...AWG_KEYS, ...Object.keys(NOT_IMPORTED)]);
+const PEER_KEYS = new Set(['publickey', 'presharedkey', 'allowedips', 'endpoint', 'persistentkeepalive']);
+const REPEATABLE = new Set(['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown']);
+
+/** Tags of the I1–I5 language (PROTOCOL.md §9.5); `c` and `wt` are legacy. */
+const TAGS = new Set(['b', 'r', 'rc', 'rd', 't', 'd', 'ds', 'dz', 'c', 'wt']);
+
+export function pathString(p: Path): string {
+  let s = '';
+  for (const k of p) s += typeof k === 'number' ? `[${k}]` : s === '' ? k : `.${k}`;
+  return s;
+}
+
+/** `wg0.conf` → `wg0`; directories and any extension are dropped. */
+export function nameFromFile(file: string): string {
+  const base = file.split(/[\\/]/).pop() ?? '';
+  return base.replace(/\.[^.]*$/, '');
+}
+
+/** A valid tunnel name close to `s`. */
+export function suggestName(s: string): string {
+  let n = s
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, MAX_TUNNEL_NAME)
+    .replace(/[-_]+$/, '');
+  if (n === '' || (RESERVED_TARGETS as readonly string[]).includes(n)) n = 'wg0';
+  return n;
+}
+
+export function tunnelNameProblem(n: string): string | undefined {
+  if (n.length > MAX_TUNNEL_NAME) return `at most ${MAX_TUNNEL_NAME} characters (the link is awg-<name>, 15 at most)`;
+  if (!TUNNEL_NAME_RE.test(n)) return 'lower-case letters, digits, "_" and "-", starting with a letter or digit';
+  if ((RESERVED_TARGETS as readonly string[]).includes(n)) return `"${n}" is reserved`;
+  return undefined;
+}
+
+function zodMessage(r: z.ZodSafeParseResult<unknown>): string | undefined {
+  return r.success ? undefined : (r.error.issues[0]?.message ?? 'invalid');
+}
+
+/** IPv4 dotted quad or IPv6, optional /prefix, as wg(8) accepts; `bare` gets /32 or /128. */
+function parseCidr(s: string, fillPrefix: boolean): { value: string; v6: boolean; prefix: number } | string {
+  const slash = s.indexOf('/');
+  const addr = slash < 0 ? s : s.slice(0, slash);
+  const v6 = addr.includes(':');
+  const ok = v6 ? ipaddr.IPv6.isValid(addr) : ipaddr.IPv4.isValidFourPartDecimal(addr);
+  if (!ok) return `"${s}" is not an IPv4 or IPv6 address`;
+  const max = v6 ? 128 : 32;
+  if (slash < 0) return { value: fillPrefix ? `${addr}/${max}` : addr, v6, prefix: max };
+  const p = s.slice(slash + 1);
+  if (!/^\d{1,3}$/.test(p) || Number(p) > max) return `"${s}" has a bad prefix length (0-${max})`;
+  return { value: s, v6, prefix: Number(p) };
+}
+
+function parseUint(s: string, max: number): number | undefined {
+  if (!/^\d{1,10}$/.test(s)) return undefined;
+  const n = Number(s);
+  return n <= max ? n : undefined;
+}
+
+class Importer {
+  readonly issues: Issue[] = [];
+  readonly locs = new Map<string, Loc>();
+  readonly notes: Note[] = [];
+  readonly secretFiles: SecretFile[] = [];
+  readonly tunnel: Record<string, unknown> = {};
+  readonly peers: Record<string, unknown>[] = [];
+  readonly obfuscation: Record<string, unknown> = {};
+  awgKeys: IniEntry[] = [];
+  /** comments waiting for the next imported key of the section */
+  pending: string[] = [];
+  full4 = false;
+  full6 = false;
+  splitIPs: string[] = [];
+
+  constructor(
+    readonly file: string,
+    readonly name: string,
+    readonly keyMode: 'inline' | 'file',
+  ) {}
+
+  err(at: Loc | undefined, path: Path, message: string, severity: Issue['severity'] = 'error'): void {
+    const i: Issue = { file: this.file, path: pathString(path), message, severity };
+    if (at) {
+      i.line = at.line;
+      i.col = at.col;
+    }
+    this.issues.push(i);
+  }
+
+  base(): Path {
+    return ['tunnels', this.name];
+  }
+
+  /** Remember where a config path came from, and carry the entry's comments there. */
+  place(path: Path, at: Loc, e?: IniEntry, extra: string[] = []): void {
+    this.locs.set(pathString(path), at);
+    const before = [...this.pending, ...(e?.comments ?? []), ...extra];
+    this.pending = [];
+    if (before.length > 0 || e?.trailing !== undefined) {
+      const n: Note = { path, before };
+      if (e?.trailing !== undefined) n.trailing = e.trailing;
+      this.notes.push(n);
+    }
+  }
+
+  secret(value: string, fileName: string): unknown {
+    if (this.keyMode === 'inline') return value;
+    this.secretFiles.push({ file: fileName, content: value + '\n' });
+    return { file: fileName };
+  }
+
+  interface(s: IniSection): void {
+    const base = this.base();
+    this.locs.set(pathString(base), s);
+    const seen = new Map<string, IniEntry>();
+    const addresses: string[] = [];
+    const dns: string[] = [];
+    this.pending = [];
+    for (const e of s.entries) {
+      const at: Loc = { line: e.line, col: e.col };
+      const vat: Loc = { line: e.line, col: e.valueCol };
+      if (!this.singular(e, seen, base)) continue;
+      if (UNSUPPORTED_INTERFACE[e.lower] !== undefined) {
+        this.err(at, base, `${e.key} (${UNSUPPORTED_INTERFACE[e.lower]}) is not supported yet; remove it or keep using awg-quick for this tunnel`);
+        continue;
+      }
+      if (!INTERFACE_KEYS.has(e.lower)) {
+        this.unknown(e, base, 'Interface');
+        continue;
+      }
+      const reason = NOT_IMPORTED[e.lower];
+      if (reason !== undefined) {
+        const shown = e.value.length > 60 ? e.value.slice(0, 57) + '...' : e.value;
+        this.err(at, base, `${e.key} = ${shown} not imported: ${reason}`, 'warning');
+        this.pending.push(...e.comments, ` not imported: ${e.key} = ${e.raw}`);
+        continue;
+      }
+      switch (e.lower) {
+        case 'privatekey': {
+          const bad = zodMessage(WgKey.safeParse(e.value));
+          if (bad) this.err(vat, [...base, 'privateKey'], `PrivateKey ${bad}`);
+          else {
+            this.tunnel.privateKey = this.secret(e.value, `${this.name}.key`);
+            const hint = this.keyMode === 'inline' ? [' inline secret: keep this file private, or import with --key-file'] : [];
+            this.place([...base, 'privateKey'], at, e, hint);
+          }
+          break;
+        }
+        case 'address':
+        case 'dns':
+          this.list(e, e.lower === 'address' ? addresses : dns, base);
+          break;
+        case 'mtu':
+        case 'listenport': {
+          const field = e.lower === 'mtu' ? 'mtu' : 'listenPort';
+          const n = parseUint(e.value, 0xffffffff);
+          const bad = n === undefined ? 'must be a decimal number' : zodMessage(WireguardTunnel.shape[field].safeParse(n));
+          if (field === 'listenPort' && n === 0) break; // 0 = random, the default
+          if (bad || n === undefined) this.err(vat, [...base, field], `${e.key} ${bad}`);
+          else {
+            this.tunnel[field] = n;
+            this.place([...base, field], at, e);
+          }
+          break;
+        }
+        default:
+          this.awg(e, base);
+      }
+    }
+    if (addresses.length > 0) this.tunnel.addresses = addresses;
+    else this.err(s, [...base, 'addresses'], 'no Address in [Interface]: awg needs at least one tunnel address');
+    if (dns.length > 0) this.tunnel.dns = dns;
+    if (!seen.has('privatekey')) this.err(s, [...base, 'privateKey'], 'no PrivateKey in [Interface]');
+    this.sectionNote(s, base);
+  }
+
+  /** Address / DNS lines: comma-separated, repeatable. */
+  list(e: IniEntry, into: string[], base: Path): void {
+    const field = e.lower === 'address' ? 'addresses' : 'dns';
+    let first = true;
+    for (const item of splitList(e)) {
+      const at: Loc = { line: e.line, col: item.col };
+      if (field === 'dns' && !/^[0-9.]+$/.test(item.value) && !item.value.includes(':')) {
+        this.err(at, [...base, 'dns'], `DNS search domain "${item.value}" not imported: awg has no per-tunnel search domains yet`, 'warning');
+        continue;
+      }
+      const c = parseCidr(item.value, false);
+      if (typeof c === 'string') {
+        this.err(at, [...base, field, into.length], `${e.key}: ${c}`);
+        continue;
+      }
+      if (field === 'dns' && item.value.includes('/')) {
+        this.err(at, [...base, field, into.length], `${e.key}: "${item.value}" must be an address without a prefix`);
+        continue;
+      }
+      const path: Path = into.length === 0 ? [...base, field] : [...base, field, into.length];
+      into.push(c.value);
+      this.locs.set(pathString([...base, field, into.length - 1]), at);
+      if (first) this.place(path, at, e);
+      first = false;
+    }
+  }
+
+  awg(e: IniEntry, base: Path): void {
+    this.awgKeys.push(e);
+    const field = e.lower as keyof typeof AwgObfuscation.shape;
+    const path: Path = [...base, 'obfuscation', field];
+    const vat: Loc = { line: e.line, col: e.valueCol };
+    let v: unknown;
+    if ((AWG_SIMPLE as readonly string[]).includes(field)) {
+      const n = parseUint(e.value, 0xffffffff);
+      const bad = n === undefined ? 'must be a decimal number' : zodMessage(AwgObfuscation.shape[field].safeParse(n));
+      if (bad) return this.err(vat, path, `${e.key} ${bad}`);
+      v = n;
+    } else if ((AWG_H as readonly string[]).includes(field)) {
+      const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(e.value);
+      const a = m ? Number(m[1]) : NaN;
+      const b = m?.[2] !== undefined ? Number(m[2]) : a;
+      if (!m || a > 0xffffffff || b > 0xffffffff) return this.err(vat, path, `${e.key} must be a uint32 or a range "MIN-MAX", got "${e.value}"`);
+      if (b < a) return this.err(vat, path, `${e.key} range "${e.value}" has MAX < MIN`);
+      v = m[2] === undefined ? a : `${a}-${b}`;
+    } else {
+      if (e.value === '') return; // an empty I-value leaves the slot unset
+      if (!this.tags(e, path)) return;
+      v = e.value;
+    }
+    this.obfuscation[field] = v;
+    this.place(path, { line: e.line, col: e.col }, e);
+  }
+
+  /** Check an I1–I5 tag string; false when it would be rejected. */
+  tags(e: IniEntry, path: Path): boolean {
+    const re = /<([^<>]*)>/g;
+    let ok = true;
+    let count = 0;
+    for (let m = re.exec(e.value); m; m = re.exec(e.value)) {
+      count++;
+      const at: Loc = { line: e.line, col: e.valueCol + m.index };
+      const [tag = '', arg] = (m[1] ?? '').trim().split(/\s+/);
+      if (!TAGS.has(tag)) {
+        this.err(at, path, `${e.key}: unknown tag <${m[1]}> (known: <b 0xHEX>, <r N>, <rc N>, <rd N>, <t>)`);
+        ok = false;
+      } else if (tag === 'b' && !/^(0x)?([0-9a-fA-F]{2})+$/.test(arg ?? '')) {
+        this.err(at, path, `${e.key}: <b> needs an even number of hex digits, e.g. <b 0xc0ffee00>`);
+        ok = false;
+      } else if (['r', 'rc', 'rd', 'dz', 'wt'].includes(tag) && !/^\d+$/.test(arg ?? '')) {
+        this.err(at, path, `${e.key}: <${tag}> needs a decimal length, e.g. <${tag} 16>`);
+        ok = false;
+      } else if (tag === 'c' || tag === 'wt') {
+        this.err(at, path, `${e.key}: <${tag}> is a legacy tag that amneziawg-go 0.2.16 and later reject`, 'warning');
+      }
+    }
+    if (count === 0) this.err({ line: e.line, col: e.valueCol }, path, `${e.key} has no <tags>: AmneziaWG treats it as unset`, 'warning');
+    return ok;
+  }
+
+  peer(s: IniSection, index: number): void {
+    const base: Path = [...this.base(), 'peers', index];
+    this.locs.set(pathString(base), s);
+    const seen = new Map<string, IniEntry>();
+    const peer: Record<string, unknown> = {};
+    const allowed: string[] = [];
+    this.pending = [];
+    for (const e of s.entries) {
+      const at: Loc = { line: e.line, col: e.col };
+      const vat: Loc = { line: e.line, col: e.valueCol };
+      if (!this.singular(e, seen, base)) continue;
+      if (UNSUPPORTED_PEER[e.lower] !== undefined) {
+        this.err(at, base, `${e.key} (${UNSUPPORTED_PEER[e.lower]}) is not supported`);
+        continue;
+      }
+      if (!PEER_KEYS.has(e.lower)) {
+        this.unknown(e, base, 'Peer');
+        continue;
+      }
+      switch (e.lower) {
+        case 'publickey':
+        case 'presharedkey': {
+          const field = e.lower === 'publickey' ? 'publicKey' : 'presharedKey';
+          const bad = zodMessage(WgKey.safeParse(e.value));
+          if (bad) {
+            this.err(vat, [...base, field], `${e.key} ${bad}`);
+            break;
+          }
+          peer[field] = field === 'publicKey' ? e.value : this.secret(e.value, `${this.name}-peer${index + 1}.psk`);
+          this.place([...base, field], at, e);
+          break;
+        }
+        case 'allowedips': {
+          let first = true;
+          for (const item of splitList(e)) {
+            const iat: Loc = { line: e.line, col: item.col };
+            const c = parseCidr(item.value, true);
+            if (typeof c === 'string') {
+              this.err(iat, [...base, 'allowedIPs', allowed.length], `AllowedIPs: ${c}`);
+              continue;
+            }
+            if (c.prefix === 0) {
+              if (c.v6) this.full6 = true;
+              else this.full4 = true;
+            } else this.splitIPs.push(c.value);
+            this.locs.set(pathString([...base, 'allowedIPs', allowed.length]), iat);
+            if (first) this.place(allowed.length === 0 ? [...base, 'allowedIPs'] : [...base, 'allowedIPs', allowed.length], iat, e);
+            first = false;
+            allowed.push(c.value);
+          }
+          break;
+        }
+        case 'endpoint': {
+          const m = ENDPOINT_RE.exec(e.value);
+          let bad = zodMessage(Endpoint.safeParse(e.value));
+          if (!bad && m?.[1] !== undefined && !ipaddr.IPv6.isValid(m[1])) bad = `has a bad IPv6 address "${m[1]}"`;
+          if (!bad && m?.[2] !== undefined && /^[0-9.]+$/.test(m[2]) && !ipaddr.IPv4.isValidFourPartDecimal(m[2])) bad = `has a bad IPv4 address "${m[2]}"`;
+          if (bad && /^[0-9a-fA-F:]+:\d+$/.test(e.value) && e.value.split(':').length > 2) bad += '; write IPv6 endpoints as [address]:port';
+          if (bad) this.err(vat, [...base, 'endpoint'], `Endpoint "${e.value}" ${bad}`);
+          else {
+            peer.endpoint = e.value;
+            this.place([...base, 'endpoint'], at, e);
+          }
+          break;
+        }
+        case 'persistentkeepalive': {
+          const path = [...base, 'persistentKeepalive'];
+          if (/^\d+-\d+$/.test(e.value)) {
+            this.err(vat, path, `PersistentKeepalive range "${e.value}" (AmneziaWG 3.x) is not supported yet`);
+            break;
+          }
+          const n = e.value.toLowerCase() === 'off' ? 0 : parseUint(e.value, 65535);
+          if (n === undefined) this.err(vat, path, `PersistentKeepalive must be "off" or 0-65535, got "${e.value}"`);
+          else {
+            peer.persistentKeepalive = n;
+            this.place(path, at, e);
+          }
+          break;
+        }
+      }
+    }
+    if (!seen.has('publickey')) this.err(s, [...base, 'publicKey'], 'no PublicKey in [Peer]');
+    const out: Record<string, unknown> = {};
+    for (const k of ['publicKey', 'presharedKey', 'endpoint'] as const) if (peer[k] !== undefined) out[k] = peer[k];
+    out.allowedIPs = allowed;
+    if (peer.persistentKeepalive !== undefined) out.persistentKeepalive = peer.persistentKeepalive;
+    this.sectionNote(s, base);
+    this.peers.push(out);
+  }
+
+  /** Section comments go above the section's node; unplaced ones join them. */
+  sectionNote(s: IniSection, base: Path): void {
+    const before = [...s.comments, ...(s.trailing !== undefined ? [s.trailing] : []), ...this.pending];
+    this.pending = [];
+    if (before.length > 0) this.notes.push({ path: base, before });
+  }
+
+  /** false (and an error) when a singular key repeats in its section */
+  singular(e: IniEntry, seen: Map<string, IniEntry>, base: Path): boolean {
+    const prev = seen.get(e.lower);
+    if (prev && !REPEATABLE.has(e.lower)) {
+      this.err(e, base, `duplicate ${e.key} (first set on line ${prev.line})`);
+      return false;
+    }
+    if (!prev) seen.set(e.lower, e);
+    return true;
+  }
+
+  unknown(e: IniEntry, base: Path, section: 'Interface' | 'Peer'): void {
+    const other = section === 'Interface' ? PEER_KEYS : INTERFACE_KEYS;
+    const hint = other.has(e.lower) ? `; it belongs in [${section === 'Interface' ? 'Peer' : 'Interface'}]` : '';
+    this.err(e, base, `unknown key ${e.key} in [${section}]${hint}`);
+  }
+}
+
+/** Convert one wg-quick / awg-quick file. See the module comment for the contract. */
+export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
+  const file = opts.file;
+  const requested = opts.name ?? nameFromFile(file);
+  const name = tunnelNameProblem(requested) === undefined ? requested : suggestName(requested);
+  const empty: ConfigInput = { version: 1 };
+  try {
+    return run(text, opts, requested, name);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    return { yaml: '', config: empty, issues: [{ file, path: '', message: `internal error while importing: ${msg}`, severity: 'error' }], secretFiles: [], tunnelName: name, ok: false };
+  }
+}
+
+function run(text: string, opts: ImportOptions, requested: string, name: string): ImportResult {
+  const file = opts.file;
+  const { doc: ini, issues: syntax } = parseIni(text, file);
+  const im = new Importer(file, name, opts.keyMode ?? 'inline');
+  const problem = tunnelNameProblem(requested);
+  if (problem !== undefined) {
+    const from = opts.name !== undefined ? '--name' : `file name ${nameFromFile(file)}`;
+    im.err(undefined, ['tunnels', requested], `tunnel name "${requested}" (from ${from}) is invalid: ${problem}; use --name ${name}`);
+  }
+  im.issues.push(...syntax);
+
+  const ifaces = ini.sections.filter((s) => s.kind === 'interface');
+  const peers = ini.sections.filter((s) => s.kind === 'peer');
+  if (ifaces.length === 0) im.err({ line: 1, col: 1 }, im.base(), 'no [Interface] section');
+  for (const extra of ifaces.slice(1)) im.err(extra, im.base(), `second [Interface] section (the first is on line ${ifaces[0]!.line})`);
+  if (ifaces[0]) im.interface(ifaces[0]);
+  peers.forEach((p, i) => im.peer(p, i));
+  if (peers.length === 0) im.err(ifaces[0] ?? { line: 1, col: 1 }, [...im.base(), 'peers'], 'no [Peer] section: a tunnel needs at least one peer');
+  const keys = new Map<string, number>();
+  im.peers.forEach((p, i) => {
+    const k = p.publicKey as string | undefined;
+    if (k === undefined) return;
+    const prev = keys.get(k);
+    if (prev !== undefined) im.err(peers[i], [...im.base(), 'peers', i, 'publicKey'], `peer with the same PublicKey as the peer on line ${peers[prev]!.line}`);
+    else keys.set(k, i);
+  });
+
+  const isAwg = im.awgKeys.length > 0;
+  const type = opts.type ?? (isAwg ? 'amneziawg' : 'wireguard');
+  if (type === 'wireguard') for (const e of im.awgKeys) im.err(e, im.base(), `${e.key} is an AmneziaWG key but the tunnel type is wireguard`);
+
+  const tunnel: Record<string, unknown> = { type };
+  for (const k of ['privateKey', 'addresses', 'dns', 'mtu', 'listenPort'] as const) if (im.tunnel[k] !== undefined) tunnel[k] = im.tunnel[k];
+  if (type === 'amneziawg') {
+    const o: Record<string, unknown> = {};
+    for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I]) if (im.obfuscation[k] !== undefined) o[k] = im.obfuscation[k];
+    tunnel.obfuscation = o;
+  }
+  tunnel.peers = im.peers;
+
+  const full = im.full4 || im.full6;
+  const config: Record<string, unknown> = { version: 1, tunnels: { [name]: tunnel }, default: full ? name : 'direct' };
+  if (im.full6) config.ipv6 = 'tunnel';
+  const defaultNote = full
+    ? [
+        ` AllowedIPs include ${[im.full4 ? '0.0.0.0/0' : '', im.full6 ? '::/0' : ''].filter(Boolean).join(' and ')}: full tunnel, as wg-quick did.`,
+        ' Add `direct` rules to exclude apps.',
+        ...(im.full6 ? [] : [' IPv6 was not tunnelled (no ::/0); set `ipv6: block` to stop it going direct.']),
+      ]
+    : [
+        ` Split tunnel: only processes matched by rules: go through ${name}, e.g.`,
+        `   rules: [{ match: { name: firefox }, target: ${name} }]`,
+        ...(im.splitIPs.length > 0 ? [` (wg-quick routed ${summarize(im.splitIPs)} through it for every process.)`] : []),
+      ];
+
+  const yaml = render(config, im, opts.schemaUrl ?? SCHEMA_URL, ini.tailComments, defaultNote, file);
+  const issues = im.issues;
+  if (!issues.some((i) => i.severity === 'error')) {
+    const check = Config.safeParse(parseYaml(yaml));
+    if (!check.success) {
+      for (const z of check.error.issues) {
+        const p = pathString(z.path.filter((k): k is string | number => typeof k !== 'symbol'));
+        im.err(locate(im.locs, p), [p], z.message);
+      }
+    }
+  }
+  issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+  return { yaml, config: config as ConfigInput, issues, secretFiles: im.secretFiles, tunnelName: name, ok: !issues.some((i) => i.severity === 'error') };
+}
+
+function summarize(ips: string[]): string {
+  return ips.length <= 3 ? ips.join(', ') : `${ips.slice(0, 3).join(', ')} and ${ips.length - 3} more`;
+}
+
+/** The nearest recorded location for a config path (longest known prefix). */
+function locate(locs: Map<string, Loc>, p: string): Loc | undefined {
+  for (let q = p; q !== ''; q = q.replace(/(\.[^.[]*|\[\d+\])$/, '')) {
+    const l = locs.get(q);
+    if (l) return l;
+    if (!/[.[]/.test(q)) break;
+  }
+  return undefined;
+}
+
+function render(config: Record<string, unknown>, im: Importer, schemaUrl: string, tail: string[], defaultNote: string[], file: string): string {
+  const doc = new Document(config);
+  doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${nameFromFile(file)}${file.endsWith('.conf') ? '.conf' : ''} by \`awg import\`.`;
+  for (const n of im.notes) annotate(doc, n.path, n.before, n.trailing);
+  annotate(doc, ['default'], defaultNote);
+  if (tail.length > 0) doc.comment = tail.join('\n');
+  return doc.toString({ lineWidth: 0 });
+}
+
+/** Attach comments to the node at `path`: map entries get them on the key, items on the item. */
+function annotate(doc: Document, path: Path, before: string[], trailing?: string): void {
+  const last = path[path.length - 1];
+  const parent = doc.getIn(path.slice(0, -1), true) as YamlNode | undefined;
+  let target: YamlNode | undefined;
+  let value: YamlNode | undefined;
+  if (isMap(parent)) {
+    const pair = parent.items.find((p: Pair) => isScalar(p.key) && (p.key as Scalar).value === last);
+    target = pair?.key as YamlNode | undefined;
+    value = pair?.value as YamlNode | undefined;
+    // a comment on the first key of a sequence item would print after "- "
+    if (pair !== undefined && pair === parent.items[0] && isSeq(doc.getIn(path.slice(0, -2), true))) target = parent;
+  } else if (isSeq(parent) && typeof last === 'number') {
+    target = parent.items[last] as YamlNode | undefined;
+    value = target;
+  }
+  if (!target) return;
+  const add = before.map((c) => c.trimEnd()).join('\n');
+  if (add !== '') target.commentBefore = target.commentBefore ? `${target.commentBefore}\n${add}` : add;
+  if (trailing !== undefined) {
+    if (isScalar(value)) value.comment = trailing.trimEnd();
+    else target.commentBefore = target.commentBefore ? `${target.commentBefore}\n${trailing}` : trailing;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Linux ip-rule driver. Owns rules in the claimed priority band tagged with our protocol
+ * (parse.ts); foreign rules are never touched. The kernel has no "change rule": an update is
+ * delete + add, and `ip rule del` is given the full spec including `protocol`, which the kernel
+ * matches, so it can only remove a rule of ours.
+ */
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { ForeignObject, Resource, RuleSpec } from '../../model/resources.js';
+import { AwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import type { Claims, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { sameSpec } from '../route/fake.js';
+import { familyFlag } from '../route/render.js';
+import { describeRuleRow, networkdManagesForeignRules, parseRuleJson, type ParsedRules, type RuleBand } from './parse.js';
+import { ruleArgs } from './render.js';
+
+export interface LinuxRuleOptions {
+  exec: Pick<Exec, 'read'>;
+  /** networkd.conf and drop-in dir; default /etc/systemd */
+  networkdConfDir?: string;
+  /** default: a process named systemd-networkd exists */
+  networkdRunning?: () => Promise<boolean>;
+}
+
+const bandOf = (c: Claims): RuleBand => ({ protocol: c.routeProtocol, rulePriority: c.rulePriority, bandSize: c.bandSize });
+
+async function readFamily(exec: Pick<Exec, 'read'>, family: 4 | 6, band: RuleBand): Promise<ParsedRules> {
+  const r = await exec.read('ip', ['-j', '-N', familyFlag(family), 'rule', 'show']);
+  return parseRuleJson(r.stdout, family, band);
+}
+
+async function processRunning(comm: string): Promise<boolean> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const c = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '');
+    if (c.trim() === comm) return true;
+  }
+  return false;
+}
+
+async function networkdTexts(dir: string): Promise<string[]> {
+  const texts: string[] = [];
+  const main = await readFile(join(dir, 'networkd.conf'), 'utf8').catch(() => undefined);
+  if (main !== undefined) texts.push(main);
+  const dropins = (await readdir(join(dir, 'networkd.conf.d')).catch(() => [] as string[])).filter((f) => f.endsWith('.conf')).sort();
+  for (const f of dropins) texts.push(await readFile(join(dir, 'networkd.conf.d', f), 'utf8'));
+  return texts;
+}
+
+export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
+  return {
+    kind: 'rule',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'rule'>> {
+      const resources: Resource<'rule'>[] = [];
+      const foreign: ForeignObject[] = [];
+      const seen = new Set<string>();
+      for (const f of [4, 6] as const) {
+        const p = await readFamily(opts.exec, f, bandOf(scope.claims));
+        for (const r of p.owned) {
+          const id = ids.rule(r);
+          // several of our rules at one priority: the first is reported, apply removes the rest
+          if (seen.has(id)) continue;
+          seen.add(id);
+          resources.push({ kind: 'rule', id, spec: r, deps: [] });
+        }
+        for (const r of p.conflicts) foreign.push({ kind: 'rule', id: ids.rule(r), relation: 'conflict', description: `${describeRuleRow(r)} is in the claimed priority band but not ours` });
+        for (const r of p.competitors) foreign.push({ kind: 'rule', id: ids.rule(r), relation: 'competitor', description: `${describeRuleRow(r)} steers traffic before awg's rules` });
+      }
+      const running = await (opts.networkdRunning ?? (() => processRunning('systemd-network')))();
+      if (running && networkdManagesForeignRules(await networkdTexts(opts.networkdConfDir ?? '/etc/systemd'))) {
+        foreign.push({ kind: 'rule', id: 'rule/systemd-networkd', relation: 'competitor', description: 'systemd-networkd runs with ManageForeignRoutingPolicyRules=yes and may delete awg rules; set it to no in networkd.conf' });
+      }
+      return { resources, foreign };
+    },
+
+    async apply(change: Change<'rule'>, ctx) {
+      if (change.action === 'noop') return 'unchanged';
+      const spec = change.after ?? change.before;
+      if (!spec) throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
+      const families = new Set([change.before?.family, change.after?.family].filter((f): f is 4 | 6 => f !== undefined));
+      const band = bandOf(ctx.claims);
+      let n = 0;
+      for (const family of families) {
+        const cur = await readFamily(ctx.exec, family, band);
+        const after = change.action === 'delete' || change.after?.family !== family ? undefined : change.after;
+        const priorities = new Set([change.before, change.after].filter((r): r is RuleSpec => r?.family === family).map((r) => r.priority));
+        if (after) {
+          if (after.protocol !== band.protocol || after.priority < band.rulePriority || after.priority >= band.rulePriority + band.bandSize) {
+            throw new AwgError('bug', `rule ${ids.rule(after)} is outside the claimed band or lacks protocol ${band.protocol}`);
+          }
+          const c = cur.conflicts.find((r) => r.priority === after.priority);
+          if (c) throw new AwgError('conflict', `${describeRuleRow(c)} occupies priority ${after.priority}; not touching it`);
+        }
+        let present = false;
+        for (const r of cur.owned) {
+          if (!priorities.has(r.priority)) continue;
+          if (after && !present && sameSpec(r, after)) {
+            present = true;
+            continue;
+          }
+          await ctx.exec.mutate('ip', [familyFlag(family), ...ruleArgs('del', r)]);
+          n++;
+        }
+        if (after && !present) {
+          await ctx.exec.mutate('ip', [familyFlag(family), ...ruleArgs('add', after)]);
+          n++;
+        }
+      }
+      return n ? 'changed' : 'unchanged';
+    },
+  };
+}

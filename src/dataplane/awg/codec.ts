@@ -1,0 +1,138 @@
+/**
+ * AWG framing around unchanged WireGuard messages (PROTOCOL.md §9.2–§9.4):
+ *   datagram = S-prefix (random) ‖ message (type ∈ H range, macs over that type) ‖ trailer
+ * with optional header protection. Default parameters produce plain WireGuard bytes.
+ */
+import {
+  MESSAGE_COOKIE_REPLY_SIZE,
+  MESSAGE_INITIATION_SIZE,
+  MESSAGE_RESPONSE_SIZE,
+  MESSAGE_TRANSPORT_HEADER_SIZE,
+  MIN_MESSAGE_SIZE,
+  PADDING_MULTIPLE,
+} from '../constants.js';
+import { readU32 } from '../noise/messages.js';
+import { keystream, xorInPlace } from './header-protection.js';
+import { junkPackets } from './junk.js';
+import { type AwgParams, hasHeaderProtection, headerRange } from './params.js';
+import type { RandomSource } from './random.js';
+import { type UintRange, inRange, isZeroRange, pickOne } from './range.js';
+import { type Tag, generateTags, parseTags } from './tags.js';
+
+export type MessageKind = 1 | 2 | 3 | 4;
+
+export interface Classified {
+  kind: MessageKind;
+  /** the WireGuard message, de-protected in place; its type field still holds the H value */
+  msg: Uint8Array;
+}
+
+const HANDSHAKE_SIZES = [MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_COOKIE_REPLY_SIZE] as const;
+
+/** Standard WireGuard padding (wireguard-go calculatePaddingSize). */
+export function paddingSize(len: number, mtu: number): number {
+  if (mtu === 0) return ((len + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)) - len;
+  const last = len > mtu ? len % mtu : len;
+  const padded = Math.min((last + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1), mtu);
+  return padded - last;
+}
+
+export class AwgCodec {
+  readonly s: readonly [number, number, number, number];
+  readonly h: readonly [UintRange, UintRange, UintRange, UintRange];
+  private readonly hpk: Uint8Array | null;
+  private readonly itags: Tag[][];
+
+  constructor(
+    readonly params: AwgParams,
+    private readonly rng: RandomSource,
+  ) {
+    this.s = [params.s1, params.s2, params.s3, params.s4];
+    this.h = [headerRange(params, 1), headerRange(params, 2), headerRange(params, 3), headerRange(params, 4)];
+    this.hpk = hasHeaderProtection(params) ? params.headerProtectionKey : null;
+    this.itags = params.i.flatMap((spec) => {
+      const t = spec === null ? null : parseTags(spec);
+      return t ? [t] : [];
+    });
+  }
+
+  /** A fresh type value for a message of this kind. */
+  pickType(kind: MessageKind): number {
+    return pickOne(this.h[kind - 1]!, this.rng);
+  }
+
+  /** I-packets then Jc junk datagrams, sent before every initiation. `wallMs` feeds `<t>`. */
+  preamble(wallMs: number): Uint8Array[] {
+    const out = this.itags.map((t) => generateTags(t, this.rng, wallMs));
+    out.push(...junkPackets(this.params.jc, this.params.jmin, this.params.jmax, this.rng));
+    return out;
+  }
+
+  /** Frames a finished (mac'ed) handshake message of kind 1..3. `window` = peer udpWindow. */
+  sealHandshake(kind: 1 | 2 | 3, msg: Uint8Array, window: number): Uint8Array {
+    const s = this.s[kind - 1]!;
+    let trailer = 0;
+    if (this.params.randomTrailers && window > s + msg.length) trailer = this.rng.intn(window - (s + msg.length));
+    const d = new Uint8Array(s + msg.length + trailer);
+    if (s) d.set(this.rng.bytes(s), 0);
+    d.set(msg, s);
+    if (trailer) d.set(this.rng.bytes(trailer), s + msg.length);
+    if (this.hpk) xorInPlace(d, s, keystream(this.hpk, d, msg.length), 0, msg.length);
+    return d;
+  }
+
+  get transportPrefix(): number {
+    return this.s[3];
+  }
+
+  /**
+   * Completes a transport datagram whose message starts at `transportPrefix`: fills the
+   * random prefix and protects the 16-byte header. Call after sealing.
+   */
+  finishTransport(d: Uint8Array): void {
+    const s = this.s[3];
+    if (s) d.set(this.rng.bytes(s), 0);
+    if (this.hpk) xorInPlace(d, s, keystream(this.hpk, d, MESSAGE_TRANSPORT_HEADER_SIZE), 0, MESSAGE_TRANSPORT_HEADER_SIZE);
+  }
+
+  /** Zero padding to append inside the AEAD for a plaintext of `len` bytes. */
+  transportPadding(len: number, mtu: number, udpWindow: number): number {
+    const cpa = this.params.contentPaddingAddition;
+    if (!isZeroRange(cpa)) {
+      let add = pickOne(cpa, this.rng);
+      if (mtu > 0) add = Math.max(0, Math.min(add, mtu - (len % mtu)));
+      return add;
+    }
+    if (this.params.randomTrailers) {
+      const room = udpWindow - (len + MIN_MESSAGE_SIZE + this.s[3]);
+      return room > 0 ? this.rng.intn(room) : 0;
+    }
+    return paddingSize(len, mtu);
+  }
+
+  /**
+   * Receiver classification in amneziawg-go HEAD order: init, response, cookie (exact size,
+   * or larger with random trailers), then transport. Junk and I-packets give null.
+   */
+  classify(d: Uint8Array): Classified | null {
+    if (d.length < MIN_MESSAGE_SIZE) return null;
+    const ks = this.hpk ? keystream(this.hpk, d, MESSAGE_INITIATION_SIZE) : null;
+    const typeHash = ks ? readU32(ks, 0) : 0;
+    for (let k = 0; k < 3; k++) {
+      const s = this.s[k]!;
+      const l = HANDSHAKE_SIZES[k]!;
+      if (d.length === s + l || (this.params.randomTrailers && d.length > s + l)) {
+        if (inRange((readU32(d, s) ^ typeHash) >>> 0, this.h[k]!)) {
+          if (ks) xorInPlace(d, s, ks, 0, l);
+          return { kind: (k + 1) as MessageKind, msg: d.subarray(s, s + l) };
+        }
+      }
+    }
+    const s4 = this.s[3];
+    if (d.length >= s4 + MIN_MESSAGE_SIZE && inRange((readU32(d, s4) ^ typeHash) >>> 0, this.h[3])) {
+      if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
+      return { kind: 4, msg: d.subarray(s4) };
+    }
+    return null;
+  }
+}

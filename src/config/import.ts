@@ -14,6 +14,8 @@ import type { Issue } from '../errors.js';
 import { AwgObfuscation, Config, Endpoint, ENDPOINT_RE, MAX_TUNNEL_NAME, RESERVED_TARGETS, TUNNEL_NAME_RE, WgKey, WireguardTunnel } from './schema.js';
 import type { ConfigInput } from './schema.js';
 import { parseIni, splitList } from './ini.js';
+import { checkSemantics } from './semantic.js';
+import { parseTagString } from './tags.js';
 import type { IniEntry, IniSection } from './ini.js';
 
 export const SCHEMA_URL = 'https://unpkg.com/awg/schema/config.schema.json';
@@ -96,9 +98,6 @@ const NOT_IMPORTED: Record<string, string> = {
 const INTERFACE_KEYS = new Set(['privatekey', 'address', 'dns', 'mtu', 'listenport', ...AWG_KEYS, ...Object.keys(NOT_IMPORTED)]);
 const PEER_KEYS = new Set(['publickey', 'presharedkey', 'allowedips', 'endpoint', 'persistentkeepalive']);
 const REPEATABLE = new Set(['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown']);
-
-/** Tags of the I1–I5 language (PROTOCOL.md §9.5); `c` and `wt` are legacy. */
-const TAGS = new Set(['b', 'r', 'rc', 'rd', 't', 'd', 'ds', 'dz', 'c', 'wt']);
 
 export function pathString(p: Path): string {
   let s = '';
@@ -326,30 +325,20 @@ class Importer {
     this.place(path, { line: e.line, col: e.col }, e);
   }
 
-  /** Check an I1–I5 tag string; false when it would be rejected. */
+  /** Check an I1–I5 tag string with the model's tag parser, locating the bad tag. */
   tags(e: IniEntry, path: Path): boolean {
-    const re = /<([^<>]*)>/g;
-    let ok = true;
-    let count = 0;
+    const re = /<[^<>]*>/g;
     for (let m = re.exec(e.value); m; m = re.exec(e.value)) {
-      count++;
-      const at: Loc = { line: e.line, col: e.valueCol + m.index };
-      const [tag = '', arg] = (m[1] ?? '').trim().split(/\s+/);
-      if (!TAGS.has(tag)) {
-        this.err(at, path, `${e.key}: unknown tag <${m[1]}> (known: <b 0xHEX>, <r N>, <rc N>, <rd N>, <t>)`);
-        ok = false;
-      } else if (tag === 'b' && !/^(0x)?([0-9a-fA-F]{2})+$/.test(arg ?? '')) {
-        this.err(at, path, `${e.key}: <b> needs an even number of hex digits, e.g. <b 0xc0ffee00>`);
-        ok = false;
-      } else if (['r', 'rc', 'rd', 'dz', 'wt'].includes(tag) && !/^\d+$/.test(arg ?? '')) {
-        this.err(at, path, `${e.key}: <${tag}> needs a decimal length, e.g. <${tag} 16>`);
-        ok = false;
-      } else if (tag === 'c' || tag === 'wt') {
-        this.err(at, path, `${e.key}: <${tag}> is a legacy tag that amneziawg-go 0.2.16 and later reject`, 'warning');
+      const r = parseTagString(m[0]);
+      if (!r.ok) {
+        const legacy = /^<\s*(c|wt|d|ds|dz)\b/.test(m[0]) ? ' (a tag of other AmneziaWG versions that awg does not generate)' : '';
+        this.err({ line: e.line, col: e.valueCol + m.index }, path, `${e.key}: ${r.error}${legacy}`);
+        return false;
       }
     }
-    if (count === 0) this.err({ line: e.line, col: e.valueCol }, path, `${e.key} has no <tags>: AmneziaWG treats it as unset`, 'warning');
-    return ok;
+    const whole = parseTagString(e.value);
+    if (!whole.ok) this.err({ line: e.line, col: e.valueCol }, path, `${e.key}: ${whole.error}`);
+    return whole.ok;
   }
 
   peer(s: IniSection, index: number): void {
@@ -396,6 +385,7 @@ class Importer {
             if (c.prefix === 0) {
               if (c.v6) this.full6 = true;
               else this.full4 = true;
+              for (const k of c.v6 ? ['default', 'ipv6'] : ['default']) if (!this.locs.has(k)) this.locs.set(k, iat);
             } else this.splitIPs.push(c.value);
             this.locs.set(pathString([...base, 'allowedIPs', allowed.length]), iat);
             if (first) this.place(allowed.length === 0 ? [...base, 'allowedIPs'] : [...base, 'allowedIPs', allowed.length], iat, e);
@@ -539,12 +529,15 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
   const yaml = render(config, im, opts.schemaUrl ?? SCHEMA_URL, ini.tailComments, defaultNote, file);
   const issues = im.issues;
   if (!issues.some((i) => i.severity === 'error')) {
+    // The contract: what we emit loads. Schema and cross-field findings, located in the INI.
     const check = Config.safeParse(parseYaml(yaml));
     if (!check.success) {
       for (const z of check.error.issues) {
         const p = pathString(z.path.filter((k): k is string | number => typeof k !== 'symbol'));
         im.err(locate(im.locs, p), [p], z.message);
       }
+    } else {
+      for (const f of checkSemantics(check.data)) im.err(locate(im.locs, pathString(f.path)), f.path, f.message, f.severity);
     }
   }
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));

@@ -1,0 +1,188 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { exportWgQuick } from '../../../src/config/export.js';
+import { importWgQuick, type ImportOptions, type ImportResult } from '../../../src/config/import.js';
+import { parseIni, splitList } from '../../../src/config/ini.js';
+import { loadConfigText } from '../../../src/config/load.js';
+import { Config, isWgLike, type Secret, type WgLikeTunnel } from '../../../src/config/schema.js';
+
+const DIR = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/import/valid');
+const UPDATE = process.env.UPDATE_GOLDEN === '1';
+
+/** Per-fixture options; every .conf is imported with defaults, plus these variants. */
+const VARIANTS: { conf: string; golden: string; opts: Partial<ImportOptions> }[] = [
+  { conf: 'se-got-wg-001.conf', golden: 'se-got-wg-001.yaml', opts: { name: 'se-got' } },
+  { conf: 'psk.conf', golden: 'psk.keyfile.yaml', opts: { keyMode: 'file' } },
+  { conf: 'wg0.conf', golden: 'wg0.amneziawg.yaml', opts: { type: 'amneziawg' } },
+];
+
+const confs = readdirSync(DIR).filter((f) => f.endsWith('.conf')).sort();
+const cases = [
+  ...confs.filter((c) => !VARIANTS.some((v) => v.conf === c && v.golden === c.replace(/\.conf$/, '.yaml'))).map((conf) => ({ conf, golden: conf.replace(/\.conf$/, '.yaml'), opts: {} })),
+  ...VARIANTS,
+];
+
+/** Only the keys awg imports, normalized the way wg/wg-quick read them. */
+const DROPPED = new Set(['fwmark', 'table', 'preup', 'postup', 'predown', 'postdown', 'saveconfig']);
+const LISTS = new Set(['address', 'dns', 'allowedips']);
+function semantic(text: string): { iface: Record<string, string[]>; peers: Record<string, string[]>[] } {
+  const { doc, issues } = parseIni(text, 'x.conf');
+  expect(issues).toEqual([]);
+  const norm = (section: (typeof doc.sections)[number]): Record<string, string[]> => {
+    const out: Record<string, string[]> = {};
+    for (const e of section.entries) {
+      if (DROPPED.has(e.lower)) continue;
+      let vals = LISTS.has(e.lower) ? splitList(e).map((i) => i.value) : [e.value];
+      if (e.lower === 'dns') vals = vals.filter((v) => /^[0-9.]+$|:/.test(v));
+      if (e.lower === 'allowedips') vals = vals.map((v) => (v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`));
+      if (e.lower === 'persistentkeepalive' && e.value.toLowerCase() === 'off') vals = ['0'];
+      (out[e.lower] ??= []).push(...vals);
+    }
+    out.mtu ??= ['1420'];
+    return out;
+  };
+  const iface = doc.sections.find((s) => s.kind === 'interface')!;
+  const peers = doc.sections.filter((s) => s.kind === 'peer').map((p) => {
+    const n = norm(p);
+    delete n.mtu;
+    return n;
+  });
+  return { iface: norm(iface), peers };
+}
+
+function resolver(r: ImportResult): (s: Secret) => string {
+  return (s) => {
+    if (typeof s === 'string') return s;
+    if ('file' in s) return r.secretFiles.find((f) => f.file === s.file)!.content;
+    throw new Error('env secrets not used here');
+  };
+}
+
+function onlyTunnel(r: ImportResult): [string, WgLikeTunnel] {
+  const c = Config.parse(YAML.parse(r.yaml));
+  const [name, t] = Object.entries(c.tunnels)[0]!;
+  if (!isWgLike(t)) throw new Error('not a wg tunnel');
+  return [name, t];
+}
+
+describe('importWgQuick: valid corpus', () => {
+  it('has at least 10 realistic files', () => expect(confs.length).toBeGreaterThanOrEqual(10));
+
+  for (const { conf, golden, opts } of cases) {
+    describe(`${conf} → ${golden}`, () => {
+      const text = readFileSync(join(DIR, conf), 'utf8');
+      const r = importWgQuick(text, { file: conf, ...opts });
+
+      it('imports without errors and the YAML validates', () => {
+        expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+        expect(r.ok).toBe(true);
+        expect(r.yaml.startsWith('# yaml-language-server: $schema=')).toBe(true);
+        expect(r.yaml).toMatch(/schema\/config\.schema\.json\n/);
+        const parsed = Config.safeParse(YAML.parse(r.yaml));
+        expect(parsed.success, JSON.stringify(parsed.error?.issues)).toBe(true);
+        expect(parsed.data?.version).toBe(1);
+        expect(YAML.parse(r.yaml)).toEqual(r.config);
+        const loaded = loadConfigText(r.yaml, golden);
+        expect(loaded.issues.filter((i) => i.severity === 'error')).toEqual([]);
+      });
+
+      it('matches the golden YAML', () => {
+        const path = join(DIR, golden);
+        if (UPDATE) writeFileSync(path, r.yaml);
+        expect(r.yaml).toBe(readFileSync(path, 'utf8'));
+      });
+
+      it('round-trips through exportWgQuick to semantically equal INI', () => {
+        const [name, tunnel] = onlyTunnel(r);
+        const ini = exportWgQuick(name, tunnel, resolver(r));
+        expect(semantic(ini)).toEqual(semantic(text));
+        const again = importWgQuick(ini, { ...opts, file: conf, name });
+        expect(again.issues.filter((i) => i.severity === 'error')).toEqual([]);
+        expect(onlyTunnel(again)[1]).toEqual(tunnel);
+      });
+    });
+  }
+});
+
+describe('importWgQuick: mapping details', () => {
+  const load = (f: string, o: Partial<ImportOptions> = {}) => importWgQuick(readFileSync(join(DIR, f), 'utf8'), { file: f, ...o });
+
+  it('derives the tunnel name from the file name, directories and extension dropped', () => {
+    const r = importWgQuick(readFileSync(join(DIR, 'wg0.conf'), 'utf8'), { file: '/etc/wireguard/wg0.conf' });
+    expect(r.tunnelName).toBe('wg0');
+    expect(Object.keys(r.config.tunnels ?? {})).toEqual(['wg0']);
+  });
+
+  it('sets a full tunnel as default, with ipv6: tunnel only when ::/0 is routed', () => {
+    expect(load('wg0.conf').config).toMatchObject({ default: 'wg0', ipv6: 'tunnel' });
+    const psk = load('psk.conf').config;
+    expect(psk.default).toBe('psk');
+    expect(psk.ipv6).toBeUndefined();
+    expect(load('se-got-wg-001.conf', { name: 'mullvad' }).config).toMatchObject({ default: 'mullvad', ipv6: 'tunnel' });
+    const office = load('office.conf');
+    expect(office.config.default).toBe('direct');
+    expect(office.yaml).toMatch(/# Split tunnel: only processes matched by rules: go through office/);
+  });
+
+  it('types a file with AmneziaWG keys amneziawg and keeps H ranges as "a-b" and I-tag spacing', () => {
+    const t = load('awg2.conf').config.tunnels!.awg2 as Record<string, unknown>;
+    expect(t.type).toBe('amneziawg');
+    expect(t.obfuscation).toMatchObject({ jc: 6, s3: 23, s4: 9, h1: '100000000-100100000', i2: '<b 0x474554202f20485454502f312e31>  <rc 12>   <rd 4>', i3: '<r 32>' });
+    expect((load('awg1.conf').config.tunnels!.awg1 as { obfuscation: unknown }).obfuscation).toMatchObject({ h1: 1433713425 });
+    expect(load('wg0.conf').config.tunnels!.wg0!.type).toBe('wireguard');
+  });
+
+  it('normalizes bare AllowedIPs to /32 and PersistentKeepalive off to 0', () => {
+    const peers = (load('mesh.conf').config.tunnels!.mesh as { peers: { allowedIPs: string[]; persistentKeepalive?: number }[] }).peers;
+    expect(peers[2]!.allowedIPs).toEqual(['10.99.0.4/32']);
+    expect(peers[1]!.persistentKeepalive).toBe(0);
+  });
+
+  it('with keyMode file, refers to key files and returns their material', () => {
+    const r = load('psk.conf', { keyMode: 'file' });
+    const t = r.config.tunnels!.psk as { privateKey: unknown; peers: { presharedKey: unknown }[] };
+    expect(t.privateKey).toEqual({ file: 'psk.key' });
+    expect(t.peers[0]!.presharedKey).toEqual({ file: 'psk-peer1.psk' });
+    expect(r.secretFiles).toEqual([
+      { file: 'psk.key', content: 'OEoxnCUpUn+Uu/Pvis/vFN3By6S6veBwMqBWjhjyXmM=\n' },
+      { file: 'psk-peer1.psk', content: 'DpfvLbBMKM8+99iqRiW2PJPAuqn6uE22QZGlc49Ihn8=\n' },
+    ]);
+    expect(r.yaml).not.toContain('OEoxnCUpUn');
+    expect(load('psk.conf').secretFiles).toEqual([]);
+  });
+
+  it('warns about hooks, Table, FwMark, SaveConfig and search domains, and keeps them as comments', () => {
+    const r = load('hooks.conf');
+    const w = r.issues.filter((i) => i.severity === 'warning');
+    expect(w.map((i) => [i.line, i.col])).toEqual([[4, 17], [5, 1], [6, 1], [8, 1], [9, 1], [10, 1], [11, 1]]);
+    expect(w[0]!.message).toMatch(/search domain "corp.example.com" not imported/);
+    expect(w[3]!.message).toMatch(/^PostUp = ip rule add .* not imported: .*runs no hooks/);
+    expect(r.yaml).toContain('# not imported: PostUp = iptables -I OUTPUT ! -o %i -m mark ! --mark $(wg show %i fwmark) -j REJECT');
+    expect(r.yaml).toContain('# keep LAN reachable');
+  });
+
+  it('carries INI comments next to the keys they describe', () => {
+    const y = load('messy.conf').yaml;
+    expect(y).toMatch(/# two subnets\n\s+addresses:/);
+    expect(y).toMatch(/# resolver on the router\n\s+dns:/);
+    expect(y).toMatch(/# LAN behind the router\n\s+allowedIPs:/);
+    expect(y).toMatch(/# trailing note at the end of the file\n$/);
+    expect(load('mesh.conf').yaml).toMatch(/# build server\n\s+- publicKey: 6A1f/);
+  });
+
+  it('never throws, whatever the input', () => {
+    const inputs = ['', '\u0000\u0001binary\uFFFF', '[', '=', '[Peer]\n=\n', 'x'.repeat(10000), '[Interface]\nI1 = <<<>>>\nH1 = 99999999999-1\n', '\uFEFF[Interface]\r\nMTU=\r'];
+    let seed = 7;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const alphabet = '[]=#<>, \n\t:/.-0123456789abcdefABCDEFInterfacePeerAllowedIPsEndpointH1I1Jc';
+    for (let n = 0; n < 300; n++) inputs.push(Array.from({ length: Math.floor(rnd() * 200) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+    for (const text of inputs) {
+      const r = importWgQuick(text, { file: 'fuzz.conf' });
+      if (r.ok) expect(Config.safeParse(YAML.parse(r.yaml)).success).toBe(true);
+      else expect(r.issues.some((i) => i.severity === 'error' && i.file === 'fuzz.conf')).toBe(true);
+    }
+  });
+});

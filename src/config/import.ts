@@ -265,7 +265,7 @@ class Importer {
       }
     }
     if (addresses.length > 0) this.tunnel.addresses = addresses;
-    else this.err(s, [...base, 'addresses'], 'no Address in [Interface]: awg needs at least one tunnel address');
+    else if (!this.issues.some((i) => i.path.startsWith(pathString([...base, 'addresses'])))) this.err(s, [...base, 'addresses'], 'no Address in [Interface]: awg needs at least one tunnel address');
     if (dns.length > 0) this.tunnel.dns = dns;
     if (!seen.has('privatekey')) this.err(s, [...base, 'privateKey'], 'no PrivateKey in [Interface]');
     this.sectionNote(s, base);

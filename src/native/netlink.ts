@@ -1,0 +1,243 @@
+/**
+ * NETLINK_ROUTE sockets via koffi (LINUX.md §2). A socket sees only the network namespace
+ * it was created in; `netns` creates it there with a temporary setns on the main thread.
+ *
+ * Two roles, usually two sockets:
+ * - a monitor subscribed to multicast groups (default 0x551) that delivers parsed events
+ *   in batches, driven by `koffi.node.poll` and drained until EAGAIN; ENOBUFS (events lost)
+ *   becomes a `resync` event so the caller re-observes.
+ * - a request socket (no groups) for synchronous request/ACK and dumps; its `portid`
+ *   appears as `nlmsg_pid` on the notifications its requests cause, which is how our own
+ *   changes are told apart (kernel, link and IPv6-address events carry 0: use IFA_PROTO /
+ *   rtm_protocol tags for those, §2.4).
+ */
+import { AwgError } from '../errors.js';
+import {
+  AF_NETLINK,
+  E,
+  POLLIN,
+  SOCK_CLOEXEC,
+  SOCK_NONBLOCK,
+  SOCK_RAW,
+  SOL_SOCKET,
+  SO_RCVBUF,
+  SyscallError,
+  bind,
+  check,
+  close,
+  getsockname,
+  poll,
+  recv,
+  send,
+  setsockoptInt,
+  socket,
+} from './libc.js';
+import { inNetns } from './netns.js';
+import { Poller } from './poll.js';
+import {
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  NLMSG_OVERRUN,
+  NLM_F_DUMP_INTR,
+  RTMGRP_DEFAULT,
+  buildAddrRequest,
+  buildGetAddrDump,
+  buildGetLinkDump,
+  parseError,
+  parseEvent,
+  parseMessages,
+  type AddrEvent,
+  type AddrRequest,
+  type LinkEvent,
+  type NlMessage,
+  type RtnlEvent,
+} from './rtnl.js';
+
+export const NETLINK_ROUTE = 0;
+const RECV_BUF = 1 << 16;
+
+export interface NetlinkOptions {
+  /** RTMGRP_* bitmask to subscribe to (0: requests only) */
+  groups?: number;
+  /** network namespace name or path */
+  netns?: string;
+  /** SO_RCVBUF bytes (the kernel doubles it) */
+  rcvbuf?: number;
+}
+
+export class NetlinkSocket {
+  readonly portid: number;
+  readonly groups: number;
+  private fd: number;
+  private seq = Math.floor(Math.random() * 0x7fffffff);
+  private handle: Poller | undefined;
+  private readonly buf = Buffer.allocUnsafe(RECV_BUF);
+
+  private constructor(fd: number, portid: number, groups: number) {
+    this.fd = fd;
+    this.portid = portid;
+    this.groups = groups;
+  }
+
+  static open(opts: NetlinkOptions = {}): NetlinkSocket {
+    const groups = opts.groups ?? 0;
+    return inNetns(opts.netns, () => {
+      const fd = check(
+        'socket(AF_NETLINK)',
+        socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE),
+      );
+      try {
+        if (opts.rcvbuf !== undefined)
+          check('setsockopt(SO_RCVBUF)', setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf));
+        const sa = Buffer.alloc(12);
+        sa.writeUInt16LE(AF_NETLINK, 0);
+        sa.writeUInt32LE(groups >>> 0, 8);
+        check('bind(AF_NETLINK)', bind(fd, sa));
+        const out = Buffer.alloc(12);
+        check('getsockname', getsockname(fd, out));
+        // the first socket of a process gets its pid, later ones a random u32 (§2.1)
+        return new NetlinkSocket(fd, out.readUInt32LE(4), groups);
+      } catch (e) {
+        close(fd);
+        throw e;
+      }
+    });
+  }
+
+  get closed(): boolean {
+    return this.fd < 0;
+  }
+
+  nextSeq(): number {
+    this.seq = (this.seq + 1) >>> 0 || 1;
+    return this.seq;
+  }
+
+  /**
+   * Deliver events in batches until `stop()`/`close()`. Non-rtnetlink messages are skipped.
+   * `onError` receives a fatal receive error (delivery stops).
+   */
+  listen(cb: (events: RtnlEvent[]) => void, onError?: (e: AwgError) => void): void {
+    if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
+    if (this.handle) throw new AwgError('bug', 'netlink socket already listening');
+    this.handle = new Poller(this.fd, (status) => {
+      if (this.closed) return;
+      const events: RtnlEvent[] = [];
+      for (;;) {
+        const n = recv(this.fd, this.buf, RECV_BUF);
+        if (n < 0) {
+          const errno = -n;
+          if (errno === E.EAGAIN || errno === E.EINTR) break;
+          // the receive queue overflowed: events were lost, the socket stays usable
+          if (errno === E.ENOBUFS) {
+            events.push({ type: 'resync' });
+            continue;
+          }
+          this.stop();
+          if (events.length) cb(events);
+          onError?.(new SyscallError('recv', errno, 'netlink'));
+          return;
+        }
+        for (const m of parseMessages(this.buf.subarray(0, n))) {
+          if (m.type === NLMSG_OVERRUN) events.push({ type: 'resync' });
+          const ev = parseEvent(m);
+          if (ev) events.push(ev);
+        }
+      }
+      // libuv stopped the handle on EPOLLERR (pending ENOBUFS); the error is consumed now
+      if (status < 0) this.handle?.restart();
+      if (events.length) cb(events);
+    });
+  }
+
+  stop(): void {
+    this.handle?.close();
+    this.handle = undefined;
+  }
+
+  /**
+   * Send one request and collect its replies synchronously (rtnetlink answers inside the
+   * send/recv path, so this never waits long; `timeoutMs` bounds it anyway). Returns the
+   * data messages of a dump, or [] for an ACKed request. A negative NLMSG_ERROR throws.
+   */
+  request(msg: Buffer, timeoutMs = 2000): NlMessage[] {
+    if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
+    if (this.handle)
+      throw new AwgError('bug', 'request() on a listening socket; use a separate socket');
+    const seq = msg.readUInt32LE(8);
+    const sent = send(this.fd, msg);
+    check('send(netlink)', sent);
+    const out: NlMessage[] = [];
+    const deadline = Date.now() + timeoutMs;
+    const pfd = Buffer.alloc(8);
+    for (;;) {
+      const n = recv(this.fd, this.buf, RECV_BUF);
+      if (n < 0) {
+        const errno = -n;
+        if (errno !== E.EAGAIN && errno !== E.EINTR)
+          throw new SyscallError('recv', errno, 'netlink');
+        const left = deadline - Date.now();
+        if (left <= 0) throw new AwgError('driver', `netlink request seq ${seq} timed out`);
+        pfd.writeInt32LE(this.fd, 0);
+        pfd.writeInt16LE(POLLIN, 4);
+        pfd.writeInt16LE(0, 6);
+        poll(pfd, left);
+        continue;
+      }
+      for (const m of parseMessages(this.buf.subarray(0, n))) {
+        if (m.seq !== seq || (m.portid !== this.portid && m.portid !== 0)) continue;
+        if (m.type === NLMSG_ERROR) {
+          const { error } = parseError(m);
+          if (error < 0)
+            throw new SyscallError('netlink', -error, `request type ${msg.readUInt16LE(4)}`);
+          return out;
+        }
+        if (m.type === NLMSG_DONE) {
+          if (m.flags & NLM_F_DUMP_INTR)
+            throw new AwgError('driver', 'netlink dump interrupted by a concurrent change; retry');
+          return out;
+        }
+        // copy: the receive buffer is reused
+        out.push({ ...m, payload: Buffer.from(m.payload) });
+      }
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.stop();
+    close(this.fd);
+    this.fd = -1;
+  }
+}
+
+/** RTM_NEWADDR with IFA_PROTO; throws SyscallError (EEXIST if present). */
+export function addAddress(sock: NetlinkSocket, req: AddrRequest): void {
+  sock.request(buildAddrRequest('add', req, sock.nextSeq(), sock.portid));
+}
+
+export function deleteAddress(sock: NetlinkSocket, req: AddrRequest): void {
+  sock.request(buildAddrRequest('del', req, sock.nextSeq(), sock.portid));
+}
+
+/** RTM_GETLINK dump: every link of the socket's namespace. */
+export function dumpLinks(sock: NetlinkSocket): LinkEvent[] {
+  return sock
+    .request(buildGetLinkDump(sock.nextSeq(), sock.portid))
+    .map(parseEvent)
+    .filter((e): e is LinkEvent => e?.type === 'newlink');
+}
+
+export function dumpAddresses(sock: NetlinkSocket, family?: number): AddrEvent[] {
+  return sock
+    .request(buildGetAddrDump(sock.nextSeq(), family, sock.portid))
+    .map(parseEvent)
+    .filter((e): e is AddrEvent => e?.type === 'newaddr');
+}
+
+/** Monitor socket on the default groups (link, v4/v6 address and route). */
+export function openMonitor(
+  opts: Omit<NetlinkOptions, 'groups'> & { groups?: number } = {},
+): NetlinkSocket {
+  return NetlinkSocket.open({ groups: RTMGRP_DEFAULT, ...opts });
+}

@@ -28,18 +28,21 @@ export function inNetns<T>(ns: string | undefined, fn: () => T): T {
       '/proc/thread-self/ns/net',
     );
     check('setns', setns(target, CLONE_NEWNET), ns);
+    let out: { ok: true; value: T } | { ok: false; error: unknown };
     try {
-      return fn();
-    } finally {
-      const r = setns(orig, CLONE_NEWNET);
-      // staying in the wrong namespace would silently misdirect every later socket
-      // eslint-disable-next-line no-unsafe-finally -- this error must win over fn's result
-      if (r < 0)
-        throw new AwgError(
-          'bug',
-          `cannot switch back to the original network namespace (errno ${-r})`,
-        );
+      out = { ok: true, value: fn() };
+    } catch (error) {
+      out = { ok: false, error };
     }
+    // staying in the wrong namespace would silently misdirect every later socket: this wins
+    const r = setns(orig, CLONE_NEWNET);
+    if (r < 0)
+      throw new AwgError(
+        'bug',
+        `cannot switch back to the original network namespace (errno ${-r})`,
+      );
+    if (!out.ok) throw out.error;
+    return out.value;
   } finally {
     if (orig >= 0) close(orig);
     close(target);

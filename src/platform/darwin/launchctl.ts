@@ -1,0 +1,129 @@
+/**
+ * launchctl(1) `print`/`list` parsing, error mapping, and command lines. Pure.
+ *
+ * Failures print `<Verb> failed: <errno>: <strerror>` on stderr and exit with that errno:
+ * `Boot-out failed: 3: No such process` (not loaded), `Bootstrap failed: 5: Input/output
+ * error` (already loaded, or a bad/unowned plist — launchd does not say which),
+ * `Boot-out failed: 2: No such file or directory` (plist path missing). `print` of an
+ * unknown label exits 113 with `Could not find service "<label>" in domain for …`.
+ * Usage errors exit 64.
+ */
+
+export interface LaunchctlPrint {
+  /** first line before ` = {`: `system/com.awg.daemon`, or the bare label on 10.10 */
+  target: string;
+  state?: string;
+  jobState?: string;
+  pid?: number;
+  /** number, or `never` for `(never exited)` */
+  lastExitCode?: number | 'never';
+  lastExitReason?: string;
+  path?: string;
+  program?: string;
+  type?: string;
+  runs?: number;
+  properties: string[];
+  fields: Record<string, string>;
+}
+
+/** Top-level `key = value` fields of `launchctl print <service-target>`; nested blocks are skipped. */
+export function parseLaunchctlPrint(text: string): LaunchctlPrint | undefined {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const start = lines.findIndex((l) => /^\S.* = \{$/.test(l));
+  if (start < 0) return undefined;
+  const target = lines[start]!.replace(/ = \{$/, '');
+  const fields: Record<string, string> = {};
+  let depth = 0;
+  for (const l of lines.slice(start + 1)) {
+    const t = l.trim();
+    if (depth === 0 && t === '}') break;
+    if (t.endsWith('{')) {
+      depth++;
+      continue;
+    }
+    if (t === '}') {
+      depth--;
+      continue;
+    }
+    if (depth > 0) continue;
+    const m = /^(.+?) = (.*)$/.exec(t);
+    if (m) fields[m[1]!] = m[2]!;
+  }
+  const p: LaunchctlPrint = { target, properties: (fields['properties'] ?? '').split('|').map((s) => s.trim()).filter(Boolean), fields };
+  if (fields['state']) p.state = fields['state'];
+  if (fields['job state']) p.jobState = fields['job state'];
+  if (fields['pid'] && /^\d+$/.test(fields['pid'])) p.pid = Number(fields['pid']);
+  const lec = fields['last exit code'];
+  if (lec !== undefined) {
+    if (lec === '(never exited)') p.lastExitCode = 'never';
+    else {
+      const m = /^(-?\d+)(?::\s*(.+))?$/.exec(lec);
+      if (m) {
+        p.lastExitCode = Number(m[1]);
+        if (m[2]) p.lastExitReason = m[2];
+      }
+    }
+  }
+  if (fields['path']) p.path = fields['path'];
+  if (fields['program']) p.program = fields['program'];
+  if (fields['type']) p.type = fields['type'];
+  if (fields['runs'] && /^\d+$/.test(fields['runs'])) p.runs = Number(fields['runs']);
+  return p;
+}
+
+export interface LaunchctlListEntry {
+  pid?: number;
+  status: number;
+  label: string;
+}
+
+/** `launchctl list`: TAB-separated PID (`-` when not running), last exit status, label. */
+export function parseLaunchctlList(text: string): LaunchctlListEntry[] {
+  const out: LaunchctlListEntry[] = [];
+  for (const l of text.split('\n')) {
+    const c = l.replace(/\r$/, '').split('\t');
+    if (c.length !== 3 || c[0] === 'PID' || !/^-?\d+$/.test(c[1]!)) continue;
+    const e: LaunchctlListEntry = { status: Number(c[1]), label: c[2]! };
+    if (/^\d+$/.test(c[0]!)) e.pid = Number(c[0]);
+    out.push(e);
+  }
+  return out;
+}
+
+export type LaunchctlOutcome =
+  | { kind: 'ok' }
+  | { kind: 'not-loaded'; message: string }
+  | { kind: 'io-error'; message: string }
+  | { kind: 'no-such-file'; message: string }
+  | { kind: 'usage'; message: string }
+  | { kind: 'error'; errno?: number; message: string };
+
+/** Map a launchctl exit code + stderr to a typed outcome (bootstrap, bootout, kickstart, print). */
+export function classifyLaunchctl(code: number, stderr: string, stdout = ''): LaunchctlOutcome {
+  const text = `${stderr}\n${stdout}`.trim();
+  const failed = /(?:Boot-out|Bootstrap|Load|Unload|Kickstart) failed: (\d+): (.+)/.exec(text);
+  if (code === 0 && !failed) return { kind: 'ok' };
+  const message = failed ? `${failed[2]!.trim()}` : text.split('\n').filter(Boolean).slice(0, 3).join(' ');
+  const errno = failed ? Number(failed[1]) : code;
+  if (/Could not find service/.test(text) || code === 113) return { kind: 'not-loaded', message };
+  if (errno === 3 || /No such process/.test(message)) return { kind: 'not-loaded', message };
+  if (errno === 5 || /Input\/output error/.test(message)) return { kind: 'io-error', message };
+  if (errno === 2 || /No such file or directory/.test(message)) return { kind: 'no-such-file', message };
+  if (code === 64 || /^Usage:|Unrecognized target specifier/m.test(text)) return { kind: 'usage', message };
+  return { kind: 'error', errno, message };
+}
+
+export const DAEMON_LABEL = 'com.awg.daemon';
+export const LAUNCH_DAEMONS_DIR = '/Library/LaunchDaemons';
+
+export function plistPath(label: string): string {
+  return `${LAUNCH_DAEMONS_DIR}/${label}.plist`;
+}
+
+export const launchctlArgs = {
+  bootstrap: (label: string) => ['bootstrap', 'system', plistPath(label)],
+  /** by service target, not plist path: works when the plist file is already gone */
+  bootout: (label: string) => ['bootout', `system/${label}`],
+  kickstart: (label: string) => ['kickstart', '-k', `system/${label}`],
+  print: (label: string) => ['print', `system/${label}`],
+};

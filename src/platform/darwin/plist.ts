@@ -1,0 +1,56 @@
+/** launchd property list for the awg daemon (XML plist 1.0). Pure; golden-tested. */
+import { DAEMON_LABEL } from './launchctl.js';
+
+export interface DaemonPlistOptions {
+  label?: string;
+  /** absolute argv: node binary, awg entry, `daemon`, flags */
+  programArguments: string[];
+  stdoutPath?: string;
+  stderrPath?: string;
+  environment?: Record<string, string>;
+  workingDirectory?: string;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const str = (s: string) => `<string>${esc(s)}</string>`;
+
+/**
+ * RunAtLoad + KeepAlive: launchd restarts the daemon after a crash; the PF anchor stays
+ * loaded meanwhile (fail-closed). ProcessType Interactive avoids background throttling of
+ * the packet path.
+ */
+export function renderDaemonPlist(o: DaemonPlistOptions): string {
+  if (!o.programArguments.length) throw new Error('programArguments must not be empty');
+  const label = o.label ?? DAEMON_LABEL;
+  const l: string[] = [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    '<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">',
+    '<plist version="1.0">',
+    '<dict>',
+    '\t<key>Label</key>',
+    `\t${str(label)}`,
+    '\t<key>ProgramArguments</key>',
+    '\t<array>',
+    ...o.programArguments.map((a) => `\t\t${str(a)}`),
+    '\t</array>',
+    '\t<key>RunAtLoad</key>',
+    '\t<true/>',
+    '\t<key>KeepAlive</key>',
+    '\t<true/>',
+    '\t<key>ProcessType</key>',
+    '\t<string>Interactive</string>',
+  ];
+  if (o.workingDirectory) l.push('\t<key>WorkingDirectory</key>', `\t${str(o.workingDirectory)}`);
+  if (o.environment && Object.keys(o.environment).length) {
+    l.push('\t<key>EnvironmentVariables</key>', '\t<dict>');
+    for (const [k, v] of Object.entries(o.environment).sort(([a], [b]) => a.localeCompare(b))) l.push(`\t\t<key>${esc(k)}</key>`, `\t\t${str(v)}`);
+    l.push('\t</dict>');
+  }
+  if (o.stdoutPath) l.push('\t<key>StandardOutPath</key>', `\t${str(o.stdoutPath)}`);
+  if (o.stderrPath) l.push('\t<key>StandardErrorPath</key>', `\t${str(o.stderrPath)}`);
+  l.push('</dict>', '</plist>', '');
+  return l.join('\n');
+}

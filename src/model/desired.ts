@@ -31,6 +31,8 @@ export const NFT_TABLE = 'awg';
 /** metric of fallback routes: loses to every real route, keeps marked traffic from leaking */
 export const FALLBACK_METRIC = 4294967295;
 export const CGROUP_ROOT = 'awg';
+/** the kernel stores an IPv6 route's metric 0 as 1024; desire what it will report */
+export const V6_DEFAULT_METRIC = 1024;
 
 export function canonicalCidr(s: string): { cidr: string; family: 4 | 6 } {
   const [addr, len] = s.includes('/') ? ipaddr.parseCIDR(s) : [ipaddr.parse(s), s.includes(':') ? 128 : 32];
@@ -106,7 +108,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
     const coversDefault = { 4: prefixes.has('0.0.0.0/0'), 6: prefixes.has('::/0') };
     for (const [dst, family] of [...prefixes.entries()].sort()) {
       if (family === 6 && !v6Tunnelled) continue;
-      const route: RouteSpec = { family, table: a.table, dst, type: 'unicast', dev: link, metric: 0, protocol: proto };
+      const route: RouteSpec = { family, table: a.table, dst, type: 'unicast', dev: link, metric: family === 6 ? V6_DEFAULT_METRIC : 0, protocol: proto };
       push({ kind: 'route', id: ids.route(route), deps: [linkId], spec: route });
       const guard: RouteSpec = { family, table: a.table, dst, type: 'unreachable', metric: FALLBACK_METRIC, protocol: proto };
       push({ kind: 'route', id: ids.route(guard), deps: [], spec: guard });

@@ -1,0 +1,93 @@
+/** `awg` command line: thin shells over the shared pipeline. */
+import { Command, Option } from 'commander';
+import { applyCommand } from './commands/apply.js';
+import { diffCommand } from './commands/diff.js';
+import { downCommand } from './commands/down.js';
+import { importCommand } from './commands/import.js';
+import { statusCommand } from './commands/status.js';
+import { validateCommand } from './commands/validate.js';
+import { processIo, type Io } from './output.js';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(io: Io, setCode: (c: number) => void): Command {
+  const program = new Command('awg')
+    .description('Declarative split-tunnel VPN client: WireGuard, AmneziaWG, SOCKS5 and HTTP tunnels per application')
+    .version(VERSION)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
+    .exitOverride();
+  const stateDir = () => new Option('--state-dir <dir>', 'state directory (default $AWG_STATE_DIR or /var/lib/awg)');
+
+  program
+    .command('validate')
+    .description('check the config (schema and semantics); errors as file:line:col. Exit 0 valid, 1 invalid')
+    .requiredOption('-f, --file <config>', 'config file')
+    .option('--skip-secrets', 'do not read secret files/variables (e.g. in CI without the keys)')
+    .option('--json', 'machine-readable result')
+    .action(async (o) => setCode(await validateCommand(io, o)));
+
+  program
+    .command('diff')
+    .description('show the exact plan of OS changes. Exit 0 no changes, 2 changes, 1 error')
+    .requiredOption('-f, --file <config>', 'config file')
+    .option('--json', 'emit the versioned plan document (schema/plan.schema.json)')
+    .option('--observed <file>', 'plan against a recorded observation (JSON) instead of this host')
+    .option('--skip-secrets', 'do not read secrets (engine key changes then show as unresolved)')
+    .option('-v, --verbose', 'show full specs of new objects')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await diffCommand(io, o)));
+
+  program
+    .command('apply')
+    .description('converge the host to the config; verify; roll back on failure')
+    .requiredOption('-f, --file <config>', 'config file')
+    .option('--dry-run', 'print every command that would run; change nothing')
+    .option('--json', 'machine-readable result on stdout, events as JSON lines on stderr')
+    .option('-v, --verbose', 'show phases')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await applyCommand(io, o)));
+
+  program
+    .command('down')
+    .description('remove every object awg owns and restore saved originals; touches nothing else')
+    .option('-f, --file <config>', 'take the claimed identifiers from this config instead of the last apply')
+    .option('--dry-run', 'print what would be removed')
+    .option('--json', 'machine-readable result')
+    .option('-v, --verbose', 'show phases')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await downCommand(io, o)));
+
+  program
+    .command('status')
+    .description('owned objects and their health. Exit 0 converged, 2 drifted or down')
+    .option('--json', 'machine-readable status')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await statusCommand(io, o)));
+
+  program
+    .command('import')
+    .description('convert a wg-quick / awg-quick .conf into awg YAML')
+    .argument('<file>', 'the .conf file')
+    .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
+    .option('--name <tunnel>', 'tunnel name (default: from the file name)')
+    .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
+    .option('--key-file', 'write the private key to <name>.key (mode 600) next to the output instead of inline')
+    .action(async (file, o) => setCode(await importCommand(io, { file, ...o })));
+
+  return program;
+}
+
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  let code = 0;
+  const program = buildProgram(io, (c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number };
+    if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help') return 0;
+    if (ce.code?.startsWith('commander.')) return 1;
+    throw e;
+  }
+  return code;
+}

@@ -1,0 +1,56 @@
+/** Terminal output: issues, the mutation log (`[#] cmd`), JSON. Colour only on a TTY. */
+import { formatIssue, type AwgError, type Issue } from '../errors.js';
+import type { Reporter, ReportEvent } from '../util/reporter.js';
+
+export interface Io {
+  out(s: string): void;
+  err(s: string): void;
+  colour: boolean;
+}
+
+export function processIo(): Io {
+  const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+  return { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), colour };
+}
+
+export function printIssues(io: Io, issues: Issue[]): void {
+  for (const i of issues) io.err(formatIssue(i) + '\n');
+}
+
+export function printError(io: Io, e: AwgError): void {
+  io.err(`awg: error [${e.kind}]: ${e.message}\n`);
+  if (e.issues.length) printIssues(io, e.issues);
+  if (e.hint) io.err(`hint: ${e.hint}\n`);
+}
+
+/** wg-quick style mutation log on stderr; phases only when verbose. */
+export class TextReporter implements Reporter {
+  constructor(
+    private readonly io: Io,
+    private readonly verbose = false,
+  ) {}
+  report(e: ReportEvent): void {
+    switch (e.type) {
+      case 'mutation':
+        this.io.err(`[#] ${e.command}\n`);
+        break;
+      case 'warning':
+        this.io.err(`warning: ${e.message}\n`);
+        break;
+      case 'phase':
+        if (this.verbose) this.io.err(`-- ${e.phase}${e.detail ? ': ' + e.detail : ''}\n`);
+        break;
+      case 'info':
+        if (this.verbose) this.io.err(`${e.message}\n`);
+        break;
+    }
+  }
+}
+
+/** JSON lines of events on stderr (stdout carries the result document). */
+export class JsonReporter implements Reporter {
+  constructor(private readonly io: Io) {}
+  report(e: ReportEvent): void {
+    this.io.err(JSON.stringify(e) + '\n');
+  }
+}

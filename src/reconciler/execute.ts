@@ -1,0 +1,49 @@
+/**
+ * Run a plan through the drivers, in plan order. Consecutive changes of a kind whose driver
+ * offers `applyBatch` (routes: one `ip -batch`) go in one call. Stops at the first error and
+ * reports which changes completed, so the caller can roll back from the observation it
+ * took before applying.
+ */
+import { AwgError, toAwgError } from '../errors.js';
+import type { AnyChange, Change } from '../model/change.js';
+import type { ResourceKind } from '../model/resources.js';
+import type { ApplyContext, ApplyResult, Driver, DriverSet } from '../resources/driver.js';
+
+export interface BatchDriver<K extends ResourceKind> extends Driver<K> {
+  applyBatch?(changes: Change<K>[], ctx: ApplyContext): Promise<ApplyResult[]>;
+}
+
+export interface ExecuteResult {
+  done: AnyChange[];
+  changed: number;
+  failed?: { change: AnyChange; error: AwgError };
+}
+
+export async function executeChanges(changes: AnyChange[], drivers: Partial<DriverSet>, ctx: ApplyContext, signal?: AbortSignal): Promise<ExecuteResult> {
+  const work = changes.filter((c) => c.action !== 'noop');
+  const done: AnyChange[] = [];
+  let changed = 0;
+  let i = 0;
+  while (i < work.length) {
+    if (signal?.aborted) throw new AwgError('driver', 'apply aborted');
+    const c = work[i]!;
+    const driver = drivers[c.kind] as BatchDriver<ResourceKind> | undefined;
+    if (!driver) return { done, changed, failed: { change: c, error: new AwgError('unsupported', `no driver for ${c.kind} on this platform`) } };
+    let j = i + 1;
+    if (driver.applyBatch) while (j < work.length && work[j]!.kind === c.kind) j++;
+    const group = work.slice(i, j);
+    try {
+      if (group.length > 1 && driver.applyBatch) {
+        const rs = await driver.applyBatch(group as Change<ResourceKind>[], ctx);
+        changed += rs.filter((r) => r === 'changed').length;
+      } else {
+        if ((await driver.apply(c as Change<ResourceKind>, ctx)) === 'changed') changed++;
+      }
+      done.push(...group);
+    } catch (e) {
+      return { done, changed, failed: { change: c, error: toAwgError(e, 'driver') } };
+    }
+    i = j;
+  }
+  return { done, changed };
+}

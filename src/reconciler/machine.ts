@@ -1,0 +1,167 @@
+/**
+ * One reconcile run as an XState v5 machine: observe → plan → apply → verify (bounded
+ * retries) → converged | rolled-back | failed-closed | failed.
+ *
+ * The machine declares; actors act. Every side effect is a `fromPromise` actor (observe,
+ * apply, rollback) that tests replace with `.provide()`; delays use the actor clock so a
+ * SimulatedClock drives verification retries in tests.
+ */
+import { assign, fromPromise, setup } from 'xstate';
+import { AwgError, toAwgError } from '../errors.js';
+import { hasChanges, type Plan } from '../model/change.js';
+import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
+import { plan as makePlan } from './plan.js';
+import { verify } from './verify.js';
+
+export type Outcome = 'unchanged' | 'planned' | 'converged' | 'rolled-back' | 'failed-closed' | 'failed';
+
+export interface ReconcileInput {
+  desired: DesiredState;
+  lastApplied?: AnyResource[];
+  dryRun: boolean;
+  /** kill switch on: a failure must end fail-closed, never open */
+  failClosed: boolean;
+  verifyRetries?: number;
+  verifyDelayMs?: number;
+}
+
+export interface ApplyOutput {
+  changed: number;
+  error?: AwgError;
+}
+
+export interface RollbackInput {
+  before: ObservedState;
+  desired: DesiredState;
+  failClosed: boolean;
+}
+
+export interface RollbackOutput {
+  outcome: 'rolled-back' | 'failed-closed';
+  errors: AwgError[];
+}
+
+export interface ReconcileContext extends ReconcileInput {
+  before?: ObservedState;
+  after?: ObservedState;
+  plan?: Plan;
+  changed: number;
+  verifyAttempts: number;
+  error?: AwgError;
+  rollbackErrors: AwgError[];
+  outcome?: Outcome;
+}
+
+export const reconcileMachine = setup({
+  types: {
+    context: {} as ReconcileContext,
+    input: {} as ReconcileInput,
+    output: {} as ReconcileContext,
+  },
+  actors: {
+    observe: fromPromise<ObservedState, { desired: DesiredState }>(async () => {
+      throw new AwgError('bug', 'observe actor not provided');
+    }),
+    apply: fromPromise<ApplyOutput, { plan: Plan }>(async () => {
+      throw new AwgError('bug', 'apply actor not provided');
+    }),
+    rollback: fromPromise<RollbackOutput, RollbackInput>(async () => {
+      throw new AwgError('bug', 'rollback actor not provided');
+    }),
+  },
+  delays: {
+    verifyDelay: ({ context }) => context.verifyDelayMs ?? 200,
+  },
+  guards: {
+    hasConflict: ({ context }) => {
+      const ids = new Set(context.desired.resources.map((r) => r.id));
+      return (context.before?.foreign ?? []).some((f) => f.relation === 'conflict' && ids.has(f.id));
+    },
+    noChanges: ({ context }) => !hasChanges(context.plan!),
+    isDryRun: ({ context }) => context.dryRun,
+    verified: ({ context }) => verify(context.desired, context.after!).ok,
+    canRetryVerify: ({ context }) => context.verifyAttempts < (context.verifyRetries ?? 3),
+  },
+}).createMachine({
+  id: 'reconcile',
+  context: ({ input }) => ({ ...input, changed: 0, verifyAttempts: 0, rollbackErrors: [] }),
+  initial: 'observing',
+  output: ({ context }) => context,
+  states: {
+    observing: {
+      invoke: {
+        src: 'observe',
+        input: ({ context }) => ({ desired: context.desired }),
+        onDone: { target: 'planning', actions: assign({ before: ({ event }) => event.output }) },
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+      },
+    },
+    planning: {
+      entry: assign({ plan: ({ context }) => makePlan(context.desired, context.before!, { lastApplied: context.lastApplied }) }),
+      always: [
+        {
+          guard: 'hasConflict',
+          target: 'failed',
+          actions: assign({
+            error: ({ context }) => {
+              const ids = new Set(context.desired.resources.map((r) => r.id));
+              const c = context.before!.foreign.filter((f) => f.relation === 'conflict' && ids.has(f.id));
+              return new AwgError('conflict', `refusing to adopt objects awg does not own: ${c.map((f) => `${f.id} (${f.description})`).join('; ')}`, { hint: 'remove or rename them, or change the tunnel name / routing band' });
+            },
+          }),
+        },
+        { guard: 'noChanges', target: 'done', actions: assign({ outcome: 'unchanged' as const }) },
+        { guard: 'isDryRun', target: 'done', actions: assign({ outcome: 'planned' as const }) },
+        { target: 'applying' },
+      ],
+    },
+    applying: {
+      invoke: {
+        src: 'apply',
+        input: ({ context }) => ({ plan: context.plan! }),
+        onDone: [
+          { guard: ({ event }) => event.output.error !== undefined, target: 'rollingBack', actions: assign({ changed: ({ event }) => event.output.changed, error: ({ event }) => event.output.error }) },
+          { target: 'verifying', actions: assign({ changed: ({ event }) => event.output.changed }) },
+        ],
+        onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+      },
+    },
+    verifying: {
+      invoke: {
+        src: 'observe',
+        input: ({ context }) => ({ desired: context.desired }),
+        onDone: { target: 'checking', actions: assign({ after: ({ event }) => event.output, verifyAttempts: ({ context }) => context.verifyAttempts + 1 }) },
+        onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+      },
+    },
+    checking: {
+      always: [
+        { guard: 'verified', target: 'done', actions: assign({ outcome: 'converged' as const }) },
+        { guard: 'canRetryVerify', target: 'waitingToVerify' },
+        {
+          target: 'rollingBack',
+          actions: assign({
+            error: ({ context }) => {
+              const m = verify(context.desired, context.after!).mismatches;
+              return new AwgError('verification', `after apply the system still differs: ${m.map((c) => `${c.id} (${c.reason})`).join('; ')}`);
+            },
+          }),
+        },
+      ],
+    },
+    waitingToVerify: { after: { verifyDelay: 'verifying' } },
+    rollingBack: {
+      invoke: {
+        src: 'rollback',
+        input: ({ context }) => ({ before: context.before!, desired: context.desired, failClosed: context.failClosed }),
+        onDone: { target: 'done', actions: assign({ outcome: ({ event }) => event.output.outcome, rollbackErrors: ({ event }) => event.output.errors }) },
+        onError: {
+          target: 'done',
+          actions: assign({ outcome: 'failed-closed' as const, rollbackErrors: ({ event }) => [toAwgError(event.error, 'driver')] }),
+        },
+      },
+    },
+    failed: { type: 'final', entry: assign({ outcome: 'failed' as const }) },
+    done: { type: 'final' },
+  },
+});

@@ -1,0 +1,87 @@
+/**
+ * Wires the reconcile machine to real drivers: the production implementations of the
+ * observe / apply / rollback actors.
+ */
+import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate';
+import { AwgError, toAwgError } from '../errors.js';
+import type { AnyChange, Plan } from '../model/change.js';
+import type { DesiredState, ObservedState } from '../model/resources.js';
+import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
+import type { Exec } from '../util/exec.js';
+import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
+import { executeChanges } from './execute.js';
+import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
+import { observeAll } from './observe.js';
+import { revert } from './revert.js';
+import { plan as makePlan } from './plan.js';
+
+export interface ReconcileEnv {
+  drivers: Partial<DriverSet>;
+  claims: Claims;
+  state: StateStore;
+  exec: Exec;
+  reporter: Reporter;
+}
+
+export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {
+  return observeAll(env.drivers, { desired, claims: env.claims, state: env.state });
+}
+
+function applyContext(env: ReconcileEnv): ApplyContext {
+  return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims };
+}
+
+/** Execute every change, continuing past failures; returns the errors. */
+async function bestEffort(changes: AnyChange[], env: ReconcileEnv): Promise<AwgError[]> {
+  const errors: AwgError[] = [];
+  for (const c of changes) {
+    const r = await executeChanges([c], env.drivers, applyContext(env));
+    if (r.failed) errors.push(r.failed.error);
+  }
+  return errors;
+}
+
+export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise<RollbackOutput> {
+  env.reporter.report({ type: 'phase', phase: 'rollback', detail: input.failClosed ? 'kill switch on: ending fail-closed' : 'restoring the state observed before apply' });
+  const now = await observeWith(env, input.desired);
+  let back: Plan = revert(input.before, now);
+  const firewall = input.desired.resources.find((r) => r.kind === 'firewall');
+  if (input.failClosed && firewall) {
+    // Keep (or install) the desired firewall: the kill switch must hold even though the
+    // tunnels are being torn down.
+    back = { ...back, changes: back.changes.filter((c) => c.kind !== 'firewall') };
+  }
+  const errors = await bestEffort(back.changes, env);
+  if (input.failClosed && firewall) {
+    const after = await observeWith(env, input.desired);
+    const fwPlan = makePlan({ resources: [firewall], warnings: [] }, { resources: after.resources.filter((r) => r.kind === 'firewall'), foreign: [] });
+    errors.push(...(await bestEffort(fwPlan.changes, env)));
+    return { outcome: 'failed-closed', errors };
+  }
+  return { outcome: errors.length ? 'failed-closed' : 'rolled-back', errors };
+}
+
+export function productionMachine(env: ReconcileEnv) {
+  return reconcileMachine.provide({
+    actors: {
+      observe: fromPromise<ObservedState, { desired: DesiredState }>(({ input }) => observeWith(env, input.desired)),
+      apply: fromPromise<ApplyOutput, { plan: Plan }>(async ({ input, signal }) => {
+        env.reporter.report({ type: 'phase', phase: 'apply' });
+        const r = await executeChanges(input.plan.changes, env.drivers, applyContext(env), signal);
+        return r.failed ? { changed: r.changed, error: new AwgError(r.failed.error.kind, `${r.failed.change.id}: ${r.failed.error.message}`, { cause: r.failed.error }) } : { changed: r.changed };
+      }),
+      rollback: fromPromise<RollbackOutput, RollbackInput>(({ input }) => rollback(env, input)),
+    },
+  });
+}
+
+export async function reconcile(env: ReconcileEnv, input: ReconcileInput, opts: { clock?: SimulatedClock } = {}): Promise<ReconcileContext> {
+  const actor = createActor(productionMachine(env), { input, ...(opts.clock ? { clock: opts.clock } : {}) });
+  actor.start();
+  try {
+    return await toPromise(actor);
+  } catch (e) {
+    throw toAwgError(e);
+  }
+}

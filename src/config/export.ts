@@ -35,7 +35,12 @@ const OBF_KEYS: [keyof AwgObfuscation, string][] = [
   ['i5', 'I5'],
 ];
 
-export function exportWgQuick(tunnelName: string, tunnel: WgLikeTunnel, resolveSecret: (s: Secret) => string, opts: ExportOptions = {}): string {
+export function exportWgQuick(
+  tunnelName: string,
+  tunnel: WgLikeTunnel,
+  resolveSecret: (s: Secret) => string,
+  opts: ExportOptions = {},
+): string {
   const out: string[] = [`# awg tunnel ${tunnelName}`, '[Interface]'];
   const kv = (k: string, v: string | number): void => void out.push(`${k} = ${v}`);
   kv('PrivateKey', resolveSecret(tunnel.privateKey).trim());

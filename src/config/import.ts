@@ -11,7 +11,17 @@ import { Document, isMap, isScalar, isSeq, parse as parseYaml } from 'yaml';
 import type { Node as YamlNode, Pair, Scalar } from 'yaml';
 import type { z } from 'zod';
 import type { Issue } from '../errors.js';
-import { AwgObfuscation, Config, Endpoint, ENDPOINT_RE, MAX_TUNNEL_NAME, RESERVED_TARGETS, TUNNEL_NAME_RE, WgKey, WireguardTunnel } from './schema.js';
+import {
+  AwgObfuscation,
+  Config,
+  Endpoint,
+  ENDPOINT_RE,
+  MAX_TUNNEL_NAME,
+  RESERVED_TARGETS,
+  TUNNEL_NAME_RE,
+  WgKey,
+  WireguardTunnel,
+} from './schema.js';
 import type { ConfigInput } from './schema.js';
 import { parseIni, splitList } from './ini.js';
 import { checkSemantics } from './semantic.js';
@@ -82,12 +92,14 @@ const UNSUPPORTED_PEER: Record<string, string> = {
   advancedsecurity: 'an AmneziaWG kernel-module flag',
 };
 
-const HOOKS = 'awg sets up routes, DNS and firewall itself and runs no hooks; run such commands another way if still needed';
+const HOOKS =
+  'awg sets up routes, DNS and firewall itself and runs no hooks; run such commands another way if still needed';
 
 /** wg-quick keys that awg replaces with its own routing and hooks. */
 const NOT_IMPORTED: Record<string, string> = {
   fwmark: 'awg marks tunnel traffic itself, inside routing.fwmarkMask',
-  table: 'awg allocates a routing table per tunnel from routing.tableBase; per-app rules decide what is routed',
+  table:
+    'awg allocates a routing table per tunnel from routing.tableBase; per-app rules decide what is routed',
   preup: HOOKS,
   postup: HOOKS,
   predown: HOOKS,
@@ -95,9 +107,31 @@ const NOT_IMPORTED: Record<string, string> = {
   saveconfig: 'awg never rewrites its config',
 };
 
-const INTERFACE_KEYS = new Set(['privatekey', 'address', 'dns', 'mtu', 'listenport', ...AWG_KEYS, ...Object.keys(NOT_IMPORTED)]);
-const PEER_KEYS = new Set(['publickey', 'presharedkey', 'allowedips', 'endpoint', 'persistentkeepalive']);
-const REPEATABLE = new Set(['address', 'dns', 'allowedips', 'preup', 'postup', 'predown', 'postdown']);
+const INTERFACE_KEYS = new Set([
+  'privatekey',
+  'address',
+  'dns',
+  'mtu',
+  'listenport',
+  ...AWG_KEYS,
+  ...Object.keys(NOT_IMPORTED),
+]);
+const PEER_KEYS = new Set([
+  'publickey',
+  'presharedkey',
+  'allowedips',
+  'endpoint',
+  'persistentkeepalive',
+]);
+const REPEATABLE = new Set([
+  'address',
+  'dns',
+  'allowedips',
+  'preup',
+  'postup',
+  'predown',
+  'postdown',
+]);
 
 export function pathString(p: Path): string {
   let s = '';
@@ -124,8 +158,10 @@ export function suggestName(s: string): string {
 }
 
 export function tunnelNameProblem(n: string): string | undefined {
-  if (n.length > MAX_TUNNEL_NAME) return `at most ${MAX_TUNNEL_NAME} characters (the link is awg-<name>, 15 at most)`;
-  if (!TUNNEL_NAME_RE.test(n)) return 'lower-case letters, digits, "_" and "-", starting with a letter or digit';
+  if (n.length > MAX_TUNNEL_NAME)
+    return `at most ${MAX_TUNNEL_NAME} characters (the link is awg-<name>, 15 at most)`;
+  if (!TUNNEL_NAME_RE.test(n))
+    return 'lower-case letters, digits, "_" and "-", starting with a letter or digit';
   if ((RESERVED_TARGETS as readonly string[]).includes(n)) return `"${n}" is reserved`;
   return undefined;
 }
@@ -135,7 +171,10 @@ function zodMessage(r: z.ZodSafeParseResult<unknown>): string | undefined {
 }
 
 /** IPv4 dotted quad or IPv6, optional /prefix, as wg(8) accepts; `bare` gets /32 or /128. */
-function parseCidr(s: string, fillPrefix: boolean): { value: string; v6: boolean; prefix: number } | string {
+function parseCidr(
+  s: string,
+  fillPrefix: boolean,
+): { value: string; v6: boolean; prefix: number } | string {
   const slash = s.indexOf('/');
   const addr = slash < 0 ? s : s.slice(0, slash);
   const v6 = addr.includes(':');
@@ -175,7 +214,12 @@ class Importer {
     readonly keyMode: 'inline' | 'file',
   ) {}
 
-  err(at: Loc | undefined, path: Path, message: string, severity: Issue['severity'] = 'error'): void {
+  err(
+    at: Loc | undefined,
+    path: Path,
+    message: string,
+    severity: Issue['severity'] = 'error',
+  ): void {
     const i: Issue = { file: this.file, path: pathString(path), message, severity };
     if (at) {
       i.line = at.line;
@@ -218,7 +262,11 @@ class Importer {
       const vat: Loc = { line: e.line, col: e.valueCol };
       if (!this.singular(e, seen, base)) continue;
       if (UNSUPPORTED_INTERFACE[e.lower] !== undefined) {
-        this.err(at, base, `${e.key} (${UNSUPPORTED_INTERFACE[e.lower]}) is not supported yet; remove it or keep using awg-quick for this tunnel`);
+        this.err(
+          at,
+          base,
+          `${e.key} (${UNSUPPORTED_INTERFACE[e.lower]}) is not supported yet; remove it or keep using awg-quick for this tunnel`,
+        );
         continue;
       }
       if (!INTERFACE_KEYS.has(e.lower)) {
@@ -235,10 +283,13 @@ class Importer {
       switch (e.lower) {
         case 'privatekey': {
           const bad = zodMessage(WgKey.safeParse(e.value));
-          if (bad) this.err(vat, [...base, 'privateKey'], `PrivateKey ${bad}`);
+          if (bad) this.err(vat, [...base, 'privateKey'], `PrivateKey: ${bad}`);
           else {
             this.tunnel.privateKey = this.secret(e.value, `${this.name}.key`);
-            const hint = this.keyMode === 'inline' ? [' inline secret: keep this file private, or import with --key-file'] : [];
+            const hint =
+              this.keyMode === 'inline'
+                ? [' inline secret: keep this file private, or import with --key-file']
+                : [];
             this.place([...base, 'privateKey'], at, e, hint);
           }
           break;
@@ -251,9 +302,12 @@ class Importer {
         case 'listenport': {
           const field = e.lower === 'mtu' ? 'mtu' : 'listenPort';
           const n = parseUint(e.value, 0xffffffff);
-          const bad = n === undefined ? 'must be a decimal number' : zodMessage(WireguardTunnel.shape[field].safeParse(n));
+          const bad =
+            n === undefined
+              ? 'must be a decimal number'
+              : zodMessage(WireguardTunnel.shape[field].safeParse(n));
           if (field === 'listenPort' && n === 0) break; // 0 = random, the default
-          if (bad || n === undefined) this.err(vat, [...base, field], `${e.key} ${bad}`);
+          if (bad || n === undefined) this.err(vat, [...base, field], `${e.key}: ${bad}`);
           else {
             this.tunnel[field] = n;
             this.place([...base, field], at, e);
@@ -265,9 +319,15 @@ class Importer {
       }
     }
     if (addresses.length > 0) this.tunnel.addresses = addresses;
-    else if (!this.issues.some((i) => i.path.startsWith(pathString([...base, 'addresses'])))) this.err(s, [...base, 'addresses'], 'no Address in [Interface]: awg needs at least one tunnel address');
+    else if (!this.issues.some((i) => i.path.startsWith(pathString([...base, 'addresses']))))
+      this.err(
+        s,
+        [...base, 'addresses'],
+        'no Address in [Interface]: awg needs at least one tunnel address',
+      );
     if (dns.length > 0) this.tunnel.dns = dns;
-    if (!seen.has('privatekey')) this.err(s, [...base, 'privateKey'], 'no PrivateKey in [Interface]');
+    if (!seen.has('privatekey'))
+      this.err(s, [...base, 'privateKey'], 'no PrivateKey in [Interface]');
     this.sectionNote(s, base);
   }
 
@@ -278,7 +338,12 @@ class Importer {
     for (const item of splitList(e)) {
       const at: Loc = { line: e.line, col: item.col };
       if (field === 'dns' && !/^[0-9.]+$/.test(item.value) && !item.value.includes(':')) {
-        this.err(at, [...base, 'dns'], `DNS search domain "${item.value}" not imported: awg has no per-tunnel search domains yet`, 'warning');
+        this.err(
+          at,
+          [...base, 'dns'],
+          `DNS search domain "${item.value}" not imported: awg has no per-tunnel search domains yet`,
+          'warning',
+        );
         continue;
       }
       const c = parseCidr(item.value, false);
@@ -287,7 +352,11 @@ class Importer {
         continue;
       }
       if (field === 'dns' && item.value.includes('/')) {
-        this.err(at, [...base, field, into.length], `${e.key}: "${item.value}" must be an address without a prefix`);
+        this.err(
+          at,
+          [...base, field, into.length],
+          `${e.key}: "${item.value}" must be an address without a prefix`,
+        );
         continue;
       }
       const path: Path = into.length === 0 ? [...base, field] : [...base, field, into.length];
@@ -306,14 +375,22 @@ class Importer {
     let v: unknown;
     if ((AWG_SIMPLE as readonly string[]).includes(field)) {
       const n = parseUint(e.value, 0xffffffff);
-      const bad = n === undefined ? 'must be a decimal number' : zodMessage(AwgObfuscation.shape[field].safeParse(n));
-      if (bad) return this.err(vat, path, `${e.key} ${bad}`);
+      const bad =
+        n === undefined
+          ? 'must be a decimal number'
+          : zodMessage(AwgObfuscation.shape[field].safeParse(n));
+      if (bad) return this.err(vat, path, `${e.key}: ${bad}`);
       v = n;
     } else if ((AWG_H as readonly string[]).includes(field)) {
       const m = /^(\d{1,10})(?:-(\d{1,10}))?$/.exec(e.value);
       const a = m ? Number(m[1]) : NaN;
       const b = m?.[2] !== undefined ? Number(m[2]) : a;
-      if (!m || a > 0xffffffff || b > 0xffffffff) return this.err(vat, path, `${e.key} must be a uint32 or a range "MIN-MAX", got "${e.value}"`);
+      if (!m || a > 0xffffffff || b > 0xffffffff)
+        return this.err(
+          vat,
+          path,
+          `${e.key} must be a uint32 or a range "MIN-MAX", got "${e.value}"`,
+        );
       if (b < a) return this.err(vat, path, `${e.key} range "${e.value}" has MAX < MIN`);
       v = m[2] === undefined ? a : `${a}-${b}`;
     } else {
@@ -331,8 +408,14 @@ class Importer {
     for (let m = re.exec(e.value); m; m = re.exec(e.value)) {
       const r = parseTagString(m[0]);
       if (!r.ok) {
-        const legacy = /^<\s*(c|wt|d|ds|dz)\b/.test(m[0]) ? ' (a tag of other AmneziaWG versions that awg does not generate)' : '';
-        this.err({ line: e.line, col: e.valueCol + m.index }, path, `${e.key}: ${r.error}${legacy}`);
+        const legacy = /^<\s*(c|wt|d|ds|dz)\b/.test(m[0])
+          ? ' (a tag of other AmneziaWG versions that awg does not generate)'
+          : '';
+        this.err(
+          { line: e.line, col: e.valueCol + m.index },
+          path,
+          `${e.key}: ${r.error}${legacy}`,
+        );
         return false;
       }
     }
@@ -366,10 +449,13 @@ class Importer {
           const field = e.lower === 'publickey' ? 'publicKey' : 'presharedKey';
           const bad = zodMessage(WgKey.safeParse(e.value));
           if (bad) {
-            this.err(vat, [...base, field], `${e.key} ${bad}`);
+            this.err(vat, [...base, field], `${e.key}: ${bad}`);
             break;
           }
-          peer[field] = field === 'publicKey' ? e.value : this.secret(e.value, `${this.name}-peer${index + 1}.psk`);
+          peer[field] =
+            field === 'publicKey'
+              ? e.value
+              : this.secret(e.value, `${this.name}-peer${index + 1}.psk`);
           this.place([...base, field], at, e);
           break;
         }
@@ -385,10 +471,18 @@ class Importer {
             if (c.prefix === 0) {
               if (c.v6) this.full6 = true;
               else this.full4 = true;
-              for (const k of c.v6 ? ['default', 'ipv6'] : ['default']) if (!this.locs.has(k)) this.locs.set(k, iat);
+              for (const k of c.v6 ? ['default', 'ipv6'] : ['default'])
+                if (!this.locs.has(k)) this.locs.set(k, iat);
             } else this.splitIPs.push(c.value);
             this.locs.set(pathString([...base, 'allowedIPs', allowed.length]), iat);
-            if (first) this.place(allowed.length === 0 ? [...base, 'allowedIPs'] : [...base, 'allowedIPs', allowed.length], iat, e);
+            if (first)
+              this.place(
+                allowed.length === 0
+                  ? [...base, 'allowedIPs']
+                  : [...base, 'allowedIPs', allowed.length],
+                iat,
+                e,
+              );
             first = false;
             allowed.push(c.value);
           }
@@ -397,9 +491,17 @@ class Importer {
         case 'endpoint': {
           const m = ENDPOINT_RE.exec(e.value);
           let bad = zodMessage(Endpoint.safeParse(e.value));
-          if (!bad && m?.[1] !== undefined && !ipaddr.IPv6.isValid(m[1])) bad = `has a bad IPv6 address "${m[1]}"`;
-          if (!bad && m?.[2] !== undefined && /^[0-9.]+$/.test(m[2]) && !ipaddr.IPv4.isValidFourPartDecimal(m[2])) bad = `has a bad IPv4 address "${m[2]}"`;
-          if (bad && /^[0-9a-fA-F:]+:\d+$/.test(e.value) && e.value.split(':').length > 2) bad += '; write IPv6 endpoints as [address]:port';
+          if (!bad && m?.[1] !== undefined && !ipaddr.IPv6.isValid(m[1]))
+            bad = `has a bad IPv6 address "${m[1]}"`;
+          if (
+            !bad &&
+            m?.[2] !== undefined &&
+            /^[0-9.]+$/.test(m[2]) &&
+            !ipaddr.IPv4.isValidFourPartDecimal(m[2])
+          )
+            bad = `has a bad IPv4 address "${m[2]}"`;
+          if (bad && /^[0-9a-fA-F:]+:\d+$/.test(e.value) && e.value.split(':').length > 2)
+            bad += '; write IPv6 endpoints as [address]:port';
           if (bad) this.err(vat, [...base, 'endpoint'], `Endpoint "${e.value}" ${bad}`);
           else {
             peer.endpoint = e.value;
@@ -410,11 +512,16 @@ class Importer {
         case 'persistentkeepalive': {
           const path = [...base, 'persistentKeepalive'];
           if (/^\d+-\d+$/.test(e.value)) {
-            this.err(vat, path, `PersistentKeepalive range "${e.value}" (AmneziaWG 3.x) is not supported yet`);
+            this.err(
+              vat,
+              path,
+              `PersistentKeepalive range "${e.value}" (AmneziaWG 3.x) is not supported yet`,
+            );
             break;
           }
           const n = e.value.toLowerCase() === 'off' ? 0 : parseUint(e.value, 65535);
-          if (n === undefined) this.err(vat, path, `PersistentKeepalive must be "off" or 0-65535, got "${e.value}"`);
+          if (n === undefined)
+            this.err(vat, path, `PersistentKeepalive must be "off" or 0-65535, got "${e.value}"`);
           else {
             peer.persistentKeepalive = n;
             this.place(path, at, e);
@@ -425,7 +532,8 @@ class Importer {
     }
     if (!seen.has('publickey')) this.err(s, [...base, 'publicKey'], 'no PublicKey in [Peer]');
     const out: Record<string, unknown> = {};
-    for (const k of ['publicKey', 'presharedKey', 'endpoint'] as const) if (peer[k] !== undefined) out[k] = peer[k];
+    for (const k of ['publicKey', 'presharedKey', 'endpoint'] as const)
+      if (peer[k] !== undefined) out[k] = peer[k];
     out.allowedIPs = allowed;
     if (peer.persistentKeepalive !== undefined) out.persistentKeepalive = peer.persistentKeepalive;
     this.sectionNote(s, base);
@@ -434,7 +542,11 @@ class Importer {
 
   /** Section comments go above the section's node; unplaced ones join them. */
   sectionNote(s: IniSection, base: Path): void {
-    const before = [...s.comments, ...(s.trailing !== undefined ? [s.trailing] : []), ...this.pending];
+    const before = [
+      ...s.comments,
+      ...(s.trailing !== undefined ? [s.trailing] : []),
+      ...this.pending,
+    ];
     this.pending = [];
     if (before.length > 0) this.notes.push({ path: base, before });
   }
@@ -452,7 +564,9 @@ class Importer {
 
   unknown(e: IniEntry, base: Path, section: 'Interface' | 'Peer'): void {
     const other = section === 'Interface' ? PEER_KEYS : INTERFACE_KEYS;
-    const hint = other.has(e.lower) ? `; it belongs in [${section === 'Interface' ? 'Peer' : 'Interface'}]` : '';
+    const hint = other.has(e.lower)
+      ? `; it belongs in [${section === 'Interface' ? 'Peer' : 'Interface'}]`
+      : '';
     this.err(e, base, `unknown key ${e.key} in [${section}]${hint}`);
   }
 }
@@ -467,7 +581,16 @@ export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
     return run(text, opts, requested, name);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
-    return { yaml: '', config: empty, issues: [{ file, path: '', message: `internal error while importing: ${msg}`, severity: 'error' }], secretFiles: [], tunnelName: name, ok: false };
+    return {
+      yaml: '',
+      config: empty,
+      issues: [
+        { file, path: '', message: `internal error while importing: ${msg}`, severity: 'error' },
+      ],
+      secretFiles: [],
+      tunnelName: name,
+      ok: false,
+    };
   }
 }
 
@@ -478,55 +601,93 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
   const problem = tunnelNameProblem(requested);
   if (problem !== undefined) {
     const from = opts.name !== undefined ? '--name' : `file name ${nameFromFile(file)}`;
-    im.err(undefined, ['tunnels', requested], `tunnel name "${requested}" (from ${from}) is invalid: ${problem}; use --name ${name}`);
+    im.err(
+      undefined,
+      ['tunnels', requested],
+      `tunnel name "${requested}" (from ${from}) is invalid: ${problem}; use --name ${name}`,
+    );
   }
   im.issues.push(...syntax);
 
   const ifaces = ini.sections.filter((s) => s.kind === 'interface');
   const peers = ini.sections.filter((s) => s.kind === 'peer');
   if (ifaces.length === 0) im.err({ line: 1, col: 1 }, im.base(), 'no [Interface] section');
-  for (const extra of ifaces.slice(1)) im.err(extra, im.base(), `second [Interface] section (the first is on line ${ifaces[0]!.line})`);
+  for (const extra of ifaces.slice(1))
+    im.err(
+      extra,
+      im.base(),
+      `second [Interface] section (the first is on line ${ifaces[0]!.line})`,
+    );
   if (ifaces[0]) im.interface(ifaces[0]);
   peers.forEach((p, i) => im.peer(p, i));
-  if (peers.length === 0) im.err(ifaces[0] ?? { line: 1, col: 1 }, [...im.base(), 'peers'], 'no [Peer] section: a tunnel needs at least one peer');
+  if (peers.length === 0)
+    im.err(
+      ifaces[0] ?? { line: 1, col: 1 },
+      [...im.base(), 'peers'],
+      'no [Peer] section: a tunnel needs at least one peer',
+    );
   const keys = new Map<string, number>();
   im.peers.forEach((p, i) => {
     const k = p.publicKey as string | undefined;
     if (k === undefined) return;
     const prev = keys.get(k);
-    if (prev !== undefined) im.err(peers[i], [...im.base(), 'peers', i, 'publicKey'], `peer with the same PublicKey as the peer on line ${peers[prev]!.line}`);
+    if (prev !== undefined)
+      im.err(
+        peers[i],
+        [...im.base(), 'peers', i, 'publicKey'],
+        `peer with the same PublicKey as the peer on line ${peers[prev]!.line}`,
+      );
     else keys.set(k, i);
   });
 
   const isAwg = im.awgKeys.length > 0;
   const type = opts.type ?? (isAwg ? 'amneziawg' : 'wireguard');
-  if (type === 'wireguard') for (const e of im.awgKeys) im.err(e, im.base(), `${e.key} is an AmneziaWG key but the tunnel type is wireguard`);
+  if (type === 'wireguard')
+    for (const e of im.awgKeys)
+      im.err(e, im.base(), `${e.key} is an AmneziaWG key but the tunnel type is wireguard`);
 
   const tunnel: Record<string, unknown> = { type };
-  for (const k of ['privateKey', 'addresses', 'dns', 'mtu', 'listenPort'] as const) if (im.tunnel[k] !== undefined) tunnel[k] = im.tunnel[k];
+  for (const k of ['privateKey', 'addresses', 'dns', 'mtu', 'listenPort'] as const)
+    if (im.tunnel[k] !== undefined) tunnel[k] = im.tunnel[k];
   if (type === 'amneziawg') {
     const o: Record<string, unknown> = {};
-    for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I]) if (im.obfuscation[k] !== undefined) o[k] = im.obfuscation[k];
+    for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I])
+      if (im.obfuscation[k] !== undefined) o[k] = im.obfuscation[k];
     tunnel.obfuscation = o;
   }
   tunnel.peers = im.peers;
 
   const full = im.full4 || im.full6;
-  const config: Record<string, unknown> = { version: 1, tunnels: { [name]: tunnel }, default: full ? name : 'direct' };
+  const config: Record<string, unknown> = {
+    version: 1,
+    tunnels: { [name]: tunnel },
+    default: full ? name : 'direct',
+  };
   if (im.full6) config.ipv6 = 'tunnel';
   const defaultNote = full
     ? [
         ` AllowedIPs include ${[im.full4 ? '0.0.0.0/0' : '', im.full6 ? '::/0' : ''].filter(Boolean).join(' and ')}: full tunnel, as wg-quick did.`,
         ' Add `direct` rules to exclude apps.',
-        ...(im.full6 ? [] : [' IPv6 was not tunnelled (no ::/0); set `ipv6: block` to stop it going direct.']),
+        ...(im.full6
+          ? []
+          : [' IPv6 was not tunnelled (no ::/0); set `ipv6: block` to stop it going direct.']),
       ]
     : [
         ` Split tunnel: only processes matched by rules: go through ${name}, e.g.`,
         `   rules: [{ match: { name: firefox }, target: ${name} }]`,
-        ...(im.splitIPs.length > 0 ? [` (wg-quick routed ${summarize(im.splitIPs)} through it for every process.)`] : []),
+        ...(im.splitIPs.length > 0
+          ? [` (wg-quick routed ${summarize(im.splitIPs)} through it for every process.)`]
+          : []),
       ];
 
-  const yaml = render(config, im, opts.schemaUrl ?? SCHEMA_URL, ini.tailComments, defaultNote, file);
+  const yaml = render(
+    config,
+    im,
+    opts.schemaUrl ?? SCHEMA_URL,
+    ini.tailComments,
+    defaultNote,
+    file,
+  );
   const issues = im.issues;
   if (!issues.some((i) => i.severity === 'error')) {
     // The contract: what we emit loads. Schema and cross-field findings, located in the INI.
@@ -537,15 +698,25 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
         im.err(locate(im.locs, p), [p], z.message);
       }
     } else {
-      for (const f of checkSemantics(check.data)) im.err(locate(im.locs, pathString(f.path)), f.path, f.message, f.severity);
+      for (const f of checkSemantics(check.data))
+        im.err(locate(im.locs, pathString(f.path)), f.path, f.message, f.severity);
     }
   }
   issues.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
-  return { yaml, config: config as ConfigInput, issues, secretFiles: im.secretFiles, tunnelName: name, ok: !issues.some((i) => i.severity === 'error') };
+  return {
+    yaml,
+    config: config as ConfigInput,
+    issues,
+    secretFiles: im.secretFiles,
+    tunnelName: name,
+    ok: !issues.some((i) => i.severity === 'error'),
+  };
 }
 
 function summarize(ips: string[]): string {
-  return ips.length <= 3 ? ips.join(', ') : `${ips.slice(0, 3).join(', ')} and ${ips.length - 3} more`;
+  return ips.length <= 3
+    ? ips.join(', ')
+    : `${ips.slice(0, 3).join(', ')} and ${ips.length - 3} more`;
 }
 
 /** The nearest recorded location for a config path (longest known prefix). */
@@ -558,7 +729,14 @@ function locate(locs: Map<string, Loc>, p: string): Loc | undefined {
   return undefined;
 }
 
-function render(config: Record<string, unknown>, im: Importer, schemaUrl: string, tail: string[], defaultNote: string[], file: string): string {
+function render(
+  config: Record<string, unknown>,
+  im: Importer,
+  schemaUrl: string,
+  tail: string[],
+  defaultNote: string[],
+  file: string,
+): string {
   const doc = new Document(config);
   doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${nameFromFile(file)}${file.endsWith('.conf') ? '.conf' : ''} by \`awg import\`.`;
   for (const n of im.notes) annotate(doc, n.path, n.before, n.trailing);
@@ -574,20 +752,27 @@ function annotate(doc: Document, path: Path, before: string[], trailing?: string
   let target: YamlNode | undefined;
   let value: YamlNode | undefined;
   if (isMap(parent)) {
-    const pair = parent.items.find((p: Pair) => isScalar(p.key) && (p.key as Scalar).value === last);
+    const pair = parent.items.find(
+      (p: Pair) => isScalar(p.key) && (p.key as Scalar).value === last,
+    );
     target = pair?.key as YamlNode | undefined;
     value = pair?.value as YamlNode | undefined;
     // a comment on the first key of a sequence item would print after "- "
-    if (pair !== undefined && pair === parent.items[0] && isSeq(doc.getIn(path.slice(0, -2), true))) target = parent;
+    if (pair !== undefined && pair === parent.items[0] && isSeq(doc.getIn(path.slice(0, -2), true)))
+      target = parent;
   } else if (isSeq(parent) && typeof last === 'number') {
     target = parent.items[last] as YamlNode | undefined;
     value = target;
   }
   if (!target) return;
   const add = before.map((c) => c.trimEnd()).join('\n');
-  if (add !== '') target.commentBefore = target.commentBefore ? `${target.commentBefore}\n${add}` : add;
+  if (add !== '')
+    target.commentBefore = target.commentBefore ? `${target.commentBefore}\n${add}` : add;
   if (trailing !== undefined) {
     if (isScalar(value)) value.comment = trailing.trimEnd();
-    else target.commentBefore = target.commentBefore ? `${target.commentBefore}\n${trailing}` : trailing;
+    else
+      target.commentBefore = target.commentBefore
+        ? `${target.commentBefore}\n${trailing}`
+        : trailing;
   }
 }

@@ -53,7 +53,17 @@ export interface IniListItem {
 }
 
 /** Keys whose values keep interior whitespace. */
-const KEEP_SPACE = new Set(['i1', 'i2', 'i3', 'i4', 'i5', 'preup', 'postup', 'predown', 'postdown']);
+const KEEP_SPACE = new Set([
+  'i1',
+  'i2',
+  'i3',
+  'i4',
+  'i5',
+  'preup',
+  'postup',
+  'predown',
+  'postdown',
+]);
 
 const WS = /\s/;
 
@@ -77,6 +87,8 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
   const sections: IniSection[] = [];
   let current: IniSection | undefined;
   let pending: string[] = [];
+  /** inside an unknown section: its keys were already covered by that error */
+  let skipping = false;
   const src = text.startsWith('\uFEFF') ? text.slice(1) : text;
 
   lines(src).forEach((full, idx) => {
@@ -93,13 +105,23 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
     if (body[start] === '[') {
       const header = body.replace(/\s+/g, '');
       const name = header.toLowerCase();
-      const kind: SectionKind | undefined = name === '[interface]' ? 'interface' : name === '[peer]' ? 'peer' : undefined;
+      const kind: SectionKind | undefined =
+        name === '[interface]' ? 'interface' : name === '[peer]' ? 'peer' : undefined;
       if (kind === undefined) {
-        issues.push({ file, line, col, path: '', message: `unknown section ${header}: expected [Interface] or [Peer]`, severity: 'error' });
+        issues.push({
+          file,
+          line,
+          col,
+          path: '',
+          message: `unknown section ${header}: expected [Interface] or [Peer]`,
+          severity: 'error',
+        });
         current = undefined;
+        skipping = true;
         pending = [];
         return;
       }
+      skipping = false;
       current = { kind, header, line, col, comments: trimBlankEdges(pending), entries: [] };
       if (comment !== undefined) current.trailing = comment;
       sections.push(current);
@@ -108,7 +130,14 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
     }
     const eq = body.indexOf('=');
     if (eq < 0) {
-      issues.push({ file, line, col, path: '', message: `line not understood: "${body.trim()}" is neither a [section] nor a key = value`, severity: 'error' });
+      issues.push({
+        file,
+        line,
+        col,
+        path: '',
+        message: `line not understood: "${body.trim()}" is neither a [section] nor a key = value`,
+        severity: 'error',
+      });
       pending = [];
       return;
     }
@@ -117,15 +146,39 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
     const vStart = firstNonSpace(body, eq + 1);
     const raw = body.slice(vStart).trimEnd();
     const value = KEEP_SPACE.has(lower) ? raw : raw.replace(/\s+/g, '');
-    const entry: IniEntry = { key, lower, value, raw, line, col, valueCol: vStart + 1, comments: trimBlankEdges(pending) };
+    const entry: IniEntry = {
+      key,
+      lower,
+      value,
+      raw,
+      line,
+      col,
+      valueCol: vStart + 1,
+      comments: trimBlankEdges(pending),
+    };
     if (comment !== undefined) entry.trailing = comment;
     pending = [];
     if (key === '') {
-      issues.push({ file, line, col, path: '', message: 'missing key name before "="', severity: 'error' });
+      issues.push({
+        file,
+        line,
+        col,
+        path: '',
+        message: 'missing key name before "="',
+        severity: 'error',
+      });
       return;
     }
     if (current === undefined) {
-      issues.push({ file, line, col, path: '', message: `key ${key} outside a section: put it under [Interface] or [Peer]`, severity: 'error' });
+      if (skipping) return;
+      issues.push({
+        file,
+        line,
+        col,
+        path: '',
+        message: `key ${key} outside a section: put it under [Interface] or [Peer]`,
+        severity: 'error',
+      });
       return;
     }
     current.entries.push(entry);

@@ -15,30 +15,71 @@ interface Expect {
 /** file → the error it must produce (other issues may accompany it). */
 const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = {
   'unknown-key.conf': { error: { line: 5, col: 3, msg: 'unknown key Foo in [Interface]' } },
-  'peer-key-in-interface.conf': { error: { line: 4, col: 1, msg: 'unknown key Endpoint in [Interface]; it belongs in [Peer]' } },
-  'bad-key.conf': { error: { line: 2, col: 14, msg: 'PrivateKey must be a base64-encoded 32-byte WireGuard key' } },
-  'bad-endpoint.conf': { error: { line: 8, col: 12, msg: 'write IPv6 endpoints as [address]:port' } },
-  'bad-cidr.conf': { error: { line: 7, col: 27, msg: '"192.168.1.0/33" has a bad prefix length (0-32)' } },
+  'peer-key-in-interface.conf': {
+    error: { line: 4, col: 1, msg: 'unknown key Endpoint in [Interface]; it belongs in [Peer]' },
+  },
+  'bad-key.conf': {
+    error: { line: 2, col: 14, msg: 'PrivateKey: must be a base64-encoded 32-byte WireGuard key' },
+  },
+  'bad-endpoint.conf': {
+    error: { line: 8, col: 12, msg: 'write IPv6 endpoints as [address]:port' },
+  },
+  'bad-cidr.conf': {
+    error: { line: 7, col: 27, msg: '"192.168.1.0/33" has a bad prefix length (0-32)' },
+  },
   'outside-section.conf': { error: { line: 2, col: 1, msg: 'key PrivateKey outside a section' } },
-  'dup-privatekey.conf': { error: { line: 4, col: 1, msg: 'duplicate PrivateKey (first set on line 2)' } },
-  'awg3-hpk.conf': { error: { line: 7, col: 1, msg: 'HeaderProtectionKey (AmneziaWG 3.x header protection) is not supported yet' } },
-  'awg31-trailers.conf': { error: { line: 5, col: 1, msg: 'RandomTrailers (AmneziaWG 3.1 random trailers) is not supported yet' } },
-  'keepalive-range.conf': { error: { line: 8, col: 23, msg: 'PersistentKeepalive range "20-30" (AmneziaWG 3.x) is not supported yet' } },
-  'my-home-office-vpn.conf': { error: { line: undefined, col: undefined, msg: 'tunnel name "my-home-office-vpn" (from file name my-home-office-vpn) is invalid: at most 11 characters' } },
+  'dup-privatekey.conf': {
+    error: { line: 4, col: 1, msg: 'duplicate PrivateKey (first set on line 2)' },
+  },
+  'awg3-hpk.conf': {
+    error: {
+      line: 7,
+      col: 1,
+      msg: 'HeaderProtectionKey (AmneziaWG 3.x header protection) is not supported yet',
+    },
+  },
+  'awg31-trailers.conf': {
+    error: {
+      line: 5,
+      col: 1,
+      msg: 'RandomTrailers (AmneziaWG 3.1 random trailers) is not supported yet',
+    },
+  },
+  'keepalive-range.conf': {
+    error: {
+      line: 8,
+      col: 23,
+      msg: 'PersistentKeepalive range "20-30" (AmneziaWG 3.x) is not supported yet',
+    },
+  },
+  'my-home-office-vpn.conf': {
+    error: {
+      line: undefined,
+      col: undefined,
+      msg: 'tunnel name "my-home-office-vpn" (from file name my-home-office-vpn) is invalid: at most 11 characters',
+    },
+  },
   'unknown-section.conf': { error: { line: 1, col: 1, msg: 'unknown section [Interfaces]' } },
-  'no-equals.conf': { error: { line: 7, col: 1, msg: 'line not understood: "AllowedIPs 0.0.0.0/0" is neither' } },
+  'no-equals.conf': {
+    error: { line: 7, col: 1, msg: 'line not understood: "AllowedIPs 0.0.0.0/0" is neither' },
+  },
   'no-peer.conf': { error: { line: 1, col: 1, msg: 'no [Peer] section' } },
   'no-privatekey.conf': { error: { line: 1, col: 1, msg: 'no PrivateKey in [Interface]' } },
   'bad-h-range.conf': { error: { line: 4, col: 6, msg: 'H1 range "100-50" has MAX < MIN' } },
   'bad-tag.conf': { error: { line: 5, col: 19, msg: 'I1: unknown tag <rx>' } },
-  'bad-mtu.conf': { error: { line: 4, col: 7, msg: 'MTU ' } },
+  'bad-mtu.conf': { error: { line: 4, col: 7, msg: 'MTU: Too small' } },
   'dup-peer.conf': { error: { line: 10, col: 1, msg: 'same PublicKey as the peer on line 5' } },
   'h-overlap.conf': { error: { line: 5, col: 1, msg: 'h2 (15-30) overlaps h1 (10-20)' } },
-  'forced-wireguard.conf': { opts: { type: 'wireguard' }, error: { line: 4, col: 1, msg: 'Jc is an AmneziaWG key but the tunnel type is wireguard' } },
+  'forced-wireguard.conf': {
+    opts: { type: 'wireguard' },
+    error: { line: 4, col: 1, msg: 'Jc is an AmneziaWG key but the tunnel type is wireguard' },
+  },
 };
 
 describe('importWgQuick: invalid files give located errors', () => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.conf')).sort();
+  const files = readdirSync(DIR)
+    .filter((f) => f.endsWith('.conf'))
+    .sort();
 
   it('has at least 12 cases, one per fixture', () => {
     expect(files.length).toBeGreaterThanOrEqual(12);
@@ -52,20 +93,29 @@ describe('importWgQuick: invalid files give located errors', () => {
       const errors = r.issues.filter((i) => i.severity === 'error');
       const hit = errors.find((i) => i.message.includes(error.msg));
       expect(hit, `errors: ${JSON.stringify(errors, null, 1)}`).toBeDefined();
-      expect({ file: hit!.file, line: hit!.line, col: hit!.col }).toEqual({ file, line: error.line, col: error.col });
+      expect({ file: hit!.file, line: hit!.line, col: hit!.col }).toEqual({
+        file,
+        line: error.line,
+        col: error.col,
+      });
     });
   }
 
   it('suggests a valid name when the file name is too long', () => {
-    const r = importWgQuick(readFileSync(join(DIR, 'my-home-office-vpn.conf'), 'utf8'), { file: 'my-home-office-vpn.conf' });
+    const r = importWgQuick(readFileSync(join(DIR, 'my-home-office-vpn.conf'), 'utf8'), {
+      file: 'my-home-office-vpn.conf',
+    });
     expect(r.issues[0]!.message).toMatch(/use --name my-home-off$/);
     expect(r.tunnelName).toBe('my-home-off');
     const bad = importWgQuick('', { file: 'x.conf', name: 'Work VPN' });
-    expect(bad.issues.find((i) => i.message.startsWith('tunnel name'))!.message).toMatch(/from --name\) is invalid: lower-case letters.*use --name work-vpn$/);
+    expect(bad.issues.find((i) => i.message.startsWith('tunnel name'))!.message).toMatch(
+      /from --name\) is invalid: lower-case letters.*use --name work-vpn$/,
+    );
   });
 
   it('reports every problem at once, sorted by position', () => {
-    const text = '[Interface]\nPrivateKey = nope\nAddress = 10.0.0.300/24\nBogus = 1\n\n[Peer]\nPublicKey = x\nEndpoint = host\nAllowedIPs = 10.0.0.0/8, fe80::/129\n';
+    const text =
+      '[Interface]\nPrivateKey = nope\nAddress = 10.0.0.300/24\nBogus = 1\n\n[Peer]\nPublicKey = x\nEndpoint = host\nAllowedIPs = 10.0.0.0/8, fe80::/129\n';
     const r = importWgQuick(text, { file: 'many.conf' });
     const at = r.issues.filter((i) => i.severity === 'error').map((i) => `${i.line}:${i.col}`);
     expect(at).toEqual(['2:14', '3:11', '4:1', '7:13', '8:12', '9:26']);

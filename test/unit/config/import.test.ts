@@ -4,7 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { exportWgQuick } from '../../../src/config/export.js';
-import { importWgQuick, type ImportOptions, type ImportResult } from '../../../src/config/import.js';
+import {
+  importWgQuick,
+  type ImportOptions,
+  type ImportResult,
+} from '../../../src/config/import.js';
 import { parseIni, splitList } from '../../../src/config/ini.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { Config, isWgLike, type Secret, type WgLikeTunnel } from '../../../src/config/schema.js';
@@ -19,16 +23,33 @@ const VARIANTS: { conf: string; golden: string; opts: Partial<ImportOptions> }[]
   { conf: 'wg0.conf', golden: 'wg0.amneziawg.yaml', opts: { type: 'amneziawg' } },
 ];
 
-const confs = readdirSync(DIR).filter((f) => f.endsWith('.conf')).sort();
+const confs = readdirSync(DIR)
+  .filter((f) => f.endsWith('.conf'))
+  .sort();
 const cases = [
-  ...confs.filter((c) => !VARIANTS.some((v) => v.conf === c && v.golden === c.replace(/\.conf$/, '.yaml'))).map((conf) => ({ conf, golden: conf.replace(/\.conf$/, '.yaml'), opts: {} })),
+  ...confs
+    .filter(
+      (c) => !VARIANTS.some((v) => v.conf === c && v.golden === c.replace(/\.conf$/, '.yaml')),
+    )
+    .map((conf) => ({ conf, golden: conf.replace(/\.conf$/, '.yaml'), opts: {} })),
   ...VARIANTS,
 ];
 
 /** Only the keys awg imports, normalized the way wg/wg-quick read them. */
-const DROPPED = new Set(['fwmark', 'table', 'preup', 'postup', 'predown', 'postdown', 'saveconfig']);
+const DROPPED = new Set([
+  'fwmark',
+  'table',
+  'preup',
+  'postup',
+  'predown',
+  'postdown',
+  'saveconfig',
+]);
 const LISTS = new Set(['address', 'dns', 'allowedips']);
-function semantic(text: string): { iface: Record<string, string[]>; peers: Record<string, string[]>[] } {
+function semantic(text: string): {
+  iface: Record<string, string[]>;
+  peers: Record<string, string[]>[];
+} {
   const { doc, issues } = parseIni(text, 'x.conf');
   expect(issues).toEqual([]);
   const norm = (section: (typeof doc.sections)[number]): Record<string, string[]> => {
@@ -37,7 +58,8 @@ function semantic(text: string): { iface: Record<string, string[]>; peers: Recor
       if (DROPPED.has(e.lower)) continue;
       let vals = LISTS.has(e.lower) ? splitList(e).map((i) => i.value) : [e.value];
       if (e.lower === 'dns') vals = vals.filter((v) => /^[0-9.]+$|:/.test(v));
-      if (e.lower === 'allowedips') vals = vals.map((v) => (v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`));
+      if (e.lower === 'allowedips')
+        vals = vals.map((v) => (v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`));
       if (e.lower === 'persistentkeepalive' && e.value.toLowerCase() === 'off') vals = ['0'];
       (out[e.lower] ??= []).push(...vals);
     }
@@ -45,11 +67,13 @@ function semantic(text: string): { iface: Record<string, string[]>; peers: Recor
     return out;
   };
   const iface = doc.sections.find((s) => s.kind === 'interface')!;
-  const peers = doc.sections.filter((s) => s.kind === 'peer').map((p) => {
-    const n = norm(p);
-    delete n.mtu;
-    return n;
-  });
+  const peers = doc.sections
+    .filter((s) => s.kind === 'peer')
+    .map((p) => {
+      const n = norm(p);
+      delete n.mtu;
+      return n;
+    });
   return { iface: norm(iface), peers };
 }
 
@@ -108,10 +132,13 @@ describe('importWgQuick: valid corpus', () => {
 });
 
 describe('importWgQuick: mapping details', () => {
-  const load = (f: string, o: Partial<ImportOptions> = {}) => importWgQuick(readFileSync(join(DIR, f), 'utf8'), { file: f, ...o });
+  const load = (f: string, o: Partial<ImportOptions> = {}) =>
+    importWgQuick(readFileSync(join(DIR, f), 'utf8'), { file: f, ...o });
 
   it('derives the tunnel name from the file name, directories and extension dropped', () => {
-    const r = importWgQuick(readFileSync(join(DIR, 'wg0.conf'), 'utf8'), { file: '/etc/wireguard/wg0.conf' });
+    const r = importWgQuick(readFileSync(join(DIR, 'wg0.conf'), 'utf8'), {
+      file: '/etc/wireguard/wg0.conf',
+    });
     expect(r.tunnelName).toBe('wg0');
     expect(Object.keys(r.config.tunnels ?? {})).toEqual(['wg0']);
   });
@@ -121,22 +148,40 @@ describe('importWgQuick: mapping details', () => {
     const psk = load('psk.conf').config;
     expect(psk.default).toBe('psk');
     expect(psk.ipv6).toBeUndefined();
-    expect(load('se-got-wg-001.conf', { name: 'mullvad' }).config).toMatchObject({ default: 'mullvad', ipv6: 'tunnel' });
+    expect(load('se-got-wg-001.conf', { name: 'mullvad' }).config).toMatchObject({
+      default: 'mullvad',
+      ipv6: 'tunnel',
+    });
     const office = load('office.conf');
     expect(office.config.default).toBe('direct');
-    expect(office.yaml).toMatch(/# Split tunnel: only processes matched by rules: go through office/);
+    expect(office.yaml).toMatch(
+      /# Split tunnel: only processes matched by rules: go through office/,
+    );
   });
 
   it('types a file with AmneziaWG keys amneziawg and keeps H ranges as "a-b" and I-tag spacing', () => {
     const t = load('awg2.conf').config.tunnels!.awg2 as Record<string, unknown>;
     expect(t.type).toBe('amneziawg');
-    expect(t.obfuscation).toMatchObject({ jc: 6, s3: 23, s4: 9, h1: '100000000-100100000', i2: '<b 0x474554202f20485454502f312e31>  <rc 12>   <rd 4>', i3: '<r 32>' });
-    expect((load('awg1.conf').config.tunnels!.awg1 as { obfuscation: unknown }).obfuscation).toMatchObject({ h1: 1433713425 });
+    expect(t.obfuscation).toMatchObject({
+      jc: 6,
+      s3: 23,
+      s4: 9,
+      h1: '100000000-100100000',
+      i2: '<b 0x474554202f20485454502f312e31>  <rc 12>   <rd 4>',
+      i3: '<r 32>',
+    });
+    expect(
+      (load('awg1.conf').config.tunnels!.awg1 as { obfuscation: unknown }).obfuscation,
+    ).toMatchObject({ h1: 1433713425 });
     expect(load('wg0.conf').config.tunnels!.wg0!.type).toBe('wireguard');
   });
 
   it('normalizes bare AllowedIPs to /32 and PersistentKeepalive off to 0', () => {
-    const peers = (load('mesh.conf').config.tunnels!.mesh as { peers: { allowedIPs: string[]; persistentKeepalive?: number }[] }).peers;
+    const peers = (
+      load('mesh.conf').config.tunnels!.mesh as {
+        peers: { allowedIPs: string[]; persistentKeepalive?: number }[];
+      }
+    ).peers;
     expect(peers[2]!.allowedIPs).toEqual(['10.99.0.4/32']);
     expect(peers[1]!.persistentKeepalive).toBe(0);
   });
@@ -157,10 +202,20 @@ describe('importWgQuick: mapping details', () => {
   it('warns about hooks, Table, FwMark, SaveConfig and search domains, and keeps them as comments', () => {
     const r = load('hooks.conf');
     const w = r.issues.filter((i) => i.severity === 'warning');
-    expect(w.map((i) => [i.line, i.col])).toEqual([[4, 17], [5, 1], [6, 1], [8, 1], [9, 1], [10, 1], [11, 1]]);
+    expect(w.map((i) => [i.line, i.col])).toEqual([
+      [4, 17],
+      [5, 1],
+      [6, 1],
+      [8, 1],
+      [9, 1],
+      [10, 1],
+      [11, 1],
+    ]);
     expect(w[0]!.message).toMatch(/search domain "corp.example.com" not imported/);
     expect(w[3]!.message).toMatch(/^PostUp = ip rule add .* not imported: .*runs no hooks/);
-    expect(r.yaml).toContain('# not imported: PostUp = iptables -I OUTPUT ! -o %i -m mark ! --mark $(wg show %i fwmark) -j REJECT');
+    expect(r.yaml).toContain(
+      '# not imported: PostUp = iptables -I OUTPUT ! -o %i -m mark ! --mark $(wg show %i fwmark) -j REJECT',
+    );
     expect(r.yaml).toContain('# keep LAN reachable');
   });
 
@@ -174,15 +229,85 @@ describe('importWgQuick: mapping details', () => {
   });
 
   it('never throws, whatever the input', () => {
-    const inputs = ['', '\u0000\u0001binary\uFFFF', '[', '=', '[Peer]\n=\n', 'x'.repeat(10000), '[Interface]\nI1 = <<<>>>\nH1 = 99999999999-1\n', '\uFEFF[Interface]\r\nMTU=\r'];
+    const inputs = [
+      '',
+      '\u0000\u0001binary\uFFFF',
+      '[',
+      '=',
+      '[Peer]\n=\n',
+      'x'.repeat(10000),
+      '[Interface]\nI1 = <<<>>>\nH1 = 99999999999-1\n',
+      '\uFEFF[Interface]\r\nMTU=\r',
+    ];
     let seed = 7;
     const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const alphabet = '[]=#<>, \n\t:/.-0123456789abcdefABCDEFInterfacePeerAllowedIPsEndpointH1I1Jc';
-    for (let n = 0; n < 300; n++) inputs.push(Array.from({ length: Math.floor(rnd() * 200) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+    for (let n = 0; n < 300; n++)
+      inputs.push(
+        Array.from(
+          { length: Math.floor(rnd() * 200) },
+          () => alphabet[Math.floor(rnd() * alphabet.length)],
+        ).join(''),
+      );
     for (const text of inputs) {
       const r = importWgQuick(text, { file: 'fuzz.conf' });
       if (r.ok) expect(Config.safeParse(YAML.parse(r.yaml)).success).toBe(true);
-      else expect(r.issues.some((i) => i.severity === 'error' && i.file === 'fuzz.conf')).toBe(true);
+      else
+        expect(r.issues.some((i) => i.severity === 'error' && i.file === 'fuzz.conf')).toBe(true);
     }
+  });
+});
+
+describe('exportWgQuick', () => {
+  const tunnel = Config.parse({
+    version: 1,
+    tunnels: {
+      t: {
+        type: 'amneziawg',
+        privateKey: { env: 'T_KEY' },
+        addresses: ['10.0.0.2/32'],
+        dns: ['10.0.0.1'],
+        listenPort: 40000,
+        obfuscation: { jc: 3, h1: { min: 10, max: 20 }, h2: '30-40', h3: 50, i1: '<r 8>  <t>' },
+        peers: [
+          {
+            publicKey: 'LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=',
+            presharedKey: 'p',
+            allowedIPs: [],
+          },
+        ],
+      },
+    },
+  }).tunnels.t as WgLikeTunnel;
+  const resolve = (s: Secret) => (typeof s === 'object' && 'env' in s ? 'PRIV\n' : String(s));
+
+  it('writes wg-quick INI with resolved secrets and ranges as a-b', () => {
+    expect(exportWgQuick('t', tunnel, resolve)).toBe(
+      [
+        '# awg tunnel t',
+        '[Interface]',
+        'PrivateKey = PRIV',
+        'Address = 10.0.0.2/32',
+        'DNS = 10.0.0.1',
+        'MTU = 1420',
+        'ListenPort = 40000',
+        'Jc = 3',
+        'H1 = 10-20',
+        'H2 = 30-40',
+        'H3 = 50',
+        'I1 = <r 8>  <t>',
+        '',
+        '[Peer]',
+        'PublicKey = LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=',
+        'PresharedKey = p',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('leaves out the wg-quick-only keys for setconf', () => {
+    const ini = exportWgQuick('t', tunnel, resolve, { setconf: true });
+    expect(ini).not.toMatch(/^(Address|DNS|MTU) =/m);
+    expect(ini).toMatch(/^ListenPort = 40000$/m);
   });
 });

@@ -1,0 +1,223 @@
+/**
+ * FirewallPolicy → the full text of our nft table. Pure; golden-tested.
+ *
+ * The output is written in the exact form `nft list table` prints (sorted anonymous sets,
+ * 8-digit marks, and-masks that already include the or-value), so that the normalised
+ * read-back of an untouched table equals the rendered text and drift is a plain string
+ * comparison. `socket cgroupv2 level N "path"` exists only in the text syntax (nft 1.0.6 JSON
+ * drops the level), hence text throughout.
+ *
+ * Chains:
+ * - `route_out` (route hook output, mangle): per-app marking by cgroup, first match wins,
+ *   then the default tunnel. A route-type chain makes the kernel re-route a packet whose mark
+ *   changed, so `ip rule fwmark X lookup X` applies. The mark is saved to the conntrack mark.
+ * - `restore_mark` (prerouting, mangle): replies get the connection's mark back.
+ *   Kernel needs: a re-routed packet keeps the source address picked for the original route,
+ *   so `nat_post` masquerades marked traffic leaving a TUN; the reply then arrives on the TUN
+ *   from an Internet address, which strict rp_filter would drop because the reverse lookup
+ *   without a mark points at the main uplink. With `net.ipv4.conf.all.src_valid_mark=1` the
+ *   reverse lookup uses the restored mark (→ tunnel table → the TUN) and strict rp_filter
+ *   passes; without it rp_filter must be loose (2) on the TUN. Per-app DNS to a 127.0.0.x stub
+ *   re-routed off loopback additionally needs `net.ipv4.conf.<tun>.route_localnet=1`
+ *   (the kernel refuses loopback sources on other devices). Those sysctls are sysctl
+ *   resources, saved and restored.
+ * - `nat_out` (nat output -100): per-app DNS DNAT; transparent-proxy redirect of marked TCP.
+ * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN.
+ * - `filter_out` (filter output): blocking marks, DNS leak protection, kill switch. The
+ *   table is not tied to the daemon's lifetime, so the kill switch holds while it is stopped.
+ */
+import ipaddr from 'ipaddr.js';
+import { AwgError } from '../../errors.js';
+import type { FirewallSpec } from '../../model/resources.js';
+import { NFT_MARKER, type AppRule, type FirewallPolicy, type Ipv6Mode, type NftCgroupRef } from './policy.js';
+
+const LAN4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255'];
+const LAN6 = ['fc00::/7', 'fe80::/10', 'ff00::/8'];
+
+export const mark32 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+
+function quoted(s: string, what: string): string {
+  if (!/^[A-Za-z0-9_.:/@+=-]*$/.test(s) || s.length > 100) throw new AwgError('invalid-config', `${what} ${JSON.stringify(s)} cannot be used in an nft rule (letters, digits and _ . : / @ + = - only)`);
+  return `"${s}"`;
+}
+
+function addrKey(a: string): [number, number[], number] {
+  const [addr, len] = a.split('/') as [string, string | undefined];
+  const p = ipaddr.parse(addr);
+  const bytes = p.toByteArray();
+  return [p.kind() === 'ipv4' ? 4 : 6, bytes, len === undefined ? bytes.length * 8 : Number(len)];
+}
+
+/** nft prints anonymous sets sorted by value */
+export function sortAddrs(list: string[]): string[] {
+  return [...new Set(list)].sort((x, y) => {
+    const [, a, al] = addrKey(x);
+    const [, b, bl] = addrKey(y);
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+    return al - bl;
+  });
+}
+
+function familyOf(a: string): 4 | 6 {
+  return addrKey(a)[0] as 4 | 6;
+}
+
+function set(items: string[]): string {
+  return items.length === 1 ? items[0]! : `{ ${items.join(', ')} }`;
+}
+
+function cg(c: NftCgroupRef): string {
+  if (!Number.isInteger(c.level) || c.level < 1) throw new AwgError('bug', `cgroup ${c.path}: level ${c.level} must be ≥ 1`);
+  return `socket cgroupv2 level ${c.level} ${quoted(c.path, 'cgroup path')}`;
+}
+
+const comment = (s: string) => `comment ${quoted(s, 'rule name')}`;
+
+function checkMark(p: FirewallPolicy, m: number, what: string): void {
+  if (m === 0 || (m & ~p.fwmarkMask) !== 0 || m === p.bypassMark) {
+    throw new AwgError('invalid-config', `${what}: mark ${mark32(m)} must be non-zero, inside the claimed mask ${mark32(p.fwmarkMask)} and differ from the bypass mark`);
+  }
+}
+
+/** statements that set tunnel mark `m` on our bits only and save it to the conntrack mark */
+function setMark(p: FirewallPolicy, m: number): string {
+  return `meta mark set meta mark & ${mark32(~p.fwmarkMask | m)} | ${mark32(m)} ct mark set meta mark`;
+}
+
+function markRules(p: FirewallPolicy, match: string, mark: number, ipv6: Ipv6Mode, name: string): string[] {
+  const m = match ? `${match} ` : '';
+  const set4 = `${setMark(p, mark)} counter accept`;
+  if (ipv6 === 'tunnel') return [`${m}${set4} ${comment(name)}`];
+  if (ipv6 === 'block') return [`${m}meta nfproto ipv6 counter drop ${comment(`${name}/ipv6-blocked`)}`, `${m}${set4} ${comment(name)}`];
+  return [`${m}meta nfproto ipv4 ${set4} ${comment(name)}`, `${m}counter accept ${comment(`${name}/ipv6-direct`)}`];
+}
+
+function appRules(p: FirewallPolicy, a: AppRule): string[] {
+  const name = `app/${a.name}`;
+  const m = cg(a.cgroup);
+  switch (a.action.type) {
+    case 'direct':
+      return [`${m} counter accept ${comment(name)}`];
+    case 'drop':
+      return [`${m} counter drop ${comment(name)}`];
+    case 'mark':
+      checkMark(p, a.action.mark, name);
+      return markRules(p, m, a.action.mark, a.action.ipv6, name);
+  }
+}
+
+function chain(name: string, hook: string, rules: string[]): string[] {
+  return [`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), '\t}'];
+}
+
+/** The table definition alone (what `nft list table inet <name>` prints, minus counters). */
+export function renderTable(p: FirewallPolicy): string {
+  const mask = mark32(p.fwmarkMask);
+  const byMark = (m: number) => `meta mark & ${mask} == ${mark32(m)}`;
+  quoted(p.table, 'table name');
+
+  const route = [`oifname "lo" counter return ${comment('loopback')}`, `${byMark(p.bypassMark)} counter return ${comment('bypass')}`];
+  for (const a of p.apps) route.push(...appRules(p, a));
+  if (p.defaultRoute) {
+    checkMark(p, p.defaultRoute.mark, 'default route');
+    route.push(...markRules(p, '', p.defaultRoute.mark, p.defaultRoute.ipv6, 'default'));
+  }
+
+  const restore = [`ct mark & ${mask} != 0x00000000 meta mark set ct mark counter ${comment('restore-mark')}`];
+
+  const natOut: string[] = [];
+  for (const a of p.apps) {
+    if (!a.dns) continue;
+    const m = cg(a.cgroup);
+    if (a.dns.v4) natOut.push(`${m} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 counter dnat ip to ${ipaddr.IPv4.parse(a.dns.v4).toString()} ${comment(`dns/${a.name}`)}`);
+    if (a.dns.v6) natOut.push(`${m} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to ${ipaddr.IPv6.parse(a.dns.v6).toString()} ${comment(`dns/${a.name}`)}`);
+  }
+  const natPost: string[] = [];
+  for (const t of p.tunnels) {
+    checkMark(p, t.mark, `tunnel ${t.name}`);
+    if (t.redirectPort !== undefined) natOut.push(`${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`);
+    if (t.link) natPost.push(`oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`);
+  }
+
+  const filter = [`oifname "lo" counter accept ${comment('loopback')}`];
+  for (const m of [...new Set(p.blockMarks)].sort((a, b) => a - b)) {
+    checkMark(p, m, 'blocking mark');
+    filter.push(`${byMark(m)} counter drop ${comment(`blocked/${mark32(m)}`)}`);
+  }
+  if (p.dnsLeakProtection) {
+    for (const t of p.tunnels) {
+      if (!t.link) continue;
+      for (const fam of [4, 6] as const) {
+        const rs = sortAddrs(t.resolvers.filter((r) => familyOf(r) === fam));
+        if (rs.length) filter.push(`oifname ${quoted(t.link, 'link')} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport { 53, 853 } counter accept ${comment(`dns/${t.name}`)}`);
+      }
+    }
+    filter.push(`meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-leak')}`);
+  }
+  if (p.killSwitch !== 'off') {
+    filter.push(`oifname ${quoted(p.linkPrefix, "link prefix").slice(0, -1)}*" counter accept ${comment('tunnels')}`);
+    for (const t of p.tunnels) {
+      for (const e of t.endpoints) {
+        if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new AwgError('invalid-config', `tunnel ${t.name}: endpoint port ${e.port}`);
+        const fam = familyOf(e.address) === 4 ? 'ip' : 'ip6';
+        filter.push(`${byMark(p.bypassMark)} ${fam} daddr ${ipaddr.parse(e.address).toString()} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`);
+      }
+    }
+    filter.push(`udp sport 68 udp dport 67 counter accept ${comment('dhcp')}`);
+    filter.push(`udp sport 546 udp dport 547 counter accept ${comment('dhcpv6')}`);
+    filter.push(`icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } counter accept ${comment('ndp')}`);
+    if (p.killSwitch === 'allowLan') {
+      filter.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
+      filter.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
+    }
+    filter.push(`counter drop ${comment('kill-switch')}`);
+  }
+
+  const lines = [
+    `table inet ${p.table} {`,
+    `\tcomment "${NFT_MARKER}"`,
+    ...chain('route_out', 'type route hook output priority mangle; policy accept;', route),
+    '',
+    ...chain('restore_mark', 'type filter hook prerouting priority mangle; policy accept;', restore),
+    '',
+    ...chain('nat_out', 'type nat hook output priority -100; policy accept;', natOut),
+    '',
+    ...chain('nat_post', 'type nat hook postrouting priority srcnat; policy accept;', natPost),
+    '',
+    ...chain('filter_out', 'type filter hook output priority filter; policy accept;', filter),
+    '}',
+  ];
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Canonical comparison form of a table listing: counters zeroed away, handles dropped,
+ * wrapped set elements joined, indentation and blank lines removed. Also loadable by nft.
+ */
+export function normaliseRuleset(text: string): string {
+  const out: string[] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    let l = raw.replace(/\s+# handle \d+\s*$/, '').trim();
+    if (!l) continue;
+    l = l.replace(/counter packets \d+ bytes \d+/g, 'counter');
+    pending = pending ? `${pending} ${l}` : l;
+    if (pending.endsWith(',')) continue;
+    out.push(pending);
+    pending = '';
+  }
+  if (pending) out.push(pending);
+  return out.join('\n') + '\n';
+}
+
+export function firewallSpec(p: FirewallPolicy): FirewallSpec {
+  return { family: 'inet', table: p.table, ruleset: normaliseRuleset(renderTable(p)) };
+}
+
+/**
+ * One atomic transaction: `add table` makes the delete safe when the table is absent; the
+ * table never disappears in between (nft applies the whole file or nothing).
+ */
+export function renderTransaction(spec: FirewallSpec): string {
+  return `add table inet ${spec.table}\ndelete table inet ${spec.table}\n${spec.ruleset}`;
+}

@@ -664,6 +664,7 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
     default: full ? name : 'direct',
   };
   if (im.full6) config.ipv6 = 'tunnel';
+  if (full && im.tunnel.dns !== undefined) config.dns = { system: 'default-tunnel' };
   const defaultNote = full
     ? [
         ` AllowedIPs include ${[im.full4 ? '0.0.0.0/0' : '', im.full6 ? '::/0' : ''].filter(Boolean).join(' and ')}: full tunnel, as wg-quick did.`,
@@ -738,9 +739,14 @@ function render(
   file: string,
 ): string {
   const doc = new Document(config);
-  doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${nameFromFile(file)}${file.endsWith('.conf') ? '.conf' : ''} by \`awg import\`.`;
+  doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${file.split(/[\\/]/).pop() ?? file} by \`awg import\`.`;
   for (const n of im.notes) annotate(doc, n.path, n.before, n.trailing);
   annotate(doc, ['default'], defaultNote);
+  annotate(
+    doc,
+    ['dns'],
+    [' wg-quick pointed the system resolver at the tunnel DNS; so does this.'],
+  );
   if (tail.length > 0) doc.comment = tail.join('\n');
   return doc.toString({ lineWidth: 0 });
 }

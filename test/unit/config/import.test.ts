@@ -144,7 +144,11 @@ describe('importWgQuick: mapping details', () => {
   });
 
   it('sets a full tunnel as default, with ipv6: tunnel only when ::/0 is routed', () => {
-    expect(load('wg0.conf').config).toMatchObject({ default: 'wg0', ipv6: 'tunnel' });
+    expect(load('wg0.conf').config).toMatchObject({
+      default: 'wg0',
+      ipv6: 'tunnel',
+      dns: { system: 'default-tunnel' },
+    });
     const psk = load('psk.conf').config;
     expect(psk.default).toBe('psk');
     expect(psk.ipv6).toBeUndefined();
@@ -154,6 +158,7 @@ describe('importWgQuick: mapping details', () => {
     });
     const office = load('office.conf');
     expect(office.config.default).toBe('direct');
+    expect(office.config.dns).toBeUndefined();
     expect(office.yaml).toMatch(
       /# Split tunnel: only processes matched by rules: go through office/,
     );

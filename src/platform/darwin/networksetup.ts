@@ -76,11 +76,12 @@ export function parseHardwarePorts(text: string): HardwarePort[] {
 
 /**
  * `-getdnsservers <svc>` / `-getsearchdomains <svc>`: one value per line, or
- * `There aren't any DNS Servers set on Wi-Fi.` (trailing space optional) → [].
+ * `There aren't any DNS Servers set on Wi-Fi.` (trailing space optional) or
+ * `There are no additional IPv4 routes on Wi-Fi.` → [].
  */
 export function parseValueList(text: string): string[] {
   const ls = text.split('\n').map((l) => l.trim()).filter(Boolean);
-  if (ls.some((l) => /^There aren't any .+ set on .+\.$/.test(l))) return [];
+  if (ls.some((l) => /^There (?:aren't any|are no) .+ on .+\.$/.test(l))) return [];
   return ls;
 }
 

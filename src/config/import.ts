@@ -334,10 +334,14 @@ class Importer {
   /** Address / DNS lines: comma-separated, repeatable. */
   list(e: IniEntry, into: string[], base: Path): void {
     const field = e.lower === 'address' ? 'addresses' : 'dns';
+    if (field === 'addresses' && e.raw === '') {
+      this.err({ line: e.line, col: e.valueCol }, [...base, field], 'Address has no value');
+      return;
+    }
     let first = true;
     for (const item of splitList(e)) {
       const at: Loc = { line: e.line, col: item.col };
-      if (field === 'dns' && !/^[0-9.]+$/.test(item.value) && !item.value.includes(':')) {
+      if (field === 'dns' && !/^[0-9./]+$/.test(item.value) && !item.value.includes(':')) {
         this.err(
           at,
           [...base, 'dns'],

@@ -70,6 +70,7 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
   'bad-mtu.conf': { error: { line: 4, col: 7, msg: 'MTU: Too small' } },
   'dup-peer.conf': { error: { line: 10, col: 1, msg: 'same PublicKey as the peer on line 5' } },
   'h-overlap.conf': { error: { line: 5, col: 1, msg: 'h2 (15-30) overlaps h1 (10-20)' } },
+  'empty-address.conf': { error: { line: 3, col: 10, msg: 'Address has no value' } },
   'forced-wireguard.conf': {
     opts: { type: 'wireguard' },
     error: { line: 4, col: 1, msg: 'Jc is an AmneziaWG key but the tunnel type is wireguard' },
@@ -111,6 +112,17 @@ describe('importWgQuick: invalid files give located errors', () => {
     expect(bad.issues.find((i) => i.message.startsWith('tunnel name'))!.message).toMatch(
       /from --name\) is invalid: lower-case letters.*use --name work-vpn$/,
     );
+  });
+
+  it('rejects a DNS entry with a prefix', () => {
+    const r = importWgQuick(readFileSync(join(DIR, 'empty-address.conf'), 'utf8'), {
+      file: 'e.conf',
+    });
+    expect(r.issues.find((i) => i.line === 4)).toMatchObject({
+      col: 16,
+      severity: 'error',
+      message: 'DNS: "1.1.1.1/32" must be an address without a prefix',
+    });
   });
 
   it('reports every problem at once, sorted by position', () => {

@@ -43,6 +43,7 @@ import {
   buildAddrRequest,
   buildGetAddrDump,
   buildGetLinkDump,
+  buildSetLink,
   parseError,
   parseEvent,
   parseMessages,
@@ -51,6 +52,7 @@ import {
   type LinkEvent,
   type NlMessage,
   type RtnlEvent,
+  type SetLinkRequest,
 } from './rtnl.js';
 
 export const NETLINK_ROUTE = 0;
@@ -218,6 +220,11 @@ export function addAddress(sock: NetlinkSocket, req: AddrRequest): void {
 
 export function deleteAddress(sock: NetlinkSocket, req: AddrRequest): void {
   sock.request(buildAddrRequest('del', req, sock.nextSeq(), sock.portid));
+}
+
+/** Change alias / mtu / admin state of an existing link in one request. */
+export function setLink(sock: NetlinkSocket, req: SetLinkRequest): void {
+  sock.request(buildSetLink(req, sock.nextSeq(), sock.portid));
 }
 
 /** RTM_GETLINK dump: every link of the socket's namespace. */

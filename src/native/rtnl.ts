@@ -417,3 +417,30 @@ export function buildGetAddrDump(seq: number, family = AF_UNSPEC, portid = 0): B
     ifaddrmsg(family, 0, 0, 0, 0),
   );
 }
+
+export interface SetLinkRequest {
+  /** target by index, or by name when ifindex is absent */
+  ifindex?: number;
+  name?: string;
+  alias?: string;
+  mtu?: number;
+  up?: boolean;
+}
+
+/** RTM_NEWLINK without NLM_F_CREATE: modifies an existing link (alias, mtu, admin state). */
+export function buildSetLink(req: SetLinkRequest, seq: number, portid = 0): Buffer {
+  const attrs: Attr[] = [];
+  if (!req.ifindex && req.name !== undefined) attrs.push(strAttr(IFLA_IFNAME, req.name));
+  if (req.mtu !== undefined) attrs.push(u32Attr(IFLA_MTU, req.mtu));
+  if (req.alias !== undefined) attrs.push(strAttr(IFLA_IFALIAS, req.alias));
+  const flags = req.up ? IFF_UP : 0;
+  const change = req.up === undefined ? 0 : IFF_UP;
+  return buildMessage(
+    RTM_NEWLINK,
+    NLM_F_REQUEST | NLM_F_ACK,
+    seq,
+    portid,
+    ifinfomsg(AF_UNSPEC, req.ifindex ?? 0, flags, change),
+    attrs,
+  );
+}

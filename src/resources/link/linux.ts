@@ -1,0 +1,158 @@
+/**
+ * Linux link driver: persistent TUN devices `awg-<tunnel>` marked with the alias
+ * `awg:managed` (see parse.ts for ownership).
+ *
+ * Create happens in-process: TUNSETIFF (exclusive, IFF_NO_PI) + TUNSETOWNER + TUNSETPERSIST
+ * through koffi, then one RTM_NEWLINK that sets the marker alias, MTU and admin state, so
+ * the window in which the device exists without its marker is a few syscalls long. Both
+ * steps are reported through `exec.record` (logged, counted, skipped under dry-run). If the
+ * second step fails the device is removed again. Update and delete use `ip link` through
+ * `exec.mutate`; `ip link del` works even while an engine holds the TUN open.
+ */
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { ForeignObject, LinkSpec, Resource } from '../../model/resources.js';
+import { AwgError, toAwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { createPersistentTun, deletePersistentTun, validIfName } from '../../native/tun.js';
+import { NetlinkSocket, setLink } from '../../native/netlink.js';
+import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
+
+export interface LinuxLinkOptions {
+  /** used for observe; apply reads and mutates through ctx.exec */
+  exec: Pick<Exec, 'read'>;
+  /**
+   * Network namespace (name or path) for the in-process steps (TUN ioctls, netlink). It must
+   * be the namespace `exec` runs its commands in; default: the current one.
+   */
+  netns?: string;
+  /** TUNSETOWNER uid; always set, an ownerless persistent TUN can be attached by anyone */
+  owner?: number;
+}
+
+export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promise<ParsedLinks> {
+  const r = await exec.read('ip', ['-j', '-d', 'link', 'show']);
+  return parseLinkJson(r.stdout, prefix);
+}
+
+function checkName(name: string, prefix: string): void {
+  if (!name.startsWith(prefix))
+    throw new AwgError('bug', `link ${name} does not carry the claimed prefix ${prefix}`);
+  if (!validIfName(name))
+    throw new AwgError(
+      'invalid-config',
+      `link name ${JSON.stringify(name)} is not a valid Linux interface name (1–15 bytes, no '/', ':' or spaces)`,
+    );
+}
+
+export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
+  const owner = opts.owner ?? 0;
+
+  function create(spec: LinkSpec, ctx: ApplyContext): void {
+    if (ctx.exec.record(`[ioctl] create persistent tun ${spec.name} (no_pi, owner ${owner})`)) {
+      try {
+        createPersistentTun(spec.name, { netns: opts.netns, owner });
+      } catch (e) {
+        throw toAwgError(e, 'driver');
+      }
+    }
+    if (
+      !ctx.exec.record(
+        `[netlink] ip link set dev ${spec.name} alias ${LINK_MARKER} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
+      )
+    )
+      return;
+    let sock: NetlinkSocket | undefined;
+    try {
+      sock = NetlinkSocket.open({ netns: opts.netns });
+      setLink(sock, { name: spec.name, alias: LINK_MARKER, mtu: spec.mtu, up: spec.up });
+    } catch (e) {
+      // leave nothing half-made: an unmarked awg- link would be a conflict forever
+      try {
+        deletePersistentTun(spec.name, { netns: opts.netns });
+      } catch {
+        /* reported below with the original error */
+      }
+      throw new AwgError(
+        'driver',
+        `configuring new link ${spec.name} failed; removed it again: ${toAwgError(e).message}`,
+        { cause: e },
+      );
+    } finally {
+      sock?.close();
+    }
+  }
+
+  return {
+    kind: 'link',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'link'>> {
+      const p = await readLinks(opts.exec, scope.claims.linkPrefix);
+      const resources: Resource<'link'>[] = p.owned.map((l) => ({
+        kind: 'link',
+        id: ids.link(l.spec.name),
+        spec: l.spec,
+        deps: [],
+      }));
+      const foreign: ForeignObject[] = p.conflicts.map((c) => ({
+        kind: 'link',
+        id: ids.link(c.name),
+        relation: 'conflict',
+        description: `link ${c.name} has our name prefix but is not ours (${c.reason}); awg will not touch it`,
+      }));
+      const details: Record<string, LinkDetails> = {};
+      for (const l of p.owned) details[l.spec.name] = l.details;
+      return { resources, foreign, facts: { 'link.details': details } };
+    },
+
+    async apply(change: Change<'link'>, ctx: ApplyContext): Promise<ApplyResult> {
+      const prefix = ctx.claims.linkPrefix;
+      if (change.action === 'noop') return 'unchanged';
+      const cur = await readLinks(ctx.exec, prefix);
+      const owned = new Map(cur.owned.map((l) => [l.spec.name, l.spec]));
+      const conflicts = new Map(cur.conflicts.map((c) => [c.name, c]));
+
+      const remove = async (name: string): Promise<boolean> => {
+        // only ever a marked link; a foreign one with the same name is not ours to delete
+        if (!owned.has(name)) return false;
+        await ctx.exec.mutate('ip', ['link', 'del', 'dev', name]);
+        owned.delete(name);
+        return true;
+      };
+
+      if (change.action === 'delete') {
+        if (!change.before) throw new AwgError('bug', `delete ${change.id} without before`);
+        return (await remove(change.before.name)) ? 'changed' : 'unchanged';
+      }
+      const after = change.after;
+      if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
+      if (after.kind !== 'tun')
+        throw new AwgError(
+          'unsupported',
+          `link kind ${String(after.kind)} is not supported on Linux`,
+        );
+      checkName(after.name, prefix);
+      let changed = false;
+      if (change.action === 'replace' && change.before && change.before.name !== after.name)
+        changed = await remove(change.before.name);
+      const foreign = conflicts.get(after.name);
+      if (foreign)
+        throw new AwgError(
+          'conflict',
+          `link ${after.name} exists but is not ours (${foreign.reason}); not touching it`,
+          { hint: `remove it or rename the tunnel` },
+        );
+      const have = owned.get(after.name);
+      if (!have) {
+        create(after, ctx);
+        return 'changed';
+      }
+      const args: string[] = [];
+      if (have.mtu !== after.mtu) args.push('mtu', String(after.mtu));
+      if (have.up !== after.up) args.push(after.up ? 'up' : 'down');
+      if (args.length === 0) return changed ? 'changed' : 'unchanged';
+      await ctx.exec.mutate('ip', ['link', 'set', 'dev', after.name, ...args]);
+      return 'changed';
+    },
+  };
+}

@@ -1,0 +1,119 @@
+/**
+ * `ip -j -d link show` (or `ip -j -d addr show`) → LinkSpec. Pure.
+ *
+ * Ownership: a link is ours when its name starts with the claimed prefix (`awg-`), it is a
+ * TUN (`linkinfo.info_kind` tun, `info_data.type` tun) and it carries our marker alias
+ * (IFLA_IFALIAS `awg:managed`). A link with our prefix that lacks any of these is a
+ * conflict and is never touched. Links without the prefix are ignored.
+ */
+import type { LinkSpec } from '../../model/resources.js';
+
+/** IFLA_IFALIAS value that marks a link as created by awg. */
+export const LINK_MARKER = 'awg:managed';
+
+export interface IpLinkJson {
+  ifindex?: number;
+  ifname?: string;
+  flags?: string[];
+  mtu?: number;
+  operstate?: string;
+  ifalias?: string;
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: {
+      type?: string;
+      pi?: boolean;
+      persist?: boolean;
+      user?: string | number;
+      group?: string | number;
+      multi_queue?: boolean;
+    };
+  };
+  addr_info?: IpAddrInfoJson[];
+}
+
+export interface IpAddrInfoJson {
+  family?: string;
+  local?: string;
+  prefixlen?: number;
+  scope?: string;
+  nodad?: boolean;
+}
+
+/** What a link looks like beyond its spec (for diagnostics and drift the spec cannot express). */
+export interface LinkDetails {
+  ifindex: number;
+  /** a reader attached without IFF_NO_PI switched the device to PI mode */
+  pi: boolean;
+  persist: boolean;
+  /** TUNSETOWNER uid as ip prints it (number or user name), undefined when unset */
+  owner?: string;
+  operstate: string;
+}
+
+export interface ObservedLink {
+  spec: LinkSpec;
+  details: LinkDetails;
+}
+
+export interface ForeignLink {
+  name: string;
+  ifindex: number;
+  /** why it is not ours */
+  reason: string;
+}
+
+export interface ParsedLinks {
+  owned: ObservedLink[];
+  conflicts: ForeignLink[];
+}
+
+export function isTun(l: IpLinkJson): boolean {
+  return l.linkinfo?.info_kind === 'tun' && (l.linkinfo.info_data?.type ?? 'tun') === 'tun';
+}
+
+/** Why a prefixed link is not ours, or undefined when it is. */
+export function notOursReason(l: IpLinkJson): string | undefined {
+  if (l.ifalias !== LINK_MARKER)
+    return l.ifalias
+      ? `alias is ${JSON.stringify(l.ifalias)}, not our marker ${LINK_MARKER}`
+      : `it has no ${LINK_MARKER} alias`;
+  if (!isTun(l))
+    return `it is a ${l.linkinfo?.info_data?.type ?? l.linkinfo?.info_kind ?? 'non-TUN'} device, not a TUN`;
+  return undefined;
+}
+
+export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks {
+  const out: ParsedLinks = { owned: [], conflicts: [] };
+  for (const l of links) {
+    const name = l.ifname;
+    if (!name || !name.startsWith(prefix)) continue;
+    const ifindex = l.ifindex ?? 0;
+    const why = notOursReason(l);
+    if (why) {
+      out.conflicts.push({ name, ifindex, reason: why });
+      continue;
+    }
+    const d = l.linkinfo?.info_data ?? {};
+    const details: LinkDetails = {
+      ifindex,
+      pi: d.pi === true,
+      persist: d.persist === true,
+      operstate: l.operstate ?? 'UNKNOWN',
+    };
+    if (d.user !== undefined) details.owner = String(d.user);
+    out.owned.push({
+      spec: { name, kind: 'tun', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') },
+      details,
+    });
+  }
+  return out;
+}
+
+export function parseLinkJson(text: string, prefix: string): ParsedLinks {
+  const t = text.trim();
+  if (!t) return { owned: [], conflicts: [] };
+  const v = JSON.parse(t) as unknown;
+  if (!Array.isArray(v)) throw new Error('ip -j link: expected a JSON array');
+  return classifyLinks(v as IpLinkJson[], prefix);
+}

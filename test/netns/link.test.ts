@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import type { Change } from '../../src/model/change.js';
 import type { LinkSpec } from '../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../src/resources/driver.js';
-import { MemoryReporter } from '../../src/util/reporter.js';
 import { MemoryStateStore } from '../../src/util/state.js';
 import { NsExec } from '../helpers/exec.js';
 import { nsExec, requireNetnsPrereqs, snapshotNetns, useNetns } from '../helpers/netns.js';

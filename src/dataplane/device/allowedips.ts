@@ -1,0 +1,133 @@
+/**
+ * Allowed-IPs table: a binary trie per family with longest-prefix match (cryptokey routing).
+ * Inbound: the inner source must map to the sending peer. Outbound: the destination picks
+ * the peer. Prefixes are canonicalised (host bits cleared).
+ */
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+export interface Prefix {
+  /** 4 or 16 bytes, host bits cleared */
+  bytes: Uint8Array;
+  bits: number;
+}
+
+interface Node<T> {
+  zero: Node<T> | null;
+  one: Node<T> | null;
+  value: T | null;
+}
+
+const node = <T>(): Node<T> => ({ zero: null, one: null, value: null });
+const bitAt = (b: Uint8Array, i: number) => (b[i >> 3]! >> (7 - (i & 7))) & 1;
+
+export function addressBytes(address: string): Uint8Array | null {
+  if (!isIP(address)) return null;
+  return new Uint8Array(ipaddr.parse(address).toByteArray());
+}
+
+export function formatAddress(bytes: Uint8Array): string {
+  return ipaddr.fromByteArray(Array.from(bytes)).toString();
+}
+
+/** `10.0.0.0/8`, `fd00::/64`, or a bare address (/32, /128). Throws Error when malformed. */
+export function parsePrefix(s: string): Prefix {
+  const [addr, len, extra] = s.trim().split('/');
+  const bytes = addr === undefined ? null : addressBytes(addr);
+  if (!bytes || extra !== undefined) throw new Error(`invalid prefix "${s}"`);
+  const max = bytes.length * 8;
+  if (len !== undefined && !/^\d{1,3}$/.test(len)) throw new Error(`invalid prefix length in "${s}"`);
+  const bits = len === undefined ? max : Number(len);
+  if (bits > max) throw new Error(`prefix length ${bits} too long in "${s}"`);
+  for (let i = bits; i < max; i++) bytes[i >> 3]! &= ~(1 << (7 - (i & 7)));
+  return { bytes, bits };
+}
+
+export function formatPrefix(p: Prefix): string {
+  return `${formatAddress(p.bytes)}/${p.bits}`;
+}
+
+export class AllowedIPs<T> {
+  private v4: Node<T> = node();
+  private v6: Node<T> = node();
+
+  private root(len: number): Node<T> {
+    return len === 4 ? this.v4 : this.v6;
+  }
+
+  /** Inserts or re-points a prefix to `value` (a prefix belongs to at most one peer). */
+  insert(p: Prefix, value: T): void {
+    let n = this.root(p.bytes.length);
+    for (let i = 0; i < p.bits; i++) {
+      const k = bitAt(p.bytes, i) ? 'one' : 'zero';
+      n = n[k] ??= node();
+    }
+    n.value = value;
+  }
+
+  /** Removes an exact prefix if it currently belongs to `value` (any owner when omitted). */
+  remove(p: Prefix, value?: T): boolean {
+    const path: Node<T>[] = [];
+    let n: Node<T> | null = this.root(p.bytes.length);
+    for (let i = 0; i < p.bits && n; i++) {
+      path.push(n);
+      n = bitAt(p.bytes, i) ? n.one : n.zero;
+    }
+    if (!n || n.value === null || (value !== undefined && n.value !== value)) return false;
+    n.value = null;
+    for (let i = path.length - 1; i >= 0 && !n.value && !n.zero && !n.one; i--) {
+      const parent: Node<T> = path[i]!;
+      if (parent.zero === n) parent.zero = null;
+      else parent.one = null;
+      n = parent;
+    }
+    return true;
+  }
+
+  removeValue(value: T): void {
+    const walk = (n: Node<T> | null): boolean => {
+      if (!n) return true;
+      if (n.value === value) n.value = null;
+      if (walk(n.zero)) n.zero = null;
+      if (walk(n.one)) n.one = null;
+      return n.value === null && !n.zero && !n.one;
+    };
+    walk(this.v4.zero) && (this.v4.zero = null);
+    walk(this.v4.one) && (this.v4.one = null);
+    if (this.v4.value === value) this.v4.value = null;
+    walk(this.v6.zero) && (this.v6.zero = null);
+    walk(this.v6.one) && (this.v6.one = null);
+    if (this.v6.value === value) this.v6.value = null;
+  }
+
+  /** Longest-prefix match on a 4- or 16-byte address. */
+  lookup(addr: Uint8Array): T | null {
+    let n: Node<T> | null = this.root(addr.length);
+    let best: T | null = null;
+    const max = addr.length * 8;
+    for (let i = 0; n; i++) {
+      if (n.value !== null) best = n.value;
+      if (i === max) break;
+      n = bitAt(addr, i) ? n.one : n.zero;
+    }
+    return best;
+  }
+
+  /** Prefixes owned by `value`, v4 then v6, in trie order. */
+  entriesFor(value: T): Prefix[] {
+    const out: Prefix[] = [];
+    const walk = (n: Node<T> | null, bits: number, acc: Uint8Array) => {
+      if (!n) return;
+      if (n.value === value) out.push({ bytes: Uint8Array.from(acc), bits });
+      if (n.zero) walk(n.zero, bits + 1, acc);
+      if (n.one) {
+        acc[bits >> 3]! |= 1 << (7 - (bits & 7));
+        walk(n.one, bits + 1, acc);
+        acc[bits >> 3]! &= ~(1 << (7 - (bits & 7)));
+      }
+    };
+    walk(this.v4, 0, new Uint8Array(4));
+    walk(this.v6, 0, new Uint8Array(16));
+    return out;
+  }
+}

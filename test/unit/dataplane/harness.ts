@@ -1,0 +1,86 @@
+/** Two devices over the in-memory network and TUNs, with a simulated clock. */
+import { Device, type DeviceOptions } from '../../../src/dataplane/device/device.js';
+import { SimClock } from '../../../src/dataplane/device/clock.js';
+import { MemoryNetwork, type MemoryBind } from '../../../src/dataplane/conn/memory.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
+import { seededRandom } from '../../../src/dataplane/awg/random.js';
+import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
+import type { AwgParams } from '../../../src/dataplane/awg/params.js';
+
+export function ipv4(src: string, dst: string, payload: Uint8Array | string = 'ping', proto = 1): Uint8Array {
+  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+  const p = new Uint8Array(20 + body.length);
+  p[0] = 0x45;
+  p[2] = p.length >> 8;
+  p[3] = p.length & 0xff;
+  p[8] = 64;
+  p[9] = proto;
+  p.set(src.split('.').map(Number), 12);
+  p.set(dst.split('.').map(Number), 16);
+  p.set(body, 20);
+  return p;
+}
+
+export function ipv6(src: Uint8Array, dst: Uint8Array, payload = 'ping6'): Uint8Array {
+  const body = Buffer.from(payload);
+  const p = new Uint8Array(40 + body.length);
+  p[0] = 0x60;
+  p[4] = body.length >> 8;
+  p[5] = body.length & 0xff;
+  p[6] = 17;
+  p[7] = 64;
+  p.set(src, 8);
+  p.set(dst, 24);
+  p.set(body, 40);
+  return p;
+}
+
+export interface Side {
+  dev: Device;
+  tun: MemoryTun;
+  bind: MemoryBind;
+  keys: { privateKey: Uint8Array; publicKey: Uint8Array };
+  outer: string;
+}
+
+export interface PairOptions {
+  awgA?: Partial<AwgParams>;
+  awgB?: Partial<AwgParams>;
+  /** A knows B's endpoint; B learns A's from the handshake */
+  persistentKeepaliveA?: number;
+  psk?: Uint8Array;
+  device?: Partial<DeviceOptions>;
+  seed?: number;
+}
+
+export async function makePair(o: PairOptions = {}) {
+  const clock = new SimClock();
+  const net = new MemoryNetwork(clock);
+  const mk = (outer: string, name: string, seed: number): Side => {
+    const tun = new MemoryTun(name);
+    const bind = net.bind(outer);
+    const dev = new Device({ tun, bind, clock, random: seededRandom(seed), resolver: { resolve: async () => [] }, ...o.device });
+    return { dev, tun, bind, keys: generateKeyPair(), outer };
+  };
+  const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2);
+  const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1);
+  await a.dev.configure({
+    privateKey: a.keys.privateKey,
+    listenPort: 51820,
+    awg: o.awgA,
+    peers: [{ publicKey: b.keys.publicKey, endpoint: '10.0.0.2:51821', allowedIps: ['192.168.0.2/32', 'fd00::2/128'], presharedKey: o.psk, persistentKeepalive: o.persistentKeepaliveA }],
+  });
+  await b.dev.configure({
+    privateKey: b.keys.privateKey,
+    listenPort: 51821,
+    awg: o.awgB ?? o.awgA,
+    peers: [{ publicKey: a.keys.publicKey, allowedIps: ['192.168.0.1/32', 'fd00::1/128'], presharedKey: o.psk }],
+  });
+  await a.dev.up();
+  await b.dev.up();
+  /** advance simulated time, delivering the network after every timer */
+  const advance = (ms: number, step = 100) => clock.step(ms, step, () => net.flush());
+  return { clock, net, a, b, advance };
+}
+
+export const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');

@@ -1,0 +1,165 @@
+/**
+ * PF anchor text for the kill switch and DNS leak protection. Pure; golden-tested.
+ *
+ * Rendered whole and loaded atomically with `pfctl -a com.awg/<name> -f -` (Mullvad's
+ * "render whole, load, read back"). Rules use `quick`, so order is policy: loopback, DNS
+ * leak protection, tunnels, endpoints, DHCP, LAN, IPv6 policy, then the final block.
+ * PF cannot match a process, so the endpoint exception is by address and port only.
+ *
+ * Tunnel interfaces are referenced through macros (`$awg_work`) because the utun number
+ * is only known once the engine has created the device; `bindPfLinks` prepends the macro
+ * definitions at load time and comments out rules whose link has no utun yet, so the
+ * anchor stays closed (fail-closed) before the first connect.
+ */
+
+import type { FirewallIntent } from '../../model/firewall-intent.js';
+
+export const ANCHOR_ROOT = 'com.awg';
+
+export interface PfTunnel {
+  /** logical link name (`awg-work`), bound to a utun at load time; none for proxy tunnels */
+  link?: string;
+  /** resolvers reachable through this tunnel */
+  dns: string[];
+  /** `host:port` or `[v6]:port` (pfctl resolves host names at load time) */
+  endpoints: string[];
+  /** WireGuard-like engines speak UDP to their peers, proxies TCP */
+  endpointProto: 'udp' | 'tcp';
+}
+
+export interface PfPolicy {
+  killSwitch: boolean;
+  allowLan: boolean;
+  dnsLeakProtection: boolean;
+  ipv6: 'tunnel' | 'block' | 'allow';
+  tunnels: PfTunnel[];
+}
+
+export const LAN4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'];
+export const LAN6 = ['fe80::/10', 'fc00::/7', 'ff00::/8'];
+
+export function anchorPath(name: string): string {
+  if (name.startsWith(`${ANCHOR_ROOT}/`)) return name;
+  if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`invalid anchor name ${name}`);
+  return `${ANCHOR_ROOT}/${name}`;
+}
+
+/** Macro name for a link: PF macros are letters, digits and underscores. */
+export function linkMacro(link: string): string {
+  return link.replace(/[^A-Za-z0-9_]/g, '_');
+}
+
+function splitEndpoint(ep: string): { host: string; port: number; v6: boolean } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(ep) ?? /^([^:]+):(\d+)$/.exec(ep);
+  if (!m) throw new Error(`endpoint ${ep} is not host:port with a literal address`);
+  return { host: m[1]!, port: Number(m[2]), v6: m[1]!.includes(':') };
+}
+
+/** The platform-neutral firewall intent (model) → PF policy. Per-app routes have no PF equivalent. */
+export function pfPolicyFromIntent(i: FirewallIntent): PfPolicy {
+  return {
+    killSwitch: i.killSwitch.enabled,
+    allowLan: i.killSwitch.allowLan,
+    dnsLeakProtection: i.dnsLeakProtection,
+    ipv6: i.ipv6,
+    tunnels: i.tunnels.map((t) => {
+      const endpointProto = t.type === 'socks5' || t.type === 'http' ? 'tcp' : 'udp';
+      const base = { dns: [...t.dns], endpoints: [...t.endpoints], endpointProto } as const;
+      return t.link ? { link: t.link, ...base } : { ...base };
+    }),
+  };
+}
+
+const list = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(' ')} }`);
+
+export function renderPfAnchor(p: PfPolicy): string {
+  const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
+  l.push('pass quick on lo0 all flags any');
+  if (p.dnsLeakProtection) {
+    for (const t of p.tunnels) {
+      if (!t.link) continue;
+      const m = `$${linkMacro(t.link)}`;
+      const v4 = t.dns.filter((d) => !d.includes(':'));
+      const v6 = t.dns.filter((d) => d.includes(':'));
+      if (v4.length) l.push(`pass out quick on ${m} inet proto { udp tcp } from any to ${list(v4)} port { 53 853 }`);
+      if (v6.length && p.ipv6 !== 'block') l.push(`pass out quick on ${m} inet6 proto { udp tcp } from any to ${list(v6)} port { 53 853 }`);
+    }
+    l.push('block drop out quick proto { udp tcp } from any to any port { 53 853 }');
+  }
+  if (!p.killSwitch) {
+    l.push('pass all flags any');
+    return l.join('\n') + '\n';
+  }
+  for (const t of p.tunnels) {
+    if (!t.link) continue;
+    const m = `$${linkMacro(t.link)}`;
+    if (p.ipv6 === 'block') l.push(`pass quick on ${m} inet all flags any`);
+    else l.push(`pass quick on ${m} all flags any`);
+  }
+  const eps = [...new Set(p.tunnels.flatMap((t) => t.endpoints.map((e) => `${t.endpointProto} ${e}`)))].sort();
+  for (const pe of eps) {
+    const [proto, e] = pe.split(' ') as [string, string];
+    const { host, port, v6 } = splitEndpoint(e);
+    if (v6 && p.ipv6 === 'block') continue;
+    l.push(`pass out quick ${v6 ? 'inet6' : 'inet'} proto ${proto} from any to ${host} port ${port}`);
+  }
+  l.push('pass out quick inet proto udp from any port 68 to any port 67');
+  l.push('pass in quick inet proto udp from any port 67 to any port 68');
+  if (p.ipv6 !== 'block') {
+    // DHCPv6 and router/neighbour discovery keep the uplink's v6 alive.
+    l.push('pass out quick inet6 proto udp from any port 546 to any port 547');
+    l.push('pass in quick inet6 proto udp from any port 547 to any port 546');
+    l.push('pass quick inet6 proto icmp6 all icmp6-type { routersol routeradv neighbrsol neighbradv }');
+  }
+  if (p.allowLan) {
+    l.push(`pass out quick inet from any to ${list(LAN4)} flags any`);
+    if (p.ipv6 !== 'block') l.push(`pass out quick inet6 from any to ${list(LAN6)} flags any`);
+  }
+  if (p.ipv6 === 'allow') l.push('pass out quick inet6 all flags any');
+  l.push('block drop out quick all');
+  return l.join('\n') + '\n';
+}
+
+/**
+ * Anchor text ready for `pfctl -f -`: macro definitions for bound links, and rules of
+ * unbound links commented out. Returns the links that were left unbound.
+ */
+export function bindPfLinks(rendered: string, ifnames: Record<string, string | undefined>): { text: string; unbound: string[] } {
+  const macros = new Map<string, string | undefined>();
+  for (const [link, ifn] of Object.entries(ifnames)) macros.set(linkMacro(link), ifn);
+  const unbound = new Set<string>();
+  const body = rendered.split('\n').map((line) => {
+    const used = [...line.matchAll(/\$([A-Za-z0-9_]+)/g)].map((m) => m[1]!);
+    const missing = used.filter((u) => !macros.get(u));
+    if (!missing.length) return line;
+    for (const u of missing) unbound.add(u);
+    return `# unbound ${missing.join(',')}: ${line}`;
+  });
+  const defs = [...macros].filter(([, v]) => v).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} = "${v}"`);
+  return { text: [...defs, ...body].join('\n').replace(/\n*$/, '\n'), unbound: [...unbound].sort() };
+}
+
+export const pfctlArgs = {
+  /** load an anchor's rules from stdin, atomically replacing the anchor's filter rules */
+  loadAnchor: (anchor: string) => ['-a', anchor, '-f', '-'],
+  showAnchorRules: (anchor: string) => ['-a', anchor, '-sr'],
+  listAnchors: (root = ANCHOR_ROOT) => ['-a', root, '-s', 'Anchors'],
+  flushAnchor: (anchor: string) => ['-a', anchor, '-F', 'all'],
+  showMainRules: () => ['-sr'],
+  showReferences: () => ['-s', 'References'],
+  showInfo: () => ['-s', 'info'],
+  enableRef: () => ['-E'],
+  releaseRef: (token: string) => ['-X', token],
+  /** PF keeps approved connections in its state table; drop them so new rules apply to existing flows */
+  flushStates: () => ['-F', 'states'],
+  loadMain: () => ['-f', '-'],
+};
+
+/** Lines appended to the main ruleset so our anchors are evaluated (filter section, after com.apple). */
+export const MAIN_ANCHOR_RULE = `anchor "${ANCHOR_ROOT}/*" all`;
+
+/** Main ruleset text: the system's pf.conf followed by our anchor hook. */
+export function renderMainRuleset(pfConf: string): string {
+  const base = pfConf.endsWith('\n') ? pfConf : `${pfConf}\n`;
+  return `${base}# awg\nanchor "${ANCHOR_ROOT}/*"\n`;
+}

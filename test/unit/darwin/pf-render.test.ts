@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { anchorPath, bindPfLinks, pfPolicyFromIntent, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import { golden } from './launchd-misc.test.js';
+
+const base: PfPolicy = {
+  killSwitch: true,
+  allowLan: true,
+  dnsLeakProtection: true,
+  ipv6: 'tunnel',
+  tunnels: [
+    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: ['198.51.100.7:51820', '[2001:db8::7]:51820'], endpointProto: 'udp' },
+    { link: 'awg-home', dns: [], endpoints: ['203.0.113.9:443'], endpointProto: 'udp' },
+    { dns: [], endpoints: ['192.0.2.10:1080'], endpointProto: 'tcp' },
+  ],
+};
+
+describe('renderPfAnchor', () => {
+  it('kill switch + DNS leak protection + LAN + IPv6 through tunnels (golden)', () => {
+    golden('killswitch-full.pf', renderPfAnchor(base));
+  });
+  it('IPv6 blocked: v6 endpoint and v6 LAN/ND dropped (golden)', () => {
+    golden('killswitch-v6-block.pf', renderPfAnchor({ ...base, ipv6: 'block', allowLan: false }));
+  });
+  it('DNS leak protection only, no kill switch (golden)', () => {
+    golden('dns-only.pf', renderPfAnchor({ ...base, killSwitch: false }));
+  });
+  it('every rule is quick except the pass-all of a disabled kill switch; block is last', () => {
+    const t = renderPfAnchor(base).trim().split('\n').filter((l) => !l.startsWith('#'));
+    expect(t.at(-1)).toBe('block drop out quick all');
+    expect(t.every((l) => / quick /.test(l))).toBe(true);
+    const dnsBlock = t.indexOf('block drop out quick proto { udp tcp } from any to any port { 53 853 }');
+    expect(dnsBlock).toBeGreaterThan(0);
+    expect(t.findIndex((l) => l.includes('10.0.0.0/8'))).toBeGreaterThan(dnsBlock);
+  });
+});
+
+describe('bindPfLinks', () => {
+  it('defines macros for bound links and comments out rules of unbound ones', () => {
+    const r = bindPfLinks(renderPfAnchor(base), { 'awg-work': 'utun5', 'awg-home': undefined });
+    expect(r.unbound).toEqual(['awg_home']);
+    const lines = r.text.split('\n');
+    expect(lines[0]).toBe('awg_work = "utun5"');
+    expect(lines).toContain('pass quick on $awg_work all flags any');
+    expect(lines).toContain('# unbound awg_home: pass quick on $awg_home all flags any');
+    expect(r.text.endsWith('block drop out quick all\n')).toBe(true);
+  });
+});
+
+describe('anchors and main ruleset', () => {
+  it('anchor paths stay under com.awg/', () => {
+    expect(anchorPath('awg')).toBe('com.awg/awg');
+    expect(anchorPath('com.awg/dns')).toBe('com.awg/dns');
+    expect(() => anchorPath('../x')).toThrow();
+  });
+  it('main ruleset appends our hook after the system pf.conf', () => {
+    expect(renderMainRuleset('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"')).toBe('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n# awg\nanchor "com.awg/*"\n');
+  });
+  it('adapts the model firewall intent', () => {
+    const p = pfPolicyFromIntent({
+      table: 'awg', mask: 0xff00, bypassMark: 0x100, killSwitch: { enabled: true, allowLan: false }, ipv6: 'block', defaultTarget: 'work',
+      dnsLeakProtection: true, perAppDns: false, appRoutes: [],
+      tunnels: [{ name: 'work', type: 'wireguard', link: 'awg-work', mark: 0x200, dns: ['10.64.0.1'], endpoints: ['198.51.100.7:51820'] }],
+    });
+    expect(p).toEqual({ killSwitch: true, allowLan: false, dnsLeakProtection: true, ipv6: 'block', tunnels: [{ link: 'awg-work', dns: ['10.64.0.1'], endpoints: ['198.51.100.7:51820'], endpointProto: 'udp' }] });
+  });
+});

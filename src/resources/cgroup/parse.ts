@@ -1,0 +1,70 @@
+/**
+ * cgroup v2 mount detection from /proc/self/mountinfo and the nft view of a cgroup. Pure.
+ *
+ * nft resolves `socket cgroupv2` paths relative to /sys/fs/cgroup (it stat()s
+ * `/sys/fs/cgroup/<path>` and sends the inode), so the path depends on where v2 is mounted:
+ * `unified/awg/x` on hybrid hosts, `awg/x` on pure v2. `level` is the absolute depth in the
+ * hierarchy, which the kernel compares; when the mount shows a subtree (a container without a
+ * cgroup namespace), that subtree's depth is added.
+ */
+import { posix } from 'node:path';
+import { AwgError } from '../../errors.js';
+import type { NftCgroupRef } from '../firewall/policy.js';
+
+export const NFT_CGROUP_BASE = '/sys/fs/cgroup';
+
+export interface CgroupMount {
+  /** where cgroup2 is mounted, e.g. /sys/fs/cgroup/unified */
+  mountPoint: string;
+  /** the hierarchy path shown at the mount point (`/` unless inside a container) */
+  root: string;
+  /** mountPoint relative to /sys/fs/cgroup (`unified`, or `` for pure v2); undefined if outside it */
+  nftPrefix: string | undefined;
+}
+
+/** Facts the cgroup driver reports under `facts.cgroup`. */
+export interface CgroupFacts {
+  mount: CgroupMount;
+  /** inode (= cgroup id) per owned path; a recreated directory has a new one, and nft rules that named the old one stop matching */
+  inodes: Record<string, number>;
+}
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo */
+const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+export function parseCgroup2Mount(mountinfo: string): CgroupMount | undefined {
+  for (const line of mountinfo.split('\n')) {
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const pre = line.slice(0, sep).split(' ');
+    const post = line.slice(sep + 3).split(' ');
+    if (post[0] !== 'cgroup2' || pre.length < 5) continue;
+    const root = unescape(pre[3]!);
+    const mountPoint = unescape(pre[4]!);
+    const rel = posix.relative(NFT_CGROUP_BASE, mountPoint);
+    const nftPrefix = rel.startsWith('..') || posix.isAbsolute(rel) ? undefined : rel;
+    return { mountPoint, root, nftPrefix };
+  }
+  return undefined;
+}
+
+function segments(p: string): string[] {
+  return p.split('/').filter((s) => s !== '');
+}
+
+/** path below the v2 mount point → what nft needs */
+export function nftCgroupRef(mount: CgroupMount, path: string): NftCgroupRef {
+  if (mount.nftPrefix === undefined) {
+    throw new AwgError('unsupported', `cgroup2 is mounted at ${mount.mountPoint}, outside ${NFT_CGROUP_BASE}; nft socket cgroupv2 cannot name cgroups there`);
+  }
+  const segs = segments(path);
+  if (segs.length === 0) throw new AwgError('bug', 'nftCgroupRef of the cgroup root');
+  return { path: posix.join(mount.nftPrefix, ...segs), level: segments(mount.root).length + segs.length };
+}
+
+/** `awg` or `awg/...` (no `..`, no empty segments) */
+export function isOwnedPath(path: string, cgroupRoot: string): boolean {
+  const segs = path.split('/');
+  if (segs.some((s) => s === '' || s === '.' || s === '..')) return false;
+  return path === cgroupRoot || path.startsWith(cgroupRoot + '/');
+}

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import ipaddr from 'ipaddr.js';
+import { isCidr } from './cidr.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -19,14 +20,6 @@ export const RESERVED_TARGETS = ['direct', 'block'] as const;
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
-function isCidr(s: string): boolean {
-  try {
-    ipaddr.parseCIDR(s);
-    return true;
-  } catch {
-    return ipaddr.isValid(s);
-  }
-}
 
 export const Secret = z
   .union([
@@ -113,7 +106,7 @@ const wgFields = {
   dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers reached through this tunnel. Used for per-app DNS and when this tunnel is the default.' }),
   peers: z.array(Peer).min(1).meta({ description: 'Peers of this interface.' }),
   table: z.number().int().min(1).max(0xfffffffe).optional().meta({ description: 'Routing table number; allocated from the claimed band when absent.' }),
-  fwmark: z.number().int().min(1).optional().meta({ description: 'Packet mark for this tunnel; allocated inside the claimed mask when absent.' }),
+  fwmark: z.number().int().min(1).max(0xffffffff).optional().meta({ description: 'Packet mark for this tunnel; allocated inside the claimed mask when absent.' }),
 };
 
 export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({ id: 'WireguardTunnel', description: 'A WireGuard tunnel run by the embedded engine.' });
@@ -131,7 +124,7 @@ export const Socks5Tunnel = z
     auth: ProxyAuth.optional().meta({ description: 'RFC 1929 username/password authentication.' }),
     udp: z.boolean().default(false).meta({ description: 'Carry UDP through UDP ASSOCIATE.' }),
     dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers to use for apps routed through this proxy (queried over TCP through the proxy).' }),
-    fwmark: z.number().int().min(1).optional(),
+    fwmark: z.number().int().min(1).max(0xffffffff).optional(),
   })
   .meta({ id: 'Socks5Tunnel', description: 'A SOCKS5 proxy used as a tunnel through a transparent proxy.' });
 
@@ -143,7 +136,7 @@ export const HttpTunnel = z
     auth: ProxyAuth.optional().meta({ description: 'Basic authentication.' }),
     tls: z.boolean().default(false).meta({ description: 'Connect to the proxy over TLS.' }),
     dns: z.array(IpAddress).default([]),
-    fwmark: z.number().int().min(1).optional(),
+    fwmark: z.number().int().min(1).max(0xffffffff).optional(),
   })
   .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
 

@@ -2,7 +2,7 @@
  * Checks that relate several fields or objects. Pure: (config) → located findings.
  * Shape rules are in schema.ts; these run only once the shape is valid.
  */
-import ipaddr from 'ipaddr.js';
+import { cidrsOverlap as overlaps, parseCidr } from './cidr.js';
 import {
   isWgLike,
   MAX_TUNNEL_NAME,
@@ -24,19 +24,6 @@ export interface Finding {
   atKey?: boolean;
 }
 
-function parseCidr(s: string): [ipaddr.IPv4 | ipaddr.IPv6, number] {
-  if (s.includes('/')) return ipaddr.parseCIDR(s);
-  const a = ipaddr.parse(s);
-  return [a, a.kind() === 'ipv4' ? 32 : 128];
-}
-
-function overlaps(a: string, b: string): boolean {
-  const [aa, al] = parseCidr(a);
-  const [ba, bl] = parseCidr(b);
-  if (aa.kind() !== ba.kind()) return false;
-  const len = Math.min(al, bl);
-  return aa.match(ba, len);
-}
 
 export function checkSemantics(c: Config): Finding[] {
   const out: Finding[] = [];
@@ -121,18 +108,14 @@ export function checkSemantics(c: Config): Finding[] {
       const prev = pubs.get(p.publicKey);
       if (prev !== undefined) err(['tunnels', name, 'peers', pi, 'publicKey'], `duplicate peer public key (also peers[${prev}])`);
       pubs.set(p.publicKey, pi);
-      p.allowedIPs.forEach((a, ai) => {
-        const [addr, len] = parseCidr(a);
-        const net = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr}/${len}`);
-        if (net.toString() !== addr.toString()) warn(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} has host bits set; it means ${net.toString()}/${len}`);
-      });
     });
     // Two peers may not claim the same allowed IP prefix (cryptokey routing is a function).
     const seen = new Map<string, number>();
     t.peers.forEach((p, pi) =>
       p.allowedIPs.forEach((a, ai) => {
-        const [addr, len] = parseCidr(a);
-        const k = `${addr.toNormalizedString()}/${len}`;
+        const c = parseCidr(a)!;
+        if (c.network !== c.addr) warn(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} has host bits set; it means ${c.network}/${c.len}`);
+        const k = `${c.network}/${c.len}`;
         const prev = seen.get(k);
         if (prev !== undefined && prev !== pi) err(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} is also an allowed IP of peers[${prev}]; each prefix belongs to one peer`);
         seen.set(k, pi);

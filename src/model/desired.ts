@@ -2,7 +2,7 @@
  * Config → desired resources. Pure: host facts that shape the result (cgroup mount
  * prefix) and secret fingerprints are passed in, never looked up here.
  */
-import ipaddr from 'ipaddr.js';
+import { canonicalHost, canonicalPrefix } from '../config/cidr.js';
 import { fingerprint } from '../config/fingerprint.js';
 import { formatPath } from '../config/positions.js';
 import { describeSecret } from '../config/describe.js';
@@ -34,17 +34,8 @@ export const CGROUP_ROOT = 'awg';
 /** the kernel stores an IPv6 route's metric 0 as 1024; desire what it will report */
 export const V6_DEFAULT_METRIC = 1024;
 
-export function canonicalCidr(s: string): { cidr: string; family: 4 | 6 } {
-  const [addr, len] = s.includes('/') ? ipaddr.parseCIDR(s) : [ipaddr.parse(s), s.includes(':') ? 128 : 32];
-  const family = addr.kind() === 'ipv4' ? 4 : 6;
-  const net = family === 4 ? ipaddr.IPv4.networkAddressFromCIDR(`${addr}/${len}`) : ipaddr.IPv6.networkAddressFromCIDR(`${addr.toString()}/${len}`);
-  return { cidr: `${net.toString()}/${len}`, family };
-}
-
-function hostCidr(s: string): { cidr: string; family: 4 | 6 } {
-  const [addr, len] = s.includes('/') ? ipaddr.parseCIDR(s) : [ipaddr.parse(s), s.includes(':') ? 128 : 32];
-  return { cidr: `${addr.toString()}/${len}`, family: addr.kind() === 'ipv4' ? 4 : 6 };
-}
+export const canonicalCidr = canonicalPrefix;
+const hostCidr = canonicalHost;
 
 function secretFp(secret: Secret, path: (string | number)[], secrets?: Map<string, string>): string {
   const v = secrets?.get(formatPath(path));

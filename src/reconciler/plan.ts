@@ -16,25 +16,8 @@ export interface PlanOptions {
   includeNoop?: boolean;
 }
 
-/** Canonical JSON: sorted keys, undefined dropped. Used as the equality key. */
-export function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, val: unknown) => {
-    if (val && typeof val === 'object' && !Array.isArray(val)) {
-      const o = val as Record<string, unknown>;
-      return Object.fromEntries(
-        Object.keys(o)
-          .filter((k) => o[k] !== undefined)
-          .sort()
-          .map((k) => [k, o[k]]),
-      );
-    }
-    return val;
-  });
-}
-
-export function specEqual(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
-}
+export { canonical, specEqual } from '../util/canonical.js';
+import { canonical, specEqual } from '../util/canonical.js';
 
 export function diffFields(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
@@ -43,35 +26,70 @@ export function diffFields(before: Record<string, unknown>, after: Record<string
 
 const KIND_RANK = new Map<string, number>(RESOURCE_KINDS.map((k, i) => [k, i]));
 
-/** Stable topological order: deps first; among ready nodes, kind rank then id. */
+/** Stable topological order: deps first; among ready nodes, kind rank then id (binary heap). */
 export function topoOrder(resources: AnyResource[]): AnyResource[] {
-  const byId = new Map(resources.map((r) => [r.id, r]));
-  const indeg = new Map<string, number>();
-  const children = new Map<string, string[]>();
-  for (const r of resources) {
-    const deps = r.deps.filter((d) => byId.has(d));
-    indeg.set(r.id, deps.length);
-    for (const d of deps) children.set(d, [...(children.get(d) ?? []), r.id]);
-  }
-  const cmp = (a: AnyResource, b: AnyResource) => KIND_RANK.get(a.kind)! - KIND_RANK.get(b.kind)! || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
-  const ready = resources.filter((r) => indeg.get(r.id) === 0).sort(cmp);
-  const out: AnyResource[] = [];
-  while (ready.length) {
-    const r = ready.shift()!;
-    out.push(r);
-    let added = false;
-    for (const c of children.get(r.id) ?? []) {
-      const n = indeg.get(c)! - 1;
-      indeg.set(c, n);
-      if (n === 0) {
-        ready.push(byId.get(c)!);
-        added = true;
-      }
+  const n = resources.length;
+  // rank[i] = position of resource i in (kind rank, id) order; the heap compares ints
+  const sorted = resources.map((_, i) => i).sort((a, b) => {
+    const ra = resources[a]!;
+    const rb = resources[b]!;
+    const k = KIND_RANK.get(ra.kind)! - KIND_RANK.get(rb.kind)!;
+    return k !== 0 ? k : ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
+  });
+  const rank = new Int32Array(n);
+  sorted.forEach((idx, pos) => (rank[idx] = pos));
+  const indexOf = new Map<string, number>();
+  resources.forEach((r, i) => indexOf.set(r.id, i));
+  const indeg = new Int32Array(n);
+  const children: (number[] | undefined)[] = new Array(n);
+  resources.forEach((r, i) => {
+    for (const d of r.deps) {
+      const j = indexOf.get(d);
+      if (j === undefined) continue;
+      indeg[i]!++;
+      (children[j] ??= []).push(i);
     }
-    if (added) ready.sort(cmp);
+  });
+  const heap: number[] = [];
+  const push = (x: number) => {
+    heap.push(x);
+    let i = heap.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (rank[heap[p]!]! <= rank[x]!) break;
+      heap[i] = heap[p]!;
+      i = p;
+    }
+    heap[i] = x;
+  };
+  const pop = (): number => {
+    const top = heap[0]!;
+    const last = heap.pop()!;
+    if (heap.length) {
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        if (l >= heap.length) break;
+        const r = l + 1;
+        const c = r < heap.length && rank[heap[r]!]! < rank[heap[l]!]! ? r : l;
+        if (rank[heap[c]!]! >= rank[last]!) break;
+        heap[i] = heap[c]!;
+        i = c;
+      }
+      heap[i] = last;
+    }
+    return top;
+  };
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) push(i);
+  const out: AnyResource[] = [];
+  while (heap.length) {
+    const i = pop();
+    out.push(resources[i]!);
+    for (const c of children[i] ?? []) if (--indeg[c]! === 0) push(c);
   }
-  if (out.length !== resources.length) {
-    const stuck = resources.filter((r) => !out.includes(r)).map((r) => r.id);
+  if (out.length !== n) {
+    const done = new Set(out.map((r) => r.id));
+    const stuck = resources.filter((r) => !done.has(r.id)).map((r) => r.id);
     throw new Error(`dependency cycle among ${stuck.join(', ')}`);
   }
   return out;

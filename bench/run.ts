@@ -1,0 +1,22 @@
+/**
+ * `npm run bench` runs every benchmark and prints medians; `--smoke` runs each once with
+ * tiny counts so CI proves they still work (no numbers are judged there).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { machine, printSamples, type Sample } from './lib.js';
+import { planBench } from './plan.bench.js';
+
+const smoke = process.argv.includes('--smoke');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+
+const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [{ name: 'plan', run: (s) => planBench(s ? 1 : 15) }];
+
+const results: Record<string, Sample[]> = {};
+console.log(`machine: ${machine()}`);
+for (const s of suites) {
+  if (only && s.name !== only) continue;
+  results[s.name] = await s.run(smoke);
+  printSamples(s.name, results[s.name]!);
+}
+mkdirSync('bench/out', { recursive: true });
+writeFileSync(`bench/out/${smoke ? 'smoke' : 'results'}.json`, JSON.stringify({ machine: machine(), date: new Date().toISOString(), results }, null, 2));

@@ -9,7 +9,7 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { checkSecrets } from '../../../src/config/secrets.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import { plan } from '../../../src/reconciler/plan.js';
-import { formatIssue } from '../../../src/errors.js';
+import { formatIssue, type Issue } from '../../../src/errors.js';
 
 const root = resolve(import.meta.dirname, '../../..');
 const examplesDir = join(root, 'examples');
@@ -17,7 +17,7 @@ const examples = readdirSync(examplesDir)
   .filter((f) => f.endsWith('.yaml'))
   .sort();
 
-const errorsOf = (issues: { severity: string }[]) => issues.filter((i) => i.severity === 'error');
+const errorsOf = (issues: Issue[]) => issues.filter((i) => i.severity === 'error');
 
 describe('examples/', () => {
   it('ships the documented examples', () => {

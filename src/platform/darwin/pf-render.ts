@@ -64,7 +64,7 @@ export function pfPolicyFromIntent(i: FirewallIntent): PfPolicy {
     ipv6: i.ipv6,
     tunnels: i.tunnels.map((t) => {
       const endpointProto = t.type === 'socks5' || t.type === 'http' ? 'tcp' : 'udp';
-      const base = { dns: [...t.dns], endpoints: [...t.endpoints], endpointProto } as const;
+      const base: PfTunnel = { dns: [...t.dns], endpoints: [...t.endpoints], endpointProto };
       return t.link ? { link: t.link, ...base } : { ...base };
     }),
   };

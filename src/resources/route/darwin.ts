@@ -1,0 +1,162 @@
+/**
+ * macOS route driver (route(8), netstat -rn).
+ *
+ * macOS has one routing table and no route protocol/marker, so ownership lives in the
+ * StateStore (`darwin-routes`): a route is ours iff we recorded it and the kernel has a
+ * route with the same destination and next hop. The record is written before `route add`
+ * (a crash in between leaves a record, never an unowned route) and removed on failure.
+ * RouteSpec.table, metric and protocol have no macOS equivalent: they are kept in the
+ * record and echoed back so ids stay stable, and do not reach the kernel. `dev` may be a
+ * logical link name (`awg-work`), resolved to its utun through the utun registry.
+ * A route with the same destination that we did not record is a conflict (another VPN's
+ * 0/1, say); we never change or delete it.
+ */
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { ForeignObject, Resource, RouteSpec } from '../../model/resources.js';
+import { AwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import type { StateStore } from '../../util/state.js';
+import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { parseNetstatRoutes, primaryDefault, type NetstatRoute } from '../../platform/darwin/netstat.js';
+import { parseRouteResult, routeAddArgs, routeChangeArgs, routeDeleteArgs, type DarwinRoute } from '../../platform/darwin/route.js';
+import { resolveIfname } from '../../platform/darwin/utun.js';
+
+export const ROUTE_STATE_KEY = 'darwin-routes';
+type RouteRecord = Record<string, RouteSpec>;
+
+export interface DarwinRouteOptions {
+  /** used for observe; apply reads and mutates through ctx.exec */
+  exec: Pick<Exec, 'read'>;
+}
+
+const records = (s: StateStore): RouteRecord => s.get<RouteRecord>(ROUTE_STATE_KEY) ?? {};
+
+async function readRoutes(exec: Pick<Exec, 'read'>): Promise<NetstatRoute[]> {
+  return parseNetstatRoutes((await exec.read('netstat', ['-rn'])).stdout);
+}
+
+/** RouteSpec → kernel route; undefined when its link has no utun yet. */
+export function toDarwinRoute(r: RouteSpec, state: StateStore): DarwinRoute | undefined {
+  const base = { family: r.family, dst: r.dst };
+  if (r.type === 'blackhole') return { ...base, blackhole: true };
+  if (r.type === 'unreachable') return { ...base, reject: true };
+  if (r.type !== 'unicast') throw new AwgError('unsupported', `route type ${r.type} (${r.dst}) does not exist on macOS`);
+  if (r.via) return { ...base, gateway: r.via };
+  if (!r.dev) throw new AwgError('bug', `route ${r.dst} has neither via nor dev`);
+  const ifn = resolveIfname(state, r.dev);
+  return ifn ? { ...base, interface: ifn } : undefined;
+}
+
+function sameGateway(k: NetstatRoute, via: string): boolean {
+  if (k.gateway.kind !== 'ip') return false;
+  const g = k.gateway.zone ? `${k.gateway.address}%${k.gateway.zone}` : k.gateway.address;
+  return g === via || k.gateway.address === via;
+}
+
+/** Does kernel route `k` implement `d`? Interface-scoped (I) routes never do. */
+export function kernelMatches(k: NetstatRoute, d: DarwinRoute, dev?: string): boolean {
+  if (k.family !== d.family || k.dst !== d.dst || k.ifscope) return false;
+  if (d.blackhole) return k.blackhole;
+  if (d.reject) return k.reject;
+  if (d.gateway) return k.viaGateway && sameGateway(k, d.gateway) && (!dev || k.netif === dev);
+  return !k.viaGateway && k.netif === d.interface;
+}
+
+const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }) => k.family === r.family && k.dst === r.dst && !k.ifscope;
+const describe = (k: NetstatRoute) => `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
+
+function physicalDev(r: RouteSpec, state: StateStore): string | undefined {
+  return r.via && r.dev ? resolveIfname(state, r.dev) : undefined;
+}
+
+async function runRoute(ctx: ApplyContext, args: string[]): Promise<ReturnType<typeof parseRouteResult> | undefined> {
+  const res = await ctx.exec.mutate('route', args, { allowFail: true });
+  if (ctx.dryRun) return undefined;
+  return parseRouteResult(res.stdout, res.stderr);
+}
+
+export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route'> {
+  return {
+    kind: 'route',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'route'>> {
+      const kernel = await readRoutes(opts.exec);
+      const rec = records(scope.state);
+      const resources: Resource<'route'>[] = [];
+      const foreign: ForeignObject[] = [];
+      for (const [id, spec] of Object.entries(rec)) {
+        const d = toDarwinRoute(spec, scope.state);
+        if (d && kernel.some((k) => kernelMatches(k, d, physicalDev(spec, scope.state)))) resources.push({ kind: 'route', id, spec, deps: [] });
+      }
+      for (const r of scope.desired.resources) {
+        if (r.kind !== 'route') continue;
+        const spec = r.spec as RouteSpec;
+        const id = ids.route(spec);
+        if (rec[id]) continue;
+        const k = kernel.find((x) => sameDst(x, spec));
+        if (k) foreign.push({ kind: 'route', id, relation: 'conflict', description: `a route ${describe(k)} that awg did not create already covers ${spec.dst}` });
+      }
+      const facts: Record<string, unknown> = {};
+      for (const f of [4, 6] as const) {
+        const d = primaryDefault(kernel, f);
+        if (d && d.gateway.kind === 'ip') facts[`defaultRouteV${f}`] = { gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address, interface: d.netif };
+      }
+      return { resources, foreign, facts };
+    },
+
+    async apply(change: Change<'route'>, ctx: ApplyContext): Promise<ApplyResult> {
+      if (change.action === 'noop') return 'unchanged';
+      const kernel = await readRoutes(ctx.exec);
+      const rec = records(ctx.state);
+      let changed = false;
+
+      const remove = async (spec: RouteSpec): Promise<void> => {
+        const id = ids.route(spec);
+        const d = toDarwinRoute(spec, ctx.state);
+        const present = d && kernel.some((k) => kernelMatches(k, d, physicalDev(spec, ctx.state)));
+        if (d && present && rec[id]) {
+          const out = await runRoute(ctx, routeDeleteArgs(d));
+          changed = true;
+          if (out && !out.ok && out.errno !== 'ESRCH') throw new AwgError('driver', `route delete ${spec.dst}: ${out.error}`);
+        }
+        if (!ctx.dryRun && rec[id]) {
+          delete rec[id];
+          ctx.state.set(ROUTE_STATE_KEY, rec);
+        }
+      };
+
+      if (change.action === 'delete') {
+        if (!change.before) throw new AwgError('bug', `delete ${change.id} without before`);
+        await remove(change.before);
+        return changed ? 'changed' : 'unchanged';
+      }
+      const after = change.after;
+      if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
+      const id = ids.route(after);
+      if (change.before && ids.route(change.before) !== id) await remove(change.before);
+
+      const d = toDarwinRoute(after, ctx.state);
+      if (!d) throw new AwgError('driver', `route ${after.dst}: link ${after.dev} has no utun yet (its engine creates it); will retry`);
+      const dev = physicalDev(after, ctx.state);
+      if (kernel.some((k) => kernelMatches(k, d, dev))) {
+        if (!rec[id] || JSON.stringify(rec[id]) !== JSON.stringify(after)) {
+          if (!rec[id] && !change.before) throw new AwgError('conflict', `route ${after.dst} already exists and was not created by awg; not adopting it`);
+          if (!ctx.dryRun) ctx.state.set(ROUTE_STATE_KEY, { ...rec, [id]: after });
+        }
+        return changed ? 'changed' : 'unchanged';
+      }
+      const other = kernel.find((k) => sameDst(k, after));
+      if (other && !rec[id]) throw new AwgError('conflict', `route ${describe(other)} that awg did not create covers ${after.dst}; not touching it`);
+      // Record first: a crash after `route add` must not leave a route we do not know we own.
+      if (!ctx.dryRun) ctx.state.set(ROUTE_STATE_KEY, { ...rec, [id]: after });
+      const out = await runRoute(ctx, other ? routeChangeArgs(d) : routeAddArgs(d));
+      if (out && !out.ok) {
+        delete rec[id];
+        ctx.state.set(ROUTE_STATE_KEY, rec);
+        if (out.errno === 'EEXIST') throw new AwgError('conflict', `route ${after.dst} appeared concurrently (File exists); not adopting it`);
+        throw new AwgError('driver', `route ${other ? 'change' : 'add'} ${after.dst}: ${out.error}`);
+      }
+      return 'changed';
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/** A complete in-memory driver set (same contracts as the real drivers) for loop tests. */
+import { ids } from '../model/identity.js';
+import type { ResourceKind, SpecByKind } from '../model/resources.js';
+import type { DriverSet } from './driver.js';
+import { FakeDriver, FakeRouteDriver } from './route/fake.js';
+
+const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
+  link: (s) => ids.link(s.name),
+  address: (s) => ids.address(s),
+  route: (s) => ids.route(s),
+  rule: (s) => ids.rule(s),
+  firewall: (s) => ids.firewall(s.table),
+  sysctl: (s) => ids.sysctl(s.key),
+  dns: (s) => ids.dns(s.scope),
+  cgroup: (s) => ids.cgroup(s.path),
+  service: (s) => ids.service(s.name),
+  engine: (s) => ids.engine(s.tunnel),
+};
+
+export type FakeDriverSet = { [K in ResourceKind]: FakeDriver<K> };
+
+export function createFakeDrivers(): FakeDriverSet & DriverSet {
+  const make = <K extends ResourceKind>(k: K) => new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);
+  return {
+    sysctl: make('sysctl'),
+    cgroup: make('cgroup'),
+    firewall: make('firewall'),
+    link: make('link'),
+    address: make('address'),
+    engine: make('engine'),
+    route: new FakeRouteDriver(),
+    rule: make('rule'),
+    dns: make('dns'),
+    service: make('service'),
+  };
+}
+
+export function fakeIdOf<K extends ResourceKind>(kind: K, spec: SpecByKind[K]): string {
+  return (ID_OF[kind] as (s: SpecByKind[K]) => string)(spec);
+}

@@ -1,0 +1,18 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { generatedSchemas } from '../../scripts/schemas.js';
+import { configReference } from '../../scripts/config-reference.js';
+
+const root = join(import.meta.dirname, '..', '..');
+
+describe('generated files are up to date (run `npm run gen`)', () => {
+  for (const [name, text] of Object.entries(generatedSchemas())) {
+    it(`schema/${name}`, () => {
+      expect(readFileSync(join(root, 'schema', name), 'utf8')).toBe(text);
+    });
+  }
+  it('docs/config-reference.md', () => {
+    expect(readFileSync(join(root, 'docs', 'config-reference.md'), 'utf8')).toBe(configReference());
+  });
+});

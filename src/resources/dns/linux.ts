@@ -1,0 +1,240 @@
+/**
+ * Linux DNS driver. The manager is detected on every call (detectDnsManager), overridable with
+ * AWG_DNS_MANAGER=resolved|resolvconf|static; AWG_RESOLV_CONF moves resolv.conf (tests).
+ *
+ * - resolved: per-link servers and domains (`resolvectl dns|domain <link> ...`), removed with
+ *   `resolvectl revert <link>`. Ours: links named `<claims.linkPrefix>*`. No `system` scope.
+ * - resolvconf: `resolvconf -a <scope>` with the file on stdin, `resolvconf -d <scope>`.
+ *   Read back from /run/resolvconf/interface/<scope> (Debian) or `resolvconf -l` (openresolv).
+ * - static: resolv.conf is replaced by a file whose first line is `# managed by awg scope=S`.
+ *   The first time, the original (file bytes and mode, or symlink target) is saved in the
+ *   StateStore (`dns-static-backup`); delete restores it byte-exact and forgets it. A file
+ *   that lost our marker is someone else's and is left alone.
+ */
+import { constants } from 'node:fs';
+import { access, chmod, lstat, readFile, readlink, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { DnsSpec, Resource } from '../../model/resources.js';
+import { AwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import type { ApplyContext, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { sameSpec } from '../route/fake.js';
+import {
+  detectDnsManager,
+  parseManagedResolvConf,
+  parseResolvconfInput,
+  parseResolvectlLinks,
+  renderResolvConf,
+  renderResolvconfInput,
+  type DnsManager,
+} from './parse.js';
+
+export const DNS_STATE_KEY = 'dns-static-backup';
+
+export type StaticBackup = { path: string; kind: 'file'; content: string /* base64 */; mode: number } | { path: string; kind: 'symlink'; target: string } | { path: string; kind: 'absent' };
+
+export interface LinuxDnsOptions {
+  exec: Pick<Exec, 'read'>;
+  env?: NodeJS.ProcessEnv;
+  /** Debian resolvconf's per-interface directory */
+  resolvconfDir?: string;
+}
+
+async function onPath(tool: string, env: NodeJS.ProcessEnv): Promise<boolean> {
+  for (const d of [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
+    if (!d) continue;
+    if (await access(join(d, tool), constants.X_OK).then(() => true, () => false)) return true;
+  }
+  return false;
+}
+
+function fsError(e: unknown, what: string): AwgError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `${what}: ${(e as Error).message}`, { cause: e });
+}
+
+/**
+ * Replace `path` atomically (tmp + rename, which also replaces a symlink). A bind-mounted
+ * resolv.conf (containers) cannot be renamed over (EBUSY): then it is written in place.
+ */
+async function replaceFile(path: string, data: string | Buffer, mode: number): Promise<void> {
+  const tmp = `${path}.awg-tmp`;
+  try {
+    await writeFile(tmp, data, { mode });
+    await chmod(tmp, mode);
+    await rename(tmp, path);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw fsError(e, `cannot write ${path}`);
+    await writeFile(path, data).catch((e2: unknown) => {
+      throw fsError(e2, `cannot write ${path}`);
+    });
+  }
+}
+
+export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
+  const env = opts.env ?? process.env;
+  const resolvConf = env.AWG_RESOLV_CONF || '/etc/resolv.conf';
+  const resolvconfDir = opts.resolvconfDir ?? '/run/resolvconf/interface';
+
+  async function manager(): Promise<DnsManager> {
+    const link = await readlink(resolvConf).catch(() => undefined);
+    const text = await readFile(resolvConf, 'utf8').catch(() => undefined);
+    try {
+      return detectDnsManager({ override: env.AWG_DNS_MANAGER, resolvConfLink: link, resolvConfText: text, hasResolvectl: await onPath('resolvectl', env), hasResolvconf: await onPath('resolvconf', env) });
+    } catch (e) {
+      throw new AwgError('invalid-config', (e as Error).message);
+    }
+  }
+
+  // ---- static
+  async function readStatic(): Promise<DnsSpec | undefined> {
+    const text = await readFile(resolvConf, 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : parseManagedResolvConf(text);
+  }
+  async function backup(): Promise<StaticBackup> {
+    const st = await lstat(resolvConf).catch(() => undefined);
+    if (!st) return { path: resolvConf, kind: 'absent' };
+    if (st.isSymbolicLink()) return { path: resolvConf, kind: 'symlink', target: await readlink(resolvConf) };
+    return { path: resolvConf, kind: 'file', content: (await readFile(resolvConf)).toString('base64'), mode: st.mode & 0o7777 };
+  }
+  async function restore(b: StaticBackup): Promise<void> {
+    if (b.kind === 'file') return replaceFile(b.path, Buffer.from(b.content, 'base64'), b.mode);
+    if (b.kind === 'absent') {
+      await unlink(b.path).catch((e: unknown) => {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, `cannot remove ${b.path}`);
+      });
+      return;
+    }
+    const tmp = `${b.path}.awg-tmp`;
+    await unlink(tmp).catch(() => {});
+    await symlink(b.target, tmp);
+    await rename(tmp, b.path).catch((e: unknown) => {
+      throw fsError(e, `cannot restore the symlink ${b.path} → ${b.target}`);
+    });
+  }
+  async function applyStatic(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
+    const cur = await readStatic();
+    if (change.action === 'delete') {
+      const b = ctx.state.get<StaticBackup>(DNS_STATE_KEY);
+      if (!cur || cur.scope !== change.before?.scope) return false;
+      if (!b) {
+        ctx.reporter.report({ type: 'warning', message: `${resolvConf} was written by awg but no original is on record; leaving it` });
+        return false;
+      }
+      if (ctx.exec.record(`restore ${resolvConf} (${b.kind})`)) {
+        await restore(b);
+        ctx.state.delete(DNS_STATE_KEY);
+      }
+      return true;
+    }
+    const after = change.after!;
+    if (cur && sameSpec(cur, after)) return false;
+    if (!ctx.dryRun && !cur && !ctx.state.get(DNS_STATE_KEY)) ctx.state.set(DNS_STATE_KEY, await backup());
+    if (ctx.exec.record(`write ${resolvConf} (${after.servers.join(' ') || 'no servers'})`)) await replaceFile(resolvConf, renderResolvConf(after), 0o644);
+    return true;
+  }
+
+  // ---- resolved
+  async function readResolved(exec: Pick<Exec, 'read'>, prefix: string): Promise<DnsSpec[]> {
+    const dns = parseResolvectlLinks((await exec.read('resolvectl', ['dns'])).stdout);
+    const dom = parseResolvectlLinks((await exec.read('resolvectl', ['domain'])).stdout);
+    const out: DnsSpec[] = [];
+    for (const [link, servers] of dns) {
+      const domains = dom.get(link) ?? [];
+      if (link.startsWith(prefix) && (servers.length || domains.length)) out.push({ scope: link, servers, domains });
+    }
+    return out.sort((a, b) => (a.scope < b.scope ? -1 : 1));
+  }
+  async function applyResolved(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
+    const spec = (change.after ?? change.before)!;
+    if (spec.scope === 'system') throw new AwgError('unsupported', 'with systemd-resolved DNS is set per link; use the tunnel link as the DNS scope');
+    if (!spec.scope.startsWith(ctx.claims.linkPrefix)) throw new AwgError('bug', `dns scope ${spec.scope} is not one of our links`);
+    const cur = (await readResolved(ctx.exec, ctx.claims.linkPrefix)).find((s) => s.scope === spec.scope);
+    if (change.action === 'delete') {
+      if (!cur) return false;
+      await ctx.exec.mutate('resolvectl', ['revert', spec.scope]);
+      return true;
+    }
+    let n = 0;
+    if (!sameSpec(cur?.servers ?? [], spec.servers)) {
+      await ctx.exec.mutate('resolvectl', ['dns', spec.scope, ...spec.servers]);
+      n++;
+    }
+    if (!sameSpec(cur?.domains ?? [], spec.domains)) {
+      await ctx.exec.mutate('resolvectl', ['domain', spec.scope, ...(spec.domains.length ? spec.domains : [''])]);
+      n++;
+    }
+    return n > 0;
+  }
+
+  // ---- resolvconf
+  async function readResolvconf(exec: Pick<Exec, 'read'>, scope: string): Promise<DnsSpec | undefined> {
+    let text = await readFile(join(resolvconfDir, scope), 'utf8').catch(() => undefined);
+    if (text === undefined) {
+      const r = await exec.read('resolvconf', ['-l', scope], { allowFail: true });
+      if (r.code === 0 && r.stdout.trim()) text = r.stdout;
+    }
+    return text === undefined ? undefined : parseResolvconfInput(scope, text);
+  }
+  async function applyResolvconf(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
+    const spec = (change.after ?? change.before)!;
+    const cur = await readResolvconf(ctx.exec, spec.scope);
+    if (change.action === 'delete') {
+      if (!cur) return false;
+      await ctx.exec.mutate('resolvconf', ['-d', spec.scope]);
+      return true;
+    }
+    if (cur && sameSpec(cur, spec)) return false;
+    await ctx.exec.mutate('resolvconf', ['-a', spec.scope], { input: renderResolvconfInput(spec) });
+    return true;
+  }
+
+  const driver: Driver<'dns'> & { manager(): Promise<DnsManager> } = {
+    kind: 'dns',
+    manager,
+    async observe(scope: ObserveScope): Promise<ObserveResult<'dns'>> {
+      const m = await manager();
+      let specs: DnsSpec[] = [];
+      if (m === 'static') {
+        const s = await readStatic();
+        if (s) specs = [s];
+      } else if (m === 'resolved') specs = await readResolved(opts.exec, scope.claims.linkPrefix);
+      else {
+        // resolvconf has no portable "list interfaces": look at the scopes we could own
+        const scopes = new Set(scope.desired.resources.filter((r) => r.kind === 'dns').map((r) => (r.spec as DnsSpec).scope));
+        for (const s of scope.state.get<string[]>('dns-resolvconf-scopes') ?? []) scopes.add(s);
+        for (const s of scopes) {
+          const spec = await readResolvconf(opts.exec, s);
+          if (spec) specs.push(spec);
+        }
+      }
+      const resources: Resource<'dns'>[] = specs.map((spec) => ({ kind: 'dns', id: ids.dns(spec.scope), spec, deps: [] }));
+      return { resources, foreign: [], facts: { dns: { manager: m, resolvConf } } };
+    },
+
+    async apply(change: Change<'dns'>, ctx) {
+      if (change.action === 'noop') return 'unchanged';
+      if (!change.after && !change.before) throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
+      const m = await manager();
+      const step = (c: Change<'dns'>) => (m === 'static' ? applyStatic(c, ctx) : m === 'resolved' ? applyResolved(c, ctx) : applyResolvconf(c, ctx));
+      let changed = false;
+      if (change.action === 'replace' && change.before && change.after && change.before.scope !== change.after.scope) {
+        changed = await step({ ...change, action: 'delete', after: undefined });
+      }
+      changed = (await step(change)) || changed;
+      if (m === 'resolvconf' && !ctx.dryRun) {
+        // remember scopes handed to resolvconf so observe finds them after the config drops them
+        const held = new Set(ctx.state.get<string[]>('dns-resolvconf-scopes') ?? []);
+        if (change.action === 'delete' && change.before) held.delete(change.before.scope);
+        if (change.after) held.add(change.after.scope);
+        if (held.size) ctx.state.set('dns-resolvconf-scopes', [...held].sort());
+        else ctx.state.delete('dns-resolvconf-scopes');
+      }
+      return changed ? 'changed' : 'unchanged';
+    },
+  };
+  return driver;
+}

@@ -31,6 +31,7 @@ export interface DeviceConfig {
   /** 0 disables */
   fwmark?: number;
   replacePeers?: boolean;
-  awg?: Partial<AwgParams>;
+  /** AWG parameters to change; in `i`, undefined keeps a slot, null clears it */
+  awg?: Partial<Omit<AwgParams, 'i'>> & { i?: ReadonlyArray<string | null | undefined> };
   peers?: PeerConfig[];
 }

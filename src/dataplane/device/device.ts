@@ -28,6 +28,7 @@ import { clamp, publicKey as derivePublic, sharedSecret } from '../crypto/x25519
 import { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, readU64, writeU32, writeU64 } from '../noise/messages.js';
 import type { TunDevice } from '../tun/tun.js';
+import { IPC_ERROR, UapiError, type UapiFlavor, parseUapiSet, serializeUapiGet } from '../ipc/uapi.js';
 import { AllowedIPs, addressBytes, formatPrefix, parsePrefix, type Prefix } from './allowedips.js';
 import { type Clock, systemClock } from './clock.js';
 import type { DeviceConfig, PeerConfig } from './config.js';
@@ -221,8 +222,11 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     const problems: string[] = [];
     let awg: AwgParams | null = null;
     if (cfg.awg) {
-      awg = { ...this.awg, ...cfg.awg };
-      if (cfg.awg.i) awg.i = [...cfg.awg.i] as AwgParams['i'];
+      const { i, ...rest } = cfg.awg;
+      awg = { ...this.awg, ...rest, i: [...this.awg.i] as AwgParams['i'] };
+      i?.forEach((v, k) => {
+        if (v !== undefined && k < 5) awg!.i[k] = v === '' ? null : v;
+      });
       problems.push(...validateAwgParams(awg));
     }
     if (cfg.listenPort !== undefined && !(Number.isInteger(cfg.listenPort) && cfg.listenPort >= 0 && cfg.listenPort <= 65535)) problems.push('listen_port must be 0..65535');
@@ -271,6 +275,27 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     }
     if (cfg.replacePeers) for (const p of [...this.peers.values()]) this.removePeer(p);
     for (const pc of cfg.peers ?? []) await this.applyPeer(pc, prefixes.get(pc)!);
+  }
+
+  /**
+   * UAPI `set=1`: parses and applies; throws UapiError whose `errno` is the reply code
+   * (-22 invalid, -71 protocol, -98 port in use, -55 other).
+   */
+  async ipcSet(text: string): Promise<void> {
+    const cfg = parseUapiSet(text);
+    try {
+      await this.configure(cfg);
+    } catch (e) {
+      if (e instanceof UapiError) throw e;
+      const kind = e instanceof AwgError ? e.kind : 'bug';
+      const errno = kind === 'invalid-config' ? IPC_ERROR.INVALID : kind === 'driver' ? IPC_ERROR.PORT_IN_USE : IPC_ERROR.UNKNOWN;
+      throw new UapiError(errno, (e as Error).message);
+    }
+  }
+
+  /** UAPI `get=1` response text (ends with `errno=0` and a blank line). */
+  ipcGet(flavor: UapiFlavor = 'auto'): string {
+    return serializeUapiGet(this.snapshot(), flavor);
   }
 
   private setPrivateKey(sk: Uint8Array | null): void {

@@ -50,20 +50,21 @@ export interface PairOptions {
   persistentKeepaliveA?: number;
   psk?: Uint8Array;
   device?: Partial<DeviceOptions>;
+  deviceB?: Partial<DeviceOptions>;
   seed?: number;
 }
 
 export async function makePair(o: PairOptions = {}) {
   const clock = new SimClock();
   const net = new MemoryNetwork(clock);
-  const mk = (outer: string, name: string, seed: number): Side => {
+  const mk = (outer: string, name: string, seed: number, extra?: Partial<DeviceOptions>): Side => {
     const tun = new MemoryTun(name);
     const bind = net.bind(outer);
-    const dev = new Device({ tun, bind, clock, random: seededRandom(seed), resolver: { resolve: async () => [] }, ...o.device });
+    const dev = new Device({ tun, bind, clock, random: seededRandom(seed), resolver: { resolve: async () => [] }, ...o.device, ...extra });
     return { dev, tun, bind, keys: generateKeyPair(), outer };
   };
   const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2);
-  const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1);
+  const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1, o.deviceB);
   await a.dev.configure({
     privateKey: a.keys.privateKey,
     listenPort: 51820,
@@ -76,8 +77,8 @@ export async function makePair(o: PairOptions = {}) {
     awg: o.awgB ?? o.awgA,
     peers: [{ publicKey: a.keys.publicKey, allowedIps: ['192.168.0.1/32', 'fd00::1/128'], presharedKey: o.psk }],
   });
-  await a.dev.up();
   await b.dev.up();
+  await a.dev.up();
   /** advance simulated time, delivering the network after every timer */
   const advance = (ms: number, step = 100) => clock.step(ms, step, () => net.flush());
   return { clock, net, a, b, advance };

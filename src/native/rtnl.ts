@@ -444,3 +444,29 @@ export function buildSetLink(req: SetLinkRequest, seq: number, portid = 0): Buff
     attrs,
   );
 }
+
+export interface OwnTags {
+  /** portids of our request sockets (IPv4/IPv6 route and IPv4 address notifications carry them) */
+  portids: Iterable<number>;
+  /** IFA_PROTO we tag addresses with (IPv6 address notifications carry pid 0) */
+  addrProto?: number;
+  /** rtm_protocol we tag routes with */
+  routeProtocol?: number;
+}
+
+/**
+ * Whether an event was caused by our own change (LINUX.md §2.4), for suppressing wake-ups.
+ * Link events always carry pid 0 and are never classified as ours: re-observe on them.
+ */
+export function isOwnEvent(ev: RtnlEvent, tags: OwnTags): boolean {
+  if (ev.type === 'resync' || ev.type === 'newlink' || ev.type === 'dellink') return false;
+  if (ev.portid !== 0) {
+    for (const p of tags.portids) if (p === ev.portid) return true;
+    return false;
+  }
+  if ((ev.type === 'newaddr' || ev.type === 'deladdr') && tags.addrProto !== undefined)
+    return ev.proto === tags.addrProto;
+  if ((ev.type === 'newroute' || ev.type === 'delroute') && tags.routeProtocol !== undefined)
+    return ev.protocol === tags.routeProtocol;
+  return false;
+}

@@ -224,6 +224,8 @@ describe.skipIf(skip)('native: rtnetlink', () => {
       );
       // IPv6 address notifications carry pid 0 even for our own request: IFA_PROTO tells them apart
       expect(a6).toMatchObject({ proto: 99, prefixlen: 128 });
+      const tags = { portids: [req.portid], addrProto: 99, routeProtocol: 167 };
+      expect([route, a4, a6].map((e) => rtnl!.isOwnEvent(e, tags))).toEqual([false, true, true]);
 
       const shown = JSON.parse(
         (await nsExec(ns.name, 'ip', ['-j', 'addr', 'show', 'dev', 'awg-n2'])).stdout,

@@ -18,6 +18,7 @@ import {
   buildMessage,
   formatAddr,
   ifinfomsg,
+  isOwnEvent,
   parseAddr,
   parseAttrs,
   parseEvent,
@@ -133,5 +134,77 @@ describe('rtnl codec', () => {
     b.writeUInt16LE(100, 8); // claims more than is there
     const m = parseAttrs(b, 0);
     expect([...m.keys()]).toEqual([18]);
+  });
+});
+
+describe('isOwnEvent', () => {
+  const base = { seq: 1, family: AF_INET, ifindex: 3 };
+  const tags = { portids: [4242], addrProto: 99, routeProtocol: 167 };
+  it('uses the portid when the kernel reports one', () => {
+    expect(
+      isOwnEvent(
+        {
+          ...base,
+          type: 'newroute',
+          portid: 4242,
+          table: 254,
+          protocol: 4,
+          dst: '10.0.0.0/24',
+          routeType: 1,
+          scope: 0,
+          nlFlags: 0x600,
+        },
+        tags,
+      ),
+    ).toBe(true);
+    expect(
+      isOwnEvent(
+        {
+          ...base,
+          type: 'newroute',
+          portid: 777,
+          table: 254,
+          protocol: 167,
+          dst: '10.0.0.0/24',
+          routeType: 1,
+          scope: 0,
+          nlFlags: 0x600,
+        },
+        tags,
+      ),
+    ).toBe(false);
+  });
+  it('falls back to IFA_PROTO / rtm_protocol for pid-0 events', () => {
+    expect(
+      isOwnEvent(
+        { ...base, type: 'newaddr', portid: 0, prefixlen: 128, flags: 0, scope: 0, proto: 99 },
+        tags,
+      ),
+    ).toBe(true);
+    expect(
+      isOwnEvent({ ...base, type: 'newaddr', portid: 0, prefixlen: 128, flags: 0, scope: 0 }, tags),
+    ).toBe(false);
+    expect(
+      isOwnEvent(
+        {
+          ...base,
+          type: 'delroute',
+          portid: 0,
+          table: 52000,
+          protocol: 167,
+          dst: '0.0.0.0/0',
+          routeType: 1,
+          scope: 0,
+          nlFlags: 0,
+        },
+        tags,
+      ),
+    ).toBe(true);
+  });
+  it('never claims link events or resyncs', () => {
+    expect(isOwnEvent({ ...base, type: 'newlink', portid: 4242, flags: 1, change: 1 }, tags)).toBe(
+      false,
+    );
+    expect(isOwnEvent({ type: 'resync' }, tags)).toBe(false);
   });
 });

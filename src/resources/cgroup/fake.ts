@@ -12,7 +12,13 @@ import type { CgroupFacts, CgroupMount } from './parse.js';
 export class FakeCgroupDriver extends FakeDriver<'cgroup'> {
   private nextInode = 100;
   readonly inodes = new Map<string, number>();
-  constructor(readonly mount: CgroupMount = { mountPoint: '/sys/fs/cgroup/unified', root: '/', nftPrefix: 'unified' }) {
+  constructor(
+    readonly mount: CgroupMount = {
+      mountPoint: '/sys/fs/cgroup/unified',
+      root: '/',
+      nftPrefix: 'unified',
+    },
+  ) {
     super('cgroup', (c: CgroupSpec) => ids.cgroup(c.path));
   }
   override seed(...specs: CgroupSpec[]): this {
@@ -22,7 +28,10 @@ export class FakeCgroupDriver extends FakeDriver<'cgroup'> {
   }
   override async observe(scope: ObserveScope): Promise<ObserveResult<'cgroup'>> {
     const r = await super.observe(scope);
-    const facts: CgroupFacts = { mount: this.mount, inodes: Object.fromEntries([...this.inodes].filter(([p]) => this.objects.has(ids.cgroup(p)))) };
+    const facts: CgroupFacts = {
+      mount: this.mount,
+      inodes: Object.fromEntries([...this.inodes].filter(([p]) => this.objects.has(ids.cgroup(p)))),
+    };
     return { ...r, facts: { ...r.facts, cgroup: facts } };
   }
   protected override applyOne(change: Change<'cgroup'>, ctx: ApplyContext): ApplyResult {

@@ -25,7 +25,11 @@ export interface LinuxCgroupOptions {
 
 function fsError(e: unknown, what: string): AwgError {
   const code = (e as NodeJS.ErrnoException).code;
-  return new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `${what}: ${(e as Error).message}`, { cause: e });
+  return new AwgError(
+    code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver',
+    `${what}: ${(e as Error).message}`,
+    { cause: e },
+  );
 }
 
 async function exists(p: string): Promise<boolean> {
@@ -39,7 +43,8 @@ async function exists(p: string): Promise<boolean> {
 async function walk(base: string, rel: string): Promise<string[]> {
   const out = [rel];
   const entries = await readdir(join(base, rel), { withFileTypes: true }).catch(() => []);
-  for (const e of entries.filter((x) => x.isDirectory()).sort((a, b) => (a.name < b.name ? -1 : 1))) out.push(...(await walk(base, `${rel}/${e.name}`)));
+  for (const e of entries.filter((x) => x.isDirectory()).sort((a, b) => (a.name < b.name ? -1 : 1)))
+    out.push(...(await walk(base, `${rel}/${e.name}`)));
   return out;
 }
 
@@ -51,23 +56,37 @@ async function pidsOf(dir: string): Promise<string[]> {
 export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
   async function mountOf(): Promise<CgroupMount> {
     if (opts.mount) return opts.mount;
-    const text = await readFile(opts.mountinfoPath ?? '/proc/self/mountinfo', 'utf8').catch((e: unknown) => {
-      throw fsError(e, 'cannot read mountinfo');
-    });
+    const text = await readFile(opts.mountinfoPath ?? '/proc/self/mountinfo', 'utf8').catch(
+      (e: unknown) => {
+        throw fsError(e, 'cannot read mountinfo');
+      },
+    );
     const m = parseCgroup2Mount(text);
-    if (!m) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted; per-app routing needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)');
+    if (!m)
+      throw new AwgError(
+        'unsupported',
+        'no cgroup v2 hierarchy is mounted; per-app routing needs cgroup v2 (mount -t cgroup2 none /sys/fs/cgroup/unified)',
+      );
     return m;
   }
 
   function checkPath(path: string, ctx: { claims: { cgroupRoot: string } }): void {
-    if (!isOwnedPath(path, ctx.claims.cgroupRoot)) throw new AwgError('bug', `cgroup ${path} is outside the claimed subtree ${ctx.claims.cgroupRoot}/`);
+    if (!isOwnedPath(path, ctx.claims.cgroupRoot))
+      throw new AwgError(
+        'bug',
+        `cgroup ${path} is outside the claimed subtree ${ctx.claims.cgroupRoot}/`,
+      );
   }
 
   async function remove(mount: CgroupMount, path: string, ctx: ApplyContext): Promise<boolean> {
     const base = mount.mountPoint;
     const parent = join(base, path, '..');
     const children = (await walk(base, path)).slice(1);
-    if (children.length) throw new AwgError('driver', `cgroup ${path} still has child cgroups (${children.join(', ')}); delete those first`);
+    if (children.length)
+      throw new AwgError(
+        'driver',
+        `cgroup ${path} still has child cgroups (${children.join(', ')}); delete those first`,
+      );
     let changed = false;
     for (const rel of [path]) {
       const dir = join(base, rel);
@@ -77,7 +96,8 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
           changed = true;
           if (!ctx.exec.record(`echo ${pid} > ${join(parent, 'cgroup.procs')}`)) continue;
           await writeFile(join(parent, 'cgroup.procs'), pid).catch((e: unknown) => {
-            if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw fsError(e, `cannot move pid ${pid} out of ${dir}`);
+            if ((e as NodeJS.ErrnoException).code !== 'ESRCH')
+              throw fsError(e, `cannot move pid ${pid} out of ${dir}`);
           });
         }
         changed = true;
@@ -119,7 +139,10 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
       if (change.action === 'noop') return 'unchanged';
       const mount = await mountOf();
       let changed = false;
-      if (change.action === 'delete' || (change.action === 'replace' && change.before && change.before.path !== change.after?.path)) {
+      if (
+        change.action === 'delete' ||
+        (change.action === 'replace' && change.before && change.before.path !== change.after?.path)
+      ) {
         const path = change.before?.path;
         if (path === undefined) throw new AwgError('bug', `delete ${change.id} without before`);
         checkPath(path, ctx);
@@ -127,7 +150,8 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
         if (change.action === 'delete') return changed ? 'changed' : 'unchanged';
       }
       const path = change.after?.path;
-      if (path === undefined) throw new AwgError('bug', `${change.action} ${change.id} without after`);
+      if (path === undefined)
+        throw new AwgError('bug', `${change.action} ${change.id} without after`);
       checkPath(path, ctx);
       const segs = path.split('/');
       for (let i = 1; i <= segs.length; i++) {
@@ -136,7 +160,8 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
         changed = true;
         if (ctx.exec.record(`mkdir ${dir}`)) {
           await mkdir(dir).catch((e: unknown) => {
-            if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(e, `cannot create cgroup ${dir}`);
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+              throw fsError(e, `cannot create cgroup ${dir}`);
           });
         }
       }

@@ -30,7 +30,8 @@ export interface CgroupFacts {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo */
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 export function parseCgroup2Mount(mountinfo: string): CgroupMount | undefined {
   for (const line of mountinfo.split('\n')) {
@@ -55,11 +56,17 @@ function segments(p: string): string[] {
 /** path below the v2 mount point → what nft needs */
 export function nftCgroupRef(mount: CgroupMount, path: string): NftCgroupRef {
   if (mount.nftPrefix === undefined) {
-    throw new AwgError('unsupported', `cgroup2 is mounted at ${mount.mountPoint}, outside ${NFT_CGROUP_BASE}; nft socket cgroupv2 cannot name cgroups there`);
+    throw new AwgError(
+      'unsupported',
+      `cgroup2 is mounted at ${mount.mountPoint}, outside ${NFT_CGROUP_BASE}; nft socket cgroupv2 cannot name cgroups there`,
+    );
   }
   const segs = segments(path);
   if (segs.length === 0) throw new AwgError('bug', 'nftCgroupRef of the cgroup root');
-  return { path: posix.join(mount.nftPrefix, ...segs), level: segments(mount.root).length + segs.length };
+  return {
+    path: posix.join(mount.nftPrefix, ...segs),
+    level: segments(mount.root).length + segs.length,
+  };
 }
 
 /** `awg` or `awg/...` (no `..`, no empty segments) */

@@ -12,7 +12,17 @@
  *   that lost our marker is someone else's and is left alone.
  */
 import { constants } from 'node:fs';
-import { access, chmod, lstat, readFile, readlink, rename, symlink, unlink, writeFile } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  lstat,
+  readFile,
+  readlink,
+  rename,
+  symlink,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
@@ -33,7 +43,10 @@ import {
 
 export const DNS_STATE_KEY = 'dns-static-backup';
 
-export type StaticBackup = { path: string; kind: 'file'; content: string /* base64 */; mode: number } | { path: string; kind: 'symlink'; target: string } | { path: string; kind: 'absent' };
+export type StaticBackup =
+  | { path: string; kind: 'file'; content: string /* base64 */; mode: number }
+  | { path: string; kind: 'symlink'; target: string }
+  | { path: string; kind: 'absent' };
 
 export interface LinuxDnsOptions {
   exec: Pick<Exec, 'read'>;
@@ -43,16 +56,32 @@ export interface LinuxDnsOptions {
 }
 
 async function onPath(tool: string, env: NodeJS.ProcessEnv): Promise<boolean> {
-  for (const d of [...(env.PATH ?? '').split(delimiter), '/usr/sbin', '/sbin', '/usr/bin', '/bin']) {
+  for (const d of [
+    ...(env.PATH ?? '').split(delimiter),
+    '/usr/sbin',
+    '/sbin',
+    '/usr/bin',
+    '/bin',
+  ]) {
     if (!d) continue;
-    if (await access(join(d, tool), constants.X_OK).then(() => true, () => false)) return true;
+    if (
+      await access(join(d, tool), constants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
   }
   return false;
 }
 
 function fsError(e: unknown, what: string): AwgError {
   const code = (e as NodeJS.ErrnoException).code;
-  return new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `${what}: ${(e as Error).message}`, { cause: e });
+  return new AwgError(
+    code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver',
+    `${what}: ${(e as Error).message}`,
+    { cause: e },
+  );
 }
 
 /**
@@ -83,7 +112,13 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
     const link = await readlink(resolvConf).catch(() => undefined);
     const text = await readFile(resolvConf, 'utf8').catch(() => undefined);
     try {
-      return detectDnsManager({ override: env.AWG_DNS_MANAGER, resolvConfLink: link, resolvConfText: text, hasResolvectl: await onPath('resolvectl', env), hasResolvconf: await onPath('resolvconf', env) });
+      return detectDnsManager({
+        override: env.AWG_DNS_MANAGER,
+        resolvConfLink: link,
+        resolvConfText: text,
+        hasResolvectl: await onPath('resolvectl', env),
+        hasResolvconf: await onPath('resolvconf', env),
+      });
     } catch (e) {
       throw new AwgError('invalid-config', (e as Error).message);
     }
@@ -97,14 +132,21 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
   async function backup(): Promise<StaticBackup> {
     const st = await lstat(resolvConf).catch(() => undefined);
     if (!st) return { path: resolvConf, kind: 'absent' };
-    if (st.isSymbolicLink()) return { path: resolvConf, kind: 'symlink', target: await readlink(resolvConf) };
-    return { path: resolvConf, kind: 'file', content: (await readFile(resolvConf)).toString('base64'), mode: st.mode & 0o7777 };
+    if (st.isSymbolicLink())
+      return { path: resolvConf, kind: 'symlink', target: await readlink(resolvConf) };
+    return {
+      path: resolvConf,
+      kind: 'file',
+      content: (await readFile(resolvConf)).toString('base64'),
+      mode: st.mode & 0o7777,
+    };
   }
   async function restore(b: StaticBackup): Promise<void> {
     if (b.kind === 'file') return replaceFile(b.path, Buffer.from(b.content, 'base64'), b.mode);
     if (b.kind === 'absent') {
       await unlink(b.path).catch((e: unknown) => {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, `cannot remove ${b.path}`);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw fsError(e, `cannot remove ${b.path}`);
       });
       return;
     }
@@ -121,7 +163,10 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       const b = ctx.state.get<StaticBackup>(DNS_STATE_KEY);
       if (!cur || cur.scope !== change.before?.scope) return false;
       if (!b) {
-        ctx.reporter.report({ type: 'warning', message: `${resolvConf} was written by awg but no original is on record; leaving it` });
+        ctx.reporter.report({
+          type: 'warning',
+          message: `${resolvConf} was written by awg but no original is on record; leaving it`,
+        });
         return false;
       }
       if (ctx.exec.record(`restore ${resolvConf} (${b.kind})`)) {
@@ -132,8 +177,10 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
     }
     const after = change.after!;
     if (cur && sameSpec(cur, after)) return false;
-    if (!ctx.dryRun && !cur && !ctx.state.get(DNS_STATE_KEY)) ctx.state.set(DNS_STATE_KEY, await backup());
-    if (ctx.exec.record(`write ${resolvConf} (${after.servers.join(' ') || 'no servers'})`)) await replaceFile(resolvConf, renderResolvConf(after), 0o644);
+    if (!ctx.dryRun && !cur && !ctx.state.get(DNS_STATE_KEY))
+      ctx.state.set(DNS_STATE_KEY, await backup());
+    if (ctx.exec.record(`write ${resolvConf} (${after.servers.join(' ') || 'no servers'})`))
+      await replaceFile(resolvConf, renderResolvConf(after), 0o644);
     return true;
   }
 
@@ -144,15 +191,23 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
     const out: DnsSpec[] = [];
     for (const [link, servers] of dns) {
       const domains = dom.get(link) ?? [];
-      if (link.startsWith(prefix) && (servers.length || domains.length)) out.push({ scope: link, servers, domains });
+      if (link.startsWith(prefix) && (servers.length || domains.length))
+        out.push({ scope: link, servers, domains });
     }
     return out.sort((a, b) => (a.scope < b.scope ? -1 : 1));
   }
   async function applyResolved(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
     const spec = (change.after ?? change.before)!;
-    if (spec.scope === 'system') throw new AwgError('unsupported', 'with systemd-resolved DNS is set per link; use the tunnel link as the DNS scope');
-    if (!spec.scope.startsWith(ctx.claims.linkPrefix)) throw new AwgError('bug', `dns scope ${spec.scope} is not one of our links`);
-    const cur = (await readResolved(ctx.exec, ctx.claims.linkPrefix)).find((s) => s.scope === spec.scope);
+    if (spec.scope === 'system')
+      throw new AwgError(
+        'unsupported',
+        'with systemd-resolved DNS is set per link; use the tunnel link as the DNS scope',
+      );
+    if (!spec.scope.startsWith(ctx.claims.linkPrefix))
+      throw new AwgError('bug', `dns scope ${spec.scope} is not one of our links`);
+    const cur = (await readResolved(ctx.exec, ctx.claims.linkPrefix)).find(
+      (s) => s.scope === spec.scope,
+    );
     if (change.action === 'delete') {
       if (!cur) return false;
       await ctx.exec.mutate('resolvectl', ['revert', spec.scope]);
@@ -164,14 +219,21 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       n++;
     }
     if (!sameSpec(cur?.domains ?? [], spec.domains)) {
-      await ctx.exec.mutate('resolvectl', ['domain', spec.scope, ...(spec.domains.length ? spec.domains : [''])]);
+      await ctx.exec.mutate('resolvectl', [
+        'domain',
+        spec.scope,
+        ...(spec.domains.length ? spec.domains : ['']),
+      ]);
       n++;
     }
     return n > 0;
   }
 
   // ---- resolvconf
-  async function readResolvconf(exec: Pick<Exec, 'read'>, scope: string): Promise<DnsSpec | undefined> {
+  async function readResolvconf(
+    exec: Pick<Exec, 'read'>,
+    scope: string,
+  ): Promise<DnsSpec | undefined> {
     let text = await readFile(join(resolvconfDir, scope), 'utf8').catch(() => undefined);
     if (text === undefined) {
       const r = await exec.read('resolvconf', ['-l', scope], { allowFail: true });
@@ -204,24 +266,44 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       } else if (m === 'resolved') specs = await readResolved(opts.exec, scope.claims.linkPrefix);
       else {
         // resolvconf has no portable "list interfaces": look at the scopes we could own
-        const scopes = new Set(scope.desired.resources.filter((r) => r.kind === 'dns').map((r) => (r.spec as DnsSpec).scope));
+        const scopes = new Set(
+          scope.desired.resources
+            .filter((r) => r.kind === 'dns')
+            .map((r) => (r.spec as DnsSpec).scope),
+        );
         for (const s of scope.state.get<string[]>('dns-resolvconf-scopes') ?? []) scopes.add(s);
         for (const s of scopes) {
           const spec = await readResolvconf(opts.exec, s);
           if (spec) specs.push(spec);
         }
       }
-      const resources: Resource<'dns'>[] = specs.map((spec) => ({ kind: 'dns', id: ids.dns(spec.scope), spec, deps: [] }));
+      const resources: Resource<'dns'>[] = specs.map((spec) => ({
+        kind: 'dns',
+        id: ids.dns(spec.scope),
+        spec,
+        deps: [],
+      }));
       return { resources, foreign: [], facts: { dns: { manager: m, resolvConf } } };
     },
 
     async apply(change: Change<'dns'>, ctx) {
       if (change.action === 'noop') return 'unchanged';
-      if (!change.after && !change.before) throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
+      if (!change.after && !change.before)
+        throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
       const m = await manager();
-      const step = (c: Change<'dns'>) => (m === 'static' ? applyStatic(c, ctx) : m === 'resolved' ? applyResolved(c, ctx) : applyResolvconf(c, ctx));
+      const step = (c: Change<'dns'>) =>
+        m === 'static'
+          ? applyStatic(c, ctx)
+          : m === 'resolved'
+            ? applyResolved(c, ctx)
+            : applyResolvconf(c, ctx);
       let changed = false;
-      if (change.action === 'replace' && change.before && change.after && change.before.scope !== change.after.scope) {
+      if (
+        change.action === 'replace' &&
+        change.before &&
+        change.after &&
+        change.before.scope !== change.after.scope
+      ) {
         changed = await step({ ...change, action: 'delete', after: undefined });
       }
       changed = (await step(change)) || changed;

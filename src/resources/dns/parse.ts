@@ -25,10 +25,15 @@ export interface DetectInput {
  */
 export function detectDnsManager(i: DetectInput): DnsManager {
   if (i.override !== undefined && i.override !== '') {
-    if (!(DNS_MANAGERS as readonly string[]).includes(i.override)) throw new Error(`AWG_DNS_MANAGER must be one of ${DNS_MANAGERS.join(', ')}, not ${i.override}`);
+    if (!(DNS_MANAGERS as readonly string[]).includes(i.override))
+      throw new Error(
+        `AWG_DNS_MANAGER must be one of ${DNS_MANAGERS.join(', ')}, not ${i.override}`,
+      );
     return i.override as DnsManager;
   }
-  const stub = (i.resolvConfLink ?? '').includes('/run/systemd/resolve/') || /^\s*nameserver\s+127\.0\.0\.53\s*$/m.test(i.resolvConfText ?? '');
+  const stub =
+    (i.resolvConfLink ?? '').includes('/run/systemd/resolve/') ||
+    /^\s*nameserver\s+127\.0\.0\.53\s*$/m.test(i.resolvConfText ?? '');
   if (i.hasResolvectl && stub) return 'resolved';
   if (i.hasResolvconf) return 'resolvconf';
   return 'static';
@@ -41,7 +46,10 @@ const isRouting = (d: string) => d.startsWith('~');
  * in a comment so the file parses back to the same spec.
  */
 export function renderResolvConf(spec: DnsSpec): string {
-  const lines = [`${RESOLV_MARKER} scope=${spec.scope}`, '# the previous file is saved in the awg state directory and restored by `awg down`'];
+  const lines = [
+    `${RESOLV_MARKER} scope=${spec.scope}`,
+    '# the previous file is saved in the awg state directory and restored by `awg down`',
+  ];
   const routing = spec.domains.filter(isRouting);
   if (routing.length) lines.push(`# awg routing-domains: ${routing.join(' ')}`);
   for (const s of spec.servers) lines.push(`nameserver ${s}`);

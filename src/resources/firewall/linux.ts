@@ -18,18 +18,26 @@ export interface LinuxFirewallOptions {
 }
 
 /** undefined when the table does not exist */
-export async function readTable(exec: Pick<Exec, 'read'>, table: string): Promise<TableListing | undefined> {
+export async function readTable(
+  exec: Pick<Exec, 'read'>,
+  table: string,
+): Promise<TableListing | undefined> {
   const r = await exec.read('nft', ['list', 'table', 'inet', table], { allowFail: true });
   if (r.code === 0) return parseTableListing(r.stdout);
   if (/No such file or directory/.test(r.stderr)) return undefined;
   const perm = /Operation not permitted|Permission denied/.test(r.stderr);
-  throw new AwgError(perm ? 'permission' : 'driver', `nft list table inet ${table} failed: ${r.stderr.trim()}`);
+  throw new AwgError(
+    perm ? 'permission' : 'driver',
+    `nft list table inet ${table} failed: ${r.stderr.trim()}`,
+  );
 }
 
 function firstDifference(a: string, b: string): string {
   const x = a.split('\n');
   const y = b.split('\n');
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if (x[i] !== y[i]) return `line ${i + 1}: wanted ${JSON.stringify(x[i] ?? '')}, got ${JSON.stringify(y[i] ?? '')}`;
+  for (let i = 0; i < Math.max(x.length, y.length); i++)
+    if (x[i] !== y[i])
+      return `line ${i + 1}: wanted ${JSON.stringify(x[i] ?? '')}, got ${JSON.stringify(y[i] ?? '')}`;
   return 'no difference';
 }
 
@@ -41,11 +49,29 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const resources: Resource<'firewall'>[] = [];
       const foreign: ForeignObject[] = [];
       const t = await readTable(opts.exec, table);
-      if (t?.marked) resources.push({ kind: 'firewall', id: ids.firewall(table), spec: { family: 'inet', table, ruleset: t.ruleset }, deps: [] });
-      else if (t) foreign.push({ kind: 'firewall', id: ids.firewall(table), relation: 'conflict', description: `nft table inet ${table} exists without the comment "managed-by=awg"; awg will not touch it` });
+      if (t?.marked)
+        resources.push({
+          kind: 'firewall',
+          id: ids.firewall(table),
+          spec: { family: 'inet', table, ruleset: t.ruleset },
+          deps: [],
+        });
+      else if (t)
+        foreign.push({
+          kind: 'firewall',
+          id: ids.firewall(table),
+          relation: 'conflict',
+          description: `nft table inet ${table} exists without the comment "managed-by=awg"; awg will not touch it`,
+        });
       const names = parseTableNames((await opts.exec.read('nft', ['list', 'tables'])).stdout);
       for (const [family, name] of names) {
-        if (name === 'firewalld') foreign.push({ kind: 'firewall', id: `firewall/${family}/${name}`, relation: 'competitor', description: `firewalld's table ${family} ${name} may reject traffic awg allows` });
+        if (name === 'firewalld')
+          foreign.push({
+            kind: 'firewall',
+            id: `firewall/${family}/${name}`,
+            relation: 'competitor',
+            description: `firewalld's table ${family} ${name} may reject traffic awg allows`,
+          });
       }
       return { resources, foreign };
     },
@@ -54,9 +80,18 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       if (change.action === 'noop') return 'unchanged';
       const spec = change.after ?? change.before;
       if (!spec) throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
-      if (spec.table !== ctx.claims.nftTable) throw new AwgError('bug', `firewall table ${spec.table} is not the claimed table ${ctx.claims.nftTable}`);
+      if (spec.table !== ctx.claims.nftTable)
+        throw new AwgError(
+          'bug',
+          `firewall table ${spec.table} is not the claimed table ${ctx.claims.nftTable}`,
+        );
       const cur = await readTable(ctx.exec, spec.table);
-      if (cur && !cur.marked) throw new AwgError('conflict', `nft table inet ${spec.table} exists without our marker; not touching it`, { hint: `remove it or set routing.nftTable to another name` });
+      if (cur && !cur.marked)
+        throw new AwgError(
+          'conflict',
+          `nft table inet ${spec.table} exists without our marker; not touching it`,
+          { hint: `remove it or set routing.nftTable to another name` },
+        );
       if (change.action === 'delete') {
         if (!cur) return 'unchanged';
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
@@ -65,10 +100,17 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
       if (cur?.ruleset === want) return 'unchanged';
-      await ctx.exec.mutate('nft', ['-f', '-'], { input: renderTransaction({ ...after, ruleset: want }), display: `nft -f - (replace table inet ${after.table}, ${want.split('\n').length} lines)` });
+      await ctx.exec.mutate('nft', ['-f', '-'], {
+        input: renderTransaction({ ...after, ruleset: want }),
+        display: `nft -f - (replace table inet ${after.table}, ${want.split('\n').length} lines)`,
+      });
       if (ctx.exec.dryRun) return 'changed';
       const back = await readTable(ctx.exec, after.table);
-      if (back?.ruleset !== want) throw new AwgError('verification', `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`);
+      if (back?.ruleset !== want)
+        throw new AwgError(
+          'verification',
+          `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
+        );
       return 'changed';
     },
   };

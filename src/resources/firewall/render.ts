@@ -29,15 +29,32 @@
 import ipaddr from 'ipaddr.js';
 import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
-import { NFT_MARKER, type AppRule, type FirewallPolicy, type Ipv6Mode, type NftCgroupRef } from './policy.js';
+import {
+  NFT_MARKER,
+  type AppRule,
+  type FirewallPolicy,
+  type Ipv6Mode,
+  type NftCgroupRef,
+} from './policy.js';
 
-const LAN4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255'];
+const LAN4 = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '169.254.0.0/16',
+  '224.0.0.0/4',
+  '255.255.255.255',
+];
 const LAN6 = ['fc00::/7', 'fe80::/10', 'ff00::/8'];
 
 export const mark32 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
 
 function quoted(s: string, what: string): string {
-  if (!/^[A-Za-z0-9_.:/@+=-]*$/.test(s) || s.length > 100) throw new AwgError('invalid-config', `${what} ${JSON.stringify(s)} cannot be used in an nft rule (letters, digits and _ . : / @ + = - only)`);
+  if (!/^[A-Za-z0-9_.:/@+=-]*$/.test(s) || s.length > 100)
+    throw new AwgError(
+      'invalid-config',
+      `${what} ${JSON.stringify(s)} cannot be used in an nft rule (letters, digits and _ . : / @ + = - only)`,
+    );
   return `"${s}"`;
 }
 
@@ -67,7 +84,8 @@ function set(items: string[]): string {
 }
 
 function cg(c: NftCgroupRef): string {
-  if (!Number.isInteger(c.level) || c.level < 1) throw new AwgError('bug', `cgroup ${c.path}: level ${c.level} must be ≥ 1`);
+  if (!Number.isInteger(c.level) || c.level < 1)
+    throw new AwgError('bug', `cgroup ${c.path}: level ${c.level} must be ≥ 1`);
   return `socket cgroupv2 level ${c.level} ${quoted(c.path, 'cgroup path')}`;
 }
 
@@ -75,7 +93,10 @@ const comment = (s: string) => `comment ${quoted(s, 'rule name')}`;
 
 function checkMark(p: FirewallPolicy, m: number, what: string): void {
   if (m === 0 || (m & ~p.fwmarkMask) !== 0 || m === p.bypassMark) {
-    throw new AwgError('invalid-config', `${what}: mark ${mark32(m)} must be non-zero, inside the claimed mask ${mark32(p.fwmarkMask)} and differ from the bypass mark`);
+    throw new AwgError(
+      'invalid-config',
+      `${what}: mark ${mark32(m)} must be non-zero, inside the claimed mask ${mark32(p.fwmarkMask)} and differ from the bypass mark`,
+    );
   }
 }
 
@@ -84,12 +105,25 @@ function setMark(p: FirewallPolicy, m: number): string {
   return `meta mark set meta mark & ${mark32(~p.fwmarkMask | m)} | ${mark32(m)} ct mark set meta mark`;
 }
 
-function markRules(p: FirewallPolicy, match: string, mark: number, ipv6: Ipv6Mode, name: string): string[] {
+function markRules(
+  p: FirewallPolicy,
+  match: string,
+  mark: number,
+  ipv6: Ipv6Mode,
+  name: string,
+): string[] {
   const m = match ? `${match} ` : '';
   const set4 = `${setMark(p, mark)} counter accept`;
   if (ipv6 === 'tunnel') return [`${m}${set4} ${comment(name)}`];
-  if (ipv6 === 'block') return [`${m}meta nfproto ipv6 counter drop ${comment(`${name}/ipv6-blocked`)}`, `${m}${set4} ${comment(name)}`];
-  return [`${m}meta nfproto ipv4 ${set4} ${comment(name)}`, `${m}counter accept ${comment(`${name}/ipv6-direct`)}`];
+  if (ipv6 === 'block')
+    return [
+      `${m}meta nfproto ipv6 counter drop ${comment(`${name}/ipv6-blocked`)}`,
+      `${m}${set4} ${comment(name)}`,
+    ];
+  return [
+    `${m}meta nfproto ipv4 ${set4} ${comment(name)}`,
+    `${m}counter accept ${comment(`${name}/ipv6-direct`)}`,
+  ];
 }
 
 function appRules(p: FirewallPolicy, a: AppRule): string[] {
@@ -116,27 +150,44 @@ export function renderTable(p: FirewallPolicy): string {
   const byMark = (m: number) => `meta mark & ${mask} == ${mark32(m)}`;
   quoted(p.table, 'table name');
 
-  const route = [`oifname "lo" counter return ${comment('loopback')}`, `${byMark(p.bypassMark)} counter return ${comment('bypass')}`];
+  const route = [
+    `oifname "lo" counter return ${comment('loopback')}`,
+    `${byMark(p.bypassMark)} counter return ${comment('bypass')}`,
+  ];
   for (const a of p.apps) route.push(...appRules(p, a));
   if (p.defaultRoute) {
     checkMark(p, p.defaultRoute.mark, 'default route');
     route.push(...markRules(p, '', p.defaultRoute.mark, p.defaultRoute.ipv6, 'default'));
   }
 
-  const restore = [`ct mark & ${mask} != 0x00000000 meta mark set ct mark counter ${comment('restore-mark')}`];
+  const restore = [
+    `ct mark & ${mask} != 0x00000000 meta mark set ct mark counter ${comment('restore-mark')}`,
+  ];
 
   const natOut: string[] = [];
   for (const a of p.apps) {
     if (!a.dns) continue;
     const m = cg(a.cgroup);
-    if (a.dns.v4) natOut.push(`${m} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 counter dnat ip to ${ipaddr.IPv4.parse(a.dns.v4).toString()} ${comment(`dns/${a.name}`)}`);
-    if (a.dns.v6) natOut.push(`${m} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to ${ipaddr.IPv6.parse(a.dns.v6).toString()} ${comment(`dns/${a.name}`)}`);
+    if (a.dns.v4)
+      natOut.push(
+        `${m} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 counter dnat ip to ${ipaddr.IPv4.parse(a.dns.v4).toString()} ${comment(`dns/${a.name}`)}`,
+      );
+    if (a.dns.v6)
+      natOut.push(
+        `${m} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to ${ipaddr.IPv6.parse(a.dns.v6).toString()} ${comment(`dns/${a.name}`)}`,
+      );
   }
   const natPost: string[] = [];
   for (const t of p.tunnels) {
     checkMark(p, t.mark, `tunnel ${t.name}`);
-    if (t.redirectPort !== undefined) natOut.push(`${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`);
-    if (t.link) natPost.push(`oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`);
+    if (t.redirectPort !== undefined)
+      natOut.push(
+        `${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`,
+      );
+    if (t.link)
+      natPost.push(
+        `oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`,
+      );
   }
 
   const filter = [`oifname "lo" counter accept ${comment('loopback')}`];
@@ -149,23 +200,35 @@ export function renderTable(p: FirewallPolicy): string {
       if (!t.link) continue;
       for (const fam of [4, 6] as const) {
         const rs = sortAddrs(t.resolvers.filter((r) => familyOf(r) === fam));
-        if (rs.length) filter.push(`oifname ${quoted(t.link, 'link')} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport { 53, 853 } counter accept ${comment(`dns/${t.name}`)}`);
+        if (rs.length)
+          filter.push(
+            `oifname ${quoted(t.link, 'link')} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport { 53, 853 } counter accept ${comment(`dns/${t.name}`)}`,
+          );
       }
     }
-    filter.push(`meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-leak')}`);
+    filter.push(
+      `meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-leak')}`,
+    );
   }
   if (p.killSwitch !== 'off') {
-    filter.push(`oifname ${quoted(p.linkPrefix, "link prefix").slice(0, -1)}*" counter accept ${comment('tunnels')}`);
+    filter.push(
+      `oifname ${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*" counter accept ${comment('tunnels')}`,
+    );
     for (const t of p.tunnels) {
       for (const e of t.endpoints) {
-        if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535) throw new AwgError('invalid-config', `tunnel ${t.name}: endpoint port ${e.port}`);
+        if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
+          throw new AwgError('invalid-config', `tunnel ${t.name}: endpoint port ${e.port}`);
         const fam = familyOf(e.address) === 4 ? 'ip' : 'ip6';
-        filter.push(`${byMark(p.bypassMark)} ${fam} daddr ${ipaddr.parse(e.address).toString()} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`);
+        filter.push(
+          `${byMark(p.bypassMark)} ${fam} daddr ${ipaddr.parse(e.address).toString()} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`,
+        );
       }
     }
     filter.push(`udp sport 68 udp dport 67 counter accept ${comment('dhcp')}`);
     filter.push(`udp sport 546 udp dport 547 counter accept ${comment('dhcpv6')}`);
-    filter.push(`icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } counter accept ${comment('ndp')}`);
+    filter.push(
+      `icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } counter accept ${comment('ndp')}`,
+    );
     if (p.killSwitch === 'allowLan') {
       filter.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
       filter.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
@@ -178,7 +241,11 @@ export function renderTable(p: FirewallPolicy): string {
     `\tcomment "${NFT_MARKER}"`,
     ...chain('route_out', 'type route hook output priority mangle; policy accept;', route),
     '',
-    ...chain('restore_mark', 'type filter hook prerouting priority mangle; policy accept;', restore),
+    ...chain(
+      'restore_mark',
+      'type filter hook prerouting priority mangle; policy accept;',
+      restore,
+    ),
     '',
     ...chain('nat_out', 'type nat hook output priority -100; policy accept;', natOut),
     '',

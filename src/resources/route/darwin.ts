@@ -18,8 +18,18 @@ import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { parseNetstatRoutes, primaryDefault, type NetstatRoute } from '../../platform/darwin/netstat.js';
-import { parseRouteResult, routeAddArgs, routeChangeArgs, routeDeleteArgs, type DarwinRoute } from '../../platform/darwin/route.js';
+import {
+  parseNetstatRoutes,
+  primaryDefault,
+  type NetstatRoute,
+} from '../../platform/darwin/netstat.js';
+import {
+  parseRouteResult,
+  routeAddArgs,
+  routeChangeArgs,
+  routeDeleteArgs,
+  type DarwinRoute,
+} from '../../platform/darwin/route.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 
 export const ROUTE_STATE_KEY = 'darwin-routes';
@@ -41,7 +51,8 @@ export function toDarwinRoute(r: RouteSpec, state: StateStore): DarwinRoute | un
   const base = { family: r.family, dst: r.dst };
   if (r.type === 'blackhole') return { ...base, blackhole: true };
   if (r.type === 'unreachable') return { ...base, reject: true };
-  if (r.type !== 'unicast') throw new AwgError('unsupported', `route type ${r.type} (${r.dst}) does not exist on macOS`);
+  if (r.type !== 'unicast')
+    throw new AwgError('unsupported', `route type ${r.type} (${r.dst}) does not exist on macOS`);
   if (r.via) return { ...base, gateway: r.via };
   if (!r.dev) throw new AwgError('bug', `route ${r.dst} has neither via nor dev`);
   const ifn = resolveIfname(state, r.dev);
@@ -63,14 +74,19 @@ export function kernelMatches(k: NetstatRoute, d: DarwinRoute, dev?: string): bo
   return !k.viaGateway && k.netif === d.interface;
 }
 
-const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }) => k.family === r.family && k.dst === r.dst && !k.ifscope;
-const describe = (k: NetstatRoute) => `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
+const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }) =>
+  k.family === r.family && k.dst === r.dst && !k.ifscope;
+const describe = (k: NetstatRoute) =>
+  `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
 
 function physicalDev(r: RouteSpec, state: StateStore): string | undefined {
   return r.via && r.dev ? resolveIfname(state, r.dev) : undefined;
 }
 
-async function runRoute(ctx: ApplyContext, args: string[]): Promise<ReturnType<typeof parseRouteResult> | undefined> {
+async function runRoute(
+  ctx: ApplyContext,
+  args: string[],
+): Promise<ReturnType<typeof parseRouteResult> | undefined> {
   const res = await ctx.exec.mutate('route', args, { allowFail: true });
   if (ctx.dryRun) return undefined;
   return parseRouteResult(res.stdout, res.stderr);
@@ -86,7 +102,8 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
       const foreign: ForeignObject[] = [];
       for (const [id, spec] of Object.entries(rec)) {
         const d = toDarwinRoute(spec, scope.state);
-        if (d && kernel.some((k) => kernelMatches(k, d, physicalDev(spec, scope.state)))) resources.push({ kind: 'route', id, spec, deps: [] });
+        if (d && kernel.some((k) => kernelMatches(k, d, physicalDev(spec, scope.state))))
+          resources.push({ kind: 'route', id, spec, deps: [] });
       }
       for (const r of scope.desired.resources) {
         if (r.kind !== 'route') continue;
@@ -94,12 +111,22 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         const id = ids.route(spec);
         if (rec[id]) continue;
         const k = kernel.find((x) => sameDst(x, spec));
-        if (k) foreign.push({ kind: 'route', id, relation: 'conflict', description: `a route ${describe(k)} that awg did not create already covers ${spec.dst}` });
+        if (k)
+          foreign.push({
+            kind: 'route',
+            id,
+            relation: 'conflict',
+            description: `a route ${describe(k)} that awg did not create already covers ${spec.dst}`,
+          });
       }
       const facts: Record<string, unknown> = {};
       for (const f of [4, 6] as const) {
         const d = primaryDefault(kernel, f);
-        if (d && d.gateway.kind === 'ip') facts[`defaultRouteV${f}`] = { gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address, interface: d.netif };
+        if (d && d.gateway.kind === 'ip')
+          facts[`defaultRouteV${f}`] = {
+            gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
+            interface: d.netif,
+          };
       }
       return { resources, foreign, facts };
     },
@@ -117,7 +144,8 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         if (d && present && rec[id]) {
           const out = await runRoute(ctx, routeDeleteArgs(d));
           changed = true;
-          if (out && !out.ok && out.errno !== 'ESRCH') throw new AwgError('driver', `route delete ${spec.dst}: ${out.error}`);
+          if (out && !out.ok && out.errno !== 'ESRCH')
+            throw new AwgError('driver', `route delete ${spec.dst}: ${out.error}`);
         }
         if (!ctx.dryRun && rec[id]) {
           delete rec[id];
@@ -136,25 +164,44 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
       if (change.before && ids.route(change.before) !== id) await remove(change.before);
 
       const d = toDarwinRoute(after, ctx.state);
-      if (!d) throw new AwgError('driver', `route ${after.dst}: link ${after.dev} has no utun yet (its engine creates it); will retry`);
+      if (!d)
+        throw new AwgError(
+          'driver',
+          `route ${after.dst}: link ${after.dev} has no utun yet (its engine creates it); will retry`,
+        );
       const dev = physicalDev(after, ctx.state);
       if (kernel.some((k) => kernelMatches(k, d, dev))) {
         if (!rec[id] || JSON.stringify(rec[id]) !== JSON.stringify(after)) {
-          if (!rec[id] && !change.before) throw new AwgError('conflict', `route ${after.dst} already exists and was not created by awg; not adopting it`);
+          if (!rec[id] && !change.before)
+            throw new AwgError(
+              'conflict',
+              `route ${after.dst} already exists and was not created by awg; not adopting it`,
+            );
           if (!ctx.dryRun) ctx.state.set(ROUTE_STATE_KEY, { ...rec, [id]: after });
         }
         return changed ? 'changed' : 'unchanged';
       }
       const other = kernel.find((k) => sameDst(k, after));
-      if (other && !rec[id]) throw new AwgError('conflict', `route ${describe(other)} that awg did not create covers ${after.dst}; not touching it`);
+      if (other && !rec[id])
+        throw new AwgError(
+          'conflict',
+          `route ${describe(other)} that awg did not create covers ${after.dst}; not touching it`,
+        );
       // Record first: a crash after `route add` must not leave a route we do not know we own.
       if (!ctx.dryRun) ctx.state.set(ROUTE_STATE_KEY, { ...rec, [id]: after });
       const out = await runRoute(ctx, other ? routeChangeArgs(d) : routeAddArgs(d));
       if (out && !out.ok) {
         delete rec[id];
         ctx.state.set(ROUTE_STATE_KEY, rec);
-        if (out.errno === 'EEXIST') throw new AwgError('conflict', `route ${after.dst} appeared concurrently (File exists); not adopting it`);
-        throw new AwgError('driver', `route ${other ? 'change' : 'add'} ${after.dst}: ${out.error}`);
+        if (out.errno === 'EEXIST')
+          throw new AwgError(
+            'conflict',
+            `route ${after.dst} appeared concurrently (File exists); not adopting it`,
+          );
+        throw new AwgError(
+          'driver',
+          `route ${other ? 'change' : 'add'} ${after.dst}: ${out.error}`,
+        );
       }
       return 'changed';
     },

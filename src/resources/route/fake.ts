@@ -6,7 +6,13 @@
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import type { ForeignObject, Resource, ResourceKind, RouteSpec, SpecByKind } from '../../model/resources.js';
+import type {
+  ForeignObject,
+  Resource,
+  ResourceKind,
+  RouteSpec,
+  SpecByKind,
+} from '../../model/resources.js';
 import { AwgError, type ErrorKind } from '../../errors.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 
@@ -62,7 +68,11 @@ export class FakeDriver<K extends ResourceKind> implements Driver<K> {
   async apply(change: Change<K>, ctx: ApplyContext): Promise<ApplyResult> {
     this.applyCalls++;
     const fail = this.failures.get(this.applyCalls);
-    if (fail) throw new AwgError(fail, `fake ${this.kind}: injected failure on apply #${this.applyCalls} (${change.id})`);
+    if (fail)
+      throw new AwgError(
+        fail,
+        `fake ${this.kind}: injected failure on apply #${this.applyCalls} (${change.id})`,
+      );
     this.applied.push(change);
     return this.applyOne(change, ctx);
   }
@@ -75,7 +85,8 @@ export class FakeDriver<K extends ResourceKind> implements Driver<K> {
       if (ctx.exec.record(`fake ${this.kind} delete ${id}`)) this.objects.delete(id);
       return 'changed';
     }
-    if (!change.after) throw new AwgError('bug', `fake ${this.kind}: ${change.action} ${change.id} without after`);
+    if (!change.after)
+      throw new AwgError('bug', `fake ${this.kind}: ${change.action} ${change.id} without after`);
     let changed = false;
     if (change.action === 'replace' && change.before) {
       const old = this.idOf(change.before);
@@ -86,7 +97,8 @@ export class FakeDriver<K extends ResourceKind> implements Driver<K> {
     }
     const id = this.idOf(change.after);
     if (sameSpec(this.objects.get(id), change.after)) return changed ? 'changed' : 'unchanged';
-    if (ctx.exec.record(`fake ${this.kind} ${this.objects.has(id) ? 'update' : 'create'} ${id}`)) this.objects.set(id, structuredClone(change.after));
+    if (ctx.exec.record(`fake ${this.kind} ${this.objects.has(id) ? 'update' : 'create'} ${id}`))
+      this.objects.set(id, structuredClone(change.after));
     return 'changed';
   }
 }

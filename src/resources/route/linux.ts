@@ -10,7 +10,14 @@ import { ids } from '../../model/identity.js';
 import type { ForeignObject, Resource, RouteSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import type { ApplyContext, ApplyResult, Claims, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import type {
+  ApplyContext,
+  ApplyResult,
+  Claims,
+  Driver,
+  ObserveResult,
+  ObserveScope,
+} from '../driver.js';
 import { sameSpec } from './fake.js';
 import { parseRouteJson, type ParsedRoutes, type RouteBand } from './parse.js';
 import { batchScript, familyFlag, routeDelArgs, routeReplaceArgs } from './render.js';
@@ -29,12 +36,27 @@ function bandOf(c: Claims): RouteBand {
   return { protocol: c.routeProtocol, tableBase: c.tableBase, bandSize: c.bandSize };
 }
 
-async function readFamily(exec: Pick<Exec, 'read'>, family: 4 | 6, band: RouteBand): Promise<ParsedRoutes> {
-  const r = await exec.read('ip', ['-j', '-N', familyFlag(family), 'route', 'show', 'table', 'all']);
+async function readFamily(
+  exec: Pick<Exec, 'read'>,
+  family: 4 | 6,
+  band: RouteBand,
+): Promise<ParsedRoutes> {
+  const r = await exec.read('ip', [
+    '-j',
+    '-N',
+    familyFlag(family),
+    'route',
+    'show',
+    'table',
+    'all',
+  ]);
   return parseRouteJson(r.stdout, family, band);
 }
 
-function index(p: ParsedRoutes): { owned: Map<string, RouteSpec>; conflicts: Map<string, RouteSpec> } {
+function index(p: ParsedRoutes): {
+  owned: Map<string, RouteSpec>;
+  conflicts: Map<string, RouteSpec>;
+} {
   return {
     owned: new Map(p.owned.map((r) => [ids.route(r), r])),
     conflicts: new Map(p.conflicts.map((r) => [ids.route(r), r])),
@@ -42,15 +64,26 @@ function index(p: ParsedRoutes): { owned: Map<string, RouteSpec>; conflicts: Map
 }
 
 function checkBand(r: RouteSpec, c: Claims): void {
-  if (r.protocol !== c.routeProtocol || r.table < c.tableBase || r.table >= c.tableBase + c.bandSize) {
-    throw new AwgError('bug', `route ${ids.route(r)} is outside the claimed band or lacks protocol ${c.routeProtocol}`);
+  if (
+    r.protocol !== c.routeProtocol ||
+    r.table < c.tableBase ||
+    r.table >= c.tableBase + c.bandSize
+  ) {
+    throw new AwgError(
+      'bug',
+      `route ${ids.route(r)} is outside the claimed band or lacks protocol ${c.routeProtocol}`,
+    );
   }
 }
 
 type Step = { args: string[]; family: 4 | 6 };
 
 /** Commands needed to bring one change about, given the current state; empty = unchanged. */
-function stepsFor(change: Change<'route'>, cur: Map<4 | 6, ReturnType<typeof index>>, claims: Claims): Step[] {
+function stepsFor(
+  change: Change<'route'>,
+  cur: Map<4 | 6, ReturnType<typeof index>>,
+  claims: Claims,
+): Step[] {
   const steps: Step[] = [];
   const del = (r: RouteSpec) => {
     const st = cur.get(r.family)!;
@@ -69,11 +102,16 @@ function stepsFor(change: Change<'route'>, cur: Map<4 | 6, ReturnType<typeof ind
   const after = change.after;
   if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
   checkBand(after, claims);
-  if (change.action === 'replace' && change.before && ids.route(change.before) !== ids.route(after)) del(change.before);
+  if (change.action === 'replace' && change.before && ids.route(change.before) !== ids.route(after))
+    del(change.before);
   const st = cur.get(after.family)!;
   const id = ids.route(after);
   const foreign = st.conflicts.get(id);
-  if (foreign) throw new AwgError('conflict', `a route ${id} without our protocol ${claims.routeProtocol} (protocol ${foreign.protocol}) is in our table; not touching it`);
+  if (foreign)
+    throw new AwgError(
+      'conflict',
+      `a route ${id} without our protocol ${claims.routeProtocol} (protocol ${foreign.protocol}) is in our table; not touching it`,
+    );
   if (sameSpec(st.owned.get(id), after)) return steps;
   steps.push({ family: after.family, args: routeReplaceArgs(after) });
   st.owned.set(id, after);
@@ -86,7 +124,10 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
     for (const f of new Set(families)) m.set(f, index(await readFamily(exec, f, bandOf(claims))));
     return m;
   }
-  const familiesOf = (cs: Change<'route'>[]) => cs.flatMap((c) => [c.before?.family, c.after?.family].filter((f): f is 4 | 6 => f !== undefined));
+  const familiesOf = (cs: Change<'route'>[]) =>
+    cs.flatMap((c) =>
+      [c.before?.family, c.after?.family].filter((f): f is 4 | 6 => f !== undefined),
+    );
 
   return {
     kind: 'route',
@@ -95,9 +136,15 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
       const foreign: ForeignObject[] = [];
       for (const f of [4, 6] as const) {
         const p = await readFamily(opts.exec, f, bandOf(scope.claims));
-        for (const r of p.owned) resources.push({ kind: 'route', id: ids.route(r), spec: r, deps: [] });
+        for (const r of p.owned)
+          resources.push({ kind: 'route', id: ids.route(r), spec: r, deps: [] });
         for (const r of p.conflicts) {
-          foreign.push({ kind: 'route', id: ids.route(r), relation: 'conflict', description: `route ${r.type} ${r.dst} in table ${r.table} (claimed band) has protocol ${r.protocol}, not ours (${scope.claims.routeProtocol})` });
+          foreign.push({
+            kind: 'route',
+            id: ids.route(r),
+            relation: 'conflict',
+            description: `route ${r.type} ${r.dst} in table ${r.table} (claimed band) has protocol ${r.protocol}, not ours (${scope.claims.routeProtocol})`,
+          });
         }
       }
       return { resources, foreign };
@@ -121,7 +168,10 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
         return steps.length ? 'changed' : 'unchanged';
       });
       for (const [family, lines] of byFamily) {
-        await ctx.exec.mutate('ip', [familyFlag(family), '-batch', '-'], { input: batchScript(lines), display: `ip ${familyFlag(family)} -batch - (${lines.length} route commands)` });
+        await ctx.exec.mutate('ip', [familyFlag(family), '-batch', '-'], {
+          input: batchScript(lines),
+          display: `ip ${familyFlag(family)} -batch - (${lines.length} route commands)`,
+        });
       }
       return results;
     },

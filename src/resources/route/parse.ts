@@ -35,11 +35,39 @@ interface IpRouteJson {
 }
 
 const TABLE_NAMES: Record<string, number> = { main: 254, local: 255, default: 253, unspec: 0 };
-const PROTO_NAMES: Record<string, number> = { unspec: 0, redirect: 1, kernel: 2, boot: 3, static: 4, ra: 9, dhcp: 16 };
-const TYPE_BY_NUMBER: Record<string, string> = { '1': 'unicast', '2': 'local', '3': 'broadcast', '4': 'anycast', '5': 'multicast', '6': 'blackhole', '7': 'unreachable', '8': 'prohibit', '9': 'throw', '10': 'nat' };
-const OUR_TYPES: ReadonlySet<string> = new Set<RouteType>(['unicast', 'unreachable', 'blackhole', 'throw']);
+const PROTO_NAMES: Record<string, number> = {
+  unspec: 0,
+  redirect: 1,
+  kernel: 2,
+  boot: 3,
+  static: 4,
+  ra: 9,
+  dhcp: 16,
+};
+const TYPE_BY_NUMBER: Record<string, string> = {
+  '1': 'unicast',
+  '2': 'local',
+  '3': 'broadcast',
+  '4': 'anycast',
+  '5': 'multicast',
+  '6': 'blackhole',
+  '7': 'unreachable',
+  '8': 'prohibit',
+  '9': 'throw',
+  '10': 'nat',
+};
+const OUR_TYPES: ReadonlySet<string> = new Set<RouteType>([
+  'unicast',
+  'unreachable',
+  'blackhole',
+  'throw',
+]);
 
-export function numberOrName(v: string | undefined, names: Record<string, number>, dflt: number): number {
+export function numberOrName(
+  v: string | undefined,
+  names: Record<string, number>,
+  dflt: number,
+): number {
   if (v === undefined) return dflt;
   if (/^\d+$/.test(v)) return Number(v);
   if (/^0x[0-9a-f]+$/i.test(v)) return parseInt(v, 16);
@@ -57,9 +85,13 @@ export function canonicalCidr(s: string): string {
   const a = ipaddr.parse(addr);
   const bits = a.kind() === 'ipv4' ? 32 : 128;
   const prefix = len === undefined ? bits : Number(len);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits) throw new Error(`bad prefix in ${s}`);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > bits)
+    throw new Error(`bad prefix in ${s}`);
   const cidr = `${a.toString()}/${prefix}`;
-  const base = a.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(cidr) : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  const base =
+    a.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(cidr)
+      : ipaddr.IPv6.networkAddressFromCIDR(cidr);
   return `${base.toString()}/${prefix}`;
 }
 

@@ -20,7 +20,9 @@ export function routeReplaceArgs(r: RouteSpec): string[] {
 }
 
 /** identity fields plus our protocol: deletes exactly our route, whatever its nexthop became */
-export function routeDelArgs(r: Pick<RouteSpec, 'type' | 'dst' | 'table' | 'metric' | 'protocol'>): string[] {
+export function routeDelArgs(
+  r: Pick<RouteSpec, 'type' | 'dst' | 'table' | 'metric' | 'protocol'>,
+): string[] {
   const a = ['route', 'del'];
   if (r.type !== 'unicast') a.push(r.type);
   a.push(r.dst, 'table', String(r.table), 'metric', String(r.metric), 'proto', String(r.protocol));

@@ -14,7 +14,13 @@ import type { Exec } from '../../util/exec.js';
 import type { Claims, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { sameSpec } from '../route/fake.js';
 import { familyFlag } from '../route/render.js';
-import { describeRuleRow, networkdManagesForeignRules, parseRuleJson, type ParsedRules, type RuleBand } from './parse.js';
+import {
+  describeRuleRow,
+  networkdManagesForeignRules,
+  parseRuleJson,
+  type ParsedRules,
+  type RuleBand,
+} from './parse.js';
 import { ruleArgs } from './render.js';
 
 export interface LinuxRuleOptions {
@@ -25,9 +31,17 @@ export interface LinuxRuleOptions {
   networkdRunning?: () => Promise<boolean>;
 }
 
-const bandOf = (c: Claims): RuleBand => ({ protocol: c.routeProtocol, rulePriority: c.rulePriority, bandSize: c.bandSize });
+const bandOf = (c: Claims): RuleBand => ({
+  protocol: c.routeProtocol,
+  rulePriority: c.rulePriority,
+  bandSize: c.bandSize,
+});
 
-async function readFamily(exec: Pick<Exec, 'read'>, family: 4 | 6, band: RuleBand): Promise<ParsedRules> {
+async function readFamily(
+  exec: Pick<Exec, 'read'>,
+  family: 4 | 6,
+  band: RuleBand,
+): Promise<ParsedRules> {
   const r = await exec.read('ip', ['-j', '-N', familyFlag(family), 'rule', 'show']);
   return parseRuleJson(r.stdout, family, band);
 }
@@ -45,7 +59,9 @@ async function networkdTexts(dir: string): Promise<string[]> {
   const texts: string[] = [];
   const main = await readFile(join(dir, 'networkd.conf'), 'utf8').catch(() => undefined);
   if (main !== undefined) texts.push(main);
-  const dropins = (await readdir(join(dir, 'networkd.conf.d')).catch(() => [] as string[])).filter((f) => f.endsWith('.conf')).sort();
+  const dropins = (await readdir(join(dir, 'networkd.conf.d')).catch(() => [] as string[]))
+    .filter((f) => f.endsWith('.conf'))
+    .sort();
   for (const f of dropins) texts.push(await readFile(join(dir, 'networkd.conf.d', f), 'utf8'));
   return texts;
 }
@@ -66,12 +82,33 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
           seen.add(id);
           resources.push({ kind: 'rule', id, spec: r, deps: [] });
         }
-        for (const r of p.conflicts) foreign.push({ kind: 'rule', id: ids.rule(r), relation: 'conflict', description: `${describeRuleRow(r)} is in the claimed priority band but not ours` });
-        for (const r of p.competitors) foreign.push({ kind: 'rule', id: ids.rule(r), relation: 'competitor', description: `${describeRuleRow(r)} steers traffic before awg's rules` });
+        for (const r of p.conflicts)
+          foreign.push({
+            kind: 'rule',
+            id: ids.rule(r),
+            relation: 'conflict',
+            description: `${describeRuleRow(r)} is in the claimed priority band but not ours`,
+          });
+        for (const r of p.competitors)
+          foreign.push({
+            kind: 'rule',
+            id: ids.rule(r),
+            relation: 'competitor',
+            description: `${describeRuleRow(r)} steers traffic before awg's rules`,
+          });
       }
       const running = await (opts.networkdRunning ?? (() => processRunning('systemd-network')))();
-      if (running && networkdManagesForeignRules(await networkdTexts(opts.networkdConfDir ?? '/etc/systemd'))) {
-        foreign.push({ kind: 'rule', id: 'rule/systemd-networkd', relation: 'competitor', description: 'systemd-networkd runs with ManageForeignRoutingPolicyRules=yes and may delete awg rules; set it to no in networkd.conf' });
+      if (
+        running &&
+        networkdManagesForeignRules(await networkdTexts(opts.networkdConfDir ?? '/etc/systemd'))
+      ) {
+        foreign.push({
+          kind: 'rule',
+          id: 'rule/systemd-networkd',
+          relation: 'competitor',
+          description:
+            'systemd-networkd runs with ManageForeignRoutingPolicyRules=yes and may delete awg rules; set it to no in networkd.conf',
+        });
       }
       return { resources, foreign };
     },
@@ -80,19 +117,37 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       if (change.action === 'noop') return 'unchanged';
       const spec = change.after ?? change.before;
       if (!spec) throw new AwgError('bug', `${change.action} ${change.id} without a spec`);
-      const families = new Set([change.before?.family, change.after?.family].filter((f): f is 4 | 6 => f !== undefined));
+      const families = new Set(
+        [change.before?.family, change.after?.family].filter((f): f is 4 | 6 => f !== undefined),
+      );
       const band = bandOf(ctx.claims);
       let n = 0;
       for (const family of families) {
         const cur = await readFamily(ctx.exec, family, band);
-        const after = change.action === 'delete' || change.after?.family !== family ? undefined : change.after;
-        const priorities = new Set([change.before, change.after].filter((r): r is RuleSpec => r?.family === family).map((r) => r.priority));
+        const after =
+          change.action === 'delete' || change.after?.family !== family ? undefined : change.after;
+        const priorities = new Set(
+          [change.before, change.after]
+            .filter((r): r is RuleSpec => r?.family === family)
+            .map((r) => r.priority),
+        );
         if (after) {
-          if (after.protocol !== band.protocol || after.priority < band.rulePriority || after.priority >= band.rulePriority + band.bandSize) {
-            throw new AwgError('bug', `rule ${ids.rule(after)} is outside the claimed band or lacks protocol ${band.protocol}`);
+          if (
+            after.protocol !== band.protocol ||
+            after.priority < band.rulePriority ||
+            after.priority >= band.rulePriority + band.bandSize
+          ) {
+            throw new AwgError(
+              'bug',
+              `rule ${ids.rule(after)} is outside the claimed band or lacks protocol ${band.protocol}`,
+            );
           }
           const c = cur.conflicts.find((r) => r.priority === after.priority);
-          if (c) throw new AwgError('conflict', `${describeRuleRow(c)} occupies priority ${after.priority}; not touching it`);
+          if (c)
+            throw new AwgError(
+              'conflict',
+              `${describeRuleRow(c)} occupies priority ${after.priority}; not touching it`,
+            );
         }
         let present = false;
         for (const r of cur.owned) {

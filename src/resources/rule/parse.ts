@@ -34,9 +34,25 @@ export interface ParsedRules {
 
 const TABLE_NAMES: Record<string, number> = { main: 254, local: 255, default: 253, unspec: 0 };
 const STANDARD_TABLES = new Set([253, 254, 255]);
-const ACTIONS: Record<string, 'unreachable' | 'blackhole'> = { '7': 'unreachable', unreachable: 'unreachable', '6': 'blackhole', blackhole: 'blackhole' };
+const ACTIONS: Record<string, 'unreachable' | 'blackhole'> = {
+  '7': 'unreachable',
+  unreachable: 'unreachable',
+  '6': 'blackhole',
+  blackhole: 'blackhole',
+};
 /** keys whose presence we understand; any other key is a selector or action we never set */
-const KNOWN = new Set(['priority', 'src', 'fwmark', 'fwmask', 'table', 'action', 'suppress_prefixlen', 'not', 'protocol', 'flags']);
+const KNOWN = new Set([
+  'priority',
+  'src',
+  'fwmark',
+  'fwmask',
+  'table',
+  'action',
+  'suppress_prefixlen',
+  'not',
+  'protocol',
+  'flags',
+]);
 
 function hex(v: unknown): number | undefined {
   if (typeof v === 'number') return v;
@@ -49,7 +65,16 @@ function toSpec(row: Record<string, unknown>, family: 4 | 6): RuleSpec | string 
   const extra = Object.keys(row).filter((k) => !KNOWN.has(k));
   if (row.src !== undefined && row.src !== 'all') extra.push('src');
   if (extra.length) return `selectors awg does not set: ${extra.join(', ')}`;
-  const spec: RuleSpec = { family, priority: Number(row.priority), action: 'lookup', protocol: numberOrName(row.protocol as string | undefined, { kernel: 2, boot: 3, static: 4 }, 0) };
+  const spec: RuleSpec = {
+    family,
+    priority: Number(row.priority),
+    action: 'lookup',
+    protocol: numberOrName(
+      row.protocol as string | undefined,
+      { kernel: 2, boot: 3, static: 4 },
+      0,
+    ),
+  };
   const mark = hex(row.fwmark);
   if (mark !== undefined) {
     spec.fwmark = mark;
@@ -60,9 +85,11 @@ function toSpec(row: Record<string, unknown>, family: 4 | 6): RuleSpec | string 
     const a = ACTIONS[String(row.action)];
     if (!a) return `action ${String(row.action)}`;
     spec.action = a;
-  } else if (row.table !== undefined) spec.table = numberOrName(String(row.table), TABLE_NAMES, NaN);
+  } else if (row.table !== undefined)
+    spec.table = numberOrName(String(row.table), TABLE_NAMES, NaN);
   else return 'no table and no action';
-  if (typeof row.suppress_prefixlen === 'number') spec.suppressPrefixLength = row.suppress_prefixlen;
+  if (typeof row.suppress_prefixlen === 'number')
+    spec.suppressPrefixLength = row.suppress_prefixlen;
   if ('not' in row) spec.invert = true;
   return spec;
 }
@@ -74,7 +101,11 @@ export function parseRuleJson(text: string, family: 4 | 6, band: RuleBand): Pars
   const end = band.rulePriority + band.bandSize;
   for (const row of rows) {
     const priority = Number(row.priority ?? 0);
-    const protocol = numberOrName(row.protocol as string | undefined, { kernel: 2, boot: 3, static: 4 }, 0);
+    const protocol = numberOrName(
+      row.protocol as string | undefined,
+      { kernel: 2, boot: 3, static: 4 },
+      0,
+    );
     if (priority >= band.rulePriority && priority < end) {
       const spec = toSpec(row, family);
       if (protocol === band.protocol && typeof spec !== 'string') out.owned.push(spec);
@@ -82,8 +113,10 @@ export function parseRuleJson(text: string, family: 4 | 6, band: RuleBand): Pars
       continue;
     }
     if (priority < band.rulePriority && protocol !== band.protocol) {
-      const table = row.table === undefined ? undefined : numberOrName(String(row.table), TABLE_NAMES, NaN);
-      if (row.fwmark !== undefined || (table !== undefined && !STANDARD_TABLES.has(table))) out.competitors.push({ family, priority, raw: row });
+      const table =
+        row.table === undefined ? undefined : numberOrName(String(row.table), TABLE_NAMES, NaN);
+      if (row.fwmark !== undefined || (table !== undefined && !STANDARD_TABLES.has(table)))
+        out.competitors.push({ family, priority, raw: row });
     }
   }
   return out;

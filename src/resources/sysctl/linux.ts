@@ -35,7 +35,11 @@ export function procSysIo(root = '/proc/sys'): SysctlIo {
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return undefined;
-        throw new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `cannot read sysctl ${key}: ${(e as Error).message}`, { cause: e });
+        throw new AwgError(
+          code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver',
+          `cannot read sysctl ${key}: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
     },
     async write(key, value) {
@@ -43,7 +47,11 @@ export function procSysIo(root = '/proc/sys'): SysctlIo {
         await writeFile(join(root, sysctlPath(key)), value + '\n');
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        throw new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `cannot write sysctl ${key}=${value}: ${(e as Error).message}`, { cause: e });
+        throw new AwgError(
+          code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver',
+          `cannot write sysctl ${key}=${value}: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
     },
   };
@@ -64,7 +72,8 @@ export function createLinuxSysctlDriver(opts: { io?: SysctlIo } = {}): Driver<'s
       const resources: Resource<'sysctl'>[] = [];
       for (const key of Object.keys(originals(scope.state)).sort()) {
         const value = await io.read(key);
-        if (value !== undefined) resources.push({ kind: 'sysctl', id: ids.sysctl(key), spec: { key, value }, deps: [] });
+        if (value !== undefined)
+          resources.push({ kind: 'sysctl', id: ids.sysctl(key), spec: { key, value }, deps: [] });
       }
       return { resources, foreign: [] };
     },
@@ -93,11 +102,13 @@ export function createLinuxSysctlDriver(opts: { io?: SysctlIo } = {}): Driver<'s
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
       let changed = false;
       if (change.action === 'replace' && change.before && change.before.key !== after.key) {
-        changed = (await this.apply({ ...change, action: 'delete', after: undefined }, ctx)) === 'changed';
+        changed =
+          (await this.apply({ ...change, action: 'delete', after: undefined }, ctx)) === 'changed';
       }
       const want = normaliseSysctlValue(after.value);
       const cur = await io.read(after.key);
-      if (cur === undefined) throw new AwgError('driver', `sysctl ${after.key} does not exist (yet)`);
+      if (cur === undefined)
+        throw new AwgError('driver', `sysctl ${after.key} does not exist (yet)`);
       if (!ctx.dryRun && held[after.key] === undefined) {
         // saved before the write: a crash in between still leaves the original on record
         saveOriginals(ctx.state, { ...originals(ctx.state), [after.key]: cur });

@@ -3,7 +3,8 @@ import { AwgError } from '../../errors.js';
 
 /** `net.ipv4.conf.all.rp_filter` or `net/ipv4/conf/eth0.100/rp_filter` (slashes keep dots) */
 export function sysctlPath(key: string): string {
-  if (!/^[A-Za-z0-9_.\/-]+$/.test(key) || key.includes('..') || key.startsWith('/')) throw new AwgError('invalid-config', `bad sysctl key ${JSON.stringify(key)}`);
+  if (!/^[A-Za-z0-9_./-]+$/.test(key) || key.includes('..') || key.startsWith('/'))
+    throw new AwgError('invalid-config', `bad sysctl key ${JSON.stringify(key)}`);
   return key.includes('/') ? key : key.replace(/\./g, '/');
 }
 
@@ -11,4 +12,3 @@ export function sysctlPath(key: string): string {
 export function normaliseSysctlValue(v: string): string {
   return v.trim().split(/\s+/).join(' ');
 }
-

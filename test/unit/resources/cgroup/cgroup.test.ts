@@ -6,13 +6,28 @@ import type { Change } from '../../../../src/model/change.js';
 import type { ApplyContext, Claims } from '../../../../src/resources/driver.js';
 import { FakeCgroupDriver } from '../../../../src/resources/cgroup/fake.js';
 import { createLinuxCgroupDriver } from '../../../../src/resources/cgroup/linux.js';
-import { isOwnedPath, nftCgroupRef, parseCgroup2Mount, type CgroupFacts } from '../../../../src/resources/cgroup/parse.js';
+import {
+  isOwnedPath,
+  nftCgroupRef,
+  parseCgroup2Mount,
+  type CgroupFacts,
+} from '../../../../src/resources/cgroup/parse.js';
 import { ProcessExec } from '../../../../src/util/exec.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../../src/util/state.js';
 
-const fx = (f: string) => readFileSync(new URL(`../../../fixtures/linux/cgroup/${f}`, import.meta.url), 'utf8');
-const claims: Claims = { routeProtocol: 167, tableBase: 52000, bandSize: 100, rulePriority: 5200, fwmarkMask: 0x0f000000, nftTable: 'awg', linkPrefix: 'awg-', cgroupRoot: 'awg' };
+const fx = (f: string) =>
+  readFileSync(new URL(`../../../fixtures/linux/cgroup/${f}`, import.meta.url), 'utf8');
+const claims: Claims = {
+  routeProtocol: 167,
+  tableBase: 52000,
+  bandSize: 100,
+  rulePriority: 5200,
+  fwmarkMask: 0x0f000000,
+  nftTable: 'awg',
+  linkPrefix: 'awg-',
+  cgroupRoot: 'awg',
+};
 
 describe('parseCgroup2Mount', () => {
   it('hybrid host (captured): unified/ prefix', () => {
@@ -54,14 +69,29 @@ beforeEach(() => {
 afterEach(() => rmSync(base, { recursive: true, force: true }));
 function ctx(dryRun = false): ApplyContext {
   const reporter = new MemoryReporter();
-  return { exec: new ProcessExec(reporter, dryRun), reporter, state: new MemoryStateStore(), dryRun, claims };
+  return {
+    exec: new ProcessExec(reporter, dryRun),
+    reporter,
+    state: new MemoryStateStore(),
+    dryRun,
+    claims,
+  };
 }
-const ch = (action: 'create' | 'delete', path: string): Change<'cgroup'> => ({ kind: 'cgroup', id: `cgroup/${path}`, action, ...(action === 'delete' ? { before: { path } } : { after: { path } }), reason: '', cause: 'initial' });
+const ch = (action: 'create' | 'delete', path: string): Change<'cgroup'> => ({
+  kind: 'cgroup',
+  id: `cgroup/${path}`,
+  action,
+  ...(action === 'delete' ? { before: { path } } : { after: { path } }),
+  reason: '',
+  cause: 'initial',
+});
 const scope = { desired: { resources: [], warnings: [] }, claims, state: new MemoryStateStore() };
 
 describe('Linux cgroup driver on a plain directory', () => {
   it('creates parents, is idempotent, reports inodes, deletes bottom-up', async () => {
-    const d = createLinuxCgroupDriver({ mount: { mountPoint: base, root: '/', nftPrefix: 'unified' } });
+    const d = createLinuxCgroupDriver({
+      mount: { mountPoint: base, root: '/', nftPrefix: 'unified' },
+    });
     const c = ctx();
     expect(await d.apply(ch('create', 'awg/work'), c)).toBe('changed');
     expect(c.exec.mutations).toBe(2);
@@ -81,7 +111,9 @@ describe('Linux cgroup driver on a plain directory', () => {
   });
   it('refuses paths outside the claimed subtree', async () => {
     const d = createLinuxCgroupDriver({ mount: { mountPoint: base, root: '/', nftPrefix: '' } });
-    await expect(d.apply(ch('create', 'system.slice/x'), ctx())).rejects.toMatchObject({ kind: 'bug' });
+    await expect(d.apply(ch('create', 'system.slice/x'), ctx())).rejects.toMatchObject({
+      kind: 'bug',
+    });
   });
   it('dry-run creates nothing', async () => {
     const d = createLinuxCgroupDriver({ mount: { mountPoint: base, root: '/', nftPrefix: '' } });

@@ -1,0 +1,300 @@
+/**
+ * macOS firewall driver: one PF anchor `com.awg/<table>` per FirewallSpec.
+ *
+ * The ruleset is rendered whole (platform/darwin/pf-render.ts), loaded atomically with
+ * `pfctl -a com.awg/<table> -f -`, and read back with `-sr`. pfctl normalises rules on
+ * read-back, so the StateStore (`darwin-pf`) keeps both the rendered text and the read-back;
+ * observe reports the rendered text while the kernel still shows exactly that read-back, and
+ * the kernel's own text otherwise (drift). Anchors are ours by namespace (`com.awg/`).
+ *
+ * Three more things must hold, and observe appends a note line to the ruleset when one does
+ * not, so the planner sees a difference and apply repairs it:
+ * - PF is enabled under our own reference token (`pfctl -E`; released with `pfctl -X` when
+ *   the last anchor goes). `-E`/`-X` count references, so we never disable PF under
+ *   another owner and `pfctl -e`'s "already enabled" never arises.
+ * - The main ruleset evaluates `anchor "com.awg/*"`. Without ioctls (DIOCCHANGERULE) the only
+ *   way to add it is to reload the main ruleset: /etc/pf.conf plus our hook line.
+ *   On teardown /etc/pf.conf is reloaded as-is, only if our hook is still there. Either
+ *   reload drops anchors that services inserted at run time (e.g. com.apple.internet-sharing
+ *   on 15.x); apply warns when it sees such anchors.
+ * - Tunnel macros are bound to the utuns the engines hold now (utun numbers change when an
+ *   engine restarts).
+ * After every rule change the state table is flushed (`pfctl -F states`): PF otherwise keeps
+ * passing connections it approved under the old rules.
+ */
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
+import { AwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import type { StateStore } from '../../util/state.js';
+import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import {
+  parsePfAnchors,
+  parsePfEnable,
+  parsePfLoad,
+  parsePfReferences,
+  parsePfRelease,
+  parsePfRules,
+} from '../../platform/darwin/pfctl.js';
+import {
+  ANCHOR_ROOT,
+  MAIN_ANCHOR_RULE,
+  anchorPath,
+  bindPfLinks,
+  linkMacro,
+  pfctlArgs,
+  renderMainRuleset,
+} from '../../platform/darwin/pf-render.js';
+import { readUtunRegistry } from '../../platform/darwin/utun.js';
+
+export const PF_STATE_KEY = 'darwin-pf';
+
+interface AnchorRecord {
+  ruleset: string;
+  readback: string[];
+  /** macro → utun bound at load */
+  links: Record<string, string>;
+}
+interface PfRecord {
+  token?: string;
+  anchors: Record<string, AnchorRecord>;
+}
+
+export const NOTE_NO_TOKEN = "# awg: pf is not enabled under awg's reference token";
+export const NOTE_NO_HOOK = `# awg: the main ruleset does not evaluate ${ANCHOR_ROOT}/*`;
+export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
+
+export interface DarwinFirewallOptions {
+  /** used for observe; apply reads and mutates through ctx.exec */
+  exec: Pick<Exec, 'read'>;
+  pfConf?: string;
+}
+
+const load = (s: StateStore): PfRecord => s.get<PfRecord>(PF_STATE_KEY) ?? { anchors: {} };
+const tableOf = (anchor: string) => anchor.slice(ANCHOR_ROOT.length + 1);
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+async function pf(exec: Pick<Exec, 'read'>, args: string[]): Promise<string> {
+  return (await exec.read('pfctl', args, { allowFail: true })).stdout;
+}
+
+/** macro → utun for the macros a ruleset uses (utun '' when unbound). */
+function binding(ruleset: string, state: StateStore): Record<string, string> {
+  const reg = readUtunRegistry(state);
+  const byMacro = new Map(Object.entries(reg).map(([link, o]) => [linkMacro(link), o.ifname]));
+  const used = [...new Set([...ruleset.matchAll(/\$([A-Za-z0-9_]+)/g)].map((m) => m[1]!))].sort();
+  return Object.fromEntries(used.map((m) => [m, byMacro.get(m) ?? '']));
+}
+
+interface Snapshot {
+  hooked: boolean;
+  tokenHeld: boolean;
+  mainAnchors: string[];
+  mainOther: string[];
+}
+
+async function snapshot(exec: Pick<Exec, 'read'>, rec: PfRecord): Promise<Snapshot> {
+  const main = parsePfRules(await pf(exec, pfctlArgs.showMainRules()));
+  const refs = parsePfReferences(await pf(exec, pfctlArgs.showReferences()));
+  return {
+    hooked: main.rules.includes(MAIN_ANCHOR_RULE),
+    tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
+    mainAnchors: main.anchors.filter((a) => a.kind === 'anchor').map((a) => a.name),
+    mainOther: main.rules.filter((r) => !/^(?:\w+-)?anchor "/.test(r)),
+  };
+}
+
+export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<'firewall'> {
+  const pfConf = opts.pfConf ?? '/etc/pf.conf';
+
+  return {
+    kind: 'firewall',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'firewall'>> {
+      const rec = load(scope.state);
+      const names = new Set(Object.keys(rec.anchors));
+      for (const a of parsePfAnchors(await pf(opts.exec, pfctlArgs.listAnchors())))
+        if (a.startsWith(`${ANCHOR_ROOT}/`)) names.add(a);
+      for (const r of scope.desired.resources)
+        if (r.kind === 'firewall') names.add(anchorPath((r.spec as FirewallSpec).table));
+      const snap = await snapshot(opts.exec, rec);
+      const resources: Resource<'firewall'>[] = [];
+      for (const name of [...names].sort()) {
+        const rules = parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorRules(name))).rules;
+        if (!rules.length) continue;
+        const a = rec.anchors[name];
+        let text: string;
+        if (a && same(a.readback, rules))
+          text = same(a.links, binding(a.ruleset, scope.state))
+            ? a.ruleset
+            : `${a.ruleset}${NOTE_REBOUND}\n`;
+        else text = `${rules.join('\n')}\n`;
+        if (!snap.tokenHeld) text += `${NOTE_NO_TOKEN}\n`;
+        if (!snap.hooked) text += `${NOTE_NO_HOOK}\n`;
+        const table = tableOf(name);
+        resources.push({
+          kind: 'firewall',
+          id: ids.firewall(table),
+          spec: { family: 'inet', table, ruleset: text },
+          deps: [],
+        });
+      }
+      const foreign: ForeignObject[] = snap.mainAnchors
+        .filter((n) => !n.startsWith('com.apple') && !n.startsWith(`${ANCHOR_ROOT}/`))
+        .map((n) => ({
+          kind: 'firewall',
+          id: `firewall/pf/${n}`,
+          relation: 'competitor',
+          description: `PF anchor "${n}" in the main ruleset belongs to another program`,
+        }));
+      if (snap.mainOther.length)
+        foreign.push({
+          kind: 'firewall',
+          id: 'firewall/pf/main',
+          relation: 'competitor',
+          description: `the PF main ruleset has ${snap.mainOther.length} rule(s) outside anchors (e.g. "${snap.mainOther[0]}")`,
+        });
+      return {
+        resources,
+        foreign,
+        facts: { pf: { tokenHeld: snap.tokenHeld, hooked: snap.hooked } },
+      };
+    },
+
+    async apply(change: Change<'firewall'>, ctx: ApplyContext): Promise<ApplyResult> {
+      if (change.action === 'noop') return 'unchanged';
+      const rec = load(ctx.state);
+      const save = () => {
+        if (!ctx.dryRun) ctx.state.set(PF_STATE_KEY, rec);
+      };
+      let changed = false;
+
+      const flushAnchor = async (name: string) => {
+        if (parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules.length) {
+          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true });
+          changed = true;
+        }
+        delete rec.anchors[name];
+      };
+
+      if (
+        change.action === 'delete' ||
+        (change.action === 'replace' &&
+          change.before &&
+          change.after &&
+          change.before.table !== change.after.table)
+      ) {
+        if (!change.before) throw new AwgError('bug', `delete ${change.id} without before`);
+        await flushAnchor(anchorPath(change.before.table));
+        if (change.action === 'delete') {
+          if (!Object.keys(rec.anchors).length) {
+            if (rec.token) {
+              const r = await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(rec.token), {
+                allowFail: true,
+              });
+              changed = true;
+              const res = ctx.dryRun ? undefined : parsePfRelease(`${r.stderr}\n${r.stdout}`);
+              if (res?.status === 'error') throw new AwgError('driver', `pfctl -X: ${res.message}`);
+              delete rec.token;
+            }
+            if (
+              parsePfRules(await pf(ctx.exec, pfctlArgs.showMainRules())).rules.includes(
+                MAIN_ANCHOR_RULE,
+              )
+            ) {
+              const r = await ctx.exec.mutate('pfctl', ['-f', pfConf], { allowFail: true });
+              changed = true;
+              if (!ctx.dryRun && !parsePfLoad(`${r.stderr}\n${r.stdout}`).loaded)
+                throw new AwgError('driver', `restoring ${pfConf} failed: ${r.stderr.trim()}`);
+            }
+          }
+          save();
+          return changed ? 'changed' : 'unchanged';
+        }
+      }
+
+      const after = change.after;
+      if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
+      const name = anchorPath(after.table);
+      const bind = binding(after.ruleset, ctx.state);
+      const snap = await snapshot(ctx.exec, rec);
+      const rules = parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules;
+      const a = rec.anchors[name];
+      const current =
+        !!a &&
+        rules.length > 0 &&
+        a.ruleset === after.ruleset &&
+        same(a.readback, rules) &&
+        same(a.links, bind);
+      if (current && snap.hooked && snap.tokenHeld) {
+        save();
+        return changed ? 'changed' : 'unchanged';
+      }
+
+      if (!snap.hooked) {
+        const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
+        const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
+        if (dropped.length) ctx.reporter.report({ type: 'warning', message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}` });
+        const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
+          input: renderMainRuleset(conf),
+          allowFail: true,
+          display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}`,
+        });
+        if (!ctx.dryRun) {
+          const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+          if (!res.loaded)
+            throw new AwgError(
+              'driver',
+              `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
+            );
+        }
+      }
+      if (!current) {
+        const reg = Object.fromEntries(
+          Object.entries(readUtunRegistry(ctx.state)).map(([l, o]) => [l, o.ifname]),
+        );
+        const bound = bindPfLinks(after.ruleset, reg);
+        if (bound.unbound.length)
+          ctx.reporter.report({
+            type: 'warning',
+            message: `PF anchor ${name}: no utun yet for ${bound.unbound.join(', ')}; their pass rules stay disabled (traffic blocked) until the engine is up`,
+          });
+        const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadAnchor(name), {
+          input: bound.text,
+          allowFail: true,
+          display: `pfctl -a ${name} -f - <<< (${bound.text.split('\n').filter((l) => l && !l.startsWith('#')).length} lines)`,
+        });
+        if (!ctx.dryRun) {
+          const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+          if (!res.loaded) {
+            const lines = bound.text.split('\n');
+            const detail =
+              res.errors
+                .map((e) => `line ${e.line}: ${e.message}: ${lines[e.line - 1] ?? ''}`)
+                .join('; ') ||
+              res.messages.join('; ') ||
+              r.stderr.trim();
+            throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+          }
+          const readback = parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules;
+          rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind };
+        }
+      }
+      if (!snap.tokenHeld) {
+        const r = await ctx.exec.mutate('pfctl', pfctlArgs.enableRef(), { allowFail: true });
+        if (!ctx.dryRun) {
+          const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
+          if (res.status !== 'enabled' || !res.token)
+            throw new AwgError(
+              'driver',
+              `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
+            );
+          rec.token = res.token;
+        }
+      }
+      if (!current) await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
+      save();
+      return 'changed';
+    },
+  };
+}

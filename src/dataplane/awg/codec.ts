@@ -27,7 +27,11 @@ export interface Classified {
   msg: Uint8Array;
 }
 
-const HANDSHAKE_SIZES = [MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_COOKIE_REPLY_SIZE] as const;
+const HANDSHAKE_SIZES = [
+  MESSAGE_INITIATION_SIZE,
+  MESSAGE_RESPONSE_SIZE,
+  MESSAGE_COOKIE_REPLY_SIZE,
+] as const;
 
 /** Standard WireGuard padding (wireguard-go calculatePaddingSize). */
 export function paddingSize(len: number, mtu: number): number {
@@ -48,7 +52,12 @@ export class AwgCodec {
     private readonly rng: RandomSource,
   ) {
     this.s = [params.s1, params.s2, params.s3, params.s4];
-    this.h = [headerRange(params, 1), headerRange(params, 2), headerRange(params, 3), headerRange(params, 4)];
+    this.h = [
+      headerRange(params, 1),
+      headerRange(params, 2),
+      headerRange(params, 3),
+      headerRange(params, 4),
+    ];
     this.hpk = hasHeaderProtection(params) ? params.headerProtectionKey : null;
     this.itags = params.i.flatMap((spec) => {
       const t = spec === null ? null : parseTags(spec);
@@ -72,7 +81,8 @@ export class AwgCodec {
   sealHandshake(kind: 1 | 2 | 3, msg: Uint8Array, window: number): Uint8Array {
     const s = this.s[kind - 1]!;
     let trailer = 0;
-    if (this.params.randomTrailers && window > s + msg.length) trailer = this.rng.intn(window - (s + msg.length));
+    if (this.params.randomTrailers && window > s + msg.length)
+      trailer = this.rng.intn(window - (s + msg.length));
     const d = new Uint8Array(s + msg.length + trailer);
     if (s) d.set(this.rng.bytes(s), 0);
     d.set(msg, s);
@@ -92,7 +102,14 @@ export class AwgCodec {
   finishTransport(d: Uint8Array): void {
     const s = this.s[3];
     if (s) d.set(this.rng.bytes(s), 0);
-    if (this.hpk) xorInPlace(d, s, keystream(this.hpk, d, MESSAGE_TRANSPORT_HEADER_SIZE), 0, MESSAGE_TRANSPORT_HEADER_SIZE);
+    if (this.hpk)
+      xorInPlace(
+        d,
+        s,
+        keystream(this.hpk, d, MESSAGE_TRANSPORT_HEADER_SIZE),
+        0,
+        MESSAGE_TRANSPORT_HEADER_SIZE,
+      );
   }
 
   /** Zero padding to append inside the AEAD for a plaintext of `len` bytes. */
@@ -129,7 +146,10 @@ export class AwgCodec {
       }
     }
     const s4 = this.s[3];
-    if (d.length >= s4 + MIN_MESSAGE_SIZE && inRange((readU32(d, s4) ^ typeHash) >>> 0, this.h[3])) {
+    if (
+      d.length >= s4 + MIN_MESSAGE_SIZE &&
+      inRange((readU32(d, s4) ^ typeHash) >>> 0, this.h[3])
+    ) {
       if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
       return { kind: 4, msg: d.subarray(s4) };
     }

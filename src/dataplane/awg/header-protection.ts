@@ -12,11 +12,22 @@ export function keystream(key: Uint8Array, datagram: Uint8Array, length: number)
 }
 
 /** XORs datagram[offset : offset+length] with ks[from : from+length] in place. */
-export function xorInPlace(datagram: Uint8Array, offset: number, ks: Uint8Array, from: number, length: number): void {
+export function xorInPlace(
+  datagram: Uint8Array,
+  offset: number,
+  ks: Uint8Array,
+  from: number,
+  length: number,
+): void {
   for (let i = 0; i < length; i++) datagram[offset + i]! ^= ks[from + i]!;
 }
 
 /** Protects (or, being an XOR, unprotects) `length` bytes of the message at `offset`. */
-export function protect(key: Uint8Array, datagram: Uint8Array, offset: number, length: number): void {
+export function protect(
+  key: Uint8Array,
+  datagram: Uint8Array,
+  offset: number,
+  length: number,
+): void {
   xorInPlace(datagram, offset, keystream(key, datagram, length), 0, length);
 }

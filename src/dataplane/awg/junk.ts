@@ -4,7 +4,12 @@
  */
 import type { RandomSource } from './random.js';
 
-export function junkPackets(jc: number, jmin: number, jmax: number, rng: RandomSource): Uint8Array[] {
+export function junkPackets(
+  jc: number,
+  jmin: number,
+  jmax: number,
+  rng: RandomSource,
+): Uint8Array[] {
   const out: Uint8Array[] = [];
   for (let i = 0; i < jc; i++) {
     const size = jmax > jmin ? jmin + rng.intn(jmax - jmin) : jmin;

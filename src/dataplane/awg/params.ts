@@ -81,26 +81,43 @@ const DATAGRAM_MAX = 65_507;
 export function validateAwgParams(p: AwgParams): string[] {
   const errs: string[] = [];
   const u32 = (v: number) => Number.isInteger(v) && v >= 0 && v <= 0xffff_ffff;
-  for (const k of ['jc', 'jmin', 'jmax'] as const) if (!u32(p[k])) errs.push(`${k} must be a uint32`);
+  for (const k of ['jc', 'jmin', 'jmax'] as const)
+    if (!u32(p[k])) errs.push(`${k} must be a uint32`);
   if (p.jc > 0) {
     if (p.jmin > p.jmax) errs.push(`jmin (${p.jmin}) must not exceed jmax (${p.jmax})`);
-    if (p.jmax > DATAGRAM_MAX) errs.push(`jmax (${p.jmax}) exceeds the largest UDP datagram (${DATAGRAM_MAX})`);
+    if (p.jmax > DATAGRAM_MAX)
+      errs.push(`jmax (${p.jmax}) exceeds the largest UDP datagram (${DATAGRAM_MAX})`);
   }
-  const sizes = [MESSAGE_INITIATION_SIZE, MESSAGE_RESPONSE_SIZE, MESSAGE_COOKIE_REPLY_SIZE, MESSAGE_TRANSPORT_SIZE];
+  const sizes = [
+    MESSAGE_INITIATION_SIZE,
+    MESSAGE_RESPONSE_SIZE,
+    MESSAGE_COOKIE_REPLY_SIZE,
+    MESSAGE_TRANSPORT_SIZE,
+  ];
   (['s1', 's2', 's3', 's4'] as const).forEach((k, idx) => {
     const v = p[k];
     if (!Number.isInteger(v) || v < 0 || v > 0xffff) errs.push(`${k} must be a uint16`);
-    else if (v + sizes[idx]! > MAX_MESSAGE_SIZE) errs.push(`${k} + message size exceeds ${MAX_MESSAGE_SIZE}`);
+    else if (v + sizes[idx]! > MAX_MESSAGE_SIZE)
+      errs.push(`${k} + message size exceeds ${MAX_MESSAGE_SIZE}`);
   });
-  const hs = (['h1', 'h2', 'h3', 'h4'] as const).map((k, idx) => ({ k, r: headerRange(p, (idx + 1) as 1 | 2 | 3 | 4) }));
-  for (const { k, r } of hs) if (!u32(r.lo) || !u32(r.hi) || r.hi < r.lo) errs.push(`${k} is not a valid uint32 range`);
+  const hs = (['h1', 'h2', 'h3', 'h4'] as const).map((k, idx) => ({
+    k,
+    r: headerRange(p, (idx + 1) as 1 | 2 | 3 | 4),
+  }));
+  for (const { k, r } of hs)
+    if (!u32(r.lo) || !u32(r.hi) || r.hi < r.lo) errs.push(`${k} is not a valid uint32 range`);
   for (let a = 0; a < 4; a++)
     for (let b = a + 1; b < 4; b++)
-      if (overlaps(hs[a]!.r, hs[b]!.r)) errs.push(`headers must not overlap: ${hs[a]!.k}=${formatRange(hs[a]!.r)} and ${hs[b]!.k}=${formatRange(hs[b]!.r)}`);
-  if (p.headerProtectionKey && p.headerProtectionKey.length !== 32) errs.push('header_protection_key must be 32 bytes');
+      if (overlaps(hs[a]!.r, hs[b]!.r))
+        errs.push(
+          `headers must not overlap: ${hs[a]!.k}=${formatRange(hs[a]!.r)} and ${hs[b]!.k}=${formatRange(hs[b]!.r)}`,
+        );
+  if (p.headerProtectionKey && p.headerProtectionKey.length !== 32)
+    errs.push('header_protection_key must be 32 bytes');
   if (hasHeaderProtection(p))
     for (const k of ['s1', 's2', 's3', 's4'] as const)
-      if (p[k] < HEADER_CIPHER_NONCE_SIZE) errs.push(`${k} must be at least ${HEADER_CIPHER_NONCE_SIZE} when header protection is on`);
+      if (p[k] < HEADER_CIPHER_NONCE_SIZE)
+        errs.push(`${k} must be at least ${HEADER_CIPHER_NONCE_SIZE} when header protection is on`);
   p.i.forEach((spec, idx) => {
     if (spec === null) return;
     try {

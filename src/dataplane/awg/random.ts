@@ -17,7 +17,10 @@ export const cryptoRandom: RandomSource = {
 
 /** Deterministic PRNG (sfc32) for tests and simulations; not for production keys. */
 export function seededRandom(seed: number): RandomSource {
-  let a = 0x9e3779b9, b = 0x243f6a88, c = 0xb7e15162, d = seed >>> 0;
+  let a = 0x9e3779b9,
+    b = 0x243f6a88,
+    c = 0xb7e15162,
+    d = seed >>> 0;
   const next = (): number => {
     const t = (((a + b) >>> 0) + d) >>> 0;
     d = (d + 1) >>> 0;
@@ -45,7 +48,10 @@ export function seededRandom(seed: number): RandomSource {
  * Replays scripted values in order: `bytes(n)` takes the next queued array (must have length
  * n), `intn` the next queued integer. Falls back to `fallback` when a queue is empty.
  */
-export function scriptedRandom(script: { bytes?: Uint8Array[]; ints?: number[] }, fallback: RandomSource = seededRandom(1)): RandomSource {
+export function scriptedRandom(
+  script: { bytes?: Uint8Array[]; ints?: number[] },
+  fallback: RandomSource = seededRandom(1),
+): RandomSource {
   const bytes = [...(script.bytes ?? [])];
   const ints = [...(script.ints ?? [])];
   return {

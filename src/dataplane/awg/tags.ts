@@ -20,7 +20,8 @@ export const MAX_TAG_TOTAL = 65_507;
 const LETTERS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ';
 
 function count(arg: string | undefined, tag: string): number {
-  if (arg === undefined || !/^\d+$/.test(arg)) throw new Error(`<${tag}> needs a non-negative integer`);
+  if (arg === undefined || !/^\d+$/.test(arg))
+    throw new Error(`<${tag}> needs a non-negative integer`);
   const n = Number(arg);
   if (n > MAX_TAG_TOTAL) throw new Error(`<${tag} ${arg}> is larger than a datagram`);
   return n;
@@ -35,13 +36,18 @@ export function parseTags(spec: string): Tag[] | null {
     if (start < 0) break;
     const end = spec.indexOf('>', start);
     if (end < 0) throw new Error('unterminated tag');
-    const fields = spec.slice(start + 1, end).trim().split(/\s+/).filter(Boolean);
+    const fields = spec
+      .slice(start + 1, end)
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean);
     i = end + 1;
     const [key, arg] = fields;
     switch (key) {
       case 'b': {
         const h = (arg ?? '').startsWith('0x') ? arg!.slice(2) : (arg ?? '');
-        if (h.length === 0 || h.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(h)) throw new Error(`<b ${arg ?? ''}> needs even-length hex`);
+        if (h.length === 0 || h.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(h))
+          throw new Error(`<b ${arg ?? ''}> needs even-length hex`);
         tags.push({ kind: 'b', bytes: new Uint8Array(Buffer.from(h, 'hex')) });
         break;
       }

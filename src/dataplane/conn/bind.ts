@@ -56,6 +56,9 @@ export function splitHostPort(s: string): { host: string; port: number } | null 
   return { host, port };
 }
 
-export function sameEndpoint(a: Endpoint | null | undefined, b: Endpoint | null | undefined): boolean {
+export function sameEndpoint(
+  a: Endpoint | null | undefined,
+  b: Endpoint | null | undefined,
+): boolean {
   return !!a && !!b && a.port === b.port && a.address === b.address;
 }

@@ -132,7 +132,12 @@ export class MemoryBind implements Bind {
 
   send(bufs: Uint8Array[], to: Endpoint): void {
     if (!this.local) return;
-    for (const b of bufs) this.net.transmit({ from: this.local, to: { address: to.address, port: to.port }, data: Uint8Array.from(b) });
+    for (const b of bufs)
+      this.net.transmit({
+        from: this.local,
+        to: { address: to.address, port: to.port },
+        data: Uint8Array.from(b),
+      });
   }
 
   /** @internal */ deliver(d: Datagram): void {

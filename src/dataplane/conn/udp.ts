@@ -20,18 +20,26 @@ export class UdpBind implements Bind {
 
   async open(port: number): Promise<number> {
     await this.close();
-    const attempts: Array<'udp6' | 'udp4'> = this.host ? [isIPv6(this.host) ? 'udp6' : 'udp4'] : ['udp6', 'udp4'];
+    const attempts: Array<'udp6' | 'udp4'> = this.host
+      ? [isIPv6(this.host) ? 'udp6' : 'udp4']
+      : ['udp6', 'udp4'];
     let lastErr: unknown;
     for (const type of attempts) {
       const s = createSocket({ type, ipv6Only: false, reuseAddr: false });
       s.on('message', (msg, rinfo) => {
-        const a = rinfo.address.startsWith(MAPPED) && rinfo.address.includes('.') ? rinfo.address.slice(MAPPED.length) : rinfo.address;
+        const a =
+          rinfo.address.startsWith(MAPPED) && rinfo.address.includes('.')
+            ? rinfo.address.slice(MAPPED.length)
+            : rinfo.address;
         this.receiver?.(msg, { address: a.replace(/%.*$/, ''), port: rinfo.port });
       });
       s.on('error', () => {});
       try {
         s.bind(port, this.host ?? (type === 'udp6' ? '::' : '0.0.0.0'));
-        await Promise.race([once(s, 'listening'), once(s, 'error').then(([e]) => Promise.reject(e))]);
+        await Promise.race([
+          once(s, 'listening'),
+          once(s, 'error').then(([e]) => Promise.reject(e)),
+        ]);
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
         return s.address().port;
@@ -42,7 +50,9 @@ export class UdpBind implements Bind {
       }
     }
     const code = (lastErr as NodeJS.ErrnoException)?.code;
-    throw new AwgError('driver', `cannot bind UDP port ${port}: ${code ?? String(lastErr)}`, { cause: lastErr });
+    throw new AwgError('driver', `cannot bind UDP port ${port}: ${code ?? String(lastErr)}`, {
+      cause: lastErr,
+    });
   }
 
   onReceive(cb: ((data: Uint8Array, from: Endpoint) => void) | null): void {

@@ -18,8 +18,15 @@ export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
 }
 
 /** ciphertext ‖ tag. */
-export function seal(key: Uint8Array | KeyObject, counter: number, plaintext: Uint8Array, ad?: Uint8Array): Buffer {
-  const c = createCipheriv('chacha20-poly1305', key, writeNonce(Buffer.allocUnsafe(12), counter), { authTagLength: TAG_SIZE });
+export function seal(
+  key: Uint8Array | KeyObject,
+  counter: number,
+  plaintext: Uint8Array,
+  ad?: Uint8Array,
+): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, writeNonce(Buffer.allocUnsafe(12), counter), {
+    authTagLength: TAG_SIZE,
+  });
   if (ad && ad.length) c.setAAD(ad, { plaintextLength: plaintext.length });
   const head = c.update(plaintext);
   c.final();
@@ -30,7 +37,13 @@ export function seal(key: Uint8Array | KeyObject, counter: number, plaintext: Ui
  * Encrypts `plaintext` into `out` at `offset` (ciphertext then tag); returns bytes written.
  * The transport hot path: one cipher object, no concat.
  */
-export function sealInto(key: Uint8Array | KeyObject, nonce12: Uint8Array, plaintext: Uint8Array, out: Uint8Array, offset: number): number {
+export function sealInto(
+  key: Uint8Array | KeyObject,
+  nonce12: Uint8Array,
+  plaintext: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
   const c = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
   const ct = c.update(plaintext);
   c.final();
@@ -40,11 +53,21 @@ export function sealInto(key: Uint8Array | KeyObject, nonce12: Uint8Array, plain
 }
 
 /** Returns the plaintext, or null when authentication fails. */
-export function open(key: Uint8Array | KeyObject, counter: number, sealed: Uint8Array, ad?: Uint8Array): Buffer | null {
+export function open(
+  key: Uint8Array | KeyObject,
+  counter: number,
+  sealed: Uint8Array,
+  ad?: Uint8Array,
+): Buffer | null {
   return openWithNonce(key, writeNonce(Buffer.allocUnsafe(12), counter), sealed, ad);
 }
 
-export function openWithNonce(key: Uint8Array | KeyObject, nonce12: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Buffer | null {
+export function openWithNonce(
+  key: Uint8Array | KeyObject,
+  nonce12: Uint8Array,
+  sealed: Uint8Array,
+  ad?: Uint8Array,
+): Buffer | null {
   if (sealed.length < TAG_SIZE) return null;
   const n = sealed.length - TAG_SIZE;
   try {
@@ -59,11 +82,21 @@ export function openWithNonce(key: Uint8Array | KeyObject, nonce12: Uint8Array, 
   }
 }
 
-export function xseal(key: Uint8Array, nonce24: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Uint8Array {
+export function xseal(
+  key: Uint8Array,
+  nonce24: Uint8Array,
+  plaintext: Uint8Array,
+  ad: Uint8Array,
+): Uint8Array {
   return xchacha20poly1305(key, nonce24, ad).encrypt(plaintext);
 }
 
-export function xopen(key: Uint8Array, nonce24: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Uint8Array | null {
+export function xopen(
+  key: Uint8Array,
+  nonce24: Uint8Array,
+  sealed: Uint8Array,
+  ad: Uint8Array,
+): Uint8Array | null {
   try {
     return xchacha20poly1305(key, nonce24, ad).decrypt(sealed);
   } catch {

@@ -6,7 +6,8 @@ export { KEY_SIZE, clamp, generatePrivateKey, publicKey };
 
 export function keyFromBase64(s: string): Uint8Array {
   const t = s.trim();
-  if (!/^[A-Za-z0-9+/]{43}=$/.test(t)) throw new AwgError('invalid-config', 'key must be 32 bytes of base64 (44 characters)');
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(t))
+    throw new AwgError('invalid-config', 'key must be 32 bytes of base64 (44 characters)');
   return new Uint8Array(Buffer.from(t, 'base64'));
 }
 
@@ -15,7 +16,8 @@ export function keyToBase64(k: Uint8Array): string {
 }
 
 export function keyFromHex(s: string): Uint8Array {
-  if (!/^[0-9a-fA-F]{64}$/.test(s)) throw new AwgError('invalid-config', 'key must be 64 hex characters');
+  if (!/^[0-9a-fA-F]{64}$/.test(s))
+    throw new AwgError('invalid-config', 'key must be 64 hex characters');
   return new Uint8Array(Buffer.from(s, 'hex'));
 }
 

@@ -2,7 +2,13 @@
  * X25519 through node:crypto KeyObjects (~30x faster than pure JS). Raw 32-byte keys are
  * wrapped in fixed PKCS#8 / SPKI DER prefixes.
  */
-import { createPrivateKey, createPublicKey, diffieHellman, randomBytes, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');

@@ -36,7 +36,8 @@ export function parsePrefix(s: string): Prefix {
   const bytes = addr === undefined ? null : addressBytes(addr);
   if (!bytes || extra !== undefined) throw new Error(`invalid prefix "${s}"`);
   const max = bytes.length * 8;
-  if (len !== undefined && !/^\d{1,3}$/.test(len)) throw new Error(`invalid prefix length in "${s}"`);
+  if (len !== undefined && !/^\d{1,3}$/.test(len))
+    throw new Error(`invalid prefix length in "${s}"`);
   const bits = len === undefined ? max : Number(len);
   if (bits > max) throw new Error(`prefix length ${bits} too long in "${s}"`);
   for (let i = bits; i < max; i++) bytes[i >> 3]! &= ~(1 << (7 - (i & 7)));
@@ -92,12 +93,11 @@ export class AllowedIPs<T> {
       if (walk(n.one)) n.one = null;
       return n.value === null && !n.zero && !n.one;
     };
-    walk(this.v4.zero) && (this.v4.zero = null);
-    walk(this.v4.one) && (this.v4.one = null);
-    if (this.v4.value === value) this.v4.value = null;
-    walk(this.v6.zero) && (this.v6.zero = null);
-    walk(this.v6.one) && (this.v6.one = null);
-    if (this.v6.value === value) this.v6.value = null;
+    for (const root of [this.v4, this.v6]) {
+      if (walk(root.zero)) root.zero = null;
+      if (walk(root.one)) root.one = null;
+      if (root.value === value) root.value = null;
+    }
   }
 
   /** Longest-prefix match on a 4- or 16-byte address. */

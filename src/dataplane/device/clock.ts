@@ -63,7 +63,12 @@ export class SimClock implements Clock {
     const target = this.t + ms;
     for (;;) {
       let next: SimTimer | undefined;
-      for (const x of this.timers.values()) if (x.due <= target && (!next || x.due < next.due || (x.due === next.due && x.id < next.id))) next = x;
+      for (const x of this.timers.values())
+        if (
+          x.due <= target &&
+          (!next || x.due < next.due || (x.due === next.due && x.id < next.id))
+        )
+          next = x;
       if (!next) break;
       this.timers.delete(next.id);
       this.t = Math.max(this.t, next.due);
@@ -76,6 +81,7 @@ export class SimClock implements Clock {
 
   /** Advances in `step` increments, calling `between` after each (e.g. network flush). */
   step(total: number, step: number, between?: () => void): void {
-    for (let done = 0; done < total; done += step) this.advance(Math.min(step, total - done), between);
+    for (let done = 0; done < total; done += step)
+      this.advance(Math.min(step, total - done), between);
   }
 }

@@ -10,7 +10,13 @@ import { AwgCodec } from '../awg/codec.js';
 import { type AwgParams, defaultAwgParams, validateAwgParams } from '../awg/params.js';
 import { type RandomSource, cryptoRandom } from '../awg/random.js';
 import { type UintRange, ZERO_RANGE, isZeroRange, range } from '../awg/range.js';
-import { type Bind, type Endpoint, formatEndpoint, sameEndpoint, splitHostPort } from '../conn/bind.js';
+import {
+  type Bind,
+  type Endpoint,
+  formatEndpoint,
+  sameEndpoint,
+  splitHostPort,
+} from '../conn/bind.js';
 import {
   DEFAULT_UDP_WINDOW,
   MAX_PEERS,
@@ -28,7 +34,13 @@ import { clamp, publicKey as derivePublic, sharedSecret } from '../crypto/x25519
 import { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, readU64, writeU32, writeU64 } from '../noise/messages.js';
 import type { TunDevice } from '../tun/tun.js';
-import { IPC_ERROR, UapiError, type UapiFlavor, parseUapiSet, serializeUapiGet } from '../ipc/uapi.js';
+import {
+  IPC_ERROR,
+  UapiError,
+  type UapiFlavor,
+  parseUapiSet,
+  serializeUapiGet,
+} from '../ipc/uapi.js';
 import { AllowedIPs, addressBytes, formatPrefix, parsePrefix, type Prefix } from './allowedips.js';
 import { type Clock, systemClock } from './clock.js';
 import type { DeviceConfig, PeerConfig } from './config.js';
@@ -180,7 +192,9 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     if (this.stateValue === 'up') return;
     this.boundPort = await this.bind.open(this.listenPort);
     if (this.fwmark) this.bind.setMark?.(this.fwmark);
-    await Promise.all([...this.peers.values()].filter((p) => p.endpointHost).map((p) => this.resolveEndpoint(p)));
+    await Promise.all(
+      [...this.peers.values()].filter((p) => p.endpointHost).map((p) => this.resolveEndpoint(p)),
+    );
     this.stateValue = 'up';
     for (const p of this.peers.values()) this.startPeer(p);
     this.emit('state', 'up');
@@ -229,13 +243,23 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       });
       problems.push(...validateAwgParams(awg));
     }
-    if (cfg.listenPort !== undefined && !(Number.isInteger(cfg.listenPort) && cfg.listenPort >= 0 && cfg.listenPort <= 65535)) problems.push('listen_port must be 0..65535');
-    if (cfg.fwmark !== undefined && !(Number.isInteger(cfg.fwmark) && cfg.fwmark >= 0 && cfg.fwmark <= 0xffff_ffff)) problems.push('fwmark must be a uint32');
-    if (cfg.privateKey && cfg.privateKey.length !== 32) problems.push('private_key must be 32 bytes');
+    if (
+      cfg.listenPort !== undefined &&
+      !(Number.isInteger(cfg.listenPort) && cfg.listenPort >= 0 && cfg.listenPort <= 65535)
+    )
+      problems.push('listen_port must be 0..65535');
+    if (
+      cfg.fwmark !== undefined &&
+      !(Number.isInteger(cfg.fwmark) && cfg.fwmark >= 0 && cfg.fwmark <= 0xffff_ffff)
+    )
+      problems.push('fwmark must be a uint32');
+    if (cfg.privateKey && cfg.privateKey.length !== 32)
+      problems.push('private_key must be 32 bytes');
     const prefixes = new Map<PeerConfig, { add: Prefix[]; remove: Prefix[] }>();
     for (const pc of cfg.peers ?? []) {
       if (pc.publicKey.length !== 32) problems.push('public_key must be 32 bytes');
-      if (pc.presharedKey && pc.presharedKey.length !== 32) problems.push('preshared_key must be 32 bytes');
+      if (pc.presharedKey && pc.presharedKey.length !== 32)
+        problems.push('preshared_key must be 32 bytes');
       if (pc.endpoint) {
         const hp = splitHostPort(pc.endpoint);
         if (!hp) problems.push(`invalid endpoint "${pc.endpoint}"`);
@@ -243,7 +267,14 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       const pk = pc.persistentKeepalive;
       if (pk !== undefined) {
         const r = typeof pk === 'number' ? range(pk) : pk;
-        if (!(Number.isInteger(r.lo) && Number.isInteger(r.hi) && r.lo >= 0 && r.hi <= 65535 && r.lo <= r.hi)) problems.push('persistent_keepalive_interval must be 0..65535');
+        if (!(
+          Number.isInteger(r.lo) &&
+          Number.isInteger(r.hi) &&
+          r.lo >= 0 &&
+          r.hi <= 65535 &&
+          r.lo <= r.hi
+        ))
+          problems.push('persistent_keepalive_interval must be 0..65535');
       }
       const sets = { add: [] as Prefix[], remove: [] as Prefix[] };
       for (const a of pc.allowedIps ?? []) {
@@ -256,9 +287,19 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       }
       prefixes.set(pc, sets);
     }
-    const newPeers = (cfg.peers ?? []).filter((pc) => !pc.remove && !pc.updateOnly && !this.peers.has(hexOf(pc.publicKey))).length;
+    const newPeers = (cfg.peers ?? []).filter(
+      (pc) => !pc.remove && !pc.updateOnly && !this.peers.has(hexOf(pc.publicKey)),
+    ).length;
     if (this.peers.size + newPeers > MAX_PEERS) problems.push(`too many peers (max ${MAX_PEERS})`);
-    if (problems.length) throw new AwgError('invalid-config', problems.join('; '), { issues: problems.map((message) => ({ file: '<uapi>', path: '', message, severity: 'error' as const })) });
+    if (problems.length)
+      throw new AwgError('invalid-config', problems.join('; '), {
+        issues: problems.map((message) => ({
+          file: '<uapi>',
+          path: '',
+          message,
+          severity: 'error' as const,
+        })),
+      });
 
     if (cfg.privateKey !== undefined) this.setPrivateKey(cfg.privateKey);
     if (cfg.fwmark !== undefined && cfg.fwmark !== this.fwmark) {
@@ -288,7 +329,12 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     } catch (e) {
       if (e instanceof UapiError) throw e;
       const kind = e instanceof AwgError ? e.kind : 'bug';
-      const errno = kind === 'invalid-config' ? IPC_ERROR.INVALID : kind === 'driver' ? IPC_ERROR.PORT_IN_USE : IPC_ERROR.UNKNOWN;
+      const errno =
+        kind === 'invalid-config'
+          ? IPC_ERROR.INVALID
+          : kind === 'driver'
+            ? IPC_ERROR.PORT_IN_USE
+            : IPC_ERROR.UNKNOWN;
       throw new UapiError(errno, (e as Error).message);
     }
   }
@@ -310,7 +356,9 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       this.cookieChecker.init(this.staticPublic);
     }
     for (const p of this.peers.values()) {
-      p.handshake.precomputedStaticStatic = this.staticPrivate ? sharedSecret(this.staticPrivate, p.publicKey) : null;
+      p.handshake.precomputedStaticStatic = this.staticPrivate
+        ? sharedSecret(this.staticPrivate, p.publicKey)
+        : null;
       this.expireCurrentKeypairs(p);
     }
   }
@@ -322,7 +370,10 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     if (p.keypairs.next) p.keypairs.next.sendNonce = Infinity;
   }
 
-  private async applyPeer(pc: PeerConfig, sets: { add: Prefix[]; remove: Prefix[] }): Promise<void> {
+  private async applyPeer(
+    pc: PeerConfig,
+    sets: { add: Prefix[]; remove: Prefix[] },
+  ): Promise<void> {
     if (isOwnKey(this, pc.publicKey)) return;
     const key = hexOf(pc.publicKey);
     let p = this.peers.get(key);
@@ -333,12 +384,17 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     if (!p) {
       if (pc.updateOnly) return;
       p = new Peer(Uint8Array.from(pc.publicKey), this.clock, this.expiry);
-      p.handshake.precomputedStaticStatic = this.staticPrivate ? sharedSecret(this.staticPrivate, p.publicKey) : null;
+      p.handshake.precomputedStaticStatic = this.staticPrivate
+        ? sharedSecret(this.staticPrivate, p.publicKey)
+        : null;
       p.timers.maxHandshakeAttempts = this.timing.maxHandshakeAttempts();
       this.peers.set(key, p);
       if (this.isUp()) this.startPeer(p);
     }
-    if (pc.presharedKey !== undefined) p.handshake.presharedKey = pc.presharedKey ? Uint8Array.from(pc.presharedKey) : new Uint8Array(32);
+    if (pc.presharedKey !== undefined)
+      p.handshake.presharedKey = pc.presharedKey
+        ? Uint8Array.from(pc.presharedKey)
+        : new Uint8Array(32);
     if (pc.endpoint !== undefined) {
       const hp = pc.endpoint ? splitHostPort(pc.endpoint) : null;
       if (!hp) {
@@ -354,8 +410,14 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     }
     if (pc.persistentKeepalive !== undefined) {
       const was = p.persistentKeepalive;
-      p.persistentKeepalive = typeof pc.persistentKeepalive === 'number' ? (pc.persistentKeepalive ? range(pc.persistentKeepalive) : ZERO_RANGE) : pc.persistentKeepalive;
-      if (isZeroRange(was) && !isZeroRange(p.persistentKeepalive) && this.isUp() && p.running) this.sendKeepalive(p);
+      p.persistentKeepalive =
+        typeof pc.persistentKeepalive === 'number'
+          ? pc.persistentKeepalive
+            ? range(pc.persistentKeepalive)
+            : ZERO_RANGE
+          : pc.persistentKeepalive;
+      if (isZeroRange(was) && !isZeroRange(p.persistentKeepalive) && this.isUp() && p.running)
+        this.sendKeepalive(p);
     }
     if (pc.replaceAllowedIps) this.allowedIps.removeValue(p);
     for (const pre of sets.remove) this.allowedIps.remove(pre, p);
@@ -462,11 +524,18 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
   // ---- timer host -------------------------------------------------------------------------
 
   handshakeComplete(p: Peer): void {
-    this.emit('handshake', { publicKey: p.publicKey, endpoint: p.endpoint, initiator: !!p.keypairs.current?.isInitiator });
+    this.emit('handshake', {
+      publicKey: p.publicKey,
+      endpoint: p.endpoint,
+      initiator: !!p.keypairs.current?.isInitiator,
+    });
   }
 
   handshakeGaveUp(p: Peer): void {
-    this.log('info', `handshake with ${keyToBase64(p.publicKey)} gave up after ${p.timers.handshakeAttempts + 2} attempts`);
+    this.log(
+      'info',
+      `handshake with ${keyToBase64(p.publicKey)} gave up after ${p.timers.handshakeAttempts + 2} attempts`,
+    );
     this.emit('handshake-failed', { publicKey: p.publicKey });
   }
 
@@ -508,7 +577,11 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
   }
 
   private keypairUsable(kp: Keypair | null): kp is Keypair {
-    return !!kp && kp.sendNonce < this.rejectAfterMessages && this.clock.now() - kp.created < this.timing.rejectAfterTime();
+    return (
+      !!kp &&
+      kp.sendNonce < this.rejectAfterMessages &&
+      this.clock.now() - kp.created < this.timing.rejectAfterTime()
+    );
   }
 
   private sendStagedPackets(p: Peer): void {
@@ -550,7 +623,13 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       plain = Buffer.alloc(pkt.length + pad);
       plain.set(pkt);
     }
-    sealInto(kp.sendKey, writeNonce(this.nonce, counter), plain, d, s4 + MESSAGE_TRANSPORT_HEADER_SIZE);
+    sealInto(
+      kp.sendKey,
+      writeNonce(this.nonce, counter),
+      plain,
+      d,
+      s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
+    );
     this.codec.finishTransport(d);
     if (d.length > p.udpWindow) p.udpWindow = d.length;
     return d;
@@ -566,7 +645,10 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
   private keepKeyFreshSending(p: Peer): void {
     const kp = p.keypairs.current;
     if (!kp) return;
-    if (kp.sendNonce > this.rekeyAfterMessages || (kp.isInitiator && this.clock.now() - kp.created > this.timing.rekeyAfterTime())) {
+    if (
+      kp.sendNonce > this.rekeyAfterMessages ||
+      (kp.isInitiator && this.clock.now() - kp.created > this.timing.rekeyAfterTime())
+    ) {
       this.sendHandshakeInitiation(p, false);
     }
   }
@@ -606,7 +688,12 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
 
   private sendCookieReply(msg: Uint8Array, from: Endpoint): void {
     if (this.awg.disableCookies) return;
-    const reply = this.cookieChecker.createReply(msg, readU32(msg, 4), sourceBytes(from), this.clock.now());
+    const reply = this.cookieChecker.createReply(
+      msg,
+      readU32(msg, 4),
+      sourceBytes(from),
+      this.clock.now(),
+    );
     writeU32(reply, COOKIE.type, this.codec.pickType(3));
     this.bind.send([this.codec.sealHandshake(3, reply, DEFAULT_UDP_WINDOW)], from);
   }
@@ -642,7 +729,8 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       this.hsWindowStart = now;
       this.hsWindowCount = 0;
     }
-    if (++this.hsWindowCount >= this.underLoadThreshold) this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
+    if (++this.hsWindowCount >= this.underLoadThreshold)
+      this.underLoadUntil = now + UNDER_LOAD_AFTER_TIME;
   }
 
   private receiveHandshake(kind: 1 | 2, msg: Uint8Array, from: Endpoint): void {
@@ -691,7 +779,11 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     if (!p.running || this.clock.now() - kp.created >= this.timing.rejectAfterTime()) return;
     const counter = readU64(msg, TRANSPORT.counter);
     if (!(counter < this.rejectAfterMessages)) return;
-    const plain = openWithNonce(kp.recvKey, writeNonce(this.nonce, counter), msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE));
+    const plain = openWithNonce(
+      kp.recvKey,
+      writeNonce(this.nonce, counter),
+      msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE),
+    );
     if (!plain) return;
     if (!kp.replay.validate(counter, this.rejectAfterMessages)) return;
     if (receivedWithKeypair(this, p, kp)) {

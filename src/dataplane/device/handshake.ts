@@ -9,8 +9,19 @@ import { clamp } from '../crypto/x25519.js';
 import { keysEqual } from '../crypto/keys.js';
 import { tai64n, tai64nAfter } from '../crypto/tai64n.js';
 import { HANDSHAKE_INITIATION_RATE } from '../constants.js';
-import { consumeInitiation, consumeResponse, createInitiation, createResponse, split } from '../noise/handshake.js';
-import { decodeInitiation, decodeResponse, encodeInitiation, encodeResponse } from '../noise/messages.js';
+import {
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  createResponse,
+  split,
+} from '../noise/handshake.js';
+import {
+  decodeInitiation,
+  decodeResponse,
+  encodeInitiation,
+  encodeResponse,
+} from '../noise/messages.js';
 import { ReplayFilter } from '../noise/replay.js';
 import type { RandomSource } from '../awg/random.js';
 import type { Clock } from './clock.js';
@@ -60,7 +71,11 @@ function clearHandshake(h: HandshakeHost, p: Peer): void {
 
 export { clearHandshake };
 
-export function createMessageInitiation(h: HandshakeHost, p: Peer, type = MESSAGE_INITIATION_TYPE): Uint8Array | null {
+export function createMessageInitiation(
+  h: HandshakeHost,
+  p: Peer,
+  type = MESSAGE_INITIATION_TYPE,
+): Uint8Array | null {
   if (!h.staticPrivate || !h.staticPublic || !p.handshake.precomputedStaticStatic) return null;
   clearHandshake(h, p);
   const hs = p.handshake;
@@ -78,7 +93,13 @@ export function createMessageInitiation(h: HandshakeHost, p: Peer, type = MESSAG
   hs.localEphemeral = eph;
   hs.chain = out.state;
   hs.state = 'initiation-created';
-  return encodeInitiation(type, hs.localIndex, out.ephemeralPublic, out.encryptedStatic, out.encryptedPayload);
+  return encodeInitiation(
+    type,
+    hs.localIndex,
+    out.ephemeralPublic,
+    out.encryptedStatic,
+    out.encryptedPayload,
+  );
 }
 
 /** Returns the peer on success; the message's macs must already be checked. */
@@ -130,7 +151,13 @@ export function createMessageResponse(h: HandshakeHost, p: Peer, type: number): 
   hs.localEphemeral = eph;
   hs.chain = out.state;
   hs.state = 'response-created';
-  return encodeResponse(type, hs.localIndex, hs.remoteIndex, out.ephemeralPublic, out.encryptedPayload);
+  return encodeResponse(
+    type,
+    hs.localIndex,
+    hs.remoteIndex,
+    out.ephemeralPublic,
+    out.encryptedPayload,
+  );
 }
 
 export function consumeMessageResponse(h: HandshakeHost, msg: Uint8Array): Peer | null {
@@ -140,7 +167,13 @@ export function consumeMessageResponse(h: HandshakeHost, msg: Uint8Array): Peer 
   if (!e || e.keypair !== null) return null;
   const p = e.peer;
   const hs = p.handshake;
-  if (hs.state !== 'initiation-created' || !hs.chain || !hs.localEphemeral || hs.localIndex !== d.receiver) return null;
+  if (
+    hs.state !== 'initiation-created' ||
+    !hs.chain ||
+    !hs.localEphemeral ||
+    hs.localIndex !== d.receiver
+  )
+    return null;
   const r = consumeResponse({
     state: hs.chain,
     localStaticPrivate: h.staticPrivate,

@@ -11,7 +11,12 @@ import { type Keypairs, emptyKeypairs } from './keypair.js';
 import { Timer } from './timer.js';
 import type { Clock } from './clock.js';
 
-export type HandshakeState = 'zeroed' | 'initiation-created' | 'initiation-consumed' | 'response-created' | 'response-consumed';
+export type HandshakeState =
+  | 'zeroed'
+  | 'initiation-created'
+  | 'initiation-consumed'
+  | 'response-created'
+  | 'response-consumed';
 
 export interface Handshake {
   state: HandshakeState;

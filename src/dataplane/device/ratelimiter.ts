@@ -2,7 +2,11 @@
  * Per-source-address token bucket for handshake messages under load (wireguard-go
  * `ratelimiter`): 20 packets/s, burst 5; a new source starts with burst − 1 tokens.
  */
-import { RATELIMIT_BURST, RATELIMIT_GC_INTERVAL, RATELIMIT_PACKETS_PER_SECOND } from '../constants.js';
+import {
+  RATELIMIT_BURST,
+  RATELIMIT_GC_INTERVAL,
+  RATELIMIT_PACKETS_PER_SECOND,
+} from '../constants.js';
 
 const COST = 1000 / RATELIMIT_PACKETS_PER_SECOND; // ms of budget per packet
 const MAX_TOKENS = COST * RATELIMIT_BURST;

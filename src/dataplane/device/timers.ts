@@ -49,7 +49,11 @@ export class Timing {
     return this.pick(this.params().keepaliveTimeout, KEEPALIVE_TIMEOUT);
   }
   newHandshakeTimeout(): number {
-    return this.hi(this.params().keepaliveTimeout, KEEPALIVE_TIMEOUT) + this.rekeyTimeout() + this.jitter();
+    return (
+      this.hi(this.params().keepaliveTimeout, KEEPALIVE_TIMEOUT) +
+      this.rekeyTimeout() +
+      this.jitter()
+    );
   }
   rekeyAfterTime(): number {
     return this.pick(this.params().rekeyAfterTime, REKEY_AFTER_TIME);
@@ -59,7 +63,12 @@ export class Timing {
   }
   lastMinuteRekey(): number {
     const p = this.params();
-    return Math.max(0, this.pick(p.rejectAfterTime, REJECT_AFTER_TIME) - this.lo(p.keepaliveTimeout, KEEPALIVE_TIMEOUT) - this.lo(p.rekeyTimeout, REKEY_TIMEOUT));
+    return Math.max(
+      0,
+      this.pick(p.rejectAfterTime, REJECT_AFTER_TIME) -
+        this.lo(p.keepaliveTimeout, KEEPALIVE_TIMEOUT) -
+        this.lo(p.rekeyTimeout, REKEY_TIMEOUT),
+    );
   }
   maxHandshakeAttempts(): number {
     const r = this.params().maxHandshakeAttempts;
@@ -89,7 +98,8 @@ const active = (h: TimerHost, p: Peer) => p.running && h.isUp();
 
 /** After sending a non-keepalive data packet. */
 export function timersDataSent(h: TimerHost, p: Peer): void {
-  if (active(h, p) && !p.timers.newHandshake.isPending) p.timers.newHandshake.mod(h.timing.newHandshakeTimeout());
+  if (active(h, p) && !p.timers.newHandshake.isPending)
+    p.timers.newHandshake.mod(h.timing.newHandshakeTimeout());
 }
 
 /** After receiving a non-keepalive data packet. */
@@ -145,12 +155,14 @@ export function expiredRetransmitHandshake(h: TimerHost, p: Peer): void {
   if (p.timers.handshakeAttempts > p.timers.maxHandshakeAttempts) {
     p.timers.sendKeepalive.del();
     p.staged = [];
-    if (!p.timers.zeroKeyMaterial.isPending) p.timers.zeroKeyMaterial.mod(h.timing.rejectAfterTime() * 3);
+    if (!p.timers.zeroKeyMaterial.isPending)
+      p.timers.zeroKeyMaterial.mod(h.timing.rejectAfterTime() * 3);
     h.handshakeGaveUp(p);
     return;
   }
   p.timers.handshakeAttempts++;
-  if (p.endpointHost && p.timers.handshakeAttempts % RERESOLVE_AFTER_ATTEMPTS === 0) h.reresolveEndpoint(p);
+  if (p.endpointHost && p.timers.handshakeAttempts % RERESOLVE_AFTER_ATTEMPTS === 0)
+    h.reresolveEndpoint(p);
   h.sendHandshakeInitiation(p, true);
 }
 

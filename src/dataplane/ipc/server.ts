@@ -41,7 +41,8 @@ function isLive(path: string): Promise<boolean> {
 /** Starts listening; a stale socket file is replaced, a live one is a conflict. */
 export async function listenUapi(target: UapiTarget, path: string): Promise<UapiServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  if (await isLive(path)) throw new AwgError('conflict', `UAPI socket ${path} is in use by another process`);
+  if (await isLive(path))
+    throw new AwgError('conflict', `UAPI socket ${path} is in use by another process`);
   try {
     unlinkSync(path);
   } catch {

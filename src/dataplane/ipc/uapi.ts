@@ -147,7 +147,11 @@ export function parseUapiSet(text: string): DeviceConfig {
         default: {
           const f = AWG_RANGE_KEYS[key];
           if (!f) throw bad(`unknown device key ${key}`);
-          (awg as Record<string, unknown>)[f] = rangeOf(value, key, key.startsWith('h') ? 0xffff_ffff : 0xffff_ffff);
+          (awg as Record<string, unknown>)[f] = rangeOf(
+            value,
+            key,
+            key.startsWith('h') ? 0xffff_ffff : 0xffff_ffff,
+          );
         }
       }
       continue;
@@ -205,13 +209,24 @@ function awgIsDefault(a: AwgParams): boolean {
   const d = defaultAwgParams();
   const same = (x: UintRange, y: UintRange) => x.lo === y.lo && x.hi === y.hi;
   return (
-    a.jc === d.jc && a.jmin === d.jmin && a.jmax === d.jmax &&
-    a.s1 === 0 && a.s2 === 0 && a.s3 === 0 && a.s4 === 0 &&
-    same(a.h1, d.h1) && same(a.h2, d.h2) && same(a.h3, d.h3) && same(a.h4, d.h4) &&
+    a.jc === d.jc &&
+    a.jmin === d.jmin &&
+    a.jmax === d.jmax &&
+    a.s1 === 0 &&
+    a.s2 === 0 &&
+    a.s3 === 0 &&
+    a.s4 === 0 &&
+    same(a.h1, d.h1) &&
+    same(a.h2, d.h2) &&
+    same(a.h3, d.h3) &&
+    same(a.h4, d.h4) &&
     a.i.every((x) => x === null) &&
     (!a.headerProtectionKey || isZeroKey(a.headerProtectionKey)) &&
-    (Object.values(AWG_RANGE_KEYS).slice(4) as (keyof AwgParams)[]).every((k) => isZeroRange(a[k] as UintRange)) &&
-    !a.randomTrailers && !a.disableCookies
+    (Object.values(AWG_RANGE_KEYS).slice(4) as (keyof AwgParams)[]).every((k) =>
+      isZeroRange(a[k] as UintRange),
+    ) &&
+    !a.randomTrailers &&
+    !a.disableCookies
   );
 }
 
@@ -230,15 +245,21 @@ export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto')
   const awgMode = flavor === 'amneziawg' || (flavor === 'auto' && !awgIsDefault(s.awg));
   if (awgMode) {
     const a = s.awg;
-    for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const) if (a[k]) out.push(`${k}=${a[k]}`);
-    for (const k of ['h1', 'h2', 'h3', 'h4'] as const) if (!isZeroRange(a[k])) out.push(`${k}=${formatRange(a[k])}`);
+    for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const)
+      if (a[k]) out.push(`${k}=${a[k]}`);
+    for (const k of ['h1', 'h2', 'h3', 'h4'] as const)
+      if (!isZeroRange(a[k])) out.push(`${k}=${formatRange(a[k])}`);
     a.i.forEach((spec, idx) => spec !== null && out.push(`i${idx + 1}=${spec}`));
-    if (a.headerProtectionKey && !isZeroKey(a.headerProtectionKey)) out.push(`header_protection_key=${hex(a.headerProtectionKey)}`);
+    if (a.headerProtectionKey && !isZeroKey(a.headerProtectionKey))
+      out.push(`header_protection_key=${hex(a.headerProtectionKey)}`);
     for (const [key, f] of Object.entries(AWG_RANGE_KEYS).slice(4)) {
       const r = a[f] as UintRange;
       if (!isZeroRange(r)) out.push(`${key}=${formatRange(r)}`);
     }
-    out.push(`random_trailers=${a.randomTrailers ? 1 : 0}`, `disable_cookies=${a.disableCookies ? 1 : 0}`);
+    out.push(
+      `random_trailers=${a.randomTrailers ? 1 : 0}`,
+      `disable_cookies=${a.disableCookies ? 1 : 0}`,
+    );
   }
   for (const p of s.peers) {
     out.push(`public_key=${hex(p.publicKey)}`);
@@ -246,10 +267,14 @@ export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto')
     out.push('protocol_version=1');
     if (p.endpoint) out.push(`endpoint=${formatEndpoint(p.endpoint)}`);
     const ms = p.lastHandshakeTime;
-    out.push(`last_handshake_time_sec=${Math.floor(ms / 1000)}`, `last_handshake_time_nsec=${Math.round((ms % 1000) * 1e6)}`);
+    out.push(
+      `last_handshake_time_sec=${Math.floor(ms / 1000)}`,
+      `last_handshake_time_nsec=${Math.round((ms % 1000) * 1e6)}`,
+    );
     out.push(`tx_bytes=${p.txBytes}`, `rx_bytes=${p.rxBytes}`);
     if (awgMode) {
-      if (!isZeroRange(p.persistentKeepalive)) out.push(`persistent_keepalive_interval=${formatRange(p.persistentKeepalive)}`);
+      if (!isZeroRange(p.persistentKeepalive))
+        out.push(`persistent_keepalive_interval=${formatRange(p.persistentKeepalive)}`);
     } else out.push(`persistent_keepalive_interval=${p.persistentKeepalive.lo}`);
     for (const a of p.allowedIps) out.push(`allowed_ip=${a}`);
   }

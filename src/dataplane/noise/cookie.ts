@@ -69,7 +69,13 @@ export class CookieChecker {
    * A 64-byte cookie reply to `msg` (type field left as 3; AWG framing rewrites it).
    * `nonce` is injectable for vectors.
    */
-  createReply(msg: Uint8Array, receiverIndex: number, source: Uint8Array, now: number, nonce?: Uint8Array): Uint8Array {
+  createReply(
+    msg: Uint8Array,
+    receiverIndex: number,
+    source: Uint8Array,
+    now: number,
+    nonce?: Uint8Array,
+  ): Uint8Array {
     if (now - this.secretSet > COOKIE_REFRESH_TIME) {
       this.secret = this.randomBytes(32);
       this.secretSet = now;

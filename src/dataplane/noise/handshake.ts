@@ -19,7 +19,10 @@ export interface SymmetricState {
   h: Uint8Array;
 }
 
-export function initialState(prologue: Uint8Array | string = IDENTIFIER, name = CONSTRUCTION): SymmetricState {
+export function initialState(
+  prologue: Uint8Array | string = IDENTIFIER,
+  name = CONSTRUCTION,
+): SymmetricState {
   const n = Buffer.from(name);
   const ck = n.length <= 32 ? Buffer.concat([n, Buffer.alloc(32 - n.length)]) : hash(n);
   return { ck, h: hash(ck, typeof prologue === 'string' ? Buffer.from(prologue) : prologue) };
@@ -60,7 +63,10 @@ export function createInitiation(p: InitiationIn): InitiationOut | null {
   [ck, key] = kdf2(ck, es);
   const encryptedStatic = seal(key, 0, p.localStaticPublic, h);
   h = hash(h, encryptedStatic);
-  const ss = p.staticStatic === undefined ? sharedSecret(p.localStaticPrivate, p.remoteStaticPublic) : p.staticStatic;
+  const ss =
+    p.staticStatic === undefined
+      ? sharedSecret(p.localStaticPrivate, p.remoteStaticPublic)
+      : p.staticStatic;
   if (!ss) return null;
   [ck, key] = kdf2(ck, ss);
   const encryptedPayload = seal(key, 0, p.payload, h);
@@ -106,7 +112,12 @@ export function consumeInitiation(p: ConsumeInitiationIn): ConsumedInitiation | 
   const payload = open(key, 0, p.encryptedPayload, h);
   if (!payload) return null;
   h = hash(h, p.encryptedPayload);
-  return { remoteStaticPublic: new Uint8Array(spub), remoteEphemeral: p.ephemeralPublic, payload, state: { ck, h } };
+  return {
+    remoteStaticPublic: new Uint8Array(spub),
+    remoteEphemeral: p.ephemeralPublic,
+    payload,
+    state: { ck, h },
+  };
 }
 
 export interface ResponseIn {
@@ -150,7 +161,9 @@ export interface ConsumeResponseIn {
   psk: Uint8Array;
 }
 
-export function consumeResponse(p: ConsumeResponseIn): { payload: Uint8Array; state: SymmetricState } | null {
+export function consumeResponse(
+  p: ConsumeResponseIn,
+): { payload: Uint8Array; state: SymmetricState } | null {
   let h = hash(p.state.h, p.ephemeralPublic);
   let ck: Uint8Array = kdf1(p.state.ck, p.ephemeralPublic);
   const ee = sharedSecret(p.localEphemeralPrivate, p.ephemeralPublic);

@@ -67,7 +67,13 @@ export function writeU64(b: Uint8Array, off: number, v: number): void {
 }
 
 /** Initiation body with zero macs; `type` is 1 for WireGuard or an AWG H1 value. */
-export function encodeInitiation(type: number, sender: number, ephemeral: Uint8Array, encStatic: Uint8Array, encTimestamp: Uint8Array): Uint8Array {
+export function encodeInitiation(
+  type: number,
+  sender: number,
+  ephemeral: Uint8Array,
+  encStatic: Uint8Array,
+  encTimestamp: Uint8Array,
+): Uint8Array {
   const m = new Uint8Array(INIT.size);
   writeU32(m, INIT.type, type);
   writeU32(m, INIT.sender, sender);
@@ -77,7 +83,12 @@ export function encodeInitiation(type: number, sender: number, ephemeral: Uint8A
   return m;
 }
 
-export function decodeInitiation(m: Uint8Array): { sender: number; ephemeral: Uint8Array; encStatic: Uint8Array; encTimestamp: Uint8Array } {
+export function decodeInitiation(m: Uint8Array): {
+  sender: number;
+  ephemeral: Uint8Array;
+  encStatic: Uint8Array;
+  encTimestamp: Uint8Array;
+} {
   return {
     sender: readU32(m, INIT.sender),
     ephemeral: m.slice(INIT.ephemeral, INIT.static),
@@ -86,7 +97,13 @@ export function decodeInitiation(m: Uint8Array): { sender: number; ephemeral: Ui
   };
 }
 
-export function encodeResponse(type: number, sender: number, receiver: number, ephemeral: Uint8Array, encEmpty: Uint8Array): Uint8Array {
+export function encodeResponse(
+  type: number,
+  sender: number,
+  receiver: number,
+  ephemeral: Uint8Array,
+  encEmpty: Uint8Array,
+): Uint8Array {
   const m = new Uint8Array(RESP.size);
   writeU32(m, RESP.type, type);
   writeU32(m, RESP.sender, sender);
@@ -96,7 +113,12 @@ export function encodeResponse(type: number, sender: number, receiver: number, e
   return m;
 }
 
-export function decodeResponse(m: Uint8Array): { sender: number; receiver: number; ephemeral: Uint8Array; encEmpty: Uint8Array } {
+export function decodeResponse(m: Uint8Array): {
+  sender: number;
+  receiver: number;
+  ephemeral: Uint8Array;
+  encEmpty: Uint8Array;
+} {
   return {
     sender: readU32(m, RESP.sender),
     receiver: readU32(m, RESP.receiver),

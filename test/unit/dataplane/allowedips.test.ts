@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AllowedIPs, formatPrefix, parsePrefix, type Prefix } from '../../../src/dataplane/device/allowedips.js';
+import {
+  AllowedIPs,
+  formatPrefix,
+  parsePrefix,
+  type Prefix,
+} from '../../../src/dataplane/device/allowedips.js';
 import { seededRandom } from '../../../src/dataplane/awg/random.js';
 
 /** The naive reference: scan every prefix, keep the longest that matches. */
@@ -41,7 +46,8 @@ describe('allowed IPs trie', () => {
     expect(formatPrefix(parsePrefix('192.168.1.1'))).toBe('192.168.1.1/32');
     expect(formatPrefix(parsePrefix('fd00::1:2/64'))).toBe('fd00::/64');
     expect(formatPrefix(parsePrefix('::/0'))).toBe('::/0');
-    for (const bad of ['10.0.0.0/33', '1.2.3/8', 'fd00::/129', 'x', '10.0.0.0/8/1', '10.0.0.0/-1']) expect(() => parsePrefix(bad)).toThrow();
+    for (const bad of ['10.0.0.0/33', '1.2.3/8', 'fd00::/129', 'x', '10.0.0.0/8/1', '10.0.0.0/-1'])
+      expect(() => parsePrefix(bad)).toThrow();
   });
 
   it('longest-prefix match, v4 and v6 kept apart', () => {
@@ -110,7 +116,10 @@ describe('allowed IPs trie', () => {
     }
     for (let v = 0; v < 8; v++) {
       const fromTrie = trie.entriesFor(v).map(formatPrefix).sort();
-      const fromRef = [...ref.entries.values()].filter((e) => e.v === v).map((e) => formatPrefix(e.p)).sort();
+      const fromRef = [...ref.entries.values()]
+        .filter((e) => e.v === v)
+        .map((e) => formatPrefix(e.p))
+        .sort();
       expect(fromTrie).toEqual(fromRef);
     }
   });

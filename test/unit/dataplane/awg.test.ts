@@ -1,18 +1,34 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { seal } from '../../../src/dataplane/crypto/aead.js';
-import { consumeInitiation, createInitiation, createResponse } from '../../../src/dataplane/noise/handshake.js';
+import {
+  consumeInitiation,
+  createInitiation,
+  createResponse,
+} from '../../../src/dataplane/noise/handshake.js';
 import { CookieChecker, CookieGenerator } from '../../../src/dataplane/noise/cookie.js';
-import { encodeInitiation, encodeResponse, writeU32, writeU64 } from '../../../src/dataplane/noise/messages.js';
+import {
+  encodeInitiation,
+  encodeResponse,
+  writeU32,
+  writeU64,
+} from '../../../src/dataplane/noise/messages.js';
 import { AwgCodec, paddingSize } from '../../../src/dataplane/awg/codec.js';
-import { type AwgParams, defaultAwgParams, isDefaultAwg, validateAwgParams } from '../../../src/dataplane/awg/params.js';
+import {
+  type AwgParams,
+  defaultAwgParams,
+  isDefaultAwg,
+  validateAwgParams,
+} from '../../../src/dataplane/awg/params.js';
 import { formatRange, parseRange, pickOne, range } from '../../../src/dataplane/awg/range.js';
 import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/random.js';
 import { generateTags, parseTags } from '../../../src/dataplane/awg/tags.js';
 import { junkPackets } from '../../../src/dataplane/awg/junk.js';
 import { protect } from '../../../src/dataplane/awg/header-protection.js';
 
-const V = JSON.parse(readFileSync(new URL('../../fixtures/dataplane/wg-awg-vectors.json', import.meta.url), 'utf8'));
+const V = JSON.parse(
+  readFileSync(new URL('../../fixtures/dataplane/wg-awg-vectors.json', import.meta.url), 'utf8'),
+);
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const fill = (v: number, n: number) => new Uint8Array(n).fill(v);
@@ -23,12 +39,43 @@ function vectorMessages(t1: number, t2: number) {
   const I = V.inputs;
   const iPub = hex(I.init_static_pub);
   const rPub = hex(I.resp_static_pub);
-  const m1 = createInitiation({ localStaticPrivate: hex(I.init_static_priv), localStaticPublic: iPub, remoteStaticPublic: rPub, ephemeralPrivate: hex(I.init_ephemeral_priv), payload: hex(I.tai64n_timestamp) })!;
-  const init = encodeInitiation(t1, I.init_sender_index, m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload);
+  const m1 = createInitiation({
+    localStaticPrivate: hex(I.init_static_priv),
+    localStaticPublic: iPub,
+    remoteStaticPublic: rPub,
+    ephemeralPrivate: hex(I.init_ephemeral_priv),
+    payload: hex(I.tai64n_timestamp),
+  })!;
+  const init = encodeInitiation(
+    t1,
+    I.init_sender_index,
+    m1.ephemeralPublic,
+    m1.encryptedStatic,
+    m1.encryptedPayload,
+  );
   new CookieGenerator(rPub).addMacs(init, 0);
-  const r1 = consumeInitiation({ localStaticPrivate: hex(I.resp_static_priv), localStaticPublic: rPub, ephemeralPublic: m1.ephemeralPublic, encryptedStatic: m1.encryptedStatic, encryptedPayload: m1.encryptedPayload })!;
-  const m2 = createResponse({ state: r1.state, remoteEphemeral: r1.remoteEphemeral, remoteStaticPublic: iPub, ephemeralPrivate: hex(I.resp_ephemeral_priv), psk: hex(I.psk), payload: new Uint8Array(0) })!;
-  const resp = encodeResponse(t2, I.resp_sender_index, I.init_sender_index, m2.ephemeralPublic, m2.encryptedPayload);
+  const r1 = consumeInitiation({
+    localStaticPrivate: hex(I.resp_static_priv),
+    localStaticPublic: rPub,
+    ephemeralPublic: m1.ephemeralPublic,
+    encryptedStatic: m1.encryptedStatic,
+    encryptedPayload: m1.encryptedPayload,
+  })!;
+  const m2 = createResponse({
+    state: r1.state,
+    remoteEphemeral: r1.remoteEphemeral,
+    remoteStaticPublic: iPub,
+    ephemeralPrivate: hex(I.resp_ephemeral_priv),
+    psk: hex(I.psk),
+    payload: new Uint8Array(0),
+  })!;
+  const resp = encodeResponse(
+    t2,
+    I.resp_sender_index,
+    I.init_sender_index,
+    m2.ephemeralPublic,
+    m2.encryptedPayload,
+  );
   new CookieGenerator(iPub).addMacs(resp, 0);
   return { init, resp };
 }
@@ -48,10 +95,20 @@ function params(p: Partial<AwgParams>): AwgParams {
 
 describe('AWG 2.x framing (S prefixes, single-value H) golden vectors', () => {
   const ex = V.awg2_example;
-  const p = params({ s1: 8, s2: 12, s4: 4, h1: range(1234567), h2: range(2345678), h4: range(3456789) });
+  const p = params({
+    s1: 8,
+    s2: 12,
+    s4: 4,
+    h1: range(1234567),
+    h2: range(2345678),
+    h4: range(3456789),
+  });
   it('initiation, response and keepalive', () => {
     const { init, resp } = vectorMessages(1234567, 2345678);
-    const codec = new AwgCodec(p, scriptedRandom({ bytes: [fill(0xa1, 8), fill(0xa2, 12), fill(0xa4, 4)] }));
+    const codec = new AwgCodec(
+      p,
+      scriptedRandom({ bytes: [fill(0xa1, 8), fill(0xa2, 12), fill(0xa4, 4)] }),
+    );
     expect(codec.pickType(1)).toBe(1234567);
     expect(toHex(codec.sealHandshake(1, init, 500))).toBe(ex.init_hex);
     expect(toHex(codec.sealHandshake(2, resp, 500))).toBe(ex.resp_hex);
@@ -76,10 +133,23 @@ describe('AWG 2.x framing (S prefixes, single-value H) golden vectors', () => {
 
 describe('AWG 3.x header protection golden vectors', () => {
   const ex = V.awg3_header_protection_example;
-  const p = params({ s1: 16, s2: 16, s3: 16, s4: 16, h1: range(1234567), h2: range(2345678), h3: range(1111111), h4: range(3456789), headerProtectionKey: hex(ex.header_protection_key) });
+  const p = params({
+    s1: 16,
+    s2: 16,
+    s3: 16,
+    s4: 16,
+    h1: range(1234567),
+    h2: range(2345678),
+    h3: range(1111111),
+    h4: range(3456789),
+    headerProtectionKey: hex(ex.header_protection_key),
+  });
   it('initiation, response, cookie reply and keepalive', () => {
     const { init, resp } = vectorMessages(1234567, 2345678);
-    const codec = new AwgCodec(p, scriptedRandom({ bytes: [seq(0x10, 16), seq(0x20, 16), seq(0x30, 16), seq(0x40, 16)] }));
+    const codec = new AwgCodec(
+      p,
+      scriptedRandom({ bytes: [seq(0x10, 16), seq(0x20, 16), seq(0x30, 16), seq(0x40, 16)] }),
+    );
     const di = codec.sealHandshake(1, init, 500);
     expect(toHex(di)).toBe(ex.init_hex);
     expect(toHex(di.subarray(16, 20).map((b, i) => b ^ init[i]!))).toBe(ex.typeHash_init);
@@ -87,7 +157,13 @@ describe('AWG 3.x header protection golden vectors', () => {
     const checker = new CookieChecker(hex(V.inputs.resp_static_pub), () => new Uint8Array(32));
     checker.setSecret(hex(V.cookie_reply.responder_cookie_secret), 0);
     // the vector reuses the plain-WireGuard cookie body (AD = mac1 of the type-1 initiation)
-    const reply = checker.createReply(hex(V.initiation.hex), V.inputs.init_sender_index, hex(V.cookie_reply.source_bytes), 0, hex(V.cookie_reply.nonce));
+    const reply = checker.createReply(
+      hex(V.initiation.hex),
+      V.inputs.init_sender_index,
+      hex(V.cookie_reply.source_bytes),
+      0,
+      hex(V.cookie_reply.nonce),
+    );
     writeU32(reply, 0, 1111111);
     expect(toHex(codec.sealHandshake(3, reply, 500))).toBe(ex.cookie_hex);
     const ka = keepaliveMessage(3456789, 16);
@@ -98,7 +174,9 @@ describe('AWG 3.x header protection golden vectors', () => {
     const codec = new AwgCodec(p, seededRandom(1));
     const c = codec.classify(hex(ex.init_hex))!;
     expect(c.kind).toBe(1);
-    expect(new CookieChecker(hex(V.inputs.resp_static_pub), () => new Uint8Array(32)).checkMAC1(c.msg)).toBe(true);
+    expect(
+      new CookieChecker(hex(V.inputs.resp_static_pub), () => new Uint8Array(32)).checkMAC1(c.msg),
+    ).toBe(true);
     expect(codec.classify(hex(ex.resp_hex))!.kind).toBe(2);
     expect(codec.classify(hex(ex.cookie_hex))!.kind).toBe(3);
     const k = codec.classify(hex(ex.keepalive_hex))!;
@@ -158,7 +236,12 @@ describe('H ranges', () => {
     expect(pickOne(range(123456, 123500), rng)).toBe(123500);
   });
   it('random types stay within range and classify', () => {
-    const p = params({ h1: range(100, 200), h2: range(300, 400), h3: range(500, 600), h4: range(700, 800) });
+    const p = params({
+      h1: range(100, 200),
+      h2: range(300, 400),
+      h3: range(500, 600),
+      h4: range(700, 800),
+    });
     const codec = new AwgCodec(p, seededRandom(9));
     for (let i = 0; i < 200; i++) {
       const t = codec.pickType(4);
@@ -180,7 +263,12 @@ describe('junk (Jc/Jmin/Jmax)', () => {
     expect(junkPackets(0, 10, 20, seededRandom(1))).toEqual([]);
   });
   it('preamble = I1..I5 in order then junk', () => {
-    const p = params({ jc: 2, jmin: 10, jmax: 11, i: ['<b 0xaa>', null, '<b 0xbbcc><t>', null, null] });
+    const p = params({
+      jc: 2,
+      jmin: 10,
+      jmax: 11,
+      i: ['<b 0xaa>', null, '<b 0xbbcc><t>', null, null],
+    });
     const out = new AwgCodec(p, seededRandom(5)).preamble(1_700_000_000_000);
     expect(out.map((x) => x.length)).toEqual([1, 6, 10, 10]);
     expect(toHex(out[0]!)).toBe('aa');
@@ -192,7 +280,14 @@ describe('I-packet tag language', () => {
   it('generates golden bytes', () => {
     const tags = parseTags('<b 0xdeadbeef> junk outside <r 3><rc 4><rd 3><t><dz 2><d><ds>')!;
     const rng = scriptedRandom({ bytes: [hex('010203'), hex('00193334'), hex('090a0b')] });
-    expect(toHex(generateTags(tags, rng, 1_700_000_000_999))).toBe('deadbeef' + '010203' + Buffer.from('azZa').toString('hex') + Buffer.from('901').toString('hex') + '6553f100' + '0000');
+    expect(toHex(generateTags(tags, rng, 1_700_000_000_999))).toBe(
+      'deadbeef' +
+        '010203' +
+        Buffer.from('azZa').toString('hex') +
+        Buffer.from('901').toString('hex') +
+        '6553f100' +
+        '0000',
+    );
   });
   it('b without 0x, whitespace inside tags', () => {
     expect(toHex(generateTags(parseTags('<b  00ff   >')!, seededRandom(1), 0))).toBe('00ff');
@@ -201,7 +296,20 @@ describe('I-packet tag language', () => {
     expect(parseTags('')).toBeNull();
     expect(parseTags('no tags here')).toBeNull();
   });
-  it.each(['<c>', '<x 1>', '<>', '<b 0xabc>', '<b>', '<b 0xzz>', '<r>', '<r -1>', '<r 1.5>', '<rc x>', '<b 0xaa', '<r 70000>'])('rejects %s', (s) => {
+  it.each([
+    '<c>',
+    '<x 1>',
+    '<>',
+    '<b 0xabc>',
+    '<b>',
+    '<b 0xzz>',
+    '<r>',
+    '<r -1>',
+    '<r 1.5>',
+    '<rc x>',
+    '<b 0xaa',
+    '<r 70000>',
+  ])('rejects %s', (s) => {
     expect(() => parseTags(s)).toThrow();
   });
 });
@@ -209,21 +317,39 @@ describe('I-packet tag language', () => {
 describe('parameter validation (HEAD rules)', () => {
   it('accepts defaults and the amneziawg-go TestAWGDevicePing set', () => {
     expect(validateAwgParams(defaultAwgParams())).toEqual([]);
-    const p = params({ jc: 5, jmin: 500, jmax: 1000, s1: 15, s2: 18, s3: 20, s4: 25, h1: range(123456, 123500), h2: range(67543, 67550), h3: range(123123, 123200), h4: range(32345, 32350) });
+    const p = params({
+      jc: 5,
+      jmin: 500,
+      jmax: 1000,
+      s1: 15,
+      s2: 18,
+      s3: 20,
+      s4: 25,
+      h1: range(123456, 123500),
+      h2: range(67543, 67550),
+      h3: range(123123, 123200),
+      h4: range(32345, 32350),
+    });
     expect(validateAwgParams(p)).toEqual([]);
     expect(isDefaultAwg(p)).toBe(false);
   });
   it('rejects overlapping headers (inclusive), default collisions included', () => {
-    expect(validateAwgParams(params({ h1: range(10, 20), h2: range(20, 30) })).join()).toMatch(/h1=10-20 and h2=20-30/);
+    expect(validateAwgParams(params({ h1: range(10, 20), h2: range(20, 30) })).join()).toMatch(
+      /h1=10-20 and h2=20-30/,
+    );
     expect(validateAwgParams(params({ h1: range(2) })).join()).toMatch(/overlap/);
   });
   it('header protection needs every S ≥ 12', () => {
-    const e = validateAwgParams(params({ headerProtectionKey: fill(1, 32), s1: 12, s2: 12, s3: 11, s4: 12 }));
+    const e = validateAwgParams(
+      params({ headerProtectionKey: fill(1, 32), s1: 12, s2: 12, s3: 11, s4: 12 }),
+    );
     expect(e).toEqual(['s3 must be at least 12 when header protection is on']);
     expect(validateAwgParams(params({ headerProtectionKey: new Uint8Array(32) }))).toEqual([]); // zero key = off
   });
   it('rejects jmin > jmax, oversize S, bad I tags', () => {
-    const e = validateAwgParams(params({ jc: 1, jmin: 10, jmax: 5, s1: 70000, i: [null, '<c>', null, null, null] }));
+    const e = validateAwgParams(
+      params({ jc: 1, jmin: 10, jmax: 5, s1: 70000, i: [null, '<c>', null, null, null] }),
+    );
     expect(e.join('\n')).toMatch(/jmin/);
     expect(e.join('\n')).toMatch(/s1/);
     expect(e.join('\n')).toMatch(/i2: unknown tag <c>/);

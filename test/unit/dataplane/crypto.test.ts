@@ -5,15 +5,25 @@ import { hash, hmac, kdf1, kdf2, kdf3, mac } from '../../../src/dataplane/crypto
 import { chacha20Keystream, open, seal, xopen, xseal } from '../../../src/dataplane/crypto/aead.js';
 import { clamp, publicKey, sharedSecret } from '../../../src/dataplane/crypto/x25519.js';
 import { tai64n, tai64nAfter, tai64nFromParts } from '../../../src/dataplane/crypto/tai64n.js';
-import { generateKeyPair, keyFromBase64, keyFromHex, keyToBase64, keyToHex } from '../../../src/dataplane/crypto/keys.js';
+import {
+  generateKeyPair,
+  keyFromBase64,
+  keyFromHex,
+  keyToBase64,
+  keyToHex,
+} from '../../../src/dataplane/crypto/keys.js';
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 describe('BLAKE2s', () => {
   it('matches RFC 7693 / BLAKE2 KAT vectors', () => {
-    expect(toHex(hash(Buffer.from('abc')))).toBe('508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982');
-    expect(toHex(hash(Buffer.from('')))).toBe('69217a3079908094e11121d042354a7c1f55b6482ca1a51e1b250dfd1ed0eef9');
+    expect(toHex(hash(Buffer.from('abc')))).toBe(
+      '508c5e8c327c14e2e1a72ba34eeb452f37458b209ed63a294d999b4c86675982',
+    );
+    expect(toHex(hash(Buffer.from('')))).toBe(
+      '69217a3079908094e11121d042354a7c1f55b6482ca1a51e1b250dfd1ed0eef9',
+    );
   });
   it('keyed 16-byte MAC differs from HMAC and truncated hash', () => {
     const k = new Uint8Array(32).fill(1);
@@ -25,9 +35,27 @@ describe('BLAKE2s', () => {
 
 describe('KDF (wireguard-go device/kdf_test.go)', () => {
   const cases = [
-    ['746573742d6b6579', '746573742d696e707574', '6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633', 'df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a', 'fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24'],
-    ['776972656775617264', '776972656775617264', '491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8', '1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f', '31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160'],
-    ['', '', '8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0', '58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e', '0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e'],
+    [
+      '746573742d6b6579',
+      '746573742d696e707574',
+      '6f0e5ad38daba1bea8a0d213688736f19763239305e0f58aba697f9ffc41c633',
+      'df1194df20802a4fe594cde27e92991c8cae66c366e8106aaa937a55fa371e8a',
+      'fac6e2745a325f5dc5d11a5b165aad08b0ada28e7b4e666b7c077934a4d76c24',
+    ],
+    [
+      '776972656775617264',
+      '776972656775617264',
+      '491d43bbfdaa8750aaf535e334ecbfe5129967cd64635101c566d4caefda96e8',
+      '1e71a379baefd8a79aa4662212fcafe19a23e2b609a3db7d6bcba8f560e3d25f',
+      '31e1ae48bddfbe5de38f295e5452b1909a1b4e38e183926af3780b0c1e1f0160',
+    ],
+    [
+      '',
+      '',
+      '8387b46bf43eccfcf349552a095d8315c4055beb90208fb1be23b894bc2ed5d0',
+      '58a0e5f6faefccf4807bff1f05fa8a9217945762040bcec2f4b4a62bdfe0e86e',
+      '0ce6ea98ec548f8e281e93e32db65621c45eb18dc6f0a7ad94178610a2f7338e',
+    ],
   ] as const;
   it.each(cases)('key=%s', (k, i, t0, t1, t2) => {
     expect(toHex(kdf1(hex(k), hex(i)))).toBe(t0);
@@ -62,10 +90,14 @@ describe('HChaCha20 / XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha)', () => {
     const sigma = new Uint32Array([0x61707865, 0x3320646e, 0x79622d32, 0x6b206574]);
     const out = new Uint32Array(8);
     hchacha(sigma, new Uint32Array(key.buffer), new Uint32Array(nonce.buffer), out);
-    expect(toHex(new Uint8Array(out.buffer))).toBe('82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc');
+    expect(toHex(new Uint8Array(out.buffer))).toBe(
+      '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc',
+    );
   });
   it('XChaCha20-Poly1305 A.3.1', () => {
-    const pt = Buffer.from("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.");
+    const pt = Buffer.from(
+      "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
+    );
     const key = hex('808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f');
     const nonce = hex('404142434445464748494a4b4c4d4e4f5051525354555657');
     const ad = hex('50515253c0c1c2c3c4c5c6c7');
@@ -92,14 +124,20 @@ describe('X25519', () => {
       const a = generateKeyPair();
       const b = generateKeyPair();
       expect(toHex(a.publicKey)).toBe(toHex(x25519.getPublicKey(a.privateKey)));
-      expect(toHex(sharedSecret(a.privateKey, b.publicKey)!)).toBe(toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
+      expect(toHex(sharedSecret(a.privateKey, b.publicKey)!)).toBe(
+        toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)),
+      );
     }
   });
   it('RFC 7748 §6.1', () => {
     const a = hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a');
-    expect(toHex(publicKey(a))).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    expect(toHex(publicKey(a))).toBe(
+      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+    );
     const bpub = hex('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
-    expect(toHex(sharedSecret(a, bpub)!)).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+    expect(toHex(sharedSecret(a, bpub)!)).toBe(
+      '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742',
+    );
   });
   it('refuses an all-zero shared secret', () => {
     expect(sharedSecret(generateKeyPair().privateKey, new Uint8Array(32))).toBeNull();

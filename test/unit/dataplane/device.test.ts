@@ -24,15 +24,22 @@ describe('two devices over in-memory TUN and bind', () => {
     expect(sa.txBytes).toBeGreaterThan(0);
     expect(sa.rxBytes).toBeGreaterThan(0);
     // B learned A's endpoint from the handshake
-    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({ address: '10.0.0.1', port: 51820 });
+    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({
+      address: '10.0.0.1',
+      port: 51820,
+    });
     // wire sizes are plain WireGuard: 148, 92, then transport (keepalive 32)
     expect(net.sent.slice(0, 3).map((d) => d.data.length)).toEqual([148, 92, 32 + 32]);
   });
 
   it('carries IPv6 and drops packets whose inner source is not the peer’s allowed IP', async () => {
     const { a, b, net } = await makePair();
-    const s6 = new Uint8Array(16); s6[0] = 0xfd; s6[15] = 1;
-    const d6 = new Uint8Array(16); d6[0] = 0xfd; d6[15] = 2;
+    const s6 = new Uint8Array(16);
+    s6[0] = 0xfd;
+    s6[15] = 1;
+    const d6 = new Uint8Array(16);
+    d6[0] = 0xfd;
+    d6[15] = 2;
     a.tun.inject(ipv6(s6, d6));
     net.flush();
     expect(b.tun.written.length).toBe(1);
@@ -66,7 +73,9 @@ describe('two devices over in-memory TUN and bind', () => {
 
   it('mismatched PSK fails', async () => {
     const { a, b, net } = await makePair();
-    await b.dev.configure({ peers: [{ publicKey: a.keys.publicKey, presharedKey: new Uint8Array(32).fill(1) }] });
+    await b.dev.configure({
+      peers: [{ publicKey: a.keys.publicKey, presharedKey: new Uint8Array(32).fill(1) }],
+    });
     a.tun.inject(PING);
     net.flush();
     expect(b.tun.written.length).toBe(0);
@@ -74,18 +83,46 @@ describe('two devices over in-memory TUN and bind', () => {
 });
 
 const ALL_AWG: Partial<AwgParams> = {
-  jc: 5, jmin: 50, jmax: 100, s1: 15, s2: 18, s3: 20, s4: 25,
-  h1: range(123456, 123500), h2: range(67543, 67550), h3: range(123123, 123200), h4: range(32345, 32350),
+  jc: 5,
+  jmin: 50,
+  jmax: 100,
+  s1: 15,
+  s2: 18,
+  s3: 20,
+  s4: 25,
+  h1: range(123456, 123500),
+  h2: range(67543, 67550),
+  h3: range(123123, 123200),
+  h4: range(32345, 32350),
   i: ['<b 0xc0ffee><r 8><t>', '<rc 10>', null, null, '<rd 4>'],
 };
 
 describe('AmneziaWG parameter sets', () => {
   const sets: Array<[string, Partial<AwgParams>]> = [
     ['TestAWGDevicePing set + I-packets', ALL_AWG],
-    ['header protection', { ...ALL_AWG, s1: 16, s2: 16, s3: 16, s4: 16, headerProtectionKey: new Uint8Array(32).fill(0x5c) }],
+    [
+      'header protection',
+      {
+        ...ALL_AWG,
+        s1: 16,
+        s2: 16,
+        s3: 16,
+        s4: 16,
+        headerProtectionKey: new Uint8Array(32).fill(0x5c),
+      },
+    ],
     ['content padding', { ...ALL_AWG, contentPaddingAddition: range(0, 200) }],
     ['random trailers', { ...ALL_AWG, randomTrailers: true }],
-    ['timing ranges', { rekeyTimeout: range(3, 4), keepaliveTimeout: range(5, 8), rekeyAfterTime: range(60, 70), rejectAfterTime: range(100, 110), maxHandshakeAttempts: range(3, 5) }],
+    [
+      'timing ranges',
+      {
+        rekeyTimeout: range(3, 4),
+        keepaliveTimeout: range(5, 8),
+        rekeyAfterTime: range(60, 70),
+        rejectAfterTime: range(100, 110),
+        maxHandshakeAttempts: range(3, 5),
+      },
+    ],
   ];
   it.each(sets)('%s: handshake and data both ways', async (_n, awg) => {
     const { a, b, net } = await makePair({ awgA: awg });
@@ -116,7 +153,10 @@ describe('AmneziaWG parameter sets', () => {
     ['H1', { h1: range(123501, 123600) }],
     ['H2', { h2: range(67551, 67560) }],
     ['H4', { h4: range(32351, 32360) }],
-    ['header protection key', { s1: 16, s2: 18, s3: 20, s4: 25, headerProtectionKey: new Uint8Array(32).fill(1) }],
+    [
+      'header protection key',
+      { s1: 16, s2: 18, s3: 20, s4: 25, headerProtectionKey: new Uint8Array(32).fill(1) },
+    ],
   ];
   it.each(mismatches)('mismatched %s does not connect', async (_n, diff) => {
     const { a, b, net } = await makePair({ awgA: ALL_AWG, awgB: { ...ALL_AWG, ...diff } });
@@ -128,7 +168,10 @@ describe('AmneziaWG parameter sets', () => {
   });
 
   it('junk and I-packet settings need not match (sender-only)', async () => {
-    const { a, b, net } = await makePair({ awgA: ALL_AWG, awgB: { ...ALL_AWG, jc: 0, i: [null, null, null, null, null] } });
+    const { a, b, net } = await makePair({
+      awgA: ALL_AWG,
+      awgB: { ...ALL_AWG, jc: 0, i: [null, null, null, null, null] },
+    });
     a.tun.inject(PING);
     net.flush();
     expect(b.tun.written.length).toBe(1);

@@ -7,7 +7,12 @@ import { seededRandom } from '../../../src/dataplane/awg/random.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
 
-export function ipv4(src: string, dst: string, payload: Uint8Array | string = 'ping', proto = 1): Uint8Array {
+export function ipv4(
+  src: string,
+  dst: string,
+  payload: Uint8Array | string = 'ping',
+  proto = 1,
+): Uint8Array {
   const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
   const p = new Uint8Array(20 + body.length);
   p[0] = 0x45;
@@ -60,7 +65,15 @@ export async function makePair(o: PairOptions = {}) {
   const mk = (outer: string, name: string, seed: number, extra?: Partial<DeviceOptions>): Side => {
     const tun = new MemoryTun(name);
     const bind = net.bind(outer);
-    const dev = new Device({ tun, bind, clock, random: seededRandom(seed), resolver: { resolve: async () => [] }, ...o.device, ...extra });
+    const dev = new Device({
+      tun,
+      bind,
+      clock,
+      random: seededRandom(seed),
+      resolver: { resolve: async () => [] },
+      ...o.device,
+      ...extra,
+    });
     return { dev, tun, bind, keys: generateKeyPair(), outer };
   };
   const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2);
@@ -69,13 +82,27 @@ export async function makePair(o: PairOptions = {}) {
     privateKey: a.keys.privateKey,
     listenPort: 51820,
     awg: o.awgA,
-    peers: [{ publicKey: b.keys.publicKey, endpoint: '10.0.0.2:51821', allowedIps: ['192.168.0.2/32', 'fd00::2/128'], presharedKey: o.psk, persistentKeepalive: o.persistentKeepaliveA }],
+    peers: [
+      {
+        publicKey: b.keys.publicKey,
+        endpoint: '10.0.0.2:51821',
+        allowedIps: ['192.168.0.2/32', 'fd00::2/128'],
+        presharedKey: o.psk,
+        persistentKeepalive: o.persistentKeepaliveA,
+      },
+    ],
   });
   await b.dev.configure({
     privateKey: b.keys.privateKey,
     listenPort: 51821,
     awg: o.awgB ?? o.awgA,
-    peers: [{ publicKey: a.keys.publicKey, allowedIps: ['192.168.0.1/32', 'fd00::1/128'], presharedKey: o.psk }],
+    peers: [
+      {
+        publicKey: a.keys.publicKey,
+        allowedIps: ['192.168.0.1/32', 'fd00::1/128'],
+        presharedKey: o.psk,
+      },
+    ],
   });
   await b.dev.up();
   await a.dev.up();

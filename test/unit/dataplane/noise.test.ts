@@ -13,11 +13,18 @@ import {
   split,
 } from '../../../src/dataplane/noise/handshake.js';
 import { CookieChecker, CookieGenerator, mac1Key } from '../../../src/dataplane/noise/cookie.js';
-import { decodeInitiation, decodeResponse, encodeInitiation, encodeResponse } from '../../../src/dataplane/noise/messages.js';
+import {
+  decodeInitiation,
+  decodeResponse,
+  encodeInitiation,
+  encodeResponse,
+} from '../../../src/dataplane/noise/messages.js';
 import { ReplayFilter } from '../../../src/dataplane/noise/replay.js';
 
 const fixtures = new URL('../../fixtures/dataplane/', import.meta.url);
-const cacophony = JSON.parse(readFileSync(new URL('cacophony_IKpsk2_25519_ChaChaPoly_BLAKE2s.json', fixtures), 'utf8'))[0];
+const cacophony = JSON.parse(
+  readFileSync(new URL('cacophony_IKpsk2_25519_ChaChaPoly_BLAKE2s.json', fixtures), 'utf8'),
+)[0];
 const V = JSON.parse(readFileSync(new URL('wg-awg-vectors.json', fixtures), 'utf8'));
 const hex = (s: string) => new Uint8Array(Buffer.from(s, 'hex'));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -36,7 +43,9 @@ describe('cacophony Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', () => {
       ephemeralPrivate: hex(c.init_ephemeral),
       payload: hex(c.messages[0].payload),
     })!;
-    expect(toHex(Buffer.concat([m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload]))).toBe(c.messages[0].ciphertext);
+    expect(
+      toHex(Buffer.concat([m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload])),
+    ).toBe(c.messages[0].ciphertext);
     const r1 = consumeInitiation({
       init,
       localStaticPrivate: rStatic,
@@ -55,7 +64,9 @@ describe('cacophony Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', () => {
       psk: hex(c.resp_psks[0]),
       payload: hex(c.messages[1].payload),
     })!;
-    expect(toHex(Buffer.concat([m2.ephemeralPublic, m2.encryptedPayload]))).toBe(c.messages[1].ciphertext);
+    expect(toHex(Buffer.concat([m2.ephemeralPublic, m2.encryptedPayload]))).toBe(
+      c.messages[1].ciphertext,
+    );
     const i2 = consumeResponse({
       state: m1.state,
       localStaticPrivate: iStatic,
@@ -103,7 +114,13 @@ describe('WireGuard vectors (wg-awg-vectors.json)', () => {
     })!;
     expect(toHex(m1.state.ck)).toBe(V.initiation.chain_key_after);
     expect(toHex(m1.state.h)).toBe(V.initiation.hash_after);
-    const init = encodeInitiation(1, I.init_sender_index, m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload);
+    const init = encodeInitiation(
+      1,
+      I.init_sender_index,
+      m1.ephemeralPublic,
+      m1.encryptedStatic,
+      m1.encryptedPayload,
+    );
     const gen = new CookieGenerator(rPub);
     gen.addMacs(init, 0);
     expect(toHex(init)).toBe(V.initiation.hex);
@@ -111,18 +128,44 @@ describe('WireGuard vectors (wg-awg-vectors.json)', () => {
     const checker = new CookieChecker(rPub, () => new Uint8Array(32));
     expect(checker.checkMAC1(init)).toBe(true);
     const d = decodeInitiation(init);
-    const r1 = consumeInitiation({ localStaticPrivate: rPriv, localStaticPublic: rPub, ephemeralPublic: d.ephemeral, encryptedStatic: d.encStatic, encryptedPayload: d.encTimestamp })!;
+    const r1 = consumeInitiation({
+      localStaticPrivate: rPriv,
+      localStaticPublic: rPub,
+      ephemeralPublic: d.ephemeral,
+      encryptedStatic: d.encStatic,
+      encryptedPayload: d.encTimestamp,
+    })!;
     expect(toHex(r1.payload)).toBe(I.tai64n_timestamp);
 
-    const m2 = createResponse({ state: r1.state, remoteEphemeral: r1.remoteEphemeral, remoteStaticPublic: r1.remoteStaticPublic, ephemeralPrivate: hex(I.resp_ephemeral_priv), psk: hex(I.psk), payload: new Uint8Array(0) })!;
-    const resp = encodeResponse(2, I.resp_sender_index, d.sender, m2.ephemeralPublic, m2.encryptedPayload);
+    const m2 = createResponse({
+      state: r1.state,
+      remoteEphemeral: r1.remoteEphemeral,
+      remoteStaticPublic: r1.remoteStaticPublic,
+      ephemeralPrivate: hex(I.resp_ephemeral_priv),
+      psk: hex(I.psk),
+      payload: new Uint8Array(0),
+    })!;
+    const resp = encodeResponse(
+      2,
+      I.resp_sender_index,
+      d.sender,
+      m2.ephemeralPublic,
+      m2.encryptedPayload,
+    );
     new CookieGenerator(iPub).addMacs(resp, 0);
     expect(toHex(resp)).toBe(V.response.hex);
     expect(toHex(m2.state.ck)).toBe(V.response.chain_key_after);
     expect(toHex(m2.state.h)).toBe(V.response.hash_after);
 
     const dr = decodeResponse(resp);
-    const i2 = consumeResponse({ state: m1.state, localStaticPrivate: iPriv, localEphemeralPrivate: hex(I.init_ephemeral_priv), ephemeralPublic: dr.ephemeral, encryptedPayload: dr.encEmpty, psk: hex(I.psk) })!;
+    const i2 = consumeResponse({
+      state: m1.state,
+      localStaticPrivate: iPriv,
+      localEphemeralPrivate: hex(I.init_ephemeral_priv),
+      ephemeralPublic: dr.ephemeral,
+      encryptedPayload: dr.encEmpty,
+      psk: hex(I.psk),
+    })!;
     const [t1, t2] = split(i2.state.ck);
     expect(toHex(t1)).toBe(V.transport_keys.initiator_send);
     expect(toHex(t2)).toBe(V.transport_keys.initiator_recv);
@@ -134,12 +177,22 @@ describe('WireGuard vectors (wg-awg-vectors.json)', () => {
       h.writeBigUInt64LE(BigInt(counter), 8);
       return h;
     };
-    expect(toHex(Buffer.concat([hdr(0), seal(t1, 0, new Uint8Array(0))]))).toBe(V.keepalive_initiator_counter0.hex);
-    expect(toHex(Buffer.concat([hdr(1), seal(t1, 1, hex(V.data_initiator_counter1.padded_plaintext))]))).toBe(V.data_initiator_counter1.hex);
+    expect(toHex(Buffer.concat([hdr(0), seal(t1, 0, new Uint8Array(0))]))).toBe(
+      V.keepalive_initiator_counter0.hex,
+    );
+    expect(
+      toHex(Buffer.concat([hdr(1), seal(t1, 1, hex(V.data_initiator_counter1.padded_plaintext))])),
+    ).toBe(V.data_initiator_counter1.hex);
 
     // cookie reply from the responder under load, then mac2 on the same initiation
     checker.setSecret(hex(V.cookie_reply.responder_cookie_secret), 0);
-    const reply = checker.createReply(init, d.sender, hex(V.cookie_reply.source_bytes), 0, hex(V.cookie_reply.nonce));
+    const reply = checker.createReply(
+      init,
+      d.sender,
+      hex(V.cookie_reply.source_bytes),
+      0,
+      hex(V.cookie_reply.nonce),
+    );
     expect(toHex(reply)).toBe(V.cookie_reply.hex);
     expect(gen.consumeReply(reply, 1000)).toBe(true);
     const again = Uint8Array.from(init);
@@ -171,11 +224,28 @@ describe('replay filter (wireguard-go replay_test.go cases)', () => {
     const W = f.windowSize;
     expect(W).toBe(8128);
     const t = (n: number, ok: boolean) => expect(f.validate(n, LIMIT), `counter ${n}`).toBe(ok);
-    t(0, true); t(1, true); t(1, false); t(9, true); t(8, true); t(7, true); t(7, false);
-    t(W, true); t(W + 1, true); t(W + 1, false); t(0, false); t(2, true);
-    t(W + 3, true); t(2, false); t(3, true); t(3, false); t(4, true); // 2 is behind the window, 3 at its edge
-    t(W * 3, true); t(W * 2 - 1, false); t(W * 2, true); // edge of the window
-    t(W * 3 - 1, true); t(W * 3 - 1, false);
+    t(0, true);
+    t(1, true);
+    t(1, false);
+    t(9, true);
+    t(8, true);
+    t(7, true);
+    t(7, false);
+    t(W, true);
+    t(W + 1, true);
+    t(W + 1, false);
+    t(0, false);
+    t(2, true);
+    t(W + 3, true);
+    t(2, false);
+    t(3, true);
+    t(3, false);
+    t(4, true); // 2 is behind the window, 3 at its edge
+    t(W * 3, true);
+    t(W * 2 - 1, false);
+    t(W * 2, true); // edge of the window
+    t(W * 3 - 1, true);
+    t(W * 3 - 1, false);
   });
   it('rejects counters at the limit', () => {
     const f = new ReplayFilter();
@@ -194,7 +264,7 @@ describe('replay filter (wireguard-go replay_test.go cases)', () => {
     const seen = new Set<number>();
     let last = 0;
     let x = 12345;
-    const rnd = () => ((x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const rnd = () => (x = (x * 1103515245 + 12345) >>> 0) / 2 ** 32;
     for (let i = 0; i < 20000; i++) {
       const n = Math.max(0, Math.floor(last + (rnd() - 0.6) * 400));
       let expected: boolean;

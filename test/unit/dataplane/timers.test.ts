@@ -84,7 +84,9 @@ describe('timers with a simulated clock', () => {
   });
 
   it('reject after messages: a keypair at the limit is not used; data waits for a new session', async () => {
-    const { a, b, net, advance } = await makePair({ device: { rejectAfterMessages: 5, rekeyAfterMessages: 1000 } });
+    const { a, b, net, advance } = await makePair({
+      device: { rejectAfterMessages: 5, rekeyAfterMessages: 1000 },
+    });
     for (let i = 0; i < 8; i++) {
       a.tun.inject(PING);
       net.flush();
@@ -169,7 +171,10 @@ describe('cookie reply under load', () => {
   });
 
   it('disable_cookies: no cookie reply is ever sent', async () => {
-    const { a, b, net, advance } = await makePair({ deviceB: { underLoadThreshold: 1 }, awgB: { disableCookies: true } });
+    const { a, b, net, advance } = await makePair({
+      deviceB: { underLoadThreshold: 1 },
+      awgB: { disableCookies: true },
+    });
     a.tun.inject(PING);
     net.flush();
     advance(20_000);
@@ -188,14 +193,19 @@ describe('endpoints', () => {
     a.bind.moveTo('10.9.9.9');
     a.tun.inject(PING);
     net.flush();
-    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({ address: '10.9.9.9', port: 51820 });
+    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({
+      address: '10.9.9.9',
+      port: 51820,
+    });
     b.tun.inject(PONG);
     net.flush();
     expect(a.tun.written.length).toBe(1);
     // forged transport from elsewhere
     const evil = net.bind('10.6.6.6');
     await evil.open(1);
-    const forged = Uint8Array.from(net.sent.filter((d) => d.from.address === '10.9.9.9' && d.data[0] === 4).at(-1)!.data);
+    const forged = Uint8Array.from(
+      net.sent.filter((d) => d.from.address === '10.9.9.9' && d.data[0] === 4).at(-1)!.data,
+    );
     forged[40]! ^= 0xff;
     evil.send([forged], { address: '10.0.0.2', port: 51821 });
     net.flush();
@@ -209,10 +219,15 @@ describe('endpoints', () => {
     const resolver = { resolve: async (h: string) => (resolves.push(h), [answer]) };
     const { a, b, net, advance } = await makePair({ device: { resolver } });
     await a.dev.down();
-    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }] });
+    await a.dev.configure({
+      peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }],
+    });
     await a.dev.up();
     expect(resolves).toEqual(['peer-b.example']);
-    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.endpoint).toEqual({ address: '10.0.0.2', port: 51821 });
+    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.endpoint).toEqual({
+      address: '10.0.0.2',
+      port: 51821,
+    });
     a.tun.inject(PING);
     net.flush();
     expect(b.tun.written.length).toBe(1);
@@ -221,8 +236,13 @@ describe('endpoints', () => {
     answer = '10.0.0.3';
     await a.dev.down();
     await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, endpoint: '10.0.0.2:51821' }] });
-    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }] });
-    (resolver as any).resolve = async (h: string) => (resolves.push(h), [resolves.length > 2 ? answer : '10.0.0.2']);
+    await a.dev.configure({
+      peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }],
+    });
+    (resolver as any).resolve = async (h: string) => (
+      resolves.push(h),
+      [resolves.length > 2 ? answer : '10.0.0.2']
+    );
     await a.dev.up();
     a.tun.inject(PING);
     net.flush();

@@ -124,7 +124,9 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
     const lastCgroup = lastIdx(p, (c) => c.kind === 'cgroup');
     expect(lastCgroup).toBeGreaterThanOrEqual(0);
     expect(lastCgroup).toBeLessThan(idx(p, (c) => c.kind === 'firewall'));
-    expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeLessThan(idx(p, (c) => c.id === 'cgroup/awg/work'));
+    // the root cgroup comes before its children
+    expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeGreaterThanOrEqual(0);
+    expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeLessThan(idx(p, (c) => c.kind === 'cgroup' && c.id.startsWith('cgroup/awg/')));
     expect(p.changes.filter((c) => c.kind === 'engine').map((c) => c.id)).toEqual(['engine/fra', 'engine/work']);
   },
   'unowned-leftover': (p) => {
@@ -186,6 +188,12 @@ describe('golden plans', () => {
       const ranks = heads.map((h) => (RESOURCE_KINDS as readonly string[]).indexOf(h));
       expect(ranks.every((r) => r >= 0)).toBe(true);
       expect([...ranks].sort((a, b) => a - b)).toEqual(ranks);
+    });
+
+    it('every line of the text is one well-formed line (field values never break lines)', () => {
+      const ok = [/^$/, /^[a-z]+:$/, /^  [+~±-] [a-z]+\/\S+  \(.*\)( \[drift\])?$/, /^      [A-Za-z]+: .* → .*$/, /^Plan: \d+ to create, \d+ to update, \d+ to replace, \d+ to delete( \(\d+ from drift\))?\.$/, /^No changes\. /, /^! (conflict|competitor): /, /^warning: /];
+      const bad = text.split('\n').filter((l) => !ok.some((re) => re.test(l)));
+      expect(bad).toEqual([]);
     });
 
     it('semantic checks', () => checks[name]!(ctx.plan, ctx));

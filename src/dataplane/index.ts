@@ -1,0 +1,36 @@
+/** Public surface of the embedded WireGuard / AmneziaWG data plane. */
+export { Device } from './device/device.js';
+export type {
+  DeviceEvents,
+  DeviceOptions,
+  DeviceSnapshot,
+  DeviceState,
+  PeerStatus,
+} from './device/device.js';
+export type { DeviceConfig, PeerConfig } from './device/config.js';
+export { type Clock, SimClock, systemClock } from './device/clock.js';
+export { type Resolver, dnsResolver } from './device/resolver.js';
+export type { TunDevice } from './tun/tun.js';
+export { MemoryTun, memoryTunPair } from './tun/memory.js';
+export { type Bind, type Endpoint, formatEndpoint, splitHostPort } from './conn/bind.js';
+export { MemoryBind, MemoryNetwork } from './conn/memory.js';
+export { UdpBind } from './conn/udp.js';
+export {
+  IPC_ERROR,
+  UapiError,
+  type UapiFlavor,
+  parseUapiSet,
+  serializeUapiGet,
+} from './ipc/uapi.js';
+export { SOCKET_DIRECTORY, type UapiServer, listenUapi, socketPath } from './ipc/server.js';
+export { type AwgParams, defaultAwgParams, validateAwgParams } from './awg/params.js';
+export { type UintRange, formatRange, parseRange, range } from './awg/range.js';
+export { type RandomSource, cryptoRandom, seededRandom } from './awg/random.js';
+export {
+  generateKeyPair,
+  keyFromBase64,
+  keyFromHex,
+  keyToBase64,
+  keyToHex,
+} from './crypto/keys.js';
+export { generatePrivateKey, publicKey } from './crypto/x25519.js';

@@ -322,6 +322,25 @@ export interface VethOptions {
   nameB?: string;
 }
 
+/** Wait (≤ 3 s) until `dev`'s link-local address and its local route exist, unless IPv6 is off. */
+async function ipv6Settled(ns: string, dev: string): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    const off = await nsExec(ns, 'sysctl', ['-n', `net.ipv6.conf.${dev}.disable_ipv6`], {
+      allowFail: true,
+    });
+    if (off.stdout.trim() !== '0') return;
+    const a = JSON.parse(
+      (await run('ip', ['-n', ns, '-j', '-6', 'addr', 'show', 'dev', dev])).stdout || '[]',
+    ) as { addr_info?: { scope?: string; tentative?: boolean }[] }[];
+    const ll = (a[0]?.addr_info ?? []).some((x) => x.scope === 'link' && !x.tentative);
+    const local = (
+      await run('ip', ['-n', ns, '-6', 'route', 'show', 'table', 'local', 'dev', dev])
+    ).stdout.includes('fe80');
+    if (ll && local) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 export interface VethPair {
   nsA: string;
   nsB: string;
@@ -376,10 +395,20 @@ export async function vethPair(
     'netns',
     nsB,
   ]);
+  // no DAD on the veths: a link-local address finishing DAD later adds a `local fe80::…`
+  // route, which would make snapshots taken right after setup differ from later ones
+  for (const [ns, dev] of [
+    [nsA, ifA],
+    [nsB, ifB],
+  ] as const) {
+    await nsExec(ns, 'sysctl', ['-qw', `net.ipv6.conf.${dev}.accept_dad=0`]);
+  }
   for (const c of list(opts.addrA)) await addAddr(nsA, ifA, c);
   for (const c of list(opts.addrB)) await addAddr(nsB, ifB, c);
   await run('ip', ['-n', nsA, 'link', 'set', ifA, 'up']);
   await run('ip', ['-n', nsB, 'link', 'set', ifB, 'up']);
+  await ipv6Settled(nsA, ifA);
+  await ipv6Settled(nsB, ifB);
   return { nsA, nsB, ifA, ifB };
 }
 

@@ -12,7 +12,7 @@
  * anchor stays closed (fail-closed) before the first connect.
  */
 
-import type { FirewallIntent } from '../../model/firewall-intent.js';
+import type { Endpoint, FirewallPolicy } from '../../resources/firewall/policy.js';
 
 export const ANCHOR_ROOT = 'com.awg';
 
@@ -21,10 +21,8 @@ export interface PfTunnel {
   link?: string;
   /** resolvers reachable through this tunnel */
   dns: string[];
-  /** `host:port` or `[v6]:port` (pfctl resolves host names at load time) */
-  endpoints: string[];
-  /** WireGuard-like engines speak UDP to their peers, proxies TCP */
-  endpointProto: 'udp' | 'tcp';
+  /** peers (UDP) and proxies (TCP); pfctl resolves host names at load time */
+  endpoints: Endpoint[];
 }
 
 export interface PfPolicy {
@@ -49,23 +47,19 @@ export function linkMacro(link: string): string {
   return link.replace(/[^A-Za-z0-9_]/g, '_');
 }
 
-function splitEndpoint(ep: string): { host: string; port: number; v6: boolean } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(ep) ?? /^([^:]+):(\d+)$/.exec(ep);
-  if (!m) throw new Error(`endpoint ${ep} is not host:port with a literal address`);
-  return { host: m[1]!, port: Number(m[2]), v6: m[1]!.includes(':') };
-}
-
-/** The platform-neutral firewall intent (model) → PF policy. Per-app routes have no PF equivalent. */
-export function pfPolicyFromIntent(i: FirewallIntent): PfPolicy {
+/**
+ * The model's firewall policy → PF policy. Per-app rules (cgroups, marks) have no PF
+ * equivalent and are ignored here; IPv6 follows the default route's mode (else `tunnel`).
+ */
+export function pfPolicyFromFirewallPolicy(p: FirewallPolicy): PfPolicy {
   return {
-    killSwitch: i.killSwitch.enabled,
-    allowLan: i.killSwitch.allowLan,
-    dnsLeakProtection: i.dnsLeakProtection,
-    ipv6: i.ipv6,
-    tunnels: i.tunnels.map((t) => {
-      const endpointProto = t.type === 'socks5' || t.type === 'http' ? 'tcp' : 'udp';
-      const base: PfTunnel = { dns: [...t.dns], endpoints: [...t.endpoints], endpointProto };
-      return t.link ? { link: t.link, ...base } : { ...base };
+    killSwitch: p.killSwitch !== 'off',
+    allowLan: p.killSwitch === 'allowLan',
+    dnsLeakProtection: p.dnsLeakProtection,
+    ipv6: p.defaultRoute?.ipv6 ?? 'tunnel',
+    tunnels: p.tunnels.map((t) => {
+      const base: PfTunnel = { dns: [...t.resolvers], endpoints: t.endpoints.map((e) => ({ ...e })) };
+      return t.link ? { link: t.link, ...base } : base;
     }),
   };
 }
@@ -96,12 +90,12 @@ export function renderPfAnchor(p: PfPolicy): string {
     if (p.ipv6 === 'block') l.push(`pass quick on ${m} inet all flags any`);
     else l.push(`pass quick on ${m} all flags any`);
   }
-  const eps = [...new Set(p.tunnels.flatMap((t) => t.endpoints.map((e) => `${t.endpointProto} ${e}`)))].sort();
-  for (const pe of eps) {
-    const [proto, e] = pe.split(' ') as [string, string];
-    const { host, port, v6 } = splitEndpoint(e);
+  const eps = new Map<string, Endpoint>();
+  for (const e of p.tunnels.flatMap((t) => t.endpoints)) eps.set(`${e.protocol} ${e.address} ${e.port}`, e);
+  for (const [, e] of [...eps].sort(([a], [b]) => a.localeCompare(b))) {
+    const v6 = e.address.includes(':');
     if (v6 && p.ipv6 === 'block') continue;
-    l.push(`pass out quick ${v6 ? 'inet6' : 'inet'} proto ${proto} from any to ${host} port ${port}`);
+    l.push(`pass out quick ${v6 ? 'inet6' : 'inet'} proto ${e.protocol} from any to ${e.address} port ${e.port}`);
   }
   l.push('pass out quick inet proto udp from any port 68 to any port 67');
   l.push('pass in quick inet proto udp from any port 67 to any port 68');

@@ -33,7 +33,9 @@ export interface PfAnchorRef {
 
 /** `pfctl [-a X] -sr` / `-sn`: one rule per line, in order. */
 export function parsePfRules(text: string): { rules: string[]; anchors: PfAnchorRef[] } {
-  const rules = pfLines(text).map((l) => l.trim());
+  const rules = pfLines(text)
+    .map((l) => l.trim())
+    .filter((l) => !l.startsWith('pfctl:'));
   const anchors: PfAnchorRef[] = [];
   for (const rule of rules) {
     const m = /^(anchor|scrub-anchor|nat-anchor|rdr-anchor|binat-anchor|dummynet-anchor) "([^"]+)"/.exec(rule);

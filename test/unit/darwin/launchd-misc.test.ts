@@ -1,5 +1,3 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { classifyLaunchctl, launchctlArgs, parseLaunchctlList, parseLaunchctlPrint } from '../../../src/platform/darwin/launchctl.js';
 import { renderDaemonPlist } from '../../../src/platform/darwin/plist.js';
@@ -7,12 +5,7 @@ import { decodeRouteMessage, splitRouteMessages } from '../../../src/platform/da
 import { parseSysctl, parseSysctlError } from '../../../src/platform/darwin/sysctl.js';
 import { afHeader, CTLIOCGINFO, sockaddrCtl, stripAfHeader, utunUnit } from '../../../src/platform/darwin/utun.js';
 import { bytes, fixture, sections } from './fixtures.js';
-
-export function golden(name: string, actual: string): void {
-  const p = fileURLToPath(new URL(`./golden/${name}`, import.meta.url));
-  if (process.env['UPDATE_GOLDEN'] === '1') writeFileSync(p, actual);
-  expect(actual).toBe(readFileSync(p, 'utf8'));
-}
+import { golden } from './helpers.js';
 
 describe('launchctl print', () => {
   it('running KeepAlive agent (macOS 27): pid, state, never exited; nested LWCR skipped', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { anchorPath, bindPfLinks, pfPolicyFromIntent, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
-import { golden } from './launchd-misc.test.js';
+import { anchorPath, bindPfLinks, pfPolicyFromFirewallPolicy, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import { golden } from './helpers.js';
 
 const base: PfPolicy = {
   killSwitch: true,
@@ -8,9 +8,9 @@ const base: PfPolicy = {
   dnsLeakProtection: true,
   ipv6: 'tunnel',
   tunnels: [
-    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: ['198.51.100.7:51820', '[2001:db8::7]:51820'], endpointProto: 'udp' },
-    { link: 'awg-home', dns: [], endpoints: ['203.0.113.9:443'], endpointProto: 'udp' },
-    { dns: [], endpoints: ['192.0.2.10:1080'], endpointProto: 'tcp' },
+    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }, { address: '2001:db8::7', port: 51820, protocol: 'udp' }] },
+    { link: 'awg-home', dns: [], endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }] },
+    { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
   ],
 };
 
@@ -55,12 +55,22 @@ describe('anchors and main ruleset', () => {
   it('main ruleset appends our hook after the system pf.conf', () => {
     expect(renderMainRuleset('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"')).toBe('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n# awg\nanchor "com.awg/*"\n');
   });
-  it('adapts the model firewall intent', () => {
-    const p = pfPolicyFromIntent({
-      table: 'awg', mask: 0xff00, bypassMark: 0x100, killSwitch: { enabled: true, allowLan: false }, ipv6: 'block', defaultTarget: 'work',
-      dnsLeakProtection: true, perAppDns: false, appRoutes: [],
-      tunnels: [{ name: 'work', type: 'wireguard', link: 'awg-work', mark: 0x200, dns: ['10.64.0.1'], endpoints: ['198.51.100.7:51820'] }],
+  it('adapts the model firewall policy', () => {
+    const p = pfPolicyFromFirewallPolicy({
+      table: 'awg', linkPrefix: 'awg-', fwmarkMask: 0xff0000, bypassMark: 0xff0000, killSwitch: 'on', dnsLeakProtection: true, apps: [], blockMarks: [],
+      defaultRoute: { mark: 0x10000, ipv6: 'block' },
+      tunnels: [
+        { name: 'work', link: 'awg-work', mark: 0x10000, resolvers: ['10.64.0.1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
+        { name: 'proxy', mark: 0x20000, resolvers: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }], redirectPort: 7000 },
+      ],
     });
-    expect(p).toEqual({ killSwitch: true, allowLan: false, dnsLeakProtection: true, ipv6: 'block', tunnels: [{ link: 'awg-work', dns: ['10.64.0.1'], endpoints: ['198.51.100.7:51820'], endpointProto: 'udp' }] });
+    expect(p).toEqual({
+      killSwitch: true, allowLan: false, dnsLeakProtection: true, ipv6: 'block',
+      tunnels: [
+        { link: 'awg-work', dns: ['10.64.0.1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
+        { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
+      ],
+    });
+    expect(pfPolicyFromFirewallPolicy({ table: 'awg', linkPrefix: 'awg-', fwmarkMask: 1, bypassMark: 1, killSwitch: 'allowLan', dnsLeakProtection: false, apps: [], blockMarks: [], tunnels: [] })).toMatchObject({ killSwitch: true, allowLan: true, ipv6: 'tunnel' });
   });
 });

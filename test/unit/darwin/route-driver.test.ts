@@ -3,14 +3,14 @@ import type { Change } from '../../../src/model/change.js';
 import { ids } from '../../../src/model/identity.js';
 import type { DesiredState, RouteSpec } from '../../../src/model/resources.js';
 import { createDarwinRouteDriver, ROUTE_STATE_KEY } from '../../../src/resources/route/darwin.js';
-import type { ApplyContext, Claims } from '../../../src/resources/driver.js';
+import type { ApplyContext } from '../../../src/resources/driver.js';
 import { recordUtun } from '../../../src/platform/darwin/utun.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { silentReporter } from '../../../src/util/reporter.js';
 import { ScriptedExec } from './fake-exec.js';
 import { fixture } from './fixtures.js';
+import { claims } from './helpers.js';
 
-export const claims: Claims = { routeProtocol: 52, tableBase: 52000, bandSize: 64, rulePriority: 5200, fwmarkMask: 0xff0000, nftTable: 'awg', linkPrefix: 'awg-', cgroupRoot: 'awg' };
 
 // Post-state: a real capture with 0/1 + 128.0/1 on utun2 and a host route to the server via en0.
 const POST = fixture('routes/netstat-rn-split-0-1-128-1-utun2-tun2socks.txt');

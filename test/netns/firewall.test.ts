@@ -1,0 +1,252 @@
+import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Change } from '../../src/model/change.js';
+import type { FirewallSpec } from '../../src/model/resources.js';
+import { nftCgroupRef, parseCgroup2Mount } from '../../src/resources/cgroup/parse.js';
+import type { ApplyContext, Claims } from '../../src/resources/driver.js';
+import { createLinuxFirewallDriver } from '../../src/resources/firewall/linux.js';
+import type { FirewallPolicy } from '../../src/resources/firewall/policy.js';
+import { firewallSpec } from '../../src/resources/firewall/render.js';
+import { ProcessExec, type ExecOptions, type ExecResult } from '../../src/util/exec.js';
+import { MemoryReporter } from '../../src/util/reporter.js';
+import { MemoryStateStore } from '../../src/util/state.js';
+import {
+  createNetns,
+  destroyNetns,
+  netnsPath,
+  nsExec,
+  requireNetnsPrereqs,
+  snapshotNetns,
+  useNetns,
+  vethPair,
+  type NetnsSnapshot,
+} from '../helpers/netns.js';
+
+/** ProcessExec whose commands run inside a namespace (nsenter --net; host /sys kept). */
+class NsProcessExec extends ProcessExec {
+  constructor(
+    private readonly ns: string,
+    reporter = new MemoryReporter(),
+  ) {
+    super(reporter);
+  }
+  private wrap(cmd: string, args: string[]): string[] {
+    return [`--net=${netnsPath(this.ns)}`, '--', cmd, ...args];
+  }
+  override read(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return super.read('nsenter', this.wrap(cmd, args), opts);
+  }
+  override mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return super.mutate('nsenter', this.wrap(cmd, args), {
+      ...opts,
+      display: opts.display ?? [cmd, ...args].join(' '),
+    });
+  }
+}
+
+const skip = requireNetnsPrereqs(['nft', 'ping']);
+const claims: Claims = {
+  routeProtocol: 167,
+  tableBase: 52000,
+  bandSize: 100,
+  rulePriority: 5200,
+  fwmarkMask: 0x0f000000,
+  nftTable: 'awgt',
+  linkPrefix: 'awg-',
+  cgroupRoot: 'awg',
+};
+const mk = (action: 'create' | 'update' | 'delete', spec: FirewallSpec): Change<'firewall'> => ({
+  kind: 'firewall',
+  id: `firewall/inet/${spec.table}`,
+  action,
+  ...(action === 'delete' ? { before: spec } : { after: spec }),
+  reason: '',
+  cause: 'initial',
+});
+
+interface NftRule {
+  rule?: { comment?: string; expr?: Record<string, unknown>[] };
+}
+async function counter(ns: string, table: string, comment: string): Promise<number> {
+  const j = JSON.parse(
+    (await nsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', table])).stdout,
+  ) as { nftables: NftRule[] };
+  let n = 0;
+  for (const r of j.nftables) {
+    if (r.rule?.comment !== comment) continue;
+    for (const e of r.rule.expr ?? [])
+      if (e.counter) n += (e.counter as { packets: number }).packets;
+  }
+  return n;
+}
+const ping = async (ns: string, dst: string, cgroupDir?: string) => {
+  const cmd = cgroupDir
+    ? `echo $$ > ${cgroupDir}/cgroup.procs && exec ping -c1 -W1 ${dst}`
+    : `exec ping -c1 -W1 ${dst}`;
+  return (await nsExec(ns, 'sh', ['-c', cmd], { allowFail: true })).code === 0;
+};
+
+describe.skipIf(skip)('firewall driver in a network namespace', () => {
+  const ns = useNetns('fw');
+  let peer: string;
+  let exec: NsProcessExec;
+  let before: NetnsSnapshot;
+  const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))!;
+  const cgName = `awgt-fw-${process.pid}`;
+  const cgDir = join(mount.mountPoint, cgName, 'app');
+  const ctx = (): ApplyContext => {
+    const reporter = new MemoryReporter();
+    return {
+      exec: new NsProcessExec(ns.name, reporter),
+      reporter,
+      state: new MemoryStateStore(),
+      dryRun: false,
+      claims,
+    };
+  };
+  const scope = { desired: { resources: [], warnings: [] }, claims, state: new MemoryStateStore() };
+  const policy = (p: Partial<FirewallPolicy> = {}): FirewallPolicy => ({
+    table: 'awgt',
+    linkPrefix: 'awg-',
+    fwmarkMask: 0x0f000000,
+    bypassMark: 0x0f000000,
+    killSwitch: 'on',
+    dnsLeakProtection: true,
+    tunnels: [
+      {
+        name: 't',
+        link: 'awg-t',
+        mark: 0x01000000,
+        endpoints: [{ address: '10.200.3.9', port: 51820, protocol: 'udp' }],
+        resolvers: ['10.200.4.1'],
+      },
+    ],
+    apps: [
+      {
+        name: 'app',
+        cgroup: nftCgroupRef(mount, `${cgName}/app`),
+        action: { type: 'mark', mark: 0x01000000, ipv6: 'block' },
+        dns: { v4: '10.200.4.1' },
+      },
+    ],
+    blockMarks: [0x02000000],
+    ...p,
+  });
+
+  beforeAll(async () => {
+    mkdirSync(cgDir, { recursive: true });
+    peer = await createNetns('fwpeer');
+    await vethPair(ns.name, peer, { addrA: '10.200.2.1/24', addrB: '10.200.2.2/24' });
+    exec = new NsProcessExec(ns.name);
+    // foreign tables that must stay byte-identical
+    await nsExec(ns.name, 'nft', ['-f', '-'], {
+      input:
+        'table inet filter {\n  chain output {\n    type filter hook output priority 10; policy accept;\n    ip daddr 10.200.2.77 counter drop\n  }\n}\ntable ip other {\n  chain c {\n  }\n}\n',
+    });
+    before = await snapshotNetns(ns.name);
+  });
+  afterAll(async () => {
+    if (peer) await destroyNetns(peer);
+    for (const d of [cgDir, join(mount.mountPoint, cgName)]) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* already gone */
+      }
+    }
+  });
+
+  it('loads atomically once; a second apply is a no-op; read-back equals the rendered spec', async () => {
+    const d = createLinuxFirewallDriver({ exec });
+    expect((await d.observe(scope)).resources).toEqual([]);
+    const spec = firewallSpec(policy());
+    const c1 = ctx();
+    expect(await d.apply(mk('create', spec), c1)).toBe('changed');
+    expect(c1.exec.mutations).toBe(1);
+    const o = await d.observe(scope);
+    expect(o.resources.map((r) => r.spec)).toEqual([spec]);
+    const c2 = ctx();
+    expect(await d.apply(mk('create', spec), c2)).toBe('unchanged');
+    expect(c2.exec.mutations).toBe(0);
+  });
+
+  it('kill switch drops egress outside the tunnels; allowLan lets the LAN through', async () => {
+    const d = createLinuxFirewallDriver({ exec });
+    const ks = await counter(ns.name, 'awgt', 'kill-switch');
+    expect(await ping(ns.name, '10.200.2.2')).toBe(false);
+    expect(await counter(ns.name, 'awgt', 'kill-switch')).toBeGreaterThan(ks);
+    expect(
+      await d.apply(mk('update', firewallSpec(policy({ killSwitch: 'allowLan' }))), ctx()),
+    ).toBe('changed');
+    expect(await ping(ns.name, '10.200.2.2')).toBe(true);
+  });
+
+  it('marks traffic of a process in the app cgroup (socket cgroupv2 level/path)', async () => {
+    const before = await counter(ns.name, 'awgt', 'app/app');
+    expect(await ping(ns.name, '10.200.2.2', cgDir)).toBe(true);
+    expect(await counter(ns.name, 'awgt', 'app/app')).toBeGreaterThan(before);
+    const other = await counter(ns.name, 'awgt', 'app/app');
+    expect(await ping(ns.name, '10.200.2.2')).toBe(true);
+    expect(await counter(ns.name, 'awgt', 'app/app')).toBe(other);
+  });
+
+  it('a recreated cgroup reads back as drift and is repaired by a reload', async () => {
+    const d = createLinuxFirewallDriver({ exec });
+    const spec = firewallSpec(policy({ killSwitch: 'allowLan' }));
+    rmdirSync(cgDir);
+    mkdirSync(cgDir);
+    const o = await d.observe(scope);
+    expect(o.resources[0]!.spec.ruleset).not.toBe(spec.ruleset);
+    expect(o.resources[0]!.spec.ruleset).toMatch(/socket cgroupv2 level 2 \d+ /);
+    expect(await d.apply(mk('update', spec), ctx())).toBe('changed');
+    expect((await d.observe(scope)).resources[0]!.spec).toEqual(spec);
+  });
+
+  it('a hand-added rule in our table is drift', async () => {
+    await nsExec(ns.name, 'nft', [
+      'add',
+      'rule',
+      'inet',
+      'awgt',
+      'filter_out',
+      'ip',
+      'daddr',
+      '10.200.2.99',
+      'accept',
+    ]);
+    const spec = firewallSpec(policy({ killSwitch: 'allowLan' }));
+    const d = createLinuxFirewallDriver({ exec });
+    expect((await d.observe(scope)).resources[0]!.spec).not.toEqual(spec);
+    expect(await d.apply(mk('update', spec), ctx())).toBe('changed');
+    expect((await d.observe(scope)).resources[0]!.spec).toEqual(spec);
+  });
+
+  it('delete removes only our table; the namespace is as before', async () => {
+    const d = createLinuxFirewallDriver({ exec });
+    const spec = firewallSpec(policy());
+    expect(await d.apply(mk('delete', spec), ctx())).toBe('changed');
+    expect(await d.apply(mk('delete', spec), ctx())).toBe('unchanged');
+    expect(await snapshotNetns(ns.name)).toEqual(before);
+  });
+
+  it('a table with our name but no marker is a conflict and is left alone', async () => {
+    await nsExec(ns.name, 'nft', ['add', 'table', 'inet', 'awgt']);
+    await nsExec(ns.name, 'nft', ['add', 'chain', 'inet', 'awgt', 'mine']);
+    const listing = (await nsExec(ns.name, 'nft', ['list', 'table', 'inet', 'awgt'])).stdout;
+    const d = createLinuxFirewallDriver({ exec });
+    const o = await d.observe(scope);
+    expect(o.resources).toEqual([]);
+    expect(o.foreign).toEqual([
+      expect.objectContaining({ relation: 'conflict', id: 'firewall/inet/awgt' }),
+    ]);
+    await expect(d.apply(mk('create', firewallSpec(policy())), ctx())).rejects.toMatchObject({
+      kind: 'conflict',
+    });
+    await expect(d.apply(mk('delete', firewallSpec(policy())), ctx())).rejects.toMatchObject({
+      kind: 'conflict',
+    });
+    expect((await nsExec(ns.name, 'nft', ['list', 'table', 'inet', 'awgt'])).stdout).toBe(listing);
+    await nsExec(ns.name, 'nft', ['delete', 'table', 'inet', 'awgt']);
+  });
+});

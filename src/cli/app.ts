@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.js';
 import { buildDesired, CGROUP_ROOT, NFT_TABLE, type HostFacts } from '../model/desired.js';
 import type { Allocation } from '../model/alloc.js';
 import type { DesiredState } from '../model/resources.js';
-import type { FirewallIntent } from '../model/firewall-intent.js';
+import type { FirewallPolicy } from '../resources/firewall/policy.js';
 import type { Claims } from '../resources/driver.js';
 import { LINK_PREFIX } from '../config/schema.js';
 
@@ -17,7 +17,7 @@ export interface Prepared {
   file: string;
   config: Config;
   issues: Issue[];
-  desired: DesiredState & { allocation: Allocation; intent: FirewallIntent };
+  desired: DesiredState & { allocation: Allocation; policy: FirewallPolicy };
   claims: Claims;
   secrets: Map<string, string>;
 }
@@ -25,11 +25,18 @@ export interface Prepared {
 export interface PrepareOptions {
   skipSecrets?: boolean;
   facts?: HostFacts;
-  renderFirewall?: (i: FirewallIntent) => string;
+  /** probe facts that depend on the config (endpoint resolution) */
+  probeFacts?: (c: Config) => Promise<HostFacts>;
   env?: NodeJS.ProcessEnv;
 }
 
 export const BAND_SIZE = 100;
+
+/** The cgroup subtree is host-wide (not per network namespace): tests claim their own. */
+export function cgroupRootFromEnv(env: NodeJS.ProcessEnv = process.env): string {
+  const v = env.AWG_CGROUP_ROOT;
+  return v && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v) ? v : CGROUP_ROOT;
+}
 
 export function claimsFromConfig(c: Config): Claims {
   return {
@@ -40,7 +47,7 @@ export function claimsFromConfig(c: Config): Claims {
     fwmarkMask: c.routing.fwmarkMask,
     nftTable: NFT_TABLE,
     linkPrefix: LINK_PREFIX,
-    cgroupRoot: CGROUP_ROOT,
+    cgroupRoot: cgroupRootFromEnv(),
   };
 }
 
@@ -52,7 +59,7 @@ export const DEFAULT_CLAIMS: Claims = {
   fwmarkMask: 0x0f000000,
   nftTable: NFT_TABLE,
   linkPrefix: LINK_PREFIX,
-  cgroupRoot: CGROUP_ROOT,
+  cgroupRoot: cgroupRootFromEnv(),
 };
 
 export async function prepare(file: string, opts: PrepareOptions = {}): Promise<{ ok: true; prepared: Prepared } | { ok: false; issues: Issue[] }> {
@@ -67,8 +74,9 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
     if (hasErrors(s.issues)) return { ok: false, issues };
   }
   let desired;
+  const facts = opts.facts ?? (opts.probeFacts ? await opts.probeFacts(loaded.config) : undefined);
   try {
-    desired = buildDesired(loaded.config, { facts: opts.facts, secrets, renderFirewall: opts.renderFirewall });
+    desired = buildDesired(loaded.config, { facts, secrets, cgroupRoot: cgroupRootFromEnv(opts.env ?? process.env) });
   } catch (e) {
     return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
   }

@@ -2,7 +2,7 @@
  * Config → desired resources. Pure: host facts that shape the result (cgroup mount
  * prefix) and secret fingerprints are passed in, never looked up here.
  */
-import { canonicalHost, canonicalPrefix } from '../config/cidr.js';
+import { canonicalHost, canonicalPrefix, parseCidr } from '../config/cidr.js';
 import { fingerprint } from '../config/fingerprint.js';
 import { formatPath } from '../config/positions.js';
 import { describeSecret } from '../config/describe.js';
@@ -10,11 +10,17 @@ import { isWgLike, killSwitchOf, linkName, type Config, type Secret, type WgLike
 import { allocate, type Allocation } from './alloc.js';
 import { ids } from './identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec, RuleSpec } from './resources.js';
-import type { FirewallIntent, AppRoute } from './firewall-intent.js';
+import type { AppAction, AppRule, Endpoint, FirewallPolicy, NftCgroupRef } from '../resources/firewall/policy.js';
+import { firewallSpec } from '../resources/firewall/render.js';
+import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
 export interface HostFacts {
   /** nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2 */
   cgroupNftPrefix: string;
+  /** depth of the v2 mount's root inside the hierarchy (containers without a cgroup namespace) */
+  cgroupRootDepth?: number;
+  /** endpoint host names resolved before planning (the firewall needs addresses) */
+  resolved?: Record<string, string[]>;
 }
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
@@ -23,8 +29,8 @@ export interface BuildOptions {
   facts?: HostFacts;
   /** resolved secret values by config path (e.g. `tunnels.work.privateKey`); only fingerprints are kept */
   secrets?: Map<string, string>;
-  /** pure renderer of the firewall policy into nft text */
-  renderFirewall?: (intent: FirewallIntent) => string;
+  /** cgroup subtree awg owns (claims.cgroupRoot); tests use their own */
+  cgroupRoot?: string;
 }
 
 export const NFT_TABLE = 'awg';
@@ -59,7 +65,7 @@ function engineConfig(name: string, t: WgLikeTunnel, secrets?: Map<string, strin
   return cfg;
 }
 
-export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState & { allocation: Allocation; intent: FirewallIntent } {
+export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState & { allocation: Allocation; policy: FirewallPolicy } {
   const facts = opts.facts ?? DEFAULT_FACTS;
   const alloc = allocate(c);
   const proto = c.routing.routeProtocol;
@@ -123,69 +129,102 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
     }
   }
 
-  if (fullTunnel) {
-    const t = c.tunnels[c.default];
-    const a = alloc.tunnels.get(c.default)!;
+  // Specific routes in main (LAN, the underlay) win over tunnel tables, as with wg-quick's
+  // `suppress_prefixlength 0`; the kill switch decides whether such traffic may leave.
+  const anyMarkRule = out.some((r) => r.kind === 'rule');
+  if (anyMarkRule) {
     for (const family of [4, 6] as const) {
       if (family === 6 && !v6Tunnelled) continue;
-      const p = alloc.defaultPriorities;
-      const rules: RuleSpec[] = [
-        // traffic of direct rules and the engines' own sockets keeps using main
-        { family, priority: p.bypass, fwmark: alloc.bypassMark, fwmask: alloc.mask, table: 254, action: 'lookup', protocol: proto },
-        // LAN and other specific routes in main still win (wg-quick's suppress_prefixlength 0)
-        { family, priority: p.suppress, table: 254, action: 'lookup', suppressPrefixLength: 0, protocol: proto },
-        { family, priority: p.catchAll, table: a.table, action: 'lookup', protocol: proto },
-      ];
-      for (const r of rules) push({ kind: 'rule', id: ids.rule(r), deps: [], spec: r });
+      const r: RuleSpec = { family, priority: c.routing.rulePriority, table: 254, action: 'lookup', suppressPrefixLength: 0, protocol: proto };
+      push({ kind: 'rule', id: ids.rule(r), deps: [], spec: r });
     }
+  }
+  if (fullTunnel) {
+    const t = c.tunnels[c.default];
     if (t && isWgLike(t) && t.dns.length > 0 && c.dns.system === 'default-tunnel') {
       push({ kind: 'dns', id: ids.dns('system'), deps: [ids.link(linkName(c.default))], spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] } });
     }
   }
 
-  // cgroups for per-app placement
-  const appRoutes: AppRoute[] = [];
+  // cgroups for per-app placement: one per rule, so each rule's fallback can switch alone
+  const appRules: AppRule[] = [];
   if (perApp) {
-    push({ kind: 'cgroup', id: ids.cgroup(CGROUP_ROOT), deps: [], spec: { path: CGROUP_ROOT } });
-    const targets = new Set(enabledRules.map((r) => r.target));
-    for (const target of [...targets].sort()) {
-      const path = `${CGROUP_ROOT}/${target}`;
-      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(CGROUP_ROOT)], spec: { path } });
-      const nftPath = facts.cgroupNftPrefix ? `${facts.cgroupNftPrefix}/${path}` : path;
-      const level = path.split('/').length;
-      const a = alloc.tunnels.get(target);
-      appRoutes.push({ target, cgroupPath: nftPath, level, mark: target === 'direct' ? alloc.bypassMark : a ? a.fwmark : undefined, action: target === 'block' ? 'block' : target === 'direct' ? 'direct' : 'tunnel' });
-    }
+    const root = opts.cgroupRoot ?? CGROUP_ROOT;
+    push({ kind: 'cgroup', id: ids.cgroup(root), deps: [], spec: { path: root } });
+    c.rules.forEach((rule, i) => {
+      if (!rule.enabled) return;
+      const name = ruleName(rule, i);
+      const path = `${root}/${name}`;
+      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
+      const a = alloc.tunnels.get(rule.target);
+      const tunnel = c.tunnels[rule.target];
+      const action: AppAction = rule.fallback === 'drop' || rule.target === 'block' ? { type: 'drop' } : rule.target === 'direct' ? { type: 'direct' } : { type: 'mark', mark: a!.fwmark, ipv6: c.ipv6 };
+      const dns = c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
+      appRules.push({ name, cgroup: cgroupRef(facts, path), action, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+    });
   }
 
   if (perApp || fullTunnel) {
     push({ kind: 'sysctl', id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'), deps: [], spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' } });
   }
 
-  const intent: FirewallIntent = {
-    table: NFT_TABLE,
-    mask: alloc.mask,
-    bypassMark: alloc.bypassMark,
-    killSwitch: ks,
-    ipv6: c.ipv6,
-    defaultTarget: c.default,
-    dnsLeakProtection: c.dns.leakProtection,
-    perAppDns: c.dns.perApp,
-    tunnels: Object.entries(c.tunnels).map(([name, t]) => ({
-      name,
-      type: t.type,
-      link: isWgLike(t) ? linkName(name) : undefined,
-      mark: alloc.tunnels.get(name)!.fwmark,
-      dns: [...t.dns],
-      endpoints: isWgLike(t) ? t.peers.flatMap((p) => (p.endpoint ? [p.endpoint] : [])) : [`${t.server}:${t.port}`],
-    })),
-    appRoutes,
-  };
+  const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
   const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel;
   if (needsFirewall) {
-    const ruleset = (opts.renderFirewall ?? ((i) => JSON.stringify(i)))(intent);
     const cgroupDeps = out.filter((r): r is Resource<'cgroup'> => r.kind === 'cgroup').map((r) => r.id);
-    push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: { family: 'inet', table: NFT_TABLE, ruleset } });
+    push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: firewallSpec(policy) });
   }
-  return { resources: out, warnings, allocation: alloc, intent };
+  return { resources: out, warnings, allocation: alloc, policy };
+}
+
+export function ruleName(rule: Rule, index: number): string {
+  return rule.name ?? `rule-${index}`;
+}
+
+function cgroupRef(facts: HostFacts, path: string): NftCgroupRef {
+  const segs = path.split('/').filter(Boolean);
+  return { path: facts.cgroupNftPrefix ? `${facts.cgroupNftPrefix}/${path}` : path, level: (facts.cgroupRootDepth ?? 0) + segs.length };
+}
+
+/** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
+function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number } {
+  const m = ENDPOINT_RE.exec(ep)!;
+  const host = m[1] ?? m[2]!;
+  const port = Number(m[3]);
+  if (parseCidr(host)) return { addrs: [host], port };
+  const r = facts.resolved?.[host];
+  if (!r?.length) warnings.push(`endpoint ${host} is not resolved: the kill switch admits no traffic to it until it resolves`);
+  return { addrs: r ?? [], port };
+}
+
+function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: AppRule[], warnings: string[]): FirewallPolicy {
+  const ks = killSwitchOf(c);
+  const tunnels = Object.entries(c.tunnels).map(([name, t]) => {
+    const mark = alloc.tunnels.get(name)!.fwmark;
+    const endpoints: Endpoint[] = [];
+    if (isWgLike(t)) {
+      for (const p of t.peers) {
+        if (!p.endpoint) continue;
+        const e = endpointAddrs(p.endpoint, facts, warnings);
+        for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'udp' });
+      }
+      return { name, link: linkName(name), mark, endpoints, resolvers: [...t.dns] };
+    }
+    const e = endpointAddrs(`${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`, facts, warnings);
+    for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'tcp' });
+    return { name, mark, endpoints, resolvers: [...t.dns] };
+  });
+  const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
+  return {
+    table: NFT_TABLE,
+    linkPrefix: 'awg-',
+    fwmarkMask: alloc.mask,
+    bypassMark: alloc.bypassMark,
+    killSwitch: !ks.enabled ? 'off' : ks.allowLan ? 'allowLan' : 'on',
+    dnsLeakProtection: c.dns.leakProtection,
+    tunnels,
+    apps,
+    ...(def ? { defaultRoute: { mark: def.fwmark, ipv6: c.ipv6 } } : {}),
+    blockMarks: [],
+  };
 }

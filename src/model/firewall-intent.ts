@@ -1,3 +1,4 @@
+/** @deprecated the Linux pipeline uses resources/firewall/policy.ts FirewallPolicy; kept for the darwin PF renderer until it moves to FirewallPolicy. */
 /** What the firewall must achieve, derived from the config (pure data, no nft syntax). */
 export interface AppRoute {
   target: string;

@@ -1,21 +1,43 @@
 /** Host facts the desired model depends on, probed cheaply before planning. */
+import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
+import { ENDPOINT_RE, isWgLike, type Config } from '../config/schema.js';
+import { parseCidr } from '../config/cidr.js';
 import type { HostFacts } from '../model/desired.js';
+import { parseCgroup2Mount } from './cgroup/parse.js';
 
-/** nft resolves `socket cgroupv2` paths relative to /sys/fs/cgroup. */
-export async function probeHostFacts(): Promise<HostFacts> {
-  let mountinfo = '';
+/** nft resolves `socket cgroupv2` paths relative to /sys/fs/cgroup; endpoints need addresses. */
+export async function probeHostFacts(config?: Config): Promise<HostFacts> {
+  let cgroupNftPrefix = '';
+  let cgroupRootDepth = 0;
   try {
-    mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+    const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
+    if (m?.nftPrefix !== undefined) {
+      cgroupNftPrefix = m.nftPrefix;
+      cgroupRootDepth = m.root.split('/').filter(Boolean).length;
+    }
   } catch {
-    return { cgroupNftPrefix: '' };
+    /* not Linux or no procfs: no cgroup facts */
   }
-  for (const line of mountinfo.split('\n')) {
-    const [pre, post] = line.split(' - ');
-    if (!post?.startsWith('cgroup2 ')) continue;
-    const mountPoint = pre!.split(' ')[4] ?? '';
-    if (mountPoint === '/sys/fs/cgroup') return { cgroupNftPrefix: '' };
-    if (mountPoint.startsWith('/sys/fs/cgroup/')) return { cgroupNftPrefix: mountPoint.slice('/sys/fs/cgroup/'.length) };
+  const resolved: Record<string, string[]> = {};
+  if (config) {
+    const hosts = new Set<string>();
+    for (const t of Object.values(config.tunnels)) {
+      if (isWgLike(t)) for (const p of t.peers) {
+        const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
+        if (m?.[2] && !parseCidr(m[2])) hosts.add(m[2]);
+      }
+      else if (!parseCidr(t.server)) hosts.add(t.server);
+    }
+    await Promise.all(
+      [...hosts].map(async (h) => {
+        try {
+          resolved[h] = (await lookup(h, { all: true, verbatim: true })).map((a) => a.address).sort();
+        } catch {
+          resolved[h] = [];
+        }
+      }),
+    );
   }
-  return { cgroupNftPrefix: '' };
+  return { cgroupNftPrefix, cgroupRootDepth, resolved };
 }

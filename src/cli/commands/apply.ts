@@ -7,7 +7,7 @@ import { prepare } from '../app.js';
 import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
-import { hostPrepareOptions } from './host.js';
+import { hostFacts } from './host.js';
 
 export interface ApplyOptions {
   file: string;
@@ -22,7 +22,7 @@ export interface ApplyOptions {
  * machine verifies after applying and rolls back (or ends fail-closed) on failure.
  */
 export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
-  const r = await prepare(o.file, hostPrepareOptions ? await hostPrepareOptions() : {});
+  const r = await prepare(o.file, { probeFacts: hostFacts });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);

@@ -10,7 +10,7 @@ import { prepare } from '../app.js';
 import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
 import { printError, printIssues, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
-import { hostPrepareOptions } from './host.js';
+import { hostFacts } from './host.js';
 
 export interface DiffOptions {
   file: string;
@@ -25,7 +25,7 @@ export interface DiffOptions {
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
 export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   try {
-    const r = await prepare(o.file, { skipSecrets: o.skipSecrets, ...(await hostPrepareOptions()) });
+    const r = await prepare(o.file, { skipSecrets: o.skipSecrets, probeFacts: hostFacts });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

@@ -1,7 +1,5 @@
-/** Host-dependent inputs to the pure pipeline: facts and the firewall renderer. */
+/** Host-dependent inputs to the pure pipeline (facts probed before planning). */
 import type { PrepareOptions } from '../app.js';
 import { probeHostFacts } from '../../resources/facts.js';
 
-export async function hostPrepareOptions(): Promise<Pick<PrepareOptions, 'facts' | 'renderFirewall'>> {
-  return { facts: await probeHostFacts() };
-}
+export const hostFacts: NonNullable<PrepareOptions['probeFacts']> = probeHostFacts;

@@ -5,6 +5,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { parse as parseYaml } from 'yaml';
 import { loadConfigText } from '../../../src/config/load.js';
 import { checkSecrets } from '../../../src/config/secrets.js';
 import { buildDesired } from '../../../src/model/desired.js';
@@ -47,6 +49,15 @@ describe('examples/', () => {
         for (const i of s.issues) expect(i.message).toMatch(/readable by group\/others/);
         expect(s.values.size).toBeGreaterThan(0);
         for (const [path, v] of s.values) if (!path.endsWith('password')) expect(Buffer.from(v, 'base64')).toHaveLength(32);
+      });
+
+      it('validates against the published editor schema (schema/config.schema.json)', () => {
+        const schemaFile = join(root, 'schema', 'config.schema.json');
+        if (!existsSync(schemaFile)) return;
+        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(schemaFile, 'utf8')) as object);
+        const ok = validate(parseYaml(text));
+        expect(validate.errors ?? []).toEqual([]);
+        expect(ok).toBe(true);
       });
 
       it('builds a desired state and an initial plan', () => {

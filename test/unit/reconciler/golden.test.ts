@@ -11,6 +11,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { secretRefs } from '../../../src/config/secrets.js';
 import { formatPath } from '../../../src/config/positions.js';
@@ -162,6 +163,13 @@ describe('golden plans', () => {
       const v = PlanDocument.safeParse(stored);
       expect(v.success, v.success ? '' : JSON.stringify(v.error.issues)).toBe(true);
       expect(json).toBe(readFileSync(join(dir, 'plan.json'), 'utf8'));
+      // and against the published JSON Schema generated from it
+      const schemaFile = resolve(root, '../../../schema/plan.schema.json');
+      if (existsSync(schemaFile)) {
+        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(schemaFile, 'utf8')) as object);
+        validate(stored);
+        expect(validate.errors ?? []).toEqual([]);
+      }
     });
 
     it('summary counts agree with the change list', () => {

@@ -29,13 +29,21 @@ export function parseExpectations(text: string): Expect[] {
     if (!m) break;
     const raw = m[4]!;
     const re = /^\/(.*)\/([a-z]*)$/.exec(raw);
-    out.push({ line: Number(m[1]), col: Number(m[2]), path: m[3] === '-' ? '' : m[3]!, message: re ? new RegExp(re[1]!, re[2]) : raw });
+    out.push({
+      line: Number(m[1]),
+      col: Number(m[2]),
+      path: m[3] === '-' ? '' : m[3]!,
+      message: re ? new RegExp(re[1]!, re[2]) : raw,
+    });
   }
   return out;
 }
 
 const matches = (e: Expect, i: Issue) =>
-  i.line === e.line && i.col === e.col && i.path === e.path && (typeof e.message === 'string' ? i.message.includes(e.message) : e.message.test(i.message));
+  i.line === e.line &&
+  i.col === e.col &&
+  i.path === e.path &&
+  (typeof e.message === 'string' ? i.message.includes(e.message) : e.message.test(i.message));
 
 describe('invalid config corpus', () => {
   it('has at least 40 cases with unique, well-formed names', () => {
@@ -65,7 +73,8 @@ describe('invalid config corpus', () => {
     }
     expect({ missing, unexpected: left.map(formatIssue) }).toEqual({ missing: [], unexpected: [] });
     // formatIssue puts the location first
-    for (const i of errors) expect(formatIssue(i).startsWith(`${file}:${i.line}:${i.col}: `)).toBe(true);
+    for (const i of errors)
+      expect(formatIssue(i).startsWith(`${file}:${i.line}:${i.col}: `)).toBe(true);
   });
 });
 
@@ -78,7 +87,16 @@ describe('loader edge inputs (not expressible as fixture files)', () => {
   ])('%s is one located error, no throw', (_n, text) => {
     const r = loadConfigText(text, 'x.yaml');
     expect(r.config).toBeUndefined();
-    expect(r.issues).toEqual([{ file: 'x.yaml', line: 1, col: 1, path: '', message: 'the config must be a YAML mapping with at least `version: 1`', severity: 'error' }]);
+    expect(r.issues).toEqual([
+      {
+        file: 'x.yaml',
+        line: 1,
+        col: 1,
+        path: '',
+        message: 'the config must be a YAML mapping with at least `version: 1`',
+        severity: 'error',
+      },
+    ]);
   });
 
   it('multiple YAML documents are rejected, located at the second document', () => {
@@ -89,13 +107,17 @@ describe('loader edge inputs (not expressible as fixture files)', () => {
   });
 
   it('binary garbage does not throw', () => {
-    const junk = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7919) % 256)).toString('latin1');
+    const junk = Buffer.from(Array.from({ length: 512 }, (_, i) => (i * 7919) % 256)).toString(
+      'latin1',
+    );
     expect(() => loadConfigText(junk, 'x.yaml')).not.toThrow();
     expect(loadConfigText(junk, 'x.yaml').config).toBeUndefined();
   });
 
   it('the expectation parser itself rejects nothing silently', () => {
-    expect(parseExpectations('# expect: 3:4 a.b[0] hello world\n# expect: 1:1 - /x+/i\nversion: 1\n')).toEqual([
+    expect(
+      parseExpectations('# expect: 3:4 a.b[0] hello world\n# expect: 1:1 - /x+/i\nversion: 1\n'),
+    ).toEqual([
       { line: 3, col: 4, path: 'a.b[0]', message: 'hello world' },
       { line: 1, col: 1, path: '', message: /x+/i },
     ]);

@@ -24,7 +24,12 @@ function expectedWarnings(text: string) {
   for (const l of text.split('\n')) {
     const m = /^# expect-warn: (\d+):(\d+) (\S+) (.+)$/.exec(l);
     if (!m) break;
-    out.push({ line: Number(m[1]), col: Number(m[2]), path: m[3] === '-' ? '' : m[3]!, message: m[4]! });
+    out.push({
+      line: Number(m[1]),
+      col: Number(m[2]),
+      path: m[3] === '-' ? '' : m[3]!,
+      message: m[4]!,
+    });
   }
   return out;
 }
@@ -43,7 +48,13 @@ describe('valid config corpus', () => {
     const left = [...warnings];
     const missing: string[] = [];
     for (const w of want) {
-      const k = left.findIndex((i) => i.line === w.line && i.col === w.col && i.path === w.path && i.message.includes(w.message));
+      const k = left.findIndex(
+        (i) =>
+          i.line === w.line &&
+          i.col === w.col &&
+          i.path === w.path &&
+          i.message.includes(w.message),
+      );
       if (k < 0) missing.push(`${w.line}:${w.col} ${w.path} ${w.message}`);
       else left.splice(k, 1);
     }
@@ -51,7 +62,9 @@ describe('valid config corpus', () => {
 
     // loading is deterministic and the model builds and plans
     expect(loadConfigText(text, file).config).toEqual(r.config);
-    const secrets = new Map(secretRefs(r.config!).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]));
+    const secrets = new Map(
+      secretRefs(r.config!).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]),
+    );
     const d = buildDesired(r.config!, { facts: { cgroupNftPrefix: '' }, secrets });
     const ids = d.resources.map((x) => x.id);
     expect(new Set(ids).size).toBe(ids.length);
@@ -71,15 +84,32 @@ describe('defaults filled in by the schema', () => {
       killSwitch: 'off',
       dns: { leakProtection: false, perApp: true, system: 'keep' },
       ipv6: 'allow',
-      routing: { tableBase: 52000, rulePriority: 5200, fwmarkMask: 0x0f000000, routeProtocol: 0xa7 },
+      routing: {
+        tableBase: 52000,
+        rulePriority: 5200,
+        fwmarkMask: 0x0f000000,
+        routeProtocol: 0xa7,
+      },
     });
   });
 
   it('tunnel and rule defaults', () => {
     const r = loadConfigText(readFileSync(join(dir, '05-proxies-only.yaml'), 'utf8'), 'x.yaml');
-    expect(r.config!.tunnels.squid).toEqual({ type: 'http', server: '10.0.0.1', port: 8080, tls: false, dns: [] });
-    expect(r.config!.rules[0]).toEqual({ match: { dir: '/usr/lib/torbrowser', ignoreCase: false }, target: 'tor', fallback: 'block', enabled: true });
-    const w = loadConfigText(readFileSync(join(dir, '06-name-boundaries.yaml'), 'utf8'), 'x.yaml').config!.tunnels.abcdefghijk!;
+    expect(r.config!.tunnels.squid).toEqual({
+      type: 'http',
+      server: '10.0.0.1',
+      port: 8080,
+      tls: false,
+      dns: [],
+    });
+    expect(r.config!.rules[0]).toEqual({
+      match: { dir: '/usr/lib/torbrowser', ignoreCase: false },
+      target: 'tor',
+      fallback: 'block',
+      enabled: true,
+    });
+    const w = loadConfigText(readFileSync(join(dir, '06-name-boundaries.yaml'), 'utf8'), 'x.yaml')
+      .config!.tunnels.abcdefghijk!;
     expect(w).toMatchObject({ mtu: 1420, dns: [] });
   });
 });

@@ -23,7 +23,14 @@ const errorsOf = (issues: Issue[]) => issues.filter((i) => i.severity === 'error
 
 describe('examples/', () => {
   it('ships the documented examples', () => {
-    expect(examples).toEqual(expect.arrayContaining(['minimal.yaml', 'wireguard-full-tunnel.yaml', 'amneziawg-split.yaml', 'multi-tunnel-socks-killswitch.yaml']));
+    expect(examples).toEqual(
+      expect.arrayContaining([
+        'minimal.yaml',
+        'wireguard-full-tunnel.yaml',
+        'amneziawg-split.yaml',
+        'multi-tunnel-socks-killswitch.yaml',
+      ]),
+    );
   });
 
   for (const name of examples) {
@@ -32,7 +39,9 @@ describe('examples/', () => {
       const text = readFileSync(file, 'utf8');
 
       it('starts with the yaml-language-server schema modeline', () => {
-        expect(text.split('\n')[0]).toBe('# yaml-language-server: $schema=../schema/config.schema.json');
+        expect(text.split('\n')[0]).toBe(
+          '# yaml-language-server: $schema=../schema/config.schema.json',
+        );
       });
 
       it('loads with zero errors', () => {
@@ -48,13 +57,16 @@ describe('examples/', () => {
         // only the permission warning is acceptable (git does not track chmod 600)
         for (const i of s.issues) expect(i.message).toMatch(/readable by group\/others/);
         expect(s.values.size).toBeGreaterThan(0);
-        for (const [path, v] of s.values) if (!path.endsWith('password')) expect(Buffer.from(v, 'base64')).toHaveLength(32);
+        for (const [path, v] of s.values)
+          if (!path.endsWith('password')) expect(Buffer.from(v, 'base64')).toHaveLength(32);
       });
 
       it('validates against the published editor schema (schema/config.schema.json)', () => {
         const schemaFile = join(root, 'schema', 'config.schema.json');
         if (!existsSync(schemaFile)) return;
-        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(schemaFile, 'utf8')) as object);
+        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(
+          JSON.parse(readFileSync(schemaFile, 'utf8')) as object,
+        );
         const ok = validate(parseYaml(text));
         expect(validate.errors ?? []).toEqual([]);
         expect(ok).toBe(true);

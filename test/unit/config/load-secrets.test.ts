@@ -51,14 +51,29 @@ describe('checkSecrets', () => {
   });
 
   it('absolute paths, env and preshared keys', () => {
-    const s = run(cfg(`{ file: ${join(dir, 'good.key')} }`).replace('        allowedIPs', `        presharedKey: { env: WORK_PSK }\n        allowedIPs`), { WORK_PSK: ` ${PSK} ` });
+    const s = run(
+      cfg(`{ file: ${join(dir, 'good.key')} }`).replace(
+        '        allowedIPs',
+        `        presharedKey: { env: WORK_PSK }\n        allowedIPs`,
+      ),
+      { WORK_PSK: ` ${PSK} ` },
+    );
     expect(s.issues).toEqual([]);
     expect(s.values.get('tunnels.work.peers[0].presharedKey')).toBe(PSK);
   });
 
   it('missing file: located error at the secret, no value', () => {
     const s = run(cfg('{ file: nope.key }'));
-    expect(s.issues).toEqual([{ file: s.file, line: 5, col: 17, path: 'tunnels.work.privateKey', severity: 'error', message: 'secret file not found (file nope.key)' }]);
+    expect(s.issues).toEqual([
+      {
+        file: s.file,
+        line: 5,
+        col: 17,
+        path: 'tunnels.work.privateKey',
+        severity: 'error',
+        message: 'secret file not found (file nope.key)',
+      },
+    ]);
     expect(s.values.size).toBe(0);
   });
 
@@ -66,23 +81,36 @@ describe('checkSecrets', () => {
     for (const env of [{}, { WORK_KEY: '' }]) {
       const s = run(cfg('{ env: WORK_KEY }'), env);
       expect(s.issues).toHaveLength(1);
-      expect(s.issues[0]).toMatchObject({ severity: 'error', path: 'tunnels.work.privateKey', line: 5 });
+      expect(s.issues[0]).toMatchObject({
+        severity: 'error',
+        path: 'tunnels.work.privateKey',
+        line: 5,
+      });
       expect(s.issues[0]!.message).toMatch(/WORK_KEY is not set/);
     }
   });
 
   it('a value that is not a key is an error that does not print the value', () => {
     const s = run(cfg('{ file: bad.key }'));
-    expect(s.issues.map(formatIssue)).toEqual([`${s.file}:5:17: tunnels.work.privateKey: secret (file bad.key) is not a base64-encoded 32-byte key`]);
+    expect(s.issues.map(formatIssue)).toEqual([
+      `${s.file}:5:17: tunnels.work.privateKey: secret (file bad.key) is not a base64-encoded 32-byte key`,
+    ]);
     expect(JSON.stringify(s.issues)).not.toContain('not a key');
   });
 
   it('inline secrets and group-readable files are warnings', () => {
     const inline = run(cfg(PRIV));
-    expect(inline.issues).toEqual([expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/inline secret/) })]);
+    expect(inline.issues).toEqual([
+      expect.objectContaining({
+        severity: 'warning',
+        message: expect.stringMatching(/inline secret/),
+      }),
+    ]);
     expect(JSON.stringify(inline.issues)).not.toContain(PRIV);
     const open = run(cfg('{ file: open.key }'));
-    expect(open.issues).toEqual([expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/chmod 600/) })]);
+    expect(open.issues).toEqual([
+      expect.objectContaining({ severity: 'warning', message: expect.stringMatching(/chmod 600/) }),
+    ]);
     expect(open.values.get('tunnels.work.privateKey')).toBe(PRIV);
   });
 
@@ -100,7 +128,13 @@ tunnels:
   });
 
   it('secretRefs lists every secret with its path', () => {
-    const r = loadConfigText(cfg('{ file: a }').replace('        allowedIPs', '        presharedKey: { file: b }\n        allowedIPs'), 'x.yaml');
+    const r = loadConfigText(
+      cfg('{ file: a }').replace(
+        '        allowedIPs',
+        '        presharedKey: { file: b }\n        allowedIPs',
+      ),
+      'x.yaml',
+    );
     expect(secretRefs(r.config!).map((x) => [x.path.join('.'), x.isKey])).toEqual([
       ['tunnels.work.privateKey', true],
       ['tunnels.work.peers.0.presharedKey', true],

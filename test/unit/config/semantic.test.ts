@@ -6,9 +6,19 @@ import { Config } from '../../../src/config/schema.js';
 import { parseTagString } from '../../../src/config/tags.js';
 import { formatIssue } from '../../../src/errors.js';
 
-const K = ['r9v/6l1H5duSPqnRR3gV3HtWENhtm84YqdUcuFngeTw=', 'LsWvhlu0bxfk3FxEc3gVD0wm7TNSjjO5EOcm8646mAU=', 'PTfknfo4VGstgmrDFrtlTjlwV76MhUC6gM1k/q9Nhk4='];
+const K = [
+  'r9v/6l1H5duSPqnRR3gV3HtWENhtm84YqdUcuFngeTw=',
+  'LsWvhlu0bxfk3FxEc3gVD0wm7TNSjjO5EOcm8646mAU=',
+  'PTfknfo4VGstgmrDFrtlTjlwV76MhUC6gM1k/q9Nhk4=',
+];
 
-const wg = (addresses: string[], peers: { publicKey: string; allowedIPs: string[] }[] = [{ publicKey: K[0]!, allowedIPs: ['0.0.0.0/0'] }], extra: Record<string, unknown> = {}) => ({
+const wg = (
+  addresses: string[],
+  peers: { publicKey: string; allowedIPs: string[] }[] = [
+    { publicKey: K[0]!, allowedIPs: ['0.0.0.0/0'] },
+  ],
+  extra: Record<string, unknown> = {},
+) => ({
   type: 'wireguard',
   privateKey: { file: 'k' },
   addresses,
@@ -20,7 +30,8 @@ const errs = (raw: unknown) =>
   checkSemantics(parse(raw))
     .filter((f) => f.severity === 'error')
     .map((f) => `${f.path.join('.')}: ${f.message}`);
-const awg = (obfuscation: Record<string, unknown>) => errs({ version: 1, tunnels: { a: { ...wg(['10.0.0.2/32']), type: 'amneziawg', obfuscation } } });
+const awg = (obfuscation: Record<string, unknown>) =>
+  errs({ version: 1, tunnels: { a: { ...wg(['10.0.0.2/32']), type: 'amneziawg', obfuscation } } });
 
 describe('checkSemantics', () => {
   it('reports every problem at once, each located, in source order', () => {
@@ -53,10 +64,21 @@ default: d
   });
 
   it('IPv6 address overlap between tunnels; v4 and v6 never overlap each other', () => {
-    expect(errs({ version: 1, tunnels: { a: wg(['fd00::1/64']), b: wg(['fd00::2/128'], [{ publicKey: K[1]!, allowedIPs: [] }]) } })).toEqual([
-      'tunnels.b.addresses.0: address fd00::2/128 overlaps fd00::1/64 of tunnel "a"',
-    ]);
-    expect(errs({ version: 1, tunnels: { a: wg(['0.0.0.0/0']), b: wg(['::/0'], [{ publicKey: K[1]!, allowedIPs: [] }]) } })).toEqual([]);
+    expect(
+      errs({
+        version: 1,
+        tunnels: {
+          a: wg(['fd00::1/64']),
+          b: wg(['fd00::2/128'], [{ publicKey: K[1]!, allowedIPs: [] }]),
+        },
+      }),
+    ).toEqual(['tunnels.b.addresses.0: address fd00::2/128 overlaps fd00::1/64 of tunnel "a"']);
+    expect(
+      errs({
+        version: 1,
+        tunnels: { a: wg(['0.0.0.0/0']), b: wg(['::/0'], [{ publicKey: K[1]!, allowedIPs: [] }]) },
+      }),
+    ).toEqual([]);
   });
 
   it('the same address twice in one tunnel is not an overlap between tunnels', () => {
@@ -68,18 +90,32 @@ default: d
       { publicKey: K[0]!, allowedIPs: [a] },
       { publicKey: K[1]!, allowedIPs: [b] },
     ];
-    expect(errs({ version: 1, tunnels: { a: wg(['10.9.0.2/32'], peers('fd00::/64', 'fd00:0:0:0::/64')) } })).toHaveLength(1);
+    expect(
+      errs({
+        version: 1,
+        tunnels: { a: wg(['10.9.0.2/32'], peers('fd00::/64', 'fd00:0:0:0::/64')) },
+      }),
+    ).toHaveLength(1);
     // overlapping but different prefixes are fine (longest prefix wins in cryptokey routing)
-    expect(errs({ version: 1, tunnels: { a: wg(['10.9.0.2/32'], peers('10.0.0.0/8', '10.1.0.0/16')) } })).toEqual([]);
+    expect(
+      errs({ version: 1, tunnels: { a: wg(['10.9.0.2/32'], peers('10.0.0.0/8', '10.1.0.0/16')) } }),
+    ).toEqual([]);
     // 10.1.5.5/16 means 10.1.0.0/16 (the loader warns about the host bits): still the same prefix
-    expect(errs({ version: 1, tunnels: { a: wg(['10.9.0.2/32'], peers('10.1.0.0/16', '10.1.5.5/16')) } })).toEqual([
+    expect(
+      errs({
+        version: 1,
+        tunnels: { a: wg(['10.9.0.2/32'], peers('10.1.0.0/16', '10.1.5.5/16')) },
+      }),
+    ).toEqual([
       'tunnels.a.peers.1.allowedIPs.0: 10.1.5.5/16 is also an allowed IP of peers[0]; each prefix belongs to one peer',
     ]);
   });
 
   it('tunnel-name problems point at the key (atKey)', () => {
     const f = checkSemantics(parse({ version: 1, tunnels: { Bad: wg(['10.0.0.2/32']) } }));
-    expect(f).toEqual([expect.objectContaining({ path: ['tunnels', 'Bad'], atKey: true, severity: 'error' })]);
+    expect(f).toEqual([
+      expect.objectContaining({ path: ['tunnels', 'Bad'], atKey: true, severity: 'error' }),
+    ]);
   });
 
   it('failover counts only later *enabled* rules', () => {
@@ -91,26 +127,40 @@ default: d
         { match: { name: 'x' }, target: 'direct', enabled: false },
       ],
     });
-    expect(checkSemantics(c)).toEqual([expect.objectContaining({ path: ['rules', 0, 'fallback'], severity: 'warning', message: expect.stringMatching(/no later enabled rule/) })]);
+    expect(checkSemantics(c)).toEqual([
+      expect.objectContaining({
+        path: ['rules', 0, 'fallback'],
+        severity: 'warning',
+        message: expect.stringMatching(/no later enabled rule/),
+      }),
+    ]);
   });
 
   it('a rule target named like an Object.prototype member is unknown', () => {
     for (const target of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
-      expect(errs({ version: 1, rules: [{ match: { name: 'x' }, target }] })).toEqual([`rules.0.target: unknown tunnel "${target}" (known: direct, block)`]);
+      expect(errs({ version: 1, rules: [{ match: { name: 'x' }, target }] })).toEqual([
+        `rules.0.target: unknown tunnel "${target}" (known: direct, block)`,
+      ]);
     }
   });
 });
 
 describe('AmneziaWG cross-field limits (PROTOCOL.md §9.6)', () => {
   it('header ranges: inclusive overlap is an error, adjacency is fine', () => {
-    expect(awg({ h1: '5-10', h2: 10, h3: 20, h4: 30 })).toEqual(['tunnels.a.obfuscation.h2: h2 (10-10) overlaps h1 (5-10); headers must not overlap']);
+    expect(awg({ h1: '5-10', h2: 10, h3: 20, h4: 30 })).toEqual([
+      'tunnels.a.obfuscation.h2: h2 (10-10) overlaps h1 (5-10); headers must not overlap',
+    ]);
     expect(awg({ h1: '5-10', h2: 11, h3: 20, h4: 30 })).toEqual([]);
-    expect(awg({ h1: { min: 100, max: 200 }, h2: '300-400', h3: '150', h4: 500 })).toEqual(['tunnels.a.obfuscation.h3: h3 (150-150) overlaps h1 (100-200); headers must not overlap']);
+    expect(awg({ h1: { min: 100, max: 200 }, h2: '300-400', h3: '150', h4: 500 })).toEqual([
+      'tunnels.a.obfuscation.h3: h3 (150-150) overlaps h1 (100-200); headers must not overlap',
+    ]);
   });
 
   it('a size prefix that makes a message the size of a default-sized one is found', () => {
     // s3 = 28: cookie reply 64 + 28 = 92 = response 92 + s2(0)
-    expect(awg({ s3: 28 })).toEqual(['tunnels.a.obfuscation.s3: s2 and s3 give equal message sizes (92); receivers classify by size']);
+    expect(awg({ s3: 28 })).toEqual([
+      'tunnels.a.obfuscation.s3: s2 and s3 give equal message sizes (92); receivers classify by size',
+    ]);
     // s1 = 0 and s2 = 0 (plain WireGuard) is fine
     expect(awg({ s1: 0, s2: 0, s3: 0, s4: 0 })).toEqual([]);
   });
@@ -124,8 +174,12 @@ describe('AmneziaWG cross-field limits (PROTOCOL.md §9.6)', () => {
   it('junk: jc 0 needs nothing, jc > 0 needs jmin <= jmax', () => {
     expect(awg({ jc: 0 })).toEqual([]);
     expect(awg({ jc: 1, jmin: 5, jmax: 5 })).toEqual([]);
-    expect(awg({ jc: 1, jmin: 6, jmax: 5 })).toEqual(['tunnels.a.obfuscation.jmin: jmin (6) must be <= jmax (5)']);
-    expect(awg({ jc: 1, jmin: 6 })).toEqual(['tunnels.a.obfuscation.jc: jc > 0 needs jmin and jmax']);
+    expect(awg({ jc: 1, jmin: 6, jmax: 5 })).toEqual([
+      'tunnels.a.obfuscation.jmin: jmin (6) must be <= jmax (5)',
+    ]);
+    expect(awg({ jc: 1, jmin: 6 })).toEqual([
+      'tunnels.a.obfuscation.jc: jc > 0 needs jmin and jmax',
+    ]);
   });
 });
 
@@ -133,7 +187,13 @@ describe('parseTagString (I1–I5)', () => {
   it.each([
     ['<b 0xc0ffee><r 16><t>', [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 't' }]],
     ['<b C0FFEE>', [{ tag: 'b', bytes: 'c0ffee' }]],
-    ['x <rc 3> y <rd 0>', [{ tag: 'rc', n: 3 }, { tag: 'rd', n: 0 }]],
+    [
+      'x <rc 3> y <rd 0>',
+      [
+        { tag: 'rc', n: 3 },
+        { tag: 'rd', n: 0 },
+      ],
+    ],
     ['<r 1000>', [{ tag: 'r', n: 1000 }]],
   ])('%s parses', (s, tags) => expect(parseTagString(s)).toEqual({ ok: true, tags }));
 

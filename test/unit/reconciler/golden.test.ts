@@ -19,7 +19,11 @@ import { buildDesired } from '../../../src/model/desired.js';
 import { plan } from '../../../src/reconciler/plan.js';
 import { renderPlan } from '../../../src/cli/render-plan.js';
 import { PlanDocument, toPlanDocument } from '../../../src/model/plan-document.js';
-import { RESOURCE_KINDS, type AnyResource, type ObservedState } from '../../../src/model/resources.js';
+import {
+  RESOURCE_KINDS,
+  type AnyResource,
+  type ObservedState,
+} from '../../../src/model/resources.js';
 import type { AnyChange, Plan } from '../../../src/model/change.js';
 
 const root = resolve(import.meta.dirname, '../../fixtures/golden');
@@ -42,16 +46,24 @@ function loadCase(name: string): Case {
   const dir = join(root, name);
   const r = loadConfigText(readFileSync(join(dir, 'desired.yaml'), 'utf8'), 'desired.yaml');
   if (!r.config) throw new Error(`${name}/desired.yaml is invalid: ${JSON.stringify(r.issues)}`);
-  const secrets = new Map(secretRefs(r.config).map((s) => [formatPath(s.path), `fake-secret:${formatPath(s.path)}`]));
+  const secrets = new Map(
+    secretRefs(r.config).map((s) => [formatPath(s.path), `fake-secret:${formatPath(s.path)}`]),
+  );
   const desired = buildDesired(r.config, { facts: { cgroupNftPrefix: 'unified' }, secrets });
   const observed = readJson<ObservedState>(join(dir, 'observed.json'));
   const lpath = join(dir, 'last-applied.json');
   const lastApplied = existsSync(lpath) ? readJson<AnyResource[]>(lpath) : undefined;
-  return { plan: plan(desired, observed, lastApplied ? { lastApplied } : {}), desired: desired.resources, observed, ...(lastApplied ? { lastApplied } : {}) };
+  return {
+    plan: plan(desired, observed, lastApplied ? { lastApplied } : {}),
+    desired: desired.resources,
+    observed,
+    ...(lastApplied ? { lastApplied } : {}),
+  };
 }
 
 const idx = (p: Plan, pred: (c: AnyChange) => boolean) => p.changes.findIndex(pred);
-const lastIdx = (p: Plan, pred: (c: AnyChange) => boolean) => Math.max(-1, ...p.changes.map((c, i) => (pred(c) ? i : -1)));
+const lastIdx = (p: Plan, pred: (c: AnyChange) => boolean) =>
+  Math.max(-1, ...p.changes.map((c, i) => (pred(c) ? i : -1)));
 const real = (p: Plan) => p.changes.filter((c) => c.action !== 'noop');
 
 /** per-case semantic checks (run on the computed plan, independent of the golden files) */
@@ -77,32 +89,65 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
   },
   'config-mtu-change': (p) => {
     expect(real(p)).toHaveLength(1);
-    expect(p.changes[0]).toMatchObject({ kind: 'link', action: 'update', cause: 'config', fields: ['mtu'], before: { mtu: 1420 }, after: { mtu: 1380 } });
+    expect(p.changes[0]).toMatchObject({
+      kind: 'link',
+      action: 'update',
+      cause: 'config',
+      fields: ['mtu'],
+      before: { mtu: 1420 },
+      after: { mtu: 1380 },
+    });
   },
   'config-rule-table-change': (p) => {
     const rules = p.changes.filter((c) => c.kind === 'rule');
     expect(rules.length).toBeGreaterThan(0);
-    for (const r of rules) expect(r).toMatchObject({ action: 'replace', cause: 'config', fields: ['table'], after: { table: 100 } });
+    for (const r of rules)
+      expect(r).toMatchObject({
+        action: 'replace',
+        cause: 'config',
+        fields: ['table'],
+        after: { table: 100 },
+      });
     expect(p.changes.every((c) => c.cause === 'config')).toBe(true);
     // routes move to table 100: new ids, so old ones are deleted and new ones created
     expect(p.changes.some((c) => c.kind === 'route' && c.action === 'delete')).toBe(true);
-    expect(p.changes.some((c) => c.kind === 'route' && c.action === 'create' && (c.after as { table: number }).table === 100)).toBe(true);
+    expect(
+      p.changes.some(
+        (c) =>
+          c.kind === 'route' &&
+          c.action === 'create' &&
+          (c.after as { table: number }).table === 100,
+      ),
+    ).toBe(true);
   },
   'config-rule-priority-change': (p) => {
     // the priority is part of a rule's identity: old priorities are deleted, new ones created
     const rules = p.changes.filter((c) => c.kind === 'rule');
-    expect(rules.filter((c) => c.action === 'delete').every((c) => (c.before as { priority: number }).priority < 6000)).toBe(true);
-    expect(rules.filter((c) => c.action === 'create').every((c) => (c.after as { priority: number }).priority >= 6000)).toBe(true);
+    expect(
+      rules
+        .filter((c) => c.action === 'delete')
+        .every((c) => (c.before as { priority: number }).priority < 6000),
+    ).toBe(true);
+    expect(
+      rules
+        .filter((c) => c.action === 'create')
+        .every((c) => (c.after as { priority: number }).priority >= 6000),
+    ).toBe(true);
     expect(rules.filter((c) => c.action === 'delete').length).toBeGreaterThan(0);
-    expect(rules.filter((c) => c.action === 'delete').length).toBe(rules.filter((c) => c.action === 'create').length);
+    expect(rules.filter((c) => c.action === 'delete').length).toBe(
+      rules.filter((c) => c.action === 'create').length,
+    );
     expect(p.changes.every((c) => c.cause === 'config')).toBe(true);
     // deletions run before creations
-    expect(lastIdx(p, (c) => c.action === 'delete')).toBeLessThan(idx(p, (c) => c.action === 'create'));
+    expect(lastIdx(p, (c) => c.action === 'delete')).toBeLessThan(
+      idx(p, (c) => c.action === 'create'),
+    );
   },
   'tunnel-removed': (p) => {
     const dels = p.changes.filter((c) => c.action === 'delete');
     expect(dels.length).toBeGreaterThan(0);
-    for (const d of dels) expect(d).toMatchObject({ cause: 'config', reason: 'no longer in the config' });
+    for (const d of dels)
+      expect(d).toMatchObject({ cause: 'config', reason: 'no longer in the config' });
     const first = (k: string) => idx(p, (c) => c.action === 'delete' && c.kind === k);
     const last = (k: string) => lastIdx(p, (c) => c.action === 'delete' && c.kind === k);
     // reverse dependency order: rules before routes before engine/address before the link
@@ -115,7 +160,10 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
     // all deletions come before any forward change
     expect(last('rule')).toBeLessThan(idx(p, (c) => c.action !== 'delete'));
     // the firewall policy changes in place
-    expect(p.changes.find((c) => c.kind === 'firewall')).toMatchObject({ action: 'update', fields: ['ruleset'] });
+    expect(p.changes.find((c) => c.kind === 'firewall')).toMatchObject({
+      action: 'update',
+      fields: ['ruleset'],
+    });
   },
   'foreign-conflict': (p) => {
     expect(p.foreign.map((f) => f.relation)).toEqual(['conflict', 'competitor']);
@@ -127,12 +175,22 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
     expect(lastCgroup).toBeLessThan(idx(p, (c) => c.kind === 'firewall'));
     // the root cgroup comes before its children
     expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeGreaterThanOrEqual(0);
-    expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeLessThan(idx(p, (c) => c.kind === 'cgroup' && c.id.startsWith('cgroup/awg/')));
-    expect(p.changes.filter((c) => c.kind === 'engine').map((c) => c.id)).toEqual(['engine/fra', 'engine/work']);
+    expect(idx(p, (c) => c.id === 'cgroup/awg')).toBeLessThan(
+      idx(p, (c) => c.kind === 'cgroup' && c.id.startsWith('cgroup/awg/')),
+    );
+    expect(p.changes.filter((c) => c.kind === 'engine').map((c) => c.id)).toEqual([
+      'engine/fra',
+      'engine/work',
+    ]);
   },
   'unowned-leftover': (p) => {
     expect(real(p)).toHaveLength(1);
-    expect(p.changes[0]).toMatchObject({ action: 'delete', kind: 'route', cause: 'initial', reason: 'owned by awg but not desired' });
+    expect(p.changes[0]).toMatchObject({
+      action: 'delete',
+      kind: 'route',
+      cause: 'initial',
+      reason: 'owned by awg but not desired',
+    });
   },
 };
 
@@ -155,7 +213,7 @@ describe('golden plans', () => {
 
     it('plan.txt matches renderPlan(colour: false)', () => {
       expect(text).toBe(readFileSync(join(dir, 'plan.txt'), 'utf8'));
-      expect(text).not.toMatch(/\x1b\[/);
+      expect(text.includes('\u001b[')).toBe(false);
     });
 
     it('plan.json matches toPlanDocument and validates against the PlanDocument schema', () => {
@@ -166,7 +224,9 @@ describe('golden plans', () => {
       // and against the published JSON Schema generated from it
       const schemaFile = resolve(root, '../../../schema/plan.schema.json');
       if (existsSync(schemaFile)) {
-        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(schemaFile, 'utf8')) as object);
+        const validate = new Ajv2020({ allErrors: true, strict: false }).compile(
+          JSON.parse(readFileSync(schemaFile, 'utf8')) as object,
+        );
         validate(stored);
         expect(validate.errors ?? []).toEqual([]);
       }
@@ -199,7 +259,16 @@ describe('golden plans', () => {
     });
 
     it('every line of the text is one well-formed line (field values never break lines)', () => {
-      const ok = [/^$/, /^[a-z]+:$/, /^  [+~±-] [a-z]+\/\S+  \(.*\)( \[drift\])?$/, /^      [A-Za-z]+: .* → .*$/, /^Plan: \d+ to create, \d+ to update, \d+ to replace, \d+ to delete( \(\d+ from drift\))?\.$/, /^No changes\. /, /^! (conflict|competitor): /, /^warning: /];
+      const ok = [
+        /^$/,
+        /^[a-z]+:$/,
+        /^ {2}[+~±-] [a-z]+\/\S+ {2}\(.*\)( \[drift\])?$/,
+        /^ {6}[A-Za-z]+: .* → .*$/,
+        /^Plan: \d+ to create, \d+ to update, \d+ to replace, \d+ to delete( \(\d+ from drift\))?\.$/,
+        /^No changes\. /,
+        /^! (conflict|competitor): /,
+        /^warning: /,
+      ];
       const bad = text.split('\n').filter((l) => !ok.some((re) => re.test(l)));
       expect(bad).toEqual([]);
     });

@@ -14,7 +14,12 @@ import type { AnyResource, ObservedState } from '../../../src/model/resources.js
 
 const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
-const link = (name: string, deps: string[] = [], mtu = 1420): AnyResource => ({ kind: 'link', id: `link/${name}`, deps, spec: { name, kind: 'tun', mtu, up: true } });
+const link = (name: string, deps: string[] = [], mtu = 1420): AnyResource => ({
+  kind: 'link',
+  id: `link/${name}`,
+  deps,
+  spec: { name, kind: 'tun', mtu, up: true },
+});
 const route = (table: number, dst: string, deps: string[] = []): AnyResource => ({
   kind: 'route',
   id: `route/v4/table-${table}/${dst}/metric-0`,
@@ -27,32 +32,67 @@ const rule = (priority: number, table: number, deps: string[] = []): AnyResource
   deps,
   spec: { family: 4, priority, table, action: 'lookup', protocol: 167 },
 });
-const fw = (ruleset = 'x'): AnyResource => ({ kind: 'firewall', id: 'firewall/inet/awg', deps: [], spec: { family: 'inet', table: 'awg', ruleset } });
-const sysctl = (key: string, value = '1', deps: string[] = []): AnyResource => ({ kind: 'sysctl', id: `sysctl/${key}`, deps, spec: { key, value } });
+const fw = (ruleset = 'x'): AnyResource => ({
+  kind: 'firewall',
+  id: 'firewall/inet/awg',
+  deps: [],
+  spec: { family: 'inet', table: 'awg', ruleset },
+});
+const sysctl = (key: string, value = '1', deps: string[] = []): AnyResource => ({
+  kind: 'sysctl',
+  id: `sysctl/${key}`,
+  deps,
+  spec: { key, value },
+});
 
 const obs = (resources: AnyResource[]): ObservedState => ({ resources, foreign: [] });
 const des = (resources: AnyResource[]) => ({ resources, warnings: [] });
 
 describe('topoOrder', () => {
   it('puts every resource after its dependencies, whatever the input order', () => {
-    const r = [rule(5203, 52003, ['route/v4/table-52003/0.0.0.0/0/metric-0']), route(52003, '0.0.0.0/0', ['link/awg-a']), link('awg-a')];
-    expect(topoOrder(r).map((x) => x.id)).toEqual(['link/awg-a', 'route/v4/table-52003/0.0.0.0/0/metric-0', 'rule/v4/pref-5203']);
+    const r = [
+      rule(5203, 52003, ['route/v4/table-52003/0.0.0.0/0/metric-0']),
+      route(52003, '0.0.0.0/0', ['link/awg-a']),
+      link('awg-a'),
+    ];
+    expect(topoOrder(r).map((x) => x.id)).toEqual([
+      'link/awg-a',
+      'route/v4/table-52003/0.0.0.0/0/metric-0',
+      'rule/v4/pref-5203',
+    ]);
   });
 
   it('a dependency wins over kind rank (sysctl depending on a link comes after it)', () => {
-    const r = [sysctl('net.ipv4.conf.awg-a.rp_filter', '2', ['link/awg-a']), link('awg-a'), sysctl('net.ipv4.conf.all.src_valid_mark')];
-    expect(topoOrder(r).map((x) => x.id)).toEqual(['sysctl/net.ipv4.conf.all.src_valid_mark', 'link/awg-a', 'sysctl/net.ipv4.conf.awg-a.rp_filter']);
+    const r = [
+      sysctl('net.ipv4.conf.awg-a.rp_filter', '2', ['link/awg-a']),
+      link('awg-a'),
+      sysctl('net.ipv4.conf.all.src_valid_mark'),
+    ];
+    expect(topoOrder(r).map((x) => x.id)).toEqual([
+      'sysctl/net.ipv4.conf.all.src_valid_mark',
+      'link/awg-a',
+      'sysctl/net.ipv4.conf.awg-a.rp_filter',
+    ]);
   });
 
   it('breaks ties by kind rank then id, independent of input order', () => {
     const r = [rule(2, 1), route(1, '10.0.0.0/8'), link('b'), link('a'), fw(), sysctl('k')];
-    const want = ['sysctl/k', 'firewall/inet/awg', 'link/a', 'link/b', 'route/v4/table-1/10.0.0.0/8/metric-0', 'rule/v4/pref-2'];
+    const want = [
+      'sysctl/k',
+      'firewall/inet/awg',
+      'link/a',
+      'link/b',
+      'route/v4/table-1/10.0.0.0/8/metric-0',
+      'rule/v4/pref-2',
+    ];
     expect(topoOrder(r).map((x) => x.id)).toEqual(want);
     expect(topoOrder([...r].reverse()).map((x) => x.id)).toEqual(want);
   });
 
   it('ignores dependencies on ids outside the set', () => {
-    expect(topoOrder([route(1, '0.0.0.0/0', ['link/gone'])]).map((x) => x.id)).toEqual(['route/v4/table-1/0.0.0.0/0/metric-0']);
+    expect(topoOrder([route(1, '0.0.0.0/0', ['link/gone'])]).map((x) => x.id)).toEqual([
+      'route/v4/table-1/0.0.0.0/0/metric-0',
+    ]);
   });
 
   it('detects a cycle and names the resources in it', () => {
@@ -72,14 +112,28 @@ describe('canonical / diffFields', () => {
     expect(specEqual({ x: [1, 2] }, { x: [2, 1] })).toBe(false);
   });
   it('diffFields lists differing top-level fields, sorted', () => {
-    expect(diffFields({ a: 1, b: { c: 1 }, z: 1 }, { a: 1, b: { c: 2 }, y: 1, z: 1 })).toEqual(['b', 'y']);
+    expect(diffFields({ a: 1, b: { c: 1 }, z: 1 }, { a: 1, b: { c: 2 }, y: 1, z: 1 })).toEqual([
+      'b',
+      'y',
+    ]);
   });
 });
 
 describe('plan', () => {
   it('create / update / replace / delete / noop and their order', () => {
-    const desired = [link('awg-a', [], 1380), route(52001, '0.0.0.0/0', ['link/awg-a']), rule(5201, 52001), fw('new')];
-    const observed = [link('awg-a', [], 1420), rule(5201, 99), fw('new'), link('awg-old'), route(52002, '10.0.0.0/8', ['link/awg-old'])];
+    const desired = [
+      link('awg-a', [], 1380),
+      route(52001, '0.0.0.0/0', ['link/awg-a']),
+      rule(5201, 52001),
+      fw('new'),
+    ];
+    const observed = [
+      link('awg-a', [], 1420),
+      rule(5201, 99),
+      fw('new'),
+      link('awg-old'),
+      route(52002, '10.0.0.0/8', ['link/awg-old']),
+    ];
     const p = plan(des(desired), obs(observed), { includeNoop: true });
     expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
       'delete route/v4/table-52002/10.0.0.0/8/metric-0',
@@ -96,22 +150,45 @@ describe('plan', () => {
   it('causes: config vs drift vs a stray owned object', () => {
     const applied = [link('awg-a', [], 1420), fw('v1')];
     // config changed the link MTU; someone flushed the firewall (drift); a stray owned rule
-    const p = plan(des([link('awg-a', [], 1380), fw('v1')]), obs([link('awg-a', [], 1420), fw('flushed'), rule(5299, 1)]), { lastApplied: applied });
+    const p = plan(
+      des([link('awg-a', [], 1380), fw('v1')]),
+      obs([link('awg-a', [], 1420), fw('flushed'), rule(5299, 1)]),
+      { lastApplied: applied },
+    );
     const by = (id: string) => p.changes.find((c) => c.id === id)!;
     expect(by('link/awg-a')).toMatchObject({ action: 'update', cause: 'config' });
     expect(by('firewall/inet/awg')).toMatchObject({ action: 'update', cause: 'drift' });
-    expect(by('rule/v4/pref-5299')).toMatchObject({ action: 'delete', cause: 'drift', reason: 'owned by awg but not desired' });
+    expect(by('rule/v4/pref-5299')).toMatchObject({
+      action: 'delete',
+      cause: 'drift',
+      reason: 'owned by awg but not desired',
+    });
   });
 
   it('a resource deleted from the config is a config change; one deleted outside awg is drift', () => {
     const applied = [link('awg-a'), link('awg-b')];
     const p = plan(des([link('awg-a')]), obs([link('awg-b')]), { lastApplied: applied });
-    expect(p.changes.find((c) => c.id === 'link/awg-b')).toMatchObject({ action: 'delete', cause: 'config', reason: 'no longer in the config' });
-    expect(p.changes.find((c) => c.id === 'link/awg-a')).toMatchObject({ action: 'create', cause: 'drift', reason: 'missing (deleted outside awg)' });
+    expect(p.changes.find((c) => c.id === 'link/awg-b')).toMatchObject({
+      action: 'delete',
+      cause: 'config',
+      reason: 'no longer in the config',
+    });
+    expect(p.changes.find((c) => c.id === 'link/awg-a')).toMatchObject({
+      action: 'create',
+      cause: 'drift',
+      reason: 'missing (deleted outside awg)',
+    });
   });
 
   it('passes foreign objects and warnings through', () => {
-    const foreign = [{ kind: 'link' as const, id: 'link/awg-x', relation: 'conflict' as const, description: 'not ours' }];
+    const foreign = [
+      {
+        kind: 'link' as const,
+        id: 'link/awg-x',
+        relation: 'conflict' as const,
+        description: 'not ours',
+      },
+    ];
     const p = plan({ resources: [], warnings: ['w'] }, { resources: [], foreign });
     expect(p.foreign).toEqual(foreign);
     expect(p.warnings).toEqual(['w']);
@@ -131,16 +208,30 @@ describe('verify', () => {
     const observed = [link('awg-a', [], 1500), fw('r'), rule(1, 2)];
     const v = verify(des(desired), obs(observed));
     expect(v.ok).toBe(false);
-    expect(v.mismatches.map((c) => `${c.action} ${c.id}`).sort()).toEqual(['create route/v4/table-52001/0.0.0.0/0/metric-0', 'delete rule/v4/pref-1', 'update link/awg-a']);
+    expect(v.mismatches.map((c) => `${c.action} ${c.id}`).sort()).toEqual([
+      'create route/v4/table-52001/0.0.0.0/0/metric-0',
+      'delete rule/v4/pref-1',
+      'update link/awg-a',
+    ]);
   });
 });
 
 describe('revert', () => {
   it('takes the system from the after-observation back to the before-observation', () => {
     const before = obs([link('awg-a', [], 1420), fw('old'), rule(5201, 52001)]);
-    const after = obs([link('awg-a', [], 1380), fw('new'), route(52001, '0.0.0.0/0', ['link/awg-a']), rule(5201, 7)]);
+    const after = obs([
+      link('awg-a', [], 1380),
+      fw('new'),
+      route(52001, '0.0.0.0/0', ['link/awg-a']),
+      rule(5201, 7),
+    ]);
     const p = revert(before, after);
-    expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual(['delete route/v4/table-52001/0.0.0.0/0/metric-0', 'update firewall/inet/awg', 'update link/awg-a', 'replace rule/v4/pref-5201']);
+    expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
+      'delete route/v4/table-52001/0.0.0.0/0/metric-0',
+      'update firewall/inet/awg',
+      'update link/awg-a',
+      'replace rule/v4/pref-5201',
+    ]);
     expect(p.foreign).toEqual([]);
     expect(sameSet(applyPlan(after.resources, p), before.resources)).toBe(true);
   });
@@ -166,7 +257,8 @@ function applyPlan(start: AnyResource[], p: Plan): AnyResource[] {
       case 'replace': {
         const cur = m.get(c.id);
         if (!cur) throw new Error(`${c.action} of missing ${c.id}`);
-        if (!specEqual(cur.spec, c.before)) throw new Error(`${c.action} of ${c.id}: before does not match`);
+        if (!specEqual(cur.spec, c.before))
+          throw new Error(`${c.action} of ${c.id}: before does not match`);
         m.set(c.id, { ...cur, spec: clone(c.after) } as AnyResource);
         break;
       }
@@ -183,7 +275,9 @@ function applyPlan(start: AnyResource[], p: Plan): AnyResource[] {
 function sameSet(a: AnyResource[], b: AnyResource[]): boolean {
   if (a.length !== b.length) return false;
   const m = new Map(a.map((r) => [r.id, r]));
-  return b.every((r) => m.has(r.id) && m.get(r.id)!.kind === r.kind && specEqual(m.get(r.id)!.spec, r.spec));
+  return b.every(
+    (r) => m.has(r.id) && m.get(r.id)!.kind === r.kind && specEqual(m.get(r.id)!.spec, r.spec),
+  );
 }
 
 /** mulberry32 */
@@ -204,7 +298,16 @@ function mutate(r: AnyResource, rand: () => number): AnyResource {
   const keys = Object.keys(spec);
   const k = keys[Math.floor(rand() * keys.length)]!;
   const v = spec[k];
-  spec[k] = typeof v === 'number' ? v + 1 : typeof v === 'boolean' ? !v : typeof v === 'string' ? v + '-x' : Array.isArray(v) ? [...v, 'extra'] : { drifted: true };
+  spec[k] =
+    typeof v === 'number'
+      ? v + 1
+      : typeof v === 'boolean'
+        ? !v
+        : typeof v === 'string'
+          ? v + '-x'
+          : Array.isArray(v)
+            ? [...v, 'extra']
+            : { drifted: true };
   return c;
 }
 
@@ -212,18 +315,29 @@ function desiredFromExample(name: string) {
   const file = resolve(import.meta.dirname, '../../../examples', name);
   const r = loadConfigText(readFileSync(file, 'utf8'), file);
   if (!r.config) throw new Error(JSON.stringify(r.issues));
-  const secrets = new Map(secretRefs(r.config).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]));
+  const secrets = new Map(
+    secretRefs(r.config).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]),
+  );
   return buildDesired(r.config, { facts: { cgroupNftPrefix: 'unified' }, secrets });
 }
 
 describe('property: plan converges observed → desired', () => {
-  const sources = ['multi-tunnel-socks-killswitch.yaml', 'amneziawg-split.yaml', 'wireguard-full-tunnel.yaml'];
+  const sources = [
+    'multi-tunnel-socks-killswitch.yaml',
+    'amneziawg-split.yaml',
+    'wireguard-full-tunnel.yaml',
+  ];
   for (const src of sources) {
     it(`${src}: 200 random observations`, () => {
       const desired = desiredFromExample(join(src));
       const all = desired.resources;
       const rand = rng(0xa11ce ^ src.length);
-      const strays = [link('awg-stale', []), route(52999, '10.99.0.0/16', ['link/awg-stale']), rule(5299, 52999, ['route/v4/table-52999/10.99.0.0/16/metric-0']), sysctl('net.ipv4.conf.awg-stale.rp_filter', '2', ['link/awg-stale'])];
+      const strays = [
+        link('awg-stale', []),
+        route(52999, '10.99.0.0/16', ['link/awg-stale']),
+        rule(5299, 52999, ['route/v4/table-52999/10.99.0.0/16/metric-0']),
+        sysctl('net.ipv4.conf.awg-stale.rp_filter', '2', ['link/awg-stale']),
+      ];
       const seen = new Set<string>();
       for (let n = 0; n < 200; n++) {
         const observed: AnyResource[] = [];
@@ -241,13 +355,16 @@ describe('property: plan converges observed → desired', () => {
 
         // deletions strictly before forward changes; every forward change after its deps
         const firstForward = p.changes.findIndex((c) => c.action !== 'delete');
-        if (firstForward >= 0) expect(p.changes.slice(firstForward).every((c) => c.action !== 'delete')).toBe(true);
+        if (firstForward >= 0)
+          expect(p.changes.slice(firstForward).every((c) => c.action !== 'delete')).toBe(true);
         const present = new Set(observed.map((r) => r.id));
         const createdAt = new Map(p.changes.map((c, i) => [c.id, i]));
         p.changes.forEach((c, i) => {
           if (c.action !== 'create') return;
           const d = all.find((r) => r.id === c.id)!;
-          for (const dep of d.deps) if (!present.has(dep) && all.some((r) => r.id === dep)) expect(createdAt.get(dep)!).toBeLessThan(i);
+          for (const dep of d.deps)
+            if (!present.has(dep) && all.some((r) => r.id === dep))
+              expect(createdAt.get(dep)!).toBeLessThan(i);
         });
 
         const result = applyPlan(observed, p);

@@ -78,41 +78,36 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
       );
   }
 
-  async function remove(mount: CgroupMount, path: string, ctx: ApplyContext): Promise<boolean> {
-    const base = mount.mountPoint;
-    const parent = join(base, path, '..');
-    const children = (await walk(base, path)).slice(1);
-    if (children.length)
+  /** rmdir of a leaf cgroup; processes inside move to the parent first */
+  async function remove(mount: CgroupMount, path: string, ctx: ApplyContext): Promise<void> {
+    const dir = join(mount.mountPoint, path);
+    const procs = join(dir, '..', 'cgroup.procs');
+    const children = (await walk(mount.mountPoint, path)).slice(1);
+    if (children.length) {
       throw new AwgError(
         'driver',
         `cgroup ${path} still has child cgroups (${children.join(', ')}); delete those first`,
       );
-    let changed = false;
-    for (const rel of [path]) {
-      const dir = join(base, rel);
-      // a process may fork into the directory between the move and rmdir: retry a few times
-      for (let attempt = 0; ; attempt++) {
-        for (const pid of await pidsOf(dir)) {
-          changed = true;
-          if (!ctx.exec.record(`echo ${pid} > ${join(parent, 'cgroup.procs')}`)) continue;
-          await writeFile(join(parent, 'cgroup.procs'), pid).catch((e: unknown) => {
-            if ((e as NodeJS.ErrnoException).code !== 'ESRCH')
-              throw fsError(e, `cannot move pid ${pid} out of ${dir}`);
-          });
-        }
-        changed = true;
-        if (!ctx.exec.record(`rmdir ${dir}`)) break;
-        try {
-          await rmdir(dir);
-          break;
-        } catch (e) {
-          const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'ENOENT') break;
-          if (code !== 'EBUSY' || attempt >= 5) throw fsError(e, `cannot remove cgroup ${dir}`);
-        }
+    }
+    // a process may fork into the directory between the move and rmdir (EBUSY): retry
+    for (let attempt = 0; ; attempt++) {
+      for (const pid of await pidsOf(dir)) {
+        if (!ctx.exec.record(`echo ${pid} > ${procs}`)) continue;
+        await writeFile(procs, pid).catch((e: unknown) => {
+          if ((e as NodeJS.ErrnoException).code !== 'ESRCH')
+            throw fsError(e, `cannot move pid ${pid} out of ${dir}`);
+        });
+      }
+      if (!ctx.exec.record(`rmdir ${dir}`)) return;
+      try {
+        await rmdir(dir);
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return;
+        if (code !== 'EBUSY' || attempt >= 5) throw fsError(e, `cannot remove cgroup ${dir}`);
       }
     }
-    return changed;
   }
 
   const driver: Driver<'cgroup'> & { mount(): Promise<CgroupMount> } = {
@@ -146,7 +141,10 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
         const path = change.before?.path;
         if (path === undefined) throw new AwgError('bug', `delete ${change.id} without before`);
         checkPath(path, ctx);
-        if (await exists(join(mount.mountPoint, path))) changed = await remove(mount, path, ctx);
+        if (await exists(join(mount.mountPoint, path))) {
+          await remove(mount, path, ctx);
+          changed = true;
+        }
         if (change.action === 'delete') return changed ? 'changed' : 'unchanged';
       }
       const path = change.after?.path;

@@ -14,9 +14,11 @@ import {
 import { readU32 } from '../noise/messages.js';
 import { keystream, xorInPlace } from './header-protection.js';
 import { junkPackets } from './junk.js';
+import { headerMatches, pickHeader } from './magic-header.js';
+import { fillPrefix, withPrefix } from './prefix.js';
 import { type AwgParams, hasHeaderProtection, headerRange } from './params.js';
 import type { RandomSource } from './random.js';
-import { type UintRange, inRange, isZeroRange, pickOne } from './range.js';
+import { type UintRange, isZeroRange, pickOne } from './range.js';
 import { type Tag, generateTags, parseTags } from './tags.js';
 
 export type MessageKind = 1 | 2 | 3 | 4;
@@ -67,7 +69,7 @@ export class AwgCodec {
 
   /** A fresh type value for a message of this kind. */
   pickType(kind: MessageKind): number {
-    return pickOne(this.h[kind - 1]!, this.rng);
+    return pickHeader(this.h[kind - 1]!, this.rng);
   }
 
   /** I-packets then Jc junk datagrams, sent before every initiation. `wallMs` feeds `<t>`. */
@@ -83,9 +85,7 @@ export class AwgCodec {
     let trailer = 0;
     if (this.params.randomTrailers && window > s + msg.length)
       trailer = this.rng.intn(window - (s + msg.length));
-    const d = new Uint8Array(s + msg.length + trailer);
-    if (s) d.set(this.rng.bytes(s), 0);
-    d.set(msg, s);
+    const d = withPrefix(s, msg, trailer, this.rng);
     if (trailer) d.set(this.rng.bytes(trailer), s + msg.length);
     if (this.hpk) xorInPlace(d, s, keystream(this.hpk, d, msg.length), 0, msg.length);
     return d;
@@ -101,7 +101,7 @@ export class AwgCodec {
    */
   finishTransport(d: Uint8Array): void {
     const s = this.s[3];
-    if (s) d.set(this.rng.bytes(s), 0);
+    fillPrefix(d, s, this.rng);
     if (this.hpk)
       xorInPlace(
         d,
@@ -139,17 +139,14 @@ export class AwgCodec {
       const s = this.s[k]!;
       const l = HANDSHAKE_SIZES[k]!;
       if (d.length === s + l || (this.params.randomTrailers && d.length > s + l)) {
-        if (inRange((readU32(d, s) ^ typeHash) >>> 0, this.h[k]!)) {
+        if (headerMatches(d, s, this.h[k]!, typeHash)) {
           if (ks) xorInPlace(d, s, ks, 0, l);
           return { kind: (k + 1) as MessageKind, msg: d.subarray(s, s + l) };
         }
       }
     }
     const s4 = this.s[3];
-    if (
-      d.length >= s4 + MIN_MESSAGE_SIZE &&
-      inRange((readU32(d, s4) ^ typeHash) >>> 0, this.h[3])
-    ) {
+    if (d.length >= s4 + MIN_MESSAGE_SIZE && headerMatches(d, s4, this.h[3], typeHash)) {
       if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
       return { kind: 4, msg: d.subarray(s4) };
     }

@@ -1,7 +1,8 @@
 /**
  * Real UDP bind on node:dgram. One dual-stack udp6 socket when the host has IPv6 (v4 peers
  * appear as ::ffff:a.b.c.d and are normalised), otherwise udp4. SO_MARK has no node API:
- * `setMark` records the value for a native helper to apply (no-op here).
+ * the platform layer injects `applyMark` (koffi setsockopt on the socket's fd); without it
+ * `setMark` only records the value.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
@@ -16,7 +17,10 @@ export class UdpBind implements Bind {
   private receiver: ((data: Uint8Array, from: Endpoint) => void) | null = null;
   mark = 0;
 
-  constructor(private readonly host?: string) {}
+  constructor(
+    private readonly host?: string,
+    private readonly applyMark?: (sock: Socket, mark: number) => void,
+  ) {}
 
   async open(port: number): Promise<number> {
     await this.close();
@@ -42,6 +46,7 @@ export class UdpBind implements Bind {
         ]);
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
+        if (this.mark && this.applyMark) this.applyMark(s, this.mark);
         return s.address().port;
       } catch (e) {
         lastErr = e;
@@ -68,6 +73,7 @@ export class UdpBind implements Bind {
 
   setMark(mark: number): void {
     this.mark = mark;
+    if (this.sock && this.applyMark) this.applyMark(this.sock, mark);
   }
 
   async close(): Promise<void> {

@@ -3,7 +3,6 @@
  * `noise-protocol.go` Create/Consume + BeginSymmetricSession). Messages are the bare
  * 148/92-byte forms; AWG framing happens in the caller.
  */
-import { createSecretKey } from 'node:crypto';
 import { MESSAGE_INITIATION_TYPE } from '../constants.js';
 import { clamp } from '../crypto/x25519.js';
 import { keysEqual } from '../crypto/keys.js';
@@ -202,8 +201,8 @@ export function beginSymmetricSession(h: HandshakeHost, p: Peer): Keypair | null
   else return null;
   const [t1, t2] = split(hs.chain!.ck);
   const kp: Keypair = {
-    sendKey: createSecretKey(isInitiator ? t1 : t2),
-    recvKey: createSecretKey(isInitiator ? t2 : t1),
+    sendKey: isInitiator ? t1 : t2,
+    recvKey: isInitiator ? t2 : t1,
     sendNonce: 0,
     replay: new ReplayFilter(),
     isInitiator,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4, makePair } from './harness.js';
 import type { Datagram } from '../../../src/dataplane/conn/memory.js';
+import { range } from '../../../src/dataplane/awg/range.js';
 
 const PING = ipv4('192.168.0.1', '192.168.0.2', 'ping');
 const PONG = ipv4('192.168.0.2', '192.168.0.1', 'pong');
@@ -168,6 +169,30 @@ describe('cookie reply under load', () => {
     expect(inits[0]!.data.subarray(132).every((x) => x === 0)).toBe(true);
     expect(inits[1]!.data.subarray(132).some((x) => x !== 0)).toBe(true);
     expect(b.tun.written.length).toBe(1); // the staged packet went out once the session existed
+  });
+
+  it('cookie path with S3/H3 framing and header protection', async () => {
+    const awg = {
+      s1: 16,
+      s2: 17,
+      s3: 18,
+      s4: 19,
+      h1: range(100, 200),
+      h2: range(300, 400),
+      h3: range(500, 600),
+      h4: range(700, 800),
+      headerProtectionKey: new Uint8Array(32).fill(9),
+    };
+    const { a, b, net, advance } = await makePair({
+      deviceB: { underLoadThreshold: 1 },
+      awgA: awg,
+    });
+    a.tun.inject(PING);
+    net.flush();
+    expect(net.sent.filter((d) => fromB(d) && d.data.length === 18 + 64).length).toBe(1);
+    advance(5_400);
+    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.hasSession).toBe(true);
+    expect(b.tun.written.length).toBe(1);
   });
 
   it('disable_cookies: no cookie reply is ever sent', async () => {

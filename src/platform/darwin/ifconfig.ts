@@ -50,7 +50,7 @@ export function hexMaskToPrefix(hex: string): number {
   if (!Number.isFinite(v) || v < 0 || v > 0xffffffff) throw new Error(`bad netmask ${hex}`);
   let n = 0;
   while (n < 32 && (v >>> (31 - n)) & 1) n++;
-  if (n < 32 && ((v << n) >>> 0) !== 0) throw new Error(`non-contiguous netmask ${hex}`);
+  if (n < 32 && (v << n) >>> 0 !== 0) throw new Error(`non-contiguous netmask ${hex}`);
   return n;
 }
 
@@ -135,7 +135,10 @@ export function parseIfconfigError(text: string): IfconfigError | undefined {
   if (!line) return undefined;
   const rest = line.slice('ifconfig: '.length).trim();
   const m = /^(SIOC[A-Z0-9]+): (.+)$/.exec(rest);
-  const e: IfconfigError = { message: m ? m[2]! : rest, noSuchInterface: /does not exist/.test(rest) };
+  const e: IfconfigError = {
+    message: m ? m[2]! : rest,
+    noSuchInterface: /does not exist/.test(rest),
+  };
   if (m) e.op = m[1]!;
   return e;
 }

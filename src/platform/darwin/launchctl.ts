@@ -49,7 +49,14 @@ export function parseLaunchctlPrint(text: string): LaunchctlPrint | undefined {
     const m = /^(.+?) = (.*)$/.exec(t);
     if (m) fields[m[1]!] = m[2]!;
   }
-  const p: LaunchctlPrint = { target, properties: (fields['properties'] ?? '').split('|').map((s) => s.trim()).filter(Boolean), fields };
+  const p: LaunchctlPrint = {
+    target,
+    properties: (fields['properties'] ?? '')
+      .split('|')
+      .map((s) => s.trim())
+      .filter(Boolean),
+    fields,
+  };
   if (fields['state']) p.state = fields['state'];
   if (fields['job state']) p.jobState = fields['job state'];
   if (fields['pid'] && /^\d+$/.test(fields['pid'])) p.pid = Number(fields['pid']);
@@ -103,13 +110,17 @@ export function classifyLaunchctl(code: number, stderr: string, stdout = ''): La
   const text = `${stderr}\n${stdout}`.trim();
   const failed = /(?:Boot-out|Bootstrap|Load|Unload|Kickstart) failed: (\d+): (.+)/.exec(text);
   if (code === 0 && !failed) return { kind: 'ok' };
-  const message = failed ? `${failed[2]!.trim()}` : text.split('\n').filter(Boolean).slice(0, 3).join(' ');
+  const message = failed
+    ? `${failed[2]!.trim()}`
+    : text.split('\n').filter(Boolean).slice(0, 3).join(' ');
   const errno = failed ? Number(failed[1]) : code;
   if (/Could not find service/.test(text) || code === 113) return { kind: 'not-loaded', message };
   if (errno === 3 || /No such process/.test(message)) return { kind: 'not-loaded', message };
   if (errno === 5 || /Input\/output error/.test(message)) return { kind: 'io-error', message };
-  if (errno === 2 || /No such file or directory/.test(message)) return { kind: 'no-such-file', message };
-  if (code === 64 || /^Usage:|Unrecognized target specifier/m.test(text)) return { kind: 'usage', message };
+  if (errno === 2 || /No such file or directory/.test(message))
+    return { kind: 'no-such-file', message };
+  if (code === 64 || /^Usage:|Unrecognized target specifier/m.test(text))
+    return { kind: 'usage', message };
   return { kind: 'error', errno, message };
 }
 

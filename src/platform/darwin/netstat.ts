@@ -12,10 +12,30 @@ import ipaddr from 'ipaddr.js';
 
 /** Flag letters from network_cmds netstat.tproj/route.c. */
 export const ROUTE_FLAG_LETTERS: Record<string, string> = {
-  U: 'UP', G: 'GATEWAY', H: 'HOST', R: 'REJECT', D: 'DYNAMIC', M: 'MODIFIED', m: 'MULTICAST', d: 'DONE',
-  C: 'CLONING', X: 'XRESOLVE', L: 'LLINFO', S: 'STATIC', '1': 'PROTO1', '2': 'PROTO2', '3': 'PROTO3',
-  W: 'WASCLONED', c: 'PRCLONING', B: 'BLACKHOLE', b: 'BROADCAST', I: 'IFSCOPE', i: 'IFREF', Y: 'PROXY',
-  r: 'ROUTER', g: 'GLOBAL',
+  U: 'UP',
+  G: 'GATEWAY',
+  H: 'HOST',
+  R: 'REJECT',
+  D: 'DYNAMIC',
+  M: 'MODIFIED',
+  m: 'MULTICAST',
+  d: 'DONE',
+  C: 'CLONING',
+  X: 'XRESOLVE',
+  L: 'LLINFO',
+  S: 'STATIC',
+  '1': 'PROTO1',
+  '2': 'PROTO2',
+  '3': 'PROTO3',
+  W: 'WASCLONED',
+  c: 'PRCLONING',
+  B: 'BLACKHOLE',
+  b: 'BROADCAST',
+  I: 'IFSCOPE',
+  i: 'IFREF',
+  Y: 'PROXY',
+  r: 'ROUTER',
+  g: 'GLOBAL',
 };
 
 export type NetstatGateway =
@@ -59,7 +79,8 @@ export function parseGateway(s: string): NetstatGateway {
   if (link) return { kind: 'link', index: Number(link[1]) };
   if (MAC.test(s) && !ipaddr.isValid(s)) return { kind: 'mac', address: s };
   const [a, zone] = s.split('%');
-  if (a && ipaddr.isValid(a)) return zone ? { kind: 'ip', address: a, zone } : { kind: 'ip', address: a };
+  if (a && ipaddr.isValid(a))
+    return zone ? { kind: 'ip', address: a, zone } : { kind: 'ip', address: a };
   if (IFNAME.test(s)) return { kind: 'interface', name: s };
   return { kind: 'name', name: s };
 }
@@ -72,12 +93,17 @@ function classfulPrefix(firstOctet: number): number {
 }
 
 /** Expand a netstat destination to a canonical CIDR; undefined for host names. */
-export function expandDestination(dest: string, family: 4 | 6, host: boolean): { cidr: string; zone?: string } | undefined {
+export function expandDestination(
+  dest: string,
+  family: 4 | 6,
+  host: boolean,
+): { cidr: string; zone?: string } | undefined {
   if (dest === 'default') return { cidr: family === 4 ? '0.0.0.0/0' : '::/0' };
-  let [addr, len] = dest.split('/') as [string, string | undefined];
+  const [raw, len] = dest.split('/') as [string, string | undefined];
+  let addr = raw;
   let zone: string | undefined;
   if (family === 6) {
-    const z = addr.split('%');
+    const z = raw.split('%');
     addr = z[0]!;
     zone = z[1];
     if (!ipaddr.IPv6.isValid(addr)) return undefined;
@@ -86,10 +112,12 @@ export function expandDestination(dest: string, family: 4 | 6, host: boolean): {
     return zone ? { cidr: `${net}/${prefix}`, zone } : { cidr: `${net}/${prefix}` };
   }
   const parts = addr.split('.');
-  if (parts.length > 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  if (parts.length > 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255))
+    return undefined;
   let prefix: number;
   if (len !== undefined) prefix = Number(len);
-  else if (host || parts.length === 4) prefix = host ? 32 : parts.length === 4 ? 32 : classfulPrefix(Number(parts[0]));
+  else if (host || parts.length === 4)
+    prefix = host ? 32 : parts.length === 4 ? 32 : classfulPrefix(Number(parts[0]));
   else prefix = classfulPrefix(Number(parts[0]));
   while (parts.length < 4) parts.push('0');
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > 32) return undefined;
@@ -171,5 +199,8 @@ export function parseNetstatRoutes(text: string): NetstatRoute[] {
 
 /** The unscoped default route of a family: the physical uplink (what `route get 0` resolves). */
 export function primaryDefault(routes: NetstatRoute[], family: 4 | 6): NetstatRoute | undefined {
-  return routes.find((r) => r.family === family && r.isDefault && !r.ifscope && r.viaGateway && r.gateway.kind === 'ip');
+  return routes.find(
+    (r) =>
+      r.family === family && r.isDefault && !r.ifscope && r.viaGateway && r.gateway.kind === 'ip',
+  );
 }

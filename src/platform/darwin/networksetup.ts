@@ -18,7 +18,9 @@ export function parseServiceList(text: string): NetworkService[] {
     .split('\n')
     .map((l) => l.replace(/\r$/, '').trimEnd())
     .filter((l) => l && l !== LEGEND)
-    .map((l) => (l.startsWith('*') ? { name: l.slice(1), disabled: true } : { name: l, disabled: false }));
+    .map((l) =>
+      l.startsWith('*') ? { name: l.slice(1), disabled: true } : { name: l, disabled: false },
+    );
 }
 
 export interface ServiceOrderEntry extends NetworkService {
@@ -59,7 +61,12 @@ export function parseHardwarePorts(text: string): HardwarePort[] {
   const out: HardwarePort[] = [];
   let cur: Partial<HardwarePort> = {};
   const flush = () => {
-    if (cur.port && cur.device) out.push(cur.ether ? { port: cur.port, device: cur.device, ether: cur.ether } : { port: cur.port, device: cur.device });
+    if (cur.port && cur.device)
+      out.push(
+        cur.ether
+          ? { port: cur.port, device: cur.device, ether: cur.ether }
+          : { port: cur.port, device: cur.device },
+      );
     cur = {};
   };
   for (const l of text.split('\n').map((x) => x.trim())) {
@@ -80,7 +87,10 @@ export function parseHardwarePorts(text: string): HardwarePort[] {
  * `There are no additional IPv4 routes on Wi-Fi.` → [].
  */
 export function parseValueList(text: string): string[] {
-  const ls = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const ls = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (ls.some((l) => /^There (?:aren't any|are no) .+ on .+\.$/.test(l))) return [];
   return ls;
 }
@@ -92,7 +102,10 @@ export interface NetworksetupError {
 }
 
 export function parseNetworksetupError(text: string): NetworksetupError | undefined {
-  const ls = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const ls = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const err = ls.find((l) => l.startsWith('** Error:'));
   const unk = ls.map((l) => /^(.+) is not a recognized network service\.$/.exec(l)).find(Boolean);
   if (!err && !unk) return undefined;

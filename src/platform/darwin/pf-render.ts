@@ -33,7 +33,14 @@ export interface PfPolicy {
   tunnels: PfTunnel[];
 }
 
-export const LAN4 = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'];
+export const LAN4 = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '169.254.0.0/16',
+  '224.0.0.0/4',
+  '255.255.255.255/32',
+];
 export const LAN6 = ['fe80::/10', 'fc00::/7', 'ff00::/8'];
 
 export function anchorPath(name: string): string {
@@ -58,7 +65,10 @@ export function pfPolicyFromFirewallPolicy(p: FirewallPolicy): PfPolicy {
     dnsLeakProtection: p.dnsLeakProtection,
     ipv6: p.defaultRoute?.ipv6 ?? 'tunnel',
     tunnels: p.tunnels.map((t) => {
-      const base: PfTunnel = { dns: [...t.resolvers], endpoints: t.endpoints.map((e) => ({ ...e })) };
+      const base: PfTunnel = {
+        dns: [...t.resolvers],
+        endpoints: t.endpoints.map((e) => ({ ...e })),
+      };
       return t.link ? { link: t.link, ...base } : base;
     }),
   };
@@ -75,8 +85,14 @@ export function renderPfAnchor(p: PfPolicy): string {
       const m = `$${linkMacro(t.link)}`;
       const v4 = t.dns.filter((d) => !d.includes(':'));
       const v6 = t.dns.filter((d) => d.includes(':'));
-      if (v4.length) l.push(`pass out quick on ${m} inet proto { udp tcp } from any to ${list(v4)} port { 53 853 }`);
-      if (v6.length && p.ipv6 !== 'block') l.push(`pass out quick on ${m} inet6 proto { udp tcp } from any to ${list(v6)} port { 53 853 }`);
+      if (v4.length)
+        l.push(
+          `pass out quick on ${m} inet proto { udp tcp } from any to ${list(v4)} port { 53 853 }`,
+        );
+      if (v6.length && p.ipv6 !== 'block')
+        l.push(
+          `pass out quick on ${m} inet6 proto { udp tcp } from any to ${list(v6)} port { 53 853 }`,
+        );
     }
     l.push('block drop out quick proto { udp tcp } from any to any port { 53 853 }');
   }
@@ -91,11 +107,14 @@ export function renderPfAnchor(p: PfPolicy): string {
     else l.push(`pass quick on ${m} all flags any`);
   }
   const eps = new Map<string, Endpoint>();
-  for (const e of p.tunnels.flatMap((t) => t.endpoints)) eps.set(`${e.protocol} ${e.address} ${e.port}`, e);
+  for (const e of p.tunnels.flatMap((t) => t.endpoints))
+    eps.set(`${e.protocol} ${e.address} ${e.port}`, e);
   for (const [, e] of [...eps].sort(([a], [b]) => a.localeCompare(b))) {
     const v6 = e.address.includes(':');
     if (v6 && p.ipv6 === 'block') continue;
-    l.push(`pass out quick ${v6 ? 'inet6' : 'inet'} proto ${e.protocol} from any to ${e.address} port ${e.port}`);
+    l.push(
+      `pass out quick ${v6 ? 'inet6' : 'inet'} proto ${e.protocol} from any to ${e.address} port ${e.port}`,
+    );
   }
   l.push('pass out quick inet proto udp from any port 68 to any port 67');
   l.push('pass in quick inet proto udp from any port 67 to any port 68');
@@ -103,7 +122,9 @@ export function renderPfAnchor(p: PfPolicy): string {
     // DHCPv6 and router/neighbour discovery keep the uplink's v6 alive.
     l.push('pass out quick inet6 proto udp from any port 546 to any port 547');
     l.push('pass in quick inet6 proto udp from any port 547 to any port 546');
-    l.push('pass quick inet6 proto icmp6 all icmp6-type { routersol routeradv neighbrsol neighbradv }');
+    l.push(
+      'pass quick inet6 proto icmp6 all icmp6-type { routersol routeradv neighbrsol neighbradv }',
+    );
   }
   if (p.allowLan) {
     l.push(`pass out quick inet from any to ${list(LAN4)} flags any`);
@@ -118,7 +139,10 @@ export function renderPfAnchor(p: PfPolicy): string {
  * Anchor text ready for `pfctl -f -`: macro definitions for bound links, and rules of
  * unbound links commented out. Returns the links that were left unbound.
  */
-export function bindPfLinks(rendered: string, ifnames: Record<string, string | undefined>): { text: string; unbound: string[] } {
+export function bindPfLinks(
+  rendered: string,
+  ifnames: Record<string, string | undefined>,
+): { text: string; unbound: string[] } {
   const macros = new Map<string, string | undefined>();
   for (const [link, ifn] of Object.entries(ifnames)) macros.set(linkMacro(link), ifn);
   const unbound = new Set<string>();
@@ -129,8 +153,14 @@ export function bindPfLinks(rendered: string, ifnames: Record<string, string | u
     for (const u of missing) unbound.add(u);
     return `# unbound ${missing.join(',')}: ${line}`;
   });
-  const defs = [...macros].filter(([, v]) => v).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} = "${v}"`);
-  return { text: [...defs, ...body].join('\n').replace(/\n*$/, '\n'), unbound: [...unbound].sort() };
+  const defs = [...macros]
+    .filter(([, v]) => v)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} = "${v}"`);
+  return {
+    text: [...defs, ...body].join('\n').replace(/\n*$/, '\n'),
+    unbound: [...unbound].sort(),
+  };
 }
 
 export const pfctlArgs = {

@@ -23,7 +23,8 @@ export function pfLines(text: string): string[] {
     .filter((l) => l.trim() !== '' && !NOISE.has(l.trim()));
 }
 
-export type PfAnchorKind = 'anchor' | 'scrub-anchor' | 'nat-anchor' | 'rdr-anchor' | 'binat-anchor' | 'dummynet-anchor';
+export type PfAnchorKind =
+  'anchor' | 'scrub-anchor' | 'nat-anchor' | 'rdr-anchor' | 'binat-anchor' | 'dummynet-anchor';
 
 export interface PfAnchorRef {
   kind: PfAnchorKind;
@@ -38,7 +39,10 @@ export function parsePfRules(text: string): { rules: string[]; anchors: PfAnchor
     .filter((l) => !l.startsWith('pfctl:'));
   const anchors: PfAnchorRef[] = [];
   for (const rule of rules) {
-    const m = /^(anchor|scrub-anchor|nat-anchor|rdr-anchor|binat-anchor|dummynet-anchor) "([^"]+)"/.exec(rule);
+    const m =
+      /^(anchor|scrub-anchor|nat-anchor|rdr-anchor|binat-anchor|dummynet-anchor) "([^"]+)"/.exec(
+        rule,
+      );
     if (m) anchors.push({ kind: m[1] as PfAnchorKind, name: m[2]!, rule });
   }
   return { rules, anchors };
@@ -76,10 +80,17 @@ export interface PfInfo {
 /** `pfctl -s info` (or the INFO section of `-s all`). */
 export function parsePfInfo(text: string): PfInfo | undefined {
   const ls = pfLines(text);
-  const st = ls.map((l) => /^Status: (Enabled|Disabled)(?: for (\d+) days (\d+):(\d+):(\d+))?\s*(?:Debug: (\S+))?/.exec(l)).find(Boolean);
+  const st = ls
+    .map((l) =>
+      /^Status: (Enabled|Disabled)(?: for (\d+) days (\d+):(\d+):(\d+))?\s*(?:Debug: (\S+))?/.exec(
+        l,
+      ),
+    )
+    .find(Boolean);
   if (!st) return undefined;
   const info: PfInfo = { enabled: st[1] === 'Enabled' };
-  if (st[2] !== undefined) info.since = Number(st[2]) * 86400 + Number(st[3]) * 3600 + Number(st[4]) * 60 + Number(st[5]);
+  if (st[2] !== undefined)
+    info.since = Number(st[2]) * 86400 + Number(st[3]) * 3600 + Number(st[4]) * 60 + Number(st[5]);
   if (st[6]) info.debug = st[6];
   const ce = ls.map((l) => /^\s+current entries\s+(\d+)/.exec(l)).find(Boolean);
   if (ce) info.states = Number(ce[1]);
@@ -100,19 +111,29 @@ export function parsePfReferences(text: string): PfReference[] {
   for (const l of pfLines(text)) {
     const m = /^(\d+)\s+(.+?)\s+(\d+)\s+(\d+) days (\d+):(\d+):(\d+)\s*$/.exec(l);
     if (!m) continue;
-    out.push({ pid: Number(m[1]), process: m[2]!, token: m[3]!, age: Number(m[4]) * 86400 + Number(m[5]) * 3600 + Number(m[6]) * 60 + Number(m[7]) });
+    out.push({
+      pid: Number(m[1]),
+      process: m[2]!,
+      token: m[3]!,
+      age: Number(m[4]) * 86400 + Number(m[5]) * 3600 + Number(m[6]) * 60 + Number(m[7]),
+    });
   }
   return out;
 }
 
-export type PfEnableResult = { status: 'enabled'; token?: string } | { status: 'already-enabled' } | { status: 'error'; message: string };
+export type PfEnableResult =
+  | { status: 'enabled'; token?: string }
+  | { status: 'already-enabled' }
+  | { status: 'error'; message: string };
 
 /** `pfctl -E` (prints `Token : N`) and `pfctl -e`. */
 export function parsePfEnable(text: string): PfEnableResult {
   const ls = pfLines(text);
   const tok = ls.map((l) => /^Token : (\d+)$/.exec(l.trim())).find(Boolean);
-  if (ls.some((l) => l.trim() === 'pfctl: pf already enabled')) return { status: 'already-enabled' };
-  if (ls.some((l) => l.trim() === 'pf enabled')) return tok ? { status: 'enabled', token: tok[1]! } : { status: 'enabled' };
+  if (ls.some((l) => l.trim() === 'pfctl: pf already enabled'))
+    return { status: 'already-enabled' };
+  if (ls.some((l) => l.trim() === 'pf enabled'))
+    return tok ? { status: 'enabled', token: tok[1]! } : { status: 'enabled' };
   return { status: 'error', message: ls.join('\n') };
 }
 
@@ -126,7 +147,13 @@ export type PfReleaseResult =
 /** `pfctl -X <token>`: release one enable reference. */
 export function parsePfRelease(text: string): PfReleaseResult {
   const ls = pfLines(text).map((l) => l.trim());
-  const more = ls.map((l) => /^disable request successful\. (\d+) more pf enable reference\(s\) remaining, pf still enabled\.$/.exec(l)).find(Boolean);
+  const more = ls
+    .map((l) =>
+      /^disable request successful\. (\d+) more pf enable reference\(s\) remaining, pf still enabled\.$/.exec(
+        l,
+      ),
+    )
+    .find(Boolean);
   if (more) return { status: 'released', remaining: Number(more[1]) };
   if (ls.includes('pf disabled')) return { status: 'disabled' };
   if (ls.includes('pfctl: pf: token invalid')) return { status: 'token-invalid' };

@@ -12,7 +12,11 @@ export interface DaemonPlistOptions {
 }
 
 function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+  return s
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
 }
 
 const str = (s: string) => `<string>${esc(s)}</string>`;
@@ -46,7 +50,8 @@ export function renderDaemonPlist(o: DaemonPlistOptions): string {
   if (o.workingDirectory) l.push('\t<key>WorkingDirectory</key>', `\t${str(o.workingDirectory)}`);
   if (o.environment && Object.keys(o.environment).length) {
     l.push('\t<key>EnvironmentVariables</key>', '\t<dict>');
-    for (const [k, v] of Object.entries(o.environment).sort(([a], [b]) => a.localeCompare(b))) l.push(`\t\t<key>${esc(k)}</key>`, `\t\t${str(v)}`);
+    for (const [k, v] of Object.entries(o.environment).sort(([a], [b]) => a.localeCompare(b)))
+      l.push(`\t\t<key>${esc(k)}</key>`, `\t\t${str(v)}`);
     l.push('\t</dict>');
   }
   if (o.stdoutPath) l.push('\t<key>StandardOutPath</key>', `\t${str(o.stdoutPath)}`);

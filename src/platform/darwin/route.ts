@@ -57,13 +57,24 @@ export function routeDeleteArgs(r: DarwinRoute): string[] {
 /** The 0/1 + 128/1 pair (and ::/1 + 8000::/1) that overrides the default without replacing it. */
 export function splitDefaultRoutes(utun: string, families: (4 | 6)[] = [4]): DarwinRoute[] {
   const out: DarwinRoute[] = [];
-  if (families.includes(4)) out.push({ family: 4, dst: '0.0.0.0/1', interface: utun }, { family: 4, dst: '128.0.0.0/1', interface: utun });
-  if (families.includes(6)) out.push({ family: 6, dst: '::/1', interface: utun }, { family: 6, dst: '8000::/1', interface: utun });
+  if (families.includes(4))
+    out.push(
+      { family: 4, dst: '0.0.0.0/1', interface: utun },
+      { family: 4, dst: '128.0.0.0/1', interface: utun },
+    );
+  if (families.includes(6))
+    out.push(
+      { family: 6, dst: '::/1', interface: utun },
+      { family: 6, dst: '8000::/1', interface: utun },
+    );
   return out;
 }
 
 /** Host routes to the tunnel endpoints via the physical gateway, so encrypted packets do not loop into the tunnel. */
-export function endpointBypassRoutes(endpoints: string[], gw: { v4?: string; v6?: string }): DarwinRoute[] {
+export function endpointBypassRoutes(
+  endpoints: string[],
+  gw: { v4?: string; v6?: string },
+): DarwinRoute[] {
   const out: DarwinRoute[] = [];
   for (const e of endpoints) {
     const v6 = e.includes(':');
@@ -76,7 +87,12 @@ export function endpointBypassRoutes(endpoints: string[], gw: { v4?: string; v6?
 
 export type RouteOutcome =
   | { ok: true; line: string }
-  | { ok: false; error: string; errno?: 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNREACH'; line?: string };
+  | {
+      ok: false;
+      error: string;
+      errno?: 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNREACH';
+      line?: string;
+    };
 
 const ERRNO: Record<string, 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNREACH'> = {
   'File exists': 'EEXIST',
@@ -88,7 +104,12 @@ const ERRNO: Record<string, 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNRE
 
 function outcomeError(error: string, line?: string): RouteOutcome {
   const e = ERRNO[error];
-  const o: { ok: false; error: string; errno?: 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNREACH'; line?: string } = { ok: false, error };
+  const o: {
+    ok: false;
+    error: string;
+    errno?: 'EEXIST' | 'ESRCH' | 'EBUSY' | 'ENOBUFS' | 'ENETUNREACH';
+    line?: string;
+  } = { ok: false, error };
   if (e) o.errno = e;
   if (line) o.line = line;
   return o;
@@ -97,7 +118,10 @@ function outcomeError(error: string, line?: string): RouteOutcome {
 /** Decide success from route's output (its exit status says nothing). */
 export function parseRouteResult(stdout: string, stderr: string): RouteOutcome {
   const sock = /route: writing to routing socket: (.+)/.exec(stderr);
-  const lines = stdout.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+  const lines = stdout
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter(Boolean);
   const line = lines.find((l) => /^(add|delete|change|get) (net|host) /.test(l));
   if (sock) return outcomeError(sock[1]!.trim(), line);
   if (!line) {
@@ -140,7 +164,11 @@ export function parseRouteGet(text: string): RouteGet | undefined {
   }
   const routeTo = kv.get('route to');
   if (!routeTo) return undefined;
-  const g: RouteGet = { routeTo, destination: kv.get('destination') ?? '', flags: (kv.get('flags') ?? '').replace(/[<>]/g, '').split(',').filter(Boolean) };
+  const g: RouteGet = {
+    routeTo,
+    destination: kv.get('destination') ?? '',
+    flags: (kv.get('flags') ?? '').replace(/[<>]/g, '').split(',').filter(Boolean),
+  };
   const mask = kv.get('mask');
   if (mask) g.mask = mask;
   const gw = kv.get('gateway');

@@ -12,24 +12,70 @@ import ipaddr from 'ipaddr.js';
 export const RTM_VERSION = 5;
 
 export const RTM_TYPES: Record<number, string> = {
-  0x1: 'RTM_ADD', 0x2: 'RTM_DELETE', 0x3: 'RTM_CHANGE', 0x4: 'RTM_GET', 0x5: 'RTM_LOSING', 0x6: 'RTM_REDIRECT',
-  0x7: 'RTM_MISS', 0x8: 'RTM_LOCK', 0x9: 'RTM_OLDADD', 0xa: 'RTM_OLDDEL', 0xb: 'RTM_RESOLVE', 0xc: 'RTM_NEWADDR',
-  0xd: 'RTM_DELADDR', 0xe: 'RTM_IFINFO', 0xf: 'RTM_NEWMADDR', 0x10: 'RTM_DELMADDR', 0x12: 'RTM_IFINFO2',
-  0x13: 'RTM_NEWMADDR2', 0x14: 'RTM_GET2',
+  0x1: 'RTM_ADD',
+  0x2: 'RTM_DELETE',
+  0x3: 'RTM_CHANGE',
+  0x4: 'RTM_GET',
+  0x5: 'RTM_LOSING',
+  0x6: 'RTM_REDIRECT',
+  0x7: 'RTM_MISS',
+  0x8: 'RTM_LOCK',
+  0x9: 'RTM_OLDADD',
+  0xa: 'RTM_OLDDEL',
+  0xb: 'RTM_RESOLVE',
+  0xc: 'RTM_NEWADDR',
+  0xd: 'RTM_DELADDR',
+  0xe: 'RTM_IFINFO',
+  0xf: 'RTM_NEWMADDR',
+  0x10: 'RTM_DELMADDR',
+  0x12: 'RTM_IFINFO2',
+  0x13: 'RTM_NEWMADDR2',
+  0x14: 'RTM_GET2',
 };
 
 /** RTF_* bits (bsd/net/route.h). */
 export const RTF_FLAGS: [number, string][] = [
-  [0x1, 'UP'], [0x2, 'GATEWAY'], [0x4, 'HOST'], [0x8, 'REJECT'], [0x10, 'DYNAMIC'], [0x20, 'MODIFIED'],
-  [0x40, 'DONE'], [0x80, 'DELCLONE'], [0x100, 'CLONING'], [0x200, 'XRESOLVE'], [0x400, 'LLINFO'],
-  [0x800, 'STATIC'], [0x1000, 'BLACKHOLE'], [0x2000, 'NOIFREF'], [0x4000, 'PROTO2'], [0x8000, 'PROTO1'],
-  [0x10000, 'PRCLONING'], [0x20000, 'WASCLONED'], [0x40000, 'PROTO3'], [0x100000, 'PINNED'],
-  [0x200000, 'LOCAL'], [0x400000, 'BROADCAST'], [0x800000, 'MULTICAST'], [0x1000000, 'IFSCOPE'],
-  [0x2000000, 'CONDEMNED'], [0x4000000, 'IFREF'], [0x8000000, 'PROXY'], [0x10000000, 'ROUTER'],
+  [0x1, 'UP'],
+  [0x2, 'GATEWAY'],
+  [0x4, 'HOST'],
+  [0x8, 'REJECT'],
+  [0x10, 'DYNAMIC'],
+  [0x20, 'MODIFIED'],
+  [0x40, 'DONE'],
+  [0x80, 'DELCLONE'],
+  [0x100, 'CLONING'],
+  [0x200, 'XRESOLVE'],
+  [0x400, 'LLINFO'],
+  [0x800, 'STATIC'],
+  [0x1000, 'BLACKHOLE'],
+  [0x2000, 'NOIFREF'],
+  [0x4000, 'PROTO2'],
+  [0x8000, 'PROTO1'],
+  [0x10000, 'PRCLONING'],
+  [0x20000, 'WASCLONED'],
+  [0x40000, 'PROTO3'],
+  [0x100000, 'PINNED'],
+  [0x200000, 'LOCAL'],
+  [0x400000, 'BROADCAST'],
+  [0x800000, 'MULTICAST'],
+  [0x1000000, 'IFSCOPE'],
+  [0x2000000, 'CONDEMNED'],
+  [0x4000000, 'IFREF'],
+  [0x8000000, 'PROXY'],
+  [0x10000000, 'ROUTER'],
   [0x40000000, 'GLOBAL'],
 ];
 
-export const RTAX_NAMES = ['dst', 'gateway', 'netmask', 'genmask', 'ifp', 'ifa', 'author', 'brd'] as const;
+export const RTAX_NAMES = [
+  'dst',
+  'gateway',
+  'netmask',
+  'genmask',
+  'ifp',
+  'ifa',
+  'author',
+  'brd',
+] as const;
 export type RtaxName = (typeof RTAX_NAMES)[number];
 
 export const AF_INET = 2;
@@ -61,7 +107,15 @@ export interface RouteMessage {
   prefixlen?: number;
 }
 
-const HEADER_LEN: Record<number, number> = { 0xc: 20, 0xd: 20, 0xe: 112, 0xf: 16, 0x10: 16, 0x12: 160, 0x13: 20 };
+const HEADER_LEN: Record<number, number> = {
+  0xc: 20,
+  0xd: 20,
+  0xe: 112,
+  0xf: 16,
+  0x10: 16,
+  0x12: 160,
+  0x13: 20,
+};
 const RT_MSGHDR_LEN = 92;
 
 const roundup = (n: number) => (n > 0 ? 1 + ((n - 1) | 3) : 4);
@@ -77,10 +131,15 @@ function decodeSockaddr(b: Uint8Array, off: number, end: number, isMask: boolean
   const stop = Math.min(off + len, end);
   const bytes = [...b.subarray(off, stop)];
   if (isMask) return { family: 'mask', bytes };
-  if (af === AF_INET && len >= 8) return { family: 'inet', address: [...b.subarray(off + 4, off + 8)].join('.') };
+  if (af === AF_INET && len >= 8)
+    return { family: 'inet', address: [...b.subarray(off + 4, off + 8)].join('.') };
   if (af === AF_INET6 && len >= 24) {
     const dv = new DataView(b.buffer, b.byteOffset);
-    return { family: 'inet6', address: ipv6(b, off + 8), scopeId: len >= 28 ? dv.getUint32(off + 24, true) : 0 };
+    return {
+      family: 'inet6',
+      address: ipv6(b, off + 8),
+      scopeId: len >= 28 ? dv.getUint32(off + 24, true) : 0,
+    };
   }
   if (af === AF_LINK && len >= 8) {
     const index = b[off + 2]! | (b[off + 3]! << 8);
@@ -88,7 +147,13 @@ function decodeSockaddr(b: Uint8Array, off: number, end: number, isMask: boolean
     const alen = b[off + 6]!;
     const d = off + 8;
     const name = Buffer.from(b.subarray(d, Math.min(d + nlen, stop))).toString('latin1');
-    return { family: 'link', index, type: b[off + 4]!, name, lladdr: hex([...b.subarray(d + nlen, Math.min(d + nlen + alen, stop))]) };
+    return {
+      family: 'link',
+      index,
+      type: b[off + 4]!,
+      name,
+      lladdr: hex([...b.subarray(d + nlen, Math.min(d + nlen + alen, stop))]),
+    };
   }
   return { family: 'unknown', af, bytes };
 }
@@ -122,7 +187,8 @@ export function decodeRouteMessage(buf: Uint8Array): RouteMessage {
   const version = buf[2]!;
   const type = buf[3]!;
   if (version !== RTM_VERSION) throw new Error(`unsupported rtm_version ${version}`);
-  if (msglen > buf.length) throw new Error(`truncated route message: msglen ${msglen} > ${buf.length}`);
+  if (msglen > buf.length)
+    throw new Error(`truncated route message: msglen ${msglen} > ${buf.length}`);
   const hlen = HEADER_LEN[type] ?? RT_MSGHDR_LEN;
   if (msglen < hlen) throw new Error(`route message ${msglen} bytes < header ${hlen}`);
   const isRt = HEADER_LEN[type] === undefined;
@@ -131,9 +197,15 @@ export function decodeRouteMessage(buf: Uint8Array): RouteMessage {
   const flags = dv.getInt32(8, true);
   const index = isRt ? dv.getUint16(4, true) : dv.getUint16(12, true);
   const m: RouteMessage = {
-    msglen, version, type, typeName: RTM_TYPES[type] ?? `RTM_${type}`, index, flags,
+    msglen,
+    version,
+    type,
+    typeName: RTM_TYPES[type] ?? `RTM_${type}`,
+    index,
+    flags,
     flagNames: isRt ? RTF_FLAGS.filter(([bit]) => flags & bit).map(([, n]) => n) : [],
-    addrs, sockaddrs: {},
+    addrs,
+    sockaddrs: {},
   };
   if (isRt) {
     m.pid = dv.getInt32(16, true);
@@ -150,7 +222,8 @@ export function decodeRouteMessage(buf: Uint8Array): RouteMessage {
   }
   const mask = m.sockaddrs.netmask;
   const dst = m.sockaddrs.dst;
-  if (mask?.family === 'mask' && (dst?.family === 'inet' || dst?.family === 'inet6')) m.prefixlen = maskPrefix(mask, dst.family === 'inet' ? 4 : 6);
+  if (mask?.family === 'mask' && (dst?.family === 'inet' || dst?.family === 'inet6'))
+    m.prefixlen = maskPrefix(mask, dst.family === 'inet' ? 4 : 6);
   return m;
 }
 

@@ -40,7 +40,15 @@ export function parseScutilDns(text: string): ScutilResolver[] {
     else if (t === 'DNS configuration (for service-specific queries)') section = 'service';
     const r = /^resolver #(\d+)$/.exec(t);
     if (r) {
-      cur = { section, number: Number(r[1]), searchDomains: [], nameservers: [], flags: [], supplemental: false, scoped: false };
+      cur = {
+        section,
+        number: Number(r[1]),
+        searchDomains: [],
+        nameservers: [],
+        flags: [],
+        supplemental: false,
+        scoped: false,
+      };
       out.push(cur);
       continue;
     }
@@ -76,7 +84,10 @@ export function parseScutilDns(text: string): ScutilResolver[] {
         break;
       }
       case 'flags':
-        cur.flags = val.split(',').map((f) => f.trim()).filter(Boolean);
+        cur.flags = val
+          .split(',')
+          .map((f) => f.trim())
+          .filter(Boolean);
         cur.supplemental = cur.flags.includes('Supplemental');
         cur.scoped = cur.flags.includes('Scoped');
         break;
@@ -145,7 +156,11 @@ export function parseScutilNwi(text: string): ScutilNwi {
     if (!fam) continue;
     const head = /^(\S+) : flags\s*: 0x([0-9a-f]+)(?: \((.*)\))?$/i.exec(t);
     if (head) {
-      cur = { name: head[1]!, flags: Number.parseInt(head[2]!, 16), flagNames: (head[3] ?? '').split(',').filter(Boolean) };
+      cur = {
+        name: head[1]!,
+        flags: Number.parseInt(head[2]!, 16),
+        flagNames: (head[3] ?? '').split(',').filter(Boolean),
+      };
       fam.push(cur);
       continue;
     }
@@ -170,7 +185,10 @@ export type ScutilValue = string | ScutilValue[] | { [k: string]: ScutilValue };
  * `<array> {` with `0 : v` items. Returns undefined for `No such key`.
  */
 export function parseScutilShow(text: string): { [k: string]: ScutilValue } | undefined {
-  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (lines.some((l) => /^No such key/.test(l))) return undefined;
   let i = 0;
   const block = (isArray: boolean): ScutilValue => {
@@ -183,7 +201,8 @@ export function parseScutilShow(text: string): { [k: string]: ScutilValue } | un
       if (!m) continue;
       const key = m[1]!;
       const v = m[2]!;
-      const val: ScutilValue = v === '<dictionary> {' ? block(false) : v === '<array> {' ? block(true) : v;
+      const val: ScutilValue =
+        v === '<dictionary> {' ? block(false) : v === '<array> {' ? block(true) : v;
       if (isArray) arr.push(val);
       else obj[key] = val;
     }
@@ -198,7 +217,11 @@ export function parseScutilShow(text: string): { [k: string]: ScutilValue } | un
 /** Input for `scutil` (stdin) that publishes a supplemental resolver for `domains` under our own key. */
 export function scutilSetDnsScript(key: string, servers: string[], domains: string[]): string {
   const l = ['d.init', `d.add ServerAddresses * ${servers.join(' ')}`];
-  if (domains.length) l.push(`d.add SupplementalMatchDomains * ${domains.join(' ')}`, `d.add SearchDomains * ${domains.join(' ')}`);
+  if (domains.length)
+    l.push(
+      `d.add SupplementalMatchDomains * ${domains.join(' ')}`,
+      `d.add SearchDomains * ${domains.join(' ')}`,
+    );
   l.push(`set ${key}`, 'quit', '');
   return l.join('\n');
 }

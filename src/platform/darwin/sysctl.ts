@@ -19,7 +19,9 @@ export function parseSysctl(text: string): SysctlEntry[] {
 }
 
 /** `sysctl: unknown oid 'x'` */
-export function parseSysctlError(text: string): { unknownOid?: string; message: string } | undefined {
+export function parseSysctlError(
+  text: string,
+): { unknownOid?: string; message: string } | undefined {
   const l = text.split('\n').find((x) => x.startsWith('sysctl: '));
   if (!l) return undefined;
   const m = /unknown oid '([^']+)'/.exec(l);

@@ -3,7 +3,10 @@ import type { ResourceKind } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Driver } from '../../resources/driver.js';
 
-export function unsupportedDarwinDriver<K extends ResourceKind>(kind: K, reason: string): Driver<K> {
+export function unsupportedDarwinDriver<K extends ResourceKind>(
+  kind: K,
+  reason: string,
+): Driver<K> {
   return {
     kind,
     async observe() {
@@ -11,7 +14,9 @@ export function unsupportedDarwinDriver<K extends ResourceKind>(kind: K, reason:
     },
     async apply(change) {
       if (change.action === 'noop') return 'unchanged';
-      throw new AwgError('unsupported', `${change.id}: ${reason}`, { hint: 'remove this from the macOS configuration, or run awg on Linux for it' });
+      throw new AwgError('unsupported', `${change.id}: ${reason}`, {
+        hint: 'remove this from the macOS configuration, or run awg on Linux for it',
+      });
     },
   };
 }

@@ -13,7 +13,12 @@ import type { AddressSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { parseIfconfig, parseIfconfigError, prefixToHexMask, type IfconfigInterface } from '../../platform/darwin/ifconfig.js';
+import {
+  parseIfconfig,
+  parseIfconfigError,
+  prefixToHexMask,
+  type IfconfigInterface,
+} from '../../platform/darwin/ifconfig.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 
 export interface DarwinAddressOptions {
@@ -24,14 +29,25 @@ export interface DarwinAddressOptions {
 export function addressesOf(link: string, i: IfconfigInterface): AddressSpec[] {
   return [
     ...i.inet.map((a): AddressSpec => ({ link, cidr: `${a.address}/${a.prefixlen}`, family: 4 })),
-    ...i.inet6.filter((a) => !a.zone && !a.address.toLowerCase().startsWith('fe80:')).map((a): AddressSpec => ({ link, cidr: `${a.address}/${a.prefixlen}`, family: 6 })),
+    ...i.inet6
+      .filter((a) => !a.zone && !a.address.toLowerCase().startsWith('fe80:'))
+      .map((a): AddressSpec => ({ link, cidr: `${a.address}/${a.prefixlen}`, family: 6 })),
   ];
 }
 
-export function ifconfigAddressArgs(ifname: string, a: AddressSpec, op: 'add' | 'delete'): string[] {
+export function ifconfigAddressArgs(
+  ifname: string,
+  a: AddressSpec,
+  op: 'add' | 'delete',
+): string[] {
   const [addr, len] = a.cidr.split('/') as [string, string];
-  if (a.family === 4) return op === 'add' ? [ifname, 'inet', addr, addr, 'netmask', prefixToHexMask(Number(len)), 'alias'] : [ifname, 'inet', addr, '-alias'];
-  return op === 'add' ? [ifname, 'inet6', addr, 'prefixlen', len, 'alias'] : [ifname, 'inet6', addr, '-alias'];
+  if (a.family === 4)
+    return op === 'add'
+      ? [ifname, 'inet', addr, addr, 'netmask', prefixToHexMask(Number(len)), 'alias']
+      : [ifname, 'inet', addr, '-alias'];
+  return op === 'add'
+    ? [ifname, 'inet6', addr, 'prefixlen', len, 'alias']
+    : [ifname, 'inet6', addr, '-alias'];
 }
 
 async function interfaces(exec: Pick<Exec, 'read'>): Promise<Map<string, IfconfigInterface>> {
@@ -46,7 +62,14 @@ export function createDarwinAddressDriver(opts: DarwinAddressOptions): Driver<'a
       const resources: Resource<'address'>[] = [];
       for (const [link, owner] of Object.entries(readUtunRegistry(scope.state))) {
         const i = ifs.get(owner.ifname);
-        if (i) for (const a of addressesOf(link, i)) resources.push({ kind: 'address', id: ids.address(a), spec: a, deps: [ids.link(link)] });
+        if (i)
+          for (const a of addressesOf(link, i))
+            resources.push({
+              kind: 'address',
+              id: ids.address(a),
+              spec: a,
+              deps: [ids.link(link)],
+            });
       }
       return { resources, foreign: [] };
     },
@@ -59,7 +82,11 @@ export function createDarwinAddressDriver(opts: DarwinAddressOptions): Driver<'a
         const ifname = reg[spec.link]?.ifname;
         const i = ifname ? ifs.get(ifname) : undefined;
         if (!ifname || !i) {
-          if (op === 'add') ctx.reporter.report({ type: 'info', message: `${spec.cidr} on ${spec.link}: waiting for the engine to create the utun` });
+          if (op === 'add')
+            ctx.reporter.report({
+              type: 'info',
+              message: `${spec.cidr} on ${spec.link}: waiting for the engine to create the utun`,
+            });
           return false;
         }
         const present = addressesOf(spec.link, i).some((a) => a.cidr === spec.cidr);
@@ -68,13 +95,18 @@ export function createDarwinAddressDriver(opts: DarwinAddressOptions): Driver<'a
         const r = await ctx.exec.mutate('ifconfig', args, { allowFail: true });
         if (!ctx.dryRun && r.code !== 0) {
           const e = parseIfconfigError(r.stderr);
-          throw new AwgError('driver', `ifconfig ${args.join(' ')}: ${e?.message ?? r.stderr.trim()}`);
+          throw new AwgError(
+            'driver',
+            `ifconfig ${args.join(' ')}: ${e?.message ?? r.stderr.trim()}`,
+          );
         }
         return true;
       };
       let changed = false;
-      if (change.before && (change.action === 'delete' || change.action === 'replace')) changed = (await run(change.before, 'delete')) || changed;
-      if (change.after && change.action !== 'delete') changed = (await run(change.after, 'add')) || changed;
+      if (change.before && (change.action === 'delete' || change.action === 'replace'))
+        changed = (await run(change.before, 'delete')) || changed;
+      if (change.after && change.action !== 'delete')
+        changed = (await run(change.after, 'add')) || changed;
       return changed ? 'changed' : 'unchanged';
     },
   };

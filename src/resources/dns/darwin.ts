@@ -20,8 +20,21 @@ import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { DNS_FLUSH_COMMANDS, parseNetworksetupError, parseServiceList, parseValueList, setDnsServersArgs, setSearchDomainsArgs } from '../../platform/darwin/networksetup.js';
-import { parseScutilShow, scutilRemoveScript, scutilSetDnsScript, scutilShowScript, type ScutilValue } from '../../platform/darwin/scutil.js';
+import {
+  DNS_FLUSH_COMMANDS,
+  parseNetworksetupError,
+  parseServiceList,
+  parseValueList,
+  setDnsServersArgs,
+  setSearchDomainsArgs,
+} from '../../platform/darwin/networksetup.js';
+import {
+  parseScutilShow,
+  scutilRemoveScript,
+  scutilSetDnsScript,
+  scutilShowScript,
+  type ScutilValue,
+} from '../../platform/darwin/scutil.js';
 
 export const DNS_STATE_KEY = 'darwin-dns';
 
@@ -52,7 +65,8 @@ export interface DarwinDnsOptions {
 
 export const dynamicStoreKey = (scope: string) => `State:/Network/Service/com.awg.${scope}/DNS`;
 const searchOf = (domains: string[]) => domains.filter((d) => !d.startsWith('~'));
-const matchOf = (domains: string[]) => domains.map((d) => d.replace(/^~/, '')).filter((d) => d && d !== '.');
+const matchOf = (domains: string[]) =>
+  domains.map((d) => d.replace(/^~/, '')).filter((d) => d && d !== '.');
 const eq = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 const load = (s: StateStore): DnsRecord => s.get<DnsRecord>(DNS_STATE_KEY) ?? { links: {} };
 
@@ -67,28 +81,44 @@ async function serviceDns(exec: Pick<Exec, 'read'>, svc: string): Promise<Servic
   const s = await exec.read('networksetup', ['-getdnsservers', svc], { allowFail: true });
   if (s.code !== 0 || parseNetworksetupError(s.stdout)) return undefined;
   const d = await exec.read('networksetup', ['-getsearchdomains', svc], { allowFail: true });
-  return { servers: parseValueList(s.stdout), search: d.code === 0 ? parseValueList(d.stdout) : [] };
+  return {
+    servers: parseValueList(s.stdout),
+    search: d.code === 0 ? parseValueList(d.stdout) : [],
+  };
 }
 
 async function setService(ctx: ApplyContext, args: string[]): Promise<void> {
   const r = await ctx.exec.mutate('networksetup', args, { allowFail: true });
   if (ctx.dryRun) return;
   const err = parseNetworksetupError(r.stdout);
-  if (err || r.code !== 0) throw new AwgError('driver', `networksetup ${args.join(' ')}: ${err?.message ?? (r.stderr || r.stdout).trim()}`);
+  if (err || r.code !== 0)
+    throw new AwgError(
+      'driver',
+      `networksetup ${args.join(' ')}: ${err?.message ?? (r.stderr || r.stdout).trim()}`,
+    );
 }
 
 async function flush(ctx: ApplyContext): Promise<void> {
-  for (const [cmd, args] of DNS_FLUSH_COMMANDS) await ctx.exec.mutate(cmd, args, { allowFail: true });
+  for (const [cmd, args] of DNS_FLUSH_COMMANDS)
+    await ctx.exec.mutate(cmd, args, { allowFail: true });
 }
 
 function strings(v: ScutilValue | undefined): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
 
-async function storeDns(exec: Pick<Exec, 'read'>, scope: string): Promise<{ servers: string[]; match: string[] } | undefined> {
-  const r = await exec.read('scutil', [], { input: scutilShowScript(dynamicStoreKey(scope)), allowFail: true });
+async function storeDns(
+  exec: Pick<Exec, 'read'>,
+  scope: string,
+): Promise<{ servers: string[]; match: string[] } | undefined> {
+  const r = await exec.read('scutil', [], {
+    input: scutilShowScript(dynamicStoreKey(scope)),
+    allowFail: true,
+  });
   const d = parseScutilShow(r.stdout);
-  return d ? { servers: strings(d['ServerAddresses']), match: strings(d['SupplementalMatchDomains']) } : undefined;
+  return d
+    ? { servers: strings(d['ServerAddresses']), match: strings(d['SupplementalMatchDomains']) }
+    : undefined;
 }
 
 export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
@@ -97,7 +127,8 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
     async observe(scope: ObserveScope): Promise<ObserveResult<'dns'>> {
       const rec = load(scope.state);
       const resources: Resource<'dns'>[] = [];
-      const push = (spec: DnsSpec) => resources.push({ kind: 'dns', id: ids.dns(spec.scope), spec, deps: [] });
+      const push = (spec: DnsSpec) =>
+        resources.push({ kind: 'dns', id: ids.dns(spec.scope), spec, deps: [] });
       if (rec.system) {
         const sys = rec.system;
         let drift: DnsSpec | undefined;
@@ -107,19 +138,29 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
           const okServers = eq(cur.servers, sys.written.servers);
           const okSearch = sys.written.search === null || eq(cur.search, sys.written.search);
           if (!okServers || !okSearch) {
-            drift = { scope: 'system', servers: cur.servers, domains: okSearch ? sys.applied.domains : cur.search };
+            drift = {
+              scope: 'system',
+              servers: cur.servers,
+              domains: okSearch ? sys.applied.domains : cur.search,
+            };
             break;
           }
         }
         push(drift ?? sys.applied);
       }
       const scopes = new Set(Object.keys(rec.links));
-      for (const r of scope.desired.resources) if (r.kind === 'dns' && (r.spec as DnsSpec).scope !== 'system') scopes.add((r.spec as DnsSpec).scope);
+      for (const r of scope.desired.resources)
+        if (r.kind === 'dns' && (r.spec as DnsSpec).scope !== 'system')
+          scopes.add((r.spec as DnsSpec).scope);
       for (const s of [...scopes].sort()) {
         const cur = await storeDns(opts.exec, s);
         if (!cur) continue;
         const l = rec.links[s];
-        push(l && eq(cur.servers, l.written.servers) && eq(cur.match, l.written.match) ? l.applied : { scope: s, servers: cur.servers, domains: cur.match.map((d) => `~${d}`) });
+        push(
+          l && eq(cur.servers, l.written.servers) && eq(cur.match, l.written.match)
+            ? l.applied
+            : { scope: s, servers: cur.servers, domains: cur.match.map((d) => `~${d}`) },
+        );
       }
       return { resources, foreign: [] };
     },
@@ -157,7 +198,11 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
         }
         const after = change.after!;
         const search = searchOf(after.domains);
-        const sys: SystemRecord = rec.system ?? { applied: after, written: { servers: after.servers, search: null }, backup: {} };
+        const sys: SystemRecord = rec.system ?? {
+          applied: after,
+          written: { servers: after.servers, search: null },
+          backup: {},
+        };
         const cur = new Map<string, ServiceDns>();
         for (const svc of await services(ctx.exec)) {
           const d = await serviceDns(ctx.exec, svc);
@@ -173,7 +218,11 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
             await setService(ctx, setDnsServersArgs(svc, after.servers));
             changed = true;
           }
-          const wantSearch = search.length ? search : sys.written.search !== null ? (sys.backup[svc]?.search ?? []) : undefined;
+          const wantSearch = search.length
+            ? search
+            : sys.written.search !== null
+              ? (sys.backup[svc]?.search ?? [])
+              : undefined;
           if (wantSearch && !eq(d.search, wantSearch)) {
             await setService(ctx, setSearchDomainsArgs(svc, wantSearch));
             changed = true;
@@ -190,7 +239,10 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
       const cur = await storeDns(ctx.exec, spec.scope);
       if (change.action === 'delete') {
         if (cur) {
-          await ctx.exec.mutate('scutil', [], { input: scutilRemoveScript(key), display: `scutil <<< remove ${key}` });
+          await ctx.exec.mutate('scutil', [], {
+            input: scutilRemoveScript(key),
+            display: `scutil <<< remove ${key}`,
+          });
           changed = true;
         }
         delete rec.links[spec.scope];
@@ -199,10 +251,17 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
         return changed ? 'changed' : 'unchanged';
       }
       const after = change.after!;
-      if (!after.servers.length) throw new AwgError('invalid-config', `DNS for ${after.scope}: a supplemental resolver needs at least one server`);
+      if (!after.servers.length)
+        throw new AwgError(
+          'invalid-config',
+          `DNS for ${after.scope}: a supplemental resolver needs at least one server`,
+        );
       const written = { servers: after.servers, match: matchOf(after.domains) };
       if (!cur || !eq(cur.servers, written.servers) || !eq(cur.match, written.match)) {
-        await ctx.exec.mutate('scutil', [], { input: scutilSetDnsScript(key, written.servers, written.match), display: `scutil <<< set ${key} (${written.servers.join(' ')})` });
+        await ctx.exec.mutate('scutil', [], {
+          input: scutilSetDnsScript(key, written.servers, written.match),
+          display: `scutil <<< set ${key} (${written.servers.join(' ')})`,
+        });
         changed = true;
       }
       rec.links[spec.scope] = { applied: after, written };

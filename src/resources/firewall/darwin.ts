@@ -234,7 +234,11 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       if (!snap.hooked) {
         const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
         const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
-        if (dropped.length) ctx.reporter.report({ type: 'warning', message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}` });
+        if (dropped.length)
+          ctx.reporter.report({
+            type: 'warning',
+            message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
+          });
         const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
           input: renderMainRuleset(conf),
           allowFail: true,

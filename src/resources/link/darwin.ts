@@ -15,7 +15,11 @@ import type { LinkSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { parseIfconfig, parseIfconfigError, type IfconfigInterface } from '../../platform/darwin/ifconfig.js';
+import {
+  parseIfconfig,
+  parseIfconfigError,
+  type IfconfigInterface,
+} from '../../platform/darwin/ifconfig.js';
 import { forgetUtun, readUtunRegistry } from '../../platform/darwin/utun.js';
 
 export interface DarwinLinkOptions {
@@ -31,7 +35,10 @@ async function ifconfig(ctx: ApplyContext, args: string[]): Promise<void> {
   const r = await ctx.exec.mutate('ifconfig', args, { allowFail: true });
   if (ctx.dryRun || r.code === 0) return;
   const e = parseIfconfigError(r.stderr);
-  throw new AwgError('driver', `ifconfig ${args.join(' ')}: ${e ? (e.op ? `${e.op}: ${e.message}` : e.message) : r.stderr.trim()}`);
+  throw new AwgError(
+    'driver',
+    `ifconfig ${args.join(' ')}: ${e ? (e.op ? `${e.op}: ${e.message}` : e.message) : r.stderr.trim()}`,
+  );
 }
 
 export function createDarwinLinkDriver(opts: DarwinLinkOptions): Driver<'link'> {
@@ -48,9 +55,16 @@ export function createDarwinLinkDriver(opts: DarwinLinkOptions): Driver<'link'> 
           stale.push(`${name}=${owner.ifname}`);
           continue;
         }
-        resources.push({ kind: 'link', id: ids.link(name), spec: { name, kind: 'tun', mtu: i.mtu, up: i.up }, deps: [] });
+        resources.push({
+          kind: 'link',
+          id: ids.link(name),
+          spec: { name, kind: 'tun', mtu: i.mtu, up: i.up },
+          deps: [],
+        });
       }
-      const facts: Record<string, unknown> = { utun: Object.fromEntries(Object.entries(reg).map(([k, v]) => [k, v.ifname])) };
+      const facts: Record<string, unknown> = {
+        utun: Object.fromEntries(Object.entries(reg).map(([k, v]) => [k, v.ifname])),
+      };
       if (stale.length) facts['staleUtun'] = stale;
       return { resources, foreign: [], facts };
     },
@@ -64,7 +78,10 @@ export function createDarwinLinkDriver(opts: DarwinLinkOptions): Driver<'link'> 
         if (!name) throw new AwgError('bug', `delete ${change.id} without before`);
         const owner = reg[name];
         if (owner && ifs.has(owner.ifname)) {
-          throw new AwgError('driver', `${owner.ifname} (${name}) is still held open by its engine${owner.pid ? ` (pid ${owner.pid})` : ''}; a utun cannot be destroyed from outside (SIOCIFDESTROY: Invalid argument) and disappears when the engine stops`);
+          throw new AwgError(
+            'driver',
+            `${owner.ifname} (${name}) is still held open by its engine${owner.pid ? ` (pid ${owner.pid})` : ''}; a utun cannot be destroyed from outside (SIOCIFDESTROY: Invalid argument) and disappears when the engine stops`,
+          );
         }
         if (owner && !ctx.dryRun) forgetUtun(ctx.state, name);
         return 'unchanged';
@@ -74,7 +91,10 @@ export function createDarwinLinkDriver(opts: DarwinLinkOptions): Driver<'link'> 
       const owner = reg[after.name];
       const i = owner && ifs.get(owner.ifname);
       if (!owner || !i) {
-        ctx.reporter.report({ type: 'info', message: `${after.name}: the utun is created by the tunnel engine when it starts; nothing to do yet` });
+        ctx.reporter.report({
+          type: 'info',
+          message: `${after.name}: the utun is created by the tunnel engine when it starts; nothing to do yet`,
+        });
         return 'unchanged';
       }
       let changed = false;

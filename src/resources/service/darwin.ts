@@ -16,7 +16,13 @@ import type { Resource, ServiceSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { classifyLaunchctl, launchctlArgs, parseLaunchctlPrint, plistPath, type LaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import {
+  classifyLaunchctl,
+  launchctlArgs,
+  parseLaunchctlPrint,
+  plistPath,
+  type LaunchctlPrint,
+} from '../../platform/darwin/launchctl.js';
 
 export const LABEL_PREFIX = 'com.awg.';
 export const NOTE_NOT_LOADED = '<!-- awg: not loaded in launchd -->\n';
@@ -35,7 +41,8 @@ interface Seen {
 }
 
 function checkLabel(label: string): void {
-  if (!label.startsWith(LABEL_PREFIX) || !/^[A-Za-z0-9_.-]+$/.test(label)) throw new AwgError('bug', `launchd label ${label} is not under ${LABEL_PREFIX}`);
+  if (!label.startsWith(LABEL_PREFIX) || !/^[A-Za-z0-9_.-]+$/.test(label))
+    throw new AwgError('bug', `launchd label ${label} is not under ${LABEL_PREFIX}`);
 }
 
 async function see(exec: Pick<Exec, 'read'>, label: string): Promise<Seen> {
@@ -49,13 +56,21 @@ async function see(exec: Pick<Exec, 'read'>, label: string): Promise<Seen> {
   return s;
 }
 
-async function launchctl(ctx: ApplyContext, args: string[], tolerate: string[] = []): Promise<void> {
+async function launchctl(
+  ctx: ApplyContext,
+  args: string[],
+  tolerate: string[] = [],
+): Promise<void> {
   const r = await ctx.exec.mutate('launchctl', args, { allowFail: true });
   if (ctx.dryRun) return;
   const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
   if (o.kind === 'ok' || tolerate.includes(o.kind)) return;
   const msg = `launchctl ${args.join(' ')}: ${o.message}`;
-  if (o.kind === 'io-error' && args[0] === 'bootstrap') throw new AwgError('driver', `${msg} (launchd says this when the job is already loaded, or when it refuses the plist: owner must be root:wheel, mode 644, valid XML)`);
+  if (o.kind === 'io-error' && args[0] === 'bootstrap')
+    throw new AwgError(
+      'driver',
+      `${msg} (launchd says this when the job is already loaded, or when it refuses the plist: owner must be root:wheel, mode 644, valid XML)`,
+    );
   throw new AwgError(o.kind === 'usage' ? 'bug' : 'driver', msg);
 }
 
@@ -64,16 +79,27 @@ export function createDarwinServiceDriver(opts: DarwinServiceOptions): Driver<'s
     kind: 'service',
     async observe(scope: ObserveScope): Promise<ObserveResult<'service'>> {
       const labels = new Set(opts.labels ?? []);
-      for (const r of scope.desired.resources) if (r.kind === 'service') labels.add((r.spec as ServiceSpec).name);
+      for (const r of scope.desired.resources)
+        if (r.kind === 'service') labels.add((r.spec as ServiceSpec).name);
       const resources: Resource<'service'>[] = [];
       const facts: Record<string, unknown> = {};
       for (const label of [...labels].sort()) {
         if (!label.startsWith(LABEL_PREFIX)) continue;
         const s = await see(opts.exec, label);
-        if (s.print) facts[`launchd:${label}`] = { state: s.print.state, pid: s.print.pid, lastExitCode: s.print.lastExitCode };
+        if (s.print)
+          facts[`launchd:${label}`] = {
+            state: s.print.state,
+            pid: s.print.pid,
+            lastExitCode: s.print.lastExitCode,
+          };
         if (s.text === undefined) continue;
         const unitText = s.loaded ? s.text : `${s.text}${NOTE_NOT_LOADED}`;
-        resources.push({ kind: 'service', id: ids.service(label), spec: { name: label, unitText }, deps: [] });
+        resources.push({
+          kind: 'service',
+          id: ids.service(label),
+          spec: { name: label, unitText },
+          deps: [],
+        });
       }
       return { resources, foreign: [], facts };
     },

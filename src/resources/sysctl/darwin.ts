@@ -6,4 +6,7 @@
 import { unsupportedDarwinDriver } from '../../platform/darwin/unsupported.js';
 
 export const createDarwinSysctlDriver = () =>
-  unsupportedDarwinDriver('sysctl', 'Linux sysctls (rp_filter, src_valid_mark) have no macOS counterpart; the macOS backend changes no sysctl');
+  unsupportedDarwinDriver(
+    'sysctl',
+    'Linux sysctls (rp_filter, src_valid_mark) have no macOS counterpart; the macOS backend changes no sysctl',
+  );

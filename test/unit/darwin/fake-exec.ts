@@ -42,12 +42,21 @@ export class ScriptedExec implements Exec {
     const v = typeof r === 'function' ? r(input) : r;
     return { stdout: v.stdout ?? '', stderr: v.stderr ?? '', code: v.code ?? 0 };
   }
-  private run(kind: 'read' | 'mutate', cmd: string, args: string[], opts: ExecOptions = {}): ExecResult {
+  private run(
+    kind: 'read' | 'mutate',
+    cmd: string,
+    args: string[],
+    opts: ExecOptions = {},
+  ): ExecResult {
     const line = [cmd, ...args].join(' ');
     this.calls.push(opts.input === undefined ? { kind, line } : { kind, line, input: opts.input });
     if (kind === 'mutate' && this.dryRun) return { stdout: '', stderr: '', code: 0 };
     const r = this.answer(line, opts.input, kind === 'mutate');
-    if (r.code !== 0 && !opts.allowFail) throw new AwgError('driver', `${line} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    if (r.code !== 0 && !opts.allowFail)
+      throw new AwgError(
+        'driver',
+        `${line} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`,
+      );
     return r;
   }
   async read(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult> {

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Change } from '../../../src/model/change.js';
 import { ids } from '../../../src/model/identity.js';
 import type { DesiredState, FirewallSpec } from '../../../src/model/resources.js';
-import { createDarwinFirewallDriver, NOTE_NO_HOOK, NOTE_NO_TOKEN, NOTE_REBOUND, PF_STATE_KEY } from '../../../src/resources/firewall/darwin.js';
+import {
+  createDarwinFirewallDriver,
+  NOTE_NO_HOOK,
+  NOTE_NO_TOKEN,
+  NOTE_REBOUND,
+  PF_STATE_KEY,
+} from '../../../src/resources/firewall/darwin.js';
 import type { ApplyContext } from '../../../src/resources/driver.js';
 import { renderPfAnchor } from '../../../src/platform/darwin/pf-render.js';
 import { recordUtun } from '../../../src/platform/darwin/utun.js';
@@ -12,16 +18,40 @@ import { ScriptedExec } from './fake-exec.js';
 import { fixture, sections } from './fixtures.js';
 import { claims } from './helpers.js';
 
-const RULESET = renderPfAnchor({ killSwitch: true, allowLan: false, dnsLeakProtection: true, ipv6: 'block', tunnels: [{ link: 'awg-work', dns: ['10.64.0.1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] }] });
+const RULESET = renderPfAnchor({
+  killSwitch: true,
+  allowLan: false,
+  dnsLeakProtection: true,
+  ipv6: 'block',
+  tunnels: [
+    {
+      link: 'awg-work',
+      dns: ['10.64.0.1'],
+      endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }],
+    },
+  ],
+});
 const SPEC: FirewallSpec = { family: 'inet', table: 'awg', ruleset: RULESET };
-const create: Change<'firewall'> = { kind: 'firewall', id: ids.firewall('awg'), action: 'create', after: SPEC, reason: 'missing', cause: 'initial' };
-const desired: DesiredState = { resources: [{ kind: 'firewall', id: ids.firewall('awg'), spec: SPEC, deps: [] }], warnings: [] };
+const create: Change<'firewall'> = {
+  kind: 'firewall',
+  id: ids.firewall('awg'),
+  action: 'create',
+  after: SPEC,
+  reason: 'missing',
+  cause: 'initial',
+};
+const desired: DesiredState = {
+  resources: [{ kind: 'firewall', id: ids.firewall('awg'), spec: SPEC, deps: [] }],
+  warnings: [],
+};
 
 // Synthetic: the stock /etc/pf.conf anchor lines (comments omitted) and a plausible pfctl
 // read-back of our anchor. pfctl's exact normalisation is not captured; the driver only
 // compares read-backs with each other, never with the rendered text.
-const PF_CONF = 'scrub-anchor "com.apple/*"\nnat-anchor "com.apple/*"\nrdr-anchor "com.apple/*"\ndummynet-anchor "com.apple/*"\nanchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n';
-const READBACK = 'pass quick on lo0 all flags any\npass out quick on utun5 inet proto udp from any to 10.64.0.1 port = 53 keep state\nblock drop out quick all\n';
+const PF_CONF =
+  'scrub-anchor "com.apple/*"\nnat-anchor "com.apple/*"\nrdr-anchor "com.apple/*"\ndummynet-anchor "com.apple/*"\nanchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n';
+const READBACK =
+  'pass quick on lo0 all flags any\npass out quick on utun5 inet proto udp from any to 10.64.0.1 port = 53 keep state\nblock drop out quick all\n';
 
 const MAIN_BEFORE = fixture('pf/pfctl-sr-sequoia-15.0-before-sshuttle.txt');
 const MAIN_AFTER = `${MAIN_BEFORE}anchor "com.awg/*" all\n`;
@@ -51,32 +81,74 @@ describe('darwin firewall driver (PF anchor)', () => {
     const { exec, state, ctx, reporter, driver } = setup();
     exec.seq('pfctl -a com.awg/awg -sr', { stdout: '' }, { stdout: READBACK });
     expect(await driver.apply(create, ctx)).toBe('changed');
-    expect(exec.mutationLines).toEqual(['pfctl -f -', 'pfctl -a com.awg/awg -f -', 'pfctl -E', 'pfctl -F states']);
+    expect(exec.mutationLines).toEqual([
+      'pfctl -f -',
+      'pfctl -a com.awg/awg -f -',
+      'pfctl -E',
+      'pfctl -F states',
+    ]);
     const main = exec.calls.find((c) => c.line === 'pfctl -f -')!.input!;
     expect(main).toBe(`${PF_CONF}# awg\nanchor "com.awg/*"\n`);
     const anchor = exec.calls.find((c) => c.line === 'pfctl -a com.awg/awg -f -')!.input!;
     expect(anchor.split('\n')[0]).toBe('awg_work = "utun5"');
     expect(anchor).toContain('pass quick on $awg_work inet all flags any');
-    expect(state.get(PF_STATE_KEY)).toEqual({ token: '11012949885072952621', anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } } });
+    expect(state.get(PF_STATE_KEY)).toEqual({
+      token: '11012949885072952621',
+      anchors: {
+        'com.awg/awg': {
+          ruleset: RULESET,
+          readback: READBACK.trim().split('\n'),
+          links: { awg_work: 'utun5' },
+        },
+      },
+    });
     // the Sequoia main ruleset carries a run-time anchor that a reload from pf.conf drops
-    expect(reporter.events).toContainEqual({ type: 'warning', message: 'reloading the PF main ruleset from /etc/pf.conf drops anchors other programs inserted at run time: com.apple.internet-sharing' });
+    expect(reporter.events).toContainEqual({
+      type: 'warning',
+      message:
+        'reloading the PF main ruleset from /etc/pf.conf drops anchors other programs inserted at run time: com.apple.internet-sharing',
+    });
   });
 
   it('second apply against the post-state is unchanged; observe returns the rendered text', async () => {
     const { exec, state, ctx, driver } = setup();
-    state.set(PF_STATE_KEY, { token: '15053025338191571182', anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } } });
-    exec.on('pfctl -sr', { stdout: MAIN_AFTER }).on('pfctl -s References', { stdout: REFS_ONE }).on('pfctl -a com.awg/awg -sr', { stdout: READBACK }).on('pfctl -a com.awg -s Anchors', { stdout: 'com.awg/awg\n' });
+    state.set(PF_STATE_KEY, {
+      token: '15053025338191571182',
+      anchors: {
+        'com.awg/awg': {
+          ruleset: RULESET,
+          readback: READBACK.trim().split('\n'),
+          links: { awg_work: 'utun5' },
+        },
+      },
+    });
+    exec
+      .on('pfctl -sr', { stdout: MAIN_AFTER })
+      .on('pfctl -s References', { stdout: REFS_ONE })
+      .on('pfctl -a com.awg/awg -sr', { stdout: READBACK })
+      .on('pfctl -a com.awg -s Anchors', { stdout: 'com.awg/awg\n' });
     expect(await driver.apply(create, ctx)).toBe('unchanged');
     expect(exec.mutations).toBe(0);
     const obs = await driver.observe({ desired, claims, state });
-    expect(obs.resources).toEqual([{ kind: 'firewall', id: 'firewall/inet/awg', spec: SPEC, deps: [] }]);
+    expect(obs.resources).toEqual([
+      { kind: 'firewall', id: 'firewall/inet/awg', spec: SPEC, deps: [] },
+    ]);
     expect(obs.facts).toEqual({ pf: { tokenHeld: true, hooked: true } });
     expect(obs.foreign).toEqual([]);
   });
 
   it('drift is visible: lost token, lost hook, edited anchor, rebound utun', async () => {
     const { exec, state, driver } = setup();
-    state.set(PF_STATE_KEY, { token: '15053025338191571182', anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } } });
+    state.set(PF_STATE_KEY, {
+      token: '15053025338191571182',
+      anchors: {
+        'com.awg/awg': {
+          ruleset: RULESET,
+          readback: READBACK.trim().split('\n'),
+          links: { awg_work: 'utun5' },
+        },
+      },
+    });
     exec.on('pfctl -a com.awg/awg -sr', { stdout: READBACK });
     let spec = (await driver.observe({ desired, claims, state })).resources[0]!.spec;
     expect(spec.ruleset).toBe(`${RULESET}${NOTE_NO_TOKEN}\n${NOTE_NO_HOOK}\n`);
@@ -94,10 +166,17 @@ describe('darwin firewall driver (PF anchor)', () => {
     exec.on('pfctl -sr', { stdout: fixture('pf/pfctl-sr-sequoia-15.0-after-sshuttle.txt') });
     const obs = await driver.observe({ desired, claims, state });
     expect(obs.resources).toEqual([]);
-    expect(obs.foreign.map((f) => f.id)).toEqual(['firewall/pf/sshuttle6-12300', 'firewall/pf/sshuttle-12300']);
-    const sa = fixture('pf/pfctl-sa-disabled-openvpn-2016-sshuttle-TRUNCATED.txt').split('FILTER RULES:\n')[1]!.split('\n\n')[0]!;
+    expect(obs.foreign.map((f) => f.id)).toEqual([
+      'firewall/pf/sshuttle6-12300',
+      'firewall/pf/sshuttle-12300',
+    ]);
+    const sa = fixture('pf/pfctl-sa-disabled-openvpn-2016-sshuttle-TRUNCATED.txt')
+      .split('FILTER RULES:\n')[1]!
+      .split('\n\n')[0]!;
     exec.on('pfctl -sr', { stdout: sa });
-    expect((await driver.observe({ desired, claims, state })).foreign.map((f) => f.description)).toEqual([
+    expect(
+      (await driver.observe({ desired, claims, state })).foreign.map((f) => f.description),
+    ).toEqual([
       'PF anchor "sshuttle" in the main ruleset belongs to another program',
       'the PF main ruleset has 1 rule(s) outside anchors (e.g. "pass on lo all flags S/SA keep state")',
     ]);
@@ -105,22 +184,52 @@ describe('darwin firewall driver (PF anchor)', () => {
 
   it('a syntax error names the offending line of the loaded text', async () => {
     const { exec, state, ctx, driver } = setup();
-    exec.on('pfctl -sr', { stdout: MAIN_AFTER }).on('pfctl -a com.awg/awg -f -', { code: 1, stderr: 'stdin:3: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n' });
-    await expect(driver.apply(create, ctx)).rejects.toMatchObject({ kind: 'bug', message: expect.stringContaining('line 3: syntax error: pass quick on lo0 all flags any') });
+    exec
+      .on('pfctl -sr', { stdout: MAIN_AFTER })
+      .on('pfctl -a com.awg/awg -f -', {
+        code: 1,
+        stderr: 'stdin:3: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n',
+      });
+    await expect(driver.apply(create, ctx)).rejects.toMatchObject({
+      kind: 'bug',
+      message: expect.stringContaining('line 3: syntax error: pass quick on lo0 all flags any'),
+    });
     expect(state.get(PF_STATE_KEY)).toBeUndefined();
   });
 
   it('delete flushes the anchor, releases our token, restores pf.conf; again is unchanged', async () => {
     const { exec, state, ctx, driver } = setup();
-    state.set(PF_STATE_KEY, { token: '15053025338191571182', anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } } });
+    state.set(PF_STATE_KEY, {
+      token: '15053025338191571182',
+      anchors: {
+        'com.awg/awg': {
+          ruleset: RULESET,
+          readback: READBACK.trim().split('\n'),
+          links: { awg_work: 'utun5' },
+        },
+      },
+    });
     exec
       .seq('pfctl -a com.awg/awg -sr', { stdout: READBACK }, { stdout: '' })
       .seq('pfctl -sr', { stdout: MAIN_AFTER }, { stdout: MAIN_BEFORE })
-      .on('pfctl -X 15053025338191571182', { stderr: [...ENABLE.entries()].find(([k]) => k.includes('last reference'))![1].stderr })
+      .on('pfctl -X 15053025338191571182', {
+        stderr: [...ENABLE.entries()].find(([k]) => k.includes('last reference'))![1].stderr,
+      })
       .on('pfctl -f /etc/pf.conf', { stderr: fixture('pf/pfctl-f-warning-10.11.3-pow.txt') });
-    const del: Change<'firewall'> = { kind: 'firewall', id: ids.firewall('awg'), action: 'delete', before: SPEC, reason: 'not desired', cause: 'config' };
+    const del: Change<'firewall'> = {
+      kind: 'firewall',
+      id: ids.firewall('awg'),
+      action: 'delete',
+      before: SPEC,
+      reason: 'not desired',
+      cause: 'config',
+    };
     expect(await driver.apply(del, ctx)).toBe('changed');
-    expect(exec.mutationLines).toEqual(['pfctl -a com.awg/awg -F all', 'pfctl -X 15053025338191571182', 'pfctl -f /etc/pf.conf']);
+    expect(exec.mutationLines).toEqual([
+      'pfctl -a com.awg/awg -F all',
+      'pfctl -X 15053025338191571182',
+      'pfctl -f /etc/pf.conf',
+    ]);
     expect(state.get(PF_STATE_KEY)).toEqual({ anchors: {} });
     expect(await driver.apply(del, ctx)).toBe('unchanged');
     expect(exec.mutations).toBe(3);
@@ -128,8 +237,20 @@ describe('darwin firewall driver (PF anchor)', () => {
 
   it('a stale token (after reboot) is replaced by a new reference', async () => {
     const { exec, state, ctx, driver } = setup();
-    state.set(PF_STATE_KEY, { token: '1', anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } } });
-    exec.on('pfctl -sr', { stdout: MAIN_AFTER }).on('pfctl -s References', { stdout: REFS_ONE }).on('pfctl -a com.awg/awg -sr', { stdout: READBACK });
+    state.set(PF_STATE_KEY, {
+      token: '1',
+      anchors: {
+        'com.awg/awg': {
+          ruleset: RULESET,
+          readback: READBACK.trim().split('\n'),
+          links: { awg_work: 'utun5' },
+        },
+      },
+    });
+    exec
+      .on('pfctl -sr', { stdout: MAIN_AFTER })
+      .on('pfctl -s References', { stdout: REFS_ONE })
+      .on('pfctl -a com.awg/awg -sr', { stdout: READBACK });
     expect(await driver.apply(create, ctx)).toBe('changed');
     expect(exec.mutationLines).toEqual(['pfctl -E']);
     expect(state.get<{ token: string }>(PF_STATE_KEY)!.token).toBe('11012949885072952621');

@@ -17,7 +17,9 @@ export function fixture(rel: string): string {
  * Fixtures whose researcher put several outputs in one file under `### title` lines (and
  * `--- stdout ---` / `--- stderr ---` markers): title → text.
  */
-export function sections(rel: string): Map<string, { text: string; stdout: string; stderr: string }> {
+export function sections(
+  rel: string,
+): Map<string, { text: string; stdout: string; stderr: string }> {
   const out = new Map<string, { text: string; stdout: string; stderr: string }>();
   let title: string | undefined;
   let buf: string[] = [];
@@ -41,6 +43,11 @@ export function sections(rel: string): Map<string, { text: string; stdout: strin
 /** Binary fixtures: decimal comma lists or hex byte runs. */
 export function bytes(rel: string): Uint8Array {
   const t = fixture(rel).trim();
-  const vals = t.includes(',') ? t.split(/[,\s]+/).filter(Boolean).map((x) => Number(x)) : t.split(/\s+/).map((x) => Number.parseInt(x, 16));
+  const vals = t.includes(',')
+    ? t
+        .split(/[,\s]+/)
+        .filter(Boolean)
+        .map((x) => Number(x))
+    : t.split(/\s+/).map((x) => Number.parseInt(x, 16));
   return new Uint8Array(vals);
 }

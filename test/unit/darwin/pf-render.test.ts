@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { anchorPath, bindPfLinks, pfPolicyFromFirewallPolicy, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import {
+  anchorPath,
+  bindPfLinks,
+  pfPolicyFromFirewallPolicy,
+  renderMainRuleset,
+  renderPfAnchor,
+  type PfPolicy,
+} from '../../../src/platform/darwin/pf-render.js';
 import { golden } from './helpers.js';
 
 const base: PfPolicy = {
@@ -8,8 +15,19 @@ const base: PfPolicy = {
   dnsLeakProtection: true,
   ipv6: 'tunnel',
   tunnels: [
-    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }, { address: '2001:db8::7', port: 51820, protocol: 'udp' }] },
-    { link: 'awg-home', dns: [], endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }] },
+    {
+      link: 'awg-work',
+      dns: ['10.64.0.1', 'fd00::1'],
+      endpoints: [
+        { address: '198.51.100.7', port: 51820, protocol: 'udp' },
+        { address: '2001:db8::7', port: 51820, protocol: 'udp' },
+      ],
+    },
+    {
+      link: 'awg-home',
+      dns: [],
+      endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }],
+    },
     { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
   ],
 };
@@ -25,10 +43,15 @@ describe('renderPfAnchor', () => {
     golden('dns-only.pf', renderPfAnchor({ ...base, killSwitch: false }));
   });
   it('every rule is quick except the pass-all of a disabled kill switch; block is last', () => {
-    const t = renderPfAnchor(base).trim().split('\n').filter((l) => !l.startsWith('#'));
+    const t = renderPfAnchor(base)
+      .trim()
+      .split('\n')
+      .filter((l) => !l.startsWith('#'));
     expect(t.at(-1)).toBe('block drop out quick all');
     expect(t.every((l) => / quick /.test(l))).toBe(true);
-    const dnsBlock = t.indexOf('block drop out quick proto { udp tcp } from any to any port { 53 853 }');
+    const dnsBlock = t.indexOf(
+      'block drop out quick proto { udp tcp } from any to any port { 53 853 }',
+    );
     expect(dnsBlock).toBeGreaterThan(0);
     expect(t.findIndex((l) => l.includes('10.0.0.0/8'))).toBeGreaterThan(dnsBlock);
   });
@@ -53,24 +76,68 @@ describe('anchors and main ruleset', () => {
     expect(() => anchorPath('../x')).toThrow();
   });
   it('main ruleset appends our hook after the system pf.conf', () => {
-    expect(renderMainRuleset('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"')).toBe('anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n# awg\nanchor "com.awg/*"\n');
+    expect(
+      renderMainRuleset(
+        'anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"',
+      ),
+    ).toBe(
+      'anchor "com.apple/*"\nload anchor "com.apple" from "/etc/pf.anchors/com.apple"\n# awg\nanchor "com.awg/*"\n',
+    );
   });
   it('adapts the model firewall policy', () => {
     const p = pfPolicyFromFirewallPolicy({
-      table: 'awg', linkPrefix: 'awg-', fwmarkMask: 0xff0000, bypassMark: 0xff0000, killSwitch: 'on', dnsLeakProtection: true, apps: [], blockMarks: [],
+      table: 'awg',
+      linkPrefix: 'awg-',
+      fwmarkMask: 0xff0000,
+      bypassMark: 0xff0000,
+      killSwitch: 'on',
+      dnsLeakProtection: true,
+      apps: [],
+      blockMarks: [],
       defaultRoute: { mark: 0x10000, ipv6: 'block' },
       tunnels: [
-        { name: 'work', link: 'awg-work', mark: 0x10000, resolvers: ['10.64.0.1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
-        { name: 'proxy', mark: 0x20000, resolvers: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }], redirectPort: 7000 },
+        {
+          name: 'work',
+          link: 'awg-work',
+          mark: 0x10000,
+          resolvers: ['10.64.0.1'],
+          endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }],
+        },
+        {
+          name: 'proxy',
+          mark: 0x20000,
+          resolvers: [],
+          endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }],
+          redirectPort: 7000,
+        },
       ],
     });
     expect(p).toEqual({
-      killSwitch: true, allowLan: false, dnsLeakProtection: true, ipv6: 'block',
+      killSwitch: true,
+      allowLan: false,
+      dnsLeakProtection: true,
+      ipv6: 'block',
       tunnels: [
-        { link: 'awg-work', dns: ['10.64.0.1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
+        {
+          link: 'awg-work',
+          dns: ['10.64.0.1'],
+          endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }],
+        },
         { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
       ],
     });
-    expect(pfPolicyFromFirewallPolicy({ table: 'awg', linkPrefix: 'awg-', fwmarkMask: 1, bypassMark: 1, killSwitch: 'allowLan', dnsLeakProtection: false, apps: [], blockMarks: [], tunnels: [] })).toMatchObject({ killSwitch: true, allowLan: true, ipv6: 'tunnel' });
+    expect(
+      pfPolicyFromFirewallPolicy({
+        table: 'awg',
+        linkPrefix: 'awg-',
+        fwmarkMask: 1,
+        bypassMark: 1,
+        killSwitch: 'allowLan',
+        dnsLeakProtection: false,
+        apps: [],
+        blockMarks: [],
+        tunnels: [],
+      }),
+    ).toMatchObject({ killSwitch: true, allowLan: true, ipv6: 'tunnel' });
   });
 });

@@ -11,22 +11,51 @@ import { ScriptedExec } from './fake-exec.js';
 import { fixture } from './fixtures.js';
 import { claims } from './helpers.js';
 
-
 // Post-state: a real capture with 0/1 + 128.0/1 on utun2 and a host route to the server via en0.
 const POST = fixture('routes/netstat-rn-split-0-1-128-1-utun2-tun2socks.txt');
 // Pre-state: the same capture without those three lines.
-const PRE = POST.split('\n').filter((l) => !/^(0\/1|128\.0\/1) /.test(l) && !/^192\.168\.1\.51 +192\.168\.1\.1 /.test(l)).join('\n');
+const PRE = POST.split('\n')
+  .filter((l) => !/^(0\/1|128\.0\/1) /.test(l) && !/^192\.168\.1\.51 +192\.168\.1\.1 /.test(l))
+  .join('\n');
 
-const spec = (dst: string, extra: Partial<RouteSpec>): RouteSpec => ({ family: 4, table: 52000, dst, type: 'unicast', metric: 0, protocol: 52, ...extra });
-const WANT = [spec('0.0.0.0/1', { dev: 'awg-work' }), spec('128.0.0.0/1', { dev: 'awg-work' }), spec('192.168.1.51/32', { via: '192.168.1.1', dev: 'en0' })];
-const create = (s: RouteSpec): Change<'route'> => ({ kind: 'route', id: ids.route(s), action: 'create', after: s, reason: 'missing', cause: 'initial' });
-const desired = (specs: RouteSpec[]): DesiredState => ({ resources: specs.map((s) => ({ kind: 'route', id: ids.route(s), spec: s, deps: [] })), warnings: [] });
+const spec = (dst: string, extra: Partial<RouteSpec>): RouteSpec => ({
+  family: 4,
+  table: 52000,
+  dst,
+  type: 'unicast',
+  metric: 0,
+  protocol: 52,
+  ...extra,
+});
+const WANT = [
+  spec('0.0.0.0/1', { dev: 'awg-work' }),
+  spec('128.0.0.0/1', { dev: 'awg-work' }),
+  spec('192.168.1.51/32', { via: '192.168.1.1', dev: 'en0' }),
+];
+const create = (s: RouteSpec): Change<'route'> => ({
+  kind: 'route',
+  id: ids.route(s),
+  action: 'create',
+  after: s,
+  reason: 'missing',
+  cause: 'initial',
+});
+const desired = (specs: RouteSpec[]): DesiredState => ({
+  resources: specs.map((s) => ({ kind: 'route', id: ids.route(s), spec: s, deps: [] })),
+  warnings: [],
+});
 
 function setup(netstat: string, opts: { dryRun?: boolean } = {}) {
   const exec = new ScriptedExec(opts).on('netstat -rn', { stdout: netstat });
   const state = new MemoryStateStore();
   recordUtun(state, 'awg-work', { ifname: 'utun2', pid: 4242 });
-  const ctx: ApplyContext = { exec, reporter: silentReporter, state, dryRun: opts.dryRun ?? false, claims };
+  const ctx: ApplyContext = {
+    exec,
+    reporter: silentReporter,
+    state,
+    dryRun: opts.dryRun ?? false,
+    claims,
+  };
   return { exec, state, ctx, driver: createDarwinRouteDriver({ exec }) };
 }
 
@@ -36,9 +65,18 @@ describe('darwin route driver', () => {
   it('adds split routes on the engine utun and the endpoint bypass; second apply is unchanged', async () => {
     const { exec, state, ctx, driver } = setup(PRE);
     exec
-      .on('route -n add -inet -net 0.0.0.0/1 -interface utun2', ok('add net 0.0.0.0/1: gateway utun2'))
-      .on('route -n add -inet -net 128.0.0.0/1 -interface utun2', ok('add net 128.0.0.0/1: gateway utun2'))
-      .on('route -n add -inet -host 192.168.1.51 192.168.1.1', ok('add host 192.168.1.51: gateway 192.168.1.1'));
+      .on(
+        'route -n add -inet -net 0.0.0.0/1 -interface utun2',
+        ok('add net 0.0.0.0/1: gateway utun2'),
+      )
+      .on(
+        'route -n add -inet -net 128.0.0.0/1 -interface utun2',
+        ok('add net 128.0.0.0/1: gateway utun2'),
+      )
+      .on(
+        'route -n add -inet -host 192.168.1.51 192.168.1.1',
+        ok('add host 192.168.1.51: gateway 192.168.1.1'),
+      );
     expect((await driver.observe({ desired: desired(WANT), claims, state })).resources).toEqual([]);
     for (const s of WANT) expect(await driver.apply(create(s), ctx)).toBe('changed');
     expect(exec.mutationLines).toEqual([
@@ -58,9 +96,19 @@ describe('darwin route driver', () => {
   });
 
   it('a 0/1 that awg did not create is a conflict: reported, never touched', async () => {
-    const { exec, state, ctx, driver } = setup(fixture('routes/netstat-nr-f-inet-0-1-utun0-link-gateway-wgtools.txt'));
+    const { exec, state, ctx, driver } = setup(
+      fixture('routes/netstat-nr-f-inet-0-1-utun0-link-gateway-wgtools.txt'),
+    );
     const obs = await driver.observe({ desired: desired(WANT), claims, state });
-    expect(obs.foreign).toEqual([{ kind: 'route', id: ids.route(WANT[0]!), relation: 'conflict', description: 'a route 0/1 via utun0 on utun0 (UScg) that awg did not create already covers 0.0.0.0/1' }]);
+    expect(obs.foreign).toEqual([
+      {
+        kind: 'route',
+        id: ids.route(WANT[0]!),
+        relation: 'conflict',
+        description:
+          'a route 0/1 via utun0 on utun0 (UScg) that awg did not create already covers 0.0.0.0/1',
+      },
+    ]);
     await expect(driver.apply(create(WANT[0]!), ctx)).rejects.toMatchObject({ kind: 'conflict' });
     expect(exec.mutations).toBe(0);
     expect(state.get(ROUTE_STATE_KEY)).toBeUndefined();
@@ -68,18 +116,36 @@ describe('darwin route driver', () => {
 
   it('route exits 0 on failure: errors are read from its output and the record is rolled back', async () => {
     const { exec, state, ctx, driver } = setup(PRE);
-    exec.on('route -n add -inet -net 0.0.0.0/1 -interface utun2', { stdout: 'add net 0.0.0.0/1: gateway utun2: Network is unreachable\n', stderr: 'route: writing to routing socket: Network is unreachable\n' });
-    await expect(driver.apply(create(WANT[0]!), ctx)).rejects.toMatchObject({ kind: 'driver', message: 'route add 0.0.0.0/1: Network is unreachable' });
+    exec.on('route -n add -inet -net 0.0.0.0/1 -interface utun2', {
+      stdout: 'add net 0.0.0.0/1: gateway utun2: Network is unreachable\n',
+      stderr: 'route: writing to routing socket: Network is unreachable\n',
+    });
+    await expect(driver.apply(create(WANT[0]!), ctx)).rejects.toMatchObject({
+      kind: 'driver',
+      message: 'route add 0.0.0.0/1: Network is unreachable',
+    });
     expect(state.get(ROUTE_STATE_KEY)).toEqual({});
-    exec.on('route -n add -inet -net 0.0.0.0/1 -interface utun2', { stdout: 'add net 0.0.0.0/1: gateway utun2: File exists\n' });
+    exec.on('route -n add -inet -net 0.0.0.0/1 -interface utun2', {
+      stdout: 'add net 0.0.0.0/1: gateway utun2: File exists\n',
+    });
     await expect(driver.apply(create(WANT[0]!), ctx)).rejects.toMatchObject({ kind: 'conflict' });
   });
 
   it('deletes only recorded routes, naming the gateway; second delete is unchanged', async () => {
     const { exec, state, ctx, driver } = setup(POST);
     state.set(ROUTE_STATE_KEY, Object.fromEntries(WANT.map((s) => [ids.route(s), s])));
-    exec.on('route -n delete -inet -net 0.0.0.0/1 -interface utun2', ok('delete net 0.0.0.0/1: gateway utun2'));
-    const del: Change<'route'> = { kind: 'route', id: ids.route(WANT[0]!), action: 'delete', before: WANT[0]!, reason: 'not desired', cause: 'config' };
+    exec.on(
+      'route -n delete -inet -net 0.0.0.0/1 -interface utun2',
+      ok('delete net 0.0.0.0/1: gateway utun2'),
+    );
+    const del: Change<'route'> = {
+      kind: 'route',
+      id: ids.route(WANT[0]!),
+      action: 'delete',
+      before: WANT[0]!,
+      reason: 'not desired',
+      cause: 'config',
+    };
     expect(await driver.apply(del, ctx)).toBe('changed');
     expect(exec.mutationLines).toEqual(['route -n delete -inet -net 0.0.0.0/1 -interface utun2']);
     exec.on('netstat -rn', { stdout: POST.replace(/^0\/1 .*\n/m, '') });
@@ -90,14 +156,23 @@ describe('darwin route driver', () => {
 
   it('a link without a utun yet is a retryable driver error; unknown route types are unsupported', async () => {
     const { ctx, driver } = setup(PRE);
-    await expect(driver.apply(create(spec('0.0.0.0/1', { dev: 'awg-home' })), ctx)).rejects.toMatchObject({ kind: 'driver', retryable: true });
-    await expect(driver.apply(create(spec('10.0.0.0/8', { type: 'throw' })), ctx)).rejects.toMatchObject({ kind: 'unsupported' });
+    await expect(
+      driver.apply(create(spec('0.0.0.0/1', { dev: 'awg-home' })), ctx),
+    ).rejects.toMatchObject({ kind: 'driver', retryable: true });
+    await expect(
+      driver.apply(create(spec('10.0.0.0/8', { type: 'throw' })), ctx),
+    ).rejects.toMatchObject({ kind: 'unsupported' });
   });
 
   it('blackhole routes use -blackhole via loopback', async () => {
     const { exec, ctx, driver } = setup(PRE);
-    exec.on('route -n add -inet -net 10.0.0.0/8 127.0.0.1 -blackhole', ok('add net 10.0.0.0/8: gateway 127.0.0.1'));
-    expect(await driver.apply(create(spec('10.0.0.0/8', { type: 'blackhole' })), ctx)).toBe('changed');
+    exec.on(
+      'route -n add -inet -net 10.0.0.0/8 127.0.0.1 -blackhole',
+      ok('add net 10.0.0.0/8: gateway 127.0.0.1'),
+    );
+    expect(await driver.apply(create(spec('10.0.0.0/8', { type: 'blackhole' })), ctx)).toBe(
+      'changed',
+    );
   });
 
   it('dry-run logs the command and records nothing', async () => {

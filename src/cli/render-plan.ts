@@ -12,15 +12,33 @@ const DIM = '\x1b[2m';
 
 function short(v: unknown): string {
   if (v === undefined) return '∅';
+  if (typeof v === 'string' && v.includes('\n')) return `<${v.trimEnd().split('\n').length} lines>`;
   const s = typeof v === 'string' ? v : JSON.stringify(v);
   return s.length > 60 ? s.slice(0, 57) + '...' : s;
+}
+
+const MAX_TEXT_LINES = 12;
+
+/** Multi-line values (the nft ruleset): the lines only one side has, `-` then `+`. */
+function textDiff(before: string, after: string): string[] {
+  const b = before.trimEnd().split('\n');
+  const a = after.trimEnd().split('\n');
+  const inA = new Set(a);
+  const inB = new Set(b);
+  const out = [...b.filter((l) => !inA.has(l)).map((l) => `        - ${l}`), ...a.filter((l) => !inB.has(l)).map((l) => `        + ${l}`)];
+  return out.length > MAX_TEXT_LINES ? [...out.slice(0, MAX_TEXT_LINES), `        … ${out.length - MAX_TEXT_LINES} more lines`] : out;
 }
 
 function fieldLines(c: AnyChange): string[] {
   if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields) return [];
   const b = c.before as unknown as Record<string, unknown>;
   const a = c.after as unknown as Record<string, unknown>;
-  return c.fields.map((f) => `      ${f}: ${short(b[f])} → ${short(a[f])}`);
+  return c.fields.flatMap((f) => {
+    const x = b[f];
+    const y = a[f];
+    if (typeof x === 'string' && typeof y === 'string' && (x.includes('\n') || y.includes('\n'))) return [`      ${f}:`, ...textDiff(x, y)];
+    return [`      ${f}: ${short(x)} → ${short(y)}`];
+  });
 }
 
 export function renderPlan(p: Plan, opts: { colour: boolean; verbose?: boolean }): string {

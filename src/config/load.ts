@@ -4,7 +4,7 @@
  * bad input; returns `config` only when there are no errors.
  */
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument } from 'yaml';
+import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import type { Issue } from '../errors.js';
 import { Config } from './schema.js';
@@ -23,21 +23,33 @@ export function hasErrors(issues: Issue[]): boolean {
 
 type ZIssue = z.core.$ZodIssue;
 
+function isMissing(raw: unknown, path: PathKey[]): boolean {
+  if (path.length === 0) return false;
+  let cur: unknown = raw;
+  for (const k of path.slice(0, -1)) {
+    if (cur === null || typeof cur !== 'object') return false;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur !== null && typeof cur === 'object' && !Array.isArray(cur) && !Object.hasOwn(cur, path[path.length - 1]!);
+}
+
 /** Unions: report the one branch whose shape matched, else the union's own message. */
-function flatten(issue: ZIssue, prefix: PathKey[] = []): { path: PathKey[]; message: string; code: string; keys?: string[] }[] {
+function flatten(issue: ZIssue, raw: unknown, prefix: PathKey[] = []): { path: PathKey[]; message: string; code: string; keys?: string[] }[] {
   const path = [...prefix, ...(issue.path as PathKey[])];
+  if (issue.code !== 'unrecognized_keys' && isMissing(raw, path)) {
+    const message = issue.message.startsWith('missing ') ? issue.message : issue.code === 'invalid_type' ? `required field is missing (expected ${issue.expected})` : 'required field is missing';
+    return [{ path, message, code: 'missing' }];
+  }
   if (issue.code === 'invalid_union' && issue.errors.length > 0) {
     const shaped = issue.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && (b.code === 'invalid_type' || b.code === 'unrecognized_keys' || b.code === 'invalid_value')));
     if (shaped.length > 0) {
       const fewest = Math.min(...shaped.map((b) => b.length));
       const best = shaped.filter((b) => b.length === fewest);
-      if (best.length === 1) return best[0]!.flatMap((b) => flatten(b, path));
+      if (best.length === 1) return best[0]!.flatMap((b) => flatten(b, raw, path));
     }
   }
   if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"`, code: issue.code, keys: [k] }));
-  let message = issue.message;
-  if (issue.code === 'invalid_type' && (issue as { input?: unknown }).input === undefined && /received undefined/.test(message)) message = `required field is missing (expected ${issue.expected})`;
-  else message = message.replace(/^Invalid input: /, '');
+  const message = issue.message.replace(/^Invalid input: /, '').replace(/expected record/, 'expected a mapping');
   return [{ path, message, code: issue.code }];
 }
 
@@ -55,6 +67,26 @@ export function loadConfigText(text: string, file: string): LoadResult {
     const p = positions.at(w.pos[0]);
     issues.push({ file, line: p.line, col: p.col, path: '', message: `YAML: ${w.message.split('\n')[0]}`, severity: 'warning' });
   }
+  // `__proto__` as a key would become the object's prototype in toJS and vanish silently.
+  visit(doc, {
+    Pair(_k, pair, ancestors) {
+      if (isScalar(pair.key) && pair.key.value === '__proto__' && pair.key.range) {
+        const p = positions.at(pair.key.range[0]);
+        const keys: PathKey[] = [];
+        for (let i = 0; i < ancestors.length; i++) {
+          const a = ancestors[i];
+          if (isPair(a) && isScalar(a.key)) keys.push(String(a.key.value));
+          else if (isSeq(a)) {
+            const next = ancestors[i + 1] ?? pair;
+            keys.push(a.items.indexOf(next as never));
+          }
+        }
+        keys.push('__proto__');
+        issues.push({ file, line: p.line, col: p.col, path: formatPath(keys), message: '"__proto__" is not allowed as a key', severity: 'error' });
+      }
+    },
+  });
+  if (issues.some((i) => i.severity === 'error')) return { issues, positions };
   let raw: unknown;
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
@@ -67,7 +99,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
   const parsed = Config.safeParse(raw);
   if (!parsed.success) {
     for (const zi of parsed.error.issues) {
-      for (const f of flatten(zi)) {
+      for (const f of flatten(zi, raw)) {
         const pos = positions.locate(f.path, { key: f.code === 'unrecognized_keys' });
         issues.push({ file, line: pos?.line, col: pos?.col, path: formatPath(f.path), message: f.message, severity: 'error' });
       }

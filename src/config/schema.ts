@@ -43,12 +43,11 @@ export const IpAddress = z.string().refine((s) => ipaddr.isValid(s), 'must be an
 export const ENDPOINT_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+|[0-9.]+)):(\d{1,5})$/;
 export const Endpoint = z
   .string()
-  .regex(ENDPOINT_RE, 'must be host:port or [ipv6]:port')
-  .refine((s) => {
+  .superRefine((s, ctx) => {
     const m = ENDPOINT_RE.exec(s);
-    const port = Number(m?.[3]);
-    return port >= 1 && port <= 65535;
-  }, 'port must be 1-65535')
+    if (!m) ctx.addIssue({ code: 'custom', message: 'must be host:port or [ipv6]:port' });
+    else if (!(Number(m[3]) >= 1 && Number(m[3]) <= 65535)) ctx.addIssue({ code: 'custom', message: 'port must be 1-65535' });
+  })
   .meta({ description: 'Peer endpoint `host:port` or `[ipv6]:port`. Hostnames are resolved at start and re-resolved when handshakes keep failing.' });
 
 const Port = z.number().int().min(1).max(65535);
@@ -59,7 +58,10 @@ const U32 = z.number().int().min(0).max(0xffffffff);
 export const U32Range = z
   .union([
     U32,
-    z.string().regex(/^\d+(-\d+)?$/, 'must be "N" or "MIN-MAX"'),
+    z
+      .string()
+      .regex(/^\d+(-\d+)?$/, 'must be "N" or "MIN-MAX"')
+      .refine((s) => s.split('-').every((x) => Number(x) <= 0xffffffff), 'values must be at most 4294967295'),
     z.strictObject({ min: U32, max: U32 }),
   ], { error: 'must be a number 0-4294967295, "MIN-MAX" or {min, max}' })
   .meta({ id: 'U32Range', description: 'A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.' });

@@ -38,8 +38,9 @@ export function checkSemantics(c: Config): Finding[] {
   }
 
   // References
-  const isTarget = (t: string) => (RESERVED_TARGETS as readonly string[]).includes(t) || t in c.tunnels;
-  if (c.default !== 'direct' && !(c.default in c.tunnels)) {
+  const hasTunnel = (t: string) => Object.hasOwn(c.tunnels, t);
+  const isTarget = (t: string) => (RESERVED_TARGETS as readonly string[]).includes(t) || hasTunnel(t);
+  if (c.default !== 'direct' && !hasTunnel(c.default)) {
     err(['default'], c.default === 'block' ? '"block" is not allowed as default; enable the kill switch instead' : `unknown tunnel "${c.default}" (known: ${names.join(', ') || 'none'})`);
   }
   const ruleNames = new Map<string, number>();
@@ -54,7 +55,7 @@ export function checkSemantics(c: Config): Finding[] {
       try {
         new RegExp(r.match.regex);
       } catch (e) {
-        err(['rules', i, 'match', 'regex'], `invalid regular expression: ${(e as Error).message}`);
+        err(['rules', i, 'match', 'regex'], (e as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression: '));
       }
     }
     if ((r.target === 'direct' || r.target === 'block') && (r.fallback === 'failover' || r.fallback === 'allow-direct')) {
@@ -137,6 +138,7 @@ export function checkSemantics(c: Config): Finding[] {
   const ks = killSwitchOf(c);
   if (ks.enabled && names.length === 0) warn(['killSwitch'], 'kill switch is on but no tunnel is defined: all egress except loopback, DHCP and allowed LAN is blocked');
   if (c.dns.system === 'default-tunnel' && c.default === 'direct') err(['dns', 'system'], '"default-tunnel" needs `default:` to name a tunnel');
+  else if (c.dns.system === 'default-tunnel' && hasTunnel(c.default) && !c.tunnels[c.default]!.dns.length) warn(['dns', 'system'], `"default-tunnel", but tunnel "${c.default}" lists no dns servers: the system resolver is left as it is`);
   if (c.dns.leakProtection) {
     const withDns = names.filter((n) => (c.tunnels[n] as { dns?: string[] }).dns?.length);
     if (withDns.length === 0) err(['dns', 'leakProtection'], 'leak protection drops all DNS except to tunnel resolvers, but no tunnel lists `dns` servers');
@@ -165,13 +167,18 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
       if ((s[i]! || s[j]!) && sizes[i] === sizes[j]) err(sk[j]!, `${sk[i]} and ${sk[j]} give equal message sizes (${sizes[i]}); receivers classify by size`);
     }
   const hk = ['h1', 'h2', 'h3', 'h4'] as const;
-  const hs = hk.map((k, i) => ({ k, r: o[k] === undefined ? { min: i + 1, max: i + 1 } : rangeOf(o[k]!) }));
+  const hs = hk.map((k, i) => ({ k, set: o[k] !== undefined, r: o[k] === undefined ? { min: i + 1, max: i + 1 } : rangeOf(o[k]!) }));
   for (const h of hs) if (h.r.min > h.r.max) err(h.k, `range ${h.r.min}-${h.r.max} is reversed`);
+  const show = (h: (typeof hs)[number]) => `${h.k} (${h.set ? '' : 'default '}${h.r.min === h.r.max ? h.r.min : `${h.r.min}-${h.r.max}`})`;
   for (let i = 0; i < 4; i++)
     for (let j = i + 1; j < 4; j++) {
-      const a = hs[i]!.r;
-      const b = hs[j]!.r;
-      if (a.min <= b.max && b.min <= a.max) err(hs[j]!.k, `${hs[j]!.k} (${b.min}-${b.max}) overlaps ${hs[i]!.k} (${a.min}-${a.max}); headers must not overlap`);
+      const a = hs[i]!;
+      const b = hs[j]!;
+      if (!(a.r.min <= b.r.max && b.r.min <= a.r.max)) continue;
+      // report at the key the user wrote (a default cannot be the culprit)
+      const at = b.set ? b : a;
+      const other = at === b ? a : b;
+      err(at.k, `${show(at)} overlaps ${show(other)}; headers must not overlap`);
     }
   for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const) {
     const v = o[k];

@@ -148,11 +148,11 @@ default: d
 describe('AmneziaWG cross-field limits (PROTOCOL.md §9.6)', () => {
   it('header ranges: inclusive overlap is an error, adjacency is fine', () => {
     expect(awg({ h1: '5-10', h2: 10, h3: 20, h4: 30 })).toEqual([
-      'tunnels.a.obfuscation.h2: h2 (10-10) overlaps h1 (5-10); headers must not overlap',
+      'tunnels.a.obfuscation.h2: h2 (10) overlaps h1 (5-10); headers must not overlap',
     ]);
     expect(awg({ h1: '5-10', h2: 11, h3: 20, h4: 30 })).toEqual([]);
     expect(awg({ h1: { min: 100, max: 200 }, h2: '300-400', h3: '150', h4: 500 })).toEqual([
-      'tunnels.a.obfuscation.h3: h3 (150-150) overlaps h1 (100-200); headers must not overlap',
+      'tunnels.a.obfuscation.h3: h3 (150) overlaps h1 (100-200); headers must not overlap',
     ]);
   });
 

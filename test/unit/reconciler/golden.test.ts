@@ -264,6 +264,10 @@ describe('golden plans', () => {
         /^[a-z]+:$/,
         /^ {2}[+~±-] [a-z]+\/\S+ {2}\(.*\)( \[drift\])?$/,
         /^ {6}[A-Za-z]+: .* → .*$/,
+        // multi-line values (the nft ruleset) render as a line diff under the field name
+        /^ {6}[A-Za-z]+:$/,
+        /^ {8}[+-] \S.*$/,
+        /^ {8}… \d+ more lines$/,
         /^Plan: \d+ to create, \d+ to update, \d+ to replace, \d+ to delete( \(\d+ from drift\))?\.$/,
         /^No changes\. /,
         /^! (conflict|competitor): /,

@@ -178,3 +178,72 @@ export function parseRouteGet(text: string): RouteGet | undefined {
   if (mtu !== undefined) g.mtu = mtu;
   return g;
 }
+
+export interface RouteMonitorMessage {
+  size: number;
+  /** ctime text as printed */
+  time: string;
+  type: string;
+  pid?: number;
+  seq?: number;
+  errno?: number;
+  ifscope?: number;
+  flags: string[];
+  /** RTA names in order, lower-case (`dst`, `gateway`, `netmask`, `ifp`, `ifa`, …) → printed value ('' when empty) */
+  addrs: Record<string, string>;
+}
+
+/**
+ * `route -v monitor` text (route.c print_rtmsg/pmsg_addrs): a blank line, `got message of
+ * size N on <ctime>`, `RTM_X: <desc>: len N, pid: P, seq S, errno E, [ifscope I, ]flags:<…>`,
+ * `locks: … inits: …`, `sockaddrs: <DST,…>`, then one line of addresses with a leading
+ * space (an absent value prints as an empty field). For diagnostics; the daemon reads the
+ * binary messages (rtmsg.ts).
+ */
+export function parseRouteMonitor(text: string): RouteMonitorMessage[] {
+  const out: RouteMonitorMessage[] = [];
+  const lines = text.split('\n');
+  let cur: RouteMonitorMessage | undefined;
+  let names: string[] | undefined;
+  for (const l of lines) {
+    const got = /^got message of size (\d+) on (.+)$/.exec(l);
+    if (got) {
+      cur = { size: Number(got[1]), time: got[2]!.trim(), type: '', flags: [], addrs: {} };
+      names = undefined;
+      out.push(cur);
+      continue;
+    }
+    if (!cur) continue;
+    const head = /^(RTM_[A-Z0-9]+): [^:]+: len \d+, (.*)$/.exec(l);
+    if (head) {
+      cur.type = head[1]!;
+      const rest = head[2]!;
+      const num = (k: string) => {
+        const m = new RegExp(`${k}:? (-?\\d+)`).exec(rest);
+        return m ? Number(m[1]) : undefined;
+      };
+      const pid = num('pid');
+      if (pid !== undefined) cur.pid = pid;
+      const seq = num('seq');
+      if (seq !== undefined) cur.seq = seq;
+      const errno = num('errno');
+      if (errno !== undefined) cur.errno = errno;
+      const ifscope = num('ifscope');
+      if (ifscope !== undefined) cur.ifscope = ifscope;
+      const f = /flags:<([^>]*)>/.exec(rest);
+      cur.flags = f?.[1] ? f[1].split(',') : [];
+      continue;
+    }
+    const sa = /^sockaddrs: <([^>]*)>/.exec(l);
+    if (sa) {
+      names = sa[1]!.split(',').map((n) => n.toLowerCase());
+      continue;
+    }
+    if (names && l.startsWith(' ')) {
+      const vals = l.slice(1).split(' ');
+      names.forEach((n, i) => (cur!.addrs[n] = vals[i] ?? ''));
+      names = undefined;
+    }
+  }
+  return out;
+}

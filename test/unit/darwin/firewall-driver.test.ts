@@ -184,12 +184,10 @@ describe('darwin firewall driver (PF anchor)', () => {
 
   it('a syntax error names the offending line of the loaded text', async () => {
     const { exec, state, ctx, driver } = setup();
-    exec
-      .on('pfctl -sr', { stdout: MAIN_AFTER })
-      .on('pfctl -a com.awg/awg -f -', {
-        code: 1,
-        stderr: 'stdin:3: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n',
-      });
+    exec.on('pfctl -sr', { stdout: MAIN_AFTER }).on('pfctl -a com.awg/awg -f -', {
+      code: 1,
+      stderr: 'stdin:3: syntax error\npfctl: Syntax error in config file: pf rules not loaded\n',
+    });
     await expect(driver.apply(create, ctx)).rejects.toMatchObject({
       kind: 'bug',
       message: expect.stringContaining('line 3: syntax error: pass quick on lo0 all flags any'),

@@ -298,3 +298,39 @@ describe('route(8)', () => {
     expect(parseRouteGet('route: writing to routing socket: not in table\n')).toBeUndefined();
   });
 });
+
+describe('route -v monitor', () => {
+  it('parses the captured default-route reorder sequence', async () => {
+    const { parseRouteMonitor } = await import('../../../src/platform/darwin/route.js');
+    const ms = parseRouteMonitor(fixture('routes/route-v-monitor-default-reorder-2020.txt'));
+    expect(ms.map((m) => [m.type, m.seq, m.ifscope])).toEqual([
+      ['RTM_DELETE', 262, undefined],
+      ['RTM_DELETE', 263, 6],
+      ['RTM_ADD', 270, undefined],
+      ['RTM_ADD', 271, 5],
+    ]);
+    expect(ms[0]).toEqual({
+      size: 164,
+      time: 'Tue May 19 12:20:05 2020',
+      type: 'RTM_DELETE',
+      pid: 62,
+      seq: 262,
+      errno: 0,
+      flags: ['GATEWAY', 'DONE', 'STATIC', 'PRCLONING', 'CONDEMNED'],
+      addrs: {
+        dst: 'default',
+        gateway: '172.20.10.1',
+        netmask: 'default',
+        ifp: 'en5:40.a5.ef.41.9f.fb',
+        ifa: '172.20.10.3',
+      },
+    });
+    expect(ms[2]!.addrs).toEqual({
+      dst: 'default',
+      gateway: '11.136.160.254',
+      netmask: 'default',
+      ifp: '',
+      ifa: '11.136.160.44',
+    });
+  });
+});

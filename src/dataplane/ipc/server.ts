@@ -8,9 +8,13 @@ import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
-import { IPC_ERROR, UapiError } from './uapi.js';
+import { IPC_ERROR, UapiError, type UapiFlavor } from './uapi.js';
 
+/** wireguard-go's directory: `wg` reads it (Debian's wg 1.0.20210914 skips the AWG keys it
+ * does not know; checked with `wg show` / `wg set` / `wg showconf` against this server).
+ * amneziawg-go's directory is where `awg` looks. */
 export const SOCKET_DIRECTORY = '/var/run/wireguard';
+export const AMNEZIAWG_SOCKET_DIRECTORY = '/var/run/amneziawg';
 
 export function socketPath(iface: string, dir = SOCKET_DIRECTORY): string {
   return join(dir, `${iface}.sock`);
@@ -18,7 +22,7 @@ export function socketPath(iface: string, dir = SOCKET_DIRECTORY): string {
 
 /** What the server needs from a device. */
 export interface UapiTarget {
-  ipcGet(): string;
+  ipcGet(flavor?: UapiFlavor): string;
   ipcSet(text: string): Promise<void>;
 }
 
@@ -39,7 +43,11 @@ function isLive(path: string): Promise<boolean> {
 }
 
 /** Starts listening; a stale socket file is replaced, a live one is a conflict. */
-export async function listenUapi(target: UapiTarget, path: string): Promise<UapiServer> {
+export async function listenUapi(
+  target: UapiTarget,
+  path: string,
+  opts: { flavor?: UapiFlavor } = {},
+): Promise<UapiServer> {
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
   if (await isLive(path))
     throw new AwgError('conflict', `UAPI socket ${path} is in use by another process`);
@@ -53,7 +61,7 @@ export async function listenUapi(target: UapiTarget, path: string): Promise<Uapi
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => sock.destroy());
-    serveConnection(target, sock);
+    serveConnection(target, sock, opts.flavor ?? 'auto');
   });
   const old = process.umask(0o077);
   try {
@@ -84,7 +92,7 @@ export async function listenUapi(target: UapiTarget, path: string): Promise<Uapi
   };
 }
 
-function serveConnection(target: UapiTarget, sock: Socket): void {
+function serveConnection(target: UapiTarget, sock: Socket, flavor: UapiFlavor): void {
   let buf = '';
   let busy = false;
   const pump = async () => {
@@ -99,7 +107,7 @@ function serveConnection(target: UapiTarget, sock: Socket): void {
           if (buf.length < nl + 2) return;
           const ok = buf[nl + 1] === '\n';
           buf = buf.slice(nl + 2);
-          sock.write(ok ? target.ipcGet() : `errno=${IPC_ERROR.INVALID}\n\n`);
+          sock.write(ok ? target.ipcGet(flavor) : `errno=${IPC_ERROR.INVALID}\n\n`);
         } else if (op === 'set=1') {
           const end = buf.indexOf('\n\n', nl);
           const emptyBody = buf.slice(nl + 1, nl + 2) === '\n';

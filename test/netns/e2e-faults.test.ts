@@ -1,0 +1,278 @@
+/**
+ * Step 2 end-to-end fault injection: a failing `nft -f`, missing capabilities (EPERM), a
+ * link deleted in the middle of an apply, an invalid config. Each ends with the namespace
+ * back at its snapshot and a non-zero exit with a clear message — or, with the kill switch
+ * on, fail-closed: our nft table stays and traffic between two test namespaces is blocked.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  awg,
+  cleanupAwgEnv,
+  fakeTool,
+  makeAwgEnv,
+  nftTable,
+  show,
+  snapshotHost,
+  tcpReachable,
+  udpReachable,
+  wgKeyPair,
+  which,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  vethPair,
+} from '../helpers/netns.js';
+
+const skip = requireNetnsPrereqs(['nft', 'sysctl', 'setpriv']);
+
+/** rules without tunnels, kill switch off: a failure must roll back completely */
+const RULES_CONFIG = `version: 1
+ipv6: block
+rules:
+  - name: upd
+    match: { name: apt }
+    target: direct
+  - name: tele
+    match: { name: telemetry-agent }
+    target: block
+`;
+
+/** kill switch on (LAN not allowed, so traffic to 10.200.x.y must be dropped) */
+const KS_CONFIG = `version: 1
+killSwitch: { enabled: true, allowLan: false }
+`;
+
+/** one WireGuard tunnel; endpoint and allowed IPs inside the test ranges */
+function wgConfig(opts: { killSwitch: boolean; rules?: boolean }): string {
+  const me = wgKeyPair();
+  const peer = wgKeyPair();
+  return `version: 1
+tunnels:
+  vpn:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.200.50.2/32]
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: 10.200.9.2:51820
+        allowedIPs: [10.200.60.0/24, 10.200.61.0/24]
+${opts.rules ? 'rules:\n  - name: ff\n    match: { name: firefox }\n    target: vpn\n' : ''}killSwitch: ${opts.killSwitch ? '{ enabled: true, allowLan: false }' : 'off'}
+`;
+}
+
+/** Engine driver registered? Then the link-deletion fault fires before routes, else before the address. */
+function engineRegistered(): boolean {
+  return existsSync(join(process.cwd(), 'src/resources/engine/linux.ts'));
+}
+
+describe.skipIf(skip)('e2e: fault injection', () => {
+  let ns: string;
+  let e: AwgEnv;
+  beforeEach(async () => {
+    await sweepStaleNetns();
+    ns = await createNetns('e2e-fault');
+    e = makeAwgEnv();
+  });
+  afterEach(async () => {
+    if (ns) await destroyNetns(ns);
+    cleanupAwgEnv(e);
+  });
+
+  it('a failing nft -f rolls everything back (sysctl, cgroups) and exits non-zero', async () => {
+    const nft = which('nft');
+    const bin = fakeTool(
+      join(e.dir),
+      'nft',
+      `for a in "$@"; do [ "$a" = "-f" ] && { cat >/dev/null; echo "nft: injected failure" >&2; exit 1; }; done\nexec ${nft} "$@"`,
+    );
+    const before = await snapshotHost(ns, e);
+    const cfg = writeConfig(e, 'rules.yaml', RULES_CONFIG);
+    const r = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
+    expect(r.code, show(r)).toBe(6);
+    expect(r.stderr).toMatch(
+      /awg: error \[driver\]: firewall\/inet\/awg: nft -f - failed.*injected failure/,
+    );
+    expect(r.stderr).toContain('returned to its state before this apply');
+    expect(r.stderr).not.toContain('rollback error');
+    // it got as far as the sysctl and the cgroups before the firewall failed
+    expect(r.mutations.join('\n')).toMatch(
+      /src_valid_mark=1[\s\S]*mkdir[\s\S]*nft -f[\s\S]*rmdir[\s\S]*src_valid_mark=0/,
+    );
+    expect(await snapshotHost(ns, e)).toEqual(before);
+    // the state records nothing applied
+    const st = await awg(ns, e, ['status', '--json']);
+    expect(st.json<{ state: string }>().state).toBe('down');
+  });
+
+  it('missing capabilities (EPERM) fail with a permission error and change nothing', async () => {
+    const before = await snapshotHost(ns, e);
+    const cfg = writeConfig(e, 'rules.yaml', RULES_CONFIG);
+    const wrap = ['setpriv', '--inh-caps=-all', '--bounding-set=-all', '--'];
+    const r = await awg(ns, e, ['apply', '-f', cfg], { wrap });
+    expect(r.code, show(r)).toBe(4);
+    expect(r.stderr).toMatch(/awg: error \[permission\]: .*Operation not permitted/);
+    expect(await snapshotHost(ns, e)).toEqual(before);
+    const d = await awg(ns, e, ['down'], { wrap });
+    expect(d.code, show(d)).toBe(4);
+    expect(await snapshotHost(ns, e)).toEqual(before);
+  });
+
+  it('a link deleted during apply rolls back to the snapshot', async () => {
+    const ip = which('ip');
+    const trigger = engineRegistered()
+      ? '*" -batch "*|*" route replace "*|*" route add "*'
+      : '*" addr add "*';
+    const bin = fakeTool(
+      e.dir,
+      'ip',
+      `case " $* " in ${trigger}) if [ ! -e ${e.dir}/fired ]; then : > ${e.dir}/fired; ${ip} link del dev awg-vpn; fi;; esac\nexec ${ip} "$@"`,
+    );
+    const before = await snapshotHost(ns, e);
+    const cfg = writeConfig(e, 'wg.yaml', wgConfig({ killSwitch: false }));
+    const r = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
+    expect(existsSync(join(e.dir, 'fired'))).toBe(true);
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toMatch(/awg: error \[driver\]: .*awg-vpn/);
+    expect(r.stderr).toContain('returned to its state before this apply');
+    expect(await snapshotHost(ns, e)).toEqual(before);
+  });
+
+  it('with the kill switch on, the same failure ends fail-closed: nothing leaks; down reopens', async () => {
+    const peerNs = await createNetns('e2e-peer');
+    try {
+      await vethPair(ns, peerNs, { addrA: '10.200.9.1/24', addrB: '10.200.9.2/24' });
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18080)).toBe(true);
+      expect(await udpReachable(ns, peerNs, '10.200.9.2', 18081)).toBe(true);
+      const ip = which('ip');
+      const trigger = engineRegistered()
+        ? '*" -batch "*|*" route replace "*|*" route add "*'
+        : '*" addr add "*';
+      const bin = fakeTool(
+        e.dir,
+        'ip',
+        `case " $* " in ${trigger}) if [ ! -e ${e.dir}/fired ]; then : > ${e.dir}/fired; ${ip} link del dev awg-vpn; fi;; esac\nexec ${ip} "$@"`,
+      );
+      const before = await snapshotHost(ns, e);
+      const cfg = writeConfig(e, 'wg.yaml', wgConfig({ killSwitch: true }));
+      const r = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
+      expect(r.code, show(r)).not.toBe(0);
+      expect(r.stderr).toContain('traffic is blocked (fail-closed)');
+      expect(r.stderr).not.toContain('rollback error');
+      const table = await nftTable(ns, 'awg');
+      expect(table).toContain('comment "kill-switch"');
+      // nothing but the kill switch is left: same links, addresses, routes, rules, sysctls
+      const now = await snapshotHost(ns, e);
+      expect({ ...now, net: { ...now.net, nft: null } }).toEqual({
+        ...before,
+        net: { ...before.net, nft: null },
+      });
+      // and nothing leaks to the other namespace
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18080)).toBe(false);
+      expect(await udpReachable(ns, peerNs, '10.200.9.2', 18081)).toBe(false);
+
+      const down = await awg(ns, e, ['down']);
+      expect(down.code, show(down)).toBe(0);
+      expect(await snapshotHost(ns, e)).toEqual(before);
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18080)).toBe(true);
+    } finally {
+      await destroyNetns(peerNs);
+    }
+  });
+
+  it('a kill-switch-only config blocks traffic between namespaces while applied, and down reopens it', async () => {
+    const peerNs = await createNetns('e2e-peer');
+    try {
+      await vethPair(ns, peerNs, { addrA: '10.200.9.1/24', addrB: '10.200.9.2/24' });
+      const before = await snapshotHost(ns, e);
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18082)).toBe(true);
+      const cfg = writeConfig(e, 'ks.yaml', KS_CONFIG);
+      const r = await awg(ns, e, ['apply', '-f', cfg]);
+      expect(r.code, show(r)).toBe(0);
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18082)).toBe(false);
+      expect(await udpReachable(ns, peerNs, '10.200.9.2', 18083)).toBe(false);
+      // loopback still works under the kill switch
+      expect(await tcpReachable(ns, ns, '127.0.0.1', 18084)).toBe(true);
+      const down = await awg(ns, e, ['down']);
+      expect(down.code, show(down)).toBe(0);
+      expect(await snapshotHost(ns, e)).toEqual(before);
+      expect(await tcpReachable(ns, peerNs, '10.200.9.2', 18082)).toBe(true);
+    } finally {
+      await destroyNetns(peerNs);
+    }
+  });
+});
+
+describe.skipIf(skip)('e2e: invalid config changes nothing', () => {
+  let ns: string;
+  let e: AwgEnv;
+  beforeEach(async () => {
+    await sweepStaleNetns();
+    ns = await createNetns('e2e-inval');
+    e = makeAwgEnv();
+  });
+  afterEach(async () => {
+    if (ns) await destroyNetns(ns);
+    cleanupAwgEnv(e);
+  });
+
+  const cases: { name: string; yaml: string; where: RegExp }[] = [
+    {
+      name: 'YAML syntax',
+      yaml: 'version: 1\nrules: [\n  { name: a\n',
+      where: /bad\.yaml:\d+:\d+: /,
+    },
+    {
+      name: 'unknown field',
+      yaml: 'version: 1\nkillSwitch: { enabled: true }\nrouting:\n  tableBse: 100\n',
+      where: /bad\.yaml:4:3: routing/,
+    },
+    {
+      name: 'semantic: DNS leak protection without tunnel resolvers',
+      yaml: 'version: 1\nkillSwitch: { enabled: true, allowLan: true }\ndns: { leakProtection: true }\n',
+      where: /bad\.yaml:3:\d+: dns\.leakProtection/,
+    },
+    {
+      name: 'rule target that does not exist',
+      yaml: 'version: 1\nrules:\n  - match: { name: curl }\n    target: nowhere\n',
+      where: /bad\.yaml:4:\d+: rules\[0\]\.target/,
+    },
+  ];
+
+  for (const c of cases) {
+    it(`${c.name}: exit 1, located error, snapshot unchanged (fresh and after an apply)`, async () => {
+      const bad = writeConfig(e, 'bad.yaml', c.yaml);
+      const before = await snapshotHost(ns, e);
+      for (const cmd of [
+        ['validate', '-f', bad],
+        ['diff', '-f', bad],
+        ['apply', '-f', bad],
+      ]) {
+        const r = await awg(ns, e, cmd);
+        expect(r.code, `${cmd[0]}: ${show(r)}`).toBe(1);
+        expect(r.stderr, cmd[0]).toMatch(c.where);
+        expect(r.mutations).toEqual([]);
+      }
+      expect(await snapshotHost(ns, e)).toEqual(before);
+
+      // on top of an applied config: the invalid one changes nothing either
+      const good = writeConfig(e, 'good.yaml', RULES_CONFIG);
+      expect((await awg(ns, e, ['apply', '-f', good])).code).toBe(0);
+      const applied = await snapshotHost(ns, e);
+      const r = await awg(ns, e, ['apply', '-f', bad]);
+      expect(r.code, show(r)).toBe(1);
+      expect(r.stderr).toContain('invalid configuration; nothing was applied');
+      expect(await snapshotHost(ns, e)).toEqual(applied);
+      expect((await awg(ns, e, ['diff', '-f', good])).code).toBe(0);
+      expect((await awg(ns, e, ['down'])).code).toBe(0);
+      expect(await snapshotHost(ns, e)).toEqual(before);
+    });
+  }
+});

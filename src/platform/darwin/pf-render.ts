@@ -168,7 +168,8 @@ export const pfctlArgs = {
   loadAnchor: (anchor: string) => ['-a', anchor, '-f', '-'],
   showAnchorRules: (anchor: string) => ['-a', anchor, '-sr'],
   listAnchors: (root = ANCHOR_ROOT) => ['-a', root, '-s', 'Anchors'],
-  flushAnchor: (anchor: string) => ['-a', anchor, '-F', 'all'],
+  /** rules only: `-F all` would also clear global state (states, statistics) */
+  flushAnchor: (anchor: string) => ['-a', anchor, '-F', 'rules'],
   showMainRules: () => ['-sr'],
   showReferences: () => ['-s', 'References'],
   showInfo: () => ['-s', 'info'],

@@ -257,6 +257,11 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
           `DNS for ${after.scope}: a supplemental resolver needs at least one server`,
         );
       const written = { servers: after.servers, match: matchOf(after.domains) };
+      if (!written.match.length)
+        ctx.reporter.report({
+          type: 'warning',
+          message: `DNS for ${after.scope}: without match domains macOS does not consult a supplemental resolver; use the system scope for default DNS`,
+        });
       if (!cur || !eq(cur.servers, written.servers) || !eq(cur.match, written.match)) {
         await ctx.exec.mutate('scutil', [], {
           input: scutilSetDnsScript(key, written.servers, written.match),

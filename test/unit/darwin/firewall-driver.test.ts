@@ -224,7 +224,7 @@ describe('darwin firewall driver (PF anchor)', () => {
     };
     expect(await driver.apply(del, ctx)).toBe('changed');
     expect(exec.mutationLines).toEqual([
-      'pfctl -a com.awg/awg -F all',
+      'pfctl -a com.awg/awg -F rules',
       'pfctl -X 15053025338191571182',
       'pfctl -f /etc/pf.conf',
     ]);

@@ -2,6 +2,8 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   IPC_ERROR,
@@ -275,5 +277,36 @@ describe('UAPI Unix socket server', () => {
       await srv.close();
     }
     expect(() => statSync(path)).toThrow();
+  });
+});
+
+const hasWg = spawnSync('wg', ['--version']).status === 0 && process.getuid?.() === 0;
+
+describe.skipIf(!hasWg)('wireguard-tools `wg` against our UAPI socket', () => {
+  it('wg show / wg set / wg showconf', async () => {
+    const run = promisify(execFile);
+    const iface = `awgut${process.pid % 100000}`;
+    const { a, b } = await makePair();
+    const srv = await listenUapi(a.dev, socketPath(iface));
+    try {
+      const show = (await run('wg', ['show', iface, 'dump'])).stdout.split('\n');
+      expect(show[0]!.split('\t').slice(2, 3)).toEqual(['51820']);
+      expect(show[1]!.split('\t')[0]).toBe(Buffer.from(b.keys.publicKey).toString('base64'));
+      await run('wg', [
+        'set',
+        iface,
+        'peer',
+        Buffer.from(b.keys.publicKey).toString('base64'),
+        'allowed-ips',
+        '10.1.0.0/16,fd00::/64',
+        'persistent-keepalive',
+        '15',
+      ]);
+      const conf = (await run('wg', ['showconf', iface])).stdout;
+      expect(conf).toMatch(/AllowedIPs = 10\.1\.0\.0\/16, fd00::\/64/);
+      expect(conf).toMatch(/PersistentKeepalive = 15/);
+    } finally {
+      await srv.close();
+    }
   });
 });

@@ -10,7 +10,7 @@ export function stateDirFrom(opt?: string): string {
   return opt ?? process.env.AWG_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-export function hostEnv(opts: { stateDir?: string; dryRun?: boolean; reporter: Reporter; claims: Claims; state?: StateStore }): ReconcileEnv {
+export function hostEnv(opts: { stateDir?: string; dryRun?: boolean; reporter: Reporter; claims: Claims; state?: StateStore; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
   const exec = new ProcessExec(opts.reporter, opts.dryRun ?? false);
   return {
     drivers: createDrivers({ exec }),
@@ -18,6 +18,7 @@ export function hostEnv(opts: { stateDir?: string; dryRun?: boolean; reporter: R
     state: opts.state ?? new FileStateStore(stateDirFrom(opts.stateDir)),
     exec,
     reporter: opts.reporter,
+    secrets: opts.secrets,
   };
 }
 

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { applyCommand } from './commands/apply.js';
 import { diffCommand } from './commands/diff.js';
+import { engineCommand } from './commands/engine.js';
 import { downCommand } from './commands/down.js';
 import { importCommand } from './commands/import.js';
 import { statusCommand } from './commands/status.js';
@@ -74,6 +75,13 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
     .option('--key-file', 'write the private key to <name>.key (mode 600) next to the output instead of inline')
     .action(async (file, o) => setCode(await importCommand(io, { file, ...o })));
+
+  program
+    .command('engine', { hidden: true })
+    .description('internal: run one tunnel engine (configuration on stdin)')
+    .requiredOption('--link <name>', 'persistent TUN to attach')
+    .requiredOption('--uapi <path>', 'UAPI socket path')
+    .action(async (o) => setCode(await engineCommand(io, o)));
 
   return program;
 }

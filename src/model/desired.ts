@@ -48,11 +48,13 @@ function secretFp(secret: Secret, path: (string | number)[], secrets?: Map<strin
   return v !== undefined ? fingerprint(v) : `unresolved:${describeSecret(secret)}`;
 }
 
-function engineConfig(name: string, t: WgLikeTunnel, secrets?: Map<string, string>): Record<string, unknown> {
+function engineConfig(name: string, t: WgLikeTunnel, bypassMark: number, secrets?: Map<string, string>): Record<string, unknown> {
   const base = ['tunnels', name];
   const cfg: Record<string, unknown> = {
     privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
     listenPort: t.listenPort ?? 0,
+    // the engine's own UDP carries the bypass mark: admitted by the kill switch, never re-tunnelled
+    fwmark: bypassMark,
     peers: t.peers.map((p, i) => ({
       publicKey: p.publicKey,
       presharedKey: p.presharedKey ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets) : null,
@@ -92,7 +94,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       const { cidr, family } = hostCidr(addr);
       push({ kind: 'address', id: ids.address({ link, cidr }), deps: [linkId], spec: { link, cidr, family } });
     }
-    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: { tunnel: name, type: t.type, link, config: engineConfig(name, t, opts.secrets) } });
+    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: { tunnel: name, type: t.type, link, config: engineConfig(name, t, alloc.bypassMark, opts.secrets) } });
     push({ kind: 'sysctl', id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`), deps: [linkId], spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' } });
 
     // Table: one route per allowed prefix through the link, plus an unreachable twin at the

@@ -22,6 +22,8 @@ export interface ReconcileEnv {
   state: StateStore;
   exec: Exec;
   reporter: Reporter;
+  /** resolved secret values for engine drivers (never logged) */
+  secrets?: ReadonlyMap<string, string>;
 }
 
 export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {
@@ -29,7 +31,7 @@ export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<O
 }
 
 function applyContext(env: ReconcileEnv): ApplyContext {
-  return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims };
+  return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims, secrets: env.secrets };
 }
 
 /** Execute every change, continuing past failures; returns the errors. */

@@ -49,6 +49,8 @@ export interface ApplyContext {
   state: StateStore;
   dryRun: boolean;
   claims: Claims;
+  /** resolved secret values by config path (`tunnels.<name>.privateKey`, …); only engines read them */
+  secrets?: ReadonlyMap<string, string>;
 }
 
 export type ApplyResult = 'changed' | 'unchanged';

@@ -8,6 +8,7 @@ import type { DriverSet } from './driver.js';
 import { createLinuxAddressDriver } from './address/linux.js';
 import { createLinuxCgroupDriver } from './cgroup/linux.js';
 import { createLinuxDnsDriver } from './dns/linux.js';
+import { createProcessEngineDriver } from './engine/process-host.js';
 import { createLinuxFirewallDriver } from './firewall/linux.js';
 import { createLinuxLinkDriver } from './link/linux.js';
 import { createLinuxRouteDriver } from './route/linux.js';
@@ -32,6 +33,7 @@ export function createDrivers(opts: DriverOptions): Partial<DriverSet> {
       route: createLinuxRouteDriver({ exec: opts.exec }),
       rule: createLinuxRuleDriver({ exec: opts.exec }),
       dns: createLinuxDnsDriver({ exec: opts.exec, env: opts.env }),
+      engine: createProcessEngineDriver({ env: opts.env }),
     };
   }
   return {};

@@ -31,12 +31,12 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const p = r.prepared;
   printIssues(io, p.issues);
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = hostEnv({ stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims });
+  const env = hostEnv({ stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
   try {
     const last = env.state.get<AppliedRecord>(APPLIED_KEY);
     const ctx = await reconcile(env, { desired: p.desired, lastApplied: last?.resources, dryRun: Boolean(o.dryRun), failClosed: killSwitchOf(p.config).enabled });
     if (ctx.plan && !o.json) io.err(renderPlan(ctx.plan, { colour: io.colour }));
-    if (ctx.outcome === 'planned' && ctx.plan) await executeChanges(ctx.plan.changes, env.drivers, { exec: env.exec, reporter, state: env.state, dryRun: true, claims: env.claims });
+    if (ctx.outcome === 'planned' && ctx.plan) await executeChanges(ctx.plan.changes, env.drivers, { exec: env.exec, reporter, state: env.state, dryRun: true, claims: env.claims, secrets: env.secrets });
     if (ctx.outcome === 'converged' || ctx.outcome === 'unchanged') {
       const rec: AppliedRecord = { configFile: o.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome };
       env.state.set(APPLIED_KEY, rec);

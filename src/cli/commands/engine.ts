@@ -1,0 +1,54 @@
+/**
+ * `awg engine --link L --uapi PATH`: one userspace WireGuard/AmneziaWG engine attached to
+ * the persistent TUN L, configured by the UAPI text on stdin (secrets never in argv/env),
+ * then served on the UAPI socket PATH so `wg show`/`wg set` and the engine driver reach it.
+ * Prints `ready` on stdout once listening. Internal: started by the engine driver.
+ */
+import { Device } from '../../dataplane/device/device.js';
+import { UdpBind } from '../../dataplane/conn/udp.js';
+import { listenUapi } from '../../dataplane/ipc/server.js';
+import { TunFile } from '../../native/tun.js';
+import { markDgram } from '../../native/sockmark.js';
+import type { Io } from '../output.js';
+
+export interface EngineOptions {
+  link: string;
+  uapi: string;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
+  const text = await readStdin();
+  const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${o.link}: ${message}\n`);
+  const tun = TunFile.open(o.link);
+  const bind = new UdpBind(undefined, markDgram);
+  const device = new Device({ tun, bind, log });
+  device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
+  tun.onError((e) => {
+    log('warn', `tun: ${e.message}; exiting`);
+    void shutdown(1);
+  });
+  await device.ipcSet(text);
+  await device.up();
+  const server = await listenUapi(device, o.uapi);
+  let closing = false;
+  async function shutdown(code: number): Promise<void> {
+    if (closing) return;
+    closing = true;
+    await server.close().catch(() => {});
+    await device.close().catch(() => {});
+    process.exit(code);
+  }
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGHUP', () => {});
+  io.out('ready\n');
+  log('info', `engine up on ${o.link}, UAPI ${o.uapi}`);
+  await new Promise(() => {});
+  return 0;
+}

@@ -1,0 +1,210 @@
+/**
+ * Engine driver for one-shot runs (`awg apply` with no daemon): each WireGuard/AmneziaWG
+ * tunnel is served by a detached `awg engine` process attached to the persistent TUN, as
+ * wireguard-go serves wg-quick. The configuration, secrets included, goes over the child's
+ * stdin (never argv or environment); the child answers `ready` once its UAPI socket listens.
+ *
+ * Observed state is the spec we last configured (recorded in the state store), valid only
+ * while the recorded process is alive, is an `awg engine`, and answers on its UAPI socket
+ * with the recorded private key and peer set. Endpoints are compared as configured, not as
+ * roamed, so roaming is never "repaired".
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AwgError } from '../../errors.js';
+import { fingerprint } from '../../config/fingerprint.js';
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { EngineSpec, Resource } from '../../model/resources.js';
+import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { deltaSetText, fullSetText, wgConfigOf, type EngineSecrets } from './uapi-config.js';
+import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
+
+export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
+
+export interface EngineRecord {
+  tunnel: string;
+  link: string;
+  pid: number;
+  uapiPath: string;
+  spec: EngineSpec;
+}
+
+export interface ProcessHostOptions {
+  env?: NodeJS.ProcessEnv;
+  /** command that starts an engine host; default: this Node running bin/awg.js engine */
+  command?: string[];
+  readyTimeoutMs?: number;
+}
+
+const stateKey = (tunnel: string) => `engine-${tunnel}`;
+
+function defaultCommand(): string[] {
+  const bin = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
+  return [process.execPath, bin];
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return cmd.split('\0').includes('engine');
+  } catch {
+    return false;
+  }
+}
+
+export function secretsFor(tunnel: string, spec: EngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
+  const base = `tunnels.${tunnel}`;
+  const privateKey = secrets?.get(`${base}.privateKey`);
+  if (!privateKey) throw new AwgError('invalid-config', `engine ${tunnel}: the private key was not resolved (run with the secrets available)`);
+  const presharedKeys = new Map<string, string>();
+  wgConfigOf(spec).peers.forEach((p, i) => {
+    const v = secrets?.get(`${base}.peers[${i}].presharedKey`);
+    if (v) presharedKeys.set(p.publicKey, v);
+  });
+  return { privateKey, presharedKeys };
+}
+
+async function waitExit(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return false;
+}
+
+export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver<'engine'> {
+  const env = opts.env ?? process.env;
+  const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
+
+  async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
+    if (!alive(rec.pid)) return undefined;
+    let got;
+    try {
+      got = parseGet(await uapiGet(rec.uapiPath));
+    } catch {
+      return undefined;
+    }
+    // Someone may have changed keys or peers with `wg set`: show what is really there.
+    const cfg = wgConfigOf(rec.spec);
+    const livePeers = new Set(got.peers.map((p) => Buffer.from(String(p.public_key), 'hex').toString('base64')));
+    const peers = cfg.peers.filter((p) => livePeers.has(p.publicKey));
+    const keyHex = got.device.private_key;
+    const privateKey = keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none';
+    return { ...rec.spec, config: { ...rec.spec.config, privateKey, peers, fwmark: Number(got.device.fwmark ?? 0) } };
+  }
+
+  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+    const tunnel = spec.tunnel;
+    const link = spec.link!;
+    const uapiPath = join(uapiDir(), `${link}.sock`);
+    const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
+    if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`)) return;
+    const stale = ctx.state.get<EngineRecord>(stateKey(tunnel));
+    if (stale && alive(stale.pid)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}`);
+    const logDir = join(ctx.state.dir, 'logs');
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    const logPath = join(logDir, `engine-${tunnel}.log`);
+    const log = openSync(logPath, 'a', 0o600);
+    const [cmd, ...args] = opts.command ?? defaultCommand();
+    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel } });
+    closeSync(log);
+    const ready = new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new AwgError('driver', `engine ${tunnel} did not become ready within ${opts.readyTimeoutMs ?? 5000} ms`)), opts.readyTimeoutMs ?? 5000);
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('ready\n')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new AwgError('driver', `engine ${tunnel} exited with ${code} during start`));
+      });
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new AwgError('driver', `cannot start engine ${tunnel}: ${e.message}`, { cause: e }));
+      });
+    });
+    child.stdin!.end(text);
+    try {
+      await ready;
+    } catch (e) {
+      child.kill('SIGKILL');
+      const tail = existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).join('\n') : '';
+      throw new AwgError((e as AwgError).kind ?? 'driver', `${(e as Error).message}${tail ? `\n${tail}` : ''}`);
+    }
+    child.stdout!.destroy();
+    child.unref();
+    ctx.state.set<EngineRecord>(stateKey(tunnel), { tunnel, link, pid: child.pid!, uapiPath, spec });
+  }
+
+  async function stop(tunnel: string, ctx: ApplyContext): Promise<boolean> {
+    const rec = ctx.state.get<EngineRecord>(stateKey(tunnel));
+    if (!rec) return false;
+    if (!ctx.exec.record(`[kill] engine ${tunnel} (pid ${rec.pid})`)) return true;
+    if (alive(rec.pid)) {
+      process.kill(rec.pid, 'SIGTERM');
+      if (!(await waitExit(rec.pid, 3000))) process.kill(rec.pid, 'SIGKILL');
+    }
+    rmSync(rec.uapiPath, { force: true });
+    ctx.state.delete(stateKey(tunnel));
+    return true;
+  }
+
+  return {
+    kind: 'engine',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'engine'>> {
+      const resources: Resource<'engine'>[] = [];
+      for (const key of scope.state.keys()) {
+        if (!key.startsWith('engine-')) continue;
+        const rec = scope.state.get<EngineRecord>(key);
+        if (!rec) continue;
+        const spec = await liveSpec(rec);
+        if (spec) resources.push({ kind: 'engine', id: ids.engine(rec.tunnel), spec, deps: [] });
+      }
+      return { resources, foreign: [] };
+    },
+    async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
+      const spec = change.after ?? change.before!;
+      if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
+      switch (change.action) {
+        case 'noop':
+          return 'unchanged';
+        case 'delete':
+          return (await stop(change.before!.tunnel, ctx)) ? 'changed' : 'unchanged';
+        case 'create':
+        case 'replace': {
+          const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
+          if (change.action === 'create' && rec && (await liveSpec(rec)) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
+          await stop(spec.tunnel, ctx);
+          await start(change.after!, ctx);
+          return 'changed';
+        }
+        case 'update': {
+          const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
+          if (!rec || !(await liveSpec(rec))) {
+            await start(change.after!, ctx);
+            return 'changed';
+          }
+          const text = deltaSetText(change.before!, change.after!, secretsFor(spec.tunnel, change.after!, ctx.secrets));
+          if (ctx.exec.record(`[uapi] set ${rec.uapiPath} (${change.fields?.join(', ') ?? 'config'})`)) {
+            await uapiSet(rec.uapiPath, text);
+            ctx.state.set<EngineRecord>(stateKey(spec.tunnel), { ...rec, spec: change.after! });
+          }
+          return 'changed';
+        }
+      }
+    },
+  };
+}

@@ -33,23 +33,35 @@ export function seal(
   return Buffer.concat([head, c.getAuthTag()]);
 }
 
+const ZERO_PAD = Buffer.alloc(64 * 1024);
+
 /**
- * Encrypts `plaintext` into `out` at `offset` (ciphertext then tag); returns bytes written.
- * The transport hot path: one cipher object, no concat.
+ * Encrypts `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext then tag);
+ * returns bytes written. The transport hot path: no concatenation, no padded copy.
  */
 export function sealInto(
   key: Uint8Array | KeyObject,
   nonce12: Uint8Array,
   plaintext: Uint8Array,
+  padLength: number,
   out: Uint8Array,
   offset: number,
 ): number {
   const c = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
-  const ct = c.update(plaintext);
+  let o = offset;
+  if (plaintext.length) {
+    const ct = c.update(plaintext);
+    out.set(ct, o);
+    o += ct.length;
+  }
+  if (padLength) {
+    const ct = c.update(ZERO_PAD.subarray(0, padLength));
+    out.set(ct, o);
+    o += ct.length;
+  }
   c.final();
-  out.set(ct, offset);
-  out.set(c.getAuthTag(), offset + ct.length);
-  return ct.length + TAG_SIZE;
+  out.set(c.getAuthTag(), o);
+  return o + TAG_SIZE - offset;
 }
 
 /** Returns the plaintext, or null when authentication fails. */

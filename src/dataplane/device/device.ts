@@ -618,15 +618,11 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     writeU32(d, s4 + TRANSPORT.type, this.codec.pickType(4));
     writeU32(d, s4 + TRANSPORT.receiver, kp.remoteIndex);
     writeU64(d, s4 + TRANSPORT.counter, counter);
-    let plain = pkt;
-    if (pad) {
-      plain = Buffer.alloc(pkt.length + pad);
-      plain.set(pkt);
-    }
     sealInto(
       kp.sendKey,
       writeNonce(this.nonce, counter),
-      plain,
+      pkt,
+      pad,
       d,
       s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
     );

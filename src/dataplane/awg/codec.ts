@@ -150,6 +150,11 @@ export class AwgCodec {
       if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
       return { kind: 4, msg: d.subarray(s4) };
     }
+    // amneziawg-go v0.2.13–v0.2.17 sent keepalives without the S4 prefix (fixed in f4f4c99);
+    // such a 32-byte datagram cannot be a prefixed transport packet, so accept it.
+    if (s4 && !this.hpk && d.length === MIN_MESSAGE_SIZE && headerMatches(d, 0, this.h[3])) {
+      return { kind: 4, msg: d };
+    }
     return null;
   }
 }

@@ -131,6 +131,17 @@ describe('AWG 2.x framing (S prefixes, single-value H) golden vectors', () => {
   });
 });
 
+describe('lenient receive', () => {
+  it('accepts an unprefixed 32-byte keepalive from amneziawg-go v0.2.13–v0.2.17', () => {
+    const codec = new AwgCodec(params({ s4: 4, h4: range(3456789) }), seededRandom(1));
+    const bare = keepaliveMessage(3456789, 0);
+    expect(codec.classify(bare)!.kind).toBe(4);
+    expect(codec.classify(bare)!.msg.length).toBe(32);
+    const wrongType = keepaliveMessage(4, 0);
+    expect(codec.classify(wrongType)).toBeNull();
+  });
+});
+
 describe('AWG 3.x header protection golden vectors', () => {
   const ex = V.awg3_header_protection_example;
   const p = params({

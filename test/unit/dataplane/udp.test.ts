@@ -16,7 +16,7 @@ describe('real UDP bind on loopback', () => {
     const kb = generateKeyPair();
     const ta = new MemoryTun('a');
     const tb = new MemoryTun('b');
-    const a = new Device({ tun: ta, bind: new UdpBind('127.0.0.1') });
+    const a = new Device({ tun: ta, bind: new UdpBind() }); // dual-stack wildcard socket
     const b = new Device({ tun: tb, bind: new UdpBind('127.0.0.1') });
     devices.push(a, b);
     await b.configure({
@@ -40,6 +40,10 @@ describe('real UDP bind on loopback', () => {
     ta.inject(pkt);
     await vi.waitFor(() => expect(tb.written.length).toBe(1), { timeout: 5000 });
     expect(Buffer.from(tb.written[0]!).equals(Buffer.from(pkt))).toBe(true);
+    // the reply reaches A's dual-stack socket as ::ffff:127.0.0.1 and is normalised
+    tb.inject(ipv4('192.168.0.2', '192.168.0.1', 'reply'));
+    await vi.waitFor(() => expect(ta.written.length).toBe(1), { timeout: 5000 });
+    expect(a.peerStatusByKey(kb.publicKey)!.endpoint).toEqual({ address: '127.0.0.1', port: b.port });
   });
 
   it('reports a port in use as a driver error', async () => {
@@ -48,5 +52,41 @@ describe('real UDP bind on loopback', () => {
     const y = new UdpBind('127.0.0.1');
     await expect(y.open(port)).rejects.toMatchObject({ kind: 'driver' });
     await x.close();
+  });
+});
+
+import { networkInterfaces } from 'node:os';
+const hasV6Loopback = Object.values(networkInterfaces()).some((l) =>
+  l?.some((a) => a.address === '::1'),
+);
+
+describe.skipIf(!hasV6Loopback)('real UDP bind on IPv6 loopback', () => {
+  it('handshake and data over [::1]', async () => {
+    const ka = generateKeyPair();
+    const kb = generateKeyPair();
+    const ta = new MemoryTun('a');
+    const tb = new MemoryTun('b');
+    const a = new Device({ tun: ta, bind: new UdpBind('::1') });
+    const b = new Device({ tun: tb, bind: new UdpBind('::1') });
+    try {
+      await b.configure({
+        privateKey: kb.privateKey,
+        peers: [{ publicKey: ka.publicKey, allowedIps: ['192.168.0.1/32'] }],
+      });
+      await b.up();
+      await a.configure({
+        privateKey: ka.privateKey,
+        peers: [
+          { publicKey: kb.publicKey, endpoint: `[::1]:${b.port}`, allowedIps: ['192.168.0.2/32'] },
+        ],
+      });
+      await a.up();
+      ta.inject(ipv4('192.168.0.1', '192.168.0.2', 'v6 outer'));
+      await vi.waitFor(() => expect(tb.written.length).toBe(1), { timeout: 5000 });
+      expect(b.peerStatusByKey(ka.publicKey)!.endpoint!.address).toBe('::1');
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

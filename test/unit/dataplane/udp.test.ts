@@ -43,7 +43,10 @@ describe('real UDP bind on loopback', () => {
     // the reply reaches A's dual-stack socket as ::ffff:127.0.0.1 and is normalised
     tb.inject(ipv4('192.168.0.2', '192.168.0.1', 'reply'));
     await vi.waitFor(() => expect(ta.written.length).toBe(1), { timeout: 5000 });
-    expect(a.peerStatusByKey(kb.publicKey)!.endpoint).toEqual({ address: '127.0.0.1', port: b.port });
+    expect(a.peerStatusByKey(kb.publicKey)!.endpoint).toEqual({
+      address: '127.0.0.1',
+      port: b.port,
+    });
   });
 
   it('reports a port in use as a driver error', async () => {
@@ -88,5 +91,17 @@ describe.skipIf(!hasV6Loopback)('real UDP bind on IPv6 loopback', () => {
       await a.close();
       await b.close();
     }
+  });
+});
+
+describe('UdpBind socket mark hook', () => {
+  it('applies the mark through the injected setsockopt on open and on change', async () => {
+    const calls: number[] = [];
+    const u = new UdpBind('127.0.0.1', (_sock, mark) => calls.push(mark));
+    u.setMark(51820);
+    await u.open(0);
+    u.setMark(7);
+    await u.close();
+    expect(calls).toEqual([51820, 7]);
   });
 });

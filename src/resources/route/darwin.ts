@@ -74,8 +74,9 @@ export function kernelMatches(k: NetstatRoute, d: DarwinRoute, dev?: string): bo
   return !k.viaGateway && k.netif === d.interface;
 }
 
+/** Same prefix, unscoped, and not a link-layer (ARP/ND cache, flag L) entry. */
 const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }) =>
-  k.family === r.family && k.dst === r.dst && !k.ifscope;
+  k.family === r.family && k.dst === r.dst && !k.ifscope && !k.flags.includes('L');
 const describe = (k: NetstatRoute) =>
   `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
 
@@ -182,7 +183,12 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         return changed ? 'changed' : 'unchanged';
       }
       const other = kernel.find((k) => sameDst(k, after));
-      if (other && !rec[id])
+      // Only change a route that is exactly the one we recorded (a record can outlive its
+      // route, e.g. across a reboot, while another program adds the same prefix).
+      const prev = rec[id] ? toDarwinRoute(rec[id], ctx.state) : undefined;
+      const ours =
+        !!other && !!prev && kernelMatches(other, prev, physicalDev(rec[id]!, ctx.state));
+      if (other && !ours)
         throw new AwgError(
           'conflict',
           `route ${describe(other)} that awg did not create covers ${after.dst}; not touching it`,

@@ -154,6 +154,35 @@ describe('darwin route driver', () => {
     expect(Object.keys(state.get<object>(ROUTE_STATE_KEY)!)).toHaveLength(2);
   });
 
+  it('changes the gateway of our recorded bypass route, but never a same-prefix route a stale record points at', async () => {
+    const { exec, state, ctx, driver } = setup(POST);
+    const old = WANT[2]!;
+    state.set(ROUTE_STATE_KEY, { [ids.route(old)]: old });
+    const moved = { ...old, via: '192.168.1.254' };
+    exec.on(
+      'route -n change -inet -host 192.168.1.51 192.168.1.254',
+      ok('change host 192.168.1.51: gateway 192.168.1.254'),
+    );
+    const upd: Change<'route'> = {
+      kind: 'route',
+      id: ids.route(old),
+      action: 'update',
+      before: old,
+      after: moved,
+      reason: 'via differs',
+      cause: 'drift',
+    };
+    expect(await driver.apply(upd, ctx)).toBe('changed');
+    expect(exec.mutationLines).toEqual(['route -n change -inet -host 192.168.1.51 192.168.1.254']);
+    // stale record (route gone after a reboot), another program now owns 0/1 on utun0
+    const s2 = setup(fixture('routes/netstat-nr-f-inet-0-1-utun0-link-gateway-wgtools.txt'));
+    s2.state.set(ROUTE_STATE_KEY, { [ids.route(WANT[0]!)]: WANT[0]! });
+    await expect(s2.driver.apply(create(WANT[0]!), s2.ctx)).rejects.toMatchObject({
+      kind: 'conflict',
+    });
+    expect(s2.exec.mutations).toBe(0);
+  });
+
   it('a link without a utun yet is a retryable driver error; unknown route types are unsupported', async () => {
     const { ctx, driver } = setup(PRE);
     await expect(

@@ -31,6 +31,9 @@ export class UapiError extends AwgError {
   }
 }
 
+const HOSTNAME =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
 const bad = (msg: string) => new UapiError(IPC_ERROR.INVALID, msg);
 
 function hexKey(v: string, key: string): Uint8Array {
@@ -172,7 +175,10 @@ export function parseUapiSet(text: string): DeviceConfig {
       }
       case 'endpoint': {
         const hp = splitHostPort(value);
-        if (!hp || !isIP(hp.host)) throw bad(`endpoint: want ip:port or [ip6]:port, got ${value}`);
+        // extension: a DNS name is accepted (the device resolves and re-resolves it);
+        // wireguard-go takes numeric endpoints only and `wg` resolves before sending.
+        if (!hp || (!isIP(hp.host) && !HOSTNAME.test(hp.host)))
+          throw bad(`endpoint: want ip:port, [ip6]:port or host:port, got ${value}`);
         peer.endpoint = value;
         break;
       }

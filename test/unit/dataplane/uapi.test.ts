@@ -87,6 +87,11 @@ describe('UAPI set parsing', () => {
       return (e as UapiError).errno;
     }
   };
+  it('accepts a DNS name endpoint (extension; resolved by the device)', () => {
+    const cfg = parseUapiSet(`public_key=${'11'.repeat(32)}\nendpoint=vpn.example.com:51820\n`);
+    expect(cfg.peers![0]!.endpoint).toBe('vpn.example.com:51820');
+  });
+
   it.each([
     ['no equals sign', 'listen_port', IPC_ERROR.PROTOCOL],
     ['unknown device key', 'bogus=1', IPC_ERROR.INVALID],
@@ -96,8 +101,8 @@ describe('UAPI set parsing', () => {
       IPC_ERROR.INVALID,
     ],
     [
-      'hostname endpoint',
-      `public_key=${'11'.repeat(32)}\nendpoint=example.com:1`,
+      'malformed endpoint',
+      `public_key=${'11'.repeat(32)}\nendpoint=exa_mple.com:1`,
       IPC_ERROR.INVALID,
     ],
     ['bad key', 'private_key=abc', IPC_ERROR.INVALID],

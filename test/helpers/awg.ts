@@ -14,6 +14,7 @@ import {
   readdirSync,
   rmSync,
   rmdirSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,46 @@ export function which(tool: string): string {
   throw new Error(`${tool} not found`);
 }
 
+function newestMtime(dir: string, ext: string): number {
+  let t = 0;
+  if (!existsSync(dir)) return 0;
+  for (const d of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, d.name);
+    if (d.isDirectory()) t = Math.max(t, newestMtime(p, ext));
+    else if (d.name.endsWith(ext)) t = Math.max(t, statSync(p).mtimeMs);
+  }
+  return t;
+}
+
+let built = false;
+/**
+ * The CLI under test runs from the sources (tsx), but it starts tunnel engines as
+ * `node bin/awg.js engine`, which runs dist/: build dist when it is missing or older than
+ * src/. Once per test process.
+ */
+export async function ensureDist(): Promise<void> {
+  if (built) return;
+  const main = join(REPO_ROOT, 'dist/cli/main.js');
+  if (
+    !existsSync(main) ||
+    newestMtime(join(REPO_ROOT, 'src'), '.ts') > newestMtime(join(REPO_ROOT, 'dist'), '.js')
+  ) {
+    const r = await new Promise<{ code: number; out: string }>((resolve) => {
+      const c = spawn(
+        process.execPath,
+        [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+        { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+      c.on('close', (code) => resolve({ code: code ?? 1, out }));
+    });
+    if (!existsSync(main)) throw new Error(`npm run build failed (exit ${r.code}):\n${r.out}`);
+  }
+  built = true;
+}
+
 export interface AwgEnv {
   /** private temp dir: configs, state, resolv.conf, wrappers */
   dir: string;
@@ -74,6 +115,8 @@ export function makeAwgEnv(): AwgEnv {
     AWG_DNS_MANAGER: 'static',
     NO_COLOR: '1',
   };
+  // engine UAPI sockets are host-wide paths: keep ours private too
+  env.AWG_UAPI_DIR = join(dir, 'uapi');
   delete env.AWG_STATE_DIR;
   return { dir, stateDir, resolvConf, cgroupRoot, env };
 }
@@ -261,7 +304,7 @@ export interface IpRule {
   protocol?: string;
   fwmark?: string;
   fwmask?: string;
-  suppress_prefixlength?: number;
+  suppress_prefixlen?: number;
   [k: string]: unknown;
 }
 

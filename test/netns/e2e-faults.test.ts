@@ -4,12 +4,13 @@
  * back at its snapshot and a non-zero exit with a clear message — or, with the kill switch
  * on, fail-closed: our nft table stays and traffic between two test namespaces is blocked.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   awg,
   cleanupAwgEnv,
+  ensureDist,
   fakeTool,
   makeAwgEnv,
   nftTable,
@@ -68,15 +69,20 @@ ${opts.rules ? 'rules:\n  - name: ff\n    match: { name: firefox }\n    target: 
 `;
 }
 
-/** Engine driver registered? Then the link-deletion fault fires before routes, else before the address. */
+/**
+ * With the engine driver registered the link-deletion fault fires before the route batch
+ * (the engine is up by then); without it, before the address (the engine step would fail
+ * on its own first).
+ */
 function engineRegistered(): boolean {
-  return existsSync(join(process.cwd(), 'src/resources/engine/linux.ts'));
+  return /\bengine:/.test(readFileSync(join(process.cwd(), 'src/resources/registry.ts'), 'utf8'));
 }
 
 describe.skipIf(skip)('e2e: fault injection', () => {
   let ns: string;
   let e: AwgEnv;
   beforeEach(async () => {
+    await ensureDist();
     await sweepStaleNetns();
     ns = await createNetns('e2e-fault');
     e = makeAwgEnv();

@@ -301,14 +301,23 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
         })),
       });
 
+    // rebind first: a port in use fails the whole call with nothing changed
+    if (cfg.listenPort !== undefined && cfg.listenPort !== this.listenPort) {
+      if (this.isUp()) {
+        const previous = this.boundPort;
+        try {
+          this.boundPort = await this.bind.open(cfg.listenPort);
+        } catch (e) {
+          this.boundPort = await this.bind.open(previous).catch(() => 0);
+          throw e;
+        }
+      }
+      this.listenPort = cfg.listenPort;
+    }
     if (cfg.privateKey !== undefined) this.setPrivateKey(cfg.privateKey);
     if (cfg.fwmark !== undefined && cfg.fwmark !== this.fwmark) {
       this.fwmark = cfg.fwmark;
       if (this.isUp()) this.bind.setMark?.(cfg.fwmark);
-    }
-    if (cfg.listenPort !== undefined && cfg.listenPort !== this.listenPort) {
-      this.listenPort = cfg.listenPort;
-      if (this.isUp()) this.boundPort = await this.bind.open(cfg.listenPort);
     }
     if (awg) {
       this.awg = awg;

@@ -132,3 +132,19 @@ describe('S prefix and magic header primitives', () => {
     ).toBe(true);
   });
 });
+
+describe('reconfiguration failures', () => {
+  it('a listen port in use fails the whole set and keeps the device working', async () => {
+    const { a, b, net } = await makePair();
+    const squatter = net.bind('10.0.0.1');
+    await squatter.open(40_001);
+    const keyBefore = a.dev.ipcGet();
+    await expect(a.dev.ipcSet('set=1\nlisten_port=40001\nfwmark=9\n\n')).rejects.toMatchObject({
+      errno: -98,
+    });
+    expect(a.dev.ipcGet()).toBe(keyBefore);
+    a.tun.inject(ping(7));
+    net.flush();
+    expect(b.tun.written.length).toBe(1);
+  });
+});

@@ -172,8 +172,17 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     this.codec = new AwgCodec(this.awg, this.rng);
     this.cookieChecker = new CookieChecker(new Uint8Array(32), (n) => this.rng.bytes(n));
     this.expiry = expiryHandlers(this);
-    this.tun.onReceive((packets) => this.onTunPackets(packets));
-    this.bind.onReceive((data, from) => this.onDatagram(data, from));
+    // a packet must never take the process down: contain anything unexpected per batch
+    this.tun.onReceive((packets) => this.guard('tun', () => this.onTunPackets(packets)));
+    this.bind.onReceive((data, from) => this.guard('udp', () => this.onDatagram(data, from)));
+  }
+
+  private guard(where: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log('warn', `${where} packet dropped: ${(e as Error).message}`);
+    }
   }
 
   // ---- lifecycle --------------------------------------------------------------------------

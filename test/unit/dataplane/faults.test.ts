@@ -3,7 +3,7 @@ import { hexOf, ipv4, makePair } from './harness.js';
 import { RateLimiter } from '../../../src/dataplane/device/ratelimiter.js';
 import { withPrefix } from '../../../src/dataplane/awg/prefix.js';
 import { headerMatches, pickHeader } from '../../../src/dataplane/awg/magic-header.js';
-import { scriptedRandom } from '../../../src/dataplane/awg/random.js';
+import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/random.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { Datagram } from '../../../src/dataplane/conn/memory.js';
 
@@ -146,5 +146,35 @@ describe('reconfiguration failures', () => {
     a.tun.inject(ping(7));
     net.flush();
     expect(b.tun.written.length).toBe(1);
+  });
+});
+
+describe('garbage input', () => {
+  it('random datagrams and TUN packets are dropped without errors', async () => {
+    const logs: string[] = [];
+    const { a, b, net } = await makePair({
+      device: { log: (level, m) => level === 'warn' && logs.push(m) },
+      awgA: { s1: 8, s4: 4, h1: range(100, 110), h4: range(200, 210) },
+    });
+    a.tun.inject(ping(1));
+    net.flush();
+    const rng = seededRandom(7);
+    const evil = net.bind('10.6.6.6');
+    await evil.open(1);
+    for (let i = 0; i < 3000; i++) {
+      const d = rng.bytes(rng.intn(260));
+      if (d.length >= 12 && rng.intn(2)) {
+        const off = [0, 8, 4][rng.intn(3)]!;
+        d[off] = [1, 2, 3, 4, 100, 200][rng.intn(6)]!;
+        d[off + 1] = d[off + 2] = d[off + 3] = 0;
+      }
+      evil.send([d], { address: '10.0.0.2', port: 51821 });
+      b.tun.inject(rng.bytes(rng.intn(80)));
+    }
+    net.flush();
+    expect(logs).toEqual([]);
+    a.tun.inject(ping(2));
+    net.flush();
+    expect(b.tun.written.length).toBe(2);
   });
 });

@@ -71,6 +71,18 @@ export async function withBenchNetns<T>(fn: (ns: string, dir: string) => Promise
     await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     return await fn(ns, dir);
   } finally {
+    // engines started by a bench run inside the namespace: stop them before deleting it
+    const pids = (await sh('ip', ['netns', 'pids', ns])).stdout
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
     await sh('ip', ['netns', 'del', ns]);
     rmSync(dir, { recursive: true, force: true });
   }

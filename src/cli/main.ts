@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { applyCommand } from './commands/apply.js';
 import { diffCommand } from './commands/diff.js';
 import { engineCommand } from './commands/engine.js';
+import { genkeyCommand, genpskCommand, pubkeyCommand } from './commands/keys.js';
 import { downCommand } from './commands/down.js';
 import { importCommand } from './commands/import.js';
 import { statusCommand } from './commands/status.js';
@@ -75,6 +76,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
     .option('--key-file', 'write the private key to <name>.key (mode 600) next to the output instead of inline')
     .action(async (file, o) => setCode(await importCommand(io, { file, ...o })));
+
+  program.command('genkey').description('print a new private key (base64), like wg genkey').action(() => setCode(genkeyCommand(io)));
+  program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await pubkeyCommand(io)));
+  program.command('genpsk').description('print a new pre-shared key').action(() => setCode(genpskCommand(io)));
 
   program
     .command('engine', { hidden: true })

@@ -35,7 +35,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   try {
     const last = env.state.get<AppliedRecord>(APPLIED_KEY);
     const ctx = await reconcile(env, { desired: p.desired, lastApplied: last?.resources, dryRun: Boolean(o.dryRun), failClosed: killSwitchOf(p.config).enabled });
-    if (ctx.plan && !o.json) io.err(renderPlan(ctx.plan, { colour: io.colour }));
+    if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));
     if (ctx.outcome === 'planned' && ctx.plan) await executeChanges(ctx.plan.changes, env.drivers, { exec: env.exec, reporter, state: env.state, dryRun: true, claims: env.claims, secrets: env.secrets });
     if (ctx.outcome === 'converged' || ctx.outcome === 'unchanged') {
       const rec: AppliedRecord = { configFile: o.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome };

@@ -21,6 +21,12 @@ export interface HostFacts {
   cgroupRootDepth?: number;
   /** endpoint host names resolved before planning (the firewall needs addresses) */
   resolved?: Record<string, string[]>;
+  /**
+   * Who manages the system resolver. Per-link servers need one that keeps several sets
+   * apart (systemd-resolved); elsewhere tunnelled apps get their tunnel's resolver through
+   * per-app DNAT and the system resolver is left alone unless `dns.system: default-tunnel`.
+   */
+  dnsManager?: 'resolved' | 'resolvconf' | 'static';
 }
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
@@ -126,7 +132,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
         push({ kind: 'rule', id: ids.rule(rule), deps: [], spec: rule });
       }
     }
-    if (t.dns.length > 0 && c.dns.system !== 'default-tunnel') {
+    if (t.dns.length > 0 && c.dns.system !== 'default-tunnel' && facts.dnsManager === 'resolved') {
       push({ kind: 'dns', id: ids.dns(link), deps: [linkId], spec: { scope: link, servers: [...t.dns], domains: [] } });
     }
   }

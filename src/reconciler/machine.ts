@@ -37,7 +37,8 @@ export interface RollbackInput {
 }
 
 export interface RollbackOutput {
-  outcome: 'rolled-back' | 'failed-closed';
+  /** `failed`: neither the prior state nor the kill switch could be restored (traffic may flow) */
+  outcome: 'rolled-back' | 'failed-closed' | 'failed';
   errors: AwgError[];
 }
 

@@ -15,6 +15,7 @@ import { reconcileMachine, type ApplyOutput, type ReconcileContext, type Reconci
 import { observeAll } from './observe.js';
 import { revert } from './revert.js';
 import { plan as makePlan } from './plan.js';
+import { verify } from './verify.js';
 
 export interface ReconcileEnv {
   drivers: Partial<DriverSet>;
@@ -49,19 +50,24 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
   const now = await observeWith(env, input.desired);
   let back: Plan = revert(input.before, now);
   const firewall = input.desired.resources.find((r) => r.kind === 'firewall');
-  if (input.failClosed && firewall) {
-    // Keep (or install) the desired firewall: the kill switch must hold even though the
-    // tunnels are being torn down.
-    back = { ...back, changes: back.changes.filter((c) => c.kind !== 'firewall') };
-  }
+  // Fail-closed keeps (or installs) the desired firewall and what it references (the cgroups
+  // its rules name): the kill switch must hold while the tunnels are torn down.
+  const keep = new Set(firewall ? [firewall.id, ...firewall.deps] : []);
+  const closing = input.failClosed && firewall !== undefined;
+  if (closing) back = { ...back, changes: back.changes.filter((c) => !keep.has(c.id)) };
   const errors = await bestEffort(back.changes, env);
-  if (input.failClosed && firewall) {
-    const after = await observeWith(env, input.desired);
-    const fwPlan = makePlan({ resources: [firewall], warnings: [] }, { resources: after.resources.filter((r) => r.kind === 'firewall'), foreign: [] });
-    errors.push(...(await bestEffort(fwPlan.changes, env)));
-    return { outcome: 'failed-closed', errors };
+  if (!closing) return { outcome: errors.length ? 'failed' : 'rolled-back', errors };
+  const kept = input.desired.resources.filter((r) => keep.has(r.id));
+  const after = await observeWith(env, input.desired);
+  const fwPlan = makePlan({ resources: kept, warnings: [] }, { resources: after.resources.filter((r) => keep.has(r.id)), foreign: [] });
+  errors.push(...(await bestEffort(fwPlan.changes, env)));
+  const final = await observeWith(env, input.desired);
+  const holds = verify({ resources: kept, warnings: [] }, { resources: final.resources.filter((r) => keep.has(r.id)), foreign: [] }).ok;
+  if (!holds) {
+    errors.push(new AwgError('driver', 'the kill switch could not be installed: traffic is NOT blocked'));
+    return { outcome: 'failed', errors };
   }
-  return { outcome: errors.length ? 'failed-closed' : 'rolled-back', errors };
+  return { outcome: 'failed-closed', errors };
 }
 
 export function productionMachine(env: ReconcileEnv) {

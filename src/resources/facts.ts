@@ -5,9 +5,10 @@ import { ENDPOINT_RE, isWgLike, type Config } from '../config/schema.js';
 import { parseCidr } from '../config/cidr.js';
 import type { HostFacts } from '../model/desired.js';
 import { parseCgroup2Mount } from './cgroup/parse.js';
+import type { DnsDriverLike } from './facts-types.js';
 
 /** nft resolves `socket cgroupv2` paths relative to /sys/fs/cgroup; endpoints need addresses. */
-export async function probeHostFacts(config?: Config): Promise<HostFacts> {
+export async function probeHostFacts(config?: Config, dns?: DnsDriverLike): Promise<HostFacts> {
   let cgroupNftPrefix = '';
   let cgroupRootDepth = 0;
   try {
@@ -39,5 +40,11 @@ export async function probeHostFacts(config?: Config): Promise<HostFacts> {
       }),
     );
   }
-  return { cgroupNftPrefix, cgroupRootDepth, resolved };
+  let dnsManager: HostFacts['dnsManager'];
+  try {
+    dnsManager = dns ? await dns.manager() : undefined;
+  } catch {
+    dnsManager = undefined;
+  }
+  return { cgroupNftPrefix, cgroupRootDepth, resolved, ...(dnsManager ? { dnsManager } : {}) };
 }

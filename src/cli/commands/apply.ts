@@ -59,6 +59,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
         for (const e of ctx.rollbackErrors) io.err(`awg: rollback error: ${e.message}\n`);
         if (ctx.outcome === 'rolled-back') io.err('awg: the host was returned to its state before this apply.\n');
         if (ctx.outcome === 'failed-closed') io.err('awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n');
+        if (ctx.outcome === 'failed' && ctx.rollbackErrors.length) io.err('awg: apply failed and could not be rolled back; run `awg status` and `awg down`.\n');
         return err.exitCode;
       }
     }

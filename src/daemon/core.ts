@@ -1,0 +1,80 @@
+/**
+ * The daemon's domain API: what `awg daemon` offers, independent of gRPC. The gRPC server
+ * (server.ts) converts proto messages to and from these types at the boundary; nothing
+ * proto-shaped passes this file. Secrets never appear in any of these types.
+ */
+import type { PlanDocument } from '../model/plan-document.js';
+
+export type DaemonEvent =
+  | { type: 'reconcile-started'; at: string; reason: WakeReason }
+  | { type: 'reconcile-finished'; at: string; reason: WakeReason; outcome: string; durationMs: number; summary: PlanDocument['summary']; error?: { kind: string; message: string } }
+  | { type: 'drift'; at: string; ids: string[]; repaired: boolean }
+  | { type: 'network-changed'; at: string; detail: string }
+  | { type: 'config-changed'; at: string; path: string; valid: boolean }
+  | { type: 'tunnel'; at: string; tunnel: string; state: 'up' | 'down' }
+  | { type: 'handshake'; at: string; tunnel: string; peer: string }
+  | { type: 'confirm-pending'; at: string; deadline: string }
+  | { type: 'reverted'; at: string; reason: string }
+  | { type: 'error'; at: string; kind: string; message: string };
+
+/** Why the loop woke. Wakes never carry state: each run re-observes everything. */
+export type WakeReason = 'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
+
+export interface ApplyRequest {
+  /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
+  configPath: string;
+  dryRun?: boolean;
+  /** netplan-try style: revert unless `confirm()` arrives within this many seconds */
+  confirmTimeoutSec?: number;
+}
+
+export interface ApplyResponse {
+  outcome: string;
+  plan: PlanDocument;
+  mutations: number;
+  error?: { kind: string; message: string };
+  /** ISO time by which `confirm()` must arrive (confirm-timeout applies) */
+  confirmDeadline?: string;
+}
+
+export interface TunnelStatus {
+  name: string;
+  type: string;
+  link?: string;
+  up: boolean;
+  /** seconds since the last handshake of the most recent peer; undefined: never */
+  lastHandshakeAgeSec?: number;
+  rxBytes: number;
+  txBytes: number;
+  peers: { publicKey: string; endpoint?: string; lastHandshakeAgeSec?: number; rxBytes: number; txBytes: number }[];
+}
+
+export interface StatusResponse {
+  state: 'converged' | 'drifted' | 'reconciling' | 'failed' | 'failed-closed' | 'down';
+  configPath?: string;
+  lastReconcile?: { at: string; outcome: string; durationMs: number; error?: { kind: string; message: string } };
+  objects: { kind: string; id: string }[];
+  tunnels: TunnelStatus[];
+  confirmDeadline?: string;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  name: string;
+  path: string;
+  rule?: string;
+  target?: string;
+  /** effective route now: a tunnel name, `direct` or `blocked` */
+  route: string;
+}
+
+export interface DaemonCore {
+  apply(req: ApplyRequest): Promise<ApplyResponse>;
+  diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }>;
+  status(): Promise<StatusResponse>;
+  down(): Promise<{ removed: string[]; mutations: number }>;
+  confirm(): Promise<{ confirmed: boolean }>;
+  listProcesses(): Promise<ProcessInfo[]>;
+  /** returns an unsubscribe function */
+  subscribe(listener: (e: DaemonEvent) => void): () => void;
+}

@@ -9,6 +9,7 @@ import { createLinuxAddressDriver } from './address/linux.js';
 import { createLinuxCgroupDriver } from './cgroup/linux.js';
 import { createLinuxDnsDriver } from './dns/linux.js';
 import { createProcessEngineDriver } from './engine/process-host.js';
+import { createDarwinDrivers } from '../platform/darwin/drivers.js';
 import { createLinuxFirewallDriver } from './firewall/linux.js';
 import { createLinuxLinkDriver } from './link/linux.js';
 import { createLinuxRouteDriver } from './route/linux.js';
@@ -35,6 +36,11 @@ export function createDrivers(opts: DriverOptions): Partial<DriverSet> {
       dns: createLinuxDnsDriver({ exec: opts.exec, env: opts.env }),
       engine: createProcessEngineDriver({ env: opts.env }),
     };
+  }
+  if (platform === 'darwin') {
+    // Verified against captured macOS outputs only; the utun engine is not built yet, so
+    // tunnels cannot come up on macOS (docs/platform-macos.md).
+    return createDarwinDrivers({ exec: opts.exec });
   }
   return {};
 }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generatedSchemas } from '../../scripts/schemas.js';
 import { configReference } from '../../scripts/config-reference.js';
+import { cliReference } from '../../scripts/cli-reference.js';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -12,6 +13,9 @@ describe('generated files are up to date (run `npm run gen`)', () => {
       expect(readFileSync(join(root, 'schema', name), 'utf8')).toBe(text);
     });
   }
+  it('docs/cli.md', () => {
+    expect(readFileSync(join(root, 'docs', 'cli.md'), 'utf8')).toBe(cliReference());
+  });
   it('docs/config-reference.md', () => {
     expect(readFileSync(join(root, 'docs', 'config-reference.md'), 'utf8')).toBe(configReference());
   });

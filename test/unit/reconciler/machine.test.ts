@@ -113,16 +113,25 @@ describe('reconcile machine', () => {
     expect(snapshot(d)).toEqual([]);
   });
 
-  it('with the kill switch on, a failure ends fail-closed: only the firewall stays', async () => {
+  it('with the kill switch on, a failure ends fail-closed: only the firewall and the cgroups it names stay', async () => {
     const d = createFakeDrivers();
     d.route.failOn(1);
     const { env: e } = env(d);
     const desired = config('on');
     const r = await run(e, { desired, dryRun: false, failClosed: true });
     expect(r.outcome).toBe('failed-closed');
-    expect(snapshot(d)).toEqual(['firewall/inet/awg']);
+    expect(snapshot(d)).toEqual(['cgroup/awg', 'cgroup/awg/rule-0', 'firewall/inet/awg']);
     const fw = desired.resources.find((x) => x.kind === 'firewall')!;
     expect(d.firewall.objects.get('firewall/inet/awg')).toEqual(fw.spec);
+  });
+
+  it('reports failed (not failed-closed) when the kill switch itself cannot be installed', async () => {
+    const d = createFakeDrivers();
+    d.firewall.failOn(1).failOn(2);
+    const { env: e } = env(d);
+    const r = await run(e, { desired: config('on'), dryRun: false, failClosed: true });
+    expect(r.outcome).toBe('failed');
+    expect(r.rollbackErrors.map((x) => x.message).join('\n')).toContain('kill switch could not be installed');
   });
 
   it('verification that keeps failing retries, then rolls back with a verification error', async () => {

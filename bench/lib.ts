@@ -1,5 +1,5 @@
 /** Tiny benchmark helpers: median of several runs, machine description. */
-import { cpus, totalmem, release } from 'node:os';
+import { cpus, loadavg, totalmem, release } from 'node:os';
 
 export interface Sample {
   name: string;
@@ -36,7 +36,7 @@ export async function measure(name: string, runs: number, fn: () => Promise<unkn
 
 export function machine(): string {
   const c = cpus();
-  return `${c.length} x ${c[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}`;
+  return `${c.length} x ${c[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
 }
 
 export function printSamples(title: string, samples: Sample[]): void {

@@ -1,0 +1,49 @@
+/**
+ * Live tunnel health of detached engines, read over their UAPI sockets: last handshake,
+ * byte counters and endpoint per peer. Secrets in the UAPI answer (private and preshared
+ * keys) are dropped here and never leave this function.
+ */
+import type { StateStore } from '../../util/state.js';
+import type { TunnelStatus } from '../../daemon/core.js';
+import type { EngineRecord } from './process-host.js';
+import { parseGet, uapiGet } from './uapi-client.js';
+
+const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
+
+export function tunnelStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link' | 'spec'>, text: string | undefined, nowMs: number): TunnelStatus {
+  const base: TunnelStatus = { name: rec.tunnel, type: rec.spec.type, link: rec.link, up: false, rxBytes: 0, txBytes: 0, peers: [] };
+  if (text === undefined) return base;
+  const got = parseGet(text);
+  const peers = got.peers.map((p) => {
+    const sec = Number(p.last_handshake_time_sec ?? 0);
+    const nsec = Number(p.last_handshake_time_nsec ?? 0);
+    const at = sec * 1000 + Math.floor(nsec / 1e6);
+    return {
+      publicKey: b64(String(p.public_key)),
+      ...(p.endpoint ? { endpoint: String(p.endpoint) } : {}),
+      ...(at > 0 ? { lastHandshakeAgeSec: Math.max(0, Math.round((nowMs - at) / 1000)) } : {}),
+      rxBytes: Number(p.rx_bytes ?? 0),
+      txBytes: Number(p.tx_bytes ?? 0),
+    };
+  });
+  const ages = peers.flatMap((p) => (p.lastHandshakeAgeSec === undefined ? [] : [p.lastHandshakeAgeSec]));
+  return {
+    ...base,
+    up: true,
+    ...(ages.length ? { lastHandshakeAgeSec: Math.min(...ages) } : {}),
+    rxBytes: peers.reduce((s, p) => s + p.rxBytes, 0),
+    txBytes: peers.reduce((s, p) => s + p.txBytes, 0),
+    peers,
+  };
+}
+
+export async function detachedEngineHealth(state: StateStore, nowMs = Date.now()): Promise<TunnelStatus[]> {
+  const out: TunnelStatus[] = [];
+  for (const key of state.keys().filter((k) => k.startsWith('engine-')).sort()) {
+    const rec = state.get<EngineRecord>(key);
+    if (!rec) continue;
+    const text = await uapiGet(rec.uapiPath).catch(() => undefined);
+    out.push(tunnelStatusFromGet(rec, text, nowMs));
+  }
+  return out;
+}

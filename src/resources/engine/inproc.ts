@@ -1,0 +1,311 @@
+/**
+ * Engine driver for the daemon: WireGuard/AmneziaWG devices hosted in this process, each
+ * attached to its persistent TUN with a marked UDP bind and a UAPI socket (so `wg show`
+ * works). Same contract as process-host.ts:
+ * - observe: the devices alive in this process (TUN still attached), reported with the spec
+ *   we configured, private key and peer set read back from the device; plus engines still
+ *   served by a detached `awg engine` (left by `awg apply`), so the plan never starts a
+ *   second engine on a TUN that is in use.
+ * - create/replace: stop whatever serves the tunnel (detached process or device), start a
+ *   device with the full configuration.
+ * - update: a UAPI delta (`deltaSetText`) on the live device: sessions of peers that stay
+ *   are kept. A tunnel still served by a detached process is migrated (stop, start here).
+ * - delete: close the device / stop the detached process.
+ * Adoption (`adopt`): engines left by `awg apply` whose spec equals the desired one are
+ * moved into this process before the first reconcile, so that reconcile plans no change.
+ * Sessions do not survive the move (keys live in the old process); the next packet
+ * handshakes again (one round trip).
+ */
+import { join } from 'node:path';
+import { AwgError, toAwgError } from '../../errors.js';
+import { fingerprint } from '../../config/fingerprint.js';
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { DesiredState, EngineSpec, Resource } from '../../model/resources.js';
+import { Device } from '../../dataplane/device/device.js';
+import { UdpBind } from '../../dataplane/conn/udp.js';
+import { listenUapi, type UapiServer } from '../../dataplane/ipc/server.js';
+import type { TunDevice } from '../../dataplane/tun/tun.js';
+import type { Bind } from '../../dataplane/conn/bind.js';
+import { specEqual } from '../../util/canonical.js';
+import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
+import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
+import { deltaSetText, fullSetText, wgConfigOf } from './uapi-config.js';
+
+export type EngineChange =
+  | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
+  | { type: 'handshake-failed'; tunnel: string; peer: string }
+  | { type: 'endpoint'; tunnel: string; peer: string; endpoint: string }
+  | { type: 'started'; tunnel: string }
+  | { type: 'stopped'; tunnel: string; reason: string };
+
+export interface PeerStats {
+  publicKey: string;
+  endpoint?: string;
+  /** Unix ms; 0 = never */
+  lastHandshakeMs: number;
+  rxBytes: number;
+  txBytes: number;
+}
+
+export interface EngineStats {
+  tunnel: string;
+  type: string;
+  link: string;
+  up: boolean;
+  peers: PeerStats[];
+}
+
+/** What a hosted engine is built from; tests inject in-memory TUN and bind fakes. */
+export interface EngineIo {
+  openTun(link: string): TunDevice & { onError?(cb: (e: AwgError) => void): void; flags?(): number };
+  bind(): Bind;
+}
+
+export interface InprocOptions {
+  env?: NodeJS.ProcessEnv;
+  io?: EngineIo;
+  /** UAPI sockets (default on; tests of the driver logic turn them off) */
+  uapi?: boolean;
+  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  /** for the detached engines this driver adopts or stops */
+  processHost?: ProcessHostOptions;
+}
+
+interface Hosted {
+  spec: EngineSpec;
+  device: Device;
+  tun: ReturnType<EngineIo['openTun']>;
+  uapi?: UapiServer;
+}
+
+const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
+
+async function nativeIo(): Promise<EngineIo> {
+  const [{ TunFile }, { markDgram }] = await Promise.all([import('../../native/tun.js'), import('../../native/sockmark.js')]);
+  return { openTun: (link) => TunFile.open(link), bind: () => new UdpBind(undefined, markDgram) };
+}
+
+export interface InprocEngineHost {
+  readonly driver: Driver<'engine'>;
+  /** move engines left by `awg apply` whose spec equals the desired one into this process */
+  adopt(desired: DesiredState, ctx: ApplyContext): Promise<string[]>;
+  stats(): EngineStats[];
+  onChange(listener: (c: EngineChange) => void): () => void;
+  /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
+  kick(): void;
+  /** close every device (daemon stop); the TUNs stay */
+  closeAll(): Promise<void>;
+  tunnels(): string[];
+}
+
+export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHost {
+  const env = opts.env ?? process.env;
+  const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
+  const hosted = new Map<string, Hosted>();
+  const listeners = new Set<(c: EngineChange) => void>();
+  const processHost = createProcessEngineDriver({ env, ...opts.processHost });
+  let io: EngineIo | undefined = opts.io;
+  const emit = (c: EngineChange) => {
+    for (const l of listeners) {
+      try {
+        l(c);
+      } catch {
+        /* a listener never breaks the engine */
+      }
+    }
+  };
+
+  function attached(h: Hosted): boolean {
+    if (h.device.state !== 'up') return false;
+    try {
+      // TUNGETIFF fails once the device was deleted under us
+      h.tun.flags?.();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  function liveSpec(h: Hosted): EngineSpec {
+    const snap = h.device.snapshot();
+    const cfg = wgConfigOf(h.spec);
+    const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
+    const peers = cfg.peers.filter((p) => live.has(p.publicKey));
+    const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none';
+    return { ...h.spec, config: { ...h.spec.config, privateKey, peers, fwmark: snap.fwmark } };
+  }
+
+  async function stopHosted(tunnel: string, reason: string): Promise<boolean> {
+    const h = hosted.get(tunnel);
+    if (!h) return false;
+    hosted.delete(tunnel);
+    await h.uapi?.close().catch(() => {});
+    await h.device.close().catch(() => {});
+    emit({ type: 'stopped', tunnel, reason });
+    return true;
+  }
+
+  async function stopDetached(spec: EngineSpec, ctx: ApplyContext): Promise<boolean> {
+    const rec = ctx.state.get<EngineRecord>(`engine-${spec.tunnel}`);
+    if (!rec) return false;
+    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' } as Change<'engine'>, ctx);
+    return true;
+  }
+
+  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+    const tunnel = spec.tunnel;
+    const link = spec.link!;
+    const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
+    const uapiPath = join(uapiDir(), `${link}.sock`);
+    io ??= await nativeIo();
+    const tun = io.openTun(link);
+    const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
+    let device: Device;
+    try {
+      device = new Device({ tun, bind: io.bind(), log });
+    } catch (e) {
+      await Promise.resolve(tun.close()).catch(() => {});
+      throw toAwgError(e, 'driver');
+    }
+    const h: Hosted = { spec, device, tun };
+    const peerOf = (k: Uint8Array) => b64(k);
+    device.on('handshake', (e) => emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }));
+    device.on('handshake-failed', (e) => emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }));
+    device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: `${e.endpoint.address.includes(':') ? `[${e.endpoint.address}]` : e.endpoint.address}:${e.endpoint.port}` }));
+    tun.onError?.((e) => {
+      if (hosted.get(tunnel) === h) void stopHosted(tunnel, `tun: ${e.message}`);
+    });
+    try {
+      await device.ipcSet(text);
+      await device.up();
+      if (opts.uapi !== false) h.uapi = await listenUapi(device, uapiPath);
+    } catch (e) {
+      await device.close().catch(() => {});
+      throw toAwgError(e, 'driver');
+    }
+    hosted.set(tunnel, h);
+    emit({ type: 'started', tunnel });
+  }
+
+  const driver: Driver<'engine'> = {
+    kind: 'engine',
+    async observe(scope: ObserveScope): Promise<ObserveResult<'engine'>> {
+      const resources: Resource<'engine'>[] = [];
+      for (const [tunnel, h] of [...hosted]) {
+        if (!attached(h)) {
+          await stopHosted(tunnel, 'the TUN is gone or the device stopped');
+          continue;
+        }
+        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h), deps: [] });
+      }
+      const detached = await processHost.observe(scope);
+      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel)) resources.push(r);
+      return { resources, foreign: [] };
+    },
+    async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
+      const spec = change.after ?? change.before!;
+      if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
+      const tunnel = spec.tunnel;
+      switch (change.action) {
+        case 'noop':
+          return 'unchanged';
+        case 'delete': {
+          if (!ctx.exec.record(`[engine] stop ${tunnel}`)) return 'changed';
+          const a = await stopHosted(tunnel, 'deleted');
+          const b = await stopDetached(spec, ctx);
+          return a || b ? 'changed' : 'unchanged';
+        }
+        case 'create':
+        case 'replace': {
+          const h = hosted.get(tunnel);
+          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, change.after!)) return 'unchanged';
+          if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
+          await stopHosted(tunnel, 'replaced');
+          await stopDetached(spec, ctx);
+          await start(change.after!, ctx);
+          return 'changed';
+        }
+        case 'update': {
+          const h = hosted.get(tunnel);
+          if (!h || !attached(h)) {
+            if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
+            await stopHosted(tunnel, 'restarting');
+            await stopDetached(spec, ctx);
+            await start(change.after!, ctx);
+            return 'changed';
+          }
+          const text = deltaSetText(change.before!, change.after!, secretsFor(tunnel, change.after!, ctx.secrets));
+          if (ctx.exec.record(`[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`)) {
+            try {
+              await h.device.ipcSet(text);
+            } catch (e) {
+              throw toAwgError(e, 'driver');
+            }
+            h.spec = change.after!;
+          }
+          return 'changed';
+        }
+      }
+    },
+  };
+
+  return {
+    driver,
+    async adopt(desired, ctx) {
+      const moved: string[] = [];
+      const want = new Map(desired.resources.filter((r): r is Resource<'engine'> => r.kind === 'engine').map((r) => [r.spec.tunnel, r.spec]));
+      const detached = await processHost.observe({ desired, claims: ctx.claims, state: ctx.state });
+      for (const r of detached.resources) {
+        const spec = want.get(r.spec.tunnel);
+        if (!spec || hosted.has(spec.tunnel) || !specEqual(r.spec, spec)) continue;
+        if (!ctx.exec.record(`[engine] adopt ${spec.tunnel}: move it from the detached awg engine into the daemon`)) continue;
+        await stopDetached(r.spec, ctx);
+        await start(spec, ctx);
+        moved.push(spec.tunnel);
+      }
+      return moved;
+    },
+    stats() {
+      return [...hosted.values()].map((h) => {
+        const snap = h.device.snapshot();
+        return {
+          tunnel: h.spec.tunnel,
+          type: h.spec.type,
+          link: h.spec.link ?? '',
+          up: attached(h),
+          peers: snap.peers.map((p) => ({
+            publicKey: b64(p.publicKey),
+            ...(p.endpoint ? { endpoint: `${p.endpoint.address.includes(':') ? `[${p.endpoint.address}]` : p.endpoint.address}:${p.endpoint.port}` } : {}),
+            lastHandshakeMs: p.lastHandshakeTime,
+            rxBytes: p.rxBytes,
+            txBytes: p.txBytes,
+          })),
+        };
+      });
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    kick() {
+      for (const h of hosted.values()) {
+        if (h.device.state !== 'up') continue;
+        for (const ps of h.device.snapshot().peers) {
+          const p = h.device.peerInternals(ps.publicKey);
+          if (!p) continue;
+          try {
+            if (ps.endpointHost) h.device.reresolveEndpoint(p);
+            if (ps.hasSession) h.device.sendKeepalive(p);
+          } catch {
+            /* best effort */
+          }
+        }
+      }
+    },
+    async closeAll() {
+      for (const t of [...hosted.keys()]) await stopHosted(t, 'daemon stopping');
+    },
+    tunnels: () => [...hosted.keys()],
+  };
+}

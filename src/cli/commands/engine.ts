@@ -22,8 +22,22 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/**
+ * TEST-ONLY: `AWG_TEST_REKEY_AFTER_TIME_S=N` makes the engine rekey after N seconds instead
+ * of 120 (as the AmneziaWG 3.x `rekey_after_time` interface key), so interop tests observe a
+ * rekey in seconds. Never set it in production; nothing else reads it.
+ */
+function withTestKnobs(text: string): string {
+  const s = process.env.AWG_TEST_REKEY_AFTER_TIME_S;
+  if (!s || !/^[1-9]\d{0,4}$/.test(s)) return text;
+  const lines = text.split('\n');
+  const at = lines[0] === 'set=1' ? 1 : 0;
+  lines.splice(at, 0, `rekey_after_time=${s}`);
+  return lines.join('\n');
+}
+
 export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
-  const text = await readStdin();
+  const text = withTestKnobs(await readStdin());
   const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${o.link}: ${message}\n`);
   const tun = TunFile.open(o.link);
   const bind = new UdpBind(undefined, markDgram);

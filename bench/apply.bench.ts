@@ -8,12 +8,12 @@
  * and in-process reads (/proc/sys, netlink) see the namespace.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { measure, type Sample } from './lib.js';
+import { measure, median, percentile, type Sample } from './lib.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -30,7 +30,7 @@ export interface Spawned {
 export function sh(
   cmd: string,
   args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<Spawned> {
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, {
@@ -44,7 +44,11 @@ export function sh(
     c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     c.on('error', reject);
     c.stdin.on('error', () => {});
-    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    const timer = opts.timeoutMs ? setTimeout(() => c.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    c.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: code ?? 1, stdout, stderr });
+    });
     c.stdin.end(opts.input ?? '');
   });
 }
@@ -213,7 +217,6 @@ async function child(count: number, runs: number): Promise<Sample[]> {
       rawRuns.push(b.runs[0]!);
     }
   }
-  const { median, percentile } = await import('./lib.js');
   const sample = (name: string, xs: number[], note?: string): Sample => ({
     name,
     unit: 'ms',
@@ -254,11 +257,124 @@ async function child(count: number, runs: number): Promise<Sample[]> {
   return out;
 }
 
-/** Parent side: create the namespace, run the child there, remove it. */
+/** A config whose one WireGuard tunnel has `n` allowed-IP /32 prefixes (→ 2n + 1 routes). */
+export function bigTunnelConfig(n: number): string {
+  const key = () => {
+    const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }) as {
+      d: string;
+      x: string;
+    };
+    return {
+      priv: Buffer.from(jwk.d, 'base64url').toString('base64'),
+      pub: Buffer.from(jwk.x, 'base64url').toString('base64'),
+    };
+  };
+  const me = key();
+  const peer = key();
+  const lines = [
+    'version: 1',
+    'tunnels:',
+    '  big:',
+    '    type: wireguard',
+    `    privateKey: "${me.priv}"`,
+    '    addresses: [10.200.50.2/32]',
+    '    peers:',
+    `      - publicKey: "${peer.pub}"`,
+    '        endpoint: 10.200.9.2:51820',
+    '        allowedIPs:',
+  ];
+  for (let i = 0; i < n; i++)
+    lines.push(`          - 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * The same through the product: `node bin/awg.js apply` of `bigTunnelConfig(n)` (link,
+ * address, engine with n allowed IPs, 2n + 1 routes in one batch, verification), then a no-op
+ * apply and `awg down`. Each command is killed after 120 s (a failed apply rolls routes back
+ * one by one, which takes far longer).
+ */
+async function cliBig(ns: string, dir: string, n: number, runs: number): Promise<Sample[]> {
+  const cfg = join(dir, 'big.yaml');
+  writeFileSync(cfg, bigTunnelConfig(n));
+  const resolv = join(dir, 'resolv.conf');
+  writeFileSync(resolv, 'nameserver 10.200.0.53\n');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWG_CGROUP_ROOT: `awgt-bench-${ns.slice(-6)}`,
+    AWG_RESOLV_CONF: resolv,
+    AWG_DNS_MANAGER: 'static',
+    AWG_UAPI_DIR: join(dir, 'uapi'),
+    NO_COLOR: '1',
+  };
+  const stateDir = join(dir, 'cli-state');
+  const awg = async (args: string[]) => {
+    const r = await sh(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${ns}`,
+        '--',
+        process.execPath,
+        join(ROOT, 'bin/awg.js'),
+        ...args,
+        '--state-dir',
+        stateDir,
+      ],
+      { env, timeoutMs: 120_000 },
+    );
+    if (r.code !== 0)
+      throw new Error(
+        `awg ${args.join(' ')} exited ${r.code}:\n${r.stderr
+          .split('\n')
+          .filter((l) => !l.startsWith('  '))
+          .slice(-15)
+          .join('\n')}`,
+      );
+    return r;
+  };
+  const apply: number[] = [];
+  const noop: number[] = [];
+  const down: number[] = [];
+  const t = async (xs: number[], fn: () => Promise<unknown>) =>
+    xs.push((await measure('x', 1, fn, { warmup: 0 })).runs[0]!);
+  for (let i = 0; i < runs; i++) {
+    await t(apply, () => awg(['apply', '-f', cfg]));
+    await t(noop, async () => {
+      const r = await awg(['apply', '-f', cfg]);
+      if (/^\[#\]/m.test(r.stderr)) throw new Error('second apply mutated');
+    });
+    await t(down, () => awg(['down']));
+  }
+  const k = n.toLocaleString('en');
+  const mk = (name: string, xs: number[], note?: string): Sample => ({
+    name,
+    unit: 'ms',
+    runs: xs,
+    median: median(xs),
+    p90: percentile(xs, 90),
+    note,
+  });
+  return [
+    mk(
+      `CLI wall: awg apply, 1 tunnel with ${k} allowed IPs (${(2 * n + 1).toLocaleString('en')} routes, engine, verify)`,
+      apply,
+    ),
+    mk(`CLI wall: awg apply again (no-op, 0 mutations), same config`, noop),
+    mk(`CLI wall: awg down of that config`, down),
+  ];
+}
+
+/** Parent side: create the namespace, run the child there, then the CLI path; remove it. */
 export async function applyBench(smoke: boolean): Promise<Sample[]> {
-  return withBenchNetns((ns) =>
+  const driver = await withBenchNetns((ns) =>
     childSamples(ns, 'apply.bench.ts', smoke ? ['1000', '1'] : ['10000', '7']),
   );
+  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
+    throw new Error('dist/ is missing: run npm run build first');
+  const cli = await withBenchNetns((ns, dir) =>
+    cliBig(ns, dir, smoke ? 100 : 10_000, smoke ? 1 : 5),
+  );
+  return [...driver, ...cli];
 }
 
 if (process.argv.includes('--child') && process.argv[1]?.endsWith('apply.bench.ts')) {

@@ -7,6 +7,8 @@ export interface Sample {
   runs: number[];
   median: number;
   p90?: number;
+  /** median CPU time (user+system) of this process per run: less sensitive to other load */
+  cpuMedian?: number;
   note?: string;
 }
 
@@ -30,8 +32,14 @@ export async function time<T>(fn: () => Promise<T> | T): Promise<{ ms: number; v
 export async function measure(name: string, runs: number, fn: () => Promise<unknown> | unknown, opts: { warmup?: number; note?: string } = {}): Promise<Sample> {
   for (let i = 0; i < (opts.warmup ?? 1); i++) await fn();
   const xs: number[] = [];
-  for (let i = 0; i < runs; i++) xs.push((await time(fn)).ms);
-  return { name, unit: 'ms', runs: xs, median: median(xs), p90: percentile(xs, 90), note: opts.note };
+  const cpu: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
+    xs.push((await time(fn)).ms);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
+  }
+  return { name, unit: 'ms', runs: xs, median: median(xs), p90: percentile(xs, 90), cpuMedian: median(cpu), note: opts.note };
 }
 
 export function machine(): string {
@@ -41,5 +49,5 @@ export function machine(): string {
 
 export function printSamples(title: string, samples: Sample[]): void {
   console.log(`\n## ${title}`);
-  for (const s of samples) console.log(`${s.name}: median ${s.median.toFixed(2)} ${s.unit}${s.p90 !== undefined ? `, p90 ${s.p90.toFixed(2)}` : ''} over ${s.runs.length} runs${s.note ? ` (${s.note})` : ''}`);
+  for (const s of samples) console.log(`${s.name}: median ${s.median.toFixed(2)} ${s.unit}${s.p90 !== undefined ? `, p90 ${s.p90.toFixed(2)}` : ''}${s.cpuMedian !== undefined ? `, CPU ${s.cpuMedian.toFixed(2)} ms` : ''} over ${s.runs.length} runs${s.note ? ` (${s.note})` : ''}`);
 }

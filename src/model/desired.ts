@@ -111,7 +111,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       prefixes.set(c2.cidr, c2.family);
     }
     const coversDefault = { 4: prefixes.has('0.0.0.0/0'), 6: prefixes.has('::/0') };
-    for (const [dst, family] of [...prefixes.entries()].sort()) {
+    for (const [dst, family] of [...prefixes.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
       if (family === 6 && !v6Tunnelled) continue;
       const route: RouteSpec = { family, table: a.table, dst, type: 'unicast', dev: link, metric: family === 6 ? V6_DEFAULT_METRIC : 0, protocol: proto };
       push({ kind: 'route', id: ids.route(route), deps: [linkId], spec: route });

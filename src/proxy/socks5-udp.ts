@@ -1,0 +1,212 @@
+/**
+ * UDP through a SOCKS5 proxy (RFC 1928 §7, UDP ASSOCIATE), as a local forwarding relay.
+ *
+ * How UDP reaches it: transparent UDP interception would need TPROXY (out of scope), and
+ * SO_ORIGINAL_DST does not work for UDP (ENOPROTOOPT, LINUX.md §5.2). So the relay forwards
+ * to ONE fixed destination per listening socket: a datagram arriving at `listen` is sent to
+ * `target` through the proxy, and the answers come back to its sender. The intended use is
+ * per-app DNS for a proxy tunnel: the firewall's per-app DNS rule DNATs the app's port-53
+ * traffic to a local address (e.g. 127.0.0.53 + n), where a relay with target = the
+ * tunnel's resolver listens on port 53. Covered: DNS and any other configured
+ * (local port → remote host:port) forward. Not covered: arbitrary UDP of apps routed to a
+ * proxy tunnel; the firewall must block (or send direct, per fallback) the rest of their UDP.
+ *
+ * One association (TCP control connection + UDP socket, both with the bypass mark) per local
+ * sender address, so answers map back without guessing; sessions end after `sessionIdleMs`
+ * without traffic or when the proxy closes the control connection. Datagrams arriving while
+ * the association is being set up are queued (at most `maxPending`), the rest dropped.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { isIP, type Socket } from 'node:net';
+import { SocksClient } from 'socks';
+import { markDgram } from '../native/sockmark.js';
+import { classifySocksError, connectToProxy, socksProxy, type Socks5Options } from './socks5.js';
+import { ProxyDialError, type Destination } from './types.js';
+
+export interface Socks5UdpRelayOptions {
+  listen: { host: string; port: number };
+  target: Destination;
+  socks: Socks5Options;
+  sessionIdleMs?: number;
+  maxSessions?: number;
+  maxPending?: number;
+}
+
+export interface Socks5UdpRelayStats {
+  sessions: { active: number; total: number };
+  datagrams: { up: number; down: number; dropped: number };
+  bytes: { up: number; down: number };
+  errors: Partial<Record<'associate' | 'limit' | 'bad-frame', number>>;
+}
+
+interface Session {
+  key: string;
+  client: RemoteInfo;
+  control?: Socket;
+  udp?: UdpSocket;
+  relay?: { host: string; port: number };
+  pending: Buffer[];
+  idle?: NodeJS.Timeout;
+  closed: boolean;
+}
+
+export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDialError]; error: [Error] }> {
+  private sock: UdpSocket | undefined;
+  private readonly sessions = new Map<string, Session>();
+  private readonly st: Socks5UdpRelayStats = {
+    sessions: { active: 0, total: 0 },
+    datagrams: { up: 0, down: 0, dropped: 0 },
+    bytes: { up: 0, down: 0 },
+    errors: {},
+  };
+  private readonly o: Required<Socks5UdpRelayOptions>;
+
+  constructor(o: Socks5UdpRelayOptions) {
+    super();
+    this.o = { sessionIdleMs: 60_000, maxSessions: 256, maxPending: 16, ...o };
+  }
+
+  async start(): Promise<{ address: string; port: number }> {
+    const s = createSocket({ type: isIP(this.o.listen.host) === 6 ? 'udp6' : 'udp4' });
+    this.sock = s;
+    s.on('message', (m, r) => this.onMessage(m, r));
+    s.on('error', (e) => this.emit('error', e));
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind(this.o.listen.port, this.o.listen.host, () => {
+        s.off('error', reject);
+        resolve();
+      });
+    });
+    return s.address();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) this.end(s);
+    const s = this.sock;
+    this.sock = undefined;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+
+  stats(): Socks5UdpRelayStats {
+    return structuredClone({ ...this.st, sessions: { ...this.st.sessions, active: this.sessions.size } });
+  }
+
+  private count(k: keyof Socks5UdpRelayStats['errors']): void {
+    this.st.errors[k] = (this.st.errors[k] ?? 0) + 1;
+  }
+
+  private onMessage(msg: Buffer, from: RemoteInfo): void {
+    const key = `${from.address}|${from.port}`;
+    let s = this.sessions.get(key);
+    if (!s) {
+      if (this.sessions.size >= this.o.maxSessions) {
+        this.count('limit');
+        this.st.datagrams.dropped++;
+        return;
+      }
+      s = { key, client: from, pending: [], closed: false };
+      this.sessions.set(key, s);
+      this.st.sessions.total++;
+      void this.associate(s);
+    }
+    this.touch(s);
+    if (s.udp && s.relay) this.forward(s, msg);
+    else if (s.pending.length < this.o.maxPending) s.pending.push(msg);
+    else this.st.datagrams.dropped++;
+  }
+
+  private forward(s: Session, data: Buffer): void {
+    const frame = SocksClient.createUDPFrame({ remoteHost: this.o.target, data });
+    s.udp!.send(frame, s.relay!.port, s.relay!.host);
+    this.st.datagrams.up++;
+    this.st.bytes.up += data.length;
+  }
+
+  private touch(s: Session): void {
+    if (s.idle) s.idle.refresh();
+    else s.idle = setTimeout(() => this.end(s), this.o.sessionIdleMs).unref();
+  }
+
+  private async associate(s: Session): Promise<void> {
+    try {
+      const control = await connectToProxy(this.o.socks);
+      s.control = control;
+      if (s.closed) return this.end(s);
+      let info;
+      try {
+        info = await SocksClient.createConnection({
+          proxy: socksProxy(this.o.socks),
+          command: 'associate',
+          // the proxy learns our UDP source from the first datagram
+          destination: { host: '0.0.0.0', port: 0 },
+          existing_socket: control,
+          timeout: this.o.socks.timeoutMs ?? 10_000,
+        });
+      } catch (e) {
+        throw new ProxyDialError(classifySocksError((e as Error).message), `SOCKS5 UDP ASSOCIATE at ${this.o.socks.server}:${this.o.socks.port} failed: ${(e as Error).message}`, {
+          cause: e,
+        });
+      }
+      const r = info.remoteHost!;
+      // a relay address of 0.0.0.0/:: means "the address you reached me at"
+      const relayHost = r.host === '0.0.0.0' || r.host === '::' ? this.o.socks.server : r.host;
+      const fam = isIP(relayHost) === 6 ? 'udp6' : 'udp4';
+      const udp = createSocket({ type: fam });
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind(0, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      if (this.o.socks.bypassMark !== undefined) markDgram(udp, this.o.socks.bypassMark);
+      udp.on('message', (m) => this.onReply(s, m));
+      udp.on('error', () => this.end(s));
+      control.on('close', () => this.end(s));
+      control.on('error', () => this.end(s));
+      control.on('data', () => {}); // RFC 1928: the control connection only keeps the association alive
+      control.resume();
+      s.udp = udp;
+      s.relay = { host: relayHost, port: r.port };
+      if (s.closed) return this.end(s);
+      for (const m of s.pending.splice(0)) this.forward(s, m);
+    } catch (e) {
+      this.count('associate');
+      const err = e instanceof ProxyDialError ? e : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
+      if (this.listenerCount('associate-error') > 0) this.emit('associate-error', err);
+      this.st.datagrams.dropped += s.pending.length;
+      this.end(s);
+    }
+  }
+
+  private onReply(s: Session, m: Buffer): void {
+    let data: Buffer;
+    try {
+      const f = SocksClient.parseUDPFrame(m);
+      if (f.frameNumber) throw new Error('fragmented');
+      data = f.data;
+    } catch {
+      this.count('bad-frame');
+      return;
+    }
+    this.touch(s);
+    this.st.datagrams.down++;
+    this.st.bytes.down += data.length;
+    this.sock?.send(data, s.client.port, s.client.address);
+  }
+
+  private end(s: Session): void {
+    s.closed = true;
+    if (s.idle) clearTimeout(s.idle);
+    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
+    s.control?.destroy();
+    try {
+      s.udp?.close();
+    } catch {
+      /* already closed */
+    }
+    s.udp = undefined;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * SOCKS5 upstream (RFC 1928 CONNECT, RFC 1929 username/password) over the `socks` package.
+ * The TCP connection to the proxy is ours: created with the bypass SO_MARK before connect
+ * (src/native/tcpsock.ts) so that the kill switch admits it and the transparent-proxy
+ * redirect never sends it back to ourselves; `socks` only runs the handshake on it.
+ * Destinations may be IPv4, IPv6 or host names (ATYP 1/4/3; names resolve at the proxy).
+ */
+import type { Socket } from 'node:net';
+import { SocksClient, type SocksProxy } from 'socks';
+import { connectTcp } from '../native/tcpsock.js';
+import {
+  ProxyDialError,
+  classifySocketError,
+  formatDst,
+  type Destination,
+  type DialOptions,
+  type Dialer,
+} from './types.js';
+
+export interface ProxyAuth {
+  username: string;
+  /** the resolved secret */
+  password: string;
+}
+
+export interface Socks5Options {
+  server: string;
+  port: number;
+  auth?: ProxyAuth;
+  /** SO_MARK of the socket to the proxy (the bypass mark); undefined: unmarked */
+  bypassMark?: number;
+  /** TCP connect to the proxy plus the whole handshake (default 10 s) */
+  timeoutMs?: number;
+  /** bounded socket buffers for the returned stream (default: Node's 16 KiB) */
+  highWaterMark?: number;
+}
+
+export function socksProxy(o: Socks5Options): SocksProxy {
+  return {
+    host: o.server,
+    port: o.port,
+    type: 5,
+    ...(o.auth ? { userId: o.auth.username, password: o.auth.password } : {}),
+  };
+}
+
+/** `socks` reports failures as message strings; map them onto dial-error kinds. */
+export function classifySocksError(message: string): ProxyDialError['kind'] {
+  if (/Authentication failed|no accepted authentication type|unknown authentication type/i.test(message))
+    return 'auth';
+  if (/rejected connection/i.test(message)) return 'rejected';
+  if (/timed out/i.test(message)) return 'timeout';
+  if (/Socket closed/i.test(message)) return 'protocol';
+  return 'protocol';
+}
+
+/** Opens the marked TCP connection to the proxy; errors become ProxyDialError('unreachable'|'timeout'). */
+export async function connectToProxy(
+  o: { server: string; port: number; bypassMark?: number; timeoutMs?: number; highWaterMark?: number },
+  opts: DialOptions = {},
+): Promise<Socket> {
+  try {
+    return await connectTcp({
+      host: o.server,
+      port: o.port,
+      mark: o.bypassMark,
+      timeoutMs: o.timeoutMs ?? 10_000,
+      allowHalfOpen: true,
+      highWaterMark: o.highWaterMark,
+      signal: opts.signal,
+    });
+  } catch (e) {
+    const kind = classifySocketError(e);
+    throw new ProxyDialError(
+      kind,
+      `proxy ${formatDst({ host: o.server, port: o.port })} ${kind === 'timeout' ? 'did not answer' : 'is unreachable'}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+}
+
+/** A Dialer that reaches each destination through the SOCKS5 proxy with CONNECT. */
+export function socks5Dialer(o: Socks5Options): Dialer {
+  return async (dst: Destination, opts: DialOptions = {}) => {
+    const sock = await connectToProxy(o, opts);
+    try {
+      const { socket } = await SocksClient.createConnection({
+        proxy: socksProxy(o),
+        command: 'connect',
+        destination: { host: dst.host, port: dst.port },
+        existing_socket: sock,
+        timeout: o.timeoutMs ?? 10_000,
+      });
+      return socket;
+    } catch (e) {
+      sock.destroy();
+      const msg = (e as Error).message;
+      const kind = classifySocksError(msg);
+      const what =
+        kind === 'auth'
+          ? `SOCKS5 proxy ${o.server}:${o.port} refused the credentials${o.auth ? ` of user ${JSON.stringify(o.auth.username)}` : ' (the proxy requires authentication)'}`
+          : `SOCKS5 proxy ${o.server}:${o.port} could not connect to ${formatDst(dst)}`;
+      throw new ProxyDialError(kind, `${what}: ${msg}`, { cause: e });
+    }
+  };
+}

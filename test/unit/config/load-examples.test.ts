@@ -2,7 +2,7 @@
  * Every shipped example must load with zero errors and resolve its secrets; YAML snippets in
  * the README/docs marked `# example` must parse too.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -102,41 +102,4 @@ describe('examples/', () => {
   });
 });
 
-/** ```yaml blocks whose first line is `# example` in README.md and docs/**.md */
-function exampleSnippets(): { file: string; index: number; text: string }[] {
-  const files: string[] = [];
-  if (existsSync(join(root, 'README.md'))) files.push(join(root, 'README.md'));
-  const walk = (d: string) => {
-    if (!existsSync(d)) return;
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (e.endsWith('.md')) files.push(p);
-    }
-  };
-  walk(join(root, 'docs'));
-  const out: { file: string; index: number; text: string }[] = [];
-  for (const f of files) {
-    const md = readFileSync(f, 'utf8');
-    const re = /```ya?ml\n([\s\S]*?)```/g;
-    let m: RegExpExecArray | null;
-    let i = 0;
-    while ((m = re.exec(md))) {
-      const body = m[1]!;
-      if (/^# example\b/.test(body)) out.push({ file: f, index: i++, text: body });
-    }
-  }
-  return out;
-}
-
-const snippets = exampleSnippets();
-describe.skipIf(snippets.length === 0)('README/docs snippets marked `# example`', () => {
-  for (const s of snippets) {
-    it(`${s.file.slice(root.length + 1)} #${s.index} loads without errors`, () => {
-      const r = loadConfigText(s.text, s.file);
-      expect(errorsOf(r.issues).map(formatIssue)).toEqual([]);
-      expect(r.config).toBeDefined();
-    });
-  }
-  it('found at least one snippet', () => expect(snippets.length).toBeGreaterThan(0));
-});
+// Documentation snippets are checked by test/unit/readme.test.ts (every ```yaml block with `version:`).

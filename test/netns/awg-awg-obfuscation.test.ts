@@ -1,0 +1,313 @@
+/**
+ * AmneziaWG on the wire, awg ↔ awg: two namespaces, each with `awg apply` of an amneziawg
+ * tunnel, a veth between them captured with `tcpdump -w`. The pcap is parsed here and must
+ * show, for the first handshake: the I-packets (their literal bytes and lengths), exactly Jc
+ * junk datagrams sized within [Jmin, Jmax], an initiation of 148+S1 bytes whose type field
+ * (after the S1 prefix) lies in H1, a response of 92+S2 in H2, and transport datagrams
+ * (32+S4+16n bytes) in H4. Mismatched S or H parameters must not connect.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsSpawn,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
+import { awgConfig, pingEventually, pingOk, sleep } from './interop-wg.js';
+
+const skip = requireNetnsPrereqs(['tcpdump', 'ping']);
+
+// ---------------------------------------------------------------------------------------
+// a tiny pcap reader (classic libpcap, Ethernet link type, IPv4/UDP only)
+
+interface Udp {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  payload: Buffer;
+}
+
+function parsePcap(b: Buffer): Udp[] {
+  const magic = b.readUInt32LE(0);
+  const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
+  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d)
+    throw new Error(`not a pcap file (magic ${magic.toString(16)})`);
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  if (u32(20) !== 1) throw new Error(`link type ${u32(20)}, expected Ethernet`);
+  const out: Udp[] = [];
+  for (let o = 24; o + 16 <= b.length; ) {
+    const incl = u32(o + 8);
+    const f = b.subarray(o + 16, o + 16 + incl);
+    o += 16 + incl;
+    if (f.length < 14 + 20 + 8 || f.readUInt16BE(12) !== 0x0800) continue;
+    const ip = f.subarray(14);
+    if (ip[9] !== 17) continue;
+    const ihl = (ip[0]! & 0x0f) * 4;
+    const udp = ip.subarray(ihl);
+    const len = udp.readUInt16BE(4);
+    out.push({
+      src: `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`,
+      dst: `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}`,
+      sport: udp.readUInt16BE(0),
+      dport: udp.readUInt16BE(2),
+      payload: Buffer.from(udp.subarray(8, len)),
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface ParamSet {
+  name: string;
+  jc: number;
+  jmin: number;
+  jmax: number;
+  s1: number;
+  s2: number;
+  s3: number;
+  s4: number;
+  h: [number, number][];
+  /** I1..In tag strings and the literal prefix + total length each produces */
+  i: { tag: string; prefix: string; length: number }[];
+}
+
+const QUIC = 'c70000000108ce1bf31eec7d93360000449e';
+const SETS: ParamSet[] = [
+  {
+    name: 'recommended-style: Jc 4, S1-S4 small, wide H ranges, QUIC-like I1',
+    jc: 4,
+    jmin: 40,
+    jmax: 70,
+    s1: 15,
+    s2: 18,
+    s3: 20,
+    s4: 8,
+    h: [
+      [471800590, 471800690],
+      [1246894907, 1246895000],
+      [923637689, 923637690],
+      [1769581055, 1869581055],
+    ],
+    i: [{ tag: `<b 0x${QUIC}><r 32><t>`, prefix: QUIC, length: 18 + 32 + 4 }],
+  },
+  {
+    name: 'heavy: Jc 10 up to 1000 bytes, large S, two I-packets',
+    jc: 10,
+    jmin: 100,
+    jmax: 1000,
+    s1: 68,
+    s2: 149,
+    s3: 32,
+    s4: 16,
+    h: [
+      [100000, 200000],
+      [300000, 400000],
+      [500000, 600000],
+      [700000, 800000],
+    ],
+    i: [
+      { tag: `<b 0x${QUIC}><r 32><t>`, prefix: QUIC, length: 54 },
+      { tag: '<b 0xdeadbeef><rd 8><rc 8>', prefix: 'deadbeef', length: 20 },
+    ],
+  },
+  {
+    name: 'fixed: one fixed-size junk, no prefixes, single H values',
+    jc: 1,
+    jmin: 64,
+    jmax: 64,
+    s1: 0,
+    s2: 0,
+    s3: 0,
+    s4: 0,
+    h: [
+      [1234567, 1234567],
+      [2345678, 2345678],
+      [3456789, 3456789],
+      [4567890, 4567890],
+    ],
+    i: [],
+  },
+];
+
+function obfuscation(p: ParamSet): Record<string, number | string> {
+  const o: Record<string, number | string> = {
+    jc: p.jc,
+    jmin: p.jmin,
+    jmax: p.jmax,
+    s1: p.s1,
+    s2: p.s2,
+    s3: p.s3,
+    s4: p.s4,
+  };
+  p.h.forEach(([lo, hi], k) => (o[`h${k + 1}`] = lo === hi ? lo : `${lo}-${hi}`));
+  p.i.forEach((x, k) => (o[`i${k + 1}`] = x.tag));
+  return o;
+}
+
+const inH = (v: number, [lo, hi]: [number, number]) => v >= lo && v <= hi;
+
+describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
+  let nsA = '';
+  let nsB = '';
+  let ifB = '';
+  let envA: AwgEnv | undefined;
+  let envB: AwgEnv | undefined;
+  let capture: NsProcess | undefined;
+  const N = 160 + Math.floor(Math.random() * 40) * 2;
+  const UA = `10.200.${N}.1`;
+  const UB = `10.200.${N}.2`;
+  const TA = `10.200.${N + 1}.1`;
+  const TB = `10.200.${N + 1}.2`;
+
+  beforeAll(async () => {
+    await ensureDist();
+    await sweepStaleNetns();
+  });
+
+  afterEach(async () => {
+    await capture?.kill(1000);
+    capture = undefined;
+    if (envA && nsA) await awg(nsA, envA, ['down']).catch(() => undefined);
+    if (envB && nsB) await awg(nsB, envB, ['down']).catch(() => undefined);
+    for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
+    nsA = nsB = '';
+    cleanupAwgEnv(envA);
+    cleanupAwgEnv(envB);
+    envA = envB = undefined;
+  });
+
+  /** Namespaces + veth; B (responder, fixed port) is applied first, A (initiator) after. */
+  async function pair(pa: ParamSet, pb: ParamSet, withCapture: boolean): Promise<string> {
+    nsA = await createNetns('aoa');
+    nsB = await createNetns('aob');
+    ifB = (await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` })).ifB;
+    envA = makeAwgEnv();
+    envB = makeAwgEnv();
+    const a = wgKeyPair();
+    const b = wgKeyPair();
+    const cfgB = writeConfig(
+      envB,
+      'b.yaml',
+      awgConfig({
+        tunnel: 'ob',
+        privateKey: b.privateKey,
+        address: `${TB}/24`,
+        listenPort: 51820,
+        peerPublicKey: a.publicKey,
+        allowedIPs: [`${TA}/32`],
+        obfuscation: obfuscation(pb),
+      }),
+    );
+    const rb = await awg(nsB, envB, ['apply', '-f', cfgB]);
+    expect(rb.code, show(rb)).toBe(0);
+    const pcap = join(envB.dir, 'veth.pcap');
+    if (withCapture) {
+      capture = nsSpawn(nsB, 'tcpdump', ['-U', '-n', '-s', '0', '-i', ifB, '-w', pcap, 'udp']);
+      for (let i = 0; i < 100 && !capture.output().includes('listening on'); i++) await sleep(20);
+      expect(capture.output()).toContain('listening on');
+    }
+    const cfgA = writeConfig(
+      envA,
+      'a.yaml',
+      awgConfig({
+        tunnel: 'oa',
+        privateKey: a.privateKey,
+        address: `${TA}/24`,
+        listenPort: 51821,
+        peerPublicKey: b.publicKey,
+        endpoint: `${UB}:51820`,
+        allowedIPs: [`${TB}/32`],
+        obfuscation: obfuscation(pa),
+      }),
+    );
+    const ra = await awg(nsA, envA, ['apply', '-f', cfgA]);
+    expect(ra.code, show(ra)).toBe(0);
+    return pcap;
+  }
+
+  for (const p of SETS) {
+    it(`${p.name}: junk, I-packets, prefixes and headers on the wire`, async () => {
+      const pcap = await pair(p, p, true);
+      expect(await pingEventually(nsA, TB, 20_000)).toBe(true);
+      expect(await pingOk(nsB, TA)).toBe(true);
+      await sleep(300);
+      await capture!.kill(2000);
+      const pkts = parsePcap(readFileSync(pcap));
+      const aToB = pkts.filter((x) => x.src === UA && x.dst === UB && x.dport === 51820);
+      const bToA = pkts.filter((x) => x.src === UB && x.dst === UA && x.sport === 51820);
+      const sizes = aToB.map((x) => x.payload.length);
+
+      // everything A sent up to and including its first initiation
+      const initAt = aToB.findIndex(
+        (x) => x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!),
+      );
+      expect(initAt, `A→B sizes ${sizes.join(',')}`).toBeGreaterThanOrEqual(0);
+      const before = aToB.slice(0, initAt);
+      expect(before.length, `A→B sizes ${sizes.join(',')}`).toBe(p.i.length + p.jc);
+      // I-packets first, in order, byte-exact where the tag is literal
+      p.i.forEach((ip, k) => {
+        expect(before[k]!.payload.length).toBe(ip.length);
+        expect(before[k]!.payload.subarray(0, ip.prefix.length / 2).toString('hex')).toBe(ip.prefix);
+      });
+      const junk = before.slice(p.i.length);
+      expect(junk).toHaveLength(p.jc);
+      for (const j of junk) {
+        expect(j.payload.length).toBeGreaterThanOrEqual(p.jmin);
+        expect(j.payload.length).toBeLessThanOrEqual(p.jmax);
+      }
+
+      // the response: 92+S2, header in H2
+      const resp = bToA.find((x) => x.payload.length === 92 + p.s2);
+      expect(resp, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeDefined();
+      expect(inH(resp!.payload.readUInt32LE(p.s2), p.h[1]!)).toBe(true);
+
+      // transport both ways: 32+S4+16n bytes, header in H4
+      const transport = [...aToB.slice(initAt + 1), ...bToA].filter(
+        (x) => x.payload.length >= 32 + p.s4 && (x.payload.length - 32 - p.s4) % 16 === 0 && x !== resp,
+      );
+      expect(transport.length).toBeGreaterThanOrEqual(4);
+      for (const t of transport) expect(inH(t.payload.readUInt32LE(p.s4), p.h[3]!)).toBe(true);
+      // headers vary inside a real range (fresh draw per message)
+      if (p.h[3]![1] - p.h[3]![0] > 1000) {
+        expect(new Set(transport.map((t) => t.payload.readUInt32LE(p.s4))).size).toBeGreaterThan(1);
+      }
+    });
+  }
+
+  const base = SETS[0]!;
+  const mismatches: [string, ParamSet][] = [
+    ['S1 differs', { ...base, s1: base.s1 + 1 }],
+    ['S4 differs', { ...base, s4: base.s4 + 4 }],
+    ['H1 range differs', { ...base, h: [[5, 10], base.h[1]!, base.h[2]!, base.h[3]!] }],
+    ['H4 range differs', { ...base, h: [base.h[0]!, base.h[1]!, base.h[2]!, [2000000000, 2000001000]] }],
+  ];
+  for (const [what, other] of mismatches) {
+    it(`${what}: the tunnel does not come up`, async () => {
+      await pair(base, other, false);
+      expect(await pingEventually(nsA, TB, 6_000)).toBe(false);
+      expect(await pingOk(nsB, TA, 2)).toBe(false);
+    });
+  }
+
+  it('control: the same parameters on both sides do come up (the mismatch cases can fail)', async () => {
+    await pair(base, { ...base }, false);
+    expect(await pingEventually(nsA, TB, 20_000)).toBe(true);
+  });
+});

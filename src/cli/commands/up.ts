@@ -1,0 +1,29 @@
+/**
+ * `awg up -f config.yaml`: the daemon loop and the engines in the foreground until
+ * SIGINT/SIGTERM, printing events; then the host is left as `awg down` would leave it,
+ * unless the kill switch is on (the nft table stays: fail-closed).
+ */
+import { resolve } from 'node:path';
+import { prepare } from '../app.js';
+import { printIssues, type Io } from '../output.js';
+import { runForeground } from '../../daemon/foreground.js';
+
+export interface UpOptions {
+  file: string;
+  stateDir?: string;
+  json?: boolean;
+  verbose?: boolean;
+  driftInterval?: string;
+}
+
+export async function upCommand(io: Io, o: UpOptions): Promise<number> {
+  const file = resolve(o.file);
+  const r = await prepare(file);
+  if (!r.ok) {
+    printIssues(io, r.issues);
+    io.err(`${o.file}: invalid configuration; nothing was applied\n`);
+    return 1;
+  }
+  const driftMs = o.driftInterval !== undefined ? Number(o.driftInterval) * 1000 : undefined;
+  return runForeground(io, { configPath: file, stateDir: o.stateDir, ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}) }, { json: o.json, verbose: o.verbose });
+}

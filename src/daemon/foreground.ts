@@ -1,0 +1,71 @@
+/**
+ * Run the daemon core in the foreground until SIGINT/SIGTERM (shared by `awg up` and
+ * `awg daemon`): events are printed as text lines or JSON lines, mutations through the
+ * reporter; on the signal the host is left as `awg down` would leave it (the kill switch
+ * keeps the nft table).
+ */
+import type { Io } from '../cli/output.js';
+import { JsonReporter, TextReporter } from '../cli/output.js';
+import type { DaemonEvent } from './core.js';
+import { startDaemonCore, type Daemon, type DaemonOptions } from './daemon.js';
+
+export interface ForegroundOptions {
+  json?: boolean;
+  verbose?: boolean;
+  /** started after the core (e.g. the gRPC socket); returns its closer */
+  onStarted?: (core: Daemon) => Promise<() => Promise<void>>;
+  /** resolves when the daemon should stop (default: SIGINT or SIGTERM) */
+  until?: Promise<string>;
+}
+
+export function formatEvent(e: DaemonEvent): string {
+  switch (e.type) {
+    case 'reconcile-started':
+      return `reconcile started (${e.reason})`;
+    case 'reconcile-finished': {
+      const s = e.summary;
+      const n = s.create + s.update + s.replace + s.delete;
+      return `reconcile ${e.outcome} (${e.reason}) in ${e.durationMs} ms${n ? `: ${s.create} create, ${s.update} update, ${s.replace} replace, ${s.delete} delete` : ''}${e.error ? ` — ${e.error.kind}: ${e.error.message}` : ''}`;
+    }
+    case 'drift':
+      return `drift ${e.repaired ? 'repaired' : 'found'}: ${e.ids.join(', ')}`;
+    case 'network-changed':
+      return `network changed: ${e.detail}`;
+    case 'config-changed':
+      return `config ${e.path} changed${e.valid ? '' : ' (invalid: keeping the last good configuration)'}`;
+    case 'tunnel':
+      return `tunnel ${e.tunnel} ${e.state}`;
+    case 'handshake':
+      return `handshake ${e.tunnel} with ${e.peer}`;
+    case 'confirm-pending':
+      return `confirm by ${e.deadline} or the change is reverted`;
+    case 'reverted':
+      return `reverted: ${e.reason}`;
+    case 'error':
+      return `error [${e.kind}]: ${e.message}`;
+  }
+}
+
+export function stopSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const on = (sig: string) => () => resolve(sig);
+    process.once('SIGINT', on('SIGINT'));
+    process.once('SIGTERM', on('SIGTERM'));
+  });
+}
+
+export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOptions = {}): Promise<number> {
+  const until = o.until ?? stopSignal();
+  const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
+  const d = await startDaemonCore({ ...core, reporter });
+  const unsub = d.subscribe((e) => io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`));
+  const close = o.onStarted ? await o.onStarted(d) : undefined;
+  const sig = await until;
+  if (!o.json) io.out(`${new Date().toISOString()} ${sig}: stopping\n`);
+  await close?.();
+  const r = await d.stop();
+  if (o.json) io.out(JSON.stringify({ type: 'stopped', at: new Date().toISOString(), removed: r.removed, killSwitchKept: r.keptFirewall }) + '\n');
+  else io.out(`${new Date().toISOString()} stopped: removed ${r.removed.length} object(s)${r.keptFirewall ? '; the kill switch stays (traffic blocked until the next start or `awg down`)' : ''}\n`);
+  unsub();
+  return 0;
+}

@@ -8,6 +8,8 @@ import { downCommand } from './commands/down.js';
 import { importCommand } from './commands/import.js';
 import { statusCommand } from './commands/status.js';
 import { validateCommand } from './commands/validate.js';
+import { upCommand } from './commands/up.js';
+import { daemonCommand } from './commands/daemon.js';
 import { processIo, type Io } from './output.js';
 
 export const VERSION = '0.1.0';
@@ -80,6 +82,24 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   program.command('genkey').description('print a new private key (base64), like wg genkey').action(() => setCode(genkeyCommand(io)));
   program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await pubkeyCommand(io)));
   program.command('genpsk').description('print a new pre-shared key').action(() => setCode(genpskCommand(io)));
+
+  program
+    .command('up')
+    .description('run the reconcile loop and the tunnels in the foreground until Ctrl-C; then leave the host as `awg down` (the kill switch stays)')
+    .requiredOption('-f, --file <config>', 'config file (watched: edits apply at once)')
+    .option('--json', 'events as JSON lines on stdout')
+    .option('-v, --verbose', 'show phases')
+    .option('--drift-interval <seconds>', 're-observe at least this often (default 30)')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await upCommand(io, o)));
+
+  program
+    .command('daemon')
+    .description('the awg service: reconcile loop, tunnel engines and the API')
+    .option('--config <file>', 'config file (default: the file of the last apply)')
+    .option('-v, --verbose', 'show phases')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await daemonCommand(io, o)));
 
   program
     .command('engine', { hidden: true })

@@ -7,6 +7,7 @@ import { machine, printSamples, type Sample } from './lib.js';
 import { planBench } from './plan.bench.js';
 import { applyBench } from './apply.bench.js';
 import { diffBench } from './diff.bench.js';
+import { dataplaneBench } from './dataplane.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -15,6 +16,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'plan', run: (s) => planBench(s ? 1 : 15) },
   { name: 'apply', run: applyBench },
   { name: 'diff', run: diffBench },
+  { name: 'dataplane', run: dataplaneBench },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -1,0 +1,261 @@
+/**
+ * Step 3 benchmark: the embedded engine against wireguard-go, in the same run on the same
+ * namespaces. Namespace A holds our engine (`awg apply`, tunnel 10.200.N+1.0/24) and a
+ * wireguard-go (the anchor, 10.200.N+2.0/24); namespace B holds one wireguard-go peer for
+ * each. Samples alternate awg / anchor per round:
+ *
+ * - iperf3 TCP A→B and B→A (-R) through each tunnel, Gbit/s and the ratio awg / anchor;
+ * - CPU per Gbit/s of the A-side engine process (utime+stime deltas of /proc/PID/stat,
+ *   cores busy / Gbit/s), and of B's wireguard-go;
+ * - ping RTT through each tunnel minus the plain veth;
+ * - handshake: the first ping after the peer was removed and re-added on the A side (the
+ *   packet waits for a full handshake), minus nothing: raw first-ping time;
+ * - VmRSS of the engine and of wireguard-go after the throughput runs.
+ *
+ * Needs root, wireguard-go, wg, iperf3; runs `npm run build` output (the engine is dist/).
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../test/helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../test/helpers/netns.js';
+import {
+  awgConfig,
+  cpuSeconds,
+  pingEventually,
+  startWireguardGo,
+  wgGoAddress,
+  wgSetconf,
+  wgVia,
+  type WgGo,
+} from '../test/netns/interop-wg.js';
+import { median, type Sample } from './lib.js';
+
+const read = (p: string) => readFileSync(p, 'utf8');
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(read(`/proc/${pid}/status`));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function enginePid(link: string): number {
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = read(`/proc/${d}/cmdline`).split('\0');
+      if (argv.includes('engine') && argv.includes(link)) return Number(d);
+    } catch {
+      /* gone */
+    }
+  }
+  throw new Error(`no engine process for ${link}`);
+}
+
+interface Target {
+  name: 'awg' | 'anchor';
+  /** tunnel address of the B side */
+  peer: string;
+  /** A-side engine pid */
+  pidA: () => number;
+  pidB: number;
+  /** remove + re-add the A-side peer (drops the session) */
+  resetPeer: () => Promise<void>;
+}
+
+interface Iperf {
+  gbps: number;
+  cpuA: number;
+  cpuB: number;
+}
+
+async function iperf(nsA: string, t: Target, seconds: number, reverse: boolean): Promise<Iperf> {
+  const pa = t.pidA();
+  const a0 = cpuSeconds(pa, read);
+  const b0 = cpuSeconds(t.pidB, read);
+  const t0 = process.hrtime.bigint();
+  const r = await nsExec(
+    nsA,
+    'iperf3',
+    ['-c', t.peer, '-p', '5201', '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])],
+    { timeoutMs: (seconds + 30) * 1000, allowFail: true },
+  );
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  const a1 = cpuSeconds(pa, read);
+  const b1 = cpuSeconds(t.pidB, read);
+  const j = JSON.parse(r.stdout || '{}') as {
+    end?: { sum_received?: { bits_per_second: number } };
+    error?: string;
+  };
+  const bps = j.end?.sum_received?.bits_per_second;
+  if (!bps) throw new Error(`iperf3 through ${t.name} failed: ${j.error ?? r.stderr}`);
+  const gbps = bps / 1e9;
+  return { gbps, cpuA: (a1 - a0) / wall / gbps, cpuB: (b1 - b0) / wall / gbps };
+}
+
+async function pingAvg(ns: string, addr: string, count: number): Promise<number> {
+  const r = await nsExec(ns, 'ping', ['-n', '-q', '-c', String(count), '-i', '0.02', '-W', '1', addr]);
+  const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
+  if (!m) throw new Error(`ping ${addr}: ${r.stdout}`);
+  return Number(m[1]);
+}
+
+async function firstPing(ns: string, addr: string): Promise<number> {
+  const r = await nsExec(ns, 'ping', ['-n', '-c', '1', '-W', '10', addr], { allowFail: true });
+  const m = /time=([\d.]+) ms/.exec(r.stdout);
+  if (!m) throw new Error(`first ping ${addr} unanswered: ${r.stdout}`);
+  return Number(m[1]);
+}
+
+const sample = (name: string, unit: string, runs: number[], note?: string): Sample => ({
+  name,
+  unit,
+  runs,
+  median: median(runs),
+  note,
+});
+
+export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
+  const rounds = smoke ? 1 : Number(process.env.AWG_BENCH_ROUNDS ?? 5);
+  const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
+  await ensureDist();
+  await sweepStaleNetns();
+  const tag = randomBytes(3).toString('hex');
+  const N = 200 + Math.floor(Math.random() * 15) * 3;
+  const UA = `10.200.${N}.1`;
+  const UB = `10.200.${N}.2`;
+  const T1 = (h: number) => `10.200.${N + 1}.${h}`; // awg ↔ wg-go B1
+  const T2 = (h: number) => `10.200.${N + 2}.${h}`; // wg-go A ↔ wg-go B2 (anchor)
+  const tunnel = `b${tag}`;
+  const link = `awg-${tunnel}`;
+  const work = mkdtempSync(join(tmpdir(), 'awgt-bench-dp-'));
+  const ka = wgKeyPair();
+  const ka2 = wgKeyPair();
+  const kb1 = wgKeyPair();
+  const kb2 = wgKeyPair();
+  let nsA = '';
+  let nsB = '';
+  let env: AwgEnv | undefined;
+  const wgs: WgGo[] = [];
+  let server: NsProcess | undefined;
+  const load: number[] = [];
+  try {
+    nsA = await createNetns('bda');
+    nsB = await createNetns('bdb');
+    await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
+    env = makeAwgEnv();
+    const e = env;
+
+    const b1 = await startWireguardGo(nsB, `wbb${tag}`);
+    wgs.push(b1);
+    await wgSetconf(nsB, b1.iface, work, `[Interface]\nPrivateKey = ${kb1.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T1(1)}/32\n`);
+    await wgGoAddress(nsB, b1.iface, `${T1(2)}/24`);
+    const b2 = await startWireguardGo(nsB, `wbc${tag}`);
+    wgs.push(b2);
+    await wgSetconf(nsB, b2.iface, work, `[Interface]\nPrivateKey = ${kb2.privateKey}\nListenPort = 51821\n[Peer]\nPublicKey = ${ka2.publicKey}\nAllowedIPs = ${T2(1)}/32\n`);
+    await wgGoAddress(nsB, b2.iface, `${T2(2)}/24`);
+    const a2 = await startWireguardGo(nsA, `wba${tag}`);
+    wgs.push(a2);
+    const anchorPeer = `[Peer]\nPublicKey = ${kb2.publicKey}\nEndpoint = ${UB}:51821\nAllowedIPs = ${T2(2)}/32\n`;
+    await wgSetconf(nsA, a2.iface, work, `[Interface]\nPrivateKey = ${ka2.privateKey}\nListenPort = 51822\n${anchorPeer}`);
+    await wgGoAddress(nsA, a2.iface, `${T2(1)}/24`);
+
+    const cfg = writeConfig(
+      e,
+      'a.yaml',
+      awgConfig({
+        tunnel,
+        privateKey: ka.privateKey,
+        address: `${T1(1)}/24`,
+        listenPort: 51823,
+        peerPublicKey: kb1.publicKey,
+        endpoint: `${UB}:51820`,
+        allowedIPs: [`${T1(2)}/32`],
+      }),
+    );
+    const ap = await awg(nsA, e, ['apply', '-f', cfg]);
+    if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
+
+    server = nsSpawn(nsB, 'iperf3', ['-s', '-p', '5201']);
+    for (const addr of [T1(2), T2(2)])
+      if (!(await pingEventually(nsA, addr, 20_000))) throw new Error(`no tunnel to ${addr}`);
+
+    const uapiDir = e.env.AWG_UAPI_DIR!;
+    const targets: Target[] = [
+      {
+        name: 'awg',
+        peer: T1(2),
+        pidA: () => enginePid(link),
+        pidB: b1.proc.pid,
+        async resetPeer() {
+          await wgVia(nsA, uapiDir, ['set', link, 'peer', kb1.publicKey, 'remove']);
+          await wgVia(nsA, uapiDir, ['set', link, 'peer', kb1.publicKey, 'endpoint', `${UB}:51820`, 'allowed-ips', `${T1(2)}/32`]);
+        },
+      },
+      {
+        name: 'anchor',
+        peer: T2(2),
+        pidA: () => a2.proc.pid,
+        pidB: b2.proc.pid,
+        async resetPeer() {
+          await nsExec(nsA, 'wg', ['set', a2.iface, 'peer', kb2.publicKey, 'remove']);
+          await nsExec(nsA, 'wg', ['set', a2.iface, 'peer', kb2.publicKey, 'endpoint', `${UB}:51821`, 'allowed-ips', `${T2(2)}/32`]);
+        },
+      },
+    ];
+
+    const res: Record<string, number[]> = {};
+    const put = (k: string, v: number) => (res[k] ??= []).push(v);
+    for (let r = 0; r < rounds; r++) {
+      load.push(loadavg()[0]!);
+      for (const reverse of [false, true]) {
+        const dir = reverse ? 'B→A' : 'A→B';
+        const got: Record<string, Iperf> = {};
+        for (const t of targets) {
+          got[t.name] = await iperf(nsA, t, seconds, reverse);
+          put(`${t.name} TCP ${dir} throughput`, got[t.name]!.gbps);
+          put(`${t.name} TCP ${dir} A-side engine CPU per Gbit/s`, got[t.name]!.cpuA);
+          put(`${t.name} TCP ${dir} B-side wireguard-go CPU per Gbit/s`, got[t.name]!.cpuB);
+        }
+        put(`ratio awg/anchor TCP ${dir}`, got.awg!.gbps / got.anchor!.gbps);
+      }
+      const veth = await pingAvg(nsA, UB, smoke ? 5 : 20);
+      put('plain veth ping RTT', veth);
+      for (const t of targets) put(`${t.name} ping RTT overhead over veth`, (await pingAvg(nsA, t.peer, smoke ? 5 : 20)) - veth);
+      for (const t of targets) {
+        await t.resetPeer();
+        put(`${t.name} first ping after peer reset (handshake + 1 RTT)`, await firstPing(nsA, t.peer));
+      }
+    }
+    put('awg engine VmRSS', rssMiB(enginePid(link)));
+    put('anchor wireguard-go (A) VmRSS', rssMiB(a2.proc.pid));
+
+    const unit = (k: string) =>
+      k.startsWith('ratio') ? '×' : k.endsWith('throughput') ? 'Gbit/s' : k.includes('CPU') ? 'cores per Gbit/s' : k.endsWith('VmRSS') ? 'MiB' : 'ms';
+    const note = `load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
+    return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, note));
+  } finally {
+    await server?.kill(1000);
+    if (env && nsA) await awg(nsA, env, ['down']).catch(() => undefined);
+    for (const w of wgs) await w.stop().catch(() => undefined);
+    for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
+    cleanupAwgEnv(env);
+    rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -215,17 +215,14 @@ describe.skipIf(skip)('e2e: fault injection', () => {
   });
 });
 
-/**
- * Known product defects, pinned with `it.fails`: each body states the correct behaviour and
- * fails today. When a defect is fixed the test reports "expected to fail" — drop `.fails`.
- */
-describe.skipIf(skip)('e2e: known defects (it.fails until fixed)', () => {
+/** Regressions of defects this suite found (fixed in a80ac9d). */
+describe.skipIf(skip)('e2e: fail-closed regressions', () => {
   let ns: string;
   let e: AwgEnv;
   beforeEach(async () => {
     await ensureDist();
     await sweepStaleNetns();
-    ns = await createNetns('e2e-defect');
+    ns = await createNetns('e2e-regr');
     e = makeAwgEnv();
   });
   afterEach(async () => {
@@ -236,26 +233,23 @@ describe.skipIf(skip)('e2e: known defects (it.fails until fixed)', () => {
   // src/reconciler/run.ts rollback(): fail-closed keeps the firewall but reverts (rmdirs) the
   // per-rule cgroups it references; re-asserting the firewall then fails in nft
   // ("cgroupv2 path fails: No such file or directory") and the kept table matches stale inodes.
-  it(
-    'fail-closed rollback with per-app rules keeps the cgroups the kill switch references',
-    async () => {
-      const ip = which('ip');
-      const bin = fakeTool(
-        e.dir,
-        'ip',
-        `case " $* " in *" -batch "*|*" route replace "*) if [ ! -e ${e.dir}/fired ]; then : > ${e.dir}/fired; ${ip} link del dev awg-vpn; fi;; esac\nexec ${ip} "$@"`,
-      );
-      const cfg = writeConfig(e, 'wg.yaml', wgConfig({ killSwitch: true, rules: true }));
-      const r = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
-      expect(r.code, show(r)).not.toBe(0);
-      expect(r.stderr).toContain('fail-closed');
-      expect(r.stderr).not.toContain('rollback error');
-      const d = await awg(ns, e, ['diff', '-f', cfg, '--json']);
-      expect(d.json<{ changes: { id: string }[] }>().changes.map((c) => c.id)).not.toContain(
-        'firewall/inet/awg',
-      );
-    },
-  );
+  it('fail-closed rollback with per-app rules keeps the cgroups the kill switch references', async () => {
+    const ip = which('ip');
+    const bin = fakeTool(
+      e.dir,
+      'ip',
+      `case " $* " in *" -batch "*|*" route replace "*) if [ ! -e ${e.dir}/fired ]; then : > ${e.dir}/fired; ${ip} link del dev awg-vpn; fi;; esac\nexec ${ip} "$@"`,
+    );
+    const cfg = writeConfig(e, 'wg.yaml', wgConfig({ killSwitch: true, rules: true }));
+    const r = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
+    expect(r.code, show(r)).not.toBe(0);
+    expect(r.stderr).toContain('fail-closed');
+    expect(r.stderr).not.toContain('rollback error');
+    const d = await awg(ns, e, ['diff', '-f', cfg, '--json']);
+    expect(d.json<{ changes: { id: string }[] }>().changes.map((c) => c.id)).not.toContain(
+      'firewall/inet/awg',
+    );
+  });
 
   // src/reconciler/run.ts rollback() + src/cli/commands/apply.ts: when the kill-switch table
   // itself cannot be loaded, the outcome is still `failed-closed` and the CLI says "traffic is
@@ -272,6 +266,8 @@ describe.skipIf(skip)('e2e: known defects (it.fails until fixed)', () => {
     expect(r.code).not.toBe(0);
     expect(await nftTable(ns, 'awg')).toBeUndefined();
     expect(r.json<{ outcome: string }>().outcome).not.toBe('failed-closed');
+    const text = await awg(ns, e, ['apply', '-f', cfg], { pathPrepend: bin });
+    expect(text.stderr).not.toContain('traffic is blocked');
   });
 });
 

@@ -6,8 +6,8 @@
  * git checkouts replace the inode, which a watch on the file itself would lose.
  *
  * Our own changes echo back as rtnetlink events. While a run is in flight and shortly
- * after (`isEcho`), events on our links, routes with our protocol and kernel noise on our
- * links (IPv6 link-local, local table) are ignored. Outside that window every event wakes
+ * after (`isEcho`), events on our links (except an admin-down), routes with our protocol and
+ * kernel noise on our links (IPv6 link-local, local table) are ignored. Outside that window every event wakes
  * the loop, ours included: someone deleting our route is drift. Link events always count
  * (outside the window): an admin-down link loses its IPv4 routes without RTM_DELROUTE.
  */
@@ -76,7 +76,9 @@ export function wakingEvent(events: RtnlEvent[], st: RtnlFilterState, o: { echo:
     if (ours && (e.type === 'newaddr' || e.type === 'deladdr') && e.address?.toLowerCase().startsWith('fe80')) continue;
     if (ours && (e.type === 'newroute' || e.type === 'delroute') && (e.table === LOCAL_TABLE || e.dst.toLowerCase().startsWith('fe80') || e.dst.toLowerCase().startsWith('ff00'))) continue;
     if (o.echo) {
-      if (ours) continue;
+      // an admin-down of our link always counts: its IPv4 routes are gone without events
+      const adminDown = e.type === 'newlink' && (e.flags & 1) === 0;
+      if (ours && !adminDown) continue;
       if ((e.type === 'newroute' || e.type === 'delroute') && o.routeProtocol !== undefined && e.protocol === o.routeProtocol) continue;
     }
     first ??= describe(e, st.names);

@@ -1,0 +1,125 @@
+/**
+ * The daemon and the kill switch across crashes and restarts, against the real kernel:
+ * - SIGKILL with the kill switch on: underlay traffic stays blocked (UDP and TCP probes);
+ * - restart: only the engine (which died with the process) is created again, nothing else
+ *   changes, and the tunnel carries traffic again;
+ * - SIGTERM with the kill switch on: the nft table stays, everything else is removed;
+ *   `awg down` then opens the host;
+ * - adoption: a tunnel brought up by `awg apply` (detached engine) is taken over by
+ *   `awg up` with a plan of no changes; the detached engine process is gone.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, nftTable, show, tcpReachable, udpReachable, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { createNetns, destroyNetns, nsExec, requireNetnsPrereqs, run, sweepStaleNetns, vethPair } from '../helpers/netns.js';
+import { PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, clientConfig, converged, eventually, newKeys, startPeer, startUp, type Keys, type Topology, type Up } from './daemon-support.js';
+
+const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+
+describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', () => {
+  let t: Topology;
+  let ce: AwgEnv;
+  let pe: AwgEnv;
+  let k: Keys;
+  let up: Up | undefined;
+
+  beforeAll(async () => {
+    await ensureDist();
+    await sweepStaleNetns();
+    const client = await createNetns('dk-c');
+    const peer = await createNetns('dk-p');
+    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
+    await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
+    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
+    pe = makeAwgEnv();
+    k = newKeys();
+    await startPeer(t, pe, k);
+  }, 60_000);
+
+  afterEach(async () => {
+    await up?.proc.kill(3000);
+    up = undefined;
+    if (ce) await awg(t.client, ce, ['down']).catch(() => undefined);
+    cleanupAwgEnv(ce);
+  });
+
+  afterAll(async () => {
+    if (t) await awg(t.peer, pe, ['down']).catch(() => undefined);
+    if (t) await destroyNetns(t.client);
+    if (t) await destroyNetns(t.peer);
+    cleanupAwgEnv(pe);
+  });
+
+  const underlayOpen = async (port: number) => ({
+    udp: await udpReachable(t.client, t.peer, PEER_UNDERLAY, port),
+    tcp: await tcpReachable(t.client, t.peer, PEER_UNDERLAY, port),
+  });
+
+  it('SIGKILL keeps traffic blocked; restart re-creates only the engine and the tunnel returns; SIGTERM keeps the nft table', async () => {
+    ce = makeAwgEnv();
+    const cfg = writeConfig(ce, 'client.yaml', clientConfig(k, { killSwitch: true }));
+    // control: the probes pass without awg
+    expect(await underlayOpen(9101)).toEqual({ udp: true, tcp: true });
+
+    up = startUp(t.client, ce, cfg);
+    await up.waitEvent(converged);
+    expect(await nftTable(t.client, 'awg')).toBeDefined();
+    expect(await underlayOpen(9102)).toEqual({ udp: false, tcp: false });
+    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9103), 'tunnel traffic with the kill switch on');
+
+    up.proc.child.kill('SIGKILL');
+    await up.proc.exited;
+    up = undefined;
+    expect(await nftTable(t.client, 'awg')).toBeDefined();
+    expect(await underlayOpen(9104)).toEqual({ udp: false, tcp: false });
+    expect(await tcpReachable(t.client, t.peer, PEER_TUN, 9105)).toBe(false);
+
+    up = startUp(t.client, ce, cfg);
+    const first = await up.waitEvent((e) => e.type === 'reconcile-finished');
+    expect(first, up.proc.output()).toMatchObject({ reason: 'start', outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
+    const mutations = up.proc.output().split('\n').filter((l) => l.includes('"mutation"'));
+    expect(mutations, mutations.join('\n')).toHaveLength(1);
+    expect(mutations[0]).toContain('[engine] start vpn');
+    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9106), 'tunnel traffic after the restart');
+    expect(await underlayOpen(9107)).toEqual({ udp: false, tcp: false });
+
+    up.proc.child.kill('SIGTERM');
+    expect(await up.proc.exited, up.proc.output()).toBe(0);
+    up = undefined;
+    expect(await nftTable(t.client, 'awg')).toBeDefined();
+    expect((await nsExec(t.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code).not.toBe(0);
+    expect(await underlayOpen(9108)).toEqual({ udp: false, tcp: false });
+
+    const d = await awg(t.client, ce, ['down']);
+    expect(d.code, show(d)).toBe(0);
+    expect(await nftTable(t.client, 'awg')).toBeUndefined();
+    expect(await underlayOpen(9109)).toEqual({ udp: true, tcp: true });
+  }, 120_000);
+
+  it('adopts a tunnel brought up by `awg apply` with a plan of no changes', async () => {
+    ce = makeAwgEnv();
+    const cfg = writeConfig(ce, 'client.yaml', clientConfig(k));
+    const a = await awg(t.client, ce, ['apply', '-f', cfg]);
+    expect(a.code, show(a)).toBe(0);
+    const rec = JSON.parse(readFileSync(join(ce.stateDir, 'engine-vpn.json'), 'utf8')) as { pid: number };
+    expect(() => process.kill(rec.pid, 0)).not.toThrow();
+
+    up = startUp(t.client, ce, cfg);
+    const first = await up.waitEvent((e) => e.type === 'reconcile-finished');
+    expect(first, up.proc.output()).toMatchObject({ reason: 'start', outcome: 'unchanged', summary: { create: 0, update: 0, replace: 0, delete: 0 } });
+    await eventually(async () => {
+      try {
+        process.kill(rec.pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    }, 'the detached engine has exited');
+    const mutations = up.proc.output().split('\n').filter((l) => l.includes('"mutation"'));
+    expect(mutations.join('\n')).toContain('[engine] adopt vpn');
+    expect(mutations.filter((m) => !m.includes('engine'))).toEqual([]);
+    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9110), 'tunnel traffic through the adopted engine');
+  }, 90_000);
+});

@@ -1,0 +1,122 @@
+/**
+ * Shared by the daemon netns tests: two namespaces joined by a veth, a peer served by
+ * `awg apply` in one, `awg up --json` running in the other, its events parsed from stdout.
+ */
+import { expect } from 'vitest';
+import type { DaemonEvent } from '../../src/daemon/core.js';
+import { awg, awgArgv, show, wgKeyPair, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { nsSpawn, type NsProcess } from '../helpers/netns.js';
+
+export interface Topology {
+  client: string;
+  peer: string;
+  clientIf: string;
+  peerIf: string;
+}
+
+export interface Keys {
+  client: { privateKey: string; publicKey: string };
+  peer: { privateKey: string; publicKey: string };
+}
+
+export const PEER_UNDERLAY = '10.200.9.2';
+/** the endpoint: an address on the peer's loopback, reached through the client's default route */
+export const PEER_ENDPOINT = '10.200.10.2';
+export const CLIENT_TUN = '10.200.50.1';
+export const PEER_TUN = '10.200.50.2';
+
+export function newKeys(): Keys {
+  return { client: wgKeyPair(), peer: wgKeyPair() };
+}
+
+export function peerConfig(k: Keys): string {
+  return `version: 1
+tunnels:
+  srv:
+    type: wireguard
+    privateKey: "${k.peer.privateKey}"
+    addresses: [${PEER_TUN}/24]
+    listenPort: 51820
+    peers:
+      - publicKey: "${k.client.publicKey}"
+        allowedIPs: [${CLIENT_TUN}/32]
+`;
+}
+
+export function clientConfig(k: Keys, opts: { extraAllowed?: string[]; killSwitch?: boolean; keepalive?: number } = {}): string {
+  const allowed = [`${PEER_TUN.replace(/\.\d+$/, '.0')}/24`, ...(opts.extraAllowed ?? [])];
+  return `version: 1
+tunnels:
+  vpn:
+    type: wireguard
+    privateKey: "${k.client.privateKey}"
+    addresses: [${CLIENT_TUN}/24]
+    peers:
+      - publicKey: "${k.peer.publicKey}"
+        endpoint: ${PEER_ENDPOINT}:51820
+        allowedIPs: [${allowed.join(', ')}]
+${opts.keepalive ? `        persistentKeepalive: ${opts.keepalive}\n` : ''}${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
+}
+
+/** `awg apply` of the peer config in the peer namespace (its own env: state, UAPI dir). */
+export async function startPeer(t: Topology, pe: AwgEnv, k: Keys): Promise<void> {
+  const cfg = writeConfig(pe, 'peer.yaml', peerConfig(k));
+  // the detached engine must say `ready` within 5 s; on a loaded 2-core CI box retry
+  let r = await awg(t.peer, pe, ['apply', '-f', cfg]);
+  for (let i = 0; i < 2 && r.code !== 0 && r.stderr.includes('did not become ready'); i++) r = await awg(t.peer, pe, ['apply', '-f', cfg]);
+  expect(r.code, show(r)).toBe(0);
+}
+
+export interface Up {
+  proc: NsProcess;
+  events(): (DaemonEvent & Record<string, unknown>)[];
+  /** resolves with the first event after index `from` that matches */
+  waitEvent(pred: (e: DaemonEvent) => boolean, from?: number, timeoutMs?: number): Promise<DaemonEvent>;
+  mark(): number;
+}
+
+export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = []): Up {
+  const argv = awgArgv(ns, e, ['up', '-f', cfg, '--json', '--state-dir', e.stateDir, ...extra], { noStateDir: true });
+  // argv = nsenter --net=… -- node …
+  const proc = nsSpawn(ns, argv[3]!, argv.slice(4), { env: e.env });
+  const events = () =>
+    proc
+      .output()
+      .split('\n')
+      .flatMap((l) => {
+        if (!l.startsWith('{')) return [];
+        try {
+          const j = JSON.parse(l) as DaemonEvent & Record<string, unknown>;
+          return typeof j.at === 'string' ? [j] : [];
+        } catch {
+          return [];
+        }
+      });
+  return {
+    proc,
+    events,
+    mark: () => events().length,
+    async waitEvent(pred, from = 0, timeoutMs = 20_000) {
+      const end = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = events().slice(from).find(pred);
+        if (hit) return hit;
+        if (Date.now() > end) throw new Error(`no matching event within ${timeoutMs} ms; output:\n${proc.output()}`);
+        if (proc.child.exitCode !== null) throw new Error(`awg up exited ${proc.child.exitCode}:\n${proc.output()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+  };
+}
+
+export const converged = (e: DaemonEvent) => e.type === 'reconcile-finished' && (e.outcome === 'converged' || e.outcome === 'unchanged');
+
+/** Poll `fn` until it returns true (generous timeout; never a timing assertion). */
+export async function eventually(fn: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`not true within ${timeoutMs} ms: ${what}`);
+}

@@ -1,0 +1,241 @@
+/**
+ * The daemon core over fake drivers (no root): start converges, apply with a confirm
+ * timeout reverts unless confirmed, an invalid config keeps the last good state, terminal
+ * errors block the loop, down, stop with and without the kill switch, diff, status.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Daemon } from '../../../src/daemon/daemon.js';
+import type { DaemonEvent } from '../../../src/daemon/core.js';
+import { createFakeDrivers, type FakeDriverSet } from '../../../src/resources/fakes.js';
+import { MemoryStateStore } from '../../../src/util/state.js';
+import { RecordingExec } from '../../helpers/exec.js';
+import { wgKeyPair } from '../../helpers/awg.js';
+
+const me = wgKeyPair();
+const peer = wgKeyPair();
+
+function config(opts: { allowed?: string[]; killSwitch?: boolean } = {}): string {
+  return `version: 1
+tunnels:
+  vpn:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.200.50.1/24]
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: 10.200.9.2:51820
+        allowedIPs: [${(opts.allowed ?? ['10.200.50.0/24']).join(', ')}]
+${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
+}
+
+const routeDsts = (d: FakeDriverSet) => [...d.route.objects.values()].filter((r) => r.type === 'unicast').map((r) => r.dst).sort();
+const allIds = (d: FakeDriverSet) => Object.values(d).flatMap((f) => [...f.objects.keys()]).sort();
+
+describe('daemon core', () => {
+  let dir: string;
+  let file: string;
+  let d: FakeDriverSet;
+  let daemon: Daemon;
+  let events: DaemonEvent[];
+  let timers: { ms: number; fn: () => void; cancelled: boolean }[];
+
+  function make(opts: { configPath?: string } = {}): Daemon {
+    timers = [];
+    const x = new Daemon({
+      configPath: opts.configPath ?? file,
+      drivers: d,
+      exec: new RecordingExec(),
+      state: new MemoryStateStore(),
+      facts: { cgroupNftPrefix: '' },
+      wakes: false,
+      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+      timer: (ms, fn) => {
+        const t = { ms, fn, cancelled: false };
+        timers.push(t);
+        return () => (t.cancelled = true);
+      },
+    });
+    events = [];
+    x.subscribe((e) => events.push(e));
+    return x;
+  }
+
+  async function until(pred: (e: DaemonEvent) => boolean, from = 0): Promise<DaemonEvent> {
+    for (let i = 0; i < 500; i++) {
+      const hit = events.slice(from).find(pred);
+      if (hit) return hit;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new Error(`event not seen: ${JSON.stringify(events, null, 1)}`);
+  }
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-core-'));
+    file = join(dir, 'awg.yaml');
+    writeFileSync(file, config());
+    d = createFakeDrivers();
+  });
+  afterEach(async () => {
+    await daemon?.stop({ teardown: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('converges on start; status reports it; a second run changes nothing', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
+    const st = await daemon.status();
+    expect(st.state).toBe('converged');
+    expect(st.objects.map((o) => o.id)).toContain('link/awg-vpn');
+    expect(st.tunnels.map((t) => t.name)).toEqual(['vpn']);
+    const n = events.length;
+    daemon.wake('api');
+    const again = await until((e) => e.type === 'reconcile-finished', n);
+    expect(again).toMatchObject({ outcome: 'unchanged', summary: { create: 0, update: 0, delete: 0 } });
+  });
+
+  it('apply with a confirm timeout reverts to the previous state unless confirmed', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const fileB = join(dir, 'b.yaml');
+    writeFileSync(fileB, config({ allowed: ['10.200.50.0/24', '10.200.51.0/24'] }));
+
+    const r = await daemon.apply({ configPath: fileB, confirmTimeoutSec: 30 });
+    expect(r.outcome).toBe('converged');
+    expect(r.confirmDeadline).toBeDefined();
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24', '10.200.51.0/24']);
+    expect(events.some((e) => e.type === 'confirm-pending')).toBe(true);
+    expect((await daemon.status()).confirmDeadline).toBe(r.confirmDeadline);
+    expect(timers.at(-1)!.ms).toBe(30_000);
+
+    const n = events.length;
+    timers.at(-1)!.fn();
+    await until((e) => e.type === 'reverted', n);
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
+    expect((await daemon.status()).configPath).toBe(file);
+
+    // confirmed in time: the timer is cancelled and nothing reverts
+    const r2 = await daemon.apply({ configPath: fileB, confirmTimeoutSec: 30 });
+    expect(r2.outcome).toBe('converged');
+    expect(await daemon.confirm()).toEqual({ confirmed: true });
+    expect(timers.at(-1)!.cancelled).toBe(true);
+    expect(await daemon.confirm()).toEqual({ confirmed: false });
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24', '10.200.51.0/24']);
+  });
+
+  it('apply of an invalid file changes nothing and reports invalid-config; dry run plans only', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'version: 1\ntunnels: 7\n');
+    const r = await daemon.apply({ configPath: bad });
+    expect(r.error?.kind).toBe('invalid-config');
+    const fileB = join(dir, 'b.yaml');
+    writeFileSync(fileB, config({ allowed: ['10.200.52.0/24'] }));
+    const dry = await daemon.apply({ configPath: fileB, dryRun: true });
+    expect(dry.outcome).toBe('planned');
+    expect(dry.plan.changes.length).toBeGreaterThan(0);
+    const diff = await daemon.diff({ configPath: fileB });
+    expect(diff.changes).toBe(true);
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
+    expect((await daemon.diff({ configPath: file })).changes).toBe(false);
+  });
+
+  it('an invalid config on reload keeps the last good state and reports it once', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const before = allIds(d);
+    writeFileSync(file, 'version: 1\ntunnels: [oops\n');
+    const n = events.length;
+    daemon.wake('config');
+    await until((e) => e.type === 'reconcile-finished', n);
+    expect(events.slice(n).find((e) => e.type === 'config-changed')).toMatchObject({ valid: false });
+    expect(events.slice(n).some((e) => e.type === 'error' && e.kind === 'invalid-config')).toBe(true);
+    expect(allIds(d)).toEqual(before);
+    const m = events.length;
+    daemon.wake('config');
+    await until((e) => e.type === 'reconcile-finished', m);
+    expect(events.slice(m).filter((e) => e.type === 'config-changed' || e.type === 'error')).toEqual([]);
+    writeFileSync(file, config({ allowed: ['10.200.53.0/24'] }));
+    const o = events.length;
+    daemon.wake('config');
+    await until((e) => e.type === 'reconcile-finished', o);
+    expect(events.slice(o).find((e) => e.type === 'config-changed')).toMatchObject({ valid: true });
+    expect(routeDsts(d)).toEqual(['10.200.53.0/24']);
+  });
+
+  it('a terminal error (conflict) blocks the loop until the config changes', async () => {
+    d.link.foreign.push({ kind: 'link', id: 'link/awg-vpn', relation: 'conflict', description: 'a TUN without our marker' });
+    daemon = make();
+    await daemon.start();
+    const e = await until((x) => x.type === 'reconcile-finished');
+    expect(e).toMatchObject({ outcome: 'failed', error: { kind: 'conflict' } });
+    for (let i = 0; i < 20 && daemon.loopState() !== 'blocked'; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(daemon.loopState()).toBe('blocked');
+    const n = events.length;
+    daemon.wake('network');
+    daemon.wake('drift-timer');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(events.slice(n).filter((x) => x.type === 'reconcile-started')).toEqual([]);
+    d.link.foreign.length = 0;
+    daemon.wake('config');
+    await until((x) => x.type === 'reconcile-finished' && x.outcome === 'converged', n);
+    expect((await daemon.status()).state).toBe('converged');
+  });
+
+  it('a retryable error backs off (the loop waits in backoff)', async () => {
+    d.route.failOn(1);
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    for (let i = 0; i < 20 && daemon.loopState() !== 'backoff'; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(daemon.loopState()).toBe('backoff');
+    expect((await daemon.status()).lastReconcile?.outcome).toBe('rolled-back');
+  });
+
+  it('down removes everything and idles; listProcesses is empty', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const r = await daemon.down();
+    expect(r.removed.length).toBeGreaterThan(0);
+    expect(allIds(d)).toEqual([]);
+    expect((await daemon.status()).state).toBe('down');
+    expect(await daemon.listProcesses()).toEqual([]);
+  });
+
+  it('stop leaves the host as down would; with the kill switch the firewall stays', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    await daemon.stop();
+    expect(allIds(d)).toEqual([]);
+
+    writeFileSync(file, config({ killSwitch: true }));
+    d = createFakeDrivers();
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    expect(d.firewall.objects.size).toBe(1);
+    const r = await daemon.stop();
+    expect(r.keptFirewall).toBe(true);
+    expect([...d.firewall.objects.keys()]).toEqual(['firewall/inet/awg']);
+    expect(d.link.objects.size + d.route.objects.size + d.engine.objects.size).toBe(0);
+  });
+
+  it('no config: idles in state down', async () => {
+    daemon = make({ configPath: join(dir, 'absent.yaml') });
+    await daemon.start();
+    const e = await until((x) => x.type === 'error');
+    expect(e).toMatchObject({ kind: 'invalid-config' });
+    expect(allIds(d)).toEqual([]);
+  });
+});

@@ -257,6 +257,18 @@ async function child(count: number, runs: number): Promise<Sample[]> {
   return out;
 }
 
+/** The CLI samples run `node bin/awg.js` (dist/), which also starts the engines: build if absent. */
+export async function ensureDist(): Promise<void> {
+  if (existsSync(join(ROOT, 'dist/cli/main.js'))) return;
+  await sh(process.execPath, [
+    join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    'tsconfig.build.json',
+  ]);
+  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
+    throw new Error('dist/ is missing: run npm run build');
+}
+
 /** A config whose one WireGuard tunnel has `n` allowed-IP /32 prefixes (→ 2n + 1 routes). */
 export function bigTunnelConfig(n: number): string {
   const key = () => {

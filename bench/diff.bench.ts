@@ -11,10 +11,10 @@
  * 6 per-app rules, kill switch with LAN, DNS on one tunnel (the static resolv.conf backend
  * holds one scope only); applied for real (engines running).
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
-import { childSamples, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
+import { childSamples, ensureDist, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
 import { measure, median, percentile, type Sample } from './lib.js';
 
 function keyPair(): { priv: string; pub: string } {
@@ -143,17 +143,6 @@ async function child(cfg: string, stateDir: string, runs: number): Promise<Sampl
 
 // ---------------------------------------------------------------------------------------
 // parent
-
-async function ensureDist(): Promise<void> {
-  if (existsSync(join(ROOT, 'dist/cli/main.js'))) return;
-  await sh(process.execPath, [
-    join(ROOT, 'node_modules/typescript/bin/tsc'),
-    '-p',
-    'tsconfig.build.json',
-  ]);
-  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
-    throw new Error('dist/ is missing: run npm run build');
-}
 
 export async function diffBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 9;

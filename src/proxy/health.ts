@@ -60,11 +60,18 @@ export class ProxyHealth extends EventEmitter<{ change: [HealthChange] }> {
   constructor(o: ProxyHealthOptions) {
     super();
     this.o = {
-      intervalMs: 10_000,
-      probeTimeoutMs: 5_000,
-      timers: { setTimeout: (f, ms) => setTimeout(f, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) },
-      ...o,
-      backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2, ...o.backoff },
+      probe: o.probe,
+      intervalMs: o.intervalMs ?? 10_000,
+      probeTimeoutMs: o.probeTimeoutMs ?? 5_000,
+      timers: o.timers ?? {
+        setTimeout: (f, ms) => setTimeout(f, ms).unref(),
+        clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+      },
+      backoff: {
+        initialMs: o.backoff?.initialMs ?? 1_000,
+        maxMs: o.backoff?.maxMs ?? 60_000,
+        factor: o.backoff?.factor ?? 2,
+      },
     };
   }
 

@@ -2,7 +2,8 @@
  * HTTP CONNECT upstream (RFC 9110 §9.3.6) with optional Basic authentication (RFC 7617)
  * and optional TLS to the proxy itself. The TCP socket to the proxy carries the bypass
  * SO_MARK (see socks5.ts). Only the status line is judged: 2xx is a tunnel; 407 is an
- * authentication failure (a configuration error); 403 and other 4xx are a refusal of this
+ * authentication failure (a configuration error; so is 401, which tinyproxy sends for wrong
+ * credentials); 403 and other 4xx are a refusal of this
  * destination; 5xx means the proxy could not reach it. The response header is bounded
  * (16 KiB) and any bytes after it are handed back to the caller's stream.
  */
@@ -51,7 +52,8 @@ export function parseConnectResponse(head: string): ConnectResponse {
 /** The error for a non-2xx answer to CONNECT. */
 export function connectError(r: ConnectResponse, proxy: string, dst: Destination, auth?: ProxyAuth): ProxyDialError {
   const s = `${r.status}${r.reason ? ` ${r.reason}` : ''}`;
-  if (r.status === 407)
+  // 407 is the standard answer; tinyproxy 1.11 answers 401 when credentials were sent but are wrong
+  if (r.status === 407 || r.status === 401)
     return new ProxyDialError(
       'auth',
       auth

@@ -64,7 +64,7 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
 
   constructor(o: Socks5UdpRelayOptions) {
     super();
-    this.o = { sessionIdleMs: 60_000, maxSessions: 256, maxPending: 16, ...o };
+    this.o = { ...o, sessionIdleMs: o.sessionIdleMs ?? 60_000, maxSessions: o.maxSessions ?? 256, maxPending: o.maxPending ?? 16 };
   }
 
   async start(): Promise<{ address: string; port: number }> {

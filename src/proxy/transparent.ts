@@ -102,10 +102,10 @@ export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
   constructor(opts: TransparentProxyOptions) {
     super();
     this.opts = {
-      idleTimeoutMs: 300_000,
-      maxConnections: 4096,
-      highWaterMark: 64 * 1024,
       ...opts,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 300_000,
+      maxConnections: opts.maxConnections ?? 4096,
+      highWaterMark: opts.highWaterMark ?? 64 * 1024,
     };
   }
 

@@ -103,6 +103,8 @@ export class Daemon implements DaemonCore {
   private tunnelUp = new Map<string, boolean>();
   private unsubEngines: (() => void) | undefined;
   private stopped = false;
+  /** the underlay changed since the engines were last kicked (wakes coalesce: not a reason) */
+  private networkDirty = false;
 
   constructor(private readonly opts: DaemonOptions = {}) {
     this.state = opts.state ?? new FileStateStore(stateDirFrom(opts.stateDir));
@@ -127,7 +129,10 @@ export class Daemon implements DaemonCore {
         ...(this.opts.wakes ?? {}),
         configPath: this.configPath,
         onWake: (reason, detail) => {
-          if (reason === 'network') this.emit({ type: 'network-changed', at: now(), detail });
+          if (reason === 'network') {
+            this.networkDirty = true;
+            this.emit({ type: 'network-changed', at: now(), detail });
+          }
           this.wake(reason);
         },
         isEcho: () => this.running || Date.now() < this.echoUntil,
@@ -379,7 +384,10 @@ export class Daemon implements DaemonCore {
       return 'ok';
     }
     const res = await this.reconcileNow(reason, source.prepared);
-    if (reason === 'network') this.engines.kick();
+    if (this.networkDirty) {
+      this.networkDirty = false;
+      this.engines.kick();
+    }
     if (res.outcome === 'converged' || res.outcome === 'unchanged') return 'ok';
     const kind = classifyError(res.error);
     return kind === 'ok' ? 'retryable' : kind;

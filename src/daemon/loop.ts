@@ -132,8 +132,9 @@ export const loopMachine = setup({
       on: {
         WAKE: [
           { guard: 'immediate', target: 'running', actions: assign({ reason: reasonOf }) },
-          // trailing debounce: every event restarts the quiet period (capped by maxWaitMs)
-          { target: 'debouncing', reenter: true },
+          // trailing debounce: every event restarts the quiet period (capped by maxWaitMs);
+          // the reason only labels the run, a network change names it over an engine event
+          { target: 'debouncing', reenter: true, actions: assign({ reason: ({ context, event }) => (reasonOf({ event }) === 'network' ? 'network' : context.reason) }) },
         ],
       },
     },

@@ -104,8 +104,8 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await nsExec(t.client, 'ip', ['route', 'del', 'default']);
     await up!.waitEvent((e) => e.type === 'network-changed' && String(e.detail).includes('0.0.0.0/0'), from);
     await nsExec(t.client, 'ip', ['route', 'add', 'default', 'via', PEER_UNDERLAY]);
-    const from2 = up!.mark();
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && e.reason === 'network', from2 > from ? from : from2);
+    await up!.waitEvent((e) => e.type === 'network-changed' && String(e.detail).includes('newroute 0.0.0.0/0'), from);
+    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'), from);
     await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8083), 'client → peer after the route came back');
   }, 40_000);
 
@@ -117,7 +117,7 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await nsExec(t.client, 'ip', ['addr', 'del', '10.200.9.1/24', 'dev', t.clientIf]);
     await nsExec(t.client, 'ip', ['addr', 'add', '10.200.9.3/24', 'dev', t.clientIf]);
     await nsExec(t.client, 'ip', ['route', 'replace', 'default', 'via', PEER_UNDERLAY]);
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && e.reason === 'network', from);
+    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'), from);
     await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8085), 'peer → client at the new address');
   }, 40_000);
 
@@ -128,7 +128,7 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await nsExec(t.client, 'ip', ['link', 'set', t.clientIf, 'up']);
     // the kernel dropped the default route with the link, as a DHCP client would re-add it
     await nsExec(t.client, 'ip', ['route', 'replace', 'default', 'via', PEER_UNDERLAY]);
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && e.reason === 'network' && (e.outcome === 'unchanged' || e.outcome === 'converged'), from);
+    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine') && (e.outcome === 'unchanged' || e.outcome === 'converged'), from);
     await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8086), 'client → peer after the flap');
     await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8087), 'peer → client after the flap');
   }, 40_000);

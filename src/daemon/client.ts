@@ -1,0 +1,153 @@
+/**
+ * Typed client of the daemon API (proto/awg.proto) over its Unix socket. It implements
+ * DaemonCore, so the CLI drives a remote daemon through the same interface the server
+ * wraps. Failed RPCs reject with the daemon's AwgError (kind, message, issues, hint), taken
+ * from the `awg-error-bin` trailer.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { AwgError } from '../errors.js';
+import type { PlanDocument } from '../model/plan-document.js';
+import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from './core.js';
+import {
+  applyRequestToWire,
+  applyResponseFromWire,
+  diffResponseFromWire,
+  downResponseFromWire,
+  ERROR_TRAILER,
+  errorFromWire,
+  eventFromWire,
+  processesFromWire,
+  statusFromWire,
+  type Wire,
+} from './convert.js';
+import { awgService, DEFAULT_SOCKET, socketAnswers } from './server.js';
+
+/** the socket the CLI talks to: `--socket`, else $AWG_SOCKET, else /run/awg/awg.sock */
+export function socketFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return opt || env.AWG_SOCKET || DEFAULT_SOCKET;
+}
+
+type UnaryMethod = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => grpc.ClientUnaryCall;
+type StreamMethod = (req: object, opts?: grpc.CallOptions) => grpc.ClientReadableStream<Wire.Event>;
+
+let ctor: grpc.ServiceClientConstructor | undefined;
+
+function toError(e: grpc.ServiceError): AwgError {
+  const raw = e.metadata?.get(ERROR_TRAILER)[0];
+  const trailer = raw === undefined ? undefined : Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
+  if (e.code === grpc.status.UNAVAILABLE && !trailer) return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
+  return errorFromWire(e.code, e.details, trailer);
+}
+
+export interface ClientOptions {
+  /** deadline of quick calls (Status, Confirm, ListProcesses); Apply/Diff/Down wait for the reconcile queue */
+  quickTimeoutMs?: number;
+}
+
+export class DaemonClient implements DaemonCore {
+  private readonly client: grpc.Client;
+  private readonly quickMs: number;
+
+  constructor(
+    readonly socketPath: string,
+    o: ClientOptions = {},
+  ) {
+    ctor ??= grpc.makeGenericClientConstructor(awgService(), 'Awg');
+    this.client = new ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    this.quickMs = o.quickTimeoutMs ?? 15_000;
+  }
+
+  private call<T>(method: string, req: object, timeoutMs?: number): Promise<T> {
+    const fn = (this.client as unknown as Record<string, UnaryMethod>)[method]!.bind(this.client);
+    const opts: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+    return new Promise((resolve, reject) => {
+      fn(req, new grpc.Metadata(), opts, (e, r) => (e ? reject(toError(e)) : resolve(r as T)));
+    });
+  }
+
+  async apply(req: ApplyRequest): Promise<ApplyResponse> {
+    return applyResponseFromWire(await this.call<Wire.ApplyResponse>('Apply', applyRequestToWire(req)));
+  }
+
+  async diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }> {
+    return diffResponseFromWire(await this.call<Wire.DiffResponse>('Diff', { configPath: req.configPath }));
+  }
+
+  async status(): Promise<StatusResponse> {
+    return statusFromWire(await this.call<Wire.StatusResponse>('Status', {}, this.quickMs));
+  }
+
+  async down(): Promise<{ removed: string[]; mutations: number }> {
+    return downResponseFromWire(await this.call<Wire.DownResponse>('Down', {}));
+  }
+
+  async confirm(): Promise<{ confirmed: boolean }> {
+    const r = await this.call<Wire.ConfirmResponse>('Confirm', {}, this.quickMs);
+    return { confirmed: r.confirmed };
+  }
+
+  async listProcesses(): Promise<ProcessInfo[]> {
+    return processesFromWire(await this.call<Wire.ListProcessesResponse>('ListProcesses', {}, this.quickMs));
+  }
+
+  /**
+   * Follow Watch. `onEnd` is called once when the stream stops for any reason other than
+   * the returned unsubscribe (the daemon stopped, the connection broke).
+   */
+  subscribe(listener: (e: DaemonEvent) => void, onEnd?: (err?: AwgError) => void, onReady?: () => void): () => void {
+    const fn = (this.client as unknown as Record<string, StreamMethod>)['Watch']!.bind(this.client);
+    const stream = fn({});
+    let cancelled = false;
+    let ended = false;
+    const end = (err?: AwgError) => {
+      if (ended || cancelled) return;
+      ended = true;
+      onEnd?.(err);
+    };
+    stream.on('metadata', () => onReady?.());
+    stream.on('data', (w: Wire.Event) => {
+      const e = eventFromWire(w);
+      if (e) listener(e);
+    });
+    stream.on('error', (e: grpc.ServiceError) => end(e.code === grpc.status.CANCELLED ? undefined : toError(e)));
+    stream.on('end', () => end());
+    return () => {
+      cancelled = true;
+      stream.cancel();
+    };
+  }
+
+  /** Resolves once Watch is live (its headers arrived), or rejects with why it is not. */
+  watch(listener: (e: DaemonEvent) => void, onEnd?: (err?: AwgError) => void): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      const unsub = this.subscribe(
+        listener,
+        (err) => {
+          if (!ready) reject(err ?? new AwgError('driver', 'the daemon closed the event stream'));
+          else onEnd?.(err);
+        },
+        () => {
+          ready = true;
+          resolve(unsub);
+        },
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}
+
+export type Connection = { client: DaemonClient } | { client?: undefined; reason: string; code?: string };
+
+/**
+ * A client when something answers on the socket; otherwise why not (ENOENT: no daemon;
+ * ECONNREFUSED: a stale socket; EACCES: not allowed by the socket's mode).
+ */
+export async function connectDaemon(socketPath: string, o: ClientOptions & { probeTimeoutMs?: number } = {}): Promise<Connection> {
+  const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000);
+  if (!probe.ok) return { reason: `no awg daemon answers on ${socketPath} (${probe.code})`, ...(probe.code ? { code: probe.code } : {}) };
+  return { client: new DaemonClient(socketPath, o) };
+}

@@ -1,0 +1,110 @@
+import * as protoLoader from '@grpc/proto-loader';
+import type * as grpc from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { AwgError, ERROR_KINDS, type ErrorKind } from '../../../src/errors.js';
+import {
+  applyRequestFromWire,
+  applyRequestToWire,
+  applyResponseFromWire,
+  applyResponseToWire,
+  diffResponseFromWire,
+  diffResponseToWire,
+  downResponseFromWire,
+  downResponseToWire,
+  errorFromWire,
+  errorToWire,
+  eventFromWire,
+  eventToWire,
+  LOADER_OPTIONS,
+  processesFromWire,
+  processesToWire,
+  PROTO_PATH,
+  SERVICE_NAME,
+  statusFromWire,
+  statusToWire,
+} from '../../../src/daemon/convert.js';
+import type { StatusResponse } from '../../../src/daemon/core.js';
+import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
+
+// Round trips go through the real protobuf encoding, so a field missing from the .proto
+// (or a wrong type) is caught here, not only a typo in convert.ts.
+const svc = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[SERVICE_NAME] as unknown as Record<string, grpc.MethodDefinition<object, object>>;
+
+function wire<T>(method: string, side: 'request' | 'response', msg: object): T {
+  const m = svc[method]!;
+  const bytes = side === 'request' ? m.requestSerialize(msg) : m.responseSerialize(msg);
+  return (side === 'request' ? m.requestDeserialize(bytes) : m.responseDeserialize(bytes)) as T;
+}
+
+describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
+  it('ApplyRequest', () => {
+    for (const r of [{ configPath: '/etc/awg/awg.yaml' }, { configPath: '/x.yaml', dryRun: true }, { configPath: '/ü/x.yaml', confirmTimeoutSec: 120 }]) {
+      expect(applyRequestFromWire(wire('Apply', 'request', applyRequestToWire(r)))).toEqual(r);
+    }
+  });
+
+  it('an ApplyRequest without a config path is invalid-config', () => {
+    expect(() => applyRequestFromWire(wire('Apply', 'request', {}))).toThrow(/config path missing/);
+  });
+
+  it('ApplyResponse with and without error / deadline; the plan document is identical', () => {
+    const plain = { outcome: 'converged', plan: samplePlan(), mutations: 3 };
+    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(plain)))).toEqual(plain);
+    const full = { outcome: 'failed-closed', plan: { ...samplePlan(), config: undefined, changes: [], summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 }, foreign: [], warnings: [] }, mutations: 0, error: { kind: 'driver', message: 'nft: ä' }, confirmDeadline: '2026-11-22T05:01:00.000Z' };
+    delete (full.plan as { config?: string }).config;
+    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(full)))).toEqual(full);
+  });
+
+  it('Diff and Down responses', () => {
+    const d = { plan: samplePlan(), changes: true };
+    expect(diffResponseFromWire(wire('Diff', 'response', diffResponseToWire(d)))).toEqual(d);
+    const n = { plan: { ...samplePlan(), changes: [], foreign: [], warnings: [] }, changes: false };
+    expect(diffResponseFromWire(wire('Diff', 'response', diffResponseToWire(n)))).toEqual(n);
+    const down = { removed: ['a', 'b'], mutations: 2 };
+    expect(downResponseFromWire(wire('Down', 'response', downResponseToWire(down)))).toEqual(down);
+  });
+
+  it('Status: every state, optional fields absent stay absent, 64-bit byte counters survive', () => {
+    for (const state of ['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down'] as StatusResponse['state'][]) {
+      const s = { ...sampleStatus(), state };
+      expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
+    }
+    const bare: StatusResponse = { state: 'down', objects: [], tunnels: [] };
+    expect(statusFromWire(wire('Status', 'response', statusToWire(bare)))).toEqual(bare);
+    const withErr: StatusResponse = { ...sampleStatus(), lastReconcile: { at: 'x', outcome: 'failed', durationMs: 1, error: { kind: 'driver', message: 'm' } }, confirmDeadline: 'd' };
+    expect(statusFromWire(wire('Status', 'response', statusToWire(withErr)))).toEqual(withErr);
+    // a handshake age of 0 is not "never"
+    const zero = { ...sampleStatus(), tunnels: [{ ...sampleStatus().tunnels[0]!, lastHandshakeAgeSec: 0 }] };
+    expect(statusFromWire(wire('Status', 'response', statusToWire(zero))).tunnels[0]!.lastHandshakeAgeSec).toBe(0);
+  });
+
+  it('every event type', () => {
+    for (const e of ALL_EVENTS) expect(eventFromWire(wire('Watch', 'response', eventToWire(e)))).toEqual(e);
+  });
+
+  it('an event type this client does not know is skipped, not misread', () => {
+    expect(eventFromWire({ at: 'x' })).toBeUndefined();
+  });
+
+  it('ListProcesses', () => {
+    const ps = new FakeCore().processes;
+    expect(processesFromWire(wire('ListProcesses', 'response', processesToWire(ps)))).toEqual(ps);
+  });
+
+  it('an unknown state from the wire is an error, not a silent default', () => {
+    expect(() => statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [] })).toThrow(/malformed/);
+  });
+
+  it('errors: each kind maps to its gRPC code and back with issues and hint', () => {
+    for (const kind of Object.keys(ERROR_KINDS) as ErrorKind[]) {
+      const e = new AwgError(kind, `boom ${kind}`, { hint: 'try x', issues: [{ file: 'a.yaml', line: 2, col: 3, path: 'tunnels', message: 'bad', severity: 'error' }] });
+      const w = errorToWire(e);
+      expect(w.code).toBe(ERROR_KINDS[kind].grpcCode);
+      const back = errorFromWire(w.code, e.message, w.trailer);
+      expect(back).toMatchObject({ kind, message: e.message, hint: 'try x', issues: e.issues });
+      // without our trailer the code alone still gives the kind
+      expect(errorFromWire(w.code, 'x', undefined).kind).toBe(kind);
+    }
+    expect(errorFromWire(2, 'unknown', 'not json').kind).toBe('driver');
+  });
+});

@@ -1,0 +1,140 @@
+/** An in-memory DaemonCore for API tests: canned answers, recorded calls, injected events. */
+import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from '../../../src/daemon/core.js';
+import type { PlanDocument } from '../../../src/model/plan-document.js';
+
+export const SECRET_KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
+export const PEER_PUB = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
+
+export function samplePlan(config = '/etc/awg/awg.yaml'): PlanDocument {
+  return {
+    formatVersion: 1,
+    config,
+    changes: [
+      { kind: 'link', id: 'link/awg-work', action: 'create', cause: 'initial', reason: 'missing', after: { name: 'awg-work', mtu: 1420, kind: 'tun' } },
+      {
+        kind: 'route',
+        id: 'route/52001/0.0.0.0/0',
+        action: 'update',
+        cause: 'drift',
+        reason: 'metric differs',
+        fields: ['metric'],
+        before: { table: 52001, dst: '0.0.0.0/0', metric: 5 },
+        after: { table: 52001, dst: '0.0.0.0/0', metric: 0, nested: { a: [1, 'x', null, true] } },
+      },
+      { kind: 'rule', id: 'rule/5200', action: 'delete', cause: 'config', reason: 'no longer desired', before: { priority: 5200 } },
+    ],
+    summary: { create: 1, update: 1, replace: 0, delete: 1, drift: 1, config: 1 },
+    foreign: [{ kind: 'link', id: 'link/awg-old', relation: 'conflict', description: 'exists without our marker' }],
+    warnings: ['endpoint vpn.example.com resolved to 2 addresses; using the first'],
+  };
+}
+
+export function sampleStatus(): StatusResponse {
+  return {
+    state: 'converged',
+    configPath: '/etc/awg/awg.yaml',
+    lastReconcile: { at: '2026-11-22T05:00:00.000Z', outcome: 'unchanged', durationMs: 12 },
+    objects: [
+      { kind: 'link', id: 'link/awg-work' },
+      { kind: 'route', id: 'route/52001/0.0.0.0/0' },
+    ],
+    tunnels: [
+      {
+        name: 'work',
+        type: 'wireguard',
+        link: 'awg-work',
+        up: true,
+        lastHandshakeAgeSec: 17,
+        rxBytes: 123456789012,
+        txBytes: 42,
+        peers: [{ publicKey: PEER_PUB, endpoint: '192.0.2.1:51820', lastHandshakeAgeSec: 17, rxBytes: 123456789012, txBytes: 42 }],
+      },
+      { name: 'idle', type: 'amneziawg', up: false, rxBytes: 0, txBytes: 0, peers: [] },
+    ],
+  };
+}
+
+export const ALL_EVENTS: DaemonEvent[] = [
+  { type: 'reconcile-started', at: '2026-11-22T05:00:00.000Z', reason: 'drift-timer' },
+  { type: 'reconcile-finished', at: '2026-11-22T05:00:00.100Z', reason: 'confirm-timeout', outcome: 'converged', durationMs: 100, summary: { create: 1, update: 0, replace: 0, delete: 0, drift: 0, config: 1 } },
+  { type: 'reconcile-finished', at: '2026-11-22T05:00:00.200Z', reason: 'retry', outcome: 'failed', durationMs: 7, summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 }, error: { kind: 'driver', message: 'ip route failed' } },
+  { type: 'drift', at: '2026-11-22T05:00:01.000Z', ids: ['route/52001/0.0.0.0/0', 'rule/5200'], repaired: true },
+  { type: 'network-changed', at: '2026-11-22T05:00:02.000Z', detail: 'link eth0 up' },
+  { type: 'config-changed', at: '2026-11-22T05:00:03.000Z', path: '/etc/awg/awg.yaml', valid: false },
+  { type: 'tunnel', at: '2026-11-22T05:00:04.000Z', tunnel: 'work', state: 'up' },
+  { type: 'tunnel', at: '2026-11-22T05:00:04.500Z', tunnel: 'work', state: 'down' },
+  { type: 'handshake', at: '2026-11-22T05:00:05.000Z', tunnel: 'work', peer: PEER_PUB },
+  { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
+  { type: 'reverted', at: '2026-11-22T05:01:06.000Z', reason: 'confirm timeout expired without confirm()' },
+  { type: 'error', at: '2026-11-22T05:01:07.000Z', kind: 'invalid-config', message: 'awg.yaml:3:5: tunnels.work.peers: required' },
+];
+
+export class FakeCore implements DaemonCore {
+  readonly calls: { method: string; arg?: unknown }[] = [];
+  private readonly listeners = new Set<(e: DaemonEvent) => void>();
+  /** set to make the next call of that method throw */
+  fail: Partial<Record<'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses', unknown>> = {};
+  statusValue: StatusResponse = sampleStatus();
+  applyValue: ApplyResponse = { outcome: 'converged', plan: samplePlan(), mutations: 4 };
+  diffValue = { plan: samplePlan(), changes: true };
+  downValue = { removed: ['link/awg-work', 'route/52001/0.0.0.0/0'], mutations: 2 };
+  confirmValue = { confirmed: true };
+  processes: ProcessInfo[] = [
+    { pid: 4242, name: 'firefox', path: '/usr/lib/firefox/firefox', rule: 'browsers', target: 'work', route: 'work' },
+    { pid: 1, name: 'systemd', path: '/usr/lib/systemd/systemd', route: 'direct' },
+  ];
+
+  private check(m: keyof FakeCore['fail']): void {
+    const f = this.fail[m];
+    if (f !== undefined) {
+      delete this.fail[m];
+      throw f;
+    }
+  }
+
+  get subscribers(): number {
+    return this.listeners.size;
+  }
+
+  emit(e: DaemonEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+
+  async apply(req: ApplyRequest): Promise<ApplyResponse> {
+    this.calls.push({ method: 'apply', arg: req });
+    this.check('apply');
+    const r = { ...this.applyValue };
+    if (req.dryRun) r.outcome = 'planned';
+    if (req.confirmTimeoutSec) r.confirmDeadline = new Date(Date.parse('2026-11-22T05:00:00.000Z') + req.confirmTimeoutSec * 1000).toISOString();
+    return r;
+  }
+  async diff(req: { configPath: string }) {
+    this.calls.push({ method: 'diff', arg: req });
+    this.check('diff');
+    return this.diffValue;
+  }
+  async status(): Promise<StatusResponse> {
+    this.calls.push({ method: 'status' });
+    this.check('status');
+    return this.statusValue;
+  }
+  async down() {
+    this.calls.push({ method: 'down' });
+    this.check('down');
+    return this.downValue;
+  }
+  async confirm() {
+    this.calls.push({ method: 'confirm' });
+    this.check('confirm');
+    return this.confirmValue;
+  }
+  async listProcesses(): Promise<ProcessInfo[]> {
+    this.calls.push({ method: 'listProcesses' });
+    this.check('listProcesses');
+    return this.processes;
+  }
+  subscribe(listener: (e: DaemonEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+}

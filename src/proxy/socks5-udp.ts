@@ -20,6 +20,8 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { EventEmitter } from 'node:events';
 import { isIP, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
+
+type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
 import { markDgram } from '../native/sockmark.js';
 import { classifySocksError, connectToProxy, socksProxy, type Socks5Options } from './socks5.js';
 import { ProxyDialError, type Destination } from './types.js';
@@ -134,15 +136,20 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
       const control = await connectToProxy(this.o.socks);
       s.control = control;
       if (s.closed) return this.end(s);
-      let info;
+      let info: SocksClientEstablishedEvent;
       try {
-        info = await SocksClient.createConnection({
+        // createConnection() only does CONNECT; ASSOCIATE goes through the event API
+        const client = new SocksClient({
           proxy: socksProxy(this.o.socks),
           command: 'associate',
           // the proxy learns our UDP source from the first datagram
           destination: { host: '0.0.0.0', port: 0 },
-          existing_socket: control,
           timeout: this.o.socks.timeoutMs ?? 10_000,
+        });
+        info = await new Promise<SocksClientEstablishedEvent>((resolve, reject) => {
+          client.once('established', resolve);
+          client.once('error', reject);
+          client.connect(control);
         });
       } catch (e) {
         throw new ProxyDialError(classifySocksError((e as Error).message), `SOCKS5 UDP ASSOCIATE at ${this.o.socks.server}:${this.o.socks.port} failed: ${(e as Error).message}`, {

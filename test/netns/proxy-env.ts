@@ -173,7 +173,7 @@ export async function startProxies(topo: Topology): Promise<Proxies> {
   return { socks: 1080, socksAuth: 1081, http: 8888, httpAuth: 8889, procs };
 }
 
-/** dante with UDP ASSOCIATE on S4:1090 (no auth), external address S4T. */
+/** dante with UDP ASSOCIATE on S4:1090 (no auth), external addresses S4T and S6T. */
 export async function startDante(topo: Topology): Promise<NsProcess> {
   const f = join(topo.dir, 'danted.conf');
   writeFileSync(
@@ -182,13 +182,14 @@ export async function startDante(topo: Topology): Promise<NsProcess> {
       'logoutput: stderr',
       `internal: ${S4} port = 1090`,
       `external: ${S4T}`,
+      `external: ${S6T}`,
       'socksmethod: none',
       'clientmethod: none',
       'user.privileged: root',
       'user.unprivileged: nobody',
-      'client pass { from: 10.200.71.0/24 to: 0.0.0.0/0 }',
-      'socks pass { from: 10.200.71.0/24 to: 0.0.0.0/0 command: connect udpassociate }',
-      'socks pass { from: 0.0.0.0/0 to: 10.200.71.0/24 command: udpreply }',
+      'client pass { from: 10.200.71.0/24 to: 0/0 }',
+      'socks pass { from: 10.200.71.0/24 to: 0/0 command: connect udpassociate }',
+      'socks pass { from: 0/0 to: 10.200.71.0/24 command: udpreply }',
       '',
     ].join('\n'),
   );

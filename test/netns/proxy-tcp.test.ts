@@ -205,7 +205,6 @@ describe.skipIf(skip)('proxy tunnels: transparent proxy through real SOCKS5 and 
       const again = await curl(T().c, [`http://${T4}:${HTTP_PORT}/`]);
       expect(again.code).not.toBe(0);
       expect(h.events('dial-error').map((e) => e.kind)).toEqual(['unreachable']);
-      expect((await h.stats()).proxy.errors['upstream-error'] ?? 0).toBeGreaterThanOrEqual(0);
     });
 
     it('fallback allow-direct: the transfer fails, the next connection goes direct', async () => {

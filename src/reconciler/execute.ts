@@ -16,7 +16,8 @@ export interface BatchDriver<K extends ResourceKind> extends Driver<K> {
 export interface ExecuteResult {
   done: AnyChange[];
   changed: number;
-  failed?: { change: AnyChange; error: AwgError };
+  /** `group`: the changes sent together with the failing one (a batch); none of them counts as done */
+  failed?: { change: AnyChange; error: AwgError; group: AnyChange[] };
 }
 
 export async function executeChanges(changes: AnyChange[], drivers: Partial<DriverSet>, ctx: ApplyContext, signal?: AbortSignal): Promise<ExecuteResult> {
@@ -28,7 +29,7 @@ export async function executeChanges(changes: AnyChange[], drivers: Partial<Driv
     if (signal?.aborted) throw new AwgError('driver', 'apply aborted');
     const c = work[i]!;
     const driver = drivers[c.kind] as BatchDriver<ResourceKind> | undefined;
-    if (!driver) return { done, changed, failed: { change: c, error: new AwgError('unsupported', `no driver for ${c.kind} on this platform`) } };
+    if (!driver) return { done, changed, failed: { change: c, error: new AwgError('unsupported', `no driver for ${c.kind} on this platform`), group: [c] } };
     let j = i + 1;
     if (driver.applyBatch) while (j < work.length && work[j]!.kind === c.kind) j++;
     const group = work.slice(i, j);
@@ -41,9 +42,35 @@ export async function executeChanges(changes: AnyChange[], drivers: Partial<Driv
       }
       done.push(...group);
     } catch (e) {
-      return { done, changed, failed: { change: c, error: toAwgError(e, 'driver') } };
+      return { done, changed, failed: { change: c, error: toAwgError(e, 'driver'), group } };
     }
     i = j;
   }
   return { done, changed };
+}
+
+/**
+ * Execute every change, continuing past failures (rollback, teardown). Batches are kept;
+ * a failed batch is retried change by change so one bad object does not strand the rest.
+ */
+export async function executeBestEffort(changes: AnyChange[], drivers: Partial<DriverSet>, ctx: ApplyContext): Promise<{ changed: number; errors: AwgError[] }> {
+  const errors: AwgError[] = [];
+  let changed = 0;
+  let rest = changes.filter((c) => c.action !== 'noop');
+  while (rest.length) {
+    const r = await executeChanges(rest, drivers, ctx);
+    changed += r.changed;
+    if (!r.failed) break;
+    const group = r.failed.group;
+    if (group.length > 1) {
+      for (const c of group) {
+        const one = await executeChanges([c], drivers, ctx);
+        changed += one.changed;
+        if (one.failed) errors.push(one.failed.error);
+      }
+    } else errors.push(r.failed.error);
+    const last = rest.indexOf(group[group.length - 1]!);
+    rest = rest.slice(last + 1);
+  }
+  return { changed, errors };
 }

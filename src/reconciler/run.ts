@@ -10,7 +10,7 @@ import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
 import type { Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import type { StateStore } from '../util/state.js';
-import { executeChanges } from './execute.js';
+import { executeBestEffort, executeChanges } from './execute.js';
 import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
 import { observeAll } from './observe.js';
 import { revert } from './revert.js';
@@ -37,12 +37,7 @@ function applyContext(env: ReconcileEnv): ApplyContext {
 
 /** Execute every change, continuing past failures; returns the errors. */
 async function bestEffort(changes: AnyChange[], env: ReconcileEnv): Promise<AwgError[]> {
-  const errors: AwgError[] = [];
-  for (const c of changes) {
-    const r = await executeChanges([c], env.drivers, applyContext(env));
-    if (r.failed) errors.push(r.failed.error);
-  }
-  return errors;
+  return (await executeBestEffort(changes, env.drivers, applyContext(env))).errors;
 }
 
 export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise<RollbackOutput> {

@@ -1,6 +1,6 @@
 import { toAwgError } from '../../errors.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
-import { executeChanges } from '../../reconciler/execute.js';
+import { executeBestEffort } from '../../reconciler/execute.js';
 import { observeWith } from '../../reconciler/run.js';
 import { verify } from '../../reconciler/verify.js';
 import { claimsFromConfig, DEFAULT_CLAIMS } from '../app.js';
@@ -41,8 +41,9 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
   try {
     const observed = await observeWith(env, empty);
     const p = makePlan(empty, observed);
-    const r = await executeChanges(p.changes, env.drivers, { exec: env.exec, reporter, state, dryRun: Boolean(o.dryRun), claims });
-    if (r.failed) throw r.failed.error;
+    // Remove as much as possible even when one object resists; report what failed.
+    const r = await executeBestEffort(p.changes, env.drivers, { exec: env.exec, reporter, state, dryRun: Boolean(o.dryRun), claims });
+    for (const e of r.errors) io.err(`awg: ${e.message}\n`);
     if (!o.dryRun) {
       const left = verify(empty, await observeWith(env, empty));
       if (!left.ok) {
@@ -51,9 +52,10 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
       }
       state.delete(APPLIED_KEY);
     }
-    if (o.json) io.out(JSON.stringify({ removed: r.done.map((c) => c.id), mutations: env.exec.mutations }, null, 2) + '\n');
-    else io.out(r.done.length ? `Removed ${r.done.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
-    return 0;
+    const removed = p.changes.filter((c) => c.action !== 'noop').map((c) => c.id);
+    if (o.json) io.out(JSON.stringify({ removed, mutations: env.exec.mutations, errors: r.errors.map((e) => e.message) }, null, 2) + '\n');
+    else io.out(removed.length ? `Removed ${removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
+    return r.errors.length ? r.errors[0]!.exitCode : 0;
   } catch (e) {
     const err = toAwgError(e);
     printError(io, err);

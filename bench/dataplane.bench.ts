@@ -13,11 +13,15 @@
  * - VmRSS of the engine and of wireguard-go after the throughput runs.
  *
  * Needs root, wireguard-go, wg, iperf3; runs `npm run build` output (the engine is dist/).
+ * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_PROFILE=DIR`
+ * makes the engine write a `--cpu-prof` profile to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
+ * runs another build's engine (see startEngineDirect).
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   awg,
   cleanupAwgEnv,
@@ -31,6 +35,7 @@ import {
   createNetns,
   destroyNetns,
   nsExec,
+  netnsPath,
   nsSpawn,
   sweepStaleNetns,
   vethPair,
@@ -123,6 +128,77 @@ async function firstPing(ns: string, addr: string): Promise<number> {
   return Number(m[1]);
 }
 
+/**
+ * A preload that profiles an `awg engine` process with the inspector (NODE_OPTIONS refuses
+ * --cpu-prof) and writes DIR/engine-PID.cpuprofile at exit; other processes are untouched.
+ */
+function profilePreload(work: string, dir: string): string {
+  const p = join(work, 'profile-preload.mjs');
+  writeFileSync(
+    p,
+    `import { Session } from 'node:inspector';
+import { writeFileSync } from 'node:fs';
+if (process.argv.includes('engine')) {
+  const s = new Session();
+  s.connect();
+  s.post('Profiler.enable');
+  s.post('Profiler.setSamplingInterval', { interval: 200 });
+  s.post('Profiler.start');
+  process.on('exit', () => s.post('Profiler.stop', (e, r) => {
+    if (!e) writeFileSync(${JSON.stringify(dir)} + '/engine-' + process.pid + '.cpuprofile', JSON.stringify(r.profile));
+  }));
+}
+`,
+  );
+  return p;
+}
+
+const hex = (b64: string) => Buffer.from(b64, 'base64').toString('hex');
+
+/**
+ * `AWG_BENCH_ENGINE_ROOT=DIR` (a copy of bin/ + dist/ + node_modules): start that build's
+ * engine directly on a persistent TUN instead of through `awg apply`, so two builds can be
+ * compared while other runs rebuild the checkout's dist/.
+ */
+async function startEngineDirect(
+  ns: string,
+  root: string,
+  link: string,
+  uapi: string,
+  nodeOptions: string | undefined,
+  uapiSet: string[],
+): Promise<{ kill(): Promise<void> }> {
+  await nsExec(ns, 'ip', ['tuntap', 'add', 'dev', link, 'mode', 'tun']);
+  mkdirSync(dirname(uapi), { recursive: true });
+  const child = spawn(
+    'nsenter',
+    [`--net=${netnsPath(ns)}`, '--', process.execPath, join(root, 'bin/awg.js'), 'engine', '--link', link, '--uapi', uapi],
+    {
+      env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  child.stdin.end(uapiSet.join('\n') + '\n\n');
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
+      await exited;
+      clearTimeout(t);
+    }
+  };
+  for (let i = 0; i < 400 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!out.includes('ready')) {
+    await kill();
+    throw new Error(`engine from ${root} not ready: ${out}`);
+  }
+  return { kill };
+}
+
 const sample = (name: string, unit: string, runs: number[], note?: string): Sample => ({
   name,
   unit,
@@ -154,6 +230,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
   let env: AwgEnv | undefined;
   const wgs: WgGo[] = [];
   let server: NsProcess | undefined;
+  let direct: { kill(): Promise<void> } | undefined;
   const load: number[] = [];
   try {
     nsA = await createNetns('bda');
@@ -189,8 +266,39 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
         allowedIPs: [`${T1(2)}/32`],
       }),
     );
-    const ap = await awg(nsA, e, ['apply', '-f', cfg]);
-    if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
+    const prof = process.env.AWG_BENCH_PROFILE;
+    const nodeOptions = prof ? `--import=file://${profilePreload(work, prof)}` : undefined;
+    const engineRoot = process.env.AWG_BENCH_ENGINE_ROOT;
+    if (engineRoot) {
+      direct = await startEngineDirect(nsA, engineRoot, link, join(e.env.AWG_UAPI_DIR!, `${link}.sock`), nodeOptions, [
+        'set=1',
+        `private_key=${hex(ka.privateKey)}`,
+        'listen_port=51823',
+        `public_key=${hex(kb1.publicKey)}`,
+        `endpoint=${UB}:51820`,
+        `allowed_ip=${T1(2)}/32`,
+      ]);
+      await nsExec(nsA, 'ip', ['addr', 'add', `${T1(1)}/24`, 'dev', link]);
+      await nsExec(nsA, 'ip', ['link', 'set', link, 'mtu', '1420', 'up']);
+    } else {
+      const cfg = writeConfig(
+        e,
+        'a.yaml',
+        awgConfig({
+          tunnel,
+          privateKey: ka.privateKey,
+          address: `${T1(1)}/24`,
+          listenPort: 51823,
+          peerPublicKey: kb1.publicKey,
+          endpoint: `${UB}:51820`,
+          allowedIPs: [`${T1(2)}/32`],
+        }),
+      );
+      const ap = await awg(nsA, e, ['apply', '-f', cfg], {
+        extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
+      });
+      if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
+    }
 
     server = nsSpawn(nsB, 'iperf3', ['-s', '-p', '5201']);
     for (const addr of [T1(2), T2(2)])
@@ -252,7 +360,8 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, note));
   } finally {
     await server?.kill(1000);
-    if (env && nsA) await awg(nsA, env, ['down']).catch(() => undefined);
+    if (direct) await direct.kill();
+    else if (env && nsA) await awg(nsA, env, ['down']).catch(() => undefined);
     for (const w of wgs) await w.stop().catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);

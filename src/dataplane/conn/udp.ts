@@ -11,6 +11,20 @@ import { type Bind, type Endpoint, isIPv6 } from './bind.js';
 
 const MAPPED = '::ffff:';
 
+/**
+ * Endpoints are always numeric: skip dgram's default dns.lookup, which per datagram runs an
+ * IP regex and defers the send to the next tick (the largest JS cost of the send path).
+ */
+function numericLookup(
+  address: string,
+  _opts: unknown,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  cb(null, address, isIPv6(address) ? 6 : 4);
+}
+
+const ignoreSendError = () => {};
+
 export class UdpBind implements Bind {
   private sock: Socket | null = null;
   private dual = false;
@@ -29,21 +43,27 @@ export class UdpBind implements Bind {
       : ['udp6', 'udp4'];
     let lastErr: unknown;
     for (const type of attempts) {
-      const s = createSocket({ type, ipv6Only: false, reuseAddr: false });
+      const s = createSocket({
+        type,
+        ipv6Only: false,
+        reuseAddr: false,
+        lookup: numericLookup as never,
+      });
       s.on('message', (msg, rinfo) => {
-        const a =
-          rinfo.address.startsWith(MAPPED) && rinfo.address.includes('.')
-            ? rinfo.address.slice(MAPPED.length)
-            : rinfo.address;
-        this.receiver?.(msg, { address: a.replace(/%.*$/, ''), port: rinfo.port });
+        let a = rinfo.address;
+        if (a.startsWith(MAPPED) && a.includes('.')) a = a.slice(MAPPED.length);
+        else if (a.includes('%')) a = a.slice(0, a.indexOf('%'));
+        this.receiver?.(msg, { address: a, port: rinfo.port });
       });
       s.on('error', () => {});
       try {
-        s.bind(port, this.host ?? (type === 'udp6' ? '::' : '0.0.0.0'));
-        await Promise.race([
+        // listeners first: with a synchronous lookup, bind may emit before it returns
+        const listening = Promise.race([
           once(s, 'listening'),
           once(s, 'error').then(([e]) => Promise.reject(e)),
         ]);
+        s.bind(port, this.host ?? (type === 'udp6' ? '::' : '0.0.0.0'));
+        await listening;
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
         if (this.mark && this.applyMark) this.applyMark(s, this.mark);
@@ -68,7 +88,7 @@ export class UdpBind implements Bind {
     const s = this.sock;
     if (!s) return;
     const addr = this.dual && !isIPv6(to.address) ? MAPPED + to.address : to.address;
-    for (const b of bufs) s.send(b, to.port, addr, () => {});
+    for (const b of bufs) s.send(b, to.port, addr, ignoreSendError);
   }
 
   setMark(mark: number): void {

@@ -59,7 +59,10 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
 
   it('SIGKILL keeps traffic blocked; restart re-creates only the engine and the tunnel returns; SIGTERM keeps the nft table', async () => {
     ce = makeAwgEnv();
-    const cfg = writeConfig(ce, 'client.yaml', clientConfig(k, { killSwitch: true }));
+    // the endpoint is the peer's veth address: our engine replies from the address of the
+    // outgoing interface (no sticky source), and the kill switch only admits the configured
+    // endpoint, so an endpoint on the peer's loopback would roam out of the allowed set
+    const cfg = writeConfig(ce, 'client.yaml', clientConfig(k, { killSwitch: true, endpoint: PEER_UNDERLAY }));
     // control: the probes pass without awg
     expect(await underlayOpen(9101)).toEqual({ udp: true, tcp: true });
 
@@ -67,7 +70,10 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     await up.waitEvent(converged);
     expect(await nftTable(t.client, 'awg')).toBeDefined();
     expect(await underlayOpen(9102)).toEqual({ udp: false, tcp: false });
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9103), 'tunnel traffic with the kill switch on');
+    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9103), 'tunnel traffic with the kill switch on').catch(async (e: Error) => {
+      const diag = [await nftTable(t.client, 'awg'), (await nsExec(t.client, 'ip', ['route'])).stdout, (await nsExec(t.client, 'ss', ['-uapn'])).stdout, up?.proc.output()];
+      throw new Error(`${e.message}\n${diag.join('\n----\n')}`);
+    });
 
     up.proc.child.kill('SIGKILL');
     await up.proc.exited;

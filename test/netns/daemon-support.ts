@@ -43,7 +43,7 @@ tunnels:
 `;
 }
 
-export function clientConfig(k: Keys, opts: { extraAllowed?: string[]; killSwitch?: boolean; keepalive?: number } = {}): string {
+export function clientConfig(k: Keys, opts: { extraAllowed?: string[]; killSwitch?: boolean; keepalive?: number; endpoint?: string } = {}): string {
   const allowed = [`${PEER_TUN.replace(/\.\d+$/, '.0')}/24`, ...(opts.extraAllowed ?? [])];
   return `version: 1
 tunnels:
@@ -53,7 +53,7 @@ tunnels:
     addresses: [${CLIENT_TUN}/24]
     peers:
       - publicKey: "${k.peer.publicKey}"
-        endpoint: ${PEER_ENDPOINT}:51820
+        endpoint: ${opts.endpoint ?? PEER_ENDPOINT}:51820
         allowedIPs: [${allowed.join(', ')}]
 ${opts.keepalive ? `        persistentKeepalive: ${opts.keepalive}\n` : ''}${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
 }

@@ -7,6 +7,7 @@ import { machine, printSamples, type Sample } from './lib.js';
 import { planBench } from './plan.bench.js';
 import { applyBench } from './apply.bench.js';
 import { diffBench } from './diff.bench.js';
+import { proxyBench } from './proxy.bench.js';
 import { dataplaneBench } from './dataplane.bench.js';
 
 const smoke = process.argv.includes('--smoke');
@@ -16,6 +17,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'plan', run: (s) => planBench(s ? 1 : 15) },
   { name: 'apply', run: applyBench },
   { name: 'diff', run: diffBench },
+  { name: 'proxy', run: proxyBench },
   { name: 'dataplane', run: dataplaneBench },
 ];
 

@@ -1,0 +1,328 @@
+/**
+ * ProcessPlacer: puts processes into their rule's cgroup (`<cgroupRoot>/<ruleName>`) so the
+ * firewall's `socket cgroupv2` match routes them (DESIGN.md §4, §6).
+ *
+ * Contract:
+ * - EXEC event of a process whose executable matches an enabled rule → one write of its tgid
+ *   to that rule's `cgroup.procs` (fd kept open per cgroup, one pid per write: LINUX.md §3.8).
+ *   Children forked afterwards inherit the cgroup. A socket's cgroup is fixed when it is
+ *   created (§4), so what the process opens between exec and the write keeps the old route:
+ *   that window is measured (`onPlaced`, bench/placement.bench.ts); `awg exec` has none.
+ * - A matching process is left where it is when it already sits in that cgroup (no write)
+ *   or in an `awg exec` cgroup (explicit placement wins). This costs one read of
+ *   /proc/PID/cgroup per matching exec (≈ 40 µs; `checkCurrent: false` skips it).
+ * - An exec that matches no rule changes nothing: children of placed processes that exec
+ *   other programs stay (inheritance).
+ * - Our own process and its descendants (engines, nft, ip…) are never moved: tracked from
+ *   the initial scan and FORK events (a FORK whose parent is outside the tree drops the child
+ *   pid from it, which handles pid reuse).
+ * - `rescan()` (start, rule change, lost events) re-places running processes:
+ *   own exe matches rule R → moved to R unless already there or in an exec cgroup;
+ *   no match, in the cgroup of a rule that no longer exists, or of a rule that its own exe
+ *   matched before (placed for itself, not inherited) → back to the cgroup it came from when
+ *   the placer moved it during a scan, else to `<cgroupRoot>` (unmarked: default route).
+ * - Failures are counted, never thrown: ESRCH (exited before the write), a missing cgroup
+ *   (not created yet: retried on the next event), other errnos.
+ */
+import { join } from 'node:path';
+import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
+import { defaultRoute, effectiveRoute, type RuleMatch, type RuleMatcher } from '../model/match.js';
+import type { CgroupMount } from '../resources/cgroup/parse.js';
+import type { ProcessInfo } from '../daemon/core.js';
+import type { ProcConnector, ProcEvent } from './connector.js';
+import { classifyCgroup, relativeCgroup, type CgroupClass } from './cgroups.js';
+import { descendants, linuxProcFs, scanProcesses, type ProcEntry, type ProcFs } from './scan.js';
+
+/** Writes pids into `cgroup.procs` files; a fake in unit tests. */
+export interface CgroupWriter {
+  /** open `<mount>/<path>/cgroup.procs` for writing: a handle ≥ 0, or -errno */
+  open(path: string): number;
+  /** write one pid: 0, or -errno (ESRCH: the process is gone) */
+  write(handle: number, pid: number): number;
+  close(handle: number): void;
+}
+
+export function linuxCgroupWriter(mountPoint: string): CgroupWriter {
+  return {
+    open: (path) => open(join(mountPoint, path, 'cgroup.procs'), O_WRONLY | O_CLOEXEC),
+    write(handle, pid) {
+      const r = write(handle, Buffer.from(String(pid)));
+      return r < 0 ? r : 0;
+    },
+    close: (h) => void close(h),
+  };
+}
+
+export interface PlacerStats {
+  /** EXEC events seen (own tree excluded) */
+  execs: number;
+  /** writes that moved a process */
+  placed: number;
+  /** EXEC events whose executable matched no rule */
+  misses: number;
+  /** matching processes left alone: already in place, or in an `awg exec` cgroup */
+  kept: number;
+  /** events of our own process tree, ignored */
+  ownTree: number;
+  /** the process exited before it could be read or moved */
+  esrch: number;
+  /** the rule's cgroup does not exist (yet) */
+  missingCgroup: number;
+  /** other write/open errors */
+  errors: number;
+  rescans: number;
+}
+
+export interface Placement {
+  pid: number;
+  rule: RuleMatch | undefined;
+  cgroup: string;
+  /** CLOCK_MONOTONIC ns of the EXEC (connector timestamp); undefined for scans */
+  execTs?: bigint;
+  /** CLOCK_MONOTONIC ns when the write returned */
+  placedTs: bigint;
+}
+
+export interface PlacerOptions {
+  matcher: RuleMatcher;
+  /** awg's subtree below the v2 mount (claims.cgroupRoot) */
+  cgroupRoot: string;
+  /** the v2 mount (mountPoint for the default writer, root to read /proc/PID/cgroup) */
+  mount: Pick<CgroupMount, 'mountPoint' | 'root'>;
+  /** cgroup path (relative to the mount) of a rule; default `<cgroupRoot>/<rule name>` */
+  ruleCgroup?: (ruleIndex: number, rule: RuleMatch) => string;
+  writer?: CgroupWriter;
+  procfs?: ProcFs;
+  /** root of the process tree never moved (default: this process) */
+  selfPid?: number;
+  /** read /proc/PID/cgroup before moving a matching process (default true) */
+  checkCurrent?: boolean;
+  onPlaced?: (p: Placement) => void;
+  now?: () => bigint;
+}
+
+export interface ListOptions {
+  /** whether a tunnel is up now */
+  tunnelUp: (name: string) => boolean;
+  /** config.default: `direct` or a tunnel */
+  defaultRoute?: string;
+  /** include processes no rule matches and that are not in our subtree (default false) */
+  all?: boolean;
+}
+
+export interface ListedProcess extends ProcessInfo {
+  ppid: number;
+  /** cgroup v2 path from /proc/PID/cgroup */
+  cgroup: string;
+  /** the rule the executable matches now, when it differs from where the process sits */
+  pending?: string;
+}
+
+export class ProcessPlacer {
+  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 };
+  private matcher: RuleMatcher;
+  private readonly fds = new Map<string, number>();
+  private readonly tree: Set<number>;
+  /** cgroup a scan moved a process out of (to move it back when it stops matching) */
+  private readonly origin = new Map<number, string>();
+  private readonly writer: CgroupWriter;
+  private readonly procfs: ProcFs;
+  private readonly now: () => bigint;
+  private readonly selfPid: number;
+  private closed = false;
+
+  constructor(private readonly opts: PlacerOptions) {
+    this.matcher = opts.matcher;
+    this.writer = opts.writer ?? linuxCgroupWriter(opts.mount.mountPoint);
+    this.procfs = opts.procfs ?? linuxProcFs();
+    this.now = opts.now ?? (() => process.hrtime.bigint());
+    this.selfPid = opts.selfPid ?? process.pid;
+    this.tree = new Set([this.selfPid]);
+  }
+
+  get rules(): RuleMatcher {
+    return this.matcher;
+  }
+
+  ruleCgroup(m: RuleMatch): string {
+    return this.opts.ruleCgroup?.(m.index, m) ?? `${this.opts.cgroupRoot}/${m.name}`;
+  }
+
+  /** Subscribe to a connector: events place processes, an overrun triggers a rescan. */
+  attach(conn: ProcConnector, onError?: (e: Error) => void): void {
+    conn.listen((evs) => this.handleEvents(evs), { onOverrun: () => this.rescan(), onError });
+  }
+
+  handleEvents(events: readonly ProcEvent[]): void {
+    for (const ev of events) {
+      if (ev.type === 'fork') {
+        // threads also emit FORK (child pid ≠ tgid, parent = the process's parent): skip
+        if (ev.childPid !== ev.childTgid) continue;
+        if (this.tree.has(ev.parentTgid)) this.tree.add(ev.childTgid);
+        else this.tree.delete(ev.childTgid);
+      } else if (ev.type === 'exec') {
+        this.onExec(ev.tgid, ev.ts);
+      }
+    }
+  }
+
+  /** Place one freshly exec'd process (the hot path). */
+  onExec(pid: number, execTs?: bigint): void {
+    if (this.closed) return;
+    if (this.tree.has(pid)) {
+      this.stats.ownTree++;
+      return;
+    }
+    this.stats.execs++;
+    const exe = this.procfs.exe(pid);
+    if (exe === undefined) {
+      this.stats.esrch++;
+      return;
+    }
+    const m = this.matcher.match(exe);
+    if (!m) {
+      this.stats.misses++;
+      return;
+    }
+    const target = this.ruleCgroup(m);
+    if (this.opts.checkCurrent !== false) {
+      const cur = this.procfs.cgroup(pid);
+      if (cur === undefined) {
+        this.stats.esrch++;
+        return;
+      }
+      const rel = relativeCgroup(cur, this.opts.mount.root);
+      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec') {
+        this.stats.kept++;
+        return;
+      }
+    }
+    if (this.move(pid, target)) this.opts.onPlaced?.({ pid, rule: m, cgroup: target, execTs, placedTs: this.now() });
+  }
+
+  /** Replace the rules and re-place running processes. */
+  setRules(matcher: RuleMatcher): void {
+    const old = this.matcher;
+    this.matcher = matcher;
+    this.rescan(old);
+  }
+
+  /** Re-place every running process (see the contract at the top). */
+  rescan(previous: RuleMatcher = this.matcher): void {
+    if (this.closed) return;
+    this.stats.rescans++;
+    const procs = scanProcesses(this.procfs);
+    const own = descendants(procs, this.selfPid);
+    this.tree.clear();
+    for (const p of own) this.tree.add(p);
+    const live = new Set(procs.map((p) => p.pid));
+    for (const pid of this.origin.keys()) if (!live.has(pid)) this.origin.delete(pid);
+    for (const p of procs) {
+      if (own.has(p.pid)) continue;
+      const target = this.desiredOnRescan(p, previous);
+      if (target === undefined) continue;
+      const cur = relativeCgroup(p.cgroup, this.opts.mount.root);
+      const inOurs = classifyCgroup(this.opts.cgroupRoot, cur).kind !== 'outside';
+      if (!inOurs && cur !== undefined && !this.origin.has(p.pid)) this.origin.set(p.pid, cur);
+      if (this.move(p.pid, target.path) && target.rule)
+        this.opts.onPlaced?.({ pid: p.pid, rule: target.rule, cgroup: target.path, placedTs: this.now() });
+      if (!target.rule) this.origin.delete(p.pid);
+    }
+  }
+
+  private desiredOnRescan(p: ProcEntry, previous: RuleMatcher): { path: string; rule?: RuleMatch } | undefined {
+    const rel = relativeCgroup(p.cgroup, this.opts.mount.root);
+    const where: CgroupClass = classifyCgroup(this.opts.cgroupRoot, rel);
+    if (where.kind === 'exec') return undefined;
+    const m = this.matcher.match(p.exe);
+    if (m) {
+      const path = this.ruleCgroup(m);
+      return path === rel ? undefined : { path, rule: m };
+    }
+    if (where.kind !== 'rule') return undefined;
+    const stillThere = this.matcher.byName(where.name);
+    const placedForItself = previous.match(p.exe)?.name === where.name;
+    if (stillThere && !placedForItself) return undefined;
+    return { path: this.origin.get(p.pid) ?? this.opts.cgroupRoot };
+  }
+
+  /** one write; true when moved */
+  private move(pid: number, path: string): boolean {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      let fd = this.fds.get(path);
+      if (fd === undefined) {
+        const r = this.writer.open(path);
+        if (r < 0) {
+          if (-r === E.ENOENT) this.stats.missingCgroup++;
+          else this.stats.errors++;
+          return false;
+        }
+        fd = r;
+        this.fds.set(path, fd);
+      }
+      const w = this.writer.write(fd, pid);
+      if (w === 0) {
+        this.stats.placed++;
+        return true;
+      }
+      if (-w === E.ESRCH) {
+        this.stats.esrch++;
+        return false;
+      }
+      // the cgroup was removed (and maybe recreated with a new inode): reopen once
+      this.writer.close(fd);
+      this.fds.delete(path);
+      if (-w !== E.ENODEV && -w !== E.ENOENT) {
+        this.stats.errors++;
+        return false;
+      }
+    }
+    this.stats.errors++;
+    return false;
+  }
+
+  /**
+   * Running processes with the rule whose cgroup they sit in (the kernel routes by that),
+   * its target and the effective route now (fallback semantics, see model/match.ts).
+   */
+  listProcesses(o: ListOptions): ListedProcess[] {
+    const out: ListedProcess[] = [];
+    for (const p of scanProcesses(this.procfs)) {
+      out.push(...describeProcess(p, this.matcher, this.opts.cgroupRoot, this.opts.mount.root, o));
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of this.fds.values()) this.writer.close(fd);
+    this.fds.clear();
+  }
+}
+
+/** One /proc entry → its listing (empty when filtered out). Shared with `awg processes`. */
+export function describeProcess(p: ProcEntry, matcher: RuleMatcher, cgroupRoot: string, mountRoot: string, o: ListOptions): ListedProcess[] {
+  const where = classifyCgroup(cgroupRoot, relativeCgroup(p.cgroup, mountRoot));
+  const now = matcher.match(p.exe);
+  const base = { pid: p.pid, ppid: p.ppid, name: p.name, path: p.exe, cgroup: p.cgroup };
+  const def = defaultRoute(o.defaultRoute ?? 'direct', o.tunnelUp);
+  if (where.kind === 'exec') {
+    const route = where.target === 'direct' ? 'direct' : o.tunnelUp(where.target) ? where.target : 'blocked';
+    return [{ ...base, rule: `exec:${where.target}`, target: where.target, route }];
+  }
+  if (where.kind === 'rule') {
+    const r = matcher.byName(where.name);
+    if (r) {
+      // the chain a failover walks starts at the rule the process sits in
+      const chain = matcher.failoverChain(p.exe);
+      const i = chain.findIndex((c) => c.name === r.name);
+      const walk = i >= 0 ? chain.slice(i) : [r];
+      return [{ ...base, rule: r.name, target: r.target, route: effectiveRoute(walk, o.tunnelUp), ...(now && now.name !== r.name ? { pending: now.name } : {}) }];
+    }
+    // a cgroup of a rule that no longer exists is not marked by the firewall any more
+    return [{ ...base, rule: where.name, route: def, ...(now ? { pending: now.name } : {}) }];
+  }
+  if (!now && !o.all) return [];
+  return [{ ...base, route: def, ...(now ? { pending: now.name } : {}) }];
+}

@@ -1,0 +1,253 @@
+import { describe, expect, it } from 'vitest';
+import { Rule } from '../../../src/config/schema.js';
+import { compileRules } from '../../../src/model/match.js';
+import { E } from '../../../src/native/libc.js';
+import { PROC_EVENT, buildProcEvent, parseProcMessage, type ProcEvent } from '../../../src/procs/connector.js';
+import { classifyCgroup, execCgroupPath, relativeCgroup } from '../../../src/procs/cgroups.js';
+import { ProcessPlacer, type CgroupWriter } from '../../../src/procs/placer.js';
+import { descendants, parseCgroupV2, parseStatPpid, type ProcFs } from '../../../src/procs/scan.js';
+
+interface FakeProc {
+  ppid: number;
+  exe?: string;
+  comm?: string;
+  cgroup: string;
+}
+
+/** /proc and cgroupfs in memory: a write moves the fake process like the kernel would */
+class FakeSystem implements ProcFs, CgroupWriter {
+  procs = new Map<number, FakeProc>();
+  cgroups = new Set<string>();
+  private handles = new Map<number, string>();
+  private next = 10;
+  writes: [string, number][] = [];
+  opens = 0;
+  constructor(cgroups: string[]) {
+    for (const c of cgroups) this.cgroups.add(c);
+  }
+  add(pid: number, p: FakeProc): this {
+    this.procs.set(pid, p);
+    return this;
+  }
+  pids = () => [...this.procs.keys()];
+  exe = (pid: number) => this.procs.get(pid)?.exe;
+  comm = (pid: number) => this.procs.get(pid)?.comm ?? 'x';
+  ppid = (pid: number) => this.procs.get(pid)?.ppid;
+  cgroup = (pid: number) => this.procs.get(pid)?.cgroup;
+  open(path: string): number {
+    this.opens++;
+    if (!this.cgroups.has(path)) return -E.ENOENT;
+    const h = this.next++;
+    this.handles.set(h, path);
+    return h;
+  }
+  write(h: number, pid: number): number {
+    const path = this.handles.get(h)!;
+    if (!this.cgroups.has(path)) return -E.ENODEV;
+    const p = this.procs.get(pid);
+    if (!p) return -E.ESRCH;
+    this.writes.push([path, pid]);
+    p.cgroup = `/${path}`;
+    return 0;
+  }
+  close(h: number): void {
+    this.handles.delete(h);
+  }
+}
+
+const ROOT = 'awg';
+const rules = (...rs: Record<string, unknown>[]) => compileRules(rs.map((r) => Rule.parse(r)));
+const R1 = rules(
+  { name: 'work', match: { dir: '/opt/work' }, target: 'vpn' },
+  { name: 'ff', match: { name: 'firefox' }, target: 'vpn2', fallback: 'failover' },
+  { name: 'ff2', match: { regex: 'fire' }, target: 'direct' },
+);
+const SELF = 1000;
+
+function setup(extra: string[] = []) {
+  const sys = new FakeSystem([ROOT, `${ROOT}/work`, `${ROOT}/ff`, `${ROOT}/ff2`, ...extra]);
+  sys.add(1, { ppid: 0, exe: '/sbin/init', cgroup: '/' });
+  sys.add(SELF, { ppid: 1, exe: '/usr/bin/node', cgroup: '/system.slice/awg.service' });
+  const placed: number[] = [];
+  const placer = new ProcessPlacer({
+    matcher: R1,
+    cgroupRoot: ROOT,
+    mount: { mountPoint: '/sys/fs/cgroup/unified', root: '/' },
+    writer: sys,
+    procfs: sys,
+    selfPid: SELF,
+    onPlaced: (p) => placed.push(p.pid),
+  });
+  return { sys, placer, placed };
+}
+const exec = (pid: number, ts = 1n): ProcEvent => parseProcMessage(buildProcEvent(PROC_EVENT.EXEC, ts, [pid, pid]))!;
+const fork = (parent: number, child: number, childTgid = child): ProcEvent =>
+  parseProcMessage(buildProcEvent(PROC_EVENT.FORK, 1n, [parent, parent, child, childTgid]))!;
+
+describe('ProcessPlacer on EXEC events', () => {
+  it('writes a matching process into its rule cgroup, once per event, keeping one fd per cgroup', () => {
+    const { sys, placer, placed } = setup();
+    sys.add(50, { ppid: 1, exe: '/opt/work/bin/tool', cgroup: '/user.slice' });
+    sys.add(51, { ppid: 1, exe: '/opt/work/other', cgroup: '/user.slice' });
+    sys.add(52, { ppid: 1, exe: '/usr/bin/ls', cgroup: '/user.slice' });
+    placer.handleEvents([exec(50), exec(51), exec(52)]);
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 50], [`${ROOT}/work`, 51]]);
+    expect(sys.opens).toBe(1);
+    expect(placed).toEqual([50, 51]);
+    expect(placer.stats).toMatchObject({ execs: 3, placed: 2, misses: 1, esrch: 0 });
+  });
+
+  it('first enabled rule wins; an exec of a process already in place or in an awg exec cgroup writes nothing', () => {
+    const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
+    sys.add(60, { ppid: 1, exe: '/usr/lib/firefox', cgroup: '/user.slice' });
+    sys.add(61, { ppid: 60, exe: '/usr/lib/firefox', cgroup: `/${ROOT}/ff` });
+    sys.add(62, { ppid: 1, exe: '/usr/lib/firefox', cgroup: `/${ROOT}/_exec-vpn` });
+    placer.handleEvents([exec(60), exec(61), exec(62)]);
+    expect(sys.writes).toEqual([[`${ROOT}/ff`, 60]]);
+    expect(placer.stats).toMatchObject({ placed: 1, kept: 2 });
+  });
+
+  it('ignores its own process tree, tracked through FORK events (threads skipped, reused pids dropped)', () => {
+    const { sys, placer } = setup();
+    sys.add(70, { ppid: SELF, exe: '/opt/work/engine', cgroup: '/system.slice/awg.service' });
+    sys.add(71, { ppid: 70, exe: '/opt/work/engine', cgroup: '/system.slice/awg.service' });
+    placer.handleEvents([fork(SELF, 70), exec(70), fork(70, 71), exec(71)]);
+    expect(sys.writes).toEqual([]);
+    expect(placer.stats.ownTree).toBe(2);
+    // a thread of an outside process (pid ≠ tgid) does not change the tree
+    placer.handleEvents([fork(5, 72, 5)]);
+    // pid 70 exits and is reused by an unrelated process
+    sys.add(70, { ppid: 1, exe: '/opt/work/engine', cgroup: '/user.slice' });
+    placer.handleEvents([fork(1, 70), exec(70)]);
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 70]]);
+  });
+
+  it('counts ESRCH (gone before the read or the write) and a missing cgroup, then recovers', () => {
+    const { sys, placer } = setup();
+    placer.handleEvents([exec(80)]); // never existed
+    sys.add(81, { ppid: 1, exe: '/opt/work/x', cgroup: '/' });
+    const writer = sys.write.bind(sys);
+    sys.write = (h, pid) => (pid === 81 ? -E.ESRCH : writer(h, pid));
+    placer.handleEvents([exec(81)]);
+    expect(placer.stats).toMatchObject({ esrch: 2, placed: 0 });
+    sys.write = writer;
+    sys.cgroups.delete(`${ROOT}/work`);
+    placer.handleEvents([exec(81)]);
+    expect(placer.stats.missingCgroup).toBe(1);
+    sys.cgroups.add(`${ROOT}/work`);
+    placer.handleEvents([exec(81)]);
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 81]]);
+  });
+
+  it('reopens the fd when the cgroup was removed and recreated (ENODEV on the old one)', () => {
+    const { sys, placer } = setup();
+    sys.add(90, { ppid: 1, exe: '/opt/work/x', cgroup: '/' });
+    sys.add(91, { ppid: 1, exe: '/opt/work/y', cgroup: '/' });
+    placer.handleEvents([exec(90)]);
+    // removed and created again: the old handle answers ENODEV
+    const path = `${ROOT}/work`;
+    const origWrite = sys.write.bind(sys);
+    let first = true;
+    sys.write = (h, pid) => {
+      if (first) {
+        first = false;
+        return -E.ENODEV;
+      }
+      return origWrite(h, pid);
+    };
+    placer.handleEvents([exec(91)]);
+    expect(sys.writes).toEqual([[path, 90], [path, 91]]);
+    expect(sys.opens).toBe(2);
+    expect(placer.stats.errors).toBe(0);
+  });
+});
+
+describe('ProcessPlacer.rescan / setRules', () => {
+  it('initial scan places matching processes, leaves children that inherited and exec cgroups alone', () => {
+    const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
+    sys.add(100, { ppid: 1, exe: '/opt/work/a', cgroup: '/user.slice' });
+    sys.add(101, { ppid: 100, exe: '/bin/sh', cgroup: `/${ROOT}/work` }); // inherited
+    sys.add(102, { ppid: 1, exe: '/opt/work/b', cgroup: `/${ROOT}/_exec-vpn` }); // explicit
+    sys.add(103, { ppid: SELF, exe: '/opt/work/engine', cgroup: '/' }); // our child
+    sys.add(104, { ppid: 1 }); // kernel thread: no exe
+    sys.add(105, { ppid: 1, exe: '/usr/bin/firefox', cgroup: `/${ROOT}/ff` }); // in place
+    placer.rescan();
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 100]]);
+  });
+
+  it('rule change re-places: to the new rule, or back to the original cgroup when nothing matches', () => {
+    const { sys, placer } = setup();
+    sys.add(110, { ppid: 1, exe: '/opt/work/a', cgroup: '/user.slice/u.scope' });
+    sys.add(111, { ppid: 110, exe: '/bin/sh', cgroup: '/user.slice/u.scope' });
+    sys.add(112, { ppid: 1, exe: '/usr/bin/firefox', cgroup: '/user.slice/u.scope' });
+    placer.rescan();
+    sys.procs.get(111)!.cgroup = `/${ROOT}/work`; // forked after the move: inherited
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 110], [`${ROOT}/ff`, 112]]);
+    sys.writes = [];
+    sys.cgroups.add(`${ROOT}/tools`);
+    sys.cgroups.add('user.slice/u.scope');
+    // /opt/work now belongs to `tools`; firefox matches nothing any more; `work` is gone
+    placer.setRules(rules({ name: 'tools', match: { path: '/opt/**' }, target: 'vpn' }));
+    expect(sys.writes.sort()).toEqual([
+      [`${ROOT}/tools`, 110],
+      // the inherited child of a rule that no longer exists goes to the awg root
+      ['awg', 111],
+      // moved by a scan: back where it came from
+      ['user.slice/u.scope', 112],
+    ].sort());
+  });
+
+  it('a process placed for its own exe leaves when its rule stops matching it; an inherited one stays', () => {
+    const { sys, placer } = setup();
+    sys.add(120, { ppid: 1, exe: '/opt/work/a', cgroup: `/${ROOT}/work` });
+    sys.add(121, { ppid: 120, exe: '/bin/sh', cgroup: `/${ROOT}/work` });
+    placer.setRules(rules({ name: 'work', match: { dir: '/opt/other' }, target: 'vpn' }));
+    // unknown origin (placed before this placer started): the awg root
+    expect(sys.writes).toEqual([['awg', 120]]);
+  });
+});
+
+describe('listProcesses', () => {
+  it('reports the rule of the cgroup a process sits in, its target and the effective route', () => {
+    const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
+    sys.add(130, { ppid: 1, exe: '/opt/work/a', comm: 'a', cgroup: `/${ROOT}/work` });
+    sys.add(131, { ppid: 1, exe: '/usr/bin/firefox', comm: 'firefox', cgroup: `/${ROOT}/ff` });
+    sys.add(132, { ppid: 1, exe: '/usr/bin/curl', comm: 'curl', cgroup: `/${ROOT}/_exec-vpn` });
+    sys.add(133, { ppid: 1, exe: '/usr/bin/ls', comm: 'ls', cgroup: '/' });
+    sys.add(134, { ppid: 1, exe: '/opt/work/late', comm: 'late', cgroup: '/' });
+    const up = new Set(['vpn']);
+    const l = placer.listProcesses({ tunnelUp: (t) => up.has(t), defaultRoute: 'direct' });
+    const by = (pid: number) => l.find((p) => p.pid === pid);
+    expect(by(130)).toMatchObject({ name: 'a', path: '/opt/work/a', rule: 'work', target: 'vpn', route: 'vpn' });
+    // vpn2 down, failover → ff2 (direct)
+    expect(by(131)).toMatchObject({ rule: 'ff', target: 'vpn2', route: 'direct' });
+    expect(by(132)).toMatchObject({ rule: 'exec:vpn', target: 'vpn', route: 'vpn' });
+    expect(by(133)).toBeUndefined();
+    expect(by(134)).toMatchObject({ route: 'direct', pending: 'work' });
+    up.delete('vpn');
+    const l2 = placer.listProcesses({ tunnelUp: (t) => up.has(t), defaultRoute: 'vpn', all: true });
+    expect(l2.find((p) => p.pid === 130)).toMatchObject({ route: 'blocked' });
+    expect(l2.find((p) => p.pid === 132)).toMatchObject({ route: 'blocked' });
+    expect(l2.find((p) => p.pid === 133)).toMatchObject({ route: 'blocked' });
+    expect(l2.find((p) => p.pid === 133)!.rule).toBeUndefined();
+  });
+});
+
+describe('scan and cgroup helpers', () => {
+  it('parses /proc/PID/cgroup (hybrid host) and /proc/PID/stat with a nasty comm', () => {
+    expect(parseCgroupV2('9:name=systemd:/\n4:memory:/x\n0::/awg/work\n')).toBe('/awg/work');
+    expect(parseCgroupV2('1:cpu:/\n')).toBeUndefined();
+    expect(parseStatPpid('42 (a) b (c)) S 17 42 42 0 -1')).toBe(17);
+  });
+
+  it('classifies cgroups and strips a container mount root', () => {
+    expect(classifyCgroup('awg', 'awg/work/x')).toEqual({ kind: 'rule', name: 'work' });
+    expect(classifyCgroup('awg', 'awg/_exec-direct')).toEqual({ kind: 'exec', target: 'direct' });
+    expect(classifyCgroup('awg', 'awg')).toEqual({ kind: 'root' });
+    expect(classifyCgroup('awg', 'awgx/y')).toEqual({ kind: 'outside' });
+    expect(relativeCgroup('/awg/work')).toBe('awg/work');
+    expect(relativeCgroup('/docker/c1/awg/work', '/docker/c1')).toBe('awg/work');
+    expect(relativeCgroup('/other', '/docker/c1')).toBeUndefined();
+    expect([...descendants([{ pid: 2, ppid: 1 }, { pid: 3, ppid: 2 }, { pid: 4, ppid: 9 }], 1)].sort()).toEqual([1, 2, 3]);
+  });
+});

@@ -272,13 +272,11 @@ describe.skipIf(skip)('e2e: fail-closed regressions', () => {
 });
 
 /**
- * Known defect, pinned with `it.fails` (the body states the correct behaviour; drop `.fails`
- * once fixed): src/reconciler/run.ts `bestEffort` runs rollback changes one at a time, so
- * routes are removed by single `ip route del` commands, each preceded by the route driver's
- * full read of every table. Rolling back a tunnel with 10,000 allowed IPs (20,001 routes)
- * took > 10 minutes here (~3 routes/s); 400 routes show the shape.
+ * Regression (fixed in b398e85): rollback ran changes one at a time, so routes went out by
+ * single `ip route del` commands, each after a full read of every table — 20,001 routes took
+ * > 10 minutes. 401 routes must leave in one batch.
  */
-describe.skipIf(skip)('e2e: rollback of many routes (known defect)', () => {
+describe.skipIf(skip)('e2e: rollback of many routes', () => {
   let ns: string;
   let e: AwgEnv;
   beforeEach(async () => {
@@ -292,7 +290,7 @@ describe.skipIf(skip)('e2e: rollback of many routes (known defect)', () => {
     cleanupAwgEnv(e);
   });
 
-  it.fails('a failed apply rolls 401 routes back in one batch, not 401 commands', async () => {
+  it('a failed apply rolls 401 routes back in one batch, not 401 commands', async () => {
     const me = wgKeyPair();
     const peer = wgKeyPair();
     const prefixes = Array.from(

@@ -1,0 +1,32 @@
+import { createServer, type AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { ProxyTunnelRuntime } from '../../../src/proxy/tunnel.js';
+import type { HealthChange } from '../../../src/proxy/health.js';
+
+describe('ProxyTunnelRuntime', () => {
+  it('starts the listener, reports the upstream down, stops cleanly', async () => {
+    // a port that was just free: nothing listens there
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const dead = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+
+    const rt = new ProxyTunnelRuntime({
+      name: 'px',
+      tunnel: { type: 'socks5', server: '127.0.0.1', port: dead, udp: false, dns: [] },
+      redirectPort: 0,
+      listenHost: '127.0.0.1',
+      bypassMark: 0x00ff0000,
+      healthIntervalMs: 60_000,
+    });
+    const state = new Promise<HealthChange>((r) => rt.once('state', r));
+    await rt.start();
+    expect(rt.proxy.address()?.port).toBeGreaterThan(0);
+    const c = await state;
+    expect(c).toMatchObject({ from: 'unknown', to: 'down' });
+    expect(c.error?.kind).toBe('unreachable');
+    expect(rt.stats()).toMatchObject({ health: 'down', tcp: { connections: { active: 0, total: 0 } }, udp: [] });
+    await rt.stop();
+    expect(rt.proxy.address()).toBeUndefined();
+  });
+});

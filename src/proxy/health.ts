@@ -16,6 +16,7 @@ import { connectToProxy, type Socks5Options } from './socks5.js';
 import { ProxyDialError, type Destination } from './types.js';
 import { connect as tlsConnect } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { isIP } from 'node:net';
 
 export type HealthState = 'unknown' | 'up' | 'down' | 'auth-failed';
 
@@ -228,7 +229,7 @@ export function httpProbe(o: HttpConnectOptions & { target?: Destination }): Pro
     let s: Duplex = sock;
     try {
       if (o.tls) {
-        s = tlsConnect({ servername: o.server, ...(typeof o.tls === 'object' ? o.tls : {}), socket: sock });
+        s = tlsConnect({ ...(isIP(o.server) ? {} : { servername: o.server }), ...(typeof o.tls === 'object' ? o.tls : {}), socket: sock });
         await new Promise<void>((resolve, reject) => {
           s.once('secureConnect', () => resolve());
           s.once('error', (e: Error) =>

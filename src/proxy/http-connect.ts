@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { isIP } from 'node:net';
 import { connectToProxy, type ProxyAuth } from './socks5.js';
 import { ProxyDialError, formatDst, type Destination, type DialOptions, type Dialer } from './types.js';
 
@@ -77,7 +78,7 @@ export function connectError(r: ConnectResponse, proxy: string, dst: Destination
 async function startTls(sock: Socket, o: HttpConnectOptions, timeoutMs: number): Promise<TLSSocket> {
   const extra = typeof o.tls === 'object' ? o.tls : {};
   return await new Promise<TLSSocket>((resolve, reject) => {
-    const t = tlsConnect({ servername: o.server, ...extra, socket: sock });
+    const t = tlsConnect({ ...(isIP(o.server) ? {} : { servername: o.server }), ...extra, socket: sock });
     const timer = setTimeout(() => {
       t.destroy();
       reject(new ProxyDialError('timeout', `TLS handshake with HTTP proxy ${o.server}:${o.port} timed out`));

@@ -11,6 +11,8 @@ import { validateCommand } from './commands/validate.js';
 import { upCommand } from './commands/up.js';
 import { daemonCommand } from './commands/daemon.js';
 import { processIo, type Io } from './output.js';
+import { eventsCommand } from './commands/events.js';
+import { confirmCommand } from './commands/confirm.js';
 
 export const VERSION = '0.1.0';
 
@@ -22,6 +24,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
   const stateDir = () => new Option('--state-dir <dir>', 'state directory (default $AWG_STATE_DIR or /var/lib/awg)');
+  const socket = () => new Option('--socket <path>', 'the awg daemon API socket (default $AWG_SOCKET or /run/awg/awg.sock)');
+  const direct = () => new Option('--direct', 'act on the host directly even when the awg daemon runs');
 
   program
     .command('validate')
@@ -40,6 +44,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--skip-secrets', 'do not read secrets (engine key changes then show as unresolved)')
     .option('-v, --verbose', 'show full specs of new objects')
     .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
     .action(async (o) => setCode(await diffCommand(io, o)));
 
   program
@@ -49,7 +55,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--dry-run', 'print every command that would run; change nothing')
     .option('--json', 'machine-readable result on stdout, events as JSON lines on stderr')
     .option('-v, --verbose', 'show phases')
+    .option('--confirm-timeout <seconds>', 'revert unless `awg confirm` arrives within this many seconds (needs the daemon)')
     .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
     .action(async (o) => setCode(await applyCommand(io, o)));
 
   program
@@ -60,14 +69,33 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--json', 'machine-readable result')
     .option('-v, --verbose', 'show phases')
     .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
     .action(async (o) => setCode(await downCommand(io, o)));
 
   program
     .command('status')
     .description('owned objects and their health. Exit 0 converged, 2 drifted or down')
     .option('--json', 'machine-readable status')
+    .option('--watch', 'follow the daemon: re-render on every event (plain lines when not a terminal)')
     .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
     .action(async (o) => setCode(await statusCommand(io, o)));
+
+  program
+    .command('events')
+    .description("follow the daemon's events (reconcile, drift, network, tunnel, handshake) until Ctrl-C")
+    .option('--json', 'one JSON object per line')
+    .addOption(socket())
+    .action(async (o) => setCode(await eventsCommand(io, o)));
+
+  program
+    .command('confirm')
+    .description('keep the change of `awg apply --confirm-timeout`. Exit 0 confirmed, 2 nothing was waiting')
+    .option('--json', 'machine-readable result')
+    .addOption(socket())
+    .action(async (o) => setCode(await confirmCommand(io, o)));
 
   program
     .command('import')

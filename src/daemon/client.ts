@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { AwgError } from '../errors.js';
+import type { Plan } from '../model/change.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from './core.js';
 import {
@@ -140,7 +141,7 @@ export class DaemonClient implements DaemonCore {
   }
 }
 
-export type Connection = { client: DaemonClient } | { client?: undefined; reason: string; code?: string };
+export type Connection = { client: DaemonClient; reason?: undefined; code?: undefined } | { client?: undefined; reason: string; code?: string };
 
 /**
  * A client when something answers on the socket; otherwise why not (ENOENT: no daemon;
@@ -150,4 +151,39 @@ export async function connectDaemon(socketPath: string, o: ClientOptions & { pro
   const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000);
   if (!probe.ok) return { reason: `no awg daemon answers on ${socketPath} (${probe.code})`, ...(probe.code ? { code: probe.code } : {}) };
   return { client: new DaemonClient(socketPath, o) };
+}
+
+// ---- CLI client mode --------------------------------------------------------------------
+
+export interface DaemonChoice {
+  /** `--socket` */
+  socket?: string;
+  /** `--direct`: act on the host even if a daemon runs */
+  direct?: boolean;
+}
+
+/**
+ * The daemon to use for a CLI command: a client when its socket answers (the caller must
+ * `close()` it), undefined for direct mode (no socket, a stale one, or `--direct`). A socket
+ * we may not use (EACCES) is an error, not a silent fall-back: a daemon runs and acting
+ * behind its back would fight it.
+ */
+export async function daemonFor(o: DaemonChoice, env: NodeJS.ProcessEnv = process.env): Promise<{ client?: DaemonClient; socket: string; reason: string }> {
+  const socket = socketFrom(o.socket, env);
+  if (o.direct) return { socket, reason: '--direct was given' };
+  const c = await connectDaemon(socket);
+  if (c.client) return { client: c.client, socket, reason: '' };
+  if (c.code === 'EACCES' || c.code === 'EPERM')
+    throw new AwgError('permission', `the awg daemon socket ${socket} does not let this user in`, { hint: 'run as root, or as a member of the group given to `awg daemon --socket-group`; `--direct` acts on the host without the daemon' });
+  return { socket, reason: c.reason };
+}
+
+/** the error of a feature that exists only with a running daemon */
+export function needsDaemon(what: string, reason: string): AwgError {
+  return new AwgError('unsupported', `${what} needs the awg daemon: ${reason}`, { hint: 'start it with `awg service install` (or run `awg daemon`), or point --socket / $AWG_SOCKET at its socket' });
+}
+
+/** A plan document back into the planner's shape, for the same text rendering as direct mode. */
+export function planFromDocument(doc: PlanDocument): Plan {
+  return { changes: doc.changes as unknown as Plan['changes'], foreign: doc.foreign.map((f) => ({ ...f })), warnings: [...doc.warnings] };
 }

@@ -1,4 +1,4 @@
-import { AwgError, toAwgError } from '../../errors.js';
+import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.js';
 import { killSwitchOf } from '../../config/schema.js';
 import { executeChanges } from '../../reconciler/execute.js';
 import { reconcile } from '../../reconciler/run.js';
@@ -8,13 +8,18 @@ import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
 import { hostFacts } from './host.js';
+import { resolve } from 'node:path';
+import { loadConfigFile } from '../../config/load.js';
+import { daemonFor, needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 
-export interface ApplyOptions {
+export interface ApplyOptions extends DaemonChoice {
   file: string;
   dryRun?: boolean;
   json?: boolean;
   stateDir?: string;
   verbose?: boolean;
+  /** netplan-try: revert unless `awg confirm` arrives within this many seconds (daemon only) */
+  confirmTimeout?: string;
 }
 
 /**
@@ -22,6 +27,34 @@ export interface ApplyOptions {
  * machine verifies after applying and rolls back (or ends fail-closed) on failure.
  */
 export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
+  let confirmTimeoutSec: number | undefined;
+  if (o.confirmTimeout !== undefined) {
+    confirmTimeoutSec = Number(o.confirmTimeout);
+    if (!Number.isInteger(confirmTimeoutSec) || confirmTimeoutSec < 1 || confirmTimeoutSec > 86_400) {
+      printError(io, new AwgError('invalid-config', `--confirm-timeout ${o.confirmTimeout}: expected whole seconds from 1 to 86400`));
+      return 1;
+    }
+  }
+  let d: Awaited<ReturnType<typeof daemonFor>>;
+  try {
+    d = await daemonFor(o);
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+  if (d.client) {
+    try {
+      return await applyViaDaemon(io, o, d.client, confirmTimeoutSec);
+    } finally {
+      d.client.close();
+    }
+  }
+  if (confirmTimeoutSec !== undefined) {
+    const err = needsDaemon('--confirm-timeout', d.reason);
+    printError(io, err);
+    return err.exitCode;
+  }
   const r = await prepare(o.file, { probeFacts: hostFacts });
   if (!r.ok) {
     printIssues(io, r.issues);
@@ -60,6 +93,51 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
         if (ctx.outcome === 'rolled-back') io.err('awg: the host was returned to its state before this apply.\n');
         if (ctx.outcome === 'failed-closed') io.err('awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n');
         if (ctx.outcome === 'failed' && ctx.rollbackErrors.length) io.err('awg: apply failed and could not be rolled back; run `awg status` and `awg down`.\n');
+        return err.exitCode;
+      }
+    }
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+}
+
+/**
+ * Client mode: the daemon applies (it reads the file and its secrets itself). Same output
+ * and exit codes as direct mode; the mutation log (`[#] …`) stays in the daemon's journal.
+ * The file is checked here first so config errors print as file:line:col, as in direct mode.
+ */
+async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmTimeoutSec: number | undefined): Promise<number> {
+  const l = await loadConfigFile(o.file);
+  printIssues(io, l.issues);
+  if (!l.config) {
+    io.err(`${o.file}: invalid configuration; nothing was applied\n`);
+    return 1;
+  }
+  try {
+    const r = await c.apply({ configPath: resolve(o.file), ...(o.dryRun ? { dryRun: true } : {}), ...(confirmTimeoutSec ? { confirmTimeoutSec } : {}) });
+    const plan = { ...r.plan, config: o.file };
+    const changed = r.outcome === 'unchanged' ? 0 : plan.changes.length;
+    if (r.plan && !o.json && r.outcome !== 'unchanged' && r.error?.kind !== 'invalid-config') io.err(renderPlan(planFromDocument(plan), { colour: io.colour }));
+    if (o.json) io.out(JSON.stringify({ outcome: r.outcome, mutations: r.mutations, changed, error: r.error, rollbackErrors: [], plan, ...(r.confirmDeadline ? { confirmDeadline: r.confirmDeadline } : {}) }, null, 2) + '\n');
+    switch (r.outcome) {
+      case 'unchanged':
+      case 'planned':
+      case 'converged':
+        if (!o.json) {
+          if (r.outcome === 'unchanged') io.out('No changes. The system matches the configuration.\n');
+          else if (r.outcome === 'planned') io.out('Dry run: nothing was changed.\n');
+          else io.out(`Applied: ${changed} change(s), ${r.mutations} mutation(s); verified.\n`);
+          if (r.confirmDeadline) io.out(`Confirm with \`awg confirm\` by ${r.confirmDeadline}, or the change is reverted.\n`);
+        }
+        return 0;
+      default: {
+        const err = r.error ? new AwgError(r.error.kind in ERROR_KINDS ? (r.error.kind as ErrorKind) : 'bug', r.error.message) : new AwgError('bug', `apply ended ${r.outcome}`);
+        printError(io, err);
+        if (err.kind === 'invalid-config') io.err(`${o.file}: invalid configuration; nothing was applied\n`);
+        if (r.outcome === 'rolled-back') io.err('awg: the host was returned to its state before this apply.\n');
+        if (r.outcome === 'failed-closed') io.err('awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n');
         return err.exitCode;
       }
     }

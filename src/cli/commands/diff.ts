@@ -11,8 +11,11 @@ import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
 import { printError, printIssues, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
 import { hostFacts } from './host.js';
+import { resolve } from 'node:path';
+import { loadConfigFile } from '../../config/load.js';
+import { daemonFor, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 
-export interface DiffOptions {
+export interface DiffOptions extends DaemonChoice {
   file: string;
   json?: boolean;
   stateDir?: string;
@@ -24,6 +27,23 @@ export interface DiffOptions {
 
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
 export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
+  // a recorded observation is planned here: the daemon only plans against the host
+  if (!o.observed) {
+    let d: Awaited<ReturnType<typeof daemonFor>>;
+    try {
+      d = await daemonFor(o);
+    } catch (e) {
+      printError(io, toAwgError(e));
+      return 1;
+    }
+    if (d.client) {
+      try {
+        return await diffViaDaemon(io, o, d.client);
+      } finally {
+        d.client.close();
+      }
+    }
+  }
   try {
     const r = await prepare(o.file, { skipSecrets: o.skipSecrets, probeFacts: hostFacts });
     if (!r.ok) {
@@ -45,5 +65,22 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     const err = toAwgError(e);
     printError(io, err);
     return err instanceof AwgError ? 1 : 1;
+  }
+}
+
+/** Client mode: the daemon plans against the host it manages; same output and exit codes. */
+async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<number> {
+  try {
+    const l = await loadConfigFile(o.file);
+    printIssues(io, l.issues);
+    if (!l.config) return 1;
+    const r = await c.diff({ configPath: resolve(o.file) });
+    const doc = { ...r.plan, config: o.file };
+    if (o.json) io.out(JSON.stringify(doc, null, 2) + '\n');
+    else io.out(renderPlan(planFromDocument(doc), { colour: io.colour, verbose: o.verbose }));
+    return r.changes ? 2 : 0;
+  } catch (e) {
+    printError(io, toAwgError(e));
+    return 1;
   }
 }

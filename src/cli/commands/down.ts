@@ -9,8 +9,9 @@ import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
 import { FileStateStore } from '../../util/state.js';
 import { stateDirFrom } from '../env.js';
 import { printError, printIssues, TextReporter, JsonReporter, type Io } from '../output.js';
+import { daemonFor, type DaemonChoice } from '../../daemon/client.js';
 
-export interface DownOptions {
+export interface DownOptions extends DaemonChoice {
   file?: string;
   stateDir?: string;
   dryRun?: boolean;
@@ -24,6 +25,32 @@ export interface DownOptions {
  * from the last apply, the given config, or the defaults.
  */
 export async function downCommand(io: Io, o: DownOptions): Promise<number> {
+  // a dry run only reads the host: direct mode shows every command; a real down goes
+  // through a running daemon, which would otherwise re-apply its config on the next run
+  if (!o.dryRun) {
+    let client;
+    try {
+      client = (await daemonFor(o)).client;
+    } catch (e) {
+      const err = toAwgError(e);
+      printError(io, err);
+      return err.exitCode;
+    }
+    if (client) {
+      try {
+        const r = await client.down();
+        if (o.json) io.out(JSON.stringify({ removed: r.removed, mutations: r.mutations }, null, 2) + '\n');
+        else io.out(r.removed.length ? `Removed ${r.removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
+        return 0;
+      } catch (e) {
+        const err = toAwgError(e);
+        printError(io, err);
+        return err.exitCode;
+      } finally {
+        client.close();
+      }
+    }
+  }
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   const last = state.get<AppliedRecord>(APPLIED_KEY);
   let claims = last?.claims ?? DEFAULT_CLAIMS;

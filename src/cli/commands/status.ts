@@ -7,14 +7,45 @@ import { APPLIED_KEY, hostEnv, stateDirFrom, type AppliedRecord } from '../env.j
 import { FileStateStore } from '../../util/state.js';
 import { silentReporter } from '../../util/reporter.js';
 import { printError, type Io } from '../output.js';
+import { daemonFor, needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
+import { formatEvent } from '../../daemon/foreground.js';
 
-export interface StatusOptions {
+export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
   json?: boolean;
+  /** follow the daemon's events and re-render (daemon only) */
+  watch?: boolean;
+}
+
+/** injection for tests; defaults: stdout's TTY-ness, SIGINT/SIGTERM */
+export interface WatchDeps {
+  tty?: boolean;
+  until?: Promise<unknown>;
 }
 
 /** Owned objects and their health against what was last applied. Exit 0 healthy, 2 drifted/none. */
-export async function statusCommand(io: Io, o: StatusOptions): Promise<number> {
+export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = {}): Promise<number> {
+  let d: Awaited<ReturnType<typeof daemonFor>>;
+  try {
+    d = await daemonFor(o);
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+  if (d.client) {
+    try {
+      return o.watch ? await watchStatus(io, o, d.client, deps) : await statusViaDaemon(io, o, d.client);
+    } finally {
+      d.client.close();
+    }
+  }
+  if (o.watch) {
+    const err = needsDaemon('status --watch', d.reason);
+    printError(io, err);
+    return err.exitCode;
+  }
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   const last = state.get<AppliedRecord>(APPLIED_KEY);
   const env = hostEnv({ state, reporter: silentReporter, claims: last?.claims ?? DEFAULT_CLAIMS });
@@ -48,4 +79,156 @@ export async function statusCommand(io: Io, o: StatusOptions): Promise<number> {
     printError(io, err);
     return err.exitCode;
   }
+}
+
+// ---- client mode ----------------------------------------------------------------------------
+
+const KINDS: readonly string[] = RESOURCE_KINDS;
+
+function bytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${u[i]}`;
+}
+
+const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`);
+
+/** the first line of the status view (also the line `status --watch` prints on changes) */
+export function statusHeadline(s: StatusResponse): string {
+  const lr = s.lastReconcile;
+  const parts = [s.configPath ? `config ${s.configPath}` : undefined, lr ? `last reconcile ${lr.at}: ${lr.outcome} in ${lr.durationMs} ms` : undefined].filter(Boolean);
+  return `state: ${s.state}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+}
+
+/** The daemon's status as text, in the shape of direct mode's view. Pure. */
+export function renderDaemonStatus(s: StatusResponse): string {
+  const out: string[] = [statusHeadline(s)];
+  if (s.lastReconcile?.error) out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
+  if (s.confirmDeadline) out.push(`confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`);
+  for (const kind of [...KINDS, ...new Set(s.objects.map((x) => x.kind).filter((k) => !KINDS.includes(k)))]) {
+    const objs = s.objects.filter((r) => r.kind === kind);
+    if (objs.length) out.push(`${kind}: ${objs.length}`, ...objs.slice(0, 20).map((r) => `  ${r.id}`), ...(objs.length > 20 ? [`  … ${objs.length - 20} more`] : []));
+  }
+  for (const t of s.tunnels) {
+    out.push(`tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.up ? 'up' : 'down'}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}`);
+    for (const p of t.peers) out.push(`  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+function statusDoc(s: StatusResponse): Record<string, unknown> {
+  return {
+    state: s.state,
+    config: s.configPath,
+    lastReconcile: s.lastReconcile,
+    objects: s.objects,
+    tunnels: s.tunnels,
+    ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
+  };
+}
+
+const exitOf = (s: StatusResponse) => (s.state === 'converged' ? 0 : 2);
+
+async function statusViaDaemon(io: Io, o: StatusOptions, c: DaemonClient): Promise<number> {
+  try {
+    const s = await c.status();
+    io.out(o.json ? JSON.stringify(statusDoc(s), null, 2) + '\n' : renderDaemonStatus(s));
+    return exitOf(s);
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+}
+
+function stopSignals(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+const RECENT = 10;
+
+/**
+ * `awg status --watch`: the status, re-fetched after every event. On a terminal the view is
+ * redrawn in place with the last events under it; otherwise (a pipe, journald) plain lines:
+ * the status once, then each event, and the headline again when it changes. `--json`: one
+ * status document per line, each time it changes. Ends on SIGINT/SIGTERM (exit 0) or when
+ * the daemon goes away (exit 6).
+ */
+async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: WatchDeps): Promise<number> {
+  const tty = deps.tty ?? Boolean(process.stdout.isTTY);
+  const recent: DaemonEvent[] = [];
+  let last = '';
+  let lastHeadline = '';
+  let fetching: Promise<void> | undefined;
+  let again = false;
+  let failure: unknown;
+  const show = (s: StatusResponse) => {
+    if (o.json) {
+      const line = JSON.stringify(statusDoc(s));
+      if (line !== last) io.out(line + '\n');
+      last = line;
+    } else if (tty) {
+      io.out('\x1b[H\x1b[2J' + renderDaemonStatus(s) + (recent.length ? '\nrecent events:\n' + recent.map((e) => `  ${e.at} ${formatEvent(e)}\n`).join('') : ''));
+    } else {
+      const h = statusHeadline(s);
+      if (!lastHeadline) io.out(renderDaemonStatus(s));
+      else if (h !== lastHeadline) io.out(h + '\n');
+      lastHeadline = h;
+    }
+  };
+  const refresh = (): Promise<void> => {
+    if (fetching) {
+      again = true;
+      return fetching;
+    }
+    fetching = (async () => {
+      do {
+        again = false;
+        try {
+          show(await c.status());
+        } catch (e) {
+          failure ??= e;
+        }
+      } while (again);
+      fetching = undefined;
+    })();
+    return fetching;
+  };
+  let endWatch!: (err?: unknown) => void;
+  const ended = new Promise<{ err?: unknown }>((resolve) => (endWatch = (err) => resolve({ err: err ?? new Error('the daemon closed the event stream') })));
+  let unsub: () => void;
+  try {
+    unsub = await c.watch(
+      (e) => {
+        if (!o.json && !tty) io.out(`${e.at} ${formatEvent(e)}\n`);
+        recent.push(e);
+        if (recent.length > RECENT) recent.shift();
+        void refresh();
+      },
+      (err) => endWatch(err),
+    );
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+  await refresh();
+  const stop = await Promise.race([(deps.until ?? stopSignals()).then(() => ({ err: undefined })), ended]);
+  unsub();
+  await fetching;
+  const err = stop.err ?? failure;
+  if (err) {
+    const e = toAwgError(err, 'driver');
+    printError(io, e);
+    return e.exitCode;
+  }
+  return 0;
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { awg, cleanupAwgEnv, ensureDist, ipRoutes, makeAwgEnv, nftTable, show, tcpReachable, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { createNetns, destroyNetns, nsExec, requireNetnsPrereqs, run, sweepStaleNetns, vethPair } from '../helpers/netns.js';
+import { parseGet, uapiGet } from '../../src/resources/engine/uapi-client.js';
 import { CLIENT_TUN, PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, clientConfig, converged, eventually, newKeys, startPeer, startUp, type Keys, type Topology, type Up } from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
@@ -48,6 +49,10 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     cleanupAwgEnv(pe);
   });
 
+  const peerEndpoint = async () => {
+    const got = parseGet(await uapiGet(join(pe.env.AWG_UAPI_DIR!, 'awg-srv.sock')));
+    return String(got.peers[0]?.endpoint ?? '');
+  };
   const tableRoutes = async () => (await ipRoutes(t.client, 4)).filter((r) => Number(r.table) >= 52000 && Number(r.table) < 52100 && (r.type ?? '1') === '1').map((r) => r.dst).sort();
 
   it('converges on start and carries traffic', async () => {
@@ -118,6 +123,10 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await nsExec(t.client, 'ip', ['addr', 'add', '10.200.9.3/24', 'dev', t.clientIf]);
     await nsExec(t.client, 'ip', ['route', 'replace', 'default', 'via', PEER_UNDERLAY]);
     await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'), from);
+    // No test traffic yet: the peer learns the new address from the daemon's keepalive. The
+    // bound is the protocol's, not a latency goal: without the kick the first packet from us
+    // is the passive keepalive, KEEPALIVE_TIMEOUT (10 s) after the last data received.
+    await eventually(async () => (await peerEndpoint()).startsWith('10.200.9.3:'), 'the peer sees the new client address before any WireGuard timer fires', 8000);
     await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8085), 'peer → client at the new address');
   }, 40_000);
 

@@ -353,9 +353,8 @@ describe.skipIf(skip)('e2e: WireGuard tunnel apply, drift, down', () => {
     expect(readFileSync('/etc/resolv.conf')).toEqual(hostResolv);
   });
 
-  // Known defect (it.fails until fixed): src/model/desired.ts emits one `dns/<link>` per tunnel
-  // with `dns`, but the static resolv.conf backend (src/resources/dns/linux.ts) holds one scope:
-  // the second write replaces the first, verification fails, every apply rolls back.
+  // Regression (fixed in a80ac9d): one `dns/<link>` per tunnel on the static backend, which
+  // holds one scope, never converged; per-link DNS is now emitted for systemd-resolved only.
   it('two tunnels with DNS servers converge with the static resolv.conf backend', async () => {
     const t = (name: string, n: number) => {
       const me = wgKeyPair();

@@ -13,6 +13,8 @@ import { daemonCommand } from './commands/daemon.js';
 import { processIo, type Io } from './output.js';
 import { eventsCommand } from './commands/events.js';
 import { confirmCommand } from './commands/confirm.js';
+import { execCommand } from './commands/exec.js';
+import { processesCommand } from './commands/processes.js';
 
 export const VERSION = '0.1.0';
 
@@ -128,6 +130,24 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-v, --verbose', 'show phases')
     .addOption(stateDir())
     .action(async (o) => setCode(await daemonCommand(io, o)));
+
+  program
+    .command('exec')
+    .description('run a command in a tunnel\'s (or rule\'s) cgroup: awg moves itself there first, so the command has no unrouted window')
+    .option('--tunnel <name>', 'route through this tunnel (cgroup <root>/_exec-<name>; blocked while the tunnel is down)')
+    .option('--direct', 'bypass every tunnel, also in full-tunnel mode (cgroup <root>/_exec-direct)')
+    .option('--rule <name>', 'run as if matched by this rule (its cgroup, target and fallback)')
+    .argument('<command...>', 'command and arguments (after --)')
+    .addOption(stateDir())
+    .action(async (cmd: string[], o) => setCode(await execCommand(io, cmd, o)));
+
+  program
+    .command('processes')
+    .description('running processes with their rule, target and effective route')
+    .option('--json', 'machine-readable list')
+    .option('--all', 'also processes no rule matches')
+    .addOption(stateDir())
+    .action(async (o) => setCode(await processesCommand(io, o)));
 
   program
     .command('engine', { hidden: true })

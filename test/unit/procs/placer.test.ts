@@ -11,7 +11,7 @@ interface FakeProc {
   ppid: number;
   exe?: string;
   comm?: string;
-  cgroup: string;
+  cgroup?: string;
 }
 
 /** /proc and cgroupfs in memory: a write moves the fake process like the kernel would */

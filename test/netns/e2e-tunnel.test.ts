@@ -320,6 +320,21 @@ describe.skipIf(skip)('e2e: WireGuard tunnel apply, drift, down', () => {
     expect(st.json<{ state: string }>().state).toBe('down');
   });
 
+  it('a foreign rule in our priority band (no protocol 167) is a conflict: apply refuses and changes nothing', async () => {
+    await nsExec(ns, 'ip', ['-4', 'rule', 'add', 'priority', '5208', 'table', '100']);
+    const before = await snapshotHost(ns, e);
+    const cfg = writeConfig(e, 'wg.yaml', tunnelConfig());
+    const d = await awg(ns, e, ['diff', '-f', cfg, '--json']);
+    expect(d.json<PlanDoc>().foreign).toContainEqual(
+      expect.objectContaining({ kind: 'rule', id: 'rule/v4/pref-5208', relation: 'conflict' }),
+    );
+    const r = await awg(ns, e, ['apply', '-f', cfg]);
+    expect(r.code, show(r)).toBe(5);
+    expect(r.stderr).toMatch(/awg: error \[conflict\]: refusing to adopt .*rule\/v4\/pref-5208/);
+    expect(r.mutations).toEqual([]);
+    expect(await snapshotHost(ns, e)).toEqual(before);
+  });
+
   it('manages a real /etc/resolv.conf (bind-mounted in a private mount namespace) and restores it byte-exact', async () => {
     const fake = join(e.dir, 'etc-resolv.conf');
     const original = '# the real one (test copy)\nsearch example.test\nnameserver 10.200.0.53\n';

@@ -196,10 +196,16 @@ export interface TunFileStats {
 const MAX_BATCH = 256;
 /** Larger than any TUN MTU; a short buffer would truncate packets silently (LINUX.md §1.7). */
 const READ_BUF = 65536;
+/**
+ * Packets are read straight into a slab and handed over as views of it (no copy, no
+ * allocation per packet). A slab is never written again once a view of it was handed out:
+ * a fresh one starts when less than READ_BUF remains.
+ */
+const SLAB = 1 << 20;
 
 /**
  * One attached TUN queue driven on the main thread: `koffi.node.poll` wakes us, then
- * non-blocking reads drain until EAGAIN into one preallocated buffer (LINUX.md §1.5: the
+ * non-blocking reads drain until EAGAIN into a preallocated slab (LINUX.md §1.5: the
  * fastest method measured). Never blocks; `close()` stops the poll handle before closing
  * the fd (libuv requirement).
  */
@@ -217,7 +223,8 @@ export class TunFile implements TunDevice {
   private ctl: number;
   private handle: Poller | undefined;
   private receiver: ((packets: Uint8Array[]) => void) | null = null;
-  private readonly buf = Buffer.allocUnsafe(READ_BUF);
+  private slab = Buffer.allocUnsafeSlow(SLAB);
+  private slabOff = 0;
   private errorCb: ((e: AwgError) => void) | undefined;
 
   private constructor(fd: number, ctl: number, name: string) {
@@ -276,7 +283,11 @@ export class TunFile implements TunDevice {
     this.stats.wakeups++;
     let batch: Uint8Array[] = [];
     for (;;) {
-      const n = read(this.fd, this.buf, READ_BUF);
+      if (SLAB - this.slabOff < READ_BUF) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB);
+        this.slabOff = 0;
+      }
+      const n = read(this.fd, this.slab.subarray(this.slabOff), READ_BUF);
       if (n < 0) {
         const errno = -n;
         if (errno === E.EAGAIN || errno === E.EINTR) break;
@@ -286,7 +297,8 @@ export class TunFile implements TunDevice {
       if (n === 0) break;
       this.stats.rxPackets++;
       this.stats.rxBytes += n;
-      batch.push(Buffer.from(this.buf.subarray(0, n)));
+      batch.push(this.slab.subarray(this.slabOff, this.slabOff + n));
+      this.slabOff += (n + 7) & ~7;
       if (batch.length >= MAX_BATCH) {
         this.receiver(batch);
         batch = [];

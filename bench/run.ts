@@ -7,6 +7,7 @@ import { machine, printSamples, type Sample } from './lib.js';
 import { planBench } from './plan.bench.js';
 import { applyBench } from './apply.bench.js';
 import { diffBench } from './diff.bench.js';
+import { daemonLoopBench } from './daemon-loop.bench.js';
 import { proxyBench } from './proxy.bench.js';
 import { dataplaneBench } from './dataplane.bench.js';
 
@@ -17,6 +18,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'plan', run: (s) => planBench(s ? 1 : 15) },
   { name: 'apply', run: applyBench },
   { name: 'diff', run: diffBench },
+  { name: 'daemon-loop', run: daemonLoopBench },
   { name: 'proxy', run: proxyBench },
   { name: 'dataplane', run: dataplaneBench },
 ];

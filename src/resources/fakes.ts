@@ -17,7 +17,7 @@ const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   engine: (s) => ids.engine(s.tunnel),
 };
 
-export type FakeDriverSet = { [K in ResourceKind]: FakeDriver<K> };
+export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & { route: FakeRouteDriver };
 
 export function createFakeDrivers(): FakeDriverSet & DriverSet {
   const make = <K extends ResourceKind>(k: K) => new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);

@@ -4,7 +4,7 @@
  * delete + add, and `ip rule del` is given the full spec including `protocol`, which the kernel
  * matches, so it can only remove a rule of ours.
  */
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
@@ -44,6 +44,21 @@ async function readFamily(
 ): Promise<ParsedRules> {
   const r = await exec.read('ip', ['-j', '-N', familyFlag(family), 'rule', 'show']);
   return parseRuleJson(r.stdout, family, band);
+}
+
+/**
+ * networkd keeps its state under /run/systemd/netif while it runs: without that directory
+ * skip the scan of every /proc/PID/comm (it grew with the process count and dominated a
+ * no-op observe). A positive scan is cached for a minute (the daemon observes often).
+ */
+let networkdCache: { at: number; running: boolean } | undefined;
+async function networkdRunningDefault(): Promise<boolean> {
+  if (!(await stat('/run/systemd/netif').catch(() => undefined))) return false;
+  const now = Date.now();
+  if (networkdCache && now - networkdCache.at < 60_000) return networkdCache.running;
+  const running = await processRunning('systemd-network');
+  networkdCache = { at: now, running };
+  return running;
 }
 
 async function processRunning(comm: string): Promise<boolean> {
@@ -97,7 +112,7 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
             description: `${describeRuleRow(r)} steers traffic before awg's rules`,
           });
       }
-      const running = await (opts.networkdRunning ?? (() => processRunning('systemd-network')))();
+      const running = await (opts.networkdRunning ?? networkdRunningDefault)();
       if (
         running &&
         networkdManagesForeignRules(await networkdTexts(opts.networkdConfDir ?? '/etc/systemd'))

@@ -13,6 +13,7 @@ import { daemonCommand } from './commands/daemon.js';
 import { processIo, type Io } from './output.js';
 import { eventsCommand } from './commands/events.js';
 import { confirmCommand } from './commands/confirm.js';
+import { serviceCommand } from './commands/service.js';
 import { execCommand } from './commands/exec.js';
 import { processesCommand } from './commands/processes.js';
 
@@ -98,6 +99,37 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--json', 'machine-readable result')
     .addOption(socket())
     .action(async (o) => setCode(await confirmCommand(io, o)));
+
+  const service = program.command('service').description('run `awg daemon` as a system service (systemd unit on Linux, LaunchDaemon on macOS)');
+  const serviceFlags = (c: Command) =>
+    c
+      .option('--dry-run', 'print every step; change nothing')
+      .option('--root <dir>', 'install into this tree (offline enable; the running service manager is not touched)')
+      .addOption(new Option('--platform <os>', 'service manager of this OS').choices(['linux', 'darwin']).hideHelp())
+      .option('-v, --verbose', 'show phases');
+  serviceFlags(
+    service
+      .command('install')
+      .description('write the unit/plist for `awg daemon` and enable and start it')
+      .option('--config <file>', 'config the daemon follows (default: the file of the last apply)')
+      .option('--socket <path>', 'API socket (default /run/awg/awg.sock)')
+      .option('--socket-group <group>', 'let this group use the API socket (mode 0660)')
+      .option('--metrics [host:port]', 'serve Prometheus metrics (default 127.0.0.1:9586)')
+      .addOption(stateDir())
+      .option('--print', 'only print the unit/plist')
+      .addOption(new Option('--node <path>').hideHelp())
+      .addOption(new Option('--bin <path>').hideHelp()),
+  ).action(async (o) => setCode(await serviceCommand(io, 'install', o)));
+  serviceFlags(service.command('uninstall').description('stop, disable and remove the service (the kill switch table stays until `awg down`)')).action(async (o) =>
+    setCode(await serviceCommand(io, 'uninstall', o)),
+  );
+  serviceFlags(
+    service
+      .command('status')
+      .description('whether the service is installed and running and its API answers. Exit 0 running, 2 not')
+      .option('--json', 'machine-readable status')
+      .option('--socket <path>', 'API socket to probe'),
+  ).action(async (o) => setCode(await serviceCommand(io, 'status', o)));
 
   program
     .command('import')

@@ -1,0 +1,92 @@
+/**
+ * `awg service install|uninstall|status`: run `awg daemon` as a system service (a systemd
+ * unit on Linux, a LaunchDaemon on macOS). Every step is printed as `[#] …`; `--dry-run`
+ * prints them and changes nothing; `--root DIR` installs into another tree (offline enable,
+ * the running service manager is not touched); `--print` only shows the file.
+ */
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { toAwgError } from '../../errors.js';
+import { ProcessExec, type Exec } from '../../util/exec.js';
+import { socketAnswers } from '../../daemon/server.js';
+import { socketFrom } from '../../daemon/client.js';
+import { serviceManager } from '../../daemon/service/install.js';
+import type { DaemonInvocation } from '../../daemon/service/render.js';
+import { printError, TextReporter, type Io } from '../output.js';
+
+export interface ServiceOptions {
+  config?: string;
+  stateDir?: string;
+  socket?: string;
+  socketGroup?: string;
+  metrics?: string | boolean;
+  dryRun?: boolean;
+  root?: string;
+  print?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  /** hidden: render/install for another platform (tests, packaging) */
+  platform?: string;
+  /** hidden: the node binary and awg entry point written into the unit */
+  node?: string;
+  bin?: string;
+}
+
+export const AWG_BIN = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
+
+export function invocation(o: ServiceOptions): DaemonInvocation {
+  return {
+    node: o.node ?? process.execPath,
+    bin: o.bin ?? AWG_BIN,
+    ...(o.config ? { config: resolve(o.config) } : {}),
+    ...(o.stateDir ? { stateDir: resolve(o.stateDir) } : {}),
+    ...(o.socket ? { socket: resolve(o.socket) } : {}),
+    ...(o.socketGroup ? { socketGroup: o.socketGroup } : {}),
+    ...(o.metrics ? { metrics: o.metrics === true ? '127.0.0.1:9586' : o.metrics } : {}),
+  };
+}
+
+export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | 'status', o: ServiceOptions, deps: { exec?: Exec } = {}): Promise<number> {
+  try {
+    const m = serviceManager((o.platform as NodeJS.Platform | undefined) ?? process.platform);
+    const exec = deps.exec ?? new ProcessExec(new TextReporter(io, o.verbose), Boolean(o.dryRun));
+    const ctx = { exec, ...(o.root ? { root: resolve(o.root) } : {}) };
+    switch (action) {
+      case 'install': {
+        const d = invocation(o);
+        if (o.print) {
+          io.out(m.render(d));
+          return 0;
+        }
+        const r = await m.install(d, ctx);
+        const what = exec.dryRun ? 'Dry run: nothing was changed' : r.changed ? `Installed ${r.path}` : `${r.path} is up to date`;
+        io.out(`${what}; the daemon ${ctx.root ? 'is enabled in ' + ctx.root : 'runs as a service'}.\n`);
+        if (!d.config) io.out('note: no --config: the daemon follows the file of the last `awg apply`.\n');
+        return 0;
+      }
+      case 'uninstall': {
+        const r = await m.uninstall(ctx);
+        io.out(exec.dryRun ? 'Dry run: nothing was changed.\n' : r.removed ? `Removed ${r.path}; the service is stopped.\n` : `Not installed (${r.path} absent).\n`);
+        if (!exec.dryRun) io.out('note: with the kill switch on, traffic stays blocked until `awg down`.\n');
+        return 0;
+      }
+      case 'status': {
+        const st = await m.status(ctx);
+        const socket = socketFrom(o.socket);
+        const api = (await socketAnswers(socket)).ok;
+        if (o.json) io.out(JSON.stringify({ ...st, socket, apiAnswers: api }, null, 2) + '\n');
+        else {
+          io.out(`service: ${st.installed ? 'installed' : 'not installed'} (${st.path})\n`);
+          if (st.active !== undefined) io.out(`running: ${st.active ? `yes${st.pid ? ` (pid ${st.pid})` : ''}` : 'no'}; enabled: ${st.enabled ? 'yes' : 'no'}\n`);
+          for (const [k, v] of Object.entries(st.detail)) io.out(`  ${k}: ${v}\n`);
+          io.out(`api: ${api ? 'answers' : 'no answer'} on ${socket}\n`);
+        }
+        return st.installed && st.active !== false ? 0 : 2;
+      }
+    }
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+}

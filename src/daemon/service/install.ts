@@ -1,0 +1,167 @@
+/**
+ * `awg service install|uninstall|status`: write the service definition and drive the
+ * service manager, every step through Exec (logged as `[#] …`, skipped under --dry-run).
+ *
+ * `root` installs into another tree (an image being built): the file goes under it and the
+ * manager is told to work offline (`systemctl --root=… enable`), so the running system is
+ * never touched. The platform is chosen here once; callers do not branch on it.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { AwgError } from '../../errors.js';
+import type { Exec } from '../../util/exec.js';
+import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import { renderLaunchdPlist, renderSystemdUnit, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, type DaemonInvocation } from './render.js';
+
+export interface ServiceContext {
+  exec: Exec;
+  /** install into this tree instead of the running system (offline enable only) */
+  root?: string;
+}
+
+export interface ServiceState {
+  installed: boolean;
+  path: string;
+  /** the file on disk differs from what `install` would write now */
+  outdated?: boolean;
+  active?: boolean;
+  enabled?: boolean;
+  pid?: number;
+  detail: Record<string, string>;
+}
+
+export interface ServiceManager {
+  /** absolute path of the definition file (under `root` when given) */
+  path(ctx: ServiceContext): string;
+  render(d: DaemonInvocation): string;
+  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string }>;
+  uninstall(ctx: ServiceContext): Promise<{ removed: boolean; path: string }>;
+  status(ctx: ServiceContext, d?: DaemonInvocation): Promise<ServiceState>;
+}
+
+/** Write through Exec: recorded as a mutation, skipped under dry-run; atomic (tmp + rename). */
+function writeFile(ctx: ServiceContext, path: string, text: string): void {
+  if (!ctx.exec.record(`write ${path} (${text.length} bytes, mode 0644)`)) return;
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  const tmp = `${path}.awg-tmp`;
+  writeFileSync(tmp, text, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+function removeFile(ctx: ServiceContext, path: string): void {
+  if (ctx.exec.record(`rm ${path}`)) rmSync(path, { force: true });
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function parseShow(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const l of text.split('\n')) {
+    const i = l.indexOf('=');
+    if (i > 0) out[l.slice(0, i)] = l.slice(i + 1);
+  }
+  return out;
+}
+
+export const systemdManager: ServiceManager = {
+  path: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME),
+  render: renderSystemdUnit,
+  async install(d, ctx) {
+    const path = this.path(ctx);
+    const text = renderSystemdUnit(d);
+    const changed = readOrUndefined(path) !== text;
+    if (changed) writeFile(ctx, path, text);
+    if (ctx.root) {
+      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_UNIT_NAME]);
+      return { changed, path };
+    }
+    if (changed) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    await ctx.exec.mutate('systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]);
+    // a changed unit of a running daemon takes effect on restart (the kill switch holds meanwhile)
+    if (changed) await ctx.exec.mutate('systemctl', ['try-restart', SYSTEMD_UNIT_NAME]);
+    return { changed, path };
+  },
+  async uninstall(ctx) {
+    const path = this.path(ctx);
+    const present = existsSync(path);
+    if (ctx.root) {
+      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME], { allowFail: true });
+      if (present) removeFile(ctx, path);
+      return { removed: present, path };
+    }
+    await ctx.exec.mutate('systemctl', ['disable', '--now', SYSTEMD_UNIT_NAME], { allowFail: true });
+    if (present) {
+      removeFile(ctx, path);
+      await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    }
+    return { removed: present, path };
+  },
+  async status(ctx, d) {
+    const path = this.path(ctx);
+    const text = readOrUndefined(path);
+    const st: ServiceState = { installed: text !== undefined, path, detail: {} };
+    if (text !== undefined && d) st.outdated = text !== renderSystemdUnit(d);
+    if (ctx.root) return st;
+    const r = await ctx.exec.read('systemctl', ['show', SYSTEMD_UNIT_NAME, '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus'], { allowFail: true });
+    if (r.code === 0) {
+      st.detail = parseShow(r.stdout);
+      st.active = st.detail['ActiveState'] === 'active';
+      st.enabled = st.detail['UnitFileState'] === 'enabled';
+      const pid = Number(st.detail['MainPID']);
+      if (pid > 0) st.pid = pid;
+    }
+    return st;
+  },
+};
+
+export const launchdManager: ServiceManager = {
+  path: (ctx) => join(ctx.root ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
+  render: renderLaunchdPlist,
+  async install(d, ctx) {
+    const path = this.path(ctx);
+    const text = renderLaunchdPlist(d);
+    const changed = readOrUndefined(path) !== text;
+    if (changed) writeFile(ctx, path, text);
+    if (ctx.root) return { changed, path };
+    if (changed) await ctx.exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
+    // bootstrap of a loaded job fails with EIO (5): that is the unchanged, running case
+    const r = await ctx.exec.mutate('launchctl', launchctlArgs.bootstrap(DAEMON_LABEL), { allowFail: true });
+    if (r.code !== 0 && !(r.code === 5 && !changed)) throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    return { changed, path };
+  },
+  async uninstall(ctx) {
+    const path = this.path(ctx);
+    const present = existsSync(path);
+    if (!ctx.root) await ctx.exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
+    if (present) removeFile(ctx, path);
+    return { removed: present, path };
+  },
+  async status(ctx, d) {
+    const path = this.path(ctx);
+    const text = readOrUndefined(path);
+    const st: ServiceState = { installed: text !== undefined, path, detail: {} };
+    if (text !== undefined && d) st.outdated = text !== renderLaunchdPlist(d);
+    if (ctx.root) return st;
+    const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
+    const p = r.code === 0 ? parseLaunchctlPrint(r.stdout) : undefined;
+    if (p) {
+      st.detail = { ...(p.state ? { state: p.state } : {}), ...(p.lastExitCode !== undefined ? { 'last exit code': String(p.lastExitCode) } : {}), ...(p.runs !== undefined ? { runs: String(p.runs) } : {}) };
+      st.active = p.state === 'running';
+      st.enabled = true;
+      if (p.pid) st.pid = p.pid;
+    } else st.enabled = false;
+    return st;
+  },
+};
+
+export function serviceManager(platform: NodeJS.Platform = process.platform): ServiceManager {
+  if (platform === 'linux') return systemdManager;
+  if (platform === 'darwin') return launchdManager;
+  throw new AwgError('unsupported', `awg service is not supported on ${platform} (systemd on Linux, launchd on macOS)`);
+}

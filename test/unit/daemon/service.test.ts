@@ -1,0 +1,205 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { main } from '../../../src/cli/main.js';
+import type { Io } from '../../../src/cli/output.js';
+import { serviceCommand } from '../../../src/cli/commands/service.js';
+import { launchdManager, serviceManager, systemdManager } from '../../../src/daemon/service/install.js';
+import { daemonArgv, renderLaunchdPlist, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../src/daemon/service/render.js';
+import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
+import { quoteArg } from '../../../src/util/exec.js';
+
+const INV: DaemonInvocation = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/awg/bin/awg.js', config: '/etc/awg/awg.yaml' };
+const ODD: DaemonInvocation = { node: '/opt/node 20/bin/node', bin: '/opt/awg/bin/awg.js', config: '/etc/awg/100%"$HOME".yaml', socket: '/run/awg/awg.sock', socketGroup: 'awg', metrics: '127.0.0.1:9586', stateDir: '/var/lib/awg' };
+
+/** Exec that records every call and runs nothing; canned answers for reads. */
+class RecordingExec implements Exec {
+  readonly log: string[] = [];
+  readonly reads: string[] = [];
+  constructor(
+    readonly dryRun = false,
+    private readonly answers: Record<string, ExecResult> = {},
+  ) {}
+  private n = 0;
+  get mutations(): number {
+    return this.n;
+  }
+  async read(cmd: string, args: string[], _o?: ExecOptions): Promise<ExecResult> {
+    const line = [cmd, ...args].map(quoteArg).join(' ');
+    this.reads.push(line);
+    return this.answers[line] ?? { stdout: '', stderr: 'not found', code: 1 };
+  }
+  async mutate(cmd: string, args: string[], o?: ExecOptions): Promise<ExecResult> {
+    this.record(o?.display ?? [cmd, ...args].map(quoteArg).join(' '));
+    return { stdout: '', stderr: '', code: 0 };
+  }
+  record(display: string): boolean {
+    this.n++;
+    this.log.push(display);
+    return !this.dryRun;
+  }
+}
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), 'awg-svc-'));
+  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+function capture(): { io: Io; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  return { io: { out: (s) => (out += s), err: (s) => (err += s), colour: false }, out: () => out, err: () => err };
+}
+
+describe('systemd unit (pure renderer)', () => {
+  it('golden: plain and with characters systemd would otherwise interpret', async () => {
+    await expect(renderSystemdUnit(INV)).toMatchFileSnapshot('./service.golden/awg.service');
+    await expect(renderSystemdUnit(ODD)).toMatchFileSnapshot('./service.golden/awg-quoted.service');
+  });
+
+  it('Type=simple, Restart=on-failure, no start limit, and nothing that removes the kill switch on stop', () => {
+    const u = renderSystemdUnit(INV);
+    expect(u).toMatch(/^Type=simple$/m);
+    expect(u).toMatch(/^Restart=on-failure$/m);
+    expect(u).toMatch(/^StartLimitIntervalSec=0$/m);
+    expect(u).toMatch(/^ExecStart=\/usr\/bin\/node \/usr\/lib\/node_modules\/awg\/bin\/awg\.js daemon --config \/etc\/awg\/awg\.yaml$/m);
+    expect(u).not.toMatch(/^ExecStop/m);
+    expect(u.split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/\bdown\b/);
+    expect(u).toMatch(/^Environment=NO_COLOR=1$/m);
+  });
+
+  it('ExecStart quoting: % and $ doubled, quotes and backslashes escaped, spaces quoted', () => {
+    expect(systemdQuote('/usr/bin/node')).toBe('/usr/bin/node');
+    expect(systemdQuote('/opt/node 20/node')).toBe('"/opt/node 20/node"');
+    expect(systemdQuote('100%')).toBe('100%%');
+    expect(systemdQuote('$HOME')).toBe('"$$HOME"');
+    expect(systemdQuote('a"b\\c')).toBe('"a\\"b\\\\c"');
+    expect(systemdQuote('')).toBe('""');
+    expect(() => systemdQuote('a\nb')).toThrow(/control character/);
+  });
+
+  it('daemon argv: every option, absolute paths only', () => {
+    expect(daemonArgv(ODD)).toEqual(['/opt/node 20/bin/node', '/opt/awg/bin/awg.js', 'daemon', '--config', '/etc/awg/100%"$HOME".yaml', '--state-dir', '/var/lib/awg', '--socket', '/run/awg/awg.sock', '--socket-group', 'awg', '--metrics', '127.0.0.1:9586']);
+    expect(() => daemonArgv({ ...INV, config: 'awg.yaml' })).toThrow(/absolute/);
+  });
+});
+
+const analyze = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
+
+describe.skipIf(!analyze)('systemd-analyze verify accepts the unit (offline; where installed)', () => {
+  it('including a quoted node path with a space and a config path with % and $', () => {
+    const d = tmp();
+    mkdirSync(join(d, 'node dir'));
+    symlinkSync(process.execPath, join(d, 'node dir', 'node'));
+    const unit = join(d, 'awg.service');
+    writeFileSync(unit, renderSystemdUnit({ node: join(d, 'node dir', 'node'), bin: fileURLToPath(new URL('../../../bin/awg.js', import.meta.url)), config: '/etc/awg/100%"$HOME".yaml' }));
+    const r = spawnSync(analyze!, ['verify', unit], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('launchd plist (the darwin renderer, same argv)', () => {
+  it('golden', async () => {
+    await expect(renderLaunchdPlist(ODD)).toMatchFileSnapshot('./service.golden/com.awg.daemon.plist');
+  });
+  it('ProgramArguments are the daemon argv, XML-escaped', () => {
+    const p = renderLaunchdPlist(ODD);
+    expect(p).toContain('<string>/etc/awg/100%&quot;$HOME&quot;.yaml</string>');
+    expect(p).toContain('<key>Label</key>\n\t<string>com.awg.daemon</string>');
+  });
+});
+
+describe('install / uninstall / status through Exec', () => {
+  it('systemd into a temp root: the file (0644) and an offline enable; again: unchanged, no rewrite', async () => {
+    const root = tmp();
+    const exec = new RecordingExec();
+    const r = await systemdManager.install(INV, { exec, root });
+    const path = join(root, 'etc/systemd/system/awg.service');
+    expect(r).toEqual({ changed: true, path });
+    expect(readFileSync(path, 'utf8')).toBe(renderSystemdUnit(INV));
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+    expect(exec.log).toEqual([`write ${path} (${renderSystemdUnit(INV).length} bytes, mode 0644)`, `systemctl --root=${root} enable awg.service`]);
+    const again = new RecordingExec();
+    expect((await systemdManager.install(INV, { exec: again, root })).changed).toBe(false);
+    expect(again.log).toEqual([`systemctl --root=${root} enable awg.service`]);
+    const un = new RecordingExec();
+    expect(await systemdManager.uninstall({ exec: un, root })).toEqual({ removed: true, path });
+    expect(existsSync(path)).toBe(false);
+    expect(un.log).toEqual([`systemctl --root=${root} disable awg.service`, `rm ${path}`]);
+  });
+
+  it('systemd on the running system: daemon-reload, enable --now, try-restart (recorded, not run)', async () => {
+    const exec = new RecordingExec(true);
+    await systemdManager.install(INV, { exec });
+    expect(exec.log.slice(1)).toEqual(['systemctl daemon-reload', 'systemctl enable --now awg.service', 'systemctl try-restart awg.service']);
+    expect(exec.log[0]).toMatch(/^write \/etc\/systemd\/system\/awg\.service/);
+  });
+
+  it('systemd status parses systemctl show', async () => {
+    const root = tmp();
+    await systemdManager.install(INV, { exec: new RecordingExec(), root });
+    const exec = new RecordingExec(false, {
+      'systemctl show awg.service --property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus': { code: 0, stderr: '', stdout: 'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=4242\nNRestarts=1\nExecMainStatus=0\n' },
+    });
+    // with a root the running manager is not asked
+    expect((await systemdManager.status({ exec, root })).installed).toBe(true);
+    expect(exec.reads).toEqual([]);
+    const live = await systemdManager.status({ exec });
+    expect(live).toMatchObject({ active: true, enabled: true, pid: 4242, detail: { NRestarts: '1' } });
+    const outdated = await systemdManager.status({ exec: new RecordingExec(), root }, { ...INV, config: '/other.yaml' });
+    expect(outdated.outdated).toBe(true);
+  });
+
+  it('launchd: bootout then bootstrap when the plist changed', async () => {
+    const exec = new RecordingExec(true);
+    await launchdManager.install(INV, { exec });
+    expect(exec.log).toEqual([expect.stringMatching(/^write \/Library\/LaunchDaemons\/com\.awg\.daemon\.plist/), 'launchctl bootout system/com.awg.daemon', 'launchctl bootstrap system /Library/LaunchDaemons/com.awg.daemon.plist']);
+    const root = tmp();
+    await launchdManager.install(INV, { exec: new RecordingExec(), root });
+    expect(readFileSync(join(root, 'Library/LaunchDaemons/com.awg.daemon.plist'), 'utf8')).toBe(renderLaunchdPlist(INV));
+  });
+
+  it('other platforms: a typed unsupported error', () => {
+    expect(() => serviceManager('win32')).toThrow(/not supported on win32/);
+  });
+});
+
+describe('awg service (CLI)', () => {
+  it('install --dry-run prints every step and writes nothing', async () => {
+    const unit = '/etc/systemd/system/awg.service';
+    const before = existsSync(unit);
+    const c = capture();
+    const code = await main(['node', 'awg', 'service', 'install', '--dry-run', '--platform', 'linux', '--config', '/etc/awg/awg.yaml'], c.io);
+    expect(code).toBe(0);
+    expect(c.err()).toContain(`[#] write ${unit}`);
+    expect(c.err()).toContain('[#] systemctl daemon-reload\n[#] systemctl enable --now awg.service\n');
+    expect(c.out()).toContain('Dry run: nothing was changed');
+    expect(existsSync(unit)).toBe(before);
+  });
+
+  it('install --print shows the unit; --root installs into a tree', async () => {
+    const c = capture();
+    expect(await main(['node', 'awg', 'service', 'install', '--print', '--platform', 'linux', '--config', '/etc/awg/awg.yaml', '--node', '/usr/bin/node', '--bin', '/opt/awg/bin/awg.js', '--metrics'], c.io)).toBe(0);
+    expect(c.out()).toContain('ExecStart=/usr/bin/node /opt/awg/bin/awg.js daemon --config /etc/awg/awg.yaml --metrics 127.0.0.1:9586\n');
+    const root = tmp();
+    const exec = new RecordingExec();
+    const c2 = capture();
+    expect(await serviceCommand(c2.io, 'install', { root, platform: 'linux', config: '/etc/awg/awg.yaml' }, { exec })).toBe(0);
+    expect(readFileSync(join(root, 'etc/systemd/system/awg.service'), 'utf8')).toMatch(/daemon --config \/etc\/awg\/awg\.yaml/);
+  });
+
+  it('status: exit 2 when not installed', async () => {
+    const c = capture();
+    expect(await serviceCommand(c.io, 'status', { root: tmp(), platform: 'linux', socket: join(tmp(), 'none.sock') }, { exec: new RecordingExec() })).toBe(2);
+    expect(c.out()).toMatch(/service: not installed/);
+    expect(c.out()).toMatch(/api: no answer on/);
+  });
+});

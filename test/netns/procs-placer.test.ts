@@ -183,8 +183,8 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
       );
       let stdout = '';
       let stderr = '';
-      p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       p.on('close', (c) => resolve({ code: c ?? 1, stdout, stderr }));
     });
     close(fd);

@@ -10,6 +10,7 @@ import { diffBench } from './diff.bench.js';
 import { daemonLoopBench } from './daemon-loop.bench.js';
 import { proxyBench } from './proxy.bench.js';
 import { dataplaneBench } from './dataplane.bench.js';
+import { dataplaneUdpBench } from './dataplane-udp.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -21,6 +22,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'daemon-loop', run: daemonLoopBench },
   { name: 'proxy', run: proxyBench },
   { name: 'dataplane', run: dataplaneBench },
+  { name: 'dataplane-udp', run: dataplaneUdpBench },
 ];
 
 const results: Record<string, Sample[]> = {};

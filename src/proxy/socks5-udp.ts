@@ -84,6 +84,10 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
     return s.address();
   }
 
+  address(): { address: string; port: number } | undefined {
+    return this.sock?.address();
+  }
+
   async close(): Promise<void> {
     for (const s of this.sessions.values()) this.end(s);
     const s = this.sock;

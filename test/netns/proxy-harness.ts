@@ -15,6 +15,8 @@ import { socks5Dialer, type ProxyAuth } from '../../src/proxy/socks5.js';
 import { Socks5UdpRelay } from '../../src/proxy/socks5-udp.js';
 import { TransparentProxy } from '../../src/proxy/transparent.js';
 import type { Dialer } from '../../src/proxy/types.js';
+import { ProxyTunnelRuntime } from '../../src/proxy/tunnel.js';
+import type { ProxyTunnel } from '../../src/config/schema.js';
 
 export interface UpstreamConfig {
   type: 'socks5' | 'http';
@@ -33,10 +35,38 @@ export interface HarnessConfig {
   /** consult a ProxyHealth of upstream 0 before dialling (and report its changes) */
   health?: { intervalMs: number };
   udp?: { listenHost: string; listenPort: number; target: { host: string; port: number } };
+  /** run the daemon-facing ProxyTunnelRuntime (from a config-shaped tunnel) instead of the parts */
+  runtime?: { tunnel: ProxyTunnel; password?: string };
 }
 
 const out = (o: unknown) => process.stdout.write(`${JSON.stringify(o)}\n`);
 const cfg = JSON.parse(process.argv[2] ?? '{}') as HarnessConfig;
+
+if (cfg.runtime) {
+  const rt = new ProxyTunnelRuntime({
+    name: 'px',
+    tunnel: cfg.runtime.tunnel,
+    password: cfg.runtime.password,
+    redirectPort: cfg.listenPort,
+    bypassMark: cfg.bypassMark,
+    fallback: cfg.fallback,
+    udpForwards: cfg.udp ? [{ listen: { host: cfg.udp.listenHost, port: cfg.udp.listenPort }, target: cfg.udp.target }] : [],
+    healthIntervalMs: cfg.health?.intervalMs,
+  });
+  rt.on('state', (c) => out({ event: 'health', from: c.from, to: c.to, kind: c.error?.kind, message: c.error?.message }));
+  rt.on('dial-error', (f) => out({ event: 'dial-error', dst: f.dst, kind: f.kind, message: f.error.message }));
+  await rt.start();
+  out({ ready: { port: rt.proxy.address()?.port, udp: rt.relays[0]?.address() } });
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'stats') {
+      const st = rt.stats();
+      out({ stats: { proxy: st.tcp, udp: st.udp[0], health: st.health, rss: process.memoryUsage().rss } });
+    } else if (cmd === 'exit') void rt.stop().then(() => process.exit(0));
+  });
+  rl.on('close', () => process.exit(0));
+} else {
 
 function dialerOf(u: UpstreamConfig): Dialer {
   const o = { server: u.server, port: u.port, auth: u.auth, bypassMark: cfg.bypassMark, timeoutMs: 5000 };
@@ -115,3 +145,4 @@ rl.on('line', (line) => {
   }
 });
 rl.on('close', () => process.exit(0));
+}

@@ -174,6 +174,32 @@ describe.skipIf(skip)('proxy tunnels: transparent proxy through real SOCKS5 and 
     expect((await h.stats()).proxy.errors['not-redirected']).toBe(1);
   });
 
+  it('ProxyTunnelRuntime from a config-shaped tunnel: proxied, health up, wrong password auth-failed', async () => {
+    const tunnel = { type: 'socks5' as const, server: S4, port: 1081, auth: { username: USER, password: { env: 'UNUSED' } }, udp: false, dns: [] };
+    const h = await startHarness(T().c, {
+      listenPort: REDIRECT_PORT,
+      upstreams: [],
+      fallback: 'block',
+      bypassMark: BYPASS,
+      health: { intervalMs: 60_000 },
+      runtime: { tunnel, password: PASS },
+    });
+    expect((await curl(T().c, [`http://${T4}:${HTTP_PORT}/`])).body).toBe(S4T);
+    for (let i = 0; i < 100 && (await h.stats()).health !== 'up'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await h.stats()).health).toBe('up');
+    await h.stop();
+    const bad = await startHarness(T().c, {
+      listenPort: REDIRECT_PORT,
+      upstreams: [],
+      fallback: 'block',
+      bypassMark: BYPASS,
+      health: { intervalMs: 60_000 },
+      runtime: { tunnel, password: 'wrong' },
+    });
+    for (let i = 0; i < 100 && bad.events('health').length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(bad.events('health')[0]).toMatchObject({ from: 'unknown', to: 'auth-failed', kind: 'auth' });
+  });
+
   describe('upstream killed mid-transfer', () => {
     let killable: NsProcess | undefined;
     const startKillable = async () => {

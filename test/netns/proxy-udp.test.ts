@@ -82,6 +82,20 @@ describe.skipIf(skip)('proxy tunnels: UDP through SOCKS5 UDP ASSOCIATE (dante)',
     await h.stop();
   });
 
+  it('ProxyTunnelRuntime (socks5, udp: true) carries the configured UDP forward', async () => {
+    const h = await startHarness(topo!.c, {
+      listenPort: REDIRECT_PORT,
+      upstreams: [],
+      fallback: 'block',
+      bypassMark: BYPASS,
+      udp: { listenHost: '127.0.0.1', listenPort: 5301, target: { host: T4, port: UDP_ECHO_PORT } },
+      runtime: { tunnel: { type: 'socks5', server: S4, port: 1090, udp: true, dns: [] } },
+    });
+    expect(h.ready.udp?.port).toBe(5301);
+    expect(await udpAsk(topo!.c, '127.0.0.1', 5301, 'rt')).toBe(`${S4T} rt`);
+    expect((await h.stats()).udp?.datagrams).toMatchObject({ up: 1, down: 1 });
+  });
+
   it('an unreachable SOCKS server drops the datagrams and reports the failure', async () => {
     const h = await startHarness(topo!.c, {
       listenPort: REDIRECT_PORT,

@@ -1,0 +1,135 @@
+/**
+ * Prometheus metrics of the daemon (prom-client), opt-in: `awg daemon --metrics
+ * [host:port]`, on 127.0.0.1:9586 unless a host is given (the seed system left a profiling
+ * port open to everyone). Counters are fed from DaemonEvents; per-tunnel gauges and the
+ * state are read from `status()` at each scrape. Labels carry tunnel names, outcomes and
+ * error kinds only: never keys, endpoints or messages.
+ */
+import { createServer, type Server } from 'node:http';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AwgError } from '../errors.js';
+import type { DaemonCore, DaemonEvent, StatusResponse } from './core.js';
+
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
+const STATES: StatusResponse['state'][] = ['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down'];
+
+export interface DaemonMetrics {
+  registry: Registry;
+  /** the exposition text (refreshes the status gauges first) */
+  render(): Promise<string>;
+  close(): void;
+}
+
+export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): DaemonMetrics {
+  const registry = new Registry();
+  const registers = [registry];
+  const reconciles = new Counter({ name: 'awg_reconcile_total', help: 'Reconcile runs by outcome.', labelNames: ['outcome'], registers });
+  const duration = new Histogram({ name: 'awg_reconcile_duration_seconds', help: 'Reconcile run duration by outcome.', labelNames: ['outcome'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
+  const driftFound = new Counter({ name: 'awg_drift_detected_total', help: 'Objects found drifted from the desired state.', registers });
+  const driftRepaired = new Counter({ name: 'awg_drift_repairs_total', help: 'Drifted objects repaired.', registers });
+  const errors = new Counter({ name: 'awg_errors_total', help: 'Errors by kind.', labelNames: ['kind'], registers });
+  const network = new Counter({ name: 'awg_network_changes_total', help: 'Network change events that woke the loop.', registers });
+  const reverts = new Counter({ name: 'awg_confirm_reverts_total', help: 'Applies reverted because no confirm arrived in time.', registers });
+  const state = new Gauge({ name: 'awg_state', help: 'Daemon state (1 for the current one).', labelNames: ['state'], registers });
+  const up = new Gauge({ name: 'awg_tunnel_up', help: 'Whether the tunnel is up.', labelNames: ['tunnel'], registers });
+  const rx = new Gauge({ name: 'awg_tunnel_rx_bytes', help: 'Bytes received through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
+  const tx = new Gauge({ name: 'awg_tunnel_tx_bytes', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
+  const hsAge = new Gauge({ name: 'awg_tunnel_last_handshake_age_seconds', help: 'Seconds since the latest handshake of the tunnel (absent: never).', labelNames: ['tunnel'], registers });
+  for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
+
+  const unsubscribe = core.subscribe((e: DaemonEvent) => {
+    switch (e.type) {
+      case 'reconcile-finished':
+        reconciles.inc({ outcome: e.outcome });
+        duration.observe({ outcome: e.outcome }, e.durationMs / 1000);
+        return;
+      case 'drift':
+        driftFound.inc(e.ids.length);
+        if (e.repaired) driftRepaired.inc(e.ids.length);
+        return;
+      case 'error':
+        errors.inc({ kind: e.kind });
+        return;
+      case 'network-changed':
+        network.inc();
+        return;
+      case 'reverted':
+        reverts.inc();
+        return;
+      default:
+        return;
+    }
+  });
+
+  return {
+    registry,
+    async render() {
+      const s = await core.status();
+      for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
+      for (const g of [up, rx, tx, hsAge]) g.reset();
+      for (const t of s.tunnels) {
+        up.set({ tunnel: t.name }, t.up ? 1 : 0);
+        rx.set({ tunnel: t.name }, t.rxBytes);
+        tx.set({ tunnel: t.name }, t.txBytes);
+        if (t.lastHandshakeAgeSec !== undefined) hsAge.set({ tunnel: t.name }, t.lastHandshakeAgeSec);
+      }
+      return registry.metrics();
+    },
+    close: unsubscribe,
+  };
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/** `host:port`, `[v6]:port`, `:port` or `port`; the host defaults to 127.0.0.1. */
+export function parseListen(s: string): { host: string; port: number; loopback: boolean } {
+  let host = '127.0.0.1';
+  let port: string;
+  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(s);
+  if (v6) [host, port] = [v6[1]!, v6[2]!];
+  else if (/^\d+$/.test(s)) port = s;
+  else {
+    const i = s.lastIndexOf(':');
+    if (i < 0) throw new AwgError('invalid-config', `--metrics ${s}: expected host:port`);
+    if (i > 0) host = s.slice(0, i);
+    port = s.slice(i + 1);
+  }
+  const n = Number(port);
+  if (!/^\d+$/.test(port) || n > 65535) throw new AwgError('invalid-config', `--metrics ${s}: bad port`);
+  return { host, port: n, loopback: LOOPBACK.test(host) };
+}
+
+export interface MetricsServer {
+  address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/** Serve GET /metrics; anything else 404. */
+export async function startMetricsServer(core: Pick<DaemonCore, 'status' | 'subscribe'>, listen: string = DEFAULT_METRICS_LISTEN): Promise<MetricsServer> {
+  const { host, port } = parseListen(listen);
+  const m = createMetrics(core);
+  const server: Server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    m.render().then(
+      (text) => res.writeHead(200, { 'content-type': m.registry.contentType }).end(text),
+      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`awg: metrics unavailable: ${e instanceof AwgError ? e.kind : 'error'}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(new AwgError(e.code === 'EACCES' ? 'permission' : 'driver', `metrics on ${listen}: ${e.message}`)));
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address();
+  return {
+    address: { host, port: typeof a === 'object' && a ? a.port : port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        m.close();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

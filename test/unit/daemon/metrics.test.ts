@@ -1,0 +1,96 @@
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createMetrics, parseListen, startMetricsServer, type MetricsServer } from '../../../src/daemon/metrics.js';
+import { ALL_EVENTS, FakeCore, PEER_PUB } from './server-fake-core.js';
+
+const servers: MetricsServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    const r = request({ host: '127.0.0.1', port, path }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    });
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+const line = (text: string, prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
+
+describe('Prometheus metrics', () => {
+  it('counts reconciles and durations by outcome, drift found/repaired, errors by kind, from events', async () => {
+    const core = new FakeCore();
+    const m = createMetrics(core);
+    for (const e of ALL_EVENTS) core.emit(e);
+    core.emit({ type: 'drift', at: 'x', ids: ['a'], repaired: false });
+    const t = await m.render();
+    expect(line(t, 'awg_reconcile_total{outcome="converged"}')).toBe('awg_reconcile_total{outcome="converged"} 1');
+    expect(line(t, 'awg_reconcile_total{outcome="failed"}')).toBe('awg_reconcile_total{outcome="failed"} 1');
+    expect(line(t, 'awg_reconcile_total{outcome="rolled-back"}')).toBe('awg_reconcile_total{outcome="rolled-back"} 0');
+    expect(line(t, 'awg_reconcile_duration_seconds_sum{outcome="converged"}')).toBe('awg_reconcile_duration_seconds_sum{outcome="converged"} 0.1');
+    expect(line(t, 'awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"}')).toBe('awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"} 1');
+    expect(line(t, 'awg_drift_detected_total ')).toBe('awg_drift_detected_total 3');
+    expect(line(t, 'awg_drift_repairs_total ')).toBe('awg_drift_repairs_total 2');
+    expect(line(t, 'awg_errors_total{kind="invalid-config"}')).toBe('awg_errors_total{kind="invalid-config"} 1');
+    expect(line(t, 'awg_network_changes_total ')).toBe('awg_network_changes_total 1');
+    expect(line(t, 'awg_confirm_reverts_total ')).toBe('awg_confirm_reverts_total 1');
+    m.close();
+    expect(core.subscribers).toBe(0);
+  });
+
+  it('per-tunnel bytes, up and handshake age, and the state, from status at each scrape', async () => {
+    const core = new FakeCore();
+    const m = createMetrics(core);
+    let t = await m.render();
+    expect(line(t, 'awg_tunnel_rx_bytes{tunnel="work"}')).toBe('awg_tunnel_rx_bytes{tunnel="work"} 123456789012');
+    expect(line(t, 'awg_tunnel_tx_bytes{tunnel="work"}')).toBe('awg_tunnel_tx_bytes{tunnel="work"} 42');
+    expect(line(t, 'awg_tunnel_up{tunnel="work"}')).toBe('awg_tunnel_up{tunnel="work"} 1');
+    expect(line(t, 'awg_tunnel_up{tunnel="idle"}')).toBe('awg_tunnel_up{tunnel="idle"} 0');
+    expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe('awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17');
+    // never handshaken: absent, not 0
+    expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="idle"}')).toBeUndefined();
+    expect(line(t, 'awg_state{state="converged"}')).toBe('awg_state{state="converged"} 1');
+    expect(line(t, 'awg_state{state="failed-closed"}')).toBe('awg_state{state="failed-closed"} 0');
+    // a tunnel that disappears from the config disappears from the metrics
+    core.statusValue = { ...core.statusValue, state: 'failed-closed', tunnels: [] };
+    t = await m.render();
+    expect(t).not.toContain('tunnel="work"');
+    expect(line(t, 'awg_state{state="failed-closed"}')).toBe('awg_state{state="failed-closed"} 1');
+    // public keys, endpoints and messages are not labels
+    expect(t).not.toContain(PEER_PUB);
+    expect(t).not.toContain('192.0.2.1');
+    m.close();
+  });
+
+  it('serves GET /metrics on loopback; anything else is 404; a failing status is 500 with the kind only', async () => {
+    const core = new FakeCore();
+    const s = await startMetricsServer(core, '127.0.0.1:0');
+    servers.push(s);
+    expect(s.address.host).toBe('127.0.0.1');
+    const r = await get(s.address.port, '/metrics');
+    expect(r.status).toBe(200);
+    expect(r.type).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(r.body).toContain('# TYPE awg_reconcile_total counter');
+    expect((await get(s.address.port, '/')).status).toBe(404);
+    const { AwgError } = await import('../../../src/errors.js');
+    core.fail.status = new AwgError('driver', 'secret detail /etc/awg/work.key');
+    const bad = await get(s.address.port, '/metrics');
+    expect(bad.status).toBe(500);
+    expect(bad.body).toBe('awg: metrics unavailable: driver\n');
+  });
+
+  it('listen addresses: loopback by default', () => {
+    expect(parseListen('9586')).toEqual({ host: '127.0.0.1', port: 9586, loopback: true });
+    expect(parseListen(':9586')).toEqual({ host: '127.0.0.1', port: 9586, loopback: true });
+    expect(parseListen('[::1]:9586')).toEqual({ host: '::1', port: 9586, loopback: true });
+    expect(parseListen('0.0.0.0:9586')).toEqual({ host: '0.0.0.0', port: 9586, loopback: false });
+    expect(() => parseListen('host')).toThrow(/expected host:port/);
+    expect(() => parseListen('127.0.0.1:70000')).toThrow(/bad port/);
+  });
+});

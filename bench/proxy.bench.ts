@@ -47,14 +47,31 @@ async function curlNumber(ns: string, args: string[], what: string): Promise<num
 }
 
 async function throughput(ns: string, proxyArgs: string[], bytes: number): Promise<number> {
-  const bps = await curlNumber(ns, [...proxyArgs, '-o', '/dev/null', '-w', '%{speed_download}', `http://${T4}:${HTTP_PORT}/bytes?n=${bytes}`], 'throughput');
+  const bps = await curlNumber(
+    ns,
+    [
+      ...proxyArgs,
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{speed_download}',
+      `http://${T4}:${HTTP_PORT}/bytes?n=${bytes}`,
+    ],
+    'throughput',
+  );
   return (bps * 8) / 1e6; // Mbit/s
 }
 
 async function latencyMs(ns: string, proxyArgs: string[], n: number): Promise<number> {
   const xs: number[] = [];
   for (let i = 0; i < n; i++)
-    xs.push((await curlNumber(ns, [...proxyArgs, '-o', '/dev/null', '-w', '%{time_total}', `http://${T4}:${HTTP_PORT}/`], 'latency')) * 1000);
+    xs.push(
+      (await curlNumber(
+        ns,
+        [...proxyArgs, '-o', '/dev/null', '-w', '%{time_total}', `http://${T4}:${HTTP_PORT}/`],
+        'latency',
+      )) * 1000,
+    );
   return median(xs);
 }
 
@@ -69,7 +86,9 @@ for (let i = 0; i < ${n}; i++) {
   socks.push(s);
 }
 process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
-  const c = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', process.execPath, '-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const c = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', process.execPath, '-e', script], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let out = '';
   c.stdout.on('data', (d: Buffer) => (out += d.toString()));
   c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -103,7 +122,8 @@ function sample(name: string, unit: string, runs: number[], note?: string): Samp
 }
 
 export async function proxyBench(smoke: boolean): Promise<Sample[]> {
-  if (process.getuid?.() !== 0) throw new Error('the Step 6 benchmark needs root (network namespaces)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the Step 6 benchmark needs root (network namespaces)');
   const runs = smoke ? 1 : 5;
   const bytes = smoke ? 8 * 1024 * 1024 : 256 * 1024 * 1024;
   const pings = smoke ? 3 : 20;
@@ -138,11 +158,31 @@ export async function proxyBench(smoke: boolean): Promise<Sample[]> {
         lp.push(await latencyMs(topo.c, [], pings));
         ld.push(await latencyMs(topo.c, k.direct, pings));
       }
-      out.push(sample(`${k.kind}: throughput via transparent proxy`, 'Mbit/s', tp, `${bytes / 2 ** 20} MiB download`));
+      out.push(
+        sample(
+          `${k.kind}: throughput via transparent proxy`,
+          'Mbit/s',
+          tp,
+          `${bytes / 2 ** 20} MiB download`,
+        ),
+      );
       out.push(sample(`${k.kind}: throughput curl direct to proxy`, 'Mbit/s', td));
-      out.push(sample(`${k.kind}: GET latency via transparent proxy`, 'ms', lp, `median of ${pings} per run`));
+      out.push(
+        sample(
+          `${k.kind}: GET latency via transparent proxy`,
+          'ms',
+          lp,
+          `median of ${pings} per run`,
+        ),
+      );
       out.push(sample(`${k.kind}: GET latency curl direct to proxy`, 'ms', ld));
-      out.push(sample(`${k.kind}: added latency`, 'ms', lp.map((x, i) => x - ld[i]!)));
+      out.push(
+        sample(
+          `${k.kind}: added latency`,
+          'ms',
+          lp.map((x, i) => x - ld[i]!),
+        ),
+      );
       if (k.kind === 'socks5') {
         const rssIdle: number[] = [];
         const rssBase: number[] = [];
@@ -152,10 +192,18 @@ export async function proxyBench(smoke: boolean): Promise<Sample[]> {
           await waitActive(h, idle);
           rssIdle.push((await h.stats()).rss / 2 ** 20);
           await release();
-          for (let j = 0; j < 600 && (await h.stats()).proxy.connections.active > 0; j++) await new Promise((r) => setTimeout(r, 50));
+          for (let j = 0; j < 600 && (await h.stats()).proxy.connections.active > 0; j++)
+            await new Promise((r) => setTimeout(r, 50));
         }
         out.push(sample(`socks5: proxy RSS before the idle connections`, 'MiB', rssBase));
-        out.push(sample(`socks5: proxy RSS with ${idle} idle connections`, 'MiB', rssIdle, 'whole harness process (Node + tsx)'));
+        out.push(
+          sample(
+            `socks5: proxy RSS with ${idle} idle connections`,
+            'MiB',
+            rssIdle,
+            'whole harness process (Node + tsx)',
+          ),
+        );
       }
       await h.stop();
     }

@@ -42,7 +42,7 @@ export function decodeSockaddr(buf: Uint8Array, len = buf.length): SockAddr | un
 function compressV6(g: string[]): string {
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== '0') {
       i++;
       continue;

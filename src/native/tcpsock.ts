@@ -83,9 +83,12 @@ export async function connectTcp(o: MarkedConnectOptions): Promise<Socket> {
     };
     if (o.timeoutMs !== undefined)
       timer = setTimeout(() => {
-        const e = Object.assign(new Error(`connect to ${o.host}:${o.port} timed out after ${o.timeoutMs} ms`), {
-          code: 'ETIMEDOUT',
-        });
+        const e = Object.assign(
+          new Error(`connect to ${o.host}:${o.port} timed out after ${o.timeoutMs} ms`),
+          {
+            code: 'ETIMEDOUT',
+          },
+        );
         fail(e);
       }, o.timeoutMs);
     o.signal?.addEventListener('abort', onAbort, { once: true });

@@ -7,7 +7,11 @@
 import { connectTcp } from '../native/tcpsock.js';
 import { ProxyDialError, classifySocketError, formatDst, type Dialer } from './types.js';
 
-export function directDialer(o: { bypassMark?: number; timeoutMs?: number; highWaterMark?: number }): Dialer {
+export function directDialer(o: {
+  bypassMark?: number;
+  timeoutMs?: number;
+  highWaterMark?: number;
+}): Dialer {
   return async (dst, opts = {}) => {
     try {
       return await connectTcp({
@@ -20,9 +24,13 @@ export function directDialer(o: { bypassMark?: number; timeoutMs?: number; highW
         signal: opts.signal,
       });
     } catch (e) {
-      throw new ProxyDialError(classifySocketError(e), `direct connect to ${formatDst(dst)} failed: ${(e as Error).message}`, {
-        cause: e,
-      });
+      throw new ProxyDialError(
+        classifySocketError(e),
+        `direct connect to ${formatDst(dst)} failed: ${(e as Error).message}`,
+        {
+          cause: e,
+        },
+      );
     }
   };
 }

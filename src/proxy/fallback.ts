@@ -15,9 +15,15 @@ import { ProxyDialError, type DialErrorKind, type Dialer } from './types.js';
 
 export type FallbackMode = 'allow-direct' | 'failover' | 'block' | 'drop';
 
-export type FallbackDecision = { action: 'direct' } | { action: 'next'; index: number } | { action: 'fail'; reason: string };
+export type FallbackDecision =
+  { action: 'direct' } | { action: 'next'; index: number } | { action: 'fail'; reason: string };
 
-const TUNNEL_DOWN: ReadonlySet<DialErrorKind> = new Set(['unreachable', 'timeout', 'auth', 'protocol']);
+const TUNNEL_DOWN: ReadonlySet<DialErrorKind> = new Set([
+  'unreachable',
+  'timeout',
+  'auth',
+  'protocol',
+]);
 
 export interface FallbackState {
   /** index of the candidate that just failed */
@@ -31,17 +37,26 @@ export interface FallbackState {
   directTried: boolean;
 }
 
-export function decideFallback(mode: FallbackMode, kind: DialErrorKind, s: FallbackState): FallbackDecision {
+export function decideFallback(
+  mode: FallbackMode,
+  kind: DialErrorKind,
+  s: FallbackState,
+): FallbackDecision {
   if (mode === 'drop') return { action: 'fail', reason: 'fallback drop' };
-  if (!TUNNEL_DOWN.has(kind)) return { action: 'fail', reason: `the proxy refused the destination (${kind})` };
+  if (!TUNNEL_DOWN.has(kind))
+    return { action: 'fail', reason: `the proxy refused the destination (${kind})` };
   switch (mode) {
     case 'block':
       return { action: 'fail', reason: 'fallback block' };
     case 'allow-direct':
-      return s.directTried ? { action: 'fail', reason: 'direct dial failed too' } : { action: 'direct' };
+      return s.directTried
+        ? { action: 'fail', reason: 'direct dial failed too' }
+        : { action: 'direct' };
     case 'failover':
-      if (s.hops >= s.maxHops) return { action: 'fail', reason: `failover gave up after ${s.hops} hops` };
-      if (s.index + 1 >= s.candidates) return { action: 'fail', reason: 'no failover candidate left' };
+      if (s.hops >= s.maxHops)
+        return { action: 'fail', reason: `failover gave up after ${s.hops} hops` };
+      if (s.index + 1 >= s.candidates)
+        return { action: 'fail', reason: 'no failover candidate left' };
       return { action: 'next', index: s.index + 1 };
   }
 }
@@ -67,7 +82,9 @@ export interface FallbackDialerOptions {
 }
 
 function asDialError(e: unknown): ProxyDialError {
-  return e instanceof ProxyDialError ? e : new ProxyDialError('unreachable', e instanceof Error ? e.message : String(e), { cause: e });
+  return e instanceof ProxyDialError
+    ? e
+    : new ProxyDialError('unreachable', e instanceof Error ? e.message : String(e), { cause: e });
 }
 
 export function fallbackDialer(o: FallbackDialerOptions): Dialer {
@@ -78,7 +95,8 @@ export function fallbackDialer(o: FallbackDialerOptions): Dialer {
     let hops = 0;
     for (;;) {
       let err: ProxyDialError;
-      if (o.isUp && !o.isUp(index)) err = new ProxyDialError('unreachable', `upstream ${index} is down (health check)`);
+      if (o.isUp && !o.isUp(index))
+        err = new ProxyDialError('unreachable', `upstream ${index} is down (health check)`);
       else {
         try {
           return await o.candidates[index]!(dst, opts);
@@ -101,12 +119,19 @@ export function fallbackDialer(o: FallbackDialerOptions): Dialer {
         hops++;
         continue;
       }
-      if (!o.direct) throw new ProxyDialError('blocked', 'allow-direct fallback without a direct dialer', { cause: err });
+      if (!o.direct)
+        throw new ProxyDialError('blocked', 'allow-direct fallback without a direct dialer', {
+          cause: err,
+        });
       try {
         return await o.direct(dst, opts);
       } catch (e) {
         const de = asDialError(e);
-        o.onFallback?.({ failed: 'direct', error: de, decision: { action: 'fail', reason: 'direct dial failed too' } });
+        o.onFallback?.({
+          failed: 'direct',
+          error: de,
+          decision: { action: 'fail', reason: 'direct dial failed too' },
+        });
         throw de;
       }
     }

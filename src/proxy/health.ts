@@ -110,7 +110,10 @@ export class ProxyHealth extends EventEmitter<{ change: [HealthChange] }> {
       await withTimeout(this.o.probe(ac.signal), this.o.probeTimeoutMs, ac, this.o.timers);
       to = 'up';
     } catch (e) {
-      error = e instanceof ProxyDialError ? e : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
+      error =
+        e instanceof ProxyDialError
+          ? e
+          : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
       to = stateOf(error);
     } finally {
       if (this.inflight === ac) this.inflight = undefined;
@@ -141,7 +144,12 @@ export class ProxyHealth extends EventEmitter<{ change: [HealthChange] }> {
   }
 }
 
-async function withTimeout(p: Promise<void>, ms: number, ac: AbortController, t: Timers): Promise<void> {
+async function withTimeout(
+  p: Promise<void>,
+  ms: number,
+  ac: AbortController,
+  t: Timers,
+): Promise<void> {
   let h: unknown;
   const timeout = new Promise<never>((_, reject) => {
     h = t.setTimeout(() => {
@@ -196,23 +204,35 @@ export function socks5Probe(o: Socks5Options): Probe {
     try {
       s.write(Buffer.from(o.auth ? [5, 2, 0, 2] : [5, 1, 0]));
       const [ver, method] = await readBytes(s, 2, 'the SOCKS5 greeting');
-      if (ver !== 5) throw new ProxyDialError('protocol', `${where} answered the greeting with version ${ver}`);
+      if (ver !== 5)
+        throw new ProxyDialError('protocol', `${where} answered the greeting with version ${ver}`);
       if (method === 0xff)
         throw new ProxyDialError(
           'auth',
-          o.auth ? `${where} accepts none of our authentication methods` : `${where} requires authentication; set auth in the tunnel`,
+          o.auth
+            ? `${where} accepts none of our authentication methods`
+            : `${where} requires authentication; set auth in the tunnel`,
         );
       if (method === 2) {
-        if (!o.auth) throw new ProxyDialError('auth', `${where} requires authentication; set auth in the tunnel`);
+        if (!o.auth)
+          throw new ProxyDialError(
+            'auth',
+            `${where} requires authentication; set auth in the tunnel`,
+          );
         const u = Buffer.from(o.auth.username, 'utf8');
         const p = Buffer.from(o.auth.password, 'utf8');
         s.write(Buffer.concat([Buffer.from([1, u.length]), u, Buffer.from([p.length]), p]));
         const [, status] = await readBytes(s, 2, 'SOCKS5 authentication');
         if (status !== 0)
-          throw new ProxyDialError('auth', `${where} refused the credentials of user ${JSON.stringify(o.auth.username)}`, {
-            status,
-          });
-      } else if (method !== 0) throw new ProxyDialError('protocol', `${where} chose unknown method ${method}`);
+          throw new ProxyDialError(
+            'auth',
+            `${where} refused the credentials of user ${JSON.stringify(o.auth.username)}`,
+            {
+              status,
+            },
+          );
+      } else if (method !== 0)
+        throw new ProxyDialError('protocol', `${where} chose unknown method ${method}`);
     } finally {
       s.destroy();
     }
@@ -229,16 +249,31 @@ export function httpProbe(o: HttpConnectOptions & { target?: Destination }): Pro
     let s: Duplex = sock;
     try {
       if (o.tls) {
-        s = tlsConnect({ ...(isIP(o.server) ? {} : { servername: o.server }), ...(typeof o.tls === 'object' ? o.tls : {}), socket: sock });
+        s = tlsConnect({
+          ...(isIP(o.server) ? {} : { servername: o.server }),
+          ...(typeof o.tls === 'object' ? o.tls : {}),
+          socket: sock,
+        });
         await new Promise<void>((resolve, reject) => {
           s.once('secureConnect', () => resolve());
           s.once('error', (e: Error) =>
-            reject(new ProxyDialError('unreachable', `TLS to HTTP proxy ${o.server}:${o.port} failed: ${e.message}`, { cause: e })),
+            reject(
+              new ProxyDialError(
+                'unreachable',
+                `TLS to HTTP proxy ${o.server}:${o.port} failed: ${e.message}`,
+                { cause: e },
+              ),
+            ),
           );
         });
       }
       try {
-        await httpConnectHandshake(s, o.target ?? { host: '127.0.0.1', port: 9 }, o, o.timeoutMs ?? 5_000);
+        await httpConnectHandshake(
+          s,
+          o.target ?? { host: '127.0.0.1', port: 9 },
+          o,
+          o.timeoutMs ?? 5_000,
+        );
       } catch (e) {
         if (e instanceof ProxyDialError && e.kind === 'rejected') return;
         throw e;

@@ -12,7 +12,13 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
 import { connectToProxy, type ProxyAuth } from './socks5.js';
-import { ProxyDialError, formatDst, type Destination, type DialOptions, type Dialer } from './types.js';
+import {
+  ProxyDialError,
+  formatDst,
+  type Destination,
+  type DialOptions,
+  type Dialer,
+} from './types.js';
 
 export interface HttpConnectOptions {
   server: string;
@@ -46,12 +52,21 @@ export interface ConnectResponse {
 export function parseConnectResponse(head: string): ConnectResponse {
   const line = head.split('\r\n', 1)[0] ?? '';
   const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(line);
-  if (!m) throw new ProxyDialError('protocol', `HTTP proxy sent an invalid status line ${JSON.stringify(line.slice(0, 80))}`);
+  if (!m)
+    throw new ProxyDialError(
+      'protocol',
+      `HTTP proxy sent an invalid status line ${JSON.stringify(line.slice(0, 80))}`,
+    );
   return { status: Number(m[1]), reason: m[2] ?? '' };
 }
 
 /** The error for a non-2xx answer to CONNECT. */
-export function connectError(r: ConnectResponse, proxy: string, dst: Destination, auth?: ProxyAuth): ProxyDialError {
+export function connectError(
+  r: ConnectResponse,
+  proxy: string,
+  dst: Destination,
+  auth?: ProxyAuth,
+): ProxyDialError {
   const s = `${r.status}${r.reason ? ` ${r.reason}` : ''}`;
   // 407 is the standard answer; tinyproxy 1.11 answers 401 when credentials were sent but are wrong
   if (r.status === 407 || r.status === 401)
@@ -63,25 +78,50 @@ export function connectError(r: ConnectResponse, proxy: string, dst: Destination
       { status: r.status },
     );
   if (r.status === 403)
-    return new ProxyDialError('rejected', `HTTP proxy ${proxy} forbids CONNECT to ${formatDst(dst)} (${s})`, {
-      status: r.status,
-    });
+    return new ProxyDialError(
+      'rejected',
+      `HTTP proxy ${proxy} forbids CONNECT to ${formatDst(dst)} (${s})`,
+      {
+        status: r.status,
+      },
+    );
   if (r.status >= 500)
-    return new ProxyDialError('rejected', `HTTP proxy ${proxy} could not reach ${formatDst(dst)} (${s})`, {
+    return new ProxyDialError(
+      'rejected',
+      `HTTP proxy ${proxy} could not reach ${formatDst(dst)} (${s})`,
+      {
+        status: r.status,
+      },
+    );
+  return new ProxyDialError(
+    'rejected',
+    `HTTP proxy ${proxy} refused CONNECT to ${formatDst(dst)} (${s})`,
+    {
       status: r.status,
-    });
-  return new ProxyDialError('rejected', `HTTP proxy ${proxy} refused CONNECT to ${formatDst(dst)} (${s})`, {
-    status: r.status,
-  });
+    },
+  );
 }
 
-async function startTls(sock: Socket, o: HttpConnectOptions, timeoutMs: number): Promise<TLSSocket> {
+async function startTls(
+  sock: Socket,
+  o: HttpConnectOptions,
+  timeoutMs: number,
+): Promise<TLSSocket> {
   const extra = typeof o.tls === 'object' ? o.tls : {};
   return await new Promise<TLSSocket>((resolve, reject) => {
-    const t = tlsConnect({ ...(isIP(o.server) ? {} : { servername: o.server }), ...extra, socket: sock });
+    const t = tlsConnect({
+      ...(isIP(o.server) ? {} : { servername: o.server }),
+      ...extra,
+      socket: sock,
+    });
     const timer = setTimeout(() => {
       t.destroy();
-      reject(new ProxyDialError('timeout', `TLS handshake with HTTP proxy ${o.server}:${o.port} timed out`));
+      reject(
+        new ProxyDialError(
+          'timeout',
+          `TLS handshake with HTTP proxy ${o.server}:${o.port} timed out`,
+        ),
+      );
     }, timeoutMs);
     t.once('secureConnect', () => {
       clearTimeout(timer);
@@ -91,7 +131,13 @@ async function startTls(sock: Socket, o: HttpConnectOptions, timeoutMs: number):
     const onErr = (e: Error) => {
       clearTimeout(timer);
       t.destroy();
-      reject(new ProxyDialError('unreachable', `TLS to HTTP proxy ${o.server}:${o.port} failed: ${e.message}`, { cause: e }));
+      reject(
+        new ProxyDialError(
+          'unreachable',
+          `TLS to HTTP proxy ${o.server}:${o.port} failed: ${e.message}`,
+          { cause: e },
+        ),
+      );
     };
     t.once('error', onErr);
   });
@@ -118,17 +164,32 @@ export async function httpConnectHandshake(
       }
     };
     const timer = setTimeout(
-      () => done(new ProxyDialError('timeout', `HTTP proxy ${proxy} did not answer CONNECT within ${timeoutMs} ms`)),
+      () =>
+        done(
+          new ProxyDialError(
+            'timeout',
+            `HTTP proxy ${proxy} did not answer CONNECT within ${timeoutMs} ms`,
+          ),
+        ),
       timeoutMs,
     );
     const onError = (e: Error) =>
       done(new ProxyDialError('unreachable', `HTTP proxy ${proxy}: ${e.message}`, { cause: e }));
-    const onEnd = () => done(new ProxyDialError('protocol', `HTTP proxy ${proxy} closed the connection during CONNECT`));
+    const onEnd = () =>
+      done(
+        new ProxyDialError('protocol', `HTTP proxy ${proxy} closed the connection during CONNECT`),
+      );
     const onData = (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);
       const end = buf.indexOf('\r\n\r\n');
       if (end < 0) {
-        if (buf.length > MAX_HEADER) done(new ProxyDialError('protocol', `HTTP proxy ${proxy} sent a header over ${MAX_HEADER} bytes`));
+        if (buf.length > MAX_HEADER)
+          done(
+            new ProxyDialError(
+              'protocol',
+              `HTTP proxy ${proxy} sent a header over ${MAX_HEADER} bytes`,
+            ),
+          );
         return;
       }
       let r: ConnectResponse;

@@ -53,7 +53,10 @@ interface Session {
   closed: boolean;
 }
 
-export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDialError]; error: [Error] }> {
+export class Socks5UdpRelay extends EventEmitter<{
+  'associate-error': [ProxyDialError];
+  error: [Error];
+}> {
   private sock: UdpSocket | undefined;
   private readonly sessions = new Map<string, Session>();
   private readonly st: Socks5UdpRelayStats = {
@@ -66,7 +69,12 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
 
   constructor(o: Socks5UdpRelayOptions) {
     super();
-    this.o = { ...o, sessionIdleMs: o.sessionIdleMs ?? 60_000, maxSessions: o.maxSessions ?? 256, maxPending: o.maxPending ?? 16 };
+    this.o = {
+      ...o,
+      sessionIdleMs: o.sessionIdleMs ?? 60_000,
+      maxSessions: o.maxSessions ?? 256,
+      maxPending: o.maxPending ?? 16,
+    };
   }
 
   async start(): Promise<{ address: string; port: number }> {
@@ -96,7 +104,10 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
   }
 
   stats(): Socks5UdpRelayStats {
-    return structuredClone({ ...this.st, sessions: { ...this.st.sessions, active: this.sessions.size } });
+    return structuredClone({
+      ...this.st,
+      sessions: { ...this.st.sessions, active: this.sessions.size },
+    });
   }
 
   private count(k: keyof Socks5UdpRelayStats['errors']): void {
@@ -156,9 +167,13 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
           client.connect(control);
         });
       } catch (e) {
-        throw new ProxyDialError(classifySocksError((e as Error).message), `SOCKS5 UDP ASSOCIATE at ${this.o.socks.server}:${this.o.socks.port} failed: ${(e as Error).message}`, {
-          cause: e,
-        });
+        throw new ProxyDialError(
+          classifySocksError((e as Error).message),
+          `SOCKS5 UDP ASSOCIATE at ${this.o.socks.server}:${this.o.socks.port} failed: ${(e as Error).message}`,
+          {
+            cause: e,
+          },
+        );
       }
       const r = info.remoteHost!;
       // a relay address of 0.0.0.0/:: means "the address you reached me at"
@@ -185,7 +200,10 @@ export class Socks5UdpRelay extends EventEmitter<{ 'associate-error': [ProxyDial
       for (const m of s.pending.splice(0)) this.forward(s, m);
     } catch (e) {
       this.count('associate');
-      const err = e instanceof ProxyDialError ? e : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
+      const err =
+        e instanceof ProxyDialError
+          ? e
+          : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
       if (this.listenerCount('associate-error') > 0) this.emit('associate-error', err);
       this.st.datagrams.dropped += s.pending.length;
       this.end(s);

@@ -46,7 +46,11 @@ export function socksProxy(o: Socks5Options): SocksProxy {
 
 /** `socks` reports failures as message strings; map them onto dial-error kinds. */
 export function classifySocksError(message: string): ProxyDialError['kind'] {
-  if (/Authentication failed|no accepted authentication type|unknown authentication type/i.test(message))
+  if (
+    /Authentication failed|no accepted authentication type|unknown authentication type/i.test(
+      message,
+    )
+  )
     return 'auth';
   if (/rejected connection/i.test(message)) return 'rejected';
   if (/timed out/i.test(message)) return 'timeout';
@@ -56,7 +60,13 @@ export function classifySocksError(message: string): ProxyDialError['kind'] {
 
 /** Opens the marked TCP connection to the proxy; errors become ProxyDialError('unreachable'|'timeout'). */
 export async function connectToProxy(
-  o: { server: string; port: number; bypassMark?: number; timeoutMs?: number; highWaterMark?: number },
+  o: {
+    server: string;
+    port: number;
+    bypassMark?: number;
+    timeoutMs?: number;
+    highWaterMark?: number;
+  },
   opts: DialOptions = {},
 ): Promise<Socket> {
   try {

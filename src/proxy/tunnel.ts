@@ -12,7 +12,13 @@ import { EventEmitter } from 'node:events';
 import type { ProxyTunnel } from '../config/schema.js';
 import { directDialer } from './direct.js';
 import { fallbackDialer, type FallbackMode } from './fallback.js';
-import { ProxyHealth, httpProbe, socks5Probe, type HealthChange, type HealthState } from './health.js';
+import {
+  ProxyHealth,
+  httpProbe,
+  socks5Probe,
+  type HealthChange,
+  type HealthState,
+} from './health.js';
 import { httpConnectDialer } from './http-connect.js';
 import { socks5Dialer, type ProxyAuth } from './socks5.js';
 import { Socks5UdpRelay, type Socks5UdpRelayStats } from './socks5-udp.js';
@@ -46,7 +52,11 @@ export interface ProxyTunnelStats {
   udp: Socks5UdpRelayStats[];
 }
 
-export class ProxyTunnelRuntime extends EventEmitter<{ state: [HealthChange]; 'dial-error': [DialFailure]; error: [Error] }> {
+export class ProxyTunnelRuntime extends EventEmitter<{
+  state: [HealthChange];
+  'dial-error': [DialFailure];
+  error: [Error];
+}> {
   readonly health: ProxyHealth;
   readonly proxy: TransparentProxy;
   readonly relays: Socks5UdpRelay[] = [];
@@ -56,9 +66,18 @@ export class ProxyTunnelRuntime extends EventEmitter<{ state: [HealthChange]; 'd
   constructor(o: ProxyTunnelRuntimeOptions) {
     super();
     const t = o.tunnel;
-    const auth: ProxyAuth | undefined = t.auth ? { username: t.auth.username, password: o.password ?? '' } : undefined;
-    const base = { server: t.server, port: t.port, auth, bypassMark: o.bypassMark, timeoutMs: o.connectTimeoutMs ?? 10_000 };
-    this.upstream = t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls });
+    const auth: ProxyAuth | undefined = t.auth
+      ? { username: t.auth.username, password: o.password ?? '' }
+      : undefined;
+    const base = {
+      server: t.server,
+      port: t.port,
+      auth,
+      bypassMark: o.bypassMark,
+      timeoutMs: o.connectTimeoutMs ?? 10_000,
+    };
+    this.upstream =
+      t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls });
     this.health = new ProxyHealth({
       probe: t.type === 'socks5' ? socks5Probe(base) : httpProbe({ ...base, tls: t.tls }),
       intervalMs: o.healthIntervalMs ?? 10_000,
@@ -80,7 +99,8 @@ export class ProxyTunnelRuntime extends EventEmitter<{ state: [HealthChange]; 'd
     this.proxy.on('dial-error', (f) => this.emit('dial-error', f));
     this.proxy.on('error', (e) => this.emit('error', e));
     if (t.type === 'socks5' && t.udp)
-      for (const f of o.udpForwards ?? []) this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
+      for (const f of o.udpForwards ?? [])
+        this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
   }
 
   async start(): Promise<void> {
@@ -100,6 +120,10 @@ export class ProxyTunnelRuntime extends EventEmitter<{ state: [HealthChange]; 'd
   }
 
   stats(): ProxyTunnelStats {
-    return { health: this.health.state, tcp: this.proxy.stats(), udp: this.relays.map((r) => r.stats()) };
+    return {
+      health: this.health.state,
+      tcp: this.proxy.stats(),
+      udp: this.relays.map((r) => r.stats()),
+    };
   }
 }

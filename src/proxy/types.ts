@@ -25,13 +25,18 @@ export type Dialer = (dst: Destination, opts?: DialOptions) => Promise<Duplex>;
  * `timeout`: no answer in time. `blocked`: the fallback policy refused to dial.
  * `protocol`: the proxy spoke something unexpected.
  */
-export type DialErrorKind = 'unreachable' | 'auth' | 'rejected' | 'timeout' | 'blocked' | 'protocol';
+export type DialErrorKind =
+  'unreachable' | 'auth' | 'rejected' | 'timeout' | 'blocked' | 'protocol';
 
 export class ProxyDialError extends Error {
   readonly kind: DialErrorKind;
   /** HTTP status or SOCKS reply code when the proxy gave one */
   readonly status: number | undefined;
-  constructor(kind: DialErrorKind, message: string, opts: { status?: number; cause?: unknown } = {}) {
+  constructor(
+    kind: DialErrorKind,
+    message: string,
+    opts: { status?: number; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ProxyDialError';
     this.kind = kind;

@@ -17,7 +17,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTable } from '../../src/resources/firewall/render.js';
 import type { FirewallPolicy } from '../../src/resources/firewall/policy.js';
-import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  createNetns,
+  destroyNetns,
+  netnsPath,
+  nsExec,
+  nsSpawn,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 import type { HarnessConfig } from './proxy-harness.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -115,7 +123,9 @@ export async function waitFor(p: NsProcess, text: string, what: string): Promise
 /** Waits until something accepts TCP on host:port inside ns. */
 export async function waitTcp(ns: string, host: string, port: number): Promise<void> {
   for (let i = 0; i < 300; i++) {
-    const r = await nsExec(ns, 'bash', ['-c', `exec 3<>/dev/tcp/${host}/${port}`], { allowFail: true });
+    const r = await nsExec(ns, 'bash', ['-c', `exec 3<>/dev/tcp/${host}/${port}`], {
+      allowFail: true,
+    });
     if (r.code === 0) return;
     await new Promise((r2) => setTimeout(r2, 20));
   }
@@ -198,7 +208,9 @@ export async function startDante(topo: Topology): Promise<NsProcess> {
   return p;
 }
 
-export function policy(opts: { killSwitch?: 'on' | 'off'; endpoints?: { address: string; port: number }[] } = {}): FirewallPolicy {
+export function policy(
+  opts: { killSwitch?: 'on' | 'off'; endpoints?: { address: string; port: number }[] } = {},
+): FirewallPolicy {
   return {
     table: 'awgt_proxy',
     linkPrefix: 'awg-',
@@ -265,7 +277,10 @@ export interface HarnessStats {
     bytes: { up: number; down: number };
     errors: Record<string, number>;
   };
-  udp?: { datagrams: { up: number; down: number; dropped: number }; errors: Record<string, number> };
+  udp?: {
+    datagrams: { up: number; down: number; dropped: number };
+    errors: Record<string, number>;
+  };
   health?: string;
   rss: number;
 }
@@ -276,7 +291,15 @@ const harnesses = new Set<Harness>();
 export async function startHarness(ns: string, cfg: HarnessConfig): Promise<Harness> {
   const child = spawn(
     'nsenter',
-    [`--net=${netnsPath(ns)}`, '--', process.execPath, '--import', `file://${TSX}`, join(ROOT, 'test/netns/proxy-harness.ts'), JSON.stringify(cfg)],
+    [
+      `--net=${netnsPath(ns)}`,
+      '--',
+      process.execPath,
+      '--import',
+      `file://${TSX}`,
+      join(ROOT, 'test/netns/proxy-harness.ts'),
+      JSON.stringify(cfg),
+    ],
     { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT },
   );
   const lines: Record<string, unknown>[] = [];
@@ -303,8 +326,13 @@ export async function startHarness(ns: string, cfg: HarnessConfig): Promise<Harn
     for (;;) {
       const hit = lines.slice(from).find((l) => key in l);
       if (hit) return hit;
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`harness exited: ${err}`);
-      await Promise.race([new Promise<void>((r) => waiters.push(r)), exited, new Promise((r) => setTimeout(r, 200))]);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`harness exited: ${err}`);
+      await Promise.race([
+        new Promise<void>((r) => waiters.push(r)),
+        exited,
+        new Promise((r) => setTimeout(r, 200)),
+      ]);
     }
   };
   const h: Harness = {
@@ -340,7 +368,14 @@ export async function stopHarnesses(): Promise<void> {
 }
 
 /** curl inside ns; returns {code, body}. */
-export async function curl(ns: string, args: string[], timeoutS = 10): Promise<{ code: number; body: string; stderr: string }> {
-  const r = await nsExec(ns, 'curl', ['-sS', '--max-time', String(timeoutS), ...args], { allowFail: true, timeoutMs: (timeoutS + 5) * 1000 });
+export async function curl(
+  ns: string,
+  args: string[],
+  timeoutS = 10,
+): Promise<{ code: number; body: string; stderr: string }> {
+  const r = await nsExec(ns, 'curl', ['-sS', '--max-time', String(timeoutS), ...args], {
+    allowFail: true,
+    timeoutMs: (timeoutS + 5) * 1000,
+  });
   return { code: r.code, body: r.stdout, stderr: r.stderr };
 }

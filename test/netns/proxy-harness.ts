@@ -50,11 +50,23 @@ if (cfg.runtime) {
     redirectPort: cfg.listenPort,
     bypassMark: cfg.bypassMark,
     fallback: cfg.fallback,
-    udpForwards: cfg.udp ? [{ listen: { host: cfg.udp.listenHost, port: cfg.udp.listenPort }, target: cfg.udp.target }] : [],
+    udpForwards: cfg.udp
+      ? [{ listen: { host: cfg.udp.listenHost, port: cfg.udp.listenPort }, target: cfg.udp.target }]
+      : [],
     healthIntervalMs: cfg.health?.intervalMs,
   });
-  rt.on('state', (c) => out({ event: 'health', from: c.from, to: c.to, kind: c.error?.kind, message: c.error?.message }));
-  rt.on('dial-error', (f) => out({ event: 'dial-error', dst: f.dst, kind: f.kind, message: f.error.message }));
+  rt.on('state', (c) =>
+    out({
+      event: 'health',
+      from: c.from,
+      to: c.to,
+      kind: c.error?.kind,
+      message: c.error?.message,
+    }),
+  );
+  rt.on('dial-error', (f) =>
+    out({ event: 'dial-error', dst: f.dst, kind: f.kind, message: f.error.message }),
+  );
   await rt.start();
   out({ ready: { port: rt.proxy.address()?.port, udp: rt.relays[0]?.address() } });
   const rl = createInterface({ input: process.stdin });
@@ -62,87 +74,129 @@ if (cfg.runtime) {
     const cmd = line.trim();
     if (cmd === 'stats') {
       const st = rt.stats();
-      out({ stats: { proxy: st.tcp, udp: st.udp[0], health: st.health, rss: process.memoryUsage().rss } });
+      out({
+        stats: { proxy: st.tcp, udp: st.udp[0], health: st.health, rss: process.memoryUsage().rss },
+      });
     } else if (cmd === 'exit') void rt.stop().then(() => process.exit(0));
   });
   rl.on('close', () => process.exit(0));
 } else {
-
-function dialerOf(u: UpstreamConfig): Dialer {
-  const o = { server: u.server, port: u.port, auth: u.auth, bypassMark: cfg.bypassMark, timeoutMs: 5000 };
-  return u.type === 'socks5' ? socks5Dialer(o) : httpConnectDialer(o);
-}
-
-let health: ProxyHealth | undefined;
-if (cfg.health) {
-  const u = cfg.upstreams[0]!;
-  const o = { server: u.server, port: u.port, auth: u.auth, bypassMark: cfg.bypassMark, timeoutMs: 3000 };
-  health = new ProxyHealth({
-    probe: u.type === 'socks5' ? socks5Probe(o) : httpProbe(o),
-    intervalMs: cfg.health.intervalMs,
-    backoff: { initialMs: cfg.health.intervalMs, maxMs: cfg.health.intervalMs },
-  });
-  health.on('change', (c) => out({ event: 'health', from: c.from, to: c.to, kind: c.error?.kind, message: c.error?.message }));
-}
-
-const dial = fallbackDialer({
-  candidates: cfg.upstreams.map(dialerOf),
-  mode: cfg.fallback,
-  direct: directDialer({ bypassMark: cfg.bypassMark, timeoutMs: 5000 }),
-  isUp: health ? (i) => i !== 0 || health.state === 'up' || health.state === 'unknown' : undefined,
-  onFallback: (a) => out({ event: 'fallback', failed: a.failed, kind: a.error.kind, decision: a.decision }),
-});
-
-const proxy = new TransparentProxy({
-  listen: { host: '::', port: cfg.listenPort },
-  dial,
-  idleTimeoutMs: cfg.idleTimeoutMs,
-  maxConnections: cfg.maxConnections,
-});
-proxy.on('dial-error', (f) => out({ event: 'dial-error', dst: f.dst, kind: f.kind, message: f.error.message }));
-
-let relay: Socks5UdpRelay | undefined;
-if (cfg.udp) {
-  const u = cfg.upstreams[0]!;
-  relay = new Socks5UdpRelay({
-    listen: { host: cfg.udp.listenHost, port: cfg.udp.listenPort },
-    target: cfg.udp.target,
-    socks: { server: u.server, port: u.port, auth: u.auth, bypassMark: cfg.bypassMark, timeoutMs: 5000 },
-  });
-  relay.on('associate-error', (e) => out({ event: 'associate-error', kind: e.kind, message: e.message }));
-}
-
-const addr = await proxy.start();
-const udpAddr = relay ? await relay.start() : undefined;
-if (health) {
-  health.start();
-}
-out({ ready: { port: addr.port, udp: udpAddr } });
-
-const rl = createInterface({ input: process.stdin });
-rl.on('line', (line) => {
-  const cmd = line.trim();
-  if (cmd === 'stats')
-    out({ stats: { proxy: proxy.stats(), udp: relay?.stats(), health: health?.state, rss: process.memoryUsage().rss } });
-  else if (cmd === 'health') void health?.check().then((s) => out({ healthNow: s, message: health?.lastError?.message }));
-  else if (cmd.startsWith('get ')) {
-    // get HOST PORT PATH: one HTTP/1.0 GET through the dialer (destinations by host name)
-    const [, host = '', port = '0', path = '/'] = cmd.split(' ');
-    void dial({ host, port: Number(port) }).then(
-      (s) => {
-        let body = '';
-        s.on('data', (d: Buffer) => (body += d.toString()));
-        s.on('end', () => out({ got: body.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
-        s.on('error', (e: Error) => out({ got: null, message: e.message }));
-        s.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
-        s.resume();
-      },
-      (e: Error) => out({ got: null, message: e.message, kind: (e as { kind?: string }).kind }),
-    );
-  } else if (cmd === 'exit') {
-    health?.stop();
-    void Promise.all([proxy.close(), relay?.close()]).then(() => process.exit(0));
+  function dialerOf(u: UpstreamConfig): Dialer {
+    const o = {
+      server: u.server,
+      port: u.port,
+      auth: u.auth,
+      bypassMark: cfg.bypassMark,
+      timeoutMs: 5000,
+    };
+    return u.type === 'socks5' ? socks5Dialer(o) : httpConnectDialer(o);
   }
-});
-rl.on('close', () => process.exit(0));
+
+  let health: ProxyHealth | undefined;
+  if (cfg.health) {
+    const u = cfg.upstreams[0]!;
+    const o = {
+      server: u.server,
+      port: u.port,
+      auth: u.auth,
+      bypassMark: cfg.bypassMark,
+      timeoutMs: 3000,
+    };
+    health = new ProxyHealth({
+      probe: u.type === 'socks5' ? socks5Probe(o) : httpProbe(o),
+      intervalMs: cfg.health.intervalMs,
+      backoff: { initialMs: cfg.health.intervalMs, maxMs: cfg.health.intervalMs },
+    });
+    health.on('change', (c) =>
+      out({
+        event: 'health',
+        from: c.from,
+        to: c.to,
+        kind: c.error?.kind,
+        message: c.error?.message,
+      }),
+    );
+  }
+
+  const dial = fallbackDialer({
+    candidates: cfg.upstreams.map(dialerOf),
+    mode: cfg.fallback,
+    direct: directDialer({ bypassMark: cfg.bypassMark, timeoutMs: 5000 }),
+    isUp: health
+      ? (i) => i !== 0 || health.state === 'up' || health.state === 'unknown'
+      : undefined,
+    onFallback: (a) =>
+      out({ event: 'fallback', failed: a.failed, kind: a.error.kind, decision: a.decision }),
+  });
+
+  const proxy = new TransparentProxy({
+    listen: { host: '::', port: cfg.listenPort },
+    dial,
+    idleTimeoutMs: cfg.idleTimeoutMs,
+    maxConnections: cfg.maxConnections,
+  });
+  proxy.on('dial-error', (f) =>
+    out({ event: 'dial-error', dst: f.dst, kind: f.kind, message: f.error.message }),
+  );
+
+  let relay: Socks5UdpRelay | undefined;
+  if (cfg.udp) {
+    const u = cfg.upstreams[0]!;
+    relay = new Socks5UdpRelay({
+      listen: { host: cfg.udp.listenHost, port: cfg.udp.listenPort },
+      target: cfg.udp.target,
+      socks: {
+        server: u.server,
+        port: u.port,
+        auth: u.auth,
+        bypassMark: cfg.bypassMark,
+        timeoutMs: 5000,
+      },
+    });
+    relay.on('associate-error', (e) =>
+      out({ event: 'associate-error', kind: e.kind, message: e.message }),
+    );
+  }
+
+  const addr = await proxy.start();
+  const udpAddr = relay ? await relay.start() : undefined;
+  if (health) {
+    health.start();
+  }
+  out({ ready: { port: addr.port, udp: udpAddr } });
+
+  const rl = createInterface({ input: process.stdin });
+  rl.on('line', (line) => {
+    const cmd = line.trim();
+    if (cmd === 'stats')
+      out({
+        stats: {
+          proxy: proxy.stats(),
+          udp: relay?.stats(),
+          health: health?.state,
+          rss: process.memoryUsage().rss,
+        },
+      });
+    else if (cmd === 'health')
+      void health?.check().then((s) => out({ healthNow: s, message: health?.lastError?.message }));
+    else if (cmd.startsWith('get ')) {
+      // get HOST PORT PATH: one HTTP/1.0 GET through the dialer (destinations by host name)
+      const [, host = '', port = '0', path = '/'] = cmd.split(' ');
+      void dial({ host, port: Number(port) }).then(
+        (s) => {
+          let body = '';
+          s.on('data', (d: Buffer) => (body += d.toString()));
+          s.on('end', () => out({ got: body.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
+          s.on('error', (e: Error) => out({ got: null, message: e.message }));
+          s.write(`GET ${path} HTTP/1.0\r\nHost: ${host}\r\n\r\n`);
+          s.resume();
+        },
+        (e: Error) => out({ got: null, message: e.message, kind: (e as { kind?: string }).kind }),
+      );
+    } else if (cmd === 'exit') {
+      health?.stop();
+      void Promise.all([proxy.close(), relay?.close()]).then(() => process.exit(0));
+    }
+  });
+  rl.on('close', () => process.exit(0));
 }

@@ -70,7 +70,11 @@ describe.skipIf(skip)('proxy tunnels: UDP through SOCKS5 UDP ASSOCIATE (dante)',
       upstreams: [{ type: 'socks5', server: S4, port: 1090 }],
       fallback: 'block',
       bypassMark: BYPASS,
-      udp: { listenHost: '127.0.0.1', listenPort: 5300, target: { host: target, port: UDP_ECHO_PORT } },
+      udp: {
+        listenHost: '127.0.0.1',
+        listenPort: 5300,
+        target: { host: target, port: UDP_ECHO_PORT },
+      },
     });
     const a = await udpAsk(topo!.c, '127.0.0.1', 5300, 'hello');
     expect(a).toBe(`${seen} hello`);

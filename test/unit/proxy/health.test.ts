@@ -1,6 +1,11 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ProxyHealth, socks5Probe, type HealthChange, type Timers } from '../../../src/proxy/health.js';
+import {
+  ProxyHealth,
+  socks5Probe,
+  type HealthChange,
+  type Timers,
+} from '../../../src/proxy/health.js';
 import { ProxyDialError } from '../../../src/proxy/types.js';
 
 /** manual clock: timers fire only when advanced */
@@ -73,7 +78,11 @@ describe('ProxyHealth', () => {
     expect(clock.pending()).toEqual([3000]);
     h.stop();
     expect(clock.pending()).toEqual([]);
-    expect(changes.map((c) => `${c.from}>${c.to}`)).toEqual(['unknown>down', 'down>up', 'up>auth-failed']);
+    expect(changes.map((c) => `${c.from}>${c.to}`)).toEqual([
+      'unknown>down',
+      'down>up',
+      'up>auth-failed',
+    ]);
   });
 });
 
@@ -102,14 +111,20 @@ describe('socks5Probe against fake SOCKS servers on loopback', () => {
         s.end(Buffer.from([1, 1]));
       });
     });
-    const e = await socks5Probe({ server: '127.0.0.1', port, auth: { username: 'u', password: 'p' } })(ac()).catch((x: unknown) => x);
+    const e = await socks5Probe({
+      server: '127.0.0.1',
+      port,
+      auth: { username: 'u', password: 'p' },
+    })(ac()).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(ProxyDialError);
     expect((e as ProxyDialError).kind).toBe('auth');
     expect((e as ProxyDialError).message).toMatch(/refused the credentials of user "u"/);
   });
   it('auth-failed: server requires a method we do not offer', async () => {
     const port = await fake((s) => s.end(Buffer.from([5, 0xff])));
-    const e = (await socks5Probe({ server: '127.0.0.1', port })(ac()).catch((x: unknown) => x)) as ProxyDialError;
+    const e = (await socks5Probe({ server: '127.0.0.1', port })(ac()).catch(
+      (x: unknown) => x,
+    )) as ProxyDialError;
     expect(e.kind).toBe('auth');
     expect(e.message).toMatch(/requires authentication/);
   });
@@ -117,7 +132,9 @@ describe('socks5Probe against fake SOCKS servers on loopback', () => {
     const port = await fake(() => {});
     servers.splice(0).forEach((s) => s.close());
     await new Promise((r) => setTimeout(r, 10));
-    const e = (await socks5Probe({ server: '127.0.0.1', port })(ac()).catch((x: unknown) => x)) as ProxyDialError;
+    const e = (await socks5Probe({ server: '127.0.0.1', port })(ac()).catch(
+      (x: unknown) => x,
+    )) as ProxyDialError;
     expect(e.kind).toBe('unreachable');
   });
 });

@@ -24,7 +24,29 @@ const hasOpenssl = (() => {
 beforeAll(() => {
   if (!hasOpenssl) return;
   dir = mkdtempSync(join(tmpdir(), 'awgt-tls-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2', '-subj', '/CN=proxy.test', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=proxy.test',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'k.pem'),
+      '-out',
+      join(dir, 'c.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   cert = readFileSync(join(dir, 'c.pem'), 'utf8');
   key = readFileSync(join(dir, 'k.pem'), 'utf8');
 });
@@ -42,8 +64,13 @@ async function tlsProxy(): Promise<{ port: number; close: () => void; requests: 
       if (!head.includes('\r\n\r\n')) return;
       s.off('data', onData);
       requests.push(head);
-      const ok = head.includes(`Proxy-Authorization: Basic ${Buffer.from('user:secret').toString('base64')}`);
-      if (!ok) return void s.end('HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n');
+      const ok = head.includes(
+        `Proxy-Authorization: Basic ${Buffer.from('user:secret').toString('base64')}`,
+      );
+      if (!ok)
+        return void s.end(
+          'HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n',
+        );
       s.write('HTTP/1.1 200 Connection established\r\n\r\nhello ');
       s.pipe(s);
     };
@@ -57,7 +84,12 @@ describe.skipIf(!hasOpenssl && !process.env.CI)('HTTP CONNECT over TLS', () => {
   it('tunnels through a TLS proxy; bytes after the response header are kept', async () => {
     const p = await tlsProxy();
     try {
-      const dial = httpConnectDialer({ server: '127.0.0.1', port: p.port, tls: { ca: cert }, auth: { username: 'user', password: 'secret' } });
+      const dial = httpConnectDialer({
+        server: '127.0.0.1',
+        port: p.port,
+        tls: { ca: cert },
+        auth: { username: 'user', password: 'secret' },
+      });
       const s = await dial({ host: 'fd00::7', port: 443 });
       s.end('world');
       let got = '';
@@ -71,11 +103,20 @@ describe.skipIf(!hasOpenssl && !process.env.CI)('HTTP CONNECT over TLS', () => {
   it('407 over TLS is an auth error; an untrusted certificate is unreachable', async () => {
     const p = await tlsProxy();
     try {
-      const wrong = httpConnectDialer({ server: '127.0.0.1', port: p.port, tls: { ca: cert }, auth: { username: 'user', password: 'nope' } });
-      const e = (await wrong({ host: '192.0.2.1', port: 80 }).catch((x: unknown) => x)) as ProxyDialError;
+      const wrong = httpConnectDialer({
+        server: '127.0.0.1',
+        port: p.port,
+        tls: { ca: cert },
+        auth: { username: 'user', password: 'nope' },
+      });
+      const e = (await wrong({ host: '192.0.2.1', port: 80 }).catch(
+        (x: unknown) => x,
+      )) as ProxyDialError;
       expect(e.kind).toBe('auth');
       const untrusted = httpConnectDialer({ server: '127.0.0.1', port: p.port, tls: true });
-      const e2 = (await untrusted({ host: '192.0.2.1', port: 80 }).catch((x: unknown) => x)) as ProxyDialError;
+      const e2 = (await untrusted({ host: '192.0.2.1', port: 80 }).catch(
+        (x: unknown) => x,
+      )) as ProxyDialError;
       expect(e2.kind).toBe('unreachable');
       expect(e2.message).toMatch(/TLS to HTTP proxy .* failed: .*self-signed|certificate/);
     } finally {

@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { decodeSockaddr } from '../../../src/native/origdst.js';
 import { decideFallback, fallbackDialer, type FallbackMode } from '../../../src/proxy/fallback.js';
-import { connectError, connectRequest, parseConnectResponse } from '../../../src/proxy/http-connect.js';
+import {
+  connectError,
+  connectRequest,
+  parseConnectResponse,
+} from '../../../src/proxy/http-connect.js';
 import { classifySocksError } from '../../../src/proxy/socks5.js';
 import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
 import { PassThrough } from 'node:stream';
@@ -48,7 +52,10 @@ describe('decideFallback', () => {
 });
 
 describe('fallbackDialer', () => {
-  const ok = (tag: string): Dialer => async () => Object.assign(new PassThrough(), { tag });
+  const ok =
+    (tag: string): Dialer =>
+    async () =>
+      Object.assign(new PassThrough(), { tag });
   const down: Dialer = async () => {
     throw new ProxyDialError('unreachable', 'down');
   };
@@ -60,18 +67,29 @@ describe('fallbackDialer', () => {
   });
   it('block and drop fail with the upstream error', async () => {
     for (const mode of ['block', 'drop'] as const)
-      await expect(fallbackDialer({ candidates: [down], mode, direct: ok('d') })({ host: 'x', port: 1 })).rejects.toThrow('down');
+      await expect(
+        fallbackDialer({ candidates: [down], mode, direct: ok('d') })({ host: 'x', port: 1 }),
+      ).rejects.toThrow('down');
   });
   it('failover walks the candidates, bounded by maxHops', async () => {
     const seen: number[] = [];
-    const counting = (i: number, d: Dialer): Dialer => async (dst) => {
-      seen.push(i);
-      return d(dst);
-    };
-    const d = fallbackDialer({ candidates: [counting(0, down), counting(1, down), counting(2, ok('third'))], mode: 'failover' });
+    const counting =
+      (i: number, d: Dialer): Dialer =>
+      async (dst) => {
+        seen.push(i);
+        return d(dst);
+      };
+    const d = fallbackDialer({
+      candidates: [counting(0, down), counting(1, down), counting(2, ok('third'))],
+      mode: 'failover',
+    });
     expect(tagOf(await d({ host: 'x', port: 1 }))).toBe('third');
     expect(seen).toEqual([0, 1, 2]);
-    const bounded = fallbackDialer({ candidates: [down, down, ok('never')], mode: 'failover', maxHops: 1 });
+    const bounded = fallbackDialer({
+      candidates: [down, down, ok('never')],
+      mode: 'failover',
+      maxHops: 1,
+    });
     await expect(bounded({ host: 'x', port: 1 })).rejects.toThrow('down');
   });
   it('a candidate known down is skipped without dialling', async () => {
@@ -80,7 +98,11 @@ describe('fallbackDialer', () => {
       dialled = true;
       return new PassThrough();
     };
-    const d = fallbackDialer({ candidates: [spy, ok('second')], mode: 'failover', isUp: (i) => i !== 0 });
+    const d = fallbackDialer({
+      candidates: [spy, ok('second')],
+      mode: 'failover',
+      isUp: (i) => i !== 0,
+    });
     expect(tagOf(await d({ host: 'x', port: 1 }))).toBe('second');
     expect(dialled).toBe(false);
   });
@@ -88,7 +110,12 @@ describe('fallbackDialer', () => {
     const refused: Dialer = async () => {
       throw new ProxyDialError('rejected', 'forbidden');
     };
-    await expect(fallbackDialer({ candidates: [refused], mode: 'allow-direct', direct: ok('d') })({ host: 'x', port: 1 })).rejects.toThrow('forbidden');
+    await expect(
+      fallbackDialer({ candidates: [refused], mode: 'allow-direct', direct: ok('d') })({
+        host: 'x',
+        port: 1,
+      }),
+    ).rejects.toThrow('forbidden');
   });
 });
 
@@ -97,10 +124,15 @@ describe('HTTP CONNECT framing', () => {
     expect(connectRequest({ host: 'fd00::1', port: 443 }, { username: 'u', password: 'p:w' })).toBe(
       'CONNECT [fd00::1]:443 HTTP/1.1\r\nHost: [fd00::1]:443\r\nProxy-Authorization: Basic dTpwOnc=\r\n\r\n',
     );
-    expect(connectRequest({ host: 'example.org', port: 80 })).toBe('CONNECT example.org:80 HTTP/1.1\r\nHost: example.org:80\r\n\r\n');
+    expect(connectRequest({ host: 'example.org', port: 80 })).toBe(
+      'CONNECT example.org:80 HTTP/1.1\r\nHost: example.org:80\r\n\r\n',
+    );
   });
   it('status lines', () => {
-    expect(parseConnectResponse('HTTP/1.1 200 Connection established\r\nX: y')).toEqual({ status: 200, reason: 'Connection established' });
+    expect(parseConnectResponse('HTTP/1.1 200 Connection established\r\nX: y')).toEqual({
+      status: 200,
+      reason: 'Connection established',
+    });
     expect(parseConnectResponse('HTTP/1.0 407')).toEqual({ status: 407, reason: '' });
     expect(() => parseConnectResponse('SSH-2.0-OpenSSH')).toThrow(/invalid status line/);
   });

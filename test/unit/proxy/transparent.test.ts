@@ -28,7 +28,10 @@ async function server(onConn: (s: Socket) => void): Promise<number> {
   return (s.address() as AddressInfo).port;
 }
 
-async function proxyTo(port: number, opts: { dial?: Dialer; idleTimeoutMs?: number; maxConnections?: number } = {}) {
+async function proxyTo(
+  port: number,
+  opts: { dial?: Dialer; idleTimeoutMs?: number; maxConnections?: number } = {},
+) {
   const p = new TransparentProxy({
     listen: { host: '127.0.0.1', port: 0 },
     dial: opts.dial ?? directDialer({}),
@@ -87,7 +90,10 @@ describe('TransparentProxy', () => {
     c.end('hello');
     expect((await reply).toString()).toBe('got hello');
     await until(() => p.stats().connections.active === 0);
-    expect(p.stats()).toMatchObject({ connections: { active: 0, total: 1 }, bytes: { up: 5, down: 9 } });
+    expect(p.stats()).toMatchObject({
+      connections: { active: 0, total: 1 },
+      bytes: { up: 5, down: 9 },
+    });
   });
 
   it('dial failure: event, counter, and the app connection is reset', async () => {

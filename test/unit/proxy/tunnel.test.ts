@@ -25,7 +25,11 @@ describe('ProxyTunnelRuntime', () => {
     const c = await state;
     expect(c).toMatchObject({ from: 'unknown', to: 'down' });
     expect(c.error?.kind).toBe('unreachable');
-    expect(rt.stats()).toMatchObject({ health: 'down', tcp: { connections: { active: 0, total: 0 } }, udp: [] });
+    expect(rt.stats()).toMatchObject({
+      health: 'down',
+      tcp: { connections: { active: 0, total: 0 } },
+      udp: [],
+    });
     await rt.stop();
     expect(rt.proxy.address()).toBeUndefined();
   });

@@ -2,6 +2,7 @@
  * Secret resolution. Secrets come inline, from a file, or from the environment; their
  * values never enter plans, status, logs or API responses — only fingerprints do.
  */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Issue } from '../errors.js';
@@ -84,5 +85,27 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
     }
     values.set(path, v);
   }
+  // A peer that is this interface itself: the engine would drop it silently and every apply
+  // would fail verification. Only checkable once the private key is known.
+  for (const [name, t] of Object.entries(c.tunnels)) {
+    if (!isWgLike(t)) continue;
+    const priv = values.get(`tunnels.${name}.privateKey`);
+    if (!priv) continue;
+    const pub = publicKeyOf(priv);
+    t.peers.forEach((p, i) => {
+      if (p.publicKey !== pub) return;
+      const path = ['tunnels', name, 'peers', i, 'publicKey'];
+      const pos = positions?.locate(path);
+      issues.push({ file: ctx.configFile, line: pos?.line, col: pos?.col, path: formatPath(path), severity: 'error', message: "is this tunnel's own public key (derived from its privateKey); a peer must be the other side" });
+    });
+  }
   return { values, issues };
+}
+
+/** X25519 public key (base64) of a base64 private key, through node:crypto. */
+export function publicKeyOf(privateKeyB64: string): string {
+  const d = Buffer.from(privateKeyB64, 'base64').toString('base64url');
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d, x: '' }, format: 'jwk' });
+  const jwk = createPublicKey(key).export({ format: 'jwk' }) as { x: string };
+  return Buffer.from(jwk.x, 'base64url').toString('base64');
 }

@@ -356,10 +356,9 @@ describe.skipIf(skip)('e2e: invalid config changes nothing', () => {
     },
   ];
 
-  // Known defect (it.fails until fixed): src/config/semantic.ts accepts a peer whose public key
-  // is the tunnel's own; the engine drops such a peer, so the observed engine never matches
-  // (`engine/vpn (config differ)`) and every apply fails verification and rolls back.
-  it.fails(
+  // Regression: a peer whose public key is the tunnel's own used to validate, then fail every
+  // apply at verification (the engine drops such a peer). Now a located error (secrets check).
+  it(
     "a peer with the tunnel's own public key is rejected before anything changes",
     async () => {
       const me = wgKeyPair();

@@ -23,6 +23,8 @@ import { deltaSetText, fullSetText, wgConfigOf, type EngineSecrets } from './uap
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
+/** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
+export const READY_TIMEOUT_MS = 15_000;
 
 export interface EngineRecord {
   tunnel: string;
@@ -119,7 +121,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     closeSync(log);
     const ready = new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new AwgError('driver', `engine ${tunnel} did not become ready within ${opts.readyTimeoutMs ?? 5000} ms`)), opts.readyTimeoutMs ?? 5000);
+      const timer = setTimeout(() => reject(new AwgError('driver', `engine ${tunnel} did not become ready within ${opts.readyTimeoutMs ?? READY_TIMEOUT_MS} ms`)), opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         if (out.includes('ready\n')) {

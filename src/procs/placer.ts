@@ -21,7 +21,8 @@
  *   no match, in the cgroup of a rule that no longer exists, or of a rule that its own exe
  *   matched before (placed for itself, not inherited) → back to the cgroup it came from when
  *   the placer moved it during a scan, else to `<cgroupRoot>` (unmarked: default route).
- * - Failures are counted, never thrown: ESRCH (exited before the write), a missing cgroup
+ * - Failures are counted, never thrown: vanished (exited before its exe could be read),
+ *   ESRCH (matched, exited before the write), a missing cgroup
  *   (not created yet: retried on the next event), other errnos.
  */
 import { join } from 'node:path';
@@ -64,7 +65,9 @@ export interface PlacerStats {
   kept: number;
   /** events of our own process tree, ignored */
   ownTree: number;
-  /** the process exited before it could be read or moved */
+  /** exited before its executable could be read (whether a rule matched is unknown) */
+  vanished: number;
+  /** matched a rule, then exited before it could be moved */
   esrch: number;
   /** the rule's cgroup does not exist (yet) */
   missingCgroup: number;
@@ -119,7 +122,7 @@ export interface ListedProcess extends ProcessInfo {
 }
 
 export class ProcessPlacer {
-  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 };
+  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 };
   private matcher: RuleMatcher;
   private readonly fds = new Map<string, number>();
   private readonly tree: Set<number>;
@@ -176,7 +179,7 @@ export class ProcessPlacer {
     this.stats.execs++;
     const exe = this.procfs.exe(pid);
     if (exe === undefined) {
-      this.stats.esrch++;
+      this.stats.vanished++;
       return;
     }
     const m = this.matcher.match(exe);

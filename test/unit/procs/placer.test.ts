@@ -129,7 +129,7 @@ describe('ProcessPlacer on EXEC events', () => {
     const writer = sys.write.bind(sys);
     sys.write = (h, pid) => (pid === 81 ? -E.ESRCH : writer(h, pid));
     placer.handleEvents([exec(81)]);
-    expect(placer.stats).toMatchObject({ esrch: 2, placed: 0 });
+    expect(placer.stats).toMatchObject({ vanished: 1, esrch: 1, placed: 0 });
     sys.write = writer;
     sys.cgroups.delete(`${ROOT}/work`);
     placer.handleEvents([exec(81)]);

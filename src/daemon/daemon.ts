@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
@@ -112,7 +113,8 @@ export class Daemon implements DaemonCore {
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
     this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env });
     this.drivers = { ...(opts.drivers ?? createDrivers({ exec: this.exec, env: opts.env })), engine: opts.drivers?.engine ?? this.engines.driver };
-    this.configPath = opts.configPath ?? this.state.get<AppliedRecord>(APPLIED_KEY)?.configFile;
+    const path = opts.configPath ?? this.state.get<AppliedRecord>(APPLIED_KEY)?.configFile;
+    this.configPath = path ? resolve(path) : undefined;
   }
 
   // ---- lifecycle ----------------------------------------------------------------------
@@ -198,7 +200,7 @@ export class Daemon implements DaemonCore {
       const previous = this.good;
       this.confirm_?.cancel();
       this.confirm_ = undefined;
-      this.setSource(req.configPath, r.prepared);
+      this.setSource(resolve(req.configPath), r.prepared);
       const before = this.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
       const resp: ApplyResponse = { outcome: res.outcome, plan: toPlanDocument(res.plan ?? { changes: [], foreign: [], warnings: [] }, req.configPath), mutations: this.exec.mutations - before, error: errOf(res.error) };
@@ -442,6 +444,18 @@ export class Daemon implements DaemonCore {
   private async revert(previous: Source | undefined): Promise<void> {
     if (!this.confirm_) return;
     this.confirm_ = undefined;
+    try {
+      await this.revertNow(previous);
+    } catch (e) {
+      const err = toAwgError(e);
+      this.emit({ type: 'error', at: now(), kind: err.kind, message: `revert after the confirm timeout failed: ${err.message}` });
+      this.wake('confirm-timeout');
+      return;
+    }
+    this.emit({ type: 'reverted', at: now(), reason: 'confirm timeout expired without confirm()' });
+  }
+
+  private async revertNow(previous: Source | undefined): Promise<void> {
     await this.exclusive(async () => {
       if (previous) {
         this.setSource(previous.file, previous.prepared);
@@ -455,7 +469,6 @@ export class Daemon implements DaemonCore {
         this.state.delete(APPLIED_KEY);
       }
     });
-    this.emit({ type: 'reverted', at: now(), reason: 'confirm timeout expired without confirm()' });
   }
 
   /** Remove everything we own; with `keepKillSwitch` the firewall and what it references stay. */

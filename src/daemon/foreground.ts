@@ -5,7 +5,8 @@
  * keeps the nft table).
  */
 import type { Io } from '../cli/output.js';
-import { JsonReporter, TextReporter } from '../cli/output.js';
+import { JsonReporter, printError, TextReporter } from '../cli/output.js';
+import { toAwgError } from '../errors.js';
 import type { DaemonEvent } from './core.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from './daemon.js';
 
@@ -63,7 +64,16 @@ export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOp
   const sig = await until;
   if (!o.json) io.out(`${new Date().toISOString()} ${sig}: stopping\n`);
   await close?.();
-  const r = await d.stop();
+  let r: Awaited<ReturnType<Daemon['stop']>>;
+  try {
+    r = await d.stop();
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    io.err('awg: stopping left the host in an unknown state; run `awg status` and `awg down`\n');
+    unsub();
+    return err.exitCode;
+  }
   if (o.json) io.out(JSON.stringify({ type: 'stopped', at: new Date().toISOString(), removed: r.removed, killSwitchKept: r.keptFirewall }) + '\n');
   else io.out(`${new Date().toISOString()} stopped: removed ${r.removed.length} object(s)${r.keptFirewall ? '; the kill switch stays (traffic blocked until the next start or `awg down`)' : ''}\n`);
   unsub();

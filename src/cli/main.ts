@@ -161,6 +161,9 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--config <file>', 'config file (default: the file of the last apply)')
     .option('-v, --verbose', 'show phases')
     .addOption(stateDir())
+    .addOption(socket())
+    .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600)')
+    .option('--metrics [host:port]', 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)')
     .action(async (o) => setCode(await daemonCommand(io, o)));
 
   program

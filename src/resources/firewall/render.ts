@@ -190,7 +190,9 @@ export function renderTable(p: FirewallPolicy): string {
       );
   }
 
-  const filter = [`oifname "lo" counter accept ${comment('loopback')}`];
+  // `oifname` is the route chosen before nat output: a connection redirected to a local
+  // transparent proxy still names the physical device, so admit local destinations too.
+  const filter = [`oifname "lo" counter accept ${comment('loopback')}`, `fib daddr type local counter accept ${comment('local')}`];
   for (const m of [...new Set(p.blockMarks)].sort((a, b) => a - b)) {
     checkMark(p, m, 'blocking mark');
     filter.push(`${byMark(m)} counter drop ${comment(`blocked/${mark32(m)}`)}`);

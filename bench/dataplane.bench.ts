@@ -263,19 +263,6 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     await wgSetconf(nsA, a2.iface, work, `[Interface]\nPrivateKey = ${ka2.privateKey}\nListenPort = 51822\n${anchorPeer}`);
     await wgGoAddress(nsA, a2.iface, `${T2(1)}/24`);
 
-    const cfg = writeConfig(
-      e,
-      'a.yaml',
-      awgConfig({
-        tunnel,
-        privateKey: ka.privateKey,
-        address: `${T1(1)}/24`,
-        listenPort: 51823,
-        peerPublicKey: kb1.publicKey,
-        endpoint: `${UB}:51820`,
-        allowedIPs: [`${T1(2)}/32`],
-      }),
-    );
     const prof = process.env.AWG_BENCH_PROFILE;
     const nodeOptions = prof ? `--import=file://${profilePreload(work, prof)}` : undefined;
     const engineRoot = process.env.AWG_BENCH_ENGINE_ROOT;

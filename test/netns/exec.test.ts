@@ -10,6 +10,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   awg,
+  awgArgv,
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
@@ -107,6 +108,15 @@ describe.skipIf(skip)('awg exec', () => {
     // control: without awg exec the same command is elsewhere
     const c = await nsExec(ns, 'cat', ['/proc/self/cgroup']);
     expect(c.stdout.split('\n')).not.toContain(`0::/${e.cgroupRoot}/upd`);
+
+    // awg processes, run inside the rule cgroup, lists itself under that rule
+    const cli = awgArgv(ns, e, ['processes', '--json', ...sd]).slice(3);
+    const pr = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', ...cli]);
+    expect(pr.code, show(pr)).toBe(0);
+    const listed = JSON.parse(pr.stdout) as { pid: number; path: string; rule?: string; target?: string; route: string; cgroup: string }[];
+    const self = listed.filter((p) => p.cgroup === `/${e.cgroupRoot}/upd`);
+    expect(self.length, pr.stdout).toBeGreaterThanOrEqual(1);
+    expect(self[0]).toMatchObject({ rule: 'upd', target: 'direct', route: 'direct' });
 
     const x = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'sh', '-c', 'exit 7']);
     expect(x.code, show(x)).toBe(7);

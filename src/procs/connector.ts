@@ -346,3 +346,14 @@ function waitAck(fd: number, timeoutMs: number): void {
     poll(pfd, left);
   }
 }
+
+/**
+ * The daemon's connector: the inherited AWG_PROC_CONNECTOR_FD if set, else a socket of its
+ * own (works only in the initial network namespace; otherwise AwgError 'unsupported').
+ * Deliberately no automatic setns into /proc/1/ns/net: a daemon under test in a private
+ * namespace would then move the host's processes into its cgroups.
+ */
+export function openPlacementConnector(env: NodeJS.ProcessEnv = process.env): ProcConnector {
+  const fd = connectorFdFromEnv(env);
+  return fd !== undefined ? ProcConnector.open({ fd }) : ProcConnector.open();
+}

@@ -10,6 +10,7 @@ import { diffBench } from './diff.bench.js';
 import { daemonLoopBench } from './daemon-loop.bench.js';
 import { proxyBench } from './proxy.bench.js';
 import { dataplaneBench } from './dataplane.bench.js';
+import { daemonApiBench } from './daemon-api.bench.js';
 import { placementBench } from './placement.bench.js';
 import { dataplaneUdpBench } from './dataplane-udp.bench.js';
 
@@ -23,6 +24,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'daemon-loop', run: daemonLoopBench },
   { name: 'proxy', run: proxyBench },
   { name: 'dataplane', run: dataplaneBench },
+  { name: 'daemon-api', run: daemonApiBench },
   { name: 'placement', run: placementBench },
   { name: 'dataplane-udp', run: dataplaneUdpBench },
 ];

@@ -4,7 +4,8 @@
  * wraps. Failed RPCs reject with the daemon's AwgError (kind, message, issues, hint), taken
  * from the `awg-error-bin` trailer.
  */
-import * as grpc from '@grpc/grpc-js';
+import { connect } from 'node:net';
+import type * as Grpc from '@grpc/grpc-js';
 import { AwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
 import type { PlanDocument } from '../model/plan-document.js';
@@ -21,22 +22,52 @@ import {
   statusFromWire,
   type Wire,
 } from './convert.js';
-import { awgService, DEFAULT_SOCKET, socketAnswers } from './server.js';
+
+// gRPC and the proto loader cost ~200 ms of start-up: loaded only when a daemon answers, so
+// direct-mode commands (and `awg --version`) do not pay for them.
+type GrpcModule = typeof Grpc;
+let loaded: { grpc: GrpcModule; ctor: Grpc.ServiceClientConstructor } | undefined;
+async function loadGrpc(): Promise<NonNullable<typeof loaded>> {
+  if (!loaded) {
+    const grpc = await import('@grpc/grpc-js');
+    const { awgService } = await import('./server.js');
+    loaded = { grpc, ctor: grpc.makeGenericClientConstructor(awgService(), 'Awg') };
+  }
+  return loaded;
+}
+
+export const DEFAULT_SOCKET = '/run/awg/awg.sock';
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (r: { ok: boolean; code?: string }) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(r);
+    };
+    const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
+    s.once('connect', () => done({ ok: true }));
+    s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
+  });
+}
 
 /** the socket the CLI talks to: `--socket`, else $AWG_SOCKET, else /run/awg/awg.sock */
 export function socketFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
   return opt || env.AWG_SOCKET || DEFAULT_SOCKET;
 }
 
-type UnaryMethod = (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: unknown) => void) => grpc.ClientUnaryCall;
-type StreamMethod = (req: object, opts?: grpc.CallOptions) => grpc.ClientReadableStream<Wire.Event>;
+type UnaryMethod = (req: object, md: Grpc.Metadata, opts: Grpc.CallOptions, cb: (e: Grpc.ServiceError | null, r?: unknown) => void) => Grpc.ClientUnaryCall;
+type StreamMethod = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<Wire.Event>;
 
-let ctor: grpc.ServiceClientConstructor | undefined;
+const UNAVAILABLE = 14;
+const CANCELLED = 1;
 
-function toError(e: grpc.ServiceError): AwgError {
+function toError(e: Grpc.ServiceError): AwgError {
   const raw = e.metadata?.get(ERROR_TRAILER)[0];
   const trailer = raw === undefined ? undefined : Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
-  if (e.code === grpc.status.UNAVAILABLE && !trailer) return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
+  if (e.code === UNAVAILABLE && !trailer) return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
   return errorFromWire(e.code, e.details, trailer);
 }
 
@@ -46,23 +77,30 @@ export interface ClientOptions {
 }
 
 export class DaemonClient implements DaemonCore {
-  private readonly client: grpc.Client;
+  private readonly client: Grpc.Client;
   private readonly quickMs: number;
+  private readonly grpc: GrpcModule;
 
-  constructor(
+  /** A client of the daemon at `socketPath` (connects lazily, on the first call). */
+  static async open(socketPath: string, o: ClientOptions = {}): Promise<DaemonClient> {
+    return new DaemonClient(socketPath, o, await loadGrpc());
+  }
+
+  private constructor(
     readonly socketPath: string,
-    o: ClientOptions = {},
+    o: ClientOptions,
+    g: NonNullable<typeof loaded>,
   ) {
-    ctor ??= grpc.makeGenericClientConstructor(awgService(), 'Awg');
-    this.client = new ctor(`unix:${socketPath}`, grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    this.grpc = g.grpc;
+    this.client = new g.ctor(`unix:${socketPath}`, g.grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
     this.quickMs = o.quickTimeoutMs ?? 15_000;
   }
 
   private call<T>(method: string, req: object, timeoutMs?: number): Promise<T> {
     const fn = (this.client as unknown as Record<string, UnaryMethod>)[method]!.bind(this.client);
-    const opts: grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
+    const opts: Grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
     return new Promise((resolve, reject) => {
-      fn(req, new grpc.Metadata(), opts, (e, r) => (e ? reject(toError(e)) : resolve(r as T)));
+      fn(req, new this.grpc.Metadata(), opts, (e, r) => (e ? reject(toError(e)) : resolve(r as T)));
     });
   }
 
@@ -110,7 +148,7 @@ export class DaemonClient implements DaemonCore {
       const e = eventFromWire(w);
       if (e) listener(e);
     });
-    stream.on('error', (e: grpc.ServiceError) => end(e.code === grpc.status.CANCELLED ? undefined : toError(e)));
+    stream.on('error', (e: Grpc.ServiceError) => end(e.code === CANCELLED ? undefined : toError(e)));
     stream.on('end', () => end());
     return () => {
       cancelled = true;
@@ -150,7 +188,7 @@ export type Connection = { client: DaemonClient; reason?: undefined; code?: unde
 export async function connectDaemon(socketPath: string, o: ClientOptions & { probeTimeoutMs?: number } = {}): Promise<Connection> {
   const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000);
   if (!probe.ok) return { reason: `no awg daemon answers on ${socketPath} (${probe.code})`, ...(probe.code ? { code: probe.code } : {}) };
-  return { client: new DaemonClient(socketPath, o) };
+  return { client: await DaemonClient.open(socketPath, o) };
 }
 
 // ---- CLI client mode --------------------------------------------------------------------

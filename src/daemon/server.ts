@@ -15,7 +15,6 @@
  * umask's.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { connect } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -36,8 +35,9 @@ import {
   statusToWire,
   type Wire,
 } from './convert.js';
+import { DEFAULT_SOCKET, socketAnswers } from './client.js';
 
-export const DEFAULT_SOCKET = '/run/awg/awg.sock';
+export { DEFAULT_SOCKET, socketAnswers };
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
 
@@ -90,21 +90,6 @@ function lstatOrUndefined(p: string): Stats | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
-}
-
-/** Whether something accepts connections on the Unix socket at `path`. */
-export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (r: { ok: boolean; code?: string }) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(r);
-    };
-    const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
-    s.once('connect', () => done({ ok: true }));
-    s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
-  });
 }
 
 /**

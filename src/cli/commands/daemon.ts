@@ -8,8 +8,7 @@ import type { Io } from '../output.js';
 import { runForeground } from '../../daemon/foreground.js';
 import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
-import { DEFAULT_SOCKET, startApiServer } from '../../daemon/server.js';
-import { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } from '../../daemon/metrics.js';
+import { DEFAULT_SOCKET } from '../../daemon/client.js';
 
 export interface DaemonCommandOptions {
   config?: string;
@@ -26,6 +25,9 @@ export interface DaemonCommandOptions {
 
 export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<number> {
   const socketPath = resolve(o.socket || process.env.AWG_SOCKET || DEFAULT_SOCKET);
+  // gRPC and prom-client load here, not when every other command starts
+  const { startApiServer } = await import('../../daemon/server.js');
+  const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } = await import('../../daemon/metrics.js');
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
     if (metrics && !parseListen(metrics).loopback) io.err(`awg: warning: metrics on ${metrics} are reachable from other hosts\n`);

@@ -24,7 +24,7 @@ function dir(): string {
 async function serve(core = new FakeCore(), opts: Parameters<typeof startApiServer>[1] = {}): Promise<{ core: FakeCore; server: ApiServer; client: DaemonClient; path: string }> {
   const path = opts.socketPath ?? join(dir(), 'awg.sock');
   const server = await startApiServer(core, { ...opts, socketPath: path });
-  const client = new DaemonClient(path);
+  const client = await DaemonClient.open(path);
   cleanups.push(async () => {
     client.close();
     await server.close();
@@ -117,7 +117,7 @@ describe('API server and client over a Unix socket', () => {
 
   it('two watchers each get every event', async () => {
     const { core, client, path } = await serve();
-    const other = new DaemonClient(path);
+    const other = await DaemonClient.open(path);
     cleanups.push(() => other.close());
     const a: DaemonEvent[] = [];
     const b: DaemonEvent[] = [];
@@ -135,7 +135,7 @@ describe('API server and client over a Unix socket', () => {
     const core = new FakeCore();
     const path = join(dir(), 'awg.sock');
     const server = await startApiServer(core, { socketPath: path });
-    const client = new DaemonClient(path);
+    const client = await DaemonClient.open(path);
     let ended = false;
     await client.watch(
       () => {},
@@ -152,7 +152,7 @@ describe('API server and client over a Unix socket', () => {
     const c = await connectDaemon(path);
     expect(c.client).toBeUndefined();
     expect(c.code).toBe('ENOENT');
-    const raw = new DaemonClient(path, { quickTimeoutMs: 3000 });
+    const raw = await DaemonClient.open(path, { quickTimeoutMs: 3000 });
     await expect(raw.status()).rejects.toMatchObject({ kind: 'driver' });
     raw.close();
   });

@@ -53,7 +53,7 @@ export function daemonArgv(d: DaemonInvocation): string[] {
  * characters; `\` and `"` escaped; `%` doubled (specifiers) and `$` doubled (variables).
  */
 export function systemdQuote(arg: string): string {
-  if (/[\x00-\x1f\x7f]/.test(arg)) throw new Error(`control character in ExecStart argument ${JSON.stringify(arg)}`);
+  if ([...arg].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) throw new Error(`control character in ExecStart argument ${JSON.stringify(arg)}`);
   const s = arg.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (s !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;

@@ -120,6 +120,9 @@ describe.skipIf(skip)('awg exec', () => {
 
     const x = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'sh', '-c', 'exit 7']);
     expect(x.code, show(x)).toBe(7);
+    // a command killed by a signal kills awg with the same signal (the helper reports 128)
+    const sig = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'sh', '-c', 'kill -TERM $$']);
+    expect(sig.code, show(sig)).toBe(128);
     const nf = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'awgt-no-such-command']);
     expect(nf.code).toBe(127);
     const unknownRule = await awg(ns, e, ['exec', '--rule', 'nope', ...sd, '--', 'true']);

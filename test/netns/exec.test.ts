@@ -7,6 +7,7 @@
  *   sender started without awg exec goes out unmarked (the probe can fail).
  * The probe is our own nft table counting dport 9999 by mark in postrouting.
  */
+import { spawn } from 'node:child_process';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   awg,
@@ -132,6 +133,27 @@ describe.skipIf(skip)('awg exec', () => {
     expect(unknownTunnel.stderr).toMatch(/unknown tunnel "work"/);
     const two = await awg(ns, e, ['exec', '--rule', 'upd', '--direct', ...sd, '--', 'true']);
     expect(two.stderr).toMatch(/exactly one of/);
+  });
+
+  it('forwards SIGTERM to the command and passes its exit status on', async () => {
+    const a = await awg(ns, e, ['apply', '-f', writeConfig(e, 'c.yaml', DIRECT_CONFIG)]);
+    expect(a.code, show(a)).toBe(0);
+    const argv = awgArgv(ns, e, ['exec', '--rule', 'upd', '--state-dir', e.stateDir, '--', 'sh', '-c', 'trap "echo got-term; exit 5" TERM; echo ready; while :; do sleep 0.05; done']);
+    const child = spawn(argv[0]!, argv.slice(1), { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+    try {
+      for (let i = 0; i < 1000 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(out).toContain('ready');
+      // nsenter execs node: this pid is awg itself
+      child.kill('SIGTERM');
+      expect(await exited).toBe(5);
+      expect(out).toContain('got-term');
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('with a tunnel applied, every packet of the exec\'d command is marked; the same sender without exec is not', async () => {

@@ -1,21 +1,9 @@
-/** `awg` command line: thin shells over the shared pipeline. */
+/**
+ * `awg` command line: thin shells over the shared pipeline. Command modules load lazily so a
+ * command pays only for what it uses (`awg diff` does not load gRPC, the data plane or XState).
+ */
 import { Command, Option } from 'commander';
-import { applyCommand } from './commands/apply.js';
-import { diffCommand } from './commands/diff.js';
-import { engineCommand } from './commands/engine.js';
-import { genkeyCommand, genpskCommand, pubkeyCommand } from './commands/keys.js';
-import { downCommand } from './commands/down.js';
-import { importCommand } from './commands/import.js';
-import { statusCommand } from './commands/status.js';
-import { validateCommand } from './commands/validate.js';
-import { upCommand } from './commands/up.js';
-import { daemonCommand } from './commands/daemon.js';
 import { processIo, type Io } from './output.js';
-import { eventsCommand } from './commands/events.js';
-import { confirmCommand } from './commands/confirm.js';
-import { serviceCommand } from './commands/service.js';
-import { execCommand } from './commands/exec.js';
-import { processesCommand } from './commands/processes.js';
 
 export const VERSION = '0.1.0';
 
@@ -36,7 +24,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .requiredOption('-f, --file <config>', 'config file')
     .option('--skip-secrets', 'do not read secret files/variables (e.g. in CI without the keys)')
     .option('--json', 'machine-readable result')
-    .action(async (o) => setCode(await validateCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/validate.js')).validateCommand(io, o)));
 
   program
     .command('diff')
@@ -49,7 +37,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await diffCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/diff.js')).diffCommand(io, o)));
 
   program
     .command('apply')
@@ -62,7 +50,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await applyCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/apply.js')).applyCommand(io, o)));
 
   program
     .command('down')
@@ -74,7 +62,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await downCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/down.js')).downCommand(io, o)));
 
   program
     .command('status')
@@ -84,21 +72,21 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await statusCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/status.js')).statusCommand(io, o)));
 
   program
     .command('events')
     .description("follow the daemon's events (reconcile, drift, network, tunnel, handshake) until Ctrl-C")
     .option('--json', 'one JSON object per line')
     .addOption(socket())
-    .action(async (o) => setCode(await eventsCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/events.js')).eventsCommand(io, o)));
 
   program
     .command('confirm')
     .description('keep the change of `awg apply --confirm-timeout`. Exit 0 confirmed, 2 nothing was waiting')
     .option('--json', 'machine-readable result')
     .addOption(socket())
-    .action(async (o) => setCode(await confirmCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/confirm.js')).confirmCommand(io, o)));
 
   const service = program.command('service').description('run `awg daemon` as a system service (systemd unit on Linux, LaunchDaemon on macOS)');
   const serviceFlags = (c: Command) =>
@@ -119,9 +107,9 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .option('--print', 'only print the unit/plist')
       .addOption(new Option('--node <path>').hideHelp())
       .addOption(new Option('--bin <path>').hideHelp()),
-  ).action(async (o) => setCode(await serviceCommand(io, 'install', o)));
+  ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'install', o)));
   serviceFlags(service.command('uninstall').description('stop, disable and remove the service (the kill switch table stays until `awg down`)')).action(async (o) =>
-    setCode(await serviceCommand(io, 'uninstall', o)),
+    setCode(await (await import('./commands/service.js')).serviceCommand(io, 'uninstall', o)),
   );
   serviceFlags(
     service
@@ -129,7 +117,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .description('whether the service is installed and running and its API answers. Exit 0 running, 2 not')
       .option('--json', 'machine-readable status')
       .option('--socket <path>', 'API socket to probe'),
-  ).action(async (o) => setCode(await serviceCommand(io, 'status', o)));
+  ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'status', o)));
 
   program
     .command('import')
@@ -139,11 +127,11 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--name <tunnel>', 'tunnel name (default: from the file name)')
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
     .option('--key-file', 'write the private key to <name>.key (mode 600) next to the output instead of inline')
-    .action(async (file, o) => setCode(await importCommand(io, { file, ...o })));
+    .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));
 
-  program.command('genkey').description('print a new private key (base64), like wg genkey').action(() => setCode(genkeyCommand(io)));
-  program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await pubkeyCommand(io)));
-  program.command('genpsk').description('print a new pre-shared key').action(() => setCode(genpskCommand(io)));
+  program.command('genkey').description('print a new private key (base64), like wg genkey').action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
+  program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await (await import('./commands/keys.js')).pubkeyCommand(io)));
+  program.command('genpsk').description('print a new pre-shared key').action(async () => setCode((await import('./commands/keys.js')).genpskCommand(io)));
 
   program
     .command('up')
@@ -153,7 +141,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-v, --verbose', 'show phases')
     .option('--drift-interval <seconds>', 're-observe at least this often (default 30)')
     .addOption(stateDir())
-    .action(async (o) => setCode(await upCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/up.js')).upCommand(io, o)));
 
   program
     .command('daemon')
@@ -164,7 +152,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(socket())
     .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600)')
     .option('--metrics [host:port]', 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)')
-    .action(async (o) => setCode(await daemonCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)));
 
   program
     .command('exec')
@@ -174,7 +162,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--rule <name>', 'run as if matched by this rule (its cgroup, target and fallback)')
     .argument('<command...>', 'command and arguments (after --)')
     .addOption(stateDir())
-    .action(async (cmd: string[], o) => setCode(await execCommand(io, cmd, o)));
+    .action(async (cmd: string[], o) => setCode(await (await import('./commands/exec.js')).execCommand(io, cmd, o)));
 
   program
     .command('processes')
@@ -182,14 +170,14 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--json', 'machine-readable list')
     .option('--all', 'also processes no rule matches')
     .addOption(stateDir())
-    .action(async (o) => setCode(await processesCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/processes.js')).processesCommand(io, o)));
 
   program
     .command('engine', { hidden: true })
     .description('internal: run one tunnel engine (configuration on stdin)')
     .requiredOption('--link <name>', 'persistent TUN to attach')
     .requiredOption('--uapi <path>', 'UAPI socket path')
-    .action(async (o) => setCode(await engineCommand(io, o)));
+    .action(async (o) => setCode(await (await import('./commands/engine.js')).engineCommand(io, o)));
 
   return program;
 }

@@ -1,5 +1,9 @@
 /** Observe every kind through its driver and merge the results. */
-import type { DriverSet, ObserveScope } from '../resources/driver.js';
+import type { Claims, DriverSet, ObserveScope } from '../resources/driver.js';
+import type { DesiredState } from '../model/resources.js';
+import type { Exec } from '../util/exec.js';
+import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
 import { RESOURCE_KINDS, type AnyResource, type ForeignObject, type ObservedState } from '../model/resources.js';
 
 export async function observeAll(drivers: Partial<DriverSet>, scope: ObserveScope): Promise<ObservedState> {
@@ -17,3 +21,18 @@ export async function observeAll(drivers: Partial<DriverSet>, scope: ObserveScop
   }
   return { resources, foreign, facts };
 }
+
+export interface ReconcileEnv {
+  drivers: Partial<DriverSet>;
+  claims: Claims;
+  state: StateStore;
+  exec: Exec;
+  reporter: Reporter;
+  /** resolved secret values for engine drivers (never logged) */
+  secrets?: ReadonlyMap<string, string>;
+}
+
+export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {
+  return observeAll(env.drivers, { desired, claims: env.claims, state: env.state });
+}
+

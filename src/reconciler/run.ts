@@ -12,24 +12,12 @@ import type { Reporter } from '../util/reporter.js';
 import type { StateStore } from '../util/state.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
-import { observeAll } from './observe.js';
 import { revert } from './revert.js';
 import { plan as makePlan } from './plan.js';
 import { verify } from './verify.js';
 
-export interface ReconcileEnv {
-  drivers: Partial<DriverSet>;
-  claims: Claims;
-  state: StateStore;
-  exec: Exec;
-  reporter: Reporter;
-  /** resolved secret values for engine drivers (never logged) */
-  secrets?: ReadonlyMap<string, string>;
-}
-
-export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {
-  return observeAll(env.drivers, { desired, claims: env.claims, state: env.state });
-}
+export { observeWith, type ReconcileEnv } from './observe.js';
+import { observeWith, type ReconcileEnv } from './observe.js';
 
 function applyContext(env: ReconcileEnv): ApplyContext {
   return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims, secrets: env.secrets };

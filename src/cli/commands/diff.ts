@@ -4,7 +4,7 @@ import { hasChanges } from '../../model/change.js';
 import type { ObservedState } from '../../model/resources.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
-import { observeWith } from '../../reconciler/run.js';
+import { observeWith } from '../../reconciler/observe.js';
 import { silentReporter } from '../../util/reporter.js';
 import { prepare } from '../app.js';
 import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';

@@ -1,7 +1,7 @@
 import { toAwgError } from '../../errors.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
 import { executeBestEffort } from '../../reconciler/execute.js';
-import { observeWith } from '../../reconciler/run.js';
+import { observeWith } from '../../reconciler/observe.js';
 import { verify } from '../../reconciler/verify.js';
 import { claimsFromConfig, DEFAULT_CLAIMS } from '../app.js';
 import { loadConfigFile } from '../../config/load.js';

@@ -1,5 +1,5 @@
 import { toAwgError } from '../../errors.js';
-import { observeWith } from '../../reconciler/run.js';
+import { observeWith } from '../../reconciler/observe.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
 import { RESOURCE_KINDS } from '../../model/resources.js';
 import { DEFAULT_CLAIMS } from '../app.js';

@@ -18,7 +18,8 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 cleanup() {
   set +e
-  in_ns "$CLIENT" $AWG down --state-dir "$WORK/client" >/dev/null 2>&1
+  [ -n "${DAEMON_PID:-}" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+  in_ns "$CLIENT" $AWG down --direct --state-dir "$WORK/client" >/dev/null 2>&1
   in_ns "$PEER" $AWG down --state-dir "$WORK/peer" >/dev/null 2>&1
   for ns in "$CLIENT" "$PEER"; do
     pids=$(ip netns pids "$ns" 2>/dev/null); [ -n "$pids" ] && kill $pids 2>/dev/null
@@ -77,23 +78,31 @@ require('node:http').createServer((q, r) => r.end('hello from the peer; you came
 step "client: awg validate"
 $AWG validate -f "$WORK/client.yaml"
 
-step "client: awg diff (exit code 2 = changes)"
-set +e; in_ns "$CLIENT" $AWG diff -f "$WORK/client.yaml" --state-dir "$WORK/client"; echo "exit code: $?"; set -e
+step "client namespace: start the awg daemon (API on a private socket)"
+export AWG_SOCKET="$WORK/client.sock"
+in_ns "$CLIENT" $AWG daemon --state-dir "$WORK/client" --socket "$AWG_SOCKET" >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+for i in $(seq 1 100); do [ -S "$AWG_SOCKET" ] && break; sleep 0.1; done
+[ -S "$AWG_SOCKET" ] || { echo "demo: the daemon did not start"; cat "$WORK/daemon.log"; exit 1; }
 
-step "client: awg apply"
-in_ns "$CLIENT" $AWG apply -f "$WORK/client.yaml" --state-dir "$WORK/client"
+step "client: awg diff through the daemon (exit code 2 = changes)"
+set +e; in_ns "$CLIENT" $AWG diff -f "$WORK/client.yaml"; echo "exit code: $?"; set -e
+
+step "client: awg apply through the daemon"
+in_ns "$CLIENT" $AWG apply -f "$WORK/client.yaml"
 
 step "client: a second apply changes nothing"
-in_ns "$CLIENT" $AWG apply -f "$WORK/client.yaml" --state-dir "$WORK/client"
+in_ns "$CLIENT" $AWG apply -f "$WORK/client.yaml"
 
 step "traffic through the tunnel"
 in_ns "$CLIENT" ping -c 3 -W 2 10.99.77.2
 for i in 1 2 3 4 5; do in_ns "$CLIENT" curl -s --max-time 3 http://10.99.77.2:8080/ && break; sleep 0.5; done
 
-step "client: awg status"
-in_ns "$CLIENT" $AWG status --state-dir "$WORK/client"
+step "client: awg status (from the daemon: live handshake and counters)"
+in_ns "$CLIENT" $AWG status
 
-step "client: awg down (the namespace returns to what it was)"
-in_ns "$CLIENT" $AWG down --state-dir "$WORK/client"
+step "client: awg down through the daemon (the namespace returns to what it was)"
+in_ns "$CLIENT" $AWG down
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
 in_ns "$CLIENT" ip -br link
 echo; echo "demo: OK"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is needed, then run the whole test suite: type check, lint, unit tests,
-# root + network-namespace tests against the real kernel, and a short benchmark smoke.
+# root + network-namespace tests against the real kernel, a short benchmark smoke, and the
+# README's demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,5 +11,7 @@ mkdir -p .test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
 npm run -s bench:smoke || status=$?
+# the README's main job must stay green too
+bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
 node scripts/summarize-tests.mjs .test-results/vitest.json || status=$?
 exit "$status"

@@ -6,10 +6,7 @@ import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate
 import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Plan } from '../model/change.js';
 import type { DesiredState, ObservedState } from '../model/resources.js';
-import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
-import type { Exec } from '../util/exec.js';
-import type { Reporter } from '../util/reporter.js';
-import type { StateStore } from '../util/state.js';
+import type { ApplyContext } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
 import { revert } from './revert.js';

@@ -30,7 +30,7 @@ import type { DnsSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { sameSpec } from '../route/fake.js';
+import { specEqual } from '../../util/canonical.js';
 import {
   detectDnsManager,
   parseManagedResolvConf,
@@ -176,7 +176,7 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       return true;
     }
     const after = change.after!;
-    if (cur && sameSpec(cur, after)) return false;
+    if (cur && specEqual(cur, after)) return false;
     if (!ctx.dryRun && !cur && !ctx.state.get(DNS_STATE_KEY))
       ctx.state.set(DNS_STATE_KEY, await backup());
     if (ctx.exec.record(`write ${resolvConf} (${after.servers.join(' ') || 'no servers'})`))
@@ -214,11 +214,11 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       return true;
     }
     let n = 0;
-    if (!sameSpec(cur?.servers ?? [], spec.servers)) {
+    if (!specEqual(cur?.servers ?? [], spec.servers)) {
       await ctx.exec.mutate('resolvectl', ['dns', spec.scope, ...spec.servers]);
       n++;
     }
-    if (!sameSpec(cur?.domains ?? [], spec.domains)) {
+    if (!specEqual(cur?.domains ?? [], spec.domains)) {
       await ctx.exec.mutate('resolvectl', [
         'domain',
         spec.scope,
@@ -249,7 +249,7 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       await ctx.exec.mutate('resolvconf', ['-d', spec.scope]);
       return true;
     }
-    if (cur && sameSpec(cur, spec)) return false;
+    if (cur && specEqual(cur, spec)) return false;
     await ctx.exec.mutate('resolvconf', ['-a', spec.scope], { input: renderResolvconfInput(spec) });
     return true;
   }

@@ -18,7 +18,7 @@ import type {
   ObserveResult,
   ObserveScope,
 } from '../driver.js';
-import { sameSpec } from './fake.js';
+import { specEqual } from '../../util/canonical.js';
 import { parseRouteJson, type ParsedRoutes, type RouteBand } from './parse.js';
 import { batchScript, familyFlag, routeDelArgs, routeReplaceArgs } from './render.js';
 
@@ -112,7 +112,7 @@ function stepsFor(
       'conflict',
       `a route ${id} without our protocol ${claims.routeProtocol} (protocol ${foreign.protocol}) is in our table; not touching it`,
     );
-  if (sameSpec(st.owned.get(id), after)) return steps;
+  if (specEqual(st.owned.get(id), after)) return steps;
   steps.push({ family: after.family, args: routeReplaceArgs(after) });
   st.owned.set(id, after);
   return steps;

@@ -12,7 +12,7 @@ import type { ForeignObject, Resource, RuleSpec } from '../../model/resources.js
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { Claims, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { sameSpec } from '../route/fake.js';
+import { specEqual } from '../../util/canonical.js';
 import { familyFlag } from '../route/render.js';
 import {
   describeRuleRow,
@@ -167,7 +167,7 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
         let present = false;
         for (const r of cur.owned) {
           if (!priorities.has(r.priority)) continue;
-          if (after && !present && sameSpec(r, after)) {
+          if (after && !present && specEqual(r, after)) {
             present = true;
             continue;
           }

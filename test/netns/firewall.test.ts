@@ -8,13 +8,11 @@ import type { ApplyContext, Claims } from '../../src/resources/driver.js';
 import { createLinuxFirewallDriver } from '../../src/resources/firewall/linux.js';
 import type { FirewallPolicy } from '../../src/resources/firewall/policy.js';
 import { firewallSpec } from '../../src/resources/firewall/render.js';
-import { ProcessExec, type ExecOptions, type ExecResult } from '../../src/util/exec.js';
 import { MemoryReporter } from '../../src/util/reporter.js';
 import { MemoryStateStore } from '../../src/util/state.js';
 import {
   createNetns,
   destroyNetns,
-  netnsPath,
   nsExec,
   requireNetnsPrereqs,
   snapshotNetns,
@@ -22,28 +20,8 @@ import {
   vethPair,
   type NetnsSnapshot,
 } from '../helpers/netns.js';
+import { NsExec } from '../helpers/exec.js';
 
-/** ProcessExec whose commands run inside a namespace (nsenter --net; host /sys kept). */
-class NsProcessExec extends ProcessExec {
-  constructor(
-    private readonly ns: string,
-    reporter = new MemoryReporter(),
-  ) {
-    super(reporter);
-  }
-  private wrap(cmd: string, args: string[]): string[] {
-    return [`--net=${netnsPath(this.ns)}`, '--', cmd, ...args];
-  }
-  override read(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return super.read('nsenter', this.wrap(cmd, args), opts);
-  }
-  override mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return super.mutate('nsenter', this.wrap(cmd, args), {
-      ...opts,
-      display: opts.display ?? [cmd, ...args].join(' '),
-    });
-  }
-}
 
 const skip = requireNetnsPrereqs(['nft', 'ping']);
 const claims: Claims = {
@@ -90,7 +68,7 @@ const ping = async (ns: string, dst: string, cgroupDir?: string) => {
 describe.skipIf(skip)('firewall driver in a network namespace', () => {
   const ns = useNetns('fw');
   let peer: string;
-  let exec: NsProcessExec;
+  let exec: NsExec;
   let before: NetnsSnapshot;
   const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))!;
   const cgName = `awgt-fw-${process.pid}`;
@@ -98,7 +76,7 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
   const ctx = (): ApplyContext => {
     const reporter = new MemoryReporter();
     return {
-      exec: new NsProcessExec(ns.name, reporter),
+      exec: new NsExec(ns.name, false, reporter),
       reporter,
       state: new MemoryStateStore(),
       dryRun: false,
@@ -138,7 +116,7 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
     mkdirSync(cgDir, { recursive: true });
     peer = await createNetns('fwpeer');
     await vethPair(ns.name, peer, { addrA: '10.200.2.1/24', addrB: '10.200.2.2/24' });
-    exec = new NsProcessExec(ns.name);
+    exec = new NsExec(ns.name);
     // foreign tables that must stay byte-identical
     await nsExec(ns.name, 'nft', ['-f', '-'], {
       input:

@@ -4,39 +4,17 @@ import { ids } from '../../src/model/identity.js';
 import type { RuleSpec } from '../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../src/resources/driver.js';
 import { createLinuxRuleDriver } from '../../src/resources/rule/linux.js';
-import { ProcessExec, type ExecOptions, type ExecResult } from '../../src/util/exec.js';
 import { MemoryReporter } from '../../src/util/reporter.js';
 import { MemoryStateStore } from '../../src/util/state.js';
 import {
-  netnsPath,
   nsExec,
   requireNetnsPrereqs,
   snapshotNetns,
   useNetns,
   type NetnsSnapshot,
 } from '../helpers/netns.js';
+import { NsExec } from '../helpers/exec.js';
 
-/** ProcessExec whose commands run inside a namespace (nsenter --net; host /sys kept). */
-class NsProcessExec extends ProcessExec {
-  constructor(
-    private readonly ns: string,
-    reporter = new MemoryReporter(),
-  ) {
-    super(reporter);
-  }
-  private wrap(cmd: string, args: string[]): string[] {
-    return [`--net=${netnsPath(this.ns)}`, '--', cmd, ...args];
-  }
-  override read(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return super.read('nsenter', this.wrap(cmd, args), opts);
-  }
-  override mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    return super.mutate('nsenter', this.wrap(cmd, args), {
-      ...opts,
-      display: opts.display ?? [cmd, ...args].join(' '),
-    });
-  }
-}
 
 const skip = requireNetnsPrereqs();
 const claims: Claims = {
@@ -64,12 +42,12 @@ const mk = (
 
 describe.skipIf(skip)('rule driver in a network namespace', () => {
   const ns = useNetns('rule');
-  let exec: NsProcessExec;
+  let exec: NsExec;
   let before: NetnsSnapshot;
   const ctx = (): ApplyContext => {
     const reporter = new MemoryReporter();
     return {
-      exec: new NsProcessExec(ns.name, reporter),
+      exec: new NsExec(ns.name, false, reporter),
       reporter,
       state: new MemoryStateStore(),
       dryRun: false,
@@ -125,7 +103,7 @@ describe.skipIf(skip)('rule driver in a network namespace', () => {
   ];
 
   beforeAll(async () => {
-    exec = new NsProcessExec(ns.name);
+    exec = new NsExec(ns.name);
     const x = (...a: string[]) => nsExec(ns.name, 'ip', a);
     await x('rule', 'add', 'priority', '100', 'fwmark', '0xca6c', 'lookup', '51820');
     await x('rule', 'add', 'priority', '5250', 'fwmark', '0x5', 'lookup', '100');

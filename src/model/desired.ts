@@ -126,8 +126,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
         const thr: RouteSpec = { family, table: a.table, dst, type: 'throw', metric: FALLBACK_METRIC, protocol: proto };
         push({ kind: 'route', id: ids.route(thr), deps: [], spec: thr });
       }
-      const usedByRules = perApp && enabledRules.some((r) => r.target === name || r.fallback === 'failover');
-      if (usedByRules || c.default === name) {
+      // always: `awg exec --tunnel` reaches every tunnel through its `_exec-<name>` cgroup
+      {
         const rule: RuleSpec = { family, priority: a.priority, fwmark: a.fwmark, fwmask: alloc.mask, table: a.table, action: 'lookup', protocol: proto };
         push({ kind: 'rule', id: ids.rule(rule), deps: [], spec: rule });
       }
@@ -156,7 +156,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
 
   // cgroups for per-app placement: one per rule, so each rule's fallback can switch alone
   const appRules: AppRule[] = [];
-  if (perApp) {
+  const tunnelNames = Object.keys(c.tunnels);
+  if (perApp || tunnelNames.length > 0) {
     const root = opts.cgroupRoot ?? CGROUP_ROOT;
     push({ kind: 'cgroup', id: ids.cgroup(root), deps: [], spec: { path: root } });
     c.rules.forEach((rule, i) => {
@@ -170,14 +171,26 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       const dns = c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
       appRules.push({ name, cgroup: cgroupRef(facts, path), action, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
     });
+    // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
+    // Names start with `_`, which rule names cannot, so they never collide.
+    for (const t of [...tunnelNames].sort()) {
+      const path = `${root}/_exec-${t}`;
+      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
+      appRules.push({ name: `_exec-${t}`, cgroup: cgroupRef(facts, path), action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 } });
+    }
+    if (tunnelNames.length > 0) {
+      const path = `${root}/_exec-direct`;
+      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
+      appRules.push({ name: '_exec-direct', cgroup: cgroupRef(facts, path), action: { type: 'direct' } });
+    }
   }
 
-  if (perApp || fullTunnel) {
+  if (perApp || fullTunnel || tunnelNames.length > 0) {
     push({ kind: 'sysctl', id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'), deps: [], spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' } });
   }
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
-  const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel;
+  const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel || tunnelNames.length > 0;
   if (needsFirewall) {
     const cgroupDeps = out.filter((r): r is Resource<'cgroup'> => r.kind === 'cgroup').map((r) => r.id);
     push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: firewallSpec(policy) });

@@ -42,6 +42,6 @@ export function resolveExecCgroup(applied: AppliedView | undefined, choice: Exec
     path = execCgroupPath(root, 'direct');
   }
   if (!cgroups.has(path))
-    throw new AwgError('unsupported', `the applied state has no cgroup ${path} for awg exec (the model does not create _exec-* cgroups yet); use --rule NAME to run in a rule's cgroup`);
+    throw new AwgError('unsupported', `the applied state has no cgroup ${path} for awg exec (is the tunnel in the applied config?); --rule NAME runs in a rule's cgroup`);
   return path;
 }

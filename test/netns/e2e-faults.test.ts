@@ -173,9 +173,11 @@ describe.skipIf(skip)('e2e: fault injection', () => {
       expect(r.stderr).not.toContain('rollback error');
       const table = await nftTable(ns, 'awg');
       expect(table).toContain('comment "kill-switch"');
-      // nothing but the kill switch is left: same links, addresses, routes, rules, sysctls
+      // nothing but the kill switch and the cgroups its rules name (the `awg exec` cgroups) is
+      // left: same links, addresses, routes, rules, sysctls
       const now = await snapshotHost(ns, e);
-      expect({ ...now, net: { ...now.net, nft: null } }).toEqual({
+      expect(now.cgroups).toEqual(['.', '_exec-direct', '_exec-vpn']);
+      expect({ ...now, cgroups: before.cgroups, net: { ...now.net, nft: null } }).toEqual({
         ...before,
         net: { ...before.net, nft: null },
       });

@@ -177,8 +177,12 @@ describe.skipIf(skip)('awg exec', () => {
     expect(ctl.code, ctl.stderr).toBe(0);
     expect(await counters(ns, 'awgtprobe')).toEqual({ marked: 5, unmarked: 5 });
 
-    // --tunnel needs the model's _exec-<tunnel> cgroup (not emitted yet): a clear error
-    const t = await awg(ns, e, ['exec', '--tunnel', 'vpn', '--state-dir', e.stateDir, '--', 'true']);
-    expect(t.stderr).toMatch(/no cgroup .*_exec-vpn|unknown tunnel/);
+    // --tunnel uses the model's _exec-<tunnel> cgroup: marked like a rule of that tunnel
+    const beforeExec = await counters(ns, 'awg');
+    const t = await awg(ns, e, ['exec', '--tunnel', 'vpn', '--state-dir', e.stateDir, '--', process.execPath, '-e', SENDER]);
+    expect(t.code, show(t)).toBe(0);
+    expect(await counters(ns, 'awgtprobe')).toEqual({ marked: 10, unmarked: 5 });
+    const afterExec = await counters(ns, 'awg');
+    expect((afterExec['app/_exec-vpn'] ?? 0) - (beforeExec['app/_exec-vpn'] ?? 0)).toBe(5);
   });
 });

@@ -120,7 +120,7 @@ describe('reconcile machine', () => {
     const desired = config('on');
     const r = await run(e, { desired, dryRun: false, failClosed: true });
     expect(r.outcome).toBe('failed-closed');
-    expect(snapshot(d)).toEqual(['cgroup/awg', 'cgroup/awg/rule-0', 'firewall/inet/awg']);
+    expect(snapshot(d)).toEqual(['cgroup/awg', 'cgroup/awg/_exec-direct', 'cgroup/awg/_exec-work', 'cgroup/awg/rule-0', 'firewall/inet/awg']);
     const fw = desired.resources.find((x) => x.kind === 'firewall')!;
     expect(d.firewall.objects.get('firewall/inet/awg')).toEqual(fw.spec);
   });

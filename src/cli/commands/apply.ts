@@ -10,7 +10,8 @@ import { renderPlan } from '../render-plan.js';
 import { hostFacts } from './host.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
-import { daemonFor, needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import { viaDaemon } from '../via-daemon.js';
 
 export interface ApplyOptions extends DaemonChoice {
   file: string;
@@ -35,21 +36,8 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
       return 1;
     }
   }
-  let d: Awaited<ReturnType<typeof daemonFor>>;
-  try {
-    d = await daemonFor(o);
-  } catch (e) {
-    const err = toAwgError(e);
-    printError(io, err);
-    return err.exitCode;
-  }
-  if (d.client) {
-    try {
-      return await applyViaDaemon(io, o, d.client, confirmTimeoutSec);
-    } finally {
-      d.client.close();
-    }
-  }
+  const d = await viaDaemon(io, o, (client) => applyViaDaemon(io, o, client, confirmTimeoutSec));
+  if ('code' in d) return d.code;
   if (confirmTimeoutSec !== undefined) {
     const err = needsDaemon('--confirm-timeout', d.reason);
     printError(io, err);

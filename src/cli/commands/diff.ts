@@ -8,12 +8,13 @@ import { observeWith } from '../../reconciler/observe.js';
 import { silentReporter } from '../../util/reporter.js';
 import { prepare } from '../app.js';
 import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
+import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
 import { hostFacts } from './host.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
-import { daemonFor, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import { planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 
 export interface DiffOptions extends DaemonChoice {
   file: string;
@@ -29,20 +30,8 @@ export interface DiffOptions extends DaemonChoice {
 export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   // a recorded observation is planned here: the daemon only plans against the host
   if (!o.observed) {
-    let d: Awaited<ReturnType<typeof daemonFor>>;
-    try {
-      d = await daemonFor(o);
-    } catch (e) {
-      printError(io, toAwgError(e));
-      return 1;
-    }
-    if (d.client) {
-      try {
-        return await diffViaDaemon(io, o, d.client);
-      } finally {
-        d.client.close();
-      }
-    }
+    const d = await viaDaemon(io, o, (client) => diffViaDaemon(io, o, client), () => 1);
+    if ('code' in d) return d.code;
   }
   try {
     const r = await prepare(o.file, { skipSecrets: o.skipSecrets, probeFacts: hostFacts });

@@ -6,8 +6,9 @@ import { DEFAULT_CLAIMS } from '../app.js';
 import { APPLIED_KEY, hostEnv, stateDirFrom, type AppliedRecord } from '../env.js';
 import { FileStateStore } from '../../util/state.js';
 import { silentReporter } from '../../util/reporter.js';
+import { viaDaemon } from '../via-daemon.js';
 import { printError, type Io } from '../output.js';
-import { daemonFor, needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
 import { formatEvent } from '../../daemon/foreground.js';
 
@@ -26,21 +27,8 @@ export interface WatchDeps {
 
 /** Owned objects and their health against what was last applied. Exit 0 healthy, 2 drifted/none. */
 export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = {}): Promise<number> {
-  let d: Awaited<ReturnType<typeof daemonFor>>;
-  try {
-    d = await daemonFor(o);
-  } catch (e) {
-    const err = toAwgError(e);
-    printError(io, err);
-    return err.exitCode;
-  }
-  if (d.client) {
-    try {
-      return o.watch ? await watchStatus(io, o, d.client, deps) : await statusViaDaemon(io, o, d.client);
-    } finally {
-      d.client.close();
-    }
-  }
+  const d = await viaDaemon(io, o, (client) => (o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client)));
+  if ('code' in d) return d.code;
   if (o.watch) {
     const err = needsDaemon('status --watch', d.reason);
     printError(io, err);

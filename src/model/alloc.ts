@@ -11,6 +11,8 @@ export interface TunnelIds {
   table: number;
   fwmark: number;
   priority: number;
+  /** proxy tunnels: the transparent proxy's local port (routing.proxyPortBase + slot) */
+  redirectPort?: number;
 }
 
 export interface Allocation {
@@ -63,6 +65,7 @@ export function allocate(c: Config): Allocation {
       table: t.type === 'wireguard' || t.type === 'amneziawg' ? (t.table ?? c.routing.tableBase + slot) : c.routing.tableBase + slot,
       fwmark: t.fwmark ?? ((slot << shift) >>> 0),
       priority: c.routing.rulePriority + slot,
+      ...(t.type === 'socks5' || t.type === 'http' ? { redirectPort: c.routing.proxyPortBase + slot } : {}),
     });
   }
   const base = c.routing.rulePriority;

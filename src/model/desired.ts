@@ -233,7 +233,7 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
     }
     const e = endpointAddrs(`${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`, facts, warnings);
     for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'tcp' });
-    return { name, mark, endpoints, resolvers: [...t.dns] };
+    return { name, mark, endpoints, resolvers: [...t.dns], redirectPort: alloc.tunnels.get(name)!.redirectPort! };
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
   return {

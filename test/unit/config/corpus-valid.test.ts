@@ -89,6 +89,7 @@ describe('defaults filled in by the schema', () => {
         rulePriority: 5200,
         fwmarkMask: 0x0f000000,
         routeProtocol: 0xa7,
+        proxyPortBase: 15200,
       },
     });
   });

@@ -28,6 +28,8 @@ export interface PrepareOptions {
   /** probe facts that depend on the config (endpoint resolution) */
   probeFacts?: (c: Config) => Promise<HostFacts>;
   env?: NodeJS.ProcessEnv;
+  /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
+  down?: ReadonlySet<string>;
 }
 
 export const BAND_SIZE = 100;
@@ -76,7 +78,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   let desired;
   const facts = opts.facts ?? (opts.probeFacts ? await opts.probeFacts(loaded.config) : undefined);
   try {
-    desired = buildDesired(loaded.config, { facts, secrets, cgroupRoot: cgroupRootFromEnv(opts.env ?? process.env) });
+    desired = buildDesired(loaded.config, { facts, secrets, cgroupRoot: cgroupRootFromEnv(opts.env ?? process.env), ...(opts.down ? { down: opts.down } : {}) });
   } catch (e) {
     return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
   }

@@ -200,7 +200,7 @@ export const Routing = z
     rulePriority: z.number().int().min(1).max(32000).default(5200).meta({ description: 'First ip-rule priority of the band awg claims (100 priorities).' }),
     fwmarkMask: z.number().int().min(1).max(0xffffffff).default(0x0f000000).meta({ description: 'Bits of the packet mark awg claims; one value inside it per tunnel.' }),
     routeProtocol: z.number().int().min(1).max(255).default(0xa7).meta({ description: 'Route/rule protocol number that tags awg-owned routes and rules.' }),
-    proxyPortBase: Port.max(65535 - 48).default(15200).meta({ description: 'Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel\'s slot (loopback, below the ephemeral range).' }),
+    proxyPortBase: Port.max(65535 - 96).default(15200).meta({ description: 'Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel\'s slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range).' }),
   })
   .default({ tableBase: 52000, rulePriority: 5200, fwmarkMask: 0x0f000000, routeProtocol: 0xa7, proxyPortBase: 15200 })
   .meta({ id: 'Routing', description: 'Claimed identifiers. Change them only to avoid a collision with another tool.' });

@@ -11,8 +11,10 @@ export interface TunnelIds {
   table: number;
   fwmark: number;
   priority: number;
-  /** proxy tunnels: the transparent proxy's local port (routing.proxyPortBase + slot) */
+  /** proxy tunnels: the transparent proxy's local port (routing.proxyPortBase + slot); a failed dial fails the connection */
   redirectPort?: number;
+  /** proxy tunnels: the listener for rules with `fallback: allow-direct` (a failed dial redials direct): proxyPortBase + 48 + slot */
+  redirectPortDirect?: number;
 }
 
 export interface Allocation {
@@ -65,7 +67,7 @@ export function allocate(c: Config): Allocation {
       table: t.type === 'wireguard' || t.type === 'amneziawg' ? (t.table ?? c.routing.tableBase + slot) : c.routing.tableBase + slot,
       fwmark: t.fwmark ?? ((slot << shift) >>> 0),
       priority: c.routing.rulePriority + slot,
-      ...(t.type === 'socks5' || t.type === 'http' ? { redirectPort: c.routing.proxyPortBase + slot } : {}),
+      ...(t.type === 'socks5' || t.type === 'http' ? { redirectPort: c.routing.proxyPortBase + slot, redirectPortDirect: c.routing.proxyPortBase + 48 + slot } : {}),
     });
   }
   const base = c.routing.rulePriority;

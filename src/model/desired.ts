@@ -37,6 +37,11 @@ export interface BuildOptions {
   secrets?: Map<string, string>;
   /** cgroup subtree awg owns (claims.cgroupRoot); tests use their own */
   cgroupRoot?: string;
+  /**
+   * Tunnels that are not up now (the daemon's health view). Rules targeting them take their
+   * fallback in the firewall. Absent (plain `awg apply`): every tunnel counts as up.
+   */
+  down?: ReadonlySet<string>;
 }
 
 export const NFT_TABLE = 'awg';
@@ -81,6 +86,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
   const warnings: string[] = [];
   const push = <R extends AnyResource>(r: R) => out.push(r);
   const ks = killSwitchOf(c);
+  const down = opts.down ?? new Set<string>();
   const v6Tunnelled = c.ipv6 === 'tunnel';
 
   const enabledRules = c.rules.filter((r) => r.enabled);
@@ -91,7 +97,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
     const link = linkName(name);
     const a = alloc.tunnels.get(name)!;
     if (!isWgLike(t)) {
-      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: { tunnel: name, type: t.type, config: { server: t.server, port: t.port, auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], opts.secrets) } : null, ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }) } } });
+      const ta = alloc.tunnels.get(name)!;
+      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: { tunnel: name, type: t.type, config: { server: t.server, port: t.port, redirectPort: ta.redirectPort, redirectPortDirect: ta.redirectPortDirect, fwmark: alloc.bypassMark, dns: [...t.dns], auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], opts.secrets) } : null, ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }) } } });
       continue;
     }
     const linkId = ids.link(link);
@@ -167,9 +174,10 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const a = alloc.tunnels.get(rule.target);
       const tunnel = c.tunnels[rule.target];
-      const action: AppAction = rule.fallback === 'drop' || rule.target === 'block' ? { type: 'drop' } : rule.target === 'direct' ? { type: 'direct' } : { type: 'mark', mark: a!.fwmark, ipv6: c.ipv6 };
+      const action = ruleAction(rule, a?.fwmark, c.ipv6, down);
       const dns = c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
-      appRules.push({ name, cgroup: cgroupRef(facts, path), action, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+      const proxyDirect = action.type === 'mark' && rule.fallback === 'allow-direct' && a?.redirectPortDirect !== undefined ? { redirectPort: a.redirectPortDirect } : {};
+      appRules.push({ name, cgroup: cgroupRef(facts, path), action, ...proxyDirect, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
     });
     // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
     // Names start with `_`, which rule names cannot, so they never collide.
@@ -196,6 +204,19 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
     push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: firewallSpec(policy) });
   }
   return { resources: out, warnings, allocation: alloc, policy };
+}
+
+/**
+ * A rule's firewall action now (DESIGN.md §6; the same table as model/match.ts effectiveRoute):
+ * target `block` or fallback `drop` → drop; target `direct` → direct; tunnel up → its mark;
+ * tunnel down → allow-direct: direct, block: drop, failover: drop — the placer moves each
+ * process on to its next matching rule, so what stays in this cgroup has none left.
+ */
+export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number | undefined, ipv6: Config['ipv6'], down: ReadonlySet<string>): AppAction {
+  if (rule.target === 'block' || rule.fallback === 'drop') return { type: 'drop' };
+  if (rule.target === 'direct') return { type: 'direct' };
+  if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
+  return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
 }
 
 export function ruleName(rule: Rule, index: number): string {
@@ -233,7 +254,8 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
     }
     const e = endpointAddrs(`${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`, facts, warnings);
     for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'tcp' });
-    return { name, mark, endpoints, resolvers: [...t.dns], redirectPort: alloc.tunnels.get(name)!.redirectPort! };
+    const ta = alloc.tunnels.get(name)!;
+    return { name, mark, endpoints, resolvers: [...t.dns], redirectPort: ta.redirectPort!, redirectPortDirect: ta.redirectPortDirect! };
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
   return {

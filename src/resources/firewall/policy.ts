@@ -38,6 +38,8 @@ export interface AppRule {
   name: string;
   cgroup: NftCgroupRef;
   action: AppAction;
+  /** proxy-tunnel rules with `fallback: allow-direct`: redirect this cgroup's TCP to this port (TunnelRule.redirectPortDirect) */
+  redirectPort?: number;
   /** per-app DNS: DNAT this cgroup's port-53 traffic to these resolvers (one per family) */
   dns?: { v4?: string; v6?: string };
 }
@@ -57,8 +59,10 @@ export interface TunnelRule {
   endpoints: Endpoint[];
   /** resolvers reachable through `link` (DNS leak protection allows exactly these) */
   resolvers: string[];
-  /** proxy tunnels: marked TCP is redirected to this local port (transparent proxy) */
+  /** proxy tunnels: marked TCP is redirected to this local port (transparent proxy; a failed dial fails) */
   redirectPort?: number;
+  /** proxy tunnels: TCP of app rules with `fallback: allow-direct` goes to this port instead (a failed dial redials direct) */
+  redirectPortDirect?: number;
 }
 
 export interface FirewallPolicy {

@@ -104,6 +104,8 @@ export interface PeerStatus {
   persistentKeepalive: UintRange;
   allowedIps: string[];
   hasSession: boolean;
+  /** ms the oldest unanswered handshake initiation has been waiting (0: none pending) */
+  handshakePendingMs: number;
 }
 
 export interface DeviceSnapshot {
@@ -526,6 +528,7 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
       persistentKeepalive: p.persistentKeepalive,
       allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
       hasSession: !!p.keypairs.current,
+      handshakePendingMs: p.handshakePendingSince === null ? 0 : Math.max(1, this.clock.now() - p.handshakePendingSince),
     };
   }
 
@@ -676,6 +679,7 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     const now = this.clock.now();
     if (now - p.handshake.lastSentHandshake < this.timing.rekeyTimeoutLo()) return;
     p.handshake.lastSentHandshake = now;
+    if (p.handshakePendingSince === null && p.endpoint) p.handshakePendingSince = now;
     const msg = createMessageInitiation(this, p, this.codec.pickType(1));
     if (!msg) return;
     p.cookieGenerator.addMacs(msg, now);

@@ -67,6 +67,8 @@ export class Peer {
   rxBytes = 0;
   /** Unix ms of the last completed handshake; 0 = never */
   lastHandshakeWall = 0;
+  /** clock ms of the first initiation still unanswered (null: none pending); health uses it */
+  handshakePendingSince: number | null = null;
   udpWindow = DEFAULT_UDP_WINDOW;
 
   constructor(

@@ -127,6 +127,7 @@ export function timersHandshakeComplete(h: TimerHost, p: Peer): void {
   p.timers.maxHandshakeAttempts = h.timing.maxHandshakeAttempts();
   p.timers.sentLastMinuteHandshake = false;
   p.lastHandshakeWall = h.clock.wallNow();
+  p.handshakePendingSince = null;
   h.handshakeComplete(p);
 }
 

@@ -37,7 +37,9 @@ export type EngineChange =
   | { type: 'handshake-failed'; tunnel: string; peer: string }
   | { type: 'endpoint'; tunnel: string; peer: string; endpoint: string }
   | { type: 'started'; tunnel: string }
-  | { type: 'stopped'; tunnel: string; reason: string };
+  | { type: 'stopped'; tunnel: string; reason: string }
+  /** proxy tunnels: the upstream's health changed (auth-failed: wrong credentials, terminal) */
+  | { type: 'health'; tunnel: string; state: 'up' | 'down' | 'auth-failed'; error?: string };
 
 export interface PeerStats {
   publicKey: string;
@@ -46,6 +48,10 @@ export interface PeerStats {
   lastHandshakeMs: number;
   rxBytes: number;
   txBytes: number;
+  /** ms the oldest unanswered handshake initiation has waited (0: none pending) */
+  handshakePendingMs: number;
+  /** a session is established now */
+  hasSession: boolean;
 }
 
 export interface EngineStats {
@@ -92,6 +98,11 @@ export interface InprocEngineHost {
   adopt(desired: DesiredState, ctx: ApplyContext): Promise<string[]>;
   stats(): EngineStats[];
   onChange(listener: (c: EngineChange) => void): () => void;
+  /**
+   * Start a handshake with every peer that has an endpoint and no session (health probing of a
+   * tunnel that is not up: without traffic the engine would not try again once it gave up).
+   */
+  probe(tunnel: string): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
   /** close every device (daemon stop); the TUNs stay */
@@ -280,6 +291,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
             lastHandshakeMs: p.lastHandshakeTime,
             rxBytes: p.rxBytes,
             txBytes: p.txBytes,
+            handshakePendingMs: p.handshakePendingMs,
+            hasSession: p.hasSession,
           })),
         };
       });
@@ -287,6 +300,15 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     onChange(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);
+    },
+    probe(tunnel) {
+      const h = hosted.get(tunnel);
+      if (!h || h.device.state !== 'up') return;
+      for (const ps of h.device.snapshot().peers) {
+        if (!ps.endpoint || ps.hasSession) continue;
+        const p = h.device.peerInternals(ps.publicKey);
+        if (p) h.device.sendHandshakeInitiation(p, false);
+      }
     },
     kick() {
       for (const h of hosted.values()) {

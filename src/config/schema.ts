@@ -109,6 +109,7 @@ const wgFields = {
   peers: z.array(Peer).min(1).meta({ description: 'Peers of this interface.' }),
   table: z.number().int().min(1).max(0xfffffffe).optional().meta({ description: 'Routing table number; allocated from the claimed band when absent.' }),
   fwmark: z.number().int().min(1).max(0xffffffff).optional().meta({ description: 'Packet mark for this tunnel; allocated inside the claimed mask when absent.' }),
+  downAfter: z.number().int().min(1).max(3600).default(15).meta({ description: 'Seconds a handshake may stay unanswered before the daemon counts the tunnel as down and rules switch to their fallback. While down, the daemon keeps probing with handshakes; the first answer brings the tunnel back up.' }),
 };
 
 export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({ id: 'WireguardTunnel', description: 'A WireGuard tunnel run by the embedded engine.' });

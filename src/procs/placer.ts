@@ -102,6 +102,8 @@ export interface PlacerOptions {
   checkCurrent?: boolean;
   onPlaced?: (p: Placement) => void;
   now?: () => bigint;
+  /** tunnels not up now: a `fallback: failover` rule targeting one passes its processes on */
+  down?: ReadonlySet<string>;
 }
 
 export interface ListOptions {
@@ -133,6 +135,7 @@ export class ProcessPlacer {
   private readonly now: () => bigint;
   private readonly selfPid: number;
   private closed = false;
+  private down: ReadonlySet<string>;
 
   constructor(private readonly opts: PlacerOptions) {
     this.matcher = opts.matcher;
@@ -141,6 +144,27 @@ export class ProcessPlacer {
     this.now = opts.now ?? (() => process.hrtime.bigint());
     this.selfPid = opts.selfPid ?? process.pid;
     this.tree = new Set([this.selfPid]);
+    this.down = opts.down ?? new Set();
+  }
+
+  /**
+   * The rule whose cgroup a process with this executable belongs in: its first enabled match,
+   * except that a `failover` rule whose tunnel is down passes it on to the next match (none
+   * left: it stays with the first, whose cgroup the firewall then drops).
+   */
+  placeFor(exe: string): RuleMatch | undefined {
+    const first = this.matcher.match(exe);
+    if (!first || first.fallback !== 'failover' || !this.down.has(first.target)) return first;
+    const chain = this.matcher.failoverChain(exe);
+    for (const r of chain) if (!(r.fallback === 'failover' && this.down.has(r.target))) return r;
+    return first;
+  }
+
+  /** New health view: re-place running processes when it changes who fails over. */
+  setDown(down: ReadonlySet<string>): void {
+    const same = down.size === this.down.size && [...down].every((t) => this.down.has(t));
+    this.down = new Set(down);
+    if (!same) this.rescan();
   }
 
   get rules(): RuleMatcher {
@@ -182,7 +206,7 @@ export class ProcessPlacer {
       this.stats.vanished++;
       return;
     }
-    const m = this.matcher.match(exe);
+    const m = this.placeFor(exe);
     if (!m) {
       this.stats.misses++;
       return;
@@ -237,14 +261,15 @@ export class ProcessPlacer {
     const rel = relativeCgroup(p.cgroup, this.opts.mount.root);
     const where: CgroupClass = classifyCgroup(this.opts.cgroupRoot, rel);
     if (where.kind === 'exec') return undefined;
-    const m = this.matcher.match(p.exe);
+    const m = this.placeFor(p.exe);
     if (m) {
       const path = this.ruleCgroup(m);
       return path === rel ? undefined : { path, rule: m };
     }
     if (where.kind !== 'rule') return undefined;
     const stillThere = this.matcher.byName(where.name);
-    const placedForItself = previous.match(p.exe)?.name === where.name;
+    // placed for itself before: by its own first match, or a failover step of its own chain
+    const placedForItself = previous.failoverChain(p.exe).some((r) => r.name === where.name);
     if (stillThere && !placedForItself) return undefined;
     return { path: this.origin.get(p.pid) ?? this.opts.cgroupRoot };
   }

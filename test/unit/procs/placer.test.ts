@@ -207,6 +207,44 @@ describe('ProcessPlacer.rescan / setRules', () => {
   });
 });
 
+describe('ProcessPlacer failover (setDown)', () => {
+  it('a failover rule whose tunnel is down passes its processes to their next match, and takes them back when it returns', () => {
+    const { sys, placer } = setup();
+    sys.add(70, { ppid: 1, exe: '/usr/lib/firefox', cgroup: '/user.slice' });
+    sys.add(71, { ppid: 70, exe: '/usr/bin/helper', cgroup: '/user.slice' });
+    placer.rescan();
+    expect(sys.procs.get(70)!.cgroup).toBe(`/${ROOT}/ff`);
+    // an inherited child (own exe matches nothing) stays where its parent put it
+    sys.procs.get(71)!.cgroup = `/${ROOT}/ff`;
+    placer.setDown(new Set(['vpn2']));
+    expect(sys.procs.get(70)!.cgroup).toBe(`/${ROOT}/ff2`);
+    expect(sys.procs.get(71)!.cgroup).toBe(`/${ROOT}/ff`);
+    // a fresh exec while down goes straight to the next match
+    sys.add(72, { ppid: 1, exe: '/usr/lib/firefox', cgroup: '/user.slice' });
+    placer.handleEvents([exec(72)]);
+    expect(sys.procs.get(72)!.cgroup).toBe(`/${ROOT}/ff2`);
+    // the same view again writes nothing
+    const n = sys.writes.length;
+    placer.setDown(new Set(['vpn2']));
+    expect(sys.writes.length).toBe(n);
+    placer.setDown(new Set());
+    expect(sys.procs.get(70)!.cgroup).toBe(`/${ROOT}/ff`);
+    expect(sys.procs.get(72)!.cgroup).toBe(`/${ROOT}/ff`);
+  });
+
+  it('a failover rule with no later match keeps its processes (its cgroup is dropped by the firewall); other fallbacks never move anything', () => {
+    const { sys, placer } = setup();
+    sys.add(80, { ppid: 1, exe: '/opt/work/bin/tool', cgroup: '/user.slice' });
+    sys.add(81, { ppid: 1, exe: '/usr/bin/firefox', cgroup: '/user.slice' });
+    placer.rescan();
+    placer.setDown(new Set(['vpn']));
+    expect(sys.procs.get(80)!.cgroup).toBe(`/${ROOT}/work`);
+    expect(placer.placeFor('/usr/bin/firefox')?.name).toBe('ff');
+    const lone = new ProcessPlacer({ matcher: rules({ name: 'only', match: { name: 'x' }, target: 'vpn', fallback: 'failover' }), cgroupRoot: ROOT, mount: { mountPoint: '/m', root: '/' }, writer: sys, procfs: sys, selfPid: SELF, down: new Set(['vpn']) });
+    expect(lone.placeFor('/bin/x')?.name).toBe('only');
+  });
+});
+
 describe('listProcesses', () => {
   it('reports the rule of the cgroup a process sits in, its target and the effective route', () => {
     const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);

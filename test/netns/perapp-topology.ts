@@ -1,0 +1,518 @@
+/**
+ * Per-app routing topology for namespace tests (Step 5), reusable by any test that needs
+ * to tell which path a connection took. Traffic only between the namespaces made here.
+ *
+ *                       10.200.70.0/24                  10.200.73.0/24
+ *   client  .2 ─────────────────── .1  router  .1 ─────────────────── .2  server
+ *   (awg; default via .1)          (forwards)                       HTTP + UDP echo,
+ *                                   .1    .1                        reply with the source
+ *                    10.200.71.0/24 │      │ 10.200.72.0/24         address they see
+ *                                   .2    .2
+ *                                 peer1  peer2    awg peers (`awg apply`, WireGuard,
+ *                                                 listenPort 51820), forwarding, no NAT
+ *
+ *   tunnel t1: client 10.200.81.2/32 ⇄ peer1 10.200.81.1/24 (endpoint 10.200.71.2:51820)
+ *   tunnel t2: client 10.200.82.2/32 ⇄ peer2 10.200.82.1/24 (endpoint 10.200.72.2:51820)
+ *   the router routes 10.200.81.0/24 via peer1 and 10.200.82.0/24 via peer2, so the server
+ *   sees: 10.200.81.2 = through t1, 10.200.82.2 = through t2, 10.200.70.2 = direct.
+ *
+ * The client's tunnels carry allowedIPs 0.0.0.0/0 (each in its own table; only marked
+ * sockets use them) and persistentKeepalive 1. Apps are hard links (or copies) of the node
+ * binary under a private temp dir `/tmp/awgt-perapp-XXXX/apps/<name>`, so a rule can match
+ * them by `name`, `dir` or `path` and nothing else on the host; each runs `app.cjs`
+ * (one-shot probes from argv, or a long-lived agent driven over stdin).
+ * awg is the built CLI (`node bin/awg.js`, dist/), run with nsenter --net (host /sys).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, type AwgEnv, type AwgRun } from '../helpers/awg.js';
+import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
+
+export const ADDR = {
+  client: '10.200.70.2',
+  routerClient: '10.200.70.1',
+  peer1: '10.200.71.2',
+  routerPeer1: '10.200.71.1',
+  peer2: '10.200.72.2',
+  routerPeer2: '10.200.72.1',
+  server: '10.200.73.2',
+  routerServer: '10.200.73.1',
+  tun1Peer: '10.200.81.1',
+  tun1Client: '10.200.81.2',
+  tun2Peer: '10.200.82.1',
+  tun2Client: '10.200.82.2',
+} as const;
+
+export const WG_PORT = 51820;
+
+/** What the server saw as the source of a connection. */
+export type Path = 't1' | 't2' | 'direct' | 'none' | `other:${string}`;
+
+export function pathOf(seen: string | undefined): Path {
+  if (seen === undefined) return 'none';
+  if (seen === ADDR.tun1Client) return 't1';
+  if (seen === ADDR.tun2Client) return 't2';
+  if (seen === ADDR.client) return 'direct';
+  return `other:${seen}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// the awg CLI from dist/
+
+const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
+
+export function awgDistArgv(ns: string, args: string[]): string[] {
+  return ['nsenter', `--net=${netnsPath(ns)}`, '--', process.execPath, AWG_BIN, ...args];
+}
+
+/** Run the built `awg args` inside `ns` with env `e`; never throws on a non-zero exit. */
+export function awgd(ns: string, e: AwgEnv, args: string[], timeoutMs = 60_000): Promise<AwgRun> {
+  const argv = awgDistArgv(ns, args);
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({
+        code: code ?? (signal ? 128 : 1),
+        stdout,
+        stderr,
+        mutations: stderr.split('\n').filter((l) => l.startsWith('[#] ')),
+        json<T>() {
+          try {
+            return JSON.parse(stdout) as T;
+          } catch {
+            throw new Error(`awg ${args.join(' ')} printed no JSON (exit ${code}):\n${stdout}\n${stderr}`);
+          }
+        },
+      });
+    });
+  });
+}
+
+export function showRun(r: AwgRun): string {
+  return `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// the server: HTTP and UDP echo, each answering with the source address it saw
+
+const SERVER_JS = `
+const http = require('http'), dgram = require('dgram');
+const [addr, ...ports] = process.argv.slice(1); // node -e CODE ARGS…
+let n = 0;
+for (const p of ports.map(Number)) {
+  http.createServer((q, s) => s.end(JSON.stringify({ from: q.socket.remoteAddress }))).listen(p, addr, up);
+  const u = dgram.createSocket('udp4');
+  u.on('message', (m, r) => u.send(JSON.stringify({ from: r.address, echo: String(m) }), r.port, r.address));
+  u.bind(p, addr, up);
+}
+function up() { if (++n === ports.length * 2) console.log('listening'); }
+`;
+
+// ---------------------------------------------------------------------------------------
+// the test app: probes from argv (one-shot), or an agent reading probe lines on stdin
+
+/**
+ * `app app.cjs tcp:PORT udp:PORT …` prints one JSON line per probe and exits 0;
+ * `app app.cjs agent` prints `ready`, then answers each stdin line `tcp:PORT`/`udp:PORT`
+ * with one JSON line. A probe result: {probe, ok, from?, err?}. Timeouts are generous and
+ * only bound a probe that gets nothing (blocked / dropped); they are never asserted on.
+ */
+const APP_JS = `
+const http = require('http'), dgram = require('dgram'), readline = require('readline');
+const SERVER = ${JSON.stringify(ADDR.server)};
+const TIMEOUT = 4000;
+function tcp(port) {
+  return new Promise((res) => {
+    const q = http.get({ host: SERVER, port, path: '/', timeout: TIMEOUT, agent: false }, (r) => {
+      let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => { try { res({ ok: true, from: JSON.parse(b).from }); } catch (e) { res({ ok: false, err: 'bad reply ' + b }); } });
+    });
+    q.on('timeout', () => { q.destroy(); res({ ok: false, err: 'ETIMEDOUT' }); });
+    q.on('error', (e) => res({ ok: false, err: e.code || e.message }));
+  });
+}
+function udp(port) {
+  return new Promise((res) => {
+    const s = dgram.createSocket('udp4');
+    let done = false, timer, tick;
+    const fin = (v) => { if (done) return; done = true; clearTimeout(timer); clearInterval(tick); s.close(); res(v); };
+    s.on('message', (m) => { try { fin({ ok: true, from: JSON.parse(String(m)).from }); } catch { fin({ ok: false, err: 'bad reply' }); } });
+    s.on('error', (e) => fin({ ok: false, err: e.code || e.message }));
+    let sendErr;
+    const send = () => s.send('ping', (e) => { if (e) sendErr = e.code || e.message; });
+    s.connect(port, SERVER, () => { send(); tick = setInterval(send, 500); });
+    timer = setTimeout(() => fin({ ok: false, err: sendErr || 'ETIMEDOUT' }), TIMEOUT);
+  });
+}
+async function probe(p) {
+  const [kind, port] = p.split(':');
+  const r = kind === 'tcp' ? await tcp(Number(port)) : kind === 'udp' ? await udp(Number(port)) : { ok: false, err: 'bad probe' };
+  return JSON.stringify({ probe: p, ...r });
+}
+(async () => {
+  const args = process.argv.slice(2);
+  if (args[0] === 'agent') {
+    const rl = readline.createInterface({ input: process.stdin });
+    console.log('ready');
+    for await (const line of rl) if (line.trim()) console.log(await probe(line.trim()));
+    return;
+  }
+  for (const p of args) console.log(await probe(p));
+})();
+`;
+
+export interface ProbeResult {
+  probe: string;
+  ok: boolean;
+  from?: string;
+  err?: string;
+}
+
+export function parseProbes(out: string): ProbeResult[] {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as ProbeResult);
+}
+
+export interface Apps {
+  /** the temp dir holding `apps/`, `app.cjs` */
+  dir: string;
+  appsDir: string;
+  script: string;
+  /** unique per topology: part of every app name, so rules match nothing else on the host */
+  tag: string;
+  /** create (if needed) the app `name` and return its executable path */
+  app(name: string): string;
+}
+
+function makeApps(): Apps {
+  const dir = mkdtempSync(join(tmpdir(), 'awgt-perapp-'));
+  const appsDir = join(dir, 'apps');
+  mkdirSync(appsDir);
+  const script = join(dir, 'app.cjs');
+  writeFileSync(script, APP_JS);
+  const tag = randomBytes(3).toString('hex');
+  const made = new Map<string, string>();
+  return {
+    dir,
+    appsDir,
+    script,
+    tag,
+    app(name) {
+      const have = made.get(name);
+      if (have) return have;
+      mkdirSync(join(appsDir, name), { recursive: true });
+      const exe = join(appsDir, name, `awgtapp-${tag}-${name}`);
+      try {
+        // a hard link: /proc/PID/exe names the link it was executed through
+        linkSync(process.execPath, exe);
+      } catch {
+        copyFileSync(process.execPath, exe);
+      }
+      made.set(name, exe);
+      return exe;
+    },
+  };
+}
+
+/** A long-lived app process in `ns` answering probes on stdin (see APP_JS). */
+export interface Agent {
+  pid: number;
+  child: ChildProcess;
+  probe(p: string): Promise<ProbeResult>;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const agents = new Set<Agent>();
+
+export async function startAgent(ns: string, exe: string, script: string, prefix: string[] = []): Promise<Agent> {
+  const argv = ['nsenter', `--net=${netnsPath(ns)}`, '--', ...prefix, exe, script, 'agent'];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let consumed = 0;
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  const waitLine = async (pred: (l: string) => boolean, what: string, ms = 30_000): Promise<string> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const lines = out.split('\n');
+      for (let i = consumed; i < lines.length - 1; i++) {
+        if (pred(lines[i]!)) {
+          consumed = i + 1;
+          return lines[i]!;
+        }
+      }
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`app ${exe} exited while waiting for ${what}:\n${out}`);
+      if (Date.now() > end) throw new Error(`app ${exe}: no ${what} within ${ms} ms:\n${out}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  await waitLine((l) => l === 'ready', 'ready');
+  const a: Agent = {
+    get pid() {
+      return child.pid ?? -1;
+    },
+    child,
+    async probe(p) {
+      child.stdin!.write(`${p}\n`);
+      return JSON.parse(await waitLine((l) => l.startsWith('{') && l.includes(`"probe":${JSON.stringify(p)}`), `answer to ${p}`)) as ProbeResult;
+    },
+    output: () => out,
+    async stop() {
+      agents.delete(a);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    },
+  };
+  agents.add(a);
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------
+// packet captures (tcpdump -w, parsed here)
+
+export interface Pkt {
+  proto: 'tcp' | 'udp' | 'icmp' | number;
+  src: string;
+  dst: string;
+  sport?: number;
+  dport?: number;
+}
+
+/** classic libpcap: Ethernet (1) or raw IP (101, 12, 14, 228) link types; IPv4 only */
+export function parsePcap(b: Buffer): Pkt[] {
+  if (b.length < 24) return [];
+  const m = b.readUInt32LE(0);
+  const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
+  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d) throw new Error(`not a pcap file (magic ${m.toString(16)})`);
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const link = u32(20);
+  if (![1, 12, 14, 101, 228].includes(link)) throw new Error(`pcap link type ${link} not supported`);
+  const out: Pkt[] = [];
+  for (let o = 24; o + 16 <= b.length; ) {
+    const incl = u32(o + 8);
+    const f = b.subarray(o + 16, o + 16 + incl);
+    o += 16 + incl;
+    let ip = f;
+    if (link === 1) {
+      if (f.length < 14 || f.readUInt16BE(12) !== 0x0800) continue;
+      ip = f.subarray(14);
+    }
+    if (ip.length < 20 || ip[0]! >> 4 !== 4) continue;
+    const ihl = (ip[0]! & 0x0f) * 4;
+    const p = ip[9]!;
+    const src = `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`;
+    const dst = `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}`;
+    if ((p === 6 || p === 17) && ip.length >= ihl + 4) {
+      out.push({ proto: p === 6 ? 'tcp' : 'udp', src, dst, sport: ip.readUInt16BE(ihl), dport: ip.readUInt16BE(ihl + 2) });
+    } else out.push({ proto: p === 1 ? 'icmp' : p, src, dst });
+  }
+  return out;
+}
+
+export interface Capture {
+  iface: string;
+  file: string;
+  /** stop tcpdump (its buffer flushed) and return the parsed packets */
+  stop(): Promise<Pkt[]>;
+}
+
+/** tcpdump -w on `iface` in `ns`; resolves once tcpdump is capturing. */
+export async function startCapture(ns: string, iface: string, dir: string): Promise<Capture> {
+  const file = join(dir, `${iface}-${randomBytes(3).toString('hex')}.pcap`);
+  const proc: NsProcess = nsSpawn(ns, 'tcpdump', ['-i', iface, '-n', '-U', '-s', '128', '-w', file]);
+  const end = Date.now() + 20_000;
+  while (!/listening on/.test(proc.output())) {
+    if (proc.child.exitCode !== null) throw new Error(`tcpdump on ${iface} exited: ${proc.output()}`);
+    if (Date.now() > end) throw new Error(`tcpdump on ${iface} did not start: ${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {
+    iface,
+    file,
+    async stop() {
+      proc.child.kill('SIGINT');
+      const t = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
+      await proc.exited;
+      clearTimeout(t);
+      return parsePcap(readFileSync(file));
+    },
+  };
+}
+
+/** packets of the flows to/from the server's `port` (either direction) */
+export function flowPackets(pkts: Pkt[], port: number): Pkt[] {
+  return pkts.filter(
+    (p) => (p.dst === ADDR.server && p.dport === port) || (p.src === ADDR.server && p.sport === port),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// the topology
+
+export interface Keys {
+  client1: { privateKey: string; publicKey: string };
+  client2: { privateKey: string; publicKey: string };
+  peer1: { privateKey: string; publicKey: string };
+  peer2: { privateKey: string; publicKey: string };
+}
+
+export interface PerAppTopology {
+  client: string;
+  router: string;
+  peer1: string;
+  peer2: string;
+  server: string;
+  /** the client's underlay interface (veth to the router) */
+  clientIf: string;
+  keys: Keys;
+  /** envs of the two peers' awg (state dir, cgroup root, UAPI dir) */
+  peerEnv: { peer1: AwgEnv; peer2: AwgEnv };
+  apps: Apps;
+  /** server ports: HTTP and UDP echo on each */
+  ports: number[];
+  /** `awg apply` of peer N's config in its namespace */
+  startPeer(n: 1 | 2): Promise<void>;
+  /** `awg down` in peer N's namespace: its engine and TUN go away */
+  stopPeer(n: 1 | 2): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+export function peerConfig(n: 1 | 2, k: Keys): string {
+  const me = n === 1 ? k.peer1 : k.peer2;
+  const client = n === 1 ? k.client1 : k.client2;
+  return `version: 1
+tunnels:
+  srv:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [${n === 1 ? ADDR.tun1Peer : ADDR.tun2Peer}/24]
+    listenPort: ${WG_PORT}
+    peers:
+      - publicKey: "${client.publicKey}"
+        allowedIPs: [${n === 1 ? ADDR.tun1Client : ADDR.tun2Client}/32]
+`;
+}
+
+/** The client's `tunnels:` block: t1 via peer1, t2 via peer2 (allowedIPs 0.0.0.0/0). */
+export function clientTunnels(k: Keys, opts: { keepalive?: number; extra?: string } = {}): string {
+  const t = (name: string, key: Keys['client1'], peer: Keys['peer1'], addr: string, ep: string) => `  ${name}:
+    type: wireguard
+    privateKey: "${key.privateKey}"
+    addresses: [${addr}/32]
+${opts.extra ?? ''}    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: ${ep}:${WG_PORT}
+        allowedIPs: [0.0.0.0/0]
+        persistentKeepalive: ${opts.keepalive ?? 1}
+`;
+  return `tunnels:
+${t('t1', k.client1, k.peer1, ADDR.tun1Client, ADDR.peer1)}${t('t2', k.client2, k.peer2, ADDR.tun2Client, ADDR.peer2)}`;
+}
+
+async function sysctlW(ns: string, kv: string): Promise<void> {
+  await nsExec(ns, 'sysctl', ['-qw', kv]);
+}
+
+/**
+ * Build the whole topology: namespaces, veths, routes, forwarding, the server, both peers
+ * applied. `destroy()` removes namespaces (and their processes), peer state, cgroups, apps.
+ */
+export async function createPerAppTopology(opts: { ports?: number[] } = {}): Promise<PerAppTopology> {
+  await ensureDist();
+  const made: string[] = [];
+  const peerEnv = { peer1: makeAwgEnv(), peer2: makeAwgEnv() };
+  const apps = makeApps();
+  const keys: Keys = { client1: wgKeyPair(), client2: wgKeyPair(), peer1: wgKeyPair(), peer2: wgKeyPair() };
+  const ports = opts.ports ?? [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
+  let server: NsProcess | undefined;
+  const destroy = async () => {
+    for (const a of [...agents]) await a.stop();
+    await server?.kill(500);
+    for (const [i, ns] of [made[3], made[4]].entries()) {
+      if (ns) await awgd(ns, i === 0 ? peerEnv.peer1 : peerEnv.peer2, ['down', '--state-dir', (i === 0 ? peerEnv.peer1 : peerEnv.peer2).stateDir]).catch(() => undefined);
+    }
+    for (const ns of made) await destroyNetns(ns);
+    cleanupAwgEnv(peerEnv.peer1);
+    cleanupAwgEnv(peerEnv.peer2);
+    rmSync(apps.dir, { recursive: true, force: true });
+  };
+  try {
+    const client = await createNetns('pa-client');
+    made.push(client);
+    const router = await createNetns('pa-router');
+    made.push(router);
+    const srv = await createNetns('pa-server');
+    made.push(srv);
+    const peer1 = await createNetns('pa-peer1');
+    made.push(peer1);
+    const peer2 = await createNetns('pa-peer2');
+    made.push(peer2);
+
+    const c = await vethPair(client, router, { addrA: `${ADDR.client}/24`, addrB: `${ADDR.routerClient}/24` });
+    await vethPair(peer1, router, { addrA: `${ADDR.peer1}/24`, addrB: `${ADDR.routerPeer1}/24` });
+    await vethPair(peer2, router, { addrA: `${ADDR.peer2}/24`, addrB: `${ADDR.routerPeer2}/24` });
+    await vethPair(srv, router, { addrA: `${ADDR.server}/24`, addrB: `${ADDR.routerServer}/24` });
+    await sysctlW(router, 'net.ipv4.ip_forward=1');
+    for (const p of [peer1, peer2]) await sysctlW(p, 'net.ipv4.ip_forward=1');
+    await run('ip', ['-n', client, 'route', 'add', 'default', 'via', ADDR.routerClient]);
+    await run('ip', ['-n', srv, 'route', 'add', 'default', 'via', ADDR.routerServer]);
+    await run('ip', ['-n', peer1, 'route', 'add', 'default', 'via', ADDR.routerPeer1]);
+    await run('ip', ['-n', peer2, 'route', 'add', 'default', 'via', ADDR.routerPeer2]);
+    await run('ip', ['-n', router, 'route', 'add', '10.200.81.0/24', 'via', ADDR.peer1]);
+    await run('ip', ['-n', router, 'route', 'add', '10.200.82.0/24', 'via', ADDR.peer2]);
+
+    server = nsSpawn(srv, process.execPath, ['-e', SERVER_JS, ADDR.server, ...ports.map(String)]);
+    const end = Date.now() + 30_000;
+    while (!server.output().includes('listening')) {
+      if (server.child.exitCode !== null || Date.now() > end) throw new Error(`server did not start: ${server.output()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+
+    const startPeer = async (n: 1 | 2) => {
+      const ns = n === 1 ? peer1 : peer2;
+      const e = n === 1 ? peerEnv.peer1 : peerEnv.peer2;
+      const cfg = join(e.dir, 'peer.yaml');
+      writeFileSync(cfg, peerConfig(n, keys));
+      // a detached engine must say `ready` within 5 s; retry on a loaded machine
+      let r = await awgd(ns, e, ['apply', '-f', cfg, '--state-dir', e.stateDir]);
+      for (let i = 0; i < 2 && r.code !== 0 && r.stderr.includes('did not become ready'); i++) r = await awgd(ns, e, ['apply', '-f', cfg, '--state-dir', e.stateDir]);
+      if (r.code !== 0) throw new Error(`peer${n} apply failed: ${showRun(r)}`);
+    };
+    const stopPeer = async (n: 1 | 2) => {
+      const e = n === 1 ? peerEnv.peer1 : peerEnv.peer2;
+      const r = await awgd(n === 1 ? peer1 : peer2, e, ['down', '--state-dir', e.stateDir]);
+      if (r.code !== 0) throw new Error(`peer${n} down failed: ${showRun(r)}`);
+    };
+    await startPeer(1);
+    await startPeer(2);
+    return { client, router, peer1, peer2, server: srv, clientIf: c.ifA, keys, peerEnv, apps, ports, startPeer, stopPeer, destroy };
+  } catch (e) {
+    await destroy();
+    throw e;
+  }
+}
+
+/** Poll `fn` until true (generous; never a timing assertion). */
+export async function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`not true within ${timeoutMs} ms: ${what}`);
+}

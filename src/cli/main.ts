@@ -168,8 +168,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .command('processes')
     .description('running processes with their rule, target and effective route')
     .option('--json', 'machine-readable list')
-    .option('--all', 'also processes no rule matches')
+    .option('--all', 'also processes no rule matches (direct mode only)')
     .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
     .action(async (o) => setCode(await (await import('./commands/processes.js')).processesCommand(io, o)));
 
   program

@@ -10,7 +10,8 @@
 import { fileURLToPath } from 'node:url';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
-import type { ApplyRequest, ApplyResponse, DaemonEvent, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type { ApplyRequest, ApplyResponse, DaemonEvent, PlacementStatus, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type { HealthState } from './health.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/awg.proto', import.meta.url));
 export const SERVICE_NAME = 'awg.v1.Awg';
@@ -87,6 +88,25 @@ export namespace Wire {
     rxBytes: number;
     txBytes: number;
     peers: Peer[];
+    health?: string;
+    error?: string;
+    connectionsActive?: number;
+    connectionsTotal?: number;
+    dialErrors?: number;
+  }
+  export interface Placement {
+    state: string;
+    reason?: string;
+    execs: number;
+    placed: number;
+    errors: number;
+  }
+  export interface RuleCounter {
+    name: string;
+    target: string;
+    route: string;
+    packets: number;
+    bytes: number;
   }
   export interface StatusResponse {
     state: string;
@@ -95,6 +115,8 @@ export namespace Wire {
     objects: { kind: string; id: string }[];
     tunnels: Tunnel[];
     confirmDeadline?: string;
+    placement?: Placement;
+    rules?: RuleCounter[];
   }
   export interface DownResponse {
     removed: string[];
@@ -111,7 +133,7 @@ export namespace Wire {
     drift?: { ids: string[]; repaired: boolean };
     networkChanged?: { detail: string };
     configChanged?: { path: string; valid: boolean };
-    tunnel?: { tunnel: string; up: boolean };
+    tunnel?: { tunnel: string; up: boolean; state?: string; error?: string };
     handshake?: { tunnel: string; peer: string };
     confirmPending?: { deadline: string };
     reverted?: { reason: string };
@@ -124,6 +146,9 @@ export namespace Wire {
     rule?: string;
     target?: string;
     route: string;
+    ppid?: number;
+    cgroup?: string;
+    pending?: string;
   }
   export interface ListProcessesResponse {
     processes: Process[];
@@ -252,6 +277,11 @@ function tunnelToWire(t: TunnelStatus): Wire.Tunnel {
     rxBytes: t.rxBytes,
     txBytes: t.txBytes,
     peers: t.peers.map((p) => ({ publicKey: p.publicKey, ...opt('endpoint', p.endpoint), ...opt('lastHandshakeAgeSec', p.lastHandshakeAgeSec), rxBytes: p.rxBytes, txBytes: p.txBytes })),
+    health: t.health ?? '',
+    ...opt('error', t.error),
+    ...opt('connectionsActive', t.connectionsActive),
+    ...opt('connectionsTotal', t.connectionsTotal),
+    ...opt('dialErrors', t.dialErrors),
   };
 }
 
@@ -265,7 +295,17 @@ function tunnelFromWire(w: Wire.Tunnel): TunnelStatus {
     rxBytes: w.rxBytes,
     txBytes: w.txBytes,
     peers: w.peers.map((p) => ({ publicKey: p.publicKey, ...opt('endpoint', p.endpoint), ...opt('lastHandshakeAgeSec', p.lastHandshakeAgeSec), rxBytes: p.rxBytes, txBytes: p.txBytes })),
+    ...opt('health', healthFromWire(w.health)),
+    ...opt('error', w.error),
+    ...opt('connectionsActive', w.connectionsActive),
+    ...opt('connectionsTotal', w.connectionsTotal),
+    ...opt('dialErrors', w.dialErrors),
   };
+}
+
+const HEALTH: readonly HealthState[] = ['connecting', 'up', 'down', 'auth-failed'];
+function healthFromWire(h: string | undefined): HealthState | undefined {
+  return HEALTH.includes(h as HealthState) ? (h as HealthState) : undefined;
 }
 
 export function statusToWire(s: StatusResponse): Wire.StatusResponse {
@@ -277,6 +317,8 @@ export function statusToWire(s: StatusResponse): Wire.StatusResponse {
     objects: s.objects.map((o) => ({ kind: o.kind, id: o.id })),
     tunnels: s.tunnels.map(tunnelToWire),
     ...opt('confirmDeadline', s.confirmDeadline),
+    ...opt('placement', s.placement ? { ...s.placement } : undefined),
+    rules: (s.rules ?? []).map((r) => ({ ...r })),
   };
 }
 
@@ -289,6 +331,8 @@ export function statusFromWire(w: Wire.StatusResponse): StatusResponse {
     objects: w.objects.map((o) => ({ kind: o.kind, id: o.id })),
     tunnels: w.tunnels.map(tunnelFromWire),
     ...opt('confirmDeadline', w.confirmDeadline),
+    ...opt('placement', w.placement ? { state: (['active', 'unavailable', 'off'].includes(w.placement.state) ? w.placement.state : 'off') as PlacementStatus['state'], ...opt('reason', w.placement.reason), execs: w.placement.execs, placed: w.placement.placed, errors: w.placement.errors } : undefined),
+    ...(w.rules?.length ? { rules: w.rules.map((r) => ({ ...r })) } : {}),
   };
 }
 
@@ -301,11 +345,11 @@ export function downResponseFromWire(w: Wire.DownResponse): { removed: string[];
 }
 
 export function processesToWire(ps: ProcessInfo[]): Wire.ListProcessesResponse {
-  return { processes: ps.map((p) => ({ pid: p.pid, name: p.name, path: p.path, ...opt('rule', p.rule), ...opt('target', p.target), route: p.route })) };
+  return { processes: ps.map((p) => ({ pid: p.pid, name: p.name, path: p.path, ...opt('rule', p.rule), ...opt('target', p.target), route: p.route, ppid: p.ppid ?? 0, cgroup: p.cgroup ?? '', ...opt('pending', p.pending) })) };
 }
 
 export function processesFromWire(w: Wire.ListProcessesResponse): ProcessInfo[] {
-  return w.processes.map((p) => ({ pid: p.pid, name: p.name, path: p.path, ...opt('rule', p.rule), ...opt('target', p.target), route: p.route }));
+  return w.processes.map((p) => ({ pid: p.pid, name: p.name, path: p.path, ...opt('rule', p.rule), ...opt('target', p.target), route: p.route, ...(p.ppid ? { ppid: p.ppid } : {}), ...(p.cgroup ? { cgroup: p.cgroup } : {}), ...opt('pending', p.pending) }));
 }
 
 // ---- events --------------------------------------------------------------------------------
@@ -323,7 +367,7 @@ export function eventToWire(e: DaemonEvent): Wire.Event {
     case 'config-changed':
       return { at: e.at, configChanged: { path: e.path, valid: e.valid } };
     case 'tunnel':
-      return { at: e.at, tunnel: { tunnel: e.tunnel, up: e.state === 'up' } };
+      return { at: e.at, tunnel: { tunnel: e.tunnel, up: e.state === 'up', state: e.state, ...opt('error', e.error) } };
     case 'handshake':
       return { at: e.at, handshake: { tunnel: e.tunnel, peer: e.peer } };
     case 'confirm-pending':
@@ -346,7 +390,7 @@ export function eventFromWire(w: Wire.Event): DaemonEvent | undefined {
   if (w.drift) return { type: 'drift', at, ids: [...w.drift.ids], repaired: w.drift.repaired };
   if (w.networkChanged) return { type: 'network-changed', at, detail: w.networkChanged.detail };
   if (w.configChanged) return { type: 'config-changed', at, path: w.configChanged.path, valid: w.configChanged.valid };
-  if (w.tunnel) return { type: 'tunnel', at, tunnel: w.tunnel.tunnel, state: w.tunnel.up ? 'up' : 'down' };
+  if (w.tunnel) return { type: 'tunnel', at, tunnel: w.tunnel.tunnel, state: healthFromWire(w.tunnel.state) ?? (w.tunnel.up ? 'up' : 'down'), ...opt('error', w.tunnel.error) };
   if (w.handshake) return { type: 'handshake', at, tunnel: w.handshake.tunnel, peer: w.handshake.peer };
   if (w.confirmPending) return { type: 'confirm-pending', at, deadline: w.confirmPending.deadline };
   if (w.reverted) return { type: 'reverted', at, reason: w.reverted.reason };

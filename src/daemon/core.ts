@@ -4,6 +4,7 @@
  * proto-shaped passes this file. Secrets never appear in any of these types.
  */
 import type { PlanDocument } from '../model/plan-document.js';
+import type { HealthState } from './health.js';
 
 export type DaemonEvent =
   | { type: 'reconcile-started'; at: string; reason: WakeReason }
@@ -11,7 +12,7 @@ export type DaemonEvent =
   | { type: 'drift'; at: string; ids: string[]; repaired: boolean }
   | { type: 'network-changed'; at: string; detail: string }
   | { type: 'config-changed'; at: string; path: string; valid: boolean }
-  | { type: 'tunnel'; at: string; tunnel: string; state: 'up' | 'down' }
+  | { type: 'tunnel'; at: string; tunnel: string; state: HealthState; error?: string }
   | { type: 'handshake'; at: string; tunnel: string; peer: string }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
@@ -47,6 +48,31 @@ export interface TunnelStatus {
   rxBytes: number;
   txBytes: number;
   peers: { publicKey: string; endpoint?: string; lastHandshakeAgeSec?: number; rxBytes: number; txBytes: number }[];
+  /** what the loop routes by (rules take their fallback while down/auth-failed) */
+  health?: HealthState;
+  error?: string;
+  /** proxy tunnels */
+  connectionsActive?: number;
+  connectionsTotal?: number;
+  dialErrors?: number;
+}
+
+export interface PlacementStatus {
+  /** active: the process watcher runs; unavailable: it could not start (reason); off: no rules */
+  state: 'active' | 'unavailable' | 'off';
+  reason?: string;
+  execs: number;
+  placed: number;
+  errors: number;
+}
+
+/** per-rule traffic: the firewall's counters of the rule's cgroup (egress packets/bytes) */
+export interface RuleCounter {
+  name: string;
+  target: string;
+  route: string;
+  packets: number;
+  bytes: number;
 }
 
 export interface StatusResponse {
@@ -56,6 +82,8 @@ export interface StatusResponse {
   objects: { kind: string; id: string }[];
   tunnels: TunnelStatus[];
   confirmDeadline?: string;
+  placement?: PlacementStatus;
+  rules?: RuleCounter[];
 }
 
 export interface ProcessInfo {
@@ -66,6 +94,10 @@ export interface ProcessInfo {
   target?: string;
   /** effective route now: a tunnel name, `direct` or `blocked` */
   route: string;
+  ppid?: number;
+  cgroup?: string;
+  /** the rule the executable matches now, when it differs from where the process sits */
+  pending?: string;
 }
 
 export interface DaemonCore {

@@ -19,7 +19,15 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
-import { killSwitchOf } from '../config/schema.js';
+import { readFileSync } from 'node:fs';
+import { isWgLike, killSwitchOf } from '../config/schema.js';
+import { compileRules } from '../model/match.js';
+import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
+import { ProcessPlacer, describeProcess } from '../procs/placer.js';
+import { openPlacementConnector, type ProcConnector } from '../procs/connector.js';
+import { linuxProcFs, scanProcesses } from '../procs/scan.js';
+import { readRuleCounters } from '../resources/firewall/counters.js';
+import { downSet, isDown, sameSet, wgHealth, type HealthState } from './health.js';
 import type { Plan } from '../model/change.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
@@ -37,7 +45,7 @@ import type { HostFacts } from '../model/desired.js';
 import { DEFAULT_CLAIMS, prepare, type Prepared } from '../cli/app.js';
 import { APPLIED_KEY, stateDirFrom, type AppliedRecord } from '../cli/env.js';
 import { hostFacts } from '../cli/commands/host.js';
-import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, PlacementStatus, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
 
@@ -61,6 +69,13 @@ export interface DaemonOptions {
   facts?: HostFacts;
   /** confirm-timeout timer; default setTimeout */
   timer?: (ms: number, fn: () => void) => () => void;
+  /**
+   * The process watcher for path rules (default: AWG_PROC_CONNECTOR_FD or a connector of
+   * our own, which works only in the initial network namespace). false: no placement.
+   */
+  placement?: false | { connector?: () => ProcConnector };
+  /** health evaluation period (default 1000 ms; 0: only on engine events) */
+  healthIntervalMs?: number;
 }
 
 interface Source {
@@ -101,7 +116,18 @@ export class Daemon implements DaemonCore {
   private confirm_: { deadline: string; cancel: () => void; previous: Source | undefined } | undefined;
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
-  private tunnelUp = new Map<string, boolean>();
+  /** tunnel health as the loop routes by (see health.ts) */
+  private health = new Map<string, HealthState>();
+  private healthErrors = new Map<string, string>();
+  /** proxy tunnels: the upstream checker's last state, from engine 'health' events */
+  private proxyHealth = new Map<string, { state: 'up' | 'down' | 'auth-failed'; error?: string }>();
+  /** tunnels not up: given to buildDesired (rules' fallbacks) and the placer (failover) */
+  private downTunnels = new Set<string>();
+  private healthTimer: NodeJS.Timeout | undefined;
+  private placer: ProcessPlacer | undefined;
+  private connector: ProcConnector | undefined;
+  private placerKey = '';
+  private placement: PlacementStatus = { state: 'off', execs: 0, placed: 0, errors: 0 };
   private unsubEngines: (() => void) | undefined;
   private stopped = false;
   /** the underlay changed since the engines were last kicked (wakes coalesce: not a reason) */
@@ -126,6 +152,11 @@ export class Daemon implements DaemonCore {
     });
     this.loop = createActor(machine, { input: this.opts.loop ?? {} });
     this.loop.start();
+    const every = this.opts.healthIntervalMs ?? 1000;
+    if (every > 0) {
+      this.healthTimer = setInterval(() => this.healthTick(), every);
+      this.healthTimer.unref();
+    }
     if (this.opts.wakes !== false) {
       this.wakes = await startWakeSources({
         ...(this.opts.wakes ?? {}),
@@ -148,6 +179,7 @@ export class Daemon implements DaemonCore {
   async stop(opts: { teardown?: boolean } = {}): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
+    if (this.healthTimer) clearInterval(this.healthTimer);
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
     await this.wakes?.close();
@@ -161,6 +193,9 @@ export class Daemon implements DaemonCore {
         out = await this.exclusive(() => this.teardown(ks));
       }
     } finally {
+      this.placer?.close();
+      this.connector?.close();
+      this.placer = this.connector = undefined;
       await this.engines.closeAll();
       this.unsubEngines?.();
     }
@@ -251,11 +286,15 @@ export class Daemon implements DaemonCore {
       const s = stats.get(r.spec.tunnel);
       const peers = (s?.peers ?? []).map((p) => ({ publicKey: p.publicKey, ...(p.endpoint ? { endpoint: p.endpoint } : {}), lastHandshakeAgeSec: age(p.lastHandshakeMs), rxBytes: p.rxBytes, txBytes: p.txBytes }));
       const newest = Math.max(0, ...(s?.peers ?? []).map((p) => p.lastHandshakeMs));
+      const health = this.health.get(r.spec.tunnel) ?? 'connecting';
+      const error = this.healthErrors.get(r.spec.tunnel);
       tunnels.push({
         name: r.spec.tunnel,
         type: r.spec.type,
         ...(r.spec.link ? { link: r.spec.link } : {}),
-        up: Boolean(s?.up),
+        health,
+        ...(error ? { error } : {}),
+        up: r.spec.link ? Boolean(s?.up) && !isDown(health) : health === 'up',
         lastHandshakeAgeSec: age(newest),
         rxBytes: peers.reduce((a, p) => a + p.rxBytes, 0),
         txBytes: peers.reduce((a, p) => a + p.txBytes, 0),
@@ -277,7 +316,35 @@ export class Daemon implements DaemonCore {
       objects: (this.lastObserved?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
       tunnels,
       ...(this.confirm_ ? { confirmDeadline: this.confirm_.deadline } : {}),
+      placement: this.placementStatus(),
+      ...(await this.ruleCounters()),
     };
+  }
+
+  private placementStatus(): PlacementStatus {
+    const st = this.placer?.stats;
+    return { ...this.placement, ...(st ? { execs: st.execs, placed: st.placed, errors: st.errors + st.missingCgroup } : {}) };
+  }
+
+  /** per-rule egress counters from our nft table; nothing when it cannot be read */
+  private async ruleCounters(): Promise<Pick<StatusResponse, 'rules'>> {
+    const p = this.good?.prepared;
+    if (!p || p.config.rules.length === 0) return {};
+    try {
+      const counters = await readRuleCounters(this.exec, p.claims.nftTable);
+      const matcher = compileRules(p.config.rules);
+      const rules = p.desired.policy.apps
+        .filter((a) => !a.name.startsWith('_'))
+        .map((a) => {
+          const r = matcher.byName(a.name);
+          const c = counters.get(`app/${a.name}`) ?? { packets: 0, bytes: 0 };
+          const route = a.action.type === 'drop' ? 'blocked' : a.action.type === 'direct' ? 'direct' : (r?.target ?? '');
+          return { name: a.name, target: r?.target ?? '', route, packets: c.packets, bytes: c.bytes };
+        });
+      return { rules };
+    } catch {
+      return {};
+    }
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {
@@ -289,6 +356,7 @@ export class Daemon implements DaemonCore {
       this.configPath = undefined;
       this.good = undefined;
       this.wakes?.setConfigPath(undefined);
+      this.stopPlacing();
       const r = await this.removeAll(claims, false);
       this.state.delete(APPLIED_KEY);
       this.lastObserved = { resources: [], foreign: [] };
@@ -296,9 +364,18 @@ export class Daemon implements DaemonCore {
     });
   }
 
-  /** Per-app placement arrives with Step 5: the daemon places no process yet. */
+  /**
+   * Processes awg routes: those in our cgroups and those a rule matches (pid, exe, the rule
+   * of the cgroup they sit in, its target, the route now). Works without the watcher too.
+   */
   async listProcesses(): Promise<ProcessInfo[]> {
-    return [];
+    const p = this.good?.prepared;
+    if (!p) return [];
+    const o = { tunnelUp: (t: string) => !this.downTunnels.has(t), defaultRoute: p.config.default };
+    if (this.placer) return this.placer.listProcesses(o);
+    const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+    const matcher = compileRules(p.config.rules);
+    return scanProcesses(linuxProcFs()).flatMap((e) => describeProcess(e, matcher, p.claims.cgroupRoot, mount?.root ?? '/', o));
   }
 
   // ---- internals ----------------------------------------------------------------------
@@ -340,7 +417,7 @@ export class Daemon implements DaemonCore {
 
   private async prepareFile(file: string): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
     try {
-      const r = await prepare(file, { env: this.opts.env, ...(this.opts.facts ? { facts: this.opts.facts } : { probeFacts: hostFacts }) });
+      const r = await prepare(file, { env: this.opts.env, down: this.downTunnels, ...(this.opts.facts ? { facts: this.opts.facts } : { probeFacts: hostFacts }) });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');
       return { ok: false, error: new AwgError('invalid-config', `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`, { issues: r.issues }) };
@@ -415,6 +492,8 @@ export class Daemon implements DaemonCore {
       if (ok) {
         const rec: AppliedRecord = { configFile: this.good?.file ?? p.file, appliedAt: now(), claims: p.claims, resources: p.desired.resources, outcome };
         this.state.set(APPLIED_KEY, rec);
+        this.syncPlacement(p);
+        this.healthTick();
       }
       this.lastObserved = ctx.after ?? ctx.before;
       this.lastPlan = ctx.plan;
@@ -512,20 +591,20 @@ export class Daemon implements DaemonCore {
     switch (c.type) {
       case 'handshake':
         this.emit({ type: 'handshake', at: now(), tunnel: c.tunnel, peer: c.peer });
-        if (!this.tunnelUp.get(c.tunnel)) {
-          this.tunnelUp.set(c.tunnel, true);
-          this.emit({ type: 'tunnel', at: now(), tunnel: c.tunnel, state: 'up' });
-          this.wake('engine');
-        }
+        this.healthTick();
         return;
       case 'handshake-failed':
+        this.healthTick();
+        return;
       case 'stopped':
-        if (this.tunnelUp.get(c.tunnel) !== false) {
-          this.tunnelUp.set(c.tunnel, false);
-          this.emit({ type: 'tunnel', at: now(), tunnel: c.tunnel, state: 'down' });
-        }
-        if (c.type === 'stopped' && this.running) return;
+        this.healthTick();
+        if (this.running) return;
         this.wake('engine');
+        return;
+      case 'health':
+        this.proxyHealth.set(c.tunnel, { state: c.state, ...(c.error ? { error: c.error } : {}) });
+        if (c.state === 'auth-failed') this.emit({ type: 'error', at: now(), kind: 'permission', message: `tunnel ${c.tunnel}: the proxy refused our credentials${c.error ? `: ${c.error}` : ''} (fix tunnels.${c.tunnel}.auth; retrying will not help)` });
+        this.healthTick();
         return;
       case 'endpoint':
         this.wake('engine');
@@ -533,6 +612,99 @@ export class Daemon implements DaemonCore {
       case 'started':
         return;
     }
+  }
+
+  /**
+   * Re-evaluate tunnel health (timer, engine events): emit transitions, keep probing tunnels
+   * that are not up, and wake the loop when the set of down tunnels changes (the firewall's
+   * rule actions and the placer's failover follow it).
+   */
+  private healthTick(): void {
+    const cfg = this.good?.prepared.config;
+    if (!cfg || this.stopped) return;
+    const stats = new Map(this.engines.stats().map((s) => [s.tunnel, s]));
+    const next = new Map<string, HealthState>();
+    for (const [name, t] of Object.entries(cfg.tunnels)) {
+      let st: HealthState;
+      if (isWgLike(t)) {
+        const s = stats.get(name);
+        // not hosted (yet): the next run starts it; keep what we knew
+        st = s ? wgHealth(s.up, s.peers.map((p) => ({ hasEndpoint: p.endpoint !== undefined, lastHandshakeMs: p.lastHandshakeMs, handshakePendingMs: p.handshakePendingMs })), t.downAfter * 1000) : (this.health.get(name) ?? 'connecting');
+        if (s && st !== 'up') this.engines.probe(name);
+      } else {
+        st = this.proxyHealth.get(name)?.state ?? 'connecting';
+      }
+      next.set(name, st);
+      const before = this.health.get(name);
+      if (before !== st && !(before === undefined && st === 'connecting')) {
+        const error = !isWgLike(t) ? this.proxyHealth.get(name)?.error : st === 'down' ? `no handshake answered for ${t.downAfter}s` : undefined;
+        this.emit({ type: 'tunnel', at: now(), tunnel: name, state: st, ...(error && isDown(st) ? { error } : {}) });
+      }
+    }
+    this.health = next;
+    this.healthErrors = new Map([...next].flatMap(([n, st]) => {
+      if (!isDown(st)) return [];
+      const t = cfg.tunnels[n]!;
+      const e = isWgLike(t) ? `no handshake answered for ${t.downAfter}s` : this.proxyHealth.get(n)?.error;
+      return e ? [[n, e] as const] : [];
+    }));
+    const d = downSet(next);
+    if (!sameSet(d, this.downTunnels)) {
+      this.downTunnels = d;
+      this.wake('engine');
+    }
+  }
+
+  /** Start the process watcher on the first converged run with rules; follow rule changes. */
+  private syncPlacement(p: Prepared): void {
+    if (this.opts.placement === false) return;
+    const rules = p.config.rules.filter((r) => r.enabled);
+    const key = JSON.stringify([p.claims.cgroupRoot, p.config.rules]);
+    if (!this.placer) {
+      if (rules.length === 0 || this.placement.state === 'unavailable') return;
+      const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+      try {
+        if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
+        this.connector ??= this.opts.placement?.connector?.() ?? openPlacementConnector(this.opts.env ?? process.env);
+      } catch (e) {
+        const err = toAwgError(e, 'unsupported');
+        this.placement = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
+        this.emit({ type: 'error', at: now(), kind: err.kind, message: `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works` });
+        return;
+      }
+      this.placer = new ProcessPlacer({ matcher: compileRules(p.config.rules), cgroupRoot: p.claims.cgroupRoot, mount, down: this.downTunnels });
+      this.placerKey = key;
+      this.placement = { state: 'active', execs: 0, placed: 0, errors: 0 };
+      this.connector.listen((evs) => this.placer?.handleEvents(evs), {
+        onOverrun: () => this.placer?.rescan(),
+        onError: (e) => this.emit({ type: 'error', at: now(), kind: e.kind, message: `process watcher: ${e.message}` }),
+      });
+      this.placer.rescan();
+      return;
+    }
+    if (key !== this.placerKey) {
+      if (JSON.parse(this.placerKey)[0] !== p.claims.cgroupRoot) {
+        this.placer.setRules(compileRules([]));
+        this.placer.close();
+        const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))!;
+        this.placer = new ProcessPlacer({ matcher: compileRules(p.config.rules), cgroupRoot: p.claims.cgroupRoot, mount, down: this.downTunnels });
+        this.placer.rescan();
+      } else {
+        this.placer.setRules(compileRules(p.config.rules));
+      }
+      this.placerKey = key;
+    }
+    this.placer.setDown(this.downTunnels);
+  }
+
+  /** `down`: processes leave the rule cgroups (the cgroups are removed next); the watcher stays idle */
+  private stopPlacing(): void {
+    if (!this.placer) return;
+    this.placer.setRules(compileRules([]));
+    this.placer.close();
+    this.placer = undefined;
+    this.placerKey = '';
+    this.placement = { state: 'off', execs: 0, placed: 0, errors: 0 };
   }
 }
 

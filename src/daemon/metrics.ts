@@ -34,6 +34,14 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const up = new Gauge({ name: 'awg_tunnel_up', help: 'Whether the tunnel is up.', labelNames: ['tunnel'], registers });
   const rx = new Gauge({ name: 'awg_tunnel_rx_bytes', help: 'Bytes received through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
   const tx = new Gauge({ name: 'awg_tunnel_tx_bytes', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
+  const health = new Gauge({ name: 'awg_tunnel_health', help: 'Tunnel health as the loop routes by (1 for the current state: connecting, up, down, auth-failed).', labelNames: ['tunnel', 'state'], registers });
+  const conns = new Gauge({ name: 'awg_tunnel_connections', help: 'Proxy tunnels: open connections through the transparent proxy.', labelNames: ['tunnel'], registers });
+  const connsTotal = new Gauge({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
+  const dialErrors = new Gauge({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
+  const rulePackets = new Gauge({ name: 'awg_rule_packets', help: "Egress packets of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
+  const ruleBytes = new Gauge({ name: 'awg_rule_bytes', help: "Egress bytes of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
+  const placed = new Gauge({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
+  const execs = new Gauge({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
   const hsAge = new Gauge({ name: 'awg_tunnel_last_handshake_age_seconds', help: 'Seconds since the latest handshake of the tunnel (absent: never).', labelNames: ['tunnel'], registers });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
 
@@ -66,8 +74,20 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
-      for (const g of [up, rx, tx, hsAge]) g.reset();
+      for (const g of [up, rx, tx, hsAge, health, conns, connsTotal, dialErrors, rulePackets, ruleBytes]) g.reset();
+      for (const r of s.rules ?? []) {
+        rulePackets.set({ rule: r.name, target: r.target, route: r.route }, r.packets);
+        ruleBytes.set({ rule: r.name, target: r.target, route: r.route }, r.bytes);
+      }
+      placed.set(s.placement?.placed ?? 0);
+      execs.set(s.placement?.execs ?? 0);
       for (const t of s.tunnels) {
+        for (const h of ['connecting', 'up', 'down', 'auth-failed']) health.set({ tunnel: t.name, state: h }, (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0);
+        if (t.connectionsTotal !== undefined) {
+          conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);
+          connsTotal.set({ tunnel: t.name }, t.connectionsTotal);
+          dialErrors.set({ tunnel: t.name }, t.dialErrors ?? 0);
+        }
         up.set({ tunnel: t.name }, t.up ? 1 : 0);
         rx.set({ tunnel: t.name }, t.rxBytes);
         tx.set({ tunnel: t.name }, t.txBytes);

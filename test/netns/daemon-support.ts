@@ -75,10 +75,16 @@ export interface Up {
   mark(): number;
 }
 
-export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = []): Up {
+/**
+ * `awg up -f cfg --json` in `ns`. `connectorFd`: a NETLINK_CONNECTOR socket opened in the
+ * initial namespace (openConnectorSocket()), handed over as fd 3 with AWG_PROC_CONNECTOR_FD=3
+ * so the daemon's process watcher works from inside the test namespace.
+ */
+export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = [], opts: { connectorFd?: number } = {}): Up {
   const argv = awgArgv(ns, e, ['up', '-f', cfg, '--json', '--state-dir', e.stateDir, ...extra], { noStateDir: true });
   // argv = nsenter --net=… -- node …
-  const proc = nsSpawn(ns, argv[3]!, argv.slice(4), { env: e.env });
+  const env = opts.connectorFd !== undefined ? { ...e.env, AWG_PROC_CONNECTOR_FD: '3' } : e.env;
+  const proc = nsSpawn(ns, argv[3]!, argv.slice(4), { env, ...(opts.connectorFd !== undefined ? { fds: [opts.connectorFd] } : {}) });
   const events = () =>
     proc
       .output()

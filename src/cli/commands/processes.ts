@@ -17,11 +17,15 @@ import { scanProcesses } from '../../procs/scan.js';
 import { FileStateStore } from '../../util/state.js';
 import { APPLIED_KEY, stateDirFrom, type AppliedRecord } from '../env.js';
 import { printError, type Io } from '../output.js';
+import { viaDaemon } from '../via-daemon.js';
+import type { ProcessInfo } from '../../daemon/core.js';
 
 export interface ProcessesOptions {
   json?: boolean;
   all?: boolean;
   stateDir?: string;
+  socket?: string;
+  direct?: boolean;
 }
 
 const IFF_UP = 0x1;
@@ -60,19 +64,25 @@ export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedPr
 }
 
 export async function processesCommand(io: Io, o: ProcessesOptions): Promise<number> {
+  // the daemon knows tunnel health (fallbacks) and runs the watcher: ask it when it answers
+  const via = await viaDaemon(io, o, async (c) => print(io, o, await c.listProcesses()));
+  if ('code' in via) return via.code;
   try {
-    const list = await listProcessesDirect(o);
-    if (o.json) {
-      io.out(JSON.stringify(list, null, 2) + '\n');
-      return 0;
-    }
-    const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, p.path])];
-    const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
-    return 0;
+    return print(io, o, await listProcessesDirect(o));
   } catch (e) {
     const err = toAwgError(e);
     printError(io, err);
     return err.exitCode;
   }
+}
+
+function print(io: Io, o: ProcessesOptions, list: ProcessInfo[]): number {
+  if (o.json) {
+    io.out(JSON.stringify(list, null, 2) + '\n');
+    return 0;
+  }
+  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, p.path])];
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
+  return 0;
 }

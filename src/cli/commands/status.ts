@@ -103,9 +103,12 @@ export function renderDaemonStatus(s: StatusResponse): string {
     if (objs.length) out.push(`${kind}: ${objs.length}`, ...objs.slice(0, 20).map((r) => `  ${r.id}`), ...(objs.length > 20 ? [`  … ${objs.length - 20} more`] : []));
   }
   for (const t of s.tunnels) {
-    out.push(`tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.up ? 'up' : 'down'}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}`);
+    const conns = t.connectionsTotal !== undefined ? `, connections ${t.connectionsActive ?? 0} open/${t.connectionsTotal} total, dial errors ${t.dialErrors ?? 0}` : '';
+    out.push(`tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`);
     for (const p of t.peers) out.push(`  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`);
   }
+  if (s.placement) out.push(`placement: ${s.placement.state}${s.placement.reason ? ` (${s.placement.reason})` : ''}${s.placement.state === 'active' ? `, ${s.placement.placed} placed of ${s.placement.execs} execs, ${s.placement.errors} errors` : ''}`);
+  for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, ${r.packets} packets, ${bytes(r.bytes)} out`);
   return out.join('\n') + '\n';
 }
 
@@ -117,6 +120,8 @@ function statusDoc(s: StatusResponse): Record<string, unknown> {
     objects: s.objects,
     tunnels: s.tunnels,
     ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
+    ...(s.placement ? { placement: s.placement } : {}),
+    ...(s.rules ? { rules: s.rules } : {}),
   };
 }
 

@@ -21,9 +21,12 @@
  *   re-routed off loopback additionally needs `net.ipv4.conf.<tun>.route_localnet=1`
  *   (the kernel refuses loopback sources on other devices). Those sysctls are sysctl
  *   resources, saved and restored.
- * - `nat_out` (nat output -100): per-app DNS DNAT; transparent-proxy redirect of marked TCP.
+ * - `nat_out` (nat output -100): per-app DNS DNAT; transparent-proxy redirects: per app
+ *   (`proxy-direct/<rule>`, allow-direct rules) before the by-mark one (`proxy/<tunnel>`);
+ *   a proxy tunnel's DNS goes to its engine (TCP/53 via the proxy, UDP/53 to its UDP socket).
  * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN.
- * - `filter_out` (filter output): blocking marks, DNS leak protection, kill switch. The
+ * - `filter_out` (filter output): proxy-tunnel leak guard (marked traffic not redirected to a
+ *   local listener is dropped), blocking marks, DNS leak protection, kill switch. The
  *   table is not tied to the daemon's lifetime, so the kill switch holds while it is stopped.
  */
 import ipaddr from 'ipaddr.js';
@@ -165,9 +168,25 @@ export function renderTable(p: FirewallPolicy): string {
   ];
 
   const natOut: string[] = [];
+  const proxyByMark = new Map(
+    p.tunnels.filter((t) => t.redirectPort !== undefined).map((t) => [t.mark, t]),
+  );
+  const proxyOf = (a: AppRule) =>
+    a.action.type === 'mark' ? proxyByMark.get(a.action.mark) : undefined;
   for (const a of p.apps) {
     if (!a.dns) continue;
     const m = cg(a.cgroup);
+    const px = proxyOf(a);
+    if (px) {
+      // a proxy tunnel's resolvers are reached through the proxy: TCP/53 (also to a local
+      // stub, which is not marked) into the transparent proxy, which sends it to the
+      // tunnel's resolver; UDP/53 to the engine's UDP socket on the same port number
+      natOut.push(
+        `${m} tcp dport 53 counter redirect to :${a.redirectPort ?? px.redirectPort} ${comment(`dns/${a.name}`)}`,
+        `${m} udp dport 53 counter redirect to :${px.redirectPort} ${comment(`dns/${a.name}`)}`,
+      );
+      continue;
+    }
     if (a.dns.v4)
       natOut.push(
         `${m} meta nfproto ipv4 meta l4proto { tcp, udp } th dport 53 counter dnat ip to ${ipaddr.IPv4.parse(a.dns.v4).toString()} ${comment(`dns/${a.name}`)}`,
@@ -177,13 +196,26 @@ export function renderTable(p: FirewallPolicy): string {
         `${m} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to ${ipaddr.IPv6.parse(a.dns.v6).toString()} ${comment(`dns/${a.name}`)}`,
       );
   }
+  // rules with `fallback: allow-direct` to a proxy tunnel: their TCP goes to the listener
+  // that redials direct; only marked packets, so the app's loopback TCP stays untouched
+  for (const a of p.apps) {
+    if (a.redirectPort === undefined || !proxyOf(a) || a.action.type !== 'mark') continue;
+    natOut.push(
+      `${cg(a.cgroup)} ${byMark(a.action.mark)} meta l4proto tcp counter redirect to :${a.redirectPort} ${comment(`proxy-direct/${a.name}`)}`,
+    );
+  }
   const natPost: string[] = [];
   for (const t of p.tunnels) {
     checkMark(p, t.mark, `tunnel ${t.name}`);
-    if (t.redirectPort !== undefined)
+    if (t.redirectPort !== undefined) {
       natOut.push(
         `${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`,
       );
+      if (t.resolvers.length)
+        natOut.push(
+          `${byMark(t.mark)} udp dport 53 counter redirect to :${t.redirectPort} ${comment(`proxy-dns/${t.name}`)}`,
+        );
+    }
     if (t.link)
       natPost.push(
         `oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`,
@@ -193,6 +225,16 @@ export function renderTable(p: FirewallPolicy): string {
   // `oifname` is the route chosen before nat output: a connection redirected to a local
   // transparent proxy still names the physical device, so admit local destinations too.
   const filter = [`oifname "lo" counter accept ${comment('loopback')}`, `fib daddr type local counter accept ${comment('local')}`];
+  // A proxy tunnel has no TUN and no route: what carries its mark and was not redirected to
+  // a local listener above would leave directly. UDP (but DNS, relayed), ICMP, and TCP of
+  // connections older than the redirect are dropped.
+  for (const t of p.tunnels) {
+    if (t.redirectPort === undefined) continue;
+    filter.push(
+      `${byMark(t.mark)} meta l4proto != tcp counter drop ${comment(`proxy-nontcp/${t.name}`)}`,
+      `${byMark(t.mark)} counter drop ${comment(`proxy-unredirected/${t.name}`)}`,
+    );
+  }
   for (const m of [...new Set(p.blockMarks)].sort((a, b) => a - b)) {
     checkMark(p, m, 'blocking mark');
     filter.push(`${byMark(m)} counter drop ${comment(`blocked/${mark32(m)}`)}`);

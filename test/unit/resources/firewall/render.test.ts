@@ -41,6 +41,11 @@ describe('read-back equality', () => {
     expect(parseTableListing(fixture('list-table-full-handles.txt')).ruleset).toBe(spec.ruleset);
   });
 
+  it('proxy tunnels: the captured listing (per-app redirects, DNS, leak guard) normalises to the rendered spec', () => {
+    const listed = parseTableListing(fixture('list-table-proxy.txt'));
+    expect(listed.ruleset).toBe(firewallSpec(policy('proxy-tunnels')).ruleset);
+  });
+
   it('a changed counter is not drift; a changed rule is', () => {
     const spec = firewallSpec(policy('per-app-full'));
     const text = fixture('list-table-full.txt');

@@ -1,8 +1,16 @@
 /**
  * One proxy tunnel at run time: what the daemon starts per `socks5`/`http` tunnel. It owns
- * the transparent proxy on `redirectPort` (the FirewallPolicy's TunnelRule.redirectPort),
- * the health checker of the upstream, and — for SOCKS5 tunnels with `udp: true` — the UDP
- * relays (one per forwarded destination, e.g. the tunnel's resolvers).
+ * the transparent proxy on `redirectPort` (the FirewallPolicy's TunnelRule.redirectPort;
+ * `fallback` decides a failed dial, `block` by default), optionally a second one on
+ * `directPort` (TunnelRule.redirectPortDirect: a failed dial redials direct, for rules with
+ * `fallback: allow-direct`), the health checker of the upstream shared by both, and — for
+ * SOCKS5 tunnels with `udp: true` — the UDP relays (one per forwarded destination).
+ *
+ * DNS (`dns` servers given): a redirected TCP connection to port 53 is sent to the tunnel's
+ * first resolver instead of its original destination (per-app DNS, as the DNAT of WireGuard
+ * tunnels); `dnsUdpPort` binds a UDP socket for the firewall's UDP/53 redirect: a SOCKS5 UDP
+ * ASSOCIATE relay to that resolver when the tunnel carries UDP, otherwise a responder that
+ * answers TC=1 so the client repeats the query over TCP (dns-truncate.ts).
  *
  * Events: `state` (HealthChange: unknown/up/down/auth-failed) and `dial-error`. The loop
  * should treat `down`/`auth-failed` like a WireGuard tunnel that is not up (apply the rules'
@@ -22,6 +30,7 @@ import {
 import { httpConnectDialer } from './http-connect.js';
 import { socks5Dialer, type ProxyAuth } from './socks5.js';
 import { Socks5UdpRelay, type Socks5UdpRelayStats } from './socks5-udp.js';
+import { DnsTruncator, type DnsTruncatorStats } from './dns-truncate.js';
 import { TransparentProxy, type DialFailure, type TransparentProxyStats } from './transparent.js';
 import type { Destination, Dialer } from './types.js';
 
@@ -31,6 +40,12 @@ export interface ProxyTunnelRuntimeOptions {
   /** `tunnel.auth.password` resolved (secrets are resolved by the caller) */
   password?: string;
   redirectPort: number;
+  /** second listener whose failed dials redial direct (allow-direct rules) */
+  directPort?: number;
+  /** the tunnel's resolvers: TCP to port 53 goes to the first one */
+  dns?: string[];
+  /** UDP port (on listenHost) of the DNS socket: relay or TC=1 responder; needs `dns` */
+  dnsUdpPort?: number;
   /** `::` by default: the nft redirect sends v4 to 127.0.0.1 and v6 to ::1 */
   listenHost?: string;
   bypassMark: number;
@@ -49,7 +64,11 @@ export interface ProxyTunnelRuntimeOptions {
 export interface ProxyTunnelStats {
   health: HealthState;
   tcp: TransparentProxyStats;
+  /** the allow-direct listener */
+  tcpDirect?: TransparentProxyStats;
   udp: Socks5UdpRelayStats[];
+  /** the UDP/53 socket: `relay` (stats in `udp`, first entry) or `truncate` */
+  dns?: { mode: 'relay' | 'truncate'; truncated?: DnsTruncatorStats };
 }
 
 export class ProxyTunnelRuntime extends EventEmitter<{
@@ -59,7 +78,10 @@ export class ProxyTunnelRuntime extends EventEmitter<{
 }> {
   readonly health: ProxyHealth;
   readonly proxy: TransparentProxy;
+  /** the allow-direct listener (when `directPort` is given) */
+  readonly proxyDirect: TransparentProxy | undefined;
   readonly relays: Socks5UdpRelay[] = [];
+  readonly truncator: DnsTruncator | undefined;
   /** the dialer of this tunnel's own upstream (for other tunnels' failover lists) */
   readonly upstream: Dialer;
 
@@ -84,29 +106,60 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     });
     this.health.on('change', (c) => this.emit('state', c));
     const candidates = [this.upstream, ...(o.failoverCandidates ?? [])];
-    this.proxy = new TransparentProxy({
-      listen: { host: o.listenHost ?? '::', port: o.redirectPort },
-      dial: fallbackDialer({
+    const direct = directDialer({
+      bypassMark: o.bypassMark,
+      timeoutMs: o.connectTimeoutMs ?? 10_000,
+    });
+    const resolver = o.dns?.[0];
+    const toResolver = (d: Destination): Destination =>
+      resolver !== undefined && d.port === 53 ? { host: resolver, port: 53 } : d;
+    const listener = (port: number, mode: FallbackMode): TransparentProxy => {
+      const dial = fallbackDialer({
         candidates,
-        mode: o.fallback ?? 'block',
-        direct: directDialer({ bypassMark: o.bypassMark, timeoutMs: o.connectTimeoutMs ?? 10_000 }),
+        mode,
+        direct,
         // a tunnel known down is not dialled (no connect timeout per connection)
         isUp: (i) => i !== 0 || this.health.state !== 'down',
-      }),
-      idleTimeoutMs: o.idleTimeoutMs,
-      maxConnections: o.maxConnections,
-    });
-    this.proxy.on('dial-error', (f) => this.emit('dial-error', f));
-    this.proxy.on('error', (e) => this.emit('error', e));
-    if (t.type === 'socks5' && t.udp)
+      });
+      const p = new TransparentProxy({
+        listen: { host: o.listenHost ?? '::', port },
+        dial: (dst, opts) => dial(toResolver(dst), opts),
+        idleTimeoutMs: o.idleTimeoutMs,
+        maxConnections: o.maxConnections,
+      });
+      p.on('dial-error', (f) => this.emit('dial-error', f));
+      p.on('error', (e) => this.emit('error', e));
+      return p;
+    };
+    this.proxy = listener(o.redirectPort, o.fallback ?? 'block');
+    this.proxyDirect =
+      o.directPort !== undefined ? listener(o.directPort, 'allow-direct') : undefined;
+    const udp = t.type === 'socks5' && t.udp;
+    if (udp)
       for (const f of o.udpForwards ?? [])
         this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
+    if (resolver !== undefined && o.dnsUdpPort !== undefined) {
+      const listen = { host: o.listenHost ?? '::', port: o.dnsUdpPort };
+      if (udp)
+        this.relays.unshift(
+          new Socks5UdpRelay({ listen, target: { host: resolver, port: 53 }, socks: base }),
+        );
+      else this.truncator = new DnsTruncator(listen);
+    }
+    for (const r of this.relays) r.on('error', (e) => this.emit('error', e));
+    this.truncator?.on('error', (e) => this.emit('error', e));
+    this.dnsMode =
+      resolver !== undefined && o.dnsUdpPort !== undefined ? (udp ? 'relay' : 'truncate') : undefined;
   }
+
+  private readonly dnsMode: 'relay' | 'truncate' | undefined;
 
   async start(): Promise<void> {
     await this.proxy.start();
     try {
+      await this.proxyDirect?.start();
       for (const r of this.relays) await r.start();
+      await this.truncator?.start();
     } catch (e) {
       await this.stop();
       throw e;
@@ -116,14 +169,28 @@ export class ProxyTunnelRuntime extends EventEmitter<{
 
   async stop(): Promise<void> {
     this.health.stop();
-    await Promise.all([this.proxy.close(), ...this.relays.map((r) => r.close())]);
+    await Promise.all([
+      this.proxy.close(),
+      this.proxyDirect?.close(),
+      this.truncator?.close(),
+      ...this.relays.map((r) => r.close()),
+    ]);
   }
 
   stats(): ProxyTunnelStats {
     return {
       health: this.health.state,
       tcp: this.proxy.stats(),
+      ...(this.proxyDirect ? { tcpDirect: this.proxyDirect.stats() } : {}),
       udp: this.relays.map((r) => r.stats()),
+      ...(this.dnsMode
+        ? {
+            dns: {
+              mode: this.dnsMode,
+              ...(this.truncator ? { truncated: this.truncator.stats() } : {}),
+            },
+          }
+        : {}),
     };
   }
 }

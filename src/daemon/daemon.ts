@@ -95,6 +95,13 @@ const now = () => new Date().toISOString();
 const errOf = (e: AwgError | undefined) => (e ? { kind: e.kind, message: e.message } : undefined);
 /** events that fall inside this window after a run are echoes of our own changes */
 const ECHO_MS = 750;
+/**
+ * A peer we sent to but did not hear from for this long gets a handshake initiation: if it
+ * goes unanswered for `downAfter`, the tunnel is down. WireGuard alone only notices at the
+ * next rekey when we merely send keepalives. Longer than KEEPALIVE_TIMEOUT (10 s), within
+ * which a live peer answers data with at least a keepalive.
+ */
+const SILENCE_PROBE_MS = 11_000;
 
 export class Daemon implements DaemonCore {
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
@@ -124,6 +131,8 @@ export class Daemon implements DaemonCore {
   /** tunnels not up: given to buildDesired (rules' fallbacks) and the placer (failover) */
   private downTunnels = new Set<string>();
   private healthTimer: NodeJS.Timeout | undefined;
+  /** per tunnel/peer: byte counters at the last tick and when rx last moved */
+  private peerSeen = new Map<string, { rx: number; tx: number; rxAt: number; txSinceRx: boolean }>();
   private placer: ProcessPlacer | undefined;
   private connector: ProcConnector | undefined;
   private placerKey = '';
@@ -631,6 +640,7 @@ export class Daemon implements DaemonCore {
         // not hosted (yet): the next run starts it; keep what we knew
         st = s ? wgHealth(s.up, s.peers.map((p) => ({ hasEndpoint: p.endpoint !== undefined, lastHandshakeMs: p.lastHandshakeMs, handshakePendingMs: p.handshakePendingMs })), t.downAfter * 1000) : (this.health.get(name) ?? 'connecting');
         if (s && st !== 'up') this.engines.probe(name);
+        if (s && st === 'up') this.probeSilentPeers(name, s.peers);
       } else {
         st = this.proxyHealth.get(name)?.state ?? 'connecting';
       }
@@ -652,6 +662,28 @@ export class Daemon implements DaemonCore {
     if (!sameSet(d, this.downTunnels)) {
       this.downTunnels = d;
       this.wake('engine');
+    }
+  }
+
+  private probeSilentPeers(tunnel: string, peers: readonly { publicKey: string; endpoint?: string; rxBytes: number; txBytes: number }[]): void {
+    const t = Date.now();
+    for (const p of peers) {
+      if (p.endpoint === undefined) continue;
+      const key = `${tunnel}/${p.publicKey}`;
+      const seen = this.peerSeen.get(key);
+      if (!seen || seen.rx !== p.rxBytes) {
+        this.peerSeen.set(key, { rx: p.rxBytes, tx: p.txBytes, rxAt: t, txSinceRx: false });
+        continue;
+      }
+      if (seen.tx !== p.txBytes) {
+        seen.tx = p.txBytes;
+        seen.txSinceRx = true;
+      }
+      if (seen.txSinceRx && t - seen.rxAt >= SILENCE_PROBE_MS) {
+        this.engines.probe(tunnel, { peer: p.publicKey });
+        seen.rxAt = t;
+        seen.txSinceRx = false;
+      }
     }
   }
 

@@ -31,6 +31,7 @@ import { specEqual } from '../../util/canonical.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
 import { deltaSetText, fullSetText, wgConfigOf } from './uapi-config.js';
+import { createInprocProxyHost, isProxyEngine, type ProxyTunnelStatsRow } from './proxy-host.js';
 
 export type EngineChange =
   | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
@@ -97,12 +98,15 @@ export interface InprocEngineHost {
   /** move engines left by `awg apply` whose spec equals the desired one into this process */
   adopt(desired: DesiredState, ctx: ApplyContext): Promise<string[]>;
   stats(): EngineStats[];
+  /** proxy tunnels (socks5/http) hosted here: health, bytes, connections, dial errors */
+  proxyStats(): ProxyTunnelStatsRow[];
   onChange(listener: (c: EngineChange) => void): () => void;
   /**
    * Start a handshake with every peer that has an endpoint and no session (health probing of a
-   * tunnel that is not up: without traffic the engine would not try again once it gave up).
+   * tunnel that is not up: without traffic the engine would not try again once it gave up),
+   * or with `peer` (base64 key) even while a session exists (a silent peer: is it still there?).
    */
-  probe(tunnel: string): void;
+  probe(tunnel: string, opts?: { peer?: string }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
   /** close every device (daemon stop); the TUNs stay */
@@ -116,6 +120,12 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   const hosted = new Map<string, Hosted>();
   const listeners = new Set<(c: EngineChange) => void>();
   const processHost = createProcessEngineDriver({ env, ...opts.processHost });
+  const proxies = createInprocProxyHost({
+    log: opts.log,
+    onHealth: (h) => emit({ type: 'health', ...h }),
+    onStarted: (tunnel) => emit({ type: 'started', tunnel }),
+    onStopped: (tunnel, reason) => emit({ type: 'stopped', tunnel, reason }),
+  });
   let io: EngineIo | undefined = opts.io;
   const emit = (c: EngineChange) => {
     for (const l of listeners) {
@@ -211,11 +221,13 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h), deps: [] });
       }
       const detached = await processHost.observe(scope);
-      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel)) resources.push(r);
+      resources.push(...proxies.observe());
+      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel) && !proxies.has(r.spec.tunnel)) resources.push(r);
       return { resources, foreign: [] };
     },
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
+      if (isProxyEngine(spec)) return proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
       if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
       const tunnel = spec.tunnel;
       switch (change.action) {
@@ -269,10 +281,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       const detached = await processHost.observe({ desired, claims: ctx.claims, state: ctx.state });
       for (const r of detached.resources) {
         const spec = want.get(r.spec.tunnel);
-        if (!spec || hosted.has(spec.tunnel) || !specEqual(r.spec, spec)) continue;
+        if (!spec || hosted.has(spec.tunnel) || proxies.has(spec.tunnel) || !specEqual(r.spec, spec)) continue;
         if (!ctx.exec.record(`[engine] adopt ${spec.tunnel}: move it from the detached awg engine into the daemon`)) continue;
         await stopDetached(r.spec, ctx);
-        await start(spec, ctx);
+        if (isProxyEngine(spec)) await proxies.start(spec, ctx);
+        else await start(spec, ctx);
         moved.push(spec.tunnel);
       }
       return moved;
@@ -301,11 +314,12 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    probe(tunnel) {
+    probe(tunnel, opts = {}) {
       const h = hosted.get(tunnel);
       if (!h || h.device.state !== 'up') return;
       for (const ps of h.device.snapshot().peers) {
-        if (!ps.endpoint || ps.hasSession) continue;
+        if (!ps.endpoint) continue;
+        if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
         const p = h.device.peerInternals(ps.publicKey);
         if (p) h.device.sendHandshakeInitiation(p, false);
       }
@@ -325,9 +339,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         }
       }
     },
+    proxyStats: () => proxies.stats(),
     async closeAll() {
+      await proxies.closeAll();
       for (const t of [...hosted.keys()]) await stopHosted(t, 'daemon stopping');
     },
-    tunnels: () => [...hosted.keys()],
+    tunnels: () => [...hosted.keys(), ...proxies.tunnels()],
   };
 }

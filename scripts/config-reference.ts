@@ -109,5 +109,7 @@ Fallbacks while the target tunnel is not up:
 | \`failover\` | tunnel | the next enabled rule that matches the process (no such rule: dropped). It only ever moves forward in the list, so failover chains cannot loop. |
 | \`drop\` | dropped | dropped |
 
+\"Not up\" is decided by the daemon (\`awg daemon\` / \`awg up\`): a WireGuard tunnel is down once every peer with an endpoint has left a handshake unanswered for \`downAfter\` seconds (default 15; a peer that stays silent while we send gets a handshake probe after 11 s), and up again at the first completed handshake — the daemon keeps probing while it is down. A proxy tunnel is down while its upstream refuses connections, and \`auth-failed\` (also down) when it refuses the credentials. The switch is a firewall update (and, for \`failover\`, moving the processes to their next rule's cgroup); \`awg status\` and \`awg processes\` show the route each rule and process takes now. Without the daemon (\`awg apply\` alone) tunnels always count as up: traffic for a dead tunnel is blocked, never leaked.
+
 Unmatched traffic follows \`default\`: \`direct\`, or a tunnel (full-tunnel mode; exclude apps with \`target: direct\` rules).
 `;

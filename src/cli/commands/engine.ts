@@ -3,6 +3,8 @@
  * the persistent TUN L, configured by the UAPI text on stdin (secrets never in argv/env),
  * then served on the UAPI socket PATH so `wg show`/`wg set` and the engine driver reach it.
  * Prints `ready` on stdout once listening. Internal: started by the engine driver.
+ * A proxy tunnel (socks5/http) sends its engine spec as JSON instead: then L is the tunnel
+ * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
 import { Device } from '../../dataplane/device/device.js';
 import { UdpBind } from '../../dataplane/conn/udp.js';
@@ -10,6 +12,7 @@ import { listenUapi } from '../../dataplane/ipc/server.js';
 import { TunFile } from '../../native/tun.js';
 import { markDgram } from '../../native/sockmark.js';
 import type { Io } from '../output.js';
+import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
 
 export interface EngineOptions {
   link: string;
@@ -37,7 +40,10 @@ function withTestKnobs(text: string): string {
 }
 
 export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
-  const text = withTestKnobs(await readStdin());
+  const input = await readStdin();
+  // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket
+  if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
+  const text = withTestKnobs(input);
   const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${o.link}: ${message}\n`);
   const tun = TunFile.open(o.link);
   const bind = new UdpBind(undefined, markDgram);

@@ -21,6 +21,7 @@ import type { EngineSpec, Resource } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { deltaSetText, fullSetText, wgConfigOf, type EngineSecrets } from './uapi-config.js';
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
+import { detachedLaunch, detachedLiveSpec, isProxyEngine } from './proxy-host.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
 /** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
@@ -89,6 +90,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
 
   async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
     if (!alive(rec.pid)) return undefined;
+    if (isProxyEngine(rec.spec)) return detachedLiveSpec(rec.uapiPath);
     let got;
     try {
       got = parseGet(await uapiGet(rec.uapiPath));
@@ -106,9 +108,11 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
 
   async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
     const tunnel = spec.tunnel;
-    const link = spec.link!;
-    const uapiPath = join(uapiDir(), `${link}.sock`);
-    const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
+    // proxy tunnels: --link names the tunnel, --uapi is the control socket (proxy-host.ts)
+    const proxy = isProxyEngine(spec) ? detachedLaunch(spec, ctx) : undefined;
+    const link = proxy?.link ?? spec.link!;
+    const uapiPath = proxy?.controlPath ?? join(uapiDir(), `${link}.sock`);
+    const text = proxy?.stdin ?? fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`)) return;
     const stale = ctx.state.get<EngineRecord>(stateKey(tunnel));
     if (stale && alive(stale.pid)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}`);
@@ -179,7 +183,6 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     },
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
-      if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
       switch (change.action) {
         case 'noop':
           return 'unchanged';
@@ -195,6 +198,12 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         }
         case 'update': {
           const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
+          if (isProxyEngine(spec)) {
+            // a proxy engine has no in-place update: restart it with the new configuration
+            await stop(spec.tunnel, ctx);
+            await start(change.after!, ctx);
+            return 'changed';
+          }
           if (!rec || !(await liveSpec(rec))) {
             await start(change.after!, ctx);
             return 'changed';

@@ -1,0 +1,380 @@
+/**
+ * Engines of proxy tunnels (`socks5`, `http`): a ProxyTunnelRuntime per tunnel, hosted in the
+ * daemon (inproc.ts delegates here) or in a detached `awg engine` process started by a
+ * one-shot `awg apply` (process-host.ts and cli/commands/engine.ts delegate here).
+ *
+ * What runs, per engine spec `{server, port, redirectPort, redirectPortDirect, fwmark, dns,
+ * auth, udp|tls}`:
+ * - TCP listener on `[::]:redirectPort` (strict: a failed dial fails the app's connection)
+ *   and on `[::]:redirectPortDirect` (a failed dial redials the destination directly). The
+ *   firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
+ *   v6 on ::1; the socket is dual-stack).
+ * - UDP socket on `[::]:redirectPort` when the tunnel has `dns` servers: the target of the
+ *   firewall's UDP/53 redirect (a SOCKS5 UDP ASSOCIATE relay to the first resolver with
+ *   `udp: true`, otherwise a TC=1 responder that makes resolvers repeat the query over TCP).
+ * - Every socket towards the proxy (or direct) carries `fwmark`, the bypass mark.
+ * - The health checker; its changes are reported (`onHealth`).
+ *
+ * Observation reports the spec a live runtime was started with, its password fingerprint
+ * computed from the password it really uses, so a changed password plans an update, which
+ * restarts the runtime (connections are reset; there is no in-place credential change).
+ *
+ * The detached engine speaks a tiny control protocol on a Unix socket (the `--uapi` path of
+ * `awg engine`, kept in the state directory, not in the WireGuard UAPI directory where
+ * `wg show` would find it): `get=1\n\n` is answered UAPI-style with
+ * `spec=<json>\nstats=<json>\nerrno=0\n\n`.
+ */
+import { createServer, type Server } from 'node:net';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { AwgError, toAwgError } from '../../errors.js';
+import { fingerprint } from '../../config/fingerprint.js';
+import type { ProxyTunnel } from '../../config/schema.js';
+import type { Change } from '../../model/change.js';
+import { ids } from '../../model/identity.js';
+import type { EngineSpec, Resource } from '../../model/resources.js';
+import type { DialErrorKind } from '../../proxy/types.js';
+import type { HealthState } from '../../proxy/health.js';
+import type { ApplyContext, ApplyResult } from '../driver.js';
+import { specEqual } from '../../util/canonical.js';
+import { uapiGet, parseGet } from './uapi-client.js';
+
+export type ProxyEngineType = 'socks5' | 'http';
+
+export function isProxyEngine(spec: Pick<EngineSpec, 'type'>): boolean {
+  return spec.type === 'socks5' || spec.type === 'http';
+}
+
+/** `config` of a proxy engine spec (src/model/desired.ts builds it). */
+export interface ProxyEngineConfig {
+  server: string;
+  port: number;
+  redirectPort: number;
+  redirectPortDirect: number;
+  fwmark: number;
+  dns: string[];
+  /** password: sha256 fingerprint of the secret */
+  auth: { username: string; password: string } | null;
+  udp?: boolean;
+  tls?: boolean;
+}
+
+export function proxyConfigOf(spec: EngineSpec): ProxyEngineConfig {
+  return spec.config as unknown as ProxyEngineConfig;
+}
+
+/** The resolved password (`tunnels.<name>.auth.password`), or undefined without auth. */
+export function proxyPasswordFor(spec: EngineSpec, secrets: ReadonlyMap<string, string> | undefined): string | undefined {
+  const c = proxyConfigOf(spec);
+  if (!c.auth) return undefined;
+  const v = secrets?.get(`tunnels.${spec.tunnel}.auth.password`);
+  if (v === undefined) throw new AwgError('invalid-config', `engine ${spec.tunnel}: the proxy password was not resolved (run with the secrets available)`);
+  return v;
+}
+
+/** The spec as the runtime really runs: what observe reports. */
+function liveSpecOf(spec: EngineSpec, password: string | undefined): EngineSpec {
+  const c = proxyConfigOf(spec);
+  return { ...spec, config: { ...spec.config, auth: c.auth ? { username: c.auth.username, password: fingerprint(password ?? '') } : null } };
+}
+
+/** Per-tunnel numbers for status and metrics (`proxyStats()` of the engine hosts). */
+export interface ProxyTunnelStatsRow {
+  tunnel: string;
+  type: ProxyEngineType;
+  /** `host:port` of the upstream proxy */
+  server: string;
+  health: HealthState;
+  /** why the last health probe failed (absent while up) */
+  error?: string;
+  /** payload bytes on the app side, both listeners: up = app → destination */
+  bytes: { up: number; down: number };
+  connections: { active: number; total: number };
+  /** failed dials by kind (`unreachable`, `auth`, `rejected`, `timeout`, `blocked`, `protocol`) */
+  dialErrors: Partial<Record<DialErrorKind, number>>;
+  /** other connection-level failures (`limit`, `idle-timeout`, `upstream-error`, …) */
+  connectionErrors: Record<string, number>;
+  /** UDP through SOCKS5 UDP ASSOCIATE (the DNS relay), when there is one */
+  udp?: { datagrams: { up: number; down: number; dropped: number }; bytes: { up: number; down: number } };
+  /** how UDP/53 of the tunnel's apps is served: `relay`, `truncate` (TC=1 → TCP), or absent (dropped) */
+  dns?: 'relay' | 'truncate';
+}
+
+type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
+
+export interface StartedProxy {
+  spec: EngineSpec;
+  password: string | undefined;
+  runtime: Runtime;
+}
+
+export interface ProxyHealthReport {
+  tunnel: string;
+  state: 'up' | 'down' | 'auth-failed';
+  error?: string;
+}
+
+export interface StartProxyOptions {
+  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  onHealth?: (h: ProxyHealthReport) => void;
+  /** `::` unless a test says otherwise */
+  listenHost?: string;
+}
+
+/** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
+export async function startProxyRuntime(spec: EngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
+  const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
+  const c = proxyConfigOf(spec);
+  const tunnel = {
+    type: spec.type,
+    server: c.server,
+    port: c.port,
+    dns: c.dns,
+    ...(c.auth ? { auth: { username: c.auth.username, password: '' } } : {}),
+    ...(spec.type === 'socks5' ? { udp: c.udp ?? false } : { tls: c.tls ?? false }),
+  } as ProxyTunnel;
+  const rt = new ProxyTunnelRuntime({
+    name: spec.tunnel,
+    tunnel,
+    password,
+    redirectPort: c.redirectPort,
+    directPort: c.redirectPortDirect,
+    dns: c.dns,
+    dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
+    listenHost: o.listenHost ?? '::',
+    bypassMark: c.fwmark,
+    fallback: 'block',
+  });
+  const log = (level: 'debug' | 'info' | 'warn', m: string) => o.log?.(level, `${spec.tunnel}: ${m}`);
+  rt.on('state', (ch) => {
+    if (ch.to === 'unknown') return;
+    log(ch.to === 'up' ? 'info' : 'warn', `proxy ${c.server}:${c.port} ${ch.to}${ch.error ? `: ${ch.error.message}` : ''}`);
+    o.onHealth?.({ tunnel: spec.tunnel, state: ch.to, ...(ch.error ? { error: ch.error.message } : {}) });
+  });
+  rt.on('dial-error', (f) => log('debug', `dial ${f.dst.host}:${f.dst.port} failed (${f.kind}): ${f.error.message}`));
+  rt.on('error', (e) => log('warn', e.message));
+  try {
+    await rt.start();
+  } catch (e) {
+    await rt.stop().catch(() => {});
+    const err = e as NodeJS.ErrnoException;
+    throw new AwgError('driver', `engine ${spec.tunnel}: cannot listen for the transparent proxy on ports ${c.redirectPort}/${c.redirectPortDirect}: ${err.message}${err.code === 'EADDRINUSE' ? ' (routing.proxyPortBase moves the ports)' : ''}`, { cause: e });
+  }
+  log('info', `transparent proxy on [::]:${c.redirectPort} (strict) and :${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
+  return { spec, password, runtime: rt };
+}
+
+function listening(p: StartedProxy): boolean {
+  const rt = p.runtime;
+  return rt.proxy.address() !== undefined && (rt.proxyDirect === undefined || rt.proxyDirect.address() !== undefined);
+}
+
+export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
+  const c = proxyConfigOf(p.spec);
+  const st = p.runtime.stats();
+  const listeners = [st.tcp, ...(st.tcpDirect ? [st.tcpDirect] : [])];
+  const dialErrors: Partial<Record<DialErrorKind, number>> = {};
+  const connectionErrors: Record<string, number> = {};
+  for (const l of listeners)
+    for (const [k, n] of Object.entries(l.errors)) {
+      if (k.startsWith('dial-')) {
+        const kind = k.slice(5) as DialErrorKind;
+        dialErrors[kind] = (dialErrors[kind] ?? 0) + (n ?? 0);
+      } else connectionErrors[k] = (connectionErrors[k] ?? 0) + (n ?? 0);
+    }
+  const relay = st.dns?.mode === 'relay' ? st.udp[0] : undefined;
+  const err = p.runtime.health.lastError;
+  return {
+    tunnel: p.spec.tunnel,
+    type: p.spec.type as ProxyEngineType,
+    server: `${c.server.includes(':') ? `[${c.server}]` : c.server}:${c.port}`,
+    health: st.health,
+    ...(err && st.health !== 'up' ? { error: err.message } : {}),
+    bytes: { up: listeners.reduce((s, l) => s + l.bytes.up, 0), down: listeners.reduce((s, l) => s + l.bytes.down, 0) },
+    connections: { active: listeners.reduce((s, l) => s + l.connections.active, 0), total: listeners.reduce((s, l) => s + l.connections.total, 0) },
+    dialErrors,
+    connectionErrors,
+    ...(relay ? { udp: { datagrams: relay.datagrams, bytes: relay.bytes } } : {}),
+    ...(st.dns ? { dns: st.dns.mode } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// in the daemon
+
+export interface InprocProxyHost {
+  has(tunnel: string): boolean;
+  tunnels(): string[];
+  /** live runtimes, reported with the spec they run */
+  observe(): Resource<'engine'>[];
+  /**
+   * create/replace/update: (re)start unless a live runtime already runs `after` (create)
+   * or the change is a no-op; delete: stop. `stopDetached` stops an `awg engine` left by a
+   * one-shot apply (it holds the ports).
+   */
+  apply(change: Change<'engine'>, ctx: ApplyContext, stopDetached: (spec: EngineSpec) => Promise<boolean>): Promise<ApplyResult>;
+  /** start `spec` here (adoption of a detached engine, after it was stopped) */
+  start(spec: EngineSpec, ctx: ApplyContext): Promise<void>;
+  stop(tunnel: string, reason: string): Promise<boolean>;
+  stats(): ProxyTunnelStatsRow[];
+  closeAll(): Promise<void>;
+}
+
+export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunnel: string) => void; onStopped?: (tunnel: string, reason: string) => void }): InprocProxyHost {
+  const hosted = new Map<string, StartedProxy>();
+
+  async function stop(tunnel: string, reason: string): Promise<boolean> {
+    const p = hosted.get(tunnel);
+    if (!p) return false;
+    hosted.delete(tunnel);
+    await p.runtime.stop().catch(() => {});
+    o.onStopped?.(tunnel, reason);
+    return true;
+  }
+
+  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+    const password = proxyPasswordFor(spec, ctx.secrets);
+    try {
+      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, o));
+    } catch (e) {
+      throw toAwgError(e, 'driver');
+    }
+    o.onStarted?.(spec.tunnel);
+  }
+
+  function live(tunnel: string): StartedProxy | undefined {
+    const p = hosted.get(tunnel);
+    return p && listening(p) ? p : undefined;
+  }
+
+  return {
+    has: (t) => hosted.has(t),
+    tunnels: () => [...hosted.keys()],
+    observe() {
+      const out: Resource<'engine'>[] = [];
+      for (const [tunnel, p] of hosted) {
+        if (!listening(p)) continue;
+        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.password), deps: [] });
+      }
+      return out;
+    },
+    async apply(change, ctx, stopDetached) {
+      const spec = change.after ?? change.before!;
+      const tunnel = spec.tunnel;
+      switch (change.action) {
+        case 'noop':
+          return 'unchanged';
+        case 'delete': {
+          if (!ctx.exec.record(`[engine] stop proxy ${tunnel}`)) return 'changed';
+          const a = await stop(tunnel, 'deleted');
+          const b = await stopDetached(spec);
+          return a || b ? 'changed' : 'unchanged';
+        }
+        case 'create':
+        case 'replace':
+        case 'update': {
+          const after = change.after!;
+          const p = live(tunnel);
+          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.password), liveSpecOf(after, proxyPasswordFor(after, ctx.secrets)))) return 'unchanged';
+          const c = proxyConfigOf(after);
+          if (!ctx.exec.record(`[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`)) return 'changed';
+          await stop(tunnel, change.action === 'update' ? 'restarting with the new configuration' : 'replaced');
+          await stopDetached(after);
+          await start(after, ctx);
+          return 'changed';
+        }
+      }
+    },
+    start,
+    stop,
+    stats: () => [...hosted.values()].map(proxyStatsRow),
+    async closeAll() {
+      for (const t of [...hosted.keys()]) await stop(t, 'daemon stopping');
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// detached (`awg apply` without a daemon)
+
+/** Control socket of a detached proxy engine: in the state directory, one per tunnel. */
+export function detachedControlPath(stateDir: string, tunnel: string): string {
+  return join(stateDir, `proxy-${tunnel}.sock`);
+}
+
+/** What process-host.ts spawns for a proxy spec: `awg engine --link <tunnel> --uapi <control>` with this on stdin. */
+export function detachedLaunch(spec: EngineSpec, ctx: ApplyContext): { link: string; controlPath: string; stdin: string } {
+  const password = proxyPasswordFor(spec, ctx.secrets);
+  return {
+    link: spec.tunnel,
+    controlPath: detachedControlPath(ctx.state.dir, spec.tunnel),
+    stdin: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}) }),
+  };
+}
+
+/** The live spec of a detached proxy engine (from its control socket), or undefined. */
+export async function detachedLiveSpec(controlPath: string): Promise<EngineSpec | undefined> {
+  try {
+    const got = parseGet(await uapiGet(controlPath));
+    return got.device.spec ? (JSON.parse(got.device.spec) as EngineSpec) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Stats of a detached proxy engine, or undefined when it does not answer. */
+export async function detachedStats(controlPath: string): Promise<ProxyTunnelStatsRow | undefined> {
+  try {
+    const got = parseGet(await uapiGet(controlPath));
+    return got.device.stats ? (JSON.parse(got.device.stats) as ProxyTunnelStatsRow) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function isProxyEngineInput(stdin: string): boolean {
+  return stdin.trimStart().startsWith('{');
+}
+
+/**
+ * The body of `awg engine` for a proxy spec (JSON on stdin): run the runtime, answer on the
+ * control socket, log health changes (the engine log in the state directory is where a
+ * one-shot apply's user finds "the proxy refused our credentials"). Prints `ready`.
+ */
+export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
+  const input = JSON.parse(stdin) as { proxyEngine: EngineSpec; password?: string };
+  const spec = input.proxyEngine;
+  const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
+  const started = await startProxyRuntime(spec, input.password, { log });
+  rmSync(controlPath, { force: true });
+  const server: Server = createServer((s) => {
+    let buf = '';
+    s.on('error', () => {});
+    s.on('data', (d) => {
+      buf += d.toString('utf8');
+      if (!buf.endsWith('\n\n')) return;
+      if (buf.startsWith('get=1\n')) {
+        const live = liveSpecOf(started.spec, started.password);
+        s.end(`spec=${JSON.stringify(live)}\nstats=${JSON.stringify(proxyStatsRow(started))}\nerrno=0\n\n`);
+      } else s.end('errno=22\n\n');
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(controlPath, () => resolve());
+  });
+  let closing = false;
+  const shutdown = async (code: number) => {
+    if (closing) return;
+    closing = true;
+    server.close();
+    rmSync(controlPath, { force: true });
+    await started.runtime.stop().catch(() => {});
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown(0));
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGHUP', () => {});
+  out('ready\n');
+  return await new Promise<never>(() => {});
+}

@@ -287,11 +287,31 @@ export class Daemon implements DaemonCore {
   async status(): Promise<StatusResponse> {
     const lr = this.lastRun;
     const stats = new Map(this.engines.stats().map((s) => [s.tunnel, s]));
+    const proxies = new Map(this.engines.proxyStats().map((s) => [s.tunnel, s]));
     const tunnels: TunnelStatus[] = [];
     const t = Date.now();
     const age = (ms: number) => (ms > 0 ? Math.max(0, Math.round((t - ms) / 1000)) : undefined);
     for (const r of this.good?.prepared.desired.resources ?? []) {
       if (r.kind !== 'engine') continue;
+      const px = proxies.get(r.spec.tunnel);
+      if (!r.spec.link) {
+        const health = this.health.get(r.spec.tunnel) ?? 'connecting';
+        const error = this.healthErrors.get(r.spec.tunnel) ?? px?.error;
+        tunnels.push({
+          name: r.spec.tunnel,
+          type: r.spec.type,
+          health,
+          ...(error && isDown(health) ? { error } : {}),
+          up: health === 'up',
+          rxBytes: px?.bytes.down ?? 0,
+          txBytes: px?.bytes.up ?? 0,
+          peers: [],
+          connectionsActive: px?.connections.active ?? 0,
+          connectionsTotal: px?.connections.total ?? 0,
+          dialErrors: Object.values(px?.dialErrors ?? {}).reduce((a, n) => a + (n ?? 0), 0),
+        });
+        continue;
+      }
       const s = stats.get(r.spec.tunnel);
       const peers = (s?.peers ?? []).map((p) => ({ publicKey: p.publicKey, ...(p.endpoint ? { endpoint: p.endpoint } : {}), lastHandshakeAgeSec: age(p.lastHandshakeMs), rxBytes: p.rxBytes, txBytes: p.txBytes }));
       const newest = Math.max(0, ...(s?.peers ?? []).map((p) => p.lastHandshakeMs));

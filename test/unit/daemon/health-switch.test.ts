@@ -1,0 +1,121 @@
+/**
+ * The daemon switches fallbacks on tunnel health (fake drivers, a fake engine host whose
+ * peer stats the test controls): an unanswered handshake older than downAfter → a `tunnel
+ * down` event, the loop runs, the firewall's allow-direct rule accepts unmarked and the block
+ * rule drops; the daemon probes the down tunnel; a handshake → `up` and both mark again.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Daemon } from '../../../src/daemon/daemon.js';
+import type { DaemonEvent } from '../../../src/daemon/core.js';
+import type { EngineChange, EngineStats, InprocEngineHost } from '../../../src/resources/engine/inproc.js';
+import { createFakeDrivers } from '../../../src/resources/fakes.js';
+import { MemoryStateStore } from '../../../src/util/state.js';
+import { RecordingExec } from '../../helpers/exec.js';
+import { wgKeyPair } from '../../helpers/awg.js';
+
+const me = wgKeyPair();
+const peer = wgKeyPair();
+
+const CONFIG = `version: 1
+tunnels:
+  vpn:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.200.50.1/24]
+    downAfter: 3
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: 10.200.9.2:51820
+        allowedIPs: [0.0.0.0/0]
+rules:
+  - name: ad
+    match: { name: app-ad }
+    target: vpn
+    fallback: allow-direct
+  - name: bl
+    match: { name: app-bl }
+    target: vpn
+`;
+
+function fakeHost(driver: InprocEngineHost['driver']) {
+  const listeners = new Set<(c: EngineChange) => void>();
+  const probes: string[] = [];
+  let peerStats = { publicKey: peer.publicKey, endpoint: '10.200.9.2:51820', lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, handshakePendingMs: 0, hasSession: false };
+  const host: InprocEngineHost = {
+    driver,
+    adopt: async () => [],
+    stats: (): EngineStats[] => [{ tunnel: 'vpn', type: 'wireguard', link: 'awg-vpn', up: true, peers: [peerStats] }],
+    proxyStats: () => [],
+    onChange: (l) => (listeners.add(l), () => listeners.delete(l)),
+    probe: (t) => void probes.push(t),
+    kick: () => {},
+    closeAll: async () => {},
+    tunnels: () => ['vpn'],
+  };
+  return {
+    host,
+    probes,
+    set(p: Partial<typeof peerStats>, change: EngineChange) {
+      peerStats = { ...peerStats, ...p };
+      for (const l of listeners) l(change);
+    },
+  };
+}
+
+describe('daemon: fallbacks follow tunnel health', () => {
+  let dir = '';
+  let daemon: Daemon | undefined;
+  afterEach(async () => {
+    await daemon?.stop({ teardown: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('down after downAfter switches allow-direct to direct and block to drop; a handshake switches back', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-health-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(file, CONFIG);
+    const d = createFakeDrivers();
+    const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
+    const events: DaemonEvent[] = [];
+    daemon = new Daemon({ configPath: file, drivers: d, engines: f.host, exec: new RecordingExec(), state: new MemoryStateStore(), facts: { cgroupNftPrefix: '' }, wakes: false, placement: false, healthIntervalMs: 0, loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 } });
+    daemon.subscribe((e) => events.push(e));
+    const until = async (pred: (e: DaemonEvent) => boolean, from: number) => {
+      for (let i = 0; i < 1000; i++) {
+        const hit = events.slice(from).find(pred);
+        if (hit) return hit;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      throw new Error(`event not seen: ${JSON.stringify(events.slice(from))}`);
+    };
+    const ruleset = () => ([...d.firewall.objects.values()][0] as { ruleset: string }).ruleset;
+    const verdicts = () => Object.fromEntries(['ad', 'bl'].map((n) => {
+      const l = ruleset().split('\n').find((x) => x.includes(`comment "app/${n}"`)) ?? '';
+      return [n, l.includes('meta mark set') ? 'mark' : / drop /.test(l) ? 'drop' : l.includes('accept') ? 'direct' : '?'];
+    }));
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished', 0);
+    expect(verdicts()).toEqual({ ad: 'mark', bl: 'mark' });
+
+    // pending, but not for downAfter yet: still connecting, nothing switches
+    f.set({ handshakePendingMs: 2_000 }, { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey });
+    expect(events.filter((e) => e.type === 'tunnel')).toEqual([]);
+    expect(f.probes).toContain('vpn');
+
+    let mark = events.length;
+    f.set({ handshakePendingMs: 3_000 }, { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey });
+    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({ tunnel: 'vpn', state: 'down', error: 'no handshake answered for 3s' });
+    await until((e) => e.type === 'reconcile-finished' && e.reason === 'engine', mark);
+    expect(verdicts()).toEqual({ ad: 'direct', bl: 'drop' });
+    const st = await daemon.status();
+    expect(st.tunnels[0]).toMatchObject({ name: 'vpn', health: 'down', up: false });
+
+    mark = events.length;
+    f.set({ handshakePendingMs: 0, lastHandshakeMs: Date.now(), hasSession: true }, { type: 'handshake', tunnel: 'vpn', peer: peer.publicKey, initiator: true });
+    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({ tunnel: 'vpn', state: 'up' });
+    await until((e) => e.type === 'reconcile-finished' && e.reason === 'engine', mark);
+    expect(verdicts()).toEqual({ ad: 'mark', bl: 'mark' });
+  });
+});

@@ -181,6 +181,11 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .requiredOption('--uapi <path>', 'UAPI socket path')
     .action(async (o) => setCode(await (await import('./commands/engine.js')).engineCommand(io, o)));
 
+  program
+    .command('placer', { hidden: true })
+    .description('internal: the process watcher at real-time priority (JSON lines on stdin/stdout, connector socket inherited)')
+    .action(async () => setCode(await (await import('./commands/placer.js')).placerCommand()));
+
   return program;
 }
 

@@ -1,0 +1,62 @@
+/**
+ * Real-time scheduling and parent-death signal for small helper processes (the placer).
+ * - sched_setscheduler(0, …) changes the *calling thread* only (Linux: pid 0 = this thread):
+ *   Node's thread pool and V8 helpers, started earlier, keep SCHED_OTHER. SCHED_RESET_ON_FORK
+ *   keeps anything this thread creates later (threads or processes) off real-time.
+ * - PR_SET_PDEATHSIG fires when the thread that forked us exits (libuv spawns from the main
+ *   thread, so: when the parent process exits). A parent that died before the call is not
+ *   covered: callers compare getppid() with the expected parent afterwards.
+ */
+import koffi from 'koffi';
+import { AwgError } from '../errors.js';
+import { errnoName } from './libc.js';
+
+export const SCHED_OTHER = 0;
+export const SCHED_FIFO = 1;
+export const SCHED_RESET_ON_FORK = 0x40000000;
+export const PR_SET_PDEATHSIG = 1;
+
+interface Fns {
+  sched_setscheduler: (pid: number, policy: number, param: Uint8Array) => number;
+  sched_getscheduler: (pid: number) => number;
+  prctl: (op: number, a2: number, a3: number, a4: number, a5: number) => number;
+}
+
+let fns: Fns | undefined;
+
+function libc(): Fns {
+  if (fns) return fns;
+  if (process.platform !== 'linux') throw new AwgError('unsupported', `scheduling bindings need Linux (running on ${process.platform})`);
+  const lib = koffi.load('libc.so.6');
+  fns = {
+    // struct sched_param is one int (sched_priority)
+    sched_setscheduler: lib.func('int sched_setscheduler(int pid, int policy, const void *param)'),
+    sched_getscheduler: lib.func('int sched_getscheduler(int pid)'),
+    // variadic in the headers; five unsigned longs is the kernel's calling convention
+    prctl: lib.func('int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+  } as unknown as Fns;
+  return fns;
+}
+
+const ret = (r: number): number => (r < 0 ? -koffi.errno() : r);
+
+/** SCHED_FIFO at `priority` (1–99) for the calling thread: 0, or -errno (EPERM without CAP_SYS_NICE / RLIMIT_RTPRIO). */
+export function setFifo(priority: number): number {
+  const p = Buffer.alloc(4);
+  p.writeInt32LE(priority, 0);
+  return ret(libc().sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, p));
+}
+
+/** policy of the calling thread (SCHED_RESET_ON_FORK masked off), or -errno */
+export function currentPolicy(): number {
+  const r = ret(libc().sched_getscheduler(0));
+  return r < 0 ? r : r & ~SCHED_RESET_ON_FORK;
+}
+
+/** deliver `signal` to this process when its parent exits: 0, or -errno */
+export function setParentDeathSignal(signal: number): number {
+  return ret(libc().prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0));
+}
+
+/** "EPERM" etc. for a -errno return */
+export const errnoText = (r: number): string => errnoName(-r);

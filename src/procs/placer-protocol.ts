@@ -1,0 +1,184 @@
+/**
+ * Wire protocol between the daemon and `awg placer` (its process watcher in a child process):
+ * one JSON object per line ("\n"), UTF-8, on the child's stdin (to the placer) and stdout
+ * (from it). Pure: framing and validation only.
+ *
+ * Contract:
+ * - The child handles its input strictly in order; a `stats` request with an `id` is answered
+ *   after everything sent before it has been applied (the daemon's flush).
+ * - `config` is the whole placement state (rules as in the config schema, already validated
+ *   by the daemon; the cgroup root; the v2 mount; the tunnels that are down; the root of the
+ *   process tree never moved). The first one starts placement; a later one with another
+ *   cgroupRoot or mount first sends every placed process back (rules []), then starts over.
+ * - EOF on stdin: the child closes its cgroup fds and the connector and exits 0.
+ * - Out: `ready` once (scheduling outcome), `stats` when counters change (at most once per
+ *   interval) and on request, `error` for anything the daemon should report; `fatal: true`
+ *   means the child exits and a restart would fail the same way (e.g. `unsupported`).
+ */
+import type { Rule } from '../config/schema.js';
+import type { ErrorKind } from '../errors.js';
+import type { PlacerStats } from './placer.js';
+
+export interface PlacerMount {
+  mountPoint: string;
+  root: string;
+}
+
+export type ToPlacer =
+  | { type: 'config'; rules: Rule[]; cgroupRoot: string; mount: PlacerMount; down: string[]; ownPid?: number }
+  | { type: 'down'; down: string[] }
+  | { type: 'rescan' }
+  | { type: 'stats'; id?: number };
+
+export interface ConnectorCounts {
+  received: number;
+  overruns: number;
+}
+
+export type FromPlacer =
+  | { type: 'ready'; pid: number; fifo: boolean; priority?: number; reason?: string }
+  | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number } & PlacerStats)
+  | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean };
+
+export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans'] as const satisfies readonly (keyof PlacerStats)[];
+
+export const zeroStats = (): PlacerStats => ({ execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 });
+
+/** a line longer than this is a protocol error (a config of thousands of rules fits easily) */
+export const MAX_LINE = 4 << 20;
+
+export const encode = (m: ToPlacer | FromPlacer): string => `${JSON.stringify(m)}\n`;
+
+/**
+ * Splits a byte stream into lines. Multi-byte characters split across chunks are kept whole;
+ * a trailing partial line waits for the next chunk; an overlong line is reported and dropped.
+ */
+export class LineDecoder {
+  private buf = '';
+  private readonly td = new TextDecoder('utf-8');
+  private skipping = false;
+
+  constructor(
+    private readonly onLine: (line: string) => void,
+    private readonly onOverlong: (bytes: number) => void = () => {},
+    private readonly max = MAX_LINE,
+  ) {}
+
+  push(chunk: Uint8Array | string): void {
+    let s = typeof chunk === 'string' ? chunk : this.td.decode(chunk, { stream: true });
+    for (;;) {
+      const nl = s.indexOf('\n');
+      if (nl < 0) break;
+      const line = this.buf + s.slice(0, nl);
+      this.buf = '';
+      s = s.slice(nl + 1);
+      if (this.skipping) this.skipping = false;
+      else if (line.length > this.max) this.onOverlong(line.length);
+      else if (line.trim() !== '') this.onLine(line);
+    }
+    if (this.skipping) return;
+    this.buf += s;
+    if (this.buf.length > this.max) {
+      this.onOverlong(this.buf.length);
+      this.buf = '';
+      this.skipping = true;
+    }
+  }
+
+  /** what is left without a newline (at EOF) */
+  rest(): string {
+    return this.skipping ? '' : this.buf + this.td.decode();
+  }
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+/** one input line → a message, or a reason why not */
+export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    return { invalid: `not JSON: ${(e as Error).message}` };
+  }
+  if (!isObj(v)) return { invalid: 'not an object' };
+  switch (v.type) {
+    case 'config': {
+      const m = v.mount;
+      if (!Array.isArray(v.rules) || !v.rules.every((r) => isObj(r) && isObj(r.match) && typeof r.target === 'string')) return { invalid: 'config: rules must be rule objects' };
+      if (typeof v.cgroupRoot !== 'string' || v.cgroupRoot === '' || v.cgroupRoot.startsWith('/') || v.cgroupRoot.split('/').includes('..'))
+        return { invalid: 'config: cgroupRoot must be a relative path below the mount' };
+      if (!isObj(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string') return { invalid: 'config: mount must be {mountPoint, root}' };
+      if (!isStrArr(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
+      if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0)) return { invalid: 'config: ownPid must be a pid' };
+      return {
+        type: 'config',
+        rules: v.rules as Rule[],
+        cgroupRoot: v.cgroupRoot,
+        mount: { mountPoint: m.mountPoint, root: m.root },
+        down: v.down,
+        ...(v.ownPid !== undefined ? { ownPid: v.ownPid as number } : {}),
+      };
+    }
+    case 'down':
+      return isStrArr(v.down) ? { type: 'down', down: v.down } : { invalid: 'down: down must be a list of tunnel names' };
+    case 'rescan':
+      return { type: 'rescan' };
+    case 'stats':
+      if (v.id !== undefined && !isCount(v.id)) return { invalid: 'stats: id must be a non-negative integer' };
+      return v.id === undefined ? { type: 'stats' } : { type: 'stats', id: v.id as number };
+    default:
+      return { invalid: `unknown message type ${JSON.stringify(v.type)}` };
+  }
+}
+
+const KINDS: readonly ErrorKind[] = ['invalid-config', 'unsupported', 'permission', 'conflict', 'driver', 'verification', 'bug'];
+
+/** one output line of the child → a message, or undefined (not ours: logged as text) */
+export function parseFromPlacer(line: string): FromPlacer | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isObj(v)) return undefined;
+  switch (v.type) {
+    case 'ready':
+      if (typeof v.fifo !== 'boolean' || !isCount(v.pid)) return undefined;
+      return {
+        type: 'ready',
+        pid: v.pid,
+        fifo: v.fifo,
+        ...(isCount(v.priority) ? { priority: v.priority } : {}),
+        ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+      };
+    case 'stats': {
+      const st = zeroStats();
+      for (const k of STAT_KEYS) {
+        if (!isCount(v[k])) return undefined;
+        st[k] = v[k];
+      }
+      const c = isObj(v.connector) ? v.connector : {};
+      return {
+        type: 'stats',
+        ...(isCount(v.id) ? { id: v.id } : {}),
+        ...st,
+        connector: { received: isCount(c.received) ? c.received : 0, overruns: isCount(c.overruns) ? c.overruns : 0 },
+        rssKb: isCount(v.rssKb) ? v.rssKb : 0,
+      };
+    }
+    case 'error':
+      if (typeof v.message !== 'string') return undefined;
+      return {
+        type: 'error',
+        kind: KINDS.includes(v.kind as ErrorKind) ? (v.kind as ErrorKind) : 'driver',
+        message: v.message,
+        ...(v.fatal === true ? { fatal: true } : {}),
+      };
+    default:
+      return undefined;
+  }
+}

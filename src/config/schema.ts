@@ -125,8 +125,8 @@ export const Socks5Tunnel = z
     server: z.string().min(1).meta({ description: 'Proxy host name or address.' }),
     port: Port.default(1080),
     auth: ProxyAuth.optional().meta({ description: 'RFC 1929 username/password authentication.' }),
-    udp: z.boolean().default(false).meta({ description: 'Carry UDP through UDP ASSOCIATE.' }),
-    dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers to use for apps routed through this proxy (queried over TCP through the proxy).' }),
+    udp: z.boolean().default(false).meta({ description: 'Carry the DNS queries (UDP/53) of this tunnel\'s apps through UDP ASSOCIATE to the first `dns` server. Other UDP of these apps is dropped: transparent UDP would need TPROXY.' }),
+    dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise answered locally with TC=1 so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.' }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
   })
   .meta({ id: 'Socks5Tunnel', description: 'A SOCKS5 proxy used as a tunnel through a transparent proxy.' });
@@ -138,7 +138,7 @@ export const HttpTunnel = z
     port: Port.default(8080),
     auth: ProxyAuth.optional().meta({ description: 'Basic authentication.' }),
     tls: z.boolean().default(false).meta({ description: 'Connect to the proxy over TLS.' }),
-    dns: z.array(IpAddress).default([]),
+    dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.' }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
   })
   .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
@@ -184,7 +184,7 @@ export const KillSwitch = z
     }),
   ], { error: 'must be "off", "on" or {enabled: BOOL, allowLan: BOOL}' })
   .default('off')
-  .meta({ id: 'KillSwitch', description: 'When on, all egress is dropped except loopback, our tunnels, the engines\' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped.' });
+  .meta({ id: 'KillSwitch', description: 'When on, all egress is dropped except loopback, our tunnels, the engines\' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped. It is strict: apps routed direct (`target: direct` rules, `allow-direct` while their tunnel is down, `awg exec --direct`) are blocked too, except to the LAN with `allowLan` (validate warns about such rules).' });
 
 export const Dns = z
   .strictObject({

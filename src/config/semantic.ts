@@ -137,6 +137,14 @@ export function checkSemantics(c: Config): Finding[] {
   }
   const ks = killSwitchOf(c);
   if (ks.enabled && names.length === 0) warn(['killSwitch'], 'kill switch is on but no tunnel is defined: all egress except loopback, DHCP and allowed LAN is blocked');
+  if (ks.enabled) {
+    const lan = ks.allowLan ? ' (LAN destinations still pass)' : '';
+    c.rules.forEach((r, i) => {
+      if (!r.enabled) return;
+      if (r.target === 'direct') warn(['rules', i, 'target'], `the kill switch drops direct egress: this rule's apps are blocked, not sent direct${lan}`);
+      else if (r.fallback === 'allow-direct') warn(['rules', i, 'fallback'], `the kill switch drops direct egress: while the tunnel is down this rule's apps are blocked, not sent direct${lan}`);
+    });
+  }
   if (c.dns.system === 'default-tunnel' && c.default === 'direct') err(['dns', 'system'], '"default-tunnel" needs `default:` to name a tunnel');
   else if (c.dns.system === 'default-tunnel' && hasTunnel(c.default) && !c.tunnels[c.default]!.dns.length) warn(['dns', 'system'], `"default-tunnel", but tunnel "${c.default}" lists no dns servers: the system resolver is left as it is`);
   if (c.dns.leakProtection) {

@@ -1,0 +1,226 @@
+/**
+ * Leak test of the kill switch on the wire (issue #6, step 5): tcpdump on the client's
+ * underlay while a tunnelled app (`awg exec --tunnel vpn`) and an unmatched process keep
+ * sending TCP, UDP, DNS over UDP and TCP, and TCP to 853, through four phases:
+ *   1. tunnel up;  2. peer down (its engine and link gone);  3. daemon SIGKILLed;
+ *   4. daemon restarted (the capture spans the restart window), tunnel traffic flows again.
+ * With `killSwitch: on` every client frame on the underlay must be encrypted WireGuard to the
+ * endpoint (or DHCP / neighbour discovery), and the unmatched process gets nothing through.
+ * With `allowLan` the documented exception applies: private destinations are reachable
+ * outside the tunnel, so the unmatched process reaches its (RFC 1918) server directly, while
+ * the tunnelled app's server and its payloads never appear on the underlay.
+ * A control run without the kill switch shows the classifier flags the unmatched traffic.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAwgEnv, ensureDist, nftTable, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
+import {
+  CLIENT_TUN,
+  CLIENT_UL,
+  LAN_RESOLVER,
+  OTHER_RESOLVER,
+  SERVER_RAW_TARGET,
+  SERVER_TUN_TARGET,
+  awgCli,
+  buildTopo,
+  capture,
+  classify,
+  clientConfig,
+  converged,
+  destroyTopo,
+  diag,
+  eventually,
+  execApp,
+  hits,
+  leakEnv,
+  parsePcap,
+  rawApp,
+  startDaemon,
+  startPeer,
+  type App,
+  type Daemon,
+  type Topo,
+} from './leak-support.js';
+
+const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump']);
+
+describe.skipIf(skip)('leak: kill switch on the underlay', () => {
+  let t: Topo | undefined;
+  let e: AwgEnv | undefined;
+  let d: Daemon | undefined;
+  let apps: App[] = [];
+
+  beforeAll(async () => {
+    await ensureDist();
+    await sweepStaleNetns();
+    t = await buildTopo('lk');
+    await startPeer(t);
+  }, 120_000);
+
+  afterEach(async () => {
+    for (const a of apps) await a.proc.kill(2000);
+    apps = [];
+    await d?.proc.kill(5000);
+    d = undefined;
+    if (t && e) await awgCli(t.client, e, ['down']).catch(() => undefined);
+    cleanupAwgEnv(e);
+    e = undefined;
+  });
+
+  afterAll(async () => {
+    await destroyTopo(t);
+    cleanupAwgEnv(t?.pe);
+  });
+
+  const tunHitsFrom = (tag: string, from: string) => hits(t!).filter((h) => h.tag.startsWith(tag) && h.r === from);
+
+  /** capture while `during` runs; assert the wire verdict */
+  async function phase(name: string, during: () => Promise<void>, o: Parameters<typeof classify>[1] = {}) {
+    const cap = await capture(t!, e!.dir);
+    try {
+      await during();
+    } catch (err) {
+      const tail = (x: string) => x.slice(-3000);
+      throw new Error(`${name}: ${(err as Error).message}\n--- apps\n${apps.map((a) => tail(a.proc.output())).join('\n---\n')}\n--- daemon\n${tail(d?.proc.output() ?? '')}\n--- hits\n${JSON.stringify(hits(t!).slice(-20))}\n${await diag(t!)}`);
+    } finally {
+      const pk = parsePcap(await cap.stop(), t!.clientMac);
+      const v = classify(pk, o);
+      expect(v.leaks, `${name}: client frames outside the tunnel on the underlay:\n${v.leaks.slice(0, 30).join('\n')}\n${await diag(t!)}`).toEqual([]);
+      // the capture saw the tunnel itself (it is not an empty file)
+      if (name !== 'daemon killed') expect(v.wireguard, `${name}: no WireGuard datagrams captured`).toBeGreaterThan(0);
+    }
+  }
+
+  async function up(ks: string): Promise<void> {
+    e = leakEnv();
+    const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: ks }));
+    d = startDaemon(t!.client, e, cfg);
+    await d.waitEvent(converged);
+  }
+
+  it('killSwitch on: zero packets outside the tunnel with the tunnel up, the peer down, the daemon killed and restarted', async () => {
+    const topo = t!;
+    await up('on');
+    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], 'tunapp', SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    apps.push(tun, raw);
+    const secrets = ['tunapp', 'rawapp'];
+
+    // 1. tunnel up
+    await phase(
+      'tunnel up',
+      async () => {
+        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5, 'the tunnelled app reaches its server through the tunnel');
+        await raw.moreRounds(20);
+      },
+      { secrets },
+    );
+    expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
+    expect(hits(topo).filter((h) => h.tag.startsWith('rawapp'))).toEqual([]);
+    expect(raw.oks()).toEqual([]);
+
+    // 2. peer down: its engine and link are gone; the client keeps trying
+    await phase(
+      'peer down',
+      async () => {
+        const r = await awgCli(topo.peer, topo.pe, ['down']);
+        expect(r.code, r.out).toBe(0);
+        const before = hits(topo).length;
+        // past the keepalive timeout and a new handshake attempt (10 s + 5 s)
+        await tun.moreRounds(130);
+        expect(hits(topo).slice(before)).toEqual([]);
+      },
+      { secrets },
+    );
+    await startPeer(topo);
+    const back = tunHitsFrom('tunapp', CLIENT_TUN).length;
+    await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3, 'tunnel traffic after the peer returned', 90_000);
+
+    // 3. daemon SIGKILLed: the nft table outlives it
+    await phase(
+      'daemon killed',
+      async () => {
+        d!.proc.child.kill('SIGKILL');
+        await d!.proc.exited;
+        d = undefined;
+        expect(await nftTable(topo.client, 'awg')).toBeDefined();
+        await tun.moreRounds(40);
+        await raw.moreRounds(10);
+      },
+      { secrets },
+    );
+
+    // 4. restart: the capture spans the whole restart window
+    await phase(
+      'restart',
+      async () => {
+        const before = tunHitsFrom('tunapp', CLIENT_TUN).length;
+        const cfg = writeConfig(e!, 'client.yaml', clientConfig(topo, { killSwitch: 'on' }));
+        d = startDaemon(topo.client, e!, cfg);
+        await d.waitEvent(converged);
+        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > before + 3, 'tunnel traffic after the restart', 90_000);
+        await raw.moreRounds(10);
+      },
+      { secrets },
+    );
+    expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
+    expect(hits(topo).filter((h) => h.tag.startsWith('rawapp'))).toEqual([]);
+    expect(raw.oks()).toEqual([]);
+  }, 400_000);
+
+  it('killSwitch allowLan: the unmatched process reaches the LAN directly (documented); the tunnelled app never appears on the underlay', async () => {
+    const topo = t!;
+    await up('{enabled: true, allowLan: true}');
+    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], 'tunapp', SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    apps.push(tun, raw);
+    // the tunnelled app's destinations and payloads are never on the underlay
+    const o = { allowLan: true, never: [SERVER_TUN_TARGET, OTHER_RESOLVER], secrets: ['tunapp'] };
+
+    await phase(
+      'tunnel up (allowLan)',
+      async () => {
+        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5, 'the tunnelled app reaches its server through the tunnel');
+        await eventually(() => hits(topo).some((h) => h.tag.startsWith('rawapp') && h.r === CLIENT_UL), 'the unmatched process reaches the LAN server directly');
+      },
+      o,
+    );
+    await phase(
+      'peer down (allowLan)',
+      async () => {
+        const r = await awgCli(topo.peer, topo.pe, ['down']);
+        expect(r.code, r.out).toBe(0);
+        await tun.moreRounds(130);
+      },
+      o,
+    );
+    await startPeer(topo);
+    const back = tunHitsFrom('tunapp', CLIENT_TUN).length;
+    await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3, 'tunnel traffic after the peer returned', 90_000);
+    await phase(
+      'daemon killed',
+      async () => {
+        d!.proc.child.kill('SIGKILL');
+        await d!.proc.exited;
+        d = undefined;
+        await tun.moreRounds(40);
+      },
+      o,
+    );
+    expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
+    // the unmatched process's own DNS went to the LAN resolver (allowed: no leak protection)
+    expect(raw.oks('dns-udp').length).toBeGreaterThan(0);
+  }, 400_000);
+
+  it('control: without the kill switch the classifier reports the unmatched process on the underlay', async () => {
+    const topo = t!;
+    await up('off');
+    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    apps.push(raw);
+    const cap = await capture(topo, e!.dir);
+    await eventually(() => raw.oks('tcp').length >= 3, 'the unmatched process gets through without the kill switch');
+    const v = classify(parsePcap(await cap.stop(), topo.clientMac), { secrets: ['rawapp'] });
+    expect(v.leaks.some((l) => l.includes(`> ${SERVER_RAW_TARGET}:7001`)), `n=${v.all.length}\n` + v.all.map((p) => p.text).join("\n")).toBe(true);
+    expect(v.leaks.some((l) => l.includes(`> ${LAN_RESOLVER}:53`))).toBe(true);
+  }, 120_000);
+});

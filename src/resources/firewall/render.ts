@@ -28,6 +28,8 @@
  * - `filter_out` (filter output): proxy-tunnel leak guard (marked traffic not redirected to a
  *   local listener is dropped), blocking marks, DNS leak protection, kill switch. The
  *   table is not tied to the daemon's lifetime, so the kill switch holds while it is stopped.
+ * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
+ *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
  */
 import ipaddr from 'ipaddr.js';
 import { AwgError } from '../../errors.js';
@@ -239,23 +241,28 @@ export function renderTable(p: FirewallPolicy): string {
     checkMark(p, m, 'blocking mark');
     filter.push(`${byMark(m)} counter drop ${comment(`blocked/${mark32(m)}`)}`);
   }
+  // Kernel: every chain of one hook sees the `oifname` of the route chosen before the hook, so a
+  // packet re-routed by its mark (route_out) or by DNAT (nat_out) still names the uplink here.
+  // TUN-marked packets therefore face the rules below in `filter_post` (postrouting), where
+  // `oifname` is the device they leave by; everything else faces them here.
+  const egress: string[] = [];
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
       if (!t.link) continue;
       for (const fam of [4, 6] as const) {
         const rs = sortAddrs(t.resolvers.filter((r) => familyOf(r) === fam));
         if (rs.length)
-          filter.push(
+          egress.push(
             `oifname ${quoted(t.link, 'link')} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport { 53, 853 } counter accept ${comment(`dns/${t.name}`)}`,
           );
       }
     }
-    filter.push(
+    egress.push(
       `meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-leak')}`,
     );
   }
   if (p.killSwitch !== 'off') {
-    filter.push(
+    egress.push(
       `oifname ${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*" counter accept ${comment('tunnels')}`,
     );
     for (const t of p.tunnels) {
@@ -263,22 +270,26 @@ export function renderTable(p: FirewallPolicy): string {
         if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
           throw new AwgError('invalid-config', `tunnel ${t.name}: endpoint port ${e.port}`);
         const fam = familyOf(e.address) === 4 ? 'ip' : 'ip6';
-        filter.push(
+        egress.push(
           `${byMark(p.bypassMark)} ${fam} daddr ${ipaddr.parse(e.address).toString()} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`,
         );
       }
     }
-    filter.push(`udp sport 68 udp dport 67 counter accept ${comment('dhcp')}`);
-    filter.push(`udp sport 546 udp dport 547 counter accept ${comment('dhcpv6')}`);
-    filter.push(
+    egress.push(`udp sport 68 udp dport 67 counter accept ${comment('dhcp')}`);
+    egress.push(`udp sport 546 udp dport 547 counter accept ${comment('dhcpv6')}`);
+    egress.push(
       `icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } counter accept ${comment('ndp')}`,
     );
     if (p.killSwitch === 'allowLan') {
-      filter.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
-      filter.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
+      egress.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
+      egress.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
     }
-    filter.push(`counter drop ${comment('kill-switch')}`);
+    egress.push(`counter drop ${comment('kill-switch')}`);
   }
+  const rerouted = egress.length ? p.tunnels.filter((t) => t.link) : [];
+  for (const t of rerouted) filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
+  filter.push(...egress);
+  const post = rerouted.map((t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`);
 
   const lines = [
     `table inet ${p.table} {`,
@@ -296,6 +307,16 @@ export function renderTable(p: FirewallPolicy): string {
     ...chain('nat_post', 'type nat hook postrouting priority srcnat; policy accept;', natPost),
     '',
     ...chain('filter_out', 'type filter hook output priority filter; policy accept;', filter),
+    ...(post.length
+      ? [
+          '',
+          '\tchain rerouted {',
+          ...[`oifname "lo" counter accept ${comment('loopback')}`, ...egress].map((r) => `\t\t${r}`),
+          '\t}',
+          '',
+          ...chain('filter_post', 'type filter hook postrouting priority filter; policy accept;', post),
+        ]
+      : []),
     '}',
   ];
   return lines.join('\n') + '\n';

@@ -10,7 +10,10 @@
  * first resolver instead of its original destination (per-app DNS, as the DNAT of WireGuard
  * tunnels); `dnsUdpPort` binds a UDP socket for the firewall's UDP/53 redirect: a SOCKS5 UDP
  * ASSOCIATE relay to that resolver when the tunnel carries UDP, otherwise a responder that
- * answers TC=1 so the client repeats the query over TCP (dns-truncate.ts).
+ * answers TC=1 so the client repeats the query over TCP (dns-truncate.ts). Kernel: a reply to
+ * a redirected datagram is un-NATed only if it leaves from the address the redirect chose
+ * (127.0.0.1 / ::1); a socket bound to `::` answers from the app's own address and the app's
+ * connected socket drops it. So with listenHost `::` the DNS sockets bind 127.0.0.1 and ::1.
  *
  * Events: `state` (HealthChange: unknown/up/down/auth-failed) and `dial-error`. The loop
  * should treat `down`/`auth-failed` like a WireGuard tunnel that is not up (apply the rules'
@@ -44,7 +47,7 @@ export interface ProxyTunnelRuntimeOptions {
   directPort?: number;
   /** the tunnel's resolvers: TCP to port 53 goes to the first one */
   dns?: string[];
-  /** UDP port (on listenHost) of the DNS socket: relay or TC=1 responder; needs `dns` */
+  /** UDP port of the DNS sockets (127.0.0.1 and ::1, or listenHost): relay or TC=1 responder; needs `dns` */
   dnsUdpPort?: number;
   /** `::` by default: the nft redirect sends v4 to 127.0.0.1 and v6 to ::1 */
   listenHost?: string;
@@ -68,7 +71,7 @@ export interface ProxyTunnelStats {
   tcpDirect?: TransparentProxyStats;
   udp: Socks5UdpRelayStats[];
   /** the UDP/53 socket: `relay` (stats in `udp`, first entry) or `truncate` */
-  dns?: { mode: 'relay' | 'truncate'; truncated?: DnsTruncatorStats };
+  dns?: { mode: 'relay' | 'truncate'; relay?: Socks5UdpRelayStats[]; truncated?: DnsTruncatorStats[] };
 }
 
 export class ProxyTunnelRuntime extends EventEmitter<{
@@ -81,7 +84,8 @@ export class ProxyTunnelRuntime extends EventEmitter<{
   /** the allow-direct listener (when `directPort` is given) */
   readonly proxyDirect: TransparentProxy | undefined;
   readonly relays: Socks5UdpRelay[] = [];
-  readonly truncator: DnsTruncator | undefined;
+  /** the UDP/53 sockets (see dnsUdpPort) */
+  readonly dnsSockets: (Socks5UdpRelay | DnsTruncator)[] = [];
   /** the dialer of this tunnel's own upstream (for other tunnels' failover lists) */
   readonly upstream: Dialer;
 
@@ -139,15 +143,18 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       for (const f of o.udpForwards ?? [])
         this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
     if (resolver !== undefined && o.dnsUdpPort !== undefined) {
-      const listen = { host: o.listenHost ?? '::', port: o.dnsUdpPort };
-      if (udp)
-        this.relays.unshift(
-          new Socks5UdpRelay({ listen, target: { host: resolver, port: 53 }, socks: base }),
+      const lh = o.listenHost ?? '::';
+      for (const host of lh === '::' ? ['127.0.0.1', '::1'] : [lh]) {
+        const listen = { host, port: o.dnsUdpPort };
+        this.dnsSockets.push(
+          udp
+            ? new Socks5UdpRelay({ listen, target: { host: resolver, port: 53 }, socks: base })
+            : new DnsTruncator(listen),
         );
-      else this.truncator = new DnsTruncator(listen);
+      }
     }
-    for (const r of this.relays) r.on('error', (e) => this.emit('error', e));
-    this.truncator?.on('error', (e) => this.emit('error', e));
+    for (const r of [...this.relays, ...this.dnsSockets])
+      r.on('error', (e: Error) => this.emit('error', e));
     this.dnsMode =
       resolver !== undefined && o.dnsUdpPort !== undefined ? (udp ? 'relay' : 'truncate') : undefined;
   }
@@ -159,7 +166,14 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     try {
       await this.proxyDirect?.start();
       for (const r of this.relays) await r.start();
-      await this.truncator?.start();
+      for (const [i, d] of this.dnsSockets.entries()) {
+        try {
+          await d.start();
+        } catch (e) {
+          // ::1 is optional (IPv6 may be off on lo); 127.0.0.1 is not
+          if (i === 0 || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+        }
+      }
     } catch (e) {
       await this.stop();
       throw e;
@@ -172,7 +186,7 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     await Promise.all([
       this.proxy.close(),
       this.proxyDirect?.close(),
-      this.truncator?.close(),
+      ...this.dnsSockets.map((d) => d.close()),
       ...this.relays.map((r) => r.close()),
     ]);
   }
@@ -187,7 +201,9 @@ export class ProxyTunnelRuntime extends EventEmitter<{
         ? {
             dns: {
               mode: this.dnsMode,
-              ...(this.truncator ? { truncated: this.truncator.stats() } : {}),
+              ...(this.dnsMode === 'relay'
+                ? { relay: this.dnsSockets.map((d) => (d as Socks5UdpRelay).stats()) }
+                : { truncated: this.dnsSockets.map((d) => (d as DnsTruncator).stats()) }),
             },
           }
         : {}),

@@ -9,7 +9,7 @@
  *   and on `[::]:redirectPortDirect` (a failed dial redials the destination directly). The
  *   firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
  *   v6 on ::1; the socket is dual-stack).
- * - UDP socket on `[::]:redirectPort` when the tunnel has `dns` servers: the target of the
+ * - UDP sockets on 127.0.0.1/::1 port `redirectPort` when the tunnel has `dns` servers: the target of the
  *   firewall's UDP/53 redirect (a SOCKS5 UDP ASSOCIATE relay to the first resolver with
  *   `udp: true`, otherwise a TC=1 responder that makes resolvers repeat the query over TCP).
  * - Every socket towards the proxy (or direct) carries `fwmark`, the bypass mark.
@@ -182,7 +182,13 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
         dialErrors[kind] = (dialErrors[kind] ?? 0) + (n ?? 0);
       } else connectionErrors[k] = (connectionErrors[k] ?? 0) + (n ?? 0);
     }
-  const relay = st.dns?.mode === 'relay' ? st.udp[0] : undefined;
+  const relays = st.dns?.relay ?? [];
+  const relay = relays.length
+    ? {
+        datagrams: { up: relays.reduce((n, r) => n + r.datagrams.up, 0), down: relays.reduce((n, r) => n + r.datagrams.down, 0), dropped: relays.reduce((n, r) => n + r.datagrams.dropped, 0) },
+        bytes: { up: relays.reduce((n, r) => n + r.bytes.up, 0), down: relays.reduce((n, r) => n + r.bytes.down, 0) },
+      }
+    : undefined;
   const err = p.runtime.health.lastError;
   return {
     tunnel: p.spec.tunnel,
@@ -194,7 +200,7 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
     connections: { active: listeners.reduce((s, l) => s + l.connections.active, 0), total: listeners.reduce((s, l) => s + l.connections.total, 0) },
     dialErrors,
     connectionErrors,
-    ...(relay ? { udp: { datagrams: relay.datagrams, bytes: relay.bytes } } : {}),
+    ...(relay ? { udp: relay } : {}),
     ...(st.dns ? { dns: st.dns.mode } : {}),
   };
 }

@@ -170,6 +170,9 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
       return fd !== undefined ? ProcConnector.open({ fd }) : ProcConnector.open();
     },
     rssKb: () => Math.round(process.memoryUsage.rss() / 1024),
+    ...(env.AWG_PLACER_TRACE === '1'
+      ? { placer: { onPlaced: (p) => p.execTs !== undefined && out({ type: 'placed', pid: p.pid, execNs: String(p.execTs), placedNs: String(p.placedTs) }) } satisfies Partial<PlacerOptions> }
+      : {}),
     onClose: () => finish?.(1),
   });
   let finish: ((code: number) => void) | undefined;

@@ -66,6 +66,8 @@ export interface PlacerProcessOptions {
   onReady?: (r: Extract<FromPlacer, { type: 'ready' }>) => void;
   /** `fatal`: placement has stopped for good (state `failed`) */
   onError?: (e: AwgError, fatal: boolean) => void;
+  /** exec placements (CLOCK_MONOTONIC ns); needs AWG_PLACER_TRACE=1 in `env` (benchmarks) */
+  onPlaced?: (p: { pid: number; execNs: bigint; placedNs: bigint }) => void;
   /** child stderr and non-protocol stdout lines; default: our stderr */
   onLog?: (line: string) => void;
 }
@@ -268,6 +270,9 @@ class PlacerProcess implements PlacerHandle {
         }
         return;
       }
+      case 'placed':
+        this.opts.onPlaced?.({ pid: m.pid, execNs: BigInt(m.execNs), placedNs: BigInt(m.placedNs) });
+        return;
       case 'error': {
         const e = new AwgError(m.kind, `placer process: ${m.message}`);
         if (m.fatal) this.fatal = e;

@@ -13,7 +13,8 @@
  * - EOF on stdin: the child closes its cgroup fds and the connector and exits 0.
  * - Out: `ready` once (scheduling outcome), `stats` when counters change (at most once per
  *   interval) and on request, `error` for anything the daemon should report; `fatal: true`
- *   means the child exits and a restart would fail the same way (e.g. `unsupported`).
+ *   means the child exits and a restart would fail the same way (e.g. `unsupported`);
+ *   `placed` per exec placement only when traced (AWG_PLACER_TRACE=1, benchmarks).
  */
 import type { Rule } from '../config/schema.js';
 import type { ErrorKind } from '../errors.js';
@@ -38,7 +39,9 @@ export interface ConnectorCounts {
 export type FromPlacer =
   | { type: 'ready'; pid: number; fifo: boolean; priority?: number; reason?: string }
   | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number } & PlacerStats)
-  | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean };
+  | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean }
+  /** only with AWG_PLACER_TRACE=1 (benchmarks): one per exec placement, CLOCK_MONOTONIC ns as decimal strings */
+  | { type: 'placed'; pid: number; execNs: string; placedNs: string };
 
 export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans'] as const satisfies readonly (keyof PlacerStats)[];
 
@@ -170,6 +173,9 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
         rssKb: isCount(v.rssKb) ? v.rssKb : 0,
       };
     }
+    case 'placed':
+      if (!isCount(v.pid) || typeof v.execNs !== 'string' || typeof v.placedNs !== 'string' || !/^\d+$/.test(v.execNs) || !/^\d+$/.test(v.placedNs)) return undefined;
+      return { type: 'placed', pid: v.pid, execNs: v.execNs, placedNs: v.placedNs };
     case 'error':
       if (typeof v.message !== 'string') return undefined;
       return {

@@ -73,6 +73,8 @@ describe('placer protocol framing', () => {
     expect(parseFromPlacer(JSON.stringify(st))).toEqual(st);
     expect(parseFromPlacer(JSON.stringify({ ...st, placed: -1 }))).toBeUndefined();
     expect(parseFromPlacer('{"type":"error","kind":"weird","message":"m","fatal":true}')).toEqual({ type: 'error', kind: 'driver', message: 'm', fatal: true });
+    expect(parseFromPlacer('{"type":"placed","pid":9,"execNs":"100","placedNs":"250"}')).toEqual({ type: 'placed', pid: 9, execNs: '100', placedNs: '250' });
+    expect(parseFromPlacer('{"type":"placed","pid":9,"execNs":"1e3","placedNs":"250"}')).toBeUndefined();
     expect(parseFromPlacer('Debugger attached.')).toBeUndefined();
   });
 });

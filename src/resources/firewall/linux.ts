@@ -48,7 +48,12 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const table = scope.claims.nftTable;
       const resources: Resource<'firewall'>[] = [];
       const foreign: ForeignObject[] = [];
-      const t = await readTable(opts.exec, table);
+      // both reads at once: `list table` is the slow one (nft names every cgroupv2 match by
+      // walking /sys/fs/cgroup), and it is on the critical path of every observation
+      const [t, tables] = await Promise.all([
+        readTable(opts.exec, table),
+        opts.exec.read('nft', ['list', 'tables']),
+      ]);
       if (t?.marked)
         resources.push({
           kind: 'firewall',
@@ -63,7 +68,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           relation: 'conflict',
           description: `nft table inet ${table} exists without the comment "managed-by=awg"; awg will not touch it`,
         });
-      const names = parseTableNames((await opts.exec.read('nft', ['list', 'tables'])).stdout);
+      const names = parseTableNames(tables.stdout);
       for (const [family, name] of names) {
         if (name === 'firewalld')
           foreign.push({

@@ -15,8 +15,7 @@ import type { ForeignObject, LinkSpec, Resource } from '../../model/resources.js
 import { AwgError, toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { createPersistentTun, deletePersistentTun, validIfName } from '../../native/tun.js';
-import { NetlinkSocket, setLink } from '../../native/netlink.js';
+import type { NetlinkSocket } from '../../native/netlink.js';
 import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
 
 export interface LinuxLinkOptions {
@@ -36,7 +35,18 @@ export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promi
   return parseLinkJson(r.stdout, prefix);
 }
 
-function checkName(name: string, prefix: string): void {
+/**
+ * The koffi bindings (TUN ioctls, netlink) are needed only to change links: loading them on
+ * the first apply keeps them (and koffi's native library) off the observe-only paths
+ * (`awg diff`, `awg status`).
+ */
+async function native() {
+  const [tun, netlink] = await Promise.all([import('../../native/tun.js'), import('../../native/netlink.js')]);
+  return { ...tun, ...netlink };
+}
+type Native = Awaited<ReturnType<typeof native>>;
+
+function checkName(name: string, prefix: string, validIfName: Native['validIfName']): void {
   if (!name.startsWith(prefix))
     throw new AwgError('bug', `link ${name} does not carry the claimed prefix ${prefix}`);
   if (!validIfName(name))
@@ -49,7 +59,8 @@ function checkName(name: string, prefix: string): void {
 export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   const owner = opts.owner ?? 0;
 
-  function create(spec: LinkSpec, ctx: ApplyContext): void {
+  function create(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
+    const { createPersistentTun, deletePersistentTun, NetlinkSocket, setLink } = n;
     if (ctx.exec.record(`[ioctl] create persistent tun ${spec.name} (no_pi, owner ${owner})`)) {
       try {
         createPersistentTun(spec.name, { netns: opts.netns, owner });
@@ -131,7 +142,8 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
           'unsupported',
           `link kind ${String(after.kind)} is not supported on Linux`,
         );
-      checkName(after.name, prefix);
+      const n = await native();
+      checkName(after.name, prefix, n.validIfName);
       let changed = false;
       if (change.action === 'replace' && change.before && change.before.name !== after.name)
         changed = await remove(change.before.name);
@@ -144,7 +156,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
         );
       const have = owned.get(after.name);
       if (!have) {
-        create(after, ctx);
+        create(after, ctx, n);
         return 'changed';
       }
       const args: string[] = [];

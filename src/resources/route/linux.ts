@@ -134,8 +134,10 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
     async observe(scope: ObserveScope): Promise<ObserveResult<'route'>> {
       const resources: Resource<'route'>[] = [];
       const foreign: ForeignObject[] = [];
-      for (const f of [4, 6] as const) {
-        const p = await readFamily(opts.exec, f, bandOf(scope.claims));
+      const parsed = await Promise.all(
+        ([4, 6] as const).map((f) => readFamily(opts.exec, f, bandOf(scope.claims))),
+      );
+      for (const p of parsed) {
         for (const r of p.owned)
           resources.push({ kind: 'route', id: ids.route(r), spec: r, deps: [] });
         for (const r of p.conflicts) {

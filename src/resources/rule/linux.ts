@@ -88,8 +88,13 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       const resources: Resource<'rule'>[] = [];
       const foreign: ForeignObject[] = [];
       const seen = new Set<string>();
-      for (const f of [4, 6] as const) {
-        const p = await readFamily(opts.exec, f, bandOf(scope.claims));
+      // both families and the networkd probe at once: each read is a child process
+      const [v4, v6, running] = await Promise.all([
+        readFamily(opts.exec, 4, bandOf(scope.claims)),
+        readFamily(opts.exec, 6, bandOf(scope.claims)),
+        (opts.networkdRunning ?? networkdRunningDefault)(),
+      ]);
+      for (const p of [v4, v6]) {
         for (const r of p.owned) {
           const id = ids.rule(r);
           // several of our rules at one priority: the first is reported, apply removes the rest
@@ -112,7 +117,6 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
             description: `${describeRuleRow(r)} steers traffic before awg's rules`,
           });
       }
-      const running = await (opts.networkdRunning ?? networkdRunningDefault)();
       if (
         running &&
         networkdManagesForeignRules(await networkdTexts(opts.networkdConfDir ?? '/etc/systemd'))

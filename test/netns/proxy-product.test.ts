@@ -275,17 +275,25 @@ describe.skipIf(skip)('proxy tunnels in the daemon (awg up): health events and s
   let topo: Topology | undefined;
   let e: AwgEnv | undefined;
   let up: Up | undefined;
+  let killable: NsProcess | undefined;
+  const curlRule = (rule: string) =>
+    awg(topo!.c, e!, ['exec', '--rule', rule, '--state-dir', e!.stateDir, '--', 'curl', '-sS', '--max-time', '8', URL_T]);
+  const tunnelEvent = (name: string, state: string) => (ev: { type: string }) =>
+    ev.type === 'tunnel' && (ev as { tunnel?: string }).tunnel === name && (ev as { state?: string }).state === state;
 
   beforeAll(async () => {
     await ensureDist();
     topo = await createTopology();
     await startTarget(topo.t);
     await startProxies(topo);
+    killable = nsSpawn(topo.s, 'microsocks', ['-i', S4, '-p', String(KILLABLE)]);
+    await waitTcp(topo.s, S4, KILLABLE);
     e = makeAwgEnv();
   }, 120_000);
 
   afterAll(async () => {
     try {
+      await killable?.kill();
       await up?.proc.kill(5000);
       if (topo && e) await awg(topo.c, e, ['down']);
     } finally {
@@ -299,7 +307,8 @@ describe.skipIf(skip)('proxy tunnels in the daemon (awg up): health events and s
     const cfg = writeConfig(
       e!,
       'up.yaml',
-      `version: 1\ntunnels:\n  sx: { type: socks5, server: ${S4}, port: 1080 }\n  sa: { type: socks5, server: ${S4}, port: 1081, auth: { username: ${USER}, password: { file: bad.pass } } }\n`,
+      `version: 1\ntunnels:\n  sx: { type: socks5, server: ${S4}, port: 1080 }\n  sa: { type: socks5, server: ${S4}, port: 1081, auth: { username: ${USER}, password: { file: bad.pass } } }\n  sk: { type: socks5, server: ${S4}, port: ${KILLABLE} }\n` +
+        'rules:\n  - { name: kd, match: { name: kd-app }, target: sk, fallback: allow-direct }\n  - { name: kb, match: { name: kb-app }, target: sk, fallback: block }\n',
     );
     up = startUp(topo!.c, e!, cfg);
     await up.waitEvent(converged, 0, 60_000);
@@ -309,4 +318,23 @@ describe.skipIf(skip)('proxy tunnels in the daemon (awg up): health events and s
     // hosted by the daemon, not by detached `awg engine` processes
     expect(existsSync(join(e!.stateDir, 'engine-sx.json'))).toBe(false);
   }, 180_000);
+
+  it('upstream down → the daemon switches the rules to their fallbacks; back up → through the proxy again', async () => {
+    await up!.waitEvent(tunnelEvent('sk', 'up'), 0, 60_000);
+    expect((await curlRule('kd')).stdout).toBe(S4T);
+    const from = up!.mark();
+    await killable!.kill();
+    await up!.waitEvent(tunnelEvent('sk', 'down'), from, 60_000);
+    await up!.waitEvent(converged, from, 60_000);
+    const kd = await curlRule('kd');
+    expect(kd.stdout, show(kd)).toBe(C4);
+    const kb = await curlRule('kb');
+    expect(kb.code, show(kb)).not.toBe(0);
+    const again = up!.mark();
+    killable = nsSpawn(topo!.s, 'microsocks', ['-i', S4, '-p', String(KILLABLE)]);
+    await waitTcp(topo!.s, S4, KILLABLE);
+    await up!.waitEvent(tunnelEvent('sk', 'up'), again, 90_000);
+    await up!.waitEvent(converged, again, 60_000);
+    await eventually(async () => (await curlRule('kb')).stdout === S4T, 'kb through the proxy again', 30_000);
+  }, 240_000);
 });

@@ -33,6 +33,15 @@ const OBF_KEYS: [keyof AwgObfuscation, string][] = [
   ['i3', 'I3'],
   ['i4', 'I4'],
   ['i5', 'I5'],
+  ['headerProtectionKey', 'HeaderProtectionKey'],
+  ['contentPaddingAddition', 'ContentPaddingAddition'],
+  ['rekeyAfterTime', 'RekeyAfterTime'],
+  ['rekeyTimeout', 'RekeyTimeout'],
+  ['rejectAfterTime', 'RejectAfterTime'],
+  ['keepaliveTimeout', 'KeepaliveTimeout'],
+  ['maxHandshakeAttempts', 'MaxHandshakeAttempts'],
+  ['randomTrailers', 'RandomTrailers'],
+  ['disableCookies', 'DisableCookies'],
 ];
 
 export function exportWgQuick(
@@ -55,7 +64,10 @@ export function exportWgQuick(
     for (const [k, name] of OBF_KEYS) {
       const v = o[k];
       if (v === undefined) continue;
-      kv(name, typeof v === 'object' || k.startsWith('h') ? formatRange(v as U32Range) : v);
+      if (k === 'headerProtectionKey') kv(name, resolveSecret(v as Secret).trim());
+      // awg(8) reads RandomTrailers/DisableCookies as on/off (or an integer)
+      else if (typeof v === 'boolean') kv(name, v ? 'on' : 'off');
+      else kv(name, typeof v === 'object' || typeof v === 'string' ? formatRange(v as U32Range) : v);
     }
   }
   for (const p of tunnel.peers) {

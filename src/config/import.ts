@@ -70,19 +70,32 @@ interface Note {
 const AWG_SIMPLE = ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const;
 const AWG_H = ['h1', 'h2', 'h3', 'h4'] as const;
 const AWG_I = ['i1', 'i2', 'i3', 'i4', 'i5'] as const;
-const AWG_KEYS = new Set<string>([...AWG_SIMPLE, ...AWG_H, ...AWG_I]);
+/** AWG 3.x ranges (awg(8) `u16_range_from_string`) and switches, INI key → model field. */
+const AWG3_RANGES = {
+  contentpaddingaddition: 'contentPaddingAddition',
+  rekeyaftertime: 'rekeyAfterTime',
+  rekeytimeout: 'rekeyTimeout',
+  rejectaftertime: 'rejectAfterTime',
+  keepalivetimeout: 'keepaliveTimeout',
+  maxhandshakeattempts: 'maxHandshakeAttempts',
+} as const;
+const AWG3_BOOLS = { randomtrailers: 'randomTrailers', disablecookies: 'disableCookies' } as const;
+const AWG3_FIELDS = [
+  'headerProtectionKey',
+  ...Object.values(AWG3_RANGES),
+  ...Object.values(AWG3_BOOLS),
+] as const;
+const AWG_KEYS = new Set<string>([
+  ...AWG_SIMPLE,
+  ...AWG_H,
+  ...AWG_I,
+  'headerprotectionkey',
+  ...Object.keys(AWG3_RANGES),
+  ...Object.keys(AWG3_BOOLS),
+]);
 
-/** AmneziaWG keys the model cannot hold yet, with what they are. */
+/** AmneziaWG keys the model cannot hold, with what they are. */
 const UNSUPPORTED_INTERFACE: Record<string, string> = {
-  headerprotectionkey: 'AmneziaWG 3.x header protection',
-  contentpaddingaddition: 'AmneziaWG 3.x content padding',
-  rekeyaftertime: 'AmneziaWG 3.x timing ranges',
-  rekeytimeout: 'AmneziaWG 3.x timing ranges',
-  rejectaftertime: 'AmneziaWG 3.x timing ranges',
-  keepalivetimeout: 'AmneziaWG 3.x timing ranges',
-  maxhandshakeattempts: 'AmneziaWG 3.x timing ranges',
-  randomtrailers: 'AmneziaWG 3.1 random trailers',
-  disablecookies: 'AmneziaWG 3.1 cookie switch',
   j1: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
   j2: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
   j3: 'AmneziaWG 1.5 controlled junk, removed in 2.0',
@@ -373,6 +386,8 @@ class Importer {
 
   awg(e: IniEntry, base: Path): void {
     this.awgKeys.push(e);
+    if (e.lower === 'headerprotectionkey' || e.lower in AWG3_RANGES || e.lower in AWG3_BOOLS)
+      return this.awg3(e, base);
     const field = e.lower as keyof typeof AwgObfuscation.shape;
     const path: Path = [...base, 'obfuscation', field];
     const vat: Loc = { line: e.line, col: e.valueCol };
@@ -404,6 +419,47 @@ class Importer {
     }
     this.obfuscation[field] = v;
     this.place(path, { line: e.line, col: e.col }, e);
+  }
+
+  /** AmneziaWG 3.x keys, parsed as awg(8) does (PROTOCOL.md §11). */
+  awg3(e: IniEntry, base: Path): void {
+    const vat: Loc = { line: e.line, col: e.valueCol };
+    const at: Loc = { line: e.line, col: e.col };
+    if (e.lower === 'headerprotectionkey') {
+      const path: Path = [...base, 'obfuscation', 'headerProtectionKey'];
+      const bad = zodMessage(WgKey.safeParse(e.value));
+      if (bad) return this.err(vat, path, `HeaderProtectionKey: ${bad.replace('WireGuard key', 'key')}`);
+      this.obfuscation.headerProtectionKey = this.secret(e.value, `${this.name}.hpk`);
+      const hint =
+        this.keyMode === 'inline'
+          ? [' inline secret: keep this file private, or import with --key-file']
+          : [];
+      return this.place(path, at, e, hint);
+    }
+    const ranged = AWG3_RANGES[e.lower as keyof typeof AWG3_RANGES];
+    if (ranged !== undefined) {
+      const path: Path = [...base, 'obfuscation', ranged];
+      const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(e.value);
+      const a = m ? Number(m[1]) : NaN;
+      const b = m?.[2] !== undefined ? Number(m[2]) : a;
+      // awg(8) would silently truncate to uint16; refuse instead
+      if (!m || a > 65535 || b > 65535)
+        return this.err(vat, path, `${e.key} must be 0-65535 or a range "MIN-MAX", got "${e.value}"`);
+      if (b < a) return this.err(vat, path, `${e.key} range "${e.value}" has MAX < MIN`);
+      this.obfuscation[ranged] = m[2] === undefined ? a : `${a}-${b}`;
+      return this.place(path, at, e);
+    }
+    const flag = AWG3_BOOLS[e.lower as keyof typeof AWG3_BOOLS];
+    const path: Path = [...base, 'obfuscation', flag];
+    const low = e.value.toLowerCase();
+    let v: boolean | undefined;
+    if (low === 'on' || low === 'true') v = true;
+    else if (low === 'off' || low === 'false') v = false;
+    else if (/^\d{1,10}$/.test(low)) v = Number(low) !== 0;
+    if (v === undefined)
+      return this.err(vat, path, `${e.key} must be on, off or a number (0 = off), got "${e.value}"`);
+    this.obfuscation[flag] = v;
+    this.place(path, at, e);
   }
 
   /** Check an I1–I5 tag string with the model's tag parser, locating the bad tag. */
@@ -655,7 +711,7 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
     if (im.tunnel[k] !== undefined) tunnel[k] = im.tunnel[k];
   if (type === 'amneziawg') {
     const o: Record<string, unknown> = {};
-    for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I])
+    for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I, ...AWG3_FIELDS])
       if (im.obfuscation[k] !== undefined) o[k] = im.obfuscation[k];
     tunnel.obfuscation = o;
   }

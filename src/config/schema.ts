@@ -78,6 +78,19 @@ export const Peer = z
   .meta({ id: 'Peer' });
 export type Peer = z.infer<typeof Peer>;
 
+/** AmneziaWG 3.x range: awg-quick packs each end into a uint16, so the model does too. */
+export const U16Range = z
+  .union([
+    U16,
+    z
+      .string()
+      .regex(/^\d+(-\d+)?$/, 'must be "N" or "MIN-MAX"')
+      .refine((s) => s.split('-').every((x) => Number(x) <= 65535), 'values must be at most 65535'),
+    z.strictObject({ min: U16, max: U16 }),
+  ], { error: 'must be a number 0-65535, "MIN-MAX" or {min, max}' })
+  .meta({ id: 'U16Range', description: 'A uint16 value, or an inclusive range written "MIN-MAX" or {min, max}. 0 means unset (the WireGuard default).' });
+export type U16Range = z.infer<typeof U16Range>;
+
 export const AwgObfuscation = z
   .strictObject({
     jc: z.number().int().min(0).max(128).optional().meta({ description: 'Junk packets sent before each handshake initiation (0-128; 4-12 recommended). Sender-side only.' }),
@@ -96,6 +109,15 @@ export const AwgObfuscation = z
     i3: z.string().optional(),
     i4: z.string().optional(),
     i5: z.string().optional(),
+    headerProtectionKey: Secret.optional().meta({ description: 'AmneziaWG 3.x: 32-byte key (base64), as a secret, that encrypts every message header with ChaCha20 (nonce = the first 12 bytes of the S prefix), so s1-s4 must each be at least 12. Must match the peer. Only its fingerprint appears in plans and status. Absent: headers in clear.' }),
+    contentPaddingAddition: U16Range.optional().meta({ description: 'AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.' }),
+    rekeyAfterTime: U16Range.optional().meta({ description: 'AmneziaWG 3.x: seconds after which the initiator starts a new handshake (drawn from the range each time). Absent or 0: WireGuard\'s 120. Local timing only.' }),
+    rekeyTimeout: U16Range.optional().meta({ description: 'AmneziaWG 3.x: seconds before an unanswered initiation is retransmitted; its minimum is also the initiation rate limit. Absent or 0: WireGuard\'s 5. Local timing only.' }),
+    rejectAfterTime: U16Range.optional().meta({ description: 'AmneziaWG 3.x: seconds after which a session key is no longer used (its maximum); must exceed rekeyAfterTime and keepaliveTimeout + rekeyTimeout. Absent or 0: WireGuard\'s 180. Local timing only.' }),
+    keepaliveTimeout: U16Range.optional().meta({ description: 'AmneziaWG 3.x: seconds of silence after received data before a passive keepalive is sent. Absent or 0: WireGuard\'s 10. Local timing only.' }),
+    maxHandshakeAttempts: U16Range.optional().meta({ description: 'AmneziaWG 3.x: initiations sent before giving up on a handshake (drawn from the range). Absent or 0: WireGuard\'s 18.' }),
+    randomTrailers: z.boolean().optional().meta({ description: 'AmneziaWG 3.1: append random bytes after handshake messages and pad transport packets randomly. A receiver without it drops such handshakes, so it must match the peer. Absent: false.' }),
+    disableCookies: z.boolean().optional().meta({ description: 'AmneziaWG 3.1: never send cookie replies (the under-load DoS defence). Absent: false.' }),
   })
   .meta({ id: 'AwgObfuscation', description: 'AmneziaWG obfuscation parameters. All absent means plain WireGuard on the wire.' });
 export type AwgObfuscation = z.infer<typeof AwgObfuscation>;

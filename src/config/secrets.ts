@@ -51,6 +51,9 @@ export function secretRefs(c: Config): SecretRef[] {
       t.peers.forEach((p, i) => {
         if (p.presharedKey) refs.push({ path: ['tunnels', name, 'peers', i, 'presharedKey'], secret: p.presharedKey, isKey: true });
       });
+      // AWG 3.x: must match the peer like a PSK; only its fingerprint leaves this module
+      if (t.type === 'amneziawg' && t.obfuscation.headerProtectionKey)
+        refs.push({ path: ['tunnels', name, 'obfuscation', 'headerProtectionKey'], secret: t.obfuscation.headerProtectionKey, isKey: true });
     } else if (t.auth) {
       refs.push({ path: ['tunnels', name, 'auth', 'password'], secret: t.auth.password, isKey: false });
     }
@@ -78,6 +81,8 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
       continue;
     }
+    if (ref.path.at(-1) === 'headerProtectionKey' && Buffer.from(v, 'base64').every((b) => b === 0))
+      issues.push({ ...at, severity: 'warning', message: 'an all-zero header protection key turns header protection off' });
     if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });
     else if ('file' in ref.secret) {
       const p = isAbsolute(ref.secret.file) ? ref.secret.file : resolve(dirname(ctx.configFile), ref.secret.file);

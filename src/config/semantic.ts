@@ -194,4 +194,43 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
     const r = parseTagString(v);
     if (!r.ok) err(k, r.error);
   }
+  // AWG 3.x (PROTOCOL.md §9.3, §9.7). The engine XORs headers with ChaCha20 keyed by the
+  // first 12 bytes of each S prefix, and refuses the whole set when any S is shorter.
+  if (o.headerProtectionKey !== undefined) {
+    const why = 'header protection takes its nonce from the first 12 bytes of the S prefix, so s1-s4 must each be at least 12';
+    const absent = sk.filter((k) => o[k as 's1'] === undefined);
+    if (absent.length > 0) err('headerProtectionKey', `${absent.join(', ')} ${absent.length > 1 ? 'are' : 'is'} not set; ${why}`);
+    for (let i = 0; i < 4; i++) if (o[sk[i] as 's1'] !== undefined && s[i]! < 12) err(sk[i]!, `${sk[i]} is ${s[i]}; ${why}`);
+  }
+  const timing = ['rekeyAfterTime', 'rekeyTimeout', 'rejectAfterTime', 'keepaliveTimeout', 'maxHandshakeAttempts'] as const;
+  const ranges = [...timing, 'contentPaddingAddition'] as const;
+  const bad = new Set<string>();
+  for (const k of ranges) {
+    if (o[k] === undefined) continue;
+    const r = rangeOf(o[k]!);
+    if (r.min > r.max) {
+      err(k, `range ${r.min}-${r.max} is reversed`);
+      bad.add(k);
+    } else if (k !== 'contentPaddingAddition' && r.min === 0 && r.max > 0) {
+      // 0 means "WireGuard default" only as the whole value; a draw of 0 s would spin the timer
+      err(k, `range ${r.min}-${r.max} starts at 0; use 0 alone for the WireGuard default, or start at 1`);
+      bad.add(k);
+    }
+  }
+  if (timing.some((k) => bad.has(k))) return;
+  // the engine's effective range: unset ([0,0]) means the WireGuard constant (seconds)
+  const DEF = { rekeyAfterTime: 120, rekeyTimeout: 5, rejectAfterTime: 180, keepaliveTimeout: 10 };
+  const eff = (k: keyof typeof DEF) => {
+    const r = o[k] === undefined ? { min: 0, max: 0 } : rangeOf(o[k]!);
+    return r.max === 0 ? { min: DEF[k], max: DEF[k], set: false } : { ...r, set: true };
+  };
+  const rekey = eff('rekeyAfterTime');
+  const reject = eff('rejectAfterTime');
+  const ka = eff('keepaliveTimeout');
+  const rt = eff('rekeyTimeout');
+  const showT = (k: string, r: { min: number; max: number; set: boolean }) => `${k} ${r.set ? '' : 'default '}${r.min === r.max ? r.min : `${r.min}-${r.max}`}`;
+  // The initiator rekeys after a draw from rekeyAfterTime; keys die at the top of rejectAfterTime.
+  if (reject.min <= rekey.max) err(reject.set ? 'rejectAfterTime' : 'rekeyAfterTime', `${showT('rejectAfterTime', reject)} must exceed ${showT('rekeyAfterTime', rekey)} (seconds; its lowest value above the other's highest), or sessions expire before they are rekeyed`);
+  // The receive-side last-minute rekey fires at rejectAfterTime - keepaliveTimeout - rekeyTimeout (lows).
+  else if (reject.min <= ka.min + rt.min) err(reject.set ? 'rejectAfterTime' : ka.set ? 'keepaliveTimeout' : 'rekeyTimeout', `${showT('rejectAfterTime', reject)} must exceed ${showT('keepaliveTimeout', ka)} + ${showT('rekeyTimeout', rt)} (seconds), or every received packet triggers a rekey`);
 }

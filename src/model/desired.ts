@@ -74,7 +74,11 @@ function engineConfig(name: string, t: WgLikeTunnel, bypassMark: number, secrets
       persistentKeepalive: p.persistentKeepalive ?? 0,
     })),
   };
-  if (t.type === 'amneziawg') cfg.obfuscation = t.obfuscation;
+  if (t.type === 'amneziawg') {
+    const hpk = t.obfuscation.headerProtectionKey;
+    // a secret like the PSK: plans and status carry only its fingerprint
+    cfg.obfuscation = hpk === undefined ? t.obfuscation : { ...t.obfuscation, headerProtectionKey: secretFp(hpk, [...base, 'obfuscation', 'headerProtectionKey'], secrets) };
+  }
   return cfg;
 }
 

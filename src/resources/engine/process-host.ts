@@ -68,7 +68,10 @@ export function secretsFor(tunnel: string, spec: EngineSpec, secrets: ReadonlyMa
     const v = secrets?.get(`${base}.peers[${i}].presharedKey`);
     if (v) presharedKeys.set(p.publicKey, v);
   });
-  return { privateKey, presharedKeys };
+  const headerProtectionKey = secrets?.get(`${base}.obfuscation.headerProtectionKey`);
+  if (wgConfigOf(spec).obfuscation?.headerProtectionKey !== undefined && !headerProtectionKey)
+    throw new AwgError('invalid-config', `engine ${tunnel}: the header protection key was not resolved (run with the secrets available)`);
+  return { privateKey, presharedKeys, ...(headerProtectionKey ? { headerProtectionKey } : {}) };
 }
 
 async function waitExit(pid: number, ms: number): Promise<boolean> {

@@ -3,6 +3,7 @@
  * UAPI, base64 in the config. `full` configures from scratch (replace_peers); otherwise a
  * delta that keeps sessions of peers that stay (only their fields are rewritten).
  */
+import { AwgError } from '../../errors.js';
 import type { EngineSpec } from '../../model/resources.js';
 import { rangeOf, type AwgObfuscation } from '../../config/schema.js';
 
@@ -10,6 +11,8 @@ export interface EngineSecrets {
   privateKey: string;
   /** by peer public key (base64) */
   presharedKeys: Map<string, string>;
+  /** AWG 3.x, base64; present when the spec's obfuscation has one (there: its fingerprint) */
+  headerProtectionKey?: string;
 }
 
 export interface EnginePeer {
@@ -34,16 +37,58 @@ export function wgConfigOf(spec: EngineSpec): WgEngineConfig {
 
 export const b64ToHex = (s: string): string => Buffer.from(s, 'base64').toString('hex');
 
-function awgLines(o: AwgObfuscation | undefined): string[] {
-  if (!o) return [];
+const RANGE_KEYS = [
+  ['contentPaddingAddition', 'content_padding_addition'],
+  ['rekeyAfterTime', 'rekey_after_time'],
+  ['rekeyTimeout', 'rekey_timeout'],
+  ['rejectAfterTime', 'reject_after_time'],
+  ['keepaliveTimeout', 'keepalive_timeout'],
+  ['maxHandshakeAttempts', 'max_handshake_attempts'],
+] as const;
+const BOOL_KEYS = [
+  ['randomTrailers', 'random_trailers'],
+  ['disableCookies', 'disable_cookies'],
+] as const;
+const ZERO_KEY = '0'.repeat(64);
+
+const fmtRange = (v: Parameters<typeof rangeOf>[0]): string => {
+  const r = rangeOf(v);
+  return r.min === r.max ? String(r.min) : `${r.min}-${r.max}`;
+};
+
+/**
+ * AWG device keys for `o`. With `reset`, keys set there but absent in `o` are written with
+ * their off value, so a delta can take a parameter away (the engine merges keys into its state).
+ */
+function awgLines(o: AwgObfuscation | undefined, secrets: EngineSecrets, reset?: AwgObfuscation): string[] {
+  o ??= {};
   const out: string[] = [];
-  for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const) if (o[k] !== undefined) out.push(`${k}=${o[k]}`);
-  for (const k of ['h1', 'h2', 'h3', 'h4'] as const) {
-    if (o[k] === undefined) continue;
-    const r = rangeOf(o[k]!);
-    out.push(`${k}=${r.min === r.max ? r.min : `${r.min}-${r.max}`}`);
+  const gone = (k: keyof AwgObfuscation) => o[k] === undefined && reset?.[k] !== undefined;
+  for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const) {
+    if (o[k] !== undefined) out.push(`${k}=${o[k]}`);
+    else if (gone(k)) out.push(`${k}=0`);
   }
-  for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const) if (o[k] !== undefined) out.push(`${k}=${o[k]}`);
+  (['h1', 'h2', 'h3', 'h4'] as const).forEach((k, i) => {
+    if (o[k] !== undefined) out.push(`${k}=${fmtRange(o[k])}`);
+    else if (gone(k)) out.push(`${k}=${i + 1}`);
+  });
+  for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const) {
+    if (o[k] !== undefined) out.push(`${k}=${o[k]}`);
+    else if (gone(k)) out.push(`${k}=`);
+  }
+  // the spec holds the fingerprint; the key itself comes from the resolved secrets
+  if (o.headerProtectionKey !== undefined) {
+    if (!secrets.headerProtectionKey) throw new AwgError('invalid-config', 'the header protection key was not resolved');
+    out.push(`header_protection_key=${b64ToHex(secrets.headerProtectionKey)}`);
+  } else if (gone('headerProtectionKey')) out.push(`header_protection_key=${ZERO_KEY}`);
+  for (const [k, u] of RANGE_KEYS) {
+    if (o[k] !== undefined) out.push(`${u}=${fmtRange(o[k])}`);
+    else if (gone(k)) out.push(`${u}=0`);
+  }
+  for (const [k, u] of BOOL_KEYS) {
+    if (o[k] !== undefined) out.push(`${u}=${o[k] ? 1 : 0}`);
+    else if (gone(k)) out.push(`${u}=0`);
+  }
   return out;
 }
 
@@ -61,7 +106,7 @@ function peerLines(p: EnginePeer, secrets: EngineSecrets): string[] {
 /** Complete configuration for a fresh engine. */
 export function fullSetText(spec: EngineSpec, secrets: EngineSecrets): string {
   const c = wgConfigOf(spec);
-  const lines = ['set=1', `private_key=${b64ToHex(secrets.privateKey)}`, `listen_port=${c.listenPort}`, `fwmark=${c.fwmark}`, ...awgLines(c.obfuscation), 'replace_peers=true'];
+  const lines = ['set=1', `private_key=${b64ToHex(secrets.privateKey)}`, `listen_port=${c.listenPort}`, `fwmark=${c.fwmark}`, ...awgLines(c.obfuscation, secrets), 'replace_peers=true'];
   for (const p of c.peers) lines.push(...peerLines(p, secrets));
   return lines.join('\n') + '\n\n';
 }
@@ -78,7 +123,7 @@ export function deltaSetText(before: EngineSpec, after: EngineSpec, secrets: Eng
   if (b.privateKey !== a.privateKey) lines.push(`private_key=${b64ToHex(secrets.privateKey)}`);
   if (b.listenPort !== a.listenPort) lines.push(`listen_port=${a.listenPort}`);
   if (b.fwmark !== a.fwmark) lines.push(`fwmark=${a.fwmark}`);
-  if (JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {})) lines.push(...awgLines(a.obfuscation));
+  if (JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {})) lines.push(...awgLines(a.obfuscation, secrets, b.obfuscation));
   const keep = new Set(a.peers.map((p) => p.publicKey));
   for (const p of b.peers) if (!keep.has(p.publicKey)) lines.push(`public_key=${b64ToHex(p.publicKey)}`, 'remove=true');
   const old = new Map(b.peers.map((p) => [p.publicKey, JSON.stringify(p)]));

@@ -31,19 +31,44 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
   'dup-privatekey.conf': {
     error: { line: 4, col: 1, msg: 'duplicate PrivateKey (first set on line 2)' },
   },
-  'awg3-hpk.conf': {
+  'hpk-no-s.conf': {
     error: {
       line: 7,
       col: 1,
-      msg: 'HeaderProtectionKey (AmneziaWG 3.x header protection) is not supported yet',
+      msg: 's1, s2, s3, s4 are not set; header protection takes its nonce from the first 12 bytes of the S prefix',
     },
   },
-  'awg31-trailers.conf': {
+  'hpk-short-s.conf': {
+    error: { line: 4, col: 1, msg: 's1 is 8; header protection takes its nonce' },
+  },
+  'bad-hpk.conf': {
+    error: { line: 9, col: 23, msg: 'HeaderProtectionKey: must be a base64-encoded 32-byte key' },
+  },
+  'awg31-bool.conf': {
+    error: { line: 5, col: 18, msg: 'RandomTrailers must be on, off or a number (0 = off), got "maybe"' },
+  },
+  'rej-rekey.conf': {
     error: {
-      line: 5,
+      line: 8,
       col: 1,
-      msg: 'RandomTrailers (AmneziaWG 3.1 random trailers) is not supported yet',
+      msg: 'rejectAfterTime 150 must exceed rekeyAfterTime 100-200 (seconds',
     },
+  },
+  'rej-short.conf': {
+    error: {
+      line: 6,
+      col: 1,
+      msg: 'rejectAfterTime 45 must exceed keepaliveTimeout 30 + rekeyTimeout 20 (seconds), or every received packet triggers a rekey',
+    },
+  },
+  'timing-too-big.conf': {
+    error: { line: 5, col: 16, msg: 'RekeyTimeout must be 0-65535 or a range "MIN-MAX", got "70000"' },
+  },
+  'tries-zero.conf': {
+    error: { line: 4, col: 1, msg: 'range 0-5 starts at 0; use 0 alone for the WireGuard default' },
+  },
+  'padding-reversed.conf': {
+    error: { line: 4, col: 27, msg: 'ContentPaddingAddition range "64-16" has MAX < MIN' },
   },
   'keepalive-range.conf': {
     error: {

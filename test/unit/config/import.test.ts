@@ -21,6 +21,7 @@ const VARIANTS: { conf: string; golden: string; opts: Partial<ImportOptions> }[]
   { conf: 'se-got-wg-001.conf', golden: 'se-got-wg-001.yaml', opts: { name: 'se-got' } },
   { conf: 'psk.conf', golden: 'psk.keyfile.yaml', opts: { keyMode: 'file' } },
   { conf: 'wg0.conf', golden: 'wg0.amneziawg.yaml', opts: { type: 'amneziawg' } },
+  { conf: 'awg3.conf', golden: 'awg3.keyfile.yaml', opts: { keyMode: 'file' } },
 ];
 
 const confs = readdirSync(DIR)
@@ -61,6 +62,9 @@ function semantic(text: string): {
       if (e.lower === 'allowedips')
         vals = vals.map((v) => (v.includes('/') ? v : `${v}/${v.includes(':') ? 128 : 32}`));
       if (e.lower === 'persistentkeepalive' && e.value.toLowerCase() === 'off') vals = ['0'];
+      // awg(8) switches: on/off/true/false or an integer, 0 = off
+      if (e.lower === 'randomtrailers' || e.lower === 'disablecookies')
+        vals = [/^(on|true)$|^0*[1-9]\d*$/i.test(e.value) ? 'on' : 'off'];
       (out[e.lower] ??= []).push(...vals);
     }
     out.mtu ??= ['1420'];

@@ -31,7 +31,7 @@ import {
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump']);
+const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'ping']);
 
 describe.skipIf(skip)('per-app routing with awg exec (two tunnels, packet captures)', () => {
   let t: PerAppTopology;

@@ -29,6 +29,8 @@ import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, type AwgEnv, type AwgRun } from '../helpers/awg.js';
+import { openConnectorSocket } from '../../src/procs/connector.js';
+import { SOL_SOCKET, SO_RCVBUFFORCE, close as closeFd, setsockoptInt } from '../../src/native/libc.js';
 import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
 
 export const ADDR = {
@@ -62,7 +64,8 @@ export function pathOf(seen: string | undefined): Path {
 // ---------------------------------------------------------------------------------------
 // the awg CLI from dist/
 
-const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
+/** AWGT_AWG_BIN: another build's bin/awg.js (a private mutated copy, to check that tests fail) */
+const AWG_BIN = process.env.AWGT_AWG_BIN ?? join(REPO_ROOT, 'bin/awg.js');
 
 export function awgDistArgv(ns: string, args: string[]): string[] {
   return ['nsenter', `--net=${netnsPath(ns)}`, '--', process.execPath, AWG_BIN, ...args];
@@ -331,25 +334,47 @@ export interface Capture {
   stop(): Promise<Pkt[]>;
 }
 
-/** tcpdump -w on `iface` in `ns`; resolves once tcpdump is capturing. */
+const isMarker = (p: Pkt) => p.proto === 'icmp' && (p.dst === ADDR.server || p.src === ADDR.server);
+
+/**
+ * tcpdump -w on `iface` in `ns`; resolves once tcpdump is capturing. `--immediate-mode`:
+ * libpcap otherwise hands packets over only when a ring block retires, so the last ones
+ * before SIGINT are lost. `stop()` first sends markers (`ping -I iface` to the server: bound
+ * to the device, so on that interface whatever the rules say) until one is in the file, so
+ * every packet before it has been written; marker packets are left out of the result.
+ */
 export async function startCapture(ns: string, iface: string, dir: string): Promise<Capture> {
   const file = join(dir, `${iface}-${randomBytes(3).toString('hex')}.pcap`);
-  const proc: NsProcess = nsSpawn(ns, 'tcpdump', ['-i', iface, '-n', '-U', '-s', '128', '-w', file]);
+  const proc: NsProcess = nsSpawn(ns, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-s', '128', '-w', file]);
   const end = Date.now() + 20_000;
   while (!/listening on/.test(proc.output())) {
     if (proc.child.exitCode !== null) throw new Error(`tcpdump on ${iface} exited: ${proc.output()}`);
     if (Date.now() > end) throw new Error(`tcpdump on ${iface} did not start: ${proc.output()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  const read = () => {
+    try {
+      return parsePcap(readFileSync(file));
+    } catch {
+      return [];
+    }
+  };
   return {
     iface,
     file,
     async stop() {
+      if (proc.child.exitCode === null) {
+        for (let i = 0; i < 40 && !read().some(isMarker); i++) {
+          await nsExec(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', '-I', iface, ADDR.server], { allowFail: true });
+          for (let j = 0; j < 10 && !read().some(isMarker); j++) await new Promise((r) => setTimeout(r, 50));
+        }
+        if (!read().some(isMarker)) throw new Error(`no marker packet in the capture on ${iface}: ${proc.output()}`);
+      }
       proc.child.kill('SIGINT');
       const t = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
       await proc.exited;
       clearTimeout(t);
-      return parsePcap(readFileSync(file));
+      return read().filter((p) => !isMarker(p));
     },
   };
 }
@@ -433,7 +458,7 @@ async function sysctlW(ns: string, kv: string): Promise<void> {
  * applied. `destroy()` removes namespaces (and their processes), peer state, cgroups, apps.
  */
 export async function createPerAppTopology(opts: { ports?: number[] } = {}): Promise<PerAppTopology> {
-  await ensureDist();
+  if (!process.env.AWGT_AWG_BIN) await ensureDist();
   const made: string[] = [];
   const peerEnv = { peer1: makeAwgEnv(), peer2: makeAwgEnv() };
   const apps = makeApps();
@@ -442,6 +467,7 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
   let server: NsProcess | undefined;
   const destroy = async () => {
     for (const a of [...agents]) await a.stop();
+    for (const d of [...daemons]) await d.kill();
     await server?.kill(500);
     for (const [i, ns] of [made[3], made[4]].entries()) {
       if (ns) await awgd(ns, i === 0 ? peerEnv.peer1 : peerEnv.peer2, ['down', '--state-dir', (i === 0 ? peerEnv.peer1 : peerEnv.peer2).stateDir]).catch(() => undefined);
@@ -506,6 +532,89 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
     throw e;
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// the daemon with the process watcher
+
+export interface Daemon {
+  proc: NsProcess;
+  socket: string;
+  /** `awg ARGS --socket S` through the daemon (state dir added for the direct fallbacks) */
+  cli(args: string[]): Promise<AwgRun>;
+  /** SIGTERM, wait; the connector fd of the test is closed */
+  stop(): Promise<void>;
+}
+
+/**
+ * `awg daemon --config cfg` in `ns` with the proc connector: a NETLINK_CONNECTOR socket
+ * opened here, in the initial network namespace (the connector refuses others), inherited
+ * as fd 3 (AWG_PROC_CONNECTOR_FD=3). Ready once `awg status` answers converged.
+ */
+export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<Daemon> {
+  const socket = join(e.dir, 'run', 'awg.sock');
+  const fd = openConnectorSocket();
+  // Work-around for a product bug (reported): the bound socket queues every host exec/fork
+  // until the daemon sends LISTEN (after its first reconcile, seconds later); on a busy host
+  // the queue overflows and ProcConnector.open's wait for the LISTEN ACK treats ENOBUFS as
+  // fatal, so placement stays 'unavailable' for good. A large receive buffer keeps the queue
+  // from overflowing. AWGT_CONNECTOR_RCVBUF=0 turns it off (reproduces the bug).
+  const rcvbuf = Number(process.env.AWGT_CONNECTOR_RCVBUF ?? 64 << 20);
+  if (rcvbuf > 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf);
+  const child = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', process.execPath, AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket], {
+    cwd: REPO_ROOT,
+    env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' },
+    stdio: ['ignore', 'pipe', 'pipe', fd],
+  });
+  closeFd(fd);
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number>((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 128 : 1))));
+  const proc: NsProcess = {
+    ns,
+    child,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    output: () => out,
+    exited,
+    async kill(graceMs = 10_000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(t);
+      }
+    },
+  };
+  daemons.add(proc);
+  const cli = (args: string[]) => awgd(ns, e, [...args, '--socket', socket]);
+  const d: Daemon = {
+    proc,
+    socket,
+    cli,
+    async stop() {
+      daemons.delete(proc);
+      await proc.kill();
+    },
+  };
+  try {
+    await eventually(async () => {
+      if (child.exitCode !== null) throw new Error(`awg daemon exited ${child.exitCode}:\n${out}`);
+      const r = await cli(['status', '--json']);
+      return r.code === 0 && r.json<{ state: string }>().state === 'converged';
+    }, 'the daemon reports converged', 90_000);
+    // the watcher starts with the first converged run; fail here, with its reason, if it did not
+    const st = (await cli(['status', '--json'])).json<{ placement?: { state: string; reason?: string } }>();
+    if (st.placement?.state !== 'active') throw new Error(`process placement is not active: ${JSON.stringify(st.placement)}`);
+  } catch (err) {
+    await d.stop();
+    throw new Error(`${(err as Error).message}\n--- daemon output\n${out}`);
+  }
+  return d;
+}
+
+const daemons = new Set<NsProcess>();
 
 /** Poll `fn` until true (generous; never a timing assertion). */
 export async function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {

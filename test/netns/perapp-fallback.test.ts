@@ -7,7 +7,9 @@
  * - `awg down` of peer1: once the daemon counts t1 down, ad goes direct, bl gets nothing,
  *   fo is moved to fo-b and goes through t2 (same process), dr still nothing;
  * - peer1 applied again: t1 up, everything returns (fo moved back to fo-a);
- * - across all three phases tcpdump on the underlay and both TUNs sees no packet of dr's flow.
+ * - in each steady phase, tcpdump on the underlay and both TUNs: every packet of each app's
+ *   flow is on its path's interface and on no other; across the whole test (transitions
+ *   included) none of dr's flow anywhere.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -113,6 +115,28 @@ default: direct
     return Object.fromEntries(r) as Record<AppName, [Path, Path]>;
   };
   const both = (p: Path): [Path, Path] => [p, p];
+  /**
+   * All apps probe at once (UDP, then TCP) under fresh captures: each takes `want`, and every
+   * packet of its flow is on that path's interface and on no other (none anywhere for 'none').
+   */
+  const steady = async (want: Record<AppName, Path>): Promise<void> => {
+    const ifOf = (p: Path) => (p === 't1' ? 'awg-t1' : p === 't2' ? 'awg-t2' : p === 'direct' ? t.clientIf : undefined);
+    const caps: Capture[] = [];
+    try {
+      for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
+      const got = await paths();
+      expect(got).toEqual(Object.fromEntries(APPS.map((n) => [n, both(want[n])])));
+      const pk = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
+      for (const n of APPS) {
+        const counts = Object.fromEntries(Object.entries(pk).map(([i, p]) => [i, flowPackets(p, PORT[n]).length]));
+        const home = ifOf(want[n]);
+        if (home) expect(counts[home], `${n}: ${JSON.stringify(counts)}`).toBeGreaterThanOrEqual(4);
+        expect({ app: n, ...counts, ...(home ? { [home]: 'its path' } : {}) }).toEqual({ app: n, [t.clientIf]: 0, 'awg-t1': 0, 'awg-t2': 0, ...(home ? { [home]: 'its path' } : {}) });
+      }
+    } finally {
+      for (const c of caps) await c.stop().catch(() => undefined);
+    }
+  };
   const inCgroup = (n: AppName, rule: string) => cgroupOf(agents[n].pid) === `/${ce.cgroupRoot}/${rule}`;
 
   it('stop peer1: allow-direct goes direct, block is cut, failover moves to t2, drop never passes; restore: they return', async () => {
@@ -126,7 +150,7 @@ default: direct
     for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
     try {
       // phase 1: t1 up
-      expect(await paths()).toEqual({ ad: both('t1'), bl: both('t1'), fo: both('t1'), dr: both('none') });
+      await steady({ ad: 't1', bl: 't1', fo: 't1', dr: 'none' });
 
       // phase 2: peer1 stopped; traffic from bl keeps the engine trying (data waits for a handshake)
       await t.stopPeer(1);
@@ -137,7 +161,7 @@ default: direct
       await eventually(() => inCgroup('fo', 'fo-b'), `failover app moved to fo-b (it is in ${cgroupOf(agents.fo.pid)})`, 60_000);
       // the firewall switch follows the health change in a reconcile: wait for it, then all at once
       await eventually(async () => pathOf((await agents.ad.probe(`udp:${PORT.ad}`)).from) === 'direct', 'allow-direct app goes direct', 60_000);
-      expect(await paths()).toEqual({ ad: both('direct'), bl: both('none'), fo: both('t2'), dr: both('none') });
+      await steady({ ad: 'direct', bl: 'none', fo: 't2', dr: 'none' });
       const listed = (await d!.cli(['processes', '--json'])).json<{ pid: number; rule?: string; route: string }[]>();
       const route = (n: AppName) => listed.find((p) => p.pid === agents[n].pid);
       expect(route('ad'), JSON.stringify(listed)).toMatchObject({ rule: 'ad', route: 'direct' });
@@ -150,7 +174,7 @@ default: direct
       await eventually(async () => (await health('t1')) === 'up', 't1 up again (the daemon keeps probing)', 120_000);
       await eventually(() => inCgroup('fo', 'fo-a'), `failover app back in fo-a (it is in ${cgroupOf(agents.fo.pid)})`, 60_000);
       await eventually(async () => pathOf((await agents.bl.probe(`udp:${PORT.bl}`)).from) === 't1', 'block app through t1 again', 60_000);
-      expect(await paths()).toEqual({ ad: both('t1'), bl: both('t1'), fo: both('t1'), dr: both('none') });
+      await steady({ ad: 't1', bl: 't1', fo: 't1', dr: 'none' });
 
       const pk = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
       const drop = Object.fromEntries(Object.entries(pk).map(([i, p]) => [i, flowPackets(p, PORT.dr).length]));

@@ -49,6 +49,10 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   let e: AwgEnv | undefined;
   let d: Daemon | undefined;
   let apps: App[] = [];
+  /** the servers' logs outlive a test: every test's tags are its own */
+  let run = 0;
+  const tagOf = (s: string) => `r${run}-${s}`;
+  const hitsOf = (s: string) => hits(t!).filter((h) => h.tag.startsWith(tagOf(s)));
 
   beforeAll(async () => {
     await ensureDist();
@@ -72,7 +76,7 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     cleanupAwgEnv(t?.pe);
   });
 
-  const tunHitsFrom = (tag: string, from: string) => hits(t!).filter((h) => h.tag.startsWith(tag) && h.r === from);
+  const tunHitsFrom = (tag: string, from: string) => hitsOf(tag).filter((h) => h.r === from);
 
   /** capture while `during` runs; assert the wire verdict */
   async function phase(name: string, during: () => Promise<void>, o: Parameters<typeof classify>[1] = {}) {
@@ -92,6 +96,7 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   }
 
   async function up(ks: string): Promise<void> {
+    run++;
     e = leakEnv();
     const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: ks }));
     d = startDaemon(t!.client, e, cfg);
@@ -101,10 +106,10 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   it('killSwitch on: zero packets outside the tunnel with the tunnel up, the peer down, the daemon killed and restarted', async () => {
     const topo = t!;
     await up('on');
-    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], 'tunapp', SERVER_TUN_TARGET, OTHER_RESOLVER);
-    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(tun, raw);
-    const secrets = ['tunapp', 'rawapp'];
+    const secrets = [tagOf('tunapp'), tagOf('rawapp')];
 
     // 1. tunnel up
     await phase(
@@ -116,7 +121,7 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
       { secrets },
     );
     expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
-    expect(hits(topo).filter((h) => h.tag.startsWith('rawapp'))).toEqual([]);
+    expect(hitsOf('rawapp')).toEqual([]);
     expect(raw.oks()).toEqual([]);
 
     // 2. peer down: its engine and link are gone; the client keeps trying
@@ -164,24 +169,24 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
       { secrets },
     );
     expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
-    expect(hits(topo).filter((h) => h.tag.startsWith('rawapp'))).toEqual([]);
+    expect(hitsOf('rawapp')).toEqual([]);
     expect(raw.oks()).toEqual([]);
   }, 400_000);
 
   it('killSwitch allowLan: the unmatched process reaches the LAN directly (documented); the tunnelled app never appears on the underlay', async () => {
     const topo = t!;
     await up('{enabled: true, allowLan: true}');
-    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], 'tunapp', SERVER_TUN_TARGET, OTHER_RESOLVER);
-    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(tun, raw);
     // the tunnelled app's destinations and payloads are never on the underlay
-    const o = { allowLan: true, never: [SERVER_TUN_TARGET, OTHER_RESOLVER], secrets: ['tunapp'] };
+    const o = { allowLan: true, never: [SERVER_TUN_TARGET, OTHER_RESOLVER], secrets: [tagOf('tunapp')] };
 
     await phase(
       'tunnel up (allowLan)',
       async () => {
         await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5, 'the tunnelled app reaches its server through the tunnel');
-        await eventually(() => hits(topo).some((h) => h.tag.startsWith('rawapp') && h.r === CLIENT_UL), 'the unmatched process reaches the LAN server directly');
+        await eventually(() => hitsOf('rawapp').some((h) => h.r === CLIENT_UL), 'the unmatched process reaches the LAN server directly');
       },
       o,
     );
@@ -215,11 +220,11 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   it('control: without the kill switch the classifier reports the unmatched process on the underlay', async () => {
     const topo = t!;
     await up('off');
-    const raw = rawApp(topo, 'rawapp', SERVER_RAW_TARGET, LAN_RESOLVER);
+    const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(raw);
     const cap = await capture(topo, e!.dir);
     await eventually(() => raw.oks('tcp').length >= 3, 'the unmatched process gets through without the kill switch');
-    const v = classify(parsePcap(await cap.stop(), topo.clientMac), { secrets: ['rawapp'] });
+    const v = classify(parsePcap(await cap.stop(), topo.clientMac), { secrets: [tagOf('rawapp')] });
     expect(v.leaks.some((l) => l.includes(`> ${SERVER_RAW_TARGET}:7001`)), `n=${v.all.length}\n` + v.all.map((p) => p.text).join("\n")).toBe(true);
     expect(v.leaks.some((l) => l.includes(`> ${LAN_RESOLVER}:53`))).toBe(true);
   }, 120_000);

@@ -188,7 +188,9 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
     for (const t of [...tunnelNames].sort()) {
       const path = `${root}/_exec-${t}`;
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
-      appRules.push({ name: `_exec-${t}`, cgroup: cgroupRef(facts, path), action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 } });
+      const tunnel = c.tunnels[t]!;
+      const dns = c.dns.perApp && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
+      appRules.push({ name: `_exec-${t}`, cgroup: cgroupRef(facts, path), action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 }, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
     }
     if (tunnelNames.length > 0) {
       const path = `${root}/_exec-direct`;

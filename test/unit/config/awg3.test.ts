@@ -42,7 +42,7 @@ describe('AWG 3.x semantics', () => {
   it('absent fields add nothing to the engine spec (plain WireGuard / AWG 2.x plans are unchanged)', () => {
     const c = cfg({ jc: 3, jmin: 10, jmax: 20 });
     const e = buildDesired(c, { facts: { cgroupNftPrefix: '' } }).resources.find((r) => r.kind === 'engine')!;
-    expect((e.spec as { config: { obfuscation: AwgObfuscation } }).config.obfuscation).toEqual({ jc: 3, jmin: 10, jmax: 20 });
+    expect((e.spec.config as { obfuscation?: AwgObfuscation }).obfuscation).toEqual({ jc: 3, jmin: 10, jmax: 20 });
   });
 
   it('accepts a full 3.x set and the WireGuard-equivalent timings', () => {

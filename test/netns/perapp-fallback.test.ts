@@ -5,7 +5,8 @@
  *   ad → allow-direct, bl → block, fo → failover (its next match, fo-b, targets t2), dr → drop.
  * - peer1 up: ad, bl, fo go through t1; dr never passes;
  * - `awg down` of peer1: once the daemon counts t1 down, ad goes direct, bl gets nothing,
- *   fo is moved to fo-b and goes through t2 (same process), dr still nothing;
+ *   fo is moved to fo-b and goes through t2 (same process), dr still nothing; an
+ *   `awg exec --tunnel t1` app gets nothing and none of its packets leave in clear;
  * - peer1 applied again: t1 up, everything returns (fo moved back to fo-a);
  * - in each steady phase, tcpdump on the underlay and both TUNs: every packet of each app's
  *   flow is on its path's interface and on no other; across the whole test (transitions
@@ -22,6 +23,7 @@ import {
   createPerAppTopology,
   eventually,
   flowPackets,
+  parseProbes,
   pathOf,
   showRun,
   startAgent,
@@ -168,6 +170,18 @@ default: direct
       expect(route('bl'), JSON.stringify(listed)).toMatchObject({ rule: 'bl', route: 'blocked' });
       expect(route('fo'), JSON.stringify(listed)).toMatchObject({ rule: 'fo-b', route: 't2' });
       expect(route('dr'), JSON.stringify(listed)).toMatchObject({ rule: 'dr', route: 'blocked' });
+      // awg exec --tunnel t1 while t1 is down gets nothing, and nothing of it leaves in clear
+      const exCaps: Capture[] = [];
+      try {
+        for (const i of [t.clientIf, 'awg-t2']) exCaps.push(await startCapture(t.client, i, ce.dir));
+        const ex = await awgd(t.client, ce, ['exec', '--tunnel', 't1', '--state-dir', ce.stateDir, '--', t.apps.app('ex'), t.apps.script, 'udp:8005', 'tcp:8005']);
+        expect(ex.code, showRun(ex)).toBe(0);
+        expect(parseProbes(ex.stdout).map((x) => (x.ok ? pathOf(x.from) : 'none')), showRun(ex)).toEqual(['none', 'none']);
+        const pk = await Promise.all(exCaps.splice(0).map(async (c) => [c.iface, flowPackets(await c.stop(), 8005).length] as const));
+        expect(Object.fromEntries(pk)).toEqual({ [t.clientIf]: 0, 'awg-t2': 0 });
+      } finally {
+        for (const c of exCaps) await c.stop().catch(() => undefined);
+      }
 
       // phase 3: peer1 back
       await t.startPeer(1);

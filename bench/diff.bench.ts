@@ -13,6 +13,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
 import { childSamples, ensureDist, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
 import { measure, median, percentile, type Sample } from './lib.js';
@@ -178,17 +179,16 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
     if (applied.code !== 0) throw new Error(`reference apply failed:\n${applied.stderr}`);
     try {
       const out = await childSamples(ns, 'diff.bench.ts', [cfg, stateDir, String(runs)], env);
-      const wall = async (name: string, args: string[], expectCode: number, note?: string) =>
-        measure(
-          name,
-          runs,
-          async () => {
-            const r = await sh('nsenter', inNs(args), { env });
-            if (r.code !== expectCode)
-              throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-          },
-          { note },
-        );
+      // the machine is shared: each CLI sample notes the 1-minute load average after it ran
+      const wall = async (name: string, args: string[], expectCode: number, note?: string) => {
+        const s = await measure(name, runs, async () => {
+          const r = await sh('nsenter', inNs(args), { env });
+          if (r.code !== expectCode)
+            throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+        });
+        const load = `load ${loadavg()[0]!.toFixed(1)}`;
+        return { ...s, cpuMedian: undefined, note: note ? `${note}; ${load}` : load };
+      };
       const node = process.execPath;
       const bin = join(ROOT, 'bin/awg.js');
       out.push(
@@ -203,6 +203,13 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
         await wall(
           'CLI wall: awg apply (no-op, 0 mutations)',
           [node, bin, 'apply', '-f', cfg, '--state-dir', stateDir],
+          0,
+        ),
+      );
+      out.push(
+        await wall(
+          '  start-up + load + validate (no drivers, no observe): awg validate',
+          [node, bin, 'validate', '-f', cfg],
           0,
         ),
       );

@@ -1,5 +1,5 @@
 /** Build the reconcile environment for this host (drivers, state, exec, reporter). */
-import { ProcessExec } from '../util/exec.js';
+import { ProcessExec, type Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import { DEFAULT_STATE_DIR, FileStateStore, type StateStore } from '../util/state.js';
 import { createDrivers } from '../resources/registry.js';
@@ -10,8 +10,8 @@ export function stateDirFrom(opt?: string): string {
   return opt ?? process.env.AWG_STATE_DIR ?? DEFAULT_STATE_DIR;
 }
 
-export function hostEnv(opts: { stateDir?: string; dryRun?: boolean; reporter: Reporter; claims: Claims; state?: StateStore; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
-  const exec = new ProcessExec(opts.reporter, opts.dryRun ?? false);
+export function hostEnv(opts: { stateDir?: string; dryRun?: boolean; reporter: Reporter; claims: Claims; state?: StateStore; secrets?: ReadonlyMap<string, string>; exec?: Exec }): ReconcileEnv {
+  const exec = opts.exec ?? new ProcessExec(opts.reporter, opts.dryRun ?? false);
   return {
     drivers: createDrivers({ exec }),
     claims: opts.claims,

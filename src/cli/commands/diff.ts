@@ -1,20 +1,20 @@
-import { readFile } from 'node:fs/promises';
-import { AwgError, toAwgError } from '../../errors.js';
-import { hasChanges } from '../../model/change.js';
-import type { ObservedState } from '../../model/resources.js';
-import { toPlanDocument } from '../../model/plan-document.js';
-import { plan as makePlan } from '../../reconciler/plan.js';
-import { observeWith } from '../../reconciler/observe.js';
+/**
+ * `awg diff`: the plan `apply` would execute, against this host (or a recorded observation).
+ *
+ * Start-up is most of its cost, so the observation's `ip`/`nft` reads are started before the
+ * pipeline's modules (zod, yaml, the drivers) load and the config is validated, and run on
+ * the other core meanwhile (PrefetchExec); only the modules the daemon check needs load first.
+ */
+import { toAwgError } from '../../errors.js';
+import { ProcessExec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
-import { prepare } from '../app.js';
-import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
+import { PrefetchExec } from '../../resources/prefetch.js';
+import { DEFAULT_NFT_TABLE, linuxObserveReads } from '../../resources/reads.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, type Io } from '../output.js';
-import { renderPlan } from '../render-plan.js';
-import { hostFacts } from './host.js';
-import { resolve } from 'node:path';
-import { loadConfigFile } from '../../config/load.js';
-import { planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import type { ObservedState } from '../../model/resources.js';
+import type { AppliedRecord } from '../env.js';
+import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
 
 export interface DiffOptions extends DaemonChoice {
   file: string;
@@ -34,6 +34,22 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     if ('code' in d) return d.code;
   }
   try {
+    const exec =
+      !o.observed && process.platform === 'linux'
+        ? new PrefetchExec(new ProcessExec(silentReporter), linuxObserveReads(DEFAULT_NFT_TABLE))
+        : undefined;
+    const [{ readFile }, { hasChanges }, { toPlanDocument }, { plan: makePlan }, { observeWith }, { prepare }, { APPLIED_KEY, hostEnv }, { renderPlan }, { hostFacts }] =
+      await Promise.all([
+        import('node:fs/promises'),
+        import('../../model/change.js'),
+        import('../../model/plan-document.js'),
+        import('../../reconciler/plan.js'),
+        import('../../reconciler/observe.js'),
+        import('../app.js'),
+        import('../env.js'),
+        import('../render-plan.js'),
+        import('./host.js'),
+      ]);
     const r = await prepare(o.file, { skipSecrets: o.skipSecrets, probeFacts: hostFacts });
     if (!r.ok) {
       printIssues(io, r.issues);
@@ -41,7 +57,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = hostEnv({ stateDir: o.stateDir, reporter: silentReporter, claims: p.claims });
+    const env = hostEnv({ stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
     let observed: ObservedState;
     if (o.observed) observed = JSON.parse(await readFile(o.observed, 'utf8')) as ObservedState;
     else observed = await observeWith(env, p.desired);
@@ -51,15 +67,20 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
-    const err = toAwgError(e);
-    printError(io, err);
-    return err instanceof AwgError ? 1 : 1;
+    printError(io, toAwgError(e));
+    return 1;
   }
 }
 
 /** Client mode: the daemon plans against the host it manages; same output and exit codes. */
 async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<number> {
   try {
+    const [{ resolve }, { loadConfigFile }, { planFromDocument }, { renderPlan }] = await Promise.all([
+      import('node:path'),
+      import('../../config/load.js'),
+      import('../../daemon/client.js'),
+      import('../render-plan.js'),
+    ]);
     const l = await loadConfigFile(o.file);
     printIssues(io, l.issues);
     if (!l.config) return 1;

@@ -10,6 +10,7 @@ import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { canonicalHostCidr, parseAddrJson, type ParsedAddresses } from './parse.js';
+import { ADDR_READ } from '../reads.js';
 
 export interface LinuxAddressOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -20,7 +21,7 @@ export async function readAddresses(
   exec: Pick<Exec, 'read'>,
   prefix: string,
 ): Promise<ParsedAddresses> {
-  const r = await exec.read('ip', ['-j', '-d', 'addr', 'show']);
+  const r = await exec.read(ADDR_READ[0], [...ADDR_READ[1]]);
   return parseAddrJson(r.stdout, prefix);
 }
 

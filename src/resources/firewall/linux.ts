@@ -12,6 +12,7 @@ import type { Exec } from '../../util/exec.js';
 import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { parseTableListing, parseTableNames, type TableListing } from './parse.js';
 import { normaliseRuleset, renderTransaction } from './render.js';
+import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 
 export interface LinuxFirewallOptions {
   exec: Pick<Exec, 'read'>;
@@ -22,7 +23,8 @@ export async function readTable(
   exec: Pick<Exec, 'read'>,
   table: string,
 ): Promise<TableListing | undefined> {
-  const r = await exec.read('nft', ['list', 'table', 'inet', table], { allowFail: true });
+  const [cmd, args] = nftTableRead(table);
+  const r = await exec.read(cmd, [...args], { allowFail: true });
   if (r.code === 0) return parseTableListing(r.stdout);
   if (/No such file or directory/.test(r.stderr)) return undefined;
   const perm = /Operation not permitted|Permission denied/.test(r.stderr);
@@ -52,7 +54,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       // walking /sys/fs/cgroup), and it is on the critical path of every observation
       const [t, tables] = await Promise.all([
         readTable(opts.exec, table),
-        opts.exec.read('nft', ['list', 'tables']),
+        opts.exec.read(NFT_TABLES_READ[0], [...NFT_TABLES_READ[1]]),
       ]);
       if (t?.marked)
         resources.push({

@@ -16,6 +16,7 @@ import { AwgError, toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
+import { LINK_READ } from '../reads.js';
 import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
 
 export interface LinuxLinkOptions {
@@ -31,7 +32,7 @@ export interface LinuxLinkOptions {
 }
 
 export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promise<ParsedLinks> {
-  const r = await exec.read('ip', ['-j', '-d', 'link', 'show']);
+  const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
   return parseLinkJson(r.stdout, prefix);
 }
 

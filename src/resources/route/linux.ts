@@ -19,6 +19,7 @@ import type {
   ObserveScope,
 } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
+import { routeRead } from '../reads.js';
 import { parseRouteJson, type ParsedRoutes, type RouteBand } from './parse.js';
 import { batchScript, familyFlag, routeDelArgs, routeReplaceArgs } from './render.js';
 
@@ -41,15 +42,8 @@ async function readFamily(
   family: 4 | 6,
   band: RouteBand,
 ): Promise<ParsedRoutes> {
-  const r = await exec.read('ip', [
-    '-j',
-    '-N',
-    familyFlag(family),
-    'route',
-    'show',
-    'table',
-    'all',
-  ]);
+  const [cmd, args] = routeRead(family);
+  const r = await exec.read(cmd, [...args]);
   return parseRouteJson(r.stdout, family, band);
 }
 

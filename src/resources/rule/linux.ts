@@ -22,6 +22,7 @@ import {
   type RuleBand,
 } from './parse.js';
 import { ruleArgs } from './render.js';
+import { ruleRead } from '../reads.js';
 
 export interface LinuxRuleOptions {
   exec: Pick<Exec, 'read'>;
@@ -42,7 +43,8 @@ async function readFamily(
   family: 4 | 6,
   band: RuleBand,
 ): Promise<ParsedRules> {
-  const r = await exec.read('ip', ['-j', '-N', familyFlag(family), 'rule', 'show']);
+  const [cmd, args] = ruleRead(family);
+  const r = await exec.read(cmd, [...args]);
   return parseRuleJson(r.stdout, family, band);
 }
 

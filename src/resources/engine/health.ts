@@ -42,6 +42,13 @@ export async function detachedEngineHealth(state: StateStore, nowMs = Date.now()
   for (const key of state.keys().filter((k) => k.startsWith('engine-')).sort()) {
     const rec = state.get<EngineRecord>(key);
     if (!rec) continue;
+    if (rec.spec.type === 'socks5' || rec.spec.type === 'http') {
+      const { detachedStats } = await import('./proxy-host.js');
+      const px = await detachedStats(rec.uapiPath);
+      const health = px?.health === 'unknown' ? 'connecting' : px?.health;
+      out.push({ name: rec.tunnel, type: rec.spec.type, up: health === 'up', ...(health ? { health } : {}), ...(px?.error ? { error: px.error } : {}), rxBytes: px?.bytes.down ?? 0, txBytes: px?.bytes.up ?? 0, peers: [], ...(px ? { connectionsActive: px.connections.active, connectionsTotal: px.connections.total, dialErrors: Object.values(px.dialErrors).reduce((a, n) => a + (n ?? 0), 0) } : {}) });
+      continue;
+    }
     const text = await uapiGet(rec.uapiPath).catch(() => undefined);
     out.push(tunnelStatusFromGet(rec, text, nowMs));
   }

@@ -9,6 +9,7 @@
  *   directly (the path is open), but its DNS is dropped.
  * - kill switch with allowLan, no leak protection: a tunnelled app's queries to the LAN
  *   resolver must still not leave on the underlay.
+ * - control: with neither, the unmatched process's DNS is on the underlay and the check sees it.
  * - `dns.system: default-tunnel`: the daemon (in a private mount namespace) rewrites
  *   /etc/resolv.conf; after a SIGKILL, `awg down` restores it byte-exactly.
  */
@@ -196,6 +197,17 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
       expect(new Set(answers(a))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
     }, 300_000);
   }
+
+  it('control: without leak protection the unmatched process\'s DNS is on the underlay and the check sees it', async () => {
+    await up({ killSwitch: 'off', rules: RULES });
+    const raw = app('raw', 'rawapp', SERVER_RAW_TARGET);
+    const cap = await capture(t!, e!.dir);
+    await eventually(() => raw.oks('dns-udp').length >= 3 && raw.oks('dns-tcp').length >= 3, 'the unmatched process resolves directly');
+    const dns = parsePcap(await cap.stop(), t!.clientMac).filter(isDns([53]));
+    expect(dns.some((p) => p.proto === 17 && p.dst === LAN_RESOLVER)).toBe(true);
+    expect(dns.some((p) => p.proto === 6 && p.dst === LAN_RESOLVER)).toBe(true);
+    expect(new Set(answers(raw))).toEqual(new Set([`dns-udp:${LAN_RESOLVER}`, `dns-tcp:${LAN_RESOLVER}`]));
+  }, 300_000);
 
   it('dns.system default-tunnel: resolv.conf points at the tunnel; after a daemon SIGKILL `awg down` restores it byte-exactly', async () => {
     await up({ killSwitch: 'on', default: 'vpn', dns: '{system: default-tunnel, leakProtection: true}' }, true);

@@ -5,7 +5,9 @@
  *   1. tunnel up;  2. peer down (its engine and link gone);  3. daemon SIGKILLed;
  *   4. daemon restarted (the capture spans the restart window), tunnel traffic flows again.
  * With `killSwitch: on` every client frame on the underlay must be encrypted WireGuard to the
- * endpoint (or DHCP / neighbour discovery), and the unmatched process gets nothing through.
+ * endpoint (or DHCP / neighbour discovery), and the unmatched process gets nothing through;
+ * an app of a `fallback: allow-direct` rule, switched to direct by the daemon while the peer is
+ * down, is stopped by the kill switch too.
  * With `allowLan` the documented exception applies: private destinations are reachable
  * outside the tunnel, so the unmatched process reaches its (RFC 1918) server directly, while
  * the tunnelled app's server and its payloads never appear on the underlay.
@@ -43,6 +45,12 @@ import {
 } from './leak-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump']);
+
+const ALLOW_DIRECT = `  - name: fallback-direct
+    match: { name: awgt-no-such-exe }
+    target: vpn
+    fallback: allow-direct
+`;
 
 describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   let t: Topo | undefined;
@@ -95,21 +103,24 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     }
   }
 
-  async function up(ks: string): Promise<void> {
+  async function up(ks: string, rules?: string): Promise<void> {
     run++;
     e = leakEnv();
-    const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: ks }));
+    const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: ks, ...(rules ? { rules } : {}) }));
     d = startDaemon(t!.client, e, cfg);
     await d.waitEvent(converged);
   }
 
   it('killSwitch on: zero packets outside the tunnel with the tunnel up, the peer down, the daemon killed and restarted', async () => {
     const topo = t!;
-    await up('on');
+    await up('on', ALLOW_DIRECT);
     const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
     const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
-    apps.push(tun, raw);
-    const secrets = [tagOf('tunapp'), tagOf('rawapp')];
+    // a rule with `fallback: allow-direct`: while the tunnel is down it goes "direct", which the
+    // kill switch must still stop
+    const ad = execApp(topo, e!, ['--rule', 'fallback-direct'], tagOf('adapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    apps.push(tun, raw, ad);
+    const secrets = [tagOf('tunapp'), tagOf('rawapp'), tagOf('adapp')];
 
     // 1. tunnel up
     await phase(
@@ -131,8 +142,12 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
         const r = await awgCli(topo.peer, topo.pe, ['down']);
         expect(r.code, r.out).toBe(0);
         const before = hits(topo).length;
-        // past the keepalive timeout and a new handshake attempt (10 s + 5 s)
-        await tun.moreRounds(130);
+        const mark = d!.events().length;
+        // the daemon sees the tunnel down and switches the allow-direct rule to direct
+        await d!.waitEvent((ev) => ev.type === 'tunnel' && ev.state === 'down', mark, 120_000);
+        await d!.waitEvent(converged, mark, 60_000);
+        await tun.moreRounds(40);
+        await ad.moreRounds(20);
         expect(hits(topo).slice(before)).toEqual([]);
       },
       { secrets },
@@ -160,7 +175,7 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
       'restart',
       async () => {
         const before = tunHitsFrom('tunapp', CLIENT_TUN).length;
-        const cfg = writeConfig(e!, 'client.yaml', clientConfig(topo, { killSwitch: 'on' }));
+        const cfg = writeConfig(e!, 'client.yaml', clientConfig(topo, { killSwitch: 'on', rules: ALLOW_DIRECT }));
         d = startDaemon(topo.client, e!, cfg);
         await d.waitEvent(converged);
         await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > before + 3, 'tunnel traffic after the restart', 90_000);
@@ -171,6 +186,8 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
     expect(hitsOf('rawapp')).toEqual([]);
     expect(raw.oks()).toEqual([]);
+    expect(hitsOf('adapp').filter((h) => h.r !== CLIENT_TUN)).toEqual([]);
+    expect(hitsOf('adapp').length).toBeGreaterThan(0);
   }, 400_000);
 
   it('killSwitch allowLan: the unmatched process reaches the LAN directly (documented); the tunnelled app never appears on the underlay', async () => {

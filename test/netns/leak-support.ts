@@ -34,6 +34,16 @@ export const CLIENT_TUN = '10.200.50.1';
 export const PEER_TUN = '10.200.50.2';
 export const APP_PORT = 7001;
 export const UPLINK = 'awgt-uplink';
+/** IPv6 (buildTopo with v6): /112 subnets inside the test range fd00:200::/64 */
+export const V6 = {
+  clientUl: 'fd00:200::1:2',
+  routerUl: 'fd00:200::1:1',
+  peer: 'fd00:200::2:2',
+  serverTun: 'fd00:200::3:2',
+  serverRaw: 'fd00:200::3:3',
+  clientTun: 'fd00:200::50:1',
+  peerTun: 'fd00:200::50:2',
+};
 const BIN = join(REPO_ROOT, 'bin/awg.js');
 
 export interface Topo {
@@ -51,14 +61,23 @@ export interface Topo {
 
 const sysctl = (ns: string, kv: string) => nsExec(ns, 'sysctl', ['-qw', kv]);
 
-export async function buildTopo(tag: string): Promise<Topo> {
+export async function buildTopo(tag: string, o: { v6?: boolean } = {}): Promise<Topo> {
   const client = await createNetns(`${tag}-c`);
   const router = await createNetns(`${tag}-r`);
   const peer = await createNetns(`${tag}-p`);
   const server = await createNetns(`${tag}-s`);
-  await vethPair(client, router, { addrA: `${CLIENT_UL}/24`, addrB: `${ROUTER_UL}/24`, nameA: UPLINK, nameB: 'awgt-r-c' });
-  await vethPair(router, peer, { addrA: '10.200.2.1/24', addrB: `${ENDPOINT}/24`, nameA: 'awgt-r-p', nameB: 'awgt-p-r' });
-  await vethPair(router, server, { addrA: '10.200.3.1/24', addrB: `${SERVER_TUN_TARGET}/24`, nameA: 'awgt-r-s', nameB: 'awgt-s-r' });
+  const v6 = (a: string) => (o.v6 ? [`${a}/112`] : []);
+  await vethPair(client, router, { addrA: [`${CLIENT_UL}/24`, ...v6(V6.clientUl)], addrB: [`${ROUTER_UL}/24`, ...v6(V6.routerUl)], nameA: UPLINK, nameB: 'awgt-r-c' });
+  await vethPair(router, peer, { addrA: ['10.200.2.1/24', ...v6('fd00:200::2:1')], addrB: [`${ENDPOINT}/24`, ...v6(V6.peer)], nameA: 'awgt-r-p', nameB: 'awgt-p-r' });
+  await vethPair(router, server, { addrA: ['10.200.3.1/24', ...v6('fd00:200::3:1')], addrB: [`${SERVER_TUN_TARGET}/24`, ...v6(V6.serverTun)], nameA: 'awgt-r-s', nameB: 'awgt-s-r' });
+  if (o.v6) {
+    await run('ip', ['-n', server, '-6', 'addr', 'add', `${V6.serverRaw}/128`, 'dev', 'awgt-s-r', 'nodad']);
+    await run('ip', ['-n', client, '-6', 'route', 'add', 'default', 'via', V6.routerUl]);
+    await run('ip', ['-n', peer, '-6', 'route', 'add', 'default', 'via', 'fd00:200::2:1']);
+    await run('ip', ['-n', server, '-6', 'route', 'add', 'default', 'via', 'fd00:200::3:1']);
+    await run('ip', ['-n', router, '-6', 'route', 'add', 'fd00:200::50:0/112', 'via', V6.peer]);
+    for (const ns of [router, peer]) await sysctl(ns, 'net.ipv6.conf.all.forwarding=1');
+  }
   for (const a of [SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER]) await run('ip', ['-n', server, 'addr', 'add', `${a}/32`, 'dev', 'awgt-s-r']);
   await run('ip', ['-n', client, 'route', 'add', 'default', 'via', ROUTER_UL]);
   await run('ip', ['-n', peer, 'route', 'add', 'default', 'via', '10.200.2.1']);
@@ -73,7 +92,7 @@ export async function buildTopo(tag: string): Promise<Topo> {
   const link = JSON.parse((await nsExec(client, 'ip', ['-j', 'link', 'show', UPLINK])).stdout) as { address: string }[];
   const keys = { client: wgKeyPair(), peer: wgKeyPair() };
   const t: Topo = { client, router, peer, server, keys, pe: makeAwgEnv(), clientMac: link[0]!.address, servers: [] };
-  t.servers.push(startResponder(server, [SERVER_TUN_TARGET, SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER]));
+  t.servers.push(startResponder(server, [SERVER_TUN_TARGET, SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER, ...(o.v6 ? [V6.serverTun, V6.serverRaw] : [])]));
   t.servers.push(startResponder(router, [LAN_RESOLVER]));
   for (const s of t.servers) await waitOutput(s, 'listening', 'responder');
   return t;
@@ -141,11 +160,11 @@ tunnels:
   srv:
     type: wireguard
     privateKey: "${t.keys.peer.privateKey}"
-    addresses: [${PEER_TUN}/24]
+    addresses: [${PEER_TUN}/24, ${V6.peerTun}/112]
     listenPort: ${WG_PORT}
     peers:
       - publicKey: "${t.keys.client.publicKey}"
-        allowedIPs: [${CLIENT_TUN}/32]
+        allowedIPs: [${CLIENT_TUN}/32, ${V6.clientTun}/128]
 `,
   );
   let r = await awgCli(t.peer, t.pe, ['apply', '-f', cfg]);
@@ -160,6 +179,8 @@ export interface ClientCfg {
   default?: string;
   /** extra rules (YAML list items) */
   rules?: string;
+  /** `ipv6:` mode; the tunnel gets a v6 address and ::/0 */
+  ipv6?: string;
 }
 
 export function clientConfig(t: Topo, c: ClientCfg): string {
@@ -168,16 +189,16 @@ tunnels:
   vpn:
     type: wireguard
     privateKey: "${t.keys.client.privateKey}"
-    addresses: [${CLIENT_TUN}/24]
+    addresses: [${CLIENT_TUN}/24${c.ipv6 ? `, ${V6.clientTun}/112` : ''}]
     dns: [${TUNNEL_RESOLVER}]
     peers:
       - publicKey: "${t.keys.peer.publicKey}"
         endpoint: ${ENDPOINT}:${WG_PORT}
-        allowedIPs: [0.0.0.0/0]
+        allowedIPs: [0.0.0.0/0${c.ipv6 ? ', ::/0' : ''}]
         persistentKeepalive: 5
 ${c.rules ? `rules:\n${c.rules}` : ''}default: ${c.default ?? 'direct'}
 killSwitch: ${c.killSwitch}
-${c.dns ? `dns: ${c.dns}\n` : ''}`;
+${c.dns ? `dns: ${c.dns}\n` : ''}${c.ipv6 ? `ipv6: ${c.ipv6}\n` : ''}`;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -263,7 +284,7 @@ const ready = () => { if (--pending === 0) log({ listening: true }); };
 for (const a of addrs) {
   for (const port of [7001, 53, 853]) {
     pending += 2;
-    const u = dgram.createSocket('udp4');
+    const u = dgram.createSocket(a.includes(':') ? 'udp6' : 'udp4');
     u.on('message', (m, r) => {
       if (port === 53) { log({ p: 'dns-udp', l: a, r: r.address, tag: qname(m) }); u.send(answer(m, a), r.port, r.address); }
       else { log({ p: 'udp', l: a + ':' + port, r: r.address, tag: m.toString() }); u.send(m, r.port, r.address); }
@@ -329,8 +350,8 @@ const [tag, target, dnsArg, what] = process.argv.slice(1);
 const dns = dnsArg === 'system' ? /^nameserver\s+(\S+)/m.exec(fs.readFileSync('/etc/resolv.conf', 'utf8'))[1] : dnsArg;
 const kinds = new Set((what || 'tcp,udp,dns-udp,dns-tcp,dot').split(','));
 const log = (o) => process.stdout.write(JSON.stringify(o) + '\n');
-const u = dgram.createSocket('udp4'); u.on('error', () => {});
-const d = dgram.createSocket('udp4'); d.on('error', () => {});
+const u = dgram.createSocket(target.includes(':') ? 'udp6' : 'udp4'); u.on('error', () => {});
+const d = dgram.createSocket(dns.includes(':') ? 'udp6' : 'udp4'); d.on('error', () => {});
 u.on('message', (m) => log({ ok: 'udp', tag: m.toString() }));
 const ansOf = (b) => b.length >= 4 ? b.subarray(b.length - 4).join('.') : '';
 d.on('message', (m) => log({ ok: 'dns-udp', answer: ansOf(m) }));

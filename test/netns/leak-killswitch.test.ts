@@ -11,11 +11,13 @@
  * With `allowLan` the documented exception applies: private destinations are reachable
  * outside the tunnel, so the unmatched process reaches its (RFC 1918) server directly, while
  * the tunnelled app's server and its payloads never appear on the underlay.
+ * The kill switch also holds before the first handshake (peer absent) and with the TUN deleted
+ * while the daemon is down (the tunnel table's unreachable route).
  * A control run without the kill switch shows the classifier flags the unmatched traffic.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAwgEnv, ensureDist, nftTable, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
+import { nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
   CLIENT_TUN,
   CLIENT_UL,
@@ -232,6 +234,51 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     expect(tunHitsFrom('tunapp', CLIENT_UL)).toEqual([]);
     // the unmatched process's own DNS went to the LAN resolver (allowed: no leak protection)
     expect(raw.oks('dns-udp').length).toBeGreaterThan(0);
+  }, 400_000);
+
+  it('killSwitch on: zero leaks before the first handshake (peer absent from the start) and with the TUN deleted while the daemon is down', async () => {
+    const topo = t!;
+    const r0 = await awgCli(topo.peer, topo.pe, ['down']);
+    expect(r0.code, r0.out).toBe(0);
+    try {
+      await up('on');
+      const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+      const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
+      apps.push(tun, raw);
+      const o = { secrets: [tagOf('tunapp'), tagOf('rawapp')] };
+      await phase(
+        'before the first handshake',
+        async () => {
+          // the engine keeps initiating (WireGuard on the wire) while nothing else leaves
+          await tun.moreRounds(60);
+          await raw.moreRounds(10);
+          expect(hitsOf('tunapp')).toEqual([]);
+        },
+        o,
+      );
+      await startPeer(topo);
+      await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 3, 'tunnel traffic once the peer is there', 90_000);
+
+      await phase(
+        'daemon killed',
+        async () => {
+          d!.proc.child.kill('SIGKILL');
+          await d!.proc.exited;
+          d = undefined;
+          // the TUN goes too: its routes vanish, the unreachable twin in the tunnel table remains
+          await nsExec(topo.client, 'ip', ['link', 'del', 'awg-vpn']);
+          const before = hitsOf('tunapp').length;
+          await tun.moreRounds(40);
+          await raw.moreRounds(10);
+          expect(hitsOf('tunapp').length).toBe(before);
+        },
+        o,
+      );
+      expect(hitsOf('rawapp')).toEqual([]);
+    } finally {
+      // the other tests expect the peer up
+      await startPeer(topo);
+    }
   }, 400_000);
 
   it('control: without the kill switch the classifier reports the unmatched process on the underlay', async () => {

@@ -11,6 +11,8 @@
  *   measured by the benchmark, not here);
  * - `awg exec --tunnel t2` / `--direct` of an app a rule sends to t1: the explicit choice wins
  *   (the watcher leaves exec cgroups alone), zero packets of it on a wrong path;
+ * - full-tunnel mode (`default: t1`, applied by editing the followed config): unmatched apps
+ *   go through t1, a `target: direct` rule's app and `awg exec --direct` go direct;
  * - a config edit (a new first rule for a running app) re-places it: same pid, new cgroup,
  *   new path (the daemon follows its file).
  */
@@ -196,4 +198,44 @@ default: direct
       await one.stop();
     }
   }, 240_000);
+
+  it('full-tunnel mode (default: t1) with a direct rule: unmatched apps go through t1, the excluded app and awg exec --direct go direct; zero mis-routed packets', async () => {
+    const other = await startPlaced('other', undefined);
+    const excl = await startPlaced('excl', undefined);
+    try {
+      writeFileSync(cfg, `version: 1
+${clientTunnels(t.keys)}rules:
+  - name: excl
+    match: { dir: ${t.apps.appsDir}/excl }
+    target: direct
+default: t1
+`);
+      await eventually(() => cgroupOf(excl.pid) === `/${ce.cgroupRoot}/excl`, 'the running excluded app placed in excl', 90_000);
+      await eventually(async () => pathOf((await other.probe('udp:8008')).from) === 't1', 'an unmatched app through t1 (full tunnel)', 90_000);
+      const caps: Capture[] = [];
+      try {
+        for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
+        const ro = [await other.probe('tcp:8001'), await other.probe('udp:8001')];
+        const rx = [await excl.probe('tcp:8002'), await excl.probe('udp:8002')];
+        const ex = await awgd(t.client, ce, ['exec', '--direct', '--state-dir', ce.stateDir, '--', t.apps.app('other'), t.apps.script, 'tcp:8003', 'udp:8003']);
+        expect(ex.code, showRun(ex)).toBe(0);
+        const rd = parseProbes(ex.stdout);
+        const paths = (rs: { ok: boolean; from?: string }[]) => rs.map((x) => (x.ok ? pathOf(x.from) : 'none'));
+        expect({ other: paths(ro), excl: paths(rx), execDirect: paths(rd) }).toEqual({ other: ['t1', 't1'], excl: ['direct', 'direct'], execDirect: ['direct', 'direct'] });
+        const pk: Record<string, Pkt[]> = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
+        const on = (port: number) => [flowPackets(pk[t.clientIf]!, port).length, flowPackets(pk['awg-t1']!, port).length, flowPackets(pk['awg-t2']!, port).length];
+        const c = { other: on(8001), excl: on(8002), execDirect: on(8003) };
+        expect(c.other[1], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
+        expect(c.excl[0], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
+        expect(c.execDirect[0], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
+        expect({ other: [c.other[0], c.other[2]], excl: c.excl.slice(1), execDirect: c.execDirect.slice(1) }).toEqual({ other: [0, 0], excl: [0, 0], execDirect: [0, 0] });
+      } finally {
+        for (const c of caps) await c.stop().catch(() => undefined);
+      }
+    } finally {
+      writeFileSync(cfg, config());
+      await other.stop();
+      await excl.stop();
+    }
+  }, 300_000);
 });

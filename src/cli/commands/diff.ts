@@ -38,11 +38,10 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       !o.observed && process.platform === 'linux'
         ? new PrefetchExec(new ProcessExec(silentReporter), linuxObserveReads(DEFAULT_NFT_TABLE))
         : undefined;
-    const [{ readFile }, { hasChanges }, { toPlanDocument }, { plan: makePlan }, { observeWith }, { prepare }, { APPLIED_KEY, hostEnv }, { renderPlan }, { hostFacts }] =
+    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { APPLIED_KEY, hostEnv }, { renderPlan }, { hostFacts }] =
       await Promise.all([
         import('node:fs/promises'),
         import('../../model/change.js'),
-        import('../../model/plan-document.js'),
         import('../../reconciler/plan.js'),
         import('../../reconciler/observe.js'),
         import('../app.js'),
@@ -63,8 +62,10 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     else observed = await observeWith(env, p.desired);
     const last = env.state.get<AppliedRecord>(APPLIED_KEY);
     const plan = makePlan(p.desired, observed, { lastApplied: last?.resources });
-    if (o.json) io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
-    else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
+    if (o.json) {
+      const { toPlanDocument } = await import('../../model/plan-document.js');
+      io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
+    } else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));

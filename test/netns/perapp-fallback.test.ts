@@ -2,11 +2,14 @@
  * Fallback policies as tunnel health changes, against the real product (`awg daemon` from
  * dist/ with the proc connector as fd 3), in the topology of perapp-topology.ts. Four apps,
  * each placed by a rule targeting t1 (downAfter 3 s, persistentKeepalive 1):
- *   ad → allow-direct, bl → block, fo → failover (its next match, fo-b, targets t2), dr → drop.
+ *   ad → allow-direct, bl → block, fo → failover (its next match, fo-b, targets t2 and
+ *   fails over too), dr → drop.
  * - peer1 up: ad, bl, fo go through t1; dr never passes;
  * - `awg down` of peer1: once the daemon counts t1 down, ad goes direct, bl gets nothing,
  *   fo is moved to fo-b and goes through t2 (same process), dr still nothing; an
  *   `awg exec --tunnel t1` app gets nothing and none of its packets leave in clear;
+ * - peer2 stopped too: fo has no rule left and is blocked (back in fo-a, whose cgroup drops);
+ *   peer2 back: fo through t2 again;
  * - peer1 applied again: t1 up, everything returns (fo moved back to fo-a);
  * - in each steady phase, tcpdump on the underlay and both TUNs: every packet of each app's
  *   flow is on its path's interface and on no other; across the whole test (transitions
@@ -82,7 +85,7 @@ ${clientTunnels(t.keys, { keepalive: 1, extra: '    downAfter: 3\n' })}rules:
   - name: fo-b
     match: { dir: ${dir('fo')} }
     target: t2
-    fallback: block
+    fallback: failover
   - name: dr
     match: { dir: ${dir('dr')} }
     target: t1
@@ -141,7 +144,7 @@ default: direct
   };
   const inCgroup = (n: AppName, rule: string) => cgroupOf(agents[n].pid) === `/${ce.cgroupRoot}/${rule}`;
 
-  it('stop peer1: allow-direct goes direct, block is cut, failover moves to t2, drop never passes; restore: they return', async () => {
+  it('stop peer1: allow-direct goes direct, block is cut, failover moves to t2 (blocked once t2 stops too), drop never passes; restore: they return', async () => {
     for (const n of APPS) agents[n] = await startAgent(t.client, t.apps.app(n), t.apps.script);
     for (const [n, rule] of [['ad', 'ad'], ['bl', 'bl'], ['fo', 'fo-a'], ['dr', 'dr']] as const)
       await eventually(() => inCgroup(n, rule), `app ${n} placed in ${rule} (it is in ${cgroupOf(agents[n].pid)})`);
@@ -182,6 +185,22 @@ default: direct
       } finally {
         for (const c of exCaps) await c.stop().catch(() => undefined);
       }
+
+      // phase 2b: peer2 stopped too: the failover chain has no rule left, so fo is blocked
+      await t.stopPeer(2);
+      await eventually(async () => {
+        await agents.fo.probe('udp:8008');
+        return (await health('t2')) === 'down';
+      }, 'the daemon counts t2 down', 120_000);
+      await eventually(() => inCgroup('fo', 'fo-a'), `failover app with no rule left back in fo-a (it is in ${cgroupOf(agents.fo.pid)})`, 60_000);
+      await eventually(async () => !(await agents.fo.probe(`udp:${PORT.fo}`)).ok, 'failover app blocked', 60_000);
+      await steady({ ad: 'direct', bl: 'none', fo: 'none', dr: 'none' });
+      const fo = (await d!.cli(['processes', '--json'])).json<{ pid: number; rule?: string; route: string }[]>().find((p) => p.pid === agents.fo.pid);
+      expect(fo, JSON.stringify(fo)).toMatchObject({ rule: 'fo-a', route: 'blocked' });
+      await t.startPeer(2);
+      await eventually(async () => (await health('t2')) === 'up', 't2 up again', 120_000);
+      await eventually(() => inCgroup('fo', 'fo-b'), `failover app in fo-b again (it is in ${cgroupOf(agents.fo.pid)})`, 60_000);
+      await eventually(async () => pathOf((await agents.fo.probe(`udp:${PORT.fo}`)).from) === 't2', 'failover app through t2 again', 60_000);
 
       // phase 3: peer1 back
       await t.startPeer(1);

@@ -281,6 +281,32 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     }
   }, 400_000);
 
+  it('killSwitch on: a graceful stop (SIGTERM) removes the tunnel but keeps the table; zero leaks while apps keep sending', async () => {
+    const topo = t!;
+    await up('on');
+    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
+    apps.push(tun, raw);
+    await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 3, 'tunnel traffic');
+    await phase(
+      'daemon killed',
+      async () => {
+        d!.proc.child.kill('SIGTERM');
+        expect(await d!.proc.exited, d!.proc.output()).toBe(0);
+        d = undefined;
+        // links, routes and ip rules are gone; the marks stay, so marked traffic meets main
+        expect((await nsExec(topo.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code).not.toBe(0);
+        expect(await nftTable(topo.client, 'awg')).toBeDefined();
+        const before = hitsOf('tunapp').length;
+        await tun.moreRounds(40);
+        await raw.moreRounds(10);
+        expect(hitsOf('tunapp').length).toBe(before);
+      },
+      { secrets: [tagOf('tunapp'), tagOf('rawapp')] },
+    );
+    expect(hitsOf('rawapp')).toEqual([]);
+  }, 300_000);
+
   it('control: without the kill switch the classifier reports the unmatched process on the underlay', async () => {
     const topo = t!;
     await up('off');

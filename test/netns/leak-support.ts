@@ -181,6 +181,8 @@ export interface ClientCfg {
   rules?: string;
   /** `ipv6:` mode; the tunnel gets a v6 address and ::/0 */
   ipv6?: string;
+  /** the tunnel has no `dns:` (nothing to DNAT a tunnelled app's queries to) */
+  noTunnelDns?: boolean;
 }
 
 export function clientConfig(t: Topo, c: ClientCfg): string {
@@ -190,8 +192,7 @@ tunnels:
     type: wireguard
     privateKey: "${t.keys.client.privateKey}"
     addresses: [${CLIENT_TUN}/24${c.ipv6 ? `, ${V6.clientTun}/112` : ''}]
-    dns: [${TUNNEL_RESOLVER}]
-    peers:
+${c.noTunnelDns ? '' : `    dns: [${TUNNEL_RESOLVER}]\n`}    peers:
       - publicKey: "${t.keys.peer.publicKey}"
         endpoint: ${ENDPOINT}:${WG_PORT}
         allowedIPs: [0.0.0.0/0${c.ipv6 ? ', ::/0' : ''}]

@@ -136,6 +136,7 @@ export class Daemon implements DaemonCore {
   private placer: ProcessPlacer | undefined;
   private connector: ProcConnector | undefined;
   private placerKey = '';
+  private placementFinal = false;
   private placement: PlacementStatus = { state: 'off', execs: 0, placed: 0, errors: 0 };
   private unsubEngines: (() => void) | undefined;
   private stopped = false;
@@ -713,14 +714,18 @@ export class Daemon implements DaemonCore {
     const rules = p.config.rules.filter((r) => r.enabled);
     const key = JSON.stringify([p.claims.cgroupRoot, p.config.rules]);
     if (!this.placer) {
-      if (rules.length === 0 || this.placement.state === 'unavailable') return;
+      // 'unsupported' (wrong namespace, no proc events) is final; other failures retry next run
+      if (rules.length === 0 || (this.placement.state === 'unavailable' && this.placementFinal)) return;
       const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
       try {
         if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
         this.connector ??= this.opts.placement?.connector?.() ?? openPlacementConnector(this.opts.env ?? process.env);
       } catch (e) {
         const err = toAwgError(e, 'unsupported');
+        const again = this.placement.state === 'unavailable' && this.placement.reason === err.message;
+        this.placementFinal = err.kind === 'unsupported';
         this.placement = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
+        if (again) return;
         this.emit({ type: 'error', at: now(), kind: err.kind, message: `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works` });
         return;
       }

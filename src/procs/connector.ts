@@ -224,6 +224,9 @@ export class ProcConnector {
       const portid = sa.readUInt32LE(4);
       let kernelFilter = kernelFiltersEvents();
       if (!opts.subscribed) {
+        // an inherited socket, bound long before, may have queued (and overflowed with) host
+        // events: they are stale (the caller rescans /proc), so drop them and the ENOBUFS
+        if (opts.fd !== undefined) drainStale(fd);
         const r = send(fd, buildMcastMessage(portid, PROC_CN_MCAST_LISTEN));
         if (r === -E.ECONNREFUSED)
           throw new AwgError(
@@ -231,7 +234,7 @@ export class ProcConnector {
             'the kernel refused the proc connector subscription (ECONNREFUSED): it only works from the initial network namespace; run the watcher there or pass it a socket opened there (AWG_PROC_CONNECTOR_FD)',
           );
         check('send(PROC_CN_MCAST_LISTEN)', r);
-        waitAck(fd, 1000);
+        waitAck(fd, 1000, () => send(fd, buildMcastMessage(portid, PROC_CN_MCAST_LISTEN)));
         // with a filter the ACK (event NONE) is filtered out, so none is awaited here
         if (kernelFilter) {
           const r2 = send(fd, buildMcastMessage(portid, PROC_CN_MCAST_LISTEN, mask));
@@ -319,7 +322,20 @@ export class ProcConnector {
 }
 
 /** the first datagram after LISTEN is the ACK (event NONE); other events may precede it */
-function waitAck(fd: number, timeoutMs: number): void {
+/** read and discard everything queued (ENOBUFS included) until the socket is empty */
+function drainStale(fd: number): void {
+  const buf = Buffer.allocUnsafe(4096);
+  for (let i = 0; i < 1_000_000; i++) {
+    const n = recv(fd, buf, buf.length);
+    if (n < 0 && -n !== E.ENOBUFS && -n !== E.EINTR) return;
+  }
+}
+
+/**
+ * The first datagram after LISTEN is the ACK (event NONE); other events may precede it. An
+ * overflow (ENOBUFS) may have dropped the ACK: `resend` asks again.
+ */
+function waitAck(fd: number, timeoutMs: number, resend: () => number): void {
   const buf = Buffer.allocUnsafe(256);
   const pfd = Buffer.alloc(8);
   const deadline = Date.now() + timeoutMs;
@@ -331,6 +347,10 @@ function waitAck(fd: number, timeoutMs: number): void {
         if (ev.err !== 0) throw new SyscallError('proc connector LISTEN', ev.err);
         return;
       }
+      continue;
+    }
+    if (-n === E.ENOBUFS && Date.now() < deadline) {
+      resend();
       continue;
     }
     if (-n !== E.EAGAIN && -n !== E.EINTR) throw new SyscallError('recv', -n, 'proc connector');

@@ -102,7 +102,10 @@ export class PlacerChild {
     const p = new ProcessPlacer({ matcher, cgroupRoot, mount, down: new Set(down), selfPid: ownPid ?? process.ppid, ...this.deps.placer });
     if (this.conn && !this.listening) {
       this.listening = true;
-      this.conn.listen((evs) => this.placer?.handleEvents(evs), {
+      this.conn.listen((evs) => {
+        this.receivedAt = process.hrtime.bigint();
+        this.placer?.handleEvents(evs);
+      }, {
         onOverrun: () => this.placer?.rescan(),
         onError: (e) => {
           this.deps.send({ type: 'error', kind: e.kind, message: `process watcher: ${e.message}`, fatal: true });
@@ -115,6 +118,8 @@ export class PlacerChild {
   }
 
   private listening = false;
+  /** CLOCK_MONOTONIC ns when the batch being handled arrived (traces) */
+  receivedAt = 0n;
 
   /** stats (cumulative over placers) when changed, or always with `id` */
   sendStats(id?: number): void {
@@ -163,7 +168,7 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
   const fifo = r === 0;
   const reason = fifo ? undefined : prio > 0 ? `sched_setscheduler(SCHED_FIFO, ${prio}) refused: ${errnoText(r)}; running at normal priority` : 'AWG_PLACER_PRIORITY=0: normal priority';
 
-  const child = new PlacerChild({
+  const child: PlacerChild = new PlacerChild({
     send: out,
     openConnector: () => {
       const fd = connectorFdFromEnv(env);
@@ -171,7 +176,7 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
     },
     rssKb: () => Math.round(process.memoryUsage.rss() / 1024),
     ...(env.AWG_PLACER_TRACE === '1'
-      ? { placer: { onPlaced: (p) => p.execTs !== undefined && out({ type: 'placed', pid: p.pid, execNs: String(p.execTs), placedNs: String(p.placedTs) }) } satisfies Partial<PlacerOptions> }
+      ? { placer: { onPlaced: (p) => p.execTs !== undefined && out({ type: 'placed', pid: p.pid, execNs: String(p.execTs), recvNs: String(child.receivedAt), placedNs: String(p.placedTs) }) } satisfies Partial<PlacerOptions> }
       : {}),
     onClose: () => finish?.(1),
   });

@@ -67,7 +67,7 @@ export interface PlacerProcessOptions {
   /** `fatal`: placement has stopped for good (state `failed`) */
   onError?: (e: AwgError, fatal: boolean) => void;
   /** exec placements (CLOCK_MONOTONIC ns); needs AWG_PLACER_TRACE=1 in `env` (benchmarks) */
-  onPlaced?: (p: { pid: number; execNs: bigint; placedNs: bigint }) => void;
+  onPlaced?: (p: { pid: number; execNs: bigint; recvNs?: bigint; placedNs: bigint }) => void;
   /** child stderr and non-protocol stdout lines; default: our stderr */
   onLog?: (line: string) => void;
 }
@@ -271,7 +271,7 @@ class PlacerProcess implements PlacerHandle {
         return;
       }
       case 'placed':
-        this.opts.onPlaced?.({ pid: m.pid, execNs: BigInt(m.execNs), placedNs: BigInt(m.placedNs) });
+        this.opts.onPlaced?.({ pid: m.pid, execNs: BigInt(m.execNs), ...(m.recvNs ? { recvNs: BigInt(m.recvNs) } : {}), placedNs: BigInt(m.placedNs) });
         return;
       case 'error': {
         const e = new AwgError(m.kind, `placer process: ${m.message}`);

@@ -41,7 +41,7 @@ export type FromPlacer =
   | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number } & PlacerStats)
   | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean }
   /** only with AWG_PLACER_TRACE=1 (benchmarks): one per exec placement, CLOCK_MONOTONIC ns as decimal strings */
-  | { type: 'placed'; pid: number; execNs: string; placedNs: string };
+  | { type: 'placed'; pid: number; execNs: string; recvNs?: string; placedNs: string };
 
 export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans'] as const satisfies readonly (keyof PlacerStats)[];
 
@@ -175,7 +175,7 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
     }
     case 'placed':
       if (!isCount(v.pid) || typeof v.execNs !== 'string' || typeof v.placedNs !== 'string' || !/^\d+$/.test(v.execNs) || !/^\d+$/.test(v.placedNs)) return undefined;
-      return { type: 'placed', pid: v.pid, execNs: v.execNs, placedNs: v.placedNs };
+      return { type: 'placed', pid: v.pid, execNs: v.execNs, ...(typeof v.recvNs === 'string' && /^\d+$/.test(v.recvNs) ? { recvNs: v.recvNs } : {}), placedNs: v.placedNs };
     case 'error':
       if (typeof v.message !== 'string') return undefined;
       return {

@@ -90,7 +90,7 @@ ipv6: ${mode}
 
   /** run the client through `awg exec --tunnel vpn` while capturing IPv6 TCP to the server on the underlay */
   async function connect(host: string): Promise<{ out: string; clearV6: number; diag: string }> {
-    const cap = nsSpawn(c, 'tcpdump', ['-n', '-l', '-i', cIf, `ip6 and tcp port ${PORT}`]);
+    const cap = nsSpawn(c, 'tcpdump', ['-n', '-l', '--immediate-mode', '-i', cIf, `ip6 and tcp port ${PORT}`]);
     await new Promise((r) => setTimeout(r, 600));
     const r = await awg(c, ce, ['exec', '--state-dir', ce.stateDir, '--tunnel', 'vpn', '--', process.execPath, '-e', client(host)]);
     await new Promise((r2) => setTimeout(r2, 300));

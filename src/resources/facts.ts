@@ -7,6 +7,14 @@ import type { HostFacts } from '../model/desired.js';
 import { parseCgroup2Mount } from './cgroup/parse.js';
 import type { DnsDriverLike } from './facts-types.js';
 
+/**
+ * Last successful resolution per host name, for this process's lifetime (the daemon's).
+ * Under the kill switch or DNS leak protection the daemon's own lookups may be dropped
+ * (getaddrinfo's sockets carry no bypass mark); a failed re-resolution must not take the
+ * endpoint out of the kill switch's allowed set and cut a working tunnel.
+ */
+const lastResolved = new Map<string, string[]>();
+
 /** nft resolves `socket cgroupv2` paths relative to /sys/fs/cgroup; endpoints need addresses. */
 export async function probeHostFacts(config?: Config, dns?: DnsDriverLike): Promise<HostFacts> {
   let cgroupNftPrefix = '';
@@ -34,8 +42,9 @@ export async function probeHostFacts(config?: Config, dns?: DnsDriverLike): Prom
       [...hosts].map(async (h) => {
         try {
           resolved[h] = (await lookup(h, { all: true, verbatim: true })).map((a) => a.address).sort();
+          lastResolved.set(h, resolved[h]);
         } catch {
-          resolved[h] = [];
+          resolved[h] = lastResolved.get(h) ?? [];
         }
       }),
     );

@@ -23,8 +23,8 @@ import { readFileSync } from 'node:fs';
 import { isWgLike, killSwitchOf } from '../config/schema.js';
 import { compileRules } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
-import { ProcessPlacer, describeProcess } from '../procs/placer.js';
-import { openPlacementConnector, type ProcConnector } from '../procs/connector.js';
+import { describeProcess } from '../procs/placer.js';
+import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
 import { linuxProcFs, scanProcesses } from '../procs/scan.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
 import { downSet, isDown, sameSet, wgHealth, type HealthState } from './health.js';
@@ -70,10 +70,11 @@ export interface DaemonOptions {
   /** confirm-timeout timer; default setTimeout */
   timer?: (ms: number, fn: () => void) => () => void;
   /**
-   * The process watcher for path rules (default: AWG_PROC_CONNECTOR_FD or a connector of
-   * our own, which works only in the initial network namespace). false: no placement.
+   * The process watcher for path rules: an `awg placer` child at SCHED_FIFO, given
+   * AWG_PROC_CONNECTOR_FD or a connector socket of our own (LISTEN works only from the
+   * initial network namespace). false: no placement.
    */
-  placement?: false | { connector?: () => ProcConnector };
+  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */
   healthIntervalMs?: number;
 }
@@ -133,8 +134,7 @@ export class Daemon implements DaemonCore {
   private healthTimer: NodeJS.Timeout | undefined;
   /** per tunnel/peer: byte counters at the last tick and when rx last moved */
   private peerSeen = new Map<string, { rx: number; tx: number; rxAt: number; txSinceRx: boolean }>();
-  private placer: ProcessPlacer | undefined;
-  private connector: ProcConnector | undefined;
+  private placer: PlacerHandle | undefined;
   private placerKey = '';
   private placementFinal = false;
   private placement: PlacementStatus = { state: 'off', execs: 0, placed: 0, errors: 0 };
@@ -203,9 +203,8 @@ export class Daemon implements DaemonCore {
         out = await this.exclusive(() => this.teardown(ks));
       }
     } finally {
-      this.placer?.close();
-      this.connector?.close();
-      this.placer = this.connector = undefined;
+      await this.placer?.close();
+      this.placer = undefined;
       await this.engines.closeAll();
       this.unsubEngines?.();
     }
@@ -386,7 +385,7 @@ export class Daemon implements DaemonCore {
       this.configPath = undefined;
       this.good = undefined;
       this.wakes?.setConfigPath(undefined);
-      this.stopPlacing();
+      await this.stopPlacing();
       const r = await this.removeAll(claims, false);
       this.state.delete(APPLIED_KEY);
       this.lastObserved = { resources: [], foreign: [] };
@@ -402,7 +401,6 @@ export class Daemon implements DaemonCore {
     const p = this.good?.prepared;
     if (!p) return [];
     const o = { tunnelUp: (t: string) => !this.downTunnels.has(t), defaultRoute: p.config.default };
-    if (this.placer) return this.placer.listProcesses(o);
     const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
     const matcher = compileRules(p.config.rules);
     return scanProcesses(linuxProcFs()).flatMap((e) => describeProcess(e, matcher, p.claims.cgroupRoot, mount?.root ?? '/', o));
@@ -719,49 +717,59 @@ export class Daemon implements DaemonCore {
       const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
       try {
         if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
-        this.connector ??= this.opts.placement?.connector?.() ?? openPlacementConnector(this.opts.env ?? process.env);
+        this.placer = spawnPlacerProcess({
+          rules: p.config.rules,
+          cgroupRoot: p.claims.cgroupRoot,
+          mount,
+          down: this.downTunnels,
+          env: this.opts.env ?? process.env,
+          ...(this.opts.placement ?? {}),
+          onReady: (r) => {
+            if (!r.fifo) this.emit({ type: 'error', at: now(), kind: 'permission', message: `process watcher: ${r.reason ?? 'not real-time'}` });
+          },
+          onError: (e, fatal) => {
+            if (!fatal) return this.emit({ type: 'error', at: now(), kind: e.kind, message: `process watcher: ${e.message}` });
+            this.placementUnavailable(e);
+            const h = this.placer;
+            this.placer = undefined;
+            this.placerKey = '';
+            void h?.close();
+          },
+        });
       } catch (e) {
-        const err = toAwgError(e, 'unsupported');
-        const again = this.placement.state === 'unavailable' && this.placement.reason === err.message;
-        this.placementFinal = err.kind === 'unsupported';
-        this.placement = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
-        if (again) return;
-        this.emit({ type: 'error', at: now(), kind: err.kind, message: `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works` });
+        this.placementUnavailable(toAwgError(e, 'unsupported'));
         return;
       }
-      this.placer = new ProcessPlacer({ matcher: compileRules(p.config.rules), cgroupRoot: p.claims.cgroupRoot, mount, down: this.downTunnels });
       this.placerKey = key;
       this.placement = { state: 'active', execs: 0, placed: 0, errors: 0 };
-      this.connector.listen((evs) => this.placer?.handleEvents(evs), {
-        onOverrun: () => this.placer?.rescan(),
-        onError: (e) => this.emit({ type: 'error', at: now(), kind: e.kind, message: `process watcher: ${e.message}` }),
-      });
-      this.placer.rescan();
       return;
     }
     if (key !== this.placerKey) {
-      if (JSON.parse(this.placerKey)[0] !== p.claims.cgroupRoot) {
-        this.placer.setRules(compileRules([]));
-        this.placer.close();
-        const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))!;
-        this.placer = new ProcessPlacer({ matcher: compileRules(p.config.rules), cgroupRoot: p.claims.cgroupRoot, mount, down: this.downTunnels });
-        this.placer.rescan();
-      } else {
-        this.placer.setRules(compileRules(p.config.rules));
-      }
+      // another cgroupRoot: the child first sends placed processes back from the old one
+      this.placer.setRules(p.config.rules, p.claims.cgroupRoot);
       this.placerKey = key;
     }
     this.placer.setDown(this.downTunnels);
   }
 
-  /** `down`: processes leave the rule cgroups (the cgroups are removed next); the watcher stays idle */
-  private stopPlacing(): void {
+  private placementUnavailable(err: AwgError): void {
+    const again = this.placement.state === 'unavailable' && this.placement.reason === err.message;
+    this.placementFinal = err.kind === 'unsupported';
+    this.placement = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
+    if (again) return;
+    this.emit({ type: 'error', at: now(), kind: err.kind, message: `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works` });
+  }
+
+  /** `down`: processes leave the rule cgroups (the cgroups are removed next); the watcher stops */
+  private async stopPlacing(): Promise<void> {
     if (!this.placer) return;
-    this.placer.setRules(compileRules([]));
-    this.placer.close();
+    const h = this.placer;
     this.placer = undefined;
     this.placerKey = '';
     this.placement = { state: 'off', execs: 0, placed: 0, errors: 0 };
+    h.setRules([]);
+    // close() returns once the child has applied everything sent (stdin EOF) and exited
+    await h.close();
   }
 }
 

@@ -198,11 +198,10 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     }, 300_000);
   }
 
-  // KNOWN LEAK (reported, not fixed here): a tunnel without `dns:` has no resolver to DNAT to,
-  // and `lookup main suppress_prefixlength 0` sends a tunnelled app's queries to an on-link
-  // resolver out of the uplink, which allowLan admits. `it.fails` keeps the evidence; drop
-  // `.fails` once marked port-53 traffic can no longer leave by a non-TUN device.
-  it.fails('kill switch with allowLan, tunnel without dns: a tunnelled app never sends port-53 queries to the LAN resolver over the underlay', async () => {
+  // A tunnel without `dns:` has no resolver to DNAT to, and `lookup main suppress_prefixlength 0`
+  // sends a tunnelled app's queries to an on-link resolver out of the uplink, which allowLan
+  // would admit: the `rerouted` chain drops tunnel-marked port 53/853 leaving by a non-TUN device.
+  it('kill switch with allowLan, tunnel without dns: a tunnelled app never sends port-53 queries to the LAN resolver over the underlay', async () => {
     await up({ killSwitch: '{enabled: true, allowLan: true}', noTunnelDns: true });
     const a = app(['--tunnel', 'vpn'], 'tunapp');
     await wire(

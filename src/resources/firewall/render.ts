@@ -311,7 +311,13 @@ export function renderTable(p: FirewallPolicy): string {
       ? [
           '',
           '\tchain rerouted {',
-          ...[`oifname "lo" counter accept ${comment('loopback')}`, ...egress].map((r) => `\t\t${r}`),
+          ...[
+            `oifname "lo" counter accept ${comment('loopback')}`,
+            // a tunnelled app's DNS to an on-link resolver is routed by `suppress_prefixlength 0`
+            // to the uplink: under the kill switch or leak protection it must not leave there
+            `oifname != ${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*" meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-outside-tunnel')}`,
+            ...egress,
+          ].map((r) => `\t\t${r}`),
           '\t}',
           '',
           ...chain('filter_post', 'type filter hook postrouting priority filter; policy accept;', post),

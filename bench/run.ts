@@ -13,6 +13,7 @@ import { dataplaneBench } from './dataplane.bench.js';
 import { daemonApiBench } from './daemon-api.bench.js';
 import { placementBench } from './placement.bench.js';
 import { dataplaneUdpBench } from './dataplane-udp.bench.js';
+import { placementProcessBench } from './placement-process.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -27,6 +28,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'daemon-api', run: daemonApiBench },
   { name: 'placement', run: placementBench },
   { name: 'dataplane-udp', run: dataplaneUdpBench },
+  { name: 'placement-process', run: (sm) => placementProcessBench(sm) },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -219,7 +219,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     expect(rb.code, show(rb)).toBe(0);
     const pcap = join(envB.dir, 'veth.pcap');
     if (withCapture) {
-      capture = nsSpawn(nsB, 'tcpdump', ['-U', '-n', '-s', '0', '-i', ifB, '-w', pcap, 'udp']);
+      capture = nsSpawn(nsB, 'tcpdump', ['-U', '--immediate-mode', '-n', '-s', '0', '-i', ifB, '-w', pcap, 'udp']);
       for (let i = 0; i < 100 && !capture.output().includes('listening on'); i++) await sleep(20);
       expect(capture.output()).toContain('listening on');
     }

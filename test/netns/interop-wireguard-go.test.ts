@@ -175,7 +175,7 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
   it('persistent keepalive: 32-byte keepalives on the veth while the tunnel is idle', async () => {
     const before = (await wgDump(nsB, WG_IFACE)).peers[0]!;
     // UDP length 40 = 8 + a 32-byte empty transport message (a keepalive), from awg
-    const dump = nsSpawn(nsB, 'tcpdump', ['-l', '-n', '-i', veth.ifB, `udp and src host ${UNDER_A} and udp[4:2] == 40`]);
+    const dump = nsSpawn(nsB, 'tcpdump', ['-l', '--immediate-mode', '-n', '-i', veth.ifB, `udp and src host ${UNDER_A} and udp[4:2] == 40`]);
     try {
       await sleep(3500);
     } finally {

@@ -249,7 +249,7 @@ describe.skipIf(skip)('proxy tunnels through the product (awg apply, awg exec, r
     const r = await awg(C(), E(), ['apply', '-f', ks], { timeoutMs: 120_000 });
     expect(r.code, show(r)).toBe(0);
     const dev = (JSON.parse((await nsExec(C(), 'ip', ['-j', 'link'])).stdout) as { ifname: string }[]).find((l) => l.ifname !== 'lo')!.ifname;
-    const dump = nsSpawn(C(), 'tcpdump', ['-i', dev, '-n', '-l', '-U', 'ip or (ip6 and not icmp6)']);
+    const dump = nsSpawn(C(), 'tcpdump', ['-i', dev, '-n', '-l', '-U', '--immediate-mode', 'ip or (ip6 and not icmp6)']);
     try {
       await waitFor(dump, 'listening on', 'tcpdump');
       const ok = await curl(['--tunnel', 'sx']);

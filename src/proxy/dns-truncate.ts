@@ -10,6 +10,7 @@
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
+import { bindUdp } from './types.js';
 
 const HEADER = 12;
 
@@ -76,14 +77,7 @@ export class DnsTruncator extends EventEmitter<{ error: [Error] }> {
       s.send(a, r.port, r.address);
     });
     s.on('error', (e) => this.emit('error', e));
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind(this.listen.port, this.listen.host, () => {
-        s.off('error', reject);
-        resolve();
-      });
-    });
-    return s.address();
+    return bindUdp(s, this.listen);
   }
 
   address(): { address: string; port: number } | undefined {

@@ -24,7 +24,7 @@ import { SocksClient } from 'socks';
 type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
 import { markDgram } from '../native/sockmark.js';
 import { classifySocksError, connectToProxy, socksProxy, type Socks5Options } from './socks5.js';
-import { ProxyDialError, type Destination } from './types.js';
+import { ProxyDialError, bindUdp, type Destination } from './types.js';
 
 export interface Socks5UdpRelayOptions {
   listen: { host: string; port: number };
@@ -82,14 +82,7 @@ export class Socks5UdpRelay extends EventEmitter<{
     this.sock = s;
     s.on('message', (m, r) => this.onMessage(m, r));
     s.on('error', (e) => this.emit('error', e));
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind(this.o.listen.port, this.o.listen.host, () => {
-        s.off('error', reject);
-        resolve();
-      });
-    });
-    return s.address();
+    return bindUdp(s, this.o.listen);
   }
 
   address(): { address: string; port: number } | undefined {

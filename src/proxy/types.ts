@@ -3,6 +3,7 @@
  * original destination of a redirected connection it returns a connected byte stream to it
  * (through the proxy, or directly for the `allow-direct` fallback).
  */
+import type { Socket as UdpSocket } from 'node:dgram';
 import type { Duplex } from 'node:stream';
 
 export interface Destination {
@@ -54,4 +55,16 @@ export function classifySocketError(e: unknown): DialErrorKind {
 
 export function formatDst(d: Destination): string {
   return d.host.includes(':') ? `[${d.host}]:${d.port}` : `${d.host}:${d.port}`;
+}
+
+/** bind a UDP socket; rejects with the bind error (EADDRINUSE…) instead of emitting it */
+export async function bindUdp(s: UdpSocket, listen: Destination): Promise<{ address: string; port: number }> {
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.bind(listen.port, listen.host, () => {
+      s.off('error', reject);
+      resolve();
+    });
+  });
+  return s.address();
 }

@@ -3,11 +3,19 @@
  * appear as ::ffff:a.b.c.d and are normalised), otherwise udp4. SO_MARK has no node API:
  * the platform layer injects `applyMark` (koffi setsockopt on the socket's fd); without it
  * `setMark` only records the value.
+ *
+ * Send batching: on Linux the bind sends bursts with one `sendmmsg` on the socket's own fd
+ * (src/native/udpbatch.ts; same socket, so SO_MARK and the bound port are unchanged) and
+ * falls back to dgram.send for what sendmmsg did not take (full socket buffer, a failing
+ * datagram, oversize) and whenever dgram still has queued sends (keeps order). Off with
+ * AWG_UDP_BATCH=0 or `{ batch: false }`.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { AwgError } from '../../errors.js';
 import { type Bind, type Endpoint, isIPv6 } from './bind.js';
+import { dgramFd } from '../../native/sockmark.js';
+import { UdpBatcher } from '../../native/udpbatch.js';
 
 const MAPPED = '::ffff:';
 
@@ -25,16 +33,34 @@ function numericLookup(
 
 const ignoreSendError = () => {};
 
+function openBatcher(s: Socket, family: 4 | 6): UdpBatcher | null {
+  try {
+    return UdpBatcher.create(dgramFd(s), family);
+  } catch {
+    return null; // dgram internals changed: per-datagram sends still work
+  }
+}
+
 export class UdpBind implements Bind {
   private sock: Socket | null = null;
   private dual = false;
   private receiver: ((data: Uint8Array, from: Endpoint) => void) | null = null;
+  private batcher: UdpBatcher | null = null;
+  private readonly batch: boolean;
   mark = 0;
 
   constructor(
     private readonly host?: string,
     private readonly applyMark?: (sock: Socket, mark: number) => void,
-  ) {}
+    opts: { batch?: boolean } = {},
+  ) {
+    this.batch = opts.batch ?? process.env.AWG_UDP_BATCH !== '0';
+  }
+
+  /** Whether bursts currently go through sendmmsg (for tests). */
+  get batching(): boolean {
+    return this.batcher !== null;
+  }
 
   async open(port: number): Promise<number> {
     await this.close();
@@ -67,6 +93,7 @@ export class UdpBind implements Bind {
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
         if (this.mark && this.applyMark) this.applyMark(s, this.mark);
+        if (this.batch) this.batcher = openBatcher(s, type === 'udp6' ? 6 : 4);
         return s.address().port;
       } catch (e) {
         lastErr = e;
@@ -87,8 +114,13 @@ export class UdpBind implements Bind {
   send(bufs: Uint8Array[], to: Endpoint): void {
     const s = this.sock;
     if (!s) return;
+    let i = 0;
+    // dgram sends still queued in libuv (EAGAIN earlier) go first: keep datagram order
+    if (this.batcher && s.getSendQueueCount() === 0)
+      i = this.batcher.send(bufs, to.address, to.port);
+    if (i >= bufs.length) return;
     const addr = this.dual && !isIPv6(to.address) ? MAPPED + to.address : to.address;
-    for (const b of bufs) s.send(b, to.port, addr, ignoreSendError);
+    for (; i < bufs.length; i++) s.send(bufs[i]!, to.port, addr, ignoreSendError);
   }
 
   setMark(mark: number): void {
@@ -99,6 +131,8 @@ export class UdpBind implements Bind {
   async close(): Promise<void> {
     const s = this.sock;
     this.sock = null;
+    this.batcher?.close();
+    this.batcher = null;
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }
 }

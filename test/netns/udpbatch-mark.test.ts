@@ -1,0 +1,76 @@
+/**
+ * Batched UDP sends (sendmmsg on the dgram socket's fd, src/native/udpbatch.ts) keep the
+ * socket's SO_MARK: the kill switch admits only marked engine traffic. A namespace's nft
+ * output chain drops unmarked datagrams to the test port and counts the marked ones.
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { netnsPath, nsExec, requireNetnsPrereqs, useNetns } from '../helpers/netns.js';
+import { REPO_ROOT } from '../helpers/awg.js';
+
+const skip = requireNetnsPrereqs(['nft']);
+const PORT = 45123;
+const MARK = 0x4242;
+
+describe.skipIf(!!skip)('UdpBind sendmmsg path keeps SO_MARK', () => {
+  const ns = useNetns('ubm');
+
+  it('every batched datagram leaves with the mark; unmarked ones would be dropped', async () => {
+    await nsExec(ns.name, 'ip', ['link', 'set', 'lo', 'up']);
+    await nsExec(ns.name, 'nft', ['-f', '-'], {
+      input: `table inet ubm {
+  chain out {
+    type filter hook output priority 0;
+    udp dport ${PORT} meta mark != ${MARK} counter drop
+    udp dport ${PORT} meta mark ${MARK} counter
+  }
+}
+`,
+    });
+    const code = `
+      import { createSocket } from 'node:dgram';
+      import { once } from 'node:events';
+      import { UdpBind } from ${JSON.stringify(join(REPO_ROOT, 'src/dataplane/conn/udp.ts'))};
+      import { markDgram } from ${JSON.stringify(join(REPO_ROOT, 'src/native/sockmark.ts'))};
+      const r = createSocket('udp4');
+      let got = 0;
+      r.on('message', () => got++);
+      r.bind(${PORT}, '127.0.0.1');
+      await once(r, 'listening');
+      r.setRecvBufferSize(8 << 20);
+      const marked = new UdpBind(undefined, markDgram);
+      marked.setMark(${MARK});
+      await marked.open(0);
+      const plain = new UdpBind(undefined, markDgram);
+      await plain.open(0);
+      const bufs = Array.from({ length: 150 }, (_, i) => Buffer.alloc(100 + i * 7, i));
+      marked.send(bufs, { address: '127.0.0.1', port: ${PORT} });
+      plain.send(bufs.slice(0, 10), { address: '127.0.0.1', port: ${PORT} });
+      await new Promise((res) => setTimeout(res, 500));
+      console.log(JSON.stringify({ batching: marked.batching && plain.batching, got }));
+      await marked.close(); await plain.close(); r.close();
+    `;
+    const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const p = spawn(
+        'nsenter',
+        [`--net=${netnsPath(ns.name)}`, '--', process.execPath, '--import', `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`, '--input-type=module', '-e', code],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stdout = '';
+      let stderr = '';
+      p.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+      p.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      p.on('close', (c) => resolve({ code: c ?? 1, stdout, stderr }));
+    });
+    expect(out.code, out.stderr).toBe(0);
+    const r = JSON.parse(out.stdout.trim().split('\n').pop()!) as { batching: boolean; got: number };
+    expect(r.batching).toBe(true);
+    expect(r.got).toBe(150);
+    const list = await nsExec(ns.name, 'nft', ['-j', 'list', 'table', 'inet', 'ubm']);
+    const counters = (JSON.parse(list.stdout).nftables as any[])
+      .filter((x) => x.rule)
+      .map((x) => x.rule.expr.find((e: any) => e.counter)?.counter.packets as number);
+    expect(counters).toEqual([10, 150]); // dropped unmarked, admitted marked
+  });
+});

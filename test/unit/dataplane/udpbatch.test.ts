@@ -1,0 +1,108 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { UdpBind } from '../../../src/dataplane/conn/udp.js';
+import { parseIPv4, parseIPv6, SLOT_SIZE, BATCH_MAX } from '../../../src/native/udpbatch.js';
+
+const linux = process.platform === 'linux';
+
+describe('udpbatch address parsing', () => {
+  const v6 = (s: string) => {
+    const b = new Uint8Array(16);
+    return parseIPv6(s, b, 0) ? Buffer.from(b).toString('hex') : null;
+  };
+  it('parses v4 and v6 text forms', () => {
+    const b = new Uint8Array(4);
+    expect(parseIPv4('10.200.0.1', b, 0)).toBe(true);
+    expect([...b]).toEqual([10, 200, 0, 1]);
+    expect(parseIPv4('1.2.3', b, 0)).toBe(false);
+    expect(parseIPv4('1.2.3.256', b, 0)).toBe(false);
+    expect(v6('::1')).toBe('00000000000000000000000000000001');
+    expect(v6('::')).toBe('0'.repeat(32));
+    expect(v6('fe80::1:2')).toBe('fe800000000000000000000000010002');
+    expect(v6('2001:db8:0:0:0:0:0:ff')).toBe('20010db80000000000000000000000ff');
+    expect(v6('::ffff:1.2.3.4')).toBe('00000000000000000000ffff01020304');
+    expect(v6('fe80::1%eth0')).toBe('fe800000000000000000000000000001');
+    expect(v6('1::2::3')).toBeNull();
+    expect(v6('1:2:3')).toBeNull();
+    expect(v6('12345::')).toBeNull();
+  });
+});
+
+describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
+  const closers: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c();
+  });
+
+  async function receiver(type: 'udp4' | 'udp6', host: string): Promise<{ s: Socket; got: Buffer[] }> {
+    const s = createSocket(type);
+    const got: Buffer[] = [];
+    s.on('message', (m) => got.push(m));
+    s.bind(0, host);
+    await once(s, 'listening');
+    s.setRecvBufferSize(8 << 20); // a burst must not overflow the receiver
+    closers.push(() => new Promise<void>((r) => s.close(() => r())));
+    return { s, got };
+  }
+
+  function burst(n: number): Buffer[] {
+    const out: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      // mixed sizes, including empty-ish, slot-sized and oversized (dgram fallback)
+      const len = i % 50 === 7 ? SLOT_SIZE + 100 : i % 13 === 0 ? SLOT_SIZE : 32 + ((i * 97) % 1400);
+      const b = Buffer.alloc(len, i & 0xff);
+      b.writeUInt32BE(i, 0);
+      out.push(b);
+    }
+    return out;
+  }
+
+  for (const [label, bindHost, rType, rHost, to] of [
+    ['dual-stack socket to v4', undefined, 'udp4', '127.0.0.1', '127.0.0.1'],
+    ['v4 socket', '127.0.0.1', 'udp4', '127.0.0.1', '127.0.0.1'],
+  ] as const) {
+    it(`delivers a burst larger than one batch intact and in order (${label})`, async () => {
+      const { s, got } = await receiver(rType, rHost);
+      const b = new UdpBind(bindHost);
+      closers.push(() => b.close());
+      await b.open(0);
+      expect(b.batching).toBe(true);
+      const bufs = burst(BATCH_MAX * 2 + 17);
+      b.send(bufs, { address: to, port: s.address().port });
+      await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+      for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
+    });
+  }
+
+  const hasV6 = (() => {
+    try {
+      const s = createSocket('udp6');
+      s.bind(0, '::1');
+      s.close();
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  it.skipIf(!hasV6)('sends to a v6 peer from the dual-stack socket', async () => {
+    const { s, got } = await receiver('udp6', '::1');
+    const b = new UdpBind();
+    closers.push(() => b.close());
+    await b.open(0);
+    const bufs = burst(20);
+    b.send(bufs, { address: '::1', port: s.address().port });
+    await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+    for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
+  });
+
+  it('AWG_UDP_BATCH-style opt-out keeps the dgram path', async () => {
+    const { s, got } = await receiver('udp4', '127.0.0.1');
+    const b = new UdpBind('127.0.0.1', undefined, { batch: false });
+    closers.push(() => b.close());
+    await b.open(0);
+    expect(b.batching).toBe(false);
+    b.send(burst(5), { address: '127.0.0.1', port: s.address().port });
+    await vi.waitFor(() => expect(got.length).toBe(5), { timeout: 5000 });
+  });
+});

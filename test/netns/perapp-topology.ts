@@ -555,39 +555,19 @@ export interface Daemon {
 export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<Daemon> {
   const socket = join(e.dir, 'run', 'awg.sock');
   const fd = openConnectorSocket();
-  // Work-around for a product bug (reported): the bound socket queues every host exec/fork
-  // until the daemon sends LISTEN (after its first reconcile, seconds later); on a busy host
-  // the queue overflows and ProcConnector.open's wait for the LISTEN ACK treats ENOBUFS as
-  // fatal, so placement stays 'unavailable' for good. A large receive buffer keeps the queue
-  // from overflowing. AWGT_CONNECTOR_RCVBUF=0 turns it off (reproduces the bug).
-  const rcvbuf = Number(process.env.AWGT_CONNECTOR_RCVBUF ?? 64 << 20);
+  // AWGT_CONNECTOR_RCVBUF=N enlarges the socket's queue (it holds every host exec/fork until
+  // the daemon's watcher sends LISTEN; the connector drains an overflowed queue before LISTEN)
+  const rcvbuf = Number(process.env.AWGT_CONNECTOR_RCVBUF ?? 0);
   if (rcvbuf > 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf);
-  const child = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', process.execPath, AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket], {
-    cwd: REPO_ROOT,
-    env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' },
-    stdio: ['ignore', 'pipe', 'pipe', fd],
-  });
+  const spawned = nsSpawn(ns, process.execPath, [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket], { env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' }, fds: [fd] });
   closeFd(fd);
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number>((r) => child.on('exit', (c, sig) => r(c ?? (sig ? 128 : 1))));
   const proc: NsProcess = {
     ns,
-    child,
-    get pid() {
-      return child.pid ?? -1;
-    },
-    output: () => out,
-    exited,
-    async kill(graceMs = 10_000) {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), graceMs);
-        await exited;
-        clearTimeout(t);
-      }
-    },
+    child: spawned.child,
+    pid: spawned.pid,
+    output: spawned.output,
+    exited: spawned.exited,
+    kill: (graceMs = 10_000) => spawned.kill(graceMs),
   };
   daemons.add(proc);
   const cli = (args: string[]) => awgd(ns, e, [...args, '--socket', socket]);
@@ -602,7 +582,7 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
   };
   try {
     await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`awg daemon exited ${child.exitCode}:\n${out}`);
+      if (spawned.child.exitCode !== null) throw new Error(`awg daemon exited ${spawned.child.exitCode}:\n${spawned.output()}`);
       const r = await cli(['status', '--json']);
       return r.code === 0 && r.json<{ state: string }>().state === 'converged';
     }, 'the daemon reports converged', 90_000);
@@ -611,7 +591,7 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
     if (st.placement?.state !== 'active') throw new Error(`process placement is not active: ${JSON.stringify(st.placement)}`);
   } catch (err) {
     await d.stop();
-    throw new Error(`${(err as Error).message}\n--- daemon output\n${out}`);
+    throw new Error(`${(err as Error).message}\n--- daemon output\n${spawned.output()}`);
   }
   return d;
 }

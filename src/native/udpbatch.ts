@@ -3,10 +3,14 @@
  * `sendmsg` per datagram through node:dgram (bench/RESULTS.md Step 3: the per-datagram
  * syscall was ~43 % of the engine's busy time).
  *
- * All kernel-facing memory (mmsghdr[], iovec[], one sockaddr, data slots) is one native block
- * from `koffi.alloc`, laid out once; a burst only copies each datagram into its slot and
- * writes the iov lengths. koffi 3 pointers are BigInts. Socket options (SO_MARK) are per
- * socket, so datagrams sent here carry the same mark as node:dgram's.
+ * All kernel-facing memory (mmsghdr[], iovec[], cmsg[], one sockaddr, data) is one native
+ * block from `koffi.alloc`, headers laid out once; a burst copies its datagrams back to back
+ * and writes each message's iov (and, with UDP GSO, its UDP_SEGMENT cmsg: a run of equal-size
+ * datagrams, the last may be shorter, becomes one message the kernel segments). koffi 3
+ * pointers are BigInts. Socket options (SO_MARK) are per socket, so datagrams sent here carry
+ * the same mark as node:dgram's.
+ *
+ *   struct cmsghdr { size_t len @0; int level @8; int type @12; data @16 }  CMSG_SPACE(2) = 24
  *
  * x86-64 / aarch64 LP64 layouts (glibc):
  *   struct msghdr  { void *name @0; u32 namelen @8; iovec *iov @16; size_t iovlen @24;
@@ -24,6 +28,15 @@ const SOCKADDR = 28;
 const AF_INET = 2;
 const AF_INET6 = 10;
 const EINTR = 4;
+const EIO = 5;
+const EINVAL = 22;
+const SOL_UDP = 17;
+const UDP_SEGMENT = 103;
+const CMSG_LEN = 18; // CMSG_LEN(sizeof(u16))
+const CMSG_SPACE = 24; // CMSG_SPACE(sizeof(u16))
+/** UDP GSO limits: 64 segments, and the whole run (+ headers) must fit an IP datagram. */
+const GSO_MAX_SEGMENTS = 64;
+const GSO_MAX_BYTES = 65000;
 const EAGAIN = 11;
 
 /** Datagrams per sendmmsg call. */
@@ -106,9 +119,13 @@ export function parseIPv6(s: string, out: Uint8Array, off: number): boolean {
 
 export class UdpBatcher {
   private readonly mem: bigint;
+  private readonly memNum: number;
   private readonly view: Buffer;
   private readonly dataOff: number;
   private readonly addrOff: number;
+  private readonly ctrlOff: number;
+  /** per message of the current burst: index (relative to the burst) after its last datagram */
+  private readonly msgEnd = new Int32Array(BATCH_MAX);
   private lastAddr = '';
   private lastPort = -1;
   private closed = false;
@@ -116,39 +133,51 @@ export class UdpBatcher {
   /**
    * @param fd the socket's fd (owned by the caller; not closed here)
    * @param family 6 for an AF_INET6 socket (v4 peers as ::ffff:a.b.c.d), 4 for AF_INET
+   * @param gso coalesce runs of equal-size datagrams into one message with UDP_SEGMENT
+   *   (one pass through the stack per run); turned off for good on the first EIO/EINVAL
    */
   private constructor(
     private readonly fd: number,
     private readonly family: 4 | 6,
     private readonly call: SendMmsg,
+    public gso: boolean,
   ) {
     const hdrs = BATCH_MAX * MMSG;
     const iovs = BATCH_MAX * IOV;
-    this.addrOff = hdrs + iovs;
-    this.dataOff = this.addrOff + 64; // keep slots 64-byte aligned
+    this.ctrlOff = hdrs + iovs;
+    this.addrOff = this.ctrlOff + BATCH_MAX * CMSG_SPACE;
+    this.dataOff = this.addrOff + 64; // keep the data 64-byte aligned
     const size = this.dataOff + BATCH_MAX * SLOT_SIZE;
     this.mem = koffi.alloc('uint8_t', size) as unknown as bigint;
+    this.memNum = Number(this.mem);
     this.view = Buffer.from(koffi.view(this.mem as never, size) as ArrayBuffer);
     this.view.fill(0);
-    const base = this.mem;
     const nameLen = family === 6 ? 28 : 16;
     for (let i = 0; i < BATCH_MAX; i++) {
       const h = i * MMSG;
-      this.view.writeBigUInt64LE(base + BigInt(this.addrOff), h); // msg_name
+      this.ptr(h, this.addrOff); // msg_name
       this.view.writeUInt32LE(nameLen, h + 8); // msg_namelen
-      this.view.writeBigUInt64LE(base + BigInt(hdrs + i * IOV), h + 16); // msg_iov
-      this.view.writeBigUInt64LE(1n, h + 24); // msg_iovlen
-      const v = hdrs + i * IOV;
-      this.view.writeBigUInt64LE(base + BigInt(this.dataOff + i * SLOT_SIZE), v); // iov_base
+      this.ptr(h + 16, hdrs + i * IOV); // msg_iov
+      this.view.writeUInt32LE(1, h + 24); // msg_iovlen
+      // struct cmsghdr { size_t len = CMSG_LEN(2); int level = SOL_UDP; int type = UDP_SEGMENT }
+      const c = this.ctrlOff + i * CMSG_SPACE;
+      this.view.writeUInt32LE(CMSG_LEN, c);
+      this.view.writeInt32LE(SOL_UDP, c + 8);
+      this.view.writeInt32LE(UDP_SEGMENT, c + 12);
     }
   }
 
+  /** Writes the address of byte `off` of the block as a pointer at `at` (user space < 2^48). */
+  private ptr(at: number, off: number): void {
+    this.view.writeUIntLE(this.memNum + off, at, 6);
+  }
+
   /** A batcher for `fd`, or null where sendmmsg is unavailable (other OS, koffi failure). */
-  static create(fd: number, family: 4 | 6): UdpBatcher | null {
+  static create(fd: number, family: 4 | 6, gso = false): UdpBatcher | null {
     const fn = sendmmsg();
     if (!fn || fd < 0) return null;
     try {
-      return new UdpBatcher(fd, family, fn);
+      return new UdpBatcher(fd, family, fn, gso);
     } catch {
       return null;
     }
@@ -196,26 +225,72 @@ export class UdpBatcher {
     if (this.closed || !this.setAddress(address, port)) return start;
     const v = this.view;
     const hdrs = BATCH_MAX * MMSG;
+    const end = this.msgEnd;
     let i = start;
     while (i < bufs.length) {
+      // copy up to BATCH_MAX datagrams back to back; group them into messages
       let n = 0;
+      let off = 0;
+      let msgs = 0;
+      let seg = 0; // segment size of the open GSO run (0: no run open)
+      let runBytes = 0;
       while (n < BATCH_MAX && i + n < bufs.length) {
         const b = bufs[i + n]!;
-        if (b.length > SLOT_SIZE) break;
-        v.set(b, this.dataOff + n * SLOT_SIZE);
-        v.writeUInt32LE(b.length, hdrs + n * IOV + 8); // iov_len (high half stays 0)
+        const len = b.length;
+        if (len > SLOT_SIZE) break;
+        v.set(b, this.dataOff + off);
+        // joins the open run when equal-size (or the smaller last one), within the 64 KiB cap
+        if (
+          this.gso &&
+          seg > 0 &&
+          len > 0 &&
+          len <= seg &&
+          runBytes + len <= GSO_MAX_BYTES &&
+          end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) < GSO_MAX_SEGMENTS
+        ) {
+          runBytes += len;
+          end[msgs - 1] = n + 1;
+          v.writeUInt32LE(runBytes, hdrs + (msgs - 1) * IOV + 8);
+          seg = len === seg ? seg : 0; // a short segment closes the run
+        } else {
+          const h = msgs * MMSG;
+          this.ptr(hdrs + msgs * IOV, this.dataOff + off); // iov_base
+          v.writeUInt32LE(len, hdrs + msgs * IOV + 8); // iov_len
+          v.writeUInt32LE(0, h + 40); // msg_controllen: none until a second segment joins
+          v.writeUIntLE(0, h + 32, 6);
+          end[msgs] = n + 1;
+          msgs++;
+          seg = len;
+          runBytes = len;
+        }
+        off += len;
         n++;
       }
       if (n === 0) return i; // oversized datagram: caller's way
-      const r = this.call(this.fd, this.mem, n, 0);
+      if (this.gso) {
+        for (let m = 0; m < msgs; m++) {
+          const first = m > 0 ? end[m - 1]! : 0;
+          if (end[m]! - first < 2) continue;
+          const h = m * MMSG;
+          const c = this.ctrlOff + m * CMSG_SPACE;
+          v.writeUInt16LE(bufs[i + first]!.length, c + 16); // gso_size
+          this.ptr(h + 32, c); // msg_control
+          v.writeUInt32LE(CMSG_SPACE, h + 40); // msg_controllen
+        }
+      }
+      const r = this.call(this.fd, this.mem, msgs, 0);
       if (r > 0) {
-        i += r; // a short count: the next call reports datagram i's error
+        i += end[r - 1]!; // a short count: the next call reports the next message's error
         continue;
       }
       const e = koffi.errno();
       // full socket buffer: the caller's way (dgram queues until writable, keeps order)
       if (r === 0 || e === EAGAIN || e === EINTR) return i;
-      i++; // this datagram failed (EPERM from a firewall, ENETUNREACH, …): dropped, as dgram does
+      if (this.gso && (e === EIO || e === EINVAL) && end[0]! > 1) {
+        this.gso = false; // no UDP GSO on this path: plain messages from now on
+        continue;
+      }
+      i += end[0]!; // this message failed (EPERM from a firewall, ENETUNREACH, …): dropped, as dgram does
     }
     return i;
   }

@@ -8,7 +8,8 @@
  * (src/native/udpbatch.ts; same socket, so SO_MARK and the bound port are unchanged) and
  * falls back to dgram.send for what sendmmsg did not take (full socket buffer, a failing
  * datagram, oversize) and whenever dgram still has queued sends (keeps order). Off with
- * AWG_UDP_BATCH=0 or `{ batch: false }`.
+ * AWG_UDP_BATCH=0 or `{ batch: false }`. Opt-in UDP GSO (AWG_UDP_GSO=1 or `{ gso: true }`):
+ * runs of equal-size datagrams go out as one UDP_SEGMENT message each.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
@@ -33,9 +34,9 @@ function numericLookup(
 
 const ignoreSendError = () => {};
 
-function openBatcher(s: Socket, family: 4 | 6): UdpBatcher | null {
+function openBatcher(s: Socket, family: 4 | 6, gso: boolean): UdpBatcher | null {
   try {
-    return UdpBatcher.create(dgramFd(s), family);
+    return UdpBatcher.create(dgramFd(s), family, gso);
   } catch {
     return null; // dgram internals changed: per-datagram sends still work
   }
@@ -47,14 +48,21 @@ export class UdpBind implements Bind {
   private receiver: ((data: Uint8Array, from: Endpoint) => void) | null = null;
   private batcher: UdpBatcher | null = null;
   private readonly batch: boolean;
+  private readonly gso: boolean;
   mark = 0;
 
   constructor(
     private readonly host?: string,
     private readonly applyMark?: (sock: Socket, mark: number) => void,
-    opts: { batch?: boolean } = {},
+    opts: { batch?: boolean; gso?: boolean } = {},
   ) {
     this.batch = opts.batch ?? process.env.AWG_UDP_BATCH !== '0';
+    this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
+  }
+
+  /** Whether equal-size runs go out as UDP GSO (UDP_SEGMENT) messages (for tests). */
+  get segmenting(): boolean {
+    return this.batcher?.gso ?? false;
   }
 
   /** Whether bursts currently go through sendmmsg (for tests). */
@@ -93,7 +101,7 @@ export class UdpBind implements Bind {
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
         if (this.mark && this.applyMark) this.applyMark(s, this.mark);
-        if (this.batch) this.batcher = openBatcher(s, type === 'udp6' ? 6 : 4);
+        if (this.batch) this.batcher = openBatcher(s, type === 'udp6' ? 6 : 4, this.gso);
         return s.address().port;
       } catch (e) {
         lastErr = e;

@@ -96,6 +96,34 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
     for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
   });
 
+  for (const [label, bindHost, to] of [
+    ['dual-stack socket', undefined, '127.0.0.1'],
+    ['v4 socket', '127.0.0.1', '127.0.0.1'],
+  ] as const) {
+    it(`UDP GSO: equal-size runs are segmented back into the same datagrams (${label})`, async () => {
+      const { s, got } = await receiver('udp4', '127.0.0.1');
+      const b = new UdpBind(bindHost, undefined, { gso: true });
+      closers.push(() => b.close());
+      await b.open(0);
+      expect(b.segmenting).toBe(true);
+      const bufs: Buffer[] = [];
+      // long equal runs (more than one 64 KiB run), short tails, singles, an oversize one
+      const sizes = [
+        ...Array<number>(70).fill(1452), 600, ...Array<number>(5).fill(1200), 1452,
+        1300, 1300, 1300, SLOT_SIZE + 1, 80, 80, 90, ...Array<number>(60).fill(148),
+      ];
+      sizes.forEach((len, i) => {
+        const x = Buffer.alloc(len, i & 0xff);
+        x.writeUInt32BE(i, 0);
+        bufs.push(x);
+      });
+      b.send(bufs, { address: to, port: s.address().port });
+      await vi.waitFor(() => expect(got.length).toBe(bufs.length), { timeout: 5000 });
+      for (let i = 0; i < bufs.length; i++) expect(got[i]!.equals(bufs[i]!)).toBe(true);
+      expect(b.segmenting).toBe(true); // the kernel took the UDP_SEGMENT messages
+    });
+  }
+
   it('AWG_UDP_BATCH-style opt-out keeps the dgram path', async () => {
     const { s, got } = await receiver('udp4', '127.0.0.1');
     const b = new UdpBind('127.0.0.1', undefined, { batch: false });

@@ -239,14 +239,16 @@ export class UdpBatcher {
         const len = b.length;
         if (len > SLOT_SIZE) break;
         v.set(b, this.dataOff + off);
-        // joins the open run when equal-size (or the smaller last one), within the 64 KiB cap
+        const inRun = msgs > 0 ? end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) : 0;
+        // joins the open run when equal-size, or as the shorter last segment of a run of ≥ 2
+        // (so two random-size datagrams, e.g. AWG junk, never merge), within the 64 KiB cap
         if (
           this.gso &&
           seg > 0 &&
           len > 0 &&
-          len <= seg &&
+          (len === seg || (len < seg && inRun >= 2)) &&
           runBytes + len <= GSO_MAX_BYTES &&
-          end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) < GSO_MAX_SEGMENTS
+          inRun < GSO_MAX_SEGMENTS
         ) {
           runBytes += len;
           end[msgs - 1] = n + 1;

@@ -92,20 +92,23 @@ export interface DeviceOptions {
   log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
 }
 
-export interface PeerStatus {
+export interface PeerSummary {
   publicKey: Uint8Array;
-  presharedKey: Uint8Array | null;
   endpoint: Endpoint | null;
   endpointHost: string | null;
   /** Unix ms; 0 = never */
   lastHandshakeTime: number;
   txBytes: number;
   rxBytes: number;
-  persistentKeepalive: UintRange;
-  allowedIps: string[];
   hasSession: boolean;
   /** ms the oldest unanswered handshake initiation has been waiting (0: none pending) */
   handshakePendingMs: number;
+}
+
+export interface PeerStatus extends PeerSummary {
+  presharedKey: Uint8Array | null;
+  persistentKeepalive: UintRange;
+  allowedIps: string[];
 }
 
 export interface DeviceSnapshot {
@@ -515,20 +518,34 @@ export class Device extends EventEmitter<DeviceEvents> implements TimerHost, Han
     };
   }
 
-  peerStatus(p: Peer): PeerStatus {
-    const psk = p.handshake.presharedKey;
+  /**
+   * Per-peer liveness and counters without the allowed-IP list (which `snapshot()` formats
+   * prefix by prefix): what the daemon polls every second for health and status.
+   */
+  peerSummaries(): PeerSummary[] {
+    return [...this.peers.values()].map((p) => this.peerSummary(p));
+  }
+
+  private peerSummary(p: Peer): PeerSummary {
     return {
       publicKey: p.publicKey,
-      presharedKey: isZeroKey(psk) ? null : psk,
       endpoint: p.endpoint,
       endpointHost: p.endpointHost ? `${p.endpointHost.host}:${p.endpointHost.port}` : null,
       lastHandshakeTime: p.lastHandshakeWall,
       txBytes: p.txBytes,
       rxBytes: p.rxBytes,
-      persistentKeepalive: p.persistentKeepalive,
-      allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
       hasSession: !!p.keypairs.current,
       handshakePendingMs: p.handshakePendingSince === null ? 0 : Math.max(1, this.clock.now() - p.handshakePendingSince),
+    };
+  }
+
+  peerStatus(p: Peer): PeerStatus {
+    const psk = p.handshake.presharedKey;
+    return {
+      ...this.peerSummary(p),
+      presharedKey: isZeroKey(psk) ? null : psk,
+      persistentKeepalive: p.persistentKeepalive,
+      allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
     };
   }
 

@@ -24,6 +24,7 @@ import { ids } from '../../model/identity.js';
 import type { DesiredState, EngineSpec, Resource } from '../../model/resources.js';
 import { Device } from '../../dataplane/device/device.js';
 import { UdpBind } from '../../dataplane/conn/udp.js';
+import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { listenUapi, type UapiServer } from '../../dataplane/ipc/server.js';
 import type { TunDevice } from '../../dataplane/tun/tun.js';
 import type { Bind } from '../../dataplane/conn/bind.js';
@@ -193,7 +194,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const peerOf = (k: Uint8Array) => b64(k);
     device.on('handshake', (e) => emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }));
     device.on('handshake-failed', (e) => emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }));
-    device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: `${e.endpoint.address.includes(':') ? `[${e.endpoint.address}]` : e.endpoint.address}:${e.endpoint.port}` }));
+    device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: formatEndpoint(e.endpoint) }));
     tun.onError?.((e) => {
       if (hosted.get(tunnel) === h) void stopHosted(tunnel, `tun: ${e.message}`);
     });
@@ -292,15 +293,14 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     },
     stats() {
       return [...hosted.values()].map((h) => {
-        const snap = h.device.snapshot();
         return {
           tunnel: h.spec.tunnel,
           type: h.spec.type,
           link: h.spec.link ?? '',
           up: attached(h),
-          peers: snap.peers.map((p) => ({
+          peers: h.device.peerSummaries().map((p) => ({
             publicKey: b64(p.publicKey),
-            ...(p.endpoint ? { endpoint: `${p.endpoint.address.includes(':') ? `[${p.endpoint.address}]` : p.endpoint.address}:${p.endpoint.port}` } : {}),
+            ...(p.endpoint ? { endpoint: formatEndpoint(p.endpoint) } : {}),
             lastHandshakeMs: p.lastHandshakeTime,
             rxBytes: p.rxBytes,
             txBytes: p.txBytes,
@@ -317,7 +317,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     probe(tunnel, opts = {}) {
       const h = hosted.get(tunnel);
       if (!h || h.device.state !== 'up') return;
-      for (const ps of h.device.snapshot().peers) {
+      for (const ps of h.device.peerSummaries()) {
         if (!ps.endpoint) continue;
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
         const p = h.device.peerInternals(ps.publicKey);
@@ -327,7 +327,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     kick() {
       for (const h of hosted.values()) {
         if (h.device.state !== 'up') continue;
-        for (const ps of h.device.snapshot().peers) {
+        for (const ps of h.device.peerSummaries()) {
           const p = h.device.peerInternals(ps.publicKey);
           if (!p) continue;
           try {

@@ -33,7 +33,7 @@ import type { ProxyTunnel } from '../../config/schema.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { EngineSpec, Resource } from '../../model/resources.js';
-import type { DialErrorKind } from '../../proxy/types.js';
+import { formatDst, type DialErrorKind } from '../../proxy/types.js';
 import type { HealthState } from '../../proxy/health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
@@ -193,7 +193,7 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
   return {
     tunnel: p.spec.tunnel,
     type: p.spec.type as ProxyEngineType,
-    server: `${c.server.includes(':') ? `[${c.server}]` : c.server}:${c.port}`,
+    server: formatDst({ host: c.server, port: c.port }),
     health: st.health,
     ...(err && st.health !== 'up' ? { error: err.message } : {}),
     bytes: { up: listeners.reduce((s, l) => s + l.bytes.up, 0), down: listeners.reduce((s, l) => s + l.bytes.down, 0) },

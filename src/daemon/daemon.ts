@@ -27,7 +27,8 @@ import { describeProcess } from '../procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
 import { linuxProcFs, scanProcesses } from '../procs/scan.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
-import { downSet, isDown, sameSet, wgHealth, type HealthState } from './health.js';
+import { downSet, isDown, wgHealth, type HealthState } from './health.js';
+import { sameSet } from '../util/canonical.js';
 import type { Plan } from '../model/change.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
@@ -652,6 +653,7 @@ export class Daemon implements DaemonCore {
     if (!cfg || this.stopped) return;
     const stats = new Map(this.engines.stats().map((s) => [s.tunnel, s]));
     const next = new Map<string, HealthState>();
+    const errors = new Map<string, string>();
     for (const [name, t] of Object.entries(cfg.tunnels)) {
       let st: HealthState;
       if (isWgLike(t)) {
@@ -664,19 +666,13 @@ export class Daemon implements DaemonCore {
         st = this.proxyHealth.get(name)?.state ?? 'connecting';
       }
       next.set(name, st);
+      const error = !isDown(st) ? undefined : isWgLike(t) ? `no handshake answered for ${t.downAfter}s` : this.proxyHealth.get(name)?.error;
+      if (error) errors.set(name, error);
       const before = this.health.get(name);
-      if (before !== st && !(before === undefined && st === 'connecting')) {
-        const error = !isWgLike(t) ? this.proxyHealth.get(name)?.error : st === 'down' ? `no handshake answered for ${t.downAfter}s` : undefined;
-        this.emit({ type: 'tunnel', at: now(), tunnel: name, state: st, ...(error && isDown(st) ? { error } : {}) });
-      }
+      if (before !== st && !(before === undefined && st === 'connecting')) this.emit({ type: 'tunnel', at: now(), tunnel: name, state: st, ...(error ? { error } : {}) });
     }
     this.health = next;
-    this.healthErrors = new Map([...next].flatMap(([n, st]) => {
-      if (!isDown(st)) return [];
-      const t = cfg.tunnels[n]!;
-      const e = isWgLike(t) ? `no handshake answered for ${t.downAfter}s` : this.proxyHealth.get(n)?.error;
-      return e ? [[n, e] as const] : [];
-    }));
+    this.healthErrors = errors;
     const d = downSet(next);
     if (!sameSet(d, this.downTunnels)) {
       this.downTunnels = d;

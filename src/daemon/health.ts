@@ -41,7 +41,3 @@ export const isDown = (s: HealthState | undefined): boolean => s === 'down' || s
 export function downSet(states: ReadonlyMap<string, HealthState>): Set<string> {
   return new Set([...states].filter(([, s]) => isDown(s)).map(([t]) => t));
 }
-
-export function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  return a.size === b.size && [...a].every((x) => b.has(x));
-}

@@ -26,6 +26,7 @@
  *   (not created yet: retried on the next event), other errnos.
  */
 import { join } from 'node:path';
+import { sameSet } from '../util/canonical.js';
 import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
 import { defaultRoute, effectiveRoute, type RuleMatch, type RuleMatcher } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
@@ -162,7 +163,7 @@ export class ProcessPlacer {
 
   /** New health view: re-place running processes when it changes who fails over. */
   setDown(down: ReadonlySet<string>): void {
-    const same = down.size === this.down.size && [...down].every((t) => this.down.has(t));
+    const same = sameSet(down, this.down);
     this.down = new Set(down);
     if (!same) this.rescan();
   }

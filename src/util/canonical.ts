@@ -42,3 +42,8 @@ export function specEqual(a: unknown, b: unknown): boolean {
   for (const k in y) if (y[k] !== undefined) ny++;
   return nx === ny;
 }
+
+/** same members (order-free) */
+export function sameSet<T>(a: ReadonlySet<T>, b: ReadonlySet<T>): boolean {
+  return a.size === b.size && [...a].every((x) => b.has(x));
+}

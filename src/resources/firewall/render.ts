@@ -245,6 +245,8 @@ export function renderTable(p: FirewallPolicy): string {
   // packet re-routed by its mark (route_out) or by DNAT (nat_out) still names the uplink here.
   // TUN-marked packets therefore face the rules below in `filter_post` (postrouting), where
   // `oifname` is the device they leave by; everything else faces them here.
+  /** every TUN of ours: `"awg-*"` */
+  const ourTuns = `${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*"`;
   const egress: string[] = [];
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -263,7 +265,7 @@ export function renderTable(p: FirewallPolicy): string {
   }
   if (p.killSwitch !== 'off') {
     egress.push(
-      `oifname ${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*" counter accept ${comment('tunnels')}`,
+      `oifname ${ourTuns} counter accept ${comment('tunnels')}`,
     );
     for (const t of p.tunnels) {
       for (const e of t.endpoints) {
@@ -315,7 +317,7 @@ export function renderTable(p: FirewallPolicy): string {
             `oifname "lo" counter accept ${comment('loopback')}`,
             // a tunnelled app's DNS to an on-link resolver is routed by `suppress_prefixlength 0`
             // to the uplink: under the kill switch or leak protection it must not leave there
-            `oifname != ${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*" meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-outside-tunnel')}`,
+            `oifname != ${ourTuns} meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-outside-tunnel')}`,
             ...egress,
           ].map((r) => `\t\t${r}`),
           '\t}',

@@ -85,6 +85,11 @@ export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = []
   // argv = nsenter --net=… -- node …
   const env = opts.connectorFd !== undefined ? { ...e.env, AWG_PROC_CONNECTOR_FD: '3' } : e.env;
   const proc = nsSpawn(ns, argv[3]!, argv.slice(4), { env, ...(opts.connectorFd !== undefined ? { fds: [opts.connectorFd] } : {}) });
+  return { proc, ...upEvents(proc) };
+}
+
+/** The events an `awg up --json` process printed, and a wait for the next matching one. */
+export function upEvents(proc: NsProcess, defaultTimeoutMs = 20_000): Omit<Up, 'proc'> {
   const events = () =>
     proc
       .output()
@@ -99,10 +104,9 @@ export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = []
         }
       });
   return {
-    proc,
     events,
     mark: () => events().length,
-    async waitEvent(pred, from = 0, timeoutMs = 20_000) {
+    async waitEvent(pred, from = 0, timeoutMs = defaultTimeoutMs) {
       const end = Date.now() + timeoutMs;
       for (;;) {
         const hit = events().slice(from).find(pred);

@@ -16,10 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import type { DaemonEvent } from '../../src/daemon/core.js';
 import { REPO_ROOT, makeAwgEnv, wgKeyPair, type AwgEnv } from '../helpers/awg.js';
 import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
+import { converged, upEvents, type Up } from './daemon-support.js';
 
 export const CLIENT_UL = '10.200.1.2';
 export const ROUTER_UL = '10.200.1.1';
@@ -205,44 +205,14 @@ ${c.dns ? `dns: ${c.dns}\n` : ''}${c.ipv6 ? `ipv6: ${c.ipv6}\n` : ''}`;
 // ---------------------------------------------------------------------------------------
 // the daemon (`awg up --json`), its events on stdout
 
-export interface Daemon {
-  proc: NsProcess;
-  events(): (DaemonEvent & Record<string, unknown>)[];
-  waitEvent(pred: (e: DaemonEvent) => boolean, from?: number, timeoutMs?: number): Promise<DaemonEvent>;
-}
+export type Daemon = Omit<Up, 'mark'>;
 
 export function startDaemon(ns: string, e: AwgEnv, cfg: string, o: CliOpts = {}): Daemon {
   const proc = awgSpawn(ns, e, ['up', '-f', cfg, '--json'], o);
-  const events = () =>
-    proc
-      .output()
-      .split('\n')
-      .flatMap((l) => {
-        if (!l.startsWith('{')) return [];
-        try {
-          const j = JSON.parse(l) as DaemonEvent & Record<string, unknown>;
-          return typeof j.at === 'string' ? [j] : [];
-        } catch {
-          return [];
-        }
-      });
-  return {
-    proc,
-    events,
-    async waitEvent(pred, from = 0, timeoutMs = 60_000) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const hit = events().slice(from).find(pred);
-        if (hit) return hit;
-        if (Date.now() > end) throw new Error(`no matching event within ${timeoutMs} ms; output:\n${proc.output()}`);
-        if (proc.child.exitCode !== null) throw new Error(`awg up exited ${proc.child.exitCode}:\n${proc.output()}`);
-        await sleep(50);
-      }
-    },
-  };
+  return { proc, ...upEvents(proc, 60_000) };
 }
 
-export const converged = (e: DaemonEvent) => e.type === 'reconcile-finished' && (e.outcome === 'converged' || e.outcome === 'unchanged');
+export { converged };
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

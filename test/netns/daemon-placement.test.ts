@@ -8,10 +8,11 @@
  *   rules mark into the tunnel again.
  * Cgroups: a private root (AWG_CGROUP_ROOT=awgt-…), removed afterwards.
  */
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { close } from '../../src/native/libc.js';
+import { cgroupOf as procCgroup } from '../helpers/procs.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, nftTable, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { createNetns, destroyNetns, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
@@ -19,7 +20,7 @@ import { PEER_ENDPOINT, PEER_UNDERLAY, clientConfig, converged, eventually, newK
 
 const skip = requireNetnsPrereqs(['nft']);
 
-const cgroupOf = (pid: number) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3) ?? '';
+const cgroupOf = (pid: number) => procCgroup(pid) ?? '';
 /** the nft statement of an app rule: mark / accept / drop */
 function appVerdict(table: string, rule: string): string {
   const lines = table.split('\n').filter((l) => l.includes(`comment "app/${rule}"`));

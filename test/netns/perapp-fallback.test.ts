@@ -15,7 +15,7 @@
  *   flow is on its path's interface and on no other; across the whole test (transitions
  *   included) none of dr's flow anywhere.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
@@ -38,16 +38,9 @@ import {
   type Path,
   type PerAppTopology,
 } from './perapp-topology.js';
+import { cgroupOf } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'ping']);
-
-const cgroupOf = (pid: number): string | undefined => {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
-  } catch {
-    return undefined;
-  }
-};
 
 type AppName = 'ad' | 'bl' | 'fo' | 'dr';
 const APPS: AppName[] = ['ad', 'bl', 'fo', 'dr'];

@@ -16,7 +16,7 @@
  * - a config edit (a new first rule for a running app) re-places it: same pid, new cgroup,
  *   new path (the daemon follows its file).
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
@@ -39,6 +39,7 @@ import {
   type PerAppTopology,
   type Pkt,
 } from './perapp-topology.js';
+import { cgroupOf } from '../helpers/procs.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'ping']);
 
@@ -49,14 +50,6 @@ interface Listed {
   target?: string;
   route: string;
 }
-
-const cgroupOf = (pid: number): string | undefined => {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
-  } catch {
-    return undefined;
-  }
-};
 
 describe.skipIf(skip)('per-app routing by rules: the daemon places processes by executable', () => {
   let t: PerAppTopology;

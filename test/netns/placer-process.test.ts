@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +23,7 @@ import { openConnectorSocket } from '../../src/procs/connector.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../../src/procs/placer-process.js';
 import { encode, parseFromPlacer, type FromPlacer } from '../../src/procs/placer-protocol.js';
 import { REPO_ROOT } from '../helpers/awg.js';
+import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
 import { cgroup2Mount, netnsPath, nsSpawn, requireNetnsPrereqs, useNetns, type NsProcess } from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs();
@@ -32,24 +33,6 @@ const COMMAND = [process.execPath, '--import', TSX, join(REPO_ROOT, 'test/helper
 /** the processes under test are our descendants, which a placer never moves: claim a pid that does not exist */
 const NOT_US = 0x3ffffff0;
 
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const cgroupOf = (pid: number): string | undefined => {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
-  } catch {
-    return undefined;
-  }
-};
-
 /** gone, or a zombie nobody reaped yet */
 const dead = (pid: number): boolean => {
   try {
@@ -58,24 +41,6 @@ const dead = (pid: number): boolean => {
     return true;
   }
 };
-
-function removeTree(mount: string, rel: string): void {
-  const dir = join(mount, rel);
-  if (!existsSync(dir)) return;
-  for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeTree(mount, join(rel, d.name));
-  for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-    try {
-      writeFileSync(join(dir, '..', 'cgroup.procs'), pid);
-    } catch {
-      /* exited */
-    }
-  }
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* populated: reported by the test that left it */
-  }
-}
 
 describe.skipIf(skip)('awg placer child process (real kernel)', () => {
   const ns = useNetns('placer');
@@ -123,7 +88,7 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
     for (const h of handles) await h.close();
     for (const p of procs) await p.kill(500);
     for (const c of others) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    if (mount) removeTree(mount, ROOT);
+    if (mount) removeCgroupTree(mount, ROOT);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,48 +21,12 @@ import { close } from '../../src/native/libc.js';
 import { ProcConnector, openConnectorSocket } from '../../src/procs/connector.js';
 import { ProcessPlacer } from '../../src/procs/placer.js';
 import { REPO_ROOT } from '../helpers/awg.js';
+import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
 import { cgroup2Mount, netnsPath, nsSpawn, requireNetnsPrereqs, useNetns, type NsProcess } from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs();
 const ROOT = `awgt-${randomBytes(4).toString('hex')}`;
 const rules = (...rs: Record<string, unknown>[]) => compileRules(rs.map((r) => Rule.parse(r)));
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const cgroupOf = (pid: number): string | undefined => {
-  try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
-  } catch {
-    return undefined;
-  }
-};
-
-function removeTree(mount: string, rel: string): void {
-  const dir = join(mount, rel);
-  if (!existsSync(dir)) return;
-  for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeTree(mount, join(rel, d.name));
-  const parent = join(dir, '..', 'cgroup.procs');
-  for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-    try {
-      writeFileSync(parent, pid);
-    } catch {
-      /* exited */
-    }
-  }
-  try {
-    rmdirSync(dir);
-  } catch {
-    /* populated: reported by the test that left it */
-  }
-}
 
 describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => {
   const ns = useNetns('procs');
@@ -96,7 +60,7 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
     for (const p of procs) await p.kill(500);
     conn?.close();
     placer?.close();
-    if (mount) removeTree(mount, ROOT);
+    if (mount) removeCgroupTree(mount, ROOT);
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -4,6 +4,7 @@
  * second `/` (`app/work/ipv6-blocked` counts for `app/work`). Read-only.
  */
 import type { Exec } from '../../util/exec.js';
+import { nftTableRead } from '../reads.js';
 
 export interface Counter {
   packets: number;
@@ -24,6 +25,7 @@ export function parseCounters(text: string): Map<string, Counter> {
 }
 
 export async function readRuleCounters(exec: Exec, table: string): Promise<Map<string, Counter>> {
-  const r = await exec.read('nft', ['list', 'table', 'inet', table], { allowFail: true });
+  const [cmd, args] = nftTableRead(table);
+  const r = await exec.read(cmd, [...args], { allowFail: true });
   return r.code === 0 ? parseCounters(r.stdout) : new Map();
 }

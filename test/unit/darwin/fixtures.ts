@@ -1,8 +1,11 @@
-/** Captured macOS outputs in ../shared/fixtures/macos (not copied into the repo). */
+/**
+ * Captured real macOS outputs, copied into the repository (test/fixtures/macos; sources and
+ * provenance in its INDEX.md). Tests read nothing outside the repository.
+ */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = new URL('../../../../shared/fixtures/macos/', import.meta.url);
+const ROOT = new URL('../../fixtures/macos/', import.meta.url);
 const MARKER = '# ---- verbatim output below this line ----\n';
 
 /** Verbatim output of one fixture, header stripped. */

@@ -72,24 +72,24 @@ dns: { perApp: true }
 // child: in-process, inside the namespace
 
 async function child(cfg: string, stateDir: string, runs: number): Promise<Sample[]> {
-  const { prepare } = await import('../src/cli/app.js');
-  const { hostEnv, APPLIED_KEY } = await import('../src/cli/env.js');
-  const { hostFacts } = await import('../src/cli/commands/host.js');
+  const { prepare } = await import('../src/pipeline/prepare.js');
+  const { hostEnv } = await import('../src/pipeline/host.js');
+  const { loadPlatform } = await import('../src/resources/registry.js');
   const { observeWith, reconcile } = await import('../src/reconciler/run.js');
   const { plan } = await import('../src/reconciler/plan.js');
   const { hasChanges } = await import('../src/model/change.js');
   const { silentReporter } = await import('../src/util/reporter.js');
   const { killSwitchOf } = await import('../src/config/schema.js');
-  type Applied = import('../src/cli/env.js').AppliedRecord;
 
+  const platform = await loadPlatform();
   const prep = async () => {
-    const r = await prepare(cfg, { probeFacts: hostFacts });
+    const r = await prepare(cfg, { platform, probe: true });
     if (!r.ok) throw new Error('reference config invalid: ' + JSON.stringify(r.issues));
     return r.prepared;
   };
   const p = await prep();
-  const env = hostEnv({ stateDir, reporter: silentReporter, claims: p.claims, secrets: p.secrets });
-  const last = env.state.get<Applied>(APPLIED_KEY);
+  const env = hostEnv({ platform, stateDir, reporter: silentReporter, claims: p.claims, secrets: p.secrets });
+  const last = env.applied.load();
   if (!last) throw new Error('reference config was not applied');
   const noop = async (desired = p.desired) => {
     const obs = await observeWith(env, desired);

@@ -4,6 +4,7 @@
  */
 import { loadConfigText } from '../src/config/load.js';
 import { buildDesired } from '../src/model/desired.js';
+import { realiseLinux } from '../src/resources/linux.js';
 import { plan } from '../src/reconciler/plan.js';
 import { measure, type Sample } from './lib.js';
 
@@ -29,7 +30,7 @@ export async function planBench(runs: number): Promise<Sample[]> {
   const pipeline = () => {
     const r = loadConfigText(text, 'bench.yaml');
     if (!r.config) throw new Error('bench config invalid: ' + JSON.stringify(r.issues.slice(0, 3)));
-    const desired = buildDesired(r.config, { facts });
+    const desired = realiseLinux(buildDesired(r.config, { facts }), facts);
     return { desired, plan: plan(desired, { resources: [], foreign: [] }) };
   };
   const { desired } = pipeline();
@@ -39,6 +40,6 @@ export async function planBench(runs: number): Promise<Sample[]> {
     await measure('validate+plan (3 tunnels, 50 rules, 10,000 prefixes → ' + desired.resources.length + ' resources), empty host', runs, pipeline),
     await measure('plan only, converged host (no-op)', runs, () => plan(desired, converged)),
     await measure('load+validate only (YAML parse with positions + zod + semantic checks)', runs, () => loadConfigText(text, 'bench.yaml')),
-    await measure('buildDesired only', runs, () => buildDesired(loadedConfig, { facts })),
+    await measure('buildDesired + realise (Linux) only', runs, () => realiseLinux(buildDesired(loadedConfig, { facts }), facts)),
   ];
 }

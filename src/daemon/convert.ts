@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonEvent, PlacementStatus, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
-import type { HealthState } from './health.js';
+import type { HealthState } from './tunnel-health.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/awg.proto', import.meta.url));
 export const SERVICE_NAME = 'awg.v1.Awg';

@@ -4,7 +4,7 @@
  * proto-shaped passes this file. Secrets never appear in any of these types.
  */
 import type { PlanDocument } from '../model/plan-document.js';
-import type { HealthState } from './health.js';
+import type { HealthState } from './tunnel-health.js';
 
 export type DaemonEvent =
   | { type: 'reconcile-started'; at: string; reason: WakeReason }

@@ -1,6 +1,9 @@
 /**
- * Config → desired resources. Pure: host facts that shape the result (cgroup mount
- * prefix) and secret fingerprints are passed in, never looked up here.
+ * Config → the desired model: resources plus the traffic policy as data. Pure and
+ * OS-neutral in what it decides: host facts that shape the result (resolved endpoints, the
+ * DNS manager) and secret fingerprints are passed in, never looked up here. Each platform
+ * realises the model (resources/<os>.ts): on Linux the policy becomes our nft table, on
+ * macOS a PF anchor and the route split.
  */
 import { canonicalHost, canonicalPrefix, parseCidr } from '../config/cidr.js';
 import { fingerprint } from '../config/fingerprint.js';
@@ -9,16 +12,11 @@ import { describeSecret } from '../config/describe.js';
 import { isWgLike, killSwitchOf, linkName, type Config, type Secret, type WgLikeTunnel } from '../config/schema.js';
 import { allocate, type Allocation } from './alloc.js';
 import { ids } from './identity.js';
-import type { AnyResource, DesiredState, Resource, RouteSpec, RuleSpec } from './resources.js';
-import type { AppAction, AppRule, Endpoint, FirewallPolicy, NftCgroupRef } from '../resources/firewall/policy.js';
-import { firewallSpec } from '../resources/firewall/render.js';
+import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
+import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
 export interface HostFacts {
-  /** nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2 */
-  cgroupNftPrefix: string;
-  /** depth of the v2 mount's root inside the hierarchy (containers without a cgroup namespace) */
-  cgroupRootDepth?: number;
   /** endpoint host names resolved before planning (the firewall needs addresses) */
   resolved?: Record<string, string[]>;
   /**
@@ -27,6 +25,16 @@ export interface HostFacts {
    * per-app DNAT and the system resolver is left alone unless `dns.system: default-tunnel`.
    */
   dnsManager?: 'resolved' | 'resolvconf' | 'static';
+  // ---- facts only a platform's realisation reads (the model passes them through)
+  /** Linux: nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2; undefined: the v2 mount is outside it */
+  cgroupNftPrefix?: string;
+  /** Linux: depth of the v2 mount's root inside the hierarchy (containers without a cgroup namespace) */
+  cgroupRootDepth?: number;
+  /** Linux: where cgroup v2 is mounted (for errors) */
+  cgroupMountPoint?: string;
+  /** macOS: the physical default routes, for the tunnel endpoints' bypass routes */
+  defaultRouteV4?: { gateway: string; interface: string };
+  defaultRouteV6?: { gateway: string; interface: string };
 }
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
@@ -44,7 +52,19 @@ export interface BuildOptions {
   down?: ReadonlySet<string>;
 }
 
-export const NFT_TABLE = 'awg';
+/**
+ * What the config asks of this host, before a platform realises it. `resources` holds every
+ * object but the firewall; `policy` is the firewall's content as data, present when the
+ * config needs one (a kill switch, per-app rules, tunnels, DNS leak protection, IPv6 block).
+ * Never plan against a model: realise it first (resources/registry.ts).
+ */
+export interface DesiredModel {
+  resources: AnyResource[];
+  warnings: string[];
+  allocation: Allocation;
+  policy?: FirewallPolicy;
+}
+
 /** metric of fallback routes: loses to every real route, keeps marked traffic from leaking */
 export const FALLBACK_METRIC = 4294967295;
 export const CGROUP_ROOT = 'awg';
@@ -82,7 +102,7 @@ function engineConfig(name: string, t: WgLikeTunnel, bypassMark: number, secrets
   return cfg;
 }
 
-export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState & { allocation: Allocation; policy: FirewallPolicy } {
+export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const facts = opts.facts ?? DEFAULT_FACTS;
   const alloc = allocate(c);
   const proto = c.routing.routeProtocol;
@@ -181,7 +201,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       const action = ruleAction(rule, a?.fwmark, c.ipv6, down);
       const dns = c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
       const proxyDirect = action.type === 'mark' && rule.fallback === 'allow-direct' && a?.redirectPortDirect !== undefined ? { redirectPort: a.redirectPortDirect } : {};
-      appRules.push({ name, cgroup: cgroupRef(facts, path), action, ...proxyDirect, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+      appRules.push({ name, group: path, action, ...proxyDirect, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
     });
     // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
     // Names start with `_`, which rule names cannot, so they never collide.
@@ -190,12 +210,12 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const tunnel = c.tunnels[t]!;
       const dns = c.dns.perApp && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
-      appRules.push({ name: `_exec-${t}`, cgroup: cgroupRef(facts, path), action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 }, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+      appRules.push({ name: `_exec-${t}`, group: path, action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 }, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
     }
     if (tunnelNames.length > 0) {
       const path = `${root}/_exec-direct`;
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
-      appRules.push({ name: '_exec-direct', cgroup: cgroupRef(facts, path), action: { type: 'direct' } });
+      appRules.push({ name: '_exec-direct', group: path, action: { type: 'direct' } });
     }
   }
 
@@ -205,11 +225,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredState &
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
   const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel || tunnelNames.length > 0;
-  if (needsFirewall) {
-    const cgroupDeps = out.filter((r): r is Resource<'cgroup'> => r.kind === 'cgroup').map((r) => r.id);
-    push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroupDeps, spec: firewallSpec(policy) });
-  }
-  return { resources: out, warnings, allocation: alloc, policy };
+  return { resources: out, warnings, allocation: alloc, ...(needsFirewall ? { policy } : {}) };
 }
 
 /**
@@ -227,11 +243,6 @@ export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number
 
 export function ruleName(rule: Rule, index: number): string {
   return rule.name ?? `rule-${index}`;
-}
-
-function cgroupRef(facts: HostFacts, path: string): NftCgroupRef {
-  const segs = path.split('/').filter(Boolean);
-  return { path: facts.cgroupNftPrefix ? `${facts.cgroupNftPrefix}/${path}` : path, level: (facts.cgroupRootDepth ?? 0) + segs.length };
 }
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
@@ -265,8 +276,6 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
   return {
-    table: NFT_TABLE,
-    linkPrefix: 'awg-',
     fwmarkMask: alloc.mask,
     bypassMark: alloc.bypassMark,
     killSwitch: !ks.enabled ? 'off' : ks.allowLan ? 'allowLan' : 'on',

@@ -10,6 +10,7 @@ import type { ApplyContext } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
 import { revert } from './revert.js';
+import { killSwitchIds } from './teardown.js';
 import { plan as makePlan } from './plan.js';
 import { verify } from './verify.js';
 
@@ -29,11 +30,10 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
   env.reporter.report({ type: 'phase', phase: 'rollback', detail: input.failClosed ? 'kill switch on: ending fail-closed' : 'restoring the state observed before apply' });
   const now = await observeWith(env, input.desired);
   let back: Plan = revert(input.before, now);
-  const firewall = input.desired.resources.find((r) => r.kind === 'firewall');
   // Fail-closed keeps (or installs) the desired firewall and what it references (the cgroups
   // its rules name): the kill switch must hold while the tunnels are torn down.
-  const keep = new Set(firewall ? [firewall.id, ...firewall.deps] : []);
-  const closing = input.failClosed && firewall !== undefined;
+  const keep = input.failClosed ? killSwitchIds(input.desired.resources) : new Set<string>();
+  const closing = keep.size > 0;
   if (closing) back = { ...back, changes: back.changes.filter((c) => !keep.has(c.id)) };
   const errors = await bestEffort(back.changes, env);
   if (!closing) return { outcome: errors.length ? 'failed' : 'rolled-back', errors };

@@ -3,7 +3,7 @@
  * start them before it needs them (`awg diff` starts them while it loads and validates
  * the config; see PrefetchExec). No imports: this module must stay cheap to load.
  */
-/** the nft table awg owns (model/desired.ts NFT_TABLE; a unit test keeps them equal) */
+/** the nft table awg owns (claims.nftTable) */
 export const DEFAULT_NFT_TABLE = 'awg';
 
 export type Read = readonly [cmd: string, args: readonly string[]];

@@ -1,75 +1,69 @@
 /**
- * The per-kind factories: the only place that chooses a platform. Callers never branch on
- * process.platform; a kind without a driver on this platform is absent, and executing a
- * change of that kind fails with AwgError('unsupported').
+ * The platforms: the only place that chooses one. Callers never branch on process.platform;
+ * they load this host's Platform and use what it offers. A kind without a driver on a
+ * platform is absent, and executing a change of that kind fails with
+ * AwgError('unsupported').
  *
- * Only this platform's driver modules are loaded: the macOS set is imported on first use,
- * so a Linux `awg diff` does not pay for parsing it (start-up time is part of its budget).
+ * Only this platform's modules are loaded, on first use (`loadPlatform`): a Linux `awg
+ * diff` does not pay for parsing the macOS set (start-up time is part of its budget), and
+ * this module stays cheap to import.
  */
-import { AwgError } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import type { DesiredModel, HostFacts } from '../model/desired.js';
+import type { DesiredState } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
-import type { ResourceKind } from '../model/resources.js';
-import type { Driver, DriverSet } from './driver.js';
-import { createLinuxAddressDriver } from './address/linux.js';
-import { createLinuxCgroupDriver } from './cgroup/linux.js';
-import { createLinuxDnsDriver } from './dns/linux.js';
-import { createProcessEngineDriver } from './engine/process-host.js';
-import { createLinuxFirewallDriver } from './firewall/linux.js';
-import { createLinuxLinkDriver } from './link/linux.js';
-import { createLinuxRouteDriver } from './route/linux.js';
-import { createLinuxRuleDriver } from './rule/linux.js';
-import { createLinuxSysctlDriver } from './sysctl/linux.js';
+import type { DriverSet } from './driver.js';
+import type { NetworkWatch, NetworkWatchOptions } from './monitor/types.js';
+import type { ServiceManager } from './service/manager.js';
+import { linuxObserveReads, type Read } from './reads.js';
 
 export interface DriverOptions {
   exec: Exec;
-  platform?: NodeJS.Platform;
   env?: NodeJS.ProcessEnv;
 }
 
-/** the kinds createDarwinDrivers returns (engines belong to the data plane there) */
-const DARWIN_KINDS = ['sysctl', 'cgroup', 'rule', 'firewall', 'link', 'address', 'route', 'dns', 'service'] as const;
+export interface Platform {
+  readonly os: NodeJS.Platform;
+  /** a driver per kind this platform manages */
+  drivers(o: DriverOptions): Partial<DriverSet>;
+  /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
+  probeFacts(c: Config | undefined, o: DriverOptions): Promise<HostFacts>;
+  /**
+   * The desired model → this platform's resources: the firewall policy rendered in its own
+   * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
+   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed.
+   */
+  realise(m: DesiredModel, facts: HostFacts): DesiredState;
+  /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
+  watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
+  /** the manager that runs `awg daemon` as a system service (throws `unsupported` where there is none) */
+  serviceManager(): ServiceManager;
+}
 
-export function createDrivers(opts: DriverOptions): Partial<DriverSet> {
-  const platform = opts.platform ?? process.platform;
-  if (platform === 'linux') {
-    return {
-      sysctl: createLinuxSysctlDriver(),
-      cgroup: createLinuxCgroupDriver(),
-      firewall: createLinuxFirewallDriver({ exec: opts.exec }),
-      link: createLinuxLinkDriver({ exec: opts.exec }),
-      address: createLinuxAddressDriver({ exec: opts.exec }),
-      route: createLinuxRouteDriver({ exec: opts.exec }),
-      rule: createLinuxRuleDriver({ exec: opts.exec }),
-      dns: createLinuxDnsDriver({ exec: opts.exec, env: opts.env }),
-      engine: createProcessEngineDriver({ env: opts.env }),
-    };
+export type PlatformName = 'linux' | 'darwin';
+
+const loaders: Record<PlatformName, () => Promise<Platform>> = {
+  linux: async () => (await import('./linux.js')).linuxPlatform,
+  darwin: async () => (await import('./darwin.js')).darwinPlatform,
+};
+
+const cache = new Map<string, Promise<Platform>>();
+
+/** This host's platform (or the named one: tests, `awg service --platform`). */
+export function loadPlatform(os: NodeJS.Platform = process.platform): Promise<Platform> {
+  let p = cache.get(os);
+  if (!p) {
+    const load = os in loaders ? loaders[os as PlatformName] : async () => (await import('./unsupported.js')).unsupportedPlatform(os);
+    p = load();
+    cache.set(os, p);
   }
-  if (platform === 'darwin') {
-    // Verified against captured macOS outputs only; the utun engine is not built yet, so
-    // tunnels cannot come up on macOS (docs/platform-macos.md).
-    let set: Promise<Partial<DriverSet>> | undefined;
-    const load = () =>
-      (set ??= import('../platform/darwin/drivers.js').then((m) => m.createDarwinDrivers({ exec: opts.exec })));
-    const out: Partial<Record<ResourceKind, Driver<ResourceKind>>> = {};
-    for (const kind of DARWIN_KINDS) out[kind] = deferred(kind, load);
-    return out as Partial<DriverSet>;
-  }
-  return {};
+  return p;
 }
 
 /**
- * A driver whose module loads on its first call. Only `kind`, `observe` and `apply` are
- * forwarded: none of the macOS drivers offers `applyBatch`.
+ * The read-only commands one observation runs on this platform, to start before the
+ * drivers load (`awg diff`, PrefetchExec); none where observing spawns nothing worth it.
  */
-function deferred<K extends ResourceKind>(kind: K, load: () => Promise<Partial<DriverSet>>): Driver<K> {
-  const real = async (): Promise<Driver<K>> => {
-    const d = (await load())[kind] as Driver<K> | undefined;
-    if (!d) throw new AwgError('bug', `the macOS driver set has no ${kind} driver`);
-    return d;
-  };
-  return {
-    kind,
-    observe: async (scope) => (await real()).observe(scope),
-    apply: async (change, ctx) => (await real()).apply(change, ctx),
-  };
+export function observeReads(nftTable: string, os: NodeJS.Platform = process.platform): Read[] {
+  return os === 'linux' ? linuxObserveReads(nftTable) : [];
 }

@@ -6,7 +6,7 @@ import type { FirewallSpec } from '../../src/model/resources.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../../src/resources/cgroup/parse.js';
 import type { ApplyContext, Claims } from '../../src/resources/driver.js';
 import { createLinuxFirewallDriver } from '../../src/resources/firewall/linux.js';
-import type { FirewallPolicy } from '../../src/resources/firewall/policy.js';
+import type { NftPolicy } from '../../src/resources/firewall/policy.js';
 import { firewallSpec } from '../../src/resources/firewall/render.js';
 import { MemoryReporter } from '../../src/util/reporter.js';
 import { MemoryStateStore } from '../../src/util/state.js';
@@ -84,7 +84,7 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
     };
   };
   const scope = { desired: { resources: [], warnings: [] }, claims, state: new MemoryStateStore() };
-  const policy = (p: Partial<FirewallPolicy> = {}): FirewallPolicy => ({
+  const policy = (p: Partial<NftPolicy> = {}): NftPolicy => ({
     table: 'awgt',
     linkPrefix: 'awg-',
     fwmarkMask: 0x0f000000,

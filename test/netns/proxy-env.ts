@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderTable } from '../../src/resources/firewall/render.js';
-import type { FirewallPolicy } from '../../src/resources/firewall/policy.js';
+import type { NftPolicy } from '../../src/resources/firewall/policy.js';
 import {
   createNetns,
   destroyNetns,
@@ -210,7 +210,7 @@ export async function startDante(topo: Topology): Promise<NsProcess> {
 
 export function policy(
   opts: { killSwitch?: 'on' | 'off'; endpoints?: { address: string; port: number }[] } = {},
-): FirewallPolicy {
+): NftPolicy {
   return {
     table: 'awgt_proxy',
     linkPrefix: 'awg-',
@@ -256,7 +256,7 @@ export async function loadGuard(ns: string): Promise<void> {
 }
 
 /** Loads (replacing) the product's table for `p` in ns. */
-export async function loadPolicy(ns: string, p: FirewallPolicy): Promise<void> {
+export async function loadPolicy(ns: string, p: NftPolicy): Promise<void> {
   await nsExec(ns, 'nft', ['delete', 'table', 'inet', p.table], { allowFail: true });
   await nsExec(ns, 'nft', ['-f', '-'], { input: renderTable(p) });
 }

@@ -1,13 +1,12 @@
 import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.js';
-import { killSwitchOf } from '../../config/schema.js';
 import { executeChanges } from '../../reconciler/execute.js';
-import { reconcile } from '../../reconciler/run.js';
 import { toPlanDocument } from '../../model/plan-document.js';
-import { prepare } from '../app.js';
-import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
+import { prepare } from '../../pipeline/prepare.js';
+import { converge } from '../../pipeline/converge.js';
+import { hostEnv } from '../../pipeline/host.js';
+import { loadPlatform } from '../../resources/registry.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
-import { hostFacts } from './host.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
@@ -43,7 +42,8 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
     printError(io, err);
     return err.exitCode;
   }
-  const r = await prepare(o.file, { probeFacts: hostFacts });
+  const platform = await loadPlatform();
+  const r = await prepare(o.file, { platform, probe: true });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
@@ -52,16 +52,11 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const p = r.prepared;
   printIssues(io, p.issues);
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = hostEnv({ stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
+  const env = hostEnv({ platform, stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
   try {
-    const last = env.state.get<AppliedRecord>(APPLIED_KEY);
-    const ctx = await reconcile(env, { desired: p.desired, lastApplied: last?.resources, dryRun: Boolean(o.dryRun), failClosed: killSwitchOf(p.config).enabled });
+    const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));
     if (ctx.outcome === 'planned' && ctx.plan) await executeChanges(ctx.plan.changes, env.drivers, { exec: env.exec, reporter, state: env.state, dryRun: true, claims: env.claims, secrets: env.secrets });
-    if (ctx.outcome === 'converged' || ctx.outcome === 'unchanged') {
-      const rec: AppliedRecord = { configFile: o.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome };
-      env.state.set(APPLIED_KEY, rec);
-    }
     const summary = { outcome: ctx.outcome, mutations: env.exec.mutations, changed: ctx.changed, error: ctx.error ? { kind: ctx.error.kind, message: ctx.error.message } : undefined, rollbackErrors: ctx.rollbackErrors.map((e) => e.message), plan: ctx.plan ? toPlanDocument(ctx.plan, o.file) : undefined };
     if (o.json) io.out(JSON.stringify(summary, null, 2) + '\n');
     switch (ctx.outcome) {

@@ -1,11 +1,11 @@
 /**
  * `awg daemon [--config FILE]`: the service. The same core as `awg up` (loop + in-process
  * engines); without --config it follows the file of the last apply. The API socket is
- * started from `onStarted` (see daemon/foreground.ts).
+ * started from `onStarted` (see cli/foreground.ts).
  */
 import { resolve } from 'node:path';
 import type { Io } from '../output.js';
-import { runForeground } from '../../daemon/foreground.js';
+import { runForeground } from '../foreground.js';
 import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
 import { DEFAULT_SOCKET } from '../../daemon/client.js';

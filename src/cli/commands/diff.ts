@@ -9,11 +9,11 @@ import { toAwgError } from '../../errors.js';
 import { ProcessExec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
 import { PrefetchExec } from '../../resources/prefetch.js';
-import { DEFAULT_NFT_TABLE, linuxObserveReads } from '../../resources/reads.js';
+import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';
+import { loadPlatform, observeReads } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, type Io } from '../output.js';
 import type { ObservedState } from '../../model/resources.js';
-import type { AppliedRecord } from '../env.js';
 import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
 
 export interface DiffOptions extends DaemonChoice {
@@ -34,34 +34,30 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     if ('code' in d) return d.code;
   }
   try {
-    const exec =
-      !o.observed && process.platform === 'linux'
-        ? new PrefetchExec(new ProcessExec(silentReporter), linuxObserveReads(DEFAULT_NFT_TABLE))
-        : undefined;
-    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { APPLIED_KEY, hostEnv }, { renderPlan }, { hostFacts }] =
-      await Promise.all([
-        import('node:fs/promises'),
-        import('../../model/change.js'),
-        import('../../reconciler/plan.js'),
-        import('../../reconciler/observe.js'),
-        import('../app.js'),
-        import('../env.js'),
-        import('../render-plan.js'),
-        import('./host.js'),
-      ]);
-    const r = await prepare(o.file, { skipSecrets: o.skipSecrets, probeFacts: hostFacts });
+    const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
+    const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
+    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
+      import('node:fs/promises'),
+      import('../../model/change.js'),
+      import('../../reconciler/plan.js'),
+      import('../../reconciler/observe.js'),
+      import('../../pipeline/prepare.js'),
+      import('../../pipeline/host.js'),
+      loadPlatform(),
+      import('../render-plan.js'),
+    ]);
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = hostEnv({ stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
+    const env = hostEnv({ platform, stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
     let observed: ObservedState;
     if (o.observed) observed = JSON.parse(await readFile(o.observed, 'utf8')) as ObservedState;
     else observed = await observeWith(env, p.desired);
-    const last = env.state.get<AppliedRecord>(APPLIED_KEY);
-    const plan = makePlan(p.desired, observed, { lastApplied: last?.resources });
+    const plan = makePlan(p.desired, observed, { lastApplied: env.applied.load()?.resources });
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
       io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');

@@ -1,13 +1,9 @@
 import { toAwgError } from '../../errors.js';
-import { plan as makePlan } from '../../reconciler/plan.js';
-import { executeBestEffort } from '../../reconciler/execute.js';
-import { observeWith } from '../../reconciler/observe.js';
-import { verify } from '../../reconciler/verify.js';
-import { claimsFromConfig, DEFAULT_CLAIMS } from '../app.js';
 import { loadConfigFile } from '../../config/load.js';
-import { APPLIED_KEY, hostEnv, type AppliedRecord } from '../env.js';
-import { FileStateStore } from '../../util/state.js';
-import { stateDirFrom } from '../env.js';
+import { claimsFromConfig, DEFAULT_CLAIMS } from '../../pipeline/claims.js';
+import { hostEnv } from '../../pipeline/host.js';
+import { teardown } from '../../pipeline/teardown.js';
+import { loadPlatform } from '../../resources/registry.js';
 import { printError, printIssues, TextReporter, JsonReporter, type Io } from '../output.js';
 import { daemonFor, type DaemonChoice } from '../../daemon/client.js';
 
@@ -51,37 +47,26 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
       }
     }
   }
-  const state = new FileStateStore(stateDirFrom(o.stateDir));
-  const last = state.get<AppliedRecord>(APPLIED_KEY);
-  let claims = last?.claims ?? DEFAULT_CLAIMS;
-  if (o.file) {
-    const l = await loadConfigFile(o.file);
-    if (!l.config) {
-      printIssues(io, l.issues);
-      return 1;
-    }
-    claims = claimsFromConfig(l.config);
-  }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = hostEnv({ state, dryRun: o.dryRun, reporter, claims });
-  const empty = { resources: [], warnings: [] };
   try {
-    const observed = await observeWith(env, empty);
-    const p = makePlan(empty, observed);
-    // Remove as much as possible even when one object resists; report what failed.
-    const r = await executeBestEffort(p.changes, env.drivers, { exec: env.exec, reporter, state, dryRun: Boolean(o.dryRun), claims });
-    for (const e of r.errors) io.err(`awg: ${e.message}\n`);
-    if (!o.dryRun) {
-      const left = verify(empty, await observeWith(env, empty));
-      if (!left.ok) {
-        io.err(`awg: down left objects behind: ${left.mismatches.map((m) => m.id).join(', ')}\n`);
-        return 7;
+    const env = hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS });
+    if (o.file) {
+      const l = await loadConfigFile(o.file);
+      if (!l.config) {
+        printIssues(io, l.issues);
+        return 1;
       }
-      state.delete(APPLIED_KEY);
+      env.claims = claimsFromConfig(l.config);
+    } else env.claims = env.applied.load()?.claims ?? DEFAULT_CLAIMS;
+    // Remove as much as possible even when one object resists; report what failed.
+    const r = await teardown(env, env.applied);
+    for (const e of r.errors) io.err(`awg: ${e.message}\n`);
+    if (r.left.length) {
+      io.err(`awg: down left objects behind: ${r.left.join(', ')}\n`);
+      return 7;
     }
-    const removed = p.changes.filter((c) => c.action !== 'noop').map((c) => c.id);
-    if (o.json) io.out(JSON.stringify({ removed, mutations: env.exec.mutations, errors: r.errors.map((e) => e.message) }, null, 2) + '\n');
-    else io.out(removed.length ? `Removed ${removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
+    if (o.json) io.out(JSON.stringify({ removed: r.removed, mutations: env.exec.mutations, errors: r.errors.map((e) => e.message) }, null, 2) + '\n');
+    else io.out(r.removed.length ? `Removed ${r.removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
     return r.errors.length ? r.errors[0]!.exitCode : 0;
   } catch (e) {
     const err = toAwgError(e);

@@ -5,7 +5,7 @@
  */
 import { toAwgError } from '../../errors.js';
 import { daemonFor, needsDaemon, type DaemonChoice } from '../../daemon/client.js';
-import { formatEvent } from '../../daemon/foreground.js';
+import { formatEvent } from '../foreground.js';
 import { printError, type Io } from '../output.js';
 
 export interface EventsOptions extends Omit<DaemonChoice, 'direct'> {

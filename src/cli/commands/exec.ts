@@ -20,7 +20,8 @@ import { resolveExecCgroup, type ExecChoice } from '../../procs/exec-target.js';
 import { parseCgroupV2 } from '../../procs/scan.js';
 import { relativeCgroup } from '../../procs/cgroups.js';
 import { FileStateStore } from '../../util/state.js';
-import { APPLIED_KEY, stateDirFrom, type AppliedRecord } from '../env.js';
+import { AppliedStore } from '../../pipeline/applied.js';
+import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 
 export interface ExecOptions {
@@ -61,8 +62,7 @@ export async function execCommand(io: Io, cmd: string[], o: ExecOptions): Promis
   let path: string;
   try {
     if (cmd.length === 0) throw new AwgError('invalid-config', 'no command given: awg exec --tunnel NAME -- COMMAND [ARGS…]');
-    const state = new FileStateStore(stateDirFrom(o.stateDir));
-    path = resolveExecCgroup(state.get<AppliedRecord>(APPLIED_KEY), choiceOf(o));
+    path = resolveExecCgroup(new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load(), choiceOf(o));
     placeSelf(path);
   } catch (e) {
     const err = toAwgError(e);

@@ -15,7 +15,8 @@ import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
 import { describeProcess, type ListedProcess } from '../../procs/placer.js';
 import { scanProcesses } from '../../procs/scan.js';
 import { FileStateStore } from '../../util/state.js';
-import { APPLIED_KEY, stateDirFrom, type AppliedRecord } from '../env.js';
+import { AppliedStore } from '../../pipeline/applied.js';
+import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 import { viaDaemon } from '../via-daemon.js';
 import type { ProcessInfo } from '../../daemon/core.js';
@@ -45,8 +46,7 @@ function upLinks(): Set<string> {
 }
 
 export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedProcess[]> {
-  const state = new FileStateStore(stateDirFrom(o.stateDir));
-  const last = state.get<AppliedRecord>(APPLIED_KEY);
+  const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load();
   if (!last) throw new AwgError('invalid-config', 'awg is not applied: there is no apply record (run `awg apply -f CONFIG` first, or pass the same --state-dir)');
   const loaded = await loadConfigFile(last.configFile);
   if (!loaded.config) throw new AwgError('invalid-config', `cannot load ${last.configFile}, the config of the last apply`, { issues: loaded.issues });

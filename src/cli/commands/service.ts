@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { toAwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import { socketAnswers, socketFrom } from '../../daemon/client.js';
-import { serviceManager } from '../../daemon/service/install.js';
-import type { DaemonInvocation } from '../../daemon/service/render.js';
+import { loadPlatform } from '../../resources/registry.js';
+import type { DaemonInvocation } from '../../resources/service/render.js';
 import { printError, TextReporter, type Io } from '../output.js';
 
 export interface ServiceOptions {
@@ -47,7 +47,7 @@ export function invocation(o: ServiceOptions): DaemonInvocation {
 
 export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | 'status', o: ServiceOptions, deps: { exec?: Exec } = {}): Promise<number> {
   try {
-    const m = serviceManager((o.platform as NodeJS.Platform | undefined) ?? process.platform);
+    const m = (await loadPlatform((o.platform as NodeJS.Platform | undefined) ?? process.platform)).serviceManager();
     const exec = deps.exec ?? new ProcessExec(new TextReporter(io, o.verbose), Boolean(o.dryRun));
     const ctx = { exec, ...(o.root ? { root: resolve(o.root) } : {}) };
     switch (action) {

@@ -2,15 +2,15 @@ import { toAwgError } from '../../errors.js';
 import { observeWith } from '../../reconciler/observe.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
 import { RESOURCE_KINDS } from '../../model/resources.js';
-import { DEFAULT_CLAIMS } from '../app.js';
-import { APPLIED_KEY, hostEnv, stateDirFrom, type AppliedRecord } from '../env.js';
-import { FileStateStore } from '../../util/state.js';
+import { DEFAULT_CLAIMS } from '../../pipeline/claims.js';
+import { hostEnv } from '../../pipeline/host.js';
+import { loadPlatform } from '../../resources/registry.js';
 import { silentReporter } from '../../util/reporter.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
-import { formatEvent } from '../../daemon/foreground.js';
+import { formatEvent } from '../foreground.js';
 
 export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
@@ -34,10 +34,10 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     printError(io, err);
     return err.exitCode;
   }
-  const state = new FileStateStore(stateDirFrom(o.stateDir));
-  const last = state.get<AppliedRecord>(APPLIED_KEY);
-  const env = hostEnv({ state, reporter: silentReporter, claims: last?.claims ?? DEFAULT_CLAIMS });
   try {
+    const env = hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: silentReporter, claims: DEFAULT_CLAIMS });
+    const last = env.applied.load();
+    if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };
     const observed = await observeWith(env, desired);
     const drift = last ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter((c) => c.action !== 'noop') : [];

@@ -4,9 +4,9 @@
  * unless the kill switch is on (the nft table stays: fail-closed).
  */
 import { resolve } from 'node:path';
-import { prepare } from '../app.js';
+import { prepare } from '../../pipeline/prepare.js';
 import { printIssues, type Io } from '../output.js';
-import { runForeground } from '../../daemon/foreground.js';
+import { runForeground } from '../foreground.js';
 
 export interface UpOptions {
   file: string;

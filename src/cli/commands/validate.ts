@@ -1,5 +1,5 @@
 import { hasErrors } from '../../config/load.js';
-import { prepare } from '../app.js';
+import { prepare } from '../../pipeline/prepare.js';
 import { printIssues, type Io } from '../output.js';
 
 export interface ValidateOptions {

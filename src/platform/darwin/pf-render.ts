@@ -12,7 +12,7 @@
  * anchor stays closed (fail-closed) before the first connect.
  */
 
-import type { Endpoint, FirewallPolicy } from '../../resources/firewall/policy.js';
+import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
 
 export const ANCHOR_ROOT = 'com.awg';
 

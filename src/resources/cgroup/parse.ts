@@ -9,7 +9,6 @@
  */
 import { posix } from 'node:path';
 import { AwgError } from '../../errors.js';
-import type { NftCgroupRef } from '../firewall/policy.js';
 
 export const NFT_CGROUP_BASE = '/sys/fs/cgroup';
 
@@ -20,6 +19,23 @@ export interface CgroupMount {
   root: string;
   /** mountPoint relative to /sys/fs/cgroup (`unified`, or `` for pure v2); undefined if outside it */
   nftPrefix: string | undefined;
+}
+
+/** A cgroup as nft names it: path relative to /sys/fs/cgroup and depth below the v2 root. */
+export interface NftCgroupRef {
+  /** e.g. `unified/awg/work` on hybrid hosts, `awg/work` on pure v2 */
+  path: string;
+  level: number;
+}
+
+/** What naming a cgroup for nft needs to know of the mount (CgroupMount, or the probed HostFacts). */
+export interface NftCgroupBase {
+  /** the v2 mount relative to /sys/fs/cgroup (`unified`, or `` for pure v2); undefined if outside it */
+  nftPrefix: string | undefined;
+  /** depth of the mount's root inside the hierarchy (containers without a cgroup namespace) */
+  rootDepth: number;
+  /** for the error when the mount is outside /sys/fs/cgroup */
+  mountPoint?: string;
 }
 
 /** Facts the cgroup driver reports under `facts.cgroup`. */
@@ -53,20 +69,22 @@ function segments(p: string): string[] {
   return p.split('/').filter((s) => s !== '');
 }
 
+export function nftBaseOf(mount: CgroupMount): NftCgroupBase {
+  return { nftPrefix: mount.nftPrefix, rootDepth: segments(mount.root).length, mountPoint: mount.mountPoint };
+}
+
 /** path below the v2 mount point → what nft needs */
-export function nftCgroupRef(mount: CgroupMount, path: string): NftCgroupRef {
-  if (mount.nftPrefix === undefined) {
+export function nftCgroupRef(mount: CgroupMount | NftCgroupBase, path: string): NftCgroupRef {
+  const base = 'root' in mount ? nftBaseOf(mount) : mount;
+  if (base.nftPrefix === undefined) {
     throw new AwgError(
       'unsupported',
-      `cgroup2 is mounted at ${mount.mountPoint}, outside ${NFT_CGROUP_BASE}; nft socket cgroupv2 cannot name cgroups there`,
+      `cgroup2 is mounted at ${base.mountPoint ?? 'a place'} outside ${NFT_CGROUP_BASE}; nft socket cgroupv2 cannot name cgroups there`,
     );
   }
   const segs = segments(path);
   if (segs.length === 0) throw new AwgError('bug', 'nftCgroupRef of the cgroup root');
-  return {
-    path: posix.join(mount.nftPrefix, ...segs),
-    level: segments(mount.root).length + segs.length,
-  };
+  return { path: posix.join(base.nftPrefix, ...segs), level: base.rootDepth + segs.length };
 }
 
 /** `awg` or `awg/...` (no `..`, no empty segments) */

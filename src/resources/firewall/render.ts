@@ -1,5 +1,6 @@
 /**
- * FirewallPolicy → the full text of our nft table. Pure; golden-tested.
+ * NftPolicy (the model's FirewallPolicy in nft terms, policy.ts) → the full text of our nft
+ * table. Pure; golden-tested.
  *
  * The output is written in the exact form `nft list table` prints (sorted anonymous sets,
  * 8-digit marks, and-masks that already include the or-value), so that the normalised
@@ -34,13 +35,8 @@
 import ipaddr from 'ipaddr.js';
 import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
-import {
-  NFT_MARKER,
-  type AppRule,
-  type FirewallPolicy,
-  type Ipv6Mode,
-  type NftCgroupRef,
-} from './policy.js';
+import type { Ipv6Mode } from '../../model/policy.js';
+import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
 
 const LAN4 = [
   '10.0.0.0/8',
@@ -96,7 +92,7 @@ function cg(c: NftCgroupRef): string {
 
 const comment = (s: string) => `comment ${quoted(s, 'rule name')}`;
 
-function checkMark(p: FirewallPolicy, m: number, what: string): void {
+function checkMark(p: NftPolicy, m: number, what: string): void {
   if (m === 0 || (m & ~p.fwmarkMask) !== 0 || m === p.bypassMark) {
     throw new AwgError(
       'invalid-config',
@@ -106,12 +102,12 @@ function checkMark(p: FirewallPolicy, m: number, what: string): void {
 }
 
 /** statements that set tunnel mark `m` on our bits only and save it to the conntrack mark */
-function setMark(p: FirewallPolicy, m: number): string {
+function setMark(p: NftPolicy, m: number): string {
   return `meta mark set meta mark & ${mark32(~p.fwmarkMask | m)} | ${mark32(m)} ct mark set meta mark`;
 }
 
 function markRules(
-  p: FirewallPolicy,
+  p: NftPolicy,
   match: string,
   mark: number,
   ipv6: Ipv6Mode,
@@ -131,7 +127,7 @@ function markRules(
   ];
 }
 
-function appRules(p: FirewallPolicy, a: AppRule): string[] {
+function appRules(p: NftPolicy, a: NftAppRule): string[] {
   const name = `app/${a.name}`;
   const m = cg(a.cgroup);
   switch (a.action.type) {
@@ -150,7 +146,7 @@ function chain(name: string, hook: string, rules: string[]): string[] {
 }
 
 /** The table definition alone (what `nft list table inet <name>` prints, minus counters). */
-export function renderTable(p: FirewallPolicy): string {
+export function renderTable(p: NftPolicy): string {
   const mask = mark32(p.fwmarkMask);
   const byMark = (m: number) => `meta mark & ${mask} == ${mark32(m)}`;
   quoted(p.table, 'table name');
@@ -173,7 +169,7 @@ export function renderTable(p: FirewallPolicy): string {
   const proxyByMark = new Map(
     p.tunnels.filter((t) => t.redirectPort !== undefined).map((t) => [t.mark, t]),
   );
-  const proxyOf = (a: AppRule) =>
+  const proxyOf = (a: NftAppRule) =>
     a.action.type === 'mark' ? proxyByMark.get(a.action.mark) : undefined;
   for (const a of p.apps) {
     if (!a.dns) continue;
@@ -350,7 +346,7 @@ export function normaliseRuleset(text: string): string {
   return out.join('\n') + '\n';
 }
 
-export function firewallSpec(p: FirewallPolicy): FirewallSpec {
+export function firewallSpec(p: NftPolicy): FirewallSpec {
   return { family: 'inet', table: p.table, ruleset: normaliseRuleset(renderTable(p)) };
 }
 

@@ -93,6 +93,30 @@ async function runRoute(
   return parseRouteResult(res.stdout, res.stderr);
 }
 
+/** the physical default routes (`defaultRouteV4`/`V6`), as HostFacts and the observation's facts carry them */
+function defaultRoutes(kernel: NetstatRoute[]): { defaultRouteV4?: Gateway; defaultRouteV6?: Gateway } {
+  const facts: { defaultRouteV4?: Gateway; defaultRouteV6?: Gateway } = {};
+  for (const f of [4, 6] as const) {
+    const d = primaryDefault(kernel, f);
+    if (d && d.gateway.kind === 'ip')
+      facts[`defaultRouteV${f}`] = {
+        gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
+        interface: d.netif,
+      };
+  }
+  return facts;
+}
+
+interface Gateway {
+  gateway: string;
+  interface: string;
+}
+
+/** The physical default routes now: where the tunnels' endpoint bypass routes point (HostFacts). */
+export async function darwinDefaultRoutes(exec: Pick<Exec, 'read'>): Promise<{ defaultRouteV4?: Gateway; defaultRouteV6?: Gateway }> {
+  return defaultRoutes(await readRoutes(exec));
+}
+
 export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route'> {
   return {
     kind: 'route',
@@ -120,16 +144,7 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
             description: `a route ${describe(k)} that awg did not create already covers ${spec.dst}`,
           });
       }
-      const facts: Record<string, unknown> = {};
-      for (const f of [4, 6] as const) {
-        const d = primaryDefault(kernel, f);
-        if (d && d.gateway.kind === 'ip')
-          facts[`defaultRouteV${f}`] = {
-            gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
-            interface: d.netif,
-          };
-      }
-      return { resources, foreign, facts };
+      return { resources, foreign, facts: defaultRoutes(kernel) };
     },
 
     async apply(change: Change<'route'>, ctx: ApplyContext): Promise<ApplyResult> {

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { secretRefs } from '../../../src/config/secrets.js';
 import { formatPath } from '../../../src/config/positions.js';
-import { buildDesired } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { plan } from '../../../src/reconciler/plan.js';
 import { formatIssue } from '../../../src/errors.js';
 
@@ -65,7 +65,7 @@ describe('valid config corpus', () => {
     const secrets = new Map(
       secretRefs(r.config!).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]),
     );
-    const d = buildDesired(r.config!, { facts: { cgroupNftPrefix: '' }, secrets });
+    const d = linuxDesired(r.config!, { facts: { cgroupNftPrefix: '' }, secrets });
     const ids = d.resources.map((x) => x.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(() => plan(d, { resources: [], foreign: [] })).not.toThrow();

@@ -9,7 +9,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigText } from '../../../src/config/load.js';
 import { checkSecrets } from '../../../src/config/secrets.js';
-import { buildDesired } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { plan } from '../../../src/reconciler/plan.js';
 import { formatIssue, type Issue } from '../../../src/errors.js';
 
@@ -75,7 +75,7 @@ describe('examples/', () => {
       it('builds a desired state and an initial plan', () => {
         const r = loadConfigText(text, file);
         const s = checkSecrets(r.config!, { configFile: file, env: {} });
-        const d = buildDesired(r.config!, { facts: { cgroupNftPrefix: '' }, secrets: s.values });
+        const d = linuxDesired(r.config!, { facts: { cgroupNftPrefix: '' }, secrets: s.values });
         const p = plan(d, { resources: [], foreign: [] });
         expect(p.changes.length).toBe(d.resources.length);
         expect(p.changes.every((c) => c.action === 'create' && c.cause === 'initial')).toBe(true);

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { prepare, type Prepared } from '../../../src/cli/app.js';
+import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { MemoryNetwork } from '../../../src/dataplane/conn/memory.js';
 import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
@@ -20,7 +20,7 @@ import { createInprocEngineHost, type EngineChange } from '../../../src/resource
 import type { ApplyContext } from '../../../src/resources/driver.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { silentReporter } from '../../../src/util/reporter.js';
-import { DEFAULT_CLAIMS } from '../../../src/cli/app.js';
+import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 

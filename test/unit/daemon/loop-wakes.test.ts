@@ -1,6 +1,6 @@
 /** Which rtnetlink events wake the loop: echoes of our own changes are ignored, drift is not. */
 import { describe, expect, it } from 'vitest';
-import { wakingEvent, type RtnlFilterState } from '../../../src/daemon/wakes.js';
+import { wakingEvent, type RtnlFilterState } from '../../../src/resources/monitor/linux.js';
 import type { RtnlEvent } from '../../../src/native/rtnl.js';
 
 const base = { portid: 0, seq: 0, family: 2 };

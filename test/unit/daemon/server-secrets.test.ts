@@ -11,7 +11,7 @@ import { main } from '../../../src/cli/main.js';
 import { eventsCommand } from '../../../src/cli/commands/events.js';
 import { TextReporter, type Io } from '../../../src/cli/output.js';
 import { Daemon } from '../../../src/daemon/daemon.js';
-import { formatEvent } from '../../../src/daemon/foreground.js';
+import { formatEvent } from '../../../src/cli/foreground.js';
 import { createMetrics } from '../../../src/daemon/metrics.js';
 import { startApiServer } from '../../../src/daemon/server.js';
 import { createFakeDrivers } from '../../../src/resources/fakes.js';

@@ -86,8 +86,6 @@ describe('anchors and main ruleset', () => {
   });
   it('adapts the model firewall policy', () => {
     const p = pfPolicyFromFirewallPolicy({
-      table: 'awg',
-      linkPrefix: 'awg-',
       fwmarkMask: 0xff0000,
       bypassMark: 0xff0000,
       killSwitch: 'on',
@@ -128,8 +126,6 @@ describe('anchors and main ruleset', () => {
     });
     expect(
       pfPolicyFromFirewallPolicy({
-        table: 'awg',
-        linkPrefix: 'awg-',
         fwmarkMask: 1,
         bypassMark: 1,
         killSwitch: 'allowLan',

@@ -5,8 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { Config, FALLBACKS } from '../../../src/config/schema.js';
 import { buildDesired, ruleAction } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { effectiveRoute } from '../../../src/model/match.js';
-import { wgHealth, downSet } from '../../../src/daemon/health.js';
+import { wgHealth, downSet } from '../../../src/daemon/tunnel-health.js';
 
 const KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
 const cfg = (rules: unknown[]) =>
@@ -22,7 +23,7 @@ const cfg = (rules: unknown[]) =>
 describe('rule actions follow tunnel health', () => {
   const rules = FALLBACKS.map((f) => ({ name: f, match: { name: f }, target: 'a', fallback: f }));
   const c = cfg([...rules, { name: 'tob', match: { name: 'x' }, target: 'b' }, { name: 'blk', match: { name: 'y' }, target: 'block' }, { name: 'dir', match: { name: 'z' }, target: 'direct', fallback: 'drop' }]);
-  const actions = (down: string[]) => Object.fromEntries(buildDesired(c, { down: new Set(down) }).policy.apps.filter((r) => !r.name.startsWith('_')).map((r) => [r.name, r.action.type]));
+  const actions = (down: string[]) => Object.fromEntries(buildDesired(c, { down: new Set(down) }).policy!.apps.filter((r) => !r.name.startsWith('_')).map((r) => [r.name, r.action.type]));
 
   it('tunnel up: every fallback but drop marks; target block and fallback drop always drop', () => {
     expect(actions([])).toEqual({ 'allow-direct': 'mark', block: 'mark', drop: 'drop', failover: 'mark', tob: 'mark', blk: 'drop', dir: 'drop' });
@@ -33,8 +34,8 @@ describe('rule actions follow tunnel health', () => {
   });
 
   it('the firewall text changes only for the rules whose action changed', () => {
-    const up = buildDesired(c).resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string };
-    const dn = buildDesired(c, { down: new Set(['a']) }).resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string };
+    const up = linuxDesired(c).resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string };
+    const dn = linuxDesired(c, { down: new Set(['a']) }).resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string };
     const changed = up.ruleset.split('\n').filter((l) => !dn.ruleset.includes(l));
     expect(changed.length).toBeGreaterThan(0);
     for (const l of changed) expect(l).toMatch(/app\/(allow-direct|block|failover)/);

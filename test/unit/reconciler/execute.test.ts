@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createFakeDrivers } from '../../../src/resources/fakes.js';
 import { executeBestEffort } from '../../../src/reconciler/execute.js';
-import { DEFAULT_CLAIMS } from '../../../src/cli/app.js';
+import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { ProcessExec } from '../../../src/util/exec.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';

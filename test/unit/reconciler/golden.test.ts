@@ -15,7 +15,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { secretRefs } from '../../../src/config/secrets.js';
 import { formatPath } from '../../../src/config/positions.js';
-import { buildDesired } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { plan } from '../../../src/reconciler/plan.js';
 import { renderPlan } from '../../../src/cli/render-plan.js';
 import { PlanDocument, toPlanDocument } from '../../../src/model/plan-document.js';
@@ -49,7 +49,7 @@ function loadCase(name: string): Case {
   const secrets = new Map(
     secretRefs(r.config).map((s) => [formatPath(s.path), `fake-secret:${formatPath(s.path)}`]),
   );
-  const desired = buildDesired(r.config, { facts: { cgroupNftPrefix: 'unified', dnsManager: 'resolved' }, secrets });
+  const desired = linuxDesired(r.config, { facts: { cgroupNftPrefix: 'unified', dnsManager: 'resolved' }, secrets });
   const observed = readJson<ObservedState>(join(dir, 'observed.json'));
   const lpath = join(dir, 'last-applied.json');
   const lastApplied = existsSync(lpath) ? readJson<AnyResource[]>(lpath) : undefined;

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { loadConfigText } from '../../../src/config/load.js';
-import { buildDesired } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { createFakeDrivers, type FakeDriverSet } from '../../../src/resources/fakes.js';
 import { reconcile, type ReconcileEnv } from '../../../src/reconciler/run.js';
 import type { ReconcileContext, ReconcileInput } from '../../../src/reconciler/machine.js';
-import { DEFAULT_CLAIMS } from '../../../src/cli/app.js';
+import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { ProcessExec } from '../../../src/util/exec.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
@@ -33,7 +33,7 @@ ipv6: tunnel
 `;
   const r = loadConfigText(text, 't.yaml');
   if (!r.config) throw new Error(JSON.stringify(r.issues));
-  return buildDesired(r.config, { facts: { cgroupNftPrefix: 'unified' } });
+  return linuxDesired(r.config, { facts: { cgroupNftPrefix: 'unified' } });
 }
 
 function env(drivers: FakeDriverSet) {

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { secretRefs } from '../../../src/config/secrets.js';
 import { formatPath } from '../../../src/config/positions.js';
-import { buildDesired } from '../../../src/model/desired.js';
+import { linuxDesired } from '../../helpers/desired.js';
 import { canonical, diffFields, plan, specEqual, topoOrder } from '../../../src/reconciler/plan.js';
 import { verify } from '../../../src/reconciler/verify.js';
 import { revert } from '../../../src/reconciler/revert.js';
@@ -318,7 +318,7 @@ function desiredFromExample(name: string) {
   const secrets = new Map(
     secretRefs(r.config).map((s) => [formatPath(s.path), `fake:${formatPath(s.path)}`]),
   );
-  return buildDesired(r.config, { facts: { cgroupNftPrefix: 'unified' }, secrets });
+  return linuxDesired(r.config, { facts: { cgroupNftPrefix: 'unified' }, secrets });
 }
 
 describe('property: plan converges observed → desired', () => {

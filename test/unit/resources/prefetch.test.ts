@@ -1,11 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { PrefetchExec } from '../../../src/resources/prefetch.js';
 import { DEFAULT_NFT_TABLE, linuxObserveReads, type Read } from '../../../src/resources/reads.js';
-import { NFT_TABLE } from '../../../src/model/desired.js';
-import { createDrivers } from '../../../src/resources/registry.js';
+import { loadPlatform } from '../../../src/resources/registry.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
-import { DEFAULT_CLAIMS } from '../../../src/cli/app.js';
+import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 
 /** answers every read with its argv; counts the runs; `fail` exits 1 */
 class CountingExec implements Exec {
@@ -64,11 +63,11 @@ describe('PrefetchExec', () => {
   });
 
   it('one observation of the Linux drivers runs exactly the prefetched reads, each once', async () => {
-    expect(DEFAULT_NFT_TABLE).toBe(NFT_TABLE);
+    expect(DEFAULT_CLAIMS.nftTable).toBe(DEFAULT_NFT_TABLE);
     const inner = new CountingExec();
     const exec = new PrefetchExec(inner, linuxObserveReads(DEFAULT_NFT_TABLE));
     const prefetched = [...inner.runs];
-    const drivers = createDrivers({ exec, platform: 'linux', env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
+    const drivers = (await loadPlatform('linux')).drivers({ exec, env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
     const scope = { desired: { resources: [], warnings: [] }, claims: DEFAULT_CLAIMS, state: new MemoryStateStore() };
     // the canned outputs are not valid ip/nft output: only which commands run matters here
     for (const k of ['link', 'address', 'route', 'rule', 'firewall'] as const)

@@ -1,20 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { createDrivers } from '../../../src/resources/registry.js';
-import { createDarwinDrivers } from '../../../src/platform/darwin/drivers.js';
+import { loadPlatform, observeReads } from '../../../src/resources/registry.js';
+import { createDarwinDrivers } from '../../../src/resources/darwin.js';
+import { linuxObserveReads } from '../../../src/resources/reads.js';
 import { RESOURCE_KINDS } from '../../../src/model/resources.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { ScriptedExec } from '../darwin/fake-exec.js';
 import { claims } from '../darwin/helpers.js';
 
-describe('driver registry', () => {
-  it('linux: every kind, built from the linux drivers', () => {
-    const set = createDrivers({ exec: new ScriptedExec(), platform: 'linux' });
+describe('platform registry', () => {
+  it('linux: every kind, built from the linux drivers', async () => {
+    const set = (await loadPlatform('linux')).drivers({ exec: new ScriptedExec() });
     expect(Object.keys(set).sort()).toEqual(RESOURCE_KINDS.filter((k) => k !== 'service').sort());
     for (const [k, d] of Object.entries(set)) expect(d.kind).toBe(k);
   });
 
-  it('darwin: the same kinds as the macOS set, loaded on first use and forwarded', async () => {
-    const set = createDrivers({ exec: new ScriptedExec(), platform: 'darwin' });
+  it('darwin: the macOS set; kinds macOS lacks refuse with `unsupported`', async () => {
+    const p = await loadPlatform('darwin');
+    const set = p.drivers({ exec: new ScriptedExec() });
     const direct = createDarwinDrivers({ exec: new ScriptedExec() });
     expect(Object.keys(set).sort()).toEqual(Object.keys(direct).sort());
     for (const [k, d] of Object.entries(set)) expect(d.kind).toBe(k);
@@ -26,7 +28,17 @@ describe('driver registry', () => {
     ).rejects.toMatchObject({ kind: 'unsupported' });
   });
 
-  it('other platforms: no drivers', () => {
-    expect(createDrivers({ exec: new ScriptedExec(), platform: 'win32' })).toEqual({});
+  it('other platforms: no drivers, a model realised without a firewall and a warning saying so', async () => {
+    const p = await loadPlatform('win32');
+    expect(p.drivers({ exec: new ScriptedExec() })).toEqual({});
+    const d = p.realise({ resources: [], warnings: [], allocation: undefined as never, policy: { fwmarkMask: 1, bypassMark: 1, killSwitch: 'on', dnsLeakProtection: false, tunnels: [], apps: [], blockMarks: [] } }, {});
+    expect(d.resources).toEqual([]);
+    expect(d.warnings.join('\n')).toMatch(/no firewall for win32/);
+  });
+
+  it('one platform object per OS; prefetchable reads only where observing spawns them', async () => {
+    expect(await loadPlatform('linux')).toBe(await loadPlatform('linux'));
+    expect(observeReads('awg', 'linux')).toEqual(linuxObserveReads('awg'));
+    expect(observeReads('awg', 'darwin')).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import type { FirewallPolicy } from '../../../../src/resources/firewall/policy.js';
+import type { NftPolicy } from '../../../../src/resources/firewall/policy.js';
 import { bypassMarkOf } from '../../../../src/resources/firewall/policy.js';
 import { parseTableListing, parseTableNames } from '../../../../src/resources/firewall/parse.js';
 import {
@@ -15,7 +15,7 @@ const dir = new URL('./golden/', import.meta.url);
 const fixture = (f: string) =>
   readFileSync(new URL(`../../../fixtures/linux/firewall/${f}`, import.meta.url), 'utf8');
 const policy = (name: string) =>
-  JSON.parse(readFileSync(new URL(`${name}.policy.json`, dir), 'utf8')) as FirewallPolicy;
+  JSON.parse(readFileSync(new URL(`${name}.policy.json`, dir), 'utf8')) as NftPolicy;
 const cases = readdirSync(dir)
   .filter((f) => f.endsWith('.policy.json'))
   .map((f) => f.slice(0, -'.policy.json'.length));

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
-import { toDarwinDesired } from '../../../src/platform/darwin/desired.js';
+import { realiseDarwin } from '../../../src/resources/darwin.js';
 import { parseNetstatRoutes, primaryDefault } from '../../../src/platform/darwin/netstat.js';
 import { fixture } from './fixtures.js';
 
@@ -24,9 +24,9 @@ const FACTS = {
   defaultRouteV4: { gateway: (d0.gateway as { address: string }).address, interface: d0.netif },
 };
 
-describe('toDarwinDesired', () => {
+describe('realiseDarwin', () => {
   it('full tunnel: split default pairs on the link, endpoint bypass via the physical gateway, PF anchor, no Linux-only kinds', () => {
-    const d = toDarwinDesired(
+    const d = realiseDarwin(
       desiredFrom('wireguard-full-tunnel.yaml', { 'vpn.example.net': ['198.51.100.7'] }),
       FACTS,
     );
@@ -55,7 +55,7 @@ describe('toDarwinDesired', () => {
   });
 
   it('without a known default gateway the bypass route is missing and says so', () => {
-    const d = toDarwinDesired(
+    const d = realiseDarwin(
       desiredFrom('wireguard-full-tunnel.yaml', { 'vpn.example.net': ['198.51.100.7'] }),
       {},
     );
@@ -69,7 +69,7 @@ describe('toDarwinDesired', () => {
       'amneziawg-split.yaml',
       'multi-tunnel-socks-killswitch.yaml',
     ]) {
-      const d = toDarwinDesired(desiredFrom(ex, {}), FACTS);
+      const d = realiseDarwin(desiredFrom(ex, {}), FACTS);
       expect(d.resources.filter((r) => ['rule', 'sysctl', 'cgroup'].includes(r.kind))).toEqual([]);
     }
   });

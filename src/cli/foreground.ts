@@ -4,11 +4,11 @@
  * reporter; on the signal the host is left as `awg down` would leave it (the kill switch
  * keeps the nft table).
  */
-import type { Io } from '../cli/output.js';
-import { JsonReporter, printError, TextReporter } from '../cli/output.js';
+import type { Io } from './output.js';
+import { JsonReporter, printError, TextReporter } from './output.js';
 import { toAwgError } from '../errors.js';
-import type { DaemonEvent } from './core.js';
-import { startDaemonCore, type Daemon, type DaemonOptions } from './daemon.js';
+import type { DaemonEvent } from '../daemon/core.js';
+import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 
 export interface ForegroundOptions {
   json?: boolean;

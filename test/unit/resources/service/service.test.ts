@@ -4,13 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { main } from '../../../src/cli/main.js';
-import type { Io } from '../../../src/cli/output.js';
-import { serviceCommand } from '../../../src/cli/commands/service.js';
-import { launchdManager, serviceManager, systemdManager } from '../../../src/daemon/service/install.js';
-import { daemonArgv, renderLaunchdPlist, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../src/daemon/service/render.js';
-import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
-import { quoteArg } from '../../../src/util/exec.js';
+import { main } from '../../../../src/cli/main.js';
+import type { Io } from '../../../../src/cli/output.js';
+import { serviceCommand } from '../../../../src/cli/commands/service.js';
+import { launchdManager, systemdManager } from '../../../../src/resources/service/manager.js';
+import { daemonArgv, renderLaunchdPlist, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../../src/resources/service/render.js';
+import type { Exec, ExecOptions, ExecResult } from '../../../../src/util/exec.js';
+import { quoteArg } from '../../../../src/util/exec.js';
+import { loadPlatform } from '../../../../src/resources/registry.js';
 
 const INV: DaemonInvocation = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/awg/bin/awg.js', config: '/etc/awg/awg.yaml' };
 const ODD: DaemonInvocation = { node: '/opt/node 20/bin/node', bin: '/opt/awg/bin/awg.js', config: '/etc/awg/100%"$HOME".yaml', socket: '/run/awg/awg.sock', socketGroup: 'awg', metrics: '127.0.0.1:9586', stateDir: '/var/lib/awg' };
@@ -99,7 +100,7 @@ describe.skipIf(!analyze)('systemd-analyze verify accepts the unit (offline; whe
     mkdirSync(join(d, 'node dir'));
     symlinkSync(process.execPath, join(d, 'node dir', 'node'));
     const unit = join(d, 'awg.service');
-    writeFileSync(unit, renderSystemdUnit({ node: join(d, 'node dir', 'node'), bin: fileURLToPath(new URL('../../../bin/awg.js', import.meta.url)), config: '/etc/awg/100%"$HOME".yaml' }));
+    writeFileSync(unit, renderSystemdUnit({ node: join(d, 'node dir', 'node'), bin: fileURLToPath(new URL('../../../../bin/awg.js', import.meta.url)), config: '/etc/awg/100%"$HOME".yaml' }));
     const r = spawnSync(analyze!, ['verify', unit], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -167,8 +168,11 @@ describe('install / uninstall / status through Exec', () => {
     expect(readFileSync(join(root, 'Library/LaunchDaemons/com.awg.daemon.plist'), 'utf8')).toBe(renderLaunchdPlist(INV));
   });
 
-  it('other platforms: a typed unsupported error', () => {
-    expect(() => serviceManager('win32')).toThrow(/not supported on win32/);
+  it('other platforms: a typed unsupported error', async () => {
+    expect((await loadPlatform('linux')).serviceManager()).toBe(systemdManager);
+    expect((await loadPlatform('darwin')).serviceManager()).toBe(launchdManager);
+    const other = await loadPlatform('win32');
+    expect(() => other.serviceManager()).toThrow(/not supported on win32/);
   });
 });
 

@@ -4,7 +4,7 @@
  *
  * `root` installs into another tree (an image being built): the file goes under it and the
  * manager is told to work offline (`systemctl --root=… enable`), so the running system is
- * never touched. The platform is chosen here once; callers do not branch on it.
+ * never touched. Each platform offers its manager (resources/registry.ts `serviceManager`).
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -160,8 +160,3 @@ export const launchdManager: ServiceManager = {
   },
 };
 
-export function serviceManager(platform: NodeJS.Platform = process.platform): ServiceManager {
-  if (platform === 'linux') return systemdManager;
-  if (platform === 'darwin') return launchdManager;
-  throw new AwgError('unsupported', `awg service is not supported on ${platform} (systemd on Linux, launchd on macOS)`);
-}

@@ -1,0 +1,119 @@
+/**
+ * The daemon's process placement: starts the `awg placer` child (procs/placer-process.ts)
+ * on the first converged run with rules, keeps its rules and the set of down tunnels in step
+ * with the config and tunnel health, reports its state, and lists the processes awg routes.
+ */
+import { readFileSync } from 'node:fs';
+import { AwgError, toAwgError } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import { compileRules } from '../model/match.js';
+import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
+import { describeProcess } from '../procs/placer.js';
+import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
+import { linuxProcFs, scanProcesses } from '../procs/scan.js';
+import type { PlacementStatus, ProcessInfo } from './core.js';
+
+export interface PlacementOptions {
+  /** false: no placement; else how to reach the proc connector (see DaemonOptions.placement) */
+  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  env?: NodeJS.ProcessEnv;
+  /** an `error` event for the daemon's subscribers */
+  onError(kind: string, message: string): void;
+}
+
+export class PlacementSupervisor {
+  private placer: PlacerHandle | undefined;
+  private key = '';
+  /** `unsupported` (wrong namespace, no proc events) is final; other failures retry next run */
+  private final = false;
+  private state_: PlacementStatus = { state: 'off', execs: 0, placed: 0, errors: 0 };
+
+  constructor(private readonly o: PlacementOptions) {}
+
+  /** After a converged run: start the watcher when there are rules; follow rule and health changes. */
+  sync(rules: Config['rules'], cgroupRoot: string, down: ReadonlySet<string>): void {
+    if (this.o.placement === false) return;
+    const key = JSON.stringify([cgroupRoot, rules]);
+    if (!this.placer) {
+      if (!rules.some((r) => r.enabled) || (this.state_.state === 'unavailable' && this.final)) return;
+      const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+      try {
+        if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
+        this.placer = spawnPlacerProcess({
+          rules,
+          cgroupRoot,
+          mount,
+          down,
+          env: this.o.env ?? process.env,
+          ...(this.o.placement ?? {}),
+          onReady: (r) => {
+            if (!r.fifo) this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
+          },
+          onError: (e, fatal) => {
+            if (!fatal) return this.o.onError(e.kind, `process watcher: ${e.message}`);
+            this.unavailable(e);
+            const h = this.placer;
+            this.placer = undefined;
+            this.key = '';
+            void h?.close();
+          },
+        });
+      } catch (e) {
+        this.unavailable(toAwgError(e, 'unsupported'));
+        return;
+      }
+      this.key = key;
+      this.state_ = { state: 'active', execs: 0, placed: 0, errors: 0 };
+      return;
+    }
+    if (key !== this.key) {
+      // another cgroupRoot: the child first sends placed processes back from the old one
+      this.placer.setRules(rules, cgroupRoot);
+      this.key = key;
+    }
+    this.placer.setDown(down);
+  }
+
+  status(): PlacementStatus {
+    const st = this.placer?.stats;
+    return { ...this.state_, ...(st ? { execs: st.execs, placed: st.placed, errors: st.errors + st.missingCgroup } : {}) };
+  }
+
+  /** `down`: processes leave the rule cgroups (the cgroups are removed next); the watcher stops */
+  async stop(): Promise<void> {
+    const h = this.placer;
+    if (!h) return;
+    this.placer = undefined;
+    this.key = '';
+    this.state_ = { state: 'off', execs: 0, placed: 0, errors: 0 };
+    h.setRules([]);
+    // close() returns once the child has applied everything sent (stdin EOF) and exited
+    await h.close();
+  }
+
+  /** daemon stop: the watcher ends; processes stay where they are */
+  async close(): Promise<void> {
+    const h = this.placer;
+    this.placer = undefined;
+    await h?.close();
+  }
+
+  private unavailable(err: AwgError): void {
+    const again = this.state_.state === 'unavailable' && this.state_.reason === err.message;
+    this.final = err.kind === 'unsupported';
+    this.state_ = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
+    if (again) return;
+    this.o.onError(err.kind, `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works`);
+  }
+}
+
+/**
+ * Processes awg routes: those in our cgroups and those a rule matches (pid, exe, the rule
+ * of the cgroup they sit in, its target, the route now). Works without the watcher too.
+ */
+export function listRoutedProcesses(config: Config, cgroupRoot: string, down: ReadonlySet<string>): ProcessInfo[] {
+  const o = { tunnelUp: (t: string) => !down.has(t), defaultRoute: config.default };
+  const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const matcher = compileRules(config.rules);
+  return scanProcesses(linuxProcFs()).flatMap((e) => describeProcess(e, matcher, cgroupRoot, mount?.root ?? '/', o));
+}

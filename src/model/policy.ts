@@ -1,0 +1,66 @@
+/**
+ * The traffic policy as plain data, OS-neutral: which flows are marked into which tunnel,
+ * which are dropped, where DNS is redirected, and what the kill switch lets through. The
+ * model derives it from the config (model/desired.ts); each platform turns it into its own
+ * firewall: nftables on Linux (resources/firewall/render.ts), a PF anchor on macOS
+ * (platform/darwin/pf-render.ts). Pure types.
+ */
+
+export type Ipv6Mode = 'tunnel' | 'block' | 'allow';
+
+export type AppAction =
+  /** route through the tunnel whose mark is `mark`; `ipv6`: mark v6 too, drop it, or leave it direct */
+  | { type: 'mark'; mark: number; ipv6: Ipv6Mode }
+  /** leave unmarked (exclusion from a default tunnel) */
+  | { type: 'direct' }
+  | { type: 'drop' };
+
+/** One group of processes (a rule, or `awg exec`'s per-tunnel groups) and what its traffic gets. */
+export interface AppRule {
+  /** rule name (`_exec-<tunnel>`, `_exec-direct` for `awg exec`); used in comments and counters */
+  name: string;
+  /** the group's path below the process-group root, e.g. `awg/browser` (a cgroup on Linux) */
+  group: string;
+  action: AppAction;
+  /** proxy-tunnel rules with `fallback: allow-direct`: redirect this group's TCP to this port (TunnelRule.redirectPortDirect) */
+  redirectPort?: number;
+  /** per-app DNS: send this group's port-53 traffic to these resolvers (one per family) */
+  dns?: { v4?: string; v6?: string };
+}
+
+export interface Endpoint {
+  address: string;
+  port: number;
+  protocol: 'udp' | 'tcp';
+}
+
+export interface TunnelRule {
+  name: string;
+  /** the tunnel's link (`awg-<name>`); absent for proxy tunnels */
+  link?: string;
+  mark: number;
+  /** where the daemon's bypass-marked sockets may go under the kill switch */
+  endpoints: Endpoint[];
+  /** resolvers reachable through `link` (DNS leak protection allows exactly these) */
+  resolvers: string[];
+  /** proxy tunnels: marked TCP is redirected to this local port (transparent proxy; a failed dial fails) */
+  redirectPort?: number;
+  /** proxy tunnels: TCP of app rules with `fallback: allow-direct` goes to this port instead (a failed dial redials direct) */
+  redirectPortDirect?: number;
+}
+
+export interface FirewallPolicy {
+  /** the claimed mark bits; tunnel marks are values inside it */
+  fwmarkMask: number;
+  /** carried by the daemon's own sockets (engines, proxies): never re-tunnelled, admitted by the kill switch */
+  bypassMark: number;
+  killSwitch: 'off' | 'on' | 'allowLan';
+  dnsLeakProtection: boolean;
+  tunnels: TunnelRule[];
+  /** ordered; the first matching group decides */
+  apps: AppRule[];
+  /** full-tunnel mode: everything not matched by an app rule gets this mark */
+  defaultRoute?: { mark: number; ipv6: Ipv6Mode };
+  /** packets carrying one of these marks are dropped (tunnel down, fallback `block`) */
+  blockMarks: number[];
+}

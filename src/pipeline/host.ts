@@ -1,0 +1,43 @@
+/** The reconcile environment for this host: its platform's drivers, the state directory, the Exec and reporter. */
+import type { ReconcileEnv } from '../reconciler/observe.js';
+import type { Claims } from '../resources/driver.js';
+import type { Platform } from '../resources/registry.js';
+import { ProcessExec, type Exec } from '../util/exec.js';
+import type { Reporter } from '../util/reporter.js';
+import { DEFAULT_STATE_DIR, FileStateStore, type StateStore } from '../util/state.js';
+import { AppliedStore } from './applied.js';
+
+/** `--state-dir`, else $AWG_STATE_DIR, else /var/lib/awg */
+export function stateDirFrom(opt?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return opt ?? env.AWG_STATE_DIR ?? DEFAULT_STATE_DIR;
+}
+
+export interface HostEnvOptions {
+  platform: Platform;
+  reporter: Reporter;
+  claims: Claims;
+  stateDir?: string;
+  state?: StateStore;
+  dryRun?: boolean;
+  secrets?: ReadonlyMap<string, string>;
+  exec?: Exec;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface HostEnv extends ReconcileEnv {
+  applied: AppliedStore;
+}
+
+export function hostEnv(o: HostEnvOptions): HostEnv {
+  const exec = o.exec ?? new ProcessExec(o.reporter, o.dryRun ?? false);
+  const state = o.state ?? new FileStateStore(stateDirFrom(o.stateDir, o.env));
+  return {
+    drivers: o.platform.drivers({ exec, ...(o.env ? { env: o.env } : {}) }),
+    claims: o.claims,
+    state,
+    applied: new AppliedStore(state),
+    exec,
+    reporter: o.reporter,
+    secrets: o.secrets,
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The first half of every command that plans (validate, diff, apply, up, the daemon's runs):
+ * load the file → resolve secrets → probe host facts → build the desired model → realise it
+ * for this platform. Nothing here touches the system but reading the config, its secret
+ * files and (when asked) cheap host facts; `diff` shows exactly the plan `apply` executes
+ * because both start here.
+ */
+import { AwgError, type Issue } from '../errors.js';
+import { hasErrors, loadConfigFile } from '../config/load.js';
+import { checkSecrets } from '../config/secrets.js';
+import type { Config } from '../config/schema.js';
+import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '../model/desired.js';
+import type { DesiredState } from '../model/resources.js';
+import type { Claims } from '../resources/driver.js';
+import { loadPlatform, type Platform } from '../resources/registry.js';
+import { ProcessExec } from '../util/exec.js';
+import { silentReporter } from '../util/reporter.js';
+import { cgroupRootFromEnv, claimsFromConfig } from './claims.js';
+
+export interface Prepared {
+  file: string;
+  config: Config;
+  /** warnings (and, from `prepare`, never errors) with their file:line:col */
+  issues: Issue[];
+  /** what the config asks, OS-neutral (the firewall as a policy) */
+  model: DesiredModel;
+  /** the model realised for this platform: what is planned against the host */
+  desired: DesiredState;
+  facts: HostFacts;
+  claims: Claims;
+  secrets: Map<string, string>;
+}
+
+export interface PrepareOptions {
+  /** this host's platform unless given */
+  platform?: Platform;
+  /** do not read secret files/variables (CI without the keys): fingerprints stay `unresolved:` */
+  skipSecrets?: boolean;
+  /** use these facts; else probe them when `probe`, else the neutral defaults (validate) */
+  facts?: HostFacts;
+  /** probe host facts (endpoint resolution, cgroup mount, DNS manager) */
+  probe?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
+  down?: ReadonlySet<string>;
+}
+
+export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; issues: Issue[] };
+
+export async function prepare(file: string, opts: PrepareOptions = {}): Promise<PrepareResult> {
+  const env = opts.env ?? process.env;
+  const loaded = await loadConfigFile(file);
+  if (!loaded.config) return { ok: false, issues: loaded.issues };
+  const config = loaded.config;
+  const issues = [...loaded.issues];
+  let secrets = new Map<string, string>();
+  if (!opts.skipSecrets) {
+    const s = checkSecrets(config, { configFile: file, env }, loaded.positions);
+    issues.push(...s.issues);
+    secrets = s.values;
+    if (hasErrors(s.issues)) return { ok: false, issues };
+  }
+  const platform = opts.platform ?? (await loadPlatform());
+  const facts = opts.facts ?? (opts.probe ? await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env }) : DEFAULT_FACTS);
+  let model: DesiredModel;
+  let desired: DesiredState;
+  try {
+    model = buildDesired(config, { facts, secrets, cgroupRoot: cgroupRootFromEnv(env), ...(opts.down ? { down: opts.down } : {}) });
+    desired = platform.realise(model, facts);
+  } catch (e) {
+    // what the config cannot express (allocation, names nft refuses) is a config issue; a host
+    // that cannot realise a valid config (e.g. cgroup v2 mounted elsewhere) is not
+    if (e instanceof AwgError && e.kind !== 'invalid-config') throw e;
+    return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
+  }
+  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets } };
+}

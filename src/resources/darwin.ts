@@ -1,0 +1,159 @@
+/**
+ * The macOS platform: the drivers (route, PF, ifconfig/utun, networksetup/scutil DNS,
+ * launchd; verified against captured real outputs only — docs/platform-macos.md), facts,
+ * and the realisation of the model.
+ *
+ * The model → what macOS can realise. Pure. macOS has one routing table, no fwmark/ip
+ * rules, no cgroups, and PF instead of nft:
+ * - routes: only the default tunnel carries traffic (per-app rules need the flow router,
+ *   not built). Its prefixes go to the main table on its link, with `0.0.0.0/0` split into
+ *   `0/1` + `128/1` (`::/0` into `::/1` + `8000::/1`) so the system default stays and the
+ *   more specific pair wins; each of its endpoints gets a host route via the physical
+ *   gateway (`facts.defaultRouteV4/V6`, probed from the routing table) so encrypted packets
+ *   do not loop into the tunnel. Unreachable twins and `throw` routes have no macOS
+ *   equivalent (no metrics, no tables): when the utun vanishes its routes vanish with it,
+ *   and only the PF kill switch keeps traffic from leaking.
+ * - rule, cgroup, sysctl resources are dropped (with a warning for per-app rules).
+ * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
+ */
+import type { DesiredModel, HostFacts } from '../model/desired.js';
+import { ids } from '../model/identity.js';
+import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
+import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
+import type { DriverSet } from './driver.js';
+import type { Platform } from './registry.js';
+import { createDarwinAddressDriver } from './address/darwin.js';
+import { createDarwinCgroupDriver } from './cgroup/darwin.js';
+import { createDarwinDnsDriver } from './dns/darwin.js';
+import { resolveEndpoints } from './facts.js';
+import { createDarwinFirewallDriver } from './firewall/darwin.js';
+import { createDarwinLinkDriver } from './link/darwin.js';
+import { createDarwinRouteDriver, darwinDefaultRoutes } from './route/darwin.js';
+import { createDarwinRuleDriver } from './rule/darwin.js';
+import { launchdManager } from './service/manager.js';
+import { createDarwinServiceDriver } from './service/darwin.js';
+import { createDarwinSysctlDriver } from './sysctl/darwin.js';
+import type { Exec } from '../util/exec.js';
+
+/** our PF anchor below `com.awg/` (the firewall resource's `table`) */
+export const PF_ANCHOR = 'awg';
+
+/** The macOS drivers. No engine driver: the utun engine is not built yet, so tunnels cannot come up. */
+export function createDarwinDrivers(opts: { exec: Exec }): Omit<DriverSet, 'engine'> {
+  const exec = opts.exec;
+  return {
+    sysctl: createDarwinSysctlDriver(),
+    cgroup: createDarwinCgroupDriver(),
+    rule: createDarwinRuleDriver(),
+    firewall: createDarwinFirewallDriver({ exec }),
+    link: createDarwinLinkDriver({ exec }),
+    address: createDarwinAddressDriver({ exec }),
+    route: createDarwinRouteDriver({ exec }),
+    dns: createDarwinDnsDriver({ exec }),
+    service: createDarwinServiceDriver({ exec }),
+  };
+}
+
+/** macOS has only the main table; routes carry Linux's number for it so ids read naturally. */
+export const DARWIN_MAIN_TABLE = 254;
+
+const SPLIT: Record<string, string[]> = {
+  '0.0.0.0/0': ['0.0.0.0/1', '128.0.0.0/1'],
+  '::/0': ['::/1', '8000::/1'],
+};
+
+export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
+  const warnings = [...d.warnings];
+  const out: AnyResource[] = [];
+  const seen = new Set<string>();
+  const push = (r: AnyResource) => {
+    if (seen.has(r.id)) return;
+    seen.add(r.id);
+    out.push(r);
+  };
+  const policy = d.policy;
+  const def = policy?.defaultRoute
+    ? policy.tunnels.find((t) => t.mark === policy.defaultRoute!.mark)
+    : undefined;
+  if (def && !def.link)
+    warnings.push(
+      `tunnel ${def.name}: proxy tunnels as the default route need the macOS flow router, which is not built yet`,
+    );
+  if (d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') && policy?.apps.length)
+    warnings.push(
+      'per-app rules are not applied on macOS yet (they need the userspace flow router)',
+    );
+
+  const routes: RouteSpec[] = [];
+  let protocol = 0;
+  for (const r of d.resources) {
+    if (r.kind === 'rule' || r.kind === 'cgroup' || r.kind === 'sysctl') continue;
+    if (r.kind === 'route') {
+      protocol = r.spec.protocol;
+      routes.push(r.spec);
+      continue;
+    }
+    push(r);
+  }
+
+  if (policy) {
+    const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset: renderPfAnchor(pfPolicyFromFirewallPolicy(policy)) };
+    push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [], spec });
+  }
+
+  if (def?.link) {
+    const linkId = ids.link(def.link);
+    let coversDefault = false;
+    for (const r of routes) {
+      if (r.type !== 'unicast' || r.dev !== def.link) continue;
+      for (const dst of SPLIT[r.dst] ?? [r.dst]) {
+        const spec: RouteSpec = {
+          family: r.family,
+          table: DARWIN_MAIN_TABLE,
+          dst,
+          type: 'unicast',
+          dev: def.link,
+          metric: 0,
+          protocol: r.protocol,
+        };
+        push({ kind: 'route', id: ids.route(spec), deps: [linkId], spec } as Resource<'route'>);
+      }
+      if (SPLIT[r.dst]) coversDefault = true;
+    }
+    if (coversDefault) {
+      for (const e of def.endpoints) {
+        const v6 = e.address.includes(':');
+        const gw = v6 ? facts.defaultRouteV6 : facts.defaultRouteV4;
+        if (!gw) {
+          warnings.push(
+            `endpoint ${e.address} of ${def.name}: no IPv${v6 ? 6 : 4} default gateway known, so no bypass route; it would loop into the tunnel`,
+          );
+          continue;
+        }
+        const spec: RouteSpec = {
+          family: v6 ? 6 : 4,
+          table: DARWIN_MAIN_TABLE,
+          dst: v6 ? `${e.address}/128` : `${e.address}/32`,
+          type: 'unicast',
+          via: gw.gateway,
+          dev: gw.interface,
+          metric: 0,
+          protocol,
+        };
+        push({ kind: 'route', id: ids.route(spec), deps: [], spec } as Resource<'route'>);
+      }
+    }
+  }
+  return { resources: out, warnings };
+}
+
+export const darwinPlatform: Platform = {
+  os: 'darwin',
+  drivers: ({ exec }) => createDarwinDrivers({ exec }),
+  async probeFacts(c, { exec }) {
+    const [resolved, gateways] = await Promise.all([resolveEndpoints(c), darwinDefaultRoutes(exec).catch(() => ({}))]);
+    return { resolved, ...gateways };
+  },
+  realise: realiseDarwin,
+  serviceManager: () => launchdManager,
+};

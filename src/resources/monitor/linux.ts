@@ -1,0 +1,85 @@
+/**
+ * The Linux network wake source: rtnetlink link, address and route groups (koffi). It only
+ * says "something changed"; the daemon's loop re-observes.
+ *
+ * Our own changes echo back as rtnetlink events. While a run is in flight and shortly
+ * after (`isEcho`), events on our links (except an admin-down), routes with our protocol and
+ * kernel noise on our links (IPv6 link-local, local table) are ignored. Outside that window
+ * every event counts, ours included: someone deleting our route is drift. Link events always
+ * count (outside the window): an admin-down link loses its IPv4 routes without RTM_DELROUTE.
+ */
+import type { RtnlEvent } from '../../native/rtnl.js';
+import type { NetworkWatch, NetworkWatchOptions } from './types.js';
+
+export interface RtnlFilterState {
+  /** ifindex → name, learnt from link events */
+  names: Map<number, string>;
+}
+
+const LOCAL_TABLE = 255;
+
+function describe(e: RtnlEvent, names: Map<number, string>): string {
+  switch (e.type) {
+    case 'resync':
+      return 'netlink events lost: full re-observation';
+    case 'newlink':
+    case 'dellink':
+      return `${e.type} ${e.ifname ?? names.get(e.ifindex) ?? `#${e.ifindex}`}${e.type === 'newlink' ? ((e.flags & 1) === 1 ? ' up' : ' down') : ''}`;
+    case 'newaddr':
+    case 'deladdr':
+      return `${e.type} ${e.address ?? '?'}/${e.prefixlen} dev ${names.get(e.ifindex) ?? `#${e.ifindex}`}`;
+    case 'newroute':
+    case 'delroute':
+      return `${e.type} ${e.dst} table ${e.table}${e.ifindex ? ` dev ${names.get(e.ifindex) ?? `#${e.ifindex}`}` : ''}`;
+  }
+}
+
+/**
+ * Which events of a batch wake the loop. Pure apart from learning link names into `st`.
+ * Returns a description of the first waking event, or undefined.
+ */
+export function wakingEvent(events: RtnlEvent[], st: RtnlFilterState, o: { echo: boolean; linkPrefix: string; routeProtocol?: number }): string | undefined {
+  let first: string | undefined;
+  for (const e of events) {
+    if ((e.type === 'newlink' || e.type === 'dellink') && e.ifname) st.names.set(e.ifindex, e.ifname);
+    if (e.type === 'resync') {
+      first ??= describe(e, st.names);
+      continue;
+    }
+    const name = st.names.get(e.ifindex) ?? (e.type === 'newlink' || e.type === 'dellink' ? e.ifname : undefined);
+    const ours = name !== undefined && name.startsWith(o.linkPrefix);
+    // kernel noise on our own links: IPv6 link-local addresses and local-table routes
+    if (ours && (e.type === 'newaddr' || e.type === 'deladdr') && e.address?.toLowerCase().startsWith('fe80')) continue;
+    if (ours && (e.type === 'newroute' || e.type === 'delroute') && (e.table === LOCAL_TABLE || e.dst.toLowerCase().startsWith('fe80') || e.dst.toLowerCase().startsWith('ff00'))) continue;
+    if (o.echo) {
+      // an admin-down of our link always counts: its IPv4 routes are gone without events
+      const adminDown = e.type === 'newlink' && (e.flags & 1) === 0;
+      if (ours && !adminDown) continue;
+      if ((e.type === 'newroute' || e.type === 'delroute') && o.routeProtocol !== undefined && e.protocol === o.routeProtocol) continue;
+    }
+    first ??= describe(e, st.names);
+  }
+  if (events.some((e) => e.type === 'dellink')) for (const e of events) if (e.type === 'dellink') st.names.delete(e.ifindex);
+  return first;
+}
+
+export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<NetworkWatch> {
+  const { openMonitor, dumpLinks, NetlinkSocket } = await import('../../native/netlink.js');
+  const mon = openMonitor({ rcvbuf: 1 << 20, ...(o.netns ? { netns: o.netns } : {}) });
+  const st: RtnlFilterState = { names: new Map() };
+  try {
+    const req = NetlinkSocket.open(o.netns ? { netns: o.netns } : {});
+    try {
+      for (const l of dumpLinks(req)) if (l.ifname) st.names.set(l.ifindex, l.ifname);
+    } finally {
+      req.close();
+    }
+  } catch {
+    /* names are learnt from events as well */
+  }
+  mon.listen((events) => {
+    const d = wakingEvent(events, st, { echo: o.isEcho(), ...o.claims() });
+    if (d) o.onChange(d);
+  });
+  return { close: () => mon.close() };
+}

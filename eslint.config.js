@@ -1,14 +1,12 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import { layersRule } from './eslint/layers.js';
 
-// Pure layers (config, model, reconciler) must not reach the system: they import neither
-// native bindings, resource drivers nor node I/O modules. This keeps planning testable
-// without root and makes the boundary visible.
+// Layers (docs/architecture.md): which folder of src/ may import which is eslint/layers.js.
+// Pure modules (the model, plan/verify/revert, the darwin parsers and renderers) also do no
+// I/O of their own, which keeps planning testable without root.
 const pureRestrictions = {
-  patterns: [
-    { group: ['**/native/**', '**/resources/**/linux*', '**/resources/**/darwin*', '**/daemon/**', '**/cli/**'], message: 'pure layers must not import drivers, native bindings, the daemon or the CLI' },
-    { group: ['node:child_process', 'child_process', 'koffi', 'node:net', 'node:dgram'], message: 'pure layers do no I/O' },
-  ],
+  patterns: [{ group: ['node:child_process', 'child_process', 'koffi', 'node:net', 'node:dgram', 'node:fs', 'node:fs/promises', 'fs'], message: 'pure modules do no I/O' }],
 };
 
 export default tseslint.config(
@@ -26,7 +24,12 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/model/**/*.ts', 'src/reconciler/plan.ts', 'src/reconciler/verify.ts', 'src/reconciler/revert.ts'],
+    files: ['src/**/*.ts'],
+    plugins: { awg: { rules: { layers: layersRule } } },
+    rules: { 'awg/layers': 'error' },
+  },
+  {
+    files: ['src/model/**/*.ts', 'src/platform/**/*.ts', 'src/reconciler/plan.ts', 'src/reconciler/verify.ts', 'src/reconciler/revert.ts'],
     rules: { 'no-restricted-imports': ['error', pureRestrictions] },
   },
 );

@@ -14,7 +14,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonClient } from '../src/daemon/client.js';
-import { socketAnswers } from '../src/daemon/server.js';
+import { socketAnswers } from '../src/daemon/socket.js';
 import { ensureDist, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
 import { measure, type Sample } from './lib.js';
 

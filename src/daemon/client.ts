@@ -4,12 +4,12 @@
  * wraps. Failed RPCs reject with the daemon's AwgError (kind, message, issues, hint), taken
  * from the `awg-error-bin` trailer.
  */
-import { connect } from 'node:net';
 import type * as Grpc from '@grpc/grpc-js';
 import { AwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from './core.js';
+import { socketAnswers, socketFrom } from './socket.js';
 import {
   applyRequestToWire,
   applyResponseFromWire,
@@ -30,33 +30,12 @@ let loaded: { grpc: GrpcModule; ctor: Grpc.ServiceClientConstructor } | undefine
 async function loadGrpc(): Promise<NonNullable<typeof loaded>> {
   if (!loaded) {
     const grpc = await import('@grpc/grpc-js');
-    const { awgService } = await import('./server.js');
+    const { awgService } = await import('./grpc-service.js');
     loaded = { grpc, ctor: grpc.makeGenericClientConstructor(awgService(), 'Awg') };
   }
   return loaded;
 }
 
-export const DEFAULT_SOCKET = '/run/awg/awg.sock';
-
-/** Whether something accepts connections on the Unix socket at `path`. */
-export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    const done = (r: { ok: boolean; code?: string }) => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(r);
-    };
-    const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
-    s.once('connect', () => done({ ok: true }));
-    s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
-  });
-}
-
-/** the socket the CLI talks to: `--socket`, else $AWG_SOCKET, else /run/awg/awg.sock */
-export function socketFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  return opt || env.AWG_SOCKET || DEFAULT_SOCKET;
-}
 
 type UnaryMethod = (req: object, md: Grpc.Metadata, opts: Grpc.CallOptions, cb: (e: Grpc.ServiceError | null, r?: unknown) => void) => Grpc.ClientUnaryCall;
 type StreamMethod = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<Wire.Event>;

@@ -4,7 +4,10 @@
  * proto-shaped passes this file. Secrets never appear in any of these types.
  */
 import type { PlanDocument } from '../model/plan-document.js';
+import type { ProcessInfo } from '../procs/placer.js';
 import type { HealthState } from './tunnel-health.js';
+
+export type { ProcessInfo };
 
 export type DaemonEvent =
   | { type: 'reconcile-started'; at: string; reason: WakeReason }
@@ -84,20 +87,6 @@ export interface StatusResponse {
   confirmDeadline?: string;
   placement?: PlacementStatus;
   rules?: RuleCounter[];
-}
-
-export interface ProcessInfo {
-  pid: number;
-  name: string;
-  path: string;
-  rule?: string;
-  target?: string;
-  /** effective route now: a tunnel name, `direct` or `blocked` */
-  route: string;
-  ppid?: number;
-  cgroup?: string;
-  /** the rule the executable matches now, when it differs from where the process sits */
-  pending?: string;
 }
 
 export interface DaemonCore {

@@ -17,7 +17,6 @@
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { AwgError, toAwgError } from '../errors.js';
 import type { DaemonCore } from './core.js';
 import {
@@ -28,26 +27,15 @@ import {
   ERROR_TRAILER,
   errorToWire,
   eventToWire,
-  LOADER_OPTIONS,
   processesToWire,
-  PROTO_PATH,
-  SERVICE_NAME,
   statusToWire,
   type Wire,
 } from './convert.js';
-import { DEFAULT_SOCKET, socketAnswers } from './client.js';
-
-export { DEFAULT_SOCKET, socketAnswers };
+import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
+import { awgService } from './grpc-service.js';
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
 
-let definition: grpc.ServiceDefinition | undefined;
-
-/** The Awg service definition (proto loaded once, at first use). */
-export function awgService(): grpc.ServiceDefinition {
-  definition ??= protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[SERVICE_NAME] as grpc.ServiceDefinition;
-  return definition;
-}
 
 export interface ApiServerOptions {
   socketPath?: string;

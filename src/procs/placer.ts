@@ -30,12 +30,26 @@ import { sameSet } from '../util/canonical.js';
 import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
 import { defaultRoute, effectiveRoute, type RuleMatch, type RuleMatcher } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
-import type { ProcessInfo } from '../daemon/core.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
 import { classifyCgroup, relativeCgroup, type CgroupClass } from './cgroups.js';
 import { descendants, linuxProcFs, scanProcesses, type ProcEntry, type ProcFs } from './scan.js';
 
 /** Writes pids into `cgroup.procs` files; a fake in unit tests. */
+/** A process as `awg processes` shows it (the daemon's ListProcesses, or direct mode). */
+export interface ProcessInfo {
+  pid: number;
+  name: string;
+  path: string;
+  rule?: string;
+  target?: string;
+  /** effective route now: a tunnel name, `direct` or `blocked` */
+  route: string;
+  ppid?: number;
+  cgroup?: string;
+  /** the rule the executable matches now, when it differs from where the process sits */
+  pending?: string;
+}
+
 export interface CgroupWriter {
   /** open `<mount>/<path>/cgroup.procs` for writing: a handle ≥ 0, or -errno */
   open(path: string): number;

@@ -21,7 +21,7 @@ import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
 import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
 import type { DriverSet } from './driver.js';
-import type { Platform } from './registry.js';
+import type { Platform } from './platform.js';
 import { createDarwinAddressDriver } from './address/darwin.js';
 import { createDarwinCgroupDriver } from './cgroup/darwin.js';
 import { createDarwinDnsDriver } from './dns/darwin.js';

@@ -7,7 +7,7 @@ import { LINK_PREFIX } from '../config/schema.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
-import type { Platform } from './registry.js';
+import type { Platform } from './platform.js';
 import { createLinuxAddressDriver } from './address/linux.js';
 import { createLinuxCgroupDriver } from './cgroup/linux.js';
 import { createLinuxDnsDriver } from './dns/linux.js';

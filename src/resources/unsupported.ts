@@ -7,7 +7,7 @@ import type { DesiredModel } from '../model/desired.js';
 import type { ResourceKind } from '../model/resources.js';
 import { AwgError } from '../errors.js';
 import type { Driver } from './driver.js';
-import type { Platform } from './registry.js';
+import type { Platform } from './platform.js';
 
 export function unsupportedDarwinDriver<K extends ResourceKind>(
   kind: K,

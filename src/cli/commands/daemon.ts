@@ -8,7 +8,7 @@ import type { Io } from '../output.js';
 import { runForeground } from '../foreground.js';
 import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
-import { DEFAULT_SOCKET } from '../../daemon/client.js';
+import { DEFAULT_SOCKET } from '../../daemon/socket.js';
 
 export interface DaemonCommandOptions {
   config?: string;

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { toAwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
-import { socketAnswers, socketFrom } from '../../daemon/client.js';
+import { socketAnswers, socketFrom } from '../../daemon/socket.js';
 import { loadPlatform } from '../../resources/registry.js';
 import type { DaemonInvocation } from '../../resources/service/render.js';
 import { printError, TextReporter, type Io } from '../output.js';

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonClient, connectDaemon } from '../../../src/daemon/client.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { resolveGroup, socketAnswers, startApiServer, type ApiServer } from '../../../src/daemon/server.js';
+import { resolveGroup, startApiServer, type ApiServer } from '../../../src/daemon/server.js';
+import { socketAnswers } from '../../../src/daemon/socket.js';
 import { AwgError, ERROR_KINDS, type ErrorKind } from '../../../src/errors.js';
 import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
 

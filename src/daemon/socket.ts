@@ -1,0 +1,24 @@
+/** Where the daemon's API listens, and whether something answers there. */
+import { connect } from 'node:net';
+
+export const DEFAULT_SOCKET = '/run/awg/awg.sock';
+
+/** Whether something accepts connections on the Unix socket at `path`. */
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    const done = (r: { ok: boolean; code?: string }) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(r);
+    };
+    const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
+    s.once('connect', () => done({ ok: true }));
+    s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
+  });
+}
+
+/** the socket the CLI talks to: `--socket`, else $AWG_SOCKET, else /run/awg/awg.sock */
+export function socketFrom(opt: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return opt || env.AWG_SOCKET || DEFAULT_SOCKET;
+}

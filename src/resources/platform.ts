@@ -1,0 +1,32 @@
+/** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types only. */
+import type { Config } from '../config/schema.js';
+import type { DesiredModel, HostFacts } from '../model/desired.js';
+import type { DesiredState } from '../model/resources.js';
+import type { Exec } from '../util/exec.js';
+import type { DriverSet } from './driver.js';
+import type { NetworkWatch, NetworkWatchOptions } from './monitor/types.js';
+import type { ServiceManager } from './service/manager.js';
+
+export interface DriverOptions {
+  exec: Exec;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Platform {
+  readonly os: NodeJS.Platform;
+  /** a driver per kind this platform manages */
+  drivers(o: DriverOptions): Partial<DriverSet>;
+  /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
+  probeFacts(c: Config | undefined, o: DriverOptions): Promise<HostFacts>;
+  /**
+   * The desired model → this platform's resources: the firewall policy rendered in its own
+   * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
+   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed.
+   */
+  realise(m: DesiredModel, facts: HostFacts): DesiredState;
+  /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
+  watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
+  /** the manager that runs `awg daemon` as a system service (throws `unsupported` where there is none) */
+  serviceManager(): ServiceManager;
+}
+

@@ -1,13 +1,15 @@
 /**
  * Run the daemon core in the foreground until SIGINT/SIGTERM (shared by `awg up` and
- * `awg daemon`): events are printed as text lines or JSON lines, mutations through the
- * reporter; on the signal the host is left as `awg down` would leave it (the kill switch
- * keeps the nft table).
+ * `awg daemon`): `awg up` prints events as text lines (or JSON lines with --json) and the
+ * mutation log on stderr; `awg daemon` writes all of it to its log (util/log.ts: pino JSON
+ * lines, journald priorities). On the signal the host is left as `awg down` would leave it
+ * (the kill switch keeps the nft table).
  */
 import type { Io } from './output.js';
 import { JsonReporter, printError, TextReporter } from './output.js';
 import { toAwgError } from '../errors.js';
 import type { DaemonEvent } from '../daemon/core.js';
+import { LogReporter, type Logger } from '../util/log.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 
 export interface ForegroundOptions {
@@ -17,6 +19,16 @@ export interface ForegroundOptions {
   onStarted?: (core: Daemon) => Promise<() => Promise<void>>;
   /** resolves when the daemon should stop (default: SIGINT or SIGTERM) */
   until?: Promise<string>;
+  /** the daemon's log: events, mutations and the placer's stray output go there instead of io */
+  log?: Logger;
+}
+
+/** how loud an event is in the log */
+export function eventLevel(e: DaemonEvent): 'info' | 'warn' | 'error' {
+  if (e.type === 'error') return 'error';
+  if (e.type === 'drift' || e.type === 'reverted' || (e.type === 'tunnel' && (e.state === 'down' || e.state === 'auth-failed'))) return 'warn';
+  if (e.type === 'reconcile-finished' && e.error) return 'warn';
+  return 'info';
 }
 
 export function formatEvent(e: DaemonEvent): string {
@@ -57,25 +69,35 @@ export function stopSignal(): Promise<string> {
 
 export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOptions = {}): Promise<number> {
   const until = o.until ?? stopSignal();
-  const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const d = await startDaemonCore({ ...core, reporter });
-  const unsub = d.subscribe((e) => io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`));
+  const log = o.log;
+  const reporter = log ? new LogReporter(log) : o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
+  const onPlacerLog = (line: string) => (log ? log.warn({ from: 'placer' }, line) : io.err(`awg placer: ${line}\n`));
+  const d = await startDaemonCore({ ...core, reporter, onPlacerLog });
+  const unsub = d.subscribe((e) => {
+    if (log) log[eventLevel(e)]({ ...e }, formatEvent(e));
+    else io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`);
+  });
   const close = o.onStarted ? await o.onStarted(d) : undefined;
   const sig = await until;
-  if (!o.json) io.out(`${new Date().toISOString()} ${sig}: stopping\n`);
+  if (log) log.info({ signal: sig }, `${sig}: stopping`);
+  else if (!o.json) io.out(`${new Date().toISOString()} ${sig}: stopping\n`);
   await close?.();
   let r: Awaited<ReturnType<Daemon['stop']>>;
   try {
     r = await d.stop();
   } catch (e) {
     const err = toAwgError(e);
+    log?.error({ kind: err.kind }, `stopping left the host in an unknown state: ${err.message}`);
     printError(io, err);
     io.err('awg: stopping left the host in an unknown state; run `awg status` and `awg down`\n');
     unsub();
     return err.exitCode;
   }
-  if (o.json) io.out(JSON.stringify({ type: 'stopped', at: new Date().toISOString(), removed: r.removed, killSwitchKept: r.keptFirewall }) + '\n');
-  else io.out(`${new Date().toISOString()} stopped: removed ${r.removed.length} object(s)${r.keptFirewall ? '; the kill switch stays (traffic blocked until the next start or `awg down`)' : ''}\n`);
+  const stopped = { type: 'stopped', at: new Date().toISOString(), removed: r.removed, killSwitchKept: r.keptFirewall };
+  const text = `stopped: removed ${r.removed.length} object(s)${r.keptFirewall ? '; the kill switch stays (traffic blocked until the next start or `awg down`)' : ''}`;
+  if (log) log.info(stopped, text);
+  else if (o.json) io.out(JSON.stringify(stopped) + '\n');
+  else io.out(`${stopped.at} ${text}\n`);
   unsub();
   return 0;
 }

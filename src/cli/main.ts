@@ -145,9 +145,9 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('daemon')
-    .description('the awg service: reconcile loop, tunnel engines and the API')
+    .description('the awg service: reconcile loop, tunnel engines and the API; logs JSON lines on stdout (journald priorities under systemd)')
     .option('--config <file>', 'config file (default: the file of the last apply)')
-    .option('-v, --verbose', 'show phases')
+    .option('-v, --verbose', 'log at debug level (phases); default info, or $AWG_LOG_LEVEL')
     .addOption(stateDir())
     .addOption(socket())
     .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600)')

@@ -78,6 +78,8 @@ export interface DaemonOptions {
   placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */
   healthIntervalMs?: number;
+  /** what the placer child prints that is not its protocol (its stderr): default our stderr */
+  onPlacerLog?: (line: string) => void;
 }
 
 interface Source {
@@ -136,7 +138,7 @@ export class Daemon implements DaemonCore {
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
     this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env });
     this.health = new HealthMonitor(this.engines);
-    this.placement = new PlacementSupervisor({ placement: opts.placement, env: opts.env, onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }) });
+    this.placement = new PlacementSupervisor({ placement: opts.placement, env: opts.env, ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}), onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }) });
     this.confirmWindow = new ConfirmWindow(opts.timer);
     const path = opts.configPath ?? this.applied.load()?.configFile;
     this.configPath = path ? resolve(path) : undefined;

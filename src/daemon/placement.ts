@@ -17,6 +17,8 @@ export interface PlacementOptions {
   /** false: no placement; else how to reach the proc connector (see DaemonOptions.placement) */
   placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
   env?: NodeJS.ProcessEnv;
+  /** the child's stray output (stderr) */
+  onLog?: (line: string) => void;
   /** an `error` event for the daemon's subscribers */
   onError(kind: string, message: string): void;
 }
@@ -46,6 +48,7 @@ export class PlacementSupervisor {
           down,
           env: this.o.env ?? process.env,
           ...(this.o.placement ?? {}),
+          ...(this.o.onLog ? { onLog: this.o.onLog } : {}),
           onReady: (r) => {
             if (!r.fifo) this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
           },

@@ -144,7 +144,7 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     expect(routes).toContain('10.201.0.0/24');
 
     // metrics
-    const m = /metrics on (http:\/\/[^\s]+)/.exec(daemon.output());
+    const m = /metrics on (http:\/\/[^\s"]+)/.exec(daemon.output());
     expect(m, daemon.output()).not.toBeNull();
     const scrape = await nsExec(t.client, process.execPath, ['-e', `fetch(${JSON.stringify(m![1])}).then(r => r.text()).then(t => process.stdout.write(t))`]);
     seen.push(scrape.stdout);

@@ -13,7 +13,6 @@ import { DEFAULT_SOCKET } from '../../daemon/socket.js';
 export interface DaemonCommandOptions {
   config?: string;
   stateDir?: string;
-  json?: boolean;
   verbose?: boolean;
   /** API socket (default $AWG_SOCKET or /run/awg/awg.sock) */
   socket?: string;
@@ -28,15 +27,16 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   // gRPC and prom-client load here, not when every other command starts
   const { startApiServer } = await import('../../daemon/server.js');
   const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } = await import('../../daemon/metrics.js');
+  const { createLogger } = await import('../../util/log.js');
+  const log = createLogger({ component: 'daemon', to: 1, ...(o.verbose ? { level: 'debug' as const } : {}) });
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
-    if (metrics && !parseListen(metrics).loopback) io.err(`awg: warning: metrics on ${metrics} are reachable from other hosts\n`);
+    if (metrics && !parseListen(metrics).loopback) log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
     return await runForeground(
       io,
       { configPath: o.config ? resolve(o.config) : undefined, stateDir: o.stateDir },
       {
-        json: o.json ?? true,
-        verbose: o.verbose,
+        log,
         // the API (and metrics) start after the core; if they cannot, the core stops without
         // teardown (the kill switch stays) and the daemon exits non-zero
         onStarted: async (core) => {
@@ -44,11 +44,12 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
           try {
             const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}) });
             closers.push(api.close);
-            io.err(`awg: API on ${api.socketPath} (mode ${o.socketGroup ? `0660, group ${o.socketGroup}` : '0600'})\n`);
+            log.info({ socket: api.socketPath, mode: o.socketGroup ? '0660' : '0600', ...(o.socketGroup ? { group: o.socketGroup } : {}) }, `API on ${api.socketPath}`);
             if (metrics) {
               const m = await startMetricsServer(core, metrics);
               closers.push(m.close);
-              io.err(`awg: metrics on http://${m.address.host.includes(':') ? `[${m.address.host}]` : m.address.host}:${m.address.port}/metrics\n`);
+              const url = `http://${m.address.host.includes(':') ? `[${m.address.host}]` : m.address.host}:${m.address.port}/metrics`;
+              log.info({ metrics: url }, `metrics on ${url}`);
             }
           } catch (e) {
             for (const c of closers.reverse()) await c();

@@ -21,10 +21,13 @@ const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   engine: (s) => ids.engine(s.tunnel),
 };
 
-export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & { route: FakeRouteDriver };
+export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & {
+  route: FakeRouteDriver;
+};
 
 export function createFakeDriverSet(): FakeDriverSet & DriverSet {
-  const make = <K extends ResourceKind>(k: K) => new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);
+  const make = <K extends ResourceKind>(k: K) =>
+    new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);
   return {
     sysctl: make('sysctl'),
     cgroup: make('cgroup'),

@@ -13,5 +13,6 @@ npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vit
 npm run -s bench:smoke || status=$?
 # the README's main job must stay green too
 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
+bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
 node scripts/summarize-tests.mjs .test-results/vitest.json || status=$?
 exit "$status"

@@ -11,9 +11,7 @@ export type { DeviceConfig, PeerConfig } from './device/config.js';
 export { type Clock, SimClock, systemClock } from './device/clock.js';
 export { type Resolver, dnsResolver } from './device/resolver.js';
 export type { TunDevice } from './tun/tun.js';
-export { MemoryTun, memoryTunPair } from './tun/memory.js';
 export { type Bind, type Endpoint, formatEndpoint, splitHostPort } from './conn/bind.js';
-export { MemoryBind, MemoryNetwork } from './conn/memory.js';
 export { UdpBind } from './conn/udp.js';
 export {
   IPC_ERROR,

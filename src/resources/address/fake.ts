@@ -8,7 +8,7 @@ import { ids } from '../../model/identity.js';
 import type { AddressSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { ApplyContext, ApplyResult, ObserveResult, ObserveScope } from '../driver.js';
-import { FakeDriver } from '../fake.js';
+import { FakeDriver } from '../fake-driver.js';
 import type { FakeLinkDriver } from '../link/fake.js';
 
 export class FakeAddressDriver extends FakeDriver<'address'> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { createFakeDrivers, type FakeDriverSet } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
@@ -76,7 +76,7 @@ describe('daemon core', () => {
     dir = mkdtempSync(join(tmpdir(), 'awg-core-'));
     file = join(dir, 'awg.yaml');
     writeFileSync(file, config());
-    d = createFakeDrivers();
+    d = createFakeDriverSet();
   });
   afterEach(async () => {
     await daemon?.stop({ teardown: false });
@@ -220,7 +220,7 @@ describe('daemon core', () => {
     expect(allIds(d)).toEqual([]);
 
     writeFileSync(file, config({ killSwitch: true }));
-    d = createFakeDrivers();
+    d = createFakeDriverSet();
     daemon = make();
     await daemon.start();
     await until((e) => e.type === 'reconcile-finished');

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import type { EngineChange, EngineStats, InprocEngineHost } from '../../../src/resources/engine/inproc.js';
-import { createFakeDrivers } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
@@ -77,7 +77,7 @@ describe('daemon: fallbacks follow tunnel health', () => {
     dir = mkdtempSync(join(tmpdir(), 'awg-health-'));
     const file = join(dir, 'awg.yaml');
     writeFileSync(file, CONFIG);
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
     const events: DaemonEvent[] = [];
     daemon = new Daemon({ configPath: file, drivers: d, engines: f.host, exec: new RecordingExec(), state: new MemoryStateStore(), facts: { cgroupNftPrefix: '' }, wakes: false, placement: false, healthIntervalMs: 0, loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 } });

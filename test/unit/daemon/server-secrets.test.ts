@@ -14,7 +14,7 @@ import { Daemon } from '../../../src/daemon/daemon.js';
 import { formatEvent } from '../../../src/cli/foreground.js';
 import { createMetrics } from '../../../src/daemon/metrics.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { createFakeDrivers } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
@@ -55,7 +55,7 @@ describe('no secret crosses the API', () => {
     const io: Io = { out: (s) => (seen += s), err: (s) => (seen += s), colour: false };
     const daemon = new Daemon({
       configPath: fileA,
-      drivers: createFakeDrivers(),
+      drivers: createFakeDriverSet(),
       exec: new RecordingExec(),
       state: new MemoryStateStore(),
       facts: { cgroupNftPrefix: '' },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFakeDrivers } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { executeBestEffort } from '../../../src/reconciler/execute.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { ProcessExec } from '../../../src/util/exec.js';
@@ -13,7 +13,7 @@ const route = (i: number): RouteSpec => ({ family: 4, table: 52001, dst: `10.0.$
 
 describe('executeBestEffort', () => {
   it('keeps batching, and retries a failed batch change by change', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     const calls: number[] = [];
     const batch = d.route.applyBatch.bind(d.route);
     d.route.applyBatch = async (cs, ctx) => {
@@ -29,7 +29,7 @@ describe('executeBestEffort', () => {
     expect(d.route.objects.size).toBe(5);
   });
   it('continues past a failing change and reports it', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     d.link.failOn(1);
     const reporter = new MemoryReporter();
     const link = { name: 'awg-x', kind: 'tun' as const, mtu: 1420, up: true };

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { loadConfigText } from '../../../src/config/load.js';
 import { linuxDesired } from '../../helpers/desired.js';
-import { createFakeDrivers, type FakeDriverSet } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { reconcile, type ReconcileEnv } from '../../../src/reconciler/run.js';
 import type { ReconcileContext, ReconcileInput } from '../../../src/reconciler/machine.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
@@ -62,7 +62,7 @@ const ids = (rs: AnyResource[]) => rs.map((r) => r.id).sort();
 
 describe('reconcile machine', () => {
   it('converges an empty host, then a second run changes nothing', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     const { env: e, reporter } = env(d);
     const desired = config('off');
     const first = await run(e, { desired, dryRun: false, failClosed: false });
@@ -76,7 +76,7 @@ describe('reconcile machine', () => {
   });
 
   it('dry run plans but mutates nothing', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     const { env: e, reporter } = env(d);
     const r = await run(e, { desired: config('off'), dryRun: true, failClosed: false });
     expect(r.outcome).toBe('planned');
@@ -86,7 +86,7 @@ describe('reconcile machine', () => {
   });
 
   it('a driver failing half-way rolls the host back to exactly its prior state', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     // prior state: an older apply with another MTU and other allowed IPs
     const old = config('off', 1380, '10.0.0.0/8');
     for (const r of old.resources) (d[r.kind] as any).seed(r.spec);
@@ -103,7 +103,7 @@ describe('reconcile machine', () => {
   });
 
   it('rolls back every created object when a create fails (no kill switch)', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     d.engine.failOn(1);
     const { env: e } = env(d);
     const r = await run(e, { desired: config('off'), dryRun: false, failClosed: false });
@@ -114,7 +114,7 @@ describe('reconcile machine', () => {
   });
 
   it('with the kill switch on, a failure ends fail-closed: only the firewall and the cgroups it names stay', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     d.route.failOn(1);
     const { env: e } = env(d);
     const desired = config('on');
@@ -126,7 +126,7 @@ describe('reconcile machine', () => {
   });
 
   it('reports failed (not failed-closed) when the kill switch itself cannot be installed', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     d.firewall.failOn(1).failOn(2);
     const { env: e } = env(d);
     const r = await run(e, { desired: config('on'), dryRun: false, failClosed: true });
@@ -135,7 +135,7 @@ describe('reconcile machine', () => {
   });
 
   it('verification that keeps failing retries, then rolls back with a verification error', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     // a link driver that reports success but never changes the MTU
     const realApply = d.link.apply.bind(d.link);
     d.link.apply = async (c, ctx) => {
@@ -153,7 +153,7 @@ describe('reconcile machine', () => {
   });
 
   it('refuses to adopt a conflicting object and mutates nothing', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     d.link.foreign.push({ kind: 'link', id: 'link/awg-work', relation: 'conflict', description: 'exists without the awg marker' });
     const { env: e, reporter } = env(d);
     const r = await run(e, { desired: config('off'), dryRun: false, failClosed: false });
@@ -163,7 +163,7 @@ describe('reconcile machine', () => {
   });
 
   it('repairs only drifted objects and labels them drift', async () => {
-    const d = createFakeDrivers();
+    const d = createFakeDriverSet();
     const { env: e, reporter } = env(d);
     const desired = config('off');
     await run(e, { desired, dryRun: false, failClosed: false });

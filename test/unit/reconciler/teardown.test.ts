@@ -1,6 +1,6 @@
 /** The one "remove everything we own" (reconciler/teardown.ts) and its pipeline wrapper. */
 import { describe, expect, it } from 'vitest';
-import { createFakeDrivers } from '../../../src/resources/fakes.js';
+import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { killSwitchIds, removeOwned } from '../../../src/reconciler/teardown.js';
 import type { ReconcileEnv } from '../../../src/reconciler/observe.js';
 import { AppliedStore } from '../../../src/pipeline/applied.js';
@@ -11,7 +11,7 @@ import { MemoryReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 
 function host(dryRun = false) {
-  const d = createFakeDrivers();
+  const d = createFakeDriverSet();
   d.link.seed({ name: 'awg-x', kind: 'tun', mtu: 1420, up: true });
   d.cgroup.seed({ path: 'awg' }, { path: 'awg/web' });
   d.firewall.seed({ family: 'inet', table: 'awg', ruleset: 'table inet awg {}\n' });

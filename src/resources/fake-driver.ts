@@ -1,9 +1,9 @@
 /**
- * In-memory drivers with the real contract, for reconciler and daemon tests. `FakeDriver` is
- * generic (every kind's fake builds on it): apply of an object already in place is
- * 'unchanged' with no mutation; every real change is recorded through `ctx.exec.record`
- * (counted, dry-run aware); `failOn(n)` makes the n-th apply call (1-based, counted over the
- * fake's lifetime) throw.
+ * Test double (excluded from the build, tsconfig.build.json): in-memory drivers with the real
+ * contract, for reconciler and daemon tests. `FakeDriver` is generic (every kind's fake builds
+ * on it): apply of an object already in place is 'unchanged' with no mutation; every real
+ * change is recorded through `ctx.exec.record` (counted, dry-run aware); `failOn(n)` makes the
+ * n-th apply call (1-based, counted over the fake's lifetime) throw.
  */
 import type { Change } from '../model/change.js';
 import type { ForeignObject, Resource, ResourceKind, SpecByKind } from '../model/resources.js';

@@ -1,8 +1,11 @@
-/** A complete in-memory driver set (same contracts as the real drivers) for loop tests. */
+/**
+ * Test double: a complete in-memory DriverSet (same contracts as the real drivers) for loop
+ * tests. Excluded from the build (tsconfig.build.json); production code never imports it.
+ */
 import { ids } from '../model/identity.js';
 import type { ResourceKind, SpecByKind } from '../model/resources.js';
 import type { DriverSet } from './driver.js';
-import { FakeDriver } from './fake.js';
+import { FakeDriver } from './fake-driver.js';
 import { FakeRouteDriver } from './route/fake.js';
 
 const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
@@ -18,10 +21,13 @@ const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   engine: (s) => ids.engine(s.tunnel),
 };
 
-export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & { route: FakeRouteDriver };
+export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & {
+  route: FakeRouteDriver;
+};
 
-export function createFakeDrivers(): FakeDriverSet & DriverSet {
-  const make = <K extends ResourceKind>(k: K) => new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);
+export function createFakeDriverSet(): FakeDriverSet & DriverSet {
+  const make = <K extends ResourceKind>(k: K) =>
+    new FakeDriver<K>(k, ID_OF[k] as (s: SpecByKind[K]) => string);
   return {
     sysctl: make('sysctl'),
     cgroup: make('cgroup'),
@@ -34,8 +40,4 @@ export function createFakeDrivers(): FakeDriverSet & DriverSet {
     dns: make('dns'),
     service: make('service'),
   };
-}
-
-export function fakeIdOf<K extends ResourceKind>(kind: K, spec: SpecByKind[K]): string {
-  return (ID_OF[kind] as (s: SpecByKind[K]) => string)(spec);
 }

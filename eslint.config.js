@@ -5,9 +5,14 @@ import { layersRule } from './eslint/layers.js';
 // Layers (docs/architecture.md): which folder of src/ may import which is eslint/layers.js.
 // Pure modules (the model, plan/verify/revert, the darwin parsers and renderers) also do no
 // I/O of their own, which keeps planning testable without root.
-const pureRestrictions = {
-  patterns: [{ group: ['node:child_process', 'child_process', 'koffi', 'node:net', 'node:dgram', 'node:fs', 'node:fs/promises', 'fs'], message: 'pure modules do no I/O' }],
+const pureIo = { group: ['node:child_process', 'child_process', 'koffi', 'node:net', 'node:dgram', 'node:fs', 'node:fs/promises', 'fs'], message: 'pure modules do no I/O' };
+// Test doubles stay out of dist/ (tsconfig.build.json leaves them out): production code must
+// not import them, or the build would pull them back in (test/unit/build-contents.test.ts).
+const testDoubles = {
+  group: ['**/fake.js', '**/fake-*.js', '**/tun/memory.js', '**/conn/memory.js', './memory.js'],
+  message: 'test doubles are not built into dist/; only tests (and other test doubles) import them',
 };
+const testDoubleFiles = ['src/**/fake.ts', 'src/**/fake-*.ts', 'src/dataplane/tun/memory.ts', 'src/dataplane/conn/memory.ts'];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'schema/**', 'coverage/**', '.scratch/**', '.test-results/**'] },
@@ -29,7 +34,13 @@ export default tseslint.config(
     rules: { 'awg/layers': 'error' },
   },
   {
+    files: ['src/**/*.ts'],
+    ignores: testDoubleFiles,
+    rules: { 'no-restricted-imports': ['error', { patterns: [testDoubles] }] },
+  },
+  {
+    // a later no-restricted-imports replaces an earlier one: the pure block repeats the test-double patterns
     files: ['src/model/**/*.ts', 'src/platform/**/*.ts', 'src/reconciler/plan.ts', 'src/reconciler/verify.ts', 'src/reconciler/revert.ts'],
-    rules: { 'no-restricted-imports': ['error', pureRestrictions] },
+    rules: { 'no-restricted-imports': ['error', { patterns: [pureIo, testDoubles] }] },
   },
 );

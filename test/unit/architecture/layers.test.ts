@@ -37,6 +37,15 @@ describe('layer rule (eslint/layers.js)', () => {
     expect(await layerErrors('src/procs/scratch.ts', "import { parseCgroup2Mount } from '../resources/cgroup/parse.js';\nexport const x = parseCgroup2Mount;\n")).toEqual([]);
   });
 
+  it('production code cannot import a test double; test doubles and pure modules keep their own rules', async () => {
+    const [r] = await eslint.lintText("import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n", { filePath: `${ROOT}src/resources/route/scratch.ts` });
+    expect(r!.messages.map((m) => m.message)).toEqual([expect.stringMatching(/test doubles are not built into dist/)]);
+    const [m] = await eslint.lintText("import { readFileSync } from 'node:fs';\nimport { MemoryTun } from '../dataplane/tun/memory.js';\nexport const x = [readFileSync, MemoryTun];\n", { filePath: `${ROOT}src/model/scratch.ts` });
+    expect(m!.messages.map((x) => x.message)).toEqual(expect.arrayContaining([expect.stringMatching(/pure modules do no I\/O/), expect.stringMatching(/test doubles/)]));
+    const [f] = await eslint.lintText("import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n", { filePath: `${ROOT}src/resources/route/fake.ts` });
+    expect(f!.messages).toEqual([]);
+  });
+
   it('a new top-level folder must be given a layer', async () => {
     expect(await layerErrors('src/newthing/scratch.ts', "import { AwgError } from '../errors.js';\nexport const x = AwgError;\n")).toEqual([expect.stringMatching(/not a layer/)]);
   });

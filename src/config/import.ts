@@ -183,8 +183,12 @@ function zodMessage(r: z.ZodSafeParseResult<unknown>): string | undefined {
   return r.success ? undefined : (r.error.issues[0]?.message ?? 'invalid');
 }
 
-/** IPv4 dotted quad or IPv6, optional /prefix, as wg(8) accepts; `bare` gets /32 or /128. */
-function parseCidr(
+/**
+ * Check one Address / DNS / AllowedIPs item as wg(8) reads it: an IPv4 dotted quad or an
+ * IPv6 address, optional /prefix. Keeps the text as written (host bits too); with
+ * `fillPrefix` a bare address gets /32 or /128. A string is the reason it was refused.
+ */
+function parseIniAddress(
   s: string,
   fillPrefix: boolean,
 ): { value: string; v6: boolean; prefix: number } | string {
@@ -363,7 +367,7 @@ class Importer {
         );
         continue;
       }
-      const c = parseCidr(item.value, false);
+      const c = parseIniAddress(item.value, false);
       if (typeof c === 'string') {
         this.err(at, [...base, field, into.length], `${e.key}: ${c}`);
         continue;
@@ -523,7 +527,7 @@ class Importer {
           let first = true;
           for (const item of splitList(e)) {
             const iat: Loc = { line: e.line, col: item.col };
-            const c = parseCidr(item.value, true);
+            const c = parseIniAddress(item.value, true);
             if (typeof c === 'string') {
               this.err(iat, [...base, 'allowedIPs', allowed.length], `AllowedIPs: ${c}`);
               continue;

@@ -158,21 +158,25 @@ export function nameFromFile(file: string): string {
   return base.replace(/\.[^.]*$/, '');
 }
 
-/** A valid tunnel name close to `s`. */
-export function suggestName(s: string): string {
-  let n = s
+/**
+ * A valid tunnel name close to `s`: lower-cased, runs of other characters turned into "-",
+ * leading separators dropped, cut to MAX_TUNNEL_NAME, trailing separators dropped.
+ * Deterministic; undefined when nothing valid remains (empty or reserved).
+ */
+export function suggestName(s: string): string | undefined {
+  const n = s
     .toLowerCase()
     .replace(/[^a-z0-9_-]+/g, '-')
     .replace(/^[^a-z0-9]+/, '')
     .slice(0, MAX_TUNNEL_NAME)
     .replace(/[-_]+$/, '');
-  if (n === '' || (RESERVED_TARGETS as readonly string[]).includes(n)) n = 'wg0';
-  return n;
+  return tunnelNameProblem(n) === undefined ? n : undefined;
 }
 
 export function tunnelNameProblem(n: string): string | undefined {
+  if (n === '') return 'it is empty';
   if (n.length > MAX_TUNNEL_NAME)
-    return `at most ${MAX_TUNNEL_NAME} characters (the link is awg-<name>, 15 at most)`;
+    return `at most ${MAX_TUNNEL_NAME} characters, as the link awg-<name> has 15 at most`;
   if (!TUNNEL_NAME_RE.test(n))
     return 'lower-case letters, digits, "_" and "-", starting with a letter or digit';
   if ((RESERVED_TARGETS as readonly string[]).includes(n)) return `"${n}" is reserved`;
@@ -635,14 +639,64 @@ class Importer {
   }
 }
 
+/** stands in for the tunnel name in results that carry a name error */
+const PLACEHOLDER_NAME = 'wg0';
+
+interface NameChoice {
+  name: string;
+  /** what to report about the choice, if anything */
+  issue?: { message: string; severity: Issue['severity']; path: Path };
+}
+
+/**
+ * The tunnel name: `--name` when given (an invalid one is an error, with a suggestion);
+ * else the file's base name; else, when that is not a valid name, one derived from it by
+ * `suggestName` (a warning says which); else an error asking for --name.
+ */
+export function chooseTunnelName(file: string, requested?: string): NameChoice {
+  if (requested !== undefined) {
+    const problem = tunnelNameProblem(requested);
+    if (problem === undefined) return { name: requested };
+    const s = suggestName(requested);
+    return {
+      name: s ?? PLACEHOLDER_NAME,
+      issue: {
+        severity: 'error',
+        path: ['tunnels', requested],
+        message: `tunnel name "${requested}" (from --name) is invalid: ${problem}; ${s !== undefined ? `use --name ${s}` : 'choose another with --name'}`,
+      },
+    };
+  }
+  const base = nameFromFile(file);
+  const problem = tunnelNameProblem(base);
+  if (problem === undefined) return { name: base };
+  const s = suggestName(base);
+  if (s === undefined)
+    return {
+      name: PLACEHOLDER_NAME,
+      issue: {
+        severity: 'error',
+        path: ['tunnels', base],
+        message: `the file name "${base}" is not a valid tunnel name (${problem}) and gives none; name the tunnel with --name`,
+      },
+    };
+  return {
+    name: s,
+    issue: {
+      severity: 'warning',
+      path: ['tunnels', s],
+      message: `the file name "${base}" is not a valid tunnel name (${problem}); imported as tunnel "${s}", choose another with --name`,
+    },
+  };
+}
+
 /** Convert one wg-quick / awg-quick file. See the module comment for the contract. */
 export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
   const file = opts.file;
-  const requested = opts.name ?? nameFromFile(file);
-  const name = tunnelNameProblem(requested) === undefined ? requested : suggestName(requested);
+  const choice = chooseTunnelName(file, opts.name);
   const empty: ConfigInput = { version: 1 };
   try {
-    return run(text, opts, requested, name);
+    return run(text, opts, choice);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     return {
@@ -652,25 +706,18 @@ export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
         { file, path: '', message: `internal error while importing: ${msg}`, severity: 'error' },
       ],
       secretFiles: [],
-      tunnelName: name,
+      tunnelName: choice.name,
       ok: false,
     };
   }
 }
 
-function run(text: string, opts: ImportOptions, requested: string, name: string): ImportResult {
+function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResult {
   const file = opts.file;
+  const name = choice.name;
   const { doc: ini, issues: syntax } = parseIni(text, file);
   const im = new Importer(file, name, opts.keyMode ?? 'inline');
-  const problem = tunnelNameProblem(requested);
-  if (problem !== undefined) {
-    const from = opts.name !== undefined ? '--name' : `file name ${nameFromFile(file)}`;
-    im.err(
-      undefined,
-      ['tunnels', requested],
-      `tunnel name "${requested}" (from ${from}) is invalid: ${problem}; use --name ${name}`,
-    );
-  }
+  if (choice.issue) im.err(undefined, choice.issue.path, choice.issue.message, choice.issue.severity);
   im.issues.push(...syntax);
 
   const ifaces = ini.sections.filter((s) => s.kind === 'interface');

@@ -23,6 +23,7 @@ import {
   WireguardTunnel,
 } from './schema.js';
 import type { ConfigInput } from './schema.js';
+import { parseCidr } from './cidr.js';
 import { parseIni, splitList } from './ini.js';
 import { checkSemantics } from './semantic.js';
 import { parseTagString } from './tags.js';
@@ -214,6 +215,46 @@ function parseUint(s: string, max: number): number | undefined {
   return n <= max ? n : undefined;
 }
 
+/** Where a prefix is claimed: the AllowedIPs item and its [Peer] header. */
+interface Claim {
+  line: number;
+  col: number;
+  value: string;
+  peerLine: number;
+}
+
+/**
+ * WireGuard's allowed-IPs table maps each prefix (host bits cleared) to one peer; setting
+ * a prefix that is already there moves it to the new peer (wireguard-go `insert` on an
+ * exact node, the kernel's `add` likewise), and wg-quick sets peers in file order. So the
+ * last [Peer] that lists a prefix gets it. Returns each earlier claim, by `line:col`, with
+ * the claim that wins. Claims within one peer do not compete.
+ */
+export function laterClaims(peers: IniSection[]): Map<string, Claim> {
+  const claims: (Claim & { key: string; peer: number })[] = [];
+  peers.forEach((s, peer) => {
+    for (const e of s.entries) {
+      if (e.lower !== 'allowedips') continue;
+      for (const item of splitList(e)) {
+        const written = parseIniAddress(item.value, true);
+        const c = typeof written === 'string' ? undefined : parseCidr(written.value);
+        if (typeof written === 'string' || c === undefined) continue;
+        const key = `${c.family}:${c.network}/${c.len}`;
+        claims.push({ key, peer, line: e.line, col: item.col, value: written.value, peerLine: s.line });
+      }
+    }
+  });
+  const last = new Map<string, Claim & { peer: number }>();
+  for (const c of claims) last.set(c.key, c);
+  const lost = new Map<string, Claim>();
+  for (const c of claims) {
+    const w = last.get(c.key)!;
+    if (w.peer !== c.peer)
+      lost.set(`${c.line}:${c.col}`, { line: w.line, col: w.col, value: w.value, peerLine: w.peerLine });
+  }
+  return lost;
+}
+
 class Importer {
   readonly issues: Issue[] = [];
   readonly locs = new Map<string, Loc>();
@@ -228,6 +269,8 @@ class Importer {
   full4 = false;
   full6 = false;
   splitIPs: string[] = [];
+  /** AllowedIPs items that a later peer claims too, by `line:col` (see `laterClaims`) */
+  lost = new Map<string, Claim>();
 
   constructor(
     readonly file: string,
@@ -498,6 +541,7 @@ class Importer {
     const seen = new Map<string, IniEntry>();
     const peer: Record<string, unknown> = {};
     const allowed: string[] = [];
+    const lostHere: string[] = [];
     this.pending = [];
     for (const e of s.entries) {
       const at: Loc = { line: e.line, col: e.col };
@@ -536,6 +580,20 @@ class Importer {
               this.err(iat, [...base, 'allowedIPs', allowed.length], `AllowedIPs: ${c}`);
               continue;
             }
+            const later = this.lost.get(`${iat.line}:${iat.col}`);
+            if (later !== undefined) {
+              const as = later.value === c.value ? '' : ` as ${later.value}`;
+              this.err(
+                iat,
+                [...base, 'allowedIPs'],
+                `AllowedIPs ${c.value} on line ${iat.line} is also claimed${as} on line ${later.line} by a later [Peer] (line ${later.peerLine}); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it`,
+                'warning',
+              );
+              lostHere.push(
+                ` not imported: AllowedIPs ${c.value} (line ${iat.line}): the [Peer] on line ${later.peerLine} claims it too, and WireGuard gives it to the last claim (line ${later.line})`,
+              );
+              continue;
+            }
             if (c.prefix === 0) {
               if (c.v6) this.full6 = true;
               else this.full4 = true;
@@ -554,6 +612,8 @@ class Importer {
             first = false;
             allowed.push(c.value);
           }
+          // an entry whose items all went elsewhere keeps its comments for the next key
+          if (first) this.pending.push(...e.comments, ...(e.trailing !== undefined ? [e.trailing] : []));
           break;
         }
         case 'endpoint': {
@@ -604,6 +664,19 @@ class Importer {
       if (peer[k] !== undefined) out[k] = peer[k];
     out.allowedIPs = allowed;
     if (peer.persistentKeepalive !== undefined) out.persistentKeepalive = peer.persistentKeepalive;
+    if (lostHere.length > 0) {
+      if (allowed.length === 0) {
+        // wg(8) accepts a peer without allowed IPs: nothing is sent to it or accepted from it
+        lostHere.push(' This peer keeps no allowed IPs: as under wg-quick, no traffic goes to it.');
+        this.err(
+          s,
+          [...base, 'allowedIPs'],
+          'this [Peer] keeps no allowed IPs: later peers claim all of them, so, as under wg-quick, no traffic goes to it',
+          'warning',
+        );
+      }
+      this.notes.push({ path: [...base, 'allowedIPs'], before: lostHere });
+    }
     this.sectionNote(s, base);
     this.peers.push(out);
   }
@@ -730,6 +803,7 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
       `second [Interface] section (the first is on line ${ifaces[0]!.line})`,
     );
   if (ifaces[0]) im.interface(ifaces[0]);
+  im.lost = laterClaims(peers);
   peers.forEach((p, i) => im.peer(p, i));
   if (peers.length === 0)
     im.err(

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { canonicalPrefix } from '../../../src/config/cidr.js';
 import { exportWgQuick } from '../../../src/config/export.js';
 import {
   importWgQuick,
@@ -78,6 +79,14 @@ function semantic(text: string): {
       delete n.mtu;
       return n;
     });
+  // wg(8) gives a prefix (host bits cleared) to the last peer that lists it
+  const owner = new Map<string, number>();
+  peers.forEach((p, i) => p.allowedips?.forEach((a) => owner.set(canonicalPrefix(a).cidr, i)));
+  peers.forEach((p, i) => {
+    if (!p.allowedips) return;
+    p.allowedips = p.allowedips.filter((a) => owner.get(canonicalPrefix(a).cidr) === i);
+    if (p.allowedips.length === 0) delete p.allowedips;
+  });
   return { iface: norm(iface), peers };
 }
 
@@ -166,6 +175,70 @@ describe('importWgQuick: mapping details', () => {
     expect(office.yaml).toMatch(
       /# Split tunnel: only processes matched by rules: go through office/,
     );
+  });
+
+  it('gives a prefix that several peers list to the last of them, warning at each earlier claim', () => {
+    const r = load('twopeers.conf');
+    expect(r.ok).toBe(true);
+    expect(r.issues).toEqual([
+      {
+        file: 'twopeers.conf',
+        line: 7,
+        col: 1,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'this [Peer] keeps no allowed IPs: later peers claim all of them, so, as under wg-quick, no traffic goes to it',
+      },
+      {
+        file: 'twopeers.conf',
+        line: 10,
+        col: 14,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'AllowedIPs 0.0.0.0/0 on line 10 is also claimed on line 16 by a later [Peer] (line 13); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it',
+      },
+      {
+        file: 'twopeers.conf',
+        line: 10,
+        col: 25,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'AllowedIPs ::/0 on line 10 is also claimed on line 16 by a later [Peer] (line 13); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it',
+      },
+    ]);
+    const peers = (r.config.tunnels!.twopeers as { peers: { allowedIPs: string[] }[] }).peers;
+    expect(peers.map((p) => p.allowedIPs)).toEqual([[], ['0.0.0.0/0', '::/0']]);
+    expect(r.config).toMatchObject({ default: 'twopeers', ipv6: 'tunnel' });
+    expect(r.yaml).toContain(
+      '        # not imported: AllowedIPs 0.0.0.0/0 (line 10): the [Peer] on line 13 claims it too, and WireGuard gives it to the last claim (line 16)\n',
+    );
+    expect(r.yaml).toMatch(/# This peer keeps no allowed IPs.*\n\s+allowedIPs: \[\]\n/);
+    const loaded = loadConfigText(r.yaml, 'twopeers.yaml');
+    expect(loaded.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  });
+
+  it('compares prefixes with host bits cleared, keeps what is not contested, and any number of peers', () => {
+    const key = (k: string) => `PublicKey = ${k}\n`;
+    const text = [
+      '[Interface]\nPrivateKey = iE3OR6LY29wPxKEJxtFvMUfB17uzKF7BeJZ/+9jc3Xg=\nAddress = 10.0.0.2/32\n',
+      `[Peer]\n${key('GwrsUj8ontVTTu0OKTv1LnCCaf82VzwZuNZpjgsTmg0=')}AllowedIPs = 10.1.0.0/16, 10.2.0.0/16\nAllowedIPs = 10.1.0.0/16\n`,
+      `[Peer]\n${key('qwUHXBupbng1WMWUhffzEqqW8ItScMVN/OLi6aX6kxY=')}AllowedIPs = 10.1.2.3/16, 10.3.0.0/16\n`,
+      `[Peer]\n${key('xjJTFAMrs9ErvuPMxndV6ej2Y3XC08ygfhys5eoHcwk=')}AllowedIPs = 10.1.0.0/16\n`,
+    ].join('\n');
+    const r = importWgQuick(text, { file: 'm.conf' });
+    expect(r.ok).toBe(true);
+    const peers = (r.config.tunnels!.m as { peers: { allowedIPs: string[] }[] }).peers;
+    expect(peers.map((p) => p.allowedIPs)).toEqual([['10.2.0.0/16'], ['10.3.0.0/16'], ['10.1.0.0/16']]);
+    expect(
+      r.issues.filter((i) => i.message.startsWith('AllowedIPs')).map((i) => `${i.line}:${i.col} ${i.message.split(';')[0]}`),
+    ).toEqual([
+      '7:14 AllowedIPs 10.1.0.0/16 on line 7 is also claimed on line 16 by a later [Peer] (line 14)',
+      '8:14 AllowedIPs 10.1.0.0/16 on line 8 is also claimed on line 16 by a later [Peer] (line 14)',
+      '12:14 AllowedIPs 10.1.2.3/16 on line 12 is also claimed as 10.1.0.0/16 on line 16 by a later [Peer] (line 14)',
+    ]);
   });
 
   it('types a file with AmneziaWG keys amneziawg and keeps H ranges as "a-b" and I-tag spacing', () => {

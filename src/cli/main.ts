@@ -126,7 +126,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .description('convert a wg-quick / awg-quick .conf into awg YAML')
     .argument('<file>', 'the .conf file')
     .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
-    .option('--name <tunnel>', 'tunnel name (default: from the file name)')
+    .option('--name <tunnel>', 'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)')
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
     .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, and <name>.psk / <name>.hpk for preshared and header protection keys')
     .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));

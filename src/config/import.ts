@@ -23,6 +23,7 @@ import {
   WireguardTunnel,
 } from './schema.js';
 import type { ConfigInput } from './schema.js';
+import { parseCidr } from './cidr.js';
 import { parseIni, splitList } from './ini.js';
 import { checkSemantics } from './semantic.js';
 import { parseTagString } from './tags.js';
@@ -158,21 +159,25 @@ export function nameFromFile(file: string): string {
   return base.replace(/\.[^.]*$/, '');
 }
 
-/** A valid tunnel name close to `s`. */
-export function suggestName(s: string): string {
-  let n = s
+/**
+ * A valid tunnel name close to `s`: lower-cased, runs of other characters turned into "-",
+ * leading separators dropped, cut to MAX_TUNNEL_NAME, trailing separators dropped.
+ * Deterministic; undefined when nothing valid remains (empty or reserved).
+ */
+export function suggestName(s: string): string | undefined {
+  const n = s
     .toLowerCase()
     .replace(/[^a-z0-9_-]+/g, '-')
     .replace(/^[^a-z0-9]+/, '')
     .slice(0, MAX_TUNNEL_NAME)
     .replace(/[-_]+$/, '');
-  if (n === '' || (RESERVED_TARGETS as readonly string[]).includes(n)) n = 'wg0';
-  return n;
+  return tunnelNameProblem(n) === undefined ? n : undefined;
 }
 
 export function tunnelNameProblem(n: string): string | undefined {
+  if (n === '') return 'it is empty';
   if (n.length > MAX_TUNNEL_NAME)
-    return `at most ${MAX_TUNNEL_NAME} characters (the link is awg-<name>, 15 at most)`;
+    return `at most ${MAX_TUNNEL_NAME} characters, as the link awg-<name> has 15 at most`;
   if (!TUNNEL_NAME_RE.test(n))
     return 'lower-case letters, digits, "_" and "-", starting with a letter or digit';
   if ((RESERVED_TARGETS as readonly string[]).includes(n)) return `"${n}" is reserved`;
@@ -183,8 +188,12 @@ function zodMessage(r: z.ZodSafeParseResult<unknown>): string | undefined {
   return r.success ? undefined : (r.error.issues[0]?.message ?? 'invalid');
 }
 
-/** IPv4 dotted quad or IPv6, optional /prefix, as wg(8) accepts; `bare` gets /32 or /128. */
-function parseCidr(
+/**
+ * Check one Address / DNS / AllowedIPs item as wg(8) reads it: an IPv4 dotted quad or an
+ * IPv6 address, optional /prefix. Keeps the text as written (host bits too); with
+ * `fillPrefix` a bare address gets /32 or /128. A string is the reason it was refused.
+ */
+function parseIniAddress(
   s: string,
   fillPrefix: boolean,
 ): { value: string; v6: boolean; prefix: number } | string {
@@ -206,6 +215,46 @@ function parseUint(s: string, max: number): number | undefined {
   return n <= max ? n : undefined;
 }
 
+/** Where a prefix is claimed: the AllowedIPs item and its [Peer] header. */
+interface Claim {
+  line: number;
+  col: number;
+  value: string;
+  peerLine: number;
+}
+
+/**
+ * WireGuard's allowed-IPs table maps each prefix (host bits cleared) to one peer; setting
+ * a prefix that is already there moves it to the new peer (wireguard-go `insert` on an
+ * exact node, the kernel's `add` likewise), and wg-quick sets peers in file order. So the
+ * last [Peer] that lists a prefix gets it. Returns each earlier claim, by `line:col`, with
+ * the claim that wins. Claims within one peer do not compete.
+ */
+export function laterClaims(peers: IniSection[]): Map<string, Claim> {
+  const claims: (Claim & { key: string; peer: number })[] = [];
+  peers.forEach((s, peer) => {
+    for (const e of s.entries) {
+      if (e.lower !== 'allowedips') continue;
+      for (const item of splitList(e)) {
+        const written = parseIniAddress(item.value, true);
+        const c = typeof written === 'string' ? undefined : parseCidr(written.value);
+        if (typeof written === 'string' || c === undefined) continue;
+        const key = `${c.family}:${c.network}/${c.len}`;
+        claims.push({ key, peer, line: e.line, col: item.col, value: written.value, peerLine: s.line });
+      }
+    }
+  });
+  const last = new Map<string, Claim & { peer: number }>();
+  for (const c of claims) last.set(c.key, c);
+  const lost = new Map<string, Claim>();
+  for (const c of claims) {
+    const w = last.get(c.key)!;
+    if (w.peer !== c.peer)
+      lost.set(`${c.line}:${c.col}`, { line: w.line, col: w.col, value: w.value, peerLine: w.peerLine });
+  }
+  return lost;
+}
+
 class Importer {
   readonly issues: Issue[] = [];
   readonly locs = new Map<string, Loc>();
@@ -219,7 +268,14 @@ class Importer {
   pending: string[] = [];
   full4 = false;
   full6 = false;
+  /** imported AllowedIPs other than /0 */
   splitIPs: string[] = [];
+  /** some of splitIPs are IPv6 */
+  split6 = false;
+  /** the [Interface] Table value, if any */
+  table: IniEntry | undefined;
+  /** AllowedIPs items that a later peer claims too, by `line:col` (see `laterClaims`) */
+  lost = new Map<string, Claim>();
 
   constructor(
     readonly file: string,
@@ -287,6 +343,7 @@ class Importer {
         continue;
       }
       const reason = NOT_IMPORTED[e.lower];
+      if (e.lower === 'table') this.table = e;
       if (reason !== undefined) {
         const shown = e.value.length > 60 ? e.value.slice(0, 57) + '...' : e.value;
         this.err(at, base, `${e.key} = ${shown} not imported: ${reason}`, 'warning');
@@ -363,7 +420,7 @@ class Importer {
         );
         continue;
       }
-      const c = parseCidr(item.value, false);
+      const c = parseIniAddress(item.value, false);
       if (typeof c === 'string') {
         this.err(at, [...base, field, into.length], `${e.key}: ${c}`);
         continue;
@@ -490,6 +547,7 @@ class Importer {
     const seen = new Map<string, IniEntry>();
     const peer: Record<string, unknown> = {};
     const allowed: string[] = [];
+    const lostHere: string[] = [];
     this.pending = [];
     for (const e of s.entries) {
       const at: Loc = { line: e.line, col: e.col };
@@ -523,17 +581,34 @@ class Importer {
           let first = true;
           for (const item of splitList(e)) {
             const iat: Loc = { line: e.line, col: item.col };
-            const c = parseCidr(item.value, true);
+            const c = parseIniAddress(item.value, true);
             if (typeof c === 'string') {
               this.err(iat, [...base, 'allowedIPs', allowed.length], `AllowedIPs: ${c}`);
+              continue;
+            }
+            const later = this.lost.get(`${iat.line}:${iat.col}`);
+            if (later !== undefined) {
+              const as = later.value === c.value ? '' : ` as ${later.value}`;
+              this.err(
+                iat,
+                [...base, 'allowedIPs'],
+                `AllowedIPs ${c.value} on line ${iat.line} is also claimed${as} on line ${later.line} by a later [Peer] (line ${later.peerLine}); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it`,
+                'warning',
+              );
+              lostHere.push(
+                ` not imported: AllowedIPs ${c.value} (line ${iat.line}): the [Peer] on line ${later.peerLine} claims it too, and WireGuard gives it to the last claim (line ${later.line})`,
+              );
               continue;
             }
             if (c.prefix === 0) {
               if (c.v6) this.full6 = true;
               else this.full4 = true;
-              for (const k of c.v6 ? ['default', 'ipv6'] : ['default'])
-                if (!this.locs.has(k)) this.locs.set(k, iat);
-            } else this.splitIPs.push(c.value);
+            } else {
+              this.splitIPs.push(c.value);
+              if (c.v6) this.split6 = true;
+            }
+            for (const k of c.v6 ? ['default', 'ipv6'] : ['default'])
+              if (!this.locs.has(k)) this.locs.set(k, iat);
             this.locs.set(pathString([...base, 'allowedIPs', allowed.length]), iat);
             if (first)
               this.place(
@@ -546,6 +621,8 @@ class Importer {
             first = false;
             allowed.push(c.value);
           }
+          // an entry whose items all went elsewhere keeps its comments for the next key
+          if (first) this.pending.push(...e.comments, ...(e.trailing !== undefined ? [e.trailing] : []));
           break;
         }
         case 'endpoint': {
@@ -596,6 +673,19 @@ class Importer {
       if (peer[k] !== undefined) out[k] = peer[k];
     out.allowedIPs = allowed;
     if (peer.persistentKeepalive !== undefined) out.persistentKeepalive = peer.persistentKeepalive;
+    if (lostHere.length > 0) {
+      if (allowed.length === 0) {
+        // wg(8) accepts a peer without allowed IPs: nothing is sent to it or accepted from it
+        lostHere.push(' This peer keeps no allowed IPs: as under wg-quick, no traffic goes to it.');
+        this.err(
+          s,
+          [...base, 'allowedIPs'],
+          'this [Peer] keeps no allowed IPs: later peers claim all of them, so, as under wg-quick, no traffic goes to it',
+          'warning',
+        );
+      }
+      this.notes.push({ path: [...base, 'allowedIPs'], before: lostHere });
+    }
     this.sectionNote(s, base);
     this.peers.push(out);
   }
@@ -631,14 +721,64 @@ class Importer {
   }
 }
 
+/** stands in for the tunnel name in results that carry a name error */
+const PLACEHOLDER_NAME = 'wg0';
+
+interface NameChoice {
+  name: string;
+  /** what to report about the choice, if anything */
+  issue?: { message: string; severity: Issue['severity']; path: Path };
+}
+
+/**
+ * The tunnel name: `--name` when given (an invalid one is an error, with a suggestion);
+ * else the file's base name; else, when that is not a valid name, one derived from it by
+ * `suggestName` (a warning says which); else an error asking for --name.
+ */
+export function chooseTunnelName(file: string, requested?: string): NameChoice {
+  if (requested !== undefined) {
+    const problem = tunnelNameProblem(requested);
+    if (problem === undefined) return { name: requested };
+    const s = suggestName(requested);
+    return {
+      name: s ?? PLACEHOLDER_NAME,
+      issue: {
+        severity: 'error',
+        path: ['tunnels', requested],
+        message: `tunnel name "${requested}" (from --name) is invalid: ${problem}; ${s !== undefined ? `use --name ${s}` : 'choose another with --name'}`,
+      },
+    };
+  }
+  const base = nameFromFile(file);
+  const problem = tunnelNameProblem(base);
+  if (problem === undefined) return { name: base };
+  const s = suggestName(base);
+  if (s === undefined)
+    return {
+      name: PLACEHOLDER_NAME,
+      issue: {
+        severity: 'error',
+        path: ['tunnels', base],
+        message: `the file name "${base}" is not a valid tunnel name (${problem}) and gives none; name the tunnel with --name`,
+      },
+    };
+  return {
+    name: s,
+    issue: {
+      severity: 'warning',
+      path: ['tunnels', s],
+      message: `the file name "${base}" is not a valid tunnel name (${problem}); imported as tunnel "${s}", choose another with --name`,
+    },
+  };
+}
+
 /** Convert one wg-quick / awg-quick file. See the module comment for the contract. */
 export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
   const file = opts.file;
-  const requested = opts.name ?? nameFromFile(file);
-  const name = tunnelNameProblem(requested) === undefined ? requested : suggestName(requested);
+  const choice = chooseTunnelName(file, opts.name);
   const empty: ConfigInput = { version: 1 };
   try {
-    return run(text, opts, requested, name);
+    return run(text, opts, choice);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     return {
@@ -648,25 +788,18 @@ export function importWgQuick(text: string, opts: ImportOptions): ImportResult {
         { file, path: '', message: `internal error while importing: ${msg}`, severity: 'error' },
       ],
       secretFiles: [],
-      tunnelName: name,
+      tunnelName: choice.name,
       ok: false,
     };
   }
 }
 
-function run(text: string, opts: ImportOptions, requested: string, name: string): ImportResult {
+function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResult {
   const file = opts.file;
+  const name = choice.name;
   const { doc: ini, issues: syntax } = parseIni(text, file);
   const im = new Importer(file, name, opts.keyMode ?? 'inline');
-  const problem = tunnelNameProblem(requested);
-  if (problem !== undefined) {
-    const from = opts.name !== undefined ? '--name' : `file name ${nameFromFile(file)}`;
-    im.err(
-      undefined,
-      ['tunnels', requested],
-      `tunnel name "${requested}" (from ${from}) is invalid: ${problem}; use --name ${name}`,
-    );
-  }
+  if (choice.issue) im.err(undefined, choice.issue.path, choice.issue.message, choice.issue.severity);
   im.issues.push(...syntax);
 
   const ifaces = ini.sections.filter((s) => s.kind === 'interface');
@@ -679,6 +812,7 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
       `second [Interface] section (the first is on line ${ifaces[0]!.line})`,
     );
   if (ifaces[0]) im.interface(ifaces[0]);
+  im.lost = laterClaims(peers);
   peers.forEach((p, i) => im.peer(p, i));
   if (peers.length === 0)
     im.err(
@@ -717,29 +851,17 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
   }
   tunnel.peers = im.peers;
 
-  const full = im.full4 || im.full6;
+  const route = wgQuickRouting(im, name);
   const config: Record<string, unknown> = {
     version: 1,
     tunnels: { [name]: tunnel },
-    default: full ? name : 'direct',
+    ...route.config,
   };
-  if (im.full6) config.ipv6 = 'tunnel';
-  if (full && im.tunnel.dns !== undefined) config.dns = { system: 'default-tunnel' };
-  const defaultNote = full
-    ? [
-        ` AllowedIPs include ${[im.full4 ? '0.0.0.0/0' : '', im.full6 ? '::/0' : ''].filter(Boolean).join(' and ')}: full tunnel, as wg-quick did.`,
-        ' Add `direct` rules to exclude apps.',
-        ...(im.full6
-          ? []
-          : [' IPv6 was not tunnelled (no ::/0); set `ipv6: block` to stop it going direct.']),
-      ]
-    : [
-        ` Split tunnel: only processes matched by rules: go through ${name}, e.g.`,
-        `   rules: [{ match: { name: firefox }, target: ${name} }]`,
-        ...(im.splitIPs.length > 0
-          ? [` (wg-quick routed ${summarize(im.splitIPs)} through it for every process.)`]
-          : []),
-      ];
+  const defaultNote = route.note;
+  if (route.config.dns !== undefined) {
+    const at = im.locs.get(pathString([...im.base(), 'dns']));
+    if (at) im.locs.set('dns', at);
+  }
 
   const yaml = render(
     config,
@@ -771,6 +893,77 @@ function run(text: string, opts: ImportOptions, requested: string, name: string)
     secretFiles: im.secretFiles,
     tunnelName: name,
     ok: !issues.some((i) => i.severity === 'error'),
+  };
+}
+
+const RULE_EXAMPLE = (name: string): string => `   rules: [{ match: { name: firefox }, target: ${name} }]`;
+
+/**
+ * What wg-quick routed, as `default`, `ipv6` and `dns` (wg-quick(8) on Linux: `add_route`,
+ * `set_dns`). With Table unset, `auto` or `main`, every AllowedIPs prefix was routed for
+ * every process: /0 through wg-quick's own table and rule, the rest through main.
+ * `default: <tunnel>` means the same here: the tunnel's table holds the AllowedIPs routes
+ * and, without a /0, throws every other destination back to main. `Table = off` added no
+ * route, and another table got the routes but no rule pointing at it (hooks may add one,
+ * awg runs none), so nothing went through the tunnel by default: `default: direct`.
+ * DNS servers replaced the system resolver whenever DNS was set; awg can do that only for
+ * the default tunnel. wg-quick has no kill switch and this sets none.
+ */
+function wgQuickRouting(
+  im: Importer,
+  name: string,
+): { config: Record<string, unknown>; note: string[] } {
+  const table = im.table?.value;
+  const tableRoutes = table === undefined || ['auto', 'main', '254'].includes(table);
+  const full = im.full4 || im.full6;
+  const hasPrefixes = full || im.splitIPs.length > 0;
+  const dns = im.tunnel.dns as string[] | undefined;
+  if (!tableRoutes || !hasPrefixes) {
+    const why =
+      table === 'off'
+        ? `Table = off: wg-quick added no routes, so nothing went through ${name} unless hooks routed it.`
+        : !tableRoutes
+          ? `Table = ${table}: wg-quick put the routes in table ${table} and no rule sent traffic there (hooks may have).`
+          : `No AllowedIPs: wg-quick routed nothing through ${name}.`;
+    if (dns !== undefined) {
+      const at = im.locs.get(pathString([...im.base(), 'dns']));
+      im.err(
+        at,
+        [...im.base(), 'dns'],
+        `DNS: wg-quick pointed the system resolver at ${dns.join(', ')}; awg does that only for the default tunnel (dns.system: default-tunnel), and ${name} is not the default (${table !== undefined && !tableRoutes ? `Table = ${table}` : 'no AllowedIPs'}); apps sent to ${name} by rules still resolve through these servers`,
+        'warning',
+      );
+    }
+    return {
+      config: { default: 'direct' },
+      note: [` ${why}`, ` Send apps through it with rules, e.g.`, RULE_EXAMPLE(name)],
+    };
+  }
+  const config: Record<string, unknown> = { default: name };
+  // v6 prefixes are routed only with ipv6: tunnel; without ::/0 the rest of v6 is thrown to main
+  if (im.full6 || im.split6) config.ipv6 = 'tunnel';
+  if (dns !== undefined) config.dns = { system: 'default-tunnel' };
+  if (full)
+    return {
+      config,
+      note: [
+        ` AllowedIPs include ${[im.full4 ? '0.0.0.0/0' : '', im.full6 ? '::/0' : ''].filter(Boolean).join(' and ')}: full tunnel, as wg-quick did.`,
+        ' Add `direct` rules to exclude apps.',
+        ...(im.full6
+          ? []
+          : im.split6
+            ? [' IPv6 goes through it only to its IPv6 AllowedIPs (no ::/0), as with wg-quick.']
+            : [' IPv6 was not tunnelled (no ::/0); set `ipv6: block` to stop it going direct.']),
+      ],
+    };
+  return {
+    config,
+    note: [
+      ` Split tunnel, as wg-quick routed it: traffic to ${summarize(im.splitIPs)} goes through ${name} for every process;`,
+      ' other destinations go direct (the tunnel table throws them back to the main table).',
+      ` Add \`direct\` rules to exclude apps, or set \`default: direct\` and send only some apps through ${name}, e.g.`,
+      RULE_EXAMPLE(name),
+    ],
   };
 }
 

@@ -77,11 +77,11 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
       msg: 'PersistentKeepalive range "20-30" (AmneziaWG 3.x) is not supported yet',
     },
   },
-  'my-home-office-vpn.conf': {
+  'direct.conf': {
     error: {
       line: undefined,
       col: undefined,
-      msg: 'tunnel name "my-home-office-vpn" (from file name my-home-office-vpn) is invalid: at most 11 characters',
+      msg: 'the file name "direct" is not a valid tunnel name ("direct" is reserved) and gives none; name the tunnel with --name',
     },
   },
   'unknown-section.conf': { error: { line: 1, col: 1, msg: 'unknown section [Interfaces]' } },
@@ -127,16 +127,26 @@ describe('importWgQuick: invalid files give located errors', () => {
     });
   }
 
-  it('suggests a valid name when the file name is too long', () => {
-    const r = importWgQuick(readFileSync(join(DIR, 'my-home-office-vpn.conf'), 'utf8'), {
-      file: 'my-home-office-vpn.conf',
-    });
-    expect(r.issues[0]!.message).toMatch(/use --name my-home-off$/);
-    expect(r.tunnelName).toBe('my-home-off');
-    const bad = importWgQuick('', { file: 'x.conf', name: 'Work VPN' });
+  it('refuses an invalid --name (it wins over the file name), suggesting a valid one', () => {
+    const text = readFileSync(join(DIR, 'direct.conf'), 'utf8');
+    const bad = importWgQuick(text, { file: 'wg0.conf', name: 'Work VPN' });
+    expect(bad.ok).toBe(false);
     expect(bad.issues.find((i) => i.message.startsWith('tunnel name'))!.message).toMatch(
       /from --name\) is invalid: lower-case letters.*use --name work-vpn$/,
     );
+    const long = importWgQuick(text, { file: 'wg0.conf', name: 'my-home-office-vpn' });
+    expect(long.issues.map((i) => i.message)).toEqual([
+      'tunnel name "my-home-office-vpn" (from --name) is invalid: at most 11 characters, as the link awg-<name> has 15 at most; use --name my-home-off',
+    ]);
+    const none = importWgQuick(text, { file: 'wg0.conf', name: '--' });
+    expect(none.issues.map((i) => i.message)).toEqual([
+      'tunnel name "--" (from --name) is invalid: lower-case letters, digits, "_" and "-", starting with a letter or digit; choose another with --name',
+    ]);
+    // a file name that gives nothing valid is an error; --name fixes it
+    expect(importWgQuick(text, { file: '__.conf' }).issues[0]!.message).toBe(
+      'the file name "__" is not a valid tunnel name (lower-case letters, digits, "_" and "-", starting with a letter or digit) and gives none; name the tunnel with --name',
+    );
+    expect(importWgQuick(text, { file: 'direct.conf', name: 'home' }).ok).toBe(true);
   });
 
   it('rejects a DNS entry with a prefix', () => {

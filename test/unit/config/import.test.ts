@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { canonicalPrefix } from '../../../src/config/cidr.js';
 import { exportWgQuick } from '../../../src/config/export.js';
 import {
   importWgQuick,
@@ -12,6 +13,8 @@ import {
 import { parseIni, splitList } from '../../../src/config/ini.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { Config, isWgLike, type Secret, type WgLikeTunnel } from '../../../src/config/schema.js';
+import { buildDesired } from '../../../src/model/desired.js';
+import type { RouteSpec } from '../../../src/model/resources.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/import/valid');
 const UPDATE = process.env.UPDATE_GOLDEN === '1';
@@ -78,6 +81,14 @@ function semantic(text: string): {
       delete n.mtu;
       return n;
     });
+  // wg(8) gives a prefix (host bits cleared) to the last peer that lists it
+  const owner = new Map<string, number>();
+  peers.forEach((p, i) => p.allowedips?.forEach((a) => owner.set(canonicalPrefix(a).cidr, i)));
+  peers.forEach((p, i) => {
+    if (!p.allowedips) return;
+    p.allowedips = p.allowedips.filter((a) => owner.get(canonicalPrefix(a).cidr) === i);
+    if (p.allowedips.length === 0) delete p.allowedips;
+  });
   return { iface: norm(iface), peers };
 }
 
@@ -147,7 +158,7 @@ describe('importWgQuick: mapping details', () => {
     expect(Object.keys(r.config.tunnels ?? {})).toEqual(['wg0']);
   });
 
-  it('sets a full tunnel as default, with ipv6: tunnel only when ::/0 is routed', () => {
+  it('sets a full tunnel as default, with ipv6: tunnel only when IPv6 prefixes are routed', () => {
     expect(load('wg0.conf').config).toMatchObject({
       default: 'wg0',
       ipv6: 'tunnel',
@@ -160,12 +171,165 @@ describe('importWgQuick: mapping details', () => {
       default: 'mullvad',
       ipv6: 'tunnel',
     });
+  });
+
+  it('imports a split config as default: <tunnel>, as wg-quick routed its prefixes for every process', () => {
     const office = load('office.conf');
-    expect(office.config.default).toBe('direct');
-    expect(office.config.dns).toBeUndefined();
-    expect(office.yaml).toMatch(
-      /# Split tunnel: only processes matched by rules: go through office/,
+    expect(office.config).toMatchObject({ default: 'office', dns: { system: 'default-tunnel' } });
+    expect(office.config.ipv6).toBeUndefined();
+    expect(office.issues).toEqual([]);
+    expect(office.yaml).toContain(
+      '# Split tunnel, as wg-quick routed it: traffic to 10.20.0.0/16, 172.16.0.0/12, 192.168.50.0/24 goes through office for every process;\n' +
+        '# other destinations go direct (the tunnel table throws them back to the main table).\n',
     );
+    // an IPv6 prefix is routed only with ipv6: tunnel; the rest of IPv6 falls through to main
+    expect(load('roam.conf').config).toMatchObject({ default: 'roam', ipv6: 'tunnel' });
+    // no DNS line: the system resolver is left alone, as wg-quick did
+    expect(load('v6ep.conf').config.dns).toBeUndefined();
+  });
+
+  it('the split default builds a tunnel table that throws other destinations to main', () => {
+    const c = Config.parse(YAML.parse(load('office.conf').yaml));
+    const routes = buildDesired(c)
+      .resources.filter((r) => r.kind === 'route')
+      .map((r) => r.spec as RouteSpec)
+      .filter((r) => r.family === 4);
+    expect(routes.filter((r) => r.type === 'unicast').map((r) => r.dst)).toEqual([
+      '10.20.0.0/16',
+      '172.16.0.0/12',
+      '192.168.50.0/24',
+    ]);
+    expect(routes.find((r) => r.type === 'throw')?.dst).toBe('0.0.0.0/0');
+    expect(routes.some((r) => r.type === 'unicast' && r.dst === '0.0.0.0/0')).toBe(false);
+    // IPv6 prefixes of a split config: routed (ipv6: tunnel), the rest of IPv6 thrown to main
+    const roam = buildDesired(Config.parse(YAML.parse(load('roam.conf').yaml)))
+      .resources.filter((r) => r.kind === 'route')
+      .map((r) => r.spec as RouteSpec)
+      .filter((r) => r.family === 6);
+    expect(roam.filter((r) => r.type !== 'unreachable').map((r) => `${r.type} ${r.dst}`)).toEqual([
+      'unicast fd66::/64',
+      'throw ::/0',
+    ]);
+  });
+
+  it('keeps default: direct where wg-quick routed nothing: Table = off, another table, no AllowedIPs', () => {
+    const peer =
+      '[Peer]\nPublicKey = GwrsUj8ontVTTu0OKTv1LnCCaf82VzwZuNZpjgsTmg0=\nEndpoint = 192.0.2.1:51820\n';
+    const iface = (extra: string) =>
+      `[Interface]\nPrivateKey = iE3OR6LY29wPxKEJxtFvMUfB17uzKF7BeJZ/+9jc3Xg=\nAddress = 10.0.0.2/32\nDNS = 10.0.0.1\n${extra}\n`;
+    const off = importWgQuick(`${iface('Table = off')}${peer}AllowedIPs = 0.0.0.0/0\n`, { file: 't.conf' });
+    expect(off.ok).toBe(true);
+    expect(off.config.default).toBe('direct');
+    expect(off.config.dns).toBeUndefined();
+    expect(off.yaml).toContain('# Table = off: wg-quick added no routes, so nothing went through t unless hooks routed it.');
+    expect(off.issues.find((i) => i.line === 4)).toMatchObject({
+      col: 7,
+      severity: 'warning',
+      message: expect.stringMatching(/^DNS: wg-quick pointed the system resolver at 10\.0\.0\.1; awg does that only for the default tunnel .*\(Table = off\)/),
+    });
+    const custom = importWgQuick(`${iface('Table = 1234')}${peer}AllowedIPs = 10.9.0.0/16\n`, { file: 't.conf' });
+    expect(custom.config.default).toBe('direct');
+    expect(custom.yaml).toContain('# Table = 1234: wg-quick put the routes in table 1234 and no rule sent traffic there');
+    const main = importWgQuick(`${iface('Table = main')}${peer}AllowedIPs = 10.9.0.0/16\n`, { file: 't.conf' });
+    expect(main.config.default).toBe('t');
+    const none = importWgQuick(`${iface('')}${peer}`, { file: 't.conf' });
+    expect(none.ok).toBe(true);
+    expect(none.config.default).toBe('direct');
+    expect(none.issues.find((i) => i.severity === 'warning')!.message).toMatch(/\(no AllowedIPs\)/);
+  });
+
+  it('gives a prefix that several peers list to the last of them, warning at each earlier claim', () => {
+    const r = load('twopeers.conf');
+    expect(r.ok).toBe(true);
+    expect(r.issues).toEqual([
+      {
+        file: 'twopeers.conf',
+        line: 7,
+        col: 1,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'this [Peer] keeps no allowed IPs: later peers claim all of them, so, as under wg-quick, no traffic goes to it',
+      },
+      {
+        file: 'twopeers.conf',
+        line: 10,
+        col: 14,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'AllowedIPs 0.0.0.0/0 on line 10 is also claimed on line 16 by a later [Peer] (line 13); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it',
+      },
+      {
+        file: 'twopeers.conf',
+        line: 10,
+        col: 25,
+        path: 'tunnels.twopeers.peers[0].allowedIPs',
+        severity: 'warning',
+        message:
+          'AllowedIPs ::/0 on line 10 is also claimed on line 16 by a later [Peer] (line 13); WireGuard gives a prefix to the last peer that claims it, so only that peer gets it',
+      },
+    ]);
+    const peers = (r.config.tunnels!.twopeers as { peers: { allowedIPs: string[] }[] }).peers;
+    expect(peers.map((p) => p.allowedIPs)).toEqual([[], ['0.0.0.0/0', '::/0']]);
+    expect(r.config).toMatchObject({ default: 'twopeers', ipv6: 'tunnel' });
+    expect(r.yaml).toContain(
+      '        # not imported: AllowedIPs 0.0.0.0/0 (line 10): the [Peer] on line 13 claims it too, and WireGuard gives it to the last claim (line 16)\n',
+    );
+    expect(r.yaml).toMatch(/# This peer keeps no allowed IPs.*\n\s+allowedIPs: \[\]\n/);
+    const loaded = loadConfigText(r.yaml, 'twopeers.yaml');
+    expect(loaded.issues.filter((i) => i.severity === 'error')).toEqual([]);
+  });
+
+  it('compares prefixes with host bits cleared, keeps what is not contested, and any number of peers', () => {
+    const key = (k: string) => `PublicKey = ${k}\n`;
+    const text = [
+      '[Interface]\nPrivateKey = iE3OR6LY29wPxKEJxtFvMUfB17uzKF7BeJZ/+9jc3Xg=\nAddress = 10.0.0.2/32\n',
+      `[Peer]\n${key('GwrsUj8ontVTTu0OKTv1LnCCaf82VzwZuNZpjgsTmg0=')}AllowedIPs = 10.1.0.0/16, 10.2.0.0/16\nAllowedIPs = 10.1.0.0/16\n`,
+      `[Peer]\n${key('qwUHXBupbng1WMWUhffzEqqW8ItScMVN/OLi6aX6kxY=')}AllowedIPs = 10.1.2.3/16, 10.3.0.0/16\n`,
+      `[Peer]\n${key('xjJTFAMrs9ErvuPMxndV6ej2Y3XC08ygfhys5eoHcwk=')}AllowedIPs = 10.1.0.0/16\n`,
+    ].join('\n');
+    const r = importWgQuick(text, { file: 'm.conf' });
+    expect(r.ok).toBe(true);
+    const peers = (r.config.tunnels!.m as { peers: { allowedIPs: string[] }[] }).peers;
+    expect(peers.map((p) => p.allowedIPs)).toEqual([['10.2.0.0/16'], ['10.3.0.0/16'], ['10.1.0.0/16']]);
+    expect(
+      r.issues.filter((i) => i.message.startsWith('AllowedIPs')).map((i) => `${i.line}:${i.col} ${i.message.split(';')[0]}`),
+    ).toEqual([
+      '7:14 AllowedIPs 10.1.0.0/16 on line 7 is also claimed on line 16 by a later [Peer] (line 14)',
+      '8:14 AllowedIPs 10.1.0.0/16 on line 8 is also claimed on line 16 by a later [Peer] (line 14)',
+      '12:14 AllowedIPs 10.1.2.3/16 on line 12 is also claimed as 10.1.0.0/16 on line 16 by a later [Peer] (line 14)',
+    ]);
+    expect(r.config.default).toBe('m');
+  });
+
+  it('derives a valid tunnel name from a long file name and says so; --name wins', () => {
+    const text = readFileSync(join(DIR, 'my-home-office-vpn.conf'), 'utf8');
+    const r = importWgQuick(text, { file: '/etc/wireguard/my-home-office-vpn.conf' });
+    expect(r.ok).toBe(true);
+    expect(r.tunnelName).toBe('my-home-off');
+    expect(Object.keys(r.config.tunnels!)).toEqual(['my-home-off']);
+    expect(r.config.default).toBe('my-home-off');
+    expect(r.issues).toEqual([
+      {
+        file: '/etc/wireguard/my-home-office-vpn.conf',
+        path: 'tunnels.my-home-off',
+        severity: 'warning',
+        message:
+          'the file name "my-home-office-vpn" is not a valid tunnel name (at most 11 characters, as the link awg-<name> has 15 at most); imported as tunnel "my-home-off", choose another with --name',
+      },
+    ]);
+    const named = importWgQuick(text, { file: 'my-home-office-vpn.conf', name: 'home' });
+    expect(named.tunnelName).toBe('home');
+    expect(named.issues).toEqual([]);
+    expect(Object.keys(named.config.tunnels!)).toEqual(['home']);
+    const upper = importWgQuick(text, { file: 'Mullvad SE.conf' });
+    expect(upper.tunnelName).toBe('mullvad-se');
+    expect(upper.issues[0]!.message).toMatch(/^the file name "Mullvad SE" is not a valid tunnel name \(lower-case letters.*imported as tunnel "mullvad-se"/);
+    // the cut never leaves a trailing separator
+    expect(importWgQuick(text, { file: 'home-office-2.conf' }).tunnelName).toBe('home-office');
+    expect(importWgQuick(text, { file: 'work_vpn_de_1.conf' }).tunnelName).toBe('work_vpn_de');
+    expect(importWgQuick(text, { file: 'abcdefghij-x.conf' }).tunnelName).toBe('abcdefghij');
   });
 
   it('types a file with AmneziaWG keys amneziawg and keeps H ranges as "a-b" and I-tag spacing', () => {
@@ -212,6 +376,7 @@ describe('importWgQuick: mapping details', () => {
     const r = load('hooks.conf');
     const w = r.issues.filter((i) => i.severity === 'warning');
     expect(w.map((i) => [i.line, i.col])).toEqual([
+      [4, 7],
       [4, 17],
       [5, 1],
       [6, 1],
@@ -220,8 +385,11 @@ describe('importWgQuick: mapping details', () => {
       [10, 1],
       [11, 1],
     ]);
-    expect(w[0]!.message).toMatch(/search domain "corp.example.com" not imported/);
-    expect(w[3]!.message).toMatch(/^PostUp = ip rule add .* not imported: .*runs no hooks/);
+    // Table = 1234: wg-quick routed nothing by default, so the tunnel is not the default
+    // and its DNS cannot become the system resolver
+    expect(w[0]!.message).toMatch(/^DNS: wg-quick pointed the system resolver at 10\.5\.5\.1; .*\(Table = 1234\)/);
+    expect(w[1]!.message).toMatch(/search domain "corp.example.com" not imported/);
+    expect(w[4]!.message).toMatch(/^PostUp = ip rule add .* not imported: .*runs no hooks/);
     expect(r.yaml).toContain(
       '# not imported: PostUp = iptables -I OUTPUT ! -o %i -m mark ! --mark $(wg show %i fwmark) -j REJECT',
     );

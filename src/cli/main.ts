@@ -128,7 +128,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
     .option('--name <tunnel>', 'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)')
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
-    .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the N-th peer's preshared key, <name>.hpk for the header protection key')
+    .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key')
     .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));
 
   program.command('genkey').description('print a new private key (base64), like wg genkey').action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));

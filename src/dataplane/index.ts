@@ -8,7 +8,7 @@ export type {
   PeerStatus,
 } from './device/device.js';
 export type { DeviceConfig, PeerConfig } from './device/config.js';
-export { type Clock, SimClock, systemClock } from './device/clock.js';
+export { type Clock, SimClock, systemClock } from './clock.js';
 export { type Resolver, dnsResolver } from './device/resolver.js';
 export type { TunDevice } from './tun/tun.js';
 export { MemoryTun, memoryTunPair } from './tun/memory.js';
@@ -21,7 +21,7 @@ export {
   type UapiFlavor,
   parseUapiSet,
   serializeUapiGet,
-} from './ipc/uapi.js';
+} from './device/uapi.js';
 export { SOCKET_DIRECTORY, type UapiServer, listenUapi, socketPath } from './ipc/server.js';
 export { type AwgParams, defaultAwgParams, validateAwgParams } from './awg/params.js';
 export { type UintRange, formatRange, parseRange, range } from './awg/range.js';

@@ -40,9 +40,9 @@ import {
   type UapiFlavor,
   parseUapiSet,
   serializeUapiGet,
-} from '../ipc/uapi.js';
+} from './uapi.js';
 import { AllowedIPs, addressBytes, formatPrefix, parsePrefix, type Prefix } from './allowedips.js';
-import { type Clock, systemClock } from './clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import type { DeviceConfig, PeerConfig } from './config.js';
 import {
   type HandshakeHost,

@@ -1,12 +1,7 @@
 /** Public surface of the embedded WireGuard / AmneziaWG data plane. */
 export { Device } from './device/device.js';
-export type {
-  DeviceEvents,
-  DeviceOptions,
-  DeviceSnapshot,
-  DeviceState,
-  PeerStatus,
-} from './device/device.js';
+export type { DeviceEvents, DeviceOptions, DeviceState } from './device/device.js';
+export type { DeviceSnapshot, PeerStatus, PeerSummary } from './device/status.js';
 export type { DeviceConfig, PeerConfig } from './device/config.js';
 export { type Clock, SimClock, systemClock } from './clock.js';
 export { type Resolver, dnsResolver } from './device/resolver.js';

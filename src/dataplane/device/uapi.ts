@@ -11,7 +11,7 @@ import { type UintRange, formatRange, isZeroRange, parseRange } from '../awg/ran
 import { formatEndpoint, splitHostPort } from '../conn/bind.js';
 import { isZeroKey } from '../crypto/keys.js';
 import type { DeviceConfig, PeerConfig } from './config.js';
-import type { DeviceSnapshot } from './device.js';
+import type { DeviceSnapshot } from './status.js';
 
 /** Linux errno values, written negative as wireguard-go does. */
 export const IPC_ERROR = {
@@ -30,6 +30,22 @@ export class UapiError extends AwgError {
     super('invalid-config', message);
     this.name = 'UapiError';
   }
+}
+
+/**
+ * The reply code for a failed set: -22 invalid, -71 protocol (from the parser), -98 port in
+ * use (rebinding failed), -55 anything else.
+ */
+export function toUapiError(e: unknown): UapiError {
+  if (e instanceof UapiError) return e;
+  const kind = e instanceof AwgError ? e.kind : 'bug';
+  const errno =
+    kind === 'invalid-config'
+      ? IPC_ERROR.INVALID
+      : kind === 'driver'
+        ? IPC_ERROR.PORT_IN_USE
+        : IPC_ERROR.UNKNOWN;
+  return new UapiError(errno, (e as Error).message);
 }
 
 const HOSTNAME =

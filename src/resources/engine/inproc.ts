@@ -320,19 +320,15 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       for (const ps of h.device.peerSummaries()) {
         if (!ps.endpoint) continue;
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
-        const p = h.device.peerInternals(ps.publicKey);
-        if (p) h.device.sendHandshakeInitiation(p, false);
+        h.device.probePeer(ps.publicKey);
       }
     },
     kick() {
       for (const h of hosted.values()) {
         if (h.device.state !== 'up') continue;
         for (const ps of h.device.peerSummaries()) {
-          const p = h.device.peerInternals(ps.publicKey);
-          if (!p) continue;
           try {
-            if (ps.endpointHost) h.device.reresolveEndpoint(p);
-            if (ps.hasSession) h.device.sendKeepalive(p);
+            h.device.kickPeer(ps.publicKey);
           } catch {
             /* best effort */
           }

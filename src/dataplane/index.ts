@@ -1,4 +1,12 @@
 /** Public surface of the embedded WireGuard / AmneziaWG data plane. */
+export {
+  Engine,
+  type EngineIo,
+  type EngineOptions,
+  type EngineTun,
+  createEngine,
+  nativeEngineIo,
+} from './engine.js';
 export { Device } from './device/device.js';
 export type { DeviceEvents, DeviceOptions, DeviceState } from './device/device.js';
 export type { DeviceSnapshot, PeerStatus, PeerSummary } from './device/status.js';

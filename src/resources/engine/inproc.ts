@@ -22,17 +22,15 @@ import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { DesiredState, EngineSpec, Resource } from '../../model/resources.js';
-import { Device } from '../../dataplane/device/device.js';
-import { UdpBind } from '../../dataplane/conn/udp.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
-import { listenUapi, type UapiServer } from '../../dataplane/ipc/server.js';
-import type { TunDevice } from '../../dataplane/tun/tun.js';
-import type { Bind } from '../../dataplane/conn/bind.js';
+import { createEngine, nativeEngineIo, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { specEqual } from '../../util/canonical.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
 import { deltaSetText, fullSetText, wgConfigOf } from './uapi-config.js';
 import { createInprocProxyHost, isProxyEngine, type ProxyTunnelStatsRow } from './proxy-host.js';
+
+export type { EngineIo } from '../../dataplane/engine.js';
 
 export type EngineChange =
   | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
@@ -64,12 +62,6 @@ export interface EngineStats {
   peers: PeerStats[];
 }
 
-/** What a hosted engine is built from; tests inject in-memory TUN and bind fakes. */
-export interface EngineIo {
-  openTun(link: string): TunDevice & { onError?(cb: (e: AwgError) => void): void; flags?(): number };
-  bind(): Bind;
-}
-
 export interface InprocOptions {
   env?: NodeJS.ProcessEnv;
   io?: EngineIo;
@@ -82,17 +74,10 @@ export interface InprocOptions {
 
 interface Hosted {
   spec: EngineSpec;
-  device: Device;
-  tun: ReturnType<EngineIo['openTun']>;
-  uapi?: UapiServer;
+  engine: Engine;
 }
 
 const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
-
-async function nativeIo(): Promise<EngineIo> {
-  const [{ TunFile }, { markDgram }] = await Promise.all([import('../../native/tun.js'), import('../../native/sockmark.js')]);
-  return { openTun: (link) => TunFile.open(link), bind: () => new UdpBind(undefined, markDgram) };
-}
 
 export interface InprocEngineHost {
   readonly driver: Driver<'engine'>;
@@ -138,19 +123,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     }
   };
 
-  function attached(h: Hosted): boolean {
-    if (h.device.state !== 'up') return false;
-    try {
-      // TUNGETIFF fails once the device was deleted under us
-      h.tun.flags?.();
-      return true;
-    } catch {
-      return false;
-    }
-  }
+  const attached = (h: Hosted): boolean => h.engine.attached();
 
   function liveSpec(h: Hosted): EngineSpec {
-    const snap = h.device.snapshot();
+    const snap = h.engine.device.snapshot();
     const cfg = wgConfigOf(h.spec);
     const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
     const peers = cfg.peers.filter((p) => live.has(p.publicKey));
@@ -162,8 +138,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const h = hosted.get(tunnel);
     if (!h) return false;
     hosted.delete(tunnel);
-    await h.uapi?.close().catch(() => {});
-    await h.device.close().catch(() => {});
+    await h.engine.close();
     emit({ type: 'stopped', tunnel, reason });
     return true;
   }
@@ -180,30 +155,26 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const link = spec.link!;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
-    io ??= await nativeIo();
-    const tun = io.openTun(link);
+    io ??= await nativeEngineIo();
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
-    let device: Device;
+    let engine: Engine;
     try {
-      device = new Device({ tun, bind: io.bind(), log });
+      engine = createEngine(link, io, { log });
     } catch (e) {
-      await Promise.resolve(tun.close()).catch(() => {});
       throw toAwgError(e, 'driver');
     }
-    const h: Hosted = { spec, device, tun };
+    const h: Hosted = { spec, engine };
+    const device = engine.device;
     const peerOf = (k: Uint8Array) => b64(k);
     device.on('handshake', (e) => emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }));
     device.on('handshake-failed', (e) => emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }));
     device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: formatEndpoint(e.endpoint) }));
-    tun.onError?.((e) => {
+    engine.onTunError((e) => {
       if (hosted.get(tunnel) === h) void stopHosted(tunnel, `tun: ${e.message}`);
     });
     try {
-      await device.ipcSet(text);
-      await device.up();
-      if (opts.uapi !== false) h.uapi = await listenUapi(device, uapiPath);
+      await engine.start(text, opts.uapi !== false ? { uapiPath } : {});
     } catch (e) {
-      await device.close().catch(() => {});
       throw toAwgError(e, 'driver');
     }
     hosted.set(tunnel, h);
@@ -262,7 +233,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           const text = deltaSetText(change.before!, change.after!, secretsFor(tunnel, change.after!, ctx.secrets));
           if (ctx.exec.record(`[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`)) {
             try {
-              await h.device.ipcSet(text);
+              await h.engine.device.ipcSet(text);
             } catch (e) {
               throw toAwgError(e, 'driver');
             }
@@ -298,7 +269,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           type: h.spec.type,
           link: h.spec.link ?? '',
           up: attached(h),
-          peers: h.device.peerSummaries().map((p) => ({
+          peers: h.engine.device.peerSummaries().map((p) => ({
             publicKey: b64(p.publicKey),
             ...(p.endpoint ? { endpoint: formatEndpoint(p.endpoint) } : {}),
             lastHandshakeMs: p.lastHandshakeTime,
@@ -315,20 +286,20 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       return () => listeners.delete(listener);
     },
     probe(tunnel, opts = {}) {
-      const h = hosted.get(tunnel);
-      if (!h || h.device.state !== 'up') return;
-      for (const ps of h.device.peerSummaries()) {
+      const device = hosted.get(tunnel)?.engine.device;
+      if (!device || device.state !== 'up') return;
+      for (const ps of device.peerSummaries()) {
         if (!ps.endpoint) continue;
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
-        h.device.probePeer(ps.publicKey);
+        device.probePeer(ps.publicKey);
       }
     },
     kick() {
-      for (const h of hosted.values()) {
-        if (h.device.state !== 'up') continue;
-        for (const ps of h.device.peerSummaries()) {
+      for (const { engine } of hosted.values()) {
+        if (engine.device.state !== 'up') continue;
+        for (const ps of engine.device.peerSummaries()) {
           try {
-            h.device.kickPeer(ps.publicKey);
+            engine.device.kickPeer(ps.publicKey);
           } catch {
             /* best effort */
           }

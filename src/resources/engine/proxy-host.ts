@@ -29,12 +29,11 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
-import type { ProxyTunnel } from '../../config/schema.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { EngineSpec, Resource } from '../../model/resources.js';
 import { formatDst, type DialErrorKind } from '../../proxy/types.js';
-import type { HealthState } from '../../proxy/health.js';
+import type { HealthState } from '../../proxy/upstream-health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
 import { uapiGet, parseGet } from './uapi-client.js';
@@ -125,18 +124,15 @@ export interface StartProxyOptions {
 export async function startProxyRuntime(spec: EngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = proxyConfigOf(spec);
-  const tunnel = {
-    type: spec.type,
-    server: c.server,
-    port: c.port,
-    dns: c.dns,
-    ...(c.auth ? { auth: { username: c.auth.username, password: '' } } : {}),
-    ...(spec.type === 'socks5' ? { udp: c.udp ?? false } : { tls: c.tls ?? false }),
-  } as ProxyTunnel;
   const rt = new ProxyTunnelRuntime({
     name: spec.tunnel,
-    tunnel,
-    password,
+    upstream: {
+      type: spec.type as ProxyEngineType,
+      server: c.server,
+      port: c.port,
+      ...(c.auth ? { auth: { username: c.auth.username, password: password ?? '' } } : {}),
+      ...(spec.type === 'socks5' ? { udp: c.udp ?? false } : { tls: c.tls ?? false }),
+    },
     redirectPort: c.redirectPort,
     directPort: c.redirectPortDirect,
     dns: c.dns,

@@ -21,14 +21,14 @@ import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import type { DesiredState, EngineSpec, Resource } from '../../model/resources.js';
+import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, nativeEngineIo, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { specEqual } from '../../util/canonical.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
-import { deltaSetText, fullSetText, wgConfigOf } from './uapi-config.js';
-import { createInprocProxyHost, isProxyEngine, type ProxyTunnelStatsRow } from './proxy-host.js';
+import { deltaSetText, fullSetText } from './uapi-config.js';
+import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
 
 export type { EngineIo } from '../../dataplane/engine.js';
 
@@ -73,7 +73,7 @@ export interface InprocOptions {
 }
 
 interface Hosted {
-  spec: EngineSpec;
+  spec: WgEngineSpec;
   engine: Engine;
 }
 
@@ -125,11 +125,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
 
   const attached = (h: Hosted): boolean => h.engine.attached();
 
-  function liveSpec(h: Hosted): EngineSpec {
+  function liveSpec(h: Hosted): WgEngineSpec {
     const snap = h.engine.device.snapshot();
-    const cfg = wgConfigOf(h.spec);
     const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
-    const peers = cfg.peers.filter((p) => live.has(p.publicKey));
+    const peers = h.spec.config.peers.filter((p) => live.has(p.publicKey));
     const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none';
     return { ...h.spec, config: { ...h.spec.config, privateKey, peers, fwmark: snap.fwmark } };
   }
@@ -146,13 +145,13 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   async function stopDetached(spec: EngineSpec, ctx: ApplyContext): Promise<boolean> {
     const rec = ctx.state.get<EngineRecord>(`engine-${spec.tunnel}`);
     if (!rec) return false;
-    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' } as Change<'engine'>, ctx);
+    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' }, ctx);
     return true;
   }
 
-  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+  async function start(spec: WgEngineSpec, ctx: ApplyContext): Promise<void> {
     const tunnel = spec.tunnel;
-    const link = spec.link!;
+    const link = spec.link;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
     io ??= await nativeEngineIo();
@@ -200,7 +199,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
       if (isProxyEngine(spec)) return proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
-      if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
+      // create/replace/update carry `after`: from here on it is `spec`
       const tunnel = spec.tunnel;
       switch (change.action) {
         case 'noop':
@@ -214,11 +213,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         case 'create':
         case 'replace': {
           const h = hosted.get(tunnel);
-          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, change.after!)) return 'unchanged';
+          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, spec)) return 'unchanged';
           if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
           await stopHosted(tunnel, 'replaced');
           await stopDetached(spec, ctx);
-          await start(change.after!, ctx);
+          await start(spec, ctx);
           return 'changed';
         }
         case 'update': {
@@ -227,17 +226,20 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
             if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
             await stopHosted(tunnel, 'restarting');
             await stopDetached(spec, ctx);
-            await start(change.after!, ctx);
+            await start(spec, ctx);
             return 'changed';
           }
-          const text = deltaSetText(change.before!, change.after!, secretsFor(tunnel, change.after!, ctx.secrets));
+          // a type change plans a replace: an update's `before` is of the same family
+          const before = change.before!;
+          if (isProxyEngine(before)) throw new AwgError('bug', `engine ${tunnel}: update from ${before.type} to ${spec.type}`);
+          const text = deltaSetText(before, spec, secretsFor(tunnel, spec, ctx.secrets));
           if (ctx.exec.record(`[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`)) {
             try {
               await h.engine.device.ipcSet(text);
             } catch (e) {
               throw toAwgError(e, 'driver');
             }
-            h.spec = change.after!;
+            h.spec = spec;
           }
           return 'changed';
         }

@@ -6,11 +6,9 @@
  * macOS a PF anchor and the route split.
  */
 import { canonicalHost, canonicalPrefix, parseCidr } from '../config/cidr.js';
-import { fingerprint } from '../config/fingerprint.js';
-import { formatPath } from '../config/positions.js';
-import { describeSecret } from '../config/describe.js';
-import { isWgLike, killSwitchOf, linkName, type Config, type Secret, type WgLikeTunnel } from '../config/schema.js';
+import { isWgLike, killSwitchOf, linkName, type Config } from '../config/schema.js';
 import { allocate, type Allocation } from './alloc.js';
+import { engineSpec } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
@@ -74,34 +72,6 @@ export const V6_DEFAULT_METRIC = 1024;
 export const canonicalCidr = canonicalPrefix;
 const hostCidr = canonicalHost;
 
-function secretFp(secret: Secret, path: (string | number)[], secrets?: Map<string, string>): string {
-  const v = secrets?.get(formatPath(path));
-  return v !== undefined ? fingerprint(v) : `unresolved:${describeSecret(secret)}`;
-}
-
-function engineConfig(name: string, t: WgLikeTunnel, bypassMark: number, secrets?: Map<string, string>): Record<string, unknown> {
-  const base = ['tunnels', name];
-  const cfg: Record<string, unknown> = {
-    privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
-    listenPort: t.listenPort ?? 0,
-    // the engine's own UDP carries the bypass mark: admitted by the kill switch, never re-tunnelled
-    fwmark: bypassMark,
-    peers: t.peers.map((p, i) => ({
-      publicKey: p.publicKey,
-      presharedKey: p.presharedKey ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets) : null,
-      endpoint: p.endpoint ?? null,
-      allowedIPs: p.allowedIPs.map((a) => canonicalCidr(a).cidr),
-      persistentKeepalive: p.persistentKeepalive ?? 0,
-    })),
-  };
-  if (t.type === 'amneziawg') {
-    const hpk = t.obfuscation.headerProtectionKey;
-    // a secret like the PSK: plans and status carry only its fingerprint
-    cfg.obfuscation = hpk === undefined ? t.obfuscation : { ...t.obfuscation, headerProtectionKey: secretFp(hpk, [...base, 'obfuscation', 'headerProtectionKey'], secrets) };
-  }
-  return cfg;
-}
-
 export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const facts = opts.facts ?? DEFAULT_FACTS;
   const alloc = allocate(c);
@@ -121,8 +91,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     const link = linkName(name);
     const a = alloc.tunnels.get(name)!;
     if (!isWgLike(t)) {
-      const ta = alloc.tunnels.get(name)!;
-      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: { tunnel: name, type: t.type, config: { server: t.server, port: t.port, redirectPort: ta.redirectPort, redirectPortDirect: ta.redirectPortDirect, fwmark: alloc.bypassMark, dns: [...t.dns], auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], opts.secrets) } : null, ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }) } } });
+      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: engineSpec(name, t, alloc, opts.secrets) });
       continue;
     }
     const linkId = ids.link(link);
@@ -131,7 +100,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const { cidr, family } = hostCidr(addr);
       push({ kind: 'address', id: ids.address({ link, cidr }), deps: [linkId], spec: { link, cidr, family } });
     }
-    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: { tunnel: name, type: t.type, link, config: engineConfig(name, t, alloc.bypassMark, opts.secrets) } });
+    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: engineSpec(name, t, alloc, opts.secrets) });
     push({ kind: 'sysctl', id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`), deps: [linkId], spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' } });
 
     // Table: one route per allowed prefix through the link, plus an unreachable twin at the

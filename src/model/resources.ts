@@ -5,6 +5,7 @@
  *
  * Pure module: no I/O.
  */
+import type { AwgObfuscation } from '../config/schema.js';
 
 /**
  * Kinds in creation order (deletion runs in reverse). The firewall comes before links so a
@@ -98,13 +99,79 @@ export interface ServiceSpec {
   unitText: string;
 }
 
-/** Desired state of one userspace tunnel engine. Secrets appear only as fingerprints. */
-export interface EngineSpec {
+/**
+ * AmneziaWG obfuscation as configured (ranges in the config's forms), the header protection
+ * key replaced by its fingerprint.
+ */
+export type EngineObfuscation = Omit<AwgObfuscation, 'headerProtectionKey'> & { headerProtectionKey?: string };
+
+/** One peer of a WireGuard/AmneziaWG engine, UAPI-shaped; keys in base64. */
+export interface WgEnginePeer {
+  publicKey: string;
+  /** fingerprint of the preshared key; null: none */
+  presharedKey: string | null;
+  /** `host:port` or `[v6]:port` as configured (not as roamed) */
+  endpoint: string | null;
+  /** canonical CIDRs */
+  allowedIPs: string[];
+  /** seconds; 0 = off */
+  persistentKeepalive: number;
+}
+
+export interface WgEngineConfig {
+  /** fingerprint of the private key (`none`: a live engine without one) */
+  privateKey: string;
+  /** 0 = random */
+  listenPort: number;
+  /** mark of the engine's own UDP (the bypass mark) */
+  fwmark: number;
+  peers: WgEnginePeer[];
+  /** amneziawg only */
+  obfuscation?: EngineObfuscation;
+}
+
+/** A proxy engine: the transparent proxy towards an upstream SOCKS5/HTTP proxy. */
+export interface ProxyEngineConfig {
+  server: string;
+  port: number;
+  /** local listener whose failed dials fail the connection */
+  redirectPort: number;
+  /** local listener whose failed dials redial direct (`fallback: allow-direct`) */
+  redirectPortDirect: number;
+  /** mark of every socket towards the proxy (the bypass mark) */
+  fwmark: number;
+  dns: string[];
+  /** password: fingerprint of the secret */
+  auth: { username: string; password: string } | null;
+  /** socks5 only: DNS through UDP ASSOCIATE */
+  udp?: boolean;
+  /** http only: TLS to the proxy */
+  tls?: boolean;
+}
+
+export interface WgEngineSpec {
   tunnel: string;
-  type: 'wireguard' | 'amneziawg' | 'socks5' | 'http';
-  link?: string;
-  /** non-secret configuration and fingerprints of secrets (see model/engine.ts) */
-  config: Record<string, unknown>;
+  type: 'wireguard' | 'amneziawg';
+  /** the persistent TUN the engine attaches to */
+  link: string;
+  config: WgEngineConfig;
+}
+
+export interface ProxyEngineSpec {
+  tunnel: string;
+  type: 'socks5' | 'http';
+  link?: undefined;
+  config: ProxyEngineConfig;
+}
+
+/**
+ * Desired state of one userspace tunnel engine, discriminated by `type` (built by
+ * model/engine.ts). Secrets appear only as fingerprints.
+ */
+export type EngineSpec = WgEngineSpec | ProxyEngineSpec;
+
+export function isProxyEngine(spec: EngineSpec): spec is ProxyEngineSpec {
+  return spec.type === 'socks5' || spec.type === 'http';
 }
 
 export interface SpecByKind {

@@ -20,7 +20,6 @@
  * fallback in the firewall), and `auth-failed` as a terminal configuration problem.
  */
 import { EventEmitter } from 'node:events';
-import type { ProxyTunnel } from '../config/schema.js';
 import { directDialer } from './direct.js';
 import { fallbackDialer, type FallbackMode } from './fallback.js';
 import {
@@ -29,7 +28,7 @@ import {
   socks5Probe,
   type HealthChange,
   type HealthState,
-} from './health.js';
+} from './upstream-health.js';
 import { httpConnectDialer } from './http-connect.js';
 import { socks5Dialer, type ProxyAuth } from './socks5.js';
 import { Socks5UdpRelay, type Socks5UdpRelayStats } from './socks5-udp.js';
@@ -37,11 +36,22 @@ import { DnsTruncator, type DnsTruncatorStats } from './dns-truncate.js';
 import { TransparentProxy, type DialFailure, type TransparentProxyStats } from './transparent.js';
 import type { Destination, Dialer } from './types.js';
 
+/** The upstream proxy of a tunnel. */
+export interface ProxyUpstream {
+  type: 'socks5' | 'http';
+  server: string;
+  port: number;
+  /** SOCKS5 RFC 1929 / HTTP Basic; the password resolved by the caller */
+  auth?: ProxyAuth;
+  /** socks5: carry UDP (the DNS relay, `udpForwards`) through UDP ASSOCIATE */
+  udp?: boolean;
+  /** http: TLS to the proxy */
+  tls?: boolean;
+}
+
 export interface ProxyTunnelRuntimeOptions {
   name: string;
-  tunnel: ProxyTunnel;
-  /** `tunnel.auth.password` resolved (secrets are resolved by the caller) */
-  password?: string;
+  upstream: ProxyUpstream;
   redirectPort: number;
   /** second listener whose failed dials redial direct (allow-direct rules) */
   directPort?: number;
@@ -91,21 +101,18 @@ export class ProxyTunnelRuntime extends EventEmitter<{
 
   constructor(o: ProxyTunnelRuntimeOptions) {
     super();
-    const t = o.tunnel;
-    const auth: ProxyAuth | undefined = t.auth
-      ? { username: t.auth.username, password: o.password ?? '' }
-      : undefined;
+    const t = o.upstream;
     const base = {
       server: t.server,
       port: t.port,
-      auth,
+      auth: t.auth,
       bypassMark: o.bypassMark,
       timeoutMs: o.connectTimeoutMs ?? 10_000,
     };
     this.upstream =
-      t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls });
+      t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls ?? false });
     this.health = new ProxyHealth({
-      probe: t.type === 'socks5' ? socks5Probe(base) : httpProbe({ ...base, tls: t.tls }),
+      probe: t.type === 'socks5' ? socks5Probe(base) : httpProbe({ ...base, tls: t.tls ?? false }),
       intervalMs: o.healthIntervalMs ?? 10_000,
     });
     this.health.on('change', (c) => this.emit('state', c));
@@ -138,7 +145,7 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     this.proxy = listener(o.redirectPort, o.fallback ?? 'block');
     this.proxyDirect =
       o.directPort !== undefined ? listener(o.directPort, 'allow-direct') : undefined;
-    const udp = t.type === 'socks5' && t.udp;
+    const udp = t.type === 'socks5' && t.udp === true;
     if (udp)
       for (const f of o.udpForwards ?? [])
         this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));

@@ -129,7 +129,7 @@ describe.skipIf(skip)('Linux link driver in a namespace', () => {
   });
 
   it('a TUN created by the driver can be attached by the data plane with IFF_NO_PI kept', async () => {
-    const { TunFile } = await import('../../src/native/tun.js');
+    const { TunFile } = await import('../../src/dataplane/tun/file.js');
     const exec = new NsExec(ns.name);
     const d = createLinuxLinkDriver({ exec, netns: ns.name });
     await d.apply(change('create', { ...spec, name: 'awg-dp' }), ctx(exec));

@@ -5,6 +5,7 @@ const skip = requireNetnsPrereqs(['ping']);
 
 // imported lazily so the unit project (and non-Linux hosts) never load koffi/libc here
 const tun = skip ? undefined : await import('../../src/native/tun.js');
+const tunFile = skip ? undefined : await import('../../src/dataplane/tun/file.js');
 const nl = skip ? undefined : await import('../../src/native/netlink.js');
 const rtnl = skip ? undefined : await import('../../src/native/rtnl.js');
 
@@ -75,7 +76,7 @@ describe.skipIf(skip)('native: TUN', () => {
     // exclusive create of an existing name is refused
     expect(() => tun!.createPersistentTun('awg-n0', { netns: ns.name })).toThrow(/EBUSY/);
 
-    const f = tun!.TunFile.open('awg-n0', { netns: ns.name });
+    const f = tunFile!.TunFile.open('awg-n0', { netns: ns.name });
     try {
       expect(f.flags() & (tun!.IFF_NO_PI | tun!.IFF_PERSIST)).toBe(
         tun!.IFF_NO_PI | tun!.IFF_PERSIST,
@@ -97,7 +98,7 @@ describe.skipIf(skip)('native: TUN', () => {
       'net.ipv6.conf.all.disable_ipv6=1',
       'net.ipv6.conf.default.disable_ipv6=1',
     ]);
-    const f = tun!.TunFile.open('awg-n1', { netns: ns.name });
+    const f = tunFile!.TunFile.open('awg-n1', { netns: ns.name });
     try {
       const got: Uint8Array[] = [];
       f.onReceive((pkts) => got.push(...pkts));
@@ -142,7 +143,7 @@ describe.skipIf(skip)('native: TUN deleted under a reader', () => {
 
   it('reports an error through onError and stops delivering', async () => {
     tun!.createPersistentTun('awg-n4', { netns: ns.name, owner: 0 });
-    const f = tun!.TunFile.open('awg-n4', { netns: ns.name });
+    const f = tunFile!.TunFile.open('awg-n4', { netns: ns.name });
     try {
       const errors: Error[] = [];
       f.onError((e) => errors.push(e));

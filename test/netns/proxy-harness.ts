@@ -9,7 +9,7 @@
 import { createInterface } from 'node:readline';
 import { directDialer } from '../../src/proxy/direct.js';
 import { fallbackDialer, type FallbackMode } from '../../src/proxy/fallback.js';
-import { ProxyHealth, httpProbe, socks5Probe } from '../../src/proxy/health.js';
+import { ProxyHealth, httpProbe, socks5Probe } from '../../src/proxy/upstream-health.js';
 import { httpConnectDialer } from '../../src/proxy/http-connect.js';
 import { socks5Dialer, type ProxyAuth } from '../../src/proxy/socks5.js';
 import { Socks5UdpRelay } from '../../src/proxy/socks5-udp.js';
@@ -45,8 +45,7 @@ const cfg = JSON.parse(process.argv[2] ?? '{}') as HarnessConfig;
 if (cfg.runtime) {
   const rt = new ProxyTunnelRuntime({
     name: 'px',
-    tunnel: cfg.runtime.tunnel,
-    password: cfg.runtime.password,
+    upstream: { ...cfg.runtime.tunnel, auth: cfg.runtime.tunnel.auth && { username: cfg.runtime.tunnel.auth.username, password: cfg.runtime.password ?? '' } },
     redirectPort: cfg.listenPort,
     bypassMark: cfg.bypassMark,
     fallback: cfg.fallback,

@@ -6,11 +6,7 @@
  * A proxy tunnel (socks5/http) sends its engine spec as JSON instead: then L is the tunnel
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
-import { Device } from '../../dataplane/device/device.js';
-import { UdpBind } from '../../dataplane/conn/udp.js';
-import { listenUapi } from '../../dataplane/ipc/server.js';
-import { TunFile } from '../../native/tun.js';
-import { markDgram } from '../../native/sockmark.js';
+import { createEngine, nativeEngineIo } from '../../dataplane/engine.js';
 import type { Io } from '../output.js';
 import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
 
@@ -45,25 +41,20 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   const text = withTestKnobs(input);
   const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${o.link}: ${message}\n`);
-  const tun = TunFile.open(o.link);
-  const bind = new UdpBind(undefined, markDgram);
-  const device = new Device({ tun, bind, log });
-  device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
-  tun.onError((e) => {
-    log('warn', `tun: ${e.message}; exiting`);
-    void shutdown(1);
-  });
-  await device.ipcSet(text);
-  await device.up();
-  const server = await listenUapi(device, o.uapi);
+  const engine = createEngine(o.link, await nativeEngineIo(), { log });
+  engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
   let closing = false;
   async function shutdown(code: number): Promise<void> {
     if (closing) return;
     closing = true;
-    await server.close().catch(() => {});
-    await device.close().catch(() => {});
+    await engine.close();
     process.exit(code);
   }
+  engine.onTunError((e) => {
+    log('warn', `tun: ${e.message}; exiting`);
+    void shutdown(1);
+  });
+  await engine.start(text, { uapiPath: o.uapi });
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGHUP', () => {});

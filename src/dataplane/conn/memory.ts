@@ -4,7 +4,7 @@
  * delay on the network's clock, hold-and-release in any order (reordering).
  */
 import { AwgError } from '../../errors.js';
-import type { Clock } from '../device/clock.js';
+import type { Clock } from '../clock.js';
 import { type Bind, type Endpoint, formatEndpoint } from './bind.js';
 
 export interface Datagram {

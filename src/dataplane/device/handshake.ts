@@ -23,7 +23,7 @@ import {
 } from '../noise/messages.js';
 import { ReplayFilter } from '../noise/replay.js';
 import type { RandomSource } from '../awg/random.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 

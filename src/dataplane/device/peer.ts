@@ -9,7 +9,7 @@ import type { SymmetricState } from '../noise/handshake.js';
 import { type UintRange, ZERO_RANGE } from '../awg/range.js';
 import { type Keypairs, emptyKeypairs } from './keypair.js';
 import { Timer } from './timer.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 export type HandshakeState =
   | 'zeroed'

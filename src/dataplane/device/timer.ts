@@ -3,7 +3,7 @@
  * deadline later (the per-packet case) does not touch the scheduler: the pending callback
  * notices the moved deadline when it fires and re-arms for the remainder.
  */
-import type { Clock, TimerHandle } from './clock.js';
+import type { Clock, TimerHandle } from '../clock.js';
 
 export class Timer {
   private handle: TimerHandle | null = null;

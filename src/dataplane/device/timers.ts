@@ -15,7 +15,7 @@ import {
 import type { AwgParams } from '../awg/params.js';
 import type { RandomSource } from '../awg/random.js';
 import { type UintRange, isZeroRange, pickOne } from '../awg/range.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 import type { Peer, PeerExpiry } from './peer.js';
 
 const S = 1000;

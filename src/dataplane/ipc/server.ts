@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
-import { IPC_ERROR, UapiError, type UapiFlavor } from './uapi.js';
+import { IPC_ERROR, UapiError, type UapiFlavor } from '../device/uapi.js';
 
 /** wireguard-go's directory: `wg` reads it (Debian's wg 1.0.20210914 skips the AWG keys it
  * does not know; checked with `wg show` / `wg set` / `wg showconf` against this server).

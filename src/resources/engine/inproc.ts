@@ -21,18 +21,16 @@ import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import type { DesiredState, EngineSpec, Resource } from '../../model/resources.js';
-import { Device } from '../../dataplane/device/device.js';
-import { UdpBind } from '../../dataplane/conn/udp.js';
+import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
-import { listenUapi, type UapiServer } from '../../dataplane/ipc/server.js';
-import type { TunDevice } from '../../dataplane/tun/tun.js';
-import type { Bind } from '../../dataplane/conn/bind.js';
+import { createEngine, nativeEngineIo, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { specEqual } from '../../util/canonical.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
-import { deltaSetText, fullSetText, wgConfigOf } from './uapi-config.js';
-import { createInprocProxyHost, isProxyEngine, type ProxyTunnelStatsRow } from './proxy-host.js';
+import { deltaSetText, fullSetText } from './uapi-config.js';
+import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
+
+export type { EngineIo } from '../../dataplane/engine.js';
 
 export type EngineChange =
   | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
@@ -64,12 +62,6 @@ export interface EngineStats {
   peers: PeerStats[];
 }
 
-/** What a hosted engine is built from; tests inject in-memory TUN and bind fakes. */
-export interface EngineIo {
-  openTun(link: string): TunDevice & { onError?(cb: (e: AwgError) => void): void; flags?(): number };
-  bind(): Bind;
-}
-
 export interface InprocOptions {
   env?: NodeJS.ProcessEnv;
   io?: EngineIo;
@@ -81,18 +73,11 @@ export interface InprocOptions {
 }
 
 interface Hosted {
-  spec: EngineSpec;
-  device: Device;
-  tun: ReturnType<EngineIo['openTun']>;
-  uapi?: UapiServer;
+  spec: WgEngineSpec;
+  engine: Engine;
 }
 
 const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
-
-async function nativeIo(): Promise<EngineIo> {
-  const [{ TunFile }, { markDgram }] = await Promise.all([import('../../native/tun.js'), import('../../native/sockmark.js')]);
-  return { openTun: (link) => TunFile.open(link), bind: () => new UdpBind(undefined, markDgram) };
-}
 
 export interface InprocEngineHost {
   readonly driver: Driver<'engine'>;
@@ -138,22 +123,12 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     }
   };
 
-  function attached(h: Hosted): boolean {
-    if (h.device.state !== 'up') return false;
-    try {
-      // TUNGETIFF fails once the device was deleted under us
-      h.tun.flags?.();
-      return true;
-    } catch {
-      return false;
-    }
-  }
+  const attached = (h: Hosted): boolean => h.engine.attached();
 
-  function liveSpec(h: Hosted): EngineSpec {
-    const snap = h.device.snapshot();
-    const cfg = wgConfigOf(h.spec);
+  function liveSpec(h: Hosted): WgEngineSpec {
+    const snap = h.engine.device.snapshot();
     const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
-    const peers = cfg.peers.filter((p) => live.has(p.publicKey));
+    const peers = h.spec.config.peers.filter((p) => live.has(p.publicKey));
     const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none';
     return { ...h.spec, config: { ...h.spec.config, privateKey, peers, fwmark: snap.fwmark } };
   }
@@ -162,8 +137,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const h = hosted.get(tunnel);
     if (!h) return false;
     hosted.delete(tunnel);
-    await h.uapi?.close().catch(() => {});
-    await h.device.close().catch(() => {});
+    await h.engine.close();
     emit({ type: 'stopped', tunnel, reason });
     return true;
   }
@@ -171,39 +145,35 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   async function stopDetached(spec: EngineSpec, ctx: ApplyContext): Promise<boolean> {
     const rec = ctx.state.get<EngineRecord>(`engine-${spec.tunnel}`);
     if (!rec) return false;
-    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' } as Change<'engine'>, ctx);
+    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' }, ctx);
     return true;
   }
 
-  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+  async function start(spec: WgEngineSpec, ctx: ApplyContext): Promise<void> {
     const tunnel = spec.tunnel;
-    const link = spec.link!;
+    const link = spec.link;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
-    io ??= await nativeIo();
-    const tun = io.openTun(link);
+    io ??= await nativeEngineIo();
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
-    let device: Device;
+    let engine: Engine;
     try {
-      device = new Device({ tun, bind: io.bind(), log });
+      engine = createEngine(link, io, { log });
     } catch (e) {
-      await Promise.resolve(tun.close()).catch(() => {});
       throw toAwgError(e, 'driver');
     }
-    const h: Hosted = { spec, device, tun };
+    const h: Hosted = { spec, engine };
+    const device = engine.device;
     const peerOf = (k: Uint8Array) => b64(k);
     device.on('handshake', (e) => emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }));
     device.on('handshake-failed', (e) => emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }));
     device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: formatEndpoint(e.endpoint) }));
-    tun.onError?.((e) => {
+    engine.onTunError((e) => {
       if (hosted.get(tunnel) === h) void stopHosted(tunnel, `tun: ${e.message}`);
     });
     try {
-      await device.ipcSet(text);
-      await device.up();
-      if (opts.uapi !== false) h.uapi = await listenUapi(device, uapiPath);
+      await engine.start(text, opts.uapi !== false ? { uapiPath } : {});
     } catch (e) {
-      await device.close().catch(() => {});
       throw toAwgError(e, 'driver');
     }
     hosted.set(tunnel, h);
@@ -229,7 +199,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
       if (isProxyEngine(spec)) return proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
-      if (spec.type !== 'wireguard' && spec.type !== 'amneziawg') throw new AwgError('unsupported', `engine type ${spec.type} is not available yet`);
+      // create/replace/update carry `after`: from here on it is `spec`
       const tunnel = spec.tunnel;
       switch (change.action) {
         case 'noop':
@@ -243,11 +213,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         case 'create':
         case 'replace': {
           const h = hosted.get(tunnel);
-          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, change.after!)) return 'unchanged';
+          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, spec)) return 'unchanged';
           if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
           await stopHosted(tunnel, 'replaced');
           await stopDetached(spec, ctx);
-          await start(change.after!, ctx);
+          await start(spec, ctx);
           return 'changed';
         }
         case 'update': {
@@ -256,17 +226,20 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
             if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
             await stopHosted(tunnel, 'restarting');
             await stopDetached(spec, ctx);
-            await start(change.after!, ctx);
+            await start(spec, ctx);
             return 'changed';
           }
-          const text = deltaSetText(change.before!, change.after!, secretsFor(tunnel, change.after!, ctx.secrets));
+          // a type change plans a replace: an update's `before` is of the same family
+          const before = change.before!;
+          if (isProxyEngine(before)) throw new AwgError('bug', `engine ${tunnel}: update from ${before.type} to ${spec.type}`);
+          const text = deltaSetText(before, spec, secretsFor(tunnel, spec, ctx.secrets));
           if (ctx.exec.record(`[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`)) {
             try {
-              await h.device.ipcSet(text);
+              await h.engine.device.ipcSet(text);
             } catch (e) {
               throw toAwgError(e, 'driver');
             }
-            h.spec = change.after!;
+            h.spec = spec;
           }
           return 'changed';
         }
@@ -298,7 +271,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           type: h.spec.type,
           link: h.spec.link ?? '',
           up: attached(h),
-          peers: h.device.peerSummaries().map((p) => ({
+          peers: h.engine.device.peerSummaries().map((p) => ({
             publicKey: b64(p.publicKey),
             ...(p.endpoint ? { endpoint: formatEndpoint(p.endpoint) } : {}),
             lastHandshakeMs: p.lastHandshakeTime,
@@ -315,24 +288,20 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       return () => listeners.delete(listener);
     },
     probe(tunnel, opts = {}) {
-      const h = hosted.get(tunnel);
-      if (!h || h.device.state !== 'up') return;
-      for (const ps of h.device.peerSummaries()) {
+      const device = hosted.get(tunnel)?.engine.device;
+      if (!device || device.state !== 'up') return;
+      for (const ps of device.peerSummaries()) {
         if (!ps.endpoint) continue;
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
-        const p = h.device.peerInternals(ps.publicKey);
-        if (p) h.device.sendHandshakeInitiation(p, false);
+        device.probePeer(ps.publicKey);
       }
     },
     kick() {
-      for (const h of hosted.values()) {
-        if (h.device.state !== 'up') continue;
-        for (const ps of h.device.peerSummaries()) {
-          const p = h.device.peerInternals(ps.publicKey);
-          if (!p) continue;
+      for (const { engine } of hosted.values()) {
+        if (engine.device.state !== 'up') continue;
+        for (const ps of engine.device.peerSummaries()) {
           try {
-            if (ps.endpointHost) h.device.reresolveEndpoint(p);
-            if (ps.hasSession) h.device.sendKeepalive(p);
+            engine.device.kickPeer(ps.publicKey);
           } catch {
             /* best effort */
           }

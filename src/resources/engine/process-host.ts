@@ -17,11 +17,11 @@ import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import type { EngineSpec, Resource } from '../../model/resources.js';
+import { isProxyEngine, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { deltaSetText, fullSetText, wgConfigOf, type EngineSecrets } from './uapi-config.js';
+import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js';
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
-import { detachedLaunch, detachedLiveSpec, isProxyEngine } from './proxy-host.js';
+import { detachedLaunch, detachedLiveSpec } from './proxy-host.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
 /** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
@@ -59,17 +59,17 @@ function alive(pid: number): boolean {
   }
 }
 
-export function secretsFor(tunnel: string, spec: EngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
+export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
   const base = `tunnels.${tunnel}`;
   const privateKey = secrets?.get(`${base}.privateKey`);
   if (!privateKey) throw new AwgError('invalid-config', `engine ${tunnel}: the private key was not resolved (run with the secrets available)`);
   const presharedKeys = new Map<string, string>();
-  wgConfigOf(spec).peers.forEach((p, i) => {
+  spec.config.peers.forEach((p, i) => {
     const v = secrets?.get(`${base}.peers[${i}].presharedKey`);
     if (v) presharedKeys.set(p.publicKey, v);
   });
   const headerProtectionKey = secrets?.get(`${base}.obfuscation.headerProtectionKey`);
-  if (wgConfigOf(spec).obfuscation?.headerProtectionKey !== undefined && !headerProtectionKey)
+  if (spec.config.obfuscation?.headerProtectionKey !== undefined && !headerProtectionKey)
     throw new AwgError('invalid-config', `engine ${tunnel}: the header protection key was not resolved (run with the secrets available)`);
   return { privateKey, presharedKeys, ...(headerProtectionKey ? { headerProtectionKey } : {}) };
 }
@@ -93,7 +93,8 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
 
   async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
     if (!alive(rec.pid)) return undefined;
-    if (isProxyEngine(rec.spec)) return detachedLiveSpec(rec.uapiPath);
+    const spec = rec.spec;
+    if (isProxyEngine(spec)) return detachedLiveSpec(rec.uapiPath);
     let got;
     try {
       got = parseGet(await uapiGet(rec.uapiPath));
@@ -101,21 +102,19 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       return undefined;
     }
     // Someone may have changed keys or peers with `wg set`: show what is really there.
-    const cfg = wgConfigOf(rec.spec);
     const livePeers = new Set(got.peers.map((p) => Buffer.from(String(p.public_key), 'hex').toString('base64')));
-    const peers = cfg.peers.filter((p) => livePeers.has(p.publicKey));
+    const peers = spec.config.peers.filter((p) => livePeers.has(p.publicKey));
     const keyHex = got.device.private_key;
     const privateKey = keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none';
-    return { ...rec.spec, config: { ...rec.spec.config, privateKey, peers, fwmark: Number(got.device.fwmark ?? 0) } };
+    return { ...spec, config: { ...spec.config, privateKey, peers, fwmark: Number(got.device.fwmark ?? 0) } };
   }
 
   async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
     const tunnel = spec.tunnel;
     // proxy tunnels: --link names the tunnel, --uapi is the control socket (proxy-host.ts)
-    const proxy = isProxyEngine(spec) ? detachedLaunch(spec, ctx) : undefined;
-    const link = proxy?.link ?? spec.link!;
-    const uapiPath = proxy?.controlPath ?? join(uapiDir(), `${link}.sock`);
-    const text = proxy?.stdin ?? fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
+    const { link, uapiPath, text } = isProxyEngine(spec)
+      ? detachedLaunch(spec, ctx)
+      : { link: spec.link, uapiPath: join(uapiDir(), `${spec.link}.sock`), text: fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets)) };
     if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`)) return;
     const stale = ctx.state.get<EngineRecord>(stateKey(tunnel));
     if (stale && alive(stale.pid)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}`);
@@ -201,7 +200,9 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         }
         case 'update': {
           const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
-          if (isProxyEngine(spec)) {
+          const before = change.before!;
+          const after = change.after!;
+          if (isProxyEngine(before) || isProxyEngine(after)) {
             // a proxy engine has no in-place update: restart it with the new configuration
             await stop(spec.tunnel, ctx);
             await start(change.after!, ctx);
@@ -211,7 +212,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
             await start(change.after!, ctx);
             return 'changed';
           }
-          const text = deltaSetText(change.before!, change.after!, secretsFor(spec.tunnel, change.after!, ctx.secrets));
+          const text = deltaSetText(before, after, secretsFor(spec.tunnel, after, ctx.secrets));
           if (ctx.exec.record(`[uapi] set ${rec.uapiPath} (${change.fields?.join(', ') ?? 'config'})`)) {
             await uapiSet(rec.uapiPath, text);
             ctx.state.set<EngineRecord>(stateKey(spec.tunnel), { ...rec, spec: change.after! });

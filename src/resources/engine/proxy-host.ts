@@ -29,53 +29,29 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
-import type { ProxyTunnel } from '../../config/schema.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import type { EngineSpec, Resource } from '../../model/resources.js';
+import { isProxyEngine, type EngineSpec, type ProxyEngineSpec, type Resource } from '../../model/resources.js';
 import { formatDst, type DialErrorKind } from '../../proxy/types.js';
-import type { HealthState } from '../../proxy/health.js';
+import type { HealthState } from '../../proxy/upstream-health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
 import { uapiGet, parseGet } from './uapi-client.js';
 
-export type ProxyEngineType = 'socks5' | 'http';
-
-export function isProxyEngine(spec: Pick<EngineSpec, 'type'>): boolean {
-  return spec.type === 'socks5' || spec.type === 'http';
-}
-
-/** `config` of a proxy engine spec (src/model/desired.ts builds it). */
-export interface ProxyEngineConfig {
-  server: string;
-  port: number;
-  redirectPort: number;
-  redirectPortDirect: number;
-  fwmark: number;
-  dns: string[];
-  /** password: sha256 fingerprint of the secret */
-  auth: { username: string; password: string } | null;
-  udp?: boolean;
-  tls?: boolean;
-}
-
-export function proxyConfigOf(spec: EngineSpec): ProxyEngineConfig {
-  return spec.config as unknown as ProxyEngineConfig;
-}
+export type ProxyEngineType = ProxyEngineSpec['type'];
 
 /** The resolved password (`tunnels.<name>.auth.password`), or undefined without auth. */
-export function proxyPasswordFor(spec: EngineSpec, secrets: ReadonlyMap<string, string> | undefined): string | undefined {
-  const c = proxyConfigOf(spec);
-  if (!c.auth) return undefined;
+export function proxyPasswordFor(spec: ProxyEngineSpec, secrets: ReadonlyMap<string, string> | undefined): string | undefined {
+  if (!spec.config.auth) return undefined;
   const v = secrets?.get(`tunnels.${spec.tunnel}.auth.password`);
   if (v === undefined) throw new AwgError('invalid-config', `engine ${spec.tunnel}: the proxy password was not resolved (run with the secrets available)`);
   return v;
 }
 
 /** The spec as the runtime really runs: what observe reports. */
-function liveSpecOf(spec: EngineSpec, password: string | undefined): EngineSpec {
-  const c = proxyConfigOf(spec);
-  return { ...spec, config: { ...spec.config, auth: c.auth ? { username: c.auth.username, password: fingerprint(password ?? '') } : null } };
+function liveSpecOf(spec: ProxyEngineSpec, password: string | undefined): ProxyEngineSpec {
+  const c = spec.config;
+  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: fingerprint(password ?? '') } : null } };
 }
 
 /** Per-tunnel numbers for status and metrics (`proxyStats()` of the engine hosts). */
@@ -103,7 +79,7 @@ export interface ProxyTunnelStatsRow {
 type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
 
 export interface StartedProxy {
-  spec: EngineSpec;
+  spec: ProxyEngineSpec;
   password: string | undefined;
   runtime: Runtime;
 }
@@ -122,21 +98,18 @@ export interface StartProxyOptions {
 }
 
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
-export async function startProxyRuntime(spec: EngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
+export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
-  const c = proxyConfigOf(spec);
-  const tunnel = {
-    type: spec.type,
-    server: c.server,
-    port: c.port,
-    dns: c.dns,
-    ...(c.auth ? { auth: { username: c.auth.username, password: '' } } : {}),
-    ...(spec.type === 'socks5' ? { udp: c.udp ?? false } : { tls: c.tls ?? false }),
-  } as ProxyTunnel;
+  const c = spec.config;
   const rt = new ProxyTunnelRuntime({
     name: spec.tunnel,
-    tunnel,
-    password,
+    upstream: {
+      type: spec.type,
+      server: c.server,
+      port: c.port,
+      ...(c.auth ? { auth: { username: c.auth.username, password: password ?? '' } } : {}),
+      ...(spec.type === 'socks5' ? { udp: c.udp ?? false } : { tls: c.tls ?? false }),
+    },
     redirectPort: c.redirectPort,
     directPort: c.redirectPortDirect,
     dns: c.dns,
@@ -170,7 +143,7 @@ function listening(p: StartedProxy): boolean {
 }
 
 export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
-  const c = proxyConfigOf(p.spec);
+  const c = p.spec.config;
   const st = p.runtime.stats();
   const listeners = [st.tcp, ...(st.tcpDirect ? [st.tcpDirect] : [])];
   const dialErrors: Partial<Record<DialErrorKind, number>> = {};
@@ -192,7 +165,7 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
   const err = p.runtime.health.lastError;
   return {
     tunnel: p.spec.tunnel,
-    type: p.spec.type as ProxyEngineType,
+    type: p.spec.type,
     server: formatDst({ host: c.server, port: c.port }),
     health: st.health,
     ...(err && st.health !== 'up' ? { error: err.message } : {}),
@@ -220,7 +193,7 @@ export interface InprocProxyHost {
    */
   apply(change: Change<'engine'>, ctx: ApplyContext, stopDetached: (spec: EngineSpec) => Promise<boolean>): Promise<ApplyResult>;
   /** start `spec` here (adoption of a detached engine, after it was stopped) */
-  start(spec: EngineSpec, ctx: ApplyContext): Promise<void>;
+  start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void>;
   stop(tunnel: string, reason: string): Promise<boolean>;
   stats(): ProxyTunnelStatsRow[];
   closeAll(): Promise<void>;
@@ -238,7 +211,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
     return true;
   }
 
-  async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
+  async function start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void> {
     const password = proxyPasswordFor(spec, ctx.secrets);
     try {
       hosted.set(spec.tunnel, await startProxyRuntime(spec, password, o));
@@ -266,6 +239,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
     },
     async apply(change, ctx, stopDetached) {
       const spec = change.after ?? change.before!;
+      if (!isProxyEngine(spec)) throw new AwgError('bug', `engine ${spec.tunnel}: ${spec.type} is not a proxy engine`);
       const tunnel = spec.tunnel;
       switch (change.action) {
         case 'noop':
@@ -279,10 +253,11 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
         case 'create':
         case 'replace':
         case 'update': {
-          const after = change.after!;
+          // create/replace/update carry `after`: it is `spec`
+          const after = spec;
           const p = live(tunnel);
           if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.password), liveSpecOf(after, proxyPasswordFor(after, ctx.secrets)))) return 'unchanged';
-          const c = proxyConfigOf(after);
+          const c = after.config;
           if (!ctx.exec.record(`[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`)) return 'changed';
           await stop(tunnel, change.action === 'update' ? 'restarting with the new configuration' : 'replaced');
           await stopDetached(after);
@@ -308,21 +283,21 @@ export function detachedControlPath(stateDir: string, tunnel: string): string {
   return join(stateDir, `proxy-${tunnel}.sock`);
 }
 
-/** What process-host.ts spawns for a proxy spec: `awg engine --link <tunnel> --uapi <control>` with this on stdin. */
-export function detachedLaunch(spec: EngineSpec, ctx: ApplyContext): { link: string; controlPath: string; stdin: string } {
+/** What process-host.ts spawns for a proxy spec: `awg engine --link <tunnel> --uapi <control socket>` with `text` on stdin. */
+export function detachedLaunch(spec: ProxyEngineSpec, ctx: ApplyContext): { link: string; uapiPath: string; text: string } {
   const password = proxyPasswordFor(spec, ctx.secrets);
   return {
     link: spec.tunnel,
-    controlPath: detachedControlPath(ctx.state.dir, spec.tunnel),
-    stdin: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}) }),
+    uapiPath: detachedControlPath(ctx.state.dir, spec.tunnel),
+    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}) }),
   };
 }
 
 /** The live spec of a detached proxy engine (from its control socket), or undefined. */
-export async function detachedLiveSpec(controlPath: string): Promise<EngineSpec | undefined> {
+export async function detachedLiveSpec(controlPath: string): Promise<ProxyEngineSpec | undefined> {
   try {
     const got = parseGet(await uapiGet(controlPath));
-    return got.device.spec ? (JSON.parse(got.device.spec) as EngineSpec) : undefined;
+    return got.device.spec ? (JSON.parse(got.device.spec) as ProxyEngineSpec) : undefined;
   } catch {
     return undefined;
   }
@@ -348,7 +323,7 @@ export function isProxyEngineInput(stdin: string): boolean {
  * one-shot apply's user finds "the proxy refused our credentials"). Prints `ready`.
  */
 export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
-  const input = JSON.parse(stdin) as { proxyEngine: EngineSpec; password?: string };
+  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string };
   const spec = input.proxyEngine;
   const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
   const started = await startProxyRuntime(spec, input.password, { log });

@@ -4,8 +4,8 @@
  * delta that keeps sessions of peers that stay (only their fields are rewritten).
  */
 import { AwgError } from '../../errors.js';
-import type { EngineSpec } from '../../model/resources.js';
-import { rangeOf, type AwgObfuscation } from '../../config/schema.js';
+import type { EngineObfuscation, WgEnginePeer, WgEngineSpec } from '../../model/resources.js';
+import { rangeOf } from '../../config/schema.js';
 
 export interface EngineSecrets {
   privateKey: string;
@@ -13,26 +13,6 @@ export interface EngineSecrets {
   presharedKeys: Map<string, string>;
   /** AWG 3.x, base64; present when the spec's obfuscation has one (there: its fingerprint) */
   headerProtectionKey?: string;
-}
-
-export interface EnginePeer {
-  publicKey: string;
-  presharedKey: string | null;
-  endpoint: string | null;
-  allowedIPs: string[];
-  persistentKeepalive: number;
-}
-
-export interface WgEngineConfig {
-  privateKey: string;
-  listenPort: number;
-  fwmark: number;
-  peers: EnginePeer[];
-  obfuscation?: AwgObfuscation;
-}
-
-export function wgConfigOf(spec: EngineSpec): WgEngineConfig {
-  return spec.config as unknown as WgEngineConfig;
 }
 
 export const b64ToHex = (s: string): string => Buffer.from(s, 'base64').toString('hex');
@@ -60,10 +40,10 @@ const fmtRange = (v: Parameters<typeof rangeOf>[0]): string => {
  * AWG device keys for `o`. With `reset`, keys set there but absent in `o` are written with
  * their off value, so a delta can take a parameter away (the engine merges keys into its state).
  */
-function awgLines(o: AwgObfuscation | undefined, secrets: EngineSecrets, reset?: AwgObfuscation): string[] {
+function awgLines(o: EngineObfuscation | undefined, secrets: EngineSecrets, reset?: EngineObfuscation): string[] {
   o ??= {};
   const out: string[] = [];
-  const gone = (k: keyof AwgObfuscation) => o[k] === undefined && reset?.[k] !== undefined;
+  const gone = (k: keyof EngineObfuscation) => o[k] === undefined && reset?.[k] !== undefined;
   for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const) {
     if (o[k] !== undefined) out.push(`${k}=${o[k]}`);
     else if (gone(k)) out.push(`${k}=0`);
@@ -92,7 +72,7 @@ function awgLines(o: AwgObfuscation | undefined, secrets: EngineSecrets, reset?:
   return out;
 }
 
-function peerLines(p: EnginePeer, secrets: EngineSecrets): string[] {
+function peerLines(p: WgEnginePeer, secrets: EngineSecrets): string[] {
   const out = [`public_key=${b64ToHex(p.publicKey)}`];
   const psk = secrets.presharedKeys.get(p.publicKey);
   out.push(`preshared_key=${psk ? b64ToHex(psk) : '0'.repeat(64)}`);
@@ -104,8 +84,8 @@ function peerLines(p: EnginePeer, secrets: EngineSecrets): string[] {
 }
 
 /** Complete configuration for a fresh engine. */
-export function fullSetText(spec: EngineSpec, secrets: EngineSecrets): string {
-  const c = wgConfigOf(spec);
+export function fullSetText(spec: WgEngineSpec, secrets: EngineSecrets): string {
+  const c = spec.config;
   const lines = ['set=1', `private_key=${b64ToHex(secrets.privateKey)}`, `listen_port=${c.listenPort}`, `fwmark=${c.fwmark}`, ...awgLines(c.obfuscation, secrets), 'replace_peers=true'];
   for (const p of c.peers) lines.push(...peerLines(p, secrets));
   return lines.join('\n') + '\n\n';
@@ -116,9 +96,9 @@ export function fullSetText(spec: EngineSpec, secrets: EngineSecrets): string {
  * that remain: peers are updated in place, removed peers are removed by key. The private
  * key and listen port are only sent when they changed (either resets every session).
  */
-export function deltaSetText(before: EngineSpec, after: EngineSpec, secrets: EngineSecrets): string {
-  const b = wgConfigOf(before);
-  const a = wgConfigOf(after);
+export function deltaSetText(before: WgEngineSpec, after: WgEngineSpec, secrets: EngineSecrets): string {
+  const b = before.config;
+  const a = after.config;
   const lines = ['set=1'];
   if (b.privateKey !== a.privateKey) lines.push(`private_key=${b64ToHex(secrets.privateKey)}`);
   if (b.listenPort !== a.listenPort) lines.push(`listen_port=${a.listenPort}`);

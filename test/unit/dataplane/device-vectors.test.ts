@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Device } from '../../../src/dataplane/device/device.js';
-import { SimClock } from '../../../src/dataplane/device/clock.js';
+import { SimClock } from '../../../src/dataplane/clock.js';
 import { MemoryNetwork } from '../../../src/dataplane/conn/memory.js';
 import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
 import { scriptedRandom } from '../../../src/dataplane/awg/random.js';

@@ -1,6 +1,6 @@
 /** Two devices over the in-memory network and TUNs, with a simulated clock. */
 import { Device, type DeviceOptions } from '../../../src/dataplane/device/device.js';
-import { SimClock } from '../../../src/dataplane/device/clock.js';
+import { SimClock } from '../../../src/dataplane/clock.js';
 import { MemoryNetwork, type MemoryBind } from '../../../src/dataplane/conn/memory.js';
 import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
 import { seededRandom } from '../../../src/dataplane/awg/random.js';

@@ -10,7 +10,7 @@ import {
   UapiError,
   parseUapiSet,
   serializeUapiGet,
-} from '../../../src/dataplane/ipc/uapi.js';
+} from '../../../src/dataplane/device/uapi.js';
 import { listenUapi, socketPath } from '../../../src/dataplane/ipc/server.js';
 import { hexOf, ipv4, makePair } from './harness.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';

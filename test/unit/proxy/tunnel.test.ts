@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ProxyTunnelRuntime } from '../../../src/proxy/tunnel.js';
-import type { HealthChange } from '../../../src/proxy/health.js';
+import type { HealthChange } from '../../../src/proxy/upstream-health.js';
 
 describe('ProxyTunnelRuntime', () => {
   it('starts the listener, reports the upstream down, stops cleanly', async () => {
@@ -13,7 +13,7 @@ describe('ProxyTunnelRuntime', () => {
 
     const rt = new ProxyTunnelRuntime({
       name: 'px',
-      tunnel: { type: 'socks5', server: '127.0.0.1', port: dead, udp: false, dns: [] },
+      upstream: { type: 'socks5', server: '127.0.0.1', port: dead, udp: false },
       redirectPort: 0,
       listenHost: '127.0.0.1',
       bypassMark: 0x00ff0000,

@@ -17,10 +17,10 @@ import { Device } from '../../../../src/dataplane/device/device.js';
 import { MemoryTun } from '../../../../src/dataplane/tun/memory.js';
 import type { Change } from '../../../../src/model/change.js';
 import { toPlanDocument } from '../../../../src/model/plan-document.js';
-import type { Resource } from '../../../../src/model/resources.js';
+import { isProxyEngine, type Resource, type WgEngineSpec } from '../../../../src/model/resources.js';
 import { plan } from '../../../../src/reconciler/plan.js';
 import type { ApplyContext } from '../../../../src/resources/driver.js';
-import { tunnelStatusFromGet } from '../../../../src/resources/engine/health.js';
+import { detachedStatusFromGet } from '../../../../src/resources/engine/detached-status.js';
 import { createInprocEngineHost, type EngineChange } from '../../../../src/resources/engine/inproc.js';
 import { secretsFor } from '../../../../src/resources/engine/process-host.js';
 import { deltaSetText, fullSetText } from '../../../../src/resources/engine/uapi-config.js';
@@ -103,7 +103,7 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
   let serverTun: MemoryTun;
   let tuns: MemoryTun[];
 
-  async function desired(obf = OBF, hpk = HPK): Promise<{ p: Prepared; engine: Resource<'engine'> }> {
+  async function desired(obf = OBF, hpk = HPK): Promise<{ p: Prepared; engine: Resource<'engine'> & { spec: WgEngineSpec } }> {
     const file = join(dir, 'awg.yaml');
     writeFileSync(
       file,
@@ -112,7 +112,9 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
     const r = await prepare(file, { facts: { cgroupNftPrefix: '' }, env: { AWG_HPK: hpk } });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     const engine = r.prepared.desired.resources.find((x): x is Resource<'engine'> => x.kind === 'engine')!;
-    return { p: r.prepared, engine };
+    const spec = engine.spec;
+    if (isProxyEngine(spec)) throw new Error(`want an amneziawg engine, got ${spec.type}`);
+    return { p: r.prepared, engine: { ...engine, spec } };
   }
 
   const ctx = (p: Prepared, exec = new RecordingExec()): ApplyContext => ({ exec, reporter: silentReporter, state: new MemoryStateStore(), dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets });
@@ -158,7 +160,7 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
     for (const l of ['content_padding_addition=8-40', 'rekey_after_time=100-110', 'rekey_timeout=3-4', 'reject_after_time=170-180', 'keepalive_timeout=9-11', 'max_handshake_attempts=10-12', 'random_trailers=1', 'disable_cookies=1', 'h3=300000', 'h4=400000-400999'])
       expect(text.split('\n')).toContain(l);
     // the spec (what plans and status show) holds the fingerprint only
-    expect((engine.spec.config as { obfuscation: Record<string, unknown> }).obfuscation.headerProtectionKey).toBe(fingerprint(HPK));
+    expect(engine.spec.config.obfuscation?.headerProtectionKey).toBe(fingerprint(HPK));
   });
 
   it('a device configured from YAML talks to a device with the same parameters', async () => {
@@ -215,7 +217,7 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
       state: JSON.stringify(c.state),
       stats: JSON.stringify(h.stats()),
       // a detached engine's status comes from its UAPI get answer, which does hold the key
-      health: JSON.stringify(tunnelStatusFromGet({ tunnel: 'vpn', link: 'awg-vpn', spec: engine.spec }, server.ipcGet(), Date.now())),
+      health: JSON.stringify(detachedStatusFromGet({ tunnel: 'vpn', link: 'awg-vpn', spec: engine.spec }, server.ipcGet(), Date.now())),
     };
     expect(server.ipcGet()).toContain(hex(HPK));
     const needles = [HPK, hex(HPK), HPK.slice(0, 20), hex(HPK).slice(0, 24), Buffer.from(HPK, 'base64').toString('base64url')];

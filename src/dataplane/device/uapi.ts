@@ -1,6 +1,7 @@
 /**
- * Cross-platform UAPI text protocol (PROTOCOL.md §10, https://www.wireguard.com/xplatform/):
- * `set=1` bodies parse into a typed DeviceConfig, and device snapshots serialise into `get=1`
+ * Cross-platform UAPI text protocol (PROTOCOL.md §10, https://www.wireguard.com/xplatform/),
+ * the device side as wireguard-go `device/uapi.go` (the socket is ipc/server.ts): `set=1`
+ * bodies parse into a typed DeviceConfig, and device snapshots serialise into `get=1`
  * responses, including the AmneziaWG keys under amneziawg-tools' names. Pure: no I/O.
  */
 import { isIP } from 'node:net';
@@ -9,8 +10,8 @@ import { type AwgParams, defaultAwgParams } from '../awg/params.js';
 import { type UintRange, formatRange, isZeroRange, parseRange } from '../awg/range.js';
 import { formatEndpoint, splitHostPort } from '../conn/bind.js';
 import { isZeroKey } from '../crypto/keys.js';
-import type { DeviceConfig, PeerConfig } from '../device/config.js';
-import type { DeviceSnapshot } from '../device/device.js';
+import type { DeviceConfig, PeerConfig } from './config.js';
+import type { DeviceSnapshot } from './status.js';
 
 /** Linux errno values, written negative as wireguard-go does. */
 export const IPC_ERROR = {
@@ -29,6 +30,22 @@ export class UapiError extends AwgError {
     super('invalid-config', message);
     this.name = 'UapiError';
   }
+}
+
+/**
+ * The reply code for a failed set: -22 invalid, -71 protocol (from the parser), -98 port in
+ * use (rebinding failed), -55 anything else.
+ */
+export function toUapiError(e: unknown): UapiError {
+  if (e instanceof UapiError) return e;
+  const kind = e instanceof AwgError ? e.kind : 'bug';
+  const errno =
+    kind === 'invalid-config'
+      ? IPC_ERROR.INVALID
+      : kind === 'driver'
+        ? IPC_ERROR.PORT_IN_USE
+        : IPC_ERROR.UNKNOWN;
+  return new UapiError(errno, (e as Error).message);
 }
 
 const HOSTNAME =

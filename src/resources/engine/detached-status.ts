@@ -1,17 +1,37 @@
 /**
- * Live tunnel health of detached engines, read over their UAPI sockets: last handshake,
- * byte counters and endpoint per peer. Secrets in the UAPI answer (private and preshared
- * keys) are dropped here and never leave this function.
+ * Status of the detached engines (`awg engine` processes left by a one-shot `awg apply`),
+ * read over their UAPI (proxy: control) sockets: last handshake, byte counters and endpoint
+ * per peer. Secrets in the UAPI answer (private and preshared keys) are dropped here and
+ * never leave this function.
  */
+import { isProxyEngine } from '../../model/resources.js';
 import type { StateStore } from '../../util/state.js';
-import type { TunnelStatus } from '../../daemon/core.js';
 import type { EngineRecord } from './process-host.js';
 import { parseGet, uapiGet } from './uapi-client.js';
 
+/** One detached engine as it answers; the daemon's TunnelStatus has the same fields. */
+export interface DetachedEngineStatus {
+  name: string;
+  type: string;
+  link?: string;
+  up: boolean;
+  /** seconds since the most recent handshake of any peer; absent: never */
+  lastHandshakeAgeSec?: number;
+  rxBytes: number;
+  txBytes: number;
+  peers: { publicKey: string; endpoint?: string; lastHandshakeAgeSec?: number; rxBytes: number; txBytes: number }[];
+  /** proxy engines: the upstream checker's state (`unknown` reads as `connecting`) */
+  health?: 'connecting' | 'up' | 'down' | 'auth-failed';
+  error?: string;
+  connectionsActive?: number;
+  connectionsTotal?: number;
+  dialErrors?: number;
+}
+
 const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 
-export function tunnelStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link' | 'spec'>, text: string | undefined, nowMs: number): TunnelStatus {
-  const base: TunnelStatus = { name: rec.tunnel, type: rec.spec.type, link: rec.link, up: false, rxBytes: 0, txBytes: 0, peers: [] };
+export function detachedStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link'> & { spec: Pick<EngineRecord['spec'], 'type'> }, text: string | undefined, nowMs: number): DetachedEngineStatus {
+  const base: DetachedEngineStatus = { name: rec.tunnel, type: rec.spec.type, link: rec.link, up: false, rxBytes: 0, txBytes: 0, peers: [] };
   if (text === undefined) return base;
   const got = parseGet(text);
   const peers = got.peers.map((p) => {
@@ -37,12 +57,12 @@ export function tunnelStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link' | 
   };
 }
 
-export async function detachedEngineHealth(state: StateStore, nowMs = Date.now()): Promise<TunnelStatus[]> {
-  const out: TunnelStatus[] = [];
+export async function detachedEngineStatus(state: StateStore, nowMs = Date.now()): Promise<DetachedEngineStatus[]> {
+  const out: DetachedEngineStatus[] = [];
   for (const key of state.keys().filter((k) => k.startsWith('engine-')).sort()) {
     const rec = state.get<EngineRecord>(key);
     if (!rec) continue;
-    if (rec.spec.type === 'socks5' || rec.spec.type === 'http') {
+    if (isProxyEngine(rec.spec)) {
       const { detachedStats } = await import('./proxy-host.js');
       const px = await detachedStats(rec.uapiPath);
       const health = px?.health === 'unknown' ? 'connecting' : px?.health;
@@ -50,7 +70,7 @@ export async function detachedEngineHealth(state: StateStore, nowMs = Date.now()
       continue;
     }
     const text = await uapiGet(rec.uapiPath).catch(() => undefined);
-    out.push(tunnelStatusFromGet(rec, text, nowMs));
+    out.push(detachedStatusFromGet(rec, text, nowMs));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 /**
- * Time source and scheduler for the device. Production uses the system clock; tests use
- * SimClock and advance it explicitly (no real waiting, no timed assertions).
+ * Time source and scheduler of the data plane (the device's timers, the in-memory network's
+ * delays). Production uses the system clock; tests use SimClock and advance it explicitly
+ * (no real waiting, no timed assertions).
  */
 export type TimerHandle = { readonly id: number };
 

@@ -5,7 +5,7 @@ import {
   socks5Probe,
   type HealthChange,
   type Timers,
-} from '../../../src/proxy/health.js';
+} from '../../../src/proxy/upstream-health.js';
 import { ProxyDialError } from '../../../src/proxy/types.js';
 
 /** manual clock: timers fire only when advanced */

@@ -1,0 +1,192 @@
+/**
+ * Inbound path (wireguard-go `receive.go`): datagrams from the bind are classified by the AWG
+ * codec; handshake messages are checked (mac1; under load mac2 and the rate limiter) and
+ * consumed, cookie replies stored, transport messages opened, replay-checked and, when the
+ * inner source belongs to the sending peer (cryptokey routing), written to the TUN.
+ */
+import type { Endpoint } from '../conn/bind.js';
+import {
+  MESSAGE_TRANSPORT_HEADER_SIZE,
+  MIN_MESSAGE_SIZE,
+  UNDER_LOAD_AFTER_TIME,
+} from '../constants.js';
+import { openWithNonce, writeNonce } from '../crypto/aead.js';
+import { COOKIE, TRANSPORT, readU32, readU64 } from '../noise/messages.js';
+import {
+  beginSymmetricSession,
+  consumeMessageInitiation,
+  consumeMessageResponse,
+  receivedWithKeypair,
+} from './handshake.js';
+import type { Peer } from './peer.js';
+import type { RateLimiter } from './ratelimiter.js';
+import {
+  type SendHost,
+  sendHandshakeCookie,
+  sendHandshakeInitiation,
+  sendHandshakeResponse,
+  sendKeepalive,
+  sendStagedPackets,
+  sourceBytes,
+} from './send.js';
+import {
+  timersAnyAuthenticatedPacketReceived,
+  timersAnyAuthenticatedPacketTraversal,
+  timersDataReceived,
+  timersHandshakeComplete,
+  timersSessionDerived,
+} from './timers.js';
+
+/** What the receive path needs from the device. */
+export interface ReceiveHost extends SendHost {
+  readonly rateLimiter: RateLimiter;
+  readonly load: HandshakeLoad;
+  /** roaming: an authenticated packet moves the peer's endpoint to its source */
+  setEndpointFromPacket(p: Peer, from: Endpoint): void;
+}
+
+/**
+ * "Under load" = handshake messages per second at or above the threshold, held for
+ * UNDER_LOAD_AFTER_TIME (a single-threaded engine has no handshake queue to measure).
+ */
+export class HandshakeLoad {
+  private until = -Infinity;
+  private windowStart = -Infinity;
+  private windowCount = 0;
+
+  constructor(private readonly threshold: number) {}
+
+  isUnderLoad(now: number): boolean {
+    return now < this.until;
+  }
+
+  count(now: number): void {
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.windowCount = 0;
+    }
+    if (++this.windowCount >= this.threshold) this.until = now + UNDER_LOAD_AFTER_TIME;
+  }
+}
+
+export function routineReceiveIncoming(h: ReceiveHost, data: Uint8Array, from: Endpoint): void {
+  if (!h.isUp()) return;
+  const c = h.codec.classify(data);
+  if (!c) return;
+  switch (c.kind) {
+    case 1:
+    case 2:
+      receiveHandshake(h, c.kind, c.msg, from);
+      break;
+    case 3:
+      receiveCookieReply(h, c.msg);
+      break;
+    case 4:
+      receiveTransport(h, c.msg, from, data.length);
+      break;
+  }
+}
+
+function receiveHandshake(h: ReceiveHost, kind: 1 | 2, msg: Uint8Array, from: Endpoint): void {
+  if (!h.staticPublic || !h.cookieChecker.checkMAC1(msg)) return;
+  h.load.count(h.clock.now());
+  if (h.load.isUnderLoad(h.clock.now())) {
+    if (!h.cookieChecker.checkMAC2(msg, sourceBytes(from), h.clock.now())) {
+      sendHandshakeCookie(h, msg, from);
+      return;
+    }
+    if (!h.rateLimiter.allow(from.address, h.clock.now())) return;
+  }
+  if (kind === 1) {
+    const p = consumeMessageInitiation(h, msg);
+    if (!p || !p.running) return;
+    h.setEndpointFromPacket(p, from);
+    p.rxBytes += msg.length;
+    timersAnyAuthenticatedPacketTraversal(h, p);
+    timersAnyAuthenticatedPacketReceived(h, p);
+    sendHandshakeResponse(h, p);
+  } else {
+    const p = consumeMessageResponse(h, msg);
+    if (!p || !p.running) return;
+    h.setEndpointFromPacket(p, from);
+    p.rxBytes += msg.length;
+    timersAnyAuthenticatedPacketTraversal(h, p);
+    timersAnyAuthenticatedPacketReceived(h, p);
+    if (!beginSymmetricSession(h, p)) return;
+    timersSessionDerived(h, p);
+    timersHandshakeComplete(h, p);
+    sendKeepalive(h, p);
+  }
+}
+
+function receiveCookieReply(h: ReceiveHost, msg: Uint8Array): void {
+  const e = h.indices.get(readU32(msg, COOKIE.receiver));
+  if (!e) return;
+  e.peer.cookieGenerator.consumeReply(msg, h.clock.now());
+}
+
+function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datagramLength: number): void {
+  if (msg.length < MIN_MESSAGE_SIZE) return;
+  const e = h.indices.get(readU32(msg, TRANSPORT.receiver));
+  if (!e || !e.keypair) return;
+  const { peer: p, keypair: kp } = e;
+  if (!p.running || h.clock.now() - kp.created >= h.timing.rejectAfterTime()) return;
+  const counter = readU64(msg, TRANSPORT.counter);
+  if (!(counter < h.rejectAfterMessages)) return;
+  const plain = openWithNonce(
+    kp.recvKey,
+    writeNonce(h.nonce, counter),
+    msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE),
+  );
+  if (!plain) return;
+  if (!kp.replay.validate(counter, h.rejectAfterMessages)) return;
+  if (receivedWithKeypair(h, p, kp)) {
+    timersHandshakeComplete(h, p);
+    sendStagedPackets(h, p);
+  }
+  keepKeyFreshReceiving(h, p);
+  timersAnyAuthenticatedPacketTraversal(h, p);
+  timersAnyAuthenticatedPacketReceived(h, p);
+  p.rxBytes += datagramLength;
+  const w = h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + plain.length;
+  if (w > p.udpWindow) p.udpWindow = w;
+  h.setEndpointFromPacket(p, from);
+  // keepalive: empty, or (AWG 3 padded keepalives) first byte zero; IP packets start with 4/6
+  if (plain.length === 0 || plain[0] === 0) return;
+  const pkt = innerPacket(plain);
+  if (!pkt) return;
+  const src = sourceOf(pkt);
+  if (!src || h.allowedIps.lookup(src) !== p) return;
+  timersDataReceived(h, p);
+  h.tun.write([pkt]);
+}
+
+function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {
+  if (p.timers.sentLastMinuteHandshake) return;
+  const kp = p.keypairs.current;
+  if (kp && kp.isInitiator && h.clock.now() - kp.created > h.timing.lastMinuteRekey()) {
+    p.timers.sentLastMinuteHandshake = true;
+    sendHandshakeInitiation(h, p, false);
+  }
+}
+
+/** Truncates to the IP length field; null when not a sane IPv4/IPv6 packet. */
+function innerPacket(b: Uint8Array): Uint8Array | null {
+  const v = b[0]! >> 4;
+  if (v === 4 && b.length >= 20) {
+    const len = (b[2]! << 8) | b[3]!;
+    return len >= 20 && len <= b.length ? b.subarray(0, len) : null;
+  }
+  if (v === 6 && b.length >= 40) {
+    const len = ((b[4]! << 8) | b[5]!) + 40;
+    return len <= b.length ? b.subarray(0, len) : null;
+  }
+  return null;
+}
+
+function sourceOf(b: Uint8Array): Uint8Array | null {
+  const v = b[0]! >> 4;
+  if (v === 4) return b.subarray(12, 16);
+  if (v === 6) return b.subarray(8, 24);
+  return null;
+}

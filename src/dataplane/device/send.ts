@@ -1,0 +1,211 @@
+/**
+ * Outbound path (wireguard-go `send.go`): packets read from the TUN are routed to a peer by
+ * destination (cryptokey routing), staged, sealed with the peer's current keypair and sent
+ * as AWG-framed transport messages; without a usable keypair a handshake initiation goes
+ * out instead and the packets wait for it. Also the handshake messages we originate:
+ * initiation, response, cookie reply.
+ */
+import type { AwgCodec } from '../awg/codec.js';
+import type { AwgParams } from '../awg/params.js';
+import type { Bind, Endpoint } from '../conn/bind.js';
+import { DEFAULT_UDP_WINDOW, MESSAGE_TRANSPORT_HEADER_SIZE, QUEUE_STAGED_SIZE } from '../constants.js';
+import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
+import type { CookieChecker } from '../noise/cookie.js';
+import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
+import type { TunDevice } from '../tun/tun.js';
+import { type AllowedIPs, addressBytes } from './allowedips.js';
+import {
+  type HandshakeHost,
+  beginSymmetricSession,
+  createMessageInitiation,
+  createMessageResponse,
+} from './handshake.js';
+import type { Keypair } from './keypair.js';
+import type { Peer } from './peer.js';
+import {
+  type TimerHost,
+  timersAnyAuthenticatedPacketSent,
+  timersAnyAuthenticatedPacketTraversal,
+  timersDataSent,
+  timersHandshakeInitiated,
+  timersSessionDerived,
+} from './timers.js';
+
+/** What the send path needs from the device. */
+export interface SendHost extends TimerHost, HandshakeHost {
+  readonly tun: TunDevice;
+  readonly bind: Bind;
+  readonly codec: AwgCodec;
+  readonly awg: AwgParams;
+  readonly allowedIps: AllowedIPs<Peer>;
+  readonly cookieChecker: CookieChecker;
+  /** AEAD nonce scratch (single-threaded: one per device) */
+  readonly nonce: Buffer;
+  readonly rekeyAfterMessages: number;
+  readonly rejectAfterMessages: number;
+}
+
+/** A batch from the TUN: stage each packet on the peer its destination routes to, then flush. */
+export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
+  if (!h.isUp()) return;
+  const touched = new Set<Peer>();
+  for (const pkt of packets) {
+    const dst = destinationOf(pkt);
+    if (!dst) continue;
+    const p = h.allowedIps.lookup(dst);
+    if (!p || !p.running) continue;
+    stagePacket(p, pkt);
+    touched.add(p);
+  }
+  for (const p of touched) sendStagedPackets(h, p);
+}
+
+function stagePacket(p: Peer, pkt: Uint8Array): void {
+  if (p.staged.length >= QUEUE_STAGED_SIZE) p.staged.shift();
+  p.staged.push(pkt);
+}
+
+/** Queues a keepalive (unless data is already staged) and flushes. */
+export function sendKeepalive(h: SendHost, p: Peer): void {
+  if (p.staged.length === 0) p.staged.push(new Uint8Array(0));
+  sendStagedPackets(h, p);
+}
+
+function keypairUsable(h: SendHost, kp: Keypair | null): kp is Keypair {
+  return (
+    !!kp &&
+    kp.sendNonce < h.rejectAfterMessages &&
+    h.clock.now() - kp.created < h.timing.rejectAfterTime()
+  );
+}
+
+export function sendStagedPackets(h: SendHost, p: Peer): void {
+  if (!h.isUp() || !p.running || p.staged.length === 0) return;
+  const kp = p.keypairs.current;
+  if (!keypairUsable(h, kp)) {
+    sendHandshakeInitiation(h, p, false);
+    return;
+  }
+  const mtu = h.tun.mtu();
+  const out: Uint8Array[] = [];
+  let data = false;
+  while (p.staged.length) {
+    if (kp.sendNonce >= h.rejectAfterMessages) break;
+    const pkt = p.staged.shift()!;
+    out.push(encrypt(h, p, kp, pkt, mtu));
+    if (pkt.length) data = true;
+  }
+  if (out.length) {
+    timersAnyAuthenticatedPacketTraversal(h, p);
+    timersAnyAuthenticatedPacketSent(h, p);
+    sendBuffers(h, p, out);
+    if (data) timersDataSent(h, p);
+  }
+  if (p.staged.length) sendHandshakeInitiation(h, p, false);
+  keepKeyFreshSending(h, p);
+}
+
+function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, mtu: number): Uint8Array {
+  const counter = kp.sendNonce++;
+  const codec = h.codec;
+  const pad = codec.transportPadding(pkt.length, mtu, p.udpWindow);
+  const s4 = codec.transportPrefix;
+  const d = Buffer.allocUnsafe(s4 + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE);
+  writeU32(d, s4 + TRANSPORT.type, codec.pickType(4));
+  writeU32(d, s4 + TRANSPORT.receiver, kp.remoteIndex);
+  writeU64(d, s4 + TRANSPORT.counter, counter);
+  sealInto(
+    kp.sendKey,
+    writeNonce(h.nonce, counter),
+    pkt,
+    pad,
+    d,
+    s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
+  );
+  codec.finishTransport(d);
+  if (d.length > p.udpWindow) p.udpWindow = d.length;
+  return d;
+}
+
+function sendBuffers(h: SendHost, p: Peer, bufs: Uint8Array[]): boolean {
+  if (!p.endpoint) return false;
+  h.bind.send(bufs, p.endpoint);
+  for (const b of bufs) p.txBytes += b.length;
+  return true;
+}
+
+function keepKeyFreshSending(h: SendHost, p: Peer): void {
+  const kp = p.keypairs.current;
+  if (!kp) return;
+  if (
+    kp.sendNonce > h.rekeyAfterMessages ||
+    (kp.isInitiator && h.clock.now() - kp.created > h.timing.rekeyAfterTime())
+  ) {
+    sendHandshakeInitiation(h, p, false);
+  }
+}
+
+/** At most one initiation per rekey timeout (the minimum of the AWG range), as wireguard-go. */
+export function sendHandshakeInitiation(h: SendHost, p: Peer, isRetry: boolean): void {
+  if (!h.isUp() || !p.running) return;
+  if (!isRetry) {
+    p.timers.handshakeAttempts = 0;
+    p.timers.maxHandshakeAttempts = h.timing.maxHandshakeAttempts();
+  }
+  const now = h.clock.now();
+  if (now - p.handshake.lastSentHandshake < h.timing.rekeyTimeoutLo()) return;
+  p.handshake.lastSentHandshake = now;
+  if (p.handshakePendingSince === null && p.endpoint) p.handshakePendingSince = now;
+  const msg = createMessageInitiation(h, p, h.codec.pickType(1));
+  if (!msg) return;
+  p.cookieGenerator.addMacs(msg, now);
+  const bufs = h.codec.preamble(h.clock.wallNow());
+  bufs.push(h.codec.sealHandshake(1, msg, p.udpWindow));
+  timersAnyAuthenticatedPacketTraversal(h, p);
+  timersAnyAuthenticatedPacketSent(h, p);
+  sendBuffers(h, p, bufs);
+  timersHandshakeInitiated(h, p);
+}
+
+export function sendHandshakeResponse(h: SendHost, p: Peer): void {
+  const now = h.clock.now();
+  p.handshake.lastSentHandshake = now;
+  const msg = createMessageResponse(h, p, h.codec.pickType(2));
+  if (!msg) return;
+  p.cookieGenerator.addMacs(msg, now);
+  if (!beginSymmetricSession(h, p)) return;
+  timersSessionDerived(h, p);
+  timersAnyAuthenticatedPacketTraversal(h, p);
+  timersAnyAuthenticatedPacketSent(h, p);
+  sendBuffers(h, p, [h.codec.sealHandshake(2, msg, p.udpWindow)]);
+}
+
+/** Under load: answer a handshake message whose mac2 is missing or stale with a cookie. */
+export function sendHandshakeCookie(h: SendHost, msg: Uint8Array, from: Endpoint): void {
+  if (h.awg.disableCookies) return;
+  const reply = h.cookieChecker.createReply(
+    msg,
+    readU32(msg, 4),
+    sourceBytes(from),
+    h.clock.now(),
+  );
+  writeU32(reply, COOKIE.type, h.codec.pickType(3));
+  h.bind.send([h.codec.sealHandshake(3, reply, DEFAULT_UDP_WINDOW)], from);
+}
+
+function destinationOf(b: Uint8Array): Uint8Array | null {
+  const v = b[0]! >> 4;
+  if (v === 4 && b.length >= 20) return b.subarray(16, 20);
+  if (v === 6 && b.length >= 40) return b.subarray(24, 40);
+  return null;
+}
+
+/** Cookie source bytes: address ‖ u16le port (only we recompute it). */
+export function sourceBytes(ep: Endpoint): Uint8Array {
+  const a = addressBytes(ep.address) ?? new Uint8Array(0);
+  const out = new Uint8Array(a.length + 2);
+  out.set(a);
+  out[a.length] = ep.port & 0xff;
+  out[a.length + 1] = ep.port >> 8;
+  return out;
+}

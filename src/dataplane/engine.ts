@@ -1,0 +1,112 @@
+/**
+ * One engine as `awg engine` and the daemon host it (what wireguard-go's main.go assembles):
+ * a Device attached to the TUN `link` with a UDP bind, configured with UAPI `set=1` text and
+ * served on a UAPI socket so `wg show` / `wg set` reach it.
+ *
+ * `createEngine` builds the device down and unconfigured, so the caller can subscribe to its
+ * events first (`start` already emits `endpoint` while it resolves hostname endpoints).
+ */
+import type { AwgError } from '../errors.js';
+import type { Bind } from './conn/bind.js';
+import { Device, type DeviceOptions } from './device/device.js';
+import { listenUapi, type UapiServer } from './ipc/server.js';
+import type { TunDevice } from './tun/tun.js';
+
+/** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
+export interface EngineTun extends TunDevice {
+  /** reading failed for good (the link was deleted); delivery has stopped */
+  onError?(cb: (e: AwgError) => void): void;
+  /** TUNGETIFF flags; throws once the link is gone */
+  flags?(): number;
+}
+
+/** What an engine is built from; tests inject in-memory TUN and bind fakes. */
+export interface EngineIo {
+  openTun(link: string): EngineTun;
+  bind(): Bind;
+}
+
+/**
+ * The TUN through /dev/net/tun and a UDP bind whose sockets carry the device's fwmark.
+ * Loaded on first use: koffi and libc stay off paths that never start an engine.
+ */
+export async function nativeEngineIo(): Promise<EngineIo> {
+  const [{ TunFile }, { UdpBind }, { markDgram }] = await Promise.all([
+    import('./tun/file.js'),
+    import('./conn/udp.js'),
+    import('../native/sockmark.js'),
+  ]);
+  return { openTun: (link) => TunFile.open(link), bind: () => new UdpBind(undefined, markDgram) };
+}
+
+export interface EngineOptions {
+  log?: DeviceOptions['log'];
+}
+
+export class Engine {
+  private server: UapiServer | undefined;
+
+  constructor(
+    readonly device: Device,
+    readonly tun: EngineTun,
+  ) {}
+
+  /** the UAPI socket, once `start` listens on one */
+  get uapi(): UapiServer | undefined {
+    return this.server;
+  }
+
+  /**
+   * Applies the full configuration (UAPI `set=1` text), brings the device up and, with
+   * `uapiPath`, listens there. On failure the device and its TUN are closed and the error
+   * (UapiError, AwgError('driver'|'conflict'), …) is rethrown.
+   */
+  async start(config: string, opts: { uapiPath?: string } = {}): Promise<void> {
+    try {
+      await this.device.ipcSet(config);
+      await this.device.up();
+      if (opts.uapiPath !== undefined) this.server = await listenUapi(this.device, opts.uapiPath);
+    } catch (e) {
+      await this.device.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Called once if the TUN fails for good (its link was deleted); the engine stays until closed. */
+  onTunError(cb: (e: AwgError) => void): void {
+    this.tun.onError?.(cb);
+  }
+
+  /** The device is up and its TUN still attached to a link (TUNGETIFF fails once it is deleted). */
+  attached(): boolean {
+    if (this.device.state !== 'up') return false;
+    try {
+      this.tun.flags?.();
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Stops listening and closes the device and its TUN (the persistent link stays). */
+  async close(): Promise<void> {
+    await this.server?.close().catch(() => {});
+    this.server = undefined;
+    await this.device.close().catch(() => {});
+  }
+}
+
+/** Opens the TUN `link` and builds a device on it (down, unconfigured). */
+export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {}): Engine {
+  const tun = io.openTun(link);
+  try {
+    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log }), tun);
+  } catch (e) {
+    try {
+      void Promise.resolve(tun.close()).catch(() => {});
+    } catch {
+      /* the device's error is the one to report */
+    }
+    throw e;
+  }
+}

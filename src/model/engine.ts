@@ -1,0 +1,66 @@
+/**
+ * Tunnel config → the engine's desired spec (resources.ts EngineSpec). Pure: secret values
+ * are passed in and only their fingerprints are kept; an unresolved secret is described
+ * (`unresolved:file …`) so a plan without secrets still shows that one is wanted.
+ */
+import { canonicalPrefix } from '../config/cidr.js';
+import { describeSecret } from '../config/describe.js';
+import { fingerprint } from '../config/fingerprint.js';
+import { formatPath, type PathKey } from '../config/positions.js';
+import { isWgLike, linkName, type ProxyTunnel, type Secret, type Tunnel, type WgLikeTunnel } from '../config/schema.js';
+import type { Allocation } from './alloc.js';
+import type { EngineObfuscation, EngineSpec, ProxyEngineSpec, WgEngineSpec } from './resources.js';
+
+/** resolved secret values by config path (`tunnels.work.privateKey`) */
+export type SecretValues = ReadonlyMap<string, string>;
+
+function secretFp(secret: Secret, path: PathKey[], secrets?: SecretValues): string {
+  const v = secrets?.get(formatPath(path));
+  return v !== undefined ? fingerprint(v) : `unresolved:${describeSecret(secret)}`;
+}
+
+export function engineSpec(name: string, t: Tunnel, alloc: Allocation, secrets?: SecretValues): EngineSpec {
+  return isWgLike(t) ? wgEngineSpec(name, t, alloc, secrets) : proxyEngineSpec(name, t, alloc, secrets);
+}
+
+export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, secrets?: SecretValues): WgEngineSpec {
+  const base = ['tunnels', name];
+  const config: WgEngineSpec['config'] = {
+    privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
+    listenPort: t.listenPort ?? 0,
+    // the engine's own UDP carries the bypass mark: admitted by the kill switch, never re-tunnelled
+    fwmark: alloc.bypassMark,
+    peers: t.peers.map((p, i) => ({
+      publicKey: p.publicKey,
+      presharedKey: p.presharedKey ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets) : null,
+      endpoint: p.endpoint ?? null,
+      allowedIPs: p.allowedIPs.map((a) => canonicalPrefix(a).cidr),
+      persistentKeepalive: p.persistentKeepalive ?? 0,
+    })),
+  };
+  if (t.type === 'amneziawg') {
+    const { headerProtectionKey: hpk, ...rest } = t.obfuscation;
+    // a secret like the PSK: plans and status carry only its fingerprint
+    const obfuscation: EngineObfuscation = hpk === undefined ? rest : { ...t.obfuscation, headerProtectionKey: secretFp(hpk, [...base, 'obfuscation', 'headerProtectionKey'], secrets) };
+    config.obfuscation = obfuscation;
+  }
+  return { tunnel: name, type: t.type, link: linkName(name), config };
+}
+
+export function proxyEngineSpec(name: string, t: ProxyTunnel, alloc: Allocation, secrets?: SecretValues): ProxyEngineSpec {
+  const ta = alloc.tunnels.get(name)!;
+  return {
+    tunnel: name,
+    type: t.type,
+    config: {
+      server: t.server,
+      port: t.port,
+      redirectPort: ta.redirectPort!,
+      redirectPortDirect: ta.redirectPortDirect!,
+      fwmark: alloc.bypassMark,
+      dns: [...t.dns],
+      auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], secrets) } : null,
+      ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }),
+    },
+  };
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { ipv4, makePair } from './harness.js';
+import type { Datagram } from '../../../src/dataplane/conn/memory.js';
+
+const PING = ipv4('192.168.0.1', '192.168.0.2', 'ping');
+const fromA = (d: Datagram) => d.from.port === 51820;
+const isInit = (d: Datagram) => d.data.length === 148 && d.data[0] === 1;
+const isTransport = (d: Datagram) => d.data[0] === 4;
+
+describe('probePeer: a handshake on demand', () => {
+  it('sends an initiation even while a session exists; the answer completes a new handshake', async () => {
+    const { a, b, net, advance } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    const first = a.dev.peerStatusByKey(b.keys.publicKey)!.lastHandshakeTime;
+    expect(first).toBeGreaterThan(0);
+    advance(10_000);
+    const handshakes: boolean[] = [];
+    a.dev.on('handshake', (e) => handshakes.push(e.initiator));
+    const sent = net.sent.length;
+    expect(a.dev.probePeer(b.keys.publicKey)).toBe(true);
+    expect(net.sent.slice(sent).filter((d) => fromA(d) && isInit(d))).toHaveLength(1);
+    net.flush();
+    expect(handshakes).toEqual([true]);
+    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.lastHandshakeTime).toBeGreaterThan(first);
+  });
+
+  it('is rate limited like any initiation (one per rekey timeout)', async () => {
+    const { a, b, net, advance } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    advance(10_000);
+    const sent = net.sent.length;
+    a.dev.probePeer(b.keys.publicKey);
+    a.dev.probePeer(b.keys.publicKey);
+    expect(net.sent.slice(sent).filter((d) => fromA(d) && isInit(d))).toHaveLength(1);
+    advance(5_100);
+    a.dev.probePeer(b.keys.publicKey);
+    expect(net.sent.slice(sent).filter((d) => fromA(d) && isInit(d))).toHaveLength(2);
+  });
+
+  it('brings back a peer whose handshake gave up, without traffic', async () => {
+    const { a, b, net, advance } = await makePair();
+    const failed: string[] = [];
+    a.dev.on('handshake-failed', () => failed.push('gave up'));
+    net.dropIf = () => true;
+    a.tun.inject(PING);
+    advance(120_000, 1_000);
+    expect(failed).toEqual(['gave up']);
+    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.hasSession).toBe(false);
+    net.dropIf = null;
+    expect(a.dev.probePeer(b.keys.publicKey)).toBe(true);
+    net.flush();
+    expect(a.dev.peerStatusByKey(b.keys.publicKey)!.hasSession).toBe(true);
+  });
+
+  it('is false for an unknown peer and on a device that is down', async () => {
+    const { a, b } = await makePair();
+    expect(a.dev.probePeer(new Uint8Array(32).fill(9))).toBe(false);
+    await a.dev.down();
+    expect(a.dev.probePeer(b.keys.publicKey)).toBe(false);
+  });
+});
+
+describe('kickPeer: after an underlay change', () => {
+  it('sends a keepalive on a live session, so the peer learns our new address at once', async () => {
+    const { a, b, net } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    a.bind.moveTo('10.0.0.7');
+    const sent = net.sent.length;
+    expect(a.dev.kickPeer(b.keys.publicKey)).toBe(true);
+    const out = net.sent.slice(sent);
+    expect(out.map((d) => [d.from.address, isTransport(d)])).toEqual([['10.0.0.7', true]]);
+    net.flush();
+    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({ address: '10.0.0.7', port: 51820 });
+    expect(b.tun.written).toHaveLength(1); // a keepalive, not data
+  });
+
+  it('without a session sends nothing (no handshake is started)', async () => {
+    const { a, b, net } = await makePair();
+    const sent = net.sent.length;
+    expect(a.dev.kickPeer(b.keys.publicKey)).toBe(true);
+    expect(net.sent.length).toBe(sent);
+  });
+
+  it('re-resolves a hostname endpoint', async () => {
+    let answer = '10.0.0.2';
+    const resolves: string[] = [];
+    const resolver = { resolve: async (h: string) => (resolves.push(h), [answer]) };
+    const { a, b } = await makePair({ device: { resolver } });
+    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }] });
+    expect(resolves).toEqual(['peer-b.example']);
+    answer = '10.0.0.3';
+    const moved = new Promise<string>((r) => a.dev.once('endpoint', (e) => r(e.endpoint.address)));
+    expect(a.dev.kickPeer(b.keys.publicKey)).toBe(true);
+    expect(await moved).toBe('10.0.0.3');
+    expect(resolves).toEqual(['peer-b.example', 'peer-b.example']);
+  });
+
+  it('is false for an unknown peer and on a device that is down', async () => {
+    const { a, b } = await makePair();
+    expect(a.dev.kickPeer(new Uint8Array(32).fill(9))).toBe(false);
+    await a.dev.down();
+    expect(a.dev.kickPeer(b.keys.publicKey)).toBe(false);
+  });
+});

@@ -11,7 +11,7 @@ export { Device } from './device/device.js';
 export type { DeviceEvents, DeviceOptions, DeviceState } from './device/device.js';
 export type { DeviceSnapshot, PeerStatus, PeerSummary } from './device/status.js';
 export type { DeviceConfig, PeerConfig } from './device/config.js';
-export { type Clock, SimClock, systemClock } from './clock.js';
+export { type Clock, systemClock } from './clock.js';
 export { type Resolver, dnsResolver } from './device/resolver.js';
 export type { TunDevice } from './tun/tun.js';
 export { type Bind, type Endpoint, formatEndpoint, splitHostPort } from './conn/bind.js';
@@ -26,7 +26,7 @@ export {
 export { SOCKET_DIRECTORY, type UapiServer, listenUapi, socketPath } from './ipc/server.js';
 export { type AwgParams, defaultAwgParams, validateAwgParams } from './awg/params.js';
 export { type UintRange, formatRange, parseRange, range } from './awg/range.js';
-export { type RandomSource, cryptoRandom, seededRandom } from './awg/random.js';
+export { type RandomSource, cryptoRandom } from './awg/random.js';
 export {
   generateKeyPair,
   keyFromBase64,

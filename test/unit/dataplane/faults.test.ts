@@ -3,7 +3,7 @@ import { hexOf, ipv4, makePair } from './harness.js';
 import { RateLimiter } from '../../../src/dataplane/device/ratelimiter.js';
 import { withPrefix } from '../../../src/dataplane/awg/prefix.js';
 import { headerMatches, pickHeader } from '../../../src/dataplane/awg/magic-header.js';
-import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/random.js';
+import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/fake-random.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { Datagram } from '../../../src/dataplane/conn/memory.js';
 

@@ -9,7 +9,7 @@ import type { Io } from './output.js';
 import { JsonReporter, printError, TextReporter } from './output.js';
 import { toAwgError } from '../errors.js';
 import type { DaemonEvent } from '../daemon/core.js';
-import { LogReporter, type Logger } from '../util/log.js';
+import { levelLog, LogReporter, type Logger } from '../util/log.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 
 export interface ForegroundOptions {
@@ -72,7 +72,7 @@ export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOp
   const log = o.log;
   const reporter = log ? new LogReporter(log) : o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   const onPlacerLog = (line: string) => (log ? log.warn({ from: 'placer' }, line) : io.err(`awg placer: ${line}\n`));
-  const d = await startDaemonCore({ ...core, reporter, onPlacerLog });
+  const d = await startDaemonCore({ ...core, reporter, onPlacerLog, ...(log ? { engineLog: levelLog(log.child({ component: 'engine' })) } : {}) });
   const unsub = d.subscribe((e) => {
     if (log) log[eventLevel(e)]({ ...e }, formatEvent(e));
     else io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`);

@@ -80,6 +80,8 @@ export interface DaemonOptions {
   healthIntervalMs?: number;
   /** what the placer child prints that is not its protocol (its stderr): default our stderr */
   onPlacerLog?: (line: string) => void;
+  /** the in-process engines' log (handshakes, proxy health, dial errors) */
+  engineLog?: (level: 'debug' | 'info' | 'warn', message: string) => void;
 }
 
 interface Source {
@@ -136,7 +138,7 @@ export class Daemon implements DaemonCore {
     this.applied = new AppliedStore(this.state);
     this.reporter = opts.reporter ?? silentReporter;
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
-    this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env });
+    this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.health = new HealthMonitor(this.engines);
     this.placement = new PlacementSupervisor({ placement: opts.placement, env: opts.env, ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}), onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }) });
     this.confirmWindow = new ConfirmWindow(opts.timer);

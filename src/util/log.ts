@@ -8,9 +8,10 @@
  * Secrets never reach a log: the code logs fingerprints only, and the paths below are
  * redacted as a second line of defence.
  *
- * Loaded only by those processes (`awg validate`/`diff` never import it).
+ * This module has no runtime dependency on pino (the drivers import its helpers); the
+ * logger itself is made by logger.ts, loaded only by those processes.
  */
-import pino from 'pino';
+import type pino from 'pino';
 import type { Reporter, ReportEvent } from './reporter.js';
 
 export type Logger = pino.Logger;
@@ -27,6 +28,11 @@ export function syslogPriority(level: number): number {
   return 7;
 }
 
+export function levelFrom(env: NodeJS.ProcessEnv, fallback: LogLevel = 'info'): LogLevel {
+  const v = env.AWG_LOG_LEVEL?.toLowerCase();
+  return v && (LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : fallback;
+}
+
 const LEVEL_RE = /^\{"level":(\d+)/;
 
 /** a line as journald wants it: `<priority>` + the JSON line */
@@ -35,38 +41,21 @@ export function journaldLine(line: string): string {
   return `<${syslogPriority(m ? Number(m[1]) : 30)}>${line}`;
 }
 
-export interface LoggerOptions {
-  /** `component` field of every line (daemon, engine, placer) */
-  component: string;
-  /** default `info`, or $AWG_LOG_LEVEL */
-  level?: LogLevel;
-  /** 1 (stdout) or 2 (stderr, the default); or any sink taking whole lines (tests) */
-  to?: 1 | 2 | { write(line: string): void };
-  /** fields on every line (e.g. the tunnel of an engine) */
-  base?: Record<string, unknown>;
-  env?: NodeJS.ProcessEnv;
+/** The `(level, message)` callback the data plane and the proxy runtime log through. */
+export function levelLog(log: Logger): (level: 'debug' | 'info' | 'warn', message: string) => void {
+  return (level, message) => log[level](message);
 }
 
-export function levelFrom(env: NodeJS.ProcessEnv, fallback: LogLevel = 'info'): LogLevel {
-  const v = env.AWG_LOG_LEVEL?.toLowerCase();
-  return v && (LEVELS as readonly string[]).includes(v) ? (v as LogLevel) : fallback;
-}
-
-export function createLogger(o: LoggerOptions): Logger {
-  const env = o.env ?? process.env;
-  const to = o.to ?? 2;
-  const journald = typeof to === 'number' && Boolean(env.JOURNAL_STREAM);
-  const sink = typeof to === 'number' ? pino.destination({ dest: to, sync: true }) : to;
-  const stream = { write: (line: string) => void sink.write(journald ? journaldLine(line) : line) };
-  return pino(
-    {
-      level: o.level ?? levelFrom(env),
-      base: { component: o.component, pid: process.pid, ...o.base },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['privateKey', 'presharedKey', 'password', 'headerProtectionKey', '*.privateKey', '*.presharedKey', '*.password', '*.headerProtectionKey'], censor: '[secret]' },
-    },
-    stream,
-  );
+/** A log line as a person reads it (`warn proxy … down`); other text as it is. */
+export function readableLine(line: string): string {
+  try {
+    const j = JSON.parse(line) as { level?: number; msg?: unknown };
+    if (typeof j.msg !== 'string') return line;
+    const name = j.level === undefined ? 'info' : j.level >= 50 ? 'error' : j.level >= 40 ? 'warn' : j.level >= 30 ? 'info' : 'debug';
+    return `${name} ${j.msg}`;
+  } catch {
+    return line;
+  }
 }
 
 /** The reconcile machine's reports (mutations `[#] …`, phases, warnings) as log lines. */

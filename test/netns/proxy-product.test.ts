@@ -6,6 +6,7 @@
  * source address they see (proxied: the proxy's 10.200.72.1; direct: the client's 10.200.71.1).
  * Apps are placed with `awg exec --tunnel/--rule/--direct`.
  */
+import { readableLine } from '../../src/util/log.js';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -203,7 +204,9 @@ describe.skipIf(skip)('proxy tunnels through the product (awg apply, awg exec, r
     const bad = await curl(['--tunnel', 'sa']);
     expect(bad.code, show(bad)).not.toBe(0);
     const log = join(E().stateDir, 'logs', 'engine-sa.log');
-    await eventually(async () => /auth-failed: SOCKS5 proxy .* refused the credentials of user "awguser"/.test(readFileSync(log, 'utf8')), 'auth-failed in the engine log');
+    // the engine log is JSON lines (util/log.ts); read it as a person would
+    const logText = () => readFileSync(log, 'utf8').split('\n').map(readableLine).join('\n');
+    await eventually(async () => /warn .*auth-failed: SOCKS5 proxy .* refused the credentials of user "awguser"/.test(logText()), 'auth-failed in the engine log');
     writeFileSync(join(E().dir, 'sa.pass'), `${PASS}\n`);
     const plan = await awg(C(), E(), ['diff', '-f', cfg]);
     expect(plan.code, show(plan)).toBe(2);

@@ -27,7 +27,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   // gRPC and prom-client load here, not when every other command starts
   const { startApiServer } = await import('../../daemon/server.js');
   const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } = await import('../../daemon/metrics.js');
-  const { createLogger } = await import('../../util/log.js');
+  const { createLogger } = await import('../../util/logger.js');
   const log = createLogger({ component: 'daemon', to: 1, ...(o.verbose ? { level: 'debug' as const } : {}) });
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {

@@ -7,6 +7,8 @@
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
 import { createEngine, nativeEngineIo } from '../../dataplane/engine.js';
+import { levelLog } from '../../util/log.js';
+import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
 import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
 
@@ -40,7 +42,8 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket
   if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   const text = withTestKnobs(input);
-  const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${o.link}: ${message}\n`);
+  // stderr is the engine's log file in the state directory (process-host.ts)
+  const log = levelLog(createLogger({ component: 'engine', base: { link: o.link } }));
   const engine = createEngine(o.link, await nativeEngineIo(), { log });
   engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
   let closing = false;

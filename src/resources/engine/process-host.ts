@@ -9,6 +9,7 @@
  * with the recorded private key and peer set. Endpoints are compared as configured, not as
  * roamed, so roaming is never "repaired".
  */
+import { readableLine } from '../../util/log.js';
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -149,7 +150,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       await ready;
     } catch (e) {
       child.kill('SIGKILL');
-      const tail = existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).join('\n') : '';
+      const tail = existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).map(readableLine).join('\n') : '';
       throw new AwgError((e as AwgError).kind ?? 'driver', `${(e as Error).message}${tail ? `\n${tail}` : ''}`);
     }
     child.stdout!.destroy();

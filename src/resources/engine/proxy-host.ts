@@ -24,6 +24,7 @@
  * `wg show` would find it): `get=1\n\n` is answered UAPI-style with
  * `spec=<json>\nstats=<json>\nerrno=0\n\n`.
  */
+import { levelLog } from '../../util/log.js';
 import { createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -325,7 +326,8 @@ export function isProxyEngineInput(stdin: string): boolean {
 export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
   const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string };
   const spec = input.proxyEngine;
-  const log = (level: string, message: string) => process.stderr.write(`${new Date().toISOString()} ${level} ${message}\n`);
+  const { createLogger } = await import('../../util/logger.js');
+  const log = levelLog(createLogger({ component: 'engine', base: { tunnel: spec.tunnel } }));
   const started = await startProxyRuntime(spec, input.password, { log });
   rmSync(controlPath, { force: true });
   const server: Server = createServer((s) => {

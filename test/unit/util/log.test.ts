@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger, journaldLine, LogReporter, syslogPriority } from '../../../src/util/log.js';
+import { journaldLine, LogReporter, readableLine, syslogPriority } from '../../../src/util/log.js';
+import { createLogger } from '../../../src/util/logger.js';
 import { eventLevel } from '../../../src/cli/foreground.js';
 
 function sink() {
@@ -38,6 +39,11 @@ describe('log (pino)', () => {
     expect([10, 20, 30, 40, 50, 60].map(syslogPriority)).toEqual([7, 7, 6, 4, 3, 2]);
     expect(journaldLine('{"level":50,"msg":"x"}\n')).toBe('<3>{"level":50,"msg":"x"}\n');
     expect(journaldLine('{"level":40}\n')).toBe('<4>{"level":40}\n');
+  });
+
+  it('an engine log tail reads as level and message in an error', () => {
+    expect(readableLine('{"level":40,"time":"t","component":"engine","msg":"proxy 10.0.0.1:1080 down: auth"}')).toBe('warn proxy 10.0.0.1:1080 down: auth');
+    expect(readableLine('plain text')).toBe('plain text');
   });
 
   it('the mutation log and warnings of a reconcile become log lines', () => {

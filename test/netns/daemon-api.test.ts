@@ -132,6 +132,11 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     expect(a.code, show(a)).toBe(0);
     expect(a.stdout).toMatch(/^Applied: \d+ change\(s\), \d+ mutation\(s\); verified\.$/m);
     expect((await cli(['diff', '-f', cfg2])).code).toBe(0);
+    // direct mode sees what the daemon hosts (its in-process engine included): no drift
+    const direct = await awg(t.client, ce, ['status', '--direct', '--json']);
+    seen.push(direct.stdout, direct.stderr);
+    expect(direct.code, show(direct)).toBe(0);
+    expect(direct.json<{ state: string; drift: unknown[] }>()).toMatchObject({ state: 'converged', drift: [] });
     // `awg events` may subscribe after that apply: no-op applies also run (and report) a reconcile
     await eventually(async () => {
       if (/"type":"reconcile-finished".*"reason":"api"|"reason":"api".*"type":"reconcile-finished"/.test(events.output())) return true;

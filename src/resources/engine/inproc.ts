@@ -25,8 +25,9 @@ import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type 
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, nativeEngineIo, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { specEqual } from '../../util/canonical.js';
+import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { createProcessEngineDriver, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
+import { createProcessEngineDriver, daemonEngineRecord, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
 
@@ -110,8 +111,31 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     log: opts.log,
     onHealth: (h) => emit({ type: 'health', ...h }),
     onStarted: (tunnel) => emit({ type: 'started', tunnel }),
-    onStopped: (tunnel, reason) => emit({ type: 'stopped', tunnel, reason }),
+    onStopped: (tunnel, reason) => {
+      forget(tunnel);
+      emit({ type: 'stopped', tunnel, reason });
+    },
   });
+  /**
+   * Every engine hosted here has a record in the state directory (process-host.ts
+   * EngineRecord, `host: 'daemon'`), so a direct-mode observation (`awg status --direct`)
+   * sees it; this process's own records are never observed through it (the devices and
+   * runtimes here are the truth), and are forgotten when the engine stops.
+   */
+  const recorded = new Map<string, StateStore>();
+  const remember = (state: StateStore, spec: EngineSpec, uapiPath: string) => {
+    state.set<EngineRecord>(`engine-${spec.tunnel}`, daemonEngineRecord(spec, uapiPath));
+    recorded.set(spec.tunnel, state);
+  };
+  function forget(tunnel: string): void {
+    const state = recorded.get(tunnel);
+    if (!state) return;
+    recorded.delete(tunnel);
+    const rec = state.get<EngineRecord>(`engine-${tunnel}`);
+    if (rec?.host === 'daemon' && rec.pid === process.pid) state.delete(`engine-${tunnel}`);
+  }
+  const ownRecord = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.host === 'daemon';
+  const recordedUapi = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.uapiPath ?? '';
   let io: EngineIo | undefined = opts.io;
   const emit = (c: EngineChange) => {
     for (const l of listeners) {
@@ -137,6 +161,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const h = hosted.get(tunnel);
     if (!h) return false;
     hosted.delete(tunnel);
+    forget(tunnel);
     await h.engine.close();
     emit({ type: 'stopped', tunnel, reason });
     return true;
@@ -177,6 +202,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       throw toAwgError(e, 'driver');
     }
     hosted.set(tunnel, h);
+    remember(ctx.state, spec, opts.uapi !== false ? uapiPath : '');
     emit({ type: 'started', tunnel });
   }
 
@@ -193,12 +219,17 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       }
       const detached = await processHost.observe(scope);
       resources.push(...proxies.observe());
-      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel) && !proxies.has(r.spec.tunnel)) resources.push(r);
+      // records of daemons (ours, or another's in the same state directory) are not detached engines
+      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel) && !proxies.has(r.spec.tunnel) && !ownRecord(scope.state, r.spec.tunnel)) resources.push(r);
       return { resources, foreign: [] };
     },
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
-      if (isProxyEngine(spec)) return proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
+      if (isProxyEngine(spec)) {
+        const r = await proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
+        if (change.action !== 'delete' && proxies.has(spec.tunnel)) remember(ctx.state, spec, '');
+        return r;
+      }
       // create/replace/update carry `after`: from here on it is `spec`
       const tunnel = spec.tunnel;
       switch (change.action) {
@@ -240,6 +271,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
               throw toAwgError(e, 'driver');
             }
             h.spec = spec;
+            remember(ctx.state, spec, recordedUapi(ctx.state, tunnel));
           }
           return 'changed';
         }
@@ -255,11 +287,13 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       const detached = await processHost.observe({ desired, claims: ctx.claims, state: ctx.state });
       for (const r of detached.resources) {
         const spec = want.get(r.spec.tunnel);
-        if (!spec || hosted.has(spec.tunnel) || proxies.has(spec.tunnel) || !specEqual(r.spec, spec)) continue;
+        if (!spec || hosted.has(spec.tunnel) || proxies.has(spec.tunnel) || ownRecord(ctx.state, spec.tunnel) || !specEqual(r.spec, spec)) continue;
         if (!ctx.exec.record(`[engine] adopt ${spec.tunnel}: move it from the detached awg engine into the daemon`)) continue;
         await stopDetached(r.spec, ctx);
-        if (isProxyEngine(spec)) await proxies.start(spec, ctx);
-        else await start(spec, ctx);
+        if (isProxyEngine(spec)) {
+          await proxies.start(spec, ctx);
+          remember(ctx.state, spec, '');
+        } else await start(spec, ctx);
         moved.push(spec.tunnel);
       }
       return moved;

@@ -32,8 +32,16 @@ export interface EngineRecord {
   tunnel: string;
   link: string;
   pid: number;
+  /** UAPI socket (WireGuard), the control socket (a detached proxy engine), or `` (a proxy in the daemon) */
   uapiPath: string;
   spec: EngineSpec;
+  /**
+   * `daemon`: the engine runs inside `awg daemon`/`awg up` (pid), written by the in-process
+   * host (inproc.ts) so that direct-mode observation (`awg status --direct`) sees it instead
+   * of reporting it missing; such a record is never killed from here. Absent: a detached
+   * `awg engine` process.
+   */
+  host?: 'daemon';
 }
 
 export interface ProcessHostOptions {
@@ -50,14 +58,21 @@ function defaultCommand(): string[] {
   return [process.execPath, bin];
 }
 
-function alive(pid: number): boolean {
+/** The recorded process still runs and is what the record says (a reused pid is not). */
+function alive(rec: Pick<EngineRecord, 'pid' | 'host'>): boolean {
+  if (rec.host === 'daemon' && rec.pid === process.pid) return true;
   try {
-    process.kill(pid, 0);
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    return cmd.split('\0').includes('engine');
+    process.kill(rec.pid, 0);
+    const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
+    return rec.host === 'daemon' ? argv.includes('daemon') || argv.includes('up') : argv.includes('engine');
   } catch {
     return false;
   }
+}
+
+/** The record of an engine the daemon hosts (inproc.ts). */
+export function daemonEngineRecord(spec: EngineSpec, uapiPath: string): EngineRecord {
+  return { tunnel: spec.tunnel, link: isProxyEngine(spec) ? spec.tunnel : spec.link, pid: process.pid, uapiPath, spec, host: 'daemon' };
 }
 
 export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
@@ -93,9 +108,10 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
   const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
 
   async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
-    if (!alive(rec.pid)) return undefined;
+    if (!alive(rec)) return undefined;
     const spec = rec.spec;
-    if (isProxyEngine(spec)) return detachedLiveSpec(rec.uapiPath);
+    // a proxy in the daemon has no control socket: the live daemon vouches for its record
+    if (isProxyEngine(spec)) return rec.host === 'daemon' ? spec : detachedLiveSpec(rec.uapiPath);
     let got;
     try {
       got = parseGet(await uapiGet(rec.uapiPath));
@@ -118,7 +134,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       : { link: spec.link, uapiPath: join(uapiDir(), `${spec.link}.sock`), text: fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets)) };
     if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`)) return;
     const stale = ctx.state.get<EngineRecord>(stateKey(tunnel));
-    if (stale && alive(stale.pid)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}`);
+    if (stale && alive(stale)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}${stale.host === 'daemon' ? ' (the awg daemon)' : ''}`);
     const logDir = join(ctx.state.dir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     const logPath = join(logDir, `engine-${tunnel}.log`);
@@ -161,8 +177,17 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
   async function stop(tunnel: string, ctx: ApplyContext): Promise<boolean> {
     const rec = ctx.state.get<EngineRecord>(stateKey(tunnel));
     if (!rec) return false;
+    if (rec.host === 'daemon') {
+      // the daemon hosts it: never killed from here; its own host forgets the record, and a
+      // record left by a daemon that is gone is only forgotten
+      if (rec.pid !== process.pid && alive(rec))
+        throw new AwgError('conflict', `engine ${tunnel} runs in the awg daemon (pid ${rec.pid}): stop it through the daemon (\`awg down\` without --direct)`);
+      // bookkeeping of our own state, not a change of the host: no mutation is logged
+      if (!ctx.dryRun) ctx.state.delete(stateKey(tunnel));
+      return true;
+    }
     if (!ctx.exec.record(`[kill] engine ${tunnel} (pid ${rec.pid})`)) return true;
-    if (alive(rec.pid)) {
+    if (alive(rec)) {
       process.kill(rec.pid, 'SIGTERM');
       if (!(await waitExit(rec.pid, 3000))) process.kill(rec.pid, 'SIGKILL');
     }

@@ -88,7 +88,7 @@ async function child(cfg: string, stateDir: string, runs: number): Promise<Sampl
     return r.prepared;
   };
   const p = await prep();
-  const env = hostEnv({ platform, stateDir, reporter: silentReporter, claims: p.claims, secrets: p.secrets });
+  const env = await hostEnv({ platform, stateDir, reporter: silentReporter, claims: p.claims, secrets: p.secrets });
   const last = env.applied.load();
   if (!last) throw new Error('reference config was not applied');
   const noop = async (desired = p.desired) => {

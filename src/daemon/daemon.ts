@@ -152,7 +152,7 @@ export class Daemon implements DaemonCore {
   private ready(): Promise<void> {
     this.init ??= (async () => {
       this.platform = this.opts.platform ?? (await loadPlatform());
-      const drivers = this.opts.drivers ?? this.platform.drivers({ exec: this.exec, ...(this.opts.env ? { env: this.opts.env } : {}) });
+      const drivers = this.opts.drivers ?? await this.platform.drivers({ exec: this.exec, ...(this.opts.env ? { env: this.opts.env } : {}) });
       this.drivers = { ...drivers, engine: this.opts.drivers?.engine ?? this.engines.driver };
     })();
     return this.init;

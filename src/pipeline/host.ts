@@ -28,11 +28,11 @@ export interface HostEnv extends ReconcileEnv {
   applied: AppliedStore;
 }
 
-export function hostEnv(o: HostEnvOptions): HostEnv {
+export async function hostEnv(o: HostEnvOptions): Promise<HostEnv> {
   const exec = o.exec ?? new ProcessExec(o.reporter, o.dryRun ?? false);
   const state = o.state ?? new FileStateStore(stateDirFrom(o.stateDir, o.env));
   return {
-    drivers: o.platform.drivers({ exec, ...(o.env ? { env: o.env } : {}) }),
+    drivers: await o.platform.drivers({ exec, ...(o.env ? { env: o.env } : {}) }),
     claims: o.claims,
     state,
     applied: new AppliedStore(state),

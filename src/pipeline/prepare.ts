@@ -13,8 +13,6 @@ import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
-import { ProcessExec } from '../util/exec.js';
-import { silentReporter } from '../util/reporter.js';
 import { cgroupRootFromEnv, claimsFromConfig } from './claims.js';
 
 export interface Prepared {
@@ -61,7 +59,11 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
     if (hasErrors(s.issues)) return { ok: false, issues };
   }
   const platform = opts.platform ?? (await loadPlatform());
-  const facts = opts.facts ?? (opts.probe ? await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env }) : DEFAULT_FACTS);
+  let facts = opts.facts ?? DEFAULT_FACTS;
+  if (!opts.facts && opts.probe) {
+    const [{ ProcessExec }, { silentReporter }] = await Promise.all([import('../util/exec.js'), import('../util/reporter.js')]);
+    facts = await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env });
+  }
   let model: DesiredModel;
   let desired: DesiredState;
   try {

@@ -1,7 +1,7 @@
 /**
- * The macOS platform: the drivers (route, PF, ifconfig/utun, networksetup/scutil DNS,
- * launchd; verified against captured real outputs only — docs/platform-macos.md), facts,
- * and the realisation of the model.
+ * The macOS platform: the realisation of the model, and (loaded on first use) the drivers
+ * (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd; verified
+ * against captured real outputs only — docs/platform-macos.md) and the facts.
  *
  * The model → what macOS can realise. Pure. macOS has one routing table, no fwmark/ip
  * rules, no cgroups, and PF instead of nft:
@@ -20,39 +20,10 @@ import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
 import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
-import type { DriverSet } from './driver.js';
 import type { Platform } from './platform.js';
-import { createDarwinAddressDriver } from './address/darwin.js';
-import { createDarwinCgroupDriver } from './cgroup/darwin.js';
-import { createDarwinDnsDriver } from './dns/darwin.js';
-import { resolveEndpoints } from './facts.js';
-import { createDarwinFirewallDriver } from './firewall/darwin.js';
-import { createDarwinLinkDriver } from './link/darwin.js';
-import { createDarwinRouteDriver, darwinDefaultRoutes } from './route/darwin.js';
-import { createDarwinRuleDriver } from './rule/darwin.js';
-import { launchdManager } from './service/manager.js';
-import { createDarwinServiceDriver } from './service/darwin.js';
-import { createDarwinSysctlDriver } from './sysctl/darwin.js';
-import type { Exec } from '../util/exec.js';
 
 /** our PF anchor below `com.awg/` (the firewall resource's `table`) */
 export const PF_ANCHOR = 'awg';
-
-/** The macOS drivers. No engine driver: the utun engine is not built yet, so tunnels cannot come up. */
-export function createDarwinDrivers(opts: { exec: Exec }): Omit<DriverSet, 'engine'> {
-  const exec = opts.exec;
-  return {
-    sysctl: createDarwinSysctlDriver(),
-    cgroup: createDarwinCgroupDriver(),
-    rule: createDarwinRuleDriver(),
-    firewall: createDarwinFirewallDriver({ exec }),
-    link: createDarwinLinkDriver({ exec }),
-    address: createDarwinAddressDriver({ exec }),
-    route: createDarwinRouteDriver({ exec }),
-    dns: createDarwinDnsDriver({ exec }),
-    service: createDarwinServiceDriver({ exec }),
-  };
-}
 
 /** macOS has only the main table; routes carry Linux's number for it so ids read naturally. */
 export const DARWIN_MAIN_TABLE = 254;
@@ -149,11 +120,12 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
 
 export const darwinPlatform: Platform = {
   os: 'darwin',
-  drivers: ({ exec }) => createDarwinDrivers({ exec }),
+  drivers: async ({ exec }) => (await import('./darwin-drivers.js')).createDarwinDrivers({ exec }),
   async probeFacts(c, { exec }) {
+    const [{ resolveEndpoints }, { darwinDefaultRoutes }] = await Promise.all([import('./facts.js'), import('./route/darwin.js')]);
     const [resolved, gateways] = await Promise.all([resolveEndpoints(c), darwinDefaultRoutes(exec).catch(() => ({}))]);
     return { resolved, ...gateways };
   },
   realise: realiseDarwin,
-  serviceManager: () => launchdManager,
+  serviceManager: async () => (await import('./service/manager.js')).launchdManager,
 };

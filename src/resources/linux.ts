@@ -1,29 +1,15 @@
 /**
- * The Linux platform: the drivers (iproute2 and nft through Exec, TUN and sysfs through
- * koffi and the file system), the facts the model needs, the realisation of the model's
- * firewall policy as our nft table, rtnetlink wakes and systemd.
+ * The Linux platform: the realisation of the model's firewall policy as our nft table, and
+ * (loaded on first use, so `awg validate` stays light) the drivers (linux-drivers.ts), the
+ * facts the model needs, rtnetlink wakes and systemd.
  */
 import { LINK_PREFIX } from '../config/schema.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
 import type { Platform } from './platform.js';
-import { createLinuxAddressDriver } from './address/linux.js';
-import { createLinuxCgroupDriver } from './cgroup/linux.js';
-import { createLinuxDnsDriver } from './dns/linux.js';
-import { createProcessEngineDriver } from './engine/process-host.js';
-import { probeLinuxFacts } from './facts.js';
-import { createLinuxFirewallDriver } from './firewall/linux.js';
 import { NFT_TABLE, toNftPolicy } from './firewall/policy.js';
 import { firewallSpec } from './firewall/render.js';
-import { createLinuxLinkDriver } from './link/linux.js';
-import { watchLinuxNetwork } from './monitor/linux.js';
-import { createLinuxRouteDriver } from './route/linux.js';
-import { createLinuxRuleDriver } from './rule/linux.js';
-import { systemdManager } from './service/manager.js';
-import { createLinuxSysctlDriver } from './sysctl/linux.js';
-import { ProcessExec } from '../util/exec.js';
-import { silentReporter } from '../util/reporter.js';
 
 /**
  * The model → Linux resources: everything as the model has it, plus our nft table rendered
@@ -47,20 +33,17 @@ export function realiseLinux(m: DesiredModel, facts: HostFacts): DesiredState {
 
 export const linuxPlatform: Platform = {
   os: 'linux',
-  drivers: ({ exec, env }) => ({
-    sysctl: createLinuxSysctlDriver(),
-    cgroup: createLinuxCgroupDriver(),
-    firewall: createLinuxFirewallDriver({ exec }),
-    link: createLinuxLinkDriver({ exec }),
-    address: createLinuxAddressDriver({ exec }),
-    route: createLinuxRouteDriver({ exec }),
-    rule: createLinuxRuleDriver({ exec }),
-    dns: createLinuxDnsDriver({ exec, env }),
-    engine: createProcessEngineDriver({ env }),
-  }),
-  probeFacts: (c, { env }) => probeLinuxFacts(c, createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env })),
+  drivers: async (o) => (await import('./linux-drivers.js')).createLinuxDrivers(o),
+  async probeFacts(c, { env }) {
+    const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] = await Promise.all([
+      import('./facts.js'),
+      import('./dns/linux.js'),
+      import('../util/exec.js'),
+      import('../util/reporter.js'),
+    ]);
+    return probeLinuxFacts(c, createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }));
+  },
   realise: realiseLinux,
-  watchNetwork: watchLinuxNetwork,
-  serviceManager: () => systemdManager,
+  watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
+  serviceManager: async () => (await import('./service/manager.js')).systemdManager,
 };
-

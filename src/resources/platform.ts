@@ -14,8 +14,8 @@ export interface DriverOptions {
 
 export interface Platform {
   readonly os: NodeJS.Platform;
-  /** a driver per kind this platform manages */
-  drivers(o: DriverOptions): Partial<DriverSet>;
+  /** a driver per kind this platform manages (loaded on first use: `awg validate` needs none) */
+  drivers(o: DriverOptions): Promise<Partial<DriverSet>>;
   /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
   probeFacts(c: Config | undefined, o: DriverOptions): Promise<HostFacts>;
   /**
@@ -26,7 +26,7 @@ export interface Platform {
   realise(m: DesiredModel, facts: HostFacts): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
-  /** the manager that runs `awg daemon` as a system service (throws `unsupported` where there is none) */
-  serviceManager(): ServiceManager;
+  /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
+  serviceManager(): Promise<ServiceManager>;
 }
 

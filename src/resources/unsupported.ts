@@ -34,13 +34,13 @@ export const PER_APP_ON_DARWIN =
 export function unsupportedPlatform(os: NodeJS.Platform): Platform {
   return {
     os,
-    drivers: () => ({}),
+    drivers: async () => ({}),
     probeFacts: async () => ({}),
     realise: (m: DesiredModel) => ({
       resources: [...m.resources],
       warnings: [...m.warnings, ...(m.policy ? [`awg has no firewall for ${os}: the kill switch, DNS leak protection and per-app rules cannot be applied here`] : [])],
     }),
-    serviceManager: () => {
+    serviceManager: async () => {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },
   };

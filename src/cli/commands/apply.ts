@@ -52,7 +52,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const p = r.prepared;
   printIssues(io, p.issues);
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = hostEnv({ platform, stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
+  const env = await hostEnv({ platform, stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
   try {
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));

@@ -53,7 +53,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = hostEnv({ platform, stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
+    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
     let observed: ObservedState;
     if (o.observed) observed = JSON.parse(await readFile(o.observed, 'utf8')) as ObservedState;
     else observed = await observeWith(env, p.desired);

@@ -49,7 +49,7 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
   }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   try {
-    const env = hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS });
+    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS });
     if (o.file) {
       const l = await loadConfigFile(o.file);
       if (!l.config) {

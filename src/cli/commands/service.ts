@@ -47,7 +47,7 @@ export function invocation(o: ServiceOptions): DaemonInvocation {
 
 export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | 'status', o: ServiceOptions, deps: { exec?: Exec } = {}): Promise<number> {
   try {
-    const m = (await loadPlatform((o.platform as NodeJS.Platform | undefined) ?? process.platform)).serviceManager();
+    const m = await (await loadPlatform((o.platform as NodeJS.Platform | undefined) ?? process.platform)).serviceManager();
     const exec = deps.exec ?? new ProcessExec(new TextReporter(io, o.verbose), Boolean(o.dryRun));
     const ctx = { exec, ...(o.root ? { root: resolve(o.root) } : {}) };
     switch (action) {

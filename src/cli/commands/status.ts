@@ -35,7 +35,7 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     return err.exitCode;
   }
   try {
-    const env = hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: silentReporter, claims: DEFAULT_CLAIMS });
+    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: silentReporter, claims: DEFAULT_CLAIMS });
     const last = env.applied.load();
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };

@@ -67,7 +67,7 @@ describe('PrefetchExec', () => {
     const inner = new CountingExec();
     const exec = new PrefetchExec(inner, linuxObserveReads(DEFAULT_NFT_TABLE));
     const prefetched = [...inner.runs];
-    const drivers = (await loadPlatform('linux')).drivers({ exec, env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
+    const drivers = await (await loadPlatform('linux')).drivers({ exec, env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
     const scope = { desired: { resources: [], warnings: [] }, claims: DEFAULT_CLAIMS, state: new MemoryStateStore() };
     // the canned outputs are not valid ip/nft output: only which commands run matters here
     for (const k of ['link', 'address', 'route', 'rule', 'firewall'] as const)

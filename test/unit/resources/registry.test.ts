@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPlatform, observeReads } from '../../../src/resources/registry.js';
-import { createDarwinDrivers } from '../../../src/resources/darwin.js';
+import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
 import { linuxObserveReads } from '../../../src/resources/reads.js';
 import { RESOURCE_KINDS } from '../../../src/model/resources.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
@@ -9,14 +9,14 @@ import { claims } from '../darwin/helpers.js';
 
 describe('platform registry', () => {
   it('linux: every kind, built from the linux drivers', async () => {
-    const set = (await loadPlatform('linux')).drivers({ exec: new ScriptedExec() });
+    const set = await (await loadPlatform('linux')).drivers({ exec: new ScriptedExec() });
     expect(Object.keys(set).sort()).toEqual(RESOURCE_KINDS.filter((k) => k !== 'service').sort());
     for (const [k, d] of Object.entries(set)) expect(d.kind).toBe(k);
   });
 
   it('darwin: the macOS set; kinds macOS lacks refuse with `unsupported`', async () => {
     const p = await loadPlatform('darwin');
-    const set = p.drivers({ exec: new ScriptedExec() });
+    const set = await p.drivers({ exec: new ScriptedExec() });
     const direct = createDarwinDrivers({ exec: new ScriptedExec() });
     expect(Object.keys(set).sort()).toEqual(Object.keys(direct).sort());
     for (const [k, d] of Object.entries(set)) expect(d.kind).toBe(k);
@@ -30,7 +30,7 @@ describe('platform registry', () => {
 
   it('other platforms: no drivers, a model realised without a firewall and a warning saying so', async () => {
     const p = await loadPlatform('win32');
-    expect(p.drivers({ exec: new ScriptedExec() })).toEqual({});
+    expect(await p.drivers({ exec: new ScriptedExec() })).toEqual({});
     const d = p.realise({ resources: [], warnings: [], allocation: undefined as never, policy: { fwmarkMask: 1, bypassMark: 1, killSwitch: 'on', dnsLeakProtection: false, tunnels: [], apps: [], blockMarks: [] } }, {});
     expect(d.resources).toEqual([]);
     expect(d.warnings.join('\n')).toMatch(/no firewall for win32/);

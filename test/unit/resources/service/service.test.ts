@@ -169,10 +169,10 @@ describe('install / uninstall / status through Exec', () => {
   });
 
   it('other platforms: a typed unsupported error', async () => {
-    expect((await loadPlatform('linux')).serviceManager()).toBe(systemdManager);
-    expect((await loadPlatform('darwin')).serviceManager()).toBe(launchdManager);
+    expect(await (await loadPlatform('linux')).serviceManager()).toBe(systemdManager);
+    expect(await (await loadPlatform('darwin')).serviceManager()).toBe(launchdManager);
     const other = await loadPlatform('win32');
-    expect(() => other.serviceManager()).toThrow(/not supported on win32/);
+    await expect(other.serviceManager()).rejects.toThrow(/not supported on win32/);
   });
 });
 

@@ -1,0 +1,28 @@
+/** The macOS drivers (verified against captured real outputs only: docs/platform-macos.md). */
+import type { Exec } from '../util/exec.js';
+import type { DriverSet } from './driver.js';
+import { createDarwinAddressDriver } from './address/darwin.js';
+import { createDarwinCgroupDriver } from './cgroup/darwin.js';
+import { createDarwinDnsDriver } from './dns/darwin.js';
+import { createDarwinFirewallDriver } from './firewall/darwin.js';
+import { createDarwinLinkDriver } from './link/darwin.js';
+import { createDarwinRouteDriver } from './route/darwin.js';
+import { createDarwinRuleDriver } from './rule/darwin.js';
+import { createDarwinServiceDriver } from './service/darwin.js';
+import { createDarwinSysctlDriver } from './sysctl/darwin.js';
+
+/** The macOS drivers. No engine driver: the utun engine is not built yet, so tunnels cannot come up. */
+export function createDarwinDrivers(opts: { exec: Exec }): Omit<DriverSet, 'engine'> {
+  const exec = opts.exec;
+  return {
+    sysctl: createDarwinSysctlDriver(),
+    cgroup: createDarwinCgroupDriver(),
+    rule: createDarwinRuleDriver(),
+    firewall: createDarwinFirewallDriver({ exec }),
+    link: createDarwinLinkDriver({ exec }),
+    address: createDarwinAddressDriver({ exec }),
+    route: createDarwinRouteDriver({ exec }),
+    dns: createDarwinDnsDriver({ exec }),
+    service: createDarwinServiceDriver({ exec }),
+  };
+}

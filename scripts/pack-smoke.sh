@@ -58,7 +58,7 @@ for (const f of readdirSync(dist, { recursive: true }).filter((f) => f.endsWith(
 if (failed.length > 0) throw new Error(`modules that do not load:\n${failed.join('\n')}`);
 const { PROTO_PATH } = await import(pathToFileURL(join(dist, 'daemon/convert.js')).href);
 if (!PROTO_PATH.startsWith(pkg + '/')) throw new Error(`proto read from ${PROTO_PATH}, not the package`);
-const { awgService } = await import(pathToFileURL(join(dist, 'daemon/server.js')).href);
+const { awgService } = await import(pathToFileURL(join(dist, 'daemon/grpc-service.js')).href);
 if (Object.keys(awgService()).length === 0) throw new Error('the Awg service has no methods');
 process.exit(0);
 EOF

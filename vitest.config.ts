@@ -1,7 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 // Two projects: pure/unit tests run anywhere; netns tests need root, iproute2, nft and
-// network namespaces. They run one file at a time because they share the host kernel.
+// network namespaces. They run one file at a time because they share the host kernel, and
+// after the unit project (sequence.groupOrder), so unit workers do not load the 2-core CI
+// machine while the netns tests' engines and daemons start.
 export default defineConfig({
   test: {
     projects: [
@@ -10,6 +12,7 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -20,6 +23,7 @@ export default defineConfig({
           hookTimeout: 120_000,
           fileParallelism: false,
           pool: 'forks',
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install everything awg's build, tests and demo need on a Debian machine (run as root).
+# systemd provides systemd-analyze (the unit file checks); the tests never start it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server)
+PKGS=(iproute2 nftables wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -15,6 +16,7 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ "$created_policy" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error(`awg needs Node >= 20.19 (package.json engines); this is ${process.version}`); process.exit(1); }'
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi

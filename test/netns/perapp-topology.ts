@@ -516,9 +516,8 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
       const e = n === 1 ? peerEnv.peer1 : peerEnv.peer2;
       const cfg = join(e.dir, 'peer.yaml');
       writeFileSync(cfg, peerConfig(n, keys));
-      // a detached engine must say `ready` within 5 s; retry on a loaded machine
-      let r = await awgd(ns, e, ['apply', '-f', cfg, '--state-dir', e.stateDir]);
-      for (let i = 0; i < 2 && r.code !== 0 && r.stderr.includes('did not become ready'); i++) r = await awgd(ns, e, ['apply', '-f', cfg, '--state-dir', e.stateDir]);
+      // no retry: a detached engine that does not become ready is a failure to see, not hide
+      const r = await awgd(ns, e, ['apply', '-f', cfg, '--state-dir', e.stateDir]);
       if (r.code !== 0) throw new Error(`peer${n} apply failed: ${showRun(r)}`);
     };
     const stopPeer = async (n: 1 | 2) => {

@@ -225,6 +225,13 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     },
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
       const spec = change.after ?? change.before!;
+      // a replace may change the family (WireGuard ↔ proxy): the other family's runtime of
+      // this tunnel stops first, or it would keep its TUN / ports beside the new one
+      const otherFamily = isProxyEngine(spec) ? hosted.has(spec.tunnel) : proxies.has(spec.tunnel);
+      if (change.action === 'replace' && otherFamily && ctx.exec.record(`[engine] stop ${spec.tunnel} (its type changes to ${spec.type})`)) {
+        if (isProxyEngine(spec)) await stopHosted(spec.tunnel, 'replaced');
+        else await proxies.stop(spec.tunnel, 'replaced');
+      }
       if (isProxyEngine(spec)) {
         const r = await proxies.apply(change, ctx, (s) => stopDetached(s, ctx));
         if (change.action !== 'delete' && proxies.has(spec.tunnel)) remember(ctx.state, spec, '');

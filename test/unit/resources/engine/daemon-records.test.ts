@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Change } from '../../../../src/model/change.js';
-import type { ProxyEngineSpec } from '../../../../src/model/resources.js';
+import type { ProxyEngineSpec, WgEngineSpec } from '../../../../src/model/resources.js';
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { createProcessEngineDriver, daemonEngineRecord, type EngineRecord } from '../../../../src/resources/engine/process-host.js';
 import { createInprocEngineHost } from '../../../../src/resources/engine/inproc.js';
@@ -76,6 +76,25 @@ describe('daemon-hosted engine records (direct mode)', () => {
     state.set<EngineRecord>('engine-px', daemonEngineRecord(spec, ''));
     expect((await host.driver.observe(scope(state))).resources).toEqual([]);
     expect(await host.adopt({ resources: [{ kind: 'engine', id: 'engine/px', deps: [], spec }], warnings: [] }, ctx(state))).toEqual([]);
+    await host.closeAll();
+  });
+
+  it('a replace that changes the family (proxy → WireGuard) stops the proxy runtime before it starts the device', async () => {
+    const state = new MemoryStateStore();
+    const host = createInprocEngineHost({ env: {}, uapi: false });
+    const c = ctx(state);
+    await host.driver.apply({ kind: 'engine', id: 'engine/px', action: 'create', after: spec, reason: 'r', cause: 'config' }, c);
+    expect((await host.driver.observe(scope(state))).resources.map((r) => r.spec.type)).toEqual(['socks5']);
+    const wg: WgEngineSpec = {
+      tunnel: 'px',
+      type: 'wireguard',
+      link: 'awgt-no-such-tun',
+      config: { privateKey: 'unresolved:x', listenPort: 0, fwmark: 0, peers: [] },
+    };
+    // the device cannot start here (no such TUN, no key): what matters is what is left running
+    await expect(host.driver.apply({ kind: 'engine', id: 'engine/px', action: 'replace', before: spec, after: wg, reason: 'r', cause: 'config' }, c)).rejects.toThrow();
+    expect((await host.driver.observe(scope(state))).resources).toEqual([]);
+    expect(c.reporter.mutations).toContain('[engine] stop px (its type changes to wireguard)');
     await host.closeAll();
   });
 });

@@ -5,6 +5,7 @@
  */
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ProcessInfo } from '../procs/placer.js';
+import type { DetachedEngineStatus } from '../resources/engine/detached-status.js';
 import type { HealthState } from './tunnel-health.js';
 
 export type { ProcessInfo };
@@ -41,19 +42,10 @@ export interface ApplyResponse {
   confirmDeadline?: string;
 }
 
-export interface TunnelStatus {
-  name: string;
-  type: string;
-  link?: string;
-  up: boolean;
-  /** seconds since the last handshake of the most recent peer; undefined: never */
-  lastHandshakeAgeSec?: number;
-  rxBytes: number;
-  txBytes: number;
-  peers: { publicKey: string; endpoint?: string; lastHandshakeAgeSec?: number; rxBytes: number; txBytes: number }[];
+/** A detached engine's answer (same fields), plus what only the daemon knows. */
+export interface TunnelStatus extends Omit<DetachedEngineStatus, 'health'> {
   /** what the loop routes by (rules take their fallback while down/auth-failed) */
   health?: HealthState;
-  error?: string;
   /** proxy tunnels */
   connectionsActive?: number;
   connectionsTotal?: number;

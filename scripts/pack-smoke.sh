@@ -5,7 +5,8 @@
 # loads with the production dependencies only, the gRPC proto is read from the installed
 # package, the tarball holds no test doubles, source maps or sources, and the published schema
 # types resolve for a TypeScript consumer (nodenext, bundler and node10 resolution).
-# Needs the npm registry (or npm's cache) for the dependencies, nothing else; cleans up.
+# Needs the npm registry (or npm's cache) for the dependencies, nothing else; cleans up. The
+# install is bounded (fetch timeout, one retry, 10 min in all): a stalled registry fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -32,7 +33,7 @@ done
 unwanted=$(grep -E '(^|/)fake(-[^/]*)?\.(js|ts)$|^dist/dataplane/(tun|conn)/memory\.js$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents" || true)
 [ -z "$unwanted" ] || fail "the tarball must not contain: $unwanted"
 
-run npm install --global --prefix "$tmp/prefix" --no-audit --no-fund --prefer-offline --loglevel=error "$tgz"
+run timeout 600 npm install --global --prefix "$tmp/prefix" --no-audit --no-fund --prefer-offline --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$tgz"
 awg="$tmp/prefix/bin/awg"
 pkg="$tmp/prefix/lib/node_modules/awg"
 cd "$tmp"

@@ -167,7 +167,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     const logPath = join(logDir, `engine-${tunnel}.log`);
     const log = openSync(logPath, 'a', 0o600);
     const [cmd, ...args] = opts.command ?? defaultCommand();
-    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel } });
+    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel, ...(ctx.state.dir !== ':memory:' ? { AWG_STATE_DIR: ctx.state.dir } : {}) } });
     // read before the event loop runs again: until then the child cannot have been reaped,
     // so /proc/<pid> is this child (one that already exited fails the start below)
     const identity = child.pid !== undefined ? processIdentity(child.pid) : undefined;

@@ -169,9 +169,8 @@ export class Socks5UdpRelay extends EventEmitter<{
         );
       }
       const r = info.remoteHost!;
-      // a relay address of 0.0.0.0/:: means "the address you reached me at": the control
-      // connection's peer (an address, where the configured server may be a host name)
-      const relayHost = r.host === '0.0.0.0' || r.host === '::' ? (control.remoteAddress ?? this.o.socks.server).replace(/^::ffff:(?=\d+\.)/, '') : r.host;
+      // a relay address of 0.0.0.0/:: means "the address you reached me at"
+      const relayHost = r.host === '0.0.0.0' || r.host === '::' ? this.o.socks.server : r.host;
       const fam = isIP(relayHost) === 6 ? 'udp6' : 'udp4';
       const udp = createSocket({ type: fam });
       await new Promise<void>((resolve, reject) => {

@@ -36,7 +36,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
     const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
-    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv, stateDirFrom }, platform, { renderPlan }, { FileStateStore }] = await Promise.all([
+    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
       import('node:fs/promises'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
@@ -45,9 +45,9 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       import('../../pipeline/host.js'),
       loadPlatform(),
       import('../render-plan.js'),
-      import('../../util/state.js'),
     ]);
     // endpoint answers of earlier runs are read, never written: diff changes nothing
+    const [{ FileStateStore }, { stateDirFrom }] = await Promise.all([import('../../util/state.js'), import('../../pipeline/host.js')]);
     const state = new FileStateStore(stateDirFrom(o.stateDir));
     const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false });
     if (!r.ok) {
@@ -56,7 +56,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = await hostEnv({ platform, state, reporter: silentReporter, claims: p.claims, exec });
+    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
     let observed: ObservedState;
     if (o.observed) observed = JSON.parse(await readFile(o.observed, 'utf8')) as ObservedState;
     else observed = await observeWith(env, p.desired);

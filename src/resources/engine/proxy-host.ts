@@ -29,6 +29,8 @@ import { createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
+import { EndpointResolver, endpointResolverFor, engineResolver } from '../endpoints.js';
+import { FileStateStore } from '../../util/state.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
@@ -38,8 +40,6 @@ import type { HealthState } from '../../proxy/upstream-health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
 import { uapiGet, parseGet } from './uapi-client.js';
-import { EndpointResolver, endpointResolverFor, engineResolver } from '../endpoints.js';
-import { FileStateStore } from '../../util/state.js';
 
 export type ProxyEngineType = ProxyEngineSpec['type'];
 

@@ -519,7 +519,7 @@ export class Daemon implements DaemonCore {
   private async prepareFile(file: string): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
     try {
       await this.ready();
-      const r = await prepare(file, { platform: this.platform, env: this.opts.env, down: this.health.down, ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }) });
+      const r = await prepare(file, { platform: this.platform, env: this.opts.env, down: this.health.down, state: this.state, persistEndpoints: true, ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }) });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');
       return { ok: false, error: new AwgError('invalid-config', `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`, { issues: r.issues }) };

@@ -9,6 +9,7 @@
 import type { AwgError } from '../errors.js';
 import type { Bind } from './conn/bind.js';
 import { Device, type DeviceOptions } from './device/device.js';
+import type { Resolver } from './device/resolver.js';
 import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
 
@@ -41,6 +42,8 @@ export async function nativeEngineIo(): Promise<EngineIo> {
 
 export interface EngineOptions {
   log?: DeviceOptions['log'];
+  /** host names of peer endpoints → addresses (default: the system resolver) */
+  resolver?: Resolver;
 }
 
 export class Engine {
@@ -100,7 +103,7 @@ export class Engine {
 export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {}): Engine {
   const tun = io.openTun(link);
   try {
-    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log }), tun);
+    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log, ...(opts.resolver ? { resolver: opts.resolver } : {}) }), tun);
   } catch (e) {
     try {
       void Promise.resolve(tun.close()).catch(() => {});

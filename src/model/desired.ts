@@ -23,6 +23,14 @@ export interface HostFacts {
    * per-app DNAT and the system resolver is left alone unless `dns.system: default-tunnel`.
    */
   dnsManager?: 'resolved' | 'resolvconf' | 'static';
+  /**
+   * The host's own DNS servers (as before awg changed resolv.conf, without the tunnels'):
+   * where the daemon looks up endpoint host names with bypass-marked sockets when the system
+   * resolver fails (resources/endpoints.ts). Probed only when an endpoint is a host name.
+   */
+  hostResolvers?: string[];
+  /** what probing found wrong on the host (e.g. an unreadable state file), shown as warnings */
+  probeWarnings?: string[];
   // ---- facts only a platform's realisation reads (the model passes them through)
   /** Linux: nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2; undefined: the v2 mount is outside it */
   cgroupNftPrefix?: string;
@@ -77,7 +85,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const alloc = allocate(c);
   const proto = c.routing.routeProtocol;
   const out: AnyResource[] = [];
-  const warnings: string[] = [];
+  const warnings: string[] = [...(facts.probeWarnings ?? [])];
   const push = <R extends AnyResource>(r: R) => out.push(r);
   const ks = killSwitchOf(c);
   const down = opts.down ?? new Set<string>();
@@ -215,18 +223,19 @@ export function ruleName(rule: Rule, index: number): string {
 }
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
-function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number } {
+function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number; named?: true } {
   const m = ENDPOINT_RE.exec(ep)!;
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
   if (parseCidr(host)) return { addrs: [host], port };
   const r = facts.resolved?.[host];
   if (!r?.length) warnings.push(`endpoint ${host} is not resolved: the kill switch admits no traffic to it until it resolves`);
-  return { addrs: r ?? [], port };
+  return { addrs: r ?? [], port, named: true };
 }
 
 function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: AppRule[], warnings: string[]): FirewallPolicy {
   const ks = killSwitchOf(c);
+  let hostNames = false;
   const tunnels = Object.entries(c.tunnels).map(([name, t]) => {
     const mark = alloc.tunnels.get(name)!.fwmark;
     const endpoints: Endpoint[] = [];
@@ -234,16 +243,19 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
       for (const p of t.peers) {
         if (!p.endpoint) continue;
         const e = endpointAddrs(p.endpoint, facts, warnings);
+        if (e.named) hostNames = true;
         for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'udp' });
       }
       return { name, link: linkName(name), mark, endpoints, resolvers: [...t.dns] };
     }
     const e = endpointAddrs(`${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`, facts, warnings);
+    if (e.named) hostNames = true;
     for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'tcp' });
     const ta = alloc.tunnels.get(name)!;
     return { name, mark, endpoints, resolvers: [...t.dns], redirectPort: ta.redirectPort!, redirectPortDirect: ta.redirectPortDirect! };
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
+  const bypassResolvers = hostNames && facts.hostResolvers?.length ? [...facts.hostResolvers] : [];
   return {
     fwmarkMask: alloc.mask,
     bypassMark: alloc.bypassMark,
@@ -253,5 +265,6 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
     apps,
     ...(def ? { defaultRoute: { mark: def.fwmark, ipv6: c.ipv6 } } : {}),
     blockMarks: [],
+    ...(bypassResolvers.length ? { bypassResolvers } : {}),
   };
 }

@@ -63,4 +63,10 @@ export interface FirewallPolicy {
   defaultRoute?: { mark: number; ipv6: Ipv6Mode };
   /** packets carrying one of these marks are dropped (tunnel down, fallback `block`) */
   blockMarks: number[];
+  /**
+   * The host's own resolvers: bypass-marked DNS (the daemon's lookups of endpoint host names,
+   * resources/endpoints.ts) may reach them under the kill switch and DNS leak protection.
+   * Present only when an endpoint is a host name.
+   */
+  bypassResolvers?: string[];
 }

@@ -44,6 +44,8 @@ export interface MarkedConnectOptions {
   /** forwarded to the net.Socket (bounded buffers) */
   highWaterMark?: number;
   signal?: AbortSignal;
+  /** host name → addresses, first preferred (default: the system resolver, getaddrinfo) */
+  resolve?: (host: string) => Promise<string[]>;
 }
 
 /**
@@ -55,9 +57,16 @@ export async function connectTcp(o: MarkedConnectOptions): Promise<Socket> {
   let address = o.host.replace(/^\[(.*)\]$/, '$1');
   let family = isIP(address);
   if (family === 0) {
-    const r = await lookup(address);
-    address = r.address;
-    family = r.family;
+    if (o.resolve) {
+      const a = (await o.resolve(address)).find((x) => isIP(x) !== 0);
+      if (!a) throw new AwgError('driver', `${o.host}: no address`);
+      address = a;
+      family = isIP(a);
+    } else {
+      const r = await lookup(address);
+      address = r.address;
+      family = r.family;
+    }
   }
   const sock =
     o.mark === undefined

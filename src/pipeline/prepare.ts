@@ -12,6 +12,7 @@ import type { Config } from '../config/schema.js';
 import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
+import type { StateStore } from '../util/state.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import { cgroupRootFromEnv, claimsFromConfig } from './claims.js';
 
@@ -41,6 +42,9 @@ export interface PrepareOptions {
   env?: NodeJS.ProcessEnv;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
+  state?: StateStore;
+  persistEndpoints?: boolean;
 }
 
 export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; issues: Issue[] };
@@ -62,7 +66,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   let facts = opts.facts ?? DEFAULT_FACTS;
   if (!opts.facts && opts.probe) {
     const [{ ProcessExec }, { silentReporter }] = await Promise.all([import('../util/exec.js'), import('../util/reporter.js')]);
-    facts = await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env });
+    facts = await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env, ...(opts.state ? { state: opts.state } : {}), ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}) });
   }
   let model: DesiredModel;
   let desired: DesiredState;

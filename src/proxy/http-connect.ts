@@ -29,6 +29,8 @@ export interface HttpConnectOptions {
   bypassMark?: number;
   timeoutMs?: number;
   highWaterMark?: number;
+  /** the proxy's host name → addresses (default: the system resolver) */
+  resolve?: (host: string) => Promise<string[]>;
 }
 
 const MAX_HEADER = 16 * 1024;

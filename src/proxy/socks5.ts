@@ -33,6 +33,8 @@ export interface Socks5Options {
   timeoutMs?: number;
   /** bounded socket buffers for the returned stream (default: Node's 16 KiB) */
   highWaterMark?: number;
+  /** the proxy's host name → addresses (default: the system resolver) */
+  resolve?: (host: string) => Promise<string[]>;
 }
 
 export function socksProxy(o: Socks5Options): SocksProxy {
@@ -66,6 +68,7 @@ export async function connectToProxy(
     bypassMark?: number;
     timeoutMs?: number;
     highWaterMark?: number;
+    resolve?: (host: string) => Promise<string[]>;
   },
   opts: DialOptions = {},
 ): Promise<Socket> {
@@ -74,6 +77,7 @@ export async function connectToProxy(
       host: o.server,
       port: o.port,
       mark: o.bypassMark,
+      ...(o.resolve ? { resolve: o.resolve } : {}),
       timeoutMs: o.timeoutMs ?? 10_000,
       allowHalfOpen: true,
       highWaterMark: o.highWaterMark,

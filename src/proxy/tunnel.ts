@@ -62,6 +62,8 @@ export interface ProxyTunnelRuntimeOptions {
   /** `::` by default: the nft redirect sends v4 to 127.0.0.1 and v6 to ::1 */
   listenHost?: string;
   bypassMark: number;
+  /** the proxy server's host name → addresses (default: the system resolver) */
+  resolveServer?: (host: string) => Promise<string[]>;
   /** what happens when the upstream cannot be dialled (the matching rule's fallback) */
   fallback?: FallbackMode;
   /** further upstreams for `failover` (dialers of other proxy tunnels) */
@@ -108,6 +110,7 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       auth: t.auth,
       bypassMark: o.bypassMark,
       timeoutMs: o.connectTimeoutMs ?? 10_000,
+      ...(o.resolveServer ? { resolve: o.resolveServer } : {}),
     };
     this.upstream =
       t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls ?? false });

@@ -121,9 +121,9 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
 export const darwinPlatform: Platform = {
   os: 'darwin',
   drivers: async ({ exec }) => (await import('./darwin-drivers.js')).createDarwinDrivers({ exec }),
-  async probeFacts(c, { exec }) {
+  async probeFacts(c, { exec, state, persistEndpoints }) {
     const [{ resolveEndpoints }, { darwinDefaultRoutes }] = await Promise.all([import('./facts.js'), import('./route/darwin.js')]);
-    const [resolved, gateways] = await Promise.all([resolveEndpoints(c), darwinDefaultRoutes(exec).catch(() => ({}))]);
+    const [resolved, gateways] = await Promise.all([resolveEndpoints(c, { ...(state ? { state } : {}), ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}) }), darwinDefaultRoutes(exec).catch(() => ({}))]);
     return { resolved, ...gateways };
   },
   realise: realiseDarwin,

@@ -1,50 +1,40 @@
 /** Host facts the desired model and its realisation depend on, probed cheaply before planning. */
-import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
-import { ENDPOINT_RE, isWgLike, type Config } from '../config/schema.js';
-import { parseCidr } from '../config/cidr.js';
+import type { Config } from '../config/schema.js';
 import type { HostFacts } from '../model/desired.js';
+import { allocate } from '../model/alloc.js';
+import type { StateStore } from '../util/state.js';
 import { nftBaseOf, parseCgroup2Mount } from './cgroup/parse.js';
+import { endpointHosts, endpointResolverFor, hostResolvers, tunnelResolvers } from './endpoints.js';
 import type { DnsDriverLike } from './facts-types.js';
 
-/**
- * Last successful resolution per host name, for this process's lifetime (the daemon's).
- * Under the kill switch or DNS leak protection the daemon's own lookups may be dropped
- * (getaddrinfo's sockets carry no bypass mark); a failed re-resolution must not take the
- * endpoint out of the kill switch's allowed set and cut a working tunnel.
- */
-const lastResolved = new Map<string, string[]>();
+export interface EndpointProbeOptions {
+  /** the state directory: last good answers (endpoints.ts), the original resolv.conf */
+  state?: StateStore;
+  /** keep new answers there (apply, the daemon); `diff` only reads them */
+  persist?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** SO_MARK for direct lookups (Linux: the bypass mark); none: the system resolver and the last good answers only */
+  mark?: number;
+}
 
-/** Endpoint host names of the config → their addresses now (the last good ones when a lookup fails). */
-export async function resolveEndpoints(config: Config | undefined): Promise<Record<string, string[]>> {
-  const resolved: Record<string, string[]> = {};
-  if (!config) return resolved;
-  const hosts = new Set<string>();
-  for (const t of Object.values(config.tunnels)) {
-    if (isWgLike(t)) for (const p of t.peers) {
-      const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
-      if (m?.[2] && !parseCidr(m[2])) hosts.add(m[2]);
-    }
-    else if (!parseCidr(t.server)) hosts.add(t.server);
-  }
-  await Promise.all(
-    [...hosts].map(async (h) => {
-      try {
-        resolved[h] = (await lookup(h, { all: true, verbatim: true })).map((a) => a.address).sort();
-        lastResolved.set(h, resolved[h]);
-      } catch {
-        resolved[h] = lastResolved.get(h) ?? [];
-      }
-    }),
-  );
-  return resolved;
+/**
+ * Endpoint and proxy host names of the config → their addresses now, through the resolver
+ * of endpoints.ts (system resolver, then a bypass-marked direct lookup, then the last good
+ * answer, which a failed lookup never takes away).
+ */
+export async function resolveEndpoints(config: Config | undefined, o: EndpointProbeOptions = {}): Promise<Record<string, string[]>> {
+  const hosts = endpointHosts(config);
+  if (!hosts.length) return {};
+  const r = endpointResolverFor(o.state, o.persist);
+  return r.resolveAll(hosts, o.mark !== undefined ? { mark: o.mark } : {});
 }
 
 /**
  * Linux: where cgroup v2 is mounted (nft resolves `socket cgroupv2` paths relative to
- * /sys/fs/cgroup), the endpoints' addresses and the DNS manager.
+ * /sys/fs/cgroup), the endpoints' addresses, the host's own resolvers and the DNS manager.
  */
-export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike): Promise<HostFacts> {
+export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike, o: Omit<EndpointProbeOptions, 'mark'> = {}): Promise<HostFacts> {
   const facts: HostFacts = { cgroupNftPrefix: '', cgroupRootDepth: 0 };
   try {
     const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
@@ -57,7 +47,25 @@ export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike): Pro
   } catch {
     /* no procfs: no cgroup facts */
   }
-  facts.resolved = await resolveEndpoints(config);
+  if (endpointHosts(config).length) {
+    // the host's own resolvers: where the direct lookups go, and what the kill switch admits
+    // bypass-marked DNS to (FirewallPolicy.bypassResolvers)
+    const servers = await hostResolvers({ ...(o.env ? { env: o.env } : {}), ...(o.state ? { state: o.state } : {}), exclude: tunnelResolvers(config) });
+    facts.hostResolvers = servers;
+    const resolver = endpointResolverFor(o.state, o.persist);
+    resolver.setServers(servers);
+    if (resolver.loadError) {
+      facts.probeWarnings = [resolver.loadError];
+      resolver.loadError = undefined;
+    }
+    let mark: number | undefined;
+    try {
+      mark = allocate(config!).bypassMark;
+    } catch {
+      mark = undefined; // an allocation error is the config's, reported by buildDesired
+    }
+    facts.resolved = await resolveEndpoints(config, { ...o, ...(mark !== undefined ? { mark } : {}) });
+  } else facts.resolved = {};
   try {
     const dnsManager = dns ? await dns.manager() : undefined;
     if (dnsManager) facts.dnsManager = dnsManager;

@@ -34,14 +34,14 @@ export function realiseLinux(m: DesiredModel, facts: HostFacts): DesiredState {
 export const linuxPlatform: Platform = {
   os: 'linux',
   drivers: async (o) => (await import('./linux-drivers.js')).createLinuxDrivers(o),
-  async probeFacts(c, { env }) {
+  async probeFacts(c, { env, state, persistEndpoints }) {
     const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] = await Promise.all([
       import('./facts.js'),
       import('./dns/linux.js'),
       import('../util/exec.js'),
       import('../util/reporter.js'),
     ]);
-    return probeLinuxFacts(c, createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }));
+    return probeLinuxFacts(c, createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }), { ...(env ? { env } : {}), ...(state ? { state } : {}), ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}) });
   },
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),

@@ -6,10 +6,18 @@ import type { Exec } from '../util/exec.js';
 import type { DriverSet } from './driver.js';
 import type { NetworkWatch, NetworkWatchOptions } from './monitor/types.js';
 import type { ServiceManager } from './service/manager.js';
+import type { StateStore } from '../util/state.js';
 
 export interface DriverOptions {
   exec: Exec;
   env?: NodeJS.ProcessEnv;
+}
+
+export interface ProbeOptions extends DriverOptions {
+  /** the state directory: last good answers for endpoint host names, the original resolv.conf */
+  state?: StateStore;
+  /** keep new endpoint answers there (apply, the daemon); `diff` only reads them */
+  persistEndpoints?: boolean;
 }
 
 export interface Platform {
@@ -17,7 +25,7 @@ export interface Platform {
   /** a driver per kind this platform manages (loaded on first use: `awg validate` needs none) */
   drivers(o: DriverOptions): Promise<Partial<DriverSet>>;
   /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
-  probeFacts(c: Config | undefined, o: DriverOptions): Promise<HostFacts>;
+  probeFacts(c: Config | undefined, o: ProbeOptions): Promise<HostFacts>;
   /**
    * The desired model → this platform's resources: the firewall policy rendered in its own
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).

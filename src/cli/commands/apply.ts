@@ -3,7 +3,8 @@ import { executeChanges } from '../../reconciler/execute.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
 import { converge } from '../../pipeline/converge.js';
-import { hostEnv } from '../../pipeline/host.js';
+import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
+import { FileStateStore } from '../../util/state.js';
 import { loadPlatform } from '../../resources/registry.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
@@ -43,7 +44,8 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
     return err.exitCode;
   }
   const platform = await loadPlatform();
-  const r = await prepare(o.file, { platform, probe: true });
+  const state = new FileStateStore(stateDirFrom(o.stateDir));
+  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
@@ -52,7 +54,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const p = r.prepared;
   printIssues(io, p.issues);
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = await hostEnv({ platform, stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
+  const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
   try {
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));

@@ -46,7 +46,10 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       loadPlatform(),
       import('../render-plan.js'),
     ]);
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true });
+    // endpoint answers of earlier runs are read, never written: diff changes nothing
+    const [{ FileStateStore }, { stateDirFrom }] = await Promise.all([import('../../util/state.js'), import('../../pipeline/host.js')]);
+    const state = new FileStateStore(stateDirFrom(o.stateDir));
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

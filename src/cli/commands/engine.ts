@@ -11,6 +11,8 @@ import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
 import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
+import { EndpointResolver, engineResolver } from '../../resources/endpoints.js';
+import { FileStateStore } from '../../util/state.js';
 
 export interface EngineOptions {
   link: string;
@@ -44,7 +46,11 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const text = withTestKnobs(input);
   // stderr is the engine's log file in the state directory (process-host.ts)
   const log = levelLog(createLogger({ component: 'engine', base: { link: o.link } }));
-  const engine = createEngine(o.link, await nativeEngineIo(), { log });
+  // host-name endpoints: the answers the starting `awg apply` kept in its state directory
+  // (AWG_STATE_DIR, set by the engine driver) and the host resolvers it found, read only
+  const stateDir = process.env.AWG_STATE_DIR;
+  const resolver = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
+  const engine = createEngine(o.link, await nativeEngineIo(), { log, resolver });
   engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
   let closing = false;
   async function shutdown(code: number): Promise<void> {

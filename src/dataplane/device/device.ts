@@ -354,7 +354,7 @@ export class Device
     const hp = p.endpointHost;
     if (!hp) return;
     try {
-      const addrs = await this.resolver.resolve(hp.host);
+      const addrs = await this.resolver.resolve(hp.host, { mark: this.fwmark });
       const a = addrs.find((x) => isIP(x));
       if (a && p.endpointHost === hp) {
         const ep = { address: a, port: hp.port };

@@ -2,8 +2,12 @@
 import { lookup } from 'node:dns/promises';
 
 export interface Resolver {
-  /** numeric addresses for `host`, preferred first; rejects when the name does not resolve */
-  resolve(host: string): Promise<string[]>;
+  /**
+   * numeric addresses for `host`, preferred first; rejects when the name does not resolve.
+   * `mark`: the device's fwmark (the bypass mark), for a resolver whose own queries must
+   * carry it to pass the kill switch (resources/endpoints.ts).
+   */
+  resolve(host: string, ctx?: { mark: number }): Promise<string[]>;
 }
 
 export const dnsResolver: Resolver = {

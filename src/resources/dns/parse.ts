@@ -1,6 +1,8 @@
 /**
  * DNS manager detection, resolv.conf rendering/parsing and resolvectl output parsing. Pure.
  */
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { DnsSpec } from '../../model/resources.js';
 
 export type DnsManager = 'resolved' | 'resolvconf' | 'static';
@@ -98,6 +100,23 @@ export function parseResolvectlLinks(text: string): Map<string, string[]> {
   for (const l of text.split('\n')) {
     const m = /^Link \d+ \(([^)]+)\):(.*)$/.exec(l.trim());
     if (m) out.set(m[1]!, m[2]!.trim().split(/\s+/).filter(Boolean));
+  }
+  return out;
+}
+
+/**
+ * The `nameserver` addresses of a resolv.conf, canonical, in order, without duplicates, at
+ * most `max` (glibc reads 3). Only IP literals as inet_pton reads them: no zone (`%eth0`),
+ * no leading zeros (`010.0.0.1`), nothing else on the line.
+ */
+export function parseNameservers(text: string, max = 3): string[] {
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)\s*(?:[#;].*)?$/.exec(line);
+    if (!m || isIP(m[1]!) === 0 || m[1]!.includes('%')) continue;
+    const a = ipaddr.parse(m[1]!).toString();
+    if (!out.includes(a)) out.push(a);
+    if (out.length >= max) break;
   }
   return out;
 }

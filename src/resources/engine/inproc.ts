@@ -30,6 +30,7 @@ import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } f
 import { createProcessEngineDriver, daemonEngineRecord, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
+import { endpointResolverFor, engineResolver } from '../endpoints.js';
 
 export type { EngineIo } from '../../dataplane/engine.js';
 
@@ -183,7 +184,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {
-      engine = createEngine(link, io, { log });
+      // host-name endpoints: the daemon's resolver (last good answers, bypass-marked lookups)
+      engine = createEngine(link, io, { log, resolver: engineResolver(endpointResolverFor(ctx.state)) });
     } catch (e) {
       throw toAwgError(e, 'driver');
     }

@@ -23,6 +23,7 @@ import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } f
 import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js';
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
 import { detachedLaunch, detachedLiveSpec } from './proxy-host.js';
+import { processIdentity, sameProcess, signalIdentified } from './process-identity.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
 /** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
@@ -42,6 +43,14 @@ export interface EngineRecord {
    * `awg engine` process.
    */
   host?: 'daemon';
+  /**
+   * The process's boot (/proc/sys/kernel/random/boot_id) and start time (/proc/<pid>/stat
+   * field 22): a pid that another process reuses never matches both, so it is never taken
+   * for the engine nor signalled (process-identity.ts). Absent only in records written by an
+   * awg before they existed: those fall back to the command-line check.
+   */
+  bootId?: string;
+  startTime?: string;
 }
 
 export interface ProcessHostOptions {
@@ -58,11 +67,17 @@ function defaultCommand(): string[] {
   return [process.execPath, bin];
 }
 
-/** The recorded process still runs and is what the record says (a reused pid is not). */
-function alive(rec: Pick<EngineRecord, 'pid' | 'host'>): boolean {
+const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean => rec.bootId !== undefined && rec.startTime !== undefined;
+
+/**
+ * The recorded process still runs and is what the record says: the same boot and start time
+ * (a reused pid is not), and an `awg engine` (or, for `host: daemon`, an awg daemon).
+ */
+function alive(rec: Pick<EngineRecord, 'pid' | 'host' | 'bootId' | 'startTime'>): boolean {
+  if (identified(rec) && !sameProcess(rec)) return false;
   if (rec.host === 'daemon' && rec.pid === process.pid) return true;
   try {
-    process.kill(rec.pid, 0);
+    if (!identified(rec)) process.kill(rec.pid, 0);
     const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
     return rec.host === 'daemon' ? argv.includes('daemon') || argv.includes('up') : argv.includes('engine');
   } catch {
@@ -72,7 +87,7 @@ function alive(rec: Pick<EngineRecord, 'pid' | 'host'>): boolean {
 
 /** The record of an engine the daemon hosts (inproc.ts). */
 export function daemonEngineRecord(spec: EngineSpec, uapiPath: string): EngineRecord {
-  return { tunnel: spec.tunnel, link: isProxyEngine(spec) ? spec.tunnel : spec.link, pid: process.pid, uapiPath, spec, host: 'daemon' };
+  return { tunnel: spec.tunnel, link: isProxyEngine(spec) ? spec.tunnel : spec.link, pid: process.pid, ...processIdentity(process.pid), uapiPath, spec, host: 'daemon' };
 }
 
 export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
@@ -90,17 +105,29 @@ export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: Readonly
   return { privateKey, presharedKeys, ...(headerProtectionKey ? { headerProtectionKey } : {}) };
 }
 
-async function waitExit(pid: number, ms: number): Promise<boolean> {
+/** Waits until the recorded process is gone (or its pid belongs to another process). */
+async function waitExit(rec: EngineRecord, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    try {
-      process.kill(pid, 0);
-    } catch {
-      return true;
-    }
+    if (!alive(rec)) return true;
     await new Promise((r) => setTimeout(r, 25));
   }
   return false;
+}
+
+/**
+ * SIGTERM, then SIGKILL after 3 s, to the recorded engine, only while it is that process.
+ * A record without an identity (written by an older awg) is signalled by pid after the
+ * command-line check, as before.
+ */
+async function terminate(rec: EngineRecord): Promise<void> {
+  const send = async (sig: NodeJS.Signals) => {
+    if (identified(rec)) await signalIdentified(rec, sig);
+    else if (alive(rec)) process.kill(rec.pid, sig);
+  };
+  if (!alive(rec)) return;
+  await send('SIGTERM');
+  if (!(await waitExit(rec, 3000))) await send('SIGKILL');
 }
 
 export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver<'engine'> {
@@ -140,7 +167,10 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     const logPath = join(logDir, `engine-${tunnel}.log`);
     const log = openSync(logPath, 'a', 0o600);
     const [cmd, ...args] = opts.command ?? defaultCommand();
-    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel } });
+    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel, ...(ctx.state.dir !== ':memory:' ? { AWG_STATE_DIR: ctx.state.dir } : {}) } });
+    // read before the event loop runs again: until then the child cannot have been reaped,
+    // so /proc/<pid> is this child (one that already exited fails the start below)
+    const identity = child.pid !== undefined ? processIdentity(child.pid) : undefined;
     closeSync(log);
     const ready = new Promise<void>((resolve, reject) => {
       let out = '';
@@ -171,7 +201,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     }
     child.stdout!.destroy();
     child.unref();
-    ctx.state.set<EngineRecord>(stateKey(tunnel), { tunnel, link, pid: child.pid!, uapiPath, spec });
+    ctx.state.set<EngineRecord>(stateKey(tunnel), { tunnel, link, pid: child.pid!, ...identity, uapiPath, spec });
   }
 
   async function stop(tunnel: string, ctx: ApplyContext): Promise<boolean> {
@@ -187,10 +217,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       return true;
     }
     if (!ctx.exec.record(`[kill] engine ${tunnel} (pid ${rec.pid})`)) return true;
-    if (alive(rec)) {
-      process.kill(rec.pid, 'SIGTERM');
-      if (!(await waitExit(rec.pid, 3000))) process.kill(rec.pid, 'SIGKILL');
-    }
+    await terminate(rec);
     rmSync(rec.uapiPath, { force: true });
     ctx.state.delete(stateKey(tunnel));
     return true;

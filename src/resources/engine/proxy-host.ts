@@ -29,6 +29,8 @@ import { createServer, type Server } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
+import { EndpointResolver, endpointResolverFor, engineResolver } from '../endpoints.js';
+import { FileStateStore } from '../../util/state.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
@@ -96,6 +98,8 @@ export interface StartProxyOptions {
   onHealth?: (h: ProxyHealthReport) => void;
   /** `::` unless a test says otherwise */
   listenHost?: string;
+  /** the proxy server's host name → addresses (resources/endpoints.ts; default: the system resolver) */
+  resolveServer?: (host: string) => Promise<string[]>;
 }
 
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
@@ -117,6 +121,7 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
     listenHost: o.listenHost ?? '::',
     bypassMark: c.fwmark,
+    ...(o.resolveServer ? { resolveServer: o.resolveServer } : {}),
     fallback: 'block',
   });
   const log = (level: 'debug' | 'info' | 'warn', m: string) => o.log?.(level, `${spec.tunnel}: ${m}`);
@@ -215,7 +220,8 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
   async function start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void> {
     const password = proxyPasswordFor(spec, ctx.secrets);
     try {
-      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, o));
+      const r = engineResolver(endpointResolverFor(ctx.state));
+      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, { ...o, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) }));
     } catch (e) {
       throw toAwgError(e, 'driver');
     }
@@ -328,7 +334,10 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
   const spec = input.proxyEngine;
   const { createLogger } = await import('../../util/logger.js');
   const log = levelLog(createLogger({ component: 'engine', base: { tunnel: spec.tunnel } }));
-  const started = await startProxyRuntime(spec, input.password, { log });
+  // the proxy's host name: the answers the starting `awg apply` kept (AWG_STATE_DIR), read only
+  const stateDir = process.env.AWG_STATE_DIR;
+  const r = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
+  const started = await startProxyRuntime(spec, input.password, { log, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) });
   rmSync(controlPath, { force: true });
   const server: Server = createServer((s) => {
     let buf = '';

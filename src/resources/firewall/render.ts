@@ -27,7 +27,8 @@
  *   a proxy tunnel's DNS goes to its engine (TCP/53 via the proxy, UDP/53 to its UDP socket).
  * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN.
  * - `filter_out` (filter output): proxy-tunnel leak guard (marked traffic not redirected to a
- *   local listener is dropped), blocking marks, DNS leak protection, kill switch. The
+ *   local listener is dropped), blocking marks, the daemon's bypass-marked endpoint lookups
+ *   to the host's resolvers (`endpoint-dns`), DNS leak protection, kill switch. The
  *   table is not tied to the daemon's lifetime, so the kill switch holds while it is stopped.
  * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
  *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
@@ -244,6 +245,19 @@ export function renderTable(p: NftPolicy): string {
   /** every TUN of ours: `"awg-*"` */
   const ourTuns = `${quoted(p.linkPrefix, 'link prefix').slice(0, -1)}*"`;
   const egress: string[] = [];
+  const endpointDns: string[] = [];
+  // the daemon's own lookups of endpoint host names (bypass-marked, resources/endpoints.ts)
+  // to the host's resolvers: ahead of the DNS leak drop and the kill switch, which would
+  // otherwise leave a restarted daemon unable to find its endpoints
+  if ((p.killSwitch !== 'off' || p.dnsLeakProtection) && p.bypassResolvers?.length) {
+    for (const fam of [4, 6] as const) {
+      const rs = sortAddrs(p.bypassResolvers.filter((r) => familyOf(r) === fam).map((r) => ipaddr.parse(r).toString()));
+      if (rs.length)
+        endpointDns.push(
+          `${byMark(p.bypassMark)} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport 53 counter accept ${comment('endpoint-dns')}`,
+        );
+    }
+  }
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
       if (!t.link) continue;
@@ -286,7 +300,8 @@ export function renderTable(p: NftPolicy): string {
   }
   const rerouted = egress.length ? p.tunnels.filter((t) => t.link) : [];
   for (const t of rerouted) filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
-  filter.push(...egress);
+  // bypass-marked packets never carry a TUN tunnel's mark: `rerouted` needs no endpoint-dns
+  filter.push(...(egress.length ? endpointDns : []), ...egress);
   const post = rerouted.map((t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`);
 
   const lines = [

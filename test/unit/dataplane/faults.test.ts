@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hexOf, ipv4, makePair } from './harness.js';
-import { RateLimiter } from '../../../src/dataplane/device/ratelimiter.js';
+import { RateLimiter, rateLimitKey } from '../../../src/dataplane/device/ratelimiter.js';
 import { withPrefix } from '../../../src/dataplane/awg/prefix.js';
 import { headerMatches, pickHeader } from '../../../src/dataplane/awg/magic-header.js';
 import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/fake-random.js';
@@ -99,7 +99,7 @@ describe('handshake replay and flood protection', () => {
   });
 });
 
-describe('rate limiter (20/s, burst 5 per source)', () => {
+describe('rate limiter (20/s, burst 5 per IPv4 address or IPv6 /64)', () => {
   it('allows a burst of 5 then one per 50 ms', () => {
     const r = new RateLimiter();
     const ok = (t: number) => r.allow('10.0.0.1', t);
@@ -108,6 +108,24 @@ describe('rate limiter (20/s, burst 5 per source)', () => {
     expect(ok(50)).toBe(true);
     expect(r.allow('10.0.0.2', 50)).toBe(true); // separate bucket
     expect([0, 1, 2, 3, 4, 5].map(() => ok(10_000))).toEqual([true, true, true, true, true, false]);
+  });
+  it('keys IPv6 sources by /64: another address in the same /64 shares the bucket', () => {
+    const r = new RateLimiter();
+    // a host owning 2001:db8:1:2::/64 rotates its source address on every packet
+    const same64 = [1, 2, 3, 4, 5, 6].map((i) => r.allow(`2001:db8:1:2:${i.toString(16)}::${i}`, 0));
+    expect(same64).toEqual([true, true, true, true, true, false]);
+    expect(r.allow('2001:db8:1:2:ffff:ffff:ffff:ffff', 0)).toBe(false);
+    expect(r.allow('2001:db8:1:3::1', 0)).toBe(true); // the neighbouring /64: its own bucket
+    expect(r.allow('2001:db8:1:2::9%eth0', 0)).toBe(false); // a zone does not make a new source
+  });
+  it('an IPv4-mapped IPv6 source is its IPv4 address; IPv4 keys by the whole address', () => {
+    const r = new RateLimiter();
+    expect([1, 2, 3, 4, 5].map(() => r.allow('192.0.2.7', 0))).toEqual([true, true, true, true, true]);
+    expect(r.allow('::ffff:192.0.2.7', 0)).toBe(false);
+    expect(r.allow('192.0.2.8', 0)).toBe(true);
+    expect(rateLimitKey('::ffff:192.0.2.7')).toBe(rateLimitKey('192.0.2.7'));
+    expect(rateLimitKey('2001:db8::1')).toBe(rateLimitKey('2001:db8::ffff:1'));
+    expect(rateLimitKey('2001:db8::1')).not.toBe(rateLimitKey('2001:db8:0:1::1'));
   });
 });
 

@@ -10,6 +10,7 @@ import type { ProxyEngineSpec, WgEngineSpec } from '../../../../src/model/resour
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { createProcessEngineDriver, daemonEngineRecord, type EngineRecord } from '../../../../src/resources/engine/process-host.js';
 import { createInprocEngineHost } from '../../../../src/resources/engine/inproc.js';
+import { processIdentity } from '../../../../src/resources/engine/process-identity.js';
 import { ProcessExec } from '../../../../src/util/exec.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../../src/util/state.js';
@@ -24,6 +25,9 @@ const children: ChildProcess[] = [];
 afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL');
 });
+
+/** the record a daemon with this pid would have written (its own boot id and start time) */
+const recordOf = (pid: number): EngineRecord => ({ ...daemonEngineRecord(spec, ''), pid, ...processIdentity(pid) });
 
 /** a live process whose argv says `daemon`, as `awg daemon` does */
 function fakeDaemon(): number {
@@ -43,7 +47,7 @@ describe('daemon-hosted engine records (direct mode)', () => {
   it('a live daemon: its engine is observed; a dead one: not', async () => {
     const state = new MemoryStateStore();
     const d = createProcessEngineDriver({ env: {} });
-    state.set<EngineRecord>('engine-px', { ...daemonEngineRecord(spec, ''), pid: fakeDaemon() });
+    state.set<EngineRecord>('engine-px', recordOf(fakeDaemon()));
     expect((await d.observe(scope(state))).resources.map((r) => r.spec)).toEqual([spec]);
     state.set<EngineRecord>('engine-px', { ...daemonEngineRecord(spec, ''), pid: 2 ** 22 + 7 });
     expect((await d.observe(scope(state))).resources).toEqual([]);
@@ -53,7 +57,7 @@ describe('daemon-hosted engine records (direct mode)', () => {
     const state = new MemoryStateStore();
     const other = spawn('sleep', ['60'], { stdio: 'ignore' });
     children.push(other);
-    state.set<EngineRecord>('engine-px', { ...daemonEngineRecord(spec, ''), pid: other.pid! });
+    state.set<EngineRecord>('engine-px', recordOf(other.pid!));
     expect((await createProcessEngineDriver({ env: {} }).observe(scope(state))).resources).toEqual([]);
   });
 
@@ -61,7 +65,7 @@ describe('daemon-hosted engine records (direct mode)', () => {
     const state = new MemoryStateStore();
     const d = createProcessEngineDriver({ env: {} });
     const pid = fakeDaemon();
-    state.set<EngineRecord>('engine-px', { ...daemonEngineRecord(spec, ''), pid });
+    state.set<EngineRecord>('engine-px', recordOf(pid));
     await expect(d.apply(del(spec), ctx(state))).rejects.toMatchObject({ kind: 'conflict', message: expect.stringContaining('runs in the awg daemon') });
     expect(() => process.kill(pid, 0)).not.toThrow();
     state.set<EngineRecord>('engine-px', { ...daemonEngineRecord(spec, ''), pid: 2 ** 22 + 7 });

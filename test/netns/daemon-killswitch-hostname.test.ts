@@ -1,0 +1,247 @@
+/**
+ * A host-name endpoint under the kill switch, across `kill -9` of the daemon, against the real
+ * kernel (issue 12, item 5). The name is served by a DNS server in another namespace (not
+ * /etc/hosts); the daemon runs in a private mount namespace whose /etc/resolv.conf points at
+ * it, so the system resolver (getaddrinfo) really uses it.
+ *
+ *   client ──uplink── router ──── peer 10.200.2.2 (the endpoint, `awg apply`)
+ *                          └────── server 10.200.4.54 (DNS: vpn-endpoint.awg.test → 10.200.2.2)
+ *
+ * - first start: the tunnel comes up (the engine resolves the name although the kill switch,
+ *   installed before it, drops getaddrinfo's unmarked queries);
+ * - `kill -9`, restart: the tunnel comes back; the name was looked up again through the
+ *   bypass-marked direct path (the DNS server saw the query) and the table admits exactly
+ *   that (`endpoint-dns`);
+ * - `kill -9`, DNS server gone, restart: the tunnel comes back from the last good answer kept
+ *   in the state directory.
+ * - the same for a SOCKS5 proxy tunnel whose `server` is a host name (microsocks on the peer).
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cleanupAwgEnv, ensureDist, nftTable, type AwgEnv } from '../helpers/awg.js';
+import { nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
+import { CLIENT_TUN, ENDPOINT, PEER_TUN, SERVER_TUN_TARGET, WG_PORT, awgCli, buildTopo, converged, destroyTopo, eventually, hits, leakEnv, startDaemon, startPeer, waitOutput, type Daemon, type Topo } from './leak-support.js';
+
+const skip = requireNetnsPrereqs(['nft', 'unshare', 'mount', 'ping', 'microsocks']);
+
+const DNS_ADDR = '10.200.4.54';
+const NAME = 'vpn-endpoint.awg.test';
+const PROXY_NAME = 'socks.awg.test';
+
+/**
+ * A DNS server for one zone file (re-read per query): A records by name, AAAA empty,
+ * NXDOMAIN otherwise. Logs `{q, type, from, via}` per query.
+ */
+const DNS_SERVER = String.raw`
+const dgram = require('dgram'), net = require('net'), fs = require('fs');
+const [addr, zoneFile] = process.argv.slice(1);
+const log = (o) => process.stdout.write(JSON.stringify(o) + '\n');
+function answer(q) {
+  let o = 12; const labels = [];
+  while (o < q.length && q[o] !== 0) { labels.push(q.subarray(o + 1, o + 1 + q[o]).toString()); o += q[o] + 1; }
+  const name = labels.join('.').toLowerCase(); const type = q.readUInt16BE(o + 1); o += 5;
+  const zone = JSON.parse(fs.readFileSync(zoneFile, 'utf8'));
+  const h = Buffer.from(q.subarray(0, o)); h[2] = (h[2] | 0x80) & 0xf9; h[3] = 0x80; h.writeUInt16BE(0, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  if (!(name in zone)) { h[3] = 0x83; return { name, type, msg: h }; }
+  if (type !== 1) return { name, type, msg: h };
+  h.writeUInt16BE(1, 6);
+  const rr = Buffer.from([0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4, ...zone[name].split('.').map(Number)]);
+  return { name, type, msg: Buffer.concat([h, rr]) };
+}
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => { const a = answer(m); log({ q: a.name, type: a.type, from: r.address, via: 'udp' }); u.send(a.msg, r.port, r.address); });
+let ready = 0; const up = () => { if (++ready === 2) log({ listening: true }); };
+u.bind(53, addr, up);
+net.createServer((s) => {
+  let b = Buffer.alloc(0); s.on('error', () => {});
+  s.on('data', (d) => { b = Buffer.concat([b, d]); if (b.length < 2 || b.length < 2 + b.readUInt16BE(0)) return;
+    const a = answer(b.subarray(2, 2 + b.readUInt16BE(0))); log({ q: a.name, type: a.type, from: s.remoteAddress, via: 'tcp' });
+    const l = Buffer.alloc(2); l.writeUInt16BE(a.msg.length); s.end(Buffer.concat([l, a.msg])); });
+}).listen(53, addr, up);
+`;
+
+function clientConfig(t: Topo): string {
+  return `version: 1
+tunnels:
+  vpn:
+    type: wireguard
+    privateKey: "${t.keys.client.privateKey}"
+    addresses: [${CLIENT_TUN}/24]
+    peers:
+      - publicKey: "${t.keys.peer.publicKey}"
+        endpoint: ${NAME}:${WG_PORT}
+        allowedIPs: [10.200.50.0/24]
+        persistentKeepalive: 2
+killSwitch: on
+`;
+}
+
+describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the daemon', () => {
+  let t: Topo | undefined;
+  let e: AwgEnv | undefined;
+  let dns: NsProcess | undefined;
+  let d: Daemon | undefined;
+  let socks: NsProcess | undefined;
+  let zone: string;
+  let resolvConf: string;
+
+  const pingThrough = async () => (await nsExec(t!.client, 'ping', ['-c', '1', '-W', '1', PEER_TUN], { allowFail: true })).code === 0;
+  const queries = (name = NAME) =>
+    (dns?.output() ?? '')
+      .split('\n')
+      .flatMap((l) => {
+        try {
+          const j = JSON.parse(l) as { q?: string; from?: string; via?: string };
+          return j.q === name ? [j] : [];
+        } catch {
+          return [];
+        }
+      });
+  const startDns = async () => {
+    dns = nsSpawn(t!.server, process.execPath, ['-e', DNS_SERVER, DNS_ADDR, zone]);
+    await waitOutput(dns, 'listening', 'DNS server');
+  };
+
+  beforeAll(async () => {
+    await ensureDist();
+    await sweepStaleNetns();
+    t = await buildTopo('dkh');
+    await startPeer(t);
+    await run('ip', ['-n', t.server, 'addr', 'add', `${DNS_ADDR}/32`, 'dev', 'awgt-s-r']);
+    e = leakEnv();
+    zone = join(e.dir, 'zone.json');
+    writeFileSync(zone, JSON.stringify({ [NAME]: ENDPOINT, [PROXY_NAME]: ENDPOINT }));
+    resolvConf = join(e.dir, 'resolv.private');
+    writeFileSync(resolvConf, `nameserver ${DNS_ADDR}\n`);
+  }, 120_000);
+
+  beforeEach(async () => {
+    if (!dns) await startDns();
+  });
+
+  afterEach(async () => {
+    d?.proc.child.kill('SIGKILL');
+    await d?.proc.exited;
+    d = undefined;
+    if (t && e) await awgCli(t.client, e, ['down']).catch(() => undefined);
+  });
+
+  afterAll(async () => {
+    await dns?.kill(1000);
+    await socks?.kill(1000);
+    await destroyTopo(t);
+    cleanupAwgEnv(e);
+  });
+
+  const killDaemon = async () => {
+    d!.proc.child.kill('SIGKILL');
+    await d!.proc.exited;
+    d = undefined;
+  };
+  /** the first reconcile of a daemon started over a kept table: only the engine is created */
+  const onlyTheEngine = { outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } };
+
+  it('the tunnel comes back after kill -9 and a restart: by a marked lookup, then from the last good answer', async () => {
+    const cfg = join(e!.dir, 'client.yaml');
+    writeFileSync(cfg, clientConfig(t!));
+    const o = { resolvConf };
+    const diag = async (what: string) => {
+      const table = await nftTable(t!.client, 'awg');
+      return `${what}\n${d?.proc.output().slice(-4000)}\n---- nft\n${table}\n---- dns\n${dns?.output()}`;
+    };
+
+    // control: the name resolves through the system resolver inside the daemon's mount namespace
+    const control = await nsExec(t!.client, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && getent ahostsv4 "$1"', resolvConf, NAME], { allowFail: true });
+    expect(control.stdout, control.stderr).toContain(ENDPOINT);
+
+    d = startDaemon(t!.client, e!, cfg, o);
+    await d.waitEvent(converged);
+    await eventually(pingThrough, 'ping through the tunnel after the first start').catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diag('first start')}`);
+    });
+
+    // kill -9: the kill switch holds, the engine died with the daemon
+    d.proc.child.kill('SIGKILL');
+    await d.proc.exited;
+    d = undefined;
+    expect(await nftTable(t!.client, 'awg')).toContain('"kill-switch"');
+    expect(await pingThrough()).toBe(false);
+
+    // restart: getaddrinfo's queries are dropped; the bypass-marked lookup reaches the server
+    const before = queries().length;
+    d = startDaemon(t!.client, e!, cfg, o);
+    // the table already admits the endpoint and its answer is found again: only the engine
+    // (which died with the daemon) is created; the kill switch is never rewritten
+    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart')).toMatchObject({ outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
+    await eventually(pingThrough, 'ping through the tunnel after kill -9 and a restart').catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diag('restart')}`);
+    });
+    expect(queries().length, await diag('no direct query after the restart')).toBeGreaterThan(before);
+    const table = (await nftTable(t!.client, 'awg'))!;
+    expect(table).toMatch(new RegExp(`ip daddr ${DNS_ADDR.replace(/\./g, '\\.')} meta l4proto \\{ tcp, udp \\} th dport 53 .*"endpoint-dns"`));
+    expect(table).toContain(`ip daddr ${ENDPOINT} udp dport ${WG_PORT}`);
+    const saved = join(e!.stateDir, 'resolved-endpoints.json');
+    expect(existsSync(saved)).toBe(true);
+    expect(JSON.parse(readFileSync(saved, 'utf8'))).toMatchObject({ version: 1, resolvers: [DNS_ADDR], hosts: { [NAME]: { addresses: [ENDPOINT] } } });
+
+    // kill -9 again with the DNS server gone: the last good answer brings the tunnel back
+    d.proc.child.kill('SIGKILL');
+    await d.proc.exited;
+    d = undefined;
+    await dns!.kill(1000);
+    dns = undefined;
+    expect(await pingThrough()).toBe(false);
+    d = startDaemon(t!.client, e!, cfg, o);
+    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart without DNS')).toMatchObject({ outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
+    await eventually(pingThrough, 'ping through the tunnel from the last good answer').catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diag('last good')}`);
+    });
+    expect(await nftTable(t!.client, 'awg')).toContain(`ip daddr ${ENDPOINT} udp dport ${WG_PORT}`);
+  }, 240_000);
+  it('a SOCKS5 proxy named by a host name: the proxy tunnel comes back after kill -9 and a restart', async () => {
+    socks ??= nsSpawn(t!.peer, 'microsocks', ['-i', ENDPOINT, '-p', '1080']);
+    const cfg = join(e!.dir, 'proxy.yaml');
+    writeFileSync(
+      cfg,
+      `version: 1
+tunnels:
+  px:
+    type: socks5
+    server: ${PROXY_NAME}
+    port: 1080
+killSwitch: on
+`,
+    );
+    const o = { resolvConf };
+    /** one TCP exchange of an app placed in the proxy tunnel: the echo came back, and the server saw the proxy's address */
+    const throughProxy = async () => {
+      const id = `px-${Math.random().toString(36).slice(2, 8)}`;
+      const app = [
+        `const s = require('net').connect(7001, '${SERVER_TUN_TARGET}', () => s.write('${id}'));`,
+        `s.on('data', (d) => { console.log('echo ' + d); s.destroy(); });`,
+        `s.on('error', (e) => console.log('ERR ' + e.code));`,
+        'setTimeout(() => process.exit(0), 3000).unref();',
+      ].join('\n');
+      const r = await awgCli(t!.client, e!, ['exec', '--tunnel', 'px', '--', process.execPath, '-e', app], o);
+      return r.out.includes(`echo ${id}`) && hits(t!).some((h) => h.tag === id && h.r === ENDPOINT);
+    };
+    const diag = async (what: string) => `${what}\n${d?.proc.output().slice(-4000)}\n---- nft\n${await nftTable(t!.client, 'awg')}\n---- dns\n${dns?.output()}`;
+
+    d = startDaemon(t!.client, e!, cfg, o);
+    await d.waitEvent(converged);
+    await eventually(throughProxy, 'an app through the proxy after the first start').catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diag('first start')}`);
+    });
+
+    await killDaemon();
+    const before = queries(PROXY_NAME).length;
+    d = startDaemon(t!.client, e!, cfg, o);
+    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart')).toMatchObject(onlyTheEngine);
+    await eventually(throughProxy, 'an app through the proxy after kill -9 and a restart').catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await diag('restart')}`);
+    });
+    expect(queries(PROXY_NAME).length, await diag('no direct query for the proxy')).toBeGreaterThan(before);
+    expect(await nftTable(t!.client, 'awg')).toContain(`ip daddr ${ENDPOINT} tcp dport 1080`);
+  }, 180_000);
+});

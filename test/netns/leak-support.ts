@@ -403,10 +403,11 @@ export interface Capture {
   stop(): Promise<Buffer>;
 }
 
-export async function capture(t: Topo, dir: string): Promise<Capture> {
+/** tcpdump on the client's underlay, or on another client device (`iface`, e.g. the TUN) */
+export async function capture(t: Topo, dir: string, iface = UPLINK): Promise<Capture> {
   const file = join(dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
   // -U: write each packet at once; -Z root: keep writing into our root-only temp dir
-  const p = nsSpawn(t.client, 'tcpdump', ['-i', UPLINK, '-n', '-U', '--immediate-mode', '-Z', 'root', '-s', '256', '-w', file]);
+  const p = nsSpawn(t.client, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-Z', 'root', '-s', '256', '-w', file]);
   await waitOutput(p, 'listening on', 'tcpdump');
   return {
     async stop() {
@@ -429,6 +430,8 @@ export interface Pkt {
   sport?: number;
   dport?: number;
   icmpType?: number;
+  /** TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10) */
+  tcpFlags?: number;
   payload?: Buffer;
   text: string;
 }
@@ -441,21 +444,36 @@ const ip6 = (b: Buffer, o: number) => {
 };
 const mac = (b: Buffer, o: number) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
-/** classic libpcap, Ethernet; IPv4/IPv6 with TCP, UDP, ICMP, ICMPv6 (hop-by-hop skipped) */
+const RAW_LINKTYPES = new Set([12, 101]);
+const CLIENT_TUN_ADDRS = new Set([CLIENT_TUN, V6.clientTun]);
+
+/**
+ * classic libpcap, Ethernet or raw IP (a TUN: a frame is the client's egress when its source
+ * is the client's tunnel address); IPv4/IPv6 with TCP, UDP, ICMP, ICMPv6 (hop-by-hop skipped)
+ */
 export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
   const magic = b.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d) throw new Error(`not a pcap file (magic ${magic.toString(16)})`);
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
-  if (u32(20) !== 1) throw new Error(`link type ${u32(20)}, expected Ethernet`);
+  const raw = RAW_LINKTYPES.has(u32(20));
+  if (u32(20) !== 1 && !raw) throw new Error(`link type ${u32(20)}, expected Ethernet or raw IP`);
   const out: Pkt[] = [];
   for (let o = 24; o + 16 <= b.length; ) {
     const incl = u32(o + 8);
-    const f = b.subarray(o + 16, o + 16 + incl);
+    let f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
+    if (raw) {
+      // give it an Ethernet header: the parsing below is the same
+      if (f.length < 1) continue;
+      const hdr = Buffer.alloc(14);
+      hdr.writeUInt16BE(f[0]! >> 4 === 6 ? 0x86dd : 0x0800, 12);
+      f = Buffer.concat([hdr, f]);
+    }
     if (f.length < 14) continue;
-    const isOut = mac(f, 6) === clientMac.toLowerCase();
+    let isOut = mac(f, 6) === clientMac.toLowerCase();
     const et = f.readUInt16BE(12);
+    if (raw) isOut = et === 0x0800 ? CLIENT_TUN_ADDRS.has(ip4(f, 26)) : f.length >= 54 && CLIENT_TUN_ADDRS.has(ip6(f, 22));
     const dir = isOut ? 'out' : 'in';
     if (et === 0x0806) {
       out.push({ out: isOut, kind: 'arp', text: `${dir} arp` });
@@ -486,10 +504,12 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
       p.sport = l4.readUInt16BE(0);
       p.dport = l4.readUInt16BE(2);
       const hl = p.proto === 6 ? (l4.length >= 13 ? (l4[12]! >> 4) * 4 : 20) : 8;
+      if (p.proto === 6 && l4.length >= 14) p.tcpFlags = l4[13]!;
       p.payload = Buffer.from(l4.subarray(hl));
     } else if ((p.proto === 1 || p.proto === 58) && l4.length >= 1) p.icmpType = l4[0]!;
     const pr = p.proto === 6 ? 'tcp' : p.proto === 17 ? 'udp' : p.proto === 1 ? 'icmp' : p.proto === 58 ? 'icmp6' : `proto ${p.proto}`;
-    p.text = `${dir} ${pr} ${p.src}${p.sport !== undefined ? `:${p.sport}` : ''} > ${p.dst}${p.dport !== undefined ? `:${p.dport}` : ''}${p.icmpType !== undefined ? ` type ${p.icmpType}` : ''}${p.payload?.length ? ` len ${p.payload.length}` : ''}`;
+    const flags = p.tcpFlags === undefined ? '' : ` [${[...'FSRPAU'].filter((_, i) => p.tcpFlags! & (1 << i)).join('')}]`;
+    p.text = `${dir} ${pr} ${p.src}${p.sport !== undefined ? `:${p.sport}` : ''} > ${p.dst}${p.dport !== undefined ? `:${p.dport}` : ''}${flags}${p.icmpType !== undefined ? ` type ${p.icmpType}` : ''}${p.payload?.length ? ` len ${p.payload.length}` : ''}`;
     out.push(p);
   }
   return out;

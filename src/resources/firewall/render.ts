@@ -10,9 +10,12 @@
  *
  * Chains:
  * - `route_out` (route hook output, mangle): per-app marking by cgroup, first match wins,
- *   then the default tunnel. A route-type chain makes the kernel re-route a packet whose mark
- *   changed, so `ip rule fwmark X lookup X` applies. The mark is saved to the conntrack mark.
- * - `restore_mark` (prerouting, mangle): replies get the connection's mark back.
+ *   then the connection's own mark (`connection`: a segment the kernel sends without the
+ *   app's full socket — TIME_WAIT, request socket, none — matches no cgroup), then the default
+ *   tunnel. A route-type chain makes the kernel re-route a packet whose mark changed, so
+ *   `ip rule fwmark X lookup X` applies. The mark is saved to the conntrack mark.
+ * - `restore_mark` (prerouting, mangle): replies get the connection's mark back; a connection
+ *   that arrives on a TUN for this host gets that tunnel's mark (`inbound/<tunnel>`).
  *   Kernel needs: a re-routed packet keeps the source address picked for the original route,
  *   so `nat_post` masquerades marked traffic leaving a TUN; the reply then arrives on the TUN
  *   from an Internet address, which strict rp_filter would drop because the reverse lookup
@@ -28,8 +31,10 @@
  * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN.
  * - `filter_out` (filter output): proxy-tunnel leak guard (marked traffic not redirected to a
  *   local listener is dropped), blocking marks, the daemon's bypass-marked endpoint lookups
- *   to the host's resolvers (`endpoint-dns`), DNS leak protection, kill switch. The
- *   table is not tied to the daemon's lifetime, so the kill switch holds while it is stopped.
+ *   to the host's resolvers (`endpoint-dns`), DNS leak protection, kill switch (a
+ *   connection that began in a tunnel leaves by no other device; under allowLan only flows
+ *   conntrack knows from their start may use the LAN exception). The table is not tied to
+ *   the daemon's lifetime, so the kill switch holds while it is stopped.
  * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
  *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
  */
@@ -146,6 +151,14 @@ function chain(name: string, hook: string, rules: string[]): string[] {
   return [`\tchain ${name} {`, `\t\t${hook}`, ...rules.map((r) => `\t\t${r}`), '\t}'];
 }
 
+/** every (mark, ipv6 mode) an app rule or the default route marks with */
+function marking(p: NftPolicy): { mark: number; ipv6: Ipv6Mode }[] {
+  return [
+    ...p.apps.flatMap((a) => (a.action.type === 'mark' ? [a.action] : [])),
+    ...(p.defaultRoute ? [p.defaultRoute] : []),
+  ];
+}
+
 /** The table definition alone (what `nft list table inet <name>` prints, minus counters). */
 export function renderTable(p: NftPolicy): string {
   const mask = mark32(p.fwmarkMask);
@@ -157,6 +170,10 @@ export function renderTable(p: NftPolicy): string {
     `${byMark(p.bypassMark)} counter return ${comment('bypass')}`,
   ];
   for (const a of p.apps) route.push(...appRules(p, a));
+  // A packet the kernel sends without the app's full socket (the ACK or RST of a TIME_WAIT
+  // socket, the SYN-ACK of a request socket, the RST of a closed port) matches no cgroup: it
+  // takes the mark its connection got from the app's first packets or from `inbound/` below
+  route.push(`ct mark & ${mask} != 0x00000000 meta mark set ct mark counter accept ${comment('connection')}`);
   if (p.defaultRoute) {
     checkMark(p, p.defaultRoute.mark, 'default route');
     route.push(...markRules(p, '', p.defaultRoute.mark, p.defaultRoute.ipv6, 'default'));
@@ -165,6 +182,17 @@ export function renderTable(p: NftPolicy): string {
   const restore = [
     `ct mark & ${mask} != 0x00000000 meta mark set ct mark counter ${comment('restore-mark')}`,
   ];
+  // A connection that arrives through a TUN to this host is the tunnel's: its replies (also
+  // the kernel's own, e.g. a SYN-ACK or the RST of a closed port) go back through it. IPv6
+  // only where a rule routes IPv6 into the tunnel (otherwise the tunnel has no IPv6 routes).
+  for (const t of p.tunnels) {
+    if (!t.link) continue;
+    checkMark(p, t.mark, `tunnel ${t.name}`);
+    const v6 = marking(p).some((a) => a.mark === t.mark && a.ipv6 === 'tunnel');
+    restore.push(
+      `iifname ${quoted(t.link, 'link')}${v6 ? '' : ' meta nfproto ipv4'} ct state new fib daddr type local ${setMark(p, t.mark)} counter ${comment(`inbound/${t.name}`)}`,
+    );
+  }
 
   const natOut: string[] = [];
   const proxyByMark = new Map(
@@ -293,6 +321,12 @@ export function renderTable(p: NftPolicy): string {
       `icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } counter accept ${comment('ndp')}`,
     );
     if (p.killSwitch === 'allowLan') {
+      // Only what conntrack knows as a real flow may use the LAN exception: a TCP segment that
+      // opens an entry without a SYN (the kernel's answer after conntrack lost the
+      // connection, e.g. a TIME_WAIT ACK) or that conntrack finds invalid (its RST once the NAT
+      // binding is gone) could belong to a tunnelled flow, which never leaves outside a tunnel
+      egress.push(`tcp flags != syn / fin,syn,rst,ack ct state new counter drop ${comment('lan-midstream')}`);
+      egress.push(`ct state invalid counter drop ${comment('lan-invalid')}`);
       egress.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
       egress.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
     }
@@ -300,8 +334,21 @@ export function renderTable(p: NftPolicy): string {
   }
   const rerouted = egress.length ? p.tunnels.filter((t) => t.link) : [];
   for (const t of rerouted) filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
+  // a connection that began in a tunnel (its conntrack mark) but whose packet is not marked
+  // for a tunnel now (its rule turned direct, its tunnel is gone) never leaves by another
+  // device: that would put the tunnelled flow's payload on the underlay in the clear
+  const tunnelsAt = egress.findIndex((r) => r.endsWith(comment('tunnels')));
   // bypass-marked packets never carry a TUN tunnel's mark: `rerouted` needs no endpoint-dns
-  filter.push(...(egress.length ? endpointDns : []), ...egress);
+  filter.push(
+    ...(egress.length ? endpointDns : []),
+    ...(tunnelsAt < 0
+      ? egress
+      : [
+          ...egress.slice(0, tunnelsAt + 1),
+          `ct mark & ${mask} != 0x00000000 counter drop ${comment('tunnelled-connection')}`,
+          ...egress.slice(tunnelsAt + 1),
+        ]),
+  );
   const post = rerouted.map((t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`);
 
   const lines = [

@@ -22,7 +22,7 @@ export const LAYERS = {
   resources: ['model', 'config', 'native', 'platform', 'dataplane', 'proxy', 'errors.ts', 'util'],
   reconciler: ['model', 'resources/driver.ts', 'errors.ts', 'util'],
   pipeline: ['reconciler', 'resources', 'model', 'config', 'errors.ts', 'util'],
-  daemon: ['pipeline', 'reconciler', 'resources', 'procs', 'model', 'config', 'errors.ts', 'util'],
+  daemon: ['pipeline', 'reconciler', 'resources', 'procs', 'model', 'config', 'native', 'errors.ts', 'util'],
   cli: ['daemon', 'pipeline', 'reconciler', 'resources', 'procs', 'dataplane', 'proxy', 'native', 'platform', 'model', 'config', 'errors.ts', 'util'],
 };
 

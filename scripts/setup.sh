@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything awg's build, tests and demo need on a Debian machine (run as root).
-# systemd provides systemd-analyze (the unit file checks); the tests never start it.
+# systemd provides systemd-analyze (the hardened unit's checks in test/unit/resources/service);
+# the tests never start it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PKGS=(iproute2 nftables wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd)

@@ -103,7 +103,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .description('write the unit/plist for `awg daemon` and enable and start it')
       .option('--config <file>', 'config the daemon follows (default: the file of the last apply)')
       .option('--socket <path>', 'API socket (default /run/awg/awg.sock)')
-      .option('--socket-group <group>', 'let this group use the API socket (mode 0660)')
+      .option('--socket-group <group>', 'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
       .option('--metrics [host:port]', 'serve Prometheus metrics (default 127.0.0.1:9586)')
       .addOption(stateDir())
       .option('--print', 'only print the unit/plist')
@@ -152,7 +152,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-v, --verbose', 'log at debug level (phases); default info, or $AWG_LOG_LEVEL')
     .addOption(stateDir())
     .addOption(socket())
-    .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600)')
+    .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
     .option('--metrics [host:port]', 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)')
     .action(async (o) => setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)));
 

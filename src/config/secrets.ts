@@ -16,6 +16,8 @@ export interface SecretContext {
   /** the config file; relative `file:` paths resolve against its directory */
   configFile: string;
   env: NodeJS.ProcessEnv;
+  /** set: `{env:}` secrets are refused with this reason (a config given through the daemon's API) */
+  envRefused?: string;
 }
 
 import { describeSecret } from './describe.js';
@@ -25,12 +27,17 @@ export { fingerprint } from './fingerprint.js';
 export function readSecret(s: Secret, ctx: SecretContext): string {
   if (typeof s === 'string') return s;
   if ('env' in s) {
+    if (ctx.envRefused) throw new Error(ctx.envRefused);
     const v = ctx.env[s.env];
     if (v === undefined || v === '') throw new Error(`environment variable ${s.env} is not set`);
     return v.trim();
   }
-  const p = isAbsolute(s.file) ? s.file : resolve(dirname(ctx.configFile), s.file);
-  return readFileSync(p, 'utf8').trim();
+  return readFileSync(secretFilePath(s.file, ctx.configFile), 'utf8').trim();
+}
+
+/** The path a `{file:}` secret names: relative paths resolve against the config file's directory. */
+export function secretFilePath(file: string, configFile: string): string {
+  return isAbsolute(file) ? file : resolve(dirname(configFile), file);
 }
 
 
@@ -85,7 +92,7 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       issues.push({ ...at, severity: 'warning', message: 'an all-zero header protection key turns header protection off' });
     if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });
     else if ('file' in ref.secret) {
-      const p = isAbsolute(ref.secret.file) ? ref.secret.file : resolve(dirname(ctx.configFile), ref.secret.file);
+      const p = secretFilePath(ref.secret.file, ctx.configFile);
       if ((statSync(p).mode & 0o077) !== 0) issues.push({ ...at, severity: 'warning', message: `secret file ${ref.secret.file} is readable by group/others; chmod 600 it` });
     }
     values.set(path, v);

@@ -100,6 +100,13 @@ interface LastRun {
 const now = () => new Date().toISOString();
 const errOf = (e: AwgError | undefined) => (e ? { kind: e.kind, message: e.message } : undefined);
 const EMPTY_PLAN = { changes: [], foreign: [], warnings: [] };
+/**
+ * `{env:}` secrets would come from the daemon's environment, not the caller's: resolved only
+ * for the file the daemon was started with (`--config`, e.g. the unit's Environment=), never
+ * for a config named through the API, nor for one remembered from an earlier apply.
+ */
+const ENV_REFUSED =
+  "{env:} secrets are not resolved for a config given through the daemon's API (the daemon's environment is not the caller's); use {file: ...}, `awg apply --direct`, or start the daemon with --config naming this file";
 /** events that fall inside this window after a run are echoes of our own changes */
 const ECHO_MS = 750;
 
@@ -232,7 +239,7 @@ export class Daemon implements DaemonCore {
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
-    const r = await this.prepareFile(req.configPath);
+    const r = await this.prepareFile(req.configPath, true);
     if (!r.ok) return { outcome: 'failed', plan: toPlanDocument(EMPTY_PLAN, req.configPath), mutations: 0, error: errOf(r.error) };
     if (req.dryRun) {
       return this.exclusive(async () => {
@@ -260,7 +267,7 @@ export class Daemon implements DaemonCore {
   }
 
   async diff(req: { configPath: string }): Promise<{ plan: ApplyResponse['plan']; changes: boolean }> {
-    const r = await this.prepareFile(req.configPath);
+    const r = await this.prepareFile(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
       const observed = await observeWith(this.envFor(r.prepared), r.prepared.desired);
@@ -516,10 +523,20 @@ export class Daemon implements DaemonCore {
     return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: false, claims: env.claims, secrets: env.secrets };
   }
 
-  private async prepareFile(file: string): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
+  /** `api`: named by an API request; otherwise env secrets are resolved only for the start-up file */
+  private async prepareFile(file: string, api = false): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
     try {
       await this.ready();
-      const r = await prepare(file, { platform: this.platform, env: this.opts.env, down: this.health.down, state: this.state, persistEndpoints: true, ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }) });
+      const ownEnv = !api && this.opts.configPath !== undefined && resolve(this.opts.configPath) === resolve(file);
+      const r = await prepare(file, {
+        platform: this.platform,
+        env: this.opts.env,
+        down: this.health.down,
+        state: this.state,
+        persistEndpoints: true,
+        ...(ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
+        ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }),
+      });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');
       return { ok: false, error: new AwgError('invalid-config', `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`, { issues: r.issues }) };

@@ -1,8 +1,9 @@
 /**
  * Prometheus metrics of the daemon (prom-client), opt-in: `awg daemon --metrics
  * [host:port]`, on 127.0.0.1:9586 unless a host is given (the seed system left a profiling
- * port open to everyone). Counters are fed from DaemonEvents; per-tunnel gauges and the
- * state are read from `status()` at each scrape. Labels carry tunnel names, outcomes and
+ * port open to everyone). Event counters are fed from DaemonEvents; per-tunnel values, rule
+ * counters and the state are read from `status()` at each scrape. Every cumulative value is a
+ * counter whose name ends in `_total`, and nothing else ends so (metrics.test.ts checks both). Labels carry tunnel names, outcomes and
  * error kinds only: never keys, endpoints or messages.
  */
 import { createServer, type Server } from 'node:http';
@@ -32,17 +33,20 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const reverts = new Counter({ name: 'awg_confirm_reverts_total', help: 'Applies reverted because no confirm arrived in time.', registers });
   const state = new Gauge({ name: 'awg_state', help: 'Daemon state (1 for the current one).', labelNames: ['state'], registers });
   const up = new Gauge({ name: 'awg_tunnel_up', help: 'Whether the tunnel is up.', labelNames: ['tunnel'], registers });
-  const rx = new Gauge({ name: 'awg_tunnel_rx_bytes', help: 'Bytes received through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
-  const tx = new Gauge({ name: 'awg_tunnel_tx_bytes', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
   const health = new Gauge({ name: 'awg_tunnel_health', help: 'Tunnel health as the loop routes by (1 for the current state: connecting, up, down, auth-failed).', labelNames: ['tunnel', 'state'], registers });
   const conns = new Gauge({ name: 'awg_tunnel_connections', help: 'Proxy tunnels: open connections through the transparent proxy.', labelNames: ['tunnel'], registers });
-  const connsTotal = new Gauge({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
-  const dialErrors = new Gauge({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
-  const rulePackets = new Gauge({ name: 'awg_rule_packets', help: "Egress packets of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
-  const ruleBytes = new Gauge({ name: 'awg_rule_bytes', help: "Egress bytes of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
-  const placed = new Gauge({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
-  const execs = new Gauge({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
   const hsAge = new Gauge({ name: 'awg_tunnel_last_handshake_age_seconds', help: 'Seconds since the latest handshake of the tunnel (absent: never).', labelNames: ['tunnel'], registers });
+  // Cumulative values the daemon reads at each scrape (engine and firewall counters): counters,
+  // set from the source each time; they restart at 0 when their engine or rule does, which
+  // rate() reads as a counter reset.
+  const rx = new Counter({ name: 'awg_tunnel_rx_bytes_total', help: 'Bytes received through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
+  const tx = new Counter({ name: 'awg_tunnel_tx_bytes_total', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
+  const connsTotal = new Counter({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
+  const dialErrors = new Counter({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
+  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Egress packets of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
+  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Egress bytes of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
+  const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
+  const execs = new Counter({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
 
   const unsubscribe = core.subscribe((e: DaemonEvent) => {
@@ -74,23 +78,23 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
-      for (const g of [up, rx, tx, hsAge, health, conns, connsTotal, dialErrors, rulePackets, ruleBytes]) g.reset();
+      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, placed, execs]) g.reset();
       for (const r of s.rules ?? []) {
-        rulePackets.set({ rule: r.name, target: r.target, route: r.route }, r.packets);
-        ruleBytes.set({ rule: r.name, target: r.target, route: r.route }, r.bytes);
+        rulePackets.inc({ rule: r.name, target: r.target, route: r.route }, r.packets);
+        ruleBytes.inc({ rule: r.name, target: r.target, route: r.route }, r.bytes);
       }
-      placed.set(s.placement?.placed ?? 0);
-      execs.set(s.placement?.execs ?? 0);
+      placed.inc(s.placement?.placed ?? 0);
+      execs.inc(s.placement?.execs ?? 0);
       for (const t of s.tunnels) {
         for (const h of ['connecting', 'up', 'down', 'auth-failed']) health.set({ tunnel: t.name, state: h }, (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0);
         if (t.connectionsTotal !== undefined) {
           conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);
-          connsTotal.set({ tunnel: t.name }, t.connectionsTotal);
-          dialErrors.set({ tunnel: t.name }, t.dialErrors ?? 0);
+          connsTotal.inc({ tunnel: t.name }, t.connectionsTotal);
+          dialErrors.inc({ tunnel: t.name }, t.dialErrors ?? 0);
         }
         up.set({ tunnel: t.name }, t.up ? 1 : 0);
-        rx.set({ tunnel: t.name }, t.rxBytes);
-        tx.set({ tunnel: t.name }, t.txBytes);
+        rx.inc({ tunnel: t.name }, t.rxBytes);
+        tx.inc({ tunnel: t.name }, t.txBytes);
         if (t.lastHandshakeAgeSec !== undefined) hsAge.set({ tunnel: t.name }, t.lastHandshakeAgeSec);
       }
       return registry.metrics();

@@ -1,24 +1,34 @@
 /**
  * The gRPC API of `awg daemon` on a Unix socket (proto/awg.proto), a thin shell over
- * DaemonCore. Access control is the socket's file mode: 0600 owned by the daemon's user
- * (root), or 0660 with a configured group. The seed system's 0666 socket let any local user
- * drive the VPN; here any doubt about the path refuses to start:
+ * DaemonCore. Two gates:
  *
- * - the directory must be ours (or root's) and not writable by others (sticky excepted);
- * - a symlink, a non-socket, a socket owned by someone else, or one whose mode grants more
- *   than we would grant, is refused (never removed: it is not ours to judge);
- * - a socket that answers is refused (another daemon is running);
- * - a stale socket of ours (nobody listening) is replaced.
- *
- * The socket is bound inside a fresh 0700 directory, given its mode and group there, and
- * renamed into place: nobody can connect during the window where the mode is still the
- * umask's.
+ * 1. Who may connect: the socket's file mode, 0600 owned by the daemon's user (root), or
+ *    0660 with a configured group. The seed system's 0666 socket let any local user drive
+ *    the VPN; here any doubt about the path refuses to start:
+ *    - the directory must be ours (or root's) and not writable by others (sticky excepted);
+ *    - a symlink, a non-socket, a socket owned by someone else, or one whose mode grants
+ *      more than we would grant, is refused (never removed: it is not ours to judge);
+ *    - a socket that answers is refused (another daemon is running);
+ *    - a stale socket of ours (nobody listening) is replaced.
+ *    The socket is bound inside a fresh 0700 directory, given its mode and group there, and
+ *    renamed into place: nobody can connect during the window where the mode is still the
+ *    umask's.
+ * 2. What the caller may do, per RPC (authz.ts): we accept connections ourselves (a
+ *    net.Server) to read the peer's credentials from the kernel (SO_PEERCRED, SO_PEERGROUPS)
+ *    before handing the connection to gRPC (its connection injector). gRPC shows a call only
+ *    its peer address, so each accepted socket gets a private address `awg-peer:<n>` that
+ *    names its credentials here; a call whose peer is unknown is refused.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AwgError, toAwgError } from '../errors.js';
+import { loadConfigFile } from '../config/load.js';
+import { netSocketFd, peerCredentials, type PeerCred } from '../native/peercred.js';
+import { accessOf, denied, describePeer, GROUP_POLICY, untrustedSecretFiles, type AccessOptions, type Rpc } from './authz.js';
 import type { DaemonCore } from './core.js';
+import { checkTrustedPath } from './trusted-path.js';
 import {
   applyRequestFromWire,
   applyResponseToWire,
@@ -43,6 +53,8 @@ export interface ApiServerOptions {
   group?: string | number;
   /** /etc/group, for resolving group names (tests) */
   groupFile?: string;
+  /** one line per mutating request and per denial (the daemon's log) */
+  log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 }
 
 export interface ApiServer {
@@ -111,11 +123,11 @@ function serviceError(e: unknown): Partial<grpc.ServiceError> {
   return { code: w.code, details: err.message, metadata };
 }
 
-function unary<Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let p: Promise<Res>;
     try {
-      p = fn(call.request);
+      p = fn(call.request, call);
     } catch (e) {
       p = Promise.reject(e);
     }
@@ -126,9 +138,81 @@ function unary<Req, Res>(fn: (req: Req) => Promise<Res>): grpc.handleUnaryCall<R
   };
 }
 
-function handlers(core: DaemonCore, watches: Set<() => void>): grpc.UntypedServiceImplementation {
+/** The authorisation state of one server: who each connection is, and who owns the confirm window. */
+export class ApiGate {
+  readonly peers = new Map<string, PeerCred>();
+  /** the caller whose Apply opened the pending confirm window (cleared when any Apply or Down starts) */
+  pendingConfirm: { uid: number; deadline: number } | undefined;
+
+  constructor(
+    readonly access: AccessOptions,
+    private readonly log: ApiServerOptions['log'],
+  ) {}
+
+  /**
+   * The caller of `call` if it may make this request, else a `permission` error. `configPath`:
+   * the file Apply/Diff would make the daemon read (already checked to be absolute).
+   */
+  async authorize(rpc: Rpc, call: { getPeer(): string }, configPath?: string): Promise<PeerCred> {
+    const peer = this.peers.get(call.getPeer());
+    if (!peer) throw this.deny(rpc, undefined, new AwgError('permission', `permission denied: ${rpc}: the caller's credentials are unknown`));
+    const access = accessOf(peer, this.access);
+    if (access === 'root') return peer;
+    if (access === 'other')
+      throw this.deny(rpc, peer, denied(rpc, peer, this.access.groupGid === undefined ? 'only root may use this socket' : `only root and members of group ${this.access.groupGid} may use this socket`));
+    switch (GROUP_POLICY[rpc]) {
+      case 'allowed':
+        return peer;
+      case 'denied':
+        throw this.deny(rpc, peer, denied(rpc, peer, rpc === 'Down' ? 'Down removes every tunnel and the kill switch; only root may' : `${rpc} is for root only`));
+      case 'own-apply': {
+        const p = this.pendingConfirm;
+        if (p && p.uid === peer.uid && p.deadline > Date.now()) return peer;
+        throw this.deny(rpc, peer, denied(rpc, peer, 'the socket group may confirm only an apply it made itself, and none of this user awaits confirmation'));
+      }
+      case 'trusted-files': {
+        const path = configPath ?? '';
+        try {
+          checkTrustedPath('config', path, { reader: peer });
+        } catch (e) {
+          throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
+        }
+        const loaded = await loadConfigFile(path);
+        // an invalid config: the core reports its issues (the caller may read the file); no secret is read
+        if (loaded.config) {
+          const issues = untrustedSecretFiles(loaded.config, path, { ...(loaded.positions ? { positions: loaded.positions } : {}) });
+          if (issues.length)
+            throw this.deny(rpc, peer, denied(rpc, peer, `the config names secret files that root alone does not control: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues }));
+        }
+        return peer;
+      }
+    }
+  }
+
+  private deny(rpc: Rpc, peer: PeerCred | undefined, e: AwgError): AwgError {
+    this.log?.('warn', e.message, { rpc, ...(peer ? { caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid } } : {}) });
+    return e;
+  }
+
+  refused(message: string): void {
+    this.log?.('warn', message, {});
+  }
+
+  audit(rpc: Rpc, peer: PeerCred, fields: Record<string, unknown> = {}): void {
+    this.log?.('info', `API ${rpc} by ${describePeer(peer)}`, { rpc, caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid }, ...fields });
+  }
+}
+
+function requirePath(p: string | undefined): string {
+  if (!p) throw new AwgError('invalid-config', 'config path missing');
+  if (!isAbsolute(p)) throw new AwgError('invalid-config', `config path must be absolute: ${p}`);
+  return p;
+}
+
+function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): grpc.UntypedServiceImplementation {
   const watch: grpc.handleServerStreamingCall<object, Wire.Event> = (call) => {
     let done = false;
+    let unsubscribe = () => {};
     const finish = () => {
       if (done) return;
       done = true;
@@ -139,34 +223,103 @@ function handlers(core: DaemonCore, watches: Set<() => void>): grpc.UntypedServi
       finish();
       call.end();
     };
-    const unsubscribe = core.subscribe((e) => {
-      if (done) return;
-      if (call.writableLength > MAX_WATCH_BACKLOG) {
-        finish();
-        call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `watch client fell ${MAX_WATCH_BACKLOG} events behind` });
-        return;
-      }
-      call.write(eventToWire(e));
-    });
-    watches.add(end);
     call.on('cancelled', finish);
     call.on('close', finish);
     call.on('error', finish);
-    // headers now, so the client knows the subscription is live before the first event
-    call.sendMetadata(new grpc.Metadata());
+    gate.authorize('Watch', call).then(
+      () => {
+        if (done) return;
+        unsubscribe = core.subscribe((e) => {
+          if (done) return;
+          if (call.writableLength > MAX_WATCH_BACKLOG) {
+            finish();
+            call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `watch client fell ${MAX_WATCH_BACKLOG} events behind` });
+            return;
+          }
+          call.write(eventToWire(e));
+        });
+        watches.add(end);
+        // headers now, so the client knows the subscription is live before the first event
+        call.sendMetadata(new grpc.Metadata());
+      },
+      (e: unknown) => {
+        finish();
+        call.emit('error', serviceError(e));
+      },
+    );
   };
   return {
-    Apply: unary(async (w: Wire.ApplyRequest) => applyResponseToWire(await core.apply(applyRequestFromWire(w)))),
-    Diff: unary(async (w: Wire.DiffRequest) => {
-      if (!w.configPath) throw new AwgError('invalid-config', 'config path missing');
-      return diffResponseToWire(await core.diff({ configPath: w.configPath }));
+    Apply: unary(async (w: Wire.ApplyRequest, call) => {
+      const req = applyRequestFromWire(w);
+      requirePath(req.configPath);
+      const peer = await gate.authorize('Apply', call, req.configPath);
+      gate.audit('Apply', peer, { config: req.configPath, ...(req.dryRun ? { dryRun: true } : {}) });
+      if (!req.dryRun) gate.pendingConfirm = undefined;
+      const r = await core.apply(req);
+      if (!req.dryRun && r.confirmDeadline) gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
+      return applyResponseToWire(r);
     }),
-    Status: unary(async () => statusToWire(await core.status())),
-    Down: unary(async () => downResponseToWire(await core.down())),
-    Confirm: unary(async () => core.confirm()),
-    ListProcesses: unary(async () => processesToWire(await core.listProcesses())),
+    Diff: unary(async (w: Wire.DiffRequest, call) => {
+      const configPath = requirePath(w.configPath);
+      await gate.authorize('Diff', call, configPath);
+      return diffResponseToWire(await core.diff({ configPath }));
+    }),
+    Status: unary(async (_w: object, call) => {
+      await gate.authorize('Status', call);
+      return statusToWire(await core.status());
+    }),
+    Down: unary(async (_w: object, call) => {
+      const peer = await gate.authorize('Down', call);
+      gate.audit('Down', peer);
+      gate.pendingConfirm = undefined;
+      return downResponseToWire(await core.down());
+    }),
+    Confirm: unary(async (_w: object, call) => {
+      const peer = await gate.authorize('Confirm', call);
+      gate.audit('Confirm', peer);
+      const r = await core.confirm();
+      if (r.confirmed) gate.pendingConfirm = undefined;
+      return r;
+    }),
+    ListProcesses: unary(async (_w: object, call) => {
+      await gate.authorize('ListProcesses', call);
+      return processesToWire(await core.listProcesses());
+    }),
     Watch: watch,
   };
+}
+
+/**
+ * Accept connections on `path` ourselves: read each peer's credentials, give the socket its
+ * private peer address and hand it to gRPC. A peer whose credentials cannot be read is cut.
+ */
+function listenWithCredentials(path: string, gate: ApiGate, inject: (s: Socket) => void): Promise<NetServer> {
+  let n = 0;
+  const server = createNetServer((sock) => {
+    sock.on('error', () => {}); // gRPC's session reports; an unhandled 'error' must never end the daemon
+    let cred: PeerCred;
+    try {
+      cred = peerCredentials(netSocketFd(sock));
+    } catch (e) {
+      gate.refused(`API connection cut: cannot read the caller's credentials: ${(e as Error).message}`);
+      sock.destroy();
+      return;
+    }
+    const id = `awg-peer:${++n}`;
+    gate.peers.set(id, cred);
+    sock.once('close', () => gate.peers.delete(id));
+    // gRPC names a call's peer by its socket's remoteAddress (call.getPeer()); a Unix socket has none
+    Object.defineProperty(sock, 'remoteAddress', { value: id, configurable: true });
+    inject(sock);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => {
+      server.off('error', reject);
+      server.on('error', () => {});
+      resolve(server);
+    });
+  });
 }
 
 /** Serve `core` on a Unix socket; resolves once the socket is in place with its final mode. */
@@ -178,16 +331,25 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   const watches = new Set<() => void>();
-  server.addService(awgService(), handlers(core, watches));
+  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log);
+  server.addService(awgService(), handlers(core, gate, watches));
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const staging = mkdtempSync(join(dirname(socketPath), `.${basename(socketPath)}-`));
   const tmp = join(staging, 's');
+  let listener: NetServer;
   try {
-    await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${tmp}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
-    if (gid !== undefined) chownSync(tmp, -1, gid);
-    chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);
-    renameSync(tmp, socketPath);
+    listener = await listenWithCredentials(tmp, gate, (s) => injector.injectConnection(s));
+    try {
+      if (gid !== undefined) chownSync(tmp, -1, gid);
+      chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);
+      renameSync(tmp, socketPath);
+    } catch (e) {
+      listener.close();
+      throw e;
+    }
   } catch (e) {
+    injector.destroy();
     server.forceShutdown();
     throw toAwgError(e, 'driver');
   } finally {
@@ -203,6 +365,8 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   let closed: Promise<void> | undefined;
   const close = () =>
     (closed ??= (async () => {
+      // no new connections; net.Server would unlink the path it listened on, which is gone (renamed)
+      listener.close();
       for (const end of [...watches]) end();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
@@ -214,6 +378,7 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
           resolve();
         });
       });
+      injector.destroy();
       // only our own socket: a successor may already have replaced it
       const st = lstatOrUndefined(socketPath);
       if (st?.isSocket() && st.ino === ino) unlinkSync(socketPath);

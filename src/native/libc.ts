@@ -32,6 +32,8 @@ export const SOCK_CLOEXEC = 0x80000;
 export const SOL_SOCKET = 1;
 export const SO_RCVBUF = 8;
 export const SO_MARK = 36;
+export const SO_PEERCRED = 17;
+export const SO_PEERGROUPS = 59;
 export const SO_RCVBUFFORCE = 33;
 export const SOL_NETLINK = 270;
 
@@ -60,6 +62,8 @@ export const E = {
   EINVAL: 22,
   ENOTTY: 25,
   ENOSPC: 28,
+  ERANGE: 34,
+  ENODATA: 61,
   EMSGSIZE: 90,
   ENOPROTOOPT: 92,
   EOPNOTSUPP: 95,
@@ -92,6 +96,7 @@ interface Fns {
   fcntl: (fd: number, cmd: number, arg: number) => number;
   pipe2: (fds: number[], flags: number) => number;
   strerror: (errnum: number) => string;
+  lgetxattr: (path: string, name: string, val: Buf | null, n: number) => number | bigint;
 }
 
 let fns: Fns | undefined;
@@ -126,6 +131,7 @@ function libc(): Fns {
     fcntl: lib.func('int fcntl(int fd, int cmd, int arg)'),
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
     strerror: lib.func('const char *strerror(int errnum)'),
+    lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *val, size_t n)'),
   } as unknown as Fns;
   return fns;
 }
@@ -201,6 +207,10 @@ export function pipe2(flags: number): [number, number] | number {
   const fds = [0, 0];
   const r = ret(libc().pipe2(fds, flags));
   return r < 0 ? r : [fds[0] ?? -1, fds[1] ?? -1];
+}
+/** Size of the extended attribute `name` of `path` (symlinks not followed), or -errno (ENODATA: none). */
+export function lgetxattrSize(path: string, name: string): number {
+  return ret(libc().lgetxattr(path, name, null, 0));
 }
 export function strerror(errno: number): string {
   return libc().strerror(errno);

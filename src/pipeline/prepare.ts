@@ -40,6 +40,8 @@ export interface PrepareOptions {
   /** probe host facts (endpoint resolution, cgroup mount, DNS manager) */
   probe?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** set: refuse `{env:}` secrets with this reason (configs named through the daemon's API) */
+  envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
@@ -57,7 +59,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   const issues = [...loaded.issues];
   let secrets = new Map<string, string>();
   if (!opts.skipSecrets) {
-    const s = checkSecrets(config, { configFile: file, env }, loaded.positions);
+    const s = checkSecrets(config, { configFile: file, env, ...(opts.envSecretsRefused ? { envRefused: opts.envSecretsRefused } : {}) }, loaded.positions);
     issues.push(...s.issues);
     secrets = s.values;
     if (hasErrors(s.issues)) return { ok: false, issues };

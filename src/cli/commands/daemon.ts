@@ -42,7 +42,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
         onStarted: async (core) => {
           const closers: (() => Promise<void>)[] = [];
           try {
-            const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}) });
+            const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}), log: (level, message, fields) => log[level](fields, message) });
             closers.push(api.close);
             log.info({ socket: api.socketPath, mode: o.socketGroup ? '0660' : '0600', ...(o.socketGroup ? { group: o.socketGroup } : {}) }, `API on ${api.socketPath}`);
             if (metrics) {

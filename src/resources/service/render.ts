@@ -11,6 +11,7 @@
  * back), Restart=on-failure with a short delay, and no start rate limit: a daemon that
  * gives up leaves the host with no network at all.
  */
+import { dirname } from 'node:path';
 import { renderDaemonPlist } from '../../platform/darwin/plist.js';
 import { DAEMON_LABEL } from '../../platform/darwin/launchctl.js';
 
@@ -59,6 +60,85 @@ export function systemdQuote(arg: string): string {
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
 }
 
+/** One capability the daemon keeps (CapabilityBoundingSet=), and why it needs it. */
+export interface DaemonCapability {
+  cap: string;
+  why: string;
+}
+
+/**
+ * What `awg daemon` (and the `ip`, `nft`, `resolvectl` and `awg placer` it runs) needs of
+ * root's capabilities; everything else is dropped from the bounding set. Derived from the
+ * code: each entry names the calls that fail without it (docs/security.md has the table).
+ * Not needed: CAP_SYS_ADMIN (no mounts; setns only in tests), CAP_NET_RAW (no raw or packet
+ * sockets; netlink needs none), CAP_SYS_MODULE (the kernel autoloads tun/nft modules itself),
+ * CAP_FOWNER/CAP_FSETID (awg changes modes only of files it owns), CAP_KILL (it signals only
+ * its own root-owned children), CAP_SETUID/SETGID (it never changes identity).
+ * test/netns/daemon-caps.test.ts runs the daemon with exactly this set.
+ */
+export function daemonCapabilities(d: Pick<DaemonInvocation, 'socketGroup'>): DaemonCapability[] {
+  return [
+    { cap: 'CAP_NET_ADMIN', why: 'links, addresses, routes, ip rules and the nft table (netlink, `ip`, `nft`); TUN devices; SO_MARK on the engines\' sockets; SO_RCVBUFFORCE; net.* sysctls; listening to the proc connector' },
+    { cap: 'CAP_NET_BIND_SERVICE', why: 'a tunnel `listenPort` below 1024' },
+    { cap: 'CAP_SYS_NICE', why: 'SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket' },
+    { cap: 'CAP_SYS_PTRACE', why: "readlink /proc/PID/exe of other users' processes to match path rules (a PTRACE_MODE_READ check; awg never attaches)" },
+    { cap: 'CAP_DAC_OVERRIDE', why: "create the claimed cgroup subtree where the cgroup2 root is mode 0555 (hybrid hosts: /sys/fs/cgroup/unified); read a config or `{file:}` secret root applies from a user's 0600 file" },
+    ...(d.socketGroup ? [{ cap: 'CAP_CHOWN', why: 'give the API socket the `--socket-group` group (root is not a member)' }] : []),
+  ];
+}
+
+const STATE_ROOT = '/var/lib/';
+
+/** `[Service]` sandboxing lines: why each is set (or not) is in the comments they carry. */
+function hardening(d: DaemonInvocation): string[] {
+  const stateDir = d.stateDir ?? '/var/lib/awg';
+  const stateLines = stateDir.startsWith(STATE_ROOT) && stateDir.length > STATE_ROOT.length
+    ? [`StateDirectory=${systemdQuote(stateDir.slice(STATE_ROOT.length))}`, 'StateDirectoryMode=0700']
+    : [`ExecStartPre=+/bin/mkdir -p -m 0700 ${systemdQuote(stateDir)}`, `ReadWritePaths=${systemdQuote(stateDir)}`];
+  const socketDir = d.socket ? dirname(d.socket) : '/run/awg';
+  const socketLines = socketDir === '/run' || socketDir.startsWith('/run/') ? [] : [`ExecStartPre=+/bin/mkdir -p -m 0755 ${systemdQuote(socketDir)}`, `ReadWritePaths=${systemdQuote(socketDir)}`];
+  return [
+    '# hardening (docs/security.md; `systemd-analyze security awg.service`)',
+    '# files awg creates (state, records, temporary files) are private; the socket gets its own mode',
+    'UMask=0077',
+    'NoNewPrivileges=yes',
+    ...daemonCapabilities(d).map((c) => `# ${c.cap}: ${c.why}`),
+    `CapabilityBoundingSet=${daemonCapabilities(d).map((c) => c.cap).join(' ')}`,
+    'AmbientCapabilities=',
+    '# read-only system; writable: the state directory, /run (API socket, engine UAPI sockets,',
+    '# resolvconf) and /etc (the static DNS manager replaces /etc/resolv.conf by rename, which',
+    '# a bind mount of the file alone would refuse)',
+    'ProtectSystem=strict',
+    'ReadWritePaths=/etc /run',
+    ...stateLines,
+    'RuntimeDirectory=awg',
+    'RuntimeDirectoryMode=0755',
+    ...socketLines,
+    '# configs and secrets may live in home directories: readable, never writable',
+    'ProtectHome=read-only',
+    'PrivateTmp=yes',
+    'PrivateMounts=yes',
+    '# TUN only: /dev/net/tun (plus the pseudo devices "closed" keeps: null, zero, urandom, ...)',
+    'DevicePolicy=closed',
+    'DeviceAllow=/dev/net/tun rw',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    '# not set, on purpose: ProtectKernelTunables (awg writes net.* sysctls), ProtectControlGroups',
+    '# (per-app rules create cgroups and move processes), ProtectProc/ProcSubset (placement reads',
+    "# every process's /proc entry), RestrictRealtime (the placer runs SCHED_FIFO),",
+    "# MemoryDenyWriteExecute (Node's JIT), PrivateDevices/PrivateNetwork/IPAddressDeny (a VPN)",
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
+    'RestrictNamespaces=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service',
+    'SystemCallErrorNumber=EPERM',
+  ];
+}
+
 export function renderSystemdUnit(d: DaemonInvocation): string {
   return [
     '# Written by `awg service install`; run it again to change this file.',
@@ -83,6 +163,7 @@ export function renderSystemdUnit(d: DaemonInvocation): string {
     'StandardOutput=journal',
     'StandardError=journal',
     'SyslogIdentifier=awg',
+    ...hardening(d),
     '',
     '[Install]',
     'WantedBy=multi-user.target',

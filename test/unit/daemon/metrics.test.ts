@@ -48,8 +48,8 @@ describe('Prometheus metrics', () => {
     const core = new FakeCore();
     const m = createMetrics(core);
     let t = await m.render();
-    expect(line(t, 'awg_tunnel_rx_bytes{tunnel="work"}')).toBe('awg_tunnel_rx_bytes{tunnel="work"} 123456789012');
-    expect(line(t, 'awg_tunnel_tx_bytes{tunnel="work"}')).toBe('awg_tunnel_tx_bytes{tunnel="work"} 42');
+    expect(line(t, 'awg_tunnel_rx_bytes_total{tunnel="work"}')).toBe('awg_tunnel_rx_bytes_total{tunnel="work"} 123456789012');
+    expect(line(t, 'awg_tunnel_tx_bytes_total{tunnel="work"}')).toBe('awg_tunnel_tx_bytes_total{tunnel="work"} 42');
     expect(line(t, 'awg_tunnel_up{tunnel="work"}')).toBe('awg_tunnel_up{tunnel="work"} 1');
     expect(line(t, 'awg_tunnel_up{tunnel="idle"}')).toBe('awg_tunnel_up{tunnel="idle"} 0');
     expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe('awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17');
@@ -65,6 +65,37 @@ describe('Prometheus metrics', () => {
     // public keys, endpoints and messages are not labels
     expect(t).not.toContain(PEER_PUB);
     expect(t).not.toContain('192.0.2.1');
+    m.close();
+  });
+
+  it('every name ending in _total is a counter, and every cumulative value is one (rate() needs counter semantics)', async () => {
+    const core = new FakeCore();
+    core.statusValue = {
+      ...core.statusValue,
+      tunnels: [...core.statusValue.tunnels, { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
+      placement: { state: 'active', execs: 900, placed: 12, errors: 0 },
+      rules: [{ name: 'browser', target: 'work', route: 'work', packets: 77, bytes: 9000 }],
+    };
+    const m = createMetrics(core);
+    const t = await m.render();
+    const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
+    const totals = [...types].filter(([n]) => n.endsWith('_total'));
+    expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
+    expect(totals.length).toBe(14);
+    expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual([]);
+    // the values read at scrape time are the sources' cumulative values, per label set
+    expect(line(t, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 40');
+    expect(line(t, 'awg_tunnel_connections{tunnel="px"}')).toBe('awg_tunnel_connections{tunnel="px"} 2');
+    expect(line(t, 'awg_tunnel_dial_errors_total{tunnel="px"}')).toBe('awg_tunnel_dial_errors_total{tunnel="px"} 3');
+    expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
+    expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
+    expect(line(t, 'awg_rule_packets_total{')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work"} 77');
+    expect(line(t, 'awg_rule_bytes_total{')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work"} 9000');
+    // a second scrape sets, never adds; a restarted engine's counter starts again from its source
+    core.statusValue = { ...core.statusValue, tunnels: core.statusValue.tunnels.map((x) => (x.name === 'px' ? { ...x, connectionsTotal: 1 } : x)) };
+    const t2 = await m.render();
+    expect(line(t2, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 1');
+    expect(line(t2, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     m.close();
   });
 

@@ -1,0 +1,84 @@
+/**
+ * Who may do what through the daemon's API (docs/security.md, "The API"). The caller is
+ * known from the kernel (SO_PEERCRED/SO_PEERGROUPS of the accepted Unix socket), never from
+ * anything it sends:
+ *
+ * - root (uid 0, or the daemon's own uid): everything;
+ * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
+ *   (Status, Watch, ListProcesses); Apply and Diff only of a config it may read itself whose
+ *   lookup, and every `{file:}` secret's, only root controls (trusted-path.ts); Confirm only
+ *   of a pending apply it made; never Down (it would open the kill switch);
+ * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
+ *
+ * `{env:}` secrets are never resolved for an API request, whoever asks (daemon.ts).
+ */
+import { AwgError, type Issue } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import { secretFilePath, secretRefs } from '../config/secrets.js';
+import { formatPath, type SourcePositions } from '../config/positions.js';
+import type { PeerCred } from '../native/peercred.js';
+import { checkTrustedPath, type FileView } from './trusted-path.js';
+
+export type Rpc = 'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down';
+export type Access = 'root' | 'group' | 'other';
+
+/**
+ * What a socket-group member may do, per RPC (root may do everything, others nothing):
+ * `allowed`; `trusted-files`: the config and its secret files must pass checkTrustedPath (the
+ * config also readable by the caller); `own-apply`: only a confirm window its own Apply
+ * opened; `denied`.
+ */
+export type GroupRule = 'allowed' | 'trusted-files' | 'own-apply' | 'denied';
+
+export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
+  Status: 'allowed',
+  Watch: 'allowed',
+  ListProcesses: 'allowed',
+  Diff: 'trusted-files',
+  Apply: 'trusted-files',
+  Confirm: 'own-apply',
+  Down: 'denied',
+};
+
+export interface AccessOptions {
+  /** the daemon's effective uid (root in production): a peer with it may do what we may */
+  selfUid: number;
+  /** the `--socket-group` gid, if any */
+  groupGid?: number;
+}
+
+export function accessOf(peer: PeerCred, o: AccessOptions): Access {
+  if (peer.uid === 0 || peer.uid === o.selfUid) return 'root';
+  if (o.groupGid !== undefined && (peer.gid === o.groupGid || peer.groups.includes(o.groupGid))) return 'group';
+  return 'other';
+}
+
+export function describePeer(peer: PeerCred): string {
+  return `uid ${peer.uid} (gid ${peer.gid}, pid ${peer.pid})`;
+}
+
+export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: Issue[] } = {}): AwgError {
+  return new AwgError('permission', `permission denied: ${rpc} for ${describePeer(peer)}: ${why}`, {
+    ...(opts.issues ? { issues: opts.issues } : {}),
+    hint: 'run it as root (sudo); docs/security.md lists what the socket group may do',
+  });
+}
+
+/**
+ * Every `{file:}` secret of `config` (read from `configFile`) that fails checkTrustedPath, as
+ * located issues; empty when all pass.
+ */
+export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: SourcePositions; fs?: FileView; owner?: number } = {}): Issue[] {
+  const issues: Issue[] = [];
+  for (const ref of secretRefs(config)) {
+    if (typeof ref.secret === 'string' || !('file' in ref.secret)) continue;
+    const path = formatPath(ref.path);
+    try {
+      checkTrustedPath('secret file', secretFilePath(ref.secret.file, configFile), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+    } catch (e) {
+      const pos = o.positions?.locate(ref.path);
+      issues.push({ file: configFile, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
+    }
+  }
+  return issues;
+}

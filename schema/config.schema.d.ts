@@ -54,7 +54,7 @@ export type Match =
     }
   | {
       /**
-       * Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).
+       * Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments, `{a,b}`). At most 3 `*` and `{…}` per segment; no extglobs or groups (see docs/security.md).
        */
       path: string;
       ignoreCase?: boolean;

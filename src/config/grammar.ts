@@ -77,3 +77,51 @@ export const I_TAG_CHAIN = /^ *(<(b +(0x)?([0-9A-Fa-f]{2})+|r +\d+|rc +\d+|rd +\
 
 /** bytes of `s` in UTF-8 */
 export const utf8Length = (s: string): number => Buffer.byteLength(s, 'utf8');
+
+/** variable-width items (`*`, `{…}`) one path segment of a glob may hold: see globProblem */
+export const MAX_GLOB_WILDCARDS_PER_SEGMENT = 3;
+
+/**
+ * Why a `match.path` glob is refused, or undefined. picomatch compiles a glob to a V8
+ * RegExp that backtracks: k stars (or brace groups) in one segment cost O(L^k) on a
+ * segment of length L (measured: `/*a*a*a*a*a*a*a*a*b` took 371 s on an 80-character
+ * segment; `/**` + `/*a*a*a*b` 1.6 s on a 4096-character path), and extglobs/groups
+ * (`+(a|aa)`) are regular-expression quantifiers. So: at most
+ * MAX_GLOB_WILDCARDS_PER_SEGMENT stars and brace groups per segment (a whole `**` segment
+ * does not count; measured worst case about 40 ms on a 4096-character path), and no
+ * extglob, group or `|` (escape a literal one: `\(`).
+ */
+export function globProblem(glob: string): string | undefined {
+  let depth = 0;
+  let segment = '';
+  let count = 0;
+  const close = (): string | undefined => {
+    const n = segment === '**' ? 0 : count;
+    segment = '';
+    count = 0;
+    return n > MAX_GLOB_WILDCARDS_PER_SEGMENT
+      ? `at most ${MAX_GLOB_WILDCARDS_PER_SEGMENT} "*" and "{…}" per path segment (more make the matcher backtrack for seconds on long names); use a regex match, which runs in linear time`
+      : undefined;
+  };
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === '\\') {
+      segment += glob.slice(i, i + 2);
+      i++;
+      continue;
+    }
+    if (c === '(' || c === ')' || c === '|') return `extglobs and groups are not supported ("${c}"); write a literal one as \\${c}`;
+    if (c === '/' && depth === 0) {
+      const why = close();
+      if (why) return why;
+      continue;
+    }
+    if (c === '{') {
+      depth++;
+      count++;
+    } else if (c === '}' && depth > 0) depth--;
+    else if (c === '*') count++;
+    segment += c;
+  }
+  return close();
+}

@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import { isCidr } from './cidr.js';
-import { hasControl, I_TAG_CHAIN, ipLiteralProblem, isCanonicalIPv4, isHostName, isHostOrIp, isPlainIPv6, utf8Length } from './grammar.js';
+import { globProblem, hasControl, I_TAG_CHAIN, MAX_GLOB_WILDCARDS_PER_SEGMENT, ipLiteralProblem, isCanonicalIPv4, isHostName, isHostOrIp, isPlainIPv6, utf8Length } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
 import { parseTagString } from './tags.js';
 
@@ -223,7 +223,17 @@ function linearRegex(s: string, ctx: z.RefinementCtx): void {
 export const Match = z
   .union([
     z.strictObject({ name: Text().min(1).regex(/^[^/]+$/, 'an executable name has no "/"; use `path` or `dir` for paths').meta({ description: 'Exact executable file name (basename of /proc/PID/exe), e.g. `firefox-esr`.' }), ignoreCase: z.boolean().default(false) }),
-    z.strictObject({ path: Text().min(1).regex(/^\//, 'must be an absolute path or glob').meta({ description: 'Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({
+      path: Text()
+        .min(1)
+        .regex(/^\//, 'must be an absolute path or glob')
+        .superRefine((s, ctx) => {
+          const why = globProblem(s);
+          if (why) ctx.addIssue({ code: 'custom', message: why });
+        })
+        .meta({ description: `Absolute path glob of the executable (picomatch: \`*\` within a segment, \`**\` across segments, \`{a,b}\`). At most ${MAX_GLOB_WILDCARDS_PER_SEGMENT} \`*\` and \`{…}\` per segment; no extglobs or groups (see docs/security.md).` }),
+      ignoreCase: z.boolean().default(false),
+    }),
     z.strictObject({ dir: Text().min(1).regex(/^\//, 'must be an absolute directory').meta({ description: 'Any executable below this directory, recursively.' }), ignoreCase: z.boolean().default(false) }),
     z.strictObject({ regex: Text().min(1).superRefine(linearRegex).meta({ description: `JavaScript regular expression tested against the full executable path (not anchored unless you anchor it), run in linear time: backreferences, lookahead/lookbehind, octal escapes, \\ before a letter with no meaning and a literal { } ] outside a class are refused, and the compiled pattern is limited to ${MAX_PROGRAM} instructions (see docs/security.md).` }), ignoreCase: z.boolean().default(false) }),
   ], { error: 'must have exactly one of name, path, dir or regex (plus optional ignoreCase)' })

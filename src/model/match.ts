@@ -9,7 +9,8 @@
  * sides with `toLowerCase`):
  * - `name`: the basename equals the name exactly (no substring, no glob).
  * - `path`: picomatch glob over the whole path with `dot: true` (`*` stays inside a segment
- *   and also matches dot files, `**` spans segments).
+ *   and also matches dot files, `**` spans segments). picomatch backtracks, so the schema
+ *   bounds what a glob may hold (config/grammar.ts globProblem).
  * - `dir`: the path lies below the directory on a segment boundary (`/opt/app` matches
  *   `/opt/app/bin/x`, not `/opt/apple/x`); trailing slashes of the rule are ignored, `/`
  *   matches everything.

@@ -114,6 +114,28 @@ describe('awg validate: values reaching text formats', () => {
     expect(r.err).not.toMatch(/rules\[3\]/);
   });
 
+  it('path globs: at most 3 "*"/"{…}" per segment, no extglobs or groups (picomatch backtracks: 371 s for 8 stars on 80 characters)', async () => {
+    const yaml = awg('      jc: 0', `rules:
+  - match: { path: "/*a*a*a*a*a*a*a*a*b" }
+    target: vpn
+  - match: { path: "/opt/+(a|aa)b" }
+    target: vpn
+  - match: { path: "/**/{x,y}*a*b*c" }
+    target: vpn
+  - match: { path: "/home/*/.local/bin/*" }
+    target: vpn
+  - match: { path: "/usr/{bin,local/bin}/{curl,wget}*" }
+    target: vpn
+  - match: { path: '/**/*a*b/**/x\\(86\\)*' }
+    target: vpn
+`);
+    const r = await validate(yaml);
+    expect(r.err).toMatch(/:15:20: rules\[0\]\.match\.path: at most 3 "\*" and "\{…\}" per path segment/);
+    expect(r.err).toMatch(/:17:20: rules\[1\]\.match\.path: extglobs and groups are not supported/);
+    expect(r.err).toMatch(/:19:20: rules\[2\]\.match\.path: at most 3/);
+    expect(r.err).not.toMatch(/rules\[[345]\]/);
+  });
+
   it('addresses and allowed IPs: no IPv6 zone, no dotted IPv4 inside IPv6', async () => {
     const yaml = awg('      jc: 0').replace('addresses: [10.0.0.2/32]', 'addresses: [10.0.0.2/32, "fe80::2%eth0/64"]').replace('allowedIPs: [10.0.0.0/24]', 'allowedIPs: [10.0.0.0/24, "::1.2.3.4/128"]');
     const r = await validate(yaml);

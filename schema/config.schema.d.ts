@@ -54,7 +54,7 @@ export type Match =
     }
   | {
       /**
-       * Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).
+       * Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments, `{a,b}`). At most 3 `*` and `{…}` per segment; no extglobs or groups (see docs/security.md).
        */
       path: string;
       ignoreCase?: boolean;
@@ -68,7 +68,7 @@ export type Match =
     }
   | {
       /**
-       * JavaScript regular expression tested against the full executable path (not anchored unless you anchor it).
+       * JavaScript regular expression tested against the full executable path (not anchored unless you anchor it), run in linear time: backreferences, lookahead/lookbehind, octal escapes, \ before a letter with no meaning and a literal { } ] outside a class are refused, and the compiled pattern is limited to 1024 instructions (see docs/security.md).
        */
       regex: string;
       ignoreCase?: boolean;
@@ -141,6 +141,8 @@ export interface WireguardTunnel {
   mtu?: number;
   /**
    * Resolvers reached through this tunnel. Used for per-app DNS and when this tunnel is the default.
+   *
+   * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */
   dns?: string[];
   /**
@@ -213,6 +215,8 @@ export interface AmneziawgTunnel {
   mtu?: number;
   /**
    * Resolvers reached through this tunnel. Used for per-app DNS and when this tunnel is the default.
+   *
+   * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */
   dns?: string[];
   /**
@@ -284,12 +288,24 @@ export interface AwgObfuscation {
    */
   h4?: U32Range;
   /**
-   * Signature packet 1 in the tag language (<b 0x..>, <r N>, <rc N>, <rd N>, <t>), sent before each initiation.
+   * Signature packet 1 in the tag language, sent before each initiation: only tags, optionally separated by spaces: `<b 0xHEX>` literal bytes, `<r N>` random bytes, `<rc N>` random letters, `<rd N>` random digits, `<t>` Unix time (4 bytes).
    */
   i1?: string;
+  /**
+   * Signature packet 2 (same language as i1).
+   */
   i2?: string;
+  /**
+   * Signature packet 3 (same language as i1).
+   */
   i3?: string;
+  /**
+   * Signature packet 4 (same language as i1).
+   */
   i4?: string;
+  /**
+   * Signature packet 5 (same language as i1).
+   */
   i5?: string;
   /**
    * AmneziaWG 3.x: 32-byte key (base64), as a secret, that encrypts every message header with ChaCha20 (nonce = the first 12 bytes of the S prefix), so s1-s4 must each be at least 12. Must match the peer. Only its fingerprint appears in plans and status. Absent: headers in clear.
@@ -348,11 +364,16 @@ export interface Socks5Tunnel {
   udp?: boolean;
   /**
    * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise answered locally with TC=1 so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.
+   *
+   * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */
   dns?: string[];
   fwmark?: number;
 }
 export interface ProxyAuth {
+  /**
+   * At most 255 bytes, no control characters.
+   */
   username: string;
   password: Secret;
 }
@@ -361,21 +382,33 @@ export interface ProxyAuth {
  */
 export interface HttpTunnel {
   type: 'http';
+  /**
+   * Proxy host name or address.
+   */
   server: string;
   port?: number;
   /**
    * Basic authentication.
    */
-  auth?: ProxyAuth;
+  auth?: HttpProxyAuth;
   /**
    * Connect to the proxy over TLS.
    */
   tls?: boolean;
   /**
    * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.
+   *
+   * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */
   dns?: string[];
   fwmark?: number;
+}
+export interface HttpProxyAuth {
+  /**
+   * At most 255 bytes, no control characters, no ":" (RFC 7617).
+   */
+  username: string;
+  password: Secret;
 }
 /**
  * Rules are ordered; the first enabled rule whose match fits a process decides its route.

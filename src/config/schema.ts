@@ -7,8 +7,10 @@
  * semantic.ts, so that every problem is reported at once with its location.
  */
 import { z } from 'zod';
-import ipaddr from 'ipaddr.js';
 import { isCidr } from './cidr.js';
+import { globProblem, hasControl, I_TAG_CHAIN, MAX_GLOB_WILDCARDS_PER_SEGMENT, ipLiteralProblem, isCanonicalIPv4, isHostName, isHostOrIp, isPlainIPv6, utf8Length } from './grammar.js';
+import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
+import { parseTagString } from './tags.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -20,6 +22,8 @@ export const RESERVED_TARGETS = ['direct', 'block'] as const;
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
+/** A string with no control character (line breaks, tabs, NUL, ESC …): see grammar.ts. */
+const Text = () => z.string().refine((s) => !hasControl(s), 'must not contain control characters (line breaks, tabs, NUL, escapes)');
 
 export const Secret = z
   .union([
@@ -35,9 +39,17 @@ export const WgKey = z.string().regex(KEY_RE, 'must be a base64-encoded 32-byte 
 export const Cidr = z
   .string()
   .refine(isCidr, 'must be an IPv4/IPv6 address or CIDR, e.g. 10.0.0.2/32 or fd00::2/128')
+  .refine((s) => !s.includes('%') && !(s.includes(':') && s.includes('.')), 'write IPv6 without a zone (%…) and without a dotted IPv4 part (use hex groups)')
   .meta({ description: 'An IPv4 or IPv6 address with optional prefix length.' });
 
-export const IpAddress = z.string().refine((s) => ipaddr.isValid(s), 'must be an IPv4 or IPv6 address');
+/** A canonical IP literal (grammar.ts canonicalIp): `010.0.0.1` or `FD00::1` are refused with the form to write. */
+export const IpAddress = z
+  .string()
+  .superRefine((s, ctx) => {
+    const why = ipLiteralProblem(s);
+    if (why) ctx.addIssue({ code: 'custom', message: why });
+  })
+  .meta({ description: 'An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.' });
 
 /** host:port, [v6]:port; hostnames are allowed and re-resolved by the engine. */
 export const ENDPOINT_RE = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+|[0-9.]+)):(\d{1,5})$/;
@@ -47,6 +59,8 @@ export const Endpoint = z
     const m = ENDPOINT_RE.exec(s);
     if (!m) ctx.addIssue({ code: 'custom', message: 'must be host:port or [ipv6]:port' });
     else if (!(Number(m[3]) >= 1 && Number(m[3]) <= 65535)) ctx.addIssue({ code: 'custom', message: 'port must be 1-65535' });
+    else if (m[1] !== undefined ? !isPlainIPv6(m[1]) : !isCanonicalIPv4(m[2]!) && !isHostName(m[2]!))
+      ctx.addIssue({ code: 'custom', message: m[1] !== undefined ? 'the address in [ ] must be an IPv6 address without a zone or dotted IPv4 part' : 'the host must be a dotted-quad IPv4 address without leading zeros or an RFC 1123 host name' });
   })
   .meta({ description: 'Peer endpoint `host:port` or `[ipv6]:port`. Hostnames are resolved at start and re-resolved when handshakes keep failing.' });
 
@@ -91,6 +105,19 @@ export const U16Range = z
   .meta({ id: 'U16Range', description: 'A uint16 value, or an inclusive range written "MIN-MAX" or {min, max}. 0 means unset (the WireGuard default).' });
 export type U16Range = z.infer<typeof U16Range>;
 
+/**
+ * I1-I5: tags only (grammar.ts I_TAG_CHAIN, published as the JSON Schema pattern); the
+ * messages name the first problem (tags.ts).
+ */
+const ITags = z
+  .string()
+  .superRefine((s, ctx) => {
+    const r = parseTagString(s);
+    if (!r.ok) ctx.addIssue({ code: 'custom', message: r.error });
+    else if (!I_TAG_CHAIN.test(s)) ctx.addIssue({ code: 'custom', message: 'must be tags only, e.g. "<b 0xc0ffee><r 16><t>"' });
+  })
+  .meta({ pattern: I_TAG_CHAIN.source });
+
 export const AwgObfuscation = z
   .strictObject({
     jc: z.number().int().min(0).max(128).optional().meta({ description: 'Junk packets sent before each handshake initiation (0-128; 4-12 recommended). Sender-side only.' }),
@@ -104,11 +131,11 @@ export const AwgObfuscation = z
     h2: U32Range.optional().meta({ description: 'Message type value (or range) for responses. Must match the peer.' }),
     h3: U32Range.optional().meta({ description: 'Message type value (or range) for cookie replies. Must match the peer.' }),
     h4: U32Range.optional().meta({ description: 'Message type value (or range) for transport data. Must match the peer.' }),
-    i1: z.string().optional().meta({ description: 'Signature packet 1 in the tag language (<b 0x..>, <r N>, <rc N>, <rd N>, <t>), sent before each initiation.' }),
-    i2: z.string().optional(),
-    i3: z.string().optional(),
-    i4: z.string().optional(),
-    i5: z.string().optional(),
+    i1: ITags.optional().meta({ description: 'Signature packet 1 in the tag language, sent before each initiation: only tags, optionally separated by spaces: `<b 0xHEX>` literal bytes, `<r N>` random bytes, `<rc N>` random letters, `<rd N>` random digits, `<t>` Unix time (4 bytes).' }),
+    i2: ITags.optional().meta({ description: 'Signature packet 2 (same language as i1).' }),
+    i3: ITags.optional().meta({ description: 'Signature packet 3 (same language as i1).' }),
+    i4: ITags.optional().meta({ description: 'Signature packet 4 (same language as i1).' }),
+    i5: ITags.optional().meta({ description: 'Signature packet 5 (same language as i1).' }),
     headerProtectionKey: Secret.optional().meta({ description: 'AmneziaWG 3.x: 32-byte key (base64), as a secret, that encrypts every message header with ChaCha20 (nonce = the first 12 bytes of the S prefix), so s1-s4 must each be at least 12. Must match the peer. Only its fingerprint appears in plans and status. Absent: headers in clear.' }),
     contentPaddingAddition: U16Range.optional().meta({ description: 'AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.' }),
     rekeyAfterTime: U16Range.optional().meta({ description: 'AmneziaWG 3.x: seconds after which the initiator starts a new handshake (drawn from the range each time). Absent or 0: WireGuard\'s 120. Local timing only.' }),
@@ -139,12 +166,26 @@ export const AmneziawgTunnel = z
   .strictObject({ type: z.literal('amneziawg'), ...wgFields, obfuscation: AwgObfuscation.default({}) })
   .meta({ id: 'AmneziawgTunnel', description: 'An AmneziaWG tunnel: WireGuard with obfuscation parameters.' });
 
-const ProxyAuth = z.strictObject({ username: z.string().min(1).max(255), password: Secret }).meta({ id: 'ProxyAuth' });
+const ProxyUsername = Text()
+  .min(1)
+  .max(255)
+  .refine((s) => utf8Length(s) <= 255, 'must be at most 255 bytes (UTF-8)')
+  .meta({ description: 'At most 255 bytes, no control characters.' });
+const ProxyAuth = z.strictObject({ username: ProxyUsername, password: Secret }).meta({ id: 'ProxyAuth' });
+/** RFC 7617: a Basic user-id cannot hold ":" (the server splits at the first one) */
+const HttpProxyAuth = z
+  .strictObject({ username: ProxyUsername.refine((s) => !s.includes(':'), 'an HTTP Basic user name cannot contain ":"').meta({ description: 'At most 255 bytes, no control characters, no ":" (RFC 7617).' }), password: Secret })
+  .meta({ id: 'HttpProxyAuth' });
+const ProxyServer = z
+  .string()
+  .min(1)
+  .refine(isHostOrIp, 'must be an RFC 1123 host name, a dotted-quad IPv4 address without leading zeros, or an IPv6 address')
+  .meta({ description: 'Proxy host name or address.' });
 
 export const Socks5Tunnel = z
   .strictObject({
     type: z.literal('socks5'),
-    server: z.string().min(1).meta({ description: 'Proxy host name or address.' }),
+    server: ProxyServer,
     port: Port.default(1080),
     auth: ProxyAuth.optional().meta({ description: 'RFC 1929 username/password authentication.' }),
     udp: z.boolean().default(false).meta({ description: 'Carry the DNS queries (UDP/53) of this tunnel\'s apps through UDP ASSOCIATE to the first `dns` server. Other UDP of these apps is dropped: transparent UDP would need TPROXY.' }),
@@ -156,9 +197,9 @@ export const Socks5Tunnel = z
 export const HttpTunnel = z
   .strictObject({
     type: z.literal('http'),
-    server: z.string().min(1),
+    server: ProxyServer,
     port: Port.default(8080),
-    auth: ProxyAuth.optional().meta({ description: 'Basic authentication.' }),
+    auth: HttpProxyAuth.optional().meta({ description: 'Basic authentication.' }),
     tls: z.boolean().default(false).meta({ description: 'Connect to the proxy over TLS.' }),
     dns: z.array(IpAddress).default([]).meta({ description: 'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.' }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
@@ -170,12 +211,31 @@ export type Tunnel = z.infer<typeof Tunnel>;
 export type WgLikeTunnel = z.infer<typeof WireguardTunnel> | z.infer<typeof AmneziawgTunnel>;
 export type ProxyTunnel = z.infer<typeof Socks5Tunnel> | z.infer<typeof HttpTunnel>;
 
+/** match.regex runs in the linear-time engine (util/linear-regex.ts); what it cannot run is refused here */
+function linearRegex(s: string, ctx: z.RefinementCtx): void {
+  try {
+    compileLinearRegex(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `unsupported regular expression: ${(e as Error).message}` });
+  }
+}
+
 export const Match = z
   .union([
-    z.strictObject({ name: z.string().min(1).regex(/^[^/]+$/, 'an executable name has no "/"; use `path` or `dir` for paths').meta({ description: 'Exact executable file name (basename of /proc/PID/exe), e.g. `firefox-esr`.' }), ignoreCase: z.boolean().default(false) }),
-    z.strictObject({ path: z.string().min(1).regex(/^\//, 'must be an absolute path or glob').meta({ description: 'Absolute path glob of the executable (picomatch: `*` within a segment, `**` across segments).' }), ignoreCase: z.boolean().default(false) }),
-    z.strictObject({ dir: z.string().min(1).regex(/^\//, 'must be an absolute directory').meta({ description: 'Any executable below this directory, recursively.' }), ignoreCase: z.boolean().default(false) }),
-    z.strictObject({ regex: z.string().min(1).meta({ description: 'JavaScript regular expression tested against the full executable path (not anchored unless you anchor it).' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({ name: Text().min(1).regex(/^[^/]+$/, 'an executable name has no "/"; use `path` or `dir` for paths').meta({ description: 'Exact executable file name (basename of /proc/PID/exe), e.g. `firefox-esr`.' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({
+      path: Text()
+        .min(1)
+        .regex(/^\//, 'must be an absolute path or glob')
+        .superRefine((s, ctx) => {
+          const why = globProblem(s);
+          if (why) ctx.addIssue({ code: 'custom', message: why });
+        })
+        .meta({ description: `Absolute path glob of the executable (picomatch: \`*\` within a segment, \`**\` across segments, \`{a,b}\`). At most ${MAX_GLOB_WILDCARDS_PER_SEGMENT} \`*\` and \`{…}\` per segment; no extglobs or groups (see docs/security.md).` }),
+      ignoreCase: z.boolean().default(false),
+    }),
+    z.strictObject({ dir: Text().min(1).regex(/^\//, 'must be an absolute directory').meta({ description: 'Any executable below this directory, recursively.' }), ignoreCase: z.boolean().default(false) }),
+    z.strictObject({ regex: Text().min(1).superRefine(linearRegex).meta({ description: `JavaScript regular expression tested against the full executable path (not anchored unless you anchor it), run in linear time: backreferences, lookahead/lookbehind, octal escapes, \\ before a letter with no meaning and a literal { } ] outside a class are refused, and the compiled pattern is limited to ${MAX_PROGRAM} instructions (see docs/security.md).` }), ignoreCase: z.boolean().default(false) }),
   ], { error: 'must have exactly one of name, path, dir or regex (plus optional ignoreCase)' })
   .meta({ id: 'Match', description: 'Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.' });
 export type Match = z.infer<typeof Match>;
@@ -190,7 +250,7 @@ export const Rule = z
   .strictObject({
     name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"').optional().meta({ description: 'Name shown in status and counters; defaults to rule-<index>.' }),
     match: Match,
-    target: z.string().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
+    target: Text().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
     fallback: Fallback.default('block'),
     enabled: z.boolean().default(true),
   })

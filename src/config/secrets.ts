@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Issue } from '../errors.js';
 import { isWgLike, type Config, type Secret } from './schema.js';
+import { hasControl, utf8Length } from './grammar.js';
 import type { SourcePositions, PathKey } from './positions.js';
 import { formatPath } from './positions.js';
 
@@ -86,6 +87,12 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
     }
     if (ref.isKey && !KEY_RE.test(v)) {
       issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
+      continue;
+    }
+    // a proxy password travels length-prefixed (SOCKS5, RFC 1929: at most 255 bytes) or in
+    // base64 (HTTP Basic); like every config string it holds no control character
+    if (ref.path.at(-1) === 'password' && (hasControl(v) || utf8Length(v) > 255)) {
+      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) must be at most 255 bytes with no control characters (line breaks, NUL)` });
       continue;
     }
     if (ref.path.at(-1) === 'headerProtectionKey' && Buffer.from(v, 'base64').every((b) => b === 0))

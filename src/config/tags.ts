@@ -1,8 +1,11 @@
 /**
  * Syntax check of the AmneziaWG I1–I5 tag language (PROTOCOL.md §9.5, amneziawg-go HEAD):
  * `<b 0xHEX>`, `<r N>`, `<rc N>`, `<rd N>`, `<t>`. The generator lives in the data plane;
- * this only validates so config errors are located. Pure.
+ * this only validates so config errors are located. Stricter than amneziawg-go: only tags and
+ * spaces (no text outside tags, no extra arguments), since the value becomes a UAPI line.
+ * Pure.
  */
+import { hasControl } from './grammar.js';
 export type Tag = { tag: 'b'; bytes: string } | { tag: 'r' | 'rc' | 'rd'; n: number } | { tag: 't' };
 
 const MAX_TAG_BYTES = 1000;
@@ -11,11 +14,16 @@ export function parseTagString(s: string): { ok: true; tags: Tag[] } | { ok: fal
   const tags: Tag[] = [];
   const re = /<([^<>]*)>/g;
   let m: RegExpExecArray | null;
+  // the value goes into a UAPI line: nothing but tags and spaces (grammar.ts I_TAG_CHAIN)
+  if (hasControl(s)) return { ok: false, error: 'must not contain control characters (line breaks, tabs, NUL)' };
   if (/<[^>]*$/.test(s)) return { ok: false, error: 'unterminated "<" in tag string' };
+  const outside = s.replace(re, '').trim();
+  if (outside) return { ok: false, error: `text outside tags (${JSON.stringify(outside.slice(0, 40))}): amneziawg-go ignores it, awg refuses it; write tags only` };
   while ((m = re.exec(s))) {
-    const fields = m[1]!.trim().split(/\s+/).filter(Boolean);
+    const fields = m[1]!.split(' ').filter(Boolean);
     const [key, arg] = fields;
     if (!key) return { ok: false, error: 'empty tag "<>"' };
+    if (fields.length > (key === 't' ? 1 : 2)) return { ok: false, error: `<${m[1]!.trim()}>: too many arguments` };
     switch (key) {
       case 'b': {
         const hex = (arg ?? '').replace(/^0x/, '');

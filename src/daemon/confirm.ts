@@ -3,6 +3,20 @@
  * the daemon, the previous desired state is kept here until `confirm()` or until the timer
  * fires, when the daemon goes back to it (or to nothing when there was none).
  */
+import { AwgError } from '../errors.js';
+
+/**
+ * The longest confirm window, enforced where a request arrives (convert.ts, Daemon.apply)
+ * and here: the proto field is a uint32, and setTimeout fires at once past 2^31 - 1 ms
+ * (~24.8 days), so an unbounded value would revert the apply immediately.
+ */
+export const MAX_CONFIRM_TIMEOUT_SEC = 86_400;
+
+/** Throws invalid-config unless `sec` is whole seconds from 1 to MAX_CONFIRM_TIMEOUT_SEC. */
+export function checkConfirmTimeout(sec: number): void {
+  if (!Number.isInteger(sec) || sec < 1 || sec > MAX_CONFIRM_TIMEOUT_SEC)
+    throw new AwgError('invalid-config', `confirm timeout ${sec}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`);
+}
 
 export type Timer = (ms: number, fn: () => void) => () => void;
 
@@ -24,6 +38,7 @@ export class ConfirmWindow<T> {
 
   /** Open a window (closing any open one without reverting); `onExpire` gets what was before. */
   open(seconds: number, previous: T | undefined, onExpire: (previous: T | undefined) => void): string {
+    checkConfirmTimeout(seconds);
     this.close();
     const deadline = new Date(Date.now() + seconds * 1000).toISOString();
     const cancel = this.timer(seconds * 1000, () => {

@@ -7,6 +7,7 @@
  * 2^53), enums as their names, proto3 `optional` fields absent when unset (`defaults`
  * fills only non-optional scalars), `oneofs` names the set member of `Event.event`.
  */
+import { checkConfirmTimeout } from './confirm.js';
 import { fileURLToPath } from 'node:url';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
@@ -248,6 +249,7 @@ export function applyRequestToWire(r: ApplyRequest): Wire.ApplyRequest {
 
 export function applyRequestFromWire(w: Wire.ApplyRequest): ApplyRequest {
   if (!w.configPath) throw new AwgError('invalid-config', 'config path missing');
+  if (w.confirmTimeoutSec) checkConfirmTimeout(w.confirmTimeoutSec);
   return { configPath: w.configPath, ...(w.dryRun ? { dryRun: true } : {}), ...(w.confirmTimeoutSec ? { confirmTimeoutSec: w.confirmTimeoutSec } : {}) };
 }
 

@@ -40,7 +40,7 @@ import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { FileStateStore, type StateStore } from '../util/state.js';
-import { ConfirmWindow, type Timer } from './confirm.js';
+import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
 import { listRoutedProcesses, PlacementSupervisor } from './placement.js';
@@ -239,6 +239,8 @@ export class Daemon implements DaemonCore {
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
+    // refused before anything is read or applied, whoever calls (gRPC or in-process)
+    if (req.confirmTimeoutSec !== undefined && req.confirmTimeoutSec !== 0) checkConfirmTimeout(req.confirmTimeoutSec);
     const r = await this.prepareFile(req.configPath, true);
     if (!r.ok) return { outcome: 'failed', plan: toPlanDocument(EMPTY_PLAN, req.configPath), mutations: 0, error: errOf(r.error) };
     if (req.dryRun) {

@@ -9,12 +9,15 @@
  * sides with `toLowerCase`):
  * - `name`: the basename equals the name exactly (no substring, no glob).
  * - `path`: picomatch glob over the whole path with `dot: true` (`*` stays inside a segment
- *   and also matches dot files, `**` spans segments).
+ *   and also matches dot files, `**` spans segments). picomatch backtracks, so the schema
+ *   bounds what a glob may hold (config/grammar.ts globProblem).
  * - `dir`: the path lies below the directory on a segment boundary (`/opt/app` matches
  *   `/opt/app/bin/x`, not `/opt/apple/x`); trailing slashes of the rule are ignored, `/`
  *   matches everything.
- * - `regex`: a JavaScript RegExp tested against the whole path, unanchored (`firefox`
- *   matches `/usr/lib/firefox-esr/firefox-esr`; write `^…$` to anchor).
+ * - `regex`: a JavaScript regular expression tested against the whole path, unanchored
+ *   (`firefox` matches `/usr/lib/firefox-esr/firefox-esr`; write `^…$` to anchor), run by
+ *   the linear-time engine (util/linear-regex.ts: no backreferences or lookaround), so no
+ *   pattern can make the real-time placer backtrack exponentially.
  *
  * Rules are ordered; disabled rules never match; the first enabled match wins.
  * `failoverChain` lists every enabled match in order, which is what `fallback: failover`
@@ -22,6 +25,7 @@
  */
 import picomatch from 'picomatch';
 import { AwgError } from '../errors.js';
+import { compileLinearRegex, type LinearRegex } from '../util/linear-regex.js';
 import type { Match, Rule } from '../config/schema.js';
 
 export interface RuleMatch {
@@ -75,9 +79,9 @@ export function compileMatch(m: Match): (path: string) => boolean {
     const isMatch = picomatch(m.path, { dot: true, nocase: fold });
     return (p) => isMatch(p);
   }
-  let re: RegExp;
+  let re: LinearRegex;
   try {
-    re = new RegExp(m.regex, fold ? 'i' : '');
+    re = compileLinearRegex(m.regex, { ignoreCase: fold });
   } catch (e) {
     throw new AwgError('invalid-config', `invalid regular expression ${JSON.stringify(m.regex)}: ${(e as Error).message}`);
   }

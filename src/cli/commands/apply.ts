@@ -12,6 +12,7 @@ import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import { viaDaemon } from '../via-daemon.js';
+import { MAX_CONFIRM_TIMEOUT_SEC } from '../../daemon/confirm.js';
 
 export interface ApplyOptions extends DaemonChoice {
   file: string;
@@ -31,8 +32,8 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   let confirmTimeoutSec: number | undefined;
   if (o.confirmTimeout !== undefined) {
     confirmTimeoutSec = Number(o.confirmTimeout);
-    if (!Number.isInteger(confirmTimeoutSec) || confirmTimeoutSec < 1 || confirmTimeoutSec > 86_400) {
-      printError(io, new AwgError('invalid-config', `--confirm-timeout ${o.confirmTimeout}: expected whole seconds from 1 to 86400`));
+    if (!Number.isInteger(confirmTimeoutSec) || confirmTimeoutSec < 1 || confirmTimeoutSec > MAX_CONFIRM_TIMEOUT_SEC) {
+      printError(io, new AwgError('invalid-config', `--confirm-timeout ${o.confirmTimeout}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`));
       return 1;
     }
   }

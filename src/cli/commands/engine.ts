@@ -7,6 +7,7 @@
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
 import { createEngine, nativeEngineIo } from '../../dataplane/engine.js';
+import { uapiLine } from '../../dataplane/device/uapi-text.js';
 import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
@@ -35,7 +36,7 @@ function withTestKnobs(text: string): string {
   if (!s || !/^[1-9]\d{0,4}$/.test(s)) return text;
   const lines = text.split('\n');
   const at = lines[0] === 'set=1' ? 1 : 0;
-  lines.splice(at, 0, `rekey_after_time=${s}`);
+  lines.splice(at, 0, uapiLine('rekey_after_time', s));
   return lines.join('\n');
 }
 

@@ -12,6 +12,7 @@ import { formatEndpoint, splitHostPort } from '../conn/bind.js';
 import { isZeroKey } from '../crypto/keys.js';
 import type { DeviceConfig, PeerConfig } from './config.js';
 import type { DeviceSnapshot } from './status.js';
+import { UAPI_CONTROL, UAPI_KEY, uapiReply, type UapiPair } from './uapi-text.js';
 
 /** Linux errno values, written negative as wireguard-go does. */
 export const IPC_ERROR = {
@@ -108,9 +109,12 @@ export function parseUapiSet(text: string): DeviceConfig {
   for (const raw of lines) {
     if (raw === '') break;
     const eq = raw.indexOf('=');
-    if (eq < 0) throw new UapiError(IPC_ERROR.PROTOCOL, `line without "=": ${raw}`);
+    if (eq < 0) throw new UapiError(IPC_ERROR.PROTOCOL, `line without "=": ${JSON.stringify(raw)}`);
     const key = raw.slice(0, eq);
     const value = raw.slice(eq + 1);
+    // the framing carries no control character (the emitter, uapi-text.ts, refuses them):
+    // a `\r` or `\0` here is a request built by something else, refused whole
+    if (!UAPI_KEY.test(key) || UAPI_CONTROL.test(value)) throw new UapiError(IPC_ERROR.PROTOCOL, `malformed line ${JSON.stringify(raw)}`);
     if (key === 'public_key') {
       peer = { publicKey: hexKey(value, key) };
       peers.push(peer);
@@ -261,46 +265,38 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
  * WireGuard device reads exactly like wireguard-go.
  */
 export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto'): string {
-  const out: string[] = [];
-  if (s.privateKey) out.push(`private_key=${hex(s.privateKey)}`);
-  if (s.listenPort) out.push(`listen_port=${s.listenPort}`);
-  if (s.fwmark) out.push(`fwmark=${s.fwmark}`);
+  const out: UapiPair[] = [];
+  if (s.privateKey) out.push(['private_key', hex(s.privateKey)]);
+  if (s.listenPort) out.push(['listen_port', s.listenPort]);
+  if (s.fwmark) out.push(['fwmark', s.fwmark]);
   const awgMode = flavor === 'amneziawg' || (flavor === 'auto' && !awgIsDefault(s.awg));
   if (awgMode) {
     const a = s.awg;
     for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const)
-      if (a[k]) out.push(`${k}=${a[k]}`);
+      if (a[k]) out.push([k, a[k]]);
     for (const k of ['h1', 'h2', 'h3', 'h4'] as const)
-      if (!isZeroRange(a[k])) out.push(`${k}=${formatRange(a[k])}`);
-    a.i.forEach((spec, idx) => spec !== null && out.push(`i${idx + 1}=${spec}`));
+      if (!isZeroRange(a[k])) out.push([k, formatRange(a[k])]);
+    a.i.forEach((spec, idx) => spec !== null && out.push([`i${idx + 1}`, spec]));
     if (a.headerProtectionKey && !isZeroKey(a.headerProtectionKey))
-      out.push(`header_protection_key=${hex(a.headerProtectionKey)}`);
+      out.push(['header_protection_key', hex(a.headerProtectionKey)]);
     for (const [key, f] of Object.entries(AWG_RANGE_KEYS).slice(4)) {
       const r = a[f] as UintRange;
-      if (!isZeroRange(r)) out.push(`${key}=${formatRange(r)}`);
+      if (!isZeroRange(r)) out.push([key, formatRange(r)]);
     }
-    out.push(
-      `random_trailers=${a.randomTrailers ? 1 : 0}`,
-      `disable_cookies=${a.disableCookies ? 1 : 0}`,
-    );
+    out.push(['random_trailers', a.randomTrailers ? 1 : 0], ['disable_cookies', a.disableCookies ? 1 : 0]);
   }
   for (const p of s.peers) {
-    out.push(`public_key=${hex(p.publicKey)}`);
-    out.push(`preshared_key=${p.presharedKey ? hex(p.presharedKey) : '0'.repeat(64)}`);
-    out.push('protocol_version=1');
-    if (p.endpoint) out.push(`endpoint=${formatEndpoint(p.endpoint)}`);
+    out.push(['public_key', hex(p.publicKey)]);
+    out.push(['preshared_key', p.presharedKey ? hex(p.presharedKey) : '0'.repeat(64)]);
+    out.push(['protocol_version', 1]);
+    if (p.endpoint) out.push(['endpoint', formatEndpoint(p.endpoint)]);
     const ms = p.lastHandshakeTime;
-    out.push(
-      `last_handshake_time_sec=${Math.floor(ms / 1000)}`,
-      `last_handshake_time_nsec=${Math.round((ms % 1000) * 1e6)}`,
-    );
-    out.push(`tx_bytes=${p.txBytes}`, `rx_bytes=${p.rxBytes}`);
+    out.push(['last_handshake_time_sec', Math.floor(ms / 1000)], ['last_handshake_time_nsec', Math.round((ms % 1000) * 1e6)]);
+    out.push(['tx_bytes', p.txBytes], ['rx_bytes', p.rxBytes]);
     if (awgMode) {
-      if (!isZeroRange(p.persistentKeepalive))
-        out.push(`persistent_keepalive_interval=${formatRange(p.persistentKeepalive)}`);
-    } else out.push(`persistent_keepalive_interval=${p.persistentKeepalive.lo}`);
-    for (const a of p.allowedIps) out.push(`allowed_ip=${a}`);
+      if (!isZeroRange(p.persistentKeepalive)) out.push(['persistent_keepalive_interval', formatRange(p.persistentKeepalive)]);
+    } else out.push(['persistent_keepalive_interval', p.persistentKeepalive.lo]);
+    for (const a of p.allowedIps) out.push(['allowed_ip', a]);
   }
-  out.push('errno=0', '', '');
-  return out.join('\n');
+  return uapiReply(out);
 }

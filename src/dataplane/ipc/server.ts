@@ -9,6 +9,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import { IPC_ERROR, UapiError, type UapiFlavor } from '../device/uapi.js';
+import { uapiReply } from '../device/uapi-text.js';
 
 /** wireguard-go's directory: `wg` reads it (Debian's wg 1.0.20210914 skips the AWG keys it
  * does not know; checked with `wg show` / `wg set` / `wg showconf` against this server).
@@ -107,7 +108,7 @@ function serveConnection(target: UapiTarget, sock: Socket, flavor: UapiFlavor): 
           if (buf.length < nl + 2) return;
           const ok = buf[nl + 1] === '\n';
           buf = buf.slice(nl + 2);
-          sock.write(ok ? target.ipcGet(flavor) : `errno=${IPC_ERROR.INVALID}\n\n`);
+          sock.write(ok ? target.ipcGet(flavor) : uapiReply([], IPC_ERROR.INVALID));
         } else if (op === 'set=1') {
           const end = buf.indexOf('\n\n', nl);
           const emptyBody = buf.slice(nl + 1, nl + 2) === '\n';
@@ -121,7 +122,7 @@ function serveConnection(target: UapiTarget, sock: Socket, flavor: UapiFlavor): 
           } catch (e) {
             errno = e instanceof UapiError ? e.errno : IPC_ERROR.UNKNOWN;
           }
-          sock.write(`errno=${errno}\n\n`);
+          sock.write(uapiReply([], errno));
         } else {
           sock.end();
           buf = '';

@@ -33,7 +33,12 @@ const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 export function detachedStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link'> & { spec: Pick<EngineRecord['spec'], 'type'> }, text: string | undefined, nowMs: number): DetachedEngineStatus {
   const base: DetachedEngineStatus = { name: rec.tunnel, type: rec.spec.type, link: rec.link, up: false, rxBytes: 0, txBytes: 0, peers: [] };
   if (text === undefined) return base;
-  const got = parseGet(text);
+  let got: ReturnType<typeof parseGet>;
+  try {
+    got = parseGet(text);
+  } catch {
+    return base; // a malformed reply reads as an engine that does not answer
+  }
   const peers = got.peers.map((p) => {
     const sec = Number(p.last_handshake_time_sec ?? 0);
     const nsec = Number(p.last_handshake_time_nsec ?? 0);

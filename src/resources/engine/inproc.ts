@@ -3,7 +3,8 @@
  * attached to its persistent TUN with a marked UDP bind and a UAPI socket (so `wg show`
  * works). Same contract as process-host.ts:
  * - observe: the devices alive in this process (TUN still attached), reported with the spec
- *   we configured, private key and peer set read back from the device; plus engines still
+ *   we configured, private key, peers and allowed IPs read back from the device (extra ones
+ *   included: live-spec.ts); plus engines still
  *   served by a detached `awg engine` (left by `awg apply`), so the plan never starts a
  *   second engine on a TUN that is in use.
  * - create/replace: stop whatever serves the tunnel (detached process or device), start a
@@ -29,6 +30,7 @@ import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { createProcessEngineDriver, daemonEngineRecord, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
+import { liveWgSpec } from './live-spec.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
 import { endpointResolverFor, engineResolver } from '../endpoints.js';
 
@@ -150,12 +152,19 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
 
   const attached = (h: Hosted): boolean => h.engine.attached();
 
+  /** the configured spec corrected by the device: extra peers / allowed IPs are drift */
   function liveSpec(h: Hosted): WgEngineSpec {
     const snap = h.engine.device.snapshot();
-    const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
-    const peers = h.spec.config.peers.filter((p) => live.has(p.publicKey));
-    const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none';
-    return { ...h.spec, config: { ...h.spec.config, privateKey, peers, fwmark: snap.fwmark } };
+    return liveWgSpec(h.spec, {
+      privateKey: snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none',
+      fwmark: snap.fwmark,
+      peers: snap.peers.map((p) => ({
+        publicKey: b64(p.publicKey),
+        allowedIPs: p.allowedIps,
+        endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
+        persistentKeepalive: p.persistentKeepalive.lo,
+      })),
+    });
   }
 
   async function stopHosted(tunnel: string, reason: string): Promise<boolean> {

@@ -6,8 +6,9 @@
  *
  * Observed state is the spec we last configured (recorded in the state store), valid only
  * while the recorded process is alive, is an `awg engine`, and answers on its UAPI socket
- * with the recorded private key and peer set. Endpoints are compared as configured, not as
- * roamed, so roaming is never "repaired".
+ * with the recorded private key and peer set; peers and allowed IPs it holds beyond the
+ * config are reported too (drift, removed by the next apply). Endpoints are compared as
+ * configured, not as roamed, so roaming is never "repaired".
  */
 import { readableLine } from '../../util/log.js';
 import { spawn } from 'node:child_process';
@@ -24,6 +25,7 @@ import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js'
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
 import { detachedLaunch, detachedLiveSpec } from './proxy-host.js';
 import { processIdentity, sameProcess, signalIdentified } from './process-identity.js';
+import { liveWgSpec } from './live-spec.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
 /** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
@@ -145,12 +147,19 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     } catch {
       return undefined;
     }
-    // Someone may have changed keys or peers with `wg set`: show what is really there.
-    const livePeers = new Set(got.peers.map((p) => Buffer.from(String(p.public_key), 'hex').toString('base64')));
-    const peers = spec.config.peers.filter((p) => livePeers.has(p.publicKey));
+    // Someone may have changed keys, peers or allowed IPs with `wg set`: show what is really
+    // there, extra peers and allowed IPs included (live-spec.ts), so the plan repairs them.
     const keyHex = got.device.private_key;
-    const privateKey = keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none';
-    return { ...spec, config: { ...spec.config, privateKey, peers, fwmark: Number(got.device.fwmark ?? 0) } };
+    return liveWgSpec(spec, {
+      privateKey: keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none',
+      fwmark: Number(got.device.fwmark ?? 0),
+      peers: got.peers.map((p) => ({
+        publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
+        allowedIPs: (p.allowed_ip as string[] | undefined) ?? [],
+        endpoint: typeof p.endpoint === 'string' ? p.endpoint : null,
+        persistentKeepalive: Number(p.persistent_keepalive_interval ?? 0) || 0,
+      })),
+    });
   }
 
   async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {

@@ -40,6 +40,7 @@ import type { HealthState } from '../../proxy/upstream-health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
 import { uapiGet, parseGet } from './uapi-client.js';
+import { uapiReply } from '../../dataplane/device/uapi-text.js';
 
 export type ProxyEngineType = ProxyEngineSpec['type'];
 
@@ -347,8 +348,8 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       if (!buf.endsWith('\n\n')) return;
       if (buf.startsWith('get=1\n')) {
         const live = liveSpecOf(started.spec, started.password);
-        s.end(`spec=${JSON.stringify(live)}\nstats=${JSON.stringify(proxyStatsRow(started))}\nerrno=0\n\n`);
-      } else s.end('errno=22\n\n');
+        s.end(uapiReply([['spec', JSON.stringify(live)], ['stats', JSON.stringify(proxyStatsRow(started))]]));
+      } else s.end(uapiReply([], 22));
     });
   });
   await new Promise<void>((resolve, reject) => {

@@ -188,7 +188,7 @@ describe('parseTagString (I1–I5)', () => {
     ['<b 0xc0ffee><r 16><t>', [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 't' }]],
     ['<b C0FFEE>', [{ tag: 'b', bytes: 'c0ffee' }]],
     [
-      'x <rc 3> y <rd 0>',
+      ' <rc 3>  <rd 0> ',
       [
         { tag: 'rc', n: 3 },
         { tag: 'rd', n: 0 },
@@ -199,7 +199,12 @@ describe('parseTagString (I1–I5)', () => {
 
   it.each([
     ['', /no tags/],
-    ['plain text', /no tags/],
+    ['plain text', /text outside tags/],
+    ['x <rc 3>', /text outside tags/],
+    ['<b 0x01 extra>', /too many arguments/],
+    ['<t 5>', /too many arguments/],
+    ['<b 0x01>\n<t>', /control characters/],
+    ['<b\t0x01>', /control characters/],
     ['<>', /empty tag/],
     ['<b 0xabc>', /even-length/],
     ['<b 0xzz>', /even-length/],

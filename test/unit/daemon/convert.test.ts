@@ -43,6 +43,11 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
     }
   });
 
+  it('an ApplyRequest with a confirm timeout over 86400 s (up to the uint32 maximum) is invalid-config', () => {
+    for (const sec of [86_401, 2 ** 32 - 1]) expect(() => applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: sec }))).toThrow(/expected whole seconds from 1 to 86400/);
+    expect(applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: 86_400 }))).toEqual({ configPath: '/x.yaml', confirmTimeoutSec: 86_400 });
+  });
+
   it('an ApplyRequest without a config path is invalid-config', () => {
     expect(() => applyRequestFromWire(wire('Apply', 'request', {}))).toThrow(/config path missing/);
   });

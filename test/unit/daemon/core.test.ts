@@ -99,6 +99,19 @@ describe('daemon core', () => {
     expect(again).toMatchObject({ outcome: 'unchanged', summary: { create: 0, update: 0, delete: 0 } });
   });
 
+  // Before: accepted, applied, and a window of 2^32-1 s opened; setTimeout fires at once past
+  // 2^31-1 ms, so the apply was reverted immediately behind the caller's back.
+  it.each([2 ** 32 - 1, 86_401, -5, 1.5])('a confirm timeout of %s s is refused before anything is read or applied', async (sec) => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const fileB = join(dir, 'b.yaml');
+    writeFileSync(fileB, config({ allowed: ['10.200.50.0/24', '10.200.51.0/24'] }));
+    await expect(daemon.apply({ configPath: fileB, confirmTimeoutSec: sec })).rejects.toMatchObject({ kind: 'invalid-config', message: expect.stringContaining('expected whole seconds from 1 to 86400') });
+    expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
+    expect(events.some((e) => e.type === 'confirm-pending')).toBe(false);
+  });
+
   it('apply with a confirm timeout reverts to the previous state unless confirmed', async () => {
     daemon = make();
     await daemon.start();

@@ -3,9 +3,10 @@
  * values never enter plans, status, logs or API responses — only fingerprints do.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Issue } from '../errors.js';
+import { LIMITS, readTextFileSync } from '../util/files.js';
 import { isWgLike, type Config, type Secret } from './schema.js';
 import type { SourcePositions, PathKey } from './positions.js';
 import { formatPath } from './positions.js';
@@ -30,7 +31,8 @@ export function readSecret(s: Secret, ctx: SecretContext): string {
     return v.trim();
   }
   const p = isAbsolute(s.file) ? s.file : resolve(dirname(ctx.configFile), s.file);
-  return readFileSync(p, 'utf8').trim();
+  // a regular file of at most LIMITS.secret bytes: a FIFO or /dev/zero is refused at once
+  return readTextFileSync(p, { maxBytes: LIMITS.secret }).trim();
 }
 
 

@@ -10,6 +10,7 @@ import { createEngine, nativeEngineIo } from '../../dataplane/engine.js';
 import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
+import { setCrashLog } from '../crash.js';
 import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
 
 export interface EngineOptions {
@@ -43,7 +44,9 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   const text = withTestKnobs(input);
   // stderr is the engine's log file in the state directory (process-host.ts)
-  const log = levelLog(createLogger({ component: 'engine', base: { link: o.link } }));
+  const logger = createLogger({ component: 'engine', base: { link: o.link } });
+  setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
+  const log = levelLog(logger);
   const engine = createEngine(o.link, await nativeEngineIo(), { log });
   engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
   let closing = false;

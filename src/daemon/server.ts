@@ -14,6 +14,7 @@
  * renamed into place: nobody can connect during the window where the mode is still the
  * umask's.
  */
+import { EventEmitter } from 'node:events';
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -43,6 +44,8 @@ export interface ApiServerOptions {
   group?: string | number;
   /** /etc/group, for resolving group names (tests) */
   groupFile?: string;
+  /** an error of the listening socket (EMFILE on accept, …): reported, the server keeps serving */
+  onError?: (e: Error) => void;
 }
 
 export interface ApiServer {
@@ -169,6 +172,26 @@ function handlers(core: DaemonCore, watches: Set<() => void>): grpc.UntypedServi
   };
 }
 
+/**
+ * grpc-js listens through its own http2 server and drops its 'error' listener once bound; an
+ * error after that (EMFILE on accept, when a local user opens connections until the daemon
+ * runs out of descriptors) would be an uncaught exception and end the daemon. Its servers are
+ * not public: reach them defensively and attach a listener. Returns how many were guarded
+ * (test/unit/daemon/server.test.ts checks it is not 0, so a grpc-js change is noticed).
+ */
+export function guardListeners(server: grpc.Server, onError: (e: Error) => void): number {
+  const internal = (server as unknown as { http2Servers?: unknown }).http2Servers;
+  if (!(internal instanceof Map)) return 0;
+  let n = 0;
+  for (const s of internal.keys()) {
+    if (s instanceof EventEmitter && !s.listeners('error').includes(onError)) {
+      s.on('error', onError);
+      n++;
+    }
+  }
+  return n;
+}
+
 /** Serve `core` on a Unix socket; resolves once the socket is in place with its final mode. */
 export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = {}): Promise<ApiServer> {
   const socketPath = opts.socketPath ?? DEFAULT_SOCKET;
@@ -183,7 +206,13 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   const staging = mkdtempSync(join(dirname(socketPath), `.${basename(socketPath)}-`));
   const tmp = join(staging, 's');
   try {
-    await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${tmp}`, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(`unix:${tmp}`, grpc.ServerCredentials.createInsecure(), (e) => {
+        if (e) return reject(e);
+        guardListeners(server, opts.onError ?? (() => {}));
+        resolve();
+      }),
+    );
     if (gid !== undefined) chownSync(tmp, -1, gid);
     chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);
     renameSync(tmp, socketPath);

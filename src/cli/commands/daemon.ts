@@ -45,7 +45,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
         onStarted: async (core) => {
           const closers: (() => Promise<void>)[] = [];
           try {
-            const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}) });
+            const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}), onError: (e) => log.error({ err: e }, `API socket: ${e.message}`) });
             closers.push(api.close);
             log.info({ socket: api.socketPath, mode: o.socketGroup ? '0660' : '0600', ...(o.socketGroup ? { group: o.socketGroup } : {}) }, `API on ${api.socketPath}`);
             if (metrics) {

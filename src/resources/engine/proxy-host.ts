@@ -342,6 +342,7 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       } else s.end('errno=22\n\n');
     });
   });
+  server.on('error', (e) => log('warn', `control socket ${controlPath}: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(controlPath, () => resolve());

@@ -14,6 +14,7 @@ import { daemonApiBench } from './daemon-api.bench.js';
 import { placementBench } from './placement.bench.js';
 import { dataplaneUdpBench } from './dataplane-udp.bench.js';
 import { placementProcessBench } from './placement-process.bench.js';
+import { positionsBench } from './positions.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -29,6 +30,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'placement', run: placementBench },
   { name: 'dataplane-udp', run: dataplaneUdpBench },
   { name: 'placement-process', run: (sm) => placementProcessBench(sm) },
+  { name: 'positions', run: positionsBench },
 ];
 
 const results: Record<string, Sample[]> = {};

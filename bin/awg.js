@@ -1,5 +1,8 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { installCrashHandlers, main } from '../dist/cli/main.js';
+
+// an uncaught exception or unhandled rejection is logged and ends the process with 70 (cli/crash.ts)
+installCrashHandlers();
 
 main(process.argv).then(
   (code) => {

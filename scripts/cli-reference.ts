@@ -20,7 +20,7 @@ export function cliReference(): string {
     '',
     'Global: `awg --version`, `awg help [command]`. Output: results on stdout, the mutation log (`[#] command`, as wg-quick prints it) and diagnostics on stderr; colour only on a terminal (`NO_COLOR` disables it).',
     '',
-    'Environment: `AWG_STATE_DIR` (state directory, default `/var/lib/awg`), `AWG_CGROUP_ROOT` (cgroup subtree awg owns, default `awg`), `AWG_UAPI_DIR` (engine UAPI sockets, default `/var/run/wireguard`), `AWG_DNS_MANAGER` (`resolved` | `resolvconf` | `static`) and `AWG_RESOLV_CONF` (DNS backend override).',
+    'Environment: `AWG_STATE_DIR` (state directory, default `/var/lib/awg`), `AWG_CGROUP_ROOT` (cgroup subtree awg owns, default `awg`), `AWG_UAPI_DIR` (engine UAPI sockets, default `/var/run/wireguard`), `AWG_DNS_MANAGER` (`resolved` | `resolvconf` | `static`), `AWG_RESOLV_CONF` (DNS backend override) and `AWG_EXEC_TIMEOUT_MS` (how long `ip`, `nft`, `resolvectl`, … may run before they are killed; default 30000, 150000 for `systemctl`/`launchctl`).',
     '',
   ];
   for (const c of program.commands) {

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { processIo, type Io } from './output.js';
 
+export { installCrashHandlers } from './crash.js';
+
 /** the package's version (package.json sits two levels above both src/cli and dist/cli) */
 export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

@@ -47,6 +47,11 @@ export class TextReporter implements Reporter {
   }
 }
 
+/** Only the warnings, on stderr (read-only commands: e.g. a state record set aside). */
+export function warningReporter(io: Io): Reporter {
+  return { report: (e) => void (e.type === 'warning' && io.err(`warning: ${e.message}\n`)) };
+}
+
 /** JSON lines of events on stderr (stdout carries the result document). */
 export class JsonReporter implements Reporter {
   constructor(private readonly io: Io) {}

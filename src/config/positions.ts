@@ -1,5 +1,9 @@
-/** Map document paths to source positions in a parsed YAML document. Pure. */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node } from 'yaml';
+/**
+ * Map document paths to source positions in a parsed YAML document. Pure. Each mapping's
+ * keys are indexed on first use, so locating n paths costs O(n · depth), not O(n · keys):
+ * a file with 20,000 unknown keys is located in milliseconds (bench/positions.bench.ts).
+ */
+import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 
 export type PathKey = string | number;
 
@@ -9,6 +13,9 @@ export interface Pos {
 }
 
 export class SourcePositions {
+  /** per mapping node: key text → its first pair */
+  private readonly index = new WeakMap<YAMLMap, Map<string, Pair>>();
+
   constructor(
     private readonly doc: Document | undefined,
     private readonly lc: LineCounter,
@@ -31,7 +38,7 @@ export class SourcePositions {
       const seg = path[i];
       const last = i === path.length - 1;
       if (isMap(node)) {
-        const pair = node.items.find((p) => isPair(p) && keyString(p.key) === String(seg));
+        const pair = this.pairs(node).get(String(seg));
         if (!pair) break;
         if (last && opts.key && pair.key && (pair.key as Node).range) return this.at((pair.key as Node).range![0]);
         node = pair.value;
@@ -45,6 +52,20 @@ export class SourcePositions {
       } else break;
     }
     return best?.range ? this.at(best.range[0]) : undefined;
+  }
+
+  private pairs(map: YAMLMap): Map<string, Pair> {
+    let m = this.index.get(map);
+    if (!m) {
+      m = new Map();
+      for (const p of map.items) {
+        if (!isPair(p)) continue;
+        const k = keyString(p.key);
+        if (k !== undefined && !m.has(k)) m.set(k, p as Pair);
+      }
+      this.index.set(map, m);
+    }
+    return m;
   }
 }
 

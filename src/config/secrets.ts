@@ -3,9 +3,10 @@
  * values never enter plans, status, logs or API responses — only fingerprints do.
  */
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { Issue } from '../errors.js';
+import { LIMITS, readTextFileSync } from '../util/files.js';
 import { isWgLike, type Config, type Secret } from './schema.js';
 import { hasControl, utf8Length } from './grammar.js';
 import type { SourcePositions, PathKey } from './positions.js';
@@ -33,7 +34,8 @@ export function readSecret(s: Secret, ctx: SecretContext): string {
     if (v === undefined || v === '') throw new Error(`environment variable ${s.env} is not set`);
     return v.trim();
   }
-  return readFileSync(secretFilePath(s.file, ctx.configFile), 'utf8').trim();
+  // a regular file of at most LIMITS.secret bytes: a FIFO or /dev/zero is refused at once
+  return readTextFileSync(secretFilePath(s.file, ctx.configFile), { maxBytes: LIMITS.secret }).trim();
 }
 
 /** The path a `{file:}` secret names: relative paths resolve against the config file's directory. */

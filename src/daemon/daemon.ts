@@ -16,7 +16,6 @@
  * so that run plans no change.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
@@ -39,7 +38,8 @@ import { loadPlatform, type Platform } from '../resources/registry.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
-import { FileStateStore, type StateStore } from '../util/state.js';
+import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
+import { LIMITS, readRegularFile } from '../util/files.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
@@ -141,9 +141,18 @@ export class Daemon implements DaemonCore {
   private networkDirty = false;
 
   constructor(private readonly opts: DaemonOptions = {}) {
-    this.state = opts.state ?? new FileStateStore(stateDirFrom(opts.stateDir, opts.env));
-    this.applied = new AppliedStore(this.state);
     this.reporter = opts.reporter ?? silentReporter;
+    // an unusable record is moved aside, logged and reported as an error event; the daemon
+    // keeps running (a crash here would restart forever under systemd, kill switch closed)
+    this.state =
+      opts.state ??
+      new FileStateStore(stateDirFrom(opts.stateDir, opts.env), {
+        onCorrupt: (c) => {
+          this.reporter.report({ type: 'warning', message: describeCorrupt(c) });
+          this.emit({ type: 'error', at: now(), kind: 'driver', message: describeCorrupt(c) });
+        },
+      });
+    this.applied = new AppliedStore(this.state);
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
     this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.health = new HealthMonitor(this.engines);
@@ -319,7 +328,7 @@ export class Daemon implements DaemonCore {
     if (!file) return {};
     let hash: string;
     try {
-      hash = createHash('sha256').update(await readFile(file)).digest('hex');
+      hash = createHash('sha256').update(await readRegularFile(file, { maxBytes: LIMITS.config })).digest('hex');
     } catch (e) {
       hash = `unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`;
     }
@@ -501,7 +510,7 @@ export class Daemon implements DaemonCore {
 
   /** the claims of what we manage: the current config's, else the last apply's, else the defaults */
   private claims(): Claims {
-    return this.good?.prepared.claims ?? this.applied.load()?.claims ?? DEFAULT_CLAIMS;
+    return this.good?.prepared.claims ?? this.applied.claims() ?? DEFAULT_CLAIMS;
   }
 
   private setSource(file: string, prepared: Prepared): void {

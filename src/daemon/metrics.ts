@@ -142,6 +142,8 @@ export async function startMetricsServer(core: Pick<DaemonCore, 'status' | 'subs
       (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`awg: metrics unavailable: ${e instanceof AwgError ? e.kind : 'error'}\n`),
     );
   });
+  // after listen, an accept error (EMFILE…) must not end the daemon: the server keeps listening
+  server.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(new AwgError(e.code === 'EACCES' ? 'permission' : 'driver', `metrics on ${listen}: ${e.message}`)));
     server.listen(port, host, () => resolve());

@@ -55,6 +55,8 @@ export interface ApiServerOptions {
   groupFile?: string;
   /** one line per mutating request and per denial (the daemon's log) */
   log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  /** an error of the listening socket (EMFILE on accept, …): reported, the server keeps serving */
+  onError?: (e: Error) => void;
 }
 
 export interface ApiServer {
@@ -293,7 +295,7 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
  * Accept connections on `path` ourselves: read each peer's credentials, give the socket its
  * private peer address and hand it to gRPC. A peer whose credentials cannot be read is cut.
  */
-function listenWithCredentials(path: string, gate: ApiGate, inject: (s: Socket) => void): Promise<NetServer> {
+export function listenWithCredentials(path: string, gate: ApiGate, inject: (s: Socket) => void, onError: (e: Error) => void): Promise<NetServer> {
   let n = 0;
   const server = createNetServer((sock) => {
     sock.on('error', () => {}); // gRPC's session reports; an unhandled 'error' must never end the daemon
@@ -316,7 +318,9 @@ function listenWithCredentials(path: string, gate: ApiGate, inject: (s: Socket) 
     server.once('error', reject);
     server.listen(path, () => {
       server.off('error', reject);
-      server.on('error', () => {});
+      // an error after listening (EMFILE on accept, when a local user opens connections until
+      // the daemon runs out of descriptors) is reported; the server keeps serving
+      server.on('error', onError);
       resolve(server);
     });
   });
@@ -339,7 +343,7 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   const tmp = join(staging, 's');
   let listener: NetServer;
   try {
-    listener = await listenWithCredentials(tmp, gate, (s) => injector.injectConnection(s));
+    listener = await listenWithCredentials(tmp, gate, (s) => injector.injectConnection(s), opts.onError ?? (() => {}));
     try {
       if (gid !== undefined) chownSync(tmp, -1, gid);
       chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);

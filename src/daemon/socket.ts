@@ -14,7 +14,7 @@ export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boo
     };
     const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
     s.once('connect', () => done({ ok: true }));
-    s.once('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
+    s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
   });
 }
 

@@ -77,6 +77,10 @@ export async function connectTcp(o: MarkedConnectOptions): Promise<Socket> {
           readable: true,
           writable: true,
         });
+  // an error listener from birth: the socket is handed to its owner after `await`s (a SOCKS
+  // or TLS handshake, a UDP bind) and an 'error' in between must not end the process; the
+  // owner adds its own handling (or sees 'close' with hadError)
+  sock.on('error', () => {});
   return await new Promise<Socket>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
     const fail = (e: Error) => {

@@ -3,7 +3,6 @@
  * directory for later runs (drift vs config change in `diff`, the claims `down` removes,
  * what `status` compares against, the file the daemon follows).
  */
-import { AwgError } from '../errors.js';
 import type { AnyResource } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
@@ -17,26 +16,59 @@ export interface AppliedRecord {
 }
 
 const KEY = 'applied';
+const CLAIMS_KEY = 'claims';
+
+/** claims feed `ip`/`nft` arguments and ownership checks: every field of the right type */
+function validClaims(c: unknown): c is Claims {
+  if (typeof c !== 'object' || c === null) return false;
+  const o = c as Record<string, unknown>;
+  const int = (k: string) => Number.isSafeInteger(o[k]) && (o[k] as number) >= 0;
+  const name = (k: string) => typeof o[k] === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o[k] as string);
+  return int('routeProtocol') && int('tableBase') && int('bandSize') && int('rulePriority') && int('fwmarkMask') && name('nftTable') && name('linkPrefix') && name('cgroupRoot');
+}
 
 /** The one typed access to the record. */
 export class AppliedStore {
   constructor(readonly state: StateStore) {}
 
-  /** the record, or undefined when nothing is applied; a record of another shape is an error, not ignored */
+  /**
+   * The record, or undefined when nothing is applied. A record that is not one (torn, not
+   * JSON, another shape) is never a crash of `down` or of the daemon: the state store moves it
+   * aside and reports it (util/state.ts), and this reads as "nothing recorded"; `down` still
+   * finds every object by its marker (with the default claims, or those of `down -f`).
+   */
   load(): AppliedRecord | undefined {
     const r = this.state.get<unknown>(KEY);
     if (r === undefined) return undefined;
     const o = r as Partial<AppliedRecord>;
-    if (typeof o !== 'object' || o === null || typeof o.configFile !== 'string' || !Array.isArray(o.resources) || typeof o.claims !== 'object' || o.claims === null)
-      throw new AwgError('driver', `${this.state.dir}/${KEY}.json is not a record of awg apply`, { hint: 'move it away; `awg down -f <config>` then removes what that config claims' });
+    if (typeof o !== 'object' || o === null || typeof o.configFile !== 'string' || !Array.isArray(o.resources) || !validClaims(o.claims)) {
+      this.state.setAside(KEY, 'not a record of awg apply');
+      return undefined;
+    }
     return o as AppliedRecord;
   }
 
+  /**
+   * The claims of the last apply: from its record, else from their own small record (kept
+   * beside it, so `down` still knows a non-default routing band when the big record is lost).
+   */
+  claims(): Claims | undefined {
+    const r = this.load();
+    if (r) return r.claims;
+    const c = this.state.get<unknown>(CLAIMS_KEY);
+    if (c === undefined) return undefined;
+    if (validClaims(c)) return c;
+    this.state.setAside(CLAIMS_KEY, 'not the claims of awg apply');
+    return undefined;
+  }
+
   save(r: AppliedRecord): void {
+    this.state.set(CLAIMS_KEY, r.claims);
     this.state.set(KEY, r);
   }
 
   clear(): void {
     this.state.delete(KEY);
+    this.state.delete(CLAIMS_KEY);
   }
 }

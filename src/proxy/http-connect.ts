@@ -116,6 +116,7 @@ async function startTls(
       ...extra,
       socket: sock,
     });
+    t.on('error', () => {}); // from birth: it outlives this handshake (see native/tcpsock.ts)
     const timer = setTimeout(() => {
       t.destroy();
       reject(

@@ -254,6 +254,7 @@ export function httpProbe(o: HttpConnectOptions & { target?: Destination }): Pro
           ...(typeof o.tls === 'object' ? o.tls : {}),
           socket: sock,
         });
+        s.on('error', () => {}); // from birth (see native/tcpsock.ts)
         await new Promise<void>((resolve, reject) => {
           s.once('secureConnect', () => resolve());
           s.once('error', (e: Error) =>

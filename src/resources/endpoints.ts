@@ -19,7 +19,6 @@
  * endpoint and the tunnel keeps working while DNS is unreachable.
  */
 import { lookup } from 'node:dns/promises';
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { readFile, readlink } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, join, resolve as resolvePath } from 'node:path';
@@ -85,39 +84,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 const validAddrs = (v: unknown): string[] | undefined =>
   Array.isArray(v) && v.length <= 64 && v.every((a) => typeof a === 'string' && isIP(a) !== 0 && !a.includes('%')) ? (v as string[]) : undefined;
-
-/**
- * Writes `path` so that after a crash it holds either the old or the new content, never a
- * torn one: a temp file in the same directory, fsync, rename over, fsync of the directory.
- * (Local to this module until the shared helper for state writes lands in util/.)
- */
-export function writeFileDurable(path: string, data: string): void {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, data);
-    fsyncSync(fd);
-  } catch (e) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-  const d = openSync(dir, 'r');
-  try {
-    fsyncSync(d);
-  } finally {
-    closeSync(d);
-  }
-}
 
 export class EndpointResolver {
   private readonly hosts = new Map<string, { addresses: string[]; at: string }>();
@@ -223,8 +189,8 @@ export class EndpointResolver {
     if (!st || this.o.persist === false) return;
     const f: EndpointCacheFile = { version: 1, resolvers: this.resolvers, hosts: Object.fromEntries(this.hosts) };
     try {
-      if (st.dir === ':memory:') st.set(ENDPOINTS_STATE_KEY, f);
-      else writeFileDurable(join(st.dir, `${ENDPOINTS_STATE_KEY}.json`), JSON.stringify(f, null, 2) + '\n');
+      // the state store writes crash-safely (temp file, fsync, rename, fsync of the directory)
+      st.set(ENDPOINTS_STATE_KEY, f);
     } catch {
       /* a read-only state directory: the answers stay in memory */
     }

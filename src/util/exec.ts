@@ -1,7 +1,7 @@
 /**
  * The one place that spawns processes. Mutations are reported as `[#] cmd args` (wg-quick's
  * habit), counted, and skipped under dry-run; reads always run. No shell is involved:
- * arguments are passed as an array.
+ * arguments are passed as an array. Every command has a timeout (runProcess).
  */
 import { spawn } from 'node:child_process';
 import { AwgError } from '../errors.js';
@@ -20,6 +20,7 @@ export interface ExecOptions {
   /** text shown instead of the argv in the mutation log (e.g. for `nft -f -`) */
   display?: string;
   env?: NodeJS.ProcessEnv;
+  /** kill the command after this long (default DEFAULT_EXEC_TIMEOUT_MS or $AWG_EXEC_TIMEOUT_MS) */
   timeoutMs?: number;
 }
 
@@ -38,23 +39,85 @@ export function quoteArg(a: string): string {
   return /^[A-Za-z0-9_./:=,@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/** how long a command may run unless the caller says otherwise ($AWG_EXEC_TIMEOUT_MS overrides every default) */
+export const DEFAULT_EXEC_TIMEOUT_MS = 30_000;
+/** after the timeout: SIGTERM, then SIGKILL this much later */
+export const KILL_GRACE_MS = 2_000;
+
+/** service managers wait for a unit to start or stop (systemd's default stop timeout is 90 s) */
+export const SERVICE_EXEC_TIMEOUT_MS = 150_000;
+const SERVICE_MANAGERS = new Set(['systemctl', 'launchctl']);
+
+function defaultTimeout(cmd: string): number {
+  const v = Number(process.env.AWG_EXEC_TIMEOUT_MS);
+  if (Number.isSafeInteger(v) && v > 0) return v;
+  return SERVICE_MANAGERS.has(cmd.split('/').pop()!) ? SERVICE_EXEC_TIMEOUT_MS : DEFAULT_EXEC_TIMEOUT_MS;
+}
+
+const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+
+/**
+ * Run one command. Every command has a deadline (`timeoutMs`; default 30 s, 150 s for the
+ * service managers, or $AWG_EXEC_TIMEOUT_MS): past it the
+ * child's process group gets SIGTERM, then SIGKILL after KILL_GRACE_MS, and the promise
+ * rejects with a `driver` error naming the command. The child leads its own process group
+ * (`detached`), so a shell wrapper's children die with it and cannot hold its pipes open.
+ */
 export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const timeoutMs = opts.timeoutMs ?? defaultTimeout(cmd);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env });
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    if (opts.timeoutMs) timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs);
+    const timers: NodeJS.Timeout[] = [];
+    let settled = false;
+    let timedOut = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      for (const t of timers) clearTimeout(t);
+      fn();
+    };
+    const timeoutError = (note = '') =>
+      new AwgError('driver', `${cmd} ${args.map(quoteArg).join(' ')} timed out after ${seconds(timeoutMs)} and was killed${note}`, {
+        hint: `a ${cmd} that hangs is not awg's to wait for; check the host (\`ps\`, the kernel log). AWG_EXEC_TIMEOUT_MS changes the limit`,
+      });
+    const signal = (sig: NodeJS.Signals) => {
+      try {
+        if (child.pid) process.kill(-child.pid, sig);
+      } catch {
+        /* the group is gone */
+      }
+    };
+    timers.push(
+      setTimeout(() => {
+        timedOut = true;
+        signal('SIGTERM');
+        timers.push(
+          setTimeout(() => {
+            signal('SIGKILL');
+            // a process stuck in the kernel (D state) never exits: do not wait for it
+            timers.push(setTimeout(() => settle(() => reject(timeoutError(' (it has not exited yet)'))), KILL_GRACE_MS));
+          }, KILL_GRACE_MS),
+        );
+      }, timeoutMs),
+    );
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e: NodeJS.ErrnoException) => {
-      if (timer) clearTimeout(timer);
       const kind = e.code === 'ENOENT' ? 'unsupported' : 'driver';
-      reject(new AwgError(kind, `cannot run ${cmd}: ${e.message}`, { cause: e, hint: e.code === 'ENOENT' ? `install the package that provides "${cmd}"` : undefined }));
+      settle(() => reject(new AwgError(kind, `cannot run ${cmd}: ${e.message}`, { cause: e, hint: e.code === 'ENOENT' ? `install the package that provides "${cmd}"` : undefined })));
+    });
+    child.on('exit', () => {
+      if (!timedOut) return;
+      // the pipes may still be held by something outside the group: stop reading them
+      child.stdout.destroy();
+      child.stderr.destroy();
+      settle(() => reject(timeoutError()));
     });
     child.on('close', (code, signal) => {
-      if (timer) clearTimeout(timer);
-      resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code: code ?? (signal ? 128 : 1) });
+      if (timedOut) return settle(() => reject(timeoutError()));
+      settle(() => resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code: code ?? (signal ? 128 : 1) }));
     });
     child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');

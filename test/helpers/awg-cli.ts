@@ -2,7 +2,9 @@
  * Entry point for end-to-end tests: runs the awg CLI from the current sources (through tsx),
  * so a test never exercises a stale `dist/`. Same code path as bin/awg.js.
  */
-import { main } from '../../src/cli/main.js';
+import { installCrashHandlers, main } from '../../src/cli/main.js';
+
+installCrashHandlers();
 
 main(process.argv).then(
   (code) => {

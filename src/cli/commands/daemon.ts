@@ -9,6 +9,7 @@ import { runForeground } from '../foreground.js';
 import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
 import { DEFAULT_SOCKET } from '../../daemon/socket.js';
+import { setCrashLog } from '../crash.js';
 
 export interface DaemonCommandOptions {
   config?: string;
@@ -29,6 +30,8 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } = await import('../../daemon/metrics.js');
   const { createLogger } = await import('../../util/logger.js');
   const log = createLogger({ component: 'daemon', to: 1, ...(o.verbose ? { level: 'debug' as const } : {}) });
+  // a crash is logged as a fatal JSON line; the process ends with 70 and the kill switch stays
+  setCrashLog((what, err) => log.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
     if (metrics && !parseListen(metrics).loopback) log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
@@ -42,7 +45,12 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
         onStarted: async (core) => {
           const closers: (() => Promise<void>)[] = [];
           try {
-            const api = await startApiServer(core, { socketPath, ...(o.socketGroup ? { group: o.socketGroup } : {}), log: (level, message, fields) => log[level](fields, message) });
+            const api = await startApiServer(core, {
+              socketPath,
+              ...(o.socketGroup ? { group: o.socketGroup } : {}),
+              log: (level, message, fields) => log[level](fields, message),
+              onError: (e) => log.error({ err: e }, `API socket: ${e.message}`),
+            });
             closers.push(api.close);
             log.info({ socket: api.socketPath, mode: o.socketGroup ? '0660' : '0600', ...(o.socketGroup ? { group: o.socketGroup } : {}) }, `API on ${api.socketPath}`);
             if (metrics) {

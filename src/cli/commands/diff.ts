@@ -12,7 +12,7 @@ import { PrefetchExec } from '../../resources/prefetch.js';
 import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';
 import { loadPlatform, observeReads } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
-import { printError, printIssues, type Io } from '../output.js';
+import { printError, printIssues, warningReporter, type Io } from '../output.js';
 import type { ObservedState } from '../../model/resources.js';
 import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
 
@@ -36,8 +36,8 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
     const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
-    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
-      import('node:fs/promises'),
+    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
+      import('../../util/files.js'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
       import('../../reconciler/observe.js'),
@@ -56,9 +56,9 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: silentReporter, claims: p.claims, exec });
+    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: warningReporter(io), claims: p.claims, exec });
     let observed: ObservedState;
-    if (o.observed) observed = JSON.parse(await readFile(o.observed, 'utf8')) as ObservedState;
+    if (o.observed) observed = JSON.parse(await readTextFile(o.observed, { maxBytes: LIMITS.observed })) as ObservedState;
     else observed = await observeWith(env, p.desired);
     const plan = makePlan(p.desired, observed, { lastApplied: env.applied.load()?.resources });
     if (o.json) {

@@ -57,7 +57,7 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
         return 1;
       }
       env.claims = claimsFromConfig(l.config);
-    } else env.claims = env.applied.load()?.claims ?? DEFAULT_CLAIMS;
+    } else env.claims = env.applied.claims() ?? DEFAULT_CLAIMS;
     // Remove as much as possible even when one object resists; report what failed.
     const r = await teardown(env, env.applied);
     for (const e of r.errors) io.err(`awg: ${e.message}\n`);

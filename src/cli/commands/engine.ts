@@ -11,6 +11,7 @@ import { uapiLine } from '../../dataplane/device/uapi-text.js';
 import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
+import { setCrashLog } from '../crash.js';
 import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
 import { EndpointResolver, engineResolver } from '../../resources/endpoints.js';
 import { FileStateStore } from '../../util/state.js';
@@ -46,11 +47,13 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   const text = withTestKnobs(input);
   // stderr is the engine's log file in the state directory (process-host.ts)
-  const log = levelLog(createLogger({ component: 'engine', base: { link: o.link } }));
   // host-name endpoints: the answers the starting `awg apply` kept in its state directory
   // (AWG_STATE_DIR, set by the engine driver) and the host resolvers it found, read only
   const stateDir = process.env.AWG_STATE_DIR;
   const resolver = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
+  const logger = createLogger({ component: 'engine', base: { link: o.link } });
+  setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
+  const log = levelLog(logger);
   const engine = createEngine(o.link, await nativeEngineIo(), { log, resolver });
   engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
   let closing = false;

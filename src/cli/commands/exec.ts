@@ -19,7 +19,7 @@ import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
 import { resolveExecCgroup, type ExecChoice } from '../../procs/exec-target.js';
 import { parseCgroupV2 } from '../../procs/scan.js';
 import { relativeCgroup } from '../../procs/cgroups.js';
-import { FileStateStore } from '../../util/state.js';
+import { describeCorrupt, FileStateStore } from '../../util/state.js';
 import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
@@ -62,7 +62,8 @@ export async function execCommand(io: Io, cmd: string[], o: ExecOptions): Promis
   let path: string;
   try {
     if (cmd.length === 0) throw new AwgError('invalid-config', 'no command given: awg exec --tunnel NAME -- COMMAND [ARGS…]');
-    path = resolveExecCgroup(new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load(), choiceOf(o));
+    const state = new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => io.err(`warning: ${describeCorrupt(c)}\n`) });
+    path = resolveExecCgroup(new AppliedStore(state).load(), choiceOf(o));
     placeSelf(path);
   } catch (e) {
     const err = toAwgError(e);

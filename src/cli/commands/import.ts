@@ -1,7 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { importWgQuick } from '../../config/import.js';
 import { printIssues, type Io } from '../output.js';
+import { LIMITS, readTextFile } from '../../util/files.js';
 
 export interface ImportOptions {
   file: string;
@@ -15,7 +16,8 @@ export interface ImportOptions {
 export async function importCommand(io: Io, o: ImportOptions): Promise<number> {
   let text: string;
   try {
-    text = await readFile(o.file, 'utf8');
+    // a regular file of at most LIMITS.ini bytes: a FIFO or /dev/zero is refused at once
+    text = await readTextFile(o.file, { maxBytes: LIMITS.ini });
   } catch (e) {
     io.err(`${o.file}: cannot read: ${(e as Error).message}\n`);
     return 1;

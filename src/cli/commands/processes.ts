@@ -14,7 +14,7 @@ import { dumpLinks, NetlinkSocket } from '../../native/netlink.js';
 import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
 import { describeProcess, type ListedProcess } from '../../procs/placer.js';
 import { scanProcesses } from '../../procs/scan.js';
-import { FileStateStore } from '../../util/state.js';
+import { describeCorrupt, FileStateStore } from '../../util/state.js';
 import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
@@ -46,8 +46,9 @@ function upLinks(): Set<string> {
 }
 
 export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedProcess[]> {
-  const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load();
-  if (!last) throw new AwgError('invalid-config', 'awg is not applied: there is no apply record (run `awg apply -f CONFIG` first, or pass the same --state-dir)');
+  const corrupt: string[] = [];
+  const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => corrupt.push(describeCorrupt(c)) })).load();
+  if (!last) throw new AwgError('invalid-config', `awg is not applied: ${corrupt.length ? corrupt.join('; ') : 'there is no apply record'} (run \`awg apply -f CONFIG\` first, or pass the same --state-dir)`);
   const loaded = await loadConfigFile(last.configFile);
   if (!loaded.config) throw new AwgError('invalid-config', `cannot load ${last.configFile}, the config of the last apply`, { issues: loaded.issues });
   const config = loaded.config;

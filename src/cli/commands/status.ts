@@ -5,9 +5,8 @@ import { RESOURCE_KINDS } from '../../model/resources.js';
 import { DEFAULT_CLAIMS } from '../../pipeline/claims.js';
 import { hostEnv } from '../../pipeline/host.js';
 import { loadPlatform } from '../../resources/registry.js';
-import { silentReporter } from '../../util/reporter.js';
 import { viaDaemon } from '../via-daemon.js';
-import { printError, type Io } from '../output.js';
+import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
 import { formatEvent } from '../foreground.js';
@@ -35,7 +34,7 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     return err.exitCode;
   }
   try {
-    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: silentReporter, claims: DEFAULT_CLAIMS });
+    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: warningReporter(io), claims: DEFAULT_CLAIMS });
     const last = env.applied.load();
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };

@@ -39,7 +39,7 @@ function isLive(path: string): Promise<boolean> {
       c.destroy();
       resolve(true);
     });
-    c.once('error', () => resolve(false));
+    c.on('error', () => resolve(false));
   });
 }
 
@@ -64,6 +64,8 @@ export async function listenUapi(
     sock.on('error', () => sock.destroy());
     serveConnection(target, sock, opts.flavor ?? 'auto');
   });
+  // after listen: an accept error (EMFILE…) must not end the engine; the server keeps listening
+  server.on('error', () => {});
   const old = process.umask(0o077);
   try {
     await new Promise<void>((resolve, reject) => {

@@ -14,7 +14,6 @@
 import { constants } from 'node:fs';
 import {
   access,
-  chmod,
   lstat,
   readFile,
   readlink,
@@ -23,7 +22,8 @@ import {
   unlink,
   writeFile,
 } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { fsyncDir, writeFileAtomic } from '../../util/files.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { DnsSpec, Resource } from '../../model/resources.js';
@@ -85,19 +85,16 @@ function fsError(e: unknown, what: string): AwgError {
 }
 
 /**
- * Replace `path` atomically (tmp + rename, which also replaces a symlink). A bind-mounted
- * resolv.conf (containers) cannot be renamed over (EBUSY): then it is written in place.
+ * Replace `path` crash-safely (util/files.ts: temp file in the same directory, fsync, rename,
+ * fsync of the directory; the rename also replaces a symlink). A bind-mounted resolv.conf
+ * (containers) cannot be renamed over (EBUSY): then it is written in place and fsync'ed.
  */
 async function replaceFile(path: string, data: string | Buffer, mode: number): Promise<void> {
-  const tmp = `${path}.awg-tmp`;
   try {
-    await writeFile(tmp, data, { mode });
-    await chmod(tmp, mode);
-    await rename(tmp, path);
+    await writeFileAtomic(path, data, { mode });
   } catch (e) {
-    await unlink(tmp).catch(() => {});
     if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw fsError(e, `cannot write ${path}`);
-    await writeFile(path, data).catch((e2: unknown) => {
+    await writeFile(path, data, { flush: true }).catch((e2: unknown) => {
       throw fsError(e2, `cannot write ${path}`);
     });
   }
@@ -156,6 +153,7 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
     await rename(tmp, b.path).catch((e: unknown) => {
       throw fsError(e, `cannot restore the symlink ${b.path} → ${b.target}`);
     });
+    await fsyncDir(dirname(b.path));
   }
   async function applyStatic(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
     const cur = await readStatic();

@@ -200,6 +200,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         reject(new AwgError('driver', `cannot start engine ${tunnel}: ${e.message}`, { cause: e }));
       });
     });
+    child.stdin!.on('error', () => {}); // EPIPE when the engine dies before reading: its exit is reported above
     child.stdin!.end(text);
     try {
       await ready;

@@ -352,6 +352,7 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       } else s.end(uapiReply([], 22));
     });
   });
+  server.on('error', (e) => log('warn', `control socket ${controlPath}: ${e.message}`));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(controlPath, () => resolve());

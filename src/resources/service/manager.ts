@@ -6,10 +6,11 @@
  * manager is told to work offline (`systemctl --root=… enable`), so the running system is
  * never touched. Each platform offers its manager (resources/registry.ts `serviceManager`).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
+import { writeFileAtomicSync } from '../../util/files.js';
 import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
 import { renderLaunchdPlist, renderSystemdUnit, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, type DaemonInvocation } from './render.js';
 
@@ -39,13 +40,11 @@ export interface ServiceManager {
   status(ctx: ServiceContext, d?: DaemonInvocation): Promise<ServiceState>;
 }
 
-/** Write through Exec: recorded as a mutation, skipped under dry-run; atomic (tmp + rename). */
+/** Write through Exec: recorded as a mutation, skipped under dry-run; crash-safe (util/files.ts). */
 function writeFile(ctx: ServiceContext, path: string, text: string): void {
   if (!ctx.exec.record(`write ${path} (${text.length} bytes, mode 0644)`)) return;
   mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.awg-tmp`;
-  writeFileSync(tmp, text, { mode: 0o644 });
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, text, { mode: 0o644 });
 }
 
 function removeFile(ctx: ServiceContext, path: string): void {

@@ -69,9 +69,30 @@ describe('teardown', () => {
 });
 
 describe('AppliedStore', () => {
-  it('a record of another shape is an error naming the file, not silently ignored', () => {
+  it('a record of another shape is set aside and reported, never a crash (down must still run)', () => {
     const state = new MemoryStateStore();
     state.set('applied', { hello: 1 });
-    expect(() => new AppliedStore(state).load()).toThrow(/applied.json is not a record of awg apply/);
+    expect(new AppliedStore(state).load()).toBeUndefined();
+    expect(state.corrupt).toEqual([{ key: 'applied', file: ':memory:/applied', reason: 'not a record of awg apply' }]);
+    expect(state.get('applied')).toBeUndefined();
+  });
+
+  it('claims with a field of the wrong type are not used', () => {
+    const state = new MemoryStateStore();
+    state.set('applied', { configFile: '/x.yaml', appliedAt: 'now', resources: [], outcome: 'converged', claims: { ...DEFAULT_CLAIMS, nftTable: 'awg; flush ruleset' } });
+    expect(new AppliedStore(state).load()).toBeUndefined();
+    expect(state.corrupt.map((c) => c.key)).toEqual(['applied']);
+  });
+
+  it('the claims outlive a lost record: down still knows a non-default routing band', () => {
+    const state = new MemoryStateStore();
+    const applied = new AppliedStore(state);
+    const claims = { ...DEFAULT_CLAIMS, tableBase: 61000, rulePriority: 6100 };
+    applied.save({ configFile: '/x.yaml', appliedAt: 'now', claims, resources: [], outcome: 'converged' });
+    state.set('applied', 'torn');
+    expect(applied.claims()).toEqual(claims);
+    applied.clear();
+    expect(applied.claims()).toBeUndefined();
+    expect(state.keys()).toEqual([]);
   });
 });

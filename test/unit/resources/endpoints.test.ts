@@ -6,15 +6,21 @@
  * `endpoint-dns` exemption in the model. The kernel side is in
  * test/netns/daemon-killswitch-hostname.test.ts.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Config } from '../../../src/config/schema.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import { renderResolvConf, parseNameservers } from '../../../src/resources/dns/parse.js';
 import { DNS_STATE_KEY } from '../../../src/resources/dns/linux.js';
-import { EndpointResolver, ENDPOINTS_STATE_KEY, endpointHosts, engineResolver, hostResolvers, writeFileDurable } from '../../../src/resources/endpoints.js';
+import { EndpointResolver, ENDPOINTS_STATE_KEY, endpointHosts, engineResolver, hostResolvers } from '../../../src/resources/endpoints.js';
+
+/** a test file in a directory that may not exist yet */
+function writeFileDurable(path: string, data: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, data);
+}
 import { FileStateStore, MemoryStateStore } from '../../../src/util/state.js';
 import { linuxDesired } from '../../helpers/desired.js';
 import { probeLinuxFacts } from '../../../src/resources/facts.js';
@@ -128,9 +134,12 @@ describe('last good answers survive a restart (the state directory)', () => {
     const d = dir();
     const path = join(d, `${ENDPOINTS_STATE_KEY}.json`);
     writeFileDurable(path, '{"version":1,"hosts":{"vpn.te');
-    const r = new EndpointResolver({ state: new FileStateStore(d), system: fail('x') });
+    const aside: string[] = [];
+    const r = new EndpointResolver({ state: new FileStateStore(d, { onCorrupt: (c) => aside.push(c.reason) }), system: fail('x') });
     expect((await r.resolve('vpn.test')).addresses).toEqual([]);
-    expect(r.loadError).toMatch(/resolved-endpoints/);
+    // the state store moves the torn record aside and reports it (the CLI prints it, the daemon logs it)
+    expect(aside).toEqual([expect.stringMatching(/not valid JSON/)]);
+    expect(readdirSync(d).some((f) => f.startsWith(`${ENDPOINTS_STATE_KEY}.json.corrupt-`))).toBe(true);
     writeFileDurable(path, JSON.stringify({ version: 1, resolvers: ['010.0.0.1', 'fe80::1%eth0', 5], hosts: { 'vpn.test': { addresses: ['192.0.2.1; rm -rf /'] }, 'ok.test': { addresses: ['192.0.2.2'] } } }));
     const h = new EndpointResolver({ state: new FileStateStore(d), system: fail('x') });
     expect(h.servers).toEqual([]);
@@ -140,9 +149,10 @@ describe('last good answers survive a restart (the state directory)', () => {
 });
 
 describe('the facts probe', () => {
-  it('finds the host resolvers, resolves host names (here through /etc/hosts) and reports an unreadable state file as a warning', async () => {
+  it('finds the host resolvers, resolves host names (here through /etc/hosts); a torn state file is set aside and reported', async () => {
     const d = dir();
-    const state = new FileStateStore(d);
+    const aside: string[] = [];
+    const state = new FileStateStore(d, { onCorrupt: (c) => aside.push(c.file) });
     writeFileDurable(join(d, `${ENDPOINTS_STATE_KEY}.json`), '{"version":1,');
     writeFileDurable(join(d, 'resolv.conf'), 'nameserver 192.0.2.53\nnameserver 10.64.0.1\n');
     const KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
@@ -150,8 +160,8 @@ describe('the facts probe', () => {
     const facts = await probeLinuxFacts(c, undefined, { state, env: { AWG_RESOLV_CONF: join(d, 'resolv.conf') }, persist: true });
     expect(facts.hostResolvers).toEqual(['192.0.2.53']);
     expect(facts.resolved!.localhost).toContain('127.0.0.1');
-    expect(facts.probeWarnings).toEqual([expect.stringMatching(/resolved-endpoints\.json cannot be read/)]);
-    expect(buildDesired(c, { facts }).warnings).toEqual(facts.probeWarnings);
+    expect(aside).toEqual([expect.stringMatching(/resolved-endpoints\.json$/)]);
+    expect(facts.probeWarnings).toBeUndefined();
     // replaced by the new answers: the next probe has nothing to report
     expect(JSON.parse(readFileSync(join(d, `${ENDPOINTS_STATE_KEY}.json`), 'utf8')).hosts.localhost.addresses).toContain('127.0.0.1');
     expect((await probeLinuxFacts(c, undefined, { state, env: { AWG_RESOLV_CONF: join(d, 'resolv.conf') } })).probeWarnings).toBeUndefined();

@@ -1,0 +1,69 @@
+/**
+ * Every child process has a deadline: a command that hangs (here a fake `nft` on PATH that
+ * ignores SIGTERM and leaves a grandchild holding its pipes) is killed — its whole process
+ * group, SIGTERM then SIGKILL — and the call fails with an error naming the command. Before:
+ * no default deadline at all (the call never returned), and an explicit one killed only the
+ * shell, so the grandchild kept the pipes open and the call still never returned.
+ */
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { AwgError } from '../../../src/errors.js';
+import { ProcessExec, runProcess } from '../../../src/util/exec.js';
+import { MemoryReporter } from '../../../src/util/reporter.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'awg-exec-'));
+  const nft = join(dir, 'nft');
+  writeFileSync(nft, `#!/bin/sh\ntrap '' TERM\necho $$ > ${dir}/sh.pid\nsleep 1000 &\necho $! > ${dir}/sleep.pid\nwait\n`);
+  chmodSync(nft, 0o755);
+});
+afterEach(() => {
+  vi.unstubAllEnvs();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 200 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  return !alive(pid);
+}
+
+const env = () => ({ ...process.env, PATH: `${dir}${delimiter}${process.env.PATH ?? ''}` });
+
+describe('child process deadlines', () => {
+  it('a hanging nft is killed after the default timeout ($AWG_EXEC_TIMEOUT_MS), with its group, and the error names it', async () => {
+    vi.stubEnv('AWG_EXEC_TIMEOUT_MS', '300');
+    const exec = new ProcessExec(new MemoryReporter());
+    const err = await exec.mutate('nft', ['-f', '-'], { input: 'table inet awg {}\n', env: env() }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AwgError);
+    expect((err as AwgError).kind).toBe('driver');
+    expect((err as AwgError).message).toBe('nft -f - timed out after 300 ms and was killed');
+    // SIGTERM was ignored: SIGKILL ended both the shell and the grandchild holding the pipes
+    expect(await gone(Number(readFileSync(join(dir, 'sh.pid'), 'utf8')))).toBe(true);
+    expect(await gone(Number(readFileSync(join(dir, 'sleep.pid'), 'utf8')))).toBe(true);
+  });
+
+  it('an explicit timeout wins over the default; reads have one too', async () => {
+    const exec = new ProcessExec(new MemoryReporter());
+    await expect(exec.read('nft', ['list', 'ruleset'], { timeoutMs: 200, env: env() })).rejects.toThrow('nft list ruleset timed out after 200 ms and was killed');
+  });
+
+  it('a command that ends in time is unaffected (output, exit code)', async () => {
+    const r = await runProcess('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in', timeoutMs: 10_000 });
+    expect(r).toEqual({ stdout: 'in', stderr: 'err\n', code: 3 });
+  });
+});

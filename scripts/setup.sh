@@ -2,7 +2,7 @@
 # Install everything awg's build, tests and demo need on a Debian machine (run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server)
+PKGS=(iproute2 nftables wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server musl-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

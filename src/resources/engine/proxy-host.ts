@@ -5,13 +5,15 @@
  *
  * What runs, per engine spec `{server, port, redirectPort, redirectPortDirect, fwmark, dns,
  * auth, udp|tls}`:
- * - TCP listener on `[::]:redirectPort` (strict: a failed dial fails the app's connection)
- *   and on `[::]:redirectPortDirect` (a failed dial redials the destination directly). The
- *   firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
- *   v6 on ::1; the socket is dual-stack).
+ * - TCP listeners on 127.0.0.1 and ::1 (loopback only: nothing on the network can use the
+ *   proxy through them), port `redirectPort` (strict: a failed dial fails the app's
+ *   connection) and `redirectPortDirect` (a failed dial redials the destination directly).
+ *   The firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
+ *   v6 on ::1).
  * - UDP sockets on 127.0.0.1/::1 port `redirectPort` when the tunnel has `dns` servers: the target of the
  *   firewall's UDP/53 redirect (a SOCKS5 UDP ASSOCIATE relay to the first resolver with
- *   `udp: true`, otherwise a TC=1 responder that makes resolvers repeat the query over TCP).
+ *   `udp: true`, otherwise a forwarder that sends each query as DNS over TCP to that resolver
+ *   through the proxy and answers over UDP).
  * - Every socket towards the proxy (or direct) carries `fwmark`, the bypass mark.
  * - The health checker; its changes are reported (`onHealth`).
  *
@@ -73,8 +75,8 @@ export interface ProxyTunnelStatsRow {
   connectionErrors: Record<string, number>;
   /** UDP through SOCKS5 UDP ASSOCIATE (the DNS relay), when there is one */
   udp?: { datagrams: { up: number; down: number; dropped: number }; bytes: { up: number; down: number } };
-  /** how UDP/53 of the tunnel's apps is served: `relay`, `truncate` (TC=1 → TCP), or absent (dropped) */
-  dns?: 'relay' | 'truncate';
+  /** how UDP/53 of the tunnel's apps is served: `relay` (UDP ASSOCIATE), `tcp` (DNS over TCP through the proxy), or absent (dropped) */
+  dns?: 'relay' | 'tcp';
 }
 
 type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
@@ -94,7 +96,7 @@ export interface ProxyHealthReport {
 export interface StartProxyOptions {
   log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
   onHealth?: (h: ProxyHealthReport) => void;
-  /** `::` unless a test says otherwise */
+  /** 127.0.0.1 and ::1 unless a test says otherwise */
   listenHost?: string;
 }
 
@@ -115,7 +117,7 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     directPort: c.redirectPortDirect,
     dns: c.dns,
     dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
-    listenHost: o.listenHost ?? '::',
+    ...(o.listenHost !== undefined ? { listenHost: o.listenHost } : {}),
     bypassMark: c.fwmark,
     fallback: 'block',
   });
@@ -134,7 +136,8 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     const err = e as NodeJS.ErrnoException;
     throw new AwgError('driver', `engine ${spec.tunnel}: cannot listen for the transparent proxy on ports ${c.redirectPort}/${c.redirectPortDirect}: ${err.message}${err.code === 'EADDRINUSE' ? ' (routing.proxyPortBase moves the ports)' : ''}`, { cause: e });
   }
-  log('info', `transparent proxy on [::]:${c.redirectPort} (strict) and :${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
+  const on = rt.proxy.addresses().map((a) => formatDst({ host: a.address, port: a.port })).join(', ');
+  log('info', `transparent proxy on ${on} (strict) and port ${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
   return { spec, password, runtime: rt };
 }
 

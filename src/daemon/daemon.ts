@@ -40,6 +40,7 @@ import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { FileStateStore, type StateStore } from '../util/state.js';
+import { fingerprintKeyOf } from '../util/host-key.js';
 import { ConfirmWindow, type Timer } from './confirm.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
@@ -519,7 +520,7 @@ export class Daemon implements DaemonCore {
   private async prepareFile(file: string): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
     try {
       await this.ready();
-      const r = await prepare(file, { platform: this.platform, env: this.opts.env, down: this.health.down, ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }) });
+      const r = await prepare(file, { platform: this.platform, env: this.opts.env, down: this.health.down, fingerprintKey: () => fingerprintKeyOf(this.state, { onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }) }), ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }) });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');
       return { ok: false, error: new AwgError('invalid-config', `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`, { issues: r.issues }) };

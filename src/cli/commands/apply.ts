@@ -3,7 +3,8 @@ import { executeChanges } from '../../reconciler/execute.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
 import { converge } from '../../pipeline/converge.js';
-import { hostEnv } from '../../pipeline/host.js';
+import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
+import { fingerprintKeyIn } from '../../util/host-key.js';
 import { loadPlatform } from '../../resources/registry.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
@@ -43,7 +44,8 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
     return err.exitCode;
   }
   const platform = await loadPlatform();
-  const r = await prepare(o.file, { platform, probe: true });
+  // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
+  const r = await prepare(o.file, { platform, probe: true, fingerprintKey: () => fingerprintKeyIn(stateDirFrom(o.stateDir), { onReplaced: (why) => io.err(`warning: ${why}\n`) }) });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);

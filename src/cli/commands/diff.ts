@@ -36,7 +36,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
     const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
-    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
+    const [{ readFile }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv, stateDirFrom }, platform, { renderPlan }, { fingerprintKeyIn }] = await Promise.all([
       import('node:fs/promises'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
@@ -45,8 +45,10 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       import('../../pipeline/host.js'),
       loadPlatform(),
       import('../render-plan.js'),
+      import('../../util/host-key.js'),
     ]);
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true });
+    // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, fingerprintKey: () => fingerprintKeyIn(stateDirFrom(o.stateDir), { onReplaced: (why) => io.err(`warning: ${why}\n`) }) });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

@@ -19,6 +19,7 @@
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
@@ -149,11 +150,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
 
   const attached = (h: Hosted): boolean => h.engine.attached();
 
-  function liveSpec(h: Hosted): WgEngineSpec {
+  function liveSpec(h: Hosted, fingerprintKey: Uint8Array): WgEngineSpec {
     const snap = h.engine.device.snapshot();
     const live = new Set(snap.peers.map((p) => b64(p.publicKey)));
     const peers = h.spec.config.peers.filter((p) => live.has(p.publicKey));
-    const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none';
+    const privateKey = snap.privateKey ? fingerprint(b64(snap.privateKey), fingerprintKey) : 'none';
     return { ...h.spec, config: { ...h.spec.config, privateKey, peers, fwmark: snap.fwmark } };
   }
 
@@ -215,7 +216,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           await stopHosted(tunnel, 'the TUN is gone or the device stopped');
           continue;
         }
-        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h), deps: [] });
+        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h, fingerprintKeyOf(scope.state)), deps: [] });
       }
       const detached = await processHost.observe(scope);
       resources.push(...proxies.observe());

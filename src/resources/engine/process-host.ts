@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
@@ -107,7 +108,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
   const env = opts.env ?? process.env;
   const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
 
-  async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
+  async function liveSpec(rec: EngineRecord, fingerprintKey: () => Uint8Array): Promise<EngineSpec | undefined> {
     if (!alive(rec)) return undefined;
     const spec = rec.spec;
     // a proxy in the daemon has no control socket: the live daemon vouches for its record
@@ -122,7 +123,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     const livePeers = new Set(got.peers.map((p) => Buffer.from(String(p.public_key), 'hex').toString('base64')));
     const peers = spec.config.peers.filter((p) => livePeers.has(p.publicKey));
     const keyHex = got.device.private_key;
-    const privateKey = keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none';
+    const privateKey = keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey()) : 'none';
     return { ...spec, config: { ...spec.config, privateKey, peers, fwmark: Number(got.device.fwmark ?? 0) } };
   }
 
@@ -204,7 +205,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         if (!key.startsWith('engine-')) continue;
         const rec = scope.state.get<EngineRecord>(key);
         if (!rec) continue;
-        const spec = await liveSpec(rec);
+        const spec = await liveSpec(rec, () => fingerprintKeyOf(scope.state));
         if (spec) resources.push({ kind: 'engine', id: ids.engine(rec.tunnel), spec, deps: [] });
       }
       return { resources, foreign: [] };
@@ -219,7 +220,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         case 'create':
         case 'replace': {
           const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
-          if (change.action === 'create' && rec && (await liveSpec(rec)) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
+          if (change.action === 'create' && rec && (await liveSpec(rec, () => fingerprintKeyOf(ctx.state))) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
           await stop(spec.tunnel, ctx);
           await start(change.after!, ctx);
           return 'changed';
@@ -234,7 +235,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
             await start(change.after!, ctx);
             return 'changed';
           }
-          if (!rec || !(await liveSpec(rec))) {
+          if (!rec || !(await liveSpec(rec, () => fingerprintKeyOf(ctx.state)))) {
             await start(change.after!, ctx);
             return 'changed';
           }

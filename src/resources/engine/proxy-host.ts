@@ -18,8 +18,10 @@
  * - The health checker; its changes are reported (`onHealth`).
  *
  * Observation reports the spec a live runtime was started with, its password fingerprint
- * computed from the password it really uses, so a changed password plans an update, which
- * restarts the runtime (connections are reset; there is no in-place credential change).
+ * computed (with the host's fingerprint key, by whoever starts it) from the password it
+ * really uses, so a changed password plans an update, which restarts the runtime
+ * (connections are reset; there is no in-place credential change). A detached engine is
+ * handed that fingerprint with the password, never the key.
  *
  * The detached engine speaks a tiny control protocol on a Unix socket (the `--uapi` path of
  * `awg engine`, kept in the state directory, not in the WireGuard UAPI directory where
@@ -32,6 +34,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type EngineSpec, type ProxyEngineSpec, type Resource } from '../../model/resources.js';
@@ -51,10 +54,15 @@ export function proxyPasswordFor(spec: ProxyEngineSpec, secrets: ReadonlyMap<str
   return v;
 }
 
+/** The fingerprint of the password a runtime uses (`none` without auth). */
+function passwordFingerprint(spec: ProxyEngineSpec, password: string | undefined, key: Uint8Array): string {
+  return spec.config.auth ? fingerprint(password ?? '', key) : 'none';
+}
+
 /** The spec as the runtime really runs: what observe reports. */
-function liveSpecOf(spec: ProxyEngineSpec, password: string | undefined): ProxyEngineSpec {
+function liveSpecOf(spec: ProxyEngineSpec, passwordFp: string): ProxyEngineSpec {
   const c = spec.config;
-  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: fingerprint(password ?? '') } : null } };
+  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: passwordFp } : null } };
 }
 
 /** Per-tunnel numbers for status and metrics (`proxyStats()` of the engine hosts). */
@@ -84,6 +92,8 @@ type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
 export interface StartedProxy {
   spec: ProxyEngineSpec;
   password: string | undefined;
+  /** fingerprint of `password` (host key), what observation reports */
+  passwordFingerprint: string;
   runtime: Runtime;
 }
 
@@ -101,7 +111,7 @@ export interface StartProxyOptions {
 }
 
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
-export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
+export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, passwordFp: string, o: StartProxyOptions = {}): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = spec.config;
   const rt = new ProxyTunnelRuntime({
@@ -138,7 +148,7 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
   }
   const on = rt.proxy.addresses().map((a) => formatDst({ host: a.address, port: a.port })).join(', ');
   log('info', `transparent proxy on ${on} (strict) and port ${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
-  return { spec, password, runtime: rt };
+  return { spec, password, passwordFingerprint: passwordFp, runtime: rt };
 }
 
 function listening(p: StartedProxy): boolean {
@@ -218,7 +228,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
   async function start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void> {
     const password = proxyPasswordFor(spec, ctx.secrets);
     try {
-      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, o));
+      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)), o));
     } catch (e) {
       throw toAwgError(e, 'driver');
     }
@@ -237,7 +247,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
       const out: Resource<'engine'>[] = [];
       for (const [tunnel, p] of hosted) {
         if (!listening(p)) continue;
-        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.password), deps: [] });
+        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.passwordFingerprint), deps: [] });
       }
       return out;
     },
@@ -260,7 +270,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
           // create/replace/update carry `after`: it is `spec`
           const after = spec;
           const p = live(tunnel);
-          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.password), liveSpecOf(after, proxyPasswordFor(after, ctx.secrets)))) return 'unchanged';
+          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.passwordFingerprint), liveSpecOf(after, passwordFingerprint(after, proxyPasswordFor(after, ctx.secrets), fingerprintKeyOf(ctx.state))))) return 'unchanged';
           const c = after.config;
           if (!ctx.exec.record(`[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`)) return 'changed';
           await stop(tunnel, change.action === 'update' ? 'restarting with the new configuration' : 'replaced');
@@ -293,7 +303,7 @@ export function detachedLaunch(spec: ProxyEngineSpec, ctx: ApplyContext): { link
   return {
     link: spec.tunnel,
     uapiPath: detachedControlPath(ctx.state.dir, spec.tunnel),
-    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}) }),
+    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}), passwordFingerprint: passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)) }),
   };
 }
 
@@ -327,11 +337,12 @@ export function isProxyEngineInput(stdin: string): boolean {
  * one-shot apply's user finds "the proxy refused our credentials"). Prints `ready`.
  */
 export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
-  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string };
+  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string; passwordFingerprint?: string };
   const spec = input.proxyEngine;
   const { createLogger } = await import('../../util/logger.js');
   const log = levelLog(createLogger({ component: 'engine', base: { tunnel: spec.tunnel } }));
-  const started = await startProxyRuntime(spec, input.password, { log });
+  // the launcher's fingerprint of the password (it holds the key); without one: `unknown`, which plans a restart
+  const started = await startProxyRuntime(spec, input.password, input.passwordFingerprint ?? 'unknown', { log });
   rmSync(controlPath, { force: true });
   const server: Server = createServer((s) => {
     let buf = '';
@@ -340,7 +351,7 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       buf += d.toString('utf8');
       if (!buf.endsWith('\n\n')) return;
       if (buf.startsWith('get=1\n')) {
-        const live = liveSpecOf(started.spec, started.password);
+        const live = liveSpecOf(started.spec, started.passwordFingerprint);
         s.end(`spec=${JSON.stringify(live)}\nstats=${JSON.stringify(proxyStatsRow(started))}\nerrno=0\n\n`);
       } else s.end('errno=22\n\n');
     });

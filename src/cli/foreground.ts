@@ -10,6 +10,7 @@ import { JsonReporter, printError, TextReporter } from './output.js';
 import { toAwgError } from '../errors.js';
 import type { DaemonEvent } from '../daemon/core.js';
 import { levelLog, LogReporter, type Logger } from '../util/log.js';
+import { safeLine } from '../util/sanitize.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 
 export interface ForegroundOptions {
@@ -31,7 +32,12 @@ export function eventLevel(e: DaemonEvent): 'info' | 'warn' | 'error' {
   return 'info';
 }
 
+/** One line per event for a terminal or a log: names, paths and messages in it come from outside (safeLine). */
 export function formatEvent(e: DaemonEvent): string {
+  return safeLine(eventText(e));
+}
+
+function eventText(e: DaemonEvent): string {
   switch (e.type) {
     case 'reconcile-started':
       return `reconcile started (${e.reason})`;

@@ -1,6 +1,12 @@
-/** Terminal output: issues, the mutation log (`[#] cmd`), JSON. Colour only on a TTY. */
+/**
+ * Terminal output: issues, the mutation log (`[#] cmd`), JSON. Colour only on a TTY.
+ * Messages carry text from outside (config values, proxy answers, file names): every one
+ * passes util/sanitize.ts before it is printed, so no escape sequence or control character
+ * of theirs reaches the terminal (JSON output escapes them by itself).
+ */
 import { formatIssue, type AwgError, type Issue } from '../errors.js';
 import type { Reporter, ReportEvent } from '../util/reporter.js';
+import { safeLine, safeText } from '../util/sanitize.js';
 
 export interface Io {
   out(s: string): void;
@@ -13,14 +19,23 @@ export function processIo(): Io {
   return { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), colour };
 }
 
+/**
+ * A message that may span lines (a tool's stderr quoted in an error): safeText, and every
+ * line after the first indented, so no text inside it can pass for a line of our own
+ * (`awg: error …`, `hint: …`, `[#] …`).
+ */
+export function messageText(s: string): string {
+  return safeText(s).replace(/\n/g, '\n  ');
+}
+
 export function printIssues(io: Io, issues: Issue[]): void {
-  for (const i of issues) io.err(formatIssue(i) + '\n');
+  for (const i of issues) io.err(messageText(formatIssue(i)) + '\n');
 }
 
 export function printError(io: Io, e: AwgError): void {
-  io.err(`awg: error [${e.kind}]: ${e.message}\n`);
+  io.err(`awg: error [${e.kind}]: ${messageText(e.message)}\n`);
   if (e.issues.length) printIssues(io, e.issues);
-  if (e.hint) io.err(`hint: ${e.hint}\n`);
+  if (e.hint) io.err(`hint: ${messageText(e.hint)}\n`);
 }
 
 /** wg-quick style mutation log on stderr; phases only when verbose. */
@@ -32,16 +47,16 @@ export class TextReporter implements Reporter {
   report(e: ReportEvent): void {
     switch (e.type) {
       case 'mutation':
-        this.io.err(`[#] ${e.command}\n`);
+        this.io.err(`[#] ${safeLine(e.command)}\n`);
         break;
       case 'warning':
-        this.io.err(`warning: ${e.message}\n`);
+        this.io.err(`warning: ${messageText(e.message)}\n`);
         break;
       case 'phase':
-        if (this.verbose) this.io.err(`-- ${e.phase}${e.detail ? ': ' + e.detail : ''}\n`);
+        if (this.verbose) this.io.err(`-- ${e.phase}${e.detail ? ': ' + safeLine(e.detail) : ''}\n`);
         break;
       case 'info':
-        if (this.verbose) this.io.err(`${e.message}\n`);
+        if (this.verbose) this.io.err(`${messageText(e.message)}\n`);
         break;
     }
   }

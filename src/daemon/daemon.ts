@@ -40,6 +40,7 @@ import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
 import { LIMITS, readRegularFile } from '../util/files.js';
+import { fingerprintKeyOf } from '../util/host-key.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
@@ -545,6 +546,7 @@ export class Daemon implements DaemonCore {
         down: this.health.down,
         state: this.state,
         persistEndpoints: true,
+        fingerprintKey: () => fingerprintKeyOf(this.state, { onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }) }),
         ...(ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
         ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }),
       });

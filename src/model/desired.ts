@@ -8,7 +8,7 @@
 import { canonicalHost, canonicalPrefix, parseCidr } from '../config/cidr.js';
 import { isWgLike, killSwitchOf, linkName, type Config } from '../config/schema.js';
 import { allocate, type Allocation } from './alloc.js';
-import { engineSpec } from './engine.js';
+import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
@@ -49,6 +49,8 @@ export interface BuildOptions {
   facts?: HostFacts;
   /** resolved secret values by config path (e.g. `tunnels.work.privateKey`); only fingerprints are kept */
   secrets?: Map<string, string>;
+  /** the host's fingerprint key (util/host-key.ts); required with `secrets` */
+  fingerprintKey?: Uint8Array;
   /** cgroup subtree awg owns (claims.cgroupRoot); tests use their own */
   cgroupRoot?: string;
   /**
@@ -90,6 +92,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const ks = killSwitchOf(c);
   const down = opts.down ?? new Set<string>();
   const v6Tunnelled = c.ipv6 === 'tunnel';
+  const secrets = secretsWith(opts.secrets, opts.fingerprintKey);
 
   const enabledRules = c.rules.filter((r) => r.enabled);
   const perApp = enabledRules.length > 0;
@@ -99,7 +102,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     const link = linkName(name);
     const a = alloc.tunnels.get(name)!;
     if (!isWgLike(t)) {
-      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: engineSpec(name, t, alloc, opts.secrets) });
+      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: engineSpec(name, t, alloc, secrets) });
       continue;
     }
     const linkId = ids.link(link);
@@ -108,7 +111,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const { cidr, family } = hostCidr(addr);
       push({ kind: 'address', id: ids.address({ link, cidr }), deps: [linkId], spec: { link, cidr, family } });
     }
-    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: engineSpec(name, t, alloc, opts.secrets) });
+    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: engineSpec(name, t, alloc, secrets) });
     push({ kind: 'sysctl', id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`), deps: [linkId], spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' } });
 
     // Table: one route per allowed prefix through the link, plus an unreachable twin at the

@@ -1,8 +1,10 @@
 /**
  * Tunnel config → the engine's desired spec (resources.ts EngineSpec). Pure: secret values
- * are passed in and only their fingerprints are kept; an unresolved secret is described
- * (`unresolved:file …`) so a plan without secrets still shows that one is wanted.
+ * are passed in and only their fingerprints are kept (keyed by the host's fingerprint key,
+ * passed in too); an unresolved secret is described (`unresolved:file …`) so a plan without
+ * secrets still shows that one is wanted.
  */
+import { AwgError } from '../errors.js';
 import { canonicalPrefix } from '../config/cidr.js';
 import { describeSecret } from '../config/describe.js';
 import { fingerprint } from '../config/fingerprint.js';
@@ -14,16 +16,29 @@ import type { EngineObfuscation, EngineSpec, ProxyEngineSpec, WgEngineSpec } fro
 /** resolved secret values by config path (`tunnels.work.privateKey`) */
 export type SecretValues = ReadonlyMap<string, string>;
 
-function secretFp(secret: Secret, path: PathKey[], secrets?: SecretValues): string {
-  const v = secrets?.get(formatPath(path));
-  return v !== undefined ? fingerprint(v) : `unresolved:${describeSecret(secret)}`;
+/** resolved secrets and the key that fingerprints them */
+export interface Secrets {
+  values: SecretValues;
+  fingerprintKey: Uint8Array;
 }
 
-export function engineSpec(name: string, t: Tunnel, alloc: Allocation, secrets?: SecretValues): EngineSpec {
+function secretFp(secret: Secret, path: PathKey[], secrets?: Secrets): string {
+  const v = secrets?.values.get(formatPath(path));
+  return v !== undefined ? fingerprint(v, secrets!.fingerprintKey) : `unresolved:${describeSecret(secret)}`;
+}
+
+/** `secrets` and `key` as BuildOptions carries them: values without a key are a bug (never an unkeyed fingerprint) */
+export function secretsWith(values: SecretValues | undefined, key: Uint8Array | undefined): Secrets | undefined {
+  if (!values || values.size === 0) return undefined;
+  if (!key) throw new AwgError('bug', 'secret values were given without the fingerprint key');
+  return { values, fingerprintKey: key };
+}
+
+export function engineSpec(name: string, t: Tunnel, alloc: Allocation, secrets?: Secrets): EngineSpec {
   return isWgLike(t) ? wgEngineSpec(name, t, alloc, secrets) : proxyEngineSpec(name, t, alloc, secrets);
 }
 
-export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, secrets?: SecretValues): WgEngineSpec {
+export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, secrets?: Secrets): WgEngineSpec {
   const base = ['tunnels', name];
   const config: WgEngineSpec['config'] = {
     privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
@@ -47,7 +62,7 @@ export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, s
   return { tunnel: name, type: t.type, link: linkName(name), config };
 }
 
-export function proxyEngineSpec(name: string, t: ProxyTunnel, alloc: Allocation, secrets?: SecretValues): ProxyEngineSpec {
+export function proxyEngineSpec(name: string, t: ProxyTunnel, alloc: Allocation, secrets?: Secrets): ProxyEngineSpec {
   const ta = alloc.tunnels.get(name)!;
   return {
     tunnel: name,

@@ -5,6 +5,7 @@
  * files and (when asked) cheap host facts; `diff` shows exactly the plan `apply` executes
  * because both start here.
  */
+import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
 import { checkSecrets } from '../config/secrets.js';
@@ -47,6 +48,13 @@ export interface PrepareOptions {
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
   state?: StateStore;
   persistEndpoints?: boolean;
+  /**
+   * The host's fingerprint key (util/host-key.ts `fingerprintKeyIn(stateDir)`), asked for
+   * only when there are secrets. Commands that compare the plan with what is applied
+   * (diff, apply, the daemon) pass it; without it a random key of this process is used
+   * (validate: its fingerprints never leave the process).
+   */
+  fingerprintKey?: () => Uint8Array;
 }
 
 export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; issues: Issue[] };
@@ -73,7 +81,8 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   let model: DesiredModel;
   let desired: DesiredState;
   try {
-    model = buildDesired(config, { facts, secrets, cgroupRoot: cgroupRootFromEnv(env), ...(opts.down ? { down: opts.down } : {}) });
+    const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
+    model = buildDesired(config, { facts, secrets, ...(fingerprintKey ? { fingerprintKey } : {}), cgroupRoot: cgroupRootFromEnv(env), ...(opts.down ? { down: opts.down } : {}) });
     desired = platform.realise(model, facts);
   } catch (e) {
     // what the config cannot express (allocation, names nft refuses) is a config issue; a host

@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
+import { safeLine } from '../util/sanitize.js';
 import { connectToProxy, type ProxyAuth } from './socks5.js';
 import {
   ProxyDialError,
@@ -50,7 +51,11 @@ export interface ConnectResponse {
   reason: string;
 }
 
-/** Parses the status line of a CONNECT response header (without the final CRLFCRLF). */
+/**
+ * Parses the status line of a CONNECT response header (without the final CRLFCRLF). The
+ * reason phrase is the proxy's free text and ends up in errors, status and logs: control
+ * characters and escape sequences are escaped/removed and it is cut to 120 characters.
+ */
 export function parseConnectResponse(head: string): ConnectResponse {
   const line = head.split('\r\n', 1)[0] ?? '';
   const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(line);
@@ -59,7 +64,7 @@ export function parseConnectResponse(head: string): ConnectResponse {
       'protocol',
       `HTTP proxy sent an invalid status line ${JSON.stringify(line.slice(0, 80))}`,
     );
-  return { status: Number(m[1]), reason: m[2] ?? '' };
+  return { status: Number(m[1]), reason: safeLine(m[2] ?? '', 120) };
 }
 
 /** The error for a non-2xx answer to CONNECT. */

@@ -15,10 +15,18 @@
  * sender address, so answers map back without guessing; sessions end after `sessionIdleMs`
  * without traffic or when the proxy closes the control connection. Datagrams arriving while
  * the association is being set up are queued (at most `maxPending`), the rest dropped.
+ *
+ * Replies are believed only from the relay: the association's UDP socket is connected to the
+ * relay address the proxy named in its ASSOCIATE reply (BND.ADDR:BND.PORT; an unspecified
+ * BND.ADDR, 0.0.0.0 or ::, means the address we reached the proxy at), so the kernel drops
+ * datagrams from any other source; and a reply's frame address must be the destination we
+ * send to (`target`). Anything else is counted (`forged`) and dropped, so a host that can
+ * reach our UDP port cannot inject answers (e.g. DNS) into the tunnel's apps.
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP, type Socket } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { SocksClient } from 'socks';
 
 type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
@@ -39,7 +47,31 @@ export interface Socks5UdpRelayStats {
   sessions: { active: number; total: number };
   datagrams: { up: number; down: number; dropped: number };
   bytes: { up: number; down: number };
-  errors: Partial<Record<'associate' | 'limit' | 'bad-frame', number>>;
+  errors: Partial<Record<'associate' | 'limit' | 'bad-frame' | 'forged', number>>;
+}
+
+/** An address in one spelling (IPv4-mapped IPv6 as IPv4, IPv6 compressed); names lower-cased. */
+export function canonicalHost(h: string): string {
+  if (!ipaddr.isValid(h)) return h.toLowerCase();
+  const a = ipaddr.parse(h);
+  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address().toString();
+  return a.toString();
+}
+
+/**
+ * Where the relay's datagrams come from: BND.ADDR:BND.PORT of the ASSOCIATE reply, or, when
+ * BND.ADDR is unspecified (0.0.0.0, ::), the address of the proxy we are connected to. (The
+ * `socks` package replaces a BND.ADDR of 0.0.0.0 by `proxy.ipaddress`, which we do not set:
+ * it arrives as undefined.)
+ */
+export function relayAddress(bnd: { host?: string; port: number }, proxyAddress: string): { host: string; port: number } {
+  const unspecified = !bnd.host || (ipaddr.isValid(bnd.host) && ipaddr.parse(bnd.host).range() === 'unspecified');
+  return { host: canonicalHost(unspecified ? proxyAddress : bnd.host!), port: bnd.port };
+}
+
+/** Whether a reply frame's address is the destination the relay sends to. */
+export function frameFromTarget(frame: { host: string; port: number }, target: Destination): boolean {
+  return frame.port === target.port && canonicalHost(frame.host) === canonicalHost(target.host);
 }
 
 interface Session {
@@ -129,7 +161,8 @@ export class Socks5UdpRelay extends EventEmitter<{
 
   private forward(s: Session, data: Buffer): void {
     const frame = SocksClient.createUDPFrame({ remoteHost: this.o.target, data });
-    s.udp!.send(frame, s.relay!.port, s.relay!.host);
+    // connected to the relay (see associate)
+    s.udp!.send(frame);
     this.st.datagrams.up++;
     this.st.bytes.up += data.length;
   }
@@ -168,27 +201,34 @@ export class Socks5UdpRelay extends EventEmitter<{
           },
         );
       }
-      const r = info.remoteHost!;
-      // a relay address of 0.0.0.0/:: means "the address you reached me at"
-      const relayHost = r.host === '0.0.0.0' || r.host === '::' ? this.o.socks.server : r.host;
-      const fam = isIP(relayHost) === 6 ? 'udp6' : 'udp4';
-      const udp = createSocket({ type: fam });
+      const relay = relayAddress(info.remoteHost!, control.remoteAddress ?? this.o.socks.server);
+      const udp = createSocket({ type: isIP(relay.host) === 6 ? 'udp6' : 'udp4' });
+      s.udp = udp; // closed by end() whatever happens next
+      if (this.o.socks.bypassMark !== undefined) {
+        await new Promise<void>((resolve, reject) => {
+          udp.once('error', reject);
+          udp.bind(0, () => {
+            udp.off('error', reject);
+            resolve();
+          });
+        });
+        markDgram(udp, this.o.socks.bypassMark);
+      }
+      // connected: the kernel delivers only datagrams from the relay address
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);
-        udp.bind(0, () => {
+        udp.connect(relay.port, relay.host, () => {
           udp.off('error', reject);
           resolve();
         });
       });
-      if (this.o.socks.bypassMark !== undefined) markDgram(udp, this.o.socks.bypassMark);
-      udp.on('message', (m) => this.onReply(s, m));
+      udp.on('message', (m, from) => this.onReply(s, m, from));
       udp.on('error', () => this.end(s));
       control.on('close', () => this.end(s));
       control.on('error', () => this.end(s));
       control.on('data', () => {}); // RFC 1928: the control connection only keeps the association alive
       control.resume();
-      s.udp = udp;
-      s.relay = { host: relayHost, port: r.port };
+      s.relay = relay;
       if (s.closed) return this.end(s);
       for (const m of s.pending.splice(0)) this.forward(s, m);
     } catch (e) {
@@ -203,11 +243,20 @@ export class Socks5UdpRelay extends EventEmitter<{
     }
   }
 
-  private onReply(s: Session, m: Buffer): void {
+  private onReply(s: Session, m: Buffer, from: RemoteInfo): void {
+    // the socket is connected to the relay; checked again so the rule holds on its own
+    if (from.port !== s.relay?.port || canonicalHost(from.address) !== s.relay.host) {
+      this.count('forged');
+      return;
+    }
     let data: Buffer;
     try {
       const f = SocksClient.parseUDPFrame(m);
       if (f.frameNumber) throw new Error('fragmented');
+      if (!frameFromTarget(f.remoteHost, this.o.target)) {
+        this.count('forged');
+        return;
+      }
       data = f.data;
     } catch {
       this.count('bad-frame');

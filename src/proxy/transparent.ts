@@ -24,8 +24,12 @@ import { originalDst } from '../native/origdst.js';
 import { ProxyDialError, type Destination, type DialErrorKind, type Dialer } from './types.js';
 
 export interface TransparentProxyOptions {
-  /** `::` (dual stack) receives both v4 and v6 redirects; the renderer redirects to :port */
-  listen: { host: string; port: number };
+  /**
+   * The addresses to listen on: `127.0.0.1` and `::1` receive the nft redirects (v4 and v6:
+   * `redirect` sends to the primary address of the loopback device). A wildcard (`::`) would
+   * also take connections from the network, which could then use the proxy.
+   */
+  listen: { host: string | readonly string[]; port: number };
   dial: Dialer;
   /** close a connection after this long without traffic in either direction (default 5 min) */
   idleTimeoutMs?: number;
@@ -92,7 +96,7 @@ function sameAddress(a: string, b: string | undefined): boolean {
 export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
   private readonly opts: Required<Omit<TransparentProxyOptions, 'originalDestination'>> &
     Pick<TransparentProxyOptions, 'originalDestination'>;
-  private server: Server | undefined;
+  private readonly servers: Server[] = [];
   private readonly conns = new Set<Conn>();
   private total = 0;
   private doneUp = 0;
@@ -109,39 +113,65 @@ export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
     };
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks one). */
+  /**
+   * Starts listening on every host (port 0: the first one picks the port, the others take
+   * the same); resolves with the first one's address. A host after the first that does not
+   * exist here (`::1` with IPv6 off: EADDRNOTAVAIL, EAFNOSUPPORT) is skipped.
+   */
   async start(): Promise<AddressInfo> {
-    if (this.server) throw new Error('TransparentProxy already started');
-    const server = createServer({
-      allowHalfOpen: true,
-      pauseOnConnect: true,
-      highWaterMark: this.opts.highWaterMark,
-    } as Parameters<typeof createServer>[0]);
-    this.server = server;
-    server.on('connection', (s) => this.onConnection(s));
-    server.on('error', (e) => this.emit('error', e));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host: this.opts.listen.host, port: this.opts.listen.port }, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = server.address() as AddressInfo;
+    if (this.servers.length) throw new Error('TransparentProxy already started');
+    const h = this.opts.listen.host;
+    const hosts = typeof h === 'string' ? [h] : [...h];
+    let port = this.opts.listen.port;
+    try {
+      for (const [i, host] of hosts.entries()) {
+        const server = createServer({
+          allowHalfOpen: true,
+          pauseOnConnect: true,
+          highWaterMark: this.opts.highWaterMark,
+        } as Parameters<typeof createServer>[0]);
+        server.on('connection', (s) => this.onConnection(s));
+        server.on('error', (e) => this.emit('error', e));
+        try {
+          await new Promise<void>((resolve, reject) => {
+            server.once('error', reject);
+            server.listen({ host, port }, () => {
+              server.off('error', reject);
+              resolve();
+            });
+          });
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code ?? '';
+          if (i > 0 && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT')) continue;
+          throw e;
+        }
+        this.servers.push(server);
+        port = (server.address() as AddressInfo).port;
+      }
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    const a = this.servers[0]!.address() as AddressInfo;
     this.emit('listening', a);
     return a;
   }
 
+  /** the first listening address */
   address(): AddressInfo | undefined {
-    return (this.server?.address() as AddressInfo | null) ?? undefined;
+    return (this.servers[0]?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  /** every listening address */
+  addresses(): AddressInfo[] {
+    return this.servers.map((s) => s.address() as AddressInfo);
   }
 
   /** Stops accepting and resets every open connection. */
   async close(): Promise<void> {
-    const s = this.server;
-    this.server = undefined;
+    const servers = this.servers.splice(0);
     for (const c of this.conns) this.teardown(c, true);
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
   }
 
   stats(): TransparentProxyStats {

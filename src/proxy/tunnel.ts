@@ -9,11 +9,15 @@
  * DNS (`dns` servers given): a redirected TCP connection to port 53 is sent to the tunnel's
  * first resolver instead of its original destination (per-app DNS, as the DNAT of WireGuard
  * tunnels); `dnsUdpPort` binds a UDP socket for the firewall's UDP/53 redirect: a SOCKS5 UDP
- * ASSOCIATE relay to that resolver when the tunnel carries UDP, otherwise a responder that
- * answers TC=1 so the client repeats the query over TCP (dns-truncate.ts). Kernel: a reply to
- * a redirected datagram is un-NATed only if it leaves from the address the redirect chose
- * (127.0.0.1 / ::1); a socket bound to `::` answers from the app's own address and the app's
- * connected socket drops it. So with listenHost `::` the DNS sockets bind 127.0.0.1 and ::1.
+ * ASSOCIATE relay to that resolver when the tunnel carries UDP, otherwise a forwarder that
+ * sends each query as DNS over TCP to that resolver through the proxy and returns the answer
+ * over UDP (dns-forward.ts). Kernel: a reply to a redirected datagram is un-NATed only if it
+ * leaves from the address the redirect chose (127.0.0.1 / ::1); a socket bound to `::`
+ * answers from the app's own address and the app's connected socket drops it.
+ *
+ * Every listener (TCP and UDP) binds the loopback addresses 127.0.0.1 and ::1 only (the
+ * targets of the nft `redirect`), never a wildcard: a host on the network must not be able
+ * to use the tunnel's proxy (or its credentials) through our listeners.
  *
  * Events: `state` (HealthChange: unknown/up/down/auth-failed) and `dial-error`. The loop
  * should treat `down`/`auth-failed` like a WireGuard tunnel that is not up (apply the rules'
@@ -32,7 +36,7 @@ import {
 import { httpConnectDialer } from './http-connect.js';
 import { socks5Dialer, type ProxyAuth } from './socks5.js';
 import { Socks5UdpRelay, type Socks5UdpRelayStats } from './socks5-udp.js';
-import { DnsTruncator, type DnsTruncatorStats } from './dns-truncate.js';
+import { DnsTcpForwarder, type DnsTcpForwarderStats } from './dns-forward.js';
 import { TransparentProxy, type DialFailure, type TransparentProxyStats } from './transparent.js';
 import type { Destination, Dialer } from './types.js';
 
@@ -57,9 +61,9 @@ export interface ProxyTunnelRuntimeOptions {
   directPort?: number;
   /** the tunnel's resolvers: TCP to port 53 goes to the first one */
   dns?: string[];
-  /** UDP port of the DNS sockets (127.0.0.1 and ::1, or listenHost): relay or TC=1 responder; needs `dns` */
+  /** UDP port of the DNS sockets (on the listen hosts): relay or DNS-over-TCP forwarder; needs `dns` */
   dnsUdpPort?: number;
-  /** `::` by default: the nft redirect sends v4 to 127.0.0.1 and v6 to ::1 */
+  /** 127.0.0.1 and ::1 by default (the nft redirect sends v4 to 127.0.0.1 and v6 to ::1); tests give one */
   listenHost?: string;
   bypassMark: number;
   /** the proxy server's host name → addresses (default: the system resolver) */
@@ -82,8 +86,8 @@ export interface ProxyTunnelStats {
   /** the allow-direct listener */
   tcpDirect?: TransparentProxyStats;
   udp: Socks5UdpRelayStats[];
-  /** the UDP/53 socket: `relay` (stats in `udp`, first entry) or `truncate` */
-  dns?: { mode: 'relay' | 'truncate'; relay?: Socks5UdpRelayStats[]; truncated?: DnsTruncatorStats[] };
+  /** the UDP/53 sockets: `relay` (SOCKS5 UDP ASSOCIATE) or `tcp` (DNS over TCP through the proxy) */
+  dns?: { mode: 'relay' | 'tcp'; relay?: Socks5UdpRelayStats[]; tcp?: DnsTcpForwarderStats[] };
 }
 
 export class ProxyTunnelRuntime extends EventEmitter<{
@@ -97,7 +101,7 @@ export class ProxyTunnelRuntime extends EventEmitter<{
   readonly proxyDirect: TransparentProxy | undefined;
   readonly relays: Socks5UdpRelay[] = [];
   /** the UDP/53 sockets (see dnsUdpPort) */
-  readonly dnsSockets: (Socks5UdpRelay | DnsTruncator)[] = [];
+  readonly dnsSockets: (Socks5UdpRelay | DnsTcpForwarder)[] = [];
   /** the dialer of this tunnel's own upstream (for other tunnels' failover lists) */
   readonly upstream: Dialer;
 
@@ -127,16 +131,19 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     const resolver = o.dns?.[0];
     const toResolver = (d: Destination): Destination =>
       resolver !== undefined && d.port === 53 ? { host: resolver, port: 53 } : d;
-    const listener = (port: number, mode: FallbackMode): TransparentProxy => {
-      const dial = fallbackDialer({
+    const dialer = (mode: FallbackMode): Dialer =>
+      fallbackDialer({
         candidates,
         mode,
         direct,
         // a tunnel known down is not dialled (no connect timeout per connection)
         isUp: (i) => i !== 0 || this.health.state !== 'down',
       });
+    const hosts = o.listenHost !== undefined ? [o.listenHost] : ['127.0.0.1', '::1'];
+    const listener = (port: number, mode: FallbackMode): TransparentProxy => {
+      const dial = dialer(mode);
       const p = new TransparentProxy({
-        listen: { host: o.listenHost ?? '::', port },
+        listen: { host: hosts, port },
         dial: (dst, opts) => dial(toResolver(dst), opts),
         idleTimeoutMs: o.idleTimeoutMs,
         maxConnections: o.maxConnections,
@@ -153,23 +160,25 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       for (const f of o.udpForwards ?? [])
         this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
     if (resolver !== undefined && o.dnsUdpPort !== undefined) {
-      const lh = o.listenHost ?? '::';
-      for (const host of lh === '::' ? ['127.0.0.1', '::1'] : [lh]) {
+      // the strict listener's policy: DNS never falls back to a direct query
+      const dnsDial = dialer(o.fallback === 'failover' ? 'failover' : 'block');
+      for (const host of hosts) {
         const listen = { host, port: o.dnsUdpPort };
+        const target = { host: resolver, port: 53 };
         this.dnsSockets.push(
           udp
-            ? new Socks5UdpRelay({ listen, target: { host: resolver, port: 53 }, socks: base })
-            : new DnsTruncator(listen),
+            ? new Socks5UdpRelay({ listen, target, socks: base })
+            : new DnsTcpForwarder({ listen, resolver: target, dial: dnsDial }),
         );
       }
     }
     for (const r of [...this.relays, ...this.dnsSockets])
       r.on('error', (e: Error) => this.emit('error', e));
     this.dnsMode =
-      resolver !== undefined && o.dnsUdpPort !== undefined ? (udp ? 'relay' : 'truncate') : undefined;
+      resolver !== undefined && o.dnsUdpPort !== undefined ? (udp ? 'relay' : 'tcp') : undefined;
   }
 
-  private readonly dnsMode: 'relay' | 'truncate' | undefined;
+  private readonly dnsMode: 'relay' | 'tcp' | undefined;
 
   async start(): Promise<void> {
     await this.proxy.start();
@@ -213,7 +222,7 @@ export class ProxyTunnelRuntime extends EventEmitter<{
               mode: this.dnsMode,
               ...(this.dnsMode === 'relay'
                 ? { relay: this.dnsSockets.map((d) => (d as Socks5UdpRelay).stats()) }
-                : { truncated: this.dnsSockets.map((d) => (d as DnsTruncator).stats()) }),
+                : { tcp: this.dnsSockets.map((d) => (d as DnsTcpForwarder).stats()) }),
             },
           }
         : {}),

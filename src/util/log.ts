@@ -13,6 +13,7 @@
  */
 import type pino from 'pino';
 import type { Reporter, ReportEvent } from './reporter.js';
+import { safeLine } from './sanitize.js';
 
 export type Logger = pino.Logger;
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -46,15 +47,19 @@ export function levelLog(log: Logger): (level: 'debug' | 'info' | 'warn', messag
   return (level, message) => log[level](message);
 }
 
-/** A log line as a person reads it (`warn proxy … down`); other text as it is. */
+/**
+ * A log line as a person reads it (`warn proxy … down`); other text as it is. The message
+ * may quote outside text (a proxy's answer): it is shown through safeLine (the JSON line
+ * itself escapes control characters).
+ */
 export function readableLine(line: string): string {
   try {
     const j = JSON.parse(line) as { level?: number; msg?: unknown };
-    if (typeof j.msg !== 'string') return line;
+    if (typeof j.msg !== 'string') return safeLine(line);
     const name = j.level === undefined ? 'info' : j.level >= 50 ? 'error' : j.level >= 40 ? 'warn' : j.level >= 30 ? 'info' : 'debug';
-    return `${name} ${j.msg}`;
+    return `${name} ${safeLine(j.msg)}`;
   } catch {
-    return line;
+    return safeLine(line);
   }
 }
 

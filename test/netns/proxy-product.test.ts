@@ -75,7 +75,7 @@ net.createServer((s) => {
 }).listen(53, '::', () => console.log('dns tcp ready'));
 `;
 
-/** c-ares (Node's Resolver) over UDP, retrying over TCP on TC=1 as glibc does */
+/** c-ares (Node's Resolver) over UDP (more resolvers in proxy-dns.test.ts) */
 const RESOLVE = `const r = new (require('dns').promises.Resolver)({ timeout: 3000, tries: 1 }); r.setServers(['${T4}']);
 r.resolve4('who.test').then((a) => console.log(a.join(',')), (e) => { console.log('ERR ' + e.code); process.exit(3); });`;
 
@@ -180,7 +180,7 @@ describe.skipIf(skip)('proxy tunnels through the product (awg apply, awg exec, r
     expect(await nftCounter('proxy/sx')).toBeGreaterThan(0);
   }, 120_000);
 
-  it('DNS of a proxy tunnel: UDP through SOCKS5 UDP ASSOCIATE (udp: true), TC=1 then TCP through HTTP CONNECT', async () => {
+  it('DNS of a proxy tunnel: UDP through SOCKS5 UDP ASSOCIATE (udp: true), UDP forwarded as DNS over TCP through HTTP CONNECT', async () => {
     const viaUdp = await exec(['--tunnel', 'su'], [process.execPath, '-e', RESOLVE]);
     expect(viaUdp.stdout.trim(), show(viaUdp)).toBe(S4T);
     expect(dns!.output()).toContain(`udp from ${S4T}`);

@@ -5,7 +5,9 @@
  * the target namespace must see dante's external address, not the client's.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { nsExec, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nsExec, nsSpawn, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import {
   BYPASS,
   C4,
@@ -23,6 +25,7 @@ import {
   startHarness,
   startTarget,
   stopHarnesses,
+  waitFor,
   type Topology,
 } from './proxy-env.js';
 
@@ -98,6 +101,42 @@ describe.skipIf(skip)('proxy tunnels: UDP through SOCKS5 UDP ASSOCIATE (dante)',
     expect(h.ready.udp?.port).toBe(5301);
     expect(await udpAsk(topo!.c, '127.0.0.1', 5301, 'rt')).toBe(`${S4T} rt`);
     expect((await h.stats()).udp?.datagrams).toMatchObject({ up: 1, down: 1 });
+  });
+
+  it('a forger on the network cannot inject replies into the relay (only the relay address, only the target)', async () => {
+    const h = await startHarness(topo!.c, {
+      listenPort: REDIRECT_PORT,
+      upstreams: [{ type: 'socks5', server: S4, port: 1090 }],
+      fallback: 'block',
+      bypassMark: BYPASS,
+      udp: { listenHost: '127.0.0.1', listenPort: 5302, target: { host: T4, port: UDP_ECHO_PORT } },
+    });
+    const go = join(topo!.dir, 'go');
+    // the app: asks once, prints every datagram it gets, asks again when told to (a file), ends on the second echo
+    const app = nsSpawn(topo!.c, process.execPath, ['-e', `
+const fs = require('node:fs');
+const s = require('node:dgram').createSocket('udp4');
+let n = 0;
+s.on('message', (m) => { console.log('got ' + m); if (++n === 1) { const t = setInterval(() => { if (fs.existsSync(${JSON.stringify(go)})) { clearInterval(t); s.send('q2', 5302, '127.0.0.1'); } }, 20); } else if (String(m).endsWith('q2')) process.exit(0); });
+s.bind(0, '127.0.0.1', () => s.send('q1', 5302, '127.0.0.1'));
+setTimeout(() => process.exit(3), 15000);`]);
+    await waitFor(app, `got ${S4T} q1`, 'first echo');
+    // the relay's UDP socket towards dante (the one that is not on loopback)
+    const ss = (await nsExec(topo!.c, 'ss', ['-Huan'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '');
+    const ports = ss.filter((a) => !a.startsWith('127.') && !a.startsWith('[::1]') && !a.endsWith(':5302')).map((a) => Number(a.split(':').pop())).filter((n) => n > 0);
+    expect(ports.length, ss.join('\n')).toBeGreaterThan(0);
+    // from S (a host on the path): well-formed SOCKS5 UDP frames "from the target" to each candidate port
+    const frame = [0, 0, 0, 1, ...T4.split('.').map(Number), UDP_ECHO_PORT >> 8, UDP_ECHO_PORT & 0xff, ...Buffer.from('FORGED')];
+    await nsExec(topo!.s, process.execPath, ['-e', `
+const s = require('node:dgram').createSocket('udp4');
+const f = Buffer.from(${JSON.stringify(frame)});
+let left = ${ports.length};
+for (const p of ${JSON.stringify(ports)}) s.send(f, p, '${C4}', () => { if (--left === 0) s.close(); });`]);
+    writeFileSync(go, '');
+    expect(await app.exited, app.output()).toBe(0);
+    expect(app.output()).toBe(`got ${S4T} q1\ngot ${S4T} q2\n`);
+    expect(existsSync(go)).toBe(true);
+    await h.stop();
   });
 
   it('an unreachable SOCKS server drops the datagrams and reports the failure', async () => {

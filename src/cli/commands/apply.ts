@@ -5,6 +5,7 @@ import { prepare } from '../../pipeline/prepare.js';
 import { converge } from '../../pipeline/converge.js';
 import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
 import { FileStateStore } from '../../util/state.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import { loadPlatform } from '../../resources/registry.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
@@ -46,7 +47,9 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   }
   const platform = await loadPlatform();
   const state = new FileStateStore(stateDirFrom(o.stateDir));
-  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun });
+  // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
+  const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);

@@ -36,7 +36,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
     const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
-    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv }, platform, { renderPlan }] = await Promise.all([
+    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv, stateDirFrom }, platform, { renderPlan }, { fingerprintKeyOf }, { FileStateStore }] = await Promise.all([
       import('../../util/files.js'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
@@ -45,11 +45,14 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       import('../../pipeline/host.js'),
       loadPlatform(),
       import('../render-plan.js'),
+      import('../../util/host-key.js'),
+      import('../../util/state.js'),
     ]);
     // endpoint answers of earlier runs are read, never written: diff changes nothing
-    const [{ FileStateStore }, { stateDirFrom }] = await Promise.all([import('../../util/state.js'), import('../../pipeline/host.js')]);
     const state = new FileStateStore(stateDirFrom(o.stateDir));
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false });
+    // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
+    const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

@@ -20,6 +20,7 @@ import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 import { viaDaemon } from '../via-daemon.js';
 import type { ProcessInfo } from '../../daemon/core.js';
+import { safeLine } from '../../util/sanitize.js';
 
 export interface ProcessesOptions {
   json?: boolean;
@@ -82,7 +83,8 @@ function print(io: Io, o: ProcessesOptions, list: ProcessInfo[]): number {
     io.out(JSON.stringify(list, null, 2) + '\n');
     return 0;
   }
-  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, p.path])];
+  // process names and paths are anyone's choice (a binary named with escape sequences): safeLine
+  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, p.path].map((c) => safeLine(c)))];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
   return 0;

@@ -10,6 +10,7 @@ import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
 import { formatEvent } from '../foreground.js';
+import { safeLine } from '../../util/sanitize.js';
 
 export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
@@ -52,13 +53,14 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');
     } else {
-      io.out(`state: ${doc.state}${last ? ` (config ${last.configFile}, applied ${last.appliedAt})` : ''}\n`);
+      // ids, paths and descriptions carry names from the config and the machine: safeLine
+      io.out(`state: ${doc.state}${last ? ` (config ${safeLine(last.configFile)}, applied ${safeLine(last.appliedAt)})` : ''}\n`);
       for (const kind of RESOURCE_KINDS) {
         const objs = observed.resources.filter((r) => r.kind === kind);
-        if (objs.length) io.out(`${kind}: ${objs.length}\n` + objs.slice(0, 20).map((r) => `  ${r.id}\n`).join('') + (objs.length > 20 ? `  … ${objs.length - 20} more\n` : ''));
+        if (objs.length) io.out(`${kind}: ${objs.length}\n` + objs.slice(0, 20).map((r) => `  ${safeLine(r.id)}\n`).join('') + (objs.length > 20 ? `  … ${objs.length - 20} more\n` : ''));
       }
-      for (const d of doc.drift) io.out(`drift: ${d.action} ${d.id} (${d.reason})\n`);
-      for (const f of observed.foreign) io.out(`${f.relation}: ${f.id}: ${f.description}\n`);
+      for (const d of doc.drift) io.out(`drift: ${d.action} ${safeLine(d.id)} (${safeLine(d.reason)})\n`);
+      for (const f of observed.foreign) io.out(`${f.relation}: ${safeLine(f.id)}: ${safeLine(f.description)}\n`);
     }
     return healthy ? 0 : 2;
   } catch (e) {
@@ -89,11 +91,19 @@ const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`
 export function statusHeadline(s: StatusResponse): string {
   const lr = s.lastReconcile;
   const parts = [s.configPath ? `config ${s.configPath}` : undefined, lr ? `last reconcile ${lr.at}: ${lr.outcome} in ${lr.durationMs} ms` : undefined].filter(Boolean);
-  return `state: ${s.state}${parts.length ? ` (${parts.join(', ')})` : ''}`;
+  return safeLine(`state: ${s.state}${parts.length ? ` (${parts.join(', ')})` : ''}`);
 }
 
-/** The daemon's status as text, in the shape of direct mode's view. Pure. */
+/**
+ * The daemon's status as text, in the shape of direct mode's view. Pure. Every line passes
+ * safeLine: tunnel errors quote proxies' answers (HTTP reason phrases, SOCKS errors), ids and
+ * endpoints carry names from the config.
+ */
 export function renderDaemonStatus(s: StatusResponse): string {
+  return statusLines(s).map((l) => safeLine(l)).join('\n') + '\n';
+}
+
+function statusLines(s: StatusResponse): string[] {
   const out: string[] = [statusHeadline(s)];
   if (s.lastReconcile?.error) out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
   if (s.confirmDeadline) out.push(`confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`);
@@ -108,7 +118,7 @@ export function renderDaemonStatus(s: StatusResponse): string {
   }
   if (s.placement) out.push(`placement: ${s.placement.state}${s.placement.reason ? ` (${s.placement.reason})` : ''}${s.placement.state === 'active' ? `, ${s.placement.placed} placed of ${s.placement.execs} execs, ${s.placement.errors} errors` : ''}`);
   for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, ${r.packets} packets, ${bytes(r.bytes)} out`);
-  return out.join('\n') + '\n';
+  return out;
 }
 
 function statusDoc(s: StatusResponse): Record<string, unknown> {

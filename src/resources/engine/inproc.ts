@@ -20,6 +20,7 @@
 import { join } from 'node:path';
 import { AwgError, toAwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
@@ -153,10 +154,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   const attached = (h: Hosted): boolean => h.engine.attached();
 
   /** the configured spec corrected by the device: extra peers / allowed IPs are drift */
-  function liveSpec(h: Hosted): WgEngineSpec {
+  function liveSpec(h: Hosted, fingerprintKey: Uint8Array): WgEngineSpec {
     const snap = h.engine.device.snapshot();
     return liveWgSpec(h.spec, {
-      privateKey: snap.privateKey ? fingerprint(b64(snap.privateKey)) : 'none',
+      privateKey: snap.privateKey ? fingerprint(b64(snap.privateKey), fingerprintKey) : 'none',
       fwmark: snap.fwmark,
       peers: snap.peers.map((p) => ({
         publicKey: b64(p.publicKey),
@@ -226,7 +227,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           await stopHosted(tunnel, 'the TUN is gone or the device stopped');
           continue;
         }
-        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h), deps: [] });
+        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h, fingerprintKeyOf(scope.state)), deps: [] });
       }
       const detached = await processHost.observe(scope);
       resources.push(...proxies.observe());

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
@@ -136,7 +137,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
   const env = opts.env ?? process.env;
   const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
 
-  async function liveSpec(rec: EngineRecord): Promise<EngineSpec | undefined> {
+  async function liveSpec(rec: EngineRecord, fingerprintKey: () => Uint8Array): Promise<EngineSpec | undefined> {
     if (!alive(rec)) return undefined;
     const spec = rec.spec;
     // a proxy in the daemon has no control socket: the live daemon vouches for its record
@@ -151,7 +152,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     // there, extra peers and allowed IPs included (live-spec.ts), so the plan repairs them.
     const keyHex = got.device.private_key;
     return liveWgSpec(spec, {
-      privateKey: keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64')) : 'none',
+      privateKey: keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey()) : 'none',
       fwmark: Number(got.device.fwmark ?? 0),
       peers: got.peers.map((p) => ({
         publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
@@ -241,7 +242,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         if (!key.startsWith('engine-')) continue;
         const rec = scope.state.get<EngineRecord>(key);
         if (!rec) continue;
-        const spec = await liveSpec(rec);
+        const spec = await liveSpec(rec, () => fingerprintKeyOf(scope.state));
         if (spec) resources.push({ kind: 'engine', id: ids.engine(rec.tunnel), spec, deps: [] });
       }
       return { resources, foreign: [] };
@@ -256,7 +257,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         case 'create':
         case 'replace': {
           const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
-          if (change.action === 'create' && rec && (await liveSpec(rec)) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
+          if (change.action === 'create' && rec && (await liveSpec(rec, () => fingerprintKeyOf(ctx.state))) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
           await stop(spec.tunnel, ctx);
           await start(change.after!, ctx);
           return 'changed';
@@ -271,7 +272,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
             await start(change.after!, ctx);
             return 'changed';
           }
-          if (!rec || !(await liveSpec(rec))) {
+          if (!rec || !(await liveSpec(rec, () => fingerprintKeyOf(ctx.state)))) {
             await start(change.after!, ctx);
             return 'changed';
           }

@@ -5,19 +5,23 @@
  *
  * What runs, per engine spec `{server, port, redirectPort, redirectPortDirect, fwmark, dns,
  * auth, udp|tls}`:
- * - TCP listener on `[::]:redirectPort` (strict: a failed dial fails the app's connection)
- *   and on `[::]:redirectPortDirect` (a failed dial redials the destination directly). The
- *   firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
- *   v6 on ::1; the socket is dual-stack).
+ * - TCP listeners on 127.0.0.1 and ::1 (loopback only: nothing on the network can use the
+ *   proxy through them), port `redirectPort` (strict: a failed dial fails the app's
+ *   connection) and `redirectPortDirect` (a failed dial redials the destination directly).
+ *   The firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
+ *   v6 on ::1).
  * - UDP sockets on 127.0.0.1/::1 port `redirectPort` when the tunnel has `dns` servers: the target of the
  *   firewall's UDP/53 redirect (a SOCKS5 UDP ASSOCIATE relay to the first resolver with
- *   `udp: true`, otherwise a TC=1 responder that makes resolvers repeat the query over TCP).
+ *   `udp: true`, otherwise a forwarder that sends each query as DNS over TCP to that resolver
+ *   through the proxy and answers over UDP).
  * - Every socket towards the proxy (or direct) carries `fwmark`, the bypass mark.
  * - The health checker; its changes are reported (`onHealth`).
  *
  * Observation reports the spec a live runtime was started with, its password fingerprint
- * computed from the password it really uses, so a changed password plans an update, which
- * restarts the runtime (connections are reset; there is no in-place credential change).
+ * computed (with the host's fingerprint key, by whoever starts it) from the password it
+ * really uses, so a changed password plans an update, which restarts the runtime
+ * (connections are reset; there is no in-place credential change). A detached engine is
+ * handed that fingerprint with the password, never the key.
  *
  * The detached engine speaks a tiny control protocol on a Unix socket (the `--uapi` path of
  * `awg engine`, kept in the state directory, not in the WireGuard UAPI directory where
@@ -32,6 +36,7 @@ import { AwgError, toAwgError } from '../../errors.js';
 import { EndpointResolver, endpointResolverFor, engineResolver } from '../endpoints.js';
 import { FileStateStore } from '../../util/state.js';
 import { fingerprint } from '../../config/fingerprint.js';
+import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type EngineSpec, type ProxyEngineSpec, type Resource } from '../../model/resources.js';
@@ -52,10 +57,15 @@ export function proxyPasswordFor(spec: ProxyEngineSpec, secrets: ReadonlyMap<str
   return v;
 }
 
+/** The fingerprint of the password a runtime uses (`none` without auth). */
+function passwordFingerprint(spec: ProxyEngineSpec, password: string | undefined, key: Uint8Array): string {
+  return spec.config.auth ? fingerprint(password ?? '', key) : 'none';
+}
+
 /** The spec as the runtime really runs: what observe reports. */
-function liveSpecOf(spec: ProxyEngineSpec, password: string | undefined): ProxyEngineSpec {
+function liveSpecOf(spec: ProxyEngineSpec, passwordFp: string): ProxyEngineSpec {
   const c = spec.config;
-  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: fingerprint(password ?? '') } : null } };
+  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: passwordFp } : null } };
 }
 
 /** Per-tunnel numbers for status and metrics (`proxyStats()` of the engine hosts). */
@@ -76,8 +86,8 @@ export interface ProxyTunnelStatsRow {
   connectionErrors: Record<string, number>;
   /** UDP through SOCKS5 UDP ASSOCIATE (the DNS relay), when there is one */
   udp?: { datagrams: { up: number; down: number; dropped: number }; bytes: { up: number; down: number } };
-  /** how UDP/53 of the tunnel's apps is served: `relay`, `truncate` (TC=1 → TCP), or absent (dropped) */
-  dns?: 'relay' | 'truncate';
+  /** how UDP/53 of the tunnel's apps is served: `relay` (UDP ASSOCIATE), `tcp` (DNS over TCP through the proxy), or absent (dropped) */
+  dns?: 'relay' | 'tcp';
 }
 
 type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
@@ -85,6 +95,8 @@ type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
 export interface StartedProxy {
   spec: ProxyEngineSpec;
   password: string | undefined;
+  /** fingerprint of `password` (host key), what observation reports */
+  passwordFingerprint: string;
   runtime: Runtime;
 }
 
@@ -97,14 +109,14 @@ export interface ProxyHealthReport {
 export interface StartProxyOptions {
   log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
   onHealth?: (h: ProxyHealthReport) => void;
-  /** `::` unless a test says otherwise */
+  /** 127.0.0.1 and ::1 unless a test says otherwise */
   listenHost?: string;
   /** the proxy server's host name → addresses (resources/endpoints.ts; default: the system resolver) */
   resolveServer?: (host: string) => Promise<string[]>;
 }
 
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
-export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, o: StartProxyOptions = {}): Promise<StartedProxy> {
+export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, passwordFp: string, o: StartProxyOptions = {}): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = spec.config;
   const rt = new ProxyTunnelRuntime({
@@ -120,7 +132,7 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     directPort: c.redirectPortDirect,
     dns: c.dns,
     dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
-    listenHost: o.listenHost ?? '::',
+    ...(o.listenHost !== undefined ? { listenHost: o.listenHost } : {}),
     bypassMark: c.fwmark,
     ...(o.resolveServer ? { resolveServer: o.resolveServer } : {}),
     fallback: 'block',
@@ -140,8 +152,9 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     const err = e as NodeJS.ErrnoException;
     throw new AwgError('driver', `engine ${spec.tunnel}: cannot listen for the transparent proxy on ports ${c.redirectPort}/${c.redirectPortDirect}: ${err.message}${err.code === 'EADDRINUSE' ? ' (routing.proxyPortBase moves the ports)' : ''}`, { cause: e });
   }
-  log('info', `transparent proxy on [::]:${c.redirectPort} (strict) and :${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
-  return { spec, password, runtime: rt };
+  const on = rt.proxy.addresses().map((a) => formatDst({ host: a.address, port: a.port })).join(', ');
+  log('info', `transparent proxy on ${on} (strict) and port ${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
+  return { spec, password, passwordFingerprint: passwordFp, runtime: rt };
 }
 
 function listening(p: StartedProxy): boolean {
@@ -222,7 +235,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
     const password = proxyPasswordFor(spec, ctx.secrets);
     try {
       const r = engineResolver(endpointResolverFor(ctx.state));
-      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, { ...o, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) }));
+      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)), { ...o, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) }));
     } catch (e) {
       throw toAwgError(e, 'driver');
     }
@@ -241,7 +254,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
       const out: Resource<'engine'>[] = [];
       for (const [tunnel, p] of hosted) {
         if (!listening(p)) continue;
-        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.password), deps: [] });
+        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.passwordFingerprint), deps: [] });
       }
       return out;
     },
@@ -264,7 +277,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
           // create/replace/update carry `after`: it is `spec`
           const after = spec;
           const p = live(tunnel);
-          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.password), liveSpecOf(after, proxyPasswordFor(after, ctx.secrets)))) return 'unchanged';
+          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.passwordFingerprint), liveSpecOf(after, passwordFingerprint(after, proxyPasswordFor(after, ctx.secrets), fingerprintKeyOf(ctx.state))))) return 'unchanged';
           const c = after.config;
           if (!ctx.exec.record(`[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`)) return 'changed';
           await stop(tunnel, change.action === 'update' ? 'restarting with the new configuration' : 'replaced');
@@ -297,7 +310,7 @@ export function detachedLaunch(spec: ProxyEngineSpec, ctx: ApplyContext): { link
   return {
     link: spec.tunnel,
     uapiPath: detachedControlPath(ctx.state.dir, spec.tunnel),
-    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}) }),
+    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}), passwordFingerprint: passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)) }),
   };
 }
 
@@ -331,14 +344,15 @@ export function isProxyEngineInput(stdin: string): boolean {
  * one-shot apply's user finds "the proxy refused our credentials"). Prints `ready`.
  */
 export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
-  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string };
+  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string; passwordFingerprint?: string };
   const spec = input.proxyEngine;
   const { createLogger } = await import('../../util/logger.js');
   const log = levelLog(createLogger({ component: 'engine', base: { tunnel: spec.tunnel } }));
   // the proxy's host name: the answers the starting `awg apply` kept (AWG_STATE_DIR), read only
   const stateDir = process.env.AWG_STATE_DIR;
   const r = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
-  const started = await startProxyRuntime(spec, input.password, { log, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) });
+  // the launcher's fingerprint of the password (it holds the key); without one: `unknown`, which plans a restart
+  const started = await startProxyRuntime(spec, input.password, input.passwordFingerprint ?? 'unknown', { log, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) });
   rmSync(controlPath, { force: true });
   const server: Server = createServer((s) => {
     let buf = '';
@@ -347,7 +361,7 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       buf += d.toString('utf8');
       if (!buf.endsWith('\n\n')) return;
       if (buf.startsWith('get=1\n')) {
-        const live = liveSpecOf(started.spec, started.password);
+        const live = liveSpecOf(started.spec, started.passwordFingerprint);
         s.end(uapiReply([['spec', JSON.stringify(live)], ['stats', JSON.stringify(proxyStatsRow(started))]]));
       } else s.end(uapiReply([], 22));
     });

@@ -92,7 +92,7 @@ describe('awg diff', () => {
     expect(r.out).not.toContain(KEY.slice(0, 20) + 'x');
     // the private key never appears, only its fingerprint
     const engine = doc.changes.find((c) => c.id === 'engine/work')!;
-    expect(JSON.stringify(engine)).toMatch(/sha256:[0-9a-f]{12}/);
+    expect(JSON.stringify(engine)).toMatch(/hmac:[0-9a-f]{12}/);
   });
   it('exits 0 when the observation matches', async () => {
     const { file, dir } = project();

@@ -19,6 +19,7 @@ import { plan } from '../../../src/reconciler/plan.js';
 import { createInprocEngineHost, type EngineChange } from '../../../src/resources/engine/inproc.js';
 import type { ApplyContext } from '../../../src/resources/driver.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
+import { fingerprintKeyOf } from '../../../src/util/host-key.js';
 import { silentReporter } from '../../../src/util/reporter.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { RecordingExec } from '../../helpers/exec.js';
@@ -67,6 +68,8 @@ describe('in-process engine driver', () => {
   let server: Device;
   let serverTun: MemoryTun;
   let tuns: FailingTun[];
+  /** the host's state: its fingerprint key keys both the plan and what the engine host observes */
+  let state: MemoryStateStore;
 
   async function desired(allowed: string[]): Promise<{ p: Prepared; engine: Resource<'engine'> }> {
     const file = join(dir, 'awg.yaml');
@@ -74,14 +77,14 @@ describe('in-process engine driver', () => {
       file,
       `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.1/24]\n    peers:\n      - publicKey: "${srv.publicKey}"\n        endpoint: 10.0.0.2:51820\n        allowedIPs: [${allowed.join(', ')}]\n`,
     );
-    const r = await prepare(file, { facts: { cgroupNftPrefix: '' } });
+    const r = await prepare(file, { facts: { cgroupNftPrefix: '' }, fingerprintKey: () => fingerprintKeyOf(state) });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     const engine = r.prepared.desired.resources.find((x): x is Resource<'engine'> => x.kind === 'engine')!;
     return { p: r.prepared, engine };
   }
 
   function ctx(p: Prepared): ApplyContext {
-    return { exec: new RecordingExec(), reporter: silentReporter, state: new MemoryStateStore(), dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
+    return { exec: new RecordingExec(), reporter: silentReporter, state, dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
   }
 
   beforeEach(async () => {
@@ -92,6 +95,7 @@ describe('in-process engine driver', () => {
     await server.ipcSet(`set=1\nprivate_key=${hex(srv.privateKey)}\nlisten_port=51820\npublic_key=${hex(me.publicKey)}\nallowed_ip=10.200.50.1/32\n\n`);
     await server.up();
     tuns = [];
+    state = new MemoryStateStore();
   });
   afterEach(async () => {
     await server.close();

@@ -33,4 +33,23 @@ describe('ProxyTunnelRuntime', () => {
     await rt.stop();
     expect(rt.proxy.address()).toBeUndefined();
   });
+
+  it('listens on 127.0.0.1 and ::1 only (the redirect targets), never on a wildcard', async () => {
+    const rt = new ProxyTunnelRuntime({
+      name: 'px',
+      upstream: { type: 'http', server: '127.0.0.1', port: 9 },
+      redirectPort: 0,
+      bypassMark: 0x00ff0000,
+      healthIntervalMs: 60_000,
+    });
+    await rt.start();
+    try {
+      const a = rt.proxy.addresses();
+      expect(a.map((x) => x.address)).toEqual(['127.0.0.1', '::1']);
+      expect(a[1]!.port).toBe(a[0]!.port);
+    } finally {
+      await rt.stop();
+    }
+    expect(rt.proxy.addresses()).toEqual([]);
+  });
 });

@@ -8,7 +8,7 @@ import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml
 import type { z } from 'zod';
 import type { Issue } from '../errors.js';
 import { Config } from './schema.js';
-import { SourcePositions, formatPath, type PathKey } from './positions.js';
+import { SourcePositions, countLines, formatPath, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
 
 export interface LoadResult {
@@ -57,6 +57,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const positions = new SourcePositions(doc, lc);
+  countLines(lc, text);
   const issues: Issue[] = [];
   for (const e of doc.errors) {
     const p = positions.at(e.pos[0]);

@@ -53,6 +53,21 @@ function keyString(k: unknown): string | undefined {
   return typeof k === 'string' ? k : undefined;
 }
 
+/**
+ * Refills `lc` with the line starts of `text` (after LF, CRLF or a lone CR). yaml's own
+ * counter records only the line breaks its lexer emits as tokens; inside a plain scalar that
+ * error recovery swallows (`type: x\n  key: …` after a broken flow collection) it misses
+ * them, and later errors were placed on an earlier line, past its end.
+ */
+export function countLines(lc: LineCounter, text: string): void {
+  const starts = [0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) starts.push(i + 1);
+  }
+  lc.lineStarts.splice(0, lc.lineStarts.length, ...starts);
+}
+
 export function formatPath(path: readonly PathKey[]): string {
   let s = '';
   for (const p of path) {

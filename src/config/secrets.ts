@@ -81,6 +81,11 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
       continue;
     }
+    // UAPI reads an all-zero private_key as "remove the key": the engine would run keyless
+    if (ref.path.at(-1) === 'privateKey' && Buffer.from(v, 'base64').every((b) => b === 0)) {
+      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is an all-zero key, which WireGuard reads as no private key` });
+      continue;
+    }
     if (ref.path.at(-1) === 'headerProtectionKey' && Buffer.from(v, 'base64').every((b) => b === 0))
       issues.push({ ...at, severity: 'warning', message: 'an all-zero header protection key turns header protection off' });
     if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });

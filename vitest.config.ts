@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: pure/unit tests run anywhere; netns tests need root, iproute2, nft and
+// Three projects: pure/unit tests run anywhere; fuzz runs the property-based targets with a
+// small number of cases (npm run fuzz: the long run); netns tests need root, iproute2, nft and
 // network namespaces. They run one file at a time because they share the host kernel.
 export default defineConfig({
   test: {
@@ -10,6 +11,14 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+        },
+      },
+      {
+        // property-based fuzzing (fast-check); AWG_FUZZ_RUNS scales the cases (test/fuzz/runner.ts)
+        test: {
+          name: 'fuzz',
+          include: ['test/fuzz/**/*.fuzz.ts'],
+          testTimeout: 120_000,
         },
       },
       {

@@ -2,7 +2,7 @@
  * Shared runner of the property-based fuzz targets (test/fuzz/*.fuzz.ts, fast-check).
  *
  * Environment:
- *   AWG_FUZZ_RUNS     cases per unit of weight (default 100: the short CI run). Each target
+ *   AWG_FUZZ_RUNS     cases per unit of weight (default 200: the short CI run). Each target
  *                     runs round(AWG_FUZZ_RUNS × weight) cases; `npm run fuzz` sets it so the
  *                     targets add up to more than 1,000,000 cases.
  *   AWG_FUZZ_SEED     replay: the seed fast-check printed with a counterexample (and
@@ -29,7 +29,7 @@ const int = (name: string, dflt: number): number => {
   return n;
 };
 
-export const BASE_RUNS = int('AWG_FUZZ_RUNS', 100);
+export const BASE_RUNS = int('AWG_FUZZ_RUNS', 200);
 export const CASE_MS = int('AWG_FUZZ_CASE_MS', 2000);
 const SEED = process.env.AWG_FUZZ_SEED;
 const PATH = process.env.AWG_FUZZ_PATH;

@@ -70,3 +70,16 @@ describe('config/i-tags', () => {
     expect(parseTags(v)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
   });
 });
+
+describe('config/yaml-text (BOM)', () => {
+  // seed 103496839 ("\uFEFF\""): the byte-order mark was counted as a column of line 1
+  it('does not count a byte-order mark as a column', () => {
+    const r = loadConfigText('\uFEFF"', 'f.yaml');
+    expect(r.issues.length).toBeGreaterThan(0);
+    for (const i of r.issues) expect([i.line, i.col]).toEqual([1, 2]);
+    const k = loadConfigText('\uFEFFversion: 1\nnope: 1\n', 'f.yaml');
+    expect(k.issues.map((i) => [i.path, i.line, i.col])).toEqual([['nope', 2, 1]]);
+    const first = loadConfigText('\uFEFFnope: 1\nversion: 1\n', 'f.yaml');
+    expect(first.issues.map((i) => [i.path, i.line, i.col])).toEqual([['nope', 1, 1]]);
+  });
+});

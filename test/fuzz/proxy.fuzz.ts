@@ -56,7 +56,8 @@ function expected(chunks: Buffer[]): { ok: true; rest: Buffer } | { ok: false } 
       continue;
     }
     const line = buf.subarray(0, end).toString('latin1').split('\r\n')[0]!;
-    const m = /^HTTP\/1\.[01] ([0-9]{3})(?: .*)?$/s.exec(line);
+    // a reason phrase holds no line break (RFC 9112 §4: HTAB, SP, VCHAR, obs-text)
+    const m = /^HTTP\/1\.[01] ([0-9]{3})(?: [^\r\n]*)?$/.exec(line);
     if (!m || m[1]![0] !== '2') return { ok: false };
     return { ok: true, rest: Buffer.concat(chunks).subarray(end + 4) };
   }

@@ -1,6 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
-// Two projects: pure/unit tests run anywhere; netns tests need root, iproute2, nft and
+// Three projects: pure/unit tests run anywhere; fuzz runs the property-based targets with a
+// small number of cases (npm run fuzz: the long run); netns tests need root, iproute2, nft and
 // network namespaces. They run one file at a time because they share the host kernel, and
 // after the unit project (sequence.groupOrder), so unit workers do not load the 2-core CI
 // machine while the netns tests' engines and daemons start.
@@ -12,6 +13,15 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           testTimeout: 20_000,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // property-based fuzzing (fast-check); AWG_FUZZ_RUNS scales the cases (test/fuzz/runner.ts)
+        test: {
+          name: 'fuzz',
+          include: ['test/fuzz/**/*.fuzz.ts'],
+          testTimeout: 120_000,
           sequence: { groupOrder: 0 },
         },
       },

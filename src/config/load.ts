@@ -8,7 +8,7 @@ import type { z } from 'zod';
 import type { Issue } from '../errors.js';
 import { FileRefusedError, LIMITS, readTextFile } from '../util/files.js';
 import { Config } from './schema.js';
-import { SourcePositions, formatPath, type PathKey } from './positions.js';
+import { SourcePositions, countLines, formatPath, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
 
 export interface LoadResult {
@@ -59,6 +59,7 @@ export function loadConfigText(text: string, file: string): LoadResult {
   // duplicates are found below with one set per mapping instead, with the same message
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: false });
   const positions = new SourcePositions(doc, lc);
+  countLines(lc, text);
   const issues: Issue[] = [];
   for (const e of doc.errors) {
     const p = positions.at(e.pos[0]);

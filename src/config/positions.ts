@@ -23,7 +23,8 @@ export class SourcePositions {
 
   at(offset: number): Pos {
     const p = this.lc.linePos(offset);
-    return { line: p.line, col: p.col };
+    // offset 0 of a file with a BOM lies before line 1 (countLines)
+    return { line: Math.max(1, p.line), col: Math.max(1, p.col) };
   }
 
   /**
@@ -72,6 +73,23 @@ export class SourcePositions {
 function keyString(k: unknown): string | undefined {
   if (isScalar(k)) return String(k.value);
   return typeof k === 'string' ? k : undefined;
+}
+
+/**
+ * Refills `lc` with the line starts of `text` (after LF, CRLF or a lone CR; line 1 after a
+ * byte-order mark). yaml's own
+ * counter records only the line breaks its lexer emits as tokens; inside a plain scalar that
+ * error recovery swallows (`type: x\n  key: …` after a broken flow collection) it misses
+ * them, and later errors were placed on an earlier line, past its end.
+ */
+export function countLines(lc: LineCounter, text: string): void {
+  // an editor does not count a byte-order mark as a column
+  const starts = [text.startsWith('\uFEFF') ? 1 : 0];
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) starts.push(i + 1);
+  }
+  lc.lineStarts.splice(0, lc.lineStarts.length, ...starts);
 }
 
 export function formatPath(path: readonly PathKey[]): string {

@@ -91,6 +91,11 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
       continue;
     }
+    // UAPI reads an all-zero private_key as "remove the key": the engine would run keyless
+    if (ref.path.at(-1) === 'privateKey' && Buffer.from(v, 'base64').every((b) => b === 0)) {
+      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is an all-zero key, which WireGuard reads as no private key` });
+      continue;
+    }
     // a proxy password travels length-prefixed (SOCKS5, RFC 1929: at most 255 bytes) or in
     // base64 (HTTP Basic); like every config string it holds no control character
     if (ref.path.at(-1) === 'password' && (hasControl(v) || utf8Length(v) > 255)) {

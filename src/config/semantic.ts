@@ -108,6 +108,8 @@ export function checkSemantics(c: Config): Finding[] {
     t.peers.forEach((p, pi) => {
       const prev = pubs.get(p.publicKey);
       if (prev !== undefined) err(['tunnels', name, 'peers', pi, 'publicKey'], `duplicate peer public key (also peers[${prev}])`);
+      // the all-zero point: no handshake with it can succeed (the shared secret is zero)
+      else if (/^A{43}=$/.test(p.publicKey)) err(['tunnels', name, 'peers', pi, 'publicKey'], 'an all-zero public key is no peer: no handshake with it can succeed');
       pubs.set(p.publicKey, pi);
     });
     // Two peers may not claim the same allowed IP prefix (cryptokey routing is a function).

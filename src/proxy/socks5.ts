@@ -97,14 +97,25 @@ export async function connectToProxy(
 export function socks5Dialer(o: Socks5Options): Dialer {
   return async (dst: Destination, opts: DialOptions = {}) => {
     const sock = await connectToProxy(o, opts);
+    // the socket is half-open capable (the tunnelled stream needs it), so a proxy that closes
+    // in the middle of the handshake would leave `socks` waiting for its timeout
+    const closedEarly = () => sock.destroy();
+    sock.once('end', closedEarly);
     try {
-      const { socket } = await SocksClient.createConnection({
+      const { socket, remoteHost } = await SocksClient.createConnection({
         proxy: socksProxy(o),
         command: 'connect',
         destination: { host: dst.host, port: dst.port },
         existing_socket: sock,
         timeout: o.timeoutMs ?? 10_000,
       });
+      // `socks` reports success for a reply whose address type is not 1, 3 or 4 without
+      // consuming it, and then hands the reply's bytes to the stream as if the destination sent them
+      if (remoteHost === undefined) {
+        socket.destroy();
+        throw new Error('SOCKS5 reply with an invalid address type');
+      }
+      sock.off('end', closedEarly);
       return socket;
     } catch (e) {
       sock.destroy();

@@ -129,10 +129,25 @@ export class AwgCodec {
 
   /**
    * Receiver classification in amneziawg-go HEAD order: init, response, cookie (exact size,
-   * or larger with random trailers), then transport. Junk and I-packets give null.
+   * or larger with random trailers), then transport. Junk and I-packets give null. The first
+   * reading only: the receive path uses `candidates`.
    */
   classify(d: Uint8Array): Classified | null {
-    if (d.length < MIN_MESSAGE_SIZE) return null;
+    return this.candidates(d)[0] ?? null;
+  }
+
+  /**
+   * Every reading of `d` that size and H range allow, in the order of `classify`. Size and
+   * type alone can be ambiguous: with random trailers every datagram longer than s1 + 148 is
+   * tested as an initiation, and the 4 bytes at s1 of a response or transport datagram lie
+   * in a wide H1 range by chance (|H1| / 2^32), which dropped such packets. The receiver
+   * tries the readings in turn until one authenticates (mac1, the cookie AEAD, the transport
+   * AEAD). Handshake readings are de-protected into copies; the transport reading, always
+   * last, in place.
+   */
+  candidates(d: Uint8Array): Classified[] {
+    const out: Classified[] = [];
+    if (d.length < MIN_MESSAGE_SIZE) return out;
     const ks = this.hpk ? keystream(this.hpk, d, MESSAGE_INITIATION_SIZE) : null;
     const typeHash = ks ? readU32(ks, 0) : 0;
     for (let k = 0; k < 3; k++) {
@@ -140,21 +155,21 @@ export class AwgCodec {
       const l = HANDSHAKE_SIZES[k]!;
       if (d.length === s + l || (this.params.randomTrailers && d.length > s + l)) {
         if (headerMatches(d, s, this.h[k]!, typeHash)) {
-          if (ks) xorInPlace(d, s, ks, 0, l);
-          return { kind: (k + 1) as MessageKind, msg: d.subarray(s, s + l) };
+          const msg = d.slice(s, s + l);
+          if (ks) xorInPlace(msg, 0, ks, 0, l);
+          out.push({ kind: (k + 1) as MessageKind, msg });
         }
       }
     }
     const s4 = this.s[3];
     if (d.length >= s4 + MIN_MESSAGE_SIZE && headerMatches(d, s4, this.h[3], typeHash)) {
       if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
-      return { kind: 4, msg: d.subarray(s4) };
+      out.push({ kind: 4, msg: d.subarray(s4) });
+    } else if (s4 && !this.hpk && d.length === MIN_MESSAGE_SIZE && headerMatches(d, 0, this.h[3])) {
+      // amneziawg-go v0.2.13–v0.2.17 sent keepalives without the S4 prefix (fixed in f4f4c99);
+      // such a 32-byte datagram cannot be a prefixed transport packet, so accept it.
+      out.push({ kind: 4, msg: d });
     }
-    // amneziawg-go v0.2.13–v0.2.17 sent keepalives without the S4 prefix (fixed in f4f4c99);
-    // such a 32-byte datagram cannot be a prefixed transport packet, so accept it.
-    if (s4 && !this.hpk && d.length === MIN_MESSAGE_SIZE && headerMatches(d, 0, this.h[3])) {
-      return { kind: 4, msg: d };
-    }
-    return null;
+    return out;
   }
 }

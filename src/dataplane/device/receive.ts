@@ -71,35 +71,37 @@ export class HandshakeLoad {
 
 export function routineReceiveIncoming(h: ReceiveHost, data: Uint8Array, from: Endpoint): void {
   if (!h.isUp()) return;
-  const c = h.codec.classify(data);
-  if (!c) return;
-  switch (c.kind) {
-    case 1:
-    case 2:
-      receiveHandshake(h, c.kind, c.msg, from);
-      break;
-    case 3:
-      receiveCookieReply(h, c.msg);
-      break;
-    case 4:
-      receiveTransport(h, c.msg, from, data.length);
-      break;
+  // size and type can fit more than one kind (codec.candidates): the first that authenticates wins
+  for (const c of h.codec.candidates(data)) {
+    switch (c.kind) {
+      case 1:
+      case 2:
+        if (receiveHandshake(h, c.kind, c.msg, from)) return;
+        break;
+      case 3:
+        if (receiveCookieReply(h, c.msg)) return;
+        break;
+      case 4:
+        receiveTransport(h, c.msg, from, data.length);
+        return;
+    }
   }
 }
 
-function receiveHandshake(h: ReceiveHost, kind: 1 | 2, msg: Uint8Array, from: Endpoint): void {
-  if (!h.staticPublic || !h.cookieChecker.checkMAC1(msg)) return;
+/** false when mac1 does not authenticate the message (another reading may); true once consumed. */
+function receiveHandshake(h: ReceiveHost, kind: 1 | 2, msg: Uint8Array, from: Endpoint): boolean {
+  if (!h.staticPublic || !h.cookieChecker.checkMAC1(msg)) return false;
   h.load.count(h.clock.now());
   if (h.load.isUnderLoad(h.clock.now())) {
     if (!h.cookieChecker.checkMAC2(msg, sourceBytes(from), h.clock.now())) {
       sendHandshakeCookie(h, msg, from);
-      return;
+      return true;
     }
-    if (!h.rateLimiter.allow(from.address, h.clock.now())) return;
+    if (!h.rateLimiter.allow(from.address, h.clock.now())) return true;
   }
   if (kind === 1) {
     const p = consumeMessageInitiation(h, msg);
-    if (!p || !p.running) return;
+    if (!p || !p.running) return true;
     h.setEndpointFromPacket(p, from);
     p.rxBytes += msg.length;
     timersAnyAuthenticatedPacketTraversal(h, p);
@@ -107,22 +109,24 @@ function receiveHandshake(h: ReceiveHost, kind: 1 | 2, msg: Uint8Array, from: En
     sendHandshakeResponse(h, p);
   } else {
     const p = consumeMessageResponse(h, msg);
-    if (!p || !p.running) return;
+    if (!p || !p.running) return true;
     h.setEndpointFromPacket(p, from);
     p.rxBytes += msg.length;
     timersAnyAuthenticatedPacketTraversal(h, p);
     timersAnyAuthenticatedPacketReceived(h, p);
-    if (!beginSymmetricSession(h, p)) return;
+    if (!beginSymmetricSession(h, p)) return true;
     timersSessionDerived(h, p);
     timersHandshakeComplete(h, p);
     sendKeepalive(h, p);
   }
+  return true;
 }
 
-function receiveCookieReply(h: ReceiveHost, msg: Uint8Array): void {
+/** true when the reply authenticated and its cookie was stored */
+function receiveCookieReply(h: ReceiveHost, msg: Uint8Array): boolean {
   const e = h.indices.get(readU32(msg, COOKIE.receiver));
-  if (!e) return;
-  e.peer.cookieGenerator.consumeReply(msg, h.clock.now());
+  if (!e) return false;
+  return e.peer.cookieGenerator.consumeReply(msg, h.clock.now());
 }
 
 function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datagramLength: number): void {

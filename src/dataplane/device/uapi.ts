@@ -169,7 +169,8 @@ export function parseUapiSet(text: string): DeviceConfig {
           awg.disableCookies = bool(value, key);
           break;
         default: {
-          const f = AWG_RANGE_KEYS[key];
+          // own keys only: `toString=5` or `__proto__=…` must not find Object.prototype
+          const f = Object.hasOwn(AWG_RANGE_KEYS, key) ? AWG_RANGE_KEYS[key] : undefined;
           if (!f) throw bad(`unknown device key ${key}`);
           (awg as Record<string, unknown>)[f] = rangeOf(
             value,

@@ -59,8 +59,8 @@ export function parseTagString(s: string): { ok: true; tags: Tag[] } | { ok: fal
         return { ok: false, error: `unknown tag <${key}> (supported: b, r, rc, rd, t)` };
     }
   }
-  if (tags.length === 0) return { ok: false, error: 'no tags found; use e.g. "<b 0xc0ffee><r 16>"' };
   if (outside.trim()) return { ok: false, error: `text outside tags (${JSON.stringify(outside.trim().slice(0, 40))}): amneziawg-go ignores it, awg refuses it; write tags only` };
+  if (tags.length === 0) return { ok: false, error: 'no tags found; use e.g. "<b 0xc0ffee><r 16>"' };
   if (total > MAX_PACKET_BYTES) return { ok: false, error: `the packet is ${total} bytes; one UDP datagram holds at most ${MAX_PACKET_BYTES}` };
   return { ok: true, tags };
 }

@@ -65,9 +65,13 @@ describe('config/i-tags', () => {
     expect(!r.ok && r.error).toContain(why);
   });
   it('still accepts what the engine builds', () => {
-    const v = '<b 0xc0ffee><r 16><rc 4><rd 2><t>x>';
+    const v = '<b 0xc0ffee><r 16><rc 4><rd 2><t>';
     expect(parseTagString(v)).toEqual({ ok: true, tags: [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 'rc', n: 4 }, { tag: 'rd', n: 2 }, { tag: 't' }] });
     expect(parseTags(v)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
+    // stricter than the engine: text outside tags (which the engine ignores) is refused,
+    // since the value becomes a UAPI line
+    expect(parseTags(`${v}x>`)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
+    expect(parseTagString(`${v}x>`)).toMatchObject({ ok: false, error: expect.stringMatching(/text outside tags/) });
   });
 });
 

@@ -22,7 +22,8 @@ import { createInprocEngineHost } from '../../../../src/resources/engine/inproc.
 import { liveWgSpec } from '../../../../src/resources/engine/live-spec.js';
 import { parseGet, uapiGet, uapiSet } from '../../../../src/resources/engine/uapi-client.js';
 import { silentReporter } from '../../../../src/util/reporter.js';
-import { MemoryStateStore } from '../../../../src/util/state.js';
+import { MemoryStateStore, type StateStore } from '../../../../src/util/state.js';
+import { fingerprintKeyOf } from '../../../../src/util/host-key.js';
 import { wgKeyPair } from '../../../helpers/awg.js';
 import { RecordingExec } from '../../../helpers/exec.js';
 
@@ -77,13 +78,14 @@ describe('in-process engine: extra peers and allowed IPs are drift, repaired by 
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function desired(): Promise<{ p: Prepared; engine: Resource<'engine'> }> {
+  async function desired(state: StateStore): Promise<{ p: Prepared; engine: Resource<'engine'> }> {
     const file = join(dir, 'awg.yaml');
     writeFileSync(
       file,
       `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.1/24]\n    peers:\n      - publicKey: "${srv.publicKey}"\n        endpoint: 10.0.0.2:51820\n        allowedIPs: [10.200.60.0/24]\n`,
     );
-    const r = await prepare(file, { facts: { cgroupNftPrefix: '' } });
+    // the fingerprints of the plan and of the observed engine: the same host key
+    const r = await prepare(file, { facts: { cgroupNftPrefix: '' }, fingerprintKey: () => fingerprintKeyOf(state) });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     return { p: r.prepared, engine: r.prepared.desired.resources.find((x): x is Resource<'engine'> => x.kind === 'engine')! };
   }
@@ -92,8 +94,9 @@ describe('in-process engine: extra peers and allowed IPs are drift, repaired by 
     const uapiDir = join(dir, 'uapi');
     const h = createInprocEngineHost({ env: { AWG_UAPI_DIR: uapiDir }, io: { openTun: (link) => new MemoryTun(link), bind: () => net.bind('10.0.0.1') } });
     try {
-      const { p, engine } = await desired();
-      const ctx: ApplyContext = { exec: new RecordingExec(), reporter: silentReporter, state: new MemoryStateStore(), dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
+      const state = new MemoryStateStore();
+      const { p, engine } = await desired(state);
+      const ctx: ApplyContext = { exec: new RecordingExec(), reporter: silentReporter, state, dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
       const scope = { desired: p.desired, claims: DEFAULT_CLAIMS, state: ctx.state };
       await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, ctx);
       const sock = join(uapiDir, 'awg-vpn.sock');

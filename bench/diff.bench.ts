@@ -80,10 +80,12 @@ async function child(cfg: string, stateDir: string, runs: number): Promise<Sampl
   const { hasChanges } = await import('../src/model/change.js');
   const { silentReporter } = await import('../src/util/reporter.js');
   const { killSwitchOf } = await import('../src/config/schema.js');
+  const { fingerprintKeyIn } = await import('../src/util/host-key.js');
 
   const platform = await loadPlatform();
   const prep = async () => {
-    const r = await prepare(cfg, { platform, probe: true });
+    // the state directory's fingerprint key, as `awg diff` uses: the applied record's fingerprints match
+    const r = await prepare(cfg, { platform, probe: true, fingerprintKey: () => fingerprintKeyIn(stateDir) });
     if (!r.ok) throw new Error('reference config invalid: ' + JSON.stringify(r.issues));
     return r.prepared;
   };

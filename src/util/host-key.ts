@@ -16,6 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, constants, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError } from '../errors.js';
+import { fsyncDirSync } from './files.js';
 import type { StateStore } from './state.js';
 
 export const FINGERPRINT_KEY_FILE = 'fingerprint.key';
@@ -23,15 +24,6 @@ const KEY_BYTES = 32;
 
 const cache = new Map<string, Buffer>();
 const memoryKeys = new WeakMap<StateStore, Buffer>();
-
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY);
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** why a key file with these attributes must not be used, or undefined when it is fine */
 function unfit(st: Stats): string | undefined {
@@ -80,7 +72,7 @@ function create(dir: string, path: string): void {
   } finally {
     rmSync(tmp, { force: true });
   }
-  fsyncDir(dir);
+  fsyncDirSync(dir);
 }
 
 /** The fingerprint key of the state directory `dir` (read, or created on first use). */
@@ -105,7 +97,7 @@ export function fingerprintKeyIn(dir: string, opts: { onReplaced?: (why: string)
       }
       if (attempt > 2) throw new AwgError('permission', `${path}: ${got.why}; cannot make a usable fingerprint key there`);
       renameSync(path, `${path}.rejected-${Date.now()}`);
-      fsyncDir(dir);
+      fsyncDirSync(dir);
       opts.onReplaced?.(`${path} was ${got.why}: moved aside, a new key was created (fingerprints of secrets change once)`);
     }
   } catch (e) {

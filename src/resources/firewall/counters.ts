@@ -53,3 +53,56 @@ export async function readRuleCounters(exec: Pick<Exec, 'read'>, table: string):
   const r = await exec.read(cmd, args, { allowFail: true });
   return r.code === 0 ? parseCountersJson(r.stdout, table) : new Map();
 }
+
+const COUNTER = /(^| )counter(?: packets \d+ bytes \d+)?(?= |$)/;
+
+/** the statement lines of a listing, joined as normaliseRuleset joins them, counters kept */
+function listingLines(text: string): string[] {
+  const out: string[] = [];
+  let pending = '';
+  for (const raw of text.split('\n')) {
+    const l = raw.replace(/\s+# handle \d+\s*$/, '').trim();
+    if (!l) continue;
+    pending = pending ? `${pending} ${l}` : l;
+    if (pending.endsWith(',')) continue;
+    out.push(pending);
+    pending = '';
+  }
+  if (pending) out.push(pending);
+  return out;
+}
+
+/**
+ * A table replace (`delete table` + definition, one transaction) would restart every counter
+ * at 0. The new definition instead carries the values of the listing read just before it, for
+ * each rule that is unchanged (same chain, same text; the n-th of identical rules takes the n-th
+ * value): a re-apply that does not change a rule does not reset its counter, a changed or new
+ * rule starts at 0, a removed rule's counter is gone with it. Packets counted between that read
+ * and the replace are lost (the window of one `nft -f`). Pure.
+ */
+export function carryCounters(listing: string, ruleset: string): string {
+  const values = new Map<string, string[]>();
+  let chain = '';
+  for (const l of listingLines(listing)) {
+    const c = /^chain (\S+) \{$/.exec(l);
+    if (c) chain = c[1]!;
+    else if (l === '}') chain = '';
+    const m = /(?:^| )(counter packets \d+ bytes \d+)(?= |$)/.exec(l);
+    if (!chain || !m) continue;
+    const key = `${chain}\n${l.replace(COUNTER, '$1counter')}`;
+    const q = values.get(key) ?? [];
+    q.push(m[1]!);
+    values.set(key, q);
+  }
+  chain = '';
+  return ruleset
+    .split('\n')
+    .map((l) => {
+      const c = /^chain (\S+) \{$/.exec(l);
+      if (c) chain = c[1]!;
+      else if (l === '}') chain = '';
+      const v = chain ? values.get(`${chain}\n${l}`)?.shift() : undefined;
+      return v ? l.replace(COUNTER, `$1${v}`) : l;
+    })
+    .join('\n');
+}

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseCountersJson, readRuleCounters } from '../../../../src/resources/firewall/counters.js';
+import { readFileSync } from 'node:fs';
+import { carryCounters, parseCountersJson, readRuleCounters } from '../../../../src/resources/firewall/counters.js';
+import { normaliseRuleset } from '../../../../src/resources/firewall/render.js';
+
+const listing = readFileSync(new URL('../../../fixtures/linux/firewall/list-table-full-handles.txt', import.meta.url), 'utf8');
 
 const rule = (comment: unknown, expr: unknown, extra: Record<string, unknown> = {}) => ({ rule: { family: 'inet', table: 'awg', chain: 'route_out', handle: 3, comment, expr, ...extra } });
 const ctr = (packets: unknown, bytes: unknown) => ({ counter: { packets, bytes } });
@@ -65,5 +69,45 @@ describe('parseCountersJson', () => {
     expect(calls).toEqual([['nft', '-j', 'list', 'table', 'inet', 'awg']]);
     const absent = { read: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory' }) };
     expect((await readRuleCounters(absent as never, 'awg')).size).toBe(0);
+  });
+});
+
+describe('carryCounters', () => {
+  const counted = listing
+    .replace(/counter packets 0 bytes 0 accept comment "app-in\/a"/, 'counter packets 11 bytes 1100 accept comment "app-in/a"')
+    .replace(/counter packets 0 bytes 0 accept comment "app\/a"/, 'counter packets 5 bytes 500 accept comment "app/a"')
+    .replace(/counter packets 0 bytes 0 drop comment "kill-switch"/g, 'counter packets 3 bytes 180 drop comment "kill-switch"');
+  const want = normaliseRuleset(listing);
+
+  it('an unchanged table gets every value back, and still normalises to the same ruleset', () => {
+    const out = carryCounters(counted, want);
+    expect(out).toContain('counter packets 11 bytes 1100 accept comment "app-in/a"');
+    expect(out).toContain('counter packets 5 bytes 500 accept comment "app/a"');
+    // the kill-switch rule is in two chains: each keeps its own
+    expect(out.match(/counter packets 3 bytes 180 drop comment "kill-switch"/g)?.length).toBe(counted.match(/packets 3 bytes 180 drop comment "kill-switch"/g)?.length);
+    expect(normaliseRuleset(out)).toBe(want);
+  });
+
+  it('a changed rule starts at 0, a removed one is gone, the others keep theirs', () => {
+    const changed = want
+      .replace('counter drop comment "app/d"', 'counter accept comment "app/d"')
+      .split('\n')
+      .filter((l) => !l.includes('comment "app/a"'))
+      .join('\n');
+    const out = carryCounters(counted, changed);
+    expect(out).toContain('counter packets 11 bytes 1100 accept comment "app-in/a"');
+    expect(out).not.toContain('comment "app/a"');
+    expect(out).toMatch(/ counter accept comment "app\/d"/);
+    expect(normaliseRuleset(out)).toBe(normaliseRuleset(changed));
+  });
+
+  it('the same rule text in another chain does not take its value', () => {
+    const out = carryCounters(counted.replace('chain count_in {', 'chain count_other {'), want);
+    expect(out).not.toContain('packets 11 bytes 1100');
+  });
+
+  it('a quoted word "counter" (a rule or cgroup named so) is not the statement', () => {
+    const l = 'table inet awg {\nchain c {\nsocket cgroupv2 level 1 "awg/counter" counter packets 4 bytes 40 accept comment "app/counter"\n}\n}\n';
+    expect(carryCounters(l, normaliseRuleset(l))).toContain('"awg/counter" counter packets 4 bytes 40 accept comment "app/counter"');
   });
 });

@@ -8,6 +8,9 @@
  * - a proxy tunnel: the engine's byte counts of the relayed streams (no packets: it relays TCP).
  */
 import { dumpLinks, NetlinkSocket } from '../native/netlink.js';
+import type { AnyResource } from '../model/resources.js';
+import { readRuleCounters } from '../resources/firewall/counters.js';
+import type { Exec } from '../util/exec.js';
 import type { DaemonEvent, LinkTraffic, StatusResponse, TunnelStatus } from './core.js';
 
 /** how often the daemon looks for moved counters while someone subscribes */
@@ -49,4 +52,25 @@ export function trafficEvent(s: Pick<StatusResponse, 'rules' | 'tunnels'>, prevK
   const key = JSON.stringify([rules, tunnels]);
   if (key === prevKey || (rules.length === 0 && tunnels.length === 0)) return { key };
   return { key, event: { type: 'traffic', at, rules, tunnels } };
+}
+
+/** what direct mode (`awg status` without a daemon) can count: no config is loaded, so rules are named by their counters */
+export interface DirectTraffic {
+  rules: { name: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  tunnels: ({ tunnel: string; link: string } & LinkTraffic)[];
+}
+
+/** the rules' counters of our table and the TUN links of the applied engines */
+export async function readDirectTraffic(exec: Pick<Exec, 'read'>, table: string, applied: readonly AnyResource[]): Promise<DirectTraffic> {
+  const counters = await readRuleCounters(exec, table);
+  const names = [...new Set([...counters.keys()].flatMap((k) => (/^app(-in)?\/[^_]/.test(k) ? [k.slice(k.indexOf('/') + 1)] : [])))].sort();
+  const zero = { packets: 0, bytes: 0 };
+  const rules = names.map((name) => {
+    const tx = counters.get(`app/${name}`) ?? zero;
+    const rx = counters.get(`app-in/${name}`) ?? zero;
+    return { name, txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
+  });
+  const engines = applied.flatMap((r) => (r.kind === 'engine' && r.spec.link ? [{ tunnel: r.spec.tunnel, link: r.spec.link }] : []));
+  const links = readLinkTraffic(engines.map((e) => e.link));
+  return { rules, tunnels: engines.flatMap((e) => { const l = links.get(e.link); return l ? [{ ...e, ...l }] : []; }) };
 }

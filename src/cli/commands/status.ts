@@ -10,6 +10,7 @@ import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
 import { formatEvent, humanBytes } from '../foreground.js';
+import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
 
 export interface StatusOptions extends DaemonChoice {
@@ -49,6 +50,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       objects: observed.resources.map((r) => ({ kind: r.kind, id: r.id, spec: r.spec })),
       drift: drift.map((c) => ({ id: c.id, action: c.action, reason: c.reason })),
       foreign: observed.foreign,
+      // per rule: the counters of its cgroup (all its processes together); per TUN tunnel: the link's
+      traffic: last ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources) : { rules: [], tunnels: [] },
     };
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');
@@ -61,6 +64,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       }
       for (const d of doc.drift) io.out(`drift: ${d.action} ${safeLine(d.id)} (${safeLine(d.reason)})\n`);
       for (const f of observed.foreign) io.out(`${f.relation}: ${safeLine(f.id)}: ${safeLine(f.description)}\n`);
+      for (const t of doc.traffic.tunnels) io.out(safeLine(`tunnel ${t.tunnel} (${t.link}): rx ${t.rxPackets} packets ${bytes(t.rxBytes)}, tx ${t.txPackets} packets ${bytes(t.txBytes)}`) + '\n');
+      for (const r of doc.traffic.rules) io.out(safeLine(`rule ${r.name}: tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`) + '\n');
     }
     return healthy ? 0 : 2;
   } catch (e) {

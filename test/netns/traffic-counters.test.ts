@@ -18,7 +18,7 @@
  *   counter disappears.
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,7 +144,21 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
     expect([...a.rules.keys()].sort()).toEqual(['r1', 'r2']);
     expect([...a.links.keys()].sort()).toEqual(['t1', 't2']);
     const echoed = await transfer('r1');
-    checkTransfer(a, await directSnap(), echoed);
+    const b = await directSnap();
+    checkTransfer(a, b, echoed);
+    // `awg processes`: a process in r1's cgroup shows the cgroup's totals (not its own: it sent nothing)
+    const cg = join(cgroupDir(ce), 'r1', 'cgroup.procs');
+    const idle = nsSpawn(t.client, 'sh', ['-c', `echo $$ > ${cg} && exec sleep 120`]);
+    try {
+      await eventually(() => readFileSync(cg, 'utf8').split('\n').includes(String(idle.pid)), 'the idle process sits in r1');
+      const ps = (await awgd(t.client, ce, ['processes', '--json', '--state-dir', ce.stateDir, '--direct'])).json<{ pid: number; rule?: string; ruleTraffic?: Rule }[]>();
+      expect(ps.find((p) => p.pid === idle.pid)).toMatchObject({ rule: 'r1', ruleTraffic: { txBytes: b.rules.get('r1')!.txBytes, rxBytes: b.rules.get('r1')!.rxBytes } });
+      const text = (await awgd(t.client, ce, ['processes', '--state-dir', ce.stateDir, '--direct'])).stdout;
+      expect(text).toContain('RULE TX/RX');
+      expect(text).toContain('not per process');
+    } finally {
+      await idle.kill();
+    }
   }, 120_000);
 
   it('a re-apply that changes the table keeps unchanged rules’ counters; a removed rule’s counter is gone', async () => {

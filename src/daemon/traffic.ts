@@ -13,7 +13,7 @@ import { readRuleCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
 import type { DaemonEvent, LinkTraffic, StatusResponse, TunnelStatus } from './core.js';
 
-/** how often the daemon looks for moved counters while someone subscribes */
+/** how often the daemon looks for moved counters while someone subscribes (Watch clients; `--metrics` subscribes too, so with it the poll always runs: one nft read and one rtnetlink dump per period) */
 export const TRAFFIC_EVENT_MS = 10_000;
 
 /** link name → its counters, for the links asked about; empty when rtnetlink cannot be read */

@@ -15,7 +15,8 @@
  * - both paths: `awg status --json` in direct mode (no daemon) and through the daemon, its
  *   Prometheus scrape and its Watch stream (a `traffic` event);
  * - a re-apply that changes the table (a rule added) keeps r1's counters; a removed rule's
- *   counter disappears.
+ *   counter disappears;
+ * - loopback traffic of r1 (to an echo on 127.0.0.1) moves neither of its counters.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -85,9 +86,9 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
   };
 
   /** send through rule `rule`'s cgroup; the sender's own count of echoed bytes */
-  const transfer = async (rule: string): Promise<number> => {
+  const transfer = async (rule: string, host: string = ADDR.server): Promise<number> => {
     const cg = join(cgroupDir(ce), rule, 'cgroup.procs');
-    const { stdout } = await run('nsenter', [`--net=${netnsPath(t.client)}`, '--', 'sh', '-c', `echo $$ > ${cg} && exec "$0" "$@"`, process.execPath, sender, ADDR.server, String(PORT), String(COUNT), String(SIZE)], { timeout: 60_000 });
+    const { stdout } = await run('nsenter', [`--net=${netnsPath(t.client)}`, '--', 'sh', '-c', `echo $$ > ${cg} && exec "$0" "$@"`, process.execPath, sender, host, String(PORT), String(COUNT), String(SIZE)], { timeout: 60_000 });
     const r = JSON.parse(stdout.trim()) as { sent: number; got: number; rx: number; err?: string };
     expect(r).toMatchObject({ sent: COUNT, got: COUNT });
     return r.rx;
@@ -158,6 +159,19 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
       expect(text).toContain('not per process');
     } finally {
       await idle.kill();
+    }
+  }, 120_000);
+
+  it('loopback traffic of a rule is counted in neither direction (as route_out skips it on the way out)', async () => {
+    const echo = nsSpawn(t.client, process.execPath, ['-e', `const u = require('dgram').createSocket('udp4'); u.on('message', (m, r) => u.send(m, r.port, r.address)); u.bind(${PORT}, '127.0.0.1', () => console.log('listening'));`]);
+    try {
+      await eventually(() => echo.output().includes('listening'), 'the loopback echo listens');
+      const a = await directSnap();
+      expect(await transfer('r1', '127.0.0.1')).toBe(N);
+      const b = await directSnap();
+      expect(b.rules.get('r1')).toEqual(a.rules.get('r1'));
+    } finally {
+      await echo.kill();
     }
   }, 120_000);
 

@@ -62,7 +62,21 @@ function eventText(e: DaemonEvent): string {
       return `reverted: ${e.reason}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
+    case 'traffic':
+      return `traffic: ${[...e.rules.map((r) => `rule ${r.name} tx ${humanBytes(r.txBytes)} rx ${humanBytes(r.rxBytes)}`), ...e.tunnels.map((t) => `tunnel ${t.tunnel} tx ${humanBytes(t.txBytes)} rx ${humanBytes(t.rxBytes)}`)].join(', ') || 'none'}`;
   }
+}
+
+/** 1536 → "1.5 KiB" (bytes below 1 KiB exact) */
+export function humanBytes(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < u.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${u[i]}`;
 }
 
 export function stopSignal(): Promise<string> {

@@ -70,7 +70,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('status')
-    .description('owned objects and their health. Exit 0 converged, 2 drifted or down')
+    .description('owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged, 2 drifted or down')
     .option('--json', 'machine-readable status')
     .option('--watch', 'follow the daemon: re-render on every event (plain lines when not a terminal)')
     .addOption(stateDir())
@@ -80,7 +80,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('events')
-    .description("follow the daemon's events (reconcile, drift, network, tunnel, handshake) until Ctrl-C")
+    .description("follow the daemon's events (reconcile, drift, network, tunnel, handshake, traffic) until Ctrl-C")
     .option('--json', 'one JSON object per line')
     .addOption(socket())
     .action(async (o) => setCode(await (await import('./commands/events.js')).eventsCommand(io, o)));
@@ -170,7 +170,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('processes')
-    .description('running processes with their rule, target and effective route')
+    .description('running processes with their rule, target, effective route and the rule cgroup\'s traffic (per cgroup, not per process)')
     .option('--json', 'machine-readable list')
     .option('--all', 'also processes no rule matches (direct mode only)')
     .addOption(stateDir())

@@ -11,7 +11,7 @@ import { checkConfirmTimeout } from './confirm.js';
 import { fileURLToPath } from 'node:url';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
-import type { ApplyRequest, ApplyResponse, DaemonEvent, PlacementStatus, ProcessInfo, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type { ApplyRequest, ApplyResponse, DaemonEvent, LinkTraffic, PlacementStatus, ProcessInfo, RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import type { HealthState } from './tunnel-health.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/awg.proto', import.meta.url));
@@ -94,6 +94,13 @@ export namespace Wire {
     connectionsActive?: number;
     connectionsTotal?: number;
     dialErrors?: number;
+    linkTraffic?: LinkTraffic;
+  }
+  export interface LinkTraffic {
+    rxPackets: number;
+    rxBytes: number;
+    txPackets: number;
+    txBytes: number;
   }
   export interface Placement {
     state: string;
@@ -106,8 +113,10 @@ export namespace Wire {
     name: string;
     target: string;
     route: string;
-    packets: number;
-    bytes: number;
+    txPackets: number;
+    txBytes: number;
+    rxPackets: number;
+    rxBytes: number;
   }
   export interface StatusResponse {
     state: string;
@@ -139,6 +148,7 @@ export namespace Wire {
     confirmPending?: { deadline: string };
     reverted?: { reason: string };
     error?: ErrorInfo;
+    traffic?: { rules: RuleCounter[]; tunnels: { tunnel: string; rxBytes: number; txBytes: number; link?: LinkTraffic }[] };
   }
   export interface Process {
     pid: number;
@@ -284,6 +294,7 @@ function tunnelToWire(t: TunnelStatus): Wire.Tunnel {
     ...opt('connectionsActive', t.connectionsActive),
     ...opt('connectionsTotal', t.connectionsTotal),
     ...opt('dialErrors', t.dialErrors),
+    ...opt('linkTraffic', t.linkTraffic ? { ...t.linkTraffic } : undefined),
   };
 }
 
@@ -302,8 +313,12 @@ function tunnelFromWire(w: Wire.Tunnel): TunnelStatus {
     ...opt('connectionsActive', w.connectionsActive),
     ...opt('connectionsTotal', w.connectionsTotal),
     ...opt('dialErrors', w.dialErrors),
+    ...opt('linkTraffic', w.linkTraffic ? linkFromWire(w.linkTraffic) : undefined),
   };
 }
+
+const linkFromWire = (l: Wire.LinkTraffic): LinkTraffic => ({ rxPackets: l.rxPackets, rxBytes: l.rxBytes, txPackets: l.txPackets, txBytes: l.txBytes });
+const ruleFromWire = (r: Wire.RuleCounter): RuleCounter => ({ name: r.name, target: r.target, route: r.route, txPackets: r.txPackets, txBytes: r.txBytes, rxPackets: r.rxPackets, rxBytes: r.rxBytes });
 
 const HEALTH: readonly HealthState[] = ['connecting', 'up', 'down', 'auth-failed'];
 function healthFromWire(h: string | undefined): HealthState | undefined {
@@ -334,7 +349,7 @@ export function statusFromWire(w: Wire.StatusResponse): StatusResponse {
     tunnels: w.tunnels.map(tunnelFromWire),
     ...opt('confirmDeadline', w.confirmDeadline),
     ...opt('placement', w.placement ? { state: (['active', 'unavailable', 'off'].includes(w.placement.state) ? w.placement.state : 'off') as PlacementStatus['state'], ...opt('reason', w.placement.reason), execs: w.placement.execs, placed: w.placement.placed, errors: w.placement.errors } : undefined),
-    ...(w.rules?.length ? { rules: w.rules.map((r) => ({ ...r })) } : {}),
+    ...(w.rules?.length ? { rules: w.rules.map(ruleFromWire) } : {}),
   };
 }
 
@@ -378,6 +393,8 @@ export function eventToWire(e: DaemonEvent): Wire.Event {
       return { at: e.at, reverted: { reason: e.reason } };
     case 'error':
       return { at: e.at, error: { kind: e.kind, message: e.message } };
+    case 'traffic':
+      return { at: e.at, traffic: { rules: e.rules.map((r) => ({ ...r })), tunnels: e.tunnels.map((t) => ({ tunnel: t.tunnel, rxBytes: t.rxBytes, txBytes: t.txBytes, ...opt('link', t.link ? { ...t.link } : undefined) })) } };
   }
 }
 
@@ -397,6 +414,7 @@ export function eventFromWire(w: Wire.Event): DaemonEvent | undefined {
   if (w.confirmPending) return { type: 'confirm-pending', at, deadline: w.confirmPending.deadline };
   if (w.reverted) return { type: 'reverted', at, reason: w.reverted.reason };
   if (w.error) return { type: 'error', at, kind: w.error.kind, message: w.error.message };
+  if (w.traffic) return { type: 'traffic', at, rules: (w.traffic.rules ?? []).map(ruleFromWire), tunnels: (w.traffic.tunnels ?? []).map((t) => ({ tunnel: t.tunnel, rxBytes: t.rxBytes, txBytes: t.txBytes, ...opt('link', t.link ? linkFromWire(t.link) : undefined) })) };
   return undefined;
 }
 

@@ -20,7 +20,27 @@ export type DaemonEvent =
   | { type: 'handshake'; at: string; tunnel: string; peer: string }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
-  | { type: 'error'; at: string; kind: string; message: string };
+  | { type: 'error'; at: string; kind: string; message: string }
+  /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (daemon.ts) */
+  | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] };
+
+/** a tunnel's counters in a traffic event */
+export interface TunnelTraffic {
+  tunnel: string;
+  /** what the engine counts (encrypted datagrams with their headers; proxy tunnels: payload) */
+  rxBytes: number;
+  txBytes: number;
+  /** the TUN's own counts of the inner IP packets (TUN tunnels) */
+  link?: LinkTraffic;
+}
+
+/** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
+export interface LinkTraffic {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
 
 /** Why the loop woke. Wakes never carry state: each run re-observes everything. */
 export type WakeReason = 'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
@@ -50,6 +70,8 @@ export interface TunnelStatus extends Omit<DetachedEngineStatus, 'health'> {
   connectionsActive?: number;
   connectionsTotal?: number;
   dialErrors?: number;
+  /** TUN tunnels: the kernel's counters of the link (absent when it could not be read) */
+  linkTraffic?: LinkTraffic;
 }
 
 export interface PlacementStatus {
@@ -61,13 +83,21 @@ export interface PlacementStatus {
   errors: number;
 }
 
-/** per-rule traffic: the firewall's counters of the rule's cgroup (egress packets/bytes) */
+/**
+ * per-rule traffic: the firewall's counters of the rule's cgroup, i.e. the total of every
+ * process in it (the kernel counts per socket cgroup, not per process). tx: packets the rule's
+ * sockets send (counted before routing, whatever the route: tunnel, direct or dropped); rx:
+ * packets delivered to them (input hook). Bytes are IP packet lengths (IP header included, no
+ * tunnel encapsulation).
+ */
 export interface RuleCounter {
   name: string;
   target: string;
   route: string;
-  packets: number;
-  bytes: number;
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
 }
 
 export interface StatusResponse {

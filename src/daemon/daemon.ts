@@ -46,6 +46,7 @@ import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo,
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
 import { listRoutedProcesses, PlacementSupervisor } from './placement.js';
 import { daemonState, ruleCounters, tunnelStatuses } from './status.js';
+import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';
 import { HealthMonitor } from './tunnel-health.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
 
@@ -77,6 +78,8 @@ export interface DaemonOptions {
    * initial network namespace). false: no placement.
    */
   placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
+  trafficIntervalMs?: number;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */
   healthIntervalMs?: number;
   /** what the placer child prints that is not its protocol (its stderr): default our stderr */
@@ -212,6 +215,7 @@ export class Daemon implements DaemonCore {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
+    if (this.trafficTimer) clearInterval(this.trafficTimer);
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
     await this.wakes?.close();
@@ -245,7 +249,36 @@ export class Daemon implements DaemonCore {
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    const every = this.opts.trafficIntervalMs ?? TRAFFIC_EVENT_MS;
+    if (every > 0 && !this.trafficTimer && !this.stopped) {
+      // counters are polled only while someone listens: one status read per period
+      this.trafficTimer = setInterval(() => void this.trafficTick(), every);
+      this.trafficTimer.unref();
+    }
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0 && this.trafficTimer) {
+        clearInterval(this.trafficTimer);
+        this.trafficTimer = undefined;
+      }
+    };
+  }
+
+  private trafficTimer: NodeJS.Timeout | undefined;
+  private trafficKey = '';
+  private trafficBusy = false;
+  private async trafficTick(): Promise<void> {
+    if (this.trafficBusy || this.stopped) return;
+    this.trafficBusy = true;
+    try {
+      const r = trafficEvent(await this.status(), this.trafficKey, now());
+      this.trafficKey = r.key;
+      if (r.event) this.emit(r.event);
+    } catch {
+      /* the next period tries again */
+    } finally {
+      this.trafficBusy = false;
+    }
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
@@ -296,7 +329,7 @@ export class Daemon implements DaemonCore {
       ...(this.configPath ? { configPath: this.configPath } : {}),
       ...(lr ? { lastReconcile: { at: lr.at, outcome: lr.outcome, durationMs: lr.durationMs, ...(lr.error ? { error: lr.error } : {}) } } : {}),
       objects: (this.lastObserved?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
-      tunnels: tunnelStatuses(p?.desired.resources ?? [], this.engines.stats(), this.engines.proxyStats(), this.health),
+      tunnels: withLinkTraffic(tunnelStatuses(p?.desired.resources ?? [], this.engines.stats(), this.engines.proxyStats(), this.health), readLinkTraffic((p?.desired.resources ?? []).flatMap((r) => (r.kind === 'engine' && r.spec.link ? [r.spec.link] : [])))),
       ...(this.confirmWindow.deadline ? { confirmDeadline: this.confirmWindow.deadline } : {}),
       placement: this.placement.status(),
       ...(p ? await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy) : {}),

@@ -43,8 +43,10 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const tx = new Counter({ name: 'awg_tunnel_tx_bytes_total', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
   const connsTotal = new Counter({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
   const dialErrors = new Counter({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
-  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Egress packets of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
-  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Egress bytes of a rule's processes (firewall counter).", labelNames: ['rule', 'target', 'route'], registers });
+  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Packets of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered).", labelNames: ['rule', 'target', 'route', 'direction'], registers });
+  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Bytes (IP packet lengths) of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered).", labelNames: ['rule', 'target', 'route', 'direction'], registers });
+  const linkPackets = new Counter({ name: 'awg_tunnel_link_packets_total', help: "Inner IP packets through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
+  const linkBytes = new Counter({ name: 'awg_tunnel_link_bytes_total', help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
   const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
   const execs = new Counter({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
@@ -78,10 +80,13 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
-      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, placed, execs]) g.reset();
+      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, linkPackets, linkBytes, placed, execs]) g.reset();
       for (const r of s.rules ?? []) {
-        rulePackets.inc({ rule: r.name, target: r.target, route: r.route }, r.packets);
-        ruleBytes.inc({ rule: r.name, target: r.target, route: r.route }, r.bytes);
+        const l = { rule: r.name, target: r.target, route: r.route };
+        rulePackets.inc({ ...l, direction: 'tx' }, r.txPackets);
+        ruleBytes.inc({ ...l, direction: 'tx' }, r.txBytes);
+        rulePackets.inc({ ...l, direction: 'rx' }, r.rxPackets);
+        ruleBytes.inc({ ...l, direction: 'rx' }, r.rxBytes);
       }
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);
@@ -96,6 +101,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         rx.inc({ tunnel: t.name }, t.rxBytes);
         tx.inc({ tunnel: t.name }, t.txBytes);
         if (t.lastHandshakeAgeSec !== undefined) hsAge.set({ tunnel: t.name }, t.lastHandshakeAgeSec);
+        if (t.linkTraffic) {
+          linkPackets.inc({ tunnel: t.name, direction: 'rx' }, t.linkTraffic.rxPackets);
+          linkPackets.inc({ tunnel: t.name, direction: 'tx' }, t.linkTraffic.txPackets);
+          linkBytes.inc({ tunnel: t.name, direction: 'rx' }, t.linkTraffic.rxBytes);
+          linkBytes.inc({ tunnel: t.name, direction: 'tx' }, t.linkTraffic.txBytes);
+        }
       }
       return registry.metrics();
     },

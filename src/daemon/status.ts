@@ -61,7 +61,7 @@ export function tunnelStatuses(resources: readonly AnyResource[], engines: reado
   return out;
 }
 
-/** per-rule egress counters from our nft table; nothing when it cannot be read */
+/** per-rule counters (egress `app/<rule>`, ingress `app-in/<rule>`) from our nft table; nothing when it cannot be read */
 export async function ruleCounters(exec: Exec, nftTable: string, config: Config, policy: FirewallPolicy | undefined): Promise<Pick<StatusResponse, 'rules'>> {
   if (!policy || config.rules.length === 0) return {};
   try {
@@ -71,9 +71,10 @@ export async function ruleCounters(exec: Exec, nftTable: string, config: Config,
       .filter((a) => !a.name.startsWith('_'))
       .map((a) => {
         const r = matcher.byName(a.name);
-        const c = counters.get(`app/${a.name}`) ?? { packets: 0, bytes: 0 };
+        const tx = counters.get(`app/${a.name}`) ?? { packets: 0, bytes: 0 };
+        const rx = counters.get(`app-in/${a.name}`) ?? { packets: 0, bytes: 0 };
         const route = a.action.type === 'drop' ? 'blocked' : a.action.type === 'direct' ? 'direct' : (r?.target ?? '');
-        return { name: a.name, target: r?.target ?? '', route, packets: c.packets, bytes: c.bytes };
+        return { name: a.name, target: r?.target ?? '', route, txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
       });
     return { rules };
   } catch {

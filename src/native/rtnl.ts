@@ -44,6 +44,8 @@ export const IFLA_MTU = 4;
 export const IFLA_OPERSTATE = 16;
 export const IFLA_LINKINFO = 18;
 export const IFLA_IFALIAS = 20;
+/** struct rtnl_link_stats64: rx_packets, tx_packets, rx_bytes, tx_bytes first (u64 each) */
+export const IFLA_STATS64 = 23;
 export const IFLA_INFO_KIND = 1;
 
 export const IFA_ADDRESS = 1;
@@ -151,6 +153,8 @@ export interface LinkEvent extends EventBase {
   operstate?: number;
   alias?: string;
   kind?: string;
+  /** IFLA_STATS64: the kernel's packet and byte counts of the link (dumps carry them) */
+  stats?: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
 }
 
 export interface AddrEvent extends EventBase {
@@ -216,6 +220,9 @@ export function parseEvent(m: NlMessage): LinkEvent | AddrEvent | RouteEvent | u
         const kind = cstr(parseAttrs(li, 0).get(IFLA_INFO_KIND));
         if (kind !== undefined) ev.kind = kind;
       }
+      const st = a.get(IFLA_STATS64);
+      if (st && st.length >= 32)
+        ev.stats = { rxPackets: Number(st.readBigUInt64LE(0)), txPackets: Number(st.readBigUInt64LE(8)), rxBytes: Number(st.readBigUInt64LE(16)), txBytes: Number(st.readBigUInt64LE(24)) };
       return ev;
     }
     case RTM_NEWADDR:

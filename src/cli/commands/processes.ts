@@ -4,6 +4,10 @@
  * config file of the last apply record, "tunnel up" from the TUN link state in this network
  * namespace (`awg-<name>` up with carrier, i.e. an engine holds it); proxy tunnels count as
  * up while their engine resource is applied.
+ *
+ * Traffic: the kernel counts per socket cgroup, not per process, so each process shows its
+ * rule cgroup's totals (`ruleTraffic`, the same numbers for every process of that rule; the
+ * firewall counters of `awg status`). No per-pid numbers are made up.
  */
 import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../../errors.js';
@@ -19,7 +23,11 @@ import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 import { viaDaemon } from '../via-daemon.js';
-import type { ProcessInfo } from '../../daemon/core.js';
+import type { ProcessInfo, RuleCounter } from '../../daemon/core.js';
+import { readDirectTraffic } from '../../daemon/traffic.js';
+import { ProcessExec } from '../../util/exec.js';
+import { silentReporter } from '../../util/reporter.js';
+import { humanBytes } from '../foreground.js';
 import { safeLine } from '../../util/sanitize.js';
 
 export interface ProcessesOptions {
@@ -65,12 +73,27 @@ export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedPr
   return scanProcesses().flatMap((p) => describeProcess(p, matcher, last.claims.cgroupRoot, mount.root, { tunnelUp, defaultRoute: config.default, all: o.all }));
 }
 
+type RuleTraffic = Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes'>;
+
+/** the rule cgroups' counters in direct mode: our nft table of the last apply */
+async function directRuleTraffic(o: ProcessesOptions): Promise<Map<string, RuleTraffic>> {
+  const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load();
+  if (!last) return new Map();
+  const t = await readDirectTraffic(new ProcessExec(silentReporter), last.claims.nftTable, []);
+  return new Map(t.rules.map((r) => [r.name, r]));
+}
+
 export async function processesCommand(io: Io, o: ProcessesOptions): Promise<number> {
   // the daemon knows tunnel health (fallbacks) and runs the watcher: ask it when it answers
-  const via = await viaDaemon(io, o, async (c) => print(io, o, await c.listProcesses()));
+  const via = await viaDaemon(io, o, async (c) => {
+    const list = await c.listProcesses();
+    const rules = await c.status().then((s) => s.rules ?? [], () => []);
+    return print(io, o, list, new Map(rules.map((r) => [r.name, r])));
+  });
   if ('code' in via) return via.code;
   try {
-    return print(io, o, await listProcessesDirect(o));
+    const list = await listProcessesDirect(o);
+    return print(io, o, list, await directRuleTraffic(o).catch(() => new Map<string, RuleTraffic>()));
   } catch (e) {
     const err = toAwgError(e);
     printError(io, err);
@@ -78,14 +101,21 @@ export async function processesCommand(io: Io, o: ProcessesOptions): Promise<num
   }
 }
 
-function print(io: Io, o: ProcessesOptions, list: ProcessInfo[]): number {
+export function print(io: Io, o: ProcessesOptions, list: ProcessInfo[], traffic: ReadonlyMap<string, RuleTraffic> = new Map()): number {
+  const of = (p: ProcessInfo): RuleTraffic | undefined => {
+    const t = p.rule ? traffic.get(p.rule) : undefined;
+    return t ? { txPackets: t.txPackets, txBytes: t.txBytes, rxPackets: t.rxPackets, rxBytes: t.rxBytes } : undefined;
+  };
   if (o.json) {
-    io.out(JSON.stringify(list, null, 2) + '\n');
+    // ruleTraffic: the rule cgroup's totals (shared by its processes), not this process's own
+    io.out(JSON.stringify(list.map((p) => { const t = of(p); return t ? { ...p, ruleTraffic: t } : p; }), null, 2) + '\n');
     return 0;
   }
   // process names and paths are anyone's choice (a binary named with escape sequences): safeLine
-  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, p.path].map((c) => safeLine(c)))];
+  const cell = (t: RuleTraffic | undefined) => (t ? `${humanBytes(t.txBytes)}/${humanBytes(t.rxBytes)}` : '-');
+  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'RULE TX/RX', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, cell(of(p)), p.path].map((c) => safeLine(c)))];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
+  if (list.some((p) => of(p))) io.out('RULE TX/RX: bytes sent/received by the rule\'s cgroup, all its processes together (the kernel counts per cgroup, not per process)\n');
   return 0;
 }

@@ -9,7 +9,8 @@ import { viaDaemon } from '../via-daemon.js';
 import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
-import { formatEvent } from '../foreground.js';
+import { formatEvent, humanBytes } from '../foreground.js';
+import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
 
 export interface StatusOptions extends DaemonChoice {
@@ -49,6 +50,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       objects: observed.resources.map((r) => ({ kind: r.kind, id: r.id, spec: r.spec })),
       drift: drift.map((c) => ({ id: c.id, action: c.action, reason: c.reason })),
       foreign: observed.foreign,
+      // per rule: the counters of its cgroup (all its processes together); per TUN tunnel: the link's
+      traffic: last ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources) : { rules: [], tunnels: [] },
     };
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');
@@ -61,6 +64,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       }
       for (const d of doc.drift) io.out(`drift: ${d.action} ${safeLine(d.id)} (${safeLine(d.reason)})\n`);
       for (const f of observed.foreign) io.out(`${f.relation}: ${safeLine(f.id)}: ${safeLine(f.description)}\n`);
+      for (const t of doc.traffic.tunnels) io.out(safeLine(`tunnel ${t.tunnel} (${t.link}): rx ${t.rxPackets} packets ${bytes(t.rxBytes)}, tx ${t.txPackets} packets ${bytes(t.txBytes)}`) + '\n');
+      for (const r of doc.traffic.rules) io.out(safeLine(`rule ${r.name}: tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`) + '\n');
     }
     return healthy ? 0 : 2;
   } catch (e) {
@@ -74,16 +79,7 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
 
 const KINDS: readonly string[] = RESOURCE_KINDS;
 
-function bytes(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${u[i]}`;
-}
+const bytes = humanBytes;
 
 const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`);
 
@@ -114,10 +110,11 @@ function statusLines(s: StatusResponse): string[] {
   for (const t of s.tunnels) {
     const conns = t.connectionsTotal !== undefined ? `, connections ${t.connectionsActive ?? 0} open/${t.connectionsTotal} total, dial errors ${t.dialErrors ?? 0}` : '';
     out.push(`tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`);
+    if (t.linkTraffic) out.push(`  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`);
     for (const p of t.peers) out.push(`  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`);
   }
   if (s.placement) out.push(`placement: ${s.placement.state}${s.placement.reason ? ` (${s.placement.reason})` : ''}${s.placement.state === 'active' ? `, ${s.placement.placed} placed of ${s.placement.execs} execs, ${s.placement.errors} errors` : ''}`);
-  for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, ${r.packets} packets, ${bytes(r.bytes)} out`);
+  for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`);
   return out;
 }
 

@@ -12,6 +12,7 @@ import type { Exec } from '../../util/exec.js';
 import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { parseTableListing, parseTableNames, type TableListing } from './parse.js';
 import { normaliseRuleset, renderTransaction } from './render.js';
+import { carryCounters } from './counters.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 
 export interface LinuxFirewallOptions {
@@ -108,7 +109,8 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const want = normaliseRuleset(after.ruleset);
       if (cur?.ruleset === want) return 'unchanged';
       await ctx.exec.mutate('nft', ['-f', '-'], {
-        input: renderTransaction({ ...after, ruleset: want }),
+        // unchanged rules keep their counters across the replace (counters.ts)
+        input: renderTransaction({ ...after, ruleset: cur ? carryCounters(cur.text, want) : want }),
         display: `nft -f - (replace table inet ${after.table}, ${want.split('\n').length} lines)`,
       });
       if (ctx.exec.dryRun) return 'changed';

@@ -7,13 +7,15 @@ export interface TableListing {
   marked: boolean;
   /** normalised text; equals FirewallSpec.ruleset when nothing drifted */
   ruleset: string;
+  /** the listing as read (with its counters) */
+  text: string;
 }
 
 export function parseTableListing(text: string): TableListing {
   const ruleset = normaliseRuleset(text);
   const lines = ruleset.split('\n');
   // the table's own comment is the first statement inside `table ... {`
-  return { marked: lines[1] === `comment "${NFT_MARKER}"`, ruleset };
+  return { marked: lines[1] === `comment "${NFT_MARKER}"`, ruleset, text };
 }
 
 /** `nft list tables` → [family, name] pairs */

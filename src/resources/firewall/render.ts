@@ -35,6 +35,9 @@
  *   connection that began in a tunnel leaves by no other device; under allowLan only flows
  *   conntrack knows from their start may use the LAN exception). The table is not tied to
  *   the daemon's lifetime, so the kill switch holds while it is stopped.
+ * - `count_in` (filter input): per-app ingress counters (`app-in/<rule>`), by the cgroup of
+ *   the receiving socket (the kernel looks the socket up for the match); loopback first and
+ *   uncounted per rule (as in route_out); counts only, every packet is accepted. Egress is counted by the app's rule in `route_out`.
  * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
  *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
  */
@@ -351,6 +354,10 @@ export function renderTable(p: NftPolicy): string {
   );
   const post = rerouted.map((t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`);
 
+  // first match wins, as in route_out; `accept` ends only this chain (other chains still see it)
+  // loopback is not counted, as route_out does not count it on the way out
+  const countIn = p.apps.length ? [`iifname "lo" counter accept ${comment('loopback')}`, ...p.apps.map((a) => `${cg(a.cgroup)} counter accept ${comment(`app-in/${a.name}`)}`)] : [];
+
   const lines = [
     `table inet ${p.table} {`,
     `\tcomment "${NFT_MARKER}"`,
@@ -367,6 +374,7 @@ export function renderTable(p: NftPolicy): string {
     ...chain('nat_post', 'type nat hook postrouting priority srcnat; policy accept;', natPost),
     '',
     ...chain('filter_out', 'type filter hook output priority filter; policy accept;', filter),
+    ...(countIn.length ? ['', ...chain('count_in', 'type filter hook input priority filter; policy accept;', countIn)] : []),
     ...(post.length
       ? [
           '',

@@ -72,16 +72,16 @@ describe('Prometheus metrics', () => {
     const core = new FakeCore();
     core.statusValue = {
       ...core.statusValue,
-      tunnels: [...core.statusValue.tunnels, { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
+      tunnels: [...core.statusValue.tunnels.map((x) => ({ ...x, linkTraffic: { rxPackets: 4, rxBytes: 400, txPackets: 3, txBytes: 300 } })), { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
       placement: { state: 'active', execs: 900, placed: 12, errors: 0 },
-      rules: [{ name: 'browser', target: 'work', route: 'work', packets: 77, bytes: 9000 }],
+      rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 77, txBytes: 9000, rxPackets: 88, rxBytes: 120000 }],
     };
     const m = createMetrics(core);
     const t = await m.render();
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(14);
+    expect(totals.length).toBe(16);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual([]);
     // the values read at scrape time are the sources' cumulative values, per label set
     expect(line(t, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 40');
@@ -89,8 +89,14 @@ describe('Prometheus metrics', () => {
     expect(line(t, 'awg_tunnel_dial_errors_total{tunnel="px"}')).toBe('awg_tunnel_dial_errors_total{tunnel="px"} 3');
     expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
-    expect(line(t, 'awg_rule_packets_total{')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work"} 77');
-    expect(line(t, 'awg_rule_bytes_total{')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work"} 9000');
+    expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"} 77');
+    expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"} 9000');
+    expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"} 88');
+    expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"} 120000');
+    // per tunnel: the TUN link's counters, both directions; a proxy tunnel has none
+    expect(line(t, 'awg_tunnel_link_packets_total{tunnel="work",direction="rx"}')).toBe('awg_tunnel_link_packets_total{tunnel="work",direction="rx"} 4');
+    expect(line(t, 'awg_tunnel_link_bytes_total{tunnel="work",direction="tx"}')).toBe('awg_tunnel_link_bytes_total{tunnel="work",direction="tx"} 300');
+    expect(t).not.toContain('awg_tunnel_link_bytes_total{tunnel="px"');
     // a second scrape sets, never adds; a restarted engine's counter starts again from its source
     core.statusValue = { ...core.statusValue, tunnels: core.statusValue.tunnels.map((x) => (x.name === 'px' ? { ...x, connectionsTotal: 1 } : x)) };
     const t2 = await m.render();

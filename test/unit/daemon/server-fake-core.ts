@@ -48,9 +48,11 @@ export function sampleStatus(): StatusResponse {
         rxBytes: 123456789012,
         txBytes: 42,
         peers: [{ publicKey: PEER_PUB, endpoint: '192.0.2.1:51820', lastHandshakeAgeSec: 17, rxBytes: 123456789012, txBytes: 42 }],
+        linkTraffic: { rxPackets: 90000000000, rxBytes: 120000000000, txPackets: 1, txBytes: 40 },
       },
       { name: 'idle', type: 'amneziawg', up: false, rxBytes: 0, txBytes: 0, peers: [] },
     ],
+    rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 }],
   };
 }
 
@@ -67,6 +69,12 @@ export const ALL_EVENTS: DaemonEvent[] = [
   { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
   { type: 'reverted', at: '2026-11-22T05:01:06.000Z', reason: 'confirm timeout expired without confirm()' },
   { type: 'error', at: '2026-11-22T05:01:07.000Z', kind: 'invalid-config', message: 'awg.yaml:3:5: tunnels.work.peers: required' },
+  {
+    type: 'traffic',
+    at: '2026-11-22T05:01:08.000Z',
+    rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 }],
+    tunnels: [{ tunnel: 'work', rxBytes: 5, txBytes: 6, link: { rxPackets: 1, rxBytes: 2, txPackets: 3, txBytes: 4 } }, { tunnel: 'px', rxBytes: 0, txBytes: 0 }],
+  },
 ];
 
 export class FakeCore implements DaemonCore {

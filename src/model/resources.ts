@@ -75,6 +75,13 @@ export interface FirewallSpec {
   table: string;
   /** full normalised ruleset text of our table, as rendered (the comparison key) */
   ruleset: string;
+  /**
+   * Kill switch on: the table the early unit loads at boot, before any network is configured
+   * (normalised like `ruleset`): the kill switch without what needs the running daemon (per-app
+   * cgroup rules, the default tunnel's marks). Persisted next to the state (Linux:
+   * `<state>/killswitch-boot.nft`); absent when the kill switch is off.
+   */
+  boot?: string;
 }
 
 export interface SysctlSpec {

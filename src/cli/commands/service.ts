@@ -60,6 +60,8 @@ export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | '
         const r = await m.install(d, ctx);
         const what = exec.dryRun ? 'Dry run: nothing was changed' : r.changed ? `Installed ${r.path}` : `${r.path} is up to date`;
         io.out(`${what}; the daemon ${ctx.root ? 'is enabled in ' + ctx.root : 'runs as a service'}.\n`);
+        if (r.bootPath)
+          io.out(`${exec.dryRun ? 'Would enable' : 'Enabled'} the early unit ${r.bootPath}: at boot it loads the kill switch of the last apply before any network is configured (only while the kill switch is on).\n`);
         if (!d.config) io.out('note: no --config: the daemon follows the file of the last `awg apply`.\n');
         return 0;
       }

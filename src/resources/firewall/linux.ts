@@ -3,6 +3,11 @@
  * comment `managed-by=awg`. Loads are one `nft -f -` transaction (render.ts) and are read back;
  * a table with our name but without the marker is a conflict and is never touched; other
  * tables are never read for writing.
+ *
+ * Kill switch on: the spec's `boot` table is also kept as `<state>/killswitch-boot.nft`, the
+ * file the early unit (`awg-killswitch.service`, resources/service/render.ts) loads with
+ * `nft -f` before any network is configured. It is part of the observed spec, so a missing or
+ * edited copy is drift, and it goes with the table (kill switch off, `awg down`).
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
@@ -14,6 +19,46 @@ import { parseTableListing, parseTableNames, type TableListing } from './parse.j
 import { normaliseRuleset, renderTransaction } from './render.js';
 import { carryCounters } from './counters.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
+import type { StateStore } from '../../util/state.js';
+import { LIMITS, readTextFileSync, writeFileAtomicSync } from '../../util/files.js';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+
+import { BOOT_RULESET_FILE } from '../service/render.js';
+export { BOOT_RULESET_FILE };
+const BOOT_HEADER = '# managed-by=awg: the kill switch loaded at boot by awg-killswitch.service (nft -f); written by awg apply, removed by awg down\n';
+
+/** What the early unit loads: one transaction, so a table already there is replaced whole. */
+export function renderBootFile(table: string, boot: string): string {
+  return BOOT_HEADER + renderTransaction({ family: 'inet', table, ruleset: boot });
+}
+
+/** The boot table a file holds, normalised; `unreadable` when it is not one we wrote for `table`. */
+export function parseBootFile(text: string, table: string): string {
+  const head = BOOT_HEADER + `add table inet ${table}\ndelete table inet ${table}\n`;
+  return text.startsWith(head) ? normaliseRuleset(text.slice(head.length)) : 'unreadable (not written by awg for this table)\n';
+}
+
+/** The state directory's boot copy: a file, or a key of an in-memory store (tests). */
+const bootCopy = {
+  read(state: StateStore, table: string): string | undefined {
+    if (state.dir === ':memory:') return state.get<string>(BOOT_RULESET_FILE);
+    try {
+      return parseBootFile(readTextFileSync(join(state.dir, BOOT_RULESET_FILE), { maxBytes: LIMITS.state, noFollow: true }), table);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      return `unreadable (${(e as Error).message})\n`;
+    }
+  },
+  write(state: StateStore, table: string, boot: string): void {
+    if (state.dir === ':memory:') return state.set(BOOT_RULESET_FILE, boot);
+    writeFileAtomicSync(join(state.dir, BOOT_RULESET_FILE), renderBootFile(table, boot), { mode: 0o600 });
+  },
+  remove(state: StateStore): void {
+    if (state.dir === ':memory:') return state.delete(BOOT_RULESET_FILE);
+    rmSync(join(state.dir, BOOT_RULESET_FILE), { force: true });
+  },
+};
 
 export interface LinuxFirewallOptions {
   exec: Pick<Exec, 'read'>;
@@ -57,14 +102,21 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         readTable(opts.exec, table),
         opts.exec.read(NFT_TABLES_READ[0], [...NFT_TABLES_READ[1]]),
       ]);
-      if (t?.marked)
+      if (t?.marked) {
+        const boot = bootCopy.read(scope.state, table);
         resources.push({
           kind: 'firewall',
           id: ids.firewall(table),
-          spec: { family: 'inet', table, ruleset: t.ruleset },
+          spec: { family: 'inet', table, ruleset: t.ruleset, ...(boot !== undefined ? { boot } : {}) },
           deps: [],
         });
-      else if (t)
+      }
+      else if (!t) {
+        // no table (a reboot without the early unit, someone's `nft flush ruleset`) but our
+        // boot copy: still ours, so `awg down` removes it and apply rewrites it with the table
+        const boot = bootCopy.read(scope.state, table);
+        if (boot !== undefined) resources.push({ kind: 'firewall', id: ids.firewall(table), spec: { family: 'inet', table, ruleset: '', boot }, deps: [] });
+      } else
         foreign.push({
           kind: 'firewall',
           id: ids.firewall(table),
@@ -100,14 +152,26 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           `nft table inet ${spec.table} exists without our marker; not touching it`,
           { hint: `remove it or set routing.nftTable to another name` },
         );
+      /** the boot copy follows the spec: written with the table, removed without a kill switch */
+      const syncBoot = (boot: string | undefined): boolean => {
+        const have = bootCopy.read(ctx.state, spec.table);
+        if (have === boot) return false;
+        if (boot === undefined) {
+          if (ctx.exec.record(`rm ${join(ctx.state.dir, BOOT_RULESET_FILE)} (the kill switch at boot)`)) bootCopy.remove(ctx.state);
+        } else if (ctx.exec.record(`write ${join(ctx.state.dir, BOOT_RULESET_FILE)} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`))
+          bootCopy.write(ctx.state, spec.table, boot);
+        return true;
+      };
       if (change.action === 'delete') {
-        if (!cur) return 'unchanged';
+        const removed = syncBoot(undefined);
+        if (!cur) return removed ? 'changed' : 'unchanged';
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
         return 'changed';
       }
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
-      if (cur?.ruleset === want) return 'unchanged';
+      // the boot copy after the table: a copy is never newer than what runs
+      if (cur?.ruleset === want) return syncBoot(after.boot) ? 'changed' : 'unchanged';
       await ctx.exec.mutate('nft', ['-f', '-'], {
         // unchanged rules keep their counters across the replace (counters.ts)
         input: renderTransaction({ ...after, ruleset: cur ? carryCounters(cur.text, want) : want }),
@@ -120,6 +184,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           'verification',
           `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
         );
+      syncBoot(after.boot);
       return 'changed';
     },
   };

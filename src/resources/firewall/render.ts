@@ -416,8 +416,30 @@ export function normaliseRuleset(text: string): string {
   return out.join('\n') + '\n';
 }
 
+/**
+ * The policy the early unit loads at boot (kill switch on): the same table without what only
+ * the running daemon can satisfy. `socket cgroupv2` matches fail to load while their cgroup
+ * does not exist (no per-app rules, so no per-app DNS or counters either), and without the
+ * default tunnel's mark nothing is routed into a tunnel that is not up yet: every packet
+ * faces the kill switch, which lets out loopback, our TUNs (`awg-*`, by name, once the
+ * daemon creates them), the daemon's bypass-marked endpoint traffic and endpoint lookups,
+ * DHCP, DHCPv6, neighbour discovery and (allowLan) the LAN. The daemon's first apply
+ * replaces it with the full table in one transaction.
+ */
+export function bootPolicy(p: NftPolicy): NftPolicy | undefined {
+  if (p.killSwitch === 'off') return undefined;
+  const { defaultRoute: _default, ...rest } = p;
+  return { ...rest, apps: [] };
+}
+
 export function firewallSpec(p: NftPolicy): FirewallSpec {
-  return { family: 'inet', table: p.table, ruleset: normaliseRuleset(renderTable(p)) };
+  const boot = bootPolicy(p);
+  return {
+    family: 'inet',
+    table: p.table,
+    ruleset: normaliseRuleset(renderTable(p)),
+    ...(boot ? { boot: normaliseRuleset(renderTable(boot)) } : {}),
+  };
 }
 
 /**

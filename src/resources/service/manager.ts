@@ -12,7 +12,7 @@ import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
 import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
-import { renderLaunchdPlist, renderSystemdUnit, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, type DaemonInvocation } from './render.js';
+import { renderBootUnit, renderLaunchdPlist, renderSystemdUnit, SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, type DaemonInvocation } from './render.js';
 
 export interface ServiceContext {
   exec: Exec;
@@ -34,8 +34,10 @@ export interface ServiceState {
 export interface ServiceManager {
   /** absolute path of the definition file (under `root` when given) */
   path(ctx: ServiceContext): string;
+  /** the early unit that loads the kill switch at boot, where the platform has one (systemd) */
+  bootPath?(ctx: ServiceContext): string;
   render(d: DaemonInvocation): string;
-  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string }>;
+  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string; bootPath?: string }>;
   uninstall(ctx: ServiceContext): Promise<{ removed: boolean; path: string }>;
   status(ctx: ServiceContext, d?: DaemonInvocation): Promise<ServiceState>;
 }
@@ -70,36 +72,48 @@ function parseShow(text: string): Record<string, string> {
 
 export const systemdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME),
-  render: renderSystemdUnit,
+  bootPath: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_BOOT_UNIT_NAME),
+  render: (d) => `${renderSystemdUnit(d)}\n# ---- ${SYSTEMD_BOOT_UNIT_NAME} ----\n${renderBootUnit(d)}`,
   async install(d, ctx) {
     const path = this.path(ctx);
+    const bootPath = this.bootPath!(ctx);
     const text = renderSystemdUnit(d);
-    const changed = readOrUndefined(path) !== text;
-    if (changed) writeFile(ctx, path, text);
+    const bootText = renderBootUnit(d);
+    const bootChanged = readOrUndefined(bootPath) !== bootText;
+    // the early unit first: the daemon's unit never runs without the boot kill switch beside it
+    if (bootChanged) writeFile(ctx, bootPath, bootText);
+    const mainChanged = readOrUndefined(path) !== text;
+    if (mainChanged) writeFile(ctx, path, text);
+    const changed = mainChanged || bootChanged;
     if (ctx.root) {
-      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_UNIT_NAME]);
-      return { changed, path };
+      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_NAME]);
+      return { changed, path, bootPath };
     }
     if (changed) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    // enabled for the next boot, never started now: it would replace the running full table
+    await ctx.exec.mutate('systemctl', ['enable', SYSTEMD_BOOT_UNIT_NAME]);
     await ctx.exec.mutate('systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]);
     // a changed unit of a running daemon takes effect on restart (the kill switch holds meanwhile)
-    if (changed) await ctx.exec.mutate('systemctl', ['try-restart', SYSTEMD_UNIT_NAME]);
-    return { changed, path };
+    if (mainChanged) await ctx.exec.mutate('systemctl', ['try-restart', SYSTEMD_UNIT_NAME]);
+    return { changed, path, bootPath };
   },
   async uninstall(ctx) {
     const path = this.path(ctx);
+    const bootPath = this.bootPath!(ctx);
     const present = existsSync(path);
+    const bootPresent = existsSync(bootPath);
     if (ctx.root) {
-      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME], { allowFail: true });
+      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME, SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
       if (present) removeFile(ctx, path);
-      return { removed: present, path };
+      if (bootPresent) removeFile(ctx, bootPath);
+      return { removed: present || bootPresent, path };
     }
     await ctx.exec.mutate('systemctl', ['disable', '--now', SYSTEMD_UNIT_NAME], { allowFail: true });
-    if (present) {
-      removeFile(ctx, path);
-      await ctx.exec.mutate('systemctl', ['daemon-reload']);
-    }
-    return { removed: present, path };
+    await ctx.exec.mutate('systemctl', ['disable', SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
+    if (present) removeFile(ctx, path);
+    if (bootPresent) removeFile(ctx, bootPath);
+    if (present || bootPresent) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    return { removed: present || bootPresent, path };
   },
   async status(ctx, d) {
     const path = this.path(ctx);

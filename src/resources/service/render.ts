@@ -16,6 +16,12 @@ import { renderDaemonPlist } from '../../platform/darwin/plist.js';
 import { DAEMON_LABEL } from '../../platform/darwin/launchctl.js';
 
 export const SYSTEMD_UNIT_NAME = 'awg.service';
+/** the early unit: loads the kill switch kept for boot before any network is configured */
+export const SYSTEMD_BOOT_UNIT_NAME = 'awg-killswitch.service';
+/** where `nft` is on Debian and its derivatives (the early unit runs it, no Node) */
+export const NFT_BIN = '/usr/sbin/nft';
+/** the boot copy of the kill switch in the state directory (resources/firewall/linux.ts writes it) */
+export const BOOT_RULESET_FILE = 'killswitch-boot.nft';
 export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 export const DARWIN_LOG = '/var/log/awg.log';
 
@@ -167,6 +173,64 @@ export function renderSystemdUnit(d: DaemonInvocation): string {
     '',
     '[Install]',
     'WantedBy=multi-user.target',
+    '',
+  ].join('\n');
+}
+
+/**
+ * The early unit (`awg-killswitch.service`): at boot, before `network-pre.target` (so before
+ * any interface is configured by networkd, NetworkManager or ifupdown), `nft -f` loads the
+ * kill switch the last apply kept in the state directory. No Node: it runs in early boot,
+ * where nothing but local file systems is there. Without the file (kill switch off, or
+ * `awg down`) the unit is skipped (ConditionPathExists). Never started by hand or by
+ * `awg service install`: while the daemon runs, loading the boot table would replace the
+ * full one (still closed, but without per-app routing until the next reconcile).
+ */
+export function renderBootUnit(d: Pick<DaemonInvocation, 'stateDir'>): string {
+  const file = `${d.stateDir ?? '/var/lib/awg'}/${BOOT_RULESET_FILE}`;
+  if (!file.startsWith('/')) throw new Error(`stateDir must be an absolute path: ${d.stateDir}`);
+  return [
+    '# Written by `awg service install`; run it again to change this file.',
+    '[Unit]',
+    'Description=awg kill switch from boot (the last applied kill switch, before any network)',
+    'Documentation=man:nft(8)',
+    'DefaultDependencies=no',
+    'Wants=network-pre.target',
+    `Before=network-pre.target ${SYSTEMD_UNIT_NAME}`,
+    'After=local-fs.target',
+    `RequiresMountsFor=${systemdQuote(file)}`,
+    `ConditionPathExists=${systemdQuote(file)}`,
+    'RefuseManualStart=yes',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    'RemainAfterExit=yes',
+    `ExecStart=${NFT_BIN} -f ${systemdQuote(file)}`,
+    '# hardening: nft needs CAP_NET_ADMIN and a netlink socket, nothing else',
+    'UMask=0077',
+    'NoNewPrivileges=yes',
+    'CapabilityBoundingSet=CAP_NET_ADMIN',
+    'AmbientCapabilities=',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'ProtectControlGroups=yes',
+    'RestrictAddressFamilies=AF_NETLINK AF_UNIX',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'MemoryDenyWriteExecute=yes',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service',
+    'SystemCallErrorNumber=EPERM',
+    '',
+    '[Install]',
+    'WantedBy=sysinit.target',
     '',
   ].join('\n');
 }

@@ -159,10 +159,10 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
     expect(dels.filter((c) => c.kind === 'link').map((c) => c.id)).toEqual(['link/awg-fra']);
     // all deletions come before any forward change
     expect(last('rule')).toBeLessThan(idx(p, (c) => c.action !== 'delete'));
-    // the firewall policy changes in place
+    // the firewall policy changes in place, and with it the kill switch kept for boot
     expect(p.changes.find((c) => c.kind === 'firewall')).toMatchObject({
       action: 'update',
-      fields: ['ruleset'],
+      fields: ['boot', 'ruleset'],
     });
   },
   'foreign-conflict': (p) => {

@@ -8,7 +8,7 @@ import { main } from '../../../../src/cli/main.js';
 import type { Io } from '../../../../src/cli/output.js';
 import { serviceCommand } from '../../../../src/cli/commands/service.js';
 import { launchdManager, systemdManager } from '../../../../src/resources/service/manager.js';
-import { daemonArgv, daemonCapabilities, renderLaunchdPlist, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../../src/resources/service/render.js';
+import { daemonArgv, daemonCapabilities, renderBootUnit, renderLaunchdPlist, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../../src/resources/service/render.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../../src/util/exec.js';
 import { quoteArg } from '../../../../src/util/exec.js';
 import { loadPlatform } from '../../../../src/resources/registry.js';
@@ -214,24 +214,33 @@ describe('install / uninstall / status through Exec', () => {
     const exec = new RecordingExec();
     const r = await systemdManager.install(INV, { exec, root });
     const path = join(root, 'etc/systemd/system/awg.service');
-    expect(r).toEqual({ changed: true, path });
+    const bootPath = join(root, 'etc/systemd/system/awg-killswitch.service');
+    expect(r).toEqual({ changed: true, path, bootPath });
     expect(readFileSync(path, 'utf8')).toBe(renderSystemdUnit(INV));
+    expect(readFileSync(bootPath, 'utf8')).toBe(renderBootUnit(INV));
     expect(statSync(path).mode & 0o777).toBe(0o644);
-    expect(exec.log).toEqual([`write ${path} (${renderSystemdUnit(INV).length} bytes, mode 0644)`, `systemctl --root=${root} enable awg.service`]);
+    expect(exec.log).toEqual([
+      `write ${bootPath} (${renderBootUnit(INV).length} bytes, mode 0644)`,
+      `write ${path} (${renderSystemdUnit(INV).length} bytes, mode 0644)`,
+      `systemctl --root=${root} enable awg-killswitch.service awg.service`,
+    ]);
     const again = new RecordingExec();
     expect((await systemdManager.install(INV, { exec: again, root })).changed).toBe(false);
-    expect(again.log).toEqual([`systemctl --root=${root} enable awg.service`]);
+    expect(again.log).toEqual([`systemctl --root=${root} enable awg-killswitch.service awg.service`]);
     const un = new RecordingExec();
     expect(await systemdManager.uninstall({ exec: un, root })).toEqual({ removed: true, path });
     expect(existsSync(path)).toBe(false);
-    expect(un.log).toEqual([`systemctl --root=${root} disable awg.service`, `rm ${path}`]);
+    expect(existsSync(bootPath)).toBe(false);
+    expect(un.log).toEqual([`systemctl --root=${root} disable awg.service awg-killswitch.service`, `rm ${path}`, `rm ${bootPath}`]);
   });
 
   it('systemd on the running system: daemon-reload, enable --now, try-restart (recorded, not run)', async () => {
     const exec = new RecordingExec(true);
     await systemdManager.install(INV, { exec });
-    expect(exec.log.slice(1)).toEqual(['systemctl daemon-reload', 'systemctl enable --now awg.service', 'systemctl try-restart awg.service']);
-    expect(exec.log[0]).toMatch(/^write \/etc\/systemd\/system\/awg\.service/);
+    // the early unit is enabled for the next boot, never started (it would replace the running table)
+    expect(exec.log.slice(2)).toEqual(['systemctl daemon-reload', 'systemctl enable awg-killswitch.service', 'systemctl enable --now awg.service', 'systemctl try-restart awg.service']);
+    expect(exec.log[0]).toMatch(/^write \/etc\/systemd\/system\/awg-killswitch\.service/);
+    expect(exec.log[1]).toMatch(/^write \/etc\/systemd\/system\/awg\.service/);
   });
 
   it('systemd status parses systemctl show', async () => {
@@ -274,8 +283,9 @@ describe('awg service (CLI)', () => {
     const code = await main(['node', 'awg', 'service', 'install', '--dry-run', '--platform', 'linux', '--config', '/etc/awg/awg.yaml'], c.io);
     expect(code).toBe(0);
     expect(c.err()).toContain(`[#] write ${unit}`);
-    expect(c.err()).toContain('[#] systemctl daemon-reload\n[#] systemctl enable --now awg.service\n');
+    expect(c.err()).toContain('[#] systemctl daemon-reload\n[#] systemctl enable awg-killswitch.service\n[#] systemctl enable --now awg.service\n');
     expect(c.out()).toContain('Dry run: nothing was changed');
+    expect(c.out()).toContain('Would enable the early unit /etc/systemd/system/awg-killswitch.service');
     expect(existsSync(unit)).toBe(before);
   });
 
@@ -295,5 +305,30 @@ describe('awg service (CLI)', () => {
     expect(await serviceCommand(c.io, 'status', { root: tmp(), platform: 'linux', socket: join(tmp(), 'none.sock') }, { exec: new RecordingExec() })).toBe(2);
     expect(c.out()).toMatch(/service: not installed/);
     expect(c.out()).toMatch(/api: no answer on/);
+  });
+});
+
+describe('the early unit (awg-killswitch.service): the kill switch from boot', () => {
+  it('golden; ordered before network-pre.target and the daemon, skipped without the boot copy, never started by hand', async () => {
+    const u = renderBootUnit(INV);
+    await expect(u).toMatchFileSnapshot('./service.golden/awg-killswitch.service');
+    const lines = u.split('\n');
+    for (const l of ['DefaultDependencies=no', 'Wants=network-pre.target', 'Before=network-pre.target awg.service', 'ConditionPathExists=/var/lib/awg/killswitch-boot.nft', 'RefuseManualStart=yes', 'ExecStart=/usr/sbin/nft -f /var/lib/awg/killswitch-boot.nft', 'CapabilityBoundingSet=CAP_NET_ADMIN', 'WantedBy=sysinit.target'])
+      expect(lines).toContain(l);
+    expect(renderBootUnit({ stateDir: '/srv/awg state' })).toContain('ExecStart=/usr/sbin/nft -f "/srv/awg state/killswitch-boot.nft"');
+  });
+
+  it.skipIf(noAnalyze)('systemd-analyze verifies it offline; its exposure is low', () => {
+    const analyze = systemdAnalyze();
+    const d = tmp();
+    const unit = join(d, 'awg-killswitch.service');
+    writeFileSync(unit, renderBootUnit(INV));
+    const v = spawnSync(analyze, ['verify', unit], { encoding: 'utf8' });
+    // verify may only complain that the boot copy does not exist on this machine
+    expect(v.stderr.split('\n').filter((l) => l && !/killswitch-boot\.nft/.test(l))).toEqual([]);
+    const r = spawnSync(analyze, ['security', '--offline=true', '--no-pager', unit], { encoding: 'utf8' });
+    const m = /Overall exposure level for awg-killswitch\.service: (\d+\.\d)/.exec(r.stdout);
+    expect(m, r.stdout + r.stderr).not.toBeNull();
+    expect(Number(m![1]), r.stdout).toBeLessThanOrEqual(3.0);
   });
 });

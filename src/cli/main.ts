@@ -102,7 +102,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   serviceFlags(
     service
       .command('install')
-      .description('write the unit/plist for `awg daemon` and enable and start it')
+      .description('write the unit/plist for `awg daemon` and enable and start it; on Linux also the early unit awg-killswitch.service, enabled (not started): at boot it loads the last applied kill switch before any network is configured')
       .option('--config <file>', 'config the daemon follows (default: the file of the last apply)')
       .option('--socket <path>', 'API socket (default /run/awg/awg.sock)')
       .option('--socket-group <group>', 'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
@@ -112,7 +112,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .addOption(new Option('--node <path>').hideHelp())
       .addOption(new Option('--bin <path>').hideHelp()),
   ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'install', o)));
-  serviceFlags(service.command('uninstall').description('stop, disable and remove the service (the kill switch table stays until `awg down`)')).action(async (o) =>
+  serviceFlags(service.command('uninstall').description('stop, disable and remove the service and the early unit (the kill switch table and its boot copy stay until `awg down`)')).action(async (o) =>
     setCode(await (await import('./commands/service.js')).serviceCommand(io, 'uninstall', o)),
   );
   serviceFlags(

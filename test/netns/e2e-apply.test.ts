@@ -120,10 +120,13 @@ describe.skipIf(skip)(
 
       const a = await awg(ns, e, ['apply', '-f', cfg]);
       expect(a.code, show(a)).toBe(0);
-      // one mutation per planned object: sysctl write, three mkdirs, one nft transaction
-      expect(a.mutations).toHaveLength(5);
+      // one mutation per planned object: sysctl write, three mkdirs, one nft transaction; and
+      // the kill switch's boot copy written beside the table (state dir, for the early unit)
+      expect(a.mutations).toHaveLength(6);
       expect(a.mutations.filter((m) => m.startsWith('[#] nft -f -'))).toHaveLength(1);
-      expect(a.stdout).toMatch(/Applied: 5 change\(s\), 5 mutation\(s\); verified/);
+      expect(a.mutations.filter((m) => /^\[#\] write .*killswitch-boot\.nft/.test(m))).toHaveLength(1);
+      expect(existsSync(join(e.stateDir, 'killswitch-boot.nft'))).toBe(true);
+      expect(a.stdout).toMatch(/Applied: 5 change\(s\), 6 mutation\(s\); verified/);
 
       // kernel state matches the plan
       expect(await sysctl(ns, 'net.ipv4.conf.all.src_valid_mark')).toBe('1');
@@ -269,7 +272,9 @@ describe.skipIf(skip)(
 
       const down = await awg(ns, e, ['down']);
       expect(down.code, show(down)).toBe(0);
-      expect(down.mutations).toHaveLength(5);
+      // the five objects, and the boot copy of the kill switch
+      expect(down.mutations).toHaveLength(6);
+      expect(existsSync(join(e.stateDir, 'killswitch-boot.nft'))).toBe(false);
       expect(await foreignState()).toEqual(foreign0);
       expect(await snapshotHost(ns, e)).toEqual(before);
 

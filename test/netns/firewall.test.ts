@@ -73,17 +73,19 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
   const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'))!;
   const cgName = `awgt-fw-${process.pid}`;
   const cgDir = join(mount.mountPoint, cgName, 'app');
+  /** one state directory for applies and observations: the boot copy of the kill switch lives there */
+  const state = new MemoryStateStore();
   const ctx = (): ApplyContext => {
     const reporter = new MemoryReporter();
     return {
       exec: new NsExec(ns.name, false, reporter),
       reporter,
-      state: new MemoryStateStore(),
+      state,
       dryRun: false,
       claims,
     };
   };
-  const scope = { desired: { resources: [], warnings: [] }, claims, state: new MemoryStateStore() };
+  const scope = { desired: { resources: [], warnings: [] }, claims, state };
   const policy = (p: Partial<NftPolicy> = {}): NftPolicy => ({
     table: 'awgt',
     linkPrefix: 'awg-',
@@ -141,7 +143,10 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
     const spec = firewallSpec(policy());
     const c1 = ctx();
     expect(await d.apply(mk('create', spec), c1)).toBe('changed');
-    expect(c1.exec.mutations).toBe(1);
+    // the nft transaction, then the boot copy of the kill switch (written after the table)
+    expect(c1.exec.mutations).toBe(2);
+    expect(spec.boot).toBeDefined();
+    expect(state.get('killswitch-boot.nft')).toBe(spec.boot);
     const o = await d.observe(scope);
     expect(o.resources.map((r) => r.spec)).toEqual([spec]);
     const c2 = ctx();

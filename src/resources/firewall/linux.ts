@@ -22,7 +22,7 @@ import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 import type { StateStore } from '../../util/state.js';
 import { LIMITS, readTextFileSync, writeFileAtomicSync } from '../../util/files.js';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 
 import { BOOT_RULESET_FILE } from '../service/render.js';
 export { BOOT_RULESET_FILE };
@@ -52,6 +52,7 @@ const bootCopy = {
   },
   write(state: StateStore, table: string, boot: string): void {
     if (state.dir === ':memory:') return state.set(BOOT_RULESET_FILE, boot);
+    mkdirSync(state.dir, { recursive: true, mode: 0o700 });
     writeFileAtomicSync(join(state.dir, BOOT_RULESET_FILE), renderBootFile(table, boot), { mode: 0o600 });
   },
   remove(state: StateStore): void {
@@ -153,13 +154,21 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           { hint: `remove it or set routing.nftTable to another name` },
         );
       /** the boot copy follows the spec: written with the table, removed without a kill switch */
+      // A failure here never undoes the table that runs (a rollback would open the kill switch
+      // now for a copy needed only at the next boot): it is a warning, and the copy stays
+      // drift that the next reconcile repairs.
       const syncBoot = (boot: string | undefined): boolean => {
         const have = bootCopy.read(ctx.state, spec.table);
         if (have === boot) return false;
-        if (boot === undefined) {
-          if (ctx.exec.record(`rm ${join(ctx.state.dir, BOOT_RULESET_FILE)} (the kill switch at boot)`)) bootCopy.remove(ctx.state);
-        } else if (ctx.exec.record(`write ${join(ctx.state.dir, BOOT_RULESET_FILE)} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`))
-          bootCopy.write(ctx.state, spec.table, boot);
+        const path = join(ctx.state.dir, BOOT_RULESET_FILE);
+        try {
+          if (boot === undefined) {
+            if (ctx.exec.record(`rm ${path} (the kill switch at boot)`)) bootCopy.remove(ctx.state);
+          } else if (ctx.exec.record(`write ${path} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`))
+            bootCopy.write(ctx.state, spec.table, boot);
+        } catch (e) {
+          ctx.reporter.report({ type: 'warning', message: `the kill switch's boot copy ${path} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}` });
+        }
         return true;
       };
       if (change.action === 'delete') {

@@ -15,6 +15,7 @@ import { placementBench } from './placement.bench.js';
 import { dataplaneUdpBench } from './dataplane-udp.bench.js';
 import { placementProcessBench } from './placement-process.bench.js';
 import { positionsBench } from './positions.bench.js';
+import { matchBench } from './match.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -31,6 +32,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'dataplane-udp', run: dataplaneUdpBench },
   { name: 'placement-process', run: (sm) => placementProcessBench(sm) },
   { name: 'positions', run: positionsBench },
+  { name: 'match', run: matchBench },
 ];
 
 const results: Record<string, Sample[]> = {};

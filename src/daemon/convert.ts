@@ -108,6 +108,9 @@ export namespace Wire {
     execs: number;
     placed: number;
     errors: number;
+    mode?: string;
+    modeReason?: string;
+    gateMarks?: string[];
   }
   export interface RuleCounter {
     name: string;
@@ -339,6 +342,11 @@ export function statusToWire(s: StatusResponse): Wire.StatusResponse {
   };
 }
 
+function placementModeFromWire(p: Wire.Placement): Pick<PlacementStatus, 'mode' | 'modeReason' | 'gateMarks'> {
+  const mode: PlacementStatus['mode'] = p.mode === 'gated' || p.mode === 'best-effort' ? p.mode : undefined;
+  return { ...opt('mode', mode), ...opt('modeReason', p.modeReason), ...(p.gateMarks?.length ? { gateMarks: [...p.gateMarks] } : {}) };
+}
+
 export function statusFromWire(w: Wire.StatusResponse): StatusResponse {
   const lr = w.lastReconcile;
   return {
@@ -348,7 +356,7 @@ export function statusFromWire(w: Wire.StatusResponse): StatusResponse {
     objects: w.objects.map((o) => ({ kind: o.kind, id: o.id })),
     tunnels: w.tunnels.map(tunnelFromWire),
     ...opt('confirmDeadline', w.confirmDeadline),
-    ...opt('placement', w.placement ? { state: (['active', 'unavailable', 'off'].includes(w.placement.state) ? w.placement.state : 'off') as PlacementStatus['state'], ...opt('reason', w.placement.reason), execs: w.placement.execs, placed: w.placement.placed, errors: w.placement.errors } : undefined),
+    ...opt('placement', w.placement ? { state: (['active', 'unavailable', 'off'].includes(w.placement.state) ? w.placement.state : 'off') as PlacementStatus['state'], ...opt('reason', w.placement.reason), execs: w.placement.execs, placed: w.placement.placed, errors: w.placement.errors, ...placementModeFromWire(w.placement) } : undefined),
     ...(w.rules?.length ? { rules: w.rules.map(ruleFromWire) } : {}),
   };
 }

@@ -81,6 +81,14 @@ export interface PlacementStatus {
   execs: number;
   placed: number;
   errors: number;
+  /**
+   * gated: the exec gate holds every exec a rule could match until it is placed (no first
+   * packet by the wrong path); best-effort: the watcher places after the exec (modeReason)
+   */
+  mode?: 'gated' | 'best-effort';
+  modeReason?: string;
+  /** mount points of the file systems the gate marks */
+  gateMarks?: string[];
 }
 
 /**

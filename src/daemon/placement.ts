@@ -52,6 +52,9 @@ export class PlacementSupervisor {
           onReady: (r) => {
             if (!r.fifo) this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
           },
+          onGate: (g) => {
+            if (g.state === 'best-effort') this.o.onError('unsupported', `placement is best-effort (a matched program may send its first packets before it is placed): ${g.reason ?? 'no exec gate'}`);
+          },
           onError: (e, fatal) => {
             if (!fatal) return this.o.onError(e.kind, `process watcher: ${e.message}`);
             this.unavailable(e);
@@ -78,8 +81,15 @@ export class PlacementSupervisor {
   }
 
   status(): PlacementStatus {
-    const st = this.placer?.stats;
-    return { ...this.state_, ...(st ? { execs: st.execs, placed: st.placed, errors: st.errors + st.missingCgroup } : {}) };
+    const h = this.placer;
+    const st = h?.stats;
+    const g = h?.gate;
+    const gs = h?.gateStats;
+    return {
+      ...this.state_,
+      ...(st ? { execs: st.execs, placed: st.placed, errors: st.errors + st.missingCgroup + (gs ? gs.errors + gs.late : 0) } : {}),
+      ...(g ? { mode: g.state, ...(g.reason ? { modeReason: g.reason } : {}), ...(g.marks.length ? { gateMarks: [...g.marks] } : {}) } : {}),
+    };
   }
 
   /** `down`: processes leave the rule cgroups (the cgroups are removed next); the watcher stops */

@@ -16,13 +16,32 @@
  *   parent killed outright (AWG_PLACER_PARENT: exit at once when the parent is already gone).
  * - SIGINT/SIGHUP are ignored (a terminal's Ctrl-C reaches the whole process group; the
  *   daemon ends us by closing stdin after its teardown moved processes out).
- * - Memory: imports only the placer, the connector and the matcher (no CLI, zod or gRPC).
+ * - The exec gate (gate.ts): opened with the first `config` that has enabled rules, marked
+ *   as the rules need (gate-marks.ts), re-marked when a config changes the marks (the new
+ *   group is marked before the old one closes), reported as a `gate` message; unavailable
+ *   (no CAP_SYS_ADMIN in the initial user namespace, no kernel support, AWG_EXEC_GATE=0) →
+ *   `best-effort` with the reason, and the watcher alone places. This process must never
+ *   start a program: it answers the execs (LINUX.md §7).
+ * - Memory: imports only the placer, the gate, the connector and the matcher (no CLI, zod or gRPC).
  */
+import { readFileSync } from 'node:fs';
+import type { Rule } from '../config/schema.js';
 import { toAwgError } from '../errors.js';
 import { compileRules } from '../model/match.js';
 import { ProcessPlacer, type PlacerOptions } from './placer.js';
-import { ProcConnector, connectorFdFromEnv } from './connector.js';
-import { LineDecoder, encode, parseToPlacer, zeroStats, type FromPlacer, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+import { ProcConnector, connectorFdFromEnv, type ProcEvent } from './connector.js';
+import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate.js';
+import { parseMountinfo, planGateMarks } from './gate-marks.js';
+import { LineDecoder, encode, parseToPlacer, zeroStats, type FromPlacer, type GateInfo, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+
+/** how the child reaches fanotify (fakes in unit tests) */
+export interface GateAccess {
+  /** a new group (throws AwgError when the kernel refuses) */
+  open(): GateGroup & { markFilesystem(path: string): void };
+  mountinfo(): string;
+  /** call `cb` whenever `fd` is readable */
+  watch(fd: number, cb: () => void): { close(): void };
+}
 
 export interface PlacerChildDeps {
   send: (m: FromPlacer) => void;
@@ -32,9 +51,16 @@ export interface PlacerChildDeps {
   rssKb?: () => number;
   /** the child stopped by itself (fatal connector error) */
   onClose?: () => void;
+  /** the exec gate; absent: `best-effort` because of `gateOff` */
+  gate?: GateAccess;
+  gateOff?: string;
+  /** ExecGate deadline per pass (default 100 ms) */
+  gateDeadlineMs?: number;
+  /** reads of the files behind gate events (tests) */
+  gateFiles?: GateFiles;
 }
 
-type Connector = ReturnType<PlacerChildDeps['openConnector']>;
+type Connector = ReturnType<PlacerChildDeps['openConnector']> & { drain?: ProcConnector['drain'] };
 
 /** The message loop, without process-level concerns (unit-tested with fakes). */
 export class PlacerChild {
@@ -90,12 +116,119 @@ export class PlacerChild {
     }
     if (this.placer) {
       this.placer.setDown(new Set(m.down));
+      this.syncGate(m.rules);
       this.placer.setRules(matcher);
       return;
     }
     this.placer = this.newPlacer(matcher, m.cgroupRoot, m.mount, m.down, m.ownPid);
     this.key = key;
+    // the gate first: an exec between the scan and the gate would otherwise be the watcher's
+    this.syncGate(m.rules);
     this.placer.rescan();
+  }
+
+  private gate: ExecGate | undefined;
+  private gateWatch: { close(): void } | undefined;
+  private gateKey: string | undefined;
+  private gateSent = '';
+  private readonly retiredGate: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0 };
+
+  /** open, re-mark or close the exec gate for these rules; report its state when it changes */
+  private syncGate(rules: readonly Rule[]): void {
+    const access = this.deps.gate;
+    if (!rules.some((r) => r.enabled !== false)) {
+      this.gateKey = undefined;
+      this.closeGate();
+      return;
+    }
+    if (!access) return this.sendGate({ state: 'best-effort', reason: this.deps.gateOff ?? 'the exec gate is not available here', marks: [] });
+    let plan;
+    try {
+      plan = planGateMarks(rules, parseMountinfo(access.mountinfo()));
+    } catch (e) {
+      return this.sendGate({ state: 'best-effort', reason: `exec gate: ${toAwgError(e, 'driver').message}`, marks: [] });
+    }
+    const key = plan.marks.map((x) => x.path).join('\0');
+    if (key === this.gateKey && this.gate) return;
+    if (plan.marks.length === 0) {
+      this.gateKey = key;
+      this.closeGate();
+      return this.sendGate({ state: 'best-effort', reason: 'no file system the rules need can be marked (all noexec or pseudo)', marks: [] });
+    }
+    let group: ReturnType<GateAccess['open']>;
+    try {
+      group = access.open();
+    } catch (e) {
+      this.gateKey = undefined;
+      this.closeGate();
+      return this.sendGate({ state: 'best-effort', reason: `exec gate unavailable: ${toAwgError(e, 'unsupported').message}`, marks: [] });
+    }
+    const marked: string[] = [];
+    const failed: string[] = [];
+    for (const x of plan.marks) {
+      try {
+        group.markFilesystem(x.path);
+        marked.push(x.path);
+      } catch (e) {
+        failed.push(toAwgError(e, 'driver').message);
+      }
+    }
+    if (marked.length === 0) {
+      group.close();
+      this.gateKey = undefined;
+      this.closeGate();
+      return this.sendGate({ state: 'best-effort', reason: `exec gate unavailable: ${failed.join('; ')}`, marks: [] });
+    }
+    const gate = new ExecGate({
+      group,
+      decide: (pid, file, named) => this.placer?.placeGated(pid, file, named) ?? 'miss',
+      beforeEvents: () => this.pumpConnector(),
+      ...(this.deps.gateFiles ? { files: this.deps.gateFiles } : {}),
+      ...(this.deps.gateDeadlineMs !== undefined ? { deadlineMs: this.deps.gateDeadlineMs } : {}),
+      onError: (message) => this.deps.send({ type: 'error', kind: 'driver', message }),
+    });
+    const watch = access.watch(group.fd, () => gate.pump());
+    // the new group is marked before the old one closes: no exec slips between them
+    this.closeGate();
+    this.gate = gate;
+    this.gateWatch = watch;
+    this.gateKey = failed.length ? undefined : key;
+    this.sendGate({
+      state: failed.length ? 'best-effort' : 'gated',
+      ...(failed.length ? { reason: `some file systems are not gated: ${failed.join('; ')}` } : {}),
+      ...(plan.scope !== 'none' ? { scope: plan.scope } : {}),
+      marks: marked,
+    });
+  }
+
+  private closeGate(): void {
+    const g = this.gate;
+    this.gate = undefined;
+    this.gateWatch?.close();
+    this.gateWatch = undefined;
+    if (g) {
+      g.pump(); // answer what is queued before the group goes
+      g.close();
+      for (const k of Object.keys(g.stats) as (keyof GateStats)[]) this.retiredGate[k] += g.stats[k];
+    }
+  }
+
+  private sendGate(info: GateInfo): void {
+    const sig = JSON.stringify(info);
+    if (sig === this.gateSent) return;
+    this.gateSent = sig;
+    this.deps.send({ type: 'gate', ...info });
+  }
+
+  /** the connector's queued FORK/EXEC events, before the gate decides (the daemon's own children) */
+  private pumpConnector(): void {
+    const c = this.conn;
+    if (!c?.drain) return;
+    const evs: ProcEvent[] = [];
+    let overrun = false;
+    c.drain(evs, () => (overrun = true));
+    if (evs.length) this.placer?.handleEvents(evs);
+    if (overrun) this.placer?.rescan();
   }
 
   private newPlacer(matcher: ReturnType<typeof compileRules>, cgroupRoot: string, mount: PlacerMount, down: string[], ownPid?: number): ProcessPlacer {
@@ -126,7 +259,7 @@ export class PlacerChild {
     const st = { ...(this.placer?.stats ?? zeroStats()) };
     for (const [k, v] of Object.entries(this.retired)) st[k as keyof typeof st] += v;
     const c = this.conn?.stats;
-    const body = { ...st, connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 } };
+    const body = { ...st, connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 }, ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}) };
     const sig = JSON.stringify(body);
     if (id === undefined && sig === this.lastSent) return;
     this.lastSent = sig;
@@ -135,9 +268,16 @@ export class PlacerChild {
 
   private retired = zeroStats();
 
+  private gateStats(): GateStats {
+    const s = { ...this.retiredGate };
+    if (this.gate) for (const k of Object.keys(s) as (keyof GateStats)[]) s[k] += this.gate.stats[k];
+    return s;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeGate();
     this.placer?.close();
     this.conn?.close();
   }
@@ -158,6 +298,9 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
   const env = o.env ?? process.env;
   const out = (m: FromPlacer) => process.stdout.write(encode(m));
   const { setFifo, setParentDeathSignal, errnoText } = await import('../native/sched.js');
+  const { FanotifyGroup } = await import('../native/fanotify.js');
+  const { Poller } = await import('../native/poll.js');
+  type Poller = InstanceType<typeof Poller>;
   setParentDeathSignal(9);
   const parent = Number(env.AWG_PLACER_PARENT);
   if (Number.isInteger(parent) && parent > 0 && process.ppid !== parent) return 0;
@@ -179,6 +322,21 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
       ? { placer: { onPlaced: (p) => p.execTs !== undefined && out({ type: 'placed', pid: p.pid, execNs: String(p.execTs), recvNs: String(child.receivedAt), placedNs: String(p.placedTs) }) } satisfies Partial<PlacerOptions> }
       : {}),
     onClose: () => finish?.(1),
+    ...(env.AWG_EXEC_GATE === '0'
+      ? { gateOff: 'the exec gate is switched off (AWG_EXEC_GATE=0)' }
+      : {
+          gate: {
+            open: () => FanotifyGroup.open(),
+            mountinfo: () => readFileSync('/proc/self/mountinfo', 'utf8'),
+            watch: (fd: number, cb: () => void) => {
+              const p: Poller = new Poller(fd, (status) => {
+                cb();
+                if (status < 0) p.restart();
+              });
+              return p;
+            },
+          },
+        }),
   });
   let finish: ((code: number) => void) | undefined;
   try {

@@ -26,7 +26,8 @@ import { AwgError } from '../errors.js';
 import { close as closeFd } from '../native/libc.js';
 import { connectorFdFromEnv, openConnectorSocket } from './connector.js';
 import type { PlacerStats } from './placer.js';
-import { LineDecoder, STAT_KEYS, encode, parseFromPlacer, zeroStats, type ConnectorCounts, type FromPlacer, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+import { LineDecoder, STAT_KEYS, encode, parseFromPlacer, zeroStats, type ConnectorCounts, type FromPlacer, type GateInfo, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+import type { GateStats } from './gate.js';
 
 /** what the handle needs of a child process (a fake in unit tests) */
 export interface PlacerChildProcess {
@@ -68,6 +69,8 @@ export interface PlacerProcessOptions {
   onError?: (e: AwgError, fatal: boolean) => void;
   /** exec placements (CLOCK_MONOTONIC ns); needs AWG_PLACER_TRACE=1 in `env` (benchmarks) */
   onPlaced?: (p: { pid: number; execNs: bigint; recvNs?: bigint; placedNs: bigint }) => void;
+  /** the exec gate's state changed (the child's `gate` message) */
+  onGate?: (g: GateInfo) => void;
   /** child stderr and non-protocol stdout lines; default: our stderr */
   onLog?: (line: string) => void;
 }
@@ -82,6 +85,10 @@ export interface PlacerHandle {
   /** the child's last `ready` (scheduling outcome), if any */
   readonly info: Extract<FromPlacer, { type: 'ready' }> | undefined;
   readonly restarts: number;
+  /** the exec gate of the running child, once it has said (undefined while a child starts) */
+  readonly gate: GateInfo | undefined;
+  /** the running child's gate counters */
+  readonly gateStats: GateStats | undefined;
   /** new rules (and cgroup root): the child re-places running processes */
   setRules(rules: readonly Rule[], cgroupRoot?: string): void;
   setDown(down: ReadonlySet<string>): void;
@@ -111,6 +118,8 @@ export function spawnPlacerProcess(opts: PlacerProcessOptions): PlacerHandle {
 class PlacerProcess implements PlacerHandle {
   state: PlacerProcessState = 'starting';
   info: Extract<FromPlacer, { type: 'ready' }> | undefined;
+  gate: GateInfo | undefined;
+  gateStats: GateStats | undefined;
   restarts = 0;
   private rules: readonly Rule[];
   private cgroupRoot: string;
@@ -263,11 +272,18 @@ class PlacerProcess implements PlacerHandle {
       case 'stats': {
         for (const k of STAT_KEYS) this.childStats[k] = m[k];
         this.childConn = m.connector;
+        if (m.gate) this.gateStats = m.gate;
         if (m.id !== undefined) {
           const w = this.waiting.get(m.id);
           this.waiting.delete(m.id);
           w?.resolve(this.stats);
         }
+        return;
+      }
+      case 'gate': {
+        const { type: _t, ...info } = m;
+        this.gate = info;
+        this.opts.onGate?.(info);
         return;
       }
       case 'placed':
@@ -285,6 +301,8 @@ class PlacerProcess implements PlacerHandle {
   private onExit(c: PlacerChildProcess, why: string, wasReady: boolean): void {
     if (this.child !== c) return;
     this.child = undefined;
+    this.gate = undefined;
+    this.gateStats = undefined;
     for (const k of STAT_KEYS) this.base[k] += this.childStats[k];
     this.baseConn = this.connector;
     this.childStats = zeroStats();

@@ -19,6 +19,7 @@
 import type { Rule } from '../config/schema.js';
 import type { ErrorKind } from '../errors.js';
 import type { PlacerStats } from './placer.js';
+import type { GateStats } from './gate.js';
 
 export interface PlacerMount {
   mountPoint: string;
@@ -36,16 +37,32 @@ export interface ConnectorCounts {
   overruns: number;
 }
 
+/**
+ * The exec gate's state: `gated` (every mark it needs is in place), `best-effort` (no gate, or
+ * some file system could not be marked: the watcher alone places what it misses; `reason`).
+ * Sent when it changes; `marks` are the mount points whose file systems are marked.
+ */
+export interface GateInfo {
+  state: 'gated' | 'best-effort';
+  reason?: string;
+  /** `trees`: only the file systems of dir/path rules; `all`: a name/regex rule needs them all */
+  scope?: 'trees' | 'all';
+  marks: string[];
+}
+
 export type FromPlacer =
   | { type: 'ready'; pid: number; fifo: boolean; priority?: number; reason?: string }
-  | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number } & PlacerStats)
+  | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number; gate?: GateStats } & PlacerStats)
+  | ({ type: 'gate' } & GateInfo)
   | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean }
   /** only with AWG_PLACER_TRACE=1 (benchmarks): one per exec placement, CLOCK_MONOTONIC ns as decimal strings */
   | { type: 'placed'; pid: number; execNs: string; recvNs?: string; placedNs: string };
 
-export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans'] as const satisfies readonly (keyof PlacerStats)[];
+export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans', 'gated'] as const satisfies readonly (keyof PlacerStats)[];
 
-export const zeroStats = (): PlacerStats => ({ execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 });
+export const zeroStats = (): PlacerStats => ({ execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0, gated: 0 });
+
+export const GATE_KEYS = ['events', 'execs', 'placed', 'late', 'errors', 'overflows'] as const satisfies readonly (keyof GateStats)[];
 
 /** a line longer than this is a protocol error (a config of thousands of rules fits easily) */
 export const MAX_LINE = 4 << 20;
@@ -165,14 +182,26 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
         st[k] = v[k];
       }
       const c = isObj(v.connector) ? v.connector : {};
+      const g = isObj(v.gate) ? v.gate : undefined;
+      const gate = g && GATE_KEYS.every((k) => isCount(g[k])) ? (Object.fromEntries(GATE_KEYS.map((k) => [k, g[k]])) as unknown as GateStats) : undefined;
       return {
         type: 'stats',
         ...(isCount(v.id) ? { id: v.id } : {}),
         ...st,
         connector: { received: isCount(c.received) ? c.received : 0, overruns: isCount(c.overruns) ? c.overruns : 0 },
         rssKb: isCount(v.rssKb) ? v.rssKb : 0,
+        ...(gate ? { gate } : {}),
       };
     }
+    case 'gate':
+      if ((v.state !== 'gated' && v.state !== 'best-effort') || !isStrArr(v.marks)) return undefined;
+      return {
+        type: 'gate',
+        state: v.state,
+        ...(typeof v.reason === 'string' ? { reason: v.reason } : {}),
+        ...(v.scope === 'trees' || v.scope === 'all' ? { scope: v.scope } : {}),
+        marks: v.marks,
+      };
     case 'placed':
       if (!isCount(v.pid) || typeof v.execNs !== 'string' || typeof v.placedNs !== 'string' || !/^\d+$/.test(v.execNs) || !/^\d+$/.test(v.placedNs)) return undefined;
       return { type: 'placed', pid: v.pid, execNs: v.execNs, ...(typeof v.recvNs === 'string' && /^\d+$/.test(v.recvNs) ? { recvNs: v.recvNs } : {}), placedNs: v.placedNs };

@@ -89,6 +89,8 @@ export interface PlacerStats {
   /** other write/open errors */
   errors: number;
   rescans: number;
+  /** EXEC events of processes the exec gate had already placed while their exec was held */
+  gated: number;
 }
 
 export interface Placement {
@@ -139,7 +141,7 @@ export interface ListedProcess extends ProcessInfo {
 }
 
 export class ProcessPlacer {
-  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0 };
+  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0, gated: 0 };
   private matcher: RuleMatcher;
   private readonly fds = new Map<string, number>();
   private readonly tree: Set<number>;
@@ -151,6 +153,10 @@ export class ProcessPlacer {
   private readonly selfPid: number;
   private closed = false;
   private down: ReadonlySet<string>;
+  /** pids the exec gate placed (or kept) whose EXEC event has not arrived yet */
+  private readonly gatedPending = new Set<number>();
+  /** the file a gated exec was matched by (a script's own path), for rescans: /proc/PID/exe shows the interpreter */
+  private readonly subjects = new Map<number, string>();
 
   constructor(private readonly opts: PlacerOptions) {
     this.matcher = opts.matcher;
@@ -216,6 +222,11 @@ export class ProcessPlacer {
       return;
     }
     this.stats.execs++;
+    if (this.gatedPending.delete(pid)) {
+      this.stats.gated++;
+      return;
+    }
+    this.subjects.delete(pid);
     const exe = this.procfs.exe(pid);
     if (exe === undefined) {
       this.stats.vanished++;
@@ -226,20 +237,48 @@ export class ProcessPlacer {
       this.stats.misses++;
       return;
     }
+    const r = this.placeMatched(pid, m, execTs);
+    if (r === 'kept') this.stats.kept++;
+  }
+
+  /**
+   * The exec gate's decision for a process whose exec is held (procs/gate.ts): `file` is the
+   * file the exec opened (the program, a script, or a script's interpreter). A match is
+   * placed now, before the program runs; the EXEC event that follows is then only counted.
+   */
+  placeGated(pid: number, file: string, named: boolean): 'placed' | 'kept' | 'miss' | 'own' | 'failed' {
+    if (this.closed) return 'miss';
+    const m = this.placeFor(file);
+    if (!m) return 'miss';
+    // our own tree (the daemon's nft, ip…); a child whose FORK event is still queued is seen by its parent
+    const ppid = this.tree.has(pid) ? pid : this.procfs.ppid(pid);
+    if (ppid !== undefined && this.tree.has(ppid)) {
+      this.tree.add(pid);
+      return 'own';
+    }
+    const r = this.placeMatched(pid, m);
+    if (r === 'placed' || r === 'kept') {
+      this.gatedPending.add(pid);
+      if (named) this.subjects.set(pid, file);
+    }
+    return r;
+  }
+
+  /** write a matching process into its rule's cgroup unless it is there or in an exec cgroup */
+  private placeMatched(pid: number, m: RuleMatch, execTs?: bigint): 'placed' | 'kept' | 'failed' {
     const target = this.ruleCgroup(m);
     if (this.opts.checkCurrent !== false) {
       const cur = this.procfs.cgroup(pid);
       if (cur === undefined) {
         this.stats.esrch++;
-        return;
+        return 'failed';
       }
       const rel = relativeCgroup(cur, this.opts.mount.root);
-      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec') {
-        this.stats.kept++;
-        return;
-      }
+      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec') return 'kept';
     }
-    if (this.move(pid, target)) this.opts.onPlaced?.({ pid, rule: m, cgroup: target, execTs, placedTs: this.now() });
+    if (!this.move(pid, target)) return 'failed';
+    this.opts.onPlaced?.({ pid, rule: m, cgroup: target, execTs, placedTs: this.now() });
+    return 'placed';
   }
 
   /** Replace the rules and re-place running processes. */
@@ -259,6 +298,8 @@ export class ProcessPlacer {
     for (const p of own) this.tree.add(p);
     const live = new Set(procs.map((p) => p.pid));
     for (const pid of this.origin.keys()) if (!live.has(pid)) this.origin.delete(pid);
+    for (const pid of this.subjects.keys()) if (!live.has(pid)) this.subjects.delete(pid);
+    for (const pid of this.gatedPending) if (!live.has(pid)) this.gatedPending.delete(pid);
     for (const p of procs) {
       if (own.has(p.pid)) continue;
       const target = this.desiredOnRescan(p, previous);
@@ -276,7 +317,9 @@ export class ProcessPlacer {
     const rel = relativeCgroup(p.cgroup, this.opts.mount.root);
     const where: CgroupClass = classifyCgroup(this.opts.cgroupRoot, rel);
     if (where.kind === 'exec') return undefined;
-    const m = this.placeFor(p.exe);
+    // a script the gate placed by its own path runs as its interpreter
+    const subject = this.subjects.get(p.pid) ?? p.exe;
+    const m = this.placeFor(subject);
     if (m) {
       const path = this.ruleCgroup(m);
       return path === rel ? undefined : { path, rule: m };
@@ -284,7 +327,7 @@ export class ProcessPlacer {
     if (where.kind !== 'rule') return undefined;
     const stillThere = this.matcher.byName(where.name);
     // placed for itself before: by its own first match, or a failover step of its own chain
-    const placedForItself = previous.failoverChain(p.exe).some((r) => r.name === where.name);
+    const placedForItself = previous.failoverChain(subject).some((r) => r.name === where.name);
     if (stillThere && !placedForItself) return undefined;
     return { path: this.origin.get(p.pid) ?? this.opts.cgroupRoot };
   }

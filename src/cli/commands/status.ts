@@ -113,7 +113,11 @@ function statusLines(s: StatusResponse): string[] {
     if (t.linkTraffic) out.push(`  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`);
     for (const p of t.peers) out.push(`  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`);
   }
-  if (s.placement) out.push(`placement: ${s.placement.state}${s.placement.reason ? ` (${s.placement.reason})` : ''}${s.placement.state === 'active' ? `, ${s.placement.placed} placed of ${s.placement.execs} execs, ${s.placement.errors} errors` : ''}`);
+  if (s.placement) {
+    const p = s.placement;
+    const mode = p.mode === 'gated' ? `, gated (exec gate on ${p.gateMarks?.join(', ') ?? 'no file system'})` : p.mode === 'best-effort' ? `, best-effort (${p.modeReason ?? 'no exec gate'})` : '';
+    out.push(`placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors` : ''}`);
+  }
   for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`);
   return out;
 }

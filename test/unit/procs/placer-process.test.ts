@@ -8,10 +8,12 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Rule } from '../../../src/config/schema.js';
 import { E } from '../../../src/native/libc.js';
+import { AwgError } from '../../../src/errors.js';
 import type { ProcEvent } from '../../../src/procs/connector.js';
 import type { CgroupWriter } from '../../../src/procs/placer.js';
 import type { ProcFs } from '../../../src/procs/scan.js';
-import { PlacerChild } from '../../../src/procs/placer-child.js';
+import { PlacerChild, type GateAccess, type PlacerChildDeps } from '../../../src/procs/placer-child.js';
+import type { FanotifyEvent } from '../../../src/native/fanotify.js';
 import { LineDecoder, encode, parseFromPlacer, parseToPlacer, zeroStats, type FromPlacer, type ToPlacer } from '../../../src/procs/placer-protocol.js';
 import { spawnPlacerProcess, type PlacerChildProcess, type Timers } from '../../../src/procs/placer-process.js';
 
@@ -106,14 +108,14 @@ class FakeSystem implements ProcFs, CgroupWriter {
   }
 }
 
-function childSetup() {
+function childSetup(gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles'>>) {
   const sys = new FakeSystem(new Set(['user.slice', 'awg', 'awg/work', 'awg/ff', 'awg/ff2', 'other', 'other/work']));
   sys.procs.set(1, { ppid: 0, exe: '/sbin/init', cgroup: '/' });
   sys.procs.set(100, { ppid: 1, exe: '/usr/bin/node', cgroup: '/' }); // the daemon
   const sent: FromPlacer[] = [];
   let listener: ((evs: ProcEvent[]) => void) | undefined;
   const conn = { stats: { received: 0, overruns: 0, unfiltered: 0 }, closed: 0, listen: (cb: (evs: ProcEvent[]) => void) => void (listener = cb), close: () => void conn.closed++ };
-  const child = new PlacerChild({ send: (m) => sent.push(m), openConnector: () => conn, placer: { writer: sys, procfs: sys }, rssKb: () => 42 });
+  const child = new PlacerChild({ send: (m) => sent.push(m), openConnector: () => conn, placer: { writer: sys, procfs: sys }, rssKb: () => 42, ...gate });
   child.start();
   const exec = (pid: number, exe: string) => {
     sys.procs.set(pid, { ppid: 1, exe, cgroup: '/user.slice' });
@@ -182,6 +184,93 @@ describe('placer child message loop', () => {
     expect(t.sys.cgroup(500)).toBe('/awg/work');
     t.child.close();
     expect(t.conn.closed).toBe(1);
+  });
+});
+
+/** fanotify in memory: groups record their marks and answers; events are queued by the test */
+class FakeFanotify implements GateAccess {
+  groups: { fd: number; marks: string[]; queue: FanotifyEvent[]; allowed: FanotifyEvent[]; closed: boolean; watched: () => void }[] = [];
+  refuse: string | undefined;
+  badMark = new Set<string>();
+  mounts = [
+    '27 1 254:0 / / rw,relatime - ext4 /dev/vda rw',
+    '40 27 0:40 / /opt/work rw,relatime - xfs /dev/vdb rw',
+    '41 27 0:41 / /tmp rw,nosuid,noexec - tmpfs tmpfs rw',
+    '22 27 0:22 / /proc rw - proc proc rw',
+  ].join('\n');
+  open(): ReturnType<GateAccess['open']> {
+    if (this.refuse) throw new AwgError('permission', this.refuse);
+    const g = { fd: 900 + this.groups.length, marks: [] as string[], queue: [] as FanotifyEvent[], allowed: [] as FanotifyEvent[], closed: false, watched: () => {} };
+    this.groups.push(g);
+    return {
+      fd: g.fd,
+      markFilesystem: (path: string) => {
+        if (this.badMark.has(path)) throw new AwgError('driver', `fanotify_mark ${path}: errno 22`);
+        g.marks.push(path);
+      },
+      readEvents: () => g.queue.splice(0),
+      allow: (ev: FanotifyEvent) => void g.allowed.push(ev),
+      close: () => void (g.closed = true),
+    };
+  }
+  mountinfo = () => this.mounts;
+  watch(fd: number, cb: () => void) {
+    const g = this.groups.find((x) => x.fd === fd)!;
+    g.watched = cb;
+    return { close: () => void (g.watched = () => {}) };
+  }
+  /** an exec of `file` by `pid` arrives on the newest group */
+  exec(pid: number, fd: number) {
+    const g = this.groups.at(-1)!;
+    g.queue.push({ mask: 0x40000n, fd, pid });
+    g.watched();
+  }
+}
+
+describe('placer child: the exec gate', () => {
+  it('marks what the rules need, places a held exec before answering, re-marks on a rule change (new group first), closes with no rules', () => {
+    const fan = new FakeFanotify();
+    const fdPaths = new Map([[7, '/opt/work/bin/tool']]);
+    const t = childSetup({ gate: fan, gateFiles: { pathOf: (ev) => fdPaths.get(ev.fd), head: () => Buffer.alloc(0), idOfFd: () => undefined, idOfPath: () => undefined } });
+    t.config([WORK]);
+    expect(fan.groups).toHaveLength(1);
+    expect(fan.groups[0]!.marks).toEqual(['/opt/work']);
+    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([{ type: 'gate', state: 'gated', scope: 'trees', marks: ['/opt/work'] }]);
+    // held exec: /proc still shows the shell; the event's fd names the program
+    t.sys.procs.set(600, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
+    fan.exec(600, 7);
+    expect(t.sys.cgroup(600)).toBe('/awg/work');
+    expect(fan.groups[0]!.allowed.map((e) => e.pid)).toEqual([600]);
+    // a name rule needs every file system an exec can come from: a new group, marked before the old closes
+    t.config([WORK, FF]);
+    expect(fan.groups).toHaveLength(2);
+    expect(fan.groups[1]!.marks).toEqual(['/', '/opt/work']);
+    expect(fan.groups[0]!.closed).toBe(true);
+    expect(t.sent.filter((m) => m.type === 'gate').at(-1)).toMatchObject({ state: 'gated', scope: 'all' });
+    // the same marks again: nothing reopened
+    t.config([FF, WORK]);
+    expect(fan.groups).toHaveLength(2);
+    t.config([]);
+    expect(fan.groups[1]!.closed).toBe(true);
+    t.child.close();
+  });
+
+  it('unavailable (refused, switched off, a mark refused): best-effort with the reason, and the watcher still places', () => {
+    const fan = new FakeFanotify();
+    fan.refuse = 'fanotify_init: errno 1 (needs CAP_SYS_ADMIN)';
+    const t = childSetup({ gate: fan });
+    t.config([WORK]);
+    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([{ type: 'gate', state: 'best-effort', reason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)', marks: [] }]);
+    t.exec(601, '/opt/work/x');
+    expect(t.sys.cgroup(601)).toBe('/awg/work');
+    const off = childSetup({ gateOff: 'the exec gate is switched off (AWG_EXEC_GATE=0)' });
+    off.config([WORK]);
+    expect(off.sent.find((m) => m.type === 'gate')).toMatchObject({ state: 'best-effort', reason: 'the exec gate is switched off (AWG_EXEC_GATE=0)' });
+    const part = new FakeFanotify();
+    part.badMark.add('/opt/work');
+    const p = childSetup({ gate: part });
+    p.config([FF]);
+    expect(p.sent.find((m) => m.type === 'gate')).toMatchObject({ state: 'best-effort', marks: ['/'], reason: 'some file systems are not gated: fanotify_mark /opt/work: errno 22' });
   });
 });
 

@@ -162,6 +162,55 @@ describe('ProcessPlacer on EXEC events', () => {
   });
 });
 
+describe('ProcessPlacer.placeGated (the exec gate decides while the exec is held)', () => {
+  it('places a match before the program runs; its EXEC event then writes nothing; a miss changes nothing', () => {
+    const { sys, placer, placed } = setup();
+    // held: /proc still shows the shell that asked for the exec
+    sys.add(90, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
+    sys.add(91, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
+    expect(placer.placeGated(90, '/opt/work/bin/curl', true)).toBe('placed');
+    expect(placer.placeGated(91, '/usr/bin/ls', true)).toBe('miss');
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 90]]);
+    expect(placed).toEqual([90]);
+    sys.procs.get(90)!.exe = '/opt/work/bin/curl';
+    placer.handleEvents([exec(90)]);
+    expect(sys.writes).toHaveLength(1);
+    expect(placer.stats).toMatchObject({ execs: 1, gated: 1, placed: 1 });
+    // the next exec of that pid is the watcher's again
+    placer.handleEvents([exec(90)]);
+    expect(placer.stats).toMatchObject({ gated: 1, kept: 1 });
+  });
+
+  it("never places our own tree, even a child whose FORK event is not read yet; an awg exec cgroup wins", () => {
+    const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
+    sys.add(92, { ppid: SELF, exe: '/usr/bin/node', cgroup: '/system.slice/awg.service' });
+    expect(placer.placeGated(92, '/opt/work/nft', true)).toBe('own');
+    sys.add(93, { ppid: 92, exe: '/usr/bin/node', cgroup: '/system.slice/awg.service' });
+    expect(placer.placeGated(93, '/opt/work/nft', true)).toBe('own');
+    sys.add(94, { ppid: 1, exe: '/usr/bin/bash', cgroup: `/${ROOT}/_exec-vpn` });
+    expect(placer.placeGated(94, '/opt/work/x', true)).toBe('kept');
+    expect(sys.writes).toEqual([]);
+  });
+
+  it('a script placed by its own path stays in its rule on rescans, although /proc shows its interpreter', () => {
+    const { sys, placer } = setup();
+    sys.add(95, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
+    expect(placer.placeGated(95, '/opt/work/run.sh', true)).toBe('placed');
+    // after the exec the process runs as the interpreter, which the regex rule `fire` would not match
+    sys.procs.get(95)!.exe = '/usr/bin/python3';
+    placer.handleEvents([exec(95)]);
+    placer.rescan();
+    expect(sys.procs.get(95)!.cgroup).toBe(`/${ROOT}/work`);
+    // an interpreter a rule matches does not take it over either
+    sys.procs.get(95)!.exe = '/usr/bin/firefox';
+    placer.rescan();
+    expect(sys.procs.get(95)!.cgroup).toBe(`/${ROOT}/work`);
+    // once the rule is gone, it goes back where it came from
+    placer.setRules(rules({ name: 'other', match: { dir: '/srv' }, target: 'vpn' }));
+    expect(sys.procs.get(95)!.cgroup).toBe(`/${ROOT}`);
+  });
+});
+
 describe('ProcessPlacer.rescan / setRules', () => {
   it('initial scan places matching processes, leaves children that inherited and exec cgroups alone', () => {
     const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);

@@ -17,8 +17,7 @@
  * (K interleaved passes over the rounds, since other load on the machine drifts)
  * (root, nft, bash, nsenter, cgroup v2; `npm run build` first: the child is `node bin/awg.js placer`).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -31,9 +30,8 @@ import {
   rmdirSync,
   writeFileSync,
 } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Rule } from '../src/config/schema.js';
 import { compileRules } from '../src/model/match.js';
@@ -42,81 +40,10 @@ import { ProcessPlacer } from '../src/procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../src/procs/placer-process.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { machine, median, percentile, printSamples, type Sample } from './lib.js';
+import { counters, engineLoad, load, runAsync, sh, sleep } from './placement-lib.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NOT_US = 0x3ffffff0;
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, {
-    encoding: 'utf8',
-    input,
-    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-  });
-}
-
-function runAsync(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: 'ignore' });
-    p.on('close', (c) => resolve(c ?? 1));
-  });
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** the engine stand-in: AEAD over packets in `busyMs` slices, yielding to the event loop between them */
-function engineLoad(busyMs: number, gapMs: number): { stop: () => number } {
-  const key = randomBytes(32);
-  const nonce = Buffer.alloc(12);
-  const pkt = randomBytes(1420);
-  let packets = 0;
-  let stopped = false;
-  const slice = () => {
-    if (stopped) return;
-    const end = performance.now() + busyMs;
-    while (performance.now() < end) {
-      nonce.writeUInt32LE(packets++, 4);
-      const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-      c.update(pkt);
-      c.final();
-    }
-    setTimeout(slice, gapMs);
-  };
-  setTimeout(slice, 0);
-  return {
-    stop: () => {
-      stopped = true;
-      return packets;
-    },
-  };
-}
-
-function counters(ns: string): Record<string, number> {
-  const j = JSON.parse(
-    sh('nsenter', [
-      `--net=/var/run/netns/${ns}`,
-      '--',
-      'nft',
-      '-j',
-      'list',
-      'table',
-      'inet',
-      'awgtbench',
-    ]),
-  ) as {
-    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
-  };
-  const out: Record<string, number> = {};
-  for (const o of j.nftables) {
-    const c = o.rule?.expr.find((x) => x.counter)?.counter;
-    if (o.rule?.comment && c) out[o.rule.comment] = c.packets;
-  }
-  return out;
-}
-
-const load = () =>
-  loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
 
 export async function placementProcessBench(
   smoke: boolean,
@@ -229,7 +156,8 @@ export async function placementProcessBench(
                 command: [process.execPath, ...where.nodeFlags, join(REPO, 'bin/awg.js'), 'placer'],
               }
             : {}),
-          env: { ...process.env, AWG_PLACER_TRACE: '1', AWG_PROC_CONNECTOR_FD: '' },
+          // the watcher alone (Step 5); the exec gate has its own bench (exec-gate.bench.ts)
+          env: { ...process.env, AWG_PLACER_TRACE: '1', AWG_PROC_CONNECTOR_FD: '', AWG_EXEC_GATE: '0' },
           onPlaced: (p) => {
             lat.push(Number(p.placedNs - p.execNs) / 1000);
             if (p.recvNs) wake.push(Number(p.recvNs - p.execNs) / 1000);

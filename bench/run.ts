@@ -16,6 +16,7 @@ import { dataplaneUdpBench } from './dataplane-udp.bench.js';
 import { placementProcessBench } from './placement-process.bench.js';
 import { positionsBench } from './positions.bench.js';
 import { matchBench } from './match.bench.js';
+import { execGateBench } from './exec-gate.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -33,6 +34,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'placement-process', run: (sm) => placementProcessBench(sm) },
   { name: 'positions', run: positionsBench },
   { name: 'match', run: matchBench },
+  { name: 'exec-gate', run: (sm) => execGateBench(sm) },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -49,6 +49,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const linkBytes = new Counter({ name: 'awg_tunnel_link_bytes_total', help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
   const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
   const execs = new Counter({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
+  const mode = new Gauge({ name: 'awg_placement_mode', help: '1 for the placement mode in effect: gated (the exec gate holds matching execs until placed) or best-effort (the watcher alone).', labelNames: ['mode'], registers });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
 
   const unsubscribe = core.subscribe((e: DaemonEvent) => {
@@ -90,6 +91,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
       }
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);
+      for (const m of ['gated', 'best-effort']) mode.set({ mode: m }, s.placement?.mode === m ? 1 : 0);
       for (const t of s.tunnels) {
         for (const h of ['connecting', 'up', 'down', 'auth-failed']) health.set({ tunnel: t.name, state: h }, (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0);
         if (t.connectionsTotal !== undefined) {

@@ -15,6 +15,7 @@ export const FAN_MARK_ADD = 0x1;
 export const FAN_MARK_FILESYSTEM = 0x100;
 export const FAN_OPEN_EXEC_PERM = 0x40000;
 export const FAN_ALLOW = 1;
+export const FAN_DENY = 2;
 export const FANOTIFY_METADATA_VERSION = 3;
 export const EVENT_METADATA_LEN = 24;
 
@@ -41,11 +42,11 @@ export function parseEvents(buf: Buffer): FanotifyEvent[] {
   return out;
 }
 
-/** `struct fanotify_response { s32 fd; u32 response }` allowing the event on `fd`. */
-export function allowResponse(fd: number): Buffer {
+/** `struct fanotify_response { s32 fd; u32 response }` allowing (or denying) the event on `fd`. */
+export function allowResponse(fd: number, response: number = FAN_ALLOW): Buffer {
   const b = Buffer.alloc(8);
   b.writeInt32LE(fd, 0);
-  b.writeUInt32LE(FAN_ALLOW, 4);
+  b.writeUInt32LE(response, 4);
   return b;
 }
 
@@ -123,7 +124,16 @@ export class FanotifyGroup {
 
   /** let the exec go on; the event's fd is closed */
   allow(ev: FanotifyEvent): void {
-    const r = allowResponse(ev.fd);
+    this.answer(ev, FAN_ALLOW);
+  }
+
+  /** refuse the exec (execve fails with EPERM); the event's fd is closed */
+  deny(ev: FanotifyEvent): void {
+    this.answer(ev, FAN_DENY);
+  }
+
+  private answer(ev: FanotifyEvent, response: number): void {
+    const r = allowResponse(ev.fd, response);
     const n = write(this.fd, r);
     if (ev.fd >= 0) close(ev.fd);
     if (n !== r.length) throw new AwgError('driver', `fanotify response for pid ${ev.pid}: ${n < 0 ? `errno ${-n}` : `short write ${n}`}`);

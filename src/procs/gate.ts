@@ -6,8 +6,10 @@
  * connector watcher, which still places what the gate does not see.
  *
  * Contract:
- * - Every event read is answered FAN_ALLOW in the same pass, whatever happens while deciding
- *   (an exception, a vanished process, an unreadable file): the gate never denies and never
+ * - Every event read is answered in the same pass, whatever happens while deciding (an
+ *   exception, a vanished process, an unreadable file): FAN_ALLOW, except for a program a
+ *   `block`/`drop` rule matches that could not be placed (ProcessPlacer.placeGated `deny`):
+ *   FAN_DENY, the exec fails with EPERM instead of running outside its rule. The gate never
  *   leaves an exec waiting on us. A decision that starts after `deadlineMs` of a pass is
  *   skipped (counted `late`): the exec goes on unplaced and the watcher places it as before.
  * - If the process holding the group dies, the kernel releases every held exec (LINUX.md §7).
@@ -32,10 +34,12 @@ export interface GateGroup {
   readonly fd: number;
   readEvents(): FanotifyEvent[];
   allow(ev: FanotifyEvent): void;
+  /** refuse the exec (it fails with EPERM) */
+  deny(ev: FanotifyEvent): void;
   close(): void;
 }
 
-export type GateDecision = 'placed' | 'kept' | 'miss' | 'own' | 'failed';
+export type GateDecision = 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny';
 
 /** reads of the file behind an event (real files in production; fakes in unit tests) */
 export interface GateFiles {
@@ -60,6 +64,8 @@ export interface GateStats {
   late: number;
   /** events whose decision failed (answered anyway) */
   errors: number;
+  /** execs refused: matched a block/drop rule and could not be placed */
+  denied: number;
   /** events lost to queue overflow (already allowed by the kernel) */
   overflows: number;
 }
@@ -114,7 +120,7 @@ export const realGateFiles: GateFiles = {
 };
 
 export class ExecGate {
-  readonly stats: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0 };
+  readonly stats: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0, denied: 0 };
   private readonly pending = new Map<number, Pending>();
   private readonly files: GateFiles;
   private readonly now: () => number;
@@ -160,14 +166,18 @@ export class ExecGate {
         this.stats.overflows++;
         continue;
       }
+      let deny = false;
       try {
         if (this.now() - start > deadline) this.stats.late++;
-        else this.decideOne(ev);
+        else deny = this.decideOne(ev);
       } catch {
         this.stats.errors++;
       } finally {
         try {
-          this.o.group.allow(ev);
+          if (deny) {
+            this.o.group.deny(ev);
+            this.stats.denied++;
+          } else this.o.group.allow(ev);
           this.stats.events++;
         } catch (e) {
           this.stats.errors++;
@@ -177,7 +187,8 @@ export class ExecGate {
     }
   }
 
-  private decideOne(ev: FanotifyEvent): void {
+  /** true: refuse this exec */
+  private decideOne(ev: FanotifyEvent): boolean {
     const now = this.now();
     const st = this.pending.get(ev.pid);
     const id = st ? this.files.idOfFd(ev.fd) : undefined;
@@ -186,26 +197,38 @@ export class ExecGate {
       // a file this exec pulls in: the script's interpreter may still decide; a loader never
       st.expect.delete(id!);
       st.at = now;
+      let d: GateDecision | undefined;
       if (role === 'script' && !st.decided) {
         const path = this.files.pathOf(ev);
-        if (path !== undefined) st.decided = this.record(this.o.decide(ev.pid, path, false));
+        if (path !== undefined) d = this.record(st, this.o.decide(ev.pid, path, false));
+      }
+      if (d === 'deny') {
+        this.pending.delete(ev.pid);
+        return true;
       }
       this.expectFrom(st, ev.fd);
       if (st.expect.size === 0) this.pending.delete(ev.pid);
-      return;
+      return false;
     }
     this.stats.execs++;
     const path = this.files.pathOf(ev);
-    const next: Pending = { expect: new Map(), decided: path === undefined ? true : this.record(this.o.decide(ev.pid, path, true)), at: now };
+    const next: Pending = { expect: new Map(), decided: path === undefined, at: now };
+    const d = path === undefined ? undefined : this.record(next, this.o.decide(ev.pid, path, true));
+    if (d === 'deny') {
+      this.pending.delete(ev.pid);
+      return true;
+    }
     this.expectFrom(next, ev.fd);
     if (next.expect.size > 0) this.pending.set(ev.pid, next);
     else this.pending.delete(ev.pid);
+    return false;
   }
 
-  /** true when the decision is final (anything but "no rule matches") */
-  private record(d: GateDecision): boolean {
+  /** count a decision; it is final for this exec unless no rule matched */
+  private record(st: Pending, d: GateDecision): GateDecision {
     if (d === 'placed') this.stats.placed++;
-    return d !== 'miss';
+    st.decided = d !== 'miss';
+    return d;
   }
 
   private expectFrom(st: Pending, fd: number): void {

@@ -131,7 +131,7 @@ export class PlacerChild {
   private gateWatch: { close(): void } | undefined;
   private gateKey: string | undefined;
   private gateSent = '';
-  private readonly retiredGate: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0 };
+  private readonly retiredGate: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0, denied: 0 };
 
   /** open, re-mark or close the exec gate for these rules; report its state when it changes */
   private syncGate(rules: readonly Rule[]): void {

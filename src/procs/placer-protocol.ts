@@ -62,7 +62,7 @@ export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanis
 
 export const zeroStats = (): PlacerStats => ({ execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0, gated: 0 });
 
-export const GATE_KEYS = ['events', 'execs', 'placed', 'late', 'errors', 'overflows'] as const satisfies readonly (keyof GateStats)[];
+export const GATE_KEYS = ['events', 'execs', 'placed', 'late', 'errors', 'overflows', 'denied'] as const satisfies readonly (keyof GateStats)[];
 
 /** a line longer than this is a protocol error (a config of thousands of rules fits easily) */
 export const MAX_LINE = 4 << 20;

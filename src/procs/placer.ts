@@ -245,8 +245,10 @@ export class ProcessPlacer {
    * The exec gate's decision for a process whose exec is held (procs/gate.ts): `file` is the
    * file the exec opened (the program, a script, or a script's interpreter). A match is
    * placed now, before the program runs; the EXEC event that follows is then only counted.
+   * `deny`: the write failed (the rule's cgroup is missing, …) and the rule's fallback is
+   * `block` or `drop`: the exec is refused rather than run outside its rule.
    */
-  placeGated(pid: number, file: string, named: boolean): 'placed' | 'kept' | 'miss' | 'own' | 'failed' {
+  placeGated(pid: number, file: string, named: boolean): 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny' {
     if (this.closed) return 'miss';
     const m = this.placeFor(file);
     if (!m) return 'miss';
@@ -261,6 +263,8 @@ export class ProcessPlacer {
       this.gatedPending.add(pid);
       if (named) this.subjects.set(pid, file);
     }
+    // a program whose rule blocks when it cannot be routed must not run unplaced (fail closed)
+    if (r === 'failed' && (m.fallback === 'block' || m.fallback === 'drop')) return 'deny';
     return r;
   }
 

@@ -8,6 +8,8 @@
  * - gives the API socket its group (CAP_CHOWN with --socket-group);
  * - runs the placer at SCHED_FIFO (CAP_SYS_NICE) and places another user's process by its
  *   executable (CAP_SYS_PTRACE: readlink /proc/PID/exe; control: without it that readlink fails);
+ * - opens the exec gate (CAP_SYS_ADMIN for fanotify_init(FAN_CLASS_CONTENT); control: without
+ *   it fanotify_init is refused, which the daemon reports as `placement: best-effort`);
  * - resolv.conf stays world-readable (0644) under UMask=0077.
  * systemd itself is not PID 1 here, so setpriv applies the same limits.
  */
@@ -18,7 +20,7 @@ import { close } from '../../src/native/libc.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import { renderSystemdUnit } from '../../src/resources/service/render.js';
 import { cgroupOf } from '../helpers/procs.js';
-import { awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
+import { REPO_ROOT, awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
 import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
 import { CLIENT_TUN, PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, eventually, newKeys, startPeer, type Keys, type Topology } from './daemon-support.js';
 
@@ -73,8 +75,8 @@ describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding
     cleanupAwgEnv(pe);
   });
 
-  it('the bounding set under test is the unit’s (and leaves out SYS_ADMIN, NET_RAW, FOWNER, KILL, SETUID)', () => {
-    expect(bset.caps).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_NICE', 'CAP_SYS_PTRACE', 'CAP_DAC_OVERRIDE', 'CAP_CHOWN']);
+  it('the bounding set under test is the unit’s (and leaves out NET_RAW, FOWNER, KILL, SETUID)', () => {
+    expect(bset.caps).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_NICE', 'CAP_SYS_PTRACE', 'CAP_SYS_ADMIN', 'CAP_DAC_OVERRIDE', 'CAP_CHOWN']);
   });
 
   it('converges (tunnel, kill switch, DNS, port < 1024), chowns the socket, places another user’s process at SCHED_FIFO', async () => {
@@ -114,7 +116,7 @@ killSwitch: on
     });
     const status = async () => {
       const r = await awg(t.client, ce, ['status', '--json', '--socket', socket], { noStateDir: true });
-      return r.code === 0 ? r.json<{ state: string; tunnels: { name: string; up: boolean }[]; placement?: { state: string } }>() : undefined;
+      return r.code === 0 ? r.json<{ state: string; tunnels: { name: string; up: boolean }[]; placement?: { state: string; mode?: string; modeReason?: string } }>() : undefined;
     };
     await eventually(async () => (await status())?.tunnels.some((x) => x.name === 'vpn' && x.up) ?? false, 'converged with a handshake', 60_000).catch(async (e: Error) => {
       throw new Error(`${e.message}\nstatus: ${JSON.stringify(await status())}\ndaemon output:\n${daemon!.output()}`);
@@ -155,6 +157,16 @@ killSwitch: on
     expect(denied.code, denied.stderr).not.toBe(0);
     const allowed = await run('setpriv', [bset.arg, '--inh-caps=-all', '--', 'readlink', `/proc/${app.pid}/exe`]);
     expect(allowed.stdout.trim()).toBe(join(appDir, 'awgt-capapp'));
+
+    // CAP_SYS_ADMIN: the exec gate is on
+    await eventually(async () => (await status())?.placement?.mode !== undefined, 'the placer reports its gate');
+    expect((await status())!.placement, daemon.output()).toMatchObject({ mode: 'gated' });
+    // control: without CAP_SYS_ADMIN, fanotify_init(FAN_CLASS_CONTENT) is refused
+    const probe = `import('${join(REPO_ROOT, 'dist/native/fanotify.js')}').then(({ FanotifyGroup }) => { try { FanotifyGroup.open().close(); console.log('opened'); } catch (e) { console.log(e.message); } })`;
+    const noAdmin = await run('setpriv', [bset.arg.replace(',+sys_admin', ''), '--inh-caps=-all', '--', process.execPath, '-e', probe]);
+    expect(noAdmin.stdout.trim()).toBe('fanotify_init: errno 1 (needs CAP_SYS_ADMIN)');
+    const withAdmin = await run('setpriv', [bset.arg, '--inh-caps=-all', '--', process.execPath, '-e', probe]);
+    expect(withAdmin.stdout.trim()).toBe('opened');
   }, 180_000);
 
   it('down through the API still works under the same limits (root-owned state, nft, links)', async () => {

@@ -105,6 +105,26 @@ describe.skipIf(skip)('fanotify exec gate: the kernel mechanism', () => {
     group = undefined;
   });
 
+  it('a denied exec fails with EPERM (the fail-closed answer for a block rule that cannot be placed)', async () => {
+    const g = FanotifyGroup.open();
+    g.markFilesystem(dir);
+    const p = new Poller(g.fd, () => {
+      for (const ev of g.readEvents()) g.deny(ev);
+    });
+    try {
+      const k = spawn('/bin/sh', ['-c', `exec ${join(dir, 'awgt-prog')} 30`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      kids.push(k);
+      let err = '';
+      k.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((r) => k.on('exit', (c) => r(c)));
+      expect(code).not.toBe(0);
+      expect(err).toMatch(/Permission denied|Operation not permitted/);
+    } finally {
+      p.close();
+      g.close();
+    }
+  });
+
   it('closing the group (as when the placer dies) releases a held exec', async () => {
     const g = FanotifyGroup.open();
     g.markFilesystem(dir);

@@ -76,7 +76,8 @@ export interface DaemonCapability {
  * What `awg daemon` (and the `ip`, `nft`, `resolvectl` and `awg placer` it runs) needs of
  * root's capabilities; everything else is dropped from the bounding set. Derived from the
  * code: each entry names the calls that fail without it (docs/security.md has the table).
- * Not needed: CAP_SYS_ADMIN (no mounts; setns only in tests), CAP_NET_RAW (no raw or packet
+ * CAP_SYS_ADMIN is kept for one call only: fanotify_init(FAN_CLASS_CONTENT), the exec gate's
+ * permission events (awg mounts nothing). Not needed: CAP_NET_RAW (no raw or packet
  * sockets; netlink needs none), CAP_SYS_MODULE (the kernel autoloads tun/nft modules itself),
  * CAP_FOWNER/CAP_FSETID (awg changes modes only of files it owns), CAP_KILL (it signals only
  * its own root-owned children), CAP_SETUID/SETGID (it never changes identity).
@@ -88,6 +89,7 @@ export function daemonCapabilities(d: Pick<DaemonInvocation, 'socketGroup'>): Da
     { cap: 'CAP_NET_BIND_SERVICE', why: 'a tunnel `listenPort` below 1024' },
     { cap: 'CAP_SYS_NICE', why: 'SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket' },
     { cap: 'CAP_SYS_PTRACE', why: "readlink /proc/PID/exe of other users' processes to match path rules (a PTRACE_MODE_READ check; awg never attaches)" },
+    { cap: 'CAP_SYS_ADMIN', why: "fanotify_init(FAN_CLASS_CONTENT) for the exec gate: the `awg placer` child holds the exec of a program a rule matches until it is in its rule's cgroup (without it placement is best-effort); awg mounts nothing" },
     { cap: 'CAP_DAC_OVERRIDE', why: "create the claimed cgroup subtree where the cgroup2 root is mode 0555 (hybrid hosts: /sys/fs/cgroup/unified); read a config or `{file:}` secret root applies from a user's 0600 file" },
     ...(d.socketGroup ? [{ cap: 'CAP_CHOWN', why: 'give the API socket the `--socket-group` group (root is not a member)' }] : []),
   ];
@@ -141,6 +143,8 @@ function hardening(d: DaemonInvocation): string[] {
     'LockPersonality=yes',
     'SystemCallArchitectures=native',
     'SystemCallFilter=@system-service',
+    '# the exec gate (@privileged holds them): fanotify permission events for the placer',
+    'SystemCallFilter=fanotify_init fanotify_mark',
     'SystemCallErrorNumber=EPERM',
   ];
 }

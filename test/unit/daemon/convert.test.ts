@@ -1,5 +1,6 @@
 import * as protoLoader from '@grpc/proto-loader';
 import type * as grpc from '@grpc/grpc-js';
+import { renderDaemonStatus } from '../../../src/cli/commands/status.js';
 import { describe, expect, it } from 'vitest';
 import { AwgError, ERROR_KINDS, type ErrorKind } from '../../../src/errors.js';
 import {
@@ -78,6 +79,17 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
     expect(statusFromWire(wire('Status', 'response', statusToWire(bare)))).toEqual(bare);
     const withErr: StatusResponse = { ...sampleStatus(), lastReconcile: { at: 'x', outcome: 'failed', durationMs: 1, error: { kind: 'driver', message: 'm' } }, confirmDeadline: 'd' };
     expect(statusFromWire(wire('Status', 'response', statusToWire(withErr)))).toEqual(withErr);
+    for (const placement of [
+      { state: 'active', execs: 9, placed: 3, errors: 0, mode: 'gated', gateMarks: ['/', '/opt'] },
+      { state: 'active', execs: 9, placed: 3, errors: 1, mode: 'best-effort', modeReason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)' },
+      { state: 'active', execs: 0, placed: 0, errors: 0 },
+    ] as StatusResponse['placement'][]) {
+      const s = { ...sampleStatus(), placement };
+      expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
+      expect(renderDaemonStatus(s)).toContain(
+        placement!.mode === 'gated' ? 'placement: active, gated (exec gate on /, /opt), 3 placed of 9 execs, 0 errors' : placement!.mode ? 'placement: active, best-effort (exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)), 3 placed' : 'placement: active, 0 placed of 0 execs',
+      );
+    }
     // a handshake age of 0 is not "never"
     const zero = { ...sampleStatus(), tunnels: [{ ...sampleStatus().tunnels[0]!, lastHandshakeAgeSec: 0 }] };
     expect(statusFromWire(wire('Status', 'response', statusToWire(zero))).tunnels[0]!.lastHandshakeAgeSec).toBe(0);

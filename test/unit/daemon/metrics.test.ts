@@ -73,7 +73,7 @@ describe('Prometheus metrics', () => {
     core.statusValue = {
       ...core.statusValue,
       tunnels: [...core.statusValue.tunnels.map((x) => ({ ...x, linkTraffic: { rxPackets: 4, rxBytes: 400, txPackets: 3, txBytes: 300 } })), { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
-      placement: { state: 'active', execs: 900, placed: 12, errors: 0 },
+      placement: { state: 'active', execs: 900, placed: 12, errors: 0, mode: 'gated', gateMarks: ['/'] },
       rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 77, txBytes: 9000, rxPackets: 88, rxBytes: 120000 }],
     };
     const m = createMetrics(core);
@@ -89,6 +89,8 @@ describe('Prometheus metrics', () => {
     expect(line(t, 'awg_tunnel_dial_errors_total{tunnel="px"}')).toBe('awg_tunnel_dial_errors_total{tunnel="px"} 3');
     expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
+    expect(line(t, 'awg_placement_mode{mode="gated"}')).toBe('awg_placement_mode{mode="gated"} 1');
+    expect(line(t, 'awg_placement_mode{mode="best-effort"}')).toBe('awg_placement_mode{mode="best-effort"} 0');
     expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"} 77');
     expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"} 9000');
     expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"} 88');

@@ -108,14 +108,17 @@ describe('gate-marks: which file systems the rules need', () => {
 function fakeGroup() {
   const queue: FanotifyEvent[][] = [];
   const allowed: number[] = [];
+  const denied: number[] = [];
   let closed = false;
-  const g: GateGroup & { queue: FanotifyEvent[][]; allowed: number[]; closed: () => boolean } = {
+  const g: GateGroup & { queue: FanotifyEvent[][]; allowed: number[]; denied: number[]; closed: () => boolean } = {
     fd: 5,
     queue,
     allowed,
+    denied,
     closed: () => closed,
     readEvents: () => queue.shift() ?? [],
     allow: (ev) => void allowed.push(ev.fd),
+    deny: (ev) => void denied.push(ev.fd),
     close: () => void (closed = true),
   };
   return g;
@@ -215,6 +218,20 @@ describe('ExecGate: deciding and answering', () => {
     gate.pump();
     expect(g.allowed).toEqual([30, 31, 32, 33]);
     expect(gate.stats).toMatchObject({ events: 4, errors: 1, placed: 1, late: 1, overflows: 1 });
+  });
+
+  it('refuses an exec the placer could not place for a block/drop rule (FAN_DENY), by its own path or its interpreter', () => {
+    const g = fakeGroup();
+    const files = fakeFiles(
+      { 50: { path: '/opt/work/tool', id: 'a' }, 51: { path: '/home/u/s.sh', head: '#!/opt/work/sh\n', id: 's' }, 52: { path: '/opt/work/sh', id: 'sh' }, 53: { path: '/usr/bin/ls', id: 'l' } },
+      { '/opt/work/sh': 'sh' },
+    );
+    const gate = new ExecGate({ group: g, files, decide: (_pid, f) => (f.startsWith('/opt/work') ? 'deny' : 'miss') });
+    g.queue.push([ev(500, 50), ev(501, 51), ev(501, 52), ev(502, 53)]);
+    gate.pump();
+    expect(g.denied).toEqual([50, 52]);
+    expect(g.allowed).toEqual([51, 53]);
+    expect(gate.stats).toMatchObject({ events: 4, denied: 2 });
   });
 
   it('a failing answer is reported and the rest are still answered; close closes the group', () => {

@@ -210,6 +210,9 @@ class FakeFanotify implements GateAccess {
       },
       readEvents: () => g.queue.splice(0),
       allow: (ev: FanotifyEvent) => void g.allowed.push(ev),
+      deny: () => {
+        throw new Error('not expected');
+      },
       close: () => void (g.closed = true),
     };
   }

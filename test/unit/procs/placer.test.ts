@@ -181,6 +181,16 @@ describe('ProcessPlacer.placeGated (the exec gate decides while the exec is held
     expect(placer.stats).toMatchObject({ gated: 1, kept: 1 });
   });
 
+  it('a match it cannot place: `deny` for a block/drop rule (fail closed), `failed` for the others', () => {
+    const { sys, placer } = setup();
+    sys.cgroups.delete(`${ROOT}/work`);
+    sys.cgroups.delete(`${ROOT}/ff`);
+    sys.add(96, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
+    expect(placer.placeGated(96, '/opt/work/x', true)).toBe('deny'); // work: fallback block (the default)
+    expect(placer.placeGated(96, '/usr/bin/firefox', true)).toBe('failed'); // ff: failover
+    expect(placer.stats.missingCgroup).toBe(2);
+  });
+
   it("never places our own tree, even a child whose FORK event is not read yet; an awg exec cgroup wins", () => {
     const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
     sys.add(92, { ppid: SELF, exe: '/usr/bin/node', cgroup: '/system.slice/awg.service' });

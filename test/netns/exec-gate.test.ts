@@ -16,7 +16,8 @@
  *   nothing on the underlay: tcpdump (immediate mode) on the client's uplink sees 0 packets of
  *   their flows, while an unmatched bash's datagram in the same capture is seen (the check
  *   can fail).
- * - `awg status` says `placement: … gated` with the tmpfs as the mark.
+ * - `awg status` says `placement: … gated` with the tmpfs as the mark; a matched program that
+ *   was running before the daemon is placed by the scan.
  * - An unmatched program on the marked file system is delayed by less than the documented
  *   bound (docs/platform-linux.md: 250 ms) on every one of 200 execs.
  * - A placer that stops answering holds execs; killing it releases them within a second,
@@ -27,6 +28,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cgroupOf } from '../helpers/procs.js';
 import { cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
 import { netnsPath, requireNetnsPrereqs, sweepStaleNetns } from '../helpers/netns.js';
 import { ADDR, awgd, clientTunnels, createPerAppTopology, eventually, flowPackets, startCapture, startDaemon, type Daemon, type PerAppTopology } from './perapp-topology.js';
@@ -80,6 +82,7 @@ describe.skipIf(skip)('exec gate: no first packet by the wrong path (daemon, fan
   let tmp = '';
   let gated = '';
   const kids: ChildProcess[] = [];
+  let early: ChildProcess | undefined;
 
   /** bash in the client namespace */
   const inClient = (script: string, timeoutMs = 120_000) =>
@@ -98,9 +101,10 @@ describe.skipIf(skip)('exec gate: no first packet by the wrong path (daemon, fan
     copyFileSync('/bin/bash', join(gated, 'tools/awgt-bash'));
     copyFileSync('/bin/true', join(gated, 'other/awgt-true'));
     copyFileSync('/bin/sleep', join(gated, 'other/awgt-sleep'));
+    copyFileSync('/bin/sleep', join(gated, 'tools/awgt-early'));
     writeFileSync(join(gated, 'tools/run.sh'), `#!/bin/bash\necho s >/dev/udp/${ADDR.server}/${PORT.script}\n`);
     writeFileSync(join(gated, 'other/run-by.sh'), `#!${gated}/tools/awgt-bash\necho i >/dev/udp/${ADDR.server}/${PORT.interp}\n`);
-    for (const f of ['tools/awgt-bash', 'tools/run.sh', 'other/awgt-true', 'other/awgt-sleep', 'other/run-by.sh']) chmodSync(join(gated, f), 0o755);
+    for (const f of ['tools/awgt-bash', 'tools/awgt-early', 'tools/run.sh', 'other/awgt-true', 'other/awgt-sleep', 'other/run-by.sh']) chmodSync(join(gated, f), 0o755);
     await t.stopPeer(1);
     await t.stopPeer(2);
     const cfg = join(ce.dir, 'client.yaml');
@@ -115,6 +119,9 @@ ${clientTunnels(t.keys, { keepalive: 1, extra: '    downAfter: 3\n' })}rules:
 default: direct
 `,
     );
+    // a matched program already running before the daemon: only the scan can place it
+    early = spawn('nsenter', [`--net=${netnsPath(t.client)}`, '--', join(gated, 'tools/awgt-early'), '300'], { stdio: 'ignore' });
+    kids.push(early);
     d = await startDaemon(t.client, ce, cfg);
   }, 240_000);
 
@@ -136,6 +143,10 @@ default: direct
     expect(p, JSON.stringify(p)).toMatchObject({ state: 'active', mode: 'gated', gateMarks: [gated] });
     const text = await d!.cli(['status']);
     expect(text.stdout).toContain(`gated (exec gate on ${gated})`);
+  });
+
+  it('a matched program that ran before the daemon is placed by the scan (no exec to gate)', async () => {
+    await eventually(() => cgroupOf(early!.pid!) === `/${ce.cgroupRoot}/gated`, `the early program placed (it is in ${cgroupOf(early!.pid!)})`);
   });
 
   it(`${N} immediate-connect execs, scripts and forked children with t1 down: 0 packets of them on the underlay`, async () => {

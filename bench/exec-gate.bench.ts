@@ -17,7 +17,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,7 @@ import { Rule } from '../src/config/schema.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../src/procs/placer-process.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { machine, median, percentile, printSamples, type Sample } from './lib.js';
-import { counters, engineLoad, load, sh, sleep } from './placement-lib.js';
+import { counterNamespace, counters, engineLoad, load, removeBenchCgroups, sh, sleep, wrongPath } from './placement-lib.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** the execs are our descendants, which a placer never moves: claim a pid that does not exist */
@@ -59,20 +59,7 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
     for (const f of ['apps/awgt-bash', 'apps/awgt-true', 'other/awgt-true']) chmodSync(join(fs, f), 0o755);
     for (const p of [root, `${root}/a`]) mkdirSync(join(mount!.mountPoint, p));
     const ref = nftCgroupRef(mount!, `${root}/a`);
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    sh(
-      'nsenter',
-      [`--net=/var/run/netns/${ns}`, '--', 'nft', '-f', '-'],
-      `table inet awgtbench {
-  chain out {
-    type filter hook output priority 0; policy accept;
-    udp dport 9999 socket cgroupv2 level ${ref.level} "${ref.path}" counter comment "placed"
-    udp dport 9999 counter comment "all"
-  }
-}
-`,
-    );
+    counterNamespace(ns, ref);
     const rules = [Rule.parse({ name: 'a', match: { dir: join(fs, 'apps') }, target: 'vpn' })];
     /** one bash loop: prints one wall time (µs) per exec */
     const timed = (cmd: string) => {
@@ -117,8 +104,7 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
       await handle.close();
       handle = undefined;
       const c1 = counters(ns);
-      const all = (c1.all ?? 0) - (c0.all ?? 0);
-      const wrong = all - ((c1.placed ?? 0) - (c0.placed ?? 0));
+      const { all, wrong } = wrongPath(c0, c1);
       const q = (xs: number[], p: number) => percentile(xs, p).toFixed(0);
       const ctx = `load ${l0} → ${l1}; placer: ${st.placed} placed, ${st.gated} by the gate${gs ? `, gate answered ${gs.events} events (${gs.late} late, ${gs.errors} errors)` : ''}${errors.length ? `; errors: ${errors.join('; ')}` : ''}`;
       out.push({ name: `${label}: first packets by the wrong path`, unit: 'packets', runs: [wrong], median: wrong, note: `of ${all} sent by ${N} execs; ${ctx}` });
@@ -139,18 +125,7 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
     } catch {
       /* not created */
     }
-    for (const rel of [`${root}/a`, root]) {
-      const dir = join(mount!.mountPoint, rel);
-      if (!existsSync(dir)) continue;
-      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-        try {
-          writeFileSync(join(dir, '..', 'cgroup.procs'), pid);
-        } catch {
-          /* exited */
-        }
-      }
-      if (readdirSync(dir, { withFileTypes: true }).every((d) => !d.isDirectory())) rmdirSync(dir);
-    }
+    if (mount) removeBenchCgroups(mount.mountPoint, [`${root}/a`, root]);
     if (mounted) spawnSync('umount', ['-l', fs]);
     rmSync(tmp, { recursive: true, force: true });
   }

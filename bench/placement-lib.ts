@@ -5,7 +5,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import type { NftCgroupRef } from '../src/resources/cgroup/parse.js';
 import { performance } from 'node:perf_hooks';
 
 export function sh(cmd: string, args: string[], input?: string): string {
@@ -80,3 +83,46 @@ export const load = () =>
     .map((x) => x.toFixed(2))
     .join(' ');
 
+
+/**
+ * A namespace `ns` with loopback up and our counting table: UDP to port 9999 counted once
+ * in "all" and, when its socket was created in the cgroup `ref`, in "placed".
+ */
+export function counterNamespace(ns: string, ref: NftCgroupRef): void {
+  sh('ip', ['netns', 'add', ns]);
+  sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+  sh(
+    'nsenter',
+    [`--net=/var/run/netns/${ns}`, '--', 'nft', '-f', '-'],
+    `table inet awgtbench {
+  chain out {
+    type filter hook output priority 0; policy accept;
+    udp dport 9999 socket cgroupv2 level ${ref.level} "${ref.path}" counter comment "placed"
+    udp dport 9999 counter comment "all"
+  }
+}
+`,
+  );
+}
+
+/** packets between two counters() readings, and those whose socket was outside the cgroup */
+export function wrongPath(c0: Record<string, number>, c1: Record<string, number>): { all: number; wrong: number } {
+  const all = (c1.all ?? 0) - (c0.all ?? 0);
+  return { all, wrong: all - ((c1.placed ?? 0) - (c0.placed ?? 0)) };
+}
+
+/** move what is left in the bench's cgroups (deepest first) to their parents, then remove them */
+export function removeBenchCgroups(mountPoint: string, rels: string[]): void {
+  for (const rel of rels) {
+    const dir = join(mountPoint, rel);
+    if (!existsSync(dir)) continue;
+    for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+      try {
+        writeFileSync(join(dir, '..', 'cgroup.procs'), pid);
+      } catch {
+        /* exited */
+      }
+    }
+    if (readdirSync(dir, { withFileTypes: true }).every((d) => !d.isDirectory())) rmdirSync(dir);
+  }
+}

@@ -25,9 +25,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
-  readdirSync,
   rmSync,
-  rmdirSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,7 +38,7 @@ import { ProcessPlacer } from '../src/procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../src/procs/placer-process.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { machine, median, percentile, printSamples, type Sample } from './lib.js';
-import { counters, engineLoad, load, runAsync, sh, sleep } from './placement-lib.js';
+import { counterNamespace, counters, engineLoad, load, removeBenchCgroups, runAsync, sh, sleep, wrongPath } from './placement-lib.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NOT_US = 0x3ffffff0;
@@ -89,20 +87,7 @@ export async function placementProcessBench(
   let placer: ProcessPlacer | undefined;
   let handle: PlacerHandle | undefined;
   try {
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    sh(
-      'nsenter',
-      [`--net=/var/run/netns/${ns}`, '--', 'nft', '-f', '-'],
-      `table inet awgtbench {
-  chain out {
-    type filter hook output priority 0; policy accept;
-    udp dport 9999 socket cgroupv2 level ${ref.level} "${ref.path}" counter comment "placed"
-    udp dport 9999 counter comment "all"
-  }
-}
-`,
-    );
+    counterNamespace(ns, ref);
     const senders = () =>
       runAsync('nsenter', [
         `--net=/var/run/netns/${ns}`,
@@ -193,8 +178,7 @@ export async function placementProcessBench(
       await handle?.close();
       handle = undefined;
       const c1 = counters(ns);
-      const all = (c1.all ?? 0) - (c0.all ?? 0);
-      const wrong = all - ((c1.placed ?? 0) - (c0.placed ?? 0));
+      const { all, wrong } = wrongPath(c0, c1);
       const q = (xs: number[], p: number) => (xs.length ? percentile(xs, p).toFixed(0) : '-');
       out.push({
         name: `${label}: exec → placed`,
@@ -259,20 +243,7 @@ export async function placementProcessBench(
     } catch {
       /* not created */
     }
-    for (const rel of [`${root}/a`, root]) {
-      const dir = join(mount!.mountPoint, rel);
-      if (!existsSync(dir)) continue;
-      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-        .split('\n')
-        .filter(Boolean)) {
-        try {
-          writeFileSync(join(dir, '..', 'cgroup.procs'), pid);
-        } catch {
-          /* exited */
-        }
-      }
-      if (readdirSync(dir, { withFileTypes: true }).every((d) => !d.isDirectory())) rmdirSync(dir);
-    }
+    if (mount) removeBenchCgroups(mount.mountPoint, [`${root}/a`, root]);
     rmSync(tmp, { recursive: true, force: true });
   }
   return out;

@@ -11,9 +11,8 @@
  *   been routed by the rule. The same through `awg exec --rule` (fewer runs: node startup).
  * Needs root, nft, bash, nsenter and cgroup v2; skipped with a note otherwise.
  */
-import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rule } from '../src/config/schema.js';
@@ -22,31 +21,9 @@ import { ProcConnector } from '../src/procs/connector.js';
 import { ProcessPlacer, type Placement } from '../src/procs/placer.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { median, percentile, type Sample } from './lib.js';
-
-function sh(cmd: string, args: string[], input?: string): string {
-  return execFileSync(cmd, args, { encoding: 'utf8', input, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
-}
-
-function runAsync(cmd: string, args: string[]): Promise<number> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: 'ignore' });
-    p.on('close', (c) => resolve(c ?? 1));
-  });
-}
+import { counterNamespace, counters, removeBenchCgroups, runAsync, sh } from './placement-lib.js';
 
 const settle = () => new Promise((r) => setTimeout(r, 300));
-
-function counters(ns: string): Record<string, number> {
-  const j = JSON.parse(sh('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'nft', '-j', 'list', 'table', 'inet', 'awgtbench'])) as {
-    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
-  };
-  const out: Record<string, number> = {};
-  for (const o of j.nftables) {
-    const c = o.rule?.expr.find((x) => x.counter)?.counter;
-    if (o.rule?.comment && c) out[o.rule.comment] = c.packets;
-  }
-  return out;
-}
 
 function latencySample(name: string, ps: Placement[], note: string): Sample {
   const us = ps.filter((p) => p.execTs !== undefined).map((p) => Number(p.placedTs - p.execTs!) / 1000);
@@ -91,16 +68,7 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
   let conn: ProcConnector | undefined;
   let placer: ProcessPlacer | undefined;
   try {
-    sh('ip', ['netns', 'add', ns]);
-    sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    sh('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'nft', '-f', '-'], `table inet awgtbench {
-  chain out {
-    type filter hook output priority 0; policy accept;
-    udp dport 9999 socket cgroupv2 level ${ref.level} "${ref.path}" counter comment "placed"
-    udp dport 9999 counter comment "all"
-  }
-}
-`);
+    counterNamespace(ns, ref);
     const placements: Placement[] = [];
     conn = ProcConnector.open();
     const matcher = compileRules([Rule.parse({ name: 'a', match: { dir: apps }, target: 'vpn' })]);
@@ -185,18 +153,7 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
     } catch {
       /* not created */
     }
-    for (const rel of [`${root}/a`, root]) {
-      const dir = join(mount!.mountPoint, rel);
-      if (!existsSync(dir)) continue;
-      for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
-        try {
-          writeFileSync(join(dir, '..', 'cgroup.procs'), pid);
-        } catch {
-          /* exited */
-        }
-      }
-      if (readdirSync(dir, { withFileTypes: true }).every((d) => !d.isDirectory())) rmdirSync(dir);
-    }
+    if (mount) removeBenchCgroups(mount.mountPoint, [`${root}/a`, root]);
     rmSync(tmp, { recursive: true, force: true });
   }
   return out;

@@ -416,6 +416,8 @@ export class Daemon implements DaemonCore {
         });
         if (moved.length) this.reporter.report({ type: 'info', message: `adopted engine(s) ${moved.join(', ')} from awg apply` });
       }
+      // rules this run removes leave the placer before their cgroups go
+      this.placement.narrow(p.config.rules);
       const ctx = await converge(env, this.applied, p, { configFile: this.good?.file ?? p.file });
       const outcome = ctx.outcome ?? 'failed';
       const ok = outcome === 'converged' || outcome === 'unchanged';

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import { compileRules } from '../model/match.js';
+import { ruleName } from '../model/desired.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { describeProcess } from '../procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
@@ -15,7 +16,7 @@ import type { PlacementStatus, ProcessInfo } from './core.js';
 
 export interface PlacementOptions {
   /** false: no placement; else how to reach the proc connector (see DaemonOptions.placement) */
-  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority' | 'spawn'>;
   env?: NodeJS.ProcessEnv;
   /** the child's stray output (stderr) */
   onLog?: (line: string) => void;
@@ -26,6 +27,8 @@ export interface PlacementOptions {
 export class PlacementSupervisor {
   private placer: PlacerHandle | undefined;
   private key = '';
+  /** what the placer was last given */
+  private current: { rules: Config['rules']; cgroupRoot: string } | undefined;
   /** `unsupported` (wrong namespace, no proc events) is final; other failures retry next run */
   private final = false;
   private state_: PlacementStatus = { state: 'off', execs: 0, placed: 0, errors: 0 };
@@ -69,6 +72,7 @@ export class PlacementSupervisor {
         return;
       }
       this.key = key;
+      this.current = { rules, cgroupRoot };
       this.state_ = { state: 'active', execs: 0, placed: 0, errors: 0 };
       return;
     }
@@ -76,8 +80,25 @@ export class PlacementSupervisor {
       // another cgroupRoot: the child first sends placed processes back from the old one
       this.placer.setRules(rules, cgroupRoot);
       this.key = key;
+      this.current = { rules, cgroupRoot };
     }
     this.placer.setDown(down);
+  }
+
+  /**
+   * Before a converge that removes rules (or disables them): the placer forgets them first, so
+   * it never places a process into a cgroup the converge is about to remove (with the exec
+   * gate, a `block` rule whose cgroup is gone refuses the exec). Rules that stay keep their
+   * cgroups; new ones wait for sync() after the converge created their cgroups.
+   */
+  narrow(rules: Config['rules']): void {
+    if (!this.placer || !this.current) return;
+    const next = new Map(rules.map((r, i) => [ruleName(r, i), r]));
+    // named explicitly: an unnamed rule's cgroup name comes from its index, which filtering changes
+    const kept = this.current.rules.map((r, i) => ({ ...r, name: ruleName(r, i) })).filter((r) => r.enabled && next.get(r.name)?.enabled === true);
+    if (kept.length === this.current.rules.filter((r) => r.enabled).length) return;
+    this.placer.setRules(kept, this.current.cgroupRoot);
+    this.key = JSON.stringify([this.current.cgroupRoot, kept]);
   }
 
   status(): PlacementStatus {

@@ -17,6 +17,7 @@ import { placementProcessBench } from './placement-process.bench.js';
 import { positionsBench } from './positions.bench.js';
 import { matchBench } from './match.bench.js';
 import { execGateBench } from './exec-gate.bench.js';
+import { aeadBench } from './aead.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -35,6 +36,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'positions', run: positionsBench },
   { name: 'match', run: matchBench },
   { name: 'exec-gate', run: (sm) => execGateBench(sm) },
+  { name: 'aead', run: aeadBench },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -5,6 +5,10 @@
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
+import { evpAead } from './evp.js';
+
+/** the transport path's EVP implementation (crypto/evp.ts), or undefined: node:crypto */
+const evp = evpAead();
 
 export const TAG_SIZE = 16;
 
@@ -37,7 +41,8 @@ const ZERO_PAD = Buffer.alloc(64 * 1024);
 
 /**
  * Encrypts `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext then tag);
- * returns bytes written. The transport hot path: no concatenation, no padded copy.
+ * returns bytes written. The transport hot path: no concatenation, no padded copy; a raw key
+ * goes through libcrypto's EVP with a reused context (crypto/evp.ts) when it is there.
  */
 export function sealInto(
   key: Uint8Array | KeyObject,
@@ -47,6 +52,7 @@ export function sealInto(
   out: Uint8Array,
   offset: number,
 ): number {
+  if (evp && key instanceof Uint8Array) return evp.sealInto(key, nonce12, plaintext, padLength, out, offset);
   const c = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
   let o = offset;
   if (plaintext.length) {
@@ -81,6 +87,7 @@ export function openWithNonce(
   ad?: Uint8Array,
 ): Buffer | null {
   if (sealed.length < TAG_SIZE) return null;
+  if (evp && key instanceof Uint8Array && !(ad && ad.length)) return evp.open(key, nonce12, sealed);
   const n = sealed.length - TAG_SIZE;
   try {
     const d = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });

@@ -1,0 +1,68 @@
+/**
+ * Step 10 item 3: the per-packet cost of the transport AEAD (ChaCha20-Poly1305, 1420-byte
+ * packets, one core): node:crypto's `createCipheriv`/`createDecipheriv` per packet (what the
+ * engine did through Step 9) against libcrypto's EVP through koffi with one context per key,
+ * re-keyed per packet with the nonce only (crypto/evp.ts, the engine's default now). Both
+ * through the engine's own entry points (`sealInto`/`openWithNonce` of crypto/aead.ts), the
+ * node path selected with AWG_AEAD=node in a child process; alternated, several runs.
+ *
+ * Run: `npx tsx bench/aead.bench.ts [--smoke]`.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { machine, median, printSamples, type Sample } from './lib.js';
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** one measurement in this process: µs per packet for seal and for open */
+async function once(packets: number): Promise<{ seal: number; open: number; impl: string }> {
+  const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
+  const { evpAead } = await import('../src/dataplane/crypto/evp.js');
+  const key = randomBytes(32);
+  const pkt = randomBytes(1420);
+  const nonce = Buffer.alloc(12);
+  const out = Buffer.alloc(16 + pkt.length + TAG_SIZE);
+  for (let i = 0; i < 2000; i++) sealInto(key, writeNonce(nonce, i), pkt, 0, out, 16);
+  let t0 = process.hrtime.bigint();
+  for (let i = 0; i < packets; i++) sealInto(key, writeNonce(nonce, i), pkt, 0, out, 16);
+  const seal = Number(process.hrtime.bigint() - t0) / packets / 1000;
+  const sealed = out.subarray(16);
+  writeNonce(nonce, packets - 1);
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < packets; i++) if (!openWithNonce(key, nonce, sealed)) throw new Error('open failed');
+  const open = Number(process.hrtime.bigint() - t0) / packets / 1000;
+  return { seal, open, impl: evpAead() ? 'evp' : 'node' };
+}
+
+export async function aeadBench(smoke: boolean): Promise<Sample[]> {
+  const runs = smoke ? 1 : 7;
+  const packets = smoke ? 2000 : 100_000;
+  const r: Record<string, { seal: number[]; open: number[] }> = { node: { seal: [], open: [] }, evp: { seal: [], open: [] } };
+  for (let i = 0; i < runs; i++)
+    for (const impl of ['node', 'evp'] as const) {
+      const j = JSON.parse(
+        execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], { encoding: 'utf8', env: { ...process.env, AWG_AEAD: impl } }),
+      ) as { seal: number; open: number; impl: string };
+      if (j.impl !== impl) throw new Error(`asked for ${impl}, ran ${j.impl} (is libcrypto.so.3 there?)`);
+      r[impl]!.seal.push(j.seal);
+      r[impl]!.open.push(j.open);
+    }
+  const out: Sample[] = [];
+  for (const op of ['seal', 'open'] as const)
+    for (const impl of ['node', 'evp'] as const) {
+      const xs = r[impl]![op];
+      const m = median(xs);
+      out.push({ name: `${op} 1420 B, ${impl === 'node' ? 'node:crypto createCipheriv per packet' : 'libcrypto EVP, reused context'}`, unit: 'µs/packet', runs: xs, median: m, note: `${((1420 * 8) / (m * 1000)).toFixed(2)} Gbit/s of payload on one core` });
+    }
+  return out;
+}
+
+if (process.argv[1] === SELF) {
+  if (process.argv[2] === '--child') {
+    process.stdout.write(JSON.stringify(await once(Number(process.argv[3]))));
+  } else {
+    console.log(`machine: ${machine()}`);
+    printSamples('aead', await aeadBench(process.argv.includes('--smoke')));
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * ChaCha20-Poly1305 for the transport hot path through libcrypto's EVP interface (koffi),
+ * with one cipher context per key, set up once and re-keyed per packet with the nonce only.
+ *
+ * Why: `createCipheriv` builds a new cipher object (key schedule, JS wrapper, allocations)
+ * for every packet; that setup costs more than encrypting 1420 bytes. Measured here (one
+ * core, 1420-byte packets): createCipheriv ≈ 10 µs per packet, EVP with a reused context
+ * ≈ 3–5 µs (bench/aead.bench.ts, RESULTS.md Step 10).
+ *
+ * Contract:
+ * - `evpAead()` is undefined when libcrypto.so.3 cannot be loaded, or when AWG_AEAD=node
+ *   (the off switch for diagnosis); callers then use node:crypto.
+ * - Output is byte-identical to node:crypto's (tested); an authentication failure returns
+ *   null, as openWithNonce does.
+ * - Contexts are cached per key buffer (WeakMap; the keypair's key buffers keep their
+ *   identity for the keypair's life) and freed (EVP_CIPHER_CTX_free, which cleanses them)
+ *   when the key buffer is collected.
+ * - Single-threaded: a context is used by one call at a time.
+ */
+import koffi from 'koffi';
+
+const EVP_CTRL_AEAD_GET_TAG = 0x10;
+const EVP_CTRL_AEAD_SET_TAG = 0x11;
+const TAG = 16;
+
+interface Fns {
+  ctxNew: () => unknown;
+  ctxFree: (ctx: unknown) => void;
+  cipher: () => unknown;
+  encInit: (ctx: unknown, type: unknown, impl: null, key: Uint8Array | null, iv: Uint8Array | null) => number;
+  encUpdate: (ctx: unknown, out: Uint8Array, outl: Int32Array, inp: Uint8Array, inl: number) => number;
+  encFinal: (ctx: unknown, out: Uint8Array, outl: Int32Array) => number;
+  decInit: (ctx: unknown, type: unknown, impl: null, key: Uint8Array | null, iv: Uint8Array | null) => number;
+  decUpdate: (ctx: unknown, out: Uint8Array, outl: Int32Array, inp: Uint8Array, inl: number) => number;
+  decFinal: (ctx: unknown, out: Uint8Array, outl: Int32Array) => number;
+  ctrl: (ctx: unknown, type: number, arg: number, ptr: Uint8Array) => number;
+}
+
+export interface EvpAead {
+  /** encrypt `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext ‖ tag); bytes written */
+  sealInto(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
+  /** ciphertext ‖ tag → plaintext, or null when authentication fails */
+  open(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array): Buffer | null;
+}
+
+let loaded: EvpAead | null | undefined;
+
+/** the EVP implementation, or undefined (no libcrypto.so.3, or AWG_AEAD=node) */
+export function evpAead(env: NodeJS.ProcessEnv = process.env): EvpAead | undefined {
+  if (env.AWG_AEAD === 'node') return undefined;
+  if (loaded === undefined) loaded = load();
+  return loaded ?? undefined;
+}
+
+function load(): EvpAead | null {
+  if (process.platform !== 'linux') return null;
+  let f: Fns;
+  try {
+    const lib = koffi.load('libcrypto.so.3');
+    f = {
+      ctxNew: lib.func('void *EVP_CIPHER_CTX_new()'),
+      ctxFree: lib.func('void EVP_CIPHER_CTX_free(void *ctx)'),
+      cipher: lib.func('const void *EVP_chacha20_poly1305()'),
+      encInit: lib.func('int EVP_EncryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
+      encUpdate: lib.func('int EVP_EncryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      encFinal: lib.func('int EVP_EncryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
+      decInit: lib.func('int EVP_DecryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
+      decUpdate: lib.func('int EVP_DecryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      decFinal: lib.func('int EVP_DecryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
+      ctrl: lib.func('int EVP_CIPHER_CTX_ctrl(void *ctx, int type, int arg, uint8_t *ptr)'),
+    } as unknown as Fns;
+  } catch {
+    return null;
+  }
+  const type = f.cipher();
+  if (!type) return null;
+  const outl = new Int32Array(1);
+  const scratch = new Uint8Array(TAG);
+  const zeroPad = new Uint8Array(64 * 1024);
+  const zeroNonce = new Uint8Array(12);
+  const enc = new WeakMap<Uint8Array, unknown>();
+  const dec = new WeakMap<Uint8Array, unknown>();
+  const freed = new FinalizationRegistry<unknown>((ctx) => f.ctxFree(ctx));
+  const ctxFor = (cache: WeakMap<Uint8Array, unknown>, key: Uint8Array, encrypt: boolean): unknown => {
+    let ctx = cache.get(key);
+    if (ctx) return ctx;
+    ctx = f.ctxNew();
+    if (!ctx) throw new Error('EVP_CIPHER_CTX_new failed');
+    const ok = encrypt ? f.encInit(ctx, type, null, key, zeroNonce) : f.decInit(ctx, type, null, key, zeroNonce);
+    if (ok !== 1) {
+      f.ctxFree(ctx);
+      throw new Error('EVP cipher init failed');
+    }
+    cache.set(key, ctx);
+    freed.register(key, ctx);
+    return ctx;
+  };
+  return {
+    sealInto(key, nonce12, plaintext, padLength, out, offset) {
+      const ctx = ctxFor(enc, key, true);
+      if (f.encInit(ctx, null, null, null, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
+      let o = offset;
+      if (plaintext.length) {
+        f.encUpdate(ctx, out.subarray(o), outl, plaintext, plaintext.length);
+        o += outl[0]!;
+      }
+      if (padLength) {
+        f.encUpdate(ctx, out.subarray(o), outl, zeroPad.subarray(0, padLength), padLength);
+        o += outl[0]!;
+      }
+      f.encFinal(ctx, scratch, outl);
+      if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
+      return o + TAG - offset;
+    },
+    open(key, nonce12, sealed) {
+      if (sealed.length < TAG) return null;
+      const n = sealed.length - TAG;
+      const ctx = ctxFor(dec, key, false);
+      if (f.decInit(ctx, null, null, null, nonce12) !== 1) return null;
+      if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return null;
+      const pt = Buffer.allocUnsafe(n);
+      if (n) f.decUpdate(ctx, pt, outl, sealed.subarray(0, n), n);
+      return f.decFinal(ctx, scratch, outl) > 0 ? pt : null;
+    },
+  };
+}

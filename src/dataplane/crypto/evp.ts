@@ -1,6 +1,10 @@
 /**
- * ChaCha20-Poly1305 for the transport hot path through libcrypto's EVP interface (koffi),
- * with one cipher context per key, set up once and re-keyed per packet with the nonce only.
+ * libcrypto (OpenSSL 3) through koffi, where node:crypto's per-call setup dominates:
+ * - ChaCha20-Poly1305 for the transport hot path, with one cipher context per key, set up
+ *   once and re-keyed per packet with the nonce only (`evpAead`);
+ * - X25519 from raw 32-byte keys (`evpX25519`): node:crypto can only take a raw key as a DER
+ *   document, and decoding one costs ≈ 0.44 ms (private) / 0.1 ms (public) against ≈ 0.05 ms
+ *   for the DH itself; a handshake needs five of them (bench/RESULTS.md Step 10).
  *
  * Why: `createCipheriv` builds a new cipher object (key schedule, JS wrapper, allocations)
  * for every packet; that setup costs more than encrypting 1420 bytes. Measured here (one
@@ -36,6 +40,12 @@ interface Fns {
   ctrl: (ctx: unknown, type: number, arg: number, ptr: Uint8Array) => number;
 }
 
+export interface EvpX25519 {
+  /** DH(sk, pk), or null when libcrypto refuses it (a low-order point gives an all-zero secret) */
+  sharedSecret(sk: Uint8Array, pk: Uint8Array): Uint8Array | null;
+  publicKey(sk: Uint8Array): Uint8Array;
+}
+
 export interface EvpAead {
   /** encrypt `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext ‖ tag); bytes written */
   sealInto(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
@@ -44,19 +54,99 @@ export interface EvpAead {
 }
 
 let loaded: EvpAead | null | undefined;
+let loadedX: EvpX25519 | null | undefined;
 
-/** the EVP implementation, or undefined (no libcrypto.so.3, or AWG_AEAD=node) */
+/** the EVP AEAD, or undefined (no libcrypto.so.3, or AWG_AEAD=node) */
 export function evpAead(env: NodeJS.ProcessEnv = process.env): EvpAead | undefined {
   if (env.AWG_AEAD === 'node') return undefined;
   if (loaded === undefined) loaded = load();
   return loaded ?? undefined;
 }
 
+/** X25519 through EVP_PKEY raw keys, or undefined (no libcrypto.so.3, or AWG_X25519=node) */
+export function evpX25519(env: NodeJS.ProcessEnv = process.env): EvpX25519 | undefined {
+  if (env.AWG_X25519 === 'node') return undefined;
+  if (loadedX === undefined) loadedX = loadX25519();
+  return loadedX ?? undefined;
+}
+
+let lib: ReturnType<typeof koffi.load> | null | undefined;
+function libcrypto(): ReturnType<typeof koffi.load> | null {
+  if (lib !== undefined) return lib;
+  try {
+    lib = process.platform === 'linux' ? koffi.load('libcrypto.so.3') : null;
+  } catch {
+    lib = null;
+  }
+  return lib;
+}
+
+const EVP_PKEY_X25519 = 1034;
+
+function loadX25519(): EvpX25519 | null {
+  const l = libcrypto();
+  if (!l) return null;
+  let newPriv: (type: number, e: null, key: Uint8Array, len: number) => unknown;
+  let newPub: (type: number, e: null, key: Uint8Array, len: number) => unknown;
+  let getPub: (pkey: unknown, out: Uint8Array, len: BigUint64Array) => number;
+  let ctxNew: (pkey: unknown, e: null) => unknown;
+  let deriveInit: (ctx: unknown) => number;
+  let setPeer: (ctx: unknown, peer: unknown) => number;
+  let derive: (ctx: unknown, out: Uint8Array, len: BigUint64Array) => number;
+  let pkeyFree: (pkey: unknown) => void;
+  let ctxFree: (ctx: unknown) => void;
+  try {
+    newPriv = l.func('void *EVP_PKEY_new_raw_private_key(int type, void *e, const uint8_t *key, size_t keylen)');
+    newPub = l.func('void *EVP_PKEY_new_raw_public_key(int type, void *e, const uint8_t *key, size_t keylen)');
+    getPub = l.func('int EVP_PKEY_get_raw_public_key(void *pkey, uint8_t *pub, size_t *len)');
+    ctxNew = l.func('void *EVP_PKEY_CTX_new(void *pkey, void *e)');
+    deriveInit = l.func('int EVP_PKEY_derive_init(void *ctx)');
+    setPeer = l.func('int EVP_PKEY_derive_set_peer(void *ctx, void *peer)');
+    derive = l.func('int EVP_PKEY_derive(void *ctx, uint8_t *key, size_t *keylen)');
+    pkeyFree = l.func('void EVP_PKEY_free(void *pkey)');
+    ctxFree = l.func('void EVP_PKEY_CTX_free(void *ctx)');
+  } catch {
+    return null;
+  }
+  const len = new BigUint64Array(1);
+  return {
+    sharedSecret(sk, pk) {
+      if (sk.length !== 32 || pk.length !== 32) return null;
+      const a = newPriv(EVP_PKEY_X25519, null, sk, 32);
+      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
+      const c = a ? ctxNew(a, null) : null;
+      try {
+        if (!a || !b || !c) return null;
+        const out = new Uint8Array(32);
+        len[0] = 32n;
+        if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
+        return out;
+      } finally {
+        if (c) ctxFree(c);
+        if (b) pkeyFree(b);
+        if (a) pkeyFree(a);
+      }
+    },
+    publicKey(sk) {
+      const a = sk.length === 32 ? newPriv(EVP_PKEY_X25519, null, sk, 32) : null;
+      if (!a) throw new Error('X25519: not a 32-byte private key');
+      try {
+        const out = new Uint8Array(32);
+        len[0] = 32n;
+        if (getPub(a, out, len) !== 1 || len[0] !== 32n) throw new Error('X25519: EVP_PKEY_get_raw_public_key failed');
+        return out;
+      } finally {
+        pkeyFree(a);
+      }
+    },
+  };
+}
+
 function load(): EvpAead | null {
-  if (process.platform !== 'linux') return null;
+  const lib = libcrypto();
+  if (!lib) return null;
   let f: Fns;
   try {
-    const lib = koffi.load('libcrypto.so.3');
     f = {
       ctxNew: lib.func('void *EVP_CIPHER_CTX_new()'),
       ctxFree: lib.func('void EVP_CIPHER_CTX_free(void *ctx)'),

@@ -1,6 +1,8 @@
 /**
- * X25519 through node:crypto KeyObjects (~30x faster than pure JS). Raw 32-byte keys are
- * wrapped in fixed PKCS#8 / SPKI DER prefixes.
+ * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls (crypto/evp.ts)
+ * when libcrypto.so.3 is there (AWG_X25519=node switches it off), else node:crypto
+ * KeyObjects, wrapping raw keys in fixed PKCS#8 / SPKI DER prefixes (~30× faster than pure
+ * JS, but the DER decoding costs ~10× the DH itself). KeyObjects are passed to node:crypto.
  */
 import {
   createPrivateKey,
@@ -9,6 +11,9 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { evpX25519 } from './evp.js';
+
+const evp = evpX25519();
 
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
 const SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
@@ -31,6 +36,7 @@ export function publicKeyObject(pk: Uint8Array): KeyObject {
 }
 
 export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
+  if (evp && sk instanceof Uint8Array) return evp.publicKey(sk);
   const ko = sk instanceof Uint8Array ? privateKeyObject(sk) : sk;
   const der = createPublicKey(ko).export({ format: 'der', type: 'spki' });
   return new Uint8Array(der.subarray(der.length - KEY_SIZE));
@@ -38,6 +44,12 @@ export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
 
 /** DH(sk, pk); null when the result is all-zero (low-order point), which WireGuard refuses. */
 export function sharedSecret(sk: Uint8Array | KeyObject, pk: Uint8Array): Uint8Array | null {
+  if (evp && sk instanceof Uint8Array) {
+    const s = evp.sharedSecret(sk, pk);
+    let acc = 0;
+    if (s) for (const b of s) acc |= b;
+    return s && acc !== 0 ? s : null;
+  }
   try {
     const priv = sk instanceof Uint8Array ? privateKeyObject(sk) : sk;
     const s = diffieHellman({ privateKey: priv, publicKey: publicKeyObject(pk) });

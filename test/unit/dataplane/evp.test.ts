@@ -6,7 +6,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evpAead } from '../../../src/dataplane/crypto/evp.js';
+import { evpAead, evpX25519 } from '../../../src/dataplane/crypto/evp.js';
+import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
 
 const evp = evpAead({});
 
@@ -60,5 +61,35 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
 
   it('AWG_AEAD=node switches it off', () => {
     expect(evpAead({ AWG_AEAD: 'node' })).toBeUndefined();
+  });
+});
+
+const x = evpX25519({});
+const der = (prefix: string, k: Uint8Array) => Buffer.concat([Buffer.from(prefix, 'hex'), k]);
+const nodeDh = (sk: Uint8Array, pk: Uint8Array) =>
+  diffieHellman({ privateKey: createPrivateKey({ key: der('302e020100300506032b656e04220420', sk), format: 'der', type: 'pkcs8' }), publicKey: createPublicKey({ key: der('302a300506032b656e032100', pk), format: 'der', type: 'spki' }) });
+
+describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
+  it('RFC 7748 §6.1: both public keys and the shared secret', () => {
+    const a = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
+    const b = Buffer.from('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb', 'hex');
+    expect(Buffer.from(x!.publicKey(a)).toString('hex')).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+    expect(Buffer.from(x!.publicKey(b)).toString('hex')).toBe('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
+    expect(Buffer.from(x!.sharedSecret(a, x!.publicKey(b))!).toString('hex')).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+  });
+
+  it('agrees with node:crypto on random keys (unclamped scalars too); refuses a low-order point and wrong lengths', () => {
+    for (let i = 0; i < 50; i++) {
+      const sk = randomBytes(32);
+      const pk = x!.publicKey(randomBytes(32));
+      expect(Buffer.from(x!.sharedSecret(sk, pk)!).equals(nodeDh(sk, pk))).toBe(true);
+    }
+    expect(x!.sharedSecret(randomBytes(32), new Uint8Array(32))).toBeNull();
+    expect(x!.sharedSecret(randomBytes(31), randomBytes(32))).toBeNull();
+    expect(() => x!.publicKey(randomBytes(31))).toThrow(/32-byte/);
+  });
+
+  it('AWG_X25519=node switches it off', () => {
+    expect(evpX25519({ AWG_X25519: 'node' })).toBeUndefined();
   });
 });

@@ -6,6 +6,9 @@
  * through the engine's own entry points (`sealInto`/`openWithNonce` of crypto/aead.ts), the
  * node path selected with AWG_AEAD=node in a child process; alternated, several runs.
  *
+ * Also X25519 from raw 32-byte keys (the handshake's five DHs and two public keys): node:crypto
+ * through DER-wrapped KeyObjects against libcrypto's EVP_PKEY raw-key calls (AWG_X25519).
+ *
  * Run: `npx tsx bench/aead.bench.ts [--smoke]`.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,8 +18,8 @@ import { machine, median, printSamples, type Sample } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
-/** one measurement in this process: µs per packet for seal and for open */
-async function once(packets: number): Promise<{ seal: number; open: number; impl: string }> {
+/** one measurement in this process: µs per packet for seal and open, µs per X25519 DH and public key */
+async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; impl: string }> {
   const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
   const { evpAead } = await import('../src/dataplane/crypto/evp.js');
   const key = randomBytes(32);
@@ -32,21 +35,30 @@ async function once(packets: number): Promise<{ seal: number; open: number; impl
   t0 = process.hrtime.bigint();
   for (let i = 0; i < packets; i++) if (!openWithNonce(key, nonce, sealed)) throw new Error('open failed');
   const open = Number(process.hrtime.bigint() - t0) / packets / 1000;
-  return { seal, open, impl: evpAead() ? 'evp' : 'node' };
+  const { sharedSecret, publicKey } = await import('../src/dataplane/crypto/x25519.js');
+  const sk = randomBytes(32);
+  const pk = publicKey(randomBytes(32));
+  const n = Math.max(50, packets / 200);
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) sharedSecret(sk, pk);
+  const dh = Number(process.hrtime.bigint() - t0) / n / 1000;
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) publicKey(sk);
+  const pub = Number(process.hrtime.bigint() - t0) / n / 1000;
+  return { seal, open, dh, pub, impl: evpAead() ? 'evp' : 'node' };
 }
 
 export async function aeadBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 7;
   const packets = smoke ? 2000 : 100_000;
-  const r: Record<string, { seal: number[]; open: number[] }> = { node: { seal: [], open: [] }, evp: { seal: [], open: [] } };
+  const r: Record<string, Record<'seal' | 'open' | 'dh' | 'pub', number[]>> = { node: { seal: [], open: [], dh: [], pub: [] }, evp: { seal: [], open: [], dh: [], pub: [] } };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const) {
       const j = JSON.parse(
-        execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], { encoding: 'utf8', env: { ...process.env, AWG_AEAD: impl } }),
-      ) as { seal: number; open: number; impl: string };
+        execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], { encoding: 'utf8', env: { ...process.env, AWG_AEAD: impl, AWG_X25519: impl } }),
+      ) as { seal: number; open: number; dh: number; pub: number; impl: string };
       if (j.impl !== impl) throw new Error(`asked for ${impl}, ran ${j.impl} (is libcrypto.so.3 there?)`);
-      r[impl]!.seal.push(j.seal);
-      r[impl]!.open.push(j.open);
+      for (const k of ['seal', 'open', 'dh', 'pub'] as const) r[impl]![k].push(j[k]);
     }
   const out: Sample[] = [];
   for (const op of ['seal', 'open'] as const)
@@ -54,6 +66,11 @@ export async function aeadBench(smoke: boolean): Promise<Sample[]> {
       const xs = r[impl]![op];
       const m = median(xs);
       out.push({ name: `${op} 1420 B, ${impl === 'node' ? 'node:crypto createCipheriv per packet' : 'libcrypto EVP, reused context'}`, unit: 'µs/packet', runs: xs, median: m, note: `${((1420 * 8) / (m * 1000)).toFixed(2)} Gbit/s of payload on one core` });
+    }
+  for (const op of ['dh', 'pub'] as const)
+    for (const impl of ['node', 'evp'] as const) {
+      const xs = r[impl]![op];
+      out.push({ name: `X25519 ${op === 'dh' ? 'DH' : 'public key'} from raw keys, ${impl === 'node' ? 'node:crypto (DER-wrapped KeyObjects)' : 'libcrypto EVP_PKEY raw keys'}`, unit: 'µs', runs: xs, median: median(xs) });
     }
   return out;
 }

@@ -2,7 +2,7 @@
  * Step 10 item 3: the per-packet cost of the transport AEAD (ChaCha20-Poly1305, 1420-byte
  * packets, one core): node:crypto's `createCipheriv`/`createDecipheriv` per packet (what the
  * engine did through Step 9) against libcrypto's EVP through koffi with one context per key,
- * re-keyed per packet with the nonce only (crypto/evp.ts, the engine's default now). Both
+ * re-keyed per packet with the nonce only (native/libcrypto.ts, the engine's default now). Both
  * through the engine's own entry points (`sealInto`/`openWithNonce` of crypto/aead.ts), the
  * node path selected with AWG_AEAD=node in a child process; alternated, several runs.
  *
@@ -21,7 +21,7 @@ const SELF = fileURLToPath(import.meta.url);
 /** one measurement in this process: µs per packet for seal and open, µs per X25519 DH and public key */
 async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; impl: string }> {
   const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
-  const { evpAead } = await import('../src/dataplane/crypto/evp.js');
+  const { evpAead } = await import('../src/native/libcrypto.js');
   const key = randomBytes(32);
   const pkt = randomBytes(1420);
   const nonce = Buffer.alloc(12);

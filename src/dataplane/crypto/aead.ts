@@ -5,9 +5,9 @@
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { evpAead } from './evp.js';
+import { evpAead } from '../../native/libcrypto.js';
 
-/** the transport path's EVP implementation (crypto/evp.ts), or undefined: node:crypto */
+/** the transport path's EVP implementation (native/libcrypto.ts), or undefined: node:crypto */
 const evp = evpAead();
 
 export const TAG_SIZE = 16;
@@ -42,7 +42,7 @@ const ZERO_PAD = Buffer.alloc(64 * 1024);
 /**
  * Encrypts `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext then tag);
  * returns bytes written. The transport hot path: no concatenation, no padded copy; a raw key
- * goes through libcrypto's EVP with a reused context (crypto/evp.ts) when it is there.
+ * goes through libcrypto's EVP with a reused context (native/libcrypto.ts) when it is there.
  */
 export function sealInto(
   key: Uint8Array | KeyObject,

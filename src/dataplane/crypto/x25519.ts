@@ -1,5 +1,5 @@
 /**
- * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls (crypto/evp.ts)
+ * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls (native/libcrypto.ts)
  * when libcrypto.so.3 is there (AWG_X25519=node switches it off), else node:crypto
  * KeyObjects, wrapping raw keys in fixed PKCS#8 / SPKI DER prefixes (~30× faster than pure
  * JS, but the DER decoding costs ~10× the DH itself). KeyObjects are passed to node:crypto.
@@ -11,7 +11,7 @@ import {
   randomBytes,
   type KeyObject,
 } from 'node:crypto';
-import { evpX25519 } from './evp.js';
+import { evpX25519 } from '../../native/libcrypto.js';
 
 const evp = evpX25519();
 

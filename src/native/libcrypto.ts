@@ -9,7 +9,7 @@
  * Why: `createCipheriv` builds a new cipher object (key schedule, JS wrapper, allocations)
  * for every packet; that setup costs more than encrypting 1420 bytes. Measured here (one
  * core, 1420-byte packets): createCipheriv ≈ 10 µs per packet, EVP with a reused context
- * ≈ 3–5 µs (bench/aead.bench.ts, RESULTS.md Step 10).
+ * ≈ 2–5 µs (bench/aead.bench.ts, RESULTS.md Step 10). Used by src/dataplane/crypto (aead.ts, x25519.ts).
  *
  * Contract:
  * - `evpAead()` is undefined when libcrypto.so.3 cannot be loaded, or when AWG_AEAD=node

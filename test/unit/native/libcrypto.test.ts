@@ -1,13 +1,12 @@
 /**
- * The EVP transport AEAD (crypto/evp.ts) against node:crypto's ChaCha20-Poly1305: the same
+ * libcrypto through koffi (src/native/libcrypto.ts). The EVP transport AEAD (native/libcrypto.ts) against node:crypto's ChaCha20-Poly1305: the same
  * bytes for random packets, padding and empty keepalives; a tampered ciphertext or tag, or
  * the wrong key, is refused; contexts are per key; AWG_AEAD=node switches it off.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evpAead, evpX25519 } from '../../../src/dataplane/crypto/evp.js';
-import { createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto';
+import { evpAead, evpX25519 } from '../../../src/native/libcrypto.js';
 
 const evp = evpAead({});
 

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import type { Io } from '../../../src/cli/output.js';
 import { PlanDocument } from '../../../src/model/plan-document.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const KEY = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
 
@@ -17,7 +17,7 @@ async function awg(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 function tmp(): string {
-  return mkdtempSync(join(tmpdir(), 'awg-cli-'));
+  return tempDir('awg-cli-');
 }
 
 const VALID = `version: 1

@@ -5,19 +5,19 @@
  * 0.0.0.0/0), `010.0.0.1` was taken as a DNS server (and read as 8.0.0.1), a proxy server
  * was any string and match strings could hold line breaks.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import type { Io } from '../../../src/cli/output.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const PRIV = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
 const PEER = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
 const EVIL = 'c5320103dadba14be71f886da1d8dbe9eebded08cb111b75340078999aa9f038';
 
 async function validate(yaml: string, files: Record<string, string> = {}): Promise<{ code: number; out: string; err: string; file: string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'awg-values-'));
+  const dir = tempDir('awg-values-');
   const file = join(dir, 'awg.yaml');
   writeFileSync(file, yaml);
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text, { mode: 0o600 });

@@ -1,12 +1,12 @@
 /** `awg import` end to end through the CLI: what it prints, writes, and that `awg validate` accepts it. */
-import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { main } from '../../../src/cli/main.js';
 import type { Io } from '../../../src/cli/output.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const VALID = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/import/valid');
 
@@ -19,7 +19,7 @@ async function awg(...args: string[]): Promise<{ code: number; out: string; err:
 }
 
 function staged(fixture: string, as = fixture): { dir: string; conf: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'awg-import-'));
+  const dir = tempDir('awg-import-');
   const conf = join(dir, as);
   copyFileSync(join(VALID, fixture), conf);
   return { dir, conf };

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { checkSecrets, publicKeyOf } from '../../../src/config/secrets.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 function pair() {
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
@@ -20,7 +20,7 @@ describe('a peer that is the tunnel itself', () => {
   });
   it('is a located error once the private key is resolved', () => {
     const me = pair();
-    const dir = mkdtempSync(join(tmpdir(), 'awg-selfpeer-'));
+    const dir = tempDir('awg-selfpeer-');
     const file = join(dir, 'c.yaml');
     writeFileSync(join(dir, 'k'), me.priv + '\n', { mode: 0o600 });
     const text = `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: {file: k}\n    addresses: [10.1.0.2/32]\n    peers:\n      - publicKey: ${me.pub}\n        allowedIPs: [10.1.0.0/24]\n`;

@@ -4,8 +4,7 @@
  * fingerprints secrets with it (the same on one host, different on another).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -14,9 +13,10 @@ import type { Io } from '../../../src/cli/output.js';
 import { AwgError } from '../../../src/errors.js';
 import { FINGERPRINT_KEY_FILE, fingerprintKeyIn, fingerprintKeyOf } from '../../../src/util/host-key.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
+import { tempDir } from '../../helpers/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const tmp = () => mkdtempSync(join(tmpdir(), 'awg-hostkey-'));
+const tmp = () => tempDir('awg-hostkey-');
 const isRoot = process.geteuid?.() === 0;
 
 describe('fingerprintKeyIn', () => {

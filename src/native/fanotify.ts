@@ -7,10 +7,11 @@
 import { readlinkSync } from 'node:fs';
 import koffi from 'koffi';
 import { AwgError } from '../errors.js';
-import { close, E, read, write } from './libc.js';
+import { close, E, O_CLOEXEC, O_RDONLY, read, write } from './libc.js';
 
 export const FAN_CLASS_CONTENT = 0x4;
 export const FAN_CLOEXEC = 0x1;
+export const FAN_NONBLOCK = 0x2;
 export const FAN_MARK_ADD = 0x1;
 export const FAN_MARK_FILESYSTEM = 0x100;
 export const FAN_OPEN_EXEC_PERM = 0x40000;
@@ -27,19 +28,47 @@ export interface FanotifyEvent {
   pid: number;
 }
 
-/** Every whole record in `buf` (one read may return several); throws on a malformed record. */
-export function parseEvents(buf: Buffer): FanotifyEvent[] {
-  const out: FanotifyEvent[] = [];
+/**
+ * The whole records at the start of `buf`, up to the first malformed one, and why that one is
+ * malformed (one read may return several records).
+ */
+export function parseEventsUpTo(buf: Buffer): { events: FanotifyEvent[]; error?: string } {
+  const events: FanotifyEvent[] = [];
   let off = 0;
   while (off + EVENT_METADATA_LEN <= buf.length) {
     const len = buf.readUInt32LE(off);
     const vers = buf.readUInt8(off + 4);
-    if (vers !== FANOTIFY_METADATA_VERSION) throw new Error(`fanotify: metadata version ${vers}, expected ${FANOTIFY_METADATA_VERSION}`);
-    if (len < EVENT_METADATA_LEN || off + len > buf.length) throw new Error(`fanotify: bad event_len ${len} at ${off}`);
-    out.push({ mask: buf.readBigUInt64LE(off + 8), fd: buf.readInt32LE(off + 16), pid: buf.readInt32LE(off + 20) });
+    if (vers !== FANOTIFY_METADATA_VERSION) return { events, error: `fanotify: metadata version ${vers}, expected ${FANOTIFY_METADATA_VERSION}` };
+    if (len < EVENT_METADATA_LEN || off + len > buf.length) return { events, error: `fanotify: bad event_len ${len} at ${off}` };
+    events.push({ mask: buf.readBigUInt64LE(off + 8), fd: buf.readInt32LE(off + 16), pid: buf.readInt32LE(off + 20) });
     off += len;
   }
-  return out;
+  return { events };
+}
+
+/** Every whole record in `buf`; throws on a malformed record. */
+export function parseEvents(buf: Buffer): FanotifyEvent[] {
+  const r = parseEventsUpTo(buf);
+  if (r.error) throw new Error(r.error);
+  return r.events;
+}
+
+/**
+ * Every event queued on a non-blocking fanotify fd now, read through `buf`. An error after some
+ * events were read does not lose them (each holds an exec until it is answered): they are
+ * returned with the error, which the caller reports after answering them.
+ */
+export function readFanotifyEvents(fd: number, buf: Buffer): { events: FanotifyEvent[]; error?: string } {
+  const events: FanotifyEvent[] = [];
+  for (;;) {
+    const n = read(fd, buf);
+    if (n === -E.EAGAIN) return { events };
+    if (n < 0) return { events, error: `fanotify read: errno ${-n}` };
+    const r = parseEventsUpTo(buf.subarray(0, n));
+    events.push(...r.events);
+    if (r.error) return { events, error: r.error };
+    if (n < buf.length - EVENT_METADATA_LEN) return { events };
+  }
 }
 
 /** `struct fanotify_response { s32 fd; u32 response }` allowing (or denying) the event on `fd`. */
@@ -53,11 +82,7 @@ export function allowResponse(fd: number, response: number = FAN_ALLOW): Buffer 
 // ---------------------------------------------------------------------------------------
 // the group: fanotify_init / fanotify_mark through koffi, reads and answers through libc
 
-
-export const FAN_NONBLOCK = 0x2;
-const O_RDONLY = 0;
 const O_LARGEFILE = 0o100000;
-const O_CLOEXEC = 0o2000000;
 const AT_FDCWD = -100;
 
 interface FanFns {
@@ -82,6 +107,10 @@ function fns(): FanFns {
  * ending) releases every held exec.
  */
 export class FanotifyGroup {
+  private readonly buf = Buffer.alloc(EVENT_METADATA_LEN * 64);
+  /** an error met after events were read: thrown by the next readEvents, once those are answered */
+  private deferred: string | undefined;
+
   private constructor(readonly fd: number) {}
 
   /** EPERM without CAP_SYS_ADMIN (in the initial user namespace), EINVAL without the kernel option */
@@ -100,17 +129,15 @@ export class FanotifyGroup {
       throw new AwgError('driver', `fanotify_mark ${path}: errno ${koffi.errno()}`);
   }
 
-  /** every event queued now (none: []) */
+  /** every event queued now (none: []); a read or format error is thrown once the events read before it are returned */
   readEvents(): FanotifyEvent[] {
-    const out: FanotifyEvent[] = [];
-    const buf = Buffer.alloc(EVENT_METADATA_LEN * 64);
-    for (;;) {
-      const n = read(this.fd, buf);
-      if (n === -E.EAGAIN) return out;
-      if (n < 0) throw new AwgError('driver', `fanotify read: errno ${-n}`);
-      out.push(...parseEvents(buf.subarray(0, n)));
-      if (n < buf.length - EVENT_METADATA_LEN) return out;
-    }
+    const deferred = this.deferred;
+    this.deferred = undefined;
+    if (deferred) throw new AwgError('driver', deferred);
+    const r = readFanotifyEvents(this.fd, this.buf);
+    if (r.error && r.events.length === 0) throw new AwgError('driver', r.error);
+    this.deferred = r.error;
+    return r.events;
   }
 
   /** the file an event opened, by its fd in this process */

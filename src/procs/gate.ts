@@ -143,6 +143,7 @@ export class ExecGate {
     } catch (e) {
       this.o.onError?.(`exec gate: ${toAwgError(e, 'driver').message}`);
     }
+    const start = this.now();
     for (;;) {
       let evs: FanotifyEvent[];
       try {
@@ -152,14 +153,13 @@ export class ExecGate {
         return;
       }
       if (evs.length === 0) break;
-      this.answer(evs);
+      this.answer(evs, start);
     }
     this.prune();
   }
 
-  /** decide and answer a batch (each event is allowed even when deciding throws) */
-  answer(evs: readonly FanotifyEvent[]): void {
-    const start = this.now();
+  /** decide and answer a batch (each event is allowed even when deciding throws); `start`: when the pass began */
+  answer(evs: readonly FanotifyEvent[], start = this.now()): void {
     const deadline = this.o.deadlineMs ?? 100;
     for (const ev of evs) {
       if (ev.fd < 0) {

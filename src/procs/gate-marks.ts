@@ -17,6 +17,7 @@
  * Disabled rules need no marks.
  */
 import type { Rule } from '../config/schema.js';
+import { parseMountinfo as parseMounts } from '../util/mountinfo.js';
 
 export interface MountEntry {
   /** major:minor: one per file system (super block) */
@@ -45,19 +46,9 @@ const PSEUDO = new Set([
   'fusectl', 'hugetlbfs', 'autofs', 'binfmt_misc', 'efivarfs', 'rpc_pipefs', 'nsfs', 'selinuxfs', 'devtmpfs',
 ]);
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
+/** the mounts of a mountinfo text, as the marks need them (util/mountinfo.ts parses) */
 export function parseMountinfo(text: string): MountEntry[] {
-  const out: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const pre = line.slice(0, sep).split(' ');
-    const post = line.slice(sep + 3).split(' ');
-    if (pre.length < 6 || !post[0]) continue;
-    out.push({ dev: pre[2]!, mountPoint: unescape(pre[4]!), fsType: post[0], noexec: pre[5]!.split(',').includes('noexec') });
-  }
-  return out;
+  return parseMounts(text).map((m) => ({ dev: m.dev, mountPoint: m.mountPoint, fsType: m.fsType, noexec: m.options.includes('noexec') }));
 }
 
 const GLOB_CHARS = /[*?[\]{}!+@()]/;

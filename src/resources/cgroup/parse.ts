@@ -9,6 +9,7 @@
  */
 import { posix } from 'node:path';
 import { AwgError } from '../../errors.js';
+import { parseMountinfo } from '../../util/mountinfo.js';
 
 export const NFT_CGROUP_BASE = '/sys/fs/cgroup';
 
@@ -45,24 +46,12 @@ export interface CgroupFacts {
   inodes: Record<string, number>;
 }
 
-/** mountinfo escapes space, tab, newline and backslash as \ooo */
-const unescape = (s: string) =>
-  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
 export function parseCgroup2Mount(mountinfo: string): CgroupMount | undefined {
-  for (const line of mountinfo.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const pre = line.slice(0, sep).split(' ');
-    const post = line.slice(sep + 3).split(' ');
-    if (post[0] !== 'cgroup2' || pre.length < 5) continue;
-    const root = unescape(pre[3]!);
-    const mountPoint = unescape(pre[4]!);
-    const rel = posix.relative(NFT_CGROUP_BASE, mountPoint);
-    const nftPrefix = rel.startsWith('..') || posix.isAbsolute(rel) ? undefined : rel;
-    return { mountPoint, root, nftPrefix };
-  }
-  return undefined;
+  const m = parseMountinfo(mountinfo).find((x) => x.fsType === 'cgroup2');
+  if (!m) return undefined;
+  const rel = posix.relative(NFT_CGROUP_BASE, m.mountPoint);
+  const nftPrefix = rel.startsWith('..') || posix.isAbsolute(rel) ? undefined : rel;
+  return { mountPoint: m.mountPoint, root: m.root, nftPrefix };
 }
 
 function segments(p: string): string[] {

@@ -45,7 +45,7 @@ export type GateDecision = 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny
 export interface GateFiles {
   /** the path of the event's file (readlink /proc/self/fd/N) */
   pathOf(ev: FanotifyEvent): string | undefined;
-  /** the first bytes of the file, read through the event's fd */
+  /** the first bytes of the file, read through the event's fd (valid until the next call) */
   head(fd: number): Buffer;
   /** device:inode of the event's file */
   idOfFd(fd: number): string | undefined;
@@ -91,14 +91,16 @@ interface Pending {
 /** a pending exec older than this lost its follow-ups (the exec failed after we answered) */
 const PENDING_TTL_MS = 5000;
 
+const HEAD = Buffer.allocUnsafe(HEAD_BYTES);
+
 export const realGateFiles: GateFiles = {
   pathOf: (ev) => FanotifyGroup.pathOf(ev),
   head(fd) {
-    const b = Buffer.alloc(HEAD_BYTES);
+    // one buffer for every event: the caller parses the head before the next one is read
     try {
-      return b.subarray(0, readSync(fd, b, 0, HEAD_BYTES, 0));
+      return HEAD.subarray(0, readSync(fd, HEAD, 0, HEAD_BYTES, 0));
     } catch {
-      return Buffer.alloc(0);
+      return HEAD.subarray(0, 0);
     }
   },
   idOfFd(fd) {

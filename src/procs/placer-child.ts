@@ -34,6 +34,12 @@ import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate
 import { parseMountinfo, planGateMarks } from './gate-marks.js';
 import { LineDecoder, encode, parseToPlacer, zeroStats, type FromPlacer, type GateInfo, type PlacerMount, type ToPlacer } from './placer-protocol.js';
 
+/** add every counter of `from` into `into` (counters of a placer or gate that was replaced) */
+function addCounts<T extends object>(into: T, from: T): void {
+  const a = into as Record<string, number>;
+  for (const [k, v] of Object.entries(from as Record<string, number>)) a[k] = (a[k] ?? 0) + v;
+}
+
 /** how the child reaches fanotify (fakes in unit tests) */
 export interface GateAccess {
   /** a new group (throws AwgError when the kernel refuses) */
@@ -209,7 +215,7 @@ export class PlacerChild {
     if (g) {
       g.pump(); // answer what is queued before the group goes
       g.close();
-      for (const k of Object.keys(g.stats) as (keyof GateStats)[]) this.retiredGate[k] += g.stats[k];
+      addCounts(this.retiredGate, g.stats);
     }
   }
 
@@ -257,7 +263,7 @@ export class PlacerChild {
   /** stats (cumulative over placers) when changed, or always with `id` */
   sendStats(id?: number): void {
     const st = { ...(this.placer?.stats ?? zeroStats()) };
-    for (const [k, v] of Object.entries(this.retired)) st[k as keyof typeof st] += v;
+    addCounts(st, this.retired);
     const c = this.conn?.stats;
     const body = { ...st, connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 }, ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}) };
     const sig = JSON.stringify(body);
@@ -270,7 +276,7 @@ export class PlacerChild {
 
   private gateStats(): GateStats {
     const s = { ...this.retiredGate };
-    if (this.gate) for (const k of Object.keys(s) as (keyof GateStats)[]) s[k] += this.gate.stats[k];
+    if (this.gate) addCounts(s, this.gate.stats);
     return s;
   }
 
@@ -284,7 +290,7 @@ export class PlacerChild {
 
   // keep retired counters when a placer is replaced (another cgroupRoot)
   private retire(p: ProcessPlacer): void {
-    for (const [k, v] of Object.entries(p.stats)) this.retired[k as keyof typeof this.retired] += v;
+    addCounts(this.retired, p.stats);
   }
 }
 

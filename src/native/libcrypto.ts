@@ -83,31 +83,38 @@ function libcrypto(): ReturnType<typeof koffi.load> | null {
 
 const EVP_PKEY_X25519 = 1034;
 
+interface XFns {
+  newPriv: (type: number, e: null, key: Uint8Array, len: number) => unknown;
+  newPub: (type: number, e: null, key: Uint8Array, len: number) => unknown;
+  getPub: (pkey: unknown, out: Uint8Array, len: BigUint64Array) => number;
+  ctxNew: (pkey: unknown, e: null) => unknown;
+  deriveInit: (ctx: unknown) => number;
+  setPeer: (ctx: unknown, peer: unknown) => number;
+  derive: (ctx: unknown, out: Uint8Array, len: BigUint64Array) => number;
+  pkeyFree: (pkey: unknown) => void;
+  ctxFree: (ctx: unknown) => void;
+}
+
 function loadX25519(): EvpX25519 | null {
   const l = libcrypto();
   if (!l) return null;
-  let newPriv: (type: number, e: null, key: Uint8Array, len: number) => unknown;
-  let newPub: (type: number, e: null, key: Uint8Array, len: number) => unknown;
-  let getPub: (pkey: unknown, out: Uint8Array, len: BigUint64Array) => number;
-  let ctxNew: (pkey: unknown, e: null) => unknown;
-  let deriveInit: (ctx: unknown) => number;
-  let setPeer: (ctx: unknown, peer: unknown) => number;
-  let derive: (ctx: unknown, out: Uint8Array, len: BigUint64Array) => number;
-  let pkeyFree: (pkey: unknown) => void;
-  let ctxFree: (ctx: unknown) => void;
+  let x: XFns;
   try {
-    newPriv = l.func('void *EVP_PKEY_new_raw_private_key(int type, void *e, const uint8_t *key, size_t keylen)');
-    newPub = l.func('void *EVP_PKEY_new_raw_public_key(int type, void *e, const uint8_t *key, size_t keylen)');
-    getPub = l.func('int EVP_PKEY_get_raw_public_key(void *pkey, uint8_t *pub, size_t *len)');
-    ctxNew = l.func('void *EVP_PKEY_CTX_new(void *pkey, void *e)');
-    deriveInit = l.func('int EVP_PKEY_derive_init(void *ctx)');
-    setPeer = l.func('int EVP_PKEY_derive_set_peer(void *ctx, void *peer)');
-    derive = l.func('int EVP_PKEY_derive(void *ctx, uint8_t *key, size_t *keylen)');
-    pkeyFree = l.func('void EVP_PKEY_free(void *pkey)');
-    ctxFree = l.func('void EVP_PKEY_CTX_free(void *ctx)');
+    x = {
+      newPriv: l.func('void *EVP_PKEY_new_raw_private_key(int type, void *e, const uint8_t *key, size_t keylen)'),
+      newPub: l.func('void *EVP_PKEY_new_raw_public_key(int type, void *e, const uint8_t *key, size_t keylen)'),
+      getPub: l.func('int EVP_PKEY_get_raw_public_key(void *pkey, uint8_t *pub, size_t *len)'),
+      ctxNew: l.func('void *EVP_PKEY_CTX_new(void *pkey, void *e)'),
+      deriveInit: l.func('int EVP_PKEY_derive_init(void *ctx)'),
+      setPeer: l.func('int EVP_PKEY_derive_set_peer(void *ctx, void *peer)'),
+      derive: l.func('int EVP_PKEY_derive(void *ctx, uint8_t *key, size_t *keylen)'),
+      pkeyFree: l.func('void EVP_PKEY_free(void *pkey)'),
+      ctxFree: l.func('void EVP_PKEY_CTX_free(void *ctx)'),
+    } as unknown as XFns;
   } catch {
     return null;
   }
+  const { newPriv, newPub, getPub, ctxNew, deriveInit, setPeer, derive, pkeyFree, ctxFree } = x;
   const len = new BigUint64Array(1);
   return {
     sharedSecret(sk, pk) {
@@ -143,21 +150,21 @@ function loadX25519(): EvpX25519 | null {
 }
 
 function load(): EvpAead | null {
-  const lib = libcrypto();
-  if (!lib) return null;
+  const l = libcrypto();
+  if (!l) return null;
   let f: Fns;
   try {
     f = {
-      ctxNew: lib.func('void *EVP_CIPHER_CTX_new()'),
-      ctxFree: lib.func('void EVP_CIPHER_CTX_free(void *ctx)'),
-      cipher: lib.func('const void *EVP_chacha20_poly1305()'),
-      encInit: lib.func('int EVP_EncryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
-      encUpdate: lib.func('int EVP_EncryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
-      encFinal: lib.func('int EVP_EncryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
-      decInit: lib.func('int EVP_DecryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
-      decUpdate: lib.func('int EVP_DecryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
-      decFinal: lib.func('int EVP_DecryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
-      ctrl: lib.func('int EVP_CIPHER_CTX_ctrl(void *ctx, int type, int arg, uint8_t *ptr)'),
+      ctxNew: l.func('void *EVP_CIPHER_CTX_new()'),
+      ctxFree: l.func('void EVP_CIPHER_CTX_free(void *ctx)'),
+      cipher: l.func('const void *EVP_chacha20_poly1305()'),
+      encInit: l.func('int EVP_EncryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
+      encUpdate: l.func('int EVP_EncryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      encFinal: l.func('int EVP_EncryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
+      decInit: l.func('int EVP_DecryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
+      decUpdate: l.func('int EVP_DecryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      decFinal: l.func('int EVP_DecryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
+      ctrl: l.func('int EVP_CIPHER_CTX_ctrl(void *ctx, int type, int arg, uint8_t *ptr)'),
     } as unknown as Fns;
   } catch {
     return null;

@@ -44,18 +44,17 @@ export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
 
 /** DH(sk, pk); null when the result is all-zero (low-order point), which WireGuard refuses. */
 export function sharedSecret(sk: Uint8Array | KeyObject, pk: Uint8Array): Uint8Array | null {
-  if (evp && sk instanceof Uint8Array) {
-    const s = evp.sharedSecret(sk, pk);
-    let acc = 0;
-    if (s) for (const b of s) acc |= b;
-    return s && acc !== 0 ? s : null;
-  }
+  const s = evp && sk instanceof Uint8Array ? evp.sharedSecret(sk, pk) : nodeSharedSecret(sk, pk);
+  if (!s) return null;
+  let acc = 0;
+  for (const b of s) acc |= b;
+  return acc === 0 ? null : s;
+}
+
+function nodeSharedSecret(sk: Uint8Array | KeyObject, pk: Uint8Array): Uint8Array | null {
   try {
     const priv = sk instanceof Uint8Array ? privateKeyObject(sk) : sk;
-    const s = diffieHellman({ privateKey: priv, publicKey: publicKeyObject(pk) });
-    let acc = 0;
-    for (const b of s) acc |= b;
-    return acc === 0 ? null : new Uint8Array(s);
+    return new Uint8Array(diffieHellman({ privateKey: priv, publicKey: publicKeyObject(pk) }));
   } catch {
     return null;
   }

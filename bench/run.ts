@@ -18,6 +18,7 @@ import { positionsBench } from './positions.bench.js';
 import { matchBench } from './match.bench.js';
 import { execGateBench } from './exec-gate.bench.js';
 import { aeadBench } from './aead.bench.js';
+import { handshakeBench } from './handshake.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -37,6 +38,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'match', run: matchBench },
   { name: 'exec-gate', run: (sm) => execGateBench(sm) },
   { name: 'aead', run: aeadBench },
+  { name: 'handshake', run: handshakeBench },
 ];
 
 const results: Record<string, Sample[]> = {};

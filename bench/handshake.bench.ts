@@ -1,0 +1,59 @@
+/**
+ * Step 10 item 4: the CPU cost of a handshake. A fresh pair of engines over the in-memory
+ * network and TUNs (test/unit/dataplane/harness.ts): the time from the first packet into A's
+ * TUN until it leaves B's TUN, which is the initiation, the response and the first transport
+ * packet, all computed in this process (no wire, no scheduler). X25519 through libcrypto's
+ * EVP_PKEY raw keys (native/libcrypto.ts, the default) against node:crypto's DER-wrapped
+ * KeyObjects (AWG_X25519=node), each in a fresh child process, alternated.
+ *
+ * Run: `npx tsx bench/handshake.bench.ts [--smoke]`.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { machine, median, printSamples, type Sample } from './lib.js';
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** median ms of `pairs` fresh pairs' handshake + first packet, in this process */
+async function once(pairs: number): Promise<number> {
+  const { makePair, ipv4 } = await import('../test/unit/dataplane/harness.js');
+  const xs: number[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const { a, b, net } = await makePair({ seed: i + 1 });
+    const t0 = process.hrtime.bigint();
+    a.tun.inject(ipv4('192.168.0.1', '192.168.0.2'));
+    for (let k = 0; k < 10 && b.tun.written.length === 0; k++) {
+      net.flush();
+      await new Promise((r) => setImmediate(r));
+    }
+    if (b.tun.written.length === 0) throw new Error('the first packet did not arrive');
+    xs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    await a.dev.close();
+    await b.dev.close();
+  }
+  return median(xs);
+}
+
+export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
+  const runs = smoke ? 1 : 5;
+  const pairs = smoke ? 5 : 60;
+  const r: Record<'node' | 'evp', number[]> = { node: [], evp: [] };
+  for (let i = 0; i < runs; i++)
+    for (const impl of ['node', 'evp'] as const)
+      r[impl].push(Number(execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(pairs)], { encoding: 'utf8', env: { ...process.env, AWG_X25519: impl } })));
+  return (['node', 'evp'] as const).map((impl) => ({
+    name: `handshake + first packet, fresh in-memory pair, X25519 ${impl === 'node' ? 'node:crypto KeyObjects' : 'libcrypto EVP_PKEY raw keys'}`,
+    unit: 'ms',
+    runs: r[impl],
+    median: median(r[impl]),
+    note: `each run the median of ${pairs} pairs`,
+  }));
+}
+
+if (process.argv[1] === SELF) {
+  if (process.argv[2] === '--child') process.stdout.write(String(await once(Number(process.argv[3]))));
+  else {
+    console.log(`machine: ${machine()}`);
+    printSamples('handshake', await handshakeBench(process.argv.includes('--smoke')));
+  }
+}

@@ -19,7 +19,7 @@ import { machine, median, printSamples, type Sample } from './lib.js';
 const SELF = fileURLToPath(import.meta.url);
 
 /** one measurement in this process: µs per packet for seal and open, µs per X25519 DH and public key */
-async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; impl: string }> {
+async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; decodePriv: number; decodePub: number; dhObjects: number; impl: string }> {
   const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
   const { evpAead } = await import('../src/native/libcrypto.js');
   const key = randomBytes(32);
@@ -45,20 +45,35 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) publicKey(sk);
   const pub = Number(process.hrtime.bigint() - t0) / n / 1000;
-  return { seal, open, dh, pub, impl: evpAead() ? 'evp' : 'node' };
+  // where node:crypto's time goes: decoding the DER-wrapped raw keys, and the DH on KeyObjects
+  const { diffieHellman } = await import('node:crypto');
+  const { privateKeyObject, publicKeyObject } = await import('../src/dataplane/crypto/x25519.js');
+  const time = (f: () => unknown) => {
+    const t = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) f();
+    return Number(process.hrtime.bigint() - t) / n / 1000;
+  };
+  const decodePriv = time(() => privateKeyObject(sk));
+  const decodePub = time(() => publicKeyObject(pk));
+  const ko = privateKeyObject(sk);
+  const po = publicKeyObject(pk);
+  const dhObjects = time(() => diffieHellman({ privateKey: ko, publicKey: po }));
+  return { seal, open, dh, pub, decodePriv, decodePub, dhObjects, impl: evpAead() ? 'evp' : 'node' };
 }
 
 export async function aeadBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 7;
   const packets = smoke ? 2000 : 100_000;
-  const r: Record<string, Record<'seal' | 'open' | 'dh' | 'pub', number[]>> = { node: { seal: [], open: [], dh: [], pub: [] }, evp: { seal: [], open: [], dh: [], pub: [] } };
+  const keys = ['seal', 'open', 'dh', 'pub', 'decodePriv', 'decodePub', 'dhObjects'] as const;
+  type Key = (typeof keys)[number];
+  const r: Record<string, Record<Key, number[]>> = { node: { seal: [], open: [], dh: [], pub: [], decodePriv: [], decodePub: [], dhObjects: [] }, evp: { seal: [], open: [], dh: [], pub: [], decodePriv: [], decodePub: [], dhObjects: [] } };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const) {
       const j = JSON.parse(
         execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], { encoding: 'utf8', env: { ...process.env, AWG_AEAD: impl, AWG_X25519: impl } }),
-      ) as { seal: number; open: number; dh: number; pub: number; impl: string };
+      ) as Record<Key, number> & { impl: string };
       if (j.impl !== impl) throw new Error(`asked for ${impl}, ran ${j.impl} (is libcrypto.so.3 there?)`);
-      for (const k of ['seal', 'open', 'dh', 'pub'] as const) r[impl]![k].push(j[k]);
+      for (const k of keys) r[impl]![k].push(j[k]);
     }
   const out: Sample[] = [];
   for (const op of ['seal', 'open'] as const)
@@ -72,6 +87,12 @@ export async function aeadBench(smoke: boolean): Promise<Sample[]> {
       const xs = r[impl]![op];
       out.push({ name: `X25519 ${op === 'dh' ? 'DH' : 'public key'} from raw keys, ${impl === 'node' ? 'node:crypto (DER-wrapped KeyObjects)' : 'libcrypto EVP_PKEY raw keys'}`, unit: 'µs', runs: xs, median: median(xs) });
     }
+  for (const [op, what] of [
+    ['decodePriv', 'node:crypto: createPrivateKey of a DER-wrapped raw X25519 key'],
+    ['decodePub', 'node:crypto: createPublicKey of a DER-wrapped raw X25519 key'],
+    ['dhObjects', 'node:crypto: diffieHellman on ready KeyObjects'],
+  ] as const)
+    out.push({ name: what, unit: 'µs', runs: r.node![op], median: median(r.node![op]) });
   return out;
 }
 

@@ -3,13 +3,13 @@
  * - ChaCha20-Poly1305 for the transport hot path, with one cipher context per key, set up
  *   once and re-keyed per packet with the nonce only (`evpAead`);
  * - X25519 from raw 32-byte keys (`evpX25519`): node:crypto can only take a raw key as a DER
- *   document, and decoding one costs ≈ 0.44 ms (private) / 0.1 ms (public) against ≈ 0.05 ms
+ *   document, and decoding one costs ≈ 0.46 ms (private) / 0.1 ms (public) against ≈ 0.05 ms
  *   for the DH itself; a handshake needs five of them (bench/RESULTS.md Step 10).
  *
  * Why: `createCipheriv` builds a new cipher object (key schedule, JS wrapper, allocations)
  * for every packet; that setup costs more than encrypting 1420 bytes. Measured here (one
- * core, 1420-byte packets): createCipheriv ≈ 10 µs per packet, EVP with a reused context
- * ≈ 2–5 µs (bench/aead.bench.ts, RESULTS.md Step 10). Used by src/dataplane/crypto (aead.ts, x25519.ts).
+ * core, 1420-byte packets): createCipheriv ≈ 7 µs per packet, EVP with a reused context
+ * ≈ 2–3 µs (bench/aead.bench.ts, RESULTS.md Step 10). Used by src/dataplane/crypto (aead.ts, x25519.ts).
  *
  * Contract:
  * - `evpAead()` is undefined when libcrypto.so.3 cannot be loaded, or when AWG_AEAD=node

@@ -13,6 +13,8 @@ export const TUNSETOWNER = 0x400454cc;
 export const TUNSETGROUP = 0x400454ce;
 export const TUNGETFEATURES = 0x800454cf;
 export const TUNGETIFF = 0x800454d2;
+export const TUNSETOFFLOAD = 0x400454d0;
+export const TUNSETVNETHDRSZ = 0x400454d8;
 export const SIOCGIFMTU = 0x8921;
 
 export const IFF_TUN = 0x0001;
@@ -20,6 +22,7 @@ export const IFF_MULTI_QUEUE = 0x0100;
 export const IFF_PERSIST = 0x0800;
 export const IFF_NO_PI = 0x1000;
 export const IFF_TUN_EXCL = 0x8000;
+export const IFF_VNET_HDR = 0x4000;
 
 export const TUN_PATH = '/dev/net/tun';
 export const IFNAMSIZ = 16;
@@ -57,6 +60,8 @@ export interface TunOpenOptions {
   exclusive?: boolean;
   multiQueue?: boolean;
   nonBlocking?: boolean;
+  /** every read and write starts with a struct virtio_net_hdr (TUN offloads, dataplane/tun/offload.ts) */
+  vnetHdr?: boolean;
 }
 
 export interface TunHandle {
@@ -78,7 +83,8 @@ export function openTun(name: string, opts: TunOpenOptions = {}): TunHandle {
         IFF_TUN |
         IFF_NO_PI |
         (opts.exclusive ? IFF_TUN_EXCL : 0) |
-        (opts.multiQueue ? IFF_MULTI_QUEUE : 0);
+        (opts.multiQueue ? IFF_MULTI_QUEUE : 0) |
+        (opts.vnetHdr ? IFF_VNET_HDR : 0);
       const req = ifreq(name, flags);
       check('ioctl(TUNSETIFF)', ioctl(fd, TUNSETIFF, req), name);
       return { fd, ...tunGetIff(fd) };
@@ -94,6 +100,18 @@ export function tunGetIff(fd: number): { name: string; flags: number } {
   const req = Buffer.alloc(40);
   check('ioctl(TUNGETIFF)', ioctl(fd, TUNGETIFF, req));
   return { name: ifreqName(req), flags: req.readUInt16LE(16) };
+}
+
+/** TUNSETOFFLOAD: the TUN_F_* offloads the kernel may use towards this device (0: none). */
+export function tunSetOffload(fd: number, flags: number): number {
+  return ioctlInt(fd, TUNSETOFFLOAD, flags);
+}
+
+/** TUNSETVNETHDRSZ (the argument is a pointer to an int). */
+export function tunSetVnetHdrSize(fd: number, size: number): number {
+  const b = Buffer.alloc(4);
+  b.writeInt32LE(size);
+  return ioctl(fd, TUNSETVNETHDRSZ, b);
 }
 
 export function tunSetPersist(fd: number, on: boolean): void {

@@ -10,6 +10,9 @@
  *   datagram are swallowed (UDP is lossy anyway); a closed bind drops silently.
  * - `close()` closes the sockets; idempotent.
  * - `setMark(mark)` sets SO_MARK where supported (no-op elsewhere).
+ * - `onBatchEnd(cb)` (optional): a bind that receives in batches calls `cb` after the last
+ *   datagram of each batch; the device then writes the batch's packets to the TUN at once.
+ *   Without it the device writes after every datagram.
  */
 export interface Endpoint {
   /** numeric IP address (v4 dotted or v6 without brackets) */
@@ -23,6 +26,7 @@ export interface Bind {
   send(bufs: Uint8Array[], to: Endpoint): void;
   close(): Promise<void> | void;
   setMark?(mark: number): void;
+  onBatchEnd?(cb: (() => void) | null): void;
 }
 
 export function isIPv6(address: string): boolean {

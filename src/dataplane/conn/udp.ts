@@ -49,6 +49,12 @@ export class UdpBind implements Bind {
   private batcher: UdpBatcher | null = null;
   private readonly batch: boolean;
   private readonly gso: boolean;
+  private batchEnd: (() => void) | null = null;
+  private batchPending = false;
+  private readonly fireBatchEnd = () => {
+    this.batchPending = false;
+    this.batchEnd?.();
+  };
   mark = 0;
 
   constructor(
@@ -88,6 +94,12 @@ export class UdpBind implements Bind {
         if (a.startsWith(MAPPED) && a.includes('.')) a = a.slice(MAPPED.length);
         else if (a.includes('%')) a = a.slice(0, a.indexOf('%'));
         this.receiver?.(msg, { address: a, port: rinfo.port });
+        // libuv reads up to 32 datagrams per wakeup, one callback each: the batch ends in
+        // the check phase that follows
+        if (this.batchEnd && !this.batchPending) {
+          this.batchPending = true;
+          setImmediate(this.fireBatchEnd);
+        }
       });
       s.on('error', () => {});
       try {
@@ -117,6 +129,10 @@ export class UdpBind implements Bind {
 
   onReceive(cb: ((data: Uint8Array, from: Endpoint) => void) | null): void {
     this.receiver = cb;
+  }
+
+  onBatchEnd(cb: (() => void) | null): void {
+    this.batchEnd = cb;
   }
 
   send(bufs: Uint8Array[], to: Endpoint): void {

@@ -126,9 +126,27 @@ export class Device
     this.tun.onReceive((packets) =>
       this.guard('tun', () => send.routineReadFromTun(this, packets)),
     );
+    // inner packets for the TUN are collected per receive batch and written together (the
+    // TUN coalesces TCP segments of a batch); a bind without batches flushes per datagram
+    const batched = typeof this.bind.onBatchEnd === 'function';
     this.bind.onReceive((data, from) =>
-      this.guard('udp', () => routineReceiveIncoming(this, data, from)),
+      this.guard('udp', () => {
+        routineReceiveIncoming(this, data, from);
+        if (!batched) this.flushTun();
+      }),
     );
+    this.bind.onBatchEnd?.(() => this.guard('udp', () => this.flushTun()));
+  }
+
+  /** packets opened in the current receive batch, waiting for `flushTun` */
+  tunOut: Uint8Array[] = [];
+
+  /** Writes the packets the receive path collected (ReceiveHost). */
+  flushTun(): void {
+    if (this.tunOut.length === 0) return;
+    const out = this.tunOut;
+    this.tunOut = [];
+    this.tun.write(out);
   }
 
   private guard(where: string, fn: () => void): void {
@@ -179,6 +197,8 @@ export class Device
     for (const p of [...this.peers.values()]) this.removePeer(p);
     this.tun.onReceive(null);
     this.bind.onReceive(null);
+    this.bind.onBatchEnd?.(null);
+    this.tunOut = [];
     await this.tun.close();
     this.stateValue = 'closed';
     this.emit('state', 'closed');

@@ -43,6 +43,8 @@ export interface ReceiveHost extends SendHost {
   readonly load: HandshakeLoad;
   /** roaming: an authenticated packet moves the peer's endpoint to its source */
   setEndpointFromPacket(p: Peer, from: Endpoint): void;
+  /** inner packets for the TUN, written at the end of the receive batch */
+  readonly tunOut: Uint8Array[];
 }
 
 /**
@@ -162,7 +164,7 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   const src = sourceOf(pkt);
   if (!src || h.allowedIps.lookup(src) !== p) return;
   timersDataReceived(h, p);
-  h.tun.write([pkt]);
+  h.tunOut.push(pkt);
 }
 
 function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {

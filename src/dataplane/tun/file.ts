@@ -2,6 +2,13 @@
  * Linux TUN for the data plane (wireguard-go `tun/tun_linux.go`): one queue of a TUN device
  * attached through /dev/net/tun (native/tun.ts has the ioctls), read and written as raw IP
  * packets without PI headers.
+ *
+ * Offloads (default on; AWG_TUN_OFFLOAD=0 or `{ offload: false }` turns them off): the
+ * queue is attached with IFF_VNET_HDR and TUNSETOFFLOAD(CSUM|TSO4|TSO6), so the kernel hands
+ * over TCP super-packets of up to 64 KiB (split here into MTU-sized segments, one read
+ * instead of ~45) and takes coalesced TCP segments back (one write and one trip through the
+ * stack per group). tun/offload.ts has the packet work. Where the kernel refuses, the queue
+ * falls back to plain packets.
  */
 import { AwgError } from '../../errors.js';
 import {
@@ -18,7 +25,27 @@ import {
 } from '../../native/libc.js';
 import { inNetns } from '../../native/netns.js';
 import { Poller } from '../../native/poll.js';
-import { ifMtu, openTun, tunGetIff } from '../../native/tun.js';
+import {
+  ifMtu,
+  openTun,
+  tunGetIff,
+  tunSetOffload,
+  tunSetVnetHdrSize,
+} from '../../native/tun.js';
+import {
+  GSO_NONE,
+  type GroGroup,
+  TUN_F_CSUM,
+  TUN_F_TSO4,
+  TUN_F_TSO6,
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VNET_HDR_LEN,
+  assembleGroup,
+  completeChecksum,
+  planGro,
+  readVnetHdr,
+  splitTcp,
+} from './offload.js';
 import type { TunDevice } from './tun.js';
 
 export interface TunFileStats {
@@ -30,12 +57,23 @@ export interface TunFileStats {
   txDropped: number;
   /** wakeups of the poll handle (rxPackets / wakeups = packets per wakeup) */
   wakeups: number;
+  /** offloads: reads that carried a TCP super-packet, and the segments split from them */
+  gsoReads: number;
+  gsoSegments: number;
+  /** offloads: writes that carried more than one packet, and the packets they carried */
+  groWrites: number;
+  groPackets: number;
+  /** offloads: reads dropped because their virtio header did not describe the packet */
+  rxDropped: number;
 }
 
 /** Read batch limit: bounds latency for other work on the event loop (polling is level-triggered). */
 const MAX_BATCH = 256;
-/** Larger than any TUN MTU; a short buffer would truncate packets silently (LINUX.md §1.7). */
-const READ_BUF = 65536;
+/**
+ * Larger than any TUN packet plus the virtio header; a short buffer would truncate packets
+ * silently (LINUX.md §1.7).
+ */
+const READ_BUF = 65536 + 64;
 /**
  * Packets are read straight into a slab and handed over as views of it (no copy, no
  * allocation per packet). A slab is never written again once a view of it was handed out:
@@ -58,6 +96,11 @@ export class TunFile implements TunDevice {
     txBytes: 0,
     txDropped: 0,
     wakeups: 0,
+    gsoReads: 0,
+    gsoSegments: 0,
+    groWrites: 0,
+    groPackets: 0,
+    rxDropped: 0,
   };
   private fd: number;
   private ctl: number;
@@ -66,22 +109,51 @@ export class TunFile implements TunDevice {
   private slab = Buffer.allocUnsafeSlow(SLAB);
   private slabOff = 0;
   private errorCb: ((e: AwgError) => void) | undefined;
+  /** offloads on: reads and writes carry a virtio_net_hdr */
+  readonly offload: boolean;
+  private readonly groups: GroGroup[] = [];
+  private wbuf: Buffer | undefined;
+  private readonly pushSegment = (start: number, end: number) =>
+    this.segs.push(this.slab.subarray(start, end));
+  private segs: Uint8Array[] = [];
 
-  private constructor(fd: number, ctl: number, name: string) {
+  private constructor(fd: number, ctl: number, name: string, offload: boolean) {
     this.fd = fd;
     this.ctl = ctl;
     this.name = name;
+    this.offload = offload;
   }
 
-  /** Attach to (or create, non-persistent) TUN `name` in `opts.netns`. */
-  static open(name: string, opts: { netns?: string; exclusive?: boolean } = {}): TunFile {
-    const h = openTun(name, { ...opts, nonBlocking: true });
+  /**
+   * Attach to (or create, non-persistent) TUN `name` in `opts.netns`; `offload` (default:
+   * on unless AWG_TUN_OFFLOAD=0) asks for the virtio header and TSO/checksum offloads.
+   */
+  static open(
+    name: string,
+    opts: { netns?: string; exclusive?: boolean; offload?: boolean } = {},
+  ): TunFile {
+    const want = opts.offload ?? process.env.AWG_TUN_OFFLOAD !== '0';
+    let h = openTun(name, { ...opts, nonBlocking: true, vnetHdr: want });
+    let offload = false;
+    if (want) {
+      offload =
+        tunSetVnetHdrSize(h.fd, VNET_HDR_LEN) >= 0 &&
+        tunSetOffload(h.fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) >= 0;
+      if (!offload) {
+        // the kernel refused: plain packets (re-attaching without the flag clears it)
+        close(h.fd);
+        h = openTun(name, { ...opts, nonBlocking: true });
+      }
+    }
+    // a previous attacher's offloads must not outlive it: without the virtio header the
+    // kernel would hand us unsegmented super-packets
+    if (!offload) tunSetOffload(h.fd, 0);
     let ctl = -1;
     try {
       ctl = inNetns(opts.netns, () =>
         check('socket', socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)),
       );
-      return new TunFile(h.fd, ctl, h.name);
+      return new TunFile(h.fd, ctl, h.name, offload);
     } catch (e) {
       close(h.fd);
       throw e;
@@ -123,10 +195,7 @@ export class TunFile implements TunDevice {
     this.stats.wakeups++;
     let batch: Uint8Array[] = [];
     for (;;) {
-      if (SLAB - this.slabOff < READ_BUF) {
-        this.slab = Buffer.allocUnsafeSlow(SLAB);
-        this.slabOff = 0;
-      }
+      if (SLAB - this.slabOff < READ_BUF) this.newSlab(SLAB);
       const n = read(this.fd, this.slab.subarray(this.slabOff), READ_BUF);
       if (n < 0) {
         const errno = -n;
@@ -135,10 +204,13 @@ export class TunFile implements TunDevice {
         return this.fail(new SyscallError('read', errno, this.name));
       }
       if (n === 0) break;
-      this.stats.rxPackets++;
-      this.stats.rxBytes += n;
-      batch.push(this.slab.subarray(this.slabOff, this.slabOff + n));
-      this.slabOff += (n + 7) & ~7;
+      if (this.offload) this.takeVnet(n, batch);
+      else {
+        this.stats.rxPackets++;
+        this.stats.rxBytes += n;
+        batch.push(this.slab.subarray(this.slabOff, this.slabOff + n));
+        this.slabOff += (n + 7) & ~7;
+      }
       if (batch.length >= MAX_BATCH) {
         this.receiver(batch);
         batch = [];
@@ -148,6 +220,51 @@ export class TunFile implements TunDevice {
     if (batch.length) this.receiver(batch);
     // EPOLLERR stopped the handle but read() found no error: keep polling
     if (status < 0 && !this.closed && this.handle) this.handle.restart();
+  }
+
+  private newSlab(size: number): void {
+    this.slab = Buffer.allocUnsafeSlow(size);
+    this.slabOff = 0;
+  }
+
+  /** A read of `n` bytes at slabOff: virtio header + a packet or a TCP super-packet. */
+  private takeVnet(n: number, batch: Uint8Array[]): void {
+    const at = this.slabOff;
+    const slab = this.slab;
+    this.slabOff += (n + 7) & ~7;
+    if (n <= VNET_HDR_LEN) {
+      this.stats.rxDropped++;
+      return;
+    }
+    const h = readVnetHdr(slab, at);
+    const pkt = slab.subarray(at + VNET_HDR_LEN, at + n);
+    if (h.gsoType === GSO_NONE) {
+      if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !completeChecksum(pkt, h.csumStart, h.csumOffset)) {
+        this.stats.rxDropped++;
+        return;
+      }
+      this.stats.rxPackets++;
+      this.stats.rxBytes += pkt.length;
+      batch.push(pkt);
+      return;
+    }
+    // segments need the payload plus a header (≤ 120 B) and alignment per segment
+    const segments = h.gsoSize > 0 ? Math.ceil(pkt.length / h.gsoSize) + 1 : 1;
+    const need = pkt.length + segments * 128;
+    if (this.slab.length - this.slabOff < need) this.newSlab(Math.max(SLAB, need));
+    this.segs = batch;
+    const before = batch.length;
+    const end = splitTcp(pkt, h, this.slab, this.slabOff, this.pushSegment);
+    if (end < 0) {
+      this.stats.rxDropped++;
+      return;
+    }
+    this.slabOff = end;
+    const got = batch.length - before;
+    this.stats.gsoReads++;
+    this.stats.gsoSegments += got;
+    this.stats.rxPackets += got;
+    for (let i = before; i < batch.length; i++) this.stats.rxBytes += batch[i]!.length;
   }
 
   private fail(e: AwgError): void {
@@ -162,27 +279,48 @@ export class TunFile implements TunDevice {
    */
   write(packets: Uint8Array[]): void {
     if (this.closed) throw new AwgError('driver', `TUN ${this.name} is closed`);
-    for (const p of packets) {
-      const n = write(this.fd, p, p.length);
-      if (n >= 0) {
-        this.stats.txPackets++;
-        this.stats.txBytes += n;
-        continue;
+    if (this.offload) return this.writeVnet(packets);
+    for (const p of packets) this.writeOne(p, p.length, 1, p.length);
+  }
+
+  /** Coalesces TCP segments of a flow (GRO) and writes each group behind a virtio header. */
+  private writeVnet(packets: Uint8Array[]): void {
+    const buf = (this.wbuf ??= Buffer.allocUnsafeSlow(READ_BUF + 64));
+    const n = planGro(packets, this.groups);
+    for (let i = 0; i < n; i++) {
+      const g = this.groups[i]!;
+      const len = assembleGroup(g, buf);
+      const count = g.pkts.length;
+      if (count > 1) {
+        this.stats.groWrites++;
+        this.stats.groPackets += count;
       }
-      const errno = -n;
-      if (
-        errno === E.EINVAL ||
-        errno === E.EAGAIN ||
-        errno === E.EINTR ||
-        errno === E.EMSGSIZE ||
-        errno === E.ENOBUFS ||
-        errno === E.EIO
-      ) {
-        this.stats.txDropped++;
-        continue;
-      }
-      throw new SyscallError('write', errno, this.name);
+      this.writeOne(buf, len, count, len - VNET_HDR_LEN);
+      g.pkts.length = 0; // the views are not kept
     }
+  }
+
+  /** One write(2) of `len` bytes carrying `count` packets of `bytes` IP bytes in all. */
+  private writeOne(b: Uint8Array, len: number, count: number, bytes: number): void {
+    const n = write(this.fd, b, len);
+    if (n >= 0) {
+      this.stats.txPackets += count;
+      this.stats.txBytes += bytes;
+      return;
+    }
+    const errno = -n;
+    if (
+      errno === E.EINVAL ||
+      errno === E.EAGAIN ||
+      errno === E.EINTR ||
+      errno === E.EMSGSIZE ||
+      errno === E.ENOBUFS ||
+      errno === E.EIO
+    ) {
+      this.stats.txDropped += count;
+      return;
+    }
+    throw new SyscallError('write', errno, this.name);
   }
 
   close(): void {
@@ -190,6 +328,8 @@ export class TunFile implements TunDevice {
     this.handle?.close();
     this.handle = undefined;
     this.receiver = null;
+    // the device may outlive us (persistent): leave no offloads for a plain attacher
+    if (this.offload) tunSetOffload(this.fd, 0);
     close(this.fd);
     close(this.ctl);
     this.fd = -1;

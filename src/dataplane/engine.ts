@@ -32,12 +32,21 @@ export interface EngineIo {
  * Loaded on first use: koffi and libc stay off paths that never start an engine.
  */
 export async function nativeEngineIo(): Promise<EngineIo> {
-  const [{ TunFile }, { UdpBind }, { markDgram }] = await Promise.all([
-    import('./tun/file.js'),
-    import('./conn/udp.js'),
-    import('../native/sockmark.js'),
-  ]);
-  return { openTun: (link) => TunFile.open(link), bind: () => new UdpBind(undefined, markDgram) };
+  const [{ TunFile }, { UdpBind }, { NativeUdpBind }, { markDgram }, { nativeUdpAvailable }] =
+    await Promise.all([
+      import('./tun/file.js'),
+      import('./conn/udp.js'),
+      import('./conn/native-udp.js'),
+      import('../native/sockmark.js'),
+      import('../native/udpsock.js'),
+    ]);
+  // our own socket (recvmmsg, replies from the address reached) where the platform has it;
+  // AWG_UDP_NATIVE=0 selects node:dgram (diagnosis)
+  const native = nativeUdpAvailable() && process.env.AWG_UDP_NATIVE !== '0';
+  return {
+    openTun: (link) => TunFile.open(link),
+    bind: () => (native ? new NativeUdpBind() : new UdpBind(undefined, markDgram)),
+  };
 }
 
 export interface EngineOptions {

@@ -10,7 +10,15 @@
  * pointers are BigInts. Socket options (SO_MARK) are per socket, so datagrams sent here carry
  * the same mark as node:dgram's.
  *
+ * Source address (`send(…, src)`): every message then carries an IP_PKTINFO (IPv4 and
+ * v4-mapped destinations) or IPV6_PKTINFO cmsg naming the local address the peer reached us
+ * at, so replies leave from it (wireguard-go's sticky sockets). When the kernel refuses that
+ * address (it went away), the message is sent again without it and `sourceRefused` is set.
+ *
  *   struct cmsghdr { size_t len @0; int level @8; int type @12; data @16 }  CMSG_SPACE(2) = 24
+ *   struct in_pktinfo { int ifindex @0; in_addr spec_dst @4; in_addr addr @8 }  CMSG_SPACE = 32
+ *   struct in6_pktinfo { in6_addr addr @0; int ifindex @16 }                 CMSG_SPACE = 40
+ *   per message a 64-byte control area: [pktinfo ending at 40][UDP_SEGMENT at 40]
  *
  * x86-64 / aarch64 LP64 layouts (glibc):
  *   struct msghdr  { void *name @0; u32 namelen @8; iovec *iov @16; size_t iovlen @24;
@@ -34,6 +42,15 @@ const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 const CMSG_LEN = 18; // CMSG_LEN(sizeof(u16))
 const CMSG_SPACE = 24; // CMSG_SPACE(sizeof(u16))
+/** control bytes per message: a pktinfo cmsg (≤ 40) then the UDP_SEGMENT one at SEG_AT */
+const CTRL = 64;
+const SEG_AT = 40;
+const SOL_IP = 0;
+const IP_PKTINFO = 8;
+const SOL_IPV6 = 41;
+const IPV6_PKTINFO = 50;
+const EADDRNOTAVAIL = 99;
+const ENETUNREACH = 101;
 /** UDP GSO limits: 64 segments, and the whole run (+ headers) must fit an IP datagram. */
 const GSO_MAX_SEGMENTS = 64;
 const GSO_MAX_BYTES = 65000;
@@ -41,8 +58,10 @@ const EAGAIN = 11;
 
 /** Datagrams per sendmmsg call. */
 export const BATCH_MAX = 64;
-/** Largest datagram a slot holds; larger ones go the caller's fallback way. */
+/** Data bytes per datagram slot: a burst holds BATCH_MAX × SLOT_SIZE bytes back to back. */
 export const SLOT_SIZE = 2048;
+/** Largest datagram taken (a UDP payload); larger ones go the caller's fallback way. */
+export const MAX_DATAGRAM = 65507;
 
 type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
 let sendmmsgFn: SendMmsg | null | undefined;
@@ -128,7 +147,14 @@ export class UdpBatcher {
   private readonly msgEnd = new Int32Array(BATCH_MAX);
   private lastAddr = '';
   private lastPort = -1;
+  /** the source the control areas hold ('' none), and its cmsg length */
+  private lastSrc = '';
+  private srcSpace = 0;
   private closed = false;
+  /** a send with a source address was refused and repeated without it */
+  sourceRefused = false;
+  /** the last `send` stopped early because the socket buffer was full */
+  full = false;
 
   /**
    * @param fd the socket's fd (owned by the caller; not closed here)
@@ -145,9 +171,9 @@ export class UdpBatcher {
     const hdrs = BATCH_MAX * MMSG;
     const iovs = BATCH_MAX * IOV;
     this.ctrlOff = hdrs + iovs;
-    this.addrOff = this.ctrlOff + BATCH_MAX * CMSG_SPACE;
+    this.addrOff = this.ctrlOff + BATCH_MAX * CTRL;
     this.dataOff = this.addrOff + 64; // keep the data 64-byte aligned
-    const size = this.dataOff + BATCH_MAX * SLOT_SIZE;
+    const size = this.dataOff + Math.max(BATCH_MAX * SLOT_SIZE, MAX_DATAGRAM);
     this.mem = koffi.alloc('uint8_t', size) as unknown as bigint;
     this.memNum = Number(this.mem);
     this.view = Buffer.from(koffi.view(this.mem as never, size) as ArrayBuffer);
@@ -160,7 +186,7 @@ export class UdpBatcher {
       this.ptr(h + 16, hdrs + i * IOV); // msg_iov
       this.view.writeUInt32LE(1, h + 24); // msg_iovlen
       // struct cmsghdr { size_t len = CMSG_LEN(2); int level = SOL_UDP; int type = UDP_SEGMENT }
-      const c = this.ctrlOff + i * CMSG_SPACE;
+      const c = this.ctrlOff + i * CTRL + SEG_AT;
       this.view.writeUInt32LE(CMSG_LEN, c);
       this.view.writeInt32LE(SOL_UDP, c + 8);
       this.view.writeInt32LE(UDP_SEGMENT, c + 12);
@@ -215,15 +241,60 @@ export class UdpBatcher {
   }
 
   /**
+   * Writes the pktinfo cmsg for local address `src` (ifindex for link-local IPv6) into every
+   * control area, or clears it ('' or unparsable). `v6dest`: the destination is IPv6 proper
+   * (not v4 / v4-mapped), which decides the cmsg kind.
+   */
+  private setSource(src: string, ifindex: number, v6dest: boolean): void {
+    const key = src === '' ? '' : `${src}%${ifindex}%${v6dest ? 6 : 4}`;
+    if (key === this.lastSrc) return;
+    this.lastSrc = key;
+    this.srcSpace = 0;
+    if (src === '') return;
+    const v = this.view;
+    const tmp = new Uint8Array(16);
+    const srcV6 = src.includes(':');
+    if (v6dest !== srcV6 || (srcV6 ? !parseIPv6(src, tmp, 0) : !parseIPv4(src, tmp, 0))) return;
+    const space = v6dest ? 40 : 32;
+    for (let i = 0; i < BATCH_MAX; i++) {
+      const c = this.ctrlOff + i * CTRL + SEG_AT - space;
+      v.fill(0, c, c + space);
+      if (v6dest) {
+        v.writeUInt32LE(36, c); // CMSG_LEN(20)
+        v.writeInt32LE(SOL_IPV6, c + 8);
+        v.writeInt32LE(IPV6_PKTINFO, c + 12);
+        v.set(tmp, c + 16);
+        v.writeInt32LE(ifindex, c + 32);
+      } else {
+        v.writeUInt32LE(28, c); // CMSG_LEN(12)
+        v.writeInt32LE(SOL_IP, c + 8);
+        v.writeInt32LE(IP_PKTINFO, c + 12);
+        v.set(tmp.subarray(0, 4), c + 20); // ipi_spec_dst: the source to use
+      }
+    }
+    this.srcSpace = space;
+  }
+
+  /**
    * Sends `bufs[start..]` to address:port in sendmmsg bursts. A datagram the kernel rejects
    * (EPERM, ENETUNREACH, …) is dropped, like dgram's swallowed send errors. Returns the index
    * of the first datagram NOT handled (bufs.length when all were): the caller sends the rest
    * its own way (full socket buffer, an oversized datagram, an unparsable address).
    * Never throws.
    */
-  send(bufs: readonly Uint8Array[], address: string, port: number, start = 0): number {
+  send(
+    bufs: readonly Uint8Array[],
+    address: string,
+    port: number,
+    start = 0,
+    src = '',
+    srcIfindex = 0,
+  ): number {
+    this.full = false;
     if (this.closed || !this.setAddress(address, port)) return start;
+    this.setSource(src, srcIfindex, address.includes(':'));
     const v = this.view;
+    const cap = Math.max(BATCH_MAX * SLOT_SIZE, MAX_DATAGRAM);
     const hdrs = BATCH_MAX * MMSG;
     const end = this.msgEnd;
     let i = start;
@@ -237,7 +308,7 @@ export class UdpBatcher {
       while (n < BATCH_MAX && i + n < bufs.length) {
         const b = bufs[i + n]!;
         const len = b.length;
-        if (len > SLOT_SIZE) break;
+        if (len > MAX_DATAGRAM || off + len > cap) break;
         v.set(b, this.dataOff + off);
         const inRun = msgs > 0 ? end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) : 0;
         // joins the open run when equal-size, or as the shorter last segment of a run of ≥ 2
@@ -258,8 +329,12 @@ export class UdpBatcher {
           const h = msgs * MMSG;
           this.ptr(hdrs + msgs * IOV, this.dataOff + off); // iov_base
           v.writeUInt32LE(len, hdrs + msgs * IOV + 8); // iov_len
-          v.writeUInt32LE(0, h + 40); // msg_controllen: none until a second segment joins
-          v.writeUIntLE(0, h + 32, 6);
+          // msg_control: the pktinfo cmsg when there is a source; UDP_SEGMENT once a second
+          // segment joins (below)
+          const sp = this.srcSpace;
+          v.writeUInt32LE(sp, h + 40);
+          if (sp) this.ptr(h + 32, this.ctrlOff + msgs * CTRL + SEG_AT - sp);
+          else v.writeUIntLE(0, h + 32, 6);
           end[msgs] = n + 1;
           msgs++;
           seg = len;
@@ -270,14 +345,15 @@ export class UdpBatcher {
       }
       if (n === 0) return i; // oversized datagram: caller's way
       if (this.gso) {
+        const sp = this.srcSpace;
         for (let m = 0; m < msgs; m++) {
           const first = m > 0 ? end[m - 1]! : 0;
           if (end[m]! - first < 2) continue;
           const h = m * MMSG;
-          const c = this.ctrlOff + m * CMSG_SPACE;
+          const c = this.ctrlOff + m * CTRL + SEG_AT;
           v.writeUInt16LE(bufs[i + first]!.length, c + 16); // gso_size
-          this.ptr(h + 32, c); // msg_control
-          v.writeUInt32LE(CMSG_SPACE, h + 40); // msg_controllen
+          this.ptr(h + 32, c - sp); // msg_control
+          v.writeUInt32LE(sp + CMSG_SPACE, h + 40); // msg_controllen
         }
       }
       const r = this.call(this.fd, this.mem, msgs, 0);
@@ -287,7 +363,16 @@ export class UdpBatcher {
       }
       const e = koffi.errno();
       // full socket buffer: the caller's way (dgram queues until writable, keeps order)
-      if (r === 0 || e === EAGAIN || e === EINTR) return i;
+      if (r === 0 || e === EAGAIN || e === EINTR) {
+        this.full = true;
+        return i;
+      }
+      if (this.srcSpace && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+        // the source address is no longer ours (or not routable from): send without it
+        this.sourceRefused = true;
+        this.setSource('', 0, false);
+        continue;
+      }
       if (this.gso && (e === EIO || e === EINVAL) && end[0]! > 1) {
         this.gso = false; // no UDP GSO on this path: plain messages from now on
         continue;

@@ -18,6 +18,13 @@ export interface Endpoint {
   /** numeric IP address (v4 dotted or v6 without brackets) */
   readonly address: string;
   readonly port: number;
+  /**
+   * the local address the peer's datagram arrived on (binds that report it): what we send
+   * to this endpoint leaves from there. Not part of the endpoint's identity.
+   */
+  readonly src?: string;
+  /** interface of `src`, needed only for a link-local IPv6 source */
+  readonly srcIfindex?: number;
 }
 
 export interface Bind {

@@ -395,9 +395,15 @@ export class Device
   }
 
   setEndpointFromPacket(p: Peer, from: Endpoint): void {
-    if (sameEndpoint(p.endpoint, from)) return;
-    this.setEndpoint(p, { address: from.address, port: from.port });
-    this.emit('endpoint', { publicKey: p.publicKey, endpoint: p.endpoint! });
+    const cur = p.endpoint;
+    if (sameEndpoint(cur, from)) {
+      // the same peer now reaching another of our addresses: replies leave from that one
+      if (cur !== from && (cur!.src !== from.src || cur!.srcIfindex !== from.srcIfindex))
+        p.endpoint = from;
+      return;
+    }
+    this.setEndpoint(p, from);
+    this.emit('endpoint', { publicKey: p.publicKey, endpoint: { address: from.address, port: from.port } });
   }
 
   // ---- probing (the daemon's health checks and network changes) ----------------------------
@@ -451,7 +457,7 @@ export class Device
   private peerSummary(p: Peer): PeerSummary {
     return {
       publicKey: p.publicKey,
-      endpoint: p.endpoint,
+      endpoint: p.endpoint && { address: p.endpoint.address, port: p.endpoint.port },
       endpointHost: p.endpointHost ? `${p.endpointHost.host}:${p.endpointHost.port}` : null,
       lastHandshakeTime: p.lastHandshakeWall,
       txBytes: p.txBytes,
@@ -498,7 +504,7 @@ export class Device
   handshakeComplete(p: Peer): void {
     this.emit('handshake', {
       publicKey: p.publicKey,
-      endpoint: p.endpoint,
+      endpoint: p.endpoint && { address: p.endpoint.address, port: p.endpoint.port },
       initiator: !!p.keypairs.current?.isInitiator,
     });
   }

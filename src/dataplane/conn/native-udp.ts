@@ -1,0 +1,285 @@
+/**
+ * The Linux UDP bind on a socket of our own (src/native/udpsock.ts), not node:dgram:
+ *
+ * - receive in batches: one `recvmmsg` per up to 64 datagrams when the poll handle wakes,
+ *   then `onBatchEnd` (the device writes the batch's inner packets to the TUN at once);
+ * - send in batches: `sendmmsg` (src/native/udpbatch.ts), optional UDP GSO (AWG_UDP_GSO=1);
+ *   when the socket buffer is full the rest waits in a bounded queue for POLLOUT, in order;
+ * - replies leave from the address the peer reached us at: each datagram's destination
+ *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
+ *   what we send there (a host with several addresses otherwise answers from the route's
+ *   preferred one, and a peer or firewall expecting the original address drops it). When
+ *   the kernel refuses that source (the address went away) we send without it until a
+ *   datagram arrives on it again.
+ *
+ * `nativeEngineIo` uses it where recvmmsg exists; AWG_UDP_NATIVE=0 selects the node:dgram
+ * bind (conn/udp.ts) instead (diagnosis).
+ */
+import { AwgError } from '../../errors.js';
+import { close as closeFd } from '../../native/libc.js';
+import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
+import { setSocketMark } from '../../native/sockmark.js';
+import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
+import { RECV_BATCH, type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
+import type { Bind, Endpoint } from './bind.js';
+
+/** Datagrams waiting for room in the socket buffer at most; beyond, sends are dropped (UDP). */
+const MAX_PENDING = 4096;
+/** recvmmsg calls per wakeup at most: bounds the time away from other work (level-triggered). */
+const MAX_CALLS_PER_WAKEUP = 8;
+const SLAB = 1 << 20;
+
+/** IPv4 dotted quad or RFC 5952 IPv6 text (v4-mapped as IPv4) of 4/16 address bytes. */
+export function formatAddress(b: Uint8Array, off: number, len: 4 | 16): string {
+  if (len === 4 || isMapped(b, off)) {
+    const o = len === 4 ? off : off + 12;
+    return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  }
+  const w: number[] = [];
+  for (let i = 0; i < 8; i++) w.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
+  // the longest run of ≥ 2 zero words (the first of equal runs) becomes '::'
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (w[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && w[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(w);
+  return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+}
+
+function isMapped(b: Uint8Array, off: number): boolean {
+  for (let i = 0; i < 10; i++) if (b[off + i] !== 0) return false;
+  return b[off + 10] === 0xff && b[off + 11] === 0xff;
+}
+
+interface Pending {
+  bufs: Uint8Array[];
+  to: Endpoint;
+  start: number;
+}
+
+export class NativeUdpBind implements Bind {
+  private fd = -1;
+  private rx: UdpReceiver | null = null;
+  private tx: UdpBatcher | null = null;
+  private poller: Poller | null = null;
+  private receiver: ((data: Uint8Array, from: Endpoint) => void) | null = null;
+  private batchEnd: (() => void) | null = null;
+  private readonly pending: Pending[] = [];
+  private pendingCount = 0;
+  private readonly gso: boolean;
+  /** a source address the kernel refused; sends omit it until a datagram arrives on it */
+  private refusedSrc = '';
+  /** the last sender: consecutive datagrams from one peer share one Endpoint object */
+  private readonly lastKey = new Uint8Array(28 + 16);
+  private lastKeyLen = -1;
+  private lastIfindex = -1;
+  private lastEp: Endpoint | null = null;
+  private slab = Buffer.allocUnsafeSlow(SLAB);
+  private slabOff = 0;
+  mark = 0;
+  /** datagrams dropped because the send queue was full */
+  sendDropped = 0;
+
+  constructor(
+    private readonly host?: string,
+    opts: { gso?: boolean } = {},
+  ) {
+    this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
+  }
+
+  /** Whether equal-size runs go out as UDP GSO messages (for tests). */
+  get segmenting(): boolean {
+    return this.tx?.gso ?? false;
+  }
+
+  async open(port: number): Promise<number> {
+    await this.close();
+    const s = openUdpSocket(this.host, port);
+    this.fd = s.fd;
+    try {
+      if (this.mark) setSocketMark(s.fd, this.mark);
+      this.rx = UdpReceiver.create(s.fd);
+      this.tx = UdpBatcher.create(s.fd, s.family, this.gso);
+      if (!this.rx || !this.tx) throw new AwgError('unsupported', 'recvmmsg/sendmmsg are not available');
+      // the handle must stay referenced (LINUX.md §6.5)
+      this.poller = new Poller(s.fd, (status, events) => this.ready(status, events));
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+    return s.port;
+  }
+
+  onReceive(cb: ((data: Uint8Array, from: Endpoint) => void) | null): void {
+    this.receiver = cb;
+  }
+
+  onBatchEnd(cb: (() => void) | null): void {
+    this.batchEnd = cb;
+  }
+
+  private ready(status: number, events: number): void {
+    if (!this.rx) return;
+    if (status < 0 || events & UV_WRITABLE) this.flushPending();
+    if (status < 0 || events & UV_READABLE) this.drain();
+    // an error stopped the handle (EPOLLERR: an ICMP error queued on the socket); the
+    // receive above surfaced and cleared it: keep polling
+    if (status < 0) this.poller?.restart();
+  }
+
+  private drain(): void {
+    let got = 0;
+    for (let calls = 0; calls < MAX_CALLS_PER_WAKEUP && this.rx; calls++) {
+      const r = this.rx.receive(this.onDatagram);
+      if (r <= 0) break; // EAGAIN, or an error (ECONNREFUSED from ICMP and the like: UDP is lossy)
+      got += r;
+      if (r < RECV_BATCH) break;
+    }
+    if (got) this.batchEnd?.();
+  }
+
+  private readonly onDatagram = (data: Uint8Array, meta: RecvMeta): void => {
+    const recv = this.receiver;
+    if (!recv) return;
+    const ep = this.endpointOf(meta);
+    if (!ep) return;
+    if (SLAB - this.slabOff < data.length) {
+      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB, data.length));
+      this.slabOff = 0;
+    }
+    const copy = this.slab.subarray(this.slabOff, this.slabOff + data.length);
+    copy.set(data);
+    this.slabOff += (data.length + 7) & ~7;
+    recv(copy, ep);
+  };
+
+  /** The sender and local address of a datagram; the previous object when they are the same. */
+  private endpointOf(m: RecvMeta): Endpoint | null {
+    const name = m.name;
+    const family = name[0]! | (name[1]! << 8);
+    const addrLen = family === 10 ? 24 : 8; // bytes of the sockaddr that identify the sender
+    const k = this.lastKey;
+    const len = addrLen + m.dst.length;
+    let same = len === this.lastKeyLen && m.ifindex === this.lastIfindex && this.lastEp !== null;
+    if (same) {
+      for (let i = 0; i < addrLen; i++)
+        if (k[i] !== name[i]) {
+          same = false;
+          break;
+        }
+    }
+    if (same) {
+      for (let i = 0; i < m.dst.length; i++)
+        if (k[addrLen + i] !== m.dst[i]) {
+          same = false;
+          break;
+        }
+    }
+    if (same) return this.lastEp;
+    let address: string;
+    if (family === 10) address = formatAddress(name, 8, 16);
+    else if (family === 2) address = formatAddress(name, 4, 4);
+    else return null;
+    const port = (name[2]! << 8) | name[3]!;
+    const dl = m.dst.length;
+    const src = dl === 4 || dl === 16 ? formatAddress(m.dst, 0, dl) : undefined;
+    if (src !== undefined && src === this.refusedSrc) this.refusedSrc = '';
+    // link-local sources need the interface to be usable as a source again
+    const srcIfindex = src !== undefined && src.startsWith('fe80:') ? m.ifindex : undefined;
+    const ep: Endpoint = src === undefined ? { address, port } : { address, port, src, srcIfindex };
+    k.set(name.subarray(0, addrLen), 0);
+    k.set(m.dst, addrLen);
+    this.lastIfindex = m.ifindex;
+    this.lastKeyLen = len;
+    this.lastEp = ep;
+    return ep;
+  }
+
+  send(bufs: Uint8Array[], to: Endpoint): void {
+    if (!this.tx) return;
+    if (this.pending.length) return this.enqueue(bufs, to, 0);
+    const i = this.sendFrom(bufs, to, 0);
+    if (i < bufs.length) this.enqueue(bufs, to, i);
+  }
+
+  /** Sends bufs[start..]; returns the index of the first one the socket had no room for. */
+  private sendFrom(bufs: Uint8Array[], to: Endpoint, start: number): number {
+    const tx = this.tx!;
+    const src = to.src && to.src !== this.refusedSrc ? to.src : '';
+    let i = start;
+    for (;;) {
+      i = tx.send(bufs, to.address, to.port, i, src, to.srcIfindex ?? 0);
+      if (tx.sourceRefused) {
+        tx.sourceRefused = false;
+        this.refusedSrc = src;
+      }
+      if (i >= bufs.length) return bufs.length;
+      if (bufs[i]!.length > MAX_DATAGRAM) {
+        i++; // cannot be a datagram: dropped
+        continue;
+      }
+      // the socket buffer is full: the rest waits; anything else (an address the batcher
+      // cannot parse) is dropped
+      return tx.full ? i : bufs.length;
+    }
+  }
+
+  private enqueue(bufs: Uint8Array[], to: Endpoint, start: number): void {
+    const n = bufs.length - start;
+    if (this.pendingCount + n > MAX_PENDING) {
+      this.sendDropped += n;
+      return;
+    }
+    this.pending.push({ bufs, to, start });
+    this.pendingCount += n;
+    this.poller?.watchWritable(true);
+  }
+
+  private flushPending(): void {
+    while (this.pending.length && this.tx) {
+      const p = this.pending[0]!;
+      const before = p.start;
+      const i = this.sendFrom(p.bufs, p.to, p.start);
+      this.pendingCount -= i - before;
+      if (i < p.bufs.length) {
+        if (i === before && !this.poller) break;
+        p.start = i;
+        return; // still no room: wait for the next POLLOUT
+      }
+      this.pending.shift();
+    }
+    this.poller?.watchWritable(false);
+  }
+
+  setMark(mark: number): void {
+    this.mark = mark;
+    if (this.fd >= 0) setSocketMark(this.fd, mark);
+  }
+
+  async close(): Promise<void> {
+    this.poller?.close();
+    this.poller = null;
+    this.rx?.close();
+    this.rx = null;
+    this.tx?.close();
+    this.tx = null;
+    if (this.fd >= 0) closeFd(this.fd);
+    this.fd = -1;
+    this.pending.length = 0;
+    this.pendingCount = 0;
+    this.lastEp = null;
+    this.lastKeyLen = -1;
+  }
+}

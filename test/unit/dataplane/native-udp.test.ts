@@ -1,0 +1,116 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { once } from 'node:events';
+import fc from 'fast-check';
+import ipaddr from 'ipaddr.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Endpoint } from '../../../src/dataplane/conn/bind.js';
+import { NativeUdpBind, formatAddress } from '../../../src/dataplane/conn/native-udp.js';
+
+const linux = process.platform === 'linux';
+
+describe('formatAddress', () => {
+  it('prints IPv6 as RFC 5952 text (as ipaddr.js does) and v4-mapped as IPv4', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), (b, zeros) => {
+        if (zeros) b.fill(0, 4, 4 + (b[0]! % 12)); // runs of zero words
+        const isMapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+        const want = isMapped
+          ? [...b.subarray(12)].join('.')
+          : (ipaddr.fromByteArray([...b]) as ipaddr.IPv6).toRFC5952String();
+        expect(formatAddress(b, 0, 16)).toBe(want);
+      }),
+    );
+    expect(formatAddress(Uint8Array.from([10, 0, 0, 1]), 0, 4)).toBe('10.0.0.1');
+    const mapped = new Uint8Array(16);
+    mapped.set([0xff, 0xff, 192, 0, 2, 1], 10);
+    expect(formatAddress(mapped, 0, 16)).toBe('192.0.2.1');
+  });
+});
+
+describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source of replies)', () => {
+  const closers: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c();
+  });
+
+  async function dgram(host: string): Promise<{ s: Socket; got: Array<{ m: Buffer; from: string }> }> {
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    const got: Array<{ m: Buffer; from: string }> = [];
+    s.on('message', (m, r) => got.push({ m, from: r.address }));
+    s.bind(0, host);
+    await once(s, 'listening');
+    closers.push(() => new Promise<void>((r) => s.close(() => r())));
+    return { s, got };
+  }
+
+  async function bind(): Promise<{ b: NativeUdpBind; port: number; got: Array<{ d: Buffer; from: Endpoint }>; batches: () => number }> {
+    const b = new NativeUdpBind();
+    const got: Array<{ d: Buffer; from: Endpoint }> = [];
+    let batches = 0;
+    b.onReceive((d, from) => got.push({ d: Buffer.from(d), from }));
+    b.onBatchEnd(() => batches++);
+    const port = await b.open(0);
+    closers.push(() => b.close());
+    return { b, port, got, batches: () => batches };
+  }
+
+  const until = async (f: () => boolean, what: string) => {
+    for (let i = 0; i < 400 && !f(); i++) await new Promise((r) => setTimeout(r, 5));
+    if (!f()) throw new Error(`timed out: ${what}`);
+  };
+
+  it('receives bursts in order from IPv4 and IPv6 senders, in batches, with the local address', async () => {
+    const { port, got, batches } = await bind();
+    const v4 = await dgram('127.0.0.1');
+    const v6 = await dgram('::1');
+    for (let i = 0; i < 300; i++) v4.s.send(Buffer.from(`v4-${i}`), port, '127.0.0.1');
+    await until(() => got.length === 300, '300 datagrams');
+    expect(got.map((g) => g.d.toString())).toEqual(Array.from({ length: 300 }, (_, i) => `v4-${i}`));
+    expect(got[0]!.from).toEqual({ address: '127.0.0.1', port: v4.s.address().port, src: '127.0.0.1', srcIfindex: undefined });
+    // consecutive datagrams of one sender share one endpoint object
+    expect(got[1]!.from).toBe(got[0]!.from);
+    expect(batches()).toBeLessThan(300);
+    v6.s.send(Buffer.from('six'), port, '::1');
+    await until(() => got.length === 301, 'the IPv6 datagram');
+    expect(got[300]!.from).toMatchObject({ address: '::1', src: '::1' });
+  });
+
+  it('sends bursts in order to IPv4 and IPv6 endpoints; replies leave from the address that was reached', async () => {
+    const { b, port, got } = await bind();
+    const r = await dgram('127.0.0.1');
+    // (a burst the receiver's default 208 KiB buffer holds)
+    const bufs = Array.from({ length: 150 }, (_, i) => Buffer.from(`d-${i}`));
+    b.send(bufs, { address: '127.0.0.1', port: r.s.address().port });
+    await until(() => r.got.length === 150, '150 datagrams');
+    expect(r.got.map((g) => g.m.toString())).toEqual(bufs.map(String));
+    const r6 = await dgram('::1');
+    b.send([Buffer.from('x')], { address: '::1', port: r6.s.address().port });
+    await until(() => r6.got.length === 1, 'the IPv6 datagram');
+
+    // reached at 127.0.0.2 (any 127/8 address is local): the reply comes from 127.0.0.2,
+    // where the kernel's own choice for 127.0.0.1 would be 127.0.0.1
+    r.s.send(Buffer.from('hello'), port, '127.0.0.2');
+    await until(() => got.length === 1, 'hello');
+    expect(got[0]!.from.src).toBe('127.0.0.2');
+    b.send([Buffer.from('reply')], got[0]!.from);
+    await until(() => r.got.length === 151, 'reply');
+    expect(r.got[150]!.from).toBe('127.0.0.2');
+    b.send([Buffer.from('plain')], { address: '127.0.0.1', port: r.s.address().port });
+    await until(() => r.got.length === 152, 'plain');
+    expect(r.got[151]!.from).toBe('127.0.0.1');
+
+    // a source that is not ours: refused by the kernel, sent without it
+    b.send([Buffer.from('fallback')], { address: '127.0.0.1', port: r.s.address().port, src: '192.0.2.77' });
+    await until(() => r.got.length === 153, 'fallback');
+    expect(r.got[152]!.from).toBe('127.0.0.1');
+  });
+
+  it('reports EADDRINUSE and closes idempotently', async () => {
+    const { b, port } = await bind();
+    const other = new NativeUdpBind();
+    await expect(other.open(port)).rejects.toThrow(/EADDRINUSE/);
+    await b.close();
+    await b.close();
+    b.send([Buffer.from('x')], { address: '127.0.0.1', port: 9 }); // closed: dropped silently
+  });
+});

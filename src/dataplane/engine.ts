@@ -12,6 +12,7 @@ import { Device, type DeviceOptions } from './device/device.js';
 import type { Resolver } from './device/resolver.js';
 import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
+import { warmUpHandshakes } from './warmup.js';
 
 /** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
 export interface EngineTun extends TunDevice {
@@ -78,6 +79,11 @@ export class Engine {
       await this.device.ipcSet(config);
       await this.device.up();
       if (opts.uapiPath !== undefined) this.server = await listenUapi(this.device, opts.uapiPath);
+      // compile the handshake path before a real peer needs it (warmup.ts)
+      if (process.env.AWG_WARMUP !== '0') {
+        const t = setTimeout(() => void warmUpHandshakes(), 50);
+        t.unref();
+      }
     } catch (e) {
       await this.device.close().catch(() => {});
       throw e;

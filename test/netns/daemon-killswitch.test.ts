@@ -59,9 +59,9 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
 
   it('SIGKILL keeps traffic blocked; restart re-creates only the engine and the tunnel returns; SIGTERM keeps the nft table', async () => {
     ce = makeAwgEnv();
-    // the endpoint is the peer's veth address: our engine replies from the address of the
-    // outgoing interface (no sticky source), and the kill switch only admits the configured
-    // endpoint, so an endpoint on the peer's loopback would roam out of the allowed set
+    // the endpoint is the peer's veth address: the kill switch admits only the configured
+    // endpoint, and a peer answering from another of its addresses would roam out of the
+    // allowed set (our own replies leave from the address we were reached at)
     const cfg = writeConfig(ce, 'client.yaml', clientConfig(k, { killSwitch: true, endpoint: PEER_UNDERLAY }));
     // control: the probes pass without awg
     expect(await underlayOpen(9101)).toEqual({ udp: true, tcp: true });

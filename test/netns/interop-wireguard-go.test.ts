@@ -6,7 +6,7 @@
  * The tests run in order and share the two peers: wireguard-go initiates, traffic both
  * ways, `wg show` on our socket; then a fresh pair where awg initiates (with persistent
  * keepalive and the test-only short rekey), keepalives, rekey, a wireguard-go restart and
- * roaming of awg's underlay address.
+ * roaming of awg's underlay address, and replies from the address wireguard-go reached.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,6 +53,7 @@ const skip = requireNetnsPrereqs(['wireguard-go', 'wg', 'tcpdump', 'unshare', 'm
 const N = 100 + Math.floor(Math.random() * 50) * 2;
 const UNDER_A = `10.200.${N}.1`;
 const UNDER_A2 = `10.200.${N}.3`;
+const UNDER_A3 = `10.200.${N}.5`;
 const UNDER_B = `10.200.${N}.2`;
 const TUN_A = `10.200.${N + 1}.1`;
 const TUN_B = `10.200.${N + 1}.2`;
@@ -222,5 +223,36 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
     expect(ep).toBe(`${UNDER_A2}:51820`);
     expect(await pingOk(nsB, TUN_A)).toBe(true);
     expect(await tcpReachable(nsB, nsA, TUN_A, 18084)).toBe(true);
+  });
+
+  it('replies leave from the address wireguard-go reached, not the preferred source of the route', async () => {
+    // A has UNDER_A2 (primary) and UNDER_A3; wireguard-go is pointed at UNDER_A3 and B drops
+    // anything from UNDER_A2's port 51820: only replies sourced from UNDER_A3 get through
+    await nsExec(nsA, 'ip', ['addr', 'add', `${UNDER_A3}/24`, 'dev', veth.ifA]);
+    await nsExec(nsB, 'nft', ['-f', '-'], {
+      input: `table inet awgsrc {
+  chain in {
+    type filter hook input priority 0;
+    ip saddr ${UNDER_A2} udp sport 51820 counter drop
+    ip saddr ${UNDER_A3} udp sport 51820 counter
+  }
+}
+`,
+    });
+    try {
+      await nsExec(nsB, 'wg', ['set', WG_IFACE, 'peer', a.publicKey, 'endpoint', `${UNDER_A3}:51820`]);
+      expect(await pingEventually(nsB, TUN_A, 20_000)).toBe(true);
+      expect(await tcpReachable(nsB, nsA, TUN_A, 18085)).toBe(true);
+      const counters = JSON.parse((await nsExec(nsB, 'nft', ['-j', 'list', 'table', 'inet', 'awgsrc'])).stdout);
+      const packets = counters.nftables
+        .filter((x: any) => x.rule)
+        .map((x: any) => x.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0);
+      // accepted from UNDER_A3: the handshake-less session continued from the reached address
+      expect(packets[1]).toBeGreaterThan(0);
+      // wireguard-go still talks to UNDER_A3 (it would roam to a reply's source)
+      expect((await wgDump(nsB, WG_IFACE)).peers[0]!.endpoint).toBe(`${UNDER_A3}:51820`);
+    } finally {
+      await nsExec(nsB, 'nft', ['delete', 'table', 'inet', 'awgsrc'], { allowFail: true });
+    }
   });
 });

@@ -1,0 +1,70 @@
+/**
+ * Handshake warm-up. A handshake runs a few hundred lines of JS (Noise, BLAKE2s, the AWG
+ * codec, timers) that an engine executes once per peer every two minutes: never often enough
+ * for V8 to compile it, so every handshake ran in the interpreter — measured 2–6 ms per
+ * handshake pair in a fresh process against 1.3 ms once ~25 have run (bench/RESULTS.md Step
+ * 10), which was most of the "first ping after a peer reset" gap to wireguard-go.
+ *
+ * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices over a
+ * MemoryNetwork and MemoryTuns, a handshake and a few packets each way, then closed. Nothing
+ * touches the OS. Once per process, in the background after an engine starts (engine.ts);
+ * AWG_WARMUP=0 turns it off (diagnosis).
+ */
+import { MemoryNetwork } from './conn/memory.js';
+import { generateKeyPair } from './crypto/keys.js';
+import { Device } from './device/device.js';
+import { MemoryTun } from './tun/memory.js';
+
+let started: Promise<void> | undefined;
+
+/** A minimal IPv4 packet a → b (ICMP-shaped payload). */
+function packet(src: number, dst: number, n: number): Uint8Array {
+  const p = new Uint8Array(84);
+  p[0] = 0x45;
+  p[3] = p.length;
+  p[8] = 64;
+  p[9] = 1;
+  p.set([10, 99, 0, src], 12);
+  p.set([10, 99, 0, dst], 16);
+  p[20] = 8;
+  p[83] = n;
+  return p;
+}
+
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
+async function pair(i: number): Promise<void> {
+  const net = new MemoryNetwork();
+  const ka = generateKeyPair();
+  const kb = generateKeyPair();
+  const ta = new MemoryTun('warm-a');
+  const tb = new MemoryTun('warm-b');
+  const quiet = { resolver: { resolve: async () => [] } };
+  const a = new Device({ tun: ta, bind: net.bind('192.0.2.1'), ...quiet });
+  const b = new Device({ tun: tb, bind: net.bind('192.0.2.2'), ...quiet });
+  try {
+    await a.configure({ privateKey: ka.privateKey, listenPort: 1, peers: [{ publicKey: kb.publicKey, endpoint: '192.0.2.2:2', allowedIps: ['10.99.0.2/32'] }] });
+    await b.configure({ privateKey: kb.privateKey, listenPort: 2, peers: [{ publicKey: ka.publicKey, allowedIps: ['10.99.0.1/32'] }] });
+    await b.up();
+    await a.up();
+    for (let k = 0; k < 4; k++) {
+      ta.inject(packet(1, 2, i + k));
+      tb.inject(packet(2, 1, i + k));
+      for (let w = 0; w < 5; w++) await tick();
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+/** Runs `pairs` in-memory handshakes, yielding to the event loop between them. Once per process. */
+export function warmUpHandshakes(pairs = 30): Promise<void> {
+  started ??= (async () => {
+    for (let i = 0; i < pairs; i++) {
+      await pair(i);
+      await new Promise((r) => setTimeout(r, 1)); // real traffic goes first
+    }
+  })().catch(() => {});
+  return started;
+}

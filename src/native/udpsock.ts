@@ -1,6 +1,6 @@
 /**
  * A UDP socket of our own (not node:dgram) for the data plane: non-blocking, dual-stack when
- * the host has IPv6, large buffers, the destination address of every datagram reported
+ * the host has IPv6, a large receive buffer, the destination address of every datagram reported
  * (IP_PKTINFO / IPV6_RECVPKTINFO), and batched receive with one `recvmmsg(2)` per up to
  * BATCH datagrams. Readiness comes from `koffi.node.poll` (poll.ts); sends go through
  * udpbatch.ts's sendmmsg on the same fd.
@@ -41,9 +41,7 @@ const SOL_IPV6 = 41;
 const IPV6_V6ONLY = 26;
 const IPV6_RECVPKTINFO = 49;
 const IPV6_PKTINFO = 50;
-const SO_SNDBUFFORCE = 32;
 const SO_RCVBUFFORCE = 33;
-const SO_SNDBUF = 7;
 const SO_RCVBUF = 8;
 const EADDRINUSE = 98;
 const MSG_TRUNC = 0x20;
@@ -57,7 +55,7 @@ const MMSG = 64;
 const IOV = 16;
 const NAME = 32;
 const CTRL = 64;
-/** Socket buffers asked for (wireguard-go asks 7 MiB); FORCE works with CAP_NET_ADMIN. */
+/** Receive buffer asked for (wireguard-go asks 7 MiB); FORCE works with CAP_NET_ADMIN. */
 const SOCK_BUF = 4 << 20;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: null) => number;
@@ -125,11 +123,10 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
     // reports through IP_PKTINFO
     setsockoptInt(fd, SOL_IP, IP_PKTINFO, 1);
     if (family === 6) setsockoptInt(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1);
-    for (const [force, plain] of [
-      [SO_RCVBUFFORCE, SO_RCVBUF],
-      [SO_SNDBUFFORCE, SO_SNDBUF],
-    ] as const)
-      if (setsockoptInt(fd, SOL_SOCKET, force, SOCK_BUF) < 0) setsockoptInt(fd, SOL_SOCKET, plain, SOCK_BUF);
+    // a large receive buffer rides out bursts while the event loop is busy; the send buffer
+    // stays the system default (4 MiB made no measurable difference, bench/RESULTS.md Step
+    // 10; the bind queues for POLLOUT itself)
+    if (setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) < 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
     const name = Buffer.alloc(28);
     const n = getsockname(fd, name);
     if (n < 0) {

@@ -27,7 +27,6 @@ import type { Bind, Endpoint } from './bind.js';
 const MAX_PENDING = 4096;
 /** recvmmsg calls per wakeup at most: bounds the time away from other work (level-triggered). */
 const MAX_CALLS_PER_WAKEUP = 8;
-const SLAB = 1 << 20;
 
 /** IPv4 dotted quad or RFC 5952 IPv6 text (v4-mapped as IPv4) of 4/16 address bytes. */
 export function formatAddress(b: Uint8Array, off: number, len: 4 | 16): string {
@@ -86,8 +85,6 @@ export class NativeUdpBind implements Bind {
   private lastKeyLen = -1;
   private lastIfindex = -1;
   private lastEp: Endpoint | null = null;
-  private slab = Buffer.allocUnsafeSlow(SLAB);
-  private slabOff = 0;
   mark = 0;
   /** datagrams dropped because the send queue was full */
   sendDropped = 0;
@@ -155,13 +152,11 @@ export class NativeUdpBind implements Bind {
     if (!recv) return;
     const ep = this.endpointOf(meta);
     if (!ep) return;
-    if (SLAB - this.slabOff < data.length) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(SLAB, data.length));
-      this.slabOff = 0;
-    }
-    const copy = this.slab.subarray(this.slabOff, this.slabOff + data.length);
+    // a copy out of the receive block (reused by the next recvmmsg), from node's 8 KiB
+    // allocation pool as dgram's own buffers are (a slab of views would stay alive as long
+    // as any one view does)
+    const copy = Buffer.allocUnsafe(data.length);
     copy.set(data);
-    this.slabOff += (data.length + 7) & ~7;
     recv(copy, ep);
   };
 

@@ -14,7 +14,8 @@
  *
  * Needs root, wireguard-go, wg, iperf3; runs `npm run build` output (the engine is dist/).
  * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_PROFILE=DIR`
- * makes the engine write a `--cpu-prof` profile to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
+ * makes the engine write a CPU profile and its memory use (process.memoryUsage, V8 heap
+ * spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
  * runs another build's engine (see startEngineDirect).
  */
 import { spawn } from 'node:child_process';
@@ -60,7 +61,7 @@ function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
-function enginePid(link: string): number {
+export function enginePid(link: string): number {
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
@@ -148,7 +149,10 @@ function profilePreload(work: string, dir: string): string {
     p,
     `import { Session } from 'node:inspector';
 import { writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 if (process.argv.includes('engine')) {
+  process.on('exit', () => writeFileSync(${JSON.stringify(dir)} + '/engine-' + process.pid + '.memory.json',
+    JSON.stringify({ usage: process.memoryUsage(), spaces: getHeapSpaceStatistics() }, null, 1)));
   const s = new Session();
   s.connect();
   s.post('Profiler.enable');

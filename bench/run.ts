@@ -13,6 +13,7 @@ import { dataplaneBench } from './dataplane.bench.js';
 import { daemonApiBench } from './daemon-api.bench.js';
 import { placementBench } from './placement.bench.js';
 import { dataplaneUdpBench } from './dataplane-udp.bench.js';
+import { dataplaneAwgBench } from './dataplane-awg.bench.js';
 import { placementProcessBench } from './placement-process.bench.js';
 import { positionsBench } from './positions.bench.js';
 import { matchBench } from './match.bench.js';
@@ -33,6 +34,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'daemon-api', run: daemonApiBench },
   { name: 'placement', run: placementBench },
   { name: 'dataplane-udp', run: dataplaneUdpBench },
+  { name: 'dataplane-awg', run: dataplaneAwgBench },
   { name: 'placement-process', run: (sm) => placementProcessBench(sm) },
   { name: 'positions', run: positionsBench },
   { name: 'match', run: matchBench },

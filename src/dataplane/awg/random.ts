@@ -2,7 +2,7 @@
  * Injectable randomness for AWG framing, indices and ephemerals. Production uses the CSPRNG;
  * golden tests script the exact bytes and integers.
  */
-import { randomBytes, randomInt } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 
 export interface RandomSource {
   bytes(n: number): Uint8Array;
@@ -10,7 +10,53 @@ export interface RandomSource {
   intn(n: number): number;
 }
 
+/**
+ * Small requests (the per-packet S4 prefix bytes and H4 header values of AmneziaWG, junk
+ * sizes) are served from a 4 KiB pool of CSPRNG output, refilled with one `randomFillSync`
+ * when used up: a call into node:crypto per packet cost AmneziaWG ~10 % of its throughput
+ * against plain WireGuard (bench/RESULTS.md Step 10). Every pool byte is handed out once.
+ * Requests of 32 bytes and more (keys, ephemerals, cookie secrets) go to `randomBytes` directly.
+ */
+const POOL = 4096;
+const pool = new Uint8Array(POOL);
+let poolOff = POOL;
+
+function take(n: number): number {
+  if (poolOff + n > POOL) {
+    randomFillSync(pool);
+    poolOff = 0;
+  }
+  const at = poolOff;
+  poolOff += n;
+  return at;
+}
+
+/** uniform in [0, n) for 1 < n ≤ 2^48, by rejection from 48 random bits */
+function poolIntn(n: number): number {
+  const limit = Math.floor(0x1_0000_0000_0000 / n) * n;
+  for (;;) {
+    const at = take(6);
+    const v =
+      pool[at]! * 0x100_0000_0000 +
+      pool[at + 1]! * 0x1_0000_0000 +
+      ((pool[at + 2]! << 24) >>> 0) +
+      (pool[at + 3]! << 16) +
+      (pool[at + 4]! << 8) +
+      pool[at + 5]!;
+    if (v < limit) {
+      pool.fill(0, at, at + 6);
+      return v % n;
+    }
+  }
+}
+
 export const cryptoRandom: RandomSource = {
-  bytes: (n) => new Uint8Array(randomBytes(n)),
-  intn: (n) => (n <= 1 ? 0 : randomInt(0, n)),
+  bytes: (n) => {
+    if (n >= 32) return new Uint8Array(randomBytes(n));
+    const at = take(n);
+    const out = pool.slice(at, at + n);
+    pool.fill(0, at, at + n); // handed out once: no copy stays behind
+    return out;
+  },
+  intn: (n) => (n <= 1 ? 0 : poolIntn(n)),
 };

@@ -8,7 +8,8 @@
  * over TCP super-packets of up to 64 KiB (split here into MTU-sized segments, one read
  * instead of ~45) and takes coalesced TCP segments back (one write and one trip through the
  * stack per group). tun/offload.ts has the packet work. Where the kernel refuses, the queue
- * falls back to plain packets.
+ * falls back to plain packets. AWG_TUN_OFFLOAD=gro keeps the virtio header but asks for no
+ * offloads (reads are plain packets; writes are still coalesced), for diagnosis.
  */
 import { AwgError } from '../../errors.js';
 import {
@@ -138,7 +139,7 @@ export class TunFile implements TunDevice {
     if (want) {
       offload =
         tunSetVnetHdrSize(h.fd, VNET_HDR_LEN) >= 0 &&
-        tunSetOffload(h.fd, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) >= 0;
+        tunSetOffload(h.fd, process.env.AWG_TUN_OFFLOAD === 'gro' ? 0 : TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) >= 0;
       if (!offload) {
         // the kernel refused: plain packets (re-attaching without the flag clears it)
         close(h.fd);

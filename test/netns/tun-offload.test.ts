@@ -30,7 +30,7 @@ const c = net.connect(9000, '${addr}', () => { const more = () => { while (left 
   if (!c.write(b)) return c.once('drain', more); }
   c.end(() => console.log(${BYTES} + ' ' + h.digest('hex'))); }; more(); });`;
 
-async function transfer(a: string, b: string, v6: boolean, offload: boolean) {
+async function transfer(a: string, b: string, v6: boolean, offload: boolean | 'gro') {
   const ta = tunFile!.TunFile.open('awg-oa', { netns: a, offload });
   const tb = tunFile!.TunFile.open('awg-ob', { netns: b, offload });
   try {
@@ -75,6 +75,15 @@ describe.skipIf(skip)('TUN offloads (IFF_VNET_HDR, TSO split, GRO coalescing) ag
       });
     }, 60_000);
   }
+
+  it("'gro' (diagnosis): plain reads, coalesced writes, the same bytes", async () => {
+    await withNetns(['offl-a', 'offl-b'], async (a, b) => {
+      const r = await transfer(a, b, false, 'gro');
+      expect(r.offload).toBe(true);
+      expect(r.a.gsoReads + r.b.gsoReads).toBe(0);
+      expect(r.b.groWrites).toBeGreaterThan(0);
+    });
+  }, 60_000);
 
   it('offloads off (the diagnosis switch): plain packets, the same bytes', async () => {
     await withNetns(['offl-a', 'offl-b'], async (a, b) => {

@@ -126,20 +126,23 @@ export class TunFile implements TunDevice {
   }
 
   /**
-   * Attach to (or create, non-persistent) TUN `name` in `opts.netns`; `offload` (default:
-   * on unless AWG_TUN_OFFLOAD=0) asks for the virtio header and TSO/checksum offloads.
+   * Attach to (or create, non-persistent) TUN `name` in `opts.netns`; `offload` (default
+   * from AWG_TUN_OFFLOAD: on, `0` off, `gro`) asks for the virtio header and TSO/checksum
+   * offloads; 'gro' for the header only (coalesced writes, plain reads).
    */
   static open(
     name: string,
-    opts: { netns?: string; exclusive?: boolean; offload?: boolean } = {},
+    opts: { netns?: string; exclusive?: boolean; offload?: boolean | 'gro' } = {},
   ): TunFile {
-    const want = opts.offload ?? process.env.AWG_TUN_OFFLOAD !== '0';
+    const env = process.env.AWG_TUN_OFFLOAD;
+    const mode = opts.offload ?? (env === '0' ? false : env === 'gro' ? 'gro' : true);
+    const want = mode !== false;
     let h = openTun(name, { ...opts, nonBlocking: true, vnetHdr: want });
     let offload = false;
     if (want) {
       offload =
         tunSetVnetHdrSize(h.fd, VNET_HDR_LEN) >= 0 &&
-        tunSetOffload(h.fd, process.env.AWG_TUN_OFFLOAD === 'gro' ? 0 : TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) >= 0;
+        tunSetOffload(h.fd, mode === 'gro' ? 0 : TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) >= 0;
       if (!offload) {
         // the kernel refused: plain packets (re-attaching without the flag clears it)
         close(h.fd);

@@ -5,17 +5,60 @@
  * handshake pair in a fresh process against 1.3 ms once ~25 have run (bench/RESULTS.md Step
  * 10), which was most of the "first ping after a peer reset" gap to wireguard-go.
  *
- * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices over a
- * MemoryNetwork and MemoryTuns, a handshake and a few packets each way, then closed. Nothing
+ * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices joined by
+ * a two-ended in-memory wire (not the test doubles of conn/memory.ts and tun/memory.ts, which
+ * stay out of the build), a handshake and a few packets each way, then closed. Nothing
  * touches the OS. Once per process, in the background after an engine starts (engine.ts);
  * AWG_WARMUP=0 turns it off (diagnosis).
  */
-import { MemoryNetwork } from './conn/memory.js';
+import type { Bind, Endpoint } from './conn/bind.js';
 import { generateKeyPair } from './crypto/keys.js';
 import { Device } from './device/device.js';
-import { MemoryTun } from './tun/memory.js';
+import type { TunDevice } from './tun/tun.js';
 
-let started: Promise<void> | undefined;
+class WarmTun implements TunDevice {
+  readonly name = 'warm';
+  private cb: ((packets: Uint8Array[]) => void) | null = null;
+  written = 0;
+  mtu(): number {
+    return 1420;
+  }
+  onReceive(cb: ((packets: Uint8Array[]) => void) | null): void {
+    this.cb = cb;
+  }
+  write(packets: Uint8Array[]): void {
+    this.written += packets.length;
+  }
+  close(): void {
+    this.cb = null;
+  }
+  inject(p: Uint8Array): void {
+    this.cb?.([p]);
+  }
+}
+
+/** One end of a wire; datagrams reach the other end on a microtask. */
+class WarmBind implements Bind {
+  other: WarmBind | null = null;
+  private cb: ((data: Uint8Array, from: Endpoint) => void) | null = null;
+  constructor(readonly self: Endpoint) {}
+  async open(): Promise<number> {
+    return this.self.port;
+  }
+  onReceive(cb: ((data: Uint8Array, from: Endpoint) => void) | null): void {
+    this.cb = cb;
+  }
+  send(bufs: Uint8Array[]): void {
+    const to = this.other;
+    if (!to) return;
+    for (const b of bufs) queueMicrotask(() => to.cb?.(b, this.self));
+  }
+  close(): void {
+    this.cb = null;
+  }
+}
+
+let started: Promise<number> | undefined;
 
 /** A minimal IPv4 packet a → b (ICMP-shaped payload). */
 function packet(src: number, dst: number, n: number): Uint8Array {
@@ -33,15 +76,18 @@ function packet(src: number, dst: number, n: number): Uint8Array {
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-async function pair(i: number): Promise<void> {
-  const net = new MemoryNetwork();
+async function pair(i: number): Promise<boolean> {
   const ka = generateKeyPair();
   const kb = generateKeyPair();
-  const ta = new MemoryTun('warm-a');
-  const tb = new MemoryTun('warm-b');
+  const ta = new WarmTun();
+  const tb = new WarmTun();
+  const wa = new WarmBind({ address: '192.0.2.1', port: 1 });
+  const wb = new WarmBind({ address: '192.0.2.2', port: 2 });
+  wa.other = wb;
+  wb.other = wa;
   const quiet = { resolver: { resolve: async () => [] } };
-  const a = new Device({ tun: ta, bind: net.bind('192.0.2.1'), ...quiet });
-  const b = new Device({ tun: tb, bind: net.bind('192.0.2.2'), ...quiet });
+  const a = new Device({ tun: ta, bind: wa, ...quiet });
+  const b = new Device({ tun: tb, bind: wb, ...quiet });
   try {
     await a.configure({ privateKey: ka.privateKey, listenPort: 1, peers: [{ publicKey: kb.publicKey, endpoint: '192.0.2.2:2', allowedIps: ['10.99.0.2/32'] }] });
     await b.configure({ privateKey: kb.privateKey, listenPort: 2, peers: [{ publicKey: ka.publicKey, allowedIps: ['10.99.0.1/32'] }] });
@@ -52,19 +98,25 @@ async function pair(i: number): Promise<void> {
       tb.inject(packet(2, 1, i + k));
       for (let w = 0; w < 5; w++) await tick();
     }
+    return ta.written > 0 && tb.written > 0;
   } finally {
     await a.close();
     await b.close();
   }
 }
 
-/** Runs `pairs` in-memory handshakes, yielding to the event loop between them. Once per process. */
-export function warmUpHandshakes(pairs = 30): Promise<void> {
+/**
+ * Runs `pairs` in-memory handshakes, yielding to the event loop between them. Once per
+ * process; resolves to how many pairs got packets through both ways.
+ */
+export function warmUpHandshakes(pairs = 30): Promise<number> {
   started ??= (async () => {
+    let ok = 0;
     for (let i = 0; i < pairs; i++) {
-      await pair(i);
+      if (await pair(i)) ok++;
       await new Promise((r) => setTimeout(r, 1)); // real traffic goes first
     }
-  })().catch(() => {});
+    return ok;
+  })().catch(() => 0);
   return started;
 }

@@ -44,6 +44,11 @@ const TCP_ACK = 0x10;
 const TCP_CWR = 0x80;
 /** Segments per coalesced packet (the kernel's GSO segment limit is far above; keeps groups bounded). */
 export const GRO_MAX_SEGMENTS = 64;
+/**
+ * Flows a batch keeps open for coalescing (the most recent ones): bounds the search per
+ * packet, so a peer interleaving many flows costs linear, not quadratic, work.
+ */
+export const GRO_MAX_OPEN_FLOWS = 16;
 const MAX_IP_PACKET = 65535;
 
 export interface VnetHdr {
@@ -328,6 +333,7 @@ export function planGro(packets: readonly Uint8Array[], groups: GroGroup[]): num
       g.closed = (p[c.iphLen + 13]! & TCP_PSH) !== 0;
       g.firstVerified = false;
       open.push(n - 1);
+      if (open.length > GRO_MAX_OPEN_FLOWS) open.shift(); // the oldest flow is written as it is
       continue;
     }
     const g = reuse(groups, n++);

@@ -136,6 +136,27 @@ function libc(): Fns {
   return fns;
 }
 
+const rawFns = new Map<string, unknown>();
+
+/**
+ * A libc function taking raw native pointers (koffi 3: BigInt addresses into `koffi.alloc`
+ * blocks), for the batched socket calls whose msghdr layouts are hand-written for LP64 glibc
+ * (udpbatch.ts, udpsock.ts): null on any other OS or architecture, or when the symbol is
+ * missing. Loaded once per declaration; the caller reads errno with `koffi.errno()`.
+ */
+export function rawLibcFunc<T>(decl: string): T | null {
+  if (rawFns.has(decl)) return rawFns.get(decl) as T | null;
+  let fn: unknown = null;
+  try {
+    if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64'))
+      fn = koffi.load('libc.so.6').func(decl);
+  } catch {
+    fn = null;
+  }
+  rawFns.set(decl, fn);
+  return fn as T | null;
+}
+
 function ret(r: number | bigint): number {
   const n = Number(r);
   return n < 0 ? -koffi.errno() : n;

@@ -29,6 +29,7 @@
  *   sockaddr_in6 { u16 family; be16 port; u32 flowinfo; u8 addr[16]; u32 scope } 28 bytes
  */
 import koffi from 'koffi';
+import { rawLibcFunc } from './libc.js';
 
 const MMSG = 64;
 const IOV = 16;
@@ -64,22 +65,8 @@ export const SLOT_SIZE = 2048;
 export const MAX_DATAGRAM = 65507;
 
 type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
-let sendmmsgFn: SendMmsg | null | undefined;
-
-function sendmmsg(): SendMmsg | null {
-  if (sendmmsgFn !== undefined) return sendmmsgFn;
-  try {
-    if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64'))
-      return (sendmmsgFn = null);
-    const lib = koffi.load('libc.so.6');
-    sendmmsgFn = lib.func(
-      'int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)',
-    ) as unknown as SendMmsg;
-  } catch {
-    sendmmsgFn = null;
-  }
-  return sendmmsgFn;
-}
+const sendmmsg = () =>
+  rawLibcFunc<SendMmsg>('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)');
 
 /** Parses a numeric IPv4 (dotted quad) into 4 bytes; null when malformed. */
 export function parseIPv4(s: string, out: Uint8Array, off: number): boolean {

@@ -30,6 +30,7 @@ import {
   bind as bindFd,
   close,
   getsockname,
+  rawLibcFunc,
   setsockoptInt,
   socket,
 } from './libc.js';
@@ -59,22 +60,8 @@ const CTRL = 64;
 const SOCK_BUF = 4 << 20;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: null) => number;
-let recvmmsgFn: RecvMmsg | null | undefined;
-
-function recvmmsg(): RecvMmsg | null {
-  if (recvmmsgFn !== undefined) return recvmmsgFn;
-  try {
-    if (process.platform !== 'linux' || (process.arch !== 'x64' && process.arch !== 'arm64'))
-      return (recvmmsgFn = null);
-    const lib = koffi.load('libc.so.6');
-    recvmmsgFn = lib.func(
-      'int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)',
-    ) as unknown as RecvMmsg;
-  } catch {
-    recvmmsgFn = null;
-  }
-  return recvmmsgFn;
-}
+const recvmmsg = () =>
+  rawLibcFunc<RecvMmsg>('int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)');
 
 /** Whether this platform can run the native UDP socket (Linux x86-64/arm64 with recvmmsg). */
 export function nativeUdpAvailable(): boolean {

@@ -15,6 +15,7 @@
  * `nativeEngineIo` uses it where recvmmsg exists; AWG_UDP_NATIVE=0 selects the node:dgram
  * bind (conn/udp.ts) instead (diagnosis).
  */
+import ipaddr from 'ipaddr.js';
 import { AwgError } from '../../errors.js';
 import { close as closeFd } from '../../native/libc.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
@@ -28,33 +29,16 @@ const MAX_PENDING = 4096;
 /** recvmmsg calls per wakeup at most: bounds the time away from other work (level-triggered). */
 const MAX_CALLS_PER_WAKEUP = 8;
 
-/** IPv4 dotted quad or RFC 5952 IPv6 text (v4-mapped as IPv4) of 4/16 address bytes. */
+/**
+ * IPv4 dotted quad, or RFC 5952 IPv6 text (ipaddr.js, as allowedips.ts formats), of 4/16
+ * address bytes; v4-mapped IPv6 as IPv4. Called only when a datagram's sender changes.
+ */
 export function formatAddress(b: Uint8Array, off: number, len: 4 | 16): string {
   if (len === 4 || isMapped(b, off)) {
     const o = len === 4 ? off : off + 12;
     return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
   }
-  const w: number[] = [];
-  for (let i = 0; i < 8; i++) w.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
-  // the longest run of ≥ 2 zero words (the first of equal runs) becomes '::'
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (w[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && w[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(w);
-  return `${hex(w.slice(0, best))}::${hex(w.slice(best + bestLen))}`;
+  return ipaddr.fromByteArray(Array.from(b.subarray(off, off + 16))).toString();
 }
 
 function isMapped(b: Uint8Array, off: number): boolean {

@@ -114,9 +114,6 @@ export class TunFile implements TunDevice {
   readonly offload: boolean;
   private readonly groups: GroGroup[] = [];
   private wbuf: Buffer | undefined;
-  private readonly pushSegment = (start: number, end: number) =>
-    this.segs.push(this.slab.subarray(start, end));
-  private segs: Uint8Array[] = [];
 
   private constructor(fd: number, ctl: number, name: string, offload: boolean) {
     this.fd = fd;
@@ -256,9 +253,9 @@ export class TunFile implements TunDevice {
     const segments = h.gsoSize > 0 ? Math.ceil(pkt.length / h.gsoSize) + 1 : 1;
     const need = pkt.length + segments * 128;
     if (this.slab.length - this.slabOff < need) this.newSlab(Math.max(SLAB, need));
-    this.segs = batch;
+    const out = this.slab;
     const before = batch.length;
-    const end = splitTcp(pkt, h, this.slab, this.slabOff, this.pushSegment);
+    const end = splitTcp(pkt, h, out, this.slabOff, (s, e) => batch.push(out.subarray(s, e)));
     if (end < 0) {
       this.stats.rxDropped++;
       return;

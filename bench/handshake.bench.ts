@@ -6,7 +6,8 @@
  * EVP_PKEY raw keys (native/libcrypto.ts, the default) against node:crypto's DER-wrapped
  * KeyObjects (AWG_X25519=node), each in a fresh child process, alternated.
  *
- * Run: `npx tsx bench/handshake.bench.ts [--smoke]`.
+ * Run: `npx tsx bench/handshake.bench.ts [--smoke]`; `--curve`: the first 40 pairs of a fresh
+ * process one by one, and the engine's warm-up timed (wall, CPU) in another.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +15,8 @@ import { machine, median, printSamples, type Sample } from './lib.js';
 
 const SELF = fileURLToPath(import.meta.url);
 
-/** median ms of `pairs` fresh pairs' handshake + first packet, in this process */
-async function once(pairs: number): Promise<number> {
+/** ms of each of `pairs` fresh pairs' handshake + first packet, in this process */
+async function each(pairs: number): Promise<number[]> {
   const { makePair, ipv4 } = await import('../test/unit/dataplane/harness.js');
   const xs: number[] = [];
   for (let i = 0; i < pairs; i++) {
@@ -31,7 +32,23 @@ async function once(pairs: number): Promise<number> {
     await a.dev.close();
     await b.dev.close();
   }
-  return median(xs);
+  return xs;
+}
+
+async function once(pairs: number): Promise<number> {
+  return median(await each(pairs));
+}
+
+/**
+ * `--curve`: in a fresh process, the first 40 pairs one by one (how long the handshake code
+ * runs interpreted), then the engine's warm-up (src/dataplane/warmup.ts) timed in another
+ * fresh process: wall and CPU time, and how many of its pairs carried packets both ways.
+ */
+async function curve(): Promise<void> {
+  const cold = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--each', '40'], { encoding: 'utf8' });
+  console.log(`fresh process, pairs 1-40 (ms): ${cold}`);
+  const warm = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--warmup'], { encoding: 'utf8' });
+  console.log(`warm-up in a fresh process: ${warm}`);
 }
 
 export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
@@ -52,6 +69,16 @@ export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
 
 if (process.argv[1] === SELF) {
   if (process.argv[2] === '--child') process.stdout.write(String(await once(Number(process.argv[3]))));
+  else if (process.argv[2] === '--each')
+    process.stdout.write((await each(Number(process.argv[3]))).map((x) => x.toFixed(2)).join(' '));
+  else if (process.argv[2] === '--warmup') {
+    const { warmUpHandshakes } = await import('../src/dataplane/warmup.js');
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    const ok = await warmUpHandshakes();
+    const cpu = process.cpuUsage(c0);
+    process.stdout.write(`${ok} pairs ok, ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU`);
+  } else if (process.argv[2] === '--curve') await curve();
   else {
     console.log(`machine: ${machine()}`);
     printSamples('handshake', await handshakeBench(process.argv.includes('--smoke')));

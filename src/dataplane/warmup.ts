@@ -1,9 +1,9 @@
 /**
  * Handshake warm-up. A handshake runs a few hundred lines of JS (Noise, BLAKE2s, the AWG
  * codec, timers) that an engine executes once per peer every two minutes: never often enough
- * for V8 to compile it, so every handshake ran in the interpreter — measured 2–6 ms per
- * handshake pair in a fresh process against 1.3 ms once ~25 have run (bench/RESULTS.md Step
- * 10), which was most of the "first ping after a peer reset" gap to wireguard-go.
+ * for V8 to compile it, so every handshake ran in the interpreter — in a fresh process 8–14 ms
+ * for the first in-memory pair and 2–7 ms for the next dozen, against 1.4–2.4 ms from about the
+ * 20th (bench/RESULTS.md Step 10, `bench/handshake.bench.ts --curve`).
  *
  * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices joined by
  * a two-ended in-memory wire (not the test doubles of conn/memory.ts and tun/memory.ts, which

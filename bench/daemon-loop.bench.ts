@@ -1,7 +1,8 @@
 /**
  * Step 4 (loop) benchmark, in two namespaces the bench creates (client, peer) joined by a
  * veth; the peer serves three WireGuard tunnels with `awg apply`, the client runs
- * `awg up --json` (dist) with the same three tunnels and the default loop settings
+ * `awg up --json` (dist, with the service unit's Node flags: src/util/node-flags.ts) with the
+ * same three tunnels and the default loop settings
  * (debounce 250 ms).
  *
  * - event-to-converged: time from an underlay change (a route on the veth deleted or
@@ -17,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, percentile, type Sample } from './lib.js';
 import { ROOT, must, sh } from './apply.bench.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 
 const DEBOUNCE_MS = 250;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,7 +84,7 @@ export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
     writeFileSync(join(dir, 'client.yaml'), cfg.client);
     await inNs(P, process.execPath, [awg, 'apply', '-f', join(dir, 'peer.yaml'), '--state-dir', join(dir, 'ps')], envP);
 
-    up = spawn('nsenter', [`--net=/var/run/netns/${C}`, '--', process.execPath, awg, 'up', '-f', join(dir, 'client.yaml'), '--json', '--state-dir', join(dir, 'cs')], { env: envC, stdio: ['ignore', 'pipe', 'pipe'] });
+    up = spawn('nsenter', [`--net=/var/run/netns/${C}`, '--', process.execPath, ...LONG_RUNNING_NODE_FLAGS, awg, 'up', '-f', join(dir, 'client.yaml'), '--json', '--state-dir', join(dir, 'cs')], { env: envC, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     up.stderr!.on('data', () => {});

@@ -268,7 +268,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     await wgGoAddress(nsA, a2.iface, `${T2(1)}/24`);
 
     const prof = process.env.AWG_BENCH_PROFILE;
-    const nodeOptions = prof ? `--import=file://${profilePreload(work, prof)}` : undefined;
+    const nodeOptions = [prof ? `--import=file://${profilePreload(work, prof)}` : '', process.env.AWG_BENCH_NODE_OPTIONS ?? ''].filter(Boolean).join(' ') || undefined;
     const engineRoot = process.env.AWG_BENCH_ENGINE_ROOT;
     if (engineRoot) {
       direct = await startEngineDirect(nsA, engineRoot, link, join(e.env.AWG_UAPI_DIR!, `${link}.sock`), nodeOptions, [

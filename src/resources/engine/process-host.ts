@@ -11,6 +11,7 @@
  * configured, not as roamed, so roaming is never "repaired".
  */
 import { readableLine } from '../../util/log.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../../util/node-flags.js';
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -67,7 +68,7 @@ const stateKey = (tunnel: string) => `engine-${tunnel}`;
 
 function defaultCommand(): string[] {
   const bin = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
-  return [process.execPath, bin];
+  return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, bin];
 }
 
 const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean => rec.bootId !== undefined && rec.startTime !== undefined;

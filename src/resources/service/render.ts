@@ -14,6 +14,7 @@
 import { dirname } from 'node:path';
 import { renderDaemonPlist } from '../../platform/darwin/plist.js';
 import { DAEMON_LABEL } from '../../platform/darwin/launchctl.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../../util/node-flags.js';
 
 export const SYSTEMD_UNIT_NAME = 'awg.service';
 /** the early unit: loads the kill switch kept for boot before any network is configured */
@@ -45,6 +46,7 @@ export function daemonArgv(d: DaemonInvocation): string[] {
   }
   return [
     d.node,
+    ...LONG_RUNNING_NODE_FLAGS,
     d.bin,
     'daemon',
     ...(d.config ? ['--config', d.config] : []),

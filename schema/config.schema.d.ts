@@ -113,6 +113,12 @@ export interface AwgConfiguration {
    */
   ipv6?: 'tunnel' | 'block' | 'allow';
   routing?: Routing;
+  /**
+   * Per-host overlays, merged in this order onto the rest of this file on every host whose selector matches (docs/fleet.md). Only a base config may have them.
+   *
+   * @maxItems 256
+   */
+  overlays?: Overlay[];
 }
 /**
  * A WireGuard tunnel run by the embedded engine.
@@ -467,4 +473,46 @@ export interface Routing {
    * Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel's slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range).
    */
   proxyPortBase?: number;
+}
+/**
+ * A partial config merged onto this one on the hosts its `when` selects (docs/fleet.md).
+ */
+export interface Overlay {
+  /**
+   * Shown by `awg render` and in errors; defaults to the file name or overlay-<index>.
+   */
+  name?: string;
+  when: OverlayWhen;
+  /**
+   * A YAML file with a partial config (relative paths are relative to this config file). It may not name overlays itself.
+   */
+  file?: string;
+  /**
+   * The partial config inline, instead of `file`.
+   */
+  config?: {
+    [k: string]: unknown;
+  };
+}
+/**
+ * Selector: all conditions given must hold; `{}` matches every host.
+ */
+export interface OverlayWhen {
+  /**
+   * Host name globs (`*`, `?`, `[a-z]`, `{a,b}`), compared case-insensitively; the overlay applies when any matches. The host name is `--host` or the machine's.
+   *
+   * @minItems 1
+   * @maxItems 256
+   */
+  hosts?: [string, ...string[]];
+  /**
+   * Every label named must be set on the host to this value (or to one of these values). Labels come from `--labels k=v,...`, else `--labels-file`, else /etc/awg/labels.yaml.
+   */
+  labels?: {
+    [k: string]: string | [string, ...string[]];
+  };
+  /**
+   * Only on this OS (`--os`, default this machine's).
+   */
+  os?: 'linux' | 'darwin';
 }

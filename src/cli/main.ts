@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { processIo, type Io } from './output.js';
+import { selectionFlags } from './selection.js';
 
 export { installCrashHandlers } from './crash.js';
 
@@ -22,13 +23,22 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   const socket = () => new Option('--socket <path>', 'the awg daemon API socket (default $AWG_SOCKET or /run/awg/awg.sock)');
   const direct = () => new Option('--direct', 'act on the host directly even when the awg daemon runs');
 
+  selectionFlags(
+    program
+      .command('validate')
+      .description('check the config (schema and semantics); errors as file:line:col. Exit 0 valid, 1 invalid')
+      .requiredOption('-f, --file <config>', 'config file')
+      .option('--skip-secrets', 'do not read secret files/variables (e.g. in CI without the keys)')
+      .option('--json', 'machine-readable result'),
+    { os: true },
+  ).action(async (o) => setCode(await (await import('./commands/validate.js')).validateCommand(io, o)));
+
   program
-    .command('validate')
-    .description('check the config (schema and semantics); errors as file:line:col. Exit 0 valid, 1 invalid')
-    .requiredOption('-f, --file <config>', 'config file')
-    .option('--skip-secrets', 'do not read secret files/variables (e.g. in CI without the keys)')
-    .option('--json', 'machine-readable result')
-    .action(async (o) => setCode(await (await import('./commands/validate.js')).validateCommand(io, o)));
+    .command('render')
+    .description('print the effective config of a host: the base with the overlays its host name, labels and OS select (docs/fleet.md). Reads no secret; runs anywhere. Exit 0 valid, 1 invalid')
+    .requiredOption('-f, --file <config>', 'base config file')
+    .option('--json', 'machine-readable: the selection, the overlays applied and the config');
+  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) => setCode(await (await import('./commands/render.js')).renderCommand(io, o)));
 
   program
     .command('diff')
@@ -40,8 +50,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-v, --verbose', 'show full specs of new objects')
     .addOption(stateDir())
     .addOption(socket())
-    .addOption(direct())
-    .action(async (o) => setCode(await (await import('./commands/diff.js')).diffCommand(io, o)));
+    .addOption(direct());
+  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) => setCode(await (await import('./commands/diff.js')).diffCommand(io, o)));
 
   program
     .command('apply')
@@ -53,8 +63,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--confirm-timeout <seconds>', 'revert unless `awg confirm` arrives within this many seconds (needs the daemon)')
     .addOption(stateDir())
     .addOption(socket())
-    .addOption(direct())
-    .action(async (o) => setCode(await (await import('./commands/apply.js')).applyCommand(io, o)));
+    .addOption(direct());
+  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/apply.js')).applyCommand(io, o)));
 
   program
     .command('down')
@@ -144,8 +154,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--json', 'events as JSON lines on stdout')
     .option('-v, --verbose', 'show phases')
     .option('--drift-interval <seconds>', 're-observe at least this often (default 30)')
-    .addOption(stateDir())
-    .action(async (o) => setCode(await (await import('./commands/up.js')).upCommand(io, o)));
+    .addOption(stateDir());
+  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/up.js')).upCommand(io, o)));
 
   program
     .command('daemon')
@@ -156,7 +166,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(socket())
     .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
     .option('--metrics [host:port]', 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)')
-    .action(async (o) => setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)));
+    .option('--locked', 'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth');
+  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)));
 
   program
     .command('exec')

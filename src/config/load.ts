@@ -6,7 +6,10 @@
 import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import type { Issue } from '../errors.js';
-import { FileRefusedError, LIMITS, readTextFile } from '../util/files.js';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { FileRefusedError, LIMITS, readTextFile, readTextFileSync } from '../util/files.js';
+import { localSelection } from './host-selection.js';
+import { matches, MergedPositions, Merger, overlayName, Overlays, type HostSelection, type Overlay, type Source } from './overlay.js';
 import { Config } from './schema.js';
 import { SourcePositions, countLines, formatPath, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
@@ -14,7 +17,15 @@ import { checkSemantics } from './semantic.js';
 export interface LoadResult {
   config?: Config;
   issues: Issue[];
-  positions?: SourcePositions;
+  positions?: MergedPositions;
+  /** the files read: the config first, then the overlay files applied */
+  sources: string[];
+  /** the overlays applied, in order (none without `overlays`) */
+  overlays: AppliedOverlay[];
+  /** the host the overlays were selected for (only when the config has overlays) */
+  selection?: HostSelection;
+  /** the effective config as written (overlays merged, no defaults): `awg render` */
+  raw?: Record<string, unknown>;
 }
 
 export function hasErrors(issues: Issue[]): boolean {
@@ -53,7 +64,8 @@ function flatten(issue: ZIssue, raw: unknown, prefix: PathKey[] = []): { path: P
   return [{ path, message, code: issue.code }];
 }
 
-export function loadConfigText(text: string, file: string): LoadResult {
+/** YAML → a plain mapping, with positions. Issues carry `file`; no schema check yet. */
+function parseSource(text: string, file: string): { raw?: Record<string, unknown>; positions: SourcePositions; issues: Issue[] } {
   const lc = new LineCounter();
   // yaml's own unique-key check compares each key with every earlier one (20,000 keys: 4 s);
   // duplicates are found below with one set per mapping instead, with the same message
@@ -113,35 +125,142 @@ export function loadConfigText(text: string, file: string): LoadResult {
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
     return { issues: [...issues, { file, line: 1, col: 1, path: '', message: 'the config must be a YAML mapping with at least `version: 1`', severity: 'error' }], positions };
   }
-  const parsed = Config.safeParse(raw);
-  if (!parsed.success) {
-    for (const zi of parsed.error.issues) {
-      for (const f of flatten(zi, raw)) {
-        const pos = positions.locate(f.path, { key: f.code === 'unrecognized_keys' });
-        issues.push({ file, line: pos?.line, col: pos?.col, path: formatPath(f.path), message: f.message, severity: 'error' });
-      }
+  return { raw: raw as Record<string, unknown>, positions, issues };
+}
+
+/** zod issues of `raw` against `schema`, located through `positions` (paths under `prefix`). */
+function schemaIssues(schema: z.ZodType, raw: unknown, positions: MergedPositions, prefix: PathKey[] = []): { ok: boolean; data?: unknown; issues: Issue[] } {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { ok: true, data: parsed.data, issues: [] };
+  const issues: Issue[] = [];
+  for (const zi of parsed.error.issues) {
+    for (const f of flatten(zi, raw)) {
+      const path = [...prefix, ...f.path];
+      const pos = positions.locate(path, { key: f.code === 'unrecognized_keys' });
+      issues.push({ file: pos.file, line: pos.line, col: pos.col, path: formatPath(path), message: f.message, severity: 'error' });
     }
-    return { issues: sortIssues(issues), positions };
   }
-  for (const f of checkSemantics(parsed.data)) {
+  return { ok: false, issues };
+}
+
+export interface LoadOptions {
+  /** the host overlays are selected for (default: this machine, host-selection.ts) */
+  selection?: HostSelection | (() => HostSelection);
+  /** read an overlay file (default: a regular file of at most LIMITS.config bytes) */
+  readFile?: (path: string) => string;
+}
+
+/**
+ * Resolve the base's `overlays` for the selected host: the merged raw config (without
+ * `overlays`), its positions, the files read and the overlays applied.
+ */
+function resolveOverlays(
+  base: Record<string, unknown>,
+  file: string,
+  basePositions: SourcePositions,
+  opts: LoadOptions,
+): { raw?: Record<string, unknown>; positions: MergedPositions; issues: Issue[]; sources: string[]; applied: AppliedOverlay[]; selection?: HostSelection } {
+  const single = MergedPositions.single(file, basePositions);
+  const checked = schemaIssues(Overlays, base.overlays, single, ['overlays']);
+  if (!checked.ok) return { positions: single, issues: checked.issues, sources: [file], applied: [] };
+  const overlays = checked.data as Overlay[];
+  const selection = typeof opts.selection === 'function' ? opts.selection() : (opts.selection ?? localSelection());
+  const { overlays: _drop, ...rest } = base;
+  const merger = new Merger(rest);
+  const sources: Source[] = [{ file, positions: basePositions }];
+  const issues: Issue[] = [];
+  const applied: AppliedOverlay[] = [];
+  const read = opts.readFile ?? ((p: string) => readTextFileSync(p, { maxBytes: LIMITS.config }));
+  overlays.forEach((o, i) => {
+    if (!matches(o.when, selection)) return;
+    const name = overlayName(o, i);
+    if (o.config) {
+      merger.apply(o.config, 0, ['overlays', i, 'config']);
+      applied.push({ name });
+      return;
+    }
+    const path = isAbsolute(o.file!) ? o.file! : resolve(dirname(file), o.file!);
+    const at = single.locate(['overlays', i, 'file']);
+    let text: string;
+    try {
+      text = read(path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      const why = e instanceof FileRefusedError ? `not read: the file is ${e.reason}` : code === 'ENOENT' ? 'file not found' : `cannot read: ${(e as Error).message}`;
+      issues.push({ file, line: at.line, col: at.col, path: formatPath(['overlays', i, 'file']), message: `overlay "${name}" (${path}): ${why}`, severity: 'error' });
+      return;
+    }
+    const parsed = parseSource(text, path);
+    issues.push(...parsed.issues);
+    if (!parsed.raw) return;
+    if (Object.hasOwn(parsed.raw, 'overlays')) {
+      const p = parsed.positions.locate(['overlays'], { key: true });
+      issues.push({ file: path, line: p?.line, col: p?.col, path: 'overlays', message: 'an overlay cannot name overlays itself: list every overlay in the base config', severity: 'error' });
+      return;
+    }
+    sources.push({ file: path, positions: parsed.positions });
+    merger.apply(parsed.raw, sources.length - 1, []);
+    applied.push({ name, file: path });
+  });
+  const positions = new MergedPositions(sources, merger.root);
+  for (const m of merger.issues) {
+    const src = sources[m.src]!;
+    const p = src.positions?.locate(m.path);
+    issues.push({ file: src.file, line: p?.line, col: p?.col, path: formatPath(m.path), message: m.message, severity: 'error' });
+  }
+  return { raw: merger.value, positions, issues, sources: sources.map((s) => s.file), applied, selection };
+}
+
+export interface AppliedOverlay {
+  name: string;
+  /** absent: inline in the base config */
+  file?: string;
+}
+
+export function loadConfigText(text: string, file: string, opts: LoadOptions = {}): LoadResult {
+  const base = parseSource(text, file);
+  let positions = MergedPositions.single(file, base.positions);
+  if (!base.raw) return { issues: base.issues, positions, sources: [file], overlays: [] };
+  const issues = [...base.issues];
+  let raw = base.raw;
+  let sources = [file];
+  let applied: AppliedOverlay[] = [];
+  let selection: HostSelection | undefined;
+  if (Object.hasOwn(raw, 'overlays')) {
+    const r = resolveOverlays(raw, file, base.positions, opts);
+    issues.push(...r.issues);
+    positions = r.positions;
+    sources = r.sources;
+    applied = r.applied;
+    selection = r.selection;
+    if (!r.raw || hasErrors(r.issues)) return { issues: sortIssues(issues), positions, sources, overlays: applied, ...(selection ? { selection } : {}) };
+    raw = r.raw;
+  }
+  const done = (extra: Partial<LoadResult>): LoadResult => ({ issues: sortIssues(issues), positions, sources, overlays: applied, raw, ...(selection ? { selection } : {}), ...extra });
+  const parsed = schemaIssues(Config, raw, positions);
+  if (!parsed.ok) {
+    issues.push(...parsed.issues);
+    return done({});
+  }
+  const config = parsed.data as Config;
+  for (const f of checkSemantics(config)) {
     const pos = positions.locate(f.path, { key: f.atKey });
-    issues.push({ file, line: pos?.line, col: pos?.col, path: formatPath(f.path), message: f.message, severity: f.severity });
+    issues.push({ file: pos.file, line: pos.line, col: pos.col, path: formatPath(f.path), message: f.message, severity: f.severity });
   }
-  const sorted = sortIssues(issues);
-  return hasErrors(sorted) ? { issues: sorted, positions } : { config: parsed.data, issues: sorted, positions };
+  return hasErrors(issues) ? done({}) : done({ config });
 }
 
 /** Read and load a config file: a regular file of at most LIMITS.config bytes (util/files.ts). */
-export async function loadConfigFile(path: string): Promise<LoadResult> {
+export async function loadConfigFile(path: string, opts: LoadOptions = {}): Promise<LoadResult> {
   let text: string;
   try {
     text = await readTextFile(path, { maxBytes: LIMITS.config });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const message = e instanceof FileRefusedError ? `not read: the file is ${e.reason}` : code === 'ENOENT' ? 'file not found' : `cannot read: ${(e as Error).message}`;
-    return { issues: [{ file: path, path: '', message, severity: 'error' }] };
+    return { issues: [{ file: path, path: '', message, severity: 'error' }], sources: [path], overlays: [] };
   }
-  return loadConfigText(text, path);
+  return loadConfigText(text, path, opts);
 }
 
 function sortIssues(issues: Issue[]): Issue[] {

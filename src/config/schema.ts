@@ -11,6 +11,7 @@ import { isCidr } from './cidr.js';
 import { globProblem, hasControl, I_TAG_CHAIN, MAX_GLOB_WILDCARDS_PER_SEGMENT, ipLiteralProblem, isCanonicalIPv4, isHostName, isHostOrIp, isPlainIPv6, utf8Length } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
 import { parseTagString } from './tags.js';
+import { Overlays } from './overlay.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -299,6 +300,7 @@ export const Config = z
     dns: Dns,
     ipv6: z.enum(['tunnel', 'block', 'allow']).default('allow').meta({ description: 'IPv6 for traffic routed to tunnels: `tunnel` (v6 goes through the tunnel), `block` (dropped), `allow` (v6 goes direct).' }),
     routing: Routing,
+    overlays: Overlays.optional(),
   })
   .meta({ id: 'Config', title: 'awg configuration', description: 'Desired state of awg on one host.' });
 

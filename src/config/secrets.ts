@@ -9,7 +9,8 @@ import type { Issue } from '../errors.js';
 import { LIMITS, readTextFileSync } from '../util/files.js';
 import { isWgLike, type Config, type Secret } from './schema.js';
 import { hasControl, utf8Length } from './grammar.js';
-import type { SourcePositions, PathKey } from './positions.js';
+import type { PathKey } from './positions.js';
+import type { MergedPositions } from './overlay.js';
 import { formatPath } from './positions.js';
 
 export const REDACTED = '(sensitive)';
@@ -72,16 +73,18 @@ export function secretRefs(c: Config): SecretRef[] {
 }
 
 /** Resolve every secret; problems come back as located issues (values never appear). */
-export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePositions): { values: Map<string, string>; issues: Issue[] } {
+export function checkSecrets(c: Config, ctx: SecretContext, positions?: MergedPositions): { values: Map<string, string>; issues: Issue[] } {
   const values = new Map<string, string>();
   const issues: Issue[] = [];
   for (const ref of secretRefs(c)) {
     const path = formatPath(ref.path);
     const pos = positions?.locate(ref.path);
-    const at = { file: ctx.configFile, line: pos?.line, col: pos?.col, path };
+    // a relative secret file is relative to the file that names it (an overlay's own directory)
+    const own = { ...ctx, configFile: pos?.file ?? ctx.configFile };
+    const at = { file: own.configFile, line: pos?.line, col: pos?.col, path };
     let v: string;
     try {
-      v = readSecret(ref.secret, ctx);
+      v = readSecret(ref.secret, own);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       issues.push({ ...at, severity: 'error', message: code === 'ENOENT' ? `secret file not found (${describeSecret(ref.secret)})` : `cannot read secret (${describeSecret(ref.secret)}): ${(e as Error).message}` });
@@ -106,7 +109,7 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       issues.push({ ...at, severity: 'warning', message: 'an all-zero header protection key turns header protection off' });
     if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });
     else if ('file' in ref.secret) {
-      const p = secretFilePath(ref.secret.file, ctx.configFile);
+      const p = secretFilePath(ref.secret.file, own.configFile);
       if ((statSync(p).mode & 0o077) !== 0) issues.push({ ...at, severity: 'warning', message: `secret file ${ref.secret.file} is readable by group/others; chmod 600 it` });
     }
     values.set(path, v);
@@ -122,7 +125,7 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: SourcePo
       if (p.publicKey !== pub) return;
       const path = ['tunnels', name, 'peers', i, 'publicKey'];
       const pos = positions?.locate(path);
-      issues.push({ file: ctx.configFile, line: pos?.line, col: pos?.col, path: formatPath(path), severity: 'error', message: "is this tunnel's own public key (derived from its privateKey); a peer must be the other side" });
+      issues.push({ file: pos?.file ?? ctx.configFile, line: pos?.line, col: pos?.col, path: formatPath(path), severity: 'error', message: "is this tunnel's own public key (derived from its privateKey); a peer must be the other side" });
     });
   }
   return { values, issues };

@@ -15,7 +15,8 @@
 import { AwgError, type Issue } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import { secretFilePath, secretRefs } from '../config/secrets.js';
-import { formatPath, type SourcePositions } from '../config/positions.js';
+import { formatPath } from '../config/positions.js';
+import type { MergedPositions } from '../config/overlay.js';
 import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
 
@@ -68,16 +69,18 @@ export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: I
  * Every `{file:}` secret of `config` (read from `configFile`) that fails checkTrustedPath, as
  * located issues; empty when all pass.
  */
-export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: SourcePositions; fs?: FileView; owner?: number } = {}): Issue[] {
+export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: MergedPositions; fs?: FileView; owner?: number } = {}): Issue[] {
   const issues: Issue[] = [];
   for (const ref of secretRefs(config)) {
     if (typeof ref.secret === 'string' || !('file' in ref.secret)) continue;
     const path = formatPath(ref.path);
+    // relative to the file that names the secret (an overlay's own directory), as checkSecrets reads it
+    const pos = o.positions?.locate(ref.path);
+    const from = pos?.file ?? configFile;
     try {
-      checkTrustedPath('secret file', secretFilePath(ref.secret.file, configFile), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+      checkTrustedPath('secret file', secretFilePath(ref.secret.file, from), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     } catch (e) {
-      const pos = o.positions?.locate(ref.path);
-      issues.push({ file: configFile, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
+      issues.push({ file: from, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
     }
   }
   return issues;

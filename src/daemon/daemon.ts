@@ -31,6 +31,7 @@ import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { stateDirFrom } from '../pipeline/host.js';
 import { prepare, type Prepared } from '../pipeline/prepare.js';
+import type { HostSelection } from '../config/overlay.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
 import { createInprocEngineHost, type EngineChange, type InprocEngineHost } from '../resources/engine/inproc.js';
@@ -62,6 +63,8 @@ export interface DaemonOptions {
   /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
   teardownOnStop?: boolean;
   env?: NodeJS.ProcessEnv;
+  /** the host a config with overlays is rendered for (`--host`, `--labels`; default this machine) */
+  selection?: HostSelection;
   // ---- injection for tests
   /** this host's platform unless given */
   platform?: Platform;
@@ -360,12 +363,17 @@ export class Daemon implements DaemonCore {
   private async reload(): Promise<{ source?: Source; error?: AwgError }> {
     const file = this.configPath;
     if (!file) return {};
-    let hash: string;
-    try {
-      hash = createHash('sha256').update(await readRegularFile(file, { maxBytes: LIMITS.config })).digest('hex');
-    } catch (e) {
-      hash = `unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`;
+    // the config and the overlay files the last good load applied: an edit of either is a change
+    const h = createHash('sha256');
+    for (const f of new Set([file, ...(this.good?.file === file ? this.good.prepared.sources : [])])) {
+      try {
+        h.update(f).update('\0').update(await readRegularFile(f, { maxBytes: LIMITS.config }));
+      } catch (e) {
+        h.update(`unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+      }
+      h.update('\0');
     }
+    const hash = h.digest('hex');
     const changed = this.seenHash !== undefined && hash !== this.seenHash;
     const first = this.seenHash === undefined;
     this.seenHash = hash;
@@ -373,6 +381,7 @@ export class Daemon implements DaemonCore {
     if (r.ok) {
       if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: true });
       this.good = { file, prepared: r.prepared };
+      this.wakes?.setConfigFiles(r.prepared.sources);
       return { source: this.good };
     }
     if (changed || first) {
@@ -553,13 +562,13 @@ export class Daemon implements DaemonCore {
     this.configPath = file;
     this.good = { file, prepared };
     this.seenHash = undefined;
-    this.wakes?.setConfigPath(file);
+    this.wakes?.setConfigFiles(prepared.sources.length ? prepared.sources : [file]);
   }
 
   private forgetSource(): void {
     this.configPath = undefined;
     this.good = undefined;
-    this.wakes?.setConfigPath(undefined);
+    this.wakes?.setConfigFiles([]);
   }
 
   private envFor(p: { claims: Claims; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
@@ -578,6 +587,7 @@ export class Daemon implements DaemonCore {
       const r = await prepare(file, {
         platform: this.platform,
         env: this.opts.env,
+        ...(this.opts.selection ? { selection: this.opts.selection } : {}),
         down: this.health.down,
         state: this.state,
         persistEndpoints: true,

@@ -19,6 +19,7 @@
  *    its peer address, so each accepted socket gets a private address `awg-peer:<n>` that
  *    names its credentials here; a call whose peer is unknown is refused.
  */
+import type { HostSelection } from '../config/overlay.js';
 import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, isAbsolute, join } from 'node:path';
@@ -57,6 +58,13 @@ export interface ApiServerOptions {
   log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
   /** an error of the listening socket (EMFILE on accept, …): reported, the server keeps serving */
   onError?: (e: Error) => void;
+  /** the host the daemon renders configs for (overlays): the trust check reads the same files */
+  selection?: HostSelection;
+  /**
+   * The repository is the only source of truth (`awg daemon --locked`): Apply (but a dry
+   * run), Down and Confirm are refused for everyone; Diff, Status, Watch and ListProcesses stay.
+   */
+  locked?: boolean;
 }
 
 export interface ApiServer {
@@ -149,7 +157,20 @@ export class ApiGate {
   constructor(
     readonly access: AccessOptions,
     private readonly log: ApiServerOptions['log'],
+    private readonly opts: Pick<ApiServerOptions, 'selection' | 'locked'> = {},
   ) {}
+
+  /** `--locked`: the mutations refused whoever asks */
+  refuseIfLocked(rpc: Rpc, peer: PeerCred, dryRun = false): void {
+    if (!this.opts.locked || dryRun) return;
+    throw this.deny(
+      rpc,
+      peer,
+      new AwgError('permission', `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`, {
+        hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
+      }),
+    );
+  }
 
   /**
    * The caller of `call` if it may make this request, else a `permission` error. `configPath`:
@@ -179,7 +200,15 @@ export class ApiGate {
         } catch (e) {
           throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
         }
-        const loaded = await loadConfigFile(path);
+        const loaded = await loadConfigFile(path, this.opts.selection ? { selection: this.opts.selection } : {});
+        // the overlay files the config applies are read as root too: the same rule as the config
+        for (const overlay of loaded.sources.slice(1)) {
+          try {
+            checkTrustedPath('config overlay', overlay, { reader: peer });
+          } catch (e) {
+            throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
+          }
+        }
         // an invalid config: the core reports its issues (the caller may read the file); no secret is read
         if (loaded.config) {
           const issues = untrustedSecretFiles(loaded.config, path, { ...(loaded.positions ? { positions: loaded.positions } : {}) });
@@ -255,6 +284,7 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
       const req = applyRequestFromWire(w);
       requirePath(req.configPath);
       const peer = await gate.authorize('Apply', call, req.configPath);
+      gate.refuseIfLocked('Apply', peer, req.dryRun);
       gate.audit('Apply', peer, { config: req.configPath, ...(req.dryRun ? { dryRun: true } : {}) });
       if (!req.dryRun) gate.pendingConfirm = undefined;
       const r = await core.apply(req);
@@ -272,12 +302,14 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
     }),
     Down: unary(async (_w: object, call) => {
       const peer = await gate.authorize('Down', call);
+      gate.refuseIfLocked('Down', peer);
       gate.audit('Down', peer);
       gate.pendingConfirm = undefined;
       return downResponseToWire(await core.down());
     }),
     Confirm: unary(async (_w: object, call) => {
       const peer = await gate.authorize('Confirm', call);
+      gate.refuseIfLocked('Confirm', peer);
       gate.audit('Confirm', peer);
       const r = await core.confirm();
       if (r.confirmed) gate.pendingConfirm = undefined;
@@ -335,7 +367,7 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   const watches = new Set<() => void>();
-  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log);
+  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log, { ...(opts.selection ? { selection: opts.selection } : {}), ...(opts.locked ? { locked: true } : {}) });
   server.addService(awgService(), handlers(core, gate, watches));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 

@@ -26,38 +26,44 @@ export interface WakeSourceOptions {
 }
 
 export interface WakeSources {
-  setConfigPath(path: string | undefined): void;
+  /** watch these files (the config and the overlay files it applies); none: no config watch */
+  setConfigFiles(paths: readonly string[]): void;
   close(): Promise<void>;
 }
 
 export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSources> {
   const closers: (() => Promise<void> | void)[] = [];
   let watcher: { close(): Promise<void> } | undefined;
-  let target: string | undefined;
+  let targets = new Set<string>();
 
-  async function watchConfig(path: string | undefined): Promise<void> {
+  async function watchConfig(paths: readonly string[]): Promise<void> {
     await watcher?.close();
     watcher = undefined;
-    target = path ? resolve(path) : undefined;
-    if (!target || o.watchConfig === false) return;
+    targets = new Set(paths.map((p) => resolve(p)));
+    if (targets.size === 0 || o.watchConfig === false) return;
     const { watch } = await import('chokidar');
-    const dir = dirname(target);
-    const file = target;
-    const w = watch(dir, {
+    const dirs = [...new Set([...targets].map((t) => dirname(t)))];
+    const files = targets;
+    const w = watch(dirs, {
       depth: 0,
       ignoreInitial: true,
       atomic: true,
-      ignored: (p: string) => p !== dir && resolve(p) !== file,
+      ignored: (p: string) => !dirs.includes(p) && !files.has(resolve(p)),
     });
     const fire = (p: string) => {
-      if (resolve(p) === target) o.onWake('config', `${basename(p)} changed`);
+      if (files.has(resolve(p))) o.onWake('config', `${basename(p)} changed`);
     };
     w.on('add', fire).on('change', fire).on('unlink', fire);
     w.on('error', () => {});
     await new Promise<void>((res) => w.once('ready', () => res()));
+    // a newer call replaced the set while chokidar got ready: this watcher is stale
+    if (files !== targets) {
+      await w.close();
+      return;
+    }
     watcher = w;
   }
-  await watchConfig(o.configPath);
+  await watchConfig(o.configPath ? [o.configPath] : []);
   closers.push(() => watcher?.close());
 
   if (o.watchNetwork) {
@@ -66,9 +72,10 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
   }
 
   return {
-    setConfigPath(path) {
-      if ((path ? resolve(path) : undefined) === target) return;
-      void watchConfig(path);
+    setConfigFiles(paths) {
+      const next = paths.map((p) => resolve(p));
+      if (next.length === targets.size && next.every((p) => targets.has(p))) return;
+      void watchConfig(next);
     },
     async close() {
       for (const c of closers.reverse()) await c();

@@ -10,6 +10,7 @@ import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
 import { checkSecrets } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
+import type { HostSelection } from '../config/overlay.js';
 import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
@@ -29,6 +30,8 @@ export interface Prepared {
   facts: HostFacts;
   claims: Claims;
   secrets: Map<string, string>;
+  /** the files read: the config, then the overlay files applied (the daemon watches them all) */
+  sources: string[];
 }
 
 export interface PrepareOptions {
@@ -55,13 +58,15 @@ export interface PrepareOptions {
    * (validate: its fingerprints never leave the process).
    */
   fingerprintKey?: () => Uint8Array;
+  /** the host a config with overlays is rendered for (default: this machine) */
+  selection?: HostSelection;
 }
 
 export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; issues: Issue[] };
 
 export async function prepare(file: string, opts: PrepareOptions = {}): Promise<PrepareResult> {
   const env = opts.env ?? process.env;
-  const loaded = await loadConfigFile(file);
+  const loaded = await loadConfigFile(file, opts.selection ? { selection: opts.selection } : {});
   if (!loaded.config) return { ok: false, issues: loaded.issues };
   const config = loaded.config;
   const issues = [...loaded.issues];
@@ -90,5 +95,5 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
     if (e instanceof AwgError && e.kind !== 'invalid-config') throw e;
     return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
   }
-  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets } };
+  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets, sources: loaded.sources } };
 }

@@ -13,9 +13,10 @@ import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import { viaDaemon } from '../via-daemon.js';
+import { selectionGiven, selectionOf, type SelectionOptions } from '../selection.js';
 import { MAX_CONFIRM_TIMEOUT_SEC } from '../../daemon/confirm.js';
 
-export interface ApplyOptions extends DaemonChoice {
+export interface ApplyOptions extends DaemonChoice, SelectionOptions {
   file: string;
   dryRun?: boolean;
   json?: boolean;
@@ -38,7 +39,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
       return 1;
     }
   }
-  const d = await viaDaemon(io, o, (client) => applyViaDaemon(io, o, client, confirmTimeoutSec));
+  const d = await viaDaemon(io, o, (client) => (selectionGiven(o) ? selectionRefused(io) : applyViaDaemon(io, o, client, confirmTimeoutSec)));
   if ('code' in d) return d.code;
   if (confirmTimeoutSec !== undefined) {
     const err = needsDaemon('--confirm-timeout', d.reason);
@@ -49,7 +50,14 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey });
+  let selection;
+  try {
+    selection = await selectionOf(o);
+  } catch (e) {
+    printError(io, toAwgError(e, 'invalid-config'));
+    return 1;
+  }
+  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...(selection ? { selection } : {}) });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
@@ -135,4 +143,11 @@ async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmT
     printError(io, err);
     return err.exitCode;
   }
+}
+
+/** The daemon renders configs for the host it was started for (`awg daemon --host/--labels`). */
+async function selectionRefused(io: Io): Promise<number> {
+  const err = new AwgError('invalid-config', 'the awg daemon selects overlays for its own host (its --host/--labels flags); drop --host/--labels/--labels-file, or add --direct to apply without the daemon');
+  printError(io, err);
+  return err.exitCode;
 }

@@ -10,8 +10,9 @@ import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
 import { DEFAULT_SOCKET } from '../../daemon/socket.js';
 import { setCrashLog } from '../crash.js';
+import { selectionOf, type SelectionOptions } from '../selection.js';
 
-export interface DaemonCommandOptions {
+export interface DaemonCommandOptions extends SelectionOptions {
   config?: string;
   stateDir?: string;
   verbose?: boolean;
@@ -21,6 +22,8 @@ export interface DaemonCommandOptions {
   socketGroup?: string;
   /** `--metrics [host:port]` */
   metrics?: string | boolean;
+  /** refuse API mutations: the followed repository is the only source of truth */
+  locked?: boolean;
 }
 
 export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<number> {
@@ -35,9 +38,10 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
     if (metrics && !parseListen(metrics).loopback) log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
+    const selection = await selectionOf(o);
     return await runForeground(
       io,
-      { configPath: o.config ? resolve(o.config) : undefined, stateDir: o.stateDir },
+      { configPath: o.config ? resolve(o.config) : undefined, stateDir: o.stateDir, ...(selection ? { selection } : {}) },
       {
         log,
         // the API (and metrics) start after the core; if they cannot, the core stops without
@@ -48,6 +52,8 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
             const api = await startApiServer(core, {
               socketPath,
               ...(o.socketGroup ? { group: o.socketGroup } : {}),
+              ...(selection ? { selection } : {}),
+              ...(o.locked ? { locked: true } : {}),
               log: (level, message, fields) => log[level](fields, message),
               onError: (e) => log.error({ err: e }, `API socket: ${e.message}`),
             });

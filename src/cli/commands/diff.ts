@@ -15,8 +15,9 @@ import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, warningReporter, type Io } from '../output.js';
 import type { ObservedState } from '../../model/resources.js';
 import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
+import { selectionGiven, selectionOf, type SelectionOptions } from '../selection.js';
 
-export interface DiffOptions extends DaemonChoice {
+export interface DiffOptions extends DaemonChoice, SelectionOptions {
   file: string;
   json?: boolean;
   stateDir?: string;
@@ -29,7 +30,8 @@ export interface DiffOptions extends DaemonChoice {
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
 export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   // a recorded observation is planned here: the daemon only plans against the host
-  if (!o.observed) {
+  // so is a config for another host (--host, --labels, --os): the daemon renders for its own
+  if (!o.observed && !selectionGiven(o)) {
     const d = await viaDaemon(io, o, (client) => diffViaDaemon(io, o, client), () => 1);
     if ('code' in d) return d.code;
   }
@@ -52,7 +54,8 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     const state = new FileStateStore(stateDirFrom(o.stateDir));
     // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
     const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey });
+    const selection = await selectionOf(o);
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey, ...(selection ? { selection } : {}) });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

@@ -1,8 +1,10 @@
 import { hasErrors } from '../../config/load.js';
 import { prepare } from '../../pipeline/prepare.js';
-import { printIssues, type Io } from '../output.js';
+import { toAwgError } from '../../errors.js';
+import { printError, printIssues, type Io } from '../output.js';
+import { selectionOf, type SelectionOptions } from '../selection.js';
 
-export interface ValidateOptions {
+export interface ValidateOptions extends SelectionOptions {
   file: string;
   skipSecrets?: boolean;
   json?: boolean;
@@ -10,7 +12,14 @@ export interface ValidateOptions {
 
 /** exit 0 valid (warnings allowed), 1 invalid */
 export async function validateCommand(io: Io, o: ValidateOptions): Promise<number> {
-  const r = await prepare(o.file, { skipSecrets: o.skipSecrets });
+  let selection;
+  try {
+    selection = await selectionOf(o);
+  } catch (e) {
+    printError(io, toAwgError(e, 'invalid-config'));
+    return 1;
+  }
+  const r = await prepare(o.file, { skipSecrets: o.skipSecrets, ...(selection ? { selection } : {}) });
   const issues = r.ok ? r.prepared.issues : r.issues;
   const ok = r.ok && !hasErrors(issues);
   if (o.json) {

@@ -72,6 +72,22 @@ describe('API server and client over a Unix socket', () => {
     ]);
   });
 
+  it('--locked: Apply (not a dry run), Down and Confirm are refused, even to root; Diff, Status and a dry run are served', async () => {
+    const { core, client } = await serve(new FakeCore(), { locked: true });
+    for (const call of [() => client.apply({ configPath: '/etc/awg/awg.yaml' }), () => client.down(), () => client.confirm()]) {
+      const e = await call().then(
+        () => undefined,
+        (x: unknown) => x as AwgError,
+      );
+      expect(e?.kind).toBe('permission');
+      expect(e?.message).toMatch(/locked to its config repository/);
+    }
+    expect((await client.apply({ configPath: '/etc/awg/awg.yaml', dryRun: true })).outcome).toBe('planned');
+    expect(await client.diff({ configPath: '/a.yaml' })).toEqual({ plan: samplePlan(), changes: true });
+    expect(await client.status()).toEqual(sampleStatus());
+    expect(core.calls.map((c) => c.method)).toEqual(['apply', 'diff', 'status']);
+  });
+
   it('maps every error kind to its gRPC code and back to the same AwgError (issues, hint)', async () => {
     const { core, client } = await serve();
     for (const kind of Object.keys(ERROR_KINDS) as ErrorKind[]) {

@@ -5,7 +5,7 @@
 
 export type Tunnel = WireguardTunnel | AmneziawgTunnel | Socks5Tunnel | HttpTunnel;
 /**
- * A secret: inline, `{file: path}` or `{env: NAME}`. Never printed in plans, status, logs or API responses.
+ * A secret: inline, `{file: path}`, `{env: NAME}` or `{age: path}` (encrypted to this host). Never printed in plans, status, logs or API responses.
  */
 export type Secret =
   | string
@@ -20,6 +20,12 @@ export type Secret =
        * Name of an environment variable holding the value.
        */
       env: string;
+    }
+  | {
+      /**
+       * Path to an age-encrypted file holding the value (binary or armoured; relative paths are relative to the file that names it), decrypted with this host's identity ($AWG_AGE_IDENTITY, default /etc/awg/age-identity.txt; `awg secret`). Safe to commit to a shared repository.
+       */
+      age: string;
     };
 /**
  * A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.

@@ -143,6 +143,38 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key')
     .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));
 
+  const secret = program.command('secret').description('age-encrypted secrets a shared repository can hold: `{age: FILE}` in the config (docs/fleet.md)');
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  secret
+    .command('keygen')
+    .description("create this host's age identity (AGE-SECRET-KEY-1…); prints its recipient. Default place: /etc/awg/age-identity.txt ($AWG_AGE_IDENTITY)")
+    .option('-o, --output <file>', 'write the identity here (mode 600) and print only the recipient; without it the identity goes to stdout')
+    .option('--force', 'replace an existing file')
+    .action(async (o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'keygen', o)));
+  secret
+    .command('recipient')
+    .description("print the recipient (age1…) of this host's identity: what a repository encrypts its secrets to")
+    .option('-i, --identity <file>', 'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)')
+    .action(async (o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'recipient', o)));
+  secret
+    .command('encrypt')
+    .description('encrypt a secret (a file, or stdin) to one or more recipients; the `age` CLI can read the result')
+    .argument('[file]', 'plaintext (default stdin)')
+    .option('-r, --recipient <age1…>', 'a recipient (repeat for several hosts)', collect)
+    .option('-R, --recipients-file <file>', 'a file of recipients, one per line (repeatable)', collect)
+    .option('-a, --armor', 'ASCII-armoured output (PEM-like text)')
+    .option('-o, --output <file>', 'write here (mode 600; binary unless --armor)')
+    .option('--force', 'replace an existing file')
+    .action(async (file: string | undefined, o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'encrypt', o, file)));
+  secret
+    .command('decrypt')
+    .description("decrypt an age file with this host's identity (to check it); prints the value unless -o")
+    .argument('<file>', 'the age file')
+    .option('-i, --identity <file>', 'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)')
+    .option('-o, --output <file>', 'write the plaintext here (mode 600) instead of stdout')
+    .option('--force', 'replace an existing file')
+    .action(async (file: string, o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'decrypt', o, file)));
+
   program.command('genkey').description('print a new private key (base64), like wg genkey').action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
   program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await (await import('./commands/keys.js')).pubkeyCommand(io)));
   program.command('genpsk').description('print a new pre-shared key').action(async () => setCode((await import('./commands/keys.js')).genpskCommand(io)));

@@ -4,5 +4,6 @@ import type { Secret } from './schema.js';
 export function describeSecret(s: Secret): string {
   if (typeof s === 'string') return 'inline';
   if ('file' in s) return `file ${s.file}`;
+  if ('age' in s) return `age ${s.age}`;
   return `env ${s.env}`;
 }

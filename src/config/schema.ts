@@ -31,8 +31,9 @@ export const Secret = z
     z.string().min(1).meta({ description: 'Inline value. Prefer `file` or `env` so the YAML can be shared.' }),
     z.strictObject({ file: z.string().min(1).meta({ description: 'Path to a file holding the value (relative paths are relative to the config file). Trailing whitespace is trimmed.' }) }),
     z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').meta({ description: 'Name of an environment variable holding the value.' }) }),
-  ], { error: 'must be a string, {file: PATH} or {env: NAME}' })
-  .meta({ id: 'Secret', description: 'A secret: inline, `{file: path}` or `{env: NAME}`. Never printed in plans, status, logs or API responses.' });
+    z.strictObject({ age: z.string().min(1).max(4096).meta({ description: 'Path to an age-encrypted file holding the value (binary or armoured; relative paths are relative to the file that names it), decrypted with this host\'s identity ($AWG_AGE_IDENTITY, default /etc/awg/age-identity.txt; `awg secret`). Safe to commit to a shared repository.' }) }),
+  ], { error: 'must be a string, {file: PATH}, {env: NAME} or {age: PATH}' })
+  .meta({ id: 'Secret', description: 'A secret: inline, `{file: path}`, `{env: NAME}` or `{age: path}` (encrypted to this host). Never printed in plans, status, logs or API responses.' });
 export type Secret = z.infer<typeof Secret>;
 
 export const WgKey = z.string().regex(KEY_RE, 'must be a base64-encoded 32-byte WireGuard key (44 characters ending in "=")');

@@ -21,6 +21,8 @@ export interface SecretContext {
   env: NodeJS.ProcessEnv;
   /** set: `{env:}` secrets are refused with this reason (a config given through the daemon's API) */
   envRefused?: string;
+  /** the `{age:}` secrets, decrypted beforehand by file path (config/age.ts resolveAgeSecrets) */
+  age?: ReadonlyMap<string, string | Error>;
 }
 
 import { describeSecret } from './describe.js';
@@ -33,6 +35,12 @@ export function readSecret(s: Secret, ctx: SecretContext): string {
     if (ctx.envRefused) throw new Error(ctx.envRefused);
     const v = ctx.env[s.env];
     if (v === undefined || v === '') throw new Error(`environment variable ${s.env} is not set`);
+    return v.trim();
+  }
+  if ('age' in s) {
+    const v = ctx.age?.get(secretFilePath(s.age, ctx.configFile));
+    if (v === undefined) throw new Error('age secrets are decrypted before they are read');
+    if (v instanceof Error) throw v;
     return v.trim();
   }
   // a regular file of at most LIMITS.secret bytes: a FIFO or /dev/zero is refused at once

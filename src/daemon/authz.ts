@@ -72,13 +72,13 @@ export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: I
 export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: MergedPositions; fs?: FileView; owner?: number } = {}): Issue[] {
   const issues: Issue[] = [];
   for (const ref of secretRefs(config)) {
-    if (typeof ref.secret === 'string' || !('file' in ref.secret)) continue;
+    if (typeof ref.secret === 'string' || 'env' in ref.secret) continue;
     const path = formatPath(ref.path);
     // relative to the file that names the secret (an overlay's own directory), as checkSecrets reads it
     const pos = o.positions?.locate(ref.path);
     const from = pos?.file ?? configFile;
     try {
-      checkTrustedPath('secret file', secretFilePath(ref.secret.file, from), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+      checkTrustedPath('age' in ref.secret ? 'age secret file' : 'secret file', secretFilePath('age' in ref.secret ? ref.secret.age : ref.secret.file, from), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     } catch (e) {
       issues.push({ file: from, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
     }

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
-import { checkSecrets } from '../config/secrets.js';
+import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { HostSelection } from '../config/overlay.js';
 import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '../model/desired.js';
@@ -72,7 +72,11 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   const issues = [...loaded.issues];
   let secrets = new Map<string, string>();
   if (!opts.skipSecrets) {
-    const s = checkSecrets(config, { configFile: file, env, ...(opts.envSecretsRefused ? { envRefused: opts.envSecretsRefused } : {}) }, loaded.positions);
+    // `{age:}` files are decrypted first (asynchronously; the age module loads only for them)
+    const age = secretRefs(config).some((r) => typeof r.secret !== 'string' && 'age' in r.secret)
+      ? await (await import('../config/age.js')).resolveAgeSecrets(config, file, loaded.positions, env)
+      : undefined;
+    const s = checkSecrets(config, { configFile: file, env, ...(opts.envSecretsRefused ? { envRefused: opts.envSecretsRefused } : {}), ...(age ? { age } : {}) }, loaded.positions);
     issues.push(...s.issues);
     secrets = s.values;
     if (hasErrors(s.issues)) return { ok: false, issues };

@@ -118,6 +118,14 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .option('--socket-group <group>', 'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
       .option('--metrics [host:port]', 'serve Prometheus metrics (default 127.0.0.1:9586)')
       .addOption(stateDir())
+      .option('--git <url>', 'follow this git repository: clone it into --path, pull it with awg-sync.timer (git fetch, verify, fast-forward); the daemon applies --config inside it (docs/fleet.md)')
+      .option('--branch <name>', 'with --git: the branch to follow (default main)')
+      .option('--path <dir>', 'with --git: the checkout (created by clone when absent)')
+      .option('--allowed-signers <file>', "with --git: move only to commits SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS)")
+      .option('--interval <span>', 'with --git: time between pulls (systemd time span, default 1min)')
+      .option('--locked', 'the daemon refuses apply, down and confirm through the API: the repository is the only source of truth')
+      .option('--host <name>', "the host name the daemon selects overlays for (default the machine's)")
+      .option('--labels-file <file>', 'the host labels for overlay selectors (default /etc/awg/labels.yaml)')
       .option('--print', 'only print the unit/plist')
       .addOption(new Option('--node <path>').hideHelp())
       .addOption(new Option('--bin <path>').hideHelp()),
@@ -142,6 +150,16 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
     .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key')
     .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));
+
+  program
+    .command('sync')
+    .description('fast-forward a config checkout to its branch: git fetch, optionally git verify-commit against allowed signers, git merge --ff-only (what awg-sync.timer runs; docs/fleet.md). Exit 0 updated or up to date')
+    .requiredOption('--path <dir>', 'the checkout the daemon follows')
+    .requiredOption('--branch <name>', 'the branch to follow')
+    .option('--remote <name>', 'the remote (default origin)')
+    .option('--allowed-signers <file>', "refuse a tip that is not SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS format)")
+    .option('--json', 'machine-readable result')
+    .action(async (o) => setCode(await (await import('./commands/sync.js')).syncCommand(io, o)));
 
   const secret = program.command('secret').description('age-encrypted secrets a shared repository can hold: `{age: FILE}` in the config (docs/fleet.md)');
   const collect = (v: string, prev: string[] = []) => [...prev, v];

@@ -11,7 +11,7 @@ import { checkConfirmTimeout } from './confirm.js';
 import { fileURLToPath } from 'node:url';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
-import type { ApplyRequest, ApplyResponse, DaemonEvent, LinkTraffic, PlacementStatus, ProcessInfo, RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type { ApplyRequest, ApplyResponse, DaemonEvent, LinkTraffic, PlacementStatus, ConfigState, ProcessInfo, RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import type { HealthState } from './tunnel-health.js';
 
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/awg.proto', import.meta.url));
@@ -130,6 +130,17 @@ export namespace Wire {
     confirmDeadline?: string;
     placement?: Placement;
     rules?: RuleCounter[];
+    config?: ConfigState;
+  }
+  export interface ConfigState {
+    revision?: string;
+    valid: boolean;
+    error?: string;
+    sources?: string[];
+    host?: string;
+    lastConverged?: string;
+    lastPlanChanges: number;
+    checkoutRevision?: string;
   }
   export interface DownResponse {
     removed: string[];
@@ -339,6 +350,7 @@ export function statusToWire(s: StatusResponse): Wire.StatusResponse {
     ...opt('confirmDeadline', s.confirmDeadline),
     ...opt('placement', s.placement ? { ...s.placement } : undefined),
     rules: (s.rules ?? []).map((r) => ({ ...r })),
+    ...opt('config', s.config ? { ...s.config, sources: [...(s.config.sources ?? [])] } : undefined),
   };
 }
 
@@ -358,6 +370,20 @@ export function statusFromWire(w: Wire.StatusResponse): StatusResponse {
     ...opt('confirmDeadline', w.confirmDeadline),
     ...opt('placement', w.placement ? { state: (['active', 'unavailable', 'off'].includes(w.placement.state) ? w.placement.state : 'off') as PlacementStatus['state'], ...opt('reason', w.placement.reason), execs: w.placement.execs, placed: w.placement.placed, errors: w.placement.errors, ...placementModeFromWire(w.placement) } : undefined),
     ...(w.rules?.length ? { rules: w.rules.map(ruleFromWire) } : {}),
+    ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
+  };
+}
+
+function configStateFromWire(c: Wire.ConfigState): ConfigState {
+  return {
+    ...opt('revision', c.revision),
+    valid: Boolean(c.valid),
+    ...opt('error', c.error),
+    ...(c.sources?.length ? { sources: [...c.sources] } : {}),
+    ...opt('host', c.host),
+    ...opt('lastConverged', c.lastConverged),
+    lastPlanChanges: Number(c.lastPlanChanges ?? 0),
+    ...opt('checkoutRevision', c.checkoutRevision),
   };
 }
 

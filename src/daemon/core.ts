@@ -117,6 +117,26 @@ export interface StatusResponse {
   confirmDeadline?: string;
   placement?: PlacementStatus;
   rules?: RuleCounter[];
+  config?: ConfigState;
+}
+
+/** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
+export interface ConfigState {
+  /** git commit of the checkout holding the applied (last good) config, when it is in one */
+  revision?: string;
+  /** the config as it is on disk now is valid (false: the last good one keeps running) */
+  valid: boolean;
+  error?: string;
+  /** the applied config's files: the config, then the overlay files */
+  sources?: string[];
+  /** the host name overlays are selected for */
+  host?: string;
+  /** end of the last run that left the host matching the config (converged or unchanged) */
+  lastConverged?: string;
+  /** changes the last run's plan held */
+  lastPlanChanges: number;
+  /** git commit of the checkout now (differs from `revision` while a newer commit is invalid) */
+  checkoutRevision?: string;
 }
 
 export interface DaemonCore {

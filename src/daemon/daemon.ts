@@ -43,7 +43,8 @@ import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.
 import { LIMITS, readRegularFile } from '../util/files.js';
 import { fingerprintKeyOf } from '../util/host-key.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
-import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
+import { gitRevisionOf } from '../util/git-revision.js';
+import type { ApplyRequest, ApplyResponse, ConfigState, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
 import { listRoutedProcesses, PlacementSupervisor } from './placement.js';
 import { daemonState, ruleCounters, tunnelStatuses } from './status.js';
@@ -131,6 +132,12 @@ export class Daemon implements DaemonCore {
   private drivers: Partial<DriverSet> = {};
   private init: Promise<void> | undefined;
   private configPath: string | undefined;
+  /** why the newest read of the config failed (the last good one keeps running); undefined: valid */
+  private configError: string | undefined;
+  /** git commit of the checkout when the good config was read */
+  private goodRevision: string | undefined;
+  private lastConverged: string | undefined;
+  private lastPlanChanges = 0;
   private good: Source | undefined;
   private seenHash: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -324,10 +331,31 @@ export class Daemon implements DaemonCore {
     });
   }
 
+  /** what the daemon follows; undefined before a config is known */
+  private configState(): ConfigState | undefined {
+    const file = this.configPath;
+    if (!file) return undefined;
+    const good = this.good?.file === file ? this.good : undefined;
+    const checkout = gitRevisionOf(file);
+    const revision = good ? this.goodRevision : undefined;
+    return {
+      ...(revision ? { revision } : {}),
+      valid: !this.configError,
+      ...(this.configError ? { error: this.configError } : {}),
+      ...(good ? { sources: good.prepared.sources } : {}),
+      ...(this.opts.selection ? { host: this.opts.selection.host } : {}),
+      ...(this.lastConverged ? { lastConverged: this.lastConverged } : {}),
+      lastPlanChanges: this.lastPlanChanges,
+      ...(checkout ? { checkoutRevision: checkout } : {}),
+    };
+  }
+
   async status(): Promise<StatusResponse> {
     const lr = this.lastRun;
     const p = this.good?.prepared;
+    const config = this.configState();
     return {
+      ...(config ? { config } : {}),
       state: daemonState({ running: this.running, configured: Boolean(this.good || this.configPath), lastOutcome: lr?.outcome }),
       ...(this.configPath ? { configPath: this.configPath } : {}),
       ...(lr ? { lastReconcile: { at: lr.at, outcome: lr.outcome, durationMs: lr.durationMs, ...(lr.error ? { error: lr.error } : {}) } } : {}),
@@ -380,10 +408,13 @@ export class Daemon implements DaemonCore {
     const r = await this.prepareFile(file);
     if (r.ok) {
       if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: true });
+      this.configError = undefined;
+      if (changed || first || this.good?.file !== file) this.goodRevision = gitRevisionOf(file);
       this.good = { file, prepared: r.prepared };
       this.wakes?.setConfigFiles(r.prepared.sources);
       return { source: this.good };
     }
+    this.configError = r.error.message;
     if (changed || first) {
       if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: false });
       this.emit({ type: 'error', at: now(), kind: r.error.kind, message: r.error.message });
@@ -440,6 +471,8 @@ export class Daemon implements DaemonCore {
       const durationMs = Date.now() - t0;
       const doc = toPlanDocument(ctx.plan ?? EMPTY_PLAN, p.file);
       const error = ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));
+      this.lastPlanChanges = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop').length;
+      if (ok) this.lastConverged = now();
       this.lastRun = { at: now(), outcome, durationMs, reason, ...(error ? { error: errOf(error) } : {}) };
       this.emit({ type: 'reconcile-finished', at: now(), reason, outcome, durationMs, summary: doc.summary, ...(error ? { error: errOf(error) } : {}) });
       if (error) this.emit({ type: 'error', at: now(), kind: error.kind, message: error.message });
@@ -561,6 +594,8 @@ export class Daemon implements DaemonCore {
   private setSource(file: string, prepared: Prepared): void {
     this.configPath = file;
     this.good = { file, prepared };
+    this.configError = undefined;
+    this.goodRevision = gitRevisionOf(file);
     this.seenHash = undefined;
     this.wakes?.setConfigFiles(prepared.sources.length ? prepared.sources : [file]);
   }

@@ -49,6 +49,11 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const linkBytes = new Counter({ name: 'awg_tunnel_link_bytes_total', help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
   const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
   const execs = new Counter({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
+  const configInfo = new Gauge({ name: 'awg_config_info', help: 'The applied config: git commit of its checkout (revision, empty when not in one) and the host overlays are selected for; always 1.', labelNames: ['revision', 'host'], registers });
+  const configValid = new Gauge({ name: 'awg_config_valid', help: 'Whether the config as it is on disk now is valid (0: the last good one keeps running).', registers });
+  const configBehind = new Gauge({ name: 'awg_config_behind', help: '1 while the checkout holds a commit other than the applied one (a newer commit is invalid or not yet applied).', registers });
+  const lastConverged = new Gauge({ name: 'awg_last_converge_timestamp_seconds', help: 'When a run last left the host matching the config (Unix time).', registers });
+  const planChanges = new Gauge({ name: 'awg_last_plan_changes', help: "Changes in the last run's plan (0: the host matched).", registers });
   const mode = new Gauge({ name: 'awg_placement_mode', help: '1 for the placement mode in effect: gated (the exec gate holds matching execs until placed) or best-effort (the watcher alone).', labelNames: ['mode'], registers });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
 
@@ -81,6 +86,14 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
+      for (const g of [configInfo, configValid, configBehind, lastConverged, planChanges]) g.reset();
+      if (s.config) {
+        configInfo.set({ revision: s.config.revision ?? '', host: s.config.host ?? '' }, 1);
+        configValid.set(s.config.valid ? 1 : 0);
+        configBehind.set(s.config.checkoutRevision !== undefined && s.config.checkoutRevision !== s.config.revision ? 1 : 0);
+        if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
+        planChanges.set(s.config.lastPlanChanges);
+      }
       for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, linkPackets, linkBytes, placed, execs]) g.reset();
       for (const r of s.rules ?? []) {
         const l = { rule: r.name, target: r.target, route: r.route };

@@ -6,7 +6,8 @@
  */
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { toAwgError } from '../../errors.js';
+import { AwgError, toAwgError } from '../../errors.js';
+import { checkRefName } from '../../fleet/git-sync.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import { socketAnswers, socketFrom } from '../../daemon/socket.js';
 import { loadPlatform } from '../../resources/registry.js';
@@ -29,15 +30,38 @@ export interface ServiceOptions {
   /** hidden: the node binary and awg entry point written into the unit */
   node?: string;
   bin?: string;
+  /** follow a repository (docs/fleet.md) */
+  git?: string;
+  branch?: string;
+  path?: string;
+  allowedSigners?: string;
+  interval?: string;
+  locked?: boolean;
+  host?: string;
+  labelsFile?: string;
 }
 
 export const AWG_BIN = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
 
 export function invocation(o: ServiceOptions): DaemonInvocation {
+  if (o.git !== undefined && !o.path) throw new AwgError('invalid-config', '--git needs --path: the directory of the checkout the daemon follows');
+  if (o.git === undefined && (o.path || o.branch || o.allowedSigners || o.interval)) throw new AwgError('invalid-config', '--path, --branch, --allowed-signers and --interval go with --git');
+  if (o.git !== undefined && (o.git === '' || o.git.startsWith('-') || /^ext::/i.test(o.git) || /[\s\0]/.test(o.git))) throw new AwgError('invalid-config', `--git "${o.git.slice(0, 80)}" is not a repository URL awg clones (no ext::, no leading "-", no spaces)`);
+  const path = o.path ? resolve(o.path) : undefined;
+  // with --git the config is a file of the checkout: relative to it, default awg.yaml
+  const config = path ? resolve(path, o.config ?? 'awg.yaml') : o.config ? resolve(o.config) : undefined;
+  if (path && config && !config.startsWith(path + '/')) throw new AwgError('invalid-config', `--config ${o.config} lies outside the checkout ${path}`);
+  if (o.branch) checkRefName('--branch', o.branch);
   return {
     node: o.node ?? process.execPath,
     bin: o.bin ?? AWG_BIN,
-    ...(o.config ? { config: resolve(o.config) } : {}),
+    ...(config ? { config } : {}),
+    ...(o.host ? { host: o.host } : {}),
+    ...(o.labelsFile ? { labelsFile: resolve(o.labelsFile) } : {}),
+    ...(o.locked ? { locked: true } : {}),
+    ...(o.git !== undefined && path
+      ? { git: { url: o.git, branch: o.branch ?? 'main', path, ...(o.allowedSigners ? { allowedSigners: resolve(o.allowedSigners) } : {}), ...(o.interval ? { interval: o.interval } : {}) } }
+      : {}),
     ...(o.stateDir ? { stateDir: resolve(o.stateDir) } : {}),
     ...(o.socket ? { socket: resolve(o.socket) } : {}),
     ...(o.socketGroup ? { socketGroup: o.socketGroup } : {}),
@@ -63,6 +87,7 @@ export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | '
         if (r.bootPath)
           io.out(`${exec.dryRun ? 'Would enable' : 'Enabled'} the early unit ${r.bootPath}: at boot it loads the kill switch of the last apply before any network is configured (only while the kill switch is on).\n`);
         if (!d.config) io.out('note: no --config: the daemon follows the file of the last `awg apply`.\n');
+        if (d.git) io.out(`${exec.dryRun ? 'Would follow' : 'Following'} ${d.git.url} (${d.git.branch}) in ${d.git.path}: awg-sync.timer pulls every ${d.git.interval ?? '1min'}${d.git.allowedSigners ? ', signed commits only' : ''}; the daemon applies ${d.config}.\n`);
         return 0;
       }
       case 'uninstall': {

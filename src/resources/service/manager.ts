@@ -12,7 +12,19 @@ import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
 import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
-import { renderBootUnit, renderLaunchdPlist, renderSystemdUnit, SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME, type DaemonInvocation } from './render.js';
+import {
+  renderBootUnit,
+  renderLaunchdPlist,
+  renderSyncTimer,
+  renderSyncUnit,
+  renderSystemdUnit,
+  SYSTEMD_BOOT_UNIT_NAME,
+  SYSTEMD_SYNC_TIMER_NAME,
+  SYSTEMD_SYNC_UNIT_NAME,
+  SYSTEMD_UNIT_DIR,
+  SYSTEMD_UNIT_NAME,
+  type DaemonInvocation,
+} from './render.js';
 
 export interface ServiceContext {
   exec: Exec;
@@ -73,10 +85,22 @@ function parseShow(text: string): Record<string, string> {
 export const systemdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME),
   bootPath: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_BOOT_UNIT_NAME),
-  render: (d) => `${renderSystemdUnit(d)}\n# ---- ${SYSTEMD_BOOT_UNIT_NAME} ----\n${renderBootUnit(d)}`,
+  render: (d) =>
+    `${renderSystemdUnit(d)}\n# ---- ${SYSTEMD_BOOT_UNIT_NAME} ----\n${renderBootUnit(d)}` +
+    (d.git ? `\n# ---- ${SYSTEMD_SYNC_UNIT_NAME} ----\n${renderSyncUnit(d)}\n# ---- ${SYSTEMD_SYNC_TIMER_NAME} ----\n${renderSyncTimer(d)}` : ''),
   async install(d, ctx) {
     const path = this.path(ctx);
     const bootPath = this.bootPath!(ctx);
+    // following a repository: the checkout first (the daemon's config lies in it), then the
+    // pull units; the timer is enabled with the daemon below
+    if (d.git) {
+      const g = d.git;
+      if (!existsSync(join(ctx.root ?? '/', g.path, '.git'))) await ctx.exec.mutate('git', ['-c', 'protocol.ext.allow=never', 'clone', '--quiet', '--branch', g.branch, '--', g.url, join(ctx.root ?? '/', g.path)]);
+      for (const [name, text] of [[SYSTEMD_SYNC_UNIT_NAME, renderSyncUnit(d)], [SYSTEMD_SYNC_TIMER_NAME, renderSyncTimer(d)]] as const) {
+        const p = join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, name);
+        if (readOrUndefined(p) !== text) writeFile(ctx, p, text);
+      }
+    }
     const text = renderSystemdUnit(d);
     const bootText = renderBootUnit(d);
     const bootChanged = readOrUndefined(bootPath) !== bootText;
@@ -86,7 +110,7 @@ export const systemdManager: ServiceManager = {
     if (mainChanged) writeFile(ctx, path, text);
     const changed = mainChanged || bootChanged;
     if (ctx.root) {
-      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_NAME]);
+      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_NAME, ...(d.git ? [SYSTEMD_SYNC_TIMER_NAME] : [])]);
       return { changed, path, bootPath };
     }
     if (changed) await ctx.exec.mutate('systemctl', ['daemon-reload']);
@@ -95,6 +119,7 @@ export const systemdManager: ServiceManager = {
     await ctx.exec.mutate('systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]);
     // a changed unit of a running daemon takes effect on restart (the kill switch holds meanwhile)
     if (mainChanged) await ctx.exec.mutate('systemctl', ['try-restart', SYSTEMD_UNIT_NAME]);
+    if (d.git) await ctx.exec.mutate('systemctl', ['enable', '--now', SYSTEMD_SYNC_TIMER_NAME]);
     return { changed, path, bootPath };
   },
   async uninstall(ctx) {
@@ -102,6 +127,12 @@ export const systemdManager: ServiceManager = {
     const bootPath = this.bootPath!(ctx);
     const present = existsSync(path);
     const bootPresent = existsSync(bootPath);
+    // the pull units go first (the checkout itself stays: it is the user's repository)
+    const syncPaths = [SYSTEMD_SYNC_TIMER_NAME, SYSTEMD_SYNC_UNIT_NAME].map((n) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, n)).filter((p) => existsSync(p));
+    if (syncPaths.length) {
+      await ctx.exec.mutate('systemctl', [...(ctx.root ? [`--root=${ctx.root}`, 'disable'] : ['disable', '--now']), SYSTEMD_SYNC_TIMER_NAME], { allowFail: true });
+      for (const p of syncPaths) removeFile(ctx, p);
+    }
     if (ctx.root) {
       await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME, SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
       if (present) removeFile(ctx, path);
@@ -112,8 +143,8 @@ export const systemdManager: ServiceManager = {
     await ctx.exec.mutate('systemctl', ['disable', SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
     if (present) removeFile(ctx, path);
     if (bootPresent) removeFile(ctx, bootPath);
-    if (present || bootPresent) await ctx.exec.mutate('systemctl', ['daemon-reload']);
-    return { removed: present || bootPresent, path };
+    if (present || bootPresent || syncPaths.length) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    return { removed: present || bootPresent || syncPaths.length > 0, path };
   },
   async status(ctx, d) {
     const path = this.path(ctx);
@@ -137,6 +168,7 @@ export const launchdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
   render: renderLaunchdPlist,
   async install(d, ctx) {
+    if (d.git) throw new AwgError('unsupported', '--git: following a repository is systemd-only for now; on macOS run `awg sync` from a LaunchDaemon of your own (docs/fleet.md)');
     const path = this.path(ctx);
     const text = renderLaunchdPlist(d);
     const changed = readOrUndefined(path) !== text;

@@ -38,10 +38,93 @@ export interface DaemonInvocation {
   socketGroup?: string;
   /** `--metrics host:port` */
   metrics?: string;
+  /** `--host` / `--labels-file`: the overlays of this host (docs/fleet.md) */
+  host?: string;
+  labelsFile?: string;
+  /** `--locked`: the API refuses apply, down and confirm */
+  locked?: boolean;
+  /** follow a git repository: awg-sync.timer runs `awg sync` (the daemon's config lies in `path`) */
+  git?: GitFollow;
+}
+
+export interface GitFollow {
+  url: string;
+  branch: string;
+  /** absolute path of the checkout */
+  path: string;
+  /** SSH allowed-signers file: refuse unsigned tips */
+  allowedSigners?: string;
+  /** systemd time span between pulls (default 1min) */
+  interval?: string;
+}
+
+export const SYSTEMD_SYNC_UNIT_NAME = 'awg-sync.service';
+export const SYSTEMD_SYNC_TIMER_NAME = 'awg-sync.timer';
+
+export function syncArgv(d: DaemonInvocation): string[] {
+  const g = d.git;
+  if (!g) throw new Error('no git settings');
+  for (const [k, v] of [['path', g.path], ['allowedSigners', g.allowedSigners]] as const) if (v !== undefined && !v.startsWith('/')) throw new Error(`${k} must be an absolute path: ${v}`);
+  return [d.node, d.bin, 'sync', '--path', g.path, '--branch', g.branch, ...(g.allowedSigners ? ['--allowed-signers', g.allowedSigners] : [])];
+}
+
+/**
+ * awg-sync.service: one `awg sync` (git fetch, verify, fast-forward) of the checkout the
+ * daemon follows. It writes only the checkout; git over ssh reads root's ~/.ssh.
+ */
+export function renderSyncUnit(d: DaemonInvocation): string {
+  const g = d.git!;
+  return [
+    '# Written by `awg service install --git`; run it again to change this file.',
+    '[Unit]',
+    `Description=awg: fast-forward the config checkout ${g.path.replace(/%/g, '%%')} to ${g.branch.replace(/%/g, '%%')}`,
+    'Wants=network-online.target',
+    'After=network-online.target',
+    '',
+    '[Service]',
+    'Type=oneshot',
+    `ExecStart=${syncArgv(d).map(systemdQuote).join(' ')}`,
+    'Environment=NO_COLOR=1 GIT_TERMINAL_PROMPT=0',
+    'SyslogIdentifier=awg-sync',
+    'UMask=0022',
+    'NoNewPrivileges=yes',
+    'ProtectSystem=strict',
+    `ReadWritePaths=${systemdQuote(g.path)}`,
+    'ProtectHome=read-only',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectControlGroups=yes',
+    'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6',
+    'CapabilityBoundingSet=',
+    '',
+  ].join('\n');
+}
+
+export function renderSyncTimer(d: DaemonInvocation): string {
+  const interval = d.git?.interval ?? '1min';
+  if (!/^[0-9]+ ?(s|sec|m|min|h|hr)?$/.test(interval)) throw new Error(`interval: "${interval}" is not a systemd time span such as 30s, 5min or 1h`);
+  return [
+    '# Written by `awg service install --git`; run it again to change this file.',
+    '[Unit]',
+    'Description=awg: follow the config repository',
+    '',
+    '[Timer]',
+    'OnBootSec=30s',
+    `OnUnitActiveSec=${interval}`,
+    '# hosts of a fleet do not all pull at the same second',
+    'RandomizedDelaySec=15s',
+    'Persistent=false',
+    '',
+    '[Install]',
+    'WantedBy=timers.target',
+    '',
+  ].join('\n');
 }
 
 export function daemonArgv(d: DaemonInvocation): string[] {
-  for (const [k, v] of [['node', d.node], ['bin', d.bin], ['config', d.config], ['stateDir', d.stateDir], ['socket', d.socket]] as const) {
+  for (const [k, v] of [['node', d.node], ['bin', d.bin], ['config', d.config], ['stateDir', d.stateDir], ['socket', d.socket], ['labelsFile', d.labelsFile]] as const) {
     if (v !== undefined && !v.startsWith('/')) throw new Error(`${k} must be an absolute path: ${v}`);
   }
   return [
@@ -54,6 +137,9 @@ export function daemonArgv(d: DaemonInvocation): string[] {
     ...(d.socket ? ['--socket', d.socket] : []),
     ...(d.socketGroup ? ['--socket-group', d.socketGroup] : []),
     ...(d.metrics ? ['--metrics', d.metrics] : []),
+    ...(d.host ? ['--host', d.host] : []),
+    ...(d.labelsFile ? ['--labels-file', d.labelsFile] : []),
+    ...(d.locked ? ['--locked'] : []),
   ];
 }
 

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AwgError, toAwgError } from '../../errors.js';
-import { checkRefName } from '../../fleet/git-sync.js';
+import { checkRefName } from '../../util/git-sync.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import { socketAnswers, socketFrom } from '../../daemon/socket.js';
 import { loadPlatform } from '../../resources/registry.js';

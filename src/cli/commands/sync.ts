@@ -1,6 +1,6 @@
 /**
  * `awg sync --path DIR --branch B [--allowed-signers FILE]`: fast-forward a config checkout
- * to its branch (fleet/git-sync.ts). What the awg-sync.timer of `awg service install --git`
+ * to its branch (util/git-sync.ts). What the awg-sync.timer of `awg service install --git`
  * runs; the daemon follows the files.
  */
 import { resolve } from 'node:path';
@@ -18,7 +18,7 @@ export interface SyncCommandOptions {
 /** exit 0 up to date or updated; else the error kind's code (the checkout did not move) */
 export async function syncCommand(io: Io, o: SyncCommandOptions): Promise<number> {
   try {
-    const { gitSync } = await import('../../fleet/git-sync.js');
+    const { gitSync } = await import('../../util/git-sync.js');
     const r = await gitSync({ path: resolve(o.path), branch: o.branch, ...(o.remote ? { remote: o.remote } : {}), ...(o.allowedSigners ? { allowedSigners: resolve(o.allowedSigners) } : {}) });
     if (o.json) io.out(JSON.stringify(r) + '\n');
     else io.out(r.outcome === 'updated' ? `updated ${o.path}: ${r.from.slice(0, 12)} → ${r.to.slice(0, 12)}\n` : `${o.path} is up to date at ${r.to.slice(0, 12)}\n`);

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { gitSync } from '../../../src/fleet/git-sync.js';
+import { gitSync } from '../../../src/util/git-sync.js';
 import { tempDir } from '../../helpers/tmp.js';
 
 const onPath = (t: string) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;

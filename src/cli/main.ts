@@ -83,6 +83,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .description('owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged, 2 drifted or down')
     .option('--json', 'machine-readable status')
     .option('--watch', 'follow the daemon: re-render on every event (plain lines when not a terminal)')
+    .option('--observed-out <file>', 'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g. in CI (reads the host directly)')
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())

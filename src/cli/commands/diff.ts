@@ -29,6 +29,7 @@ export interface DiffOptions extends DaemonChoice, SelectionOptions {
 
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
 export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
+  if (o.observed) return diffObserved(io, o, o.observed);
   // a recorded observation is planned here: the daemon only plans against the host
   // so is a config for another host (--host, --labels, --os): the daemon renders for its own
   if (!o.observed && !selectionGiven(o)) {
@@ -97,6 +98,62 @@ async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<n
     return r.changes ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));
+    return 1;
+  }
+}
+
+/**
+ * `--observed FILE`: plan against a recorded observation (pipeline/observation.ts), anywhere:
+ * no root, no state directory, no probing of this machine. The record's facts stand in for
+ * the host's. Secrets are read unless --skip-secrets, fingerprinted with the state
+ * directory's key (comparable on the host that recorded it); with --skip-secrets (CI without
+ * keys) they are assumed unchanged. Without a record's last-applied resources, the state
+ * directory's are used when there are any.
+ */
+async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<number> {
+  try {
+    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { prepare }, { renderPlan }, obs, { stateDirFrom }, { FileStateStore }, { AppliedStore }, { fingerprintKeyOf }] = await Promise.all([
+      import('../../util/files.js'),
+      import('../../model/change.js'),
+      import('../../reconciler/plan.js'),
+      import('../../pipeline/prepare.js'),
+      import('../render-plan.js'),
+      import('../../pipeline/observation.js'),
+      import('../../pipeline/host.js'),
+      import('../../util/state.js'),
+      import('../../pipeline/applied.js'),
+      import('../../util/host-key.js'),
+    ]);
+    const state = new FileStateStore(stateDirFrom(o.stateDir));
+    const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+    const selection = await selectionOf(o);
+    const rec = obs.parseObservation(await readTextFile(file, { maxBytes: LIMITS.observed }), file);
+    const platform = await loadPlatform((selection?.os ?? process.platform) as NodeJS.Platform);
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, fingerprintKey, ...(rec.facts ? { facts: rec.facts } : {}), ...(selection ? { selection } : {}) });
+    if (!r.ok) {
+      printIssues(io, r.issues);
+      return 1;
+    }
+    const p = r.prepared;
+    printIssues(io, p.issues);
+    const unread = obs.assumeUnreadSecretsUnchanged(p.desired, rec.observed);
+    let lastApplied = rec.lastApplied;
+    if (!lastApplied) {
+      try {
+        lastApplied = new AppliedStore(state).load()?.resources;
+      } catch {
+        /* no readable state directory here: an initial plan */
+      }
+    }
+    const plan = makePlan(p.desired, rec.observed, { lastApplied });
+    io.err(`planned against ${file}${rec.host ? ` (host ${rec.host})` : ''}${rec.facts ? '' : ', without the host\'s facts'}${unread ? `; ${unread} secret value(s) not readable here, assumed unchanged` : ''}\n`);
+    if (o.json) {
+      const { toPlanDocument } = await import('../../model/plan-document.js');
+      io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
+    } else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
+    return hasChanges(plan) ? 2 : 0;
+  } catch (e) {
+    printError(io, toAwgError(e, 'invalid-config'));
     return 1;
   }
 }

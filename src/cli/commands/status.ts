@@ -12,12 +12,17 @@ import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
 import { formatEvent, humanBytes } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
+import type { ObservedState } from '../../model/resources.js';
+import type { HostFacts } from '../../model/desired.js';
+import type { AppliedRecord } from '../../pipeline/applied.js';
 
 export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
   json?: boolean;
   /** follow the daemon's events and re-render (daemon only) */
   watch?: boolean;
+  /** also write the observation as a record for `awg diff --observed` (pipeline/observation.ts) */
+  observedOut?: string;
 }
 
 /** injection for tests; defaults: stdout's TTY-ness, SIGINT/SIGTERM */
@@ -28,7 +33,8 @@ export interface WatchDeps {
 
 /** Owned objects and their health against what was last applied. Exit 0 healthy, 2 drifted/none. */
 export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = {}): Promise<number> {
-  const d = await viaDaemon(io, o, (client) => (o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client)));
+  // recording an observation reads the host directly (read-only), daemon or not
+  const d = o.observedOut ? { reason: '--observed-out' } : await viaDaemon(io, o, (client) => (o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client)));
   if ('code' in d) return d.code;
   if (o.watch) {
     const err = needsDaemon('status --watch', d.reason);
@@ -41,6 +47,7 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };
     const observed = await observeWith(env, desired);
+    if (o.observedOut) await recordObservation(io, o.observedOut, observed, last);
     const drift = last ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter((c) => c.action !== 'noop') : [];
     const healthy = Boolean(last) && drift.length === 0;
     const doc = {
@@ -234,4 +241,25 @@ async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: Watc
     return e.exitCode;
   }
   return 0;
+}
+
+/**
+ * Write `observed` as a record for `awg diff --observed` elsewhere, with the last applied
+ * resources and the host facts of the applied config (probed read-only; secrets not read).
+ */
+async function recordObservation(io: Io, file: string, observed: ObservedState, last: AppliedRecord | undefined): Promise<void> {
+  const [{ makeObservationRecord }, { prepare }, { writeFileAtomicSync }, { resolve }] = await Promise.all([
+    import('../../pipeline/observation.js'),
+    import('../../pipeline/prepare.js'),
+    import('../../util/files.js'),
+    import('node:path'),
+  ]);
+  let facts: HostFacts | undefined;
+  if (last) {
+    const r = await prepare(last.configFile, { skipSecrets: true, probe: true, persistEndpoints: false }).catch((e: unknown) => ({ ok: false as const, issues: [{ file: last.configFile, path: '', message: (e as Error).message, severity: 'error' as const }] }));
+    if (r.ok) facts = r.prepared.facts;
+    else io.err(`warning: the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})\n`);
+  }
+  writeFileAtomicSync(resolve(file), JSON.stringify(makeObservationRecord(observed, { ...(last ? { lastApplied: last.resources } : {}), ...(facts ? { facts } : {}) }), null, 1) + '\n', { mode: 0o600 });
+  io.err(`recorded the observation in ${file}\n`);
 }

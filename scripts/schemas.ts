@@ -9,6 +9,7 @@ import { compile } from 'json-schema-to-typescript';
 import { z } from 'zod';
 import { Config } from '../src/config/schema.js';
 import { PlanDocument } from '../src/model/plan-document.js';
+import { StatusDocument } from '../src/daemon/status-document.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -26,6 +27,7 @@ export function generatedSchemas(): Record<string, string> {
   return {
     'config.schema.json': toSchema(Config, 'input'),
     'plan.schema.json': toSchema(PlanDocument, 'output'),
+    'status.schema.json': toSchema(StatusDocument, 'output'),
   };
 }
 

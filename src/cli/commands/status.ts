@@ -51,6 +51,7 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     const drift = last ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter((c) => c.action !== 'noop') : [];
     const healthy = Boolean(last) && drift.length === 0;
     const doc = {
+      source: 'direct' as const,
       state: !last ? (observed.resources.length ? 'unmanaged-leftovers' : 'down') : healthy ? 'converged' : 'drifted',
       config: last?.configFile,
       appliedAt: last?.appliedAt,
@@ -108,6 +109,13 @@ export function renderDaemonStatus(s: StatusResponse): string {
 
 function statusLines(s: StatusResponse): string[] {
   const out: string[] = [statusHeadline(s)];
+  const c = s.config;
+  if (c) {
+    const rev = (r: string | undefined) => (r ? r.slice(0, 12) : 'not in a git checkout');
+    out.push(`config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`);
+    if (c.error) out.push(`config error: ${c.error}`);
+    if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);
+  }
   if (s.lastReconcile?.error) out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
   if (s.confirmDeadline) out.push(`confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`);
   for (const kind of [...KINDS, ...new Set(s.objects.map((x) => x.kind).filter((k) => !KINDS.includes(k)))]) {
@@ -131,8 +139,10 @@ function statusLines(s: StatusResponse): string[] {
 
 function statusDoc(s: StatusResponse): Record<string, unknown> {
   return {
+    source: 'daemon',
     state: s.state,
     config: s.configPath,
+    ...(s.config ? { configState: s.config } : {}),
     lastReconcile: s.lastReconcile,
     objects: s.objects,
     tunnels: s.tunnels,

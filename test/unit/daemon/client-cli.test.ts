@@ -1,4 +1,7 @@
 /** The CLI in client mode: awg apply/diff/status/down/events/confirm against a fake daemon. */
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { StatusDocument } from '../../../src/daemon/status-document.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -106,6 +109,24 @@ describe('awg status through the daemon', () => {
     expect(j.code).toBe(2);
     const doc = JSON.parse(j.out) as Record<string, unknown>;
     expect(doc).toMatchObject({ state: 'failed-closed', config: '/etc/awg/awg.yaml', objects: core.statusValue.objects, tunnels: core.statusValue.tunnels });
+  });
+
+  it('--json follows schema/status.schema.json (the daemon view, with what it follows); the text view names revision and validity', async () => {
+    const { core, socket } = await daemon();
+    core.statusValue = {
+      ...core.statusValue,
+      config: { revision: 'a'.repeat(40), checkoutRevision: 'b'.repeat(40), valid: false, error: 'hosts/a.yaml:3:5: bad', sources: ['/r/awg.yaml', '/r/hosts/a.yaml'], host: 'a', lastConverged: '2026-11-22T05:00:00.000Z', lastPlanChanges: 0 },
+      placement: { state: 'active', execs: 3, placed: 2, errors: 0, mode: 'gated', gateMarks: ['/'] },
+    };
+    const j = await awg('status', '--json', '--socket', socket);
+    const doc = StatusDocument.parse(JSON.parse(j.out));
+    expect(doc.source).toBe('daemon');
+    expect(doc.source === 'daemon' && doc.configState?.revision).toBe('a'.repeat(40));
+    const schema = JSON.parse(readFileSync(new URL('../../../schema/status.schema.json', import.meta.url), 'utf8')) as object;
+    const ajv = new Ajv2020({ strict: false });
+    expect(ajv.validate(schema, JSON.parse(j.out)), JSON.stringify(ajv.errors)).toBe(true);
+    const t = await awg('status', '--socket', socket);
+    expect(t.out).toContain(`config: INVALID (the last good config keeps running), revision ${'a'.repeat(12)}, checkout at ${'b'.repeat(12)}, host a, converged 2026-11-22T05:00:00.000Z\nconfig error: hosts/a.yaml:3:5: bad\noverlays: /r/hosts/a.yaml\n`);
   });
 
   it('an error from the daemon prints as in direct mode, with its exit code', async () => {

@@ -164,7 +164,14 @@ function resolveOverlays(
   const checked = schemaIssues(Overlays, base.overlays, single, ['overlays']);
   if (!checked.ok) return { positions: single, issues: checked.issues, sources: [file], applied: [] };
   const overlays = checked.data as Overlay[];
-  const selection = typeof opts.selection === 'function' ? opts.selection() : (opts.selection ?? localSelection());
+  let selection: HostSelection;
+  try {
+    selection = typeof opts.selection === 'function' ? opts.selection() : (opts.selection ?? localSelection());
+  } catch (e) {
+    // this machine's labels file is unreadable or invalid: the overlays cannot be selected
+    const at = single.locate(['overlays'], { key: true });
+    return { positions: single, issues: [{ file, line: at.line, col: at.col, path: 'overlays', message: `cannot select overlays for this host: ${(e as Error).message}`, severity: 'error' }], sources: [file], applied: [] };
+  }
   const { overlays: _drop, ...rest } = base;
   const merger = new Merger(rest);
   const sources: Source[] = [{ file, positions: basePositions }];

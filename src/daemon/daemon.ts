@@ -40,10 +40,10 @@ import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
-import { LIMITS, readRegularFile } from '../util/files.js';
+import { LIMITS, readRegularFileSync } from '../util/files.js';
 import { fingerprintKeyOf } from '../util/host-key.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
-import { gitRevisionOf } from '../util/git-revision.js';
+import { gitHeadFiles, gitRevisionOf } from '../util/git-revision.js';
 import type { ApplyRequest, ApplyResponse, ConfigState, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
 import { listRoutedProcesses, PlacementSupervisor } from './placement.js';
@@ -136,6 +136,8 @@ export class Daemon implements DaemonCore {
   private configError: string | undefined;
   /** git commit of the checkout when the good config was read */
   private goodRevision: string | undefined;
+  /** sourcesHash of the good config's files when they were read */
+  private goodHash: string | undefined;
   private lastConverged: string | undefined;
   private lastPlanChanges = 0;
   private good: Source | undefined;
@@ -337,7 +339,10 @@ export class Daemon implements DaemonCore {
     if (!file) return undefined;
     const good = this.good?.file === file ? this.good : undefined;
     const checkout = gitRevisionOf(file);
-    const revision = good ? this.goodRevision : undefined;
+    // a pull that touched none of this host's files (another host's overlay) leaves the same
+    // config: it runs at the new commit as well
+    const untouched = good && !this.configError && checkout !== undefined && this.goodHash === sourcesHash([file, ...good.prepared.sources]);
+    const revision = good ? (untouched ? checkout : this.goodRevision) : undefined;
     return {
       ...(revision ? { revision } : {}),
       valid: !this.configError,
@@ -392,16 +397,7 @@ export class Daemon implements DaemonCore {
     const file = this.configPath;
     if (!file) return {};
     // the config and the overlay files the last good load applied: an edit of either is a change
-    const h = createHash('sha256');
-    for (const f of new Set([file, ...(this.good?.file === file ? this.good.prepared.sources : [])])) {
-      try {
-        h.update(f).update('\0').update(await readRegularFile(f, { maxBytes: LIMITS.config }));
-      } catch (e) {
-        h.update(`unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-      }
-      h.update('\0');
-    }
-    const hash = h.digest('hex');
+    const hash = sourcesHash([file, ...(this.good?.file === file ? this.good.prepared.sources : [])]);
     const changed = this.seenHash !== undefined && hash !== this.seenHash;
     const first = this.seenHash === undefined;
     this.seenHash = hash;
@@ -409,9 +405,10 @@ export class Daemon implements DaemonCore {
     if (r.ok) {
       if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: true });
       this.configError = undefined;
-      if (changed || first || this.good?.file !== file) this.goodRevision = gitRevisionOf(file);
+      this.goodRevision = gitRevisionOf(file);
       this.good = { file, prepared: r.prepared };
-      this.wakes?.setConfigFiles(r.prepared.sources);
+      this.goodHash = sourcesHash([file, ...r.prepared.sources]);
+      this.wakes?.setConfigFiles([...r.prepared.sources, ...gitHeadFiles(file)]);
       return { source: this.good };
     }
     this.configError = r.error.message;
@@ -596,8 +593,9 @@ export class Daemon implements DaemonCore {
     this.good = { file, prepared };
     this.configError = undefined;
     this.goodRevision = gitRevisionOf(file);
+    this.goodHash = sourcesHash([file, ...prepared.sources]);
     this.seenHash = undefined;
-    this.wakes?.setConfigFiles(prepared.sources.length ? prepared.sources : [file]);
+    this.wakes?.setConfigFiles([...(prepared.sources.length ? prepared.sources : [file]), ...gitHeadFiles(file)]);
   }
 
   private forgetSource(): void {
@@ -644,4 +642,19 @@ export async function startDaemonCore(opts: DaemonOptions = {}): Promise<Daemon>
   const d = new Daemon(opts);
   await d.start();
   return d;
+}
+
+/** One hash over files (path and content; unreadable ones by their error): has any changed? */
+function sourcesHash(files: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of new Set(files)) {
+    h.update(f).update('\0');
+    try {
+      h.update(readRegularFileSync(f, { maxBytes: LIMITS.config }));
+    } catch (e) {
+      h.update(`unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    h.update('\0');
+  }
+  return h.digest('hex');
 }

@@ -6,6 +6,7 @@
 import type { AnyResource } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
+import type { HostSelection } from '../config/overlay.js';
 
 export interface AppliedRecord {
   configFile: string;
@@ -13,6 +14,8 @@ export interface AppliedRecord {
   claims: Claims;
   resources: AnyResource[];
   outcome: string;
+  /** the host the config's overlays were selected for (configs with overlays only) */
+  selection?: HostSelection;
 }
 
 const KEY = 'applied';

@@ -21,7 +21,7 @@ export async function converge(env: ReconcileEnv, applied: AppliedStore, p: Prep
   const dryRun = o.dryRun ?? false;
   const ctx = await reconcile(env, { desired: p.desired, lastApplied: applied.load()?.resources, dryRun, failClosed: !dryRun && killSwitchOf(p.config).enabled });
   if (!dryRun && (ctx.outcome === 'converged' || ctx.outcome === 'unchanged')) {
-    applied.save({ configFile: o.configFile ?? p.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome });
+    applied.save({ configFile: o.configFile ?? p.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome, ...(p.selection ? { selection: p.selection } : {}) });
   }
   return ctx;
 }

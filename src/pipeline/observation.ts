@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import { AwgError } from '../errors.js';
 import type { HostFacts } from '../model/desired.js';
 import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
+import type { Claims } from '../resources/driver.js';
 
 export const OBSERVATION_KIND = 'awg-observation';
 
@@ -25,9 +26,11 @@ export interface ObservationRecord {
   observed: ObservedState;
   lastApplied?: AnyResource[];
   facts?: HostFacts;
+  /** the claimed identifiers of the last apply (its cgroup root comes from the host's environment) */
+  claims?: Claims;
 }
 
-export function makeObservationRecord(observed: ObservedState, o: { lastApplied?: AnyResource[]; facts?: HostFacts; host?: string } = {}): ObservationRecord {
+export function makeObservationRecord(observed: ObservedState, o: { lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; claims?: Claims } = {}): ObservationRecord {
   return {
     kind: OBSERVATION_KIND,
     version: 1,
@@ -36,6 +39,7 @@ export function makeObservationRecord(observed: ObservedState, o: { lastApplied?
     observed,
     ...(o.lastApplied ? { lastApplied: o.lastApplied } : {}),
     ...(o.facts ? { facts: o.facts } : {}),
+    ...(o.claims ? { claims: o.claims } : {}),
   };
 }
 
@@ -43,7 +47,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 const isState = (v: unknown): v is ObservedState => isObj(v) && Array.isArray(v.resources) && Array.isArray(v.foreign) && v.resources.every((r) => isObj(r) && typeof r.kind === 'string' && typeof r.id === 'string' && isObj(r.spec));
 
 /** A record, or a bare ObservedState (what `--observed` took before records existed). */
-export function parseObservation(text: string, file: string): { observed: ObservedState; lastApplied?: AnyResource[]; facts?: HostFacts; host?: string } {
+export function parseObservation(text: string, file: string): { observed: ObservedState; lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; cgroupRoot?: string } {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -55,7 +59,8 @@ export function parseObservation(text: string, file: string): { observed: Observ
     if (!isState(v.observed)) throw new AwgError('invalid-config', `${file}: "observed" is not an observed state`);
     if (v.lastApplied !== undefined && !(Array.isArray(v.lastApplied) && v.lastApplied.every((r) => isObj(r) && typeof r.id === 'string'))) throw new AwgError('invalid-config', `${file}: "lastApplied" is not a list of resources`);
     if (v.facts !== undefined && !isObj(v.facts)) throw new AwgError('invalid-config', `${file}: "facts" is not a mapping`);
-    return { observed: v.observed, ...(v.lastApplied ? { lastApplied: v.lastApplied as AnyResource[] } : {}), ...(v.facts ? { facts: v.facts as HostFacts } : {}), ...(typeof v.host === 'string' ? { host: v.host } : {}) };
+    const cgroupRoot = isObj(v.claims) && typeof v.claims.cgroupRoot === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v.claims.cgroupRoot) ? v.claims.cgroupRoot : undefined;
+    return { observed: v.observed, ...(v.lastApplied ? { lastApplied: v.lastApplied as AnyResource[] } : {}), ...(v.facts ? { facts: v.facts as HostFacts } : {}), ...(typeof v.host === 'string' ? { host: v.host } : {}), ...(cgroupRoot ? { cgroupRoot } : {}) };
   }
   if (!isState(v)) throw new AwgError('invalid-config', `${file}: neither an awg observation record (awg status --observed-out) nor an observed state`);
   return { observed: v };

@@ -32,6 +32,8 @@ export interface Prepared {
   secrets: Map<string, string>;
   /** the files read: the config, then the overlay files applied (the daemon watches them all) */
   sources: string[];
+  /** the host the overlays were selected for (configs with overlays only) */
+  selection?: HostSelection;
 }
 
 export interface PrepareOptions {
@@ -99,5 +101,5 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
     if (e instanceof AwgError && e.kind !== 'invalid-config') throw e;
     return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
   }
-  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets, sources: loaded.sources } };
+  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets, sources: loaded.sources, ...(loaded.selection ? { selection: loaded.selection } : {}) } };
 }

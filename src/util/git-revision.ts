@@ -55,3 +55,20 @@ export function gitRevisionOf(file: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The files whose change moves the checkout of `file` (HEAD, the ref it names, packed-refs):
+ * the daemon watches them, so a pull that touches none of the config's own files still
+ * updates the revision it reports. Empty when `file` is not in a checkout.
+ */
+export function gitHeadFiles(file: string): string[] {
+  const gitDir = gitDirOf(dirname(file));
+  if (!gitDir) return [];
+  const out = [join(gitDir, 'HEAD')];
+  const ref = /^ref:\s*(refs\/[^\s]+)$/.exec(read(join(gitDir, 'HEAD'))?.trim() ?? '')?.[1];
+  const common = read(join(gitDir, 'commondir'))?.trim();
+  const refDir = common ? resolve(gitDir, common) : gitDir;
+  if (ref && !ref.includes('..')) out.push(join(refDir, ref));
+  out.push(join(refDir, 'packed-refs'));
+  return out;
+}

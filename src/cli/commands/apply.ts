@@ -107,10 +107,14 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
  */
 async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmTimeoutSec: number | undefined): Promise<number> {
   const l = await loadConfigFile(o.file);
-  printIssues(io, l.issues);
-  if (!l.config) {
-    io.err(`${o.file}: invalid configuration; nothing was applied\n`);
-    return 1;
+  // a config with overlays is checked by the daemon, for the host it selects overlays for
+  // (its --host/--labels); this machine's selection could differ
+  if (!l.selection) {
+    printIssues(io, l.issues);
+    if (!l.config) {
+      io.err(`${o.file}: invalid configuration; nothing was applied\n`);
+      return 1;
+    }
   }
   try {
     const r = await c.apply({ configPath: resolve(o.file), ...(o.dryRun ? { dryRun: true } : {}), ...(confirmTimeoutSec ? { confirmTimeoutSec } : {}) });

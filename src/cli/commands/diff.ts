@@ -89,8 +89,11 @@ async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<n
       import('../render-plan.js'),
     ]);
     const l = await loadConfigFile(o.file);
-    printIssues(io, l.issues);
-    if (!l.config) return 1;
+    // a config with overlays is checked by the daemon, for the host it selects overlays for
+    if (!l.selection) {
+      printIssues(io, l.issues);
+      if (!l.config) return 1;
+    }
     const r = await c.diff({ configPath: resolve(o.file) });
     const doc = { ...r.plan, config: o.file };
     if (o.json) io.out(JSON.stringify(doc, null, 2) + '\n');
@@ -129,7 +132,9 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
     const selection = await selectionOf(o);
     const rec = obs.parseObservation(await readTextFile(file, { maxBytes: LIMITS.observed }), file);
     const platform = await loadPlatform((selection?.os ?? process.platform) as NodeJS.Platform);
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, fingerprintKey, ...(rec.facts ? { facts: rec.facts } : {}), ...(selection ? { selection } : {}) });
+    // the host's cgroup root (an environment setting there) names its per-app objects
+    const env = rec.cgroupRoot ? { ...process.env, AWG_CGROUP_ROOT: rec.cgroupRoot } : process.env;
+    const r = await prepare(o.file, { platform, env, skipSecrets: o.skipSecrets, fingerprintKey, ...(rec.facts ? { facts: rec.facts } : {}), ...(selection ? { selection } : {}) });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

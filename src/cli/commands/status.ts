@@ -266,10 +266,11 @@ async function recordObservation(io: Io, file: string, observed: ObservedState, 
   ]);
   let facts: HostFacts | undefined;
   if (last) {
-    const r = await prepare(last.configFile, { skipSecrets: true, probe: true, persistEndpoints: false }).catch((e: unknown) => ({ ok: false as const, issues: [{ file: last.configFile, path: '', message: (e as Error).message, severity: 'error' as const }] }));
+    // the host the last apply selected overlays for (a daemon's --host), not necessarily this machine's name
+    const r = await prepare(last.configFile, { skipSecrets: true, probe: true, persistEndpoints: false, ...(last.selection ? { selection: last.selection } : {}) }).catch((e: unknown) => ({ ok: false as const, issues: [{ file: last.configFile, path: '', message: (e as Error).message, severity: 'error' as const }] }));
     if (r.ok) facts = r.prepared.facts;
     else io.err(`warning: the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})\n`);
   }
-  writeFileAtomicSync(resolve(file), JSON.stringify(makeObservationRecord(observed, { ...(last ? { lastApplied: last.resources } : {}), ...(facts ? { facts } : {}) }), null, 1) + '\n', { mode: 0o600 });
+  writeFileAtomicSync(resolve(file), JSON.stringify(makeObservationRecord(observed, { ...(last ? { lastApplied: last.resources } : {}), ...(facts ? { facts } : {}), ...(last?.selection ? { host: last.selection.host } : {}), ...(last ? { claims: last.claims } : {}) }), null, 1) + '\n', { mode: 0o600 });
   io.err(`recorded the observation in ${file}\n`);
 }

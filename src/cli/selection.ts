@@ -32,3 +32,18 @@ export async function selectionOf(o: SelectionOptions): Promise<HostSelection | 
   const { selectionFrom } = await import('../config/host-selection.js');
   return selectionFrom(o);
 }
+
+/**
+ * For long-running commands (daemon, up): the selection is fixed at start — the flags', else
+ * this machine's name and labels as they are now. A broken labels file without flags is
+ * left to the config load (an error only when the config has overlays).
+ */
+export async function selectionAtStart(o: SelectionOptions): Promise<HostSelection | undefined> {
+  const { selectionFrom } = await import('../config/host-selection.js');
+  if (selectionGiven(o)) return selectionFrom(o);
+  try {
+    return selectionFrom({});
+  } catch {
+    return undefined;
+  }
+}

@@ -10,7 +10,7 @@ import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
 import { DEFAULT_SOCKET } from '../../daemon/socket.js';
 import { setCrashLog } from '../crash.js';
-import { selectionOf, type SelectionOptions } from '../selection.js';
+import { selectionAtStart, type SelectionOptions } from '../selection.js';
 
 export interface DaemonCommandOptions extends SelectionOptions {
   config?: string;
@@ -38,7 +38,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
     if (metrics && !parseListen(metrics).loopback) log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
-    const selection = await selectionOf(o);
+    const selection = await selectionAtStart(o);
     return await runForeground(
       io,
       { configPath: o.config ? resolve(o.config) : undefined, stateDir: o.stateDir, ...(selection ? { selection } : {}) },

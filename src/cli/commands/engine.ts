@@ -12,8 +12,7 @@ import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
 import type { Io } from '../output.js';
 import { setCrashLog } from '../crash.js';
-import { isProxyEngineInput, runDetachedProxyEngine } from '../../resources/engine/proxy-host.js';
-import { EndpointResolver, engineResolver } from '../../resources/endpoints.js';
+import type { Resolver } from '../../dataplane/device/resolver.js';
 import { FileStateStore } from '../../util/state.js';
 
 export interface EngineOptions {
@@ -43,14 +42,27 @@ function withTestKnobs(text: string): string {
 
 export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const input = await readStdin();
-  // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket
-  if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
+  // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
+  // proxy runtime and the endpoint resolver (zod, the DNS drivers) load only when used: a
+  // WireGuard engine without them is ~16 MiB smaller (bench/RESULTS.md, Step 10 memory)
+  if (input.trimStart().startsWith('{')) {
+    const { isProxyEngineInput, runDetachedProxyEngine } = await import('../../resources/engine/proxy-host.js');
+    if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
+  }
   const text = withTestKnobs(input);
   // stderr is the engine's log file in the state directory (process-host.ts)
   // host-name endpoints: the answers the starting `awg apply` kept in its state directory
   // (AWG_STATE_DIR, set by the engine driver) and the host resolvers it found, read only
   const stateDir = process.env.AWG_STATE_DIR;
-  const resolver = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
+  let loaded: Promise<Resolver> | undefined;
+  const resolver: Resolver = {
+    async resolve(host, ctx) {
+      loaded ??= import('../../resources/endpoints.js').then(({ EndpointResolver, engineResolver }) =>
+        engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false })),
+      );
+      return (await loaded).resolve(host, ctx);
+    },
+  };
   const logger = createLogger({ component: 'engine', base: { link: o.link } });
   setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const log = levelLog(logger);

@@ -111,8 +111,9 @@ function statusLines(s: StatusResponse): string[] {
   const out: string[] = [statusHeadline(s)];
   const c = s.config;
   if (c) {
-    const rev = (r: string | undefined) => (r ? r.slice(0, 12) : 'not in a git checkout');
-    out.push(`config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`);
+    const rev = (r: string | undefined) => (r ? r.slice(0, 12) : 'none');
+    const git = c.revision || c.checkoutRevision ? `, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}` : '';
+    out.push(`config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`);
     if (c.error) out.push(`config error: ${c.error}`);
     if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);
   }

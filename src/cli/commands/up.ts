@@ -9,7 +9,7 @@ import { printIssues, type Io } from '../output.js';
 import { runForeground } from '../foreground.js';
 import { printError } from '../output.js';
 import { toAwgError } from '../../errors.js';
-import { selectionOf, type SelectionOptions } from '../selection.js';
+import { selectionAtStart, type SelectionOptions } from '../selection.js';
 
 export interface UpOptions extends SelectionOptions {
   file: string;
@@ -23,7 +23,7 @@ export async function upCommand(io: Io, o: UpOptions): Promise<number> {
   const file = resolve(o.file);
   let selection;
   try {
-    selection = await selectionOf(o);
+    selection = await selectionAtStart(o);
   } catch (e) {
     printError(io, toAwgError(e, 'invalid-config'));
     return 1;

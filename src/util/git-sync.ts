@@ -69,6 +69,10 @@ export async function gitSync(o: SyncOptions): Promise<SyncResult> {
   };
   if ((await g(['rev-parse', '--is-inside-work-tree'], `${o.path}: not a git checkout;`)) !== 'true') throw new AwgError('invalid-config', `${o.path} is not a git work tree`);
   const from = await g(['rev-parse', '--verify', 'HEAD^{commit}'], 'reading HEAD');
+  // the repository is the source of truth: edits made on the host are not silently kept
+  // (they would run while the host reports the repository's revision)
+  const dirty = await g(['status', '--porcelain', '--untracked-files=no'], 'git status');
+  if (dirty) throw new AwgError('conflict', `${o.path} has local changes (${dirty.split('\n').slice(0, 3).map((l) => l.trim()).join(', ')}${dirty.split('\n').length > 3 ? ', …' : ''}); the checkout stays — undo them (git -C ${o.path} checkout -- .) or commit them to the repository`);
   await g(['fetch', '--quiet', '--no-tags', '--', remote, `+refs/heads/${o.branch}:refs/remotes/${remote}/${o.branch}`], `git fetch ${remote} ${o.branch}`);
   const to = await g(['rev-parse', '--verify', `refs/remotes/${remote}/${o.branch}^{commit}`], `reading ${remote}/${o.branch}`);
   if (to === from) return { outcome: 'up-to-date', from, to };

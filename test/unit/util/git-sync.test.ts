@@ -76,6 +76,15 @@ describe.skipIf(missing.length > 0)('awg sync (git fetch, verify-commit, merge -
     expect(git(w.host, 'rev-parse', 'HEAD')).toBe(signed);
   });
 
+  it('local edits of tracked files in the checkout stop the pull, named', async () => {
+    const w = world();
+    commit(w.author, 'version: 1\n# two\n');
+    writeFileSync(join(w.host, 'awg.yaml'), 'version: 1\n# edited on the host\n');
+    const at = git(w.host, 'rev-parse', 'HEAD');
+    await expect(gitSync({ path: w.host, branch: 'main' })).rejects.toThrow(/has local changes \(M awg\.yaml\); the checkout stays/);
+    expect(git(w.host, 'rev-parse', 'HEAD')).toBe(at);
+  });
+
   it('refuses names that git could read as options or paths, and a directory that is no checkout', async () => {
     const w = world();
     await expect(gitSync({ path: w.host, branch: '--upload-pack=touch /tmp/x' })).rejects.toThrow(/is not a plain git name/);

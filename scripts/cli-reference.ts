@@ -3,9 +3,9 @@ import type { Command } from 'commander';
 import { buildProgram } from '../src/cli/main.js';
 import { ERROR_KINDS } from '../src/errors.js';
 
-function usage(c: Command): string {
+function usage(c: Command, prefix = ''): string {
   const args = (c as unknown as { registeredArguments?: { name(): string; required: boolean }[] }).registeredArguments ?? [];
-  return `awg ${c.name()}${args.map((a) => (a.required ? ` <${a.name()}>` : ` [${a.name()}]`)).join('')}${c.options.length ? ' [options]' : ''}`;
+  return `awg ${prefix}${c.name()}${args.map((a) => (a.required ? ` <${a.name()}>` : ` [${a.name()}]`)).join('')}${c.options.length ? ' [options]' : ''}`;
 }
 
 export function cliReference(): string {
@@ -25,15 +25,20 @@ export function cliReference(): string {
     'Diagnosis switches of the embedded engine (`AWG_TUN_OFFLOAD`, `AWG_UDP_NATIVE`, `AWG_AEAD`, `AWG_X25519`, `AWG_WARMUP`, `AWG_UDP_BATCH`, `AWG_UDP_GSO`) are described in [the Linux platform notes](platform-linux.md#the-data-planes-fast-paths) and src/dataplane/README.md.',
     '',
   ];
-  for (const c of program.commands) {
-    if ((c as unknown as { _hidden?: boolean })._hidden) continue;
-    out.push(`## awg ${c.name()}`, '', c.description(), '', '```', usage(c), '```', '');
-    if (c.options.length) {
+  const section = (c: Command, prefix: string, depth: number) => {
+    if ((c as unknown as { _hidden?: boolean })._hidden) return;
+    out.push(`${'#'.repeat(depth)} awg ${prefix}${c.name()}`, '', c.description(), '');
+    // a command group (service, secret) has subcommands, no usage of its own
+    if (c.commands.length === 0) out.push('```', usage(c, prefix), '```', '');
+    const options = c.options.filter((o) => !(o as unknown as { hidden?: boolean }).hidden);
+    if (options.length) {
       out.push('| option | description |', '|---|---|');
-      for (const o of c.options) out.push(`| \`${o.flags}\` | ${o.description.replace(/\|/g, '\\|')}${o.mandatory ? ' (required)' : ''} |`);
+      for (const o of options) out.push(`| \`${o.flags}\` | ${o.description.replace(/\|/g, '\\|')}${o.mandatory ? ' (required)' : ''} |`);
       out.push('');
     }
-  }
+    for (const sub of c.commands) section(sub, `${prefix}${c.name()} `, depth + 1);
+  };
+  for (const c of program.commands) section(c, '', 2);
   out.push('## Exit codes', '', '| code | meaning |', '|---|---|', '| 0 | success (`diff`: no changes; `status`: converged) |', '| 1 | invalid input: config, arguments, unreadable file — nothing was applied |', '| 2 | `diff`: changes pending; `status`: drifted or down |');
   const seen = new Set<number>([1]);
   for (const [kind, info] of Object.entries(ERROR_KINDS)) {

@@ -27,7 +27,8 @@ tgz="$tmp/awg-$version.tgz"
 
 tar tzf "$tgz" | sed 's#^package/##' | sort >"$tmp/contents"
 for f in bin/awg.js dist/cli/main.js proto/awg.proto schema/config.schema.json \
-  schema/plan.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml; do
+  schema/plan.schema.json schema/status.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml \
+  share/completions/awg.bash share/completions/_awg share/completions/awg.fish share/man/awg.1 docs/troubleshooting.md; do
   grep -qxF "$f" "$tmp/contents" || fail "the tarball lacks $f"
 done
 unwanted=$(grep -E '(^|/)fake(-[^/]*)?\.(js|ts)$|^dist/dataplane/(tun|conn)/memory\.js$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents" || true)

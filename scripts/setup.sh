@@ -4,7 +4,7 @@
 # the tests never start it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables age git openssh-client wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools)
+PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -150,7 +150,7 @@ const roff = (s: string) =>
     .replace(/\\/g, '\\e')
     .replace(/^([.'])/gm, '\\&$1')
     .replace(/-/g, '\\-')
-    .replace(/[^\x00-\x7f]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
+    .replace(/[^ -~\t\n]/gu, (c) => `\\[u${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
 
 export function manPage(version: string): string {
   const program = buildProgram({ out: () => {}, err: () => {}, colour: false }, () => {});

@@ -26,6 +26,7 @@ _awg() {
       "secret recipient") path="secret recipient" ;;
       "secret encrypt") path="secret encrypt" ;;
       "secret decrypt") path="secret decrypt" ;;
+      "version") path="version" ;;
       "genkey") path="genkey" ;;
       "pubkey") path="pubkey" ;;
       "genpsk") path="genpsk" ;;
@@ -36,7 +37,7 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down status events confirm service import sync secret genkey pubkey genpsk up daemon exec processes --version --help" ;;
+    "") words="validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -56,6 +57,7 @@ _awg() {
     "secret recipient") words="--identity -i" ;;
     "secret encrypt") words="--recipient -r --recipients-file -R --armor -a --output -o --force" ;;
     "secret decrypt") words="--identity -i --output -o --force" ;;
+    "version") words="--check --json" ;;
     "genkey") words="" ;;
     "pubkey") words="" ;;
     "genpsk") words="" ;;

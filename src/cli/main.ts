@@ -194,6 +194,13 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--force', 'replace an existing file')
     .action(async (file: string, o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'decrypt', o, file)));
 
+  program
+    .command('version')
+    .description('this awg and its runtime; --check: the newest release the package manager it came with knows (apt-cache policy / npm view; awg itself opens no connection). Exit 0 current, 2 newer available, 1 unknown')
+    .option('--check', 'compare with the newest available release')
+    .option('--json', 'machine-readable')
+    .action(async (o) => setCode(await (await import('./commands/version.js')).versionCommand(io, o)));
+
   program.command('genkey').description('print a new private key (base64), like wg genkey').action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
   program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await (await import('./commands/keys.js')).pubkeyCommand(io)));
   program.command('genpsk').description('print a new pre-shared key').action(async () => setCode((await import('./commands/keys.js')).genpskCommand(io)));

@@ -2,15 +2,15 @@
  * `awg` command line: thin shells over the shared pipeline. Command modules load lazily so a
  * command pays only for what it uses (`awg diff` does not load gRPC, the data plane or XState).
  */
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { processIo, type Io } from './output.js';
 import { selectionFlags } from './selection.js';
 
 export { installCrashHandlers } from './crash.js';
 
-/** the package's version (package.json sits two levels above both src/cli and dist/cli) */
-export const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+import { VERSION } from './package-version.js';
+
+export { VERSION };
 
 export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   const program = new Command('awg')

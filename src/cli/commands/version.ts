@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { printError, type Io } from '../output.js';
-import { VERSION } from '../main.js';
+import { VERSION } from '../package-version.js';
 
 export interface VersionOptions {
   check?: boolean;

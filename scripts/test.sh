@@ -10,6 +10,11 @@ npm run -s lint
 mkdir -p .test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
+# Node 22 and 24 (official builds): the tests of native code and the data plane
+for node in $(bash scripts/runtimes.sh); do
+  echo "== $("$node" --version): native code and data plane tests"
+  PATH="$(dirname "$node"):$PATH" "$node" node_modules/vitest/vitest.mjs run --project unit test/unit/native test/unit/dataplane test/unit/daemon/core-engines.test.ts test/unit/resources/engine test/unit/fuzz-regressions || status=$?
+done
 npm run -s bench:smoke || status=$?
 # the README's main job must stay green too
 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }

@@ -12,8 +12,8 @@
  * ≈ 2–3 µs (bench/aead.bench.ts, RESULTS.md Step 10). Used by src/dataplane/crypto (aead.ts, x25519.ts).
  *
  * Contract:
- * - `evpAead()` is undefined when libcrypto.so.3 cannot be loaded, or when AWG_AEAD=node
- *   (the off switch for diagnosis); callers then use node:crypto.
+ * - `evpAead()` is undefined when the process exports no usable OpenSSL 3 (processOpenSsl), or
+ *   when AWG_AEAD=node (the off switch for diagnosis); callers then use node:crypto.
  * - Output is byte-identical to node:crypto's (tested); an authentication failure returns
  *   null, as openWithNonce does.
  * - Contexts are cached per key buffer (WeakMap; the keypair's key buffers keep their
@@ -56,14 +56,14 @@ export interface EvpAead {
 let loaded: EvpAead | null | undefined;
 let loadedX: EvpX25519 | null | undefined;
 
-/** the EVP AEAD, or undefined (no libcrypto.so.3, or AWG_AEAD=node) */
+/** the EVP AEAD, or undefined (no usable OpenSSL in the process, or AWG_AEAD=node) */
 export function evpAead(env: NodeJS.ProcessEnv = process.env): EvpAead | undefined {
   if (env.AWG_AEAD === 'node') return undefined;
   if (loaded === undefined) loaded = load();
   return loaded ?? undefined;
 }
 
-/** X25519 through EVP_PKEY raw keys, or undefined (no libcrypto.so.3, or AWG_X25519=node) */
+/** X25519 through EVP_PKEY raw keys, or undefined (no usable OpenSSL in the process, or AWG_X25519=node) */
 export function evpX25519(env: NodeJS.ProcessEnv = process.env): EvpX25519 | undefined {
   if (env.AWG_X25519 === 'node') return undefined;
   if (loadedX === undefined) loadedX = loadX25519();
@@ -71,15 +71,38 @@ export function evpX25519(env: NodeJS.ProcessEnv = process.env): EvpX25519 | und
 }
 
 let lib: ReturnType<typeof koffi.load> | null | undefined;
-function libcrypto(): ReturnType<typeof koffi.load> | null {
+
+/**
+ * The OpenSSL this Node process already runs on: `koffi.load(null)` resolves symbols in the
+ * process's global scope — the OpenSSL statically linked into official Node builds (which
+ * exports it for addons), or the shared libcrypto a distribution's Node is linked against.
+ * Never a second copy: loading the system's libcrypto.so.3 beside a Node with its own OpenSSL
+ * makes the library's internal calls bind to Node's exported copy of another version, and
+ * the first EVP call crashes the process (SIGSEGV with Node 22.23 / OpenSSL 3.5 and 24.21 /
+ * 3.5.8 on Debian 12's libssl3 3.0; scripts/test.sh runs the native and data-plane tests on
+ * official Node 22 and 24 builds, scripts/runtimes.sh). Refused (node:crypto is used) when the
+ * process exports no OpenSSL 3, or one that is not the version node:crypto reports.
+ */
+export function processOpenSsl(): ReturnType<typeof koffi.load> | null {
   if (lib !== undefined) return lib;
+  lib = null;
+  if (process.platform !== 'linux') return lib;
   try {
-    lib = process.platform === 'linux' ? koffi.load('libcrypto.so.3') : null;
+    const self = koffi.load(null as unknown as string);
+    const versionNum = self.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint;
+    const n = BigInt(versionNum());
+    // 0xMNN00PP0: major, minor, patch (OpenSSL 3)
+    const major = Number((n >> 28n) & 0xfn);
+    const minor = Number((n >> 20n) & 0xffn);
+    const patch = Number((n >> 4n) & 0xffn);
+    const want = /^(\d+)\.(\d+)\.(\d+)/.exec(process.versions.openssl ?? '');
+    if (major === 3 && want && Number(want[1]) === major && Number(want[2]) === minor && Number(want[3]) === patch) lib = self;
   } catch {
     lib = null;
   }
   return lib;
 }
+const libcrypto = processOpenSsl;
 
 const EVP_PKEY_X25519 = 1034;
 

@@ -1,6 +1,6 @@
 /**
  * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls (native/libcrypto.ts)
- * when libcrypto.so.3 is there (AWG_X25519=node switches it off), else node:crypto
+ * when the process's own OpenSSL is usable (native/libcrypto.ts; AWG_X25519=node switches it off), else node:crypto
  * KeyObjects, wrapping raw keys in fixed PKCS#8 / SPKI DER prefixes (~30× faster than pure
  * JS, but the DER decoding costs ~10× the DH itself). KeyObjects are passed to node:crypto.
  */

@@ -92,3 +92,14 @@ describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
     expect(evpX25519({ AWG_X25519: 'node' })).toBeUndefined();
   });
 });
+
+describe('the OpenSSL the engine binds to is the process\'s own', () => {
+  it.skipIf(process.platform !== 'linux')('its version is the one node:crypto reports (never a second libcrypto beside it)', async () => {
+    const { processOpenSsl } = await import('../../../src/native/libcrypto.js');
+    const lib = processOpenSsl();
+    expect(lib).not.toBeNull();
+    const n = BigInt((lib!.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint)());
+    const got = `${(n >> 28n) & 0xfn}.${(n >> 20n) & 0xffn}.${(n >> 4n) & 0xffn}`;
+    expect(process.versions.openssl).toMatch(new RegExp(`^${got.replace(/\./g, '\\.')}`));
+  });
+});

@@ -5,6 +5,8 @@
  */
 import { Option, type Command } from 'commander';
 import type { HostSelection } from '../config/overlay.js';
+import { toAwgError } from '../errors.js';
+import { printError, type Io } from './output.js';
 
 export interface SelectionOptions {
   host?: string;
@@ -45,5 +47,20 @@ export async function selectionAtStart(o: SelectionOptions): Promise<HostSelecti
     return selectionFrom({});
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * The selection as an options fragment to spread (`{}` for this machine, resolved only when
+ * the config has overlays), or the exit code 1 after printing why the flags are wrong.
+ * `which`: selectionOf (per load) or selectionAtStart (daemon, up).
+ */
+export async function selectionOrExit(io: Io, o: SelectionOptions, which: (o: SelectionOptions) => Promise<HostSelection | undefined> = selectionOf): Promise<{ selection?: HostSelection } | number> {
+  try {
+    const selection = await which(o);
+    return selection ? { selection } : {};
+  } catch (e) {
+    printError(io, toAwgError(e, 'invalid-config'));
+    return 1;
   }
 }

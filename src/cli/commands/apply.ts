@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import { viaDaemon } from '../via-daemon.js';
-import { selectionGiven, selectionOf, type SelectionOptions } from '../selection.js';
+import { selectionGiven, selectionOrExit, type SelectionOptions } from '../selection.js';
 import { MAX_CONFIRM_TIMEOUT_SEC } from '../../daemon/confirm.js';
 
 export interface ApplyOptions extends DaemonChoice, SelectionOptions {
@@ -50,14 +50,9 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-  let selection;
-  try {
-    selection = await selectionOf(o);
-  } catch (e) {
-    printError(io, toAwgError(e, 'invalid-config'));
-    return 1;
-  }
-  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...(selection ? { selection } : {}) });
+  const sel = await selectionOrExit(io, o);
+  if (typeof sel === 'number') return sel;
+  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);

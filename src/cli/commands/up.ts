@@ -7,9 +7,7 @@ import { resolve } from 'node:path';
 import { prepare } from '../../pipeline/prepare.js';
 import { printIssues, type Io } from '../output.js';
 import { runForeground } from '../foreground.js';
-import { printError } from '../output.js';
-import { toAwgError } from '../../errors.js';
-import { selectionAtStart, type SelectionOptions } from '../selection.js';
+import { selectionAtStart, selectionOrExit, type SelectionOptions } from '../selection.js';
 
 export interface UpOptions extends SelectionOptions {
   file: string;
@@ -21,19 +19,14 @@ export interface UpOptions extends SelectionOptions {
 
 export async function upCommand(io: Io, o: UpOptions): Promise<number> {
   const file = resolve(o.file);
-  let selection;
-  try {
-    selection = await selectionAtStart(o);
-  } catch (e) {
-    printError(io, toAwgError(e, 'invalid-config'));
-    return 1;
-  }
-  const r = await prepare(file, selection ? { selection } : {});
+  const sel = await selectionOrExit(io, o, selectionAtStart);
+  if (typeof sel === 'number') return sel;
+  const r = await prepare(file, sel);
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
     return 1;
   }
   const driftMs = o.driftInterval !== undefined ? Number(o.driftInterval) * 1000 : undefined;
-  return runForeground(io, { configPath: file, stateDir: o.stateDir, ...(selection ? { selection } : {}), ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}) }, { json: o.json, verbose: o.verbose });
+  return runForeground(io, { configPath: file, stateDir: o.stateDir, ...sel, ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}) }, { json: o.json, verbose: o.verbose });
 }

@@ -1,8 +1,7 @@
 import { hasErrors } from '../../config/load.js';
 import { prepare } from '../../pipeline/prepare.js';
-import { toAwgError } from '../../errors.js';
-import { printError, printIssues, type Io } from '../output.js';
-import { selectionOf, type SelectionOptions } from '../selection.js';
+import { printIssues, type Io } from '../output.js';
+import { selectionOrExit, type SelectionOptions } from '../selection.js';
 
 export interface ValidateOptions extends SelectionOptions {
   file: string;
@@ -12,14 +11,9 @@ export interface ValidateOptions extends SelectionOptions {
 
 /** exit 0 valid (warnings allowed), 1 invalid */
 export async function validateCommand(io: Io, o: ValidateOptions): Promise<number> {
-  let selection;
-  try {
-    selection = await selectionOf(o);
-  } catch (e) {
-    printError(io, toAwgError(e, 'invalid-config'));
-    return 1;
-  }
-  const r = await prepare(o.file, { skipSecrets: o.skipSecrets, ...(selection ? { selection } : {}) });
+  const sel = await selectionOrExit(io, o);
+  if (typeof sel === 'number') return sel;
+  const r = await prepare(o.file, { skipSecrets: o.skipSecrets, ...sel });
   const issues = r.ok ? r.prepared.issues : r.issues;
   const ok = r.ok && !hasErrors(issues);
   if (o.json) {

@@ -397,7 +397,8 @@ export class Daemon implements DaemonCore {
     const file = this.configPath;
     if (!file) return {};
     // the config and the overlay files the last good load applied: an edit of either is a change
-    const hash = sourcesHash([file, ...(this.good?.file === file ? this.good.prepared.sources : [])]);
+    const hashed = [file, ...(this.good?.file === file ? this.good.prepared.sources : [])];
+    const hash = sourcesHash(hashed);
     const changed = this.seenHash !== undefined && hash !== this.seenHash;
     const first = this.seenHash === undefined;
     this.seenHash = hash;
@@ -407,7 +408,9 @@ export class Daemon implements DaemonCore {
       this.configError = undefined;
       this.goodRevision = gitRevisionOf(file);
       this.good = { file, prepared: r.prepared };
-      this.goodHash = sourcesHash([file, ...r.prepared.sources]);
+      // the same files as hashed above (the usual case): that hash, not a second read of them
+      const files = [file, ...r.prepared.sources];
+      this.goodHash = files.length === hashed.length && files.every((f, i) => f === hashed[i]) ? hash : sourcesHash(files);
       this.wakes?.setConfigFiles([...r.prepared.sources, ...gitHeadFiles(file)]);
       return { source: this.good };
     }

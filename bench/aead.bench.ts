@@ -19,7 +19,7 @@ import { machine, median, printSamples, type Sample } from './lib.js';
 const SELF = fileURLToPath(import.meta.url);
 
 /** one measurement in this process: µs per packet for seal and open, µs per X25519 DH and public key */
-async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; decodePriv: number; decodePub: number; dhObjects: number; impl: string }> {
+async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; dhImported: number; decodePriv: number; decodePub: number; dhObjects: number; impl: string }> {
   const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
   const { evpAead } = await import('../src/native/libcrypto.js');
   const key = randomBytes(32);
@@ -35,7 +35,7 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   t0 = process.hrtime.bigint();
   for (let i = 0; i < packets; i++) if (!openWithNonce(key, nonce, sealed)) throw new Error('open failed');
   const open = Number(process.hrtime.bigint() - t0) / packets / 1000;
-  const { sharedSecret, publicKey } = await import('../src/dataplane/crypto/x25519.js');
+  const { sharedSecret, publicKey, importPrivateKey } = await import('../src/dataplane/crypto/x25519.js');
   const sk = randomBytes(32);
   const pk = publicKey(randomBytes(32));
   const n = Math.max(50, packets / 200);
@@ -45,6 +45,11 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) publicKey(sk);
   const pub = Number(process.hrtime.bigint() - t0) / n / 1000;
+  // the device's static key and a handshake's ephemeral: imported once, then one DH each
+  const imported = importPrivateKey(sk);
+  t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) sharedSecret(imported, pk);
+  const dhImported = Number(process.hrtime.bigint() - t0) / n / 1000;
   // where node:crypto's time goes: decoding the DER-wrapped raw keys, and the DH on KeyObjects
   const { diffieHellman } = await import('node:crypto');
   const { privateKeyObject, publicKeyObject } = await import('../src/dataplane/crypto/x25519.js');
@@ -58,15 +63,16 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   const ko = privateKeyObject(sk);
   const po = publicKeyObject(pk);
   const dhObjects = time(() => diffieHellman({ privateKey: ko, publicKey: po }));
-  return { seal, open, dh, pub, decodePriv, decodePub, dhObjects, impl: evpAead() ? 'evp' : 'node' };
+  return { seal, open, dh, pub, dhImported, decodePriv, decodePub, dhObjects, impl: evpAead() ? 'evp' : 'node' };
 }
 
 export async function aeadBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 7;
   const packets = smoke ? 2000 : 100_000;
-  const keys = ['seal', 'open', 'dh', 'pub', 'decodePriv', 'decodePub', 'dhObjects'] as const;
+  const keys = ['seal', 'open', 'dh', 'pub', 'dhImported', 'decodePriv', 'decodePub', 'dhObjects'] as const;
   type Key = (typeof keys)[number];
-  const r: Record<string, Record<Key, number[]>> = { node: { seal: [], open: [], dh: [], pub: [], decodePriv: [], decodePub: [], dhObjects: [] }, evp: { seal: [], open: [], dh: [], pub: [], decodePriv: [], decodePub: [], dhObjects: [] } };
+  const empty = () => Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
+  const r: Record<string, Record<Key, number[]>> = { node: empty(), evp: empty() };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const) {
       const j = JSON.parse(
@@ -87,6 +93,8 @@ export async function aeadBench(smoke: boolean): Promise<Sample[]> {
       const xs = r[impl]![op];
       out.push({ name: `X25519 ${op === 'dh' ? 'DH' : 'public key'} from raw keys, ${impl === 'node' ? 'node:crypto (DER-wrapped KeyObjects)' : 'libcrypto EVP_PKEY raw keys'}`, unit: 'µs', runs: xs, median: median(xs) });
     }
+  for (const impl of ['node', 'evp'] as const)
+    out.push({ name: `X25519 DH with an imported private key (importPrivateKey), ${impl === 'node' ? 'node:crypto KeyObject' : 'libcrypto EVP_PKEY handle'}`, unit: 'µs', runs: r[impl]!.dhImported, median: median(r[impl]!.dhImported) });
   for (const [op, what] of [
     ['decodePriv', 'node:crypto: createPrivateKey of a DER-wrapped raw X25519 key'],
     ['decodePub', 'node:crypto: createPublicKey of a DER-wrapped raw X25519 key'],

@@ -7,7 +7,8 @@
  * leaving the TUN. The gaps are: our initiation, wireguard-go's response, our response
  * handling, the peer's turnaround, our decryption.
  *
- *   npx tsx bench/first-ping-trace.ts            (AWG_WARMUP=0 compares without the warm-up)
+ *   npx tsx bench/first-ping-trace.ts            (AWG_WARMUP=0 compares without the warm-up,
+ *                                                AWG_HANDSHAKE_PREPARE=0 without prepared initiations)
  *
  * Needs root, wireguard-go, wg, tcpdump; runs `npm run build` output. Not part of `npm run bench`.
  */
@@ -35,7 +36,12 @@ try {
   await wgSetconf(nsB, b.iface, work, `[Interface]\nPrivateKey = ${kb.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T(1)}/32\n`);
   await wgGoAddress(nsB, b.iface, `${T(2)}/24`);
   const cfg = writeConfig(env, 'a.yaml', awgConfig({ tunnel: 'fpt', privateKey: ka.privateKey, address: `${T(1)}/24`, listenPort: 51823, peerPublicKey: kb.publicKey, endpoint: `${UB}:51820`, allowedIPs: [`${T(2)}/32`] }));
-  const ap = await awg(nsA, env, ['apply', '-f', cfg], { extraEnv: process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {} });
+  const ap = await awg(nsA, env, ['apply', '-f', cfg], {
+    extraEnv: {
+      ...(process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {}),
+      ...(process.env.AWG_HANDSHAKE_PREPARE ? { AWG_HANDSHAKE_PREPARE: process.env.AWG_HANDSHAKE_PREPARE } : {}),
+    },
+  });
   if (ap.code) throw new Error(ap.stderr);
   if (!(await pingEventually(nsA, T(2), 20_000))) throw new Error('no tunnel');
   for (let i = 0; i < 6; i++) {

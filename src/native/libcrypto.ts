@@ -44,6 +44,21 @@ export interface EvpX25519 {
   /** DH(sk, pk), or null when libcrypto refuses it (a low-order point gives an all-zero secret) */
   sharedSecret(sk: Uint8Array, pk: Uint8Array): Uint8Array | null;
   publicKey(sk: Uint8Array): Uint8Array;
+  /**
+   * Imports a private key once (OpenSSL derives its public key on import: a scalar
+   * multiplication) for repeated DHs, each then one multiplication instead of two. The
+   * handle is freed by `freePrivate`, or when the returned object is collected.
+   */
+  importPrivate(sk: Uint8Array): EvpPrivateKey;
+  sharedSecretWith(key: EvpPrivateKey, pk: Uint8Array): Uint8Array | null;
+  freePrivate(key: EvpPrivateKey): void;
+}
+
+/** An imported X25519 private key: its public half and libcrypto's EVP_PKEY (null once freed). */
+export interface EvpPrivateKey {
+  readonly publicKey: Uint8Array;
+  /** @internal the EVP_PKEY */
+  handle: unknown;
 }
 
 export interface EvpAead {
@@ -139,32 +154,70 @@ function loadX25519(): EvpX25519 | null {
   }
   const { newPriv, newPub, getPub, ctxNew, deriveInit, setPeer, derive, pkeyFree, ctxFree } = x;
   const len = new BigUint64Array(1);
+  /** DH of an EVP_PKEY private key with a raw public key */
+  const dh = (a: unknown, pk: Uint8Array): Uint8Array | null => {
+    if (pk.length !== 32) return null;
+    const b = newPub(EVP_PKEY_X25519, null, pk, 32);
+    const c = ctxNew(a, null);
+    try {
+      if (!b || !c) return null;
+      const out = new Uint8Array(32);
+      len[0] = 32n;
+      if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
+      return out;
+    } finally {
+      if (c) ctxFree(c);
+      if (b) pkeyFree(b);
+    }
+  };
+  const rawPublic = (a: unknown): Uint8Array => {
+    const out = new Uint8Array(32);
+    len[0] = 32n;
+    if (getPub(a, out, len) !== 1 || len[0] !== 32n) throw new Error('X25519: EVP_PKEY_get_raw_public_key failed');
+    return out;
+  };
+  // a handle whose owner forgot to free it is freed when the owner is collected
+  const held = new FinalizationRegistry<unknown>((handle) => pkeyFree(handle));
   return {
     sharedSecret(sk, pk) {
-      if (sk.length !== 32 || pk.length !== 32) return null;
+      if (sk.length !== 32) return null;
       const a = newPriv(EVP_PKEY_X25519, null, sk, 32);
-      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
-      const c = a ? ctxNew(a, null) : null;
+      if (!a) return null;
       try {
-        if (!a || !b || !c) return null;
-        const out = new Uint8Array(32);
-        len[0] = 32n;
-        if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
-        return out;
+        return dh(a, pk);
       } finally {
-        if (c) ctxFree(c);
-        if (b) pkeyFree(b);
-        if (a) pkeyFree(a);
+        pkeyFree(a);
       }
+    },
+    importPrivate(sk) {
+      const a = sk.length === 32 ? newPriv(EVP_PKEY_X25519, null, sk, 32) : null;
+      if (!a) throw new Error('X25519: not a 32-byte private key');
+      let publicKey: Uint8Array;
+      try {
+        publicKey = rawPublic(a);
+      } catch (e) {
+        pkeyFree(a);
+        throw e;
+      }
+      const key: EvpPrivateKey = { publicKey, handle: a };
+      held.register(key, a, key);
+      return key;
+    },
+    sharedSecretWith(key, pk) {
+      if (!key.handle) throw new Error('X25519: private key already freed');
+      return dh(key.handle, pk);
+    },
+    freePrivate(key) {
+      if (!key.handle) return;
+      held.unregister(key);
+      pkeyFree(key.handle);
+      key.handle = null;
     },
     publicKey(sk) {
       const a = sk.length === 32 ? newPriv(EVP_PKEY_X25519, null, sk, 32) : null;
       if (!a) throw new Error('X25519: not a 32-byte private key');
       try {
-        const out = new Uint8Array(32);
-        len[0] = 32n;
-        if (getPub(a, out, len) !== 1 || len[0] !== 32n) throw new Error('X25519: EVP_PKEY_get_raw_public_key failed');
-        return out;
+        return rawPublic(a);
       } finally {
         pkeyFree(a);
       }

@@ -40,6 +40,8 @@ function withTestKnobs(text: string): string {
   return lines.join('\n');
 }
 
+const HANDSHAKE_LOG_DELAY_MS = 50;
+
 export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const input = await readStdin();
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
@@ -67,7 +69,13 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const log = levelLog(logger);
   const engine = createEngine(o.link, await nativeEngineIo(), { log, resolver });
-  engine.device.on('handshake', (e) => log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`));
+  // logged a little later: the event fires before the packets that waited for the handshake
+  // are sent, and the synchronous log write cost them ≈ 0.25 ms (bench/RESULTS.md, Step 10);
+  // on the next turn it would still delay the first answer to them
+  engine.device.on('handshake', (e) => {
+    const line = `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`;
+    setTimeout(() => log('info', line), HANDSHAKE_LOG_DELAY_MS).unref();
+  });
   let closing = false;
   async function shutdown(code: number): Promise<void> {
     if (closing) return;

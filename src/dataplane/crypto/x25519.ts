@@ -9,9 +9,9 @@ import {
   createPublicKey,
   diffieHellman,
   randomBytes,
-  type KeyObject,
+  KeyObject,
 } from 'node:crypto';
-import { evpX25519 } from '../../native/libcrypto.js';
+import { type EvpPrivateKey, evpX25519 } from '../../native/libcrypto.js';
 
 const evp = evpX25519();
 
@@ -35,6 +35,31 @@ export function publicKeyObject(pk: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pk]), format: 'der', type: 'spki' });
 }
 
+/** A private key imported for repeated DHs, with its public half. */
+export interface PrivateKey {
+  readonly publicKey: Uint8Array;
+  /** libcrypto's handle, or node:crypto's KeyObject without it */
+  readonly evp?: EvpPrivateKey;
+  readonly node?: KeyObject;
+}
+
+export function importPrivateKey(sk: Uint8Array): PrivateKey {
+  if (evp) {
+    const k = evp.importPrivate(sk);
+    return { publicKey: k.publicKey, evp: k };
+  }
+  const ko = privateKeyObject(sk);
+  return { publicKey: publicKey(ko), node: ko };
+}
+
+/** Frees (and libcrypto cleanses) an imported key now; later DHs with it throw. */
+export function disposePrivateKey(k: PrivateKey | null | undefined): void {
+  if (k?.evp) evp?.freePrivate(k.evp);
+}
+
+const isPrivateKey = (k: Uint8Array | KeyObject | PrivateKey): k is PrivateKey =>
+  !(k instanceof Uint8Array) && !(k instanceof KeyObject);
+
 export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
   if (evp && sk instanceof Uint8Array) return evp.publicKey(sk);
   const ko = sk instanceof Uint8Array ? privateKeyObject(sk) : sk;
@@ -43,8 +68,10 @@ export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
 }
 
 /** DH(sk, pk); null when the result is all-zero (low-order point), which WireGuard refuses. */
-export function sharedSecret(sk: Uint8Array | KeyObject, pk: Uint8Array): Uint8Array | null {
-  const s = evp && sk instanceof Uint8Array ? evp.sharedSecret(sk, pk) : nodeSharedSecret(sk, pk);
+export function sharedSecret(sk: Uint8Array | KeyObject | PrivateKey, pk: Uint8Array): Uint8Array | null {
+  let s: Uint8Array | null;
+  if (isPrivateKey(sk)) s = sk.evp ? evp!.sharedSecretWith(sk.evp, pk) : nodeSharedSecret(sk.node!, pk);
+  else s = evp && sk instanceof Uint8Array ? evp.sharedSecret(sk, pk) : nodeSharedSecret(sk, pk);
   if (!s) return null;
   let acc = 0;
   for (const b of s) acc |= b;

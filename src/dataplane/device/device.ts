@@ -24,7 +24,7 @@ import {
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
 } from '../constants.js';
 import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
-import { clamp, publicKey as derivePublic, sharedSecret } from '../crypto/x25519.js';
+import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey, sharedSecret } from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
 import { AllowedIPs, formatPrefix } from './allowedips.js';
@@ -34,7 +34,9 @@ import {
   type IndexEntry,
   clearHandshake,
   deleteKeypair,
+  dropPrepared,
   isOwnKey,
+  prepareNextInitiation,
 } from './handshake.js';
 import { Peer } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
@@ -57,6 +59,11 @@ export interface DeviceOptions {
   resolver?: Resolver;
   /** handshake messages per second that put the device under load (cookie replies) */
   underLoadThreshold?: number;
+  /**
+   * Prepare each peer's next handshake initiation while idle (default: on unless
+   * AWG_HANDSHAKE_PREPARE=0, the off switch for diagnosis); off, it is built when needed.
+   */
+  prepareInitiations?: boolean;
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
@@ -75,6 +82,13 @@ export interface DeviceEvents {
 
 const hexOf = (k: Uint8Array) => Buffer.from(k).toString('hex');
 
+/**
+ * Initiations are prepared a little after the event that calls for it (a peer starting, the
+ * last preparation used), not at once: the handshake in flight gets the CPU first.
+ */
+const PREPARE_DELAY_MS = 20;
+const PREPARE_BATCH = 16;
+
 export class Device
   extends EventEmitter<DeviceEvents>
   implements TimerHost, HandshakeHost, ReceiveHost
@@ -86,6 +100,7 @@ export class Device
   readonly indices = new Map<number, IndexEntry>();
   staticPrivate: Uint8Array | null = null;
   staticPublic: Uint8Array | null = null;
+  staticKey: PrivateKey | null = null;
   readonly tun: TunDevice;
   readonly bind: Bind;
   readonly allowedIps = new AllowedIPs<Peer>();
@@ -106,6 +121,10 @@ export class Device
   private boundPort = 0;
   private fwmark = 0;
   private readonly log: NonNullable<DeviceOptions['log']>;
+  private readonly prepareAhead: boolean;
+  /** peers whose next initiation is to be prepared, and the pending turn that does it */
+  private readonly toPrepare = new Set<Peer>();
+  private prepareTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: DeviceOptions) {
     super();
@@ -118,6 +137,7 @@ export class Device
     this.rekeyAfterMessages = opts.rekeyAfterMessages ?? REKEY_AFTER_MESSAGES_NUM;
     this.rejectAfterMessages = opts.rejectAfterMessages ?? REJECT_AFTER_MESSAGES_NUM;
     this.log = opts.log ?? (() => {});
+    this.prepareAhead = opts.prepareInitiations ?? process.env.AWG_HANDSHAKE_PREPARE !== '0';
     this.timing = new Timing(() => this.awg, this.rng);
     this.codec = new AwgCodec(this.awg, this.rng);
     this.cookieChecker = new CookieChecker(new Uint8Array(32), (n) => this.rng.bytes(n));
@@ -195,6 +215,11 @@ export class Device
     if (this.stateValue === 'closed') return;
     await this.down();
     for (const p of [...this.peers.values()]) this.removePeer(p);
+    disposePrivateKey(this.staticKey);
+    this.staticKey = null;
+    if (this.prepareTimer) clearTimeout(this.prepareTimer);
+    this.prepareTimer = null;
+    this.toPrepare.clear();
     this.tun.onReceive(null);
     this.bind.onReceive(null);
     this.bind.onBatchEnd?.(null);
@@ -267,21 +292,26 @@ export class Device
   }
 
   private setPrivateKey(sk: Uint8Array | null): void {
+    disposePrivateKey(this.staticKey);
     if (!sk || isZeroKey(sk)) {
       this.staticPrivate = null;
       this.staticPublic = null;
+      this.staticKey = null;
     } else {
       this.staticPrivate = clamp(sk);
-      this.staticPublic = derivePublic(this.staticPrivate);
+      this.staticKey = importPrivateKey(this.staticPrivate);
+      this.staticPublic = this.staticKey.publicKey;
       const own = this.peers.get(hexOf(this.staticPublic));
       if (own) this.removePeer(own);
       this.cookieChecker.init(this.staticPublic);
     }
     for (const p of this.peers.values()) {
-      p.handshake.precomputedStaticStatic = this.staticPrivate
-        ? sharedSecret(this.staticPrivate, p.publicKey)
+      p.handshake.precomputedStaticStatic = this.staticKey
+        ? sharedSecret(this.staticKey, p.publicKey)
         : null;
       this.expireCurrentKeypairs(p);
+      dropPrepared(p);
+      if (p.running) this.prepareSoon(p);
     }
   }
 
@@ -306,8 +336,8 @@ export class Device
     if (!p) {
       if (pc.updateOnly) return;
       p = new Peer(Uint8Array.from(pc.publicKey), this.clock, this.expiry);
-      p.handshake.precomputedStaticStatic = this.staticPrivate
-        ? sharedSecret(this.staticPrivate, p.publicKey)
+      p.handshake.precomputedStaticStatic = this.staticKey
+        ? sharedSecret(this.staticKey, p.publicKey)
         : null;
       p.timers.maxHandshakeAttempts = this.timing.maxHandshakeAttempts();
       this.peers.set(key, p);
@@ -358,12 +388,36 @@ export class Device
     p.handshake.lastSentHandshake = this.clock.now() - (this.timing.rekeyTimeoutLo() + 1000);
     p.timers.handshakeAttempts = 0;
     if (!isZeroRange(p.persistentKeepalive)) send.sendKeepalive(this, p);
+    this.prepareSoon(p);
   }
 
   private stopPeer(p: Peer): void {
     p.running = false;
     timersStop(p);
     this.zeroAndFlushAll(p);
+    this.toPrepare.delete(p);
+    dropPrepared(p);
+  }
+
+  /**
+   * HandshakeHost: prepare the peer's next initiation on a later turn of the event loop
+   * (never in the middle of a packet batch; at most PREPARE_BATCH peers per turn).
+   */
+  prepareSoon(p: Peer): void {
+    if (!this.prepareAhead || p.handshake.prepared) return;
+    this.toPrepare.add(p);
+    this.prepareTimer ??= setTimeout(() => this.prepareSome(), PREPARE_DELAY_MS).unref();
+  }
+
+  private prepareSome(): void {
+    this.prepareTimer = null;
+    let n = 0;
+    for (const p of this.toPrepare) {
+      if (n++ === PREPARE_BATCH) break;
+      this.toPrepare.delete(p);
+      if (p.running && this.isUp()) this.guard('handshake preparation', () => prepareNextInitiation(this, p));
+    }
+    if (this.toPrepare.size) this.prepareTimer = setTimeout(() => this.prepareSome(), 0).unref();
   }
 
   peerByKey(pub: Uint8Array): Peer | undefined {

@@ -4,15 +4,16 @@
  * 148/92-byte forms; AWG framing happens in the caller.
  */
 import { MESSAGE_INITIATION_TYPE } from '../constants.js';
-import { clamp } from '../crypto/x25519.js';
+import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey } from '../crypto/x25519.js';
 import { keysEqual } from '../crypto/keys.js';
 import { tai64n, tai64nAfter } from '../crypto/tai64n.js';
 import { HANDSHAKE_INITIATION_RATE } from '../constants.js';
 import {
   consumeInitiation,
   consumeResponse,
-  createInitiation,
   createResponse,
+  finishInitiation,
+  prepareInitiation,
   split,
 } from '../noise/handshake.js';
 import {
@@ -25,7 +26,7 @@ import { ReplayFilter } from '../noise/replay.js';
 import type { RandomSource } from '../awg/random.js';
 import type { Clock } from '../clock.js';
 import type { Keypair } from './keypair.js';
-import type { Peer } from './peer.js';
+import type { Peer, Prepared } from './peer.js';
 
 export interface IndexEntry {
   peer: Peer;
@@ -39,7 +40,11 @@ export interface HandshakeHost {
   readonly indices: Map<number, IndexEntry>;
   staticPrivate: Uint8Array | null;
   staticPublic: Uint8Array | null;
+  /** the static private key imported for DHs (crypto/x25519.ts importPrivateKey) */
+  staticKey: PrivateKey | null;
   peerByKey(pub: Uint8Array): Peer | undefined;
+  /** prepare the peer's next initiation while idle (the device schedules it; optional) */
+  prepareSoon?(p: Peer): void;
   /** extra nanoseconds for TAI64N (tests keep it 0) */
   readonly tai64nNanos?: () => number;
 }
@@ -62,6 +67,7 @@ function clearHandshake(h: HandshakeHost, p: Peer): void {
   }
   hs.state = 'zeroed';
   hs.chain = null;
+  disposePrivateKey(hs.localEphemeral);
   hs.localEphemeral = null;
   hs.remoteEphemeral = null;
   hs.localIndex = 0;
@@ -69,6 +75,48 @@ function clearHandshake(h: HandshakeHost, p: Peer): void {
 }
 
 export { clearHandshake };
+
+/**
+ * Prepares the peer's next initiation up to its timestamp (a fresh ephemeral key, es, the
+ * sealed static key, ss): the two scalar multiplications and most of the hashing of message 1,
+ * done while idle so that a packet waiting for a handshake waits only for the rest (the
+ * first packet after a peer reset: bench/RESULTS.md, Step 10). Keeps an existing preparation
+ * that is still current.
+ */
+export function prepareNextInitiation(h: HandshakeHost, p: Peer): void {
+  if (currentPrepared(h, p)) return;
+  dropPrepared(p);
+  const staticKey = h.staticKey;
+  const ss = p.handshake.precomputedStaticStatic;
+  if (!staticKey || !h.staticPublic || !ss) return;
+  const ephemeral = importPrivateKey(clamp(h.rng.bytes(32)));
+  const initiation = prepareInitiation({
+    localStaticPrivate: staticKey,
+    localStaticPublic: h.staticPublic,
+    remoteStaticPublic: p.publicKey,
+    ephemeralPrivate: ephemeral,
+    staticStatic: ss,
+  });
+  if (!initiation) {
+    disposePrivateKey(ephemeral);
+    return;
+  }
+  p.handshake.prepared = { initiation, ephemeral, staticKey, staticStatic: ss };
+}
+
+/** The peer's prepared initiation when it was made with today's keys, else null. */
+function currentPrepared(h: HandshakeHost, p: Peer): Prepared | null {
+  const pre = p.handshake.prepared;
+  return pre && pre.staticKey === h.staticKey && pre.staticStatic === p.handshake.precomputedStaticStatic ? pre : null;
+}
+
+/** Forgets (and frees the ephemeral key of) a prepared initiation. */
+export function dropPrepared(p: Peer): void {
+  const pre = p.handshake.prepared;
+  if (!pre) return;
+  p.handshake.prepared = null;
+  disposePrivateKey(pre.ephemeral);
+}
 
 export function createMessageInitiation(
   h: HandshakeHost,
@@ -78,18 +126,15 @@ export function createMessageInitiation(
   if (!h.staticPrivate || !h.staticPublic || !p.handshake.precomputedStaticStatic) return null;
   clearHandshake(h, p);
   const hs = p.handshake;
-  const eph = clamp(h.rng.bytes(32));
-  const out = createInitiation({
-    localStaticPrivate: h.staticPrivate,
-    localStaticPublic: h.staticPublic,
-    remoteStaticPublic: p.publicKey,
-    ephemeralPrivate: eph,
-    payload: tai64n(h.clock.wallNow(), h.tai64nNanos?.() ?? 0),
-    staticStatic: hs.precomputedStaticStatic,
-  });
-  if (!out) return null;
+  // each initiation uses its own ephemeral: a preparation is used once
+  prepareNextInitiation(h, p);
+  const pre = hs.prepared;
+  hs.prepared = null;
+  if (!pre) return null;
+  h.prepareSoon?.(p);
+  const out = finishInitiation(pre.initiation, tai64n(h.clock.wallNow(), h.tai64nNanos?.() ?? 0));
   hs.localIndex = newIndex(h, { peer: p, keypair: null });
-  hs.localEphemeral = eph;
+  hs.localEphemeral = pre.ephemeral;
   hs.chain = out.state;
   hs.state = 'initiation-created';
   return encodeInitiation(
@@ -107,7 +152,7 @@ export function consumeMessageInitiation(h: HandshakeHost, msg: Uint8Array): Pee
   const d = decodeInitiation(msg);
   let peer: Peer | undefined;
   const r = consumeInitiation({
-    localStaticPrivate: h.staticPrivate,
+    localStaticPrivate: h.staticKey ?? h.staticPrivate,
     localStaticPublic: h.staticPublic,
     ephemeralPublic: d.ephemeral,
     encryptedStatic: d.encStatic,
@@ -136,7 +181,7 @@ export function consumeMessageInitiation(h: HandshakeHost, msg: Uint8Array): Pee
 export function createMessageResponse(h: HandshakeHost, p: Peer, type: number): Uint8Array | null {
   const hs = p.handshake;
   if (hs.state !== 'initiation-consumed' || !hs.chain || !hs.remoteEphemeral) return null;
-  const eph = clamp(h.rng.bytes(32));
+  const eph = importPrivateKey(clamp(h.rng.bytes(32)));
   const out = createResponse({
     state: hs.chain,
     remoteEphemeral: hs.remoteEphemeral,
@@ -145,7 +190,10 @@ export function createMessageResponse(h: HandshakeHost, p: Peer, type: number): 
     psk: hs.presharedKey,
     payload: new Uint8Array(0),
   });
-  if (!out) return null;
+  if (!out) {
+    disposePrivateKey(eph);
+    return null;
+  }
   hs.localIndex = newIndex(h, { peer: p, keypair: null });
   hs.localEphemeral = eph;
   hs.chain = out.state;
@@ -175,7 +223,7 @@ export function consumeMessageResponse(h: HandshakeHost, msg: Uint8Array): Peer 
     return null;
   const r = consumeResponse({
     state: hs.chain,
-    localStaticPrivate: h.staticPrivate,
+    localStaticPrivate: h.staticKey ?? h.staticPrivate,
     localEphemeralPrivate: hs.localEphemeral,
     ephemeralPublic: d.ephemeral,
     encryptedPayload: d.encEmpty,

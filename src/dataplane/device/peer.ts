@@ -5,7 +5,8 @@
 import type { Endpoint } from '../conn/bind.js';
 import { DEFAULT_UDP_WINDOW } from '../constants.js';
 import { CookieGenerator } from '../noise/cookie.js';
-import type { SymmetricState } from '../noise/handshake.js';
+import type { PreparedInitiation, SymmetricState } from '../noise/handshake.js';
+import type { PrivateKey } from '../crypto/x25519.js';
 import { type UintRange, ZERO_RANGE } from '../awg/range.js';
 import { type Keypairs, emptyKeypairs } from './keypair.js';
 import { Timer } from './timer.js';
@@ -21,8 +22,10 @@ export type HandshakeState =
 export interface Handshake {
   state: HandshakeState;
   chain: SymmetricState | null;
-  localEphemeral: Uint8Array | null;
+  localEphemeral: PrivateKey | null;
   remoteEphemeral: Uint8Array | null;
+  /** the next initiation up to its timestamp, prepared while idle (device/handshake.ts) */
+  prepared: Prepared | null;
   localIndex: number;
   remoteIndex: number;
   precomputedStaticStatic: Uint8Array | null;
@@ -30,6 +33,14 @@ export interface Handshake {
   lastTimestamp: Uint8Array;
   lastInitiationConsumed: number;
   lastSentHandshake: number;
+}
+
+/** A prepared initiation and the keys it was prepared with (stale when either changed). */
+export interface Prepared {
+  initiation: PreparedInitiation;
+  ephemeral: PrivateKey;
+  staticKey: PrivateKey;
+  staticStatic: Uint8Array;
 }
 
 export interface PeerTimers {
@@ -82,6 +93,7 @@ export class Peer {
       chain: null,
       localEphemeral: null,
       remoteEphemeral: null,
+      prepared: null,
       localIndex: 0,
       remoteIndex: 0,
       precomputedStaticStatic: null,

@@ -6,7 +6,11 @@
  */
 import { hash, kdf1, kdf2, kdf3 } from '../crypto/blake2s.js';
 import { open, seal } from '../crypto/aead.js';
-import { publicKey, sharedSecret } from '../crypto/x25519.js';
+import { type PrivateKey, publicKey, sharedSecret } from '../crypto/x25519.js';
+
+/** A raw private key, or one imported once for several DHs (crypto/x25519.ts). */
+export type Secret = Uint8Array | PrivateKey;
+const publicOf = (k: Secret): Uint8Array => (k instanceof Uint8Array ? publicKey(k) : k.publicKey);
 
 export const CONSTRUCTION = 'Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s';
 export const IDENTIFIER = 'WireGuard v1 zx2c4 Jason@zx2c4.com';
@@ -41,20 +45,33 @@ export interface InitiationOut {
 
 export interface InitiationIn {
   init?: SymmetricState;
-  localStaticPrivate: Uint8Array;
+  localStaticPrivate: Secret;
   localStaticPublic: Uint8Array;
   remoteStaticPublic: Uint8Array;
-  ephemeralPrivate: Uint8Array;
+  ephemeralPrivate: Secret;
   payload: Uint8Array;
   /** DH(local static, remote static), precomputed per peer */
   staticStatic?: Uint8Array | null;
 }
 
-/** Message 1: e, es, s, ss. Returns null if a DH result is all-zero. */
-export function createInitiation(p: InitiationIn): InitiationOut | null {
+/**
+ * Message 1 up to its payload: everything but the timestamp depends only on the keys, so a
+ * device prepares it while idle and only `finishInitiation` runs when a packet waits.
+ */
+export interface PreparedInitiation {
+  ephemeralPublic: Uint8Array;
+  encryptedStatic: Uint8Array;
+  /** C and H after "e, es, s, ss", and the key that seals the payload */
+  ck: Uint8Array;
+  h: Uint8Array;
+  key: Uint8Array;
+}
+
+/** e, es, s, ss. Null if a DH result is all-zero. */
+export function prepareInitiation(p: Omit<InitiationIn, 'payload'>): PreparedInitiation | null {
   const init = p.init ?? WG_INITIAL;
   let h = hash(init.h, p.remoteStaticPublic);
-  const epub = publicKey(p.ephemeralPrivate);
+  const epub = publicOf(p.ephemeralPrivate);
   let ck: Uint8Array = kdf1(init.ck, epub);
   h = hash(h, epub);
   const es = sharedSecret(p.ephemeralPrivate, p.remoteStaticPublic);
@@ -69,9 +86,25 @@ export function createInitiation(p: InitiationIn): InitiationOut | null {
       : p.staticStatic;
   if (!ss) return null;
   [ck, key] = kdf2(ck, ss);
-  const encryptedPayload = seal(key, 0, p.payload, h);
-  h = hash(h, encryptedPayload);
-  return { ephemeralPublic: epub, encryptedStatic, encryptedPayload, state: { ck, h } };
+  return { ephemeralPublic: epub, encryptedStatic, ck, h, key };
+}
+
+/** The payload (WireGuard: the TAI64N timestamp) sealed onto a prepared message 1. */
+export function finishInitiation(pre: PreparedInitiation, payload: Uint8Array): InitiationOut {
+  const encryptedPayload = seal(pre.key, 0, payload, pre.h);
+  const h = hash(pre.h, encryptedPayload);
+  return {
+    ephemeralPublic: pre.ephemeralPublic,
+    encryptedStatic: pre.encryptedStatic,
+    encryptedPayload,
+    state: { ck: pre.ck, h },
+  };
+}
+
+/** Message 1: e, es, s, ss. Returns null if a DH result is all-zero. */
+export function createInitiation(p: InitiationIn): InitiationOut | null {
+  const pre = prepareInitiation(p);
+  return pre && finishInitiation(pre, p.payload);
 }
 
 export interface ConsumedInitiation {
@@ -83,7 +116,7 @@ export interface ConsumedInitiation {
 
 export interface ConsumeInitiationIn {
   init?: SymmetricState;
-  localStaticPrivate: Uint8Array;
+  localStaticPrivate: Secret;
   localStaticPublic: Uint8Array;
   ephemeralPublic: Uint8Array;
   encryptedStatic: Uint8Array;
@@ -124,7 +157,7 @@ export interface ResponseIn {
   state: SymmetricState;
   remoteEphemeral: Uint8Array;
   remoteStaticPublic: Uint8Array;
-  ephemeralPrivate: Uint8Array;
+  ephemeralPrivate: Secret;
   psk: Uint8Array;
   payload: Uint8Array;
 }
@@ -137,7 +170,7 @@ export interface ResponseOut {
 
 /** Message 2: e, ee, se, psk. */
 export function createResponse(p: ResponseIn): ResponseOut | null {
-  const epub = publicKey(p.ephemeralPrivate);
+  const epub = publicOf(p.ephemeralPrivate);
   let h = hash(p.state.h, epub);
   let ck: Uint8Array = kdf1(p.state.ck, epub);
   const ee = sharedSecret(p.ephemeralPrivate, p.remoteEphemeral);
@@ -154,8 +187,8 @@ export function createResponse(p: ResponseIn): ResponseOut | null {
 
 export interface ConsumeResponseIn {
   state: SymmetricState;
-  localStaticPrivate: Uint8Array;
-  localEphemeralPrivate: Uint8Array;
+  localStaticPrivate: Secret;
+  localEphemeralPrivate: Secret;
   ephemeralPublic: Uint8Array;
   encryptedPayload: Uint8Array;
   psk: Uint8Array;

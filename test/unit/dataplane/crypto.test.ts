@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { hash, hmac, kdf1, kdf2, kdf3, mac } from '../../../src/dataplane/crypto/blake2s.js';
@@ -141,6 +141,27 @@ describe('X25519', () => {
   });
   it('refuses an all-zero shared secret', () => {
     expect(sharedSecret(generateKeyPair().privateKey, new Uint8Array(32))).toBeNull();
+  });
+  it('an imported key (an EVP handle, or a KeyObject with AWG_X25519=node) agrees with raw bytes', async () => {
+    for (const env of ['', 'node']) {
+      vi.resetModules();
+      vi.stubEnv('AWG_X25519', env);
+      try {
+        const m = await import('../../../src/dataplane/crypto/x25519.js');
+        for (let i = 0; i < 5; i++) {
+          const a = generateKeyPair();
+          const b = generateKeyPair();
+          const k = m.importPrivateKey(a.privateKey);
+          expect(env === 'node' ? k.node : k.evp).toBeDefined();
+          expect(toHex(k.publicKey)).toBe(toHex(a.publicKey));
+          expect(toHex(m.sharedSecret(k, b.publicKey)!)).toBe(toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
+          expect(m.sharedSecret(k, new Uint8Array(32))).toBeNull();
+          m.disposePrivateKey(k);
+        }
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    }
   });
   it('clamps', () => {
     const k = clamp(new Uint8Array(32).fill(0xff));

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { open, seal } from '../../../src/dataplane/crypto/aead.js';
-import { publicKey } from '../../../src/dataplane/crypto/x25519.js';
+import { importPrivateKey, publicKey } from '../../../src/dataplane/crypto/x25519.js';
 import {
   INITIAL_CHAIN_KEY,
   INITIAL_HASH,
@@ -9,7 +9,9 @@ import {
   consumeResponse,
   createInitiation,
   createResponse,
+  finishInitiation,
   initialState,
+  prepareInitiation,
   split,
 } from '../../../src/dataplane/noise/handshake.js';
 import { CookieChecker, CookieGenerator, mac1Key } from '../../../src/dataplane/noise/cookie.js';
@@ -86,6 +88,53 @@ describe('cacophony Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', () => {
       expect(toHex(seal(key, counter, hex(msgs[i].payload)))).toBe(msgs[i].ciphertext);
       expect(toHex(open(key, counter, hex(msgs[i].ciphertext))!)).toBe(msgs[i].payload);
     }
+  });
+});
+
+describe('cacophony through imported keys and a prepared message 1', () => {
+  it('gives the vector’s bytes and handshake hash', () => {
+    const c = cacophony;
+    const init = initialState(hex(c.init_prologue), c.protocol_name);
+    const iStatic = importPrivateKey(hex(c.init_static));
+    const rStatic = importPrivateKey(hex(c.resp_static));
+    const iEph = importPrivateKey(hex(c.init_ephemeral));
+    const pre = prepareInitiation({
+      init,
+      localStaticPrivate: iStatic,
+      localStaticPublic: iStatic.publicKey,
+      remoteStaticPublic: hex(c.init_remote_static),
+      ephemeralPrivate: iEph,
+    })!;
+    const m1 = finishInitiation(pre, hex(c.messages[0].payload));
+    expect(toHex(Buffer.concat([m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload]))).toBe(
+      c.messages[0].ciphertext,
+    );
+    const r1 = consumeInitiation({
+      init,
+      localStaticPrivate: rStatic,
+      localStaticPublic: rStatic.publicKey,
+      ephemeralPublic: m1.ephemeralPublic,
+      encryptedStatic: m1.encryptedStatic,
+      encryptedPayload: m1.encryptedPayload,
+    })!;
+    const m2 = createResponse({
+      state: r1.state,
+      remoteEphemeral: r1.remoteEphemeral,
+      remoteStaticPublic: r1.remoteStaticPublic,
+      ephemeralPrivate: importPrivateKey(hex(c.resp_ephemeral)),
+      psk: hex(c.resp_psks[0]),
+      payload: hex(c.messages[1].payload),
+    })!;
+    expect(toHex(Buffer.concat([m2.ephemeralPublic, m2.encryptedPayload]))).toBe(c.messages[1].ciphertext);
+    const i2 = consumeResponse({
+      state: m1.state,
+      localStaticPrivate: iStatic,
+      localEphemeralPrivate: iEph,
+      ephemeralPublic: m2.ephemeralPublic,
+      encryptedPayload: m2.encryptedPayload,
+      psk: hex(c.init_psks[0]),
+    })!;
+    expect(toHex(i2.state.h)).toBe(c.handshake_hash);
   });
 });
 

@@ -88,6 +88,24 @@ describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
     expect(() => x!.publicKey(randomBytes(31))).toThrow(/32-byte/);
   });
 
+  it('an imported private key gives the same public key and secrets as raw bytes, until freed', () => {
+    for (let i = 0; i < 20; i++) {
+      const sk = randomBytes(32);
+      const key = x!.importPrivate(sk);
+      expect(Buffer.from(key.publicKey).equals(Buffer.from(x!.publicKey(sk)))).toBe(true);
+      for (let j = 0; j < 3; j++) {
+        const pk = x!.publicKey(randomBytes(32));
+        expect(Buffer.from(x!.sharedSecretWith(key, pk)!).equals(nodeDh(sk, pk))).toBe(true);
+      }
+      expect(x!.sharedSecretWith(key, new Uint8Array(32))).toBeNull();
+      expect(x!.sharedSecretWith(key, randomBytes(31))).toBeNull();
+      x!.freePrivate(key);
+      x!.freePrivate(key); // twice is harmless
+      expect(() => x!.sharedSecretWith(key, x!.publicKey(randomBytes(32)))).toThrow(/freed/);
+    }
+    expect(() => x!.importPrivate(randomBytes(31))).toThrow(/32-byte/);
+  });
+
   it('AWG_X25519=node switches it off', () => {
     expect(evpX25519({ AWG_X25519: 'node' })).toBeUndefined();
   });

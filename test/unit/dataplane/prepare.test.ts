@@ -1,0 +1,80 @@
+/**
+ * Initiations prepared while idle (device/handshake.ts prepareNextInitiation): the first
+ * packet after a peer reset waits only for the timestamp, the MACs and the send. What is
+ * checked: the prepared ephemeral is the one that goes on the wire, each initiation has its
+ * own, a preparation made with an old static key is never used, a removed peer's ephemeral is
+ * freed, and the off switch builds each initiation when needed.
+ */
+import { describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
+import { hexOf, ipv4, makePair } from './harness.js';
+
+const PING = ipv4('192.168.0.1', '192.168.0.2', 'hello from A');
+/** longer than the device's preparation delay (20 ms): the timer is a real one */
+const settle = () => new Promise((r) => setTimeout(r, 60));
+const INIT_LEN = 148;
+const ephemeralOf = (init: Uint8Array) => hexOf(init.subarray(8, 40));
+
+describe('initiations prepared while idle', () => {
+  it('the prepared ephemeral goes on the wire; the next initiation gets a new one', async () => {
+    const { a, b, net } = await makePair();
+    const peer = a.dev.peerByKey(b.keys.publicKey)!;
+    await settle();
+    const first = peer.handshake.prepared;
+    expect(first).not.toBeNull();
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    const inits = net.sent.filter((d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN);
+    expect(inits.length).toBe(1);
+    expect(ephemeralOf(inits[0]!.data)).toBe(hexOf(first!.ephemeral.publicKey));
+    // used once; its handle was freed with the finished handshake
+    expect(peer.handshake.prepared).toBeNull();
+    if (first!.ephemeral.evp) expect(first!.ephemeral.evp.handle).toBeNull();
+    await settle();
+    const second = peer.handshake.prepared;
+    expect(second).not.toBeNull();
+    expect(hexOf(second!.ephemeral.publicKey)).not.toBe(hexOf(first!.ephemeral.publicKey));
+  });
+
+  it('a new private key makes the prepared initiation stale: the handshake uses the new key', async () => {
+    const { a, b, net } = await makePair();
+    await settle();
+    const peer = a.dev.peerByKey(b.keys.publicKey)!;
+    const stale = peer.handshake.prepared;
+    expect(stale).not.toBeNull();
+    const next = generateKeyPair();
+    await a.dev.configure({ privateKey: next.privateKey });
+    expect(peer.handshake.prepared).toBeNull(); // dropped at once, not at the next use
+    await b.dev.configure({
+      replacePeers: true,
+      peers: [{ publicKey: next.publicKey, allowedIps: ['192.168.0.1/32'] }],
+    });
+    a.tun.inject(PING); // possibly before the new preparation: then built on the spot
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    const init = net.sent.filter((d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN);
+    expect(ephemeralOf(init.at(-1)!.data)).not.toBe(hexOf(stale!.ephemeral.publicKey));
+  });
+
+  it('a removed peer’s prepared ephemeral is freed', async () => {
+    const { a, b } = await makePair();
+    await settle();
+    const peer = a.dev.peerByKey(b.keys.publicKey)!;
+    const pre = peer.handshake.prepared!;
+    expect(pre).not.toBeNull();
+    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, remove: true }] });
+    expect(peer.handshake.prepared).toBeNull();
+    if (pre.ephemeral.evp) expect(pre.ephemeral.evp.handle).toBeNull();
+  });
+
+  it('switched off (AWG_HANDSHAKE_PREPARE=0), nothing is prepared ahead and handshakes still complete', async () => {
+    const { a, b, net } = await makePair({ device: { prepareInitiations: false } });
+    await settle();
+    expect(a.dev.peerByKey(b.keys.publicKey)!.handshake.prepared).toBeNull();
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    expect(a.dev.peerByKey(b.keys.publicKey)!.handshake.prepared).toBeNull();
+  });
+});

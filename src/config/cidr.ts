@@ -2,7 +2,7 @@
  * Fast CIDR handling for large prefix lists (10k+ allowed IPs): IPv4 is parsed by hand,
  * IPv6 through ipaddr.js. Pure.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../util/ipaddr.js';
 
 export interface ParsedCidr {
   family: 4 | 6;

@@ -5,7 +5,7 @@
  * Pure. docs/security.md (Config values) lists what each value may hold and why.
  */
 import { isIP } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../util/ipaddr.js';
 
 /** C0 controls and DEL: line breaks, NUL, escapes; no config string holds one */
 // eslint-disable-next-line no-control-regex

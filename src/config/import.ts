@@ -6,7 +6,7 @@
  * keyMode `file`, secrets become `{file}` references and their material is returned in
  * `secretFiles` for the caller to write (mode 0600) next to the YAML.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../util/ipaddr.js';
 import { Document, isMap, isScalar, isSeq, parse as parseYaml } from 'yaml';
 import type { Node as YamlNode, Pair, Scalar } from 'yaml';
 import type { z } from 'zod';

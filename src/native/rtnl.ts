@@ -3,7 +3,7 @@
  * into typed events and build requests. Pure: no I/O. All headers are host order (LE);
  * addresses inside attributes are network order.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../util/ipaddr.js';
 
 export const NLMSG_NOOP = 1;
 export const NLMSG_ERROR = 2;

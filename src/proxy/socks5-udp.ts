@@ -26,7 +26,7 @@
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP, type Socket } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import ipaddr, { type IPv6 } from '../util/ipaddr.js';
 import { SocksClient } from 'socks';
 
 type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
@@ -54,7 +54,7 @@ export interface Socks5UdpRelayStats {
 export function canonicalHost(h: string): string {
   if (!ipaddr.isValid(h)) return h.toLowerCase();
   const a = ipaddr.parse(h);
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) return (a as ipaddr.IPv6).toIPv4Address().toString();
+  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress()) return (a as IPv6).toIPv4Address().toString();
   return a.toString();
 }
 

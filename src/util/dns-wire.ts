@@ -4,7 +4,7 @@
  * bounds-checked, compression pointers must point backwards (no loops), and an answer that is
  * not for our question (ID, name, type, class) is refused as `mismatch`, never believed.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from './ipaddr.js';
 
 export const TYPE_A = 1;
 export const TYPE_AAAA = 28;

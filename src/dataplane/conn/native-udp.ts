@@ -15,7 +15,7 @@
  * `nativeEngineIo` uses it where recvmmsg exists; AWG_UDP_NATIVE=0 selects the node:dgram
  * bind (conn/udp.ts) instead (diagnosis).
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import { close as closeFd } from '../../native/libc.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';

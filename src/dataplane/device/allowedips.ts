@@ -4,7 +4,7 @@
  * the peer. Prefixes are canonicalised (host bits cleared).
  */
 import { isIP } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 
 export interface Prefix {
   /** 4 or 16 bytes, host bits cleared */

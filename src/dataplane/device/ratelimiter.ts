@@ -6,7 +6,7 @@
  * WireGuard keys its table): one host commonly holds a whole /64, so keying by the full
  * address would give it 2^64 fresh buckets. An IPv4-mapped IPv6 address is its IPv4 address.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr, { type IPv4, type IPv6 } from '../../util/ipaddr.js';
 import {
   RATELIMIT_BURST,
   RATELIMIT_GC_INTERVAL,
@@ -18,13 +18,13 @@ const MAX_TOKENS = COST * RATELIMIT_BURST;
 
 /** The bucket key of a source address: `4:<v4>` or `6:<first 8 bytes, hex>` (the /64). */
 export function rateLimitKey(address: string): string {
-  let a: ipaddr.IPv4 | ipaddr.IPv6;
+  let a: IPv4 | IPv6;
   try {
     a = ipaddr.parse(address.replace(/%.*$/, ''));
   } catch {
     return `?:${address}`;
   }
-  if (a.kind() === 'ipv6' && (a as ipaddr.IPv6).isIPv4MappedAddress()) a = (a as ipaddr.IPv6).toIPv4Address();
+  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress()) a = (a as IPv6).toIPv4Address();
   if (a.kind() === 'ipv4') return `4:${a.toString()}`;
   return `6:${Buffer.from(a.toByteArray().slice(0, 8)).toString('hex')}`;
 }

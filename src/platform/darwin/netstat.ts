@@ -8,7 +8,7 @@
  * or /128. Gateways are an IP, `link#N`, a MAC, or an interface name (routes added with
  * `-interface utunN` show `utunN` and no G flag).
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 
 /** Flag letters from network_cmds netstat.tproj/route.c. */
 export const ROUTE_FLAG_LETTERS: Record<string, string> = {

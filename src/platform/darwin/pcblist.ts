@@ -9,7 +9,7 @@
  * stop at a length <= sizeof(xinpgen) (the trailer), as netstat does. A record is complete
  * once every kind of its protocol has been seen.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 
 export const XSO_SOCKET = 0x001;
 export const XSO_RCVBUF = 0x002;

@@ -7,7 +7,7 @@
  * "compressed" (sa_len < full size, only significant bytes present) and the last sockaddr
  * may be unpadded, so every read is bounded by rtm_msglen.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 
 export const RTM_VERSION = 5;
 

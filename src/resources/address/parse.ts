@@ -5,7 +5,7 @@
  * whoever added it; addresses elsewhere are ignored. IPv6 link-local addresses (fe80::/10)
  * are the kernel's and never part of the model.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 import type { AddressSpec } from '../../model/resources.js';
 import { notOursReason, type IpLinkJson } from '../link/parse.js';
 

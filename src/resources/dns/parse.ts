@@ -2,7 +2,7 @@
  * DNS manager detection, resolv.conf rendering/parsing and resolvectl output parsing. Pure.
  */
 import { isIP } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 import type { DnsSpec } from '../../model/resources.js';
 
 export type DnsManager = 'resolved' | 'resolvconf' | 'static';

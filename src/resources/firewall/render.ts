@@ -41,7 +41,7 @@
  * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
  *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
 import type { Ipv6Mode } from '../../model/policy.js';

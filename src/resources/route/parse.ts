@@ -6,7 +6,7 @@
  * other tables are ignored. `-N` makes protocol, type and table numeric even when
  * /etc/iproute2 maps them to names; names are still accepted.
  */
-import ipaddr from 'ipaddr.js';
+import ipaddr from '../../util/ipaddr.js';
 import type { RouteSpec, RouteType } from '../../model/resources.js';
 
 export interface RouteBand {

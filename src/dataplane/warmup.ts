@@ -51,7 +51,10 @@ class WarmBind implements Bind {
   send(bufs: Uint8Array[]): void {
     const to = this.other;
     if (!to) return;
-    for (const b of bufs) queueMicrotask(() => to.cb?.(b, this.self));
+    for (const b of bufs) {
+      const copy = Uint8Array.from(b); // the sender reuses its buffers (Bind contract)
+      queueMicrotask(() => to.cb?.(copy, this.self));
+    }
   }
   close(): void {
     this.cb = null;

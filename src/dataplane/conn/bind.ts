@@ -7,7 +7,10 @@
  * - `onReceive(cb)` installs the one receiver (set before or after open). Datagrams are
  *   delivered with the source endpoint; buffers belong to the receiver.
  * - `send(bufs, ep)` sends each buffer as one datagram to ep, in order. Errors on a single
- *   datagram are swallowed (UDP is lossy anyway); a closed bind drops silently.
+ *   datagram are swallowed (UDP is lossy anyway); a closed bind drops silently. The caller
+ *   reuses the buffers once `send` returns (the device encrypts into one reused slab): a
+ *   bind that keeps a datagram beyond the call (queued until the socket has room, an
+ *   asynchronous send) keeps a copy.
  * - `close()` closes the sockets; idempotent.
  * - `setMark(mark)` sets SO_MARK where supported (no-op elsewhere).
  * - `onBatchEnd(cb)` (optional): a bind that receives in batches calls `cb` after the last

@@ -221,7 +221,8 @@ export class NativeUdpBind implements Bind {
       this.sendDropped += n;
       return;
     }
-    this.pending.push({ bufs, to, start });
+    // the caller reuses its buffers after send() returns: keep copies
+    this.pending.push({ bufs: bufs.slice(start).map((b) => Uint8Array.from(b)), to, start: 0 });
     this.pendingCount += n;
     this.poller?.watchWritable(true);
   }

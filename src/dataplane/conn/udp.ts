@@ -144,7 +144,8 @@ export class UdpBind implements Bind {
       i = this.batcher.send(bufs, to.address, to.port);
     if (i >= bufs.length) return;
     const addr = this.dual && !isIPv6(to.address) ? MAPPED + to.address : to.address;
-    for (; i < bufs.length; i++) s.send(bufs[i]!, to.port, addr, ignoreSendError);
+    // dgram sends asynchronously and the caller reuses its buffers: send copies
+    for (; i < bufs.length; i++) s.send(Buffer.from(bufs[i]!), to.port, addr, ignoreSendError);
   }
 
   setMark(mark: number): void {

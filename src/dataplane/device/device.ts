@@ -110,6 +110,8 @@ export class Device
   awg: AwgParams = defaultAwgParams();
   codec: AwgCodec;
   readonly nonce = Buffer.alloc(12);
+  /** transport messages are sealed here (send.ts): 64 MTU-sized datagrams, sent then reused */
+  readonly txSlab = Buffer.allocUnsafeSlow(128 * 1024);
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
 

@@ -41,11 +41,17 @@ export interface SendHost extends TimerHost, HandshakeHost {
   readonly cookieChecker: CookieChecker;
   /** AEAD nonce scratch (single-threaded: one per device) */
   readonly nonce: Buffer;
+  /** transport messages are sealed into this slab, reused once the bind has sent them */
+  readonly txSlab: Buffer;
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
 }
 
-/** A batch from the TUN: stage each packet on the peer its destination routes to, then flush. */
+/**
+ * A batch from the TUN: stage each packet on the peer its destination routes to, then flush.
+ * The packets are views of the TUN's read slab, valid only during this call: what stays
+ * staged (no session yet) is copied.
+ */
 export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
   if (!h.isUp()) return;
   const touched = new Set<Peer>();
@@ -54,10 +60,25 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
     if (!dst) continue;
     const p = h.allowedIps.lookup(dst);
     if (!p || !p.running) continue;
+    // a TUN batch can carry more than the staging queue holds (a few TCP super-packets split
+    // into segments): with a session they go out now; without one the oldest are dropped
+    if (p.staged.length >= QUEUE_STAGED_SIZE) sendStagedPackets(h, p);
     stagePacket(p, pkt);
     touched.add(p);
   }
-  for (const p of touched) sendStagedPackets(h, p);
+  for (const p of touched) {
+    sendStagedPackets(h, p);
+    keepStaged(p);
+  }
+}
+
+/** Copies staged packets that are views of a larger buffer (the TUN's slab) into their own. */
+function keepStaged(p: Peer): void {
+  const s = p.staged;
+  for (let i = 0; i < s.length; i++) {
+    const b = s[i]!;
+    if (b.byteLength !== b.buffer.byteLength) s[i] = new Uint8Array(b);
+  }
 }
 
 function stagePacket(p: Peer, pkt: Uint8Array): void {
@@ -87,30 +108,55 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
     return;
   }
   const mtu = h.tun.mtu();
+  const slab = h.txSlab;
   const out: Uint8Array[] = [];
+  let at = 0;
   let data = false;
-  while (p.staged.length) {
+  let sent = false;
+  const staged = p.staged;
+  let i = 0;
+  for (; i < staged.length; i++) {
     if (kp.sendNonce >= h.rejectAfterMessages) break;
-    const pkt = p.staged.shift()!;
-    out.push(encrypt(h, p, kp, pkt, mtu));
+    const pkt = staged[i]!;
+    // sealed into the slab; a full slab (or sendmmsg's burst) is sent and the slab reused
+    const pad = h.codec.transportPadding(pkt.length, mtu, p.udpWindow);
+    const size = h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE;
+    if (out.length === TX_BURST || (out.length && at + size > slab.length)) {
+      sent = flushOut(h, p, out, sent);
+      out.length = 0;
+      at = 0;
+    }
+    const d = size <= slab.length ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    if (d.buffer === slab.buffer) at += (size + 7) & ~7;
+    encrypt(h, p, kp, pkt, pad, d);
+    out.push(d);
     if (pkt.length) data = true;
   }
-  if (out.length) {
-    timersAnyAuthenticatedPacketTraversal(h, p);
-    timersAnyAuthenticatedPacketSent(h, p);
-    sendBuffers(h, p, out);
-    if (data) timersDataSent(h, p);
-  }
+  staged.splice(0, i);
+  if (out.length) sent = flushOut(h, p, out, sent);
+  if (sent && data) timersDataSent(h, p);
   if (p.staged.length) sendHandshakeInitiation(h, p, false);
   keepKeyFreshSending(h, p);
 }
 
-function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, mtu: number): Uint8Array {
+/** Datagrams per send() from the slab (sendmmsg takes up to 64 at a time). */
+const TX_BURST = 64;
+
+/** Sends a run of sealed datagrams; the timers that precede the first send of a batch run once. */
+function flushOut(h: SendHost, p: Peer, out: Uint8Array[], sentBefore: boolean): boolean {
+  if (!sentBefore) {
+    timersAnyAuthenticatedPacketTraversal(h, p);
+    timersAnyAuthenticatedPacketSent(h, p);
+  }
+  sendBuffers(h, p, out);
+  return true;
+}
+
+/** Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size. */
+function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number, d: Uint8Array): void {
   const counter = kp.sendNonce++;
   const codec = h.codec;
-  const pad = codec.transportPadding(pkt.length, mtu, p.udpWindow);
   const s4 = codec.transportPrefix;
-  const d = Buffer.allocUnsafe(s4 + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE);
   writeU32(d, s4 + TRANSPORT.type, codec.pickType(4));
   writeU32(d, s4 + TRANSPORT.receiver, kp.remoteIndex);
   writeU64(d, s4 + TRANSPORT.counter, counter);
@@ -124,7 +170,6 @@ function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, mtu: number
   );
   codec.finishTransport(d);
   if (d.length > p.udpWindow) p.udpWindow = d.length;
-  return d;
 }
 
 function sendBuffers(h: SendHost, p: Peer, bufs: Uint8Array[]): boolean {

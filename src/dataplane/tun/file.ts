@@ -77,10 +77,16 @@ const MAX_BATCH = 256;
 const READ_BUF = 65536 + 64;
 /**
  * Packets are read straight into a slab and handed over as views of it (no copy, no
- * allocation per packet). A slab is never written again once a view of it was handed out:
- * a fresh one starts when less than READ_BUF remains.
+ * allocation per packet). The views are valid until the receiver returns (TunDevice
+ * contract): the next batch is read into the same slab, so the TUN allocates nothing after
+ * start. A batch is delivered early when the slab has less than SLAB_RESERVE left.
  */
 const SLAB = 1 << 20;
+/**
+ * Room a read needs: the read itself plus the segments a super-packet is split into (a
+ * 128-byte header allowance per segment; 64 KiB of a 48-byte MSS is ~1,400 segments).
+ */
+const SLAB_RESERVE = READ_BUF + 1400 * 128;
 
 /**
  * One attached TUN queue driven on the main thread: `koffi.node.poll` wakes us, then
@@ -195,8 +201,16 @@ export class TunFile implements TunDevice {
     if (this.closed || !this.receiver) return;
     this.stats.wakeups++;
     let batch: Uint8Array[] = [];
+    this.slabOff = 0; // the views of the last batch are no longer in use
     for (;;) {
-      if (SLAB - this.slabOff < READ_BUF) this.newSlab(SLAB);
+      if (this.slab.length - this.slabOff < SLAB_RESERVE) {
+        if (batch.length) {
+          this.receiver(batch);
+          batch = [];
+          if (this.closed || !this.receiver) return;
+        }
+        this.slabOff = 0;
+      }
       const n = read(this.fd, this.slab.subarray(this.slabOff), READ_BUF);
       if (n < 0) {
         const errno = -n;
@@ -216,6 +230,7 @@ export class TunFile implements TunDevice {
         this.receiver(batch);
         batch = [];
         if (this.closed || !this.receiver) return;
+        this.slabOff = 0;
       }
     }
     if (batch.length) this.receiver(batch);

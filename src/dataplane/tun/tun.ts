@@ -5,7 +5,8 @@
  * Contract:
  * - `onReceive(cb)` installs the one receiver; the device calls it once at construction.
  *   The TUN invokes it with a batch of packets read from the kernel (order preserved).
- *   Buffers handed over belong to the receiver (the TUN must not reuse them).
+ *   The packets are valid until the callback returns: the TUN reads the next batch into the
+ *   same memory, so a receiver that keeps a packet (staged for a handshake) copies it.
  * - `write(packets)` queues packets towards the kernel; never throws for a single bad packet
  *   (drops it), may throw AwgError('driver') when the device is gone.
  * - `mtu()` is the current MTU of the link; the data plane pads to at most this size.

@@ -105,6 +105,23 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     expect(r.got[152]!.from).toBe('127.0.0.1');
   });
 
+  it('keeps copies of what the socket has no room for: the caller reuses its buffers at once', async () => {
+    const { b } = await bind();
+    const r = await dgram('127.0.0.1');
+    const to = { address: '127.0.0.1', port: r.s.address().port };
+    const inner = b as unknown as { tx: { send: (...a: unknown[]) => number; full: boolean }; flushPending(): void };
+    const real = inner.tx;
+    // a socket buffer with no room: nothing goes out, everything is queued for POLLOUT
+    inner.tx = { send: (_b: unknown, _a: unknown, _p: unknown, start: unknown) => start as number, full: true } as typeof real;
+    const slab = Buffer.from('one|two|three');
+    b.send([slab.subarray(0, 3), slab.subarray(4, 7), slab.subarray(8)], to);
+    slab.fill(0x58); // the device seals its next batch into the same slab
+    inner.tx = real;
+    inner.flushPending();
+    await until(() => r.got.length === 3, 'the queued datagrams');
+    expect(r.got.map((g) => g.m.toString())).toEqual(['one', 'two', 'three']);
+  });
+
   it('reports EADDRINUSE and closes idempotently', async () => {
     const { b, port } = await bind();
     const other = new NativeUdpBind();

@@ -66,6 +66,11 @@ export interface EvpAead {
   sealInto(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
   /** ciphertext ‖ tag → plaintext, or null when authentication fails */
   open(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array): Buffer | null;
+  /**
+   * ciphertext ‖ tag → plaintext written into `out` at `offset` (room for sealed.length − 16
+   * bytes needed); its length, or −1 when authentication fails (what was written is garbage)
+   */
+  openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number;
 }
 
 let loaded: EvpAead | null | undefined;
@@ -268,6 +273,16 @@ function load(): EvpAead | null {
     freed.register(key, ctx);
     return ctx;
   };
+  function openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number {
+    if (sealed.length < TAG) return -1;
+    const n = sealed.length - TAG;
+    if (offset < 0 || offset + n > out.length) throw new RangeError('EVP open: no room for the plaintext');
+    const ctx = ctxFor(dec, key, false);
+    if (f.decInit(ctx, null, null, null, nonce12) !== 1) return -1;
+    if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
+    if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
+    return f.decFinal(ctx, scratch, outl) > 0 ? n : -1;
+  }
   return {
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
       const ctx = ctxFor(enc, key, true);
@@ -287,13 +302,9 @@ function load(): EvpAead | null {
     },
     open(key, nonce12, sealed) {
       if (sealed.length < TAG) return null;
-      const n = sealed.length - TAG;
-      const ctx = ctxFor(dec, key, false);
-      if (f.decInit(ctx, null, null, null, nonce12) !== 1) return null;
-      if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return null;
-      const pt = Buffer.allocUnsafe(n);
-      if (n) f.decUpdate(ctx, pt, outl, sealed.subarray(0, n), n);
-      return f.decFinal(ctx, scratch, outl) > 0 ? pt : null;
+      const pt = Buffer.allocUnsafe(sealed.length - TAG);
+      return openInto(key, nonce12, sealed, pt, 0) < 0 ? null : pt;
     },
+    openInto,
   };
 }

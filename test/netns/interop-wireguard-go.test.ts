@@ -9,6 +9,7 @@
  * roaming of awg's underlay address, and replies from the address wireguard-go reached.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { bulkTransfer } from '../helpers/bulk.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -141,6 +142,18 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
     expect(await tcpReachable(nsA, nsB, TUN_B, 18080)).toBe(true);
     expect(await tcpReachable(nsB, nsA, TUN_A, 18081)).toBe(true);
   });
+
+  it('TCP bulk both ways: 16 MiB arrive intact (sha256) through our reused send and receive slabs', async () => {
+    for (const [from, to, addr, port] of [
+      [nsA, nsB, TUN_B, 18090],
+      [nsB, nsA, TUN_A, 18091],
+    ] as const) {
+      const r = await bulkTransfer(from, to, addr, port, 16 * 1024 * 1024);
+      expect(r.codes).toEqual([0, 0]);
+      expect(r.sent).toMatch(/^16777216 [0-9a-f]{64}$/);
+      expect(r.received).toBe(r.sent);
+    }
+  }, 60_000);
 
   it('`wg show` reads our UAPI socket: peer, learned endpoint, handshake, byte counters', async () => {
     const text = await ourShow();

@@ -6,29 +6,13 @@
  * way, over IPv4 and IPv6.
  */
 import { describe, expect, it } from 'vitest';
-import { nsExec, nsSpawn, requireNetnsPrereqs, withNetns } from '../helpers/netns.js';
+import { bulkTransfer } from '../helpers/bulk.js';
+import { nsExec, requireNetnsPrereqs, withNetns } from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['ip']);
 const tunFile = skip ? undefined : await import('../../src/dataplane/tun/file.js');
 
 const BYTES = 24 * 1024 * 1024;
-
-/** Receives one connection on addr:port and prints the byte count and sha256. */
-const server = (addr: string) => `
-const net = require('node:net'); const h = require('node:crypto').createHash('sha256'); let n = 0;
-const s = net.createServer((c) => { c.on('data', (d) => { n += d.length; h.update(d); });
-  c.on('end', () => { console.log(n + ' ' + h.digest('hex')); s.close(); }); });
-s.listen(9000, '${addr}', () => console.log('ready'));`;
-
-/** Sends BYTES of seeded pseudo-random data and prints the same summary. */
-const client = (addr: string) => `
-const net = require('node:net'); const h = require('node:crypto').createHash('sha256');
-const chunk = Buffer.alloc(65536); let x = 12345; let left = ${BYTES};
-const c = net.connect(9000, '${addr}', () => { const more = () => { while (left > 0) {
-  for (let i = 0; i < chunk.length; i += 4) { x = (x * 1103515245 + 12345) >>> 0; chunk.writeUInt32LE(x, i); }
-  const b = Buffer.from(chunk.subarray(0, Math.min(left, chunk.length))); left -= b.length; h.update(b);
-  if (!c.write(b)) return c.once('drain', more); }
-  c.end(() => console.log(${BYTES} + ' ' + h.digest('hex'))); }; more(); });`;
 
 async function transfer(a: string, b: string, v6: boolean, offload: boolean | 'gro') {
   const ta = tunFile!.TunFile.open('awg-oa', { netns: a, offload });
@@ -44,14 +28,10 @@ async function transfer(a: string, b: string, v6: boolean, offload: boolean | 'g
       await nsExec(ns, 'ip', ['addr', 'add', `${addr}/${plen}`, 'dev', dev, ...(v6 ? ['nodad'] : [])]);
       await nsExec(ns, 'ip', ['link', 'set', dev, 'up']);
     }
-    const srv = nsSpawn(b, process.execPath, ['-e', server(bAddr)]);
-    for (let i = 0; i < 200 && !srv.output().includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
-    const cli = nsSpawn(a, process.execPath, ['-e', client(bAddr)]);
-    expect(await cli.exited).toBe(0);
-    expect(await srv.exited).toBe(0);
-    const sent = cli.output().trim();
-    expect(sent).toMatch(new RegExp(`^${BYTES} [0-9a-f]{64}$`));
-    expect(srv.output().trim().split('\n').pop()).toBe(sent);
+    const r = await bulkTransfer(a, b, bAddr, 9000, BYTES);
+    expect(r.codes).toEqual([0, 0]);
+    expect(r.sent).toMatch(new RegExp(`^${BYTES} [0-9a-f]{64}$`));
+    expect(r.received).toBe(r.sent);
     return { a: { ...ta.stats }, b: { ...tb.stats }, offload: ta.offload && tb.offload };
   } finally {
     ta.close();

@@ -5,7 +5,9 @@
  * - `open(port)` binds (0 = random) and resolves to the actual port; opening an open bind
  *   closes the old sockets first. Rejects with AwgError('driver') when the port is in use.
  * - `onReceive(cb)` installs the one receiver (set before or after open). Datagrams are
- *   delivered with the source endpoint; buffers belong to the receiver.
+ *   delivered with the source endpoint. A datagram's buffer is valid until the callback
+ *   returns (the native bind hands over views of its receive block): a receiver that keeps
+ *   bytes of it copies them.
  * - `send(bufs, ep)` sends each buffer as one datagram to ep, in order. Errors on a single
  *   datagram are swallowed (UDP is lossy anyway); a closed bind drops silently. The caller
  *   reuses the buffers once `send` returns (the device encrypts into one reused slab): a

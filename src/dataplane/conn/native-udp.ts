@@ -136,12 +136,9 @@ export class NativeUdpBind implements Bind {
     if (!recv) return;
     const ep = this.endpointOf(meta);
     if (!ep) return;
-    // a copy out of the receive block (reused by the next recvmmsg), from node's 8 KiB
-    // allocation pool as dgram's own buffers are (a slab of views would stay alive as long
-    // as any one view does)
-    const copy = Buffer.allocUnsafe(data.length);
-    copy.set(data);
-    recv(copy, ep);
+    // a view of the receive block, reused by the next recvmmsg: valid during the call only
+    // (Bind contract; the device opens transport messages into its own slab)
+    recv(data, ep);
   };
 
   /** The sender and local address of a datagram; the previous object when they are the same. */

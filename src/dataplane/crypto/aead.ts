@@ -101,6 +101,25 @@ export function openWithNonce(
   }
 }
 
+/**
+ * Opens into `out` at `offset` (the receive path's reused slab): the plaintext's length, or
+ * −1 when authentication fails. node:crypto (no usable EVP) decrypts into a new buffer and
+ * copies.
+ */
+export function openInto(
+  key: Uint8Array,
+  nonce12: Uint8Array,
+  sealed: Uint8Array,
+  out: Uint8Array,
+  offset: number,
+): number {
+  if (evp) return evp.openInto(key, nonce12, sealed, out, offset);
+  const pt = openWithNonce(key, nonce12, sealed);
+  if (!pt) return -1;
+  out.set(pt, offset);
+  return pt.length;
+}
+
 export function xseal(
   key: Uint8Array,
   nonce24: Uint8Array,

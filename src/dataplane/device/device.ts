@@ -162,9 +162,13 @@ export class Device
 
   /** packets opened in the current receive batch, waiting for `flushTun` */
   tunOut: Uint8Array[] = [];
+  /** the receive path opens transport messages here (receive.ts); reused after each flush */
+  readonly rxSlab = Buffer.allocUnsafeSlow(256 * 1024);
+  rxOff = 0;
 
-  /** Writes the packets the receive path collected (ReceiveHost). */
+  /** Writes the packets the receive path collected (ReceiveHost); the slab starts over. */
   flushTun(): void {
+    this.rxOff = 0;
     if (this.tunOut.length === 0) return;
     const out = this.tunOut;
     this.tunOut = [];

@@ -170,7 +170,7 @@ export function consumeMessageInitiation(h: HandshakeHost, msg: Uint8Array): Pee
   if (now - hs.lastInitiationConsumed <= HANDSHAKE_INITIATION_RATE) return null;
   clearHandshake(h, peer);
   hs.chain = r.state;
-  hs.remoteEphemeral = d.ephemeral;
+  hs.remoteEphemeral = Uint8Array.from(d.ephemeral); // the datagram is the bind's
   hs.remoteIndex = d.sender;
   hs.lastTimestamp = r.payload;
   hs.lastInitiationConsumed = now;

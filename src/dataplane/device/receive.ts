@@ -10,7 +10,7 @@ import {
   MIN_MESSAGE_SIZE,
   UNDER_LOAD_AFTER_TIME,
 } from '../constants.js';
-import { openWithNonce, writeNonce } from '../crypto/aead.js';
+import { TAG_SIZE, openInto, writeNonce } from '../crypto/aead.js';
 import { COOKIE, TRANSPORT, readU32, readU64 } from '../noise/messages.js';
 import {
   beginSymmetricSession,
@@ -45,6 +45,13 @@ export interface ReceiveHost extends SendHost {
   setEndpointFromPacket(p: Peer, from: Endpoint): void;
   /** inner packets for the TUN, written at the end of the receive batch */
   readonly tunOut: Uint8Array[];
+  /**
+   * transport messages are opened into this slab; `tunOut` holds views of it until
+   * `flushTun` writes them and starts the slab over at `rxOff` 0
+   */
+  readonly rxSlab: Buffer;
+  rxOff: number;
+  flushTun(): void;
 }
 
 /**
@@ -139,12 +146,15 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   if (!p.running || h.clock.now() - kp.created >= h.timing.rejectAfterTime()) return;
   const counter = readU64(msg, TRANSPORT.counter);
   if (!(counter < h.rejectAfterMessages)) return;
-  const plain = openWithNonce(
-    kp.recvKey,
-    writeNonce(h.nonce, counter),
-    msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE),
-  );
-  if (!plain) return;
+  // opened into the receive slab (the datagram is the bind's, valid only during this call)
+  const sealed = msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE);
+  const room = sealed.length - TAG_SIZE;
+  if (h.rxOff + room > h.rxSlab.length) h.flushTun();
+  const slab = room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
+  const at = slab === h.rxSlab ? h.rxOff : 0;
+  const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
+  if (n < 0) return;
+  const plain = slab.subarray(at, at + n);
   if (!kp.replay.validate(counter, h.rejectAfterMessages)) return;
   if (receivedWithKeypair(h, p, kp)) {
     timersHandshakeComplete(h, p);
@@ -165,6 +175,7 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   if (!src || h.allowedIps.lookup(src) !== p) return;
   timersDataReceived(h, p);
   h.tunOut.push(pkt);
+  if (slab === h.rxSlab) h.rxOff += (n + 7) & ~7;
 }
 
 function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {

@@ -28,7 +28,8 @@ export class MemoryTun implements TunDevice {
   write(packets: Uint8Array[]): void {
     if (this.closed) return;
     for (const p of packets) {
-      this.written.push(p);
+      // the device reuses its receive slab after write() returns (TunDevice contract)
+      this.written.push(Uint8Array.from(p));
       this.onWrite?.(p);
     }
   }

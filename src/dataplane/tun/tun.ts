@@ -8,7 +8,8 @@
  *   The packets are valid until the callback returns: the TUN reads the next batch into the
  *   same memory, so a receiver that keeps a packet (staged for a handshake) copies it.
  * - `write(packets)` queues packets towards the kernel; never throws for a single bad packet
- *   (drops it), may throw AwgError('driver') when the device is gone.
+ *   (drops it), may throw AwgError('driver') when the device is gone. The packets are views
+ *   of the device's receive slab, reused once `write` returns: a TUN that keeps one copies it.
  * - `mtu()` is the current MTU of the link; the data plane pads to at most this size.
  * - `close()` stops delivery; idempotent.
  */

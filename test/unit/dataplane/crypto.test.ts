@@ -83,6 +83,30 @@ describe('ChaCha20-Poly1305', () => {
   });
 });
 
+describe('openInto (the receive path opens into its slab)', () => {
+  it('EVP and node:crypto (AWG_AEAD=node) give the same plaintext at the offset, and -1 when tampered', async () => {
+    for (const env of ['', 'node']) {
+      vi.resetModules();
+      vi.stubEnv('AWG_AEAD', env);
+      try {
+        const m = await import('../../../src/dataplane/crypto/aead.js');
+        const key = new Uint8Array(32).fill(7);
+        const nonce = m.writeNonce(new Uint8Array(12), 42);
+        const pt = new TextEncoder().encode('a packet for the TUN');
+        const sealed = new Uint8Array(pt.length + 16);
+        m.sealInto(key, nonce, pt, 0, sealed, 0);
+        const slab = new Uint8Array(256);
+        expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(pt.length);
+        expect(toHex(slab.subarray(40, 40 + pt.length))).toBe(toHex(pt));
+        sealed[3]! ^= 1;
+        expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(-1);
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    }
+  });
+});
+
 describe('HChaCha20 / XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha)', () => {
   it('HChaCha20 §2.2.1', () => {
     const key = hex('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f');

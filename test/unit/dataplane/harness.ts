@@ -56,18 +56,20 @@ export interface PairOptions {
   psk?: Uint8Array;
   device?: Partial<DeviceOptions>;
   deviceB?: Partial<DeviceOptions>;
+  /** what B's device is given instead of its memory bind (a wrapper around it) */
+  wrapBindB?: (b: MemoryBind) => DeviceOptions['bind'];
   seed?: number;
 }
 
 export async function makePair(o: PairOptions = {}) {
   const clock = new SimClock();
   const net = new MemoryNetwork(clock);
-  const mk = (outer: string, name: string, seed: number, extra?: Partial<DeviceOptions>): Side => {
+  const mk = (outer: string, name: string, seed: number, extra?: Partial<DeviceOptions>, wrap?: PairOptions['wrapBindB']): Side => {
     const tun = new MemoryTun(name);
     const bind = net.bind(outer);
     const dev = new Device({
       tun,
-      bind,
+      bind: wrap ? wrap(bind) : bind,
       clock,
       random: seededRandom(seed),
       resolver: { resolve: async () => [] },
@@ -77,7 +79,7 @@ export async function makePair(o: PairOptions = {}) {
     return { dev, tun, bind, keys: generateKeyPair(), outer };
   };
   const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2);
-  const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1, o.deviceB);
+  const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1, o.deviceB, o.wrapBindB);
   await a.dev.configure({
     privateKey: a.keys.privateKey,
     listenPort: 51820,

@@ -58,6 +58,25 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
     expect(evp!.open(key, nonce, sealed)).not.toBeNull();
   });
 
+  it('opens into a slab at an offset; -1 for a tampered message; refuses to write past the end', () => {
+    const key = randomBytes(32);
+    const slab = Buffer.alloc(4096, 0xaa);
+    let at = 0;
+    for (const len of [0, 1, 100, 1420]) {
+      const nonce = randomBytes(12);
+      const pt = randomBytes(len);
+      const sealed = nodeSeal(key, nonce, pt, 0);
+      expect(evp!.openInto(key, nonce, sealed, slab, at)).toBe(len);
+      expect(slab.subarray(at, at + len).equals(pt)).toBe(true);
+      const bad = Buffer.from(sealed);
+      bad[bad.length - 1]! ^= 1;
+      expect(evp!.openInto(key, nonce, bad, slab, at + len)).toBe(-1);
+      at += len;
+    }
+    expect(evp!.openInto(key, randomBytes(12), randomBytes(10), slab, 0)).toBe(-1); // shorter than a tag
+    expect(() => evp!.openInto(key, randomBytes(12), nodeSeal(key, Buffer.alloc(12), randomBytes(64), 0), slab, 4090)).toThrow(RangeError);
+  });
+
   it('AWG_AEAD=node switches it off', () => {
     expect(evpAead({ AWG_AEAD: 'node' })).toBeUndefined();
   });

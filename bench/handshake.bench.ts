@@ -2,9 +2,10 @@
  * Step 10 item 4: the CPU cost of a handshake. A fresh pair of engines over the in-memory
  * network and TUNs (test/unit/dataplane/harness.ts): the time from the first packet into A's
  * TUN until it leaves B's TUN, which is the initiation, the response and the first transport
- * packet, all computed in this process (no wire, no scheduler). X25519 through libcrypto's
- * EVP_PKEY raw keys (native/libcrypto.ts, the default) against node:crypto's DER-wrapped
- * KeyObjects (AWG_X25519=node), each in a fresh child process, alternated.
+ * packet, all computed in this process (no wire, no scheduler). X25519, the AEAD and BLAKE2s
+ * through libcrypto (native/libcrypto.ts, the default) against node:crypto (AWG_X25519=node
+ * AWG_AEAD=node AWG_BLAKE2=node: DER-wrapped KeyObjects, cipher and hash objects per call),
+ * each in a fresh child process, alternated.
  *
  * Run: `npx tsx bench/handshake.bench.ts [--smoke]`; `--curve`: the first 40 pairs of a fresh
  * process one by one, and the engine's warm-up timed (wall, CPU) in another.
@@ -57,9 +58,9 @@ export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
   const r: Record<'node' | 'evp', number[]> = { node: [], evp: [] };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const)
-      r[impl].push(Number(execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(pairs)], { encoding: 'utf8', env: { ...process.env, AWG_X25519: impl } })));
+      r[impl].push(Number(execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(pairs)], { encoding: 'utf8', env: { ...process.env, AWG_X25519: impl, AWG_AEAD: impl, AWG_BLAKE2: impl } })));
   return (['node', 'evp'] as const).map((impl) => ({
-    name: `handshake + first packet, fresh in-memory pair, X25519 ${impl === 'node' ? 'node:crypto KeyObjects' : 'libcrypto EVP_PKEY raw keys'}`,
+    name: `handshake + first packet, fresh in-memory pair, ${impl === 'node' ? 'node:crypto (X25519 KeyObjects, cipher and hash objects per call)' : 'libcrypto (EVP X25519 keys, AEAD, BLAKE2s)'}`,
     unit: 'ms',
     runs: r[impl],
     median: median(r[impl]),

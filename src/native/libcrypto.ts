@@ -71,10 +71,65 @@ export interface EvpAead {
    * bytes needed); its length, or −1 when authentication fails (what was written is garbage)
    */
   openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number;
+  /**
+   * One-off keys with associated data (the handshake's AEAD): one context re-keyed per call,
+   * nothing cached per key. ciphertext ‖ tag; or the plaintext / null.
+   */
+  sealAd(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, ad: Uint8Array): Buffer;
+  openAd(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, ad: Uint8Array): Buffer | null;
+}
+
+/** BLAKE2s-256 and HMAC-BLAKE2s one-shot through libcrypto (the handshake's hashing). */
+export interface EvpBlake2s {
+  hash(data: Uint8Array): Buffer;
+  hmac(key: Uint8Array, data: Uint8Array): Buffer;
 }
 
 let loaded: EvpAead | null | undefined;
 let loadedX: EvpX25519 | null | undefined;
+let loadedB: EvpBlake2s | null | undefined;
+
+/**
+ * BLAKE2s through libcrypto's one-shot EVP_Digest / HMAC with a digest fetched once, or
+ * undefined (no usable OpenSSL in the process, or AWG_BLAKE2=node). node:crypto's createHash /
+ * createHmac build an object and fetch the digest per call: cold, as in a handshake after an
+ * idle while, that is 10–30 µs per call, and a handshake makes about twenty.
+ */
+export function evpBlake2s(env: NodeJS.ProcessEnv = process.env): EvpBlake2s | undefined {
+  if (env.AWG_BLAKE2 === 'node') return undefined;
+  if (loadedB === undefined) loadedB = loadBlake2s();
+  return loadedB ?? undefined;
+}
+
+function loadBlake2s(): EvpBlake2s | null {
+  const l = libcrypto();
+  if (!l) return null;
+  try {
+    const fetch = l.func('void *EVP_MD_fetch(void *ctx, const char *algorithm, const char *properties)') as (c: null, a: string, p: null) => unknown;
+    const digest = l.func('int EVP_Digest(const uint8_t *data, size_t count, uint8_t *md, unsigned int *size, const void *type, void *impl)') as (d: Uint8Array, n: number, md: Uint8Array, size: Uint32Array, type: unknown, impl: null) => number;
+    const hmac = l.func('uint8_t *HMAC(const void *md, const uint8_t *key, int keylen, const uint8_t *d, size_t n, uint8_t *out, unsigned int *outlen)') as (md: unknown, k: Uint8Array, kl: number, d: Uint8Array, n: number, out: Uint8Array, ol: Uint32Array) => unknown;
+    const md = fetch(null, 'BLAKE2S-256', null);
+    if (!md) return null;
+    const size = new Uint32Array(1);
+    // an empty buffer reaches C as NULL, which HMAC refuses for a key: point at a byte, length 0
+    const nonNull = new Uint8Array(1);
+    const ptr = (b: Uint8Array) => (b.length ? b : nonNull);
+    return {
+      hash(data) {
+        const out = Buffer.allocUnsafe(32);
+        if (digest(ptr(data), data.length, out, size, md, null) !== 1 || size[0] !== 32) throw new Error('EVP_Digest(BLAKE2S-256) failed');
+        return out;
+      },
+      hmac(key, data) {
+        const out = Buffer.allocUnsafe(32);
+        if (!hmac(md, ptr(key), key.length, ptr(data), data.length, out, size) || size[0] !== 32) throw new Error('HMAC(BLAKE2S-256) failed');
+        return out;
+      },
+    };
+  } catch {
+    return null;
+  }
+}
 
 /** the EVP AEAD, or undefined (no usable OpenSSL in the process, or AWG_AEAD=node) */
 export function evpAead(env: NodeJS.ProcessEnv = process.env): EvpAead | undefined {
@@ -283,7 +338,41 @@ function load(): EvpAead | null {
     if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
     return f.decFinal(ctx, scratch, outl) > 0 ? n : -1;
   }
+  // the handshake's one-off keys: one context each way, re-keyed per call
+  let encOnce: unknown = null;
+  let decOnce: unknown = null;
+  const once = (encrypt: boolean, key: Uint8Array, nonce12: Uint8Array): unknown => {
+    let ctx = encrypt ? encOnce : decOnce;
+    if (!ctx) {
+      ctx = f.ctxNew();
+      if (!ctx) throw new Error('EVP_CIPHER_CTX_new failed');
+      if (encrypt) encOnce = ctx;
+      else decOnce = ctx;
+    }
+    const ok = encrypt ? f.encInit(ctx, type, null, key, nonce12) : f.decInit(ctx, type, null, key, nonce12);
+    if (ok !== 1) throw new Error('EVP cipher init failed');
+    return ctx;
+  };
   return {
+    sealAd(key, nonce12, plaintext, ad) {
+      const ctx = once(true, key, nonce12);
+      if (ad.length && f.encUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) throw new Error('EVP AAD failed');
+      const out = Buffer.allocUnsafe(plaintext.length + TAG);
+      if (plaintext.length) f.encUpdate(ctx, out, outl, plaintext, plaintext.length);
+      f.encFinal(ctx, scratch, outl);
+      if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(plaintext.length)) !== 1) throw new Error('EVP tag failed');
+      return out;
+    },
+    openAd(key, nonce12, sealed, ad) {
+      if (sealed.length < TAG) return null;
+      const n = sealed.length - TAG;
+      const ctx = once(false, key, nonce12);
+      if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return null;
+      if (ad.length && f.decUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) return null;
+      const pt = Buffer.allocUnsafe(n);
+      if (n) f.decUpdate(ctx, pt, outl, sealed.subarray(0, n), n);
+      return f.decFinal(ctx, scratch, outl) > 0 ? pt : null;
+    },
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
       const ctx = ctxFor(enc, key, true);
       if (f.encInit(ctx, null, null, null, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');

@@ -11,6 +11,7 @@ import { evpAead } from '../../native/libcrypto.js';
 const evp = evpAead();
 
 export const TAG_SIZE = 16;
+const EMPTY = new Uint8Array(0);
 
 /** Writes the 12-byte AEAD nonce for `counter` (< 2^53) into `out`. */
 export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
@@ -28,6 +29,7 @@ export function seal(
   plaintext: Uint8Array,
   ad?: Uint8Array,
 ): Buffer {
+  if (evp && key instanceof Uint8Array) return evp.sealAd(key, writeNonce(Buffer.allocUnsafe(12), counter), plaintext, ad ?? EMPTY);
   const c = createCipheriv('chacha20-poly1305', key, writeNonce(Buffer.allocUnsafe(12), counter), {
     authTagLength: TAG_SIZE,
   });
@@ -87,7 +89,7 @@ export function openWithNonce(
   ad?: Uint8Array,
 ): Buffer | null {
   if (sealed.length < TAG_SIZE) return null;
-  if (evp && key instanceof Uint8Array && !(ad && ad.length)) return evp.open(key, nonce12, sealed);
+  if (evp && key instanceof Uint8Array) return ad && ad.length ? evp.openAd(key, nonce12, sealed, ad) : evp.open(key, nonce12, sealed);
   const n = sealed.length - TAG_SIZE;
   try {
     const d = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });

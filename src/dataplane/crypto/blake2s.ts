@@ -1,9 +1,15 @@
 /** BLAKE2s primitives of the WireGuard construction (PROTOCOL.md §1). */
 import { createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
+import { evpBlake2s } from '../../native/libcrypto.js';
+
+/** libcrypto's one-shot BLAKE2s (native/libcrypto.ts), or undefined: node:crypto objects */
+const evp = evpBlake2s();
+const join = (parts: Uint8Array[]): Uint8Array => (parts.length === 1 ? parts[0]! : Buffer.concat(parts));
 
 /** HASH(a ‖ b ‖ …): unkeyed BLAKE2s-256. */
 export function hash(...parts: Uint8Array[]): Buffer {
+  if (evp) return evp.hash(join(parts));
   const h = createHash('blake2s256');
   for (const p of parts) h.update(p);
   return h.digest();
@@ -17,6 +23,7 @@ export function mac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
 
 /** RFC 2104 HMAC over BLAKE2s-256. */
 export function hmac(key: Uint8Array, ...parts: Uint8Array[]): Buffer {
+  if (evp) return evp.hmac(key, join(parts));
   const h = createHmac('blake2s256', key);
   for (const p of parts) h.update(p);
   return h.digest();

@@ -3,10 +3,10 @@
  * bytes for random packets, padding and empty keepalives; a tampered ciphertext or tag, or
  * the wrong key, is refused; contexts are per key; AWG_AEAD=node switches it off.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evpAead, evpX25519 } from '../../../src/native/libcrypto.js';
+import { evpAead, evpBlake2s, evpX25519 } from '../../../src/native/libcrypto.js';
 
 const evp = evpAead({});
 
@@ -77,6 +77,26 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
     expect(() => evp!.openInto(key, randomBytes(12), nodeSeal(key, Buffer.alloc(12), randomBytes(64), 0), slab, 4090)).toThrow(RangeError);
   });
 
+  it('one-off keys with associated data (the handshake): the same bytes as node:crypto; a changed AD or tag is refused', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }), (pt, ad) => {
+        const key = randomBytes(32);
+        const nonce = randomBytes(12);
+        const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+        if (ad.length) c.setAAD(ad, { plaintextLength: pt.length });
+        const want = Buffer.concat([c.update(pt), c.final(), c.getAuthTag()]);
+        const got = evp!.sealAd(key, nonce, pt, ad);
+        expect(got.equals(want)).toBe(true);
+        expect(evp!.openAd(key, nonce, got, ad)!.equals(Buffer.from(pt))).toBe(true);
+        expect(evp!.openAd(key, nonce, got, Buffer.concat([ad, Buffer.of(1)]))).toBeNull();
+        const bad = Buffer.from(got);
+        bad[bad.length - 1]! ^= 1;
+        expect(evp!.openAd(key, nonce, bad, ad)).toBeNull();
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('AWG_AEAD=node switches it off', () => {
     expect(evpAead({ AWG_AEAD: 'node' })).toBeUndefined();
   });
@@ -138,5 +158,23 @@ describe('the OpenSSL the engine binds to is the process\'s own', () => {
     const n = BigInt((lib!.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint)());
     const got = `${(n >> 28n) & 0xfn}.${(n >> 20n) & 0xffn}.${(n >> 4n) & 0xffn}`;
     expect(process.versions.openssl).toMatch(new RegExp(`^${got.replace(/\./g, '\\.')}`));
+  });
+});
+
+const b2 = evpBlake2s({});
+
+describe.skipIf(!b2)('BLAKE2s through libcrypto (one-shot digest and HMAC)', () => {
+  it('the same as node:crypto for random inputs, empty keys and data included', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 64 }), (data, key) => {
+        expect(b2!.hash(data).equals(createHash('blake2s256').update(data).digest())).toBe(true);
+        expect(b2!.hmac(key, data).equals(createHmac('blake2s256', key).update(data).digest())).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('AWG_BLAKE2=node switches it off', () => {
+    expect(evpBlake2s({ AWG_BLAKE2: 'node' })).toBeUndefined();
   });
 });

@@ -18,6 +18,7 @@
 import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import { close as closeFd } from '../../native/libc.js';
+import { reuseBuffers } from '../buffers.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
 import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
@@ -60,6 +61,8 @@ export class NativeUdpBind implements Bind {
   private receiver: ((data: Uint8Array, from: Endpoint) => void) | null = null;
   private batchEnd: (() => void) | null = null;
   private readonly pending: Pending[] = [];
+  /** AWG_BUFFER_REUSE=0: a copy per datagram (diagnosis) */
+  private readonly reuse = reuseBuffers();
   private pendingCount = 0;
   private readonly gso: boolean;
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
@@ -138,7 +141,7 @@ export class NativeUdpBind implements Bind {
     if (!ep) return;
     // a view of the receive block, reused by the next recvmmsg: valid during the call only
     // (Bind contract; the device opens transport messages into its own slab)
-    recv(data, ep);
+    recv(this.reuse ? data : Buffer.from(data), ep);
   };
 
   /** The sender and local address of a datagram; the previous object when they are the same. */

@@ -27,6 +27,7 @@ import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
 import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey, sharedSecret } from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
+import { reuseBuffers } from '../buffers.js';
 import { AllowedIPs, formatPrefix } from './allowedips.js';
 import { type DeviceConfig, type PeerConfig, type PrefixChanges, checkConfig } from './config.js';
 import {
@@ -112,6 +113,8 @@ export class Device
   readonly nonce = Buffer.alloc(12);
   /** transport messages are sealed here (send.ts): 64 MTU-sized datagrams, sent then reused */
   readonly txSlab = Buffer.allocUnsafeSlow(128 * 1024);
+  /** AWG_BUFFER_REUSE=0: a buffer per packet instead of the slabs (diagnosis) */
+  readonly reuseBuffers = reuseBuffers();
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
 

@@ -150,7 +150,7 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   const sealed = msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE);
   const room = sealed.length - TAG_SIZE;
   if (h.rxOff + room > h.rxSlab.length) h.flushTun();
-  const slab = room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
+  const slab = h.reuseBuffers && room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
   const at = slab === h.rxSlab ? h.rxOff : 0;
   const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
   if (n < 0) return;

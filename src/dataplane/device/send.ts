@@ -43,6 +43,8 @@ export interface SendHost extends TimerHost, HandshakeHost {
   readonly nonce: Buffer;
   /** transport messages are sealed into this slab, reused once the bind has sent them */
   readonly txSlab: Buffer;
+  /** false: a buffer per transport message instead (AWG_BUFFER_REUSE=0) */
+  readonly reuseBuffers: boolean;
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
 }
@@ -126,7 +128,7 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
       out.length = 0;
       at = 0;
     }
-    const d = size <= slab.length ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    const d = h.reuseBuffers && size <= slab.length ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
     if (d.buffer === slab.buffer) at += (size + 7) & ~7;
     encrypt(h, p, kp, pkt, pad, d);
     out.push(d);

@@ -48,6 +48,7 @@ import {
   splitTcp,
 } from './offload.js';
 import type { TunDevice } from './tun.js';
+import { reuseBuffers } from '../buffers.js';
 
 export interface TunFileStats {
   rxPackets: number;
@@ -119,6 +120,8 @@ export class TunFile implements TunDevice {
   /** offloads on: reads and writes carry a virtio_net_hdr */
   readonly offload: boolean;
   private readonly groups: GroGroup[] = [];
+  /** AWG_BUFFER_REUSE=0: a fresh slab when one is used up, never rewound (diagnosis) */
+  private readonly reuse = reuseBuffers();
   private wbuf: Buffer | undefined;
 
   private constructor(fd: number, ctl: number, name: string, offload: boolean) {
@@ -201,10 +204,11 @@ export class TunFile implements TunDevice {
     if (this.closed || !this.receiver) return;
     this.stats.wakeups++;
     let batch: Uint8Array[] = [];
-    this.slabOff = 0; // the views of the last batch are no longer in use
+    if (this.reuse) this.slabOff = 0; // the views of the last batch are no longer in use
     for (;;) {
       if (this.slab.length - this.slabOff < SLAB_RESERVE) {
-        if (batch.length) {
+        if (!this.reuse) this.newSlab(SLAB);
+        else if (batch.length) {
           this.receiver(batch);
           batch = [];
           if (this.closed || !this.receiver) return;
@@ -230,7 +234,7 @@ export class TunFile implements TunDevice {
         this.receiver(batch);
         batch = [];
         if (this.closed || !this.receiver) return;
-        this.slabOff = 0;
+        if (this.reuse) this.slabOff = 0;
       }
     }
     if (batch.length) this.receiver(batch);

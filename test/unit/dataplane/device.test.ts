@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hexOf, ipv4, ipv6, makePair } from './harness.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
@@ -232,5 +232,26 @@ describe('the receive slab', () => {
     deliver();
     expect(b.tun.written.length).toBe(301);
     expect(b.tun.written.slice(1).map(hexOf)).toEqual(big.map(hexOf));
+  });
+});
+
+describe('AWG_BUFFER_REUSE=0 (diagnosis): a buffer per packet', () => {
+  it('carries the same packets both ways without the slabs', async () => {
+    vi.stubEnv('AWG_BUFFER_REUSE', '0');
+    try {
+      const { a, b, net } = await makePair();
+      expect(a.dev.reuseBuffers).toBe(false);
+      const big = Array.from({ length: 200 }, (_, i) => ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')));
+      a.tun.inject(PING);
+      net.flush();
+      a.tun.inject(...big);
+      net.flush();
+      expect(b.tun.written.map(hexOf)).toEqual([PING, ...big].map(hexOf));
+      b.tun.inject(PONG);
+      net.flush();
+      expect(a.tun.written.map(hexOf)).toEqual([hexOf(PONG)]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 });

@@ -7,10 +7,16 @@
  *
  * recvmmsg memory is one native block laid out once (x86-64 / aarch64 LP64 glibc, the
  * msghdr/mmsghdr/iovec layouts in udpbatch.ts): mmsghdr[BATCH], iovec[BATCH], sockaddr
- * slots (32 B), control slots (64 B: one in_pktinfo or in6_pktinfo cmsg), then SLOT bytes
- * of data per datagram. recvmmsg rewrites msg_namelen and msg_controllen: both are reset
- * before every call. A datagram is copied out of the block before the next call, so the
- * buffers handed over stay valid.
+ * slots (32 B), control slots (64 B: one in_pktinfo or in6_pktinfo cmsg, ≤ 40 B, and with
+ * UDP GRO one UDP_GRO cmsg, 24 B), then SLOT bytes of data per datagram. recvmmsg rewrites
+ * msg_namelen and msg_controllen: both are reset before every call. The datagrams handed over
+ * are views of the block, valid until the next call.
+ *
+ * UDP GRO (`enableGro`, opt-in): the kernel may hand over a run of datagrams of one flow as
+ * one buffer with a UDP_GRO cmsg naming the segment size (every segment that size, the last
+ * one possibly shorter); `receive` splits it and reports each segment as its own datagram.
+ * A GSO sender looped back to a GRO socket (loopback, or veth) arrives this way without
+ * being segmented at all.
  *
  *   struct in_pktinfo  { int ifindex @0; in_addr spec_dst @4; in_addr addr @8 }  (addr: the
  *                        packet's destination)          cmsg SOL_IP(0) / IP_PKTINFO(8)
@@ -46,6 +52,8 @@ const SO_RCVBUFFORCE = 33;
 const SO_RCVBUF = 8;
 const EADDRINUSE = 98;
 const MSG_TRUNC = 0x20;
+const SOL_UDP = 17;
+const UDP_GRO = 104;
 const MSG_DONTWAIT = 0x40;
 
 /** Datagrams per recvmmsg call. */
@@ -146,6 +154,9 @@ export class UdpReceiver {
   private closed = false;
   /** datagrams cut short (larger than a slot) and dropped */
   truncated = 0;
+  /** UDP GRO: buffers that carried several datagrams, and the datagrams split from them */
+  groReads = 0;
+  groSegments = 0;
 
   private constructor(
     private readonly fd: number,
@@ -205,6 +216,7 @@ export class UdpReceiver {
       const name = v.subarray(this.nameOff + i * NAME, this.nameOff + i * NAME + 28);
       let dst: Uint8Array = EMPTY;
       let ifindex = 0;
+      let segment = 0;
       const clen = v.readUInt32LE(h + 40);
       // walk the cmsgs (we asked for pktinfo only; skip anything else)
       for (let c = 0; c + 16 <= clen; ) {
@@ -219,12 +231,30 @@ export class UdpReceiver {
         } else if (level === SOL_IPV6 && type === IPV6_PKTINFO && cl >= 36) {
           dst = v.subarray(at + 16, at + 32);
           ifindex = v.readInt32LE(at + 32);
+        } else if (level === SOL_UDP && type === UDP_GRO && cl >= 20) {
+          segment = v.readInt32LE(at + 16);
         }
         c += (cl + 7) & ~7;
       }
-      each(v.subarray(this.dataOff + i * SLOT, this.dataOff + i * SLOT + len), { name, dst, ifindex });
+      const start = this.dataOff + i * SLOT;
+      const meta = { name, dst, ifindex };
+      if (segment > 0 && len > segment) {
+        this.groReads++;
+        for (let o = 0; o < len; o += segment) {
+          this.groSegments++;
+          each(v.subarray(start + o, start + Math.min(o + segment, len)), meta);
+        }
+      } else each(v.subarray(start, start + len), meta);
     }
     return r;
+  }
+
+  /**
+   * Asks the kernel for UDP GRO on this socket (Linux ≥ 5.0); false when refused. Segments
+   * are split in `receive`.
+   */
+  enableGro(): boolean {
+    return !this.closed && setsockoptInt(this.fd, SOL_UDP, UDP_GRO, 1) === 0;
   }
 
   close(): void {

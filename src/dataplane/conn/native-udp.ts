@@ -65,6 +65,7 @@ export class NativeUdpBind implements Bind {
   private readonly reuse = reuseBuffers();
   private pendingCount = 0;
   private readonly gso: boolean;
+  private readonly gro: boolean;
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
   private refusedSrc = '';
   /** the last sender: consecutive datagrams from one peer share one Endpoint object */
@@ -78,9 +79,18 @@ export class NativeUdpBind implements Bind {
 
   constructor(
     private readonly host?: string,
-    opts: { gso?: boolean } = {},
+    opts: { gso?: boolean; gro?: boolean } = {},
   ) {
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
+    this.gro = opts.gro ?? process.env.AWG_UDP_GRO === '1';
+  }
+
+  /** Whether the kernel agreed to UDP GRO on the socket (for tests and stats). */
+  groEnabled = false;
+
+  /** UDP GRO counters of the receive side (coalesced buffers, datagrams split from them). */
+  get groStats(): { reads: number; segments: number } {
+    return { reads: this.rx?.groReads ?? 0, segments: this.rx?.groSegments ?? 0 };
   }
 
   /** Whether equal-size runs go out as UDP GSO messages (for tests). */
@@ -97,6 +107,7 @@ export class NativeUdpBind implements Bind {
       this.rx = UdpReceiver.create(s.fd);
       this.tx = UdpBatcher.create(s.fd, s.family, this.gso);
       if (!this.rx || !this.tx) throw new AwgError('unsupported', 'recvmmsg/sendmmsg are not available');
+      this.groEnabled = this.gro && this.rx.enableGro();
       // the handle must stay referenced (LINUX.md §6.5)
       this.poller = new Poller(s.fd, (status, events) => this.ready(status, events));
     } catch (e) {

@@ -82,9 +82,9 @@ export class NativeUdpBind implements Bind {
     private readonly host?: string,
     opts: { gso?: boolean; gro?: boolean } = {},
   ) {
-    // GRO on by default, AWG_UDP_GRO=0 turns it off; GSO opt-in (AWG_UDP_GSO=1): a capture on
-    // the underlay sees a GSO message as one large frame, which the leak tests' wire classifier
-    // (test/netns/leak-support.ts) does not yet read as WireGuard (bench/RESULTS.md, Step 10)
+    // GRO on by default, AWG_UDP_GRO=0 turns it off; GSO opt-in (AWG_UDP_GSO=1): with it on,
+    // the leak tests flagged frames on the underlay that are not yet explained (bench/RESULTS.md,
+    // Step 10)
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
   }

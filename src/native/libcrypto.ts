@@ -92,8 +92,9 @@ let loadedB: EvpBlake2s | null | undefined;
 /**
  * BLAKE2s through libcrypto's one-shot EVP_Digest / HMAC with a digest fetched once, or
  * undefined (no usable OpenSSL in the process, or AWG_BLAKE2=node). node:crypto's createHash /
- * createHmac build an object and fetch the digest per call: cold, as in a handshake after an
- * idle while, that is 10–30 µs per call, and a handshake makes about twenty.
+ * createHmac build an object and fetch the digest per call, about twenty times a handshake;
+ * cold, as after an idle while, a hash-and-KDF step of the response took 0.06–0.16 ms
+ * (bench/RESULTS.md, Step 10, "First ping, taken apart again").
  */
 export function evpBlake2s(env: NodeJS.ProcessEnv = process.env): EvpBlake2s | undefined {
   if (env.AWG_BLAKE2 === 'node') return undefined;
@@ -328,15 +329,20 @@ function load(): EvpAead | null {
     freed.register(key, ctx);
     return ctx;
   };
-  function openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number {
-    if (sealed.length < TAG) return -1;
+  /** ciphertext ‖ tag (and optional AD) on a keyed, nonced context into out at offset: length or −1 */
+  function decrypt(ctx: unknown, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number {
     const n = sealed.length - TAG;
-    if (offset < 0 || offset + n > out.length) throw new RangeError('EVP open: no room for the plaintext');
-    const ctx = ctxFor(dec, key, false);
-    if (f.decInit(ctx, null, null, null, nonce12) !== 1) return -1;
     if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
+    if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) return -1;
     if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
     return f.decFinal(ctx, scratch, outl) > 0 ? n : -1;
+  }
+  function openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number {
+    if (sealed.length < TAG) return -1;
+    if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
+    const ctx = ctxFor(dec, key, false);
+    if (f.decInit(ctx, null, null, null, nonce12) !== 1) return -1;
+    return decrypt(ctx, sealed, null, out, offset);
   }
   // the handshake's one-off keys: one context each way, re-keyed per call
   let encOnce: unknown = null;
@@ -365,13 +371,8 @@ function load(): EvpAead | null {
     },
     openAd(key, nonce12, sealed, ad) {
       if (sealed.length < TAG) return null;
-      const n = sealed.length - TAG;
-      const ctx = once(false, key, nonce12);
-      if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return null;
-      if (ad.length && f.decUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) return null;
-      const pt = Buffer.allocUnsafe(n);
-      if (n) f.decUpdate(ctx, pt, outl, sealed.subarray(0, n), n);
-      return f.decFinal(ctx, scratch, outl) > 0 ? pt : null;
+      const pt = Buffer.allocUnsafe(sealed.length - TAG);
+      return decrypt(once(false, key, nonce12), sealed, ad, pt, 0) < 0 ? null : pt;
     },
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
       const ctx = ctxFor(enc, key, true);

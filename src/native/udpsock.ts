@@ -12,7 +12,7 @@
  * msg_namelen and msg_controllen: both are reset before every call. The datagrams handed over
  * are views of the block, valid until the next call.
  *
- * UDP GRO (`enableGro`, opt-in): the kernel may hand over a run of datagrams of one flow as
+ * UDP GRO (`enableGro`; the data plane's bind asks for it unless AWG_UDP_GRO=0): the kernel may hand over a run of datagrams of one flow as
  * one buffer with a UDP_GRO cmsg naming the segment size (every segment that size, the last
  * one possibly shorter); `receive` splits it and reports each segment as its own datagram.
  * A GSO sender looped back to a GRO socket (loopback, or veth) arrives this way without

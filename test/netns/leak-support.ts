@@ -20,6 +20,7 @@ import { REPO_ROOT, makeAwgEnv, wgKeyPair, type AwgEnv } from '../helpers/awg.js
 import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import { converged, upEvents, type Up } from './daemon-support.js';
+import { isTransportTrain } from '../helpers/wire-classify.js';
 
 export const CLIENT_UL = '10.200.1.2';
 export const ROUTER_UL = '10.200.1.1';
@@ -407,7 +408,7 @@ export interface Capture {
 export async function capture(t: Topo, dir: string, iface = UPLINK): Promise<Capture> {
   const file = join(dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
   // -U: write each packet at once; -Z root: keep writing into our root-only temp dir
-  const p = nsSpawn(t.client, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-Z', 'root', '-s', '256', '-w', file]);
+  const p = nsSpawn(t.client, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-Z', 'root', '-s', '0', '-w', file]);
   await waitOutput(p, 'listening on', 'tcpdump');
   return {
     async stop() {
@@ -540,7 +541,10 @@ function isWireGuard(p: Pkt): boolean {
   const b = p.payload;
   if (!b || b.length < 32) return false;
   const t = b.readUInt32LE(0);
-  return (t === 1 && b.length === 148) || (t === 2 && b.length === 92) || (t === 3 && b.length === 64) || (t === 4 && b.length >= 32 && b.length % 16 === 0);
+  if (t === 1) return b.length === 148;
+  if (t === 2) return b.length === 92;
+  if (t === 3) return b.length === 64;
+  return t === 4 && isTransportTrain(b);
 }
 
 export interface Verdict {

@@ -22,7 +22,7 @@ export function cliReference(): string {
     '',
     'Environment: `AWG_STATE_DIR` (state directory, default `/var/lib/awg`), `AWG_CGROUP_ROOT` (cgroup subtree awg owns, default `awg`), `AWG_UAPI_DIR` (engine UAPI sockets, default `/var/run/wireguard`), `AWG_DNS_MANAGER` (`resolved` | `resolvconf` | `static`), `AWG_RESOLV_CONF` (DNS backend override) and `AWG_EXEC_TIMEOUT_MS` (how long `ip`, `nft`, `resolvectl`, … may run before they are killed; default 30000, 150000 for `systemctl`/`launchctl`).',
     '',
-    'Diagnosis switches of the embedded engine (`AWG_TUN_OFFLOAD`, `AWG_UDP_NATIVE`, `AWG_AEAD`, `AWG_X25519`, `AWG_BLAKE2`, `AWG_BUFFER_REUSE`, `AWG_HANDSHAKE_PREPARE`, `AWG_WARMUP`, `AWG_UDP_BATCH`, `AWG_UDP_GSO`, `AWG_UDP_GRO`) are described in [the Linux platform notes](platform-linux.md#the-data-planes-fast-paths) and src/dataplane/README.md.',
+    'Diagnosis switches of the embedded engine (`AWG_TUN_OFFLOAD`, `AWG_UDP_NATIVE`, `AWG_AEAD`, `AWG_X25519`, `AWG_BLAKE2`, `AWG_BUFFER_REUSE`, `AWG_HANDSHAKE_PREPARE`, `AWG_WARMUP`, `AWG_UDP_BATCH`, `AWG_UDP_GSO`, `AWG_UDP_GRO`, `AWG_UDP_SEND_THREAD`) are described in [the Linux platform notes](platform-linux.md#the-data-planes-fast-paths) and src/dataplane/README.md.',
     '',
   ];
   const section = (c: Command, prefix: string, depth: number) => {

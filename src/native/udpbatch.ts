@@ -28,10 +28,11 @@
  *   sockaddr_in  { u16 family; be16 port; u8 addr[4]; u8 zero[8] }              16 bytes
  *   sockaddr_in6 { u16 family; be16 port; u32 flowinfo; u8 addr[16]; u32 scope } 28 bytes
  */
+import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
 import { rawLibcFunc } from './libc.js';
 
-const MMSG = 64;
+export const MMSG = 64;
 const IOV = 16;
 const SOCKADDR = 28;
 const AF_INET = 2;
@@ -123,38 +124,21 @@ export function parseIPv6(s: string, out: Uint8Array, off: number): boolean {
   return true;
 }
 
-export class UdpBatcher {
-  private readonly mem: bigint;
+/** One native block: mmsghdr[BATCH_MAX], iovec[], control areas, one sockaddr, data. */
+class Block {
+  readonly mem: bigint;
   private readonly memNum: number;
-  private readonly view: Buffer;
-  private readonly dataOff: number;
-  private readonly addrOff: number;
-  private readonly ctrlOff: number;
-  /** per message of the current burst: index (relative to the burst) after its last datagram */
-  private readonly msgEnd = new Int32Array(BATCH_MAX);
+  readonly view: Buffer;
+  readonly dataOff: number;
+  readonly addrOff: number;
+  readonly ctrlOff: number;
   private lastAddr = '';
   private lastPort = -1;
   /** the source the control areas hold ('' none), and its cmsg length */
   private lastSrc = '';
-  private srcSpace = 0;
-  private closed = false;
-  /** a send with a source address was refused and repeated without it */
-  sourceRefused = false;
-  /** the last `send` stopped early because the socket buffer was full */
-  full = false;
+  srcSpace = 0;
 
-  /**
-   * @param fd the socket's fd (owned by the caller; not closed here)
-   * @param family 6 for an AF_INET6 socket (v4 peers as ::ffff:a.b.c.d), 4 for AF_INET
-   * @param gso coalesce runs of equal-size datagrams into one message with UDP_SEGMENT
-   *   (one pass through the stack per run); turned off for good on the first EIO/EINVAL
-   */
-  private constructor(
-    private readonly fd: number,
-    private readonly family: 4 | 6,
-    private readonly call: SendMmsg,
-    public gso: boolean,
-  ) {
+  constructor(family: 4 | 6) {
     const hdrs = BATCH_MAX * MMSG;
     const iovs = BATCH_MAX * IOV;
     this.ctrlOff = hdrs + iovs;
@@ -181,28 +165,17 @@ export class UdpBatcher {
   }
 
   /** Writes the address of byte `off` of the block as a pointer at `at` (user space < 2^48). */
-  private ptr(at: number, off: number): void {
+  ptr(at: number, off: number): void {
     this.view.writeUIntLE(this.memNum + off, at, 6);
   }
 
-  /** A batcher for `fd`, or null where sendmmsg is unavailable (other OS, koffi failure). */
-  static create(fd: number, family: 4 | 6, gso = false): UdpBatcher | null {
-    const fn = sendmmsg();
-    if (!fn || fd < 0) return null;
-    try {
-      return new UdpBatcher(fd, family, fn, gso);
-    } catch {
-      return null;
-    }
-  }
-
-  private setAddress(address: string, port: number): boolean {
+  setAddress(family: 4 | 6, address: string, port: number): boolean {
     if (address === this.lastAddr && port === this.lastPort) return true;
     const v = this.view;
     const o = this.addrOff;
     v.fill(0, o, o + SOCKADDR);
     const v6 = address.includes(':');
-    if (this.family === 4) {
+    if (family === 4) {
       if (v6 || !parseIPv4(address, v, o + 4)) return this.invalidate();
       v.writeUInt16LE(AF_INET, o);
     } else {
@@ -232,7 +205,7 @@ export class UdpBatcher {
    * control area, or clears it ('' or unparsable). `v6dest`: the destination is IPv6 proper
    * (not v4 / v4-mapped), which decides the cmsg kind.
    */
-  private setSource(src: string, ifindex: number, v6dest: boolean): void {
+  setSource(src: string, ifindex: number, v6dest: boolean): void {
     const key = src === '' ? '' : `${src}%${ifindex}%${v6dest ? 6 : 4}`;
     if (key === this.lastSrc) return;
     this.lastSrc = key;
@@ -263,6 +236,194 @@ export class UdpBatcher {
   }
 
   /**
+   * Copies up to BATCH_MAX of `bufs[i..]` back to back and groups them into messages (with
+   * `gso`, runs of equal-size datagrams into one UDP_SEGMENT message). `end[m]`: index,
+   * relative to i, after message m's last datagram. Returns the number of messages (0: the
+   * first datagram is too large).
+   */
+  pack(bufs: readonly Uint8Array[], i: number, gso: boolean, end: Int32Array): number {
+    const v = this.view;
+    const cap = Math.max(BATCH_MAX * SLOT_SIZE, MAX_DATAGRAM);
+    const hdrs = BATCH_MAX * MMSG;
+    let n = 0;
+    let off = 0;
+    let msgs = 0;
+    let seg = 0; // segment size of the open GSO run (0: no run open)
+    let runBytes = 0;
+    while (n < BATCH_MAX && i + n < bufs.length) {
+      const b = bufs[i + n]!;
+      const len = b.length;
+      if (len > MAX_DATAGRAM || off + len > cap) break;
+      v.set(b, this.dataOff + off);
+      const inRun = msgs > 0 ? end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) : 0;
+      // joins the open run when equal-size, or as the shorter last segment of a run of ≥ 2
+      // (so two random-size datagrams, e.g. AWG junk, never merge), within the 64 KiB cap
+      if (
+        gso &&
+        seg > 0 &&
+        len > 0 &&
+        (len === seg || (len < seg && inRun >= 2)) &&
+        runBytes + len <= GSO_MAX_BYTES &&
+        inRun < GSO_MAX_SEGMENTS
+      ) {
+        runBytes += len;
+        end[msgs - 1] = n + 1;
+        v.writeUInt32LE(runBytes, hdrs + (msgs - 1) * IOV + 8);
+        seg = len === seg ? seg : 0; // a short segment closes the run
+      } else {
+        const h = msgs * MMSG;
+        this.ptr(hdrs + msgs * IOV, this.dataOff + off); // iov_base
+        v.writeUInt32LE(len, hdrs + msgs * IOV + 8); // iov_len
+        // msg_control: the pktinfo cmsg when there is a source; UDP_SEGMENT once a second
+        // segment joins (below)
+        const sp = this.srcSpace;
+        v.writeUInt32LE(sp, h + 40);
+        if (sp) this.ptr(h + 32, this.ctrlOff + msgs * CTRL + SEG_AT - sp);
+        else v.writeUIntLE(0, h + 32, 6);
+        end[msgs] = n + 1;
+        msgs++;
+        seg = len;
+        runBytes = len;
+      }
+      off += len;
+      n++;
+    }
+    if (gso) {
+      const sp = this.srcSpace;
+      for (let m = 0; m < msgs; m++) {
+        const first = m > 0 ? end[m - 1]! : 0;
+        if (end[m]! - first < 2) continue;
+        const h = m * MMSG;
+        const c = this.ctrlOff + m * CTRL + SEG_AT;
+        v.writeUInt16LE(bufs[i + first]!.length, c + 16); // gso_size
+        this.ptr(h + 32, c - sp); // msg_control
+        v.writeUInt32LE(sp + CMSG_SPACE, h + 40); // msg_controllen
+      }
+    }
+    return msgs;
+  }
+
+  free(): void {
+    koffi.free(this.mem as never);
+  }
+}
+
+/**
+ * The sender thread's ring (SharedArrayBuffer of int32): a header, then per slot the burst's
+ * message count, its pktinfo size, whether it used GSO, and `end[]` (as Block.pack).
+ */
+export const RING = {
+  head: 0,
+  tail: 1,
+  close: 2,
+  ready: 3,
+  /** datagrams the thread dropped (kernel refusal, no room in the socket buffer for 1 s) */
+  dropped: 4,
+  /** set by the thread: a source address was refused (cleared by the batcher) */
+  refused: 5,
+  /** set by the thread: UDP GSO failed on this path */
+  gsoFailed: 6,
+  header: 8,
+  slot: 4 + BATCH_MAX,
+} as const;
+/** Bursts the sender thread can have queued. */
+export const RING_SLOTS = 8;
+/** Longest the caller waits for a free slot before dropping the rest of a send. */
+const RING_WAIT_MS = 20;
+
+export class UdpBatcher {
+  private readonly blocks: Block[];
+  /** per message of the current burst: index (relative to the burst) after its last datagram */
+  private readonly msgEnd = new Int32Array(BATCH_MAX);
+  private closed = false;
+  /** the sender thread, once it is running (threaded mode) */
+  private thread: Worker | null = null;
+  private ring: Int32Array | null = null;
+  private head = 0;
+  private threadState: 'off' | 'starting' | 'on' | 'failed' = 'off';
+  private threadExit: Promise<void> | null = null;
+  /** a send with a source address was refused and repeated without it */
+  sourceRefused = false;
+  /** the last `send` stopped early because the socket buffer was full */
+  full = false;
+  /** datagrams dropped because the sender thread's ring stayed full */
+  ringDropped = 0;
+
+  /**
+   * @param fd the socket's fd (owned by the caller; not closed while the thread runs)
+   * @param family 6 for an AF_INET6 socket (v4 peers as ::ffff:a.b.c.d), 4 for AF_INET
+   * @param gso coalesce runs of equal-size datagrams into one message with UDP_SEGMENT
+   *   (one pass through the stack per run); turned off for good on the first EIO/EINVAL
+   */
+  private constructor(
+    private readonly fd: number,
+    private readonly family: 4 | 6,
+    private readonly call: SendMmsg,
+    public gso: boolean,
+  ) {
+    this.blocks = [new Block(family)];
+  }
+
+  /** A batcher for `fd`, or null where sendmmsg is unavailable (other OS, koffi failure). */
+  static create(fd: number, family: 4 | 6, gso = false): UdpBatcher | null {
+    const fn = sendmmsg();
+    if (!fn || fd < 0) return null;
+    try {
+      return new UdpBatcher(fd, family, fn, gso);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Whether bursts go to the sender thread. */
+  get threaded(): boolean {
+    return this.threadState === 'on';
+  }
+
+  /** datagrams the sender thread dropped (refused by the kernel, or no room for 1 s) */
+  get threadDropped(): number {
+    return this.ring ? Atomics.load(this.ring, RING.dropped) : 0;
+  }
+
+  /**
+   * Starts the sender thread (udpsend-worker.ts): from when it is ready, `send` packs each
+   * burst into a free slot of a ring of native blocks and returns; the thread runs the
+   * sendmmsg calls (and waits for room in the socket buffer itself), in order. Until then,
+   * and when it cannot start, sends stay on the caller's thread.
+   */
+  startThread(): void {
+    if (this.threadState !== 'off' || this.closed) return;
+    this.threadState = 'starting';
+    try {
+      for (let k = this.blocks.length; k < RING_SLOTS; k++) this.blocks.push(new Block(this.family));
+      const ring = new Int32Array(new SharedArrayBuffer(4 * (RING.header + RING_SLOTS * RING.slot)));
+      const workerData = { ring, fd: this.fd, blocks: this.blocks.map((b) => b.mem) };
+      const w = import.meta.url.endsWith('.ts')
+        ? // the sources (tests): through tsx, which a worker's entry does not get from --import
+          new Worker(
+            `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./udpsend-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
+            { eval: true, workerData, stdout: false, stderr: false },
+          )
+        : new Worker(new URL('./udpsend-worker.js', import.meta.url), { workerData, stdout: false, stderr: false });
+      w.unref();
+      this.ring = ring;
+      this.thread = w;
+      this.threadExit = new Promise((resolve) => w.once('exit', () => resolve()));
+      w.once('error', () => this.threadFailed());
+      w.once('exit', () => this.threadFailed());
+    } catch {
+      this.threadFailed();
+    }
+  }
+
+  private threadFailed(): void {
+    if (this.closed) return;
+    // bursts still queued are lost (UDP); sends go on on this thread
+    this.threadState = 'failed';
+    this.thread = null;
+  }
+
+  /**
    * Sends `bufs[start..]` to address:port in sendmmsg bursts. A datagram the kernel rejects
    * (EPERM, ENETUNREACH, …) is dropped, like dgram's swallowed send errors. Returns the index
    * of the first datagram NOT handled (bufs.length when all were): the caller sends the rest
@@ -278,72 +439,18 @@ export class UdpBatcher {
     srcIfindex = 0,
   ): number {
     this.full = false;
-    if (this.closed || !this.setAddress(address, port)) return start;
-    this.setSource(src, srcIfindex, address.includes(':'));
-    const v = this.view;
-    const cap = Math.max(BATCH_MAX * SLOT_SIZE, MAX_DATAGRAM);
-    const hdrs = BATCH_MAX * MMSG;
+    if (this.closed) return start;
+    if (this.threadState === 'starting' && this.ring && Atomics.load(this.ring, RING.ready) === 1) this.threadState = 'on';
+    if (this.threadState === 'on') return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
+    const b = this.blocks[0]!;
+    if (!b.setAddress(this.family, address, port)) return start;
+    b.setSource(src, srcIfindex, address.includes(':'));
     const end = this.msgEnd;
     let i = start;
     while (i < bufs.length) {
-      // copy up to BATCH_MAX datagrams back to back; group them into messages
-      let n = 0;
-      let off = 0;
-      let msgs = 0;
-      let seg = 0; // segment size of the open GSO run (0: no run open)
-      let runBytes = 0;
-      while (n < BATCH_MAX && i + n < bufs.length) {
-        const b = bufs[i + n]!;
-        const len = b.length;
-        if (len > MAX_DATAGRAM || off + len > cap) break;
-        v.set(b, this.dataOff + off);
-        const inRun = msgs > 0 ? end[msgs - 1]! - (msgs > 1 ? end[msgs - 2]! : 0) : 0;
-        // joins the open run when equal-size, or as the shorter last segment of a run of ≥ 2
-        // (so two random-size datagrams, e.g. AWG junk, never merge), within the 64 KiB cap
-        if (
-          this.gso &&
-          seg > 0 &&
-          len > 0 &&
-          (len === seg || (len < seg && inRun >= 2)) &&
-          runBytes + len <= GSO_MAX_BYTES &&
-          inRun < GSO_MAX_SEGMENTS
-        ) {
-          runBytes += len;
-          end[msgs - 1] = n + 1;
-          v.writeUInt32LE(runBytes, hdrs + (msgs - 1) * IOV + 8);
-          seg = len === seg ? seg : 0; // a short segment closes the run
-        } else {
-          const h = msgs * MMSG;
-          this.ptr(hdrs + msgs * IOV, this.dataOff + off); // iov_base
-          v.writeUInt32LE(len, hdrs + msgs * IOV + 8); // iov_len
-          // msg_control: the pktinfo cmsg when there is a source; UDP_SEGMENT once a second
-          // segment joins (below)
-          const sp = this.srcSpace;
-          v.writeUInt32LE(sp, h + 40);
-          if (sp) this.ptr(h + 32, this.ctrlOff + msgs * CTRL + SEG_AT - sp);
-          else v.writeUIntLE(0, h + 32, 6);
-          end[msgs] = n + 1;
-          msgs++;
-          seg = len;
-          runBytes = len;
-        }
-        off += len;
-        n++;
-      }
-      if (n === 0) return i; // oversized datagram: caller's way
-      if (this.gso) {
-        const sp = this.srcSpace;
-        for (let m = 0; m < msgs; m++) {
-          const first = m > 0 ? end[m - 1]! : 0;
-          if (end[m]! - first < 2) continue;
-          const h = m * MMSG;
-          const c = this.ctrlOff + m * CTRL + SEG_AT;
-          v.writeUInt16LE(bufs[i + first]!.length, c + 16); // gso_size
-          this.ptr(h + 32, c - sp); // msg_control
-          v.writeUInt32LE(sp + CMSG_SPACE, h + 40); // msg_controllen
-        }
-      }
-      const r = this.call(this.fd, this.mem, msgs, 0);
+      const msgs = b.pack(bufs, i, this.gso, end);
+      if (msgs === 0) return i; // oversized datagram: caller's way
+      const r = this.call(this.fd, b.mem, msgs, 0);
       if (r > 0) {
         i += end[r - 1]!; // a short count: the next call reports the next message's error
         continue;
@@ -354,10 +461,10 @@ export class UdpBatcher {
         this.full = true;
         return i;
       }
-      if (this.srcSpace && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+      if (b.srcSpace && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
         // the source address is no longer ours (or not routable from): send without it
         this.sourceRefused = true;
-        this.setSource('', 0, false);
+        b.setSource('', 0, false);
         continue;
       }
       if (this.gso && (e === EIO || e === EINVAL) && end[0]! > 1) {
@@ -369,9 +476,69 @@ export class UdpBatcher {
     return i;
   }
 
-  close(): void {
+  /** Packs each burst into the next free slot of the ring and hands it to the thread. */
+  private sendThreaded(
+    bufs: readonly Uint8Array[],
+    address: string,
+    port: number,
+    start: number,
+    src: string,
+    srcIfindex: number,
+  ): number {
+    const ring = this.ring!;
+    // what the thread found since the last call
+    if (Atomics.load(ring, RING.refused)) {
+      Atomics.store(ring, RING.refused, 0);
+      this.sourceRefused = true;
+    }
+    if (this.gso && Atomics.load(ring, RING.gsoFailed)) this.gso = false;
+    let i = start;
+    while (i < bufs.length) {
+      // a free slot: wait a little for the thread, then drop the rest (a full queue, as UDP does)
+      let tail = Atomics.load(ring, RING.tail);
+      if (this.head - tail >= RING_SLOTS) {
+        const until = Date.now() + RING_WAIT_MS;
+        while (this.head - tail >= RING_SLOTS && Date.now() < until) {
+          Atomics.wait(ring, RING.tail, tail, RING_WAIT_MS);
+          tail = Atomics.load(ring, RING.tail);
+        }
+        if (this.head - tail >= RING_SLOTS) {
+          this.ringDropped += bufs.length - i;
+          return bufs.length;
+        }
+      }
+      const k = this.head % RING_SLOTS;
+      const b = this.blocks[k]!;
+      if (!b.setAddress(this.family, address, port)) return i;
+      b.setSource(src, srcIfindex, address.includes(':'));
+      const s = RING.header + k * RING.slot;
+      const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
+      const msgs = b.pack(bufs, i, this.gso, end);
+      if (msgs === 0) return i;
+      ring[s] = msgs;
+      ring[s + 1] = b.srcSpace;
+      ring[s + 2] = this.gso ? 1 : 0;
+      i += end[msgs - 1]!;
+      this.head++;
+      Atomics.store(ring, RING.head, this.head);
+      Atomics.notify(ring, RING.head);
+    }
+    return i;
+  }
+
+  /** Stops the sender thread (after the bursts it has) and frees the blocks; the fd stays open. */
+  async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    koffi.free(this.mem as never);
+    if (this.ring) {
+      Atomics.store(this.ring, RING.close, 1);
+      Atomics.notify(this.ring, RING.head);
+    }
+    if (this.threadExit) {
+      const t = setTimeout(() => void this.thread?.terminate(), 2000);
+      await this.threadExit;
+      clearTimeout(t);
+    }
+    for (const b of this.blocks) b.free();
   }
 }

@@ -4,8 +4,12 @@
  * - receive in batches: one `recvmmsg` per up to 64 datagrams when the poll handle wakes,
  *   then `onBatchEnd` (the device writes the batch's inner packets to the TUN at once);
  * - send in batches: `sendmmsg` (src/native/udpbatch.ts), UDP GSO for runs of equal-size
- *   datagrams opt-in (AWG_UDP_GSO=1); receive with UDP GRO (AWG_UDP_GRO=0 turns it off);
+ *   datagrams (AWG_UDP_GSO=0 turns it off); receive with UDP GRO (AWG_UDP_GRO=0 turns it off);
  *   when the socket buffer is full the rest waits in a bounded queue for POLLOUT, in order;
+ * - opt-in (AWG_UDP_SEND_THREAD=1, more than one core): under load (THREAD_AFTER datagrams
+ *   within a second) the sendmmsg calls move to a sender thread (udpbatch.ts `startThread`), so
+ *   the kernel's transmit work runs beside the engine's; bursts queue in a ring of 8 and leave
+ *   in order;
  * - replies leave from the address the peer reached us at: each datagram's destination
  *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
  *   what we send there (a host with several addresses otherwise answers from the route's
@@ -16,6 +20,7 @@
  * `nativeEngineIo` uses it where recvmmsg exists; AWG_UDP_NATIVE=0 selects the node:dgram
  * bind (conn/udp.ts) instead (diagnosis).
  */
+import { availableParallelism } from 'node:os';
 import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import { close as closeFd } from '../../native/libc.js';
@@ -28,6 +33,11 @@ import type { Bind, Endpoint } from './bind.js';
 
 /** Datagrams waiting for room in the socket buffer at most; beyond, sends are dropped (UDP). */
 const MAX_PENDING = 4096;
+/**
+ * The sender thread starts once this many datagrams go out within a second (≈ 23 Mbit/s of
+ * full-size packets): idle and interactive tunnels never pay for it (a thread's memory).
+ */
+const THREAD_AFTER = 2000;
 /** recvmmsg calls per wakeup at most: bounds the time away from other work (level-triggered). */
 const MAX_CALLS_PER_WAKEUP = 8;
 
@@ -67,6 +77,10 @@ export class NativeUdpBind implements Bind {
   private pendingCount = 0;
   private readonly gso: boolean;
   private readonly gro: boolean;
+  /** hand sendmmsg to a thread of its own under load (AWG_UDP_SEND_THREAD=1) */
+  private readonly sendThread: boolean;
+  private rateStart = 0;
+  private rateCount = 0;
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
   private refusedSrc = '';
   /** the last sender: consecutive datagrams from one peer share one Endpoint object */
@@ -75,18 +89,31 @@ export class NativeUdpBind implements Bind {
   private lastIfindex = -1;
   private lastEp: Endpoint | null = null;
   mark = 0;
-  /** datagrams dropped because the send queue was full */
-  sendDropped = 0;
+  private queueDropped = 0;
+  private threadAsked = false;
+
+  /** datagrams dropped: the send queue or the sender thread's ring was full, or the thread dropped them */
+  get sendDropped(): number {
+    return this.queueDropped + (this.tx ? this.tx.ringDropped + this.tx.threadDropped : 0);
+  }
 
   constructor(
     private readonly host?: string,
-    opts: { gso?: boolean; gro?: boolean } = {},
+    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean } = {},
   ) {
-    // GRO on by default, AWG_UDP_GRO=0 turns it off; GSO opt-in (AWG_UDP_GSO=1): with it on,
-    // the leak tests flagged frames on the underlay that are not yet explained (bench/RESULTS.md,
-    // Step 10)
-    this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
+    // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: 1.44–1.60×
+    // wireguard-go A→B at 0.56–0.64× its CPU, against 1.16–1.21× at 0.86–0.91× without
+    // (bench/RESULTS.md, Step 10)
+    this.gso = opts.gso ?? process.env.AWG_UDP_GSO !== '0';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
+    // opt-in: on this 2-vCPU VM it cost A→B throughput and CPU (bench/RESULTS.md, Step 10);
+    // on one core it could only take turns with the engine
+    this.sendThread = opts.sendThread ?? (process.env.AWG_UDP_SEND_THREAD === '1' && availableParallelism() > 1);
+  }
+
+  /** Whether sendmmsg runs on the sender thread now (for tests and stats). */
+  get sendThreaded(): boolean {
+    return this.tx?.threaded ?? false;
   }
 
   /** Whether the kernel agreed to UDP GRO on the socket (for tests and stats). */
@@ -203,9 +230,23 @@ export class NativeUdpBind implements Bind {
 
   send(bufs: Uint8Array[], to: Endpoint): void {
     if (!this.tx) return;
+    if (this.sendThread && !this.threadAsked) this.countRate(bufs.length);
     if (this.pending.length) return this.enqueue(bufs, to, 0);
     const i = this.sendFrom(bufs, to, 0);
     if (i < bufs.length) this.enqueue(bufs, to, i);
+  }
+
+  private countRate(n: number): void {
+    const now = Date.now();
+    if (now - this.rateStart >= 1000) {
+      this.rateStart = now;
+      this.rateCount = 0;
+    }
+    this.rateCount += n;
+    if (this.rateCount >= THREAD_AFTER) {
+      this.threadAsked = true;
+      this.tx?.startThread();
+    }
   }
 
   /** Sends bufs[start..]; returns the index of the first one the socket had no room for. */
@@ -233,7 +274,7 @@ export class NativeUdpBind implements Bind {
   private enqueue(bufs: Uint8Array[], to: Endpoint, start: number): void {
     const n = bufs.length - start;
     if (this.pendingCount + n > MAX_PENDING) {
-      this.sendDropped += n;
+      this.queueDropped += n;
       return;
     }
     // the caller reuses its buffers after send() returns: keep copies
@@ -268,13 +309,16 @@ export class NativeUdpBind implements Bind {
     this.poller = null;
     this.rx?.close();
     this.rx = null;
-    this.tx?.close();
+    // the sender thread stops before the fd is closed (its number could be reused)
+    const tx = this.tx;
     this.tx = null;
+    await tx?.close();
     if (this.fd >= 0) closeFd(this.fd);
     this.fd = -1;
     this.pending.length = 0;
     this.pendingCount = 0;
     this.lastEp = null;
     this.lastKeyLen = -1;
+    this.threadAsked = false;
   }
 }

@@ -8,7 +8,8 @@
  * (src/native/udpbatch.ts; same socket, so SO_MARK and the bound port are unchanged) and
  * falls back to dgram.send for what sendmmsg did not take (full socket buffer, a failing
  * datagram, oversize) and whenever dgram still has queued sends (keeps order). Off with
- * AWG_UDP_BATCH=0 or `{ batch: false }`. Opt-in UDP GSO (AWG_UDP_GSO=1 or `{ gso: true }`):
+ * AWG_UDP_BATCH=0 or `{ batch: false }`. UDP GSO only with AWG_UDP_GSO=1 or `{ gso: true }` (this
+ * bind is the diagnosis path; the native one has it on by default):
  * runs of equal-size datagrams go out as one UDP_SEGMENT message each.
  */
 import { createSocket, type Socket } from 'node:dgram';
@@ -156,7 +157,7 @@ export class UdpBind implements Bind {
   async close(): Promise<void> {
     const s = this.sock;
     this.sock = null;
-    this.batcher?.close();
+    void this.batcher?.close();
     this.batcher = null;
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }

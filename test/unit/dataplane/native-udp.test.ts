@@ -152,6 +152,48 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     expect(sport).toBeGreaterThan(0);
   });
 
+  it('under load sendmmsg moves to the sender thread: in order, from the reached address, stopped before the socket closes', async () => {
+    const b = new NativeUdpBind(undefined, { sendThread: true });
+    await b.open(0);
+    const r = await dgram('127.0.0.1');
+    const to = { address: '127.0.0.1', port: r.s.address().port };
+    let seq = 0;
+    // rounds of 64 the receiver's buffer holds; 2000 within a second start the thread
+    const round = async (ep: Endpoint = to) => {
+      const want = r.got.length + 64;
+      b.send(Array.from({ length: 64 }, () => Buffer.from(`s-${seq++}`)), ep);
+      await until(() => r.got.length === want, `datagram ${want}`);
+    };
+    for (let i = 0; i < 40 && !b.sendThreaded; i++) await round();
+    await until(() => {
+      if (!b.sendThreaded) b.send([Buffer.from(`s-${seq++}`)], to); // the switch happens on a send
+      return b.sendThreaded;
+    }, 'the sender thread');
+    await until(() => r.got.length === seq, 'the rest');
+    for (let i = 0; i < 20; i++) await round();
+    expect(r.got.map((g) => g.m.toString())).toEqual(Array.from({ length: seq }, (_, i) => `s-${i}`));
+    // more bursts at once than the ring has slots (8 × 64): queued in order, none dropped
+    const big = Array.from({ length: 600 }, (_, i) => Buffer.from(`b-${i}`));
+    r.s.setRecvBufferSize(4 << 20);
+    b.send(big, to);
+    await until(() => r.got.length === seq + 600, 'the 600');
+    expect(r.got.slice(seq).map((g) => g.m.toString())).toEqual(big.map(String));
+    expect(b.sendDropped).toBe(0);
+    // the source travels with the burst; a refused one is stripped by the thread and reported
+    await round({ ...to, src: '127.0.0.2' });
+    expect(r.got.at(-1)!.from).toBe('127.0.0.2');
+    const n = r.got.length;
+    b.send([Buffer.from('fallback')], { ...to, src: '192.0.2.77' });
+    await until(() => r.got.length === n + 1, 'fallback');
+    expect(r.got[n]!.from).toBe('127.0.0.1');
+    expect(b.sendDropped).toBe(0);
+    const tx = (b as unknown as { tx: { threadExit: Promise<void> } }).tx;
+    let exited = false;
+    void tx.threadExit.then(() => (exited = true));
+    await b.close();
+    expect(exited).toBe(true); // the thread was gone before the fd was closed
+  });
+
   it('reports EADDRINUSE and closes idempotently', async () => {
     const { b, port } = await bind();
     const other = new NativeUdpBind();

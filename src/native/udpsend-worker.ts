@@ -1,0 +1,111 @@
+/**
+ * The UDP sender thread (udpbatch.ts `startThread`): runs the sendmmsg calls of the bursts the
+ * engine's thread packed into a ring of native blocks, in order, so the kernel's transmit work
+ * (for a veth: the receiving namespace's stack too) runs beside the engine instead of inside
+ * it. Holds no keys and no protocol state: only the socket's fd, the blocks' addresses and
+ * the ring.
+ *
+ * Per burst: a short count goes on with the next message; EAGAIN waits for POLLOUT (up to 1 s,
+ * then the rest is dropped); a refused source address is stripped from the burst's remaining
+ * messages and reported (RING.refused); EIO/EINVAL on a GSO message is reported
+ * (RING.gsoFailed) and that message dropped; any other error drops the message, as dgram does.
+ */
+import { workerData } from 'node:worker_threads';
+import koffi from 'koffi';
+import { rawLibcFunc } from './libc.js';
+import { BATCH_MAX, MMSG, RING, RING_SLOTS } from './udpbatch.js';
+
+interface Data {
+  ring: Int32Array;
+  fd: number;
+  blocks: bigint[];
+}
+
+const EINTR = 4;
+const EIO = 5;
+const EAGAIN = 11;
+const EINVAL = 22;
+const EADDRNOTAVAIL = 99;
+const ENETUNREACH = 101;
+const POLLOUT = 4;
+const WAIT_WRITABLE_MS = 1000;
+
+const { ring, fd, blocks } = workerData as Data;
+const sendmmsg = rawLibcFunc<(fd: number, vec: bigint, vlen: number, flags: number) => number>(
+  'int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)',
+);
+const poll = rawLibcFunc<(fds: Buffer, n: number, timeout: number) => number>('int poll(void *fds, unsigned long nfds, int timeout)');
+const headers = blocks.map((m) => Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer));
+const pfd = Buffer.alloc(8);
+pfd.writeInt32LE(fd, 0);
+pfd.writeInt16LE(POLLOUT, 4);
+
+function writable(): boolean {
+  pfd.writeInt16LE(0, 6);
+  return poll!(pfd, 1, WAIT_WRITABLE_MS) > 0;
+}
+
+/** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. */
+function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
+  for (; m < msgs; m++) {
+    const o = m * MMSG;
+    const len = h.readUInt32LE(o + 40);
+    if (len <= sp) {
+      h.writeUIntLE(0, o + 32, 6);
+      h.writeUInt32LE(0, o + 40);
+    } else {
+      h.writeUIntLE(h.readUIntLE(o + 32, 6) + sp, o + 32, 6);
+      h.writeUInt32LE(len - sp, o + 40);
+    }
+  }
+}
+
+function sendBurst(k: number): void {
+  const s = RING.header + k * RING.slot;
+  const msgs = ring[s]!;
+  let sp = ring[s + 1]!;
+  const gso = ring[s + 2] === 1;
+  const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
+  const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
+  const mem = blocks[k]!;
+  let m = 0;
+  while (m < msgs) {
+    const r = sendmmsg!(fd, mem + BigInt(m * MMSG), msgs - m, 0);
+    if (r > 0) {
+      m += r;
+      continue;
+    }
+    const e = koffi.errno();
+    if (e === EINTR) continue;
+    if (r === 0 || e === EAGAIN) {
+      if (writable()) continue;
+      Atomics.add(ring, RING.dropped, end[msgs - 1]! - (m > 0 ? end[m - 1]! : 0));
+      return;
+    }
+    if (sp && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+      stripSource(headers[k]!, m, msgs, sp);
+      sp = 0;
+      Atomics.store(ring, RING.refused, 1);
+      continue;
+    }
+    if (gso && (e === EIO || e === EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
+    Atomics.add(ring, RING.dropped, count(m));
+    m++;
+  }
+}
+
+if (!sendmmsg || !poll) throw new Error('sendmmsg/poll are not available');
+Atomics.store(ring, RING.ready, 1);
+let tail = Atomics.load(ring, RING.tail);
+for (;;) {
+  const head = Atomics.load(ring, RING.head);
+  if (head === tail) {
+    if (Atomics.load(ring, RING.close)) break;
+    Atomics.wait(ring, RING.head, head);
+    continue;
+  }
+  sendBurst(tail % RING_SLOTS);
+  tail++;
+  Atomics.store(ring, RING.tail, tail);
+  Atomics.notify(ring, RING.tail);
+}

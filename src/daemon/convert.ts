@@ -8,13 +8,13 @@
  * fills only non-optional scalars), `oneofs` names the set member of `Event.event`.
  */
 import { checkConfirmTimeout } from './confirm.js';
-import { fileURLToPath } from 'node:url';
+import { packagePath } from '../util/package-root.js';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonEvent, LinkTraffic, PlacementStatus, ConfigState, ProcessInfo, RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import type { HealthState } from './tunnel-health.js';
 
-export const PROTO_PATH = fileURLToPath(new URL('../../proto/awg.proto', import.meta.url));
+export const PROTO_PATH = packagePath('proto', 'awg.proto');
 export const SERVICE_NAME = 'awg.v1.Awg';
 export const LOADER_OPTIONS = { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true } as const;
 /** trailer carrying the AwgError of a failed RPC as UTF-8 JSON (a -bin key: paths need not be ASCII) */

@@ -19,7 +19,7 @@
  *   (stdin EOF, PR_SET_PDEATHSIG).
  */
 import { spawn as nodeSpawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { AWG_BIN } from '../util/package-root.js';
 import type { Readable, Writable } from 'node:stream';
 import type { Rule } from '../config/schema.js';
 import { AwgError } from '../errors.js';
@@ -104,7 +104,7 @@ const STABLE_MS = 60_000;
 const MAX_EARLY_DEATHS = 5;
 
 export function defaultPlacerCommand(): string[] {
-  return [process.execPath, fileURLToPath(new URL('../../bin/awg.js', import.meta.url)), 'placer'];
+  return [process.execPath, AWG_BIN, 'placer'];
 }
 
 const nodeTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout), now: () => Date.now() };

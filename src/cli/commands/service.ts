@@ -5,7 +5,7 @@
  * the running service manager is not touched); `--print` only shows the file.
  */
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { AWG_BIN } from '../../util/package-root.js';
 import { AwgError, toAwgError } from '../../errors.js';
 import { checkRefName } from '../../util/git-sync.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
@@ -41,7 +41,7 @@ export interface ServiceOptions {
   labelsFile?: string;
 }
 
-export const AWG_BIN = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
+export { AWG_BIN };
 
 export function invocation(o: ServiceOptions): DaemonInvocation {
   if (o.git !== undefined && !o.path) throw new AwgError('invalid-config', '--git needs --path: the directory of the checkout the daemon follows');

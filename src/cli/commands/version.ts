@@ -8,7 +8,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../../util/package-root.js';
 import { toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { printError, type Io } from '../output.js';
@@ -97,8 +97,7 @@ export async function versionCommand(io: Io, o: VersionOptions, deps: { exec?: E
     return 0;
   }
   try {
-    // the package root: two levels above cli/commands in both dist/ and src/
-    const pkgRoot = deps.pkgRoot ?? realpathSync(fileURLToPath(new URL('../../..', import.meta.url)));
+    const pkgRoot = deps.pkgRoot ?? realpathSync(PACKAGE_ROOT);
     const exec = deps.exec ?? new (await import('../../util/exec.js')).ProcessExec((await import('../../util/reporter.js')).silentReporter);
     const r = await checkForUpdate(exec, installKind(pkgRoot));
     if (o.json) io.out(JSON.stringify({ ...r, node: process.version }, null, 2) + '\n');

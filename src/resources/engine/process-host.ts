@@ -15,7 +15,7 @@ import { LONG_RUNNING_NODE_FLAGS } from '../../util/node-flags.js';
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { AWG_BIN } from '../../util/package-root.js';
 import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
@@ -67,8 +67,7 @@ export interface ProcessHostOptions {
 const stateKey = (tunnel: string) => `engine-${tunnel}`;
 
 function defaultCommand(): string[] {
-  const bin = fileURLToPath(new URL('../../../bin/awg.js', import.meta.url));
-  return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, bin];
+  return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, AWG_BIN];
 }
 
 const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean => rec.bootId !== undefined && rec.startTime !== undefined;

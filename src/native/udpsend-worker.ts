@@ -10,7 +10,7 @@
  * messages and reported (RING.refused); EIO/EINVAL on a GSO message is reported
  * (RING.gsoFailed) and that message dropped; any other error drops the message, as dgram does.
  */
-import { workerData } from 'node:worker_threads';
+import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { rawLibcFunc } from './libc.js';
 import { BATCH_MAX, MMSG, RING, RING_SLOTS } from './udpbatch.js';
@@ -30,19 +30,70 @@ const ENETUNREACH = 101;
 const POLLOUT = 4;
 const WAIT_WRITABLE_MS = 1000;
 
-const { ring, fd, blocks } = workerData as Data;
-const sendmmsg = rawLibcFunc<(fd: number, vec: bigint, vlen: number, flags: number) => number>(
-  'int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)',
-);
-const poll = rawLibcFunc<(fds: Buffer, n: number, timeout: number) => number>('int poll(void *fds, unsigned long nfds, int timeout)');
-const headers = blocks.map((m) => Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer));
-const pfd = Buffer.alloc(8);
-pfd.writeInt32LE(fd, 0);
-pfd.writeInt16LE(POLLOUT, 4);
+function run({ ring, fd, blocks }: Data): void {
+  const sendmmsg = rawLibcFunc<(fd: number, vec: bigint, vlen: number, flags: number) => number>(
+    'int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)',
+  );
+  const poll = rawLibcFunc<(fds: Buffer, n: number, timeout: number) => number>('int poll(void *fds, unsigned long nfds, int timeout)');
+  if (!sendmmsg || !poll) throw new Error('sendmmsg/poll are not available');
+  const headers = blocks.map((m) => Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer));
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(POLLOUT, 4);
 
-function writable(): boolean {
-  pfd.writeInt16LE(0, 6);
-  return poll!(pfd, 1, WAIT_WRITABLE_MS) > 0;
+  const writable = (): boolean => {
+    pfd.writeInt16LE(0, 6);
+    return poll(pfd, 1, WAIT_WRITABLE_MS) > 0;
+  };
+
+  const sendBurst = (k: number): void => {
+    const s = RING.header + k * RING.slot;
+    const msgs = ring[s]!;
+    let sp = ring[s + 1]!;
+    const gso = ring[s + 2] === 1;
+    const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
+    const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
+    const mem = blocks[k]!;
+    let m = 0;
+    while (m < msgs) {
+      const r = sendmmsg(fd, mem + BigInt(m * MMSG), msgs - m, 0);
+      if (r > 0) {
+        m += r;
+        continue;
+      }
+      const e = koffi.errno();
+      if (e === EINTR) continue;
+      if (r === 0 || e === EAGAIN) {
+        if (writable()) continue;
+        Atomics.add(ring, RING.dropped, end[msgs - 1]! - (m > 0 ? end[m - 1]! : 0));
+        return;
+      }
+      if (sp && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+        stripSource(headers[k]!, m, msgs, sp);
+        sp = 0;
+        Atomics.store(ring, RING.refused, 1);
+        continue;
+      }
+      if (gso && (e === EIO || e === EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
+      Atomics.add(ring, RING.dropped, count(m));
+      m++;
+    }
+  };
+
+  Atomics.store(ring, RING.ready, 1);
+  let tail = Atomics.load(ring, RING.tail);
+  for (;;) {
+    const head = Atomics.load(ring, RING.head);
+    if (head === tail) {
+      if (Atomics.load(ring, RING.close)) break;
+      Atomics.wait(ring, RING.head, head);
+      continue;
+    }
+    sendBurst(tail % RING_SLOTS);
+    tail++;
+    Atomics.store(ring, RING.tail, tail);
+    Atomics.notify(ring, RING.tail);
+  }
 }
 
 /** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. */
@@ -60,52 +111,5 @@ function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
   }
 }
 
-function sendBurst(k: number): void {
-  const s = RING.header + k * RING.slot;
-  const msgs = ring[s]!;
-  let sp = ring[s + 1]!;
-  const gso = ring[s + 2] === 1;
-  const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
-  const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
-  const mem = blocks[k]!;
-  let m = 0;
-  while (m < msgs) {
-    const r = sendmmsg!(fd, mem + BigInt(m * MMSG), msgs - m, 0);
-    if (r > 0) {
-      m += r;
-      continue;
-    }
-    const e = koffi.errno();
-    if (e === EINTR) continue;
-    if (r === 0 || e === EAGAIN) {
-      if (writable()) continue;
-      Atomics.add(ring, RING.dropped, end[msgs - 1]! - (m > 0 ? end[m - 1]! : 0));
-      return;
-    }
-    if (sp && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
-      stripSource(headers[k]!, m, msgs, sp);
-      sp = 0;
-      Atomics.store(ring, RING.refused, 1);
-      continue;
-    }
-    if (gso && (e === EIO || e === EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
-    Atomics.add(ring, RING.dropped, count(m));
-    m++;
-  }
-}
-
-if (!sendmmsg || !poll) throw new Error('sendmmsg/poll are not available');
-Atomics.store(ring, RING.ready, 1);
-let tail = Atomics.load(ring, RING.tail);
-for (;;) {
-  const head = Atomics.load(ring, RING.head);
-  if (head === tail) {
-    if (Atomics.load(ring, RING.close)) break;
-    Atomics.wait(ring, RING.head, head);
-    continue;
-  }
-  sendBurst(tail % RING_SLOTS);
-  tail++;
-  Atomics.store(ring, RING.tail, tail);
-  Atomics.notify(ring, RING.tail);
-}
+// loaded anywhere else (a module scan, a bundler) it does nothing
+if (!isMainThread && (workerData as Data | null)?.ring) run(workerData as Data);

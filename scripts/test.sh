@@ -19,5 +19,6 @@ npm run -s bench:smoke || status=$?
 # the README's main job must stay green too
 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
 bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
+AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=1 bash scripts/deb-smoke.sh || status=$?   # the .deb installs, runs, removes and purges cleanly (dist/ fresh from pack-smoke)
 node scripts/summarize-tests.mjs .test-results/vitest.json || status=$?
 exit "$status"

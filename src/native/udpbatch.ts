@@ -30,16 +30,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import koffi from 'koffi';
-import { rawLibcFunc } from './libc.js';
+import { E, rawLibcFunc } from './libc.js';
 
 export const MMSG = 64;
 const IOV = 16;
 const SOCKADDR = 28;
 const AF_INET = 2;
 const AF_INET6 = 10;
-const EINTR = 4;
-const EIO = 5;
-const EINVAL = 22;
 const SOL_UDP = 17;
 const UDP_SEGMENT = 103;
 const CMSG_LEN = 18; // CMSG_LEN(sizeof(u16))
@@ -51,12 +48,9 @@ const SOL_IP = 0;
 const IP_PKTINFO = 8;
 const SOL_IPV6 = 41;
 const IPV6_PKTINFO = 50;
-const EADDRNOTAVAIL = 99;
-const ENETUNREACH = 101;
 /** UDP GSO limits: 64 segments, and the whole run (+ headers) must fit an IP datagram. */
 const GSO_MAX_SEGMENTS = 64;
 const GSO_MAX_BYTES = 65000;
-const EAGAIN = 11;
 
 /** Datagrams per sendmmsg call. */
 export const BATCH_MAX = 64;
@@ -457,17 +451,17 @@ export class UdpBatcher {
       }
       const e = koffi.errno();
       // full socket buffer: the caller's way (dgram queues until writable, keeps order)
-      if (r === 0 || e === EAGAIN || e === EINTR) {
+      if (r === 0 || e === E.EAGAIN || e === E.EINTR) {
         this.full = true;
         return i;
       }
-      if (b.srcSpace && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+      if (b.srcSpace && (e === E.EINVAL || e === E.EADDRNOTAVAIL || e === E.ENETUNREACH)) {
         // the source address is no longer ours (or not routable from): send without it
         this.sourceRefused = true;
         b.setSource('', 0, false);
         continue;
       }
-      if (this.gso && (e === EIO || e === EINVAL) && end[0]! > 1) {
+      if (this.gso && (e === E.EIO || e === E.EINVAL) && end[0]! > 1) {
         this.gso = false; // no UDP GSO on this path: plain messages from now on
         continue;
       }

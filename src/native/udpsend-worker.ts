@@ -12,7 +12,7 @@
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { rawLibcFunc } from './libc.js';
+import { E, rawLibcFunc } from './libc.js';
 import { BATCH_MAX, MMSG, RING, RING_SLOTS } from './udpbatch.js';
 
 interface Data {
@@ -21,12 +21,6 @@ interface Data {
   blocks: bigint[];
 }
 
-const EINTR = 4;
-const EIO = 5;
-const EAGAIN = 11;
-const EINVAL = 22;
-const EADDRNOTAVAIL = 99;
-const ENETUNREACH = 101;
 const POLLOUT = 4;
 const WAIT_WRITABLE_MS = 1000;
 
@@ -62,19 +56,19 @@ function run({ ring, fd, blocks }: Data): void {
         continue;
       }
       const e = koffi.errno();
-      if (e === EINTR) continue;
-      if (r === 0 || e === EAGAIN) {
+      if (e === E.EINTR) continue;
+      if (r === 0 || e === E.EAGAIN) {
         if (writable()) continue;
         Atomics.add(ring, RING.dropped, end[msgs - 1]! - (m > 0 ? end[m - 1]! : 0));
         return;
       }
-      if (sp && (e === EINVAL || e === EADDRNOTAVAIL || e === ENETUNREACH)) {
+      if (sp && (e === E.EINVAL || e === E.EADDRNOTAVAIL || e === E.ENETUNREACH)) {
         stripSource(headers[k]!, m, msgs, sp);
         sp = 0;
         Atomics.store(ring, RING.refused, 1);
         continue;
       }
-      if (gso && (e === EIO || e === EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
+      if (gso && (e === E.EIO || e === E.EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
       Atomics.add(ring, RING.dropped, count(m));
       m++;
     }

@@ -4,7 +4,9 @@
  * show, for the first handshake: the I-packets (their literal bytes and lengths), exactly Jc
  * junk datagrams sized within [Jmin, Jmax], an initiation of 148+S1 bytes whose type field
  * (after the S1 prefix) lies in H1, a response of 92+S2 in H2, and transport datagrams
- * (32+S4+16n bytes) in H4. Mismatched S or H parameters must not connect.
+ * (32+S4+16n bytes, told from junk by their receiver index) in H4, and nothing else. A lost
+ * response must bring a retransmitted initiation with its own I-packets and junk. Mismatched S
+ * or H parameters must not connect.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +24,7 @@ import {
 import {
   createNetns,
   destroyNetns,
+  nsExec,
   nsSpawn,
   requireNetnsPrereqs,
   sweepStaleNetns,
@@ -194,7 +197,12 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
   });
 
   /** Namespaces + veth; B (responder, fixed port) is applied first, A (initiator) after. */
-  async function pair(pa: ParamSet, pb: ParamSet, withCapture: boolean): Promise<string> {
+  async function pair(
+    pa: ParamSet,
+    pb: ParamSet,
+    withCapture: boolean,
+    beforeA?: () => Promise<void>,
+  ): Promise<string> {
     nsA = await createNetns('aoa');
     nsB = await createNetns('aob');
     ifB = (await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` })).ifB;
@@ -237,6 +245,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
         obfuscation: obfuscation(pa),
       }),
     );
+    await beforeA?.();
     const ra = await awg(nsA, envA, ['apply', '-f', cfgA]);
     expect(ra.code, show(ra)).toBe(0);
     return pcap;
@@ -273,23 +282,92 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
         expect(j.payload.length).toBeLessThanOrEqual(p.jmax);
       }
 
-      // the response: 92+S2, header in H2
-      const resp = bToA.find((x) => x.payload.length === 92 + p.s2);
-      expect(resp, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeDefined();
-      expect(inH(resp!.payload.readUInt32LE(p.s2), p.h[1]!)).toBe(true);
+      // the responses: 92+S2, header in H2
+      const isInit = (x: Udp) => x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!);
+      const isResp = (x: Udp) => x.payload.length === 92 + p.s2 && inH(x.payload.readUInt32LE(p.s2), p.h[1]!);
+      const responses = bToA.filter(isResp);
+      expect(responses.length, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeGreaterThan(0);
 
-      // transport both ways: 32+S4+16n bytes, header in H4
-      const transport = [...aToB.slice(initAt + 1), ...bToA].filter(
-        (x) => x.payload.length >= 32 + p.s4 && (x.payload.length - 32 - p.s4) % 16 === 0 && x !== resp,
-      );
-      expect(transport.length).toBeGreaterThanOrEqual(4);
-      for (const t of transport) expect(inH(t.payload.readUInt32LE(p.s4), p.h[3]!)).toBe(true);
+      // Transport both ways: 32+S4+16n bytes, header in H4. A transport message is told from
+      // junk by its receiver index (the sender index of a handshake message the other side
+      // sent), not by its size: a retransmitted initiation brings new junk, and junk of
+      // 32+S4+16n bytes would pass a size test and then fail the header check by chance.
+      const aIdx = new Set(aToB.filter(isInit).map((x) => x.payload.readUInt32LE(p.s1 + 4)));
+      const bIdx = new Set(responses.map((x) => x.payload.readUInt32LE(p.s2 + 4)));
+      const receiver = (x: Udp) => (x.payload.length >= 32 + p.s4 ? x.payload.readUInt32LE(p.s4 + 4) : -1);
+      const aT = aToB.slice(initAt + 1).filter((x) => bIdx.has(receiver(x)));
+      const bT = bToA.filter((x) => aIdx.has(receiver(x)));
+      const transport = [...aT, ...bT];
+      expect(aT.length, `A→B sizes ${sizes.join(',')}`).toBeGreaterThanOrEqual(2);
+      expect(bT.length, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeGreaterThanOrEqual(2);
+      for (const t of transport) {
+        expect((t.payload.length - 32 - p.s4) % 16).toBe(0);
+        expect(inH(t.payload.readUInt32LE(p.s4), p.h[3]!)).toBe(true);
+      }
+      // everything else on the wire is a handshake message or what precedes an initiation
+      const isJunk = (x: Udp) => x.payload.length >= p.jmin && x.payload.length <= p.jmax;
+      const isIPacket = (x: Udp) =>
+        p.i.some((ip) => x.payload.length === ip.length && x.payload.toString('hex').startsWith(ip.prefix));
+      const isCookie = (x: Udp) => x.payload.length === 64 + p.s3 && inH(x.payload.readUInt32LE(p.s3), p.h[2]!);
+      const otherA = aToB.slice(initAt + 1).filter((x) => !aT.includes(x) && !isInit(x) && !isJunk(x) && !isIPacket(x));
+      const otherB = bToA.filter((x) => !bT.includes(x) && !isResp(x) && !isCookie(x));
+      expect(otherA.map((x) => x.payload.length), 'A→B unexplained sizes').toEqual([]);
+      expect(otherB.map((x) => x.payload.length), 'B→A unexplained sizes').toEqual([]);
       // headers vary inside a real range (fresh draw per message)
       if (p.h[3]![1] - p.h[3]![0] > 1000) {
         expect(new Set(transport.map((t) => t.payload.readUInt32LE(p.s4))).size).toBeGreaterThan(1);
       }
     });
   }
+
+  it('a lost response: the initiation is sent again, again after the I-packets and junk', async () => {
+    const p = SETS[0]!;
+    // A drops B's responses (UDP length 8 + 92 + S2) until it has dropped one
+    const table = 'awgt_drop_resp';
+    const pcap = await pair(p, p, true, async () => {
+      const rules = [
+        `add table ip ${table}`,
+        `add chain ip ${table} in { type filter hook input priority -10; }`,
+        `add rule ip ${table} in udp sport 51820 udp length ${8 + 92 + p.s2} counter drop`,
+      ].join('\n');
+      const r = await nsExec(nsA, 'nft', ['-f', '-'], { input: rules });
+      expect(r.code, r.stderr).toBe(0);
+    });
+    const dropped = async () => {
+      const r = await nsExec(nsA, 'nft', ['-j', 'list', 'table', 'ip', table]);
+      const j = JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+      return j.nftables.flatMap((x) => x.rule?.expr ?? []).some((e) => (e.counter?.packets ?? 0) > 0);
+    };
+    const ping = pingEventually(nsA, TB, 25_000);
+    for (let i = 0; i < 200 && !(await dropped()); i++) await sleep(50);
+    expect(await dropped()).toBe(true);
+    await nsExec(nsA, 'nft', ['delete', 'table', 'ip', table]);
+    expect(await ping).toBe(true);
+    await sleep(300);
+    await capture!.kill(2000);
+    const aToB = parsePcap(readFileSync(pcap)).filter((x) => x.src === UA && x.dst === UB && x.dport === 51820);
+    const sizes = aToB.map((x) => x.payload.length).join(',');
+    const inits = aToB.flatMap((x, k) =>
+      x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!) ? [k] : [],
+    );
+    expect(inits.length, `A→B sizes ${sizes}`).toBeGreaterThanOrEqual(2);
+    // each initiation comes right after its own I-packets and Jc junk datagrams
+    let from = 0;
+    for (const at of inits.slice(0, 2)) {
+      const lead = aToB.slice(at - p.i.length - p.jc, at);
+      expect(at - p.i.length - p.jc, `A→B sizes ${sizes}`).toBeGreaterThanOrEqual(from);
+      expect(lead[0]!.payload.subarray(0, p.i[0]!.prefix.length / 2).toString('hex')).toBe(p.i[0]!.prefix);
+      expect(lead[0]!.payload.length).toBe(p.i[0]!.length);
+      for (const j of lead.slice(p.i.length)) {
+        expect(j.payload.length).toBeGreaterThanOrEqual(p.jmin);
+        expect(j.payload.length).toBeLessThanOrEqual(p.jmax);
+      }
+      from = at + 1;
+    }
+    // a fresh sender index per initiation
+    const idx = inits.map((k) => aToB[k]!.payload.readUInt32LE(p.s1 + 4));
+    expect(new Set(idx).size).toBe(idx.length);
+  });
 
   const base = SETS[0]!;
   const mismatches: [string, ParamSet][] = [

@@ -44,6 +44,8 @@ interface Udp {
   sport: number;
   dport: number;
   payload: Buffer;
+  /** capture time, seconds */
+  t: number;
 }
 
 function parsePcap(b: Buffer): Udp[] {
@@ -55,6 +57,7 @@ function parsePcap(b: Buffer): Udp[] {
   if (u32(20) !== 1) throw new Error(`link type ${u32(20)}, expected Ethernet`);
   const out: Udp[] = [];
   for (let o = 24; o + 16 <= b.length; ) {
+    const t = u32(o) + u32(o + 4) / 1e6;
     const incl = u32(o + 8);
     const f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
@@ -70,6 +73,7 @@ function parsePcap(b: Buffer): Udp[] {
       sport: udp.readUInt16BE(0),
       dport: udp.readUInt16BE(2),
       payload: Buffer.from(udp.subarray(8, len)),
+      t,
     });
   }
   return out;
@@ -313,6 +317,9 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       const otherB = bToA.filter((x) => !bT.includes(x) && !isResp(x) && !isCookie(x));
       expect(otherA.map((x) => x.payload.length), 'A→B unexplained sizes').toEqual([]);
       expect(otherB.map((x) => x.payload.length), 'B→A unexplained sizes').toEqual([]);
+      // a further initiation is a retransmission (REKEY_TIMEOUT 5 s, less no jitter), not a double
+      const initTimes = aToB.filter(isInit).map((x) => x.t);
+      for (let k = 1; k < initTimes.length; k++) expect(initTimes[k]! - initTimes[k - 1]!).toBeGreaterThan(4.9);
       // headers vary inside a real range (fresh draw per message)
       if (p.h[3]![1] - p.h[3]![0] > 1000) {
         expect(new Set(transport.map((t) => t.payload.readUInt32LE(p.s4))).size).toBeGreaterThan(1);
@@ -364,6 +371,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       }
       from = at + 1;
     }
+    expect(aToB[inits[1]!]!.t - aToB[inits[0]!]!.t).toBeGreaterThan(4.9);
     // a fresh sender index per initiation
     const idx = inits.map((k) => aToB[k]!.payload.readUInt32LE(p.s1 + 4));
     expect(new Set(idx).size).toBe(idx.length);

@@ -14,7 +14,8 @@
 #   /usr/share/bash-completion/completions/awg, /usr/share/zsh/vendor-completions/_awg,
 #   /usr/share/fish/vendor_completions.d/awg.fish, /usr/share/man/man1/awg.1.gz
 # Maintainer scripts: removing the package stops the units and runs `awg down` (no awg object
-# outlives it); purging also deletes the state directory /var/lib/awg. /etc/awg (configs you
+# outlives it); purging also deletes the state directory /var/lib/awg and the compile cache
+# /var/cache/awg (bin/awg.js). /etc/awg (configs you
 # wrote) stays. An upgrade restarts a running awg.service (try-restart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,6 +45,7 @@ else
   run npm pack --pack-destination "$tmp" --loglevel=error
 fi
 tar -xzf "$tmp/awg-$version.tgz" -C "$app" --strip-components=1
+[ -f "$app/dist/bundle/main.js" ] || { echo "build-deb: the npm package has no dist/bundle/main.js (npm run build && npm run bundle)" >&2; exit 1; }
 cp package-lock.json "$app/"
 run env PATH="$root/usr/lib/awg:$PATH" timeout 600 npm ci --prefix "$app" --omit=dev --prefer-offline --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=1 --loglevel=error
 rm -f "$app/package-lock.json"
@@ -58,7 +60,7 @@ chmod 0755 "$root/usr/bin/awg"
 # the units, rendered for these paths; the header says who wrote them
 units=$root/usr/lib/systemd/system
 mkdir -p "$units"
-"$root/usr/lib/awg/node" "$app/bin/awg.js" service install --print --platform linux --node /usr/lib/awg/node --bin /usr/lib/awg/app/bin/awg.js >"$tmp/units"
+AWG_COMPILE_CACHE=0 "$root/usr/lib/awg/node" "$app/bin/awg.js" service install --print --platform linux --node /usr/lib/awg/node --bin /usr/lib/awg/app/bin/awg.js >"$tmp/units"
 header="# Shipped by the awg Debian package (not enabled). \`awg service install\` writes a unit with your options to /etc/systemd/system, which takes precedence."
 awk -v dir="$units" -v header="$header" '
   /^# ---- .* ----$/ { name = $3; next }
@@ -123,8 +125,8 @@ set -e
 case "$1" in
   purge)
     # state: the applied record, engine records, backups of what awg replaced (restored by
-    # `awg down` in prerm), the boot copy of the kill switch
-    rm -rf /var/lib/awg /run/awg
+    # `awg down` in prerm), the boot copy of the kill switch; the CLI's compile cache
+    rm -rf /var/lib/awg /run/awg /var/cache/awg
     ;;
 esac
 if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi

@@ -18,7 +18,7 @@ fail() {
   exit 1
 }
 dpkg -s awg >/dev/null 2>&1 && fail "an awg package is installed on this machine; not touching it"
-for d in /var/lib/awg /run/awg; do [ -e "$d" ] && fail "$d exists (awg state of this machine); the purge would delete it"; done
+for d in /var/lib/awg /run/awg /var/cache/awg; do [ -e "$d" ] && fail "$d exists (awg state of this machine); the purge would delete it"; done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/awg-deb-smoke.XXXXXX")
 ns="awgb-deb-$$"
 cleanup() {
@@ -32,7 +32,7 @@ in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
 deb=$(bash scripts/build-deb.sh "$tmp/out" | tail -1)
 [ -f "$deb" ] || fail "no package built"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' | sort >"$tmp/contents"
-for f in /usr/bin/awg /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js /usr/lib/awg/app/dist/cli/main.js \
+for f in /usr/bin/awg /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js /usr/lib/awg/app/dist/bundle/main.js \
   /usr/lib/awg/app/proto/awg.proto /usr/lib/awg/app/schema/config.schema.json /usr/lib/awg/app/node_modules/koffi/package.json \
   /usr/lib/systemd/system/awg.service /usr/lib/systemd/system/awg-killswitch.service \
   /usr/share/bash-completion/completions/awg /usr/share/zsh/vendor-completions/_awg \
@@ -68,6 +68,8 @@ $plain awg validate -f /usr/lib/awg/app/examples/minimal.yaml --skip-secrets >/d
 # `version --check` knows it came as a Debian package and asks apt's local lists (no network)
 kind=$($plain awg version --check --json 2>/dev/null | node -p "JSON.parse(require('fs').readFileSync(0, 'utf8')).installedWith" || true)
 [ "$kind" = deb ] || fail "awg version --check does not see a Debian install (got '$kind')"
+# the bundled CLI keeps V8's compile cache where only root can write (bin/awg.js)
+[ "$(stat -c '%U %a' /var/cache/awg/compile 2>/dev/null)" = "root 700" ] || fail "no root-only compile cache in /var/cache/awg/compile"
 
 # a tunnel, applied in the namespace (its endpoint behind a veth pair inside it)
 key=$(wg genkey)
@@ -95,7 +97,7 @@ in_ns nft list tables 2>/dev/null | grep -q 'awg' && fail "an nft table left aft
 pgrep -f '/usr/lib/awg/app/bin/awg.js' >/dev/null && fail "awg processes left after dpkg -r"
 [ -e /usr/bin/awg ] || [ -e /usr/lib/awg ] && fail "package files left after dpkg -r"
 in_ns dpkg -P awg >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log" >&2; fail "dpkg -P failed"; }
-[ -e /var/lib/awg ] && fail "dpkg -P left /var/lib/awg"
+for d in /var/lib/awg /var/cache/awg; do [ -e "$d" ] && fail "dpkg -P left $d"; done
 snapshot >"$tmp/after"
 if ! diff -u "$tmp/before" "$tmp/after" >"$tmp/diff"; then cat "$tmp/diff" >&2; fail "the file tree differs after purge"; fi
 echo "deb-smoke: $(basename "$deb") ($(du -h "$deb" | cut -f1)) installs, runs on $node_used, applies a tunnel, removes and purges cleanly"

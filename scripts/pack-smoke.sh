@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The package as users get it: `npm pack` (prepack builds dist/ afresh), install the tarball
 # into a temporary global prefix, and use the installed copy from outside the repository:
-# `awg --version` is package.json's version, every shipped example validates, every dist module
-# loads with the production dependencies only, the gRPC proto is read from the installed
-# package, the tarball holds no test doubles, source maps or sources, and the published schema
-# types resolve for a TypeScript consumer (nodenext, bundler and node10 resolution).
+# `awg --version` is package.json's version and the CLI runs from the bundle (dist/bundle/, the
+# only code shipped), every shipped example validates, every bundle file loads with the
+# production dependencies only, `validate` and `diff` load no daemon, gRPC or engine code (a
+# loader hook lists what they import; esbuild's metafile says which sources each file holds), the
+# gRPC proto is read from the installed package, the tarball holds no test doubles, source maps or
+# sources, and the published schema types resolve for a TypeScript consumer (nodenext, bundler
+# and node10 resolution). Needs root for `diff` in a scratch network namespace.
 # Needs the npm registry (or npm's cache) for the dependencies, nothing else; cleans up. The
 # install is bounded (fetch timeout, one retry, 10 min in all): a stalled registry fails the run.
 set -euo pipefail
@@ -26,13 +29,17 @@ tgz="$tmp/awg-$version.tgz"
 [ -f "$tgz" ] || fail "npm pack did not write $tgz"
 
 tar tzf "$tgz" | sed 's#^package/##' | sort >"$tmp/contents"
-for f in bin/awg.js dist/cli/main.js proto/awg.proto schema/config.schema.json \
+for f in bin/awg.js dist/bundle/main.js dist/bundle/udpsend-worker.js dist/bundle/grpc-service.js proto/awg.proto schema/config.schema.json \
   schema/plan.schema.json schema/status.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml \
   share/completions/awg.bash share/completions/_awg share/completions/awg.fish share/man/awg.1 docs/troubleshooting.md; do
   grep -qxF "$f" "$tmp/contents" || fail "the tarball lacks $f"
 done
-unwanted=$(grep -E '(^|/)fake(-[^/]*)?\.(js|ts)$|^dist/dataplane/(tun|conn)/memory\.js$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents" || true)
+unwanted=$(grep -E '(^|/)fake(-[^/]*)?\.(js|ts)$|^dist/[^b]|^dist/b[^u]|\.map$|^(src|test|bench|scripts)/' "$tmp/contents" || true)
 [ -z "$unwanted" ] || fail "the tarball must not contain: $unwanted"
+meta="$repo/dist/bundle.meta.json" # written by prepack's bundle, beside the bundle
+[ -f "$meta" ] || fail "no $meta (prepack runs scripts/bundle.mjs)"
+doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.values(m.outputs)) for (const i of Object.keys(o.inputs)) if (/(^|\/)fake(-[^/]*)?\.js$|^dist\/dataplane\/(tun|conn)\/memory\.js$/.test(i)) console.log(i)' "$meta" | sort -u)
+[ -z "$doubles" ] || fail "the bundle must not contain test doubles: $doubles"
 
 run timeout 600 npm install --global --prefix "$tmp/prefix" --no-audit --no-fund --prefer-offline --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$tgz"
 awg="$tmp/prefix/bin/awg"
@@ -46,25 +53,68 @@ for example in "$pkg"/examples/*.yaml; do
   run "$awg" validate -f "$example"
 done
 
-# every module of the installed dist imports with the installed (production) dependencies
+# every file of the installed bundle imports with the installed (production) dependencies
 cat >"$tmp/load.mjs" <<'EOF'
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 const pkg = process.argv[2];
-const dist = join(pkg, 'dist');
+const dist = join(pkg, 'dist', 'bundle');
 const failed = [];
 for (const f of readdirSync(dist, { recursive: true }).filter((f) => f.endsWith('.js'))) {
   await import(pathToFileURL(join(dist, f)).href).catch((e) => failed.push(`${f}: ${e}`));
 }
 if (failed.length > 0) throw new Error(`modules that do not load:\n${failed.join('\n')}`);
-const { PROTO_PATH } = await import(pathToFileURL(join(dist, 'daemon/convert.js')).href);
+const { awgService, PROTO_PATH } = await import(pathToFileURL(join(dist, 'grpc-service.js')).href);
 if (!PROTO_PATH.startsWith(pkg + '/')) throw new Error(`proto read from ${PROTO_PATH}, not the package`);
-const { awgService } = await import(pathToFileURL(join(dist, 'daemon/grpc-service.js')).href);
 if (Object.keys(awgService()).length === 0) throw new Error('the Awg service has no methods');
 process.exit(0);
 EOF
 run node "$tmp/load.mjs" "$(cd "$pkg" && pwd -P)"
+
+# what `validate` and `diff` import (ESM resolution, seen by a loader hook), mapped to sources
+cat >"$tmp/hooks.mjs" <<'EOF'
+import { appendFileSync } from 'node:fs';
+export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  appendFileSync(process.env.AWG_SMOKE_LOADS, `${r.url}\n`);
+  return r;
+}
+EOF
+cat >"$tmp/register.mjs" <<'EOF'
+import { register } from 'node:module';
+register('./hooks.mjs', import.meta.url);
+EOF
+cat >"$tmp/loaded.mjs" <<'EOF'
+// loaded.mjs <metafile> <loads> <what> <forbidden source regex> <forbidden package regex>
+import { readFileSync } from 'node:fs';
+const [metaFile, loadsFile, what, badSource, badPackage] = process.argv.slice(2);
+const meta = JSON.parse(readFileSync(metaFile, 'utf8'));
+const urls = readFileSync(loadsFile, 'utf8').split('\n').filter(Boolean);
+const chunks = new Set(urls.filter((u) => u.includes('/dist/bundle/')).map((u) => u.replace(/.*\/dist\/bundle\//, '')));
+if (!chunks.has('main.js')) throw new Error(`${what}: did not run from the bundle:\n${urls.join('\n')}`);
+const sources = Object.entries(meta.outputs)
+  .filter(([out]) => chunks.has(out.replace(/.*\/bundle\//, '')))
+  .flatMap(([, o]) => Object.keys(o.inputs));
+const bad = [
+  ...sources.filter((s) => new RegExp(badSource).test(s)),
+  ...urls.filter((u) => u.includes('/node_modules/') && new RegExp(badPackage).test(u.replace(/.*\/node_modules\//, ''))),
+];
+if (bad.length > 0) throw new Error(`${what} loads what it must not:\n${[...new Set(bad)].join('\n')}`);
+EOF
+engine='^dist/dataplane/(engine|index|device/(device|peer|send|receive)|noise/|crypto/|conn/|tun/)|^dist/daemon/(core|daemon|grpc-service|loop|server|metrics|wakes|traffic)\.js$'
+: >"$tmp/loads.validate"
+AWG_SMOKE_LOADS="$tmp/loads.validate" run node --import "$tmp/register.mjs" "$pkg/bin/awg.js" validate -f "$pkg/examples/minimal.yaml"
+run node "$tmp/loaded.mjs" "$meta" "$tmp/loads.validate" validate "$engine|^dist/(daemon|native|procs|reconciler)/" '^(@grpc/|koffi/|pino/|prom-client/|chokidar/)'
+ns="awg-pack-smoke-$$"
+ip netns add "$ns"
+trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "$tmp"' EXIT
+mkdir -m 700 "$tmp/state"
+: >"$tmp/loads.diff"
+code=0
+AWG_SMOKE_LOADS="$tmp/loads.diff" nsenter --net="/var/run/netns/$ns" node --import "$tmp/register.mjs" "$pkg/bin/awg.js" diff -f "$pkg/examples/minimal.yaml" --state-dir "$tmp/state" >"$tmp/step.log" 2>&1 || code=$?
+[ "$code" = 2 ] || { cat "$tmp/step.log" >&2; fail "awg diff in an empty namespace exited $code, expected 2 (changes)"; }
+run node "$tmp/loaded.mjs" "$meta" "$tmp/loads.diff" diff "$engine" '^(@grpc/|pino/|prom-client/|chokidar/)'
 
 # a consumer's TypeScript project reaches the published types by the package name
 mkdir -p "$tmp/consumer/node_modules"

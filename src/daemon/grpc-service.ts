@@ -3,6 +3,9 @@ import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './convert.js';
 
+/** where the definition is read from (a bundle entry point re-exports it: scripts/pack-smoke.sh checks it) */
+export { PROTO_PATH };
+
 let definition: grpc.ServiceDefinition | undefined;
 
 /** The Awg service definition (proto loaded once, at first use). */

@@ -147,8 +147,19 @@ async function child(cfg: string, stateDir: string, runs: number): Promise<Sampl
 // ---------------------------------------------------------------------------------------
 // parent
 
-export async function diffBench(smoke: boolean): Promise<Sample[]> {
-  const runs = smoke ? 1 : 9;
+export interface ReferenceHost {
+  ns: string;
+  dir: string;
+  /** the reference config, applied in `ns` with this checkout's build */
+  cfg: string;
+  stateDir: string;
+  env: NodeJS.ProcessEnv;
+  /** nsenter arguments that run `args` inside `ns` */
+  inNs: (args: string[]) => string[];
+}
+
+/** A bench namespace with the reference config applied (engines running); `awg down` after. */
+export async function withReferenceApplied<T>(fn: (h: ReferenceHost) => Promise<T>): Promise<T> {
   await ensureDist();
   return withBenchNetns(async (ns, dir) => {
     const cfg = join(dir, 'reference.yaml');
@@ -180,49 +191,49 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
     const applied = await awg(['apply', '-f', cfg, '--state-dir', stateDir]);
     if (applied.code !== 0) throw new Error(`reference apply failed:\n${applied.stderr}`);
     try {
-      const out = await childSamples(ns, 'diff.bench.ts', [cfg, stateDir, String(runs)], env);
-      // the machine is shared: each CLI sample notes the 1-minute load average after it ran
-      const wall = async (name: string, args: string[], expectCode: number, note?: string) => {
-        const s = await measure(name, runs, async () => {
-          const r = await sh('nsenter', inNs(args), { env });
-          if (r.code !== expectCode)
-            throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-        });
-        const load = `load ${loadavg()[0]!.toFixed(1)}`;
-        return { ...s, cpuMedian: undefined, note: note ? `${note}; ${load}` : load };
-      };
-      const node = process.execPath;
-      const bin = join(ROOT, 'bin/awg.js');
-      out.push(
-        await wall(
-          'CLI wall: awg diff (converged, exit 0), nsenter + node start-up included',
-          [node, bin, 'diff', '-f', cfg, '--state-dir', stateDir],
-          0,
-          'target < 300 ms',
-        ),
-      );
-      out.push(
-        await wall(
-          'CLI wall: awg apply (no-op, 0 mutations)',
-          [node, bin, 'apply', '-f', cfg, '--state-dir', stateDir],
-          0,
-        ),
-      );
-      out.push(
-        await wall(
-          '  start-up + load + validate (no drivers, no observe): awg validate',
-          [node, bin, 'validate', '-f', cfg],
-          0,
-        ),
-      );
-      out.push(await wall('  start-up only: nsenter + node -e 0', [node, '-e', '0'], 0));
-      out.push(
-        await wall('  start-up + CLI module load: awg --version', [node, bin, '--version'], 0),
-      );
-      return out;
+      return await fn({ ns, dir, cfg, stateDir, env, inNs });
     } finally {
       await awg(['down', '--state-dir', stateDir]);
     }
+  });
+}
+
+export async function diffBench(smoke: boolean): Promise<Sample[]> {
+  const runs = smoke ? 1 : 9;
+  return withReferenceApplied(async ({ ns, cfg, stateDir, env, inNs }) => {
+    const out = await childSamples(ns, 'diff.bench.ts', [cfg, stateDir, String(runs)], env);
+    // the machine is shared: each CLI sample notes the 1-minute load average after it ran
+    const wall = async (name: string, args: string[], expectCode: number, note?: string) => {
+      const s = await measure(name, runs, async () => {
+        const r = await sh('nsenter', inNs(args), { env });
+        if (r.code !== expectCode) throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+      });
+      const load = `load ${loadavg()[0]!.toFixed(1)}`;
+      return { ...s, cpuMedian: undefined, note: note ? `${note}; ${load}` : load };
+    };
+    const node = process.execPath;
+    const bin = join(ROOT, 'bin/awg.js');
+    out.push(
+      await wall(
+        'CLI wall: awg diff (converged, exit 0), nsenter + node start-up included',
+        [node, bin, 'diff', '-f', cfg, '--state-dir', stateDir],
+        0,
+        'target < 300 ms',
+      ),
+    );
+    out.push(
+      await wall('CLI wall: awg apply (no-op, 0 mutations)', [node, bin, 'apply', '-f', cfg, '--state-dir', stateDir], 0),
+    );
+    out.push(
+      await wall(
+        '  start-up + load + validate (no drivers, no observe): awg validate',
+        [node, bin, 'validate', '-f', cfg],
+        0,
+      ),
+    );
+    out.push(await wall('  start-up only: nsenter + node -e 0', [node, '-e', '0'], 0));
+    out.push(await wall('  start-up + CLI module load: awg --version', [node, bin, '--version'], 0));
+    return out;
   });
 }
 

@@ -20,6 +20,7 @@ import { matchBench } from './match.bench.js';
 import { execGateBench } from './exec-gate.bench.js';
 import { aeadBench } from './aead.bench.js';
 import { handshakeBench } from './handshake.bench.js';
+import { startupBench } from './startup.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -41,6 +42,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'exec-gate', run: (sm) => execGateBench(sm) },
   { name: 'aead', run: aeadBench },
   { name: 'handshake', run: handshakeBench },
+  { name: 'startup', run: startupBench },
 ];
 
 const results: Record<string, Sample[]> = {};

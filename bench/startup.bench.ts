@@ -12,7 +12,7 @@
  * - every command inside the bench namespace via nsenter, where the reference config
  *   (diff.bench.ts) is applied and converged: `diff` exits 0 having observed everything.
  */
-import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { must, ROOT, sh } from './apply.bench.js';
@@ -22,9 +22,9 @@ import { median, percentile, type Sample } from './lib.js';
 /** A package layout whose bin runs the bundle (no dist/cli/ beside it). */
 async function bundledLayout(dir: string): Promise<string> {
   const pkg = join(dir, 'pkg');
-  mkdirSync(join(pkg, 'bin'), { recursive: true });
+  mkdirSync(pkg, { recursive: true });
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-  copyFileSync(join(ROOT, 'bin/awg.js'), join(pkg, 'bin/awg.js'));
+  cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true }); // a copy: a symlink's target would see dist/cli/
   for (const d of ['node_modules', 'proto', 'schema', 'examples']) symlinkSync(join(ROOT, d), join(pkg, d));
   await must(process.execPath, [join(ROOT, 'scripts/bundle.mjs'), join(pkg, 'dist', 'bundle')]);
   return join(pkg, 'bin/awg.js');
@@ -48,7 +48,8 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
     ];
     const commands = [
       { name: 'awg --version', args: ['--version'], code: 0 },
-      { name: 'awg validate', args: ['validate', '-f', cfg], code: 0 },
+      { name: 'awg validate (examples/minimal.yaml)', args: ['validate', '-f', join(ROOT, 'examples/minimal.yaml')], code: 0 },
+      { name: 'awg validate (reference config)', args: ['validate', '-f', cfg], code: 0 },
       { name: 'awg diff (converged, exit 0)', args: ['diff', '-f', cfg, '--state-dir', stateDir], code: 0 },
     ];
     const times = new Map<string, number[]>();

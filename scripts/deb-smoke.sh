@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Debian package as users get it (scripts/build-deb.sh): build it, install it with dpkg,
+# The Debian package as users get it (scripts/build-deb.sh): build it (or take the one given:
+# `bash scripts/deb-smoke.sh [awg_<v>_<arch>.deb]`), install it with dpkg,
 # use it, remove it, purge it — and the host is as before. dpkg and the package's maintainer
 # scripts run inside a fresh network namespace (nsenter), so the tunnel the test applies and
 # the `awg down` of the removal act there, never on this machine's network. Checked:
@@ -12,6 +13,7 @@
 # Refuses to run where an awg package or awg state (/var/lib/awg, /run/awg) is present. Cleans
 # up after itself.
 set -euo pipefail
+[ -z "${1:-}" ] || set -- "$(readlink -f "$1")" # a package built already (else this builds one)
 cd "$(dirname "$0")/.."
 fail() {
   echo "deb-smoke: $*" >&2
@@ -29,7 +31,8 @@ cleanup() {
 trap cleanup EXIT
 in_ns() { nsenter --net="/var/run/netns/$ns" "$@"; }
 
-deb=$(bash scripts/build-deb.sh "$tmp/out" | tail -1)
+deb=${1:-}
+if [ -z "$deb" ]; then deb=$(bash scripts/build-deb.sh "$tmp/out" | tail -1); fi
 [ -f "$deb" ] || fail "no package built"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' | sort >"$tmp/contents"
 for f in /usr/bin/awg /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js /usr/lib/awg/app/dist/bundle/main.js \

@@ -20,6 +20,13 @@ npm run -s bench:smoke || status=$?
 # the README's main job must stay green too
 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
 bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
-AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=1 bash scripts/deb-smoke.sh || status=$?   # the .deb installs, runs, removes and purges cleanly (dist/ fresh from pack-smoke)
+# the Debian package (dist/ fresh from pack-smoke's prepack): installs, runs, removes and purges
+# cleanly; a running daemon survives its upgrade with the kill switch closed
+if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then
+  bash scripts/deb-smoke.sh "$deb" || status=$?
+  bash scripts/deb-upgrade-smoke.sh "$deb" || status=$?
+else
+  echo "build-deb failed"; status=1
+fi
 node scripts/summarize-tests.mjs .test-results/vitest.json || status=$?
 exit "$status"

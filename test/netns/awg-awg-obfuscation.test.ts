@@ -209,7 +209,17 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
   ): Promise<string> {
     nsA = await createNetns('aoa');
     nsB = await createNetns('aob');
-    ifB = (await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` })).ifB;
+    const veth = await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
+    ifB = veth.ifB;
+    // The engines send with UDP GSO: a burst (I-packets and junk, a run of transport messages)
+    // leaves as one super-packet that the kernel segments at the last device, and veth passes it
+    // on whole, so a capture would see one frame for several datagrams. With at most one segment
+    // per packet the kernel segments before the veth, and the capture sees the datagrams a
+    // physical link carries.
+    for (const [ns, dev] of [[nsA, veth.ifA], [nsB, veth.ifB]] as const) {
+      const r = await nsExec(ns, 'ip', ['link', 'set', 'dev', dev, 'gso_max_segs', '1']);
+      expect(r.code, r.stderr).toBe(0);
+    }
     envA = makeAwgEnv();
     envB = makeAwgEnv();
     const a = wgKeyPair();

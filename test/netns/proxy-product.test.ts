@@ -222,11 +222,22 @@ describe.skipIf(skip)('proxy tunnels through the product (awg apply, awg exec, r
   it('upstream killed mid-transfer: the transfer fails; then allow-direct redials direct and block fails', async () => {
     expect((await curl(['--rule', 'kd'])).stdout).toBe(S4T);
     expect((await curl(['--rule', 'kb'])).stdout).toBe(S4T);
-    const big = exec(['--rule', 'kb'], ['curl', '-sS', '--max-time', '60', '--limit-rate', '1M', '-o', '/dev/null', '-w', '%{size_download}', `${URL_T}bytes?n=200000000`], 90_000);
-    // kill once the transfer runs (what the kernel buffers still arrives, then the cut)
-    await new Promise((r) => setTimeout(r, 3000));
-    await killable!.kill();
-    const cut = await big;
+    // What the kernel buffers between the server and curl still arrives after the cut. With
+    // receive buffers autotuned up to tcp_rmem's maximum (32 MiB on recent kernels) curl's and
+    // the engine's sockets can hold ~60 MiB: a minute at curl's 1 MiB/s, so curl's own timeout
+    // came first (CI). Capped at 1 MiB in C, a few seconds' worth remain.
+    const rmem = (await nsExec(C(), 'sysctl', ['-n', 'net.ipv4.tcp_rmem'])).stdout.trim().split(/\s+/).join(' ');
+    await nsExec(C(), 'sysctl', ['-qw', 'net.ipv4.tcp_rmem=4096 131072 1048576']);
+    let cut: Awaited<ReturnType<typeof exec>>;
+    try {
+      const big = exec(['--rule', 'kb'], ['curl', '-sS', '--max-time', '60', '--limit-rate', '1M', '-o', '/dev/null', '-w', '%{size_download}', `${URL_T}bytes?n=200000000`], 90_000);
+      // kill once the transfer runs
+      await new Promise((r) => setTimeout(r, 3000));
+      await killable!.kill();
+      cut = await big;
+    } finally {
+      await nsExec(C(), 'sysctl', ['-qw', `net.ipv4.tcp_rmem=${rmem}`]);
+    }
     expect(cut.code, show(cut)).not.toBe(0);
     // cut by the reset, not by curl's own timeout (28)
     expect(cut.code, show(cut)).not.toBe(28);

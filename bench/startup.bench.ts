@@ -6,8 +6,7 @@
  * - bundled: an installed package's layout in a temporary directory (bin/awg.js, dist/bundle/
  *   from scripts/bundle.mjs, this checkout's node_modules), as `npm i -g` or the .deb have it:
  *   once with the compile cache off (AWG_COMPILE_CACHE=0), once with it on (Node 22.1+ only; a
- *   root-only directory of the run's own, warmed by the discarded first round), and with the
- *   Node flags the Debian package's /usr/bin/awg gives short commands (src/util/node-flags.ts);
+ *   root-only directory of the run's own, warmed by the discarded first round);
  * - on this machine's node and on the official Node 24 build the Debian package carries
  *   (scripts/runtimes.sh; skipped in smoke runs), each with its own `node -e 0` floor;
  * - every command inside the bench namespace via nsenter, where the reference config
@@ -19,7 +18,6 @@ import { loadavg } from 'node:os';
 import { must, ROOT, sh } from './apply.bench.js';
 import { withReferenceApplied } from './diff.bench.js';
 import { median, percentile, type Sample } from './lib.js';
-import { SHORT_LIVED_NODE_FLAGS } from '../src/util/node-flags.js';
 
 /** A package layout whose bin runs the bundle (no dist/cli/ beside it). */
 async function bundledLayout(dir: string): Promise<string> {
@@ -47,8 +45,6 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
       { name: 'unbundled', bin: join(ROOT, 'bin/awg.js'), env: {} },
       { name: 'bundled, no compile cache', bin: bundled, env: { AWG_COMPILE_CACHE: '0' } },
       { name: 'bundled', bin: bundled, env: { AWG_COMPILE_CACHE_DIR: cache } },
-      // as the Debian package's /usr/bin/awg runs the short commands
-      { name: 'bundled + launcher flags', bin: bundled, env: { AWG_COMPILE_CACHE_DIR: cache }, flags: SHORT_LIVED_NODE_FLAGS },
     ];
     const commands = [
       { name: 'awg --version', args: ['--version'], code: 0 },
@@ -73,7 +69,7 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
         await once(`${labels[ri]} node -e 0`, [node, '-e', '0'], 0, {}, round > 0);
         for (const b of builds)
           for (const c of commands)
-            await once(`${labels[ri]} ${b.name}: ${c.name}`, [node, ...(b.flags ?? []), b.bin, ...c.args], c.code, b.env, round > 0);
+            await once(`${labels[ri]} ${b.name}: ${c.name}`, [node, b.bin, ...c.args], c.code, b.env, round > 0);
       }
     }
     const load = `load ${load0} → ${loadavg()[0]!.toFixed(1)}, nsenter + node start-up included`;

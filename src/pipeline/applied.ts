@@ -16,6 +16,12 @@ export interface AppliedRecord {
   outcome: string;
   /** the host the config's overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
+  /**
+   * Set when a stopping daemon removed what it hosted but kept this record (the kill switch
+   * stays closed while it is down): the ids it removed, so the next start restores them as
+   * such instead of reporting them as drift (deleted outside awg). The next save drops it.
+   */
+  stopped?: { at: string; removed: string[] };
 }
 
 const KEY = 'applied';
@@ -68,6 +74,18 @@ export class AppliedStore {
   save(r: AppliedRecord): void {
     this.state.set(CLAIMS_KEY, r.claims);
     this.state.set(KEY, r);
+  }
+
+  /** Note on the record that a stopping daemon removed these ids on purpose (see `stopped`). */
+  markStopped(removed: readonly string[], at = new Date().toISOString()): void {
+    const r = this.load();
+    if (r) this.state.set(KEY, { ...r, stopped: { at, removed: [...removed] } });
+  }
+
+  /** the ids the last daemon stop removed on purpose (none when it was not stopped since the last save) */
+  stoppedRemoved(): ReadonlySet<string> {
+    const s = this.load()?.stopped;
+    return new Set(s && Array.isArray(s.removed) ? s.removed.filter((x): x is string => typeof x === 'string') : []);
   }
 
   clear(): void {

@@ -13,6 +13,7 @@ import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import type { Reporter } from '../../../src/util/reporter.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
@@ -42,13 +43,14 @@ describe('daemon core', () => {
   let events: DaemonEvent[];
   let timers: { ms: number; fn: () => void; cancelled: boolean }[];
 
-  function make(opts: { configPath?: string } = {}): Daemon {
+  function make(opts: { configPath?: string; state?: MemoryStateStore; reporter?: Reporter } = {}): Daemon {
     timers = [];
     const x = new Daemon({
       configPath: opts.configPath ?? file,
       drivers: d,
       exec: new RecordingExec(),
-      state: new MemoryStateStore(),
+      state: opts.state ?? new MemoryStateStore(),
+      ...(opts.reporter ? { reporter: opts.reporter } : {}),
       facts: { cgroupNftPrefix: '' },
       wakes: false,
       loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
@@ -242,6 +244,35 @@ describe('daemon core', () => {
     expect(r.keptFirewall).toBe(true);
     expect([...d.firewall.objects.keys()]).toEqual(['firewall/inet/awg']);
     expect(d.link.objects.size + d.route.objects.size + d.engine.objects.size).toBe(0);
+  });
+
+  // Before: a restarted daemon (a package upgrade, `systemctl restart`) reported every object
+  // its own stop had removed as drift ("deleted outside awg", repaired).
+  it('a restart restores what the stop removed without calling it drift; real drift is still drift', async () => {
+    writeFileSync(file, config({ killSwitch: true }));
+    const state = new MemoryStateStore();
+    daemon = make({ state });
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const before = allIds(d);
+    await daemon.stop();
+    expect([...d.firewall.objects.keys()]).toEqual(['firewall/inet/awg']);
+
+    const infos: string[] = [];
+    daemon = make({ state, reporter: { report: (e) => void (e.type === 'info' && infos.push(e.message)) } });
+    await daemon.start();
+    expect(await until((e) => e.type === 'reconcile-finished')).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(allIds(d)).toEqual(before);
+    expect(events.filter((e) => e.type === 'drift')).toEqual([]);
+    expect(infos).toContainEqual(expect.stringMatching(/^restored \d+ object\(s\) the daemon removed when it last stopped$/));
+
+    // the mark is gone with the next save: an object deleted outside awg now is drift again
+    const route = [...d.route.objects.keys()][0]!;
+    d.route.objects.delete(route);
+    const n = events.length;
+    daemon.wake('api');
+    await until((e) => e.type === 'reconcile-finished', n);
+    expect(events.slice(n).find((e) => e.type === 'drift')).toMatchObject({ ids: [route], repaired: true });
   });
 
   it('no config: idles in state down', async () => {

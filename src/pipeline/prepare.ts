@@ -15,6 +15,7 @@ import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
+import type { Exec } from '../util/exec.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import { cgroupRootFromEnv, claimsFromConfig } from './claims.js';
 
@@ -45,6 +46,8 @@ export interface PrepareOptions {
   facts?: HostFacts;
   /** probe host facts (endpoint resolution, cgroup mount, DNS manager) */
   probe?: boolean;
+  /** what probing reads through (default: this host's processes; the macOS host model in tests) */
+  exec?: Exec;
   env?: NodeJS.ProcessEnv;
   /** set: refuse `{env:}` secrets with this reason (configs named through the daemon's API) */
   envSecretsRefused?: string;
@@ -86,8 +89,8 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   const platform = opts.platform ?? (await loadPlatform());
   let facts = opts.facts ?? DEFAULT_FACTS;
   if (!opts.facts && opts.probe) {
-    const [{ ProcessExec }, { silentReporter }] = await Promise.all([import('../util/exec.js'), import('../util/reporter.js')]);
-    facts = await platform.probeFacts(config, { exec: new ProcessExec(silentReporter), env, ...(opts.state ? { state: opts.state } : {}), ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}) });
+    const exec = opts.exec ?? new (await import('../util/exec.js')).ProcessExec((await import('../util/reporter.js')).silentReporter);
+    facts = await platform.probeFacts(config, { exec, env, ...(opts.state ? { state: opts.state } : {}), ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}) });
   }
   let model: DesiredModel;
   let desired: DesiredState;

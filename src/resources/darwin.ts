@@ -67,9 +67,21 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     push(r);
   }
 
+  // On macOS the engine creates the utun (it lives as long as the engine's socket), so the
+  // order is the reverse of Linux's persistent TUN: engine first, then the link (MTU, up), its
+  // addresses and routes; and the PF anchor after the engines, so its tunnel macros bind to
+  // the utuns they got (loaded before, those rules stay disabled and the anchor needs a second
+  // pass). One apply converges.
+  const engineOfLink = new Map<string, string>();
+  for (const r of out) if (r.kind === 'engine' && r.spec.link) engineOfLink.set(ids.link(r.spec.link), r.id);
+  for (let i = 0; i < out.length; i++) {
+    const r = out[i]!;
+    if (r.kind === 'engine' && r.spec.link) out[i] = { ...r, deps: r.deps.filter((d) => d !== ids.link(r.spec.link!)) };
+    else if (r.kind === 'link' && engineOfLink.has(r.id)) out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
+  }
   if (policy) {
     const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset: renderPfAnchor(pfPolicyFromFirewallPolicy(policy)) };
-    push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [], spec });
+    push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [...engineOfLink.values()], spec });
   }
 
   if (def?.link) {

@@ -185,7 +185,8 @@ export function parsePfLoad(text: string): PfLoadResult {
     if (m && m[1] !== 'pfctl') errors.push({ file: m[1]!, line: Number(m[2]), message: m[3]! });
     else if (l.startsWith('pfctl:')) {
       messages.push(l);
-      if (/rules not loaded/.test(l)) rejected = true;
+      // `rules not loaded`, or an ioctl that failed (pfctl err()s: `pfctl: DIOCXCOMMIT: Device busy`)
+      if (/rules not loaded/.test(l) || /^pfctl: DIOC[A-Z0-9_]+: /.test(l)) rejected = true;
     }
   }
   return { loaded: !rejected && errors.length === 0, errors, messages };

@@ -121,8 +121,11 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       const resources: Resource<'firewall'>[] = [];
       for (const name of [...names].sort()) {
         const rules = parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorRules(name))).rules;
-        if (!rules.length) continue;
         const a = rec.anchors[name];
+        // an empty anchor is ours only while we recorded it (someone flushed it, or a load
+        // failed after the hook and the token were taken): reported, so repair, rollback and
+        // `down` still release the token and the hook
+        if (!rules.length && !a) continue;
         let text: string;
         if (a && same(a.readback, rules))
           text = same(a.links, binding(a.ruleset, scope.state))
@@ -231,70 +234,92 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         return changed ? 'changed' : 'unchanged';
       }
 
-      if (!snap.hooked) {
-        const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
-        const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
-        if (dropped.length)
-          ctx.reporter.report({
-            type: 'warning',
-            message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
+      // what this apply changed before a later step failed, undone so a failed create leaves
+      // the main ruleset and PF's enable state as they were (the planner's rollback only
+      // deletes objects that were created)
+      let hookedNow = false;
+      try {
+        if (!snap.hooked) {
+          const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
+          const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
+          if (dropped.length)
+            ctx.reporter.report({
+              type: 'warning',
+              message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
+            });
+          const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
+            input: renderMainRuleset(conf),
+            allowFail: true,
+            display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}`,
           });
-        const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
-          input: renderMainRuleset(conf),
-          allowFail: true,
-          display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}`,
-        });
-        if (!ctx.dryRun) {
-          const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
-          if (!res.loaded)
-            throw new AwgError(
-              'driver',
-              `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
-            );
-        }
-      }
-      if (!current) {
-        const reg = Object.fromEntries(
-          Object.entries(readUtunRegistry(ctx.state)).map(([l, o]) => [l, o.ifname]),
-        );
-        const bound = bindPfLinks(after.ruleset, reg);
-        if (bound.unbound.length)
-          ctx.reporter.report({
-            type: 'warning',
-            message: `PF anchor ${name}: no utun yet for ${bound.unbound.join(', ')}; their pass rules stay disabled (traffic blocked) until the engine is up`,
-          });
-        const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadAnchor(name), {
-          input: bound.text,
-          allowFail: true,
-          display: `pfctl -a ${name} -f - <<< (${bound.text.split('\n').filter((l) => l && !l.startsWith('#')).length} lines)`,
-        });
-        if (!ctx.dryRun) {
-          const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
-          if (!res.loaded) {
-            const lines = bound.text.split('\n');
-            const detail =
-              res.errors
-                .map((e) => `line ${e.line}: ${e.message}: ${lines[e.line - 1] ?? ''}`)
-                .join('; ') ||
-              res.messages.join('; ') ||
-              r.stderr.trim();
-            throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+          if (!ctx.dryRun) {
+            const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+            if (!res.loaded)
+              throw new AwgError(
+                'driver',
+                `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
+              );
+            hookedNow = true;
           }
-          const readback = parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules;
-          rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind };
         }
-      }
-      if (!snap.tokenHeld) {
-        const r = await ctx.exec.mutate('pfctl', pfctlArgs.enableRef(), { allowFail: true });
-        if (!ctx.dryRun) {
-          const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
-          if (res.status !== 'enabled' || !res.token)
-            throw new AwgError(
-              'driver',
-              `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
-            );
-          rec.token = res.token;
+        if (!current) {
+          const reg = Object.fromEntries(
+            Object.entries(readUtunRegistry(ctx.state)).map(([l, o]) => [l, o.ifname]),
+          );
+          const bound = bindPfLinks(after.ruleset, reg);
+          if (bound.unbound.length)
+            ctx.reporter.report({
+              type: 'warning',
+              message: `PF anchor ${name}: no utun yet for ${bound.unbound.join(', ')}; their pass rules stay disabled (traffic blocked) until the engine is up`,
+            });
+          const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadAnchor(name), {
+            input: bound.text,
+            allowFail: true,
+            display: `pfctl -a ${name} -f - <<< (${bound.text.split('\n').filter((l) => l && !l.startsWith('#')).length} lines)`,
+          });
+          if (!ctx.dryRun) {
+            const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+            if (!res.loaded) {
+              const lines = bound.text.split('\n');
+              const detail =
+                res.errors
+                  .map((e) => `line ${e.line}: ${e.message}: ${lines[e.line - 1] ?? ''}`)
+                  .join('; ') ||
+                res.messages.join('; ') ||
+                r.stderr.trim();
+              throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+            }
+            const readback = parsePfRules(
+              await pf(ctx.exec, pfctlArgs.showAnchorRules(name)),
+            ).rules;
+            rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind };
+          }
         }
+        if (!snap.tokenHeld) {
+          const r = await ctx.exec.mutate('pfctl', pfctlArgs.enableRef(), { allowFail: true });
+          if (!ctx.dryRun) {
+            const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
+            if (res.status !== 'enabled' || !res.token)
+              throw new AwgError(
+                'driver',
+                `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
+              );
+            rec.token = res.token;
+          }
+        }
+      } catch (e) {
+        if (hookedNow && !Object.keys(rec.anchors).some((n) => n !== name)) {
+          if (rec.anchors[name])
+            await ctx.exec
+              .mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true })
+              .catch(() => undefined);
+          delete rec.anchors[name];
+          await ctx.exec
+            .mutate('pfctl', ['-f', pfConf], { allowFail: true })
+            .catch(() => undefined);
+          save();
+        }
+        throw e;
       }
       if (!current) await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
       save();

@@ -1,0 +1,531 @@
+/**
+ * A model of a macOS host for the darwin drivers (issue 17, Step 13): routes, interfaces
+ * (en0, lo0, utunN), network services with their DNS, the dynamic-store keys scutil writes,
+ * PF (main ruleset, anchors, enabled flag, -E references), launchd jobs. `MacHost.exec` is an
+ * Exec that interprets every command line the macOS drivers issue against this state and
+ * answers in the formats of the captured outputs the parsers are tested on
+ * (test/fixtures/macos/: netstat -rn of the tun2socks capture, ifconfig of 10.14.6, pfctl of
+ * macOS 26, networksetup's "There aren't any DNS Servers set on Wi-Fi."). An unknown command
+ * or argument list throws, so a driver that issues something the model does not know fails
+ * the test instead of passing silently.
+ *
+ * What the model is not: a kernel. pfctl's rule normalisation is modelled only as macro
+ * expansion and comment stripping; route lookups, ARP entries, scoped routes beyond what the
+ * initial table holds, and service-order changes are not modelled.
+ */
+import ipaddr from 'ipaddr.js';
+import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
+import { AwgError } from '../../../src/errors.js';
+
+export interface MRoute {
+  family: 4 | 6;
+  /** canonical CIDR */
+  dst: string;
+  /** next hop IP, `link#N`, or an interface name (a `-interface` route) */
+  gateway: string;
+  flags: string;
+  netif: string;
+  /** routes the kernel made for an interface (go with it) */
+  system?: boolean;
+}
+
+export interface MInterface {
+  name: string;
+  index: number;
+  mtu: number;
+  up: boolean;
+  inet: { address: string; prefixlen: number }[];
+  inet6: { address: string; prefixlen: number }[];
+}
+
+export interface MService {
+  name: string;
+  device: string;
+  enabled: boolean;
+  dns: string[];
+  search: string[];
+}
+
+export interface MPf {
+  enabled: boolean;
+  /** main ruleset as `pfctl -sr` prints it */
+  main: string[];
+  anchors: Map<string, string[]>;
+  /** -E references: token → pid */
+  refs: Map<string, number>;
+  /** state-table flushes (pfctl -F states) */
+  stateFlushes: number;
+}
+
+export interface Fault {
+  /** fail the mutation whose command line matches (and the `nth` such, from 1) */
+  match: RegExp;
+  nth?: number;
+}
+
+/** the default /etc/pf.conf of macOS (10.x … 15.x) */
+export const DEFAULT_PF_CONF = `#
+# Default PF configuration file.
+#
+scrub-anchor "com.apple/*"
+nat-anchor "com.apple/*"
+rdr-anchor "com.apple/*"
+dummynet-anchor "com.apple/*"
+anchor "com.apple/*"
+load anchor "com.apple" from "/etc/pf.anchors/com.apple"
+`;
+
+const ok = (stdout = '', stderr = ''): ExecResult => ({ stdout, stderr, code: 0 });
+const fail = (stderr: string, code = 1, stdout = ''): ExecResult => ({ stdout, stderr, code });
+
+/** canonical network CIDR of `a/len` */
+function canon(cidr: string): string {
+  const [a, l] = ipaddr.parseCIDR(cidr);
+  const bytes = a.toByteArray();
+  for (let i = 0; i < bytes.length * 8; i++) if (i >= l) bytes[i >> 3]! &= ~(0x80 >> (i & 7));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${l}`;
+}
+
+function inPrefix(addr: string, cidr: string): boolean {
+  const a = ipaddr.parse(addr);
+  const [net, len] = ipaddr.parseCIDR(cidr);
+  return a.kind() === net.kind() && a.match(net, len);
+}
+
+/** netstat's destination column: `default`, a host without its length, else `addr/len` */
+function netstatDst(r: MRoute): string {
+  const [a, l] = r.dst.split('/') as [string, string];
+  if (Number(l) === 0) return 'default';
+  if ((r.family === 4 && l === '32') || (r.family === 6 && l === '128')) return a;
+  return `${a}/${l}`;
+}
+
+/** pfctl's main-ruleset normalisation of pf.conf lines (filter and scrub anchors only: `-sr`) */
+function pfMainRules(conf: string): string[] {
+  const out: string[] = [];
+  for (const raw of conf.split('\n')) {
+    const l = raw.replace(/#.*/, '').trim();
+    if (!l) continue;
+    let m = /^anchor "([^"]+)"(?: all)?$/.exec(l);
+    if (m) {
+      out.push(`anchor "${m[1]}" all`);
+      continue;
+    }
+    m = /^scrub-anchor "([^"]+)"(?: all)?(?: fragment reassemble)?$/.exec(l);
+    if (m) {
+      out.push(`scrub-anchor "${m[1]}" all fragment reassemble`);
+      continue;
+    }
+    if (/^(nat|rdr|dummynet)-anchor "[^"]+"$/.test(l) || /^load anchor /.test(l)) continue;
+    throw new Error(`macos-host: pf.conf line the model does not know: ${l}`);
+  }
+  return out;
+}
+
+/** an anchor's ruleset as `-sr` shows it: macros expanded, comments and definitions gone */
+function pfAnchorRules(text: string): { rules: string[]; error?: string } {
+  const macros = new Map<string, string>();
+  const rules: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!.replace(/#.*/, '').trim();
+    if (!l) continue;
+    const def = /^([A-Za-z_][A-Za-z0-9_]*) = "([^"]*)"$/.exec(l);
+    if (def) {
+      macros.set(def[1]!, def[2]!);
+      continue;
+    }
+    let bad: string | undefined;
+    const r = l.replace(/\$([A-Za-z0-9_]+)/g, (_, n: string) => macros.get(n) ?? ((bad = n), ''));
+    if (bad !== undefined) return { rules: [], error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error` };
+    if (!/^(pass|block)\b/.test(r)) return { rules: [], error: `stdin:${i + 1}: syntax error` };
+    rules.push(r);
+  }
+  return { rules };
+}
+
+export class MacHost implements Exec {
+  routes: MRoute[] = [];
+  interfaces = new Map<string, MInterface>();
+  services: MService[] = [];
+  store = new Map<string, { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }>();
+  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), anchors: new Map(), refs: new Map(), stateFlushes: 0 };
+  pfConf = DEFAULT_PF_CONF;
+  launchd = new Map<string, { plist: string; pid?: number }>();
+  /** every command line, in order (mutations marked) */
+  readonly log: { kind: 'read' | 'mutate'; line: string; input?: string }[] = [];
+  mutations = 0;
+  readonly dryRun = false;
+  faults: Fault[] = [];
+  private faultCounts = new Map<Fault, number>();
+  private nextToken = 15053025338191571182n;
+  private nextPid = 4000;
+  dnsFlushes = 0;
+
+  /** a MacBook on Wi-Fi: the routes of the tun2socks capture without its VPN lines */
+  static laptop(): MacHost {
+    const h = new MacHost();
+    h.interfaces.set('lo0', { name: 'lo0', index: 1, mtu: 16384, up: true, inet: [{ address: '127.0.0.1', prefixlen: 8 }], inet6: [{ address: '::1', prefixlen: 128 }] });
+    h.interfaces.set('en0', { name: 'en0', index: 11, mtu: 1500, up: true, inet: [{ address: '192.168.1.175', prefixlen: 24 }], inet6: [] });
+    h.routes = [
+      { family: 4, dst: '0.0.0.0/0', gateway: '192.168.1.1', flags: 'UGScg', netif: 'en0', system: true },
+      { family: 4, dst: '127.0.0.0/8', gateway: '127.0.0.1', flags: 'UCS', netif: 'lo0', system: true },
+      { family: 4, dst: '127.0.0.1/32', gateway: '127.0.0.1', flags: 'UH', netif: 'lo0', system: true },
+      { family: 4, dst: '169.254.0.0/16', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true },
+      { family: 4, dst: '192.168.1.0/24', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true },
+      { family: 4, dst: '224.0.0.0/4', gateway: 'link#11', flags: 'UmCS', netif: 'en0', system: true },
+    ];
+    h.services = [
+      { name: 'Wi-Fi', device: 'en0', enabled: true, dns: [], search: [] },
+      { name: 'Thunderbolt Bridge', device: 'bridge0', enabled: true, dns: ['192.168.7.1'], search: ['corp.example'] },
+      { name: 'iPhone USB', device: 'en5', enabled: false, dns: [], search: [] },
+    ];
+    return h;
+  }
+
+  /** everything a user would compare before and after (deterministic, JSON) */
+  snapshot(): unknown {
+    return JSON.parse(
+      JSON.stringify({
+        routes: [...this.routes].sort((a, b) => `${a.dst}${a.netif}`.localeCompare(`${b.dst}${b.netif}`)),
+        interfaces: [...this.interfaces.values()].sort((a, b) => a.name.localeCompare(b.name)),
+        services: this.services,
+        store: [...this.store].sort(),
+        pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort() },
+        launchd: [...this.launchd.keys()].sort(),
+      }),
+    );
+  }
+
+  // ---- what an engine (or the kernel) does ---------------------------------------------
+
+  /** a process opened a utun: the first free unit (or `unit`) */
+  createUtun(unit?: number): string {
+    let n = unit ?? 0;
+    while (unit === undefined && this.interfaces.has(`utun${n}`)) n++;
+    const name = `utun${n}`;
+    if (this.interfaces.has(name)) throw new Error(`${name} exists`);
+    const index = Math.max(...[...this.interfaces.values()].map((i) => i.index)) + 1;
+    this.interfaces.set(name, { name, index, mtu: 1500, up: true, inet: [], inet6: [{ address: `fe80::${n + 1}`, prefixlen: 64 }] });
+    return name;
+  }
+
+  /** the socket holding a utun closed: the interface and every route through it go */
+  destroyUtun(name: string): void {
+    this.interfaces.delete(name);
+    this.routes = this.routes.filter((r) => r.netif !== name);
+  }
+
+  /** someone ran `pfctl -f /etc/pf.conf` (the system's ruleset without our hook) */
+  pfctlReload(): void {
+    this.pf.main = pfMainRules(this.pfConf);
+  }
+
+  // ---- Exec ------------------------------------------------------------------------------
+
+  async read(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    return this.run('read', cmd, args, opts);
+  }
+
+  async mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    this.mutations++;
+    return this.run('mutate', cmd, args, opts);
+  }
+
+  record(display: string): boolean {
+    this.log.push({ kind: 'mutate', line: display });
+    this.mutations++;
+    return true;
+  }
+
+  private run(kind: 'read' | 'mutate', cmd: string, args: string[], opts: ExecOptions): ExecResult {
+    const line = [cmd, ...args].join(' ');
+    this.log.push(opts.input === undefined ? { kind, line } : { kind, line, input: opts.input });
+    let r: ExecResult | undefined;
+    if (kind === 'mutate')
+      for (const f of this.faults)
+        if (f.match.test(line)) {
+          const n = (this.faultCounts.get(f) ?? 0) + 1;
+          this.faultCounts.set(f, n);
+          if (n === (f.nth ?? 1)) r = this.injected(cmd, args);
+        }
+    r ??= this.dispatch(kind, cmd, args, opts.input);
+    if (r.code !== 0 && !opts.allowFail) throw new AwgError('driver', `${line} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    return r;
+  }
+
+  /** a realistic failure of this command, without its effect */
+  private injected(cmd: string, args: string[]): ExecResult {
+    switch (cmd) {
+      case 'route':
+        return ok(`${args[1]} net ${args.at(-1)}: gateway ${args.at(-1)}: Network is unreachable\n`, 'route: writing to routing socket: Network is unreachable\n');
+      case 'pfctl':
+        return fail('pfctl: DIOCBEGIN: Device busy\n');
+      case 'networksetup':
+        return ok('** Error: The parameters were not valid.\n');
+      default:
+        return fail(`${cmd}: injected failure\n`);
+    }
+  }
+
+  private dispatch(kind: 'read' | 'mutate', cmd: string, args: string[], input?: string): ExecResult {
+    const need = (k: 'read' | 'mutate') => {
+      if (kind !== k) throw new Error(`macos-host: ${cmd} ${args.join(' ')} issued as ${kind}, it ${k === 'read' ? 'only reads' : 'changes the system'}`);
+    };
+    switch (cmd) {
+      case 'netstat':
+        need('read');
+        return this.netstat(args);
+      case 'route':
+        need('mutate');
+        return this.route(args);
+      case 'ifconfig':
+        if (args.length === 0) return need('read'), ok(this.ifconfigText());
+        need('mutate');
+        return this.ifconfig(args);
+      case 'pfctl':
+        return this.pfctl(args, input, need);
+      case 'cat':
+        need('read');
+        if (args.length === 1 && args[0] === '/etc/pf.conf') return ok(this.pfConf);
+        break;
+      case 'networksetup':
+        return this.networksetup(args, need);
+      case 'scutil':
+        if (args.length === 0 && input !== undefined) return this.scutil(input, kind);
+        break;
+      case 'dscacheutil':
+        need('mutate');
+        if (args.join(' ') === '-flushcache') return this.dnsFlushes++, ok();
+        break;
+      case 'killall':
+        need('mutate');
+        if (args.join(' ') === '-HUP mDNSResponder') return ok();
+        break;
+    }
+    throw new Error(`macos-host: unknown command: ${cmd} ${args.join(' ')}`);
+  }
+
+  // ---- netstat / route -------------------------------------------------------------------
+
+  private netstat(args: string[]): ExecResult {
+    if (args.join(' ') !== '-rn') throw new Error(`macos-host: netstat ${args.join(' ')}`);
+    const row = (r: MRoute) => `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`;
+    const v4 = this.routes.filter((r) => r.family === 4).map(row);
+    const v6 = this.routes.filter((r) => r.family === 6).map((r) => `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`);
+    return ok(
+      ['Routing tables', '', 'Internet:', 'Destination        Gateway            Flags        Netif Expire', ...v4, '', 'Internet6:', 'Destination                             Gateway                                 Flags         Netif Expire', ...v6, ''].join('\n'),
+    );
+  }
+
+  private route(args: string[]): ExecResult {
+    const a = [...args];
+    if (a.shift() !== '-n') throw new Error(`macos-host: route without -n: ${args.join(' ')}`);
+    const op = a.shift();
+    const fam = a.shift();
+    const kindArg = a.shift();
+    const dstArg = a.shift();
+    if (!op || !['add', 'delete', 'change'].includes(op) || (fam !== '-inet' && fam !== '-inet6') || (kindArg !== '-net' && kindArg !== '-host') || !dstArg)
+      throw new Error(`macos-host: route ${args.join(' ')}`);
+    const family = fam === '-inet6' ? 6 : 4;
+    const dst = canon(kindArg === '-host' ? `${dstArg}/${family === 4 ? 32 : 128}` : dstArg);
+    let gateway: string;
+    let netif: string;
+    let flags: string;
+    if (a[0] === '-interface' && a.length === 2) {
+      const i = this.interfaces.get(a[1]!);
+      if (!i) return ok('', `route: bad address: ${a[1]}\n`);
+      gateway = a[1]!;
+      netif = a[1]!;
+      flags = kindArg === '-host' ? 'UHS' : 'USc';
+    } else if (a.length === 2 && (a[1] === '-blackhole' || a[1] === '-reject')) {
+      gateway = a[0]!;
+      netif = 'lo0';
+      flags = a[1] === '-blackhole' ? 'UGSB' : 'UGSR';
+    } else if (a.length === 1 && ipaddr.isValid(a[0]!)) {
+      gateway = a[0]!;
+      const via = this.routes.find((r) => r.family === family && r.gateway.startsWith('link#') && inPrefix(gateway, r.dst));
+      if (!via) return ok(`${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}: Network is unreachable\n`, 'route: writing to routing socket: Network is unreachable\n');
+      netif = via.netif;
+      flags = kindArg === '-host' ? 'UGHS' : 'UGSc';
+    } else throw new Error(`macos-host: route ${args.join(' ')}`);
+    const what = `${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}`;
+    const idx = this.routes.findIndex((r) => r.family === family && r.dst === dst && !r.flags.includes('I'));
+    switch (op) {
+      case 'add':
+        if (idx >= 0) return ok(`${what}: File exists\n`, 'route: writing to routing socket: File exists\n');
+        this.routes.push({ family, dst, gateway, flags, netif });
+        return ok(`${what}\n`);
+      case 'change':
+        if (idx < 0) return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
+        this.routes[idx] = { family, dst, gateway, flags, netif };
+        return ok(`${what}\n`);
+      default: {
+        // a delete names its gateway: another owner's same-prefix route is not hit
+        const j = this.routes.findIndex((r) => r.family === family && r.dst === dst && r.gateway === gateway && !r.flags.includes('I'));
+        if (j < 0) return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
+        this.routes.splice(j, 1);
+        return ok(`${what}\n`);
+      }
+    }
+  }
+
+  // ---- ifconfig --------------------------------------------------------------------------
+
+  private ifconfigText(): string {
+    const hex = (len: number) => `0x${(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0).toString(16).padStart(8, '0')}`;
+    const out: string[] = [];
+    for (const i of [...this.interfaces.values()].sort((a, b) => a.index - b.index)) {
+      const p2p = i.name.startsWith('utun');
+      const flags = [i.up ? 'UP' : '', p2p ? 'POINTOPOINT' : i.name === 'lo0' ? 'LOOPBACK' : 'BROADCAST', 'RUNNING', i.name === 'lo0' || p2p ? 'MULTICAST' : 'SIMPLEX,MULTICAST'].filter(Boolean);
+      const bits = (i.up ? 1 : 0) | 0x40 | (p2p ? 0x10 : 0) | 0x8000 | (i.name === 'lo0' ? 0x8 : 0);
+      out.push(`${i.name}: flags=${bits.toString(16)}<${flags.join(',')}> mtu ${i.mtu}`);
+      for (const a of i.inet6) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `.replace(/%\S+ /, a.address.startsWith('fe80') ? `%${i.name} ` : ' '));
+      for (const a of i.inet) out.push(p2p ? `\tinet ${a.address} --> ${a.address} netmask ${hex(a.prefixlen)} ` : `\tinet ${a.address} netmask ${hex(a.prefixlen)} `);
+      if (i.name === 'en0') out.push('\tstatus: active');
+    }
+    return `${out.join('\n')}\n`;
+  }
+
+  private ifconfig(args: string[]): ExecResult {
+    const [name, ...rest] = args;
+    const i = name ? this.interfaces.get(name) : undefined;
+    if (!i) return fail(`ifconfig: interface ${name} does not exist\n`);
+    const s = rest.join(' ');
+    let m: RegExpExecArray | null;
+    if ((m = /^mtu (\d+)$/.exec(s))) i.mtu = Number(m[1]);
+    else if (s === 'up' || s === 'down') i.up = s === 'up';
+    else if ((m = /^inet (\S+) (\S+) netmask 0x([0-9a-f]{8}) alias$/.exec(s)) && m[1] === m[2]) {
+      const len = Number.parseInt(m[3]!, 16).toString(2).replace(/0+$/, '').length;
+      if (!i.inet.some((a) => a.address === m![1])) i.inet.push({ address: m[1]!, prefixlen: len });
+    } else if ((m = /^inet6 (\S+) prefixlen (\d+) alias$/.exec(s))) {
+      if (!i.inet6.some((a) => a.address === m![1])) i.inet6.push({ address: m[1]!, prefixlen: Number(m[2]) });
+    } else if ((m = /^inet (\S+) -alias$/.exec(s))) {
+      const n = i.inet.length;
+      i.inet = i.inet.filter((a) => a.address !== m![1]);
+      if (i.inet.length === n) return fail(`ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n`);
+    } else if ((m = /^inet6 (\S+) -alias$/.exec(s))) {
+      const n = i.inet6.length;
+      i.inet6 = i.inet6.filter((a) => a.address !== m![1]);
+      if (i.inet6.length === n) return fail(`ifconfig: ioctl (SIOCDIFADDR_IN6): Can't assign requested address\n`);
+    } else if (s === 'destroy' && name!.startsWith('utun')) return fail('ifconfig: SIOCIFDESTROY: Invalid argument\n');
+    else throw new Error(`macos-host: ifconfig ${args.join(' ')}`);
+    return ok();
+  }
+
+  // ---- pfctl -----------------------------------------------------------------------------
+
+  private pfctl(args: string[], input: string | undefined, need: (k: 'read' | 'mutate') => void): ExecResult {
+    const s = args.join(' ');
+    const altq = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
+    let m: RegExpExecArray | null;
+    if (s === '-sr') return need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq);
+    if (s === '-s References') {
+      need('read');
+      const rows = [...this.pf.refs].reverse().map(([t, pid]) => `${String(pid).padEnd(8)} ${'pfctl'.padEnd(28)} ${t.padEnd(24)} 0 days 00:00:00`);
+      return ok(['TOKENS:', 'PID      Process Name                 TOKEN                    TIMESTAMP', ...rows, ''].join('\n'));
+    }
+    if ((m = /^-a (com\.awg) -s Anchors$/.exec(s))) {
+      need('read');
+      return ok([...this.pf.anchors.keys()].filter((a) => a.startsWith(`${m![1]}/`)).map((a) => `  ${a}\n`).join(''));
+    }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -sr$/.exec(s))) {
+      need('read');
+      return ok((this.pf.anchors.get(m[1]!) ?? []).map((r) => `${r}\n`).join(''), altq);
+    }
+    need('mutate');
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -f -$/.exec(s))) {
+      const r = pfAnchorRules(input ?? '');
+      if (r.error) return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
+      this.pf.anchors.set(m[1]!, r.rules);
+      return ok('', altq);
+    }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F rules$/.exec(s))) {
+      this.pf.anchors.set(m[1]!, []);
+      return ok('', `${altq}rules cleared\n`);
+    }
+    if (s === '-f -' || s === '-f /etc/pf.conf') {
+      const text = s === '-f -' ? (input ?? '') : this.pfConf;
+      this.pf.main = pfMainRules(text);
+      // reloading the main ruleset drops what was inserted at run time; our anchors' rules stay
+      return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}`);
+    }
+    if (s === '-E') {
+      const token = String(this.nextToken++);
+      this.pf.refs.set(token, this.nextPid++);
+      this.pf.enabled = true;
+      return ok('', `${altq}pf enabled\nToken : ${token}\n`);
+    }
+    if ((m = /^-X (\d+)$/.exec(s))) {
+      if (!this.pf.enabled) return fail('pfctl: pf not enabled\n');
+      if (!this.pf.refs.delete(m[1]!)) return fail('pfctl: pf: token invalid\n');
+      if (this.pf.refs.size === 0) {
+        this.pf.enabled = false;
+        return ok('', 'pf disabled\n');
+      }
+      return ok('', `disable request successful. ${this.pf.refs.size} more pf enable reference(s) remaining, pf still enabled.\n`);
+    }
+    if (s === '-F states') {
+      this.pf.stateFlushes++;
+      return ok('', `${altq}0 states cleared\n`);
+    }
+    throw new Error(`macos-host: pfctl ${s}`);
+  }
+
+  // ---- networksetup / scutil -------------------------------------------------------------
+
+  private networksetup(args: string[], need: (k: 'read' | 'mutate') => void): ExecResult {
+    const [verb, svcName, ...vals] = args;
+    if (verb === '-listallnetworkservices') {
+      need('read');
+      return ok(['An asterisk (*) denotes that a network service is disabled.', ...this.services.map((s) => `${s.enabled ? '' : '*'}${s.name}`), ''].join('\n'));
+    }
+    const svc = this.services.find((s) => s.name === svcName);
+    // networksetup reports errors on stdout, exit 4 (dns/networksetup-error-unrecognized-service-crc.txt)
+    if (!svc) return { stdout: `${svcName} is not a recognized network service.\n** Error: The parameters were not valid.\n`, stderr: '', code: 4 };
+    switch (verb) {
+      case '-getdnsservers':
+        need('read');
+        return ok(svc.dns.length ? `${svc.dns.join('\n')}\n` : `There aren't any DNS Servers set on ${svc.name}.\n`);
+      case '-getsearchdomains':
+        need('read');
+        return ok(svc.search.length ? `${svc.search.join('\n')}\n` : `There aren't any Search Domains set on ${svc.name}.\n`);
+      case '-setdnsservers':
+        need('mutate');
+        svc.dns = vals.length === 1 && vals[0] === 'Empty' ? [] : vals;
+        return ok();
+      case '-setsearchdomains':
+        need('mutate');
+        svc.search = vals.length === 1 && vals[0] === 'Empty' ? [] : vals;
+        return ok();
+    }
+    throw new Error(`macos-host: networksetup ${args.join(' ')}`);
+  }
+
+  private scutil(script: string, kind: 'read' | 'mutate'): ExecResult {
+    let d: { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] } | undefined;
+    let out = '';
+    for (const raw of script.split('\n')) {
+      const l = raw.trim();
+      let m: RegExpExecArray | null;
+      if (!l || l === 'quit') continue;
+      if (l === 'd.init') d = { ServerAddresses: [], SupplementalMatchDomains: [], SearchDomains: [] };
+      else if ((m = /^d\.add (ServerAddresses|SupplementalMatchDomains|SearchDomains) \* (.+)$/.exec(l)) && d) d[m[1] as 'ServerAddresses'] = m[2]!.split(' ');
+      else if ((m = /^set (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) && d && kind === 'mutate') this.store.set(m[1]!, d);
+      else if ((m = /^remove (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) && kind === 'mutate') this.store.delete(m[1]!);
+      else if ((m = /^show (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l))) {
+        const v = this.store.get(m[1]!);
+        if (!v) out += '  No such key\n';
+        else {
+          out += '<dictionary> {\n';
+          for (const k of ['SearchDomains', 'ServerAddresses', 'SupplementalMatchDomains'] as const) {
+            if (!v[k].length) continue;
+            out += `  ${k} : <array> {\n${v[k].map((x, i) => `    ${i} : ${x}\n`).join('')}  }\n`;
+          }
+          out += '}\n';
+        }
+      } else throw new Error(`macos-host: scutil (${kind}) line the model does not know: ${l}`);
+    }
+    return ok(out);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * `awg apply / diff / down / status` on macOS, run against a model of a macOS host
+ * (test/helpers/macos-host/): the real pipeline (prepare → converge / teardown), the real
+ * darwin drivers and realisation, a model Exec that interprets their command lines, and a
+ * model engine that opens utuns. The scenario list mirrors the Linux end-to-end tests
+ * (test/netns/e2e-*.test.ts, leak-killswitch.test.ts); docs/platform-macos.md has both side
+ * by side. Verified on the model only: nothing here has run on a Mac.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { converge } from '../../../src/pipeline/converge.js';
+import { hostEnv, type HostEnv } from '../../../src/pipeline/host.js';
+import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
+import { teardown } from '../../../src/pipeline/teardown.js';
+import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
+import { darwinPlatform } from '../../../src/resources/darwin.js';
+import type { Platform } from '../../../src/resources/platform.js';
+import { FileStateStore } from '../../../src/util/state.js';
+import type { Reporter, ReportEvent } from '../../../src/util/reporter.js';
+import { plan as makePlan } from '../../../src/reconciler/plan.js';
+import { observeWith } from '../../../src/reconciler/observe.js';
+import { MacHost } from '../../helpers/macos-host/model.js';
+import { ModelEngines } from '../../helpers/macos-host/engine.js';
+import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
+import { wgKeyPair } from '../../helpers/awg.js';
+
+const me = wgKeyPair();
+const peer = wgKeyPair();
+const ENDPOINT = '198.51.100.7';
+/** the host's fingerprint key (`awg apply` keeps one in the state directory) */
+const key = new Uint8Array(32).fill(7);
+const fingerprintKey = () => key;
+
+function config(o: { killSwitch?: boolean; mtu?: number } = {}): string {
+  return `version: 1
+tunnels:
+  home:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.66.0.2/32]
+    mtu: ${o.mtu ?? 1420}
+    dns: [10.66.0.1]
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: ${ENDPOINT}:51820
+        allowedIPs: [0.0.0.0/0]
+default: home
+killSwitch: ${o.killSwitch === false ? 'off' : 'on'}
+dns:
+  system: default-tunnel
+  leakProtection: true
+ipv6: block
+`;
+}
+
+describe('macOS host model: apply, diff, down, status', () => {
+  let dir: string;
+  let file: string;
+  let host: MacHost;
+  let engines: ModelEngines;
+  let platform: Platform;
+  let state: FileStateStore;
+  let events: ReportEvent[];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-'));
+    file = join(dir, 'awg.yaml');
+    writeFileSync(file, config(), { mode: 0o600 });
+    host = MacHost.laptop();
+    engines = new ModelEngines(host);
+    platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    state = new FileStateStore(join(dir, 'state'));
+    events = [];
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const reporter: Reporter = { report: (e) => void events.push(e) };
+
+  async function prep(): Promise<Prepared> {
+    const r = await prepare(file, { platform, probe: true, state, exec: host, persistEndpoints: true, fingerprintKey });
+    if (!r.ok) throw new Error(JSON.stringify(r.issues));
+    return r.prepared;
+  }
+  async function env(p: Prepared): Promise<HostEnv> {
+    return hostEnv({ platform, state, reporter, claims: p.claims, secrets: p.secrets, exec: host });
+  }
+  async function apply() {
+    const p = await prep();
+    const e = await env(p);
+    const before = host.mutations;
+    const ctx = await converge(e, e.applied, p);
+    return { ctx, mutations: host.mutations - before, p, e };
+  }
+  /** `awg diff`: the plan's changes against the host now */
+  async function diff() {
+    const p = await prep();
+    const e = await env(p);
+    const observed = await observeWith(e, p.desired);
+    return makePlan(p.desired, observed, { lastApplied: e.applied.load()?.resources }).changes.filter((c) => c.action !== 'noop');
+  }
+  async function down() {
+    const p = await prep();
+    const e = await env(p);
+    return teardown(e, e.applied);
+  }
+
+  it('a fresh apply converges in one pass and verifies', async () => {
+    const { ctx } = await apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    const utun = host.interfaces.get('utun0')!;
+    expect(utun).toMatchObject({ mtu: 1420, up: true, inet: [{ address: '10.66.0.2', prefixlen: 32 }] });
+    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(host.routes.find((r) => r.dst === `${ENDPOINT}/32`)).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
+    expect(host.pf.enabled).toBe(true);
+    expect(host.pf.main).toContain('anchor "com.awg/*" all');
+    expect(host.services.find((s) => s.name === 'Wi-Fi')!.dns).toEqual(['10.66.0.1']);
+  });
+
+  it('diff before apply lists the plan; after apply diff is empty and a second apply is a no-op', async () => {
+    const planned = await diff();
+    expect(planned.map((c) => `${c.action} ${c.id}`)).toEqual(expect.arrayContaining(['create engine/home', 'create link/awg-home', 'create firewall/inet/awg', 'create route/v4/table-254/0.0.0.0/1/metric-0', `create route/v4/table-254/${ENDPOINT}/32/metric-0`, 'create dns/system']));
+    expect(host.mutations).toBe(0);
+    await apply();
+    expect(await diff()).toEqual([]);
+    const again = await apply();
+    expect(again.ctx.outcome).toBe('unchanged');
+    expect(again.mutations).toBe(0);
+    expect(engines.starts).toBe(1);
+  });
+
+  describe('drift is found and repaired', () => {
+    const cases: [string, (h: MacHost, e: ModelEngines) => void, RegExp][] = [
+      ['our 0/1 route deleted', (h) => (h.routes = h.routes.filter((r) => r.dst !== '0.0.0.0/1')), /^route\/v4\/table-254\/0\.0\.0\.0\/1\//],
+      ['our PF anchor flushed', (h) => h.pf.anchors.set('com.awg/awg', []), /^firewall\/inet\/awg$/],
+      ['our pf -E reference released by someone', (h) => {
+        h.pf.refs.clear();
+        h.pf.enabled = false;
+      }, /^firewall\/inet\/awg$/],
+      ['the main ruleset reloaded without our hook', (h) => void h.pfctlReload(), /^firewall\/inet\/awg$/],
+      ['DNS reset on Wi-Fi', (h) => (h.services[0]!.dns = []), /^dns\/system$/],
+      ['the engine died (its utun and routes vanish)', (_h, e) => e.kill('home'), /^engine\/home$/],
+    ];
+    it.each(cases)('%s', async (_name, breakIt, id) => {
+      await apply();
+      const good = host.snapshot();
+      breakIt(host, engines);
+      const found = await diff();
+      expect(found.map((c) => c.id)).toContainEqual(expect.stringMatching(id));
+      expect(found.every((c) => c.cause === 'drift')).toBe(true);
+      const { ctx } = await apply();
+      expect(ctx.outcome).toBe('converged');
+      expect(await diff()).toEqual([]);
+      // the same host again, up to the utun the restarted engine got and PF's new token
+      const norm = (x: unknown) => JSON.stringify(x).replace(/utun\d+/g, 'utunN').replace(/"refs":\["\d+"\]/, '"refs":["T"]');
+      expect(norm(host.snapshot())).toBe(norm(good));
+    });
+  });
+
+  it('down restores the prior state exactly', async () => {
+    const prior = host.snapshot();
+    await apply();
+    expect(host.snapshot()).not.toEqual(prior);
+    const r = await down();
+    expect(r.errors).toEqual([]);
+    expect(r.left).toEqual([]);
+    expect(host.snapshot()).toEqual(prior);
+    expect(state.get('darwin-utun') ?? {}).toEqual({});
+  });
+
+  // Before: an anchor with no rules was not observed at all, so `down` after someone flushed
+  // it kept PF enabled under our token with our hook in the main ruleset.
+  it('down after our anchor was flushed still releases our pf reference and hook', async () => {
+    const prior = host.snapshot();
+    await apply();
+    host.pf.anchors.set('com.awg/awg', []);
+    await down();
+    expect(host.snapshot()).toEqual(prior);
+  });
+
+  it("others' objects are never touched: a foreign pf reference, another VPN's routes and utun", async () => {
+    const other = host.createUtun(5);
+    host.routes.push({ family: 4, dst: '10.99.0.0/16', gateway: other, flags: 'USc', netif: other });
+    const token = '9084387343160548126';
+    host.pf.refs.set(token, 4077);
+    host.pf.enabled = true;
+    const prior = host.snapshot();
+    await apply();
+    expect(host.interfaces.has(other)).toBe(true);
+    await down();
+    expect(host.snapshot()).toEqual(prior);
+    expect(host.pf.enabled).toBe(true);
+    // every pfctl -X named our own token, never the other one
+    expect(host.log.filter((l) => l.line.startsWith('pfctl -X')).map((l) => l.line)).not.toContain(`pfctl -X ${token}`);
+  });
+
+  it("another VPN's 0/1 route is a conflict: nothing of it is touched", async () => {
+    const other = host.createUtun(7);
+    host.routes.push({ family: 4, dst: '0.0.0.0/1', gateway: other, flags: 'USc', netif: other });
+    const before = host.routes.find((r) => r.dst === '0.0.0.0/1');
+    const { ctx } = await apply();
+    expect(ctx.outcome).not.toBe('converged');
+    expect(host.routes.filter((r) => r.dst === '0.0.0.0/1')).toEqual([before]);
+    expect(host.log.filter((l) => l.kind === 'mutate' && l.line.includes('0.0.0.0/1'))).toEqual([]);
+  });
+
+  describe('the kill switch', () => {
+    const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
+    const endpoint: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: ENDPOINT, dport: 51820 };
+    const dns: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: '8.8.8.8', dport: 53 };
+    const tunnelDnsOnEn0: Packet = { ...dns, dst: '10.66.0.1' };
+    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8::1', dport: 443 };
+
+    it('passes the tunnel and its endpoint, blocks everything else on the physical link', async () => {
+      expect(pfVerdict(host, web)).toBe('pass'); // before apply: an open host
+      await apply();
+      expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('pass');
+      expect(pfVerdict(host, { ...tunnelDnsOnEn0, iface: 'utun0' })).toBe('pass');
+      expect(pfVerdict(host, endpoint)).toBe('pass');
+      for (const p of [web, dns, tunnelDnsOnEn0, v6]) expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
+      // this config does not let the LAN past the kill switch
+      expect(pfVerdict(host, { ...web, dst: '192.168.1.20' })).toBe('block');
+    });
+
+    it('stays closed when the engine (or the daemon hosting it) dies', async () => {
+      await apply();
+      engines.kill('home');
+      expect(host.interfaces.has('utun0')).toBe(false);
+      // its routes went with the utun: the system default via en0 carries everything now
+      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1' || r.dst === '128.0.0.0/1')).toEqual([]);
+      for (const p of [web, dns, tunnelDnsOnEn0, v6]) expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
+      expect(pfVerdict(host, endpoint)).toBe('pass');
+    });
+
+    it('is not installed when the config turns it off', async () => {
+      writeFileSync(file, config({ killSwitch: false }), { mode: 0o600 });
+      await apply();
+      engines.kill('home');
+      expect(pfVerdict(host, web)).toBe('pass');
+      expect(pfVerdict(host, dns)).toBe('block'); // DNS leak protection stays
+    });
+  });
+
+  it.each([true, false])('a failure at any mutation of the first apply (kill switch %s) rolls back or leaves the host fail-closed', async (killSwitch) => {
+    writeFileSync(file, config({ killSwitch }), { mode: 0o600 });
+    const clean = MacHost.laptop();
+    const cleanEngines = new ModelEngines(clean);
+    const clearRun = async (h: MacHost, e: ModelEngines, d: string) => {
+      const pl: Platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: e }) };
+      const st = new FileStateStore(join(dir, d));
+      const r = await prepare(file, { platform: pl, probe: true, state: st, exec: h, persistEndpoints: true, fingerprintKey });
+      if (!r.ok) throw new Error('invalid');
+      const en = await hostEnv({ platform: pl, state: st, reporter, claims: r.prepared.claims, secrets: r.prepared.secrets, exec: h });
+      return converge(en, en.applied, r.prepared);
+    };
+    expect((await clearRun(clean, cleanEngines, 'clean')).outcome).toBe('converged');
+    const total = clean.log.filter((l) => l.kind === 'mutate').length;
+    expect(total).toBeGreaterThan(8);
+    const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
+    const outcomes = new Map<string, number>();
+    for (let k = 1; k <= total; k++) {
+      const h = MacHost.laptop();
+      const prior = h.snapshot();
+      let seen = 0;
+      h.faults = [{ match: { test: () => ++seen === k } as unknown as RegExp }];
+      const ctx = await clearRun(h, new ModelEngines(h), `f${k}`);
+      const failedLine = h.log.filter((l) => l.kind === 'mutate')[k - 1]?.line;
+      if (ctx.outcome === 'converged') {
+        // a failure the driver absorbs (a cache flush) must still end converged and verified
+        outcomes.set('converged', (outcomes.get('converged') ?? 0) + 1);
+        continue;
+      }
+      const rolledBack = JSON.stringify(h.snapshot()) === JSON.stringify(prior);
+      const closed = h.pf.enabled && h.pf.main.includes('anchor "com.awg/*" all') && pfVerdict(h, web) === 'block';
+      expect({ k, failedLine, outcome: ctx.outcome, rolledBack, closed }).toMatchObject({ k, failedLine, outcome: ctx.outcome });
+      expect(rolledBack || closed, `mutation ${k} (${failedLine}) failed: ended ${ctx.outcome}, neither rolled back nor closed`).toBe(true);
+      if (!killSwitch) expect(rolledBack, `mutation ${k} (${failedLine}): the prior state is not restored`).toBe(true);
+      outcomes.set(ctx.outcome ?? 'undefined', (outcomes.get(ctx.outcome ?? 'undefined') ?? 0) + 1);
+    }
+    // with the kill switch a failure ends fail-closed (the anchor stays), without it rolled back
+    expect(outcomes.get(killSwitch ? 'failed-closed' : 'rolled-back')).toBeGreaterThan(total / 2);
+    expect(outcomes.get(killSwitch ? 'rolled-back' : 'failed-closed')).toBeUndefined();
+  });
+});

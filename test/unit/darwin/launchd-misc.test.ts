@@ -14,7 +14,7 @@ import {
   sockaddrCtl,
   stripAfHeader,
   utunUnit,
-} from '../../../src/platform/darwin/utun.js';
+} from '../../../src/native/darwin/utun-abi.js';
 import { bytes, fixture, sections } from './fixtures.js';
 import { golden } from './helpers.js';
 

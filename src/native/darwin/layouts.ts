@@ -1,0 +1,185 @@
+/**
+ * Byte layouts of the macOS structures the koffi bindings pass to the kernel. Pure: every
+ * encoder and decoder is tested on bytes (test/unit/darwin/native-layouts.test.ts) without
+ * a Mac. Sources are the SDK headers' documented layouts (facts only):
+ * - struct ctl_info (sys/kern_control.h): u32 ctl_id; char ctl_name[96] → 100 bytes;
+ *   CTLIOCGINFO = _IOWR('N', 3, struct ctl_info) = 0xc0644e03.
+ * - struct ifreq (net/if.h): char ifr_name[16]; union (16 bytes; ifru_mtu is an int at 16)
+ *   → 32 bytes; SIOCGIFMTU = _IOWR('i', 51, struct ifreq) = 0xc0206933.
+ * - struct rt_msghdr (net/route.h): 92 bytes, RTM_VERSION 5 (test/fixtures/macos/binary/
+ *   LAYOUTS.md §1); sockaddrs follow, each rounded up to 4 bytes.
+ * - struct pfioc_natlook (net/pfvar.h, Apple's): pf_addr saddr, daddr, rsaddr, rdaddr (16
+ *   each), union pf_state_xport sxport, dxport, rsxport, rdxport (4 each; the port in the
+ *   first two bytes, network order), u8 af, proto, proto_variant, direction → 84 bytes;
+ *   DIOCNATLOOK = _IOWR('D', 23, struct pfioc_natlook) = 0xc0544417; PF_OUT = 2.
+ * - proc_listallpids fills an array of pid_t (i32, host order: little-endian on x86_64 and
+ *   arm64); proc_pidpath writes a NUL-terminated path into a buffer of
+ *   PROC_PIDPATHINFO_MAXSIZE (4 × MAXPATHLEN = 4096) bytes.
+ * - IP_BOUND_IF (IPPROTO_IP, 25) / IPV6_BOUND_IF (IPPROTO_IPV6, 125) take the interface
+ *   index as an int (netinet/in.h, netinet6/in6.h).
+ */
+import ipaddr from '../../util/ipaddr.js';
+
+/** _IOWR(group, num, size): IOC_INOUT | (size & IOCPARM_MASK) << 16 | group << 8 | num */
+export function iowr(group: string, num: number, size: number): number {
+  return (0xc0000000 | ((size & 0x1fff) << 16) | (group.charCodeAt(0) << 8) | num) >>> 0;
+}
+
+export const CTL_INFO_SIZE = 100;
+export const MAX_KCTL_NAME = 96;
+export const CTLIOCGINFO = iowr('N', 3, CTL_INFO_SIZE);
+
+export function encodeCtlInfo(name: string): Uint8Array {
+  const b = new Uint8Array(CTL_INFO_SIZE);
+  const n = Buffer.from(name, 'utf8');
+  if (n.length >= MAX_KCTL_NAME) throw new Error(`control name longer than ${MAX_KCTL_NAME - 1} bytes`);
+  b.set(n, 4);
+  return b;
+}
+
+export function decodeCtlInfoId(b: Uint8Array): number {
+  if (b.length < CTL_INFO_SIZE) throw new Error('short ctl_info');
+  return new DataView(b.buffer, b.byteOffset, b.length).getUint32(0, true);
+}
+
+export const IFNAMSIZ = 16;
+export const IFREQ_SIZE = 32;
+export const SIOCGIFMTU = iowr('i', 51, IFREQ_SIZE);
+
+export function encodeIfreq(name: string): Uint8Array {
+  const b = new Uint8Array(IFREQ_SIZE);
+  const n = Buffer.from(name, 'utf8');
+  if (n.length === 0 || n.length >= IFNAMSIZ) throw new Error(`bad interface name ${JSON.stringify(name)}`);
+  b.set(n, 0);
+  return b;
+}
+
+export function decodeIfreqMtu(b: Uint8Array): number {
+  return new DataView(b.buffer, b.byteOffset, b.length).getInt32(IFNAMSIZ, true);
+}
+
+export const RTM_VERSION = 5;
+export const RTM_GET = 0x4;
+export const RTA_DST = 0x1;
+export const RTA_IFP = 0x10;
+export const RT_MSGHDR_SIZE = 92;
+const AF_INET = 2;
+const AF_INET6 = 30;
+
+/** sockaddr_in (16 bytes) / sockaddr_in6 (28 bytes) with sa_len, as the routing socket wants them */
+export function encodeSockaddr(address: string, port = 0): Uint8Array {
+  const a = ipaddr.parse(address);
+  const v6 = a.kind() === 'ipv6';
+  const b = new Uint8Array(v6 ? 28 : 16);
+  b[0] = b.length;
+  b[1] = v6 ? AF_INET6 : AF_INET;
+  new DataView(b.buffer).setUint16(2, port, false);
+  b.set(a.toByteArray(), v6 ? 8 : 4);
+  return b;
+}
+
+/** struct sockaddr_dl is 20 bytes (sdl_data[12]); AF_LINK 18 */
+export const SOCKADDR_DL_SIZE = 20;
+const AF_LINK = 18;
+
+/**
+ * An RTM_GET request for `dst`: the kernel answers with the route it would use. RTA_IFP with
+ * an empty sockaddr_dl asks it to name the interface too (as route(8)'s `get` does).
+ */
+export function encodeRtmGet(dst: string, seq: number, pid = 0): Uint8Array {
+  const sa = encodeSockaddr(dst);
+  const padded = (sa.length + 3) & ~3;
+  const b = new Uint8Array(RT_MSGHDR_SIZE + padded + SOCKADDR_DL_SIZE);
+  b[RT_MSGHDR_SIZE + padded] = SOCKADDR_DL_SIZE;
+  b[RT_MSGHDR_SIZE + padded + 1] = AF_LINK;
+  const dv = new DataView(b.buffer);
+  dv.setUint16(0, b.length, true);
+  b[2] = RTM_VERSION;
+  b[3] = RTM_GET;
+  dv.setInt32(12, RTA_DST | RTA_IFP, true);
+  dv.setInt32(16, pid, true);
+  dv.setInt32(20, seq, true);
+  b.set(sa, RT_MSGHDR_SIZE);
+  return b;
+}
+
+export const PFIOC_NATLOOK_SIZE = 84;
+export const DIOCNATLOOK = iowr('D', 23, PFIOC_NATLOOK_SIZE);
+export const PF_OUT = 2;
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+/**
+ * The lookup of a connection `rdr` redirected to us: saddr/sxport = the client (the
+ * accepted socket's remote end), daddr/dxport = where it arrived (our listener), direction
+ * PF_OUT (the redirected packets left the host on lo0); the kernel fills rdaddr/rdxport.
+ */
+export function encodeNatlook(client: Endpoint, arrived: Endpoint, proto: 'tcp' | 'udp' = 'tcp'): Uint8Array {
+  const c = ipaddr.parse(client.address);
+  const d = ipaddr.parse(arrived.address);
+  if (c.kind() !== d.kind()) throw new Error('natlook: client and listener of different families');
+  const b = new Uint8Array(PFIOC_NATLOOK_SIZE);
+  const dv = new DataView(b.buffer);
+  b.set(c.toByteArray(), 0);
+  b.set(d.toByteArray(), 16);
+  dv.setUint16(64, client.port, false);
+  dv.setUint16(68, arrived.port, false);
+  b[80] = c.kind() === 'ipv6' ? AF_INET6 : AF_INET;
+  b[81] = proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
+  b[83] = PF_OUT;
+  return b;
+}
+
+/** The original destination the kernel wrote into rdaddr / rdxport. */
+export function decodeNatlook(b: Uint8Array): Endpoint {
+  if (b.length < PFIOC_NATLOOK_SIZE) throw new Error('short pfioc_natlook');
+  const v6 = b[80] === AF_INET6;
+  const raw = b.subarray(48, v6 ? 64 : 52);
+  return { address: ipaddr.fromByteArray([...raw]).toString(), port: new DataView(b.buffer, b.byteOffset, b.length).getUint16(76, false) };
+}
+
+export const PROC_PIDPATHINFO_MAXSIZE = 4096;
+
+/** proc_listallpids' buffer: `count` pid_t; zero entries (never a real pid here) are dropped */
+export function decodePids(b: Uint8Array, count: number): number[] {
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  const n = Math.min(count, Math.floor(b.length / 4));
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = dv.getInt32(i * 4, true);
+    if (p > 0) out.push(p);
+  }
+  return out;
+}
+
+/** proc_pidpath's buffer: `len` bytes of path (the call's return value), or up to the NUL */
+export function decodePath(b: Uint8Array, len: number): string | undefined {
+  if (len <= 0) return undefined;
+  const end = b.subarray(0, Math.min(len, b.length)).indexOf(0);
+  return Buffer.from(b.subarray(0, end < 0 ? Math.min(len, b.length) : end)).toString('utf8');
+}
+
+export const IPPROTO_IP = 0;
+export const IPPROTO_IPV6 = 41;
+export const IP_BOUND_IF = 25;
+export const IPV6_BOUND_IF = 125;
+
+/** the option value: the interface index as a host-order int */
+export function encodeBoundIf(index: number): Uint8Array {
+  if (!Number.isInteger(index) || index <= 0) throw new Error(`bad interface index ${index}`);
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, index, true);
+  return b;
+}
+
+/** UTUN_OPT_IFNAME's answer: the NUL-terminated name in a buffer of IFNAMSIZ */
+export function decodeIfname(b: Uint8Array, len: number): string {
+  const s = b.subarray(0, Math.min(len, b.length));
+  const end = s.indexOf(0);
+  return Buffer.from(end < 0 ? s : s.subarray(0, end)).toString('utf8');
+}

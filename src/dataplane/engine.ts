@@ -50,6 +50,25 @@ export async function nativeEngineIo(): Promise<EngineIo> {
   };
 }
 
+/**
+ * macOS: a utun (the first free one; the engine reports which, and `awg engine` records it
+ * against the link for the drivers) and a node:dgram bind. NEVER RUN ON A MAC.
+ */
+export async function utunEngineIo(): Promise<EngineIo> {
+  const [{ UtunDevice }, { openUtunIo }, { UdpBind }] = await Promise.all([
+    import('./tun/utun.js'),
+    import('../native/darwin/utun-io.js'),
+    import('./conn/udp.js'),
+  ]);
+  return {
+    openTun: () => {
+      const { ifname, io } = openUtunIo();
+      return new UtunDevice(ifname, io);
+    },
+    bind: () => new UdpBind(),
+  };
+}
+
 export interface EngineOptions {
   log?: DeviceOptions['log'];
   /** host names of peer endpoints → addresses (default: the system resolver) */

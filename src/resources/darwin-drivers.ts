@@ -11,7 +11,12 @@ import { createDarwinRuleDriver } from './rule/darwin.js';
 import { createDarwinServiceDriver } from './service/darwin.js';
 import { createDarwinSysctlDriver } from './sysctl/darwin.js';
 
-/** The macOS drivers. No engine driver: the utun engine is not built yet, so tunnels cannot come up. */
+/**
+ * The macOS drivers. No engine driver for one-shot `awg apply`: its detached engines are
+ * identified through /proc (engine/process-identity.ts), which macOS lacks, so an apply
+ * without the daemon stops with `unsupported` at the first engine change and rolls back.
+ * The daemon hosts engines in-process on a utun (platform engineIo → dataplane/tun/utun.ts).
+ */
 export function createDarwinDrivers(opts: { exec: Exec }): Omit<DriverSet, 'engine'> {
   const exec = opts.exec;
   return {

@@ -139,5 +139,6 @@ export const darwinPlatform: Platform = {
     return { resolved, ...gateways };
   },
   realise: realiseDarwin,
+  engineIo: async () => (await import('../dataplane/engine.js')).utunEngineIo(),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
 };

@@ -45,5 +45,6 @@ export const linuxPlatform: Platform = {
   },
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
+  engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
 };

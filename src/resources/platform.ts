@@ -1,5 +1,6 @@
 /** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types only. */
 import type { Config } from '../config/schema.js';
+import type { EngineIo } from '../dataplane/engine.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
@@ -34,6 +35,8 @@ export interface Platform {
   realise(m: DesiredModel, facts: HostFacts): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
+  /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun) */
+  engineIo(): Promise<EngineIo>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
 }

@@ -40,6 +40,9 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
       resources: [...m.resources],
       warnings: [...m.warnings, ...(m.policy ? [`awg has no firewall for ${os}: the kill switch, DNS leak protection and per-app rules cannot be applied here`] : [])],
     }),
+    engineIo: async () => {
+      throw new AwgError('unsupported', `awg has no tunnel engine for ${os}`);
+    },
     serviceManager: async () => {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },

@@ -6,7 +6,8 @@
  * A proxy tunnel (socks5/http) sends its engine spec as JSON instead: then L is the tunnel
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
-import { createEngine, nativeEngineIo } from '../../dataplane/engine.js';
+import { createEngine } from '../../dataplane/engine.js';
+import { loadPlatform } from '../../resources/registry.js';
 import { uapiLine } from '../../dataplane/device/uapi-text.js';
 import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
@@ -68,7 +69,7 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const logger = createLogger({ component: 'engine', base: { link: o.link } });
   setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const log = levelLog(logger);
-  const engine = createEngine(o.link, await nativeEngineIo(), { log, resolver });
+  const engine = createEngine(o.link, await (await loadPlatform()).engineIo(), { log, resolver });
   // logged a little later: the event fires before the packets that waited for the handshake
   // are sent, and the synchronous log write cost them ≈ 0.25 ms (bench/RESULTS.md, Step 10);
   // on the next turn it would still delay the first answer to them
@@ -91,6 +92,11 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   process.on('SIGTERM', () => void shutdown(0));
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGHUP', () => {});
+  // where the kernel names the TUN itself (a macOS utun), the drivers find it by the link
+  if (engine.tun.name !== o.link && stateDir) {
+    const { recordUtun } = await import('../../platform/darwin/utun.js');
+    recordUtun(new FileStateStore(stateDir), o.link, { ifname: engine.tun.name, pid: process.pid });
+  }
   io.out('ready\n');
   log('info', `engine up on ${o.link}, UAPI ${o.uapi}`);
   await new Promise(() => {});

@@ -25,7 +25,9 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
-import { createEngine, nativeEngineIo, type Engine, type EngineIo } from '../../dataplane/engine.js';
+import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
+import { loadPlatform } from '../registry.js';
+import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
@@ -190,12 +192,14 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const link = spec.link;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
-    io ??= await nativeEngineIo();
+    io ??= await (await loadPlatform()).engineIo();
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {
       // host-name endpoints: the daemon's resolver (last good answers, bypass-marked lookups)
       engine = createEngine(link, io, { log, resolver: engineResolver(endpointResolverFor(ctx.state)) });
+      // where the kernel names the TUN itself (a macOS utun), the drivers find it by the link
+      if (engine.tun.name !== link && !ctx.dryRun) recordUtun(ctx.state, link, { ifname: engine.tun.name, pid: process.pid });
     } catch (e) {
       throw toAwgError(e, 'driver');
     }

@@ -19,8 +19,8 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  const stateDir = () => new Option('--state-dir <dir>', 'state directory (default $AWG_STATE_DIR or /var/lib/awg)');
-  const socket = () => new Option('--socket <path>', 'the awg daemon API socket (default $AWG_SOCKET or /run/awg/awg.sock)');
+  const stateDir = () => new Option('--state-dir <dir>', 'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)');
+  const socket = () => new Option('--socket <path>', 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)');
   const direct = () => new Option('--direct', 'act on the host directly even when the awg daemon runs');
 
   selectionFlags(

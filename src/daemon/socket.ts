@@ -1,7 +1,9 @@
 /** Where the daemon's API listens, and whether something answers there. */
 import { connect } from 'node:net';
+import { defaultPaths } from '../util/paths.js';
 
-export const DEFAULT_SOCKET = '/run/awg/awg.sock';
+/** /run/awg/awg.sock (macOS: /var/run/awg/awg.sock; util/paths.ts) */
+export const DEFAULT_SOCKET = defaultPaths().socket;
 
 /** Whether something accepts connections on the Unix socket at `path`. */
 export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {

@@ -10,11 +10,13 @@
  * reads as absent from then on. Callers that check a record's shape do the same through
  * `setAside`. I/O errors (EACCES, EIO) still throw: they say nothing about the content.
  */
+import { defaultPaths } from './paths.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileRefusedError, fsyncDirSync, LIMITS, readTextFileSync, writeFileAtomicSync } from './files.js';
 
-export const DEFAULT_STATE_DIR = '/var/lib/awg';
+/** /var/lib/awg (macOS: /Library/Application Support/awg; util/paths.ts) */
+export const DEFAULT_STATE_DIR = defaultPaths().stateDir;
 
 /** a record set aside as unusable */
 export interface CorruptState {

@@ -16,7 +16,7 @@ export interface DaemonCommandOptions extends SelectionOptions {
   config?: string;
   stateDir?: string;
   verbose?: boolean;
-  /** API socket (default $AWG_SOCKET or /run/awg/awg.sock) */
+  /** API socket (default $AWG_SOCKET, else util/paths.ts: /run/awg/awg.sock; macOS /var/run/awg/awg.sock) */
   socket?: string;
   /** group allowed on the socket (mode 0660) */
   socketGroup?: string;

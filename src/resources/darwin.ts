@@ -140,5 +140,6 @@ export const darwinPlatform: Platform = {
   },
   realise: realiseDarwin,
   engineIo: async () => (await import('../dataplane/engine.js')).utunEngineIo(),
+  watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
 };

@@ -12,6 +12,7 @@ import { ProcessExec, type Exec } from '../../util/exec.js';
 import { socketAnswers, socketFrom } from '../../daemon/socket.js';
 import { loadPlatform } from '../../resources/registry.js';
 import type { DaemonInvocation } from '../../resources/service/render.js';
+import type { ServiceUserState } from '../../resources/service/manager.js';
 import { printError, TextReporter, type Io } from '../output.js';
 
 export interface ServiceOptions {
@@ -42,6 +43,14 @@ export interface ServiceOptions {
 }
 
 export { AWG_BIN };
+
+const STATE_TEXT: Record<ServiceUserState, string> = {
+  'not-installed': 'not installed',
+  'needs-approval': 'needs approval: installed, but the service manager will not start it (macOS: allow awg in System Settings → General → Login Items; systemd: the unit is masked)',
+  outdated: 'outdated: it runs another node or awg than this one; run `awg service install` again',
+  running: 'installed and running',
+  installed: 'installed, not running',
+};
 
 export function invocation(o: ServiceOptions): DaemonInvocation {
   if (o.git !== undefined && !o.path) throw new AwgError('invalid-config', '--git needs --path: the directory of the checkout the daemon follows');
@@ -97,12 +106,12 @@ export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | '
         return 0;
       }
       case 'status': {
-        const st = await m.status(ctx);
+        const st = await m.status(ctx, undefined, { node: o.node ?? process.execPath, bin: o.bin ?? AWG_BIN });
         const socket = socketFrom(o.socket);
         const api = (await socketAnswers(socket)).ok;
         if (o.json) io.out(JSON.stringify({ ...st, socket, apiAnswers: api }, null, 2) + '\n');
         else {
-          io.out(`service: ${st.installed ? 'installed' : 'not installed'} (${st.path})\n`);
+          io.out(`service: ${STATE_TEXT[st.state]} (${st.path})\n`);
           if (st.active !== undefined) io.out(`running: ${st.active ? `yes${st.pid ? ` (pid ${st.pid})` : ''}` : 'no'}; enabled: ${st.enabled ? 'yes' : 'no'}\n`);
           for (const [k, v] of Object.entries(st.detail)) io.out(`  ${k}: ${v}\n`);
           io.out(`api: ${api ? 'answers' : 'no answer'} on ${socket}\n`);

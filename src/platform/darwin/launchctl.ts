@@ -137,4 +137,22 @@ export const launchctlArgs = {
   bootout: (label: string) => ['bootout', `system/${label}`],
   kickstart: (label: string) => ['kickstart', '-k', `system/${label}`],
   print: (label: string) => ['print', `system/${label}`],
+  printDisabled: () => ['print-disabled', 'system'],
 };
+
+/**
+ * `launchctl print-disabled system`: label → disabled. launchctl(1) documents the verb (the
+ * labels disabled in a domain — by `launchctl disable`, or on macOS 13+ by the user in
+ * System Settings → Login Items, Background Task Management). Lines read
+ * `"com.example.job" => disabled` (`=> enabled`), older releases `=> true` (`=> false`).
+ * NO CAPTURE of this output exists in test/fixtures/macos: the format is from the
+ * documentation and is tested on text built from it only.
+ */
+export function parseLaunchctlDisabled(text: string): Map<string, boolean> {
+  const out = new Map<string, boolean>();
+  for (const l of text.split('\n')) {
+    const m = /^\s*"([^"]+)"\s*=>\s*(disabled|enabled|true|false)\s*$/.exec(l);
+    if (m) out.set(m[1]!, m[2] === 'disabled' || m[2] === 'true');
+  }
+  return out;
+}

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
-import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlDisabled, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
 import {
   renderBootUnit,
   renderLaunchdPlist,
@@ -32,8 +32,34 @@ export interface ServiceContext {
   root?: string;
 }
 
+/**
+ * What `awg service status` tells the user, in this order of precedence:
+ * - `not-installed`: no service definition;
+ * - `needs-approval`: installed, but the service manager will not start it (macOS: the label is
+ *   disabled, e.g. switched off in Login Items; systemd: the unit is masked);
+ * - `outdated`: the definition runs another node or awg than this one (reinstall it);
+ * - `running` / `installed` (defined, not running).
+ */
+export type ServiceUserState = 'not-installed' | 'needs-approval' | 'outdated' | 'running' | 'installed';
+
+export function userState(st: Pick<ServiceState, 'installed' | 'outdated' | 'active' | 'disabled'>): ServiceUserState {
+  if (!st.installed) return 'not-installed';
+  if (st.disabled) return 'needs-approval';
+  if (st.outdated) return 'outdated';
+  return st.active ? 'running' : 'installed';
+}
+
+/** the programs this awg would put in a definition: a definition naming others is outdated */
+export interface CurrentProgram {
+  node: string;
+  bin: string;
+}
+
 export interface ServiceState {
+  state: ServiceUserState;
   installed: boolean;
+  /** the manager refuses to start it (launchd: disabled label; systemd: masked) */
+  disabled?: boolean;
   path: string;
   /** the file on disk differs from what `install` would write now */
   outdated?: boolean;
@@ -51,7 +77,7 @@ export interface ServiceManager {
   render(d: DaemonInvocation): string;
   install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string; bootPath?: string }>;
   uninstall(ctx: ServiceContext): Promise<{ removed: boolean; path: string }>;
-  status(ctx: ServiceContext, d?: DaemonInvocation): Promise<ServiceState>;
+  status(ctx: ServiceContext, d?: DaemonInvocation, current?: CurrentProgram): Promise<ServiceState>;
 }
 
 /** Write through Exec: recorded as a mutation, skipped under dry-run; crash-safe (util/files.ts). */
@@ -146,12 +172,12 @@ export const systemdManager: ServiceManager = {
     if (present || bootPresent || syncPaths.length) await ctx.exec.mutate('systemctl', ['daemon-reload']);
     return { removed: present || bootPresent || syncPaths.length > 0, path };
   },
-  async status(ctx, d) {
+  async status(ctx, d, current) {
     const path = this.path(ctx);
     const text = readOrUndefined(path);
-    const st: ServiceState = { installed: text !== undefined, path, detail: {} };
-    if (text !== undefined && d) st.outdated = text !== renderSystemdUnit(d);
-    if (ctx.root) return st;
+    const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
+    if (text !== undefined && (d || current)) st.outdated = d ? text !== renderSystemdUnit(d) : runsOther(text, current!);
+    if (ctx.root) return { ...st, state: userState(st) };
     const r = await ctx.exec.read('systemctl', ['show', SYSTEMD_UNIT_NAME, '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus'], { allowFail: true });
     if (r.code === 0) {
       st.detail = parseShow(r.stdout);
@@ -159,10 +185,31 @@ export const systemdManager: ServiceManager = {
       st.enabled = st.detail['UnitFileState'] === 'enabled';
       const pid = Number(st.detail['MainPID']);
       if (pid > 0) st.pid = pid;
+      if (st.detail['LoadState'] === 'masked') st.disabled = true;
     }
-    return st;
+    return { ...st, state: userState(st) };
   },
 };
+
+/** The launchd part of `status`: `launchctl print-disabled system` and `launchctl print system/com.awg.daemon`. Pure. */
+export function launchdState(st: ServiceState, disabled: { code: number; stdout: string }, print: { code: number; stdout: string }): ServiceState {
+  const out: ServiceState = { ...st, detail: { ...st.detail } };
+  if (disabled.code === 0 && parseLaunchctlDisabled(disabled.stdout).get(DAEMON_LABEL)) out.disabled = true;
+  const p = print.code === 0 ? parseLaunchctlPrint(print.stdout) : undefined;
+  if (p) {
+    out.detail = { ...(p.state ? { state: p.state } : {}), ...(p.lastExitCode !== undefined ? { 'last exit code': String(p.lastExitCode) } : {}), ...(p.runs !== undefined ? { runs: String(p.runs) } : {}) };
+    out.active = p.state === 'running';
+    out.enabled = true;
+    if (p.pid) out.pid = p.pid;
+  } else out.enabled = false;
+  if (out.disabled) out.enabled = false;
+  return { ...out, state: userState(out) };
+}
+
+/** Does a definition run another node or awg than `current`? (paths appear verbatim in both formats) */
+function runsOther(text: string, current: CurrentProgram): boolean {
+  return !text.includes(current.node) || !text.includes(current.bin);
+}
 
 export const launchdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
@@ -187,21 +234,15 @@ export const launchdManager: ServiceManager = {
     if (present) removeFile(ctx, path);
     return { removed: present, path };
   },
-  async status(ctx, d) {
+  async status(ctx, d, current) {
     const path = this.path(ctx);
     const text = readOrUndefined(path);
-    const st: ServiceState = { installed: text !== undefined, path, detail: {} };
-    if (text !== undefined && d) st.outdated = text !== renderLaunchdPlist(d);
-    if (ctx.root) return st;
+    const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
+    if (text !== undefined && (d || current)) st.outdated = d ? text !== renderLaunchdPlist(d) : runsOther(text, current!);
+    if (ctx.root) return { ...st, state: userState(st) };
+    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
     const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
-    const p = r.code === 0 ? parseLaunchctlPrint(r.stdout) : undefined;
-    if (p) {
-      st.detail = { ...(p.state ? { state: p.state } : {}), ...(p.lastExitCode !== undefined ? { 'last exit code': String(p.lastExitCode) } : {}), ...(p.runs !== undefined ? { runs: String(p.runs) } : {}) };
-      st.active = p.state === 'running';
-      st.enabled = true;
-      if (p.pid) st.pid = p.pid;
-    } else st.enabled = false;
-    return st;
+    return launchdState(st, dis, r);
   },
 };
 

@@ -39,6 +39,8 @@ export interface TransparentProxyOptions {
   highWaterMark?: number;
   /** test hook: the original destination of an accepted socket (default SO_ORIGINAL_DST) */
   originalDestination?: (sock: Socket) => Destination;
+  /** the dialer for one connection (the flow router decides per app); default `dial` */
+  dialFor?: (client: Socket, dst: Destination) => Dialer;
 }
 
 export type ConnectionErrorKind =
@@ -94,8 +96,8 @@ function sameAddress(a: string, b: string | undefined): boolean {
 }
 
 export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
-  private readonly opts: Required<Omit<TransparentProxyOptions, 'originalDestination'>> &
-    Pick<TransparentProxyOptions, 'originalDestination'>;
+  private readonly opts: Required<Omit<TransparentProxyOptions, 'originalDestination' | 'dialFor'>> &
+    Pick<TransparentProxyOptions, 'originalDestination' | 'dialFor'>;
   private readonly servers: Server[] = [];
   private readonly conns = new Set<Conn>();
   private total = 0;
@@ -231,7 +233,7 @@ export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
       if (!clean) this.teardown(conn, true);
       else if (!conn.upstream || conn.upstream.destroyed) this.finish(conn);
     });
-    this.opts.dial(dst, { signal: ac.signal }).then(
+    (this.opts.dialFor?.(client, dst) ?? this.opts.dial)(dst, { signal: ac.signal }).then(
       (up) => this.wire(conn, up),
       (e: unknown) => {
         const error = e instanceof Error ? e : new Error(String(e));

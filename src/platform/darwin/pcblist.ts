@@ -46,6 +46,8 @@ export interface PcbEntry {
   lastPid?: number;
   /** so_e_pid: effective (delegated) pid (10.10+) */
   effectivePid?: number;
+  /** inp_gencnt: the socket's generation, unique per socket ever created (never reused) */
+  generation: string;
   state?: string;
 }
 
@@ -77,6 +79,7 @@ export function decodePcblist(buf: Uint8Array, proto: 'tcp' | 'udp'): PcbEntry[]
           ? ipaddr.fromByteArray([...buf.subarray(off + at, off + at + 16)]).toString()
           : [...buf.subarray(off + at + 12, off + at + 16)].join('.');
       cur.family = v6 ? 6 : 4;
+      cur.generation = dv.getBigUint64(off + 28, true).toString();
       cur.foreignPort = dv.getUint16(off + 16, false);
       cur.localPort = dv.getUint16(off + 18, false);
       cur.foreignAddress = addr(48);

@@ -1,0 +1,122 @@
+/**
+ * The flow router: per-app routing where the firewall cannot match a process (macOS: PF has
+ * no process match). PF `rdr` sends the apps' TCP to this router's local listener (the
+ * transparent proxy, reused); per accepted connection it asks who owns the app's socket
+ * (`ProcessLookup`: on macOS the pcblist by the 4-tuple, then proc_pidpath), runs the SAME
+ * ordered rules and fallbacks as Linux (model/match.ts: failoverChain → effectiveRoute, or
+ * the default for unmatched apps) and dials the destination through that route: a tunnel's
+ * dialer (a socket bound to its utun, or the proxy tunnel's SOCKS5/HTTP dialer), the direct
+ * dialer (a socket bound to the physical interface, so it cannot loop back into the `rdr`),
+ * or none: a blocked flow is reset and reaches nothing.
+ *
+ * Decisions (docs/platform-macos.md):
+ * - Race-free by construction: the decision is taken per connection, before a byte is
+ *   forwarded; the app's bytes wait in the kernel (pauseOnConnect) meanwhile.
+ * - Unknown owner (the process exited before the lookup, or its socket is not in the list):
+ *   blocked by default — a flow a rule would have blocked must never leak because its owner
+ *   was quick; `unknownOwner: 'default'` sends it the default route instead.
+ * - Loops: the router's own outbound sockets must not be redirected again. The PF rules
+ *   exclude them by user (the daemon's uid: `rdr … user != root` in pf-flow.ts's rendering is
+ *   the documented choice) and by interface (dialers bind with IP_BOUND_IF).
+ * - UDP is not routed per app here (no transparent UDP on PF without divert sockets); per-app
+ *   UDP follows the default route, and the PF anchor blocks it for apps whose rule blocks.
+ * - Owner lookups are cached by socket generation (inp_gencnt, unique per socket ever made),
+ *   so a port reused by another process is never attributed to the old owner; bounded.
+ */
+import type { Socket } from 'node:net';
+import type { Rule } from '../../config/schema.js';
+import { compileRules, defaultRoute, effectiveRoute, type Route } from '../../model/match.js';
+import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
+import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
+
+export interface FlowOwner {
+  pid: number;
+  path: string;
+}
+
+/** One TCP flow as the router sees it: the app's socket and where it was going. */
+export interface Flow {
+  proto: 'tcp';
+  /** the app's end (the accepted socket's remote address and port) */
+  app: { address: string; port: number };
+  dst: Destination;
+}
+
+export interface ProcessLookup {
+  owner(flow: Flow): FlowOwner | undefined;
+}
+
+export interface FlowDialers {
+  direct: Dialer;
+  /** the tunnel's dialer; undefined when it has none (treated as down) */
+  tunnel(name: string): Dialer | undefined;
+}
+
+export interface FlowRouterOptions {
+  listen: TransparentProxyOptions['listen'];
+  rules: readonly Rule[];
+  /** `direct` or a tunnel name: where flows of apps no rule matches go */
+  default: string;
+  tunnelUp(name: string): boolean;
+  dialers: FlowDialers;
+  lookup: ProcessLookup;
+  /** the redirected connection's original destination (macOS: DIOCNATLOOK) */
+  originalDestination(sock: Socket): Destination;
+  unknownOwner?: 'block' | 'default';
+}
+
+export interface FlowDecision {
+  route: Route;
+  owner?: FlowOwner;
+  /** the rule that decided (its name), when one matched */
+  rule?: string;
+}
+
+export class FlowRouter {
+  readonly proxy: TransparentProxy;
+  private readonly matcher;
+  /** decisions so far, by route (blocked, direct, tunnel names) */
+  readonly counts = new Map<string, number>();
+
+  constructor(private readonly o: FlowRouterOptions) {
+    this.matcher = compileRules(o.rules);
+    this.proxy = new TransparentProxy({
+      listen: o.listen,
+      dial: () => Promise.reject(new ProxyDialError('blocked', 'no route chosen')),
+      originalDestination: o.originalDestination,
+      dialFor: (client, dst) => this.dialerFor(client, dst),
+    });
+  }
+
+  /** The route of one flow now (pure apart from the lookup). */
+  decide(flow: Flow): FlowDecision {
+    const owner = this.o.lookup.owner(flow);
+    if (!owner)
+      return { route: this.o.unknownOwner === 'default' ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
+    const chain = this.matcher.failoverChain(owner.path);
+    if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
+    return { route: effectiveRoute(chain, this.o.tunnelUp), owner, rule: chain[0]!.name };
+  }
+
+  private dialerFor(client: Socket, dst: Destination): Dialer {
+    let d: FlowDecision;
+    try {
+      d = this.decide({ proto: 'tcp', app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 }, dst });
+    } catch {
+      d = { route: 'blocked' }; // a lookup that failed is an unknown owner, never a pass
+    }
+    this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
+    const blocked = (why: string): Dialer => () => Promise.reject(new ProxyDialError('blocked', why));
+    if (d.route === 'blocked') return blocked(d.owner ? `${d.owner.path}: blocked by ${d.rule ?? 'the default route'}` : 'owner unknown');
+    if (d.route === 'direct') return this.o.dialers.direct;
+    return this.o.dialers.tunnel(d.route) ?? blocked(`tunnel ${d.route} has no dialer`);
+  }
+
+  start(): ReturnType<TransparentProxy['start']> {
+    return this.proxy.start();
+  }
+
+  close(): Promise<void> {
+    return this.proxy.close();
+  }
+}

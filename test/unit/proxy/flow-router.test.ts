@@ -1,0 +1,152 @@
+/**
+ * The flow router (macOS per-app routing) on Linux, with real TCP connections on loopback:
+ * apps connect to the router as PF's `rdr` would send them; their owners are found through
+ * pcblist_n buffers laid out like the kernel's (test/helpers/pcblist-bytes.ts, decoded by the
+ * real walker in platform/darwin/flow-lookup.ts); the routes are local servers that say
+ * which route they are. Only the platform parts are fakes: the PF redirect, DIOCNATLOOK,
+ * sysctl and proc_pidpath.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Rule } from '../../../src/config/schema.js';
+import { FlowRouter, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
+import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
+import type { Dialer } from '../../../src/proxy/types.js';
+import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
+
+const DST = { host: '93.184.216.34', port: 443 };
+
+interface App {
+  port: number;
+  pid: number;
+  gen: bigint;
+}
+
+/** a route's server: answers `<name>:<what it got>` and remembers every connection */
+async function routeServer(name: string): Promise<{ server: Server; port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const server = createServer((s) => {
+    s.on('data', (d) => {
+      seen.push(d.toString());
+      s.end(`${name}:${d.toString()}`);
+    });
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { server, port: (server.address() as { port: number }).port, seen };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+const dialTo = (port: number): Dialer => async () => connect({ host: '127.0.0.1', port });
+
+describe('flow router', () => {
+  const closers: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  });
+
+  async function setup(o: { rules: Rule[]; default: string; down?: string[]; unknownOwner?: 'block' | 'default'; paths: Record<number, string> }) {
+    const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
+    for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
+    const apps: App[] = [];
+    let generation = 1000n;
+    const io = {
+      sysctl: (name: string) => {
+        expect(name).toBe('net.inet.tcp.pcblist_n');
+        return cat([xinpgen(apps.length), ...apps.flatMap((a) => [inpcb(false, [127, 0, 0, 1], a.port, [93, 184, 216, 34], 443, a.gen), socket(501, a.pid, 0), ...rest(4)]), xinpgen(apps.length)]);
+      },
+      pidPath: (pid: number) => o.paths[pid],
+    };
+    const lookup = new PcbFlowLookup(io);
+    const down = new Set(o.down ?? []);
+    const opts: FlowRouterOptions = {
+      listen: { host: '127.0.0.1', port: 0 },
+      rules: o.rules,
+      default: o.default,
+      tunnelUp: (t) => !down.has(t),
+      dialers: { direct: dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? dialTo(routes.A.port) : t === 'B' ? dialTo(routes.B.port) : undefined) },
+      lookup,
+      originalDestination: () => DST,
+      ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
+    };
+    const router = new FlowRouter(opts);
+    const addr = await router.start();
+    closers.push(() => router.close());
+    /** an app (pid) opens a connection through the router and sends `msg`; resolves with the answer, or `reset` */
+    const send = async (pid: number, msg: string, at?: { port: number; gen: bigint }): Promise<string> => {
+      const port = at?.port ?? (await freePort());
+      const app = { port, pid, gen: at?.gen ?? generation++ };
+      apps.push(app);
+      const s: Socket = connect({ host: '127.0.0.1', port: addr.port, localAddress: '127.0.0.1', localPort: port });
+      return new Promise((resolve) => {
+        let got = '';
+        s.on('connect', () => s.write(msg));
+        s.on('data', (d) => (got += d.toString()));
+        s.on('error', () => resolve('reset'));
+        s.on('close', () => {
+          apps.splice(apps.indexOf(app), 1);
+          resolve(got || 'reset');
+        });
+      });
+    };
+    return { routes, send, router, lookup };
+  }
+
+  const FIREFOX = '/Applications/Firefox.app/Contents/MacOS/firefox';
+  const CURL = '/usr/bin/curl';
+  const BLOCKED = '/opt/untrusted/bin/agent';
+  const OTHER = '/usr/local/bin/other';
+  const rules: Rule[] = [
+    { name: 'browser', match: { name: 'firefox' }, target: 'A', fallback: 'failover' },
+    { name: 'browser-backup', match: { dir: '/Applications/Firefox.app' }, target: 'B', fallback: 'block' },
+    { name: 'tools', match: { path: '/usr/bin/*' }, target: 'direct' },
+    { name: 'untrusted', match: { dir: '/opt/untrusted' }, target: 'block' },
+    { name: 'other', match: { regex: 'other$' }, target: 'A', fallback: 'allow-direct' },
+  ] as Rule[];
+  const paths = { 10: FIREFOX, 11: CURL, 12: BLOCKED, 13: OTHER, 14: '/usr/local/bin/unmatched' };
+
+  it('each app goes where its first matching rule says; unmatched apps take the default; blocked flows reach nothing', async () => {
+    const { routes, send, router } = await setup({ rules, default: 'B', paths });
+    expect(await send(10, 'ff')).toBe('A:ff');
+    expect(await send(11, 'curl')).toBe('direct:curl');
+    expect(await send(12, 'secret')).toBe('reset');
+    expect(await send(14, 'x')).toBe('B:x');
+    expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).not.toContain('secret');
+    expect(Object.fromEntries(router.counts)).toEqual({ A: 1, direct: 1, blocked: 1, B: 1 });
+  });
+
+  it('fallbacks while tunnel A is down: failover to the next matching rule, allow-direct, and block when B is down too', async () => {
+    const a = await setup({ rules, default: 'direct', down: ['A'], paths });
+    expect(await a.send(10, 'ff')).toBe('B:ff'); // failover → browser-backup → B
+    expect(await a.send(13, 'o')).toBe('direct:o'); // allow-direct
+    const b = await setup({ rules, default: 'direct', down: ['A', 'B'], paths });
+    expect(await b.send(10, 'ff')).toBe('reset'); // failover → B down, fallback block
+    expect(b.routes.B.seen).toEqual([]);
+  });
+
+  it('an owner that cannot be found is blocked (or takes the default when configured so)', async () => {
+    const a = await setup({ rules, default: 'direct', paths });
+    expect(await a.send(99, 'ghost')).toBe('reset'); // pid 99: proc_pidpath finds nothing (exited)
+    expect(a.routes.direct.seen).toEqual([]);
+    const b = await setup({ rules, default: 'direct', unknownOwner: 'default', paths });
+    expect(await b.send(99, 'ghost')).toBe('direct:ghost');
+  });
+
+  it('a port reused by another process is judged by its new owner (socket generation), a known socket from the cache', async () => {
+    const { send, lookup } = await setup({ rules, default: 'direct', paths });
+    const port = await freePort();
+    expect(await send(10, 'one', { port, gen: 77n })).toBe('A:one');
+    expect(lookup.pathCalls).toBe(1);
+    expect(await send(10, 'two', { port, gen: 77n })).toBe('A:two'); // same socket generation: cached
+    expect(lookup.pathCalls).toBe(1);
+    expect(await send(12, 'three', { port, gen: 78n })).toBe('reset'); // same port, new socket of the blocked app
+    expect(lookup.pathCalls).toBe(2);
+  });
+});

@@ -45,6 +45,7 @@ export const linuxPlatform: Platform = {
   },
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
+  trafficCounters: 'nft',
   engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
 };

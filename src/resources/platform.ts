@@ -35,6 +35,8 @@ export interface Platform {
   realise(m: DesiredModel, facts: HostFacts): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
+  /** where per-rule and per-tunnel traffic counters come from (Linux: our nft table's counters); absent: none are read */
+  readonly trafficCounters?: 'nft';
   /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun) */
   engineIo(): Promise<EngineIo>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */

@@ -6,7 +6,8 @@ import { converge } from '../../pipeline/converge.js';
 import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
 import { FileStateStore } from '../../util/state.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
-import { loadPlatform } from '../../resources/registry.js';
+import { loadPlatform, type Platform } from '../../resources/registry.js';
+import type { Exec } from '../../util/exec.js';
 import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
 import { renderPlan } from '../render-plan.js';
 import { resolve } from 'node:path';
@@ -30,7 +31,16 @@ export interface ApplyOptions extends DaemonChoice, SelectionOptions {
  * Converge the host. Everything is validated before anything is touched; the reconcile
  * machine verifies after applying and rolls back (or ends fail-closed) on failure.
  */
-export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
+/**
+ * `deps`: the host to act on (default: this machine's platform and processes; tests pass
+ * the macOS host model).
+ */
+export interface HostDeps {
+  platform?: Platform;
+  exec?: Exec;
+}
+
+export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {}): Promise<number> {
   let confirmTimeoutSec: number | undefined;
   if (o.confirmTimeout !== undefined) {
     confirmTimeoutSec = Number(o.confirmTimeout);
@@ -46,13 +56,13 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
     printError(io, err);
     return err.exitCode;
   }
-  const platform = await loadPlatform();
+  const platform = deps.platform ?? (await loadPlatform());
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
   const sel = await selectionOrExit(io, o);
   if (typeof sel === 'number') return sel;
-  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel });
+  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel, ...(deps.exec ? { exec: deps.exec } : {}) });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
@@ -61,7 +71,7 @@ export async function applyCommand(io: Io, o: ApplyOptions): Promise<number> {
   const p = r.prepared;
   printIssues(io, p.issues);
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets });
+  const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets, ...(deps.exec ? { exec: deps.exec } : {}) });
   try {
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));

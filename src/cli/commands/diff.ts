@@ -5,6 +5,7 @@
  * pipeline's modules (zod, yaml, the drivers) load and the config is validated, and run on
  * the other core meanwhile (PrefetchExec); only the modules the daemon check needs load first.
  */
+import type { HostDeps } from './apply.js';
 import { toAwgError } from '../../errors.js';
 import { ProcessExec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
@@ -28,7 +29,7 @@ export interface DiffOptions extends DaemonChoice, SelectionOptions {
 }
 
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
-export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
+export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): Promise<number> {
   if (o.observed) return diffObserved(io, o, o.observed);
   // a recorded observation is planned here: the daemon only plans against the host
   // so is a config for another host (--host, --labels, --os): the daemon renders for its own
@@ -38,7 +39,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
   }
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
-    const exec = reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined;
+    const exec = deps.exec ?? (reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined);
     const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv, stateDirFrom }, platform, { renderPlan }, { fingerprintKeyOf }, { FileStateStore }] = await Promise.all([
       import('../../util/files.js'),
       import('../../model/change.js'),
@@ -46,7 +47,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
       import('../../reconciler/observe.js'),
       import('../../pipeline/prepare.js'),
       import('../../pipeline/host.js'),
-      loadPlatform(),
+      deps.platform ?? loadPlatform(),
       import('../render-plan.js'),
       import('../../util/host-key.js'),
       import('../../util/state.js'),
@@ -56,7 +57,7 @@ export async function diffCommand(io: Io, o: DiffOptions): Promise<number> {
     // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
     const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
     const selection = await selectionOf(o);
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey, ...(selection ? { selection } : {}) });
+    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey, ...(selection ? { selection } : {}), ...(deps.exec ? { exec: deps.exec } : {}) });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;

@@ -1,4 +1,5 @@
 import { toAwgError } from '../../errors.js';
+import type { HostDeps } from './apply.js';
 import { loadConfigFile } from '../../config/load.js';
 import { claimsFromConfig, DEFAULT_CLAIMS } from '../../pipeline/claims.js';
 import { hostEnv } from '../../pipeline/host.js';
@@ -20,7 +21,7 @@ export interface DownOptions extends DaemonChoice {
  * from markers, so `down` needs no config; the claims (which tables/marks are ours) come
  * from the last apply, the given config, or the defaults.
  */
-export async function downCommand(io: Io, o: DownOptions): Promise<number> {
+export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): Promise<number> {
   // a dry run only reads the host: direct mode shows every command; a real down goes
   // through a running daemon, which would otherwise re-apply its config on the next run
   if (!o.dryRun) {
@@ -49,7 +50,7 @@ export async function downCommand(io: Io, o: DownOptions): Promise<number> {
   }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   try {
-    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS });
+    const env = await hostEnv({ platform: deps.platform ?? (await loadPlatform()), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS, ...(deps.exec ? { exec: deps.exec } : {}) });
     if (o.file) {
       const l = await loadConfigFile(o.file);
       if (!l.config) {

@@ -1,4 +1,5 @@
 import { toAwgError } from '../../errors.js';
+import type { HostDeps } from './apply.js';
 import { observeWith } from '../../reconciler/observe.js';
 import { plan as makePlan } from '../../reconciler/plan.js';
 import { RESOURCE_KINDS } from '../../model/resources.js';
@@ -26,7 +27,7 @@ export interface StatusOptions extends DaemonChoice {
 }
 
 /** injection for tests; defaults: stdout's TTY-ness, SIGINT/SIGTERM */
-export interface WatchDeps {
+export interface WatchDeps extends HostDeps {
   tty?: boolean;
   until?: Promise<unknown>;
 }
@@ -42,7 +43,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
     return err.exitCode;
   }
   try {
-    const env = await hostEnv({ platform: await loadPlatform(), stateDir: o.stateDir, reporter: warningReporter(io), claims: DEFAULT_CLAIMS });
+    const platform = deps.platform ?? (await loadPlatform());
+    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: warningReporter(io), claims: DEFAULT_CLAIMS, ...(deps.exec ? { exec: deps.exec } : {}) });
     const last = env.applied.load();
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };
@@ -59,7 +61,8 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       drift: drift.map((c) => ({ id: c.id, action: c.action, reason: c.reason })),
       foreign: observed.foreign,
       // per rule: the counters of its cgroup (all its processes together); per TUN tunnel: the link's
-      traffic: last ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources) : { rules: [], tunnels: [] },
+      // (macOS has no counters of ours to read yet)
+      traffic: last && platform.trafficCounters === 'nft' ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources) : { rules: [], tunnels: [] },
     };
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');

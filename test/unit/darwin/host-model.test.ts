@@ -25,6 +25,11 @@ import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import { applyCommand } from '../../../src/cli/commands/apply.js';
+import { diffCommand } from '../../../src/cli/commands/diff.js';
+import { downCommand } from '../../../src/cli/commands/down.js';
+import { statusCommand } from '../../../src/cli/commands/status.js';
+import type { Io } from '../../../src/cli/output.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
@@ -282,5 +287,54 @@ describe('macOS host model: apply, diff, down, status', () => {
     // with the kill switch a failure ends fail-closed (the anchor stays), without it rolled back
     expect(outcomes.get(killSwitch ? 'failed-closed' : 'rolled-back')).toBeGreaterThan(total / 2);
     expect(outcomes.get(killSwitch ? 'rolled-back' : 'failed-closed')).toBeUndefined();
+  });
+});
+
+describe('macOS host model: the awg commands (apply, diff, status, down) and their exit codes', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('diff 2 → apply 0 → diff 0 → status 0 → drift: status 2, diff 2 → apply repairs → down restores the host', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-cli-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(file, config(), { mode: 0o600 });
+    const host = MacHost.laptop();
+    const engines = new ModelEngines(host);
+    const platform: Platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    const deps = { platform, exec: host };
+    let out = '';
+    let err = '';
+    const io: Io = { out: (x) => (out += x), err: (x) => (err += x), colour: false };
+    const common = { stateDir: join(dir, 'state'), direct: true };
+    const run = async (f: () => Promise<number>) => {
+      out = '';
+      err = '';
+      return f();
+    };
+    const prior = host.snapshot();
+
+    expect(await run(() => diffCommand(io, { file, ...common }, deps))).toBe(2);
+    expect(out).toContain('0.0.0.0/1');
+    expect(host.mutations).toBe(0);
+    expect(await run(() => applyCommand(io, { file, ...common }, deps))).toBe(0);
+    expect(out).toMatch(/^Applied: \d+ change\(s\), \d+ mutation\(s\); verified\.$/m);
+    expect(await run(() => diffCommand(io, { file, ...common }, deps))).toBe(0);
+    const code = await run(() => statusCommand(io, { ...common }, deps));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out).toMatch(/^state: converged/m);
+
+    host.routes = host.routes.filter((r) => r.dst !== '128.0.0.0/1');
+    expect(await run(() => statusCommand(io, { ...common }, deps))).toBe(2);
+    expect(out).toMatch(/^state: drifted/m);
+    expect(await run(() => diffCommand(io, { file, ...common }, deps))).toBe(2);
+    expect(await run(() => applyCommand(io, { file, ...common }, deps))).toBe(0);
+    expect(await run(() => statusCommand(io, { ...common }, deps))).toBe(0);
+
+    expect(await run(() => downCommand(io, { ...common }, deps))).toBe(0);
+    expect(out).toMatch(/^Removed \d+ object\(s\) owned by awg\.$/m);
+    expect(host.snapshot()).toEqual(prior);
+    expect(await run(() => statusCommand(io, { ...common }, deps))).toBe(2);
+    expect(out).toMatch(/^state: down/m);
   });
 });

@@ -11,7 +11,7 @@
 import { AwgError } from '../../errors.js';
 import { AF_HEADER_LEN } from '../../native/darwin/utun-abi.js';
 import type { UtunIo } from '../../native/darwin/utun-io.js';
-import type { EngineTun } from '../engine.js';
+import type { TunDevice } from './tun.js';
 
 export type { UtunIo };
 
@@ -38,7 +38,8 @@ function familyOf(packet: Uint8Array): number {
   return v === 4 ? AF_INET : v === 6 ? AF_INET6 : 0;
 }
 
-export class UtunDevice implements EngineTun {
+/** a TunDevice with the engine's `onError` (dataplane/engine.ts EngineTun) */
+export class UtunDevice implements TunDevice {
   readonly stats: UtunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxDropped: 0, txDropped: 0 };
   private receiver: ((packets: Uint8Array[]) => void) | null = null;
   private stop: (() => void) | undefined;

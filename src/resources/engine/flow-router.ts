@@ -15,9 +15,9 @@
  * - Unknown owner (the process exited before the lookup, or its socket is not in the list):
  *   blocked by default — a flow a rule would have blocked must never leak because its owner
  *   was quick; `unknownOwner: 'default'` sends it the default route instead.
- * - Loops: the router's own outbound sockets must not be redirected again. The PF rules
- *   exclude them by user (the daemon's uid: `rdr … user != root` in pf-flow.ts's rendering is
- *   the documented choice) and by interface (dialers bind with IP_BOUND_IF).
+ * - Loops: the router's own outbound sockets must not be redirected again. The PF redirect
+ *   (not built yet) is to exclude them by user (the daemon's uid) and the dialers bind their
+ *   sockets to an interface with IP_BOUND_IF (native/darwin/libsystem.ts bindToInterface).
  * - UDP is not routed per app here (no transparent UDP on PF without divert sockets); per-app
  *   UDP follows the default route, and the PF anchor blocks it for apps whose rule blocks.
  * - Owner lookups are cached by socket generation (inp_gencnt, unique per socket ever made),

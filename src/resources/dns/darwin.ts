@@ -132,7 +132,9 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
       if (rec.system) {
         const sys = rec.system;
         let drift: DnsSpec | undefined;
-        for (const svc of Object.keys(sys.backup)) {
+        // the services we changed, and any enabled since (a new adapter): its DNS is not ours yet
+        const all = new Set([...Object.keys(sys.backup), ...(await services(opts.exec))]);
+        for (const svc of all) {
           const cur = await serviceDns(opts.exec, svc);
           if (!cur) continue;
           const okServers = eq(cur.servers, sys.written.servers);

@@ -175,6 +175,17 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(state.get('darwin-utun') ?? {}).toEqual({});
   });
 
+  it('a network service that appears after apply (a new Wi-Fi dongle) gets the tunnel DNS on the next run, and down restores its own', async () => {
+    await apply();
+    host.services.push({ name: 'USB 10/100/1000 LAN', device: 'en7', enabled: true, dns: ['10.0.0.53'], search: [] });
+    const prior = { ...host.services.at(-1)!, dns: ['10.0.0.53'] };
+    expect((await diff()).map((c) => c.id)).toEqual(['dns/system']);
+    expect((await apply()).ctx.outcome).toBe('converged');
+    expect(host.services.at(-1)!.dns).toEqual(['10.66.0.1']);
+    await down();
+    expect(host.services.at(-1)).toEqual(prior);
+  });
+
   // Before: an anchor with no rules was not observed at all, so `down` after someone flushed
   // it kept PF enabled under our token with our hook in the main ruleset.
   it('down after our anchor was flushed still releases our pf reference and hook', async () => {

@@ -635,7 +635,7 @@ export class Daemon implements DaemonCore {
         persistEndpoints: true,
         fingerprintKey: () => fingerprintKeyOf(this.state, { onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }) }),
         ...(ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
-        ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true }),
+        ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true, exec: this.exec }),
       });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');

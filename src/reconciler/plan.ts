@@ -127,19 +127,29 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
     deletes.push({ kind: o.kind, id: o.id, action: 'delete', before: o.spec, reason: last?.has(o.id) ? 'no longer in the config' : 'owned by awg but not desired', cause: causeFor(o.id, undefined) } as AnyChange);
   }
 
+  // objects this plan creates or replaces: a firewall that depends on one is loaded again
+  // after it (macOS binds the PF anchor's tunnel macros to the utun a starting engine gets)
+  const renewed = new Set<string>();
   for (const d of topoOrder(desired.resources)) {
     const o = obs.get(d.id);
     if (!o) {
+      renewed.add(d.id);
       const what = describe(d);
       forward.push({ kind: d.kind, id: d.id, action: 'create', after: d.spec, reason: last?.has(d.id) ? 'missing (deleted outside awg)' : what ? `new: ${what}` : 'new', cause: causeFor(d.id, d) } as AnyChange);
       continue;
     }
     if (specEqual(o.spec, d.spec)) {
+      const dep = d.kind === 'firewall' ? d.deps.find((x) => renewed.has(x)) : undefined;
+      if (dep) {
+        forward.push({ kind: d.kind, id: d.id, action: 'update', before: o.spec, after: d.spec, fields: [], reason: `reload after ${dep} starts`, cause: causeFor(d.id, d) } as AnyChange);
+        continue;
+      }
       if (opts.includeNoop) forward.push({ kind: d.kind, id: d.id, action: 'noop', before: o.spec, after: d.spec, reason: 'up to date', cause: causeFor(d.id, d) } as AnyChange);
       continue;
     }
     const fields = diffFields(o.spec as unknown as Record<string, unknown>, d.spec as unknown as Record<string, unknown>);
     const replace = fields.some((f) => REPLACE_ON[d.kind].includes(f));
+    if (replace) renewed.add(d.id);
     forward.push({ kind: d.kind, id: d.id, action: replace ? 'replace' : 'update', before: o.spec, after: d.spec, fields, reason: `${fields.join(', ')} differ${replace ? ' (cannot change in place)' : ''}`, cause: causeFor(d.id, d) } as AnyChange);
   }
   return { changes: [...deletes, ...forward], foreign: observed.foreign, warnings: desired.warnings };

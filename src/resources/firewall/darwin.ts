@@ -87,6 +87,16 @@ function binding(ruleset: string, state: StateStore): Record<string, string> {
   return Object.fromEntries(used.map((m) => [m, byMacro.get(m) ?? '']));
 }
 
+/**
+ * A tunnel macro now names another utun than the anchor was loaded with. A macro whose
+ * engine is gone (no utun now) is not: its rules match nothing, which is what they should do
+ * while the tunnel is down (a kept kill switch stays verified), and the next engine start
+ * that gets another utun shows up here.
+ */
+function rebound(loaded: Record<string, string>, now: Record<string, string>): boolean {
+  return Object.entries(now).some(([m, ifn]) => ifn !== '' && loaded[m] !== ifn);
+}
+
 interface Snapshot {
   hooked: boolean;
   tokenHeld: boolean;
@@ -128,7 +138,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         if (!rules.length && !a) continue;
         let text: string;
         if (a && same(a.readback, rules))
-          text = same(a.links, binding(a.ruleset, scope.state))
+          text = !rebound(a.links, binding(a.ruleset, scope.state))
             ? a.ruleset
             : `${a.ruleset}${NOTE_REBOUND}\n`;
         else text = `${rules.join('\n')}\n`;

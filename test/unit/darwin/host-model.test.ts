@@ -250,6 +250,23 @@ describe('macOS host model: apply, diff, down, status', () => {
       expect(pfVerdict(host, endpoint)).toBe('pass');
     });
 
+    // Before: the anchor's binding was planned before the engine restarted, so the run in
+    // which the utun number changed ended failed-closed with the anchor still passing utun0 —
+    // by then another VPN's. The plan now reloads a firewall after an engine it depends on starts.
+    it('follows the tunnel to another utun: a restarted engine that gets utun1 has the anchor rebound in the same run', async () => {
+      await apply();
+      engines.kill('home');
+      host.createUtun(0); // another VPN took utun0 meanwhile
+      const { ctx } = await apply();
+      expect(ctx.error?.message).toBeUndefined();
+      expect(ctx.outcome).toBe('converged');
+      expect(engines.running.get('home')!.utun).toBe('utun1');
+      expect(pfVerdict(host, { ...web, iface: 'utun1' })).toBe('pass');
+      expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('block');
+      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1').map((r) => r.netif)).toEqual(['utun1']);
+      expect(await diff()).toEqual([]);
+    });
+
     it('is not installed when the config turns it off', async () => {
       writeFileSync(file, config({ killSwitch: false }), { mode: 0o600 });
       await apply();

@@ -376,3 +376,16 @@ describe('property: plan converges observed → desired', () => {
     });
   }
 });
+
+describe('a firewall that depends on a starting object is reloaded after it', () => {
+  const engine = { kind: 'engine', id: 'engine/home', deps: [], spec: { tunnel: 'home', type: 'wireguard', link: 'awg-home', config: {} } } as unknown as AnyResource;
+  const bound = { ...fw('pf'), deps: ['engine/home'] } as AnyResource;
+  it('an engine created this run → the in-sync firewall that names it gets an update, after it', () => {
+    const p = plan(des([engine, bound]), obs([bound]));
+    expect(p.changes.map((c) => `${c.action} ${c.id}${c.action === 'update' ? ` (${c.reason})` : ''}`)).toEqual(['create engine/home', `update ${bound.id} (reload after engine/home starts)`]);
+  });
+  it('nothing starts → nothing to reload; a firewall without such deps (Linux) is never touched', () => {
+    expect(plan(des([engine, bound]), obs([engine, bound])).changes).toEqual([]);
+    expect(plan(des([engine, fw('pf')]), obs([fw('pf')])).changes.map((c) => c.action)).toEqual(['create']);
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * `awg daemon` on the macOS host model: the real Daemon (loop, reconcile, stop) with the
+ * darwin platform, the model's Exec and its engine. Start converges; a crash of the daemon
+ * (its engines die with it, nothing is cleaned) leaves the kill switch closed; a new daemon
+ * converges again; a graceful stop keeps the kill switch and removes the rest; `down` then
+ * restores the host. Verified on the model only (docs/platform-macos.md).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Daemon } from '../../../src/daemon/daemon.js';
+import type { DaemonEvent } from '../../../src/daemon/core.js';
+import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
+import { darwinPlatform } from '../../../src/resources/darwin.js';
+import type { Platform } from '../../../src/resources/platform.js';
+import { FileStateStore } from '../../../src/util/state.js';
+import { teardown } from '../../../src/pipeline/teardown.js';
+import { AppliedStore } from '../../../src/pipeline/applied.js';
+import { silentReporter } from '../../../src/util/reporter.js';
+import { MacHost } from '../../helpers/macos-host/model.js';
+import { ModelEngines } from '../../helpers/macos-host/engine.js';
+import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
+import { wgKeyPair } from '../../helpers/awg.js';
+
+const me = wgKeyPair();
+const peer = wgKeyPair();
+const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
+
+describe('macOS host model: the daemon', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('start converges; a crash leaves the kill switch closed; a new daemon recovers; stop keeps the kill switch; down restores', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(
+      file,
+      `version: 1
+tunnels:
+  home:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.66.0.2/32]
+    dns: [10.66.0.1]
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: 198.51.100.7:51820
+        allowedIPs: [0.0.0.0/0]
+default: home
+killSwitch: on
+dns: { system: default-tunnel, leakProtection: true }
+`,
+      { mode: 0o600 },
+    );
+    const host = MacHost.laptop();
+    const prior = host.snapshot();
+    const state = new FileStateStore(join(dir, 'state'));
+    const make = (engines: ModelEngines) => {
+      const platform: Platform = { ...darwinPlatform };
+      const d = new Daemon({
+        configPath: file,
+        platform,
+        drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+        exec: host,
+        state,
+        wakes: false,
+        placement: false,
+        loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+        healthIntervalMs: 0,
+        trafficIntervalMs: 0,
+      });
+      const events: DaemonEvent[] = [];
+      d.subscribe((e) => events.push(e));
+      return { d, events };
+    };
+    const finished = async (events: DaemonEvent[]) => {
+      for (let i = 0; i < 5000; i++) {
+        const e = events.find((x) => x.type === 'reconcile-finished');
+        if (e) return e;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      throw new Error(`no reconcile: ${JSON.stringify(events)}`);
+    };
+
+    let engines = new ModelEngines(host);
+    const first = make(engines);
+    await first.d.start();
+    expect(await finished(first.events)).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(host.interfaces.has('utun0')).toBe(true);
+    expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('pass');
+
+    // the daemon crashes: its engines (and their utuns, and the routes on them) die with it
+    engines.kill('home');
+    await first.d.stop({ teardown: false });
+    expect(host.interfaces.has('utun0')).toBe(false);
+    expect(pfVerdict(host, web)).toBe('block');
+
+    // a new daemon (launchd restarts it) converges again
+    engines = new ModelEngines(host);
+    const second = make(engines);
+    await second.d.start();
+    expect(await finished(second.events)).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect([...host.interfaces.keys()].filter((n) => n.startsWith('utun'))).toHaveLength(1);
+
+    // a graceful stop (launchctl bootout) removes the tunnel and keeps the kill switch closed
+    const r = await second.d.stop();
+    expect(r.keptFirewall).toBe(true);
+    expect([...host.interfaces.keys()].filter((n) => n.startsWith('utun'))).toEqual([]);
+    expect(pfVerdict(host, web)).toBe('block');
+
+    // `awg down` opens the host again, exactly as it was
+    const applied = new AppliedStore(state);
+    const down = await teardown({ drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, claims: applied.claims()!, state, exec: host, reporter: silentReporter }, applied);
+    expect(down.errors).toEqual([]);
+    expect(host.snapshot()).toEqual(prior);
+  });
+});

@@ -15,7 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/awg-pack-smoke.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+ns=""
+cleanup() {
+  [ -z "$ns" ] || ip netns del "$ns" 2>/dev/null || true
+  # a compile cache other runs left (bench, earlier tests) was moved aside for the snapshot
+  if [ -e "$tmp/cache-aside" ]; then rm -rf /var/cache/awg; mv "$tmp/cache-aside" /var/cache/awg; fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
 fail() {
   echo "pack-smoke: $*" >&2
   exit 1
@@ -46,6 +53,8 @@ doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.va
 # out as npm's own is: bin/ and lib/node_modules/ exist), the system's files, awg's state, config
 # and compile-cache directories, the user's cache
 mkdir -p "$tmp/prefix/bin" "$tmp/prefix/lib/node_modules"
+# the uninstall removes /var/cache/awg: one that earlier runs of the CLI made goes aside meanwhile
+if [ -e /var/cache/awg ]; then mv /var/cache/awg "$tmp/cache-aside"; fi
 snapshot() {
   { find "$tmp/prefix" /usr /etc /opt /var/lib /var/cache /run/awg "$HOME/.cache/awg" -xdev \( -path /var/lib/dpkg -o -path /var/lib/apt \
     -o -path /var/cache/apt -o -path /var/cache/debconf -o -path /var/cache/man -o -path /var/lib/systemd -o -path /etc/ld.so.cache \) -prune -o -print 2>/dev/null || true; } | sort
@@ -124,7 +133,6 @@ AWG_SMOKE_LOADS="$tmp/loads.validate" run node --import "$tmp/register.mjs" "$pk
 run node "$tmp/loaded.mjs" "$meta" "$tmp/loads.validate" validate "$engine|^dist/(daemon|native|procs|reconciler)/" '^(@grpc/|koffi/|pino/|prom-client/|chokidar/)'
 ns="awg-pack-smoke-$$"
 ip netns add "$ns"
-trap 'ip netns del "$ns" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 mkdir -m 700 "$tmp/state"
 : >"$tmp/loads.diff"
 code=0

@@ -331,7 +331,15 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         }
         throw e;
       }
-      if (!current) await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
+      if (!current) {
+        // connections PF approved under the old rules would go on past the new ones (a kill
+        // switch that leaves an open connection open is not closed): a failed flush fails the run
+        const f = await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
+        if (!ctx.dryRun && f.code !== 0) {
+          save();
+          throw new AwgError('driver', `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`);
+        }
+      }
       save();
       return 'changed';
     },

@@ -342,9 +342,11 @@ export class MacHost implements Exec {
       gateway = a[0]!;
       netif = 'lo0';
       flags = a[1] === '-blackhole' ? 'UGSB' : 'UGSR';
-    } else if (a.length === 1 && ipaddr.isValid(a[0]!)) {
+    } else if (a.length === 1 && ipaddr.isValid(a[0]!.replace(/%\w+$/, ''))) {
       gateway = a[0]!;
-      const via = this.routes.find((r) => r.family === family && r.gateway.startsWith('link#') && inPrefix(gateway, r.dst));
+      // a scoped link-local gateway (fe80::1%en0) names its interface; others go via a connected route
+      const zone = /%(\w+)$/.exec(gateway)?.[1];
+      const via = zone && this.interfaces.has(zone) ? { netif: zone } : this.routes.find((r) => r.family === family && r.gateway.startsWith('link#') && inPrefix(gateway, r.dst));
       if (!via) return ok(`${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}: Network is unreachable\n`, 'route: writing to routing socket: Network is unreachable\n');
       netif = via.netif;
       flags = kindArg === '-host' ? 'UGHS' : 'UGSc';

@@ -33,30 +33,31 @@ import type { Io } from '../../../src/cli/output.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
+const peer2 = wgKeyPair();
 const ENDPOINT = '198.51.100.7';
 /** the host's fingerprint key (`awg apply` keeps one in the state directory) */
 const key = new Uint8Array(32).fill(7);
 const fingerprintKey = () => key;
 
-function config(o: { killSwitch?: boolean; mtu?: number } = {}): string {
+function config(o: { killSwitch?: boolean; mtu?: number; v6?: boolean } = {}): string {
   return `version: 1
 tunnels:
   home:
     type: wireguard
     privateKey: "${me.privateKey}"
-    addresses: [10.66.0.2/32]
+    addresses: [10.66.0.2/32${o.v6 ? ', fd66::2/128' : ''}]
     mtu: ${o.mtu ?? 1420}
     dns: [10.66.0.1]
     peers:
       - publicKey: "${peer.publicKey}"
         endpoint: ${ENDPOINT}:51820
         allowedIPs: [0.0.0.0/0]
-default: home
+${o.v6 ? `      - publicKey: "${peer2.publicKey}"\n        endpoint: "[2001:db8:2::7]:51820"\n        allowedIPs: [::/0]\n` : ''}default: home
 killSwitch: ${o.killSwitch === false ? 'off' : 'on'}
 dns:
   system: default-tunnel
   leakProtection: true
-ipv6: block
+ipv6: ${o.v6 ? 'tunnel' : 'block'}
 `;
 }
 
@@ -184,6 +185,29 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(host.services.at(-1)!.dns).toEqual(['10.66.0.1']);
     await down();
     expect(host.services.at(-1)).toEqual(prior);
+  });
+
+  it('IPv6 through the tunnel: ::/1 + 8000::/1 on the utun, the v6 endpoint bypassed via the v6 gateway, v6 leaves only by the tunnel', async () => {
+    host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
+    host.routes.push(
+      { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
+      { family: 6, dst: '2001:db8:1::/64', gateway: 'link#11', flags: 'UC', netif: 'en0', system: true },
+    );
+    writeFileSync(file, config({ v6: true }), { mode: 0o600 });
+    const prior = host.snapshot();
+    const { ctx } = await apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1', '8000::/1', '::/1']);
+    expect(host.routes.find((r) => r.dst === '2001:db8:2::7/128')).toMatchObject({ netif: 'en0' });
+    expect(host.interfaces.get('utun0')!.inet6).toContainEqual({ address: 'fd66::2', prefixlen: 128 });
+    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8:5::1', dport: 443 };
+    expect(pfVerdict(host, v6)).toBe('block');
+    expect(pfVerdict(host, { ...v6, iface: 'utun0' })).toBe('pass');
+    expect(pfVerdict(host, { ...v6, proto: 'udp', dst: '2001:db8:2::7', dport: 51820 })).toBe('pass');
+    expect(await diff()).toEqual([]);
+    await down();
+    expect(host.snapshot()).toEqual(prior);
   });
 
   // Before: an anchor with no rules was not observed at all, so `down` after someone flushed

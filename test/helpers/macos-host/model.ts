@@ -13,9 +13,29 @@
  * expansion and comment stripping; route lookups, ARP entries, scoped routes beyond what the
  * initial table holds, and service-order changes are not modelled.
  */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
 import { AwgError } from '../../../src/errors.js';
+import { parseNetstatRoutes, type NetstatRoute } from '../../../src/platform/darwin/netstat.js';
+
+const CAPTURES = new URL('../../fixtures/macos/', import.meta.url);
+
+/** the verbatim part of a capture in test/fixtures/macos */
+export function capture(rel: string): string {
+  const text = readFileSync(fileURLToPath(new URL(rel, CAPTURES)), 'utf8');
+  const marker = '# ---- verbatim output below this line ----\n';
+  const i = text.indexOf(marker);
+  if (i < 0) throw new Error(`macos-host: capture ${rel} has no marker line`);
+  return text.slice(i + marker.length);
+}
+
+export const LAPTOP_NETSTAT = 'routes/netstat-rn-split-0-1-128-1-utun2-tun2socks.txt';
+
+function capturedRoutes(): NetstatRoute[] {
+  return parseNetstatRoutes(capture(LAPTOP_NETSTAT));
+}
 
 export interface MRoute {
   family: 4 | 6;
@@ -27,6 +47,8 @@ export interface MRoute {
   netif: string;
   /** routes the kernel made for an interface (go with it) */
   system?: boolean;
+  /** netstat's Expire column (`!`, seconds of an ARP entry) */
+  expire?: string;
 }
 
 export interface MInterface {
@@ -63,6 +85,14 @@ export interface Fault {
   nth?: number;
 }
 
+/** something that happens on the host right after a mutation (an engine dying mid-apply) */
+export interface Trigger {
+  /** after the `nth` mutation (from 1) whose command line matches */
+  match: RegExp;
+  nth?: number;
+  run: (host: MacHost) => void;
+}
+
 /** the default /etc/pf.conf of macOS (10.x … 15.x) */
 export const DEFAULT_PF_CONF = `#
 # Default PF configuration file.
@@ -92,12 +122,27 @@ function inPrefix(addr: string, cidr: string): boolean {
   return a.kind() === net.kind() && a.match(net, len);
 }
 
-/** netstat's destination column: `default`, a host without its length, else `addr/len` */
+/**
+ * netstat's destination column: `default`; a host route (flag H) without its length; IPv4
+ * networks as network_cmds netstat.tproj/route.c `netname()` prints them — trailing zero
+ * octets dropped down to the address's classful mask, and `/len` only when the mask is not
+ * that classful mask (`0/1`, `128.0/1`, `127`, `169.254`, `192.168.1`, `224.0.0/4`,
+ * `192.168.1.1/32`, `10.66/16`).
+ */
 function netstatDst(r: MRoute): string {
   const [a, l] = r.dst.split('/') as [string, string];
-  if (Number(l) === 0) return 'default';
-  if ((r.family === 4 && l === '32') || (r.family === 6 && l === '128')) return a;
-  return `${a}/${l}`;
+  const len = Number(l);
+  if (len === 0) return 'default';
+  if (r.flags.includes('H')) return a;
+  if (r.family === 6) return `${a}/${l}`;
+  const o = a.split('.').map(Number);
+  // forgemask(): class A /8, B /16, everything else (C and D) /24
+  const classful = o[0]! < 128 ? 8 : o[0]! < 192 ? 16 : 24;
+  let keep = 4;
+  if (classful <= 8 && o[1] === 0 && o[2] === 0 && o[3] === 0) keep = 1;
+  else if (classful <= 16 && o[2] === 0 && o[3] === 0) keep = 2;
+  else if (o[3] === 0) keep = 3;
+  return `${o.slice(0, keep).join('.')}${len === classful ? '' : `/${len}`}`;
 }
 
 /** pfctl's main-ruleset normalisation of pf.conf lines (filter and scrub anchors only: `-sr`) */
@@ -162,19 +207,29 @@ export class MacHost implements Exec {
   private nextPid = 4000;
   dnsFlushes = 0;
 
-  /** a MacBook on Wi-Fi: the routes of the tun2socks capture without its VPN lines */
+  /**
+   * A MacBook on Wi-Fi. Its IPv4 table is the captured `netstat -rn` of the tun2socks report
+   * (routes/netstat-rn-split-0-1-128-1-utun2-tun2socks.txt), read with the project's parser,
+   * without the VPN's lines (the utun2 routes and its server's host route), plus the
+   * interface-scoped default (flag I) that macOS keeps beside the primary one
+   * (routes/netstat-nr-two-defaults-scoped-2020.txt). Interfaces and services follow the
+   * captures' devices (en0 = link#11).
+   */
   static laptop(): MacHost {
     const h = new MacHost();
-    h.interfaces.set('lo0', { name: 'lo0', index: 1, mtu: 16384, up: true, inet: [{ address: '127.0.0.1', prefixlen: 8 }], inet6: [{ address: '::1', prefixlen: 128 }] });
+    h.interfaces.set('lo0', { name: 'lo0', index: 1, mtu: 16384, up: true, inet: [{ address: '127.0.0.1', prefixlen: 8 }], inet6: [{ address: '::1', prefixlen: 128 }, { address: 'fe80::1', prefixlen: 64 }] });
     h.interfaces.set('en0', { name: 'en0', index: 11, mtu: 1500, up: true, inet: [{ address: '192.168.1.175', prefixlen: 24 }], inet6: [] });
-    h.routes = [
-      { family: 4, dst: '0.0.0.0/0', gateway: '192.168.1.1', flags: 'UGScg', netif: 'en0', system: true },
-      { family: 4, dst: '127.0.0.0/8', gateway: '127.0.0.1', flags: 'UCS', netif: 'lo0', system: true },
-      { family: 4, dst: '127.0.0.1/32', gateway: '127.0.0.1', flags: 'UH', netif: 'lo0', system: true },
-      { family: 4, dst: '169.254.0.0/16', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true },
-      { family: 4, dst: '192.168.1.0/24', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true },
-      { family: 4, dst: '224.0.0.0/4', gateway: 'link#11', flags: 'UmCS', netif: 'en0', system: true },
-    ];
+    h.routes = capturedRoutes()
+      .filter((r) => r.netif !== 'utun2' && !(r.destination === '192.168.1.51' && r.viaGateway))
+      .map((r) => {
+        if (!r.dst) throw new Error(`macos-host: capture row without a destination: ${r.destination}`);
+        const g = r.gateway;
+        const gateway = g.kind === 'link' ? `link#${g.index}` : g.kind === 'ip' ? g.address : g.kind === 'mac' ? g.address : g.name;
+        const m: MRoute = { family: r.family, dst: r.dst, gateway, flags: r.flags, netif: r.netif, system: true };
+        if (r.expire !== undefined) m.expire = r.expire;
+        return m;
+      });
+    h.routes.splice(1, 0, { family: 4, dst: '0.0.0.0/0', gateway: '192.168.1.1', flags: 'UGScIg', netif: 'en0', system: true });
     h.services = [
       { name: 'Wi-Fi', device: 'en0', enabled: true, dns: [], search: [] },
       { name: 'Thunderbolt Bridge', device: 'bridge0', enabled: true, dns: ['192.168.7.1'], search: ['corp.example'] },
@@ -187,7 +242,7 @@ export class MacHost implements Exec {
   snapshot(): unknown {
     return JSON.parse(
       JSON.stringify({
-        routes: [...this.routes].sort((a, b) => `${a.dst}${a.netif}`.localeCompare(`${b.dst}${b.netif}`)),
+        routes: [...this.routes].sort((a, b) => `${a.dst} ${a.netif} ${a.gateway} ${a.flags}`.localeCompare(`${b.dst} ${b.netif} ${b.gateway} ${b.flags}`)),
         interfaces: [...this.interfaces.values()].sort((a, b) => a.name.localeCompare(b.name)),
         services: this.services,
         store: [...this.store].sort(),
@@ -310,9 +365,21 @@ export class MacHost implements Exec {
 
   private netstat(args: string[]): ExecResult {
     if (args.join(' ') !== '-rn') throw new Error(`macos-host: netstat ${args.join(' ')}`);
-    const row = (r: MRoute) => `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`;
-    const v4 = this.routes.filter((r) => r.family === 4).map(row);
-    const v6 = this.routes.filter((r) => r.family === 6).map((r) => `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`);
+    const row = (r: MRoute) => `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}${r.expire === undefined ? '' : ` ${r.expire.padStart(6)}`}`;
+    // the radix tree's walk: by destination, the more specific mask first
+    const key = (r: MRoute) => {
+      const [a, l] = r.dst.split('/') as [string, string];
+      return [...ipaddr.parse(a).toByteArray(), 255 - Number(l)];
+    };
+    const order = (a: MRoute, b: MRoute) => {
+      const ka = key(a);
+      const kb = key(b);
+      for (let i = 0; i < ka.length; i++) if (ka[i] !== kb[i]) return ka[i]! - kb[i]!;
+      return 0;
+    };
+    const byFamily = (f: 4 | 6) => this.routes.filter((r) => r.family === f).sort(order);
+    const v4 = byFamily(4).map(row);
+    const v6 = byFamily(6).map((r) => `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`);
     return ok(
       ['Routing tables', '', 'Internet:', 'Destination        Gateway            Flags        Netif Expire', ...v4, '', 'Internet6:', 'Destination                             Gateway                                 Flags         Netif Expire', ...v6, ''].join('\n'),
     );
@@ -374,17 +441,29 @@ export class MacHost implements Exec {
 
   // ---- ifconfig --------------------------------------------------------------------------
 
+  /** `ifconfig` in the layout of ifconfig/ifconfig-10.14.6-jc.txt and the utun captures */
   private ifconfigText(): string {
     const hex = (len: number) => `0x${(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0).toString(16).padStart(8, '0')}`;
+    const FLAG_BITS: [number, string][] = [[0x1, 'UP'], [0x2, 'BROADCAST'], [0x8, 'LOOPBACK'], [0x10, 'POINTOPOINT'], [0x20, 'SMART'], [0x40, 'RUNNING'], [0x800, 'SIMPLEX'], [0x8000, 'MULTICAST']];
     const out: string[] = [];
     for (const i of [...this.interfaces.values()].sort((a, b) => a.index - b.index)) {
       const p2p = i.name.startsWith('utun');
-      const flags = [i.up ? 'UP' : '', p2p ? 'POINTOPOINT' : i.name === 'lo0' ? 'LOOPBACK' : 'BROADCAST', 'RUNNING', i.name === 'lo0' || p2p ? 'MULTICAST' : 'SIMPLEX,MULTICAST'].filter(Boolean);
-      const bits = (i.up ? 1 : 0) | 0x40 | (p2p ? 0x10 : 0) | 0x8000 | (i.name === 'lo0' ? 0x8 : 0);
-      out.push(`${i.name}: flags=${bits.toString(16)}<${flags.join(',')}> mtu ${i.mtu}`);
-      for (const a of i.inet6) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `.replace(/%\S+ /, a.address.startsWith('fe80') ? `%${i.name} ` : ' '));
-      for (const a of i.inet) out.push(p2p ? `\tinet ${a.address} --> ${a.address} netmask ${hex(a.prefixlen)} ` : `\tinet ${a.address} netmask ${hex(a.prefixlen)} `);
-      if (i.name === 'en0') out.push('\tstatus: active');
+      const lo = i.name === 'lo0';
+      const bits = (i.up ? 0x1 : 0) | 0x40 | 0x8000 | (lo ? 0x8 : p2p ? 0x10 : 0x2 | 0x20 | 0x800);
+      out.push(`${i.name}: flags=${bits.toString(16)}<${FLAG_BITS.filter(([b]) => bits & b).map(([, n]) => n).join(',')}> mtu ${i.mtu}`);
+      out.push(lo ? '\toptions=1203<RXCSUM,TXCSUM,TXSTATUS,SW_TIMESTAMP>' : p2p ? '\toptions=6460<TSO4,TSO6,CHANNEL_IO,PARTIAL_CSUM,ZEROINVERT_CSUM>' : '\toptions=400<CHANNEL_IO>');
+      if (!lo && !p2p) out.push(`\tether f0:18:98:03:d9:${i.index.toString(16).padStart(2, '0')} `);
+      const scoped = i.inet6.filter((a) => a.address.startsWith('fe80'));
+      const global = i.inet6.filter((a) => !a.address.startsWith('fe80'));
+      for (const a of lo ? [] : scoped) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `);
+      for (const a of i.inet) {
+        const bcast = ipaddr.IPv4.broadcastAddressFromCIDR(`${a.address}/${a.prefixlen}`).toString();
+        out.push(p2p ? `\tinet ${a.address} --> ${a.address} netmask ${hex(a.prefixlen)} ` : lo ? `\tinet ${a.address} netmask ${hex(a.prefixlen)} ` : `\tinet ${a.address} netmask ${hex(a.prefixlen)} broadcast ${bcast}`);
+      }
+      for (const a of global) out.push(`\tinet6 ${a.address} prefixlen ${a.prefixlen} ${lo || p2p ? '' : 'autoconf secured '}`);
+      for (const a of lo ? scoped : []) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `);
+      out.push('\tnd6 options=201<PERFORMNUD,DAD>');
+      if (!lo && !p2p) out.push('\tmedia: autoselect', `\tstatus: ${i.up ? 'active' : 'inactive'}`);
     }
     return `${out.join('\n')}\n`;
   }
@@ -488,10 +567,10 @@ export class MacHost implements Exec {
     switch (verb) {
       case '-getdnsservers':
         need('read');
-        return ok(svc.dns.length ? `${svc.dns.join('\n')}\n` : `There aren't any DNS Servers set on ${svc.name}.\n`);
+        return ok(svc.dns.length ? `${svc.dns.join('\n')}\n` : `There aren't any DNS Servers set on ${svc.name}. \n`);
       case '-getsearchdomains':
         need('read');
-        return ok(svc.search.length ? `${svc.search.join('\n')}\n` : `There aren't any Search Domains set on ${svc.name}.\n`);
+        return ok(svc.search.length ? `${svc.search.join('\n')}\n` : `There aren't any Search Domains set on ${svc.name}. \n`);
       case '-setdnsservers':
         need('mutate');
         svc.dns = vals.length === 1 && vals[0] === 'Empty' ? [] : vals;

@@ -1,0 +1,88 @@
+/**
+ * The model host answers in the captured formats: its `netstat -rn` of the initial laptop is
+ * the captured table row for row (without the VPN's rows, plus the scoped default), its
+ * `ifconfig` has the 10.14.6 capture's layout, its pfctl and networksetup messages are the
+ * captured ones; and what it prints reads back, through the project's parsers, as the state
+ * it holds. A model that printed a friendlier format than macOS would let a parser gap pass.
+ */
+import { describe, expect, it } from 'vitest';
+import { parseIfconfig } from '../../../src/platform/darwin/ifconfig.js';
+import { parseNetstatRoutes } from '../../../src/platform/darwin/netstat.js';
+import { parseServiceList, parseValueList } from '../../../src/platform/darwin/networksetup.js';
+import { capture, LAPTOP_NETSTAT, MacHost } from '../../helpers/macos-host/model.js';
+
+const lines = (t: string) => t.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+
+describe('macOS host model: output formats', () => {
+  it('netstat -rn of the laptop is the captured table, row for row', async () => {
+    const h = MacHost.laptop();
+    const got = lines((await h.read('netstat', ['-rn'])).stdout);
+    const want = lines(capture(LAPTOP_NETSTAT)).filter((l) => !/utun2|^192\.168\.1\.51 +192\.168\.1\.1 /.test(l));
+    // the model adds the interface-scoped default after the primary one, and an empty Internet6 section
+    expect(got.filter((l) => !/UGScIg/.test(l)).slice(0, want.length)).toEqual(want);
+    expect(got).toContain('default            192.168.1.1        UGScIg         en0');
+  });
+
+  it('routes the drivers add print as netstat abbreviates them and parse back to the same prefixes', async () => {
+    const h = MacHost.laptop();
+    h.createUtun();
+    for (const a of [
+      ['-n', 'add', '-inet', '-net', '0.0.0.0/1', '-interface', 'utun0'],
+      ['-n', 'add', '-inet', '-net', '128.0.0.0/1', '-interface', 'utun0'],
+      ['-n', 'add', '-inet', '-net', '10.66.0.0/16', '-interface', 'utun0'],
+      ['-n', 'add', '-inet', '-net', '172.16.0.0/12', '-interface', 'utun0'],
+      ['-n', 'add', '-inet', '-host', '198.51.100.7', '192.168.1.1'],
+    ])
+      await h.mutate('route', a);
+    const text = (await h.read('netstat', ['-rn'])).stdout;
+    for (const d of ['0/1 ', '128.0/1 ', '10.66/16 ', '172.16/12 ', '198.51.100.7 ']) expect(text).toMatch(new RegExp(`^${d.replace(/\./g, '\\.')}`, 'm'));
+    const parsed = parseNetstatRoutes(text).filter((r) => r.netif === 'utun0' || r.destination === '198.51.100.7');
+    expect(parsed.map((r) => r.dst)).toEqual(['0.0.0.0/1', '10.66.0.0/16', '128.0.0.0/1', '172.16.0.0/12', '198.51.100.7/32']);
+    expect(parseNetstatRoutes(text).filter((r) => r.isDefault).map((r) => r.ifscope)).toEqual([false, true]);
+  });
+
+  it('ifconfig has the capture layout and parses back to the model interfaces', async () => {
+    const h = MacHost.laptop();
+    const u = h.createUtun();
+    await h.mutate('ifconfig', [u, 'inet', '10.66.0.2', '10.66.0.2', 'netmask', '0xffffffff', 'alias']);
+    await h.mutate('ifconfig', [u, 'mtu', '1420']);
+    const text = (await h.read('ifconfig', [])).stdout;
+    const cap = capture('ifconfig/ifconfig-10.14.6-jc.txt');
+    expect(text).toContain(lines(cap).find((l) => l.startsWith('en0: '))!);
+    expect(text).toContain(lines(cap).find((l) => l.startsWith('lo0: '))!);
+    expect(text).toContain('utun0: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1420');
+    expect(text).toContain('\tinet 10.66.0.2 --> 10.66.0.2 netmask 0xffffffff');
+    const ifs = parseIfconfig(text);
+    expect(ifs.map((i) => [i.name, i.mtu, i.inet.map((a) => `${a.address}/${a.prefixlen}`)])).toEqual([
+      ['lo0', 16384, ['127.0.0.1/8']],
+      ['en0', 1500, ['192.168.1.175/24']],
+      ['utun0', 1420, ['10.66.0.2/32']],
+    ]);
+  });
+
+  it("networksetup lists and DNS getters are the captured texts (disabled service with '*', \"There aren't any …\")", async () => {
+    const h = MacHost.laptop();
+    const list = (await h.read('networksetup', ['-listallnetworkservices'])).stdout;
+    expect(list.split('\n')[0]).toBe(lines(capture('dns/networksetup-listallnetworkservices-2023-mageddo.txt'))[0]);
+    expect(parseServiceList(list)).toEqual([
+      { name: 'Wi-Fi', disabled: false },
+      { name: 'Thunderbolt Bridge', disabled: false },
+      { name: 'iPhone USB', disabled: true },
+    ]);
+    const empty = (await h.read('networksetup', ['-getdnsservers', 'Wi-Fi'])).stdout;
+    expect(empty).toBe(capture('dns/networksetup-getdnsservers-wifi-empty-2023-mageddo.txt'));
+    expect(parseValueList(empty)).toEqual([]);
+    const bad = await h.read('networksetup', ['-getdnsservers', 'Nope'], { allowFail: true });
+    expect(bad.code).toBe(4);
+  });
+
+  it('an unknown command or argument list fails the test instead of passing', async () => {
+    const h = MacHost.laptop();
+    await expect(h.read('netstat', ['-an'])).rejects.toThrow(/macos-host/);
+    await expect(h.mutate('route', ['-n', 'flush'])).rejects.toThrow(/macos-host/);
+    await expect(h.mutate('pfctl', ['-d'])).rejects.toThrow(/macos-host/);
+    await expect(h.read('pfctl', ['-E'])).rejects.toThrow(/changes the system/);
+    await expect(h.mutate('ifconfig', ['en0', 'inet', '10.0.0.1'])).rejects.toThrow(/macos-host/);
+    await expect(h.read('launchctl', ['list'])).rejects.toThrow(/unknown command/);
+  });
+});

@@ -47,9 +47,10 @@ export { AWG_BIN };
 const STATE_TEXT: Record<ServiceUserState, string> = {
   'not-installed': 'not installed',
   'needs-approval': 'needs approval: installed, but the service manager will not start it (macOS: allow awg in System Settings → General → Login Items; systemd: the unit is masked)',
-  outdated: 'outdated: it runs another node or awg than this one; run `awg service install` again',
+  outdated: 'outdated: it differs from what this awg writes, or runs another node or awg; run `awg service install` again',
+  'not-loaded': 'installed, not loaded: the service manager does not know it (macOS: never bootstrapped or booted out; run `awg service install`)',
   running: 'installed and running',
-  installed: 'installed, not running',
+  installed: 'installed and loaded, not running',
 };
 
 export function invocation(o: ServiceOptions): DaemonInvocation {

@@ -103,6 +103,7 @@ export type LaunchctlOutcome =
   | { kind: 'io-error'; message: string }
   | { kind: 'no-such-file'; message: string }
   | { kind: 'usage'; message: string }
+  | { kind: 'disabled'; message: string }
   | { kind: 'error'; errno?: number; message: string };
 
 /** Map a launchctl exit code + stderr to a typed outcome (bootstrap, bootout, kickstart, print). */
@@ -116,6 +117,9 @@ export function classifyLaunchctl(code: number, stderr: string, stdout = ''): La
   const errno = failed ? Number(failed[1]) : code;
   if (/Could not find service/.test(text) || code === 113) return { kind: 'not-loaded', message };
   if (errno === 3 || /No such process/.test(message)) return { kind: 'not-loaded', message };
+  // `Bootstrap failed: 119: Service is disabled` (a label switched off by `launchctl disable`;
+  // DeterminateSystems/nix-installer#530)
+  if (errno === 119 || /Service is disabled/.test(message)) return { kind: 'disabled', message };
   if (errno === 5 || /Input\/output error/.test(message)) return { kind: 'io-error', message };
   if (errno === 2 || /No such file or directory/.test(message))
     return { kind: 'no-such-file', message };
@@ -138,20 +142,38 @@ export const launchctlArgs = {
   kickstart: (label: string) => ['kickstart', '-k', `system/${label}`],
   print: (label: string) => ['print', `system/${label}`],
   printDisabled: () => ['print-disabled', 'system'],
+  enable: (label: string) => ['enable', `system/${label}`],
 };
 
 /**
- * `launchctl print-disabled system`: label → disabled. launchctl(1) documents the verb (the
- * labels disabled in a domain — by `launchctl disable`, or on macOS 13+ by the user in
- * System Settings → Login Items, Background Task Management). Lines read
- * `"com.example.job" => disabled` (`=> enabled`), older releases `=> true` (`=> false`).
- * NO CAPTURE of this output exists in test/fixtures/macos: the format is from the
- * documentation and is tested on text built from it only.
+ * `launchctl print-disabled <domain>`: label → disabled, read from the `disabled services =
+ * { … }` block only (other blocks, e.g. `login item associations`, map labels to bundle ids).
+ * Lines read `"label" => disabled` / `=> enabled` since macOS 13 (usnistgov/macos_security#167:
+ * Ventura changed it; DeterminateSystems/nix-installer#555 shows `print-disabled system`), and
+ * `=> true` / `=> false` before (ninehills/blog#85, Monterey-era `print-disabled user/501`);
+ * both are in test/fixtures/macos/launchd/launchctl-print-disabled-*.txt.
+ * What this does NOT tell: whether Background Task Management (System Settings → Login Items,
+ * macOS 13+) holds the job back — its state lives in the BTM store (`sfltool dumpbtm`,
+ * "Disposition: [disabled, …]"), which awg does not parse: no capture of a legacy daemon
+ * switched off there, and no source saying launchd reports it through print-disabled.
  */
 export function parseLaunchctlDisabled(text: string): Map<string, boolean> {
   const out = new Map<string, boolean>();
+  let inBlock = false;
+  let sawHeader = false;
   for (const l of text.split('\n')) {
-    const m = /^\s*"([^"]+)"\s*=>\s*(disabled|enabled|true|false)\s*$/.exec(l);
+    const t = l.replace(/\r$/, '').trim();
+    if (/ = \{$/.test(t)) {
+      inBlock = t === 'disabled services = {';
+      sawHeader = true;
+      continue;
+    }
+    if (t === '}') {
+      inBlock = false;
+      continue;
+    }
+    if (sawHeader && !inBlock) continue;
+    const m = /^"([^"]+)"\s*=>\s*(disabled|enabled|true|false)$/.exec(t);
     if (m) out.set(m[1]!, m[2] === 'disabled' || m[2] === 'true');
   }
   return out;

@@ -59,3 +59,19 @@ export function renderDaemonPlist(o: DaemonPlistOptions): string {
   l.push('</dict>', '</plist>', '');
   return l.join('\n');
 }
+
+const unesc = (s: string) => s.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!);
+
+/**
+ * ProgramArguments of an XML plist: the `<string>`s of the array after
+ * `<key>ProgramArguments</key>`. Undefined when there is none or it holds anything but
+ * strings (a binary plist, or one edited into a form renderDaemonPlist never writes).
+ */
+export function plistProgramArguments(text: string): string[] | undefined {
+  const m = /<key>ProgramArguments<\/key>\s*<array>([\s\S]*?)<\/array>/.exec(text);
+  if (!m) return undefined;
+  const body = m[1]!;
+  const items = [...body.matchAll(/<string>([^<]*)<\/string>/g)].map((x) => unesc(x[1]!));
+  if (body.replace(/<string>[^<]*<\/string>/g, '').trim() !== '') return undefined;
+  return items;
+}

@@ -11,8 +11,10 @@ import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
-import { DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlDisabled, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import { classifyLaunchctl, DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlDisabled, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import { plistProgramArguments } from '../../platform/darwin/plist.js';
 import {
+  parseDaemonArgv,
   renderBootUnit,
   renderLaunchdPlist,
   renderSyncTimer,
@@ -30,22 +32,32 @@ export interface ServiceContext {
   exec: Exec;
   /** install into this tree instead of the running system (offline enable only) */
   root?: string;
+  /** where the definition file lives while the running manager is driven (tests; default /) */
+  fsRoot?: string;
 }
 
 /**
  * What `awg service status` tells the user, in this order of precedence:
- * - `not-installed`: no service definition;
- * - `needs-approval`: installed, but the service manager will not start it (macOS: the label is
- *   disabled, e.g. switched off in Login Items; systemd: the unit is masked);
- * - `outdated`: the definition runs another node or awg than this one (reinstall it);
- * - `running` / `installed` (defined, not running).
+ * - `not-installed`: no service definition (macOS: no /Library/LaunchDaemons/com.awg.daemon.plist);
+ * - `needs-approval`: installed, but the service manager will not start it (macOS: the label
+ *   is disabled in launchd — `launchctl print-disabled system` says so, `bootstrap` then fails
+ *   with 119 "Service is disabled"; systemd: the unit is masked);
+ * - `outdated`: the definition differs from what this awg would write for the same flags, or
+ *   runs another node or awg (reinstall it);
+ * - `not-loaded`: the file is there but the service manager does not know the job (macOS:
+ *   `launchctl print system/com.awg.daemon` exits 113 "Could not find service" — never
+ *   bootstrapped, or booted out; systemd: LoadState=not-found, a daemon-reload is missing);
+ * - `running`: loaded and its process runs (launchd `state = running`, with its pid);
+ * - `installed`: loaded but not running (launchd `state = not running`/`spawn scheduled`/…,
+ *   e.g. between KeepAlive restarts; systemd: inactive or failed).
  */
-export type ServiceUserState = 'not-installed' | 'needs-approval' | 'outdated' | 'running' | 'installed';
+export type ServiceUserState = 'not-installed' | 'needs-approval' | 'outdated' | 'not-loaded' | 'running' | 'installed';
 
-export function userState(st: Pick<ServiceState, 'installed' | 'outdated' | 'active' | 'disabled'>): ServiceUserState {
+export function userState(st: Pick<ServiceState, 'installed' | 'outdated' | 'active' | 'disabled' | 'loaded'>): ServiceUserState {
   if (!st.installed) return 'not-installed';
   if (st.disabled) return 'needs-approval';
   if (st.outdated) return 'outdated';
+  if (st.loaded === false) return 'not-loaded';
   return st.active ? 'running' : 'installed';
 }
 
@@ -63,6 +75,8 @@ export interface ServiceState {
   path: string;
   /** the file on disk differs from what `install` would write now */
   outdated?: boolean;
+  /** the service manager knows the job (undefined: it could not be asked) */
+  loaded?: boolean;
   active?: boolean;
   enabled?: boolean;
   pid?: number;
@@ -186,24 +200,49 @@ export const systemdManager: ServiceManager = {
       const pid = Number(st.detail['MainPID']);
       if (pid > 0) st.pid = pid;
       if (st.detail['LoadState'] === 'masked') st.disabled = true;
+      if (st.installed && st.detail['LoadState'] === 'not-found') st.loaded = false;
     }
     return { ...st, state: userState(st) };
   },
 };
 
 /** The launchd part of `status`: `launchctl print-disabled system` and `launchctl print system/com.awg.daemon`. Pure. */
-export function launchdState(st: ServiceState, disabled: { code: number; stdout: string }, print: { code: number; stdout: string }): ServiceState {
+export function launchdState(st: ServiceState, disabled: { code: number; stdout: string }, print: { code: number; stdout: string; stderr?: string }): ServiceState {
   const out: ServiceState = { ...st, detail: { ...st.detail } };
   if (disabled.code === 0 && parseLaunchctlDisabled(disabled.stdout).get(DAEMON_LABEL)) out.disabled = true;
   const p = print.code === 0 ? parseLaunchctlPrint(print.stdout) : undefined;
   if (p) {
-    out.detail = { ...(p.state ? { state: p.state } : {}), ...(p.lastExitCode !== undefined ? { 'last exit code': String(p.lastExitCode) } : {}), ...(p.runs !== undefined ? { runs: String(p.runs) } : {}) };
+    out.loaded = true;
+    if (p.state) out.detail['state'] = p.state;
+    if (p.lastExitCode !== undefined) out.detail['last exit code'] = String(p.lastExitCode);
+    if (p.runs !== undefined) out.detail['runs'] = String(p.runs);
     out.active = p.state === 'running';
     out.enabled = true;
     if (p.pid) out.pid = p.pid;
-  } else out.enabled = false;
+  } else {
+    // exit 113 "Could not find service": launchd does not know the job; anything else
+    // (a usage error, no permission) leaves it unknown
+    if (print.code !== 0 && classifyLaunchctl(print.code, print.stderr ?? '', print.stdout).kind === 'not-loaded') out.loaded = false;
+    out.enabled = false;
+  }
   if (out.disabled) out.enabled = false;
   return { ...out, state: userState(out) };
+}
+
+/**
+ * Is the installed plist `text` what this awg (`current` node and entry point) writes? It
+ * must run `current` (ProgramArguments[0] and the entry before `daemon`), and re-rendering
+ * its own flags must give the same text: another key, another node flag or a plist of an
+ * older awg is outdated. Returns why not, or undefined when it is current.
+ */
+export function launchdOutdated(text: string, current: CurrentProgram): string | undefined {
+  const argv = plistProgramArguments(text);
+  if (!argv) return 'its ProgramArguments are not what awg writes';
+  const d = parseDaemonArgv(argv);
+  if (!d) return `it does not run \`awg daemon\` with flags this awg knows (${argv.join(' ')})`;
+  if (d.node !== current.node || d.bin !== current.bin) return `it runs ${d.node} ${d.bin}, this awg is ${current.node} ${current.bin}`;
+  if (renderLaunchdPlist(d) !== text) return 'it differs from what this awg writes for the same flags';
+  return undefined;
 }
 
 /** Does a definition run another node or awg than `current`? (paths appear verbatim in both formats) */
@@ -211,8 +250,15 @@ function runsOther(text: string, current: CurrentProgram): boolean {
   return !text.includes(current.node) || !text.includes(current.bin);
 }
 
+/**
+ * Idempotent: a plist that is current and loaded gets no launchctl call at all; a changed
+ * one is booted out (if loaded) and bootstrapped; a label disabled in launchd is not
+ * bootstrapped (it would fail with 119, or EIO on some releases) but reported, since only the
+ * user may switch it back on. Uninstall boots out only a loaded job ("No such process" is
+ * already gone) and removes the file if present; absent and unloaded, it changes nothing.
+ */
 export const launchdManager: ServiceManager = {
-  path: (ctx) => join(ctx.root ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
+  path: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
   render: renderLaunchdPlist,
   async install(d, ctx) {
     if (d.git) throw new AwgError('unsupported', '--git: following a repository is systemd-only for now; on macOS run `awg sync` from a LaunchDaemon of your own (docs/fleet.md)');
@@ -221,24 +267,36 @@ export const launchdManager: ServiceManager = {
     const changed = readOrUndefined(path) !== text;
     if (changed) writeFile(ctx, path, text);
     if (ctx.root) return { changed, path };
-    if (changed) await ctx.exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
-    // bootstrap of a loaded job fails with EIO (5): that is the unchanged, running case
+    const loaded = await launchdLoaded(ctx.exec);
+    if (!changed && loaded) return { changed, path };
+    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
+    if (dis.code === 0 && parseLaunchctlDisabled(dis.stdout).get(DAEMON_LABEL)) throw disabledError(path);
+    if (loaded) await bootout(ctx.exec);
     const r = await ctx.exec.mutate('launchctl', launchctlArgs.bootstrap(DAEMON_LABEL), { allowFail: true });
-    if (r.code !== 0 && !(r.code === 5 && !changed)) throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
-    return { changed, path };
+    const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
+    if (o.kind === 'disabled') throw disabledError(path);
+    if (o.kind !== 'ok' && !ctx.exec.dryRun)
+      throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}${o.kind === 'io-error' ? ' (launchd says this when the job is already loaded, is disabled, or when it refuses the plist: owner root:wheel, mode 644, valid XML)' : ''}`);
+    return { changed: true, path };
   },
   async uninstall(ctx) {
     const path = this.path(ctx);
     const present = existsSync(path);
-    if (!ctx.root) await ctx.exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
+    const loaded = !ctx.root && (await launchdLoaded(ctx.exec));
+    if (loaded) await bootout(ctx.exec);
     if (present) removeFile(ctx, path);
-    return { removed: present, path };
+    return { removed: present || loaded, path };
   },
   async status(ctx, d, current) {
     const path = this.path(ctx);
     const text = readOrUndefined(path);
     const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
-    if (text !== undefined && (d || current)) st.outdated = d ? text !== renderLaunchdPlist(d) : runsOther(text, current!);
+    if (text !== undefined && d) st.outdated = text !== renderLaunchdPlist(d);
+    else if (text !== undefined && current) {
+      const why = launchdOutdated(text, current);
+      st.outdated = why !== undefined;
+      if (why) st.detail['outdated'] = why;
+    }
     if (ctx.root) return { ...st, state: userState(st) };
     const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
     const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
@@ -246,3 +304,22 @@ export const launchdManager: ServiceManager = {
   },
 };
 
+/** Does launchd know com.awg.daemon? Unknown answers count as loaded (a bootout is harmless). */
+async function launchdLoaded(exec: Exec): Promise<boolean> {
+  const p = await exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
+  return classifyLaunchctl(p.code, p.stderr, p.code === 0 ? '' : p.stdout).kind !== 'not-loaded';
+}
+
+/** bootout by service target; "No such process" (3) means already gone */
+async function bootout(exec: Exec): Promise<void> {
+  const r = await exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
+  const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
+  if (o.kind !== 'ok' && o.kind !== 'not-loaded' && !exec.dryRun) throw new AwgError('driver', `launchctl bootout system/${DAEMON_LABEL} failed (exit ${r.code}): ${o.message}`);
+}
+
+function disabledError(path: string): AwgError {
+  return new AwgError(
+    'permission',
+    `${DAEMON_LABEL} is disabled in launchd, so it is not started (${path} is in place): allow it in System Settings → General → Login Items, or run \`sudo launchctl enable system/${DAEMON_LABEL}\`, then \`awg service install\` again`,
+  );
+}

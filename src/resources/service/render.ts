@@ -144,6 +144,34 @@ export function daemonArgv(d: DaemonInvocation): string[] {
 }
 
 /**
+ * The inverse of daemonArgv: the invocation an installed definition runs, so `status` can
+ * re-render it with this awg and compare. Node flags before the entry point are skipped (an
+ * older awg wrote other ones; the re-render then differs, which is what "outdated" means).
+ * Undefined for an argv daemonArgv would never write (no `daemon`, an unknown flag).
+ */
+export function parseDaemonArgv(argv: string[]): DaemonInvocation | undefined {
+  const at = argv.indexOf('daemon');
+  if (at < 2) return undefined;
+  const d: DaemonInvocation = { node: argv[0]!, bin: argv[at - 1]! };
+  const valued: Record<string, 'config' | 'stateDir' | 'socket' | 'socketGroup' | 'metrics' | 'host' | 'labelsFile'> = {
+    '--config': 'config',
+    '--state-dir': 'stateDir',
+    '--socket': 'socket',
+    '--socket-group': 'socketGroup',
+    '--metrics': 'metrics',
+    '--host': 'host',
+    '--labels-file': 'labelsFile',
+  };
+  for (let i = at + 1; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--locked') d.locked = true;
+    else if (valued[a] && i + 1 < argv.length) d[valued[a]] = argv[++i]!;
+    else return undefined;
+  }
+  return d;
+}
+
+/**
  * One ExecStart word (systemd.syntax(7)): double-quoted when it holds anything but safe
  * characters; `\` and `"` escaped; `%` doubled (specifiers) and `$` doubled (variables).
  */

@@ -1,52 +1,169 @@
 /**
- * `awg service status` on macOS: the states a user sees, from captured `launchctl print`
- * outputs and (no capture exists) `launchctl print-disabled` text built from launchctl(1).
+ * `awg service status|install|uninstall` on macOS: the states a user sees and idempotent
+ * install/uninstall, on captured `launchctl print`, `print-disabled` and `bootstrap`/`bootout`
+ * outputs (test/fixtures/macos/launchd) replayed through a scripted Exec.
  */
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseLaunchctlDisabled } from '../../../src/platform/darwin/launchctl.js';
-import { launchdState, userState, type ServiceState } from '../../../src/resources/service/manager.js';
+import { classifyLaunchctl, parseLaunchctlDisabled } from '../../../src/platform/darwin/launchctl.js';
+import { plistProgramArguments } from '../../../src/platform/darwin/plist.js';
+import { launchdManager, launchdOutdated, launchdState, userState, type ServiceState } from '../../../src/resources/service/manager.js';
+import { daemonArgv, parseDaemonArgv, renderLaunchdPlist, type DaemonInvocation } from '../../../src/resources/service/render.js';
+import { ScriptedExec } from './fake-exec.js';
 import { fixture } from './fixtures.js';
 
 const running = fixture('launchd/launchctl-print-gui-running-keepalive-macos27.txt');
 const exited = fixture('launchd/launchctl-print-gui-interval-exited-macos27.txt');
 const notFound = fixture('launchd/launchctl-print-not-found-stderr-macos27.txt');
+const disabledSystem = fixture('launchd/launchctl-print-disabled-system-nix-installer.txt');
+const disabledOld = fixture('launchd/launchctl-print-disabled-user-true-false-ninehills.txt');
+const bootstrap119 = fixture('launchd/launchctl-bootstrap-system-disabled-119-nix-installer.txt');
+const esrch = fixture('launchd/launchctl-bootout-esrch-and-eio-nix-installer.txt');
+/** the captured system-domain output with our label in it (only the label is ours) */
+const DISABLED_AWG = disabledSystem.replace('org.nixos.nix-daemon', 'com.awg.daemon');
 const base: ServiceState = { state: 'installed', installed: true, path: '/Library/LaunchDaemons/com.awg.daemon.plist', detail: {} };
-const DISABLED_NEW = 'disabled services = {\n\t"com.apple.ftp-proxy" => disabled\n\t"com.awg.daemon" => disabled\n}\n';
-const ENABLED_NEW = 'disabled services = {\n\t"com.awg.daemon" => enabled\n}\n';
-const DISABLED_OLD = 'disabled services = {\n\t"com.awg.daemon" => true\n\t"com.apple.x" => false\n}\n';
 const ok = (stdout: string) => ({ code: 0, stdout });
+const NOT_FOUND = { code: 113, stdout: '', stderr: notFound };
+const INV: DaemonInvocation = { node: '/opt/homebrew/bin/node', bin: '/usr/local/lib/awg/bin/awg.js', config: '/etc/awg/awg.yaml' };
+const CUR = { node: INV.node, bin: INV.bin };
 
-describe('launchctl print-disabled (format from launchctl(1); no capture)', () => {
-  it('both spellings', () => {
-    expect(parseLaunchctlDisabled(DISABLED_NEW)).toEqual(new Map([['com.apple.ftp-proxy', true], ['com.awg.daemon', true]]));
-    expect(parseLaunchctlDisabled(ENABLED_NEW).get('com.awg.daemon')).toBe(false);
-    expect(parseLaunchctlDisabled(DISABLED_OLD)).toEqual(new Map([['com.awg.daemon', true], ['com.apple.x', false]]));
+describe('launchctl print-disabled (captured, both spellings)', () => {
+  it('macOS 13+ `=> disabled` in the system domain', () => {
+    expect(parseLaunchctlDisabled(disabledSystem)).toEqual(new Map([['org.nixos.darwin-store', true], ['org.nixos.nix-daemon', true]]));
+  });
+  it('before 13: `=> true`/`=> false`; the login item associations block is not read', () => {
+    const m = parseLaunchctlDisabled(disabledOld);
+    expect(m.get('com.apple.Siri.agent')).toBe(true);
+    expect(m.get('com.docker.helper')).toBe(false);
+    expect(m.has('version.com.docker.helper')).toBe(false);
+    expect(m.size).toBe(15);
+  });
+  it('bootstrap of a disabled label: exit 119 "Service is disabled" (captured)', () => {
+    expect(classifyLaunchctl(119, bootstrap119)).toEqual({ kind: 'disabled', message: 'Service is disabled' });
   });
 });
 
 describe('service states', () => {
   it('running (captured print of a running job): pid and state', () => {
-    const st = launchdState(base, ok(ENABLED_NEW), ok(running));
-    expect(st).toMatchObject({ state: 'running', active: true, enabled: true, pid: 1076 });
+    expect(launchdState(base, ok(''), ok(running))).toMatchObject({ state: 'running', loaded: true, active: true, enabled: true, pid: 1076 });
   });
-  it('installed, not running (captured exited job)', () => {
-    expect(launchdState(base, ok(ENABLED_NEW), ok(exited))).toMatchObject({ state: 'installed', active: false });
+  it('installed = loaded but not running (captured exited job)', () => {
+    expect(launchdState(base, ok(''), ok(exited))).toMatchObject({ state: 'installed', loaded: true, active: false });
   });
-  it('installed but not loaded: print fails (captured "Could not find service", exit 113)', () => {
-    expect(launchdState(base, ok(''), { code: 113, stdout: notFound })).toMatchObject({ state: 'installed', enabled: false });
+  it('not loaded = plist present, launchd does not know the job (captured exit 113)', () => {
+    expect(launchdState(base, ok(''), NOT_FOUND)).toMatchObject({ state: 'not-loaded', loaded: false, enabled: false });
+    // another failure (no answer) leaves "loaded" unknown instead of guessing
+    expect(launchdState(base, ok(''), { code: 64, stdout: '', stderr: 'Usage: launchctl print <service-target>' }).loaded).toBeUndefined();
   });
-  it('needs approval: the label is disabled (Login Items / launchctl disable), whatever print says', () => {
-    expect(launchdState(base, ok(DISABLED_NEW), { code: 113, stdout: notFound })).toMatchObject({ state: 'needs-approval', enabled: false });
-    expect(launchdState(base, ok(DISABLED_OLD), ok(running)).state).toBe('needs-approval');
+  it('needs approval: the label is disabled in launchd, whatever print says', () => {
+    expect(launchdState(base, ok(DISABLED_AWG), NOT_FOUND)).toMatchObject({ state: 'needs-approval', enabled: false });
+    expect(launchdState(base, ok(disabledSystem), NOT_FOUND).state).toBe('not-loaded');
   });
-  it('outdated: the plist runs another node or awg', () => {
-    expect(launchdState({ ...base, outdated: true }, ok(ENABLED_NEW), ok(running)).state).toBe('outdated');
-  });
-  it('precedence: not installed > needs approval > outdated > running > installed', () => {
+  it('precedence: not installed > needs approval > outdated > not loaded > running > installed', () => {
     expect(userState({ installed: false, disabled: true, outdated: true, active: true })).toBe('not-installed');
     expect(userState({ installed: true, disabled: true, outdated: true, active: true })).toBe('needs-approval');
-    expect(userState({ installed: true, outdated: true, active: true })).toBe('outdated');
+    expect(userState({ installed: true, outdated: true, loaded: false })).toBe('outdated');
+    expect(userState({ installed: true, loaded: false })).toBe('not-loaded');
     expect(userState({ installed: true, active: true })).toBe('running');
     expect(userState({ installed: true, active: false })).toBe('installed');
+  });
+});
+
+describe('outdated', () => {
+  it('ProgramArguments round-trip through the plist and the argv', () => {
+    const odd: DaemonInvocation = { ...INV, stateDir: '/Library/Application Support/awg', socket: '/var/run/awg/awg.sock', metrics: '127.0.0.1:9586', locked: true, config: '/etc/awg/a&b "c".yaml' };
+    const argv = plistProgramArguments(renderLaunchdPlist(odd))!;
+    expect(argv).toEqual(daemonArgv(odd));
+    expect(parseDaemonArgv(argv)).toEqual(odd);
+    expect(launchdOutdated(renderLaunchdPlist(odd), CUR)).toBeUndefined();
+  });
+  it('another node or awg; another layout of an older awg; an argv awg never writes', () => {
+    expect(launchdOutdated(renderLaunchdPlist({ ...INV, node: '/usr/local/bin/node' }), CUR)).toBe('it runs /usr/local/bin/node /usr/local/lib/awg/bin/awg.js, this awg is /opt/homebrew/bin/node /usr/local/lib/awg/bin/awg.js');
+    // a bin whose path merely contains ours is another one
+    expect(launchdOutdated(renderLaunchdPlist({ ...INV, bin: `${INV.bin}.old` }), CUR)).toMatch(/^it runs /);
+    expect(launchdOutdated(renderLaunchdPlist(INV).replace('\t<key>ProcessType</key>\n\t<string>Interactive</string>\n', ''), CUR)).toBe('it differs from what this awg writes for the same flags');
+    expect(launchdOutdated(renderLaunchdPlist(INV).replace('--max-semi-space-size=1', '--max-old-space-size=64'), CUR)).toBe('it differs from what this awg writes for the same flags');
+    expect(launchdOutdated(renderLaunchdPlist(INV).replace('<string>daemon</string>', '<string>sync</string>'), CUR)).toMatch(/does not run `awg daemon`/);
+    expect(launchdOutdated('<plist><dict/></plist>', CUR)).toBe('its ProgramArguments are not what awg writes');
+  });
+});
+
+function host(plist?: string) {
+  const fsRoot = mkdtempSync(join(tmpdir(), 'awg-launchd-'));
+  const path = join(fsRoot, 'Library/LaunchDaemons/com.awg.daemon.plist');
+  if (plist !== undefined) {
+    mkdirSync(join(fsRoot, 'Library/LaunchDaemons'), { recursive: true });
+    writeFileSync(path, plist);
+  }
+  return { fsRoot, path };
+}
+const PRINT = 'launchctl print system/com.awg.daemon';
+const DISABLED = 'launchctl print-disabled system';
+const BOOTSTRAP = 'launchctl bootstrap system /Library/LaunchDaemons/com.awg.daemon.plist';
+const BOOTOUT = 'launchctl bootout system/com.awg.daemon';
+const launchctlCalls = (e: ScriptedExec) => e.calls.filter((c) => c.kind === 'mutate').map((c) => c.line.replace(/^write \/.*/, 'write').replace(/^rm \/.*/, 'rm'));
+
+describe('install / uninstall are idempotent (scripted launchctl)', () => {
+  it('first install writes and bootstraps; the second changes nothing and calls no launchctl mutation', async () => {
+    const h = host();
+    const e1 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: disabledSystem });
+    expect(await launchdManager.install(INV, { exec: e1, fsRoot: h.fsRoot })).toEqual({ changed: true, path: h.path });
+    expect(launchctlCalls(e1)).toEqual(['write', BOOTSTRAP]);
+    expect(readFileSync(h.path, 'utf8')).toBe(renderLaunchdPlist(INV));
+    const e2 = new ScriptedExec().on(PRINT, { stdout: running });
+    expect(await launchdManager.install(INV, { exec: e2, fsRoot: h.fsRoot })).toEqual({ changed: false, path: h.path });
+    expect(e2.mutations).toBe(0);
+    const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, { stdout: running }).on(DISABLED, { stdout: '' }), fsRoot: h.fsRoot }, undefined, CUR);
+    expect(st).toMatchObject({ state: 'running', pid: 1076, outdated: false });
+  });
+  it('unchanged but booted out: bootstrapped again; changed and loaded: bootout, then bootstrap', async () => {
+    const h = host(renderLaunchdPlist(INV));
+    const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' });
+    expect((await launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).changed).toBe(true);
+    expect(launchctlCalls(e)).toEqual([BOOTSTRAP]);
+    const e2 = new ScriptedExec().on(PRINT, { stdout: running }).on(DISABLED, { stdout: '' });
+    await launchdManager.install({ ...INV, config: '/etc/awg/other.yaml' }, { exec: e2, fsRoot: h.fsRoot });
+    expect(launchctlCalls(e2)).toEqual(['write', BOOTOUT, BOOTSTRAP]);
+  });
+  it('a disabled label is not bootstrapped: needs approval, said as such (print-disabled, or bootstrap exit 119)', async () => {
+    const h = host();
+    const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG });
+    await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission', message: /disabled in launchd.*Login Items.*launchctl enable system\/com\.awg\.daemon/ });
+    expect(launchctlCalls(e)).toEqual(['write']);
+    const e2 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { code: 1 }).on(BOOTSTRAP, { code: 119, stderr: bootstrap119 });
+    await expect(launchdManager.install({ ...INV, config: '/x.yaml' }, { exec: e2, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission' });
+    const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG }), fsRoot: h.fsRoot }, undefined, CUR);
+    expect(st.state).toBe('needs-approval');
+  });
+  it('another bootstrap failure is an error naming launchd\'s ambiguity', async () => {
+    const h = host();
+    const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' }).on(BOOTSTRAP, { code: 5, stderr: 'Bootstrap failed: 5: Input/output error' });
+    await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'driver', message: /Input\/output error.*already loaded, is disabled/ });
+  });
+  it('uninstall: bootout and rm; again: nothing; bootout "No such process" (captured) = already gone', async () => {
+    const h = host(renderLaunchdPlist(INV));
+    const e = new ScriptedExec().on(PRINT, { stdout: running });
+    expect(await launchdManager.uninstall({ exec: e, fsRoot: h.fsRoot })).toEqual({ removed: true, path: h.path });
+    expect(launchctlCalls(e)).toEqual([BOOTOUT, 'rm']);
+    expect(existsSync(h.path)).toBe(false);
+    const e2 = new ScriptedExec().on(PRINT, NOT_FOUND);
+    expect(await launchdManager.uninstall({ exec: e2, fsRoot: h.fsRoot })).toEqual({ removed: false, path: h.path });
+    expect(e2.mutations).toBe(0);
+    // launchd forgot the job between print and bootout
+    const gone = esrch.split('\n').find((l) => l.includes('Boot-out failed: 3'))!;
+    const e3 = new ScriptedExec().on(PRINT, { stdout: running }).on(BOOTOUT, { code: 3, stderr: gone });
+    expect((await launchdManager.uninstall({ exec: e3, fsRoot: h.fsRoot })).removed).toBe(true);
+    const e4 = new ScriptedExec().on(PRINT, { stdout: running }).on(BOOTOUT, { code: 5, stderr: 'Boot-out failed: 5: Input/output error' });
+    await expect(launchdManager.uninstall({ exec: e4, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'driver' });
+  });
+  it('status: not installed; outdated names why', async () => {
+    const none = host();
+    const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' });
+    expect((await launchdManager.status({ exec: e, fsRoot: none.fsRoot }, undefined, CUR)).state).toBe('not-installed');
+    const old = host(renderLaunchdPlist({ ...INV, node: '/usr/local/bin/node' }));
+    const st = await launchdManager.status({ exec: e, fsRoot: old.fsRoot }, undefined, CUR);
+    expect(st).toMatchObject({ state: 'outdated', detail: { outdated: expect.stringMatching(/^it runs \/usr\/local\/bin\/node/) } });
   });
 });

@@ -1,29 +1,37 @@
 /**
  * The macOS network wake source: a PF_ROUTE socket (native/darwin/route-socket.ts) says that
  * routes, addresses or interfaces changed, and a DNS watcher says when the resolver
- * configuration did (`scutil --dns`, compared parsed, so a reordering of output that means
- * the same is no wake). Like the Linux watch it only says "something changed"; the daemon's
- * loop re-observes. NEVER RUN ON A MAC: tested on captured and synthesised routing messages
- * and captured scutil output (docs/platform-macos.md).
+ * configuration or the primary interface did. Like the Linux watch (monitor/linux.ts) it only
+ * says "something changed"; the daemon's loop debounces wakes (daemon/loop.ts) and
+ * re-observes. NEVER RUN ON A MAC: tested on captured and synthesised routing messages and
+ * captured scutil output (docs/platform-macos.md).
  *
- * Our own changes: awg changes routes through `route(8)`, so rtm_pid is that child's, not
- * ours, and cannot tell our echoes apart. While a run is in flight and shortly after
- * (`isEcho`), route and address messages are ignored; interface messages (RTM_IFINFO: a
- * utun gone, Wi-Fi down) always count. Outside that window everything counts (someone
- * deleting our route is drift). RTM_GET answers, cache misses, redirects and multicast
- * membership messages never wake.
+ * Which routing messages wake (wakingRouteMessage):
+ * - RTM_IFINFO/IFINFO2 (a utun gone, Wi-Fi down) always, as Linux counts link events;
+ * - RTM_ADD/DELETE/CHANGE and RTM_NEWADDR/DELADDR outside the echo window only;
+ * - never: messages our own process wrote to a routing socket (rtm_pid = our pid: RTM_GET
+ *   lookups, native route writes), RTM_GET answers, misses, redirects, multicast membership.
+ *   awg changes routes through `route(8)`, whose rtm_pid is that child's, so those echoes
+ *   are told apart by time instead: while a run is in flight and shortly after (`isEcho`),
+ *   route and address messages are ignored — the same window Linux uses for its own events.
+ *   Outside it everything counts (someone deleting our route is drift).
+ * - an unreadable message: a wake (full re-observation), as Linux does for lost events.
  *
- * The DNS watcher re-reads `scutil --dns` after every batch of routing messages (a new
- * primary service comes with a default-route change) and wakes when the parsed resolvers
- * differ from the last read, echo window or not: macOS rewrites them when the primary
- * service changes, which is what the DNS driver must follow.
+ * The DNS watcher: a default-route message (dst 0.0.0.0/0 or ::/0), an interface message or
+ * an unreadable one schedules a re-read of `scutil --dns` and `scutil --nwi`, after
+ * `dnsDebounceMs` without another trigger (a network switch is a burst of messages: one
+ * read). It wakes only when the parsed resolvers (dnsFingerprint: what a lookup would use,
+ * not how scutil printed it) or the primary interface per family changed since the last
+ * read. Inside the echo window (at the trigger or at the read) the new answer becomes the
+ * baseline without a wake: the DNS driver's own `scutil` writes show up there, and a real
+ * network switch in that window also brings an RTM_IFINFO, which wakes anyway.
  */
 import { decodeRouteMessage, splitRouteMessages, type RouteMessage } from '../../platform/darwin/rtmsg.js';
-import { parseScutilDns } from '../../platform/darwin/scutil.js';
+import { parseScutilDns, parseScutilNwi } from '../../platform/darwin/scutil.js';
 import type { Exec } from '../../util/exec.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
 
-/** what the route socket delivers (native/darwin/route-socket.ts) */
+/** what the route socket delivers (the shape of native/darwin/route-socket.ts's RouteSocket) */
 export interface RouteMessageSource {
   onMessage(cb: (msg: Uint8Array) => void): void;
   close(): void;
@@ -32,6 +40,7 @@ export interface RouteMessageSource {
 const ROUTE = new Set(['RTM_ADD', 'RTM_DELETE', 'RTM_CHANGE']);
 const ADDR = new Set(['RTM_NEWADDR', 'RTM_DELADDR']);
 const LINK = new Set(['RTM_IFINFO', 'RTM_IFINFO2']);
+const RTF_HOST = 0x4;
 
 function describe(m: RouteMessage): string {
   const dst = m.sockaddrs.dst;
@@ -41,19 +50,49 @@ function describe(m: RouteMessage): string {
   return `${m.typeName}${ROUTE.has(m.typeName) ? where : ADDR.has(m.typeName) ? addr : ''} (if #${m.index})`;
 }
 
-/** The first message of a read that wakes the loop, described; undefined when none does. Pure. */
-export function wakingRouteMessage(buf: Uint8Array, o: { echo: boolean }): string | undefined {
+/** a route message about the default route of either family */
+export function isDefaultRoute(m: RouteMessage): boolean {
+  if (!ROUTE.has(m.typeName)) return false;
+  const dst = m.sockaddrs.dst;
+  if (!dst || (dst.family !== 'inet' && dst.family !== 'inet6')) return false;
+  if (dst.address !== '0.0.0.0' && dst.address !== '::') return false;
+  return m.prefixlen === 0 || (m.prefixlen === undefined && (m.flags & RTF_HOST) === 0);
+}
+
+export interface RouteReadVerdict {
+  /** a description of the first message that wakes the loop; undefined when none does */
+  wake?: string;
+  /** the read may have changed the primary service: re-read the DNS configuration */
+  recheckDns: boolean;
+}
+
+/** One read from the routing socket (back-to-back messages) → wake and DNS re-check. Pure. */
+export function classifyRouteRead(buf: Uint8Array, o: { echo: boolean; pid?: number }): RouteReadVerdict {
+  const v: RouteReadVerdict = { recheckDns: false };
   for (const raw of splitRouteMessages(buf)) {
     let m: RouteMessage;
     try {
       m = decodeRouteMessage(raw);
     } catch {
-      return 'an unreadable routing message: full re-observation';
+      v.wake ??= 'an unreadable routing message: full re-observation';
+      v.recheckDns = true;
+      continue;
     }
-    if (LINK.has(m.typeName)) return describe(m);
-    if ((ROUTE.has(m.typeName) || ADDR.has(m.typeName)) && !o.echo) return describe(m);
+    if (o.pid !== undefined && m.pid === o.pid) continue;
+    if (LINK.has(m.typeName)) {
+      v.wake ??= describe(m);
+      v.recheckDns = true;
+      continue;
+    }
+    if (isDefaultRoute(m)) v.recheckDns = true;
+    if ((ROUTE.has(m.typeName) || ADDR.has(m.typeName)) && !o.echo) v.wake ??= describe(m);
   }
-  return undefined;
+  return v;
+}
+
+/** The first message of a read that wakes the loop, described; undefined when none does. Pure. */
+export function wakingRouteMessage(buf: Uint8Array, o: { echo: boolean; pid?: number }): string | undefined {
+  return classifyRouteRead(buf, o).wake;
 }
 
 /** The resolver configuration as compared: what a lookup would use, not how scutil printed it. */
@@ -63,9 +102,33 @@ export function dnsFingerprint(scutilDns: string): string {
   );
 }
 
+/** The primary interface per family (`scutil --nwi` lists each family's interfaces primary first). */
+export function primaryInterfaces(scutilNwi: string): { v4?: string; v6?: string } {
+  const n = parseScutilNwi(scutilNwi);
+  return { ...(n.ipv4[0] ? { v4: n.ipv4[0].name } : {}), ...(n.ipv6[0] ? { v6: n.ipv6[0].name } : {}) };
+}
+
 export interface DarwinWatchDeps {
   source: RouteMessageSource;
   exec: Pick<Exec, 'read'>;
+  /** messages with this rtm_pid are our own (default: this process) */
+  pid?: number;
+  /** quiet time after the last trigger before scutil is read again (default 300 ms) */
+  dnsDebounceMs?: number;
+}
+
+export const DNS_DEBOUNCE_MS = 300;
+
+interface DnsView {
+  resolvers: string;
+  primary: { v4?: string; v6?: string };
+}
+
+function dnsChange(a: DnsView, b: DnsView): string | undefined {
+  if (a.primary.v4 !== b.primary.v4 || a.primary.v6 !== b.primary.v6)
+    return `primary interface changed (scutil --nwi): IPv4 ${a.primary.v4 ?? 'none'} → ${b.primary.v4 ?? 'none'}, IPv6 ${a.primary.v6 ?? 'none'} → ${b.primary.v6 ?? 'none'}`;
+  if (a.resolvers !== b.resolvers) return 'DNS resolver configuration changed (scutil --dns)';
+  return undefined;
 }
 
 export async function watchDarwinNetwork(o: NetworkWatchOptions, deps?: DarwinWatchDeps): Promise<NetworkWatch> {
@@ -73,36 +136,65 @@ export async function watchDarwinNetwork(o: NetworkWatchOptions, deps?: DarwinWa
     source: (await import('../../native/darwin/route-socket.js')).openRouteSocket(),
     exec: new (await import('../../util/exec.js')).ProcessExec((await import('../../util/reporter.js')).silentReporter),
   };
-  const readDns = async () => dnsFingerprint((await d.exec.read('scutil', ['--dns'], { allowFail: true })).stdout);
-  let lastDns = await readDns().catch(() => undefined);
-  let checking: Promise<void> | undefined;
-  let again = false;
+  const pid = d.pid ?? process.pid;
+  const debounceMs = d.dnsDebounceMs ?? DNS_DEBOUNCE_MS;
+  const readDns = async (): Promise<DnsView | undefined> => {
+    try {
+      const [dns, nwi] = await Promise.all([d.exec.read('scutil', ['--dns'], { allowFail: true }), d.exec.read('scutil', ['--nwi'], { allowFail: true })]);
+      if (dns.code !== 0) return undefined;
+      return { resolvers: dnsFingerprint(dns.stdout), primary: nwi.code === 0 ? primaryInterfaces(nwi.stdout) : {} };
+    } catch {
+      return undefined;
+    }
+  };
+  let last = await readDns();
   let closed = false;
-  const checkDns = () => {
-    if (checking) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let echoSeen = false;
+  let reading: Promise<void> | undefined;
+  let again = false;
+
+  const check = (): void => {
+    if (reading) {
       again = true;
       return;
     }
-    checking = (async () => {
+    reading = (async () => {
       do {
         again = false;
-        const now = await readDns().catch(() => undefined);
+        const echo = echoSeen || o.isEcho();
+        echoSeen = false;
+        const now = await readDns();
         if (closed) return;
-        if (now !== undefined && lastDns !== undefined && now !== lastDns) o.onChange('DNS resolver configuration changed (scutil --dns)');
-        if (now !== undefined) lastDns = now;
+        if (now === undefined) continue;
+        const why = last !== undefined ? dnsChange(last, now) : undefined;
+        last = now;
+        if (why && !echo && !o.isEcho()) o.onChange(why);
       } while (again && !closed);
-    })().finally(() => (checking = undefined));
+    })().finally(() => (reading = undefined));
   };
+
+  const schedule = (): void => {
+    if (o.isEcho()) echoSeen = true;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      timer = undefined;
+      if (!closed) check();
+    }, debounceMs);
+  };
+
   d.source.onMessage((msg) => {
-    const w = wakingRouteMessage(msg, { echo: o.isEcho() });
-    if (w) o.onChange(w);
-    checkDns();
+    if (closed) return;
+    const v = classifyRouteRead(msg, { echo: o.isEcho(), pid });
+    if (v.wake) o.onChange(v.wake);
+    if (v.recheckDns) schedule();
   });
   return {
     async close() {
       closed = true;
+      if (timer) clearTimeout(timer);
       d.source.close();
-      await checking;
+      await reading;
     },
   };
 }

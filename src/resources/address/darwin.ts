@@ -20,6 +20,7 @@ import {
   type IfconfigInterface,
 } from '../../platform/darwin/ifconfig.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
+import { privilegeKind } from '../../platform/darwin/privilege.js';
 
 export interface DarwinAddressOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -96,7 +97,7 @@ export function createDarwinAddressDriver(opts: DarwinAddressOptions): Driver<'a
         if (!ctx.dryRun && r.code !== 0) {
           const e = parseIfconfigError(r.stderr);
           throw new AwgError(
-            'driver',
+            privilegeKind(r.stderr),
             `ifconfig ${args.join(' ')}: ${e?.message ?? r.stderr.trim()}`,
           );
         }

@@ -35,6 +35,7 @@ import {
   scutilShowScript,
   type ScutilValue,
 } from '../../platform/darwin/scutil.js';
+import { privilegeKind } from '../../platform/darwin/privilege.js';
 
 export const DNS_STATE_KEY = 'darwin-dns';
 
@@ -93,7 +94,7 @@ async function setService(ctx: ApplyContext, args: string[]): Promise<void> {
   const err = parseNetworksetupError(r.stdout);
   if (err || r.code !== 0)
     throw new AwgError(
-      'driver',
+      privilegeKind(`${r.stdout}\n${r.stderr}`),
       `networksetup ${args.join(' ')}: ${err?.message ?? (r.stderr || r.stdout).trim()}`,
     );
 }

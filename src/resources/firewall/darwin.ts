@@ -47,6 +47,7 @@ import {
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
+import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
 
 export const PF_STATE_KEY = 'darwin-pf';
 
@@ -76,7 +77,15 @@ const tableOf = (anchor: string) => anchor.slice(ANCHOR_ROOT.length + 1);
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 async function pf(exec: Pick<Exec, 'read'>, args: string[]): Promise<string> {
-  return (await exec.read('pfctl', args, { allowFail: true })).stdout;
+  const r = await exec.read('pfctl', args, { allowFail: true });
+  // without /dev/pf nothing printed describes the ruleset: an empty read here would be taken
+  // for a lost token and hook (drift) and "repaired"
+  const open = r.code !== 0 ? pfOpenError(r.stderr) : undefined;
+  if (open)
+    throw new AwgError(privilegeKind(open), `pfctl ${args.join(' ')}: cannot open /dev/pf: ${open}`, {
+      hint: 'awg changes PF, routes and DNS as root: run it with sudo',
+    });
+  return r.stdout;
 }
 
 /** macro → utun for the macros a ruleset uses (utun '' when unbound). */
@@ -207,7 +216,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
               });
               changed = true;
               const res = ctx.dryRun ? undefined : parsePfRelease(`${r.stderr}\n${r.stdout}`);
-              if (res?.status === 'error') throw new AwgError('driver', `pfctl -X: ${res.message}`);
+              if (res?.status === 'error') throw new AwgError(privilegeKind(res.message), `pfctl -X: ${res.message}`);
               delete rec.token;
             }
             if (
@@ -218,7 +227,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
               const r = await ctx.exec.mutate('pfctl', ['-f', pfConf], { allowFail: true });
               changed = true;
               if (!ctx.dryRun && !parsePfLoad(`${r.stderr}\n${r.stdout}`).loaded)
-                throw new AwgError('driver', `restoring ${pfConf} failed: ${r.stderr.trim()}`);
+                throw new AwgError(privilegeKind(r.stderr), `restoring ${pfConf} failed: ${r.stderr.trim()}`);
             }
           }
           save();
@@ -266,7 +275,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
             const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
             if (!res.loaded)
               throw new AwgError(
-                'driver',
+                privilegeKind(`${r.stderr}\n${r.stdout}`),
                 `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
               );
             hookedNow = true;
@@ -311,7 +320,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
             const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
             if (res.status !== 'enabled' || !res.token)
               throw new AwgError(
-                'driver',
+                privilegeKind(`${r.stderr}\n${r.stdout}`),
                 `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
               );
             rec.token = res.token;
@@ -337,7 +346,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         const f = await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
         if (!ctx.dryRun && f.code !== 0) {
           save();
-          throw new AwgError('driver', `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`);
+          throw new AwgError(privilegeKind(f.stderr || f.stdout), `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`);
         }
       }
       save();

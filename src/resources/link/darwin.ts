@@ -21,6 +21,7 @@ import {
   type IfconfigInterface,
 } from '../../platform/darwin/ifconfig.js';
 import { forgetUtun, readUtunRegistry } from '../../platform/darwin/utun.js';
+import { privilegeKind } from '../../platform/darwin/privilege.js';
 
 export interface DarwinLinkOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -36,7 +37,7 @@ async function ifconfig(ctx: ApplyContext, args: string[]): Promise<void> {
   if (ctx.dryRun || r.code === 0) return;
   const e = parseIfconfigError(r.stderr);
   throw new AwgError(
-    'driver',
+    privilegeKind(r.stderr),
     `ifconfig ${args.join(' ')}: ${e ? (e.op ? `${e.op}: ${e.message}` : e.message) : r.stderr.trim()}`,
   );
 }

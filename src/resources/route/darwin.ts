@@ -31,6 +31,7 @@ import {
   type DarwinRoute,
 } from '../../platform/darwin/route.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
+import { privilegeKind } from '../../platform/darwin/privilege.js';
 
 export const ROUTE_STATE_KEY = 'darwin-routes';
 type RouteRecord = Record<string, RouteSpec>;
@@ -161,7 +162,7 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
           const out = await runRoute(ctx, routeDeleteArgs(d));
           changed = true;
           if (out && !out.ok && out.errno !== 'ESRCH')
-            throw new AwgError('driver', `route delete ${spec.dst}: ${out.error}`);
+            throw new AwgError(privilegeKind(out.error), `route delete ${spec.dst}: ${out.error}`);
         }
         if (!ctx.dryRun && rec[id]) {
           delete rec[id];
@@ -220,7 +221,7 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
             `route ${after.dst} appeared concurrently (File exists); not adopting it`,
           );
         throw new AwgError(
-          'driver',
+          privilegeKind(out.error),
           `route ${other ? 'change' : 'add'} ${after.dst}: ${out.error}`,
         );
       }

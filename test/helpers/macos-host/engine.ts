@@ -4,6 +4,7 @@
  * (platform/darwin/utun.ts recordUtun); stopping it closes the utun, and the kernel removes
  * the interface and every route through it. `kill` is a crash: the utun goes, the record stays.
  */
+import { AwgError } from '../../../src/errors.js';
 import type { Change } from '../../../src/model/change.js';
 import { ids } from '../../../src/model/identity.js';
 import { isProxyEngine, type EngineSpec, type Resource } from '../../../src/model/resources.js';
@@ -16,6 +17,8 @@ export class ModelEngines implements Driver<'engine'> {
   /** running engines: tunnel → spec and the utun they hold */
   readonly running = new Map<string, { spec: EngineSpec; utun?: string }>();
   starts = 0;
+  /** the next N starts fail (the utun cannot be opened) */
+  failStarts = 0;
 
   constructor(private readonly host: MacHost) {}
 
@@ -37,6 +40,12 @@ export class ModelEngines implements Driver<'engine'> {
         this.starts++;
         const e: { spec: EngineSpec; utun?: string } = { spec };
         if (!isProxyEngine(spec)) {
+          // the utun control socket is privileged (connect: EPERM for non-root)
+          if (this.host.root === false) throw new AwgError('permission', `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Operation not permitted`);
+          if (this.failStarts > 0) {
+            this.failStarts--;
+            throw new AwgError('driver', `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Device busy`);
+          }
           e.utun = this.host.createUtun();
           recordUtun(ctx.state, spec.link, { ifname: e.utun, pid: 40000 + this.starts });
         }

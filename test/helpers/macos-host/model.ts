@@ -203,6 +203,15 @@ export class MacHost implements Exec {
   readonly dryRun = false;
   faults: Fault[] = [];
   private faultCounts = new Map<Fault, number>();
+  triggers: Trigger[] = [];
+  private triggerCounts = new Map<Trigger, number>();
+  /**
+   * false: awg runs as an ordinary user — every change is refused with the tool's own message
+   * (route: `must be root to alter routing table`, exit 77; pfctl cannot open /dev/pf, reads
+   * included; ifconfig's ioctls: EPERM), reads of routes, interfaces and services still work.
+   * A RegExp refuses only the command lines it matches (to reach one driver's error path).
+   */
+  root: boolean | RegExp = true;
   private nextToken = 15053025338191571182n;
   private nextPid = 4000;
   dnsFlushes = 0;
@@ -304,9 +313,40 @@ export class MacHost implements Exec {
           this.faultCounts.set(f, n);
           if (n === (f.nth ?? 1)) r = this.injected(cmd, args);
         }
+    if (this.root === false || (this.root instanceof RegExp && this.root.test(line))) r ??= this.refused(kind, cmd, args);
     r ??= this.dispatch(kind, cmd, args, opts.input);
+    if (kind === 'mutate')
+      for (const t of this.triggers)
+        if (t.match.test(line)) {
+          const n = (this.triggerCounts.get(t) ?? 0) + 1;
+          this.triggerCounts.set(t, n);
+          if (n === (t.nth ?? 1)) t.run(this);
+        }
     if (r.code !== 0 && !opts.allowFail) throw new AwgError('driver', `${line} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
     return r;
+  }
+
+  /** what an unprivileged user gets (undefined: allowed) */
+  private refused(kind: 'read' | 'mutate', cmd: string, args: string[]): ExecResult | undefined {
+    // /dev/pf is root-only (crw------- root): pfctl fails at open(), reads too
+    if (cmd === 'pfctl') return fail('pfctl: /dev/pf: Permission denied\n');
+    if (kind === 'read') return undefined;
+    switch (cmd) {
+      case 'route':
+        // network_cmds route.c: errx(EX_NOPERM, ...) before any socket is written
+        return fail('route: must be root to alter routing table\n', 77);
+      case 'ifconfig': {
+        const op = args[1] === 'mtu' ? 'SIOCSIFMTU' : args.includes('-alias') ? (args[1] === 'inet6' ? 'SIOCDIFADDR_IN6' : 'SIOCDIFADDR') : args[1] === 'inet6' ? 'SIOCAIFADDR_IN6' : args[1] === 'inet' ? 'SIOCAIFADDR' : 'SIOCSIFFLAGS';
+        return fail(`ifconfig: ioctl (${op}): Operation not permitted\n`);
+      }
+      case 'networksetup':
+        // assumed (no capture): the authorization failure networksetup reports on stdout
+        return { stdout: '** Error: Command requires admin privileges.\n', stderr: '', code: 14 };
+      case 'scutil':
+        return ok('  set: Permission denied\n');
+      default:
+        return undefined;
+    }
   }
 
   /** a realistic failure of this command, without its effect */

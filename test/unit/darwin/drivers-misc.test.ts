@@ -76,7 +76,7 @@ describe('darwin link driver (utun observed, never created)', () => {
       stderr: 'ifconfig: SIOCSIFFLAGS: Operation not permitted\n',
     });
     await expect(d.apply(create(link(1280, false)), ctx)).rejects.toMatchObject({
-      kind: 'driver',
+      kind: 'permission',
       message: 'ifconfig utun4 down: SIOCSIFFLAGS: Operation not permitted',
     });
   });

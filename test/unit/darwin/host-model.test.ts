@@ -320,8 +320,7 @@ describe('macOS host model: apply, diff, down, status', () => {
     for (let k = 1; k <= total; k++) {
       const h = MacHost.laptop();
       const prior = h.snapshot();
-      let seen = 0;
-      h.faults = [{ match: { test: () => ++seen === k } as unknown as RegExp }];
+      h.faults = [{ match: /./, nth: k }];
       const ctx = await clearRun(h, new ModelEngines(h), `f${k}`);
       const failedLine = h.log.filter((l) => l.kind === 'mutate')[k - 1]?.line;
       if (ctx.outcome === 'converged') {
@@ -335,6 +334,9 @@ describe('macOS host model: apply, diff, down, status', () => {
       const closed = h.pf.enabled && h.pf.main.includes('anchor "com.awg/*" all') && pfVerdict(h, web) === 'block';
       expect({ k, failedLine, outcome: ctx.outcome, rolledBack, closed }).toMatchObject({ k, failedLine, outcome: ctx.outcome });
       expect(rolledBack || closed, `mutation ${k} (${failedLine}) failed: ended ${ctx.outcome}, neither rolled back nor closed`).toBe(true);
+      // the outcome says what the host is: "rolled-back" is the prior host, "failed-closed" is closed
+      if (ctx.outcome === 'rolled-back') expect(rolledBack, `mutation ${k} (${failedLine}): reported rolled back`).toBe(true);
+      if (ctx.outcome === 'failed-closed') expect(closed, `mutation ${k} (${failedLine}): reported fail-closed`).toBe(true);
       if (!killSwitch) expect(rolledBack, `mutation ${k} (${failedLine}): the prior state is not restored`).toBe(true);
       outcomes.set(ctx.outcome ?? 'undefined', (outcomes.get(ctx.outcome ?? 'undefined') ?? 0) + 1);
     }

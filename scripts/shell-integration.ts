@@ -179,7 +179,7 @@ export function manPage(version: string): string {
     seen.add(info.exitCode);
     out.push('.TP', `.B ${info.exitCode}`, `error of kind ${kind}${info.retryable ? ' (retryable)' : ''}`);
   }
-  out.push('.SH FILES', '.TP', '.I /var/lib/awg', 'state directory', '.TP', '.I /run/awg/awg.sock', 'the daemon API socket', '.TP', '.I /etc/awg/age-identity.txt', "this host's age identity for {age:} secrets", '.TP', '.I /etc/awg/labels.yaml', 'host labels for overlay selectors');
+  out.push('.SH FILES', '.TP', '.I /var/lib/awg', 'state directory (macOS: /Library/Application Support/awg)', '.TP', '.I /run/awg/awg.sock', 'the daemon API socket (macOS: /var/run/awg/awg.sock)', '.TP', '.I /etc/awg/age-identity.txt', "this host's age identity for {age:} secrets", '.TP', '.I /etc/awg/labels.yaml', 'host labels for overlay selectors');
   out.push('.SH SEE ALSO', '.BR wg (8),', '.BR wg-quick (8),', '.BR nft (8),', '.BR ip (8),', '.BR age (1)', '');
   return out.join('\n');
 }

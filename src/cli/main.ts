@@ -115,7 +115,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       .command('install')
       .description('write the unit/plist for `awg daemon` and enable and start it; on Linux also the early unit awg-killswitch.service, enabled (not started): at boot it loads the last applied kill switch before any network is configured')
       .option('--config <file>', 'config the daemon follows (default: the file of the last apply)')
-      .option('--socket <path>', 'API socket (default /run/awg/awg.sock)')
+      .option('--socket <path>', 'API socket the daemon listens on (default /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)')
       .option('--socket-group <group>', 'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
       .option('--metrics [host:port]', 'serve Prometheus metrics (default 127.0.0.1:9586)')
       .addOption(stateDir())
@@ -137,7 +137,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   serviceFlags(
     service
       .command('status')
-      .description('whether the service is installed and running and its API answers. Exit 0 running, 2 not')
+      .description('whether the service is installed and running and its API answers: not installed; needs approval (macOS: the launchd label is disabled, e.g. in Login Items; systemd: masked); outdated (the definition differs from what this awg writes, or runs another node or awg); not loaded (the file is there, the service manager does not know the job); running (with its pid); installed (loaded, not running). Exit 0 running, 2 not')
       .option('--json', 'machine-readable status')
       .option('--socket <path>', 'API socket to probe'),
   ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'status', o)));

@@ -117,7 +117,8 @@ export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | '
           for (const [k, v] of Object.entries(st.detail)) io.out(`  ${k}: ${v}\n`);
           io.out(`api: ${api ? 'answers' : 'no answer'} on ${socket}\n`);
         }
-        return st.installed && st.active !== false ? 0 : 2;
+        // 0: running, or installed where the manager could not say (no systemd, --root)
+        return st.installed && st.active !== false && st.state !== 'not-loaded' && st.state !== 'needs-approval' ? 0 : 2;
       }
     }
   } catch (e) {

@@ -185,10 +185,13 @@ describe('launchd plist', () => {
           'daemon',
           '--config',
           '/etc/awg/config.yaml',
+          '--socket',
+          '/var/run/awg/awg.sock',
         ],
         stdoutPath: '/var/log/awg.log',
         stderrPath: '/var/log/awg.log',
-        environment: { AWG_STATE_DIR: '/var/lib/awg', NODE_ENV: 'production' },
+        // macOS paths (util/paths.ts): the space stays inside one <string>
+        environment: { AWG_STATE_DIR: '/Library/Application Support/awg', NODE_ENV: 'production' },
       }),
     );
   });

@@ -66,6 +66,8 @@ export interface MService {
   enabled: boolean;
   dns: string[];
   search: string[];
+  /** what DHCP gave the service: in effect while its manual list is `Empty` */
+  dhcp?: { dns: string[]; search: string[] };
 }
 
 export interface MPf {
@@ -240,7 +242,7 @@ export class MacHost implements Exec {
       });
     h.routes.splice(1, 0, { family: 4, dst: '0.0.0.0/0', gateway: '192.168.1.1', flags: 'UGScIg', netif: 'en0', system: true });
     h.services = [
-      { name: 'Wi-Fi', device: 'en0', enabled: true, dns: [], search: [] },
+      { name: 'Wi-Fi', device: 'en0', enabled: true, dns: [], search: [], dhcp: { dns: ['192.168.1.1'], search: ['home.arpa'] } },
       { name: 'Thunderbolt Bridge', device: 'bridge0', enabled: true, dns: ['192.168.7.1'], search: ['corp.example'] },
       { name: 'iPhone USB', device: 'en5', enabled: false, dns: [], search: [] },
     ];
@@ -388,6 +390,7 @@ export class MacHost implements Exec {
         return this.networksetup(args, need);
       case 'scutil':
         if (args.length === 0 && input !== undefined) return this.scutil(input, kind);
+        if (args.length === 1 && args[0] === '--dns') return need('read'), ok(this.scutilDns());
         break;
       case 'dscacheutil':
         need('mutate');
@@ -621,6 +624,32 @@ export class MacHost implements Exec {
         return ok();
     }
     throw new Error(`macos-host: networksetup ${args.join(' ')}`);
+  }
+
+  /**
+   * `scutil --dns` as configd would build it (layout of the 10.15.3 split-tunnel capture):
+   * supplemental resolvers from the dynamic store first, then the primary service's (the
+   * first enabled service whose device is up with an IPv4 address) manual DNS, else what DHCP
+   * gave it, then the mDNS resolvers; the scoped section repeats the primary's.
+   */
+  private scutilDns(): string {
+    const out: string[] = ['DNS configuration', ''];
+    let n = 0;
+    const block = (lines: string[]) => out.push(`resolver #${++n}`, ...lines.map((l) => `  ${l}`), '');
+    for (const [, v] of [...this.store].sort())
+      for (const d of v.SupplementalMatchDomains)
+        block([`domain   : ${d}`, ...v.ServerAddresses.map((a, i) => `nameserver[${i}] : ${a}`), 'flags    : Supplemental, Request A records', 'reach    : 0x00000002 (Reachable)', `order    : ${101400 + n * 200}`]);
+    const primary = this.services.find((s) => s.enabled && this.interfaces.get(s.device)?.up && this.interfaces.get(s.device)!.inet.length);
+    const iface = primary && this.interfaces.get(primary.device)!;
+    const eff = primary && (primary.dns.length ? { dns: primary.dns, search: primary.search } : (primary.dhcp ?? { dns: [], search: [] }));
+    const main = eff && iface && eff.dns.length ? [...eff.search.map((d, i) => `search domain[${i}] : ${d}`), ...eff.dns.map((a, i) => `nameserver[${i}] : ${a}`), `if_index : ${iface.index} (${iface.name})`, 'flags    : Request A records', 'reach    : 0x00020002 (Reachable,Directly Reachable Address)'] : undefined;
+    if (main) block([...main, 'order    : 200000']);
+    for (const [d, order] of [['local', 300000], ['254.169.in-addr.arpa', 300200], ['8.e.f.ip6.arpa', 300400]] as const)
+      block([`domain   : ${d}`, 'options  : mdns', 'timeout  : 5', 'flags    : Request A records', 'reach    : 0x00000000 (Not Reachable)', `order    : ${order}`]);
+    out.push('DNS configuration (for scoped queries)', '');
+    n = 0;
+    if (main) block([...main.slice(0, -2), 'flags    : Scoped, Request A records', main.at(-1)!]);
+    return `${out.join('\n')}\n`;
   }
 
   private scutil(script: string, kind: 'read' | 'mutate'): ExecResult {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseIfconfig } from '../../../src/platform/darwin/ifconfig.js';
 import { parseNetstatRoutes } from '../../../src/platform/darwin/netstat.js';
 import { parseServiceList, parseValueList } from '../../../src/platform/darwin/networksetup.js';
+import { parseScutilDns } from '../../../src/platform/darwin/scutil.js';
 import { capture, LAPTOP_NETSTAT, MacHost } from '../../helpers/macos-host/model.js';
 
 const lines = (t: string) => t.split('\n').map((l) => l.trimEnd()).filter(Boolean);
@@ -74,6 +75,24 @@ describe('macOS host model: output formats', () => {
     expect(parseValueList(empty)).toEqual([]);
     const bad = await h.read('networksetup', ['-getdnsservers', 'Nope'], { allowFail: true });
     expect(bad.code).toBe(4);
+  });
+
+  it("scutil --dns: the primary service's DHCP resolver while its list is Empty, its manual list once set, supplemental resolvers from the store", async () => {
+    const h = MacHost.laptop();
+    const dns = async () => parseScutilDns((await h.read('scutil', ['--dns'])).stdout);
+    const cap = capture('dns/scutil-dns-split-tunnel-supplemental-utun2-10.15.3-TRUNCATED.txt');
+    const text = (await h.read('scutil', ['--dns'])).stdout;
+    // the capture's mDNS resolver block, verbatim
+    expect(text).toContain(cap.slice(cap.indexOf('  domain   : local'), cap.indexOf('resolver #4')));
+    let r = (await dns()).filter((x) => x.section === 'default' && !x.domain);
+    expect(r.map((x) => [x.nameservers, x.searchDomains, x.ifName])).toEqual([[['192.168.1.1'], ['home.arpa'], 'en0']]);
+    await h.mutate('networksetup', ['-setdnsservers', 'Wi-Fi', '10.66.0.1']);
+    await h.mutate('scutil', [], { input: 'd.init\nd.add ServerAddresses * 10.77.0.1\nd.add SupplementalMatchDomains * corp.example\nset State:/Network/Service/com.awg.awg-work/DNS\nquit\n' });
+    const all = await dns();
+    r = all.filter((x) => x.section === 'default' && !x.domain);
+    expect(r.map((x) => x.nameservers)).toEqual([['10.66.0.1']]);
+    expect(all.find((x) => x.domain === 'corp.example')).toMatchObject({ supplemental: true, nameservers: ['10.77.0.1'] });
+    expect(all.filter((x) => x.section === 'scoped').map((x) => [x.scoped, x.nameservers])).toEqual([[true, ['10.66.0.1']]]);
   });
 
   it('an unknown command or argument list fails the test instead of passing', async () => {

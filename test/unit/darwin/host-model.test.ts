@@ -30,6 +30,7 @@ import { diffCommand } from '../../../src/cli/commands/diff.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import type { Io } from '../../../src/cli/output.js';
+import { parseScutilDns } from '../../../src/platform/darwin/scutil.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
@@ -174,6 +175,19 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(r.left).toEqual([]);
     expect(host.snapshot()).toEqual(prior);
     expect(state.get('darwin-utun') ?? {}).toEqual({});
+  });
+
+  it("the resolver macOS uses (scutil --dns) is the tunnel's after apply and DHCP's again after down", async () => {
+    const resolvers = async () =>
+      parseScutilDns((await host.read('scutil', ['--dns'])).stdout)
+        .filter((r) => r.section === 'default' && !r.domain)
+        .map((r) => r.nameservers);
+    expect(await resolvers()).toEqual([['192.168.1.1']]);
+    await apply();
+    expect(await resolvers()).toEqual([['10.66.0.1']]);
+    await down();
+    expect(host.services[0]!.dns).toEqual([]); // back to Empty, not to a copy of DHCP's
+    expect(await resolvers()).toEqual([['192.168.1.1']]);
   });
 
   it('a network service that appears after apply (a new Wi-Fi dongle) gets the tunnel DNS on the next run, and down restores its own', async () => {

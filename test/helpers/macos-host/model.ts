@@ -198,7 +198,10 @@ export class MacHost implements Exec {
   store = new Map<string, { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }>();
   pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), anchors: new Map(), refs: new Map(), stateFlushes: 0 };
   pfConf = DEFAULT_PF_CONF;
-  launchd = new Map<string, { plist: string; pid?: number }>();
+  /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
+  launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
+  /** files the drivers read and write besides /etc/pf.conf (the LaunchDaemons plists) */
+  files = new Map<string, string>();
   /** every command line, in order (mutations marked) */
   readonly log: { kind: 'read' | 'mutate'; line: string; input?: string }[] = [];
   mutations = 0;
@@ -259,6 +262,7 @@ export class MacHost implements Exec {
         store: [...this.store].sort(),
         pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort() },
         launchd: [...this.launchd.keys()].sort(),
+        files: [...this.files].sort(),
       }),
     );
   }
@@ -324,7 +328,11 @@ export class MacHost implements Exec {
           this.triggerCounts.set(t, n);
           if (n === (t.nth ?? 1)) t.run(this);
         }
-    if (r.code !== 0 && !opts.allowFail) throw new AwgError('driver', `${line} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`);
+    if (r.code !== 0 && !opts.allowFail) {
+      // as ProcessExec classifies a failed command (util/exec.ts)
+      const msg = (r.stderr || r.stdout).trim();
+      throw new AwgError(/Operation not permitted|Permission denied|EPERM|EACCES/.test(msg) ? 'permission' : 'driver', `${line} failed (exit ${r.code}): ${msg}`);
+    }
     return r;
   }
 
@@ -346,6 +354,11 @@ export class MacHost implements Exec {
         return { stdout: '** Error: Command requires admin privileges.\n', stderr: '', code: 14 };
       case 'scutil':
         return ok('  set: Permission denied\n');
+      case 'tee':
+      case 'rm':
+        return fail(`${cmd}: ${args.at(-1)}: Permission denied\n`);
+      case 'launchctl':
+        return fail(`${args[0] === 'bootout' ? 'Boot-out' : 'Bootstrap'} failed: 1: Operation not permitted\n`, 1);
       default:
         return undefined;
     }
@@ -385,7 +398,27 @@ export class MacHost implements Exec {
       case 'cat':
         need('read');
         if (args.length === 1 && args[0] === '/etc/pf.conf') return ok(this.pfConf);
+        if (args.length === 1 && args[0]!.startsWith('/Library/LaunchDaemons/')) {
+          const f = this.files.get(args[0]!);
+          return f === undefined ? fail(`cat: ${args[0]}: No such file or directory\n`) : ok(f);
+        }
         break;
+      case 'tee':
+        need('mutate');
+        if (args.length === 1 && args[0]!.startsWith('/Library/LaunchDaemons/') && input !== undefined) {
+          this.files.set(args[0]!, input);
+          return ok(input);
+        }
+        break;
+      case 'rm':
+        need('mutate');
+        if (args.length === 2 && args[0] === '-f' && args[1]!.startsWith('/Library/LaunchDaemons/')) {
+          this.files.delete(args[1]!);
+          return ok();
+        }
+        break;
+      case 'launchctl':
+        return this.launchctl(args, need);
       case 'networksetup':
         return this.networksetup(args, need);
       case 'scutil':
@@ -594,6 +627,62 @@ export class MacHost implements Exec {
       return ok('', `${altq}0 states cleared\n`);
     }
     throw new Error(`macos-host: pfctl ${s}`);
+  }
+
+  // ---- launchd ---------------------------------------------------------------------------
+
+  /** the job died (crash, kill -9): launchd keeps it loaded, not running */
+  crashJob(label: string, status = 9): void {
+    const j = this.launchd.get(label);
+    if (j) {
+      delete j.pid;
+      j.lastExit = status;
+    }
+  }
+
+  private launchctl(args: string[], need: (k: 'read' | 'mutate') => void): ExecResult {
+    const s = args.join(' ');
+    let m: RegExpExecArray | null;
+    if ((m = /^print system\/([A-Za-z0-9_.-]+)$/.exec(s))) {
+      need('read');
+      const j = this.launchd.get(m[1]!);
+      // launchctl-print-not-found-stderr-macos27.txt, system domain
+      if (!j) return fail(`Bad request.\nCould not find service "${m[1]}" in domain for system\n`, 113);
+      // the layout of launchctl-print-gui-running-keepalive-macos27.txt
+      return ok(
+        [
+          `system/${m[1]} = {`,
+          '\tactive count = 1',
+          `\tpath = ${j.plist}`,
+          '\ttype = LaunchDaemon',
+          `\tstate = ${j.pid ? 'running' : 'not running'}`,
+          '',
+          '\tprogram = /usr/local/bin/node',
+          '\targuments = {',
+          '\t\t/usr/local/bin/node',
+          '\t}',
+          '',
+          ...(j.pid ? [`\tpid = ${j.pid}`] : []),
+          ...(j.lastExit !== undefined ? [`\tlast exit code = ${j.lastExit}`] : ['\tlast exit code = (never exited)']),
+          '\tproperties = keepalive | runatload',
+          '}',
+          '',
+        ].join('\n'),
+      );
+    }
+    if (s === 'print-disabled system') return need('read'), ok('\tdisabled services = {\n\t}\n');
+    need('mutate');
+    if ((m = /^bootstrap system (\/Library\/LaunchDaemons\/([A-Za-z0-9_.-]+)\.plist)$/.exec(s))) {
+      if (!this.files.has(m[1]!)) return fail('Bootstrap failed: 2: No such file or directory\n', 5);
+      if (this.launchd.has(m[2]!)) return fail('Bootstrap failed: 5: Input/output error\n', 5);
+      this.launchd.set(m[2]!, { plist: m[1]!, pid: this.nextPid++ });
+      return ok();
+    }
+    if ((m = /^bootout system\/([A-Za-z0-9_.-]+)$/.exec(s))) {
+      if (!this.launchd.delete(m[1]!)) return fail('Boot-out failed: 3: No such process\n', 3);
+      return ok();
+    }
+    throw new Error(`macos-host: launchctl ${s}`);
   }
 
   // ---- networksetup / scutil -------------------------------------------------------------

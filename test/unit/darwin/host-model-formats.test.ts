@@ -102,6 +102,7 @@ describe('macOS host model: output formats', () => {
     await expect(h.mutate('pfctl', ['-d'])).rejects.toThrow(/macos-host/);
     await expect(h.read('pfctl', ['-E'])).rejects.toThrow(/changes the system/);
     await expect(h.mutate('ifconfig', ['en0', 'inet', '10.0.0.1'])).rejects.toThrow(/macos-host/);
-    await expect(h.read('launchctl', ['list'])).rejects.toThrow(/unknown command/);
+    await expect(h.read('ipconfig', ['getifaddr', 'en0'])).rejects.toThrow(/unknown command/);
+    await expect(h.mutate('launchctl', ['load', '-w', '/Library/LaunchDaemons/x.plist'])).rejects.toThrow(/macos-host/);
   });
 });

@@ -161,6 +161,34 @@ describe('macOS host model: faults', () => {
     }
   });
 
+  it('a failure at any mutation while repairing a dead engine (kill switch on) never opens the host: repaired, or still closed', async () => {
+    const probe = rig();
+    await probe.apply();
+    probe.engines.kill('home');
+    const start = probe.mutationLines().length;
+    expect((await probe.apply()).ctx.outcome).toBe('converged');
+    const total = probe.mutationLines().length - start;
+    expect(total).toBeGreaterThan(3);
+    for (let k = 1; k <= total; k++) {
+      const r = rig();
+      await r.apply();
+      r.engines.kill('home');
+      const from = r.mutationLines().length;
+      r.host.faults = [{ match: /./, nth: k }];
+      const { ctx } = await r.apply();
+      const at = `repair failing at mutation ${k} (${r.mutationLines()[from + k - 1]}): ${ctx.outcome}`;
+      if (ctx.outcome === 'converged') expect(await r.diff(), at).toEqual([]);
+      else {
+        expect(ctx.outcome, at).toBe('failed-closed');
+        expect(closed(r.host), at).toBe(true);
+        expect(pfVerdict(r.host, ENDPOINT_UDP), at).toBe('pass');
+      }
+      r.host.faults = [];
+      expect((await r.apply()).ctx.outcome, at).toBe('converged');
+      r.cleanup();
+    }
+  });
+
   it('an engine that cannot open its utun: with the kill switch the host is closed before the first connect; without, rolled back', async () => {
     const ks = rig(macConfig({ killSwitch: true }));
     const prior = ks.host.snapshot();

@@ -200,6 +200,10 @@ export class MacHost implements Exec {
   pfConf = DEFAULT_PF_CONF;
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
   launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
+  sysctls = new Map<string, string>([
+    ['net.inet.ip.forwarding', '0'],
+    ['net.inet6.ip6.forwarding', '0'],
+  ]);
   /** files the drivers read and write besides /etc/pf.conf (the LaunchDaemons plists) */
   files = new Map<string, string>();
   /** every command line, in order (mutations marked) */
@@ -262,6 +266,7 @@ export class MacHost implements Exec {
         store: [...this.store].sort(),
         pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort() },
         launchd: [...this.launchd.keys()].sort(),
+        sysctls: [...this.sysctls].sort(),
         files: [...this.files].sort(),
       }),
     );
@@ -387,8 +392,11 @@ export class MacHost implements Exec {
         need('read');
         return this.netstat(args);
       case 'route':
+        if (args.length === 3 && args[0] === '-n' && args[1] === 'get') return need('read'), this.routeGet(args[2]!);
         need('mutate');
         return this.route(args);
+      case 'sysctl':
+        return this.sysctl(args, need);
       case 'ifconfig':
         if (args.length === 0) return need('read'), ok(this.ifconfigText());
         need('mutate');
@@ -440,7 +448,9 @@ export class MacHost implements Exec {
   // ---- netstat / route -------------------------------------------------------------------
 
   private netstat(args: string[]): ExecResult {
-    if (args.join(' ') !== '-rn') throw new Error(`macos-host: netstat ${args.join(' ')}`);
+    // 0: both families
+    const only = new Map<string, 0 | 4 | 6>([['-rn', 0], ['-rn -f inet', 4], ['-rn -f inet6', 6]]).get(args.join(' '));
+    if (only === undefined) throw new Error(`macos-host: netstat ${args.join(' ')}`);
     const row = (r: MRoute) => `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}${r.expire === undefined ? '' : ` ${r.expire.padStart(6)}`}`;
     // the radix tree's walk: by destination, the more specific mask first
     const key = (r: MRoute) => {
@@ -456,8 +466,36 @@ export class MacHost implements Exec {
     const byFamily = (f: 4 | 6) => this.routes.filter((r) => r.family === f).sort(order);
     const v4 = byFamily(4).map(row);
     const v6 = byFamily(6).map((r) => `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`);
+    const sec4 = ['Internet:', 'Destination        Gateway            Flags        Netif Expire', ...v4, ''];
+    const sec6 = ['Internet6:', 'Destination                             Gateway                                 Flags         Netif Expire', ...v6, ''];
+    return ok(['Routing tables', '', ...(only === 6 ? [] : sec4), ...(only === 4 ? [] : sec6)].join('\n'));
+  }
+
+  /** `route -n get <dst>`: the longest matching unscoped route, in the layout of the route-get captures */
+  private routeGet(dstArg: string): ExecResult {
+    const addr = dstArg === 'default' ? '0.0.0.0' : dstArg;
+    if (!ipaddr.isValid(addr)) return ok('', `route: bad address: ${dstArg}\n`);
+    const family = ipaddr.parse(addr).kind() === 'ipv4' ? 4 : 6;
+    const best = this.routes
+      .filter((r) => r.family === family && !/[IL]/.test(r.flags) && inPrefix(addr, r.dst))
+      .sort((a, b) => Number(b.dst.split('/')[1]) - Number(a.dst.split('/')[1]))[0];
+    if (!best) return ok('', 'route: writing to routing socket: not in table\n');
+    const [net, len] = best.dst.split('/') as [string, string];
+    const mask = family === 4 ? ipaddr.IPv4.subnetMaskFromPrefixLength(Number(len)).toString() : ipaddr.IPv6.subnetMaskFromPrefixLength(Number(len)).toString();
+    const names = [...best.flags].map((c) => ({ U: 'UP', G: 'GATEWAY', H: 'HOST', S: 'STATIC', c: 'PRCLONING', g: 'GLOBAL', C: 'CLONING', B: 'BLACKHOLE', R: 'REJECT', m: 'MULTICAST' })[c]).filter(Boolean);
+    names.splice(names.includes('GATEWAY') ? 2 : 1, 0, 'DONE');
     return ok(
-      ['Routing tables', '', 'Internet:', 'Destination        Gateway            Flags        Netif Expire', ...v4, '', 'Internet6:', 'Destination                             Gateway                                 Flags         Netif Expire', ...v6, ''].join('\n'),
+      [
+        `   route to: ${dstArg}`,
+        `destination: ${net === '0.0.0.0' || net === '::' ? 'default' : net}`,
+        ...(best.flags.includes('H') ? [] : [`       mask: ${len === '0' ? 'default' : mask}`]),
+        ...(best.gateway.startsWith('link#') ? [] : [`    gateway: ${best.gateway}`]),
+        `  interface: ${best.netif}`,
+        `      flags: <${names.join(',')}>`,
+        ' recvpipe  sendpipe  ssthresh  rtt,msec    rttvar  hopcount      mtu     expire',
+        `       0         0         0         0         0         0      ${String(this.interfaces.get(best.netif)?.mtu ?? 1500).padStart(4)}         0`,
+        '',
+      ].join('\n'),
     );
   }
 
@@ -577,6 +615,11 @@ export class MacHost implements Exec {
     const altq = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
     let m: RegExpExecArray | null;
     if (s === '-sr') return need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq);
+    if (s === '-s info') {
+      need('read');
+      const status = this.pf.enabled ? 'Status: Enabled for 0 days 00:00:00           Debug: Urgent' : 'Status: Disabled                              Debug: Urgent';
+      return ok(`${status}\n\nState Table                          Total             Rate\n  current entries                        0               \n`);
+    }
     if (s === '-s References') {
       need('read');
       const rows = [...this.pf.refs].reverse().map(([t, pid]) => `${String(pid).padEnd(8)} ${'pfctl'.padEnd(28)} ${t.padEnd(24)} 0 days 00:00:00`);
@@ -627,6 +670,30 @@ export class MacHost implements Exec {
       return ok('', `${altq}0 states cleared\n`);
     }
     throw new Error(`macos-host: pfctl ${s}`);
+  }
+
+  /** `sysctl [-n] name`, `sysctl -w name=value` (sysctl-forwarding-read-and-write.txt) */
+  private sysctl(args: string[], need: (k: 'read' | 'mutate') => void): ExecResult {
+    const unknown = (n: string) => fail(`sysctl: unknown oid '${n}'\n`);
+    if (args[0] === '-w' && args.length === 2) {
+      need('mutate');
+      const [n, v] = args[1]!.split('=') as [string, string | undefined];
+      const old = this.sysctls.get(n);
+      if (old === undefined || v === undefined) return unknown(n);
+      this.sysctls.set(n, v);
+      return ok(`${n}: ${old} -> ${v}\n`);
+    }
+    const quiet = args[0] === '-n';
+    const names = quiet ? args.slice(1) : args;
+    if (!names.length || names.some((n) => n.startsWith('-'))) throw new Error(`macos-host: sysctl ${args.join(' ')}`);
+    need('read');
+    const out: string[] = [];
+    for (const n of names) {
+      const v = this.sysctls.get(n);
+      if (v === undefined) return unknown(n);
+      out.push(quiet ? v : `${n}: ${v}`);
+    }
+    return ok(`${out.join('\n')}\n`);
   }
 
   // ---- launchd ---------------------------------------------------------------------------
@@ -692,6 +759,11 @@ export class MacHost implements Exec {
     if (verb === '-listallnetworkservices') {
       need('read');
       return ok(['An asterisk (*) denotes that a network service is disabled.', ...this.services.map((s) => `${s.enabled ? '' : '*'}${s.name}`), ''].join('\n'));
+    }
+    if (verb === '-listnetworkserviceorder') {
+      need('read');
+      // networksetup-listnetworkserviceorder-15.7.1.txt; a disabled service is numbered (*)
+      return ok(['An asterisk (*) denotes that a network service is disabled.', ...this.services.map((s, i) => `(${s.enabled ? i + 1 : '*'}) ${s.name}\n(Hardware Port: ${s.name}, Device: ${s.device})\n`), ''].join('\n'));
     }
     const svc = this.services.find((s) => s.name === svcName);
     // networksetup reports errors on stdout, exit 4 (dns/networksetup-error-unrecognized-service-crc.txt)

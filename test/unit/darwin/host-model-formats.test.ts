@@ -10,6 +10,10 @@ import { parseIfconfig } from '../../../src/platform/darwin/ifconfig.js';
 import { parseNetstatRoutes } from '../../../src/platform/darwin/netstat.js';
 import { parseServiceList, parseValueList } from '../../../src/platform/darwin/networksetup.js';
 import { parseScutilDns } from '../../../src/platform/darwin/scutil.js';
+import { parseRouteGet } from '../../../src/platform/darwin/route.js';
+import { parsePfInfo } from '../../../src/platform/darwin/pfctl.js';
+import { parseServiceOrder } from '../../../src/platform/darwin/networksetup.js';
+import { parseSysctl } from '../../../src/platform/darwin/sysctl.js';
 import { capture, LAPTOP_NETSTAT, MacHost } from '../../helpers/macos-host/model.js';
 
 const lines = (t: string) => t.split('\n').map((l) => l.trimEnd()).filter(Boolean);
@@ -93,6 +97,35 @@ describe('macOS host model: output formats', () => {
     expect(r.map((x) => x.nameservers)).toEqual([['10.66.0.1']]);
     expect(all.find((x) => x.domain === 'corp.example')).toMatchObject({ supplemental: true, nameservers: ['10.77.0.1'] });
     expect(all.filter((x) => x.section === 'scoped').map((x) => [x.scoped, x.nameservers])).toEqual([[true, ['10.66.0.1']]]);
+  });
+
+  it('route get, netstat -f, pfctl -s info, the service order and sysctl answer in the captured layouts', async () => {
+    const h = MacHost.laptop();
+    const cap = lines(capture('routes/route-get-0-default-en0-neofetch.txt'));
+    const got = lines((await h.read('route', ['-n', 'get', 'default'])).stdout);
+    expect(got.map((l) => l.replace(/: .*/, ':'))).toEqual(cap.map((l) => l.replace(/: .*/, ':')));
+    expect(parseRouteGet((await h.read('route', ['-n', 'get', '93.184.216.34'])).stdout)).toMatchObject({ destination: 'default', gateway: '192.168.1.1', interface: 'en0' });
+    h.createUtun();
+    await h.mutate('route', ['-n', 'add', '-inet', '-net', '0.0.0.0/1', '-interface', 'utun0']);
+    expect(parseRouteGet((await h.read('route', ['-n', 'get', '8.8.8.8'])).stdout)).toMatchObject({ interface: 'utun0', mask: '128.0.0.0' });
+    expect((await h.read('netstat', ['-rn', '-f', 'inet'])).stdout).not.toContain('Internet6:');
+    expect(parseNetstatRoutes((await h.read('netstat', ['-rn', '-f', 'inet6'])).stdout)).toEqual([]);
+
+    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({ enabled: false });
+    expect((await h.read('pfctl', ['-s', 'info'])).stdout.split('\n')[0]).toBe(lines(capture('pf/pfctl-s-info-disabled-macos26.txt'))[0]);
+    await h.mutate('pfctl', ['-E']);
+    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({ enabled: true });
+
+    expect(parseServiceOrder((await h.read('networksetup', ['-listnetworkserviceorder'])).stdout).map((s) => [s.name, s.device, s.disabled])).toEqual([
+      ['Wi-Fi', 'en0', false],
+      ['Thunderbolt Bridge', 'bridge0', false],
+      ['iPhone USB', 'en5', true],
+    ]);
+
+    expect(parseSysctl((await h.read('sysctl', ['net.inet.ip.forwarding'])).stdout)).toEqual([{ key: 'net.inet.ip.forwarding', value: '0' }]);
+    expect((await h.mutate('sysctl', ['-w', 'net.inet.ip.forwarding=1'])).stdout).toBe('net.inet.ip.forwarding: 0 -> 1\n');
+    expect((await h.read('sysctl', ['-n', 'net.inet.ip.forwarding'])).stdout).toBe('1\n');
+    expect((await h.read('sysctl', ['net.inet.ip.fw.enable'], { allowFail: true })).stderr).toBe("sysctl: unknown oid 'net.inet.ip.fw.enable'\n");
   });
 
   it('an unknown command or argument list fails the test instead of passing', async () => {

@@ -1,17 +1,22 @@
 /**
- * A model of a macOS host for the darwin drivers (issue 17, Step 13): routes, interfaces
- * (en0, lo0, utunN), network services with their DNS, the dynamic-store keys scutil writes,
- * PF (main ruleset, anchors, enabled flag, -E references), launchd jobs. `MacHost.exec` is an
- * Exec that interprets every command line the macOS drivers issue against this state and
- * answers in the formats of the captured outputs the parsers are tested on
- * (test/fixtures/macos/: netstat -rn of the tun2socks capture, ifconfig of 10.14.6, pfctl of
- * macOS 26, networksetup's "There aren't any DNS Servers set on Wi-Fi."). An unknown command
- * or argument list throws, so a driver that issues something the model does not know fails
- * the test instead of passing silently.
+ * A model of a macOS host for the darwin drivers (issue 17, Step 13): routes (the captured
+ * tun2socks table, with link#N, ARP and interface-scoped entries), interfaces (en0, lo0,
+ * utunN), network services with their DNS (manual, or DHCP's while `Empty`), the dynamic-store
+ * keys scutil writes, PF (main ruleset, anchors, enabled flag, -E references), launchd jobs and
+ * their plists, sysctls. `MacHost` is an Exec that interprets every command line the macOS
+ * drivers issue against this state and answers in the formats of the captured outputs the
+ * parsers are tested on (test/fixtures/macos/; host-model-formats.test.ts compares them). An
+ * unknown command or argument list, or a read issued as a mutation (and back), throws, so a
+ * driver that issues something the model does not know fails the test instead of passing.
+ *
+ * Test hooks: `faults` (the Nth mutation matching a pattern fails, in the tool's own error
+ * format, without its effect), `triggers` (something happens on the host after the Nth
+ * matching mutation, e.g. an engine dies), `root` (false: every tool refuses as it does for a
+ * user), `crashJob`, `createUtun`/`destroyUtun`, `pfctlReload`.
  *
  * What the model is not: a kernel. pfctl's rule normalisation is modelled only as macro
- * expansion and comment stripping; route lookups, ARP entries, scoped routes beyond what the
- * initial table holds, and service-order changes are not modelled.
+ * expansion and comment stripping; route cloning, ARP, scoped routes beyond what the initial
+ * table holds, and service-order changes are not modelled.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -306,7 +306,10 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
                   .join('; ') ||
                 res.messages.join('; ') ||
                 r.stderr.trim();
-              throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+              // a syntax error is our renderer's; a failed ioctl (`DIOCBEGIN: Device busy`) is the
+              // host's, and retrying may help
+              if (res.errors.length) throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+              throw new AwgError(privilegeKind(detail), `loading the PF anchor ${name} failed: ${detail}`);
             }
             const readback = parsePfRules(
               await pf(ctx.exec, pfctlArgs.showAnchorRules(name)),

@@ -87,9 +87,9 @@ export interface MPf {
 }
 
 export interface Fault {
-  /** fail the mutation whose command line matches (and the `nth` such, from 1) */
+  /** fail the mutation whose command line matches (and the `nth` such, from 1; 'every': all of them) */
   match: RegExp;
-  nth?: number;
+  nth?: number | 'every';
 }
 
 /** something that happens on the host right after a mutation (an engine dying mid-apply) */
@@ -327,7 +327,7 @@ export class MacHost implements Exec {
         if (f.match.test(line)) {
           const n = (this.faultCounts.get(f) ?? 0) + 1;
           this.faultCounts.set(f, n);
-          if (n === (f.nth ?? 1)) r = this.injected(cmd, args);
+          if (f.nth === 'every' || n === (f.nth ?? 1)) r = this.injected(cmd, args);
         }
     if (this.root === false || (this.root instanceof RegExp && this.root.test(line))) r ??= this.refused(kind, cmd, args);
     r ??= this.dispatch(kind, cmd, args, opts.input);

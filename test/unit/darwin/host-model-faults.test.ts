@@ -189,6 +189,29 @@ describe('macOS host model: faults', () => {
     }
   });
 
+  it('a kill switch that could not be installed is not reported as fail-closed (every anchor load fails: DIOCBEGIN busy)', async () => {
+    const r = rig();
+    const prior = r.host.snapshot();
+    r.host.faults = [{ match: /^pfctl -a com\.awg\/awg -f -$/, nth: 'every' }];
+    const x = await cli(r, 'apply');
+    // the host's ioctl failure, not a bug in the rendered anchor (which would not be retried)
+    expect(x.err).toMatch(/error \[driver\]: .*loading the PF anchor com\.awg\/awg failed: pfctl: DIOCBEGIN: Device busy/);
+    expect(x.code).toBe(6);
+    expect(x.err).not.toMatch(/traffic is blocked \(fail-closed\)/);
+    expect(x.err).toMatch(/traffic is NOT blocked/);
+    expect(closed(r.host)).toBe(false);
+    expect(r.host.snapshot()).toEqual(prior);
+  });
+
+  it('a kill switch load that fails once is installed again by the fail-closed rollback', async () => {
+    const r = rig();
+    r.host.faults = [{ match: /^pfctl -a com\.awg\/awg -f -$/ }];
+    const x = await cli(r, 'apply');
+    expect(x.code).toBe(6);
+    expect(x.err).toMatch(/traffic is blocked \(fail-closed\)/);
+    expect(closed(r.host)).toBe(true);
+  });
+
   it('an engine that cannot open its utun: with the kill switch the host is closed before the first connect; without, rolled back', async () => {
     const ks = rig(macConfig({ killSwitch: true }));
     const prior = ks.host.snapshot();

@@ -1,0 +1,43 @@
+/**
+ * Roaming on the macOS host model: the Mac joins another Wi-Fi network (new address, gateway
+ * and connected route on en0) while the tunnel is up. The endpoint's bypass route must follow
+ * the new gateway, or the tunnel's own packets go into the tunnel. Verified on the model only.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ENDPOINT, Rig } from '../../helpers/macos-host/scenario.js';
+
+describe('macOS host model: roaming to another network', () => {
+  const rigs: Rig[] = [];
+  afterEach(() => {
+    for (const r of rigs.splice(0)) r.cleanup();
+  });
+
+  it('the endpoint bypass follows the new default gateway; down restores the new network as it is', async () => {
+    const r = new Rig();
+    rigs.push(r);
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    const h = r.host;
+    // configd moves en0 to 10.0.0.0/24: the old network's routes go, the new ones come; our
+    // static host route via the old gateway stays (the kernel does not remove it)
+    h.interfaces.get('en0')!.inet = [{ address: '10.0.0.23', prefixlen: 24 }];
+    h.routes = h.routes.filter((x) => x.netif !== 'en0' || x.dst === `${ENDPOINT}/32` || x.dst === '169.254.0.0/16' || x.dst === '224.0.0.0/4' || x.dst === '255.255.255.255/32');
+    h.routes.push(
+      { family: 4, dst: '0.0.0.0/0', gateway: '10.0.0.1', flags: 'UGScg', netif: 'en0', system: true },
+      { family: 4, dst: '0.0.0.0/0', gateway: '10.0.0.1', flags: 'UGScIg', netif: 'en0', system: true },
+      { family: 4, dst: '10.0.0.0/24', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true, expire: '!' },
+    );
+    const network = () => h.routes.filter((x) => x.netif === 'en0' && x.dst !== `${ENDPOINT}/32`);
+    const moved = JSON.stringify(network());
+    const drift = await r.diff();
+    expect(drift.map((c) => `${c.action} ${c.id}`)).toContainEqual(expect.stringMatching(new RegExp(`route/v4/table-254/${ENDPOINT.replace(/\./g, '\\.')}/32`)));
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    expect(h.routes.filter((x) => x.dst === `${ENDPOINT}/32`)).toEqual([expect.objectContaining({ gateway: '10.0.0.1', netif: 'en0' })]);
+    expect(await r.diff()).toEqual([]);
+    await r.down();
+    expect(JSON.stringify(network())).toBe(moved);
+    expect(h.routes.filter((x) => x.dst === `${ENDPOINT}/32` || x.netif.startsWith('utun'))).toEqual([]);
+    expect([...h.interfaces.keys()].filter((n) => n.startsWith('utun'))).toEqual([]);
+    expect({ enabled: h.pf.enabled, hooked: h.pf.main.some((l) => l.includes('com.awg')) }).toEqual({ enabled: false, hooked: false });
+    expect(h.services[0]!.dns).toEqual([]);
+  });
+});

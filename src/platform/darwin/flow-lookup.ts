@@ -9,10 +9,19 @@
  * such as nsurlsessiond opening connections on an app's behalf marks them with the app's
  * pid), else `so_last_pid` (the last process that used the socket). Both exist from 10.10.
  *
- * Cached by socket generation (inp_gencnt: unique per socket ever created), so a port that
- * another process reuses is never attributed to the old owner; the cache is bounded. The
- * list is read once per lookup (one sysctl per accepted connection). The system calls come
- * in through `io` (native/darwin/libsystem.ts on a Mac; captured-layout buffers in tests).
+ * Which list: `net.inet.tcp.pcblist_n` only. UDP is not redirected to the router (no
+ * transparent UDP through PF `rdr` without divert sockets), so no UDP owner is ever asked.
+ *
+ * Cache: keyed by (proto, local address, local port) of the app's socket, and valid only
+ * while the pcb found there has the same generation (inp_gencnt: unique per socket ever
+ * created, never reused). A port that another process reuses is a new socket with a new
+ * generation, so it is never attributed to the old owner: the entry is replaced. The cache
+ * saves the proc_pidpath call, not the list read (the generation has to be read to know the
+ * entry is still valid): one sysctl per accepted connection. Bounded (`maxEntries`, default
+ * 4096): the oldest entry goes first. The list's own generation (xig_gen) is not used: it
+ * changes with every socket created anywhere, so it would invalidate everything constantly.
+ * The system calls come in through `io` (native/darwin/libsystem.ts on a Mac;
+ * captured-layout buffers in tests).
  */
 import { decodePcblist, type PcbEntry } from './pcblist.js';
 
@@ -30,15 +39,26 @@ export interface LookupFlow {
 
 const MAX_CACHE = 4096;
 
+interface CacheEntry {
+  generation: string;
+  owner: { pid: number; path: string };
+}
+
 /** IPv4-mapped IPv6 (`::ffff:1.2.3.4`, as Node reports v4 peers of a dual-stack socket) → IPv4 */
 const plain = (a: string) => a.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/i, '$1');
 
 export class PcbFlowLookup {
-  private readonly cache = new Map<string, { pid: number; path: string }>();
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly maxEntries: number;
   lookups = 0;
   pathCalls = 0;
 
-  constructor(private readonly io: FlowLookupIo) {}
+  constructor(
+    private readonly io: FlowLookupIo,
+    opts: { maxEntries?: number } = {},
+  ) {
+    this.maxEntries = Math.max(1, opts.maxEntries ?? MAX_CACHE);
+  }
 
   find(flow: LookupFlow): PcbEntry | undefined {
     const app = plain(flow.app.address);
@@ -52,16 +72,18 @@ export class PcbFlowLookup {
     this.lookups++;
     const e = this.find(flow);
     if (!e) return undefined;
-    const hit = this.cache.get(e.generation);
-    if (hit) return hit;
+    const key = `tcp ${e.localAddress} ${e.localPort}`;
+    const hit = this.cache.get(key);
+    if (hit && hit.generation === e.generation) return hit.owner;
+    this.cache.delete(key); // absent, or another socket (new generation) on the same port
     const pid = e.effectivePid || e.lastPid;
     if (!pid || pid <= 0) return undefined;
     this.pathCalls++;
     const path = this.io.pidPath(pid);
     if (!path) return undefined;
     const owner = { pid, path };
-    if (this.cache.size >= MAX_CACHE) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(e.generation, owner);
+    while (this.cache.size >= this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, { generation: e.generation, owner });
     return owner;
   }
 

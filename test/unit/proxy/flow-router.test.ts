@@ -7,8 +7,10 @@
  * sysctl and proc_pidpath.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
+import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
 import { FlowRouter, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import type { Dialer } from '../../../src/proxy/types.js';
@@ -52,7 +54,14 @@ describe('flow router', () => {
     for (const c of closers.splice(0).reverse()) await c();
   });
 
-  async function setup(o: { rules: Rule[]; default: string; down?: string[]; unknownOwner?: 'block' | 'default'; paths: Record<number, string> }) {
+  async function setup(o: {
+    rules: Rule[];
+    default: string;
+    down?: string[];
+    unknownOwner?: 'block' | 'default';
+    paths: Record<number, string>;
+    maxEntries?: number;
+  }) {
     const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
     for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
     const apps: App[] = [];
@@ -64,7 +73,7 @@ describe('flow router', () => {
       },
       pidPath: (pid: number) => o.paths[pid],
     };
-    const lookup = new PcbFlowLookup(io);
+    const lookup = new PcbFlowLookup(io, o.maxEntries === undefined ? {} : { maxEntries: o.maxEntries });
     const down = new Set(o.down ?? []);
     const opts: FlowRouterOptions = {
       listen: { host: '127.0.0.1', port: 0 },
@@ -80,10 +89,10 @@ describe('flow router', () => {
     const addr = await router.start();
     closers.push(() => router.close());
     /** an app (pid) opens a connection through the router and sends `msg`; resolves with the answer, or `reset` */
-    const send = async (pid: number, msg: string, at?: { port: number; gen: bigint }): Promise<string> => {
+    const send = async (pid: number, msg: string, at?: { port?: number; gen?: bigint; unlisted?: boolean }): Promise<string> => {
       const port = at?.port ?? (await freePort());
       const app = { port, pid, gen: at?.gen ?? generation++ };
-      apps.push(app);
+      if (!at?.unlisted) apps.push(app); // unlisted: the socket is not in pcblist_n (yet / any more)
       const s: Socket = connect({ host: '127.0.0.1', port: addr.port, localAddress: '127.0.0.1', localPort: port });
       return new Promise((resolve) => {
         let got = '';
@@ -91,12 +100,12 @@ describe('flow router', () => {
         s.on('data', (d) => (got += d.toString()));
         s.on('error', () => resolve('reset'));
         s.on('close', () => {
-          apps.splice(apps.indexOf(app), 1);
+          if (apps.includes(app)) apps.splice(apps.indexOf(app), 1);
           resolve(got || 'reset');
         });
       });
     };
-    return { routes, send, router, lookup };
+    return { routes, send, router, lookup, down };
   }
 
   const FIREFOX = '/Applications/Firefox.app/Contents/MacOS/firefox';
@@ -148,5 +157,112 @@ describe('flow router', () => {
     expect(lookup.pathCalls).toBe(1);
     expect(await send(12, 'three', { port, gen: 78n })).toBe('reset'); // same port, new socket of the blocked app
     expect(lookup.pathCalls).toBe(2);
+  });
+  it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {
+    const dropRules = [{ name: 'd', match: { name: 'firefox' }, target: 'A', fallback: 'drop' }] as Rule[];
+    const a = await setup({ rules: dropRules, default: 'A', paths });
+    expect(await a.send(10, 'ff')).toBe('reset');
+    expect(await a.send(14, 'x')).toBe('A:x'); // unmatched → default A (up)
+    a.down.add('A');
+    expect(await a.send(14, 'y')).toBe('reset'); // default A down → blocked (never direct)
+    expect(a.routes.A.seen).toEqual(['x']);
+    expect(a.routes.direct.seen).toEqual([]);
+    expect(Object.fromEntries(a.router.counts)).toEqual({ blocked: 2, A: 1 });
+  });
+
+  it('a tunnel that goes down is noticed by the next connection (no decision is kept per app)', async () => {
+    const t = await setup({ rules, default: 'direct', paths });
+    expect(await t.send(13, 'o1')).toBe('A:o1');
+    t.down.add('A');
+    expect(await t.send(13, 'o2')).toBe('direct:o2'); // allow-direct
+    t.down.delete('A');
+    expect(await t.send(13, 'o3')).toBe('A:o3');
+  });
+
+  it('an app socket not (yet, or no longer) in pcblist_n is an unknown owner: blocked, reaching no route', async () => {
+    const t = await setup({ rules, default: 'direct', paths });
+    expect(await t.send(11, 'early', { unlisted: true })).toBe('reset');
+    expect([...t.routes.A.seen, ...t.routes.B.seen, ...t.routes.direct.seen]).toEqual([]);
+    expect(t.lookup.pathCalls).toBe(0);
+  });
+
+  it('a lookup that throws (sysctl failed) blocks the flow instead of passing it', async () => {
+    const routes = await routeServer('direct');
+    closers.push(() => new Promise<void>((res) => routes.server.close(() => res())));
+    const router = new FlowRouter({
+      listen: { host: '127.0.0.1', port: 0 },
+      rules,
+      default: 'direct',
+      tunnelUp: () => true,
+      dialers: { direct: dialTo(routes.port), tunnel: () => dialTo(routes.port) },
+      lookup: { owner: () => { throw new Error('sysctl: ENOMEM'); } },
+      originalDestination: () => DST,
+      unknownOwner: 'default',
+    });
+    const addr = await router.start();
+    closers.push(() => router.close());
+    const got = await new Promise<string>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: addr.port });
+      let g = '';
+      s.on('connect', () => s.write('z'));
+      s.on('data', (d) => (g += d.toString()));
+      s.on('error', () => resolve('reset'));
+      s.on('close', () => resolve(g || 'reset'));
+    });
+    expect(got).toBe('reset');
+    expect(routes.seen).toEqual([]);
+  });
+
+  it('the owner cache is bounded: the oldest entry is evicted and its next flow asks proc_pidpath again', async () => {
+    const t = await setup({ rules, default: 'direct', paths, maxEntries: 2 });
+    const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+    expect(await t.send(11, 'a', { port: p1, gen: 1n })).toBe('direct:a');
+    expect(await t.send(11, 'b', { port: p2, gen: 2n })).toBe('direct:b');
+    expect(await t.send(11, 'c', { port: p3, gen: 3n })).toBe('direct:c');
+    expect(t.lookup.cached).toBe(2);
+    expect(t.lookup.pathCalls).toBe(3);
+    expect(await t.send(11, 'c2', { port: p3, gen: 3n })).toBe('direct:c2'); // still cached
+    expect(t.lookup.pathCalls).toBe(3);
+    expect(await t.send(11, 'a2', { port: p1, gen: 1n })).toBe('direct:a2'); // evicted: asked again
+    expect(t.lookup.pathCalls).toBe(4);
+    expect(t.lookup.cached).toBe(2);
+  });
+
+  it('property: for any rules, default and tunnel states, the router routes a flow as match.ts says', () => {
+    const targets = ['A', 'B', 'direct', 'block'] as const;
+    const matches = [{ name: 'firefox' }, { dir: '/Applications/Firefox.app' }, { path: '/usr/bin/*' }, { dir: '/opt/untrusted' }, { regex: 'other$' }, { dir: '/' }];
+    const rule = fc.record({
+      match: fc.constantFrom(...matches),
+      target: fc.constantFrom(...targets),
+      fallback: fc.constantFrom('allow-direct', 'block', 'failover', 'drop'),
+      enabled: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(rule, { maxLength: 6 }),
+        fc.constantFrom('direct', 'A', 'B'),
+        fc.subarray(['A', 'B']),
+        fc.constantFrom(...Object.keys(paths).map(Number), 99),
+        (rs, def, down, pid) => {
+          const rules = rs.map((r, i) => ({ name: `r${i}`, ...r })) as Rule[];
+          const tunnelUp = (t: string) => !down.includes(t);
+          const path = (paths as Record<number, string>)[pid];
+          const router = new FlowRouter({
+            listen: { host: '127.0.0.1', port: 0 },
+            rules,
+            default: def,
+            tunnelUp,
+            dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
+            lookup: { owner: () => (path ? { pid, path } : undefined) },
+            originalDestination: () => DST,
+          });
+          const got = router.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst: DST }).route;
+          if (!path) return got === 'blocked';
+          const chain = compileRules(rules).failoverChain(path);
+          return got === (chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp));
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

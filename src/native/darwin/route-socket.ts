@@ -1,12 +1,16 @@
 /**
  * A PF_ROUTE socket (macOS): every routing message the kernel broadcasts (RTM_ADD/DELETE/
  * CHANGE, NEWADDR/DELADDR, IFINFO) as raw bytes, for the daemon's network monitor; decoding
- * is src/platform/darwin/rtmsg.ts's. Readiness through libuv (native/poll.ts), reads drained
- * until EAGAIN. NEVER RUN ON A MAC (docs/platform-macos.md).
+ * is src/platform/darwin/rtmsg.ts's. `socket(PF_ROUTE, SOCK_RAW, AF_UNSPEC)`, non-blocking;
+ * readiness through libuv (native/poll.ts), reads drained until EAGAIN. NEVER RUN ON A MAC
+ * (docs/platform-macos.md). The RTM_GET request encoder (layouts.ts encodeRtmGet: 92-byte
+ * rt_msghdr, RTM_VERSION 5, RTA_DST sockaddr_in/in6 rounded to 4, an empty RTA_IFP
+ * sockaddr_dl) is re-exported here and tested on bytes through rtmsg.ts's decoder.
  */
-import { AwgError } from '../../errors.js';
 import { Poller } from '../poll.js';
-import { D, libSystem } from './libsystem.js';
+import { D, check, close, read, setNonBlocking, socket } from './libsystem.js';
+
+export { RTA_DST, RTA_IFP, RTM_GET, RTM_VERSION, RT_MSGHDR_SIZE, encodeRtmGet, encodeSockaddr } from './layouts.js';
 
 export interface RouteSocket {
   onMessage(cb: (msg: Uint8Array) => void): void;
@@ -17,17 +21,21 @@ export interface RouteSocket {
 const BUF = 2048;
 
 export function openRouteSocket(): RouteSocket {
-  const l = libSystem();
-  const fd = l.socket(D.PF_ROUTE, D.SOCK_RAW, D.AF_UNSPEC);
-  if (fd < 0) throw new AwgError('permission', 'socket(PF_ROUTE) failed');
-  const fl = l.fcntl(fd, D.F_GETFL, 0);
-  l.fcntl(fd, D.F_SETFL, fl | D.O_NONBLOCK);
+  const fd = check('socket(PF_ROUTE, SOCK_RAW)', socket(D.PF_ROUTE, D.SOCK_RAW, D.AF_UNSPEC));
+  try {
+    setNonBlocking(fd);
+  } catch (e) {
+    close(fd);
+    throw e;
+  }
   const listeners: ((m: Uint8Array) => void)[] = [];
   const buf = new Uint8Array(BUF);
+  let closed = false;
   const poller = new Poller(fd, () => {
-    for (;;) {
-      const n = l.read(fd, buf, buf.length);
-      if (n <= 0) break; // EAGAIN (drained), or ENOBUFS: messages were lost; the monitor re-observes anyway
+    while (!closed) {
+      // EAGAIN: drained. ENOBUFS: messages were lost; the monitor re-observes on the next one anyway
+      const n = read(fd, buf);
+      if (n <= 0) break;
       const msg = buf.slice(0, n);
       for (const cb of listeners) cb(msg);
     }
@@ -35,8 +43,10 @@ export function openRouteSocket(): RouteSocket {
   return {
     onMessage: (cb) => void listeners.push(cb),
     close() {
+      if (closed) return;
+      closed = true;
       poller.close();
-      l.close(fd);
+      close(fd);
     },
   };
 }

@@ -2,9 +2,9 @@
  * The utun control socket as the data plane's UtunDevice reads and writes it (macOS only;
  * NEVER RUN ON A MAC: docs/platform-macos.md). Readiness through libuv (native/poll.ts).
  */
-import koffi from 'koffi';
 import { Poller } from '../poll.js';
-import { D, interfaceMtu, libSystem, openUtun } from './libsystem.js';
+import { D, close, read, write } from './libsystem.js';
+import { interfaceMtu, openUtun } from './utun.js';
 
 /** The utun socket, as the device uses it: non-blocking reads until `EAGAIN` (0). */
 export interface UtunIo {
@@ -18,26 +18,25 @@ export interface UtunIo {
   close(): void;
 }
 
-export function openUtunIo(unit = 0): { ifname: string; io: UtunIo } {
-  const l = libSystem();
-  const { fd, ifname } = openUtun(unit);
+/** UtunIo over an open utun socket (non-blocking) */
+export function utunIo(fd: number, ifname: string): UtunIo {
   return {
-    ifname,
-    io: {
-      read(buf) {
-        const n = l.read(fd, buf, buf.length);
-        if (n >= 0) return n;
-        return koffiErrno() === D.EAGAIN ? 0 : -1;
-      },
-      write: (frame) => l.write(fd, frame, frame.length) === frame.length,
-      mtu: () => interfaceMtu(ifname),
-      watch(cb) {
-        const p = new Poller(fd, () => cb());
-        return () => p.close();
-      },
-      close: () => void l.close(fd),
+    read(buf) {
+      const n = read(fd, buf);
+      if (n >= 0) return n;
+      return n === -D.EAGAIN || n === -D.EINTR ? 0 : -1;
     },
+    write: (frame) => write(fd, frame) === frame.length,
+    mtu: () => interfaceMtu(ifname),
+    watch(cb) {
+      const p = new Poller(fd, () => cb());
+      return () => p.close();
+    },
+    close: () => void close(fd),
   };
 }
 
-const koffiErrno = () => koffi.errno();
+export function openUtunIo(unit = 0): { ifname: string; io: UtunIo } {
+  const { fd, ifname } = openUtun(unit);
+  return { ifname, io: utunIo(fd, ifname) };
+}

@@ -1,0 +1,120 @@
+/**
+ * The macOS libSystem bindings (src/native/darwin/libsystem.ts) on Linux: the darwin
+ * constants that differ from Linux's (values from sys/fcntl.h, sys/socket.h, sys/errno.h,
+ * netinet/in.h), and the lazy load: importing every darwin native module loads no library,
+ * and every wrapper called here throws AwgError('unsupported'). No Mac runs the calls.
+ */
+import koffi from 'koffi';
+import { describe, expect, it, vi } from 'vitest';
+
+const load = vi.spyOn(koffi, 'load');
+const ls = await import('../../../src/native/darwin/libsystem.js');
+const utun = await import('../../../src/native/darwin/utun.js');
+const utunIo = await import('../../../src/native/darwin/utun-io.js');
+const rs = await import('../../../src/native/darwin/route-socket.js');
+const lp = await import('../../../src/native/darwin/libproc.js');
+const bi = await import('../../../src/native/darwin/bound-if.js');
+const nl = await import('../../../src/native/darwin/pfnatlook.js');
+
+const unsupported = expect.objectContaining({ kind: 'unsupported' });
+
+describe('darwin constants', () => {
+  it('the values that differ from Linux', () => {
+    expect(ls.D).toMatchObject({
+      O_NONBLOCK: 0x4, // Linux 0x800
+      O_CLOEXEC: 0x1000000, // Linux 0x80000
+      F_GETFL: 3,
+      F_SETFL: 4,
+      EAGAIN: 35, // Linux 11
+      ENOBUFS: 55, // Linux 105
+      AF_INET: 2,
+      AF_INET6: 30, // Linux 10
+      AF_LINK: 18,
+      AF_SYSTEM: 32,
+      PF_ROUTE: 17, // Linux AF_NETLINK is 16, PF_ROUTE an alias of it
+      PF_SYSTEM: 32,
+      SOCK_DGRAM: 2,
+      SOCK_RAW: 3,
+      SOL_SOCKET: 0xffff, // Linux 1
+      IPPROTO_IP: 0,
+      IPPROTO_IPV6: 41,
+      ESRCH: 3,
+      EPERM: 1,
+      ENOENT: 2,
+    });
+  });
+  it('sysctl integers: 4- and 8-byte little-endian', () => {
+    expect(ls.decodeSysctlInt(Uint8Array.from([0x01, 0x00, 0x00, 0x00]))).toBe(1);
+    expect(ls.decodeSysctlInt(Uint8Array.from([0xff, 0xff, 0xff, 0xff]))).toBe(-1);
+    expect(ls.decodeSysctlInt(Uint8Array.from([0x00, 0x00, 0x00, 0x80, 0x01, 0, 0, 0]))).toBe(0x180000000);
+    expect(() => ls.decodeSysctlInt(Uint8Array.of(1, 2))).toThrow(/2 bytes/);
+  });
+  it('check(): -errno becomes an AwgError, EPERM/EACCES a permission error', () => {
+    expect(ls.check('x', 3)).toBe(3);
+    expect(() => ls.check('socket', -1)).toThrow(expect.objectContaining({ kind: 'permission' }));
+    expect(() => ls.check('socket', -13)).toThrow(expect.objectContaining({ kind: 'permission' }));
+    expect(() => ls.check('read', -35)).toThrow(expect.objectContaining({ kind: 'driver', message: 'read: errno 35' }));
+  });
+});
+
+describe('lazy loading on Linux', () => {
+  it('importing every darwin native module loaded no library', () => {
+    expect(load).not.toHaveBeenCalled();
+  });
+  it('every wrapper throws unsupported, and still nothing is loaded', () => {
+    const b = new Uint8Array(8);
+    const calls: (() => unknown)[] = [
+      () => ls.libSystem(),
+      () => ls.libSystem('linux'),
+      () => ls.errno(),
+      () => ls.socket(2, 2, 0),
+      () => ls.connect(3, b),
+      () => ls.ioctl(3, 0, b),
+      () => ls.getsockopt(3, 0, 0, b),
+      () => ls.setsockopt(3, 0, 0, b),
+      () => ls.fcntl(3, 3),
+      () => ls.open('/dev/pf', 0),
+      () => ls.read(3, b),
+      () => ls.write(3, b),
+      () => ls.close(3),
+      () => ls.ifNameToIndex('en0'),
+      () => ls.procListAllPids(null),
+      () => ls.procPidPath(1, b),
+      () => ls.sysctlByName('kern.ostype'),
+      () => ls.setNonBlocking(3),
+      () => utun.openUtun(),
+      () => utun.interfaceMtu('utun4'),
+      () => utunIo.openUtunIo(),
+      () => rs.openRouteSocket(),
+      () => lp.listPids(),
+      () => lp.pidPath(1),
+      () => bi.bindToInterface(3, 'en0', 4),
+      () => nl.originalDstDarwin({ address: '127.0.0.1', port: 1081 }, { address: '10.0.0.2', port: 50000 }, 4),
+    ];
+    for (const c of calls) expect(c).toThrow(unsupported);
+    expect(load).not.toHaveBeenCalled();
+  });
+});
+
+describe('declarations (last: this leaves the bindings cached with a fake library)', () => {
+  it('libSystem.B.dylib by path; every prototype parses in koffi', () => {
+    const declared: string[] = [];
+    load.mockImplementation(
+      () =>
+        ({
+          func: (decl: string) => {
+            declared.push(decl);
+            koffi.proto(decl.replace(/ (\w+)\(/, ' darwin_test_$1('));
+            return () => 0;
+          },
+        }) as unknown as ReturnType<typeof koffi.load>,
+    );
+    ls.libSystem('darwin');
+    expect(load).toHaveBeenCalledWith('/usr/lib/libSystem.B.dylib');
+    expect(declared.map((d) => /(\w+)\(/.exec(d)?.[1]).sort()).toEqual(
+      ['__error', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
+    );
+    expect(declared.find((d) => d.includes('ioctl'))).toMatch(/unsigned long/);
+    expect(declared.find((d) => d.includes('__error'))).toBe('int *__error(void)');
+  });
+});

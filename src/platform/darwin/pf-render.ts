@@ -13,6 +13,7 @@
  */
 
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
+import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
 
 export const ANCHOR_ROOT = 'com.awg';
 
@@ -31,6 +32,8 @@ export interface PfPolicy {
   dnsLeakProtection: boolean;
   ipv6: 'tunnel' | 'block' | 'allow';
   tunnels: PfTunnel[];
+  /** per-app routing through the flow router (pf-flow.ts); absent: nothing is redirected */
+  flowRouter?: PfFlowRouter;
 }
 
 export const LAN4 = [
@@ -78,6 +81,7 @@ const list = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(' ')} }`
 
 export function renderPfAnchor(p: PfPolicy): string {
   const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
+  if (p.flowRouter) l.push(...renderFlowTranslation(p.flowRouter));
   l.push('pass quick on lo0 all flags any');
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -96,6 +100,7 @@ export function renderPfAnchor(p: PfPolicy): string {
     }
     l.push('block drop out quick proto { udp tcp } from any to any port { 53 853 }');
   }
+  if (p.flowRouter) l.push(...renderFlowFilter(p.flowRouter));
   if (!p.killSwitch) {
     l.push('pass all flags any');
     return l.join('\n') + '\n';

@@ -1,0 +1,103 @@
+/**
+ * PF rules of the macOS flow router (pf-flow.ts), golden-tested like pf-render.test.ts. Not
+ * loaded into a real PF: the goldens pin the text; pfctl's acceptance of it is unverified.
+ */
+import { describe, expect, it } from 'vitest';
+import { RDR_ANCHOR_RULE, renderFlowFilter, renderFlowTranslation, withRdrAnchor, type PfFlowRouter } from '../../../src/platform/darwin/pf-flow.js';
+import { bindPfLinks, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import { golden } from './helpers.js';
+
+const base: PfPolicy = {
+  killSwitch: true,
+  allowLan: true,
+  dnsLeakProtection: true,
+  ipv6: 'tunnel',
+  tunnels: [
+    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
+    { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
+  ],
+};
+const flow: PfFlowRouter = { port: 47321, routerUid: 0, ipv6: true, udp: 'block', skip: ['198.51.100.7', '192.0.2.10'] };
+
+/** the rule kinds of a rendered anchor, in order (translation must precede filtering) */
+const kinds = (text: string) =>
+  text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#') && !l.includes(' = '))
+    .map((l) => (l.startsWith('table') ? 'table' : l.startsWith('rdr') ? 'rdr' : 'filter'));
+
+describe('flow router PF rules', () => {
+  it('kill switch + flow router, v4 and v6, UDP of user processes blocked (golden)', () => {
+    const text = renderPfAnchor({ ...base, flowRouter: flow });
+    golden('flow-killswitch.pf', text);
+    const k = kinds(text);
+    expect(k.lastIndexOf('rdr')).toBeLessThan(k.indexOf('filter'));
+    // the redirect is seen before the kill switch passes the tunnel or blocks the rest
+    const lines = text.split('\n');
+    const routeTo = lines.findIndex((l) => l.includes('route-to lo0'));
+    expect(routeTo).toBeGreaterThan(lines.findIndex((l) => l.startsWith('block drop out quick proto { udp tcp }')));
+    expect(routeTo).toBeLessThan(lines.findIndex((l) => l.startsWith('pass quick on $awg_work')));
+    expect(routeTo).toBeLessThan(lines.indexOf('block drop out quick all'));
+  });
+
+  it('no kill switch, IPv4 only, UDP follows the routing table (golden)', () => {
+    golden('flow-no-killswitch.pf', renderPfAnchor({ ...base, killSwitch: false, dnsLeakProtection: false, ipv6: 'block', flowRouter: { ...flow, ipv6: false, udp: 'default' } }));
+  });
+
+  it('the router never redirects its own sockets, loopback, or the skip list; negation is by table', () => {
+    const t = renderFlowTranslation(flow);
+    const f = renderFlowFilter(flow);
+    expect(t[0]).toBe('table <awg_flow_skip> const { 127.0.0.0/8 169.254.0.0/16 224.0.0.0/4 255.255.255.255/32 ::1/128 fe80::/10 ff00::/8 192.0.2.10 198.51.100.7 }');
+    for (const l of f.filter((x) => x.includes('route-to'))) {
+      expect(l).toContain('user != 0');
+      expect(l).toContain('on ! lo0');
+      expect(l).toContain('to ! <awg_flow_skip>');
+    }
+    expect(f[0]).toBe('block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501');
+    expect([...t, ...f].join('\n')).not.toMatch(/! \{/);
+  });
+
+  it('a policy without a flow router renders exactly as before (same goldens as pf-render)', () => {
+    golden('killswitch-full.pf', renderPfAnchor({
+      ...base,
+      tunnels: [
+        { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }, { address: '2001:db8::7', port: 51820, protocol: 'udp' }] },
+        { link: 'awg-home', dns: [], endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }] },
+        { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
+      ],
+    }));
+  });
+
+  it('an unbound tunnel macro comments out only its rules; the redirect stays', () => {
+    const { text, unbound } = bindPfLinks(renderPfAnchor({ ...base, flowRouter: flow }), {});
+    expect(unbound).toEqual(['awg_work']);
+    expect(text).toContain('\nrdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port 47321\n');
+    expect(text).toContain('\npass out quick on ! lo0 route-to lo0 inet proto tcp');
+  });
+
+  it('main ruleset: rdr-anchor goes among the translation rules, once', () => {
+    const apple = [
+      'scrub-anchor "com.apple/*"',
+      'nat-anchor "com.apple/*"',
+      'rdr-anchor "com.apple/*"',
+      'dummynet-anchor "com.apple/*"',
+      'anchor "com.apple/*"',
+      'load anchor "com.apple" from "/etc/pf.anchors/com.apple"',
+    ].join('\n');
+    const main = withRdrAnchor(renderMainRuleset(apple));
+    expect(main.split('\n')).toEqual([
+      'scrub-anchor "com.apple/*"',
+      'nat-anchor "com.apple/*"',
+      'rdr-anchor "com.apple/*"',
+      RDR_ANCHOR_RULE,
+      'dummynet-anchor "com.apple/*"',
+      'anchor "com.apple/*"',
+      'load anchor "com.apple" from "/etc/pf.anchors/com.apple"',
+      '# awg',
+      'anchor "com.awg/*"',
+      '',
+    ]);
+    expect(withRdrAnchor(main)).toBe(main);
+    expect(withRdrAnchor('anchor "x"\n')).toBe(`${RDR_ANCHOR_RULE}\nanchor "x"\n`);
+  });
+});

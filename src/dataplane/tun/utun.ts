@@ -128,7 +128,7 @@ export class UtunDevice implements TunDevice {
       this.wbuf[2] = 0;
       this.wbuf[3] = af;
       this.wbuf.set(p, AF_HEADER_LEN);
-      if (this.io.write(this.wbuf.subarray(0, AF_HEADER_LEN + p.length))) {
+      if (this.io.write(this.wbuf, AF_HEADER_LEN + p.length)) {
         this.stats.txPackets++;
         this.stats.txBytes += p.length;
       } else this.stats.txDropped++;

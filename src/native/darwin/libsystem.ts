@@ -139,8 +139,9 @@ export function open(path: string, flags: number): number {
 export function read(fd: number, buf: Buf): number {
   return ret(libSystem().read(fd, buf, buf.length));
 }
-export function write(fd: number, buf: Buf): number {
-  return ret(libSystem().write(fd, buf, buf.length));
+/** writes the first `n` bytes of `buf` (clamped to its length) */
+export function write(fd: number, buf: Buf, n = buf.length): number {
+  return ret(libSystem().write(fd, buf, Math.min(n, buf.length)));
 }
 export function close(fd: number): number {
   return ret(libSystem().close(fd));

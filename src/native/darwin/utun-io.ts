@@ -10,8 +10,8 @@ import { interfaceMtu, openUtun } from './utun.js';
 export interface UtunIo {
   /** one frame into `buf`: its length, 0 when none is waiting, < 0 when the device is gone */
   read(buf: Uint8Array): number;
-  /** one frame; false when the kernel refused it */
-  write(frame: Uint8Array): boolean;
+  /** one frame, the first `len` bytes of `buf` (a reused buffer: no view per packet); false when the kernel refused it */
+  write(buf: Uint8Array, len: number): boolean;
   mtu(): number;
   /** call `cb` whenever frames may be waiting (level-triggered); returns a stop function */
   watch(cb: () => void): () => void;
@@ -26,7 +26,7 @@ export function utunIo(fd: number, ifname: string): UtunIo {
       if (n >= 0) return n;
       return n === -D.EAGAIN || n === -D.EINTR ? 0 : -1;
     },
-    write: (frame) => write(fd, frame) === frame.length,
+    write: (buf, len) => write(fd, buf, len) === len,
     mtu: () => interfaceMtu(ifname),
     watch(cb) {
       const p = new Poller(fd, () => cb());

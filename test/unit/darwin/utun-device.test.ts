@@ -8,6 +8,7 @@ import { UtunDevice, type UtunIo } from '../../../src/dataplane/tun/utun.js';
 
 function fakeIo(frames: Uint8Array[]) {
   const written: number[][] = [];
+  const buffers = new Set<Uint8Array>();
   let watcher: (() => void) | undefined;
   let closed = false;
   const io: UtunIo = {
@@ -18,7 +19,7 @@ function fakeIo(frames: Uint8Array[]) {
       buf.set(f);
       return f.length;
     },
-    write: (frame) => (written.push([...frame]), frame[3] !== 99),
+    write: (buf, len) => (buffers.add(buf), written.push([...buf.subarray(0, len)]), buf[3] !== 99),
     mtu: () => 1420,
     watch(cb) {
       watcher = cb;
@@ -26,7 +27,7 @@ function fakeIo(frames: Uint8Array[]) {
     },
     close: () => void (closed = true),
   };
-  return { io, written, fire: () => watcher?.(), isClosed: () => closed, watching: () => watcher !== undefined };
+  return { io, written, buffers, fire: () => watcher?.(), isClosed: () => closed, watching: () => watcher !== undefined };
 }
 
 const v4 = (n: number) => Uint8Array.from([0x45, 0, 0, 20 + n, ...new Array<number>(16 + n).fill(n)]);
@@ -51,6 +52,35 @@ describe('utun device', () => {
     tun.write([v4(1), v6(), Uint8Array.of(0x10, 1, 2), v4(2)]);
     expect(f.written).toEqual([[0, 0, 0, 2, ...v4(1)], [0, 0, 0, 30, ...v6()], [0, 0, 0, 2, ...v4(2)]]);
     expect(tun.stats).toMatchObject({ txPackets: 3, txDropped: 1 });
+    // every frame went out of one reused buffer
+    expect(f.buffers.size).toBe(1);
+  });
+
+  it('batches of at most 256 packets, each intact and in order; a header-only frame is dropped', () => {
+    const big = Uint8Array.from({ length: 9000 }, (_, i) => (i === 0 ? 0x45 : i & 0xff));
+    const frames = [...Array.from({ length: 299 }, (_, i) => frame(2, v4(i % 50))), frame(2, big), Uint8Array.of(0, 0, 0, 2)];
+    const f = fakeIo(frames.map((x) => Uint8Array.from(x)));
+    const tun = new UtunDevice('utun5', f.io);
+    const batches: number[][][] = [];
+    tun.onReceive((ps) => batches.push(ps.map((p) => [...p])));
+    f.fire();
+    f.fire();
+    f.fire();
+    expect(batches.map((b) => b.length)).toEqual([256, 44]);
+    const all = batches.flat();
+    expect(all.slice(0, 299)).toEqual(Array.from({ length: 299 }, (_, i) => [...v4(i % 50)]));
+    expect(all[299]).toEqual([...big]);
+    expect(tun.stats).toMatchObject({ rxPackets: 300, rxDropped: 1 });
+  });
+
+  it('a frame the kernel refuses is counted, the next still goes out', () => {
+    const f = fakeIo([]);
+    let refuse = true;
+    const io = { ...f.io, write: (buf: Uint8Array, len: number) => (refuse ? ((refuse = false), false) : f.io.write(buf, len)) };
+    const tun = new UtunDevice('utun5', io);
+    tun.write([v4(1), v6()]);
+    expect(f.written).toEqual([[0, 0, 0, 30, ...v6()]]);
+    expect(tun.stats).toMatchObject({ txPackets: 1, txDropped: 1, txBytes: v6().length });
   });
 
   it('a dead socket stops delivery and reports once; close closes the socket', () => {

@@ -1,0 +1,165 @@
+/**
+ * The flow router on macOS: flow-router.ts's platform-neutral core wired to the darwin
+ * system calls. The natives come in as one `DarwinFlowNatives` object so everything here
+ * runs on Linux in tests; `loadDarwinFlowNatives()` imports the koffi bindings lazily
+ * (native/darwin/libsystem.ts sysctlByName, libproc.ts pidPath, pfnatlook.ts
+ * originalDstDarwin, bound-if.ts bindToInterface), so importing this module loads nothing.
+ *
+ * - Owner: PcbFlowLookup (platform/darwin/flow-lookup.ts) over `net.inet.tcp.pcblist_n` and
+ *   proc_pidpath.
+ * - Original destination: DIOCNATLOOK for the accepted socket (PF's `rdr` state).
+ * - Dialers: a tunnel with a utun gets a socket pinned to that utun (IP_BOUND_IF /
+ *   IPV6_BOUND_IF before connect(), so the SYN already leaves there); a proxy tunnel uses
+ *   its own SOCKS5/HTTP dialer; `direct` gets a socket pinned to the physical interface the
+ *   default route uses now (asked per connection: it changes with the network), so the
+ *   routing table's 0/1 + 128/1 cannot pull it into a tunnel. None of these sockets is
+ *   redirected back into the router: PF's route-to rule skips the router's uid
+ *   (platform/darwin/pf-flow.ts). No physical interface known → the direct dial fails
+ *   (the flow is reset), it never falls back to the routing table.
+ */
+import { Socket } from 'node:net';
+import { isIP } from 'node:net';
+import { AwgError } from '../../errors.js';
+import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
+import { ProxyDialError, classifySocketError, formatDst, type Destination, type Dialer } from '../../proxy/types.js';
+import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
+
+export interface NatEndpoint {
+  address: string;
+  port: number;
+}
+
+export interface DarwinFlowNatives {
+  /** sysctlbyname: the value's bytes (throws on failure) */
+  sysctl(name: string): Uint8Array;
+  /** proc_pidpath; undefined when the process is gone */
+  pidPath(pid: number): string | undefined;
+  /** DIOCNATLOOK: where a redirected connection was going */
+  originalDst(local: NatEndpoint, remote: NatEndpoint, family: 4 | 6): NatEndpoint;
+  /** a fresh unconnected TCP socket fd of `family` pinned to `ifname` (IP(V6)_BOUND_IF) */
+  boundTcpFd(ifname: string, family: 4 | 6): number;
+}
+
+/** The koffi-backed natives (macOS only; the bindings load on their first call). */
+export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
+  const [sys, proc, nat, bif] = await Promise.all([
+    import('../../native/darwin/libsystem.js'),
+    import('../../native/darwin/libproc.js'),
+    import('../../native/darwin/pfnatlook.js'),
+    import('../../native/darwin/bound-if.js'),
+  ]);
+  return {
+    sysctl: (name) => {
+      const r = sys.sysctlByName(name);
+      if (typeof r === 'number') throw new AwgError('driver', `sysctl ${name}: errno ${-r}`);
+      return r;
+    },
+    pidPath: (pid) => proc.pidPath(pid),
+    originalDst: (local, remote, family) => nat.originalDstDarwin(local, remote, family),
+    boundTcpFd: (ifname, family) => {
+      const fd = sys.check('socket(SOCK_STREAM)', sys.socket(family === 6 ? sys.D.AF_INET6 : sys.D.AF_INET, sys.D.SOCK_STREAM, 0));
+      try {
+        bif.bindToInterface(fd, ifname, family);
+      } catch (e) {
+        sys.close(fd);
+        throw e;
+      }
+      return fd;
+    },
+  };
+}
+
+/** v4 (also ::ffff:a.b.c.d) or v6 */
+const familyOf = (a: string | undefined): 4 | 6 => (a && a.includes(':') && !/^::ffff:\d/i.test(a) ? 6 : 4);
+
+/**
+ * A dialer whose sockets are pinned to `ifname()` before they connect. Destinations are
+ * IP literals here (DIOCNATLOOK gives addresses); a host name is refused rather than
+ * resolved through a resolver that may sit in another tunnel.
+ */
+export function boundDialer(ifname: () => string | undefined, boundTcpFd: DarwinFlowNatives['boundTcpFd'], o: { timeoutMs?: number } = {}): Dialer {
+  return async (dst: Destination, opts = {}) => {
+    const ifn = ifname();
+    const host = dst.host.replace(/^\[(.*)\]$/, '$1');
+    if (!ifn) throw new ProxyDialError('unreachable', `no interface to dial ${formatDst(dst)} on`);
+    const fam = isIP(host);
+    if (fam === 0) throw new ProxyDialError('blocked', `${formatDst(dst)}: not an address`);
+    let fd: number;
+    try {
+      fd = boundTcpFd(ifn, fam as 4 | 6);
+    } catch (e) {
+      throw new ProxyDialError('unreachable', `socket pinned to ${ifn}: ${(e as Error).message}`, { cause: e });
+    }
+    const sock = new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
+    sock.on('error', () => {});
+    return await new Promise<Socket>((resolve, reject) => {
+      const timer = setTimeout(() => fail(Object.assign(new Error(`timed out after ${o.timeoutMs ?? 10_000} ms`), { code: 'ETIMEDOUT' })), o.timeoutMs ?? 10_000);
+      const onAbort = () => fail(new Error('aborted'));
+      const done = () => {
+        clearTimeout(timer);
+        sock.off('error', fail);
+        opts.signal?.removeEventListener('abort', onAbort);
+      };
+      function fail(e: Error) {
+        done();
+        sock.destroy();
+        reject(new ProxyDialError(classifySocketError(e), `connect to ${formatDst(dst)} on ${ifn} failed: ${e.message}`, { cause: e }));
+      }
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      sock.once('error', fail);
+      sock.connect({ host, port: dst.port, family: fam }, () => {
+        done();
+        resolve(sock);
+      });
+    });
+  };
+}
+
+export interface DarwinTunnelRoute {
+  /** the utun the tunnel's engine has now (WireGuard tunnels) */
+  utun?: () => string | undefined;
+  /** the proxy tunnel's upstream dialer (SOCKS5 / HTTP CONNECT) */
+  dialer?: Dialer;
+}
+
+export interface DarwinFlowRouterOptions
+  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner'> {
+  natives: DarwinFlowNatives;
+  tunnels: Record<string, DarwinTunnelRoute>;
+  /** the physical interface of the default route now (facts: en0…) */
+  physical: () => string | undefined;
+  /** owner cache size (default 4096) */
+  maxOwners?: number;
+  timeoutMs?: number;
+}
+
+export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRouter; lookup: PcbFlowLookup } {
+  const n = o.natives;
+  const lookup = new PcbFlowLookup({ sysctl: (x) => n.sysctl(x), pidPath: (p) => n.pidPath(p) }, o.maxOwners === undefined ? {} : { maxEntries: o.maxOwners });
+  const t = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
+  const direct = boundDialer(o.physical, n.boundTcpFd, t);
+  const tunnelDialers = new Map<string, Dialer>();
+  for (const [name, r] of Object.entries(o.tunnels)) {
+    if (r.dialer) tunnelDialers.set(name, r.dialer);
+    else if (r.utun) tunnelDialers.set(name, boundDialer(r.utun, n.boundTcpFd, t));
+  }
+  const router = new FlowRouter({
+    listen: o.listen,
+    rules: o.rules,
+    default: o.default,
+    tunnelUp: o.tunnelUp,
+    ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
+    lookup,
+    dialers: { direct, tunnel: (name) => tunnelDialers.get(name) },
+    originalDestination: (sock) => {
+      const family = familyOf(sock.localAddress);
+      const d = n.originalDst(
+        { address: sock.localAddress ?? '', port: sock.localPort ?? 0 },
+        { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 },
+        family,
+      );
+      return { host: d.address, port: d.port };
+    },
+  });
+  return { router, lookup };
+}

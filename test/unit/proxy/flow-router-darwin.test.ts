@@ -1,0 +1,135 @@
+/**
+ * The darwin wiring of the flow router (resources/engine/flow-router-darwin.ts), run on
+ * Linux with real loopback TCP: the natives are fakes (pcblist_n bytes in the kernel's
+ * layout, proc_pidpath by table, DIOCNATLOOK answering a fixed destination) except the
+ * pinned socket, which is a real socket(2) fd from Linux's libc standing in for one with
+ * IP_BOUND_IF set. Checks which interface each route pins its socket to, and that a failed
+ * DIOCNATLOOK or an unknown physical interface resets the flow.
+ */
+import { connect, createServer, type Server } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Rule } from '../../../src/config/schema.js';
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
+import { darwinFlowRouter, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import type { Dialer } from '../../../src/proxy/types.js';
+import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
+
+async function server(name: string): Promise<{ server: Server; port: number; seen: string[] }> {
+  const seen: string[] = [];
+  const s = createServer((c) => {
+    c.on('data', (d) => {
+      seen.push(d.toString());
+      c.end(`${name}:${d.toString()}`);
+    });
+    c.on('error', () => {});
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { server: s, port: (s.address() as { port: number }).port, seen };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const p = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return p;
+}
+
+describe('darwin flow router wiring', () => {
+  const closers: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0).reverse()) await c();
+  });
+
+  async function setup(o: { natlookFails?: boolean; physical?: string }) {
+    const dst = await server('dst');
+    const proxy = await server('proxy');
+    for (const s of [dst, proxy]) closers.push(() => new Promise<void>((r) => s.server.close(() => r())));
+    const owners = new Map<number, number>(); // client port → pid
+    const pinned: string[] = [];
+    const natlooks: string[] = [];
+    const natives: DarwinFlowNatives = {
+      sysctl: (name) => {
+        expect(name).toBe('net.inet.tcp.pcblist_n');
+        const recs = [...owners].flatMap(([port, pid]) => [inpcb(false, [127, 0, 0, 1], port, [127, 0, 0, 1], dst.port, BigInt(port)), xsocket(501, pid, 0), ...rest(4)]);
+        return cat([xinpgen(owners.size), ...recs, xinpgen(owners.size)]);
+      },
+      pidPath: (pid) => ({ 1: '/usr/bin/curl', 2: '/Applications/Firefox.app/Contents/MacOS/firefox', 3: '/opt/x/agent', 4: '/usr/local/bin/via-proxy' })[pid],
+      originalDst: (local, remote, family) => {
+        natlooks.push(`${remote.address}:${remote.port}->${local.address}:${local.port}/${family}`);
+        if (o.natlookFails) throw new Error('DIOCNATLOOK: no PF state');
+        return { address: '127.0.0.1', port: dst.port };
+      },
+      boundTcpFd: (ifname, family) => {
+        pinned.push(`${ifname}/${family}`);
+        const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new Error(`socket: ${-fd}`);
+        return fd;
+      },
+    };
+    const proxyDialer: Dialer = async () => connect({ host: '127.0.0.1', port: proxy.port });
+    const rules = [
+      { name: 'tools', match: { dir: '/usr/bin' }, target: 'direct' },
+      { name: 'browser', match: { name: 'firefox' }, target: 'work' },
+      { name: 'proxied', match: { name: 'via-proxy' }, target: 'socks' },
+      { name: 'x', match: { dir: '/opt/x' }, target: 'block' },
+    ] as Rule[];
+    const { router } = darwinFlowRouter({
+      listen: { host: '127.0.0.1', port: 0 },
+      rules,
+      default: 'direct',
+      tunnelUp: () => true,
+      natives,
+      physical: () => o.physical,
+      tunnels: { work: { utun: () => 'utun4' }, socks: { dialer: proxyDialer } },
+    });
+    const addr = await router.start();
+    closers.push(() => router.close());
+    const send = async (pid: number, msg: string) => {
+      const port = await freePort();
+      owners.set(port, pid); // in the list before the router accepts (the kernel's order)
+      return new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port: addr.port, localAddress: '127.0.0.1', localPort: port });
+        let got = '';
+        s.on('connect', () => s.write(msg));
+        s.on('data', (d) => (got += d.toString()));
+        s.on('error', () => resolve('reset'));
+        s.on('close', () => resolve(got || 'reset'));
+      });
+    };
+    return { send, pinned, natlooks, dst, proxy };
+  }
+
+  it('direct pins to the physical interface, a WireGuard tunnel to its utun, a proxy tunnel uses its dialer, block reaches nothing', async () => {
+    const t = await setup({ physical: 'en0' });
+    expect(await t.send(1, 'curl')).toBe('dst:curl');
+    expect(await t.send(2, 'ff')).toBe('dst:ff');
+    expect(t.pinned).toEqual(['en0/4', 'utun4/4']);
+    expect(await t.send(4, 'p')).toBe('proxy:p');
+    expect(await t.send(3, 'secret')).toBe('reset');
+    expect(t.pinned).toEqual(['en0/4', 'utun4/4']);
+    expect([...t.dst.seen, ...t.proxy.seen]).toEqual(['curl', 'ff', 'p']);
+    expect(t.natlooks).toHaveLength(4);
+    expect(t.natlooks[0]).toMatch(/^127\.0\.0\.1:\d+->127\.0\.0\.1:\d+\/4$/);
+  });
+
+  it('no PF state for the connection (DIOCNATLOOK fails): reset before any lookup or dial', async () => {
+    const t = await setup({ natlookFails: true, physical: 'en0' });
+    expect(await t.send(1, 'curl')).toBe('reset');
+    expect(t.pinned).toEqual([]);
+    expect(t.dst.seen).toEqual([]);
+  });
+
+  it('no physical interface known: a direct flow is reset, never dialled through the routing table', async () => {
+    const t = await setup({});
+    expect(await t.send(1, 'curl')).toBe('reset');
+    expect(t.pinned).toEqual([]);
+    expect(t.dst.seen).toEqual([]);
+  });
+  it('the real natives load lazily and refuse to run off macOS', async () => {
+    const n = await loadDarwinFlowNatives();
+    expect(() => n.pidPath(1)).toThrow(/macOS/);
+    expect(() => n.sysctl('net.inet.tcp.pcblist_n')).toThrow(/macOS/);
+    expect(() => n.boundTcpFd('en0', 4)).toThrow(/macOS/);
+  });
+});

@@ -38,6 +38,7 @@
  * multicast, broadcast, the tunnels' endpoints). A negated table matches as intended; a
  * negated `{ }` list would not (PF expands it into rules that each match everything else).
  */
+import type { FirewallPolicy } from '../../model/policy.js';
 
 export interface PfFlowRouter {
   /** the router's listener port (127.0.0.1, and ::1 with v6) */
@@ -104,4 +105,20 @@ export function withRdrAnchor(mainRuleset: string): string {
   }
   lines.splice(at, 0, RDR_ANCHOR_RULE);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The flow router's PF settings for a policy: v6 unless the default route blocks it, the
+ * tunnels' endpoints skipped, user UDP dropped when `rulesCanBlock` (the caller asks
+ * resources/engine/flow-router.ts rulesCanBlock; fail closed: an app a rule blocks must not
+ * leak over UDP, which the router cannot see).
+ */
+export function pfFlowRouterFor(policy: FirewallPolicy, o: { port: number; rulesCanBlock: boolean; routerUid?: number }): PfFlowRouter {
+  return {
+    port: o.port,
+    routerUid: o.routerUid ?? 0,
+    ipv6: (policy.defaultRoute?.ipv6 ?? 'tunnel') !== 'block',
+    udp: o.rulesCanBlock ? 'block' : 'default',
+    skip: [...new Set(policy.tunnels.flatMap((t) => t.endpoints.map((e) => e.address)))].sort(),
+  };
 }

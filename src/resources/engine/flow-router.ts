@@ -14,14 +14,26 @@
  *   forwarded; the app's bytes wait in the kernel (pauseOnConnect) meanwhile.
  * - Unknown owner (the process exited before the lookup, or its socket is not in the list):
  *   blocked by default — a flow a rule would have blocked must never leak because its owner
- *   was quick; `unknownOwner: 'default'` sends it the default route instead.
- * - Loops: the router's own outbound sockets must not be redirected again. The PF redirect
- *   (not built yet) is to exclude them by user (the daemon's uid) and the dialers bind their
- *   sockets to an interface with IP_BOUND_IF (native/darwin/libsystem.ts bindToInterface).
- * - UDP is not routed per app here (no transparent UDP on PF without divert sockets); per-app
- *   UDP follows the default route, and the PF anchor blocks it for apps whose rule blocks.
- * - Owner lookups are cached by socket generation (inp_gencnt, unique per socket ever made),
- *   so a port reused by another process is never attributed to the old owner; bounded.
+ *   was quick. `unknownOwner: 'default'` sends it the default route instead, and is honoured
+ *   only while no rule can block (no `block` target, every tunnel rule `allow-direct`):
+ *   otherwise the unknown owner might be an app a rule blocks, and it is blocked.
+ * - Loops: the router's own outbound sockets must not be redirected again. PF's route-to
+ *   rule skips the router's uid (`user != 0`, platform/darwin/pf-flow.ts; a PF tag or the
+ *   bound interface alone would not do: see there), and the dialers pin their sockets with
+ *   IP_BOUND_IF (direct: the physical interface; a tunnel: its utun;
+ *   flow-router-darwin.ts), so the 0/1 + 128/1 routes cannot pull a direct flow into a
+ *   tunnel. Root's own processes are therefore not routed per app.
+ * - Original destination: DIOCNATLOOK on PF's `rdr` state; no state → the connection is
+ *   reset before any lookup (TransparentProxy's `no-original-dst`).
+ * - UDP is not routed per app (no transparent UDP on PF without divert sockets); it follows
+ *   the routing table (the default route). When a rule can block, the PF anchor drops the
+ *   UDP of user-session processes (uid >= 501) so a blocked app cannot leak over UDP
+ *   (QUIC falls back to TCP, which comes here).
+ * - Tunnel state is read per connection (`tunnelUp`): no decision outlives its connection,
+ *   and an established connection is not moved when a tunnel changes state.
+ * - Owner lookups are cached per (proto, local address, port), valid only for the same socket
+ *   generation (inp_gencnt, unique per socket ever made), so a port reused by another process
+ *   is never attributed to the old owner; bounded (platform/darwin/flow-lookup.ts).
  */
 import type { Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
@@ -62,7 +74,13 @@ export interface FlowRouterOptions {
   lookup: ProcessLookup;
   /** the redirected connection's original destination (macOS: DIOCNATLOOK) */
   originalDestination(sock: Socket): Destination;
+  /** `default` is honoured only while no enabled rule can block (see the header) */
   unknownOwner?: 'block' | 'default';
+}
+
+/** can a rule of `rules` route a flow to `blocked` (now or when its tunnel is down)? */
+export function rulesCanBlock(rules: readonly Rule[]): boolean {
+  return rules.some((r) => r.enabled !== false && (r.target === 'block' || (r.target !== 'direct' && (r.fallback ?? 'block') !== 'allow-direct')));
 }
 
 export interface FlowDecision {
@@ -75,11 +93,13 @@ export interface FlowDecision {
 export class FlowRouter {
   readonly proxy: TransparentProxy;
   private readonly matcher;
+  private readonly unknownToDefault: boolean;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   readonly counts = new Map<string, number>();
 
   constructor(private readonly o: FlowRouterOptions) {
     this.matcher = compileRules(o.rules);
+    this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
     this.proxy = new TransparentProxy({
       listen: o.listen,
       dial: () => Promise.reject(new ProxyDialError('blocked', 'no route chosen')),
@@ -92,7 +112,7 @@ export class FlowRouter {
   decide(flow: Flow): FlowDecision {
     const owner = this.o.lookup.owner(flow);
     if (!owner)
-      return { route: this.o.unknownOwner === 'default' ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
+      return { route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
     const chain = this.matcher.failoverChain(owner.path);
     if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
     return { route: effectiveRoute(chain, this.o.tunnelUp), owner, rule: chain[0]!.name };

@@ -3,8 +3,10 @@
  * loaded into a real PF: the goldens pin the text; pfctl's acceptance of it is unverified.
  */
 import { describe, expect, it } from 'vitest';
-import { RDR_ANCHOR_RULE, renderFlowFilter, renderFlowTranslation, withRdrAnchor, type PfFlowRouter } from '../../../src/platform/darwin/pf-flow.js';
+import { RDR_ANCHOR_RULE, pfFlowRouterFor, renderFlowFilter, renderFlowTranslation, withRdrAnchor, type PfFlowRouter } from '../../../src/platform/darwin/pf-flow.js';
 import { bindPfLinks, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import type { Rule } from '../../../src/config/schema.js';
+import { rulesCanBlock } from '../../../src/resources/engine/flow-router.js';
 import { golden } from './helpers.js';
 
 const base: PfPolicy = {
@@ -99,5 +101,35 @@ describe('flow router PF rules', () => {
     ]);
     expect(withRdrAnchor(main)).toBe(main);
     expect(withRdrAnchor('anchor "x"\n')).toBe(`${RDR_ANCHOR_RULE}\nanchor "x"\n`);
+  });
+  it('settings from the rules and policy: UDP of user processes is dropped exactly when a rule can block', () => {
+    const r = (x: Partial<Rule>) => ({ name: 'r', match: { name: 'x' }, target: 'work', ...x }) as Rule;
+    expect(rulesCanBlock([r({ target: 'direct' })])).toBe(false);
+    expect(rulesCanBlock([r({ fallback: 'allow-direct' })])).toBe(false);
+    expect(rulesCanBlock([r({ target: 'block', enabled: false })])).toBe(false);
+    expect(rulesCanBlock([r({})])).toBe(true); // fallback defaults to block
+    expect(rulesCanBlock([r({ fallback: 'failover' })])).toBe(true);
+    expect(rulesCanBlock([r({ target: 'block' })])).toBe(true);
+    const policy = {
+      fwmarkMask: 0xff0000,
+      bypassMark: 0xff0000,
+      killSwitch: 'on' as const,
+      dnsLeakProtection: true,
+      apps: [],
+      blockMarks: [],
+      defaultRoute: { mark: 0x10000, ipv6: 'block' as const },
+      tunnels: [
+        { name: 'work', link: 'awg-work', mark: 0x10000, resolvers: [], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' as const }] },
+        { name: 'socks', mark: 0x20000, resolvers: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' as const }, { address: '198.51.100.7', port: 443, protocol: 'tcp' as const }] },
+      ],
+    };
+    expect(pfFlowRouterFor(policy, { port: 47321, rulesCanBlock: rulesCanBlock([r({ target: 'direct' })]) })).toEqual({
+      port: 47321,
+      routerUid: 0,
+      ipv6: false,
+      udp: 'default',
+      skip: ['192.0.2.10', '198.51.100.7'],
+    });
+    expect(pfFlowRouterFor({ ...policy, defaultRoute: undefined } as never, { port: 1, routerUid: 260, rulesCanBlock: rulesCanBlock([r({})]) })).toMatchObject({ ipv6: true, udp: 'block', routerUid: 260 });
   });
 });

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
-import { FlowRouter, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
+import { FlowRouter, rulesCanBlock, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
@@ -140,12 +140,19 @@ describe('flow router', () => {
     expect(b.routes.B.seen).toEqual([]);
   });
 
-  it('an owner that cannot be found is blocked (or takes the default when configured so)', async () => {
+  it('an owner that cannot be found is blocked; it takes the default only when configured so and no rule can block', async () => {
     const a = await setup({ rules, default: 'direct', paths });
     expect(await a.send(99, 'ghost')).toBe('reset'); // pid 99: proc_pidpath finds nothing (exited)
     expect(a.routes.direct.seen).toEqual([]);
     const b = await setup({ rules, default: 'direct', unknownOwner: 'default', paths });
-    expect(await b.send(99, 'ghost')).toBe('direct:ghost');
+    expect(await b.send(99, 'ghost')).toBe('reset'); // the ghost may be the blocked agent: never leak it
+    expect(b.routes.direct.seen).toEqual([]);
+    const open = [
+      { name: 'tools', match: { path: '/usr/bin/*' }, target: 'direct' },
+      { name: 'other', match: { regex: 'other$' }, target: 'A', fallback: 'allow-direct' },
+    ] as Rule[];
+    const c = await setup({ rules: open, default: 'B', unknownOwner: 'default', paths });
+    expect(await c.send(99, 'ghost')).toBe('B:ghost');
   });
 
   it('a port reused by another process is judged by its new owner (socket generation), a known socket from the cache', async () => {
@@ -243,7 +250,8 @@ describe('flow router', () => {
         fc.constantFrom('direct', 'A', 'B'),
         fc.subarray(['A', 'B']),
         fc.constantFrom(...Object.keys(paths).map(Number), 99),
-        (rs, def, down, pid) => {
+        fc.constantFrom('block' as const, 'default' as const),
+        (rs, def, down, pid, unknown) => {
           const rules = rs.map((r, i) => ({ name: `r${i}`, ...r })) as Rule[];
           const tunnelUp = (t: string) => !down.includes(t);
           const path = (paths as Record<number, string>)[pid];
@@ -255,9 +263,14 @@ describe('flow router', () => {
             dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
             lookup: { owner: () => (path ? { pid, path } : undefined) },
             originalDestination: () => DST,
+            unknownOwner: unknown,
           });
           const got = router.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst: DST }).route;
-          if (!path) return got === 'blocked';
+          if (!path) {
+            // unknown owner: never a route a matching rule could not have given; blocked unless no rule blocks
+            if (got === 'blocked') return true;
+            return unknown === 'default' && !rulesCanBlock(rules) && got === defaultRoute(def, tunnelUp);
+          }
           const chain = compileRules(rules).failoverChain(path);
           return got === (chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp));
         },

@@ -82,6 +82,12 @@ export interface MPf {
   anchors: Map<string, string[]>;
   /** -E references: token → pid */
   refs: Map<string, number>;
+  /**
+   * references without a token: `pfctl -e` (DIOCSTART) adds one to XNU's pf_enabled_ref_count
+   * when it starts PF (or when it is running and every reference has a token), and `pfctl -X`
+   * (DIOCSTOPREF) stops PF only when that count reaches 0 — bsd/net/pf_ioctl.c
+   */
+  plainRefs: number;
   /** state-table flushes (pfctl -F states) */
   stateFlushes: number;
 }
@@ -201,7 +207,7 @@ export class MacHost implements Exec {
   interfaces = new Map<string, MInterface>();
   services: MService[] = [];
   store = new Map<string, { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }>();
-  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), anchors: new Map(), refs: new Map(), stateFlushes: 0 };
+  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), anchors: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
   pfConf = DEFAULT_PF_CONF;
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
   launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
@@ -269,7 +275,7 @@ export class MacHost implements Exec {
         interfaces: [...this.interfaces.values()].sort((a, b) => a.name.localeCompare(b.name)),
         services: this.services,
         store: [...this.store].sort(),
-        pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort() },
+        pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort(), plainRefs: this.pf.plainRefs },
         launchd: [...this.launchd.keys()].sort(),
         sysctls: [...this.sysctls].sort(),
         files: [...this.files].sort(),
@@ -294,6 +300,15 @@ export class MacHost implements Exec {
   destroyUtun(name: string): void {
     this.interfaces.delete(name);
     this.routes = this.routes.filter((r) => r.netif !== name);
+  }
+
+  /**
+   * someone ran `pfctl -e` (a firewall app, a boot script): PF runs under a reference without a
+   * token — XNU's DIOCSTART counts it only when it starts PF or every reference has a token
+   */
+  pfctlEnable(): void {
+    if (!this.pf.enabled || this.pf.plainRefs === 0) this.pf.plainRefs++;
+    this.pf.enabled = true;
   }
 
   /** someone ran `pfctl -f /etc/pf.conf` (the system's ruleset without our hook) */
@@ -664,11 +679,12 @@ export class MacHost implements Exec {
     if ((m = /^-X (\d+)$/.exec(s))) {
       if (!this.pf.enabled) return fail('pfctl: pf not enabled\n');
       if (!this.pf.refs.delete(m[1]!)) return fail('pfctl: pf: token invalid\n');
-      if (this.pf.refs.size === 0) {
+      const remaining = this.pf.refs.size + this.pf.plainRefs;
+      if (remaining === 0) {
         this.pf.enabled = false;
         return ok('', 'pf disabled\n');
       }
-      return ok('', `disable request successful. ${this.pf.refs.size} more pf enable reference(s) remaining, pf still enabled.\n`);
+      return ok('', `disable request successful. ${remaining} more pf enable reference(s) remaining, pf still enabled.\n`);
     }
     if (s === '-F states') {
       this.pf.stateFlushes++;

@@ -38,6 +38,7 @@
  * multicast, broadcast, the tunnels' endpoints). A negated table matches as intended; a
  * negated `{ }` list would not (PF expands it into rules that each match everything else).
  */
+import { effectiveRoute, type RuleMatcher } from '../../model/match.js';
 import type { FirewallPolicy } from '../../model/policy.js';
 
 export interface PfFlowRouter {
@@ -108,9 +109,23 @@ export function withRdrAnchor(mainRuleset: string): string {
 }
 
 /**
+ * Can an enabled rule of `rules` send a flow to `blocked`, now or once its tunnel is down?
+ * Asked of match.ts itself (each rule alone, its tunnel down: the most it can block), so it
+ * agrees with the router: `block` targets, `fallback: drop` on any target (a `direct` rule
+ * with `drop` blocks too), a tunnel rule whose fallback is `block` or `failover`.
+ */
+export function rulesCanBlock(rules: RuleMatcher['rules']): boolean {
+  return rules.some(
+    (r, index) =>
+      r.enabled !== false &&
+      effectiveRoute([{ index, name: r.name ?? `rule-${index}`, target: r.target, fallback: r.fallback ?? 'block' }], () => false) === 'blocked',
+  );
+}
+
+/**
  * The flow router's PF settings for a policy: v6 unless the default route blocks it, the
  * tunnels' endpoints skipped, user UDP dropped when `rulesCanBlock` (the caller asks
- * resources/engine/flow-router.ts rulesCanBlock; fail closed: an app a rule blocks must not
+ * rulesCanBlock above; fail closed: an app a rule blocks must not
  * leak over UDP, which the router cannot see).
  */
 export function pfFlowRouterFor(policy: FirewallPolicy, o: { port: number; rulesCanBlock: boolean; routerUid?: number }): PfFlowRouter {

@@ -38,6 +38,7 @@
 import type { Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute, type Route } from '../../model/match.js';
+import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
 import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
 
@@ -78,10 +79,7 @@ export interface FlowRouterOptions {
   unknownOwner?: 'block' | 'default';
 }
 
-/** can a rule of `rules` route a flow to `blocked` (now or when its tunnel is down)? */
-export function rulesCanBlock(rules: readonly Rule[]): boolean {
-  return rules.some((r) => r.enabled !== false && (r.target === 'block' || (r.target !== 'direct' && (r.fallback ?? 'block') !== 'allow-direct')));
-}
+export { rulesCanBlock };
 
 export interface FlowDecision {
   route: Route;

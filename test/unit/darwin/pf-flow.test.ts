@@ -2,7 +2,9 @@
  * PF rules of the macOS flow router (pf-flow.ts), golden-tested like pf-render.test.ts. Not
  * loaded into a real PF: the goldens pin the text; pfctl's acceptance of it is unverified.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { compileRules, effectiveRoute } from '../../../src/model/match.js';
 import { RDR_ANCHOR_RULE, pfFlowRouterFor, renderFlowFilter, renderFlowTranslation, withRdrAnchor, type PfFlowRouter } from '../../../src/platform/darwin/pf-flow.js';
 import { bindPfLinks, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
 import type { Rule } from '../../../src/config/schema.js';
@@ -102,6 +104,21 @@ describe('flow router PF rules', () => {
     expect(withRdrAnchor(main)).toBe(main);
     expect(withRdrAnchor('anchor "x"\n')).toBe(`${RDR_ANCHOR_RULE}\nanchor "x"\n`);
   });
+  it('property: rules that cannot block never give a blocked route, whatever matches and whichever tunnels are down', () => {
+    const rule = fc.record({
+      target: fc.constantFrom('direct', 'block', 'A', 'B'),
+      fallback: fc.constantFrom('allow-direct', 'block', 'failover', 'drop'),
+      enabled: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(fc.array(rule, { maxLength: 5 }), fc.subarray(['A', 'B']), fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }), (rs, down, matches) => {
+        const rules = rs.map((x, i) => ({ name: `r${i}`, match: { name: matches[i] ? 'app' : 'other' }, ...x }) as Rule);
+        const chain = compileRules(rules).failoverChain('/bin/app');
+        const route = chain.length ? effectiveRoute(chain, (t) => !down.includes(t)) : 'direct';
+        return rulesCanBlock(rules) || route !== 'blocked';
+      }),
+    );
+  });
   it('settings from the rules and policy: UDP of user processes is dropped exactly when a rule can block', () => {
     const r = (x: Partial<Rule>) => ({ name: 'r', match: { name: 'x' }, target: 'work', ...x }) as Rule;
     expect(rulesCanBlock([r({ target: 'direct' })])).toBe(false);
@@ -110,6 +127,8 @@ describe('flow router PF rules', () => {
     expect(rulesCanBlock([r({})])).toBe(true); // fallback defaults to block
     expect(rulesCanBlock([r({ fallback: 'failover' })])).toBe(true);
     expect(rulesCanBlock([r({ target: 'block' })])).toBe(true);
+    expect(rulesCanBlock([r({ target: 'direct', fallback: 'drop' })])).toBe(true); // match.ts: drop wins over direct
+    expect(rulesCanBlock([r({ fallback: 'allow-direct' }), r({ fallback: 'drop' })])).toBe(true);
     const policy = {
       fwmarkMask: 0xff0000,
       bypassMark: 0xff0000,

@@ -16,6 +16,7 @@
  * - rule, cgroup, sysctl resources are dropped (with a warning for per-app rules).
  * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
  */
+import ipaddr from '../util/ipaddr.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
@@ -32,6 +33,10 @@ const SPLIT: Record<string, string[]> = {
   '0.0.0.0/0': ['0.0.0.0/1', '128.0.0.0/1'],
   '::/0': ['::/1', '8000::/1'],
 };
+
+function isLoopback(address: string): boolean {
+  return ipaddr.isValid(address) && ipaddr.parse(address).range() === 'loopback';
+}
 
 export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
   const warnings = [...d.warnings];
@@ -103,13 +108,19 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
       }
       if (SPLIT[r.dst]) coversDefault = true;
     }
-    if (coversDefault) {
-      for (const e of def.endpoints) {
+    // Every WireGuard engine's packets would follow 0/1 into the default tunnel (the utun
+    // engine does not pin its socket to the physical interface), the other tunnels' too. A
+    // loopback endpoint (a local relay) needs none: lo0's routes are more specific than 0/1,
+    // and a host route via the gateway would collide with lo0's own.
+    const wg = [def, ...policy!.tunnels.filter((t) => t !== def && t.link)];
+    for (const t of coversDefault ? wg : []) {
+      for (const e of t.endpoints) {
+        if (isLoopback(e.address)) continue;
         const v6 = e.address.includes(':');
         const gw = v6 ? facts.defaultRouteV6 : facts.defaultRouteV4;
         if (!gw) {
           warnings.push(
-            `endpoint ${e.address} of ${def.name}: no IPv${v6 ? 6 : 4} default gateway known, so no bypass route; it would loop into the tunnel`,
+            `endpoint ${e.address} of ${t.name}: no IPv${v6 ? 6 : 4} default gateway known, so no bypass route; it would loop into the tunnel`,
           );
           continue;
         }

@@ -6,14 +6,18 @@
  *   did not change" → a network service whose DNS already was the tunnel's;
  * - e2e-apply "foreign objects stay byte-identical" → PF enabled by someone's `pfctl -e`
  *   (a reference without a token: XNU's pf_enabled_ref_count) is still enabled after down;
- * - e2e-faults "a kill-switch-only config blocks traffic … and down reopens it".
+ * - e2e-faults "a kill-switch-only config blocks traffic … and down reopens it";
+ * - the engines' own packets stay outside the tunnels (Linux: their fwmark): a default
+ *   tunnel whose endpoint is a local relay on 127.0.0.1, and a second WireGuard tunnel whose
+ *   handshakes must not ride the default tunnel.
  *
  * Verified on the model only (PF verdicts from pf-eval.ts, not packets).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
-import { DNS_OUT, ENDPOINT_UDP, macConfig, Rig, WEB } from '../../helpers/macos-host/scenario.js';
+import { DNS_OUT, ENDPOINT, ENDPOINT_UDP, macConfig, Rig, WEB } from '../../helpers/macos-host/scenario.js';
+import { wgKeyPair } from '../../helpers/awg.js';
 
 const LAN: Packet = { ...WEB, dst: '192.168.1.20', dport: 22 };
 const LOOPBACK: Packet = { dir: 'out', iface: 'lo0', family: 4, proto: 'tcp', dst: '127.0.0.1', dport: 8080 };
@@ -77,5 +81,52 @@ describe('macOS host model: more of the Linux scenarios', () => {
     expect((await r.down()).errors).toEqual([]);
     expect(r.host.snapshot()).toEqual(prior);
     for (const p of [WEB, LAN, DNS_OUT]) expect(pfVerdict(r.host, p)).toBe('pass');
+  });
+
+  // Before: realiseDarwin planned a bypass host route 127.0.0.1/32 via the Wi-Fi gateway, which
+  // collided with lo0's own 127.0.0.1 route: apply refused to adopt it and rolled back.
+  it('a default tunnel whose endpoint is a local relay (127.0.0.1) applies without a bypass route; loopback is untouched', async () => {
+    const r = rig(macConfig().replace(`${ENDPOINT}:51820`, '127.0.0.1:51820'));
+    const prior = r.host.snapshot();
+    const lo = r.host.routes.filter((x) => x.netif === 'lo0');
+    const { ctx } = await r.apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    expect(r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('127.0.0.1'))).toEqual([]);
+    expect(r.host.routes.filter((x) => x.netif === 'lo0')).toEqual(lo);
+    expect(pfVerdict(r.host, { ...LOOPBACK, proto: 'udp', dport: 51820 })).toBe('pass');
+    expect(await r.diff()).toEqual([]);
+    expect((await r.down()).errors).toEqual([]);
+    expect(r.host.snapshot()).toEqual(prior);
+  });
+
+  // Before: only the default tunnel's endpoints were bypassed, so a second WireGuard tunnel's
+  // encrypted packets followed 0/1 into the default tunnel (the utun engine does not pin its
+  // socket to en0): that tunnel depended on the other one being up.
+  it("a second WireGuard tunnel's endpoint is bypassed too: its handshakes leave by en0, not inside the default tunnel", async () => {
+    const k = wgKeyPair();
+    const p = wgKeyPair();
+    const office = `  office:
+    type: wireguard
+    privateKey: "${k.privateKey}"
+    addresses: [172.20.0.14/32]
+    dns: [172.20.0.53]
+    peers:
+      - publicKey: "${p.publicKey}"
+        endpoint: 203.0.113.9:51820
+        allowedIPs: [172.20.0.0/16]
+default: home`;
+    const r = rig(macConfig().replace('default: home', office));
+    const prior = r.host.snapshot();
+    const { ctx } = await r.apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    expect(r.host.routes.find((x) => x.dst === '203.0.113.9/32')).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
+    expect(r.host.routes.find((x) => x.dst === `${ENDPOINT}/32`)).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
+    expect(pfVerdict(r.host, { ...ENDPOINT_UDP, dst: '203.0.113.9' })).toBe('pass');
+    expect(await r.diff()).toEqual([]);
+    expect((await r.apply()).mutations).toBe(0);
+    expect((await r.down()).errors).toEqual([]);
+    expect(r.host.snapshot()).toEqual(prior);
   });
 });

@@ -71,6 +71,26 @@ interface Lib {
   __error(): unknown;
 }
 
+/** the C prototypes, as koffi parses them (tested for marshalling against Linux libc where it has the same call) */
+export const DECLS = {
+  socket: 'int socket(int, int, int)',
+  connect: 'int connect(int, const uint8_t *, uint32_t)',
+  // ioctl's request is an unsigned long; the _IOWR numbers exceed 2^31
+  ioctl: 'int ioctl(int, unsigned long, _Inout_ uint8_t *)',
+  getsockopt: 'int getsockopt(int, int, int, _Inout_ uint8_t *, _Inout_ uint32_t *)',
+  setsockopt: 'int setsockopt(int, int, int, const uint8_t *, uint32_t)',
+  fcntl: 'int fcntl(int, int, int)',
+  open: 'int open(const char *, int)',
+  read: 'long read(int, _Out_ uint8_t *, size_t)',
+  write: 'long write(int, const uint8_t *, size_t)',
+  close: 'int close(int)',
+  sysctlbyname: 'int sysctlbyname(const char *, _Inout_ uint8_t *, _Inout_ uint64_t *, const uint8_t *, size_t)',
+  if_nametoindex: 'unsigned int if_nametoindex(const char *)',
+  proc_listallpids: 'int proc_listallpids(_Out_ uint8_t *, int)',
+  proc_pidpath: 'int proc_pidpath(int, _Out_ uint8_t *, uint32_t)',
+  __error: 'int *__error(void)',
+} as const;
+
 let lib: Lib | undefined;
 
 /** The bindings; loads libSystem on first use, on darwin only (`platform` is for tests). */
@@ -79,25 +99,8 @@ export function libSystem(platform: NodeJS.Platform = process.platform): Lib {
     throw new AwgError('unsupported', `libSystem bindings need macOS (running on ${platform})`);
   if (lib) return lib;
   const l = koffi.load('/usr/lib/libSystem.B.dylib');
-  const f = <T>(decl: string) => l.func(decl) as unknown as T;
-  lib = {
-    socket: f('int socket(int, int, int)'),
-    connect: f('int connect(int, const uint8_t *, uint32_t)'),
-    // ioctl's request is an unsigned long; the _IOWR numbers exceed 2^31
-    ioctl: f('int ioctl(int, unsigned long, _Inout_ uint8_t *)'),
-    getsockopt: f('int getsockopt(int, int, int, _Inout_ uint8_t *, _Inout_ uint32_t *)'),
-    setsockopt: f('int setsockopt(int, int, int, const uint8_t *, uint32_t)'),
-    fcntl: f('int fcntl(int, int, int)'),
-    open: f('int open(const char *, int)'),
-    read: f('long read(int, _Out_ uint8_t *, size_t)'),
-    write: f('long write(int, const uint8_t *, size_t)'),
-    close: f('int close(int)'),
-    sysctlbyname: f('int sysctlbyname(const char *, _Inout_ uint8_t *, _Inout_ uint64_t *, const uint8_t *, size_t)'),
-    if_nametoindex: f('unsigned int if_nametoindex(const char *)'),
-    proc_listallpids: f('int proc_listallpids(_Out_ uint8_t *, int)'),
-    proc_pidpath: f('int proc_pidpath(int, _Out_ uint8_t *, uint32_t)'),
-    __error: f('int *__error(void)'),
-  };
+  const f = (decl: string): unknown => l.func(decl);
+  lib = Object.fromEntries(Object.entries(DECLS).map(([k, d]) => [k, f(d)])) as unknown as Lib;
   return lib;
 }
 

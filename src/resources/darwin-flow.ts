@@ -1,0 +1,91 @@
+/**
+ * Per-app rules on macOS, realised through the flow router. Pure.
+ *
+ * realiseDarwin (darwin.ts) drops per-app rules with a warning: PF cannot match a process.
+ * A host that runs the flow router (resources/engine/flow-router.ts on its darwin wiring,
+ * flow-router-darwin.ts: it needs the config's rules and the tunnels' health, so it is the
+ * daemon's to host, as placement is on Linux) realises the model with `realiseDarwinFlow`
+ * instead: realiseDarwin's resources unchanged, except the PF anchor, which also carries the
+ * router's rules (platform/darwin/pf-flow.ts: `route-to lo0` of every uid's TCP SYNs but the
+ * router's own, `rdr` on lo0 to the router's port). Kept apart from darwin.ts so that every
+ * output without a router stays exactly what realiseDarwin gives.
+ *
+ * When the router is in the PF anchor: an enabled rule exists, or the default route is a
+ * proxy tunnel (whose TCP only the router can carry). Otherwise nothing is redirected and
+ * the result is realiseDarwin's.
+ *
+ * The host's duties (not resources here):
+ * - the router listens on 127.0.0.1 and ::1 at `port` before this anchor is loaded: a SYN
+ *   redirected to a closed port is answered with a reset (fail-closed, but every app's TCP
+ *   fails meanwhile);
+ * - pf.conf's main ruleset needs `rdr-anchor "com.awg/*"` among its translation rules
+ *   (pf-flow.ts withRdrAnchor), or the anchor's `rdr` never runs and the redirected SYNs
+ *   reach nothing on lo0 (fail-closed).
+ *
+ * Warned, because they differ from Linux: TCP only (UDP follows the routing table, and user
+ * processes' UDP is dropped when a rule can block); root's processes are not routed per app
+ * (the loop avoidance is by uid); a non-default WireGuard tunnel has no interface-scoped
+ * route on its utun yet, so flows the router pins to it are expected to fail (reset) rather
+ * than leave by another interface.
+ */
+import type { DesiredModel, HostFacts } from '../model/desired.js';
+import { ids } from '../model/identity.js';
+import type { RuleMatcher } from '../model/match.js';
+import type { AnyResource, DesiredState } from '../model/resources.js';
+import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../platform/darwin/pf-flow.js';
+import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
+import { PF_ANCHOR, realiseDarwin } from './darwin.js';
+
+export interface DarwinFlowRouterSetup {
+  /** where the router listens (127.0.0.1 and ::1): flowRouterPort(config.routing) */
+  port: number;
+  /** the config's rules, as the router matches them per connection */
+  rules: RuleMatcher['rules'];
+  /** the router's uid: its own sockets are never redirected (the daemon: 0) */
+  routerUid?: number;
+}
+
+/**
+ * The router's port: `routing.proxyPortBase` itself. Proxy tunnels use base + slot and
+ * base + 48 + slot with slots from 1 to 47, so base + 0 is never theirs.
+ */
+export function flowRouterPort(routing: { proxyPortBase: number }): number {
+  return routing.proxyPortBase;
+}
+
+/** realiseDarwin's warnings that the router answers (darwin.ts; a test pins the texts) */
+export const DROPPED_PER_APP_WARNING = 'per-app rules are not applied on macOS yet (they need the userspace flow router)';
+const proxyDefaultWarning = (tunnel: string) =>
+  `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which is not built yet`;
+
+export function realiseDarwinFlow(d: DesiredModel, facts: HostFacts, router: DarwinFlowRouterSetup): DesiredState {
+  const base = realiseDarwin(d, facts);
+  const policy = d.policy;
+  if (!policy) return base;
+  const def = policy.defaultRoute ? policy.tunnels.find((t) => t.mark === policy.defaultRoute!.mark) : undefined;
+  const proxyDefault = def && !def.link ? def : undefined;
+  const enabled = router.rules.filter((r) => r.enabled !== false);
+  if (!enabled.length && !proxyDefault) return base;
+
+  const canBlock = rulesCanBlock(router.rules);
+  const flowRouter = pfFlowRouterFor(policy, { port: router.port, rulesCanBlock: canBlock, routerUid: router.routerUid ?? 0 });
+  const ruleset = renderPfAnchor({ ...pfPolicyFromFirewallPolicy(policy), flowRouter });
+  const fwId = ids.firewall(PF_ANCHOR);
+  const resources = base.resources.map((r): AnyResource => (r.kind === 'firewall' && r.id === fwId ? { ...r, spec: { ...r.spec, ruleset } } : r));
+
+  const answered = new Set([DROPPED_PER_APP_WARNING, ...(proxyDefault ? [proxyDefaultWarning(proxyDefault.name)] : [])]);
+  const warnings = base.warnings.filter((w) => !answered.has(w));
+  warnings.push(
+    `per-app routing on macOS carries TCP only: UDP follows the routing table${canBlock ? `, and user processes' UDP (uid >= ${FIRST_USER_UID}) is dropped because a rule can block` : ''}; processes running as uid ${flowRouter.routerUid} are not routed per app`,
+  );
+  if (proxyDefault)
+    warnings.push(`tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`);
+  const linked = new Map(policy.tunnels.filter((t) => t.link).map((t) => [t.name, t]));
+  for (const name of [...new Set(enabled.map((r) => r.target))].sort()) {
+    if (!linked.has(name) || name === def?.name) continue;
+    warnings.push(
+      `tunnel ${name}: per-app flows into it are dialled on its utun (IP_BOUND_IF), but awg installs no interface-scoped route there yet (only the default tunnel has routes): expect them to fail (reset), never to leave by another interface`,
+    );
+  }
+  return { resources, warnings };
+}

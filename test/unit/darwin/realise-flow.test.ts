@@ -1,0 +1,119 @@
+/**
+ * realiseDarwinFlow: the macOS realisation when the daemon hosts the flow router. Pure; the
+ * rendered anchor is compared with pf-render's own output (its text is golden-tested in
+ * pf-flow.test.ts). Never loaded into a real PF.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../../src/config/load.js';
+import type { Config, Rule } from '../../../src/config/schema.js';
+import { buildDesired } from '../../../src/model/desired.js';
+import { realiseDarwin } from '../../../src/resources/darwin.js';
+import { DROPPED_PER_APP_WARNING, flowRouterPort, realiseDarwinFlow } from '../../../src/resources/darwin-flow.js';
+
+function load(example: string): Config {
+  const file = fileURLToPath(new URL(`../../../examples/${example}`, import.meta.url));
+  const r = loadConfigText(readFileSync(file, 'utf8'), file);
+  if (!r.config) throw new Error(`example ${example} did not load`);
+  return r.config;
+}
+
+const RESOLVED = {
+  'vpn.example.net': ['198.51.100.7'],
+  'gw1.corp.example': ['203.0.113.20'],
+  'se.vpn.example': ['198.51.100.44'],
+  'proxy.corp.example': ['192.0.2.80'],
+  'ams.vpn.example': ['198.51.100.10'],
+  'fra.vpn.example': ['198.51.100.11'],
+};
+const FACTS = { defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0' } };
+const model = (c: Config) => buildDesired(c, { facts: { cgroupNftPrefix: '', resolved: RESOLVED } });
+const ruleset = (s: ReturnType<typeof realiseDarwin>) => (s.resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string }).ruleset;
+const withoutFirewall = (s: ReturnType<typeof realiseDarwin>) => s.resources.filter((r) => r.kind !== 'firewall');
+
+describe('realiseDarwinFlow', () => {
+  it('realiseDarwin still drops per-app rules with the warning the router answers (its text pinned)', () => {
+    const c = load('amneziawg-split.yaml');
+    expect(realiseDarwin(model(c), FACTS).warnings).toContain(DROPPED_PER_APP_WARNING);
+  });
+
+  it('no enabled rule and a WireGuard default: exactly realiseDarwin (nothing is redirected)', () => {
+    for (const ex of ['wireguard-full-tunnel.yaml', 'amneziawg-split.yaml', 'minimal.yaml', 'multi-tunnel-socks-killswitch.yaml']) {
+      const c = load(ex);
+      const off = { ...c, rules: c.rules.map((r) => ({ ...r, enabled: false })) };
+      expect(realiseDarwinFlow(model(off), FACTS, { port: 15200, rules: off.rules })).toEqual(realiseDarwin(model(off), FACTS));
+    }
+  });
+
+  it('split tunnel with rules: the same resources but the anchor, which redirects TCP to the router; UDP of user processes dropped (a rule can block)', () => {
+    const c = load('amneziawg-split.yaml');
+    const d = model(c);
+    const plain = realiseDarwin(d, FACTS);
+    const got = realiseDarwinFlow(d, FACTS, { port: flowRouterPort(c.routing), rules: c.rules });
+    expect(withoutFirewall(got)).toEqual(withoutFirewall(plain));
+    const text = ruleset(got);
+    expect(text.startsWith(ruleset(plain).split('\n')[0]!)).toBe(true);
+    expect(text).toContain(`rdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port ${c.routing.proxyPortBase}`);
+    expect(text).toContain('pass out quick on ! lo0 route-to lo0 inet proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state');
+    expect(text).toContain('block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501');
+    // every line realiseDarwin had is still there, in the same order
+    const lines = text.split('\n');
+    let at = 0;
+    for (const l of ruleset(plain).split('\n')) {
+      at = lines.indexOf(l, at);
+      expect(at, l).toBeGreaterThanOrEqual(0);
+    }
+    expect(got.warnings).not.toContain(DROPPED_PER_APP_WARNING);
+    expect(got.warnings.some((w) => w.startsWith('per-app routing on macOS carries TCP only') && w.includes('dropped because a rule can block'))).toBe(true);
+    // ams and fra are WireGuard tunnels but not the default (default: direct): no scoped routes yet
+    expect(got.warnings.filter((w) => w.includes('no interface-scoped route')).map((w) => w.split(':')[0])).toEqual(['tunnel ams', 'tunnel fra']);
+  });
+
+  it('rules that cannot block keep user UDP (it follows the routing table)', () => {
+    const c = load('amneziawg-split.yaml');
+    const rules: Rule[] = [
+      { name: 'tools', match: { path: '/usr/bin/*' }, target: 'direct', fallback: 'block', enabled: true } as Rule,
+      { name: 'web', match: { name: 'firefox' }, target: 'ams', fallback: 'allow-direct', enabled: true } as Rule,
+    ];
+    const got = realiseDarwinFlow(model({ ...c, rules }), FACTS, { port: 15200, rules });
+    expect(ruleset(got)).toContain('route-to lo0');
+    expect(ruleset(got)).not.toContain('proto udp from any to ! <awg_flow_skip>');
+    expect(got.warnings.find((w) => w.startsWith('per-app routing on macOS'))).not.toContain('dropped');
+    // a direct rule with fallback drop blocks (match.ts): user UDP is dropped again
+    const drop = [{ ...rules[0]!, fallback: 'drop' } as Rule];
+    expect(ruleset(realiseDarwinFlow(model({ ...c, rules: drop }), FACTS, { port: 15200, rules: drop }))).toContain('proto udp from any to ! <awg_flow_skip> user >= 501');
+  });
+
+  it('the default tunnel gets no scoped-route warning; a proxy target none either (its dialer is the proxy)', () => {
+    const c = load('multi-tunnel-socks-killswitch.yaml');
+    const got = realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules, routerUid: 0 });
+    // stockholm is the default, socks/proxy are proxy tunnels: only office is warned about
+    expect(got.warnings.filter((w) => w.includes('no interface-scoped route')).map((w) => w.split(':')[0])).toEqual(['tunnel office']);
+    const text = ruleset(got);
+    // kill switch: the redirect comes before the kill switch's final block, v6 too (ipv6: tunnel)
+    const lines = text.trim().split('\n');
+    expect(lines.at(-1)).toBe('block drop out quick all');
+    expect(lines.indexOf('pass out quick on ! lo0 route-to lo0 inet6 proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state')).toBeGreaterThan(0);
+    expect(text).toContain('rdr pass on lo0 inet6 proto tcp from any to ! <awg_flow_skip> -> ::1 port 15200');
+  });
+
+  it('a proxy tunnel as the default: the router carries its TCP even without rules; the warning says UDP is not proxied', () => {
+    const c = load('multi-tunnel-socks-killswitch.yaml');
+    const pc = { ...c, rules: [], default: 'socks' };
+    const plain = realiseDarwin(model(pc), FACTS);
+    const got = realiseDarwinFlow(model(pc), FACTS, { port: 15200, rules: [] });
+    expect(plain.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(true);
+    expect(got.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(false);
+    expect(got.warnings).toContain('tunnel socks: as the default route it carries TCP only (through the flow router); UDP is not proxied');
+    expect(ruleset(got)).toContain('route-to lo0');
+  });
+
+  it('the router port is proxyPortBase, which no proxy tunnel listener uses', () => {
+    const c = load('multi-tunnel-socks-killswitch.yaml');
+    const d = model(c);
+    const ports = d.policy!.tunnels.flatMap((t) => [t.redirectPort, t.redirectPortDirect]).filter((p) => p !== undefined);
+    expect(ports.length).toBeGreaterThan(0);
+    expect(ports).not.toContain(flowRouterPort(c.routing));
+  });
+});

@@ -111,7 +111,8 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     // Every WireGuard engine's packets would follow 0/1 into the default tunnel (the utun
     // engine does not pin its socket to the physical interface), the other tunnels' too. A
     // loopback endpoint (a local relay) needs none: lo0's routes are more specific than 0/1,
-    // and a host route via the gateway would collide with lo0's own.
+    // and a host route via the gateway would collide with lo0's own. Nor does the gateway
+    // itself (WireGuard on the router): macOS keeps a host route to the router on its link.
     const wg = [def, ...policy!.tunnels.filter((t) => t !== def && t.link)];
     for (const t of coversDefault ? wg : []) {
       for (const e of t.endpoints) {
@@ -124,6 +125,7 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
           );
           continue;
         }
+        if (e.address === gw.gateway) continue;
         const spec: RouteSpec = {
           family: v6 ? 6 : 4,
           table: DARWIN_MAIN_TABLE,

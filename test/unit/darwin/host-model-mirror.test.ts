@@ -129,4 +129,24 @@ default: home`;
     expect((await r.down()).errors).toEqual([]);
     expect(r.host.snapshot()).toEqual(prior);
   });
+
+  // Before: a WireGuard server on the router itself (endpoint = the default gateway) got a
+  // bypass host route 192.168.1.1 via 192.168.1.1, colliding with the router's host route
+  // macOS keeps on en0 (`192.168.1.1/32 link#11 UCS`): apply refused to adopt it and rolled back.
+  it('a default tunnel whose endpoint is the router (the default gateway) applies without a bypass route', async () => {
+    const r = rig(macConfig().replace(`${ENDPOINT}:51820`, '192.168.1.1:51820'));
+    const prior = r.host.snapshot();
+    const { ctx } = await r.apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    expect(r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('192.168.1.1'))).toEqual([]);
+    // the router stays reachable on en0 by its own host route, more specific than 0/1
+    const out = (await r.host.read('route', ['-n', 'get', '192.168.1.1'])).stdout;
+    expect(out).toMatch(/interface: en0/);
+    expect(pfVerdict(r.host, { ...ENDPOINT_UDP, dst: '192.168.1.1' })).toBe('pass');
+    expect(pfVerdict(r.host, WEB)).toBe('block');
+    expect(await r.diff()).toEqual([]);
+    expect((await r.down()).errors).toEqual([]);
+    expect(r.host.snapshot()).toEqual(prior);
+  });
 });

@@ -20,6 +20,8 @@
  * entry is still valid): one sysctl per accepted connection. Bounded (`maxEntries`, default
  * 4096): the oldest entry goes first. The list's own generation (xig_gen) is not used: it
  * changes with every socket created anywhere, so it would invalidate everything constantly.
+ * Two pcbs with the same 4-tuple (an old one in TIME_WAIT, a new one that reused the tuple
+ * with SO_REUSEADDR): the newest generation is the connection being routed.
  * The system calls come in through `io` (native/darwin/libsystem.ts on a Mac;
  * captured-layout buffers in tests).
  */
@@ -63,9 +65,14 @@ export class PcbFlowLookup {
   find(flow: LookupFlow): PcbEntry | undefined {
     const app = plain(flow.app.address);
     const dst = plain(flow.dst.host);
-    return decodePcblist(this.io.sysctl('net.inet.tcp.pcblist_n'), 'tcp').find(
-      (e) => e.localPort === flow.app.port && e.localAddress === app && e.foreignPort === flow.dst.port && e.foreignAddress === dst,
-    );
+    let found: PcbEntry | undefined;
+    for (const e of decodePcblist(this.io.sysctl('net.inet.tcp.pcblist_n'), 'tcp')) {
+      if (e.localPort !== flow.app.port || e.localAddress !== app || e.foreignPort !== flow.dst.port || e.foreignAddress !== dst) continue;
+      // the same 4-tuple twice: an old socket lingering (TIME_WAIT) and one that reused the
+      // tuple (SO_REUSEADDR); the newest socket is the one that just connected
+      if (!found || BigInt(e.generation) > BigInt(found.generation)) found = e;
+    }
+    return found;
   }
 
   owner(flow: LookupFlow): { pid: number; path: string } | undefined {

@@ -65,11 +65,15 @@ describe('flow router', () => {
     const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
     for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
     const apps: App[] = [];
+    /** sockets listed besides the apps' live ones (TIME_WAIT leftovers), before or after them */
+    const lingering: { before: App[]; after: App[] } = { before: [], after: [] };
     let generation = 1000n;
     const io = {
       sysctl: (name: string) => {
         expect(name).toBe('net.inet.tcp.pcblist_n');
-        return cat([xinpgen(apps.length), ...apps.flatMap((a) => [inpcb(false, [127, 0, 0, 1], a.port, [93, 184, 216, 34], 443, a.gen), socket(501, a.pid, 0), ...rest(4)]), xinpgen(apps.length)]);
+        const listed = [...lingering.before, ...apps, ...lingering.after];
+        const state = (a: App) => (apps.includes(a) ? 4 : 10); // ESTABLISHED, TIME_WAIT
+        return cat([xinpgen(listed.length), ...listed.flatMap((a) => [inpcb(false, [127, 0, 0, 1], a.port, [93, 184, 216, 34], 443, a.gen), socket(501, a.pid, 0), ...rest(state(a))]), xinpgen(listed.length)]);
       },
       pidPath: (pid: number) => o.paths[pid],
     };
@@ -105,7 +109,7 @@ describe('flow router', () => {
         });
       });
     };
-    return { routes, send, router, lookup, down };
+    return { routes, send, router, lookup, down, lingering };
   }
 
   const FIREFOX = '/Applications/Firefox.app/Contents/MacOS/firefox';
@@ -165,6 +169,17 @@ describe('flow router', () => {
     expect(await send(12, 'three', { port, gen: 78n })).toBe('reset'); // same port, new socket of the blocked app
     expect(lookup.pathCalls).toBe(2);
   });
+  it('the same 4-tuple listed twice (a TIME_WAIT leftover of another app): the newest socket generation is the owner, wherever it is listed', async () => {
+    const { send, lingering, routes } = await setup({ rules, default: 'direct', paths });
+    const p1 = await freePort();
+    lingering.before.push({ port: p1, pid: 12, gen: 5n }); // the blocked agent's old connection on the tuple
+    expect(await send(10, 'new', { port: p1, gen: 900n })).toBe('A:new');
+    const p2 = await freePort();
+    lingering.after.push({ port: p2, pid: 10, gen: 6n }); // firefox's old connection; the agent reused the tuple
+    expect(await send(12, 'secret', { port: p2, gen: 901n })).toBe('reset');
+    expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).not.toContain('secret');
+  });
+
   it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {
     const dropRules = [{ name: 'd', match: { name: 'firefox' }, target: 'A', fallback: 'drop' }] as Rule[];
     const a = await setup({ rules: dropRules, default: 'A', paths });

@@ -55,7 +55,8 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     warnings.push(
       `tunnel ${def.name}: proxy tunnels as the default route need the macOS flow router, which is not built yet`,
     );
-  if (d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') && policy?.apps.length)
+  // `_exec-<tunnel>`/`_exec-direct` are in every policy (awg exec's cgroups), not the user's rules
+  if (d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') && policy?.apps.some((a) => !a.name.startsWith('_exec-')))
     warnings.push(
       'per-app rules are not applied on macOS yet (they need the userspace flow router)',
     );

@@ -149,4 +149,13 @@ default: home`;
     expect((await r.down()).errors).toEqual([]);
     expect(r.host.snapshot()).toEqual(prior);
   });
+
+  // Before: every macOS apply warned that per-app rules are not applied, rules or not — the
+  // policy always holds awg exec's `_exec-*` groups.
+  it('the per-app warning names only configs that have rules', async () => {
+    const warns = async (yaml: string) => (await rig(yaml).prep()).desired.warnings.filter((w) => /per-app rules/.test(w));
+    expect(await warns(macConfig())).toEqual([]);
+    const withRule = macConfig().replace('default: home', 'rules:\n  - match: { name: firefox }\n    target: home\ndefault: home');
+    expect(await warns(withRule)).toHaveLength(1);
+  });
 });

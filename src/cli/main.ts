@@ -137,7 +137,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   serviceFlags(
     service
       .command('status')
-      .description('whether the service is installed and running and its API answers: not installed; needs approval (macOS: the launchd label is disabled, e.g. in Login Items; systemd: masked); outdated (the definition differs from what this awg writes, or runs another node or awg); not loaded (the file is there, the service manager does not know the job); running (with its pid); installed (loaded, not running). Exit 0 running, 2 not')
+      .description('whether the service is installed and running and its API answers: not installed; needs approval (macOS: the launchd label is disabled, or switched off in Login Items, as sfltool dumpbtm shows; systemd: masked); outdated (the definition differs from what this awg writes, or runs another node or awg); not loaded (the file is there, the service manager does not know the job); running (with its pid); installed (loaded, not running). Exit 0 running, 2 not')
       .option('--json', 'machine-readable status')
       .option('--socket <path>', 'API socket to probe'),
   ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'status', o)));

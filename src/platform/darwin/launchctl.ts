@@ -152,10 +152,9 @@ export const launchctlArgs = {
  * Ventura changed it; DeterminateSystems/nix-installer#555 shows `print-disabled system`), and
  * `=> true` / `=> false` before (ninehills/blog#85, Monterey-era `print-disabled user/501`);
  * both are in test/fixtures/macos/launchd/launchctl-print-disabled-*.txt.
- * What this does NOT tell: whether Background Task Management (System Settings → Login Items,
- * macOS 13+) holds the job back — its state lives in the BTM store (`sfltool dumpbtm`,
- * "Disposition: [disabled, …]"), which awg does not parse: no capture of a legacy daemon
- * switched off there, and no source saying launchd reports it through print-disabled.
+ * What this does NOT tell for certain: whether Background Task Management (System Settings →
+ * Login Items, macOS 13+) holds the job back — no source says launchd reports that through
+ * print-disabled; its state lives in the BTM store, read with `sfltool dumpbtm` (parseDumpBtm).
  */
 export function parseLaunchctlDisabled(text: string): Map<string, boolean> {
   const out = new Map<string, boolean>();
@@ -177,4 +176,79 @@ export function parseLaunchctlDisabled(text: string): Map<string, boolean> {
     if (m) out.set(m[1]!, m[2] === 'disabled' || m[2] === 'true');
   }
   return out;
+}
+
+/**
+ * One record of `sfltool dumpbtm` (macOS 13+, Background Task Management: what System
+ * Settings → General → Login Items lists). Records start at a `#N:` line (or, in pasted
+ * fragments, at `UUID:`); fields are `Key: value` lines right-aligned on the colon; nested
+ * `#N: id` lines (embedded item identifiers) are not fields. `Disposition` is a bracketed
+ * word list, `[enabled, allowed, visible, notified] (0xb)`; the record format is from a
+ * verbatim paste of an app record (PostgresApp/PostgresApp#701,
+ * test/fixtures/macos/launchd/sfltool-dumpbtm-app-record-postgresapp.txt) and the field list
+ * of a published guide (majorshouse wiki "Auditing & Cleaning macOS Background App
+ * Activity": `Type: legacy daemon (0x10010)` for /Library/LaunchDaemons plists, per-UID
+ * `Records for UID N` sections). No capture of a LaunchDaemon record exists here.
+ */
+export interface BtmRecord {
+  uid?: string;
+  fields: Record<string, string>;
+  /** the Disposition words, lower case */
+  disposition: string[];
+}
+
+export function parseDumpBtm(text: string): BtmRecord[] {
+  const out: BtmRecord[] = [];
+  let uid: string | undefined;
+  let cur: BtmRecord | undefined;
+  const start = () => {
+    cur = { ...(uid !== undefined ? { uid } : {}), fields: {}, disposition: [] };
+    out.push(cur);
+  };
+  for (const raw of text.split(/\r\n|\r|\n/)) {
+    const t = raw.trim();
+    const u = /^Records for UID (-?\d+)\b/.exec(t);
+    if (u) {
+      uid = u[1];
+      cur = undefined;
+      continue;
+    }
+    if (/^#\d+:$/.test(t)) {
+      start();
+      continue;
+    }
+    const kv = /^([A-Za-z][A-Za-z .]*?):\s(.*)$/.exec(t);
+    if (!kv) continue;
+    const [, key, value] = kv as unknown as [string, string, string];
+    if (key === 'UUID' && (!cur || cur.fields['UUID'] !== undefined)) start();
+    if (!cur) continue;
+    if (cur.fields[key] !== undefined) continue;
+    cur.fields[key] = value.trim();
+    if (key === 'Disposition') {
+      const m = /^\[([^\]]*)\]/.exec(value.trim());
+      if (m) cur.disposition = m[1]!.split(',').map((w) => w.trim().toLowerCase()).filter(Boolean);
+    }
+  }
+  return out;
+}
+
+/**
+ * Does Background Task Management keep `label` (plist `plistFile`) from running? True when a
+ * record for it — URL is the plist (a `file://` URL or a path) or Identifier is the label,
+ * bare or with the `<type>.` prefix BTM puts in front (`16.` for daemons) — has `disallowed`
+ * in its Disposition. Reading: Disposition's value is a bit set (`enabled` 0x1, `allowed`
+ * 0x2, `notified` 0x8: `[enabled, allowed, notified] (0xb)`); `allowed` is the user's "Allow
+ * in the Background" switch (SMAppService's `.requiresApproval` when off), while `disabled`
+ * is common on app and developer records that run fine (the Postgres.app capture), so only
+ * `disallowed` counts. An inference from published dumps and Apple's SMAppService states,
+ * never observed for our label on a Mac.
+ */
+export function btmDisallows(records: BtmRecord[], label: string, plistFile: string): boolean {
+  return records.some((r) => {
+    if (!r.disposition.includes('disallowed')) return false;
+    const url = r.fields['URL'];
+    const path = url?.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : url;
+    const id = r.fields['Identifier'];
+    return path === plistFile || id === label || (id !== undefined && /^\d+\./.test(id) && id.slice(id.indexOf('.') + 1) === label);
+  });
 }

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
-import { classifyLaunchctl, DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseLaunchctlDisabled, parseLaunchctlPrint } from '../../platform/darwin/launchctl.js';
+import { btmDisallows, classifyLaunchctl, DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseDumpBtm, parseLaunchctlDisabled, parseLaunchctlPrint, plistPath } from '../../platform/darwin/launchctl.js';
 import { plistProgramArguments } from '../../platform/darwin/plist.js';
 import {
   parseDaemonArgv,
@@ -41,7 +41,9 @@ export interface ServiceContext {
  * - `not-installed`: no service definition (macOS: no /Library/LaunchDaemons/com.awg.daemon.plist);
  * - `needs-approval`: installed, but the service manager will not start it (macOS: the label
  *   is disabled in launchd — `launchctl print-disabled system` says so, `bootstrap` then fails
- *   with 119 "Service is disabled"; systemd: the unit is masked);
+ *   with 119 "Service is disabled" — or Background Task Management holds it back: its
+ *   `sfltool dumpbtm` record says `disallowed`, the Login Items switch is off; systemd: the
+ *   unit is masked);
  * - `outdated`: the definition differs from what this awg would write for the same flags, or
  *   runs another node or awg (reinstall it);
  * - `not-loaded`: the file is there but the service manager does not know the job (macOS:
@@ -206,10 +208,25 @@ export const systemdManager: ServiceManager = {
   },
 };
 
-/** The launchd part of `status`: `launchctl print-disabled system` and `launchctl print system/com.awg.daemon`. Pure. */
-export function launchdState(st: ServiceState, disabled: { code: number; stdout: string }, print: { code: number; stdout: string; stderr?: string }): ServiceState {
+/**
+ * The launchd part of `status`: `launchctl print-disabled system`, `launchctl print
+ * system/com.awg.daemon` and, where given, `sfltool dumpbtm` (macOS 13+). Pure.
+ */
+export function launchdState(
+  st: ServiceState,
+  disabled: { code: number; stdout: string },
+  print: { code: number; stdout: string; stderr?: string },
+  btm?: { code: number; stdout: string },
+): ServiceState {
   const out: ServiceState = { ...st, detail: { ...st.detail } };
-  if (disabled.code === 0 && parseLaunchctlDisabled(disabled.stdout).get(DAEMON_LABEL)) out.disabled = true;
+  if (disabled.code === 0 && parseLaunchctlDisabled(disabled.stdout).get(DAEMON_LABEL)) {
+    out.disabled = true;
+    out.detail['disabled'] = `launchctl print-disabled system lists ${DAEMON_LABEL} => disabled`;
+  }
+  if (btm?.code === 0 && btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))) {
+    out.disabled = true;
+    out.detail['background'] = 'switched off in System Settings → General → Login Items (sfltool dumpbtm: disallowed)';
+  }
   const p = print.code === 0 ? parseLaunchctlPrint(print.stdout) : undefined;
   if (p) {
     out.loaded = true;
@@ -275,6 +292,11 @@ export const launchdManager: ServiceManager = {
     const r = await ctx.exec.mutate('launchctl', launchctlArgs.bootstrap(DAEMON_LABEL), { allowFail: true });
     const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
     if (o.kind === 'disabled') throw disabledError(path);
+    // what launchd answers for a job Background Task Management holds back is not captured: ask BTM
+    if (o.kind !== 'ok' && !ctx.exec.dryRun) {
+      const btm = await readBtm(ctx.exec);
+      if (btm?.code === 0 && btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))) throw disabledError(path);
+    }
     if (o.kind !== 'ok' && !ctx.exec.dryRun)
       throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}${o.kind === 'io-error' ? ' (launchd says this when the job is already loaded, is disabled, or when it refuses the plist: owner root:wheel, mode 644, valid XML)' : ''}`);
     return { changed: true, path };
@@ -300,9 +322,21 @@ export const launchdManager: ServiceManager = {
     if (ctx.root) return { ...st, state: userState(st) };
     const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
     const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
-    return launchdState(st, dis, r);
+    return launchdState(st, dis, r, st.installed ? await readBtm(ctx.exec) : undefined);
   },
 };
+
+/**
+ * `sfltool dumpbtm` (macOS 13+; as root it lists every user's records, system daemons
+ * included). Absent before macOS 13, or refused: undefined, and status relies on launchd alone.
+ */
+async function readBtm(exec: Exec): Promise<{ code: number; stdout: string } | undefined> {
+  try {
+    return await exec.read('sfltool', ['dumpbtm'], { allowFail: true });
+  } catch {
+    return undefined;
+  }
+}
 
 /** Does launchd know com.awg.daemon? Unknown answers count as loaded (a bootout is harmless). */
 async function launchdLoaded(exec: Exec): Promise<boolean> {
@@ -320,6 +354,6 @@ async function bootout(exec: Exec): Promise<void> {
 function disabledError(path: string): AwgError {
   return new AwgError(
     'permission',
-    `${DAEMON_LABEL} is disabled in launchd, so it is not started (${path} is in place): allow it in System Settings → General → Login Items, or run \`sudo launchctl enable system/${DAEMON_LABEL}\`, then \`awg service install\` again`,
+    `${DAEMON_LABEL} is disabled (in launchd, or switched off under Login Items), so it is not started (${path} is in place): allow it in System Settings → General → Login Items (Allow in the Background), or run \`sudo launchctl enable system/${DAEMON_LABEL}\`, then \`awg service install\` again`,
   );
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { classifyLaunchctl, parseLaunchctlDisabled } from '../../../src/platform/darwin/launchctl.js';
+import { btmDisallows, classifyLaunchctl, parseDumpBtm, parseLaunchctlDisabled } from '../../../src/platform/darwin/launchctl.js';
 import { plistProgramArguments } from '../../../src/platform/darwin/plist.js';
 import { launchdManager, launchdOutdated, launchdState, userState, type ServiceState } from '../../../src/resources/service/manager.js';
 import { daemonArgv, parseDaemonArgv, renderLaunchdPlist, type DaemonInvocation } from '../../../src/resources/service/render.js';
@@ -21,6 +21,38 @@ const disabledSystem = fixture('launchd/launchctl-print-disabled-system-nix-inst
 const disabledOld = fixture('launchd/launchctl-print-disabled-user-true-false-ninehills.txt');
 const bootstrap119 = fixture('launchd/launchctl-bootstrap-system-disabled-119-nix-installer.txt');
 const esrch = fixture('launchd/launchctl-bootout-esrch-and-eio-nix-installer.txt');
+const btmPostgres = fixture('launchd/sfltool-dumpbtm-app-record-postgresapp.txt');
+/**
+ * SYNTHESISED `sfltool dumpbtm` (no capture of a LaunchDaemon record exists here): the
+ * captured record layout (btmPostgres) with the per-UID header and `#N:` lines and a
+ * `legacy daemon (0x10010)` type as a published guide shows them; `disposition` is ours.
+ */
+function btmDump(disposition: string, o: { id?: string; url?: string } = {}): string {
+  return [
+    '========================',
+    ' Records for UID -2 : FFFFEEEE-DDDD-CCCC-BBBB-AAAAFFFFFFFE',
+    '========================',
+    '',
+    ' Items:',
+    '',
+    ' #1:',
+    '                 UUID: 11111111-2222-3333-4444-555555555555',
+    '                 Name: node',
+    '       Developer Name: (null)',
+    '                 Type: legacy daemon (0x10010)',
+    `          Disposition: ${disposition}`,
+    `           Identifier: ${o.id ?? '16.com.awg.daemon'}`,
+    `                  URL: ${o.url ?? 'file:///Library/LaunchDaemons/com.awg.daemon.plist'}`,
+    '      Executable Path: /opt/homebrew/bin/node',
+    '           Generation: 1',
+    '    Parent Identifier: Unknown Developer',
+    '  Embedded Item Identifiers:',
+    '    #1: 16.com.awg.other',
+    '',
+  ].join('\n');
+}
+const DISALLOWED = '[enabled, disallowed, notified] (0x9)';
+const ALLOWED = '[enabled, allowed, notified] (0xb)';
 /** the captured system-domain output with our label in it (only the label is ours) */
 const DISABLED_AWG = disabledSystem.replace('org.nixos.nix-daemon', 'com.awg.daemon');
 const base: ServiceState = { state: 'installed', installed: true, path: '/Library/LaunchDaemons/com.awg.daemon.plist', detail: {} };
@@ -45,6 +77,26 @@ describe('launchctl print-disabled (captured, both spellings)', () => {
   });
 });
 
+describe('sfltool dumpbtm (Background Task Management, macOS 13+)', () => {
+  it('the captured record: fields and the Disposition words; `disabled` alone does not hold a job back', () => {
+    const [r, ...rest] = parseDumpBtm(btmPostgres);
+    expect(rest).toEqual([]);
+    expect(r).toMatchObject({ disposition: ['disabled', 'allowed', 'visible', 'not notified'], fields: { Name: 'Postgres', Type: 'app (0x2)', URL: 'file:///Applications/Postgres.app/', 'Bundle Identifier': 'com.postgresapp.Postgres2' } });
+    expect(btmDisallows([r!], 'com.postgresapp.Postgres2', '/Applications/Postgres.app/')).toBe(false);
+  });
+  it('our LaunchDaemon switched off (disallowed): found by plist URL or by label, with or without the type prefix (synthesised)', () => {
+    const recs = parseDumpBtm(btmDump(DISALLOWED));
+    expect(recs).toHaveLength(1);
+    expect(recs[0]).toMatchObject({ uid: '-2', fields: { Identifier: '16.com.awg.daemon' } });
+    const P = '/Library/LaunchDaemons/com.awg.daemon.plist';
+    expect(btmDisallows(recs, 'com.awg.daemon', P)).toBe(true);
+    expect(btmDisallows(parseDumpBtm(btmDump(DISALLOWED, { id: 'x', url: P })), 'com.awg.daemon', P)).toBe(true);
+    expect(btmDisallows(parseDumpBtm(btmDump(DISALLOWED, { id: 'com.awg.daemon', url: '(null)' })), 'com.awg.daemon', P)).toBe(true);
+    expect(btmDisallows(parseDumpBtm(btmDump(ALLOWED)), 'com.awg.daemon', P)).toBe(false);
+    expect(btmDisallows(parseDumpBtm(btmDump(DISALLOWED, { id: '16.com.other', url: 'file:///Library/LaunchDaemons/com.other.plist' })), 'com.awg.daemon', P)).toBe(false);
+  });
+});
+
 describe('service states', () => {
   it('running (captured print of a running job): pid and state', () => {
     expect(launchdState(base, ok(''), ok(running))).toMatchObject({ state: 'running', loaded: true, active: true, enabled: true, pid: 1076 });
@@ -60,6 +112,12 @@ describe('service states', () => {
   it('needs approval: the label is disabled in launchd, whatever print says', () => {
     expect(launchdState(base, ok(DISABLED_AWG), NOT_FOUND)).toMatchObject({ state: 'needs-approval', enabled: false });
     expect(launchdState(base, ok(disabledSystem), NOT_FOUND).state).toBe('not-loaded');
+  });
+  it('needs approval: switched off under Login Items (sfltool dumpbtm: disallowed), whatever launchd says', () => {
+    expect(launchdState(base, ok(''), ok(exited), ok(btmDump(DISALLOWED)))).toMatchObject({ state: 'needs-approval', enabled: false, detail: { background: expect.stringMatching(/Login Items/) } });
+    expect(launchdState(base, ok(''), ok(running), ok(btmDump(ALLOWED)))).toMatchObject({ state: 'running' });
+    // sfltool refused or absent (before macOS 13): launchd alone decides
+    expect(launchdState(base, ok(''), ok(running), { code: 1, stdout: btmDump(DISALLOWED) }).state).toBe('running');
   });
   it('precedence: not installed > needs approval > outdated > not loaded > running > installed', () => {
     expect(userState({ installed: false, disabled: true, outdated: true, active: true })).toBe('not-installed');
@@ -130,12 +188,28 @@ describe('install / uninstall are idempotent (scripted launchctl)', () => {
   it('a disabled label is not bootstrapped: needs approval, said as such (print-disabled, or bootstrap exit 119)', async () => {
     const h = host();
     const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG });
-    await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission', message: /disabled in launchd.*Login Items.*launchctl enable system\/com\.awg\.daemon/ });
+    await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission', message: /is disabled \(in launchd, or switched off under Login Items\).*launchctl enable system\/com\.awg\.daemon/ });
     expect(launchctlCalls(e)).toEqual(['write']);
     const e2 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { code: 1 }).on(BOOTSTRAP, { code: 119, stderr: bootstrap119 });
     await expect(launchdManager.install({ ...INV, config: '/x.yaml' }, { exec: e2, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission' });
     const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG }), fsRoot: h.fsRoot }, undefined, CUR);
     expect(st.state).toBe('needs-approval');
+  });
+  it('switched off under Login Items: status says needs approval; a failing bootstrap is explained by BTM (synthesised dumpbtm)', async () => {
+    const h = host(renderLaunchdPlist(INV));
+    const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' }).on('sfltool dumpbtm', { stdout: btmDump(DISALLOWED) }), fsRoot: h.fsRoot }, undefined, CUR);
+    expect(st).toMatchObject({ state: 'needs-approval', disabled: true });
+    const e = new ScriptedExec()
+      .on(PRINT, NOT_FOUND)
+      .on(DISABLED, { stdout: '' })
+      .on(BOOTSTRAP, { code: 5, stderr: 'Bootstrap failed: 5: Input/output error' })
+      .on('sfltool dumpbtm', { stdout: btmDump(DISALLOWED) });
+    await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission', message: /Login Items \(Allow in the Background\)/ });
+    // not installed: BTM is not asked
+    const none = host();
+    const e2 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' });
+    expect((await launchdManager.status({ exec: e2, fsRoot: none.fsRoot }, undefined, CUR)).state).toBe('not-installed');
+    expect(e2.calls.map((c) => c.line)).not.toContain('sfltool dumpbtm');
   });
   it('another bootstrap failure is an error naming launchd\'s ambiguity', async () => {
     const h = host();

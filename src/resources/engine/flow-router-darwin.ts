@@ -19,10 +19,12 @@
  */
 import { Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { linkName, type Config } from '../../config/schema.js';
 import { AwgError } from '../../errors.js';
 import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
 import { ProxyDialError, classifySocketError, formatDst, type Destination, type Dialer } from '../../proxy/types.js';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
+import { flowRouterPort } from '../darwin-flow.js';
 
 export interface NatEndpoint {
   address: string;
@@ -162,4 +164,52 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     },
   });
   return { router, lookup };
+}
+
+/** What the daemon knows now, asked per connection (nothing is captured at start). */
+export interface DarwinFlowRouterHost {
+  natives: DarwinFlowNatives;
+  /** the tunnels' health (a tunnel that is not up takes its rules' fallbacks) */
+  tunnelUp(name: string): boolean;
+  /** the utun a link (`awg-work`) has now: platform/darwin/utun.ts resolveIfname */
+  utun(link: string): string | undefined;
+  /** a running proxy tunnel's upstream dialer (ProxyTunnelRuntime.upstream) */
+  proxyDialer(tunnel: string): Dialer | undefined;
+  /** the physical interface of the default route now */
+  physical(): string | undefined;
+}
+
+/**
+ * The router for a config, as realiseDarwinFlow (../darwin-flow.ts) redirects to it: on
+ * 127.0.0.1 and ::1 at flowRouterPort, with the config's rules and default; a WireGuard or
+ * AmneziaWG tunnel is dialled on its link's utun, a proxy tunnel through its runtime's
+ * upstream (none running: the dial fails, the flow is reset). Unknown owners are blocked.
+ */
+export function darwinFlowRouterFromConfig(
+  c: Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing'>,
+  h: DarwinFlowRouterHost,
+  o: Pick<DarwinFlowRouterOptions, 'maxOwners' | 'timeoutMs'> = {},
+): { router: FlowRouter; lookup: PcbFlowLookup } {
+  const tunnels: Record<string, DarwinTunnelRoute> = {};
+  for (const [name, t] of Object.entries(c.tunnels)) {
+    if (t.type === 'socks5' || t.type === 'http')
+      tunnels[name] = {
+        dialer: (dst, opts) => {
+          const d = h.proxyDialer(name);
+          if (!d) return Promise.reject(new ProxyDialError('unreachable', `proxy tunnel ${name} is not running`));
+          return d(dst, opts);
+        },
+      };
+    else tunnels[name] = { utun: () => h.utun(linkName(name)) };
+  }
+  return darwinFlowRouter({
+    listen: { host: ['127.0.0.1', '::1'], port: flowRouterPort(c.routing) },
+    rules: c.rules,
+    default: c.default,
+    tunnelUp: (n) => h.tunnelUp(n),
+    natives: h.natives,
+    tunnels,
+    physical: () => h.physical(),
+    ...o,
+  });
 }

@@ -10,7 +10,8 @@ import { connect, createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
-import { darwinFlowRouter, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import type { Config } from '../../../src/config/schema.js';
+import { darwinFlowRouter, darwinFlowRouterFromConfig, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
@@ -97,7 +98,7 @@ describe('darwin flow router wiring', () => {
         s.on('close', () => resolve(got || 'reset'));
       });
     };
-    return { send, pinned, natlooks, dst, proxy };
+    return { send, pinned, natlooks, dst, proxy, natives, owners };
   }
 
   it('direct pins to the physical interface, a WireGuard tunnel to its utun, a proxy tunnel uses its dialer, block reaches nothing', async () => {
@@ -126,6 +127,54 @@ describe('darwin flow router wiring', () => {
     expect(t.pinned).toEqual([]);
     expect(t.dst.seen).toEqual([]);
   });
+  it('from a config: listens on 127.0.0.1 and ::1 at proxyPortBase; WireGuard/AmneziaWG tunnels on their link\'s utun, a proxy tunnel through its runtime\'s upstream, reset while it is not running', async () => {
+    const t = await setup({ physical: 'en0' });
+    const port = await freePort();
+    const c = {
+      tunnels: { work: { type: 'amneziawg' }, socks: { type: 'socks5' } },
+      rules: [
+        { name: 'browser', match: { name: 'firefox' }, target: 'work', fallback: 'block', enabled: true },
+        { name: 'proxied', match: { name: 'via-proxy' }, target: 'socks', fallback: 'block', enabled: true },
+      ],
+      default: 'direct',
+      routing: { proxyPortBase: port },
+    } as unknown as Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing'>;
+    let proxyRunning = false;
+    const utuns: string[] = [];
+    const { router } = darwinFlowRouterFromConfig(c, {
+      natives: t.natives,
+      tunnelUp: () => true,
+      utun: (link) => (utuns.push(link), 'utun7'),
+      proxyDialer: (name) => (proxyRunning && name === 'socks' ? async () => connect({ host: '127.0.0.1', port: t.proxy.port }) : undefined),
+      physical: () => 'en0',
+    });
+    await router.start();
+    closers.push(() => router.close());
+    expect(router.proxy.addresses().map((a) => `${a.address} ${a.port}`).sort()).toEqual([`127.0.0.1 ${port}`, `::1 ${port}`]);
+    const send = async (pid: number, msg: string) => {
+      const local = await freePort();
+      t.owners.set(local, pid);
+      return new Promise<string>((resolve) => {
+        const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: local });
+        let got = '';
+        s.on('connect', () => s.write(msg));
+        s.on('data', (d) => (got += d.toString()));
+        s.on('error', () => resolve('reset'));
+        s.on('close', () => resolve(got || 'reset'));
+      });
+    };
+    expect(await send(2, 'ff')).toBe('dst:ff');
+    expect(utuns).toEqual(['awg-work']);
+    expect(t.pinned).toEqual(['utun7/4']);
+    expect(await send(4, 'early')).toBe('reset'); // the socks runtime is not running yet
+    proxyRunning = true;
+    expect(await send(4, 'p')).toBe('proxy:p');
+    expect(await send(1, 'curl')).toBe('dst:curl'); // unmatched: default direct, pinned to en0
+    expect(t.pinned).toEqual(['utun7/4', 'en0/4']);
+    expect(t.proxy.seen).toEqual(['p']);
+    expect(t.dst.seen).toEqual(['ff', 'curl']);
+  });
+
   it('the real natives load lazily and refuse to run off macOS', async () => {
     const n = await loadDarwinFlowNatives();
     expect(() => n.pidPath(1)).toThrow(/macOS/);

@@ -8,14 +8,19 @@
  *
  * Which routing messages wake (wakingRouteMessage):
  * - RTM_IFINFO/IFINFO2 (a utun gone, Wi-Fi down) always, as Linux counts link events;
- * - RTM_ADD/DELETE/CHANGE and RTM_NEWADDR/DELADDR outside the echo window only;
+ * - RTM_ADD/DELETE/CHANGE and RTM_NEWADDR/DELADDR outside the echo window only — except a
+ *   change of the default route itself (0.0.0.0/0, ::/0), which wakes inside it too: awg
+ *   never writes one on macOS (realiseDarwin splits 0/0 into 0/1 + 128/1), so it is always
+ *   someone else's (DHCP, another interface taking over) and must not be lost to our window;
  * - never: messages our own process wrote to a routing socket (rtm_pid = our pid: RTM_GET
  *   lookups, native route writes), RTM_GET answers, misses, redirects, multicast membership.
  *   awg changes routes through `route(8)`, whose rtm_pid is that child's, so those echoes
  *   are told apart by time instead: while a run is in flight and shortly after (`isEcho`),
  *   route and address messages are ignored — the same window Linux uses for its own events.
  *   Outside it everything counts (someone deleting our route is drift).
- * - an unreadable message: a wake (full re-observation), as Linux does for lost events.
+ * - an unreadable message, bytes left over after the last whole message, or an empty read
+ *   (the route socket's way to say messages were lost, e.g. ENOBUFS): a wake (full
+ *   re-observation), as Linux does for lost events.
  *
  * The DNS watcher: a default-route message (dst 0.0.0.0/0 or ::/0), an interface message or
  * an unreadable one schedules a re-read of `scutil --dns` and `scutil --nwi`, after
@@ -69,7 +74,13 @@ export interface RouteReadVerdict {
 /** One read from the routing socket (back-to-back messages) → wake and DNS re-check. Pure. */
 export function classifyRouteRead(buf: Uint8Array, o: { echo: boolean; pid?: number }): RouteReadVerdict {
   const v: RouteReadVerdict = { recheckDns: false };
-  for (const raw of splitRouteMessages(buf)) {
+  if (buf.length === 0) return { wake: 'routing messages lost: full re-observation', recheckDns: true };
+  const msgs = splitRouteMessages(buf);
+  if (msgs.reduce((n, m) => n + m.length, 0) < buf.length) {
+    v.wake = 'an unreadable routing message: full re-observation';
+    v.recheckDns = true;
+  }
+  for (const raw of msgs) {
     let m: RouteMessage;
     try {
       m = decodeRouteMessage(raw);
@@ -84,8 +95,9 @@ export function classifyRouteRead(buf: Uint8Array, o: { echo: boolean; pid?: num
       v.recheckDns = true;
       continue;
     }
-    if (isDefaultRoute(m)) v.recheckDns = true;
-    if ((ROUTE.has(m.typeName) || ADDR.has(m.typeName)) && !o.echo) v.wake ??= describe(m);
+    const def = isDefaultRoute(m);
+    if (def) v.recheckDns = true;
+    if ((ROUTE.has(m.typeName) || ADDR.has(m.typeName)) && (!o.echo || def)) v.wake ??= describe(m);
   }
   return v;
 }

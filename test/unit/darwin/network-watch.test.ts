@@ -66,6 +66,19 @@ describe('routing messages that wake the daemon', () => {
     bad[12] = 0xff; // rtm_addrs claims sockaddrs beyond rtm_msglen
     expect(wakingRouteMessage(bad, { echo: true })).toBe('an unreadable routing message: full re-observation');
   });
+  it('a default-route change wakes inside our echo window too (awg never writes 0/0 on macOS); other routes there do not', () => {
+    expect(classifyRouteRead(defaultRoute(2, { pid: 77 }), { echo: true, pid: 4242 })).toEqual({ wake: 'RTM_DELETE 0.0.0.0/0 (if #4)', recheckDns: true });
+    expect(classifyRouteRead(RTM_ADD(), { echo: true, pid: 4242 })).toEqual({ recheckDns: false });
+    // ours (rtm_pid) stays silent even then
+    expect(classifyRouteRead(defaultRoute(2, { pid: 4242 }), { echo: true, pid: 4242 })).toEqual({ recheckDns: false });
+  });
+  it('lost messages force a re-observation: an empty read (the socket\'s signal for ENOBUFS), a truncated tail', () => {
+    expect(classifyRouteRead(new Uint8Array(0), { echo: true })).toEqual({ wake: 'routing messages lost: full re-observation', recheckDns: true });
+    const add = RTM_ADD();
+    const cut = new Uint8Array([...ifinfo(3), ...add.subarray(0, 40)]);
+    expect(classifyRouteRead(cut, { echo: true })).toEqual({ wake: 'an unreadable routing message: full re-observation', recheckDns: true });
+    expect(classifyRouteRead(new Uint8Array([...RTM_DELMADDR(), ...add]), { echo: false })).toEqual({ wake: 'RTM_ADD 192.168.88.0/24 (if #11)', recheckDns: false });
+  });
   it('synthesised default routes decode as 0.0.0.0/0 and ::/0', () => {
     expect(decodeRouteMessage(defaultRoute(2))).toMatchObject({ typeName: 'RTM_DELETE', prefixlen: 0, sockaddrs: { dst: { address: '0.0.0.0' }, gateway: { address: '192.168.1.1' } } });
     expect(decodeRouteMessage(defaultRoute(1, { v6: true }))).toMatchObject({ typeName: 'RTM_ADD', prefixlen: 0, sockaddrs: { dst: { address: '::' } } });
@@ -76,7 +89,7 @@ describe('routing messages that wake the daemon', () => {
     expect(classifyRouteRead(encodeRtmGet('1.1.1.1', 3, 4242), { echo: false, pid: 4242 })).toEqual({ recheckDns: false });
   });
   it('DNS is re-read after a default-route change or an interface message, not after other routes', () => {
-    expect(classifyRouteRead(defaultRoute(3, { v6: true }), { echo: true })).toEqual({ recheckDns: true });
+    expect(classifyRouteRead(defaultRoute(3, { v6: true }), { echo: true })).toEqual({ wake: 'RTM_CHANGE ::/0 (if #4)', recheckDns: true });
     expect(classifyRouteRead(ifinfo(2), { echo: true })).toEqual({ wake: 'RTM_IFINFO (if #2)', recheckDns: true });
     expect(classifyRouteRead(RTM_ADD(), { echo: false })).toEqual({ wake: 'RTM_ADD 192.168.88.0/24 (if #11)', recheckDns: false });
     expect(classifyRouteRead(RTM_DELMADDR(), { echo: false })).toEqual({ recheckDns: false });
@@ -115,7 +128,7 @@ describe('the DNS watcher', () => {
 
   it('a burst of default-route messages: one read after 300 ms of quiet; unchanged output is no wake', async () => {
     vi.useFakeTimers();
-    const r = rig({ echo: () => true }); // in the echo window the route messages themselves do not wake
+    const r = rig({ echo: () => true }); // inside the echo window: the default routes wake, DNS stays silent
     const w = await r.start();
     expect(r.reads).toEqual(['scutil --dns', 'scutil --nwi']);
     r.emit(defaultRoute(2));
@@ -126,7 +139,7 @@ describe('the DNS watcher', () => {
     await vi.advanceTimersByTimeAsync(1);
     await flush();
     expect(r.reads).toHaveLength(4);
-    expect(r.wakes).toEqual([]);
+    expect(r.wakes).toEqual(['RTM_DELETE 0.0.0.0/0 (if #4)', 'RTM_ADD 0.0.0.0/0 (if #4)']);
     await w.close();
     expect(r.closed()).toBe(true);
   });

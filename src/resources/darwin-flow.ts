@@ -22,12 +22,16 @@
  *   (pf-flow.ts withRdrAnchor), or the anchor's `rdr` never runs and the redirected SYNs
  *   reach nothing on lo0 (fail-closed).
  *
+ * The host's own addresses (`localAddresses`) are skipped too: a connection to one of them
+ * travels over lo0, where `rdr` would catch it whoever opened it (the router's redial too).
+ *
  * Warned, because they differ from Linux: TCP only (UDP follows the routing table, and user
  * processes' UDP is dropped when a rule can block); root's processes are not routed per app
  * (the loop avoidance is by uid); a non-default WireGuard tunnel has no interface-scoped
  * route on its utun yet, so flows the router pins to it are expected to fail (reset) rather
  * than leave by another interface.
  */
+import { isIP } from 'node:net';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { RuleMatcher } from '../model/match.js';
@@ -43,6 +47,13 @@ export interface DarwinFlowRouterSetup {
   rules: RuleMatcher['rules'];
   /** the router's uid: its own sockets are never redirected (the daemon: 0) */
   routerUid?: number;
+  /**
+   * The host's own addresses now (every interface's; the daemon re-realises when they
+   * change, it wakes on RTM_NEWADDR/DELADDR). Connections to them travel over lo0, where
+   * `rdr` (no user match) would redirect them into the router, its own redial included:
+   * they are skipped. Without them such connections are reset (the router's loop guard).
+   */
+  localAddresses?: readonly string[];
 }
 
 /**
@@ -58,6 +69,13 @@ export const DROPPED_PER_APP_WARNING = 'per-app rules are not applied on macOS y
 const proxyDefaultWarning = (tunnel: string) =>
   `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which is not built yet`;
 
+/** host addresses worth a skip entry: not loopback or link-local (the table has those), no zone */
+function ownAddresses(addrs: readonly string[]): string[] {
+  return addrs
+    .map((a) => a.replace(/%.*$/, ''))
+    .filter((a) => isIP(a) !== 0 && !/^127\./.test(a) && a !== '::1' && !/^169\.254\./.test(a) && !/^fe[89ab]/i.test(a));
+}
+
 export function realiseDarwinFlow(d: DesiredModel, facts: HostFacts, router: DarwinFlowRouterSetup): DesiredState {
   const base = realiseDarwin(d, facts);
   const policy = d.policy;
@@ -68,7 +86,8 @@ export function realiseDarwinFlow(d: DesiredModel, facts: HostFacts, router: Dar
   if (!enabled.length && !proxyDefault) return base;
 
   const canBlock = rulesCanBlock(router.rules);
-  const flowRouter = pfFlowRouterFor(policy, { port: router.port, rulesCanBlock: canBlock, routerUid: router.routerUid ?? 0 });
+  const pf = pfFlowRouterFor(policy, { port: router.port, rulesCanBlock: canBlock, routerUid: router.routerUid ?? 0 });
+  const flowRouter = { ...pf, skip: [...pf.skip, ...ownAddresses(router.localAddresses ?? [])] };
   const ruleset = renderPfAnchor({ ...pfPolicyFromFirewallPolicy(policy), flowRouter });
   const fwId = ids.firewall(PF_ANCHOR);
   const resources = base.resources.map((r): AnyResource => (r.kind === 'firewall' && r.id === fwId ? { ...r, spec: { ...r.spec, ruleset } } : r));

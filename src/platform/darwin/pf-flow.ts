@@ -35,7 +35,11 @@
  * daemons (uid < 501: mDNSResponder's DNS, timed's NTP) keep their UDP.
  *
  * Never redirected: destinations in the table `<awg_flow_skip>` (loopback, link-local,
- * multicast, broadcast, the tunnels' endpoints). A negated table matches as intended; a
+ * multicast, broadcast, the tunnels' endpoints, the host's own addresses when given). The
+ * `rdr` on lo0 has no user match: every connection to one of the host's own addresses
+ * travels over lo0 and would be redirected, the router's own redial included (a loop the
+ * router ends by refusing flows of its own pid); hence the host's addresses in the skip
+ * list (resources/darwin-flow.ts localAddresses). A negated table matches as intended; a
  * negated `{ }` list would not (PF expands it into rules that each match everything else).
  */
 import { effectiveRoute, type RuleMatcher } from '../../model/match.js';

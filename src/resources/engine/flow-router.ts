@@ -23,6 +23,12 @@
  *   IP_BOUND_IF (direct: the physical interface; a tunnel: its utun;
  *   flow-router-darwin.ts), so the 0/1 + 128/1 routes cannot pull a direct flow into a
  *   tunnel. Root's own processes are therefore not routed per app.
+ *   One loop the uid does not stop: PF's `rdr` on lo0 has no user match, so a connection
+ *   to one of the host's own addresses (it travels over lo0) is redirected whoever opened
+ *   it, the router's redial included. The PF skip table lists the host's addresses when the
+ *   host gives them (resources/darwin-flow.ts); as the last guard, a flow whose owner is
+ *   the router's own process (`selfPid`) is blocked, which ends such a loop at its second
+ *   hop.
  * - Original destination: DIOCNATLOOK on PF's `rdr` state; no state → the connection is
  *   reset before any lookup (TransparentProxy's `no-original-dst`).
  * - UDP is not routed per app (no transparent UDP on PF without divert sockets); it follows
@@ -77,9 +83,14 @@ export interface FlowRouterOptions {
   originalDestination(sock: Socket): Destination;
   /** `default` is honoured only while no enabled rule can block (see the header) */
   unknownOwner?: 'block' | 'default';
+  /** the router's own pid (default process.pid): its own sockets coming back are a loop */
+  selfPid?: number;
 }
 
 export { rulesCanBlock };
+
+/** FlowDecision.rule of a flow the router itself opened (a redirect loop) */
+export const LOOP = '(loop: the router\'s own connection)';
 
 export interface FlowDecision {
   route: Route;
@@ -111,6 +122,7 @@ export class FlowRouter {
     const owner = this.o.lookup.owner(flow);
     if (!owner)
       return { route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
+    if (owner.pid === (this.o.selfPid ?? process.pid)) return { route: 'blocked', owner, rule: LOOP };
     const chain = this.matcher.failoverChain(owner.path);
     if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
     return { route: effectiveRoute(chain, this.o.tunnelUp), owner, rule: chain[0]!.name };

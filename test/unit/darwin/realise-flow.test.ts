@@ -109,6 +109,17 @@ describe('realiseDarwinFlow', () => {
     expect(ruleset(got)).toContain('route-to lo0');
   });
 
+  it('the host\'s own addresses are skipped (a connection to them crosses lo0, where rdr has no user match); loopback, link-local and zones dropped', () => {
+    const c = load('amneziawg-split.yaml');
+    const local = ['192.168.1.23', '127.0.0.1', '::1', 'fe80::1c2b:3dff:fe4e:5f60%en0', '169.254.10.2', '2001:db8:5::23', '10.70.3.9', 'utun3'];
+    const got = ruleset(realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules, localAddresses: local }));
+    const table = got.split('\n').find((l) => l.startsWith('table <awg_flow_skip>'))!;
+    for (const a of ['192.168.1.23', '2001:db8:5::23', '10.70.3.9']) expect(table).toContain(` ${a} `);
+    for (const a of ['fe80::1c2b', '169.254.10.2', 'utun3', ' 127.0.0.1 ']) expect(table).not.toContain(a);
+    const without = ruleset(realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules }));
+    expect(got.split('\n').filter((l) => !l.startsWith('table '))).toEqual(without.split('\n').filter((l) => !l.startsWith('table ')));
+  });
+
   it('the router port is proxyPortBase, which no proxy tunnel listener uses', () => {
     const c = load('multi-tunnel-socks-killswitch.yaml');
     const d = model(c);

@@ -61,6 +61,8 @@ describe('flow router', () => {
     unknownOwner?: 'block' | 'default';
     paths: Record<number, string>;
     maxEntries?: number;
+    /** the direct dial comes back into the router, as PF's lo0 `rdr` does for the host's own addresses */
+    loopDirect?: boolean;
   }) {
     const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
     for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
@@ -79,18 +81,26 @@ describe('flow router', () => {
     };
     const lookup = new PcbFlowLookup(io, o.maxEntries === undefined ? {} : { maxEntries: o.maxEntries });
     const down = new Set(o.down ?? []);
+    let routerPort = 0;
+    /** the router's redial, owned by this process (pid process.pid), listed before it connects */
+    const loopDialer: Dialer = async () => {
+      const port = await freePort();
+      apps.push({ port, pid: process.pid, gen: generation++ });
+      return connect({ host: '127.0.0.1', port: routerPort, localAddress: '127.0.0.1', localPort: port });
+    };
     const opts: FlowRouterOptions = {
       listen: { host: '127.0.0.1', port: 0 },
       rules: o.rules,
       default: o.default,
       tunnelUp: (t) => !down.has(t),
-      dialers: { direct: dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? dialTo(routes.A.port) : t === 'B' ? dialTo(routes.B.port) : undefined) },
+      dialers: { direct: o.loopDirect ? loopDialer : dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? dialTo(routes.A.port) : t === 'B' ? dialTo(routes.B.port) : undefined) },
       lookup,
       originalDestination: () => DST,
       ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
     };
     const router = new FlowRouter(opts);
     const addr = await router.start();
+    routerPort = addr.port;
     closers.push(() => router.close());
     /** an app (pid) opens a connection through the router and sends `msg`; resolves with the answer, or `reset` */
     const send = async (pid: number, msg: string, at?: { port?: number; gen?: bigint; unlisted?: boolean }): Promise<string> => {
@@ -178,6 +188,13 @@ describe('flow router', () => {
     lingering.after.push({ port: p2, pid: 10, gen: 6n }); // firefox's old connection; the agent reused the tuple
     expect(await send(12, 'secret', { port: p2, gen: 901n })).toBe('reset');
     expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).not.toContain('secret');
+  });
+
+  it('a redial that comes back into the router (a connection to the host\'s own address over lo0) is blocked at its second hop, not looped', async () => {
+    const { send, router, routes } = await setup({ rules, default: 'direct', paths: { ...paths, [process.pid]: '/usr/local/bin/node' }, loopDirect: true });
+    expect(await send(14, 'x')).toBe('reset');
+    expect(Object.fromEntries(router.counts)).toEqual({ direct: 1, blocked: 1 });
+    expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).toEqual([]);
   });
 
   it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {

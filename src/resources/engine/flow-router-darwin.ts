@@ -125,7 +125,7 @@ export interface DarwinTunnelRoute {
 }
 
 export interface DarwinFlowRouterOptions
-  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner'> {
+  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6'> {
   natives: DarwinFlowNatives;
   tunnels: Record<string, DarwinTunnelRoute>;
   /** the physical interface of the default route now (facts: en0…) */
@@ -151,6 +151,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     default: o.default,
     tunnelUp: o.tunnelUp,
     ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
+    ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
     lookup,
     dialers: { direct, tunnel: (name) => tunnelDialers.get(name) },
     originalDestination: (sock) => {
@@ -181,12 +182,12 @@ export interface DarwinFlowRouterHost {
 
 /**
  * The router for a config, as realiseDarwinFlow (../darwin-flow.ts) redirects to it: on
- * 127.0.0.1 and ::1 at flowRouterPort, with the config's rules and default; a WireGuard or
+ * 127.0.0.1 and ::1 at flowRouterPort, with the config's rules, default and ipv6; a WireGuard or
  * AmneziaWG tunnel is dialled on its link's utun, a proxy tunnel through its runtime's
  * upstream (none running: the dial fails, the flow is reset). Unknown owners are blocked.
  */
 export function darwinFlowRouterFromConfig(
-  c: Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing'>,
+  c: Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>,
   h: DarwinFlowRouterHost,
   o: Pick<DarwinFlowRouterOptions, 'maxOwners' | 'timeoutMs'> = {},
 ): { router: FlowRouter; lookup: PcbFlowLookup } {
@@ -206,6 +207,7 @@ export function darwinFlowRouterFromConfig(
     listen: { host: ['127.0.0.1', '::1'], port: flowRouterPort(c.routing) },
     rules: c.rules,
     default: c.default,
+    ipv6: c.ipv6,
     tunnelUp: (n) => h.tunnelUp(n),
     natives: h.natives,
     tunnels,

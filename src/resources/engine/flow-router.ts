@@ -41,7 +41,7 @@
  *   generation (inp_gencnt, unique per socket ever made), so a port reused by another process
  *   is never attributed to the old owner; bounded (platform/darwin/flow-lookup.ts).
  */
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute, type Route } from '../../model/match.js';
 import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
@@ -85,6 +85,12 @@ export interface FlowRouterOptions {
   unknownOwner?: 'block' | 'default';
   /** the router's own pid (default process.pid): its own sockets coming back are a loop */
   selfPid?: number;
+  /**
+   * config.ipv6 (default `tunnel`): what IPv6 flows get when their route is a tunnel, as the
+   * Linux firewall marks them (model/desired.ts ruleAction → markRules): `tunnel` goes through
+   * it, `block` is blocked, `allow` goes direct. Direct and blocked routes are not affected.
+   */
+  ipv6?: 'tunnel' | 'block' | 'allow';
 }
 
 export { rulesCanBlock };
@@ -117,8 +123,15 @@ export class FlowRouter {
     });
   }
 
-  /** The route of one flow now (pure apart from the lookup). */
+  /** The route of one flow now (pure apart from the lookup); IPv6 per `ipv6`. */
   decide(flow: Flow): FlowDecision {
+    const d = this.decideFamilyBlind(flow);
+    const v6 = isIP(flow.dst.host.replace(/^\[(.*)\]$/, '$1')) === 6 && !/^::ffff:\d/i.test(flow.dst.host);
+    if (!v6 || d.route === 'direct' || d.route === 'blocked' || (this.o.ipv6 ?? 'tunnel') === 'tunnel') return d;
+    return { ...d, route: this.o.ipv6 === 'block' ? 'blocked' : 'direct' };
+  }
+
+  private decideFamilyBlind(flow: Flow): FlowDecision {
     const owner = this.o.lookup.owner(flow);
     if (!owner)
       return { route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };

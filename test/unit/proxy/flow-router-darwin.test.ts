@@ -138,7 +138,8 @@ describe('darwin flow router wiring', () => {
       ],
       default: 'direct',
       routing: { proxyPortBase: port },
-    } as unknown as Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing'>;
+      ipv6: 'allow',
+    } as unknown as Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>;
     let proxyRunning = false;
     const utuns: string[] = [];
     const { router } = darwinFlowRouterFromConfig(c, {

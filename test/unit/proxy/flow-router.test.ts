@@ -17,6 +17,7 @@ import type { Dialer } from '../../../src/proxy/types.js';
 import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
 const DST = { host: '93.184.216.34', port: 443 };
+const DST6 = { host: '2606:2800:220:1:248:1893:25c8:1946', port: 443 };
 
 interface App {
   port: number;
@@ -267,6 +268,26 @@ describe('flow router', () => {
     expect(t.lookup.cached).toBe(2);
   });
 
+  it('IPv6 flows of a tunnel route follow config.ipv6 as on Linux: tunnel, block, or allow (direct); direct and blocked routes unchanged', () => {
+    const decide = (ipv6: 'tunnel' | 'block' | 'allow' | undefined, pid: number, dst = DST6) =>
+      new FlowRouter({
+        listen: { host: '127.0.0.1', port: 0 },
+        rules,
+        default: 'B',
+        tunnelUp: () => true,
+        dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
+        lookup: { owner: () => ({ pid, path: (paths as Record<number, string>)[pid]! }) },
+        originalDestination: () => dst,
+        ...(ipv6 ? { ipv6 } : {}),
+      }).decide({ proto: 'tcp', app: { address: '::1', port: 40000 }, dst }).route;
+    expect([undefined, 'tunnel', 'block', 'allow'].map((m) => decide(m as never, 10))).toEqual(['A', 'A', 'blocked', 'direct']);
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 14))).toEqual(['B', 'blocked', 'direct']); // the default route too
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 11))).toEqual(['direct', 'direct', 'direct']);
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 12))).toEqual(['blocked', 'blocked', 'blocked']);
+    expect(decide('block', 10, DST)).toBe('A');
+    expect(decide('block', 10, { host: '::ffff:93.184.216.34', port: 443 })).toBe('A'); // v4-mapped is IPv4
+  });
+
   it('property: for any rules, default and tunnel states, the router routes a flow as match.ts says', () => {
     const targets = ['A', 'B', 'direct', 'block'] as const;
     const matches = [{ name: 'firefox' }, { dir: '/Applications/Firefox.app' }, { path: '/usr/bin/*' }, { dir: '/opt/untrusted' }, { regex: 'other$' }, { dir: '/' }];
@@ -283,7 +304,9 @@ describe('flow router', () => {
         fc.subarray(['A', 'B']),
         fc.constantFrom(...Object.keys(paths).map(Number), 99),
         fc.constantFrom('block' as const, 'default' as const),
-        (rs, def, down, pid, unknown) => {
+        fc.constantFrom('tunnel' as const, 'block' as const, 'allow' as const),
+        fc.constantFrom(DST, DST6, { host: '::ffff:93.184.216.34', port: 443 }),
+        (rs, def, down, pid, unknown, ipv6, dst) => {
           const rules = rs.map((r, i) => ({ name: `r${i}`, ...r })) as Rule[];
           const tunnelUp = (t: string) => !down.includes(t);
           const path = (paths as Record<number, string>)[pid];
@@ -294,17 +317,20 @@ describe('flow router', () => {
             tunnelUp,
             dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
             lookup: { owner: () => (path ? { pid, path } : undefined) },
-            originalDestination: () => DST,
+            originalDestination: () => dst,
             unknownOwner: unknown,
+            ipv6,
           });
-          const got = router.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst: DST }).route;
+          const got = router.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst }).route;
+          // IPv6 of a tunnel route as Linux marks it (ruleAction → markRules): tunnel, dropped, or direct
+          const family = (r: string) => (dst !== DST6 || r === 'direct' || r === 'blocked' || ipv6 === 'tunnel' ? r : ipv6 === 'block' ? 'blocked' : 'direct');
           if (!path) {
             // unknown owner: never a route a matching rule could not have given; blocked unless no rule blocks
             if (got === 'blocked') return true;
-            return unknown === 'default' && !rulesCanBlock(rules) && got === defaultRoute(def, tunnelUp);
+            return unknown === 'default' && !rulesCanBlock(rules) && got === family(defaultRoute(def, tunnelUp));
           }
           const chain = compileRules(rules).failoverChain(path);
-          return got === (chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp));
+          return got === family(chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp));
         },
       ),
       { numRuns: 300 },

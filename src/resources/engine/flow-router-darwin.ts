@@ -153,7 +153,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
     ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
     lookup,
-    dialers: { direct, tunnel: (name) => tunnelDialers.get(name) },
+    dialers: { direct, tunnel: (name) => tunnelDialers.get(name), dialFailureIsDown: (name) => o.tunnels[name]?.dialer !== undefined },
     originalDestination: (sock) => {
       const family = familyOf(sock.localAddress);
       const d = n.originalDst(

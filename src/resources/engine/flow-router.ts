@@ -29,6 +29,11 @@
  *   host gives them (resources/darwin-flow.ts); as the last guard, a flow whose owner is
  *   the router's own process (`selfPid`) is blocked, which ends such a loop at its second
  *   hop.
+ * - Fallbacks: the route follows the tunnels' health (`tunnelUp`) through match.ts. A proxy
+ *   tunnel's failed dial (`dialFailureIsDown`) also counts as down for a rule with
+ *   `fallback: allow-direct`, which redials direct at once through proxy/fallback.ts, as
+ *   that rule's Linux listener does; `rejected` (the proxy refused the destination) never
+ *   goes direct.
  * - Original destination: DIOCNATLOOK on PF's `rdr` state; no state → the connection is
  *   reset before any lookup (TransparentProxy's `no-original-dst`).
  * - UDP is not routed per app (no transparent UDP on PF without divert sockets); it follows
@@ -45,6 +50,7 @@ import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute, type Route } from '../../model/match.js';
 import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
+import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
 import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
 
@@ -69,6 +75,13 @@ export interface FlowDialers {
   direct: Dialer;
   /** the tunnel's dialer; undefined when it has none (treated as down) */
   tunnel(name: string): Dialer | undefined;
+  /**
+   * Does a failed dial of this tunnel mean it is down, so that a rule with `fallback:
+   * allow-direct` redials direct at once (proxy/fallback.ts)? True for proxy tunnels, as their
+   * allow-direct listener does on Linux; false (default) for WireGuard tunnels, whose
+   * fallbacks follow their health only, as the kernel's routes do on Linux.
+   */
+  dialFailureIsDown?(name: string): boolean;
 }
 
 export interface FlowRouterOptions {
@@ -103,6 +116,8 @@ export interface FlowDecision {
   owner?: FlowOwner;
   /** the rule that decided (its name), when one matched */
   rule?: string;
+  /** the fallback of the rule whose tunnel the route is (a failover may have moved on) */
+  fallback?: FallbackMode;
 }
 
 export class FlowRouter {
@@ -138,7 +153,10 @@ export class FlowRouter {
     if (owner.pid === (this.o.selfPid ?? process.pid)) return { route: 'blocked', owner, rule: LOOP };
     const chain = this.matcher.failoverChain(owner.path);
     if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
-    return { route: effectiveRoute(chain, this.o.tunnelUp), owner, rule: chain[0]!.name };
+    const route = effectiveRoute(chain, this.o.tunnelUp);
+    // the first entry aiming at `route` chose it: an earlier one with the same target would have
+    const chosen = chain.find((r) => r.target === route);
+    return { route, owner, rule: chain[0]!.name, ...(chosen?.fallback ? { fallback: chosen.fallback } : {}) };
   }
 
   private dialerFor(client: Socket, dst: Destination): Dialer {
@@ -152,7 +170,11 @@ export class FlowRouter {
     const blocked = (why: string): Dialer => () => Promise.reject(new ProxyDialError('blocked', why));
     if (d.route === 'blocked') return blocked(d.owner ? `${d.owner.path}: blocked by ${d.rule ?? 'the default route'}` : 'owner unknown');
     if (d.route === 'direct') return this.o.dialers.direct;
-    return this.o.dialers.tunnel(d.route) ?? blocked(`tunnel ${d.route} has no dialer`);
+    const tunnel = this.o.dialers.tunnel(d.route);
+    if (!tunnel) return blocked(`tunnel ${d.route} has no dialer`);
+    if (d.fallback === 'allow-direct' && this.o.dialers.dialFailureIsDown?.(d.route))
+      return fallbackDialer({ candidates: [tunnel], mode: 'allow-direct', direct: this.o.dialers.direct });
+    return tunnel;
   }
 
   start(): ReturnType<TransparentProxy['start']> {

@@ -13,7 +13,7 @@ import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
 import { FlowRouter, rulesCanBlock, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
-import type { Dialer } from '../../../src/proxy/types.js';
+import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
 import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
 const DST = { host: '93.184.216.34', port: 443 };
@@ -48,6 +48,7 @@ async function freePort(): Promise<number> {
 }
 
 const dialTo = (port: number): Dialer => async () => connect({ host: '127.0.0.1', port });
+const failing = (kind: DialErrorKind): Dialer => () => Promise.reject(new ProxyDialError(kind, `upstream ${kind}`));
 
 describe('flow router', () => {
   const closers: (() => Promise<void> | void)[] = [];
@@ -64,6 +65,9 @@ describe('flow router', () => {
     maxEntries?: number;
     /** the direct dial comes back into the router, as PF's lo0 `rdr` does for the host's own addresses */
     loopDirect?: boolean;
+    /** tunnel A's dial fails with this kind; `proxyA`: A is a proxy tunnel (a failed dial means down) */
+    failA?: DialErrorKind;
+    proxyA?: boolean;
   }) {
     const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
     for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
@@ -94,7 +98,7 @@ describe('flow router', () => {
       rules: o.rules,
       default: o.default,
       tunnelUp: (t) => !down.has(t),
-      dialers: { direct: o.loopDirect ? loopDialer : dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? dialTo(routes.A.port) : t === 'B' ? dialTo(routes.B.port) : undefined) },
+      dialers: { direct: o.loopDirect ? loopDialer : dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? (o.failA ? failing(o.failA) : dialTo(routes.A.port)) : t === 'B' ? dialTo(routes.B.port) : undefined), dialFailureIsDown: (t) => t === 'A' && o.proxyA === true },
       lookup,
       originalDestination: () => DST,
       ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
@@ -196,6 +200,18 @@ describe('flow router', () => {
     expect(await send(14, 'x')).toBe('reset');
     expect(Object.fromEntries(router.counts)).toEqual({ direct: 1, blocked: 1 });
     expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).toEqual([]);
+  });
+
+  it('a proxy tunnel whose dial fails while its health says up: allow-direct redials direct (proxy/fallback.ts), other fallbacks and a refusal reset; a WireGuard tunnel never redials', async () => {
+    const a = await setup({ rules, default: 'direct', paths, failA: 'unreachable', proxyA: true });
+    expect(await a.send(13, 'o')).toBe('direct:o'); // rule other: A, allow-direct
+    expect(await a.send(10, 'ff')).toBe('reset'); // rule browser: A, failover (health decides, B is not tried)
+    expect(a.routes.B.seen).toEqual([]);
+    const b = await setup({ rules, default: 'direct', paths, failA: 'rejected', proxyA: true });
+    expect(await b.send(13, 'o')).toBe('reset'); // the proxy refused the destination: never direct
+    const c = await setup({ rules, default: 'direct', paths, failA: 'timeout' });
+    expect(await c.send(13, 'o')).toBe('reset'); // WireGuard: a failed connect is not a tunnel down
+    expect([...a.routes.direct.seen, ...b.routes.direct.seen, ...c.routes.direct.seen]).toEqual(['o']);
   });
 
   it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {

@@ -120,14 +120,19 @@ export interface FlowDecision {
   fallback?: FallbackMode;
 }
 
+/** what a config edit changes (FlowRouter.update) */
+export type FlowPolicy = Pick<FlowRouterOptions, 'rules' | 'default' | 'unknownOwner' | 'ipv6'>;
+
 export class FlowRouter {
   readonly proxy: TransparentProxy;
-  private readonly matcher;
-  private readonly unknownToDefault: boolean;
+  private o: FlowRouterOptions;
+  private matcher;
+  private unknownToDefault: boolean;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   readonly counts = new Map<string, number>();
 
-  constructor(private readonly o: FlowRouterOptions) {
+  constructor(o: FlowRouterOptions) {
+    this.o = o;
     this.matcher = compileRules(o.rules);
     this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
     this.proxy = new TransparentProxy({
@@ -175,6 +180,20 @@ export class FlowRouter {
     if (d.fallback === 'allow-direct' && this.o.dialers.dialFailureIsDown?.(d.route))
       return fallbackDialer({ candidates: [tunnel], mode: 'allow-direct', direct: this.o.dialers.direct });
     return tunnel;
+  }
+
+  /**
+   * A config edit: rules, default, unknownOwner and ipv6 replaced at once (all four, as the
+   * new config has them); the next connection is judged by them. Established connections keep
+   * their route, as a Linux socket keeps the cgroup it was created in.
+   */
+  update(p: FlowPolicy): void {
+    const { unknownOwner: _u, ipv6: _i, ...rest } = this.o;
+    const o: FlowRouterOptions = { ...rest, rules: p.rules, default: p.default, ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}), ...(p.ipv6 ? { ipv6: p.ipv6 } : {}) };
+    const matcher = compileRules(o.rules); // throws on a bad rule before anything changes
+    this.o = o;
+    this.matcher = matcher;
+    this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
   }
 
   start(): ReturnType<TransparentProxy['start']> {

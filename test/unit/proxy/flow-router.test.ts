@@ -214,6 +214,18 @@ describe('flow router', () => {
     expect([...a.routes.direct.seen, ...b.routes.direct.seen, ...c.routes.direct.seen]).toEqual(['o']);
   });
 
+  it('a config edit (update) judges the next connection by the new rules, default and ipv6', async () => {
+    const { send, router, routes } = await setup({ rules, default: 'B', paths });
+    expect(await send(10, 'ff')).toBe('A:ff');
+    expect(await send(14, 'x')).toBe('B:x');
+    router.update({ rules: [{ name: 'browser', match: { name: 'firefox' }, target: 'block' }] as Rule[], default: 'direct' });
+    expect(await send(10, 'ff2')).toBe('reset');
+    expect(await send(14, 'x2')).toBe('direct:x2');
+    expect(routes.A.seen).toEqual(['ff']);
+    expect(() => router.update({ rules: [{ name: 'bad', match: { regex: '(' }, target: 'A' }] as Rule[], default: 'A' })).toThrow();
+    expect(await send(14, 'x3')).toBe('direct:x3'); // a rejected edit changed nothing
+  });
+
   it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {
     const dropRules = [{ name: 'd', match: { name: 'firefox' }, target: 'A', fallback: 'drop' }] as Rule[];
     const a = await setup({ rules: dropRules, default: 'A', paths });

@@ -19,6 +19,8 @@
  */
 import { Socket } from 'node:net';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import ipaddr, { type IPv6 } from '../../util/ipaddr.js';
 import { linkName, type Config } from '../../config/schema.js';
 import { AwgError } from '../../errors.js';
 import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
@@ -125,7 +127,7 @@ export interface DarwinTunnelRoute {
 }
 
 export interface DarwinFlowRouterOptions
-  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6'> {
+  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink'> {
   natives: DarwinFlowNatives;
   tunnels: Record<string, DarwinTunnelRoute>;
   /** the physical interface of the default route now (facts: en0…) */
@@ -152,6 +154,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     tunnelUp: o.tunnelUp,
     ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
     ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
+    ...(o.onLink ? { onLink: o.onLink } : {}),
     lookup,
     dialers: { direct, tunnel: (name) => tunnelDialers.get(name), dialFailureIsDown: (name) => o.tunnels[name]?.dialer !== undefined },
     originalDestination: (sock) => {
@@ -178,11 +181,35 @@ export interface DarwinFlowRouterHost {
   proxyDialer(tunnel: string): Dialer | undefined;
   /** the physical interface of the default route now */
   physical(): string | undefined;
+  /** its connected subnets now (CIDRs); default: os.networkInterfaces() of physical() */
+  subnets?(ifname: string): string[];
+}
+
+/** the interface's own subnets as Node sees them (`cidr` of each address), link-local left out (PF skips it) */
+function interfaceSubnets(ifname: string): string[] {
+  return (networkInterfaces()[ifname] ?? []).flatMap((a) => (a.cidr && !/^(169\.254\.|fe80:)/i.test(a.address) ? [a.cidr] : []));
+}
+
+/** is `host` inside one of `cidrs` (same family)? */
+export function inSubnets(host: string, cidrs: readonly string[]): boolean {
+  if (!ipaddr.isValid(host)) return false;
+  let a = ipaddr.parse(host);
+  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress()) a = (a as IPv6).toIPv4Address();
+  return cidrs.some((c) => {
+    try {
+      const [net, len] = ipaddr.parseCIDR(c);
+      return net.kind() === a.kind() && a.match([net, len] as never);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
  * The router for a config, as realiseDarwinFlow (../darwin-flow.ts) redirects to it: on
- * 127.0.0.1 and ::1 at flowRouterPort, with the config's rules, default and ipv6; a WireGuard or
+ * 127.0.0.1 and ::1 at flowRouterPort, with the config's rules, default and ipv6, the physical
+ * interface's subnets reached directly by tunnelled apps too (Linux: main's specific routes
+ * win); a WireGuard or
  * AmneziaWG tunnel is dialled on its link's utun, a proxy tunnel through its runtime's
  * upstream (none running: the dial fails, the flow is reset). Unknown owners are blocked.
  */
@@ -208,6 +235,10 @@ export function darwinFlowRouterFromConfig(
     rules: c.rules,
     default: c.default,
     ipv6: c.ipv6,
+    onLink: (host) => {
+      const ifn = h.physical();
+      return ifn !== undefined && inSubnets(host, (h.subnets ?? interfaceSubnets)(ifn));
+    },
     tunnelUp: (n) => h.tunnelUp(n),
     natives: h.natives,
     tunnels,

@@ -104,6 +104,13 @@ export interface FlowRouterOptions {
    * it, `block` is blocked, `allow` goes direct. Direct and blocked routes are not affected.
    */
   ipv6?: 'tunnel' | 'block' | 'allow';
+  /**
+   * Is the destination on a network that a more specific route of the physical side covers
+   * (its connected subnets)? On Linux such routes in main win over the tunnel tables
+   * (`suppress_prefixlength 0`), so a tunnelled app reaches its LAN directly (the kill switch
+   * then decides); here such a flow's tunnel route becomes direct. Blocked stays blocked.
+   */
+  onLink?(host: string): boolean;
 }
 
 export { rulesCanBlock };
@@ -143,12 +150,15 @@ export class FlowRouter {
     });
   }
 
-  /** The route of one flow now (pure apart from the lookup); IPv6 per `ipv6`. */
+  /** The route of one flow now (pure apart from the lookup); IPv6 per `ipv6`, the LAN per `onLink`. */
   decide(flow: Flow): FlowDecision {
     const d = this.decideFamilyBlind(flow);
-    const v6 = isIP(flow.dst.host.replace(/^\[(.*)\]$/, '$1')) === 6 && !/^::ffff:\d/i.test(flow.dst.host);
-    if (!v6 || d.route === 'direct' || d.route === 'blocked' || (this.o.ipv6 ?? 'tunnel') === 'tunnel') return d;
-    return { ...d, route: this.o.ipv6 === 'block' ? 'blocked' : 'direct' };
+    if (d.route === 'direct' || d.route === 'blocked') return d;
+    const host = flow.dst.host.replace(/^\[(.*)\]$/, '$1');
+    const v6 = isIP(host) === 6 && !/^::ffff:\d/i.test(host);
+    if (v6 && (this.o.ipv6 ?? 'tunnel') !== 'tunnel') return { ...d, route: this.o.ipv6 === 'block' ? 'blocked' : 'direct' };
+    if (this.o.onLink?.(host)) return { ...d, route: 'direct' };
+    return d;
   }
 
   private decideFamilyBlind(flow: Flow): FlowDecision {

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import type { Config } from '../../../src/config/schema.js';
-import { darwinFlowRouter, darwinFlowRouterFromConfig, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import { darwinFlowRouter, darwinFlowRouterFromConfig, inSubnets, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
@@ -135,12 +135,14 @@ describe('darwin flow router wiring', () => {
       rules: [
         { name: 'browser', match: { name: 'firefox' }, target: 'work', fallback: 'block', enabled: true },
         { name: 'proxied', match: { name: 'via-proxy' }, target: 'socks', fallback: 'block', enabled: true },
+        { name: 'x', match: { dir: '/opt/x' }, target: 'block', fallback: 'block', enabled: true },
       ],
       default: 'direct',
       routing: { proxyPortBase: port },
       ipv6: 'allow',
     } as unknown as Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>;
     let proxyRunning = false;
+    let lan: string[] = ['192.168.1.0/24'];
     const utuns: string[] = [];
     const { router } = darwinFlowRouterFromConfig(c, {
       natives: t.natives,
@@ -148,6 +150,7 @@ describe('darwin flow router wiring', () => {
       utun: (link) => (utuns.push(link), 'utun7'),
       proxyDialer: (name) => (proxyRunning && name === 'socks' ? async () => connect({ host: '127.0.0.1', port: t.proxy.port }) : undefined),
       physical: () => 'en0',
+      subnets: (ifn) => (ifn === 'en0' ? lan : []),
     });
     await router.start();
     closers.push(() => router.close());
@@ -174,6 +177,17 @@ describe('darwin flow router wiring', () => {
     expect(t.pinned).toEqual(['utun7/4', 'en0/4']);
     expect(t.proxy.seen).toEqual(['p']);
     expect(t.dst.seen).toEqual(['ff', 'curl']);
+    lan = ['127.0.0.0/8']; // the destination is now on en0's own subnet: reached directly, as Linux's main routes win
+    expect(await send(2, 'ff-lan')).toBe('dst:ff-lan');
+    expect(t.pinned.at(-1)).toBe('en0/4');
+    expect(await send(3, 'secret')).toBe('reset'); // blocked stays blocked on the LAN
+  });
+
+  it('inSubnets: same family only, v4-mapped counts as IPv4, junk is not inside', () => {
+    const nets = ['192.168.1.0/24', '2001:db8:5::/64'];
+    expect(['192.168.1.77', '::ffff:192.168.1.77', '2001:db8:5::9'].map((h) => inSubnets(h, nets))).toEqual([true, true, true]);
+    expect(['192.168.2.1', '2001:db8:6::1', 'example.com', '10.0.0.1'].map((h) => inSubnets(h, nets))).toEqual([false, false, false, false]);
+    expect(inSubnets('192.168.1.1', ['not a cidr'])).toBe(false);
   });
 
   it('the real natives load lazily and refuse to run off macOS', async () => {

@@ -316,6 +316,22 @@ describe('flow router', () => {
     expect(decide('block', 10, { host: '::ffff:93.184.216.34', port: 443 })).toBe('A'); // v4-mapped is IPv4
   });
 
+  it('a destination on the physical side\'s own subnet (onLink): a tunnel route goes direct, as main\'s specific routes win on Linux; blocked and direct unchanged', () => {
+    const decide = (pid: number, onLink: boolean) =>
+      new FlowRouter({
+        listen: { host: '127.0.0.1', port: 0 },
+        rules,
+        default: 'B',
+        tunnelUp: () => true,
+        dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
+        lookup: { owner: () => ({ pid, path: (paths as Record<number, string>)[pid]! }) },
+        originalDestination: () => DST,
+        onLink: () => onLink,
+      }).decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst: DST }).route;
+    expect([10, 14, 11, 12].map((pid) => decide(pid, false))).toEqual(['A', 'B', 'direct', 'blocked']);
+    expect([10, 14, 11, 12].map((pid) => decide(pid, true))).toEqual(['direct', 'direct', 'direct', 'blocked']);
+  });
+
   it('property: for any rules, default and tunnel states, the router routes a flow as match.ts says', () => {
     const targets = ['A', 'B', 'direct', 'block'] as const;
     const matches = [{ name: 'firefox' }, { dir: '/Applications/Firefox.app' }, { path: '/usr/bin/*' }, { dir: '/opt/untrusted' }, { regex: 'other$' }, { dir: '/' }];

@@ -15,8 +15,10 @@
  * - Unknown owner (the process exited before the lookup, or its socket is not in the list):
  *   blocked by default — a flow a rule would have blocked must never leak because its owner
  *   was quick. `unknownOwner: 'default'` sends it the default route instead, and is honoured
- *   only while no rule can block (no `block` target, every tunnel rule `allow-direct`):
- *   otherwise the unknown owner might be an app a rule blocks, and it is blocked.
+ *   only while no rule can block (pf-flow.ts rulesCanBlock, asked of match.ts: no `block`
+ *   target, no `fallback: drop`, every tunnel rule `allow-direct`): otherwise the unknown
+ *   owner might be an app a rule blocks, and it is blocked. "Not yet listed" cannot happen
+ *   for TCP (the app's pcb exists before its SYN leaves); "already gone" can.
  * - Loops: the router's own outbound sockets must not be redirected again. PF's route-to
  *   rule skips the router's uid (`user != 0`, platform/darwin/pf-flow.ts; a PF tag or the
  *   bound interface alone would not do: see there), and the dialers pin their sockets with
@@ -40,11 +42,17 @@
  *   the routing table (the default route). When a rule can block, the PF anchor drops the
  *   UDP of user-session processes (uid >= 501) so a blocked app cannot leak over UDP
  *   (QUIC falls back to TCP, which comes here).
+ * - Same results as Linux beyond the rules: IPv6 of a tunnel route follows `ipv6` (block →
+ *   blocked, allow → direct), and a tunnel route to the physical side's own subnet goes
+ *   direct (`onLink`; Linux: main's specific routes win).
  * - Tunnel state is read per connection (`tunnelUp`): no decision outlives its connection,
  *   and an established connection is not moved when a tunnel changes state.
  * - Owner lookups are cached per (proto, local address, port), valid only for the same socket
  *   generation (inp_gencnt, unique per socket ever made), so a port reused by another process
- *   is never attributed to the old owner; bounded (platform/darwin/flow-lookup.ts).
+ *   is never attributed to the old owner; bounded (platform/darwin/flow-lookup.ts). A TCP
+ *   socket connects once, so hits are rare: the cache is there for correctness under port
+ *   reuse, not speed (one pcblist_n read per connection stays).
+ * - Config edits: `update()`; the next connection is judged by the new rules.
  */
 import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';

@@ -6,35 +6,15 @@
  * IP_BOUND_IF set. Checks which interface each route pins its socket to, and that a failed
  * DIOCNATLOOK or an unknown physical interface resets the flow.
  */
-import { connect, createServer, type Server } from 'node:net';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import type { Config } from '../../../src/config/schema.js';
 import { darwinFlowRouter, darwinFlowRouterFromConfig, inSubnets, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import type { Dialer } from '../../../src/proxy/types.js';
+import { freePort, routeServer as server } from '../../helpers/route-servers.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
-
-async function server(name: string): Promise<{ server: Server; port: number; seen: string[] }> {
-  const seen: string[] = [];
-  const s = createServer((c) => {
-    c.on('data', (d) => {
-      seen.push(d.toString());
-      c.end(`${name}:${d.toString()}`);
-    });
-    c.on('error', () => {});
-  });
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return { server: s, port: (s.address() as { port: number }).port, seen };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 describe('darwin flow router wiring', () => {
   const closers: (() => Promise<void> | void)[] = [];

@@ -6,7 +6,7 @@
  * which route they are. Only the platform parts are fakes: the PF redirect, DIOCNATLOOK,
  * sysctl and proc_pidpath.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
@@ -14,6 +14,7 @@ import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/m
 import { FlowRouter, rulesCanBlock, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
+import { freePort, routeServer } from '../../helpers/route-servers.js';
 import { cat, inpcb, rest, socket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
 const DST = { host: '93.184.216.34', port: 443 };
@@ -23,28 +24,6 @@ interface App {
   port: number;
   pid: number;
   gen: bigint;
-}
-
-/** a route's server: answers `<name>:<what it got>` and remembers every connection */
-async function routeServer(name: string): Promise<{ server: Server; port: number; seen: string[] }> {
-  const seen: string[] = [];
-  const server = createServer((s) => {
-    s.on('data', (d) => {
-      seen.push(d.toString());
-      s.end(`${name}:${d.toString()}`);
-    });
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as { port: number }).port, seen };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
 }
 
 const dialTo = (port: number): Dialer => async () => connect({ host: '127.0.0.1', port });

@@ -4,6 +4,7 @@
  * and the pipeline's own steps (prepare → hostEnv → converge / observe+plan / teardown).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { afterEach } from 'vitest';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { converge } from '../../../src/pipeline/converge.js';
@@ -120,4 +121,17 @@ export class Rig {
   mutationLines(): string[] {
     return this.host.log.filter((l) => l.kind === 'mutate').map((l) => l.line);
   }
+}
+
+/** `rig(yaml?, host?)` for a describe block: every rig it makes is cleaned up after each test */
+export function rigsCleanedAfterEach(): (yaml?: string, host?: MacHost) => Rig {
+  const rigs: Rig[] = [];
+  afterEach(() => {
+    for (const r of rigs.splice(0)) r.cleanup();
+  });
+  return (yaml, host) => {
+    const r = new Rig(yaml, host);
+    rigs.push(r);
+    return r;
+  };
 }

@@ -6,28 +6,20 @@
  * fail-closed (PF verdicts from pf-eval.ts), never open. Verified on the model only.
  */
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { diffCommand } from '../../../src/cli/commands/diff.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
 import type { Io } from '../../../src/cli/output.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
-import { DNS_OUT, ENDPOINT_UDP, macConfig, Rig, WEB } from '../../helpers/macos-host/scenario.js';
+import { DNS_OUT, ENDPOINT_UDP, macConfig, Rig, WEB, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 const closed = (h: MacHost) => h.pf.enabled && h.pf.main.includes('anchor "com.awg/*" all') && pfVerdict(h, WEB) === 'block' && pfVerdict(h, DNS_OUT) === 'block';
 
 describe('macOS host model: faults', () => {
-  const rigs: Rig[] = [];
-  const rig = (yaml?: string, host?: MacHost) => {
-    const r = new Rig(yaml, host);
-    rigs.push(r);
-    return r;
-  };
-  afterEach(() => {
-    for (const r of rigs.splice(0)) r.cleanup();
-  });
+  const rig = rigsCleanedAfterEach();
 
   /** the CLI on a rig: exit code, stdout, stderr */
   async function cli(r: Rig, cmd: 'apply' | 'diff' | 'down', file = r.file) {

@@ -13,25 +13,17 @@
  *
  * Verified on the model only (PF verdicts from pf-eval.ts, not packets).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
-import { DNS_OUT, ENDPOINT, ENDPOINT_UDP, macConfig, Rig, WEB } from '../../helpers/macos-host/scenario.js';
+import { DNS_OUT, ENDPOINT, ENDPOINT_UDP, macConfig, WEB, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 
 const LAN: Packet = { ...WEB, dst: '192.168.1.20', dport: 22 };
 const LOOPBACK: Packet = { dir: 'out', iface: 'lo0', family: 4, proto: 'tcp', dst: '127.0.0.1', dport: 8080 };
 
 describe('macOS host model: more of the Linux scenarios', () => {
-  const rigs: Rig[] = [];
-  const rig = (yaml?: string, host?: MacHost) => {
-    const r = new Rig(yaml, host);
-    rigs.push(r);
-    return r;
-  };
-  afterEach(() => {
-    for (const r of rigs.splice(0)) r.cleanup();
-  });
+  const rig = rigsCleanedAfterEach();
 
   it('a service whose DNS already was the tunnel resolver keeps it through apply and down; the others are restored', async () => {
     const h = MacHost.laptop();

@@ -25,30 +25,32 @@ import type { Packet } from './pf-eval.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
+const peer2 = wgKeyPair();
 export const ENDPOINT = '198.51.100.7';
 const key = new Uint8Array(32).fill(7);
 
 /** a WireGuard tunnel as the default route, its DNS as the system's, leak protection */
-export function macConfig(o: { killSwitch?: boolean | 'allowLan'; mtu?: number } = {}): string {
+/** `v6`: a second peer for ::/0 at [2001:db8:2::7] and `ipv6: tunnel` */
+export function macConfig(o: { killSwitch?: boolean | 'allowLan'; mtu?: number; v6?: boolean } = {}): string {
   const ks = o.killSwitch === 'allowLan' ? '{ enabled: true, allowLan: true }' : o.killSwitch === false ? 'off' : 'on';
   return `version: 1
 tunnels:
   home:
     type: wireguard
     privateKey: "${me.privateKey}"
-    addresses: [10.66.0.2/32]
+    addresses: [10.66.0.2/32${o.v6 ? ', fd66::2/128' : ''}]
     mtu: ${o.mtu ?? 1420}
     dns: [10.66.0.1]
     peers:
       - publicKey: "${peer.publicKey}"
         endpoint: ${ENDPOINT}:51820
         allowedIPs: [0.0.0.0/0]
-default: home
+${o.v6 ? `      - publicKey: "${peer2.publicKey}"\n        endpoint: "[2001:db8:2::7]:51820"\n        allowedIPs: [::/0]\n` : ''}default: home
 killSwitch: ${ks}
 dns:
   system: default-tunnel
   leakProtection: true
-ipv6: block
+ipv6: ${o.v6 ? 'tunnel' : 'block'}
 `;
 }
 

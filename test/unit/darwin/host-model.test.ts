@@ -24,7 +24,7 @@ import { observeWith } from '../../../src/reconciler/observe.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
-import { wgKeyPair } from '../../helpers/awg.js';
+import { macConfig } from '../../helpers/macos-host/scenario.js';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { diffCommand } from '../../../src/cli/commands/diff.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
@@ -32,35 +32,13 @@ import { statusCommand } from '../../../src/cli/commands/status.js';
 import type { Io } from '../../../src/cli/output.js';
 import { parseScutilDns } from '../../../src/platform/darwin/scutil.js';
 
-const me = wgKeyPair();
-const peer = wgKeyPair();
-const peer2 = wgKeyPair();
 const ENDPOINT = '198.51.100.7';
 /** the host's fingerprint key (`awg apply` keeps one in the state directory) */
 const key = new Uint8Array(32).fill(7);
 const fingerprintKey = () => key;
 
-function config(o: { killSwitch?: boolean; mtu?: number; v6?: boolean } = {}): string {
-  return `version: 1
-tunnels:
-  home:
-    type: wireguard
-    privateKey: "${me.privateKey}"
-    addresses: [10.66.0.2/32${o.v6 ? ', fd66::2/128' : ''}]
-    mtu: ${o.mtu ?? 1420}
-    dns: [10.66.0.1]
-    peers:
-      - publicKey: "${peer.publicKey}"
-        endpoint: ${ENDPOINT}:51820
-        allowedIPs: [0.0.0.0/0]
-${o.v6 ? `      - publicKey: "${peer2.publicKey}"\n        endpoint: "[2001:db8:2::7]:51820"\n        allowedIPs: [::/0]\n` : ''}default: home
-killSwitch: ${o.killSwitch === false ? 'off' : 'on'}
-dns:
-  system: default-tunnel
-  leakProtection: true
-ipv6: ${o.v6 ? 'tunnel' : 'block'}
-`;
-}
+/** the scenario config (test/helpers/macos-host/scenario.ts) */
+const config = macConfig;
 
 describe('macOS host model: apply, diff, down, status', () => {
   let dir: string;

@@ -4,7 +4,10 @@
  * loop re-observes.
  *
  * The config file's directory is watched, not the file: editors that save by rename and
- * git checkouts replace the inode, which a watch on the file itself would lose.
+ * git checkouts replace the inode, which a watch on the file itself would lose. An in-place
+ * save truncates the file before it writes it: a wake on the truncation would read an empty
+ * or half-written config and report it invalid, so a change wakes only once the file's size
+ * has held still for `settleMs` (chokidar's awaitWriteFinish).
  */
 import { basename, dirname, resolve } from 'node:path';
 import type { WakeReason } from './core.js';
@@ -23,7 +26,11 @@ export interface WakeSourceOptions {
   watchConfig?: boolean;
   /** open the monitor in this network namespace (name or path) */
   netns?: string;
+  /** a config change wakes once the file's size held still this long (default 150 ms) */
+  settleMs?: number;
 }
+
+const SETTLE_MS = 150;
 
 export interface WakeSources {
   /** watch these files (the config and the overlay files it applies); none: no config watch */
@@ -48,6 +55,7 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
       depth: 0,
       ignoreInitial: true,
       atomic: true,
+      awaitWriteFinish: { stabilityThreshold: o.settleMs ?? SETTLE_MS, pollInterval: 25 },
       ignored: (p: string) => !dirs.includes(p) && !files.has(resolve(p)),
     });
     const fire = (p: string) => {

@@ -32,13 +32,9 @@ export function openRouteSocket(): RouteSocket {
   const buf = new Uint8Array(BUF);
   let closed = false;
   const poller = new Poller(fd, () => {
-    while (!closed) {
-      // EAGAIN: drained. ENOBUFS: messages were lost; the monitor re-observes on the next one anyway
-      const n = read(fd, buf);
-      if (n <= 0) break;
-      const msg = buf.slice(0, n);
-      for (const cb of listeners) cb(msg);
-    }
+    drainRouteReads((b) => read(fd, b), buf, (m) => {
+      for (const cb of listeners) cb(m);
+    }, () => closed);
   });
   return {
     onMessage: (cb) => void listeners.push(cb),
@@ -49,4 +45,22 @@ export function openRouteSocket(): RouteSocket {
       close(fd);
     },
   };
+}
+
+/**
+ * Drain a ready route socket: every message read is delivered; ENOBUFS (the kernel dropped
+ * messages: the socket buffer overflowed) is delivered as an empty message, which the monitor
+ * takes as "messages lost: re-observe everything" (monitor/darwin.ts classifyRouteRead);
+ * EAGAIN (drained) and any other error end the drain. `readInto` returns bytes or -errno.
+ */
+export function drainRouteReads(readInto: (b: Uint8Array) => number, buf: Uint8Array, deliver: (m: Uint8Array) => void, stopped: () => boolean = () => false): void {
+  while (!stopped()) {
+    const n = readInto(buf);
+    if (n === -D.ENOBUFS) {
+      deliver(new Uint8Array(0));
+      continue;
+    }
+    if (n <= 0) break;
+    deliver(buf.slice(0, n));
+  }
 }

@@ -22,8 +22,8 @@
  * changes with every socket created anywhere, so it would invalidate everything constantly.
  * Two pcbs with the same 4-tuple (an old one in TIME_WAIT, a new one that reused the tuple
  * with SO_REUSEADDR): the newest generation is the connection being routed.
- * The system calls come in through `io` (native/darwin/libsystem.ts on a Mac;
- * captured-layout buffers in tests).
+ * The system calls come in through `io` (on a Mac: sysctlbyname from native/darwin/libsystem.ts,
+ * proc_pidpath from native/darwin/libproc.ts; captured-layout buffers in tests).
  */
 import { decodePcblist, type PcbEntry } from './pcblist.js';
 

@@ -103,16 +103,3 @@ export function decodePcblist(buf: Uint8Array, proto: 'tcp' | 'udp'): PcbEntry[]
   }
   return out;
 }
-
-/** Process path lookup and egress binding facts for the (future) flow router; from DESIGN.md §5. */
-export const OWNER_LOOKUP = {
-  /** proc_info(2) syscall number; libproc's proc_pidpath wraps it */
-  SYS_proc_info: 336,
-  PROC_INFO_CALL_PIDINFO: 2,
-  PROC_PIDPATHINFO: 11,
-  /** PROC_PIDPATHINFO_MAXSIZE */
-  PATH_BUFFER: 4096,
-  /** setsockopt level IPPROTO_IP / IPPROTO_IPV6: bind a direct flow's socket to the physical interface */
-  IP_BOUND_IF: 25,
-  IPV6_BOUND_IF: 125,
-} as const;

@@ -11,7 +11,7 @@
  *    one, or a utun under the default tunnel's 0/1 + 128/1), is sent to lo0 instead;
  * 2. translation, inbound on lo0: `rdr pass on lo0 … -> 127.0.0.1 port <port>` rewrites it
  *    to the router's listener. PF keeps the state, so the router reads the original
- *    destination with DIOCNATLOOK (native/darwin/libsystem.ts originalDstDarwin) and the
+ *    destination with DIOCNATLOOK (native/darwin/pfnatlook.ts originalDstDarwin) and the
  *    app's replies are rewritten back. The app's pcb still names the original destination,
  *    which is what the owner lookup matches (platform/darwin/flow-lookup.ts).
  *

@@ -1,6 +1,6 @@
 /**
- * Socket listings used for diagnostics and, later, the per-app flow router's fallback owner
- * lookup (the primary path is `net.inet.{tcp,udp}.pcblist_n` + proc_pidpath; see
+ * Socket listings used for diagnostics (the flow router's owner lookup is
+ * `net.inet.{tcp,udp}.pcblist_n` + proc_pidpath; see
  * fixtures/macos/binary/LAYOUTS.md). Pure.
  *
  * `netstat -An` truncates addresses to 18 columns without -W (`2600:1700:bab0:d.5`); such

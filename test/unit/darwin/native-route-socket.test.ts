@@ -6,9 +6,11 @@
  * @24, use @28, u32 inits @32, struct rt_metrics (14 × u32) @36); RTA_DST 0x1, RTA_IFP 0x10;
  * sockaddrs follow in RTA order, each rounded up to 4 bytes (test/fixtures/macos/binary/
  * LAYOUTS.md §1); sockaddr_in 16 bytes, sockaddr_in6 28, sockaddr_dl 20 (AF_LINK 18).
+ * The drain of a ready socket: lost messages (ENOBUFS) reach the monitor as a full re-observation.
  */
 import { describe, expect, it } from 'vitest';
-import { RTA_DST, RTA_IFP, RTM_GET, RTM_VERSION, RT_MSGHDR_SIZE, encodeRtmGet } from '../../../src/native/darwin/route-socket.js';
+import { RTA_DST, RTA_IFP, RTM_GET, RTM_VERSION, RT_MSGHDR_SIZE, drainRouteReads, encodeRtmGet } from '../../../src/native/darwin/route-socket.js';
+import { classifyRouteRead } from '../../../src/resources/monitor/darwin.js';
 import { decodeRouteMessage } from '../../../src/platform/darwin/rtmsg.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -40,5 +42,29 @@ describe('RTM_GET request', () => {
     const m = decodeRouteMessage(b);
     expect(m).toMatchObject({ msglen: 140, addrs: 0x11, seq: 7, pid: 0 });
     expect(m.sockaddrs.dst).toMatchObject({ family: 'inet6', address: '2606:4700::1111' });
+  });
+});
+
+describe('draining the route socket', () => {
+  it('delivers each read, ENOBUFS as an empty message (the monitor re-observes), stops at EAGAIN', () => {
+    const msg = encodeRtmGet('8.8.4.4', 1, 2);
+    const reads = [msg.length, -55 /* ENOBUFS */, msg.length, -35 /* EAGAIN */, msg.length];
+    const got: Uint8Array[] = [];
+    drainRouteReads((b) => {
+      const n = reads.shift()!;
+      if (n > 0) b.set(msg);
+      return n;
+    }, new Uint8Array(2048), (m) => got.push(m));
+    expect(got.map((m) => m.length)).toEqual([msg.length, 0, msg.length]);
+    expect(reads).toHaveLength(1); // nothing read after EAGAIN
+    expect(classifyRouteRead(got[1]!, { echo: true }).wake).toMatch(/lost/);
+  });
+  it('another error ends the drain; a closed socket is not read', () => {
+    const got: Uint8Array[] = [];
+    let n = 0;
+    drainRouteReads(() => (n++, -9 /* EBADF */), new Uint8Array(16), (m) => got.push(m));
+    expect([n, got.length]).toEqual([1, 0]);
+    drainRouteReads(() => (n++, 4), new Uint8Array(16), (m) => got.push(m), () => true);
+    expect([n, got.length]).toEqual([1, 0]);
   });
 });

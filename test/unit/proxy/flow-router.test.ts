@@ -275,18 +275,22 @@ describe('flow router', () => {
     expect(t.lookup.cached).toBe(2);
   });
 
+  /** the route a router over `rules` (default B, every tunnel up) decides for `pid`'s TCP flow to `dst` */
+  const routeOf = (pid: number, dst: typeof DST, appAddress: string, extra: Partial<ConstructorParameters<typeof FlowRouter>[0]>) =>
+    new FlowRouter({
+      listen: { host: '127.0.0.1', port: 0 },
+      rules,
+      default: 'B',
+      tunnelUp: () => true,
+      dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
+      lookup: { owner: () => ({ pid, path: (paths as Record<number, string>)[pid]! }) },
+      originalDestination: () => dst,
+      ...extra,
+    }).decide({ proto: 'tcp', app: { address: appAddress, port: 40000 }, dst }).route;
+
   it('IPv6 flows of a tunnel route follow config.ipv6 as on Linux: tunnel, block, or allow (direct); direct and blocked routes unchanged', () => {
     const decide = (ipv6: 'tunnel' | 'block' | 'allow' | undefined, pid: number, dst = DST6) =>
-      new FlowRouter({
-        listen: { host: '127.0.0.1', port: 0 },
-        rules,
-        default: 'B',
-        tunnelUp: () => true,
-        dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
-        lookup: { owner: () => ({ pid, path: (paths as Record<number, string>)[pid]! }) },
-        originalDestination: () => dst,
-        ...(ipv6 ? { ipv6 } : {}),
-      }).decide({ proto: 'tcp', app: { address: '::1', port: 40000 }, dst }).route;
+      routeOf(pid, dst, '::1', ipv6 ? { ipv6 } : {});
     expect([undefined, 'tunnel', 'block', 'allow'].map((m) => decide(m as never, 10))).toEqual(['A', 'A', 'blocked', 'direct']);
     expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 14))).toEqual(['B', 'blocked', 'direct']); // the default route too
     expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 11))).toEqual(['direct', 'direct', 'direct']);
@@ -296,17 +300,7 @@ describe('flow router', () => {
   });
 
   it('a destination on the physical side\'s own subnet (onLink): a tunnel route goes direct, as main\'s specific routes win on Linux; blocked and direct unchanged', () => {
-    const decide = (pid: number, onLink: boolean) =>
-      new FlowRouter({
-        listen: { host: '127.0.0.1', port: 0 },
-        rules,
-        default: 'B',
-        tunnelUp: () => true,
-        dialers: { direct: dialTo(1), tunnel: () => dialTo(1) },
-        lookup: { owner: () => ({ pid, path: (paths as Record<number, string>)[pid]! }) },
-        originalDestination: () => DST,
-        onLink: () => onLink,
-      }).decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst: DST }).route;
+    const decide = (pid: number, onLink: boolean) => routeOf(pid, DST, '127.0.0.1', { onLink: () => onLink });
     expect([10, 14, 11, 12].map((pid) => decide(pid, false))).toEqual(['A', 'B', 'direct', 'blocked']);
     expect([10, 14, 11, 12].map((pid) => decide(pid, true))).toEqual(['direct', 'direct', 'direct', 'blocked']);
   });

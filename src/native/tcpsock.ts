@@ -39,6 +39,9 @@ export interface MarkedConnectOptions {
   port: number;
   /** SO_MARK for the socket; undefined → a plain `net.connect` (no privileges needed) */
   mark?: number;
+  /** a fresh unconnected TCP socket fd of the destination's family (e.g. one pinned to an
+   *  interface); replaces `mark`'s socket. What it throws is thrown as is. */
+  socketFd?: (family: 4 | 6) => number;
   timeoutMs?: number;
   allowHalfOpen?: boolean;
   /** forwarded to the net.Socket (bounded buffers) */
@@ -68,11 +71,13 @@ export async function connectTcp(o: MarkedConnectOptions): Promise<Socket> {
       family = r.family;
     }
   }
+  const mark = o.mark;
+  const fdOf = o.socketFd ?? (mark === undefined ? undefined : (f: 4 | 6) => markedTcpFd(f, mark));
   const sock =
-    o.mark === undefined
+    fdOf === undefined
       ? new Socket({ allowHalfOpen: o.allowHalfOpen ?? false })
       : new Socket({
-          fd: markedTcpFd(family as 4 | 6, o.mark),
+          fd: fdOf(family as 4 | 6),
           allowHalfOpen: o.allowHalfOpen ?? false,
           readable: true,
           writable: true,

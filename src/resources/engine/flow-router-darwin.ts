@@ -17,12 +17,12 @@
  *   (platform/darwin/pf-flow.ts). No physical interface known → the direct dial fails
  *   (the flow is reset), it never falls back to the routing table.
  */
-import { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import ipaddr, { type IPv6 } from '../../util/ipaddr.js';
 import { linkName, type Config } from '../../config/schema.js';
 import { AwgError } from '../../errors.js';
+import { connectTcp } from '../../native/tcpsock.js';
 import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
 import { ProxyDialError, classifySocketError, formatDst, type Destination, type Dialer } from '../../proxy/types.js';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
@@ -86,36 +86,20 @@ export function boundDialer(ifname: () => string | undefined, boundTcpFd: Darwin
     const ifn = ifname();
     const host = dst.host.replace(/^\[(.*)\]$/, '$1');
     if (!ifn) throw new ProxyDialError('unreachable', `no interface to dial ${formatDst(dst)} on`);
-    const fam = isIP(host);
-    if (fam === 0) throw new ProxyDialError('blocked', `${formatDst(dst)}: not an address`);
-    let fd: number;
-    try {
-      fd = boundTcpFd(ifn, fam as 4 | 6);
-    } catch (e) {
-      throw new ProxyDialError('unreachable', `socket pinned to ${ifn}: ${(e as Error).message}`, { cause: e });
-    }
-    const sock = new Socket({ fd, allowHalfOpen: true, readable: true, writable: true });
-    sock.on('error', () => {});
-    return await new Promise<Socket>((resolve, reject) => {
-      const timer = setTimeout(() => fail(Object.assign(new Error(`timed out after ${o.timeoutMs ?? 10_000} ms`), { code: 'ETIMEDOUT' })), o.timeoutMs ?? 10_000);
-      const onAbort = () => fail(new Error('aborted'));
-      const done = () => {
-        clearTimeout(timer);
-        sock.off('error', fail);
-        opts.signal?.removeEventListener('abort', onAbort);
-      };
-      function fail(e: Error) {
-        done();
-        sock.destroy();
-        reject(new ProxyDialError(classifySocketError(e), `connect to ${formatDst(dst)} on ${ifn} failed: ${e.message}`, { cause: e }));
+    if (isIP(host) === 0) throw new ProxyDialError('blocked', `${formatDst(dst)}: not an address`);
+    const socketFd = (family: 4 | 6) => {
+      try {
+        return boundTcpFd(ifn, family);
+      } catch (e) {
+        throw new ProxyDialError('unreachable', `socket pinned to ${ifn}: ${(e as Error).message}`, { cause: e });
       }
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-      sock.once('error', fail);
-      sock.connect({ host, port: dst.port, family: fam }, () => {
-        done();
-        resolve(sock);
-      });
-    });
+    };
+    try {
+      return await connectTcp({ host, port: dst.port, socketFd, timeoutMs: o.timeoutMs ?? 10_000, allowHalfOpen: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+    } catch (e) {
+      if (e instanceof ProxyDialError) throw e;
+      throw new ProxyDialError(classifySocketError(e), `connect to ${formatDst(dst)} on ${ifn} failed: ${(e as Error).message}`, { cause: e });
+    }
   };
 }
 

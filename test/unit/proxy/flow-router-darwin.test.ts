@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import type { Config } from '../../../src/config/schema.js';
-import { darwinFlowRouter, darwinFlowRouterFromConfig, inSubnets, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import { boundDialer, darwinFlowRouter, darwinFlowRouterFromConfig, inSubnets, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { freePort, routeServer as server } from '../../helpers/route-servers.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
@@ -168,6 +168,18 @@ describe('darwin flow router wiring', () => {
     expect(['192.168.1.77', '::ffff:192.168.1.77', '2001:db8:5::9'].map((h) => inSubnets(h, nets))).toEqual([true, true, true]);
     expect(['192.168.2.1', '2001:db8:6::1', 'example.com', '10.0.0.1'].map((h) => inSubnets(h, nets))).toEqual([false, false, false, false]);
     expect(inSubnets('192.168.1.1', ['not a cidr'])).toBe(false);
+  });
+
+  it('a pinned dial refuses host names and names the interface when the pinned socket cannot be made or connect', async () => {
+    const fd = () => socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const refused = await freePort();
+    const d = boundDialer(() => 'en0', fd);
+    await expect(d({ host: 'example.com', port: 443 })).rejects.toMatchObject({ kind: 'blocked', message: expect.stringMatching(/not an address/) });
+    await expect(d({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({ kind: 'unreachable', message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${refused} on en0 failed`)) });
+    const broken = boundDialer(() => 'utun9', () => {
+      throw new Error('IP_BOUND_IF: ENXIO');
+    });
+    await expect(broken({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({ kind: 'unreachable', message: 'socket pinned to utun9: IP_BOUND_IF: ENXIO' });
   });
 
   it('the real natives load lazily and refuse to run off macOS', async () => {

@@ -64,7 +64,9 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
     for (const e of r.errors) io.err(`awg: ${e.message}\n`);
     if (r.left.length) {
       io.err(`awg: down left objects behind: ${r.left.join(', ')}\n`);
-      return 7;
+      // a tool that refused us (not root) is the cause to act on: exit as a permission error (4)
+      const refused = r.errors.find((e) => e.kind === 'permission');
+      return refused ? refused.exitCode : 7;
     }
     if (o.json) io.out(JSON.stringify({ removed: r.removed, mutations: env.exec.mutations, errors: r.errors.map((e) => e.message) }, null, 2) + '\n');
     else io.out(r.removed.length ? `Removed ${r.removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');

@@ -79,12 +79,17 @@ describe('macOS host model: faults', () => {
       expect(x.err).toMatch(message);
       expect(x.code).toBe(4);
     } else {
-      // down goes on past the refusal and reports every failure; the CLI exits 7 (objects left)
+      // down goes on past the refusal and reports every failure; the CLI names what is left
+      // and exits as a permission error (4): running it as root is what to do
       const d = await r.down();
       expect(d.errors.length).toBeGreaterThan(0);
       expect(d.errors.map((e) => e.kind)).toEqual(d.errors.map(() => 'permission'));
       expect(d.errors[0]!.message).toMatch(message);
       expect(d.left.length).toBeGreaterThan(0);
+      const c = await cli(r, 'down');
+      expect(c.err).toMatch(message);
+      expect(c.err).toMatch(/down left objects behind: /);
+      expect(c.code).toBe(4);
     }
     r.host.root = true;
     r.write(macConfig());

@@ -286,7 +286,12 @@ function loadX25519(): EvpX25519 | null {
   };
 }
 
-function load(): EvpAead | null {
+let loadedFns: { f: Fns; type: unknown } | null | undefined;
+
+/** The EVP cipher functions and EVP_chacha20_poly1305(), bound once per thread. */
+function aeadFns(): { f: Fns; type: unknown } | null {
+  if (loadedFns !== undefined) return loadedFns;
+  loadedFns = null;
   const l = libcrypto();
   if (!l) return null;
   let f: Fns;
@@ -308,6 +313,85 @@ function load(): EvpAead | null {
   }
   const type = f.cipher();
   if (!type) return null;
+  loadedFns = { f, type };
+  return loadedFns;
+}
+
+/**
+ * One ChaCha20-Poly1305 context for a run of transport messages under changing keys (the
+ * crypto pool's threads, crypto/pool-jobs.ts): `key` null re-uses the key of the previous
+ * call and sets the nonce only; a key re-keys the context (a memcpy for ChaCha20, no
+ * allocation). Output byte-identical to `EvpAead.sealInto` / `openInto`. One thread at a
+ * time; `free()` cleanses and frees it. Undefined where `evpAead()` would be (no usable
+ * OpenSSL, or AWG_AEAD=node).
+ */
+export interface EvpAeadContext {
+  seal(key: Uint8Array | null, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
+  /** the plaintext's length, or −1 when authentication fails */
+  open(key: Uint8Array | null, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number;
+  free(): void;
+}
+
+export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadContext | undefined {
+  if (env.AWG_AEAD === 'node') return undefined;
+  const b = aeadFns();
+  if (!b) return undefined;
+  const { f, type } = b;
+  const encCtx = f.ctxNew();
+  const decCtx = f.ctxNew();
+  if (!encCtx || !decCtx) {
+    if (encCtx) f.ctxFree(encCtx);
+    if (decCtx) f.ctxFree(decCtx);
+    return undefined;
+  }
+  let encKeyed = false;
+  let decKeyed = false;
+  const outl = new Int32Array(1);
+  const scratch = new Uint8Array(TAG);
+  const zeroPad = new Uint8Array(64 * 1024);
+  let freed = false;
+  return {
+    seal(key, nonce12, plaintext, padLength, out, offset) {
+      if (!key && !encKeyed) throw new Error('EVP seal: no key yet');
+      if (f.encInit(encCtx, key ? type : null, null, key, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
+      encKeyed = true;
+      let o = offset;
+      if (plaintext.length) {
+        f.encUpdate(encCtx, out.subarray(o), outl, plaintext, plaintext.length);
+        o += outl[0]!;
+      }
+      if (padLength) {
+        f.encUpdate(encCtx, out.subarray(o), outl, zeroPad.subarray(0, padLength), padLength);
+        o += outl[0]!;
+      }
+      f.encFinal(encCtx, scratch, outl);
+      if (f.ctrl(encCtx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
+      return o + TAG - offset;
+    },
+    open(key, nonce12, sealed, out, offset) {
+      if (sealed.length < TAG) return -1;
+      if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
+      if (!key && !decKeyed) throw new Error('EVP open: no key yet');
+      if (f.decInit(decCtx, key ? type : null, null, key, nonce12) !== 1) return -1;
+      decKeyed = true;
+      const n = sealed.length - TAG;
+      if (f.ctrl(decCtx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
+      if (n) f.decUpdate(decCtx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
+      return f.decFinal(decCtx, scratch, outl) > 0 ? n : -1;
+    },
+    free() {
+      if (freed) return;
+      freed = true;
+      f.ctxFree(encCtx);
+      f.ctxFree(decCtx);
+    },
+  };
+}
+
+function load(): EvpAead | null {
+  const b = aeadFns();
+  if (!b) return null;
+  const { f, type } = b;
   const outl = new Int32Array(1);
   const scratch = new Uint8Array(TAG);
   const zeroPad = new Uint8Array(64 * 1024);

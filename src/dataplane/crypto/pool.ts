@@ -1,0 +1,493 @@
+/**
+ * The crypto pool: transport messages sealed and opened on every core (wireguard-go's
+ * encryption/decryption workers). The engine's thread stays the only owner of protocol state;
+ * it queues a run's jobs (a send burst, or the transport messages of one receive batch),
+ * publishes the run, takes jobs itself beside the pool's threads (pool-jobs.ts: jobs are taken
+ * a few at a time with a compare-and-swap), and waits until every job is done. Then it sends
+ * or writes the packets in the order it queued them: per-peer order is the engine's own, as
+ * with wireguard-go's per-peer sequential queues.
+ *
+ * Memory is shared, never copied: the engine's slabs (TUN read slab, send and receive slabs,
+ * the native bind's receive block) are registered by address the first time a job names them
+ * (regions of at least REGION_MIN bytes: off the V8 heap, so they never move) and viewed by
+ * the threads through koffi; a source outside any region (a packet that waited for a
+ * handshake, node:dgram's buffers) is copied into the queue's staging area.
+ *
+ * Threads: `AWG_CRYPTO_THREADS` = `auto` (default: one thread fewer than the cores the process
+ * may use, at most MAX_THREADS; none on one core), `0` (off: the engine seals and opens
+ * inline, as before the pool existed), or a number (forced, also on one core: tests).
+ * Threads start only under load (START_RATE jobs within a second: idle tunnels never pay
+ * their memory, ≈ 8 MiB each) and stop after IDLE_STOP_MS without a run that used them. A
+ * run smaller than MIN_PARALLEL jobs, or one published before the threads are up, runs on the
+ * engine's thread alone. A pool thread that dies or stops answering turns the pool off for
+ * the process (the engine goes on inline); a job that fails (EVP error) reports −1 and its
+ * packet is dropped.
+ *
+ * One run at a time, synchronously, on the thread that owns the engine(s): queues must not be
+ * shared between threads, and `run()` returns only when the run is complete.
+ */
+import { availableParallelism } from 'node:os';
+import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
+import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto.js';
+import { addressOf } from '../../native/memory.js';
+import {
+  CONTROL_INTS,
+  C_GEN,
+  C_QUEUE,
+  C_READY,
+  C_SEQ,
+  C_STOP,
+  GEN_MASK,
+  GEN_SHIFT,
+  HEADER_INTS,
+  H_COUNT,
+  H_NEXT,
+  H_REMAINING,
+  JOB_INTS,
+  J_CTR_HI,
+  J_CTR_LO,
+  J_DST_OFF,
+  J_DST_REGION,
+  J_KEY,
+  J_OP,
+  J_PAD,
+  J_RESULT,
+  J_SRC_LEN,
+  J_SRC_OFF,
+  J_SRC_REGION,
+  KEYS_AT,
+  KEYS_MAX,
+  MAX_JOBS,
+  OP_OPEN,
+  OP_SEAL,
+  QUEUE_BYTES,
+  STAGING,
+  RESULT_RETRY,
+  STAGING_AT,
+  runJobs,
+  runOne,
+} from './pool-jobs.js';
+import type { PoolMessage } from './pool-worker.js';
+
+export const MAX_THREADS = 7;
+/** jobs within a second that start the threads (≈ 23 Mbit/s of full-size packets) */
+export const START_RATE = 2000;
+/** a run this small is not worth waking a thread for (a wake-up costs ≈ 10–20 µs) */
+export const MIN_PARALLEL = 8;
+const IDLE_STOP_MS = 30_000;
+/** buffers this large are off the V8 heap (typed arrays ≤ 64 bytes can live on it and move) */
+const REGION_MIN = 4096;
+/** a run whose threads do not finish within this is a broken pool: turned off */
+const RUN_TIMEOUT_MS = 2000;
+
+export interface CryptoPoolOptions {
+  /** worker threads (0: every run on the calling thread); default from AWG_CRYPTO_THREADS */
+  threads?: number;
+  /** start the threads at once instead of under load (tests, benchmarks) */
+  eager?: boolean;
+  /**
+   * test hook: false leaves every job of a parallel run to the threads (the calling thread
+   * only waits), so a test proves what the threads did whatever the scheduler does
+   */
+  callerRuns?: boolean;
+}
+
+/** `AWG_CRYPTO_THREADS`: the thread count it asks for, or null for off. */
+export function poolThreadsFromEnv(env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): number | null {
+  const v = env.AWG_CRYPTO_THREADS ?? 'auto';
+  if (v === '0' || v === 'off') return null;
+  if (/^\d+$/.test(v)) return Math.min(Number(v), 64);
+  return cores > 1 ? Math.min(cores - 1, MAX_THREADS) : null;
+}
+
+let shared: CryptoPool | null | undefined;
+
+/**
+ * The process's pool (engines in one process share its threads), or null when off
+ * (AWG_CRYPTO_THREADS=0, one core, or no usable libcrypto: AWG_AEAD=node).
+ */
+export function sharedCryptoPool(): CryptoPool | null {
+  if (shared !== undefined) return shared;
+  const threads = poolThreadsFromEnv();
+  shared = threads === null ? null : CryptoPool.create({ threads, eager: process.env.AWG_CRYPTO_EAGER === '1' });
+  return shared;
+}
+
+interface Region {
+  id: number;
+  buffer: WeakRef<ArrayBufferLike>;
+  msg: PoolMessage;
+}
+
+interface Thread {
+  worker: Worker;
+  port: MessagePort;
+}
+
+export interface CryptoPoolStats {
+  /** runs, and those the threads took part in (published to them) */
+  runs: number;
+  parallelRuns: number;
+  jobs: number;
+  /** jobs of the parallel runs, and those of them the pool's threads ran (the rest: the caller) */
+  parallelJobs: number;
+  threadJobs: number;
+  /** threads running now */
+  threads: number;
+  /** sources copied into a staging area (not in a registered region) */
+  staged: number;
+}
+
+export class CryptoPool {
+  readonly stats: CryptoPoolStats = { runs: 0, parallelRuns: 0, jobs: 0, parallelJobs: 0, threadJobs: 0, threads: 0, staged: 0 };
+  /** a new one each start: threads of a stopped generation can only ever see STOP */
+  private control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
+  private readonly threads: Thread[] = [];
+  private state: 'off' | 'starting' | 'on' | 'broken' = 'off';
+  private readonly regions = new Map<number, Region>();
+  private readonly regionIds = new WeakMap<ArrayBufferLike, number>();
+  private readonly forget = new FinalizationRegistry<number>((id) => this.forgetRegion(id));
+  private readonly queues = new Map<number, WeakRef<PoolQueue>>();
+  private nextId = 1;
+  private seq = 0;
+  private rateStart = 0;
+  private rateCount = 0;
+  private lastParallel = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    readonly size: number,
+    readonly ctx: EvpAeadContext,
+    private readonly callerRuns: boolean,
+  ) {}
+
+  /** null when libcrypto is unusable (AWG_AEAD=node, or no OpenSSL 3 in the process) */
+  static create(opts: CryptoPoolOptions = {}): CryptoPool | null {
+    const ctx = evpAeadContext();
+    if (!ctx) return null;
+    const pool = new CryptoPool(Math.max(0, opts.threads ?? poolThreadsFromEnv() ?? 0), ctx, opts.callerRuns ?? true);
+    if (opts.eager) pool.start();
+    return pool;
+  }
+
+  /** A queue for one engine's direction (send or receive). */
+  queue(): PoolQueue {
+    const id = this.nextId++;
+    const q = new PoolQueue(this, id);
+    this.queues.set(id, new WeakRef(q));
+    this.post({ kind: 'queue', id, sab: q.sab });
+    return q;
+  }
+
+  /** Threads waiting for runs (0 until started under load, or when the pool has none). */
+  get running(): number {
+    return this.state === 'on' ? Atomics.load(this.control, C_READY) : 0;
+  }
+
+  /** Starts the threads now (also done under load). */
+  start(): void {
+    if (this.state !== 'off' || this.size === 0) return;
+    this.state = 'starting';
+    this.control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
+    for (let i = 0; i < this.size; i++) {
+      try {
+        this.spawn();
+      } catch {
+        this.broken();
+        return;
+      }
+    }
+    // runs use the threads that have counted themselves in (C_READY) from now on
+    this.state = 'on';
+    this.stats.threads = this.size;
+    this.idleTimer = setInterval(() => this.idleCheck(), IDLE_STOP_MS / 3);
+    this.idleTimer.unref();
+  }
+
+  private spawn(): void {
+    const { port1, port2 } = new MessageChannel();
+    const workerData = { control: this.control, port: port2 };
+    const opts = { workerData, transferList: [port2], stdout: false, stderr: false, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 } };
+    const w = import.meta.url.endsWith('.ts')
+      ? // the sources (tests): through tsx, which a worker's entry does not get from --import
+        new Worker(
+          `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./pool-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
+          { ...opts, eval: true },
+        )
+      : new Worker(new URL('./pool-worker.js', import.meta.url), opts);
+    w.unref();
+    port1.unref();
+    const t: Thread = { worker: w, port: port1 };
+    this.threads.push(t);
+    // every queue and live region so far; later ones are posted as they come
+    for (const [id, ref] of this.queues) {
+      const q = ref.deref();
+      if (q) port1.postMessage({ kind: 'queue', id, sab: q.sab } satisfies PoolMessage);
+      else this.queues.delete(id);
+    }
+    for (const r of this.regions.values()) port1.postMessage(r.msg);
+    const control = this.control;
+    w.once('error', () => {
+      if (control === this.control) this.broken();
+    });
+    w.once('exit', () => {
+      if (control === this.control && (this.state === 'starting' || this.state === 'on')) this.broken();
+    });
+  }
+
+  private post(msg: PoolMessage): void {
+    for (const t of this.threads) t.port.postMessage(msg);
+  }
+
+  /** Stops the threads (they start again under load). */
+  async stop(): Promise<void> {
+    if (this.state === 'off' || this.state === 'broken') return;
+    this.state = 'off';
+    await this.halt();
+  }
+
+  private async halt(): Promise<void> {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = null;
+    Atomics.store(this.control, C_STOP, 1);
+    Atomics.add(this.control, C_SEQ, 1);
+    Atomics.notify(this.control, C_SEQ);
+    const ts = this.threads.splice(0);
+    this.stats.threads = 0;
+    await Promise.all(
+      ts.map(async (t) => {
+        t.port.close();
+        // a thread stuck in a job is not waited for
+        const timer = setTimeout(() => void t.worker.terminate(), 1000);
+        timer.unref();
+        await new Promise<void>((res) => {
+          t.worker.once('exit', () => res());
+          if (t.worker.threadId < 0) res();
+        });
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  private broken(): void {
+    if (this.state === 'broken') return;
+    this.state = 'broken';
+    void this.halt();
+  }
+
+  private idleCheck(): void {
+    if (this.state === 'on' && Date.now() - this.lastParallel > IDLE_STOP_MS) void this.stop();
+  }
+
+  /** @internal region id of a buffer jobs may name, registering it; -1 when it cannot be one */
+  regionOf(buffer: ArrayBufferLike): number {
+    const known = this.regionIds.get(buffer);
+    if (known !== undefined) return known;
+    if (buffer.byteLength < REGION_MIN) return -1;
+    const id = this.nextId++;
+    let msg: PoolMessage;
+    if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) msg = { kind: 'region-sab', id, sab: buffer };
+    else {
+      const address = addressOf(buffer);
+      if (!address) return -1;
+      msg = { kind: 'region', id, address: String(address), length: buffer.byteLength };
+    }
+    this.regions.set(id, { id, buffer: new WeakRef(buffer), msg });
+    this.regionIds.set(buffer, id);
+    this.forget.register(buffer, id);
+    this.post(msg);
+    return id;
+  }
+
+  /** @internal the calling thread's view of a region (during a run its buffers are referenced) */
+  regionView(id: number): Uint8Array | undefined {
+    const b = this.regions.get(id)?.buffer.deref();
+    return b ? new Uint8Array(b) : undefined;
+  }
+
+  private forgetRegion(id: number): void {
+    if (!this.regions.delete(id)) return;
+    this.post({ kind: 'forget', id });
+  }
+
+  /** @internal a closed queue: the threads drop their views of it */
+  release(q: PoolQueue, stagingRegion: number): void {
+    if (!this.queues.delete(q.id)) return;
+    this.post({ kind: 'forget-queue', id: q.id });
+    this.forgetRegion(stagingRegion);
+  }
+
+  /** @internal runs queue `q` (its jobs are in place) and returns when all are done */
+  execute(q: PoolQueue): void {
+    const count = q.length;
+    this.stats.runs++;
+    this.stats.jobs += count;
+    this.countRate(count);
+    const gen = (++this.seq) & GEN_MASK;
+    const ints = q.ints;
+    ints[H_COUNT] = count;
+    Atomics.store(ints, H_REMAINING, count);
+    Atomics.store(ints, H_NEXT, gen << GEN_SHIFT);
+    const ready = this.state === 'on' && count >= MIN_PARALLEL ? Atomics.load(this.control, C_READY) : 0;
+    const parallel = ready > 0;
+    if (parallel) {
+      this.stats.parallelRuns++;
+      this.stats.parallelJobs += count;
+      this.lastParallel = Date.now();
+      Atomics.store(this.control, C_QUEUE, q.id);
+      // the run's generation (every run has a new one, parallel or not): what threads take by
+      Atomics.store(this.control, C_GEN, gen);
+      Atomics.add(this.control, C_SEQ, 1);
+      Atomics.notify(this.control, C_SEQ, ready);
+    }
+    const views = q.viewsOfRun;
+    const regionView = (id: number) => views.get(id);
+    const own = parallel && !this.callerRuns ? 0 : runJobs(ints, q.keys, gen, regionView, this.ctx, q.nonce);
+    if (!parallel) return;
+    this.stats.threadJobs += count - own;
+    const deadline = Date.now() + RUN_TIMEOUT_MS;
+    for (;;) {
+      const left = Atomics.load(ints, H_REMAINING);
+      if (left <= 0) break;
+      if (Atomics.wait(ints, H_REMAINING, left, 50) === 'timed-out' && Date.now() > deadline) {
+        // a thread took jobs and never finished them: the pool is off from now on (a late
+        // write could land in a slab the engine reuses); those packets are dropped
+        this.broken();
+        for (let j = 0; j < count; j++) if (q.result(j) === RESULT_RETRY) q.setResult(j, -1);
+        return;
+      }
+    }
+    // jobs a thread could not run (it did not know a region yet): here, now
+    for (let j = 0; j < count; j++) if (q.result(j) === RESULT_RETRY) runOne(ints, j, q.keys, regionView, this.ctx, q.nonce);
+  }
+
+  private countRate(n: number): void {
+    if (this.state !== 'off' || this.size === 0) return;
+    const now = Date.now();
+    if (now - this.rateStart >= 1000) {
+      this.rateStart = now;
+      this.rateCount = 0;
+    }
+    this.rateCount += n;
+    if (this.rateCount >= START_RATE) {
+      this.lastParallel = now;
+      this.start();
+    }
+  }
+}
+
+/**
+ * One engine direction's jobs: `seal`/`open` queue a job (copying the source into the staging
+ * area when it is not in a region) and return its index, or −1 when the queue is full (run it
+ * and queue again); `run()` does them all; `result(i)` is then the job's byte count (−1: it
+ * failed: drop the packet). Keys are copied into the queue for the run and zeroed after it.
+ */
+export class PoolQueue {
+  /** @internal */ readonly sab = new SharedArrayBuffer(QUEUE_BYTES);
+  /** @internal */ readonly ints = new Int32Array(this.sab, 0, KEYS_AT / 4);
+  /** @internal */ readonly keys = new Uint8Array(this.sab, KEYS_AT, KEYS_MAX * 32);
+  /** @internal */ readonly nonce = new Uint8Array(12);
+  /** @internal region views of the jobs queued (the engine's thread runs its share through them) */
+  readonly viewsOfRun = new Map<number, Uint8Array>();
+  private readonly staging = new Uint8Array(this.sab, STAGING_AT, STAGING);
+  private readonly stagingRegion: number;
+  private count = 0;
+  private stagingOff = 0;
+  private readonly keyOf = new Map<Uint8Array, number>();
+
+  constructor(
+    private readonly pool: CryptoPool,
+    readonly id: number,
+  ) {
+    this.stagingRegion = pool.regionOf(this.sab);
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  /** Queues sealing `src ‖ zeros(pad)` into dst at dstOff (ciphertext ‖ tag). */
+  seal(key: Uint8Array, counter: number, src: Uint8Array, pad: number, dst: Uint8Array, dstOff: number): number {
+    return this.add(OP_SEAL, key, counter, src, pad, dst, dstOff);
+  }
+
+  /** Queues opening `sealed` (ciphertext ‖ tag) into dst at dstOff (room: sealed.length − 16). */
+  open(key: Uint8Array, counter: number, sealed: Uint8Array, dst: Uint8Array, dstOff: number): number {
+    return this.add(OP_OPEN, key, counter, sealed, 0, dst, dstOff);
+  }
+
+  private add(op: number, key: Uint8Array, counter: number, src: Uint8Array, pad: number, dst: Uint8Array, dstOff: number): number {
+    if (this.count >= MAX_JOBS) return -1;
+    const dstRegion = this.pool.regionOf(dst.buffer);
+    if (dstRegion < 0) return -1;
+    let ki = this.keyOf.get(key);
+    if (ki === undefined) {
+      if (this.keyOf.size >= KEYS_MAX) return -1;
+      ki = this.keyOf.size;
+      this.keys.set(key, ki * 32);
+      this.keyOf.set(key, ki);
+    }
+    let srcRegion = this.pool.regionOf(src.buffer);
+    let srcOff = src.byteOffset;
+    if (srcRegion < 0) {
+      if (this.stagingOff + src.length > STAGING) return -1;
+      this.staging.set(src, this.stagingOff);
+      srcRegion = this.stagingRegion;
+      srcOff = STAGING_AT + this.stagingOff;
+      this.stagingOff += (src.length + 7) & ~7;
+      this.pool.stats.staged++;
+    }
+    const views = this.viewsOfRun;
+    if (!views.has(srcRegion)) views.set(srcRegion, srcRegion === this.stagingRegion ? new Uint8Array(this.sab) : new Uint8Array(src.buffer));
+    if (!views.has(dstRegion)) views.set(dstRegion, new Uint8Array(dst.buffer));
+    const i = this.count++;
+    const o = HEADER_INTS + i * JOB_INTS;
+    const q = this.ints;
+    q[o + J_OP] = op;
+    q[o + J_KEY] = ki;
+    q[o + J_CTR_LO] = counter >>> 0;
+    q[o + J_CTR_HI] = Math.floor(counter / 0x1_0000_0000) >>> 0;
+    q[o + J_SRC_REGION] = srcRegion;
+    q[o + J_SRC_OFF] = srcOff;
+    q[o + J_SRC_LEN] = src.length;
+    q[o + J_PAD] = pad;
+    q[o + J_DST_REGION] = dstRegion;
+    q[o + J_DST_OFF] = dst.byteOffset + dstOff;
+    q[o + J_RESULT] = -1;
+    return i;
+  }
+
+  /** Runs every queued job (the pool's threads and this one); results until the next `reset`. */
+  run(): void {
+    if (this.count === 0) return;
+    try {
+      this.pool.execute(this);
+    } finally {
+      this.keys.fill(0, 0, this.keyOf.size * 32);
+      this.keyOf.clear();
+      this.viewsOfRun.clear();
+    }
+  }
+
+  /** bytes the job wrote (sealed: ciphertext ‖ tag; opened: plaintext), or −1 */
+  result(i: number): number {
+    return this.ints[HEADER_INTS + i * JOB_INTS + J_RESULT]!;
+  }
+
+  /** @internal */
+  setResult(i: number, r: number): void {
+    this.ints[HEADER_INTS + i * JOB_INTS + J_RESULT] = r;
+  }
+
+  /** Forgets the run's jobs (after reading their results). */
+  reset(): void {
+    this.count = 0;
+    this.stagingOff = 0;
+  }
+
+  /** The engine is closing: the pool's threads let go of this queue's memory. */
+  close(): void {
+    this.reset();
+    this.pool.release(this, this.stagingRegion);
+  }
+}

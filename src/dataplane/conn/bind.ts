@@ -5,9 +5,10 @@
  * - `open(port)` binds (0 = random) and resolves to the actual port; opening an open bind
  *   closes the old sockets first. Rejects with AwgError('driver') when the port is in use.
  * - `onReceive(cb)` installs the one receiver (set before or after open). Datagrams are
- *   delivered with the source endpoint. A datagram's buffer is valid until the callback
- *   returns (the native bind hands over views of its receive block): a receiver that keeps
- *   bytes of it copies them.
+ *   delivered with the source endpoint. A datagram's buffer is valid until the batch ends
+ *   (`onBatchEnd`'s callback has returned; without batches, until the callback returns): the
+ *   native bind hands over views of its receive block, reused by its next recvmmsg. A
+ *   receiver that keeps bytes longer copies them.
  * - `send(bufs, ep)` sends each buffer as one datagram to ep, in order. Errors on a single
  *   datagram are swallowed (UDP is lossy anyway); a closed bind drops silently. The caller
  *   reuses the buffers once `send` returns (the device encrypts into one reused slab): a
@@ -16,7 +17,8 @@
  * - `close()` closes the sockets; idempotent.
  * - `setMark(mark)` sets SO_MARK where supported (no-op elsewhere).
  * - `onBatchEnd(cb)` (optional): a bind that receives in batches calls `cb` after the last
- *   datagram of each batch; the device then writes the batch's packets to the TUN at once.
+ *   datagram of each batch (at most one recvmmsg's); the device then opens the batch's
+ *   transport messages (on the crypto pool) and writes its packets to the TUN at once.
  *   Without it the device writes after every datagram.
  */
 export interface Endpoint {

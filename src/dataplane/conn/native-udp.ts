@@ -166,14 +166,13 @@ export class NativeUdpBind implements Bind {
   }
 
   private drain(): void {
-    let got = 0;
     for (let calls = 0; calls < MAX_CALLS_PER_WAKEUP && this.rx; calls++) {
       const r = this.rx.receive(this.onDatagram);
       if (r <= 0) break; // EAGAIN, or an error (ECONNREFUSED from ICMP and the like: UDP is lossy)
-      got += r;
+      // the batch ends with each recvmmsg: the next one reuses the block its views point into
+      this.batchEnd?.();
       if (r < RECV_BATCH) break;
     }
-    if (got) this.batchEnd?.();
   }
 
   private readonly onDatagram = (data: Uint8Array, meta: RecvMeta): void => {
@@ -181,7 +180,7 @@ export class NativeUdpBind implements Bind {
     if (!recv) return;
     const ep = this.endpointOf(meta);
     if (!ep) return;
-    // a view of the receive block, reused by the next recvmmsg: valid during the call only
+    // a view of the receive block, reused by the next recvmmsg: valid until the batch ends
     // (Bind contract; the device opens transport messages into its own slab)
     recv(this.reuse ? data : Buffer.from(data), ep);
   };

@@ -41,7 +41,8 @@ import {
 } from './handshake.js';
 import { Peer } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
-import { HandshakeLoad, type ReceiveHost, routineReceiveIncoming } from './receive.js';
+import { type CryptoPool, type PoolQueue, sharedCryptoPool } from '../crypto/pool.js';
+import { HandshakeLoad, type PendingOpen, type ReceiveHost, finishOpens, routineReceiveIncoming } from './receive.js';
 import { type Resolver, dnsResolver } from './resolver.js';
 import * as send from './send.js';
 import type { DeviceSnapshot, PeerStatus, PeerSummary } from './status.js';
@@ -65,6 +66,12 @@ export interface DeviceOptions {
    * AWG_HANDSHAKE_PREPARE=0, the off switch for diagnosis); off, it is built when needed.
    */
   prepareInitiations?: boolean;
+  /**
+   * Seal and open transport messages on the crypto pool's threads (crypto/pool.ts); default:
+   * the process's pool (AWG_CRYPTO_THREADS), null: inline. Needs the reused slabs
+   * (AWG_BUFFER_REUSE=0 turns it off).
+   */
+  cryptoPool?: CryptoPool | null;
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
@@ -117,6 +124,10 @@ export class Device
   readonly reuseBuffers = reuseBuffers();
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
+  readonly sealQueue: PoolQueue | null;
+  readonly openQueue: PoolQueue | null;
+  readonly opens: PendingOpen[] = [];
+  pendingOpens = 0;
 
   private stateValue: DeviceState = 'down';
   private readonly resolver: Resolver;
@@ -147,6 +158,9 @@ export class Device
     this.codec = new AwgCodec(this.awg, this.rng);
     this.cookieChecker = new CookieChecker(new Uint8Array(32), (n) => this.rng.bytes(n));
     this.expiry = expiryHandlers(this);
+    const pool = this.reuseBuffers ? (opts.cryptoPool === undefined ? sharedCryptoPool() : opts.cryptoPool) : null;
+    this.sealQueue = pool?.queue() ?? null;
+    this.openQueue = pool?.queue() ?? null;
     // a packet must never take the process down: contain anything unexpected per batch
     this.tun.onReceive((packets) =>
       this.guard('tun', () => send.routineReadFromTun(this, packets)),
@@ -171,6 +185,7 @@ export class Device
 
   /** Writes the packets the receive path collected (ReceiveHost); the slab starts over. */
   flushTun(): void {
+    if (this.pendingOpens) finishOpens(this);
     this.rxOff = 0;
     if (this.tunOut.length === 0) return;
     const out = this.tunOut;
@@ -233,6 +248,9 @@ export class Device
     this.bind.onReceive(null);
     this.bind.onBatchEnd?.(null);
     this.tunOut = [];
+    this.pendingOpens = 0;
+    this.openQueue?.close();
+    this.sealQueue?.close();
     await this.tun.close();
     this.stateValue = 'closed';
     this.emit('state', 'closed');

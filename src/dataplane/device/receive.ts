@@ -18,6 +18,8 @@ import {
   consumeMessageResponse,
   receivedWithKeypair,
 } from './handshake.js';
+import type { PoolQueue } from '../crypto/pool.js';
+import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 import type { RateLimiter } from './ratelimiter.js';
 import {
@@ -52,6 +54,27 @@ export interface ReceiveHost extends SendHost {
   readonly rxSlab: Buffer;
   rxOff: number;
   flushTun(): void;
+  /**
+   * the crypto pool's receive queue (crypto/pool.ts): a batch's transport messages are opened
+   * on every core at its end (`finishOpens`), then handled in arrival order; null: opened
+   * one by one as they arrive (AWG_CRYPTO_THREADS=0)
+   */
+  readonly openQueue: PoolQueue | null;
+  /** the messages queued on openQueue, in arrival order (`pendingOpens` of them are live) */
+  readonly opens: PendingOpen[];
+  pendingOpens: number;
+}
+
+/** A transport message whose opening is queued, and what handling it needs afterwards. */
+export interface PendingOpen {
+  p: Peer;
+  kp: Keypair;
+  counter: number;
+  from: Endpoint;
+  datagramLength: number;
+  /** where in rxSlab its plaintext goes (reserved when queued) */
+  at: number;
+  job: number;
 }
 
 /**
@@ -85,9 +108,12 @@ export function routineReceiveIncoming(h: ReceiveHost, data: Uint8Array, from: E
     switch (c.kind) {
       case 1:
       case 2:
+        // what arrived before it is handled before it (queued transport messages)
+        if (h.pendingOpens) finishOpens(h);
         if (receiveHandshake(h, c.kind, c.msg, from)) return;
         break;
       case 3:
+        if (h.pendingOpens) finishOpens(h);
         if (receiveCookieReply(h, c.msg)) return;
         break;
       case 4:
@@ -146,16 +172,70 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   if (!p.running || h.clock.now() - kp.created >= h.timing.rejectAfterTime()) return;
   const counter = readU64(msg, TRANSPORT.counter);
   if (!(counter < h.rejectAfterMessages)) return;
-  // opened into the receive slab (the datagram is the bind's, valid only during this call)
+  // opened into the receive slab (the datagram is the bind's, valid only until the batch ends)
   const sealed = msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE);
   const room = sealed.length - TAG_SIZE;
   if (h.rxOff + room > h.rxSlab.length) h.flushTun();
+  const q = h.openQueue;
+  if (q && room <= h.rxSlab.length) {
+    let job = q.open(kp.recvKey, counter, sealed, h.rxSlab, h.rxOff);
+    if (job < 0 && h.pendingOpens) {
+      finishOpens(h); // the queue is full: what is queued first (the slab keeps its offset)
+      job = q.open(kp.recvKey, counter, sealed, h.rxSlab, h.rxOff);
+    }
+    if (job >= 0) {
+      const o = h.opens[h.pendingOpens] ?? (h.opens[h.pendingOpens] = { p, kp, counter, from, datagramLength, at: 0, job });
+      o.p = p;
+      o.kp = kp;
+      o.counter = counter;
+      o.from = from;
+      o.datagramLength = datagramLength;
+      o.at = h.rxOff;
+      o.job = job;
+      h.pendingOpens++;
+      h.rxOff += (room + 7) & ~7;
+      return;
+    }
+  }
   const slab = h.reuseBuffers && room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
   const at = slab === h.rxSlab ? h.rxOff : 0;
   const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
   if (n < 0) return;
-  const plain = slab.subarray(at, at + n);
-  if (!kp.replay.validate(counter, h.rejectAfterMessages)) return;
+  if (afterOpen(h, p, kp, counter, from, datagramLength, slab.subarray(at, at + n)) && slab === h.rxSlab)
+    h.rxOff += (n + 7) & ~7;
+}
+
+/**
+ * Opens the queued transport messages (on the crypto pool), then handles each in arrival
+ * order. Called at the end of every receive batch (the datagrams are views of the bind's
+ * block until then), before a handshake message of the batch, and when the slab is full.
+ */
+export function finishOpens(h: ReceiveHost): void {
+  const q = h.openQueue;
+  const n = h.pendingOpens;
+  if (!q || n === 0) return;
+  q.run();
+  h.pendingOpens = 0;
+  const slab = h.rxSlab;
+  for (let i = 0; i < n; i++) {
+    const o = h.opens[i]!;
+    const len = q.result(o.job);
+    if (len >= 0) afterOpen(h, o.p, o.kp, o.counter, o.from, o.datagramLength, slab.subarray(o.at, o.at + len));
+  }
+  q.reset();
+}
+
+/** An authenticated transport message: replay, timers, roaming, cryptokey routing. true: queued for the TUN */
+function afterOpen(
+  h: ReceiveHost,
+  p: Peer,
+  kp: Keypair,
+  counter: number,
+  from: Endpoint,
+  datagramLength: number,
+  plain: Uint8Array,
+): boolean {
+  if (!kp.replay.validate(counter, h.rejectAfterMessages)) return false;
   if (receivedWithKeypair(h, p, kp)) {
     timersHandshakeComplete(h, p);
     sendStagedPackets(h, p);
@@ -168,14 +248,14 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   if (w > p.udpWindow) p.udpWindow = w;
   h.setEndpointFromPacket(p, from);
   // keepalive: empty, or (AWG 3 padded keepalives) first byte zero; IP packets start with 4/6
-  if (plain.length === 0 || plain[0] === 0) return;
+  if (plain.length === 0 || plain[0] === 0) return false;
   const pkt = innerPacket(plain);
-  if (!pkt) return;
+  if (!pkt) return false;
   const src = sourceOf(pkt);
-  if (!src || h.allowedIps.lookup(src) !== p) return;
+  if (!src || h.allowedIps.lookup(src) !== p) return false;
   timersDataReceived(h, p);
   h.tunOut.push(pkt);
-  if (slab === h.rxSlab) h.rxOff += (n + 7) & ~7;
+  return true;
 }
 
 function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {

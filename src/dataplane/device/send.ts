@@ -10,6 +10,7 @@ import type { AwgParams } from '../awg/params.js';
 import type { Bind, Endpoint } from '../conn/bind.js';
 import { DEFAULT_UDP_WINDOW, MESSAGE_TRANSPORT_HEADER_SIZE, QUEUE_STAGED_SIZE } from '../constants.js';
 import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
+import type { PoolQueue } from '../crypto/pool.js';
 import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
 import type { TunDevice } from '../tun/tun.js';
@@ -47,6 +48,11 @@ export interface SendHost extends TimerHost, HandshakeHost {
   readonly reuseBuffers: boolean;
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
+  /**
+   * the crypto pool's send queue (crypto/pool.ts): transport messages of a burst are sealed
+   * on every core before the burst is sent; null: sealed inline (AWG_CRYPTO_THREADS=0)
+   */
+  readonly sealQueue: PoolQueue | null;
 }
 
 /**
@@ -130,7 +136,7 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
     }
     const d = h.reuseBuffers && size <= slab.length ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
     if (d.buffer === slab.buffer) at += (size + 7) & ~7;
-    encrypt(h, p, kp, pkt, pad, d);
+    jobOf[out.length] = encrypt(h, p, kp, pkt, pad, d);
     out.push(d);
     if (pkt.length) data = true;
   }
@@ -146,6 +152,8 @@ const TX_BURST = 64;
 
 /** Sends a run of sealed datagrams; the timers that precede the first send of a batch run once. */
 function flushOut(h: SendHost, p: Peer, out: Uint8Array[], sentBefore: boolean): boolean {
+  if (h.sealQueue) sealQueued(h, h.sealQueue, out);
+  if (!out.length) return sentBefore;
   if (!sentBefore) {
     timersAnyAuthenticatedPacketTraversal(h, p);
     timersAnyAuthenticatedPacketSent(h, p);
@@ -154,14 +162,24 @@ function flushOut(h: SendHost, p: Peer, out: Uint8Array[], sentBefore: boolean):
   return true;
 }
 
-/** Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size. */
-function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number, d: Uint8Array): void {
+/**
+ * Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size; with the
+ * crypto pool the seal is queued and `sealQueued` completes the burst before it is sent.
+ */
+function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number, d: Uint8Array): number {
   const counter = kp.sendNonce++;
   const codec = h.codec;
   const s4 = codec.transportPrefix;
   writeU32(d, s4 + TRANSPORT.type, codec.pickType(4));
   writeU32(d, s4 + TRANSPORT.receiver, kp.remoteIndex);
   writeU64(d, s4 + TRANSPORT.counter, counter);
+  if (d.length > p.udpWindow) p.udpWindow = d.length;
+  const q = h.sealQueue;
+  if (q) {
+    const job = q.seal(kp.sendKey, counter, pkt, pad, d, s4 + MESSAGE_TRANSPORT_HEADER_SIZE);
+    if (job >= 0) return job;
+    // no room in the queue (a burst of large packets from outside the slabs): sealed here
+  }
   sealInto(
     kp.sendKey,
     writeNonce(h.nonce, counter),
@@ -171,8 +189,36 @@ function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number
     s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
   );
   codec.finishTransport(d);
-  if (d.length > p.udpWindow) p.udpWindow = d.length;
+  return -1;
 }
+
+/**
+ * Runs the burst's queued seals on the pool, then completes each datagram (prefix, header
+ * protection: after sealing); a datagram whose seal failed is dropped from `out`. A datagram
+ * sealed inline (the queue was full) is completed here too.
+ */
+function sealQueued(h: SendHost, q: PoolQueue, out: Uint8Array[]): void {
+  if (q.length === 0) return;
+  q.run();
+  let failed = 0;
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i]!;
+    const job = jobOf[i]!;
+    if (job >= 0) {
+      if (q.result(job) < 0) {
+        failed++;
+        continue;
+      }
+      h.codec.finishTransport(d);
+    }
+    if (failed) out[i - failed] = d;
+  }
+  q.reset();
+  if (failed) out.length -= failed;
+}
+
+/** the queued seal of each datagram of the burst being built (−1: sealed inline) */
+const jobOf = new Int32Array(TX_BURST);
 
 function sendBuffers(h: SendHost, p: Peer, bufs: Uint8Array[]): boolean {
   if (!p.endpoint) return false;

@@ -21,6 +21,7 @@ import { execGateBench } from './exec-gate.bench.js';
 import { aeadBench } from './aead.bench.js';
 import { handshakeBench } from './handshake.bench.js';
 import { startupBench } from './startup.bench.js';
+import { cryptoPoolBench } from './crypto-pool.bench.js';
 
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
@@ -43,6 +44,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'aead', run: aeadBench },
   { name: 'handshake', run: handshakeBench },
   { name: 'startup', run: startupBench },
+  { name: 'crypto-pool', run: cryptoPoolBench },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -5,6 +5,8 @@
 // scripts/pack-smoke.sh checks). Entry points:
 //   main.js            the CLI (bin/awg.js imports it where dist/cli/ is absent, as in a package)
 //   udpsend-worker.js  the data plane's sender thread (udpbatch.ts starts it by URL, next to itself)
+//   pool-worker.js     a crypto pool thread (dataplane/crypto/pool.ts starts it by URL, next to itself)
+//   crypto-pool.js     the pool itself (pack-smoke starts a thread of the installed bundle through it)
 //   grpc-service.js    the daemon API's service definition (pack-smoke checks the proto it reads)
 // The small pure-JS dependencies on the CLI's hot path are bundled in (the per-module cost of
 // Node's loader is most of the unbundled start-up); the rest stay external and load from
@@ -27,6 +29,8 @@ const result = await build({
   entryPoints: {
     main: 'dist/cli/main.js',
     'udpsend-worker': 'dist/native/udpsend-worker.js',
+    'pool-worker': 'dist/dataplane/crypto/pool-worker.js',
+    'crypto-pool': 'dist/dataplane/crypto/pool.js',
     'grpc-service': 'dist/daemon/grpc-service.js',
   },
   outdir,

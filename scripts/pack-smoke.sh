@@ -37,7 +37,7 @@ tgz="$tmp/awg-$version.tgz"
 [ -f "$tgz" ] || fail "npm pack did not write $tgz"
 
 tar tzf "$tgz" | sed 's#^package/##' | sort >"$tmp/contents"
-for f in bin/awg.js bin/compile-cache.js dist/bundle/main.js dist/bundle/udpsend-worker.js dist/bundle/grpc-service.js proto/awg.proto schema/config.schema.json \
+for f in bin/awg.js bin/compile-cache.js dist/bundle/main.js dist/bundle/udpsend-worker.js dist/bundle/pool-worker.js dist/bundle/crypto-pool.js dist/bundle/grpc-service.js proto/awg.proto schema/config.schema.json \
   schema/plan.schema.json schema/status.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml \
   share/completions/awg.bash share/completions/_awg share/completions/awg.fish share/man/awg.1 docs/troubleshooting.md; do
   grep -qxF "$f" "$tmp/contents" || fail "the tarball lacks $f"
@@ -71,6 +71,23 @@ got=$("$awg" --version) || fail "awg --version failed"
 for example in "$pkg"/examples/*.yaml; do
   run "$awg" validate -f "$example"
 done
+
+# the crypto pool's thread starts from the bundle's layout (pool.ts starts pool-worker.js by URL,
+# next to itself): a broken path would only show as an engine that never uses a second core
+cat >"$tmp/pool-check.mjs" <<'JS'
+const { CryptoPool } = await import(`${process.argv[2]}/crypto-pool.js`);
+const pool = CryptoPool.create({ threads: 1, eager: true, callerRuns: false });
+for (let i = 0; i < 500 && pool.running < 1; i++) await new Promise((r) => setTimeout(r, 10));
+if (pool.running < 1) throw new Error('the pool thread did not start');
+const q = pool.queue();
+const dst = Buffer.allocUnsafeSlow(65536);
+for (let i = 0; i < 16; i++) q.seal(Buffer.alloc(32, 1), i, Buffer.alloc(1000, i), 0, dst, i * 1100);
+q.run();
+for (let i = 0; i < 16; i++) if (q.result(i) !== 1016) throw new Error(`job ${i}: ${q.result(i)}`);
+if (pool.stats.threadJobs !== 16) throw new Error(`the thread ran ${pool.stats.threadJobs} of 16 jobs`);
+await pool.stop();
+JS
+run node "$tmp/pool-check.mjs" "$pkg/dist/bundle"
 
 # on Node 22.1+ the installed CLI keeps V8's compile cache; as root in /var/cache/awg (the
 # uninstall below must remove it)

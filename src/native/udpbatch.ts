@@ -374,6 +374,11 @@ export class UdpBatcher {
     return this.threadState === 'on';
   }
 
+  /** Whether the sender thread has started and the next burst goes to it (tests). */
+  get threadReady(): boolean {
+    return this.threadState === 'on' || (this.threadState === 'starting' && !!this.ring && Atomics.load(this.ring, RING.ready) === 1);
+  }
+
   /** datagrams the sender thread dropped (refused by the kernel, or no room for 1 s) */
   get threadDropped(): number {
     return this.ring ? Atomics.load(this.ring, RING.dropped) : 0;

@@ -1,11 +1,11 @@
 /**
  * The opt-in UDP sender thread (AWG_UDP_SEND_THREAD=1, src/native/udpsend-worker.ts) on a real
  * data path: two engines of ours in this process, each on a TUN in its own namespace, their
- * UDP sockets on loopback, both binds forced to hand sendmmsg to their threads (UDP GSO on,
- * the default). A 24 MiB TCP transfer each way must arrive intact (sha256) and the threads
- * must have carried it.
+ * UDP sockets on loopback, both binds forced to hand sendmmsg to their threads (started at
+ * open and up before the transfers; UDP GSO on, the default). A 24 MiB TCP transfer each way
+ * must arrive intact (sha256) and the threads must have carried it.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { bulkTransfer } from '../helpers/bulk.js';
 import { nsExec, requireNetnsPrereqs, withNetns } from '../helpers/netns.js';
 
@@ -28,7 +28,9 @@ describe.skipIf(skip)('UDP sender thread between two engines (TUNs in namespaces
       const ka = generateKeyPair();
       const kb = generateKeyPair();
       const side = (ns: string, dev: string, addr: string) => {
-        const bind = new NativeUdpBind('127.0.0.1', { sendThread: true });
+        // started at open, not under load: a transfer can end before a thread started under
+        // load is up (its module compiles through tsx in tests), and then proves nothing
+        const bind = new NativeUdpBind('127.0.0.1', { sendThread: 'eager' });
         const device = new Device({ tun: TunFile.open(dev, { netns: ns }), bind });
         return { ns, dev, addr, bind, device };
       };
@@ -46,6 +48,8 @@ describe.skipIf(skip)('UDP sender thread between two engines (TUNs in namespaces
           await nsExec(s.ns, 'ip', ['addr', 'add', `${s.addr}/24`, 'dev', s.dev]);
           await nsExec(s.ns, 'ip', ['link', 'set', s.dev, 'mtu', '1420', 'up']);
         }
+        const up = () => [A.bind.sendThreadReady, B.bind.sendThreadReady];
+        await vi.waitFor(() => expect(up()).toEqual([true, true]), { timeout: 30_000, interval: 50 });
         for (const [from, to, s] of [
           [A, B, 9010],
           [B, A, 9011],

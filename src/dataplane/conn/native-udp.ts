@@ -77,8 +77,8 @@ export class NativeUdpBind implements Bind {
   private pendingCount = 0;
   private readonly gso: boolean;
   private readonly gro: boolean;
-  /** hand sendmmsg to a thread of its own under load (AWG_UDP_SEND_THREAD=1) */
-  private readonly sendThread: boolean;
+  /** hand sendmmsg to a thread of its own under load (AWG_UDP_SEND_THREAD=1); 'eager': at open (tests) */
+  private readonly sendThread: boolean | 'eager';
   private rateStart = 0;
   private rateCount = 0;
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
@@ -99,7 +99,7 @@ export class NativeUdpBind implements Bind {
 
   constructor(
     private readonly host?: string,
-    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean } = {},
+    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean | 'eager' } = {},
   ) {
     // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: 1.44–1.60×
     // wireguard-go A→B at 0.56–0.64× its CPU, against 1.16–1.21× at 0.86–0.91× without
@@ -114,6 +114,11 @@ export class NativeUdpBind implements Bind {
   /** Whether sendmmsg runs on the sender thread now (for tests and stats). */
   get sendThreaded(): boolean {
     return this.tx?.threaded ?? false;
+  }
+
+  /** Whether the sender thread is up, so the next send goes to it (tests). */
+  get sendThreadReady(): boolean {
+    return this.tx?.threadReady ?? false;
   }
 
   /** Whether the kernel agreed to UDP GRO on the socket (for tests and stats). */
@@ -139,6 +144,10 @@ export class NativeUdpBind implements Bind {
       this.tx = UdpBatcher.create(s.fd, s.family, this.gso);
       if (!this.rx || !this.tx) throw new AwgError('unsupported', 'recvmmsg/sendmmsg are not available');
       this.groEnabled = this.gro && this.rx.enableGro();
+      if (this.sendThread === 'eager') {
+        this.threadAsked = true;
+        this.tx.startThread();
+      }
       // the handle must stay referenced (LINUX.md §6.5)
       this.poller = new Poller(s.fd, (status, events) => this.ready(status, events));
     } catch (e) {

@@ -353,7 +353,9 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
   return {
     seal(key, nonce12, plaintext, padLength, out, offset) {
       if (!key && !encKeyed) throw new Error('EVP seal: no key yet');
-      if (f.encInit(encCtx, key ? type : null, null, key, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
+      // the cipher is given once: with it, OpenSSL 3 fetches the implementation again on
+      // every init (a lock shared by every thread); a new key alone is a memcpy
+      if (f.encInit(encCtx, encKeyed ? null : type, null, key, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
       encKeyed = true;
       let o = offset;
       if (plaintext.length) {
@@ -372,7 +374,7 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
       if (sealed.length < TAG) return -1;
       if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
       if (!key && !decKeyed) throw new Error('EVP open: no key yet');
-      if (f.decInit(decCtx, key ? type : null, null, key, nonce12) !== 1) return -1;
+      if (f.decInit(decCtx, decKeyed ? null : type, null, key, nonce12) !== 1) return -1;
       decKeyed = true;
       const n = sealed.length - TAG;
       if (f.ctrl(decCtx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;

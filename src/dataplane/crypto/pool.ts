@@ -257,6 +257,7 @@ export class CryptoPool {
     await Promise.all(
       ts.map(async (t) => {
         t.port.close();
+        t.worker.ref(); // the caller awaits its exit: keep the event loop alive until then
         // a thread stuck in a job is not waited for
         const timer = setTimeout(() => void t.worker.terminate(), 1000);
         timer.unref();

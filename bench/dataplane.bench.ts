@@ -359,8 +359,19 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
 
     const unit = (k: string) =>
       k.startsWith('ratio') ? '×' : k.endsWith('throughput') ? 'Gbit/s' : k.includes('CPU') ? 'cores per Gbit/s' : k.endsWith('VmRSS') ? 'MiB' : 'ms';
+    // what the engine's crypto pool did (its log lines: threads started, declined, stopped)
+    let pool = '';
+    try {
+      pool = readFileSync(join(e.stateDir, 'logs', `engine-${tunnel}.log`), 'utf8')
+        .split('\n')
+        .map((l) => /"msg":"(crypto pool: [^"]*)"/.exec(l)?.[1])
+        .filter(Boolean)
+        .join(' | ');
+    } catch {
+      /* no log (a direct engine) */
+    }
     const note = `load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
-    return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, note));
+    return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note));
   } finally {
     for (const sv of servers) await sv.kill(1000);
     if (direct) await direct.kill();

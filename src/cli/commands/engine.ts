@@ -7,6 +7,7 @@
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
 import { createEngine } from '../../dataplane/engine.js';
+import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
 import { loadPlatform } from '../../resources/registry.js';
 import { uapiLine } from '../../dataplane/device/uapi-text.js';
 import { levelLog } from '../../util/log.js';
@@ -69,6 +70,7 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const logger = createLogger({ component: 'engine', base: { link: o.link } });
   setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const log = levelLog(logger);
+  setCryptoPoolLog(log);
   const engine = createEngine(o.link, await (await loadPlatform()).engineIo(), { log, resolver });
   // logged a little later: the event fires before the packets that waited for the handshake
   // are sent, and the synchronous log write cost them ≈ 0.25 ms (bench/RESULTS.md, Step 10);

@@ -17,7 +17,11 @@
  * may use, at most MAX_THREADS; none on one core), `0` (off: the engine seals and opens
  * inline, as before the pool existed), or a number (forced, also on one core: tests).
  * Threads start only under load (START_RATE jobs within a second: idle tunnels never pay
- * their memory, ≈ 8 MiB each) and stop after IDLE_STOP_MS without a run that used them. A
+ * their memory, 10–20 MiB each) and stop after IDLE_STOP_MS without a run that used them.
+ * `auto` keeps them only where they pay: once up, and every REPROBE_MS, PROBE_RUNS runs
+ * alternate between parallel and inline, and unless parallel runs cost at most KEEP_RATIO of
+ * inline ones per byte the threads stop for DECLINE_MS (the cores are busy with other work,
+ * or the vCPUs are time slices of fewer CPUs: bench/RESULTS.md, Step 10, measured such a VM). A
  * run smaller than MIN_PARALLEL jobs, or one published before the threads are up, runs on the
  * engine's thread alone. A pool thread that dies or stops answering turns the pool off for
  * the process (the engine goes on inline); a job that fails (EVP error) reports −1 and its
@@ -90,7 +94,24 @@ export interface CryptoPoolOptions {
    * only waits), so a test proves what the threads did whatever the scheduler does
    */
   callerRuns?: boolean;
+  /**
+   * keep the threads only while they make runs faster (AWG_CRYPTO_THREADS=auto): once up, and
+   * every REPROBE_MS, PROBE_RUNS runs alternate between parallel and inline, and the threads
+   * stop when parallel runs are not clearly faster per byte (a machine whose cores are busy,
+   * or a VM whose vCPUs share one CPU's time); default false (a set number is a number)
+   */
+  adaptive?: boolean;
+  /** test hook: the cost of a run instead of the clock (ns), to drive the probe */
+  runCost?: (parallel: boolean, bytes: number) => number;
 }
+
+/** probe runs (half parallel, half inline) that decide whether the threads stay */
+export const PROBE_RUNS = 48;
+/** parallel runs must cost at most this share of inline ones per byte for the threads to stay */
+export const KEEP_RATIO = 0.8;
+const REPROBE_MS = 5 * 60_000;
+/** after the threads were found not to pay, they are not started again for this long */
+const DECLINE_MS = 10 * 60_000;
 
 /** `AWG_CRYPTO_THREADS`: the thread count it asks for, or null for off. */
 export function poolThreadsFromEnv(env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): number | null {
@@ -101,6 +122,18 @@ export function poolThreadsFromEnv(env: NodeJS.ProcessEnv = process.env, cores =
 }
 
 let shared: CryptoPool | null | undefined;
+let poolLog: (level: 'info' | 'warn', message: string) => void = () => {};
+
+/** Where the pools of this process say when their threads start, stop or fail (the engine's log). */
+export function setCryptoPoolLog(fn: (level: 'info' | 'warn', message: string) => void): void {
+  poolLog = fn;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 /**
  * The process's pool (engines in one process share its threads), or null when off
@@ -109,7 +142,8 @@ let shared: CryptoPool | null | undefined;
 export function sharedCryptoPool(): CryptoPool | null {
   if (shared !== undefined) return shared;
   const threads = poolThreadsFromEnv();
-  shared = threads === null ? null : CryptoPool.create({ threads, eager: process.env.AWG_CRYPTO_EAGER === '1' });
+  const auto = !/^\d+$/.test(process.env.AWG_CRYPTO_THREADS ?? 'auto');
+  shared = threads === null ? null : CryptoPool.create({ threads, eager: process.env.AWG_CRYPTO_EAGER === '1', adaptive: auto });
   return shared;
 }
 
@@ -134,12 +168,17 @@ export interface CryptoPoolStats {
   threadJobs: number;
   /** threads running now */
   threads: number;
+  /** adaptive pools: probes done, and the last one's parallel/inline cost per byte (0: none yet) */
+  probes: number;
+  lastProbeRatio: number;
+  /** probes after which the threads were stopped (no gain) */
+  declined: number;
   /** sources copied into a staging area (not in a registered region) */
   staged: number;
 }
 
 export class CryptoPool {
-  readonly stats: CryptoPoolStats = { runs: 0, parallelRuns: 0, jobs: 0, parallelJobs: 0, threadJobs: 0, threads: 0, staged: 0 };
+  readonly stats: CryptoPoolStats = { runs: 0, parallelRuns: 0, jobs: 0, parallelJobs: 0, threadJobs: 0, threads: 0, staged: 0, probes: 0, lastProbeRatio: 0, declined: 0 };
   /** a new one each start: threads of a stopped generation can only ever see STOP */
   private control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
   private readonly threads: Thread[] = [];
@@ -155,17 +194,26 @@ export class CryptoPool {
   private lastParallel = 0;
   private idleTimer: NodeJS.Timeout | null = null;
 
+  /** the probe under way: cost per byte of parallel and of inline runs (ns) */
+  private probe: { parallel: number[]; inline: number[] } | null = null;
+  private probeAt = 0;
+  private declinedUntil = 0;
+
   private constructor(
     readonly size: number,
     readonly ctx: EvpAeadContext,
-    private readonly callerRuns: boolean,
+    private readonly opts: CryptoPoolOptions,
   ) {}
+
+  private get callerRuns(): boolean {
+    return this.opts.callerRuns ?? true;
+  }
 
   /** null when libcrypto is unusable (AWG_AEAD=node, or no OpenSSL 3 in the process) */
   static create(opts: CryptoPoolOptions = {}): CryptoPool | null {
     const ctx = evpAeadContext();
     if (!ctx) return null;
-    const pool = new CryptoPool(Math.max(0, opts.threads ?? poolThreadsFromEnv() ?? 0), ctx, opts.callerRuns ?? true);
+    const pool = new CryptoPool(Math.max(0, opts.threads ?? poolThreadsFromEnv() ?? 0), ctx, opts);
     if (opts.eager) pool.start();
     return pool;
   }
@@ -199,6 +247,8 @@ export class CryptoPool {
     }
     // runs use the threads that have counted themselves in (C_READY) from now on
     this.state = 'on';
+    if (this.opts.adaptive) this.probe = { parallel: [], inline: [] };
+    poolLog('info', `crypto pool: ${this.size} thread${this.size === 1 ? '' : 's'} started`);
     this.stats.threads = this.size;
     this.idleTimer = setInterval(() => this.idleCheck(), IDLE_STOP_MS / 3);
     this.idleTimer.unref();
@@ -243,6 +293,7 @@ export class CryptoPool {
   async stop(): Promise<void> {
     if (this.state === 'off' || this.state === 'broken') return;
     this.state = 'off';
+    poolLog('info', `crypto pool: threads stopped (${this.stats.parallelRuns} parallel runs, ${this.stats.threadJobs} of ${this.stats.jobs} messages on the threads so far)`);
     await this.halt();
   }
 
@@ -273,6 +324,7 @@ export class CryptoPool {
   private broken(): void {
     if (this.state === 'broken') return;
     this.state = 'broken';
+    poolLog('warn', 'crypto pool: a thread failed or stopped answering; sealing and opening on the engine thread from now on');
     void this.halt();
   }
 
@@ -329,8 +381,12 @@ export class CryptoPool {
     ints[H_COUNT] = count;
     Atomics.store(ints, H_REMAINING, count);
     Atomics.store(ints, H_NEXT, gen << GEN_SHIFT);
-    const ready = this.state === 'on' && count >= MIN_PARALLEL ? Atomics.load(this.control, C_READY) : 0;
+    let ready = this.state === 'on' && count >= MIN_PARALLEL ? Atomics.load(this.control, C_READY) : 0;
+    const probe = ready > 0 ? this.probeFor() : null;
+    // a probe alternates: every other run stays inline, to compare
+    if (probe && probe.inline.length < probe.parallel.length) ready = 0;
     const parallel = ready > 0;
+    const t0 = probe ? process.hrtime.bigint() : 0n;
     if (parallel) {
       this.stats.parallelRuns++;
       this.stats.parallelJobs += count;
@@ -344,7 +400,10 @@ export class CryptoPool {
     const views = q.viewsOfRun;
     const regionView = (id: number) => views.get(id);
     const own = parallel && !this.callerRuns ? 0 : runJobs(ints, q.keys, gen, regionView, this.ctx, q.nonce);
-    if (!parallel) return;
+    if (!parallel) {
+      if (probe) this.sample(probe, false, q.bytes, t0);
+      return;
+    }
     this.stats.threadJobs += count - own;
     const deadline = Date.now() + RUN_TIMEOUT_MS;
     for (;;) {
@@ -360,11 +419,40 @@ export class CryptoPool {
     }
     // jobs a thread could not run (it did not know a region yet): here, now
     for (let j = 0; j < count; j++) if (q.result(j) === RESULT_RETRY) runOne(ints, j, q.keys, regionView, this.ctx, q.nonce);
+    if (probe) this.sample(probe, true, q.bytes, t0);
+  }
+
+  /** The probe to feed with this run, starting one when the last is REPROBE_MS old. */
+  private probeFor(): { parallel: number[]; inline: number[] } | null {
+    if (!this.opts.adaptive) return null;
+    if (!this.probe && Date.now() - this.probeAt > REPROBE_MS) this.probe = { parallel: [], inline: [] };
+    return this.probe;
+  }
+
+  private sample(probe: { parallel: number[]; inline: number[] }, parallel: boolean, bytes: number, t0: bigint): void {
+    const ns = this.opts.runCost ? this.opts.runCost(parallel, bytes) : Number(process.hrtime.bigint() - t0);
+    (parallel ? probe.parallel : probe.inline).push(ns / Math.max(1, bytes));
+    if (probe.parallel.length + probe.inline.length < PROBE_RUNS) return;
+    this.probe = null;
+    this.probeAt = Date.now();
+    const ratio = median(probe.parallel) / median(probe.inline);
+    this.stats.probes++;
+    this.stats.lastProbeRatio = ratio;
+    if (ratio <= KEEP_RATIO) {
+      poolLog('info', `crypto pool: parallel runs take ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stay`);
+      return;
+    }
+    // the threads do not pay here (the other cores are busy, or the vCPUs share one CPU)
+    this.stats.declined++;
+    this.declinedUntil = Date.now() + DECLINE_MS;
+    poolLog('info', `crypto pool: parallel runs took ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stop (tried again under load in ${DECLINE_MS / 60_000} min)`);
+    void this.stop();
   }
 
   private countRate(n: number): void {
     if (this.state !== 'off' || this.size === 0) return;
     const now = Date.now();
+    if (now < this.declinedUntil) return;
     if (now - this.rateStart >= 1000) {
       this.rateStart = now;
       this.rateCount = 0;
@@ -393,6 +481,8 @@ export class PoolQueue {
   private readonly staging = new Uint8Array(this.sab, STAGING_AT, STAGING);
   private readonly stagingRegion: number;
   private count = 0;
+  /** plaintext (and padding) bytes of the queued jobs: the probe's measure of a run's size */
+  bytes = 0;
   private stagingOff = 0;
   private readonly keyOf = new Map<Uint8Array, number>();
 
@@ -442,6 +532,7 @@ export class PoolQueue {
     if (!views.has(srcRegion)) views.set(srcRegion, srcRegion === this.stagingRegion ? new Uint8Array(this.sab) : new Uint8Array(src.buffer));
     if (!views.has(dstRegion)) views.set(dstRegion, new Uint8Array(dst.buffer));
     const i = this.count++;
+    this.bytes += src.length + pad;
     const o = HEADER_INTS + i * JOB_INTS;
     const q = this.ints;
     q[o + J_OP] = op;
@@ -483,6 +574,7 @@ export class PoolQueue {
   /** Forgets the run's jobs (after reading their results). */
   reset(): void {
     this.count = 0;
+    this.bytes = 0;
     this.stagingOff = 0;
   }
 

@@ -26,6 +26,7 @@ import { ids } from '../../model/identity.js';
 import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
+import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
 import { loadPlatform } from '../registry.js';
 import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
@@ -193,6 +194,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
     io ??= await (await loadPlatform()).engineIo();
+    // the daemon's engines share the process's crypto pool: it says when its threads start or stop
+    setCryptoPoolLog((level, message) => opts.log?.(level, message));
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {

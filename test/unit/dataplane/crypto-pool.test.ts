@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { CryptoPool, MIN_PARALLEL, poolThreadsFromEnv } from '../../../src/dataplane/crypto/pool.js';
+import { CryptoPool, KEEP_RATIO, MIN_PARALLEL, PROBE_RUNS, poolThreadsFromEnv } from '../../../src/dataplane/crypto/pool.js';
 import { openWithNonce, seal, writeNonce } from '../../../src/dataplane/crypto/aead.js';
 import { makePair, ipv4 } from './harness.js';
 
@@ -131,6 +131,47 @@ describe('the crypto pool seals and opens as node:crypto does', () => {
     for (let i = 0; i < 32; i++) expect(a.result(i)).toBe(1016);
     for (let i = 0; i < 32; i++) expect(b.result(i)).toBe(516);
     expect(hexOf(dst.subarray(0, 1016))).toBe(hexOf(seal(key, 0, Buffer.alloc(1000, 0))));
+  });
+});
+
+describe('auto: the threads stay only where they make runs faster', () => {
+  async function probed(parallelCost: number): Promise<CryptoPool> {
+    const pool = CryptoPool.create({ threads: 1, eager: true, adaptive: true, runCost: (parallel, bytes) => bytes * (parallel ? parallelCost : 1) })!;
+    pools.push(pool);
+    await vi.waitFor(() => expect(pool.running).toBe(1), { timeout: 10_000, interval: 20 });
+    const q = pool.queue();
+    const dst = Buffer.allocUnsafeSlow(128 * 1024);
+    const key = randomBytes(32);
+    for (let r = 0; r < PROBE_RUNS; r++) {
+      for (let i = 0; i < 16; i++) q.seal(key, r * 16 + i, Buffer.alloc(1000, i), 0, dst, i * 1100);
+      q.run();
+      for (let i = 0; i < 16; i++) expect(q.result(i)).toBe(1016); // probing changes nothing a run does
+      q.reset();
+    }
+    return pool;
+  }
+
+  it('parallel runs no cheaper per byte (vCPUs sharing one CPU, busy cores): the threads stop and stay off under load', async () => {
+    const pool = await probed(1.02);
+    expect(pool.stats).toMatchObject({ probes: 1, declined: 1, parallelRuns: PROBE_RUNS / 2 });
+    expect(pool.stats.lastProbeRatio).toBeCloseTo(1.02, 5);
+    await vi.waitFor(() => expect(pool.running).toBe(0));
+    // load goes on: no restart while the decline holds
+    const q = pool.queue();
+    const dst = Buffer.allocUnsafeSlow(128 * 1024);
+    for (let r = 0; r < 200; r++) {
+      for (let i = 0; i < 16; i++) q.seal(Buffer.alloc(32, 1), i, Buffer.alloc(100, i), 0, dst, i * 200);
+      q.run();
+      q.reset();
+    }
+    expect(pool.running).toBe(0);
+    expect(pool.stats.parallelRuns).toBe(PROBE_RUNS / 2);
+  });
+
+  it(`parallel runs at most ${KEEP_RATIO}× the cost: the threads stay`, async () => {
+    const pool = await probed(0.55);
+    expect(pool.stats).toMatchObject({ probes: 1, declined: 0 });
+    expect(pool.running).toBe(1);
   });
 });
 

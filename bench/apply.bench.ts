@@ -8,12 +8,13 @@
  * and in-process reads (/proc/sys, netlink) see the namespace.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measure, median, percentile, type Sample } from './lib.js';
+import { wgKeyPair } from '../test/helpers/awg.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -271,15 +272,10 @@ export async function ensureDist(): Promise<void> {
 
 /** A config whose one WireGuard tunnel has `n` allowed-IP /32 prefixes (→ 2n + 1 routes). */
 export function bigTunnelConfig(n: number): string {
+  // not generateKeyPairSync + export('jwk'): a Node 20 deadlock (test/helpers/awg.ts)
   const key = () => {
-    const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }) as {
-      d: string;
-      x: string;
-    };
-    return {
-      priv: Buffer.from(jwk.d, 'base64url').toString('base64'),
-      pub: Buffer.from(jwk.x, 'base64url').toString('base64'),
-    };
+    const k = wgKeyPair();
+    return { priv: k.privateKey, pub: k.publicKey };
   };
   const me = key();
   const peer = key();

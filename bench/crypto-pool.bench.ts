@@ -8,16 +8,54 @@
  *   - pool, N threads: the pool's threads beside the engine's (fork–join per run).
  * Gbit/s of plaintext on the calling thread's wall clock; medians of alternating rounds, each
  * in this process. Nothing else runs: what the machine's cores can give the AEAD, not what
- * the engine gets on a loaded path (that is bench/dataplane.bench.ts).
+ * the engine gets on a loaded path (that is bench/dataplane.bench.ts). First, what the cores
+ * are: one busy process alone against one per core at once (a VM's vCPUs can be time slices
+ * of fewer CPUs; then no thread can gain).
  *
  * Run: `npx tsx bench/crypto-pool.bench.ts [--smoke]` or `npx tsx bench/run.ts --only=crypto-pool`.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { machine, median, printSamples, type Sample } from './lib.js';
 
 const SIZE = 1420;
+
+const SPIN = 'const t0 = process.hrtime.bigint(); let x = 0; for (let i = 0; i < 1e8; i++) x += i % 7; console.log(Number(process.hrtime.bigint() - t0) / 1e6, x > 0);';
+
+/** ms one busy loop takes alone, and each of N run at once (N = the cores the process may use) */
+function spinMs(n: number): number[] {
+  const ps = Array.from({ length: n }, () => spawnSync(process.execPath, ['-e', SPIN], { encoding: 'utf8' }));
+  return ps.map((p) => Number.parseFloat(p.stdout));
+}
+
+/**
+ * What the cores give: one busy process alone against N at once (run concurrently through a
+ * shell so they overlap). 1.0 = every core is a core; N = the cores share one CPU's time.
+ */
+async function coreShare(rounds: number): Promise<Sample> {
+  const n = availableParallelism();
+  const xs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const alone = spinMs(1)[0]!;
+    const together = await new Promise<number[]>((resolve) => {
+      const out: number[] = [];
+      let left = n;
+      for (let i = 0; i < n; i++) {
+        const c = spawn(process.execPath, ['-e', SPIN]);
+        let text = '';
+        c.stdout.on('data', (d: Buffer) => (text += d.toString()));
+        c.on('close', () => {
+          out.push(Number.parseFloat(text));
+          if (--left === 0) resolve(out);
+        });
+      }
+    });
+    xs.push(median(together) / alone);
+  }
+  return { name: `${n} busy processes at once: each one's time / one alone`, unit: '×', runs: xs, median: median(xs), note: `1.0: ${n} real cores; ${n}: they share one CPU's time` };
+}
 
 export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
   const { CryptoPool } = await import('../src/dataplane/crypto/pool.js');
@@ -88,9 +126,10 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
         const k = `${way} ${burst(way)} × ${SIZE} B, ${v.name}`;
         runs.set(k, [...(runs.get(k) ?? []), gbps(() => v.fn(way), way)]);
       }
+  const share = await coreShare(smoke ? 1 : 5);
   const stats = [...pools].map(([t, p]) => `${t}: ${p.stats.parallelRuns}/${p.stats.runs} runs parallel, ${p.stats.threadJobs} of ${p.stats.jobs} jobs on threads`).join('; ');
   await Promise.all([...pools.values()].map((p) => p.stop()));
-  return [...runs].map(([name, xs]) => ({ name, unit: 'Gbit/s', runs: xs, median: median(xs), note: name.includes('pool, 1') ? stats : undefined }));
+  return [share, ...[...runs].map(([name, xs]) => ({ name, unit: 'Gbit/s', runs: xs, median: median(xs), note: name.includes('pool, 1') ? stats : undefined }))];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -10,18 +10,18 @@
  * Unix sockets are file-system objects, not per network namespace: the clients run here.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DaemonClient } from '../src/daemon/client.js';
 import { socketAnswers } from '../src/daemon/socket.js';
 import { ensureDist, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
 import { measure, type Sample } from './lib.js';
+import { wgKeyPair } from '../test/helpers/awg.js';
 
 function keyPair(): { priv: string; pub: string } {
-  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }) as { d: string; x: string };
-  const b = (u: string) => Buffer.from(u, 'base64url').toString('base64');
-  return { priv: b(jwk.d), pub: b(jwk.x) };
+  const k = wgKeyPair(); // not generateKeyPairSync + export('jwk'): a Node 20 deadlock (test/helpers/awg.ts)
+  return { priv: k.privateKey, pub: k.publicKey };
 }
 
 function config(): string {

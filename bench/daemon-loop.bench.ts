@@ -12,22 +12,20 @@
  *   three tunnels at once (throughput reported too).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes, generateKeyPairSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, percentile, type Sample } from './lib.js';
 import { ROOT, must, sh } from './apply.bench.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
+import { wgKeyPair } from '../test/helpers/awg.js';
 
 const DEBOUNCE_MS = 250;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function keyPair(): { privateKey: string; publicKey: string } {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
-  return { privateKey: Buffer.from(jwk.d, 'base64url').toString('base64'), publicKey: Buffer.from(jwk.x, 'base64url').toString('base64') };
-}
+// not generateKeyPairSync + export('jwk'): a Node 20 deadlock (test/helpers/awg.ts)
+const keyPair = wgKeyPair;
 
 function configs(n: number): { client: string; peer: string } {
   let client = 'version: 1\ntunnels:\n';

@@ -4,7 +4,8 @@
  * resolv.conf; snapshot everything awg may touch; fault-injection wrappers; WireGuard keys.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { generateKeyPair, keyToBase64 } from '../../src/dataplane/crypto/keys.js';
 import {
   chmodSync,
   existsSync,
@@ -356,13 +357,15 @@ export function fakeTool(dir: string, name: string, body: string): string {
 // ---------------------------------------------------------------------------------------
 // WireGuard keys
 
-const b64 = (u: string) => Buffer.from(u, 'base64url').toString('base64');
-
-/** A fresh X25519 key pair, base64 as WireGuard writes it. */
+/**
+ * A fresh X25519 key pair, base64 as WireGuard writes it. Not node:crypto's
+ * generateKeyPairSync + export('jwk'): on Node 20 a garbage collection inside the export can
+ * collect the key generation job, whose destructor locks the mutex the export holds — the
+ * process hangs for good (seen: a netns test file stuck in ~KeyGenJob under ExportJWKEdKey).
+ */
 export function wgKeyPair(): { privateKey: string; publicKey: string } {
-  const { privateKey } = generateKeyPairSync('x25519');
-  const jwk = privateKey.export({ format: 'jwk' }) as { d: string; x: string };
-  return { privateKey: b64(jwk.d), publicKey: b64(jwk.x) };
+  const { privateKey, publicKey } = generateKeyPair();
+  return { privateKey: keyToBase64(privateKey), publicKey: keyToBase64(publicKey) };
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,16 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { checkSecrets, publicKeyOf } from '../../../src/config/secrets.js';
 import { tempDir } from '../../helpers/tmp.js';
+import { wgKeyPair } from '../../helpers/awg.js';
 
 function pair() {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519');
-  const priv = Buffer.from((privateKey.export({ format: 'jwk' }) as { d: string }).d, 'base64url').toString('base64');
-  const pub = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString('base64');
-  return { priv, pub };
+  const k = wgKeyPair();
+  return { priv: k.privateKey, pub: k.publicKey };
 }
 
 describe('a peer that is the tunnel itself', () => {

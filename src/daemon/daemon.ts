@@ -37,6 +37,7 @@ import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
 import { createInprocEngineHost, type EngineChange, type InprocEngineHost } from '../resources/engine/inproc.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
+import { processLister, type ProcessLister } from '../procs/list.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
@@ -82,6 +83,8 @@ export interface DaemonOptions {
    * initial network namespace). false: no placement.
    */
   placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  /** ListProcesses' process table (default: the platform's, procs/list.ts) */
+  processes?: ProcessLister;
   /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
   trafficIntervalMs?: number;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */
@@ -129,6 +132,7 @@ export class Daemon implements DaemonCore {
   private readonly placement: PlacementSupervisor;
   private readonly confirmWindow: ConfirmWindow<Source>;
   private platform: Platform | undefined;
+  private lister: ProcessLister | undefined;
   private drivers: Partial<DriverSet> = {};
   private init: Promise<void> | undefined;
   private configPath: string | undefined;
@@ -172,7 +176,13 @@ export class Daemon implements DaemonCore {
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
     this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.health = new HealthMonitor(this.engines);
-    this.placement = new PlacementSupervisor({ placement: opts.placement, env: opts.env, ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}), onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }) });
+    this.placement = new PlacementSupervisor({
+      placement: opts.placement,
+      env: opts.env,
+      perApp: () => this.platform?.perApp ?? 'cgroup',
+      ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}),
+      onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }),
+    });
     this.confirmWindow = new ConfirmWindow(opts.timer);
     const path = opts.configPath ?? this.applied.load()?.configFile;
     this.configPath = path ? resolve(path) : undefined;
@@ -389,7 +399,10 @@ export class Daemon implements DaemonCore {
 
   async listProcesses(): Promise<ProcessInfo[]> {
     const p = this.good?.prepared;
-    return p ? listRoutedProcesses(p.config, p.claims.cgroupRoot, this.health.down) : [];
+    if (!p) return [];
+    await this.ready();
+    this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
+    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down);
   }
 
   // ---- the loop -------------------------------------------------------------------------

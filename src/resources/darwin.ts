@@ -156,4 +156,6 @@ export const darwinPlatform: Platform = {
   engineIo: async () => (await import('../dataplane/engine.js')).utunEngineIo(),
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
+  perApp: 'flow-router',
+  upLinks: async ({ state, exec }) => (await import('./link/darwin.js')).upUtunLinks(state, exec),
 };

@@ -41,5 +41,14 @@ export interface Platform {
   engineIo(): Promise<EngineIo>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
+  /**
+   * How path rules reach processes, which decides process placement and ListProcesses
+   * (procs/list.ts): 'cgroup' (Linux): the placer puts processes into rule cgroups
+   * (daemon/placement.ts) and /proc lists them; 'flow-router' (macOS): no cgroups, the flow
+   * router decides per TCP connection, nothing is placed, libproc lists them; 'none'.
+   */
+  readonly perApp: 'cgroup' | 'flow-router' | 'none';
+  /** our links (`awg-<tunnel>`) that are up now, an engine holding them (direct-mode `awg processes`) */
+  upLinks(o: { state: StateStore; exec: Pick<Exec, 'read'> }): Promise<Set<string>>;
 }
 

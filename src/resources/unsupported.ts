@@ -46,5 +46,7 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
     serviceManager: async () => {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },
+    perApp: 'none',
+    upLinks: async () => new Set(),
   };
 }

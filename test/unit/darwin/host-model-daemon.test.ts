@@ -22,6 +22,9 @@ import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import { capturedProcTable } from '../../helpers/macos-host/procs.js';
+import { darwinProcessLister } from '../../../src/procs/list.js';
+import { NOTHING_TO_PLACE } from '../../../src/daemon/placement.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
@@ -114,5 +117,55 @@ dns: { system: default-tunnel, leakProtection: true }
     const down = await teardown({ drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, claims: applied.claims()!, state, exec: host, reporter: silentReporter }, applied);
     expect(down.errors).toEqual([]);
     expect(host.snapshot()).toEqual(prior);
+  });
+
+  it('with a path rule enabled and placement left on: converges, places nothing (no cgroups), lists processes through libproc', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(
+      file,
+      `version: 1
+tunnels:
+  home:
+    type: wireguard
+    privateKey: "${me.privateKey}"
+    addresses: [10.66.0.2/32]
+    peers:
+      - publicKey: "${peer.publicKey}"
+        endpoint: 198.51.100.7:51820
+        allowedIPs: [0.0.0.0/0]
+default: home
+rules:
+  - name: mail
+    match: { name: Mail }
+    target: home
+    fallback: block
+`,
+      { mode: 0o600 },
+    );
+    const host = MacHost.laptop();
+    const engines = new ModelEngines(host);
+    const d = new Daemon({
+      configPath: file,
+      platform: { ...darwinPlatform },
+      drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+      exec: host,
+      state: new FileStateStore(join(dir, 'state')),
+      wakes: false,
+      processes: darwinProcessLister(capturedProcTable()),
+      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+      healthIntervalMs: 0,
+      trafficIntervalMs: 0,
+    });
+    const events: DaemonEvent[] = [];
+    d.subscribe((e) => events.push(e));
+    await d.start();
+    for (let i = 0; i < 5000 && !events.some((e) => e.type === 'reconcile-finished'); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'converged' });
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
+    expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+    // the daemon's tunnel health has not marked `home` down: Mail's TCP goes into it
+    expect(await d.listProcesses()).toEqual([{ pid: 530, ppid: 1, name: 'Mail', path: '/Applications/Mail.app/Contents/MacOS/Mail', cgroup: '', rule: 'mail', target: 'home', route: 'home' }]);
+    await d.stop({ teardown: true });
   });
 });

@@ -471,6 +471,8 @@ export class Daemon implements DaemonCore {
         });
         if (moved.length) this.reporter.report({ type: 'info', message: `adopted engine(s) ${moved.join(', ')} from awg apply` });
       }
+      // the engines' sockets leave by the physical interface this run probed (macOS: re-pinned)
+      this.engines.setUnderlay?.({ ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}), ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}) });
       // rules this run removes leave the placer before their cgroups go
       this.placement.narrow(p.config.rules);
       const restoring = this.applied.stoppedRemoved();

@@ -153,7 +153,7 @@ export const darwinPlatform: Platform = {
     return { resolved, ...gateways };
   },
   realise: realiseDarwin,
-  engineIo: async () => (await import('../dataplane/engine.js')).utunEngineIo(),
+  engineIo: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
   perApp: 'flow-router',

@@ -37,8 +37,8 @@ export interface Platform {
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
   /** where per-rule and per-tunnel traffic counters come from (Linux: our nft table's counters); absent: none are read */
   readonly trafficCounters?: 'nft';
-  /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun) */
-  engineIo(): Promise<EngineIo>;
+  /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun); `log`: what the io reports (a pin that failed) */
+  engineIo(o?: { log?: (message: string) => void }): Promise<EngineIo>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
   /**

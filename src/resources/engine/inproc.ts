@@ -26,6 +26,7 @@ import { ids } from '../../model/identity.js';
 import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
+import type { Underlay } from '../../dataplane/conn/pin.js';
 import { loadPlatform } from '../registry.js';
 import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
@@ -102,6 +103,11 @@ export interface InprocEngineHost {
   probe(tunnel: string, opts?: { peer?: string }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
+  /**
+   * The physical network as the last run probed it (facts' default routes): the engines'
+   * sockets leave there (macOS: pinned, EngineIo.setUnderlay); kept for engines started later.
+   */
+  setUnderlay?(u: Underlay): void;
   /** close every device (daemon stop); the TUNs stay */
   closeAll(): Promise<void>;
   tunnels(): string[];
@@ -143,6 +149,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   const ownRecord = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.host === 'daemon';
   const recordedUapi = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.uapiPath ?? '';
   let io: EngineIo | undefined = opts.io;
+  let underlay: Underlay | undefined;
   const emit = (c: EngineChange) => {
     for (const l of listeners) {
       try {
@@ -192,7 +199,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const link = spec.link;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
-    io ??= await (await loadPlatform()).engineIo();
+    if (!io) {
+      io = await (await loadPlatform()).engineIo({ log: (m) => opts.log?.('warn', m) });
+      if (underlay) io.setUnderlay?.(underlay);
+    }
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {
@@ -364,6 +374,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           }
         }
       }
+    },
+    setUnderlay(u) {
+      underlay = u;
+      io?.setUnderlay?.(u);
     },
     proxyStats: () => proxies.stats(),
     async closeAll() {

@@ -157,5 +157,6 @@ export const darwinPlatform: Platform = {
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
   perApp: 'flow-router',
+  engineHost: 'daemon',
   upLinks: async ({ state, exec }) => (await import('./link/darwin.js')).upUtunLinks(state, exec),
 };

@@ -48,6 +48,14 @@ export interface Platform {
    * router decides per TCP connection, nothing is placed, libproc lists them; 'none'.
    */
   readonly perApp: 'cgroup' | 'flow-router' | 'none';
+  /**
+   * Who can host tunnel engines: 'detached' — a one-shot `awg apply` starts `awg engine`
+   * processes that outlive it (Linux: persistent TUNs, engines found again through /proc);
+   * 'daemon' — only a long-running awg process (`awg daemon`, `awg up`) can (macOS: a utun
+   * lives exactly as long as the socket of the process that opened it, and nothing finds a
+   * detached engine again), so a one-shot apply of a config with tunnels is refused.
+   */
+  readonly engineHost: 'detached' | 'daemon';
   /** our links (`awg-<tunnel>`) that are up now, an engine holding them (direct-mode `awg processes`) */
   upLinks(o: { state: StateStore; exec: Pick<Exec, 'read'> }): Promise<Set<string>>;
 }

@@ -47,6 +47,7 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },
     perApp: 'none',
+    engineHost: 'detached',
     upLinks: async () => new Set(),
   };
 }

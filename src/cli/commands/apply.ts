@@ -57,11 +57,21 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     return err.exitCode;
   }
   const platform = deps.platform ?? (await loadPlatform());
+  const sel = await selectionOrExit(io, o);
+  if (typeof sel === 'number') return sel;
+  // refused before anything is read from the host or written to the state directory
+  if (!o.dryRun && platform.engineHost === 'daemon') {
+    const peek = await loadConfigFile(o.file, sel.selection ? { selection: sel.selection } : {});
+    const tunnels = Object.keys(peek.config?.tunnels ?? {});
+    if (tunnels.length) {
+      const err = daemonOnlyEngines(platform.os, o.file, tunnels, d.reason);
+      printError(io, err);
+      return err.exitCode;
+    }
+  }
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-  const sel = await selectionOrExit(io, o);
-  if (typeof sel === 'number') return sel;
   const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel, ...(deps.exec ? { exec: deps.exec } : {}) });
   if (!r.ok) {
     printIssues(io, r.issues);
@@ -70,6 +80,13 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   }
   const p = r.prepared;
   printIssues(io, p.issues);
+  // the peek above cannot fail to see tunnels the full load finds; kept as the backstop
+  const engines = p.desired.resources.filter((x) => x.kind === 'engine').map((x) => x.id.replace(/^engine\//, ''));
+  if (!o.dryRun && platform.engineHost === 'daemon' && engines.length) {
+    const err = daemonOnlyEngines(platform.os, o.file, engines, d.reason);
+    printError(io, err);
+    return err.exitCode;
+  }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets, ...(deps.exec ? { exec: deps.exec } : {}) });
   try {
@@ -103,6 +120,20 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     printError(io, err);
     return err.exitCode;
   }
+}
+
+/**
+ * A one-shot apply on a platform whose engines only a long-running awg can host (macOS:
+ * Platform.engineHost). Not an engine started and then rolled back: the apply stops before
+ * anything is touched, and says how to run it.
+ */
+export function daemonOnlyEngines(os: NodeJS.Platform, file: string, tunnels: readonly string[], why: string): AwgError {
+  const abs = resolve(file);
+  return new AwgError(
+    'unsupported',
+    `awg apply without the awg daemon cannot run tunnels on ${os === 'darwin' ? 'macOS' : os} (${why}): a tunnel's engine holds its utun, which lives only as long as the process that opened it, so the engines of ${tunnels.join(', ')} must live in the daemon; nothing was changed`,
+    { hint: `install and start the daemon with \`sudo awg service install --config ${abs}\` (then \`awg apply -f ${file}\` goes through it), or run \`sudo awg up -f ${file}\` in the foreground; \`awg apply --dry-run\` shows the plan without either` },
+  );
 }
 
 /**

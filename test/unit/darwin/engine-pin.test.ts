@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import type { UtunIo } from '../../../src/native/darwin/utun-io.js';
 import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
+import { modelEngineIo } from '../../helpers/macos-host/engine.js';
 import { ENDPOINT, macConfig } from '../../helpers/macos-host/scenario.js';
 import { InterfacePin } from '../../../src/dataplane/conn/pin.js';
 import { utunEngineIo, type UtunNatives } from '../../../src/dataplane/engine.js';
@@ -107,9 +107,8 @@ describe('the daemon on the macOS host model with its real in-process engines', 
   it("the engine's socket leaves by the default route's interface; the Mac moves to another network: re-pinned in the run that follows", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'awg-machost-pin-'));
     const host = MacHost.laptop();
-    const { natives: pinNatives, calls } = fakeNatives();
-    const natives: UtunNatives = { ...pinNatives, openUtunIo: () => modelUtun(host) };
-    const engines = createInprocEngineHost({ io: await utunEngineIo({ natives }), uapi: false });
+    const { io, pins: calls } = await modelEngineIo(host);
+    const engines = createInprocEngineHost({ io, uapi: false });
     writeFileSync(join(dir, 'awg.yaml'), macConfig({ killSwitch: false }), { mode: 0o600 });
     const d = new Daemon({
       configPath: join(dir, 'awg.yaml'),
@@ -156,8 +155,3 @@ describe('the daemon on the macOS host model with its real in-process engines', 
   });
 });
 
-/** a utun in the model host, as the engine's UtunIo: no packets; closing it removes the interface */
-function modelUtun(host: MacHost): { ifname: string; io: UtunIo } {
-  const ifname = host.createUtun();
-  return { ifname, io: { read: () => 0, write: () => true, mtu: () => 1420, watch: () => () => {}, close: () => host.destroyUtun(ifname) } };
-}

@@ -30,9 +30,11 @@ export interface Platform {
   /**
    * The desired model → this platform's resources: the firewall policy rendered in its own
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
-   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed.
+   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed. `c`: the
+   * config's rules and routing, for what the model does not carry (macOS: the flow router's
+   * PF rules, resources/darwin-flow.ts); without it path rules are dropped with a warning.
    */
-  realise(m: DesiredModel, facts: HostFacts): DesiredState;
+  realise(m: DesiredModel, facts: HostFacts, c?: Pick<Config, 'rules' | 'routing'>): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
   /** where per-rule and per-tunnel traffic counters come from (Linux: our nft table's counters); absent: none are read */

@@ -27,6 +27,7 @@ import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type 
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import type { Underlay } from '../../dataplane/conn/pin.js';
+import type { Dialer } from '../../proxy/types.js';
 import { loadPlatform } from '../registry.js';
 import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
@@ -39,6 +40,7 @@ import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js
 import { endpointResolverFor, engineResolver } from '../endpoints.js';
 
 export type { EngineIo } from '../../dataplane/engine.js';
+export type { Underlay } from '../../dataplane/conn/pin.js';
 
 export type EngineChange =
   | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
@@ -94,6 +96,8 @@ export interface InprocEngineHost {
   stats(): EngineStats[];
   /** proxy tunnels (socks5/http) hosted here: health, bytes, connections, dial errors */
   proxyStats(): ProxyTunnelStatsRow[];
+  /** a running proxy tunnel's upstream dialer (the macOS flow router's route into it) */
+  proxyDialer?(tunnel: string): Dialer | undefined;
   onChange(listener: (c: EngineChange) => void): () => void;
   /**
    * Start a handshake with every peer that has an endpoint and no session (health probing of a
@@ -380,6 +384,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       io?.setUnderlay?.(u);
     },
     proxyStats: () => proxies.stats(),
+    proxyDialer: (t) => proxies.upstream(t),
     async closeAll() {
       await proxies.closeAll();
       for (const t of [...hosted.keys()]) await stopHosted(t, 'daemon stopping');

@@ -42,6 +42,17 @@ export async function upUtunLinks(state: StateStore, exec: Pick<Exec, 'read'>): 
   return new Set(Object.entries(readUtunRegistry(state)).flatMap(([link, o]) => (ifs.get(o.ifname)?.up ? [link] : [])));
 }
 
+/** The host's own addresses (`ifconfig`), our utuns' left out (zones stripped; loopback and link-local kept: the caller filters). */
+export async function localAddresses(state: StateStore, exec: Pick<Exec, 'read'>): Promise<string[]> {
+  const ours = new Set(Object.values(readUtunRegistry(state)).map((o) => o.ifname));
+  const out: string[] = [];
+  for (const i of (await interfaces(exec)).values()) {
+    if (ours.has(i.name)) continue;
+    for (const a of [...i.inet, ...i.inet6]) out.push(a.address.replace(/%.*$/, ''));
+  }
+  return [...new Set(out)].sort();
+}
+
 async function ifconfig(ctx: ApplyContext, args: string[]): Promise<void> {
   const r = await ctx.exec.mutate('ifconfig', args, { allowFail: true });
   if (ctx.dryRun || r.code === 0) return;

@@ -56,12 +56,20 @@ describe('macOS host model: awg apply without the daemon', () => {
     const prior = s.host.snapshot();
     const r = await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps));
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/^awg: error \[unsupported\]: awg apply without the awg daemon cannot run tunnels on macOS \(--direct was given\): .* the engines of home must live in the daemon; nothing was changed$/m);
+    expect(r.err).toMatch(/^awg: error \[unsupported\]: awg apply without the awg daemon cannot run this config on macOS \(--direct was given\): .* the engines of home must live in the daemon; nothing was changed$/m);
     expect(r.err).toContain(`hint: install and start the daemon with \`sudo awg service install --config ${resolve(s.file)}\``);
     expect(r.err).toContain('`sudo awg up -f ');
     expect(s.host.log).toEqual([]); // not even a read
     expect(existsSync(s.stateDir)).toBe(false);
     expect(s.host.snapshot()).toEqual(prior);
+  });
+
+  it('path rules without tunnels: refused too (the flow router runs in the daemon)', async () => {
+    const s = setup('version: 1\nrules:\n  - name: no-telemetry\n    match: { name: telemetryd }\n    target: block\n');
+    const r = await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps));
+    expect(r.code).toBe(3);
+    expect(r.err).toMatch(/path rules \(no-telemetry\) are applied per connection by the flow router, which runs in the daemon; nothing was changed/);
+    expect(s.host.log).toEqual([]);
   });
 
   it('--dry-run shows the plan without the daemon and changes nothing', async () => {

@@ -22,6 +22,7 @@ import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import { freePort } from '../../helpers/route-servers.js';
 import { capturedProcTable } from '../../helpers/macos-host/procs.js';
 import { darwinProcessLister } from '../../../src/procs/list.js';
 import { NOTHING_TO_PLACE } from '../../../src/daemon/placement.js';
@@ -119,8 +120,9 @@ dns: { system: default-tunnel, leakProtection: true }
     expect(host.snapshot()).toEqual(prior);
   });
 
-  it('with a path rule enabled and placement left on: converges, places nothing (no cgroups), lists processes through libproc', async () => {
+  it('with a path rule enabled and placement left on: converges, places nothing (no cgroups: the flow router runs instead), lists processes through libproc', async () => {
     dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
+    const port = await freePort();
     const file = join(dir, 'awg.yaml');
     writeFileSync(
       file,
@@ -140,12 +142,17 @@ rules:
     match: { name: Mail }
     target: home
     fallback: block
+routing: { proxyPortBase: ${port} }
 `,
       { mode: 0o600 },
     );
     const host = MacHost.laptop();
     const engines = new ModelEngines(host);
+    const unused = () => {
+      throw new Error('no connection reaches the router in this test');
+    };
     const d = new Daemon({
+      flowRouter: { natives: async () => ({ sysctl: unused, pidPath: unused, originalDst: unused, boundTcpFd: unused }) },
       configPath: file,
       platform: { ...darwinPlatform },
       drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
@@ -163,9 +170,11 @@ rules:
     for (let i = 0; i < 5000 && !events.some((e) => e.type === 'reconcile-finished'); i++) await new Promise((r) => setTimeout(r, 2));
     expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'converged' });
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+    expect((await d.status()).placement).toEqual({ state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${port}`, execs: 0, placed: 0, errors: 0 });
     // the daemon's tunnel health has not marked `home` down: Mail's TCP goes into it
     expect(await d.listProcesses()).toEqual([{ pid: 530, ppid: 1, name: 'Mail', path: '/Applications/Mail.app/Contents/MacOS/Mail', cgroup: '', rule: 'mail', target: 'home', route: 'home' }]);
+    await d.down();
+    expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
     await d.stop({ teardown: true });
   });
 });

@@ -543,7 +543,7 @@ export class Daemon implements DaemonCore {
         } else {
           const claims = this.claims();
           this.forgetSource();
-          await this.removeAll(claims, false);
+          await this.removeAll(claims, false).finally(() => this.flow.stop());
         }
       });
     } catch (e) {

@@ -74,12 +74,12 @@ export class ModelEngines implements Driver<'engine'> {
 }
 
 /**
- * The daemon's real engine io (dataplane/engine.ts utunEngineIo) on the model: each engine
- * opens a utun of the model (its UtunIo carries no packets; closing it removes the interface
- * and its routes, as the kernel does), and the sockets' IP(V6)_BOUND_IF calls are recorded
- * instead of made. The WireGuard devices and UDP sockets are real.
+ * The system calls of the daemon's real engine io (dataplane/engine.ts utunEngineIo) on the
+ * model: each engine opens a utun of the model (its UtunIo carries no packets; closing it
+ * removes the interface and its routes, as the kernel does), and the sockets'
+ * IP(V6)_BOUND_IF calls are recorded instead of made (`failPinOn`: those interfaces refuse).
  */
-export async function modelEngineIo(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
+export function modelNatives(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
   const pins: { port: number; ifname: string; family: 4 | 6 }[] = [];
   const natives: UtunNatives = {
     pin: (sock: Socket, ifname, family) => {
@@ -92,5 +92,11 @@ export async function modelEngineIo(host: MacHost, o: { failPinOn?: ReadonlySet<
       return { ifname, io };
     },
   };
+  return { natives, pins };
+}
+
+/** utunEngineIo over modelNatives: the WireGuard devices and UDP sockets are real */
+export async function modelEngineIo(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
+  const { natives, pins } = modelNatives(host, o);
   return { io: await utunEngineIo({ natives }), pins, natives };
 }

@@ -9,30 +9,21 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Daemon } from '../../../src/daemon/daemon.js';
-import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
-import { modelEngineIo } from '../../helpers/macos-host/engine.js';
+import { modelEngineIo, modelNatives } from '../../helpers/macos-host/engine.js';
+import { modelDaemon } from '../../helpers/macos-host/daemon.js';
 import { ENDPOINT, macConfig } from '../../helpers/macos-host/scenario.js';
 import { InterfacePin } from '../../../src/dataplane/conn/pin.js';
-import { utunEngineIo, type UtunNatives } from '../../../src/dataplane/engine.js';
+import { utunEngineIo } from '../../../src/dataplane/engine.js';
 
+/** the pin calls recorded (modelNatives); no utun is opened through these */
 function fakeNatives(o: { failOn?: Set<string> } = {}) {
-  const calls: { port: number; ifname: string; family: 4 | 6 }[] = [];
-  const natives: UtunNatives = {
-    pin: (sock: Socket, ifname, family) => {
-      if (o.failOn?.has(ifname)) throw new Error(`no interface ${ifname}`);
-      calls.push({ port: sock.address().port, ifname, family });
-    },
-    openUtunIo: () => {
-      throw new Error('not in this test');
-    },
-  };
-  return { natives, calls };
+  const { natives, pins } = modelNatives(MacHost.laptop(), { failPinOn: o.failOn });
+  return { natives, calls: pins };
 }
 
 const sock = (port: number) => ({ address: () => ({ port }) }) as unknown as Socket;
@@ -110,25 +101,14 @@ describe('the daemon on the macOS host model with its real in-process engines', 
     const { io, pins: calls } = await modelEngineIo(host);
     const engines = createInprocEngineHost({ io, uapi: false });
     writeFileSync(join(dir, 'awg.yaml'), macConfig({ killSwitch: false }), { mode: 0o600 });
-    const d = new Daemon({
+    const { d, finished } = modelDaemon({
       configPath: join(dir, 'awg.yaml'),
-      platform: { ...darwinPlatform },
+      platform: darwinPlatform,
       drivers: createDarwinDrivers({ exec: host }),
       engines,
       exec: host,
       state: new FileStateStore(join(dir, 'state')),
-      wakes: false,
-      placement: false,
-      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
-      healthIntervalMs: 0,
-      trafficIntervalMs: 0,
     });
-    const events: DaemonEvent[] = [];
-    d.subscribe((e) => events.push(e));
-    const finished = async (n: number) => {
-      for (let i = 0; i < 5000 && events.filter((e) => e.type === 'reconcile-finished').length < n; i++) await new Promise((r) => setTimeout(r, 2));
-      return events.filter((e) => e.type === 'reconcile-finished')[n - 1];
-    };
     try {
       await d.start();
       expect(await finished(1)).toMatchObject({ outcome: 'converged' });
@@ -144,7 +124,7 @@ describe('the daemon on the macOS host model with its real in-process engines', 
         { family: 4, dst: '172.20.10.0/28', gateway: 'link#12', flags: 'UCS', netif: 'en5', system: true },
       );
       d.wake('network');
-      expect(await finished(2), JSON.stringify(events.filter((e) => e.type === 'error'))).toMatchObject({ outcome: 'converged' });
+      expect(await finished(2)).toMatchObject({ outcome: 'converged' });
       expect(calls.map((c) => c.ifname)).toEqual(['en0', 'en5']);
       expect(host.routes.filter((r) => r.dst === `${ENDPOINT}/32`)).toEqual([expect.objectContaining({ gateway: '172.20.10.1', netif: 'en5' })]);
     } finally {

@@ -13,8 +13,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Daemon } from '../../../src/daemon/daemon.js';
-import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
@@ -24,7 +22,8 @@ import { modelEngineIo } from '../../helpers/macos-host/engine.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfPath } from '../../helpers/macos-host/pf-eval.js';
 import { ENDPOINT_UDP, macConfig, WEB } from '../../helpers/macos-host/scenario.js';
-import { freePort, routeServer } from '../../helpers/route-servers.js';
+import { exchange, freePort, routeServer } from '../../helpers/route-servers.js';
+import { modelDaemon } from '../../helpers/macos-host/daemon.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
 const PATHS: Record<number, string> = {
@@ -91,24 +90,16 @@ async function setup() {
   };
 
   const { io } = await modelEngineIo(host);
-  const d = new Daemon({
+  const { d, events, finished } = modelDaemon({
     configPath: file,
     platform: darwinPlatform,
     exec: host,
     state: new FileStateStore(join(dir, 'state')),
     engines: createInprocEngineHost({ io, uapi: false }),
     flowRouter: { natives: async () => natives, subnets: () => ['192.168.1.0/24'] },
-    wakes: false,
-    placement: false,
-    loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
-    healthIntervalMs: 0,
-    trafficIntervalMs: 0,
   });
-  const events: DaemonEvent[] = [];
-  d.subscribe((e) => events.push(e));
   const runs = async (n: number) => {
-    for (let i = 0; i < 5000 && events.filter((e) => e.type === 'reconcile-finished').length < n; i++) await new Promise((r) => setTimeout(r, 2));
-    const e = events.filter((x) => x.type === 'reconcile-finished')[n - 1];
+    const e = await finished(n);
     expect(e, JSON.stringify(events.filter((x) => x.type === 'error'))).toMatchObject({ outcome: expect.stringMatching(/^(converged|unchanged)$/) });
     return e;
   };
@@ -116,14 +107,7 @@ async function setup() {
   const appConnect = async (pid: number, msg: string) => {
     const local = await freePort();
     owners.set(local, pid);
-    return new Promise<string>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: local });
-      let got = '';
-      s.on('connect', () => s.write(msg));
-      s.on('data', (b) => (got += b.toString()));
-      s.on('error', () => resolve('reset'));
-      s.on('close', () => resolve(got || 'reset'));
-    });
+    return exchange(port, local, msg);
   };
   return { d, host, prior, port, pinned, listeningAtLoad, write, runs, appConnect, dst, events };
 }

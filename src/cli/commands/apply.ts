@@ -61,7 +61,7 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   const sel = await selectionOrExit(io, o);
   if (typeof sel === 'number') return sel;
   // refused before anything is read from the host or written to the state directory
-  if (!o.dryRun) {
+  if (!o.dryRun && (platform.engineHost === 'daemon' || platform.perApp === 'flow-router')) {
     const peek = await loadConfigFile(o.file, sel.selection ? { selection: sel.selection } : {});
     const err = peek.config ? daemonOnly(platform, o.file, peek.config, d.reason) : undefined;
     if (err) {

@@ -1,7 +1,8 @@
 /**
  * The daemon core: hosts the loop (loop.ts) over the shared pipeline (src/pipeline), the
  * tunnel engines (in-process), tunnel health (tunnel-health.ts), process placement
- * (placement.ts) and the DaemonCore API the gRPC server wraps. One reconcile at a time: loop
+ * (placement.ts; on macOS the flow router instead: resources/engine/flow-router-host.ts) and
+ * the DaemonCore API the gRPC server wraps. One reconcile at a time: loop
  * runs and API operations (apply, diff, down) are serialised on one queue.
  *
  * Desired state comes from one config file (`--config`, or the file of the last apply). It
@@ -37,6 +38,7 @@ import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
 import { createInprocEngineHost, type EngineChange, type InprocEngineHost } from '../resources/engine/inproc.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
+import { processLister, type ProcessLister } from '../procs/list.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
@@ -46,7 +48,9 @@ import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
 import { gitHeadFiles, gitRevisionOf } from '../util/git-revision.js';
 import type { ApplyRequest, ApplyResponse, ConfigState, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
 import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
-import { listRoutedProcesses, PlacementSupervisor } from './placement.js';
+import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
+import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/engine/flow-router-host.js';
+import type { Underlay } from '../resources/engine/inproc.js';
 import { daemonState, ruleCounters, tunnelStatuses } from './status.js';
 import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';
 import { HealthMonitor } from './tunnel-health.js';
@@ -82,6 +86,8 @@ export interface DaemonOptions {
    * initial network namespace). false: no placement.
    */
   placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  /** ListProcesses' process table (default: the platform's, procs/list.ts) */
+  processes?: ProcessLister;
   /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
   trafficIntervalMs?: number;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */
@@ -90,6 +96,8 @@ export interface DaemonOptions {
   onPlacerLog?: (line: string) => void;
   /** the in-process engines' log (handshakes, proxy health, dial errors) */
   engineLog?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  /** macOS flow router: its system calls (default: the koffi bindings) and subnet lookup (tests) */
+  flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
 }
 
 interface Source {
@@ -127,8 +135,12 @@ export class Daemon implements DaemonCore {
   private readonly reporter: Reporter;
   private readonly health: HealthMonitor;
   private readonly placement: PlacementSupervisor;
+  private readonly flow: FlowRouterHost;
+  /** the physical network the last run probed */
+  private underlay: Underlay = {};
   private readonly confirmWindow: ConfirmWindow<Source>;
   private platform: Platform | undefined;
+  private lister: ProcessLister | undefined;
   private drivers: Partial<DriverSet> = {};
   private init: Promise<void> | undefined;
   private configPath: string | undefined;
@@ -172,7 +184,21 @@ export class Daemon implements DaemonCore {
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
     this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.health = new HealthMonitor(this.engines);
-    this.placement = new PlacementSupervisor({ placement: opts.placement, env: opts.env, ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}), onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }) });
+    this.placement = new PlacementSupervisor({
+      placement: opts.placement,
+      env: opts.env,
+      perApp: () => this.platform?.perApp ?? 'cgroup',
+      ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}),
+      onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }),
+    });
+    this.flow = new FlowRouterHost({
+      ...opts.flowRouter,
+      state: this.state,
+      tunnelUp: (t) => !this.health.down.has(t),
+      proxyDialer: (t) => this.engines.proxyDialer?.(t),
+      physical: () => this.underlay.v4 || this.underlay.v6,
+      onError: (message) => this.emit({ type: 'error', at: now(), kind: 'driver', message }),
+    });
     this.confirmWindow = new ConfirmWindow(opts.timer);
     const path = opts.configPath ?? this.applied.load()?.configFile;
     this.configPath = path ? resolve(path) : undefined;
@@ -243,6 +269,7 @@ export class Daemon implements DaemonCore {
       }
     } finally {
       await this.placement.close();
+      await this.flow.stop();
       await this.engines.closeAll();
       this.unsubEngines?.();
     }
@@ -369,7 +396,7 @@ export class Daemon implements DaemonCore {
       objects: (this.lastObserved?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
       tunnels: withLinkTraffic(tunnelStatuses(p?.desired.resources ?? [], this.engines.stats(), this.engines.proxyStats(), this.health), readLinkTraffic((p?.desired.resources ?? []).flatMap((r) => (r.kind === 'engine' && r.spec.link ? [r.spec.link] : [])))),
       ...(this.confirmWindow.deadline ? { confirmDeadline: this.confirmWindow.deadline } : {}),
-      placement: this.placement.status(),
+      placement: this.platform?.perApp === 'flow-router' ? flowPlacement(this.flow.status(), this.placement.status()) : this.placement.status(),
       ...(p ? await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy) : {}),
     };
   }
@@ -382,14 +409,17 @@ export class Daemon implements DaemonCore {
       const claims = this.claims();
       this.forgetSource();
       await this.placement.stop();
-      const r = await this.removeAll(claims, false);
+      const r = await this.removeAll(claims, false).finally(() => this.flow.stop());
       return { removed: r.removed, mutations: this.exec.mutations - before };
     });
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
     const p = this.good?.prepared;
-    return p ? listRoutedProcesses(p.config, p.claims.cgroupRoot, this.health.down) : [];
+    if (!p) return [];
+    await this.ready();
+    this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
+    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down);
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -458,12 +488,19 @@ export class Daemon implements DaemonCore {
         });
         if (moved.length) this.reporter.report({ type: 'info', message: `adopted engine(s) ${moved.join(', ')} from awg apply` });
       }
+      // the engines' sockets leave by the physical interface this run probed (macOS: re-pinned)
+      this.underlay = { ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}), ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}) };
+      this.engines.setUnderlay?.(this.underlay);
+      // macOS: the flow router listens before an anchor that redirects to it loads
+      const flow = this.platform?.perApp === 'flow-router';
+      if (flow) await this.flow.before(p.config);
       // rules this run removes leave the placer before their cgroups go
       this.placement.narrow(p.config.rules);
       const restoring = this.applied.stoppedRemoved();
       const ctx = await converge(env, this.applied, p, { configFile: this.good?.file ?? p.file });
       const outcome = ctx.outcome ?? 'failed';
       const ok = outcome === 'converged' || outcome === 'unchanged';
+      if (flow) await this.flow.after(p.config, ok);
       if (ok) {
         this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.health.down);
         this.healthTick();
@@ -506,7 +543,7 @@ export class Daemon implements DaemonCore {
         } else {
           const claims = this.claims();
           this.forgetSource();
-          await this.removeAll(claims, false);
+          await this.removeAll(claims, false).finally(() => this.flow.stop());
         }
       });
     } catch (e) {

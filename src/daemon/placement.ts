@@ -2,17 +2,25 @@
  * The daemon's process placement: starts the `awg placer` child (procs/placer-process.ts)
  * on the first converged run with rules, keeps its rules and the set of down tunnels in step
  * with the config and tunnel health, reports its state, and lists the processes awg routes.
+ *
+ * Per platform (Platform.perApp): only 'cgroup' (Linux) places processes. On macOS
+ * ('flow-router') there are no cgroups: the flow router decides per TCP connection, so there
+ * is nothing to place; placement stays `off` with that reason, never an error.
  */
 import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import { compileRules } from '../model/match.js';
 import { ruleName } from '../model/desired.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
-import { describeProcess } from '../procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
-import { linuxProcFs, scanProcesses } from '../procs/scan.js';
+import type { PerApp, ProcessLister } from '../procs/list.js';
 import type { PlacementStatus, ProcessInfo } from './core.js';
+
+/** placement's state where the platform places nothing (PlacementStatus.reason) */
+export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
+  'flow-router': 'macOS has no cgroups: the flow router applies path rules per connection, no process is placed',
+  none: 'this OS has no process placement',
+};
 
 export interface PlacementOptions {
   /** false: no placement; else how to reach the proc connector (see DaemonOptions.placement) */
@@ -22,6 +30,10 @@ export interface PlacementOptions {
   onLog?: (line: string) => void;
   /** an `error` event for the daemon's subscribers */
   onError(kind: string, message: string): void;
+  /** how the platform meets path rules (default 'cgroup'); asked at each sync */
+  perApp?: () => PerApp;
+  /** /proc/self/mountinfo's text (tests) */
+  mountinfo?: () => string;
 }
 
 export class PlacementSupervisor {
@@ -38,11 +50,16 @@ export class PlacementSupervisor {
   /** After a converged run: start the watcher when there are rules; follow rule and health changes. */
   sync(rules: Config['rules'], cgroupRoot: string, down: ReadonlySet<string>): void {
     if (this.o.placement === false) return;
+    const perApp = this.o.perApp?.() ?? 'cgroup';
+    if (perApp !== 'cgroup') {
+      this.state_ = { state: 'off', reason: NOTHING_TO_PLACE[perApp], execs: 0, placed: 0, errors: 0 };
+      return;
+    }
     const key = JSON.stringify([cgroupRoot, rules]);
     if (!this.placer) {
       if (!rules.some((r) => r.enabled) || (this.state_.state === 'unavailable' && this.final)) return;
-      const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
       try {
+        const mount = parseCgroup2Mount((this.o.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))());
         if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
         this.placer = spawnPlacerProcess({
           rules,
@@ -142,12 +159,20 @@ export class PlacementSupervisor {
 }
 
 /**
- * Processes awg routes: those in our cgroups and those a rule matches (pid, exe, the rule
- * of the cgroup they sit in, its target, the route now). Works without the watcher too.
+ * Placement as `awg status` shows it on macOS: the flow router (resources/engine/
+ * flow-router-host.ts) is what applies path rules there, so its state is placement's.
  */
-export function listRoutedProcesses(config: Config, cgroupRoot: string, down: ReadonlySet<string>): ProcessInfo[] {
-  const o = { tunnelUp: (t: string) => !down.has(t), defaultRoute: config.default };
-  const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
-  const matcher = compileRules(config.rules);
-  return scanProcesses(linuxProcFs()).flatMap((e) => describeProcess(e, matcher, cgroupRoot, mount?.root ?? '/', o));
+export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number> }, off: PlacementStatus): PlacementStatus {
+  if (router.state === 'off') return off;
+  const d = Object.entries(router.decisions ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`);
+  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}`, execs: 0, placed: 0, errors: 0 };
+}
+
+/**
+ * Processes awg routes: those in our cgroups (Linux) and those a rule matches (pid, exe, the
+ * rule that routes them, its target, the route now; procs/list.ts). Works without the
+ * watcher too.
+ */
+export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>): ProcessInfo[] {
+  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t) });
 }

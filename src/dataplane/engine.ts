@@ -8,10 +8,12 @@
  */
 import type { AwgError } from '../errors.js';
 import type { Bind } from './conn/bind.js';
+import { InterfacePin, type PinNatives, type Underlay } from './conn/pin.js';
 import { Device, type DeviceOptions } from './device/device.js';
 import type { Resolver } from './device/resolver.js';
 import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
+import type { UtunIo } from '../native/darwin/utun-io.js';
 import { warmUpHandshakes } from './warmup.js';
 
 /** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
@@ -26,6 +28,11 @@ export interface EngineTun extends TunDevice {
 export interface EngineIo {
   openTun(link: string): EngineTun;
   bind(): Bind;
+  /**
+   * The physical network changed (or is first known): where the binds' sockets must leave
+   * (macOS: pinned with IP_BOUND_IF, conn/pin.ts). Absent where marks do that (Linux).
+   */
+  setUnderlay?(u: Underlay): void;
 }
 
 /**
@@ -50,23 +57,35 @@ export async function nativeEngineIo(): Promise<EngineIo> {
   };
 }
 
+export interface UtunNatives extends PinNatives {
+  openUtunIo(): { ifname: string; io: UtunIo };
+}
+
 /**
- * macOS: a utun (the first free one; the engine reports which, and `awg engine` records it
- * against the link for the drivers) and a node:dgram bind. NEVER RUN ON A MAC.
+ * macOS: a utun (the first free one; the engine reports which, and the host records it
+ * against the link for the drivers) and a node:dgram bind whose sockets are pinned to the
+ * physical interface (IP_BOUND_IF / IPV6_BOUND_IF) and re-pinned on `setUnderlay`, so the
+ * default tunnel's 0/1 + 128/1 never pull the engines' own packets into a tunnel. NEVER RUN
+ * ON A MAC; tests inject `natives` (the koffi bindings otherwise, loaded here).
  */
-export async function utunEngineIo(): Promise<EngineIo> {
-  const [{ UtunDevice }, { openUtunIo }, { UdpBind }] = await Promise.all([
-    import('./tun/utun.js'),
-    import('../native/darwin/utun-io.js'),
-    import('./conn/udp.js'),
-  ]);
+export async function utunEngineIo(o: { natives?: UtunNatives; log?: (message: string) => void } = {}): Promise<EngineIo & { pin: InterfacePin }> {
+  const [{ UtunDevice }, { UdpBind }] = await Promise.all([import('./tun/utun.js'), import('./conn/udp.js')]);
+  const natives = o.natives ?? (await darwinUtunNatives());
+  const pin = new InterfacePin(natives, o.log);
   return {
+    pin,
     openTun: () => {
-      const { ifname, io } = openUtunIo();
+      const { ifname, io } = natives.openUtunIo();
       return new UtunDevice(ifname, io);
     },
-    bind: () => new UdpBind(),
+    bind: () => new UdpBind(undefined, undefined, { pin }),
+    setUnderlay: (u) => pin.setUnderlay(u),
   };
+}
+
+async function darwinUtunNatives(): Promise<UtunNatives> {
+  const [{ openUtunIo }, { bindToInterface }] = await Promise.all([import('../native/darwin/utun-io.js'), import('../native/darwin/bound-if.js')]);
+  return { openUtunIo: () => openUtunIo(), pin: (sock, ifname, family) => bindToInterface(sock, ifname, family) };
 }
 
 export interface EngineOptions {

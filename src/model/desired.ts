@@ -41,6 +41,12 @@ export interface HostFacts {
   /** macOS: the physical default routes, for the tunnel endpoints' bypass routes */
   defaultRouteV4?: { gateway: string; interface: string };
   defaultRouteV6?: { gateway: string; interface: string };
+  /**
+   * macOS: the host's own addresses (every interface but our utuns): connections to them go
+   * over lo0, where the flow router's `rdr` would catch them, so they are skipped
+   * (resources/darwin-flow.ts localAddresses)
+   */
+  localAddresses?: string[];
 }
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };

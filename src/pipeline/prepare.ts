@@ -97,7 +97,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   try {
     const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
     model = buildDesired(config, { facts, secrets, ...(fingerprintKey ? { fingerprintKey } : {}), cgroupRoot: cgroupRootFromEnv(env), ...(opts.down ? { down: opts.down } : {}) });
-    desired = platform.realise(model, facts);
+    desired = platform.realise(model, facts, config);
   } catch (e) {
     // what the config cannot express (allocation, names nft refuses) is a config issue; a host
     // that cannot realise a valid config (e.g. cgroup v2 mounted elsewhere) is not

@@ -14,13 +14,16 @@
  * proxy tunnel (whose TCP only the router can carry). Otherwise nothing is redirected and
  * the result is realiseDarwin's.
  *
- * The host's duties (not resources here):
+ * darwinPlatform.realise is this whenever it is given the config (pipeline/prepare.ts always
+ * gives it), so `awg diff` plans what the daemon applies. The host's duties (not resources
+ * here; resources/engine/flow-router-host.ts does them in the daemon, and a one-shot `awg
+ * apply` of a config with rules is refused, cli/commands/apply.ts):
  * - the router listens on 127.0.0.1 and ::1 at `port` before this anchor is loaded: a SYN
  *   redirected to a closed port is answered with a reset (fail-closed, but every app's TCP
  *   fails meanwhile);
  * - pf.conf's main ruleset needs `rdr-anchor "com.awg/*"` among its translation rules
- *   (pf-flow.ts withRdrAnchor), or the anchor's `rdr` never runs and the redirected SYNs
- *   reach nothing on lo0 (fail-closed).
+ *   (pf-flow.ts withRdrAnchor; the firewall driver adds it with its hook), or the anchor's
+ *   `rdr` never runs and the redirected SYNs reach nothing on lo0 (fail-closed).
  *
  * The host's own addresses (`localAddresses`) are skipped too: a connection to one of them
  * travels over lo0, where `rdr` would catch it whoever opened it (the router's redial too).
@@ -38,7 +41,8 @@ import type { RuleMatcher } from '../model/match.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
 import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../platform/darwin/pf-flow.js';
 import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
-import { PF_ANCHOR, realiseDarwin } from './darwin.js';
+import { isWgLike, type Config } from '../config/schema.js';
+import { PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
 
 export interface DarwinFlowRouterSetup {
   /** where the router listens (127.0.0.1 and ::1): flowRouterPort(config.routing) */
@@ -56,6 +60,12 @@ export interface DarwinFlowRouterSetup {
   localAddresses?: readonly string[];
 }
 
+/** the default route is a proxy tunnel (its TCP only the flow router can carry) */
+export function isProxyDefault(c: Pick<Config, 'default' | 'tunnels'>): boolean {
+  const t = c.default === 'direct' ? undefined : c.tunnels[c.default];
+  return t !== undefined && !isWgLike(t);
+}
+
 /**
  * The router's port: `routing.proxyPortBase` itself. Proxy tunnels use base + slot and
  * base + 48 + slot with slots from 1 to 47, so base + 0 is never theirs.
@@ -65,9 +75,9 @@ export function flowRouterPort(routing: { proxyPortBase: number }): number {
 }
 
 /** realiseDarwin's warnings that the router answers (darwin.ts; a test pins the texts) */
-export const DROPPED_PER_APP_WARNING = 'per-app rules are not applied on macOS yet (they need the userspace flow router)';
+export const DROPPED_PER_APP_WARNING = "per-app rules are not applied: the macOS flow router needs the config's rules, which this realisation was not given";
 const proxyDefaultWarning = (tunnel: string) =>
-  `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which is not built yet`;
+  `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which this realisation was not given (no config)`;
 
 /** host addresses worth a skip entry: not loopback or link-local (the table has those), no zone */
 function ownAddresses(addrs: readonly string[]): string[] {

@@ -1,159 +1,34 @@
 /**
- * The macOS platform: the realisation of the model, and (loaded on first use) the drivers
- * (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd; verified
- * against captured real outputs only — docs/platform-macos.md) and the facts.
- *
- * The model → what macOS can realise. Pure. macOS has one routing table, no fwmark/ip
- * rules, no cgroups, and PF instead of nft:
- * - routes: only the default tunnel carries traffic (per-app rules need the flow router,
- *   not built). Its prefixes go to the main table on its link, with `0.0.0.0/0` split into
- *   `0/1` + `128/1` (`::/0` into `::/1` + `8000::/1`) so the system default stays and the
- *   more specific pair wins; each of its endpoints gets a host route via the physical
- *   gateway (`facts.defaultRouteV4/V6`, probed from the routing table) so encrypted packets
- *   do not loop into the tunnel. Unreachable twins and `throw` routes have no macOS
- *   equivalent (no metrics, no tables): when the utun vanishes its routes vanish with it,
- *   and only the PF kill switch keeps traffic from leaking.
- * - rule, cgroup, sysctl resources are dropped (with a warning for per-app rules).
- * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
+ * The macOS platform: the realisation of the model (darwin-realise.ts, and darwin-flow.ts
+ * with the flow router's PF rules when given the config), and (loaded on first use) the
+ * drivers (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd;
+ * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
-import ipaddr from '../util/ipaddr.js';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import { ids } from '../model/identity.js';
-import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
 import type { Platform } from './platform.js';
+import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
+import { realiseDarwin } from './darwin-realise.js';
 
-/** our PF anchor below `com.awg/` (the firewall resource's `table`) */
-export const PF_ANCHOR = 'awg';
-
-/** macOS has only the main table; routes carry Linux's number for it so ids read naturally. */
-export const DARWIN_MAIN_TABLE = 254;
-
-const SPLIT: Record<string, string[]> = {
-  '0.0.0.0/0': ['0.0.0.0/1', '128.0.0.0/1'],
-  '::/0': ['::/1', '8000::/1'],
-};
-
-function isLoopback(address: string): boolean {
-  return ipaddr.isValid(address) && ipaddr.parse(address).range() === 'loopback';
-}
-
-export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
-  const warnings = [...d.warnings];
-  const out: AnyResource[] = [];
-  const seen = new Set<string>();
-  const push = (r: AnyResource) => {
-    if (seen.has(r.id)) return;
-    seen.add(r.id);
-    out.push(r);
-  };
-  const policy = d.policy;
-  const def = policy?.defaultRoute
-    ? policy.tunnels.find((t) => t.mark === policy.defaultRoute!.mark)
-    : undefined;
-  if (def && !def.link)
-    warnings.push(
-      `tunnel ${def.name}: proxy tunnels as the default route need the macOS flow router, which is not built yet`,
-    );
-  // `_exec-<tunnel>`/`_exec-direct` are in every policy (awg exec's cgroups), not the user's rules
-  if (d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') && policy?.apps.some((a) => !a.name.startsWith('_exec-')))
-    warnings.push(
-      'per-app rules are not applied on macOS yet (they need the userspace flow router)',
-    );
-
-  const routes: RouteSpec[] = [];
-  let protocol = 0;
-  for (const r of d.resources) {
-    if (r.kind === 'rule' || r.kind === 'cgroup' || r.kind === 'sysctl') continue;
-    if (r.kind === 'route') {
-      protocol = r.spec.protocol;
-      routes.push(r.spec);
-      continue;
-    }
-    push(r);
-  }
-
-  // On macOS the engine creates the utun (it lives as long as the engine's socket), so the
-  // order is the reverse of Linux's persistent TUN: engine first, then the link (MTU, up), its
-  // addresses and routes; and the PF anchor after the engines, so its tunnel macros bind to
-  // the utuns they got (loaded before, those rules stay disabled and the anchor needs a second
-  // pass). One apply converges.
-  const engineOfLink = new Map<string, string>();
-  for (const r of out) if (r.kind === 'engine' && r.spec.link) engineOfLink.set(ids.link(r.spec.link), r.id);
-  for (let i = 0; i < out.length; i++) {
-    const r = out[i]!;
-    if (r.kind === 'engine' && r.spec.link) out[i] = { ...r, deps: r.deps.filter((d) => d !== ids.link(r.spec.link!)) };
-    else if (r.kind === 'link' && engineOfLink.has(r.id)) out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
-  }
-  if (policy) {
-    const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset: renderPfAnchor(pfPolicyFromFirewallPolicy(policy)) };
-    push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [...engineOfLink.values()], spec });
-  }
-
-  if (def?.link) {
-    const linkId = ids.link(def.link);
-    let coversDefault = false;
-    for (const r of routes) {
-      if (r.type !== 'unicast' || r.dev !== def.link) continue;
-      for (const dst of SPLIT[r.dst] ?? [r.dst]) {
-        const spec: RouteSpec = {
-          family: r.family,
-          table: DARWIN_MAIN_TABLE,
-          dst,
-          type: 'unicast',
-          dev: def.link,
-          metric: 0,
-          protocol: r.protocol,
-        };
-        push({ kind: 'route', id: ids.route(spec), deps: [linkId], spec } as Resource<'route'>);
-      }
-      if (SPLIT[r.dst]) coversDefault = true;
-    }
-    // Every WireGuard engine's packets would follow 0/1 into the default tunnel (the utun
-    // engine does not pin its socket to the physical interface), the other tunnels' too. A
-    // loopback endpoint (a local relay) needs none: lo0's routes are more specific than 0/1,
-    // and a host route via the gateway would collide with lo0's own. Nor does the gateway
-    // itself (WireGuard on the router): macOS keeps a host route to the router on its link.
-    const wg = [def, ...policy!.tunnels.filter((t) => t !== def && t.link)];
-    for (const t of coversDefault ? wg : []) {
-      for (const e of t.endpoints) {
-        if (isLoopback(e.address)) continue;
-        const v6 = e.address.includes(':');
-        const gw = v6 ? facts.defaultRouteV6 : facts.defaultRouteV4;
-        if (!gw) {
-          warnings.push(
-            `endpoint ${e.address} of ${t.name}: no IPv${v6 ? 6 : 4} default gateway known, so no bypass route; it would loop into the tunnel`,
-          );
-          continue;
-        }
-        if (e.address === gw.gateway) continue;
-        const spec: RouteSpec = {
-          family: v6 ? 6 : 4,
-          table: DARWIN_MAIN_TABLE,
-          dst: v6 ? `${e.address}/128` : `${e.address}/32`,
-          type: 'unicast',
-          via: gw.gateway,
-          dev: gw.interface,
-          metric: 0,
-          protocol,
-        };
-        push({ kind: 'route', id: ids.route(spec), deps: [], spec } as Resource<'route'>);
-      }
-    }
-  }
-  return { resources: out, warnings };
-}
+export { DARWIN_MAIN_TABLE, PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
 
 export const darwinPlatform: Platform = {
   os: 'darwin',
   drivers: async ({ exec }) => (await import('./darwin-drivers.js')).createDarwinDrivers({ exec }),
   async probeFacts(c, { exec, state, persistEndpoints }) {
-    const [{ resolveEndpoints }, { darwinDefaultRoutes }] = await Promise.all([import('./facts.js'), import('./route/darwin.js')]);
-    const [resolved, gateways] = await Promise.all([resolveEndpoints(c, { ...(state ? { state } : {}), ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}) }), darwinDefaultRoutes(exec).catch(() => ({}))]);
-    return { resolved, ...gateways };
+    const [{ resolveEndpoints }, { darwinDefaultRoutes }, { localAddresses }] = await Promise.all([import('./facts.js'), import('./route/darwin.js'), import('./link/darwin.js')]);
+    // the host's addresses matter only to the flow router's PF rules (path rules, a proxy default)
+    const router = c !== undefined && (c.rules.some((r) => r.enabled) || isProxyDefault(c));
+    const [resolved, gateways, own] = await Promise.all([
+      resolveEndpoints(c, { ...(state ? { state } : {}), ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}) }),
+      darwinDefaultRoutes(exec).catch(() => ({})),
+      router && state ? localAddresses(state, exec).catch(() => undefined) : undefined,
+    ]);
+    return { resolved, ...gateways, ...(own ? { localAddresses: own } : {}) };
   },
-  realise: realiseDarwin,
-  engineIo: async () => (await import('../dataplane/engine.js')).utunEngineIo(),
+  realise: (m, facts, c) => (c ? realiseDarwinFlow(m, facts, { port: flowRouterPort(c.routing), rules: c.rules, ...(facts.localAddresses ? { localAddresses: facts.localAddresses } : {}) }) : realiseDarwin(m, facts)),
+  engineIo: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
+  perApp: 'flow-router',
+  engineHost: 'daemon',
+  upLinks: async ({ state, exec }) => (await import('./link/darwin.js')).upUtunLinks(state, exec),
 };

@@ -48,4 +48,7 @@ export const linuxPlatform: Platform = {
   trafficCounters: 'nft',
   engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
+  perApp: 'cgroup',
+  engineHost: 'detached',
+  upLinks: async () => (await import('./link/linux.js')).upLinks(),
 };

@@ -30,16 +30,35 @@ export interface Platform {
   /**
    * The desired model → this platform's resources: the firewall policy rendered in its own
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
-   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed.
+   * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed. `c`: the
+   * config's rules and routing, for what the model does not carry (macOS: the flow router's
+   * PF rules, resources/darwin-flow.ts); without it path rules are dropped with a warning.
    */
-  realise(m: DesiredModel, facts: HostFacts): DesiredState;
+  realise(m: DesiredModel, facts: HostFacts, c?: Pick<Config, 'rules' | 'routing'>): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
   /** where per-rule and per-tunnel traffic counters come from (Linux: our nft table's counters); absent: none are read */
   readonly trafficCounters?: 'nft';
-  /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun) */
-  engineIo(): Promise<EngineIo>;
+  /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun); `log`: what the io reports (a pin that failed) */
+  engineIo(o?: { log?: (message: string) => void }): Promise<EngineIo>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
+  /**
+   * How path rules reach processes, which decides process placement and ListProcesses
+   * (procs/list.ts): 'cgroup' (Linux): the placer puts processes into rule cgroups
+   * (daemon/placement.ts) and /proc lists them; 'flow-router' (macOS): no cgroups, the flow
+   * router decides per TCP connection, nothing is placed, libproc lists them; 'none'.
+   */
+  readonly perApp: 'cgroup' | 'flow-router' | 'none';
+  /**
+   * Who can host tunnel engines: 'detached' — a one-shot `awg apply` starts `awg engine`
+   * processes that outlive it (Linux: persistent TUNs, engines found again through /proc);
+   * 'daemon' — only a long-running awg process (`awg daemon`, `awg up`) can (macOS: a utun
+   * lives exactly as long as the socket of the process that opened it, and nothing finds a
+   * detached engine again), so a one-shot apply of a config with tunnels is refused.
+   */
+  readonly engineHost: 'detached' | 'daemon';
+  /** our links (`awg-<tunnel>`) that are up now, an engine holding them (direct-mode `awg processes`) */
+  upLinks(o: { state: StateStore; exec: Pick<Exec, 'read'> }): Promise<Set<string>>;
 }
 

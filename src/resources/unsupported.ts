@@ -28,7 +28,7 @@ export function unsupportedDarwinDriver<K extends ResourceKind>(
 }
 
 export const PER_APP_ON_DARWIN =
-  'macOS has no cgroups, fwmarks or policy-routing rules; per-app routing on macOS needs a userspace flow router on the utun (owner lookup by local port via pcblist_n / proc_pidpath), which is not built yet';
+  'macOS has no cgroups, fwmarks or policy-routing rules; per-app routing on macOS is the flow router the daemon hosts (PF redirects TCP to it; owner lookup by pcblist_n and proc_pidpath), not these resources';
 
 /** An OS without drivers: `validate` works, `diff` plans against nothing, `apply` fails `unsupported`. */
 export function unsupportedPlatform(os: NodeJS.Platform): Platform {
@@ -46,5 +46,8 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
     serviceManager: async () => {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },
+    perApp: 'none',
+    engineHost: 'detached',
+    upLinks: async () => new Set(),
   };
 }

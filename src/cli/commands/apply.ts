@@ -12,6 +12,7 @@ import { JsonReporter, printError, printIssues, TextReporter, type Io } from '..
 import { renderPlan } from '../render-plan.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
+import type { Config } from '../../config/schema.js';
 import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import { viaDaemon } from '../via-daemon.js';
 import { selectionGiven, selectionOrExit, type SelectionOptions } from '../selection.js';
@@ -57,11 +58,20 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     return err.exitCode;
   }
   const platform = deps.platform ?? (await loadPlatform());
+  const sel = await selectionOrExit(io, o);
+  if (typeof sel === 'number') return sel;
+  // refused before anything is read from the host or written to the state directory
+  if (!o.dryRun && (platform.engineHost === 'daemon' || platform.perApp === 'flow-router')) {
+    const peek = await loadConfigFile(o.file, sel.selection ? { selection: sel.selection } : {});
+    const err = peek.config ? daemonOnly(platform, o.file, peek.config, d.reason) : undefined;
+    if (err) {
+      printError(io, err);
+      return err.exitCode;
+    }
+  }
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-  const sel = await selectionOrExit(io, o);
-  if (typeof sel === 'number') return sel;
   const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel, ...(deps.exec ? { exec: deps.exec } : {}) });
   if (!r.ok) {
     printIssues(io, r.issues);
@@ -70,6 +80,12 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   }
   const p = r.prepared;
   printIssues(io, p.issues);
+  // the backstop of the peek above (the same file, loaded once more)
+  const refused = o.dryRun ? undefined : daemonOnly(platform, o.file, p.config, d.reason);
+  if (refused) {
+    printError(io, refused);
+    return refused.exitCode;
+  }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets, ...(deps.exec ? { exec: deps.exec } : {}) });
   try {
@@ -103,6 +119,27 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     printError(io, err);
     return err.exitCode;
   }
+}
+
+/**
+ * What of `c` only a long-running awg can run on this platform: tunnels where engines live
+ * only in the daemon (Platform.engineHost, macOS: a utun lives as long as the socket of the
+ * process that opened it), path rules where the flow router applies them (Platform.perApp,
+ * macOS: the router runs in the daemon). A one-shot apply of such a config stops before
+ * anything is touched (not an engine started and then rolled back) and says how to run it.
+ */
+export function daemonOnly(platform: Pick<Platform, 'os' | 'engineHost' | 'perApp'>, file: string, c: Pick<Config, 'tunnels' | 'rules'>, why: string): AwgError | undefined {
+  const tunnels = platform.engineHost === 'daemon' ? Object.keys(c.tunnels) : [];
+  const rules = platform.perApp === 'flow-router' ? c.rules.filter((r) => r.enabled).map((r, i) => r.name ?? `#${i + 1}`) : [];
+  if (!tunnels.length && !rules.length) return undefined;
+  const os = platform.os === 'darwin' ? 'macOS' : platform.os;
+  const what = [
+    ...(tunnels.length ? [`a tunnel's engine holds its utun, which lives only as long as the process that opened it, so the engines of ${tunnels.join(', ')} must live in the daemon`] : []),
+    ...(rules.length ? [`path rules (${rules.join(', ')}) are applied per connection by the flow router, which runs in the daemon`] : []),
+  ];
+  return new AwgError('unsupported', `awg apply without the awg daemon cannot run this config on ${os} (${why}): ${what.join('; ')}; nothing was changed`, {
+    hint: `install and start the daemon with \`sudo awg service install --config ${resolve(file)}\` (then \`awg apply -f ${file}\` goes through it), or run \`sudo awg up -f ${file}\` in the foreground; \`awg apply --dry-run\` shows the plan without either`,
+  });
 }
 
 /**

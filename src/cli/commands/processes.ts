@@ -1,23 +1,22 @@
 /**
- * `awg processes [--json] [--all]`: running processes with the rule whose cgroup holds them,
- * its target and the effective route now. Direct mode (no daemon): the rules come from the
- * config file of the last apply record, "tunnel up" from the TUN link state in this network
- * namespace (`awg-<name>` up with carrier, i.e. an engine holds it); proxy tunnels count as
- * up while their engine resource is applied.
+ * `awg processes [--json] [--all]`: running processes with the rule that routes them, its
+ * target and the effective route now (procs/list.ts: on Linux the rule whose cgroup holds
+ * them, read from /proc; on macOS the rule their executable matches, applied per connection
+ * by the flow router, read through libproc). Direct mode (no daemon): the rules come from the
+ * config file of the last apply record, "tunnel up" from the link state (Platform.upLinks:
+ * `awg-<name>` up with carrier on Linux, its utun up on macOS, i.e. an engine holds it);
+ * proxy tunnels count as up while their engine resource is applied.
  *
  * Traffic: the kernel counts per socket cgroup, not per process, so each process shows its
  * rule cgroup's totals (`ruleTraffic`, the same numbers for every process of that rule; the
  * firewall counters of `awg status`). No per-pid numbers are made up.
  */
-import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../../errors.js';
 import { loadConfigFile } from '../../config/load.js';
 import { isWgLike, linkName } from '../../config/schema.js';
-import { compileRules } from '../../model/match.js';
-import { dumpLinks, NetlinkSocket } from '../../native/netlink.js';
-import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
-import { describeProcess, type ListedProcess } from '../../procs/placer.js';
-import { scanProcesses } from '../../procs/scan.js';
+import type { ListedProcess } from '../../procs/placer.js';
+import { processLister, type ProcessLister } from '../../procs/list.js';
+import { loadPlatform, type Platform } from '../../resources/registry.js';
 import { describeCorrupt, FileStateStore } from '../../util/state.js';
 import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
@@ -25,7 +24,7 @@ import { printError, type Io } from '../output.js';
 import { viaDaemon } from '../via-daemon.js';
 import type { ProcessInfo, RuleCounter } from '../../daemon/core.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
-import { ProcessExec } from '../../util/exec.js';
+import { ProcessExec, type Exec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
 import { humanBytes } from '../foreground.js';
 import { safeLine } from '../../util/sanitize.js';
@@ -36,47 +35,39 @@ export interface ProcessesOptions {
   stateDir?: string;
   socket?: string;
   direct?: boolean;
-}
-
-const IFF_UP = 0x1;
-const IFF_LOWER_UP = 0x10000;
-
-function upLinks(): Set<string> {
-  const sock = NetlinkSocket.open();
-  try {
-    return new Set(
-      dumpLinks(sock)
-        .filter((l) => (l.flags & IFF_UP) !== 0 && (l.flags & IFF_LOWER_UP) !== 0)
-        .map((l) => l.ifname ?? ''),
-    );
-  } finally {
-    sock.close();
-  }
+  // ---- injection for tests
+  /** this host's platform unless given */
+  platform?: Platform;
+  /** the platform's process table unless given (procs/list.ts) */
+  processes?: ProcessLister;
+  /** runs the link-state reads (macOS: ifconfig) */
+  exec?: Pick<Exec, 'read'>;
 }
 
 export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedProcess[]> {
   const corrupt: string[] = [];
-  const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => corrupt.push(describeCorrupt(c)) })).load();
+  const state = new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => corrupt.push(describeCorrupt(c)) });
+  const last = new AppliedStore(state).load();
   if (!last) throw new AwgError('invalid-config', `awg is not applied: ${corrupt.length ? corrupt.join('; ') : 'there is no apply record'} (run \`awg apply -f CONFIG\` first, or pass the same --state-dir)`);
   const loaded = await loadConfigFile(last.configFile);
   if (!loaded.config) throw new AwgError('invalid-config', `cannot load ${last.configFile}, the config of the last apply`, { issues: loaded.issues });
   const config = loaded.config;
-  const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
-  if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
-  const links = upLinks();
+  const platform = o.platform ?? (await loadPlatform());
+  const lister = o.processes ?? (await processLister(platform.perApp));
+  const links = await platform.upLinks({ state, exec: o.exec ?? new ProcessExec(silentReporter) });
   const tunnelUp = (name: string) => {
     const t = config.tunnels[name];
     if (!t) return false;
     return isWgLike(t) ? links.has(linkName(name)) : last.resources.some((r) => r.kind === 'engine' && r.id === `engine/${name}`);
   };
-  const matcher = compileRules(config.rules);
-  return scanProcesses().flatMap((p) => describeProcess(p, matcher, last.claims.cgroupRoot, mount.root, { tunnelUp, defaultRoute: config.default, all: o.all }));
+  return lister.list(config, last.claims.cgroupRoot, { tunnelUp, ...(o.all !== undefined ? { all: o.all } : {}) });
 }
 
 type RuleTraffic = Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes'>;
 
-/** the rule cgroups' counters in direct mode: our nft table of the last apply */
+/** the rule cgroups' counters in direct mode: our nft table of the last apply (none where the platform has no nft counters) */
 async function directRuleTraffic(o: ProcessesOptions): Promise<Map<string, RuleTraffic>> {
+  if ((o.platform ?? (await loadPlatform())).trafficCounters !== 'nft') return new Map();
   const last = new AppliedStore(new FileStateStore(stateDirFrom(o.stateDir))).load();
   if (!last) return new Map();
   const t = await readDirectTraffic(new ProcessExec(silentReporter), last.claims.nftTable, []);

@@ -11,6 +11,9 @@
  * AWG_UDP_BATCH=0 or `{ batch: false }`. UDP GSO only with AWG_UDP_GSO=1 or `{ gso: true }` (this
  * bind is the diagnosis path; the native one has it on by default):
  * runs of equal-size datagrams go out as one UDP_SEGMENT message each.
+ *
+ * `pin` (macOS): each socket is handed to it once bound and taken back when it closes, so it
+ * stays pinned to the physical interface (conn/pin.ts).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
@@ -18,6 +21,7 @@ import { AwgError } from '../../errors.js';
 import { type Bind, type Endpoint, isIPv6 } from './bind.js';
 import { dgramFd } from '../../native/sockmark.js';
 import { UdpBatcher } from '../../native/udpbatch.js';
+import type { SocketPin } from './pin.js';
 
 const MAPPED = '::ffff:';
 
@@ -50,6 +54,7 @@ export class UdpBind implements Bind {
   private batcher: UdpBatcher | null = null;
   private readonly batch: boolean;
   private readonly gso: boolean;
+  private readonly pin: SocketPin | undefined;
   private batchEnd: (() => void) | null = null;
   private batchPending = false;
   private readonly fireBatchEnd = () => {
@@ -61,8 +66,9 @@ export class UdpBind implements Bind {
   constructor(
     private readonly host?: string,
     private readonly applyMark?: (sock: Socket, mark: number) => void,
-    opts: { batch?: boolean; gso?: boolean } = {},
+    opts: { batch?: boolean; gso?: boolean; pin?: SocketPin } = {},
   ) {
+    this.pin = opts.pin;
     this.batch = opts.batch ?? process.env.AWG_UDP_BATCH !== '0';
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO === '1';
   }
@@ -114,6 +120,7 @@ export class UdpBind implements Bind {
         this.sock = s;
         this.dual = type === 'udp6' && !this.host;
         if (this.mark && this.applyMark) this.applyMark(s, this.mark);
+        this.pin?.attach(s, type === 'udp6' ? 6 : 4);
         if (this.batch) this.batcher = openBatcher(s, type === 'udp6' ? 6 : 4, this.gso);
         return s.address().port;
       } catch (e) {
@@ -159,6 +166,7 @@ export class UdpBind implements Bind {
     this.sock = null;
     void this.batcher?.close();
     this.batcher = null;
+    if (s) this.pin?.detach(s);
     if (s) await new Promise<void>((r) => s.close(() => r()));
   }
 }

@@ -15,6 +15,9 @@
  * - proc_listallpids fills an array of pid_t (i32, host order: little-endian on x86_64 and
  *   arm64); proc_pidpath writes a NUL-terminated path into a buffer of
  *   PROC_PIDPATHINFO_MAXSIZE (4 × MAXPATHLEN = 4096) bytes.
+ * - struct proc_bsdshortinfo (sys/proc_info.h; proc_pidinfo flavor PROC_PIDT_SHORTBSDINFO =
+ *   13): u32 pid, ppid, pgid, status; char comm[MAXCOMLEN = 16]; u32 flags; uid_t uid, gid,
+ *   ruid, rgid, svuid, svgid (u32 each); u32 rfu → 64 bytes, no padding; host order.
  * - IP_BOUND_IF (IPPROTO_IP, 25) / IPV6_BOUND_IF (IPPROTO_IPV6, 125) take the interface
  *   index as an int (netinet/in.h, netinet6/in6.h).
  */
@@ -162,6 +165,32 @@ export function decodePath(b: Uint8Array, len: number): string | undefined {
   if (len <= 0) return undefined;
   const end = b.subarray(0, Math.min(len, b.length)).indexOf(0);
   return Buffer.from(b.subarray(0, end < 0 ? Math.min(len, b.length) : end)).toString('utf8');
+}
+
+export const PROC_PIDT_SHORTBSDINFO = 13;
+export const PROC_BSDSHORTINFO_SIZE = 64;
+
+export interface BsdShortInfo {
+  pid: number;
+  ppid: number;
+  /** p_comm: the executable's name, cut at MAXCOMLEN (16) bytes */
+  comm: string;
+  /** effective uid: whose sockets these are (PF's `user` matches it) */
+  uid: number;
+}
+
+/** proc_pidinfo(PROC_PIDT_SHORTBSDINFO)'s buffer; undefined unless the call filled all 64 bytes */
+export function decodeBsdShortInfo(b: Uint8Array, len: number): BsdShortInfo | undefined {
+  if (len !== PROC_BSDSHORTINFO_SIZE || b.length < PROC_BSDSHORTINFO_SIZE) return undefined;
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  const comm = b.subarray(16, 32);
+  const end = comm.indexOf(0);
+  return {
+    pid: dv.getUint32(0, true),
+    ppid: dv.getUint32(4, true),
+    comm: Buffer.from(comm.subarray(0, end < 0 ? 16 : end)).toString('utf8'),
+    uid: dv.getUint32(36, true),
+  };
 }
 
 export const IPPROTO_IP = 0;

@@ -5,13 +5,19 @@
  * pids (with a NULL buffer: how many there are now) and fills an array of pid_t (i32, host
  * order: little-endian on x86_64 and arm64); `int proc_pidpath(int pid, void *buf, uint32_t
  * size)` writes a NUL-terminated path into a buffer of PROC_PIDPATHINFO_MAXSIZE
- * (4 × MAXPATHLEN = 4096) and returns its length, 0 with errno set on failure.
+ * (4 × MAXPATHLEN = 4096) and returns its length, 0 with errno set on failure; `int
+ * proc_pidinfo(int pid, int flavor, uint64_t arg, void *buf, int size)` with
+ * PROC_PIDT_SHORTBSDINFO fills a struct proc_bsdshortinfo (64 bytes: ppid, comm, uid) and
+ * returns the bytes written, 0 or less with errno set on failure.
+ *
+ * `libprocTable()` is these calls in the shape of procs/darwin.ts's ProcTable (what
+ * ListProcesses reads on macOS); tests feed that interface from captures instead.
  */
 import { AwgError } from '../../errors.js';
-import { PROC_PIDPATHINFO_MAXSIZE, decodePath, decodePids } from './layouts.js';
-import { D, check, procListAllPids, procPidPath } from './libsystem.js';
+import { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids, type BsdShortInfo } from './layouts.js';
+import { D, check, procListAllPids, procPidInfo, procPidPath } from './libsystem.js';
 
-export { PROC_PIDPATHINFO_MAXSIZE, decodePath, decodePids };
+export { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids };
 
 /** room for processes started between the two calls */
 const HEADROOM = 64;
@@ -32,4 +38,19 @@ export function pidPath(pid: number): string | undefined {
   const e = -r;
   if (e === D.ESRCH || e === D.EPERM) return undefined;
   throw new AwgError('driver', `proc_pidpath(${pid}): errno ${e}`);
+}
+
+/** A process's parent, name and uid; undefined when it is gone (ESRCH) or not ours to see (EPERM). */
+export function pidShortInfo(pid: number): BsdShortInfo | undefined {
+  const buf = new Uint8Array(PROC_BSDSHORTINFO_SIZE);
+  const r = procPidInfo(pid, PROC_PIDT_SHORTBSDINFO, buf);
+  if (r > 0) return decodeBsdShortInfo(buf, r);
+  const e = -r;
+  if (e === D.ESRCH || e === D.EPERM) return undefined;
+  throw new AwgError('driver', `proc_pidinfo(${pid}, PROC_PIDT_SHORTBSDINFO): errno ${e}`);
+}
+
+/** the process table ListProcesses reads on macOS (procs/darwin.ts ProcTable) */
+export function libprocTable(): { pids(): number[]; path(pid: number): string | undefined; info(pid: number): BsdShortInfo | undefined } {
+  return { pids: listPids, path: pidPath, info: pidShortInfo };
 }

@@ -68,6 +68,7 @@ interface Lib {
   if_nametoindex(name: string): number;
   proc_listallpids(buf: Buf | null, size: number): number;
   proc_pidpath(pid: number, buf: Buf, size: number): number;
+  proc_pidinfo(pid: number, flavor: number, arg: bigint, buf: Buf, size: number): number;
   __error(): unknown;
 }
 
@@ -88,6 +89,7 @@ export const DECLS = {
   if_nametoindex: 'unsigned int if_nametoindex(const char *)',
   proc_listallpids: 'int proc_listallpids(_Out_ uint8_t *, int)',
   proc_pidpath: 'int proc_pidpath(int, _Out_ uint8_t *, uint32_t)',
+  proc_pidinfo: 'int proc_pidinfo(int, int, uint64_t, _Out_ uint8_t *, int)',
   __error: 'int *__error(void)',
 } as const;
 
@@ -160,6 +162,12 @@ export function procListAllPids(buf: Buf | null): number {
 /** proc_pidpath: the path's length; 0 or -1 on failure, errno set — returned as -errno */
 export function procPidPath(pid: number, buf: Buf): number {
   const r = libSystem().proc_pidpath(pid, buf, buf.length);
+  return r > 0 ? r : -errno();
+}
+
+/** proc_pidinfo: the bytes written; 0 or -1 on failure, errno set — returned as -errno */
+export function procPidInfo(pid: number, flavor: number, buf: Buf): number {
+  const r = libSystem().proc_pidinfo(pid, flavor, 0n, buf, buf.length);
   return r > 0 ? r : -errno();
 }
 

@@ -176,6 +176,12 @@ export const pfctlArgs = {
   /** rules only: `-F all` would also clear global state (states, statistics) */
   flushAnchor: (anchor: string) => ['-a', anchor, '-F', 'rules'],
   showMainRules: () => ['-sr'],
+  /** translation rules (nat, rdr and their anchors), of the main ruleset or of an anchor */
+  showMainNat: () => ['-sn'],
+  showAnchorNat: (anchor: string) => ['-a', anchor, '-sn'],
+  /** an anchor's translation rules and its tables (`-F rules` leaves both) */
+  flushAnchorNat: (anchor: string) => ['-a', anchor, '-F', 'nat'],
+  flushAnchorTables: (anchor: string) => ['-a', anchor, '-F', 'Tables'],
   showReferences: () => ['-s', 'References'],
   showInfo: () => ['-s', 'info'],
   enableRef: () => ['-E'],
@@ -187,6 +193,14 @@ export const pfctlArgs = {
 
 /** Lines appended to the main ruleset so our anchors are evaluated (filter section, after com.apple). */
 export const MAIN_ANCHOR_RULE = `anchor "${ANCHOR_ROOT}/*" all`;
+
+/** The translation hook, needed only while an anchor of ours has `rdr` rules (the flow router). */
+export const MAIN_RDR_ANCHOR_RULE = `rdr-anchor "${ANCHOR_ROOT}/*" all`;
+
+/** does a rendered anchor carry translation rules (the flow router's `rdr`)? */
+export function hasRdr(ruleset: string): boolean {
+  return /^rdr\b/m.test(ruleset);
+}
 
 /** Main ruleset text: the system's pf.conf followed by our anchor hook. */
 export function renderMainRuleset(pfConf: string): string {

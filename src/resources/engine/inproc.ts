@@ -27,6 +27,8 @@ import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type 
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
+import type { Underlay } from '../../dataplane/conn/pin.js';
+import type { Dialer } from '../../proxy/types.js';
 import { loadPlatform } from '../registry.js';
 import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
@@ -39,6 +41,7 @@ import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js
 import { endpointResolverFor, engineResolver } from '../endpoints.js';
 
 export type { EngineIo } from '../../dataplane/engine.js';
+export type { Underlay } from '../../dataplane/conn/pin.js';
 
 export type EngineChange =
   | { type: 'handshake'; tunnel: string; peer: string; initiator: boolean }
@@ -94,6 +97,8 @@ export interface InprocEngineHost {
   stats(): EngineStats[];
   /** proxy tunnels (socks5/http) hosted here: health, bytes, connections, dial errors */
   proxyStats(): ProxyTunnelStatsRow[];
+  /** a running proxy tunnel's upstream dialer (the macOS flow router's route into it) */
+  proxyDialer?(tunnel: string): Dialer | undefined;
   onChange(listener: (c: EngineChange) => void): () => void;
   /**
    * Start a handshake with every peer that has an endpoint and no session (health probing of a
@@ -103,6 +108,11 @@ export interface InprocEngineHost {
   probe(tunnel: string, opts?: { peer?: string }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
+  /**
+   * The physical network as the last run probed it (facts' default routes): the engines'
+   * sockets leave there (macOS: pinned, EngineIo.setUnderlay); kept for engines started later.
+   */
+  setUnderlay?(u: Underlay): void;
   /** close every device (daemon stop); the TUNs stay */
   closeAll(): Promise<void>;
   tunnels(): string[];
@@ -144,6 +154,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   const ownRecord = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.host === 'daemon';
   const recordedUapi = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.uapiPath ?? '';
   let io: EngineIo | undefined = opts.io;
+  let underlay: Underlay | undefined;
   const emit = (c: EngineChange) => {
     for (const l of listeners) {
       try {
@@ -193,9 +204,12 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const link = spec.link;
     const text = fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets));
     const uapiPath = join(uapiDir(), `${link}.sock`);
-    io ??= await (await loadPlatform()).engineIo();
-    // the daemon's engines share the process's crypto pool: it says when its threads start or stop
-    setCryptoPoolLog((level, message) => opts.log?.(level, message));
+    if (!io) {
+      io = await (await loadPlatform()).engineIo({ log: (m) => opts.log?.('warn', m) });
+      if (underlay) io.setUnderlay?.(underlay);
+      // the daemon's engines share the process's crypto pool: it says when its threads start or stop
+      setCryptoPoolLog((level, message) => opts.log?.(level, message));
+    }
     const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {
@@ -368,7 +382,12 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         }
       }
     },
+    setUnderlay(u) {
+      underlay = u;
+      io?.setUnderlay?.(u);
+    },
     proxyStats: () => proxies.stats(),
+    proxyDialer: (t) => proxies.upstream(t),
     async closeAll() {
       await proxies.closeAll();
       for (const t of [...hosted.keys()]) await stopHosted(t, 'daemon stopping');

@@ -215,6 +215,8 @@ export interface InprocProxyHost {
   /** start `spec` here (adoption of a detached engine, after it was stopped) */
   start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void>;
   stop(tunnel: string, reason: string): Promise<boolean>;
+  /** the upstream dialer of a running (listening) tunnel: the macOS flow router dials through it */
+  upstream(tunnel: string): Runtime['upstream'] | undefined;
   stats(): ProxyTunnelStatsRow[];
   closeAll(): Promise<void>;
 }
@@ -250,6 +252,7 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
   return {
     has: (t) => hosted.has(t),
     tunnels: () => [...hosted.keys()],
+    upstream: (t) => live(t)?.runtime.upstream,
     observe() {
       const out: Resource<'engine'>[] = [];
       for (const [tunnel, p] of hosted) {

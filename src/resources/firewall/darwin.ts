@@ -19,6 +19,11 @@
  *   on 15.x); apply warns when it sees such anchors.
  * - Tunnel macros are bound to the utuns the engines hold now (utun numbers change when an
  *   engine restarts).
+ * - An anchor with translation rules (the flow router's `rdr`, platform/darwin/pf-flow.ts) is
+ *   evaluated only if the main ruleset also has `rdr-anchor "com.awg/*"` among its
+ *   translation rules (read with `-sn`); the same reload adds it (pf-flow.ts withRdrAnchor),
+ *   and those rules are read back with `-a … -sn`. Teardown flushes an anchor's translation
+ *   rules and tables too (`-F rules` leaves them).
  * After every rule change the state table is flushed (`pfctl -F states`): PF otherwise keeps
  * passing connections it approved under the old rules.
  */
@@ -41,11 +46,14 @@ import {
   ANCHOR_ROOT,
   MAIN_ANCHOR_RULE,
   anchorPath,
+  MAIN_RDR_ANCHOR_RULE,
   bindPfLinks,
+  hasRdr,
   linkMacro,
   pfctlArgs,
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
+import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
 
@@ -56,6 +64,8 @@ interface AnchorRecord {
   readback: string[];
   /** macro → utun bound at load */
   links: Record<string, string>;
+  /** `-a … -sn` after the load (anchors with translation rules only) */
+  natReadback?: string[];
 }
 interface PfRecord {
   token?: string;
@@ -64,6 +74,7 @@ interface PfRecord {
 
 export const NOTE_NO_TOKEN = "# awg: pf is not enabled under awg's reference token";
 export const NOTE_NO_HOOK = `# awg: the main ruleset does not evaluate ${ANCHOR_ROOT}/*`;
+export const NOTE_NO_RDR_HOOK = `# awg: the main ruleset does not evaluate the translation rules of ${ANCHOR_ROOT}/*`;
 export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
 
 export interface DarwinFirewallOptions {
@@ -108,16 +119,20 @@ function rebound(loaded: Record<string, string>, now: Record<string, string>): b
 
 interface Snapshot {
   hooked: boolean;
+  /** `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
+  rdrHooked: boolean;
   tokenHeld: boolean;
   mainAnchors: string[];
   mainOther: string[];
 }
 
-async function snapshot(exec: Pick<Exec, 'read'>, rec: PfRecord): Promise<Snapshot> {
+async function snapshot(exec: Pick<Exec, 'read'>, rec: PfRecord, rdr = false): Promise<Snapshot> {
   const main = parsePfRules(await pf(exec, pfctlArgs.showMainRules()));
   const refs = parsePfReferences(await pf(exec, pfctlArgs.showReferences()));
+  const nat = rdr ? parsePfRules(await pf(exec, pfctlArgs.showMainNat())).rules : [];
   return {
     hooked: main.rules.includes(MAIN_ANCHOR_RULE),
+    rdrHooked: nat.includes(MAIN_RDR_ANCHOR_RULE),
     tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
     mainAnchors: main.anchors.filter((a) => a.kind === 'anchor').map((a) => a.name),
     mainOther: main.rules.filter((r) => !/^(?:\w+-)?anchor "/.test(r)),
@@ -136,23 +151,31 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         if (a.startsWith(`${ANCHOR_ROOT}/`)) names.add(a);
       for (const r of scope.desired.resources)
         if (r.kind === 'firewall') names.add(anchorPath((r.spec as FirewallSpec).table));
-      const snap = await snapshot(opts.exec, rec);
+      const wantsRdr =
+        Object.values(rec.anchors).some((a) => hasRdr(a.ruleset)) ||
+        scope.desired.resources.some((r) => r.kind === 'firewall' && hasRdr((r.spec as FirewallSpec).ruleset));
+      const snap = await snapshot(opts.exec, rec, wantsRdr);
       const resources: Resource<'firewall'>[] = [];
       for (const name of [...names].sort()) {
-        const rules = parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorRules(name))).rules;
         const a = rec.anchors[name];
+        const rules = parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorRules(name))).rules;
+        const rdr = a !== undefined && hasRdr(a.ruleset);
+        // the translation rules count as the anchor's rules: flushed or changed, they are drift
+        const nat = rdr ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorNat(name))).rules : [];
+        const natSame = !rdr || same(a.natReadback ?? [], nat);
         // an empty anchor is ours only while we recorded it (someone flushed it, or a load
         // failed after the hook and the token were taken): reported, so repair, rollback and
         // `down` still release the token and the hook
         if (!rules.length && !a) continue;
         let text: string;
-        if (a && same(a.readback, rules))
+        if (a && natSame && same(a.readback, rules))
           text = !rebound(a.links, binding(a.ruleset, scope.state))
             ? a.ruleset
             : `${a.ruleset}${NOTE_REBOUND}\n`;
-        else text = `${rules.join('\n')}\n`;
+        else text = `${[...nat, ...rules].join('\n')}\n`;
         if (!snap.tokenHeld) text += `${NOTE_NO_TOKEN}\n`;
         if (!snap.hooked) text += `${NOTE_NO_HOOK}\n`;
+        if (rdr && !snap.rdrHooked) text += `${NOTE_NO_RDR_HOOK}\n`;
         const table = tableOf(name);
         resources.push({
           kind: 'firewall',
@@ -194,6 +217,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       const flushAnchor = async (name: string) => {
         if (parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules.length) {
           await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true });
+          changed = true;
+        }
+        // the router's rdr rules and its skip table stay after `-F rules`
+        if (rec.anchors[name] && hasRdr(rec.anchors[name].ruleset)) {
+          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchorNat(name), { allowFail: true });
+          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchorTables(name), { allowFail: true });
           changed = true;
         }
         delete rec.anchors[name];
@@ -239,16 +268,19 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
       const name = anchorPath(after.table);
       const bind = binding(after.ruleset, ctx.state);
-      const snap = await snapshot(ctx.exec, rec);
+      const rdr = hasRdr(after.ruleset);
+      const snap = await snapshot(ctx.exec, rec, rdr);
       const rules = parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules;
+      const nat = rdr ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules : [];
       const a = rec.anchors[name];
       const current =
         !!a &&
         rules.length > 0 &&
         a.ruleset === after.ruleset &&
         same(a.readback, rules) &&
+        same(a.natReadback ?? [], nat) &&
         same(a.links, bind);
-      if (current && snap.hooked && snap.tokenHeld) {
+      if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
         save();
         return changed ? 'changed' : 'unchanged';
       }
@@ -258,7 +290,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       // deletes objects that were created)
       let hookedNow = false;
       try {
-        if (!snap.hooked) {
+        if (!snap.hooked || (rdr && !snap.rdrHooked)) {
           const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
           const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
           if (dropped.length)
@@ -267,9 +299,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
               message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
             });
           const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
-            input: renderMainRuleset(conf),
+            input: rdr ? withRdrAnchor(renderMainRuleset(conf)) : renderMainRuleset(conf),
             allowFail: true,
-            display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}`,
+            display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}`,
           });
           if (!ctx.dryRun) {
             const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
@@ -278,7 +310,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
                 privilegeKind(`${r.stderr}\n${r.stdout}`),
                 `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
               );
-            hookedNow = true;
+            // undone on failure only when this run added the filter hook (a kill switch
+            // that was evaluated before stays evaluated)
+            hookedNow = !snap.hooked;
           }
         }
         if (!current) {
@@ -314,7 +348,8 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
             const readback = parsePfRules(
               await pf(ctx.exec, pfctlArgs.showAnchorRules(name)),
             ).rules;
-            rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind };
+            const natReadback = rdr ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules : undefined;
+            rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind, ...(natReadback ? { natReadback } : {}) };
           }
         }
         if (!snap.tokenHeld) {

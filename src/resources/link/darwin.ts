@@ -14,6 +14,7 @@ import { ids } from '../../model/identity.js';
 import type { LinkSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
+import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parseIfconfig,
@@ -30,6 +31,26 @@ export interface DarwinLinkOptions {
 
 async function interfaces(exec: Pick<Exec, 'read'>): Promise<Map<string, IfconfigInterface>> {
   return new Map(parseIfconfig((await exec.read('ifconfig', [])).stdout).map((i) => [i.name, i]));
+}
+
+/**
+ * Our links whose utun exists and is up now (the registry names it; the utun lives exactly as
+ * long as its engine's socket), by their link names (`awg-work`).
+ */
+export async function upUtunLinks(state: StateStore, exec: Pick<Exec, 'read'>): Promise<Set<string>> {
+  const ifs = await interfaces(exec);
+  return new Set(Object.entries(readUtunRegistry(state)).flatMap(([link, o]) => (ifs.get(o.ifname)?.up ? [link] : [])));
+}
+
+/** The host's own addresses (`ifconfig`), our utuns' left out (zones stripped; loopback and link-local kept: the caller filters). */
+export async function localAddresses(state: StateStore, exec: Pick<Exec, 'read'>): Promise<string[]> {
+  const ours = new Set(Object.values(readUtunRegistry(state)).map((o) => o.ifname));
+  const out: string[] = [];
+  for (const i of (await interfaces(exec)).values()) {
+    if (ours.has(i.name)) continue;
+    for (const a of [...i.inet, ...i.inet6]) out.push(a.address.replace(/%.*$/, ''));
+  }
+  return [...new Set(out)].sort();
 }
 
 async function ifconfig(ctx: ApplyContext, args: string[]): Promise<void> {

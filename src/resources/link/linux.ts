@@ -47,6 +47,24 @@ async function native() {
 }
 type Native = Awaited<ReturnType<typeof native>>;
 
+const IFF_UP = 0x1;
+const IFF_LOWER_UP = 0x10000;
+
+/** Links up with carrier in this network namespace (a TUN has carrier while an engine holds it). */
+export async function upLinks(): Promise<Set<string>> {
+  const { NetlinkSocket, dumpLinks } = await native();
+  const sock = NetlinkSocket.open();
+  try {
+    return new Set(
+      dumpLinks(sock)
+        .filter((l) => (l.flags & IFF_UP) !== 0 && (l.flags & IFF_LOWER_UP) !== 0)
+        .map((l) => l.ifname ?? ''),
+    );
+  } finally {
+    sock.close();
+  }
+}
+
 function checkName(name: string, prefix: string, validIfName: Native['validIfName']): void {
   if (!name.startsWith(prefix))
     throw new AwgError('bug', `link ${name} does not carry the claimed prefix ${prefix}`);

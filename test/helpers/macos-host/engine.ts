@@ -4,7 +4,10 @@
  * (platform/darwin/utun.ts recordUtun); stopping it closes the utun, and the kernel removes
  * the interface and every route through it. `kill` is a crash: the utun goes, the record stays.
  */
+import type { Socket } from 'node:dgram';
 import { AwgError } from '../../../src/errors.js';
+import { utunEngineIo, type UtunNatives } from '../../../src/dataplane/engine.js';
+import type { UtunIo } from '../../../src/native/darwin/utun-io.js';
 import type { Change } from '../../../src/model/change.js';
 import { ids } from '../../../src/model/identity.js';
 import { isProxyEngine, type EngineSpec, type Resource } from '../../../src/model/resources.js';
@@ -68,4 +71,32 @@ export class ModelEngines implements Driver<'engine'> {
     if (e?.utun) this.host.destroyUtun(e.utun);
     this.running.delete(tunnel);
   }
+}
+
+/**
+ * The system calls of the daemon's real engine io (dataplane/engine.ts utunEngineIo) on the
+ * model: each engine opens a utun of the model (its UtunIo carries no packets; closing it
+ * removes the interface and its routes, as the kernel does), and the sockets'
+ * IP(V6)_BOUND_IF calls are recorded instead of made (`failPinOn`: those interfaces refuse).
+ */
+export function modelNatives(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
+  const pins: { port: number; ifname: string; family: 4 | 6 }[] = [];
+  const natives: UtunNatives = {
+    pin: (sock: Socket, ifname, family) => {
+      if (o.failPinOn?.has(ifname)) throw new Error(`no interface ${ifname}`);
+      pins.push({ port: sock.address().port, ifname, family });
+    },
+    openUtunIo: () => {
+      const ifname = host.createUtun();
+      const io: UtunIo = { read: () => 0, write: () => true, mtu: () => 1420, watch: () => () => {}, close: () => host.destroyUtun(ifname) };
+      return { ifname, io };
+    },
+  };
+  return { natives, pins };
+}
+
+/** utunEngineIo over modelNatives: the WireGuard devices and UDP sockets are real */
+export async function modelEngineIo(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
+  const { natives, pins } = modelNatives(host, o);
+  return { io: await utunEngineIo({ natives }), pins, natives };
 }

@@ -79,7 +79,12 @@ export interface MPf {
   enabled: boolean;
   /** main ruleset as `pfctl -sr` prints it */
   main: string[];
+  /** main translation rules as `pfctl -sn` prints them (nat-/rdr-anchors of pf.conf) */
+  nat: string[];
   anchors: Map<string, string[]>;
+  /** an anchor's translation rules (`-a X -sn`) and tables (name → entries) */
+  anchorNat: Map<string, string[]>;
+  anchorTables: Map<string, Map<string, string[]>>;
   /** -E references: token → pid */
   refs: Map<string, number>;
   /**
@@ -180,10 +185,26 @@ function pfMainRules(conf: string): string[] {
   return out;
 }
 
-/** an anchor's ruleset as `-sr` shows it: macros expanded, comments and definitions gone */
-function pfAnchorRules(text: string): { rules: string[]; error?: string } {
+/** pfctl's `-sn` of the main ruleset: the translation anchors of pf.conf */
+function pfMainNat(conf: string): string[] {
+  return conf
+    .split('\n')
+    .map((raw) => raw.replace(/#.*/, '').trim())
+    .flatMap((l) => {
+      const m = /^(nat|rdr)-anchor "([^"]+)"(?: all)?$/.exec(l);
+      return m ? [`${m[1]}-anchor "${m[2]}" all`] : [];
+    });
+}
+
+/**
+ * an anchor's ruleset as `-sr` shows it (macros expanded, comments and definitions gone),
+ * its `rdr` rules as `-sn` shows them and its `table <x> const { … }` definitions
+ */
+function pfAnchorRules(text: string): { rules: string[]; nat: string[]; tables: Map<string, string[]>; error?: string } {
   const macros = new Map<string, string>();
   const rules: string[] = [];
+  const nat: string[] = [];
+  const tables = new Map<string, string[]>();
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!.replace(/#.*/, '').trim();
@@ -195,11 +216,22 @@ function pfAnchorRules(text: string): { rules: string[]; error?: string } {
     }
     let bad: string | undefined;
     const r = l.replace(/\$([A-Za-z0-9_]+)/g, (_, n: string) => macros.get(n) ?? ((bad = n), ''));
-    if (bad !== undefined) return { rules: [], error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error` };
-    if (!/^(pass|block)\b/.test(r)) return { rules: [], error: `stdin:${i + 1}: syntax error` };
+    if (bad !== undefined) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error` };
+    const t = /^table <([A-Za-z0-9_]+)> const \{ ([^}]*) \}$/.exec(r);
+    if (t) {
+      tables.set(t[1]!, t[2]!.split(/\s+/).filter(Boolean));
+      continue;
+    }
+    // PF wants translation rules before filter rules
+    if (/^rdr\b/.test(r)) {
+      if (rules.length) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: Rules must be in order: options, normalization, queueing, translation, filtering\nstdin:${i + 1}: syntax error` };
+      nat.push(r);
+      continue;
+    }
+    if (!/^(pass|block)\b/.test(r)) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: syntax error` };
     rules.push(r);
   }
-  return { rules };
+  return { rules, nat, tables };
 }
 
 export class MacHost implements Exec {
@@ -207,7 +239,7 @@ export class MacHost implements Exec {
   interfaces = new Map<string, MInterface>();
   services: MService[] = [];
   store = new Map<string, { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }>();
-  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), anchors: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
+  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), nat: pfMainNat(DEFAULT_PF_CONF), anchors: new Map(), anchorNat: new Map(), anchorTables: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
   pfConf = DEFAULT_PF_CONF;
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
   launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
@@ -275,7 +307,16 @@ export class MacHost implements Exec {
         interfaces: [...this.interfaces.values()].sort((a, b) => a.name.localeCompare(b.name)),
         services: this.services,
         store: [...this.store].sort(),
-        pf: { enabled: this.pf.enabled, main: this.pf.main, anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(), refs: [...this.pf.refs.keys()].sort(), plainRefs: this.pf.plainRefs },
+        pf: {
+          enabled: this.pf.enabled,
+          main: this.pf.main,
+          nat: this.pf.nat,
+          anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(),
+          anchorNat: [...this.pf.anchorNat].filter(([, r]) => r.length).sort(),
+          anchorTables: [...this.pf.anchorTables].filter(([, t]) => t.size).map(([n, t]) => [n, [...t].sort()]).sort(),
+          refs: [...this.pf.refs.keys()].sort(),
+          plainRefs: this.pf.plainRefs,
+        },
         launchd: [...this.launchd.keys()].sort(),
         sysctls: [...this.sysctls].sort(),
         files: [...this.files].sort(),
@@ -314,6 +355,7 @@ export class MacHost implements Exec {
   /** someone ran `pfctl -f /etc/pf.conf` (the system's ruleset without our hook) */
   pfctlReload(): void {
     this.pf.main = pfMainRules(this.pfConf);
+    this.pf.nat = pfMainNat(this.pfConf);
   }
 
   // ---- Exec ------------------------------------------------------------------------------
@@ -635,6 +677,7 @@ export class MacHost implements Exec {
     const altq = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
     let m: RegExpExecArray | null;
     if (s === '-sr') return need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq);
+    if (s === '-sn') return need('read'), ok(this.pf.nat.map((r) => `${r}\n`).join(''), altq);
     if (s === '-s info') {
       need('read');
       const status = this.pf.enabled ? 'Status: Enabled for 0 days 00:00:00           Debug: Urgent' : 'Status: Disabled                              Debug: Urgent';
@@ -653,20 +696,37 @@ export class MacHost implements Exec {
       need('read');
       return ok((this.pf.anchors.get(m[1]!) ?? []).map((r) => `${r}\n`).join(''), altq);
     }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -sn$/.exec(s))) {
+      need('read');
+      return ok((this.pf.anchorNat.get(m[1]!) ?? []).map((r) => `${r}\n`).join(''), altq);
+    }
     need('mutate');
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -f -$/.exec(s))) {
       const r = pfAnchorRules(input ?? '');
       if (r.error) return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
+      // one transaction: the anchor's filter and translation rules and its tables are replaced
       this.pf.anchors.set(m[1]!, r.rules);
+      this.pf.anchorNat.set(m[1]!, r.nat);
+      this.pf.anchorTables.set(m[1]!, r.tables);
       return ok('', altq);
     }
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F rules$/.exec(s))) {
       this.pf.anchors.set(m[1]!, []);
       return ok('', `${altq}rules cleared\n`);
     }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F nat$/.exec(s))) {
+      this.pf.anchorNat.set(m[1]!, []);
+      return ok('', `${altq}nat cleared\n`);
+    }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F Tables$/.exec(s))) {
+      const n = this.pf.anchorTables.get(m[1]!)?.size ?? 0;
+      this.pf.anchorTables.set(m[1]!, new Map());
+      return ok('', `${altq}${n} tables deleted.\n`);
+    }
     if (s === '-f -' || s === '-f /etc/pf.conf') {
       const text = s === '-f -' ? (input ?? '') : this.pfConf;
       this.pf.main = pfMainRules(text);
+      this.pf.nat = pfMainNat(text);
       // reloading the main ruleset drops what was inserted at run time; our anchors' rules stay
       return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}`);
     }

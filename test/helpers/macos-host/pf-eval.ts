@@ -5,6 +5,12 @@
  * (the model's main ruleset holds no filter rules of its own), and nothing is filtered while
  * PF is disabled. A rule this module cannot read throws: an evaluator that skipped it could
  * call a leak closed.
+ *
+ * The flow router's rules (platform/darwin/pf-flow.ts) too: `on ! if`, `route-to lo0`,
+ * `user != N` / `user >= N` (the socket owner's uid: `Packet.uid`), `flags S/SA` (a TCP
+ * packet is a SYN unless `syn: false`), `keep state`, `to ! <table>` (the anchor's table),
+ * and the anchor's `rdr pass on lo0 … -> addr port N`, evaluated only while the main ruleset
+ * has `rdr-anchor "com.awg/*"` (`pfPath`).
  */
 import ipaddr from 'ipaddr.js';
 import type { MacHost } from './model.js';
@@ -17,6 +23,10 @@ export interface Packet {
   dst: string;
   dport?: number;
   sport?: number;
+  /** the sending socket's owner (PF `user`); undefined: a packet no user rule matches */
+  uid?: number;
+  /** a TCP packet is a connection's SYN unless false */
+  syn?: boolean;
 }
 
 interface Rule {
@@ -24,6 +34,11 @@ interface Rule {
   dir?: 'in' | 'out';
   quick: boolean;
   on?: string;
+  onNot?: string;
+  routeTo?: string;
+  user?: { op: '!=' | '>=' | '='; uid: number };
+  synOnly?: boolean;
+  toNot?: string[];
   family?: 4 | 6;
   protos?: string[];
   to?: string[];
@@ -42,7 +57,7 @@ function list(tokens: string[], i: number): [string[], number] {
   return [out, i + 1];
 }
 
-export function parseRule(text: string): Rule {
+export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = new Map()): Rule {
   const t = text.replace(/[{}]/g, ' $& ').split(/\s+/).filter(Boolean);
   let i = 0;
   const action = t[i++];
@@ -60,7 +75,21 @@ export function parseRule(text: string): Rule {
         r.quick = true;
         break;
       case 'on':
-        r.on = t[i++];
+        if (t[i] === '!') {
+          r.onNot = t[i + 1];
+          i += 2;
+        } else r.on = t[i++];
+        break;
+      case 'route-to':
+        r.routeTo = t[i++];
+        break;
+      case 'user': {
+        const op = t[i] === '!=' || t[i] === '>=' ? t[i++]! : '=';
+        r.user = { op: op as '!=' | '>=' | '=', uid: Number(t[i++]) };
+        break;
+      }
+      case 'keep':
+        if (t[i++] !== 'state') throw new Error(`pf-eval: ${text}`);
         break;
       case 'inet':
         r.family = 4;
@@ -79,15 +108,26 @@ export function parseRule(text: string): Rule {
         break;
       }
       case 'to': {
+        if (t[i] === '!') {
+          const m = /^<([A-Za-z0-9_]+)>$/.exec(t[i + 1] ?? '');
+          const entries = m ? tables.get(m[1]!) : undefined;
+          if (!entries) throw new Error(`pf-eval: negated destination other than a known table: ${text}`);
+          r.toNot = entries;
+          i += 2;
+          break;
+        }
         let to: string[];
         [to, i] = list(t, i);
         if (!(to.length === 1 && to[0] === 'any')) r.to = to;
         if (t[i] === 'port') [r.dports, i] = ((x) => [x[0].map(Number), x[1]] as [number[], number])(list(t, i + 1));
         break;
       }
-      case 'flags':
-        if (t[i++] !== 'any') throw new Error(`pf-eval: ${text}`);
+      case 'flags': {
+        const f = t[i++];
+        if (f === 'S/SA') r.synOnly = true;
+        else if (f !== 'any') throw new Error(`pf-eval: ${text}`);
         break;
+      }
       case 'icmp6-type':
         // neighbour discovery types only; the model's packets never carry a type
         [, i] = list(t, i);
@@ -111,6 +151,14 @@ function inAny(addr: string, nets: string[]): boolean {
 function matches(r: Rule, p: Packet): boolean {
   if (r.dir && r.dir !== p.dir) return false;
   if (r.on && r.on !== p.iface) return false;
+  if (r.onNot && r.onNot === p.iface) return false;
+  if (r.toNot && inAny(p.dst, r.toNot)) return false;
+  if (r.synOnly && (p.proto !== 'tcp' || p.syn === false)) return false;
+  if (r.user) {
+    // PF's user match never matches a packet without a socket owner
+    if (p.uid === undefined) return false;
+    if (r.user.op === '!=' ? p.uid === r.user.uid : r.user.op === '>=' ? p.uid < r.user.uid : p.uid !== r.user.uid) return false;
+  }
   if (r.family && r.family !== p.family) return false;
   if (r.protos && !r.protos.includes(p.proto)) return false;
   if (r.to && !inAny(p.dst, r.to)) return false;
@@ -121,18 +169,46 @@ function matches(r: Rule, p: Packet): boolean {
 
 /** The verdict of the host's PF for one packet. */
 export function pfVerdict(host: MacHost, p: Packet): 'pass' | 'block' {
-  if (!host.pf.enabled) return 'pass';
-  let verdict: 'pass' | 'block' = 'pass';
+  return pfFilter(host, p).verdict;
+}
+
+/** the filter's verdict and, for a passing `route-to` rule, where it sends the packet */
+export function pfFilter(host: MacHost, p: Packet): { verdict: 'pass' | 'block'; routeTo?: string } {
+  if (!host.pf.enabled) return { verdict: 'pass' };
+  let last: { verdict: 'pass' | 'block'; routeTo?: string } = { verdict: 'pass' };
   for (const main of host.pf.main) {
     if (!/^anchor "com\.awg\/\*" all$/.test(main)) continue;
-    for (const [, rules] of [...host.pf.anchors].filter(([n]) => n.startsWith('com.awg/')).sort()) {
+    for (const [name, rules] of [...host.pf.anchors].filter(([n]) => n.startsWith('com.awg/')).sort()) {
+      const tables = host.pf.anchorTables.get(name) ?? new Map<string, string[]>();
       for (const text of rules) {
-        const r = parseRule(text);
+        const r = parseRule(text, tables);
         if (!matches(r, p)) continue;
-        verdict = r.action;
-        if (r.quick) return verdict;
+        last = { verdict: r.action, ...(r.action === 'pass' && r.routeTo ? { routeTo: r.routeTo } : {}) };
+        if (r.quick) return last;
       }
     }
   }
-  return verdict;
+  return last;
+}
+
+/**
+ * Where an outbound packet goes: blocked, out as routed, or (`route-to lo0` then the
+ * anchor's `rdr` on lo0) redirected to a local listener. A packet sent to lo0 without a
+ * matching rdr reaches nothing listening for its destination: `lo0` (fail-closed).
+ */
+export function pfPath(host: MacHost, p: Packet): 'block' | 'out' | 'lo0' | { redirect: string; port: number } {
+  const f = pfFilter(host, p);
+  if (f.verdict === 'block') return 'block';
+  if (f.routeTo !== 'lo0') return 'out';
+  if (!host.pf.nat.includes('rdr-anchor "com.awg/*" all')) return 'lo0';
+  for (const [name, rules] of [...host.pf.anchorNat].filter(([n]) => n.startsWith('com.awg/')).sort()) {
+    const tables = host.pf.anchorTables.get(name) ?? new Map<string, string[]>();
+    for (const text of rules) {
+      const m = /^rdr pass (on lo0 (?:inet|inet6) proto tcp from any to ! <[A-Za-z0-9_]+>) -> (\S+) port (\d+)$/.exec(text);
+      if (!m) throw new Error(`pf-eval: cannot read the translation rule: ${text}`);
+      const r = parseRule(`pass in ${m[1]!}`, tables);
+      if (matches(r, { ...p, dir: 'in', iface: 'lo0' })) return { redirect: m[2]!, port: Number(m[3]) };
+    }
+  }
+  return 'lo0';
 }

@@ -72,7 +72,9 @@ export class Rig {
     this.host = host;
     this.engines = new ModelEngines(host);
     const engines = this.engines;
-    this.platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    // the model's engines stand in for the daemon's: a one-shot `awg apply` may start them
+    // here (a real Mac refuses it: darwinPlatform.engineHost is 'daemon'; host-model-apply.test.ts)
+    this.platform = { ...darwinPlatform, engineHost: 'detached', drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
     this.state = new FileStateStore(join(this.dir, 'state'));
     this.write(yaml);
   }

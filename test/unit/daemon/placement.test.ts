@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { Rule } from '../../../src/config/schema.js';
-import { PlacementSupervisor } from '../../../src/daemon/placement.js';
+import { NOTHING_TO_PLACE, PlacementSupervisor } from '../../../src/daemon/placement.js';
 import { LineDecoder, type ToPlacer } from '../../../src/procs/placer-protocol.js';
 import type { PlacerChildProcess } from '../../../src/procs/placer-process.js';
 
@@ -62,5 +62,44 @@ describe('PlacementSupervisor', () => {
     await tick();
     expect(names(child.lines.at(-1))).toEqual(['a', 'c']);
     await sup.close();
+  });
+
+  it('on macOS (perApp flow-router) places nothing: no child, no /proc read, state off with the reason, no error', () => {
+    const errors: string[] = [];
+    let spawned = 0;
+    let read = 0;
+    const sup = new PlacementSupervisor({
+      placement: { spawn: () => (spawned++, new Child()) },
+      env: {},
+      perApp: () => 'flow-router',
+      mountinfo: () => (read++, ''),
+      onError: (k, m) => errors.push(`${k}: ${m}`),
+    });
+    sup.sync([rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })], 'awg', new Set());
+    sup.sync([rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })], 'awg', new Set(['vpn']));
+    expect({ spawned, read, errors }).toEqual({ spawned: 0, read: 0, errors: [] });
+    expect(sup.status()).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+  });
+
+  it('no /proc/self/mountinfo (ENOENT) is `unsupported` placement, reported once, never thrown', () => {
+    const errors: string[] = [];
+    let read = 0;
+    const sup = new PlacementSupervisor({
+      placement: { spawn: () => new Child() },
+      env: {},
+      mountinfo: () => {
+        read++;
+        throw Object.assign(new Error("ENOENT: no such file or directory, open '/proc/self/mountinfo'"), { code: 'ENOENT' });
+      },
+      onError: (k, m) => errors.push(`${k}: ${m}`),
+    });
+    const rules = [rule({ name: 'a', match: { dir: '/opt/a' }, target: 'vpn' })];
+    expect(() => sup.sync(rules, 'awg', new Set())).not.toThrow();
+    expect(() => sup.sync(rules, 'awg', new Set())).not.toThrow();
+    expect(sup.status()).toMatchObject({ state: 'unavailable' });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatch(/^unsupported: process placement by rules is unavailable: .*ENOENT/);
+    // unsupported is final: the second run did not read again
+    expect(read).toBe(1);
   });
 });

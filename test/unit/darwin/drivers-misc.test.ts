@@ -289,7 +289,7 @@ describe('kinds macOS does not have', () => {
       ),
     ).rejects.toMatchObject({
       kind: 'unsupported',
-      message: expect.stringContaining('userspace flow router'),
+      message: expect.stringContaining('the flow router the daemon hosts'),
     });
     await expect(
       createDarwinRuleDriver().apply(

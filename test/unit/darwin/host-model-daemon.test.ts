@@ -9,11 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Daemon } from '../../../src/daemon/daemon.js';
-import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
-import type { Platform } from '../../../src/resources/platform.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { teardown } from '../../../src/pipeline/teardown.js';
 import { AppliedStore } from '../../../src/pipeline/applied.js';
@@ -22,6 +19,12 @@ import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import { freePort } from '../../helpers/route-servers.js';
+import { modelDaemon } from '../../helpers/macos-host/daemon.js';
+import { macConfig } from '../../helpers/macos-host/scenario.js';
+import { capturedProcTable } from '../../helpers/macos-host/procs.js';
+import { darwinProcessLister } from '../../../src/procs/list.js';
+import { NOTHING_TO_PLACE } from '../../../src/daemon/placement.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
@@ -56,37 +59,17 @@ dns: { system: default-tunnel, leakProtection: true }
     const host = MacHost.laptop();
     const prior = host.snapshot();
     const state = new FileStateStore(join(dir, 'state'));
-    const make = (engines: ModelEngines) => {
-      const platform: Platform = { ...darwinPlatform };
-      const d = new Daemon({
-        configPath: file,
-        platform,
-        drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
-        exec: host,
-        state,
-        wakes: false,
-        placement: false,
-        loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
-        healthIntervalMs: 0,
-        trafficIntervalMs: 0,
-      });
-      const events: DaemonEvent[] = [];
-      d.subscribe((e) => events.push(e));
-      return { d, events };
-    };
-    const finished = async (events: DaemonEvent[]) => {
-      for (let i = 0; i < 5000; i++) {
-        const e = events.find((x) => x.type === 'reconcile-finished');
-        if (e) return e;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      throw new Error(`no reconcile: ${JSON.stringify(events)}`);
+    const make = (engines: ModelEngines) => modelDaemon({ configPath: file, platform: darwinPlatform, drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, exec: host, state });
+    const finished = async (x: ReturnType<typeof make>) => {
+      const e = await x.finished(1);
+      if (!e) throw new Error(`no reconcile: ${JSON.stringify(x.events)}`);
+      return e;
     };
 
     let engines = new ModelEngines(host);
     const first = make(engines);
     await first.d.start();
-    expect(await finished(first.events)).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(await finished(first)).toMatchObject({ reason: 'start', outcome: 'converged' });
     expect(host.interfaces.has('utun0')).toBe(true);
     expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('pass');
 
@@ -100,7 +83,7 @@ dns: { system: default-tunnel, leakProtection: true }
     engines = new ModelEngines(host);
     const second = make(engines);
     await second.d.start();
-    expect(await finished(second.events)).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(await finished(second)).toMatchObject({ reason: 'start', outcome: 'converged' });
     expect([...host.interfaces.keys()].filter((n) => n.startsWith('utun'))).toHaveLength(1);
 
     // a graceful stop (launchctl bootout) removes the tunnel and keeps the kill switch closed
@@ -114,5 +97,37 @@ dns: { system: default-tunnel, leakProtection: true }
     const down = await teardown({ drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, claims: applied.claims()!, state, exec: host, reporter: silentReporter }, applied);
     expect(down.errors).toEqual([]);
     expect(host.snapshot()).toEqual(prior);
+  });
+
+  it('with a path rule enabled and placement left on: converges, places nothing (no cgroups: the flow router runs instead), lists processes through libproc', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
+    const port = await freePort();
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(file, macConfig({ killSwitch: false }) + `rules:\n  - name: mail\n    match: { name: Mail }\n    target: home\n    fallback: block\nrouting: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
+    const host = MacHost.laptop();
+    const engines = new ModelEngines(host);
+    const unused = () => {
+      throw new Error('no connection reaches the router in this test');
+    };
+    const { d, events, finished } = modelDaemon({
+      flowRouter: { natives: async () => ({ sysctl: unused, pidPath: unused, originalDst: unused, boundTcpFd: unused }) },
+      configPath: file,
+      platform: darwinPlatform,
+      drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+      exec: host,
+      state: new FileStateStore(join(dir, 'state')),
+      processes: darwinProcessLister(capturedProcTable()),
+      placement: undefined,
+    });
+    await d.start();
+    await finished(1);
+    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'converged' });
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
+    expect((await d.status()).placement).toEqual({ state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${port}`, execs: 0, placed: 0, errors: 0 });
+    // the daemon's tunnel health has not marked `home` down: Mail's TCP goes into it
+    expect(await d.listProcesses()).toEqual([{ pid: 530, ppid: 1, name: 'Mail', path: '/Applications/Mail.app/Contents/MacOS/Mail', cgroup: '', rule: 'mail', target: 'home', route: 'home' }]);
+    await d.down();
+    expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+    await d.stop({ teardown: true });
   });
 });

@@ -144,10 +144,10 @@ default: home`;
 
   // Before: every macOS apply warned that per-app rules are not applied, rules or not — the
   // policy always holds awg exec's `_exec-*` groups.
-  it('the per-app warning names only configs that have rules', async () => {
-    const warns = async (yaml: string) => (await rig(yaml).prep()).desired.warnings.filter((w) => /per-app rules/.test(w));
+  it('the per-app warning (what the flow router does not do) names only configs that have rules', async () => {
+    const warns = async (yaml: string) => (await rig(yaml).prep()).desired.warnings.filter((w) => /per-app/.test(w));
     expect(await warns(macConfig())).toEqual([]);
     const withRule = macConfig().replace('default: home', 'rules:\n  - match: { name: firefox }\n    target: home\ndefault: home');
-    expect(await warns(withRule)).toHaveLength(1);
+    expect(await warns(withRule)).toEqual([expect.stringMatching(/^per-app routing on macOS carries TCP only: UDP follows the routing table, and user processes' UDP \(uid >= 501\) is dropped because a rule can block; processes running as uid 0 are not routed per app$/)]);
   });
 });

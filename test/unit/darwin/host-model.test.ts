@@ -348,7 +348,8 @@ describe('macOS host model: the awg commands (apply, diff, status, down) and the
     writeFileSync(file, config(), { mode: 0o600 });
     const host = MacHost.laptop();
     const engines = new ModelEngines(host);
-    const platform: Platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    // the model's engines stand in for the daemon's (a real Mac refuses a one-shot apply: host-model-apply.test.ts)
+    const platform: Platform = { ...darwinPlatform, engineHost: 'detached', drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
     const deps = { platform, exec: host };
     let out = '';
     let err = '';

@@ -5,7 +5,7 @@
  * PROC_PIDPATHINFO_MAXSIZE = 4 × MAXPATHLEN (1024) = 4096 and returns its length.
  */
 import { describe, expect, it } from 'vitest';
-import { PROC_PIDPATHINFO_MAXSIZE, decodePath, decodePids } from '../../../src/native/darwin/libproc.js';
+import { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids } from '../../../src/native/darwin/libproc.js';
 
 describe('libproc buffers', () => {
   it('PROC_PIDPATHINFO_MAXSIZE', () => {
@@ -25,5 +25,33 @@ describe('libproc buffers', () => {
     expect(decodePath(b, 4096)).toBe(path);
     expect(decodePath(Buffer.from('/usr/bin/curl\0junk'), 18)).toBe('/usr/bin/curl');
     expect(decodePath(b, 0)).toBeUndefined();
+  });
+});
+
+describe('proc_pidinfo(PROC_PIDT_SHORTBSDINFO): struct proc_bsdshortinfo', () => {
+  // pid 633, ppid 560, pgid 560, status 2 (SRUN), comm "plugin_host", flags 0x4 (P_LP64), uid/gid 501/20 ×3, rfu 0
+  const bytes = () => {
+    const b = new Uint8Array(PROC_BSDSHORTINFO_SIZE);
+    const dv = new DataView(b.buffer);
+    [633, 560, 560, 2].forEach((v, i) => dv.setUint32(i * 4, v, true));
+    b.set(Buffer.from('plugin_host'), 16);
+    dv.setUint32(32, 4, true);
+    [501, 20, 501, 20, 501, 20].forEach((v, i) => dv.setUint32(36 + i * 4, v, true));
+    return b;
+  };
+  it('flavor 13, 64 bytes; pid, ppid, comm and the effective uid at 0, 4, 16 and 36', () => {
+    expect(PROC_PIDT_SHORTBSDINFO).toBe(13);
+    expect(PROC_BSDSHORTINFO_SIZE).toBe(64);
+    expect(Buffer.from(bytes()).toString('hex')).toBe(
+      '79020000' + '30020000' + '30020000' + '02000000' + Buffer.from('plugin_host\0\0\0\0\0').toString('hex') + '04000000' + 'f5010000' + '14000000' + 'f5010000' + '14000000' + 'f5010000' + '14000000' + '00000000',
+    );
+    expect(decodeBsdShortInfo(bytes(), 64)).toEqual({ pid: 633, ppid: 560, comm: 'plugin_host', uid: 501 });
+  });
+  it('a comm of all 16 bytes has no NUL: cut at 16; a short answer is no answer', () => {
+    const b = bytes();
+    b.set(Buffer.from('com.docker.super'), 16);
+    expect(decodeBsdShortInfo(b, 64)?.comm).toBe('com.docker.super');
+    expect(decodeBsdShortInfo(b, 32)).toBeUndefined();
+    expect(decodeBsdShortInfo(b.subarray(0, 40), 64)).toBeUndefined();
   });
 });

@@ -112,9 +112,11 @@ describe('declarations (last: this leaves the bindings cached with a fake librar
     ls.libSystem('darwin');
     expect(load).toHaveBeenCalledWith('/usr/lib/libSystem.B.dylib');
     expect(declared.map((d) => /(\w+)\(/.exec(d)?.[1]).sort()).toEqual(
-      ['__error', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
+      ['__error', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidinfo', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
     );
     expect(declared.find((d) => d.includes('ioctl'))).toMatch(/unsigned long/);
     expect(declared.find((d) => d.includes('__error'))).toBe('int *__error(void)');
+    // the flavor argument is a uint64_t: a 32-bit slot would shift the buffer pointer on arm64
+    expect(declared.find((d) => d.includes('proc_pidinfo'))).toBe('int proc_pidinfo(int, int, uint64_t, _Out_ uint8_t *, int)');
   });
 });

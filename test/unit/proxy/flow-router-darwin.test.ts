@@ -13,7 +13,7 @@ import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/
 import type { Config } from '../../../src/config/schema.js';
 import { boundDialer, darwinFlowRouter, darwinFlowRouterFromConfig, inSubnets, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import type { Dialer } from '../../../src/proxy/types.js';
-import { freePort, routeServer as server } from '../../helpers/route-servers.js';
+import { exchange, freePort, routeServer as server } from '../../helpers/route-servers.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 
 describe('darwin flow router wiring', () => {
@@ -69,14 +69,7 @@ describe('darwin flow router wiring', () => {
     const send = async (pid: number, msg: string) => {
       const port = await freePort();
       owners.set(port, pid); // in the list before the router accepts (the kernel's order)
-      return new Promise<string>((resolve) => {
-        const s = connect({ host: '127.0.0.1', port: addr.port, localAddress: '127.0.0.1', localPort: port });
-        let got = '';
-        s.on('connect', () => s.write(msg));
-        s.on('data', (d) => (got += d.toString()));
-        s.on('error', () => resolve('reset'));
-        s.on('close', () => resolve(got || 'reset'));
-      });
+      return exchange(addr.port, port, msg);
     };
     return { send, pinned, natlooks, dst, proxy, natives, owners };
   }
@@ -138,14 +131,7 @@ describe('darwin flow router wiring', () => {
     const send = async (pid: number, msg: string) => {
       const local = await freePort();
       t.owners.set(local, pid);
-      return new Promise<string>((resolve) => {
-        const s = connect({ host: '127.0.0.1', port, localAddress: '127.0.0.1', localPort: local });
-        let got = '';
-        s.on('connect', () => s.write(msg));
-        s.on('data', (d) => (got += d.toString()));
-        s.on('error', () => resolve('reset'));
-        s.on('close', () => resolve(got || 'reset'));
-      });
+      return exchange(port, local, msg);
     };
     expect(await send(2, 'ff')).toBe('dst:ff');
     expect(utuns).toEqual(['awg-work']);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { defaultPaths } from '../../../src/util/paths.js';
 import { renderLaunchdPlist, renderSystemdUnit } from '../../../src/resources/service/render.js';
 import { plistProgramArguments } from '../../../src/platform/darwin/plist.js';
+import { UAPI_DIR_DEFAULT } from '../../../src/resources/engine/process-host.js';
 
 describe('default paths per OS', () => {
   it('Linux: /var/lib/awg and /run/awg/awg.sock', () => {
@@ -9,6 +10,9 @@ describe('default paths per OS', () => {
   });
   it('macOS has no /run or /var/lib: /Library/Application Support/awg and /var/run/awg/awg.sock', () => {
     expect(defaultPaths('darwin')).toEqual({ stateDir: '/Library/Application Support/awg', socket: '/var/run/awg/awg.sock' });
+  });
+  it('the engines\' UAPI sockets: /var/run/wireguard on both (where wg, and wireguard-go on macOS, look)', () => {
+    expect(UAPI_DIR_DEFAULT).toBe('/var/run/wireguard');
   });
   it('the service definitions leave the defaults to the daemon: no Linux path in the launchd plist', () => {
     const inv = { node: '/opt/homebrew/bin/node', bin: '/usr/local/lib/awg/bin/awg.js', config: '/etc/awg/awg.yaml' };

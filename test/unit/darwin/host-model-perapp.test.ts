@@ -1,0 +1,220 @@
+/**
+ * Per-app routing on macOS, end to end on the host model: the real Daemon with its real
+ * in-process engine host (utuns of the model) hosts the flow router (resources/engine/
+ * flow-router-host.ts) and realises the PF anchor with the router's rules
+ * (realiseDarwinFlow). The model's PF (pf-eval.ts pfPath) shows where an app's SYN goes;
+ * the router runs on this host's loopback with fake system calls (pcblist_n bytes in the
+ * kernel's layout, proc_pidpath by table, DIOCNATLOOK answering a local server, pinned
+ * sockets that are plain Linux sockets recording the interface): what PF would redirect is
+ * connected to the router's port here. Verified on the model only (docs/platform-macos.md).
+ */
+import { connect, createServer } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
+import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
+import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import { FileStateStore } from '../../../src/util/state.js';
+import { modelEngineIo } from '../../helpers/macos-host/engine.js';
+import { MacHost } from '../../helpers/macos-host/model.js';
+import { pfPath } from '../../helpers/macos-host/pf-eval.js';
+import { ENDPOINT_UDP, macConfig, WEB } from '../../helpers/macos-host/scenario.js';
+import { exchange, freePort, routeServer } from '../../helpers/route-servers.js';
+import { modelDaemon } from '../../helpers/macos-host/daemon.js';
+import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
+
+const PATHS: Record<number, string> = {
+  530: '/Applications/Mail.app/Contents/MacOS/Mail',
+  601: '/usr/bin/curl',
+  602: '/opt/telemetry/agent',
+  603: '/Applications/Notes.app/Contents/MacOS/Notes',
+};
+
+const rules = (mail: string) => `rules:
+  - name: mail
+    match: { name: Mail }
+    target: ${mail}
+    fallback: block
+  - name: tools
+    match: { dir: /usr/bin }
+    target: direct
+  - name: telemetry
+    match: { dir: /opt/telemetry }
+    target: block
+`;
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'awg-machost-perapp-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const file = join(dir, 'awg.yaml');
+  const write = (mail: string | undefined) => writeFileSync(file, macConfig({ killSwitch: false }) + (mail ? rules(mail) : '') + `routing: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
+  write('home');
+  const host = MacHost.laptop();
+  const prior = host.snapshot();
+  const dst = await routeServer('dst');
+  cleanups.push(() => new Promise<void>((r) => dst.server.close(() => r())));
+
+  // the system calls of the router
+  const owners = new Map<number, number>(); // the app's local port → pid
+  const pinned: string[] = [];
+  const natives: DarwinFlowNatives = {
+    sysctl: () => {
+      const recs = [...owners].flatMap(([p, pid]) => [inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)), xsocket(501, pid, 0), ...rest(4)]);
+      return cat([xinpgen(owners.size), ...recs, xinpgen(owners.size)]);
+    },
+    pidPath: (pid) => PATHS[pid],
+    originalDst: () => ({ address: '127.0.0.1', port: dst.port }),
+    boundTcpFd: (ifname, family) => {
+      pinned.push(`${ifname}/${family}`);
+      const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) throw new Error(`socket: ${-fd}`);
+      return fd;
+    },
+  };
+
+  // when the anchor with the router's rdr is loaded, is the router already listening?
+  const listeningAtLoad: boolean[] = [];
+  const mutate = host.mutate.bind(host);
+  host.mutate = async (cmd, args, opts = {}) => {
+    if (cmd === 'pfctl' && args.join(' ') === '-a com.awg/awg -f -' && /^rdr /m.test(opts.input ?? '')) listeningAtLoad.push(await reachable(port));
+    return mutate(cmd, args, opts);
+  };
+
+  const { io } = await modelEngineIo(host);
+  const { d, events, finished } = modelDaemon({
+    configPath: file,
+    platform: darwinPlatform,
+    exec: host,
+    state: new FileStateStore(join(dir, 'state')),
+    engines: createInprocEngineHost({ io, uapi: false }),
+    flowRouter: { natives: async () => natives, subnets: () => ['192.168.1.0/24'] },
+  });
+  const runs = async (n: number) => {
+    const e = await finished(n);
+    expect(e, JSON.stringify(events.filter((x) => x.type === 'error'))).toMatchObject({ outcome: expect.stringMatching(/^(converged|unchanged)$/) });
+    return e;
+  };
+  /** what PF would do with the app's SYN: connect to the router from a port the pcblist gives to `pid` */
+  const appConnect = async (pid: number, msg: string) => {
+    const local = await freePort();
+    owners.set(local, pid);
+    return exchange(port, local, msg);
+  };
+  return { d, host, prior, port, pinned, listeningAtLoad, write, runs, appConnect, dst, events };
+}
+
+/** is something listening on 127.0.0.1:port? (the router resets what it cannot attribute: that still counts) */
+function reachable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port });
+    s.on('connect', () => (s.destroy(), resolve(true)));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code !== 'ECONNREFUSED'));
+  });
+}
+
+describe('macOS host model: per-app rules through the daemon and its flow router', () => {
+  it('router up before the anchor redirects to it; apps routed by rule; a rule edit judges the next connection; down restores the host and closes the router', async () => {
+    const t = await setup();
+    await t.d.start();
+    await t.runs(1);
+    expect(t.listeningAtLoad).toEqual([true]);
+    expect(t.host.pf.nat).toContain('rdr-anchor "com.awg/*" all');
+
+    // PF on the model: a user app's SYN is redirected to the router, root's is not (route-to
+    // skips uid 0), user UDP is dropped (a rule can block), the engine's own UDP passes
+    const app = { ...WEB, uid: 501 };
+    expect(pfPath(t.host, app)).toEqual({ redirect: '127.0.0.1', port: t.port });
+    expect(pfPath(t.host, { ...app, iface: 'utun0' })).toEqual({ redirect: '127.0.0.1', port: t.port });
+    expect(pfPath(t.host, { ...app, uid: 0 })).toBe('out');
+    expect(pfPath(t.host, { ...app, proto: 'udp', dport: 443 })).toBe('block');
+    expect(pfPath(t.host, { ...ENDPOINT_UDP, uid: 0 })).toBe('out');
+    // the endpoint and loopback are in the skip table: never redirected
+    expect(pfPath(t.host, { ...app, dst: '198.51.100.7' })).toBe('out');
+
+    // the router on this host's loopback: Mail into the tunnel's utun, curl direct on en0,
+    // telemetry blocked, an app no rule matches takes the default (the tunnel)
+    expect(await t.appConnect(530, 'mail')).toBe('dst:mail');
+    expect(await t.appConnect(601, 'curl')).toBe('dst:curl');
+    expect(await t.appConnect(602, 'beacon')).toBe('reset');
+    expect(await t.appConnect(603, 'notes')).toBe('dst:notes');
+    expect(t.pinned).toEqual(['utun0/4', 'en0/4', 'utun0/4']);
+    expect(t.dst.seen).toEqual(['mail', 'curl', 'notes']);
+    const st = await t.d.status();
+    // blocked: telemetry and the probe of the port at the anchor load (no owner: reset)
+    expect(st.placement).toMatchObject({ state: 'active', reason: expect.stringMatching(new RegExp(`port ${t.port}; connections so far: blocked 2, direct 1, home 2$`)) });
+
+    // the config changes Mail's rule to direct: nothing on the host changes (PF sends all user
+    // TCP to the router either way); the router is updated and judges the next connection
+    t.write('direct');
+    t.d.wake('config');
+    expect(await t.runs(2)).toMatchObject({ outcome: 'unchanged' });
+    expect(await t.appConnect(530, 'mail2')).toBe('dst:mail2');
+    expect(t.pinned.at(-1)).toBe('en0/4');
+    expect(t.listeningAtLoad).toEqual([true]);
+
+    await t.d.down();
+    expect(t.host.snapshot()).toEqual(t.prior);
+    expect(pfPath(t.host, app)).toBe('out');
+    expect(await reachable(t.port)).toBe(false);
+    expect((await t.d.status()).placement?.state).toBe('off');
+    await t.d.stop();
+  });
+
+  it('rules removed from the config: the anchor without rdr loads, then the router closes', async () => {
+    const t = await setup();
+    await t.d.start();
+    await t.runs(1);
+    expect(await reachable(t.port)).toBe(true);
+    t.write(undefined);
+    t.d.wake('config');
+    await t.runs(2);
+    expect(t.host.pf.anchorNat.get('com.awg/awg')).toEqual([]);
+    expect(pfPath(t.host, { ...WEB, uid: 501 })).toBe('out');
+    expect(await reachable(t.port)).toBe(false);
+    await t.d.down();
+    expect(t.host.snapshot()).toEqual(t.prior);
+    await t.d.stop();
+  });
+
+  it('drift of the redirect is found and repaired: our translation rules flushed, the main ruleset reloaded without our hooks', async () => {
+    const t = await setup();
+    await t.d.start();
+    await t.runs(1);
+    const app = { ...WEB, uid: 501 };
+    t.host.pf.anchorNat.set('com.awg/awg', []);
+    expect(pfPath(t.host, app)).toBe('lo0'); // fail-closed meanwhile: routed to lo0, nothing redirects it
+    t.d.wake('drift-timer');
+    expect(await t.runs(2)).toMatchObject({ outcome: 'converged' });
+    expect(pfPath(t.host, app)).toEqual({ redirect: '127.0.0.1', port: t.port });
+    t.host.pfctlReload();
+    expect(pfPath(t.host, app)).toBe('out'); // our anchor is not evaluated at all now
+    t.d.wake('drift-timer');
+    expect(await t.runs(3)).toMatchObject({ outcome: 'converged' });
+    expect(pfPath(t.host, app)).toEqual({ redirect: '127.0.0.1', port: t.port });
+    await t.d.down();
+    expect(t.host.snapshot()).toEqual(t.prior);
+    await t.d.stop();
+  });
+
+  it('the router cannot listen (its port is taken): the run fails before anything on the host changes', async () => {
+    const t = await setup();
+    const squat = createServer();
+    await new Promise<void>((r) => squat.listen(t.port, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => squat.close(() => r())));
+    await t.d.start();
+    for (let i = 0; i < 5000 && !t.events.some((e) => e.type === 'reconcile-finished'); i++) await new Promise((r) => setTimeout(r, 2));
+    expect(t.events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'failed', error: { kind: 'driver', message: expect.stringMatching(new RegExp(`^the flow router cannot listen on 127\\.0\\.0\\.1/::1 port ${t.port} \\(routing\\.proxyPortBase\\)`)) } });
+    expect(t.host.mutations).toBe(0);
+    expect(t.host.snapshot()).toEqual(t.prior);
+    await t.d.stop();
+  });
+});

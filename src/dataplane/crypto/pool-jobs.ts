@@ -46,7 +46,8 @@ export const GEN_SHIFT = 11; // 2^11 = 2048 > MAX_JOBS
 export const GEN_MASK = (1 << (32 - GEN_SHIFT)) - 1;
 /** distinct keys per run at most (a run is one peer's burst, or one receive batch) */
 export const KEYS_MAX = 64;
-export const STAGING = 256 * 1024;
+/** 64 MTU-sized packets (a send burst of packets that waited for a handshake) */
+export const STAGING = 128 * 1024;
 
 export const KEYS_AT = 4 * (HEADER_INTS + MAX_JOBS * JOB_INTS);
 export const STAGING_AT = KEYS_AT + KEYS_MAX * 32;

@@ -129,6 +129,9 @@ export function setCryptoPoolLog(fn: (level: 'info' | 'warn', message: string) =
   poolLog = fn;
 }
 
+const EMPTY_INTS: Int32Array = new Int32Array(0);
+const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -218,13 +221,15 @@ export class CryptoPool {
     return pool;
   }
 
-  /** A queue for one engine's direction (send or receive). */
+  /** A queue for one engine's direction (send or receive); its memory comes with its first job. */
   queue(): PoolQueue {
-    const id = this.nextId++;
-    const q = new PoolQueue(this, id);
-    this.queues.set(id, new WeakRef(q));
-    this.post({ kind: 'queue', id, sab: q.sab });
-    return q;
+    return new PoolQueue(this, this.nextId++);
+  }
+
+  /** @internal a queue's memory exists: the threads are told of it */
+  attach(q: PoolQueue): void {
+    this.queues.set(q.id, new WeakRef(q));
+    this.post({ kind: 'queue', id: q.id, sab: q.sab! });
   }
 
   /** Threads waiting for runs (0 until started under load, or when the pool has none). */
@@ -272,7 +277,7 @@ export class CryptoPool {
     // every queue and live region so far; later ones are posted as they come
     for (const [id, ref] of this.queues) {
       const q = ref.deref();
-      if (q) port1.postMessage({ kind: 'queue', id, sab: q.sab } satisfies PoolMessage);
+      if (q?.sab) port1.postMessage({ kind: 'queue', id, sab: q.sab } satisfies PoolMessage);
       else this.queues.delete(id);
     }
     for (const r of this.regions.values()) port1.postMessage(r.msg);
@@ -365,7 +370,7 @@ export class CryptoPool {
 
   /** @internal a closed queue: the threads drop their views of it */
   release(q: PoolQueue, stagingRegion: number): void {
-    if (!this.queues.delete(q.id)) return;
+    if (!this.queues.delete(q.id)) return; // never had memory, or released already
     this.post({ kind: 'forget-queue', id: q.id });
     this.forgetRegion(stagingRegion);
   }
@@ -472,14 +477,18 @@ export class CryptoPool {
  * failed: drop the packet). Keys are copied into the queue for the run and zeroed after it.
  */
 export class PoolQueue {
-  /** @internal */ readonly sab = new SharedArrayBuffer(QUEUE_BYTES);
-  /** @internal */ readonly ints = new Int32Array(this.sab, 0, KEYS_AT / 4);
-  /** @internal */ readonly keys = new Uint8Array(this.sab, KEYS_AT, KEYS_MAX * 32);
+  /**
+   * @internal the queue's shared memory, allocated by the first job: an idle engine (the
+   * daemon's idle tunnels) holds none
+   */
+  sab: SharedArrayBuffer | null = null;
+  /** @internal */ ints: Int32Array = EMPTY_INTS;
+  /** @internal */ keys: Uint8Array = EMPTY_BYTES;
   /** @internal */ readonly nonce = new Uint8Array(12);
   /** @internal region views of the jobs queued (the engine's thread runs its share through them) */
   readonly viewsOfRun = new Map<number, Uint8Array>();
-  private readonly staging = new Uint8Array(this.sab, STAGING_AT, STAGING);
-  private readonly stagingRegion: number;
+  private staging: Uint8Array = EMPTY_BYTES;
+  private stagingRegion = -1;
   private count = 0;
   /** plaintext (and padding) bytes of the queued jobs: the probe's measure of a run's size */
   bytes = 0;
@@ -489,8 +498,16 @@ export class PoolQueue {
   constructor(
     private readonly pool: CryptoPool,
     readonly id: number,
-  ) {
-    this.stagingRegion = pool.regionOf(this.sab);
+  ) {}
+
+  private allocate(): void {
+    const sab = new SharedArrayBuffer(QUEUE_BYTES);
+    this.sab = sab;
+    this.ints = new Int32Array(sab, 0, KEYS_AT / 4);
+    this.keys = new Uint8Array(sab, KEYS_AT, KEYS_MAX * 32);
+    this.staging = new Uint8Array(sab, STAGING_AT, STAGING);
+    this.stagingRegion = this.pool.regionOf(sab);
+    this.pool.attach(this);
   }
 
   get length(): number {
@@ -509,6 +526,7 @@ export class PoolQueue {
 
   private add(op: number, key: Uint8Array, counter: number, src: Uint8Array, pad: number, dst: Uint8Array, dstOff: number): number {
     if (this.count >= MAX_JOBS) return -1;
+    if (!this.sab) this.allocate();
     const dstRegion = this.pool.regionOf(dst.buffer);
     if (dstRegion < 0) return -1;
     let ki = this.keyOf.get(key);
@@ -529,7 +547,7 @@ export class PoolQueue {
       this.pool.stats.staged++;
     }
     const views = this.viewsOfRun;
-    if (!views.has(srcRegion)) views.set(srcRegion, srcRegion === this.stagingRegion ? new Uint8Array(this.sab) : new Uint8Array(src.buffer));
+    if (!views.has(srcRegion)) views.set(srcRegion, srcRegion === this.stagingRegion ? new Uint8Array(this.sab!) : new Uint8Array(src.buffer));
     if (!views.has(dstRegion)) views.set(dstRegion, new Uint8Array(dst.buffer));
     const i = this.count++;
     this.bytes += src.length + pad;
@@ -582,5 +600,6 @@ export class PoolQueue {
   close(): void {
     this.reset();
     this.pool.release(this, this.stagingRegion);
+    this.sab = null;
   }
 }

@@ -30,7 +30,9 @@ import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../darwin-flow.js';
 import type { FlowRouter } from './flow-router.js';
-import { darwinFlowRouterFromConfig, type DarwinFlowNatives } from './flow-router-darwin.js';
+// the router and its natives load with the first per-app config on macOS: a Linux daemon never
+// loads them (its RSS is a Step 10 bar)
+import type { DarwinFlowNatives } from './flow-router-darwin.js';
 
 export type FlowConfig = Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>;
 
@@ -79,9 +81,10 @@ export class FlowRouterHost {
     }
     await this.stop();
     try {
-      this.natives ??= await (this.o.natives ?? (async () => (await import('./flow-router-darwin.js')).loadDarwinFlowNatives()))();
+      const flow = await import('./flow-router-darwin.js');
+      this.natives ??= await (this.o.natives ?? (async () => flow.loadDarwinFlowNatives()))();
       const h = this.o;
-      const { router } = darwinFlowRouterFromConfig(c, {
+      const { router } = flow.darwinFlowRouterFromConfig(c, {
         natives: this.natives,
         tunnelUp: (n) => h.tunnelUp(n),
         utun: (link) => resolveIfname(h.state, link),

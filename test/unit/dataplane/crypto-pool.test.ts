@@ -114,8 +114,23 @@ describe('the crypto pool seals and opens as node:crypto does', () => {
     expect(pool.stats.parallelRuns).toBe(before);
     for (let i = 0; i < MIN_PARALLEL - 1; i++) expect(q.result(i)).toBe(116);
     q.reset();
-    const keyArea = new Uint8Array(q.sab).subarray(4 * (8 + 1024 * 12), 4 * (8 + 1024 * 12) + 64 * 32);
+    const keyArea = new Uint8Array(q.sab!).subarray(4 * (8 + 1024 * 12), 4 * (8 + 1024 * 12) + 64 * 32);
     expect(keyArea.every((b) => b === 0)).toBe(true);
+  });
+
+  it('a queue has no shared memory until its first job (idle engines hold none); closing it is safe either way', async () => {
+    const pool = await runningPool(1);
+    const idle = pool.queue();
+    expect(idle.sab).toBeNull();
+    idle.run();
+    idle.close();
+    const used = pool.queue();
+    used.seal(Buffer.alloc(32, 2), 0, Buffer.alloc(10), 0, Buffer.allocUnsafeSlow(8192), 0);
+    expect(used.sab).not.toBeNull();
+    used.run();
+    expect(used.result(0)).toBe(26);
+    used.close();
+    expect(used.sab).toBeNull();
   });
 
   it('a run of one queue leaves the results of another in place (one engine’s send and receive)', async () => {

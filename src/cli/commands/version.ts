@@ -13,6 +13,7 @@
  * not one made to look like ours; a scoped name whose scope we own would rule out both.
  */
 import { readFileSync, realpathSync } from 'node:fs';
+import module from 'node:module';
 import { sep } from 'node:path';
 import { PACKAGE_ROOT, packagePath } from '../../util/package-root.js';
 import { toAwgError } from '../../errors.js';
@@ -156,7 +157,9 @@ export async function checkForUpdate(exec: Exec, kind: InstallKind, current = VE
 export async function versionCommand(io: Io, o: VersionOptions, deps: { exec?: Exec; pkgRoot?: string; npmIdentity?: NpmIdentity } = {}): Promise<number> {
   const runtime = `node ${process.version}, ${process.platform} ${process.arch}`;
   if (!o.check) {
-    io.out(o.json ? JSON.stringify({ version: VERSION, node: process.version, platform: process.platform, arch: process.arch }) + '\n' : `awg ${VERSION} (${runtime})\n`);
+    // the directory of V8's compile cache in use (bin/awg.js; Node 22.8+ can say), else null
+    const compileCache = (module as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir?.() ?? null;
+    io.out(o.json ? JSON.stringify({ version: VERSION, node: process.version, platform: process.platform, arch: process.arch, compileCache }) + '\n' : `awg ${VERSION} (${runtime})\n`);
     return 0;
   }
   try {

@@ -106,6 +106,8 @@ describe('awg version --check', () => {
     };
     const plain = await run({}, exec({}), '/x');
     expect(plain).toEqual({ code: 0, out: `awg ${VERSION} (node ${process.version}, ${process.platform} ${process.arch})\n` });
+    // no compile cache under vitest (bin/awg.js turns it on for the installed bundle only)
+    expect(JSON.parse((await run({ json: true }, exec({}), '/x')).out)).toEqual({ version: VERSION, node: process.version, platform: process.platform, arch: process.arch, compileCache: null });
     const npm = '/usr/lib/node_modules/awg';
     const newer = await run({ check: true }, exec(view('99.0.0', 'github:awg-dev/awg')), npm, US);
     expect(newer).toEqual({ code: 2, out: `awg ${VERSION} (npm): 99.0.0 is available — npm install --global awg@99.0.0\n` });

@@ -1,11 +1,120 @@
-/** docs/troubleshooting.md from the error kinds (src/errors.ts ERROR_KINDS and ERROR_KIND_HELP). */
+/**
+ * docs/troubleshooting.md from the error kinds (src/errors.ts ERROR_KINDS and ERROR_KIND_HELP)
+ * and the problems of installing and running awg below (RUNTIME_PROBLEMS).
+ */
 import { ERROR_KINDS, ERROR_KIND_HELP, type ErrorKind } from '../src/errors.js';
+
+/** A problem that is no error kind of awg's: the runtime, the package, the service. */
+export interface RuntimeProblem {
+  title: string;
+  what: string[];
+  todo: string[];
+  /**
+   * What awg prints or the code that decides it, each verbatim in its file (repository path):
+   * test/unit/scripts/troubleshooting.test.ts fails when the code no longer says it.
+   */
+  quotes: { file: string; text: string }[];
+}
+
+export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
+  {
+    title: '`awg: error [unsupported]: awg needs Node.js 20.19 or later` (exit 3)',
+    what: [
+      "The Node.js that runs awg is older than package.json's `engines` (>= 20.19); `bin/awg.js` stops before it loads anything else. npm only warns (`EBADENGINE`) when it installs awg on such a Node, and Debian 12's own `nodejs` is 18.",
+    ],
+    todo: [
+      'install the Debian package: it carries its own Node.js (24) under `/usr/lib/awg` and never uses the machine\'s',
+      'or run Node.js 22 or 24 and install the npm package with that Node\'s npm: the start-up targets are measured on 22 and 24 (bench/RESULTS.md); 20.19 is the floor, not a target — Node 20 has no compile cache and is past its end of life',
+    ],
+    quotes: [
+      { file: 'bin/awg.js', text: 'awg: error [unsupported]: awg needs Node.js 20.19 or later' },
+      { file: 'bin/awg.js', text: 'process.exit(3)' },
+      { file: 'package.json', text: '"node": ">=20.19"' },
+    ],
+  },
+  {
+    title: 'Every command starts slowly: the compile cache is not used',
+    what: [
+      "On Node 22.1 and later an installed awg (npm or Debian package; not a checkout) keeps V8's compile cache (in bench/RESULTS.md it took 22 ms off `validate` and 26 ms off `diff` of the reference config on Node 24) in `/var/cache/awg/compile` for root, `$XDG_CACHE_HOME/awg/compile` (default `~/.cache/awg/compile`) for other users. Code read from it runs as whoever runs awg, so awg skips it, without a message, when the directory or one above it belongs to someone other than the user or root, can be written by group or others (a root-owned sticky directory such as `/tmp` above it is fine), or is a symlink, and when the directory itself can be read by group or others. `AWG_COMPILE_CACHE=0` turns it off; Node 20 has none.",
+      '`awg version --json` prints `compileCache`: the directory in use, or `null` (Node 22.8 and later can tell; earlier ones always print `null`).',
+    ],
+    todo: [
+      '`chmod 700` the directory, and fix the owner or mode of the directory above it that is not the user\'s or root\'s or that others can write',
+      'or set `AWG_COMPILE_CACHE_DIR` to a directory only you can write',
+    ],
+    quotes: [
+      { file: 'bin/compile-cache.js', text: "env.AWG_COMPILE_CACHE === '0'" },
+      { file: 'bin/compile-cache.js', text: 'env.AWG_COMPILE_CACHE_DIR' },
+      { file: 'bin/compile-cache.js', text: "'/var/cache/awg/compile'" },
+      { file: 'bin/compile-cache.js', text: "join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'awg', 'compile')" },
+      { file: 'src/cli/commands/version.ts', text: 'getCompileCacheDir?.() ?? null' },
+    ],
+  },
+  {
+    title: '`awg version --check` exits 1 or 2',
+    what: [
+      'Exit 0: this is the newest release the package manager awg came with knows. Exit 2: a newer one is available; the line names the command that installs it. Exit 1: no answer, and the line says why.',
+    ],
+    todo: [
+      '`run from a source checkout`: there is no package manager to ask; `git pull`',
+      '`apt knows no release of awg`: no apt repository carries awg; an upgrade is installing the next `.deb` (`apt install ./awg_<version>_<arch>.deb`); `apt-cache policy awg` shows what apt knows',
+      "`this awg's package.json names no repository`: awg is not published on npm, and the npm name `awg` may be anyone's. awg offers an npm release only when the registry's package names the repository awg's own package.json names, so for now an npm install always answers this, without asking npm; upgrade by installing the next tarball (`npm install -g ./awg-<version>.tgz`)",
+      '`the npm package … is not offered as an update`: the registry\'s package of that name comes from another repository; it is not awg',
+      '`npm could not tell the newest release`: npm could not reach its registry (offline, a proxy; with the kill switch on, npm\'s own traffic may be blocked); npm\'s error follows',
+    ],
+    quotes: [
+      { file: 'src/cli/commands/version.ts', text: 'return r.unknown ? 1 : r.updateAvailable ? 2 : 0;' },
+      { file: 'src/cli/commands/version.ts', text: 'run from a source checkout' },
+      { file: 'src/cli/commands/version.ts', text: 'apt knows no release of awg' },
+      { file: 'src/cli/commands/version.ts', text: "this awg's package.json names no repository" },
+      { file: 'src/cli/commands/version.ts', text: 'it is not offered as an update' },
+      { file: 'src/cli/commands/version.ts', text: 'npm could not tell the newest release' },
+    ],
+  },
+  {
+    title: '`awg service status` exits 2',
+    what: [
+      "Exit 0: the daemon's unit runs (or is installed where systemd cannot be asked: no systemd, `--root`). Exit 2 otherwise; the first line names the state, the last one whether the daemon's API socket answers. The unit is `awg service install`'s `/etc/systemd/system/awg.service`, else one systemd loaded from elsewhere, such as the Debian package's `/usr/lib/systemd/system/awg.service`.",
+    ],
+    todo: [
+      '`not installed`: `systemctl enable --now awg` (Debian package) or `awg service install`',
+      '`needs approval`: the unit is masked: `systemctl unmask awg`',
+      '`outdated`: the unit runs another node or awg than this one (awg moved from npm to the Debian package, or back): `awg service install` again',
+      '`installed, not loaded`: `systemctl daemon-reload`',
+      '`installed and loaded, not running`: `journalctl -u awg` says why it stopped; `systemctl start awg`',
+    ],
+    quotes: [
+      { file: 'src/cli/commands/service.ts', text: "st.installed && st.active !== false && st.state !== 'not-loaded' && st.state !== 'needs-approval' ? 0 : 2" },
+      { file: 'src/cli/commands/service.ts', text: "'not-installed': 'not installed'" },
+      { file: 'src/cli/commands/service.ts', text: "'needs-approval': 'needs approval" },
+      { file: 'src/cli/commands/service.ts', text: "outdated: 'outdated: it differs from what this awg writes, or runs another node or awg" },
+      { file: 'src/cli/commands/service.ts', text: "'not-loaded': 'installed, not loaded" },
+      { file: 'src/cli/commands/service.ts', text: "installed: 'installed and loaded, not running'" },
+      { file: 'src/resources/service/manager.ts', text: "st.detail['FragmentPath']" },
+    ],
+  },
+  {
+    title: "`apt remove awg` printed `awg: 'awg down' failed; objects may remain (see above)`",
+    what: [
+      "The package's prerm stops the units and runs `awg down`. When that fails the removal goes on, so awg's program is gone while what it applied may remain: its `awg*` links, routes and rules, DNS changes and the `inet awg` nft table (with the kill switch on, traffic stays blocked). The line above is awg's own error: its kind and hint are on this page.",
+    ],
+    todo: [
+      'do not purge yet: `awg down` restores what awg replaced from the state in `/var/lib/awg`, which a purge deletes',
+      'install the same package again (`apt install ./awg_<version>_<arch>.deb`), fix what the error says, run `awg down` until it succeeds, then `apt remove awg`',
+      'without the package, `nft delete table inet awg` opens the kill switch; `ip link` lists the links left',
+    ],
+    quotes: [
+      { file: 'scripts/build-deb.sh', text: "awg: 'awg down' failed; objects may remain (see above)" },
+      { file: 'scripts/build-deb.sh', text: 'rm -rf /var/lib/awg /run/awg /var/cache/awg' },
+    ],
+  },
+];
 
 export function troubleshooting(): string {
   const out = [
     '# Troubleshooting',
     '',
-    '<!-- Generated by `npm run gen` from src/errors.ts. Do not edit by hand; a test fails when it is stale. -->',
+    '<!-- Generated by `npm run gen` from src/errors.ts and scripts/troubleshooting.ts. Do not edit by hand; a test fails when it is stale. -->',
     '',
     'Every error awg reports has a kind, printed as `awg: error [kind]: message` (and `hint:` when there is one), carried in `--json` output as `kind`, mapped to an exit code and, through the daemon\'s API, to a gRPC status. A config problem is always located: `file:line:col: field.path: message`, in the file that caused it (an overlay, for a fleet config).',
     '',
@@ -20,6 +129,8 @@ export function troubleshooting(): string {
     const h = ERROR_KIND_HELP[k];
     out.push(`## \`${k}\` (exit ${ERROR_KINDS[k].exitCode})`, '', h.meaning, '', 'Typical causes:', '', ...h.causes.map((c) => `- ${c}`), '', 'What to do:', '', ...h.todo.map((t) => `- ${t}`), '');
   }
+  out.push('## Installing and running', '');
+  for (const p of RUNTIME_PROBLEMS) out.push(`### ${p.title}`, '', ...p.what.flatMap((w) => [w, '']), 'What to do:', '', ...p.todo.map((t) => `- ${t}`), '');
   out.push('## Other exit codes', '', '- `2` is not an error: `awg diff` found changes, `awg status` found drift or nothing applied, `awg confirm` had nothing to confirm.', '- `70` after a crash: the process logged the stack and ended; with the kill switch on, traffic stays blocked until the daemon is back (systemd restarts it).', '');
   return out.join('\n');
 }

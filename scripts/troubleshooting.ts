@@ -10,10 +10,10 @@ export interface RuntimeProblem {
   what: string[];
   todo: string[];
   /**
-   * What awg prints or the code that decides it, each verbatim in its file (repository path):
-   * test/unit/scripts/troubleshooting.test.ts fails when the code no longer says it.
+   * What awg prints or the code that decides it, verbatim, by the file (repository path) that
+   * says it: test/unit/scripts/troubleshooting.test.ts fails when the code no longer does.
    */
-  quotes: { file: string; text: string }[];
+  quotes: Record<string, string[]>;
 }
 
 export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
@@ -26,11 +26,13 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       'install the Debian package: it carries its own Node.js (24) under `/usr/lib/awg` and never uses the machine\'s',
       'or run Node.js 22 or 24 and install the npm package with that Node\'s npm: the start-up targets are measured on 22 and 24 (bench/RESULTS.md); 20.19 is the floor, not a target — Node 20 has no compile cache and is past its end of life',
     ],
-    quotes: [
-      { file: 'bin/awg.js', text: 'awg: error [unsupported]: awg needs Node.js 20.19 or later' },
-      { file: 'bin/awg.js', text: 'process.exit(3)' },
-      { file: 'package.json', text: '"node": ">=20.19"' },
-    ],
+    quotes: {
+      'bin/awg.js': [
+        'awg: error [unsupported]: awg needs Node.js 20.19 or later',
+        'process.exit(3)',
+      ],
+      'package.json': ['"node": ">=20.19"'],
+    },
   },
   {
     title: 'Every command starts slowly: the compile cache is not used',
@@ -42,13 +44,15 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       '`chmod 700` the directory, and fix the owner or mode of the directory above it that is not the user\'s or root\'s or that others can write',
       'or set `AWG_COMPILE_CACHE_DIR` to a directory only you can write',
     ],
-    quotes: [
-      { file: 'bin/compile-cache.js', text: "env.AWG_COMPILE_CACHE === '0'" },
-      { file: 'bin/compile-cache.js', text: 'env.AWG_COMPILE_CACHE_DIR' },
-      { file: 'bin/compile-cache.js', text: "'/var/cache/awg/compile'" },
-      { file: 'bin/compile-cache.js', text: "join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'awg', 'compile')" },
-      { file: 'src/cli/commands/version.ts', text: 'getCompileCacheDir?.() ?? null' },
-    ],
+    quotes: {
+      'bin/compile-cache.js': [
+        "env.AWG_COMPILE_CACHE === '0'",
+        'env.AWG_COMPILE_CACHE_DIR',
+        "'/var/cache/awg/compile'",
+        "join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'awg', 'compile')",
+      ],
+      'src/cli/commands/version.ts': ['getCompileCacheDir?.() ?? null'],
+    },
   },
   {
     title: '`awg version --check` exits 1 or 2',
@@ -62,14 +66,16 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       '`the npm package … is not offered as an update`: the registry\'s package of that name comes from another repository; it is not awg',
       '`npm could not tell the newest release`: npm could not reach its registry (offline, a proxy; with the kill switch on, npm\'s own traffic may be blocked); npm\'s error follows',
     ],
-    quotes: [
-      { file: 'src/cli/commands/version.ts', text: 'return r.unknown ? 1 : r.updateAvailable ? 2 : 0;' },
-      { file: 'src/cli/commands/version.ts', text: 'run from a source checkout' },
-      { file: 'src/cli/commands/version.ts', text: 'apt knows no release of awg' },
-      { file: 'src/cli/commands/version.ts', text: "this awg's package.json names no repository" },
-      { file: 'src/cli/commands/version.ts', text: 'it is not offered as an update' },
-      { file: 'src/cli/commands/version.ts', text: 'npm could not tell the newest release' },
-    ],
+    quotes: {
+      'src/cli/commands/version.ts': [
+        'return r.unknown ? 1 : r.updateAvailable ? 2 : 0;',
+        'run from a source checkout',
+        'apt knows no release of awg',
+        "this awg's package.json names no repository",
+        'it is not offered as an update',
+        'npm could not tell the newest release',
+      ],
+    },
   },
   {
     title: '`awg service status` exits 2',
@@ -83,15 +89,17 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       '`installed, not loaded`: `systemctl daemon-reload`',
       '`installed and loaded, not running`: `journalctl -u awg` says why it stopped; `systemctl start awg`',
     ],
-    quotes: [
-      { file: 'src/cli/commands/service.ts', text: "st.installed && st.active !== false && st.state !== 'not-loaded' && st.state !== 'needs-approval' ? 0 : 2" },
-      { file: 'src/cli/commands/service.ts', text: "'not-installed': 'not installed'" },
-      { file: 'src/cli/commands/service.ts', text: "'needs-approval': 'needs approval" },
-      { file: 'src/cli/commands/service.ts', text: "outdated: 'outdated: it differs from what this awg writes, or runs another node or awg" },
-      { file: 'src/cli/commands/service.ts', text: "'not-loaded': 'installed, not loaded" },
-      { file: 'src/cli/commands/service.ts', text: "installed: 'installed and loaded, not running'" },
-      { file: 'src/resources/service/manager.ts', text: "st.detail['FragmentPath']" },
-    ],
+    quotes: {
+      'src/cli/commands/service.ts': [
+        "st.installed && st.active !== false && st.state !== 'not-loaded' && st.state !== 'needs-approval' ? 0 : 2",
+        "'not-installed': 'not installed'",
+        "'needs-approval': 'needs approval",
+        "outdated: 'outdated: it differs from what this awg writes, or runs another node or awg",
+        "'not-loaded': 'installed, not loaded",
+        "installed: 'installed and loaded, not running'",
+      ],
+      'src/resources/service/manager.ts': ["st.detail['FragmentPath']"],
+    },
   },
   {
     title: "`apt remove awg` printed `awg: 'awg down' failed; objects may remain (see above)`",
@@ -103,10 +111,12 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       'install the same package again (`apt install ./awg_<version>_<arch>.deb`), fix what the error says, run `awg down` until it succeeds, then `apt remove awg`',
       'without the package, `nft delete table inet awg` opens the kill switch; `ip link` lists the links left',
     ],
-    quotes: [
-      { file: 'scripts/build-deb.sh', text: "awg: 'awg down' failed; objects may remain (see above)" },
-      { file: 'scripts/build-deb.sh', text: 'rm -rf /var/lib/awg /run/awg /var/cache/awg' },
-    ],
+    quotes: {
+      'scripts/build-deb.sh': [
+        "awg: 'awg down' failed; objects may remain (see above)",
+        'rm -rf /var/lib/awg /run/awg /var/cache/awg',
+      ],
+    },
   },
 ];
 

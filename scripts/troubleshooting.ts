@@ -24,7 +24,7 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
     ],
     todo: [
       'install the Debian package: it carries its own Node.js (24) under `/usr/lib/awg` and never uses the machine\'s',
-      'or run Node.js 22 or 24 and install the npm package with that Node\'s npm: the start-up targets are measured on 22 and 24 (bench/RESULTS.md); 20.19 is the floor, not a target — Node 20 has no compile cache and is past its end of life',
+      'or run Node.js 22 or 24 and install the npm package with that Node\'s npm: the start-up targets are for 22 and 24, which bench/startup.bench.ts measures; 20.19 is the floor, not a target — Node 20 has no compile cache and is past its end of life',
     ],
     quotes: {
       'bin/awg.js': [

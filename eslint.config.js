@@ -36,6 +36,20 @@ export default tseslint.config(
     rules: { 'awg/layers': 'error' },
   },
   {
+    // `import { z }` keeps zod's whole namespace object, so the bundle that `validate` loads would
+    // carry all of zod's locales and JSON-Schema converters (≈ 560 KiB); `import * as z` does not
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportDeclaration[source.value='zod'] > :matches(ImportSpecifier[imported.name='z'], ImportDefaultSpecifier)",
+          message: "import * as z from 'zod' (the named z puts all of zod in the CLI's start-up)",
+        },
+      ],
+    },
+  },
+  {
     files: ['src/**/*.ts'],
     ignores: [...testDoubleFiles, 'src/util/ipaddr.ts'],
     rules: { 'no-restricted-imports': ['error', { paths: [ipaddrPath], patterns: [testDoubles] }] },

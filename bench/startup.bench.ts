@@ -7,8 +7,8 @@
  *   from scripts/bundle.mjs, this checkout's node_modules), as `npm i -g` or the .deb have it:
  *   once with the compile cache off (AWG_COMPILE_CACHE=0), once with it on (Node 22.1+ only; a
  *   root-only directory of the run's own, warmed by the discarded first round);
- * - on this machine's node and on the official Node 24 build the Debian package carries
- *   (scripts/runtimes.sh; skipped in smoke runs), each with its own `node -e 0` floor;
+ * - on this machine's node and on the official Node 22 and 24 builds (scripts/runtimes.sh; 24 is
+ *   the Debian package's runtime; skipped in smoke runs), each with its own `node -e 0` floor;
  * - every command inside the bench namespace via nsenter, where the reference config
  *   (diff.bench.ts) is applied and converged: `diff` exits 0 having observed everything.
  */
@@ -35,7 +35,7 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
   // a fresh dist/ from this checkout's sources (the unbundled side and the bundle's input)
   await must(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
   const runtimes = [process.execPath];
-  if (!smoke) runtimes.push((await must('bash', [join(ROOT, 'scripts/runtimes.sh'), '24'])).stdout.trim().split('\n').at(-1)!);
+  if (!smoke) runtimes.push(...(await must('bash', [join(ROOT, 'scripts/runtimes.sh'), '22', '24'])).stdout.trim().split('\n').slice(-2));
 
   return withReferenceApplied(async ({ dir, cfg, stateDir, env, inNs }) => {
     const bundled = await bundledLayout(dir);

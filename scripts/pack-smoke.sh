@@ -169,12 +169,15 @@ EOF
   run "$repo/node_modules/.bin/tsc" -p "$tmp/consumer/tsconfig.json"
 done
 
-# uninstall as the README says: `awg down` (nothing is applied on the host: the state used above is
-# the scratch one), `npm rm -g awg`, the compile cache; the host is as before the install
+# uninstall as the README says: `awg service uninstall` (no unit was installed: a dry run, which
+# must not touch the host's systemd), `awg down` (nothing is applied on the host: the state used
+# above is the scratch one), `npm rm -g awg`, the state directory (here the scratch one), the
+# compile cache; the host is as before the install
 cd "$repo"
+run "$awg" service uninstall --dry-run
 run "$awg" down --state-dir "$tmp/state" --dry-run
 run npm rm --global --prefix "$tmp/prefix" --loglevel=error awg
-rm -rf /var/cache/awg "$HOME/.cache/awg"
+rm -rf "$tmp/state" /var/cache/awg "$HOME/.cache/awg"
 snapshot >"$tmp/after"
 if ! diff -u "$tmp/before" "$tmp/after" >"$tmp/uninstall.diff"; then cat "$tmp/uninstall.diff" >&2; fail "the host differs after npm uninstall"; fi
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from 'json-schema-to-typescript';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Config } from '../src/config/schema.js';
 import { PlanDocument } from '../src/model/plan-document.js';
 import { StatusDocument } from '../src/daemon/status-document.js';

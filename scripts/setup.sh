@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install everything awg's build, tests and demo need on a Debian machine (run as root).
 # systemd provides systemd-analyze (the hardened unit's checks in test/unit/resources/service);
-# the tests never start it.
+# the tests never start it. binutils provides strip (scripts/build-deb.sh strips the runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools)
+PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

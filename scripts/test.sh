@@ -22,7 +22,7 @@ bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo fai
 bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
 # the Debian package (dist/ fresh from pack-smoke's prepack): installs, runs, removes and purges
 # cleanly; a running daemon survives its upgrade with the kill switch closed
-if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then
+if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=gzip:1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then
   bash scripts/deb-smoke.sh "$deb" || status=$?
   bash scripts/deb-upgrade-smoke.sh "$deb" || status=$?
 else

@@ -196,7 +196,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('version')
-    .description('this awg and its runtime; --check: the newest release the package manager it came with knows (apt-cache policy / npm view; awg itself opens no connection). Exit 0 current, 2 newer available, 1 unknown')
+    .description('this awg and its runtime; --check: the newest release the package manager it came with knows (apt-cache policy / npm view; from npm only a package naming the repository our package.json names; awg itself opens no connection). Exit 0 current, 2 newer available, 1 unknown')
     .option('--check', 'compare with the newest available release')
     .option('--json', 'machine-readable')
     .action(async (o) => setCode(await (await import('./commands/version.js')).versionCommand(io, o)));

@@ -9,7 +9,7 @@
 import ipaddr from '../util/ipaddr.js';
 import { Document, isMap, isScalar, isSeq, parse as parseYaml } from 'yaml';
 import type { Node as YamlNode, Pair, Scalar } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { Issue } from '../errors.js';
 import {
   AwgObfuscation,

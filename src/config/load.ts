@@ -4,7 +4,7 @@
  * bad input; returns `config` only when there are no errors.
  */
 import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { Issue } from '../errors.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { FileRefusedError, LIMITS, readTextFile, readTextFileSync } from '../util/files.js';

@@ -17,7 +17,7 @@
  * effective config points at the overlay line that caused it (MergedPositions).
  */
 import picomatch from 'picomatch';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PathKey, Pos, SourcePositions } from './positions.js';
 
 export interface HostSelection {

@@ -6,7 +6,7 @@
  * or several objects (references, overlaps, AmneziaWG cross-field limits) live in
  * semantic.ts, so that every problem is reported at once with its location.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { isCidr } from './cidr.js';
 import { globProblem, hasControl, I_TAG_CHAIN, MAX_GLOB_WILDCARDS_PER_SEGMENT, ipLiteralProblem, isCanonicalIPv4, isHostName, isHostOrIp, isPlainIPv6, utf8Length } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';

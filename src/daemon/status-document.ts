@@ -5,7 +5,7 @@
  * owned objects, drift against the last apply, traffic counters). Tests parse real outputs
  * of both with it (test/unit/daemon/status-document.test.ts, test/netns/fleet.test.ts).
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 const Count = z.number().int().min(0);
 const Traffic = z.strictObject({ rxPackets: Count, rxBytes: Count, txPackets: Count, txBytes: Count });

@@ -2,7 +2,7 @@
  * The `--json` plan document: a versioned, documented format. schema/plan.schema.json is
  * generated from this zod definition. Pure.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { RESOURCE_KINDS } from './resources.js';
 import type { Plan } from './change.js';
 

@@ -194,9 +194,19 @@ export const systemdManager: ServiceManager = {
     const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
     if (text !== undefined && (d || current)) st.outdated = d ? text !== renderSystemdUnit(d) : runsOther(text, current!);
     if (ctx.root) return { ...st, state: userState(st) };
-    const r = await ctx.exec.read('systemctl', ['show', SYSTEMD_UNIT_NAME, '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus'], { allowFail: true });
+    const r = await ctx.exec.read('systemctl', ['show', SYSTEMD_UNIT_NAME, '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus,FragmentPath'], { allowFail: true });
     if (r.code === 0) {
       st.detail = parseShow(r.stdout);
+      // no unit of `awg service install`, but systemd loaded one from elsewhere (the Debian
+      // package's /usr/lib/systemd/system/awg.service): that one is installed; outdated when it
+      // runs another node or awg than this one
+      const fragment = st.detail['FragmentPath'];
+      const shipped = !st.installed && fragment && st.detail['LoadState'] === 'loaded' ? readOrUndefined(fragment) : undefined;
+      if (fragment && shipped !== undefined) {
+        st.installed = true;
+        st.path = fragment;
+        if (d || current) st.outdated = runsOther(shipped, current ?? d!);
+      }
       st.active = st.detail['ActiveState'] === 'active';
       st.enabled = st.detail['UnitFileState'] === 'enabled';
       const pid = Number(st.detail['MainPID']);

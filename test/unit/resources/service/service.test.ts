@@ -308,7 +308,7 @@ describe('install / uninstall / status through Exec', () => {
     const root = tmp();
     await systemdManager.install(INV, { exec: new RecordingExec(), root });
     const exec = new RecordingExec(false, {
-      'systemctl show awg.service --property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus': { code: 0, stderr: '', stdout: 'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=4242\nNRestarts=1\nExecMainStatus=0\n' },
+      'systemctl show awg.service --property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus,FragmentPath': { code: 0, stderr: '', stdout: 'LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=4242\nNRestarts=1\nExecMainStatus=0\n' },
     });
     // with a root the running manager is not asked
     expect((await systemdManager.status({ exec, root })).installed).toBe(true);
@@ -317,6 +317,20 @@ describe('install / uninstall / status through Exec', () => {
     expect(live).toMatchObject({ active: true, enabled: true, pid: 4242, detail: { NRestarts: '1' } });
     const outdated = await systemdManager.status({ exec: new RecordingExec(), root }, { ...INV, config: '/other.yaml' });
     expect(outdated.outdated).toBe(true);
+  });
+
+  // reads the host's /etc/systemd/system/awg.service: meaningful only where there is none
+  it.skipIf(existsSync('/etc/systemd/system/awg.service'))("systemd status: a unit systemd loaded from elsewhere (the Debian package's) counts as installed", async () => {
+    const fragment = join(tmp(), 'awg.service');
+    writeFileSync(fragment, '[Service]\nExecStart=/usr/lib/awg/node /usr/lib/awg/app/bin/awg.js daemon\n');
+    const show = (stdout: string) =>
+      new RecordingExec(false, { 'systemctl show awg.service --property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus,FragmentPath': { code: 0, stderr: '', stdout } });
+    const running = `LoadState=loaded\nActiveState=active\nSubState=running\nUnitFileState=enabled\nMainPID=77\nFragmentPath=${fragment}\n`;
+    const deb = { node: '/usr/lib/awg/node', bin: '/usr/lib/awg/app/bin/awg.js' };
+    expect(await systemdManager.status({ exec: show(running) }, undefined, deb)).toMatchObject({ state: 'running', installed: true, path: fragment, outdated: false, active: true, pid: 77 });
+    expect(await systemdManager.status({ exec: show(running) }, undefined, { node: '/usr/bin/node', bin: deb.bin })).toMatchObject({ state: 'outdated', path: fragment });
+    // systemd knows no such unit: not installed, as before
+    expect(await systemdManager.status({ exec: show('LoadState=not-found\nActiveState=inactive\nFragmentPath=\n') }, undefined, deb)).toMatchObject({ state: 'not-installed', installed: false, path: '/etc/systemd/system/awg.service' });
   });
 
   it('launchd: bootout then bootstrap when the plist changed', async () => {

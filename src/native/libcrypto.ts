@@ -317,6 +317,42 @@ function aeadFns(): { f: Fns; type: unknown } | null {
   return loadedFns;
 }
 
+/** Per-thread scratch the EVP calls write into. */
+interface Scratch {
+  outl: Int32Array;
+  tag: Uint8Array;
+  zeroPad: Uint8Array;
+}
+
+function scratch(): Scratch {
+  return { outl: new Int32Array(1), tag: new Uint8Array(TAG), zeroPad: new Uint8Array(64 * 1024) };
+}
+
+/** `plaintext ‖ zeros(padLength)` sealed on a keyed, nonced context into out at offset; bytes written */
+function sealOn(f: Fns, ctx: unknown, s: Scratch, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number {
+  let o = offset;
+  if (plaintext.length) {
+    f.encUpdate(ctx, out.subarray(o), s.outl, plaintext, plaintext.length);
+    o += s.outl[0]!;
+  }
+  if (padLength) {
+    f.encUpdate(ctx, out.subarray(o), s.outl, s.zeroPad.subarray(0, padLength), padLength);
+    o += s.outl[0]!;
+  }
+  f.encFinal(ctx, s.tag, s.outl);
+  if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
+  return o + TAG - offset;
+}
+
+/** ciphertext ‖ tag (and optional AD) opened on a keyed, nonced context into out at offset: length or −1 */
+function openOn(f: Fns, ctx: unknown, s: Scratch, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number {
+  const n = sealed.length - TAG;
+  if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
+  if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, s.outl, ad, ad.length) !== 1) return -1;
+  if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, s.outl, sealed.subarray(0, n), n);
+  return f.decFinal(ctx, s.tag, s.outl) > 0 ? n : -1;
+}
+
 /**
  * One ChaCha20-Poly1305 context for a run of transport messages under changing keys (the
  * crypto pool's threads, crypto/pool-jobs.ts): `key` null re-uses the key of the previous
@@ -346,9 +382,7 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
   }
   let encKeyed = false;
   let decKeyed = false;
-  const outl = new Int32Array(1);
-  const scratch = new Uint8Array(TAG);
-  const zeroPad = new Uint8Array(64 * 1024);
+  const sc = scratch();
   let freed = false;
   return {
     seal(key, nonce12, plaintext, padLength, out, offset) {
@@ -357,18 +391,7 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
       // every init (a lock shared by every thread); a new key alone is a memcpy
       if (f.encInit(encCtx, encKeyed ? null : type, null, key, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
       encKeyed = true;
-      let o = offset;
-      if (plaintext.length) {
-        f.encUpdate(encCtx, out.subarray(o), outl, plaintext, plaintext.length);
-        o += outl[0]!;
-      }
-      if (padLength) {
-        f.encUpdate(encCtx, out.subarray(o), outl, zeroPad.subarray(0, padLength), padLength);
-        o += outl[0]!;
-      }
-      f.encFinal(encCtx, scratch, outl);
-      if (f.ctrl(encCtx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
-      return o + TAG - offset;
+      return sealOn(f, encCtx, sc, plaintext, padLength, out, offset);
     },
     open(key, nonce12, sealed, out, offset) {
       if (sealed.length < TAG) return -1;
@@ -376,10 +399,7 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
       if (!key && !decKeyed) throw new Error('EVP open: no key yet');
       if (f.decInit(decCtx, decKeyed ? null : type, null, key, nonce12) !== 1) return -1;
       decKeyed = true;
-      const n = sealed.length - TAG;
-      if (f.ctrl(decCtx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
-      if (n) f.decUpdate(decCtx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
-      return f.decFinal(decCtx, scratch, outl) > 0 ? n : -1;
+      return openOn(f, decCtx, sc, sealed, null, out, offset);
     },
     free() {
       if (freed) return;
@@ -394,9 +414,8 @@ function load(): EvpAead | null {
   const b = aeadFns();
   if (!b) return null;
   const { f, type } = b;
-  const outl = new Int32Array(1);
-  const scratch = new Uint8Array(TAG);
-  const zeroPad = new Uint8Array(64 * 1024);
+  const sc = scratch();
+  const outl = sc.outl;
   const zeroNonce = new Uint8Array(12);
   const enc = new WeakMap<Uint8Array, unknown>();
   const dec = new WeakMap<Uint8Array, unknown>();
@@ -415,14 +434,7 @@ function load(): EvpAead | null {
     freed.register(key, ctx);
     return ctx;
   };
-  /** ciphertext ‖ tag (and optional AD) on a keyed, nonced context into out at offset: length or −1 */
-  function decrypt(ctx: unknown, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number {
-    const n = sealed.length - TAG;
-    if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
-    if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) return -1;
-    if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, outl, sealed.subarray(0, n), n);
-    return f.decFinal(ctx, scratch, outl) > 0 ? n : -1;
-  }
+  const decrypt = (ctx: unknown, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number => openOn(f, ctx, sc, sealed, ad, out, offset);
   function openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number {
     if (sealed.length < TAG) return -1;
     if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
@@ -451,7 +463,7 @@ function load(): EvpAead | null {
       if (ad.length && f.encUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) throw new Error('EVP AAD failed');
       const out = Buffer.allocUnsafe(plaintext.length + TAG);
       if (plaintext.length) f.encUpdate(ctx, out, outl, plaintext, plaintext.length);
-      f.encFinal(ctx, scratch, outl);
+      f.encFinal(ctx, sc.tag, outl);
       if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(plaintext.length)) !== 1) throw new Error('EVP tag failed');
       return out;
     },
@@ -463,18 +475,7 @@ function load(): EvpAead | null {
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
       const ctx = ctxFor(enc, key, true);
       if (f.encInit(ctx, null, null, null, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
-      let o = offset;
-      if (plaintext.length) {
-        f.encUpdate(ctx, out.subarray(o), outl, plaintext, plaintext.length);
-        o += outl[0]!;
-      }
-      if (padLength) {
-        f.encUpdate(ctx, out.subarray(o), outl, zeroPad.subarray(0, padLength), padLength);
-        o += outl[0]!;
-      }
-      f.encFinal(ctx, scratch, outl);
-      if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
-      return o + TAG - offset;
+      return sealOn(f, ctx, sc, plaintext, padLength, out, offset);
     },
     open(key, nonce12, sealed) {
       if (sealed.length < TAG) return null;

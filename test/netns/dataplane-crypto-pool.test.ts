@@ -9,18 +9,11 @@
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { bulkTransfer } from '../helpers/bulk.js';
-import { nsExec, requireNetnsPrereqs, withNetns } from '../helpers/netns.js';
+import { requireNetnsPrereqs, withNetns } from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['ip']);
-const mods = skip
-  ? undefined
-  : await Promise.all([
-      import('../../src/dataplane/tun/file.js'),
-      import('../../src/dataplane/conn/native-udp.js'),
-      import('../../src/dataplane/device/device.js'),
-      import('../../src/dataplane/crypto/keys.js'),
-      import('../../src/dataplane/crypto/pool.js'),
-    ]);
+const helper = skip ? undefined : await import('../helpers/engine-pair.js');
+const mods = skip ? undefined : await Promise.all([import('../../src/dataplane/conn/native-udp.js'), import('../../src/dataplane/crypto/pool.js')]);
 
 const BYTES = 24 * 1024 * 1024;
 let stop: (() => Promise<void>) | undefined;
@@ -28,33 +21,14 @@ afterAll(async () => stop?.());
 
 describe.skipIf(skip)('crypto pool between two engines (TUNs in namespaces, sockets on loopback)', () => {
   it('24 MiB each way arrive intact with every parallel job on the pool threads', async () => {
-    const [{ TunFile }, { NativeUdpBind }, { Device }, { generateKeyPair }, { CryptoPool }] = mods!;
+    const [{ NativeUdpBind }, { CryptoPool }] = mods!;
     const pool = CryptoPool.create({ threads: 2, eager: true, callerRuns: false });
     if (!pool) throw new Error('no libcrypto in this process: the pool cannot exist');
     stop = () => pool.stop();
     await vi.waitFor(() => expect(pool.running).toBe(2), { timeout: 30_000, interval: 50 });
     await withNetns(['cpool-a', 'cpool-b'], async (a, b) => {
-      const ka = generateKeyPair();
-      const kb = generateKeyPair();
-      const side = (ns: string, dev: string, addr: string) => {
-        const bind = new NativeUdpBind('127.0.0.1');
-        const device = new Device({ tun: TunFile.open(dev, { netns: ns }), bind, cryptoPool: pool });
-        return { ns, dev, addr, bind, device };
-      };
-      const A = side(a, 'awg-cpa', '10.201.63.1');
-      const B = side(b, 'awg-cpb', '10.201.63.2');
-      try {
-        await A.device.configure({ privateKey: ka.privateKey, listenPort: 0 });
-        await B.device.configure({ privateKey: kb.privateKey, listenPort: 0 });
-        await A.device.up();
-        await B.device.up();
-        const port = (d: typeof A) => d.device.snapshot().listenPort;
-        await A.device.configure({ peers: [{ publicKey: kb.publicKey, endpoint: `127.0.0.1:${port(B)}`, allowedIps: ['10.201.63.2/32'] }] });
-        await B.device.configure({ peers: [{ publicKey: ka.publicKey, endpoint: `127.0.0.1:${port(A)}`, allowedIps: ['10.201.63.1/32'] }] });
-        for (const s of [A, B]) {
-          await nsExec(s.ns, 'ip', ['addr', 'add', `${s.addr}/24`, 'dev', s.dev]);
-          await nsExec(s.ns, 'ip', ['link', 'set', s.dev, 'mtu', '1420', 'up']);
-        }
+      const opts = { devs: ['awg-cpa', 'awg-cpb'] as [string, string], net: '10.201.63', bind: () => new NativeUdpBind('127.0.0.1'), device: { cryptoPool: pool } };
+      await helper!.withEnginePair(a, b, opts, async (A, B) => {
         for (const [from, to, s] of [
           [A, B, 9020],
           [B, A, 9021],
@@ -70,9 +44,7 @@ describe.skipIf(skip)('crypto pool between two engines (TUNs in namespaces, sock
         }
         expect(pool.stats.threadJobs).toBe(pool.stats.parallelJobs);
         expect(pool.running).toBe(2); // never broken: no run timed out
-      } finally {
-        for (const s of [A, B]) await s.device.close();
-      }
+      });
     });
   }, 120_000);
 });

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { CryptoPool, KEEP_RATIO, MIN_PARALLEL, PROBE_RUNS, poolThreadsFromEnv } from '../../../src/dataplane/crypto/pool.js';
 import { openWithNonce, seal, writeNonce } from '../../../src/dataplane/crypto/aead.js';
-import { makePair, ipv4 } from './harness.js';
+import { makeBatchedPair, ipv4 } from './harness.js';
 
 const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
 const pools: CryptoPool[] = [];
@@ -194,26 +194,7 @@ describe('two devices with the crypto pool', () => {
   it('batches of 300 packets arrive whole and in order both ways, sealed and opened on the threads', async () => {
     const pool = await runningPool(2);
     // B receives as the native bind does: every datagram of a network flush in one batch
-    let batchEnd: (() => void) | null = null;
-    let pending: Array<() => void> = [];
-    const { a, b, net } = await makePair({
-      device: { cryptoPool: pool },
-      wrapBindB: (inner) => ({
-        open: (port) => inner.open(port),
-        close: () => inner.close(),
-        send: (bufs, to) => inner.send(bufs, to),
-        onReceive: (cb) => inner.onReceive(cb && ((d, from) => pending.push(() => cb(d, from)))),
-        onBatchEnd: (cb) => (batchEnd = cb),
-      }),
-    });
-    const deliver = () => {
-      for (let i = 0; i < 50 && (net.flush(), pending.length); i++) {
-        const run = pending;
-        pending = [];
-        for (const f of run) f();
-        batchEnd?.();
-      }
-    };
+    const { a, b, deliver } = await makeBatchedPair({ device: { cryptoPool: pool } });
     const ping = ipv4('192.168.0.1', '192.168.0.2');
     a.tun.inject(ping);
     deliver();

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { hexOf, ipv4, ipv6, makePair } from './harness.js';
+import { hexOf, ipv4, ipv6, makeBatchedPair, makePair } from './harness.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
 
@@ -204,25 +204,7 @@ describe('the receive slab', () => {
   it('a receive batch larger than the slab is written whole and in order (flushed early, then reused)', async () => {
     // B receives as the native bind does: every datagram of a network flush in one batch,
     // with the batch end after the last
-    let batchEnd: (() => void) | null = null;
-    let pending: Array<() => void> = [];
-    const { a, b, net } = await makePair({
-      wrapBindB: (inner) => ({
-        open: (port) => inner.open(port),
-        close: () => inner.close(),
-        send: (bufs, to) => inner.send(bufs, to),
-        onReceive: (cb) => inner.onReceive(cb && ((d, from) => pending.push(() => cb(d, from)))),
-        onBatchEnd: (cb) => (batchEnd = cb),
-      }),
-    });
-    const deliver = () => {
-      for (let i = 0; i < 50 && (net.flush(), pending.length); i++) {
-        const run = pending;
-        pending = [];
-        for (const f of run) f();
-        batchEnd?.();
-      }
-    };
+    const { a, b, deliver } = await makeBatchedPair();
     a.tun.inject(PING);
     deliver();
     expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);

@@ -114,3 +114,31 @@ export async function makePair(o: PairOptions = {}) {
 }
 
 export const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+/**
+ * A pair whose B receives as the native bind does: every datagram of a network flush in one
+ * batch, then the batch end; `deliver()` flushes until the network is quiet.
+ */
+export async function makeBatchedPair(o: Omit<PairOptions, 'wrapBindB'> = {}) {
+  let batchEnd: (() => void) | null = null;
+  let pending: Array<() => void> = [];
+  const pair = await makePair({
+    ...o,
+    wrapBindB: (inner) => ({
+      open: (port) => inner.open(port),
+      close: () => inner.close(),
+      send: (bufs, to) => inner.send(bufs, to),
+      onReceive: (cb) => inner.onReceive(cb && ((d, from) => pending.push(() => cb(d, from)))),
+      onBatchEnd: (cb) => (batchEnd = cb),
+    }),
+  });
+  const deliver = () => {
+    for (let i = 0; i < 50 && (pair.net.flush(), pending.length); i++) {
+      const run = pending;
+      pending = [];
+      for (const f of run) f();
+      batchEnd?.();
+    }
+  };
+  return { ...pair, deliver };
+}

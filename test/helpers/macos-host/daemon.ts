@@ -1,10 +1,13 @@
 /**
  * The real Daemon on the macOS host model, as the model tests run it: no wake sources (the
  * tests wake it), no placer, no drift timer, a long backoff, no health or traffic timers;
- * `o` adds or overrides (its config, platform, drivers or engines, state).
+ * `o` adds or overrides (its config, platform, drivers or engines, state). `macCallers`: the
+ * API's caller check as macOS makes it, on fake system calls.
  */
 import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
+import { LOCAL_PEERCRED, LOCAL_PEERPID, SOL_LOCAL, darwinCallerNatives } from '../../../src/native/darwin/peercred.js';
+import { pidT, xucred } from '../xucred-bytes.js';
 
 export function modelDaemon(o: DaemonOptions) {
   const d = new Daemon({
@@ -23,4 +26,29 @@ export function modelDaemon(o: DaemonOptions) {
     return events.filter((e) => e.type === 'reconcile-finished')[n - 1];
   };
   return { d, events, finished };
+}
+
+/**
+ * macOS's caller check on fake system calls: LOCAL_PEERCRED answers the xucred of `who`
+ * (root until a test changes it), LOCAL_PEERPID its pid; no path has an extended ACL. Every
+ * call is recorded: the accepted socket's fd, level and option.
+ */
+export function macCallers() {
+  const calls: { fd: number; level: number; name: number }[] = [];
+  const acls: string[] = [];
+  const state = { who: { uid: 0, groups: [0, 1, 2], pid: 1 } };
+  const callers = darwinCallerNatives({
+    getsockopt(fd, level, name, val) {
+      calls.push({ fd, level, name });
+      const b = level !== SOL_LOCAL ? undefined : name === LOCAL_PEERCRED ? xucred(state.who.uid, state.who.groups) : name === LOCAL_PEERPID ? pidT(state.who.pid) : undefined;
+      if (!b) return -22;
+      val.set(b);
+      return b.length;
+    },
+    aclExternal(path) {
+      acls.push(path);
+      return null;
+    },
+  });
+  return { callers, calls, acls, state };
 }

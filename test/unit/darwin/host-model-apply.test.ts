@@ -21,16 +21,14 @@ import { downCommand } from '../../../src/cli/commands/down.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import type { Io } from '../../../src/cli/output.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { LOCAL_PEERCRED, LOCAL_PEERPID, SOL_LOCAL, darwinCallerNatives } from '../../../src/native/darwin/peercred.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { modelEngineIo } from '../../helpers/macos-host/engine.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
-import { modelDaemon } from '../../helpers/macos-host/daemon.js';
+import { macCallers, modelDaemon } from '../../helpers/macos-host/daemon.js';
 import { macConfig, WEB } from '../../helpers/macos-host/scenario.js';
-import { pidT, xucred } from '../../helpers/xucred-bytes.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -105,31 +103,6 @@ async function daemonOnModel(s: ReturnType<typeof setup>) {
     await d.stop({ teardown: false });
   });
   return { d, pins };
-}
-
-/**
- * macOS's caller check on fake system calls: LOCAL_PEERCRED answers the xucred of `who`
- * (root until a test changes it), LOCAL_PEERPID its pid; no path has an extended ACL. Every
- * call is recorded: the accepted socket's fd, level and option.
- */
-function macCallers() {
-  const calls: { fd: number; level: number; name: number }[] = [];
-  const acls: string[] = [];
-  const state = { who: { uid: 0, groups: [0, 1, 2], pid: 1 } };
-  const callers = darwinCallerNatives({
-    getsockopt(fd, level, name, val) {
-      calls.push({ fd, level, name });
-      const b = level !== SOL_LOCAL ? undefined : name === LOCAL_PEERCRED ? xucred(state.who.uid, state.who.groups) : name === LOCAL_PEERPID ? pidT(state.who.pid) : undefined;
-      if (!b) return -22;
-      val.set(b);
-      return b.length;
-    },
-    aclExternal(path) {
-      acls.push(path);
-      return null;
-    },
-  });
-  return { callers, calls, acls, state };
 }
 
 describe('macOS host model: awg apply through the daemon', () => {

@@ -39,7 +39,7 @@ import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import type { StateStore } from '../../util/state.js';
+import { stateFile, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -62,9 +62,6 @@ import {
 } from '../../platform/darwin/pf-render.js';
 import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
 import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE, bootTokens, isOurBootConf, parseBootAnchor, renderBootAnchor, renderBootConf } from '../../platform/darwin/pf-boot.js';
-import { LIMITS, readTextFileSync, writeFileAtomicSync } from '../../util/files.js';
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
 
@@ -89,27 +86,18 @@ export const NOTE_NO_RDR_HOOK = `# awg: the main ruleset does not evaluate the t
 export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
 export const NOTE_BOOT_REF = "# awg: pf still holds the boot kill switch's reference";
 
-/** The boot kill switch's files: in the state directory, or keys of an in-memory store (tests). */
+/** A boot kill switch file (stateFile), or `unreadable (…)` */
 const bootFiles = {
-  path: (state: StateStore, name: string) => join(state.dir, name),
+  path: stateFile.path,
   read(state: StateStore, name: string): string | undefined {
-    if (state.dir === ':memory:') return state.get<string>(name);
     try {
-      return readTextFileSync(join(state.dir, name), { maxBytes: LIMITS.state, noFollow: true });
+      return stateFile.read(state, name);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       return `unreadable (${(e as Error).message})\n`;
     }
   },
-  write(state: StateStore, name: string, text: string): void {
-    if (state.dir === ':memory:') return state.set(name, text);
-    mkdirSync(state.dir, { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(join(state.dir, name), text, { mode: 0o600 });
-  },
-  remove(state: StateStore, name: string): void {
-    if (state.dir === ':memory:') return state.delete(name);
-    rmSync(join(state.dir, name), { force: true });
-  },
+  write: stateFile.write,
+  remove: stateFile.remove,
 };
 
 /** The boot copy as observed: the rendered anchor kept for `table` (or why it is not usable); undefined: none. */

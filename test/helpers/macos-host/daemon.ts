@@ -7,7 +7,13 @@
 import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { LOCAL_PEERCRED, LOCAL_PEERPID, SOL_LOCAL, darwinCallerNatives } from '../../../src/native/darwin/peercred.js';
+import { startApiServer } from '../../../src/daemon/server.js';
+import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { pidT, xucred } from '../xucred-bytes.js';
+import { modelEngineIo } from './engine.js';
+import type { MacHost } from './model.js';
+import type { Io } from '../../../src/cli/output.js';
 
 export function modelDaemon(o: DaemonOptions) {
   const d = new Daemon({
@@ -51,4 +57,35 @@ export function macCallers() {
     },
   });
   return { callers, calls, acls, state };
+}
+
+/**
+ * The daemon as a Mac runs it, on the model: the darwin platform, its in-process engine host
+ * on utuns of the model, its own FileStateStore in `stateDir` (which reports unusable
+ * records), serving the API on a fresh socket in `dir` with macOS's caller check (root
+ * calling). `stop`: the API closes and the daemon stops without teardown.
+ */
+export async function servingModelDaemon(host: MacHost, o: { dir: string; stateDir: string; configPath?: string }) {
+  const { io } = await modelEngineIo(host);
+  const m = modelDaemon({ platform: darwinPlatform, exec: host, stateDir: o.stateDir, engines: createInprocEngineHost({ io, uapi: false }), ...(o.configPath ? { configPath: o.configPath } : {}) });
+  await m.d.start();
+  const socket = `${o.dir}/awg-${Math.random().toString(36).slice(2)}.sock`;
+  const server = await startApiServer(m.d, { socketPath: socket, callers: macCallers().callers });
+  const stop = async () => {
+    await server.close();
+    await m.d.stop({ teardown: false });
+  };
+  return { ...m, socket, stop };
+}
+
+/** An Io that keeps what a command prints (stdout and stderr together); `run` returns its exit code and that text. */
+export function capturingCli() {
+  let out = '';
+  const io: Io = { out: (x) => (out += x), err: (x) => (out += x), colour: false };
+  const run = async (f: () => Promise<number>) => {
+    out = '';
+    const code = await f();
+    return { code, out };
+  };
+  return { io, run };
 }

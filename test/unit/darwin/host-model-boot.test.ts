@@ -21,14 +21,9 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
-import type { Io } from '../../../src/cli/output.js';
-import { startApiServer } from '../../../src/daemon/server.js';
 import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE } from '../../../src/platform/darwin/pf-boot.js';
-import { darwinPlatform } from '../../../src/resources/darwin.js';
-import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { renderKillSwitchLaunchdPlist } from '../../../src/resources/service/render.js';
-import { macCallers, modelDaemon } from '../../helpers/macos-host/daemon.js';
-import { modelEngineIo } from '../../helpers/macos-host/engine.js';
+import { capturingCli, servingModelDaemon } from '../../helpers/macos-host/daemon.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
 import { DNS_OUT, ENDPOINT_UDP, macConfig, WEB } from '../../helpers/macos-host/scenario.js';
@@ -50,25 +45,11 @@ async function rig(yaml = macConfig()) {
   // what `awg service install --state-dir <stateDir>` leaves in /Library/LaunchDaemons
   host.files.set(PLIST, renderKillSwitchLaunchdPlist({ stateDir }));
   const prior = host.snapshot() as Record<string, unknown>;
-  let out = '';
-  const io: Io = { out: (x) => (out += x), err: (x) => (out += x), colour: false };
-  const run = async (f: () => Promise<number>) => {
-    out = '';
-    const code = await f();
-    return { code, out };
-  };
+  const { io, run } = capturingCli();
   const start = async (o: { configPath?: boolean } = {}) => {
-    const { io: engineIo } = await modelEngineIo(host);
-    const m = modelDaemon({ platform: darwinPlatform, exec: host, stateDir, engines: createInprocEngineHost({ io: engineIo, uapi: false }), ...(o.configPath ? { configPath: file } : {}) });
-    await m.d.start();
-    const socket = join(dir, `awg-${Math.random().toString(36).slice(2)}.sock`);
-    const server = await startApiServer(m.d, { socketPath: socket, callers: macCallers().callers });
-    const stop = async () => {
-      await server.close();
-      await m.d.stop({ teardown: false });
-    };
-    cleanups.push(stop);
-    return { ...m, socket, stop };
+    const m = await servingModelDaemon(host, { dir, stateDir, ...(o.configPath ? { configPath: file } : {}) });
+    cleanups.push(m.stop);
+    return m;
   };
   const at = (f: string) => join(stateDir, f);
   /** the host as a user compares it, launchd's loaded jobs aside (a boot loads every plist) */

@@ -21,12 +21,8 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
-import type { Io } from '../../../src/cli/output.js';
-import { startApiServer } from '../../../src/daemon/server.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
-import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
-import { macCallers, modelDaemon } from '../../helpers/macos-host/daemon.js';
-import { modelEngineIo } from '../../helpers/macos-host/engine.js';
+import { capturingCli, servingModelDaemon } from '../../helpers/macos-host/daemon.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
 import { ENDPOINT, macConfig, WEB } from '../../helpers/macos-host/scenario.js';
@@ -44,26 +40,11 @@ async function rig(o: { configPath?: boolean } = {}) {
   const stateDir = join(dir, 'state');
   const host = MacHost.laptop();
   const prior = host.snapshot();
-  let out = '';
-  const io: Io = { out: (x) => (out += x), err: (x) => (out += x), colour: false };
-  const run = async (f: () => Promise<number>) => {
-    out = '';
-    const code = await f();
-    return { code, out };
-  };
+  const { io, run } = capturingCli();
   const start = async () => {
-    const { io: engineIo } = await modelEngineIo(host);
-    // no `state`: the daemon's own FileStateStore, which reports unusable records
-    const m = modelDaemon({ platform: darwinPlatform, exec: host, stateDir, engines: createInprocEngineHost({ io: engineIo, uapi: false }), ...(o.configPath ? { configPath: file } : {}) });
-    await m.d.start();
-    const socket = join(dir, `awg-${Math.random().toString(36).slice(2)}.sock`);
-    const server = await startApiServer(m.d, { socketPath: socket, callers: macCallers().callers });
-    const stop = async () => {
-      await server.close();
-      await m.d.stop({ teardown: false });
-    };
-    cleanups.push(stop);
-    return { ...m, socket, stop };
+    const m = await servingModelDaemon(host, { dir, stateDir, ...(o.configPath ? { configPath: file } : {}) });
+    cleanups.push(m.stop);
+    return m;
   };
   /** tear a record (its first half, as a crash mid-write leaves it) or overwrite it with garbage */
   const corrupt = (key: string, how: 'torn' | 'garbage') => {
@@ -83,7 +64,16 @@ async function rig(o: { configPath?: boolean } = {}) {
     const was = prior as unknown as Record<string, unknown>;
     return Object.keys(now).filter((k) => JSON.stringify(now[k]) !== JSON.stringify(was[k]));
   };
-  return { dir, file, stateDir, host, prior, run, io, start, corrupt, movedAside, leftovers };
+  /** a daemon applies the config, the records are corrupted, then its down (exit 0) */
+  const downOver = async (records: [string, 'torn' | 'garbage'][]) => {
+    const daemon = await start();
+    expect((await run(() => applyCommand(io, { file, socket: daemon.socket }))).code).toBe(0);
+    for (const [key, how] of records) corrupt(key, how);
+    const d = await run(() => downCommand(io, { socket: daemon.socket }));
+    expect(d.code, d.out).toBe(0);
+    return daemon;
+  };
+  return { dir, file, stateDir, host, prior, run, io, start, corrupt, movedAside, leftovers, downOver };
 }
 
 /** the parts of MacHost.snapshot() read here */
@@ -130,11 +120,7 @@ describe('macOS host model: hostile state', () => {
 
   it('the utun registry garbage under a running daemon: its down exits 0 and restores the host; the record is moved aside and reported', async () => {
     const r = await rig();
-    const daemon = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
-    r.corrupt('darwin-utun', 'garbage');
-    const d = await r.run(() => downCommand(r.io, { socket: daemon.socket }));
-    expect(d.code, d.out).toBe(0);
+    const daemon = await r.downOver([['darwin-utun', 'garbage']]);
     expect(r.host.snapshot()).toEqual(r.prior);
     expect(r.movedAside()).toEqual(['darwin-utun.json']);
     expect(daemon.events).toEqual(expect.arrayContaining([unusable('darwin-utun')]));
@@ -147,11 +133,7 @@ describe('macOS host model: hostile state', () => {
     ['darwin-dns', (h: MacHost) => expect(snap(h).services.filter((x) => x.enabled).map((x) => x.dns)).toEqual([['10.66.0.1'], ['10.66.0.1']]), ['services']],
   ] as const)('%s unusable: down exits 0, the kill switch is open and the daemon goes on, but what only it named is left (known gap)', async (key, left, changed) => {
     const r = await rig();
-    const daemon = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
-    r.corrupt(key, 'torn');
-    const d = await r.run(() => downCommand(r.io, { socket: daemon.socket }));
-    expect(d.code, d.out).toBe(0);
+    const daemon = await r.downOver([[key, 'torn']]);
     expect(daemon.events).toEqual(expect.arrayContaining([unusable(key)]));
     expect(r.movedAside()).toEqual([`${key}.json`]);
     // not fail-closed with nothing left to reopen it: the anchor with the kill switch is gone
@@ -168,11 +150,7 @@ describe('macOS host model: hostile state', () => {
 
   it('darwin-routes unusable: down exits 0 and leaves the endpoint bypass route; the next apply refuses it as a conflict until it is removed by hand (known gap)', async () => {
     const r = await rig();
-    const daemon = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
-    r.corrupt('darwin-routes', 'torn');
-    const d = await r.run(() => downCommand(r.io, { socket: daemon.socket }));
-    expect(d.code, d.out).toBe(0);
+    const daemon = await r.downOver([['darwin-routes', 'torn']]);
     expect(daemon.events).toEqual(expect.arrayContaining([unusable('darwin-routes')]));
     expect(pfVerdict(r.host, WEB)).toBe('pass');
     expect(r.leftovers()).toEqual(['routes']);

@@ -1,7 +1,7 @@
 /**
  * Who may do what through the daemon's API (docs/security.md, "The API"). The caller is
- * known from the kernel (SO_PEERCRED/SO_PEERGROUPS of the accepted Unix socket), never from
- * anything it sends:
+ * known from the kernel (the platform's CallerNatives: SO_PEERCRED/SO_PEERGROUPS on Linux,
+ * LOCAL_PEERCRED on macOS, of the accepted Unix socket), never from anything it sends:
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
@@ -69,7 +69,7 @@ export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: I
  * Every `{file:}` secret of `config` (read from `configFile`) that fails checkTrustedPath, as
  * located issues; empty when all pass.
  */
-export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: MergedPositions; fs?: FileView; owner?: number } = {}): Issue[] {
+export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: MergedPositions; fs: FileView; owner?: number }): Issue[] {
   const issues: Issue[] = [];
   for (const ref of secretRefs(config)) {
     if (typeof ref.secret === 'string' || 'env' in ref.secret) continue;
@@ -78,7 +78,7 @@ export function untrustedSecretFiles(config: Config, configFile: string, o: { po
     const pos = o.positions?.locate(ref.path);
     const from = pos?.file ?? configFile;
     try {
-      checkTrustedPath('age' in ref.secret ? 'age secret file' : 'secret file', secretFilePath('age' in ref.secret ? ref.secret.age : ref.secret.file, from), { ...(o.fs ? { fs: o.fs } : {}), ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+      checkTrustedPath('age' in ref.secret ? 'age secret file' : 'secret file', secretFilePath('age' in ref.secret ? ref.secret.age : ref.secret.file, from), { fs: o.fs, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
     } catch (e) {
       issues.push({ file: from, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
     }

@@ -14,8 +14,9 @@
  *    renamed into place: nobody can connect during the window where the mode is still the
  *    umask's.
  * 2. What the caller may do, per RPC (authz.ts): we accept connections ourselves (a
- *    net.Server) to read the peer's credentials from the kernel (SO_PEERCRED, SO_PEERGROUPS)
- *    before handing the connection to gRPC (its connection injector). gRPC shows a call only
+ *    net.Server) to read the peer's credentials from the kernel (the platform's
+ *    CallerNatives: SO_PEERCRED + SO_PEERGROUPS on Linux, LOCAL_PEERCRED + LOCAL_PEERPID on
+ *    macOS) before handing the connection to gRPC (its connection injector). gRPC shows a call only
  *    its peer address, so each accepted socket gets a private address `awg-peer:<n>` that
  *    names its credentials here; a call whose peer is unknown is refused.
  */
@@ -26,10 +27,11 @@ import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AwgError, toAwgError } from '../errors.js';
 import { loadConfigFile } from '../config/load.js';
-import { netSocketFd, peerCredentials, type PeerCred } from '../native/peercred.js';
+import { netSocketFd, type CallerNatives, type PeerCred } from '../native/peercred.js';
+import { loadPlatform } from '../resources/registry.js';
 import { accessOf, denied, describePeer, GROUP_POLICY, untrustedSecretFiles, type AccessOptions, type Rpc } from './authz.js';
 import type { DaemonCore } from './core.js';
-import { checkTrustedPath } from './trusted-path.js';
+import { checkTrustedPath, realFileView, type FileView } from './trusted-path.js';
 import {
   applyRequestFromWire,
   applyResponseToWire,
@@ -60,6 +62,8 @@ export interface ApiServerOptions {
   onError?: (e: Error) => void;
   /** the host the daemon renders configs for (overlays): the trust check reads the same files */
   selection?: HostSelection;
+  /** what the kernel says of callers (default: this host's platform's, Platform.callerNatives) */
+  callers?: CallerNatives;
   /**
    * The repository is the only source of truth (`awg daemon --locked`): Apply (but a dry
    * run), Down and Confirm are refused for everyone; Diff, Status, Watch and ListProcesses stay.
@@ -157,6 +161,8 @@ export class ApiGate {
   constructor(
     readonly access: AccessOptions,
     private readonly log: ApiServerOptions['log'],
+    /** the file system as the trust check sees it (ACLs through the platform's CallerNatives) */
+    private readonly fs: FileView,
     private readonly opts: Pick<ApiServerOptions, 'selection' | 'locked'> = {},
   ) {}
 
@@ -196,7 +202,7 @@ export class ApiGate {
       case 'trusted-files': {
         const path = configPath ?? '';
         try {
-          checkTrustedPath('config', path, { reader: peer });
+          checkTrustedPath('config', path, { reader: peer, fs: this.fs });
         } catch (e) {
           throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
         }
@@ -204,14 +210,14 @@ export class ApiGate {
         // the overlay files the config applies are read as root too: the same rule as the config
         for (const overlay of loaded.sources.slice(1)) {
           try {
-            checkTrustedPath('config overlay', overlay, { reader: peer });
+            checkTrustedPath('config overlay', overlay, { reader: peer, fs: this.fs });
           } catch (e) {
             throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
           }
         }
         // an invalid config: the core reports its issues (the caller may read the file); no secret is read
         if (loaded.config) {
-          const issues = untrustedSecretFiles(loaded.config, path, { ...(loaded.positions ? { positions: loaded.positions } : {}) });
+          const issues = untrustedSecretFiles(loaded.config, path, { fs: this.fs, ...(loaded.positions ? { positions: loaded.positions } : {}) });
           if (issues.length)
             throw this.deny(rpc, peer, denied(rpc, peer, `the config names secret files that root alone does not control: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues }));
         }
@@ -327,13 +333,13 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
  * Accept connections on `path` ourselves: read each peer's credentials, give the socket its
  * private peer address and hand it to gRPC. A peer whose credentials cannot be read is cut.
  */
-export function listenWithCredentials(path: string, gate: ApiGate, inject: (s: Socket) => void, onError: (e: Error) => void): Promise<NetServer> {
+export function listenWithCredentials(path: string, gate: ApiGate, peer: CallerNatives['peer'], inject: (s: Socket) => void, onError: (e: Error) => void): Promise<NetServer> {
   let n = 0;
   const server = createNetServer((sock) => {
     sock.on('error', () => {}); // gRPC's session reports; an unhandled 'error' must never end the daemon
     let cred: PeerCred;
     try {
-      cred = peerCredentials(netSocketFd(sock));
+      cred = peer(netSocketFd(sock));
     } catch (e) {
       gate.refused(`API connection cut: cannot read the caller's credentials: ${(e as Error).message}`);
       sock.destroy();
@@ -367,7 +373,8 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   const watches = new Set<() => void>();
-  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log, { ...(opts.selection ? { selection: opts.selection } : {}), ...(opts.locked ? { locked: true } : {}) });
+  const callers = opts.callers ?? (await (await loadPlatform()).callerNatives());
+  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log, realFileView(callers.acl), { ...(opts.selection ? { selection: opts.selection } : {}), ...(opts.locked ? { locked: true } : {}) });
   server.addService(awgService(), handlers(core, gate, watches));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
@@ -375,7 +382,7 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   const tmp = join(staging, 's');
   let listener: NetServer;
   try {
-    listener = await listenWithCredentials(tmp, gate, (s) => injector.injectConnection(s), opts.onError ?? (() => {}));
+    listener = await listenWithCredentials(tmp, gate, callers.peer, (s) => injector.injectConnection(s), opts.onError ?? (() => {}));
     try {
       if (gid !== undefined) chownSync(tmp, -1, gid);
       chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);

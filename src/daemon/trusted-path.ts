@@ -12,18 +12,23 @@
  * daemon's read (no check-then-use race), and a link in a directory the caller controls is
  * refused even when its target is harmless today.
  *
+ * ACLs, read through the platform's CallerNatives (Platform.callerNatives): an object whose
+ * ACL lets someone the mode bits do not name change it is refused (macOS: extended ACLs do
+ * not show in the mode; on Linux a POSIX ACL's mask is in the group bits, so the mode check
+ * already covers it).
+ *
  * With `reader`, the caller must also be able to read the file through the same lookup
  * (search permission on every directory, read on the file), judged from the mode bits for its
- * uid, gid and groups; an object with a POSIX access ACL is refused, since its mode bits do
- * not say who may read it. That keeps the daemon from parsing a root-only file (its error
- * messages would quote it) for someone who could not read it.
+ * uid, gid and groups; an object whose ACL decides who may read it is refused, since its mode
+ * bits do not say. That keeps the daemon from parsing a root-only file (its error messages
+ * would quote it) for someone who could not read it.
  *
  * Pure over a small file-system view, so symlink tricks are unit-tested without root.
  */
 import { lstatSync, readlinkSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { AwgError } from '../errors.js';
-import { hasAccessAcl } from '../native/peercred.js';
+import type { AclFacts, CallerNatives } from '../native/peercred.js';
 
 export interface Who {
   uid: number;
@@ -44,7 +49,8 @@ export interface FileView {
   /** undefined when nothing is there */
   lstat(path: string): NodeInfo | undefined;
   readlink(path: string): string;
-  hasAcl(path: string): boolean;
+  /** what an ACL on `path` (never followed) adds to its mode bits; undefined when nothing */
+  acl(path: string): AclFacts | undefined;
 }
 
 export interface TrustOptions {
@@ -52,11 +58,11 @@ export interface TrustOptions {
   owner?: number;
   /** the caller, who must be able to read the file itself */
   reader?: Who;
-  fs?: FileView;
+  fs: FileView;
 }
 
-/** The real file system through lstat/readlink and lgetxattr. */
-export const realFileView: FileView = {
+/** The real file system through lstat/readlink, its ACLs through the platform's `acl` (CallerNatives). */
+export const realFileView = (acl: CallerNatives['acl']): FileView => ({
   lstat(path) {
     let st;
     try {
@@ -69,8 +75,8 @@ export const realFileView: FileView = {
     return { kind, uid: st.uid, gid: st.gid, mode: st.mode };
   },
   readlink: (path) => readlinkSync(path, 'utf8'),
-  hasAcl: hasAccessAcl,
-};
+  acl,
+});
 
 const MAX_LINKS = 40;
 const R = 4;
@@ -92,8 +98,8 @@ const parts = (p: string) => p.split('/').filter((c) => c !== '' && c !== '.');
  * Check `path` (see the file comment). Returns the physical path it names; throws a
  * `permission` AwgError naming `what`, the path and the first object that fails.
  */
-export function checkTrustedPath(what: string, path: string, o: TrustOptions = {}): string {
-  const fs = o.fs ?? realFileView;
+export function checkTrustedPath(what: string, path: string, o: TrustOptions): string {
+  const fs = o.fs;
   const owner = o.owner ?? 0;
   const fail = (why: string) =>
     new AwgError('permission', `${what} ${path} is not trusted: ${why}`, {
@@ -108,7 +114,10 @@ export function checkTrustedPath(what: string, path: string, o: TrustOptions = {
       const by = [n.mode & 0o020 ? 'its group' : '', n.mode & 0o002 ? 'others' : ''].filter(Boolean).join(' and ');
       throw fail(`${role} ${p} is writable by ${by} (mode ${octal(n.mode)})`);
     }
-    if (o.reader && n.kind !== 'symlink' && fs.hasAcl(p)) throw fail(`${role} ${p} has a POSIX ACL, so its mode does not tell whether uid ${o.reader.uid} may read it`);
+    // a link too: macOS can open a link itself (O_SYMLINK), so an ACL on it could let others rewrite it
+    const acl = fs.acl(p);
+    if (acl?.grantsWrite) throw fail(`${role} ${p} has ${acl.what} that lets others change it`);
+    if (acl?.decidesRead && o.reader && n.kind !== 'symlink') throw fail(`${role} ${p} has ${acl.what}, so its mode does not tell whether uid ${o.reader.uid} may read it`);
   };
   const enter = (dir: string) => {
     const n = fs.lstat(dir);

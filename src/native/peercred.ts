@@ -1,9 +1,11 @@
 /**
- * Who is on the other end of an accepted Unix socket, from the kernel: SO_PEERCRED (pid,
- * uid, gid at connect() time, translated into our user namespace) and SO_PEERGROUPS (the
- * supplementary groups, Linux ≥ 4.13). Nothing the client sends can change either. Also:
- * whether a path carries a POSIX access ACL, i.e. whether its mode bits tell the whole story
- * of who may read it.
+ * What the daemon's API asks the kernel about its callers (`CallerNatives`, one per
+ * platform, chosen by Platform.callerNatives in resources/): who is on the other end of an
+ * accepted Unix socket, and what an ACL on a path adds to its mode bits (the trust check of
+ * daemon/trusted-path.ts). Linux's is here: SO_PEERCRED (pid, uid, gid at connect() time,
+ * translated into our user namespace) and SO_PEERGROUPS (the supplementary groups, Linux ≥
+ * 4.13), and whether a path carries a POSIX access ACL. Nothing the client sends can change
+ * either. macOS's: native/darwin/peercred.ts.
  */
 import type { Socket } from 'node:net';
 import { AwgError } from '../errors.js';
@@ -16,6 +18,23 @@ export interface PeerCred {
   gid: number;
   /** supplementary groups */
   groups: number[];
+}
+
+/** What an ACL on an object adds to what its mode bits say. */
+export interface AclFacts {
+  /** how to name it in a refusal ("a POSIX ACL", "an ACL") */
+  what: string;
+  /** someone the mode bits do not name may change the object (or a directory's entries) */
+  grantsWrite: boolean;
+  /** the mode bits alone do not tell who may read (or search) it */
+  decidesRead: boolean;
+}
+
+export interface CallerNatives {
+  /** the credentials of the peer of an accepted AF_UNIX stream socket, from the kernel; throws when they cannot be read */
+  peer(fd: number): PeerCred;
+  /** what an ACL on `path` (a symbolic link itself, never followed) adds to its mode; undefined when it has none; throws on other errors */
+  acl(path: string): AclFacts | undefined;
 }
 
 /** The fd behind an accepted net.Socket (its libuv pipe handle; Node has no public accessor). */
@@ -51,3 +70,13 @@ export function hasAccessAcl(path: string): boolean {
   if (r === -E.ENODATA || r === -E.EOPNOTSUPP) return false;
   throw new SyscallError('lgetxattr(system.posix_acl_access)', -r, path);
 }
+
+/**
+ * Linux's. A POSIX ACL never grants write unseen: the group bits of the mode show its mask,
+ * which bounds every named user and group entry, so the mode check already refuses what it
+ * lets others write. What the mode bits do not tell is who may read.
+ */
+export const linuxCallerNatives: CallerNatives = {
+  peer: peerCredentials,
+  acl: (path) => (hasAccessAcl(path) ? { what: 'a POSIX ACL', grantsWrite: false, decidesRead: true } : undefined),
+};

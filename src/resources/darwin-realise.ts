@@ -84,7 +84,11 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     else if (r.kind === 'link' && engineOfLink.has(r.id)) out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
   }
   if (policy) {
-    const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset: renderPfAnchor(pfPolicyFromFirewallPolicy(policy)) };
+    const pf = pfPolicyFromFirewallPolicy(policy);
+    const ruleset = renderPfAnchor(pf);
+    // kill switch on: the same anchor is kept for boot (its tunnels unbound there: closed
+    // before the first connect; platform/darwin/pf-boot.ts); the flow router's rules never are
+    const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset, ...(pf.killSwitch ? { boot: ruleset } : {}) };
     push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [...engineOfLink.values()], spec });
   }
 

@@ -27,6 +27,7 @@ export const darwinPlatform: Platform = {
   realise: (m, facts, c) => (c ? realiseDarwinFlow(m, facts, { port: flowRouterPort(c.routing), rules: c.rules, ...(facts.localAddresses ? { localAddresses: facts.localAddresses } : {}) }) : realiseDarwin(m, facts)),
   engineIo: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
+  callerNatives: async () => (await import('../native/darwin/peercred.js')).darwinCallerNatives(),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
   perApp: 'flow-router',
   engineHost: 'daemon',

@@ -47,6 +47,7 @@ export const linuxPlatform: Platform = {
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
   trafficCounters: 'nft',
   engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
+  callerNatives: async () => (await import('../native/peercred.js')).linuxCallerNatives,
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
   perApp: 'cgroup',
   engineHost: 'detached',

@@ -1,6 +1,7 @@
 /** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types only. */
 import type { Config } from '../config/schema.js';
 import type { EngineIo } from '../dataplane/engine.js';
+import type { CallerNatives } from '../native/peercred.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
@@ -41,6 +42,12 @@ export interface Platform {
   readonly trafficCounters?: 'nft';
   /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun); `log`: what the io reports (a pin that failed) */
   engineIo(o?: { log?: (message: string) => void }): Promise<EngineIo>;
+  /**
+   * What the daemon's API asks the kernel about a caller: its credentials on the accepted
+   * socket and the ACLs the trust check reads (Linux: SO_PEERCRED and POSIX ACLs; macOS:
+   * LOCAL_PEERCRED and extended ACLs). Rejects `unsupported` where there is none.
+   */
+  callerNatives(): Promise<CallerNatives>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
   /**

@@ -43,6 +43,9 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
     engineIo: async () => {
       throw new AwgError('unsupported', `awg has no tunnel engine for ${os}`);
     },
+    callerNatives: async () => {
+      throw new AwgError('unsupported', `the awg daemon's API cannot identify its callers on ${os}`);
+    },
     serviceManager: async () => {
       throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
     },

@@ -144,3 +144,31 @@ export class MemoryStateStore implements StateStore {
     return c;
   }
 }
+
+/**
+ * A plain (not JSON) file kept in the state directory beside the records, for something other
+ * than awg to read (a ruleset a boot job loads), or a key of an in-memory store (tests).
+ * Written atomically with mode 0600; read without following a link, bounded like the records.
+ */
+export const stateFile = {
+  path: (state: StateStore, name: string): string => join(state.dir, name),
+  /** the text; undefined when absent; throws on other errors */
+  read(state: StateStore, name: string): string | undefined {
+    if (state.dir === ':memory:') return state.get<string>(name);
+    try {
+      return readTextFileSync(join(state.dir, name), { maxBytes: LIMITS.state, noFollow: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  },
+  write(state: StateStore, name: string, text: string): void {
+    if (state.dir === ':memory:') return state.set(name, text);
+    mkdirSync(state.dir, { recursive: true, mode: 0o700 });
+    writeFileAtomicSync(join(state.dir, name), text, { mode: 0o600 });
+  },
+  remove(state: StateStore, name: string): void {
+    if (state.dir === ':memory:') return state.delete(name);
+    rmSync(join(state.dir, name), { force: true });
+  },
+};

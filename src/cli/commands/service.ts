@@ -95,7 +95,11 @@ export async function serviceCommand(io: Io, action: 'install' | 'uninstall' | '
         const what = exec.dryRun ? 'Dry run: nothing was changed' : r.changed ? `Installed ${r.path}` : `${r.path} is up to date`;
         io.out(`${what}; the daemon ${ctx.root ? 'is enabled in ' + ctx.root : 'runs as a service'}.\n`);
         if (r.bootPath)
-          io.out(`${exec.dryRun ? 'Would enable' : 'Enabled'} the early unit ${r.bootPath}: at boot it loads the kill switch of the last apply before any network is configured (only while the kill switch is on).\n`);
+          io.out(
+            r.boot
+              ? `${exec.dryRun ? 'Would write' : 'Wrote'} ${r.bootPath}: ${r.boot}.\n`
+              : `${exec.dryRun ? 'Would enable' : 'Enabled'} the early unit ${r.bootPath}: at boot it loads the kill switch of the last apply before any network is configured (only while the kill switch is on).\n`,
+          );
         if (!d.config) io.out('note: no --config: the daemon follows the file of the last `awg apply`.\n');
         if (d.git) io.out(`${exec.dryRun ? 'Would follow' : 'Following'} ${d.git.url} (${d.git.branch}) in ${d.git.path}: awg-sync.timer pulls every ${d.git.interval ?? '1min'}${d.git.allowedSigners ? ', signed commits only' : ''}; the daemon applies ${d.config}.\n`);
         return 0;

@@ -20,6 +20,17 @@
  *   ruid, rgid, svuid, svgid (u32 each); u32 rfu → 64 bytes, no padding; host order.
  * - IP_BOUND_IF (IPPROTO_IP, 25) / IPV6_BOUND_IF (IPPROTO_IPV6, 125) take the interface
  *   index as an int (netinet/in.h, netinet6/in6.h).
+ * - struct xucred (sys/ucred.h), LOCAL_PEERCRED's answer: u_int cr_version (XUCRED_VERSION
+ *   0); uid_t cr_uid; short cr_ngroups; 2 bytes of padding (gid_t is 4-aligned); gid_t
+ *   cr_groups[NGROUPS = 16] at 12 → 76 bytes, host order, no pragma pack. cr_groups[0] is
+ *   the effective gid (`#define cr_gid cr_groups[0]`); XNU's cru2x copies all 16 slots and
+ *   cr_ngroups of them count. LOCAL_PEERPID's answer is a pid_t (i32).
+ * - acl_copy_ext's external ACL (sys/kauth.h struct kauth_filesec, big-endian whatever the
+ *   host): u32 fsec_magic 0x012cc16d; guid_t fsec_owner, fsec_group (16 each, zeroed by
+ *   acl_copy_ext); struct kauth_acl { u32 acl_entrycount (0xffffffff: no ACL); u32 acl_flags;
+ *   struct kauth_ace acl_ace[] } at 36 → entries from 44, each { guid_t ace_applicable;
+ *   u32 ace_flags (kind in the low 4 bits: 1 permit, 2 deny; KAUTH_ACE_ONLY_INHERIT 1<<8);
+ *   u32 ace_rights (the KAUTH_VNODE_* bits, KAUTH_ACE_GENERIC_* at 21–24) } of 24 bytes.
  */
 import ipaddr from '../../util/ipaddr.js';
 
@@ -211,4 +222,96 @@ export function decodeIfname(b: Uint8Array, len: number): string {
   const s = b.subarray(0, Math.min(len, b.length));
   const end = s.indexOf(0);
   return Buffer.from(end < 0 ? s : s.subarray(0, end)).toString('utf8');
+}
+
+export const XUCRED_VERSION = 0;
+export const XUCRED_NGROUPS = 16;
+export const XUCRED_SIZE = 76;
+
+export interface Xucred {
+  uid: number;
+  /** the effective gid (cr_groups[0]) */
+  gid: number;
+  /** the first cr_ngroups of cr_groups (the effective gid first) */
+  groups: number[];
+}
+
+/** LOCAL_PEERCRED's buffer (`len`: what getsockopt returned); throws unless it is a whole version-0 xucred */
+export function decodeXucred(b: Uint8Array, len: number): Xucred {
+  if (len !== XUCRED_SIZE || b.length < XUCRED_SIZE) throw new Error(`struct xucred of ${len} bytes (want ${XUCRED_SIZE})`);
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  const version = dv.getUint32(0, true);
+  if (version !== XUCRED_VERSION) throw new Error(`struct xucred version ${version} (want ${XUCRED_VERSION})`);
+  const n = dv.getInt16(8, true);
+  if (n < 1 || n > XUCRED_NGROUPS) throw new Error(`struct xucred with ${n} groups`);
+  const groups: number[] = [];
+  for (let i = 0; i < n; i++) groups.push(dv.getUint32(12 + 4 * i, true));
+  return { uid: dv.getUint32(4, true), gid: groups[0]!, groups };
+}
+
+/** LOCAL_PEERPID's buffer: a pid_t */
+export function decodePeerPid(b: Uint8Array, len: number): number {
+  if (len !== 4 || b.length < 4) throw new Error(`pid_t of ${len} bytes`);
+  return new DataView(b.buffer, b.byteOffset, b.length).getInt32(0, true);
+}
+
+export const KAUTH_FILESEC_MAGIC = 0x012cc16d;
+export const KAUTH_FILESEC_NOACL = 0xffffffff;
+export const KAUTH_FILESEC_HEADER = 44;
+export const KAUTH_ACE_SIZE = 24;
+export const KAUTH_ACE_PERMIT = 1;
+export const KAUTH_ACE_DENY = 2;
+export const KAUTH_ACE_ONLY_INHERIT = 1 << 8;
+
+/** KAUTH_VNODE_* rights in an ACE (sys/kauth.h; sys/acl.h's ACL_* perms have the same values) */
+export const ACE_RIGHTS = {
+  READ_DATA: 1 << 1, // LIST_DIRECTORY
+  WRITE_DATA: 1 << 2, // ADD_FILE
+  EXECUTE: 1 << 3, // SEARCH
+  DELETE: 1 << 4,
+  APPEND_DATA: 1 << 5, // ADD_SUBDIRECTORY
+  DELETE_CHILD: 1 << 6,
+  READ_ATTRIBUTES: 1 << 7,
+  WRITE_ATTRIBUTES: 1 << 8,
+  READ_EXTATTRIBUTES: 1 << 9,
+  WRITE_EXTATTRIBUTES: 1 << 10,
+  READ_SECURITY: 1 << 11,
+  WRITE_SECURITY: 1 << 12,
+  TAKE_OWNERSHIP: 1 << 13,
+  GENERIC_ALL: 1 << 21,
+  GENERIC_EXECUTE: 1 << 22,
+  GENERIC_WRITE: 1 << 23,
+  GENERIC_READ: 1 << 24,
+} as const;
+
+export interface Ace {
+  /** the user or group the entry is for (a GUID: macOS names users and groups by UUID in ACLs) */
+  applicable: string;
+  /** ace_flags & 0xf: 1 permit, 2 deny (3 audit, 4 alarm: never evaluated) */
+  kind: number;
+  flags: number;
+  rights: number;
+}
+
+const guid = (b: Uint8Array) => {
+  const h = Buffer.from(b).toString('hex').toUpperCase();
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+};
+
+/** acl_copy_ext's buffer (`len` bytes): its entries; throws unless it is a whole kauth_filesec */
+export function decodeAclExt(b: Uint8Array, len: number): Ace[] {
+  if (len < KAUTH_FILESEC_HEADER || b.length < len) throw new Error(`kauth_filesec of ${len} bytes`);
+  const dv = new DataView(b.buffer, b.byteOffset, len);
+  const magic = dv.getUint32(0, false);
+  if (magic !== KAUTH_FILESEC_MAGIC) throw new Error(`kauth_filesec magic 0x${magic.toString(16)}`);
+  const count = dv.getUint32(36, false);
+  if (count === KAUTH_FILESEC_NOACL) return [];
+  if (len !== KAUTH_FILESEC_HEADER + count * KAUTH_ACE_SIZE) throw new Error(`kauth_filesec of ${len} bytes for ${count} entries`);
+  const out: Ace[] = [];
+  for (let i = 0; i < count; i++) {
+    const o = KAUTH_FILESEC_HEADER + i * KAUTH_ACE_SIZE;
+    const flags = dv.getUint32(o + 16, false);
+    out.push({ applicable: guid(b.subarray(o, o + 16)), kind: flags & 0xf, flags, rights: dv.getUint32(o + 20, false) });
+  }
+  return out;
 }

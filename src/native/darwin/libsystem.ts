@@ -49,6 +49,9 @@ export const D = {
   ENXIO: 6,
   EBUSY: 16,
   EINVAL: 22,
+  ERANGE: 34,
+  ENOTSUP: 45,
+  ENOTCONN: 57,
 } as const;
 
 type Buf = Uint8Array;
@@ -69,6 +72,10 @@ interface Lib {
   proc_listallpids(buf: Buf | null, size: number): number;
   proc_pidpath(pid: number, buf: Buf, size: number): number;
   proc_pidinfo(pid: number, flavor: number, arg: bigint, buf: Buf, size: number): number;
+  acl_get_link_np(path: string, type: number): unknown;
+  acl_size(acl: unknown): number | bigint;
+  acl_copy_ext(buf: Buf, acl: unknown, size: number): number | bigint;
+  acl_free(obj: unknown): number;
   __error(): unknown;
 }
 
@@ -90,6 +97,11 @@ export const DECLS = {
   proc_listallpids: 'int proc_listallpids(_Out_ uint8_t *, int)',
   proc_pidpath: 'int proc_pidpath(int, _Out_ uint8_t *, uint32_t)',
   proc_pidinfo: 'int proc_pidinfo(int, int, uint64_t, _Out_ uint8_t *, int)',
+  // sys/acl.h: acl_t is an opaque pointer; acl_type_t an enum; ssize_t a long (LP64)
+  acl_get_link_np: 'void *acl_get_link_np(const char *, int)',
+  acl_size: 'long acl_size(void *)',
+  acl_copy_ext: 'long acl_copy_ext(_Out_ uint8_t *, void *, long)',
+  acl_free: 'int acl_free(void *)',
   __error: 'int *__error(void)',
 } as const;
 
@@ -170,6 +182,36 @@ export function procPidInfo(pid: number, flavor: number, buf: Buf): number {
   const r = libSystem().proc_pidinfo(pid, flavor, 0n, buf, buf.length);
   return r > 0 ? r : -errno();
 }
+
+/** sys/acl.h: the only ACL type macOS has */
+export const ACL_TYPE_EXTENDED = 0x100;
+
+/**
+ * The extended ACL of `path` (a symbolic link itself, not its target) in acl_copy_ext's
+ * external form (the big-endian struct kauth_filesec, layouts.ts decodeAclExt); null when it
+ * has none (acl_get_link_np: NULL with ENOENT, or ENOTSUP where the file system keeps none);
+ * otherwise -errno.
+ */
+export function aclExternal(path: string, l: AclCalls = libSystem(), err: () => number = errno): Uint8Array | null | number {
+  const acl = l.acl_get_link_np(path, ACL_TYPE_EXTENDED);
+  if (acl === null) {
+    const e = err();
+    return e === D.ENOENT || e === D.ENOTSUP ? null : -e;
+  }
+  try {
+    const size = Number(l.acl_size(acl));
+    if (size < 0) return -err();
+    const buf = new Uint8Array(size);
+    const n = Number(l.acl_copy_ext(buf, acl, size));
+    return n < 0 ? -err() : buf.subarray(0, n);
+  } finally {
+    // after errno was read: free() may change it
+    l.acl_free(acl);
+  }
+}
+
+/** the calls aclExternal makes (a fake library in tests) */
+export type AclCalls = Pick<Lib, 'acl_get_link_np' | 'acl_size' | 'acl_copy_ext' | 'acl_free'>;
 
 /** sysctlbyname read: the value's bytes (asked for the size, then filled), or -errno */
 export function sysctlByName(name: string): Uint8Array | number {

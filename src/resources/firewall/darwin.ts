@@ -26,13 +26,20 @@
  *   rules and tables too (`-F rules` leaves them).
  * After every rule change the state table is flushed (`pfctl -F states`): PF otherwise keeps
  * passing connections it approved under the old rules.
+ *
+ * Kill switch on (the spec's `boot`): the kill switch from boot is kept in the state directory
+ * (platform/darwin/pf-boot.ts: a main ruleset and the anchor with every tunnel unbound) for
+ * the LaunchDaemon com.awg.killswitch. Part of the observed spec like Linux's boot copy: a
+ * missing or edited copy is drift; it goes with the kill switch and on `down`. The boot job's
+ * own `-E` reference (its token in its log) is released once ours, the hook and the anchor are
+ * in place, or on `down`; while PF holds it, observe appends a note (drift) so a run does that.
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import type { StateStore } from '../../util/state.js';
+import { stateFile, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -54,6 +61,7 @@ import {
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
 import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
+import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE, bootTokens, isOurBootConf, parseBootAnchor, renderBootAnchor, renderBootConf } from '../../platform/darwin/pf-boot.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
 
@@ -76,6 +84,38 @@ export const NOTE_NO_TOKEN = "# awg: pf is not enabled under awg's reference tok
 export const NOTE_NO_HOOK = `# awg: the main ruleset does not evaluate ${ANCHOR_ROOT}/*`;
 export const NOTE_NO_RDR_HOOK = `# awg: the main ruleset does not evaluate the translation rules of ${ANCHOR_ROOT}/*`;
 export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
+export const NOTE_BOOT_REF = "# awg: pf still holds the boot kill switch's reference";
+
+/** A boot kill switch file (stateFile), or `unreadable (…)` */
+const bootFiles = {
+  path: stateFile.path,
+  read(state: StateStore, name: string): string | undefined {
+    try {
+      return stateFile.read(state, name);
+    } catch (e) {
+      return `unreadable (${(e as Error).message})\n`;
+    }
+  },
+  write: stateFile.write,
+  remove: stateFile.remove,
+};
+
+/** The boot copy as observed: the rendered anchor kept for `table` (or why it is not usable); undefined: none. */
+function observedBoot(state: StateStore): { table?: string; boot: string } | undefined {
+  const anchor = bootFiles.read(state, BOOT_ANCHOR_FILE);
+  const conf = bootFiles.read(state, BOOT_CONF_FILE);
+  if (anchor === undefined && conf === undefined) return undefined;
+  const parsed = anchor !== undefined ? parseBootAnchor(anchor) : undefined;
+  if (!parsed) return { boot: 'unreadable (not written by awg)\n' };
+  if (conf === undefined || !isOurBootConf(conf, parsed.table, bootFiles.path(state, BOOT_ANCHOR_FILE)))
+    return { table: parsed.table, boot: `unreadable (${bootFiles.path(state, BOOT_CONF_FILE)} is missing or not ours)\n` };
+  return parsed;
+}
+
+/** the boot job's `-E` tokens that PF still holds (not ours) */
+function liveBootTokens(state: StateStore, refs: readonly string[], own: string | undefined): string[] {
+  return bootTokens(bootFiles.read(state, BOOT_LOG_FILE) ?? '').filter((t) => t !== own && refs.includes(t));
+}
 
 export interface DarwinFirewallOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -122,6 +162,8 @@ interface Snapshot {
   /** `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
   rdrHooked: boolean;
   tokenHeld: boolean;
+  /** every `-E` token PF holds */
+  refs: string[];
   mainAnchors: string[];
   mainOther: string[];
 }
@@ -134,6 +176,7 @@ async function snapshot(exec: Pick<Exec, 'read'>, rec: PfRecord, rdr = false): P
     hooked: main.rules.includes(MAIN_ANCHOR_RULE),
     rdrHooked: nat.includes(MAIN_RDR_ANCHOR_RULE),
     tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
+    refs: refs.map((r) => r.token),
     mainAnchors: main.anchors.filter((a) => a.kind === 'anchor').map((a) => a.name),
     mainOther: main.rules.filter((r) => !/^(?:\w+-)?anchor "/.test(r)),
   };
@@ -155,6 +198,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         Object.values(rec.anchors).some((a) => hasRdr(a.ruleset)) ||
         scope.desired.resources.some((r) => r.kind === 'firewall' && hasRdr((r.spec as FirewallSpec).ruleset));
       const snap = await snapshot(opts.exec, rec, wantsRdr);
+      const boot = observedBoot(scope.state);
+      const bootRef = liveBootTokens(scope.state, snap.refs, rec.token).length > 0;
+      if (boot?.table !== undefined) names.add(anchorPath(boot.table));
       const resources: Resource<'firewall'>[] = [];
       for (const name of [...names].sort()) {
         const a = rec.anchors[name];
@@ -166,7 +212,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         // an empty anchor is ours only while we recorded it (someone flushed it, or a load
         // failed after the hook and the token were taken): reported, so repair, rollback and
         // `down` still release the token and the hook
-        if (!rules.length && !a) continue;
+        const table = tableOf(name);
+        const bootHere = boot && (boot.table === undefined || boot.table === table) ? boot.boot : undefined;
+        if (!rules.length && !a && bootHere === undefined) continue;
         let text: string;
         if (a && natSame && same(a.readback, rules))
           text = !rebound(a.links, binding(a.ruleset, scope.state))
@@ -176,11 +224,11 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         if (!snap.tokenHeld) text += `${NOTE_NO_TOKEN}\n`;
         if (!snap.hooked) text += `${NOTE_NO_HOOK}\n`;
         if (rdr && !snap.rdrHooked) text += `${NOTE_NO_RDR_HOOK}\n`;
-        const table = tableOf(name);
+        if (bootRef) text += `${NOTE_BOOT_REF}\n`;
         resources.push({
           kind: 'firewall',
           id: ids.firewall(table),
-          spec: { family: 'inet', table, ruleset: text },
+          spec: { family: 'inet', table, ruleset: text, ...(bootHere !== undefined ? { boot: bootHere } : {}) },
           deps: [],
         });
       }
@@ -214,6 +262,46 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       };
       let changed = false;
 
+      /**
+       * The boot copy follows the spec (written after the anchor it copies, removed without a
+       * kill switch). A failure never undoes the anchor that runs: a warning, and drift the
+       * next run repairs.
+       */
+      const syncBoot = async (table: string, boot: string | undefined): Promise<void> => {
+        const anchorPathOnDisk = bootFiles.path(ctx.state, BOOT_ANCHOR_FILE);
+        const have = observedBoot(ctx.state);
+        try {
+          if (boot === undefined) {
+            if (!have) return;
+            for (const f of [BOOT_CONF_FILE, BOOT_ANCHOR_FILE])
+              if (bootFiles.read(ctx.state, f) !== undefined && ctx.exec.record(`rm ${bootFiles.path(ctx.state, f)} (the kill switch at boot)`)) bootFiles.remove(ctx.state, f);
+            changed = true;
+            return;
+          }
+          const conf = renderBootConf((await ctx.exec.read('cat', [pfConf])).stdout, table, anchorPathOnDisk);
+          const anchorText = renderBootAnchor(table, boot);
+          if (bootFiles.read(ctx.state, BOOT_ANCHOR_FILE) !== anchorText && ctx.exec.record(`write ${anchorPathOnDisk} (the kill switch at boot, mode 0600)`)) {
+            bootFiles.write(ctx.state, BOOT_ANCHOR_FILE, anchorText);
+            changed = true;
+          }
+          if (bootFiles.read(ctx.state, BOOT_CONF_FILE) !== conf && ctx.exec.record(`write ${bootFiles.path(ctx.state, BOOT_CONF_FILE)} (${pfConf} + our hook + the boot anchor, mode 0600)`)) {
+            bootFiles.write(ctx.state, BOOT_CONF_FILE, conf);
+            changed = true;
+          }
+        } catch (e) {
+          ctx.reporter.report({ type: 'warning', message: `the kill switch's boot copy in ${ctx.state.dir} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}` });
+        }
+      };
+      /** the boot job's reference, once ours stands in for it (or on down); then its log goes */
+      const releaseBootRefs = async (): Promise<void> => {
+        const refs = parsePfReferences(await pf(ctx.exec, pfctlArgs.showReferences())).map((r) => r.token);
+        for (const t of liveBootTokens(ctx.state, refs, rec.token)) {
+          await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(t), { allowFail: true });
+          changed = true;
+        }
+        if (bootFiles.read(ctx.state, BOOT_LOG_FILE) !== undefined && ctx.exec.record(`rm ${bootFiles.path(ctx.state, BOOT_LOG_FILE)}`)) bootFiles.remove(ctx.state, BOOT_LOG_FILE);
+      };
+
       const flushAnchor = async (name: string) => {
         if (parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules.length) {
           await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true });
@@ -238,7 +326,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         if (!change.before) throw new AwgError('bug', `delete ${change.id} without before`);
         await flushAnchor(anchorPath(change.before.table));
         if (change.action === 'delete') {
+          await syncBoot(change.before.table, undefined);
           if (!Object.keys(rec.anchors).length) {
+            await releaseBootRefs();
             if (rec.token) {
               const r = await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(rec.token), {
                 allowFail: true,
@@ -280,7 +370,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         same(a.readback, rules) &&
         same(a.natReadback ?? [], nat) &&
         same(a.links, bind);
+      const bootCurrent = same(observedBoot(ctx.state)?.boot, after.boot) && !liveBootTokens(ctx.state, snap.refs, rec.token).length;
       if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
+        if (!bootCurrent) {
+          await syncBoot(after.table, after.boot);
+          await releaseBootRefs();
+        }
         save();
         return changed ? 'changed' : 'unchanged';
       }
@@ -386,6 +481,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
           save();
           throw new AwgError(privilegeKind(f.stderr || f.stdout), `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`);
         }
+      }
+      save();
+      // ours, the hook and the anchor stand: the boot copy follows, the boot job's reference goes
+      if (!ctx.dryRun) {
+        await syncBoot(after.table, after.boot);
+        await releaseBootRefs();
       }
       save();
       return 'changed';

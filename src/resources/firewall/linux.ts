@@ -19,10 +19,8 @@ import { parseTableListing, parseTableNames, type TableListing } from './parse.j
 import { normaliseRuleset, renderTransaction } from './render.js';
 import { carryCounters } from './counters.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
-import type { StateStore } from '../../util/state.js';
-import { LIMITS, readTextFileSync, writeFileAtomicSync } from '../../util/files.js';
+import { stateFile, type StateStore } from '../../util/state.js';
 import { join } from 'node:path';
-import { mkdirSync, rmSync } from 'node:fs';
 
 import { BOOT_RULESET_FILE } from '../service/render.js';
 export { BOOT_RULESET_FILE };
@@ -39,25 +37,22 @@ export function parseBootFile(text: string, table: string): string {
   return text.startsWith(head) ? normaliseRuleset(text.slice(head.length)) : 'unreadable (not written by awg for this table)\n';
 }
 
-/** The state directory's boot copy: a file, or a key of an in-memory store (tests). */
+/** The state directory's boot copy: the rendered file, or the table itself in an in-memory store (tests). */
 const bootCopy = {
   read(state: StateStore, table: string): string | undefined {
-    if (state.dir === ':memory:') return state.get<string>(BOOT_RULESET_FILE);
+    let text: string | undefined;
     try {
-      return parseBootFile(readTextFileSync(join(state.dir, BOOT_RULESET_FILE), { maxBytes: LIMITS.state, noFollow: true }), table);
+      text = stateFile.read(state, BOOT_RULESET_FILE);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       return `unreadable (${(e as Error).message})\n`;
     }
+    return text === undefined || state.dir === ':memory:' ? text : parseBootFile(text, table);
   },
   write(state: StateStore, table: string, boot: string): void {
-    if (state.dir === ':memory:') return state.set(BOOT_RULESET_FILE, boot);
-    mkdirSync(state.dir, { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(join(state.dir, BOOT_RULESET_FILE), renderBootFile(table, boot), { mode: 0o600 });
+    stateFile.write(state, BOOT_RULESET_FILE, state.dir === ':memory:' ? boot : renderBootFile(table, boot));
   },
   remove(state: StateStore): void {
-    if (state.dir === ':memory:') return state.delete(BOOT_RULESET_FILE);
-    rmSync(join(state.dir, BOOT_RULESET_FILE), { force: true });
+    stateFile.remove(state, BOOT_RULESET_FILE);
   },
 };
 

@@ -13,9 +13,11 @@ import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
 import { btmDisallows, classifyLaunchctl, DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseDumpBtm, parseLaunchctlDisabled, parseLaunchctlPrint, plistPath } from '../../platform/darwin/launchctl.js';
 import { plistProgramArguments } from '../../platform/darwin/plist.js';
+import { KILLSWITCH_LABEL } from '../../platform/darwin/pf-boot.js';
 import {
   parseDaemonArgv,
   renderBootUnit,
+  renderKillSwitchLaunchdPlist,
   renderLaunchdPlist,
   renderSyncTimer,
   renderSyncUnit,
@@ -91,7 +93,8 @@ export interface ServiceManager {
   /** the early unit that loads the kill switch at boot, where the platform has one (systemd) */
   bootPath?(ctx: ServiceContext): string;
   render(d: DaemonInvocation): string;
-  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string; bootPath?: string }>;
+  /** `boot`: what the boot-time kill switch at `bootPath` does, for the user */
+  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string; bootPath?: string; boot?: string }>;
   uninstall(ctx: ServiceContext): Promise<{ removed: boolean; path: string }>;
   status(ctx: ServiceContext, d?: DaemonInvocation, current?: CurrentProgram): Promise<ServiceState>;
 }
@@ -284,18 +287,27 @@ function runsOther(text: string, current: CurrentProgram): boolean {
  * user may switch it back on. Uninstall boots out only a loaded job ("No such process" is
  * already gone) and removes the file if present; absent and unloaded, it changes nothing.
  */
+const LAUNCHD_BOOT = 'launchd runs it at boot: it loads the kill switch of the last apply before the daemon starts (only while the kill switch is on)';
+
 export const launchdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
+  bootPath: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${KILLSWITCH_LABEL}.plist`),
   render: renderLaunchdPlist,
   async install(d, ctx) {
     if (d.git) throw new AwgError('unsupported', '--git: following a repository is systemd-only for now; on macOS run `awg sync` from a LaunchDaemon of your own (docs/fleet.md)');
     const path = this.path(ctx);
+    const bootPath = this.bootPath!(ctx);
+    // the boot kill switch first, and only written: launchd runs it at the next boot
+    // (bootstrapped now it would replace the running anchor with the boot one)
+    const bootText = renderKillSwitchLaunchdPlist(d);
+    const bootChanged = readOrUndefined(bootPath) !== bootText;
+    if (bootChanged) writeFile(ctx, bootPath, bootText);
     const text = renderLaunchdPlist(d);
     const changed = readOrUndefined(path) !== text;
     if (changed) writeFile(ctx, path, text);
-    if (ctx.root) return { changed, path };
+    if (ctx.root) return { changed: changed || bootChanged, path, bootPath, boot: LAUNCHD_BOOT };
     const loaded = await launchdLoaded(ctx.exec);
-    if (!changed && loaded) return { changed, path };
+    if (!changed && loaded) return { changed: bootChanged, path, bootPath, boot: LAUNCHD_BOOT };
     const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
     if (dis.code === 0 && parseLaunchctlDisabled(dis.stdout).get(DAEMON_LABEL)) throw disabledError(path);
     if (loaded) await bootout(ctx.exec);
@@ -309,15 +321,20 @@ export const launchdManager: ServiceManager = {
     }
     if (o.kind !== 'ok' && !ctx.exec.dryRun)
       throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}${o.kind === 'io-error' ? ' (launchd says this when the job is already loaded, is disabled, or when it refuses the plist: owner root:wheel, mode 644, valid XML)' : ''}`);
-    return { changed: true, path };
+    return { changed: true, path, bootPath, boot: LAUNCHD_BOOT };
   },
   async uninstall(ctx) {
     const path = this.path(ctx);
+    const bootPath = this.bootPath!(ctx);
     const present = existsSync(path);
+    const bootPresent = existsSync(bootPath);
     const loaded = !ctx.root && (await launchdLoaded(ctx.exec));
     if (loaded) await bootout(ctx.exec);
     if (present) removeFile(ctx, path);
-    return { removed: present || loaded, path };
+    // the boot job ran once at this boot (LaunchOnlyOnce) and will not again; without its file
+    // launchd does not load it at the next
+    if (bootPresent) removeFile(ctx, bootPath);
+    return { removed: present || bootPresent || loaded, path };
   },
   async status(ctx, d, current) {
     const path = this.path(ctx);

@@ -12,8 +12,10 @@
  * gives up leaves the host with no network at all.
  */
 import { dirname } from 'node:path';
-import { renderDaemonPlist } from '../../platform/darwin/plist.js';
+import { renderDaemonPlist, renderKillSwitchPlist } from '../../platform/darwin/plist.js';
 import { DAEMON_LABEL } from '../../platform/darwin/launchctl.js';
+import { BOOT_LOG_FILE, KILLSWITCH_LABEL, bootJobArgv } from '../../platform/darwin/pf-boot.js';
+import { defaultPaths } from '../../util/paths.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../../util/node-flags.js';
 
 export const SYSTEMD_UNIT_NAME = 'awg.service';
@@ -360,4 +362,15 @@ export function renderBootUnit(d: Pick<DaemonInvocation, 'stateDir'>): string {
 /** The launchd plist: the existing darwin renderer with the same daemon argv. */
 export function renderLaunchdPlist(d: DaemonInvocation): string {
   return renderDaemonPlist({ label: DAEMON_LABEL, programArguments: daemonArgv(d), stdoutPath: DARWIN_LOG, stderrPath: DARWIN_LOG, environment: { NO_COLOR: '1' } });
+}
+
+/**
+ * The boot kill switch's LaunchDaemon (`com.awg.killswitch`, platform/darwin/pf-boot.ts):
+ * loads the kill switch the last apply kept in the state directory when launchd starts it
+ * at boot. Written by `awg service install`, never bootstrapped by it (loaded now it would
+ * replace the running anchor with the boot one, tunnels disabled, until the next reconcile).
+ */
+export function renderKillSwitchLaunchdPlist(d: Pick<DaemonInvocation, 'stateDir'>): string {
+  const stateDir = d.stateDir ?? defaultPaths('darwin').stateDir;
+  return renderKillSwitchPlist({ label: KILLSWITCH_LABEL, programArguments: bootJobArgv(stateDir), stderrPath: `${stateDir}/${BOOT_LOG_FILE}` });
 }

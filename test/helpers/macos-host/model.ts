@@ -12,18 +12,19 @@
  * Test hooks: `faults` (the Nth mutation matching a pattern fails, in the tool's own error
  * format, without its effect), `triggers` (something happens on the host after the Nth
  * matching mutation, e.g. an engine dies), `root` (false: every tool refuses as it does for a
- * user), `crashJob`, `createUtun`/`destroyUtun`, `pfctlReload`.
+ * user), `crashJob`, `createUtun`/`destroyUtun`, `pfctlReload`, `reboot`.
  *
  * What the model is not: a kernel. pfctl's rule normalisation is modelled only as macro
  * expansion and comment stripping; route cloning, ARP, scoped routes beyond what the initial
  * table holds, and service-order changes are not modelled.
  */
-import { readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import ipaddr from 'ipaddr.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
 import { AwgError } from '../../../src/errors.js';
 import { parseNetstatRoutes, type NetstatRoute } from '../../../src/platform/darwin/netstat.js';
+import { plistProgramArguments } from '../../../src/platform/darwin/plist.js';
 
 const CAPTURES = new URL('../../fixtures/macos/', import.meta.url);
 
@@ -352,6 +353,45 @@ export class MacHost implements Exec {
     this.pf.enabled = true;
   }
 
+  /**
+   * A restart. What the kernel held is gone: PF's rules, anchors and enable references, the
+   * utuns and every route added at run time, the dynamic store's keys, launchd's jobs. What is
+   * on disk stays: the services' DNS settings, plists, the state directory (real files). Then
+   * startup: macOS loads /etc/pf.conf (without enabling PF), and launchd loads every plist in
+   * /Library/LaunchDaemons and runs the RunAtLoad ones. launchd orders none of this, so
+   * `pfConfLoad` says whether the system's load comes before or after those jobs. Jobs are
+   * interpreted, not executed: `/bin/sh -c <script> <arg>` only as the boot kill switch's
+   * script (test -f, then pfctl), `/sbin/pfctl …` as a pfctl command line; any other job (the
+   * daemon, which a test starts itself) is loaded and not run. A job's stderr is appended to
+   * its StandardErrorPath (a real file), as launchd does.
+   */
+  reboot(o: { pfConfLoad: 'before' | 'after' }): void {
+    for (const n of [...this.interfaces.keys()]) if (n.startsWith('utun')) this.interfaces.delete(n);
+    this.routes = this.routes.filter((r) => r.system);
+    this.store.clear();
+    this.launchd.clear();
+    this.pf = { enabled: false, main: [], nat: [], anchors: new Map(), anchorNat: new Map(), anchorTables: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
+    const systemLoad = () => {
+      this.pf.main = pfMainRules(this.pfConf);
+      this.pf.nat = pfMainNat(this.pfConf);
+    };
+    if (o.pfConfLoad === 'before') systemLoad();
+    for (const [path, text] of [...this.files].sort()) {
+      const m = /^\/Library\/LaunchDaemons\/([A-Za-z0-9_.-]+)\.plist$/.exec(path);
+      if (!m) continue;
+      this.launchd.set(m[1]!, { plist: path });
+      if (!/<key>RunAtLoad<\/key>\s*<true\/>/.test(text)) continue;
+      const argv = plistProgramArguments(text) ?? [];
+      const err = /<key>StandardErrorPath<\/key>\s*<string>([^<]+)<\/string>/.exec(text)?.[1];
+      let r: ExecResult | undefined;
+      if (argv[0] === '/bin/sh' && argv[1] === '-c' && argv[2] === 'test -f "$0" || exit 0; exec /sbin/pfctl -E -f "$0"' && argv.length === 4)
+        r = existsSync(argv[3]!) ? this.pfctl(['-E', '-f', argv[3]!], undefined, () => {}) : ok();
+      else if (argv[0] === '/sbin/pfctl') r = this.pfctl(argv.slice(1), undefined, () => {});
+      if (r && err) appendFileSync(err, r.stderr);
+    }
+    if (o.pfConfLoad === 'after') systemLoad();
+  }
+
   /** someone ran `pfctl -f /etc/pf.conf` (the system's ruleset without our hook) */
   pfctlReload(): void {
     this.pf.main = pfMainRules(this.pfConf);
@@ -369,9 +409,22 @@ export class MacHost implements Exec {
     return this.run('mutate', cmd, args, opts);
   }
 
+  /** a write the caller makes itself (the boot kill switch's files): a fault on it fails as a full disk would; triggers fire after it */
   record(display: string): boolean {
     this.log.push({ kind: 'mutate', line: display });
     this.mutations++;
+    for (const f of this.faults)
+      if (f.match.test(display)) {
+        const n = (this.faultCounts.get(f) ?? 0) + 1;
+        this.faultCounts.set(f, n);
+        if (f.nth === 'every' || n === (f.nth ?? 1)) throw new Error(`ENOSPC: no space left on device (${display})`);
+      }
+    for (const t of this.triggers)
+      if (t.match.test(display)) {
+        const n = (this.triggerCounts.get(t) ?? 0) + 1;
+        this.triggerCounts.set(t, n);
+        if (n === (t.nth ?? 1)) t.run(this);
+      }
     return true;
   }
 
@@ -729,6 +782,26 @@ export class MacHost implements Exec {
       this.pf.nat = pfMainNat(text);
       // reloading the main ruleset drops what was inserted at run time; our anchors' rules stay
       return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}`);
+    }
+    if ((m = /^-E -f (\/.+)$/.exec(s))) {
+      // BSD pfctl loads the rules, then enables, in one run; `load anchor` lines of ours are
+      // read from their files (the system's com.apple anchor file is not modelled)
+      const text = readFileSync(m[1]!, 'utf8');
+      this.pf.main = pfMainRules(text);
+      this.pf.nat = pfMainNat(text);
+      for (const l of text.split('\n')) {
+        const a = /^load anchor "(com\.awg\/[A-Za-z0-9_.-]+)" from "([^"]+)"$/.exec(l.trim());
+        if (!a) continue;
+        const r = pfAnchorRules(readFileSync(a[2]!, 'utf8'));
+        if (r.error) return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
+        this.pf.anchors.set(a[1]!, r.rules);
+        this.pf.anchorNat.set(a[1]!, r.nat);
+        this.pf.anchorTables.set(a[1]!, r.tables);
+      }
+      const token = String(this.nextToken++);
+      this.pf.refs.set(token, this.nextPid++);
+      this.pf.enabled = true;
+      return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}pf enabled\nToken : ${token}\n`);
     }
     if (s === '-E') {
       const token = String(this.nextToken++);

@@ -12,9 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { accessOf, GROUP_POLICY, untrustedSecretFiles } from '../../../src/daemon/authz.js';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import { ApiGate } from '../../../src/daemon/server.js';
-import type { FileView } from '../../../src/daemon/trusted-path.js';
+import { realFileView, type FileView } from '../../../src/daemon/trusted-path.js';
 import { loadConfigText } from '../../../src/config/load.js';
-import type { PeerCred } from '../../../src/native/peercred.js';
+import { linuxCallerNatives, type PeerCred } from '../../../src/native/peercred.js';
 import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
@@ -46,7 +46,7 @@ describe('accessOf', () => {
 
 function gate(groupGid: number | null = GROUP): { g: ApiGate; as: (p: PeerCred) => { getPeer(): string }; log: string[] } {
   const log: string[] = [];
-  const g = new ApiGate({ selfUid: 0, ...(groupGid !== null ? { groupGid } : {}) }, (level, message) => log.push(`${level}: ${message}`));
+  const g = new ApiGate({ selfUid: 0, ...(groupGid !== null ? { groupGid } : {}) }, (level, message) => log.push(`${level}: ${message}`), realFileView(linuxCallerNatives.acl));
   let n = 0;
   const as = (p: PeerCred) => {
     const id = `awg-peer:${++n}`;
@@ -142,7 +142,7 @@ tunnels:
       readlink: () => {
         throw new Error('no links');
       },
-      hasAcl: () => false,
+      acl: () => undefined,
     };
   };
 

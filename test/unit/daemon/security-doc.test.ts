@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { GROUP_POLICY, type GroupRule, type Rpc } from '../../../src/daemon/authz.js';
 import { ApiGate } from '../../../src/daemon/server.js';
+import { realFileView } from '../../../src/daemon/trusted-path.js';
+import { linuxCallerNatives } from '../../../src/native/peercred.js';
 import { daemonCapabilities } from '../../../src/resources/service/render.js';
 
 const doc = readFileSync(new URL('../../../docs/security.md', import.meta.url), 'utf8');
@@ -43,7 +45,7 @@ describe('docs/security.md', () => {
   });
 
   it('the denial it quotes is what the daemon says', async () => {
-    const g = new ApiGate({ selfUid: 0, groupGid: 990 }, undefined);
+    const g = new ApiGate({ selfUid: 0, groupGid: 990 }, undefined, realFileView(linuxCallerNatives.acl));
     g.peers.set('p', { pid: 4242, uid: 1001, gid: 1001, groups: [990] });
     const e = await g.authorize('Down', { getPeer: () => 'p' }).then(
       () => undefined,

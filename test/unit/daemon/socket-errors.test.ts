@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ApiGate, listenWithCredentials } from '../../../src/daemon/server.js';
+import { realFileView } from '../../../src/daemon/trusted-path.js';
+import { linuxCallerNatives } from '../../../src/native/peercred.js';
 import { connectTcp } from '../../../src/native/tcpsock.js';
 
 const dirs: string[] = [];
@@ -22,8 +24,8 @@ describe('socket error listeners', () => {
     const dir = mkdtempSync(join(tmpdir(), 'awg-sockerr-'));
     dirs.push(dir);
     const seen: string[] = [];
-    const gate = new ApiGate({ selfUid: 0 }, undefined);
-    const listener = await listenWithCredentials(join(dir, 's'), gate, (s) => s.destroy(), (e) => seen.push(e.message));
+    const gate = new ApiGate({ selfUid: 0 }, undefined, realFileView(linuxCallerNatives.acl));
+    const listener = await listenWithCredentials(join(dir, 's'), gate, linuxCallerNatives.peer, (s) => s.destroy(), (e) => seen.push(e.message));
     try {
       expect(() => listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }))).not.toThrow();
       expect(seen).toEqual(['accept EMFILE']);

@@ -5,8 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { checkTrustedPath, type FileView, type NodeInfo, type Who } from '../../../src/daemon/trusted-path.js';
+import type { AclFacts } from '../../../src/native/peercred.js';
 
-type Entry = (Partial<NodeInfo> & { kind: NodeInfo['kind'] }) & { target?: string; acl?: boolean };
+/** acl: true is a POSIX ACL as Linux reports it (Platform.callerNatives) */
+type Entry = (Partial<NodeInfo> & { kind: NodeInfo['kind'] }) & { target?: string; acl?: true | AclFacts };
 
 /** A tree of absolute paths; parents are not implied (list them). Records every lstat. */
 function fakeFs(entries: Record<string, Entry>): FileView & { seen: string[] } {
@@ -27,7 +29,10 @@ function fakeFs(entries: Record<string, Entry>): FileView & { seen: string[] } {
       if (e?.kind !== 'symlink' || e.target === undefined) throw new Error(`EINVAL readlink ${p}`);
       return e.target;
     },
-    hasAcl: (p) => Boolean(get(p)?.acl),
+    acl: (p) => {
+      const a = get(p)?.acl;
+      return a === true ? { what: 'a POSIX ACL', grantsWrite: false, decidesRead: true } : a;
+    },
   };
 }
 
@@ -160,6 +165,18 @@ describe('checkTrustedPath with a reader: the caller must be able to read the fi
     expect(refused('/etc/awg/awg.yaml', fakeFs(tree), ALICE)).toContain('has a POSIX ACL');
     expect(refused('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg': dir({ acl: true }), '/etc/awg/awg.yaml': file() }), ALICE)).toContain('directory /etc/awg has a POSIX ACL');
     expect(ok('/etc/awg/awg.yaml', fakeFs(tree))).toBe('/etc/awg/awg.yaml');
+  });
+
+  it('an ACL that lets others write (macOS: not shown in the mode) is refused with or without a reader, on a file, a directory or a link', () => {
+    const w: AclFacts = { what: 'an extended ACL (ls -le)', grantsWrite: true, decidesRead: false };
+    expect(refused('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg/awg.yaml': file({ acl: w }) }))).toBe('config /etc/awg/awg.yaml is not trusted: file /etc/awg/awg.yaml has an extended ACL (ls -le) that lets others change it');
+    expect(refused('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc': dir({ acl: w }), '/etc/awg/awg.yaml': file() }), ALICE)).toContain('directory /etc has an extended ACL (ls -le) that lets others change it');
+    expect(refused('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg/awg.yaml': link('real.yaml', { acl: w }), '/etc/awg/real.yaml': file() }))).toContain('symbolic link /etc/awg/awg.yaml has an extended ACL');
+    // one that only decides who may read matters only for a reader; one that adds nothing never
+    const r: AclFacts = { ...w, grantsWrite: false, decidesRead: true };
+    expect(ok('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg/awg.yaml': file({ acl: r }) }))).toBe('/etc/awg/awg.yaml');
+    expect(refused('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg/awg.yaml': file({ acl: r }) }), ALICE)).toContain('so its mode does not tell whether uid 1000 may read it');
+    expect(ok('/etc/awg/awg.yaml', fakeFs({ ...ETC, '/etc/awg/awg.yaml': link('real.yaml', { acl: r }), '/etc/awg/real.yaml': file() }), ALICE)).toBe('/etc/awg/real.yaml');
   });
 
   it('the reader’s access is judged through the links it follows', () => {

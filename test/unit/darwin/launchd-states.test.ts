@@ -167,11 +167,12 @@ describe('install / uninstall are idempotent (scripted launchctl)', () => {
   it('first install writes and bootstraps; the second changes nothing and calls no launchctl mutation', async () => {
     const h = host();
     const e1 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: disabledSystem });
-    expect(await launchdManager.install(INV, { exec: e1, fsRoot: h.fsRoot })).toEqual({ changed: true, path: h.path });
-    expect(launchctlCalls(e1)).toEqual(['write', BOOTSTRAP]);
+    expect(await launchdManager.install(INV, { exec: e1, fsRoot: h.fsRoot })).toMatchObject({ changed: true, path: h.path });
+    // the boot kill switch's plist, then the daemon's (only the daemon is bootstrapped)
+    expect(launchctlCalls(e1)).toEqual(['write', 'write', BOOTSTRAP]);
     expect(readFileSync(h.path, 'utf8')).toBe(renderLaunchdPlist(INV));
     const e2 = new ScriptedExec().on(PRINT, { stdout: running });
-    expect(await launchdManager.install(INV, { exec: e2, fsRoot: h.fsRoot })).toEqual({ changed: false, path: h.path });
+    expect(await launchdManager.install(INV, { exec: e2, fsRoot: h.fsRoot })).toMatchObject({ changed: false, path: h.path });
     expect(e2.mutations).toBe(0);
     const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, { stdout: running }).on(DISABLED, { stdout: '' }), fsRoot: h.fsRoot }, undefined, CUR);
     expect(st).toMatchObject({ state: 'running', pid: 1076, outdated: false });
@@ -180,7 +181,7 @@ describe('install / uninstall are idempotent (scripted launchctl)', () => {
     const h = host(renderLaunchdPlist(INV));
     const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: '' });
     expect((await launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).changed).toBe(true);
-    expect(launchctlCalls(e)).toEqual([BOOTSTRAP]);
+    expect(launchctlCalls(e)).toEqual(['write', BOOTSTRAP]); // the boot kill switch's plist was missing
     const e2 = new ScriptedExec().on(PRINT, { stdout: running }).on(DISABLED, { stdout: '' });
     await launchdManager.install({ ...INV, config: '/etc/awg/other.yaml' }, { exec: e2, fsRoot: h.fsRoot });
     expect(launchctlCalls(e2)).toEqual(['write', BOOTOUT, BOOTSTRAP]);
@@ -189,7 +190,7 @@ describe('install / uninstall are idempotent (scripted launchctl)', () => {
     const h = host();
     const e = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG });
     await expect(launchdManager.install(INV, { exec: e, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission', message: /is disabled \(in launchd, or switched off under Login Items\).*launchctl enable system\/com\.awg\.daemon/ });
-    expect(launchctlCalls(e)).toEqual(['write']);
+    expect(launchctlCalls(e)).toEqual(['write', 'write']);
     const e2 = new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { code: 1 }).on(BOOTSTRAP, { code: 119, stderr: bootstrap119 });
     await expect(launchdManager.install({ ...INV, config: '/x.yaml' }, { exec: e2, fsRoot: h.fsRoot })).rejects.toMatchObject({ kind: 'permission' });
     const st = await launchdManager.status({ exec: new ScriptedExec().on(PRINT, NOT_FOUND).on(DISABLED, { stdout: DISABLED_AWG }), fsRoot: h.fsRoot }, undefined, CUR);

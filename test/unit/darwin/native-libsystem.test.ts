@@ -15,6 +15,7 @@ const rs = await import('../../../src/native/darwin/route-socket.js');
 const lp = await import('../../../src/native/darwin/libproc.js');
 const bi = await import('../../../src/native/darwin/bound-if.js');
 const nl = await import('../../../src/native/darwin/pfnatlook.js');
+const pc = await import('../../../src/native/darwin/peercred.js');
 
 const unsupported = expect.objectContaining({ kind: 'unsupported' });
 
@@ -90,6 +91,9 @@ describe('lazy loading on Linux', () => {
       () => lp.pidPath(1),
       () => bi.bindToInterface(3, 'en0', 4),
       () => nl.originalDstDarwin({ address: '127.0.0.1', port: 1081 }, { address: '10.0.0.2', port: 50000 }, 4),
+      () => ls.aclExternal('/etc'),
+      () => pc.darwinCallerNatives().peer(3),
+      () => pc.darwinCallerNatives().acl('/etc'),
     ];
     for (const c of calls) expect(c).toThrow(unsupported);
     expect(load).not.toHaveBeenCalled();
@@ -112,8 +116,11 @@ describe('declarations (last: this leaves the bindings cached with a fake librar
     ls.libSystem('darwin');
     expect(load).toHaveBeenCalledWith('/usr/lib/libSystem.B.dylib');
     expect(declared.map((d) => /(\w+)\(/.exec(d)?.[1]).sort()).toEqual(
-      ['__error', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidinfo', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
+      ['__error', 'acl_copy_ext', 'acl_free', 'acl_get_link_np', 'acl_size', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidinfo', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
     );
+    // acl_t is a pointer koffi hands back opaque; ssize_t is 64 bits on LP64
+    expect(declared.find((d) => d.includes('acl_get_link_np'))).toBe('void *acl_get_link_np(const char *, int)');
+    expect(declared.find((d) => d.includes('acl_copy_ext'))).toBe('long acl_copy_ext(_Out_ uint8_t *, void *, long)');
     expect(declared.find((d) => d.includes('ioctl'))).toMatch(/unsigned long/);
     expect(declared.find((d) => d.includes('__error'))).toBe('int *__error(void)');
     // the flavor argument is a uint64_t: a 32-bit slot would shift the buffer pointer on arm64

@@ -3,6 +3,7 @@ import { loadPlatform, observeReads } from '../../../src/resources/registry.js';
 import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
 import { linuxObserveReads } from '../../../src/resources/reads.js';
 import { RESOURCE_KINDS } from '../../../src/model/resources.js';
+import { linuxCallerNatives } from '../../../src/native/peercred.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { ScriptedExec } from '../darwin/fake-exec.js';
 import { claims } from '../darwin/helpers.js';
@@ -34,6 +35,14 @@ describe('platform registry', () => {
     const d = p.realise({ resources: [], warnings: [], allocation: undefined as never, policy: { fwmarkMask: 1, bypassMark: 1, killSwitch: 'on', dnsLeakProtection: false, tunnels: [], apps: [], blockMarks: [] } }, {});
     expect(d.resources).toEqual([]);
     expect(d.warnings.join('\n')).toMatch(/no firewall for win32/);
+  });
+
+  it('the daemon API’s caller check per platform: SO_PEERCRED on Linux, LOCAL_PEERCRED on macOS (whose calls need a Mac), none elsewhere', async () => {
+    expect(await (await loadPlatform('linux')).callerNatives()).toBe(linuxCallerNatives);
+    const mac = await (await loadPlatform('darwin')).callerNatives();
+    expect(() => mac.peer(0)).toThrow(expect.objectContaining({ kind: 'unsupported', message: expect.stringMatching(/libSystem bindings need macOS/) }));
+    expect(() => mac.acl('/')).toThrow(expect.objectContaining({ kind: 'unsupported' }));
+    await expect((await loadPlatform('win32')).callerNatives()).rejects.toMatchObject({ kind: 'unsupported' });
   });
 
   it('one platform object per OS; prefetchable reads only where observing spawns them', async () => {

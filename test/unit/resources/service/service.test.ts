@@ -8,7 +8,7 @@ import { main } from '../../../../src/cli/main.js';
 import type { Io } from '../../../../src/cli/output.js';
 import { serviceCommand } from '../../../../src/cli/commands/service.js';
 import { launchdManager, systemdManager } from '../../../../src/resources/service/manager.js';
-import { daemonArgv, daemonCapabilities, renderBootUnit, renderLaunchdPlist, renderSyncTimer, renderSyncUnit, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../../src/resources/service/render.js';
+import { daemonArgv, daemonCapabilities, renderBootUnit, renderKillSwitchLaunchdPlist, renderLaunchdPlist, renderSyncTimer, renderSyncUnit, renderSystemdUnit, systemdQuote, type DaemonInvocation } from '../../../../src/resources/service/render.js';
 import type { Exec, ExecOptions, ExecResult } from '../../../../src/util/exec.js';
 import { quoteArg } from '../../../../src/util/exec.js';
 import { loadPlatform } from '../../../../src/resources/registry.js';
@@ -336,10 +336,20 @@ describe('install / uninstall / status through Exec', () => {
   it('launchd: bootout then bootstrap when the plist changed', async () => {
     const exec = new RecordingExec(true);
     await launchdManager.install(INV, { exec });
-    expect(exec.log).toEqual([expect.stringMatching(/^write \/Library\/LaunchDaemons\/com\.awg\.daemon\.plist/), 'launchctl bootout system/com.awg.daemon', 'launchctl bootstrap system /Library/LaunchDaemons/com.awg.daemon.plist']);
+    // the boot kill switch is written, never bootstrapped: launchd runs it at the next boot
+    expect(exec.log).toEqual([
+      expect.stringMatching(/^write \/Library\/LaunchDaemons\/com\.awg\.killswitch\.plist/),
+      expect.stringMatching(/^write \/Library\/LaunchDaemons\/com\.awg\.daemon\.plist/),
+      'launchctl bootout system/com.awg.daemon',
+      'launchctl bootstrap system /Library/LaunchDaemons/com.awg.daemon.plist',
+    ]);
     const root = tmp();
     await launchdManager.install(INV, { exec: new RecordingExec(), root });
     expect(readFileSync(join(root, 'Library/LaunchDaemons/com.awg.daemon.plist'), 'utf8')).toBe(renderLaunchdPlist(INV));
+    expect(readFileSync(join(root, 'Library/LaunchDaemons/com.awg.killswitch.plist'), 'utf8')).toBe(renderKillSwitchLaunchdPlist(INV));
+    const gone = new RecordingExec();
+    expect(await launchdManager.uninstall({ exec: gone, root })).toMatchObject({ removed: true });
+    expect(existsSync(join(root, 'Library/LaunchDaemons/com.awg.killswitch.plist'))).toBe(false);
   });
 
   it('other platforms: a typed unsupported error', async () => {

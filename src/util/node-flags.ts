@@ -4,6 +4,10 @@
  * semi-spaces, which a packet-per-buffer data plane fills at once and keeps: with 1 MiB the
  * engine's VmRSS after the throughput runs fell from 136 to 87 MiB and the daemon's with three
  * idle tunnels from 98 to 80 MiB, at the same throughput (bench/RESULTS.md, "Step 10 —
- * memory"). Short CLI commands run with Node's defaults.
+ * memory"). Two V8 platform threads instead of Node's four (GC helpers and compile jobs; the
+ * heaps here are small): the daemon with three idle tunnels 77.3–81.6 against 80.3–83.1 MiB in
+ * alternating runs, the engine after the throughput runs 77.5 against 79.1 MiB, at the same
+ * throughput (bench/RESULTS.md, Step 10, 2026-11-24). Short CLI commands run with Node's
+ * defaults.
  */
-export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2'];

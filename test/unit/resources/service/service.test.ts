@@ -12,6 +12,7 @@ import { daemonArgv, daemonCapabilities, renderBootUnit, renderKillSwitchLaunchd
 import type { Exec, ExecOptions, ExecResult } from '../../../../src/util/exec.js';
 import { quoteArg } from '../../../../src/util/exec.js';
 import { loadPlatform } from '../../../../src/resources/registry.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../../../../src/util/node-flags.js';
 
 const INV: DaemonInvocation = { node: '/usr/bin/node', bin: '/usr/lib/node_modules/awg/bin/awg.js', config: '/etc/awg/awg.yaml' };
 const ODD: DaemonInvocation = { node: '/opt/node 20/bin/node', bin: '/opt/awg/bin/awg.js', config: '/etc/awg/100%"$HOME".yaml', socket: '/run/awg/awg.sock', socketGroup: 'awg', metrics: '127.0.0.1:9586', stateDir: '/var/lib/awg' };
@@ -70,7 +71,7 @@ describe('systemd unit (pure renderer)', () => {
     expect(u).toMatch(/^Type=simple$/m);
     expect(u).toMatch(/^Restart=on-failure$/m);
     expect(u).toMatch(/^StartLimitIntervalSec=0$/m);
-    expect(u).toMatch(/^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 \/usr\/lib\/node_modules\/awg\/bin\/awg\.js daemon --config \/etc\/awg\/awg\.yaml$/m);
+    expect(u).toMatch(/^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --v8-pool-size=2 \/usr\/lib\/node_modules\/awg\/bin\/awg\.js daemon --config \/etc\/awg\/awg\.yaml$/m);
     expect(u).not.toMatch(/^ExecStop/m);
     expect(u.split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/\bdown\b/);
     expect(u).toMatch(/^Environment=NO_COLOR=1$/m);
@@ -87,7 +88,7 @@ describe('systemd unit (pure renderer)', () => {
   });
 
   it('daemon argv: every option, absolute paths only', () => {
-    expect(daemonArgv(ODD)).toEqual(['/opt/node 20/bin/node', '--max-semi-space-size=1', '/opt/awg/bin/awg.js', 'daemon', '--config', '/etc/awg/100%"$HOME".yaml', '--state-dir', '/var/lib/awg', '--socket', '/run/awg/awg.sock', '--socket-group', 'awg', '--metrics', '127.0.0.1:9586']);
+    expect(daemonArgv(ODD)).toEqual(['/opt/node 20/bin/node', '--max-semi-space-size=1', '--v8-pool-size=2', '/opt/awg/bin/awg.js', 'daemon', '--config', '/etc/awg/100%"$HOME".yaml', '--state-dir', '/var/lib/awg', '--socket', '/run/awg/awg.sock', '--socket-group', 'awg', '--metrics', '127.0.0.1:9586']);
     expect(() => daemonArgv({ ...INV, config: 'awg.yaml' })).toThrow(/absolute/);
   });
 });
@@ -222,7 +223,7 @@ describe('following a repository (awg service install --git)', () => {
   it('golden: the pull unit and its timer; the daemon gets --host, --labels-file and --locked', async () => {
     await expect(renderSyncUnit(GIT)).toMatchFileSnapshot('./service.golden/awg-sync.service');
     await expect(renderSyncTimer(GIT)).toMatchFileSnapshot('./service.golden/awg-sync.timer');
-    expect(daemonArgv(GIT).slice(3)).toEqual(['daemon', '--config', '/var/lib/awg-repo/hosts/awg.yaml', '--host', 'laptop-1', '--labels-file', '/etc/awg/labels.yaml', '--locked']);
+    expect(daemonArgv(GIT).slice(2 + LONG_RUNNING_NODE_FLAGS.length)).toEqual(['daemon', '--config', '/var/lib/awg-repo/hosts/awg.yaml', '--host', 'laptop-1', '--labels-file', '/etc/awg/labels.yaml', '--locked']);
     expect(() => renderSyncTimer({ ...GIT, git: { ...GIT.git!, interval: '5min; rm -rf /' } })).toThrow(/not a systemd time span/);
   });
 
@@ -377,7 +378,7 @@ describe('awg service (CLI)', () => {
   it('install --print shows the unit; --root installs into a tree', async () => {
     const c = capture();
     expect(await main(['node', 'awg', 'service', 'install', '--print', '--platform', 'linux', '--config', '/etc/awg/awg.yaml', '--node', '/usr/bin/node', '--bin', '/opt/awg/bin/awg.js', '--metrics'], c.io)).toBe(0);
-    expect(c.out()).toContain('ExecStart=/usr/bin/node --max-semi-space-size=1 /opt/awg/bin/awg.js daemon --config /etc/awg/awg.yaml --metrics 127.0.0.1:9586\n');
+    expect(c.out()).toContain('ExecStart=/usr/bin/node --max-semi-space-size=1 --v8-pool-size=2 /opt/awg/bin/awg.js daemon --config /etc/awg/awg.yaml --metrics 127.0.0.1:9586\n');
     const root = tmp();
     const exec = new RecordingExec();
     const c2 = capture();

@@ -20,8 +20,9 @@
  * their memory, 10–20 MiB each) and stop after IDLE_STOP_MS without a run that used them.
  * `auto` keeps them only where they pay: once up, and every REPROBE_MS, PROBE_RUNS runs
  * alternate between parallel and inline, and unless parallel runs cost at most KEEP_RATIO of
- * inline ones per byte the threads stop for DECLINE_MS (the cores are busy with other work,
- * or the vCPUs are time slices of fewer CPUs: bench/RESULTS.md, Step 10, measured such a VM). A
+ * inline ones per byte the threads stop for DECLINE_MS (the other cores are busy: on the bench
+ * VM its own peer and iperf3 fill both vCPUs; or a VM's second vCPU is not always there:
+ * bench/RESULTS.md, Step 10, 2026-11-24, measured both). A
  * run smaller than MIN_PARALLEL jobs, or one published before the threads are up, runs on the
  * engine's thread alone. A pool thread that dies or stops answering turns the pool off for
  * the process (the engine goes on inline); a job that fails (EVP error) reports −1 and its
@@ -97,8 +98,8 @@ export interface CryptoPoolOptions {
   /**
    * keep the threads only while they make runs faster (AWG_CRYPTO_THREADS=auto): once up, and
    * every REPROBE_MS, PROBE_RUNS runs alternate between parallel and inline, and the threads
-   * stop when parallel runs are not clearly faster per byte (a machine whose cores are busy,
-   * or a VM whose vCPUs share one CPU's time); default false (a set number is a number)
+   * stop when parallel runs are not clearly faster per byte (a machine whose other cores are
+   * busy, or a VM whose vCPUs are not always there); default false (a set number is a number)
    */
   adaptive?: boolean;
   /** test hook: the cost of a run instead of the clock (ns), to drive the probe */
@@ -447,7 +448,7 @@ export class CryptoPool {
       poolLog('info', `crypto pool: parallel runs take ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stay`);
       return;
     }
-    // the threads do not pay here (the other cores are busy, or the vCPUs share one CPU)
+    // the threads do not pay here (the other cores are busy, or not always there)
     this.stats.declined++;
     this.declinedUntil = Date.now() + DECLINE_MS;
     poolLog('info', `crypto pool: parallel runs took ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stop (tried again under load in ${DECLINE_MS / 60_000} min)`);

@@ -26,10 +26,9 @@ const SIZE = 1420;
 const SPIN =
   "const c = require('node:crypto'); const k = Buffer.alloc(32, 1), n = Buffer.alloc(12), p = Buffer.alloc(1420); const t0 = process.hrtime.bigint(); for (let i = 0; i < 40000; i++) { const x = c.createCipheriv('chacha20-poly1305', k, n, { authTagLength: 16 }); x.update(p); x.final(); } console.log(Number(process.hrtime.bigint() - t0) / 1e6);";
 
-/** ms one busy loop takes alone, and each of N run at once (N = the cores the process may use) */
-function spinMs(n: number): number[] {
-  const ps = Array.from({ length: n }, () => spawnSync(process.execPath, ['-e', SPIN], { encoding: 'utf8' }));
-  return ps.map((p) => Number.parseFloat(p.stdout));
+/** ms the sealing loop takes in a process of its own, alone */
+function sealAloneMs(): number {
+  return Number.parseFloat(spawnSync(process.execPath, ['-e', SPIN], { encoding: 'utf8' }).stdout);
 }
 
 /**
@@ -40,7 +39,7 @@ async function coreShare(rounds: number): Promise<Sample> {
   const n = availableParallelism();
   const xs: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    const alone = spinMs(1)[0]!;
+    const alone = sealAloneMs();
     const together = await new Promise<number[]>((resolve) => {
       const out: number[] = [];
       let left = n;

@@ -25,6 +25,7 @@ import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import { close as closeFd } from '../../native/libc.js';
 import { reuseBuffers } from '../buffers.js';
+import { PerSecond } from '../rate.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
 import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
@@ -79,8 +80,7 @@ export class NativeUdpBind implements Bind {
   private readonly gro: boolean;
   /** hand sendmmsg to a thread of its own under load (AWG_UDP_SEND_THREAD=1); 'eager': at open (tests) */
   private readonly sendThread: boolean | 'eager';
-  private rateStart = 0;
-  private rateCount = 0;
+  private readonly rate = new PerSecond();
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
   private refusedSrc = '';
   /** the last sender: consecutive datagrams from one peer share one Endpoint object */
@@ -245,13 +245,7 @@ export class NativeUdpBind implements Bind {
   }
 
   private countRate(n: number): void {
-    const now = Date.now();
-    if (now - this.rateStart >= 1000) {
-      this.rateStart = now;
-      this.rateCount = 0;
-    }
-    this.rateCount += n;
-    if (this.rateCount >= THREAD_AFTER) {
+    if (this.rate.add(n, Date.now()) >= THREAD_AFTER) {
       this.threadAsked = true;
       this.tx?.startThread();
     }

@@ -35,6 +35,7 @@ import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto.js';
 import { addressOf } from '../../native/memory.js';
+import { PerSecond } from '../rate.js';
 import {
   CONTROL_INTS,
   C_GEN,
@@ -193,8 +194,7 @@ export class CryptoPool {
   private readonly queues = new Map<number, WeakRef<PoolQueue>>();
   private nextId = 1;
   private seq = 0;
-  private rateStart = 0;
-  private rateCount = 0;
+  private readonly rate = new PerSecond();
   private lastParallel = 0;
   private idleTimer: NodeJS.Timeout | null = null;
 
@@ -358,12 +358,6 @@ export class CryptoPool {
     return id;
   }
 
-  /** @internal the calling thread's view of a region (during a run its buffers are referenced) */
-  regionView(id: number): Uint8Array | undefined {
-    const b = this.regions.get(id)?.buffer.deref();
-    return b ? new Uint8Array(b) : undefined;
-  }
-
   private forgetRegion(id: number): void {
     if (!this.regions.delete(id)) return;
     this.post({ kind: 'forget', id });
@@ -459,12 +453,7 @@ export class CryptoPool {
     if (this.state !== 'off' || this.size === 0) return;
     const now = Date.now();
     if (now < this.declinedUntil) return;
-    if (now - this.rateStart >= 1000) {
-      this.rateStart = now;
-      this.rateCount = 0;
-    }
-    this.rateCount += n;
-    if (this.rateCount >= START_RATE) {
+    if (this.rate.add(n, now) >= START_RATE) {
       this.lastParallel = now;
       this.start();
     }

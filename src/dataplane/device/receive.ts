@@ -19,6 +19,7 @@ import {
   receivedWithKeypair,
 } from './handshake.js';
 import type { PoolQueue } from '../crypto/pool.js';
+import { PerSecond } from '../rate.js';
 import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 import type { RateLimiter } from './ratelimiter.js';
@@ -83,8 +84,7 @@ export interface PendingOpen {
  */
 export class HandshakeLoad {
   private until = -Infinity;
-  private windowStart = -Infinity;
-  private windowCount = 0;
+  private readonly perSecond = new PerSecond();
 
   constructor(private readonly threshold: number) {}
 
@@ -93,11 +93,7 @@ export class HandshakeLoad {
   }
 
   count(now: number): void {
-    if (now - this.windowStart >= 1000) {
-      this.windowStart = now;
-      this.windowCount = 0;
-    }
-    if (++this.windowCount >= this.threshold) this.until = now + UNDER_LOAD_AFTER_TIME;
+    if (this.perSecond.add(1, now) >= this.threshold) this.until = now + UNDER_LOAD_AFTER_TIME;
   }
 }
 

@@ -194,8 +194,8 @@ function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number
 
 /**
  * Runs the burst's queued seals on the pool, then completes each datagram (prefix, header
- * protection: after sealing); a datagram whose seal failed is dropped from `out`. A datagram
- * sealed inline (the queue was full) is completed here too.
+ * protection: after sealing); a datagram whose seal failed is dropped from `out`. One sealed
+ * inline because the queue was full (jobOf −1) was completed by `encrypt`.
  */
 function sealQueued(h: SendHost, q: PoolQueue, out: Uint8Array[]): void {
   if (q.length === 0) return;

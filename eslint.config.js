@@ -12,6 +12,13 @@ const testDoubles = {
   group: ['**/fake.js', '**/fake-*.js', '**/tun/memory.js', '**/conn/memory.js', './memory.js'],
   message: 'test doubles are not built into dist/; only tests (and other test doubles) import them',
 };
+// node:crypto's key generation jobs can deadlock Node 20 when a GC collects one while its key is
+// exported as JWK (seen under ~KeyGenJob in ExportJWKEdKey); WireGuard keys are a clamped random
+// scalar (src/dataplane/crypto/keys.ts generateKeyPair, test/helpers/awg.ts wgKeyPair)
+const keyGenJob = {
+  selector: "ImportDeclaration[source.value=/^(node:)?crypto$/] > ImportSpecifier[imported.name=/^generateKeyPair(Sync)?$/]",
+  message: 'no node:crypto generateKeyPair(Sync): a Node 20 deadlock; use generateKeyPair from src/dataplane/crypto/keys.ts (tests: wgKeyPair)',
+};
 // ipaddr.js imported as an ES module costs every process ≈ 5 MiB (src/util/ipaddr.ts loads it with require)
 const ipaddrPath = { name: 'ipaddr.js', message: "import ipaddr from src/util/ipaddr.ts (≈ 5 MiB less RSS per process)" };
 const testDoubleFiles = ['src/**/fake.ts', 'src/**/fake-*.ts', 'src/dataplane/tun/memory.ts', 'src/dataplane/conn/memory.ts'];
@@ -46,8 +53,13 @@ export default tseslint.config(
           selector: "ImportDeclaration[source.value='zod'] > :matches(ImportSpecifier[imported.name='z'], ImportDefaultSpecifier)",
           message: "import * as z from 'zod' (the named z puts all of zod in the CLI's start-up)",
         },
+        keyGenJob,
       ],
     },
+  },
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', keyGenJob] },
   },
   {
     files: ['src/**/*.ts'],

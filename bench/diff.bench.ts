@@ -14,17 +14,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { generateKeyPairSync } from 'node:crypto';
 import { childSamples, ensureDist, must, ROOT, sh, withBenchNetns } from './apply.bench.js';
 import { measure, median, percentile, type Sample } from './lib.js';
+import { wgKeyPair } from '../test/helpers/awg.js';
 
 function keyPair(): { priv: string; pub: string } {
-  const jwk = generateKeyPairSync('x25519').privateKey.export({ format: 'jwk' }) as {
-    d: string;
-    x: string;
-  };
-  const b = (u: string) => Buffer.from(u, 'base64url').toString('base64');
-  return { priv: b(jwk.d), pub: b(jwk.x) };
+  const k = wgKeyPair();
+  return { priv: k.privateKey, pub: k.publicKey };
 }
 
 export function referenceConfig(): string {

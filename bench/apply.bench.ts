@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -256,6 +256,21 @@ async function child(count: number, runs: number): Promise<Sample[]> {
   out.push(sample(`awg route applyBatch: delete ${n} routes`, delRuns));
   await flush();
   return out;
+}
+
+/**
+ * A package layout in `dir`/pkg whose bin runs the bundle (no dist/cli/ beside it), as `npm i -g`
+ * and the .deb install it: scripts/bundle.mjs over this checkout's dist/ (build it first), this
+ * checkout's node_modules. Returns the path of its bin/awg.js.
+ */
+export async function bundledLayout(dir: string): Promise<string> {
+  const pkg = join(dir, 'pkg');
+  mkdirSync(pkg, { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
+  cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true }); // a copy: a symlink's target would see dist/cli/
+  for (const d of ['node_modules', 'proto', 'schema', 'examples']) symlinkSync(join(ROOT, d), join(pkg, d));
+  await must(process.execPath, [join(ROOT, 'scripts/bundle.mjs'), join(pkg, 'dist', 'bundle')]);
+  return join(pkg, 'bin/awg.js');
 }
 
 /** The CLI samples run `node bin/awg.js` (dist/), which also starts the engines: build if absent. */

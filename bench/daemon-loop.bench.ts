@@ -10,6 +10,8 @@
  *   to the daemon's `reconcile-finished` event; reported minus the 250 ms debounce.
  * - RSS of the daemon (VmRSS) with 3 tunnels idle, and while iperf3 pushes TCP through all
  *   three tunnels at once (throughput reported too).
+ * Each sample twice: the installed package's bundle (what users run) and the checkout's dist/,
+ * alternating over two rounds (smoke: the bundle, one round).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, rmdirSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, percentile, type Sample } from './lib.js';
-import { ROOT, must, sh } from './apply.bench.js';
+import { bundledLayout, ROOT, must, sh } from './apply.bench.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 import { wgKeyPair } from '../test/helpers/awg.js';
 
@@ -54,6 +56,38 @@ function rssKiB(pid: number): number {
 
 export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
   if (process.getuid?.() !== 0) throw new Error('the Step 4 loop benchmark needs root (network namespaces)');
+  // a fresh dist/ from this checkout's sources (the checkout's build, and the bundle's input)
+  await must(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
+  const dir = mkdtempSync(join(tmpdir(), 'awgt-bench-loop-pkg-'));
+  try {
+    // what users run (npm i -g, the .deb) is the bundle; a clone runs tsc's dist/: its module
+    // sources keep their comments, ≈ 2 MiB more heap. Alternating, the bundle first.
+    const builds = [
+      { label: 'installed bundle', awg: await bundledLayout(dir) },
+      { label: 'checkout dist/', awg: join(ROOT, 'bin/awg.js') },
+    ];
+    const rounds = smoke ? [builds[0]!] : [...builds, ...builds];
+    const byName = new Map<string, Sample>();
+    const roundMedians = new Map<string, number[]>();
+    for (const b of rounds) {
+      for (const s of await loopScenario(smoke, b.awg)) {
+        const name = `${s.name} (${b.label})`;
+        const prev = byName.get(name);
+        const runs = [...(prev?.runs ?? []), ...s.runs];
+        const rounds = [...(roundMedians.get(name) ?? []), s.median];
+        roundMedians.set(name, rounds);
+        const notes = [...new Set([...(prev?.note ? [prev.note.replace(/; medians per round: .*$/, '')] : []), ...(s.note ? [s.note] : [])])];
+        const note = [...notes, ...(rounds.length > 1 ? [`medians per round: ${rounds.map((m) => m.toFixed(1)).join(', ')}`] : [])].join('; ');
+        byName.set(name, { ...s, name, runs, median: median(runs), ...(s.p90 !== undefined ? { p90: percentile(runs, 90) } : {}), ...(note ? { note } : {}) });
+      }
+    }
+    return [...byName.values()];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
   const tag = randomBytes(3).toString('hex');
   const C = `awgt-bench-lc-${tag}`;
   const P = `awgt-bench-lp-${tag}`;
@@ -62,7 +96,6 @@ export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 10.200.0.53\n');
   const envC = { ...env, AWG_UAPI_DIR: join(dir, 'uapi-c') };
   const envP = { ...env, AWG_UAPI_DIR: join(dir, 'uapi-p') };
-  const awg = join(ROOT, 'bin/awg.js');
   const inNs = (ns: string, cmd: string, args: string[], e = env) => must('nsenter', [`--net=/var/run/netns/${ns}`, '--', cmd, ...args], { env: e });
   const vethC = `awgbl${tag}a`;
   let up: ChildProcess | undefined;

@@ -12,23 +12,12 @@
  * - every command inside the bench namespace via nsenter, where the reference config
  *   (diff.bench.ts) is applied and converged: `diff` exits 0 having observed everything.
  */
-import { copyFileSync, cpSync, mkdirSync, symlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
-import { must, ROOT, sh } from './apply.bench.js';
+import { bundledLayout, must, ROOT, sh } from './apply.bench.js';
 import { withReferenceApplied } from './diff.bench.js';
 import { median, percentile, type Sample } from './lib.js';
-
-/** A package layout whose bin runs the bundle (no dist/cli/ beside it). */
-async function bundledLayout(dir: string): Promise<string> {
-  const pkg = join(dir, 'pkg');
-  mkdirSync(pkg, { recursive: true });
-  copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
-  cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true }); // a copy: a symlink's target would see dist/cli/
-  for (const d of ['node_modules', 'proto', 'schema', 'examples']) symlinkSync(join(ROOT, d), join(pkg, d));
-  await must(process.execPath, [join(ROOT, 'scripts/bundle.mjs'), join(pkg, 'dist', 'bundle')]);
-  return join(pkg, 'bin/awg.js');
-}
 
 export async function startupBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 11;

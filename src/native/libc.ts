@@ -157,6 +157,16 @@ export function rawLibcFunc<T>(decl: string): T | null {
   return fn as T | null;
 }
 
+/**
+ * glibc's `malloc_trim(0)`: the allocator's free pages go back to the kernel (each arena's top
+ * and, since glibc 2.8, whole free pages inside it). True when something was released; false
+ * when nothing was, or where the call does not exist (not glibc on x64/arm64 Linux).
+ */
+export function mallocTrim(): boolean {
+  const trim = rawLibcFunc<(pad: number) => number>('int malloc_trim(size_t pad)');
+  return trim ? trim(0) === 1 : false;
+}
+
 function ret(r: number | bigint): number {
   const n = Number(r);
   return n < 0 ? -koffi.errno() : n;

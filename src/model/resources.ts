@@ -53,6 +53,12 @@ export interface RouteSpec {
   via?: string;
   metric: number;
   protocol: number;
+  /**
+   * macOS only: the interface scope (`route -ifscope`), a link name resolved like `dev`. The
+   * route then serves only sockets bound to that interface (IP_BOUND_IF), the way a Linux
+   * per-tunnel table serves only marked traffic; `table` carries that tunnel's table number.
+   */
+  ifscope?: string;
 }
 
 export interface RuleSpec {

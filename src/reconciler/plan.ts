@@ -100,7 +100,7 @@ function describe(r: AnyResource): string {
     case 'link':
       return `${r.spec.kind} mtu ${r.spec.mtu} ${r.spec.up ? 'up' : 'down'}`;
     case 'route':
-      return `${r.spec.type === 'unicast' ? '' : r.spec.type + ' '}${r.spec.dst}${r.spec.dev ? ' dev ' + r.spec.dev : ''} table ${r.spec.table}`;
+      return `${r.spec.type === 'unicast' ? '' : r.spec.type + ' '}${r.spec.dst}${r.spec.dev ? ' dev ' + r.spec.dev : ''}${r.spec.ifscope ? ' ifscope ' + r.spec.ifscope : ''} table ${r.spec.table}`;
     default:
       return '';
   }

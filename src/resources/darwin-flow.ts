@@ -30,9 +30,10 @@
  *
  * Warned, because they differ from Linux: TCP only (UDP follows the routing table, and user
  * processes' UDP is dropped when a rule can block); root's processes are not routed per app
- * (the loop avoidance is by uid); a non-default WireGuard tunnel has no interface-scoped
- * route on its utun yet, so flows the router pins to it are expected to fail (reset) rather
- * than leave by another interface.
+ * (the loop avoidance is by uid). Flows into a WireGuard tunnel that is not the default are
+ * dialled bound to its utun (IP_BOUND_IF) and follow the interface-scoped routes realiseDarwin
+ * gives its prefixes; a destination outside them has no route there and fails (reset), never
+ * leaving by another interface.
  */
 import { isIP } from 'node:net';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
@@ -109,12 +110,5 @@ export function realiseDarwinFlow(d: DesiredModel, facts: HostFacts, router: Dar
   );
   if (proxyDefault)
     warnings.push(`tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`);
-  const linked = new Map(policy.tunnels.filter((t) => t.link).map((t) => [t.name, t]));
-  for (const name of [...new Set(enabled.map((r) => r.target))].sort()) {
-    if (!linked.has(name) || name === def?.name) continue;
-    warnings.push(
-      `tunnel ${name}: per-app flows into it are dialled on its utun (IP_BOUND_IF), but awg installs no interface-scoped route there yet (only the default tunnel has routes): expect them to fail (reset), never to leave by another interface`,
-    );
-  }
   return { resources, warnings };
 }

@@ -2,15 +2,17 @@
  * The model → what macOS can realise (darwin.ts's platform realises with this, or with
  * darwin-flow.ts on top of it when given the config). Pure. macOS has one routing table, no
  * fwmark/ip rules, no cgroups, and PF instead of nft:
- * - routes: only the default tunnel's prefixes are routed (per-app rules go through the flow
- *   router the daemon hosts; darwin-flow.ts's PF anchor redirects the apps' TCP to it). Its
- *   prefixes go to the main table on its link, with `0.0.0.0/0` split into `0/1` + `128/1`
+ * - routes: the default tunnel's prefixes go to the main table on its link (per-app rules go
+ *   through the flow router the daemon hosts; darwin-flow.ts's PF anchor redirects the apps'
+ *   TCP to it), with `0.0.0.0/0` split into `0/1` + `128/1`
  *   (`::/0` into `::/1` + `8000::/1`) so the system default stays and the more specific pair
  *   wins; each of its endpoints gets a host route via the physical gateway
  *   (`facts.defaultRouteV4/V6`, probed from the routing table) so encrypted packets do not
  *   loop into the tunnel. Unreachable twins and `throw` routes have no macOS equivalent (no
  *   metrics, no tables): when the utun vanishes its routes vanish with it, and only the PF
- *   kill switch keeps traffic from leaking.
+ *   kill switch keeps traffic from leaking. Every other WireGuard tunnel's prefixes are
+ *   interface-scoped routes on its utun (macOS's per-interface tables): the router's dials
+ *   bound to that utun (IP_BOUND_IF) find them, nothing unbound does.
  * - rule, cgroup, sysctl resources are dropped (without the config: with a warning for
  *   per-app rules).
  * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
@@ -141,6 +143,18 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
         };
         push({ kind: 'route', id: ids.route(spec), deps: [], spec } as Resource<'route'>);
       }
+    }
+  }
+  // Every other WireGuard tunnel's prefixes, scoped to its utun (`-ifscope`): only sockets
+  // bound to that utun see them (the flow router's dials for rules targeting it), as only
+  // marked traffic sees a tunnel's table on Linux; everything else keeps the system's routes.
+  // A scoped default needs no 0/1 split: it never competes with the unscoped one.
+  for (const t of policy?.tunnels ?? []) {
+    if (!t.link || t === def) continue;
+    for (const r of routes) {
+      if (r.type !== 'unicast' || r.dev !== t.link) continue;
+      const spec: RouteSpec = { family: r.family, table: r.table, dst: r.dst, type: 'unicast', dev: t.link, ifscope: t.link, metric: 0, protocol: r.protocol };
+      push({ kind: 'route', id: ids.route(spec), deps: [ids.link(t.link)], spec } as Resource<'route'>);
     }
   }
   return { resources: out, warnings };

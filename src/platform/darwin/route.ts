@@ -18,6 +18,11 @@ export interface DarwinRoute {
   interface?: string;
   blackhole?: boolean;
   reject?: boolean;
+  /**
+   * `-ifscope utunN`: an interface-scoped route (flag I), seen only by lookups scoped to that
+   * interface (sockets bound with IP_BOUND_IF); it never competes with the unscoped table
+   */
+  ifscope?: string;
 }
 
 function isHost(r: DarwinRoute): boolean {
@@ -35,12 +40,13 @@ function via(r: DarwinRoute): string[] {
     // A blackhole/reject route still needs a gateway: loopback.
     return [r.family === 6 ? '::1' : '127.0.0.1', r.blackhole ? '-blackhole' : '-reject'];
   }
-  if (r.interface) return ['-interface', r.interface];
-  if (r.gateway) return [r.gateway];
+  const scope = r.ifscope ? ['-ifscope', r.ifscope] : [];
+  if (r.interface) return ['-interface', r.interface, ...scope];
+  if (r.gateway) return [r.gateway, ...scope];
   throw new Error(`route ${r.dst} has neither gateway nor interface`);
 }
 
-/** `route -n add -inet -net 0.0.0.0/1 -interface utun3` */
+/** `route -n add -inet -net 0.0.0.0/1 -interface utun3` (`… -interface utun4 -ifscope utun4`: scoped) */
 export function routeAddArgs(r: DarwinRoute): string[] {
   return ['-n', 'add', ...target(r), ...via(r)];
 }
@@ -49,7 +55,7 @@ export function routeChangeArgs(r: DarwinRoute): string[] {
   return ['-n', 'change', ...target(r), ...via(r)];
 }
 
-/** Deletes name the gateway too, so a same-prefix route of another owner is not hit. */
+/** Deletes name the gateway (and the scope) too, so a same-prefix route of another owner is not hit. */
 export function routeDeleteArgs(r: DarwinRoute): string[] {
   return ['-n', 'delete', ...target(r), ...via(r)];
 }

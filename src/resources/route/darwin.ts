@@ -57,7 +57,10 @@ export function toDarwinRoute(r: RouteSpec, state: StateStore): DarwinRoute | un
   if (r.via) return { ...base, gateway: r.via };
   if (!r.dev) throw new AwgError('bug', `route ${r.dst} has neither via nor dev`);
   const ifn = resolveIfname(state, r.dev);
-  return ifn ? { ...base, interface: ifn } : undefined;
+  if (!ifn) return undefined;
+  if (!r.ifscope) return { ...base, interface: ifn };
+  const scope = resolveIfname(state, r.ifscope);
+  return scope ? { ...base, interface: ifn, ifscope: scope } : undefined;
 }
 
 function sameGateway(k: NetstatRoute, via: string): boolean {
@@ -66,18 +69,24 @@ function sameGateway(k: NetstatRoute, via: string): boolean {
   return g === via || k.gateway.address === via;
 }
 
-/** Does kernel route `k` implement `d`? Interface-scoped (I) routes never do. */
+/** Does kernel route `k` implement `d`? A scoped (I) route only a scoped `d` on its interface. */
 export function kernelMatches(k: NetstatRoute, d: DarwinRoute, dev?: string): boolean {
-  if (k.family !== d.family || k.dst !== d.dst || k.ifscope) return false;
+  if (k.family !== d.family || k.dst !== d.dst || k.ifscope !== !!d.ifscope) return false;
+  if (d.ifscope && k.netif !== d.ifscope) return false;
   if (d.blackhole) return k.blackhole;
   if (d.reject) return k.reject;
   if (d.gateway) return k.viaGateway && sameGateway(k, d.gateway) && (!dev || k.netif === dev);
   return !k.viaGateway && k.netif === d.interface;
 }
 
-/** Same prefix, unscoped, and not a link-layer (ARP/ND cache, flag L) entry. */
-const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }) =>
-  k.family === r.family && k.dst === r.dst && !k.ifscope && !k.flags.includes('L');
+/**
+ * Same prefix in the same scope (unscoped, or scoped to interface `scope`), and not a
+ * link-layer (ARP/ND cache, flag L) entry.
+ */
+const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }, scope?: string) =>
+  k.family === r.family && k.dst === r.dst && (scope ? k.ifscope && k.netif === scope : !k.ifscope) && !k.flags.includes('L');
+/** the utun a scoped spec is scoped to (undefined: unscoped, or its link has no utun yet) */
+const scopeOf = (r: RouteSpec, state: StateStore) => (r.ifscope ? resolveIfname(state, r.ifscope) : undefined);
 const describe = (k: NetstatRoute) =>
   `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
 
@@ -136,7 +145,9 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         const spec = r.spec as RouteSpec;
         const id = ids.route(spec);
         if (rec[id]) continue;
-        const k = kernel.find((x) => sameDst(x, spec));
+        const ifscope = scopeOf(spec, scope.state);
+        if (spec.ifscope && !ifscope) continue; // no utun yet: nothing can be scoped to it
+        const k = kernel.find((x) => sameDst(x, spec, ifscope));
         if (k)
           foreign.push({
             kind: 'route',
@@ -198,7 +209,7 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         }
         return changed ? 'changed' : 'unchanged';
       }
-      const other = kernel.find((k) => sameDst(k, after));
+      const other = kernel.find((k) => sameDst(k, after, d.ifscope));
       // Only change a route that is exactly the one we recorded (a record can outlive its
       // route, e.g. across a reboot, while another program adds the same prefix).
       const prev = rec[id] ? toDarwinRoute(rec[id], ctx.state) : undefined;

@@ -586,6 +586,32 @@ export class MacHost implements Exec {
     return ok(['Routing tables', '', ...(only === 6 ? [] : sec4), ...(only === 4 ? [] : sec6)].join('\n'));
   }
 
+  /**
+   * The route a socket's packet to `dst` takes: unbound (unscoped), or bound to `ifscope`
+   * (IP_BOUND_IF), after xnu bsd/net/route.c rt_lookup_common: the unscoped longest match is
+   * kept for a bound socket only when it leaves by that interface; otherwise the longest match
+   * among the routes scoped to it; the unscoped match still wins over a scoped default, and an
+   * unscoped host route over a scoped net route; last, the unscoped default if it leaves by
+   * that interface. Undefined: no route (the connect fails, EHOSTUNREACH). Not modelled: the
+   * primary interface's implicit scope of unbound lookups, loopback's exceptions.
+   */
+  lookup(dst: string, ifscope?: string): MRoute | undefined {
+    const family = ipaddr.parse(dst).kind() === 'ipv4' ? 4 : 6;
+    const len = (r: MRoute) => Number(r.dst.split('/')[1]);
+    const longest = (rs: MRoute[]) => rs.sort((a, b) => len(b) - len(a))[0];
+    const matching = this.routes.filter((r) => r.family === family && inPrefix(dst, r.dst));
+    const unscoped = longest(matching.filter((r) => !r.flags.includes('I')));
+    if (!ifscope) return unscoped;
+    const rn0 = unscoped && unscoped.netif === ifscope ? unscoped : undefined;
+    const scoped = longest(matching.filter((r) => r.flags.includes('I') && r.netif === ifscope));
+    const isDefault = (r: MRoute) => len(r) === 0;
+    const isHost = (r: MRoute) => len(r) === (family === 4 ? 32 : 128);
+    if (scoped && !(rn0 && ((isDefault(scoped) && !isDefault(rn0)) || (!isHost(scoped) && isHost(rn0))))) return scoped;
+    if (rn0) return rn0;
+    const def = this.routes.find((r) => r.family === family && isDefault(r) && !r.flags.includes('I'));
+    return def && def.netif === ifscope ? def : undefined;
+  }
+
   /** `route -n get <dst>`: the longest matching unscoped route, in the layout of the route-get captures */
   private routeGet(dstArg: string): ExecResult {
     const addr = dstArg === 'default' ? '0.0.0.0' : dstArg;
@@ -625,6 +651,13 @@ export class MacHost implements Exec {
       throw new Error(`macos-host: route ${args.join(' ')}`);
     const family = fam === '-inet6' ? 6 : 4;
     const dst = canon(kindArg === '-host' ? `${dstArg}/${family === 4 ? 32 : 128}` : dstArg);
+    // `-ifscope <if>` (route.c K_IFSCOPE: if_nametoindex, else errx(1, "bad interface name"))
+    let scope: string | undefined;
+    if (a.at(-2) === '-ifscope') {
+      scope = a.pop()!;
+      a.pop();
+      if (!this.interfaces.has(scope)) return fail('route: bad interface name\n');
+    }
     let gateway: string;
     let netif: string;
     let flags: string;
@@ -647,8 +680,11 @@ export class MacHost implements Exec {
       netif = via.netif;
       flags = kindArg === '-host' ? 'UGHS' : 'UGSc';
     } else throw new Error(`macos-host: route ${args.join(' ')}`);
+    if (scope) flags += 'I';
     const what = `${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}`;
-    const idx = this.routes.findIndex((r) => r.family === family && r.dst === dst && !r.flags.includes('I'));
+    // the radix key holds the scope: an unscoped and a scoped route of one prefix are two entries
+    const inScope = (r: MRoute) => (scope ? r.flags.includes('I') && r.netif === scope : !r.flags.includes('I'));
+    const idx = this.routes.findIndex((r) => r.family === family && r.dst === dst && inScope(r));
     switch (op) {
       case 'add':
         if (idx >= 0) return ok(`${what}: File exists\n`, 'route: writing to routing socket: File exists\n');
@@ -660,7 +696,7 @@ export class MacHost implements Exec {
         return ok(`${what}\n`);
       default: {
         // a delete names its gateway: another owner's same-prefix route is not hit
-        const j = this.routes.findIndex((r) => r.family === family && r.dst === dst && r.gateway === gateway && !r.flags.includes('I'));
+        const j = this.routes.findIndex((r) => r.family === family && r.dst === dst && r.gateway === gateway && inScope(r));
         if (j < 0) return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
         this.routes.splice(j, 1);
         return ok(`${what}\n`);

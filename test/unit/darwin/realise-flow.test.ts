@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import type { Config, Rule } from '../../../src/config/schema.js';
 import { buildDesired } from '../../../src/model/desired.js';
+import type { RouteSpec } from '../../../src/model/resources.js';
 import { realiseDarwin } from '../../../src/resources/darwin.js';
 import { DROPPED_PER_APP_WARNING, flowRouterPort, realiseDarwinFlow } from '../../../src/resources/darwin-flow.js';
 
@@ -31,6 +32,12 @@ const FACTS = { defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0' } };
 const model = (c: Config) => buildDesired(c, { facts: { cgroupNftPrefix: '', resolved: RESOLVED } });
 const ruleset = (s: ReturnType<typeof realiseDarwin>) => (s.resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string }).ruleset;
 const withoutFirewall = (s: ReturnType<typeof realiseDarwin>) => s.resources.filter((r) => r.kind !== 'firewall');
+/** the interface-scoped routes: [scope, dst], sorted */
+const scoped = (s: ReturnType<typeof realiseDarwin>) =>
+  s.resources
+    .filter((r) => r.kind === 'route' && (r.spec as RouteSpec).ifscope)
+    .map((r) => [(r.spec as RouteSpec).ifscope, (r.spec as RouteSpec).dst])
+    .sort((a, b) => `${a}`.localeCompare(`${b}`));
 
 describe('realiseDarwinFlow', () => {
   it('realiseDarwin still drops per-app rules with the warning the router answers (its text pinned)', () => {
@@ -66,8 +73,11 @@ describe('realiseDarwinFlow', () => {
     }
     expect(got.warnings).not.toContain(DROPPED_PER_APP_WARNING);
     expect(got.warnings.some((w) => w.startsWith('per-app routing on macOS carries TCP only') && w.includes('dropped because a rule can block'))).toBe(true);
-    // ams and fra are WireGuard tunnels but not the default (default: direct): no scoped routes yet
-    expect(got.warnings.filter((w) => w.includes('no interface-scoped route')).map((w) => w.split(':')[0])).toEqual(['tunnel ams', 'tunnel fra']);
+    // ams and fra are WireGuard tunnels but not the default (default: direct): their prefixes
+    // are scoped to their utuns (realiseDarwin), where the router's bound dials find them
+    expect(scoped(got)).toEqual([['awg-ams', '0.0.0.0/0'], ['awg-fra', '0.0.0.0/0']]);
+    expect(got.resources.filter((r) => r.kind === 'route' && !(r.spec as RouteSpec).ifscope)).toEqual([]);
+    expect(got.warnings.filter((w) => w.includes('scoped'))).toEqual([]);
   });
 
   it('rules that cannot block keep user UDP (it follows the routing table)', () => {
@@ -85,11 +95,22 @@ describe('realiseDarwinFlow', () => {
     expect(ruleset(realiseDarwinFlow(model({ ...c, rules: drop }), FACTS, { port: 15200, rules: drop }))).toContain('proto udp from any to ! <awg_flow_skip> user >= 501');
   });
 
-  it('the default tunnel gets no scoped-route warning; a proxy target none either (its dialer is the proxy)', () => {
+  it('scoped routes for a WireGuard tunnel that is not the default; none for the default (its routes are unscoped) or a proxy (its dialer is the proxy)', () => {
     const c = load('multi-tunnel-socks-killswitch.yaml');
     const got = realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules, routerUid: 0 });
-    // stockholm is the default, socks/proxy are proxy tunnels: only office is warned about
-    expect(got.warnings.filter((w) => w.includes('no interface-scoped route')).map((w) => w.split(':')[0])).toEqual(['tunnel office']);
+    // stockholm is the default, socks/proxy are proxy tunnels: only office's prefixes (ipv6: tunnel)
+    expect(scoped(got)).toEqual([
+      ['awg-office', '10.100.0.0/16'],
+      ['awg-office', '10.200.0.0/16'],
+      ['awg-office', '172.20.0.0/16'],
+      ['awg-office', 'fd20::/64'],
+      ['awg-office', 'fd21::/64'],
+    ]);
+    for (const r of got.resources.filter((x) => x.kind === 'route' && (x.spec as RouteSpec).ifscope)) {
+      expect(r.deps).toEqual(['link/awg-office']);
+      expect(r.spec).toMatchObject({ dev: 'awg-office', type: 'unicast', metric: 0 });
+      expect((r.spec as RouteSpec).table).not.toBe(254); // office's table: ids apart from main's
+    }
     const text = ruleset(got);
     // kill switch: the redirect comes before the kill switch's final block, v6 too (ipv6: tunnel)
     const lines = text.trim().split('\n');

@@ -24,7 +24,7 @@ import { observeWith } from '../../../src/reconciler/observe.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { ModelEngines } from '../../helpers/macos-host/engine.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
-import { macConfig } from '../../helpers/macos-host/scenario.js';
+import { macConfig, WEB } from '../../helpers/macos-host/scenario.js';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { diffCommand } from '../../../src/cli/commands/diff.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
@@ -197,6 +197,30 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(pfVerdict(host, v6)).toBe('block');
     expect(pfVerdict(host, { ...v6, iface: 'utun0' })).toBe('pass');
     expect(pfVerdict(host, { ...v6, proto: 'udp', dst: '2001:db8:2::7', dport: 51820 })).toBe('pass');
+    expect(await diff()).toEqual([]);
+    await down();
+    expect(host.snapshot()).toEqual(prior);
+  });
+
+  it('ipv6: allow: v6 leaves by the physical link past the kill switch, no v6 routes on the utun; v4 only by the tunnel', async () => {
+    host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
+    host.routes.push(
+      { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
+      { family: 6, dst: '2001:db8:1::/64', gateway: 'link#11', flags: 'UC', netif: 'en0', system: true },
+    );
+    writeFileSync(file, config().replace('ipv6: block', 'ipv6: allow'), { mode: 0o600 });
+    const prior = host.snapshot();
+    const { ctx } = await apply();
+    expect(ctx.error?.message).toBeUndefined();
+    expect(ctx.outcome).toBe('converged');
+    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(host.routes.filter((r) => r.family === 6 && !r.system)).toEqual([]);
+    expect(host.lookup('2001:db8:5::1')?.netif).toBe('en0');
+    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8:5::1', dport: 443 };
+    expect(pfVerdict(host, v6)).toBe('pass');
+    expect(pfVerdict(host, { ...v6, proto: 'udp', dport: 53 })).toBe('block'); // DNS leak protection holds for v6 too
+    expect(pfVerdict(host, WEB)).toBe('block'); // v4 stays behind the kill switch
+    expect(pfVerdict(host, { ...WEB, iface: 'utun0' })).toBe('pass');
     expect(await diff()).toEqual([]);
     await down();
     expect(host.snapshot()).toEqual(prior);

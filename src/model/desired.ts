@@ -38,9 +38,12 @@ export interface HostFacts {
   cgroupRootDepth?: number;
   /** Linux: where cgroup v2 is mounted (for errors) */
   cgroupMountPoint?: string;
-  /** macOS: the physical default routes, for the tunnel endpoints' bypass routes */
-  defaultRouteV4?: { gateway: string; interface: string };
-  defaultRouteV6?: { gateway: string; interface: string };
+  /**
+   * macOS: the physical default routes, for the tunnel endpoints' bypass routes, with the
+   * prefixes connected on that interface (`onLink`: an endpoint inside one needs no bypass)
+   */
+  defaultRouteV4?: { gateway: string; interface: string; onLink?: string[] };
+  defaultRouteV6?: { gateway: string; interface: string; onLink?: string[] };
   /**
    * macOS: the host's own addresses (every interface but our utuns): connections to them go
    * over lo0, where the flow router's `rdr` would catch them, so they are skipped

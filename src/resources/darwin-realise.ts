@@ -34,6 +34,13 @@ const SPLIT: Record<string, string[]> = {
   '::/0': ['::/1', '8000::/1'],
 };
 
+function inPrefix(address: string, cidr: string): boolean {
+  if (!ipaddr.isValid(address)) return false;
+  const a = ipaddr.parse(address);
+  const [net, len] = ipaddr.parseCIDR(cidr);
+  return a.kind() === net.kind() && a.match(net, len);
+}
+
 function isLoopback(address: string): boolean {
   return ipaddr.isValid(address) && ipaddr.parse(address).range() === 'loopback';
 }
@@ -113,11 +120,14 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
       }
       if (SPLIT[r.dst]) coversDefault = true;
     }
-    // Every WireGuard engine's packets would follow 0/1 into the default tunnel (the utun
-    // engine does not pin its socket to the physical interface), the other tunnels' too. A
+    // Every WireGuard engine's packets would follow 0/1 into the default tunnel, the other
+    // tunnels' too, until the daemon pins the engines' sockets to the physical interface
+    // (IP_BOUND_IF, in the run after it probed the underlay; a failed pin is retried): the
+    // endpoints' host routes via the gateway cover them before and meanwhile. A
     // loopback endpoint (a local relay) needs none: lo0's routes are more specific than 0/1,
     // and a host route via the gateway would collide with lo0's own. Nor does the gateway
-    // itself (WireGuard on the router): macOS keeps a host route to the router on its link.
+    // itself (WireGuard on the router): macOS keeps a host route to the router on its link;
+    // nor an endpoint on the connected LAN (facts' onLink).
     const wg = [def, ...policy!.tunnels.filter((t) => t !== def && t.link)];
     for (const t of coversDefault ? wg : []) {
       for (const e of t.endpoints) {
@@ -131,6 +141,9 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
           continue;
         }
         if (e.address === gw.gateway) continue;
+        // on the connected LAN (a server at home): its link route, more specific than 0/1,
+        // already takes it on-link; a host route via the gateway would send it to the router
+        if (gw.onLink?.some((p) => Number(p.split('/')[1]) > 1 && inPrefix(e.address, p))) continue;
         const spec: RouteSpec = {
           family: v6 ? 6 : 4,
           table: DARWIN_MAIN_TABLE,

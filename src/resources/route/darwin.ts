@@ -15,6 +15,7 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { ForeignObject, Resource, RouteSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
+import ipaddr from '../../util/ipaddr.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
@@ -108,18 +109,32 @@ function defaultRoutes(kernel: NetstatRoute[]): { defaultRouteV4?: Gateway; defa
   const facts: { defaultRouteV4?: Gateway; defaultRouteV6?: Gateway } = {};
   for (const f of [4, 6] as const) {
     const d = primaryDefault(kernel, f);
-    if (d && d.gateway.kind === 'ip')
-      facts[`defaultRouteV${f}`] = {
-        gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
-        interface: d.netif,
-      };
+    if (!d || d.gateway.kind !== 'ip') continue;
+    // the interface's connected prefixes: its unscoped link routes (`192.168.1  link#11  UCS  en0`),
+    // not host-length (the gateway's own `192.168.1.1/32  link#11  UCS`) or link-layer entries,
+    // nor link-local or multicast (`224.0.0/4  link#11  UmCS`)
+    const onLink = kernel
+      .filter((k) => k.family === f && k.netif === d.netif && !k.viaGateway && !k.ifscope && !k.host && !k.isDefault && k.gateway.kind === 'link' && !/[LH]/.test(k.flags))
+      .flatMap((k) => (k.dst && Number(k.dst.split('/')[1]) < (f === 4 ? 32 : 128) && unicastRange(k.dst) ? [k.dst] : []));
+    facts[`defaultRouteV${f}`] = {
+      gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
+      interface: d.netif,
+      ...(onLink.length ? { onLink: [...new Set(onLink)].sort() } : {}),
+    };
   }
   return facts;
+}
+
+/** a prefix of ordinary unicast addresses (not link-local, multicast, loopback) */
+function unicastRange(cidr: string): boolean {
+  const net = cidr.split('/')[0]!;
+  return ipaddr.isValid(net) && !['linkLocal', 'multicast', 'loopback'].includes(ipaddr.parse(net).range());
 }
 
 interface Gateway {
   gateway: string;
   interface: string;
+  onLink?: string[];
 }
 
 /** The physical default routes now: where the tunnels' endpoint bypass routes point (HostFacts). */

@@ -4,7 +4,8 @@
  * the new gateway, or the tunnel's own packets go into the tunnel. Verified on the model only.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENDPOINT, Rig } from '../../helpers/macos-host/scenario.js';
+import { ENDPOINT, ENDPOINT_UDP, macConfig, Rig } from '../../helpers/macos-host/scenario.js';
+import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
 
 describe('macOS host model: roaming to another network', () => {
   const rigs: Rig[] = [];
@@ -39,5 +40,34 @@ describe('macOS host model: roaming to another network', () => {
     expect([...h.interfaces.keys()].filter((n) => n.startsWith('utun'))).toEqual([]);
     expect({ enabled: h.pf.enabled, hooked: h.pf.main.some((l) => l.includes('com.awg')) }).toEqual({ enabled: false, hooked: false });
     expect(h.services[0]!.dns).toEqual([]);
+  });
+
+  it('an endpoint on the connected LAN (a server at home) gets no bypass: its link route takes it on-link; joining another network, it gets one via the new gateway', async () => {
+    const lan = '192.168.1.60';
+    const r = new Rig(macConfig().replace(`endpoint: ${ENDPOINT}:`, `endpoint: ${lan}:`));
+    rigs.push(r);
+    const h = r.host;
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    expect(h.routes.filter((x) => x.dst === `${lan}/32`)).toEqual([]);
+    // on-link, not into the tunnel (0/1) and not via the router (192.168.1.1)
+    expect(h.lookup(lan)).toMatchObject({ dst: '192.168.1.0/24', gateway: 'link#11', netif: 'en0' });
+    expect(h.lookup('93.184.216.34')?.netif).toBe('utun0');
+    expect(pfVerdict(h, { ...ENDPOINT_UDP, dst: lan })).toBe('pass'); // the kill switch lets the endpoint through
+    expect(await r.diff()).toEqual([]);
+
+    // the Mac moves to 10.0.0.0/24: the old LAN is gone, so the endpoint needs its bypass now
+    h.interfaces.get('en0')!.inet = [{ address: '10.0.0.23', prefixlen: 24 }];
+    h.routes = h.routes.filter((x) => x.netif !== 'en0' || x.dst === '169.254.0.0/16' || x.dst === '224.0.0.0/4' || x.dst === '255.255.255.255/32');
+    h.routes.push(
+      { family: 4, dst: '0.0.0.0/0', gateway: '10.0.0.1', flags: 'UGScg', netif: 'en0', system: true },
+      { family: 4, dst: '0.0.0.0/0', gateway: '10.0.0.1', flags: 'UGScIg', netif: 'en0', system: true },
+      { family: 4, dst: '10.0.0.0/24', gateway: 'link#11', flags: 'UCS', netif: 'en0', system: true, expire: '!' },
+    );
+    expect(h.lookup(lan)?.netif).toBe('utun0'); // until the next run: into the tunnel
+    expect((await r.diff()).map((c) => `${c.action} ${c.id}`)).toEqual([`create route/v4/table-254/${lan}/32/metric-0`]);
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    expect(h.lookup(lan)).toMatchObject({ gateway: '10.0.0.1', netif: 'en0' });
+    await r.down();
+    expect(h.routes.filter((x) => x.dst === `${lan}/32` || x.netif.startsWith('utun'))).toEqual([]);
   });
 });

@@ -92,7 +92,9 @@ describe('darwin route driver', () => {
     const obs = await driver.observe({ desired: desired(WANT), claims, state });
     expect(obs.resources.map((r) => r.spec)).toEqual(WANT);
     expect(obs.foreign).toEqual([]);
-    expect(obs.facts).toEqual({ defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0' } });
+    // en0's connected prefix (`192.168.1  link#11  UCS`); not its link-local one, nor the
+    // gateway's /32 link route, nor ARP entries
+    expect(obs.facts).toEqual({ defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0', onLink: ['192.168.1.0/24'] } });
   });
 
   it('a 0/1 that awg did not create is a conflict: reported, never touched', async () => {

@@ -10,13 +10,14 @@ import { describe, expect, it } from 'vitest';
 import { parseNetstatRoutes } from '../../../src/platform/darwin/netstat.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 import type { MacHost } from '../../helpers/macos-host/model.js';
+import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
 import { macConfig, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 
 const office = wgKeyPair();
 const officePeer = wgKeyPair();
 const OFFICE_ENDPOINT = '203.0.113.9';
-/** `home` (macConfig) is the default route; `office` carries two private prefixes, for one app */
-const CONFIG = macConfig({ killSwitch: false }).replace(
+/** `home` (macConfig: kill switch on) is the default route; `office` carries two private prefixes, for one app */
+const CONFIG = macConfig().replace(
   'tunnels:\n',
   `tunnels:
   office:
@@ -61,6 +62,10 @@ describe('macOS host model: a non-default WireGuard tunnel routed in its interfa
     expect(r.host.lookup('10.20.3.4')?.netif).toBe(homeUtun);
     // a socket bound to home's utun still finds home's unscoped 0/1
     expect(r.host.lookup('93.184.216.34', homeUtun)?.netif).toBe(homeUtun);
+    // the kill switch lets the bound dial's packets out of office's utun, never out of en0
+    const intranet: Packet = { dir: 'out', iface: officeUtun, family: 4, proto: 'tcp', dst: '10.20.3.4', dport: 443 };
+    expect(pfVerdict(r.host, intranet)).toBe('pass');
+    expect(pfVerdict(r.host, { ...intranet, iface: 'en0' })).toBe('block');
     // office's endpoint bypasses the default tunnel, like home's
     expect(r.host.lookup(OFFICE_ENDPOINT)).toMatchObject({ netif: 'en0', gateway: '192.168.1.1' });
 

@@ -5,7 +5,7 @@
  * converges again; a graceful stop keeps the kill switch and removes the rest; `down` then
  * restores the host. Verified on the model only (docs/platform-macos.md).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -129,5 +129,46 @@ dns: { system: default-tunnel, leakProtection: true }
     await d.down();
     expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
     await d.stop({ teardown: true });
+  });
+  it('config edits (in place, an atomic-rename save) converge; an invalid edit keeps the last good state and is reported; fixing it converges', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(file, macConfig(), { mode: 0o600 });
+    const host = MacHost.laptop();
+    const engines = new ModelEngines(host);
+    const { d, events, finished } = modelDaemon({ configPath: file, platform: darwinPlatform, drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, exec: host, state: new FileStateStore(join(dir, 'state')) });
+    const wifiDns = () => host.services.find((x) => x.name === 'Wi-Fi')!.dns;
+    await d.start();
+    expect(await finished(1)).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(wifiDns()).toEqual(['10.66.0.1']);
+
+    // the watcher is platform-neutral (test/unit/daemon/config-watch.test.ts): woken by hand here
+    writeFileSync(file, macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.53]'), { mode: 0o600 });
+    d.wake('config');
+    expect(await finished(2)).toMatchObject({ reason: 'config', outcome: 'converged' });
+    expect(wifiDns()).toEqual(['10.66.0.53']);
+
+    writeFileSync(join(dir, '.awg.yaml.swp'), macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.54]'), { mode: 0o600 });
+    renameSync(join(dir, '.awg.yaml.swp'), file);
+    d.wake('config');
+    expect(await finished(3)).toMatchObject({ reason: 'config', outcome: 'converged' });
+    expect(wifiDns()).toEqual(['10.66.0.54']);
+
+    const good = host.snapshot();
+    const mutations = host.mutations;
+    writeFileSync(file, 'version: 1\ntunnels: [this is not a map\n', { mode: 0o600 });
+    d.wake('config');
+    const bad = await finished(4);
+    expect(events.filter((e) => e.type === 'config-changed').map((e) => (e as { valid: boolean }).valid)).toEqual([true, true, false]);
+    expect(events.find((e) => e.type === 'error' && (e as { kind: string }).kind === 'invalid-config')).toBeDefined();
+    expect(bad).toMatchObject({ reason: 'config', outcome: 'unchanged' }); // the last good state, re-checked
+    expect(host.snapshot()).toEqual(good);
+    expect(host.mutations).toBe(mutations);
+
+    writeFileSync(file, macConfig(), { mode: 0o600 });
+    d.wake('config');
+    expect(await finished(5)).toMatchObject({ reason: 'config', outcome: 'converged' });
+    expect(wifiDns()).toEqual(['10.66.0.1']);
+    await d.stop();
   });
 });

@@ -18,6 +18,10 @@ import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import { FileStateStore } from '../../../src/util/state.js';
+import { Device } from '../../../src/dataplane/device/device.js';
+import { UdpBind } from '../../../src/dataplane/conn/udp.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
+import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import { modelEngineIo } from '../../helpers/macos-host/engine.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfPath } from '../../helpers/macos-host/pf-eval.js';
@@ -51,12 +55,13 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup() {
+async function setup(o: { config?: (mail: string | undefined, port: number) => string; healthIntervalMs?: number } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'awg-machost-perapp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const file = join(dir, 'awg.yaml');
-  const write = (mail: string | undefined) => writeFileSync(file, macConfig({ killSwitch: false }) + (mail ? rules(mail) : '') + `routing: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
+  const write = (mail: string | undefined) =>
+    writeFileSync(file, o.config ? o.config(mail, port) : macConfig({ killSwitch: false }) + (mail ? rules(mail) : '') + `routing: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
   write('home');
   const host = MacHost.laptop();
   const prior = host.snapshot();
@@ -97,6 +102,7 @@ async function setup() {
     state: new FileStateStore(join(dir, 'state')),
     engines: createInprocEngineHost({ io, uapi: false }),
     flowRouter: { natives: async () => natives, subnets: () => ['192.168.1.0/24'] },
+    ...(o.healthIntervalMs !== undefined ? { healthIntervalMs: o.healthIntervalMs } : {}),
   });
   const runs = async (n: number) => {
     const e = await finished(n);
@@ -168,6 +174,78 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     expect((await t.d.status()).placement?.state).toBe('off');
     await t.d.stop();
   });
+
+  it("fallbacks follow the tunnel's health through the daemon: a peer that stops answering takes the rule to allow-direct, its return brings the tunnel back", async () => {
+    // a real peer on loopback: our engine with a TUN that carries nothing; it answers handshakes
+    const client = generateKeyPair();
+    const server = generateKeyPair();
+    const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
+    const startPeer = async (listenPort = 0) => {
+      const dev = new Device({ tun: new MemoryTun('peer'), bind: new UdpBind('127.0.0.1') });
+      await dev.configure({ privateKey: server.privateKey, listenPort, peers: [{ publicKey: client.publicKey, allowedIps: ['10.66.0.2/32'] }] });
+      await dev.up();
+      return dev;
+    };
+    let peer = await startPeer();
+    cleanups.push(() => peer.close());
+    const peerPort = peer.port;
+    // `home` is not the default: Mail's flows are dialled on its utun (scoped routes), others direct
+    const config = (_mail: string | undefined, port: number) => `version: 1
+tunnels:
+  home:
+    type: wireguard
+    privateKey: "${b64(client.privateKey)}"
+    addresses: [10.66.0.2/32]
+    downAfter: 2
+    peers:
+      - publicKey: "${b64(server.publicKey)}"
+        endpoint: 127.0.0.1:${peerPort}
+        allowedIPs: [0.0.0.0/0]
+        persistentKeepalive: 1
+default: direct
+killSwitch: off
+rules:
+  - name: mail
+    match: { name: Mail }
+    target: home
+    fallback: allow-direct
+routing: { proxyPortBase: ${port} }
+`;
+    const t = await setup({ config, healthIntervalMs: 200 });
+    const state = (want: string) => async () => {
+      for (let i = 0; i < 600; i++) {
+        if (t.events.some((e) => e.type === 'tunnel' && e.tunnel === 'home' && e.state === want && !seen.has(e))) return;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`tunnel home never ${want}: ${JSON.stringify(t.events.filter((e) => e.type === 'tunnel'))}`);
+    };
+    const seen = new Set<unknown>();
+    const mark = () => t.events.forEach((e) => seen.add(e));
+    await t.d.start();
+    await t.runs(1);
+    await state('up')();
+    expect(await t.appConnect(530, 'mail-up')).toBe('dst:mail-up');
+    expect(t.pinned.at(-1)).toBe('utun0/4');
+
+    // the peer goes away: keepalives unanswered, the daemon's probe unanswered for downAfter
+    mark();
+    await peer.close();
+    await state('down')();
+    expect(await t.appConnect(530, 'mail-down')).toBe('dst:mail-down');
+    expect(t.pinned.at(-1)).toBe('en0/4'); // allow-direct: pinned to the physical interface
+    expect((await t.d.status()).tunnels.find((x) => x.name === 'home')).toMatchObject({ health: 'down' });
+
+    // it comes back on the same port: the daemon's probes reach it, the rule goes home again
+    mark();
+    peer = await startPeer(peerPort);
+    await state('up')();
+    expect(await t.appConnect(530, 'mail-back')).toBe('dst:mail-back');
+    expect(t.pinned.at(-1)).toBe('utun0/4');
+    expect(t.dst.seen).toEqual(['mail-up', 'mail-down', 'mail-back']);
+    await t.d.down();
+    expect(t.host.snapshot()).toEqual(t.prior);
+    await t.d.stop();
+  }, 60_000);
 
   it('rules removed from the config: the anchor without rdr loads, then the router closes', async () => {
     const t = await setup();

@@ -542,7 +542,7 @@ export class Daemon implements DaemonCore {
   /**
    * A run's transient native memory (child processes' output, the JSON of `ip -j`/`nft -j`,
    * netlink dumps) is freed when it ends, but glibc keeps the pages: once runs settle, give
-   * them back (≈ 1–1.5 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10).
+   * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10).
    */
   private trimLater(): void {
     clearTimeout(this.trimTimer);

@@ -17,7 +17,7 @@
  *   per-app rules).
  * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
  */
-import ipaddr from '../util/ipaddr.js';
+import ipaddr, { inSubnets } from '../util/ipaddr.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
@@ -33,13 +33,6 @@ const SPLIT: Record<string, string[]> = {
   '0.0.0.0/0': ['0.0.0.0/1', '128.0.0.0/1'],
   '::/0': ['::/1', '8000::/1'],
 };
-
-function inPrefix(address: string, cidr: string): boolean {
-  if (!ipaddr.isValid(address)) return false;
-  const a = ipaddr.parse(address);
-  const [net, len] = ipaddr.parseCIDR(cidr);
-  return a.kind() === net.kind() && a.match(net, len);
-}
 
 function isLoopback(address: string): boolean {
   return ipaddr.isValid(address) && ipaddr.parse(address).range() === 'loopback';
@@ -143,7 +136,7 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
         if (e.address === gw.gateway) continue;
         // on the connected LAN (a server at home): its link route, more specific than 0/1,
         // already takes it on-link; a host route via the gateway would send it to the router
-        if (gw.onLink?.some((p) => Number(p.split('/')[1]) > 1 && inPrefix(e.address, p))) continue;
+        if (inSubnets(e.address, (gw.onLink ?? []).filter((p) => Number(p.split('/')[1]) > 1))) continue;
         const spec: RouteSpec = {
           family: v6 ? 6 : 4,
           table: DARWIN_MAIN_TABLE,

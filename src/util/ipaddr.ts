@@ -12,3 +12,18 @@ const ipaddr = createRequire(import.meta.url)('ipaddr.js') as typeof Ipaddr;
 export default ipaddr;
 export type IPv4 = Ipaddr.IPv4;
 export type IPv6 = Ipaddr.IPv6;
+
+/** is `host` inside one of `cidrs` (same family)? */
+export function inSubnets(host: string, cidrs: readonly string[]): boolean {
+  if (!ipaddr.isValid(host)) return false;
+  let a = ipaddr.parse(host);
+  if (a.kind() === 'ipv6' && (a as Ipaddr.IPv6).isIPv4MappedAddress()) a = (a as Ipaddr.IPv6).toIPv4Address();
+  return cidrs.some((c) => {
+    try {
+      const [net, len] = ipaddr.parseCIDR(c);
+      return net.kind() === a.kind() && a.match([net, len] as never);
+    } catch {
+      return false;
+    }
+  });
+}

@@ -19,7 +19,7 @@
  */
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import ipaddr, { type IPv6 } from '../../util/ipaddr.js';
+import { inSubnets } from '../../util/ipaddr.js';
 import { linkName, type Config } from '../../config/schema.js';
 import { AwgError } from '../../errors.js';
 import { connectTcp } from '../../native/tcpsock.js';
@@ -172,21 +172,6 @@ export interface DarwinFlowRouterHost {
 /** the interface's own subnets as Node sees them (`cidr` of each address), link-local left out (PF skips it) */
 function interfaceSubnets(ifname: string): string[] {
   return (networkInterfaces()[ifname] ?? []).flatMap((a) => (a.cidr && !/^(169\.254\.|fe80:)/i.test(a.address) ? [a.cidr] : []));
-}
-
-/** is `host` inside one of `cidrs` (same family)? */
-export function inSubnets(host: string, cidrs: readonly string[]): boolean {
-  if (!ipaddr.isValid(host)) return false;
-  let a = ipaddr.parse(host);
-  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress()) a = (a as IPv6).toIPv4Address();
-  return cidrs.some((c) => {
-    try {
-      const [net, len] = ipaddr.parseCIDR(c);
-      return net.kind() === a.kind() && a.match([net, len] as never);
-    } catch {
-      return false;
-    }
-  });
 }
 
 /**

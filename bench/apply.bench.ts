@@ -9,12 +9,12 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measure, median, percentile, type Sample } from './lib.js';
-import { wgKeyPair } from '../test/helpers/awg.js';
+import { ensureDist, wgKeyPair } from '../test/helpers/awg.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TSX = join(ROOT, 'node_modules/tsx/dist/loader.mjs');
@@ -277,7 +277,7 @@ export async function bundledLayout(dir: string): Promise<string> {
  * The CLI samples run `node bin/awg.js` (dist/), which also starts the engines: built when
  * missing or older than src/ (the tests' helper; before, a stale dist/ was measured silently).
  */
-export { ensureDist } from '../test/helpers/awg.js';
+export { ensureDist };
 
 /** A config whose one WireGuard tunnel has `n` allowed-IP /32 prefixes (→ 2n + 1 routes). */
 export function bigTunnelConfig(n: number): string {
@@ -386,8 +386,7 @@ export async function applyBench(smoke: boolean): Promise<Sample[]> {
   const driver = await withBenchNetns((ns) =>
     childSamples(ns, 'apply.bench.ts', smoke ? ['1000', '1'] : ['10000', '7']),
   );
-  if (!existsSync(join(ROOT, 'dist/cli/main.js')))
-    throw new Error('dist/ is missing: run npm run build first');
+  await ensureDist();
   const cli = await withBenchNetns((ns, dir) =>
     cliBig(ns, dir, smoke ? 100 : 10_000, smoke ? 1 : 5),
   );

@@ -226,6 +226,11 @@ routing: { proxyPortBase: ${port} }
     await state('up')();
     expect(await t.appConnect(530, 'mail-up')).toBe('dst:mail-up');
     expect(t.pinned.at(-1)).toBe('utun0/4');
+    // `awg status` counts the tunnel's traffic from the engine's peer (handshakes, keepalives)
+    const home = (await t.d.status()).tunnels.find((x) => x.name === 'home')!;
+    expect(home).toMatchObject({ health: 'up', peers: [expect.objectContaining({ endpoint: `127.0.0.1:${peerPort}` })] });
+    expect(home.rxBytes).toBeGreaterThan(0);
+    expect(home.txBytes).toBeGreaterThan(0);
 
     // the peer goes away: keepalives unanswered, the daemon's probe unanswered for downAfter
     mark();

@@ -593,13 +593,14 @@ export class MacHost implements Exec {
    * among the routes scoped to it; the unscoped match still wins over a scoped default, and an
    * unscoped host route over a scoped net route; last, the unscoped default if it leaves by
    * that interface. Undefined: no route (the connect fails, EHOSTUNREACH). Not modelled: the
-   * primary interface's implicit scope of unbound lookups, loopback's exceptions.
+   * primary interface's implicit scope of unbound lookups, loopback's exceptions, link-layer
+   * (ARP/ND, flag L) entries (as `route get` here).
    */
   lookup(dst: string, ifscope?: string): MRoute | undefined {
     const family = ipaddr.parse(dst).kind() === 'ipv4' ? 4 : 6;
     const len = (r: MRoute) => Number(r.dst.split('/')[1]);
     const longest = (rs: MRoute[]) => rs.sort((a, b) => len(b) - len(a))[0];
-    const matching = this.routes.filter((r) => r.family === family && inPrefix(dst, r.dst));
+    const matching = this.routes.filter((r) => r.family === family && !r.flags.includes('L') && inPrefix(dst, r.dst));
     const unscoped = longest(matching.filter((r) => !r.flags.includes('I')));
     if (!ifscope) return unscoped;
     const rn0 = unscoped && unscoped.netif === ifscope ? unscoped : undefined;
@@ -617,9 +618,7 @@ export class MacHost implements Exec {
     const addr = dstArg === 'default' ? '0.0.0.0' : dstArg;
     if (!ipaddr.isValid(addr)) return ok('', `route: bad address: ${dstArg}\n`);
     const family = ipaddr.parse(addr).kind() === 'ipv4' ? 4 : 6;
-    const best = this.routes
-      .filter((r) => r.family === family && !/[IL]/.test(r.flags) && inPrefix(addr, r.dst))
-      .sort((a, b) => Number(b.dst.split('/')[1]) - Number(a.dst.split('/')[1]))[0];
+    const best = this.lookup(addr);
     if (!best) return ok('', 'route: writing to routing socket: not in table\n');
     const [net, len] = best.dst.split('/') as [string, string];
     const mask = family === 4 ? ipaddr.IPv4.subnetMaskFromPrefixLength(Number(len)).toString() : ipaddr.IPv6.subnetMaskFromPrefixLength(Number(len)).toString();

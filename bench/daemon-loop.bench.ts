@@ -67,21 +67,22 @@ export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
       { label: 'checkout dist/', awg: join(ROOT, 'bin/awg.js') },
     ];
     const rounds = smoke ? [builds[0]!] : [...builds, ...builds];
-    const byName = new Map<string, Sample>();
-    const roundMedians = new Map<string, number[]>();
+    // one sample per name and build over the rounds: every run, each round's median and note
+    const byName = new Map<string, { first: Sample; runs: number[]; medians: number[]; notes: Set<string> }>();
     for (const b of rounds) {
       for (const s of await loopScenario(smoke, b.awg)) {
         const name = `${s.name} (${b.label})`;
-        const prev = byName.get(name);
-        const runs = [...(prev?.runs ?? []), ...s.runs];
-        const rounds = [...(roundMedians.get(name) ?? []), s.median];
-        roundMedians.set(name, rounds);
-        const notes = [...new Set([...(prev?.note ? [prev.note.replace(/; medians per round: .*$/, '')] : []), ...(s.note ? [s.note] : [])])];
-        const note = [...notes, ...(rounds.length > 1 ? [`medians per round: ${rounds.map((m) => m.toFixed(1)).join(', ')}`] : [])].join('; ');
-        byName.set(name, { ...s, name, runs, median: median(runs), ...(s.p90 !== undefined ? { p90: percentile(runs, 90) } : {}), ...(note ? { note } : {}) });
+        const acc = byName.get(name) ?? { first: s, runs: [], medians: [], notes: new Set<string>() };
+        acc.runs.push(...s.runs);
+        acc.medians.push(s.median);
+        if (s.note) acc.notes.add(s.note);
+        byName.set(name, acc);
       }
     }
-    return [...byName.values()];
+    return [...byName].map(([name, a]) => {
+      const note = [...a.notes, ...(a.medians.length > 1 ? [`medians per round: ${a.medians.map((m) => m.toFixed(1)).join(', ')}`] : [])].join('; ');
+      return { ...a.first, name, runs: a.runs, median: median(a.runs), ...(a.first.p90 !== undefined ? { p90: percentile(a.runs, 90) } : {}), ...(note ? { note } : {}) };
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -130,6 +130,7 @@ dns: { system: default-tunnel, leakProtection: true }
     expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
     await d.stop({ teardown: true });
   });
+
   it('config edits (in place, an atomic-rename save) converge; an invalid edit keeps the last good state and is reported; fixing it converges', async () => {
     dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
     const file = join(dir, 'awg.yaml');

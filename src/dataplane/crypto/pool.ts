@@ -327,7 +327,7 @@ export class CryptoPool {
       }),
     );
     // an exited thread's V8 heap goes with it, but glibc keeps its arena's free pages: give
-    // them back (≈ 5 of the ≈ 12 MiB a busy thread added, bench/RESULTS.md Step 10)
+    // them back (≈ 6 MiB per thread, bench/worker-trim.ts)
     if (ts.length) mallocTrim();
   }
 

@@ -3,7 +3,8 @@
  *
  * Order: deletions first, in reverse dependency order; then replacements, updates and
  * creations in dependency order (kind order from RESOURCE_KINDS breaks ties, so the
- * firewall is in place before any link and rules come after their routes).
+ * firewall is in place before any link and rules come after their routes); last, the
+ * deletions of routes whose successors must be in place first (make before break, below).
  */
 import type { AnyChange, Cause, Plan } from '../model/change.js';
 import { REPLACE_ON } from '../model/identity.js';
@@ -120,11 +121,27 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
 
   const deletes: AnyChange[] = [];
   const forward: AnyChange[] = [];
+  const late: AnyChange[] = [];
+
+  // Make before break: a route no longer wanted whose destination no wanted route takes, and
+  // whose link stays, goes after the creations, not before them. Traffic still on it keeps its
+  // path until its successor is in place: an engine's packets to its old endpoint, whose
+  // bypass route (macOS) must outlive the engine's move to the new one (an engine depends on
+  // its bypass routes, so the new one comes first). A route that shares its destination with a
+  // wanted one (another slot of the same prefix) still goes first, as before.
+  // (Drivers do not always know deps: a route on a link this plan deletes is told by its dev.)
+  const wantedDst = new Set(desired.resources.filter((r) => r.kind === 'route').map((r) => `${r.spec.family}/${r.spec.dst}`));
+  const goneLinks = new Set(observed.resources.filter((r) => r.kind === 'link' && !des.has(r.id)).map((r) => (r.kind === 'link' ? r.spec.name : '')));
+  const goesLate = (o: AnyResource): boolean =>
+    o.kind === 'route' &&
+    !wantedDst.has(`${o.spec.family}/${o.spec.dst}`) &&
+    !(o.spec.dev && goneLinks.has(o.spec.dev)) &&
+    (o.deps ?? []).every((d) => des.has(d));
 
   const obsOnly = observed.resources.filter((r) => !des.has(r.id));
   const deleteOrder = topoOrder(obsOnly.map((r) => ({ ...r, deps: r.deps ?? [] }) as AnyResource)).reverse();
   for (const o of deleteOrder) {
-    deletes.push({ kind: o.kind, id: o.id, action: 'delete', before: o.spec, reason: last?.has(o.id) ? 'no longer in the config' : 'owned by awg but not desired', cause: causeFor(o.id, undefined) } as AnyChange);
+    (goesLate(o) ? late : deletes).push({ kind: o.kind, id: o.id, action: 'delete', before: o.spec, reason: last?.has(o.id) ? 'no longer in the config' : 'owned by awg but not desired', cause: causeFor(o.id, undefined) } as AnyChange);
   }
 
   // objects this plan creates or replaces: a firewall that depends on one is loaded again
@@ -152,5 +169,5 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
     if (replace) renewed.add(d.id);
     forward.push({ kind: d.kind, id: d.id, action: replace ? 'replace' : 'update', before: o.spec, after: d.spec, fields, reason: `${fields.join(', ')} differ${replace ? ' (cannot change in place)' : ''}`, cause: causeFor(d.id, d) } as AnyChange);
   }
-  return { changes: [...deletes, ...forward], foreign: observed.foreign, warnings: desired.warnings };
+  return { changes: [...deletes, ...forward, ...late], foreign: observed.foreign, warnings: desired.warnings };
 }

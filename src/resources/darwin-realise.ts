@@ -122,6 +122,7 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     // itself (WireGuard on the router): macOS keeps a host route to the router on its link;
     // nor an endpoint on the connected LAN (facts' onLink).
     const wg = [def, ...policy!.tunnels.filter((t) => t !== def && t.link)];
+    const bypassOf = new Map<string, string[]>();
     for (const t of coversDefault ? wg : []) {
       for (const e of t.endpoints) {
         if (isLoopback(e.address)) continue;
@@ -147,8 +148,17 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
           metric: 0,
           protocol,
         };
-        push({ kind: 'route', id: ids.route(spec), deps: [], spec } as Resource<'route'>);
+        const id = ids.route(spec);
+        push({ kind: 'route', id, deps: [], spec } as Resource<'route'>);
+        (bypassOf.get(t.link!) ?? bypassOf.set(t.link!, []).get(t.link!)!).push(id);
       }
+    }
+    // make before break: an engine is told a new endpoint only after its bypass is in place,
+    // and (plan.ts) the old endpoint's bypass goes only after the engine has moved off it
+    for (let i = 0; i < out.length; i++) {
+      const r = out[i]!;
+      const extra = r.kind === 'engine' && r.spec.link ? bypassOf.get(r.spec.link) : undefined;
+      if (extra) out[i] = { ...r, deps: [...r.deps, ...extra] };
     }
   }
   // Every other WireGuard tunnel's prefixes, scoped to its utun (`-ifscope`): only sockets

@@ -4,6 +4,7 @@
  * the new gateway, or the tunnel's own packets go into the tunnel. Verified on the model only.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Change } from '../../../src/model/change.js';
 import { ENDPOINT, ENDPOINT_UDP, macConfig, Rig } from '../../helpers/macos-host/scenario.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
 
@@ -69,5 +70,33 @@ describe('macOS host model: roaming to another network', () => {
     expect(h.lookup(lan)).toMatchObject({ gateway: '10.0.0.1', netif: 'en0' });
     await r.down();
     expect(h.routes.filter((x) => x.dst === `${lan}/32` || x.netif.startsWith('utun'))).toEqual([]);
+  });
+
+  it('a changed endpoint: its new bypass is in place before the engine is told, and the old one goes only after (make before break)', async () => {
+    const moved = '198.51.100.9';
+    const r = new Rig();
+    rigs.push(r);
+    const h = r.host;
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    // at every step of the next apply, the endpoint the engine sends to has its bypass: never
+    // a moment where its packets follow 0/1 into its own utun
+    const bypassed = () => new Set(h.routes.filter((x) => x.netif === 'en0' && x.gateway === '192.168.1.1' && x.dst.endsWith('/32')).map((x) => x.dst.slice(0, -3)));
+    const steps: string[] = [];
+    const apply = r.engines.apply.bind(r.engines);
+    r.engines.apply = async (c: Change<'engine'>, ctx) => {
+      const to = c.after && 'peers' in c.after.config ? c.after.config.peers.map((p) => p.endpoint?.split(':')[0]) : [];
+      steps.push(`engine → ${to?.join(',')} (bypassed: ${[...bypassed()].sort().join(',')})`);
+      return apply(c, ctx);
+    };
+    const mark = h.log.length;
+    r.write(macConfig().replace(`endpoint: ${ENDPOINT}:`, `endpoint: ${moved}:`));
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    const routeLines = h.log.slice(mark).filter((l) => l.kind === 'mutate' && /^route /.test(l.line)).map((l) => l.line);
+    expect(steps).toEqual([`engine → ${moved} (bypassed: ${[ENDPOINT, moved].sort().join(',')})`]);
+    expect(routeLines.findIndex((l) => l.includes(`add`) && l.includes(moved))).toBeLessThan(routeLines.findIndex((l) => l.includes('delete') && l.includes(ENDPOINT)));
+    expect([...bypassed()]).toEqual([moved]);
+    expect(await r.diff()).toEqual([]);
+    await r.down();
+    expect(h.routes.filter((x) => x.dst.startsWith('198.51.100.') || x.netif.startsWith('utun'))).toEqual([]);
   });
 });

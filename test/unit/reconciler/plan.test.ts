@@ -226,11 +226,12 @@ describe('revert', () => {
       rule(5201, 7),
     ]);
     const p = revert(before, after);
+    // the route goes last (make before break): the rule points at its old table again first
     expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
-      'delete route/v4/table-52001/0.0.0.0/0/metric-0',
       'update firewall/inet/awg',
       'update link/awg-a',
       'replace rule/v4/pref-5201',
+      'delete route/v4/table-52001/0.0.0.0/0/metric-0',
     ]);
     expect(p.foreign).toEqual([]);
     expect(sameSet(applyPlan(after.resources, p), before.resources)).toBe(true);
@@ -334,7 +335,7 @@ describe('property: plan converges observed → desired', () => {
       const rand = rng(0xa11ce ^ src.length);
       const strays = [
         link('awg-stale', []),
-        route(52999, '10.99.0.0/16', ['link/awg-stale']),
+        { ...route(52999, '10.99.0.0/16', ['link/awg-stale']), spec: { ...route(52999, '10.99.0.0/16').spec, dev: 'awg-stale' } } as AnyResource,
         rule(5299, 52999, ['route/v4/table-52999/10.99.0.0/16/metric-0']),
         sysctl('net.ipv4.conf.awg-stale.rp_filter', '2', ['link/awg-stale']),
       ];
@@ -353,10 +354,23 @@ describe('property: plan converges observed → desired', () => {
         const p = plan(desired, obs(observed), lastApplied ? { lastApplied } : {});
         for (const c of p.changes) seen.add(c.action);
 
-        // deletions strictly before forward changes; every forward change after its deps
+        // deletions before forward changes, but for routes made before they break (after all
+        // forward changes: their link is not deleted, no wanted route takes their prefix); every
+        // forward change after its deps
         const firstForward = p.changes.findIndex((c) => c.action !== 'delete');
-        if (firstForward >= 0)
-          expect(p.changes.slice(firstForward).every((c) => c.action !== 'delete')).toBe(true);
+        const lastForward = p.changes.findLastIndex((c) => c.action !== 'delete');
+        if (firstForward >= 0) {
+          const between = p.changes.slice(firstForward, lastForward + 1);
+          expect(between.every((c) => c.action !== 'delete')).toBe(true);
+          for (const c of p.changes.slice(lastForward + 1)) {
+            seen.add('late delete');
+            expect(c.kind).toBe('route');
+            const gone = observed.find((o) => o.id === c.id)!;
+            expect(all.some((r) => r.kind === 'route' && r.spec.dst === (gone as typeof r).spec.dst && r.spec.family === (gone as typeof r).spec.family)).toBe(false);
+            const dev = (gone as { spec: { dev?: string } }).spec.dev;
+            expect(p.changes.some((x) => x.action === 'delete' && x.id === `link/${dev}`), JSON.stringify(gone)).toBe(false);
+          }
+        }
         const present = new Set(observed.map((r) => r.id));
         const createdAt = new Map(p.changes.map((c, i) => [c.id, i]));
         p.changes.forEach((c, i) => {
@@ -372,9 +386,32 @@ describe('property: plan converges observed → desired', () => {
         expect(hasChanges(plan(desired, obs(result)))).toBe(false);
         expect(verify(desired, obs(result)).ok).toBe(true);
       }
-      expect([...seen].sort()).toEqual(['create', 'delete', 'replace', 'update']);
+      expect([...seen].sort()).toEqual(['create', 'delete', 'late delete', 'replace', 'update']);
     });
   }
+});
+
+describe('make before break: a route that is no longer wanted goes after its successor', () => {
+  const host = (dst: string, deps: string[] = [], dev = 'en0') => ({ ...route(254, dst, deps), spec: { ...route(254, dst, deps).spec, dev } }) as AnyResource;
+  it('a changed endpoint: the new bypass, then the engine that uses it, then the old bypass goes', () => {
+    const engine = (ep: string) => ({ kind: 'engine', id: 'engine/home', deps: [`route/v4/table-254/${ep}/32/metric-0`], spec: { tunnel: 'home', endpoint: ep } }) as unknown as AnyResource;
+    const p = plan(des([host('198.51.100.9/32'), engine('198.51.100.9')]), obs([host('198.51.100.7/32'), engine('198.51.100.7')]));
+    expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
+      'create route/v4/table-254/198.51.100.9/32/metric-0',
+      'update engine/home',
+      'delete route/v4/table-254/198.51.100.7/32/metric-0',
+    ]);
+  });
+  it('still first: a route on a link this plan deletes (with or without deps), and one whose prefix a wanted route takes', () => {
+    const onGone = host('10.9.0.0/16', [], 'awg-gone');
+    const p = plan(des([link('awg-a'), route(52002, '10.1.0.0/16', ['link/awg-a'])]), obs([link('awg-a'), link('awg-gone'), onGone, route(52001, '10.1.0.0/16', ['link/awg-a'])]));
+    expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
+      'delete route/v4/table-52001/10.1.0.0/16/metric-0',
+      'delete route/v4/table-254/10.9.0.0/16/metric-0',
+      'delete link/awg-gone',
+      'create route/v4/table-52002/10.1.0.0/16/metric-0',
+    ]);
+  });
 });
 
 describe('a firewall that depends on a starting object is reloaded after it', () => {

@@ -157,3 +157,32 @@ export class ProcessExec implements Exec {
     return !this.dryRun;
   }
 }
+
+/**
+ * Dry run over any Exec: reads go to `inner`, mutations are reported and counted, never run.
+ * hostEnv wraps an injected Exec in one for `--dry-run`, so a dry run never depends on the
+ * Exec it was given honouring the flag (ProcessExec does; a test's host model does not).
+ */
+export class DryExec implements Exec {
+  private count = 0;
+  readonly dryRun = true;
+  constructor(
+    private readonly inner: Exec,
+    private readonly reporter: Reporter,
+  ) {}
+  get mutations(): number {
+    return this.count;
+  }
+  read(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult> {
+    return this.inner.read(cmd, args, opts);
+  }
+  async mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    this.record(opts.display ?? [cmd, ...args].map(quoteArg).join(' '));
+    return { stdout: '', stderr: '', code: 0 };
+  }
+  record(display: string): boolean {
+    this.count++;
+    this.reporter.report({ type: 'mutation', command: display });
+    return false;
+  }
+}

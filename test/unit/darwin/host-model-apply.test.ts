@@ -81,6 +81,7 @@ describe('macOS host model: awg apply without the daemon', () => {
     expect(r.code).toBe(0);
     expect(r.out).toContain('Dry run: nothing was changed.');
     expect(r.err).toContain('0.0.0.0/1');
+    expect(s.host.log.filter((l) => l.kind === 'mutate')).toEqual([]);
     expect(s.host.mutations).toBe(0);
   });
 

@@ -72,6 +72,12 @@ export interface DeviceOptions {
    * (AWG_BUFFER_REUSE=0 turns it off).
    */
   cryptoPool?: CryptoPool | null;
+  /**
+   * The send and receive slabs (128 and 256 KiB) to use instead of the device's own: for
+   * devices that never run at once (the warm-up's throw-away pairs, which otherwise left
+   * 13 MiB of freed slabs resident in the allocator's heap: warmup.ts).
+   */
+  slabs?: { tx: Buffer; rx: Buffer };
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
@@ -96,6 +102,9 @@ const hexOf = (k: Uint8Array) => Buffer.from(k).toString('hex');
  */
 const PREPARE_DELAY_MS = 20;
 const PREPARE_BATCH = 16;
+/** the slabs' sizes (DeviceOptions.slabs) */
+export const TX_SLAB = 128 * 1024;
+export const RX_SLAB = 256 * 1024;
 
 export class Device
   extends EventEmitter<DeviceEvents>
@@ -119,7 +128,7 @@ export class Device
   codec: AwgCodec;
   readonly nonce = Buffer.alloc(12);
   /** transport messages are sealed here (send.ts): 64 MTU-sized datagrams, sent then reused */
-  readonly txSlab = Buffer.allocUnsafeSlow(128 * 1024);
+  readonly txSlab: Buffer;
   /** AWG_BUFFER_REUSE=0: a buffer per packet instead of the slabs (diagnosis) */
   readonly reuseBuffers = reuseBuffers();
   readonly rekeyAfterMessages: number;
@@ -146,6 +155,8 @@ export class Device
     super();
     this.tun = opts.tun;
     this.bind = opts.bind;
+    this.txSlab = opts.slabs?.tx ?? Buffer.allocUnsafeSlow(TX_SLAB);
+    this.rxSlab = opts.slabs?.rx ?? Buffer.allocUnsafeSlow(RX_SLAB);
     this.clock = opts.clock ?? systemClock;
     this.rng = opts.random ?? cryptoRandom;
     this.resolver = opts.resolver ?? dnsResolver;
@@ -180,7 +191,7 @@ export class Device
   /** packets opened in the current receive batch, waiting for `flushTun` */
   tunOut: Uint8Array[] = [];
   /** the receive path opens transport messages here (receive.ts); reused after each flush */
-  readonly rxSlab = Buffer.allocUnsafeSlow(256 * 1024);
+  readonly rxSlab: Buffer;
   rxOff = 0;
 
   /** Writes the packets the receive path collected (ReceiveHost); the slab starts over. */

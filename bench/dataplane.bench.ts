@@ -12,7 +12,10 @@
  *   packet waits for a full handshake), minus nothing: raw first-ping time;
  * - VmRSS of the engine and of wireguard-go after the throughput runs.
  *
- * Needs root, wireguard-go, wg, iperf3; runs `npm run build` output (the engine is dist/).
+ * Needs root, wireguard-go, wg, iperf3. `awg apply` and so the engine run from the installed
+ * package's layout (`bundledLayout`: the bundle of a fresh `npm run build`, as `npm i -g` and the
+ * .deb have it); `AWG_BENCH_LAYOUT=dist` runs the checkout's tsc dist/ instead (a clone's build,
+ * whose module sources keep their comments: ≈ 2 MiB more heap).
  * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_PROFILE=DIR`
  * makes the engine write a CPU profile and its memory use (process.memoryUsage, V8 heap
  * spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
@@ -52,6 +55,7 @@ import {
   wgVia,
   type WgGo,
 } from '../test/netns/interop-wg.js';
+import { bundledLayout } from './apply.bench.js';
 import { median, type Sample } from './lib.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
@@ -226,6 +230,9 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
   const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
   await ensureDist();
   await sweepStaleNetns();
+  const work = mkdtempSync(join(tmpdir(), 'awgt-bench-dp-'));
+  const layout = process.env.AWG_BENCH_LAYOUT === 'dist' ? 'checkout dist/' : 'installed bundle';
+  let bin: string | undefined;
   const tag = randomBytes(3).toString('hex');
   const N = 200 + Math.floor(Math.random() * 15) * 3;
   const UA = `10.200.${N}.1`;
@@ -234,7 +241,6 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
   const T2 = (h: number) => `10.200.${N + 2}.${h}`; // wg-go A ↔ wg-go B2 (anchor)
   const tunnel = `b${tag}`;
   const link = `awg-${tunnel}`;
-  const work = mkdtempSync(join(tmpdir(), 'awgt-bench-dp-'));
   const ka = wgKeyPair();
   const ka2 = wgKeyPair();
   const kb1 = wgKeyPair();
@@ -247,6 +253,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
   let direct: { kill(): Promise<void> } | undefined;
   const load: number[] = [];
   try {
+    if (layout === 'installed bundle') bin = await bundledLayout(work);
     nsA = await createNetns('bda');
     nsB = await createNetns('bdb');
     await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
@@ -297,6 +304,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
       );
       const ap = await awg(nsA, e, ['apply', '-f', cfg], {
         extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
+        ...(bin ? { bin } : {}),
       });
       if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
     }
@@ -370,12 +378,12 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     } catch {
       /* no log (a direct engine) */
     }
-    const note = `load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
+    const note = `${direct ? `engine from ${engineRoot}` : layout}; load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
     return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note));
   } finally {
     for (const sv of servers) await sv.kill(1000);
     if (direct) await direct.kill();
-    else if (env && nsA) await awg(nsA, env, ['down']).catch(() => undefined);
+    else if (env && nsA) await awg(nsA, env, ['down'], bin ? { bin } : {}).catch(() => undefined);
     for (const w of wgs) await w.stop().catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);

@@ -1,16 +1,16 @@
 // A preload for measuring where a long-running awg process's memory goes (bench/RESULTS.md,
 // "The daemon's idle RSS as installed"): NODE_OPTIONS="--import=<repo>/bench/memory-probe.mjs"
-// with AWG_MEMORY_PROBE=<file> makes every `awg up`/`awg daemon` process append, every 2 s,
+// with AWG_MEMORY_PROBE=<file> makes every `awg up`/`awg daemon`/`awg engine` process append, every 2 s,
 // one JSON line: its RSS, the V8 heap and external/array-buffer sizes, and the six largest
 // resident mappings of /proc/self/smaps (the node executable, anonymous memory, glibc's heap);
 // with AWG_MEMORY_PROBE_SNAPSHOT=<ms> also one V8 heap snapshot that long after start, next
-// to <file>. Other processes (the bench itself, engines) load it and do nothing.
+// to <file>. Other processes (the bench itself) load it and do nothing.
 import { appendFileSync, readFileSync } from 'node:fs';
 import { setInterval, setTimeout } from 'node:timers';
 import v8 from 'node:v8';
 
 const out = process.env.AWG_MEMORY_PROBE;
-if (out && process.argv.some((a) => a === 'up' || a === 'daemon')) {
+if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engine')) {
   const file = `${out}.${process.pid}.jsonl`;
   const mappings = () => {
     const rss = {};

@@ -164,6 +164,8 @@ export interface AwgRunOptions {
   /** omit --state-dir */
   noStateDir?: boolean;
   timeoutMs?: number;
+  /** run this built CLI (a package's bin/awg.js) instead of the sources through tsx */
+  bin?: string;
 }
 
 const STATEFUL = new Set(['diff', 'apply', 'down', 'status']);
@@ -178,9 +180,7 @@ export function awgArgv(ns: string, e: AwgEnv, args: string[], opts: AwgRunOptio
     '--',
     ...(opts.wrap ?? []),
     process.execPath,
-    '--import',
-    `file://${TSX_LOADER}`,
-    CLI_ENTRY,
+    ...(opts.bin ? [opts.bin] : ['--import', `file://${TSX_LOADER}`, CLI_ENTRY]),
     ...full,
   ];
 }

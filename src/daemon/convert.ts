@@ -120,6 +120,7 @@ export namespace Wire {
     txBytes: number;
     rxPackets: number;
     rxBytes: number;
+    connections?: number | null;
   }
   export interface StatusResponse {
     state: string;
@@ -332,7 +333,7 @@ function tunnelFromWire(w: Wire.Tunnel): TunnelStatus {
 }
 
 const linkFromWire = (l: Wire.LinkTraffic): LinkTraffic => ({ rxPackets: l.rxPackets, rxBytes: l.rxBytes, txPackets: l.txPackets, txBytes: l.txBytes });
-const ruleFromWire = (r: Wire.RuleCounter): RuleCounter => ({ name: r.name, target: r.target, route: r.route, txPackets: r.txPackets, txBytes: r.txBytes, rxPackets: r.rxPackets, rxBytes: r.rxBytes });
+const ruleFromWire = (r: Wire.RuleCounter): RuleCounter => ({ name: r.name, target: r.target, route: r.route, txPackets: r.txPackets, txBytes: r.txBytes, rxPackets: r.rxPackets, rxBytes: r.rxBytes, ...opt('connections', r.connections) });
 
 const HEALTH: readonly HealthState[] = ['connecting', 'up', 'down', 'auth-failed'];
 function healthFromWire(h: string | undefined): HealthState | undefined {

@@ -106,6 +106,12 @@ export interface RuleCounter {
   txBytes: number;
   rxPackets: number;
   rxBytes: number;
+  /**
+   * macOS: the rule's TCP connections through the flow router. Present, the bytes are payload
+   * bytes of those connections and the packets are not counted (0); absent (Linux), all four
+   * are the rule cgroup's IP packets and bytes.
+   */
+  connections?: number;
 }
 
 export interface StatusResponse {

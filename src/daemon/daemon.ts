@@ -52,7 +52,7 @@ import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResu
 import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
 import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/engine/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
-import { daemonState, ruleCounters, tunnelStatuses } from './status.js';
+import { daemonState, flowRuleCounters, ruleCounters, tunnelStatuses } from './status.js';
 import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';
 import { HealthMonitor } from './tunnel-health.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
@@ -401,7 +401,7 @@ export class Daemon implements DaemonCore {
       tunnels: withLinkTraffic(tunnelStatuses(p?.desired.resources ?? [], this.engines.stats(), this.engines.proxyStats(), this.health), readLinkTraffic((p?.desired.resources ?? []).flatMap((r) => (r.kind === 'engine' && r.spec.link ? [r.spec.link] : [])))),
       ...(this.confirmWindow.deadline ? { confirmDeadline: this.confirmWindow.deadline } : {}),
       placement: this.platform?.perApp === 'flow-router' ? flowPlacement(this.flow.status(), this.placement.status()) : this.placement.status(),
-      ...(p ? await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy) : {}),
+      ...(p ? (this.platform?.perApp === 'flow-router' ? flowRuleCounters(p.config, p.model.policy, this.flow.ruleTraffic()) : await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy)) : {}),
     };
   }
 

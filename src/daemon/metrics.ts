@@ -43,8 +43,9 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
   const tx = new Counter({ name: 'awg_tunnel_tx_bytes_total', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
   const connsTotal = new Counter({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
   const dialErrors = new Counter({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
-  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Packets of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered).", labelNames: ['rule', 'target', 'route', 'direction'], registers });
-  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Bytes (IP packet lengths) of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered).", labelNames: ['rule', 'target', 'route', 'direction'], registers });
+  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Packets of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered). Linux only.", labelNames: ['rule', 'target', 'route', 'direction'], registers });
+  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Bytes of a rule (direction tx: sent, rx: delivered): on Linux the IP packet lengths of its cgroup (firewall counter), on macOS the payload of its connections through the flow router.", labelNames: ['rule', 'target', 'route', 'direction'], registers });
+  const ruleConns = new Counter({ name: 'awg_rule_connections_total', help: "macOS: a rule's TCP connections through the flow router.", labelNames: ['rule', 'target', 'route'], registers });
   const linkPackets = new Counter({ name: 'awg_tunnel_link_packets_total', help: "Inner IP packets through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
   const linkBytes = new Counter({ name: 'awg_tunnel_link_bytes_total', help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
   const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
@@ -94,13 +95,16 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
         planChanges.set(s.config.lastPlanChanges);
       }
-      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, linkPackets, linkBytes, placed, execs]) g.reset();
+      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, ruleConns, linkPackets, linkBytes, placed, execs]) g.reset();
       for (const r of s.rules ?? []) {
         const l = { rule: r.name, target: r.target, route: r.route };
-        rulePackets.inc({ ...l, direction: 'tx' }, r.txPackets);
         ruleBytes.inc({ ...l, direction: 'tx' }, r.txBytes);
-        rulePackets.inc({ ...l, direction: 'rx' }, r.rxPackets);
         ruleBytes.inc({ ...l, direction: 'rx' }, r.rxBytes);
+        if (r.connections !== undefined) ruleConns.inc(l, r.connections);
+        else {
+          rulePackets.inc({ ...l, direction: 'tx' }, r.txPackets);
+          rulePackets.inc({ ...l, direction: 'rx' }, r.rxPackets);
+        }
       }
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);

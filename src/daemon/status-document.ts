@@ -9,7 +9,16 @@ import * as z from 'zod';
 
 const Count = z.number().int().min(0);
 const Traffic = z.strictObject({ rxPackets: Count, rxBytes: Count, txPackets: Count, txBytes: Count });
-const RuleCounter = z.strictObject({ name: z.string(), target: z.string(), route: z.string(), txPackets: Count, txBytes: Count, rxPackets: Count, rxBytes: Count });
+const RuleCounter = z.strictObject({
+  name: z.string(),
+  target: z.string(),
+  route: z.string(),
+  txPackets: Count,
+  txBytes: Count,
+  rxPackets: Count,
+  rxBytes: Count,
+  connections: Count.optional().meta({ description: "macOS: the rule's TCP connections through the flow router; present, the bytes are those connections' payload and the packets are not counted (0)" }),
+});
 const ErrorInfo = z.strictObject({ kind: z.string(), message: z.string() });
 
 export const ConfigStateDoc = z

@@ -61,25 +61,48 @@ export function tunnelStatuses(resources: readonly AnyResource[], engines: reado
   return out;
 }
 
+/** the user's rules of the policy, each with its target, its route now and what `count` says of it */
+function ruleRows(config: Config, policy: FirewallPolicy, count: (name: string) => Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>): RuleCounter[] {
+  const matcher = compileRules(config.rules);
+  return policy.apps
+    .filter((a) => !a.name.startsWith('_'))
+    .map((a) => {
+      const r = matcher.byName(a.name);
+      const route = a.action.type === 'drop' ? 'blocked' : a.action.type === 'direct' ? 'direct' : (r?.target ?? '');
+      return { name: a.name, target: r?.target ?? '', route, ...count(a.name) };
+    });
+}
+
 /** per-rule counters (egress `app/<rule>`, ingress `app-in/<rule>`) from our nft table; nothing when it cannot be read */
 export async function ruleCounters(exec: Exec, nftTable: string, config: Config, policy: FirewallPolicy | undefined): Promise<Pick<StatusResponse, 'rules'>> {
   if (!policy || config.rules.length === 0) return {};
   try {
     const counters = await readRuleCounters(exec, nftTable);
-    const matcher = compileRules(config.rules);
-    const rules: RuleCounter[] = policy.apps
-      .filter((a) => !a.name.startsWith('_'))
-      .map((a) => {
-        const r = matcher.byName(a.name);
-        const tx = counters.get(`app/${a.name}`) ?? { packets: 0, bytes: 0 };
-        const rx = counters.get(`app-in/${a.name}`) ?? { packets: 0, bytes: 0 };
-        const route = a.action.type === 'drop' ? 'blocked' : a.action.type === 'direct' ? 'direct' : (r?.target ?? '');
-        return { name: a.name, target: r?.target ?? '', route, txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
-      });
-    return { rules };
+    return {
+      rules: ruleRows(config, policy, (name) => {
+        const tx = counters.get(`app/${name}`) ?? { packets: 0, bytes: 0 };
+        const rx = counters.get(`app-in/${name}`) ?? { packets: 0, bytes: 0 };
+        return { txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
+      }),
+    };
   } catch {
     return {};
   }
+}
+
+/**
+ * macOS: per-rule counters from the flow router (FlowRouterHost.ruleTraffic): the rule's TCP
+ * connections through the router and their payload bytes. Packets are not counted (0): the
+ * router relays streams, and PF has no counters of ours per rule.
+ */
+export function flowRuleCounters(config: Config, policy: FirewallPolicy | undefined, traffic: ReadonlyMap<string, { connections: number; txBytes: number; rxBytes: number }>): Pick<StatusResponse, 'rules'> {
+  if (!policy || config.rules.length === 0) return {};
+  return {
+    rules: ruleRows(config, policy, (name) => {
+      const t = traffic.get(name);
+      return { txPackets: 0, txBytes: t?.txBytes ?? 0, rxPackets: 0, rxBytes: t?.rxBytes ?? 0, connections: t?.connections ?? 0 };
+    }),
+  };
 }
 
 /** What `state` says, from the last run. */

@@ -63,7 +63,7 @@ export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedPr
   return lister.list(config, last.claims.cgroupRoot, { tunnelUp, ...(o.all !== undefined ? { all: o.all } : {}) });
 }
 
-type RuleTraffic = Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes'>;
+type RuleTraffic = Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>;
 
 /** the rule cgroups' counters in direct mode: our nft table of the last apply (none where the platform has no nft counters) */
 async function directRuleTraffic(o: ProcessesOptions): Promise<Map<string, RuleTraffic>> {
@@ -95,7 +95,7 @@ export async function processesCommand(io: Io, o: ProcessesOptions): Promise<num
 export function print(io: Io, o: ProcessesOptions, list: ProcessInfo[], traffic: ReadonlyMap<string, RuleTraffic> = new Map()): number {
   const of = (p: ProcessInfo): RuleTraffic | undefined => {
     const t = p.rule ? traffic.get(p.rule) : undefined;
-    return t ? { txPackets: t.txPackets, txBytes: t.txBytes, rxPackets: t.rxPackets, rxBytes: t.rxBytes } : undefined;
+    return t ? { txPackets: t.txPackets, txBytes: t.txBytes, rxPackets: t.rxPackets, rxBytes: t.rxBytes, ...(t.connections !== undefined ? { connections: t.connections } : {}) } : undefined;
   };
   if (o.json) {
     // ruleTraffic: the rule cgroup's totals (shared by its processes), not this process's own
@@ -107,6 +107,8 @@ export function print(io: Io, o: ProcessesOptions, list: ProcessInfo[], traffic:
   const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'RULE TX/RX', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, cell(of(p)), p.path].map((c) => safeLine(c)))];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
-  if (list.some((p) => of(p))) io.out('RULE TX/RX: bytes sent/received by the rule\'s cgroup, all its processes together (the kernel counts per cgroup, not per process)\n');
+  const counted = list.map(of).filter((t) => t !== undefined);
+  if (counted.some((t) => t.connections === undefined)) io.out('RULE TX/RX: bytes sent/received by the rule\'s cgroup, all its processes together (the kernel counts per cgroup, not per process)\n');
+  else if (counted.length) io.out('RULE TX/RX: payload bytes sent/received by the rule\'s connections through the flow router, all its processes together\n');
   return 0;
 }

@@ -137,7 +137,13 @@ function statusLines(s: StatusResponse): string[] {
     const mode = p.mode === 'gated' ? `, gated (exec gate on ${p.gateMarks?.join(', ') ?? 'no file system'})` : p.mode === 'best-effort' ? `, best-effort (${p.modeReason ?? 'no exec gate'})` : '';
     out.push(`placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors` : ''}`);
   }
-  for (const r of s.rules ?? []) out.push(`rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`);
+  // macOS counts the flow router's connections and their payload, not packets (RuleCounter)
+  for (const r of s.rules ?? [])
+    out.push(
+      r.connections !== undefined
+        ? `rule ${r.name} → ${r.target}: route ${r.route}, ${r.connections} connections, tx ${bytes(r.txBytes)}, rx ${bytes(r.rxBytes)} (payload)`
+        : `rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`,
+    );
   return out;
 }
 

@@ -29,7 +29,7 @@ import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../darwin-flow.js';
-import type { FlowRouter } from './flow-router.js';
+import type { FlowRouter, RuleTraffic } from './flow-router.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
 // loads them (its RSS is a Step 10 bar)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
@@ -68,6 +68,8 @@ export class FlowRouterHost {
   private shape = '';
   private port: number | undefined;
   private natives: DarwinFlowNatives | undefined;
+  /** the per-rule counts of routers this one replaced (a rebuild keeps them; `stop` ends them) */
+  private carried = new Map<string, RuleTraffic>();
 
   constructor(private readonly o: FlowRouterHostOptions) {}
 
@@ -79,7 +81,9 @@ export class FlowRouterHost {
       this.router.update({ rules: c.rules, default: c.default, ipv6: c.ipv6 });
       return;
     }
+    const counted = this.ruleTraffic();
     await this.stop();
+    this.carried = counted;
     try {
       const flow = await import('./flow-router-darwin.js');
       this.natives ??= await (this.o.natives ?? (async () => flow.loadDarwinFlowNatives()))();
@@ -118,7 +122,19 @@ export class FlowRouterHost {
     this.router = undefined;
     this.shape = '';
     this.port = undefined;
+    this.carried = new Map();
     await r?.close();
+  }
+
+  /** per rule: connections and payload bytes since the router started (FlowRouter.ruleTraffic), across rebuilds */
+  ruleTraffic(): Map<string, RuleTraffic> {
+    const out = new Map<string, RuleTraffic>();
+    for (const m of [this.carried, this.router?.ruleTraffic() ?? new Map<string, RuleTraffic>()])
+      for (const [k, v] of m) {
+        const t = out.get(k);
+        out.set(k, t ? { connections: t.connections + v.connections, txBytes: t.txBytes + v.txBytes, rxBytes: t.rxBytes + v.rxBytes } : { ...v });
+      }
+    return out;
   }
 
   status(): FlowRouterStatus {

@@ -138,6 +138,13 @@ export interface FlowDecision {
 /** what a config edit changes (FlowRouter.update) */
 export type FlowPolicy = Pick<FlowRouterOptions, 'rules' | 'default' | 'unknownOwner' | 'ipv6'>;
 
+/** a rule's connections through the router and their payload bytes (tx: app → destination, rx: back to the app) */
+export interface RuleTraffic {
+  connections: number;
+  txBytes: number;
+  rxBytes: number;
+}
+
 export class FlowRouter {
   readonly proxy: TransparentProxy;
   private o: FlowRouterOptions;
@@ -145,6 +152,9 @@ export class FlowRouter {
   private unknownToDefault: boolean;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   readonly counts = new Map<string, number>();
+  /** per rule that decided: its closed connections' totals, and its open connections */
+  private readonly ruleDone = new Map<string, RuleTraffic>();
+  private readonly ruleLive = new Map<Socket, string>();
 
   constructor(o: FlowRouterOptions) {
     this.o = o;
@@ -190,6 +200,7 @@ export class FlowRouter {
       d = { route: 'blocked' }; // a lookup that failed is an unknown owner, never a pass
     }
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
+    if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
     const blocked = (why: string): Dialer => () => Promise.reject(new ProxyDialError('blocked', why));
     if (d.route === 'blocked') return blocked(d.owner ? `${d.owner.path}: blocked by ${d.rule ?? 'the default route'}` : 'owner unknown');
     if (d.route === 'direct') return this.o.dialers.direct;
@@ -198,6 +209,35 @@ export class FlowRouter {
     if (d.fallback === 'allow-direct' && this.o.dialers.dialFailureIsDown?.(d.route))
       return fallbackDialer({ candidates: [tunnel], mode: 'allow-direct', direct: this.o.dialers.direct });
     return tunnel;
+  }
+
+  /** A connection a rule decided (blocked ones too: they count, with no bytes); its bytes count when it closes, and meanwhile live. */
+  private countFor(rule: string, client: Socket): void {
+    let t = this.ruleDone.get(rule);
+    if (!t) this.ruleDone.set(rule, (t = { connections: 0, txBytes: 0, rxBytes: 0 }));
+    t.connections++;
+    this.ruleLive.set(client, rule);
+    client.once('close', () => {
+      this.ruleLive.delete(client);
+      t.txBytes += client.bytesRead;
+      t.rxBytes += client.bytesWritten;
+    });
+  }
+
+  /**
+   * Per rule (by name, the first rule that matched the flow's owner): its connections so far
+   * and their payload bytes, open connections included. macOS's per-rule counters (Linux's
+   * come from nft, per packet): the router sees streams, not packets.
+   */
+  ruleTraffic(): Map<string, RuleTraffic> {
+    const out = new Map<string, RuleTraffic>();
+    for (const [k, v] of this.ruleDone) out.set(k, { ...v });
+    for (const [s, rule] of this.ruleLive) {
+      const t = out.get(rule)!;
+      t.txBytes += s.bytesRead;
+      t.rxBytes += s.bytesWritten;
+    }
+    return out;
   }
 
   /**

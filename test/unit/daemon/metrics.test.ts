@@ -74,14 +74,17 @@ describe('Prometheus metrics', () => {
       ...core.statusValue,
       tunnels: [...core.statusValue.tunnels.map((x) => ({ ...x, linkTraffic: { rxPackets: 4, rxBytes: 400, txPackets: 3, txBytes: 300 } })), { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
       placement: { state: 'active', execs: 900, placed: 12, errors: 0, mode: 'gated', gateMarks: ['/'] },
-      rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 77, txBytes: 9000, rxPackets: 88, rxBytes: 120000 }],
+      rules: [
+        { name: 'browser', target: 'work', route: 'work', txPackets: 77, txBytes: 9000, rxPackets: 88, rxBytes: 120000 },
+        { name: 'mail', target: 'work', route: 'direct', txPackets: 0, txBytes: 40, rxPackets: 0, rxBytes: 80, connections: 5 },
+      ],
     };
     const m = createMetrics(core);
     const t = await m.render();
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(16);
+    expect(totals.length).toBe(17);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual([]);
     // the values read at scrape time are the sources' cumulative values, per label set
     expect(line(t, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 40');
@@ -95,6 +98,10 @@ describe('Prometheus metrics', () => {
     expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"} 9000');
     expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"} 88');
     expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"} 120000');
+    // a macOS rule: its connections and payload bytes, no packets (the flow router counts streams)
+    expect(line(t, 'awg_rule_connections_total{rule="mail",target="work",route="direct"}')).toBe('awg_rule_connections_total{rule="mail",target="work",route="direct"} 5');
+    expect(line(t, 'awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"}')).toBe('awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"} 80');
+    expect(t).not.toContain('awg_rule_packets_total{rule="mail"');
     // per tunnel: the TUN link's counters, both directions; a proxy tunnel has none
     expect(line(t, 'awg_tunnel_link_packets_total{tunnel="work",direction="rx"}')).toBe('awg_tunnel_link_packets_total{tunnel="work",direction="rx"} 4');
     expect(line(t, 'awg_tunnel_link_bytes_total{tunnel="work",direction="tx"}')).toBe('awg_tunnel_link_bytes_total{tunnel="work",direction="tx"} 300');

@@ -52,7 +52,11 @@ export function sampleStatus(): StatusResponse {
       },
       { name: 'idle', type: 'amneziawg', up: false, rxBytes: 0, txBytes: 0, peers: [] },
     ],
-    rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 }],
+    rules: [
+      { name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 },
+      // macOS: the flow router's connections (optional on the wire; absent above)
+      { name: 'mail', target: 'work', route: 'direct', txPackets: 0, txBytes: 4, rxPackets: 0, rxBytes: 8, connections: 2 },
+    ],
   };
 }
 

@@ -157,6 +157,14 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     const st = await t.d.status();
     // blocked: telemetry and the probe of the port at the anchor load (no owner: reset)
     expect(st.placement).toMatchObject({ state: 'active', reason: expect.stringMatching(new RegExp(`port ${t.port}; connections so far: blocked 2, direct 1, home 2$`)) });
+    // per-rule counters: each rule's connections through the router and their payload (the
+    // app's message out, the destination's `dst:` answer back); Notes matched no rule
+    const byRule = Object.fromEntries((st.rules ?? []).map((r) => [r.name, r]));
+    expect(byRule).toEqual({
+      mail: { name: 'mail', target: 'home', route: 'home', connections: 1, txBytes: 4, rxBytes: 8, txPackets: 0, rxPackets: 0 },
+      tools: { name: 'tools', target: 'direct', route: 'direct', connections: 1, txBytes: 4, rxBytes: 8, txPackets: 0, rxPackets: 0 },
+      telemetry: { name: 'telemetry', target: 'block', route: 'blocked', connections: 1, txBytes: expect.any(Number), rxBytes: 0, txPackets: 0, rxPackets: 0 },
+    });
 
     // the config changes Mail's rule to direct: nothing on the host changes (PF sends all user
     // TCP to the router either way); the router is updated and judges the next connection
@@ -166,12 +174,15 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     expect(await t.appConnect(530, 'mail2')).toBe('dst:mail2');
     expect(t.pinned.at(-1)).toBe('en0/4');
     expect(t.listeningAtLoad).toEqual([true]);
+    // the same router: the rule's counts go on (its route is now direct)
+    expect((await t.d.status()).rules?.find((r) => r.name === 'mail')).toMatchObject({ route: 'direct', connections: 2, txBytes: 9, rxBytes: 17 });
 
     await t.d.down();
     expect(t.host.snapshot()).toEqual(t.prior);
     expect(pfPath(t.host, app)).toBe('out');
     expect(await reachable(t.port)).toBe(false);
     expect((await t.d.status()).placement?.state).toBe('off');
+    expect((await t.d.status()).rules).toBeUndefined(); // down: no config, no counters
     await t.d.stop();
   });
 

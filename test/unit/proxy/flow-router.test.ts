@@ -127,11 +127,17 @@ describe('flow router', () => {
     expect(await send(14, 'x')).toBe('B:x');
     expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).not.toContain('secret');
     expect(Object.fromEntries(router.counts)).toEqual({ A: 1, direct: 1, blocked: 1, B: 1 });
+    // per rule: connections and payload both ways (the answer is `<route>:` + the message); an
+    // app no rule matched counts for none; a blocked one counts, with nothing received
+    const traffic = Object.fromEntries(router.ruleTraffic());
+    expect(traffic).toEqual({ browser: { connections: 1, txBytes: 2, rxBytes: 4 }, tools: { connections: 1, txBytes: 4, rxBytes: 11 }, untrusted: { connections: 1, txBytes: expect.any(Number), rxBytes: 0 } });
   });
 
   it('fallbacks while tunnel A is down: failover to the next matching rule, allow-direct, and block when B is down too', async () => {
     const a = await setup({ rules, default: 'direct', down: ['A'], paths });
     expect(await a.send(10, 'ff')).toBe('B:ff'); // failover → browser-backup → B
+    // counted for the rule that matched first (browser), wherever its failover sent the flow
+    expect(a.router.ruleTraffic().get('browser')).toEqual({ connections: 1, txBytes: 2, rxBytes: 4 });
     expect(await a.send(13, 'o')).toBe('direct:o'); // allow-direct
     const b = await setup({ rules, default: 'direct', down: ['A', 'B'], paths });
     expect(await b.send(10, 'ff')).toBe('reset'); // failover → B down, fallback block

@@ -1,0 +1,61 @@
+/**
+ * The daemon's host of the macOS flow router (resources/engine/flow-router-host.ts): its
+ * per-rule counters across a rebuild. The router runs on this host's loopback with fake
+ * system calls (pcblist_n bytes, proc_pidpath by table, DIOCNATLOOK answering a local server).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfigText } from '../../../src/config/load.js';
+import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
+import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import { FlowRouterHost } from '../../../src/resources/engine/flow-router-host.js';
+import { MemoryStateStore } from '../../../src/util/state.js';
+import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
+import { exchange, freePort, routeServer } from '../../helpers/route-servers.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('FlowRouterHost', () => {
+  it("a rebuild (the router's port changed) keeps each rule's counts; stop ends them", async () => {
+    const dst = await routeServer('dst');
+    cleanups.push(() => new Promise<void>((r) => dst.server.close(() => r())));
+    const owners = new Map<number, number>();
+    const natives: DarwinFlowNatives = {
+      sysctl: () => cat([xinpgen(owners.size), ...[...owners].flatMap(([p, pid]) => [inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)), xsocket(501, pid, 0), ...rest(4)]), xinpgen(owners.size)]),
+      pidPath: (pid) => (pid === 601 ? '/usr/bin/curl' : undefined),
+      originalDst: () => ({ address: '127.0.0.1', port: dst.port }),
+      boundTcpFd: () => {
+        const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new Error(`socket: ${-fd}`);
+        return fd;
+      },
+    };
+    const host = new FlowRouterHost({ natives: async () => natives, state: new MemoryStateStore(), tunnelUp: () => true, proxyDialer: () => undefined, physical: () => 'en0', subnets: () => [] });
+    cleanups.push(() => host.stop());
+    const config = (port: number) => {
+      const r = loadConfigText(`version: 1\nrules:\n  - name: tools\n    match: { dir: /usr/bin }\n    target: direct\nrouting: { proxyPortBase: ${port} }\n`, 'awg.yaml');
+      if (!r.config) throw new Error(JSON.stringify(r.issues));
+      return r.config;
+    };
+    const curl = async (port: number, msg: string) => {
+      const local = await freePort();
+      owners.set(local, 601);
+      return exchange(port, local, msg);
+    };
+    const first = await freePort();
+    await host.before(config(first));
+    expect(await curl(first, 'one')).toBe('dst:one');
+    expect(host.ruleTraffic().get('tools')).toEqual({ connections: 1, txBytes: 3, rxBytes: 7 });
+
+    const second = await freePort();
+    await host.before(config(second)); // another port: a new router
+    expect(host.status()).toMatchObject({ state: 'active', port: second });
+    expect(await curl(second, 'two!')).toBe('dst:two!');
+    expect(host.ruleTraffic().get('tools')).toEqual({ connections: 2, txBytes: 7, rxBytes: 15 });
+
+    await host.stop();
+    expect(host.ruleTraffic()).toEqual(new Map());
+  });
+});

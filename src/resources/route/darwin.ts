@@ -42,7 +42,29 @@ export interface DarwinRouteOptions {
   exec: Pick<Exec, 'read'>;
 }
 
-const records = (s: StateStore): RouteRecord => s.get<RouteRecord>(ROUTE_STATE_KEY) ?? {};
+/**
+ * Our routes: the record; when there is none (it was unusable: the state store moved it aside
+ * and reported it), the routes the last apply's record lists. That record is written only
+ * after an apply converged, and an apply never adopts a route it did not record (a prefix
+ * already routed is a conflict), so awg created each of them. The same rule then holds as
+ * for the record: ours only where the kernel has exactly that route. Without this, a torn
+ * record left the endpoint bypass route behind at `down`, and the next apply refused it as
+ * a conflict until it was deleted by hand.
+ */
+function records(s: StateStore): RouteRecord {
+  const r = s.get<RouteRecord>(ROUTE_STATE_KEY);
+  if (r !== undefined) return r;
+  // the record of pipeline/applied.ts (its key and shape; a lower layer cannot import it)
+  const applied = s.get<{ resources?: unknown }>('applied');
+  const out: RouteRecord = {};
+  if (!applied || !Array.isArray(applied.resources)) return out;
+  for (const x of applied.resources as { kind?: unknown; id?: unknown; spec?: unknown }[]) {
+    if (x?.kind !== 'route' || typeof x.id !== 'string' || typeof x.spec !== 'object' || x.spec === null) continue;
+    const spec = x.spec as RouteSpec;
+    if (typeof spec.dst === 'string' && (spec.family === 4 || spec.family === 6) && ids.route(spec) === x.id) out[x.id] = spec;
+  }
+  return out;
+}
 
 async function readRoutes(exec: Pick<Exec, 'read'>): Promise<NetstatRoute[]> {
   return parseNetstatRoutes((await exec.read('netstat', ['-rn'])).stdout);

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AwgError } from '../../../src/errors.js';
-import { ProcessExec, runProcess } from '../../../src/util/exec.js';
+import { DryExec, ProcessExec, runProcess } from '../../../src/util/exec.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 
 let dir: string;
@@ -65,5 +65,32 @@ describe('child process deadlines', () => {
   it('a command that ends in time is unaffected (output, exit code)', async () => {
     const r = await runProcess('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in', timeoutMs: 10_000 });
     expect(r).toEqual({ stdout: 'in', stderr: 'err\n', code: 3 });
+  });
+});
+
+describe('DryExec', () => {
+  it('reads through the Exec it wraps; mutations are reported and counted, never run; record says not done', async () => {
+    const calls: string[] = [];
+    const inner = {
+      dryRun: false,
+      mutations: 0,
+      read: async (cmd: string, args: string[]) => (calls.push(`read ${cmd} ${args.join(' ')}`), { stdout: 'out', stderr: '', code: 0 }),
+      mutate: async (cmd: string, args: string[]) => (calls.push(`mutate ${cmd} ${args.join(' ')}`), { stdout: '', stderr: '', code: 0 }),
+      record: () => true,
+    };
+    const reporter = new MemoryReporter();
+    const dry = new DryExec(inner, reporter);
+    expect(dry.dryRun).toBe(true);
+    expect((await dry.read('netstat', ['-rn'])).stdout).toBe('out');
+    expect(await dry.mutate('route', ['-n', 'add', '-host', '192.0.2.1', '192.168.1.1'])).toEqual({ stdout: '', stderr: '', code: 0 });
+    expect(await dry.mutate('pfctl', ['-f', '-'], { display: 'pfctl -a com.awg/awg -f - <<anchor>>' })).toMatchObject({ code: 0 });
+    expect(dry.record('netlink: RTM_NEWROUTE 10.0.0.0/8')).toBe(false);
+    expect(calls).toEqual(['read netstat -rn']);
+    expect(dry.mutations).toBe(3);
+    expect(reporter.events.filter((e) => e.type === 'mutation').map((e) => (e as { command: string }).command)).toEqual([
+      'route -n add -host 192.0.2.1 192.168.1.1',
+      'pfctl -a com.awg/awg -f - <<anchor>>',
+      'netlink: RTM_NEWROUTE 10.0.0.0/8',
+    ]);
   });
 });

@@ -23,6 +23,8 @@ describe.skipIf(skip)('crypto pool between two engines (TUNs in namespaces, sock
   it('24 MiB each way arrive intact with every parallel job on the pool threads', async () => {
     const [{ NativeUdpBind }, { CryptoPool }] = mods!;
     const pool = CryptoPool.create({ threads: 2, eager: true, callerRuns: false });
+    // AWG_AEAD=node (the diagnosis switch) turns the pool off, as documented: nothing to run
+    if (process.env.AWG_AEAD === 'node') return void expect(pool).toBeNull();
     if (!pool) throw new Error('no libcrypto in this process: the pool cannot exist');
     stop = () => pool.stop();
     await vi.waitFor(() => expect(pool.running).toBe(2), { timeout: 30_000, interval: 50 });
@@ -40,7 +42,10 @@ describe.skipIf(skip)('crypto pool between two engines (TUNs in namespaces, sock
           expect(r.received).toBe(r.sent);
           // 24 MiB is ≥ 17,700 full-size messages, each sealed and opened once; the sender's are
           // sealed in runs of a TSO super-packet's segments (≈ 45), far above MIN_PARALLEL
-          expect(pool.stats.threadJobs - before).toBeGreaterThan(BYTES / 1420 / 2);
+          // (AWG_BUFFER_REUSE=0, the diagnosis switch: no slabs, so the devices seal and open
+          // inline, as documented; the bytes must arrive the same)
+          if (process.env.AWG_BUFFER_REUSE === '0') expect(pool.stats.threadJobs - before).toBe(0);
+          else expect(pool.stats.threadJobs - before).toBeGreaterThan(BYTES / 1420 / 2);
         }
         expect(pool.stats.threadJobs).toBe(pool.stats.parallelJobs);
         expect(pool.running).toBe(2); // never broken: no run timed out

@@ -35,6 +35,7 @@ const PATHS: Record<number, string> = {
   601: '/usr/bin/curl',
   602: '/opt/telemetry/agent',
   603: '/Applications/Notes.app/Contents/MacOS/Notes',
+  604: '/Applications/Calendar.app/Contents/MacOS/Calendar',
 };
 
 const rules = (mail: string) => `rules:
@@ -186,7 +187,7 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     await t.d.stop();
   });
 
-  it("fallbacks follow the tunnel's health through the daemon: a peer that stops answering takes its rules to allow-direct, block and failover (another tunnel), its return brings them back", async () => {
+  it("fallbacks follow the tunnel's health through the daemon: a peer that stops answering takes its rules to allow-direct, block and failover (another tunnel), drop blocks either way, its return brings them back", async () => {
     // a real peer on loopback: our engine with a TUN that carries nothing; it answers handshakes
     const client = generateKeyPair();
     const server = generateKeyPair();
@@ -248,6 +249,10 @@ rules:
     match: { dir: /usr/bin }
     target: backup
     fallback: block
+  - name: calendar
+    match: { name: Calendar }
+    target: home
+    fallback: drop
 routing: { proxyPortBase: ${port} }
 `;
     const t = await setup({ config, healthIntervalMs: 200 });
@@ -269,6 +274,9 @@ routing: { proxyPortBase: ${port} }
     expect(await t.appConnect(603, 'notes-up')).toBe('dst:notes-up');
     expect(await t.appConnect(601, 'tools-up')).toBe('dst:tools-up');
     expect(t.pinned.slice(-2)).toEqual([homePin, homePin]);
+    // `drop` blocks whether the tunnel is up or not (match.ts): reset, never dialled
+    expect(await t.appConnect(604, 'calendar-up')).toBe('reset');
+    expect(t.pinned.slice(-2)).toEqual([homePin, homePin]);
     // `awg status` counts the tunnel's traffic from the engine's peer (handshakes, keepalives)
     const home = (await t.d.status()).tunnels.find((x) => x.name === 'home')!;
     expect(home).toMatchObject({ health: 'up', peers: [expect.objectContaining({ endpoint: `127.0.0.1:${peerPort}` })] });
@@ -287,6 +295,8 @@ routing: { proxyPortBase: ${port} }
     const backupPin = t.pinned.at(-1)!;
     expect(backupPin).toMatch(/^utun\d+\/4$/);
     expect(backupPin).not.toBe(homePin);
+    expect(await t.appConnect(604, 'calendar-down')).toBe('reset');
+    expect(t.pinned.at(-1)).toBe(backupPin);
     expect((await t.d.status()).tunnels.find((x) => x.name === 'home')).toMatchObject({ health: 'down' });
 
     // it comes back on the same port: the daemon's probes reach it, the rule goes home again
@@ -299,7 +309,7 @@ routing: { proxyPortBase: ${port} }
     expect(t.pinned.slice(-3)).toEqual([homePin, homePin, homePin]);
     expect(t.dst.seen).toEqual(['mail-up', 'notes-up', 'tools-up', 'mail-down', 'tools-down', 'mail-back', 'notes-back', 'tools-back']);
     // the rules' counters saw it all: each rule's three connections (blocked and failed-over ones too)
-    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual(['mail 3', 'notes 3', 'tools 3', 'tools-backup 0']);
+    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual(['mail 3', 'notes 3', 'tools 3', 'tools-backup 0', 'calendar 2']);
     await t.d.down();
     expect(t.host.snapshot()).toEqual(t.prior);
     await t.d.stop();

@@ -5,7 +5,7 @@
  */
 import type { AnyResource } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
-import type { StateStore } from '../util/state.js';
+import { APPLIED_STATE_KEY, type StateStore } from '../util/state.js';
 import type { HostSelection } from '../config/overlay.js';
 
 export interface AppliedRecord {
@@ -24,7 +24,7 @@ export interface AppliedRecord {
   stopped?: { at: string; removed: string[] };
 }
 
-const KEY = 'applied';
+const KEY = APPLIED_STATE_KEY;
 const CLAIMS_KEY = 'claims';
 
 /** claims feed `ip`/`nft` arguments and ownership checks: every field of the right type */

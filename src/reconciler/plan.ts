@@ -131,7 +131,7 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
   // wanted one (another slot of the same prefix) still goes first, as before.
   // (Drivers do not always know deps: a route on a link this plan deletes is told by its dev.)
   const wantedDst = new Set(desired.resources.filter((r) => r.kind === 'route').map((r) => `${r.spec.family}/${r.spec.dst}`));
-  const goneLinks = new Set(observed.resources.filter((r) => r.kind === 'link' && !des.has(r.id)).map((r) => (r.kind === 'link' ? r.spec.name : '')));
+  const goneLinks = new Set(observed.resources.flatMap((r) => (r.kind === 'link' && !des.has(r.id) ? [r.spec.name] : [])));
   const goesLate = (o: AnyResource): boolean =>
     o.kind === 'route' &&
     !wantedDst.has(`${o.spec.family}/${o.spec.dst}`) &&

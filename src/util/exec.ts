@@ -159,30 +159,19 @@ export class ProcessExec implements Exec {
 }
 
 /**
- * Dry run over any Exec: reads go to `inner`, mutations are reported and counted, never run.
- * hostEnv wraps an injected Exec in one for `--dry-run`, so a dry run never depends on the
- * Exec it was given honouring the flag (ProcessExec does; a test's host model does not).
+ * Dry run over any Exec: reads go to `inner`; mutations are ProcessExec's under dry-run
+ * (reported and counted, never run). hostEnv wraps an injected Exec in one for `--dry-run`,
+ * so a dry run never depends on the Exec it was given honouring the flag (ProcessExec does; a
+ * test's host model does not).
  */
-export class DryExec implements Exec {
-  private count = 0;
-  readonly dryRun = true;
+export class DryExec extends ProcessExec {
   constructor(
     private readonly inner: Exec,
-    private readonly reporter: Reporter,
-  ) {}
-  get mutations(): number {
-    return this.count;
+    reporter: Reporter,
+  ) {
+    super(reporter, true);
   }
-  read(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult> {
+  override read(cmd: string, args: string[], opts?: ExecOptions): Promise<ExecResult> {
     return this.inner.read(cmd, args, opts);
-  }
-  async mutate(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-    this.record(opts.display ?? [cmd, ...args].map(quoteArg).join(' '));
-    return { stdout: '', stderr: '', code: 0 };
-  }
-  record(display: string): boolean {
-    this.count++;
-    this.reporter.report({ type: 'mutation', command: display });
-    return false;
   }
 }

@@ -29,6 +29,9 @@ export interface CorruptState {
   reason: string;
 }
 
+/** the key of the last apply's record (pipeline/applied.ts); the macOS route driver reads its routes when its own record is gone */
+export const APPLIED_STATE_KEY = 'applied';
+
 export interface StateStore {
   readonly dir: string;
   /** the record, or undefined when absent or unusable (then set aside and reported) */

@@ -17,7 +17,7 @@ import type { ForeignObject, Resource, RouteSpec } from '../../model/resources.j
 import { AwgError } from '../../errors.js';
 import ipaddr from '../../util/ipaddr.js';
 import type { Exec } from '../../util/exec.js';
-import type { StateStore } from '../../util/state.js';
+import { APPLIED_STATE_KEY, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parseNetstatRoutes,
@@ -54,8 +54,8 @@ export interface DarwinRouteOptions {
 function records(s: StateStore): RouteRecord {
   const r = s.get<RouteRecord>(ROUTE_STATE_KEY);
   if (r !== undefined) return r;
-  // the record of pipeline/applied.ts (its key and shape; a lower layer cannot import it)
-  const applied = s.get<{ resources?: unknown }>('applied');
+  // the record of pipeline/applied.ts (a layer above: only its key and resource list are read)
+  const applied = s.get<{ resources?: unknown }>(APPLIED_STATE_KEY);
   const out: RouteRecord = {};
   if (!applied || !Array.isArray(applied.resources)) return out;
   for (const x of applied.resources as { kind?: unknown; id?: unknown; spec?: unknown }[]) {

@@ -6,6 +6,7 @@
  * argv[2]: JSON HarnessConfig. stdout: one JSON object per line — {ready}, {event}, {stats}.
  * stdin: `stats` → prints {stats}; `exit` → closes everything and exits.
  */
+import type { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { directDialer } from '../../src/proxy/direct.js';
 import { fallbackDialer, type FallbackMode } from '../../src/proxy/fallback.js';
@@ -14,7 +15,7 @@ import { httpConnectDialer } from '../../src/proxy/http-connect.js';
 import { socks5Dialer, type ProxyAuth } from '../../src/proxy/socks5.js';
 import { Socks5UdpRelay } from '../../src/proxy/socks5-udp.js';
 import { TransparentProxy } from '../../src/proxy/transparent.js';
-import type { Dialer } from '../../src/proxy/types.js';
+import { formatDst, type Destination, type Dialer } from '../../src/proxy/types.js';
 import { ProxyTunnelRuntime } from '../../src/proxy/tunnel.js';
 import type { ProxyTunnel } from '../../src/config/schema.js';
 
@@ -117,20 +118,35 @@ if (cfg.runtime) {
     );
   }
 
-  const dial = fallbackDialer({
-    candidates: cfg.upstreams.map(dialerOf),
-    mode: cfg.fallback,
-    direct: directDialer({ bypassMark: cfg.bypassMark, timeoutMs: 5000 }),
-    isUp: health
-      ? (i) => i !== 0 || health.state === 'up' || health.state === 'unknown'
-      : undefined,
-    onFallback: (a) =>
-      out({ event: 'fallback', failed: a.failed, kind: a.error.kind, decision: a.decision }),
-  });
+  const candidates = cfg.upstreams.map(dialerOf);
+  const direct = directDialer({ bypassMark: cfg.bypassMark, timeoutMs: 5000 });
+  // one fallback dialer per connection, so that each fallback event names its client and
+  // destination (a test that counts them can say which connection a surplus one came from)
+  const dialFor = (client: Socket | undefined, dst: Destination | undefined): Dialer =>
+    fallbackDialer({
+      candidates,
+      mode: cfg.fallback,
+      direct,
+      isUp: health
+        ? (i) => i !== 0 || health.state === 'up' || health.state === 'unknown'
+        : undefined,
+      onFallback: (a) =>
+        out({
+          event: 'fallback',
+          failed: a.failed,
+          kind: a.error.kind,
+          message: a.error.message,
+          decision: a.decision,
+          client: client && `${client.remoteAddress}:${client.remotePort}`,
+          dst: dst && formatDst(dst),
+        }),
+    });
 
+  const dial = dialFor(undefined, undefined);
   const proxy = new TransparentProxy({
     listen: { host: '::', port: cfg.listenPort },
     dial,
+    dialFor,
     idleTimeoutMs: cfg.idleTimeoutMs,
     maxConnections: cfg.maxConnections,
   });

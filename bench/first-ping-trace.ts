@@ -10,14 +10,63 @@
  *   npx tsx bench/first-ping-trace.ts            (AWG_WARMUP=0 compares without the warm-up,
  *                                                AWG_HANDSHAKE_PREPARE=0 without prepared initiations)
  *
+ * Options: `--pings=N` (6), `--busy=N` starts N busy loops (plain CPU burners, no network)
+ * for the whole run, `--no-tcpdump` leaves the packet capture out (it is a process of its own
+ * competing for the CPU under load). With or without them, each ping also prints what the
+ * engine's threads did meanwhile, from /proc/PID/task/TID/schedstat: the main thread's CPU
+ * time and its time runnable but waiting for a CPU, and the other threads' CPU; the last line
+ * gives the medians. Extra environment for the engine: `AWG_BENCH_ENGINE_ENV='K=V K2=V2'`.
+ *
  * Needs root, wireguard-go, wg, tcpdump; runs `npm run build` output. Not part of `npm run bench`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, writeConfig } from '../test/helpers/awg.js';
 import { createNetns, destroyNetns, nsExec, nsSpawn, vethPair } from '../test/helpers/netns.js';
 import { awgConfig, pingEventually, startWireguardGo, wgGoAddress, wgSetconf, wgVia } from '../test/netns/interop-wg.js';
+import koffi from 'koffi';
+import { enginePid } from './dataplane.bench.js';
+import { median } from './lib.js';
+
+const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
+const PINGS = arg('pings', 6);
+const BUSY = arg('busy', 0);
+const TCPDUMP = !process.argv.includes('--no-tcpdump');
+const SLICE_US = arg('slice-us', 0);
+
+/** sched_setattr(tid, {SCHED_OTHER, sched_runtime}) on every thread of pid; returns the slices read back */
+function setSlice(pid: number, us: number): string {
+  const nr = { x64: [314, 315], arm64: [274, 275] }[process.arch as 'x64' | 'arm64'];
+  if (!nr) throw new Error(`--slice-us: no sched_setattr number for ${process.arch}`);
+  const syscall = koffi.load('libc.so.6').func('long syscall(long nr, ...)');
+  const out: string[] = [];
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    const attr = Buffer.alloc(56);
+    attr.writeUInt32LE(56, 0); // size; policy 0 = SCHED_OTHER, flags 0, nice 0, priority 0
+    attr.writeBigUInt64LE(BigInt(us) * 1000n, 24); // sched_runtime, ns
+    if (Number(syscall(nr[0], 'int', Number(t), 'void *', attr, 'uint', 0)) !== 0) throw new Error(`sched_setattr(${t}) failed`);
+    const back = Buffer.alloc(56);
+    syscall(nr[1], 'int', Number(t), 'void *', back, 'uint', 56, 'uint', 0);
+    out.push(`${t}: ${Number(back.readBigUInt64LE(24)) / 1000} µs`);
+  }
+  return out.join(', ');
+}
+
+/** ns of CPU and of waiting runnable, per thread of `pid` (schedstat: run, wait, slices) */
+function schedstat(pid: number): Map<number, { run: number; wait: number }> {
+  const m = new Map<number, { run: number; wait: number }>();
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [run, wait] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
+      m.set(Number(t), { run: run!, wait: wait! });
+    } catch {
+      /* thread gone */
+    }
+  }
+  return m;
+}
 
 await ensureDist();
 const N = 230 + Math.floor(Math.random() * 10) * 2;
@@ -30,6 +79,7 @@ const work = mkdtempSync(join(tmpdir(), 'awgt-fpt-'));
 const nsA = await createNetns('fpa');
 const nsB = await createNetns('fpb');
 const env = makeAwgEnv();
+const busy: ChildProcess[] = [];
 try {
   await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
   const b = await startWireguardGo(nsB, 'wfpt0');
@@ -40,24 +90,42 @@ try {
     extraEnv: {
       ...(process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {}),
       ...(process.env.AWG_HANDSHAKE_PREPARE ? { AWG_HANDSHAKE_PREPARE: process.env.AWG_HANDSHAKE_PREPARE } : {}),
+      ...Object.fromEntries((process.env.AWG_BENCH_ENGINE_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     },
   });
   if (ap.code) throw new Error(ap.stderr);
   if (!(await pingEventually(nsA, T(2), 20_000))) throw new Error('no tunnel');
-  for (let i = 0; i < 6; i++) {
+  const pid = enginePid('awg-fpt');
+  if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
+  for (let i = 0; i < BUSY; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
+  const rows: { ping: number; run: number; wait: number; others: number }[] = [];
+  for (let i = 0; i < PINGS; i++) {
     await wgVia(nsA, env.env.AWG_UAPI_DIR!, ['set', 'awg-fpt', 'peer', kb.publicKey, 'remove']);
     await wgVia(nsA, env.env.AWG_UAPI_DIR!, ['set', 'awg-fpt', 'peer', kb.publicKey, 'endpoint', `${UB}:51820`, 'allowed-ips', `${T(2)}/32`]);
-    const td = nsSpawn(nsA, 'tcpdump', ['-l', '-n', '--immediate-mode', '-tt', '-i', 'any', 'icmp or udp']);
+    const td = TCPDUMP ? nsSpawn(nsA, 'tcpdump', ['-l', '-n', '--immediate-mode', '-tt', '-i', 'any', 'icmp or udp']) : undefined;
     await new Promise((r) => setTimeout(r, 600));
+    const s0 = schedstat(pid);
     const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', T(2)], { allowFail: true });
-    await new Promise((r) => setTimeout(r, 300));
-    await td.kill(500);
-    const lines = td.output().split('\n').filter((l) => /^\d+\.\d+ /.test(l));
-    const t0 = Number(lines[0]?.split(' ')[0]);
-    const marks = lines.map((l) => ((Number(l.split(' ')[0]) - t0) * 1000).toFixed(2));
-    console.log(`ping ${/time=([\d.]+)/.exec(r.stdout)?.[1] ?? '(lost)'} ms; packets at ${marks.join(' / ')} ms`);
+    const s1 = schedstat(pid);
+    const d = (tid: number, k: 'run' | 'wait') => ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
+    const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
+    const ms = Number(/time=([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+    rows.push({ ping: ms, run: d(pid, 'run'), wait: d(pid, 'wait'), others });
+    const sched = `engine main thread ran ${d(pid, 'run').toFixed(2)} ms, waited ${d(pid, 'wait').toFixed(2)} ms; other threads ran ${others.toFixed(2)} ms`;
+    let marks = '';
+    if (td) {
+      await new Promise((r) => setTimeout(r, 300));
+      await td.kill(500);
+      const lines = td.output().split('\n').filter((l) => /^\d+\.\d+ /.test(l));
+      const t0 = Number(lines[0]?.split(' ')[0]);
+      marks = `; packets at ${lines.map((l) => ((Number(l.split(' ')[0]) - t0) * 1000).toFixed(2)).join(' / ')} ms`;
+    }
+    console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
   }
+  const med = (k: 'ping' | 'run' | 'wait' | 'others') => median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
+  console.log(`median of ${rows.length} (busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]} kB`);
 } finally {
+  for (const b of busy) b.kill('SIGKILL');
   await awg(nsA, env, ['down']).catch(() => undefined);
   await destroyNetns(nsA);
   await destroyNetns(nsB);

@@ -9,7 +9,8 @@
  *   cores busy / Gbit/s), and of B's wireguard-go;
  * - ping RTT through each tunnel minus the plain veth;
  * - handshake: the first ping after the peer was removed and re-added on the A side (the
- *   packet waits for a full handshake), minus nothing: raw first-ping time;
+ *   packet waits for a full handshake), minus nothing: raw first-ping time; 3 per round and
+ *   target (`AWG_BENCH_FIRST_PINGS`), alternating awg / anchor;
  * - VmRSS of the engine and of wireguard-go after the throughput runs.
  *
  * Needs root, wireguard-go, wg, iperf3. `awg apply` and so the engine run from the installed
@@ -228,6 +229,7 @@ const sample = (name: string, unit: string, runs: number[], note?: string): Samp
 export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
   const rounds = smoke ? 1 : Number(process.env.AWG_BENCH_ROUNDS ?? 5);
   const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
+  const firstPings = smoke ? 1 : Number(process.env.AWG_BENCH_FIRST_PINGS ?? 3);
   await ensureDist();
   await sweepStaleNetns();
   const work = mkdtempSync(join(tmpdir(), 'awgt-bench-dp-'));
@@ -357,10 +359,13 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
       const veth = await pingAvg(nsA, UB, smoke ? 5 : 20);
       put('plain veth ping RTT', veth);
       for (const t of targets) put(`${t.name} ping RTT overhead over veth`, (await pingAvg(nsA, t.peer, smoke ? 5 : 20)) - veth);
-      for (const t of targets) {
-        await t.resetPeer();
-        put(`${t.name} first ping after peer reset (handshake + 1 RTT)`, await firstPing(nsA, t.peer));
-      }
+      // several resets per round, alternating: one first ping per round spreads over an
+      // order of magnitude on a loaded machine (bench/RESULTS.md)
+      for (let k = 0; k < firstPings; k++)
+        for (const t of targets) {
+          await t.resetPeer();
+          put(`${t.name} first ping after peer reset (handshake + 1 RTT)`, await firstPing(nsA, t.peer));
+        }
     }
     put('awg engine VmRSS', rssMiB(enginePid(link)));
     put('anchor wireguard-go (A) VmRSS', rssMiB(a2.proc.pid));

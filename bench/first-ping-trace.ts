@@ -20,17 +20,14 @@
  * Needs root, wireguard-go, wg, tcpdump; runs `npm run build` output. Not part of `npm run bench`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, writeConfig } from '../test/helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, vethPair } from '../test/helpers/netns.js';
-import { awgConfig, pingEventually, startWireguardGo, wgGoAddress, wgSetconf, wgVia } from '../test/netns/interop-wg.js';
+import { readdirSync } from 'node:fs';
 import koffi from 'koffi';
-import { enginePid } from './dataplane.bench.js';
+import { nsExec, nsSpawn } from '../test/helpers/netns.js';
+import { schedstat, vmRssKiB, withEnginePair } from './engine-pair.js';
 import { median } from './lib.js';
 
-const arg = (name: string, dflt: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
+const arg = (name: string, dflt: number) =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
 const PINGS = arg('pings', 6);
 const BUSY = arg('busy', 0);
 const TCPDUMP = !process.argv.includes('--no-tcpdump');
@@ -46,7 +43,8 @@ function setSlice(pid: number, us: number): string {
     const attr = Buffer.alloc(56);
     attr.writeUInt32LE(56, 0); // size; policy 0 = SCHED_OTHER, flags 0, nice 0, priority 0
     attr.writeBigUInt64LE(BigInt(us) * 1000n, 24); // sched_runtime, ns
-    if (Number(syscall(nr[0], 'int', Number(t), 'void *', attr, 'uint', 0)) !== 0) throw new Error(`sched_setattr(${t}) failed`);
+    if (Number(syscall(nr[0], 'int', Number(t), 'void *', attr, 'uint', 0)) !== 0)
+      throw new Error(`sched_setattr(${t}) failed`);
     const back = Buffer.alloc(56);
     syscall(nr[1], 'int', Number(t), 'void *', back, 'uint', 56, 'uint', 0);
     out.push(`${t}: ${Number(back.readBigUInt64LE(24)) / 1000} µs`);
@@ -54,81 +52,55 @@ function setSlice(pid: number, us: number): string {
   return out.join(', ');
 }
 
-/** ns of CPU and of waiting runnable, per thread of `pid` (schedstat: run, wait, slices) */
-function schedstat(pid: number): Map<number, { run: number; wait: number }> {
-  const m = new Map<number, { run: number; wait: number }>();
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const [run, wait] = readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').trim().split(' ').map(Number);
-      m.set(Number(t), { run: run!, wait: wait! });
-    } catch {
-      /* thread gone */
-    }
-  }
-  return m;
-}
-
-await ensureDist();
-const N = 230 + Math.floor(Math.random() * 10) * 2;
-const UA = `10.200.${N}.1`;
-const UB = `10.200.${N}.2`;
-const T = (h: number) => `10.200.${N + 1}.${h}`;
-const ka = wgKeyPair();
-const kb = wgKeyPair();
-const work = mkdtempSync(join(tmpdir(), 'awgt-fpt-'));
-const nsA = await createNetns('fpa');
-const nsB = await createNetns('fpb');
-const env = makeAwgEnv();
 const busy: ChildProcess[] = [];
 try {
-  await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
-  const b = await startWireguardGo(nsB, 'wfpt0');
-  await wgSetconf(nsB, b.iface, work, `[Interface]\nPrivateKey = ${kb.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T(1)}/32\n`);
-  await wgGoAddress(nsB, b.iface, `${T(2)}/24`);
-  const cfg = writeConfig(env, 'a.yaml', awgConfig({ tunnel: 'fpt', privateKey: ka.privateKey, address: `${T(1)}/24`, listenPort: 51823, peerPublicKey: kb.publicKey, endpoint: `${UB}:51820`, allowedIPs: [`${T(2)}/32`] }));
-  const ap = await awg(nsA, env, ['apply', '-f', cfg], {
-    extraEnv: {
-      ...(process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {}),
-      ...(process.env.AWG_HANDSHAKE_PREPARE ? { AWG_HANDSHAKE_PREPARE: process.env.AWG_HANDSHAKE_PREPARE } : {}),
-      ...Object.fromEntries((process.env.AWG_BENCH_ENGINE_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
-    },
-  });
-  if (ap.code) throw new Error(ap.stderr);
-  if (!(await pingEventually(nsA, T(2), 20_000))) throw new Error('no tunnel');
-  const pid = enginePid('awg-fpt');
-  if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
-  for (let i = 0; i < BUSY; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
-  const rows: { ping: number; run: number; wait: number; others: number }[] = [];
-  for (let i = 0; i < PINGS; i++) {
-    await wgVia(nsA, env.env.AWG_UAPI_DIR!, ['set', 'awg-fpt', 'peer', kb.publicKey, 'remove']);
-    await wgVia(nsA, env.env.AWG_UAPI_DIR!, ['set', 'awg-fpt', 'peer', kb.publicKey, 'endpoint', `${UB}:51820`, 'allowed-ips', `${T(2)}/32`]);
-    const td = TCPDUMP ? nsSpawn(nsA, 'tcpdump', ['-l', '-n', '--immediate-mode', '-tt', '-i', 'any', 'icmp or udp']) : undefined;
-    await new Promise((r) => setTimeout(r, 600));
-    const s0 = schedstat(pid);
-    const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', T(2)], { allowFail: true });
-    const s1 = schedstat(pid);
-    const d = (tid: number, k: 'run' | 'wait') => ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
-    const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
-    const ms = Number(/time=([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
-    rows.push({ ping: ms, run: d(pid, 'run'), wait: d(pid, 'wait'), others });
-    const sched = `engine main thread ran ${d(pid, 'run').toFixed(2)} ms, waited ${d(pid, 'wait').toFixed(2)} ms; other threads ran ${others.toFixed(2)} ms`;
-    let marks = '';
-    if (td) {
-      await new Promise((r) => setTimeout(r, 300));
-      await td.kill(500);
-      const lines = td.output().split('\n').filter((l) => /^\d+\.\d+ /.test(l));
-      const t0 = Number(lines[0]?.split(' ')[0]);
-      marks = `; packets at ${lines.map((l) => ((Number(l.split(' ')[0]) - t0) * 1000).toFixed(2)).join(' / ')} ms`;
+  await withEnginePair(async ({ nsA, pid, peer, resetPeer }) => {
+    if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
+    for (let i = 0; i < BUSY; i++)
+      busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
+    const rows: { ping: number; run: number; wait: number; others: number }[] = [];
+    for (let i = 0; i < PINGS; i++) {
+      await resetPeer();
+      const td = TCPDUMP
+        ? nsSpawn(nsA, 'tcpdump', [
+            '-l',
+            '-n',
+            '--immediate-mode',
+            '-tt',
+            '-i',
+            'any',
+            'icmp or udp',
+          ])
+        : undefined;
+      await new Promise((r) => setTimeout(r, 600));
+      const s0 = schedstat(pid);
+      const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', peer], { allowFail: true });
+      const s1 = schedstat(pid);
+      const d = (tid: number, k: 'run' | 'wait') =>
+        ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
+      const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
+      const ms = Number(/time=([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+      rows.push({ ping: ms, run: d(pid, 'run'), wait: d(pid, 'wait'), others });
+      const sched = `engine main thread ran ${d(pid, 'run').toFixed(2)} ms, waited ${d(pid, 'wait').toFixed(2)} ms; other threads ran ${others.toFixed(2)} ms`;
+      let marks = '';
+      if (td) {
+        await new Promise((r) => setTimeout(r, 300));
+        await td.kill(500);
+        const lines = td
+          .output()
+          .split('\n')
+          .filter((l) => /^\d+\.\d+ /.test(l));
+        const t0 = Number(lines[0]?.split(' ')[0]);
+        marks = `; packets at ${lines.map((l) => ((Number(l.split(' ')[0]) - t0) * 1000).toFixed(2)).join(' / ')} ms`;
+      }
+      console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
     }
-    console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
-  }
-  const med = (k: 'ping' | 'run' | 'wait' | 'others') => median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
-  console.log(`median of ${rows.length} (busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]} kB`);
+    const med = (k: 'ping' | 'run' | 'wait' | 'others') =>
+      median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
+    console.log(
+      `median of ${rows.length} (busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
+    );
+  });
 } finally {
   for (const b of busy) b.kill('SIGKILL');
-  await awg(nsA, env, ['down']).catch(() => undefined);
-  await destroyNetns(nsA);
-  await destroyNetns(nsB);
-  cleanupAwgEnv(env);
-  rmSync(work, { recursive: true, force: true });
 }

@@ -14,13 +14,13 @@ import { ProxyDialError } from '../../../src/proxy/types.js';
 const DST = { host: '93.184.216.34', port: 443 };
 const DST6 = { host: '2606:2800:220:1:248:1893:25c8:1946', port: 443 };
 
-const rules: Rule[] = [
+const rules = [
   { name: 'mail', match: { name: 'Mail' }, target: 'A', fallback: 'allow-direct', enabled: true },
   { name: 'tools', match: { dir: '/usr/bin' }, target: 'direct', fallback: 'block', enabled: true },
   { name: 'fo', match: { name: 'fo' }, target: 'A', fallback: 'failover', enabled: true },
   { name: 'fo-b', match: { name: 'fo' }, target: 'B', fallback: 'block', enabled: true },
   { name: 'off', match: { name: 'never' }, target: 'A', fallback: 'block', enabled: false },
-];
+] as Rule[];
 
 /**
  * launchd 1 ← shell 500 ← awg 700 (registered) ← curl 701 ← worker 702 ← 704 (Mail);

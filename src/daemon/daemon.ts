@@ -22,6 +22,7 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { Plan } from '../model/change.js';
+import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import type { ObservedState } from '../model/resources.js';
@@ -416,6 +417,14 @@ export class Daemon implements DaemonCore {
       const r = await this.removeAll(claims, false).finally(() => this.flow.stop());
       return { removed: r.removed, mutations: this.exec.mutations - before };
     });
+  }
+
+  /** `awg exec` on macOS: route `pid` and its descendants by `choice` until the returned function is called (FlowRouterHost.registerExec) */
+  async routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void> {
+    await this.ready();
+    if (this.platform?.perApp !== 'flow-router')
+      throw new AwgError('unsupported', 'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon');
+    return this.flow.registerExec(pid, choice, onEnd);
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {

@@ -432,7 +432,8 @@ export class Daemon implements DaemonCore {
     if (!p) return [];
     await this.ready();
     this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
-    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down);
+    const execOf = this.platform!.perApp === 'flow-router' ? (pid: number, parentOf: (pid: number) => number | undefined) => this.flow.execs.ancestor(pid, parentOf)?.choice : undefined;
+    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down, execOf);
   }
 
   // ---- the loop -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
 import type { PerApp, ProcessLister } from '../procs/list.js';
 import type { PlacementStatus, ProcessInfo } from './core.js';
+import type { ListOptions } from '../procs/placer.js';
 
 /** placement's state where the platform places nothing (PlacementStatus.reason) */
 export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
@@ -169,10 +170,10 @@ export function flowPlacement(router: { state: 'off' | 'active'; port?: number; 
 }
 
 /**
- * Processes awg routes: those in our cgroups (Linux) and those a rule matches (pid, exe, the
- * rule that routes them, its target, the route now; procs/list.ts). Works without the
- * watcher too.
+ * Processes awg routes: those in our cgroups (Linux), under an `awg exec` registration (macOS:
+ * `execOf`) and those a rule matches (pid, exe, the rule that routes them, its target, the
+ * route now; procs/list.ts). Works without the watcher too.
  */
-export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>): ProcessInfo[] {
-  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t) });
+export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>, execOf?: ListOptions['execOf']): ProcessInfo[] {
+  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t), ...(execOf ? { execOf } : {}) });
 }

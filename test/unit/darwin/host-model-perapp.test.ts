@@ -31,6 +31,8 @@ import { modelDaemon } from '../../helpers/macos-host/daemon.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 import { capturingCli, macCallers } from '../../helpers/macos-host/daemon.js';
 import { startApiServer } from '../../../src/daemon/server.js';
+import { darwinProcessLister } from '../../../src/procs/list.js';
+import { capturedProcTable } from '../../helpers/macos-host/procs.js';
 import { execCommand } from '../../../src/cli/commands/exec.js';
 
 const PATHS: Record<number, string> = {
@@ -116,6 +118,8 @@ async function setup(o: { config?: (mail: string | undefined, port: number) => s
     state: new FileStateStore(join(dir, 'state')),
     engines: createInprocEngineHost({ io, uapi: false }),
     flowRouter: { natives: async () => natives, subnets: () => ['192.168.1.0/24'] },
+    // ListProcesses over the same processes (libproc's table): users' apps, the awg execs as root
+    processes: darwinProcessLister(capturedProcTable({ rows: Object.entries(PATHS).map(([pid, path]) => ({ uid: 501, pid: Number(pid), ppid: PARENTS[Number(pid)] ?? 1, path })).concat([650, 651].map((pid) => ({ uid: 0, pid, ppid: 500, path: '/usr/local/bin/node' }))) })),
     ...(o.healthIntervalMs !== undefined ? { healthIntervalMs: o.healthIntervalMs } : {}),
   });
   const runs = async (n: number) => {
@@ -352,7 +356,11 @@ routing: { proxyPortBase: ${port} }
     const offDirect = await t.d.routeExec(651, { direct: true }, end(651));
     expect(await t.appConnect(602, 'beacon')).toBe('dst:beacon');
     expect(t.pinned.at(-1)).toBe('en0/4');
+    // awg processes: the registered trees as Linux lists exec cgroups (awg itself, root, is not routed per app)
+    const listed = async () => (await t.d.listProcesses()).map((p) => `${p.pid} ${p.rule ?? '-'} ${p.route}`);
+    expect(await listed()).toEqual(['530 mail home', '601 exec:home home', '602 exec:direct direct', '605 exec:home home', '606 tools direct']);
     off();
+    expect(await listed()).toEqual(['530 mail home', '601 tools direct', '602 exec:direct direct', '605 tools direct', '606 tools direct']);
     expect(await t.appConnect(601, 'curl-after')).toBe('dst:curl-after');
     expect(t.pinned.at(-1)).toBe('en0/4');
     // the rules count what they decided; flows of --tunnel and --direct belong to no rule (Linux: _exec-* cgroups)

@@ -163,10 +163,11 @@ export class PlacementSupervisor {
  * Placement as `awg status` shows it on macOS: the flow router (resources/engine/
  * flow-router-host.ts) is what applies path rules there, so its state is placement's.
  */
-export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number> }, off: PlacementStatus): PlacementStatus {
+export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number>; execs?: number }, off: PlacementStatus): PlacementStatus {
   if (router.state === 'off') return off;
   const d = Object.entries(router.decisions ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`);
-  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}`, execs: 0, placed: 0, errors: 0 };
+  const x = router.execs ? `; awg exec registrations: ${router.execs}` : '';
+  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}${x}`, execs: 0, placed: 0, errors: 0 };
 }
 
 /**

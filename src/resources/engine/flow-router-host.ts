@@ -64,6 +64,8 @@ export interface FlowRouterStatus {
   port?: number;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   decisions?: Record<string, number>;
+  /** live `awg exec` registrations */
+  execs?: number;
 }
 
 /** Does this config's PF anchor redirect to the router (resources/darwin-flow.ts)? */
@@ -199,6 +201,6 @@ export class FlowRouterHost {
 
   status(): FlowRouterStatus {
     const r = this.router;
-    return r ? { state: 'active', ...(this.port !== undefined ? { port: this.port } : {}), decisions: Object.fromEntries(r.counts) } : { state: 'off' };
+    return r ? { state: 'active', ...(this.port !== undefined ? { port: this.port } : {}), decisions: Object.fromEntries(r.counts), ...(this.execs.size ? { execs: this.execs.size } : {}) } : { state: 'off' };
   }
 }

@@ -357,6 +357,7 @@ routing: { proxyPortBase: ${port} }
     expect(await t.appConnect(602, 'beacon')).toBe('dst:beacon');
     expect(t.pinned.at(-1)).toBe('en0/4');
     // awg processes: the registered trees as Linux lists exec cgroups (awg itself, root, is not routed per app)
+    expect((await t.d.status()).placement?.reason).toMatch(/; awg exec registrations: 2$/);
     const listed = async () => (await t.d.listProcesses()).map((p) => `${p.pid} ${p.rule ?? '-'} ${p.route}`);
     expect(await listed()).toEqual(['530 mail home', '601 exec:home home', '602 exec:direct direct', '605 exec:home home', '606 tools direct']);
     off();
@@ -366,6 +367,7 @@ routing: { proxyPortBase: ${port} }
     // the rules count what they decided; flows of --tunnel and --direct belong to no rule (Linux: _exec-* cgroups)
     expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual(['mail 0', 'tools 3', 'telemetry 0']);
     expect(ends).toEqual([]);
+    expect((await t.d.status()).placement?.reason).toMatch(/; awg exec registrations: 1$/);
 
     // the rules go: the router closes, and with it the registration that is left
     t.write(undefined);

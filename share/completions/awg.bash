@@ -63,7 +63,7 @@ _awg() {
     "genpsk") words="" ;;
     "up") words="--file -f --json --verbose -v --drift-interval --state-dir --host --labels --labels-file" ;;
     "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --host --labels --labels-file" ;;
-    "exec") words="--tunnel --direct --rule --state-dir" ;;
+    "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
   esac
   if [[ "$cur" != -* && "${COMP_WORDS[COMP_CWORD-1]}" == -* && "${COMP_WORDS[COMP_CWORD-1]}" =~ ^-(f|o|i|R)$|^--(file|config|output|identity|recipients-file|labels-file|state-dir|socket|path|allowed-signers|observed|observed-out)$ ]]; then

@@ -229,12 +229,13 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('exec')
-    .description('run a command in a tunnel\'s (or rule\'s) cgroup: awg moves itself there first, so the command has no unrouted window')
+    .description('run a command in a tunnel\'s (or rule\'s) cgroup: awg moves itself there first, so the command has no unrouted window (macOS: the daemon routes awg and its descendants before the command starts)')
     .option('--tunnel <name>', 'route through this tunnel (cgroup <root>/_exec-<name>; blocked while the tunnel is down)')
     .option('--direct', 'bypass every tunnel, also in full-tunnel mode (cgroup <root>/_exec-direct)')
     .option('--rule <name>', 'run as if matched by this rule (its cgroup, target and fallback)')
     .argument('<command...>', 'command and arguments (after --)')
     .addOption(stateDir())
+    .addOption(socket())
     .action(async (cmd: string[], o) => setCode(await (await import('./commands/exec.js')).execCommand(io, cmd, o)));
 
   program

@@ -7,7 +7,9 @@
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
  *   (Status, Watch, ListProcesses); Apply and Diff only of a config it may read itself whose
  *   lookup, and every `{file:}` secret's, only root controls (trusted-path.ts); Confirm only
- *   of a pending apply it made; never Down (it would open the kill switch);
+ *   of a pending apply it made; never Down (it would open the kill switch); never Exec
+ *   (`awg exec --direct` would take the member's processes past the rules and the default
+ *   tunnel; on Linux awg exec needs root too);
  * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
  *
  * `{env:}` secrets are never resolved for an API request, whoever asks (daemon.ts).
@@ -20,7 +22,7 @@ import type { MergedPositions } from '../config/overlay.js';
 import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
 
-export type Rpc = 'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down';
+export type Rpc = 'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down' | 'Exec';
 export type Access = 'root' | 'group' | 'other';
 
 /**
@@ -39,6 +41,7 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Apply: 'trusted-files',
   Confirm: 'own-apply',
   Down: 'denied',
+  Exec: 'denied',
 };
 
 export interface AccessOptions {

@@ -7,6 +7,7 @@
 import type * as Grpc from '@grpc/grpc-js';
 import { AwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
+import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from './core.js';
 import { socketAnswers, socketFrom } from './socket.js';
@@ -18,6 +19,7 @@ import {
   ERROR_TRAILER,
   errorFromWire,
   eventFromWire,
+  execRequestToWire,
   processesFromWire,
   statusFromWire,
   type Wire,
@@ -38,7 +40,7 @@ async function loadGrpc(): Promise<NonNullable<typeof loaded>> {
 
 
 type UnaryMethod = (req: object, md: Grpc.Metadata, opts: Grpc.CallOptions, cb: (e: Grpc.ServiceError | null, r?: unknown) => void) => Grpc.ClientUnaryCall;
-type StreamMethod = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<Wire.Event>;
+type StreamMethod<T = Wire.Event> = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<T>;
 
 const UNAVAILABLE = 14;
 const CANCELLED = 1;
@@ -150,6 +152,41 @@ export class DaemonClient implements DaemonCore {
           resolve(unsub);
         },
       );
+    });
+  }
+
+  /**
+   * `awg exec` on macOS (the Exec RPC): resolves once the daemon routes this process (the pid
+   * it registered: ours, from the socket) and its descendants by `choice`, or rejects with why
+   * not. `onEnd` is called once if the registration ends other than by `cancel()` (the daemon
+   * ended it, stopped, or the connection broke).
+   */
+  execSession(choice: ExecChoice, onEnd: (err: AwgError) => void): Promise<{ pid: number; cancel(): void }> {
+    const fn = (this.client as unknown as Record<string, StreamMethod<Wire.ExecRegistered>>)['Exec']!.bind(this.client);
+    const stream = fn(execRequestToWire(choice));
+    let registered = false;
+    let cancelled = false;
+    let ended = false;
+    return new Promise((resolve, reject) => {
+      const end = (err: AwgError) => {
+        if (ended || cancelled) return;
+        ended = true;
+        if (registered) onEnd(err);
+        else reject(err);
+      };
+      stream.on('data', (w: Wire.ExecRegistered) => {
+        if (registered || ended) return;
+        registered = true;
+        resolve({
+          pid: w.pid,
+          cancel: () => {
+            cancelled = true;
+            stream.cancel();
+          },
+        });
+      });
+      stream.on('error', (e: Grpc.ServiceError) => end(e.code === CANCELLED ? new AwgError('driver', 'the awg daemon cancelled the awg exec registration') : toError(e)));
+      stream.on('end', () => end(new AwgError('driver', 'the awg daemon ended the awg exec registration')));
     });
   }
 

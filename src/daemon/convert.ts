@@ -10,6 +10,7 @@
 import { checkConfirmTimeout } from './confirm.js';
 import { packagePath } from '../util/package-root.js';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
+import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ApplyRequest, ApplyResponse, DaemonEvent, LinkTraffic, PlacementStatus, ConfigState, ProcessInfo, RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import type { HealthState } from './tunnel-health.js';
@@ -178,6 +179,15 @@ export namespace Wire {
   }
   export interface ListProcessesResponse {
     processes: Process[];
+  }
+  export interface ExecRequest {
+    choice?: string;
+    tunnel?: string;
+    direct?: boolean;
+    rule?: string;
+  }
+  export interface ExecRegistered {
+    pid: number;
   }
 }
 /* eslint-enable @typescript-eslint/no-namespace */
@@ -480,4 +490,17 @@ export function errorFromWire(code: number, details: string, trailer: string | u
     }
   }
   return new AwgError(KIND_BY_CODE.get(code) ?? 'driver', details || `gRPC status ${code}`);
+}
+
+// ---- Exec ----------------------------------------------------------------------------------
+
+export function execRequestToWire(c: ExecChoice): Wire.ExecRequest {
+  return 'tunnel' in c ? { tunnel: c.tunnel } : 'rule' in c ? { rule: c.rule } : { direct: true };
+}
+
+export function execRequestFromWire(w: Wire.ExecRequest): ExecChoice {
+  if (w.choice === 'tunnel' && w.tunnel) return { tunnel: w.tunnel };
+  if (w.choice === 'rule' && w.rule) return { rule: w.rule };
+  if (w.choice === 'direct' && w.direct) return { direct: true };
+  throw new AwgError('invalid-config', 'Exec: give exactly one of a tunnel name, direct or a rule name');
 }

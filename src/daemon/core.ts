@@ -3,6 +3,7 @@
  * (server.ts) converts proto messages to and from these types at the boundary; nothing
  * proto-shaped passes this file. Secrets never appear in any of these types.
  */
+import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { DetachedEngineStatus } from '../resources/engine/detached-status.js';
@@ -152,6 +153,13 @@ export interface DaemonCore {
   down(): Promise<{ removed: string[]; mutations: number }>;
   confirm(): Promise<{ confirmed: boolean }>;
   listProcesses(): Promise<ProcessInfo[]>;
+  /**
+   * `awg exec` where the daemon routes it (macOS, the flow router): `pid` (the caller's own,
+   * from the socket's credentials) and its descendants take `choice` until the returned
+   * function is called; `onEnd` gets the reason when the daemon ends it first. Absent or
+   * throwing AwgError('unsupported') where awg exec needs no daemon (Linux).
+   */
+  routeExec?(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void>;
   /** returns an unsubscribe function */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
 }

@@ -22,6 +22,7 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { Plan } from '../model/change.js';
+import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import type { ObservedState } from '../model/resources.js';
@@ -418,12 +419,21 @@ export class Daemon implements DaemonCore {
     });
   }
 
+  /** `awg exec` on macOS: route `pid` and its descendants by `choice` until the returned function is called (FlowRouterHost.registerExec) */
+  async routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void> {
+    await this.ready();
+    if (this.platform?.perApp !== 'flow-router')
+      throw new AwgError('unsupported', 'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon');
+    return this.flow.registerExec(pid, choice, onEnd);
+  }
+
   async listProcesses(): Promise<ProcessInfo[]> {
     const p = this.good?.prepared;
     if (!p) return [];
     await this.ready();
     this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
-    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down);
+    const execOf = this.platform!.perApp === 'flow-router' ? (pid: number, parentOf: (pid: number) => number | undefined) => this.flow.execs.ancestor(pid, parentOf)?.choice : undefined;
+    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down, execOf);
   }
 
   // ---- the loop -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
 import type { PerApp, ProcessLister } from '../procs/list.js';
 import type { PlacementStatus, ProcessInfo } from './core.js';
+import type { ListOptions } from '../procs/placer.js';
 
 /** placement's state where the platform places nothing (PlacementStatus.reason) */
 export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
@@ -162,17 +163,18 @@ export class PlacementSupervisor {
  * Placement as `awg status` shows it on macOS: the flow router (resources/engine/
  * flow-router-host.ts) is what applies path rules there, so its state is placement's.
  */
-export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number> }, off: PlacementStatus): PlacementStatus {
+export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number>; execs?: number }, off: PlacementStatus): PlacementStatus {
   if (router.state === 'off') return off;
   const d = Object.entries(router.decisions ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`);
-  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}`, execs: 0, placed: 0, errors: 0 };
+  const x = router.execs ? `; awg exec registrations: ${router.execs}` : '';
+  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}${x}`, execs: 0, placed: 0, errors: 0 };
 }
 
 /**
- * Processes awg routes: those in our cgroups (Linux) and those a rule matches (pid, exe, the
- * rule that routes them, its target, the route now; procs/list.ts). Works without the
- * watcher too.
+ * Processes awg routes: those in our cgroups (Linux), under an `awg exec` registration (macOS:
+ * `execOf`) and those a rule matches (pid, exe, the rule that routes them, its target, the
+ * route now; procs/list.ts). Works without the watcher too.
  */
-export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>): ProcessInfo[] {
-  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t) });
+export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>, execOf?: ListOptions['execOf']): ProcessInfo[] {
+  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t), ...(execOf ? { execOf } : {}) });
 }

@@ -40,12 +40,19 @@ import {
   ERROR_TRAILER,
   errorToWire,
   eventToWire,
+  execRequestFromWire,
   processesToWire,
   statusToWire,
   type Wire,
 } from './convert.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
+import { describeChoice } from '../resources/engine/exec-routes.js';
+/** why the socket group may not make an RPC it is denied */
+const DENIED_WHY: Partial<Record<Rpc, string>> = {
+  Down: 'Down removes every tunnel and the kill switch; only root may',
+  Exec: 'Exec routes processes past the rules (awg exec --direct); only root may, as on Linux',
+};
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
 
@@ -193,7 +200,7 @@ export class ApiGate {
       case 'allowed':
         return peer;
       case 'denied':
-        throw this.deny(rpc, peer, denied(rpc, peer, rpc === 'Down' ? 'Down removes every tunnel and the kill switch; only root may' : `${rpc} is for root only`));
+        throw this.deny(rpc, peer, denied(rpc, peer, DENIED_WHY[rpc] ?? `${rpc} is for root only`));
       case 'own-apply': {
         const p = this.pendingConfirm;
         if (p && p.uid === peer.uid && p.deadline > Date.now()) return peer;
@@ -285,7 +292,40 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
       },
     );
   };
+  // `awg exec` (macOS): the caller's own pid, from the kernel, routed while the call is open
+  const exec: grpc.handleServerStreamingCall<Wire.ExecRequest, Wire.ExecRegistered> = (call) => {
+    let done = false;
+    let unregister = () => {};
+    const finish = () => {
+      if (done) return;
+      done = true;
+      unregister();
+      watches.delete(end);
+    };
+    const fail = (e: unknown) => {
+      if (done) return;
+      finish();
+      call.emit('error', serviceError(e));
+    };
+    const end = () => fail(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
+    call.on('cancelled', finish);
+    call.on('close', finish);
+    call.on('error', finish);
+    (async () => {
+      const peer = await gate.authorize('Exec', call);
+      const choice = execRequestFromWire(call.request);
+      if (!Number.isInteger(peer.pid) || peer.pid <= 1) throw new AwgError('permission', `Exec: the caller's pid is unknown (${peer.pid}), so there is no process to route`);
+      if (!core.routeExec) throw new AwgError('unsupported', 'this daemon does not route awg exec (on Linux awg exec places itself in a cgroup and needs no daemon)');
+      gate.audit('Exec', peer, { exec: describeChoice(choice) });
+      const off = await core.routeExec(peer.pid, choice, (reason) => fail(new AwgError('driver', reason)));
+      if (done) return off();
+      unregister = off;
+      watches.add(end);
+      call.write({ pid: peer.pid } satisfies Wire.ExecRegistered);
+    })().catch(fail);
+  };
   return {
+    Exec: exec,
     Apply: unary(async (w: Wire.ApplyRequest, call) => {
       const req = applyRequestFromWire(w);
       requirePath(req.configPath);

@@ -139,3 +139,26 @@ export function defaultRoute(def: string, tunnelUp: (name: string) => boolean): 
   if (def === 'direct') return 'direct';
   return tunnelUp(def) ? def : 'blocked';
 }
+
+/** What `awg exec` was told: a tunnel, direct, or a rule's route (procs/exec-target.ts). */
+export type ExecChoice = { tunnel: string } | { direct: true } | { rule: string };
+
+/**
+ * The route of a process under `awg exec` where no cgroup carries it (the macOS flow router,
+ * resources/engine/exec-routes.ts), as Linux's exec cgroups give it (model/desired.ts):
+ * - `tunnel`: the tunnel, blocked while it is down (`_exec-T`: the tunnel's mark, whose
+ *   table holds an unreachable default);
+ * - `direct`: direct;
+ * - `rule`: undefined (the rules decide) when an enabled rule matches `exePath` itself, as
+ *   Linux's placer moves such a process into its own rule's cgroup; else the rule's route
+ *   (ruleAction of its cgroup: `failover` ends at blocked), and the rule; a rule that is
+ *   gone from the config: blocked.
+ */
+export function execRoute(choice: ExecChoice, exePath: string, matcher: RuleMatcher, tunnelUp: (name: string) => boolean): { route: Route; rule?: RuleMatch } | undefined {
+  if ('direct' in choice) return { route: 'direct' };
+  if ('tunnel' in choice) return { route: effectiveRoute([{ index: -1, name: `_exec-${choice.tunnel}`, target: choice.tunnel, fallback: 'block' }], tunnelUp) };
+  if (matcher.match(exePath)) return undefined;
+  const rule = matcher.byName(choice.rule);
+  if (!rule) return { route: 'blocked' };
+  return { route: effectiveRoute([rule], tunnelUp), rule };
+}

@@ -13,8 +13,14 @@
  * the default tunnel while it is up (its 0/1 + 128/1), else direct. Unmatched processes
  * (`all`) get the default route through the router when one runs, else the routing table's.
  * Every read races with the process exiting: a vanished process is left out.
+ *
+ * `awg exec` (`execOf`, the daemon's registrations): a user process that is or descends from a
+ * registered pid is listed with the route the router gives it (model/match.ts execRoute), as
+ * Linux lists a process in an exec cgroup: `exec:<tunnel>` / `exec:direct` and its target, or
+ * the rule of `--rule NAME`; one whose own executable a rule matches under `--rule` is listed
+ * by the rules, as the router judges it.
  */
-import { defaultRoute, effectiveRoute, exeSubject, compileRules } from '../model/match.js';
+import { defaultRoute, effectiveRoute, execRoute, exeSubject, compileRules } from '../model/match.js';
 import type { Config } from '../config/schema.js';
 import type { ListedProcess, ListOptions } from './placer.js';
 
@@ -47,16 +53,29 @@ export function listDarwinProcesses(table: ProcTable, rules: Config['rules'], o:
   const router = rules.some((r) => r.enabled) || !routed;
   const unmatched = router ? defaultRoute(def, o.tunnelUp) : viaTable;
   const out: ListedProcess[] = [];
+  const parents = new Map<number, number | undefined>();
+  const parentOf = (pid: number) => {
+    if (!parents.has(pid)) parents.set(pid, table.info(pid)?.ppid);
+    return parents.get(pid);
+  };
   for (const pid of [...table.pids()].sort((a, b) => a - b)) {
     const path = table.path(pid);
     const info = path === undefined ? undefined : table.info(pid);
     if (path === undefined || !info) continue;
+    parents.set(pid, info.ppid);
     const exe = exeSubject(path);
     const base = { pid, ppid: info.ppid, name: info.comm, path: exe, cgroup: '' };
     const chain = matcher.failoverChain(exe);
     const first = chain[0];
     if (info.uid === (o.routerUid ?? ROUTER_UID)) {
       if (first || o.all) out.push({ ...base, route: viaTable, ...(first ? { pending: first.name } : {}) });
+      continue;
+    }
+    const choice = o.execOf?.(pid, parentOf);
+    const byExec = choice && execRoute(choice, exe, matcher, o.tunnelUp);
+    if (choice && byExec) {
+      const target = 'tunnel' in choice ? choice.tunnel : 'direct';
+      out.push({ ...base, ...(byExec.rule ? { rule: byExec.rule.name, target: byExec.rule.target } : { rule: `exec:${target}`, target }), route: byExec.route });
       continue;
     }
     if (!first) {

@@ -10,10 +10,11 @@
  * the explicit choice (see procs/placer.ts).
  */
 import { AwgError } from '../errors.js';
+import type { ExecChoice } from '../model/match.js';
 import type { AnyResource } from '../model/resources.js';
 import { execCgroupPath } from './cgroups.js';
 
-export type ExecChoice = { tunnel: string } | { direct: true } | { rule: string };
+export type { ExecChoice };
 
 export interface AppliedView {
   claims: { cgroupRoot: string };

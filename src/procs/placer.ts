@@ -28,7 +28,7 @@
 import { join } from 'node:path';
 import { sameSet } from '../util/canonical.js';
 import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
-import { defaultRoute, effectiveRoute, type RuleMatch, type RuleMatcher } from '../model/match.js';
+import { defaultRoute, effectiveRoute, type ExecChoice, type RuleMatch, type RuleMatcher } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
 import { classifyCgroup, relativeCgroup, type CgroupClass } from './cgroups.js';
@@ -130,6 +130,11 @@ export interface ListOptions {
   defaultRoute?: string;
   /** include processes no rule matches and that are not in our subtree (default false) */
   all?: boolean;
+  /**
+   * macOS: the `awg exec` choice that routes `pid` (its own registration or its nearest
+   * registered ancestor's, walked through `parentOf`), if any. Linux reads its exec cgroups instead.
+   */
+  execOf?(pid: number, parentOf: (pid: number) => number | undefined): ExecChoice | undefined;
 }
 
 export interface ListedProcess extends ProcessInfo {

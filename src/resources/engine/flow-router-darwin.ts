@@ -6,7 +6,8 @@
  * originalDstDarwin, bound-if.ts bindToInterface), so importing this module loads nothing.
  *
  * - Owner: PcbFlowLookup (platform/darwin/flow-lookup.ts) over `net.inet.tcp.pcblist_n` and
- *   proc_pidpath.
+ *   proc_pidpath; its parents (for `awg exec`, exec-routes.ts) by proc_pidinfo
+ *   PROC_PIDT_SHORTBSDINFO (libproc.ts pidShortInfo, as ListProcesses reads them).
  * - Original destination: DIOCNATLOOK for the accepted socket (PF's `rdr` state).
  * - Dialers: a tunnel with a utun gets a socket pinned to that utun (IP_BOUND_IF /
  *   IPV6_BOUND_IF before connect(), so the SYN already leaves there); a proxy tunnel uses
@@ -26,6 +27,7 @@ import { connectTcp } from '../../native/tcpsock.js';
 import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
 import { ProxyDialError, classifySocketError, formatDst, type Destination, type Dialer } from '../../proxy/types.js';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
+import type { ExecRegistry } from './exec-routes.js';
 import { flowRouterPort } from '../darwin-flow.js';
 
 export interface NatEndpoint {
@@ -42,6 +44,8 @@ export interface DarwinFlowNatives {
   originalDst(local: NatEndpoint, remote: NatEndpoint, family: 4 | 6): NatEndpoint;
   /** a fresh unconnected TCP socket fd of `family` pinned to `ifname` (IP(V6)_BOUND_IF) */
   boundTcpFd(ifname: string, family: 4 | 6): number;
+  /** proc_pidinfo PROC_PIDT_SHORTBSDINFO's ppid; undefined when the process is gone. Without it `awg exec` is refused (flow-router-host.ts) */
+  ppid?(pid: number): number | undefined;
 }
 
 /** The koffi-backed natives (macOS only; the bindings load on their first call). */
@@ -59,6 +63,7 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
       return r;
     },
     pidPath: (pid) => proc.pidPath(pid),
+    ppid: (pid) => proc.pidShortInfo(pid)?.ppid,
     originalDst: (local, remote, family) => nat.originalDstDarwin(local, remote, family),
     boundTcpFd: (ifname, family) => {
       const fd = sys.check('socket(SOCK_STREAM)', sys.socket(family === 6 ? sys.D.AF_INET6 : sys.D.AF_INET, sys.D.SOCK_STREAM, 0));
@@ -118,6 +123,8 @@ export interface DarwinFlowRouterOptions
   physical: () => string | undefined;
   /** owner cache size (default 4096) */
   maxOwners?: number;
+  /** `awg exec` registrations (matched through natives.ppid) */
+  execs?: ExecRegistry;
   timeoutMs?: number;
 }
 
@@ -139,6 +146,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
     ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
     ...(o.onLink ? { onLink: o.onLink } : {}),
+    ...(o.execs && n.ppid ? { execs: o.execs, parentOf: (pid: number) => n.ppid!(pid) } : {}),
     lookup,
     dialers: { direct, tunnel: (name) => tunnelDialers.get(name), dialFailureIsDown: (name) => o.tunnels[name]?.dialer !== undefined },
     originalDestination: (sock) => {
@@ -167,6 +175,8 @@ export interface DarwinFlowRouterHost {
   physical(): string | undefined;
   /** its connected subnets now (CIDRs); default: os.networkInterfaces() of physical() */
   subnets?(ifname: string): string[];
+  /** `awg exec` registrations, kept by the host across rebuilds of the router */
+  execs?: ExecRegistry;
 }
 
 /** the interface's own subnets as Node sees them (`cidr` of each address), link-local left out (PF skips it) */
@@ -212,6 +222,7 @@ export function darwinFlowRouterFromConfig(
     natives: h.natives,
     tunnels,
     physical: () => h.physical(),
+    ...(h.execs ? { execs: h.execs } : {}),
     ...o,
   });
 }

@@ -22,6 +22,13 @@
  * What the router asks per connection comes from the daemon now (nothing captured at start):
  * tunnel health, the utun of a link (the utun registry), a proxy tunnel's upstream, the
  * physical interface of the default route the last run probed.
+ *
+ * `awg exec` registrations (exec-routes.ts) live here, not in a router: a rebuild keeps them.
+ * `registerExec` takes one only while a router runs (without it PF redirects nothing, so the
+ * choice could not be kept) and only for a tunnel or an enabled rule of its config. They end,
+ * with a reason the caller is told (it stops its command): when `stop()` closes the router
+ * (down, daemon stop, a config without per-app rules), or when a config edit removes the
+ * tunnel or rule one names.
  */
 import { AwgError, toAwgError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
@@ -30,6 +37,7 @@ import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../darwin-flow.js';
 import type { FlowRouter, RuleTraffic } from './flow-router.js';
+import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
 // loads them (its RSS is a Step 10 bar)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
@@ -56,6 +64,8 @@ export interface FlowRouterStatus {
   port?: number;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   decisions?: Record<string, number>;
+  /** live `awg exec` registrations */
+  execs?: number;
 }
 
 /** Does this config's PF anchor redirect to the router (resources/darwin-flow.ts)? */
@@ -63,8 +73,24 @@ export function needsFlowRouter(c: Pick<Config, 'rules' | 'default' | 'tunnels'>
   return c.rules.some((r) => r.enabled) || isProxyDefault(c);
 }
 
+/** Why `choice` cannot be kept under config `c` (an unknown tunnel, no such enabled rule); undefined when it can. */
+export function execChoiceProblem(choice: ExecChoice, c: Pick<Config, 'tunnels' | 'rules'>): string | undefined {
+  if ('tunnel' in choice) {
+    const names = Object.keys(c.tunnels);
+    return choice.tunnel in c.tunnels ? undefined : `unknown tunnel ${JSON.stringify(choice.tunnel)}${names.length ? ` (tunnels: ${names.join(', ')})` : ' (the config has no tunnels)'}`;
+  }
+  if ('rule' in choice) {
+    const names = c.rules.flatMap((r, i) => (r.enabled ? [r.name ?? `rule-${i}`] : []));
+    return names.includes(choice.rule) ? undefined : `no enabled rule named ${JSON.stringify(choice.rule)}${names.length ? ` (rules: ${names.join(', ')})` : ''}`;
+  }
+  return undefined;
+}
+
 export class FlowRouterHost {
+  /** `awg exec` registrations, across rebuilds of the router */
+  readonly execs = new ExecRegistry();
   private router: FlowRouter | undefined;
+  private config: FlowConfig | undefined;
   private shape = '';
   private port: number | undefined;
   private natives: DarwinFlowNatives | undefined;
@@ -79,10 +105,12 @@ export class FlowRouterHost {
     const shape = JSON.stringify([port, Object.entries(c.tunnels).map(([n, t]) => [n, t.type]).sort()]);
     if (this.router && shape === this.shape) {
       this.router.update({ rules: c.rules, default: c.default, ipv6: c.ipv6 });
+      this.config = c;
+      this.endStale(c);
       return;
     }
     const counted = this.ruleTraffic();
-    await this.stop();
+    await this.close();
     this.carried = counted;
     try {
       const flow = await import('./flow-router-darwin.js');
@@ -95,6 +123,7 @@ export class FlowRouterHost {
         proxyDialer: (t) => h.proxyDialer(t),
         physical: () => h.physical(),
         ...(h.subnets ? { subnets: (i: string) => h.subnets!(i) } : {}),
+        execs: this.execs,
       });
       // listen errors reject start(); later ones are reported (and without a listener an
       // 'error' event would throw)
@@ -107,6 +136,8 @@ export class FlowRouterHost {
       this.router = router;
       this.shape = shape;
       this.port = port;
+      this.config = c;
+      this.endStale(c);
     } catch (e) {
       const err = toAwgError(e, 'driver');
       throw new AwgError(err.kind, `the flow router cannot listen on 127.0.0.1/::1 port ${port} (routing.proxyPortBase), so per-app rules cannot be applied: ${err.message}`, { cause: e });
@@ -117,13 +148,44 @@ export class FlowRouterHost {
     if (converged && (!c || !needsFlowRouter(c))) await this.stop();
   }
 
+  /** the router closed: `awg exec` registrations end (their commands are stopped by their callers) */
   async stop(): Promise<void> {
+    this.execs.endAll('the flow router stopped (awg down, the daemon stopping, or a config without per-app rules): the choice of awg exec can no longer be kept');
+    await this.close();
+  }
+
+  private async close(): Promise<void> {
     const r = this.router;
     this.router = undefined;
+    this.config = undefined;
     this.shape = '';
     this.port = undefined;
     this.carried = new Map();
     await r?.close();
+  }
+
+  private endStale(c: FlowConfig): void {
+    this.execs.endWhere((r) => {
+      const p = execChoiceProblem(r.choice, c);
+      return p && `the config changed: awg exec ${describeChoice(r.choice)}: ${p}`;
+    });
+  }
+
+  /**
+   * Route `pid` and its descendants by `choice` (`awg exec`) until the returned function is
+   * called; `onEnd` gets the reason when the host ends it first. Refused (AwgError) when no
+   * router runs, when it cannot see parents, or when the config has no such tunnel or rule.
+   */
+  registerExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): () => void {
+    const c = this.config;
+    if (!this.router || !c)
+      throw new AwgError('unsupported', "awg exec on macOS routes through the daemon's flow router, which runs only while the applied config has an enabled rule or a proxy tunnel as its default route; it runs none now", {
+        hint: 'add a rule to the config (docs/platform-macos.md, per-app routing), or run the command without awg exec',
+      });
+    if (!this.natives?.ppid) throw new AwgError('unsupported', "awg exec: this flow router cannot read processes' parents (proc_pidinfo), so it cannot follow the command's processes");
+    const problem = execChoiceProblem(choice, c);
+    if (problem) throw new AwgError('invalid-config', `awg exec ${describeChoice(choice)}: ${problem} in the applied configuration`);
+    return this.execs.add(pid, choice, onEnd);
   }
 
   /** per rule: connections and payload bytes since the router started (FlowRouter.ruleTraffic), across rebuilds */
@@ -139,6 +201,6 @@ export class FlowRouterHost {
 
   status(): FlowRouterStatus {
     const r = this.router;
-    return r ? { state: 'active', ...(this.port !== undefined ? { port: this.port } : {}), decisions: Object.fromEntries(r.counts) } : { state: 'off' };
+    return r ? { state: 'active', ...(this.port !== undefined ? { port: this.port } : {}), decisions: Object.fromEntries(r.counts), ...(this.execs.size ? { execs: this.execs.size } : {}) } : { state: 'off' };
   }
 }

@@ -53,14 +53,19 @@
  *   socket connects once, so hits are rare: the cache is there for correctness under port
  *   reuse, not speed (one pcblist_n read per connection stays).
  * - Config edits: `update()`; the next connection is judged by the new rules.
+ * - `awg exec` (exec-routes.ts): a flow whose owner is a registered pid or descends from one
+ *   (its parent chain, `parentOf`, walked per flow) takes the registration's route
+ *   (match.ts execRoute) instead of the rules; the loop guard still comes first, and IPv6 and
+ *   the LAN are treated as for any flow. Nothing registered: no parent is asked.
  */
 import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
-import { compileRules, defaultRoute, effectiveRoute, type Route } from '../../model/match.js';
+import { compileRules, defaultRoute, effectiveRoute, execRoute, type Route } from '../../model/match.js';
 import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
 import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
 import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
+import type { ExecRegistry } from './exec-routes.js';
 
 export interface FlowOwner {
   pid: number;
@@ -119,6 +124,10 @@ export interface FlowRouterOptions {
    * then decides); here such a flow's tunnel route becomes direct. Blocked stays blocked.
    */
   onLink?(host: string): boolean;
+  /** `awg exec` registrations (exec-routes.ts): honoured only with `parentOf` */
+  execs?: ExecRegistry;
+  /** a process's parent pid (macOS: proc_pidinfo PROC_PIDT_SHORTBSDINFO); undefined when gone */
+  parentOf?(pid: number): number | undefined;
 }
 
 export { rulesCanBlock };
@@ -133,6 +142,8 @@ export interface FlowDecision {
   rule?: string;
   /** the fallback of the rule whose tunnel the route is (a failover may have moved on) */
   fallback?: FallbackMode;
+  /** the registered pid of the `awg exec` whose choice decided */
+  exec?: number;
 }
 
 /** what a config edit changes (FlowRouter.update) */
@@ -184,6 +195,12 @@ export class FlowRouter {
     if (!owner)
       return { route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
     if (owner.pid === (this.o.selfPid ?? process.pid)) return { route: 'blocked', owner, rule: LOOP };
+    const reg = this.o.parentOf && this.o.execs?.ancestor(owner.pid, this.o.parentOf);
+    const byExec = reg ? execRoute(reg.choice, owner.path, this.matcher, this.o.tunnelUp) : undefined;
+    if (reg && byExec) {
+      const { rule } = byExec;
+      return { route: byExec.route, owner, exec: reg.pid, ...(rule ? { rule: rule.name, ...(rule.target === byExec.route && rule.fallback ? { fallback: rule.fallback } : {}) } : {}) };
+    }
     const chain = this.matcher.failoverChain(owner.path);
     if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
     const route = effectiveRoute(chain, this.o.tunnelUp);

@@ -77,6 +77,8 @@ describe('ApiGate: per-RPC decisions', () => {
     expect(e).toMatchObject({ kind: 'permission' });
     expect(e.message).toBe('permission denied: Down for uid 1000 (gid 1000, pid 11): Down removes every tunnel and the kill switch; only root may');
     expect(log).toEqual([`warn: ${e.message}`]);
+    const x = await denial(g.authorize('Exec', as(member)));
+    expect(x).toMatchObject({ kind: 'permission', message: 'permission denied: Exec for uid 1000 (gid 1000, pid 11): Exec routes processes past the rules (awg exec --direct); only root may, as on Linux' });
   });
 
   it('others may call nothing, not even Status', async () => {

@@ -16,6 +16,8 @@ import {
   errorToWire,
   eventFromWire,
   eventToWire,
+  execRequestFromWire,
+  execRequestToWire,
   LOADER_OPTIONS,
   processesFromWire,
   processesToWire,
@@ -47,6 +49,12 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   it('an ApplyRequest with a confirm timeout over 86400 s (up to the uint32 maximum) is invalid-config', () => {
     for (const sec of [86_401, 2 ** 32 - 1]) expect(() => applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: sec }))).toThrow(/expected whole seconds from 1 to 86400/);
     expect(applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: 86_400 }))).toEqual({ configPath: '/x.yaml', confirmTimeoutSec: 86_400 });
+  });
+
+  it('ExecRequest: each choice; none, or an empty name, is invalid-config; ExecRegistered carries the pid', () => {
+    for (const c of [{ tunnel: 'work' }, { direct: true as const }, { rule: 'browsers' }]) expect(execRequestFromWire(wire('Exec', 'request', execRequestToWire(c)))).toEqual(c);
+    for (const w of [{}, { tunnel: '' }, { rule: '' }, { direct: false }]) expect(() => execRequestFromWire(wire('Exec', 'request', w))).toThrow(/give exactly one of a tunnel name, direct or a rule name/);
+    expect(wire('Exec', 'response', { pid: 4242 })).toEqual({ pid: 4242 });
   });
 
   it('an ApplyRequest without a config path is invalid-config', () => {

@@ -85,6 +85,11 @@ describe('daemon core', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('awg exec needs no daemon on Linux (cgroups): routeExec is unsupported and registers nothing', async () => {
+    daemon = make();
+    await expect(daemon.routeExec(process.pid, { tunnel: 'work' }, () => {})).rejects.toMatchObject({ kind: 'unsupported', message: expect.stringMatching(/on Linux awg exec places itself in a cgroup and needs no daemon$/) });
+  });
+
   it('converges on start; status reports it; a second run changes nothing', async () => {
     daemon = make();
     await daemon.start();

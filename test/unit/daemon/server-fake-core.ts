@@ -1,5 +1,6 @@
 /** An in-memory DaemonCore for API tests: canned answers, recorded calls, injected events. */
 import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from '../../../src/daemon/core.js';
+import type { ExecChoice } from '../../../src/model/match.js';
 import type { PlanDocument } from '../../../src/model/plan-document.js';
 
 export const SECRET_KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
@@ -85,7 +86,9 @@ export class FakeCore implements DaemonCore {
   readonly calls: { method: string; arg?: unknown }[] = [];
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
   /** set to make the next call of that method throw */
-  fail: Partial<Record<'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses', unknown>> = {};
+  fail: Partial<Record<'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses' | 'routeExec', unknown>> = {};
+  /** live awg exec registrations: the pid, the choice, and how the daemon would end one */
+  readonly execs = new Map<number, { choice: ExecChoice; end(reason: string): void }>();
   statusValue: StatusResponse = sampleStatus();
   applyValue: ApplyResponse = { outcome: 'converged', plan: samplePlan(), mutations: 4 };
   diffValue = { plan: samplePlan(), changes: true };
@@ -144,6 +147,21 @@ export class FakeCore implements DaemonCore {
     this.calls.push({ method: 'listProcesses' });
     this.check('listProcesses');
     return this.processes;
+  }
+  async routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void> {
+    this.calls.push({ method: 'routeExec', arg: { pid, choice } });
+    this.check('routeExec');
+    this.execs.set(pid, {
+      choice,
+      end: (reason) => {
+        this.execs.delete(pid);
+        onEnd(reason);
+      },
+    });
+    return () => {
+      this.calls.push({ method: 'exec-ended', arg: { pid } });
+      this.execs.delete(pid);
+    };
   }
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     this.listeners.add(listener);

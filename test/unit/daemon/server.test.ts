@@ -148,6 +148,46 @@ describe('API server and client over a Unix socket', () => {
     ub();
   });
 
+  it('Exec: the pid registered is the caller\'s own, from the socket (SO_PEERCRED), with the choice; cancel ends it; a registration the daemon ends reaches the client with its reason', async () => {
+    const { core, client } = await serve();
+    const ends: AwgError[] = [];
+    const s = await client.execSession({ tunnel: 'work' }, (e) => ends.push(e));
+    expect(s.pid).toBe(process.pid);
+    expect(core.calls).toEqual([{ method: 'routeExec', arg: { pid: process.pid, choice: { tunnel: 'work' } } }]);
+    s.cancel();
+    await expect.poll(() => core.execs.size).toBe(0);
+    expect(core.calls.at(-1)).toEqual({ method: 'exec-ended', arg: { pid: process.pid } });
+    expect(ends).toEqual([]);
+
+    for (const choice of [{ direct: true as const }, { rule: 'browsers' }]) {
+      const t = await client.execSession(choice, (e) => ends.push(e));
+      expect(core.execs.get(t.pid)?.choice).toEqual(choice);
+      core.execs.get(t.pid)!.end('the flow router stopped');
+      await expect.poll(() => ends.length).toBeGreaterThan(0);
+      expect(ends.splice(0)).toEqual([new AwgError('driver', 'the flow router stopped')]);
+    }
+  });
+
+  it('Exec: a refusal of the core rejects the session (its kind kept); a core without routeExec is unsupported; closing the server ends a live registration', async () => {
+    const { core, client } = await serve();
+    core.fail.routeExec = new AwgError('invalid-config', 'awg exec --tunnel nope: unknown tunnel');
+    await expect(client.execSession({ tunnel: 'nope' }, () => {})).rejects.toMatchObject({ kind: 'invalid-config', message: 'awg exec --tunnel nope: unknown tunnel' });
+    const bare = new FakeCore() as FakeCore & { routeExec?: unknown };
+    Object.defineProperty(bare, 'routeExec', { value: undefined });
+    const other = await serve(bare);
+    await expect(other.client.execSession({ direct: true }, () => {})).rejects.toMatchObject({ kind: 'unsupported', message: expect.stringMatching(/does not route awg exec/) });
+
+    const path = join(dir(), 'awg.sock');
+    const server = await startApiServer(core, { socketPath: path });
+    const c = await DaemonClient.open(path);
+    let ended: AwgError | undefined;
+    await c.execSession({ direct: true }, (e) => (ended = e));
+    await server.close();
+    await expect.poll(() => ended).toEqual(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
+    expect(core.execs.size).toBe(0);
+    c.close();
+  });
+
   it('closing the server ends Watch streams (onEnd called) and removes the socket', async () => {
     const core = new FakeCore();
     const path = join(dir(), 'awg.sock');

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Rule } from '../../../src/config/schema.js';
+import type { ExecChoice } from '../../../src/model/match.js';
 import { listDarwinProcesses } from '../../../src/procs/darwin.js';
 import { darwinProcessLister, processLister } from '../../../src/procs/list.js';
 import { capturedProcTable, executableOf } from '../../helpers/macos-host/procs.js';
@@ -86,6 +87,48 @@ describe('listDarwinProcesses', () => {
     expect(l[0]).toMatchObject({ pid: 9, path: evil, route: 'direct' });
     expect(l[0]!.rule).toBeUndefined();
     expect(l[1]).toMatchObject({ rule: 'mail' });
+  });
+});
+
+describe('listDarwinProcesses: awg exec', () => {
+  // awg exec (root, run by sudo from Terminal) → curl as the user → its child; Docker's helper under curl
+  const extra = [
+    { uid: 0, pid: 9000, ppid: 556, path: '/usr/local/bin/node' },
+    { uid: 501, pid: 9001, ppid: 9000, path: '/usr/bin/curl' },
+    { uid: 501, pid: 9002, ppid: 9001, path: '/opt/tool/worker' },
+    { uid: 501, pid: 9003, ppid: 9001, path: '/Applications/Docker.app/Contents/MacOS/helper' },
+  ];
+  const table = () => {
+    const t = capturedProcTable();
+    return capturedProcTable({ rows: [...t.rows, ...extra] });
+  };
+  const registered = (choice: ExecChoice, at = 9000) => (pid: number, parentOf: (pid: number) => number | undefined) => {
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parentOf(p)) if (p === at) return choice;
+    return undefined;
+  };
+  const rows = (l: ReturnType<typeof listDarwinProcesses>) => l.filter((p) => p.pid >= 9000).map((p) => [p.pid, p.rule, p.target, p.route]);
+
+  it('the registered tree is listed as Linux lists an exec cgroup (exec:<tunnel> or exec:direct); awg itself, root, is not routed per app', () => {
+    expect(rows(listDarwinProcesses(table(), rules, { tunnelUp: up(['work']), execOf: registered({ tunnel: 'work' }) }))).toEqual([
+      [9001, 'exec:work', 'work', 'work'],
+      [9002, 'exec:work', 'work', 'work'],
+      [9003, 'exec:work', 'work', 'work'],
+    ]);
+    expect(rows(listDarwinProcesses(table(), rules, { tunnelUp: up([]), execOf: registered({ tunnel: 'work' }) })).map((r) => r[3])).toEqual(['blocked', 'blocked', 'blocked']);
+    expect(rows(listDarwinProcesses(table(), rules, { tunnelUp: up(['work']), execOf: registered({ direct: true }) }))).toEqual([
+      [9001, 'exec:direct', 'direct', 'direct'],
+      [9002, 'exec:direct', 'direct', 'direct'],
+      [9003, 'exec:direct', 'direct', 'direct'],
+    ]);
+  });
+
+  it('--rule: the rule for processes no rule matches, the rules for one that a rule matches itself; a registration lower in the tree covers only its subtree', () => {
+    expect(rows(listDarwinProcesses(table(), rules, { tunnelUp: up([]), execOf: registered({ rule: 'sublime' }) }))).toEqual([
+      [9001, 'sublime', 'work', 'direct'], // allow-direct while work is down
+      [9002, 'sublime', 'work', 'direct'],
+      [9003, 'docker', 'direct', 'direct'],
+    ]);
+    expect(rows(listDarwinProcesses(table(), rules, { tunnelUp: up(['work']), execOf: registered({ tunnel: 'work' }, 9002) }))).toEqual([[9002, 'exec:work', 'work', 'work'], [9003, 'docker', 'direct', 'direct']]);
   });
 });
 

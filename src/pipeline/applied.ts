@@ -3,7 +3,7 @@
  * directory for later runs (drift vs config change in `diff`, the claims `down` removes,
  * what `status` compares against, the file the daemon follows).
  */
-import type { AnyResource } from '../model/resources.js';
+import type { AnyResource, ResourceKind } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import { APPLIED_STATE_KEY, type StateStore } from '../util/state.js';
 import type { HostSelection } from '../config/overlay.js';
@@ -22,6 +22,12 @@ export interface AppliedRecord {
    * such instead of reporting them as drift (deleted outside awg). The next save drops it.
    */
   stopped?: { at: string; removed: string[] };
+  /**
+   * The ownership records of drivers that keep them only in the state store (Driver.owned, by
+   * kind; macOS PF and DNS), as they stood when this apply converged: their fallback when
+   * their own record is unusable. Absent when no driver keeps one (Linux).
+   */
+  owned?: Partial<Record<ResourceKind, unknown>>;
 }
 
 const KEY = APPLIED_STATE_KEY;

@@ -65,6 +65,14 @@ export interface Driver<K extends ResourceKind> {
   readonly kind: K;
   observe(scope: ObserveScope): Promise<ObserveResult<K>>;
   apply(change: Change<K>, ctx: ApplyContext): Promise<ApplyResult>;
+  /**
+   * Drivers whose ownership lives only in a state record (macOS: PF's reference token, the
+   * DNS originals; the system has no marker on them): that record as the driver reads it now,
+   * or undefined when it holds nothing. After an apply converged the pipeline keeps it in the
+   * applied record (`owned.<kind>`, util/state.ts `appliedCopy`), the second source the driver
+   * falls back to when its record is unusable. It may read the system; it never mutates it.
+   */
+  owned?(state: StateStore): Promise<unknown>;
 }
 
 export type DriverSet = { [K in ResourceKind]: Driver<K> };

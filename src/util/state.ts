@@ -27,10 +27,24 @@ export interface CorruptState {
   movedTo?: string;
   /** why: a JSON syntax error, the file type, the size, or the caller's shape check */
   reason: string;
+  /** reported after the record was set aside: what its owner recovered, and from which record */
+  recovered?: { from: string; what: string };
 }
 
-/** the key of the last apply's record (pipeline/applied.ts); the macOS route driver reads its routes when its own record is gone */
+/**
+ * The key of the last apply's record (pipeline/applied.ts), written only after an apply
+ * converged. The macOS drivers fall back to it when their own record is unusable: the route
+ * driver to the routes it lists, the PF and DNS drivers to the copy of their record it keeps
+ * (`owned`, what each driver's `owned()` returned then; resources/driver.ts).
+ */
 export const APPLIED_STATE_KEY = 'applied';
+
+/** the copy of a driver's ownership record the last converged apply kept (unchecked), or undefined */
+export function appliedCopy(state: StateStore, kind: string): unknown {
+  const a = state.get<{ owned?: unknown }>(APPLIED_STATE_KEY);
+  if (typeof a !== 'object' || a === null || typeof a.owned !== 'object' || a.owned === null) return undefined;
+  return (a.owned as Record<string, unknown>)[kind];
+}
 
 export interface StateStore {
   readonly dir: string;
@@ -41,21 +55,29 @@ export interface StateStore {
   keys(): string[];
   /** set the record aside as unusable (e.g. the wrong shape): moved away, reported, absent from now on */
   setAside(key: string, reason: string): CorruptState;
+  /**
+   * Report that what the unusable record `key` held was recovered from the record `from`
+   * (`what`: the objects, named for the user). Reported once until `key` is written or set
+   * aside again (a driver recovers on every read until its next write).
+   */
+  recovered(key: string, from: string, what: string): void;
 }
 
 export function describeCorrupt(c: CorruptState): string {
+  if (c.recovered) return `state record ${c.file} was unusable; recovered from ${c.recovered.from}: ${c.recovered.what}`;
   return `state record ${c.file} is unusable (${c.reason}); ${c.movedTo ? `moved aside to ${c.movedTo} and ` : ''}ignored`;
 }
 
 const KEY_RE = /^[A-Za-z0-9_.-]+$/;
 
 export interface FileStateStoreOptions {
-  /** told of every record set aside (the CLI prints it, the daemon logs it) */
+  /** told of every record set aside, and of what was recovered from another (the CLI prints it, the daemon logs it) */
   onCorrupt?: (c: CorruptState) => void;
 }
 
 export class FileStateStore implements StateStore {
   onCorrupt: ((c: CorruptState) => void) | undefined;
+  private readonly told = new Set<string>();
   constructor(
     readonly dir: string,
     o: FileStateStoreOptions = {},
@@ -88,6 +110,7 @@ export class FileStateStore implements StateStore {
   set<T>(key: string, value: T): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     writeFileAtomicSync(this.path(key), JSON.stringify(value, null, 2) + '\n', { mode: 0o600 });
+    this.told.delete(key);
   }
   delete(key: string): void {
     const p = this.path(key);
@@ -117,8 +140,14 @@ export class FileStateStore implements StateStore {
     } catch {
       /* best effort */
     }
+    this.told.delete(key);
     this.onCorrupt?.(c);
     return c;
+  }
+  recovered(key: string, from: string, what: string): void {
+    if (this.told.has(key)) return;
+    this.told.add(key);
+    this.onCorrupt?.({ key, file: this.path(key), reason: 'recovered', recovered: { from: this.path(from), what } });
   }
 }
 
@@ -127,6 +156,8 @@ export class MemoryStateStore implements StateStore {
   private readonly data = new Map<string, string>();
   /** the records set aside, in order (tests) */
   readonly corrupt: CorruptState[] = [];
+  /** the recoveries reported, in order (tests; every report, not once per key) */
+  readonly recoveries: CorruptState[] = [];
   get<T>(key: string): T | undefined {
     const v = this.data.get(key);
     return v === undefined ? undefined : (JSON.parse(v) as T);
@@ -145,6 +176,9 @@ export class MemoryStateStore implements StateStore {
     const c = { key, file: `${this.dir}/${key}`, reason };
     this.corrupt.push(c);
     return c;
+  }
+  recovered(key: string, from: string, what: string): void {
+    this.recoveries.push({ key, file: `${this.dir}/${key}`, reason: 'recovered', recovered: { from: `${this.dir}/${from}`, what } });
   }
 }
 

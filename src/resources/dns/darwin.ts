@@ -4,7 +4,9 @@
  * - scope `system`: the manual DNS servers (and search domains) of every enabled network
  *   service, via networksetup. Before the first change the original values of each service
  *   are saved in the StateStore (`darwin-dns`, atomic write) so `down` — or the next run
- *   after a crash — restores them exactly (`Empty` = back to DHCP-provided servers).
+ *   after a crash — restores them exactly (`Empty` = back to DHCP-provided servers). A copy
+ *   kept in the applied record after each converged apply (`owned()`) stands in for an
+ *   unusable record (`load`).
  * - scope `<link>`: a supplemental resolver published in the dynamic store under our own
  *   key `State:/Network/Service/com.awg.<link>/DNS` (ServerAddresses +
  *   SupplementalMatchDomains), set and removed with scutil. `~domain` routing domains become
@@ -18,7 +20,7 @@ import { ids } from '../../model/identity.js';
 import type { DnsSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import type { StateStore } from '../../util/state.js';
+import { APPLIED_STATE_KEY, appliedCopy, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   DNS_FLUSH_COMMANDS,
@@ -69,7 +71,6 @@ const searchOf = (domains: string[]) => domains.filter((d) => !d.startsWith('~')
 const matchOf = (domains: string[]) =>
   domains.map((d) => d.replace(/^~/, '')).filter((d) => d && d !== '.');
 const eq = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-const load = (s: StateStore): DnsRecord => s.get<DnsRecord>(DNS_STATE_KEY) ?? { links: {} };
 
 async function services(exec: Pick<Exec, 'read'>): Promise<string[]> {
   return parseServiceList((await exec.read('networksetup', ['-listallnetworkservices'])).stdout)
@@ -122,11 +123,77 @@ async function storeDns(
     : undefined;
 }
 
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
+const isSpec = (x: unknown): x is DnsSpec => isObject(x) && typeof x.scope === 'string' && isStrings(x.servers) && isStrings(x.domains);
+
+/** the record's shape (its values go to networksetup and scutil) */
+function isDnsRecord(x: unknown): x is DnsRecord {
+  if (!isObject(x) || !isObject(x.links)) return false;
+  const links = Object.values(x.links).every((l) => isObject(l) && isSpec(l.applied) && isObject(l.written) && isStrings(l.written.servers) && isStrings(l.written.match));
+  if (!links) return false;
+  const s = x.system;
+  return (
+    s === undefined ||
+    (isObject(s) &&
+      isSpec(s.applied) &&
+      isObject(s.written) &&
+      isStrings(s.written.servers) &&
+      (s.written.search === null || isStrings(s.written.search)) &&
+      isObject(s.backup) &&
+      Object.values(s.backup).every((b) => isObject(b) && isStrings(b.servers) && isStrings(b.search)))
+  );
+}
+
+/** the service holds exactly what we wrote */
+const holdsOurs = (cur: ServiceDns, w: SystemRecord['written']) => eq(cur.servers, w.servers) && (w.search === null || eq(cur.search, w.search));
+
+/**
+ * Our record. When it is unusable (moved aside and reported by the state store, or the wrong
+ * shape: set aside here), the copy the last converged apply kept (`owned`): its link resolvers
+ * (keys in our own namespace) and the originals of each service that still holds exactly what
+ * we wrote. That apply verified every service held it; the originals were saved before our
+ * first change and never rewritten. A service that holds something else now was changed by
+ * someone after us: not ours, left alone (and backed up as it is by the next apply). Without
+ * both records every service keeps the tunnel's DNS: no restore by guess.
+ */
+async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<DnsRecord> {
+  const r = s.get<unknown>(DNS_STATE_KEY);
+  if (r !== undefined) {
+    if (isDnsRecord(r)) return r;
+    s.setAside(DNS_STATE_KEY, 'not a record of the macOS DNS driver');
+  }
+  const copy = appliedCopy(s, 'dns');
+  if (!isDnsRecord(copy)) return { links: {} };
+  const rec: DnsRecord = { links: copy.links };
+  const ours: string[] = [];
+  const others: string[] = [];
+  if (copy.system) {
+    const backup: Record<string, ServiceDns> = {};
+    for (const [svc, orig] of Object.entries(copy.system.backup)) {
+      const cur = await serviceDns(exec, svc);
+      if (cur && holdsOurs(cur, copy.system.written)) {
+        backup[svc] = orig;
+        ours.push(svc);
+      } else others.push(svc);
+    }
+    if (ours.length) rec.system = { ...copy.system, backup };
+  }
+  const links = Object.keys(copy.links);
+  const what = [
+    ...(ours.length ? [`the original DNS of ${ours.map((x) => `"${x}"`).join(', ')}`] : []),
+    ...(links.length ? [`the resolvers of ${links.join(', ')}`] : []),
+    ...(others.length ? [`not the originals of ${others.map((x) => `"${x}"`).join(', ')}: their DNS is no longer what awg wrote`] : []),
+  ];
+  if (what.length) s.recovered(DNS_STATE_KEY, APPLIED_STATE_KEY, what.join('; '));
+  return rec;
+}
+
 export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
   return {
     kind: 'dns',
     async observe(scope: ObserveScope): Promise<ObserveResult<'dns'>> {
-      const rec = load(scope.state);
+      const rec = await load(scope.state, opts.exec);
       const resources: Resource<'dns'>[] = [];
       const push = (spec: DnsSpec) =>
         resources.push({ kind: 'dns', id: ids.dns(spec.scope), spec, deps: [] });
@@ -170,7 +237,7 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
 
     async apply(change: Change<'dns'>, ctx: ApplyContext): Promise<ApplyResult> {
       if (change.action === 'noop') return 'unchanged';
-      const rec = load(ctx.state);
+      const rec = await load(ctx.state, ctx.exec);
       const save = () => {
         if (!ctx.dryRun) ctx.state.set(DNS_STATE_KEY, rec);
       };
@@ -276,6 +343,11 @@ export function createDarwinDnsDriver(opts: DarwinDnsOptions): Driver<'dns'> {
       save();
       if (changed) await flush(ctx);
       return changed ? 'changed' : 'unchanged';
+    },
+
+    async owned(state: StateStore): Promise<DnsRecord | undefined> {
+      const rec = await load(state, opts.exec);
+      return rec.system || Object.keys(rec.links).length ? rec : undefined;
     },
   };
 }

@@ -39,7 +39,7 @@ import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import { stateFile, type StateStore } from '../../util/state.js';
+import { APPLIED_STATE_KEY, appliedCopy, stateFile, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -123,7 +123,52 @@ export interface DarwinFirewallOptions {
   pfConf?: string;
 }
 
-const load = (s: StateStore): PfRecord => s.get<PfRecord>(PF_STATE_KEY) ?? { anchors: {} };
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
+
+/** the record's shape (a token goes to `pfctl -X`, anchor names and read-backs to pfctl) */
+function isPfRecord(x: unknown): x is PfRecord {
+  if (!isObject(x) || !isObject(x.anchors)) return false;
+  if (x.token !== undefined && !(typeof x.token === 'string' && /^\d+$/.test(x.token))) return false;
+  return Object.entries(x.anchors).every(
+    ([name, a]) =>
+      name.startsWith(`${ANCHOR_ROOT}/`) &&
+      isObject(a) &&
+      typeof a.ruleset === 'string' &&
+      isStrings(a.readback) &&
+      isObject(a.links) &&
+      Object.values(a.links).every((v) => typeof v === 'string') &&
+      (a.natReadback === undefined || isStrings(a.natReadback)),
+  );
+}
+
+/**
+ * Our record. When it is unusable (moved aside and reported by the state store, or the wrong
+ * shape: set aside here), the copy the last converged apply kept (`owned`): its anchor records
+ * (the anchors are ours by name anyway), and its reference token only while PF holds that
+ * token now. That apply verified PF enabled under that token, and we take another only after
+ * PF lost it; so a token PF still holds is ours, unless since that apply PF lost ours and gave
+ * the same 64-bit value to another program's `-E` (docs/platform-macos.md). Without both
+ * records the token stays unknown and PF enabled under it: no `pfctl -X` by guess.
+ */
+async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<PfRecord> {
+  const r = s.get<unknown>(PF_STATE_KEY);
+  if (r !== undefined) {
+    if (isPfRecord(r)) return r;
+    s.setAside(PF_STATE_KEY, 'not a record of the macOS PF driver');
+  }
+  const copy = appliedCopy(s, 'firewall');
+  if (!isPfRecord(copy)) return { anchors: {} };
+  const held = copy.token !== undefined && parsePfReferences(await pf(exec, pfctlArgs.showReferences())).some((x) => x.token === copy.token);
+  const anchors = Object.keys(copy.anchors);
+  const what = [
+    ...(held ? [`PF's reference token ${copy.token} (PF holds it)`] : []),
+    ...(anchors.length ? [`the records of ${anchors.join(', ')}`] : []),
+    ...(copy.token !== undefined && !held ? [`not its reference token ${copy.token}: PF no longer holds it`] : []),
+  ];
+  if (what.length) s.recovered(PF_STATE_KEY, APPLIED_STATE_KEY, what.join('; '));
+  return { anchors: copy.anchors, ...(held ? { token: copy.token } : {}) };
+}
 const tableOf = (anchor: string) => anchor.slice(ANCHOR_ROOT.length + 1);
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
@@ -188,7 +233,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
   return {
     kind: 'firewall',
     async observe(scope: ObserveScope): Promise<ObserveResult<'firewall'>> {
-      const rec = load(scope.state);
+      const rec = await load(scope.state, opts.exec);
       const names = new Set(Object.keys(rec.anchors));
       for (const a of parsePfAnchors(await pf(opts.exec, pfctlArgs.listAnchors())))
         if (a.startsWith(`${ANCHOR_ROOT}/`)) names.add(a);
@@ -256,7 +301,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
 
     async apply(change: Change<'firewall'>, ctx: ApplyContext): Promise<ApplyResult> {
       if (change.action === 'noop') return 'unchanged';
-      const rec = load(ctx.state);
+      const rec = await load(ctx.state, ctx.exec);
       const save = () => {
         if (!ctx.dryRun) ctx.state.set(PF_STATE_KEY, rec);
       };
@@ -490,6 +535,11 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
       }
       save();
       return 'changed';
+    },
+
+    async owned(state: StateStore): Promise<PfRecord | undefined> {
+      const rec = await load(state, opts.exec);
+      return rec.token !== undefined || Object.keys(rec.anchors).length ? rec : undefined;
     },
   };
 }

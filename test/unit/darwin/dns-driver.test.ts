@@ -152,3 +152,39 @@ describe('darwin dns driver: link scope (dynamic store)', () => {
     );
   });
 });
+
+describe("darwin dns driver: an unusable record and the last apply's copy", () => {
+  it('restores the services that still hold what we wrote, from the copy; a service changed since is left alone; the recovery is reported', async () => {
+    const { exec, state, ctx, driver } = setup();
+    await driver.apply(change('create', SYSTEM), ctx);
+    for (const s of SERVICES) exec.on(`networksetup -getdnsservers ${s}`, SET);
+    state.set('applied', { owned: { dns: await driver.owned!(state) } });
+    state.set(DNS_STATE_KEY, { links: {}, system: 'torn' });
+    // synthetic: Wi-Fi set by hand after our apply
+    exec.on('networksetup -getdnsservers Wi-Fi', { stdout: '192.0.2.53\n' });
+    const before = exec.mutations;
+    expect(await driver.apply(change('delete', SYSTEM), ctx)).toBe('changed');
+    expect(exec.mutationLines.slice(before)).toEqual([
+      'networksetup -setdnsservers USB 10/100/1000 LAN Empty',
+      'networksetup -setdnsservers Thunderbolt Bridge Empty',
+      'dscacheutil -flushcache',
+      'killall -HUP mDNSResponder',
+    ]);
+    expect(state.corrupt).toEqual([expect.objectContaining({ key: DNS_STATE_KEY, reason: 'not a record of the macOS DNS driver' })]);
+    expect(state.recoveries[0]!.recovered).toEqual({
+      from: ':memory:/applied',
+      what: 'the original DNS of "USB 10/100/1000 LAN", "Thunderbolt Bridge"; not the originals of "Wi-Fi": their DNS is no longer what awg wrote',
+    });
+    expect(state.get(DNS_STATE_KEY)).toEqual({ links: {} });
+  });
+
+  it('without a usable copy nothing is restored (no restore by guess)', async () => {
+    const { exec, state, ctx, driver } = setup();
+    state.set('applied', { owned: { dns: { links: {}, system: { backup: 'x' } } } });
+    for (const s of SERVICES) exec.on(`networksetup -getdnsservers ${s}`, SET);
+    expect((await driver.observe({ desired: desired([]), claims, state })).resources).toEqual([]);
+    expect(await driver.apply(change('delete', SYSTEM), ctx)).toBe('unchanged');
+    expect(exec.mutations).toBe(0);
+    expect(state.recoveries).toEqual([]);
+  });
+});

@@ -9,9 +9,11 @@
  *   exactly; each record is moved aside (`<key>.json.corrupt-<time>`) and reported (an error
  *   event); the daemon goes on, and the next apply converges from clean records.
  * - macOS keeps ownership in records (one routing table, no route marker; PF's `-E` token;
- *   the DNS originals). An unusable route record is recovered from the last apply's record
- *   (every route it lists awg created); with both unusable, or the PF or DNS record, `down`
- *   still exits 0 and the daemon goes on, but what only that record named is left on the host
+ *   the DNS originals). An unusable one is recovered from the last apply's record, written
+ *   only after an apply converged: the routes it lists, the copy of the PF and DNS records it
+ *   keeps (`owned`), each taken as ours only where the host still has exactly it; `down`
+ *   restores the host exactly and the recovery is reported. With that record unusable too,
+ *   `down` still exits 0 and the daemon goes on, but what only they named is left on the host
  *   (docs/platform-macos.md lists it as not done).
  * - A daemon starting over a torn applied record reports it and converges.
  * Verified on the model only.
@@ -128,15 +130,95 @@ describe('macOS host model: hostile state', () => {
     expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
   });
 
-  // Known gaps: what only an ownership record names stays after down when it is unusable.
+  /** the copy of a driver's record the last apply's record keeps */
+  const ownedCopy = (stateDir: string, kind: 'firewall' | 'dns') => (JSON.parse(readFileSync(join(stateDir, 'applied.json'), 'utf8')) as { owned: Record<string, { token?: string; system?: { backup: object } }> }).owned[kind]!;
+  const recovered = (key: string, what: string) =>
+    expect.objectContaining({ type: 'error', message: expect.stringMatching(new RegExp(`^state record \\S+/${key}\\.json was unusable; recovered from \\S+/applied\\.json: ${what}`)) });
+
+  it.each(['torn', 'garbage', 'wrong shape'] as const)("darwin-pf unusable (%s): down releases our reference, named in the last apply's record, and PF is disabled; the host is back exactly", async (how) => {
+    const r = await rig();
+    const daemon = await r.start();
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    const token = ownedCopy(r.stateDir, 'firewall').token!;
+    expect(snap(r.host).pf).toMatchObject({ enabled: true, refs: [token] });
+    if (how === 'wrong shape') writeFileSync(join(r.stateDir, 'darwin-pf.json'), JSON.stringify({ token, anchors: 'com.awg/awg' }));
+    else r.corrupt('darwin-pf', how);
+    const d = await r.run(() => downCommand(r.io, { socket: daemon.socket }));
+    expect(d.code, d.out).toBe(0);
+    expect(daemon.events).toEqual(
+      expect.arrayContaining([
+        how === 'wrong shape' ? expect.objectContaining({ type: 'error', message: expect.stringMatching(/darwin-pf\.json is unusable \(not a record of the macOS PF driver\); moved aside/) }) : unusable('darwin-pf'),
+        recovered('darwin-pf', `PF's reference token ${token} \\(PF holds it\\); the records of com\\.awg/awg$`),
+      ]),
+    );
+    expect(r.movedAside()).toEqual(['darwin-pf.json']);
+    // before: PF stayed enabled under a reference nobody released until the next reboot
+    expect(snap(r.host).pf).toMatchObject({ enabled: false, refs: [] });
+    expect(r.host.snapshot()).toEqual(r.prior);
+    expect(existsSync(join(r.stateDir, 'applied.json'))).toBe(false);
+    // the next apply takes a reference of its own and down releases it
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    expect(pfVerdict(r.host, WEB)).toBe('block');
+    expect((await r.run(() => downCommand(r.io, { socket: daemon.socket }))).code).toBe(0);
+    expect(r.host.snapshot()).toEqual(r.prior);
+  });
+
+  it("darwin-dns unusable: down restores every service's DNS exactly (DHCP's `Empty` included) from the last apply's record; the next apply backs up the true originals", async () => {
+    const r = await rig();
+    const daemon = await r.start();
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    const originals = { 'Wi-Fi': { servers: [], search: [] }, 'Thunderbolt Bridge': { servers: ['192.168.7.1'], search: ['corp.example'] } };
+    expect(ownedCopy(r.stateDir, 'dns').system!.backup).toEqual(originals);
+    r.corrupt('darwin-dns', 'torn');
+    const d = await r.run(() => downCommand(r.io, { socket: daemon.socket }));
+    expect(d.code, d.out).toBe(0);
+    expect(daemon.events).toEqual(expect.arrayContaining([unusable('darwin-dns'), recovered('darwin-dns', 'the original DNS of "Wi-Fi", "Thunderbolt Bridge"$')]));
+    expect(r.movedAside()).toEqual(['darwin-dns.json']);
+    // before: both services kept the tunnel's 10.66.0.1
+    expect(r.leftovers()).toEqual([]);
+    expect(r.host.snapshot()).toEqual(r.prior);
+    // before: the tunnel's servers were backed up as the originals here
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(r.stateDir, 'darwin-dns.json'), 'utf8')).system.backup).toEqual(originals);
+    expect((await r.run(() => downCommand(r.io, { socket: daemon.socket }))).code).toBe(0);
+    expect(r.host.snapshot()).toEqual(r.prior);
+  });
+
+  it('darwin-dns unusable, then an apply: it converges on the recovered originals (not the tunnel\'s servers) and keeps them; down restores the host exactly', async () => {
+    const r = await rig();
+    const daemon = await r.start();
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    const copy = ownedCopy(r.stateDir, 'dns');
+    r.corrupt('darwin-dns', 'garbage');
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    expect(await daemon.finished(2)).toMatchObject({ outcome: 'unchanged' });
+    expect(ownedCopy(r.stateDir, 'dns')).toEqual(copy);
+    expect((await r.run(() => downCommand(r.io, { socket: daemon.socket }))).code).toBe(0);
+    expect(r.host.snapshot()).toEqual(r.prior);
+  });
+
+  it('darwin-dns unusable after a service was changed by hand: only the services that still hold what awg wrote are restored; the other keeps its hand-set DNS', async () => {
+    const r = await rig();
+    const daemon = await r.start();
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: daemon.socket }))).code).toBe(0);
+    r.host.services.find((x) => x.name === 'Thunderbolt Bridge')!.dns = ['192.168.7.53'];
+    r.corrupt('darwin-dns', 'torn');
+    expect((await r.run(() => downCommand(r.io, { socket: daemon.socket }))).code).toBe(0);
+    expect(daemon.events).toEqual(expect.arrayContaining([recovered('darwin-dns', 'the original DNS of "Wi-Fi"; not the originals of "Thunderbolt Bridge": their DNS is no longer what awg wrote$')]));
+    expect(r.leftovers()).toEqual(['services']);
+    expect(snap(r.host).services.filter((x) => x.enabled).map((x) => x.dns)).toEqual([[], ['192.168.7.53']]);
+  });
+
+  // Both sources unusable: what only they named stays (never a release or restore by guess).
   it.each([
     ['darwin-pf', (h: MacHost) => expect(snap(h).pf).toMatchObject({ enabled: true, anchors: [], refs: [expect.any(String)] }), ['pf']],
     ['darwin-dns', (h: MacHost) => expect(snap(h).services.filter((x) => x.enabled).map((x) => x.dns)).toEqual([['10.66.0.1'], ['10.66.0.1']]), ['services']],
-  ] as const)('%s unusable: down exits 0, the kill switch is open and the daemon goes on, but what only it named is left (known gap)', async (key, left, changed) => {
+  ] as const)("%s and the last apply's record both unusable: down exits 0, the kill switch is open and the daemon goes on, but what only they named is left (known gap)", async (key, left, changed) => {
     const r = await rig();
-    const daemon = await r.downOver([[key, 'torn']]);
-    expect(daemon.events).toEqual(expect.arrayContaining([unusable(key)]));
-    expect(r.movedAside()).toEqual([`${key}.json`]);
+    const daemon = await r.downOver([[key, 'torn'], ['applied', 'garbage']]);
+    expect(daemon.events).toEqual(expect.arrayContaining([unusable(key), unusable('applied')]));
+    expect(daemon.events.filter((e) => e.type === 'error' && /was unusable; recovered/.test(e.message))).toEqual([]);
+    expect(r.movedAside()).toEqual(['applied.json', `${key}.json`]);
     // not fail-closed with nothing left to reopen it: the anchor with the kill switch is gone
     expect(pfVerdict(r.host, WEB)).toBe('pass');
     expect(r.leftovers()).toEqual(changed);

@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppliedStore } from '../../../src/pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { readRegularFileSync, writeFileAtomic, writeFileAtomicSync } from '../../../src/util/files.js';
-import { describeCorrupt, FileStateStore, type CorruptState } from '../../../src/util/state.js';
+import { appliedCopy, describeCorrupt, FileStateStore, type CorruptState } from '../../../src/util/state.js';
 
 let dir: string;
 let seen: CorruptState[];
@@ -80,6 +80,35 @@ describe('FileStateStore', () => {
     expect(applied.load()).toBeUndefined();
     expect(seen.map((c) => `${c.key}: ${c.reason}`)).toEqual(['applied: not a record of awg apply']);
     expect(applied.claims()).toEqual(claims);
+  });
+});
+
+describe('FileStateStore: recoveries and the copies in the applied record', () => {
+  it('a recovery is reported once, naming both files, until the record is written or set aside again', () => {
+    store.set('darwin-pf', { anchors: {} });
+    writeFileSync(join(dir, 'darwin-pf.json'), '{"tok');
+    expect(store.get('darwin-pf')).toBeUndefined();
+    store.recovered('darwin-pf', 'applied', "PF's reference token 7");
+    store.recovered('darwin-pf', 'applied', "PF's reference token 7");
+    expect(seen.map(describeCorrupt)).toEqual([
+      expect.stringMatching(/darwin-pf\.json is unusable \(not valid JSON: .*\); moved aside to/),
+      `state record ${join(dir, 'darwin-pf.json')} was unusable; recovered from ${join(dir, 'applied.json')}: PF's reference token 7`,
+    ]);
+    store.set('darwin-pf', { anchors: {} });
+    store.recovered('darwin-pf', 'applied', 'again');
+    expect(seen).toHaveLength(3);
+  });
+
+  it("appliedCopy: a driver's copy, or undefined without one (no record, no owned map, an unusable record)", () => {
+    expect(appliedCopy(store, 'dns')).toBeUndefined();
+    store.set('applied', RECORD);
+    expect(appliedCopy(store, 'dns')).toBeUndefined();
+    store.set('applied', { ...RECORD, owned: { dns: { links: {} } } });
+    expect(appliedCopy(store, 'dns')).toEqual({ links: {} });
+    expect(appliedCopy(store, 'firewall')).toBeUndefined();
+    writeFileSync(join(dir, 'applied.json'), 'garbage');
+    expect(appliedCopy(store, 'dns')).toBeUndefined();
+    expect(seen.map((c) => c.key)).toEqual(['applied']);
   });
 });
 

@@ -40,6 +40,18 @@ export interface CorruptState {
 export const APPLIED_STATE_KEY = 'applied';
 
 /** the copy of a driver's ownership record the last converged apply kept (unchecked), or undefined */
+/**
+ * The record `key` when `is` accepts its shape; undefined when there is none, or when it has
+ * another shape, which is then set aside as unusable (`whose`: the driver it should belong to).
+ */
+export function checkedRecord<T>(state: StateStore, key: string, is: (r: unknown) => r is T, whose: string): T | undefined {
+  const r = state.get<unknown>(key);
+  if (r === undefined) return undefined;
+  if (is(r)) return r;
+  state.setAside(key, `not a record of ${whose}`);
+  return undefined;
+}
+
 export function appliedCopy(state: StateStore, kind: string): unknown {
   const a = state.get<{ owned?: unknown }>(APPLIED_STATE_KEY);
   if (typeof a !== 'object' || a === null || typeof a.owned !== 'object' || a.owned === null) return undefined;

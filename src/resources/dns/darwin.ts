@@ -20,7 +20,7 @@ import { ids } from '../../model/identity.js';
 import type { DnsSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import { APPLIED_STATE_KEY, appliedCopy, type StateStore } from '../../util/state.js';
+import { APPLIED_STATE_KEY, appliedCopy, checkedRecord, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   DNS_FLUSH_COMMANDS,
@@ -158,11 +158,8 @@ const holdsOurs = (cur: ServiceDns, w: SystemRecord['written']) => eq(cur.server
  * both records every service keeps the tunnel's DNS: no restore by guess.
  */
 async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<DnsRecord> {
-  const r = s.get<unknown>(DNS_STATE_KEY);
-  if (r !== undefined) {
-    if (isDnsRecord(r)) return r;
-    s.setAside(DNS_STATE_KEY, 'not a record of the macOS DNS driver');
-  }
+  const r = checkedRecord(s, DNS_STATE_KEY, isDnsRecord, 'the macOS DNS driver');
+  if (r) return r;
   const copy = appliedCopy(s, 'dns');
   if (!isDnsRecord(copy)) return { links: {} };
   const rec: DnsRecord = { links: copy.links };

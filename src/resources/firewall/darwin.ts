@@ -39,7 +39,7 @@ import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import { APPLIED_STATE_KEY, appliedCopy, stateFile, type StateStore } from '../../util/state.js';
+import { APPLIED_STATE_KEY, appliedCopy, checkedRecord, stateFile, type StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -152,11 +152,8 @@ function isPfRecord(x: unknown): x is PfRecord {
  * records the token stays unknown and PF enabled under it: no `pfctl -X` by guess.
  */
 async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<PfRecord> {
-  const r = s.get<unknown>(PF_STATE_KEY);
-  if (r !== undefined) {
-    if (isPfRecord(r)) return r;
-    s.setAside(PF_STATE_KEY, 'not a record of the macOS PF driver');
-  }
+  const r = checkedRecord(s, PF_STATE_KEY, isPfRecord, 'the macOS PF driver');
+  if (r) return r;
   const copy = appliedCopy(s, 'firewall');
   if (!isPfRecord(copy)) return { anchors: {} };
   const held = copy.token !== undefined && parsePfReferences(await pf(exec, pfctlArgs.showReferences())).some((x) => x.token === copy.token);

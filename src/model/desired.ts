@@ -11,6 +11,9 @@ import { allocate, type Allocation } from './alloc.js';
 import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
+import { ruleName } from './match.js';
+
+export { ruleName };
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
@@ -230,9 +233,6 @@ export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number
   return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
 }
 
-export function ruleName(rule: Rule, index: number): string {
-  return rule.name ?? `rule-${index}`;
-}
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
 function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number; named?: true } {

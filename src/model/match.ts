@@ -88,8 +88,8 @@ export function compileMatch(m: Match): (path: string) => boolean {
   return (p) => re.test(p);
 }
 
-/** `rule.name`, or `rule-<index>` (same as model/desired.ts ruleName) */
-function nameOf(rule: Rule, index: number): string {
+/** A rule's name: `rule.name`, or `rule-<index>` (its position in the config's list). */
+export function ruleName(rule: Pick<Rule, 'name'>, index: number): string {
   return rule.name ?? `rule-${index}`;
 }
 
@@ -97,7 +97,7 @@ export function compileRules(rules: readonly Rule[]): RuleMatcher {
   const compiled = rules.flatMap((rule, index) =>
     rule.enabled === false
       ? []
-      : [{ test: compileMatch(rule.match), info: { index, name: nameOf(rule, index), target: rule.target, fallback: rule.fallback ?? 'block' } satisfies RuleMatch }],
+      : [{ test: compileMatch(rule.match), info: { index, name: ruleName(rule, index), target: rule.target, fallback: rule.fallback ?? 'block' } satisfies RuleMatch }],
   );
   const names = new Map(compiled.map((c) => [c.info.name, c.info]));
   return {

@@ -42,7 +42,7 @@
  * list (resources/darwin-flow.ts localAddresses). A negated table matches as intended; a
  * negated `{ }` list would not (PF expands it into rules that each match everything else).
  */
-import { effectiveRoute, type RuleMatcher } from '../../model/match.js';
+import { effectiveRoute, ruleName, type RuleMatcher } from '../../model/match.js';
 import type { FirewallPolicy } from '../../model/policy.js';
 
 export interface PfFlowRouter {
@@ -122,7 +122,7 @@ export function rulesCanBlock(rules: RuleMatcher['rules']): boolean {
   return rules.some(
     (r, index) =>
       r.enabled !== false &&
-      effectiveRoute([{ index, name: r.name ?? `rule-${index}`, target: r.target, fallback: r.fallback ?? 'block' }], () => false) === 'blocked',
+      effectiveRoute([{ index, name: ruleName(r, index), target: r.target, fallback: r.fallback ?? 'block' }], () => false) === 'blocked',
   );
 }
 

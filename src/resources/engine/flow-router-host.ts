@@ -38,6 +38,7 @@ import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../darwin-flow.js';
 import type { FlowRouter, RuleTraffic } from './flow-router.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
+import { ruleName } from '../../model/match.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
 // loads them (its RSS is a Step 10 bar)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
@@ -80,7 +81,7 @@ export function execChoiceProblem(choice: ExecChoice, c: Pick<Config, 'tunnels' 
     return choice.tunnel in c.tunnels ? undefined : `unknown tunnel ${JSON.stringify(choice.tunnel)}${names.length ? ` (tunnels: ${names.join(', ')})` : ' (the config has no tunnels)'}`;
   }
   if ('rule' in choice) {
-    const names = c.rules.flatMap((r, i) => (r.enabled ? [r.name ?? `rule-${i}`] : []));
+    const names = c.rules.flatMap((r, i) => (r.enabled ? [ruleName(r, i)] : []));
     return names.includes(choice.rule) ? undefined : `no enabled rule named ${JSON.stringify(choice.rule)}${names.length ? ` (rules: ${names.join(', ')})` : ''}`;
   }
   return undefined;

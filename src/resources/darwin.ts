@@ -5,6 +5,7 @@
  * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
 import type { Platform } from './platform.js';
+import { PER_APP } from './registry.js';
 import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
 import { realiseDarwin } from './darwin-realise.js';
 
@@ -29,7 +30,7 @@ export const darwinPlatform: Platform = {
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   callerNatives: async () => (await import('../native/darwin/peercred.js')).darwinCallerNatives(),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,
-  perApp: 'flow-router',
+  perApp: PER_APP.darwin,
   engineHost: 'daemon',
   upLinks: async ({ state, exec }) => (await import('./link/darwin.js')).upUtunLinks(state, exec),
 };

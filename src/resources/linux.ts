@@ -8,6 +8,7 @@ import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
 import type { Platform } from './platform.js';
+import { PER_APP } from './registry.js';
 import { NFT_TABLE, toNftPolicy } from './firewall/policy.js';
 import { firewallSpec } from './firewall/render.js';
 
@@ -49,7 +50,7 @@ export const linuxPlatform: Platform = {
   engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
   callerNatives: async () => (await import('../native/peercred.js')).linuxCallerNatives,
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
-  perApp: 'cgroup',
+  perApp: PER_APP.linux,
   engineHost: 'detached',
   upLinks: async () => (await import('./link/linux.js')).upLinks(),
 };

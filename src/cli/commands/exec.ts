@@ -35,7 +35,7 @@ import { describeCorrupt, FileStateStore } from '../../util/state.js';
 import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
-import { loadPlatform, type Platform } from '../../resources/registry.js';
+import { perAppOf, type Platform } from '../../resources/registry.js';
 import { describeChoice } from '../../resources/engine/exec-routes.js';
 import { daemonFor, needsDaemon } from '../../daemon/client.js';
 
@@ -101,7 +101,7 @@ export async function execCommand(io: Io, cmd: string[], o: ExecOptions, deps: E
   let path: string;
   try {
     if (cmd.length === 0) throw new AwgError('invalid-config', 'no command given: awg exec --tunnel NAME -- COMMAND [ARGS…]');
-    if ((deps.platform ?? (await loadPlatform())).perApp === 'flow-router') return await execThroughDaemon(io, cmd, choiceOf(o), o, deps);
+    if ((deps.platform?.perApp ?? perAppOf()) === 'flow-router') return await execThroughDaemon(io, cmd, choiceOf(o), o, deps);
     const state = new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => io.err(`warning: ${describeCorrupt(c)}\n`) });
     path = resolveExecCgroup(new AppliedStore(state).load(), choiceOf(o));
     placeSelf(path);

@@ -4,8 +4,7 @@
  * drivers (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd;
  * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
-import type { Platform } from './platform.js';
-import { PER_APP } from './registry.js';
+import { PER_APP, type Platform } from './platform.js';
 import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
 import { realiseDarwin } from './darwin-realise.js';
 

@@ -7,8 +7,7 @@ import { LINK_PREFIX } from '../config/schema.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
-import type { Platform } from './platform.js';
-import { PER_APP } from './registry.js';
+import { PER_APP, type Platform } from './platform.js';
 import { NFT_TABLE, toNftPolicy } from './firewall/policy.js';
 import { firewallSpec } from './firewall/render.js';
 

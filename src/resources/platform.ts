@@ -10,6 +10,9 @@ import type { NetworkWatch, NetworkWatchOptions } from './monitor/types.js';
 import type { ServiceManager } from './service/manager.js';
 import type { StateStore } from '../util/state.js';
 
+/** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
+export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<string, Platform['perApp']>;
+
 export interface DriverOptions {
   exec: Exec;
   env?: NodeJS.ProcessEnv;

@@ -8,19 +8,14 @@
  * diff` does not pay for parsing the macOS set (start-up time is part of its budget), and
  * this module stays cheap to import.
  */
-import type { Platform } from './platform.js';
+import { PER_APP, type Platform } from './platform.js';
 import { linuxObserveReads, type Read } from './reads.js';
 
 export type { DriverOptions, Platform } from './platform.js';
 
 export type PlatformName = 'linux' | 'darwin';
 
-/**
- * How each platform routes per app (Platform.perApp), known without loading its drivers: `awg
- * exec` chooses its path by it, and loading the Linux set would add ≈ 60 ms to its start.
- */
-export const PER_APP: Readonly<Record<PlatformName, Platform['perApp']>> = { linux: 'cgroup', darwin: 'flow-router' };
-
+/** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would add ≈ 60 ms to its start. */
 export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perApp'] {
   return os in PER_APP ? PER_APP[os as PlatformName] : 'none';
 }

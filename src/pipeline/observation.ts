@@ -15,6 +15,7 @@ import { AwgError } from '../errors.js';
 import type { HostFacts } from '../model/desired.js';
 import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
+import { isObject } from '../util/shape.js';
 
 export const OBSERVATION_KIND = 'awg-observation';
 
@@ -43,8 +44,7 @@ export function makeObservationRecord(observed: ObservedState, o: { lastApplied?
   };
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isState = (v: unknown): v is ObservedState => isObj(v) && Array.isArray(v.resources) && Array.isArray(v.foreign) && v.resources.every((r) => isObj(r) && typeof r.kind === 'string' && typeof r.id === 'string' && isObj(r.spec));
+const isState = (v: unknown): v is ObservedState => isObject(v) && Array.isArray(v.resources) && Array.isArray(v.foreign) && v.resources.every((r) => isObject(r) && typeof r.kind === 'string' && typeof r.id === 'string' && isObject(r.spec));
 
 /** A record, or a bare ObservedState (what `--observed` took before records existed). */
 export function parseObservation(text: string, file: string): { observed: ObservedState; lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; cgroupRoot?: string } {
@@ -54,12 +54,12 @@ export function parseObservation(text: string, file: string): { observed: Observ
   } catch (e) {
     throw new AwgError('invalid-config', `${file}: not JSON: ${(e as Error).message}`);
   }
-  if (isObj(v) && v.kind === OBSERVATION_KIND) {
+  if (isObject(v) && v.kind === OBSERVATION_KIND) {
     if (v.version !== 1) throw new AwgError('invalid-config', `${file}: observation version ${String(v.version)} is not supported (this awg reads 1)`);
     if (!isState(v.observed)) throw new AwgError('invalid-config', `${file}: "observed" is not an observed state`);
-    if (v.lastApplied !== undefined && !(Array.isArray(v.lastApplied) && v.lastApplied.every((r) => isObj(r) && typeof r.id === 'string'))) throw new AwgError('invalid-config', `${file}: "lastApplied" is not a list of resources`);
-    if (v.facts !== undefined && !isObj(v.facts)) throw new AwgError('invalid-config', `${file}: "facts" is not a mapping`);
-    const cgroupRoot = isObj(v.claims) && typeof v.claims.cgroupRoot === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v.claims.cgroupRoot) ? v.claims.cgroupRoot : undefined;
+    if (v.lastApplied !== undefined && !(Array.isArray(v.lastApplied) && v.lastApplied.every((r) => isObject(r) && typeof r.id === 'string'))) throw new AwgError('invalid-config', `${file}: "lastApplied" is not a list of resources`);
+    if (v.facts !== undefined && !isObject(v.facts)) throw new AwgError('invalid-config', `${file}: "facts" is not a mapping`);
+    const cgroupRoot = isObject(v.claims) && typeof v.claims.cgroupRoot === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v.claims.cgroupRoot) ? v.claims.cgroupRoot : undefined;
     return { observed: v.observed, ...(v.lastApplied ? { lastApplied: v.lastApplied as AnyResource[] } : {}), ...(v.facts ? { facts: v.facts as HostFacts } : {}), ...(typeof v.host === 'string' ? { host: v.host } : {}), ...(cgroupRoot ? { cgroupRoot } : {}) };
   }
   if (!isState(v)) throw new AwgError('invalid-config', `${file}: neither an awg observation record (awg status --observed-out) nor an observed state`);
@@ -85,9 +85,9 @@ export function assumeUnreadSecretsUnchanged(desired: DesiredState, observed: Ob
       return d;
     }
     if (Array.isArray(d)) return d.map((x, i) => walk(x, Array.isArray(o) ? o[i] : undefined));
-    if (isObj(d)) {
+    if (isObject(d)) {
       const out: Record<string, unknown> = {};
-      for (const [k, v] of Object.entries(d)) out[k] = walk(v, isObj(o) ? o[k] : undefined);
+      for (const [k, v] of Object.entries(d)) out[k] = walk(v, isObject(o) ? o[k] : undefined);
       return out;
     }
     return d;

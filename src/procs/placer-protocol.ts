@@ -20,6 +20,7 @@ import type { Rule } from '../config/schema.js';
 import type { ErrorKind } from '../errors.js';
 import type { PlacerStats } from './placer.js';
 import type { GateStats } from './gate.js';
+import { isObject } from '../util/shape.js';
 
 export interface PlacerMount {
   mountPoint: string;
@@ -111,7 +112,6 @@ export class LineDecoder {
   }
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
@@ -123,14 +123,14 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
   } catch (e) {
     return { invalid: `not JSON: ${(e as Error).message}` };
   }
-  if (!isObj(v)) return { invalid: 'not an object' };
+  if (!isObject(v)) return { invalid: 'not an object' };
   switch (v.type) {
     case 'config': {
       const m = v.mount;
-      if (!Array.isArray(v.rules) || !v.rules.every((r) => isObj(r) && isObj(r.match) && typeof r.target === 'string')) return { invalid: 'config: rules must be rule objects' };
+      if (!Array.isArray(v.rules) || !v.rules.every((r) => isObject(r) && isObject(r.match) && typeof r.target === 'string')) return { invalid: 'config: rules must be rule objects' };
       if (typeof v.cgroupRoot !== 'string' || v.cgroupRoot === '' || v.cgroupRoot.startsWith('/') || v.cgroupRoot.split('/').includes('..'))
         return { invalid: 'config: cgroupRoot must be a relative path below the mount' };
-      if (!isObj(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string') return { invalid: 'config: mount must be {mountPoint, root}' };
+      if (!isObject(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string') return { invalid: 'config: mount must be {mountPoint, root}' };
       if (!isStrArr(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
       if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0)) return { invalid: 'config: ownPid must be a pid' };
       return {
@@ -164,7 +164,7 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
   } catch {
     return undefined;
   }
-  if (!isObj(v)) return undefined;
+  if (!isObject(v)) return undefined;
   switch (v.type) {
     case 'ready':
       if (typeof v.fifo !== 'boolean' || !isCount(v.pid)) return undefined;
@@ -181,8 +181,8 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
         if (!isCount(v[k])) return undefined;
         st[k] = v[k];
       }
-      const c = isObj(v.connector) ? v.connector : {};
-      const g = isObj(v.gate) ? v.gate : undefined;
+      const c = isObject(v.connector) ? v.connector : {};
+      const g = isObject(v.gate) ? v.gate : undefined;
       const gate = g && GATE_KEYS.every((k) => isCount(g[k])) ? (Object.fromEntries(GATE_KEYS.map((k) => [k, g[k]])) as unknown as GateStats) : undefined;
       return {
         type: 'stats',

@@ -38,6 +38,7 @@ import {
   type ScutilValue,
 } from '../../platform/darwin/scutil.js';
 import { privilegeKind } from '../../platform/darwin/privilege.js';
+import { isObject, isStrings } from '../../util/shape.js';
 
 export const DNS_STATE_KEY = 'darwin-dns';
 
@@ -123,8 +124,6 @@ async function storeDns(
     : undefined;
 }
 
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
 const isSpec = (x: unknown): x is DnsSpec => isObject(x) && typeof x.scope === 'string' && isStrings(x.servers) && isStrings(x.domains);
 
 /** the record's shape (its values go to networksetup and scutil) */

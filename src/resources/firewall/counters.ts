@@ -7,6 +7,7 @@
  * counter, yield nothing rather than a guess.
  */
 import type { Exec } from '../../util/exec.js';
+import { isObject } from '../../util/shape.js';
 
 export interface Counter {
   packets: number;
@@ -14,7 +15,6 @@ export interface Counter {
 }
 
 const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `nft -j list table inet <table>` → counters by comment key; rules of other tables are ignored */
 export function parseCountersJson(text: string, table: string): Map<string, Counter> {

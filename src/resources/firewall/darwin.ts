@@ -64,6 +64,7 @@ import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
 import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE, bootTokens, isOurBootConf, parseBootAnchor, renderBootAnchor, renderBootConf } from '../../platform/darwin/pf-boot.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
+import { isObject, isStrings } from '../../util/shape.js';
 
 export const PF_STATE_KEY = 'darwin-pf';
 
@@ -123,8 +124,6 @@ export interface DarwinFirewallOptions {
   pfConf?: string;
 }
 
-const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((v) => typeof v === 'string');
 
 /** the record's shape (a token goes to `pfctl -X`, anchor names and read-backs to pfctl) */
 function isPfRecord(x: unknown): x is PfRecord {

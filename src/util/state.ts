@@ -11,6 +11,7 @@
  * `setAside`. I/O errors (EACCES, EIO) still throw: they say nothing about the content.
  */
 import { defaultPaths } from './paths.js';
+import { isObject } from './shape.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileRefusedError, fsyncDirSync, LIMITS, readTextFileSync, writeFileAtomicSync } from './files.js';
@@ -39,7 +40,6 @@ export interface CorruptState {
  */
 export const APPLIED_STATE_KEY = 'applied';
 
-/** the copy of a driver's ownership record the last converged apply kept (unchecked), or undefined */
 /**
  * The record `key` when `is` accepts its shape; undefined when there is none, or when it has
  * another shape, which is then set aside as unusable (`whose`: the driver it should belong to).
@@ -52,10 +52,10 @@ export function checkedRecord<T>(state: StateStore, key: string, is: (r: unknown
   return undefined;
 }
 
+/** the copy of a driver's ownership record the last converged apply kept (unchecked), or undefined */
 export function appliedCopy(state: StateStore, kind: string): unknown {
-  const a = state.get<{ owned?: unknown }>(APPLIED_STATE_KEY);
-  if (typeof a !== 'object' || a === null || typeof a.owned !== 'object' || a.owned === null) return undefined;
-  return (a.owned as Record<string, unknown>)[kind];
+  const a = state.get<unknown>(APPLIED_STATE_KEY);
+  return isObject(a) && isObject(a.owned) ? a.owned[kind] : undefined;
 }
 
 export interface StateStore {

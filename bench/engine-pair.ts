@@ -2,6 +2,8 @@
  * One engine and one wireguard-go peer in two fresh namespaces, for the tracing scripts
  * (first-ping-trace.ts, engine-syscalls.ts): A runs our engine by `awg apply` (tunnel
  * address 10.200.N+1.1), B a wireguard-go peer (…N+1.2) over a veth (10.200.N.1 / .2).
+ * With `host: 'daemon'`, A runs `awg up` instead (the built CLI, bin/awg.js, with the service
+ * unit's Node flags) and the engine is the daemon's in-process one: `pid` is the daemon's.
  * Everything is removed when `fn` returns or throws. Runs `npm run build` output.
  * Extra environment for the engine: AWG_WARMUP, AWG_HANDSHAKE_PREPARE and
  * `AWG_BENCH_ENGINE_ENV='K=V K2=V2'` are passed to `awg apply`.
@@ -14,11 +16,13 @@ import {
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
+  REPO_ROOT,
   wgKeyPair,
   writeConfig,
   type AwgEnv,
 } from '../test/helpers/awg.js';
-import { createNetns, destroyNetns, vethPair } from '../test/helpers/netns.js';
+import { createNetns, destroyNetns, nsSpawn, vethPair, type NsProcess } from '../test/helpers/netns.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 import {
   awgConfig,
   pingEventually,
@@ -33,7 +37,7 @@ export interface EnginePair {
   nsA: string;
   nsB: string;
   env: AwgEnv;
-  /** the engine process (its main thread's tid is the same number) */
+  /** the engine process, or the daemon hosting it (its main thread's tid is the same number) */
   pid: number;
   /** B's tunnel address, A's own, and B's veth address (the endpoint) */
   peer: string;
@@ -65,7 +69,10 @@ export function schedstat(pid: number): Map<number, { run: number; wait: number 
 export const vmRssKiB = (pid: number) =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
 
-export async function withEnginePair<T>(fn: (p: EnginePair) => Promise<T>): Promise<T> {
+export async function withEnginePair<T>(
+  fn: (p: EnginePair) => Promise<T>,
+  opts: { host?: 'apply' | 'daemon' } = {},
+): Promise<T> {
   await ensureDist();
   const N = 230 + Math.floor(Math.random() * 10) * 2;
   const UA = `10.200.${N}.1`;
@@ -77,6 +84,7 @@ export async function withEnginePair<T>(fn: (p: EnginePair) => Promise<T>): Prom
   const env = makeAwgEnv();
   let nsA: string | undefined;
   let nsB: string | undefined;
+  let daemon: NsProcess | undefined;
   try {
     nsA = await createNetns('fpa');
     nsB = await createNetns('fpb');
@@ -103,27 +111,36 @@ export async function withEnginePair<T>(fn: (p: EnginePair) => Promise<T>): Prom
         allowedIPs: [`${T(2)}/32`],
       }),
     );
-    const ap = await awg(nsA, env, ['apply', '-f', cfg], {
-      extraEnv: {
-        ...(process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {}),
-        ...(process.env.AWG_HANDSHAKE_PREPARE
-          ? { AWG_HANDSHAKE_PREPARE: process.env.AWG_HANDSHAKE_PREPARE }
-          : {}),
-        ...Object.fromEntries(
-          (process.env.AWG_BENCH_ENGINE_ENV ?? '')
-            .split(' ')
-            .filter(Boolean)
-            .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
-        ),
-      },
-    });
-    if (ap.code) throw new Error(ap.stderr);
-    if (!(await pingEventually(nsA, T(2), 20_000))) throw new Error('no tunnel');
+    const extraEnv = {
+      ...(process.env.AWG_WARMUP ? { AWG_WARMUP: process.env.AWG_WARMUP } : {}),
+      ...(process.env.AWG_HANDSHAKE_PREPARE
+        ? { AWG_HANDSHAKE_PREPARE: process.env.AWG_HANDSHAKE_PREPARE }
+        : {}),
+      ...Object.fromEntries(
+        (process.env.AWG_BENCH_ENGINE_ENV ?? '')
+          .split(' ')
+          .filter(Boolean)
+          .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      ),
+    };
+    if (opts.host === 'daemon') {
+      daemon = nsSpawn(
+        nsA,
+        process.execPath,
+        [...LONG_RUNNING_NODE_FLAGS, join(REPO_ROOT, 'bin/awg.js'), 'up', '-f', cfg, '--json', '--state-dir', env.stateDir],
+        { env: { ...env.env, ...extraEnv } },
+      );
+    } else {
+      const ap = await awg(nsA, env, ['apply', '-f', cfg], { extraEnv });
+      if (ap.code) throw new Error(ap.stderr);
+    }
+    if (!(await pingEventually(nsA, T(2), 20_000)))
+      throw new Error(`no tunnel${daemon ? `; awg up printed:\n${daemon.output()}` : ''}`);
     return await fn({
       nsA,
       nsB,
       env,
-      pid: enginePid(LINK),
+      pid: daemon ? daemon.pid : enginePid(LINK),
       peer: T(2),
       self: T(1),
       underlay: UB,
@@ -142,7 +159,8 @@ export async function withEnginePair<T>(fn: (p: EnginePair) => Promise<T>): Prom
       },
     });
   } finally {
-    if (nsA) await awg(nsA, env, ['down']).catch(() => undefined);
+    if (daemon) await daemon.kill(5000);
+    else if (nsA) await awg(nsA, env, ['down']).catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);
     rmSync(work, { recursive: true, force: true });

@@ -10,7 +10,8 @@
  *   npx tsx bench/first-ping-trace.ts            (AWG_WARMUP=0 compares without the warm-up,
  *                                                AWG_HANDSHAKE_PREPARE=0 without prepared initiations)
  *
- * Options: `--pings=N` (6), `--busy=N` starts N busy loops (plain CPU burners, no network)
+ * Options: `--pings=N` (6), `--daemon` runs the engine in `awg up`'s daemon (in process)
+ * instead of the engine process `awg apply` starts, `--busy=N` starts N busy loops (plain CPU burners, no network)
  * for the whole run, `--no-tcpdump` leaves the packet capture out (it is a process of its own
  * competing for the CPU under load). With or without them, each ping also prints what the
  * engine's threads did meanwhile, from /proc/PID/task/TID/schedstat: the main thread's CPU
@@ -32,6 +33,7 @@ const PINGS = arg('pings', 6);
 const BUSY = arg('busy', 0);
 const TCPDUMP = !process.argv.includes('--no-tcpdump');
 const SLICE_US = arg('slice-us', 0);
+const DAEMON = process.argv.includes('--daemon');
 
 /** sched_setattr(tid, {SCHED_OTHER, sched_runtime}) on every thread of pid; returns the slices read back */
 function setSlice(pid: number, us: number): string {
@@ -59,6 +61,8 @@ try {
     for (let i = 0; i < BUSY; i++)
       busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
     const rows: { ping: number; run: number; wait: number; others: number }[] = [];
+    /** per ping whose handshake was on its path (six packets), the five gaps between them */
+    const gaps: number[][] = [];
     for (let i = 0; i < PINGS; i++) {
       await resetPeer();
       const td = TCPDUMP
@@ -91,16 +95,23 @@ try {
           .split('\n')
           .filter((l) => /^\d+\.\d+ /.test(l));
         const t0 = Number(lines[0]?.split(' ')[0]);
-        marks = `; packets at ${lines.map((l) => ((Number(l.split(' ')[0]) - t0) * 1000).toFixed(2)).join(' / ')} ms`;
+        const at = lines.map((l) => (Number(l.split(' ')[0]) - t0) * 1000);
+        marks = `; packets at ${at.map((t) => t.toFixed(2)).join(' / ')} ms`;
+        // an earlier handshake (the daemon probes a peer without a session) leaves 3 more
+        if (at.length === 6) gaps.push(at.slice(1).map((t, k) => t - at[k]!));
       }
       console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
     }
     const med = (k: 'ping' | 'run' | 'wait' | 'others') =>
       median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
     console.log(
-      `median of ${rows.length} (busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
+      `median of ${rows.length} (${DAEMON ? 'daemon' : 'engine process'}; busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
     );
-  });
+    if (gaps.length)
+      console.log(
+        `gaps, medians of the ${gaps.length} pings with the handshake on their path: ${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,
+      );
+  }, { host: DAEMON ? 'daemon' : 'apply' });
 } finally {
   for (const b of busy) b.kill('SIGKILL');
 }

@@ -42,8 +42,6 @@ function withTestKnobs(text: string): string {
   return lines.join('\n');
 }
 
-const HANDSHAKE_LOG_DELAY_MS = 50;
-
 export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const input = await readStdin();
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
@@ -72,12 +70,10 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   const log = levelLog(logger);
   setCryptoPoolLog(log);
   const engine = createEngine(o.link, await (await loadPlatform()).engineIo(), { log, resolver });
-  // logged a little later: the event fires before the packets that waited for the handshake
-  // are sent, and the synchronous log write cost them ≈ 0.25 ms (bench/RESULTS.md, Step 10);
-  // on the next turn it would still delay the first answer to them
+  // the device emits it after the packets that waited for the handshake, and the peer's first
+  // answers to them (HANDSHAKE_EVENT_DELAY_MS): the log write no longer delays them
   engine.device.on('handshake', (e) => {
-    const line = `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`;
-    setTimeout(() => log('info', line), HANDSHAKE_LOG_DELAY_MS).unref();
+    log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`);
   });
   let closing = false;
   async function shutdown(code: number): Promise<void> {

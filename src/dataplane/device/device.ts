@@ -86,7 +86,10 @@ export interface DeviceOptions {
 
 export interface DeviceEvents {
   state: [DeviceState];
-  /** a session was established (initiator: response consumed; responder: key confirmed) */
+  /**
+   * a session was established (initiator: response consumed; responder: key confirmed);
+   * emitted HANDSHAKE_EVENT_DELAY_MS later, unless the device was closed meanwhile
+   */
   handshake: [{ publicKey: Uint8Array; endpoint: Endpoint | null; initiator: boolean }];
   /** retransmits exhausted; staged packets dropped */
   'handshake-failed': [{ publicKey: Uint8Array }];
@@ -101,6 +104,14 @@ const hexOf = (k: Uint8Array) => Buffer.from(k).toString('hex');
  * last preparation used), not at once: the handshake in flight gets the CPU first.
  */
 const PREPARE_DELAY_MS = 20;
+/**
+ * `handshake` events are emitted this long after the session exists, on the device's clock:
+ * the packets that waited for the handshake, and the peer's first answers to them, go first.
+ * Synchronous listeners (the daemon's tunnel health and event stream, the engine's log line)
+ * had run before the staged packets were sent: ≈ 0.25 ms of every first packet's wait in the
+ * daemon (bench/RESULTS.md, Step 10, the daemon's first ping).
+ */
+export const HANDSHAKE_EVENT_DELAY_MS = 50;
 const PREPARE_BATCH = 16;
 /** the slabs' sizes (DeviceOptions.slabs) */
 export const TX_SLAB = 128 * 1024;
@@ -594,11 +605,15 @@ export class Device
   }
 
   handshakeComplete(p: Peer): void {
-    this.emit('handshake', {
+    const e: DeviceEvents['handshake'][0] = {
       publicKey: p.publicKey,
       endpoint: p.endpoint && { address: p.endpoint.address, port: p.endpoint.port },
       initiator: !!p.keypairs.current?.isInitiator,
-    });
+    };
+    // not while the packets that waited for it are still to be sent (HANDSHAKE_EVENT_DELAY_MS)
+    this.clock.setTimer(() => {
+      if (this.stateValue !== 'closed') this.emit('handshake', e);
+    }, HANDSHAKE_EVENT_DELAY_MS);
   }
 
   handshakeGaveUp(p: Peer): void {

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { MemoryNetwork } from '../../../src/dataplane/conn/memory.js';
@@ -24,6 +24,7 @@ import { silentReporter } from '../../../src/util/reporter.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
+import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
 
 const me = wgKeyPair();
 const srv = wgKeyPair();
@@ -134,7 +135,7 @@ describe('in-process engine driver', () => {
 
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'one'));
     await flush();
-    expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1);
+    await vi.waitFor(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
     expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['one']);
     const st = h.stats();
     expect(st).toHaveLength(1);
@@ -148,6 +149,7 @@ describe('in-process engine driver', () => {
     expect(await h.driver.apply(p2[0] as Change<'engine'>, ctx(next.p))).toBe('changed');
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'two'));
     await flush();
+    await new Promise((r) => setTimeout(r, 2 * HANDSHAKE_EVENT_DELAY_MS)); // a new handshake's event would be out by now
     expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1);
     expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['one', 'two']);
     expect(tuns).toHaveLength(1);

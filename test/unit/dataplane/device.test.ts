@@ -2,13 +2,28 @@ import { describe, expect, it, vi } from 'vitest';
 import { hexOf, ipv4, ipv6, makeBatchedPair, makePair } from './harness.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
+import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
 
 const PING = ipv4('192.168.0.1', '192.168.0.2', 'hello from A');
 const PONG = ipv4('192.168.0.2', '192.168.0.1', 'hello from B');
 
 describe('two devices over in-memory TUN and bind', () => {
-  it('handshake then IP packets both ways', async () => {
-    const { a, b, net } = await makePair();
+  it('a device closed before its handshake event was due emits none', async () => {
+    const { a, b, net, clock } = await makePair();
+    const events: string[] = [];
+    a.dev.on('handshake', () => events.push('A'));
+    b.dev.on('handshake', () => events.push('B'));
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    await a.dev.close();
+    clock.advance(HANDSHAKE_EVENT_DELAY_MS);
+    // B's side completes on A's first transport message; A was closed before its event was due
+    expect(events).toEqual(['B']);
+  });
+
+  it('handshake then IP packets both ways; the handshake events follow the packets that waited for them', async () => {
+    const { a, b, net, clock } = await makePair();
     const events: string[] = [];
     a.dev.on('handshake', (e) => events.push(`A:${e.initiator}`));
     b.dev.on('handshake', (e) => events.push(`B:${e.initiator}`));
@@ -18,6 +33,9 @@ describe('two devices over in-memory TUN and bind', () => {
     b.tun.inject(PONG);
     net.flush();
     expect(a.tun.written.map(hexOf)).toEqual([hexOf(PONG)]);
+    // the staged ping and the pong went through before any listener ran
+    expect(events).toEqual([]);
+    clock.advance(HANDSHAKE_EVENT_DELAY_MS);
     expect(events).toEqual(['A:true', 'B:false']);
     const sa = a.dev.peerStatusByKey(b.keys.publicKey)!;
     expect(sa.lastHandshakeTime).toBeGreaterThan(0);

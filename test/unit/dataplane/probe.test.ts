@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4, makePair } from './harness.js';
 import type { Datagram } from '../../../src/dataplane/conn/memory.js';
+import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
 
 const PING = ipv4('192.168.0.1', '192.168.0.2', 'ping');
 const fromA = (d: Datagram) => d.from.port === 51820;
@@ -21,6 +22,7 @@ describe('probePeer: a handshake on demand', () => {
     expect(a.dev.probePeer(b.keys.publicKey)).toBe(true);
     expect(net.sent.slice(sent).filter((d) => fromA(d) && isInit(d))).toHaveLength(1);
     net.flush();
+    advance(HANDSHAKE_EVENT_DELAY_MS);
     expect(handshakes).toEqual([true]);
     expect(a.dev.peerStatusByKey(b.keys.publicKey)!.lastHandshakeTime).toBeGreaterThan(first);
   });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4, makePair } from './harness.js';
+import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
 import type { Datagram } from '../../../src/dataplane/conn/memory.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 
@@ -69,6 +70,7 @@ describe('timers with a simulated clock', () => {
       net.flush();
       advance(10_000);
     }
+    advance(HANDSHAKE_EVENT_DELAY_MS); // the second completed at the last step
     expect(handshakes).toBe(2);
     expect(net.sent.filter((d) => fromA(d) && isInit(d)).length).toBe(2);
     expect(b.tun.written.length).toBe(13);

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { prepare, type Prepared } from '../../../../src/pipeline/prepare.js';
 import { fingerprint } from '../../../../src/config/fingerprint.js';
@@ -175,8 +175,8 @@ describe('AmneziaWG 3.x from YAML to the engine', () => {
     expect(await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, ctx(p))).toBe('changed');
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'through awg3'));
     await flush();
-    expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1);
     expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['through awg3']);
+    await vi.waitFor(() => expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1)); // emitted after the packet
     serverTun.inject(ipv4('10.200.50.2', '10.200.50.1', 'and back'));
     await flush();
     expect(tuns[0]!.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['and back']);

@@ -18,6 +18,7 @@ export function hash(...parts: Uint8Array[]): Buffer {
 /** MAC(key, x): keyed BLAKE2s with a 16-byte output (mac1, mac2, cookie). Not HMAC. */
 export function mac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  if (evp?.mac && key.length > 0 && key.length <= 32) return evp.mac(key, data);
   return blake2s(data, { key, dkLen: 16 });
 }
 

@@ -7,6 +7,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivate
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evpAead, evpBlake2s, evpX25519 } from '../../../src/native/libcrypto.js';
+import { blake2s } from '@noble/hashes/blake2.js';
 
 const evp = evpAead({});
 
@@ -169,6 +170,16 @@ describe.skipIf(!b2)('BLAKE2s through libcrypto (one-shot digest and HMAC)', () 
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 64 }), (data, key) => {
         expect(b2!.hash(data).equals(createHash('blake2s256').update(data).digest())).toBe(true);
         expect(b2!.hmac(key, data).equals(createHmac('blake2s256', key).update(data).digest())).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keyed BLAKE2s-128 (BLAKE2SMAC) the same as @noble/hashes for random keys and inputs', () => {
+    expect(b2!.mac).toBeDefined();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 1, maxLength: 32 }), (data, key) => {
+        expect(Buffer.from(b2!.mac!(key, data)).equals(Buffer.from(blake2s(data, { key, dkLen: 16 })))).toBe(true);
       }),
       { numRuns: 300 },
     );

@@ -82,6 +82,10 @@ describe.skipIf(skip)('native: TUN', () => {
         tun!.IFF_NO_PI | tun!.IFF_PERSIST,
       );
       expect(f.mtu()).toBe(1500);
+      // read again once MTU_TTL_MS has passed since the last read
+      await nsExec(ns.name, 'ip', ['link', 'set', 'dev', 'awg-n0', 'mtu', '1400']);
+      await new Promise((r) => setTimeout(r, tunFile!.MTU_TTL_MS + 50));
+      expect(f.mtu()).toBe(1400);
     } finally {
       f.close();
     }

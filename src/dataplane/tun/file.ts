@@ -90,6 +90,14 @@ const SLAB = 1 << 20;
 const SLAB_RESERVE = READ_BUF + 1400 * 128;
 
 /**
+ * How long an MTU read from the link (SIOCGIFMTU) is used: the send path asks once per flush,
+ * and the ioctl was a tenth of sending the first packet after a handshake (bench/RESULTS.md,
+ * Step 10). A changed MTU is seen within this time; until then the padding may overshoot the
+ * new MTU by at most 15 bytes (it pads to a multiple of 16, never beyond the MTU it knows).
+ */
+export const MTU_TTL_MS = 1000;
+
+/**
  * One attached TUN queue driven on the main thread: `koffi.node.poll` wakes us, then
  * non-blocking reads drain until EAGAIN into a preallocated slab (LINUX.md §1.5: the
  * fastest method measured). Never blocks; `close()` stops the poll handle before closing
@@ -123,6 +131,9 @@ export class TunFile implements TunDevice {
   /** AWG_BUFFER_REUSE=0: a fresh slab when one is used up, never rewound (diagnosis) */
   private readonly reuse = reuseBuffers();
   private wbuf: Buffer | undefined;
+  /** the link's MTU as last read, and when (MTU_TTL_MS) */
+  private mtuValue = 0;
+  private mtuAt = -Infinity;
 
   private constructor(fd: number, ctl: number, name: string, offload: boolean) {
     this.fd = fd;
@@ -180,7 +191,12 @@ export class TunFile implements TunDevice {
   }
 
   mtu(): number {
-    return ifMtu(this.ctl, this.name);
+    const now = performance.now();
+    if (now - this.mtuAt >= MTU_TTL_MS) {
+      this.mtuValue = ifMtu(this.ctl, this.name);
+      this.mtuAt = now;
+    }
+    return this.mtuValue;
   }
 
   /** Called when reading fails for good (device deleted: EFAULT/EBADFD); delivery stops. */

@@ -4,7 +4,7 @@
  * drivers (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd;
  * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
-import { PER_APP, type Platform } from './platform.js';
+import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
 import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
 import { realiseDarwin } from './darwin-realise.js';
 
@@ -25,7 +25,7 @@ export const darwinPlatform: Platform = {
     return { resolved, ...gateways, ...(own ? { localAddresses: own } : {}) };
   },
   realise: (m, facts, c) => (c ? realiseDarwinFlow(m, facts, { port: flowRouterPort(c.routing), rules: c.rules, ...(facts.localAddresses ? { localAddresses: facts.localAddresses } : {}) }) : realiseDarwin(m, facts)),
-  engineIo: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
+  engineIo: ENGINE_IO.darwin,
   watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
   callerNatives: async () => (await import('../native/darwin/peercred.js')).darwinCallerNatives(),
   serviceManager: async () => (await import('./service/manager.js')).launchdManager,

@@ -7,7 +7,7 @@ import { LINK_PREFIX } from '../config/schema.js';
 import type { DesiredModel, HostFacts } from '../model/desired.js';
 import { ids } from '../model/identity.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
-import { PER_APP, type Platform } from './platform.js';
+import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
 import { NFT_TABLE, toNftPolicy } from './firewall/policy.js';
 import { firewallSpec } from './firewall/render.js';
 
@@ -46,7 +46,7 @@ export const linuxPlatform: Platform = {
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
   trafficCounters: 'nft',
-  engineIo: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
+  engineIo: ENGINE_IO.linux,
   callerNatives: async () => (await import('../native/peercred.js')).linuxCallerNatives,
   serviceManager: async () => (await import('./service/manager.js')).systemdManager,
   perApp: PER_APP.linux,

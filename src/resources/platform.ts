@@ -1,4 +1,4 @@
-/** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types only. */
+/** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types, and two tables known without loading a platform. */
 import type { Config } from '../config/schema.js';
 import type { EngineIo } from '../dataplane/engine.js';
 import type { CallerNatives } from '../native/peercred.js';
@@ -12,6 +12,15 @@ import type { StateStore } from '../util/state.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
 export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<string, Platform['perApp']>;
+
+/**
+ * Each platform's engine I/O (Platform.engineIo), reachable without loading its drivers
+ * (registry.ts loadEngineIo): the Linux TUN and UDP bindings, macOS's utun.
+ */
+export const ENGINE_IO = {
+  linux: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
+  darwin: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
+} as const satisfies Record<string, Platform['engineIo']>;
 
 export interface DriverOptions {
   exec: Exec;

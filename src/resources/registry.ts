@@ -8,7 +8,8 @@
  * diff` does not pay for parsing the macOS set (start-up time is part of its budget), and
  * this module stays cheap to import.
  */
-import { PER_APP, type Platform } from './platform.js';
+import type { EngineIo } from '../dataplane/engine.js';
+import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
 import { linuxObserveReads, type Read } from './reads.js';
 
 export type { DriverOptions, Platform } from './platform.js';
@@ -18,6 +19,16 @@ export type PlatformName = 'linux' | 'darwin';
 /** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would add ≈ 60 ms to its start. */
 export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perApp'] {
   return os in PER_APP ? PER_APP[os as PlatformName] : 'none';
+}
+
+/**
+ * This OS's engine I/O (Platform.engineIo) without loading its drivers: the `awg engine`
+ * process needs only its TUN and UDP bindings, and the Linux platform's module (the config
+ * schema with zod, the model, the nft renderer) had added 7 MiB (Node 20) to 13 MiB (Node 24)
+ * to its RSS (bench/RESULTS.md, Step 10, the engine on Node 24).
+ */
+export function loadEngineIo(o: Parameters<Platform['engineIo']>[0] = {}, os: NodeJS.Platform = process.platform): Promise<EngineIo> {
+  return os in ENGINE_IO ? ENGINE_IO[os as PlatformName](o) : loadPlatform(os).then((p) => p.engineIo(o));
 }
 
 const loaders: Record<PlatformName, () => Promise<Platform>> = {

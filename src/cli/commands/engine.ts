@@ -8,7 +8,7 @@
  */
 import { createEngine } from '../../dataplane/engine.js';
 import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
-import { loadPlatform } from '../../resources/registry.js';
+import { loadEngineIo } from '../../resources/registry.js';
 import { uapiLine } from '../../dataplane/device/uapi-text.js';
 import { levelLog } from '../../util/log.js';
 import { createLogger } from '../../util/logger.js';
@@ -69,7 +69,7 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
   const log = levelLog(logger);
   setCryptoPoolLog(log);
-  const engine = createEngine(o.link, await (await loadPlatform()).engineIo(), { log, resolver });
+  const engine = createEngine(o.link, await loadEngineIo(), { log, resolver });
   // the device emits it after the packets that waited for the handshake, and the peer's first
   // answers to them (HANDSHAKE_EVENT_DELAY_MS): the log write no longer delays them
   engine.device.on('handshake', (e) => {

@@ -14,8 +14,13 @@
  * handshake, node:dgram's buffers) is copied into the queue's staging area.
  *
  * Threads: `AWG_CRYPTO_THREADS` = `auto` (default: one thread fewer than the cores the process
- * may use, at most MAX_THREADS; none on one core), `0` (off: the engine seals and opens
- * inline, as before the pool existed), or a number (forced, also on one core: tests).
+ * may use, at most MAX_THREADS; none on one or two cores), `0` (off: the engine seals and opens
+ * inline, as before the pool existed), or a number (forced, also on one core: tests). Two
+ * cores get none because on the 2-vCPU bench machine every probe below rejected the one thread
+ * (its parallel runs cost 1.1–4.6× the inline ones per byte, in every product-path run of
+ * bench/RESULTS.md Step 10), and a thread that has run leaves memory behind when it stops: 1.3
+ * MiB on Node 20 after malloc_trim, 8–11 MiB on Node 24 (bench/worker-trim.ts), which put the
+ * engine over its 80 MiB bar on the runtime the Debian package carries.
  * Threads start only under load (START_RATE jobs within a second: idle tunnels never pay
  * their memory: the engine's RSS was ≈ 17 MiB higher with a thread kept) and stop after IDLE_STOP_MS without a run that used them.
  * `auto` keeps them only where they pay: once up, and every REPROBE_MS, PROBE_RUNS runs
@@ -121,7 +126,7 @@ export function poolThreadsFromEnv(env: NodeJS.ProcessEnv = process.env, cores =
   const v = env.AWG_CRYPTO_THREADS ?? 'auto';
   if (v === '0' || v === 'off') return null;
   if (/^\d+$/.test(v)) return Math.min(Number(v), 64);
-  return cores > 1 ? Math.min(cores - 1, MAX_THREADS) : null;
+  return cores > 2 ? Math.min(cores - 1, MAX_THREADS) : null;
 }
 
 let shared: CryptoPool | null | undefined;
@@ -143,7 +148,7 @@ function median(xs: number[]): number {
 
 /**
  * The process's pool (engines in one process share its threads), or null when off
- * (AWG_CRYPTO_THREADS=0, one core, or no usable libcrypto: AWG_AEAD=node).
+ * (AWG_CRYPTO_THREADS=0, `auto` on one or two cores, or no usable libcrypto: AWG_AEAD=node).
  */
 export function sharedCryptoPool(): CryptoPool | null {
   if (shared !== undefined) return shared;

@@ -23,9 +23,11 @@ async function runningPool(threads: number, callerRuns = false): Promise<CryptoP
 }
 
 describe('AWG_CRYPTO_THREADS', () => {
-  it('auto: one thread fewer than the cores, none on one core, at most 7; 0 is off; a number is forced', () => {
+  it('auto: one thread fewer than the cores, none on one or two cores, at most 7; 0 is off; a number is forced', () => {
     expect(poolThreadsFromEnv({}, 1)).toBeNull();
-    expect(poolThreadsFromEnv({}, 2)).toBe(1);
+    expect(poolThreadsFromEnv({}, 2)).toBeNull(); // never kept there by the probe (pool.ts)
+    expect(poolThreadsFromEnv({}, 3)).toBe(2);
+    expect(poolThreadsFromEnv({ AWG_CRYPTO_THREADS: '1' }, 2)).toBe(1);
     expect(poolThreadsFromEnv({ AWG_CRYPTO_THREADS: 'auto' }, 4)).toBe(3);
     expect(poolThreadsFromEnv({}, 64)).toBe(7);
     expect(poolThreadsFromEnv({ AWG_CRYPTO_THREADS: '0' }, 8)).toBeNull();

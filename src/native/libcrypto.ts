@@ -22,7 +22,6 @@
  * - Single-threaded: a context is used by one call at a time.
  */
 import koffi from 'koffi';
-import { addressOf } from './memory.js';
 
 const EVP_CTRL_AEAD_GET_TAG = 0x10;
 const EVP_CTRL_AEAD_SET_TAG = 0x11;
@@ -169,7 +168,7 @@ function loadBlake2sMac(l: NonNullable<ReturnType<typeof libcrypto>>): EvpBlake2
     // V8's heap (allocUnsafeSlow, > 64 bytes), so the addresses inside stay valid; read only
     // by EVP_MAC_CTX_set_params, which copies the size into the context
     const block = Buffer.allocUnsafeSlow(128).fill(0);
-    const base = addressOf(block.buffer) + BigInt(block.byteOffset);
+    const base = (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);
     block.write('size\0', 96, 'latin1');
     block.writeBigUInt64LE(16n, 104);
     block.writeBigUInt64LE(base + 96n, 0);

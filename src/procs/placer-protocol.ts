@@ -20,7 +20,7 @@ import type { Rule } from '../config/schema.js';
 import type { ErrorKind } from '../errors.js';
 import type { PlacerStats } from './placer.js';
 import type { GateStats } from './gate.js';
-import { isObject } from '../util/shape.js';
+import { isObject, isStrings } from '../util/shape.js';
 
 export interface PlacerMount {
   mountPoint: string;
@@ -112,7 +112,6 @@ export class LineDecoder {
   }
 }
 
-const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
 /** one input line → a message, or a reason why not */
@@ -131,7 +130,7 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       if (typeof v.cgroupRoot !== 'string' || v.cgroupRoot === '' || v.cgroupRoot.startsWith('/') || v.cgroupRoot.split('/').includes('..'))
         return { invalid: 'config: cgroupRoot must be a relative path below the mount' };
       if (!isObject(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string') return { invalid: 'config: mount must be {mountPoint, root}' };
-      if (!isStrArr(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
+      if (!isStrings(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
       if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0)) return { invalid: 'config: ownPid must be a pid' };
       return {
         type: 'config',
@@ -143,7 +142,7 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       };
     }
     case 'down':
-      return isStrArr(v.down) ? { type: 'down', down: v.down } : { invalid: 'down: down must be a list of tunnel names' };
+      return isStrings(v.down) ? { type: 'down', down: v.down } : { invalid: 'down: down must be a list of tunnel names' };
     case 'rescan':
       return { type: 'rescan' };
     case 'stats':
@@ -194,7 +193,7 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
       };
     }
     case 'gate':
-      if ((v.state !== 'gated' && v.state !== 'best-effort') || !isStrArr(v.marks)) return undefined;
+      if ((v.state !== 'gated' && v.state !== 'best-effort') || !isStrings(v.marks)) return undefined;
       return {
         type: 'gate',
         state: v.state,

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import { ruleName } from '../model/desired.js';
+import { ruleName } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
 import type { PerApp, ProcessLister } from '../procs/list.js';

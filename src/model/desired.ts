@@ -12,8 +12,6 @@ import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
 import { ruleName } from './match.js';
-
-export { ruleName };
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
@@ -232,7 +230,6 @@ export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number
   if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
   return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
 }
-
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
 function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number; named?: true } {

@@ -124,7 +124,6 @@ export interface DarwinFirewallOptions {
   pfConf?: string;
 }
 
-
 /** the record's shape (a token goes to `pfctl -X`, anchor names and read-backs to pfctl) */
 function isPfRecord(x: unknown): x is PfRecord {
   if (!isObject(x) || !isObject(x.anchors)) return false;

@@ -108,6 +108,10 @@ export function evpBlake2s(env: NodeJS.ProcessEnv = process.env): EvpBlake2s | u
   return loadedB ?? undefined;
 }
 
+// an empty buffer reaches C as NULL, which HMAC refuses for a key: point at a byte, length 0
+const nonNull = new Uint8Array(1);
+const ptr = (b: Uint8Array): Uint8Array => (b.length ? b : nonNull);
+
 function loadBlake2s(): EvpBlake2s | null {
   const l = libcrypto();
   if (!l) return null;
@@ -118,9 +122,6 @@ function loadBlake2s(): EvpBlake2s | null {
     const md = fetch(null, 'BLAKE2S-256', null);
     if (!md) return null;
     const size = new Uint32Array(1);
-    // an empty buffer reaches C as NULL, which HMAC refuses for a key: point at a byte, length 0
-    const nonNull = new Uint8Array(1);
-    const ptr = (b: Uint8Array) => (b.length ? b : nonNull);
     const mac = loadBlake2sMac(l);
     return {
       ...(mac ? { mac } : {}),
@@ -178,12 +179,11 @@ function loadBlake2sMac(l: NonNullable<ReturnType<typeof libcrypto>>): EvpBlake2
     block.writeBigUInt64LE(0xffffffffffffffffn, 32); // OSSL_PARAM_UNMODIFIED
     if (setParams(ctx, block.subarray(0, 2 * OSSL_PARAM_SIZE)) !== 1) return null;
     const outLen = new BigUint64Array(1);
-    const nonNull = new Uint8Array(1);
     const fn = (key: Uint8Array, data: Uint8Array): Uint8Array => {
       const out = Buffer.allocUnsafe(16);
       if (
         init(ctx, key, key.length, null) !== 1 ||
-        update(ctx, data.length ? data : nonNull, data.length) !== 1 ||
+        update(ctx, ptr(data), data.length) !== 1 ||
         final(ctx, out, outLen, 16) !== 1 ||
         outLen[0] !== 16n
       )

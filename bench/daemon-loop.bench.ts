@@ -9,7 +9,7 @@
  *   added: a no-op reconcile) and from our link taken admin-down (repair: link up + route)
  *   to the daemon's `reconcile-finished` event; reported minus the 250 ms debounce.
  * - RSS of the daemon (VmRSS) with 3 tunnels idle, and while iperf3 pushes TCP through all
- *   three tunnels at once (throughput reported too).
+ *   three tunnels at once (throughput reported too), and idle again 15 s after the transfers.
  * Each sample twice: the installed package's bundle (what users run) and the checkout's dist/,
  * alternating over two rounds (smoke: the bundle, one round).
  */
@@ -24,6 +24,8 @@ import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 import { wgKeyPair } from '../test/helpers/awg.js';
 
 const DEBOUNCE_MS = 250;
+/** how long after the iperf3 transfers the "idle again" RSS is sampled */
+const AFTER_TRAFFIC_MS = 15_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // not generateKeyPairSync + export('jwk'): a Node 20 deadlock (test/helpers/awg.ts)
@@ -199,6 +201,14 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
     });
     samples.push({ name: 'daemon RSS, 3 tunnels under iperf3 TCP', unit: 'MiB', runs: busy, median: median(busy), p90: percentile(busy, 90), note: `max ${Math.max(...busy).toFixed(1)} MiB; throughput ${mbps.map((x) => x.toFixed(0)).join(' + ')} Mbit/s over ${secs} s` });
     samples.push({ name: 'iperf3 TCP through 3 tunnels at once (sum)', unit: 'Mbit/s', runs: [mbps.reduce((a, b) => a + b, 0)], median: mbps.reduce((a, b) => a + b, 0) });
+    // idle again: what a daemon that carried traffic keeps (its receive slabs were written)
+    await sleep(AFTER_TRAFFIC_MS);
+    const after: number[] = [];
+    for (let i = 0; i < (smoke ? 1 : 10); i++) {
+      after.push(rssKiB(pid) / 1024);
+      await sleep(300);
+    }
+    samples.push({ name: 'daemon RSS, 3 tunnels idle again after iperf3', unit: 'MiB', runs: after, median: median(after), note: `${AFTER_TRAFFIC_MS / 1000} s after the transfers ended` });
     return samples;
   } finally {
     if (up && up.exitCode === null) {

@@ -40,7 +40,7 @@ import { createInprocEngineHost, type EngineChange, type InprocEngineHost } from
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { processLister, type ProcessLister } from '../procs/list.js';
-import { mallocTrim } from '../native/libc.js';
+import { settleNow } from '../native/settle.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
@@ -552,13 +552,14 @@ export class Daemon implements DaemonCore {
   /**
    * A run's transient native memory (child processes' output, the JSON of `ip -j`/`nft -j`,
    * netlink dumps) is freed when it ends, but glibc keeps the pages: once runs settle, give
-   * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10).
+   * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10), after a
+   * collection unless a tunnel is busy (native/settle.ts).
    */
   private trimLater(): void {
     clearTimeout(this.trimTimer);
     this.trimTimer = setTimeout(() => {
       this.trimTimer = undefined;
-      mallocTrim();
+      settleNow();
     }, TRIM_AFTER_MS);
     this.trimTimer.unref();
   }

@@ -24,6 +24,7 @@
  */
 import koffi from 'koffi';
 import { AwgError } from '../errors.js';
+import { releasePages } from './rawmem.js';
 import {
   AF_INET,
   AF_INET6,
@@ -206,6 +207,7 @@ export class UdpReceiver {
       const e = koffi.errno();
       return e === E.EAGAIN || e === E.EINTR ? 0 : -e;
     }
+    if (r > 0) this.written = true;
     for (let i = 0; i < r; i++) {
       const h = i * MMSG;
       const len = v.readUInt32LE(h + 56);
@@ -247,6 +249,20 @@ export class UdpReceiver {
       } else each(v.subarray(start, start + len), meta);
     }
     return r;
+  }
+
+  /** datagrams were received into the block since its pages were last released */
+  private written = false;
+
+  /**
+   * Gives the datagram slots' pages back to the kernel (dataplane/buffers.ts, idle release): their
+   * contents are dead once `receive` returns. Bytes released; 0 when nothing was received
+   * since the last release.
+   */
+  releaseIdle(): number {
+    if (this.closed || !this.written) return 0;
+    this.written = false;
+    return Math.max(0, releasePages(this.view.subarray(this.dataOff)));
   }
 
   /**

@@ -7,7 +7,10 @@
  * memory"). Two V8 platform threads instead of Node's four (GC helpers and compile jobs; the
  * heaps here are small): the daemon with three idle tunnels 77.3–81.6 against 80.3–83.1 MiB in
  * alternating runs, the engine after the throughput runs 77.5 against 79.1 MiB, at the same
- * throughput (bench/RESULTS.md, Step 10, 2026-11-24). Short CLI commands run with Node's
- * defaults.
+ * throughput (bench/RESULTS.md, Step 10, 2026-11-24). `gc` exposed so that the process can
+ * collect once it settles — after a reconcile run, and when its tunnels go quiet — never while
+ * a tunnel carries traffic (src/native/settle.ts): the daemon idle again after traffic 81.5–82.0 →
+ * 76.4–76.8 MiB on Node 24 (bench/RESULTS.md, Step 10, 2026-11-25). Short CLI commands run
+ * with Node's defaults.
  */
-export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2'];
+export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc'];

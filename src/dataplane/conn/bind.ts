@@ -41,6 +41,11 @@ export interface Bind {
   close(): Promise<void> | void;
   setMark?(mark: number): void;
   onBatchEnd?(cb: (() => void) | null): void;
+  /**
+   * Gives the pages of the receive memory back to the kernel while the tunnel is idle
+   * (dataplane/buffers.ts): bytes released. Called between batches only.
+   */
+  releaseIdle?(): number;
 }
 
 export function isIPv6(address: string): boolean {

@@ -165,6 +165,11 @@ export class NativeUdpBind implements Bind {
     this.batchEnd = cb;
   }
 
+  /** The receive block's datagram slots (4 MiB with GRO's 64 KiB slots) go back to the kernel. */
+  releaseIdle(): number {
+    return this.rx?.releaseIdle() ?? 0;
+  }
+
   private ready(status: number, events: number): void {
     if (!this.rx) return;
     if (status < 0 || events & UV_WRITABLE) this.flushPending();

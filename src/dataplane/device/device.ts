@@ -27,7 +27,8 @@ import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
 import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey, sharedSecret } from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
-import { reuseBuffers } from '../buffers.js';
+import { idleReleaseMs, releaseIdle, reuseBuffers } from '../buffers.js';
+import { setBusy, settleSoon } from '../../native/settle.js';
 import { AllowedIPs, formatPrefix } from './allowedips.js';
 import { type DeviceConfig, type PeerConfig, type PrefixChanges, checkConfig } from './config.js';
 import {
@@ -78,6 +79,12 @@ export interface DeviceOptions {
    * 13 MiB of freed slabs resident in the allocator's heap: warmup.ts).
    */
   slabs?: { tx: Buffer; rx: Buffer };
+  /**
+   * After this long without a packet either way the device gives the pages of its buffers back
+   * to the kernel (the bind's receive block, the TUN's slab, its own slabs: buffers.ts); 0 never.
+   * Default IDLE_RELEASE_MS, 0 with AWG_IDLE_RELEASE=0 (diagnosis).
+   */
+  idleReleaseMs?: number;
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
@@ -161,6 +168,14 @@ export class Device
   /** peers whose next initiation is to be prepared, and the pending turn that does it */
   private readonly toPrepare = new Set<Peer>();
   private prepareTimer: NodeJS.Timeout | null = null;
+  /** packets (batches) seen since the last idle check; whether the buffers were released since */
+  private activity = 0;
+  private released = true;
+  private readonly idleReleaseMs: number;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly ownSlabs: boolean;
+  /** bytes of buffer pages given back while idle (status and tests) */
+  idleReleasedBytes = 0;
 
   constructor(opts: DeviceOptions) {
     super();
@@ -168,6 +183,8 @@ export class Device
     this.bind = opts.bind;
     this.txSlab = opts.slabs?.tx ?? Buffer.allocUnsafeSlow(TX_SLAB);
     this.rxSlab = opts.slabs?.rx ?? Buffer.allocUnsafeSlow(RX_SLAB);
+    this.ownSlabs = !opts.slabs;
+    this.idleReleaseMs = opts.idleReleaseMs ?? idleReleaseMs();
     this.clock = opts.clock ?? systemClock;
     this.rng = opts.random ?? cryptoRandom;
     this.resolver = opts.resolver ?? dnsResolver;
@@ -184,14 +201,18 @@ export class Device
     this.sealQueue = pool?.queue() ?? null;
     this.openQueue = pool?.queue() ?? null;
     // a packet must never take the process down: contain anything unexpected per batch
-    this.tun.onReceive((packets) =>
-      this.guard('tun', () => send.routineReadFromTun(this, packets)),
-    );
+    this.tun.onReceive((packets) => {
+      if (this.released) this.busyAgain();
+      this.activity++;
+      this.guard('tun', () => send.routineReadFromTun(this, packets));
+    });
     // inner packets for the TUN are collected per receive batch and written together (the
     // TUN coalesces TCP segments of a batch); a bind without batches flushes per datagram
     const batched = typeof this.bind.onBatchEnd === 'function';
     this.bind.onReceive((data, from) =>
       this.guard('udp', () => {
+        if (this.released) this.busyAgain();
+        this.activity++;
         routineReceiveIncoming(this, data, from);
         if (!batched) this.flushTun();
       }),
@@ -213,6 +234,29 @@ export class Device
     const out = this.tunOut;
     this.tunOut = [];
     this.tun.write(out);
+  }
+
+  /** The first packet after a release: busy again (the process's settling waits: native/settle.ts). */
+  private busyAgain(): void {
+    this.released = false;
+    setBusy(this, true);
+  }
+
+  /**
+   * The idle check (every idleReleaseMs): a device that saw no packet during a whole period
+   * releases its buffers' pages once (buffers.ts), unless work is still in flight.
+   */
+  private idleCheck(): void {
+    if (this.activity) {
+      this.activity = 0;
+      return;
+    }
+    if (this.released || this.pendingOpens || this.tunOut.length || this.sealQueue?.length || this.openQueue?.length) return;
+    this.released = true;
+    this.idleReleasedBytes += (this.bind.releaseIdle?.() ?? 0) + (this.tun.releaseIdle?.() ?? 0);
+    if (this.ownSlabs && this.reuseBuffers) this.idleReleasedBytes += releaseIdle(this.txSlab, this.rxSlab);
+    setBusy(this, false);
+    settleSoon();
   }
 
   private guard(where: string, fn: () => void): void {
@@ -243,6 +287,7 @@ export class Device
       [...this.peers.values()].filter((p) => p.endpointHost).map((p) => this.resolveEndpoint(p)),
     );
     this.stateValue = 'up';
+    if (this.idleReleaseMs > 0) this.idleTimer ??= setInterval(() => this.idleCheck(), this.idleReleaseMs).unref();
     for (const p of this.peers.values()) this.startPeer(p);
     this.emit('state', 'up');
   }
@@ -251,6 +296,11 @@ export class Device
   async down(): Promise<void> {
     if (this.stateValue !== 'up') return;
     this.stateValue = 'down';
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    this.idleTimer = null;
+    // not busy while down; the first packet after the next up marks it again
+    this.released = true;
+    setBusy(this, false);
     for (const p of this.peers.values()) this.stopPeer(p);
     await this.bind.close();
     this.boundPort = 0;

@@ -48,7 +48,7 @@ import {
   splitTcp,
 } from './offload.js';
 import type { TunDevice } from './tun.js';
-import { reuseBuffers } from '../buffers.js';
+import { releaseIdle, reuseBuffers } from '../buffers.js';
 
 export interface TunFileStats {
   rxPackets: number;
@@ -239,6 +239,7 @@ export class TunFile implements TunDevice {
         return this.fail(new SyscallError('read', errno, this.name));
       }
       if (n === 0) break;
+      this.written = true;
       if (this.offload) this.takeVnet(n, batch);
       else {
         this.stats.rxPackets++;
@@ -256,6 +257,16 @@ export class TunFile implements TunDevice {
     if (batch.length) this.receiver(batch);
     // EPOLLERR stopped the handle but read() found no error: keep polling
     if (status < 0 && !this.closed && this.handle) this.handle.restart();
+  }
+
+  /** the slab or the write buffer was written since their pages were last released */
+  private written = false;
+
+  /** The read slab's and write buffer's pages go back to the kernel (the reused slab only). */
+  releaseIdle(): number {
+    if (this.closed || !this.reuse || !this.written) return 0;
+    this.written = false;
+    return releaseIdle(this.slab, this.wbuf);
   }
 
   private newSlab(size: number): void {
@@ -322,6 +333,7 @@ export class TunFile implements TunDevice {
   /** Coalesces TCP segments of a flow (GRO) and writes each group behind a virtio header. */
   private writeVnet(packets: Uint8Array[]): void {
     const buf = (this.wbuf ??= Buffer.allocUnsafeSlow(READ_BUF + 64));
+    this.written = true;
     const n = planGro(packets, this.groups);
     for (let i = 0; i < n; i++) {
       const g = this.groups[i]!;

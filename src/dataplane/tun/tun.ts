@@ -19,4 +19,9 @@ export interface TunDevice {
   onReceive(cb: ((packets: Uint8Array[]) => void) | null): void;
   write(packets: Uint8Array[]): void;
   close(): Promise<void> | void;
+  /**
+   * Gives the pages of the read slab (and write buffer) back to the kernel while the tunnel is
+   * idle (dataplane/buffers.ts): bytes released. Called between batches only.
+   */
+  releaseIdle?(): number;
 }

@@ -1,0 +1,42 @@
+/**
+ * What a long-running awg process (the daemon, `awg up`, an `awg engine`) gives back once it
+ * settles: after a reconcile run (daemon.ts) and when its tunnels go quiet (the data plane's
+ * idle release, dataplane/buffers.ts). A full garbage collection in V8's memory-reducing mode
+ * (only where `gc` is exposed: the long-running processes' `--expose-gc`, util/node-flags.ts),
+ * then glibc's free pages back to the kernel (`malloc_trim`).
+ *
+ * The collection stops the main thread for a few milliseconds, so it never runs while a
+ * tunnel of this process carries traffic: devices say when they are busy (`setBusy`).
+ * Measured on the daemon with three tunnels, Node 24: RSS idle again after iperf3
+ * 81.5–82.0 → 76.4–76.8 MiB (bench/RESULTS.md, Step 10). AWG_SETTLE_GC=0 leaves the
+ * collection to V8 (diagnosis); the trim always runs.
+ */
+import { mallocTrim } from './libc.js';
+
+type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+
+const busy = new Set<object>();
+let timer: NodeJS.Timeout | undefined;
+
+/** Marks `owner` (a device) as carrying traffic or not; settling collects only when none is. */
+export function setBusy(owner: object, isBusy: boolean): void {
+  if (isBusy) busy.add(owner);
+  else busy.delete(owner);
+}
+
+/** Settles once, `delayMs` from now (calls in the meantime join it). */
+export function settleSoon(delayMs = 100): void {
+  if (timer) return;
+  timer = setTimeout(() => {
+    timer = undefined;
+    settleNow();
+  }, delayMs).unref();
+}
+
+/** Collects (when `gc` is exposed and no tunnel is busy) and trims; says what it did. */
+export function settleNow(): { collected: boolean; trimmed: boolean } {
+  const gc = (globalThis as { gc?: Gc }).gc;
+  const collect = typeof gc === 'function' && busy.size === 0 && process.env.AWG_SETTLE_GC !== '0';
+  if (collect) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  return { collected: collect, trimmed: mallocTrim() };
+}

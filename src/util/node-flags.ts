@@ -10,7 +10,11 @@
  * throughput (bench/RESULTS.md, Step 10, 2026-11-24). `gc` exposed so that the process can
  * collect once it settles — after a reconcile run, and when its tunnels go quiet — never while
  * a tunnel carries traffic (src/native/settle.ts): the daemon idle again after traffic 81.5–82.0 →
- * 76.4–76.8 MiB on Node 24 (bench/RESULTS.md, Step 10, 2026-11-25). Short CLI commands run
+ * 76.4–76.8 MiB on Node 24 (bench/RESULTS.md, Step 10, 2026-11-25). No Maglev (V8's
+ * mid-tier compiler, on by default since Node 22): the data plane's hot code is optimised by
+ * TurboFan either way, and Maglev's code and compiled output cost the Node 24 engine after
+ * the throughput runs 6.5 MiB (78.6 → 72.1) at the same throughput, CPU and first ping
+ * (bench/RESULTS.md, Step 10, 2026-11-25; Node 20 has it off already). Short CLI commands run
  * with Node's defaults.
  */
-export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc'];
+export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc', '--no-maglev'];

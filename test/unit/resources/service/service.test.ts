@@ -71,7 +71,7 @@ describe('systemd unit (pure renderer)', () => {
     expect(u).toMatch(/^Type=simple$/m);
     expect(u).toMatch(/^Restart=on-failure$/m);
     expect(u).toMatch(/^StartLimitIntervalSec=0$/m);
-    expect(u).toMatch(/^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --v8-pool-size=2 --expose-gc \/usr\/lib\/node_modules\/awg\/bin\/awg\.js daemon --config \/etc\/awg\/awg\.yaml$/m);
+    expect(u).toMatch(/^ExecStart=\/usr\/bin\/node --max-semi-space-size=1 --v8-pool-size=2 --expose-gc --no-maglev \/usr\/lib\/node_modules\/awg\/bin\/awg\.js daemon --config \/etc\/awg\/awg\.yaml$/m);
     expect(u).not.toMatch(/^ExecStop/m);
     expect(u.split('\n').filter((l) => !l.startsWith('#')).join('\n')).not.toMatch(/\bdown\b/);
     expect(u).toMatch(/^Environment=NO_COLOR=1$/m);
@@ -88,7 +88,7 @@ describe('systemd unit (pure renderer)', () => {
   });
 
   it('daemon argv: every option, absolute paths only', () => {
-    expect(daemonArgv(ODD)).toEqual(['/opt/node 20/bin/node', '--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc', '/opt/awg/bin/awg.js', 'daemon', '--config', '/etc/awg/100%"$HOME".yaml', '--state-dir', '/var/lib/awg', '--socket', '/run/awg/awg.sock', '--socket-group', 'awg', '--metrics', '127.0.0.1:9586']);
+    expect(daemonArgv(ODD)).toEqual(['/opt/node 20/bin/node', '--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc', '--no-maglev', '/opt/awg/bin/awg.js', 'daemon', '--config', '/etc/awg/100%"$HOME".yaml', '--state-dir', '/var/lib/awg', '--socket', '/run/awg/awg.sock', '--socket-group', 'awg', '--metrics', '127.0.0.1:9586']);
     expect(() => daemonArgv({ ...INV, config: 'awg.yaml' })).toThrow(/absolute/);
   });
 });
@@ -378,7 +378,7 @@ describe('awg service (CLI)', () => {
   it('install --print shows the unit; --root installs into a tree', async () => {
     const c = capture();
     expect(await main(['node', 'awg', 'service', 'install', '--print', '--platform', 'linux', '--config', '/etc/awg/awg.yaml', '--node', '/usr/bin/node', '--bin', '/opt/awg/bin/awg.js', '--metrics'], c.io)).toBe(0);
-    expect(c.out()).toContain('ExecStart=/usr/bin/node --max-semi-space-size=1 --v8-pool-size=2 --expose-gc /opt/awg/bin/awg.js daemon --config /etc/awg/awg.yaml --metrics 127.0.0.1:9586\n');
+    expect(c.out()).toContain('ExecStart=/usr/bin/node --max-semi-space-size=1 --v8-pool-size=2 --expose-gc --no-maglev /opt/awg/bin/awg.js daemon --config /etc/awg/awg.yaml --metrics 127.0.0.1:9586\n');
     const root = tmp();
     const exec = new RecordingExec();
     const c2 = capture();

@@ -63,7 +63,8 @@ describe.skipIf(skip)('idle release between two engines (TUNs in namespaces, soc
           // released once per quiet period: another round after the new traffic
           if (!off) await vi.waitFor(() => expect(B.device.idleReleasedBytes).toBeGreaterThan(released), { timeout: 10 * IDLE_MS, interval: 50 });
           if (pooled || off) return;
-          // while packets flow the devices are busy: the process settles without a collection
+          // while packets flow the devices are busy (32 receive batches within a check period,
+          // here: once B wrote 64 packets): the process settles without a collection
           // (native/settle.ts), a few ms of stopped main thread that would delay them
           const g = globalThis as { gc?: unknown };
           const had = g.gc;
@@ -71,10 +72,11 @@ describe.skipIf(skip)('idle release between two engines (TUNs in namespaces, soc
           try {
             const written = () => (B.device.tun as unknown as { stats: { txPackets: number } }).stats.txPackets;
             const flowing: boolean[] = [];
-            let last = written();
+            const start = written();
+            let last = start;
             const t = setInterval(() => {
               const now = written();
-              if (now > last) flowing.push(settleNow().collected);
+              if (now > last && now - start >= 64) flowing.push(settleNow().collected);
               last = now;
             }, 10);
             await transfer(A, B, 9033, 32 * 1024 * 1024).finally(() => clearInterval(t));

@@ -119,6 +119,12 @@ const PREPARE_DELAY_MS = 20;
  * daemon (bench/RESULTS.md, Step 10, the daemon's first ping).
  */
 export const HANDSHAKE_EVENT_DELAY_MS = 50;
+/**
+ * Receive batches (TUN reads, datagrams) within one idle-check period that make the device
+ * busy: the process then settles without a garbage collection (native/settle.ts) until a
+ * period with fewer. Keepalives and handshakes stay below it.
+ */
+const BUSY_AFTER = 32;
 const PREPARE_BATCH = 16;
 /** the slabs' sizes (DeviceOptions.slabs) */
 export const TX_SLAB = 128 * 1024;
@@ -168,7 +174,10 @@ export class Device
   /** peers whose next initiation is to be prepared, and the pending turn that does it */
   private readonly toPrepare = new Set<Peer>();
   private prepareTimer: NodeJS.Timeout | null = null;
-  /** packets (batches) seen since the last idle check; whether the buffers were released since */
+  /**
+   * packets (batches) seen since the last idle check, and whether the buffers were released
+   * since the last one; BUSY_AFTER of them within a period mark the device busy (native/settle.ts)
+   */
   private activity = 0;
   private released = true;
   private readonly idleReleaseMs: number;
@@ -202,8 +211,7 @@ export class Device
     this.openQueue = pool?.queue() ?? null;
     // a packet must never take the process down: contain anything unexpected per batch
     this.tun.onReceive((packets) => {
-      if (this.released) this.busyAgain();
-      this.activity++;
+      if (++this.activity === BUSY_AFTER) setBusy(this, true);
       this.guard('tun', () => send.routineReadFromTun(this, packets));
     });
     // inner packets for the TUN are collected per receive batch and written together (the
@@ -211,8 +219,7 @@ export class Device
     const batched = typeof this.bind.onBatchEnd === 'function';
     this.bind.onReceive((data, from) =>
       this.guard('udp', () => {
-        if (this.released) this.busyAgain();
-        this.activity++;
+        if (++this.activity === BUSY_AFTER) setBusy(this, true);
         routineReceiveIncoming(this, data, from);
         if (!batched) this.flushTun();
       }),
@@ -236,26 +243,23 @@ export class Device
     this.tun.write(out);
   }
 
-  /** The first packet after a release: busy again (the process's settling waits: native/settle.ts). */
-  private busyAgain(): void {
-    this.released = false;
-    setBusy(this, true);
-  }
-
   /**
    * The idle check (every idleReleaseMs): a device that saw no packet during a whole period
    * releases its buffers' pages once (buffers.ts), unless work is still in flight.
    */
   private idleCheck(): void {
-    if (this.activity) {
-      this.activity = 0;
+    const activity = this.activity;
+    this.activity = 0;
+    // fewer than BUSY_AFTER batches in the period: not carrying traffic (keepalives, handshakes)
+    if (activity < BUSY_AFTER) setBusy(this, false);
+    if (activity) {
+      this.released = false;
       return;
     }
     if (this.released || this.pendingOpens || this.tunOut.length || this.sealQueue?.length || this.openQueue?.length) return;
     this.released = true;
     this.idleReleasedBytes += (this.bind.releaseIdle?.() ?? 0) + (this.tun.releaseIdle?.() ?? 0);
     if (this.ownSlabs && this.reuseBuffers) this.idleReleasedBytes += releaseIdle(this.txSlab, this.rxSlab);
-    setBusy(this, false);
     settleSoon();
   }
 
@@ -298,8 +302,8 @@ export class Device
     this.stateValue = 'down';
     if (this.idleTimer) clearInterval(this.idleTimer);
     this.idleTimer = null;
-    // not busy while down; the first packet after the next up marks it again
-    this.released = true;
+    // not busy while down
+    this.activity = 0;
     setBusy(this, false);
     for (const p of this.peers.values()) this.stopPeer(p);
     await this.bind.close();

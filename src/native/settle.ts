@@ -33,10 +33,25 @@ export function settleSoon(delayMs = 100): void {
   }, delayMs).unref();
 }
 
+/**
+ * After a collection the backing stores of dead ArrayBuffers (packet batches, child output)
+ * are freed by V8's sweeper on its own thread, after `gc()` returns: a second trim this much
+ * later gives their pages back too.
+ */
+export const SWEEP_TRIM_MS = 1000;
+let sweepTimer: NodeJS.Timeout | undefined;
+
 /** Collects (when `gc` is exposed and no tunnel is busy) and trims; says what it did. */
 export function settleNow(): { collected: boolean; trimmed: boolean } {
   const gc = (globalThis as { gc?: Gc }).gc;
   const collect = typeof gc === 'function' && busy.size === 0 && process.env.AWG_SETTLE_GC !== '0';
-  if (collect) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+  if (collect) {
+    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    clearTimeout(sweepTimer);
+    sweepTimer = setTimeout(() => {
+      sweepTimer = undefined;
+      mallocTrim();
+    }, SWEEP_TRIM_MS).unref();
+  }
   return { collected: collect, trimmed: mallocTrim() };
 }

@@ -153,6 +153,8 @@ export class UdpReceiver {
   private readonly ctrlOff = this.nameOff + RECV_BATCH * NAME;
   private readonly dataOff = this.ctrlOff + RECV_BATCH * CTRL;
   private closed = false;
+  /** datagrams were received into the block since its pages were last released */
+  private written = false;
   /** datagrams cut short (larger than a slot) and dropped */
   truncated = 0;
   /** UDP GRO: buffers that carried several datagrams, and the datagrams split from them */
@@ -251,13 +253,10 @@ export class UdpReceiver {
     return r;
   }
 
-  /** datagrams were received into the block since its pages were last released */
-  private written = false;
-
   /**
-   * Gives the datagram slots' pages back to the kernel (dataplane/buffers.ts, idle release): their
-   * contents are dead once `receive` returns. Bytes released; 0 when nothing was received
-   * since the last release.
+   * Gives the datagram slots' pages back to the kernel (the idle release of
+   * dataplane/buffers.ts): their contents are dead once `receive` returns. Bytes released; 0
+   * when nothing was received since the last release.
    */
   releaseIdle(): number {
     if (this.closed || !this.written) return 0;

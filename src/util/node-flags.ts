@@ -9,8 +9,9 @@
  * alternating runs, the engine after the throughput runs 77.5 against 79.1 MiB, at the same
  * throughput (bench/RESULTS.md, Step 10, 2026-11-24). `gc` exposed so that the process can
  * collect once it settles — after a reconcile run, and when its tunnels go quiet — never while
- * a tunnel carries traffic (src/native/settle.ts): the daemon idle again after traffic 81.5–82.0 →
- * 76.4–76.8 MiB on Node 24 (bench/RESULTS.md, Step 10, 2026-11-25). No Maglev (V8's
+ * a tunnel carries traffic (src/native/settle.ts): with the data plane's idle release, the
+ * Node 24 daemon with three tunnels idle again after iperf3 90.8–93.3 → 78.4–79.4 MiB
+ * (bench/RESULTS.md, Step 10, 2026-11-25). No Maglev (V8's
  * mid-tier compiler, on by default since Node 22): the data plane's hot code is optimised by
  * TurboFan either way, and Maglev's code and compiled output cost the Node 24 engine after
  * the throughput runs 6.5 MiB (78.6 → 72.1) at the same throughput, CPU and first ping

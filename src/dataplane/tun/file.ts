@@ -131,6 +131,8 @@ export class TunFile implements TunDevice {
   /** AWG_BUFFER_REUSE=0: a fresh slab when one is used up, never rewound (diagnosis) */
   private readonly reuse = reuseBuffers();
   private wbuf: Buffer | undefined;
+  /** the slab or the write buffer was written since their pages were last released */
+  private written = false;
   /** the link's MTU as last read, and when (MTU_TTL_MS) */
   private mtuValue = 0;
   private mtuAt = -Infinity;
@@ -258,9 +260,6 @@ export class TunFile implements TunDevice {
     // EPOLLERR stopped the handle but read() found no error: keep polling
     if (status < 0 && !this.closed && this.handle) this.handle.restart();
   }
-
-  /** the slab or the write buffer was written since their pages were last released */
-  private written = false;
 
   /** The read slab's and write buffer's pages go back to the kernel (the reused slab only). */
   releaseIdle(): number {

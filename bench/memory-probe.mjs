@@ -29,11 +29,11 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
     }
     return Object.entries(rss).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, kib]) => `${k.split('/').pop()} ${(kib / 1024).toFixed(1)} MiB`);
   };
-  let n = 0;
+  let sample = 0;
   setInterval(() => {
     if (process.env.AWG_MEMORY_PROBE_SMAPS) {
       const smaps = readFileSync('/proc/self/smaps', 'utf8');
-      appendFileSync(`${out}.${process.pid}.smaps.${n}`, smaps);
+      appendFileSync(`${out}.${process.pid}.smaps.${sample}`, smaps);
       // the resident pages of the node executable's code, by address (bench/RESULTS.md: what Node 24 touches)
       const fd = openSync('/proc/self/pagemap', 'r');
       const pages = [];
@@ -45,8 +45,8 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
         for (let i = 0; i < b - a; i++) if (buf.readBigUInt64LE(i * 8) >> 63n) pages.push(a + i);
       }
       closeSync(fd);
-      writeFileSync(`${out}.${process.pid}.text.${n}`, pages.join('\n'));
-      n++;
+      writeFileSync(`${out}.${process.pid}.text.${sample}`, pages.join('\n'));
+      sample++;
     }
     const m = process.memoryUsage();
     const mib = (n) => Number((n / 1048576).toFixed(1));

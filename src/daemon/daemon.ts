@@ -127,8 +127,8 @@ const ENV_REFUSED =
   "{env:} secrets are not resolved for a config given through the daemon's API (the daemon's environment is not the caller's); use {file: ...}, `awg apply --direct`, or start the daemon with --config naming this file";
 /** events that fall inside this window after a run are echoes of our own changes */
 const ECHO_MS = 750;
-/** how long after a run ends (and no other began) the allocator's free pages go back (trimLater) */
-const TRIM_AFTER_MS = 3000;
+/** how long after a run ends (and no other began) the process settles (settleLater) */
+const SETTLE_AFTER_MS = 3000;
 
 export class Daemon implements DaemonCore {
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
@@ -258,7 +258,7 @@ export class Daemon implements DaemonCore {
     this.stopped = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
     if (this.trafficTimer) clearInterval(this.trafficTimer);
-    clearTimeout(this.trimTimer);
+    clearTimeout(this.settleTimer);
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
     await this.wakes?.close();
@@ -544,24 +544,24 @@ export class Daemon implements DaemonCore {
     } finally {
       this.running = false;
       this.echoUntil = Date.now() + ECHO_MS;
-      this.trimLater();
+      this.settleLater();
     }
   }
 
-  private trimTimer: NodeJS.Timeout | undefined;
+  private settleTimer: NodeJS.Timeout | undefined;
   /**
    * A run's transient native memory (child processes' output, the JSON of `ip -j`/`nft -j`,
    * netlink dumps) is freed when it ends, but glibc keeps the pages: once runs settle, give
    * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10), after a
    * collection unless a tunnel is busy (native/settle.ts).
    */
-  private trimLater(): void {
-    clearTimeout(this.trimTimer);
-    this.trimTimer = setTimeout(() => {
-      this.trimTimer = undefined;
+  private settleLater(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
       settleNow();
-    }, TRIM_AFTER_MS);
-    this.trimTimer.unref();
+    }, SETTLE_AFTER_MS);
+    this.settleTimer.unref();
   }
 
   /** Confirm timeout: back to the desired state before the apply (or down when there was none). */

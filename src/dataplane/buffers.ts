@@ -5,12 +5,11 @@
  *
  * Reused memory stays resident once traffic has written it: the native bind's receive block
  * alone is 4 MiB per tunnel (64 slots of 64 KiB for UDP GRO). A device that saw no packet for
- * a whole IDLE_RELEASE_MS gives the pages of its buffers back to the kernel (`releaseIdle`):
- * their contents are dead between batches, and the next packet faults fresh zeroed pages in.
- * AWG_IDLE_RELEASE=0 turns it off (diagnosis).
+ * a whole IDLE_RELEASE_MS gives the pages of its buffers back to the kernel (the bind's and
+ * the TUN's `releaseIdle`, native/rawmem.ts `releasePages`): their contents are dead between
+ * batches, and the next packet faults fresh zeroed pages in. AWG_IDLE_RELEASE=0 turns it off
+ * (diagnosis).
  */
-import { releasePages } from '../native/rawmem.js';
-
 export function reuseBuffers(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.AWG_BUFFER_REUSE !== '0';
 }
@@ -24,14 +23,4 @@ export const IDLE_RELEASE_MS = 5_000;
 /** The idle check's period in ms (DeviceOptions.idleReleaseMs), 0 when AWG_IDLE_RELEASE=0. */
 export function idleReleaseMs(env: NodeJS.ProcessEnv = process.env): number {
   return env.AWG_IDLE_RELEASE === '0' ? 0 : IDLE_RELEASE_MS;
-}
-
-/**
- * Gives back the whole pages of buffers whose contents are dead (bytes released, 0 where the
- * platform offers no way: native/rawmem.ts `releasePages`).
- */
-export function releaseIdle(...views: (Uint8Array | undefined)[]): number {
-  let n = 0;
-  for (const v of views) if (v) n += Math.max(0, releasePages(v));
-  return n;
 }

@@ -25,23 +25,28 @@ const SC_PAGESIZE = 30;
 let pageSize = 0;
 
 /**
- * Gives the whole pages inside `view` back to the kernel (`madvise(MADV_DONTNEED)`): they stop
- * counting in the process's RSS and read as zeros when next touched. For buffers whose contents
- * are dead between uses (receive blocks and slabs of an idle tunnel, bench/RESULTS.md Step 10),
- * never for live data. The view must be off the V8 heap (addressOf's contract) and in private
- * anonymous memory (malloc, `koffi.alloc`, an ArrayBuffer's backing store). Returns the bytes
- * released: 0 when no whole page lies inside, or where madvise is not available (not Linux
- * glibc on x64/arm64); −errno when the kernel refused.
+ * Gives the whole pages inside each view back to the kernel (`madvise(MADV_DONTNEED)`): they
+ * stop counting in the process's RSS and read as zeros when next touched. For buffers whose
+ * contents are dead between uses (receive blocks and slabs of an idle tunnel, bench/RESULTS.md
+ * Step 10), never for live data. A view must be off the V8 heap (addressOf's contract) and in
+ * private anonymous memory (malloc, `koffi.alloc`, an ArrayBuffer's backing store). Returns the
+ * bytes released: nothing for a view with no whole page inside or that the kernel refused, and
+ * 0 where madvise is not available (not Linux glibc on x64/arm64).
  */
-export function releasePages(view: Uint8Array): number {
+export function releasePages(...views: (Uint8Array | undefined)[]): number {
   const madvise = rawLibcFunc<(addr: bigint, len: number, advice: number) => number>('int madvise(uintptr_t addr, size_t len, int advice)');
-  if (!madvise || view.byteLength === 0) return 0;
+  if (!madvise) return 0;
   if (!pageSize) pageSize = Number(rawLibcFunc<(name: number) => number>('long sysconf(int name)')?.(SC_PAGESIZE) ?? 0) || 4096;
   const page = BigInt(pageSize);
-  const start = addressOf(view.buffer) + BigInt(view.byteOffset);
-  const first = ((start + page - 1n) / page) * page;
-  const end = ((start + BigInt(view.byteLength)) / page) * page;
-  if (end <= first) return 0;
-  const len = Number(end - first);
-  return madvise(first, len, MADV_DONTNEED) === 0 ? len : -koffi.errno();
+  let released = 0;
+  for (const view of views) {
+    if (!view?.byteLength) continue;
+    const start = addressOf(view.buffer) + BigInt(view.byteOffset);
+    const first = ((start + page - 1n) / page) * page;
+    const end = ((start + BigInt(view.byteLength)) / page) * page;
+    if (end <= first) continue;
+    const len = Number(end - first);
+    if (madvise(first, len, MADV_DONTNEED) === 0) released += len;
+  }
+  return released;
 }

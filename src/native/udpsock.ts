@@ -261,7 +261,7 @@ export class UdpReceiver {
   releaseIdle(): number {
     if (this.closed || !this.written) return 0;
     this.written = false;
-    return Math.max(0, releasePages(this.view.subarray(this.dataOff)));
+    return releasePages(this.view.subarray(this.dataOff));
   }
 
   /**

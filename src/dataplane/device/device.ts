@@ -27,7 +27,8 @@ import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
 import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey, sharedSecret } from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
-import { idleReleaseMs, releaseIdle, reuseBuffers } from '../buffers.js';
+import { idleReleaseMs, reuseBuffers } from '../buffers.js';
+import { releasePages } from '../../native/rawmem.js';
 import { setBusy, settleSoon } from '../../native/settle.js';
 import { AllowedIPs, formatPrefix } from './allowedips.js';
 import { type DeviceConfig, type PeerConfig, type PrefixChanges, checkConfig } from './config.js';
@@ -259,7 +260,7 @@ export class Device
     if (this.released || this.pendingOpens || this.tunOut.length || this.sealQueue?.length || this.openQueue?.length) return;
     this.released = true;
     this.idleReleasedBytes += (this.bind.releaseIdle?.() ?? 0) + (this.tun.releaseIdle?.() ?? 0);
-    if (this.ownSlabs && this.reuseBuffers) this.idleReleasedBytes += releaseIdle(this.txSlab, this.rxSlab);
+    if (this.ownSlabs && this.reuseBuffers) this.idleReleasedBytes += releasePages(this.txSlab, this.rxSlab);
     settleSoon();
   }
 

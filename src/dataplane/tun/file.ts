@@ -48,7 +48,8 @@ import {
   splitTcp,
 } from './offload.js';
 import type { TunDevice } from './tun.js';
-import { releaseIdle, reuseBuffers } from '../buffers.js';
+import { reuseBuffers } from '../buffers.js';
+import { releasePages } from '../../native/rawmem.js';
 
 export interface TunFileStats {
   rxPackets: number;
@@ -265,7 +266,7 @@ export class TunFile implements TunDevice {
   releaseIdle(): number {
     if (this.closed || !this.reuse || !this.written) return 0;
     this.written = false;
-    return releaseIdle(this.slab, this.wbuf);
+    return releasePages(this.slab, this.wbuf);
   }
 
   private newSlab(size: number): void {

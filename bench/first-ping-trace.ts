@@ -17,13 +17,16 @@
  * engine's threads did meanwhile, from /proc/PID/task/TID/schedstat: the main thread's CPU
  * time and its time runnable but waiting for a CPU, and the other threads' CPU; the last line
  * gives the medians. Extra environment for the engine: `AWG_BENCH_ENGINE_ENV='K=V K2=V2'`.
+ * `--perf=FILE` samples the engine's main thread (perf record -g at 20 kHz) only inside the
+ * ping windows (perf's control FIFO enables it around each ping) and prints the top symbols;
+ * with `AWG_BENCH_ENGINE_ENV=NODE_OPTIONS=--perf-basic-prof` JavaScript frames get names.
  *
  * Needs root, wireguard-go, wg, tcpdump; runs `npm run build` output. Not part of `npm run bench`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import koffi from 'koffi';
-import { nsExec, nsSpawn } from '../test/helpers/netns.js';
+import { nsExec, nsSpawn, run } from '../test/helpers/netns.js';
 import { schedstat, vmRssKiB, withEnginePair } from './engine-pair.js';
 import { median } from './lib.js';
 
@@ -34,6 +37,37 @@ const BUSY = arg('busy', 0);
 const TCPDUMP = !process.argv.includes('--no-tcpdump');
 const SLICE_US = arg('slice-us', 0);
 const DAEMON = process.argv.includes('--daemon');
+const PERF = process.argv.find((a) => a.startsWith('--perf='))?.slice('--perf='.length);
+
+/** perf record on one thread, started disabled and switched by `enable`/`disable` through its control FIFO */
+async function perfControl(tid: number, file: string) {
+  const ctl = `${file}.ctl`;
+  const ack = `${file}.ack`;
+  for (const f of [ctl, ack]) {
+    rmSync(f, { force: true });
+    await run('mkfifo', [f]);
+  }
+  const proc = spawn('perf', ['record', '-q', '-F', '20000', '-g', '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-t', String(tid), '-o', file], { stdio: 'ignore' });
+  const w = openSync(ctl, 'w');
+  const r = openSync(ack, 'r');
+  const cmd = (c: string) => {
+    writeSync(w, `${c}\n`);
+    readSync(r, Buffer.alloc(5)); // "ack\n"
+  };
+  return {
+    enable: () => cmd('enable'),
+    disable: () => cmd('disable'),
+    async stop(): Promise<string> {
+      const done = new Promise<void>((res) => proc.once('exit', () => res()));
+      proc.kill('SIGINT');
+      await done;
+      closeSync(w);
+      closeSync(r);
+      const rep = await run('perf', ['report', '-i', file, '--no-children', '--stdio', '--sort', 'sym', '-g', 'none', '--percent-limit', '1.5'], { allowFail: true });
+      return rep.stdout.split('\n').filter((l) => /%/.test(l)).join('\n');
+    },
+  };
+}
 
 /** sched_setattr(tid, {SCHED_OTHER, sched_runtime}) on every thread of pid; returns the slices read back */
 function setSlice(pid: number, us: number): string {
@@ -58,6 +92,7 @@ const busy: ChildProcess[] = [];
 try {
   await withEnginePair(async ({ nsA, pid, peer, resetPeer }) => {
     if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
+    const perf = PERF ? await perfControl(pid, PERF) : undefined;
     for (let i = 0; i < BUSY; i++)
       busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
     const rows: { ping: number; run: number; wait: number; others: number }[] = [];
@@ -77,9 +112,11 @@ try {
           ])
         : undefined;
       await new Promise((r) => setTimeout(r, 600));
+      perf?.enable();
       const s0 = schedstat(pid);
       const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', peer], { allowFail: true });
       const s1 = schedstat(pid);
+      perf?.disable();
       const d = (tid: number, k: 'run' | 'wait') =>
         ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
       const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
@@ -107,6 +144,7 @@ try {
     console.log(
       `median of ${rows.length} (${DAEMON ? 'daemon' : 'engine process'}; busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
     );
+    if (perf) console.log(`perf, the main thread inside the ping windows (${PERF}):\n${await perf.stop()}`);
     if (gaps.length)
       console.log(
         `gaps, medians of the ${gaps.length} pings with the handshake on their path: ${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,

@@ -15,6 +15,7 @@ import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
 import type { UtunIo } from '../native/darwin/utun-io.js';
 import { warmUpHandshakes } from './warmup.js';
+import { sharedBoost } from './boost.js';
 
 /** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
 export interface EngineTun extends TunDevice {
@@ -156,7 +157,7 @@ export class Engine {
 export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {}): Engine {
   const tun = io.openTun(link);
   try {
-    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log, ...(opts.resolver ? { resolver: opts.resolver } : {}) }), tun);
+    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log, boost: sharedBoost(), ...(opts.resolver ? { resolver: opts.resolver } : {}) }), tun);
   } catch (e) {
     try {
       void Promise.resolve(tun.close()).catch(() => {});

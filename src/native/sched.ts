@@ -1,5 +1,6 @@
 /**
- * Real-time scheduling and parent-death signal for small helper processes (the placer).
+ * Real-time scheduling and parent-death signal: the placer's helper process, and the
+ * engine's handshake boost (dataplane/boost.ts).
  * - sched_setscheduler(0, …) changes the *calling thread* only (Linux: pid 0 = this thread):
  *   Node's thread pool and V8 helpers, started earlier, keep SCHED_OTHER. SCHED_RESET_ON_FORK
  *   keeps anything this thread creates later (threads or processes) off real-time.
@@ -45,6 +46,11 @@ export function setFifo(priority: number): number {
   const p = Buffer.alloc(4);
   p.writeInt32LE(priority, 0);
   return ret(libc().sched_setscheduler(0, SCHED_FIFO | SCHED_RESET_ON_FORK, p));
+}
+
+/** back to SCHED_OTHER for the calling thread (its nice value is kept): 0, or -errno */
+export function setOther(): number {
+  return ret(libc().sched_setscheduler(0, SCHED_OTHER, Buffer.alloc(4)));
 }
 
 /** policy of the calling thread (SCHED_RESET_ON_FORK masked off), or -errno */

@@ -1,7 +1,8 @@
 /**
  * Two engines of ours in the test process, each on a TUN in its own (existing) namespace, their
  * UDP sockets on loopback, peered with each other: `<net>.1` on A, `<net>.2` on B, MTU 1420.
- * The devices are closed when `fn` ends, whatever happens.
+ * The devices are closed when `fn` ends, whatever happens. `device` options go to both,
+ * `deviceA` to A's only.
  */
 import { TunFile } from '../../src/dataplane/tun/file.js';
 import { NativeUdpBind } from '../../src/dataplane/conn/native-udp.js';
@@ -20,17 +21,17 @@ export interface EngineSide {
 export async function withEnginePair(
   nsA: string,
   nsB: string,
-  o: { devs: [string, string]; net: string; bind: () => NativeUdpBind; device?: Partial<DeviceOptions> },
+  o: { devs: [string, string]; net: string; bind: () => NativeUdpBind; device?: Partial<DeviceOptions>; deviceA?: Partial<DeviceOptions> },
   fn: (A: EngineSide, B: EngineSide) => Promise<void>,
 ): Promise<void> {
   const ka = generateKeyPair();
   const kb = generateKeyPair();
-  const side = (ns: string, dev: string, addr: string): EngineSide => {
+  const side = (ns: string, dev: string, addr: string, extra?: Partial<DeviceOptions>): EngineSide => {
     const bind = o.bind();
-    const device = new Device({ tun: TunFile.open(dev, { netns: ns }), bind, ...o.device });
+    const device = new Device({ tun: TunFile.open(dev, { netns: ns }), bind, ...o.device, ...extra });
     return { ns, dev, addr, bind, device };
   };
-  const A = side(nsA, o.devs[0], `${o.net}.1`);
+  const A = side(nsA, o.devs[0], `${o.net}.1`, o.deviceA);
   const B = side(nsB, o.devs[1], `${o.net}.2`);
   try {
     await A.device.configure({ privateKey: ka.privateKey, listenPort: 0 });

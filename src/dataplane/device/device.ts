@@ -44,6 +44,7 @@ import {
 import { Peer } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { type CryptoPool, type PoolQueue, sharedCryptoPool } from '../crypto/pool.js';
+import type { HandshakeBoost } from '../boost.js';
 import { HandshakeLoad, type PendingOpen, type ReceiveHost, finishOpens, routineReceiveIncoming } from './receive.js';
 import { type Resolver, dnsResolver } from './resolver.js';
 import * as send from './send.js';
@@ -86,6 +87,11 @@ export interface DeviceOptions {
    * Default IDLE_RELEASE_MS, 0 with AWG_IDLE_RELEASE=0 (diagnosis).
    */
   idleReleaseMs?: number;
+  /**
+   * Run the thread SCHED_FIFO while data waits on a handshake we started (boost.ts); default
+   * none: engines pass the process's (`sharedBoost()`), tests and the warm-up do not.
+   */
+  boost?: HandshakeBoost | null;
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
@@ -186,6 +192,8 @@ export class Device
   private readonly ownSlabs: boolean;
   /** bytes of buffer pages given back while idle (status and tests) */
   idleReleasedBytes = 0;
+  private readonly boost: HandshakeBoost | null;
+  private boostReported = false;
 
   constructor(opts: DeviceOptions) {
     super();
@@ -203,6 +211,7 @@ export class Device
     this.rejectAfterMessages = opts.rejectAfterMessages ?? REJECT_AFTER_MESSAGES_NUM;
     this.log = opts.log ?? (() => {});
     this.prepareAhead = opts.prepareInitiations ?? process.env.AWG_HANDSHAKE_PREPARE !== '0';
+    this.boost = opts.boost ?? null;
     this.timing = new Timing(() => this.awg, this.rng);
     this.codec = new AwgCodec(this.awg, this.rng);
     this.cookieChecker = new CookieChecker(new Uint8Array(32), (n) => this.rng.bytes(n));
@@ -497,6 +506,8 @@ export class Device
 
   private stopPeer(p: Peer): void {
     p.running = false;
+    p.boosted = false;
+    this.boost?.leave(p);
     timersStop(p);
     this.zeroAndFlushAll(p);
     this.toPrepare.delete(p);
@@ -657,6 +668,25 @@ export class Device
 
   reresolveEndpoint(p: Peer): void {
     void this.resolveEndpoint(p);
+  }
+
+  /** An initiation went out with data staged behind it: boost until the peer answers (boost.ts). */
+  boostHandshake(p: Peer): void {
+    const b = this.boost;
+    if (!b) return;
+    b.enter(p);
+    const st = b.state();
+    p.boosted = st.active;
+    if (st.enabled || this.boostReported) return;
+    this.boostReported = true;
+    this.log('info', `handshake boost off: ${st.reason}`);
+  }
+
+  /** The peer's first data on the session arrived (`p.boosted`): the boost for it ends after this batch. */
+  unboost(p: Peer): void {
+    p.boosted = false;
+    const b = this.boost;
+    if (b) queueMicrotask(() => b.leave(p));
   }
 
   handshakeComplete(p: Peer): void {

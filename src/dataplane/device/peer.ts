@@ -81,6 +81,8 @@ export class Peer {
   /** clock ms of the first initiation still unanswered (null: none pending); health uses it */
   handshakePendingSince: number | null = null;
   udpWindow = DEFAULT_UDP_WINDOW;
+  /** a handshake boost waits for this peer's first data packet (dataplane/boost.ts) */
+  boosted = false;
 
   constructor(
     readonly publicKey: Uint8Array,

@@ -55,6 +55,8 @@ export interface ReceiveHost extends SendHost {
   readonly rxSlab: Buffer;
   rxOff: number;
   flushTun(): void;
+  /** the peer's data arrived while `p.boosted`: the handshake boost for it ends once the batch is written */
+  unboost(p: Peer): void;
   /**
    * the crypto pool's receive queue (crypto/pool.ts): a batch's transport messages are opened
    * on every core at its end (`finishOpens`), then handled in arrival order; null: opened
@@ -250,6 +252,7 @@ function afterOpen(
   const src = sourceOf(pkt);
   if (!src || h.allowedIps.lookup(src) !== p) return false;
   timersDataReceived(h, p);
+  if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
   return true;
 }

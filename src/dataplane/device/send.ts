@@ -53,6 +53,8 @@ export interface SendHost extends TimerHost, HandshakeHost {
    * on every core before the burst is sent; null: sealed inline (AWG_CRYPTO_THREADS=0)
    */
   readonly sealQueue: PoolQueue | null;
+  /** an initiation went out with data packets staged behind it (the handshake boost) */
+  boostHandshake(p: Peer): void;
 }
 
 /**
@@ -258,6 +260,7 @@ export function sendHandshakeInitiation(h: SendHost, p: Peer, isRetry: boolean):
   timersAnyAuthenticatedPacketSent(h, p);
   sendBuffers(h, p, bufs);
   timersHandshakeInitiated(h, p);
+  if (p.staged.some((b) => b.length > 0)) h.boostHandshake(p);
 }
 
 export function sendHandshakeResponse(h: SendHost, p: Peer): void {

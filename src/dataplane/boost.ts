@@ -1,0 +1,154 @@
+/**
+ * The handshake boost: while a packet waits for a handshake we initiated, the engine's thread
+ * runs SCHED_FIFO at priority 1, and returns to SCHED_OTHER when the peer's first data packet
+ * on the new session has arrived (or after BOOST_MAX_MS).
+ *
+ * Why: the first packet after a peer reset (or after a session expired) waits for our
+ * initiation, the peer's response and our consuming it. That path costs the engine's thread
+ * 1.3–2.2 ms of CPU (JavaScript that runs once per handshake, in V8's baseline tier), in
+ * three bursts within about 2 ms of wall time. On a loaded machine CFS/EEVDF then holds a
+ * thread that used more than its share back behind the busy ones; with a 250 Hz tick that
+ * was 7–28 ms of waiting runnable in a third of the first pings under four busy loops, while
+ * wireguard-go's handshake, a fraction of the CPU, never crossed that line (bench/RESULTS.md,
+ * Step 10: the first ping under load). Nice values and EEVDF's custom slices did not help;
+ * SCHED_FIFO does, as for the placer (docs/platform-linux.md).
+ *
+ * Bounds: only while a handshake we started has data packets waiting on it (not for rekeys
+ * with a usable session, not for keepalives, not as responder: a remote party cannot start a
+ * window); each window ends after BOOST_MAX_MS at the latest, and initiations are themselves
+ * rate-limited per peer (REKEY_TIMEOUT). SCHED_RESET_ON_FORK keeps processes and threads
+ * started meanwhile off real-time. Only the calling (main) thread changes: the crypto pool's
+ * threads stay SCHED_OTHER. Refused (no CAP_SYS_NICE, RLIMIT_RTPRIO 0), or the thread already
+ * runs another policy (someone ran us under chrt): the boost stays off and says why.
+ * AWG_HANDSHAKE_BOOST=0 turns it off (diagnosis); off Linux there is none.
+ */
+import { currentPolicy, errnoText, SCHED_OTHER, setFifo, setOther } from '../native/sched.js';
+
+/** A window's upper bound: a handshake and the first answer over paths of up to ~200 ms RTT. */
+export const BOOST_MAX_MS = 250;
+
+/** What switches the calling thread's policy: 0 or -errno (native/sched.ts; tests pass a fake). */
+export interface SchedControl {
+  fifo(): number;
+  other(): number;
+  /** the thread's policy now (SCHED_OTHER 0), or -errno */
+  policy(): number;
+}
+
+export interface BoostState {
+  /** false: refused or not applicable (see `reason`) */
+  enabled: boolean;
+  reason?: string;
+  /** the thread runs SCHED_FIFO now */
+  active: boolean;
+  windows: number;
+  /** windows that ended at BOOST_MAX_MS, not with the peer's first data packet */
+  expired: number;
+  /** milliseconds spent boosted, closed windows */
+  ms: number;
+}
+
+export class HandshakeBoost {
+  /** key (a peer) → when its window ends (performance.now() ms) */
+  private readonly waiting = new Map<object, number>();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private since = 0;
+  private st: BoostState = { enabled: true, active: false, windows: 0, expired: 0, ms: 0 };
+
+  constructor(
+    private readonly sched: SchedControl,
+    private readonly maxMs = BOOST_MAX_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  state(): BoostState {
+    return { ...this.st };
+  }
+
+  /** A handshake for `key` has data waiting on it: boost until `leave(key)` or the bound. */
+  enter(key: object): void {
+    if (!this.st.enabled) return;
+    const t = this.now();
+    this.waiting.set(key, t + this.maxMs);
+    if (!this.st.active) {
+      const policy = this.sched.policy();
+      if (policy !== SCHED_OTHER) {
+        this.disable(policy < 0 ? `sched_getscheduler: ${errnoText(policy)}` : `the thread runs scheduling policy ${policy}, not SCHED_OTHER: left alone`);
+        return;
+      }
+      const r = this.sched.fifo();
+      if (r < 0) {
+        this.disable(`sched_setscheduler(SCHED_FIFO, 1) refused: ${errnoText(r)}`);
+        return;
+      }
+      this.st.active = true;
+      this.st.windows++;
+      this.since = t;
+    }
+    this.arm(t);
+  }
+
+  /** `key`'s first data packet arrived (or its handshake is over): unboost when none waits. */
+  leave(key: object): void {
+    if (this.waiting.delete(key) && this.waiting.size === 0) this.drop();
+  }
+
+  /** Every window ends now (the device closes). */
+  leaveAll(keys: Iterable<object>): void {
+    for (const k of keys) this.waiting.delete(k);
+    if (this.waiting.size === 0) this.drop();
+  }
+
+  private disable(reason: string): void {
+    this.waiting.clear();
+    this.st.enabled = false;
+    this.st.reason = reason;
+  }
+
+  private drop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (!this.st.active) return;
+    this.st.active = false;
+    this.st.ms += this.now() - this.since;
+    // failing to return to SCHED_OTHER would leave the thread real-time: stop boosting then
+    const r = this.sched.other();
+    if (r < 0) this.disable(`sched_setscheduler(SCHED_OTHER) failed: ${errnoText(r)}`);
+  }
+
+  private arm(t: number): void {
+    let next = Infinity;
+    for (const d of this.waiting.values()) next = Math.min(next, d);
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.expire(), Math.max(0, next - t) + 1);
+    this.timer.unref?.();
+  }
+
+  private expire(): void {
+    this.timer = undefined;
+    const t = this.now();
+    for (const [k, d] of this.waiting) {
+      if (d <= t) {
+        this.waiting.delete(k);
+        this.st.expired++;
+      }
+    }
+    if (this.waiting.size === 0) this.drop();
+    else this.arm(t);
+  }
+}
+
+let shared: HandshakeBoost | null | undefined;
+
+/**
+ * The process's boost for its engines' devices (main thread only): null off Linux and with
+ * AWG_HANDSHAKE_BOOST=0.
+ */
+export function sharedBoost(): HandshakeBoost | null {
+  if (shared !== undefined) return shared;
+  shared =
+    process.platform === 'linux' && process.env.AWG_HANDSHAKE_BOOST !== '0'
+      ? new HandshakeBoost({ fifo: () => setFifo(1), other: setOther, policy: currentPolicy })
+      : null;
+  return shared;
+}

@@ -205,7 +205,7 @@ export function daemonCapabilities(d: Pick<DaemonInvocation, 'socketGroup'>): Da
   return [
     { cap: 'CAP_NET_ADMIN', why: 'links, addresses, routes, ip rules and the nft table (netlink, `ip`, `nft`); TUN devices; SO_MARK on the engines\' sockets; SO_RCVBUFFORCE; net.* sysctls; listening to the proc connector' },
     { cap: 'CAP_NET_BIND_SERVICE', why: 'a tunnel `listenPort` below 1024' },
-    { cap: 'CAP_SYS_NICE', why: 'SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket' },
+    { cap: 'CAP_SYS_NICE', why: 'SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket; and for an engine\'s thread while a packet waits for its handshake (the handshake boost: from our initiation until the peer\'s first data packet, at most 250 ms)' },
     { cap: 'CAP_SYS_PTRACE', why: "readlink /proc/PID/exe of other users' processes to match path rules (a PTRACE_MODE_READ check; awg never attaches)" },
     { cap: 'CAP_SYS_ADMIN', why: "fanotify_init(FAN_CLASS_CONTENT) for the exec gate: the `awg placer` child holds the exec of a program a rule matches until it is in its rule's cgroup (without it placement is best-effort); awg mounts nothing" },
     { cap: 'CAP_DAC_OVERRIDE', why: "create the claimed cgroup subtree where the cgroup2 root is mode 0555 (hybrid hosts: /sys/fs/cgroup/unified); read a config or `{file:}` secret root applies from a user's 0600 file" },
@@ -253,7 +253,7 @@ function hardening(d: DaemonInvocation): string[] {
     'ProtectHostname=yes',
     '# not set, on purpose: ProtectKernelTunables (awg writes net.* sysctls), ProtectControlGroups',
     '# (per-app rules create cgroups and move processes), ProtectProc/ProcSubset (placement reads',
-    "# every process's /proc entry), RestrictRealtime (the placer runs SCHED_FIFO),",
+    "# every process's /proc entry), RestrictRealtime (the placer, and engines in handshakes, run SCHED_FIFO),",
     "# MemoryDenyWriteExecute (Node's JIT), PrivateDevices/PrivateNetwork/IPAddressDeny (a VPN)",
     'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK',
     'RestrictNamespaces=yes',

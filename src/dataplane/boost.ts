@@ -10,8 +10,9 @@
  * thread that used more than its share back behind the busy ones; with a 250 Hz tick that
  * was 7–28 ms of waiting runnable in a third of the first pings under four busy loops, while
  * wireguard-go's handshake, a fraction of the CPU, never crossed that line (bench/RESULTS.md,
- * Step 10: the first ping under load). Nice values and EEVDF's custom slices did not help;
- * SCHED_FIFO does, as for the placer (docs/platform-linux.md).
+ * Step 10: the first ping under load). Nice values did not help, nor does the engine's short
+ * slice (below) with a burst this long; SCHED_FIFO does, as for the placer
+ * (docs/platform-linux.md).
  *
  * Bounds: only while a handshake we started has data packets waiting on it (not for rekeys
  * with a usable session, not for keepalives, not as responder: a remote party cannot start a
@@ -22,7 +23,7 @@
  * runs another policy (someone ran us under chrt): the boost stays off and says why.
  * AWG_HANDSHAKE_BOOST=0 turns it off (diagnosis); off Linux there is none.
  */
-import { currentPolicy, errnoText, SCHED_OTHER, setFifo, setOther } from '../native/sched.js';
+import { currentPolicy, errnoText, SCHED_OTHER, setFifo, setOther, setOtherSlice } from '../native/sched.js';
 
 /** A window's upper bound: a handshake and the first answer over paths of up to ~200 ms RTT. */
 export const BOOST_MAX_MS = 250;
@@ -138,17 +139,52 @@ export class HandshakeBoost {
   }
 }
 
+/**
+ * The engine thread's EEVDF slice (µs): short, so that the thread, which mostly sleeps and
+ * wakes for a little work per packet, preempts a CPU-bound task when it wakes instead of
+ * waiting for that task's tick (4 ms at 250 Hz). Not a larger share of the CPU: the same
+ * weight, earlier deadlines. Under four busy loops (one run each, boost off) it took the ping
+ * RTT overhead from 4.6× wireguard-go's to 2.3× and the first ping from 4.0× to 1.8×
+ * (bench/RESULTS.md, Step 10). Linux 6.12+; older kernels ignore it. AWG_ENGINE_SLICE_US
+ * sets another (100–100000), 0 leaves the default.
+ */
+export const ENGINE_SLICE_US = 100;
+
+export function engineSliceUs(): number {
+  const v = process.env.AWG_ENGINE_SLICE_US;
+  if (v === undefined || v === '') return ENGINE_SLICE_US;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= 100 && n <= 100_000 ? n : 0;
+}
+
+let sliced: { us: number; result: number } | undefined;
+
+/**
+ * Gives the calling thread (an engine's: the main thread) its slice, once per process; the
+ * boost restores it when a window ends. Returns what was asked and the call's result
+ * (0, or -errno), or null off Linux and with the slice off.
+ */
+export function applyEngineSlice(): { us: number; result: number } | null {
+  if (sliced) return sliced;
+  const us = process.platform === 'linux' ? engineSliceUs() : 0;
+  if (us === 0) return null;
+  sliced = { us, result: setOtherSlice(us) };
+  return sliced;
+}
+
 let shared: HandshakeBoost | null | undefined;
 
 /**
  * The process's boost for its engines' devices (main thread only): null off Linux and with
- * AWG_HANDSHAKE_BOOST=0.
+ * AWG_HANDSHAKE_BOOST=0. A window's end returns the thread to SCHED_OTHER with the engine's
+ * slice when it has one.
  */
 export function sharedBoost(): HandshakeBoost | null {
   if (shared !== undefined) return shared;
+  const other = () => (sliced && sliced.result === 0 ? setOtherSlice(sliced.us) : setOther());
   shared =
     process.platform === 'linux' && process.env.AWG_HANDSHAKE_BOOST !== '0'
-      ? new HandshakeBoost({ fifo: () => setFifo(1), other: setOther, policy: currentPolicy })
+      ? new HandshakeBoost({ fifo: () => setFifo(1), other, policy: currentPolicy })
       : null;
   return shared;
 }

@@ -15,7 +15,7 @@ import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
 import type { UtunIo } from '../native/darwin/utun-io.js';
 import { warmUpHandshakes } from './warmup.js';
-import { sharedBoost } from './boost.js';
+import { applyEngineSlice, sharedBoost } from './boost.js';
 
 /** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
 export interface EngineTun extends TunDevice {
@@ -155,6 +155,8 @@ export class Engine {
 
 /** Opens the TUN `link` and builds a device on it (down, unconfigured). */
 export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {}): Engine {
+  const slice = applyEngineSlice();
+  if (slice && slice.result < 0) opts.log?.('info', `EEVDF slice of ${slice.us} µs refused (${slice.result}): the default slice`);
   const tun = io.openTun(link);
   try {
     return new Engine(new Device({ tun, bind: io.bind(), log: opts.log, boost: sharedBoost(), ...(opts.resolver ? { resolver: opts.resolver } : {}) }), tun);

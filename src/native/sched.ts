@@ -4,10 +4,12 @@
  * - sched_setscheduler(0, …) changes the *calling thread* only (Linux: pid 0 = this thread):
  *   Node's thread pool and V8 helpers, started earlier, keep SCHED_OTHER. SCHED_RESET_ON_FORK
  *   keeps anything this thread creates later (threads or processes) off real-time.
+ * - sched_setattr (setOtherSlice) sets an EEVDF custom slice for the engine's thread.
  * - PR_SET_PDEATHSIG fires when the thread that forked us exits (libuv spawns from the main
  *   thread, so: when the parent process exits). A parent that died before the call is not
  *   covered: callers compare getppid() with the expected parent afterwards.
  */
+import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { AwgError } from '../errors.js';
 import { errnoName } from './libc.js';
@@ -19,6 +21,8 @@ export const PR_SET_PDEATHSIG = 1;
 
 interface Fns {
   sched_setscheduler: (pid: number, policy: number, param: Uint8Array) => number;
+  syscall: (...args: unknown[]) => number | bigint;
+  getpriority: (which: number, who: number) => number;
   sched_getscheduler: (pid: number) => number;
   prctl: (op: number, a2: number, a3: number, a4: number, a5: number) => number;
 }
@@ -33,6 +37,9 @@ function libc(): Fns {
     // struct sched_param is one int (sched_priority)
     sched_setscheduler: lib.func('int sched_setscheduler(int pid, int policy, const void *param)'),
     sched_getscheduler: lib.func('int sched_getscheduler(int pid)'),
+    // sched_setattr has no glibc wrapper (before 2.41)
+    syscall: lib.func('long syscall(long nr, ...)'),
+    getpriority: lib.func('int getpriority(int which, int who)'),
     // variadic in the headers; five unsigned longs is the kernel's calling convention
     prctl: lib.func('int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
   } as unknown as Fns;
@@ -51,6 +58,38 @@ export function setFifo(priority: number): number {
 /** back to SCHED_OTHER for the calling thread (its nice value is kept): 0, or -errno */
 export function setOther(): number {
   return ret(libc().sched_setscheduler(0, SCHED_OTHER, Buffer.alloc(4)));
+}
+
+const SCHED_SETATTR = { x64: 314, arm64: 274 } as Record<string, number>;
+
+/**
+ * SCHED_OTHER with an EEVDF custom slice of `us` microseconds for the calling thread
+ * (sched_setattr's sched_runtime; Linux 6.12+, 100 µs to 100 ms; 0: the default slice). A
+ * shorter slice is no larger share of the CPU, only an earlier deadline: a thread that wakes
+ * for a little work preempts a CPU-bound one at once instead of at its next tick. Its nice
+ * value is kept (sched_setattr would reset it). Kernels before 6.12 accept and ignore it.
+ * 0, or -errno.
+ */
+export function setOtherSlice(us: number): number {
+  const nr = SCHED_SETATTR[process.arch];
+  if (nr === undefined) return -38; // ENOSYS
+  const f = libc();
+  const nice = f.getpriority(0, 0); // PRIO_PROCESS of tid 0: this thread (-1 is also a valid nice)
+  const attr = Buffer.alloc(56); // struct sched_attr, SCHED_ATTR_SIZE_VER1
+  attr.writeUInt32LE(56, 0); // size; policy 0 (SCHED_OTHER), flags 0
+  attr.writeInt32LE(nice, 16);
+  attr.writeBigUInt64LE(BigInt(Math.round(us)) * 1000n, 24); // sched_runtime, ns
+  return ret(Number(f.syscall(nr, 'int', 0, 'void *', attr, 'uint', 0)));
+}
+
+/** the calling thread's EEVDF slice in µs, from /proc/thread-self/sched (`se.slice`); null where absent */
+export function currentSliceUs(): number | null {
+  try {
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync('/proc/thread-self/sched', 'utf8'));
+    return m ? Number(m[1]) / 1000 : null;
+  } catch {
+    return null;
+  }
 }
 
 /** policy of the calling thread (SCHED_RESET_ON_FORK masked off), or -errno */

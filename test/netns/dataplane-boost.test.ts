@@ -4,7 +4,8 @@
  * the real sched_setscheduler calls on this thread and reads the policy back after each. A
  * ping from A's namespace waits for A's handshake: the thread ran SCHED_FIFO from the
  * initiation and is SCHED_OTHER again once the reply came, a window ended by the reply. With
- * B gone, the window ends at its bound instead; the thread is SCHED_OTHER either way.
+ * B gone, the window ends at its bound instead; the thread is SCHED_OTHER either way, with the
+ * engine's short EEVDF slice (100 µs) kept across both windows.
  */
 import { describe, expect, it } from 'vitest';
 import { requireNetnsPrereqs, withNetns, nsExec } from '../helpers/netns.js';
@@ -28,7 +29,7 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
           return r;
         },
         other: () => {
-          const r = sched.setOther();
+          const r = sched.setOtherSlice(100); // as sharedBoost() does for an engine with its slice
           seen.push(sched.currentPolicy());
           return r;
         },
@@ -37,6 +38,10 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
       300,
     );
     expect(sched.currentPolicy()).toBe(sched.SCHED_OTHER);
+    // the engine's short EEVDF slice (boost.ts applyEngineSlice), kept across the windows
+    const defaultSlice = sched.currentSliceUs();
+    expect(sched.setOtherSlice(100)).toBe(0);
+    expect(sched.currentSliceUs()).toBe(100);
     await withNetns(['boost-a', 'boost-b'], async (a, b) => {
       const opts = { devs: ['awg-bst-a', 'awg-bst-b'] as [string, string], net: '10.201.66', bind: () => new NativeUdpBind('127.0.0.1'), deviceA: { boost } };
       await helper!.withEnginePair(a, b, opts, async (A, B) => {
@@ -46,6 +51,7 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
         expect(seen).toEqual([sched.SCHED_FIFO, sched.SCHED_OTHER]);
         expect(boost.state()).toMatchObject({ enabled: true, active: false, windows: 1, expired: 0 });
         expect(sched.currentPolicy()).toBe(sched.SCHED_OTHER);
+        expect(sched.currentSliceUs()).toBe(100);
 
         // B gone and A's peer reset (its session dropped): A's next handshake goes unanswered
         await B.device.down();
@@ -57,7 +63,8 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
         expect(boost.state()).toMatchObject({ active: false, windows: 2, expired: 1 });
         expect(seen).toEqual([sched.SCHED_FIFO, sched.SCHED_OTHER, sched.SCHED_FIFO, sched.SCHED_OTHER]);
       });
-    });
+    }).finally(() => sched.setOtherSlice(0));
     expect(sched.currentPolicy()).toBe(sched.SCHED_OTHER);
+    expect(sched.currentSliceUs()).toBe(defaultSlice);
   });
 });

@@ -156,3 +156,22 @@ describe('the device and its boost', () => {
     await b.dev.close();
   });
 });
+
+describe('the engine thread slice setting', () => {
+  const saved = process.env.AWG_ENGINE_SLICE_US;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.AWG_ENGINE_SLICE_US;
+    else process.env.AWG_ENGINE_SLICE_US = saved;
+  });
+
+  it('100 µs by default; AWG_ENGINE_SLICE_US within EEVDF’s 100 µs–100 ms, anything else (or 0) leaves the default', async () => {
+    const { engineSliceUs, ENGINE_SLICE_US } = await import('../../../src/dataplane/boost.js');
+    delete process.env.AWG_ENGINE_SLICE_US;
+    expect(engineSliceUs()).toBe(ENGINE_SLICE_US);
+    expect(ENGINE_SLICE_US).toBe(100);
+    for (const [v, us] of [['3000', 3000], ['100000', 100_000], ['0', 0], ['50', 0], ['100001', 0], ['1.5', 0], ['fast', 0], ['', 100]] as const) {
+      process.env.AWG_ENGINE_SLICE_US = v;
+      expect(engineSliceUs(), v).toBe(us);
+    }
+  });
+});

@@ -94,12 +94,6 @@ export class HandshakeBoost {
     if (this.waiting.delete(key) && this.waiting.size === 0) this.drop();
   }
 
-  /** Every window ends now (the device closes). */
-  leaveAll(keys: Iterable<object>): void {
-    for (const k of keys) this.waiting.delete(k);
-    if (this.waiting.size === 0) this.drop();
-  }
-
   private disable(reason: string): void {
     this.waiting.clear();
     this.st.enabled = false;

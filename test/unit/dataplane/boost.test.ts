@@ -103,14 +103,6 @@ describe('HandshakeBoost', () => {
     expect(b.state().reason).toMatch(/policy 2/);
   });
 
-  it('leaveAll ends the window of a closing device', () => {
-    const f = fakeSched();
-    const b = new HandshakeBoost(f.sched);
-    const ps = [{}, {}];
-    for (const p of ps) b.enter(p);
-    b.leaveAll(ps);
-    expect(f.calls).toEqual(['fifo', 'other']);
-  });
 });
 
 describe('the device and its boost', () => {

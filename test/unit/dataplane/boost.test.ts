@@ -102,7 +102,6 @@ describe('HandshakeBoost', () => {
     expect(b.state()).toMatchObject({ enabled: false });
     expect(b.state().reason).toMatch(/policy 2/);
   });
-
 });
 
 describe('the device and its boost', () => {

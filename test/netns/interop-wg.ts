@@ -32,12 +32,14 @@ export interface WgGo {
  * Start Debian's wireguard-go in the foreground inside `ns` with interface `iface` (a
  * host-wide unique name: its UAPI socket lives in the shared /var/run/wireguard) and wait
  * for its socket. `stop()` ends it; wireguard-go then removes the TUN and its socket.
+ * `ownSession`: in a session of its own (`setsid`, which execs it: the pid stays), so an
+ * autogroup of its own, as `awg apply` starts our engine (a benchmark's anchor).
  */
-export async function startWireguardGo(ns: string, iface: string): Promise<WgGo> {
+export async function startWireguardGo(ns: string, iface: string, o: { ownSession?: boolean } = {}): Promise<WgGo> {
   mkdirSync(WG_RUN_DIR, { recursive: true });
   const sock = join(WG_RUN_DIR, `${iface}.sock`);
   rmSync(sock, { force: true });
-  const proc = nsSpawn(ns, 'wireguard-go', ['-f', iface], {
+  const proc = nsSpawn(ns, o.ownSession ? 'setsid' : 'wireguard-go', [...(o.ownSession ? ['wireguard-go'] : []), '-f', iface], {
     env: {
       ...process.env,
       // wireguard-go refuses to start on kernels with the WireGuard module otherwise

@@ -25,9 +25,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
-import koffi from 'koffi';
 import { nsExec, nsSpawn, run } from '../test/helpers/netns.js';
 import { schedstat, vmRssKiB, withEnginePair } from './engine-pair.js';
+import { currentSliceUs, setOtherSlice } from '../src/native/sched.js';
 import { median } from './lib.js';
 
 const arg = (name: string, dflt: number) =>
@@ -69,21 +69,12 @@ async function perfControl(tid: number, file: string) {
   };
 }
 
-/** sched_setattr(tid, {SCHED_OTHER, sched_runtime}) on every thread of pid; returns the slices read back */
+/** an EEVDF slice (src/native/sched.ts setOtherSlice) on every thread of pid; returns the slices read back */
 function setSlice(pid: number, us: number): string {
-  const nr = { x64: [314, 315], arm64: [274, 275] }[process.arch as 'x64' | 'arm64'];
-  if (!nr) throw new Error(`--slice-us: no sched_setattr number for ${process.arch}`);
-  const syscall = koffi.load('libc.so.6').func('long syscall(long nr, ...)');
   const out: string[] = [];
   for (const t of readdirSync(`/proc/${pid}/task`)) {
-    const attr = Buffer.alloc(56);
-    attr.writeUInt32LE(56, 0); // size; policy 0 = SCHED_OTHER, flags 0, nice 0, priority 0
-    attr.writeBigUInt64LE(BigInt(us) * 1000n, 24); // sched_runtime, ns
-    if (Number(syscall(nr[0], 'int', Number(t), 'void *', attr, 'uint', 0)) !== 0)
-      throw new Error(`sched_setattr(${t}) failed`);
-    const back = Buffer.alloc(56);
-    syscall(nr[1], 'int', Number(t), 'void *', back, 'uint', 56, 'uint', 0);
-    out.push(`${t}: ${Number(back.readBigUInt64LE(24)) / 1000} µs`);
+    if (setOtherSlice(us, Number(t)) !== 0) throw new Error(`sched_setattr(${t}) failed`);
+    out.push(`${t}: ${currentSliceUs(`/proc/${pid}/task/${t}/sched`)} µs`);
   }
   return out.join(', ');
 }

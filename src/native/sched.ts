@@ -63,29 +63,29 @@ export function setOther(): number {
 const SCHED_SETATTR = { x64: 314, arm64: 274 } as Record<string, number>;
 
 /**
- * SCHED_OTHER with an EEVDF custom slice of `us` microseconds for the calling thread
+ * SCHED_OTHER with an EEVDF custom slice of `us` microseconds for thread `tid` (0: the calling one)
  * (sched_setattr's sched_runtime; Linux 6.12+, 100 µs to 100 ms; 0: the default slice). A
  * shorter slice is no larger share of the CPU, only an earlier deadline: a thread that wakes
  * for a little work preempts a CPU-bound one at once instead of at its next tick. Its nice
  * value is kept (sched_setattr would reset it). Kernels before 6.12 accept and ignore it.
  * 0, or -errno.
  */
-export function setOtherSlice(us: number): number {
+export function setOtherSlice(us: number, tid = 0): number {
   const nr = SCHED_SETATTR[process.arch];
   if (nr === undefined) return -38; // ENOSYS
   const f = libc();
-  const nice = f.getpriority(0, 0); // PRIO_PROCESS of tid 0: this thread (-1 is also a valid nice)
+  const nice = f.getpriority(0, tid); // PRIO_PROCESS of a tid: that thread (-1 is also a valid nice)
   const attr = Buffer.alloc(56); // struct sched_attr, SCHED_ATTR_SIZE_VER1
   attr.writeUInt32LE(56, 0); // size; policy 0 (SCHED_OTHER), flags 0
   attr.writeInt32LE(nice, 16);
   attr.writeBigUInt64LE(BigInt(Math.round(us)) * 1000n, 24); // sched_runtime, ns
-  return ret(Number(f.syscall(nr, 'int', 0, 'void *', attr, 'uint', 0)));
+  return ret(Number(f.syscall(nr, 'int', tid, 'void *', attr, 'uint', 0)));
 }
 
-/** the calling thread's EEVDF slice in µs, from /proc/thread-self/sched (`se.slice`); null where absent */
-export function currentSliceUs(): number | null {
+/** a thread's EEVDF slice in µs (default: the calling one), from /proc's `se.slice`; null where absent */
+export function currentSliceUs(schedFile = '/proc/thread-self/sched'): number | null {
   try {
-    const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync('/proc/thread-self/sched', 'utf8'));
+    const m = /^se\.slice\s*:\s*(\d+)/m.exec(readFileSync(schedFile, 'utf8'));
     return m ? Number(m[1]) / 1000 : null;
   } catch {
     return null;

@@ -59,9 +59,33 @@ export const SLOT_SIZE = 2048;
 /** Largest datagram taken (a UDP payload); larger ones go the caller's fallback way. */
 export const MAX_DATAGRAM = 65507;
 
-type SendMmsg = (fd: number, vec: bigint, vlen: number, flags: number) => number;
+type SendMmsg = ((fd: number, vec: bigint, vlen: number, flags: number) => number) & {
+  /** koffi: the same call on a thread of libuv's pool; the callback runs on the caller's loop */
+  async?: (fd: number, vec: bigint, vlen: number, flags: number, cb: (err: unknown, r: number) => void) => void;
+};
+type Poll = ((fds: Buffer, n: number, timeout: number) => number) & {
+  async?: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, r: number) => void) => void;
+};
 const sendmmsg = () =>
   rawLibcFunc<SendMmsg>('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)');
+const POLLOUT = 4;
+/** Longest a burst waits for room in the socket buffer on the pool sender (as the sender thread). */
+const WAIT_WRITABLE_MS = 1000;
+
+/** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. of a block's headers. */
+export function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
+  for (; m < msgs; m++) {
+    const o = m * MMSG;
+    const len = h.readUInt32LE(o + 40);
+    if (len <= sp) {
+      h.writeUIntLE(0, o + 32, 6);
+      h.writeUInt32LE(0, o + 40);
+    } else {
+      h.writeUIntLE(h.readUIntLE(o + 32, 6) + sp, o + 32, 6);
+      h.writeUInt32LE(len - sp, o + 40);
+    }
+  }
+}
 
 /** Parses a numeric IPv4 (dotted quad) into 4 bytes; null when malformed. */
 export function parseIPv4(s: string, out: Uint8Array, off: number): boolean {
@@ -322,6 +346,11 @@ export const RING = {
 } as const;
 /** Bursts the sender thread can have queued. */
 export const RING_SLOTS = 8;
+/**
+ * Sends of fewer datagrams than this stay on the caller's thread while the pool sender has
+ * nothing queued (as the crypto pool's runs of fewer than 8 messages do).
+ */
+export const POOL_MIN_DATAGRAMS = 8;
 /** Longest the caller waits for a free slot before dropping the rest of a send. */
 const RING_WAIT_MS = 20;
 
@@ -335,11 +364,32 @@ export class UdpBatcher {
   private ring: Int32Array | null = null;
   private head = 0;
   private threadState: 'off' | 'starting' | 'on' | 'failed' = 'off';
+  /**
+   * the pool sender (`startPoolSender`): bursts packed into the ring's blocks (head), bursts
+   * done (tail), messages of the burst at tail already sent, whether a call is out
+   */
+  private pool: {
+    head: number;
+    tail: number;
+    sent: number;
+    busy: boolean;
+    msgs: Int32Array;
+    src: Int32Array;
+    gso: Uint8Array;
+    end: Int32Array;
+    pfd: Buffer;
+    poll: Poll;
+    drained: (() => void) | null;
+  } | null = null;
   private threadExit: Promise<void> | null = null;
   /** a send with a source address was refused and repeated without it */
   sourceRefused = false;
-  /** the last `send` stopped early because the socket buffer was full */
+  /** the last `send` stopped early because the socket buffer (pool sender: the ring) was full */
   full = false;
+  /** the last `send` stopped early because the pool sender's ring was full (wait for onRoom, not POLLOUT) */
+  ringFull = false;
+  /** pool sender: a block of the ring is free again (the caller sends what it kept) */
+  onRoom: (() => void) | null = null;
   /** datagrams dropped because the sender thread's ring stayed full */
   ringDropped = 0;
 
@@ -415,6 +465,167 @@ export class UdpBatcher {
     }
   }
 
+  /**
+   * Starts the pool sender: from now on `send` packs each burst into a free block of the ring
+   * and the sendmmsg calls run on a thread of libuv's pool (koffi's async calls), one burst at
+   * a time and in order, so the kernel's transmit work (for a veth: the receiving namespace's
+   * stack too) runs beside the engine's thread. Unlike the sender thread it needs no isolate:
+   * no heap, no second copy of the code. A burst the kernel does not take whole is finished on
+   * the caller's thread, which sees the errno (refused source, GSO failure) and handles it as
+   * `send` does; a full socket buffer is waited for (POLLOUT, up to 1 s) on the pool too.
+   * Returns false (and nothing changes) where koffi has no async calls.
+   */
+  startPoolSender(): boolean {
+    if (this.threadState !== 'off' || this.closed) return false;
+    const poll = rawLibcFunc<Poll>('int poll(void *fds, unsigned long nfds, int timeout)');
+    if (typeof this.call.async !== 'function' || !poll || typeof poll.async !== 'function') return false;
+    for (let k = this.blocks.length; k < RING_SLOTS; k++) this.blocks.push(new Block(this.family));
+    const pfd = Buffer.alloc(8);
+    pfd.writeInt32LE(this.fd, 0);
+    pfd.writeInt16LE(POLLOUT, 4);
+    this.pool = {
+      head: 0,
+      tail: 0,
+      sent: 0,
+      busy: false,
+      msgs: new Int32Array(RING_SLOTS),
+      src: new Int32Array(RING_SLOTS),
+      gso: new Uint8Array(RING_SLOTS),
+      end: new Int32Array(RING_SLOTS * BATCH_MAX),
+      pfd,
+      poll,
+      drained: null,
+    };
+    this.threadState = 'on';
+    return true;
+  }
+
+  /** Whether bursts go to libuv's pool (startPoolSender). */
+  get pooled(): boolean {
+    return this.pool !== null;
+  }
+
+  /** Packs each burst into the ring's next free block; the pool sends them in order. */
+  private sendPooled(
+    bufs: readonly Uint8Array[],
+    address: string,
+    port: number,
+    start: number,
+    src: string,
+    srcIfindex: number,
+  ): number {
+    const u = this.pool!;
+    let i = start;
+    while (i < bufs.length) {
+      // every block queued: the rest is the caller's to keep (`full`) until `onRoom`
+      if (u.head - u.tail >= RING_SLOTS) {
+        this.full = true;
+        this.ringFull = true;
+        return i;
+      }
+      const k = u.head % RING_SLOTS;
+      const b = this.blocks[k]!;
+      if (!b.setAddress(this.family, address, port)) return i;
+      b.setSource(src, srcIfindex, address.includes(':'));
+      const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
+      const msgs = b.pack(bufs, i, this.gso, end);
+      if (msgs === 0) return i;
+      u.msgs[k] = msgs;
+      u.src[k] = b.srcSpace;
+      u.gso[k] = this.gso ? 1 : 0;
+      i += end[msgs - 1]!;
+      u.head++;
+      if (!u.busy) this.poolNext();
+    }
+    return i;
+  }
+
+  /** Hands the rest of the burst at the ring's tail to the pool. */
+  private poolNext(): void {
+    const u = this.pool!;
+    const k = u.tail % RING_SLOTS;
+    u.busy = true;
+    this.call.async!(this.fd, this.blocks[k]!.mem + BigInt(u.sent * MMSG), u.msgs[k]! - u.sent, 0, this.poolSent);
+  }
+
+  private readonly poolSent = (err: unknown, r: number): void => {
+    const u = this.pool!;
+    u.busy = false;
+    const k = u.tail % RING_SLOTS;
+    if (!err && r > 0) u.sent += r;
+    else if (this.poolFinish(k) === 'wait') {
+      // no room in the socket buffer: wait for it on the pool, then go on with this burst
+      u.busy = true;
+      u.pfd.writeInt16LE(0, 6);
+      u.poll.async!(u.pfd, 1, WAIT_WRITABLE_MS, (e, ready) => {
+        u.busy = false;
+        if (e || ready <= 0) this.poolDrop(k);
+        this.poolAdvance();
+      });
+      return;
+    }
+    this.poolAdvance();
+  };
+
+  private poolAdvance(): void {
+    const u = this.pool!;
+    const k = u.tail % RING_SLOTS;
+    let freed = false;
+    if (u.sent >= u.msgs[k]!) {
+      u.tail++;
+      u.sent = 0;
+      freed = true;
+    }
+    if (u.head !== u.tail) this.poolNext();
+    else if (u.drained) u.drained();
+    if (freed && !this.closed) this.onRoom?.();
+  }
+
+  /** Drops what is left of burst k (counted). */
+  private poolDrop(k: number): void {
+    const u = this.pool!;
+    const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
+    const msgs = u.msgs[k]!;
+    this.ringDropped += end[msgs - 1]! - (u.sent > 0 ? end[u.sent - 1]! : 0);
+    u.sent = msgs;
+  }
+
+  /**
+   * The pool's call sent nothing: the rest of burst k goes on here, where errno is ours to
+   * read (refused source: stripped and reported; GSO failure: that message dropped, GSO off;
+   * other errors drop the message, as `send` does). 'wait': the socket buffer is full.
+   */
+  private poolFinish(k: number): 'done' | 'wait' {
+    const u = this.pool!;
+    const b = this.blocks[k]!;
+    const msgs = u.msgs[k]!;
+    const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
+    const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
+    while (u.sent < msgs) {
+      const m = u.sent;
+      const r = this.call(this.fd, b.mem + BigInt(m * MMSG), msgs - m, 0);
+      if (r > 0) {
+        u.sent += r;
+        continue;
+      }
+      const e = koffi.errno();
+      if (e === E.EINTR) continue;
+      if (r === 0 || e === E.EAGAIN) return 'wait';
+      const sp = u.src[k]!;
+      if (sp && (e === E.EINVAL || e === E.EADDRNOTAVAIL || e === E.ENETUNREACH)) {
+        stripSource(b.view, m, msgs, sp);
+        u.src[k] = 0;
+        b.setSource('', 0, false); // the block's control areas no longer match what it cached
+        this.sourceRefused = true;
+        continue;
+      }
+      if (u.gso[k] === 1 && (e === E.EIO || e === E.EINVAL) && count(m) > 1) this.gso = false;
+      this.ringDropped += count(m);
+      u.sent++;
+    }
+    return 'done';
+  }
+
   private threadFailed(): void {
     if (this.closed) return;
     // bursts still queued are lost (UDP); sends go on on this thread
@@ -440,7 +651,13 @@ export class UdpBatcher {
     this.full = false;
     if (this.closed) return start;
     if (this.threadState === 'starting' && this.ring && Atomics.load(this.ring, RING.ready) === 1) this.threadState = 'on';
-    if (this.threadState === 'on') return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
+    this.ringFull = false;
+    const u = this.pool;
+    // a short send with nothing queued stays here: a handshake, a ping or an ACK does not wait
+    // for a pool thread to get a CPU (the handshake boost raises only the engine's thread)
+    if (u && (u.busy || u.head !== u.tail || bufs.length - start >= POOL_MIN_DATAGRAMS))
+      return this.sendPooled(bufs, address, port, start, src, srcIfindex);
+    if (this.threadState === 'on' && !u) return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
     const b = this.blocks[0]!;
     if (!b.setAddress(this.family, address, port)) return start;
     b.setSource(src, srcIfindex, address.includes(':'));
@@ -532,6 +749,18 @@ export class UdpBatcher {
     if (this.ring) {
       Atomics.store(this.ring, RING.close, 1);
       Atomics.notify(this.ring, RING.head);
+    }
+    // the pool's bursts go out first (a call in flight uses a block)
+    const u = this.pool;
+    if (u && u.head !== u.tail) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 2000);
+        u.drained = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      if (u.busy) return; // a call still holds a block after 2 s: leave the blocks (leak, not a use-after-free)
     }
     if (this.threadExit) {
       const t = setTimeout(() => void this.thread?.terminate(), 2000);

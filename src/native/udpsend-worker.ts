@@ -13,7 +13,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { E, rawLibcFunc } from './libc.js';
-import { BATCH_MAX, MMSG, RING, RING_SLOTS } from './udpbatch.js';
+import { BATCH_MAX, MMSG, RING, RING_SLOTS, stripSource } from './udpbatch.js';
 
 interface Data {
   ring: Int32Array;
@@ -87,21 +87,6 @@ function run({ ring, fd, blocks }: Data): void {
     tail++;
     Atomics.store(ring, RING.tail, tail);
     Atomics.notify(ring, RING.tail);
-  }
-}
-
-/** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. */
-function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
-  for (; m < msgs; m++) {
-    const o = m * MMSG;
-    const len = h.readUInt32LE(o + 40);
-    if (len <= sp) {
-      h.writeUIntLE(0, o + 32, 6);
-      h.writeUInt32LE(0, o + 40);
-    } else {
-      h.writeUIntLE(h.readUIntLE(o + 32, 6) + sp, o + 32, 6);
-      h.writeUInt32LE(len - sp, o + 40);
-    }
   }
 }
 

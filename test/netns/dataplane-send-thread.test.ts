@@ -1,6 +1,7 @@
 /**
- * The opt-in UDP sender thread (AWG_UDP_SEND_THREAD=1, src/native/udpsend-worker.ts) on a real
- * data path: two engines of ours in this process, each on a TUN in its own namespace, their
+ * The UDP sender off the engine's thread on a real data path, both kinds: the opt-in worker
+ * thread (AWG_UDP_SEND_THREAD=1, src/native/udpsend-worker.ts) and libuv's pool (the pool
+ * sender, udpbatch.ts startPoolSender): two engines of ours in this process, each on a TUN in its own namespace, their
  * UDP sockets on loopback, both binds forced to hand sendmmsg to their threads (started at
  * open and up before the transfers; UDP GSO on, the default). A 24 MiB TCP transfer each way
  * must arrive intact (sha256) and the threads must have carried it.
@@ -16,12 +17,15 @@ const native = skip ? undefined : await import('../../src/dataplane/conn/native-
 const BYTES = 24 * 1024 * 1024;
 
 describe.skipIf(skip)('UDP sender thread between two engines (TUNs in namespaces, sockets on loopback)', () => {
-  it('24 MiB each way arrive intact with sendmmsg on the threads, GSO on', async () => {
-    await withNetns(['sthr-a', 'sthr-b'], async (a, b) => {
+  it.each([
+    ['the sender threads', false, 62],
+    ["libuv's pool (the pool sender)", true, 67],
+  ])('24 MiB each way arrive intact with sendmmsg on %s, GSO on', async (_, pool, net) => {
+    await withNetns([`sthr-a${net}`, `sthr-b${net}`], async (a, b) => {
       // started at open, not under load: a transfer can end before a thread started under
       // load is up (its module compiles through tsx in tests), and then proves nothing
-      const bind = () => new native!.NativeUdpBind('127.0.0.1', { sendThread: 'eager' });
-      await helper!.withEnginePair(a, b, { devs: ['awg-sta', 'awg-stb'], net: '10.201.62', bind }, async (A, B) => {
+      const bind = () => new native!.NativeUdpBind('127.0.0.1', { sendThread: 'eager', sendPool: pool });
+      await helper!.withEnginePair(a, b, { devs: [`awg-sta${net}`, `awg-stb${net}`], net: `10.201.${net}`, bind }, async (A, B) => {
         const up = () => [A.bind.sendThreadReady, B.bind.sendThreadReady];
         await vi.waitFor(() => expect(up()).toEqual([true, true]), { timeout: 30_000, interval: 50 });
         for (const [from, to, s] of [
@@ -33,6 +37,7 @@ describe.skipIf(skip)('UDP sender thread between two engines (TUNs in namespaces
           expect(r.sent).toMatch(new RegExp(`^${BYTES} [0-9a-f]{64}$`));
           expect(r.received).toBe(r.sent);
           expect(from.bind.sendThreaded).toBe(true);
+          expect(from.bind.sendPooled).toBe(pool);
         }
         expect(A.bind.segmenting).toBe(true);
       });

@@ -6,10 +6,14 @@
  * - send in batches: `sendmmsg` (src/native/udpbatch.ts), UDP GSO for runs of equal-size
  *   datagrams (AWG_UDP_GSO=0 turns it off); receive with UDP GRO (AWG_UDP_GRO=0 turns it off);
  *   when the socket buffer is full the rest waits in a bounded queue for POLLOUT, in order;
- * - opt-in (AWG_UDP_SEND_THREAD=1, more than one core): under load (THREAD_AFTER datagrams
- *   within a second) the sendmmsg calls move to a sender thread (udpbatch.ts `startThread`), so
- *   the kernel's transmit work runs beside the engine's; bursts queue in a ring of 8 and leave
- *   in order;
+ * - under load (THREAD_AFTER datagrams within a second; more than one core) the sendmmsg
+ *   calls of bursts of 8 datagrams or more move off the engine's thread, so the kernel's
+ *   transmit work (for a veth, the receiving namespace's stack too) runs beside the engine's:
+ *   by default to libuv's pool through koffi's async calls (udpbatch.ts `startPoolSender`, no
+ *   second isolate), with AWG_UDP_SEND_THREAD=1 to a worker thread of its own
+ *   (`startThread`, ≈ 9.5 MiB), AWG_UDP_SEND_THREAD=0 not at all; bursts queue in a ring of 8
+ *   and leave in order. On a machine whose cores other processes keep busy this is what gets
+ *   the engine its share of both cores (bench/RESULTS.md, "The pool sender");
  * - replies leave from the address the peer reached us at: each datagram's destination
  *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
  *   what we send there (a host with several addresses otherwise answers from the route's
@@ -35,8 +39,9 @@ import type { Bind, Endpoint } from './bind.js';
 /** Datagrams waiting for room in the socket buffer at most; beyond, sends are dropped (UDP). */
 const MAX_PENDING = 4096;
 /**
- * The sender thread starts once this many datagrams go out within a second (≈ 23 Mbit/s of
- * full-size packets): idle and interactive tunnels never pay for it (a thread's memory).
+ * The sends leave the engine's thread once this many datagrams go out within a second (≈ 23
+ * Mbit/s of full-size packets): idle and interactive tunnels never pay for the handoff (nor,
+ * with AWG_UDP_SEND_THREAD=1, for a thread's memory).
  */
 const THREAD_AFTER = 2000;
 /** recvmmsg calls per wakeup at most: bounds the time away from other work (level-triggered). */
@@ -78,8 +83,10 @@ export class NativeUdpBind implements Bind {
   private pendingCount = 0;
   private readonly gso: boolean;
   private readonly gro: boolean;
-  /** hand sendmmsg to a thread of its own under load (AWG_UDP_SEND_THREAD=1); 'eager': at open (tests) */
+  /** hand sendmmsg off the engine's thread under load; 'eager': at open (tests) */
   private readonly sendThread: boolean | 'eager';
+  /** the sends go to libuv's pool (koffi async calls) instead of a worker thread */
+  private readonly sendPool: boolean;
   private readonly rate = new PerSecond();
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
   private refusedSrc = '';
@@ -99,21 +106,30 @@ export class NativeUdpBind implements Bind {
 
   constructor(
     private readonly host?: string,
-    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean | 'eager' } = {},
+    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean | 'eager'; sendPool?: boolean } = {},
   ) {
     // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: 1.44–1.60×
     // wireguard-go A→B at 0.56–0.64× its CPU, against 1.16–1.21× at 0.86–0.91× without
     // (bench/RESULTS.md, Step 10)
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO !== '0';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
-    // opt-in: on this 2-vCPU VM it cost A→B throughput and CPU (bench/RESULTS.md, Step 10);
-    // on one core it could only take turns with the engine
-    this.sendThread = opts.sendThread ?? (process.env.AWG_UDP_SEND_THREAD === '1' && availableParallelism() > 1);
+    // on by default through libuv's pool: under busy cores A→B 0.91× wireguard-go against 0.71×
+    // without, the same on a quiet machine (bench/RESULTS.md, "The pool sender"); the worker
+    // thread (=1) cost A→B throughput on a quiet machine and 9.5 MiB; on one core either could
+    // only take turns with the engine
+    const st = process.env.AWG_UDP_SEND_THREAD ?? 'pool';
+    this.sendPool = opts.sendPool ?? st !== '1';
+    this.sendThread = opts.sendThread ?? (st !== '0' && availableParallelism() > 1);
   }
 
   /** Whether sendmmsg runs on the sender thread now (for tests and stats). */
   get sendThreaded(): boolean {
     return this.tx?.threaded ?? false;
+  }
+
+  /** Whether the sends go to libuv's pool (the pool sender) rather than a worker thread (tests). */
+  get sendPooled(): boolean {
+    return this.tx?.pooled ?? false;
   }
 
   /** Whether the sender thread is up, so the next send goes to it (tests). */
@@ -146,7 +162,7 @@ export class NativeUdpBind implements Bind {
       this.groEnabled = this.gro && this.rx.enableGro();
       if (this.sendThread === 'eager') {
         this.threadAsked = true;
-        this.tx.startThread();
+        this.startSender();
       }
       // the handle must stay referenced (LINUX.md §6.5)
       this.poller = new Poller(s.fd, (status, events) => this.ready(status, events));
@@ -252,8 +268,15 @@ export class NativeUdpBind implements Bind {
   private countRate(n: number): void {
     if (this.rate.add(n, Date.now()) >= THREAD_AFTER) {
       this.threadAsked = true;
-      this.tx?.startThread();
+      this.startSender();
     }
+  }
+
+  private startSender(): void {
+    const tx = this.tx;
+    if (!tx) return;
+    if (this.sendPool && tx.startPoolSender()) tx.onRoom = () => this.flushPending();
+    else tx.startThread();
   }
 
   /** Sends bufs[start..]; returns the index of the first one the socket had no room for. */
@@ -287,7 +310,8 @@ export class NativeUdpBind implements Bind {
     // the caller reuses its buffers after send() returns: keep copies
     this.pending.push({ bufs: bufs.slice(start).map((b) => Uint8Array.from(b)), to, start: 0 });
     this.pendingCount += n;
-    this.poller?.watchWritable(true);
+    // the pool sender waits for the socket itself; what waits here waits for its ring (onRoom)
+    if (!this.tx?.ringFull) this.poller?.watchWritable(true);
   }
 
   private flushPending(): void {
@@ -299,7 +323,9 @@ export class NativeUdpBind implements Bind {
       if (i < p.bufs.length) {
         if (i === before && !this.poller) break;
         p.start = i;
-        return; // still no room: wait for the next POLLOUT
+        // still no room: wait for the next POLLOUT (the socket) or onRoom (the pool's ring)
+        this.poller?.watchWritable(!this.tx.ringFull);
+        return;
       }
       this.pending.shift();
     }

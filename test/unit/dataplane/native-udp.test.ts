@@ -152,8 +152,11 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     expect(sport).toBeGreaterThan(0);
   });
 
-  it('under load sendmmsg moves to the sender thread: in order, from the reached address, stopped before the socket closes', async () => {
-    const b = new NativeUdpBind(undefined, { sendThread: true });
+  it.each([
+    ['the sender thread', false],
+    ["libuv's pool (the pool sender)", true],
+  ])('under load sendmmsg moves to %s: in order, from the reached address, stopped before the socket closes', async (_, pool) => {
+    const b = new NativeUdpBind(undefined, { sendThread: true, sendPool: pool });
     await b.open(0);
     const r = await dgram('127.0.0.1');
     const to = { address: '127.0.0.1', port: r.s.address().port };
@@ -187,9 +190,27 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     await until(() => r.got.length === n + 1, 'fallback');
     expect(r.got[n]!.from).toBe('127.0.0.1');
     expect(b.sendDropped).toBe(0);
-    const tx = (b as unknown as { tx: { threadExit: Promise<void> } }).tx;
+    // a refused source inside a burst the sender took (the pool's call fails; the burst is
+    // finished on this thread without it)
+    const burst = Array.from({ length: 16 }, (_, i) => Buffer.from(`r-${i}`));
+    b.send(burst, { ...to, src: '192.0.2.78' });
+    await until(() => r.got.length === n + 17, 'the refused-source burst');
+    expect(r.got.slice(n + 1).map((g) => `${g.m}@${g.from}`)).toEqual(burst.map((x) => `${x}@127.0.0.1`));
+    expect(b.sendDropped).toBe(0);
+    const tx = (b as unknown as { tx: { threadExit: Promise<void> | null; pooled: boolean } }).tx;
+    expect(tx.pooled).toBe(pool);
+    if (pool) {
+      // bursts still in the ring when the bind closes go out before the fd is closed
+      const last = Array.from({ length: 300 }, (_, i) => Buffer.from(`c-${i}`));
+      const m = r.got.length;
+      b.send(last, to);
+      await b.close();
+      await until(() => r.got.length === m + 300, "the bursts queued at close");
+      expect(r.got.slice(m).map((g) => g.m.toString())).toEqual(last.map(String));
+      return;
+    }
     let exited = false;
-    void tx.threadExit.then(() => (exited = true));
+    void tx.threadExit!.then(() => (exited = true));
     await b.close();
     expect(exited).toBe(true); // the thread was gone before the fd was closed
   });

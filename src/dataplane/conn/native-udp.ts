@@ -39,6 +39,12 @@ import type { Bind, Endpoint } from './bind.js';
 /** Datagrams waiting for room in the socket buffer at most; beyond, sends are dropped (UDP). */
 const MAX_PENDING = 4096;
 /**
+ * Datagrams waiting for a free block of the pool sender's ring at most (one more ring's
+ * worth): the pool's thread is short of CPU, and a deeper queue only adds delay and memory
+ * (with 4,096 the daemon's three busy engines held ≈ 30 MiB more; bench/RESULTS.md).
+ */
+const MAX_PENDING_RING = 512;
+/**
  * The sends leave the engine's thread once this many datagrams go out within a second (≈ 23
  * Mbit/s of full-size packets): idle and interactive tunnels never pay for the handoff (nor,
  * with AWG_UDP_SEND_THREAD=1, for a thread's memory).
@@ -303,7 +309,7 @@ export class NativeUdpBind implements Bind {
 
   private enqueue(bufs: Uint8Array[], to: Endpoint, start: number): void {
     const n = bufs.length - start;
-    if (this.pendingCount + n > MAX_PENDING) {
+    if (this.pendingCount + n > (this.tx?.ringFull ? MAX_PENDING_RING : MAX_PENDING)) {
       this.queueDropped += n;
       return;
     }

@@ -2,7 +2,7 @@
 # The data plane's tests with each fast path switched off (src/dataplane/README.md, "Every fast
 # path has an off switch"): interop with wireguard-go (handshakes, 16 MiB transfers, rekey,
 # roaming, keepalive, the reply from the reached address), AmneziaWG obfuscation on the wire,
-# TUN offloads, marks, drift, the kill switch, the crypto pool, the idle release, the handshake boost and the UDP senders, once per switch. Not part of
+# TUN offloads, marks, drift, the kill switch, the crypto pool, the idle release, the handshake boost and the UDP senders, once per switch (and once with each opt-in sender on). Not part of
 # CI (about 1.5 min per switch on 2 cores): `npm run test:switches`, as root; the last run's
 # results are in bench/RESULTS.md. Exits non-zero when any run failed.
 #
@@ -28,7 +28,7 @@ if [ ${#switches[@]} -eq 0 ]; then
     AWG_CRYPTO_THREADS=0 AWG_TUN_OFFLOAD=0 AWG_TUN_OFFLOAD=gro AWG_UDP_NATIVE=0
     "AWG_UDP_NATIVE=0 AWG_UDP_BATCH=0" AWG_UDP_GSO=0 AWG_UDP_GRO=0 AWG_AEAD=node AWG_X25519=node
     AWG_BLAKE2=node AWG_BUFFER_REUSE=0 AWG_HANDSHAKE_PREPARE=0 AWG_WARMUP=0 AWG_IDLE_RELEASE=0
-    AWG_HANDSHAKE_BOOST=0 AWG_ENGINE_SLICE_US=0 AWG_UDP_SEND_THREAD=0 AWG_UDP_SEND_THREAD=1
+    AWG_HANDSHAKE_BOOST=0 AWG_ENGINE_SLICE_US=0 AWG_UDP_SEND_THREAD=pool AWG_UDP_SEND_THREAD=1
   )
 fi
 failed=()

@@ -6,14 +6,15 @@
  * - send in batches: `sendmmsg` (src/native/udpbatch.ts), UDP GSO for runs of equal-size
  *   datagrams (AWG_UDP_GSO=0 turns it off); receive with UDP GRO (AWG_UDP_GRO=0 turns it off);
  *   when the socket buffer is full the rest waits in a bounded queue for POLLOUT, in order;
- * - under load (THREAD_AFTER datagrams within a second; more than one core) the sendmmsg
- *   calls of bursts of 8 datagrams or more move off the engine's thread, so the kernel's
- *   transmit work (for a veth, the receiving namespace's stack too) runs beside the engine's:
- *   by default to libuv's pool through koffi's async calls (udpbatch.ts `startPoolSender`, no
- *   second isolate), with AWG_UDP_SEND_THREAD=1 to a worker thread of its own
- *   (`startThread`, ≈ 9.5 MiB), AWG_UDP_SEND_THREAD=0 not at all; bursts queue in a ring of 8
- *   and leave in order. On a machine whose cores other processes keep busy this is what gets
- *   the engine its share of both cores (bench/RESULTS.md, "The pool sender");
+ * - opt-in (more than one core): under load (THREAD_AFTER datagrams within a second) the
+ *   sendmmsg calls move off the engine's thread, so the kernel's transmit work (for a veth,
+ *   the receiving namespace's stack too) runs beside the engine's: AWG_UDP_SEND_THREAD=pool
+ *   hands bursts of 8 datagrams or more to libuv's pool through koffi's async calls
+ *   (udpbatch.ts `startPoolSender`, no second isolate), =1 every burst to a worker thread of
+ *   its own (`startThread`, ≈ 9.5 MiB); bursts queue in a ring of 8 and leave in order. On a
+ *   machine whose cores other processes keep busy the pool sender is what gets the engine a
+ *   share of both cores; between two engines on two vCPUs it costs throughput
+ *   (bench/RESULTS.md, "The pool sender");
  * - replies leave from the address the peer reached us at: each datagram's destination
  *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
  *   what we send there (a host with several addresses otherwise answers from the route's
@@ -119,13 +120,14 @@ export class NativeUdpBind implements Bind {
     // (bench/RESULTS.md, Step 10)
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO !== '0';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
-    // on by default through libuv's pool: under busy cores A→B 0.91× wireguard-go against 0.71×
-    // without, the same on a quiet machine (bench/RESULTS.md, "The pool sender"); the worker
-    // thread (=1) cost A→B throughput on a quiet machine and 9.5 MiB; on one core either could
-    // only take turns with the engine
-    const st = process.env.AWG_UDP_SEND_THREAD ?? 'pool';
-    this.sendPool = opts.sendPool ?? st !== '1';
-    this.sendThread = opts.sendThread ?? (st !== '0' && availableParallelism() > 1);
+    // opt-in, either kind (bench/RESULTS.md, "The pool sender"): libuv's pool (=pool) took A→B
+    // under four busy autogroups from 0.71–0.77× wireguard-go to 0.91–0.96×, the same on a
+    // quiet machine, but two engines of ours on the 2-vCPU bench machine went from 1.7–2.2 to
+    // 1.0–1.5 Gbit/s; the worker thread (=1) cost A→B throughput on a quiet machine and 9.5
+    // MiB. On one core either could only take turns with the engine.
+    const st = process.env.AWG_UDP_SEND_THREAD ?? '0';
+    this.sendPool = opts.sendPool ?? st === 'pool';
+    this.sendThread = opts.sendThread ?? ((st === '1' || st === 'pool') && availableParallelism() > 1);
   }
 
   /** Whether sendmmsg runs on the sender thread now (for tests and stats). */

@@ -79,7 +79,6 @@ describe.skipIf(skip)('kill switch from boot (the early unit loads the boot copy
 
   afterAll(async () => {
     await destroyTopo(t);
-    cleanupAwgEnv(t?.pe);
   });
 
   /** converge once with the kill switch on, then "reboot": everything runtime is gone, the uplink is down */

@@ -89,7 +89,6 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
 
   afterAll(async () => {
     await destroyTopo(t);
-    cleanupAwgEnv(t?.pe);
   });
 
   async function up(yaml: Parameters<typeof clientConfig>[1], daemonInMountNs = false): Promise<void> {

@@ -70,7 +70,6 @@ describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
 
   afterAll(async () => {
     await destroyTopo(t);
-    cleanupAwgEnv(t?.pe);
   });
 
   async function up(killSwitch: string, ipv6: string): Promise<void> {

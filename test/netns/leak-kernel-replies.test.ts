@@ -192,7 +192,6 @@ describe.skipIf(skip)('leak: the kernel\'s own segments of tunnelled flows (kill
 
   afterAll(async () => {
     await destroyTopo(t);
-    cleanupAwgEnv(t?.pe);
   });
 
   const ruleTo = (target: string) => `  - name: moved\n    match: { name: awgt-no-such-exe }\n    target: ${target}\n`;

@@ -83,7 +83,6 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
 
   afterAll(async () => {
     await destroyTopo(t);
-    cleanupAwgEnv(t?.pe);
   });
 
   const tunHitsFrom = (tag: string, from: string) => hitsOf(tag).filter((h) => h.r === from);

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { REPO_ROOT, makeAwgEnv, wgKeyPair, type AwgEnv } from '../helpers/awg.js';
+import { REPO_ROOT, cleanupAwgEnv, makeAwgEnv, wgKeyPair, type AwgEnv } from '../helpers/awg.js';
 import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import { converged, upEvents, type Up } from './daemon-support.js';
@@ -103,6 +103,9 @@ export async function destroyTopo(t: Topo | undefined): Promise<void> {
   if (!t) return;
   await awgCli(t.peer, t.pe, ['down']).catch(() => undefined);
   for (const ns of [t.client, t.router, t.peer, t.server]) await destroyNetns(ns);
+  // the peer's private environment (config, state, UAPI dir, cgroup subtree): it was left in
+  // /tmp after every run
+  cleanupAwgEnv(t.pe);
 }
 
 // ---------------------------------------------------------------------------------------

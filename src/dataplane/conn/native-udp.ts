@@ -42,7 +42,8 @@ const MAX_PENDING = 4096;
 /**
  * Datagrams waiting for a free block of the pool sender's ring at most (one more ring's
  * worth): the pool's thread is short of CPU, and a deeper queue only adds delay and memory
- * (with 4,096 the daemon's three busy engines held ≈ 30 MiB more; bench/RESULTS.md).
+ * (with 4,096 the daemon's three busy engines held 113 MiB under iperf3, with 512 101.6 MiB;
+ * bench/RESULTS.md, "The pool sender").
  */
 const MAX_PENDING_RING = 512;
 /**
@@ -283,8 +284,9 @@ export class NativeUdpBind implements Bind {
   private startSender(): void {
     const tx = this.tx;
     if (!tx) return;
-    if (this.sendPool && tx.startPoolSender()) tx.onRoom = () => this.flushPending();
-    else tx.startThread();
+    if (!this.sendPool) return tx.startThread();
+    // where koffi has no async calls the sends stay here (no worker thread in its place)
+    if (tx.startPoolSender()) tx.onRoom = () => this.flushPending();
   }
 
   /** Sends bufs[start..]; returns the index of the first one the socket had no room for. */

@@ -68,9 +68,9 @@ type Poll = ((fds: Buffer, n: number, timeout: number) => number) & {
 };
 const sendmmsg = () =>
   rawLibcFunc<SendMmsg>('int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)');
-const POLLOUT = 4;
-/** Longest a burst waits for room in the socket buffer on the pool sender (as the sender thread). */
-const WAIT_WRITABLE_MS = 1000;
+export const POLLOUT = 4;
+/** Longest a burst waits for room in the socket buffer (the sender thread, the pool sender). */
+export const WAIT_WRITABLE_MS = 1000;
 
 /** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. of a block's headers. */
 export function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
@@ -366,17 +366,15 @@ export class UdpBatcher {
   private threadState: 'off' | 'starting' | 'on' | 'failed' = 'off';
   /**
    * the pool sender (`startPoolSender`): bursts packed into the ring's blocks (head), bursts
-   * done (tail), messages of the burst at tail already sent, whether a call is out
+   * done (tail), messages of the burst at tail already sent, whether a call is out, and each
+   * burst's slot in the sender thread's ring layout (RING; not shared: no thread reads it)
    */
   private pool: {
     head: number;
     tail: number;
     sent: number;
     busy: boolean;
-    msgs: Int32Array;
-    src: Int32Array;
-    gso: Uint8Array;
-    end: Int32Array;
+    slots: Int32Array;
     pfd: Buffer;
     poll: Poll;
     drained: (() => void) | null;
@@ -488,10 +486,7 @@ export class UdpBatcher {
       tail: 0,
       sent: 0,
       busy: false,
-      msgs: new Int32Array(RING_SLOTS),
-      src: new Int32Array(RING_SLOTS),
-      gso: new Uint8Array(RING_SLOTS),
-      end: new Int32Array(RING_SLOTS * BATCH_MAX),
+      slots: new Int32Array(RING.header + RING_SLOTS * RING.slot),
       pfd,
       poll,
       drained: null,
@@ -523,17 +518,9 @@ export class UdpBatcher {
         this.ringFull = true;
         return i;
       }
-      const k = u.head % RING_SLOTS;
-      const b = this.blocks[k]!;
-      if (!b.setAddress(this.family, address, port)) return i;
-      b.setSource(src, srcIfindex, address.includes(':'));
-      const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
-      const msgs = b.pack(bufs, i, this.gso, end);
-      if (msgs === 0) return i;
-      u.msgs[k] = msgs;
-      u.src[k] = b.srcSpace;
-      u.gso[k] = this.gso ? 1 : 0;
-      i += end[msgs - 1]!;
+      const n = this.packSlot(u.slots, u.head % RING_SLOTS, bufs, i, address, port, src, srcIfindex);
+      if (n === 0) return i;
+      i += n;
       u.head++;
       if (!u.busy) this.poolNext();
     }
@@ -545,7 +532,8 @@ export class UdpBatcher {
     const u = this.pool!;
     const k = u.tail % RING_SLOTS;
     u.busy = true;
-    this.call.async!(this.fd, this.blocks[k]!.mem + BigInt(u.sent * MMSG), u.msgs[k]! - u.sent, 0, this.poolSent);
+    const msgs = u.slots[RING.header + k * RING.slot]!;
+    this.call.async!(this.fd, this.blocks[k]!.mem + BigInt(u.sent * MMSG), msgs - u.sent, 0, this.poolSent);
   }
 
   private readonly poolSent = (err: unknown, r: number): void => {
@@ -571,7 +559,7 @@ export class UdpBatcher {
     const u = this.pool!;
     const k = u.tail % RING_SLOTS;
     let freed = false;
-    if (u.sent >= u.msgs[k]!) {
+    if (u.sent >= u.slots[RING.header + k * RING.slot]!) {
       u.tail++;
       u.sent = 0;
       freed = true;
@@ -584,8 +572,9 @@ export class UdpBatcher {
   /** Drops what is left of burst k (counted). */
   private poolDrop(k: number): void {
     const u = this.pool!;
-    const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
-    const msgs = u.msgs[k]!;
+    const s = RING.header + k * RING.slot;
+    const msgs = u.slots[s]!;
+    const end = u.slots.subarray(s + 4, s + 4 + BATCH_MAX);
     this.ringDropped += end[msgs - 1]! - (u.sent > 0 ? end[u.sent - 1]! : 0);
     u.sent = msgs;
   }
@@ -598,8 +587,9 @@ export class UdpBatcher {
   private poolFinish(k: number): 'done' | 'wait' {
     const u = this.pool!;
     const b = this.blocks[k]!;
-    const msgs = u.msgs[k]!;
-    const end = u.end.subarray(k * BATCH_MAX, (k + 1) * BATCH_MAX);
+    const s = RING.header + k * RING.slot;
+    const msgs = u.slots[s]!;
+    const end = u.slots.subarray(s + 4, s + 4 + BATCH_MAX);
     const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
     while (u.sent < msgs) {
       const m = u.sent;
@@ -611,15 +601,15 @@ export class UdpBatcher {
       const e = koffi.errno();
       if (e === E.EINTR) continue;
       if (r === 0 || e === E.EAGAIN) return 'wait';
-      const sp = u.src[k]!;
+      const sp = u.slots[s + 1]!;
       if (sp && (e === E.EINVAL || e === E.EADDRNOTAVAIL || e === E.ENETUNREACH)) {
         stripSource(b.view, m, msgs, sp);
-        u.src[k] = 0;
+        u.slots[s + 1] = 0;
         b.setSource('', 0, false); // the block's control areas no longer match what it cached
         this.sourceRefused = true;
         continue;
       }
-      if (u.gso[k] === 1 && (e === E.EIO || e === E.EINVAL) && count(m) > 1) this.gso = false;
+      if (u.slots[s + 2] === 1 && (e === E.EIO || e === E.EINVAL) && count(m) > 1) this.gso = false;
       this.ringDropped += count(m);
       u.sent++;
     }
@@ -692,6 +682,34 @@ export class UdpBatcher {
     return i;
   }
 
+  /**
+   * Packs a burst of `bufs[i..]` into block k and describes it in slot k of `slots` (RING
+   * layout: message count, pktinfo size, GSO, `end[]`). Returns the datagrams it took; 0 when
+   * the address does not parse or the first datagram is too large (the caller's way).
+   */
+  private packSlot(
+    slots: Int32Array,
+    k: number,
+    bufs: readonly Uint8Array[],
+    i: number,
+    address: string,
+    port: number,
+    src: string,
+    srcIfindex: number,
+  ): number {
+    const b = this.blocks[k]!;
+    if (!b.setAddress(this.family, address, port)) return 0;
+    b.setSource(src, srcIfindex, address.includes(':'));
+    const s = RING.header + k * RING.slot;
+    const end = slots.subarray(s + 4, s + 4 + BATCH_MAX);
+    const msgs = b.pack(bufs, i, this.gso, end);
+    if (msgs === 0) return 0;
+    slots[s] = msgs;
+    slots[s + 1] = b.srcSpace;
+    slots[s + 2] = this.gso ? 1 : 0;
+    return end[msgs - 1]!;
+  }
+
   /** Packs each burst into the next free slot of the ring and hands it to the thread. */
   private sendThreaded(
     bufs: readonly Uint8Array[],
@@ -723,18 +741,9 @@ export class UdpBatcher {
           return bufs.length;
         }
       }
-      const k = this.head % RING_SLOTS;
-      const b = this.blocks[k]!;
-      if (!b.setAddress(this.family, address, port)) return i;
-      b.setSource(src, srcIfindex, address.includes(':'));
-      const s = RING.header + k * RING.slot;
-      const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
-      const msgs = b.pack(bufs, i, this.gso, end);
-      if (msgs === 0) return i;
-      ring[s] = msgs;
-      ring[s + 1] = b.srcSpace;
-      ring[s + 2] = this.gso ? 1 : 0;
-      i += end[msgs - 1]!;
+      const n = this.packSlot(ring, this.head % RING_SLOTS, bufs, i, address, port, src, srcIfindex);
+      if (n === 0) return i;
+      i += n;
       this.head++;
       Atomics.store(ring, RING.head, this.head);
       Atomics.notify(ring, RING.head);

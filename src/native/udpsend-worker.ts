@@ -13,7 +13,7 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { E, rawLibcFunc } from './libc.js';
-import { BATCH_MAX, MMSG, RING, RING_SLOTS, stripSource } from './udpbatch.js';
+import { BATCH_MAX, MMSG, POLLOUT, RING, RING_SLOTS, WAIT_WRITABLE_MS, stripSource } from './udpbatch.js';
 
 interface Data {
   ring: Int32Array;
@@ -21,8 +21,6 @@ interface Data {
   blocks: bigint[];
 }
 
-const POLLOUT = 4;
-const WAIT_WRITABLE_MS = 1000;
 
 function run({ ring, fd, blocks }: Data): void {
   const sendmmsg = rawLibcFunc<(fd: number, vec: bigint, vlen: number, flags: number) => number>(

@@ -105,3 +105,19 @@ export function setParentDeathSignal(signal: number): number {
 
 /** "EPERM" etc. for a -errno return */
 export const errnoText = (r: number): string => errnoName(-r);
+
+/**
+ * A thread's CPU time and run delay (time runnable but waiting for a CPU), both in ns, from
+ * /proc's `schedstat` (default: the calling thread); null where absent (other OS, no
+ * CONFIG_SCHED_INFO).
+ */
+export function threadSchedstat(file = '/proc/thread-self/schedstat'): { run: number; wait: number } | null {
+  try {
+    const f = readFileSync(file, 'latin1').split(' ');
+    const run = Number(f[0]);
+    const wait = Number(f[1]);
+    return Number.isFinite(run) && Number.isFinite(wait) ? { run, wait } : null;
+  } catch {
+    return null;
+  }
+}

@@ -388,6 +388,11 @@ export class UdpBatcher {
   ringFull = false;
   /** pool sender: a block of the ring is free again (the caller sends what it kept) */
   onRoom: (() => void) | null = null;
+  /**
+   * pool sender: whether new bursts go to the pool; while false they stay on the caller's
+   * thread once the ring is empty (what is queued leaves first, in order)
+   */
+  poolActive = true;
   /** datagrams dropped because the sender thread's ring stayed full */
   ringDropped = 0;
 
@@ -645,7 +650,7 @@ export class UdpBatcher {
     const u = this.pool;
     // a short send with nothing queued stays here: a handshake, a ping or an ACK does not wait
     // for a pool thread to get a CPU (the handshake boost raises only the engine's thread)
-    if (u && (u.busy || u.head !== u.tail || bufs.length - start >= POOL_MIN_DATAGRAMS))
+    if (u && (u.busy || u.head !== u.tail || (this.poolActive && bufs.length - start >= POOL_MIN_DATAGRAMS)))
       return this.sendPooled(bufs, address, port, start, src, srcIfindex);
     if (this.threadState === 'on' && !u) return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
     const b = this.blocks[0]!;

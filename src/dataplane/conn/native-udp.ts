@@ -10,11 +10,12 @@
  *   sendmmsg calls move off the engine's thread, so the kernel's transmit work (for a veth,
  *   the receiving namespace's stack too) runs beside the engine's: AWG_UDP_SEND_THREAD=pool
  *   hands bursts of 8 datagrams or more to libuv's pool through koffi's async calls
- *   (udpbatch.ts `startPoolSender`, no second isolate), =1 every burst to a worker thread of
- *   its own (`startThread`, ≈ 9.5 MiB); bursts queue in a ring of 8 and leave in order. On a
- *   machine whose cores other processes keep busy the pool sender is what gets the engine a
- *   share of both cores; between two engines on two vCPUs it costs throughput
- *   (bench/RESULTS.md, "The pool sender");
+ *   (udpbatch.ts `startPoolSender`, no second isolate), =auto does so only while the engine's
+ *   thread is starved (waits for a CPU as long as it runs: ../starved.ts), =1 every burst to a
+ *   worker thread of its own (`startThread`, ≈ 9.5 MiB); bursts queue in a ring of 8 and leave
+ *   in order. On a machine whose cores other processes keep busy the pool sender is what gets
+ *   the engine a share of both cores; between two engines on two vCPUs it costs throughput
+ *   (bench/RESULTS.md, "The pool sender", "Deciding at run time");
  * - replies leave from the address the peer reached us at: each datagram's destination
  *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
  *   what we send there (a host with several addresses otherwise answers from the route's
@@ -33,6 +34,7 @@ import { reuseBuffers } from '../buffers.js';
 import { PerSecond } from '../rate.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
+import { type StarvationGauge, threadGauge } from '../starved.js';
 import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
 import { RECV_BATCH, type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
 import type { Bind, Endpoint } from './bind.js';
@@ -95,6 +97,9 @@ export class NativeUdpBind implements Bind {
   private readonly sendThread: boolean | 'eager';
   /** the sends go to libuv's pool (koffi async calls) instead of a worker thread */
   private readonly sendPool: boolean;
+  /** the pool sender takes bursts only while the thread is starved (AWG_UDP_SEND_THREAD=auto) */
+  private readonly sendAuto: boolean;
+  private readonly gauge: Pick<StarvationGauge, 'check'> | null;
   private readonly rate = new PerSecond();
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
   private refusedSrc = '';
@@ -114,21 +119,39 @@ export class NativeUdpBind implements Bind {
 
   constructor(
     private readonly host?: string,
-    opts: { gso?: boolean; gro?: boolean; sendThread?: boolean | 'eager'; sendPool?: boolean } = {},
+    opts: {
+      gso?: boolean;
+      gro?: boolean;
+      sendThread?: boolean | 'eager';
+      sendPool?: boolean;
+      /** the pool sender only while this says the thread is starved (default: the thread's own) */
+      gauge?: Pick<StarvationGauge, 'check'>;
+    } = {},
   ) {
     // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: 1.44–1.60×
     // wireguard-go A→B at 0.56–0.64× its CPU, against 1.16–1.21× at 0.86–0.91× without
     // (bench/RESULTS.md, Step 10)
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO !== '0';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
-    // opt-in, either kind (bench/RESULTS.md, "The pool sender"): libuv's pool (=pool) took A→B
-    // under four busy autogroups from 0.71–0.77× wireguard-go to 0.91–0.96×, the same on a
-    // quiet machine, but two engines of ours on the 2-vCPU bench machine went from 1.7–2.2 to
-    // 1.0–1.5 Gbit/s; the worker thread (=1) cost A→B throughput on a quiet machine and 9.5
-    // MiB. On one core either could only take turns with the engine.
+    // opt-in (bench/RESULTS.md, "The pool sender" and "Deciding at run time"). `auto`: the pool
+    // sender, taking bursts only while other processes hold this thread back (starved.ts): under
+    // four busy autogroups A→B 0.72–0.88× wireguard-go against 0.52–0.54× off, and two engines of
+    // ours on two vCPUs keep their 1.9–2.0 Gbit/s (`pool`, always under load: 1.3–1.5), but where
+    // the processes holding it back are our own traffic's (the daemon bench's peers on the same
+    // two vCPUs) it costs a quarter of the throughput and ≈ 20 MiB under load, so it is not the
+    // default. `pool`: always under load; `1`: a worker thread of its own (cost A→B throughput on a
+    // quiet machine, and 9.5 MiB); unset or `0`: off. On one core none of them (the sends could
+    // only take turns with the engine).
     const st = process.env.AWG_UDP_SEND_THREAD ?? '0';
-    this.sendPool = opts.sendPool ?? st === 'pool';
-    this.sendThread = opts.sendThread ?? ((st === '1' || st === 'pool') && availableParallelism() > 1);
+    this.sendAuto = opts.gauge !== undefined || (opts.sendPool === undefined && st === 'auto');
+    this.sendPool = opts.sendPool ?? (st === 'pool' || this.sendAuto);
+    this.sendThread = opts.sendThread ?? ((st === '1' || st === 'pool' || st === 'auto') && availableParallelism() > 1);
+    this.gauge = this.sendAuto ? (opts.gauge ?? threadGauge()) : null;
+  }
+
+  /** Whether new bursts go to the pool sender now (tests and stats). */
+  get sendPoolActive(): boolean {
+    return (this.tx?.pooled ?? false) && this.tx!.poolActive;
   }
 
   /** Whether sendmmsg runs on the sender thread now (for tests and stats). */
@@ -269,6 +292,7 @@ export class NativeUdpBind implements Bind {
   send(bufs: Uint8Array[], to: Endpoint): void {
     if (!this.tx) return;
     if (this.sendThread && !this.threadAsked) this.countRate(bufs.length);
+    else if (this.gauge && this.tx.pooled) this.tx.poolActive = this.gauge.check(Date.now());
     if (this.pending.length) return this.enqueue(bufs, to, 0);
     const i = this.sendFrom(bufs, to, 0);
     if (i < bufs.length) this.enqueue(bufs, to, i);
@@ -286,7 +310,9 @@ export class NativeUdpBind implements Bind {
     if (!tx) return;
     if (!this.sendPool) return tx.startThread();
     // where koffi has no async calls the sends stay here (no worker thread in its place)
-    if (tx.startPoolSender()) tx.onRoom = () => this.flushPending();
+    if (!tx.startPoolSender()) return;
+    tx.onRoom = () => this.flushPending();
+    if (this.gauge) tx.poolActive = this.gauge.check(Date.now());
   }
 
   /** Sends bufs[start..]; returns the index of the first one the socket had no room for. */

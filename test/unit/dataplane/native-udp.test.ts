@@ -215,6 +215,44 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     expect(exited).toBe(true); // the thread was gone before the fd was closed
   });
 
+  it('AWG_UDP_SEND_THREAD=auto: the pool sender takes bursts only while the gauge says the thread is starved, in order across the switches', async () => {
+    let starved = false;
+    const b = new NativeUdpBind(undefined, { sendThread: true, gauge: { check: () => starved }});
+    await b.open(0);
+    const r = await dgram('127.0.0.1');
+    r.s.setRecvBufferSize(4 << 20);
+    const to = { address: '127.0.0.1', port: r.s.address().port };
+    const tx = (b as unknown as { tx: { pooled: boolean; pool: { head: number } | null } }).tx;
+    let seq = 0;
+    const round = async () => {
+      const want = r.got.length + 64;
+      b.send(Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)), to);
+      await until(() => r.got.length === want, `datagram ${want}`);
+    };
+    for (let i = 0; i < 40 && !tx.pooled; i++) await round();
+    expect(tx.pooled).toBe(true); // under load the pool sender is set up…
+    for (let i = 0; i < 5; i++) await round();
+    expect(b.sendPoolActive).toBe(false);
+    expect(tx.pool!.head).toBe(0); // …but no burst went to it while the thread was not starved
+    starved = true;
+    for (let i = 0; i < 5; i++) await round();
+    expect(b.sendPoolActive).toBe(true);
+    const handed = tx.pool!.head;
+    expect(handed).toBeGreaterThanOrEqual(5);
+    // calm again while bursts are still queued: they leave first, then the sends stay here
+    b.send(Array.from({ length: 600 }, () => Buffer.from(`a-${seq++}`)), to);
+    starved = false;
+    b.send(Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)), to);
+    await until(() => r.got.length === seq, 'the bursts across the switch');
+    const queued = tx.pool!.head;
+    for (let i = 0; i < 5; i++) await round();
+    expect(b.sendPoolActive).toBe(false);
+    expect(tx.pool!.head).toBe(queued);
+    expect(r.got.map((g) => g.m.toString())).toEqual(Array.from({ length: seq }, (_, i) => `a-${i}`));
+    expect(b.sendDropped).toBe(0);
+    await b.close();
+  });
+
   it('reports EADDRINUSE and closes idempotently', async () => {
     const { b, port } = await bind();
     const other = new NativeUdpBind();

@@ -135,7 +135,7 @@ export class NativeUdpBind implements Bind {
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
     // opt-in (bench/RESULTS.md, "The pool sender" and "Deciding at run time"). `auto`: the pool
     // sender, taking bursts only while other processes hold this thread back (starved.ts): under
-    // four busy autogroups A→B 0.72–0.88× wireguard-go against 0.52–0.54× off, and two engines of
+    // four busy autogroups A→B 0.51–0.92× wireguard-go against 0.52–0.55× off, and two engines of
     // ours on two vCPUs keep their 1.9–2.0 Gbit/s (`pool`, always under load: 1.3–1.5), but where
     // the processes holding it back are our own traffic's (the daemon bench's peers on the same
     // two vCPUs) it costs a quarter of the throughput and ≈ 20 MiB under load, so it is not the

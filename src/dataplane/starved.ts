@@ -15,7 +15,7 @@
  * runs is starved; it is calm again after CALM_WINDOWS windows in a row that waited less than
  * half as long as they ran.
  */
-import { threadSchedstat } from '../native/sched.js';
+import { type Schedstat, threadSchedstat } from '../native/sched.js';
 
 /** Length of a window (ms); the verdict changes at most once per window. */
 export const WINDOW_MS = 250;
@@ -27,11 +27,6 @@ export const CALM_RATIO = 0.5;
 export const CALM_WINDOWS = 8;
 /** CPU time in a window (share of it) below which it says nothing: the thread was mostly idle */
 const MIN_BUSY = 0.1;
-
-export interface Schedstat {
-  run: number;
-  wait: number;
-}
 
 export class StarvationGauge {
   starved = false;

@@ -106,12 +106,17 @@ export function setParentDeathSignal(signal: number): number {
 /** "EPERM" etc. for a -errno return */
 export const errnoText = (r: number): string => errnoName(-r);
 
+export interface Schedstat {
+  run: number;
+  wait: number;
+}
+
 /**
  * A thread's CPU time and run delay (time runnable but waiting for a CPU), both in ns, from
  * /proc's `schedstat` (default: the calling thread); null where absent (other OS, no
  * CONFIG_SCHED_INFO).
  */
-export function threadSchedstat(file = '/proc/thread-self/schedstat'): { run: number; wait: number } | null {
+export function threadSchedstat(file = '/proc/thread-self/schedstat'): Schedstat | null {
   try {
     const f = readFileSync(file, 'latin1').split(' ');
     const run = Number(f[0]);

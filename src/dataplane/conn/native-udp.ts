@@ -97,8 +97,7 @@ export class NativeUdpBind implements Bind {
   private readonly sendThread: boolean | 'eager';
   /** the sends go to libuv's pool (koffi async calls) instead of a worker thread */
   private readonly sendPool: boolean;
-  /** the pool sender takes bursts only while the thread is starved (AWG_UDP_SEND_THREAD=auto) */
-  private readonly sendAuto: boolean;
+  /** the pool sender takes bursts only while this says the thread is starved (AWG_UDP_SEND_THREAD=auto) */
   private readonly gauge: Pick<StarvationGauge, 'check'> | null;
   private readonly rate = new PerSecond();
   /** a source address the kernel refused; sends omit it until a datagram arrives on it */
@@ -143,10 +142,10 @@ export class NativeUdpBind implements Bind {
     // quiet machine, and 9.5 MiB); unset or `0`: off. On one core none of them (the sends could
     // only take turns with the engine).
     const st = process.env.AWG_UDP_SEND_THREAD ?? '0';
-    this.sendAuto = opts.gauge !== undefined || (opts.sendPool === undefined && st === 'auto');
-    this.sendPool = opts.sendPool ?? (st === 'pool' || this.sendAuto);
+    const auto = opts.gauge !== undefined || (opts.sendPool === undefined && st === 'auto');
+    this.sendPool = opts.sendPool ?? (st === 'pool' || auto);
     this.sendThread = opts.sendThread ?? ((st === '1' || st === 'pool' || st === 'auto') && availableParallelism() > 1);
-    this.gauge = this.sendAuto ? (opts.gauge ?? threadGauge()) : null;
+    this.gauge = auto ? (opts.gauge ?? threadGauge()) : null;
   }
 
   /** Whether new bursts go to the pool sender now (tests and stats). */

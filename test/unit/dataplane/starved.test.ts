@@ -1,11 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  CALM_WINDOWS,
-  type Schedstat,
-  StarvationGauge,
-  WINDOW_MS,
-} from '../../../src/dataplane/starved.js';
-import { threadSchedstat } from '../../../src/native/sched.js';
+import { CALM_WINDOWS, StarvationGauge, WINDOW_MS } from '../../../src/dataplane/starved.js';
+import { type Schedstat, threadSchedstat } from '../../../src/native/sched.js';
 
 /** A gauge over readings the test sets: each window adds `run` and `wait` ms (ratios are what count). */
 function gauge() {

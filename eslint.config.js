@@ -5,7 +5,19 @@ import { layersRule } from './eslint/layers.js';
 // Layers (docs/architecture.md): which folder of src/ may import which is eslint/layers.js.
 // Pure modules (the model, plan/verify/revert, the darwin parsers and renderers) also do no
 // I/O of their own, which keeps planning testable without root.
-const pureIo = { group: ['node:child_process', 'child_process', 'koffi', 'node:net', 'node:dgram', 'node:fs', 'node:fs/promises', 'fs'], message: 'pure modules do no I/O' };
+const pureIo = {
+  group: [
+    'node:child_process',
+    'child_process',
+    'koffi',
+    'node:net',
+    'node:dgram',
+    'node:fs',
+    'node:fs/promises',
+    'fs',
+  ],
+  message: 'pure modules do no I/O',
+};
 // Test doubles stay out of dist/ (tsconfig.build.json leaves them out): production code must
 // not import them, or the build would pull them back in (test/unit/build-contents.test.ts).
 const testDoubles = {
@@ -16,15 +28,34 @@ const testDoubles = {
 // exported as JWK (seen under ~KeyGenJob in ExportJWKEdKey); WireGuard keys are a clamped random
 // scalar (src/dataplane/crypto/keys.ts generateKeyPair, test/helpers/awg.ts wgKeyPair)
 const keyGenJob = {
-  selector: "ImportDeclaration[source.value=/^(node:)?crypto$/] > ImportSpecifier[imported.name=/^generateKeyPair(Sync)?$/]",
-  message: 'no node:crypto generateKeyPair(Sync): a Node 20 deadlock; use generateKeyPair from src/dataplane/crypto/keys.ts (tests: wgKeyPair)',
+  selector:
+    'ImportDeclaration[source.value=/^(node:)?crypto$/] > ImportSpecifier[imported.name=/^generateKeyPair(Sync)?$/]',
+  message:
+    'no node:crypto generateKeyPair(Sync): a Node 20 deadlock; use generateKeyPair from src/dataplane/crypto/keys.ts (tests: wgKeyPair)',
 };
 // ipaddr.js imported as an ES module costs every process ≈ 5 MiB (src/util/ipaddr.ts loads it with require)
-const ipaddrPath = { name: 'ipaddr.js', message: "import ipaddr from src/util/ipaddr.ts (≈ 5 MiB less RSS per process)" };
-const testDoubleFiles = ['src/**/fake.ts', 'src/**/fake-*.ts', 'src/dataplane/tun/memory.ts', 'src/dataplane/conn/memory.ts'];
+const ipaddrPath = {
+  name: 'ipaddr.js',
+  message: 'import ipaddr from src/util/ipaddr.ts (≈ 5 MiB less RSS per process)',
+};
+const testDoubleFiles = [
+  'src/**/fake.ts',
+  'src/**/fake-*.ts',
+  'src/dataplane/tun/memory.ts',
+  'src/dataplane/conn/memory.ts',
+];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'schema/**', 'coverage/**', '.scratch/**', '.test-results/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'schema/**',
+      'coverage/**',
+      '.scratch/**',
+      '.test-results/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -33,7 +64,10 @@ export default tseslint.config(
   },
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/no-explicit-any': 'off',
     },
   },
@@ -50,7 +84,8 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "ImportDeclaration[source.value='zod'] > :matches(ImportSpecifier[imported.name='z'], ImportDefaultSpecifier)",
+          selector:
+            "ImportDeclaration[source.value='zod'] > :matches(ImportSpecifier[imported.name='z'], ImportDefaultSpecifier)",
           message: "import * as z from 'zod' (the named z puts all of zod in the CLI's start-up)",
         },
         keyGenJob,
@@ -68,7 +103,15 @@ export default tseslint.config(
   },
   {
     // a later no-restricted-imports replaces an earlier one: the pure block repeats the test-double patterns
-    files: ['src/model/**/*.ts', 'src/platform/**/*.ts', 'src/reconciler/plan.ts', 'src/reconciler/verify.ts', 'src/reconciler/revert.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: [ipaddrPath], patterns: [pureIo, testDoubles] }] },
+    files: [
+      'src/model/**/*.ts',
+      'src/platform/**/*.ts',
+      'src/reconciler/plan.ts',
+      'src/reconciler/verify.ts',
+      'src/reconciler/revert.ts',
+    ],
+    rules: {
+      'no-restricted-imports': ['error', { paths: [ipaddrPath], patterns: [pureIo, testDoubles] }],
+    },
   },
 );

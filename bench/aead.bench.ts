@@ -19,8 +19,19 @@ import { machine, median, printSamples, type Sample } from './lib.js';
 const SELF = fileURLToPath(import.meta.url);
 
 /** one measurement in this process: µs per packet for seal and open, µs per X25519 DH and public key */
-async function once(packets: number): Promise<{ seal: number; open: number; dh: number; pub: number; dhImported: number; decodePriv: number; decodePub: number; dhObjects: number; impl: string }> {
-  const { sealInto, openWithNonce, writeNonce, TAG_SIZE } = await import('../src/dataplane/crypto/aead.js');
+async function once(packets: number): Promise<{
+  seal: number;
+  open: number;
+  dh: number;
+  pub: number;
+  dhImported: number;
+  decodePriv: number;
+  decodePub: number;
+  dhObjects: number;
+  impl: string;
+}> {
+  const { sealInto, openWithNonce, writeNonce, TAG_SIZE } =
+    await import('../src/dataplane/crypto/aead.js');
   const { evpAead } = await import('../src/native/libcrypto.js');
   const key = randomBytes(32);
   const pkt = randomBytes(1420);
@@ -33,9 +44,11 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   const sealed = out.subarray(16);
   writeNonce(nonce, packets - 1);
   t0 = process.hrtime.bigint();
-  for (let i = 0; i < packets; i++) if (!openWithNonce(key, nonce, sealed)) throw new Error('open failed');
+  for (let i = 0; i < packets; i++)
+    if (!openWithNonce(key, nonce, sealed)) throw new Error('open failed');
   const open = Number(process.hrtime.bigint() - t0) / packets / 1000;
-  const { sharedSecret, publicKey, importPrivateKey } = await import('../src/dataplane/crypto/x25519.js');
+  const { sharedSecret, publicKey, importPrivateKey } =
+    await import('../src/dataplane/crypto/x25519.js');
   const sk = randomBytes(32);
   const pk = publicKey(randomBytes(32));
   const n = Math.max(50, packets / 200);
@@ -63,22 +76,46 @@ async function once(packets: number): Promise<{ seal: number; open: number; dh: 
   const ko = privateKeyObject(sk);
   const po = publicKeyObject(pk);
   const dhObjects = time(() => diffieHellman({ privateKey: ko, publicKey: po }));
-  return { seal, open, dh, pub, dhImported, decodePriv, decodePub, dhObjects, impl: evpAead() ? 'evp' : 'node' };
+  return {
+    seal,
+    open,
+    dh,
+    pub,
+    dhImported,
+    decodePriv,
+    decodePub,
+    dhObjects,
+    impl: evpAead() ? 'evp' : 'node',
+  };
 }
 
 export async function aeadBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 7;
   const packets = smoke ? 2000 : 100_000;
-  const keys = ['seal', 'open', 'dh', 'pub', 'dhImported', 'decodePriv', 'decodePub', 'dhObjects'] as const;
+  const keys = [
+    'seal',
+    'open',
+    'dh',
+    'pub',
+    'dhImported',
+    'decodePriv',
+    'decodePub',
+    'dhObjects',
+  ] as const;
   type Key = (typeof keys)[number];
-  const empty = () => Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
+  const empty = () =>
+    Object.fromEntries(keys.map((k) => [k, [] as number[]])) as Record<Key, number[]>;
   const r: Record<string, Record<Key, number[]>> = { node: empty(), evp: empty() };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const) {
       const j = JSON.parse(
-        execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], { encoding: 'utf8', env: { ...process.env, AWG_AEAD: impl, AWG_X25519: impl } }),
+        execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(packets)], {
+          encoding: 'utf8',
+          env: { ...process.env, AWG_AEAD: impl, AWG_X25519: impl },
+        }),
       ) as Record<Key, number> & { impl: string };
-      if (j.impl !== impl) throw new Error(`asked for ${impl}, ran ${j.impl} (is libcrypto.so.3 there?)`);
+      if (j.impl !== impl)
+        throw new Error(`asked for ${impl}, ran ${j.impl} (is libcrypto.so.3 there?)`);
       for (const k of keys) r[impl]![k].push(j[k]);
     }
   const out: Sample[] = [];
@@ -86,15 +123,31 @@ export async function aeadBench(smoke: boolean): Promise<Sample[]> {
     for (const impl of ['node', 'evp'] as const) {
       const xs = r[impl]![op];
       const m = median(xs);
-      out.push({ name: `${op} 1420 B, ${impl === 'node' ? 'node:crypto createCipheriv per packet' : 'libcrypto EVP, reused context'}`, unit: 'µs/packet', runs: xs, median: m, note: `${((1420 * 8) / (m * 1000)).toFixed(2)} Gbit/s of payload on one core` });
+      out.push({
+        name: `${op} 1420 B, ${impl === 'node' ? 'node:crypto createCipheriv per packet' : 'libcrypto EVP, reused context'}`,
+        unit: 'µs/packet',
+        runs: xs,
+        median: m,
+        note: `${((1420 * 8) / (m * 1000)).toFixed(2)} Gbit/s of payload on one core`,
+      });
     }
   for (const op of ['dh', 'pub'] as const)
     for (const impl of ['node', 'evp'] as const) {
       const xs = r[impl]![op];
-      out.push({ name: `X25519 ${op === 'dh' ? 'DH' : 'public key'} from raw keys, ${impl === 'node' ? 'node:crypto (DER-wrapped KeyObjects)' : 'libcrypto EVP_PKEY raw keys'}`, unit: 'µs', runs: xs, median: median(xs) });
+      out.push({
+        name: `X25519 ${op === 'dh' ? 'DH' : 'public key'} from raw keys, ${impl === 'node' ? 'node:crypto (DER-wrapped KeyObjects)' : 'libcrypto EVP_PKEY raw keys'}`,
+        unit: 'µs',
+        runs: xs,
+        median: median(xs),
+      });
     }
   for (const impl of ['node', 'evp'] as const)
-    out.push({ name: `X25519 DH with an imported private key (importPrivateKey), ${impl === 'node' ? 'node:crypto KeyObject' : 'libcrypto EVP_PKEY handle'}`, unit: 'µs', runs: r[impl]!.dhImported, median: median(r[impl]!.dhImported) });
+    out.push({
+      name: `X25519 DH with an imported private key (importPrivateKey), ${impl === 'node' ? 'node:crypto KeyObject' : 'libcrypto EVP_PKEY handle'}`,
+      unit: 'µs',
+      runs: r[impl]!.dhImported,
+      median: median(r[impl]!.dhImported),
+    });
   for (const [op, what] of [
     ['decodePriv', 'node:crypto: createPrivateKey of a DER-wrapped raw X25519 key'],
     ['decodePub', 'node:crypto: createPublicKey of a DER-wrapped raw X25519 key'],

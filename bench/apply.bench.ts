@@ -9,7 +9,15 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -268,7 +276,8 @@ export async function bundledLayout(dir: string): Promise<string> {
   mkdirSync(pkg, { recursive: true });
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'));
   cpSync(join(ROOT, 'bin'), join(pkg, 'bin'), { recursive: true }); // a copy: a symlink's target would see dist/cli/
-  for (const d of ['node_modules', 'proto', 'schema', 'examples']) symlinkSync(join(ROOT, d), join(pkg, d));
+  for (const d of ['node_modules', 'proto', 'schema', 'examples'])
+    symlinkSync(join(ROOT, d), join(pkg, d));
   await must(process.execPath, [join(ROOT, 'scripts/bundle.mjs'), join(pkg, 'dist', 'bundle')]);
   return join(pkg, 'bin/awg.js');
 }

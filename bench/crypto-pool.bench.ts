@@ -55,7 +55,13 @@ async function coreShare(rounds: number): Promise<Sample> {
     });
     xs.push(median(together) / alone);
   }
-  return { name: `${n} processes sealing at once: each one's time / one alone`, unit: '×', runs: xs, median: median(xs), note: `1.0: ${n} cores that work at once; ${n}: they share one CPU's time` };
+  return {
+    name: `${n} processes sealing at once: each one's time / one alone`,
+    unit: '×',
+    runs: xs,
+    median: median(xs),
+    note: `1.0: ${n} cores that work at once; ${n}: they share one CPU's time`,
+  };
 }
 
 export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
@@ -70,7 +76,15 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
   const sealedAll = Buffer.allocUnsafeSlow(1 << 20);
   const nonce = Buffer.alloc(12);
   // sealed messages to open (same key, counters 0..255)
-  for (let i = 0; i < 256; i++) sealInto(key, writeNonce(nonce, i), src.subarray(i * SIZE, (i + 1) * SIZE), 0, sealedAll, i * (SIZE + 16));
+  for (let i = 0; i < 256; i++)
+    sealInto(
+      key,
+      writeNonce(nonce, i),
+      src.subarray(i * SIZE, (i + 1) * SIZE),
+      0,
+      sealedAll,
+      i * (SIZE + 16),
+    );
   const maxThreads = Math.min(3, Math.max(1, availableParallelism() - 1));
   const pools = new Map<number, NonNullable<ReturnType<typeof CryptoPool.create>>>();
   for (let t = 0; t <= maxThreads; t++) {
@@ -78,7 +92,8 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
     if (!p) throw new Error('no libcrypto in this process: nothing to measure');
     pools.set(t, p);
   }
-  for (const [t, p] of pools) for (let i = 0; i < 500 && p.running < t; i++) await new Promise((r) => setTimeout(r, 10));
+  for (const [t, p] of pools)
+    for (let i = 0; i < 500 && p.running < t; i++) await new Promise((r) => setTimeout(r, 10));
 
   type Way = 'seal' | 'open';
   const burst = (way: Way) => (way === 'seal' ? 64 : 180);
@@ -86,8 +101,25 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
     const n = burst(way);
     for (let i = 0; i < n; i++) {
       const k = i & 255;
-      if (way === 'seal') sealInto(key, writeNonce(nonce, k), src.subarray(k * SIZE, (k + 1) * SIZE), 0, dst, k * (SIZE + 16));
-      else if (openInto(key, writeNonce(nonce, k), sealedAll.subarray(k * (SIZE + 16), (k + 1) * (SIZE + 16)), dst, k * SIZE) < 0) throw new Error('open failed');
+      if (way === 'seal')
+        sealInto(
+          key,
+          writeNonce(nonce, k),
+          src.subarray(k * SIZE, (k + 1) * SIZE),
+          0,
+          dst,
+          k * (SIZE + 16),
+        );
+      else if (
+        openInto(
+          key,
+          writeNonce(nonce, k),
+          sealedAll.subarray(k * (SIZE + 16), (k + 1) * (SIZE + 16)),
+          dst,
+          k * SIZE,
+        ) < 0
+      )
+        throw new Error('open failed');
     }
   };
   const queues = new Map([...pools].map(([t, p]) => [t, p.queue()]));
@@ -96,8 +128,10 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
     const n = burst(way);
     for (let i = 0; i < n; i++) {
       const k = i & 255;
-      if (way === 'seal') q.seal(key, k, src.subarray(k * SIZE, (k + 1) * SIZE), 0, dst, k * (SIZE + 16));
-      else q.open(key, k, sealedAll.subarray(k * (SIZE + 16), (k + 1) * (SIZE + 16)), dst, k * SIZE);
+      if (way === 'seal')
+        q.seal(key, k, src.subarray(k * SIZE, (k + 1) * SIZE), 0, dst, k * (SIZE + 16));
+      else
+        q.open(key, k, sealedAll.subarray(k * (SIZE + 16), (k + 1) * (SIZE + 16)), dst, k * SIZE);
     }
     q.run();
     for (let i = 0; i < n; i++) if (q.result(i) < 0) throw new Error(`${way} failed`);
@@ -118,7 +152,10 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
   };
   const variants: Array<{ name: string; fn: (w: Way) => void }> = [
     { name: 'inline (no pool)', fn: inline },
-    ...[...pools.keys()].map((t) => ({ name: `pool, ${t} thread${t === 1 ? '' : 's'}`, fn: (w: Way) => pooled(t, w) })),
+    ...[...pools.keys()].map((t) => ({
+      name: `pool, ${t} thread${t === 1 ? '' : 's'}`,
+      fn: (w: Way) => pooled(t, w),
+    })),
   ];
   const runs = new Map<string, number[]>();
   for (let r = 0; r < rounds; r++)
@@ -128,9 +165,23 @@ export async function cryptoPoolBench(smoke: boolean): Promise<Sample[]> {
         runs.set(k, [...(runs.get(k) ?? []), gbps(() => v.fn(way), way)]);
       }
   const share = await coreShare(smoke ? 1 : 5);
-  const stats = [...pools].map(([t, p]) => `${t}: ${p.stats.parallelRuns}/${p.stats.runs} runs parallel, ${p.stats.threadJobs} of ${p.stats.jobs} jobs on threads`).join('; ');
+  const stats = [...pools]
+    .map(
+      ([t, p]) =>
+        `${t}: ${p.stats.parallelRuns}/${p.stats.runs} runs parallel, ${p.stats.threadJobs} of ${p.stats.jobs} jobs on threads`,
+    )
+    .join('; ');
   await Promise.all([...pools.values()].map((p) => p.stop()));
-  return [share, ...[...runs].map(([name, xs]) => ({ name, unit: 'Gbit/s', runs: xs, median: median(xs), note: name.includes('pool, 1') ? stats : undefined }))];
+  return [
+    share,
+    ...[...runs].map(([name, xs]) => ({
+      name,
+      unit: 'Gbit/s',
+      runs: xs,
+      median: median(xs),
+      note: name.includes('pool, 1') ? stats : undefined,
+    })),
+  ];
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

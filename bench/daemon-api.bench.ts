@@ -53,9 +53,32 @@ export async function daemonApiBench(smoke: boolean): Promise<Sample[]> {
     writeFileSync(cfg, config());
     const socket = join(dir, 'awg.sock');
     const state = join(dir, 'state');
-    const env: NodeJS.ProcessEnv = { ...process.env, AWG_CGROUP_ROOT: `awgt-bench-${randomBytes(3).toString('hex')}`, AWG_UAPI_DIR: join(dir, 'uapi'), AWG_RESOLV_CONF: join(dir, 'resolv.conf'), AWG_DNS_MANAGER: 'static', NO_COLOR: '1' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      AWG_CGROUP_ROOT: `awgt-bench-${randomBytes(3).toString('hex')}`,
+      AWG_UAPI_DIR: join(dir, 'uapi'),
+      AWG_RESOLV_CONF: join(dir, 'resolv.conf'),
+      AWG_DNS_MANAGER: 'static',
+      NO_COLOR: '1',
+    };
     writeFileSync(join(dir, 'resolv.conf'), 'nameserver 10.208.0.53\n');
-    const daemon = spawn('nsenter', [`--net=/var/run/netns/${ns}`, '--', process.execPath, BIN, 'daemon', '--config', cfg, '--state-dir', state, '--socket', socket], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const daemon = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${ns}`,
+        '--',
+        process.execPath,
+        BIN,
+        'daemon',
+        '--config',
+        cfg,
+        '--state-dir',
+        state,
+        '--socket',
+        socket,
+      ],
+      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let log = '';
     daemon.stdout.on('data', (d: Buffer) => (log += d.toString()));
     daemon.stderr.on('data', (d: Buffer) => (log += d.toString()));
@@ -63,15 +86,22 @@ export async function daemonApiBench(smoke: boolean): Promise<Sample[]> {
     try {
       const client = await DaemonClient.open(socket);
       for (let i = 0; ; i++) {
-        if (daemon.exitCode !== null) throw new Error(`awg daemon exited ${daemon.exitCode}:\n${log}`);
-        if ((await socketAnswers(socket)).ok && (await client.status()).state === 'converged') break;
+        if (daemon.exitCode !== null)
+          throw new Error(`awg daemon exited ${daemon.exitCode}:\n${log}`);
+        if ((await socketAnswers(socket)).ok && (await client.status()).state === 'converged')
+          break;
         if (i > 600) throw new Error(`awg daemon did not converge in 60 s:\n${log}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       const objects = (await client.status()).objects.length;
       const note = `real daemon, 1 WireGuard tunnel, ${objects} owned objects`;
       const samples: Sample[] = [];
-      samples.push(await measure('Status RPC, open connection', runs, () => client.status(), { warmup: 3, note }));
+      samples.push(
+        await measure('Status RPC, open connection', runs, () => client.status(), {
+          warmup: 3,
+          note,
+        }),
+      );
       client.close();
       samples.push(
         await measure(
@@ -88,17 +118,52 @@ export async function daemonApiBench(smoke: boolean): Promise<Sample[]> {
           { warmup: 2, note },
         ),
       );
-      const cli = (args: string[], inNs = false) => async () => {
-        const r = inNs ? await sh('nsenter', [`--net=/var/run/netns/${ns}`, '--', process.execPath, BIN, ...args], { env }) : await sh(process.execPath, [BIN, ...args], { env });
-        // status exits 2 for "not converged": still a complete round trip
-        if (r.code !== 0 && r.code !== 2) throw new Error(`awg ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-        return r.stdout;
-      };
-      samples.push(await measure('awg status (CLI process, through the daemon)', cliRuns, cli(['status', '--socket', socket]), { note: 'wall time of the whole process' }));
-      samples.push(await measure('awg status --json (CLI process, through the daemon)', cliRuns, cli(['status', '--json', '--socket', socket])));
-      const directView = String(await cli(['status', '--direct', '--state-dir', state], true)()).split('\n')[0];
-      samples.push(await measure('awg status --direct (CLI process, observes the namespace itself)', cliRuns, cli(['status', '--direct', '--state-dir', state], true), { note: `reference: no daemon involved; it reports "${directView}"` }));
-      samples.push(await measure('awg --version (node start-up + module load)', cliRuns, cli(['--version']), { note: 'reference' }));
+      const cli =
+        (args: string[], inNs = false) =>
+        async () => {
+          const r = inNs
+            ? await sh(
+                'nsenter',
+                [`--net=/var/run/netns/${ns}`, '--', process.execPath, BIN, ...args],
+                { env },
+              )
+            : await sh(process.execPath, [BIN, ...args], { env });
+          // status exits 2 for "not converged": still a complete round trip
+          if (r.code !== 0 && r.code !== 2)
+            throw new Error(`awg ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+          return r.stdout;
+        };
+      samples.push(
+        await measure(
+          'awg status (CLI process, through the daemon)',
+          cliRuns,
+          cli(['status', '--socket', socket]),
+          { note: 'wall time of the whole process' },
+        ),
+      );
+      samples.push(
+        await measure(
+          'awg status --json (CLI process, through the daemon)',
+          cliRuns,
+          cli(['status', '--json', '--socket', socket]),
+        ),
+      );
+      const directView = String(
+        await cli(['status', '--direct', '--state-dir', state], true)(),
+      ).split('\n')[0];
+      samples.push(
+        await measure(
+          'awg status --direct (CLI process, observes the namespace itself)',
+          cliRuns,
+          cli(['status', '--direct', '--state-dir', state], true),
+          { note: `reference: no daemon involved; it reports "${directView}"` },
+        ),
+      );
+      samples.push(
+        await measure('awg --version (node start-up + module load)', cliRuns, cli(['--version']), {
+          note: 'reference',
+        }),
+      );
       return samples;
     } finally {
       daemon.kill('SIGTERM');

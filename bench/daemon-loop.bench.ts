@@ -57,9 +57,14 @@ function rssKiB(pid: number): number {
 }
 
 export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
-  if (process.getuid?.() !== 0) throw new Error('the Step 4 loop benchmark needs root (network namespaces)');
+  if (process.getuid?.() !== 0)
+    throw new Error('the Step 4 loop benchmark needs root (network namespaces)');
   // a fresh dist/ from this checkout's sources (the checkout's build, and the bundle's input)
-  await must(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
+  await must(process.execPath, [
+    join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    'tsconfig.build.json',
+  ]);
   const dir = mkdtempSync(join(tmpdir(), 'awgt-bench-loop-pkg-'));
   try {
     // what users run (npm i -g, the .deb) is the bundle; a clone runs tsc's dist/: its module
@@ -70,11 +75,19 @@ export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
     ];
     const rounds = smoke ? [builds[0]!] : [...builds, ...builds];
     // one sample per name and build over the rounds: every run, each round's median and note
-    const byName = new Map<string, { first: Sample; runs: number[]; medians: number[]; notes: Set<string> }>();
+    const byName = new Map<
+      string,
+      { first: Sample; runs: number[]; medians: number[]; notes: Set<string> }
+    >();
     for (const b of rounds) {
       for (const s of await loopScenario(smoke, b.awg)) {
         const name = `${s.name} (${b.label})`;
-        const acc = byName.get(name) ?? { first: s, runs: [], medians: [], notes: new Set<string>() };
+        const acc = byName.get(name) ?? {
+          first: s,
+          runs: [],
+          medians: [],
+          notes: new Set<string>(),
+        };
         acc.runs.push(...s.runs);
         acc.medians.push(s.median);
         if (s.note) acc.notes.add(s.note);
@@ -82,8 +95,20 @@ export async function daemonLoopBench(smoke: boolean): Promise<Sample[]> {
       }
     }
     return [...byName].map(([name, a]) => {
-      const note = [...a.notes, ...(a.medians.length > 1 ? [`medians per round: ${a.medians.map((m) => m.toFixed(1)).join(', ')}`] : [])].join('; ');
-      return { ...a.first, name, runs: a.runs, median: median(a.runs), ...(a.first.p90 !== undefined ? { p90: percentile(a.runs, 90) } : {}), ...(note ? { note } : {}) };
+      const note = [
+        ...a.notes,
+        ...(a.medians.length > 1
+          ? [`medians per round: ${a.medians.map((m) => m.toFixed(1)).join(', ')}`]
+          : []),
+      ].join('; ');
+      return {
+        ...a.first,
+        name,
+        runs: a.runs,
+        median: median(a.runs),
+        ...(a.first.p90 !== undefined ? { p90: percentile(a.runs, 90) } : {}),
+        ...(note ? { note } : {}),
+      };
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -95,11 +120,18 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
   const C = `awgt-bench-lc-${tag}`;
   const P = `awgt-bench-lp-${tag}`;
   const dir = mkdtempSync(join(tmpdir(), 'awgt-bench-loop-'));
-  const env = { ...process.env, AWG_CGROUP_ROOT: `awgt-bl${tag}`, AWG_DNS_MANAGER: 'static', AWG_RESOLV_CONF: join(dir, 'resolv.conf'), NO_COLOR: '1' };
+  const env = {
+    ...process.env,
+    AWG_CGROUP_ROOT: `awgt-bl${tag}`,
+    AWG_DNS_MANAGER: 'static',
+    AWG_RESOLV_CONF: join(dir, 'resolv.conf'),
+    NO_COLOR: '1',
+  };
   writeFileSync(join(dir, 'resolv.conf'), 'nameserver 10.200.0.53\n');
   const envC = { ...env, AWG_UAPI_DIR: join(dir, 'uapi-c') };
   const envP = { ...env, AWG_UAPI_DIR: join(dir, 'uapi-p') };
-  const inNs = (ns: string, cmd: string, args: string[], e = env) => must('nsenter', [`--net=/var/run/netns/${ns}`, '--', cmd, ...args], { env: e });
+  const inNs = (ns: string, cmd: string, args: string[], e = env) =>
+    must('nsenter', [`--net=/var/run/netns/${ns}`, '--', cmd, ...args], { env: e });
   const vethC = `awgbl${tag}a`;
   let up: ChildProcess | undefined;
   const samples: Sample[] = [];
@@ -108,7 +140,20 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
       await must('ip', ['netns', 'add', ns]);
       await must('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
-    await must('ip', ['-n', C, 'link', 'add', vethC, 'type', 'veth', 'peer', 'name', `awgbl${tag}b`, 'netns', P]);
+    await must('ip', [
+      '-n',
+      C,
+      'link',
+      'add',
+      vethC,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `awgbl${tag}b`,
+      'netns',
+      P,
+    ]);
     await must('ip', ['-n', C, 'addr', 'add', '10.200.9.1/24', 'dev', vethC]);
     await must('ip', ['-n', P, 'addr', 'add', '10.200.9.2/24', 'dev', `awgbl${tag}b`]);
     await must('ip', ['-n', C, 'link', 'set', vethC, 'up']);
@@ -116,24 +161,48 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
     const cfg = configs(3);
     writeFileSync(join(dir, 'peer.yaml'), cfg.peer);
     writeFileSync(join(dir, 'client.yaml'), cfg.client);
-    await inNs(P, process.execPath, [awg, 'apply', '-f', join(dir, 'peer.yaml'), '--state-dir', join(dir, 'ps')], envP);
+    await inNs(
+      P,
+      process.execPath,
+      [awg, 'apply', '-f', join(dir, 'peer.yaml'), '--state-dir', join(dir, 'ps')],
+      envP,
+    );
 
-    up = spawn('nsenter', [`--net=/var/run/netns/${C}`, '--', process.execPath, ...LONG_RUNNING_NODE_FLAGS, awg, 'up', '-f', join(dir, 'client.yaml'), '--json', '--state-dir', join(dir, 'cs')], { env: envC, stdio: ['ignore', 'pipe', 'pipe'] });
+    up = spawn(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${C}`,
+        '--',
+        process.execPath,
+        ...LONG_RUNNING_NODE_FLAGS,
+        awg,
+        'up',
+        '-f',
+        join(dir, 'client.yaml'),
+        '--json',
+        '--state-dir',
+        join(dir, 'cs'),
+      ],
+      { env: envC, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     up.stderr!.on('data', () => {});
-    const events = (): Ev[] => out.split('\n').flatMap((l) => {
-      try {
-        const j = JSON.parse(l) as Ev;
-        return j.at ? [j] : [];
-      } catch {
-        return [];
-      }
-    });
+    const events = (): Ev[] =>
+      out.split('\n').flatMap((l) => {
+        try {
+          const j = JSON.parse(l) as Ev;
+          return j.at ? [j] : [];
+        } catch {
+          return [];
+        }
+      });
     const waitFinished = async (from: number, timeoutMs = 20_000): Promise<Ev> => {
       const end = Date.now() + timeoutMs;
       for (;;) {
-        const e = events().slice(from).find((x) => x.type === 'reconcile-finished');
+        const e = events()
+          .slice(from)
+          .find((x) => x.type === 'reconcile-finished');
         if (e) return e;
         if (Date.now() > end) throw new Error(`daemon did not finish a run:\n${out}`);
         await sleep(10);
@@ -144,7 +213,12 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
     await sleep(3000);
 
     const runs = smoke ? 1 : 10;
-    const measureChange = async (name: string, change: () => Promise<unknown>, undo: (() => Promise<unknown>) | undefined, expect: string[]): Promise<Sample> => {
+    const measureChange = async (
+      name: string,
+      change: () => Promise<unknown>,
+      undo: (() => Promise<unknown>) | undefined,
+      expect: string[],
+    ): Promise<Sample> => {
       const xs: number[] = [];
       const ds: number[] = [];
       for (let i = 0; i < runs; i++) {
@@ -162,11 +236,32 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
           await waitFinished(from2, 5000).catch(() => undefined);
         }
       }
-      return { name, unit: 'ms', runs: xs, median: median(xs), p90: percentile(xs, 90), note: `event → reconcile-finished, minus the 250 ms debounce; the run itself (reload+observe+plan[+apply+verify]) median ${median(ds)} ms` };
+      return {
+        name,
+        unit: 'ms',
+        runs: xs,
+        median: median(xs),
+        p90: percentile(xs, 90),
+        note: `event → reconcile-finished, minus the 250 ms debounce; the run itself (reload+observe+plan[+apply+verify]) median ${median(ds)} ms`,
+      };
     };
     const route = ['route', 'add', '10.200.99.0/24', 'via', '10.200.9.2'];
-    samples.push(await measureChange('underlay route added (no-op run)', () => must('ip', ['-n', C, ...route]), () => must('ip', ['-n', C, 'route', 'del', '10.200.99.0/24']), ['unchanged']));
-    samples.push(await measureChange('our link admin-down (repair: link up + routes)', () => must('ip', ['-n', C, 'link', 'set', 'awg-t1', 'down']), undefined, ['converged']));
+    samples.push(
+      await measureChange(
+        'underlay route added (no-op run)',
+        () => must('ip', ['-n', C, ...route]),
+        () => must('ip', ['-n', C, 'route', 'del', '10.200.99.0/24']),
+        ['unchanged'],
+      ),
+    );
+    samples.push(
+      await measureChange(
+        'our link admin-down (repair: link up + routes)',
+        () => must('ip', ['-n', C, 'link', 'set', 'awg-t1', 'down']),
+        undefined,
+        ['converged'],
+      ),
+    );
 
     await sleep(3000);
     const pid = up.pid!;
@@ -175,13 +270,45 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
       idle.push(rssKiB(pid) / 1024);
       await sleep(300);
     }
-    samples.push({ name: 'daemon RSS, 3 tunnels idle', unit: 'MiB', runs: idle, median: median(idle) });
+    samples.push({
+      name: 'daemon RSS, 3 tunnels idle',
+      unit: 'MiB',
+      runs: idle,
+      median: median(idle),
+    });
 
-    const servers = [1, 2, 3].map((i) => spawn('nsenter', [`--net=/var/run/netns/${P}`, '--', 'iperf3', '-s', '-1', '-B', `10.200.6${i}.2`, '-p', String(5200 + i)], { stdio: 'ignore' }));
+    const servers = [1, 2, 3].map((i) =>
+      spawn(
+        'nsenter',
+        [
+          `--net=/var/run/netns/${P}`,
+          '--',
+          'iperf3',
+          '-s',
+          '-1',
+          '-B',
+          `10.200.6${i}.2`,
+          '-p',
+          String(5200 + i),
+        ],
+        { stdio: 'ignore' },
+      ),
+    );
     await sleep(500);
     const secs = smoke ? 2 : 8;
     const clients = [1, 2, 3].map((i) =>
-      sh('nsenter', [`--net=/var/run/netns/${C}`, '--', 'iperf3', '-c', `10.200.6${i}.2`, '-p', String(5200 + i), '-t', String(secs), '-J']),
+      sh('nsenter', [
+        `--net=/var/run/netns/${C}`,
+        '--',
+        'iperf3',
+        '-c',
+        `10.200.6${i}.2`,
+        '-p',
+        String(5200 + i),
+        '-t',
+        String(secs),
+        '-J',
+      ]),
     );
     const busy: number[] = [];
     const t0 = Date.now();
@@ -194,13 +321,28 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
     for (const s of servers) s.kill('SIGKILL');
     const mbps = results.map((r) => {
       try {
-        return (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e6;
+        return (
+          (JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } }).end
+            .sum_received.bits_per_second / 1e6
+        );
       } catch {
         return NaN;
       }
     });
-    samples.push({ name: 'daemon RSS, 3 tunnels under iperf3 TCP', unit: 'MiB', runs: busy, median: median(busy), p90: percentile(busy, 90), note: `max ${Math.max(...busy).toFixed(1)} MiB; throughput ${mbps.map((x) => x.toFixed(0)).join(' + ')} Mbit/s over ${secs} s` });
-    samples.push({ name: 'iperf3 TCP through 3 tunnels at once (sum)', unit: 'Mbit/s', runs: [mbps.reduce((a, b) => a + b, 0)], median: mbps.reduce((a, b) => a + b, 0) });
+    samples.push({
+      name: 'daemon RSS, 3 tunnels under iperf3 TCP',
+      unit: 'MiB',
+      runs: busy,
+      median: median(busy),
+      p90: percentile(busy, 90),
+      note: `max ${Math.max(...busy).toFixed(1)} MiB; throughput ${mbps.map((x) => x.toFixed(0)).join(' + ')} Mbit/s over ${secs} s`,
+    });
+    samples.push({
+      name: 'iperf3 TCP through 3 tunnels at once (sum)',
+      unit: 'Mbit/s',
+      runs: [mbps.reduce((a, b) => a + b, 0)],
+      median: mbps.reduce((a, b) => a + b, 0),
+    });
     // idle again: what a daemon that carried traffic keeps (its receive slabs were written)
     await sleep(AFTER_TRAFFIC_MS);
     const after: number[] = [];
@@ -208,7 +350,13 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
       after.push(rssKiB(pid) / 1024);
       await sleep(300);
     }
-    samples.push({ name: 'daemon RSS, 3 tunnels idle again after iperf3', unit: 'MiB', runs: after, median: median(after), note: `${AFTER_TRAFFIC_MS / 1000} s after the transfers ended` });
+    samples.push({
+      name: 'daemon RSS, 3 tunnels idle again after iperf3',
+      unit: 'MiB',
+      runs: after,
+      median: median(after),
+      note: `${AFTER_TRAFFIC_MS / 1000} s after the transfers ended`,
+    });
     return samples;
   } finally {
     if (up && up.exitCode === null) {
@@ -224,9 +372,24 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
         });
       });
     }
-    await sh('nsenter', [`--net=/var/run/netns/${P}`, '--', process.execPath, awg, 'down', '--state-dir', join(dir, 'ps')], { env: envP });
+    await sh(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${P}`,
+        '--',
+        process.execPath,
+        awg,
+        'down',
+        '--state-dir',
+        join(dir, 'ps'),
+      ],
+      { env: envP },
+    );
     for (const ns of [C, P]) {
-      const pids = (await sh('ip', ['netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
+      const pids = (await sh('ip', ['netns', 'pids', ns])).stdout
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
       for (const p of pids) {
         try {
           process.kill(p, 'SIGKILL');
@@ -236,7 +399,10 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
       }
       await sh('ip', ['netns', 'del', ns]);
     }
-    for (const d of [`/sys/fs/cgroup/unified/${env.AWG_CGROUP_ROOT}`, `/sys/fs/cgroup/${env.AWG_CGROUP_ROOT}`]) {
+    for (const d of [
+      `/sys/fs/cgroup/unified/${env.AWG_CGROUP_ROOT}`,
+      `/sys/fs/cgroup/${env.AWG_CGROUP_ROOT}`,
+    ]) {
       try {
         rmdirSync(d);
       } catch {

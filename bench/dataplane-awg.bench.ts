@@ -11,8 +11,24 @@
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, writeConfig, type AwgEnv } from '../test/helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, sweepStaleNetns, vethPair, type NsProcess } from '../test/helpers/netns.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../test/helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../test/helpers/netns.js';
 import { cpuSeconds, pingEventually } from '../test/netns/interop-wg.js';
 import { enginePid } from './dataplane.bench.js';
 import { median, type Sample } from './lib.js';
@@ -83,12 +99,16 @@ export async function dataplaneAwgBench(smoke: boolean): Promise<Sample[]> {
       const r = await awg(ns, e, ['apply', '-f', cfg]);
       if (r.code !== 0) throw new Error(`awg apply failed:\n${r.stderr}`);
     }
-    servers.push(nsSpawn(nsB, 'iperf3', ['-s', '-p', '5211']), nsSpawn(nsB, 'iperf3', ['-s', '-p', '5212']));
+    servers.push(
+      nsSpawn(nsB, 'iperf3', ['-s', '-p', '5211']),
+      nsSpawn(nsB, 'iperf3', ['-s', '-p', '5212']),
+    );
     const kinds = [
       { name: 'wireguard', link: `awg-w${N}`, peer: `10.200.${N + 1}.2`, port: 5211 },
       { name: 'amneziawg', link: `awg-o${N}`, peer: `10.200.${N + 2}.2`, port: 5212 },
     ] as const;
-    for (const k of kinds) if (!(await pingEventually(nsA, k.peer, 20_000))) throw new Error(`no tunnel to ${k.peer}`);
+    for (const k of kinds)
+      if (!(await pingEventually(nsA, k.peer, 20_000))) throw new Error(`no tunnel to ${k.peer}`);
 
     const res: Record<string, number[]> = {};
     const put = (name: string, v: number) => (res[name] ??= []).push(v);
@@ -99,20 +119,43 @@ export async function dataplaneAwgBench(smoke: boolean): Promise<Sample[]> {
         for (const reverse of [false, true]) {
           const pid = enginePid(k.link);
           const c0 = cpuSeconds(pid, read);
-          const out = await nsExec(nsA, 'iperf3', ['-c', k.peer, '-p', String(k.port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])], { timeoutMs: (seconds + 30) * 1000, allowFail: true });
+          const out = await nsExec(
+            nsA,
+            'iperf3',
+            [
+              '-c',
+              k.peer,
+              '-p',
+              String(k.port),
+              '-t',
+              String(seconds),
+              '-J',
+              ...(reverse ? ['-R'] : []),
+            ],
+            { timeoutMs: (seconds + 30) * 1000, allowFail: true },
+          );
           const c1 = cpuSeconds(pid, read);
-          const j = JSON.parse(out.stdout || '{}') as { end?: { sum_received?: { bits_per_second: number; seconds: number } } };
+          const j = JSON.parse(out.stdout || '{}') as {
+            end?: { sum_received?: { bits_per_second: number; seconds: number } };
+          };
           const s = j.end?.sum_received;
           if (!s) throw new Error(`iperf3 through ${k.name} failed: ${out.stderr}`);
           const dir = reverse ? 'B→A' : 'A→B';
           gbps[`${k.name} ${dir}`] = s.bits_per_second / 1e9;
           put(`${k.name} TCP ${dir} throughput`, s.bits_per_second / 1e9);
-          put(`${k.name} TCP ${dir} A-side engine CPU per Gbit/s`, (c1 - c0) / s.seconds / (s.bits_per_second / 1e9));
+          put(
+            `${k.name} TCP ${dir} A-side engine CPU per Gbit/s`,
+            (c1 - c0) / s.seconds / (s.bits_per_second / 1e9),
+          );
         }
       for (const dir of ['A→B', 'B→A'])
-        put(`ratio amneziawg/wireguard TCP ${dir}`, gbps[`amneziawg ${dir}`]! / gbps[`wireguard ${dir}`]!);
+        put(
+          `ratio amneziawg/wireguard TCP ${dir}`,
+          gbps[`amneziawg ${dir}`]! / gbps[`wireguard ${dir}`]!,
+        );
     }
-    const unit = (name: string) => (name.startsWith('ratio') ? '×' : name.includes('CPU') ? 'cores per Gbit/s' : 'Gbit/s');
+    const unit = (name: string) =>
+      name.startsWith('ratio') ? '×' : name.includes('CPU') ? 'cores per Gbit/s' : 'Gbit/s';
     return Object.entries(res).map(([name, runs]) => ({
       name,
       unit: unit(name),

@@ -56,8 +56,18 @@ export async function dataplaneUdpBench(smoke: boolean): Promise<Sample[]> {
   }
   const ratio = ours.map((x, i) => x / base[i]!);
   return [
-    { name: 'UdpBind.send 1440-byte datagrams', unit: 'datagrams/s', runs: ours, median: median(ours) },
-    { name: 'anchor: dgram.send with default lookup', unit: 'datagrams/s', runs: base, median: median(base) },
+    {
+      name: 'UdpBind.send 1440-byte datagrams',
+      unit: 'datagrams/s',
+      runs: ours,
+      median: median(ours),
+    },
+    {
+      name: 'anchor: dgram.send with default lookup',
+      unit: 'datagrams/s',
+      runs: base,
+      median: median(base),
+    },
     { name: 'ratio UdpBind / anchor', unit: '×', runs: ratio, median: median(ratio) },
   ];
 }

@@ -101,7 +101,16 @@ function runIperf(nsA: string, t: Target, seconds: number, reverse: boolean) {
   return nsExec(
     nsA,
     'iperf3',
-    ['-c', t.peer, '-p', String(t.iperfPort), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])],
+    [
+      '-c',
+      t.peer,
+      '-p',
+      String(t.iperfPort),
+      '-t',
+      String(seconds),
+      '-J',
+      ...(reverse ? ['-R'] : []),
+    ],
     { timeoutMs: (seconds + 30) * 1000, allowFail: true },
   );
 }
@@ -131,7 +140,17 @@ async function iperf(nsA: string, t: Target, seconds: number, reverse: boolean):
 }
 
 async function pingAvg(ns: string, addr: string, count: number): Promise<number> {
-  const r = await nsExec(ns, 'ping', ['-n', '-q', '-c', String(count), '-i', '0.02', '-W', '1', addr]);
+  const r = await nsExec(ns, 'ping', [
+    '-n',
+    '-q',
+    '-c',
+    String(count),
+    '-i',
+    '0.02',
+    '-W',
+    '1',
+    addr,
+  ]);
   const m = /= [\d.]+\/([\d.]+)\//.exec(r.stdout);
   if (!m) throw new Error(`ping ${addr}: ${r.stdout}`);
   return Number(m[1]);
@@ -191,7 +210,17 @@ async function startEngineDirect(
   mkdirSync(dirname(uapi), { recursive: true });
   const child = spawn(
     'nsenter',
-    [`--net=${netnsPath(ns)}`, '--', process.execPath, join(root, 'bin/awg.js'), 'engine', '--link', link, '--uapi', uapi],
+    [
+      `--net=${netnsPath(ns)}`,
+      '--',
+      process.execPath,
+      join(root, 'bin/awg.js'),
+      'engine',
+      '--link',
+      link,
+      '--uapi',
+      uapi,
+    ],
     {
       env: { ...process.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -210,7 +239,8 @@ async function startEngineDirect(
       clearTimeout(t);
     }
   };
-  for (let i = 0; i < 400 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+  for (let i = 0; i < 400 && !out.includes('ready'); i++)
+    await new Promise((r) => setTimeout(r, 25));
   if (!out.includes('ready')) {
     await kill();
     throw new Error(`engine from ${root} not ready: ${out}`);
@@ -264,32 +294,60 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
 
     const b1 = await startWireguardGo(nsB, `wbb${tag}`);
     wgs.push(b1);
-    await wgSetconf(nsB, b1.iface, work, `[Interface]\nPrivateKey = ${kb1.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T1(1)}/32\n`);
+    await wgSetconf(
+      nsB,
+      b1.iface,
+      work,
+      `[Interface]\nPrivateKey = ${kb1.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T1(1)}/32\n`,
+    );
     await wgGoAddress(nsB, b1.iface, `${T1(2)}/24`);
     const b2 = await startWireguardGo(nsB, `wbc${tag}`);
     wgs.push(b2);
-    await wgSetconf(nsB, b2.iface, work, `[Interface]\nPrivateKey = ${kb2.privateKey}\nListenPort = 51821\n[Peer]\nPublicKey = ${ka2.publicKey}\nAllowedIPs = ${T2(1)}/32\n`);
+    await wgSetconf(
+      nsB,
+      b2.iface,
+      work,
+      `[Interface]\nPrivateKey = ${kb2.privateKey}\nListenPort = 51821\n[Peer]\nPublicKey = ${ka2.publicKey}\nAllowedIPs = ${T2(1)}/32\n`,
+    );
     await wgGoAddress(nsB, b2.iface, `${T2(2)}/24`);
     // in an autogroup of its own, as `awg apply` starts our engine (under load each autogroup
     // gets an equal share: in the bench's own it shared one with iperf3 and the B peer)
     const a2 = await startWireguardGo(nsA, `wba${tag}`, { ownSession: true });
     wgs.push(a2);
     const anchorPeer = `[Peer]\nPublicKey = ${kb2.publicKey}\nEndpoint = ${UB}:51821\nAllowedIPs = ${T2(2)}/32\n`;
-    await wgSetconf(nsA, a2.iface, work, `[Interface]\nPrivateKey = ${ka2.privateKey}\nListenPort = 51822\n${anchorPeer}`);
+    await wgSetconf(
+      nsA,
+      a2.iface,
+      work,
+      `[Interface]\nPrivateKey = ${ka2.privateKey}\nListenPort = 51822\n${anchorPeer}`,
+    );
     await wgGoAddress(nsA, a2.iface, `${T2(1)}/24`);
 
     const prof = process.env.AWG_BENCH_PROFILE;
-    const nodeOptions = [prof ? `--import=file://${profilePreload(work, prof)}` : '', process.env.AWG_BENCH_NODE_OPTIONS ?? ''].filter(Boolean).join(' ') || undefined;
+    const nodeOptions =
+      [
+        prof ? `--import=file://${profilePreload(work, prof)}` : '',
+        process.env.AWG_BENCH_NODE_OPTIONS ?? '',
+      ]
+        .filter(Boolean)
+        .join(' ') || undefined;
     const engineRoot = process.env.AWG_BENCH_ENGINE_ROOT;
     if (engineRoot) {
-      direct = await startEngineDirect(nsA, engineRoot, link, join(e.env.AWG_UAPI_DIR!, `${link}.sock`), nodeOptions, [
-        'set=1',
-        `private_key=${hex(ka.privateKey)}`,
-        'listen_port=51823',
-        `public_key=${hex(kb1.publicKey)}`,
-        `endpoint=${UB}:51820`,
-        `allowed_ip=${T1(2)}/32`,
-      ]);
+      direct = await startEngineDirect(
+        nsA,
+        engineRoot,
+        link,
+        join(e.env.AWG_UAPI_DIR!, `${link}.sock`),
+        nodeOptions,
+        [
+          'set=1',
+          `private_key=${hex(ka.privateKey)}`,
+          'listen_port=51823',
+          `public_key=${hex(kb1.publicKey)}`,
+          `endpoint=${UB}:51820`,
+          `allowed_ip=${T1(2)}/32`,
+        ],
+      );
       await nsExec(nsA, 'ip', ['addr', 'add', `${T1(1)}/24`, 'dev', link]);
       await nsExec(nsA, 'ip', ['link', 'set', link, 'mtu', '1420', 'up']);
     } else {
@@ -313,7 +371,10 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
       if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
     }
 
-    servers.push(nsSpawn(nsB, 'iperf3', ['-s', '-p', '5201']), nsSpawn(nsB, 'iperf3', ['-s', '-p', '5202']));
+    servers.push(
+      nsSpawn(nsB, 'iperf3', ['-s', '-p', '5201']),
+      nsSpawn(nsB, 'iperf3', ['-s', '-p', '5202']),
+    );
     for (const addr of [T1(2), T2(2)])
       if (!(await pingEventually(nsA, addr, 20_000))) throw new Error(`no tunnel to ${addr}`);
 
@@ -327,7 +388,16 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
         iperfPort: 5201,
         async resetPeer() {
           await wgVia(nsA, uapiDir, ['set', link, 'peer', kb1.publicKey, 'remove']);
-          await wgVia(nsA, uapiDir, ['set', link, 'peer', kb1.publicKey, 'endpoint', `${UB}:51820`, 'allowed-ips', `${T1(2)}/32`]);
+          await wgVia(nsA, uapiDir, [
+            'set',
+            link,
+            'peer',
+            kb1.publicKey,
+            'endpoint',
+            `${UB}:51820`,
+            'allowed-ips',
+            `${T1(2)}/32`,
+          ]);
         },
       },
       {
@@ -338,7 +408,16 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
         iperfPort: 5202,
         async resetPeer() {
           await nsExec(nsA, 'wg', ['set', a2.iface, 'peer', kb2.publicKey, 'remove']);
-          await nsExec(nsA, 'wg', ['set', a2.iface, 'peer', kb2.publicKey, 'endpoint', `${UB}:51821`, 'allowed-ips', `${T2(2)}/32`]);
+          await nsExec(nsA, 'wg', [
+            'set',
+            a2.iface,
+            'peer',
+            kb2.publicKey,
+            'endpoint',
+            `${UB}:51821`,
+            'allowed-ips',
+            `${T2(2)}/32`,
+          ]);
         },
       },
     ];
@@ -360,20 +439,35 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
       }
       const veth = await pingAvg(nsA, UB, smoke ? 5 : 20);
       put('plain veth ping RTT', veth);
-      for (const t of targets) put(`${t.name} ping RTT overhead over veth`, (await pingAvg(nsA, t.peer, smoke ? 5 : 20)) - veth);
+      for (const t of targets)
+        put(
+          `${t.name} ping RTT overhead over veth`,
+          (await pingAvg(nsA, t.peer, smoke ? 5 : 20)) - veth,
+        );
       // several resets per round, alternating: one first ping per round spreads over an
       // order of magnitude on a loaded machine (bench/RESULTS.md)
       for (let k = 0; k < firstPings; k++)
         for (const t of targets) {
           await t.resetPeer();
-          put(`${t.name} first ping after peer reset (handshake + 1 RTT)`, await firstPing(nsA, t.peer));
+          put(
+            `${t.name} first ping after peer reset (handshake + 1 RTT)`,
+            await firstPing(nsA, t.peer),
+          );
         }
     }
     put('awg engine VmRSS', rssMiB(enginePid(link)));
     put('anchor wireguard-go (A) VmRSS', rssMiB(a2.proc.pid));
 
     const unit = (k: string) =>
-      k.startsWith('ratio') ? '×' : k.endsWith('throughput') ? 'Gbit/s' : k.includes('CPU') ? 'cores per Gbit/s' : k.endsWith('VmRSS') ? 'MiB' : 'ms';
+      k.startsWith('ratio')
+        ? '×'
+        : k.endsWith('throughput')
+          ? 'Gbit/s'
+          : k.includes('CPU')
+            ? 'cores per Gbit/s'
+            : k.endsWith('VmRSS')
+              ? 'MiB'
+              : 'ms';
     // what the engine's crypto pool did (its log lines: threads started, declined, stopped)
     let pool = '';
     try {
@@ -386,7 +480,9 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
       /* no log (a direct engine) */
     }
     const note = `${direct ? `engine from ${engineRoot}` : layout}; load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
-    return Object.entries(res).map(([k, v]) => sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note));
+    return Object.entries(res).map(([k, v]) =>
+      sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note),
+    );
   } finally {
     for (const sv of servers) await sv.kill(1000);
     if (direct) await direct.kill();

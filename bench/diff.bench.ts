@@ -81,12 +81,22 @@ async function child(cfg: string, stateDir: string, runs: number): Promise<Sampl
   const platform = await loadPlatform();
   const prep = async () => {
     // the state directory's fingerprint key, as `awg diff` uses: the applied record's fingerprints match
-    const r = await prepare(cfg, { platform, probe: true, fingerprintKey: () => fingerprintKeyIn(stateDir) });
+    const r = await prepare(cfg, {
+      platform,
+      probe: true,
+      fingerprintKey: () => fingerprintKeyIn(stateDir),
+    });
     if (!r.ok) throw new Error('reference config invalid: ' + JSON.stringify(r.issues));
     return r.prepared;
   };
   const p = await prep();
-  const env = await hostEnv({ platform, stateDir, reporter: silentReporter, claims: p.claims, secrets: p.secrets });
+  const env = await hostEnv({
+    platform,
+    stateDir,
+    reporter: silentReporter,
+    claims: p.claims,
+    secrets: p.secrets,
+  });
   const last = env.applied.load();
   if (!last) throw new Error('reference config was not applied');
   const noop = async (desired = p.desired) => {
@@ -202,7 +212,8 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
     const wall = async (name: string, args: string[], expectCode: number, note?: string) => {
       const s = await measure(name, runs, async () => {
         const r = await sh('nsenter', inNs(args), { env });
-        if (r.code !== expectCode) throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+        if (r.code !== expectCode)
+          throw new Error(`${args.join(' ')} exited ${r.code}: ${r.stderr}`);
       });
       const load = `load ${loadavg()[0]!.toFixed(1)}`;
       return { ...s, cpuMedian: undefined, note: note ? `${note}; ${load}` : load };
@@ -218,7 +229,11 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
       ),
     );
     out.push(
-      await wall('CLI wall: awg apply (no-op, 0 mutations)', [node, bin, 'apply', '-f', cfg, '--state-dir', stateDir], 0),
+      await wall(
+        'CLI wall: awg apply (no-op, 0 mutations)',
+        [node, bin, 'apply', '-f', cfg, '--state-dir', stateDir],
+        0,
+      ),
     );
     out.push(
       await wall(
@@ -228,7 +243,9 @@ export async function diffBench(smoke: boolean): Promise<Sample[]> {
       ),
     );
     out.push(await wall('  start-up only: nsenter + node -e 0', [node, '-e', '0'], 0));
-    out.push(await wall('  start-up + CLI module load: awg --version', [node, bin, '--version'], 0));
+    out.push(
+      await wall('  start-up + CLI module load: awg --version', [node, bin, '--version'], 0),
+    );
     return out;
   });
 }

@@ -21,7 +21,13 @@ import {
   writeConfig,
   type AwgEnv,
 } from '../test/helpers/awg.js';
-import { createNetns, destroyNetns, nsSpawn, vethPair, type NsProcess } from '../test/helpers/netns.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsSpawn,
+  vethPair,
+  type NsProcess,
+} from '../test/helpers/netns.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 import {
   awgConfig,
@@ -127,7 +133,16 @@ export async function withEnginePair<T>(
       daemon = nsSpawn(
         nsA,
         process.execPath,
-        [...LONG_RUNNING_NODE_FLAGS, join(REPO_ROOT, 'bin/awg.js'), 'up', '-f', cfg, '--json', '--state-dir', env.stateDir],
+        [
+          ...LONG_RUNNING_NODE_FLAGS,
+          join(REPO_ROOT, 'bin/awg.js'),
+          'up',
+          '-f',
+          cfg,
+          '--json',
+          '--state-dir',
+          env.stateDir,
+        ],
         { env: { ...env.env, ...extraEnv } },
       );
     } else {

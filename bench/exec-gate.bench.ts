@@ -17,7 +17,16 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +34,16 @@ import { Rule } from '../src/config/schema.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../src/procs/placer-process.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { machine, median, percentile, printSamples, type Sample } from './lib.js';
-import { counterNamespace, counters, engineLoad, load, removeBenchCgroups, sh, sleep, wrongPath } from './placement-lib.js';
+import {
+  counterNamespace,
+  counters,
+  engineLoad,
+  load,
+  removeBenchCgroups,
+  sh,
+  sleep,
+  wrongPath,
+} from './placement-lib.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 /** the execs are our descendants, which a placer never moves: claim a pid that does not exist */
@@ -34,11 +52,21 @@ const NOT_US = 0x3ffffff0;
 export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[]> {
   const missing: string[] = [];
   if (process.getuid?.() !== 0) missing.push('root');
-  for (const t of ['nft', 'bash', 'nsenter', 'ip', 'mount']) if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) missing.push(t);
+  for (const t of ['nft', 'bash', 'nsenter', 'ip', 'mount'])
+    if (spawnSync('sh', ['-c', `command -v ${t}`]).status !== 0) missing.push(t);
   const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
   if (!mount) missing.push('cgroup2');
   if (!existsSync(join(REPO, 'dist/cli/main.js'))) missing.push('dist (npm run build)');
-  if (missing.length) return [{ name: 'exec-gate', unit: 'packets', runs: [], median: NaN, note: `skipped: missing ${missing.join(', ')}` }];
+  if (missing.length)
+    return [
+      {
+        name: 'exec-gate',
+        unit: 'packets',
+        runs: [],
+        median: NaN,
+        note: `skipped: missing ${missing.join(', ')}`,
+      },
+    ];
 
   const N = smoke ? 20 : 1000;
   const root = `awgt-${randomBytes(4).toString('hex')}`;
@@ -56,14 +84,25 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
     copyFileSync('/bin/bash', join(fs, 'apps/awgt-bash'));
     copyFileSync('/bin/true', join(fs, 'apps/awgt-true'));
     copyFileSync('/bin/true', join(fs, 'other/awgt-true'));
-    for (const f of ['apps/awgt-bash', 'apps/awgt-true', 'other/awgt-true']) chmodSync(join(fs, f), 0o755);
+    for (const f of ['apps/awgt-bash', 'apps/awgt-true', 'other/awgt-true'])
+      chmodSync(join(fs, f), 0o755);
     for (const p of [root, `${root}/a`]) mkdirSync(join(mount!.mountPoint, p));
     const ref = nftCgroupRef(mount!, `${root}/a`);
     counterNamespace(ns, ref);
     const rules = [Rule.parse({ name: 'a', match: { dir: join(fs, 'apps') }, target: 'vpn' })];
     /** one bash loop: prints one wall time (µs) per exec */
     const timed = (cmd: string) => {
-      const r = spawnSync('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'bash', '-c', `for i in $(seq ${N}); do a=$EPOCHREALTIME; ${cmd}; b=$EPOCHREALTIME; echo $(( \${b/./} - \${a/./} )); done`], { encoding: 'utf8', maxBuffer: 1 << 24 });
+      const r = spawnSync(
+        'nsenter',
+        [
+          `--net=/var/run/netns/${ns}`,
+          '--',
+          'bash',
+          '-c',
+          `for i in $(seq ${N}); do a=$EPOCHREALTIME; ${cmd}; b=$EPOCHREALTIME; echo $(( \${b/./} - \${a/./} )); done`,
+        ],
+        { encoding: 'utf8', maxBuffer: 1 << 24 },
+      );
       if (r.status !== 0) throw new Error(`exec loop: ${r.stderr}`);
       return r.stdout.trim().split('\n').map(Number);
     };
@@ -84,7 +123,8 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
         if (handle.state === 'failed') throw new Error(`placer failed: ${errors.join('; ')}`);
         await sleep(20);
       }
-      if (gate && (handle.gate.state !== 'gated' || handle.gate.marks.join() !== fs)) throw new Error(`gate not on the tmpfs only: ${JSON.stringify(handle.gate)}`);
+      if (gate && (handle.gate.state !== 'gated' || handle.gate.marks.join() !== fs))
+        throw new Error(`gate not on the tmpfs only: ${JSON.stringify(handle.gate)}`);
       await handle.flush();
       const c0 = counters(ns);
       const l0 = load();
@@ -107,10 +147,37 @@ export async function execGateBench(smoke: boolean, repeat = 1): Promise<Sample[
       const { all, wrong } = wrongPath(c0, c1);
       const q = (xs: number[], p: number) => percentile(xs, p).toFixed(0);
       const ctx = `load ${l0} → ${l1}; placer: ${st.placed} placed, ${st.gated} by the gate${gs ? `, gate answered ${gs.events} events (${gs.late} late, ${gs.errors} errors)` : ''}${errors.length ? `; errors: ${errors.join('; ')}` : ''}`;
-      out.push({ name: `${label}: first packets by the wrong path`, unit: 'packets', runs: [wrong], median: wrong, note: `of ${all} sent by ${N} execs; ${ctx}` });
-      out.push({ name: `${label}: matched exec`, unit: 'µs', runs: matchedUs, median: median(matchedUs), p90: percentile(matchedUs, 90), note: `p99 ${q(matchedUs, 99)} µs, max ${Math.max(...matchedUs)} µs (fork+exec+exit of a copy of true, from the loop)` });
-      out.push({ name: `${label}: unmatched exec (marked file system)`, unit: 'µs', runs: unmatchedUs, median: median(unmatchedUs), p90: percentile(unmatchedUs, 90), note: `p99 ${q(unmatchedUs, 99)} µs, max ${Math.max(...unmatchedUs)} µs` });
-      out.push({ name: `${label}: matched exec sending one datagram`, unit: 'µs', runs: sendUs, median: median(sendUs), p90: percentile(sendUs, 90), note: `p99 ${q(sendUs, 99)} µs` });
+      out.push({
+        name: `${label}: first packets by the wrong path`,
+        unit: 'packets',
+        runs: [wrong],
+        median: wrong,
+        note: `of ${all} sent by ${N} execs; ${ctx}`,
+      });
+      out.push({
+        name: `${label}: matched exec`,
+        unit: 'µs',
+        runs: matchedUs,
+        median: median(matchedUs),
+        p90: percentile(matchedUs, 90),
+        note: `p99 ${q(matchedUs, 99)} µs, max ${Math.max(...matchedUs)} µs (fork+exec+exit of a copy of true, from the loop)`,
+      });
+      out.push({
+        name: `${label}: unmatched exec (marked file system)`,
+        unit: 'µs',
+        runs: unmatchedUs,
+        median: median(unmatchedUs),
+        p90: percentile(unmatchedUs, 90),
+        note: `p99 ${q(unmatchedUs, 99)} µs, max ${Math.max(...unmatchedUs)} µs`,
+      });
+      out.push({
+        name: `${label}: matched exec sending one datagram`,
+        unit: 'µs',
+        runs: sendUs,
+        median: median(sendUs),
+        p90: percentile(sendUs, 90),
+        note: `p99 ${q(sendUs, 99)} µs`,
+      });
     };
 
     for (let rep = 0; rep < repeat; rep++)
@@ -139,5 +206,16 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const r = await execGateBench(smoke, repeat);
   printSamples('exec-gate', r);
   mkdirSync(join(REPO, 'bench/out'), { recursive: true });
-  writeFileSync(join(REPO, `bench/out/exec-gate${smoke ? '-smoke' : ''}.json`), JSON.stringify({ machine: machine(), date: new Date().toISOString(), results: r.map((s) => ({ ...s, runs: s.runs.length > 1 ? [] : s.runs })) }, null, 2));
+  writeFileSync(
+    join(REPO, `bench/out/exec-gate${smoke ? '-smoke' : ''}.json`),
+    JSON.stringify(
+      {
+        machine: machine(),
+        date: new Date().toISOString(),
+        results: r.map((s) => ({ ...s, runs: s.runs.length > 1 ? [] : s.runs })),
+      },
+      null,
+      2,
+    ),
+  );
 }

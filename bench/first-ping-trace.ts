@@ -47,7 +47,25 @@ async function perfControl(tid: number, file: string) {
     rmSync(f, { force: true });
     await run('mkfifo', [f]);
   }
-  const proc = spawn('perf', ['record', '-q', '-F', '20000', '-g', '-D', '-1', '--control', `fifo:${ctl},${ack}`, '-t', String(tid), '-o', file], { stdio: 'ignore' });
+  const proc = spawn(
+    'perf',
+    [
+      'record',
+      '-q',
+      '-F',
+      '20000',
+      '-g',
+      '-D',
+      '-1',
+      '--control',
+      `fifo:${ctl},${ack}`,
+      '-t',
+      String(tid),
+      '-o',
+      file,
+    ],
+    { stdio: 'ignore' },
+  );
   const w = openSync(ctl, 'w');
   const r = openSync(ack, 'r');
   const cmd = (c: string) => {
@@ -63,8 +81,27 @@ async function perfControl(tid: number, file: string) {
       await done;
       closeSync(w);
       closeSync(r);
-      const rep = await run('perf', ['report', '-i', file, '--no-children', '--stdio', '--sort', 'sym', '-g', 'none', '--percent-limit', '1.5'], { allowFail: true });
-      return rep.stdout.split('\n').filter((l) => /%/.test(l)).join('\n');
+      const rep = await run(
+        'perf',
+        [
+          'report',
+          '-i',
+          file,
+          '--no-children',
+          '--stdio',
+          '--sort',
+          'sym',
+          '-g',
+          'none',
+          '--percent-limit',
+          '1.5',
+        ],
+        { allowFail: true },
+      );
+      return rep.stdout
+        .split('\n')
+        .filter((l) => /%/.test(l))
+        .join('\n');
     },
   };
 }
@@ -81,66 +118,74 @@ function setSlice(pid: number, us: number): string {
 
 const busy: ChildProcess[] = [];
 try {
-  await withEnginePair(async ({ nsA, pid, peer, resetPeer }) => {
-    if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
-    const perf = PERF ? await perfControl(pid, PERF) : undefined;
-    for (let i = 0; i < BUSY; i++)
-      busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
-    const rows: { ping: number; run: number; wait: number; others: number }[] = [];
-    /** per ping whose handshake was on its path (six packets), the five gaps between them */
-    const gaps: number[][] = [];
-    for (let i = 0; i < PINGS; i++) {
-      await resetPeer();
-      const td = TCPDUMP
-        ? nsSpawn(nsA, 'tcpdump', [
-            '-l',
-            '-n',
-            '--immediate-mode',
-            '-tt',
-            '-i',
-            'any',
-            'icmp or udp',
-          ])
-        : undefined;
-      await new Promise((r) => setTimeout(r, 600));
-      perf?.enable();
-      const s0 = schedstat(pid);
-      const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', peer], { allowFail: true });
-      const s1 = schedstat(pid);
-      perf?.disable();
-      const d = (tid: number, k: 'run' | 'wait') =>
-        ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
-      const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
-      const ms = Number(/time=([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
-      rows.push({ ping: ms, run: d(pid, 'run'), wait: d(pid, 'wait'), others });
-      const sched = `engine main thread ran ${d(pid, 'run').toFixed(2)} ms, waited ${d(pid, 'wait').toFixed(2)} ms; other threads ran ${others.toFixed(2)} ms`;
-      let marks = '';
-      if (td) {
-        await new Promise((r) => setTimeout(r, 300));
-        await td.kill(500);
-        const lines = td
-          .output()
-          .split('\n')
-          .filter((l) => /^\d+\.\d+ /.test(l));
-        const t0 = Number(lines[0]?.split(' ')[0]);
-        const at = lines.map((l) => (Number(l.split(' ')[0]) - t0) * 1000);
-        marks = `; packets at ${at.map((t) => t.toFixed(2)).join(' / ')} ms`;
-        // an earlier handshake (the daemon probes a peer without a session) leaves 3 more
-        if (at.length === 6) gaps.push(at.slice(1).map((t, k) => t - at[k]!));
+  await withEnginePair(
+    async ({ nsA, pid, peer, resetPeer }) => {
+      if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
+      const perf = PERF ? await perfControl(pid, PERF) : undefined;
+      for (let i = 0; i < BUSY; i++)
+        busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
+      const rows: { ping: number; run: number; wait: number; others: number }[] = [];
+      /** per ping whose handshake was on its path (six packets), the five gaps between them */
+      const gaps: number[][] = [];
+      for (let i = 0; i < PINGS; i++) {
+        await resetPeer();
+        const td = TCPDUMP
+          ? nsSpawn(nsA, 'tcpdump', [
+              '-l',
+              '-n',
+              '--immediate-mode',
+              '-tt',
+              '-i',
+              'any',
+              'icmp or udp',
+            ])
+          : undefined;
+        await new Promise((r) => setTimeout(r, 600));
+        perf?.enable();
+        const s0 = schedstat(pid);
+        const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', peer], {
+          allowFail: true,
+        });
+        const s1 = schedstat(pid);
+        perf?.disable();
+        const d = (tid: number, k: 'run' | 'wait') =>
+          ((s1.get(tid)?.[k] ?? 0) - (s0.get(tid)?.[k] ?? 0)) / 1e6;
+        const others = [...s1.keys()].filter((t) => t !== pid).reduce((a, t) => a + d(t, 'run'), 0);
+        const ms = Number(/time=([\d.]+)/.exec(r.stdout)?.[1] ?? NaN);
+        rows.push({ ping: ms, run: d(pid, 'run'), wait: d(pid, 'wait'), others });
+        const sched = `engine main thread ran ${d(pid, 'run').toFixed(2)} ms, waited ${d(pid, 'wait').toFixed(2)} ms; other threads ran ${others.toFixed(2)} ms`;
+        let marks = '';
+        if (td) {
+          await new Promise((r) => setTimeout(r, 300));
+          await td.kill(500);
+          const lines = td
+            .output()
+            .split('\n')
+            .filter((l) => /^\d+\.\d+ /.test(l));
+          const t0 = Number(lines[0]?.split(' ')[0]);
+          const at = lines.map((l) => (Number(l.split(' ')[0]) - t0) * 1000);
+          marks = `; packets at ${at.map((t) => t.toFixed(2)).join(' / ')} ms`;
+          // an earlier handshake (the daemon probes a peer without a session) leaves 3 more
+          if (at.length === 6) gaps.push(at.slice(1).map((t, k) => t - at[k]!));
+        }
+        console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
       }
-      console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
-    }
-    const med = (k: 'ping' | 'run' | 'wait' | 'others') =>
-      median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
-    console.log(
-      `median of ${rows.length} (${DAEMON ? 'daemon' : 'engine process'}; busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
-    );
-    if (perf) console.log(`perf, the main thread inside the ping windows (${PERF}):\n${await perf.stop()}`);
-    if (gaps.length)
+      const med = (k: 'ping' | 'run' | 'wait' | 'others') =>
+        median(rows.map((x) => x[k]).filter((v) => !Number.isNaN(v))).toFixed(2);
       console.log(
-        `gaps, medians of the ${gaps.length} pings with the handshake on their path: ${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,
+        `median of ${rows.length} (${DAEMON ? 'daemon' : 'engine process'}; busy loops: ${BUSY}): ping ${med('ping')} ms, main thread ran ${med('run')} ms, waited ${med('wait')} ms, other threads ran ${med('others')} ms; engine VmRSS ${vmRssKiB(pid)} kB`,
       );
-  }, { host: DAEMON ? 'daemon' : 'apply' });
+      if (perf)
+        console.log(
+          `perf, the main thread inside the ping windows (${PERF}):\n${await perf.stop()}`,
+        );
+      if (gaps.length)
+        console.log(
+          `gaps, medians of the ${gaps.length} pings with the handshake on their path: ${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,
+        );
+    },
+    { host: DAEMON ? 'daemon' : 'apply' },
+  );
 } finally {
   for (const b of busy) b.kill('SIGKILL');
 }

@@ -46,9 +46,13 @@ async function once(pairs: number): Promise<number> {
  * fresh process: wall and CPU time, and how many of its pairs carried packets both ways.
  */
 async function curve(): Promise<void> {
-  const cold = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--each', '40'], { encoding: 'utf8' });
+  const cold = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--each', '40'], {
+    encoding: 'utf8',
+  });
   console.log(`fresh process, pairs 1-40 (ms): ${cold}`);
-  const warm = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--warmup'], { encoding: 'utf8' });
+  const warm = execFileSync(process.execPath, ['--import', 'tsx', SELF, '--warmup'], {
+    encoding: 'utf8',
+  });
   console.log(`warm-up in a fresh process: ${warm}`);
 }
 
@@ -58,7 +62,14 @@ export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
   const r: Record<'node' | 'evp', number[]> = { node: [], evp: [] };
   for (let i = 0; i < runs; i++)
     for (const impl of ['node', 'evp'] as const)
-      r[impl].push(Number(execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(pairs)], { encoding: 'utf8', env: { ...process.env, AWG_X25519: impl, AWG_AEAD: impl, AWG_BLAKE2: impl } })));
+      r[impl].push(
+        Number(
+          execFileSync(process.execPath, ['--import', 'tsx', SELF, '--child', String(pairs)], {
+            encoding: 'utf8',
+            env: { ...process.env, AWG_X25519: impl, AWG_AEAD: impl, AWG_BLAKE2: impl },
+          }),
+        ),
+      );
   return (['node', 'evp'] as const).map((impl) => ({
     name: `handshake + first packet, fresh in-memory pair, ${impl === 'node' ? 'node:crypto (X25519 KeyObjects, cipher and hash objects per call)' : 'libcrypto (EVP X25519 keys, AEAD, BLAKE2s)'}`,
     unit: 'ms',
@@ -69,7 +80,8 @@ export async function handshakeBench(smoke: boolean): Promise<Sample[]> {
 }
 
 if (process.argv[1] === SELF) {
-  if (process.argv[2] === '--child') process.stdout.write(String(await once(Number(process.argv[3]))));
+  if (process.argv[2] === '--child')
+    process.stdout.write(String(await once(Number(process.argv[3]))));
   else if (process.argv[2] === '--each')
     process.stdout.write((await each(Number(process.argv[3]))).map((x) => x.toFixed(2)).join(' '));
   else if (process.argv[2] === '--warmup') {
@@ -78,7 +90,9 @@ if (process.argv[1] === SELF) {
     const t0 = performance.now();
     const ok = await warmUpHandshakes();
     const cpu = process.cpuUsage(c0);
-    process.stdout.write(`${ok} pairs ok, ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU`);
+    process.stdout.write(
+      `${ok} pairs ok, ${(performance.now() - t0).toFixed(0)} ms wall, ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms CPU`,
+    );
   } else if (process.argv[2] === '--curve') await curve();
   else {
     console.log(`machine: ${machine()}`);

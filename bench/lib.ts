@@ -29,7 +29,12 @@ export async function time<T>(fn: () => Promise<T> | T): Promise<{ ms: number; v
   return { ms: Number(process.hrtime.bigint() - t0) / 1e6, value };
 }
 
-export async function measure(name: string, runs: number, fn: () => Promise<unknown> | unknown, opts: { warmup?: number; note?: string } = {}): Promise<Sample> {
+export async function measure(
+  name: string,
+  runs: number,
+  fn: () => Promise<unknown> | unknown,
+  opts: { warmup?: number; note?: string } = {},
+): Promise<Sample> {
   for (let i = 0; i < (opts.warmup ?? 1); i++) await fn();
   const xs: number[] = [];
   const cpu: number[] = [];
@@ -39,15 +44,28 @@ export async function measure(name: string, runs: number, fn: () => Promise<unkn
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
   }
-  return { name, unit: 'ms', runs: xs, median: median(xs), p90: percentile(xs, 90), cpuMedian: median(cpu), note: opts.note };
+  return {
+    name,
+    unit: 'ms',
+    runs: xs,
+    median: median(xs),
+    p90: percentile(xs, 90),
+    cpuMedian: median(cpu),
+    note: opts.note,
+  };
 }
 
 export function machine(): string {
   const c = cpus();
-  return `${c.length} x ${c[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+  return `${c.length} x ${c[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${release()}, Node ${process.version}, load average ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`;
 }
 
 export function printSamples(title: string, samples: Sample[]): void {
   console.log(`\n## ${title}`);
-  for (const s of samples) console.log(`${s.name}: median ${s.median.toFixed(2)} ${s.unit}${s.p90 !== undefined ? `, p90 ${s.p90.toFixed(2)}` : ''}${s.cpuMedian !== undefined ? `, CPU ${s.cpuMedian.toFixed(2)} ms` : ''} over ${s.runs.length} runs${s.note ? ` (${s.note})` : ''}`);
+  for (const s of samples)
+    console.log(
+      `${s.name}: median ${s.median.toFixed(2)} ${s.unit}${s.p90 !== undefined ? `, p90 ${s.p90.toFixed(2)}` : ''}${s.cpuMedian !== undefined ? `, CPU ${s.cpuMedian.toFixed(2)} ms` : ''} over ${s.runs.length} runs${s.note ? ` (${s.note})` : ''}`,
+    );
 }

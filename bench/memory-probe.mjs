@@ -11,7 +11,14 @@
 // collected objects included (<file>.<pid>.alloc.json: where a process allocates). The probe's
 // own reads allocate about 1 MiB per sample: heap figures taken with it creep. Other processes
 // (the bench itself) load it and do nothing.
-import { appendFileSync, closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeFileSync,
+} from 'node:fs';
 import { setInterval, setTimeout } from 'node:timers';
 import v8 from 'node:v8';
 
@@ -27,7 +34,10 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
       const r = /^Rss:\s+(\d+)/.exec(line);
       if (r && name) rss[name] = (rss[name] ?? 0) + Number(r[1]);
     }
-    return Object.entries(rss).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([k, kib]) => `${k.split('/').pop()} ${(kib / 1024).toFixed(1)} MiB`);
+    return Object.entries(rss)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 6)
+      .map(([k, kib]) => `${k.split('/').pop()} ${(kib / 1024).toFixed(1)} MiB`);
   };
   let sample = 0;
   setInterval(() => {
@@ -39,7 +49,8 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
       const pages = [];
       for (const m of smaps.matchAll(/^([0-9a-f]+)-([0-9a-f]+) r-xp \S+ \S+ \S+\s+(\S*)$/gm)) {
         if (!m[3].endsWith('/node')) continue;
-        const a = parseInt(m[1], 16) / 4096, b = parseInt(m[2], 16) / 4096;
+        const a = parseInt(m[1], 16) / 4096,
+          b = parseInt(m[2], 16) / 4096;
         const buf = Buffer.alloc((b - a) * 8);
         readSync(fd, buf, 0, buf.length, a * 8);
         for (let i = 0; i < b - a; i++) if (buf.readBigUInt64LE(i * 8) >> 63n) pages.push(a + i);
@@ -50,7 +61,18 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
     }
     const m = process.memoryUsage();
     const mib = (n) => Number((n / 1048576).toFixed(1));
-    appendFileSync(file, JSON.stringify({ at: Date.now(), rss: mib(m.rss), heapTotal: mib(m.heapTotal), heapUsed: mib(m.heapUsed), external: mib(m.external), arrayBuffers: mib(m.arrayBuffers), mappings: mappings() }) + '\n');
+    appendFileSync(
+      file,
+      JSON.stringify({
+        at: Date.now(),
+        rss: mib(m.rss),
+        heapTotal: mib(m.heapTotal),
+        heapUsed: mib(m.heapUsed),
+        external: mib(m.external),
+        arrayBuffers: mib(m.arrayBuffers),
+        mappings: mappings(),
+      }) + '\n',
+    );
   }, 2000).unref();
   // AWG_MEMORY_PROBE_ALLOC=<start ms>,<duration ms>: V8's sampling heap profiler over that window,
   // counting what was collected too (where an idle process allocates), into <file>.alloc.json
@@ -60,10 +82,21 @@ if (out && process.argv.some((a) => a === 'up' || a === 'daemon' || a === 'engin
     const s = new Session();
     s.connect();
     setTimeout(() => {
-      s.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
-      setTimeout(() => s.post('HeapProfiler.stopSampling', (err, r) => { if (!err) writeFileSync(`${out}.${process.pid}.alloc.json`, JSON.stringify(r.profile)); }), alloc[1]).unref();
+      s.post('HeapProfiler.startSampling', {
+        samplingInterval: 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
+      setTimeout(
+        () =>
+          s.post('HeapProfiler.stopSampling', (err, r) => {
+            if (!err) writeFileSync(`${out}.${process.pid}.alloc.json`, JSON.stringify(r.profile));
+          }),
+        alloc[1],
+      ).unref();
     }, alloc[0]).unref();
   }
   const after = Number(process.env.AWG_MEMORY_PROBE_SNAPSHOT);
-  if (after > 0) setTimeout(() => v8.writeHeapSnapshot(`${out}.${process.pid}.heapsnapshot`), after).unref();
+  if (after > 0)
+    setTimeout(() => v8.writeHeapSnapshot(`${out}.${process.pid}.heapsnapshot`), after).unref();
 }

@@ -26,10 +26,15 @@ await withEnginePair(
       for (const mode of ['default', 'slice100', 'slice300', 'fifo']) {
         await run('chrt', ['-o', '-p', '0', String(pid)]); // SCHED_OTHER, the default slice
         if (mode === 'fifo') await run('chrt', ['-f', '-p', '1', String(pid)]);
-        if (mode.startsWith('slice') && setOtherSlice(Number(mode.slice(5)), pid) !== 0) throw new Error('sched_setattr failed');
-        const o = await nsExec(nsA, 'ping', ['-n', '-c', String(PINGS), '-i', '0.05', peer], { allowFail: true });
+        if (mode.startsWith('slice') && setOtherSlice(Number(mode.slice(5)), pid) !== 0)
+          throw new Error('sched_setattr failed');
+        const o = await nsExec(nsA, 'ping', ['-n', '-c', String(PINGS), '-i', '0.05', peer], {
+          allowFail: true,
+        });
         const rtts = [...o.stdout.matchAll(/time=([\d.]+)/g)].map((m) => Number(m[1]));
-        console.log(`round ${r + 1} ${mode.padEnd(8)} RTT median ${at(rtts, 0.5).toFixed(3)} ms, p90 ${at(rtts, 0.9).toFixed(3)} ms (${rtts.length} replies)`);
+        console.log(
+          `round ${r + 1} ${mode.padEnd(8)} RTT median ${at(rtts, 0.5).toFixed(3)} ms, p90 ${at(rtts, 0.9).toFixed(3)} ms (${rtts.length} replies)`,
+        );
       }
     }
     await run('chrt', ['-o', '-p', '0', String(pid)]);

@@ -83,7 +83,6 @@ export const load = () =>
     .map((x) => x.toFixed(2))
     .join(' ');
 
-
 /**
  * A namespace `ns` with loopback up and our counting table: UDP to port 9999 counted once
  * in "all" and, when its socket was created in the cgroup `ref`, in "placed".
@@ -106,7 +105,10 @@ export function counterNamespace(ns: string, ref: NftCgroupRef): void {
 }
 
 /** packets between two counters() readings, and those whose socket was outside the cgroup */
-export function wrongPath(c0: Record<string, number>, c1: Record<string, number>): { all: number; wrong: number } {
+export function wrongPath(
+  c0: Record<string, number>,
+  c1: Record<string, number>,
+): { all: number; wrong: number } {
   const all = (c1.all ?? 0) - (c0.all ?? 0);
   return { all, wrong: all - ((c1.placed ?? 0) - (c0.placed ?? 0)) };
 }

@@ -38,7 +38,17 @@ import { ProcessPlacer } from '../src/procs/placer.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../src/procs/placer-process.js';
 import { nftCgroupRef, parseCgroup2Mount } from '../src/resources/cgroup/parse.js';
 import { machine, median, percentile, printSamples, type Sample } from './lib.js';
-import { counterNamespace, counters, engineLoad, load, removeBenchCgroups, runAsync, sh, sleep, wrongPath } from './placement-lib.js';
+import {
+  counterNamespace,
+  counters,
+  engineLoad,
+  load,
+  removeBenchCgroups,
+  runAsync,
+  sh,
+  sleep,
+  wrongPath,
+} from './placement-lib.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const NOT_US = 0x3ffffff0;
@@ -142,7 +152,12 @@ export async function placementProcessBench(
               }
             : {}),
           // the watcher alone (Step 5); the exec gate has its own bench (exec-gate.bench.ts)
-          env: { ...process.env, AWG_PLACER_TRACE: '1', AWG_PROC_CONNECTOR_FD: '', AWG_EXEC_GATE: '0' },
+          env: {
+            ...process.env,
+            AWG_PLACER_TRACE: '1',
+            AWG_PROC_CONNECTOR_FD: '',
+            AWG_EXEC_GATE: '0',
+          },
           onPlaced: (p) => {
             lat.push(Number(p.placedNs - p.execNs) / 1000);
             if (p.recvNs) wake.push(Number(p.recvNs - p.execNs) / 1000);

@@ -12,7 +12,16 @@
  * Needs root, nft, bash, nsenter and cgroup v2; skipped with a note otherwise.
  */
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Rule } from '../src/config/schema.js';
@@ -26,7 +35,9 @@ import { counterNamespace, counters, removeBenchCgroups, runAsync, sh } from './
 const settle = () => new Promise((r) => setTimeout(r, 300));
 
 function latencySample(name: string, ps: Placement[], note: string): Sample {
-  const us = ps.filter((p) => p.execTs !== undefined).map((p) => Number(p.placedTs - p.execTs!) / 1000);
+  const us = ps
+    .filter((p) => p.execTs !== undefined)
+    .map((p) => Number(p.placedTs - p.execTs!) / 1000);
   return {
     name,
     unit: 'µs',
@@ -49,7 +60,16 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
   }
   const mount = parseCgroup2Mount(readFileSync('/proc/self/mountinfo', 'utf8'));
   if (!mount) missing.push('cgroup2');
-  if (missing.length) return [{ name: 'placement', unit: 'µs', runs: [], median: NaN, note: `skipped: missing ${missing.join(', ')}` }];
+  if (missing.length)
+    return [
+      {
+        name: 'placement',
+        unit: 'µs',
+        runs: [],
+        median: NaN,
+        note: `skipped: missing ${missing.join(', ')}`,
+      },
+    ];
 
   const N = smoke ? 20 : 1000;
   const NEXEC = smoke ? 3 : 100;
@@ -58,7 +78,10 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
   const tmp = mkdtempSync(join(tmpdir(), 'awgt-bench-'));
   const apps = join(tmp, 'apps');
   mkdirSync(apps);
-  for (const [src, dst] of [['/bin/true', 'awgt-true'], ['/bin/bash', 'awgt-bash']] as const) {
+  for (const [src, dst] of [
+    ['/bin/true', 'awgt-true'],
+    ['/bin/bash', 'awgt-bash'],
+  ] as const) {
     copyFileSync(src, join(apps, dst));
     chmodSync(join(apps, dst), 0o755);
   }
@@ -72,7 +95,8 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
     const placements: Placement[] = [];
     conn = ProcConnector.open();
     const matcher = compileRules([Rule.parse({ name: 'a', match: { dir: apps }, target: 'vpn' })]);
-    const inNs = (script: string) => runAsync('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'bash', '-c', script]);
+    const inNs = (script: string) =>
+      runAsync('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'bash', '-c', script]);
     const round = async (label: string, checkCurrent: boolean, what: 'true' | 'bash') => {
       placer?.close();
       conn!.stop();
@@ -96,14 +120,32 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
       const st = placer.stats;
       const stat = `${st.placed}/${N} placed, ${st.esrch} matched but exited before the write, ${st.vanished} exec events (system-wide) gone before readlink`;
       if (what === 'true') {
-        out.push(latencySample(`${label}: exec → placed, /bin/true copies${checkCurrent ? '' : ' (checkCurrent: false)'}`, placements.splice(0), stat));
+        out.push(
+          latencySample(
+            `${label}: exec → placed, /bin/true copies${checkCurrent ? '' : ' (checkCurrent: false)'}`,
+            placements.splice(0),
+            stat,
+          ),
+        );
         return;
       }
       const c1 = counters(ns);
       const all = (c1.all ?? 0) - (c0.all ?? 0);
       const good = (c1.placed ?? 0) - (c0.placed ?? 0);
-      out.push(latencySample(`${label}: exec → placed, bash copies sending one UDP datagram`, placements.splice(0), stat));
-      out.push({ name: `${label}: watcher, first packets by the wrong path`, unit: 'packets', runs: [all - good], median: all - good, note: `of ${all} sent (one per process)` });
+      out.push(
+        latencySample(
+          `${label}: exec → placed, bash copies sending one UDP datagram`,
+          placements.splice(0),
+          stat,
+        ),
+      );
+      out.push({
+        name: `${label}: watcher, first packets by the wrong path`,
+        unit: 'packets',
+        runs: [all - good],
+        median: all - good,
+        note: `of ${all} sent (one per process)`,
+      });
     };
     await round('normal priority', true, 'true');
     await round('normal priority', false, 'true');
@@ -129,21 +171,49 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
     // awg exec: the same sender, placed before it starts
     const state = join(tmp, 'state');
     mkdirSync(state);
-    writeFileSync(join(state, 'applied.json'), JSON.stringify({ configFile: '', appliedAt: '', claims: { cgroupRoot: root }, resources: [root, `${root}/a`].map((p) => ({ kind: 'cgroup', id: `cgroup/${p}`, deps: [], spec: { path: p } })), outcome: 'applied' }));
+    writeFileSync(
+      join(state, 'applied.json'),
+      JSON.stringify({
+        configFile: '',
+        appliedAt: '',
+        claims: { cgroupRoot: root },
+        resources: [root, `${root}/a`].map((p) => ({
+          kind: 'cgroup',
+          id: `cgroup/${p}`,
+          deps: [],
+          spec: { path: p },
+        })),
+        outcome: 'applied',
+      }),
+    );
     (placer as ProcessPlacer | undefined)?.close();
     placer = undefined;
     conn.close();
     conn = undefined;
     const bin = join(process.cwd(), 'bin/awg.js');
     if (!existsSync(join(process.cwd(), 'dist/cli/main.js'))) {
-      out.push({ name: 'awg exec: first packets by the wrong path', unit: 'packets', runs: [], median: NaN, note: 'skipped: run npm run build first' });
+      out.push({
+        name: 'awg exec: first packets by the wrong path',
+        unit: 'packets',
+        runs: [],
+        median: NaN,
+        note: 'skipped: run npm run build first',
+      });
     } else {
       const e0 = counters(ns);
-      await inNs(`for i in $(seq ${NEXEC}); do ${process.execPath} ${bin} exec --rule a --state-dir ${state} -- ${apps}/awgt-bash -c 'echo x > /dev/udp/127.0.0.1/9999'; done`);
+      await inNs(
+        `for i in $(seq ${NEXEC}); do ${process.execPath} ${bin} exec --rule a --state-dir ${state} -- ${apps}/awgt-bash -c 'echo x > /dev/udp/127.0.0.1/9999'; done`,
+      );
       const e1 = counters(ns);
       const eall = (e1.all ?? 0) - (e0.all ?? 0);
       const egood = (e1.placed ?? 0) - (e0.placed ?? 0);
-      out.push({ name: 'awg exec: first packets by the wrong path', unit: 'packets', runs: [eall - egood], median: eall - egood, note: `of ${eall} (one per awg exec)` });
+      out.push({
+        name: 'awg exec: first packets by the wrong path',
+        unit: 'packets',
+        runs: [eall - egood],
+        median: eall - egood,
+        note: `of ${eall} (one per awg exec)`,
+      });
     }
   } finally {
     placer?.close();

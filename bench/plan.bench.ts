@@ -15,11 +15,27 @@ export function bigConfig(prefixes = 10_000, rules = 50): string {
   const perTunnel = Math.ceil(prefixes / 3);
   let n = 0;
   for (let t = 0; t < 3; t++) {
-    lines.push(`  t${t}:`, '    type: wireguard', `    privateKey: ${KEY}`, `    addresses: [10.${100 + t}.0.2/32]`, '    peers:', `      - publicKey: ${KEY}`, `        endpoint: 192.0.2.${t + 1}:51820`, '        allowedIPs:');
-    for (let i = 0; i < perTunnel && n < prefixes; i++, n++) lines.push(`          - 10.${t}.${(i >> 8) & 255}.${i & 255}/32`);
+    lines.push(
+      `  t${t}:`,
+      '    type: wireguard',
+      `    privateKey: ${KEY}`,
+      `    addresses: [10.${100 + t}.0.2/32]`,
+      '    peers:',
+      `      - publicKey: ${KEY}`,
+      `        endpoint: 192.0.2.${t + 1}:51820`,
+      '        allowedIPs:',
+    );
+    for (let i = 0; i < perTunnel && n < prefixes; i++, n++)
+      lines.push(`          - 10.${t}.${(i >> 8) & 255}.${i & 255}/32`);
   }
   lines.push('rules:');
-  for (let r = 0; r < rules; r++) lines.push(`  - name: r${r}`, `    match: {name: app${r}}`, `    target: t${r % 3}`, `    fallback: ${['block', 'allow-direct', 'failover', 'drop'][r % 4]}`);
+  for (let r = 0; r < rules; r++)
+    lines.push(
+      `  - name: r${r}`,
+      `    match: {name: app${r}}`,
+      `    target: t${r % 3}`,
+      `    fallback: ${['block', 'allow-direct', 'failover', 'drop'][r % 4]}`,
+    );
   lines.push('killSwitch: on');
   return lines.join('\n') + '\n';
 }
@@ -37,9 +53,21 @@ export async function planBench(runs: number): Promise<Sample[]> {
   const loadedConfig = loadConfigText(text, 'bench.yaml').config!;
   const converged = { resources: desired.resources.map((r) => structuredClone(r)), foreign: [] };
   return [
-    await measure('validate+plan (3 tunnels, 50 rules, 10,000 prefixes → ' + desired.resources.length + ' resources), empty host', runs, pipeline),
+    await measure(
+      'validate+plan (3 tunnels, 50 rules, 10,000 prefixes → ' +
+        desired.resources.length +
+        ' resources), empty host',
+      runs,
+      pipeline,
+    ),
     await measure('plan only, converged host (no-op)', runs, () => plan(desired, converged)),
-    await measure('load+validate only (YAML parse with positions + zod + semantic checks)', runs, () => loadConfigText(text, 'bench.yaml')),
-    await measure('buildDesired + realise (Linux) only', runs, () => realiseLinux(buildDesired(loadedConfig, { facts }), facts)),
+    await measure(
+      'load+validate only (YAML parse with positions + zod + semantic checks)',
+      runs,
+      () => loadConfigText(text, 'bench.yaml'),
+    ),
+    await measure('buildDesired + realise (Linux) only', runs, () =>
+      realiseLinux(buildDesired(loadedConfig, { facts }), facts),
+    ),
   ];
 }

@@ -21,10 +21,15 @@ export async function positionsBench(smoke: boolean): Promise<Sample[]> {
     for (const nested of [false, true]) {
       const text = unknownKeys(n, nested);
       out.push(
-        await measure(`load ${n.toLocaleString('en')} unknown keys (${nested ? 'under routing:' : 'top level'}) → ${n.toLocaleString('en')} located issues`, runs, () => {
-          const r = loadConfigText(text, 'bench.yaml');
-          if (r.issues.length !== n) throw new Error(`expected ${n} issues, got ${r.issues.length}`);
-        }),
+        await measure(
+          `load ${n.toLocaleString('en')} unknown keys (${nested ? 'under routing:' : 'top level'}) → ${n.toLocaleString('en')} located issues`,
+          runs,
+          () => {
+            const r = loadConfigText(text, 'bench.yaml');
+            if (r.issues.length !== n)
+              throw new Error(`expected ${n} issues, got ${r.issues.length}`);
+          },
+        ),
       );
     }
   }

@@ -28,7 +28,9 @@ import { cryptoPoolBench } from './crypto-pool.bench.js';
 // an installed layout (bundledLayout) on Node 22.1+ keeps V8's compile cache, for root in the
 // machine's /var/cache/awg: benchmarks keep theirs in a directory of their own (the Debian
 // package's smokes refuse to run where /var/cache/awg exists)
-const cacheDir = process.env.AWG_COMPILE_CACHE_DIR ? undefined : mkdtempSync(join(tmpdir(), 'awg-bench-compile-'));
+const cacheDir = process.env.AWG_COMPILE_CACHE_DIR
+  ? undefined
+  : mkdtempSync(join(tmpdir(), 'awg-bench-compile-'));
 if (cacheDir) {
   process.env.AWG_COMPILE_CACHE_DIR = cacheDir;
   process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
@@ -65,4 +67,7 @@ for (const s of suites) {
   printSamples(s.name, results[s.name]!);
 }
 mkdirSync('bench/out', { recursive: true });
-writeFileSync(`bench/out/${smoke ? 'smoke' : 'results'}.json`, JSON.stringify({ machine: machine(), date: new Date().toISOString(), results }, null, 2));
+writeFileSync(
+  `bench/out/${smoke ? 'smoke' : 'results'}.json`,
+  JSON.stringify({ machine: machine(), date: new Date().toISOString(), results }, null, 2),
+);

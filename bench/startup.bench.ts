@@ -22,9 +22,19 @@ import { median, percentile, type Sample } from './lib.js';
 export async function startupBench(smoke: boolean): Promise<Sample[]> {
   const runs = smoke ? 1 : 11;
   // a fresh dist/ from this checkout's sources (the unbundled side and the bundle's input)
-  await must(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json']);
+  await must(process.execPath, [
+    join(ROOT, 'node_modules/typescript/bin/tsc'),
+    '-p',
+    'tsconfig.build.json',
+  ]);
   const runtimes = [process.execPath];
-  if (!smoke) runtimes.push(...(await must('bash', [join(ROOT, 'scripts/runtimes.sh'), '22', '24'])).stdout.trim().split('\n').slice(-2));
+  if (!smoke)
+    runtimes.push(
+      ...(await must('bash', [join(ROOT, 'scripts/runtimes.sh'), '22', '24'])).stdout
+        .trim()
+        .split('\n')
+        .slice(-2),
+    );
 
   return withReferenceApplied(async ({ dir, cfg, stateDir, env, inNs }) => {
     const bundled = await bundledLayout(dir);
@@ -37,12 +47,26 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
     ];
     const commands = [
       { name: 'awg --version', args: ['--version'], code: 0 },
-      { name: 'awg validate (examples/minimal.yaml)', args: ['validate', '-f', join(ROOT, 'examples/minimal.yaml')], code: 0 },
+      {
+        name: 'awg validate (examples/minimal.yaml)',
+        args: ['validate', '-f', join(ROOT, 'examples/minimal.yaml')],
+        code: 0,
+      },
       { name: 'awg validate (reference config)', args: ['validate', '-f', cfg], code: 0 },
-      { name: 'awg diff (converged, exit 0)', args: ['diff', '-f', cfg, '--state-dir', stateDir], code: 0 },
+      {
+        name: 'awg diff (converged, exit 0)',
+        args: ['diff', '-f', cfg, '--state-dir', stateDir],
+        code: 0,
+      },
     ];
     const times = new Map<string, number[]>();
-    const once = async (key: string, args: string[], code: number, extra: NodeJS.ProcessEnv, keep: boolean) => {
+    const once = async (
+      key: string,
+      args: string[],
+      code: number,
+      extra: NodeJS.ProcessEnv,
+      keep: boolean,
+    ) => {
       const t0 = process.hrtime.bigint();
       const r = await sh('nsenter', inNs(args), { env: { ...env, ...extra } });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -58,7 +82,13 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
         await once(`${labels[ri]} node -e 0`, [node, '-e', '0'], 0, {}, round > 0);
         for (const b of builds)
           for (const c of commands)
-            await once(`${labels[ri]} ${b.name}: ${c.name}`, [node, b.bin, ...c.args], c.code, b.env, round > 0);
+            await once(
+              `${labels[ri]} ${b.name}: ${c.name}`,
+              [node, b.bin, ...c.args],
+              c.code,
+              b.env,
+              round > 0,
+            );
       }
     }
     const load = `load ${load0} → ${loadavg()[0]!.toFixed(1)}, nsenter + node start-up included`;
@@ -68,7 +98,11 @@ export async function startupBench(smoke: boolean): Promise<Sample[]> {
       runs: xs,
       median: median(xs),
       p90: percentile(xs, 90),
-      note: name.includes('validate') ? `target < 150 ms; ${load}` : name.includes('diff') ? `target < 300 ms; ${load}` : load,
+      note: name.includes('validate')
+        ? `target < 150 ms; ${load}`
+        : name.includes('diff')
+          ? `target < 300 ms; ${load}`
+          : load,
     }));
   });
 }

@@ -28,4 +28,6 @@ Atomics.notify(c, 0);
 await w.terminate();
 t.sort((a, b) => a - b);
 const q = (p: number) => t[Math.floor(t.length * p)]!.toFixed(1);
-console.log(`handoff round trip over ${trips} trips: p50 ${q(0.5)} µs, p90 ${q(0.9)} µs, p99 ${q(0.99)} µs`);
+console.log(
+  `handoff round trip over ${trips} trips: p50 ${q(0.5)} µs, p90 ${q(0.9)} µs, p99 ${q(0.99)} µs`,
+);

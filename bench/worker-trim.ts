@@ -12,7 +12,8 @@ import { Worker } from 'node:worker_threads';
 import { mallocTrim } from '../src/native/libc.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../src/util/node-flags.js';
 
-const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
+const rss = () =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 if (process.argv[2] === '--child') {
@@ -36,11 +37,19 @@ if (process.argv[2] === '--child') {
   const rounds = Number(process.argv[2] ?? 5);
   const rows: { start: number; busy: number; exited: number; trimmed: number }[] = [];
   for (let i = 0; i < rounds; i++) {
-    const out = execFileSync(process.execPath, [...LONG_RUNNING_NODE_FLAGS, '--import', 'tsx', fileURLToPath(import.meta.url), '--child'], { encoding: 'utf8' });
+    const out = execFileSync(
+      process.execPath,
+      [...LONG_RUNNING_NODE_FLAGS, '--import', 'tsx', fileURLToPath(import.meta.url), '--child'],
+      { encoding: 'utf8' },
+    );
     rows.push(JSON.parse(out.trim().split('\n').at(-1)!));
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const f = (k: keyof (typeof rows)[0]) => `${med(rows.map((r) => r[k])).toFixed(1)} MiB`;
-  console.log(`worker-trim, ${rounds} processes (medians): before ${f('start')}, thread busy ${f('busy')}, thread exited ${f('exited')}, after malloc_trim ${f('trimmed')}`);
-  console.log(`added by the thread ${med(rows.map((r) => r.busy - r.start)).toFixed(1)} MiB, left after exit ${med(rows.map((r) => r.exited - r.start)).toFixed(1)}, after the trim ${med(rows.map((r) => r.trimmed - r.start)).toFixed(1)}`);
+  console.log(
+    `worker-trim, ${rounds} processes (medians): before ${f('start')}, thread busy ${f('busy')}, thread exited ${f('exited')}, after malloc_trim ${f('trimmed')}`,
+  );
+  console.log(
+    `added by the thread ${med(rows.map((r) => r.busy - r.start)).toFixed(1)} MiB, left after exit ${med(rows.map((r) => r.exited - r.start)).toFixed(1)}, after the trim ${med(rows.map((r) => r.trimmed - r.start)).toFixed(1)}`,
+  );
 }

@@ -24,7 +24,9 @@ if (bundled && module.enableCompileCache) {
   const dir = compileCacheDir();
   if (dir) module.enableCompileCache(dir);
 }
-const { installCrashHandlers, main } = await import(bundled ? '../dist/bundle/main.js' : '../dist/cli/main.js');
+const { installCrashHandlers, main } = await import(
+  bundled ? '../dist/bundle/main.js' : '../dist/cli/main.js'
+);
 
 // an uncaught exception or unhandled rejection is logged and ends the process with 70 (cli/crash.ts)
 installCrashHandlers();

@@ -25,7 +25,9 @@ export function compileCacheDir(env = process.env, uid = process.geteuid?.() ?? 
   if (env.AWG_COMPILE_CACHE === '0') return undefined;
   const dir =
     env.AWG_COMPILE_CACHE_DIR ||
-    (uid === 0 ? '/var/cache/awg/compile' : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'awg', 'compile'));
+    (uid === 0
+      ? '/var/cache/awg/compile'
+      : join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'awg', 'compile'));
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     return safeDir(dir, uid) ? dir : undefined;

@@ -22,8 +22,32 @@ export const LAYERS = {
   resources: ['model', 'config', 'native', 'platform', 'dataplane', 'proxy', 'errors.ts', 'util'],
   reconciler: ['model', 'resources/driver.ts', 'errors.ts', 'util'],
   pipeline: ['reconciler', 'resources', 'model', 'config', 'errors.ts', 'util'],
-  daemon: ['pipeline', 'reconciler', 'resources', 'procs', 'model', 'config', 'native', 'errors.ts', 'util'],
-  cli: ['daemon', 'pipeline', 'reconciler', 'resources', 'procs', 'dataplane', 'proxy', 'native', 'platform', 'model', 'config', 'errors.ts', 'util'],
+  daemon: [
+    'pipeline',
+    'reconciler',
+    'resources',
+    'procs',
+    'model',
+    'config',
+    'native',
+    'errors.ts',
+    'util',
+  ],
+  cli: [
+    'daemon',
+    'pipeline',
+    'reconciler',
+    'resources',
+    'procs',
+    'dataplane',
+    'proxy',
+    'native',
+    'platform',
+    'model',
+    'config',
+    'errors.ts',
+    'util',
+  ],
 };
 
 function matches(entry, target) {
@@ -37,10 +61,14 @@ export const layersRule = {
   meta: {
     type: 'problem',
     docs: { description: 'enforce the import layers of docs/architecture.md' },
-    schema: [{ type: 'object', properties: { srcRoot: { type: 'string' } }, additionalProperties: false }],
+    schema: [
+      { type: 'object', properties: { srcRoot: { type: 'string' } }, additionalProperties: false },
+    ],
     messages: {
-      forbidden: "layer '{{from}}' may not import '{{target}}' ({{allowed}}); see docs/architecture.md#layers",
-      unknown: "'{{from}}' is not a layer of eslint/layers.js: add it there and to docs/architecture.md",
+      forbidden:
+        "layer '{{from}}' may not import '{{target}}' ({{allowed}}); see docs/architecture.md#layers",
+      unknown:
+        "'{{from}}' is not a layer of eslint/layers.js: add it there and to docs/architecture.md",
     },
   },
   create(context) {
@@ -52,13 +80,26 @@ export const layersRule = {
     const allowed = LAYERS[from];
     const check = (node, source) => {
       if (typeof source !== 'string' || !source.startsWith('.')) return;
-      const target = relative(srcRoot, resolve(dirname(file), source)).split(sep).join('/').replace(/\.js$/, '.ts');
+      const target = relative(srcRoot, resolve(dirname(file), source))
+        .split(sep)
+        .join('/')
+        .replace(/\.js$/, '.ts');
       if (target.startsWith('..')) return;
       const layer = target.split('/')[0];
       if (layer === from) return;
       if (!allowed) return context.report({ node, messageId: 'unknown', data: { from } });
       if (allowed.some((e) => matches(e, target))) return;
-      context.report({ node, messageId: 'forbidden', data: { from, target, allowed: allowed.length ? `it may import ${allowed.join(', ')}` : 'it imports nothing of src/' } });
+      context.report({
+        node,
+        messageId: 'forbidden',
+        data: {
+          from,
+          target,
+          allowed: allowed.length
+            ? `it may import ${allowed.join(', ')}`
+            : 'it imports nothing of src/',
+        },
+      });
     };
     return {
       ImportDeclaration: (n) => check(n, n.source.value),

@@ -45,7 +45,9 @@ const result = await build({
   platform: 'node',
   target: 'node20.19',
   // CommonJS dependencies bundled into ESM call require() for Node's built-ins
-  banner: { js: "import { createRequire as __awgRequire } from 'node:module'; const require = __awgRequire(import.meta.url);" },
+  banner: {
+    js: "import { createRequire as __awgRequire } from 'node:module'; const require = __awgRequire(import.meta.url);",
+  },
   chunkNames: 'chunk-[hash]',
   metafile: true,
   logLevel: 'warning',
@@ -57,7 +59,9 @@ const result = await build({
         b.onResolve({ filter: /^[^./]/ }, (args) => {
           if (args.path.startsWith('node:')) return { external: true };
           if (args.path === 'yaml') return { path: YAML_ESM };
-          const name = args.path.startsWith('@') ? args.path.split('/').slice(0, 2).join('/') : args.path.split('/')[0];
+          const name = args.path.startsWith('@')
+            ? args.path.split('/').slice(0, 2).join('/')
+            : args.path.split('/')[0];
           if (BUNDLED.has(name) || name.startsWith('@noble/')) return undefined;
           return { external: true };
         });
@@ -69,4 +73,6 @@ const result = await build({
 writeFileSync(`${outdir}.meta.json`, JSON.stringify(result.metafile));
 const outputs = Object.entries(result.metafile.outputs).filter(([f]) => f.endsWith('.js'));
 const bytes = outputs.reduce((n, [, o]) => n + o.bytes, 0);
-console.log(`bundle: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), outdir) || '.'}`);
+console.log(
+  `bundle: ${outputs.length} files, ${(bytes / 1024).toFixed(0)} KiB in ${relative(process.cwd(), outdir) || '.'}`,
+);

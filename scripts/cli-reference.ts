@@ -4,7 +4,9 @@ import { buildProgram } from '../src/cli/main.js';
 import { ERROR_KINDS } from '../src/errors.js';
 
 function usage(c: Command, prefix = ''): string {
-  const args = (c as unknown as { registeredArguments?: { name(): string; required: boolean }[] }).registeredArguments ?? [];
+  const args =
+    (c as unknown as { registeredArguments?: { name(): string; required: boolean }[] })
+      .registeredArguments ?? [];
   return `awg ${prefix}${c.name()}${args.map((a) => (a.required ? ` <${a.name()}>` : ` [${a.name()}]`)).join('')}${c.options.length ? ' [options]' : ''}`;
 }
 
@@ -20,7 +22,7 @@ export function cliReference(): string {
     '',
     'Global: `awg --version`, `awg help [command]`. Output: results on stdout, the mutation log (`[#] command`, as wg-quick prints it) and diagnostics on stderr; colour only on a terminal (`NO_COLOR` disables it).',
     '',
-    'Environment: `AWG_STATE_DIR` (state directory, default `/var/lib/awg`; macOS `/Library/Application Support/awg`), `AWG_SOCKET` (the daemon API socket, default `/run/awg/awg.sock`; macOS `/var/run/awg/awg.sock`), `AWG_CGROUP_ROOT` (cgroup subtree awg owns, default `awg`), `AWG_UAPI_DIR` (engine UAPI sockets, default `/var/run/wireguard`), `AWG_DNS_MANAGER` (`resolved` | `resolvconf` | `static`), `AWG_RESOLV_CONF` (DNS backend override) and `AWG_EXEC_TIMEOUT_MS` (how long `ip`, `nft`, `resolvectl`, … may run before they are killed; default 30000, 150000 for `systemctl`/`launchctl`). An installed package runs the bundled CLI (dist/bundle/) and, on Node 22.1 or later, keeps V8\'s compile cache in `/var/cache/awg/compile` (root) or `~/.cache/awg/compile`, used only when every directory up to `/` is the user\'s or root\'s and writable by no one else: `AWG_COMPILE_CACHE=0` turns it off, `AWG_COMPILE_CACHE_DIR` moves it.',
+    "Environment: `AWG_STATE_DIR` (state directory, default `/var/lib/awg`; macOS `/Library/Application Support/awg`), `AWG_SOCKET` (the daemon API socket, default `/run/awg/awg.sock`; macOS `/var/run/awg/awg.sock`), `AWG_CGROUP_ROOT` (cgroup subtree awg owns, default `awg`), `AWG_UAPI_DIR` (engine UAPI sockets, default `/var/run/wireguard`), `AWG_DNS_MANAGER` (`resolved` | `resolvconf` | `static`), `AWG_RESOLV_CONF` (DNS backend override) and `AWG_EXEC_TIMEOUT_MS` (how long `ip`, `nft`, `resolvectl`, … may run before they are killed; default 30000, 150000 for `systemctl`/`launchctl`). An installed package runs the bundled CLI (dist/bundle/) and, on Node 22.1 or later, keeps V8's compile cache in `/var/cache/awg/compile` (root) or `~/.cache/awg/compile`, used only when every directory up to `/` is the user's or root's and writable by no one else: `AWG_COMPILE_CACHE=0` turns it off, `AWG_COMPILE_CACHE_DIR` moves it.",
     '',
     'Diagnosis switches of the embedded engine (`AWG_CRYPTO_THREADS`, `AWG_TUN_OFFLOAD`, `AWG_UDP_NATIVE`, `AWG_AEAD`, `AWG_X25519`, `AWG_BLAKE2`, `AWG_BUFFER_REUSE`, `AWG_HANDSHAKE_PREPARE`, `AWG_HANDSHAKE_BOOST`, `AWG_ENGINE_SLICE_US`, `AWG_WARMUP`, `AWG_IDLE_RELEASE`, `AWG_SETTLE_GC`, `AWG_UDP_BATCH`, `AWG_UDP_GSO`, `AWG_UDP_GRO`, `AWG_UDP_SEND_THREAD`) are described in [the Linux platform notes](platform-linux.md#the-data-planes-fast-paths) and src/dataplane/README.md.',
     '',
@@ -33,19 +35,36 @@ export function cliReference(): string {
     const options = c.options.filter((o) => !(o as unknown as { hidden?: boolean }).hidden);
     if (options.length) {
       out.push('| option | description |', '|---|---|');
-      for (const o of options) out.push(`| \`${o.flags}\` | ${o.description.replace(/\|/g, '\\|')}${o.mandatory ? ' (required)' : ''} |`);
+      for (const o of options)
+        out.push(
+          `| \`${o.flags}\` | ${o.description.replace(/\|/g, '\\|')}${o.mandatory ? ' (required)' : ''} |`,
+        );
       out.push('');
     }
     for (const sub of c.commands) section(sub, `${prefix}${c.name()} `, depth + 1);
   };
   for (const c of program.commands) section(c, '', 2);
-  out.push('## Exit codes', '', '| code | meaning |', '|---|---|', '| 0 | success (`diff`: no changes; `status`: converged) |', '| 1 | invalid input: config, arguments, unreadable file — nothing was applied |', '| 2 | `diff`: changes pending; `status`: drifted or down |');
+  out.push(
+    '## Exit codes',
+    '',
+    '| code | meaning |',
+    '|---|---|',
+    '| 0 | success (`diff`: no changes; `status`: converged) |',
+    '| 1 | invalid input: config, arguments, unreadable file — nothing was applied |',
+    '| 2 | `diff`: changes pending; `status`: drifted or down |',
+  );
   const seen = new Set<number>([1]);
   for (const [kind, info] of Object.entries(ERROR_KINDS)) {
     if (seen.has(info.exitCode)) continue;
     seen.add(info.exitCode);
-    out.push(`| ${info.exitCode} | error of kind \`${kind}\`${info.retryable ? ' (retryable)' : ''} |`);
+    out.push(
+      `| ${info.exitCode} | error of kind \`${kind}\`${info.retryable ? ' (retryable)' : ''} |`,
+    );
   }
-  out.push('', 'The `--json` plan document of `awg diff` follows [`schema/plan.schema.json`](../schema/plan.schema.json) (`formatVersion: 1`); each change carries `cause`: `config` (the YAML changed), `drift` (the machine changed) or `initial`.', '');
+  out.push(
+    '',
+    'The `--json` plan document of `awg diff` follows [`schema/plan.schema.json`](../schema/plan.schema.json) (`formatVersion: 1`); each change carries `cause`: `config` (the YAML changed), `drift` (the machine changed) or `initial`.',
+    '',
+  );
   return out.join('\n');
 }

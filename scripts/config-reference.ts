@@ -4,17 +4,21 @@ import { generatedSchemas } from './schemas.js';
 type J = Record<string, any>;
 
 function typeOf(s: J, defs: J): string {
-  if (s.$ref) return `[${s.$ref.split('/').pop()}](#${String(s.$ref.split('/').pop()).toLowerCase()})`;
+  if (s.$ref)
+    return `[${s.$ref.split('/').pop()}](#${String(s.$ref.split('/').pop()).toLowerCase()})`;
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.enum) return s.enum.map((e: unknown) => `\`${JSON.stringify(e)}\``).join(' \\| ');
   if (s.anyOf || s.oneOf) return (s.anyOf ?? s.oneOf).map((x: J) => typeOf(x, defs)).join(' \\| ');
   if (s.type === 'array') return `list of ${typeOf(s.items ?? {}, defs)}`;
-  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object') return `map of name → ${typeOf(s.additionalProperties, defs)}`;
+  if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object')
+    return `map of name → ${typeOf(s.additionalProperties, defs)}`;
   if (s.type === 'object' && s.properties) return `{${Object.keys(s.properties).join(', ')}}`;
   if (s.type === 'integer' || s.type === 'number') {
     const lo = s.minimum ?? s.exclusiveMinimum;
     const hi = s.maximum ?? s.exclusiveMaximum;
-    return lo !== undefined || hi !== undefined ? `${s.type === 'integer' ? 'integer' : 'number'} ${lo ?? ''}…${hi ?? ''}` : s.type;
+    return lo !== undefined || hi !== undefined
+      ? `${s.type === 'integer' ? 'integer' : 'number'} ${lo ?? ''}…${hi ?? ''}`
+      : s.type;
   }
   if (s.type === 'string' && s.pattern) return 'string (pattern)';
   return s.type ?? 'any';
@@ -29,8 +33,11 @@ function table(obj: J, defs: J): string[] {
   const rows = ['| field | type | required | default | description |', '|---|---|---|---|---|'];
   for (const [k, v] of Object.entries<J>(obj.properties ?? {})) {
     const def = v.default !== undefined ? `\`${JSON.stringify(v.default)}\`` : '';
-    const desc = v.description ?? (v.$ref ? defs[v.$ref.split('/').pop()]?.description ?? '' : '');
-    rows.push(`| \`${k}\` | ${typeOf(v, defs)} | ${req.has(k) && v.default === undefined ? 'yes' : ''} | ${def} | ${esc(desc)} |`);
+    const desc =
+      v.description ?? (v.$ref ? (defs[v.$ref.split('/').pop()]?.description ?? '') : '');
+    rows.push(
+      `| \`${k}\` | ${typeOf(v, defs)} | ${req.has(k) && v.default === undefined ? 'yes' : ''} | ${def} | ${esc(desc)} |`,
+    );
   }
   return rows;
 }
@@ -61,7 +68,11 @@ export function configReference(): string {
     for (const v of variants) {
       const obj = v.$ref ? defs[v.$ref.split('/').pop()] : v;
       if (obj?.type === 'object' && obj.properties) {
-        if (variants.length > 1) out.push(`Variant ${v.$ref ? typeOf(v, defs) : '`{' + Object.keys(obj.properties).join(', ') + '}`'}:`, '');
+        if (variants.length > 1)
+          out.push(
+            `Variant ${v.$ref ? typeOf(v, defs) : '`{' + Object.keys(obj.properties).join(', ') + '}`'}:`,
+            '',
+          );
         if (!v.$ref || variants.length === 1) out.push(...table(obj, defs), '');
       } else if (variants.length > 1) {
         out.push(`- ${typeOf(v, defs)}${v.description ? ': ' + esc(v.description) : ''}`);

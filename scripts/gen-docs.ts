@@ -10,7 +10,9 @@ mkdirSync(join(root, 'docs'), { recursive: true });
 writeFileSync(join(root, 'docs', 'config-reference.md'), configReference());
 writeFileSync(join(root, 'docs', 'cli.md'), cliReference());
 writeFileSync(join(root, 'docs', 'troubleshooting.md'), troubleshooting());
-const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+).version;
 for (const [dir, name, text] of [
   ['share/completions', 'awg.bash', bashCompletion()],
   ['share/completions', '_awg', zshCompletion()],
@@ -20,4 +22,6 @@ for (const [dir, name, text] of [
   mkdirSync(join(root, dir), { recursive: true });
   writeFileSync(join(root, dir, name), text);
 }
-console.log('wrote docs/config-reference.md, docs/cli.md, docs/troubleshooting.md, share/completions/*, share/man/awg.1');
+console.log(
+  'wrote docs/config-reference.md, docs/cli.md, docs/troubleshooting.md, share/completions/*, share/man/awg.1',
+);

@@ -40,7 +40,8 @@ export function packageOfSpecifier(spec: string): string | undefined {
 }
 
 /** files that are no code: declarations, documentation, licences, manifests */
-const NOT_CODE = /(\.d\.[cm]?ts|\.d\.ts\.map|\.md|\.markdown|\.txt)$|(^|\/)(licen[cs]e|notice|authors|changelog|readme)[^/]*$|(^|\/)package\.json$/i;
+const NOT_CODE =
+  /(\.d\.[cm]?ts|\.d\.ts\.map|\.md|\.markdown|\.txt)$|(^|\/)(licen[cs]e|notice|authors|changelog|readme)[^/]*$|(^|\/)package\.json$/i;
 
 function hasCode(dir: string): boolean {
   for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
@@ -62,15 +63,24 @@ export function installedPackages(nodeModules: string): InstalledPackage[] {
     }
     for (const e of entries) {
       if (e.startsWith('.')) continue;
-      const dirs = e.startsWith('@') ? readdirSync(join(nm, e)).map((s) => join(nm, e, s)) : [join(nm, e)];
+      const dirs = e.startsWith('@')
+        ? readdirSync(join(nm, e)).map((s) => join(nm, e, s))
+        : [join(nm, e)];
       for (const dir of dirs) {
-        let pkg: { name?: string; dependencies?: object; optionalDependencies?: object; peerDependencies?: object };
+        let pkg: {
+          name?: string;
+          dependencies?: object;
+          optionalDependencies?: object;
+          peerDependencies?: object;
+        };
         try {
           pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as typeof pkg;
         } catch {
           continue;
         }
-        const needs = [pkg.dependencies, pkg.optionalDependencies, pkg.peerDependencies].flatMap((d) => Object.keys(d ?? {}));
+        const needs = [pkg.dependencies, pkg.optionalDependencies, pkg.peerDependencies].flatMap(
+          (d) => Object.keys(d ?? {}),
+        );
         out.push({ name: pkg.name ?? relative(nm, dir), dir, needs, hasCode: hasCode(dir) });
         visit(join(dir, 'node_modules'));
       }
@@ -85,8 +95,16 @@ export function installedPackages(nodeModules: string): InstalledPackage[] {
  * lists them), and those the bundle holds and does not import at run time, unless a package that
  * stays needs them (by name, whatever the version: conservative). Pure but for `installed`.
  */
-export function removable(meta: BundleMeta, installed: InstalledPackage[], nodeModules: string): InstalledPackage[] {
-  const bundled = new Set(Object.keys(meta.inputs).map(packageOfPath).filter((p): p is string => p !== undefined));
+export function removable(
+  meta: BundleMeta,
+  installed: InstalledPackage[],
+  nodeModules: string,
+): InstalledPackage[] {
+  const bundled = new Set(
+    Object.keys(meta.inputs)
+      .map(packageOfPath)
+      .filter((p): p is string => p !== undefined),
+  );
   const external = new Set(
     Object.values(meta.outputs)
       .flatMap((o) => o.imports)
@@ -95,10 +113,14 @@ export function removable(meta: BundleMeta, installed: InstalledPackage[], nodeM
       .filter((p): p is string => p !== undefined),
   );
   const topLevel = installed.filter((p) => relative(nodeModules, p.dir) === p.name);
-  const gone = new Set(topLevel.filter((p) => !p.hasCode || (bundled.has(p.name) && !external.has(p.name))));
-  for (let changed = true; changed; ) {
+  const gone = new Set(
+    topLevel.filter((p) => !p.hasCode || (bundled.has(p.name) && !external.has(p.name))),
+  );
+  for (let changed = true; changed;) {
     changed = false;
-    const needed = new Set(installed.filter((p) => !gone.has(p) && !isBelowAny(p, gone)).flatMap((p) => p.needs));
+    const needed = new Set(
+      installed.filter((p) => !gone.has(p) && !isBelowAny(p, gone)).flatMap((p) => p.needs),
+    );
     for (const p of gone)
       if (p.hasCode && needed.has(p.name)) {
         gone.delete(p);
@@ -116,10 +138,18 @@ function isBelowAny(p: InstalledPackage, set: Set<InstalledPackage>): boolean {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const [metaFile, app] = process.argv.slice(2);
-  if (!metaFile || !app) throw new Error('usage: tsx scripts/prune-bundled.ts <bundle.meta.json> <app dir>');
+  if (!metaFile || !app)
+    throw new Error('usage: tsx scripts/prune-bundled.ts <bundle.meta.json> <app dir>');
   const nodeModules = join(app, 'node_modules');
   const meta = JSON.parse(readFileSync(metaFile, 'utf8')) as BundleMeta;
   const gone = removable(meta, installedPackages(nodeModules), nodeModules);
   for (const p of gone) rmSync(p.dir, { recursive: true, force: true });
-  console.log(`prune-bundled: removed ${gone.map((p) => p.name).sort().join(', ') || 'nothing'}`);
+  console.log(
+    `prune-bundled: removed ${
+      gone
+        .map((p) => p.name)
+        .sort()
+        .join(', ') || 'nothing'
+    }`,
+  );
 }

@@ -22,7 +22,8 @@ for (const file of r.testResults ?? []) {
     const title = `${name} > ${t.fullName ?? t.title}`;
     if (t.status === 'passed') passed++;
     else if (t.status === 'failed') failed.push(title);
-    else if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo') skipped.push(title);
+    else if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo')
+      skipped.push(title);
   }
 }
 const list = (head, items) => {

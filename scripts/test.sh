@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what is needed, then run the whole test suite: type check, lint, unit tests,
+# Install what is needed, then run the whole test suite: type check, lint, format, unit tests,
 # root + network-namespace tests against the real kernel, a short benchmark smoke, and the
 # README's demo.
 set -euo pipefail
@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npm run -s typecheck
 npm run -s lint
+npm run -s format:check  # Prettier on the code (.prettierignore: docs, YAML and JSON keep their hand layout)
 mkdir -p .test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?

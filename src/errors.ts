@@ -12,46 +12,102 @@ export type ErrorKind =
   | 'bug'; // an invariant broke: terminal
 
 /** What each kind means to a user and what to do: docs/troubleshooting.md is generated from it. */
-export const ERROR_KIND_HELP: Record<ErrorKind, { meaning: string; causes: string[]; todo: string[] }> = {
+export const ERROR_KIND_HELP: Record<
+  ErrorKind,
+  { meaning: string; causes: string[]; todo: string[] }
+> = {
   'invalid-config': {
-    meaning: 'The input is wrong: the config (or an overlay of it), a flag, a secret, an identity or a file awg was asked to read. Nothing was applied.',
+    meaning:
+      'The input is wrong: the config (or an overlay of it), a flag, a secret, an identity or a file awg was asked to read. Nothing was applied.',
     causes: [
       'a field with the wrong type or value — the message starts with file:line:col and the field path',
       'an overlay selected for this host sets something invalid (the location names the overlay file)',
       'a `{file:}` / `{env:}` / `{age:}` secret that cannot be read, is not a key, or is not encrypted to this host',
       'a bad `--labels`, `--host` or `--observed` argument',
     ],
-    todo: ['fix the named line; `awg validate -f FILE [--host H]` shows every problem at once', '`awg render -f FILE --host H` shows the effective config a host gets'],
+    todo: [
+      'fix the named line; `awg validate -f FILE [--host H]` shows every problem at once',
+      '`awg render -f FILE --host H` shows the effective config a host gets',
+    ],
   },
   unsupported: {
-    meaning: 'This machine cannot do what the config asks (a kernel feature, a platform without a driver for a kind).',
-    causes: ['no cgroup v2 (per-app rules need it)', 'no nftables or TUN support in the kernel', 'a command that needs the awg daemon while none runs (`status --watch`, `apply --confirm-timeout`)', '`--git` on macOS'],
-    todo: ['see the platform notes (docs/platform-linux.md, docs/platform-macos.md) for what each feature needs', 'start the daemon (`awg service install`) where the message says it needs one'],
+    meaning:
+      'This machine cannot do what the config asks (a kernel feature, a platform without a driver for a kind).',
+    causes: [
+      'no cgroup v2 (per-app rules need it)',
+      'no nftables or TUN support in the kernel',
+      'a command that needs the awg daemon while none runs (`status --watch`, `apply --confirm-timeout`)',
+      '`--git` on macOS',
+    ],
+    todo: [
+      'see the platform notes (docs/platform-linux.md, docs/platform-macos.md) for what each feature needs',
+      'start the daemon (`awg service install`) where the message says it needs one',
+    ],
   },
   permission: {
-    meaning: 'awg is not allowed to do this: not root, a missing capability, a file or socket it may not use, or a policy of the daemon.',
-    causes: ['running a changing command without root', 'a socket-group member asking for something only root may do (docs/security.md)', 'a file that is not trusted (owned by another user, writable by others)', 'an age identity readable by group or others', 'a locked daemon (`--locked`) refusing apply/down', 'a commit not signed by an allowed signer (`awg sync`)'],
-    todo: ['run it as root (sudo)', 'fix the file\'s owner and mode as the message says (e.g. chmod 600)', 'on a locked host, change the repository instead'],
+    meaning:
+      'awg is not allowed to do this: not root, a missing capability, a file or socket it may not use, or a policy of the daemon.',
+    causes: [
+      'running a changing command without root',
+      'a socket-group member asking for something only root may do (docs/security.md)',
+      'a file that is not trusted (owned by another user, writable by others)',
+      'an age identity readable by group or others',
+      'a locked daemon (`--locked`) refusing apply/down',
+      'a commit not signed by an allowed signer (`awg sync`)',
+    ],
+    todo: [
+      'run it as root (sudo)',
+      "fix the file's owner and mode as the message says (e.g. chmod 600)",
+      'on a locked host, change the repository instead',
+    ],
   },
   conflict: {
-    meaning: 'Something awg would create already exists and is not awg\'s, or the repository moved in a way awg will not follow.',
-    causes: ['a link, route table, rule priority or nft table with awg\'s name or number owned by another tool', 'an engine for the tunnel already running', 'a branch that was rewritten (not a fast-forward) or a checkout with local edits (`awg sync`)'],
-    todo: ['remove the other object or move awg\'s claims (`routing:` in the config reference)', '`awg status` lists foreign objects; `awg down` removes only awg\'s', 'reset the checkout to the repository (`git -C DIR checkout -- .`)'],
+    meaning:
+      "Something awg would create already exists and is not awg's, or the repository moved in a way awg will not follow.",
+    causes: [
+      "a link, route table, rule priority or nft table with awg's name or number owned by another tool",
+      'an engine for the tunnel already running',
+      'a branch that was rewritten (not a fast-forward) or a checkout with local edits (`awg sync`)',
+    ],
+    todo: [
+      "remove the other object or move awg's claims (`routing:` in the config reference)",
+      "`awg status` lists foreign objects; `awg down` removes only awg's",
+      'reset the checkout to the repository (`git -C DIR checkout -- .`)',
+    ],
   },
   driver: {
-    meaning: 'An OS call or tool failed while applying (ip, nft, resolvectl, systemctl, a netlink request). Retried by the daemon; a one-off apply rolled back or failed closed.',
-    causes: ['a transient kernel or tool error', 'a tool missing from PATH', 'a timeout of a tool (AWG_EXEC_TIMEOUT_MS)'],
-    todo: ['read the `[#]` mutation log and the message for the command that failed', 'run `awg apply` again; `awg status` shows what is in place', 'with the kill switch on, traffic stays blocked until an apply succeeds or `awg down`'],
+    meaning:
+      'An OS call or tool failed while applying (ip, nft, resolvectl, systemctl, a netlink request). Retried by the daemon; a one-off apply rolled back or failed closed.',
+    causes: [
+      'a transient kernel or tool error',
+      'a tool missing from PATH',
+      'a timeout of a tool (AWG_EXEC_TIMEOUT_MS)',
+    ],
+    todo: [
+      'read the `[#]` mutation log and the message for the command that failed',
+      'run `awg apply` again; `awg status` shows what is in place',
+      'with the kill switch on, traffic stays blocked until an apply succeeds or `awg down`',
+    ],
   },
   verification: {
-    meaning: 'awg applied the changes but reading them back found something else: another program changed them at the same time, or the kernel normalised a value.',
-    causes: ['a network manager rewriting routes, DNS or links concurrently', 'a kernel that stores a value differently than it was written'],
-    todo: ['retry; the daemon does so by itself', 'stop the other manager from touching awg\'s objects (awg-* links, its route tables, the `inet awg` table)'],
+    meaning:
+      'awg applied the changes but reading them back found something else: another program changed them at the same time, or the kernel normalised a value.',
+    causes: [
+      'a network manager rewriting routes, DNS or links concurrently',
+      'a kernel that stores a value differently than it was written',
+    ],
+    todo: [
+      'retry; the daemon does so by itself',
+      "stop the other manager from touching awg's objects (awg-* links, its route tables, the `inet awg` table)",
+    ],
   },
   bug: {
-    meaning: 'An invariant of awg broke. This is awg\'s fault.',
+    meaning: "An invariant of awg broke. This is awg's fault.",
     causes: ['a defect in awg'],
-    todo: ['report it with the message, `awg status --json` and the daemon\'s log (journalctl -u awg)', 'the kill switch, if on, keeps traffic blocked; `awg down` restores the host'],
+    todo: [
+      "report it with the message, `awg status --json` and the daemon's log (journalctl -u awg)",
+      'the kill switch, if on, keeps traffic blocked; `awg down` restores the host',
+    ],
   },
 };
 
@@ -87,7 +143,11 @@ export class AwgError extends Error {
   readonly kind: ErrorKind;
   readonly issues: Issue[];
   readonly hint: string | undefined;
-  constructor(kind: ErrorKind, message: string, opts: { issues?: Issue[]; hint?: string; cause?: unknown } = {}) {
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    opts: { issues?: Issue[]; hint?: string; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AwgError';
     this.kind = kind;

@@ -45,6 +45,11 @@ function crash(what: string, err: unknown): never {
 export function installCrashHandlers(): void {
   if (installed) return;
   installed = true;
-  process.on('uncaughtException', (err, origin) => crash(origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception', err));
+  process.on('uncaughtException', (err, origin) =>
+    crash(
+      origin === 'unhandledRejection' ? 'unhandled promise rejection' : 'uncaught exception',
+      err,
+    ),
+  );
   process.on('unhandledRejection', (reason) => crash('unhandled promise rejection', reason));
 }

@@ -27,7 +27,12 @@ export interface ForegroundOptions {
 /** how loud an event is in the log */
 export function eventLevel(e: DaemonEvent): 'info' | 'warn' | 'error' {
   if (e.type === 'error') return 'error';
-  if (e.type === 'drift' || e.type === 'reverted' || (e.type === 'tunnel' && (e.state === 'down' || e.state === 'auth-failed'))) return 'warn';
+  if (
+    e.type === 'drift' ||
+    e.type === 'reverted' ||
+    (e.type === 'tunnel' && (e.state === 'down' || e.state === 'auth-failed'))
+  )
+    return 'warn';
   if (e.type === 'reconcile-finished' && e.error) return 'warn';
   return 'info';
 }
@@ -87,12 +92,26 @@ export function stopSignal(): Promise<string> {
   });
 }
 
-export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOptions = {}): Promise<number> {
+export async function runForeground(
+  io: Io,
+  core: DaemonOptions,
+  o: ForegroundOptions = {},
+): Promise<number> {
   const until = o.until ?? stopSignal();
   const log = o.log;
-  const reporter = log ? new LogReporter(log) : o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const onPlacerLog = (line: string) => (log ? log.warn({ from: 'placer' }, line) : io.err(`awg placer: ${line}\n`));
-  const d = await startDaemonCore({ ...core, reporter, onPlacerLog, ...(log ? { engineLog: levelLog(log.child({ component: 'engine' })) } : {}) });
+  const reporter = log
+    ? new LogReporter(log)
+    : o.json
+      ? new JsonReporter(io)
+      : new TextReporter(io, o.verbose);
+  const onPlacerLog = (line: string) =>
+    log ? log.warn({ from: 'placer' }, line) : io.err(`awg placer: ${line}\n`);
+  const d = await startDaemonCore({
+    ...core,
+    reporter,
+    onPlacerLog,
+    ...(log ? { engineLog: levelLog(log.child({ component: 'engine' })) } : {}),
+  });
   const unsub = d.subscribe((e) => {
     if (log) log[eventLevel(e)]({ ...e }, formatEvent(e));
     else io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`);
@@ -113,7 +132,12 @@ export async function runForeground(io: Io, core: DaemonOptions, o: ForegroundOp
     unsub();
     return err.exitCode;
   }
-  const stopped = { type: 'stopped', at: new Date().toISOString(), removed: r.removed, killSwitchKept: r.keptFirewall };
+  const stopped = {
+    type: 'stopped',
+    at: new Date().toISOString(),
+    removed: r.removed,
+    killSwitchKept: r.keptFirewall,
+  };
   const text = `stopped: removed ${r.removed.length} object(s)${r.keptFirewall ? '; the kill switch stays (traffic blocked until the next start or `awg down`)' : ''}`;
   if (log) log.info(stopped, text);
   else if (o.json) io.out(JSON.stringify(stopped) + '\n');

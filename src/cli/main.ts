@@ -14,31 +14,50 @@ export { VERSION };
 
 export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   const program = new Command('awg')
-    .description('Declarative split-tunnel VPN client: WireGuard, AmneziaWG, SOCKS5 and HTTP tunnels per application')
+    .description(
+      'Declarative split-tunnel VPN client: WireGuard, AmneziaWG, SOCKS5 and HTTP tunnels per application',
+    )
     .version(VERSION)
     .showHelpAfterError()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .exitOverride();
-  const stateDir = () => new Option('--state-dir <dir>', 'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)');
-  const socket = () => new Option('--socket <path>', 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)');
-  const direct = () => new Option('--direct', 'act on the host directly even when the awg daemon runs');
+  const stateDir = () =>
+    new Option(
+      '--state-dir <dir>',
+      'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)',
+    );
+  const socket = () =>
+    new Option(
+      '--socket <path>',
+      'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)',
+    );
+  const direct = () =>
+    new Option('--direct', 'act on the host directly even when the awg daemon runs');
 
   selectionFlags(
     program
       .command('validate')
-      .description('check the config (schema and semantics); errors as file:line:col. Exit 0 valid, 1 invalid')
+      .description(
+        'check the config (schema and semantics); errors as file:line:col. Exit 0 valid, 1 invalid',
+      )
       .requiredOption('-f, --file <config>', 'config file')
       .option('--skip-secrets', 'do not read secret files/variables (e.g. in CI without the keys)')
       .option('--json', 'machine-readable result'),
     { os: true },
-  ).action(async (o) => setCode(await (await import('./commands/validate.js')).validateCommand(io, o)));
+  ).action(async (o) =>
+    setCode(await (await import('./commands/validate.js')).validateCommand(io, o)),
+  );
 
   program
     .command('render')
-    .description('print the effective config of a host: the base with the overlays its host name, labels and OS select (docs/fleet.md). Reads no secret; runs anywhere. Exit 0 valid, 1 invalid')
+    .description(
+      'print the effective config of a host: the base with the overlays its host name, labels and OS select (docs/fleet.md). Reads no secret; runs anywhere. Exit 0 valid, 1 invalid',
+    )
     .requiredOption('-f, --file <config>', 'base config file')
     .option('--json', 'machine-readable: the selection, the overlays applied and the config');
-  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) => setCode(await (await import('./commands/render.js')).renderCommand(io, o)));
+  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) =>
+    setCode(await (await import('./commands/render.js')).renderCommand(io, o)),
+  );
 
   program
     .command('diff')
@@ -51,7 +70,9 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct());
-  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) => setCode(await (await import('./commands/diff.js')).diffCommand(io, o)));
+  selectionFlags(program.commands.at(-1)!, { os: true }).action(async (o) =>
+    setCode(await (await import('./commands/diff.js')).diffCommand(io, o)),
+  );
 
   program
     .command('apply')
@@ -60,16 +81,24 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--dry-run', 'print every command that would run; change nothing')
     .option('--json', 'machine-readable result on stdout, events as JSON lines on stderr')
     .option('-v, --verbose', 'show phases')
-    .option('--confirm-timeout <seconds>', 'revert unless `awg confirm` arrives within this many seconds (needs the daemon)')
+    .option(
+      '--confirm-timeout <seconds>',
+      'revert unless `awg confirm` arrives within this many seconds (needs the daemon)',
+    )
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct());
-  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/apply.js')).applyCommand(io, o)));
+  selectionFlags(program.commands.at(-1)!).action(async (o) =>
+    setCode(await (await import('./commands/apply.js')).applyCommand(io, o)),
+  );
 
   program
     .command('down')
     .description('remove every object awg owns and restore saved originals; touches nothing else')
-    .option('-f, --file <config>', 'take the claimed identifiers from this config instead of the last apply')
+    .option(
+      '-f, --file <config>',
+      'take the claimed identifiers from this config instead of the last apply',
+    )
     .option('--dry-run', 'print what would be removed')
     .option('--json', 'machine-readable result')
     .option('-v, --verbose', 'show phases')
@@ -80,184 +109,347 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('status')
-    .description('owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged, 2 drifted or down')
+    .description(
+      'owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged, 2 drifted or down',
+    )
     .option('--json', 'machine-readable status')
-    .option('--watch', 'follow the daemon: re-render on every event (plain lines when not a terminal)')
-    .option('--observed-out <file>', 'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g. in CI (reads the host directly)')
+    .option(
+      '--watch',
+      'follow the daemon: re-render on every event (plain lines when not a terminal)',
+    )
+    .option(
+      '--observed-out <file>',
+      'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g. in CI (reads the host directly)',
+    )
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await (await import('./commands/status.js')).statusCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/status.js')).statusCommand(io, o)),
+    );
 
   program
     .command('events')
-    .description("follow the daemon's events (reconcile, drift, network, tunnel, handshake, traffic) until Ctrl-C")
+    .description(
+      "follow the daemon's events (reconcile, drift, network, tunnel, handshake, traffic) until Ctrl-C",
+    )
     .option('--json', 'one JSON object per line')
     .addOption(socket())
-    .action(async (o) => setCode(await (await import('./commands/events.js')).eventsCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/events.js')).eventsCommand(io, o)),
+    );
 
   program
     .command('confirm')
-    .description('keep the change of `awg apply --confirm-timeout`. Exit 0 confirmed, 2 nothing was waiting')
+    .description(
+      'keep the change of `awg apply --confirm-timeout`. Exit 0 confirmed, 2 nothing was waiting',
+    )
     .option('--json', 'machine-readable result')
     .addOption(socket())
-    .action(async (o) => setCode(await (await import('./commands/confirm.js')).confirmCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/confirm.js')).confirmCommand(io, o)),
+    );
 
-  const service = program.command('service').description('run `awg daemon` as a system service (systemd unit on Linux, LaunchDaemon on macOS)');
+  const service = program
+    .command('service')
+    .description(
+      'run `awg daemon` as a system service (systemd unit on Linux, LaunchDaemon on macOS)',
+    );
   const serviceFlags = (c: Command) =>
     c
       .option('--dry-run', 'print every step; change nothing')
-      .option('--root <dir>', 'install into this tree (offline enable; the running service manager is not touched)')
-      .addOption(new Option('--platform <os>', 'service manager of this OS').choices(['linux', 'darwin']).hideHelp())
+      .option(
+        '--root <dir>',
+        'install into this tree (offline enable; the running service manager is not touched)',
+      )
+      .addOption(
+        new Option('--platform <os>', 'service manager of this OS')
+          .choices(['linux', 'darwin'])
+          .hideHelp(),
+      )
       .option('-v, --verbose', 'show phases');
   serviceFlags(
     service
       .command('install')
-      .description('write the unit/plist for `awg daemon` and enable and start it; on Linux also the early unit awg-killswitch.service, enabled (not started): at boot it loads the last applied kill switch before any network is configured')
+      .description(
+        'write the unit/plist for `awg daemon` and enable and start it; on Linux also the early unit awg-killswitch.service, enabled (not started): at boot it loads the last applied kill switch before any network is configured',
+      )
       .option('--config <file>', 'config the daemon follows (default: the file of the last apply)')
-      .option('--socket <path>', 'API socket the daemon listens on (default /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)')
-      .option('--socket-group <group>', 'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
+      .option(
+        '--socket <path>',
+        'API socket the daemon listens on (default /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)',
+      )
+      .option(
+        '--socket-group <group>',
+        'let this group use the API socket (mode 0660): status, events, processes; apply/diff of root-owned configs only (docs/security.md)',
+      )
       .option('--metrics [host:port]', 'serve Prometheus metrics (default 127.0.0.1:9586)')
       .addOption(stateDir())
-      .option('--git <url>', 'follow this git repository: clone it into --path, pull it with awg-sync.timer (git fetch, verify, fast-forward); the daemon applies --config inside it (docs/fleet.md)')
+      .option(
+        '--git <url>',
+        'follow this git repository: clone it into --path, pull it with awg-sync.timer (git fetch, verify, fast-forward); the daemon applies --config inside it (docs/fleet.md)',
+      )
       .option('--branch <name>', 'with --git: the branch to follow (default main)')
       .option('--path <dir>', 'with --git: the checkout (created by clone when absent)')
-      .option('--allowed-signers <file>', "with --git: move only to commits SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS)")
-      .option('--interval <span>', 'with --git: time between pulls (systemd time span, default 1min)')
-      .option('--locked', 'the daemon refuses apply, down and confirm through the API: the repository is the only source of truth')
-      .option('--host <name>', "the host name the daemon selects overlays for (default the machine's)")
-      .option('--labels-file <file>', 'the host labels for overlay selectors (default /etc/awg/labels.yaml)')
+      .option(
+        '--allowed-signers <file>',
+        "with --git: move only to commits SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS)",
+      )
+      .option(
+        '--interval <span>',
+        'with --git: time between pulls (systemd time span, default 1min)',
+      )
+      .option(
+        '--locked',
+        'the daemon refuses apply, down and confirm through the API: the repository is the only source of truth',
+      )
+      .option(
+        '--host <name>',
+        "the host name the daemon selects overlays for (default the machine's)",
+      )
+      .option(
+        '--labels-file <file>',
+        'the host labels for overlay selectors (default /etc/awg/labels.yaml)',
+      )
       .option('--print', 'only print the unit/plist')
       .addOption(new Option('--node <path>').hideHelp())
       .addOption(new Option('--bin <path>').hideHelp()),
-  ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'install', o)));
-  serviceFlags(service.command('uninstall').description('stop, disable and remove the service and the early unit (the kill switch table and its boot copy stay until `awg down`)')).action(async (o) =>
+  ).action(async (o) =>
+    setCode(await (await import('./commands/service.js')).serviceCommand(io, 'install', o)),
+  );
+  serviceFlags(
+    service
+      .command('uninstall')
+      .description(
+        'stop, disable and remove the service and the early unit (the kill switch table and its boot copy stay until `awg down`)',
+      ),
+  ).action(async (o) =>
     setCode(await (await import('./commands/service.js')).serviceCommand(io, 'uninstall', o)),
   );
   serviceFlags(
     service
       .command('status')
-      .description('whether the service is installed and running and its API answers: not installed; needs approval (macOS: the launchd label is disabled, or switched off in Login Items, as sfltool dumpbtm shows; systemd: masked); outdated (the definition differs from what this awg writes, or runs another node or awg); not loaded (the file is there, the service manager does not know the job); running (with its pid); installed (loaded, not running). Exit 0 running, 2 not')
+      .description(
+        'whether the service is installed and running and its API answers: not installed; needs approval (macOS: the launchd label is disabled, or switched off in Login Items, as sfltool dumpbtm shows; systemd: masked); outdated (the definition differs from what this awg writes, or runs another node or awg); not loaded (the file is there, the service manager does not know the job); running (with its pid); installed (loaded, not running). Exit 0 running, 2 not',
+      )
       .option('--json', 'machine-readable status')
       .option('--socket <path>', 'API socket to probe'),
-  ).action(async (o) => setCode(await (await import('./commands/service.js')).serviceCommand(io, 'status', o)));
+  ).action(async (o) =>
+    setCode(await (await import('./commands/service.js')).serviceCommand(io, 'status', o)),
+  );
 
   program
     .command('import')
     .description('convert a wg-quick / awg-quick .conf into awg YAML')
     .argument('<file>', 'the .conf file')
     .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
-    .option('--name <tunnel>', 'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)')
-    .addOption(new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']))
-    .option('--key-file', 'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key')
-    .action(async (file, o) => setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })));
+    .option(
+      '--name <tunnel>',
+      'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)',
+    )
+    .addOption(
+      new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']),
+    )
+    .option(
+      '--key-file',
+      'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key',
+    )
+    .action(async (file, o) =>
+      setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })),
+    );
 
   program
     .command('sync')
-    .description('fast-forward a config checkout to its branch: git fetch, optionally git verify-commit against allowed signers, git merge --ff-only (what awg-sync.timer runs; docs/fleet.md). Exit 0 updated or up to date')
+    .description(
+      'fast-forward a config checkout to its branch: git fetch, optionally git verify-commit against allowed signers, git merge --ff-only (what awg-sync.timer runs; docs/fleet.md). Exit 0 updated or up to date',
+    )
     .requiredOption('--path <dir>', 'the checkout the daemon follows')
     .requiredOption('--branch <name>', 'the branch to follow')
     .option('--remote <name>', 'the remote (default origin)')
-    .option('--allowed-signers <file>', "refuse a tip that is not SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS format)")
+    .option(
+      '--allowed-signers <file>',
+      "refuse a tip that is not SSH-signed by a key in this file (ssh-keygen's ALLOWED SIGNERS format)",
+    )
     .option('--json', 'machine-readable result')
     .action(async (o) => setCode(await (await import('./commands/sync.js')).syncCommand(io, o)));
 
-  const secret = program.command('secret').description('age-encrypted secrets a shared repository can hold: `{age: FILE}` in the config (docs/fleet.md)');
+  const secret = program
+    .command('secret')
+    .description(
+      'age-encrypted secrets a shared repository can hold: `{age: FILE}` in the config (docs/fleet.md)',
+    );
   const collect = (v: string, prev: string[] = []) => [...prev, v];
   secret
     .command('keygen')
-    .description("create this host's age identity (AGE-SECRET-KEY-1…); prints its recipient. Default place: /etc/awg/age-identity.txt ($AWG_AGE_IDENTITY)")
-    .option('-o, --output <file>', 'write the identity here (mode 600) and print only the recipient; without it the identity goes to stdout')
+    .description(
+      "create this host's age identity (AGE-SECRET-KEY-1…); prints its recipient. Default place: /etc/awg/age-identity.txt ($AWG_AGE_IDENTITY)",
+    )
+    .option(
+      '-o, --output <file>',
+      'write the identity here (mode 600) and print only the recipient; without it the identity goes to stdout',
+    )
     .option('--force', 'replace an existing file')
-    .action(async (o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'keygen', o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/secret.js')).secretCommand(io, 'keygen', o)),
+    );
   secret
     .command('recipient')
-    .description("print the recipient (age1…) of this host's identity: what a repository encrypts its secrets to")
-    .option('-i, --identity <file>', 'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)')
-    .action(async (o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'recipient', o)));
+    .description(
+      "print the recipient (age1…) of this host's identity: what a repository encrypts its secrets to",
+    )
+    .option(
+      '-i, --identity <file>',
+      'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)',
+    )
+    .action(async (o) =>
+      setCode(await (await import('./commands/secret.js')).secretCommand(io, 'recipient', o)),
+    );
   secret
     .command('encrypt')
-    .description('encrypt a secret (a file, or stdin) to one or more recipients; the `age` CLI can read the result')
+    .description(
+      'encrypt a secret (a file, or stdin) to one or more recipients; the `age` CLI can read the result',
+    )
     .argument('[file]', 'plaintext (default stdin)')
     .option('-r, --recipient <age1…>', 'a recipient (repeat for several hosts)', collect)
-    .option('-R, --recipients-file <file>', 'a file of recipients, one per line (repeatable)', collect)
+    .option(
+      '-R, --recipients-file <file>',
+      'a file of recipients, one per line (repeatable)',
+      collect,
+    )
     .option('-a, --armor', 'ASCII-armoured output (PEM-like text)')
     .option('-o, --output <file>', 'write here (mode 600; binary unless --armor)')
     .option('--force', 'replace an existing file')
-    .action(async (file: string | undefined, o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'encrypt', o, file)));
+    .action(async (file: string | undefined, o) =>
+      setCode(await (await import('./commands/secret.js')).secretCommand(io, 'encrypt', o, file)),
+    );
   secret
     .command('decrypt')
-    .description("decrypt an age file with this host's identity (to check it); prints the value unless -o")
+    .description(
+      "decrypt an age file with this host's identity (to check it); prints the value unless -o",
+    )
     .argument('<file>', 'the age file')
-    .option('-i, --identity <file>', 'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)')
+    .option(
+      '-i, --identity <file>',
+      'identity file (default $AWG_AGE_IDENTITY or /etc/awg/age-identity.txt)',
+    )
     .option('-o, --output <file>', 'write the plaintext here (mode 600) instead of stdout')
     .option('--force', 'replace an existing file')
-    .action(async (file: string, o) => setCode(await (await import('./commands/secret.js')).secretCommand(io, 'decrypt', o, file)));
+    .action(async (file: string, o) =>
+      setCode(await (await import('./commands/secret.js')).secretCommand(io, 'decrypt', o, file)),
+    );
 
   program
     .command('version')
-    .description('this awg and its runtime; --check: the newest release the package manager it came with knows (apt-cache policy / npm view; from npm only a package naming the repository our package.json names; awg itself opens no connection). Exit 0 current, 2 newer available, 1 unknown')
+    .description(
+      'this awg and its runtime; --check: the newest release the package manager it came with knows (apt-cache policy / npm view; from npm only a package naming the repository our package.json names; awg itself opens no connection). Exit 0 current, 2 newer available, 1 unknown',
+    )
     .option('--check', 'compare with the newest available release')
     .option('--json', 'machine-readable')
-    .action(async (o) => setCode(await (await import('./commands/version.js')).versionCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/version.js')).versionCommand(io, o)),
+    );
 
-  program.command('genkey').description('print a new private key (base64), like wg genkey').action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
-  program.command('pubkey').description('read a private key on stdin, print its public key').action(async () => setCode(await (await import('./commands/keys.js')).pubkeyCommand(io)));
-  program.command('genpsk').description('print a new pre-shared key').action(async () => setCode((await import('./commands/keys.js')).genpskCommand(io)));
+  program
+    .command('genkey')
+    .description('print a new private key (base64), like wg genkey')
+    .action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
+  program
+    .command('pubkey')
+    .description('read a private key on stdin, print its public key')
+    .action(async () => setCode(await (await import('./commands/keys.js')).pubkeyCommand(io)));
+  program
+    .command('genpsk')
+    .description('print a new pre-shared key')
+    .action(async () => setCode((await import('./commands/keys.js')).genpskCommand(io)));
 
   program
     .command('up')
-    .description('run the reconcile loop and the tunnels in the foreground until Ctrl-C; then leave the host as `awg down` (the kill switch stays)')
+    .description(
+      'run the reconcile loop and the tunnels in the foreground until Ctrl-C; then leave the host as `awg down` (the kill switch stays)',
+    )
     .requiredOption('-f, --file <config>', 'config file (watched: edits apply at once)')
     .option('--json', 'events as JSON lines on stdout')
     .option('-v, --verbose', 'show phases')
     .option('--drift-interval <seconds>', 're-observe at least this often (default 30)')
     .addOption(stateDir());
-  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/up.js')).upCommand(io, o)));
+  selectionFlags(program.commands.at(-1)!).action(async (o) =>
+    setCode(await (await import('./commands/up.js')).upCommand(io, o)),
+  );
 
   program
     .command('daemon')
-    .description('the awg service: reconcile loop, tunnel engines and the API; logs JSON lines on stdout (journald priorities under systemd)')
+    .description(
+      'the awg service: reconcile loop, tunnel engines and the API; logs JSON lines on stdout (journald priorities under systemd)',
+    )
     .option('--config <file>', 'config file (default: the file of the last apply)')
     .option('-v, --verbose', 'log at debug level (phases); default info, or $AWG_LOG_LEVEL')
     .addOption(stateDir())
     .addOption(socket())
-    .option('--socket-group <group>', 'let this group use the API socket (mode 0660 instead of 0600): status, events, processes; apply/diff of root-owned configs only (docs/security.md)')
-    .option('--metrics [host:port]', 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)')
-    .option('--locked', 'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth');
-  selectionFlags(program.commands.at(-1)!).action(async (o) => setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)));
+    .option(
+      '--socket-group <group>',
+      'let this group use the API socket (mode 0660 instead of 0600): status, events, processes; apply/diff of root-owned configs only (docs/security.md)',
+    )
+    .option(
+      '--metrics [host:port]',
+      'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)',
+    )
+    .option(
+      '--locked',
+      'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
+    );
+  selectionFlags(program.commands.at(-1)!).action(async (o) =>
+    setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)),
+  );
 
   program
     .command('exec')
-    .description('run a command in a tunnel\'s (or rule\'s) cgroup: awg moves itself there first, so the command has no unrouted window (macOS: the daemon routes awg and its descendants before the command starts)')
-    .option('--tunnel <name>', 'route through this tunnel (cgroup <root>/_exec-<name>; blocked while the tunnel is down)')
-    .option('--direct', 'bypass every tunnel, also in full-tunnel mode (cgroup <root>/_exec-direct)')
+    .description(
+      "run a command in a tunnel's (or rule's) cgroup: awg moves itself there first, so the command has no unrouted window (macOS: the daemon routes awg and its descendants before the command starts)",
+    )
+    .option(
+      '--tunnel <name>',
+      'route through this tunnel (cgroup <root>/_exec-<name>; blocked while the tunnel is down)',
+    )
+    .option(
+      '--direct',
+      'bypass every tunnel, also in full-tunnel mode (cgroup <root>/_exec-direct)',
+    )
     .option('--rule <name>', 'run as if matched by this rule (its cgroup, target and fallback)')
     .argument('<command...>', 'command and arguments (after --)')
     .addOption(stateDir())
     .addOption(socket())
-    .action(async (cmd: string[], o) => setCode(await (await import('./commands/exec.js')).execCommand(io, cmd, o)));
+    .action(async (cmd: string[], o) =>
+      setCode(await (await import('./commands/exec.js')).execCommand(io, cmd, o)),
+    );
 
   program
     .command('processes')
-    .description('running processes with their rule, target, effective route and the rule cgroup\'s traffic (per cgroup, not per process)')
+    .description(
+      "running processes with their rule, target, effective route and the rule cgroup's traffic (per cgroup, not per process)",
+    )
     .option('--json', 'machine-readable list')
     .option('--all', 'also processes no rule matches (direct mode only)')
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())
-    .action(async (o) => setCode(await (await import('./commands/processes.js')).processesCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/processes.js')).processesCommand(io, o)),
+    );
 
   program
     .command('engine', { hidden: true })
     .description('internal: run one tunnel engine (configuration on stdin)')
     .requiredOption('--link <name>', 'persistent TUN to attach')
     .requiredOption('--uapi <path>', 'UAPI socket path')
-    .action(async (o) => setCode(await (await import('./commands/engine.js')).engineCommand(io, o)));
+    .action(async (o) =>
+      setCode(await (await import('./commands/engine.js')).engineCommand(io, o)),
+    );
 
   program
     .command('placer', { hidden: true })
-    .description('internal: the process watcher at real-time priority (JSON lines on stdin/stdout, connector socket inherited)')
+    .description(
+      'internal: the process watcher at real-time priority (JSON lines on stdin/stdout, connector socket inherited)',
+    )
     .action(async () => setCode(await (await import('./commands/placer.js')).placerCommand()));
 
   return program;
@@ -270,7 +462,12 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     await program.parseAsync(argv);
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number };
-    if (ce.code === 'commander.helpDisplayed' || ce.code === 'commander.version' || ce.code === 'commander.help') return 0;
+    if (
+      ce.code === 'commander.helpDisplayed' ||
+      ce.code === 'commander.version' ||
+      ce.code === 'commander.help'
+    )
+      return 0;
     if (ce.code?.startsWith('commander.')) return 1;
     throw e;
   }

@@ -15,7 +15,8 @@ export interface Io {
 }
 
 export function processIo(): Io {
-  const colour = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
+  const colour =
+    Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
   return { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), colour };
 }
 
@@ -53,7 +54,8 @@ export class TextReporter implements Reporter {
         this.io.err(`warning: ${messageText(e.message)}\n`);
         break;
       case 'phase':
-        if (this.verbose) this.io.err(`-- ${e.phase}${e.detail ? ': ' + safeLine(e.detail) : ''}\n`);
+        if (this.verbose)
+          this.io.err(`-- ${e.phase}${e.detail ? ': ' + safeLine(e.detail) : ''}\n`);
         break;
       case 'info':
         if (this.verbose) this.io.err(`${messageText(e.message)}\n`);

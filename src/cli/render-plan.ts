@@ -6,7 +6,13 @@ import type { AnyChange, Plan } from '../model/change.js';
 import { RESOURCE_KINDS } from '../model/resources.js';
 
 const GLYPH = { create: '+', update: '~', replace: '±', delete: '-', noop: ' ' } as const;
-const COLOUR = { create: '\x1b[32m', update: '\x1b[33m', replace: '\x1b[35m', delete: '\x1b[31m', noop: '' } as const;
+const COLOUR = {
+  create: '\x1b[32m',
+  update: '\x1b[33m',
+  replace: '\x1b[35m',
+  delete: '\x1b[31m',
+  noop: '',
+} as const;
 const RESET = '\x1b[0m';
 const DIM = '\x1b[2m';
 
@@ -25,18 +31,25 @@ function textDiff(before: string, after: string): string[] {
   const a = after.trimEnd().split('\n');
   const inA = new Set(a);
   const inB = new Set(b);
-  const out = [...b.filter((l) => !inA.has(l)).map((l) => `        - ${l}`), ...a.filter((l) => !inB.has(l)).map((l) => `        + ${l}`)];
-  return out.length > MAX_TEXT_LINES ? [...out.slice(0, MAX_TEXT_LINES), `        … ${out.length - MAX_TEXT_LINES} more lines`] : out;
+  const out = [
+    ...b.filter((l) => !inA.has(l)).map((l) => `        - ${l}`),
+    ...a.filter((l) => !inB.has(l)).map((l) => `        + ${l}`),
+  ];
+  return out.length > MAX_TEXT_LINES
+    ? [...out.slice(0, MAX_TEXT_LINES), `        … ${out.length - MAX_TEXT_LINES} more lines`]
+    : out;
 }
 
 function fieldLines(c: AnyChange): string[] {
-  if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields) return [];
+  if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields)
+    return [];
   const b = c.before as unknown as Record<string, unknown>;
   const a = c.after as unknown as Record<string, unknown>;
   return c.fields.flatMap((f) => {
     const x = b[f];
     const y = a[f];
-    if (typeof x === 'string' && typeof y === 'string' && (x.includes('\n') || y.includes('\n'))) return [`      ${f}:`, ...textDiff(x, y)];
+    if (typeof x === 'string' && typeof y === 'string' && (x.includes('\n') || y.includes('\n')))
+      return [`      ${f}:`, ...textDiff(x, y)];
     return [`      ${f}: ${short(x)} → ${short(y)}`];
   });
 }
@@ -58,15 +71,22 @@ export function renderPlan(p: Plan, opts: { colour: boolean; verbose?: boolean }
       lines.push(col(opts.colour ? '\x1b[1m' : '', `${kind}:`));
       for (const c of group) {
         const drift = c.cause === 'drift' ? col(DIM, ' [drift]') : '';
-        lines.push(col(COLOUR[c.action], `  ${GLYPH[c.action]} ${c.id}`) + col(DIM, `  (${c.reason})`) + drift);
+        lines.push(
+          col(COLOUR[c.action], `  ${GLYPH[c.action]} ${c.id}`) +
+            col(DIM, `  (${c.reason})`) +
+            drift,
+        );
         lines.push(...fieldLines(c));
-        if (opts.verbose && c.after && c.action === 'create') lines.push(col(DIM, `      ${short(c.after)}`));
+        if (opts.verbose && c.after && c.action === 'create')
+          lines.push(col(DIM, `      ${short(c.after)}`));
       }
     }
     const n = (a: string) => changes.filter((c) => c.action === a).length;
     const drift = changes.filter((c) => c.cause === 'drift').length;
     lines.push('');
-    lines.push(`Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete${drift ? ` (${drift} from drift)` : ''}.`);
+    lines.push(
+      `Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete${drift ? ` (${drift} from drift)` : ''}.`,
+    );
   }
   for (const w of p.warnings) lines.push(col('\x1b[33m', `warning: ${w}`));
   return lines.join('\n') + '\n';

@@ -17,15 +17,32 @@ export interface SelectionOptions {
 
 /** add the flags; `os`: also `--os` (commands that never act on this host: render, validate, diff) */
 export function selectionFlags(c: Command, o: { os?: boolean } = {}): Command {
-  c.option('--host <name>', 'select overlays for this host name instead of this machine\'s (docs/fleet.md)')
+  c.option(
+    '--host <name>',
+    "select overlays for this host name instead of this machine's (docs/fleet.md)",
+  )
     .option('--labels <k=v,...>', 'host labels for overlay selectors (default: --labels-file)')
-    .option('--labels-file <file>', 'YAML mapping of host labels (default /etc/awg/labels.yaml when it exists)');
-  if (o.os) c.addOption(new Option('--os <os>', 'select overlays for this OS (default this machine\'s)').choices(['linux', 'darwin']));
+    .option(
+      '--labels-file <file>',
+      'YAML mapping of host labels (default /etc/awg/labels.yaml when it exists)',
+    );
+  if (o.os)
+    c.addOption(
+      new Option('--os <os>', "select overlays for this OS (default this machine's)").choices([
+        'linux',
+        'darwin',
+      ]),
+    );
   return c;
 }
 
 export function selectionGiven(o: SelectionOptions): boolean {
-  return o.host !== undefined || o.labels !== undefined || o.labelsFile !== undefined || o.os !== undefined;
+  return (
+    o.host !== undefined ||
+    o.labels !== undefined ||
+    o.labelsFile !== undefined ||
+    o.os !== undefined
+  );
 }
 
 /** the selection the flags name, or undefined (this machine, resolved only if the config has overlays); throws AwgError on bad flags */
@@ -55,7 +72,11 @@ export async function selectionAtStart(o: SelectionOptions): Promise<HostSelecti
  * the config has overlays), or the exit code 1 after printing why the flags are wrong.
  * `which`: selectionOf (per load) or selectionAtStart (daemon, up).
  */
-export async function selectionOrExit(io: Io, o: SelectionOptions, which: (o: SelectionOptions) => Promise<HostSelection | undefined> = selectionOf): Promise<{ selection?: HostSelection } | number> {
+export async function selectionOrExit(
+  io: Io,
+  o: SelectionOptions,
+  which: (o: SelectionOptions) => Promise<HostSelection | undefined> = selectionOf,
+): Promise<{ selection?: HostSelection } | number> {
   try {
     const selection = await which(o);
     return selection ? { selection } : {};

@@ -8,7 +8,12 @@ import { printError, type Io } from './output.js';
 
 export type ViaDaemon = { code: number } | { reason: string };
 
-export async function viaDaemon(io: Io, o: DaemonChoice, run: (client: DaemonClient) => Promise<number>, errorExit: (e: AwgError) => number = (e) => e.exitCode): Promise<ViaDaemon> {
+export async function viaDaemon(
+  io: Io,
+  o: DaemonChoice,
+  run: (client: DaemonClient) => Promise<number>,
+  errorExit: (e: AwgError) => number = (e) => e.exitCode,
+): Promise<ViaDaemon> {
   let d: Awaited<ReturnType<typeof daemonFor>>;
   try {
     d = await daemonFor(o);

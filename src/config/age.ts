@@ -36,21 +36,42 @@ export function readIdentities(path: string): string[] {
   try {
     st = statSync(path);
   } catch (e) {
-    throw new AwgError('invalid-config', `age identity ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`, {
-      hint: 'create it with `awg secret keygen -o ' + path + '` (or point $AWG_AGE_IDENTITY at one) and encrypt the secrets to its recipient',
-    });
+    throw new AwgError(
+      'invalid-config',
+      `age identity ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`,
+      {
+        hint:
+          'create it with `awg secret keygen -o ' +
+          path +
+          '` (or point $AWG_AGE_IDENTITY at one) and encrypt the secrets to its recipient',
+      },
+    );
   }
   const me = process.geteuid?.() ?? 0;
   if (!st.isFile()) throw new AwgError('permission', `age identity ${path} is not a regular file`);
-  if (st.uid !== 0 && st.uid !== me) throw new AwgError('permission', `age identity ${path} is owned by uid ${st.uid}, not root${me !== 0 ? ` or uid ${me}` : ''}`);
-  if ((st.mode & 0o077) !== 0) throw new AwgError('permission', `age identity ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+  if (st.uid !== 0 && st.uid !== me)
+    throw new AwgError(
+      'permission',
+      `age identity ${path} is owned by uid ${st.uid}, not root${me !== 0 ? ` or uid ${me}` : ''}`,
+    );
+  if ((st.mode & 0o077) !== 0)
+    throw new AwgError(
+      'permission',
+      `age identity ${path} is accessible to group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
   const text = readRegularFileSync(path, { maxBytes: LIMITS.secret }).toString('utf8');
   const ids = text
     .split(/\r?\n/)
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
-  if (ids.length === 0) throw new AwgError('invalid-config', `age identity ${path} holds no AGE-SECRET-KEY-1… line`);
-  for (const id of ids) if (!id.startsWith('AGE-SECRET-KEY-1')) throw new AwgError('invalid-config', `age identity ${path}: a line is not an AGE-SECRET-KEY-1… identity (plugins and ssh keys are not supported)`);
+  if (ids.length === 0)
+    throw new AwgError('invalid-config', `age identity ${path} holds no AGE-SECRET-KEY-1… line`);
+  for (const id of ids)
+    if (!id.startsWith('AGE-SECRET-KEY-1'))
+      throw new AwgError(
+        'invalid-config',
+        `age identity ${path}: a line is not an AGE-SECRET-KEY-1… identity (plugins and ssh keys are not supported)`,
+      );
   return ids;
 }
 
@@ -62,14 +83,21 @@ export async function ageCiphertext(buf: Uint8Array): Promise<Uint8Array> {
   return armor.decode(Buffer.from(buf).toString('utf8'));
 }
 
-export async function decryptAge(buf: Uint8Array, identities: readonly string[]): Promise<Uint8Array> {
+export async function decryptAge(
+  buf: Uint8Array,
+  identities: readonly string[],
+): Promise<Uint8Array> {
   const { Decrypter } = await age();
   const d = new Decrypter();
   for (const id of identities) d.addIdentity(id);
   return d.decrypt(await ageCiphertext(buf));
 }
 
-export async function encryptAge(plain: Uint8Array, recipients: readonly string[], armored: boolean): Promise<Uint8Array> {
+export async function encryptAge(
+  plain: Uint8Array,
+  recipients: readonly string[],
+  armored: boolean,
+): Promise<Uint8Array> {
   const { Encrypter, armor } = await age();
   const e = new Encrypter();
   for (const r of recipients) e.addRecipient(r);
@@ -91,7 +119,10 @@ export async function recipientOf(identity: string): Promise<string> {
 /** what age says when none of our identities opens the file, in our words */
 function explain(e: unknown, file: string, identityFile: string): Error {
   const m = (e as Error).message ?? String(e);
-  if (/no identity matched/i.test(m)) return new Error(`${file} is not encrypted to this host's age identity (${identityFile}); re-encrypt it with this host's recipient (\`awg secret recipient\`)`);
+  if (/no identity matched/i.test(m))
+    return new Error(
+      `${file} is not encrypted to this host's age identity (${identityFile}); re-encrypt it with this host's recipient (\`awg secret recipient\`)`,
+    );
   return new Error(`${file}: not a valid age file for this host: ${m}`);
 }
 
@@ -102,11 +133,17 @@ export type AgeValues = Map<string, string | Error>;
  * them); the identity file is read only when there is one. Failures are kept per file, so
  * checkSecrets reports each at its line.
  */
-export async function resolveAgeSecrets(config: Config, configFile: string, positions: MergedPositions | undefined, env: NodeJS.ProcessEnv): Promise<AgeValues> {
+export async function resolveAgeSecrets(
+  config: Config,
+  configFile: string,
+  positions: MergedPositions | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<AgeValues> {
   const out: AgeValues = new Map();
   const files: string[] = [];
   for (const ref of secretRefs(config)) {
-    if (typeof ref.secret !== 'string' && 'age' in ref.secret) files.push(secretFilePath(ref.secret.age, positions?.fileOf(ref.path) ?? configFile));
+    if (typeof ref.secret !== 'string' && 'age' in ref.secret)
+      files.push(secretFilePath(ref.secret.age, positions?.fileOf(ref.path) ?? configFile));
   }
   if (files.length === 0) return out;
   const identityFile = ageIdentityPath(env);

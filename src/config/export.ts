@@ -67,7 +67,8 @@ export function exportWgQuick(
       if (k === 'headerProtectionKey') kv(name, resolveSecret(v as Secret).trim());
       // awg(8) reads RandomTrailers/DisableCookies as on/off (or an integer)
       else if (typeof v === 'boolean') kv(name, v ? 'on' : 'off');
-      else kv(name, typeof v === 'object' || typeof v === 'string' ? formatRange(v as U32Range) : v);
+      else
+        kv(name, typeof v === 'object' || typeof v === 'string' ? formatRange(v as U32Range) : v);
     }
   }
   for (const p of tunnel.peers) {

@@ -20,7 +20,8 @@ export const isCanonicalIPv4 = (s: string): boolean => V4.test(s);
  * An IPv6 literal with no zone (`%eth0`) and no embedded dotted quad (ipaddr.js reads
  * `::1.2.3.4` as `::ffff:1.2.3.4`).
  */
-export const isPlainIPv6 = (s: string): boolean => isIP(s) === 6 && !s.includes('%') && !s.includes('.');
+export const isPlainIPv6 = (s: string): boolean =>
+  isIP(s) === 6 && !s.includes('%') && !s.includes('.');
 
 /**
  * The canonical text of an IP literal, or undefined when `s` is not one in a form every
@@ -65,7 +66,8 @@ export function isHostName(s: string): boolean {
 }
 
 /** a host name or an IP literal (IPv4 canonical; IPv6 plain) */
-export const isHostOrIp = (s: string): boolean => isCanonicalIPv4(s) || isPlainIPv6(s) || isHostName(s);
+export const isHostOrIp = (s: string): boolean =>
+  isCanonicalIPv4(s) || isPlainIPv6(s) || isHostName(s);
 
 /**
  * The AmneziaWG I1-I5 tag chain (PROTOCOL.md §9.5; amneziawg-go `device/obf*.go`): one or
@@ -110,7 +112,8 @@ export function globProblem(glob: string): string | undefined {
       i++;
       continue;
     }
-    if (c === '(' || c === ')' || c === '|') return `extglobs and groups are not supported ("${c}"); write a literal one as \\${c}`;
+    if (c === '(' || c === ')' || c === '|')
+      return `extglobs and groups are not supported ("${c}"); write a literal one as \\${c}`;
     if (c === '/' && depth === 0) {
       const why = close();
       if (why) return why;

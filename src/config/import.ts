@@ -240,7 +240,14 @@ export function laterClaims(peers: IniSection[]): Map<string, Claim> {
         const c = typeof written === 'string' ? undefined : parseCidr(written.value);
         if (typeof written === 'string' || c === undefined) continue;
         const key = `${c.family}:${c.network}/${c.len}`;
-        claims.push({ key, peer, line: e.line, col: item.col, value: written.value, peerLine: s.line });
+        claims.push({
+          key,
+          peer,
+          line: e.line,
+          col: item.col,
+          value: written.value,
+          peerLine: s.line,
+        });
       }
     }
   });
@@ -250,7 +257,12 @@ export function laterClaims(peers: IniSection[]): Map<string, Claim> {
   for (const c of claims) {
     const w = last.get(c.key)!;
     if (w.peer !== c.peer)
-      lost.set(`${c.line}:${c.col}`, { line: w.line, col: w.col, value: w.value, peerLine: w.peerLine });
+      lost.set(`${c.line}:${c.col}`, {
+        line: w.line,
+        col: w.col,
+        value: w.value,
+        peerLine: w.peerLine,
+      });
   }
   return lost;
 }
@@ -485,7 +497,8 @@ class Importer {
     if (e.lower === 'headerprotectionkey') {
       const path: Path = [...base, 'obfuscation', 'headerProtectionKey'];
       const bad = zodMessage(WgKey.safeParse(e.value));
-      if (bad) return this.err(vat, path, `HeaderProtectionKey: ${bad.replace('WireGuard key', 'key')}`);
+      if (bad)
+        return this.err(vat, path, `HeaderProtectionKey: ${bad.replace('WireGuard key', 'key')}`);
       this.obfuscation.headerProtectionKey = this.secret(e.value, `${this.name}.hpk`);
       const hint =
         this.keyMode === 'inline'
@@ -501,7 +514,11 @@ class Importer {
       const b = m?.[2] !== undefined ? Number(m[2]) : a;
       // awg(8) would silently truncate to uint16; refuse instead
       if (!m || a > 65535 || b > 65535)
-        return this.err(vat, path, `${e.key} must be 0-65535 or a range "MIN-MAX", got "${e.value}"`);
+        return this.err(
+          vat,
+          path,
+          `${e.key} must be 0-65535 or a range "MIN-MAX", got "${e.value}"`,
+        );
       if (b < a) return this.err(vat, path, `${e.key} range "${e.value}" has MAX < MIN`);
       this.obfuscation[ranged] = m[2] === undefined ? a : `${a}-${b}`;
       return this.place(path, at, e);
@@ -514,7 +531,11 @@ class Importer {
     else if (low === 'off' || low === 'false') v = false;
     else if (/^\d{1,10}$/.test(low)) v = Number(low) !== 0;
     if (v === undefined)
-      return this.err(vat, path, `${e.key} must be on, off or a number (0 = off), got "${e.value}"`);
+      return this.err(
+        vat,
+        path,
+        `${e.key} must be on, off or a number (0 = off), got "${e.value}"`,
+      );
     this.obfuscation[flag] = v;
     this.place(path, at, e);
   }
@@ -622,7 +643,8 @@ class Importer {
             allowed.push(c.value);
           }
           // an entry whose items all went elsewhere keeps its comments for the next key
-          if (first) this.pending.push(...e.comments, ...(e.trailing !== undefined ? [e.trailing] : []));
+          if (first)
+            this.pending.push(...e.comments, ...(e.trailing !== undefined ? [e.trailing] : []));
           break;
         }
         case 'endpoint': {
@@ -799,7 +821,8 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
   const name = choice.name;
   const { doc: ini, issues: syntax } = parseIni(text, file);
   const im = new Importer(file, name, opts.keyMode ?? 'inline');
-  if (choice.issue) im.err(undefined, choice.issue.path, choice.issue.message, choice.issue.severity);
+  if (choice.issue)
+    im.err(undefined, choice.issue.path, choice.issue.message, choice.issue.severity);
   im.issues.push(...syntax);
 
   const ifaces = ini.sections.filter((s) => s.kind === 'interface');
@@ -896,7 +919,8 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
   };
 }
 
-const RULE_EXAMPLE = (name: string): string => `   rules: [{ match: { name: firefox }, target: ${name} }]`;
+const RULE_EXAMPLE = (name: string): string =>
+  `   rules: [{ match: { name: firefox }, target: ${name} }]`;
 
 /**
  * What wg-quick routed, as `default`, `ipv6` and `dns` (wg-quick(8) on Linux: `add_route`,
@@ -1001,7 +1025,9 @@ export const SECRET_LEFT_OUT = '<secret not copied by awg import>';
 export function scrubSecrets(comment: string): string {
   const secretNamed = SECRET_NAME.test(comment);
   if (!secretNamed && PUBLIC_NAME.test(comment)) return comment;
-  return comment.replace(SECRET_ASSIGN, (_m, name: string) => `${name}${SECRET_LEFT_OUT}`).replace(KEY_SHAPED, SECRET_LEFT_OUT);
+  return comment
+    .replace(SECRET_ASSIGN, (_m, name: string) => `${name}${SECRET_LEFT_OUT}`)
+    .replace(KEY_SHAPED, SECRET_LEFT_OUT);
 }
 
 function render(
@@ -1015,7 +1041,13 @@ function render(
   const doc = new Document(config);
   doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${file.split(/[\\/]/).pop() ?? file} by \`awg import\`.`;
   // comments come from the INI file: no key material from them (scrubSecrets)
-  for (const n of im.notes) annotate(doc, n.path, n.before.map(scrubSecrets), n.trailing === undefined ? undefined : scrubSecrets(n.trailing));
+  for (const n of im.notes)
+    annotate(
+      doc,
+      n.path,
+      n.before.map(scrubSecrets),
+      n.trailing === undefined ? undefined : scrubSecrets(n.trailing),
+    );
   annotate(doc, ['default'], defaultNote);
   annotate(
     doc,

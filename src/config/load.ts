@@ -9,7 +9,16 @@ import type { Issue } from '../errors.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { FileRefusedError, LIMITS, readTextFile, readTextFileSync } from '../util/files.js';
 import { localSelection } from './host-selection.js';
-import { matches, MergedPositions, Merger, overlayName, Overlays, type HostSelection, type Overlay, type Source } from './overlay.js';
+import {
+  matches,
+  MergedPositions,
+  Merger,
+  overlayName,
+  Overlays,
+  type HostSelection,
+  type Overlay,
+  type Source,
+} from './overlay.js';
 import { Config } from './schema.js';
 import { SourcePositions, countLines, formatPath, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
@@ -41,31 +50,64 @@ function isMissing(raw: unknown, path: PathKey[]): boolean {
     if (cur === null || typeof cur !== 'object') return false;
     cur = (cur as Record<string | number, unknown>)[k];
   }
-  return cur !== null && typeof cur === 'object' && !Array.isArray(cur) && !Object.hasOwn(cur, path[path.length - 1]!);
+  return (
+    cur !== null &&
+    typeof cur === 'object' &&
+    !Array.isArray(cur) &&
+    !Object.hasOwn(cur, path[path.length - 1]!)
+  );
 }
 
 /** Unions: report the one branch whose shape matched, else the union's own message. */
-function flatten(issue: ZIssue, raw: unknown, prefix: PathKey[] = []): { path: PathKey[]; message: string; code: string; keys?: string[] }[] {
+function flatten(
+  issue: ZIssue,
+  raw: unknown,
+  prefix: PathKey[] = [],
+): { path: PathKey[]; message: string; code: string; keys?: string[] }[] {
   const path = [...prefix, ...(issue.path as PathKey[])];
   if (issue.code !== 'unrecognized_keys' && isMissing(raw, path)) {
-    const message = issue.message.startsWith('missing ') ? issue.message : issue.code === 'invalid_type' ? `required field is missing (expected ${issue.expected})` : 'required field is missing';
+    const message = issue.message.startsWith('missing ')
+      ? issue.message
+      : issue.code === 'invalid_type'
+        ? `required field is missing (expected ${issue.expected})`
+        : 'required field is missing';
     return [{ path, message, code: 'missing' }];
   }
   if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-    const shaped = issue.errors.filter((branch) => !branch.some((b) => b.path.length === 0 && (b.code === 'invalid_type' || b.code === 'unrecognized_keys' || b.code === 'invalid_value')));
+    const shaped = issue.errors.filter(
+      (branch) =>
+        !branch.some(
+          (b) =>
+            b.path.length === 0 &&
+            (b.code === 'invalid_type' ||
+              b.code === 'unrecognized_keys' ||
+              b.code === 'invalid_value'),
+        ),
+    );
     if (shaped.length > 0) {
       const fewest = Math.min(...shaped.map((b) => b.length));
       const best = shaped.filter((b) => b.length === fewest);
       if (best.length === 1) return best[0]!.flatMap((b) => flatten(b, raw, path));
     }
   }
-  if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ path: [...path, k], message: `unknown field "${k}"`, code: issue.code, keys: [k] }));
-  const message = issue.message.replace(/^Invalid input: /, '').replace(/expected record/, 'expected a mapping');
+  if (issue.code === 'unrecognized_keys')
+    return issue.keys.map((k) => ({
+      path: [...path, k],
+      message: `unknown field "${k}"`,
+      code: issue.code,
+      keys: [k],
+    }));
+  const message = issue.message
+    .replace(/^Invalid input: /, '')
+    .replace(/expected record/, 'expected a mapping');
   return [{ path, message, code: issue.code }];
 }
 
 /** YAML → a plain mapping, with positions. Issues carry `file`; no schema check yet. */
-function parseSource(text: string, file: string): { raw?: Record<string, unknown>; positions: SourcePositions; issues: Issue[] } {
+function parseSource(
+  text: string,
+  file: string,
+): { raw?: Record<string, unknown>; positions: SourcePositions; issues: Issue[] } {
   const lc = new LineCounter();
   // yaml's own unique-key check compares each key with every earlier one (20,000 keys: 4 s);
   // duplicates are found below with one set per mapping instead, with the same message
@@ -75,7 +117,14 @@ function parseSource(text: string, file: string): { raw?: Record<string, unknown
   const issues: Issue[] = [];
   for (const e of doc.errors) {
     const p = positions.at(e.pos[0]);
-    issues.push({ file, line: p.line, col: p.col, path: '', message: `YAML: ${e.message.split('\n')[0]}`, severity: 'error' });
+    issues.push({
+      file,
+      line: p.line,
+      col: p.col,
+      path: '',
+      message: `YAML: ${e.message.split('\n')[0]}`,
+      severity: 'error',
+    });
   }
   visit(doc, {
     Map(_k, map) {
@@ -87,14 +136,28 @@ function parseSource(text: string, file: string): { raw?: Record<string, unknown
           continue;
         }
         const p = positions.at(pair.key.range?.[0] ?? 0);
-        issues.push({ file, line: p.line, col: p.col, path: '', message: 'YAML: Map keys must be unique', severity: 'error' });
+        issues.push({
+          file,
+          line: p.line,
+          col: p.col,
+          path: '',
+          message: 'YAML: Map keys must be unique',
+          severity: 'error',
+        });
       }
     },
   });
   if (issues.length) return { issues: sortIssues(issues), positions };
   for (const w of doc.warnings) {
     const p = positions.at(w.pos[0]);
-    issues.push({ file, line: p.line, col: p.col, path: '', message: `YAML: ${w.message.split('\n')[0]}`, severity: 'warning' });
+    issues.push({
+      file,
+      line: p.line,
+      col: p.col,
+      path: '',
+      message: `YAML: ${w.message.split('\n')[0]}`,
+      severity: 'warning',
+    });
   }
   // `__proto__` as a key would become the object's prototype in toJS and vanish silently.
   visit(doc, {
@@ -111,7 +174,14 @@ function parseSource(text: string, file: string): { raw?: Record<string, unknown
           }
         }
         keys.push('__proto__');
-        issues.push({ file, line: p.line, col: p.col, path: formatPath(keys), message: '"__proto__" is not allowed as a key', severity: 'error' });
+        issues.push({
+          file,
+          line: p.line,
+          col: p.col,
+          path: formatPath(keys),
+          message: '"__proto__" is not allowed as a key',
+          severity: 'error',
+        });
       }
     },
   });
@@ -120,16 +190,47 @@ function parseSource(text: string, file: string): { raw?: Record<string, unknown
   try {
     raw = doc.toJS({ maxAliasCount: 100 });
   } catch (e) {
-    return { issues: [...issues, { file, line: 1, col: 1, path: '', message: `YAML: ${(e as Error).message}`, severity: 'error' }], positions };
+    return {
+      issues: [
+        ...issues,
+        {
+          file,
+          line: 1,
+          col: 1,
+          path: '',
+          message: `YAML: ${(e as Error).message}`,
+          severity: 'error',
+        },
+      ],
+      positions,
+    };
   }
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
-    return { issues: [...issues, { file, line: 1, col: 1, path: '', message: 'the config must be a YAML mapping with at least `version: 1`', severity: 'error' }], positions };
+    return {
+      issues: [
+        ...issues,
+        {
+          file,
+          line: 1,
+          col: 1,
+          path: '',
+          message: 'the config must be a YAML mapping with at least `version: 1`',
+          severity: 'error',
+        },
+      ],
+      positions,
+    };
   }
   return { raw: raw as Record<string, unknown>, positions, issues };
 }
 
 /** zod issues of `raw` against `schema`, located through `positions` (paths under `prefix`). */
-function schemaIssues(schema: z.ZodType, raw: unknown, positions: MergedPositions, prefix: PathKey[] = []): { ok: boolean; data?: unknown; issues: Issue[] } {
+function schemaIssues(
+  schema: z.ZodType,
+  raw: unknown,
+  positions: MergedPositions,
+  prefix: PathKey[] = [],
+): { ok: boolean; data?: unknown; issues: Issue[] } {
   const parsed = schema.safeParse(raw);
   if (parsed.success) return { ok: true, data: parsed.data, issues: [] };
   const issues: Issue[] = [];
@@ -137,7 +238,14 @@ function schemaIssues(schema: z.ZodType, raw: unknown, positions: MergedPosition
     for (const f of flatten(zi, raw)) {
       const path = [...prefix, ...f.path];
       const pos = positions.locate(path, { key: f.code === 'unrecognized_keys' });
-      issues.push({ file: pos.file, line: pos.line, col: pos.col, path: formatPath(path), message: f.message, severity: 'error' });
+      issues.push({
+        file: pos.file,
+        line: pos.line,
+        col: pos.col,
+        path: formatPath(path),
+        message: f.message,
+        severity: 'error',
+      });
     }
   }
   return { ok: false, issues };
@@ -159,18 +267,43 @@ function resolveOverlays(
   file: string,
   basePositions: SourcePositions,
   opts: LoadOptions,
-): { raw?: Record<string, unknown>; positions: MergedPositions; issues: Issue[]; sources: string[]; applied: AppliedOverlay[]; selection?: HostSelection } {
+): {
+  raw?: Record<string, unknown>;
+  positions: MergedPositions;
+  issues: Issue[];
+  sources: string[];
+  applied: AppliedOverlay[];
+  selection?: HostSelection;
+} {
   const single = MergedPositions.single(file, basePositions);
   const checked = schemaIssues(Overlays, base.overlays, single, ['overlays']);
-  if (!checked.ok) return { positions: single, issues: checked.issues, sources: [file], applied: [] };
+  if (!checked.ok)
+    return { positions: single, issues: checked.issues, sources: [file], applied: [] };
   const overlays = checked.data as Overlay[];
   let selection: HostSelection;
   try {
-    selection = typeof opts.selection === 'function' ? opts.selection() : (opts.selection ?? localSelection());
+    selection =
+      typeof opts.selection === 'function'
+        ? opts.selection()
+        : (opts.selection ?? localSelection());
   } catch (e) {
     // this machine's labels file is unreadable or invalid: the overlays cannot be selected
     const at = single.locate(['overlays'], { key: true });
-    return { positions: single, issues: [{ file, line: at.line, col: at.col, path: 'overlays', message: `cannot select overlays for this host: ${(e as Error).message}`, severity: 'error' }], sources: [file], applied: [] };
+    return {
+      positions: single,
+      issues: [
+        {
+          file,
+          line: at.line,
+          col: at.col,
+          path: 'overlays',
+          message: `cannot select overlays for this host: ${(e as Error).message}`,
+          severity: 'error',
+        },
+      ],
+      sources: [file],
+      applied: [],
+    };
   }
   const { overlays: _drop, ...rest } = base;
   const merger = new Merger(rest);
@@ -193,8 +326,20 @@ function resolveOverlays(
       text = read(path);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      const why = e instanceof FileRefusedError ? `not read: the file is ${e.reason}` : code === 'ENOENT' ? 'file not found' : `cannot read: ${(e as Error).message}`;
-      issues.push({ file, line: at.line, col: at.col, path: formatPath(['overlays', i, 'file']), message: `overlay "${name}" (${path}): ${why}`, severity: 'error' });
+      const why =
+        e instanceof FileRefusedError
+          ? `not read: the file is ${e.reason}`
+          : code === 'ENOENT'
+            ? 'file not found'
+            : `cannot read: ${(e as Error).message}`;
+      issues.push({
+        file,
+        line: at.line,
+        col: at.col,
+        path: formatPath(['overlays', i, 'file']),
+        message: `overlay "${name}" (${path}): ${why}`,
+        severity: 'error',
+      });
       return;
     }
     const parsed = parseSource(text, path);
@@ -202,7 +347,14 @@ function resolveOverlays(
     if (!parsed.raw) return;
     if (Object.hasOwn(parsed.raw, 'overlays')) {
       const p = parsed.positions.locate(['overlays'], { key: true });
-      issues.push({ file: path, line: p?.line, col: p?.col, path: 'overlays', message: 'an overlay cannot name overlays itself: list every overlay in the base config', severity: 'error' });
+      issues.push({
+        file: path,
+        line: p?.line,
+        col: p?.col,
+        path: 'overlays',
+        message: 'an overlay cannot name overlays itself: list every overlay in the base config',
+        severity: 'error',
+      });
       return;
     }
     sources.push({ file: path, positions: parsed.positions });
@@ -213,9 +365,23 @@ function resolveOverlays(
   for (const m of merger.issues) {
     const src = sources[m.src]!;
     const p = src.positions?.locate(m.path);
-    issues.push({ file: src.file, line: p?.line, col: p?.col, path: formatPath(m.path), message: m.message, severity: 'error' });
+    issues.push({
+      file: src.file,
+      line: p?.line,
+      col: p?.col,
+      path: formatPath(m.path),
+      message: m.message,
+      severity: 'error',
+    });
   }
-  return { raw: merger.value, positions, issues, sources: sources.map((s) => s.file), applied, selection };
+  return {
+    raw: merger.value,
+    positions,
+    issues,
+    sources: sources.map((s) => s.file),
+    applied,
+    selection,
+  };
 }
 
 export interface AppliedOverlay {
@@ -240,10 +406,25 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
     sources = r.sources;
     applied = r.applied;
     selection = r.selection;
-    if (!r.raw || hasErrors(r.issues)) return { issues: sortIssues(issues), positions, sources, overlays: applied, ...(selection ? { selection } : {}) };
+    if (!r.raw || hasErrors(r.issues))
+      return {
+        issues: sortIssues(issues),
+        positions,
+        sources,
+        overlays: applied,
+        ...(selection ? { selection } : {}),
+      };
     raw = r.raw;
   }
-  const done = (extra: Partial<LoadResult>): LoadResult => ({ issues: sortIssues(issues), positions, sources, overlays: applied, raw, ...(selection ? { selection } : {}), ...extra });
+  const done = (extra: Partial<LoadResult>): LoadResult => ({
+    issues: sortIssues(issues),
+    positions,
+    sources,
+    overlays: applied,
+    raw,
+    ...(selection ? { selection } : {}),
+    ...extra,
+  });
   const parsed = schemaIssues(Config, raw, positions);
   if (!parsed.ok) {
     issues.push(...parsed.issues);
@@ -252,7 +433,14 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
   const config = parsed.data as Config;
   for (const f of checkSemantics(config)) {
     const pos = positions.locate(f.path, { key: f.atKey });
-    issues.push({ file: pos.file, line: pos.line, col: pos.col, path: formatPath(f.path), message: f.message, severity: f.severity });
+    issues.push({
+      file: pos.file,
+      line: pos.line,
+      col: pos.col,
+      path: formatPath(f.path),
+      message: f.message,
+      severity: f.severity,
+    });
   }
   return hasErrors(issues) ? done({}) : done({ config });
 }
@@ -264,8 +452,17 @@ export async function loadConfigFile(path: string, opts: LoadOptions = {}): Prom
     text = await readTextFile(path, { maxBytes: LIMITS.config });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const message = e instanceof FileRefusedError ? `not read: the file is ${e.reason}` : code === 'ENOENT' ? 'file not found' : `cannot read: ${(e as Error).message}`;
-    return { issues: [{ file: path, path: '', message, severity: 'error' }], sources: [path], overlays: [] };
+    const message =
+      e instanceof FileRefusedError
+        ? `not read: the file is ${e.reason}`
+        : code === 'ENOENT'
+          ? 'file not found'
+          : `cannot read: ${(e as Error).message}`;
+    return {
+      issues: [{ file: path, path: '', message, severity: 'error' }],
+      sources: [path],
+      overlays: [],
+    };
   }
   return loadConfigText(text, path, opts);
 }

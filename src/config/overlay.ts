@@ -29,37 +29,76 @@ export interface HostSelection {
 }
 
 const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9_./-]{0,62}$/;
-const LabelValue = z.string().max(63).regex(/^[A-Za-z0-9_./-]*$/, 'a label value holds letters, digits, ".", "_", "/" and "-"');
-export const LabelKey = z.string().regex(LABEL_KEY, 'a label name starts with a letter or digit and holds letters, digits, ".", "_", "/" and "-" (at most 63)');
+const LabelValue = z
+  .string()
+  .max(63)
+  .regex(/^[A-Za-z0-9_./-]*$/, 'a label value holds letters, digits, ".", "_", "/" and "-"');
+export const LabelKey = z
+  .string()
+  .regex(
+    LABEL_KEY,
+    'a label name starts with a letter or digit and holds letters, digits, ".", "_", "/" and "-" (at most 63)',
+  );
 
 export const OverlayWhen = z
   .strictObject({
-    hosts: z
-      .array(z.string().min(1).max(255))
-      .min(1)
-      .max(256)
-      .optional()
-      .meta({ description: 'Host name globs (`*`, `?`, `[a-z]`, `{a,b}`), compared case-insensitively; the overlay applies when any matches. The host name is `--host` or the machine\'s.' }),
+    hosts: z.array(z.string().min(1).max(255)).min(1).max(256).optional().meta({
+      description:
+        "Host name globs (`*`, `?`, `[a-z]`, `{a,b}`), compared case-insensitively; the overlay applies when any matches. The host name is `--host` or the machine's.",
+    }),
     labels: z
       .record(LabelKey, z.union([LabelValue, z.array(LabelValue).min(1).max(64)]))
       .optional()
-      .meta({ description: 'Every label named must be set on the host to this value (or to one of these values). Labels come from `--labels k=v,...`, else `--labels-file`, else /etc/awg/labels.yaml.' }),
-    os: z.enum(['linux', 'darwin']).optional().meta({ description: 'Only on this OS (`--os`, default this machine\'s).' }),
+      .meta({
+        description:
+          'Every label named must be set on the host to this value (or to one of these values). Labels come from `--labels k=v,...`, else `--labels-file`, else /etc/awg/labels.yaml.',
+      }),
+    os: z
+      .enum(['linux', 'darwin'])
+      .optional()
+      .meta({ description: "Only on this OS (`--os`, default this machine's)." }),
   })
-  .meta({ id: 'OverlayWhen', description: 'Selector: all conditions given must hold; `{}` matches every host.' });
+  .meta({
+    id: 'OverlayWhen',
+    description: 'Selector: all conditions given must hold; `{}` matches every host.',
+  });
 
 export const Overlay = z
   .strictObject({
-    name: z.string().min(1).max(64).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"').optional().meta({ description: 'Shown by `awg render` and in errors; defaults to the file name or overlay-<index>.' }),
+    name: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
+      .optional()
+      .meta({
+        description:
+          'Shown by `awg render` and in errors; defaults to the file name or overlay-<index>.',
+      }),
     when: OverlayWhen,
-    file: z.string().min(1).max(4096).optional().meta({ description: 'A YAML file with a partial config (relative paths are relative to this config file). It may not name overlays itself.' }),
-    config: z.record(z.string(), z.unknown()).optional().meta({ description: 'The partial config inline, instead of `file`.' }),
+    file: z.string().min(1).max(4096).optional().meta({
+      description:
+        'A YAML file with a partial config (relative paths are relative to this config file). It may not name overlays itself.',
+    }),
+    config: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: 'The partial config inline, instead of `file`.' }),
   })
-  .refine((o) => (o.file === undefined) !== (o.config === undefined), { error: 'give exactly one of `file` or `config`' })
-  .meta({ id: 'Overlay', description: 'A partial config merged onto this one on the hosts its `when` selects (docs/fleet.md).' });
+  .refine((o) => (o.file === undefined) !== (o.config === undefined), {
+    error: 'give exactly one of `file` or `config`',
+  })
+  .meta({
+    id: 'Overlay',
+    description:
+      'A partial config merged onto this one on the hosts its `when` selects (docs/fleet.md).',
+  });
 export type Overlay = z.infer<typeof Overlay>;
 
-export const Overlays = z.array(Overlay).max(256).meta({ description: 'Per-host overlays, merged in this order onto the rest of this file on every host whose selector matches (docs/fleet.md). Only a base config may have them.' });
+export const Overlays = z.array(Overlay).max(256).meta({
+  description:
+    'Per-host overlays, merged in this order onto the rest of this file on every host whose selector matches (docs/fleet.md). Only a base config may have them.',
+});
 
 export function overlayName(o: Overlay, index: number): string {
   if (o.name) return o.name;
@@ -70,7 +109,11 @@ export function overlayName(o: Overlay, index: number): string {
 /** Does this selector pick the host? All given conditions must hold. */
 export function matches(when: z.infer<typeof OverlayWhen>, sel: HostSelection): boolean {
   if (when.os !== undefined && when.os !== sel.os) return false;
-  if (when.hosts && !when.hosts.some((g) => picomatch.isMatch(sel.host, g, { nocase: true, dot: true }))) return false;
+  if (
+    when.hosts &&
+    !when.hosts.some((g) => picomatch.isMatch(sel.host, g, { nocase: true, dot: true }))
+  )
+    return false;
   for (const [k, want] of Object.entries(when.labels ?? {})) {
     const have = Object.hasOwn(sel.labels, k) ? sel.labels[k] : undefined;
     if (have === undefined) return false;
@@ -98,14 +141,17 @@ export interface MergeIssue {
   message: string;
 }
 
-const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isMap = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 /** secrets are one of `{file:}`, `{env:}`, `{age:}` or a string: an overlay's secret replaces the base's whole */
 const SECRET_KEYS = new Set(['privateKey', 'presharedKey', 'headerProtectionKey', 'password']);
 /** mappings replaced whole, not merged: secrets, and a tunnel whose `type` the overlay changes */
 const atomic = (k: string, base: Record<string, unknown>, over: Record<string, unknown>): boolean =>
-  SECRET_KEYS.has(k) || (over.type !== undefined && base.type !== undefined && over.type !== base.type);
+  SECRET_KEYS.has(k) ||
+  (over.type !== undefined && base.type !== undefined && over.type !== base.type);
 const leaf = (src: number, path: PathKey[]): OriginNode => ({ origin: { src, path } });
-const kidOf = (n: OriginNode, k: PathKey): OriginNode => n.kids?.get(String(k)) ?? leaf(n.origin.src, [...n.origin.path, k]);
+const kidOf = (n: OriginNode, k: PathKey): OriginNode =>
+  n.kids?.get(String(k)) ?? leaf(n.origin.src, [...n.origin.path, k]);
 
 export class Merger {
   value: Record<string, unknown>;
@@ -124,7 +170,14 @@ export class Merger {
     this.root.kids = r.node.kids;
   }
 
-  private mergeMap(base: Record<string, unknown>, bn: OriginNode, over: Record<string, unknown>, src: number, at: PathKey[], top: boolean): { value: Record<string, unknown>; node: OriginNode } {
+  private mergeMap(
+    base: Record<string, unknown>,
+    bn: OriginNode,
+    over: Record<string, unknown>,
+    src: number,
+    at: PathKey[],
+    top: boolean,
+  ): { value: Record<string, unknown>; node: OriginNode } {
     const out: Record<string, unknown> = { ...base };
     const kids = new Map<string, OriginNode>();
     for (const k of Object.keys(base)) kids.set(k, kidOf(bn, k));
@@ -138,7 +191,10 @@ export class Merger {
       const here = [...at, k];
       if (!Object.hasOwn(out, k)) {
         // rules new to the config still lose their directives (a `remove` of nothing is an error)
-        const r = top && k === 'rules' && Array.isArray(v) ? this.mergeRules([], leaf(src, here), v, src, here) : { value: v, node: leaf(src, here) };
+        const r =
+          top && k === 'rules' && Array.isArray(v)
+            ? this.mergeRules([], leaf(src, here), v, src, here)
+            : { value: v, node: leaf(src, here) };
         out[k] = r.value;
         kids.set(k, r.node);
         continue;
@@ -160,7 +216,13 @@ export class Merger {
     return { value: out, node: { origin: bn.origin, kids } };
   }
 
-  private mergeRules(base: unknown[], bn: OriginNode, over: unknown[], src: number, at: PathKey[]): { value: unknown[]; node: OriginNode } {
+  private mergeRules(
+    base: unknown[],
+    bn: OriginNode,
+    over: unknown[],
+    src: number,
+    at: PathKey[],
+  ): { value: unknown[]; node: OriginNode } {
     const items = base.map((value, i) => ({ value, node: kidOf(bn, i) }));
     const nameOf = (v: unknown) => (isMap(v) && typeof v.name === 'string' ? v.name : undefined);
     const indexOf = (name: string) => items.findIndex((it) => nameOf(it.value) === name);
@@ -171,23 +233,56 @@ export class Merger {
         return;
       }
       const name = nameOf(rule);
-      const { remove, before, ...clean } = rule as Record<string, unknown> & { remove?: unknown; before?: unknown };
+      const { remove, before, ...clean } = rule as Record<string, unknown> & {
+        remove?: unknown;
+        before?: unknown;
+      };
       if (remove !== undefined) {
-        if (remove !== true) return this.issues.push({ src, path: [...here, 'remove'], message: '`remove` takes only `true`' });
-        if (name === undefined) return this.issues.push({ src, path: here, message: '`remove: true` needs the `name` of the rule to remove' });
-        if (Object.keys(clean).length > 1 || before !== undefined) return this.issues.push({ src, path: here, message: 'a rule with `remove: true` has only its `name`' });
+        if (remove !== true)
+          return this.issues.push({
+            src,
+            path: [...here, 'remove'],
+            message: '`remove` takes only `true`',
+          });
+        if (name === undefined)
+          return this.issues.push({
+            src,
+            path: here,
+            message: '`remove: true` needs the `name` of the rule to remove',
+          });
+        if (Object.keys(clean).length > 1 || before !== undefined)
+          return this.issues.push({
+            src,
+            path: here,
+            message: 'a rule with `remove: true` has only its `name`',
+          });
         const i = indexOf(name);
-        if (i < 0) return this.issues.push({ src, path: [...here, 'name'], message: `no rule named "${name}" to remove (rules merged so far: ${items.map((it) => nameOf(it.value) ?? '(unnamed)').join(', ') || 'none'})` });
+        if (i < 0)
+          return this.issues.push({
+            src,
+            path: [...here, 'name'],
+            message: `no rule named "${name}" to remove (rules merged so far: ${items.map((it) => nameOf(it.value) ?? '(unnamed)').join(', ') || 'none'})`,
+          });
         items.splice(i, 1);
         return;
       }
       const item = { value: clean, node: leaf(src, here) };
       const existing = name === undefined ? -1 : indexOf(name);
       if (before !== undefined) {
-        if (typeof before !== 'string') return this.issues.push({ src, path: [...here, 'before'], message: '`before` names a rule' });
+        if (typeof before !== 'string')
+          return this.issues.push({
+            src,
+            path: [...here, 'before'],
+            message: '`before` names a rule',
+          });
         if (existing >= 0) items.splice(existing, 1);
         const t = indexOf(before);
-        if (t < 0) return this.issues.push({ src, path: [...here, 'before'], message: `no rule named "${before}" to insert before` });
+        if (t < 0)
+          return this.issues.push({
+            src,
+            path: [...here, 'before'],
+            message: `no rule named "${before}" to insert before`,
+          });
         items.splice(t, 0, item);
       } else if (existing >= 0) items[existing] = item;
       else items.push(item);

@@ -3,7 +3,17 @@
  * keys are indexed on first use, so locating n paths costs O(n · depth), not O(n · keys):
  * a file with 20,000 unknown keys is located in milliseconds (bench/positions.bench.ts).
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Document,
+  type Node,
+  type Pair,
+  type YAMLMap,
+} from 'yaml';
 
 export type PathKey = string | number;
 
@@ -41,7 +51,8 @@ export class SourcePositions {
       if (isMap(node)) {
         const pair = this.pairs(node).get(String(seg));
         if (!pair) break;
-        if (last && opts.key && pair.key && (pair.key as Node).range) return this.at((pair.key as Node).range![0]);
+        if (last && opts.key && pair.key && (pair.key as Node).range)
+          return this.at((pair.key as Node).range![0]);
         node = pair.value;
         if (pair.value && (pair.value as Node).range) best = pair.value as Node;
         else if (pair.key && (pair.key as Node).range) best = pair.key as Node;

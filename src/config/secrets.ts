@@ -44,14 +44,15 @@ export function readSecret(s: Secret, ctx: SecretContext): string {
     return v.trim();
   }
   // a regular file of at most LIMITS.secret bytes: a FIFO or /dev/zero is refused at once
-  return readTextFileSync(secretFilePath(s.file, ctx.configFile), { maxBytes: LIMITS.secret }).trim();
+  return readTextFileSync(secretFilePath(s.file, ctx.configFile), {
+    maxBytes: LIMITS.secret,
+  }).trim();
 }
 
 /** The path a `{file:}` secret names: relative paths resolve against the config file's directory. */
 export function secretFilePath(file: string, configFile: string): string {
   return isAbsolute(file) ? file : resolve(dirname(configFile), file);
 }
-
 
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
@@ -68,20 +69,37 @@ export function secretRefs(c: Config): SecretRef[] {
     if (isWgLike(t)) {
       refs.push({ path: ['tunnels', name, 'privateKey'], secret: t.privateKey, isKey: true });
       t.peers.forEach((p, i) => {
-        if (p.presharedKey) refs.push({ path: ['tunnels', name, 'peers', i, 'presharedKey'], secret: p.presharedKey, isKey: true });
+        if (p.presharedKey)
+          refs.push({
+            path: ['tunnels', name, 'peers', i, 'presharedKey'],
+            secret: p.presharedKey,
+            isKey: true,
+          });
       });
       // AWG 3.x: must match the peer like a PSK; only its fingerprint leaves this module
       if (t.type === 'amneziawg' && t.obfuscation.headerProtectionKey)
-        refs.push({ path: ['tunnels', name, 'obfuscation', 'headerProtectionKey'], secret: t.obfuscation.headerProtectionKey, isKey: true });
+        refs.push({
+          path: ['tunnels', name, 'obfuscation', 'headerProtectionKey'],
+          secret: t.obfuscation.headerProtectionKey,
+          isKey: true,
+        });
     } else if (t.auth) {
-      refs.push({ path: ['tunnels', name, 'auth', 'password'], secret: t.auth.password, isKey: false });
+      refs.push({
+        path: ['tunnels', name, 'auth', 'password'],
+        secret: t.auth.password,
+        isKey: false,
+      });
     }
   }
   return refs;
 }
 
 /** Resolve every secret; problems come back as located issues (values never appear). */
-export function checkSecrets(c: Config, ctx: SecretContext, positions?: MergedPositions): { values: Map<string, string>; issues: Issue[] } {
+export function checkSecrets(
+  c: Config,
+  ctx: SecretContext,
+  positions?: MergedPositions,
+): { values: Map<string, string>; issues: Issue[] } {
   const values = new Map<string, string>();
   const issues: Issue[] = [];
   for (const ref of secretRefs(c)) {
@@ -95,30 +113,63 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: MergedPo
       v = readSecret(ref.secret, own);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      issues.push({ ...at, severity: 'error', message: code === 'ENOENT' ? `secret file not found (${describeSecret(ref.secret)})` : `cannot read secret (${describeSecret(ref.secret)}): ${(e as Error).message}` });
+      issues.push({
+        ...at,
+        severity: 'error',
+        message:
+          code === 'ENOENT'
+            ? `secret file not found (${describeSecret(ref.secret)})`
+            : `cannot read secret (${describeSecret(ref.secret)}): ${(e as Error).message}`,
+      });
       continue;
     }
     if (ref.isKey && !KEY_RE.test(v)) {
-      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key` });
+      issues.push({
+        ...at,
+        severity: 'error',
+        message: `secret (${describeSecret(ref.secret)}) is not a base64-encoded 32-byte key`,
+      });
       continue;
     }
     // UAPI reads an all-zero private_key as "remove the key": the engine would run keyless
     if (ref.path.at(-1) === 'privateKey' && Buffer.from(v, 'base64').every((b) => b === 0)) {
-      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) is an all-zero key, which WireGuard reads as no private key` });
+      issues.push({
+        ...at,
+        severity: 'error',
+        message: `secret (${describeSecret(ref.secret)}) is an all-zero key, which WireGuard reads as no private key`,
+      });
       continue;
     }
     // a proxy password travels length-prefixed (SOCKS5, RFC 1929: at most 255 bytes) or in
     // base64 (HTTP Basic); like every config string it holds no control character
     if (ref.path.at(-1) === 'password' && (hasControl(v) || utf8Length(v) > 255)) {
-      issues.push({ ...at, severity: 'error', message: `secret (${describeSecret(ref.secret)}) must be at most 255 bytes with no control characters (line breaks, NUL)` });
+      issues.push({
+        ...at,
+        severity: 'error',
+        message: `secret (${describeSecret(ref.secret)}) must be at most 255 bytes with no control characters (line breaks, NUL)`,
+      });
       continue;
     }
     if (ref.path.at(-1) === 'headerProtectionKey' && Buffer.from(v, 'base64').every((b) => b === 0))
-      issues.push({ ...at, severity: 'warning', message: 'an all-zero header protection key turns header protection off' });
-    if (typeof ref.secret === 'string') issues.push({ ...at, severity: 'warning', message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared' });
+      issues.push({
+        ...at,
+        severity: 'warning',
+        message: 'an all-zero header protection key turns header protection off',
+      });
+    if (typeof ref.secret === 'string')
+      issues.push({
+        ...at,
+        severity: 'warning',
+        message: 'inline secret: prefer {file: ...} or {env: ...} so the config can be shared',
+      });
     else if ('file' in ref.secret) {
       const p = secretFilePath(ref.secret.file, own.configFile);
-      if ((statSync(p).mode & 0o077) !== 0) issues.push({ ...at, severity: 'warning', message: `secret file ${ref.secret.file} is readable by group/others; chmod 600 it` });
+      if ((statSync(p).mode & 0o077) !== 0)
+        issues.push({
+          ...at,
+          severity: 'warning',
+          message: `secret file ${ref.secret.file} is readable by group/others; chmod 600 it`,
+        });
     }
     values.set(path, v);
   }
@@ -133,7 +184,15 @@ export function checkSecrets(c: Config, ctx: SecretContext, positions?: MergedPo
       if (p.publicKey !== pub) return;
       const path = ['tunnels', name, 'peers', i, 'publicKey'];
       const pos = positions?.locate(path);
-      issues.push({ file: pos?.file ?? ctx.configFile, line: pos?.line, col: pos?.col, path: formatPath(path), severity: 'error', message: "is this tunnel's own public key (derived from its privateKey); a peer must be the other side" });
+      issues.push({
+        file: pos?.file ?? ctx.configFile,
+        line: pos?.line,
+        col: pos?.col,
+        path: formatPath(path),
+        severity: 'error',
+        message:
+          "is this tunnel's own public key (derived from its privateKey); a peer must be the other side",
+      });
     });
   }
   return { values, issues };

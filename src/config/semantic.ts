@@ -24,46 +24,89 @@ export interface Finding {
   atKey?: boolean;
 }
 
-
 export function checkSemantics(c: Config): Finding[] {
   const out: Finding[] = [];
-  const err = (path: PathKey[], message: string, atKey = false) => out.push({ path, message, severity: 'error', atKey });
-  const warn = (path: PathKey[], message: string) => out.push({ path, message, severity: 'warning' });
+  const err = (path: PathKey[], message: string, atKey = false) =>
+    out.push({ path, message, severity: 'error', atKey });
+  const warn = (path: PathKey[], message: string) =>
+    out.push({ path, message, severity: 'warning' });
   const names = Object.keys(c.tunnels);
 
   for (const name of names) {
-    if (!TUNNEL_NAME_RE.test(name)) err(['tunnels', name], `tunnel name "${name}" must start with a lowercase letter or digit and contain only a-z, 0-9, "_" and "-"`, true);
-    if (name.length > MAX_TUNNEL_NAME) err(['tunnels', name], `tunnel name "${name}" is ${name.length} characters; the link "awg-${name}" must fit 15 (use at most ${MAX_TUNNEL_NAME})`, true);
-    if ((RESERVED_TARGETS as readonly string[]).includes(name)) err(['tunnels', name], `"${name}" is reserved as a rule target; choose another tunnel name`, true);
+    if (!TUNNEL_NAME_RE.test(name))
+      err(
+        ['tunnels', name],
+        `tunnel name "${name}" must start with a lowercase letter or digit and contain only a-z, 0-9, "_" and "-"`,
+        true,
+      );
+    if (name.length > MAX_TUNNEL_NAME)
+      err(
+        ['tunnels', name],
+        `tunnel name "${name}" is ${name.length} characters; the link "awg-${name}" must fit 15 (use at most ${MAX_TUNNEL_NAME})`,
+        true,
+      );
+    if ((RESERVED_TARGETS as readonly string[]).includes(name))
+      err(
+        ['tunnels', name],
+        `"${name}" is reserved as a rule target; choose another tunnel name`,
+        true,
+      );
   }
 
   // References
   const hasTunnel = (t: string) => Object.hasOwn(c.tunnels, t);
-  const isTarget = (t: string) => (RESERVED_TARGETS as readonly string[]).includes(t) || hasTunnel(t);
+  const isTarget = (t: string) =>
+    (RESERVED_TARGETS as readonly string[]).includes(t) || hasTunnel(t);
   if (c.default !== 'direct' && !hasTunnel(c.default)) {
-    err(['default'], c.default === 'block' ? '"block" is not allowed as default; enable the kill switch instead' : `unknown tunnel "${c.default}" (known: ${names.join(', ') || 'none'})`);
+    err(
+      ['default'],
+      c.default === 'block'
+        ? '"block" is not allowed as default; enable the kill switch instead'
+        : `unknown tunnel "${c.default}" (known: ${names.join(', ') || 'none'})`,
+    );
   }
   const ruleNames = new Map<string, number>();
   c.rules.forEach((r, i) => {
-    if (!isTarget(r.target)) err(['rules', i, 'target'], `unknown tunnel "${r.target}" (known: ${[...names, 'direct', 'block'].join(', ')})`);
+    if (!isTarget(r.target))
+      err(
+        ['rules', i, 'target'],
+        `unknown tunnel "${r.target}" (known: ${[...names, 'direct', 'block'].join(', ')})`,
+      );
     if (r.name) {
       const prev = ruleNames.get(r.name);
-      if (prev !== undefined) err(['rules', i, 'name'], `duplicate rule name "${r.name}" (also rules[${prev}])`);
+      if (prev !== undefined)
+        err(['rules', i, 'name'], `duplicate rule name "${r.name}" (also rules[${prev}])`);
       else ruleNames.set(r.name, i);
     }
     if ('regex' in r.match) {
       try {
         new RegExp(r.match.regex);
       } catch (e) {
-        err(['rules', i, 'match', 'regex'], (e as Error).message.replace(/^Invalid regular expression: /, 'invalid regular expression: '));
+        err(
+          ['rules', i, 'match', 'regex'],
+          (e as Error).message.replace(
+            /^Invalid regular expression: /,
+            'invalid regular expression: ',
+          ),
+        );
       }
     }
-    if ((r.target === 'direct' || r.target === 'block') && (r.fallback === 'failover' || r.fallback === 'allow-direct')) {
-      warn(['rules', i, 'fallback'], `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`);
+    if (
+      (r.target === 'direct' || r.target === 'block') &&
+      (r.fallback === 'failover' || r.fallback === 'allow-direct')
+    ) {
+      warn(
+        ['rules', i, 'fallback'],
+        `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`,
+      );
     }
     if (r.fallback === 'failover' && r.enabled) {
       const later = c.rules.slice(i + 1).some((o) => o.enabled);
-      if (!later) warn(['rules', i, 'fallback'], 'failover with no later enabled rule behaves as "block" while the tunnel is down');
+      if (!later)
+        warn(
+          ['rules', i, 'fallback'],
+          'failover with no later enabled rule behaves as "block" while the tunnel is down',
+        );
     }
   });
 
@@ -75,41 +118,77 @@ export function checkSemantics(c: Config): Finding[] {
   for (const name of names) {
     const t = c.tunnels[name]!;
     if (t.fwmark !== undefined) {
-      if ((t.fwmark & ~c.routing.fwmarkMask) !== 0) err(['tunnels', name, 'fwmark'], `fwmark 0x${t.fwmark.toString(16)} lies outside the claimed mask 0x${c.routing.fwmarkMask.toString(16)} (routing.fwmarkMask)`);
+      if ((t.fwmark & ~c.routing.fwmarkMask) !== 0)
+        err(
+          ['tunnels', name, 'fwmark'],
+          `fwmark 0x${t.fwmark.toString(16)} lies outside the claimed mask 0x${c.routing.fwmarkMask.toString(16)} (routing.fwmarkMask)`,
+        );
       const o = marks.get(t.fwmark);
       if (o) err(['tunnels', name, 'fwmark'], `fwmark ${t.fwmark} is also used by tunnel "${o}"`);
       marks.set(t.fwmark, name);
     }
     if (!isWgLike(t)) {
-      if (t.type === 'http' && c.default === name) warn(['default'], `HTTP CONNECT carries TCP only: UDP from unmatched apps will be ${killSwitchOf(c).enabled ? 'blocked' : 'sent direct'}`);
-      if (t.type === 'socks5' && !t.udp && c.default === name) warn(['default'], 'this SOCKS5 tunnel has udp: false: UDP from unmatched apps will not be tunnelled');
+      if (t.type === 'http' && c.default === name)
+        warn(
+          ['default'],
+          `HTTP CONNECT carries TCP only: UDP from unmatched apps will be ${killSwitchOf(c).enabled ? 'blocked' : 'sent direct'}`,
+        );
+      if (t.type === 'socks5' && !t.udp && c.default === name)
+        warn(
+          ['default'],
+          'this SOCKS5 tunnel has udp: false: UDP from unmatched apps will not be tunnelled',
+        );
       continue;
     }
     t.addresses.forEach((a, idx) => {
       for (const o of addrOwners) {
-        if (o.tunnel !== name && overlaps(a, o.cidr)) err(['tunnels', name, 'addresses', idx], `address ${a} overlaps ${o.cidr} of tunnel "${o.tunnel}"`);
+        if (o.tunnel !== name && overlaps(a, o.cidr))
+          err(
+            ['tunnels', name, 'addresses', idx],
+            `address ${a} overlaps ${o.cidr} of tunnel "${o.tunnel}"`,
+          );
       }
       addrOwners.push({ tunnel: name, idx, cidr: a });
     });
     if (t.listenPort !== undefined) {
       const o = ports.get(t.listenPort);
-      if (o) err(['tunnels', name, 'listenPort'], `listen port ${t.listenPort} is also used by tunnel "${o}"`);
+      if (o)
+        err(
+          ['tunnels', name, 'listenPort'],
+          `listen port ${t.listenPort} is also used by tunnel "${o}"`,
+        );
       ports.set(t.listenPort, name);
     }
     if (t.table !== undefined) {
       const o = tables.get(t.table);
       if (o) err(['tunnels', name, 'table'], `table ${t.table} is also used by tunnel "${o}"`);
-      if ([253, 254, 255, 0].includes(t.table)) err(['tunnels', name, 'table'], `table ${t.table} is a kernel table (main/local/default); pick another`);
+      if ([253, 254, 255, 0].includes(t.table))
+        err(
+          ['tunnels', name, 'table'],
+          `table ${t.table} is a kernel table (main/local/default); pick another`,
+        );
       tables.set(t.table, name);
     }
     const has6 = t.addresses.some((a) => a.includes(':'));
-    if (has6 && t.mtu < 1280) err(['tunnels', name, 'mtu'], `MTU ${t.mtu} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`);
+    if (has6 && t.mtu < 1280)
+      err(
+        ['tunnels', name, 'mtu'],
+        `MTU ${t.mtu} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`,
+      );
     const pubs = new Map<string, number>();
     t.peers.forEach((p, pi) => {
       const prev = pubs.get(p.publicKey);
-      if (prev !== undefined) err(['tunnels', name, 'peers', pi, 'publicKey'], `duplicate peer public key (also peers[${prev}])`);
+      if (prev !== undefined)
+        err(
+          ['tunnels', name, 'peers', pi, 'publicKey'],
+          `duplicate peer public key (also peers[${prev}])`,
+        );
       // the all-zero point: no handshake with it can succeed (the shared secret is zero)
-      else if (/^A{43}=$/.test(p.publicKey)) err(['tunnels', name, 'peers', pi, 'publicKey'], 'an all-zero public key is no peer: no handshake with it can succeed');
+      else if (/^A{43}=$/.test(p.publicKey))
+        err(
+          ['tunnels', name, 'peers', pi, 'publicKey'],
+          'an all-zero public key is no peer: no handshake with it can succeed',
+        );
       pubs.set(p.publicKey, pi);
     });
     // Two peers may not claim the same allowed IP prefix (cryptokey routing is a function).
@@ -117,47 +196,88 @@ export function checkSemantics(c: Config): Finding[] {
     t.peers.forEach((p, pi) =>
       p.allowedIPs.forEach((a, ai) => {
         const c = parseCidr(a)!;
-        if (c.network !== c.addr) warn(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} has host bits set; it means ${c.network}/${c.len}`);
+        if (c.network !== c.addr)
+          warn(
+            ['tunnels', name, 'peers', pi, 'allowedIPs', ai],
+            `${a} has host bits set; it means ${c.network}/${c.len}`,
+          );
         const k = `${c.network}/${c.len}`;
         const prev = seen.get(k);
-        if (prev !== undefined && prev !== pi) err(['tunnels', name, 'peers', pi, 'allowedIPs', ai], `${a} is also an allowed IP of peers[${prev}]; each prefix belongs to one peer`);
+        if (prev !== undefined && prev !== pi)
+          err(
+            ['tunnels', name, 'peers', pi, 'allowedIPs', ai],
+            `${a} is also an allowed IP of peers[${prev}]; each prefix belongs to one peer`,
+          );
         seen.set(k, pi);
       }),
     );
-    if (t.type === 'amneziawg') checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
+    if (t.type === 'amneziawg')
+      checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
   }
 
   // IPv6 policy
   if (c.ipv6 === 'tunnel') {
-    const targets = new Set<string>([c.default, ...c.rules.filter((r) => r.enabled).map((r) => r.target)]);
+    const targets = new Set<string>([
+      c.default,
+      ...c.rules.filter((r) => r.enabled).map((r) => r.target),
+    ]);
     for (const t of targets) {
       const tun = c.tunnels[t];
       if (tun && isWgLike(tun) && !tun.addresses.some((a) => a.includes(':'))) {
-        warn(['ipv6'], `ipv6: tunnel, but tunnel "${t}" has no IPv6 address: IPv6 from its apps will be blocked`);
+        warn(
+          ['ipv6'],
+          `ipv6: tunnel, but tunnel "${t}" has no IPv6 address: IPv6 from its apps will be blocked`,
+        );
       }
     }
   }
   const ks = killSwitchOf(c);
-  if (ks.enabled && names.length === 0) warn(['killSwitch'], 'kill switch is on but no tunnel is defined: all egress except loopback, DHCP and allowed LAN is blocked');
+  if (ks.enabled && names.length === 0)
+    warn(
+      ['killSwitch'],
+      'kill switch is on but no tunnel is defined: all egress except loopback, DHCP and allowed LAN is blocked',
+    );
   if (ks.enabled) {
     const lan = ks.allowLan ? ' (LAN destinations still pass)' : '';
     c.rules.forEach((r, i) => {
       if (!r.enabled) return;
-      if (r.target === 'direct') warn(['rules', i, 'target'], `the kill switch drops direct egress: this rule's apps are blocked, not sent direct${lan}`);
-      else if (r.fallback === 'allow-direct') warn(['rules', i, 'fallback'], `the kill switch drops direct egress: while the tunnel is down this rule's apps are blocked, not sent direct${lan}`);
+      if (r.target === 'direct')
+        warn(
+          ['rules', i, 'target'],
+          `the kill switch drops direct egress: this rule's apps are blocked, not sent direct${lan}`,
+        );
+      else if (r.fallback === 'allow-direct')
+        warn(
+          ['rules', i, 'fallback'],
+          `the kill switch drops direct egress: while the tunnel is down this rule's apps are blocked, not sent direct${lan}`,
+        );
     });
   }
-  if (c.dns.system === 'default-tunnel' && c.default === 'direct') err(['dns', 'system'], '"default-tunnel" needs `default:` to name a tunnel');
-  else if (c.dns.system === 'default-tunnel' && hasTunnel(c.default) && !c.tunnels[c.default]!.dns.length) warn(['dns', 'system'], `"default-tunnel", but tunnel "${c.default}" lists no dns servers: the system resolver is left as it is`);
+  if (c.dns.system === 'default-tunnel' && c.default === 'direct')
+    err(['dns', 'system'], '"default-tunnel" needs `default:` to name a tunnel');
+  else if (
+    c.dns.system === 'default-tunnel' &&
+    hasTunnel(c.default) &&
+    !c.tunnels[c.default]!.dns.length
+  )
+    warn(
+      ['dns', 'system'],
+      `"default-tunnel", but tunnel "${c.default}" lists no dns servers: the system resolver is left as it is`,
+    );
   if (c.dns.leakProtection) {
     const withDns = names.filter((n) => (c.tunnels[n] as { dns?: string[] }).dns?.length);
-    if (withDns.length === 0) err(['dns', 'leakProtection'], 'leak protection drops all DNS except to tunnel resolvers, but no tunnel lists `dns` servers');
+    if (withDns.length === 0)
+      err(
+        ['dns', 'leakProtection'],
+        'leak protection drops all DNS except to tunnel resolvers, but no tunnel lists `dns` servers',
+      );
   }
   return out;
 }
 
 function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): void {
-  const err = (k: string, message: string) => out.push({ path: [...base, k], message, severity: 'error' });
+  const err = (k: string, message: string) =>
+    out.push({ path: [...base, k], message, severity: 'error' });
   // PROTOCOL.md §9.6 (amneziawg-go HEAD + kmod recommendations)
   if (o.jc !== undefined && o.jc > 0) {
     if (o.jmin === undefined || o.jmax === undefined) err('jc', 'jc > 0 needs jmin and jmax');
@@ -167,19 +287,33 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
   const sizes = [148 + s[0]!, 92 + s[1]!, 64 + s[2]!, 32 + s[3]!];
   const sk = ['s1', 's2', 's3', 's4'];
   for (let i = 0; i < 4; i++) {
-    if (sizes[i]! >= 65535) err(sk[i]!, `${sk[i]} makes the message ${sizes[i]} bytes; it must stay below 65535`);
+    if (sizes[i]! >= 65535)
+      err(sk[i]!, `${sk[i]} makes the message ${sizes[i]} bytes; it must stay below 65535`);
   }
   // S1+148 == S2+92 makes initiation and response indistinguishable by size.
-  if (sizes[0] === sizes[1]) err('s2', `s1 + 148 equals s2 + 92 (${sizes[0]}): initiations and responses would have the same size; change s1 or s2`);
+  if (sizes[0] === sizes[1])
+    err(
+      's2',
+      `s1 + 148 equals s2 + 92 (${sizes[0]}): initiations and responses would have the same size; change s1 or s2`,
+    );
   for (let i = 0; i < 4; i++)
     for (let j = i + 1; j < 4; j++) {
       if (i === 0 && j === 1) continue;
-      if ((s[i]! || s[j]!) && sizes[i] === sizes[j]) err(sk[j]!, `${sk[i]} and ${sk[j]} give equal message sizes (${sizes[i]}); receivers classify by size`);
+      if ((s[i]! || s[j]!) && sizes[i] === sizes[j])
+        err(
+          sk[j]!,
+          `${sk[i]} and ${sk[j]} give equal message sizes (${sizes[i]}); receivers classify by size`,
+        );
     }
   const hk = ['h1', 'h2', 'h3', 'h4'] as const;
-  const hs = hk.map((k, i) => ({ k, set: o[k] !== undefined, r: o[k] === undefined ? { min: i + 1, max: i + 1 } : rangeOf(o[k]!) }));
+  const hs = hk.map((k, i) => ({
+    k,
+    set: o[k] !== undefined,
+    r: o[k] === undefined ? { min: i + 1, max: i + 1 } : rangeOf(o[k]!),
+  }));
   for (const h of hs) if (h.r.min > h.r.max) err(h.k, `range ${h.r.min}-${h.r.max} is reversed`);
-  const show = (h: (typeof hs)[number]) => `${h.k} (${h.set ? '' : 'default '}${h.r.min === h.r.max ? h.r.min : `${h.r.min}-${h.r.max}`})`;
+  const show = (h: (typeof hs)[number]) =>
+    `${h.k} (${h.set ? '' : 'default '}${h.r.min === h.r.max ? h.r.min : `${h.r.min}-${h.r.max}`})`;
   for (let i = 0; i < 4; i++)
     for (let j = i + 1; j < 4; j++) {
       const a = hs[i]!;
@@ -199,12 +333,24 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
   // AWG 3.x (PROTOCOL.md §9.3, §9.7). The engine XORs headers with ChaCha20 keyed by the
   // first 12 bytes of each S prefix, and refuses the whole set when any S is shorter.
   if (o.headerProtectionKey !== undefined) {
-    const why = 'header protection takes its nonce from the first 12 bytes of the S prefix, so s1-s4 must each be at least 12';
+    const why =
+      'header protection takes its nonce from the first 12 bytes of the S prefix, so s1-s4 must each be at least 12';
     const absent = sk.filter((k) => o[k as 's1'] === undefined);
-    if (absent.length > 0) err('headerProtectionKey', `${absent.join(', ')} ${absent.length > 1 ? 'are' : 'is'} not set; ${why}`);
-    for (let i = 0; i < 4; i++) if (o[sk[i] as 's1'] !== undefined && s[i]! < 12) err(sk[i]!, `${sk[i]} is ${s[i]}; ${why}`);
+    if (absent.length > 0)
+      err(
+        'headerProtectionKey',
+        `${absent.join(', ')} ${absent.length > 1 ? 'are' : 'is'} not set; ${why}`,
+      );
+    for (let i = 0; i < 4; i++)
+      if (o[sk[i] as 's1'] !== undefined && s[i]! < 12) err(sk[i]!, `${sk[i]} is ${s[i]}; ${why}`);
   }
-  const timing = ['rekeyAfterTime', 'rekeyTimeout', 'rejectAfterTime', 'keepaliveTimeout', 'maxHandshakeAttempts'] as const;
+  const timing = [
+    'rekeyAfterTime',
+    'rekeyTimeout',
+    'rejectAfterTime',
+    'keepaliveTimeout',
+    'maxHandshakeAttempts',
+  ] as const;
   const ranges = [...timing, 'contentPaddingAddition'] as const;
   const bad = new Set<string>();
   for (const k of ranges) {
@@ -215,7 +361,10 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
       bad.add(k);
     } else if (k !== 'contentPaddingAddition' && r.min === 0 && r.max > 0) {
       // 0 means "WireGuard default" only as the whole value; a draw of 0 s would spin the timer
-      err(k, `range ${r.min}-${r.max} starts at 0; use 0 alone for the WireGuard default, or start at 1`);
+      err(
+        k,
+        `range ${r.min}-${r.max} starts at 0; use 0 alone for the WireGuard default, or start at 1`,
+      );
       bad.add(k);
     }
   }
@@ -230,9 +379,18 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
   const reject = eff('rejectAfterTime');
   const ka = eff('keepaliveTimeout');
   const rt = eff('rekeyTimeout');
-  const showT = (k: string, r: { min: number; max: number; set: boolean }) => `${k} ${r.set ? '' : 'default '}${r.min === r.max ? r.min : `${r.min}-${r.max}`}`;
+  const showT = (k: string, r: { min: number; max: number; set: boolean }) =>
+    `${k} ${r.set ? '' : 'default '}${r.min === r.max ? r.min : `${r.min}-${r.max}`}`;
   // The initiator rekeys after a draw from rekeyAfterTime; keys die at the top of rejectAfterTime.
-  if (reject.min <= rekey.max) err(reject.set ? 'rejectAfterTime' : 'rekeyAfterTime', `${showT('rejectAfterTime', reject)} must exceed ${showT('rekeyAfterTime', rekey)} (seconds; its lowest value above the other's highest), or sessions expire before they are rekeyed`);
+  if (reject.min <= rekey.max)
+    err(
+      reject.set ? 'rejectAfterTime' : 'rekeyAfterTime',
+      `${showT('rejectAfterTime', reject)} must exceed ${showT('rekeyAfterTime', rekey)} (seconds; its lowest value above the other's highest), or sessions expire before they are rekeyed`,
+    );
   // The receive-side last-minute rekey fires at rejectAfterTime - keepaliveTimeout - rekeyTimeout (lows).
-  else if (reject.min <= ka.min + rt.min) err(reject.set ? 'rejectAfterTime' : ka.set ? 'keepaliveTimeout' : 'rekeyTimeout', `${showT('rejectAfterTime', reject)} must exceed ${showT('keepaliveTimeout', ka)} + ${showT('rekeyTimeout', rt)} (seconds), or every received packet triggers a rekey`);
+  else if (reject.min <= ka.min + rt.min)
+    err(
+      reject.set ? 'rejectAfterTime' : ka.set ? 'keepaliveTimeout' : 'rekeyTimeout',
+      `${showT('rejectAfterTime', reject)} must exceed ${showT('keepaliveTimeout', ka)} + ${showT('rekeyTimeout', rt)} (seconds), or every received packet triggers a rekey`,
+    );
 }

@@ -22,7 +22,8 @@ import type { MergedPositions } from '../config/overlay.js';
 import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
 
-export type Rpc = 'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down' | 'Exec';
+export type Rpc =
+  'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down' | 'Exec';
 export type Access = 'root' | 'group' | 'other';
 
 /**
@@ -53,7 +54,8 @@ export interface AccessOptions {
 
 export function accessOf(peer: PeerCred, o: AccessOptions): Access {
   if (peer.uid === 0 || peer.uid === o.selfUid) return 'root';
-  if (o.groupGid !== undefined && (peer.gid === o.groupGid || peer.groups.includes(o.groupGid))) return 'group';
+  if (o.groupGid !== undefined && (peer.gid === o.groupGid || peer.groups.includes(o.groupGid)))
+    return 'group';
   return 'other';
 }
 
@@ -61,7 +63,12 @@ export function describePeer(peer: PeerCred): string {
   return `uid ${peer.uid} (gid ${peer.gid}, pid ${peer.pid})`;
 }
 
-export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: Issue[] } = {}): AwgError {
+export function denied(
+  rpc: Rpc,
+  peer: PeerCred,
+  why: string,
+  opts: { issues?: Issue[] } = {},
+): AwgError {
   return new AwgError('permission', `permission denied: ${rpc} for ${describePeer(peer)}: ${why}`, {
     ...(opts.issues ? { issues: opts.issues } : {}),
     hint: 'run it as root (sudo); docs/security.md lists what the socket group may do',
@@ -72,7 +79,11 @@ export function denied(rpc: Rpc, peer: PeerCred, why: string, opts: { issues?: I
  * Every `{file:}` secret of `config` (read from `configFile`) that fails checkTrustedPath, as
  * located issues; empty when all pass.
  */
-export function untrustedSecretFiles(config: Config, configFile: string, o: { positions?: MergedPositions; fs: FileView; owner?: number }): Issue[] {
+export function untrustedSecretFiles(
+  config: Config,
+  configFile: string,
+  o: { positions?: MergedPositions; fs: FileView; owner?: number },
+): Issue[] {
   const issues: Issue[] = [];
   for (const ref of secretRefs(config)) {
     if (typeof ref.secret === 'string' || 'env' in ref.secret) continue;
@@ -81,9 +92,20 @@ export function untrustedSecretFiles(config: Config, configFile: string, o: { po
     const pos = o.positions?.locate(ref.path);
     const from = pos?.file ?? configFile;
     try {
-      checkTrustedPath('age' in ref.secret ? 'age secret file' : 'secret file', secretFilePath('age' in ref.secret ? ref.secret.age : ref.secret.file, from), { fs: o.fs, ...(o.owner !== undefined ? { owner: o.owner } : {}) });
+      checkTrustedPath(
+        'age' in ref.secret ? 'age secret file' : 'secret file',
+        secretFilePath('age' in ref.secret ? ref.secret.age : ref.secret.file, from),
+        { fs: o.fs, ...(o.owner !== undefined ? { owner: o.owner } : {}) },
+      );
     } catch (e) {
-      issues.push({ file: from, line: pos?.line, col: pos?.col, path, severity: 'error', message: (e as Error).message });
+      issues.push({
+        file: from,
+        line: pos?.line,
+        col: pos?.col,
+        path,
+        severity: 'error',
+        message: (e as Error).message,
+      });
     }
   }
   return issues;

@@ -9,7 +9,14 @@ import { AwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
-import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from './core.js';
+import type {
+  ApplyRequest,
+  ApplyResponse,
+  DaemonCore,
+  DaemonEvent,
+  ProcessInfo,
+  StatusResponse,
+} from './core.js';
 import { socketAnswers, socketFrom } from './socket.js';
 import {
   applyRequestToWire,
@@ -38,9 +45,16 @@ async function loadGrpc(): Promise<NonNullable<typeof loaded>> {
   return loaded;
 }
 
-
-type UnaryMethod = (req: object, md: Grpc.Metadata, opts: Grpc.CallOptions, cb: (e: Grpc.ServiceError | null, r?: unknown) => void) => Grpc.ClientUnaryCall;
-type StreamMethod<T = Wire.Event> = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<T>;
+type UnaryMethod = (
+  req: object,
+  md: Grpc.Metadata,
+  opts: Grpc.CallOptions,
+  cb: (e: Grpc.ServiceError | null, r?: unknown) => void,
+) => Grpc.ClientUnaryCall;
+type StreamMethod<T = Wire.Event> = (
+  req: object,
+  opts?: Grpc.CallOptions,
+) => Grpc.ClientReadableStream<T>;
 
 const UNAVAILABLE = 14;
 const CANCELLED = 1;
@@ -48,7 +62,8 @@ const CANCELLED = 1;
 function toError(e: Grpc.ServiceError): AwgError {
   const raw = e.metadata?.get(ERROR_TRAILER)[0];
   const trailer = raw === undefined ? undefined : Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
-  if (e.code === UNAVAILABLE && !trailer) return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
+  if (e.code === UNAVAILABLE && !trailer)
+    return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
   return errorFromWire(e.code, e.details, trailer);
 }
 
@@ -73,7 +88,9 @@ export class DaemonClient implements DaemonCore {
     g: NonNullable<typeof loaded>,
   ) {
     this.grpc = g.grpc;
-    this.client = new g.ctor(`unix:${socketPath}`, g.grpc.credentials.createInsecure(), { 'grpc.max_receive_message_length': 64 * 1024 * 1024 });
+    this.client = new g.ctor(`unix:${socketPath}`, g.grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    });
     this.quickMs = o.quickTimeoutMs ?? 15_000;
   }
 
@@ -86,11 +103,15 @@ export class DaemonClient implements DaemonCore {
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
-    return applyResponseFromWire(await this.call<Wire.ApplyResponse>('Apply', applyRequestToWire(req)));
+    return applyResponseFromWire(
+      await this.call<Wire.ApplyResponse>('Apply', applyRequestToWire(req)),
+    );
   }
 
   async diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }> {
-    return diffResponseFromWire(await this.call<Wire.DiffResponse>('Diff', { configPath: req.configPath }));
+    return diffResponseFromWire(
+      await this.call<Wire.DiffResponse>('Diff', { configPath: req.configPath }),
+    );
   }
 
   async status(): Promise<StatusResponse> {
@@ -107,14 +128,20 @@ export class DaemonClient implements DaemonCore {
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
-    return processesFromWire(await this.call<Wire.ListProcessesResponse>('ListProcesses', {}, this.quickMs));
+    return processesFromWire(
+      await this.call<Wire.ListProcessesResponse>('ListProcesses', {}, this.quickMs),
+    );
   }
 
   /**
    * Follow Watch. `onEnd` is called once when the stream stops for any reason other than
    * the returned unsubscribe (the daemon stopped, the connection broke).
    */
-  subscribe(listener: (e: DaemonEvent) => void, onEnd?: (err?: AwgError) => void, onReady?: () => void): () => void {
+  subscribe(
+    listener: (e: DaemonEvent) => void,
+    onEnd?: (err?: AwgError) => void,
+    onReady?: () => void,
+  ): () => void {
     const fn = (this.client as unknown as Record<string, StreamMethod>)['Watch']!.bind(this.client);
     const stream = fn({});
     let cancelled = false;
@@ -129,7 +156,9 @@ export class DaemonClient implements DaemonCore {
       const e = eventFromWire(w);
       if (e) listener(e);
     });
-    stream.on('error', (e: Grpc.ServiceError) => end(e.code === CANCELLED ? undefined : toError(e)));
+    stream.on('error', (e: Grpc.ServiceError) =>
+      end(e.code === CANCELLED ? undefined : toError(e)),
+    );
     stream.on('end', () => end());
     return () => {
       cancelled = true;
@@ -161,8 +190,13 @@ export class DaemonClient implements DaemonCore {
    * not. `onEnd` is called once if the registration ends other than by `cancel()` (the daemon
    * ended it, stopped, or the connection broke).
    */
-  execSession(choice: ExecChoice, onEnd: (err: AwgError) => void): Promise<{ pid: number; cancel(): void }> {
-    const fn = (this.client as unknown as Record<string, StreamMethod<Wire.ExecRegistered>>)['Exec']!.bind(this.client);
+  execSession(
+    choice: ExecChoice,
+    onEnd: (err: AwgError) => void,
+  ): Promise<{ pid: number; cancel(): void }> {
+    const fn = (this.client as unknown as Record<string, StreamMethod<Wire.ExecRegistered>>)[
+      'Exec'
+    ]!.bind(this.client);
     const stream = fn(execRequestToWire(choice));
     let registered = false;
     let cancelled = false;
@@ -185,8 +219,16 @@ export class DaemonClient implements DaemonCore {
           },
         });
       });
-      stream.on('error', (e: Grpc.ServiceError) => end(e.code === CANCELLED ? new AwgError('driver', 'the awg daemon cancelled the awg exec registration') : toError(e)));
-      stream.on('end', () => end(new AwgError('driver', 'the awg daemon ended the awg exec registration')));
+      stream.on('error', (e: Grpc.ServiceError) =>
+        end(
+          e.code === CANCELLED
+            ? new AwgError('driver', 'the awg daemon cancelled the awg exec registration')
+            : toError(e),
+        ),
+      );
+      stream.on('end', () =>
+        end(new AwgError('driver', 'the awg daemon ended the awg exec registration')),
+      );
     });
   }
 
@@ -195,15 +237,24 @@ export class DaemonClient implements DaemonCore {
   }
 }
 
-export type Connection = { client: DaemonClient; reason?: undefined; code?: undefined } | { client?: undefined; reason: string; code?: string };
+export type Connection =
+  | { client: DaemonClient; reason?: undefined; code?: undefined }
+  | { client?: undefined; reason: string; code?: string };
 
 /**
  * A client when something answers on the socket; otherwise why not (ENOENT: no daemon;
  * ECONNREFUSED: a stale socket; EACCES: not allowed by the socket's mode).
  */
-export async function connectDaemon(socketPath: string, o: ClientOptions & { probeTimeoutMs?: number } = {}): Promise<Connection> {
+export async function connectDaemon(
+  socketPath: string,
+  o: ClientOptions & { probeTimeoutMs?: number } = {},
+): Promise<Connection> {
   const probe = await socketAnswers(socketPath, o.probeTimeoutMs ?? 1000);
-  if (!probe.ok) return { reason: `no awg daemon answers on ${socketPath} (${probe.code})`, ...(probe.code ? { code: probe.code } : {}) };
+  if (!probe.ok)
+    return {
+      reason: `no awg daemon answers on ${socketPath} (${probe.code})`,
+      ...(probe.code ? { code: probe.code } : {}),
+    };
   return { client: await DaemonClient.open(socketPath, o) };
 }
 
@@ -222,22 +273,33 @@ export interface DaemonChoice {
  * we may not use (EACCES) is an error, not a silent fall-back: a daemon runs and acting
  * behind its back would fight it.
  */
-export async function daemonFor(o: DaemonChoice, env: NodeJS.ProcessEnv = process.env): Promise<{ client?: DaemonClient; socket: string; reason: string }> {
+export async function daemonFor(
+  o: DaemonChoice,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ client?: DaemonClient; socket: string; reason: string }> {
   const socket = socketFrom(o.socket, env);
   if (o.direct) return { socket, reason: '--direct was given' };
   const c = await connectDaemon(socket);
   if (c.client) return { client: c.client, socket, reason: '' };
   if (c.code === 'EACCES' || c.code === 'EPERM')
-    throw new AwgError('permission', `the awg daemon socket ${socket} does not let this user in`, { hint: 'run as root, or as a member of the group given to `awg daemon --socket-group`; `--direct` acts on the host without the daemon' });
+    throw new AwgError('permission', `the awg daemon socket ${socket} does not let this user in`, {
+      hint: 'run as root, or as a member of the group given to `awg daemon --socket-group`; `--direct` acts on the host without the daemon',
+    });
   return { socket, reason: c.reason };
 }
 
 /** the error of a feature that exists only with a running daemon */
 export function needsDaemon(what: string, reason: string): AwgError {
-  return new AwgError('unsupported', `${what} needs the awg daemon: ${reason}`, { hint: 'start it with `awg service install` (or run `awg daemon`), or point --socket / $AWG_SOCKET at its socket' });
+  return new AwgError('unsupported', `${what} needs the awg daemon: ${reason}`, {
+    hint: 'start it with `awg service install` (or run `awg daemon`), or point --socket / $AWG_SOCKET at its socket',
+  });
 }
 
 /** A plan document back into the planner's shape, for the same text rendering as direct mode. */
 export function planFromDocument(doc: PlanDocument): Plan {
-  return { changes: doc.changes as unknown as Plan['changes'], foreign: doc.foreign.map((f) => ({ ...f })), warnings: [...doc.warnings] };
+  return {
+    changes: doc.changes as unknown as Plan['changes'],
+    foreign: doc.foreign.map((f) => ({ ...f })),
+    warnings: [...doc.warnings],
+  };
 }

@@ -15,7 +15,10 @@ export const MAX_CONFIRM_TIMEOUT_SEC = 86_400;
 /** Throws invalid-config unless `sec` is whole seconds from 1 to MAX_CONFIRM_TIMEOUT_SEC. */
 export function checkConfirmTimeout(sec: number): void {
   if (!Number.isInteger(sec) || sec < 1 || sec > MAX_CONFIRM_TIMEOUT_SEC)
-    throw new AwgError('invalid-config', `confirm timeout ${sec}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`);
+    throw new AwgError(
+      'invalid-config',
+      `confirm timeout ${sec}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`,
+    );
 }
 
 export type Timer = (ms: number, fn: () => void) => () => void;
@@ -37,7 +40,11 @@ export class ConfirmWindow<T> {
   }
 
   /** Open a window (closing any open one without reverting); `onExpire` gets what was before. */
-  open(seconds: number, previous: T | undefined, onExpire: (previous: T | undefined) => void): string {
+  open(
+    seconds: number,
+    previous: T | undefined,
+    onExpire: (previous: T | undefined) => void,
+  ): string {
     checkConfirmTimeout(seconds);
     this.close();
     const deadline = new Date(Date.now() + seconds * 1000).toISOString();

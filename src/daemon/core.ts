@@ -13,7 +13,15 @@ export type { ProcessInfo };
 
 export type DaemonEvent =
   | { type: 'reconcile-started'; at: string; reason: WakeReason }
-  | { type: 'reconcile-finished'; at: string; reason: WakeReason; outcome: string; durationMs: number; summary: PlanDocument['summary']; error?: { kind: string; message: string } }
+  | {
+      type: 'reconcile-finished';
+      at: string;
+      reason: WakeReason;
+      outcome: string;
+      durationMs: number;
+      summary: PlanDocument['summary'];
+      error?: { kind: string; message: string };
+    }
   | { type: 'drift'; at: string; ids: string[]; repaired: boolean }
   | { type: 'network-changed'; at: string; detail: string }
   | { type: 'config-changed'; at: string; path: string; valid: boolean }
@@ -44,7 +52,8 @@ export interface LinkTraffic {
 }
 
 /** Why the loop woke. Wakes never carry state: each run re-observes everything. */
-export type WakeReason = 'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
+export type WakeReason =
+  'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
 
 export interface ApplyRequest {
   /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
@@ -118,7 +127,12 @@ export interface RuleCounter {
 export interface StatusResponse {
   state: 'converged' | 'drifted' | 'reconciling' | 'failed' | 'failed-closed' | 'down';
   configPath?: string;
-  lastReconcile?: { at: string; outcome: string; durationMs: number; error?: { kind: string; message: string } };
+  lastReconcile?: {
+    at: string;
+    outcome: string;
+    durationMs: number;
+    error?: { kind: string; message: string };
+  };
   objects: { kind: string; id: string }[];
   tunnels: TunnelStatus[];
   confirmDeadline?: string;

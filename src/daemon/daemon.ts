@@ -36,7 +36,11 @@ import { prepare, type Prepared } from '../pipeline/prepare.js';
 import type { HostSelection } from '../config/overlay.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
-import { createInprocEngineHost, type EngineChange, type InprocEngineHost } from '../resources/engine/inproc.js';
+import {
+  createInprocEngineHost,
+  type EngineChange,
+  type InprocEngineHost,
+} from '../resources/engine/inproc.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import { processLister, type ProcessLister } from '../procs/list.js';
@@ -48,10 +52,28 @@ import { LIMITS, readRegularFileSync } from '../util/files.js';
 import { fingerprintKeyOf } from '../util/host-key.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
 import { gitHeadFiles, gitRevisionOf } from '../util/git-revision.js';
-import type { ApplyRequest, ApplyResponse, ConfigState, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse, WakeReason } from './core.js';
-import { classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from './loop.js';
+import type {
+  ApplyRequest,
+  ApplyResponse,
+  ConfigState,
+  DaemonCore,
+  DaemonEvent,
+  ProcessInfo,
+  StatusResponse,
+  WakeReason,
+} from './core.js';
+import {
+  classifyError,
+  loopMachine,
+  type LoopInput,
+  type RunInput,
+  type RunResult,
+} from './loop.js';
 import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
-import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/engine/flow-router-host.js';
+import {
+  FlowRouterHost,
+  type FlowRouterHostOptions,
+} from '../resources/engine/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
 import { daemonState, flowRuleCounters, ruleCounters, tunnelStatuses } from './status.js';
 import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';
@@ -66,7 +88,8 @@ export interface DaemonOptions {
   reporter?: Reporter;
   loop?: LoopInput;
   /** config watcher and the platform's network monitor (default on) */
-  wakes?: Omit<WakeSourceOptions, 'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork'> | false;
+  wakes?:
+    Omit<WakeSourceOptions, 'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork'> | false;
   /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
   teardownOnStop?: boolean;
   env?: NodeJS.ProcessEnv;
@@ -186,7 +209,9 @@ export class Daemon implements DaemonCore {
       });
     this.applied = new AppliedStore(this.state);
     this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
-    this.engines = opts.engines ?? createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
+    this.engines =
+      opts.engines ??
+      createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.health = new HealthMonitor(this.engines);
     this.placement = new PlacementSupervisor({
       placement: opts.placement,
@@ -214,7 +239,12 @@ export class Daemon implements DaemonCore {
   private ready(): Promise<void> {
     this.init ??= (async () => {
       this.platform = this.opts.platform ?? (await loadPlatform());
-      const drivers = this.opts.drivers ?? await this.platform.drivers({ exec: this.exec, ...(this.opts.env ? { env: this.opts.env } : {}) });
+      const drivers =
+        this.opts.drivers ??
+        (await this.platform.drivers({
+          exec: this.exec,
+          ...(this.opts.env ? { env: this.opts.env } : {}),
+        }));
       this.drivers = { ...drivers, engine: this.opts.drivers?.engine ?? this.engines.driver };
     })();
     return this.init;
@@ -224,7 +254,11 @@ export class Daemon implements DaemonCore {
     await this.ready();
     this.unsubEngines = this.engines.onChange((c) => this.onEngine(c));
     const machine = loopMachine.provide({
-      actors: { reconcile: fromPromise<RunResult, RunInput>(({ input }) => this.exclusive(() => this.runOnce(input.reason))) },
+      actors: {
+        reconcile: fromPromise<RunResult, RunInput>(({ input }) =>
+          this.exclusive(() => this.runOnce(input.reason)),
+        ),
+      },
     });
     this.loop = createActor(machine, { input: this.opts.loop ?? {} });
     this.loop.start();
@@ -253,7 +287,9 @@ export class Daemon implements DaemonCore {
   }
 
   /** Stop the loop and the wake sources; then tear down unless told not to (see file comment). */
-  async stop(opts: { teardown?: boolean } = {}): Promise<{ removed: string[]; keptFirewall: boolean }> {
+  async stop(
+    opts: { teardown?: boolean } = {},
+  ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
@@ -329,13 +365,27 @@ export class Daemon implements DaemonCore {
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
     // refused before anything is read or applied, whoever calls (gRPC or in-process)
-    if (req.confirmTimeoutSec !== undefined && req.confirmTimeoutSec !== 0) checkConfirmTimeout(req.confirmTimeoutSec);
+    if (req.confirmTimeoutSec !== undefined && req.confirmTimeoutSec !== 0)
+      checkConfirmTimeout(req.confirmTimeoutSec);
     const r = await this.prepareFile(req.configPath, true);
-    if (!r.ok) return { outcome: 'failed', plan: toPlanDocument(EMPTY_PLAN, req.configPath), mutations: 0, error: errOf(r.error) };
+    if (!r.ok)
+      return {
+        outcome: 'failed',
+        plan: toPlanDocument(EMPTY_PLAN, req.configPath),
+        mutations: 0,
+        error: errOf(r.error),
+      };
     if (req.dryRun) {
       return this.exclusive(async () => {
-        const ctx = await converge(this.envFor(r.prepared), this.applied, r.prepared, { dryRun: true });
-        return { outcome: ctx.outcome ?? 'failed', plan: toPlanDocument(ctx.plan ?? EMPTY_PLAN, req.configPath), mutations: 0, error: errOf(ctx.error) };
+        const ctx = await converge(this.envFor(r.prepared), this.applied, r.prepared, {
+          dryRun: true,
+        });
+        return {
+          outcome: ctx.outcome ?? 'failed',
+          plan: toPlanDocument(ctx.plan ?? EMPTY_PLAN, req.configPath),
+          mutations: 0,
+          error: errOf(ctx.error),
+        };
       });
     }
     return this.exclusive(async () => {
@@ -344,9 +394,22 @@ export class Daemon implements DaemonCore {
       this.setSource(resolve(req.configPath), r.prepared);
       const before = this.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
-      const resp: ApplyResponse = { outcome: res.outcome, plan: toPlanDocument(res.plan ?? EMPTY_PLAN, req.configPath), mutations: this.exec.mutations - before, error: errOf(res.error) };
-      if (req.confirmTimeoutSec && req.confirmTimeoutSec > 0 && (res.outcome === 'converged' || res.outcome === 'unchanged')) {
-        resp.confirmDeadline = this.confirmWindow.open(req.confirmTimeoutSec, previous, (p) => void this.revert(p));
+      const resp: ApplyResponse = {
+        outcome: res.outcome,
+        plan: toPlanDocument(res.plan ?? EMPTY_PLAN, req.configPath),
+        mutations: this.exec.mutations - before,
+        error: errOf(res.error),
+      };
+      if (
+        req.confirmTimeoutSec &&
+        req.confirmTimeoutSec > 0 &&
+        (res.outcome === 'converged' || res.outcome === 'unchanged')
+      ) {
+        resp.confirmDeadline = this.confirmWindow.open(
+          req.confirmTimeoutSec,
+          previous,
+          (p) => void this.revert(p),
+        );
         this.emit({ type: 'confirm-pending', at: now(), deadline: resp.confirmDeadline });
       }
       return resp;
@@ -357,12 +420,17 @@ export class Daemon implements DaemonCore {
     return { confirmed: this.confirmWindow.confirm() };
   }
 
-  async diff(req: { configPath: string }): Promise<{ plan: ApplyResponse['plan']; changes: boolean }> {
+  async diff(req: {
+    configPath: string;
+  }): Promise<{ plan: ApplyResponse['plan']; changes: boolean }> {
     const r = await this.prepareFile(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
       const observed = await observeWith(this.envFor(r.prepared), r.prepared.desired);
-      const doc = toPlanDocument(makePlan(r.prepared.desired, observed, { lastApplied: this.applied.load()?.resources }), req.configPath);
+      const doc = toPlanDocument(
+        makePlan(r.prepared.desired, observed, { lastApplied: this.applied.load()?.resources }),
+        req.configPath,
+      );
       return { plan: doc, changes: doc.changes.length > 0 };
     });
   }
@@ -375,7 +443,11 @@ export class Daemon implements DaemonCore {
     const checkout = gitRevisionOf(file);
     // a pull that touched none of this host's files (another host's overlay) leaves the same
     // config: it runs at the new commit as well
-    const untouched = good && !this.configError && checkout !== undefined && this.goodHash === sourcesHash([file, ...good.prepared.sources]);
+    const untouched =
+      good &&
+      !this.configError &&
+      checkout !== undefined &&
+      this.goodHash === sourcesHash([file, ...good.prepared.sources]);
     const revision = good ? (untouched ? checkout : this.goodRevision) : undefined;
     return {
       ...(revision ? { revision } : {}),
@@ -395,14 +467,46 @@ export class Daemon implements DaemonCore {
     const config = this.configState();
     return {
       ...(config ? { config } : {}),
-      state: daemonState({ running: this.running, configured: Boolean(this.good || this.configPath), lastOutcome: lr?.outcome }),
+      state: daemonState({
+        running: this.running,
+        configured: Boolean(this.good || this.configPath),
+        lastOutcome: lr?.outcome,
+      }),
       ...(this.configPath ? { configPath: this.configPath } : {}),
-      ...(lr ? { lastReconcile: { at: lr.at, outcome: lr.outcome, durationMs: lr.durationMs, ...(lr.error ? { error: lr.error } : {}) } } : {}),
+      ...(lr
+        ? {
+            lastReconcile: {
+              at: lr.at,
+              outcome: lr.outcome,
+              durationMs: lr.durationMs,
+              ...(lr.error ? { error: lr.error } : {}),
+            },
+          }
+        : {}),
       objects: (this.lastObserved?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
-      tunnels: withLinkTraffic(tunnelStatuses(p?.desired.resources ?? [], this.engines.stats(), this.engines.proxyStats(), this.health), readLinkTraffic((p?.desired.resources ?? []).flatMap((r) => (r.kind === 'engine' && r.spec.link ? [r.spec.link] : [])))),
+      tunnels: withLinkTraffic(
+        tunnelStatuses(
+          p?.desired.resources ?? [],
+          this.engines.stats(),
+          this.engines.proxyStats(),
+          this.health,
+        ),
+        readLinkTraffic(
+          (p?.desired.resources ?? []).flatMap((r) =>
+            r.kind === 'engine' && r.spec.link ? [r.spec.link] : [],
+          ),
+        ),
+      ),
       ...(this.confirmWindow.deadline ? { confirmDeadline: this.confirmWindow.deadline } : {}),
-      placement: this.platform?.perApp === 'flow-router' ? flowPlacement(this.flow.status(), this.placement.status()) : this.placement.status(),
-      ...(p ? (this.platform?.perApp === 'flow-router' ? flowRuleCounters(p.config, p.model.policy, this.flow.ruleTraffic()) : await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy)) : {}),
+      placement:
+        this.platform?.perApp === 'flow-router'
+          ? flowPlacement(this.flow.status(), this.placement.status())
+          : this.placement.status(),
+      ...(p
+        ? this.platform?.perApp === 'flow-router'
+          ? flowRuleCounters(p.config, p.model.policy, this.flow.ruleTraffic())
+          : await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy)
+        : {}),
     };
   }
 
@@ -420,10 +524,17 @@ export class Daemon implements DaemonCore {
   }
 
   /** `awg exec` on macOS: route `pid` and its descendants by `choice` until the returned function is called (FlowRouterHost.registerExec) */
-  async routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void> {
+  async routeExec(
+    pid: number,
+    choice: ExecChoice,
+    onEnd: (reason: string) => void,
+  ): Promise<() => void> {
     await this.ready();
     if (this.platform?.perApp !== 'flow-router')
-      throw new AwgError('unsupported', 'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon');
+      throw new AwgError(
+        'unsupported',
+        'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon',
+      );
     return this.flow.registerExec(pid, choice, onEnd);
   }
 
@@ -432,8 +543,18 @@ export class Daemon implements DaemonCore {
     if (!p) return [];
     await this.ready();
     this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
-    const execOf = this.platform!.perApp === 'flow-router' ? (pid: number, parentOf: (pid: number) => number | undefined) => this.flow.execs.ancestor(pid, parentOf)?.choice : undefined;
-    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.health.down, execOf);
+    const execOf =
+      this.platform!.perApp === 'flow-router'
+        ? (pid: number, parentOf: (pid: number) => number | undefined) =>
+            this.flow.execs.ancestor(pid, parentOf)?.choice
+        : undefined;
+    return listRoutedProcesses(
+      this.lister,
+      p.config,
+      p.claims.cgroupRoot,
+      this.health.down,
+      execOf,
+    );
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -456,7 +577,10 @@ export class Daemon implements DaemonCore {
       this.good = { file, prepared: r.prepared };
       // the same files as hashed above (the usual case): that hash, not a second read of them
       const files = [file, ...r.prepared.sources];
-      this.goodHash = files.length === hashed.length && files.every((f, i) => f === hashed[i]) ? hash : sourcesHash(files);
+      this.goodHash =
+        files.length === hashed.length && files.every((f, i) => f === hashed[i])
+          ? hash
+          : sourcesHash(files);
       this.wakes?.setConfigFiles([...r.prepared.sources, ...gitHeadFiles(file)]);
       return { source: this.good };
     }
@@ -488,7 +612,10 @@ export class Daemon implements DaemonCore {
     return kind === 'ok' ? 'retryable' : kind;
   }
 
-  private async reconcileNow(reason: WakeReason, p: Prepared): Promise<{ outcome: string; plan?: Plan; error?: AwgError }> {
+  private async reconcileNow(
+    reason: WakeReason,
+    p: Prepared,
+  ): Promise<{ outcome: string; plan?: Plan; error?: AwgError }> {
     const env = this.envFor(p);
     const t0 = Date.now();
     this.running = true;
@@ -496,14 +623,28 @@ export class Daemon implements DaemonCore {
     try {
       if (!this.adopted) {
         this.adopted = true;
-        const moved = await this.engines.adopt(p.desired, this.applyCtx(env)).catch((e: unknown) => {
-          this.emit({ type: 'error', at: now(), kind: toAwgError(e).kind, message: `adopting engines: ${(e as Error).message}` });
-          return [] as string[];
-        });
-        if (moved.length) this.reporter.report({ type: 'info', message: `adopted engine(s) ${moved.join(', ')} from awg apply` });
+        const moved = await this.engines
+          .adopt(p.desired, this.applyCtx(env))
+          .catch((e: unknown) => {
+            this.emit({
+              type: 'error',
+              at: now(),
+              kind: toAwgError(e).kind,
+              message: `adopting engines: ${(e as Error).message}`,
+            });
+            return [] as string[];
+          });
+        if (moved.length)
+          this.reporter.report({
+            type: 'info',
+            message: `adopted engine(s) ${moved.join(', ')} from awg apply`,
+          });
       }
       // the engines' sockets leave by the physical interface this run probed (macOS: re-pinned)
-      this.underlay = { ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}), ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}) };
+      this.underlay = {
+        ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}),
+        ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}),
+      };
       this.engines.setUnderlay?.(this.underlay);
       // macOS: the flow router listens before an anchor that redirects to it loads
       const flow = this.platform?.perApp === 'flow-router';
@@ -520,25 +661,55 @@ export class Daemon implements DaemonCore {
         this.healthTick();
       }
       this.lastObserved = ctx.after ?? ctx.before;
-      const missing = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop' && c.cause === 'drift').map((c) => c.id);
+      const missing = (ctx.plan?.changes ?? [])
+        .filter((c) => c.action !== 'noop' && c.cause === 'drift')
+        .map((c) => c.id);
       const drift = missing.filter((id) => !restoring.has(id));
       const restored = missing.filter((id) => restoring.has(id));
-      if (drift.length) this.emit({ type: 'drift', at: now(), ids: drift, repaired: outcome === 'converged' });
-      if (restored.length && outcome === 'converged') this.reporter.report({ type: 'info', message: `restored ${restored.length} object(s) the daemon removed when it last stopped` });
+      if (drift.length)
+        this.emit({ type: 'drift', at: now(), ids: drift, repaired: outcome === 'converged' });
+      if (restored.length && outcome === 'converged')
+        this.reporter.report({
+          type: 'info',
+          message: `restored ${restored.length} object(s) the daemon removed when it last stopped`,
+        });
       const durationMs = Date.now() - t0;
       const doc = toPlanDocument(ctx.plan ?? EMPTY_PLAN, p.file);
-      const error = ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));
+      const error =
+        ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));
       this.lastPlanChanges = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop').length;
       if (ok) this.lastConverged = now();
-      this.lastRun = { at: now(), outcome, durationMs, reason, ...(error ? { error: errOf(error) } : {}) };
-      this.emit({ type: 'reconcile-finished', at: now(), reason, outcome, durationMs, summary: doc.summary, ...(error ? { error: errOf(error) } : {}) });
+      this.lastRun = {
+        at: now(),
+        outcome,
+        durationMs,
+        reason,
+        ...(error ? { error: errOf(error) } : {}),
+      };
+      this.emit({
+        type: 'reconcile-finished',
+        at: now(),
+        reason,
+        outcome,
+        durationMs,
+        summary: doc.summary,
+        ...(error ? { error: errOf(error) } : {}),
+      });
       if (error) this.emit({ type: 'error', at: now(), kind: error.kind, message: error.message });
       return { outcome, plan: ctx.plan, error };
     } catch (e) {
       const err = toAwgError(e);
       const durationMs = Date.now() - t0;
       this.lastRun = { at: now(), outcome: 'failed', durationMs, reason, error: errOf(err) };
-      this.emit({ type: 'reconcile-finished', at: now(), reason, outcome: 'failed', durationMs, summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 }, error: errOf(err) });
+      this.emit({
+        type: 'reconcile-finished',
+        at: now(),
+        reason,
+        outcome: 'failed',
+        durationMs,
+        summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 },
+        error: errOf(err),
+      });
       this.emit({ type: 'error', at: now(), kind: err.kind, message: err.message });
       return { outcome: 'failed', error: err };
     } finally {
@@ -579,7 +750,12 @@ export class Daemon implements DaemonCore {
       });
     } catch (e) {
       const err = toAwgError(e);
-      this.emit({ type: 'error', at: now(), kind: err.kind, message: `revert after the confirm timeout failed: ${err.message}` });
+      this.emit({
+        type: 'error',
+        at: now(),
+        kind: err.kind,
+        message: `revert after the confirm timeout failed: ${err.message}`,
+      });
       this.wake('confirm-timeout');
       return;
     }
@@ -587,13 +763,17 @@ export class Daemon implements DaemonCore {
   }
 
   /** Remove everything we own (pipeline/teardown.ts); with `keepKillSwitch` the firewall and its cgroups stay. */
-  private async removeAll(claims: Claims, keepKillSwitch: boolean): Promise<{ removed: string[]; keptFirewall: boolean }> {
+  private async removeAll(
+    claims: Claims,
+    keepKillSwitch: boolean,
+  ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     this.running = true;
     try {
       const r = await teardown(this.envFor({ claims }), this.applied, { keepKillSwitch });
       this.lastObserved = { resources: r.after, foreign: [] };
       if (r.errors.length) throw r.errors[0]!;
-      if (r.left.length) throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
+      if (r.left.length)
+        throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
       return { removed: r.removed, keptFirewall: r.kept.length > 0 };
     } finally {
       this.running = false;
@@ -619,7 +799,13 @@ export class Daemon implements DaemonCore {
         return;
       case 'health':
         this.health.setProxy(c.tunnel, c.state, c.error);
-        if (c.state === 'auth-failed') this.emit({ type: 'error', at: now(), kind: 'permission', message: `tunnel ${c.tunnel}: the proxy refused our credentials${c.error ? `: ${c.error}` : ''} (fix tunnels.${c.tunnel}.auth; retrying will not help)` });
+        if (c.state === 'auth-failed')
+          this.emit({
+            type: 'error',
+            at: now(),
+            kind: 'permission',
+            message: `tunnel ${c.tunnel}: the proxy refused our credentials${c.error ? `: ${c.error}` : ''} (fix tunnels.${c.tunnel}.auth; retrying will not help)`,
+          });
         this.healthTick();
         return;
       case 'endpoint':
@@ -638,7 +824,14 @@ export class Daemon implements DaemonCore {
     const cfg = this.good?.prepared.config;
     if (!cfg || this.stopped) return;
     const { changes, downChanged } = this.health.tick(cfg);
-    for (const c of changes) this.emit({ type: 'tunnel', at: now(), tunnel: c.tunnel, state: c.state, ...(c.error ? { error: c.error } : {}) });
+    for (const c of changes)
+      this.emit({
+        type: 'tunnel',
+        at: now(),
+        tunnel: c.tunnel,
+        state: c.state,
+        ...(c.error ? { error: c.error } : {}),
+      });
     if (downChanged) this.wake('engine');
   }
 
@@ -672,7 +865,10 @@ export class Daemon implements DaemonCore {
     this.goodRevision = gitRevisionOf(file);
     this.goodHash = sourcesHash([file, ...prepared.sources]);
     this.seenHash = undefined;
-    this.wakes?.setConfigFiles([...(prepared.sources.length ? prepared.sources : [file]), ...gitHeadFiles(file)]);
+    this.wakes?.setConfigFiles([
+      ...(prepared.sources.length ? prepared.sources : [file]),
+      ...gitHeadFiles(file),
+    ]);
   }
 
   private forgetSource(): void {
@@ -682,18 +878,38 @@ export class Daemon implements DaemonCore {
   }
 
   private envFor(p: { claims: Claims; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
-    return { drivers: this.drivers, claims: p.claims, state: this.state, exec: this.exec, reporter: this.reporter, secrets: p.secrets };
+    return {
+      drivers: this.drivers,
+      claims: p.claims,
+      state: this.state,
+      exec: this.exec,
+      reporter: this.reporter,
+      secrets: p.secrets,
+    };
   }
 
   private applyCtx(env: ReconcileEnv): ApplyContext {
-    return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: false, claims: env.claims, secrets: env.secrets };
+    return {
+      exec: env.exec,
+      reporter: env.reporter,
+      state: env.state,
+      dryRun: false,
+      claims: env.claims,
+      secrets: env.secrets,
+    };
   }
 
   /** `api`: named by an API request; otherwise env secrets are resolved only for the start-up file */
-  private async prepareFile(file: string, api = false): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
+  private async prepareFile(
+    file: string,
+    api = false,
+  ): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
     try {
       await this.ready();
-      const ownEnv = !api && this.opts.configPath !== undefined && resolve(this.opts.configPath) === resolve(file);
+      const ownEnv =
+        !api &&
+        this.opts.configPath !== undefined &&
+        resolve(this.opts.configPath) === resolve(file);
       const r = await prepare(file, {
         platform: this.platform,
         env: this.opts.env,
@@ -701,13 +917,23 @@ export class Daemon implements DaemonCore {
         down: this.health.down,
         state: this.state,
         persistEndpoints: true,
-        fingerprintKey: () => fingerprintKeyOf(this.state, { onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }) }),
+        fingerprintKey: () =>
+          fingerprintKeyOf(this.state, {
+            onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }),
+          }),
         ...(ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
         ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true, exec: this.exec }),
       });
       if (r.ok) return r;
       const errors = r.issues.filter((i) => i.severity === 'error');
-      return { ok: false, error: new AwgError('invalid-config', `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`, { issues: r.issues }) };
+      return {
+        ok: false,
+        error: new AwgError(
+          'invalid-config',
+          `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`,
+          { issues: r.issues },
+        ),
+      };
     } catch (e) {
       return { ok: false, error: toAwgError(e, 'invalid-config') };
     }

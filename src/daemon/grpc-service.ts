@@ -10,6 +10,8 @@ let definition: grpc.ServiceDefinition | undefined;
 
 /** The Awg service definition (proto loaded once, at first use). */
 export function awgService(): grpc.ServiceDefinition {
-  definition ??= protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[SERVICE_NAME] as grpc.ServiceDefinition;
+  definition ??= protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[
+    SERVICE_NAME
+  ] as grpc.ServiceDefinition;
   return definition;
 }

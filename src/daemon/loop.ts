@@ -59,10 +59,22 @@ export interface LoopContext {
 
 export type LoopEvent = { type: 'WAKE'; reason: WakeReason } | { type: 'STOP' };
 
-export const DEFAULTS = { debounceMs: 250, maxWaitMs: 1000, driftMs: 30_000, backoffBaseMs: 1000, backoffMaxMs: 60_000 } as const;
+export const DEFAULTS = {
+  debounceMs: 250,
+  maxWaitMs: 1000,
+  driftMs: 30_000,
+  backoffBaseMs: 1000,
+  backoffMaxMs: 60_000,
+} as const;
 
 /** Wakes that mean "the user asked": no debounce, and they end a terminal wait. */
-export const IMMEDIATE: ReadonlySet<WakeReason> = new Set(['start', 'config', 'api', 'confirm-timeout', 'retry']);
+export const IMMEDIATE: ReadonlySet<WakeReason> = new Set([
+  'start',
+  'config',
+  'api',
+  'confirm-timeout',
+  'retry',
+]);
 
 export function backoffDelay(failures: number, baseMs: number, maxMs: number): number {
   if (failures <= 0) return 0;
@@ -75,8 +87,10 @@ export function classifyError(e: AwgError | { kind: string } | undefined): RunRe
   return e.kind === 'driver' || e.kind === 'verification' ? 'retryable' : 'terminal';
 }
 
-const isImmediate = ({ event }: { event: LoopEvent }) => event.type === 'WAKE' && IMMEDIATE.has(event.reason);
-const reasonOf = ({ event }: { event: LoopEvent }) => (event as Extract<LoopEvent, { type: 'WAKE' }>).reason;
+const isImmediate = ({ event }: { event: LoopEvent }) =>
+  event.type === 'WAKE' && IMMEDIATE.has(event.reason);
+const reasonOf = ({ event }: { event: LoopEvent }) =>
+  (event as Extract<LoopEvent, { type: 'WAKE' }>).reason;
 
 export const loopMachine = setup({
   types: {
@@ -90,14 +104,22 @@ export const loopMachine = setup({
     }),
   },
   delays: {
-    debounce: ({ context }) => Math.max(0, Math.min(context.debounceMs, context.debounceStart + context.maxWaitMs - context.now())),
+    debounce: ({ context }) =>
+      Math.max(
+        0,
+        Math.min(context.debounceMs, context.debounceStart + context.maxWaitMs - context.now()),
+      ),
     drift: ({ context }) => context.driftMs,
-    backoff: ({ context }) => backoffDelay(context.failures, context.backoffBaseMs, context.backoffMaxMs),
+    backoff: ({ context }) =>
+      backoffDelay(context.failures, context.backoffBaseMs, context.backoffMaxMs),
   },
   guards: {
     immediate: isImmediate,
     driftEnabled: ({ context }) => context.driftMs > 0,
-    pendingImmediate: ({ context }) => context.pending && context.pendingReason !== undefined && IMMEDIATE.has(context.pendingReason),
+    pendingImmediate: ({ context }) =>
+      context.pending &&
+      context.pendingReason !== undefined &&
+      IMMEDIATE.has(context.pendingReason),
     pending: ({ context }) => context.pending,
   },
 }).createMachine({
@@ -119,11 +141,20 @@ export const loopMachine = setup({
   on: { STOP: '.stopped' },
   states: {
     idle: {
-      after: { drift: { guard: 'driftEnabled', target: 'running', actions: assign({ reason: 'drift-timer' as const }) } },
+      after: {
+        drift: {
+          guard: 'driftEnabled',
+          target: 'running',
+          actions: assign({ reason: 'drift-timer' as const }),
+        },
+      },
       on: {
         WAKE: [
           { guard: 'immediate', target: 'running', actions: assign({ reason: reasonOf }) },
-          { target: 'debouncing', actions: assign({ reason: reasonOf, debounceStart: ({ context }) => context.now() }) },
+          {
+            target: 'debouncing',
+            actions: assign({ reason: reasonOf, debounceStart: ({ context }) => context.now() }),
+          },
         ],
       },
     },
@@ -134,38 +165,106 @@ export const loopMachine = setup({
           { guard: 'immediate', target: 'running', actions: assign({ reason: reasonOf }) },
           // trailing debounce: every event restarts the quiet period (capped by maxWaitMs);
           // the reason only labels the run, a network change names it over an engine event
-          { target: 'debouncing', reenter: true, actions: assign({ reason: ({ context, event }) => (reasonOf({ event }) === 'network' ? 'network' : context.reason) }) },
+          {
+            target: 'debouncing',
+            reenter: true,
+            actions: assign({
+              reason: ({ context, event }) =>
+                reasonOf({ event }) === 'network' ? 'network' : context.reason,
+            }),
+          },
         ],
       },
     },
     running: {
-      entry: assign({ pending: false, pendingReason: undefined, runs: ({ context }) => context.runs + 1 }),
+      entry: assign({
+        pending: false,
+        pendingReason: undefined,
+        runs: ({ context }) => context.runs + 1,
+      }),
       invoke: {
         src: 'reconcile',
         input: ({ context }) => ({ reason: context.reason }),
         onDone: [
-          { guard: ({ event }) => event.output === 'retryable', target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1, lastResult: 'retryable' as const }) },
-          { guard: ({ event }) => event.output === 'terminal', target: 'blocked', actions: assign({ failures: 0, lastResult: 'terminal' as const }) },
-          { guard: 'pendingImmediate', target: 'running', reenter: true, actions: assign({ failures: 0, lastResult: 'ok' as const, reason: ({ context }) => context.pendingReason! }) },
-          { guard: 'pending', target: 'debouncing', actions: assign({ failures: 0, lastResult: 'ok' as const, reason: ({ context }) => context.pendingReason!, debounceStart: ({ context }) => context.now() }) },
+          {
+            guard: ({ event }) => event.output === 'retryable',
+            target: 'backoff',
+            actions: assign({
+              failures: ({ context }) => context.failures + 1,
+              lastResult: 'retryable' as const,
+            }),
+          },
+          {
+            guard: ({ event }) => event.output === 'terminal',
+            target: 'blocked',
+            actions: assign({ failures: 0, lastResult: 'terminal' as const }),
+          },
+          {
+            guard: 'pendingImmediate',
+            target: 'running',
+            reenter: true,
+            actions: assign({
+              failures: 0,
+              lastResult: 'ok' as const,
+              reason: ({ context }) => context.pendingReason!,
+            }),
+          },
+          {
+            guard: 'pending',
+            target: 'debouncing',
+            actions: assign({
+              failures: 0,
+              lastResult: 'ok' as const,
+              reason: ({ context }) => context.pendingReason!,
+              debounceStart: ({ context }) => context.now(),
+            }),
+          },
           { target: 'idle', actions: assign({ failures: 0, lastResult: 'ok' as const }) },
         ],
-        onError: { target: 'backoff', actions: assign({ failures: ({ context }) => context.failures + 1, lastResult: 'retryable' as const }) },
+        onError: {
+          target: 'backoff',
+          actions: assign({
+            failures: ({ context }) => context.failures + 1,
+            lastResult: 'retryable' as const,
+          }),
+        },
       },
       on: {
-        WAKE: { actions: assign({ pending: true, pendingReason: ({ context, event }) => (context.pendingReason && IMMEDIATE.has(context.pendingReason) ? context.pendingReason : event.reason) }) },
+        WAKE: {
+          actions: assign({
+            pending: true,
+            pendingReason: ({ context, event }) =>
+              context.pendingReason && IMMEDIATE.has(context.pendingReason)
+                ? context.pendingReason
+                : event.reason,
+          }),
+        },
       },
     },
     backoff: {
       after: { backoff: { target: 'running', actions: assign({ reason: 'retry' as const }) } },
       on: {
         // a retry re-observes anyway: only the user's own requests skip the wait
-        WAKE: { guard: ({ event }) => event.reason === 'config' || event.reason === 'api' || event.reason === 'confirm-timeout', target: 'running', actions: assign({ reason: reasonOf }) },
+        WAKE: {
+          guard: ({ event }) =>
+            event.reason === 'config' ||
+            event.reason === 'api' ||
+            event.reason === 'confirm-timeout',
+          target: 'running',
+          actions: assign({ reason: reasonOf }),
+        },
       },
     },
     blocked: {
       on: {
-        WAKE: { guard: ({ event }) => event.reason === 'config' || event.reason === 'api' || event.reason === 'confirm-timeout', target: 'running', actions: assign({ reason: reasonOf }) },
+        WAKE: {
+          guard: ({ event }) =>
+            event.reason === 'config' ||
+            event.reason === 'api' ||
+            event.reason === 'confirm-timeout',
+          target: 'running',
+          actions: assign({ reason: reasonOf }),
+        },
       },
     },
     stopped: { type: 'final' },

@@ -12,7 +12,14 @@ import { AwgError } from '../errors.js';
 import type { DaemonCore, DaemonEvent, StatusResponse } from './core.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
-const STATES: StatusResponse['state'][] = ['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down'];
+const STATES: StatusResponse['state'][] = [
+  'converged',
+  'drifted',
+  'reconciling',
+  'failed',
+  'failed-closed',
+  'down',
+];
 
 export interface DaemonMetrics {
   registry: Registry;
@@ -24,39 +31,176 @@ export interface DaemonMetrics {
 export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): DaemonMetrics {
   const registry = new Registry();
   const registers = [registry];
-  const reconciles = new Counter({ name: 'awg_reconcile_total', help: 'Reconcile runs by outcome.', labelNames: ['outcome'], registers });
-  const duration = new Histogram({ name: 'awg_reconcile_duration_seconds', help: 'Reconcile run duration by outcome.', labelNames: ['outcome'], buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers });
-  const driftFound = new Counter({ name: 'awg_drift_detected_total', help: 'Objects found drifted from the desired state.', registers });
-  const driftRepaired = new Counter({ name: 'awg_drift_repairs_total', help: 'Drifted objects repaired.', registers });
-  const errors = new Counter({ name: 'awg_errors_total', help: 'Errors by kind.', labelNames: ['kind'], registers });
-  const network = new Counter({ name: 'awg_network_changes_total', help: 'Network change events that woke the loop.', registers });
-  const reverts = new Counter({ name: 'awg_confirm_reverts_total', help: 'Applies reverted because no confirm arrived in time.', registers });
-  const state = new Gauge({ name: 'awg_state', help: 'Daemon state (1 for the current one).', labelNames: ['state'], registers });
-  const up = new Gauge({ name: 'awg_tunnel_up', help: 'Whether the tunnel is up.', labelNames: ['tunnel'], registers });
-  const health = new Gauge({ name: 'awg_tunnel_health', help: 'Tunnel health as the loop routes by (1 for the current state: connecting, up, down, auth-failed).', labelNames: ['tunnel', 'state'], registers });
-  const conns = new Gauge({ name: 'awg_tunnel_connections', help: 'Proxy tunnels: open connections through the transparent proxy.', labelNames: ['tunnel'], registers });
-  const hsAge = new Gauge({ name: 'awg_tunnel_last_handshake_age_seconds', help: 'Seconds since the latest handshake of the tunnel (absent: never).', labelNames: ['tunnel'], registers });
+  const reconciles = new Counter({
+    name: 'awg_reconcile_total',
+    help: 'Reconcile runs by outcome.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const duration = new Histogram({
+    name: 'awg_reconcile_duration_seconds',
+    help: 'Reconcile run duration by outcome.',
+    labelNames: ['outcome'],
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers,
+  });
+  const driftFound = new Counter({
+    name: 'awg_drift_detected_total',
+    help: 'Objects found drifted from the desired state.',
+    registers,
+  });
+  const driftRepaired = new Counter({
+    name: 'awg_drift_repairs_total',
+    help: 'Drifted objects repaired.',
+    registers,
+  });
+  const errors = new Counter({
+    name: 'awg_errors_total',
+    help: 'Errors by kind.',
+    labelNames: ['kind'],
+    registers,
+  });
+  const network = new Counter({
+    name: 'awg_network_changes_total',
+    help: 'Network change events that woke the loop.',
+    registers,
+  });
+  const reverts = new Counter({
+    name: 'awg_confirm_reverts_total',
+    help: 'Applies reverted because no confirm arrived in time.',
+    registers,
+  });
+  const state = new Gauge({
+    name: 'awg_state',
+    help: 'Daemon state (1 for the current one).',
+    labelNames: ['state'],
+    registers,
+  });
+  const up = new Gauge({
+    name: 'awg_tunnel_up',
+    help: 'Whether the tunnel is up.',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const health = new Gauge({
+    name: 'awg_tunnel_health',
+    help: 'Tunnel health as the loop routes by (1 for the current state: connecting, up, down, auth-failed).',
+    labelNames: ['tunnel', 'state'],
+    registers,
+  });
+  const conns = new Gauge({
+    name: 'awg_tunnel_connections',
+    help: 'Proxy tunnels: open connections through the transparent proxy.',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const hsAge = new Gauge({
+    name: 'awg_tunnel_last_handshake_age_seconds',
+    help: 'Seconds since the latest handshake of the tunnel (absent: never).',
+    labelNames: ['tunnel'],
+    registers,
+  });
   // Cumulative values the daemon reads at each scrape (engine and firewall counters): counters,
   // set from the source each time; they restart at 0 when their engine or rule does, which
   // rate() reads as a counter reset.
-  const rx = new Counter({ name: 'awg_tunnel_rx_bytes_total', help: 'Bytes received through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
-  const tx = new Counter({ name: 'awg_tunnel_tx_bytes_total', help: 'Bytes sent through the tunnel (since its engine started).', labelNames: ['tunnel'], registers });
-  const connsTotal = new Counter({ name: 'awg_tunnel_connections_total', help: 'Proxy tunnels: connections accepted since the tunnel started.', labelNames: ['tunnel'], registers });
-  const dialErrors = new Counter({ name: 'awg_tunnel_dial_errors_total', help: 'Proxy tunnels: failed upstream dials since the tunnel started.', labelNames: ['tunnel'], registers });
-  const rulePackets = new Counter({ name: 'awg_rule_packets_total', help: "Packets of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered). Linux only.", labelNames: ['rule', 'target', 'route', 'direction'], registers });
-  const ruleBytes = new Counter({ name: 'awg_rule_bytes_total', help: "Bytes of a rule (direction tx: sent, rx: delivered): on Linux the IP packet lengths of its cgroup (firewall counter), on macOS the payload of its connections through the flow router.", labelNames: ['rule', 'target', 'route', 'direction'], registers });
-  const ruleConns = new Counter({ name: 'awg_rule_connections_total', help: "macOS: a rule's TCP connections through the flow router.", labelNames: ['rule', 'target', 'route'], registers });
-  const linkPackets = new Counter({ name: 'awg_tunnel_link_packets_total', help: "Inner IP packets through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
-  const linkBytes = new Counter({ name: 'awg_tunnel_link_bytes_total', help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).", labelNames: ['tunnel', 'direction'], registers });
-  const placed = new Counter({ name: 'awg_placement_placed_total', help: 'Processes moved into a rule cgroup by the watcher.', registers });
-  const execs = new Counter({ name: 'awg_placement_execs_total', help: 'exec events the watcher handled.', registers });
-  const configInfo = new Gauge({ name: 'awg_config_info', help: 'The applied config: git commit of its checkout (revision, empty when not in one) and the host overlays are selected for; always 1.', labelNames: ['revision', 'host'], registers });
-  const configValid = new Gauge({ name: 'awg_config_valid', help: 'Whether the config as it is on disk now is valid (0: the last good one keeps running).', registers });
-  const configBehind = new Gauge({ name: 'awg_config_behind', help: '1 while the checkout holds a commit other than the applied one (a newer commit is invalid or not yet applied).', registers });
-  const lastConverged = new Gauge({ name: 'awg_last_converge_timestamp_seconds', help: 'When a run last left the host matching the config (Unix time).', registers });
-  const planChanges = new Gauge({ name: 'awg_last_plan_changes', help: "Changes in the last run's plan (0: the host matched).", registers });
-  const mode = new Gauge({ name: 'awg_placement_mode', help: '1 for the placement mode in effect: gated (the exec gate holds matching execs until placed) or best-effort (the watcher alone).', labelNames: ['mode'], registers });
-  for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed']) reconciles.inc({ outcome: o }, 0);
+  const rx = new Counter({
+    name: 'awg_tunnel_rx_bytes_total',
+    help: 'Bytes received through the tunnel (since its engine started).',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const tx = new Counter({
+    name: 'awg_tunnel_tx_bytes_total',
+    help: 'Bytes sent through the tunnel (since its engine started).',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const connsTotal = new Counter({
+    name: 'awg_tunnel_connections_total',
+    help: 'Proxy tunnels: connections accepted since the tunnel started.',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const dialErrors = new Counter({
+    name: 'awg_tunnel_dial_errors_total',
+    help: 'Proxy tunnels: failed upstream dials since the tunnel started.',
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const rulePackets = new Counter({
+    name: 'awg_rule_packets_total',
+    help: "Packets of a rule's cgroup (firewall counter; direction tx: sent, rx: delivered). Linux only.",
+    labelNames: ['rule', 'target', 'route', 'direction'],
+    registers,
+  });
+  const ruleBytes = new Counter({
+    name: 'awg_rule_bytes_total',
+    help: 'Bytes of a rule (direction tx: sent, rx: delivered): on Linux the IP packet lengths of its cgroup (firewall counter), on macOS the payload of its connections through the flow router.',
+    labelNames: ['rule', 'target', 'route', 'direction'],
+    registers,
+  });
+  const ruleConns = new Counter({
+    name: 'awg_rule_connections_total',
+    help: "macOS: a rule's TCP connections through the flow router.",
+    labelNames: ['rule', 'target', 'route'],
+    registers,
+  });
+  const linkPackets = new Counter({
+    name: 'awg_tunnel_link_packets_total',
+    help: "Inner IP packets through the tunnel's TUN link (kernel link counters).",
+    labelNames: ['tunnel', 'direction'],
+    registers,
+  });
+  const linkBytes = new Counter({
+    name: 'awg_tunnel_link_bytes_total',
+    help: "Inner IP bytes through the tunnel's TUN link (kernel link counters).",
+    labelNames: ['tunnel', 'direction'],
+    registers,
+  });
+  const placed = new Counter({
+    name: 'awg_placement_placed_total',
+    help: 'Processes moved into a rule cgroup by the watcher.',
+    registers,
+  });
+  const execs = new Counter({
+    name: 'awg_placement_execs_total',
+    help: 'exec events the watcher handled.',
+    registers,
+  });
+  const configInfo = new Gauge({
+    name: 'awg_config_info',
+    help: 'The applied config: git commit of its checkout (revision, empty when not in one) and the host overlays are selected for; always 1.',
+    labelNames: ['revision', 'host'],
+    registers,
+  });
+  const configValid = new Gauge({
+    name: 'awg_config_valid',
+    help: 'Whether the config as it is on disk now is valid (0: the last good one keeps running).',
+    registers,
+  });
+  const configBehind = new Gauge({
+    name: 'awg_config_behind',
+    help: '1 while the checkout holds a commit other than the applied one (a newer commit is invalid or not yet applied).',
+    registers,
+  });
+  const lastConverged = new Gauge({
+    name: 'awg_last_converge_timestamp_seconds',
+    help: 'When a run last left the host matching the config (Unix time).',
+    registers,
+  });
+  const planChanges = new Gauge({
+    name: 'awg_last_plan_changes',
+    help: "Changes in the last run's plan (0: the host matched).",
+    registers,
+  });
+  const mode = new Gauge({
+    name: 'awg_placement_mode',
+    help: '1 for the placement mode in effect: gated (the exec gate holds matching execs until placed) or best-effort (the watcher alone).',
+    labelNames: ['mode'],
+    registers,
+  });
+  for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed'])
+    reconciles.inc({ outcome: o }, 0);
 
   const unsubscribe = core.subscribe((e: DaemonEvent) => {
     switch (e.type) {
@@ -87,15 +231,37 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
-      for (const g of [configInfo, configValid, configBehind, lastConverged, planChanges]) g.reset();
+      for (const g of [configInfo, configValid, configBehind, lastConverged, planChanges])
+        g.reset();
       if (s.config) {
         configInfo.set({ revision: s.config.revision ?? '', host: s.config.host ?? '' }, 1);
         configValid.set(s.config.valid ? 1 : 0);
-        configBehind.set(s.config.checkoutRevision !== undefined && s.config.checkoutRevision !== s.config.revision ? 1 : 0);
+        configBehind.set(
+          s.config.checkoutRevision !== undefined && s.config.checkoutRevision !== s.config.revision
+            ? 1
+            : 0,
+        );
         if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
         planChanges.set(s.config.lastPlanChanges);
       }
-      for (const g of [up, hsAge, health, conns, rx, tx, connsTotal, dialErrors, rulePackets, ruleBytes, ruleConns, linkPackets, linkBytes, placed, execs]) g.reset();
+      for (const g of [
+        up,
+        hsAge,
+        health,
+        conns,
+        rx,
+        tx,
+        connsTotal,
+        dialErrors,
+        rulePackets,
+        ruleBytes,
+        ruleConns,
+        linkPackets,
+        linkBytes,
+        placed,
+        execs,
+      ])
+        g.reset();
       for (const r of s.rules ?? []) {
         const l = { rule: r.name, target: r.target, route: r.route };
         ruleBytes.inc({ ...l, direction: 'tx' }, r.txBytes);
@@ -108,9 +274,14 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
       }
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);
-      for (const m of ['gated', 'best-effort']) mode.set({ mode: m }, s.placement?.mode === m ? 1 : 0);
+      for (const m of ['gated', 'best-effort'])
+        mode.set({ mode: m }, s.placement?.mode === m ? 1 : 0);
       for (const t of s.tunnels) {
-        for (const h of ['connecting', 'up', 'down', 'auth-failed']) health.set({ tunnel: t.name, state: h }, (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0);
+        for (const h of ['connecting', 'up', 'down', 'auth-failed'])
+          health.set(
+            { tunnel: t.name, state: h },
+            (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0,
+          );
         if (t.connectionsTotal !== undefined) {
           conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);
           connsTotal.inc({ tunnel: t.name }, t.connectionsTotal);
@@ -119,7 +290,8 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         up.set({ tunnel: t.name }, t.up ? 1 : 0);
         rx.inc({ tunnel: t.name }, t.rxBytes);
         tx.inc({ tunnel: t.name }, t.txBytes);
-        if (t.lastHandshakeAgeSec !== undefined) hsAge.set({ tunnel: t.name }, t.lastHandshakeAgeSec);
+        if (t.lastHandshakeAgeSec !== undefined)
+          hsAge.set({ tunnel: t.name }, t.lastHandshakeAgeSec);
         if (t.linkTraffic) {
           linkPackets.inc({ tunnel: t.name, direction: 'rx' }, t.linkTraffic.rxPackets);
           linkPackets.inc({ tunnel: t.name, direction: 'tx' }, t.linkTraffic.txPackets);
@@ -149,7 +321,8 @@ export function parseListen(s: string): { host: string; port: number; loopback: 
     port = s.slice(i + 1);
   }
   const n = Number(port);
-  if (!/^\d+$/.test(port) || n > 65535) throw new AwgError('invalid-config', `--metrics ${s}: bad port`);
+  if (!/^\d+$/.test(port) || n > 65535)
+    throw new AwgError('invalid-config', `--metrics ${s}: bad port`);
   return { host, port: n, loopback: LOOPBACK.test(host) };
 }
 
@@ -159,7 +332,10 @@ export interface MetricsServer {
 }
 
 /** Serve GET /metrics; anything else 404. */
-export async function startMetricsServer(core: Pick<DaemonCore, 'status' | 'subscribe'>, listen: string = DEFAULT_METRICS_LISTEN): Promise<MetricsServer> {
+export async function startMetricsServer(
+  core: Pick<DaemonCore, 'status' | 'subscribe'>,
+  listen: string = DEFAULT_METRICS_LISTEN,
+): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
   const m = createMetrics(core);
   const server: Server = createServer((req, res) => {
@@ -169,13 +345,23 @@ export async function startMetricsServer(core: Pick<DaemonCore, 'status' | 'subs
     }
     m.render().then(
       (text) => res.writeHead(200, { 'content-type': m.registry.contentType }).end(text),
-      (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`awg: metrics unavailable: ${e instanceof AwgError ? e.kind : 'error'}\n`),
+      (e: unknown) =>
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end(`awg: metrics unavailable: ${e instanceof AwgError ? e.kind : 'error'}\n`),
     );
   });
   // after listen, an accept error (EMFILE…) must not end the daemon: the server keeps listening
   server.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (e: NodeJS.ErrnoException) => reject(new AwgError(e.code === 'EACCES' ? 'permission' : 'driver', `metrics on ${listen}: ${e.message}`)));
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new AwgError(
+          e.code === 'EACCES' ? 'permission' : 'driver',
+          `metrics on ${listen}: ${e.message}`,
+        ),
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   const a = server.address();

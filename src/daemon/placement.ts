@@ -12,14 +12,19 @@ import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import { ruleName } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
-import { spawnPlacerProcess, type PlacerHandle, type PlacerProcessOptions } from '../procs/placer-process.js';
+import {
+  spawnPlacerProcess,
+  type PlacerHandle,
+  type PlacerProcessOptions,
+} from '../procs/placer-process.js';
 import type { PerApp, ProcessLister } from '../procs/list.js';
 import type { PlacementStatus, ProcessInfo } from './core.js';
 import type { ListOptions } from '../procs/placer.js';
 
 /** placement's state where the platform places nothing (PlacementStatus.reason) */
 export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
-  'flow-router': 'macOS has no cgroups: the flow router applies path rules per connection, no process is placed',
+  'flow-router':
+    'macOS has no cgroups: the flow router applies path rules per connection, no process is placed',
   none: 'this OS has no process placement',
 };
 
@@ -53,14 +58,23 @@ export class PlacementSupervisor {
     if (this.o.placement === false) return;
     const perApp = this.o.perApp?.() ?? 'cgroup';
     if (perApp !== 'cgroup') {
-      this.state_ = { state: 'off', reason: NOTHING_TO_PLACE[perApp], execs: 0, placed: 0, errors: 0 };
+      this.state_ = {
+        state: 'off',
+        reason: NOTHING_TO_PLACE[perApp],
+        execs: 0,
+        placed: 0,
+        errors: 0,
+      };
       return;
     }
     const key = JSON.stringify([cgroupRoot, rules]);
     if (!this.placer) {
-      if (!rules.some((r) => r.enabled) || (this.state_.state === 'unavailable' && this.final)) return;
+      if (!rules.some((r) => r.enabled) || (this.state_.state === 'unavailable' && this.final))
+        return;
       try {
-        const mount = parseCgroup2Mount((this.o.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))());
+        const mount = parseCgroup2Mount(
+          (this.o.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))(),
+        );
         if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
         this.placer = spawnPlacerProcess({
           rules,
@@ -71,10 +85,15 @@ export class PlacementSupervisor {
           ...(this.o.placement ?? {}),
           ...(this.o.onLog ? { onLog: this.o.onLog } : {}),
           onReady: (r) => {
-            if (!r.fifo) this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
+            if (!r.fifo)
+              this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
           },
           onGate: (g) => {
-            if (g.state === 'best-effort') this.o.onError('unsupported', `placement is best-effort (a matched program may send its first packets before it is placed): ${g.reason ?? 'no exec gate'}`);
+            if (g.state === 'best-effort')
+              this.o.onError(
+                'unsupported',
+                `placement is best-effort (a matched program may send its first packets before it is placed): ${g.reason ?? 'no exec gate'}`,
+              );
           },
           onError: (e, fatal) => {
             if (!fatal) return this.o.onError(e.kind, `process watcher: ${e.message}`);
@@ -113,7 +132,9 @@ export class PlacementSupervisor {
     if (!this.placer || !this.current) return;
     const next = new Map(rules.map((r, i) => [ruleName(r, i), r]));
     // named explicitly: an unnamed rule's cgroup name comes from its index, which filtering changes
-    const kept = this.current.rules.map((r, i) => ({ ...r, name: ruleName(r, i) })).filter((r) => r.enabled && next.get(r.name)?.enabled === true);
+    const kept = this.current.rules
+      .map((r, i) => ({ ...r, name: ruleName(r, i) }))
+      .filter((r) => r.enabled && next.get(r.name)?.enabled === true);
     if (kept.length === this.current.rules.filter((r) => r.enabled).length) return;
     this.placer.setRules(kept, this.current.cgroupRoot);
     this.key = JSON.stringify([this.current.cgroupRoot, kept]);
@@ -126,8 +147,20 @@ export class PlacementSupervisor {
     const gs = h?.gateStats;
     return {
       ...this.state_,
-      ...(st ? { execs: st.execs, placed: st.placed, errors: st.errors + st.missingCgroup + (gs ? gs.errors + gs.late : 0) } : {}),
-      ...(g ? { mode: g.state, ...(g.reason ? { modeReason: g.reason } : {}), ...(g.marks.length ? { gateMarks: [...g.marks] } : {}) } : {}),
+      ...(st
+        ? {
+            execs: st.execs,
+            placed: st.placed,
+            errors: st.errors + st.missingCgroup + (gs ? gs.errors + gs.late : 0),
+          }
+        : {}),
+      ...(g
+        ? {
+            mode: g.state,
+            ...(g.reason ? { modeReason: g.reason } : {}),
+            ...(g.marks.length ? { gateMarks: [...g.marks] } : {}),
+          }
+        : {}),
     };
   }
 
@@ -155,7 +188,10 @@ export class PlacementSupervisor {
     this.final = err.kind === 'unsupported';
     this.state_ = { state: 'unavailable', reason: err.message, execs: 0, placed: 0, errors: 0 };
     if (again) return;
-    this.o.onError(err.kind, `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works`);
+    this.o.onError(
+      err.kind,
+      `process placement by rules is unavailable: ${err.message}; \`awg exec\` still works`,
+    );
   }
 }
 
@@ -163,11 +199,27 @@ export class PlacementSupervisor {
  * Placement as `awg status` shows it on macOS: the flow router (resources/engine/
  * flow-router-host.ts) is what applies path rules there, so its state is placement's.
  */
-export function flowPlacement(router: { state: 'off' | 'active'; port?: number; decisions?: Record<string, number>; execs?: number }, off: PlacementStatus): PlacementStatus {
+export function flowPlacement(
+  router: {
+    state: 'off' | 'active';
+    port?: number;
+    decisions?: Record<string, number>;
+    execs?: number;
+  },
+  off: PlacementStatus,
+): PlacementStatus {
   if (router.state === 'off') return off;
-  const d = Object.entries(router.decisions ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`);
+  const d = Object.entries(router.decisions ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} ${v}`);
   const x = router.execs ? `; awg exec registrations: ${router.execs}` : '';
-  return { state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}${x}`, execs: 0, placed: 0, errors: 0 };
+  return {
+    state: 'active',
+    reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${router.port}${d.length ? `; connections so far: ${d.join(', ')}` : ''}${x}`,
+    execs: 0,
+    placed: 0,
+    errors: 0,
+  };
 }
 
 /**
@@ -175,6 +227,15 @@ export function flowPlacement(router: { state: 'off' | 'active'; port?: number; 
  * `execOf`) and those a rule matches (pid, exe, the rule that routes them, its target, the
  * route now; procs/list.ts). Works without the watcher too.
  */
-export function listRoutedProcesses(lister: ProcessLister, config: Config, cgroupRoot: string, down: ReadonlySet<string>, execOf?: ListOptions['execOf']): ProcessInfo[] {
-  return lister.list(config, cgroupRoot, { tunnelUp: (t: string) => !down.has(t), ...(execOf ? { execOf } : {}) });
+export function listRoutedProcesses(
+  lister: ProcessLister,
+  config: Config,
+  cgroupRoot: string,
+  down: ReadonlySet<string>,
+  execOf?: ListOptions['execOf'],
+): ProcessInfo[] {
+  return lister.list(config, cgroupRoot, {
+    tunnelUp: (t: string) => !down.has(t),
+    ...(execOf ? { execOf } : {}),
+  });
 }

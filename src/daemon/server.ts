@@ -21,7 +21,19 @@
  *    names its credentials here; a call whose peer is unknown is refused.
  */
 import type { HostSelection } from '../config/overlay.js';
-import { chmodSync, chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, type Stats } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  statSync,
+  unlinkSync,
+  type Stats,
+} from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -29,7 +41,15 @@ import { AwgError, toAwgError } from '../errors.js';
 import { loadConfigFile } from '../config/load.js';
 import { netSocketFd, type CallerNatives, type PeerCred } from '../native/peercred.js';
 import { loadPlatform } from '../resources/registry.js';
-import { accessOf, denied, describePeer, GROUP_POLICY, untrustedSecretFiles, type AccessOptions, type Rpc } from './authz.js';
+import {
+  accessOf,
+  denied,
+  describePeer,
+  GROUP_POLICY,
+  untrustedSecretFiles,
+  type AccessOptions,
+  type Rpc,
+} from './authz.js';
 import type { DaemonCore } from './core.js';
 import { checkTrustedPath, realFileView, type FileView } from './trusted-path.js';
 import {
@@ -55,7 +75,6 @@ const DENIED_WHY: Partial<Record<Rpc, string>> = {
 };
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
-
 
 export interface ApiServerOptions {
   socketPath?: string;
@@ -101,7 +120,9 @@ export function resolveGroup(group: string | number, groupFile = '/etc/group'): 
 }
 
 function refuse(path: string, why: string): AwgError {
-  return new AwgError('permission', `refusing to serve the API on ${path}: ${why}`, { hint: 'remove or fix the path yourself after checking who created it, or choose another --socket' });
+  return new AwgError('permission', `refusing to serve the API on ${path}: ${why}`, {
+    hint: 'remove or fix the path yourself after checking who created it, or choose another --socket',
+  });
 }
 
 function lstatOrUndefined(p: string): Stats | undefined {
@@ -117,20 +138,28 @@ function lstatOrUndefined(p: string): Stats | undefined {
  * Check (and create) the socket's directory and whatever is at the path; remove a stale
  * socket of ours. Throws a `permission` AwgError on anything insecure.
  */
-export async function preflightSocket(path: string, o: { uid: number; gid: number | undefined }): Promise<void> {
+export async function preflightSocket(
+  path: string,
+  o: { uid: number; gid: number | undefined },
+): Promise<void> {
   const dir = dirname(path);
   if (!lstatOrUndefined(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
   const d = statSync(dir);
   if (!d.isDirectory()) throw refuse(path, `${dir} is not a directory`);
   if (d.uid !== o.uid && d.uid !== 0) throw refuse(path, `${dir} is owned by uid ${d.uid}`);
-  if (d.mode & 0o022 && !(d.mode & 0o1000)) throw refuse(path, `${dir} is writable by others (mode ${(d.mode & 0o7777).toString(8)})`);
+  if (d.mode & 0o022 && !(d.mode & 0o1000))
+    throw refuse(path, `${dir} is writable by others (mode ${(d.mode & 0o7777).toString(8)})`);
   const st = lstatOrUndefined(path);
   if (!st) return;
   if (st.isSymbolicLink()) throw refuse(path, 'it is a symbolic link');
   if (!st.isSocket()) throw refuse(path, 'it exists and is not a socket');
   if (st.uid !== o.uid) throw refuse(path, `the socket there is owned by uid ${st.uid}`);
   const allowed = o.gid !== undefined && st.gid === o.gid ? 0o660 : 0o600;
-  if (st.mode & 0o777 & ~allowed) throw refuse(path, `the socket there has mode ${(st.mode & 0o777).toString(8)} (more than ${allowed.toString(8)})`);
+  if (st.mode & 0o777 & ~allowed)
+    throw refuse(
+      path,
+      `the socket there has mode ${(st.mode & 0o777).toString(8)} (more than ${allowed.toString(8)})`,
+    );
   const probe = await socketAnswers(path);
   if (probe.ok) throw refuse(path, 'a server is listening on it (is another awg daemon running?)');
   unlinkSync(path);
@@ -144,7 +173,9 @@ function serviceError(e: unknown): Partial<grpc.ServiceError> {
   return { code: w.code, details: err.message, metadata };
 }
 
-function unary<Req, Res>(fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>): grpc.handleUnaryCall<Req, Res> {
+function unary<Req, Res>(
+  fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
   return (call, callback) => {
     let p: Promise<Res>;
     try {
@@ -179,9 +210,13 @@ export class ApiGate {
     throw this.deny(
       rpc,
       peer,
-      new AwgError('permission', `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`, {
-        hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
-      }),
+      new AwgError(
+        'permission',
+        `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`,
+        {
+          hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
+        },
+      ),
     );
   }
 
@@ -191,11 +226,29 @@ export class ApiGate {
    */
   async authorize(rpc: Rpc, call: { getPeer(): string }, configPath?: string): Promise<PeerCred> {
     const peer = this.peers.get(call.getPeer());
-    if (!peer) throw this.deny(rpc, undefined, new AwgError('permission', `permission denied: ${rpc}: the caller's credentials are unknown`));
+    if (!peer)
+      throw this.deny(
+        rpc,
+        undefined,
+        new AwgError(
+          'permission',
+          `permission denied: ${rpc}: the caller's credentials are unknown`,
+        ),
+      );
     const access = accessOf(peer, this.access);
     if (access === 'root') return peer;
     if (access === 'other')
-      throw this.deny(rpc, peer, denied(rpc, peer, this.access.groupGid === undefined ? 'only root may use this socket' : `only root and members of group ${this.access.groupGid} may use this socket`));
+      throw this.deny(
+        rpc,
+        peer,
+        denied(
+          rpc,
+          peer,
+          this.access.groupGid === undefined
+            ? 'only root may use this socket'
+            : `only root and members of group ${this.access.groupGid} may use this socket`,
+        ),
+      );
     switch (GROUP_POLICY[rpc]) {
       case 'allowed':
         return peer;
@@ -204,7 +257,15 @@ export class ApiGate {
       case 'own-apply': {
         const p = this.pendingConfirm;
         if (p && p.uid === peer.uid && p.deadline > Date.now()) return peer;
-        throw this.deny(rpc, peer, denied(rpc, peer, 'the socket group may confirm only an apply it made itself, and none of this user awaits confirmation'));
+        throw this.deny(
+          rpc,
+          peer,
+          denied(
+            rpc,
+            peer,
+            'the socket group may confirm only an apply it made itself, and none of this user awaits confirmation',
+          ),
+        );
       }
       case 'trusted-files': {
         const path = configPath ?? '';
@@ -213,7 +274,10 @@ export class ApiGate {
         } catch (e) {
           throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
         }
-        const loaded = await loadConfigFile(path, this.opts.selection ? { selection: this.opts.selection } : {});
+        const loaded = await loadConfigFile(
+          path,
+          this.opts.selection ? { selection: this.opts.selection } : {},
+        );
         // the overlay files the config applies are read as root too: the same rule as the config
         for (const overlay of loaded.sources.slice(1)) {
           try {
@@ -224,9 +288,21 @@ export class ApiGate {
         }
         // an invalid config: the core reports its issues (the caller may read the file); no secret is read
         if (loaded.config) {
-          const issues = untrustedSecretFiles(loaded.config, path, { fs: this.fs, ...(loaded.positions ? { positions: loaded.positions } : {}) });
+          const issues = untrustedSecretFiles(loaded.config, path, {
+            fs: this.fs,
+            ...(loaded.positions ? { positions: loaded.positions } : {}),
+          });
           if (issues.length)
-            throw this.deny(rpc, peer, denied(rpc, peer, `the config names secret files that root alone does not control: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues }));
+            throw this.deny(
+              rpc,
+              peer,
+              denied(
+                rpc,
+                peer,
+                `the config names secret files that root alone does not control: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+                { issues },
+              ),
+            );
         }
         return peer;
       }
@@ -234,7 +310,10 @@ export class ApiGate {
   }
 
   private deny(rpc: Rpc, peer: PeerCred | undefined, e: AwgError): AwgError {
-    this.log?.('warn', e.message, { rpc, ...(peer ? { caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid } } : {}) });
+    this.log?.('warn', e.message, {
+      rpc,
+      ...(peer ? { caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid } } : {}),
+    });
     return e;
   }
 
@@ -243,7 +322,11 @@ export class ApiGate {
   }
 
   audit(rpc: Rpc, peer: PeerCred, fields: Record<string, unknown> = {}): void {
-    this.log?.('info', `API ${rpc} by ${describePeer(peer)}`, { rpc, caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid }, ...fields });
+    this.log?.('info', `API ${rpc} by ${describePeer(peer)}`, {
+      rpc,
+      caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid },
+      ...fields,
+    });
   }
 }
 
@@ -253,7 +336,11 @@ function requirePath(p: string | undefined): string {
   return p;
 }
 
-function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): grpc.UntypedServiceImplementation {
+function handlers(
+  core: DaemonCore,
+  gate: ApiGate,
+  watches: Set<() => void>,
+): grpc.UntypedServiceImplementation {
   const watch: grpc.handleServerStreamingCall<object, Wire.Event> = (call) => {
     let done = false;
     let unsubscribe = () => {};
@@ -277,7 +364,10 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
           if (done) return;
           if (call.writableLength > MAX_WATCH_BACKLOG) {
             finish();
-            call.emit('error', { code: grpc.status.RESOURCE_EXHAUSTED, details: `watch client fell ${MAX_WATCH_BACKLOG} events behind` });
+            call.emit('error', {
+              code: grpc.status.RESOURCE_EXHAUSTED,
+              details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
+            });
             return;
           }
           call.write(eventToWire(e));
@@ -307,17 +397,28 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
       finish();
       call.emit('error', serviceError(e));
     };
-    const end = () => fail(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
+    const end = () =>
+      fail(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
     call.on('cancelled', finish);
     call.on('close', finish);
     call.on('error', finish);
     (async () => {
       const peer = await gate.authorize('Exec', call);
       const choice = execRequestFromWire(call.request);
-      if (!Number.isInteger(peer.pid) || peer.pid <= 1) throw new AwgError('permission', `Exec: the caller's pid is unknown (${peer.pid}), so there is no process to route`);
-      if (!core.routeExec) throw new AwgError('unsupported', 'this daemon does not route awg exec (on Linux awg exec places itself in a cgroup and needs no daemon)');
+      if (!Number.isInteger(peer.pid) || peer.pid <= 1)
+        throw new AwgError(
+          'permission',
+          `Exec: the caller's pid is unknown (${peer.pid}), so there is no process to route`,
+        );
+      if (!core.routeExec)
+        throw new AwgError(
+          'unsupported',
+          'this daemon does not route awg exec (on Linux awg exec places itself in a cgroup and needs no daemon)',
+        );
       gate.audit('Exec', peer, { exec: describeChoice(choice) });
-      const off = await core.routeExec(peer.pid, choice, (reason) => fail(new AwgError('driver', reason)));
+      const off = await core.routeExec(peer.pid, choice, (reason) =>
+        fail(new AwgError('driver', reason)),
+      );
       if (done) return off();
       unregister = off;
       watches.add(end);
@@ -331,10 +432,14 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
       requirePath(req.configPath);
       const peer = await gate.authorize('Apply', call, req.configPath);
       gate.refuseIfLocked('Apply', peer, req.dryRun);
-      gate.audit('Apply', peer, { config: req.configPath, ...(req.dryRun ? { dryRun: true } : {}) });
+      gate.audit('Apply', peer, {
+        config: req.configPath,
+        ...(req.dryRun ? { dryRun: true } : {}),
+      });
       if (!req.dryRun) gate.pendingConfirm = undefined;
       const r = await core.apply(req);
-      if (!req.dryRun && r.confirmDeadline) gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
+      if (!req.dryRun && r.confirmDeadline)
+        gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
       return applyResponseToWire(r);
     }),
     Diff: unary(async (w: Wire.DiffRequest, call) => {
@@ -373,7 +478,13 @@ function handlers(core: DaemonCore, gate: ApiGate, watches: Set<() => void>): gr
  * Accept connections on `path` ourselves: read each peer's credentials, give the socket its
  * private peer address and hand it to gRPC. A peer whose credentials cannot be read is cut.
  */
-export function listenWithCredentials(path: string, gate: ApiGate, peer: CallerNatives['peer'], inject: (s: Socket) => void, onError: (e: Error) => void): Promise<NetServer> {
+export function listenWithCredentials(
+  path: string,
+  gate: ApiGate,
+  peer: CallerNatives['peer'],
+  inject: (s: Socket) => void,
+  onError: (e: Error) => void,
+): Promise<NetServer> {
   let n = 0;
   const server = createNetServer((sock) => {
     sock.on('error', () => {}); // gRPC's session reports; an unhandled 'error' must never end the daemon
@@ -381,7 +492,9 @@ export function listenWithCredentials(path: string, gate: ApiGate, peer: CallerN
     try {
       cred = peer(netSocketFd(sock));
     } catch (e) {
-      gate.refused(`API connection cut: cannot read the caller's credentials: ${(e as Error).message}`);
+      gate.refused(
+        `API connection cut: cannot read the caller's credentials: ${(e as Error).message}`,
+      );
       sock.destroy();
       return;
     }
@@ -405,7 +518,10 @@ export function listenWithCredentials(path: string, gate: ApiGate, peer: CallerN
 }
 
 /** Serve `core` on a Unix socket; resolves once the socket is in place with its final mode. */
-export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = {}): Promise<ApiServer> {
+export async function startApiServer(
+  core: DaemonCore,
+  opts: ApiServerOptions = {},
+): Promise<ApiServer> {
   const socketPath = opts.socketPath ?? DEFAULT_SOCKET;
   const uid = process.geteuid?.() ?? 0;
   const gid = opts.group === undefined ? undefined : resolveGroup(opts.group, opts.groupFile);
@@ -414,7 +530,15 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
   const watches = new Set<() => void>();
   const callers = opts.callers ?? (await (await loadPlatform()).callerNatives());
-  const gate = new ApiGate({ selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) }, opts.log, realFileView(callers.acl), { ...(opts.selection ? { selection: opts.selection } : {}), ...(opts.locked ? { locked: true } : {}) });
+  const gate = new ApiGate(
+    { selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) },
+    opts.log,
+    realFileView(callers.acl),
+    {
+      ...(opts.selection ? { selection: opts.selection } : {}),
+      ...(opts.locked ? { locked: true } : {}),
+    },
+  );
   server.addService(awgService(), handlers(core, gate, watches));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
@@ -422,7 +546,13 @@ export async function startApiServer(core: DaemonCore, opts: ApiServerOptions = 
   const tmp = join(staging, 's');
   let listener: NetServer;
   try {
-    listener = await listenWithCredentials(tmp, gate, callers.peer, (s) => injector.injectConnection(s), opts.onError ?? (() => {}));
+    listener = await listenWithCredentials(
+      tmp,
+      gate,
+      callers.peer,
+      (s) => injector.injectConnection(s),
+      opts.onError ?? (() => {}),
+    );
     try {
       if (gid !== undefined) chownSync(tmp, -1, gid);
       chmodSync(tmp, gid !== undefined ? 0o660 : 0o600);

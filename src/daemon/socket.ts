@@ -6,7 +6,10 @@ import { defaultPaths } from '../util/paths.js';
 export const DEFAULT_SOCKET = defaultPaths().socket;
 
 /** Whether something accepts connections on the Unix socket at `path`. */
-export function socketAnswers(path: string, timeoutMs = 1000): Promise<{ ok: boolean; code?: string }> {
+export function socketAnswers(
+  path: string,
+  timeoutMs = 1000,
+): Promise<{ ok: boolean; code?: string }> {
   return new Promise((resolve) => {
     const s = connect(path);
     const done = (r: { ok: boolean; code?: string }) => {

@@ -14,7 +14,13 @@ import type { RuleCounter, StatusResponse, TunnelStatus } from './core.js';
 import { isDown, type HealthMonitor } from './tunnel-health.js';
 
 /** One status line per engine resource of the desired state. */
-export function tunnelStatuses(resources: readonly AnyResource[], engines: readonly EngineStats[], proxies: readonly ProxyTunnelStatsRow[], health: HealthMonitor, nowMs = Date.now()): TunnelStatus[] {
+export function tunnelStatuses(
+  resources: readonly AnyResource[],
+  engines: readonly EngineStats[],
+  proxies: readonly ProxyTunnelStatsRow[],
+  health: HealthMonitor,
+  nowMs = Date.now(),
+): TunnelStatus[] {
   const stats = new Map(engines.map((s) => [s.tunnel, s]));
   const proxyRows = new Map(proxies.map((s) => [s.tunnel, s]));
   const age = (ms: number) => (ms > 0 ? Math.max(0, Math.round((nowMs - ms) / 1000)) : undefined);
@@ -42,7 +48,13 @@ export function tunnelStatuses(resources: readonly AnyResource[], engines: reado
       continue;
     }
     const s = stats.get(name);
-    const peers = (s?.peers ?? []).map((p) => ({ publicKey: p.publicKey, ...(p.endpoint ? { endpoint: p.endpoint } : {}), lastHandshakeAgeSec: age(p.lastHandshakeMs), rxBytes: p.rxBytes, txBytes: p.txBytes }));
+    const peers = (s?.peers ?? []).map((p) => ({
+      publicKey: p.publicKey,
+      ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      lastHandshakeAgeSec: age(p.lastHandshakeMs),
+      rxBytes: p.rxBytes,
+      txBytes: p.txBytes,
+    }));
     const newest = Math.max(0, ...(s?.peers ?? []).map((p) => p.lastHandshakeMs));
     const error = health.errorOf(name);
     out.push({
@@ -62,19 +74,35 @@ export function tunnelStatuses(resources: readonly AnyResource[], engines: reado
 }
 
 /** the user's rules of the policy, each with its target, its route now and what `count` says of it */
-function ruleRows(config: Config, policy: FirewallPolicy, count: (name: string) => Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>): RuleCounter[] {
+function ruleRows(
+  config: Config,
+  policy: FirewallPolicy,
+  count: (
+    name: string,
+  ) => Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>,
+): RuleCounter[] {
   const matcher = compileRules(config.rules);
   return policy.apps
     .filter((a) => !a.name.startsWith('_'))
     .map((a) => {
       const r = matcher.byName(a.name);
-      const route = a.action.type === 'drop' ? 'blocked' : a.action.type === 'direct' ? 'direct' : (r?.target ?? '');
+      const route =
+        a.action.type === 'drop'
+          ? 'blocked'
+          : a.action.type === 'direct'
+            ? 'direct'
+            : (r?.target ?? '');
       return { name: a.name, target: r?.target ?? '', route, ...count(a.name) };
     });
 }
 
 /** per-rule counters (egress `app/<rule>`, ingress `app-in/<rule>`) from our nft table; nothing when it cannot be read */
-export async function ruleCounters(exec: Exec, nftTable: string, config: Config, policy: FirewallPolicy | undefined): Promise<Pick<StatusResponse, 'rules'>> {
+export async function ruleCounters(
+  exec: Exec,
+  nftTable: string,
+  config: Config,
+  policy: FirewallPolicy | undefined,
+): Promise<Pick<StatusResponse, 'rules'>> {
   if (!policy || config.rules.length === 0) return {};
   try {
     const counters = await readRuleCounters(exec, nftTable);
@@ -82,7 +110,12 @@ export async function ruleCounters(exec: Exec, nftTable: string, config: Config,
       rules: ruleRows(config, policy, (name) => {
         const tx = counters.get(`app/${name}`) ?? { packets: 0, bytes: 0 };
         const rx = counters.get(`app-in/${name}`) ?? { packets: 0, bytes: 0 };
-        return { txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
+        return {
+          txPackets: tx.packets,
+          txBytes: tx.bytes,
+          rxPackets: rx.packets,
+          rxBytes: rx.bytes,
+        };
       }),
     };
   } catch {
@@ -95,18 +128,32 @@ export async function ruleCounters(exec: Exec, nftTable: string, config: Config,
  * connections through the router and their payload bytes. Packets are not counted (0): the
  * router relays streams, and PF has no counters of ours per rule.
  */
-export function flowRuleCounters(config: Config, policy: FirewallPolicy | undefined, traffic: ReadonlyMap<string, { connections: number; txBytes: number; rxBytes: number }>): Pick<StatusResponse, 'rules'> {
+export function flowRuleCounters(
+  config: Config,
+  policy: FirewallPolicy | undefined,
+  traffic: ReadonlyMap<string, { connections: number; txBytes: number; rxBytes: number }>,
+): Pick<StatusResponse, 'rules'> {
   if (!policy || config.rules.length === 0) return {};
   return {
     rules: ruleRows(config, policy, (name) => {
       const t = traffic.get(name);
-      return { txPackets: 0, txBytes: t?.txBytes ?? 0, rxPackets: 0, rxBytes: t?.rxBytes ?? 0, connections: t?.connections ?? 0 };
+      return {
+        txPackets: 0,
+        txBytes: t?.txBytes ?? 0,
+        rxPackets: 0,
+        rxBytes: t?.rxBytes ?? 0,
+        connections: t?.connections ?? 0,
+      };
     }),
   };
 }
 
 /** What `state` says, from the last run. */
-export function daemonState(o: { running: boolean; configured: boolean; lastOutcome: string | undefined }): StatusResponse['state'] {
+export function daemonState(o: {
+  running: boolean;
+  configured: boolean;
+  lastOutcome: string | undefined;
+}): StatusResponse['state'] {
   if (o.running) return 'reconciling';
   if (!o.configured) return 'down';
   switch (o.lastOutcome) {

@@ -24,7 +24,8 @@ export function readLinkTraffic(names: readonly string[]): Map<string, LinkTraff
   let sock: NetlinkSocket | undefined;
   try {
     sock = NetlinkSocket.open();
-    for (const l of dumpLinks(sock)) if (l.ifname && want.has(l.ifname) && l.stats) out.set(l.ifname, { ...l.stats });
+    for (const l of dumpLinks(sock))
+      if (l.ifname && want.has(l.ifname) && l.stats) out.set(l.ifname, { ...l.stats });
   } catch {
     return new Map();
   } finally {
@@ -34,7 +35,10 @@ export function readLinkTraffic(names: readonly string[]): Map<string, LinkTraff
 }
 
 /** the TUN tunnels' status lines with their link's counters */
-export function withLinkTraffic(tunnels: TunnelStatus[], links: ReadonlyMap<string, LinkTraffic>): TunnelStatus[] {
+export function withLinkTraffic(
+  tunnels: TunnelStatus[],
+  links: ReadonlyMap<string, LinkTraffic>,
+): TunnelStatus[] {
   return tunnels.map((t) => {
     const l = t.link ? links.get(t.link) : undefined;
     return l ? { ...t, linkTraffic: l } : t;
@@ -46,9 +50,18 @@ export function withLinkTraffic(tunnels: TunnelStatus[], links: ReadonlyMap<stri
  * returned key). One event carries every rule and tunnel of the config, so its size is bounded
  * by the config, and the daemon sends at most one per TRAFFIC_EVENT_MS.
  */
-export function trafficEvent(s: Pick<StatusResponse, 'rules' | 'tunnels'>, prevKey: string, at: string): { key: string; event?: Extract<DaemonEvent, { type: 'traffic' }> } {
+export function trafficEvent(
+  s: Pick<StatusResponse, 'rules' | 'tunnels'>,
+  prevKey: string,
+  at: string,
+): { key: string; event?: Extract<DaemonEvent, { type: 'traffic' }> } {
   const rules = (s.rules ?? []).map((r) => ({ ...r }));
-  const tunnels = s.tunnels.map((t) => ({ tunnel: t.name, rxBytes: t.rxBytes, txBytes: t.txBytes, ...(t.linkTraffic ? { link: { ...t.linkTraffic } } : {}) }));
+  const tunnels = s.tunnels.map((t) => ({
+    tunnel: t.name,
+    rxBytes: t.rxBytes,
+    txBytes: t.txBytes,
+    ...(t.linkTraffic ? { link: { ...t.linkTraffic } } : {}),
+  }));
   const key = JSON.stringify([rules, tunnels]);
   if (key === prevKey || (rules.length === 0 && tunnels.length === 0)) return { key };
   return { key, event: { type: 'traffic', at, rules, tunnels } };
@@ -61,16 +74,40 @@ export interface DirectTraffic {
 }
 
 /** the rules' counters of our table and the TUN links of the applied engines */
-export async function readDirectTraffic(exec: Pick<Exec, 'read'>, table: string, applied: readonly AnyResource[]): Promise<DirectTraffic> {
+export async function readDirectTraffic(
+  exec: Pick<Exec, 'read'>,
+  table: string,
+  applied: readonly AnyResource[],
+): Promise<DirectTraffic> {
   const counters = await readRuleCounters(exec, table);
-  const names = [...new Set([...counters.keys()].flatMap((k) => (/^app(-in)?\/[^_]/.test(k) ? [k.slice(k.indexOf('/') + 1)] : [])))].sort();
+  const names = [
+    ...new Set(
+      [...counters.keys()].flatMap((k) =>
+        /^app(-in)?\/[^_]/.test(k) ? [k.slice(k.indexOf('/') + 1)] : [],
+      ),
+    ),
+  ].sort();
   const zero = { packets: 0, bytes: 0 };
   const rules = names.map((name) => {
     const tx = counters.get(`app/${name}`) ?? zero;
     const rx = counters.get(`app-in/${name}`) ?? zero;
-    return { name, txPackets: tx.packets, txBytes: tx.bytes, rxPackets: rx.packets, rxBytes: rx.bytes };
+    return {
+      name,
+      txPackets: tx.packets,
+      txBytes: tx.bytes,
+      rxPackets: rx.packets,
+      rxBytes: rx.bytes,
+    };
   });
-  const engines = applied.flatMap((r) => (r.kind === 'engine' && r.spec.link ? [{ tunnel: r.spec.tunnel, link: r.spec.link }] : []));
+  const engines = applied.flatMap((r) =>
+    r.kind === 'engine' && r.spec.link ? [{ tunnel: r.spec.tunnel, link: r.spec.link }] : [],
+  );
   const links = readLinkTraffic(engines.map((e) => e.link));
-  return { rules, tunnels: engines.flatMap((e) => { const l = links.get(e.link); return l ? [{ ...e, ...l }] : []; }) };
+  return {
+    rules,
+    tunnels: engines.flatMap((e) => {
+      const l = links.get(e.link);
+      return l ? [{ ...e, ...l }] : [];
+    }),
+  };
 }

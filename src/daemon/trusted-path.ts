@@ -71,7 +71,13 @@ export const realFileView = (acl: CallerNatives['acl']): FileView => ({
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    const kind = st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+    const kind = st.isSymbolicLink()
+      ? 'symlink'
+      : st.isDirectory()
+        ? 'dir'
+        : st.isFile()
+          ? 'file'
+          : 'other';
     return { kind, uid: st.uid, gid: st.gid, mode: st.mode };
   },
   readlink: (path) => readlinkSync(path, 'utf8'),
@@ -108,22 +114,31 @@ export function checkTrustedPath(what: string, path: string, o: TrustOptions): s
   if (!isAbsolute(path)) throw fail('not an absolute path');
 
   const vet = (p: string, n: NodeInfo, role: string) => {
-    if (n.uid !== owner) throw fail(`${role} ${p} is owned by uid ${n.uid}, not ${owner === 0 ? 'root' : `uid ${owner}`}`);
+    if (n.uid !== owner)
+      throw fail(
+        `${role} ${p} is owned by uid ${n.uid}, not ${owner === 0 ? 'root' : `uid ${owner}`}`,
+      );
     // a link's own mode is meaningless (0777 on Linux); its directory decides who may replace it
     if (n.kind !== 'symlink' && n.mode & 0o022) {
-      const by = [n.mode & 0o020 ? 'its group' : '', n.mode & 0o002 ? 'others' : ''].filter(Boolean).join(' and ');
+      const by = [n.mode & 0o020 ? 'its group' : '', n.mode & 0o002 ? 'others' : '']
+        .filter(Boolean)
+        .join(' and ');
       throw fail(`${role} ${p} is writable by ${by} (mode ${octal(n.mode)})`);
     }
     // a link too: macOS can open a link itself (O_SYMLINK), so an ACL on it could let others rewrite it
     const acl = fs.acl(p);
     if (acl?.grantsWrite) throw fail(`${role} ${p} has ${acl.what} that lets others change it`);
-    if (acl?.decidesRead && o.reader && n.kind !== 'symlink') throw fail(`${role} ${p} has ${acl.what}, so its mode does not tell whether uid ${o.reader.uid} may read it`);
+    if (acl?.decidesRead && o.reader && n.kind !== 'symlink')
+      throw fail(
+        `${role} ${p} has ${acl.what}, so its mode does not tell whether uid ${o.reader.uid} may read it`,
+      );
   };
   const enter = (dir: string) => {
     const n = fs.lstat(dir);
     if (!n || n.kind !== 'dir') throw fail(`${dir} is not a directory`);
     vet(dir, n, 'directory');
-    if (o.reader && !permits(n, o.reader, X)) throw fail(`uid ${o.reader.uid} may not search directory ${dir}`);
+    if (o.reader && !permits(n, o.reader, X))
+      throw fail(`uid ${o.reader.uid} may not search directory ${dir}`);
   };
 
   let dir = '/';
@@ -160,7 +175,8 @@ export function checkTrustedPath(what: string, path: string, o: TrustOptions): s
     if (n.kind === 'dir') throw fail('it names a directory, not a file');
     if (n.kind !== 'file') throw fail(`${p} is not a regular file`);
     vet(p, n, 'file');
-    if (o.reader && !permits(n, o.reader, R)) throw fail(`uid ${o.reader.uid} may not read ${p} itself`);
+    if (o.reader && !permits(n, o.reader, R))
+      throw fail(`uid ${o.reader.uid} may not read ${p} itself`);
     return p;
   }
 }

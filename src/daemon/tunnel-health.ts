@@ -29,7 +29,11 @@ export interface WgPeerHealth {
   handshakePendingMs: number;
 }
 
-export function wgHealth(running: boolean, peers: readonly WgPeerHealth[], downAfterMs: number): HealthState {
+export function wgHealth(
+  running: boolean,
+  peers: readonly WgPeerHealth[],
+  downAfterMs: number,
+): HealthState {
   if (!running) return 'down';
   const initiating = peers.filter((p) => p.hasEndpoint);
   if (initiating.length === 0) return 'up';
@@ -56,7 +60,18 @@ export const SILENCE_PROBE_MS = 11_000;
 
 /** What the monitor needs of the engine host (resources/engine/inproc.ts). */
 export interface HealthEngines {
-  stats(): readonly { tunnel: string; up: boolean; peers: readonly { publicKey: string; endpoint?: string; lastHandshakeMs: number; handshakePendingMs: number; rxBytes: number; txBytes: number }[] }[];
+  stats(): readonly {
+    tunnel: string;
+    up: boolean;
+    peers: readonly {
+      publicKey: string;
+      endpoint?: string;
+      lastHandshakeMs: number;
+      handshakePendingMs: number;
+      rxBytes: number;
+      txBytes: number;
+    }[];
+  }[];
   probe(tunnel: string, opts?: { peer?: string }): void;
 }
 
@@ -79,7 +94,10 @@ export class HealthMonitor {
   private proxy = new Map<string, { state: 'up' | 'down' | 'auth-failed'; error?: string }>();
   private down_ = new Set<string>();
   /** per tunnel/peer: byte counters at the last tick and when rx last moved */
-  private peerSeen = new Map<string, { rx: number; tx: number; rxAt: number; txSinceRx: boolean }>();
+  private peerSeen = new Map<
+    string,
+    { rx: number; tx: number; rxAt: number; txSinceRx: boolean }
+  >();
 
   constructor(
     private readonly engines: HealthEngines,
@@ -118,17 +136,32 @@ export class HealthMonitor {
       if (isWgLike(t)) {
         const s = stats.get(name);
         // not hosted (yet): the next run starts it; keep what we knew
-        st = s ? wgHealth(s.up, s.peers.map((p) => ({ hasEndpoint: p.endpoint !== undefined, lastHandshakeMs: p.lastHandshakeMs, handshakePendingMs: p.handshakePendingMs })), t.downAfter * 1000) : this.stateOf(name);
+        st = s
+          ? wgHealth(
+              s.up,
+              s.peers.map((p) => ({
+                hasEndpoint: p.endpoint !== undefined,
+                lastHandshakeMs: p.lastHandshakeMs,
+                handshakePendingMs: p.handshakePendingMs,
+              })),
+              t.downAfter * 1000,
+            )
+          : this.stateOf(name);
         if (s && st !== 'up') this.engines.probe(name);
         if (s && st === 'up') this.probeSilentPeers(name, s.peers);
       } else {
         st = this.proxy.get(name)?.state ?? 'connecting';
       }
       next.set(name, st);
-      const error = !isDown(st) ? undefined : isWgLike(t) ? `no handshake answered for ${t.downAfter}s` : this.proxy.get(name)?.error;
+      const error = !isDown(st)
+        ? undefined
+        : isWgLike(t)
+          ? `no handshake answered for ${t.downAfter}s`
+          : this.proxy.get(name)?.error;
       if (error) errors.set(name, error);
       const before = this.health.get(name);
-      if (before !== st && !(before === undefined && st === 'connecting')) changes.push({ tunnel: name, state: st, ...(error ? { error } : {}) });
+      if (before !== st && !(before === undefined && st === 'connecting'))
+        changes.push({ tunnel: name, state: st, ...(error ? { error } : {}) });
     }
     this.health = next;
     this.errors = errors;
@@ -138,7 +171,10 @@ export class HealthMonitor {
     return { changes, downChanged };
   }
 
-  private probeSilentPeers(tunnel: string, peers: readonly { publicKey: string; endpoint?: string; rxBytes: number; txBytes: number }[]): void {
+  private probeSilentPeers(
+    tunnel: string,
+    peers: readonly { publicKey: string; endpoint?: string; rxBytes: number; txBytes: number }[],
+  ): void {
     const t = this.now();
     for (const p of peers) {
       if (p.endpoint === undefined) continue;

@@ -75,7 +75,12 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
   closers.push(() => watcher?.close());
 
   if (o.watchNetwork) {
-    const w = await o.watchNetwork({ onChange: (d) => o.onWake('network', d), isEcho: o.isEcho, claims: o.claims, ...(o.netns ? { netns: o.netns } : {}) });
+    const w = await o.watchNetwork({
+      onChange: (d) => o.onWake('network', d),
+      isEcho: o.isEcho,
+      claims: o.claims,
+      ...(o.netns ? { netns: o.netns } : {}),
+    });
     closers.push(() => w.close());
   }
 

@@ -23,7 +23,14 @@
  * runs another policy (someone ran us under chrt): the boost stays off and says why.
  * AWG_HANDSHAKE_BOOST=0 turns it off (diagnosis); off Linux there is none.
  */
-import { currentPolicy, errnoText, SCHED_OTHER, setFifo, setOther, setOtherSlice } from '../native/sched.js';
+import {
+  currentPolicy,
+  errnoText,
+  SCHED_OTHER,
+  setFifo,
+  setOther,
+  setOtherSlice,
+} from '../native/sched.js';
 
 /** A window's upper bound: a handshake and the first answer over paths of up to ~200 ms RTT. */
 export const BOOST_MAX_MS = 250;
@@ -74,7 +81,11 @@ export class HandshakeBoost {
     if (!this.st.active) {
       const policy = this.sched.policy();
       if (policy !== SCHED_OTHER) {
-        this.disable(policy < 0 ? `sched_getscheduler: ${errnoText(policy)}` : `the thread runs scheduling policy ${policy}, not SCHED_OTHER: left alone`);
+        this.disable(
+          policy < 0
+            ? `sched_getscheduler: ${errnoText(policy)}`
+            : `the thread runs scheduling policy ${policy}, not SCHED_OTHER: left alone`,
+        );
         return;
       }
       const r = this.sched.fifo();

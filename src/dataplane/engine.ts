@@ -69,8 +69,13 @@ export interface UtunNatives extends PinNatives {
  * default tunnel's 0/1 + 128/1 never pull the engines' own packets into a tunnel. NEVER RUN
  * ON A MAC; tests inject `natives` (the koffi bindings otherwise, loaded here).
  */
-export async function utunEngineIo(o: { natives?: UtunNatives; log?: (message: string) => void } = {}): Promise<EngineIo & { pin: InterfacePin }> {
-  const [{ UtunDevice }, { UdpBind }] = await Promise.all([import('./tun/utun.js'), import('./conn/udp.js')]);
+export async function utunEngineIo(
+  o: { natives?: UtunNatives; log?: (message: string) => void } = {},
+): Promise<EngineIo & { pin: InterfacePin }> {
+  const [{ UtunDevice }, { UdpBind }] = await Promise.all([
+    import('./tun/utun.js'),
+    import('./conn/udp.js'),
+  ]);
   const natives = o.natives ?? (await darwinUtunNatives());
   const pin = new InterfacePin(natives, o.log);
   return {
@@ -85,8 +90,14 @@ export async function utunEngineIo(o: { natives?: UtunNatives; log?: (message: s
 }
 
 async function darwinUtunNatives(): Promise<UtunNatives> {
-  const [{ openUtunIo }, { bindToInterface }] = await Promise.all([import('../native/darwin/utun-io.js'), import('../native/darwin/bound-if.js')]);
-  return { openUtunIo: () => openUtunIo(), pin: (sock, ifname, family) => bindToInterface(sock, ifname, family) };
+  const [{ openUtunIo }, { bindToInterface }] = await Promise.all([
+    import('../native/darwin/utun-io.js'),
+    import('../native/darwin/bound-if.js'),
+  ]);
+  return {
+    openUtunIo: () => openUtunIo(),
+    pin: (sock, ifname, family) => bindToInterface(sock, ifname, family),
+  };
 }
 
 export interface EngineOptions {
@@ -156,10 +167,23 @@ export class Engine {
 /** Opens the TUN `link` and builds a device on it (down, unconfigured). */
 export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {}): Engine {
   const slice = applyEngineSlice();
-  if (slice && slice.result < 0) opts.log?.('info', `EEVDF slice of ${slice.us} µs refused (${slice.result}): the default slice`);
+  if (slice && slice.result < 0)
+    opts.log?.(
+      'info',
+      `EEVDF slice of ${slice.us} µs refused (${slice.result}): the default slice`,
+    );
   const tun = io.openTun(link);
   try {
-    return new Engine(new Device({ tun, bind: io.bind(), log: opts.log, boost: sharedBoost(), ...(opts.resolver ? { resolver: opts.resolver } : {}) }), tun);
+    return new Engine(
+      new Device({
+        tun,
+        bind: io.bind(),
+        log: opts.log,
+        boost: sharedBoost(),
+        ...(opts.resolver ? { resolver: opts.resolver } : {}),
+      }),
+      tun,
+    );
   } catch (e) {
     try {
       void Promise.resolve(tun.close()).catch(() => {});

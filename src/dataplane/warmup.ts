@@ -82,7 +82,11 @@ const tick = () => new Promise<void>((r) => setImmediate(r));
 /** one end's slabs, shared by the pairs (one pair runs at a time) */
 const slabs = () => ({ tx: Buffer.allocUnsafeSlow(TX_SLAB), rx: Buffer.allocUnsafeSlow(RX_SLAB) });
 
-async function pair(i: number, sa: { tx: Buffer; rx: Buffer }, sb: { tx: Buffer; rx: Buffer }): Promise<boolean> {
+async function pair(
+  i: number,
+  sa: { tx: Buffer; rx: Buffer },
+  sb: { tx: Buffer; rx: Buffer },
+): Promise<boolean> {
   const ka = generateKeyPair();
   const kb = generateKeyPair();
   const ta = new WarmTun();
@@ -98,8 +102,16 @@ async function pair(i: number, sa: { tx: Buffer; rx: Buffer }, sb: { tx: Buffer;
   const a = new Device({ tun: ta, bind: wa, ...quiet, slabs: sa });
   const b = new Device({ tun: tb, bind: wb, ...quiet, slabs: sb });
   try {
-    await a.configure({ privateKey: ka.privateKey, listenPort: 1, peers: [{ publicKey: kb.publicKey, endpoint: '192.0.2.2:2', allowedIps: ['10.99.0.2/32'] }] });
-    await b.configure({ privateKey: kb.privateKey, listenPort: 2, peers: [{ publicKey: ka.publicKey, allowedIps: ['10.99.0.1/32'] }] });
+    await a.configure({
+      privateKey: ka.privateKey,
+      listenPort: 1,
+      peers: [{ publicKey: kb.publicKey, endpoint: '192.0.2.2:2', allowedIps: ['10.99.0.2/32'] }],
+    });
+    await b.configure({
+      privateKey: kb.privateKey,
+      listenPort: 2,
+      peers: [{ publicKey: ka.publicKey, allowedIps: ['10.99.0.1/32'] }],
+    });
     await b.up();
     await a.up();
     for (let k = 0; k < 4; k++) {

@@ -54,7 +54,10 @@ export function allocate(c: Config): Allocation {
   const nSlots = Math.max(0, maxVal - 1);
   const bypassMark = (maxVal << shift) >>> 0;
   const names = Object.keys(c.tunnels).sort();
-  if (names.length > nSlots) throw new AllocationError(`routing.fwmarkMask 0x${mask.toString(16)} leaves room for ${nSlots} tunnels; ${names.length} are defined`);
+  if (names.length > nSlots)
+    throw new AllocationError(
+      `routing.fwmarkMask 0x${mask.toString(16)} leaves room for ${nSlots} tunnels; ${names.length} are defined`,
+    );
   const used = new Set<number>();
   const tunnels = new Map<string, TunnelIds>();
   for (const name of names) {
@@ -64,12 +67,26 @@ export function allocate(c: Config): Allocation {
     const t = c.tunnels[name]!;
     tunnels.set(name, {
       slot,
-      table: t.type === 'wireguard' || t.type === 'amneziawg' ? (t.table ?? c.routing.tableBase + slot) : c.routing.tableBase + slot,
-      fwmark: t.fwmark ?? ((slot << shift) >>> 0),
+      table:
+        t.type === 'wireguard' || t.type === 'amneziawg'
+          ? (t.table ?? c.routing.tableBase + slot)
+          : c.routing.tableBase + slot,
+      fwmark: t.fwmark ?? (slot << shift) >>> 0,
       priority: c.routing.rulePriority + slot,
-      ...(t.type === 'socks5' || t.type === 'http' ? { redirectPort: c.routing.proxyPortBase + slot, redirectPortDirect: c.routing.proxyPortBase + 48 + slot } : {}),
+      ...(t.type === 'socks5' || t.type === 'http'
+        ? {
+            redirectPort: c.routing.proxyPortBase + slot,
+            redirectPortDirect: c.routing.proxyPortBase + 48 + slot,
+          }
+        : {}),
     });
   }
   const base = c.routing.rulePriority;
-  return { tunnels, mask, bypassMark, defaultPriorities: { bypass: base + 60, suppress: base + 61, catchAll: base + 62 }, guardBase: base + 70 };
+  return {
+    tunnels,
+    mask,
+    bypassMark,
+    defaultPriorities: { bypass: base + 60, suppress: base + 61, catchAll: base + 62 },
+    guardBase: base + 70,
+  };
 }

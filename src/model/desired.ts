@@ -112,31 +112,74 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     const link = linkName(name);
     const a = alloc.tunnels.get(name)!;
     if (!isWgLike(t)) {
-      push({ kind: 'engine', id: ids.engine(name), deps: [], spec: engineSpec(name, t, alloc, secrets) });
+      push({
+        kind: 'engine',
+        id: ids.engine(name),
+        deps: [],
+        spec: engineSpec(name, t, alloc, secrets),
+      });
       continue;
     }
     const linkId = ids.link(link);
-    push({ kind: 'link', id: linkId, deps: [], spec: { name: link, kind: 'tun', mtu: t.mtu, up: true } });
+    push({
+      kind: 'link',
+      id: linkId,
+      deps: [],
+      spec: { name: link, kind: 'tun', mtu: t.mtu, up: true },
+    });
     for (const addr of t.addresses) {
       const { cidr, family } = hostCidr(addr);
-      push({ kind: 'address', id: ids.address({ link, cidr }), deps: [linkId], spec: { link, cidr, family } });
+      push({
+        kind: 'address',
+        id: ids.address({ link, cidr }),
+        deps: [linkId],
+        spec: { link, cidr, family },
+      });
     }
-    push({ kind: 'engine', id: ids.engine(name), deps: [linkId], spec: engineSpec(name, t, alloc, secrets) });
-    push({ kind: 'sysctl', id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`), deps: [linkId], spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' } });
+    push({
+      kind: 'engine',
+      id: ids.engine(name),
+      deps: [linkId],
+      spec: engineSpec(name, t, alloc, secrets),
+    });
+    push({
+      kind: 'sysctl',
+      id: ids.sysctl(`net.ipv4.conf.${link}.rp_filter`),
+      deps: [linkId],
+      spec: { key: `net.ipv4.conf.${link}.rp_filter`, value: '2' },
+    });
 
     // Table: one route per allowed prefix through the link, plus an unreachable twin at the
     // worst metric so marked traffic is dropped, not leaked, if the link disappears.
     const prefixes = new Map<string, 4 | 6>();
-    for (const p of t.peers) for (const ip of p.allowedIPs) {
-      const c2 = canonicalCidr(ip);
-      prefixes.set(c2.cidr, c2.family);
-    }
+    for (const p of t.peers)
+      for (const ip of p.allowedIPs) {
+        const c2 = canonicalCidr(ip);
+        prefixes.set(c2.cidr, c2.family);
+      }
     const coversDefault = { 4: prefixes.has('0.0.0.0/0'), 6: prefixes.has('::/0') };
-    for (const [dst, family] of [...prefixes.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    for (const [dst, family] of [...prefixes.entries()].sort((a, b) =>
+      a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0,
+    )) {
       if (family === 6 && !v6Tunnelled) continue;
-      const route: RouteSpec = { family, table: a.table, dst, type: 'unicast', dev: link, metric: family === 6 ? V6_DEFAULT_METRIC : 0, protocol: proto };
+      const route: RouteSpec = {
+        family,
+        table: a.table,
+        dst,
+        type: 'unicast',
+        dev: link,
+        metric: family === 6 ? V6_DEFAULT_METRIC : 0,
+        protocol: proto,
+      };
       push({ kind: 'route', id: ids.route(route), deps: [linkId], spec: route });
-      const guard: RouteSpec = { family, table: a.table, dst, type: 'unreachable', metric: FALLBACK_METRIC, protocol: proto };
+      const guard: RouteSpec = {
+        family,
+        table: a.table,
+        dst,
+        type: 'unreachable',
+        metric: FALLBACK_METRIC,
+        protocol: proto,
+      };
       push({ kind: 'route', id: ids.route(guard), deps: [], spec: guard });
     }
     for (const family of [4, 6] as const) {
@@ -144,17 +187,37 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const dst = family === 4 ? '0.0.0.0/0' : '::/0';
       // Split tunnel: destinations outside the allowed IPs fall through to the next rule (main).
       if (!coversDefault[family]) {
-        const thr: RouteSpec = { family, table: a.table, dst, type: 'throw', metric: FALLBACK_METRIC, protocol: proto };
+        const thr: RouteSpec = {
+          family,
+          table: a.table,
+          dst,
+          type: 'throw',
+          metric: FALLBACK_METRIC,
+          protocol: proto,
+        };
         push({ kind: 'route', id: ids.route(thr), deps: [], spec: thr });
       }
       // always: `awg exec --tunnel` reaches every tunnel through its `_exec-<name>` cgroup
       {
-        const rule: RuleSpec = { family, priority: a.priority, fwmark: a.fwmark, fwmask: alloc.mask, table: a.table, action: 'lookup', protocol: proto };
+        const rule: RuleSpec = {
+          family,
+          priority: a.priority,
+          fwmark: a.fwmark,
+          fwmask: alloc.mask,
+          table: a.table,
+          action: 'lookup',
+          protocol: proto,
+        };
         push({ kind: 'rule', id: ids.rule(rule), deps: [], spec: rule });
       }
     }
     if (t.dns.length > 0 && c.dns.system !== 'default-tunnel' && facts.dnsManager === 'resolved') {
-      push({ kind: 'dns', id: ids.dns(link), deps: [linkId], spec: { scope: link, servers: [...t.dns], domains: [] } });
+      push({
+        kind: 'dns',
+        id: ids.dns(link),
+        deps: [linkId],
+        spec: { scope: link, servers: [...t.dns], domains: [] },
+      });
     }
   }
 
@@ -164,14 +227,26 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   if (anyMarkRule) {
     for (const family of [4, 6] as const) {
       if (family === 6 && !v6Tunnelled) continue;
-      const r: RuleSpec = { family, priority: c.routing.rulePriority, table: 254, action: 'lookup', suppressPrefixLength: 0, protocol: proto };
+      const r: RuleSpec = {
+        family,
+        priority: c.routing.rulePriority,
+        table: 254,
+        action: 'lookup',
+        suppressPrefixLength: 0,
+        protocol: proto,
+      };
       push({ kind: 'rule', id: ids.rule(r), deps: [], spec: r });
     }
   }
   if (fullTunnel) {
     const t = c.tunnels[c.default];
     if (t && isWgLike(t) && t.dns.length > 0 && c.dns.system === 'default-tunnel') {
-      push({ kind: 'dns', id: ids.dns('system'), deps: [ids.link(linkName(c.default))], spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] } });
+      push({
+        kind: 'dns',
+        id: ids.dns('system'),
+        deps: [ids.link(linkName(c.default))],
+        spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] },
+      });
     }
   }
 
@@ -189,9 +264,26 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const a = alloc.tunnels.get(rule.target);
       const tunnel = c.tunnels[rule.target];
       const action = ruleAction(rule, a?.fwmark, c.ipv6, down);
-      const dns = c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
-      const proxyDirect = action.type === 'mark' && rule.fallback === 'allow-direct' && a?.redirectPortDirect !== undefined ? { redirectPort: a.redirectPortDirect } : {};
-      appRules.push({ name, group: path, action, ...proxyDirect, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+      const dns =
+        c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length
+          ? {
+              v4: tunnel.dns.find((d) => !d.includes(':')),
+              v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined,
+            }
+          : undefined;
+      const proxyDirect =
+        action.type === 'mark' &&
+        rule.fallback === 'allow-direct' &&
+        a?.redirectPortDirect !== undefined
+          ? { redirectPort: a.redirectPortDirect }
+          : {};
+      appRules.push({
+        name,
+        group: path,
+        action,
+        ...proxyDirect,
+        ...(dns && (dns.v4 || dns.v6) ? { dns } : {}),
+      });
     });
     // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
     // Names start with `_`, which rule names cannot, so they never collide.
@@ -199,8 +291,19 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const path = `${root}/_exec-${t}`;
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const tunnel = c.tunnels[t]!;
-      const dns = c.dns.perApp && tunnel.dns.length ? { v4: tunnel.dns.find((d) => !d.includes(':')), v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined } : undefined;
-      appRules.push({ name: `_exec-${t}`, group: path, action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 }, ...(dns && (dns.v4 || dns.v6) ? { dns } : {}) });
+      const dns =
+        c.dns.perApp && tunnel.dns.length
+          ? {
+              v4: tunnel.dns.find((d) => !d.includes(':')),
+              v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined,
+            }
+          : undefined;
+      appRules.push({
+        name: `_exec-${t}`,
+        group: path,
+        action: { type: 'mark', mark: alloc.tunnels.get(t)!.fwmark, ipv6: c.ipv6 },
+        ...(dns && (dns.v4 || dns.v6) ? { dns } : {}),
+      });
     }
     if (tunnelNames.length > 0) {
       const path = `${root}/_exec-direct`;
@@ -210,11 +313,22 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   }
 
   if (perApp || fullTunnel || tunnelNames.length > 0) {
-    push({ kind: 'sysctl', id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'), deps: [], spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' } });
+    push({
+      kind: 'sysctl',
+      id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'),
+      deps: [],
+      spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' },
+    });
   }
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
-  const needsFirewall = perApp || ks.enabled || c.dns.leakProtection || c.ipv6 === 'block' || fullTunnel || tunnelNames.length > 0;
+  const needsFirewall =
+    perApp ||
+    ks.enabled ||
+    c.dns.leakProtection ||
+    c.ipv6 === 'block' ||
+    fullTunnel ||
+    tunnelNames.length > 0;
   return { resources: out, warnings, allocation: alloc, ...(needsFirewall ? { policy } : {}) };
 }
 
@@ -224,7 +338,12 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
  * tunnel down → allow-direct: direct, block: drop, failover: drop — the placer moves each
  * process on to its next matching rule, so what stays in this cgroup has none left.
  */
-export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number | undefined, ipv6: Config['ipv6'], down: ReadonlySet<string>): AppAction {
+export function ruleAction(
+  rule: Pick<Rule, 'target' | 'fallback'>,
+  mark: number | undefined,
+  ipv6: Config['ipv6'],
+  down: ReadonlySet<string>,
+): AppAction {
   if (rule.target === 'block' || rule.fallback === 'drop') return { type: 'drop' };
   if (rule.target === 'direct') return { type: 'direct' };
   if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
@@ -232,17 +351,30 @@ export function ruleAction(rule: Pick<Rule, 'target' | 'fallback'>, mark: number
 }
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */
-function endpointAddrs(ep: string, facts: HostFacts, warnings: string[]): { addrs: string[]; port: number; named?: true } {
+function endpointAddrs(
+  ep: string,
+  facts: HostFacts,
+  warnings: string[],
+): { addrs: string[]; port: number; named?: true } {
   const m = ENDPOINT_RE.exec(ep)!;
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
   if (parseCidr(host)) return { addrs: [host], port };
   const r = facts.resolved?.[host];
-  if (!r?.length) warnings.push(`endpoint ${host} is not resolved: the kill switch admits no traffic to it until it resolves`);
+  if (!r?.length)
+    warnings.push(
+      `endpoint ${host} is not resolved: the kill switch admits no traffic to it until it resolves`,
+    );
   return { addrs: r ?? [], port, named: true };
 }
 
-function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: AppRule[], warnings: string[]): FirewallPolicy {
+function firewallPolicy(
+  c: Config,
+  alloc: Allocation,
+  facts: HostFacts,
+  apps: AppRule[],
+  warnings: string[],
+): FirewallPolicy {
   const ks = killSwitchOf(c);
   let hostNames = false;
   const tunnels = Object.entries(c.tunnels).map(([name, t]) => {
@@ -257,11 +389,22 @@ function firewallPolicy(c: Config, alloc: Allocation, facts: HostFacts, apps: Ap
       }
       return { name, link: linkName(name), mark, endpoints, resolvers: [...t.dns] };
     }
-    const e = endpointAddrs(`${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`, facts, warnings);
+    const e = endpointAddrs(
+      `${t.server.includes(':') ? `[${t.server}]` : t.server}:${t.port}`,
+      facts,
+      warnings,
+    );
     if (e.named) hostNames = true;
     for (const address of e.addrs) endpoints.push({ address, port: e.port, protocol: 'tcp' });
     const ta = alloc.tunnels.get(name)!;
-    return { name, mark, endpoints, resolvers: [...t.dns], redirectPort: ta.redirectPort!, redirectPortDirect: ta.redirectPortDirect! };
+    return {
+      name,
+      mark,
+      endpoints,
+      resolvers: [...t.dns],
+      redirectPort: ta.redirectPort!,
+      redirectPortDirect: ta.redirectPortDirect!,
+    };
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;
   const bypassResolvers = hostNames && facts.hostResolvers?.length ? [...facts.hostResolvers] : [];

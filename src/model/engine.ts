@@ -9,7 +9,14 @@ import { canonicalPrefix } from '../config/cidr.js';
 import { describeSecret } from '../config/describe.js';
 import { fingerprint } from '../config/fingerprint.js';
 import { formatPath, type PathKey } from '../config/positions.js';
-import { isWgLike, linkName, type ProxyTunnel, type Secret, type Tunnel, type WgLikeTunnel } from '../config/schema.js';
+import {
+  isWgLike,
+  linkName,
+  type ProxyTunnel,
+  type Secret,
+  type Tunnel,
+  type WgLikeTunnel,
+} from '../config/schema.js';
 import type { Allocation } from './alloc.js';
 import type { EngineObfuscation, EngineSpec, ProxyEngineSpec, WgEngineSpec } from './resources.js';
 
@@ -24,21 +31,38 @@ export interface Secrets {
 
 function secretFp(secret: Secret, path: PathKey[], secrets?: Secrets): string {
   const v = secrets?.values.get(formatPath(path));
-  return v !== undefined ? fingerprint(v, secrets!.fingerprintKey) : `unresolved:${describeSecret(secret)}`;
+  return v !== undefined
+    ? fingerprint(v, secrets!.fingerprintKey)
+    : `unresolved:${describeSecret(secret)}`;
 }
 
 /** `secrets` and `key` as BuildOptions carries them: values without a key are a bug (never an unkeyed fingerprint) */
-export function secretsWith(values: SecretValues | undefined, key: Uint8Array | undefined): Secrets | undefined {
+export function secretsWith(
+  values: SecretValues | undefined,
+  key: Uint8Array | undefined,
+): Secrets | undefined {
   if (!values || values.size === 0) return undefined;
   if (!key) throw new AwgError('bug', 'secret values were given without the fingerprint key');
   return { values, fingerprintKey: key };
 }
 
-export function engineSpec(name: string, t: Tunnel, alloc: Allocation, secrets?: Secrets): EngineSpec {
-  return isWgLike(t) ? wgEngineSpec(name, t, alloc, secrets) : proxyEngineSpec(name, t, alloc, secrets);
+export function engineSpec(
+  name: string,
+  t: Tunnel,
+  alloc: Allocation,
+  secrets?: Secrets,
+): EngineSpec {
+  return isWgLike(t)
+    ? wgEngineSpec(name, t, alloc, secrets)
+    : proxyEngineSpec(name, t, alloc, secrets);
 }
 
-export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, secrets?: Secrets): WgEngineSpec {
+export function wgEngineSpec(
+  name: string,
+  t: WgLikeTunnel,
+  alloc: Allocation,
+  secrets?: Secrets,
+): WgEngineSpec {
   const base = ['tunnels', name];
   const config: WgEngineSpec['config'] = {
     privateKey: secretFp(t.privateKey, [...base, 'privateKey'], secrets),
@@ -47,7 +71,9 @@ export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, s
     fwmark: alloc.bypassMark,
     peers: t.peers.map((p, i) => ({
       publicKey: p.publicKey,
-      presharedKey: p.presharedKey ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets) : null,
+      presharedKey: p.presharedKey
+        ? secretFp(p.presharedKey, [...base, 'peers', i, 'presharedKey'], secrets)
+        : null,
       endpoint: p.endpoint ?? null,
       allowedIPs: p.allowedIPs.map((a) => canonicalPrefix(a).cidr),
       persistentKeepalive: p.persistentKeepalive ?? 0,
@@ -56,13 +82,28 @@ export function wgEngineSpec(name: string, t: WgLikeTunnel, alloc: Allocation, s
   if (t.type === 'amneziawg') {
     const { headerProtectionKey: hpk, ...rest } = t.obfuscation;
     // a secret like the PSK: plans and status carry only its fingerprint
-    const obfuscation: EngineObfuscation = hpk === undefined ? rest : { ...t.obfuscation, headerProtectionKey: secretFp(hpk, [...base, 'obfuscation', 'headerProtectionKey'], secrets) };
+    const obfuscation: EngineObfuscation =
+      hpk === undefined
+        ? rest
+        : {
+            ...t.obfuscation,
+            headerProtectionKey: secretFp(
+              hpk,
+              [...base, 'obfuscation', 'headerProtectionKey'],
+              secrets,
+            ),
+          };
     config.obfuscation = obfuscation;
   }
   return { tunnel: name, type: t.type, link: linkName(name), config };
 }
 
-export function proxyEngineSpec(name: string, t: ProxyTunnel, alloc: Allocation, secrets?: Secrets): ProxyEngineSpec {
+export function proxyEngineSpec(
+  name: string,
+  t: ProxyTunnel,
+  alloc: Allocation,
+  secrets?: Secrets,
+): ProxyEngineSpec {
   const ta = alloc.tunnels.get(name)!;
   return {
     tunnel: name,
@@ -74,7 +115,12 @@ export function proxyEngineSpec(name: string, t: ProxyTunnel, alloc: Allocation,
       redirectPortDirect: ta.redirectPortDirect!,
       fwmark: alloc.bypassMark,
       dns: [...t.dns],
-      auth: t.auth ? { username: t.auth.username, password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], secrets) } : null,
+      auth: t.auth
+        ? {
+            username: t.auth.username,
+            password: secretFp(t.auth.password, ['tunnels', name, 'auth', 'password'], secrets),
+          }
+        : null,
       ...(t.type === 'socks5' ? { udp: t.udp } : { tls: t.tls }),
     },
   };

@@ -4,7 +4,8 @@ import type { AddressSpec, ResourceKind, RouteSpec, RuleSpec } from './resources
 export const ids = {
   link: (name: string) => `link/${name}`,
   address: (a: Pick<AddressSpec, 'link' | 'cidr'>) => `address/${a.link}/${a.cidr}`,
-  route: (r: Pick<RouteSpec, 'family' | 'table' | 'dst' | 'metric'>) => `route/v${r.family}/table-${r.table}/${r.dst}/metric-${r.metric}`,
+  route: (r: Pick<RouteSpec, 'family' | 'table' | 'dst' | 'metric'>) =>
+    `route/v${r.family}/table-${r.table}/${r.dst}/metric-${r.metric}`,
   rule: (r: Pick<RuleSpec, 'family' | 'priority'>) => `rule/v${r.family}/pref-${r.priority}`,
   firewall: (table: string) => `firewall/inet/${table}`,
   sysctl: (key: string) => `sysctl/${key}`,
@@ -23,7 +24,17 @@ export const REPLACE_ON: Record<ResourceKind, readonly string[]> = {
   address: ['link', 'cidr', 'family'],
   route: ['family', 'table', 'dst', 'metric'],
   // the kernel has no "change rule": any difference is delete + add
-  rule: ['family', 'priority', 'fwmark', 'fwmask', 'table', 'action', 'suppressPrefixLength', 'invert', 'protocol'],
+  rule: [
+    'family',
+    'priority',
+    'fwmark',
+    'fwmask',
+    'table',
+    'action',
+    'suppressPrefixLength',
+    'invert',
+    'protocol',
+  ],
   firewall: ['family', 'table'],
   sysctl: ['key'],
   dns: ['scope'],

@@ -83,7 +83,10 @@ export function compileMatch(m: Match): (path: string) => boolean {
   try {
     re = compileLinearRegex(m.regex, { ignoreCase: fold });
   } catch (e) {
-    throw new AwgError('invalid-config', `invalid regular expression ${JSON.stringify(m.regex)}: ${(e as Error).message}`);
+    throw new AwgError(
+      'invalid-config',
+      `invalid regular expression ${JSON.stringify(m.regex)}: ${(e as Error).message}`,
+    );
   }
   return (p) => re.test(p);
 }
@@ -97,7 +100,17 @@ export function compileRules(rules: readonly Rule[]): RuleMatcher {
   const compiled = rules.flatMap((rule, index) =>
     rule.enabled === false
       ? []
-      : [{ test: compileMatch(rule.match), info: { index, name: ruleName(rule, index), target: rule.target, fallback: rule.fallback ?? 'block' } satisfies RuleMatch }],
+      : [
+          {
+            test: compileMatch(rule.match),
+            info: {
+              index,
+              name: ruleName(rule, index),
+              target: rule.target,
+              fallback: rule.fallback ?? 'block',
+            } satisfies RuleMatch,
+          },
+        ],
   );
   const names = new Map(compiled.map((c) => [c.info.name, c.info]));
   return {
@@ -123,7 +136,10 @@ export type Route = string;
  * - tunnel down: allow-direct → direct, block → blocked, failover → the next matching
  *   enabled rule (judged the same way), none left → blocked.
  */
-export function effectiveRoute(chain: readonly RuleMatch[], tunnelUp: (name: string) => boolean): Route {
+export function effectiveRoute(
+  chain: readonly RuleMatch[],
+  tunnelUp: (name: string) => boolean,
+): Route {
   for (const r of chain) {
     if (r.target === 'block' || r.fallback === 'drop') return 'blocked';
     if (r.target === 'direct') return 'direct';
@@ -154,9 +170,20 @@ export type ExecChoice = { tunnel: string } | { direct: true } | { rule: string 
  *   (ruleAction of its cgroup: `failover` ends at blocked), and the rule; a rule that is
  *   gone from the config: blocked.
  */
-export function execRoute(choice: ExecChoice, exePath: string, matcher: RuleMatcher, tunnelUp: (name: string) => boolean): { route: Route; rule?: RuleMatch } | undefined {
+export function execRoute(
+  choice: ExecChoice,
+  exePath: string,
+  matcher: RuleMatcher,
+  tunnelUp: (name: string) => boolean,
+): { route: Route; rule?: RuleMatch } | undefined {
   if ('direct' in choice) return { route: 'direct' };
-  if ('tunnel' in choice) return { route: effectiveRoute([{ index: -1, name: `_exec-${choice.tunnel}`, target: choice.tunnel, fallback: 'block' }], tunnelUp) };
+  if ('tunnel' in choice)
+    return {
+      route: effectiveRoute(
+        [{ index: -1, name: `_exec-${choice.tunnel}`, target: choice.tunnel, fallback: 'block' }],
+        tunnelUp,
+      ),
+    };
   if (matcher.match(exePath)) return undefined;
   const rule = matcher.byName(choice.rule);
   if (!rule) return { route: 'blocked' };

@@ -13,9 +13,15 @@ const Change = z
     kind: z.enum(RESOURCE_KINDS),
     id: z.string().meta({ description: 'Stable resource id `<kind>/<identity>`.' }),
     action: z.enum(['create', 'update', 'replace', 'delete', 'noop']),
-    cause: z.enum(['config', 'drift', 'initial']).meta({ description: '`config`: the YAML changed; `drift`: the machine changed; `initial`: nothing applied before.' }),
+    cause: z.enum(['config', 'drift', 'initial']).meta({
+      description:
+        '`config`: the YAML changed; `drift`: the machine changed; `initial`: nothing applied before.',
+    }),
     reason: z.string(),
-    fields: z.array(z.string()).optional().meta({ description: 'Top-level spec fields that differ (update/replace).' }),
+    fields: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'Top-level spec fields that differ (update/replace).' }),
     before: z.record(z.string(), z.unknown()).optional(),
     after: z.record(z.string(), z.unknown()).optional(),
   })
@@ -24,7 +30,10 @@ const Change = z
 export const PlanDocument = z
   .object({
     formatVersion: z.literal(PLAN_FORMAT_VERSION),
-    config: z.string().optional().meta({ description: 'Path of the config file the plan was made from.' }),
+    config: z
+      .string()
+      .optional()
+      .meta({ description: 'Path of the config file the plan was made from.' }),
     changes: z.array(Change),
     summary: z.object({
       create: z.number().int(),
@@ -44,7 +53,12 @@ export const PlanDocument = z
     ),
     warnings: z.array(z.string()),
   })
-  .meta({ id: 'PlanDocument', title: 'awg plan', description: 'The exact list of OS changes `awg apply` would perform (output of `awg diff --json`).' });
+  .meta({
+    id: 'PlanDocument',
+    title: 'awg plan',
+    description:
+      'The exact list of OS changes `awg apply` would perform (output of `awg diff --json`).',
+  });
 export type PlanDocument = z.infer<typeof PlanDocument>;
 
 export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {

@@ -116,7 +116,9 @@ export interface ServiceSpec {
  * AmneziaWG obfuscation as configured (ranges in the config's forms), the header protection
  * key replaced by its fingerprint.
  */
-export type EngineObfuscation = Omit<AwgObfuscation, 'headerProtectionKey'> & { headerProtectionKey?: string };
+export type EngineObfuscation = Omit<AwgObfuscation, 'headerProtectionKey'> & {
+  headerProtectionKey?: string;
+};
 
 /** One peer of a WireGuard/AmneziaWG engine, UAPI-shaped; keys in base64. */
 export interface WgEnginePeer {

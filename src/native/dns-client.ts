@@ -11,7 +11,15 @@ import { randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
 import { AwgError } from '../errors.js';
-import { buildQuery, isQueryName, parseAnswer, TYPE_A, TYPE_AAAA, type AnswerResult, type QueryType } from '../util/dns-wire.js';
+import {
+  buildQuery,
+  isQueryName,
+  parseAnswer,
+  TYPE_A,
+  TYPE_AAAA,
+  type AnswerResult,
+  type QueryType,
+} from '../util/dns-wire.js';
 import { markDgram } from './sockmark.js';
 import { connectTcp } from './tcpsock.js';
 
@@ -34,7 +42,12 @@ interface Question {
 const TIMEOUT: AnswerResult = { kind: 'error', rcode: -1 };
 
 /** Both questions to `server` over one UDP socket: their results, `TIMEOUT` for a silent one. */
-async function overUdp(name: string, server: string, qs: Question[], o: DirectQueryOptions): Promise<AnswerResult[]> {
+async function overUdp(
+  name: string,
+  server: string,
+  qs: Question[],
+  o: DirectQueryOptions,
+): Promise<AnswerResult[]> {
   const family = isIP(server);
   const port = o.port ?? 53;
   const sock: Socket = createSocket({ type: family === 6 ? 'udp6' : 'udp4' });
@@ -71,9 +84,19 @@ async function overUdp(name: string, server: string, qs: Question[], o: DirectQu
 }
 
 /** One question to `server` over TCP (after a truncated UDP answer). */
-async function overTcp(name: string, server: string, q: Question, o: DirectQueryOptions): Promise<AnswerResult> {
+async function overTcp(
+  name: string,
+  server: string,
+  q: Question,
+  o: DirectQueryOptions,
+): Promise<AnswerResult> {
   const timeoutMs = o.timeoutMs ?? 1500;
-  const s = await connectTcp({ host: server, port: o.port ?? 53, timeoutMs, ...(o.mark !== undefined ? { mark: o.mark } : {}) }).catch(() => undefined);
+  const s = await connectTcp({
+    host: server,
+    port: o.port ?? 53,
+    timeoutMs,
+    ...(o.mark !== undefined ? { mark: o.mark } : {}),
+  }).catch(() => undefined);
   if (!s) return TIMEOUT;
   return await new Promise<AnswerResult>((resolve) => {
     let buf = Buffer.alloc(0);
@@ -105,9 +128,11 @@ async function overTcp(name: string, server: string, q: Question, o: DirectQuery
  * answered.
  */
 export async function resolveDirect(name: string, o: DirectQueryOptions): Promise<string[]> {
-  if (!isQueryName(name)) throw new AwgError('driver', `cannot look up ${JSON.stringify(name)}: not a host name`);
+  if (!isQueryName(name))
+    throw new AwgError('driver', `cannot look up ${JSON.stringify(name)}: not a host name`);
   const servers = o.servers.filter((s) => isIP(s) !== 0);
-  if (servers.length === 0) throw new AwgError('driver', `cannot look up ${name}: no resolver to ask`);
+  if (servers.length === 0)
+    throw new AwgError('driver', `cannot look up ${name}: no resolver to ask`);
   const failures: string[] = [];
   for (const server of servers) {
     const a = randomInt(0x10000);
@@ -122,13 +147,20 @@ export async function resolveDirect(name: string, o: DirectQueryOptions): Promis
       failures.push(`${server}: ${(e as Error).message}`);
       continue;
     }
-    for (let i = 0; i < qs.length; i++) if (rs[i]!.kind === 'truncated') rs[i] = await overTcp(name, server, qs[i]!, o);
-    if (rs.some((r) => r.kind === 'nxdomain')) throw new AwgError('driver', `${name}: no such name (NXDOMAIN from ${server})`);
-    const answered = rs.filter((r): r is Extract<AnswerResult, { kind: 'answer' }> => r.kind === 'answer');
+    for (let i = 0; i < qs.length; i++)
+      if (rs[i]!.kind === 'truncated') rs[i] = await overTcp(name, server, qs[i]!, o);
+    if (rs.some((r) => r.kind === 'nxdomain'))
+      throw new AwgError('driver', `${name}: no such name (NXDOMAIN from ${server})`);
+    const answered = rs.filter(
+      (r): r is Extract<AnswerResult, { kind: 'answer' }> => r.kind === 'answer',
+    );
     const addresses = answered.flatMap((r) => r.addresses);
     if (addresses.length) return addresses;
-    if (answered.length === rs.length) throw new AwgError('driver', `${name}: no address (from ${server})`);
-    failures.push(`${server}: ${rs.map((r) => (r === TIMEOUT ? 'no answer' : r.kind === 'error' ? `rcode ${r.rcode}` : r.kind)).join(', ')}`);
+    if (answered.length === rs.length)
+      throw new AwgError('driver', `${name}: no address (from ${server})`);
+    failures.push(
+      `${server}: ${rs.map((r) => (r === TIMEOUT ? 'no answer' : r.kind === 'error' ? `rcode ${r.rcode}` : r.kind)).join(', ')}`,
+    );
   }
   throw new AwgError('driver', `cannot look up ${name}: ${failures.join('; ')}`);
 }

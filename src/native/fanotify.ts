@@ -38,9 +38,18 @@ export function parseEventsUpTo(buf: Buffer): { events: FanotifyEvent[]; error?:
   while (off + EVENT_METADATA_LEN <= buf.length) {
     const len = buf.readUInt32LE(off);
     const vers = buf.readUInt8(off + 4);
-    if (vers !== FANOTIFY_METADATA_VERSION) return { events, error: `fanotify: metadata version ${vers}, expected ${FANOTIFY_METADATA_VERSION}` };
-    if (len < EVENT_METADATA_LEN || off + len > buf.length) return { events, error: `fanotify: bad event_len ${len} at ${off}` };
-    events.push({ mask: buf.readBigUInt64LE(off + 8), fd: buf.readInt32LE(off + 16), pid: buf.readInt32LE(off + 20) });
+    if (vers !== FANOTIFY_METADATA_VERSION)
+      return {
+        events,
+        error: `fanotify: metadata version ${vers}, expected ${FANOTIFY_METADATA_VERSION}`,
+      };
+    if (len < EVENT_METADATA_LEN || off + len > buf.length)
+      return { events, error: `fanotify: bad event_len ${len} at ${off}` };
+    events.push({
+      mask: buf.readBigUInt64LE(off + 8),
+      fd: buf.readInt32LE(off + 16),
+      pid: buf.readInt32LE(off + 20),
+    });
     off += len;
   }
   return { events };
@@ -58,7 +67,10 @@ export function parseEvents(buf: Buffer): FanotifyEvent[] {
  * events were read does not lose them (each holds an exec until it is answered): they are
  * returned with the error, which the caller reports after answering them.
  */
-export function readFanotifyEvents(fd: number, buf: Buffer): { events: FanotifyEvent[]; error?: string } {
+export function readFanotifyEvents(
+  fd: number,
+  buf: Buffer,
+): { events: FanotifyEvent[]; error?: string } {
   const events: FanotifyEvent[] = [];
   for (;;) {
     const n = read(fd, buf);
@@ -92,11 +104,14 @@ interface FanFns {
 let fan: FanFns | undefined;
 function fns(): FanFns {
   if (fan) return fan;
-  if (process.platform !== 'linux') throw new AwgError('unsupported', `fanotify needs Linux (running on ${process.platform})`);
+  if (process.platform !== 'linux')
+    throw new AwgError('unsupported', `fanotify needs Linux (running on ${process.platform})`);
   const lib = koffi.load('libc.so.6');
   fan = {
     init: lib.func('int fanotify_init(unsigned int flags, unsigned int event_f_flags)'),
-    mark: lib.func('int fanotify_mark(int fd, unsigned int flags, uint64_t mask, int dirfd, const char *path)'),
+    mark: lib.func(
+      'int fanotify_mark(int fd, unsigned int flags, uint64_t mask, int dirfd, const char *path)',
+    ),
   } as unknown as FanFns;
   return fan;
 }
@@ -115,17 +130,31 @@ export class FanotifyGroup {
 
   /** EPERM without CAP_SYS_ADMIN (in the initial user namespace), EINVAL without the kernel option */
   static open(): FanotifyGroup {
-    const fd = fns().init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    const fd = fns().init(
+      FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+      O_RDONLY | O_LARGEFILE | O_CLOEXEC,
+    );
     if (fd < 0) {
       const errno = koffi.errno();
-      throw new AwgError(errno === 1 ? 'permission' : 'unsupported', `fanotify_init: errno ${errno}${errno === 1 ? ' (needs CAP_SYS_ADMIN)' : ''}`);
+      throw new AwgError(
+        errno === 1 ? 'permission' : 'unsupported',
+        `fanotify_init: errno ${errno}${errno === 1 ? ' (needs CAP_SYS_ADMIN)' : ''}`,
+      );
     }
     return new FanotifyGroup(fd);
   }
 
   /** hold every exec of a file on the file system that holds `path` */
   markFilesystem(path: string): void {
-    if (fns().mark(this.fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, BigInt(FAN_OPEN_EXEC_PERM), AT_FDCWD, path) < 0)
+    if (
+      fns().mark(
+        this.fd,
+        FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
+        BigInt(FAN_OPEN_EXEC_PERM),
+        AT_FDCWD,
+        path,
+      ) < 0
+    )
       throw new AwgError('driver', `fanotify_mark ${path}: errno ${koffi.errno()}`);
   }
 
@@ -163,7 +192,11 @@ export class FanotifyGroup {
     const r = allowResponse(ev.fd, response);
     const n = write(this.fd, r);
     if (ev.fd >= 0) close(ev.fd);
-    if (n !== r.length) throw new AwgError('driver', `fanotify response for pid ${ev.pid}: ${n < 0 ? `errno ${-n}` : `short write ${n}`}`);
+    if (n !== r.length)
+      throw new AwgError(
+        'driver',
+        `fanotify response for pid ${ev.pid}: ${n < 0 ? `errno ${-n}` : `short write ${n}`}`,
+      );
   }
 
   close(): void {

@@ -31,11 +31,35 @@ interface Fns {
   ctxNew: () => unknown;
   ctxFree: (ctx: unknown) => void;
   cipher: () => unknown;
-  encInit: (ctx: unknown, type: unknown, impl: null, key: Uint8Array | null, iv: Uint8Array | null) => number;
-  encUpdate: (ctx: unknown, out: Uint8Array, outl: Int32Array, inp: Uint8Array, inl: number) => number;
+  encInit: (
+    ctx: unknown,
+    type: unknown,
+    impl: null,
+    key: Uint8Array | null,
+    iv: Uint8Array | null,
+  ) => number;
+  encUpdate: (
+    ctx: unknown,
+    out: Uint8Array,
+    outl: Int32Array,
+    inp: Uint8Array,
+    inl: number,
+  ) => number;
   encFinal: (ctx: unknown, out: Uint8Array, outl: Int32Array) => number;
-  decInit: (ctx: unknown, type: unknown, impl: null, key: Uint8Array | null, iv: Uint8Array | null) => number;
-  decUpdate: (ctx: unknown, out: Uint8Array, outl: Int32Array, inp: Uint8Array, inl: number) => number;
+  decInit: (
+    ctx: unknown,
+    type: unknown,
+    impl: null,
+    key: Uint8Array | null,
+    iv: Uint8Array | null,
+  ) => number;
+  decUpdate: (
+    ctx: unknown,
+    out: Uint8Array,
+    outl: Int32Array,
+    inp: Uint8Array,
+    inl: number,
+  ) => number;
   decFinal: (ctx: unknown, out: Uint8Array, outl: Int32Array) => number;
   ctrl: (ctx: unknown, type: number, arg: number, ptr: Uint8Array) => number;
 }
@@ -63,14 +87,27 @@ export interface EvpPrivateKey {
 
 export interface EvpAead {
   /** encrypt `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext ‖ tag); bytes written */
-  sealInto(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
+  sealInto(
+    key: Uint8Array,
+    nonce12: Uint8Array,
+    plaintext: Uint8Array,
+    padLength: number,
+    out: Uint8Array,
+    offset: number,
+  ): number;
   /** ciphertext ‖ tag → plaintext, or null when authentication fails */
   open(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array): Buffer | null;
   /**
    * ciphertext ‖ tag → plaintext written into `out` at `offset` (room for sealed.length − 16
    * bytes needed); its length, or −1 when authentication fails (what was written is garbage)
    */
-  openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number;
+  openInto(
+    key: Uint8Array,
+    nonce12: Uint8Array,
+    sealed: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number;
   /**
    * One-off keys with associated data (the handshake's AEAD): one context re-keyed per call,
    * nothing cached per key. ciphertext ‖ tag; or the plaintext / null.
@@ -116,9 +153,30 @@ function loadBlake2s(): EvpBlake2s | null {
   const l = libcrypto();
   if (!l) return null;
   try {
-    const fetch = l.func('void *EVP_MD_fetch(void *ctx, const char *algorithm, const char *properties)') as (c: null, a: string, p: null) => unknown;
-    const digest = l.func('int EVP_Digest(const uint8_t *data, size_t count, uint8_t *md, unsigned int *size, const void *type, void *impl)') as (d: Uint8Array, n: number, md: Uint8Array, size: Uint32Array, type: unknown, impl: null) => number;
-    const hmac = l.func('uint8_t *HMAC(const void *md, const uint8_t *key, int keylen, const uint8_t *d, size_t n, uint8_t *out, unsigned int *outlen)') as (md: unknown, k: Uint8Array, kl: number, d: Uint8Array, n: number, out: Uint8Array, ol: Uint32Array) => unknown;
+    const fetch = l.func(
+      'void *EVP_MD_fetch(void *ctx, const char *algorithm, const char *properties)',
+    ) as (c: null, a: string, p: null) => unknown;
+    const digest = l.func(
+      'int EVP_Digest(const uint8_t *data, size_t count, uint8_t *md, unsigned int *size, const void *type, void *impl)',
+    ) as (
+      d: Uint8Array,
+      n: number,
+      md: Uint8Array,
+      size: Uint32Array,
+      type: unknown,
+      impl: null,
+    ) => number;
+    const hmac = l.func(
+      'uint8_t *HMAC(const void *md, const uint8_t *key, int keylen, const uint8_t *d, size_t n, uint8_t *out, unsigned int *outlen)',
+    ) as (
+      md: unknown,
+      k: Uint8Array,
+      kl: number,
+      d: Uint8Array,
+      n: number,
+      out: Uint8Array,
+      ol: Uint32Array,
+    ) => unknown;
     const md = fetch(null, 'BLAKE2S-256', null);
     if (!md) return null;
     const size = new Uint32Array(1);
@@ -127,12 +185,14 @@ function loadBlake2s(): EvpBlake2s | null {
       ...(mac ? { mac } : {}),
       hash(data) {
         const out = Buffer.allocUnsafe(32);
-        if (digest(ptr(data), data.length, out, size, md, null) !== 1 || size[0] !== 32) throw new Error('EVP_Digest(BLAKE2S-256) failed');
+        if (digest(ptr(data), data.length, out, size, md, null) !== 1 || size[0] !== 32)
+          throw new Error('EVP_Digest(BLAKE2S-256) failed');
         return out;
       },
       hmac(key, data) {
         const out = Buffer.allocUnsafe(32);
-        if (!hmac(md, ptr(key), key.length, ptr(data), data.length, out, size) || size[0] !== 32) throw new Error('HMAC(BLAKE2S-256) failed');
+        if (!hmac(md, ptr(key), key.length, ptr(data), data.length, out, size) || size[0] !== 32)
+          throw new Error('HMAC(BLAKE2S-256) failed');
         return out;
       },
     };
@@ -155,12 +215,25 @@ const OSSL_PARAM_UNSIGNED_INTEGER = 2;
  */
 function loadBlake2sMac(l: NonNullable<ReturnType<typeof libcrypto>>): EvpBlake2s['mac'] | null {
   try {
-    const fetch = l.func('void *EVP_MAC_fetch(void *ctx, const char *algorithm, const char *properties)') as (c: null, a: string, p: null) => unknown;
+    const fetch = l.func(
+      'void *EVP_MAC_fetch(void *ctx, const char *algorithm, const char *properties)',
+    ) as (c: null, a: string, p: null) => unknown;
     const ctxNew = l.func('void *EVP_MAC_CTX_new(void *mac)') as (m: unknown) => unknown;
-    const setParams = l.func('int EVP_MAC_CTX_set_params(void *ctx, const uint8_t *params)') as (c: unknown, p: Uint8Array) => number;
-    const init = l.func('int EVP_MAC_init(void *ctx, const uint8_t *key, size_t keylen, void *params)') as (c: unknown, k: Uint8Array, n: number, p: null) => number;
-    const update = l.func('int EVP_MAC_update(void *ctx, const uint8_t *data, size_t datalen)') as (c: unknown, d: Uint8Array, n: number) => number;
-    const final = l.func('int EVP_MAC_final(void *ctx, uint8_t *out, size_t *outl, size_t outsize)') as (c: unknown, o: Uint8Array, ol: BigUint64Array, n: number) => number;
+    const setParams = l.func('int EVP_MAC_CTX_set_params(void *ctx, const uint8_t *params)') as (
+      c: unknown,
+      p: Uint8Array,
+    ) => number;
+    const init = l.func(
+      'int EVP_MAC_init(void *ctx, const uint8_t *key, size_t keylen, void *params)',
+    ) as (c: unknown, k: Uint8Array, n: number, p: null) => number;
+    const update = l.func('int EVP_MAC_update(void *ctx, const uint8_t *data, size_t datalen)') as (
+      c: unknown,
+      d: Uint8Array,
+      n: number,
+    ) => number;
+    const final = l.func(
+      'int EVP_MAC_final(void *ctx, uint8_t *out, size_t *outl, size_t outsize)',
+    ) as (c: unknown, o: Uint8Array, ol: BigUint64Array, n: number) => number;
     const m = fetch(null, 'BLAKE2SMAC', null);
     if (!m) return null;
     const ctx = ctxNew(m);
@@ -169,7 +242,8 @@ function loadBlake2sMac(l: NonNullable<ReturnType<typeof libcrypto>>): EvpBlake2
     // V8's heap (allocUnsafeSlow, > 64 bytes), so the addresses inside stay valid; read only
     // by EVP_MAC_CTX_set_params, which copies the size into the context
     const block = Buffer.allocUnsafeSlow(128).fill(0);
-    const base = (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);
+    const base =
+      (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);
     block.write('size\0', 96, 'latin1');
     block.writeBigUInt64LE(16n, 104);
     block.writeBigUInt64LE(base + 96n, 0);
@@ -231,14 +305,22 @@ export function processOpenSsl(): ReturnType<typeof koffi.load> | null {
   if (process.platform !== 'linux') return lib;
   try {
     const self = koffi.load(null as unknown as string);
-    const versionNum = self.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint;
+    const versionNum = self.func('unsigned long OpenSSL_version_num(void)') as () =>
+      number | bigint;
     const n = BigInt(versionNum());
     // 0xMNN00PP0: major, minor, patch (OpenSSL 3)
     const major = Number((n >> 28n) & 0xfn);
     const minor = Number((n >> 20n) & 0xffn);
     const patch = Number((n >> 4n) & 0xffn);
     const want = /^(\d+)\.(\d+)\.(\d+)/.exec(process.versions.openssl ?? '');
-    if (major === 3 && want && Number(want[1]) === major && Number(want[2]) === minor && Number(want[3]) === patch) lib = self;
+    if (
+      major === 3 &&
+      want &&
+      Number(want[1]) === major &&
+      Number(want[2]) === minor &&
+      Number(want[3]) === patch
+    )
+      lib = self;
   } catch {
     lib = null;
   }
@@ -266,8 +348,12 @@ function loadX25519(): EvpX25519 | null {
   let x: XFns;
   try {
     x = {
-      newPriv: l.func('void *EVP_PKEY_new_raw_private_key(int type, void *e, const uint8_t *key, size_t keylen)'),
-      newPub: l.func('void *EVP_PKEY_new_raw_public_key(int type, void *e, const uint8_t *key, size_t keylen)'),
+      newPriv: l.func(
+        'void *EVP_PKEY_new_raw_private_key(int type, void *e, const uint8_t *key, size_t keylen)',
+      ),
+      newPub: l.func(
+        'void *EVP_PKEY_new_raw_public_key(int type, void *e, const uint8_t *key, size_t keylen)',
+      ),
       getPub: l.func('int EVP_PKEY_get_raw_public_key(void *pkey, uint8_t *pub, size_t *len)'),
       ctxNew: l.func('void *EVP_PKEY_CTX_new(void *pkey, void *e)'),
       deriveInit: l.func('int EVP_PKEY_derive_init(void *ctx)'),
@@ -290,7 +376,8 @@ function loadX25519(): EvpX25519 | null {
       if (!b || !c) return null;
       const out = new Uint8Array(32);
       len[0] = 32n;
-      if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
+      if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n)
+        return null;
       return out;
     } finally {
       if (c) ctxFree(c);
@@ -300,7 +387,8 @@ function loadX25519(): EvpX25519 | null {
   const rawPublic = (a: unknown): Uint8Array => {
     const out = new Uint8Array(32);
     len[0] = 32n;
-    if (getPub(a, out, len) !== 1 || len[0] !== 32n) throw new Error('X25519: EVP_PKEY_get_raw_public_key failed');
+    if (getPub(a, out, len) !== 1 || len[0] !== 32n)
+      throw new Error('X25519: EVP_PKEY_get_raw_public_key failed');
     return out;
   };
   // a handle whose owner forgot to free it is freed when the owner is collected
@@ -366,11 +454,19 @@ function aeadFns(): { f: Fns; type: unknown } | null {
       ctxNew: l.func('void *EVP_CIPHER_CTX_new()'),
       ctxFree: l.func('void EVP_CIPHER_CTX_free(void *ctx)'),
       cipher: l.func('const void *EVP_chacha20_poly1305()'),
-      encInit: l.func('int EVP_EncryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
-      encUpdate: l.func('int EVP_EncryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      encInit: l.func(
+        'int EVP_EncryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)',
+      ),
+      encUpdate: l.func(
+        'int EVP_EncryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)',
+      ),
       encFinal: l.func('int EVP_EncryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
-      decInit: l.func('int EVP_DecryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)'),
-      decUpdate: l.func('int EVP_DecryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)'),
+      decInit: l.func(
+        'int EVP_DecryptInit_ex(void *ctx, const void *type, void *impl, const uint8_t *key, const uint8_t *iv)',
+      ),
+      decUpdate: l.func(
+        'int EVP_DecryptUpdate(void *ctx, uint8_t *out, int *outl, const uint8_t *in, int inl)',
+      ),
       decFinal: l.func('int EVP_DecryptFinal_ex(void *ctx, uint8_t *out, int *outl)'),
       ctrl: l.func('int EVP_CIPHER_CTX_ctrl(void *ctx, int type, int arg, uint8_t *ptr)'),
     } as unknown as Fns;
@@ -395,7 +491,15 @@ function scratch(): Scratch {
 }
 
 /** `plaintext ‖ zeros(padLength)` sealed on a keyed, nonced context into out at offset; bytes written */
-function sealOn(f: Fns, ctx: unknown, s: Scratch, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number {
+function sealOn(
+  f: Fns,
+  ctx: unknown,
+  s: Scratch,
+  plaintext: Uint8Array,
+  padLength: number,
+  out: Uint8Array,
+  offset: number,
+): number {
   let o = offset;
   if (plaintext.length) {
     f.encUpdate(ctx, out.subarray(o), s.outl, plaintext, plaintext.length);
@@ -406,15 +510,25 @@ function sealOn(f: Fns, ctx: unknown, s: Scratch, plaintext: Uint8Array, padLeng
     o += s.outl[0]!;
   }
   f.encFinal(ctx, s.tag, s.outl);
-  if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1) throw new Error('EVP tag failed');
+  if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(o, o + TAG)) !== 1)
+    throw new Error('EVP tag failed');
   return o + TAG - offset;
 }
 
 /** ciphertext ‖ tag (and optional AD) opened on a keyed, nonced context into out at offset: length or −1 */
-function openOn(f: Fns, ctx: unknown, s: Scratch, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number {
+function openOn(
+  f: Fns,
+  ctx: unknown,
+  s: Scratch,
+  sealed: Uint8Array,
+  ad: Uint8Array | null,
+  out: Uint8Array,
+  offset: number,
+): number {
   const n = sealed.length - TAG;
   if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, sealed.subarray(n)) !== 1) return -1;
-  if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, s.outl, ad, ad.length) !== 1) return -1;
+  if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, s.outl, ad, ad.length) !== 1)
+    return -1;
   if (n) f.decUpdate(ctx, offset ? out.subarray(offset) : out, s.outl, sealed.subarray(0, n), n);
   return f.decFinal(ctx, s.tag, s.outl) > 0 ? n : -1;
 }
@@ -428,9 +542,22 @@ function openOn(f: Fns, ctx: unknown, s: Scratch, sealed: Uint8Array, ad: Uint8A
  * OpenSSL, or AWG_AEAD=node).
  */
 export interface EvpAeadContext {
-  seal(key: Uint8Array | null, nonce12: Uint8Array, plaintext: Uint8Array, padLength: number, out: Uint8Array, offset: number): number;
+  seal(
+    key: Uint8Array | null,
+    nonce12: Uint8Array,
+    plaintext: Uint8Array,
+    padLength: number,
+    out: Uint8Array,
+    offset: number,
+  ): number;
   /** the plaintext's length, or −1 when authentication fails */
-  open(key: Uint8Array | null, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number;
+  open(
+    key: Uint8Array | null,
+    nonce12: Uint8Array,
+    sealed: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number;
   free(): void;
 }
 
@@ -455,13 +582,15 @@ export function evpAeadContext(env: NodeJS.ProcessEnv = process.env): EvpAeadCon
       if (!key && !encKeyed) throw new Error('EVP seal: no key yet');
       // the cipher is given once: with it, OpenSSL 3 fetches the implementation again on
       // every init (a lock shared by every thread); a new key alone is a memcpy
-      if (f.encInit(encCtx, encKeyed ? null : type, null, key, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
+      if (f.encInit(encCtx, encKeyed ? null : type, null, key, nonce12) !== 1)
+        throw new Error('EVP_EncryptInit_ex failed');
       encKeyed = true;
       return sealOn(f, encCtx, sc, plaintext, padLength, out, offset);
     },
     open(key, nonce12, sealed, out, offset) {
       if (sealed.length < TAG) return -1;
-      if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
+      if (offset < 0 || offset + sealed.length - TAG > out.length)
+        throw new RangeError('EVP open: no room for the plaintext');
       if (!key && !decKeyed) throw new Error('EVP open: no key yet');
       if (f.decInit(decCtx, decKeyed ? null : type, null, key, nonce12) !== 1) return -1;
       decKeyed = true;
@@ -486,12 +615,18 @@ function load(): EvpAead | null {
   const enc = new WeakMap<Uint8Array, unknown>();
   const dec = new WeakMap<Uint8Array, unknown>();
   const freed = new FinalizationRegistry<unknown>((ctx) => f.ctxFree(ctx));
-  const ctxFor = (cache: WeakMap<Uint8Array, unknown>, key: Uint8Array, encrypt: boolean): unknown => {
+  const ctxFor = (
+    cache: WeakMap<Uint8Array, unknown>,
+    key: Uint8Array,
+    encrypt: boolean,
+  ): unknown => {
     let ctx = cache.get(key);
     if (ctx) return ctx;
     ctx = f.ctxNew();
     if (!ctx) throw new Error('EVP_CIPHER_CTX_new failed');
-    const ok = encrypt ? f.encInit(ctx, type, null, key, zeroNonce) : f.decInit(ctx, type, null, key, zeroNonce);
+    const ok = encrypt
+      ? f.encInit(ctx, type, null, key, zeroNonce)
+      : f.decInit(ctx, type, null, key, zeroNonce);
     if (ok !== 1) {
       f.ctxFree(ctx);
       throw new Error('EVP cipher init failed');
@@ -500,10 +635,23 @@ function load(): EvpAead | null {
     freed.register(key, ctx);
     return ctx;
   };
-  const decrypt = (ctx: unknown, sealed: Uint8Array, ad: Uint8Array | null, out: Uint8Array, offset: number): number => openOn(f, ctx, sc, sealed, ad, out, offset);
-  function openInto(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, out: Uint8Array, offset: number): number {
+  const decrypt = (
+    ctx: unknown,
+    sealed: Uint8Array,
+    ad: Uint8Array | null,
+    out: Uint8Array,
+    offset: number,
+  ): number => openOn(f, ctx, sc, sealed, ad, out, offset);
+  function openInto(
+    key: Uint8Array,
+    nonce12: Uint8Array,
+    sealed: Uint8Array,
+    out: Uint8Array,
+    offset: number,
+  ): number {
     if (sealed.length < TAG) return -1;
-    if (offset < 0 || offset + sealed.length - TAG > out.length) throw new RangeError('EVP open: no room for the plaintext');
+    if (offset < 0 || offset + sealed.length - TAG > out.length)
+      throw new RangeError('EVP open: no room for the plaintext');
     const ctx = ctxFor(dec, key, false);
     if (f.decInit(ctx, null, null, null, nonce12) !== 1) return -1;
     return decrypt(ctx, sealed, null, out, offset);
@@ -519,18 +667,22 @@ function load(): EvpAead | null {
       if (encrypt) encOnce = ctx;
       else decOnce = ctx;
     }
-    const ok = encrypt ? f.encInit(ctx, type, null, key, nonce12) : f.decInit(ctx, type, null, key, nonce12);
+    const ok = encrypt
+      ? f.encInit(ctx, type, null, key, nonce12)
+      : f.decInit(ctx, type, null, key, nonce12);
     if (ok !== 1) throw new Error('EVP cipher init failed');
     return ctx;
   };
   return {
     sealAd(key, nonce12, plaintext, ad) {
       const ctx = once(true, key, nonce12);
-      if (ad.length && f.encUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1) throw new Error('EVP AAD failed');
+      if (ad.length && f.encUpdate(ctx, null as unknown as Uint8Array, outl, ad, ad.length) !== 1)
+        throw new Error('EVP AAD failed');
       const out = Buffer.allocUnsafe(plaintext.length + TAG);
       if (plaintext.length) f.encUpdate(ctx, out, outl, plaintext, plaintext.length);
       f.encFinal(ctx, sc.tag, outl);
-      if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(plaintext.length)) !== 1) throw new Error('EVP tag failed');
+      if (f.ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, out.subarray(plaintext.length)) !== 1)
+        throw new Error('EVP tag failed');
       return out;
     },
     openAd(key, nonce12, sealed, ad) {
@@ -540,7 +692,8 @@ function load(): EvpAead | null {
     },
     sealInto(key, nonce12, plaintext, padLength, out, offset) {
       const ctx = ctxFor(enc, key, true);
-      if (f.encInit(ctx, null, null, null, nonce12) !== 1) throw new Error('EVP_EncryptInit_ex failed');
+      if (f.encInit(ctx, null, null, null, nonce12) !== 1)
+        throw new Error('EVP_EncryptInit_ex failed');
       return sealOn(f, ctx, sc, plaintext, padLength, out, offset);
     },
     open(key, nonce12, sealed) {

@@ -9,7 +9,15 @@
  */
 import type { Socket } from 'node:net';
 import { AwgError } from '../errors.js';
-import { E, SO_PEERCRED, SO_PEERGROUPS, SOL_SOCKET, getsockopt, lgetxattrSize, SyscallError } from './libc.js';
+import {
+  E,
+  SO_PEERCRED,
+  SO_PEERGROUPS,
+  SOL_SOCKET,
+  getsockopt,
+  lgetxattrSize,
+  SyscallError,
+} from './libc.js';
 
 export interface PeerCred {
   pid: number;
@@ -40,7 +48,8 @@ export interface CallerNatives {
 /** The fd behind an accepted net.Socket (its libuv pipe handle; Node has no public accessor). */
 export function netSocketFd(sock: Socket): number {
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new AwgError('bug', 'cannot find the fd of an accepted socket (Node internals changed?)');
+  if (typeof fd !== 'number' || fd < 0)
+    throw new AwgError('bug', 'cannot find the fd of an accepted socket (Node internals changed?)');
   return fd;
 }
 
@@ -78,5 +87,6 @@ export function hasAccessAcl(path: string): boolean {
  */
 export const linuxCallerNatives: CallerNatives = {
   peer: peerCredentials,
-  acl: (path) => (hasAccessAcl(path) ? { what: 'a POSIX ACL', grantsWrite: false, decidesRead: true } : undefined),
+  acl: (path) =>
+    hasAccessAcl(path) ? { what: 'a POSIX ACL', grantsWrite: false, decidesRead: true } : undefined,
 };

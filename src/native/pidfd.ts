@@ -17,7 +17,8 @@ let closeFn: ((fd: number) => number) | undefined;
 
 function load(): Syscall {
   if (syscallFn) return syscallFn;
-  if (process.platform !== 'linux') throw new AwgError('unsupported', `pidfd needs Linux (running on ${process.platform})`);
+  if (process.platform !== 'linux')
+    throw new AwgError('unsupported', `pidfd needs Linux (running on ${process.platform})`);
   const lib = koffi.load('libc.so.6');
   syscallFn = lib.func('long syscall(long number, ...)') as unknown as Syscall;
   closeFn = lib.func('int close(int fd)') as unknown as (fd: number) => number;
@@ -36,7 +37,9 @@ export function pidfdOpen(pid: number): number {
 
 /** Sends `signal` (a number) to the process `fd` names: 0, or -errno (ESRCH: it has exited). */
 export function pidfdSendSignal(fd: number, signal: number): number {
-  return ret(load()(SYS_PIDFD_SEND_SIGNAL, 'int', fd, 'int', signal, 'void *', null, 'unsigned int', 0));
+  return ret(
+    load()(SYS_PIDFD_SEND_SIGNAL, 'int', fd, 'int', signal, 'void *', null, 'unsigned int', 0),
+  );
 }
 
 export function closePidfd(fd: number): void {

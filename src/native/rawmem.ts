@@ -34,9 +34,14 @@ let pageSize = 0;
  * 0 where madvise is not available (not Linux glibc on x64/arm64).
  */
 export function releasePages(...views: (Uint8Array | undefined)[]): number {
-  const madvise = rawLibcFunc<(addr: bigint, len: number, advice: number) => number>('int madvise(uintptr_t addr, size_t len, int advice)');
+  const madvise = rawLibcFunc<(addr: bigint, len: number, advice: number) => number>(
+    'int madvise(uintptr_t addr, size_t len, int advice)',
+  );
   if (!madvise) return 0;
-  if (!pageSize) pageSize = Number(rawLibcFunc<(name: number) => number>('long sysconf(int name)')?.(SC_PAGESIZE) ?? 0) || 4096;
+  if (!pageSize)
+    pageSize =
+      Number(rawLibcFunc<(name: number) => number>('long sysconf(int name)')?.(SC_PAGESIZE) ?? 0) ||
+      4096;
   const page = BigInt(pageSize);
   let released = 0;
   for (const view of views) {

@@ -222,7 +222,12 @@ export function parseEvent(m: NlMessage): LinkEvent | AddrEvent | RouteEvent | u
       }
       const st = a.get(IFLA_STATS64);
       if (st && st.length >= 32)
-        ev.stats = { rxPackets: Number(st.readBigUInt64LE(0)), txPackets: Number(st.readBigUInt64LE(8)), rxBytes: Number(st.readBigUInt64LE(16)), txBytes: Number(st.readBigUInt64LE(24)) };
+        ev.stats = {
+          rxPackets: Number(st.readBigUInt64LE(0)),
+          txPackets: Number(st.readBigUInt64LE(8)),
+          rxBytes: Number(st.readBigUInt64LE(16)),
+          txBytes: Number(st.readBigUInt64LE(24)),
+        };
       return ev;
     }
     case RTM_NEWADDR:

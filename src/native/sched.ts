@@ -31,7 +31,11 @@ let fns: Fns | undefined;
 
 function libc(): Fns {
   if (fns) return fns;
-  if (process.platform !== 'linux') throw new AwgError('unsupported', `scheduling bindings need Linux (running on ${process.platform})`);
+  if (process.platform !== 'linux')
+    throw new AwgError(
+      'unsupported',
+      `scheduling bindings need Linux (running on ${process.platform})`,
+    );
   const lib = koffi.load('libc.so.6');
   fns = {
     // struct sched_param is one int (sched_priority)
@@ -41,7 +45,9 @@ function libc(): Fns {
     syscall: lib.func('long syscall(long nr, ...)'),
     getpriority: lib.func('int getpriority(int which, int who)'),
     // variadic in the headers; five unsigned longs is the kernel's calling convention
-    prctl: lib.func('int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
+    prctl: lib.func(
+      'int prctl(int op, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+    ),
   } as unknown as Fns;
   return fns;
 }

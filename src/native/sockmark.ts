@@ -22,7 +22,11 @@ export function setSocketMark(fd: number, mark: number): void {
   const v = Buffer.alloc(4);
   v.writeUInt32LE(mark >>> 0);
   const r = setsockopt(fd, SOL_SOCKET, SO_MARK, v);
-  if (r < 0) throw new AwgError(r === -1 ? 'permission' : 'driver', `setsockopt(SO_MARK=0x${mark.toString(16)}) failed: errno ${-r}`);
+  if (r < 0)
+    throw new AwgError(
+      r === -1 ? 'permission' : 'driver',
+      `setsockopt(SO_MARK=0x${mark.toString(16)}) failed: errno ${-r}`,
+    );
 }
 
 export function markDgram(sock: Socket, mark: number): void {

@@ -61,7 +61,13 @@ export const MAX_DATAGRAM = 65507;
 
 type SendMmsg = ((fd: number, vec: bigint, vlen: number, flags: number) => number) & {
   /** koffi: the same call on a thread of libuv's pool; the callback runs on the caller's loop */
-  async?: (fd: number, vec: bigint, vlen: number, flags: number, cb: (err: unknown, r: number) => void) => void;
+  async?: (
+    fd: number,
+    vec: bigint,
+    vlen: number,
+    flags: number,
+    cb: (err: unknown, r: number) => void,
+  ) => void;
 };
 type Poll = ((fds: Buffer, n: number, timeout: number) => number) & {
   async?: (fds: Buffer, n: number, timeout: number, cb: (err: unknown, r: number) => void) => void;
@@ -429,7 +435,10 @@ export class UdpBatcher {
 
   /** Whether the sender thread has started and the next burst goes to it (tests). */
   get threadReady(): boolean {
-    return this.threadState === 'on' || (this.threadState === 'starting' && !!this.ring && Atomics.load(this.ring, RING.ready) === 1);
+    return (
+      this.threadState === 'on' ||
+      (this.threadState === 'starting' && !!this.ring && Atomics.load(this.ring, RING.ready) === 1)
+    );
   }
 
   /** datagrams the sender thread dropped (refused by the kernel, or no room for 1 s) */
@@ -447,8 +456,11 @@ export class UdpBatcher {
     if (this.threadState !== 'off' || this.closed) return;
     this.threadState = 'starting';
     try {
-      for (let k = this.blocks.length; k < RING_SLOTS; k++) this.blocks.push(new Block(this.family));
-      const ring = new Int32Array(new SharedArrayBuffer(4 * (RING.header + RING_SLOTS * RING.slot)));
+      for (let k = this.blocks.length; k < RING_SLOTS; k++)
+        this.blocks.push(new Block(this.family));
+      const ring = new Int32Array(
+        new SharedArrayBuffer(4 * (RING.header + RING_SLOTS * RING.slot)),
+      );
       const workerData = { ring, fd: this.fd, blocks: this.blocks.map((b) => b.mem) };
       const w = import.meta.url.endsWith('.ts')
         ? // the sources (tests): through tsx, which a worker's entry does not get from --import
@@ -456,7 +468,11 @@ export class UdpBatcher {
             `import('tsx/esm/api').then((t) => t.tsImport(${JSON.stringify(new URL('./udpsend-worker.ts', import.meta.url).href)}, ${JSON.stringify(import.meta.url)}))`,
             { eval: true, workerData, stdout: false, stderr: false },
           )
-        : new Worker(new URL('./udpsend-worker.js', import.meta.url), { workerData, stdout: false, stderr: false });
+        : new Worker(new URL('./udpsend-worker.js', import.meta.url), {
+            workerData,
+            stdout: false,
+            stderr: false,
+          });
       w.unref();
       this.ring = ring;
       this.thread = w;
@@ -481,7 +497,8 @@ export class UdpBatcher {
   startPoolSender(): boolean {
     if (this.threadState !== 'off' || this.closed) return false;
     const poll = rawLibcFunc<Poll>('int poll(void *fds, unsigned long nfds, int timeout)');
-    if (typeof this.call.async !== 'function' || !poll || typeof poll.async !== 'function') return false;
+    if (typeof this.call.async !== 'function' || !poll || typeof poll.async !== 'function')
+      return false;
     for (let k = this.blocks.length; k < RING_SLOTS; k++) this.blocks.push(new Block(this.family));
     const pfd = Buffer.alloc(8);
     pfd.writeInt32LE(this.fd, 0);
@@ -523,7 +540,16 @@ export class UdpBatcher {
         this.ringFull = true;
         return i;
       }
-      const n = this.packSlot(u.slots, u.head % RING_SLOTS, bufs, i, address, port, src, srcIfindex);
+      const n = this.packSlot(
+        u.slots,
+        u.head % RING_SLOTS,
+        bufs,
+        i,
+        address,
+        port,
+        src,
+        srcIfindex,
+      );
       if (n === 0) return i;
       i += n;
       u.head++;
@@ -538,7 +564,13 @@ export class UdpBatcher {
     const k = u.tail % RING_SLOTS;
     u.busy = true;
     const msgs = u.slots[RING.header + k * RING.slot]!;
-    this.call.async!(this.fd, this.blocks[k]!.mem + BigInt(u.sent * MMSG), msgs - u.sent, 0, this.poolSent);
+    this.call.async!(
+      this.fd,
+      this.blocks[k]!.mem + BigInt(u.sent * MMSG),
+      msgs - u.sent,
+      0,
+      this.poolSent,
+    );
   }
 
   private readonly poolSent = (err: unknown, r: number): void => {
@@ -645,14 +677,21 @@ export class UdpBatcher {
   ): number {
     this.full = false;
     if (this.closed) return start;
-    if (this.threadState === 'starting' && this.ring && Atomics.load(this.ring, RING.ready) === 1) this.threadState = 'on';
+    if (this.threadState === 'starting' && this.ring && Atomics.load(this.ring, RING.ready) === 1)
+      this.threadState = 'on';
     this.ringFull = false;
     const u = this.pool;
     // a short send with nothing queued stays here: a handshake, a ping or an ACK does not wait
     // for a pool thread to get a CPU (the handshake boost raises only the engine's thread)
-    if (u && (u.busy || u.head !== u.tail || (this.poolActive && bufs.length - start >= POOL_MIN_DATAGRAMS)))
+    if (
+      u &&
+      (u.busy ||
+        u.head !== u.tail ||
+        (this.poolActive && bufs.length - start >= POOL_MIN_DATAGRAMS))
+    )
       return this.sendPooled(bufs, address, port, start, src, srcIfindex);
-    if (this.threadState === 'on' && !u) return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
+    if (this.threadState === 'on' && !u)
+      return this.sendThreaded(bufs, address, port, start, src, srcIfindex);
     const b = this.blocks[0]!;
     if (!b.setAddress(this.family, address, port)) return start;
     b.setSource(src, srcIfindex, address.includes(':'));
@@ -746,7 +785,16 @@ export class UdpBatcher {
           return bufs.length;
         }
       }
-      const n = this.packSlot(ring, this.head % RING_SLOTS, bufs, i, address, port, src, srcIfindex);
+      const n = this.packSlot(
+        ring,
+        this.head % RING_SLOTS,
+        bufs,
+        i,
+        address,
+        port,
+        src,
+        srcIfindex,
+      );
       if (n === 0) return i;
       i += n;
       this.head++;

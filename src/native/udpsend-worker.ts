@@ -13,7 +13,15 @@
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { E, rawLibcFunc } from './libc.js';
-import { BATCH_MAX, MMSG, POLLOUT, RING, RING_SLOTS, WAIT_WRITABLE_MS, stripSource } from './udpbatch.js';
+import {
+  BATCH_MAX,
+  MMSG,
+  POLLOUT,
+  RING,
+  RING_SLOTS,
+  WAIT_WRITABLE_MS,
+  stripSource,
+} from './udpbatch.js';
 
 interface Data {
   ring: Int32Array;
@@ -21,14 +29,17 @@ interface Data {
   blocks: bigint[];
 }
 
-
 function run({ ring, fd, blocks }: Data): void {
   const sendmmsg = rawLibcFunc<(fd: number, vec: bigint, vlen: number, flags: number) => number>(
     'int sendmmsg(int fd, void *msgvec, unsigned int vlen, int flags)',
   );
-  const poll = rawLibcFunc<(fds: Buffer, n: number, timeout: number) => number>('int poll(void *fds, unsigned long nfds, int timeout)');
+  const poll = rawLibcFunc<(fds: Buffer, n: number, timeout: number) => number>(
+    'int poll(void *fds, unsigned long nfds, int timeout)',
+  );
   if (!sendmmsg || !poll) throw new Error('sendmmsg/poll are not available');
-  const headers = blocks.map((m) => Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer));
+  const headers = blocks.map((m) =>
+    Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer),
+  );
   const pfd = Buffer.alloc(8);
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(POLLOUT, 4);
@@ -66,7 +77,8 @@ function run({ ring, fd, blocks }: Data): void {
         Atomics.store(ring, RING.refused, 1);
         continue;
       }
-      if (gso && (e === E.EIO || e === E.EINVAL) && count(m) > 1) Atomics.store(ring, RING.gsoFailed, 1);
+      if (gso && (e === E.EIO || e === E.EINVAL) && count(m) > 1)
+        Atomics.store(ring, RING.gsoFailed, 1);
       Atomics.add(ring, RING.dropped, count(m));
       m++;
     }

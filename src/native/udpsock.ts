@@ -70,7 +70,9 @@ const SOCK_BUF = 4 << 20;
 
 type RecvMmsg = (fd: number, vec: bigint, vlen: number, flags: number, timeout: null) => number;
 const recvmmsg = () =>
-  rawLibcFunc<RecvMmsg>('int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)');
+  rawLibcFunc<RecvMmsg>(
+    'int recvmmsg(int fd, void *msgvec, unsigned int vlen, int flags, void *timeout)',
+  );
 
 /** Whether this platform can run the native UDP socket (Linux x86-64/arm64 with recvmmsg). */
 export function nativeUdpAvailable(): boolean {
@@ -102,7 +104,11 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
   const families: Array<4 | 6> = host ? [host.includes(':') ? 6 : 4] : [6, 4];
   let lastErrno = 0;
   for (const family of families) {
-    const fd = socket(family === 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const fd = socket(
+      family === 6 ? AF_INET6 : AF_INET,
+      SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+      0,
+    );
     if (fd < 0) {
       lastErrno = -fd;
       continue; // no IPv6 in this kernel/namespace: try IPv4
@@ -122,7 +128,8 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
     // a large receive buffer rides out bursts while the event loop is busy; the send buffer
     // stays the system default (4 MiB made no measurable difference, bench/RESULTS.md Step
     // 10; the bind queues for POLLOUT itself)
-    if (setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) < 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
+    if (setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) < 0)
+      setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
     const name = Buffer.alloc(28);
     const n = getsockname(fd, name);
     if (n < 0) {
@@ -132,7 +139,8 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
     }
     return { fd, family, port: name.readUInt16BE(2) };
   }
-  const code = lastErrno === EADDRINUSE ? 'EADDRINUSE' : new SyscallError('bind', lastErrno).message;
+  const code =
+    lastErrno === EADDRINUSE ? 'EADDRINUSE' : new SyscallError('bind', lastErrno).message;
   throw new AwgError('driver', `cannot bind UDP port ${port}: ${code}`);
 }
 
@@ -223,7 +231,7 @@ export class UdpReceiver {
       let segment = 0;
       const clen = v.readUInt32LE(h + 40);
       // walk the cmsgs (we asked for pktinfo only; skip anything else)
-      for (let c = 0; c + 16 <= clen; ) {
+      for (let c = 0; c + 16 <= clen;) {
         const at = this.ctrlOff + i * CTRL + c;
         const cl = Number(v.readBigUInt64LE(at));
         if (cl < 16 || c + cl > clen) break;

@@ -38,8 +38,18 @@ function validClaims(c: unknown): c is Claims {
   if (typeof c !== 'object' || c === null) return false;
   const o = c as Record<string, unknown>;
   const int = (k: string) => Number.isSafeInteger(o[k]) && (o[k] as number) >= 0;
-  const name = (k: string) => typeof o[k] === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o[k] as string);
-  return int('routeProtocol') && int('tableBase') && int('bandSize') && int('rulePriority') && int('fwmarkMask') && name('nftTable') && name('linkPrefix') && name('cgroupRoot');
+  const name = (k: string) =>
+    typeof o[k] === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(o[k] as string);
+  return (
+    int('routeProtocol') &&
+    int('tableBase') &&
+    int('bandSize') &&
+    int('rulePriority') &&
+    int('fwmarkMask') &&
+    name('nftTable') &&
+    name('linkPrefix') &&
+    name('cgroupRoot')
+  );
 }
 
 /** The one typed access to the record. */
@@ -56,7 +66,13 @@ export class AppliedStore {
     const r = this.state.get<unknown>(KEY);
     if (r === undefined) return undefined;
     const o = r as Partial<AppliedRecord>;
-    if (typeof o !== 'object' || o === null || typeof o.configFile !== 'string' || !Array.isArray(o.resources) || !validClaims(o.claims)) {
+    if (
+      typeof o !== 'object' ||
+      o === null ||
+      typeof o.configFile !== 'string' ||
+      !Array.isArray(o.resources) ||
+      !validClaims(o.claims)
+    ) {
       this.state.setAside(KEY, 'not a record of awg apply');
       return undefined;
     }
@@ -91,7 +107,11 @@ export class AppliedStore {
   /** the ids the last daemon stop removed on purpose (none when it was not stopped since the last save) */
   stoppedRemoved(): ReadonlySet<string> {
     const s = this.load()?.stopped;
-    return new Set(s && Array.isArray(s.removed) ? s.removed.filter((x): x is string => typeof x === 'string') : []);
+    return new Set(
+      s && Array.isArray(s.removed)
+        ? s.removed.filter((x): x is string => typeof x === 'string')
+        : [],
+    );
   }
 
   clear(): void {

@@ -17,12 +17,30 @@ export interface ConvergeOptions {
   configFile?: string;
 }
 
-export async function converge(env: ReconcileEnv, applied: AppliedStore, p: Prepared, o: ConvergeOptions = {}): Promise<ReconcileContext> {
+export async function converge(
+  env: ReconcileEnv,
+  applied: AppliedStore,
+  p: Prepared,
+  o: ConvergeOptions = {},
+): Promise<ReconcileContext> {
   const dryRun = o.dryRun ?? false;
-  const ctx = await reconcile(env, { desired: p.desired, lastApplied: applied.load()?.resources, dryRun, failClosed: !dryRun && killSwitchOf(p.config).enabled });
+  const ctx = await reconcile(env, {
+    desired: p.desired,
+    lastApplied: applied.load()?.resources,
+    dryRun,
+    failClosed: !dryRun && killSwitchOf(p.config).enabled,
+  });
   if (!dryRun && (ctx.outcome === 'converged' || ctx.outcome === 'unchanged')) {
     const owned = await ownedRecords(env);
-    applied.save({ configFile: o.configFile ?? p.file, appliedAt: new Date().toISOString(), claims: p.claims, resources: p.desired.resources, outcome: ctx.outcome, ...(p.selection ? { selection: p.selection } : {}), ...(owned ? { owned } : {}) });
+    applied.save({
+      configFile: o.configFile ?? p.file,
+      appliedAt: new Date().toISOString(),
+      claims: p.claims,
+      resources: p.desired.resources,
+      outcome: ctx.outcome,
+      ...(p.selection ? { selection: p.selection } : {}),
+      ...(owned ? { owned } : {}),
+    });
   }
   return ctx;
 }
@@ -39,7 +57,10 @@ async function ownedRecords(env: ReconcileEnv): Promise<AppliedRecord['owned']> 
       const v = await d.owned(env.state);
       if (v !== undefined) out[d.kind] = v;
     } catch (e) {
-      env.reporter.report({ type: 'warning', message: `the ${d.kind} driver's ownership record was not copied into the applied record: ${(e as Error).message}` });
+      env.reporter.report({
+        type: 'warning',
+        message: `the ${d.kind} driver's ownership record was not copied into the applied record: ${(e as Error).message}`,
+      });
     }
   }
   return Object.keys(out).length ? out : undefined;

@@ -4,7 +4,12 @@ import type { Claims } from '../resources/driver.js';
 import type { Platform } from '../resources/registry.js';
 import { DryExec, ProcessExec, type Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
-import { DEFAULT_STATE_DIR, describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
+import {
+  DEFAULT_STATE_DIR,
+  describeCorrupt,
+  FileStateStore,
+  type StateStore,
+} from '../util/state.js';
 import { AppliedStore } from './applied.js';
 
 /** `--state-dir`, else $AWG_STATE_DIR, else /var/lib/awg */
@@ -29,9 +34,17 @@ export interface HostEnv extends ReconcileEnv {
 }
 
 export async function hostEnv(o: HostEnvOptions): Promise<HostEnv> {
-  const exec = o.exec ? (o.dryRun && !o.exec.dryRun ? new DryExec(o.exec, o.reporter) : o.exec) : new ProcessExec(o.reporter, o.dryRun ?? false);
+  const exec = o.exec
+    ? o.dryRun && !o.exec.dryRun
+      ? new DryExec(o.exec, o.reporter)
+      : o.exec
+    : new ProcessExec(o.reporter, o.dryRun ?? false);
   // an unusable record is moved aside and becomes a warning, never a crash (util/state.ts)
-  const state = o.state ?? new FileStateStore(stateDirFrom(o.stateDir, o.env), { onCorrupt: (c) => o.reporter.report({ type: 'warning', message: describeCorrupt(c) }) });
+  const state =
+    o.state ??
+    new FileStateStore(stateDirFrom(o.stateDir, o.env), {
+      onCorrupt: (c) => o.reporter.report({ type: 'warning', message: describeCorrupt(c) }),
+    });
   return {
     drivers: await o.platform.drivers({ exec, ...(o.env ? { env: o.env } : {}) }),
     claims: o.claims,

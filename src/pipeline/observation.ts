@@ -31,7 +31,10 @@ export interface ObservationRecord {
   claims?: Claims;
 }
 
-export function makeObservationRecord(observed: ObservedState, o: { lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; claims?: Claims } = {}): ObservationRecord {
+export function makeObservationRecord(
+  observed: ObservedState,
+  o: { lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; claims?: Claims } = {},
+): ObservationRecord {
   return {
     kind: OBSERVATION_KIND,
     version: 1,
@@ -44,10 +47,26 @@ export function makeObservationRecord(observed: ObservedState, o: { lastApplied?
   };
 }
 
-const isState = (v: unknown): v is ObservedState => isObject(v) && Array.isArray(v.resources) && Array.isArray(v.foreign) && v.resources.every((r) => isObject(r) && typeof r.kind === 'string' && typeof r.id === 'string' && isObject(r.spec));
+const isState = (v: unknown): v is ObservedState =>
+  isObject(v) &&
+  Array.isArray(v.resources) &&
+  Array.isArray(v.foreign) &&
+  v.resources.every(
+    (r) =>
+      isObject(r) && typeof r.kind === 'string' && typeof r.id === 'string' && isObject(r.spec),
+  );
 
 /** A record, or a bare ObservedState (what `--observed` took before records existed). */
-export function parseObservation(text: string, file: string): { observed: ObservedState; lastApplied?: AnyResource[]; facts?: HostFacts; host?: string; cgroupRoot?: string } {
+export function parseObservation(
+  text: string,
+  file: string,
+): {
+  observed: ObservedState;
+  lastApplied?: AnyResource[];
+  facts?: HostFacts;
+  host?: string;
+  cgroupRoot?: string;
+} {
   let v: unknown;
   try {
     v = JSON.parse(text);
@@ -55,14 +74,42 @@ export function parseObservation(text: string, file: string): { observed: Observ
     throw new AwgError('invalid-config', `${file}: not JSON: ${(e as Error).message}`);
   }
   if (isObject(v) && v.kind === OBSERVATION_KIND) {
-    if (v.version !== 1) throw new AwgError('invalid-config', `${file}: observation version ${String(v.version)} is not supported (this awg reads 1)`);
-    if (!isState(v.observed)) throw new AwgError('invalid-config', `${file}: "observed" is not an observed state`);
-    if (v.lastApplied !== undefined && !(Array.isArray(v.lastApplied) && v.lastApplied.every((r) => isObject(r) && typeof r.id === 'string'))) throw new AwgError('invalid-config', `${file}: "lastApplied" is not a list of resources`);
-    if (v.facts !== undefined && !isObject(v.facts)) throw new AwgError('invalid-config', `${file}: "facts" is not a mapping`);
-    const cgroupRoot = isObject(v.claims) && typeof v.claims.cgroupRoot === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v.claims.cgroupRoot) ? v.claims.cgroupRoot : undefined;
-    return { observed: v.observed, ...(v.lastApplied ? { lastApplied: v.lastApplied as AnyResource[] } : {}), ...(v.facts ? { facts: v.facts as HostFacts } : {}), ...(typeof v.host === 'string' ? { host: v.host } : {}), ...(cgroupRoot ? { cgroupRoot } : {}) };
+    if (v.version !== 1)
+      throw new AwgError(
+        'invalid-config',
+        `${file}: observation version ${String(v.version)} is not supported (this awg reads 1)`,
+      );
+    if (!isState(v.observed))
+      throw new AwgError('invalid-config', `${file}: "observed" is not an observed state`);
+    if (
+      v.lastApplied !== undefined &&
+      !(
+        Array.isArray(v.lastApplied) &&
+        v.lastApplied.every((r) => isObject(r) && typeof r.id === 'string')
+      )
+    )
+      throw new AwgError('invalid-config', `${file}: "lastApplied" is not a list of resources`);
+    if (v.facts !== undefined && !isObject(v.facts))
+      throw new AwgError('invalid-config', `${file}: "facts" is not a mapping`);
+    const cgroupRoot =
+      isObject(v.claims) &&
+      typeof v.claims.cgroupRoot === 'string' &&
+      /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(v.claims.cgroupRoot)
+        ? v.claims.cgroupRoot
+        : undefined;
+    return {
+      observed: v.observed,
+      ...(v.lastApplied ? { lastApplied: v.lastApplied as AnyResource[] } : {}),
+      ...(v.facts ? { facts: v.facts as HostFacts } : {}),
+      ...(typeof v.host === 'string' ? { host: v.host } : {}),
+      ...(cgroupRoot ? { cgroupRoot } : {}),
+    };
   }
-  if (!isState(v)) throw new AwgError('invalid-config', `${file}: neither an awg observation record (awg status --observed-out) nor an observed state`);
+  if (!isState(v))
+    throw new AwgError(
+      'invalid-config',
+      `${file}: neither an awg observation record (awg status --observed-out) nor an observed state`,
+    );
   return { observed: v };
 }
 
@@ -73,7 +120,10 @@ const UNRESOLVED = 'unresolved:';
  * --skip-secrets) with the observed value at the same place of the same object: the secret
  * is assumed unchanged. Returns how many were replaced. Mutates `desired`.
  */
-export function assumeUnreadSecretsUnchanged(desired: DesiredState, observed: ObservedState): number {
+export function assumeUnreadSecretsUnchanged(
+  desired: DesiredState,
+  observed: ObservedState,
+): number {
   const obs = new Map(observed.resources.map((r) => [r.id, r]));
   let n = 0;
   const walk = (d: unknown, o: unknown): unknown => {

@@ -11,7 +11,12 @@ import { hasErrors, loadConfigFile } from '../config/load.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { HostSelection } from '../config/overlay.js';
-import { buildDesired, DEFAULT_FACTS, type DesiredModel, type HostFacts } from '../model/desired.js';
+import {
+  buildDesired,
+  DEFAULT_FACTS,
+  type DesiredModel,
+  type HostFacts,
+} from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
@@ -79,9 +84,20 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   if (!opts.skipSecrets) {
     // `{age:}` files are decrypted first (asynchronously; the age module loads only for them)
     const age = secretRefs(config).some((r) => typeof r.secret !== 'string' && 'age' in r.secret)
-      ? await (await import('../config/age.js')).resolveAgeSecrets(config, file, loaded.positions, env)
+      ? await (
+          await import('../config/age.js')
+        ).resolveAgeSecrets(config, file, loaded.positions, env)
       : undefined;
-    const s = checkSecrets(config, { configFile: file, env, ...(opts.envSecretsRefused ? { envRefused: opts.envSecretsRefused } : {}), ...(age ? { age } : {}) }, loaded.positions);
+    const s = checkSecrets(
+      config,
+      {
+        configFile: file,
+        env,
+        ...(opts.envSecretsRefused ? { envRefused: opts.envSecretsRefused } : {}),
+        ...(age ? { age } : {}),
+      },
+      loaded.positions,
+    );
     issues.push(...s.issues);
     secrets = s.values;
     if (hasErrors(s.issues)) return { ok: false, issues };
@@ -89,20 +105,55 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   const platform = opts.platform ?? (await loadPlatform());
   let facts = opts.facts ?? DEFAULT_FACTS;
   if (!opts.facts && opts.probe) {
-    const exec = opts.exec ?? new (await import('../util/exec.js')).ProcessExec((await import('../util/reporter.js')).silentReporter);
-    facts = await platform.probeFacts(config, { exec, env, ...(opts.state ? { state: opts.state } : {}), ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}) });
+    const exec =
+      opts.exec ??
+      new (await import('../util/exec.js')).ProcessExec(
+        (await import('../util/reporter.js')).silentReporter,
+      );
+    facts = await platform.probeFacts(config, {
+      exec,
+      env,
+      ...(opts.state ? { state: opts.state } : {}),
+      ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}),
+    });
   }
   let model: DesiredModel;
   let desired: DesiredState;
   try {
     const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
-    model = buildDesired(config, { facts, secrets, ...(fingerprintKey ? { fingerprintKey } : {}), cgroupRoot: cgroupRootFromEnv(env), ...(opts.down ? { down: opts.down } : {}) });
+    model = buildDesired(config, {
+      facts,
+      secrets,
+      ...(fingerprintKey ? { fingerprintKey } : {}),
+      cgroupRoot: cgroupRootFromEnv(env),
+      ...(opts.down ? { down: opts.down } : {}),
+    });
     desired = platform.realise(model, facts, config);
   } catch (e) {
     // what the config cannot express (allocation, names nft refuses) is a config issue; a host
     // that cannot realise a valid config (e.g. cgroup v2 mounted elsewhere) is not
     if (e instanceof AwgError && e.kind !== 'invalid-config') throw e;
-    return { ok: false, issues: [...issues, { file, path: 'routing', message: (e as Error).message, severity: 'error' }] };
+    return {
+      ok: false,
+      issues: [
+        ...issues,
+        { file, path: 'routing', message: (e as Error).message, severity: 'error' },
+      ],
+    };
   }
-  return { ok: true, prepared: { file, config, issues, model, desired, facts, claims: claimsFromConfig(config, env), secrets, sources: loaded.sources, ...(loaded.selection ? { selection: loaded.selection } : {}) } };
+  return {
+    ok: true,
+    prepared: {
+      file,
+      config,
+      issues,
+      model,
+      desired,
+      facts,
+      claims: claimsFromConfig(config, env),
+      secrets,
+      sources: loaded.sources,
+      ...(loaded.selection ? { selection: loaded.selection } : {}),
+    },
+  };
 }

@@ -7,7 +7,11 @@ import { removeOwned, type RemoveResult } from '../reconciler/teardown.js';
 import type { ReconcileEnv } from '../reconciler/observe.js';
 import type { AppliedStore } from './applied.js';
 
-export async function teardown(env: ReconcileEnv, applied: AppliedStore, o: { keepKillSwitch?: boolean } = {}): Promise<RemoveResult> {
+export async function teardown(
+  env: ReconcileEnv,
+  applied: AppliedStore,
+  o: { keepKillSwitch?: boolean } = {},
+): Promise<RemoveResult> {
   const r = await removeOwned(env, o);
   if (!env.exec.dryRun && r.left.length === 0 && r.kept.length === 0) applied.clear();
   return r;

@@ -38,6 +38,7 @@ export function classifyCgroup(cgroupRoot: string, rel: string | undefined): Cgr
   if (rel === cgroupRoot) return { kind: 'root' };
   if (!rel.startsWith(cgroupRoot + '/')) return { kind: 'outside' };
   const name = rel.slice(cgroupRoot.length + 1).split('/')[0]!;
-  if (name.startsWith(EXEC_CGROUP_PREFIX)) return { kind: 'exec', target: name.slice(EXEC_CGROUP_PREFIX.length) };
+  if (name.startsWith(EXEC_CGROUP_PREFIX))
+    return { kind: 'exec', target: name.slice(EXEC_CGROUP_PREFIX.length) };
   return { kind: 'rule', name };
 }

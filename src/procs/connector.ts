@@ -66,7 +66,14 @@ export const PLACEMENT_MASK = PROC_EVENT.FORK | PROC_EVENT.EXEC;
 
 export type ProcEvent =
   | { type: 'ack'; err: number }
-  | { type: 'fork'; ts: bigint; parentPid: number; parentTgid: number; childPid: number; childTgid: number }
+  | {
+      type: 'fork';
+      ts: bigint;
+      parentPid: number;
+      parentTgid: number;
+      childPid: number;
+      childTgid: number;
+    }
   | { type: 'exec'; ts: bigint; pid: number; tgid: number }
   | { type: 'exit'; ts: bigint; pid: number; tgid: number; exitCode: number; exitSignal: number }
   | { type: 'other'; what: number; ts: bigint };
@@ -85,7 +92,8 @@ export function parseProcMessage(buf: Uint8Array): ProcEvent | undefined {
   const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
   const len = b.readUInt32LE(0);
   if (len > b.length || b.readUInt16LE(4) !== NLMSG_DONE) return undefined;
-  if (b.readUInt32LE(HDR) !== CN_IDX_PROC || b.readUInt32LE(HDR + 4) !== CN_VAL_PROC) return undefined;
+  if (b.readUInt32LE(HDR) !== CN_IDX_PROC || b.readUInt32LE(HDR + 4) !== CN_VAL_PROC)
+    return undefined;
   const dataLen = b.readUInt16LE(HDR + 16);
   if (EV + dataLen > len) return undefined;
   const what = b.readUInt32LE(EV);
@@ -96,7 +104,14 @@ export function parseProcMessage(buf: Uint8Array): ProcEvent | undefined {
     case PROC_EVENT.NONE:
       return { type: 'ack', err: u(0) };
     case PROC_EVENT.FORK:
-      return { type: 'fork', ts, parentPid: u(0), parentTgid: u(4), childPid: u(8), childTgid: u(12) };
+      return {
+        type: 'fork',
+        ts,
+        parentPid: u(0),
+        parentTgid: u(4),
+        childPid: u(8),
+        childTgid: u(12),
+      };
     case PROC_EVENT.EXEC:
       return { type: 'exec', ts, pid: u(0), tgid: u(4) };
     case PROC_EVENT.EXIT:
@@ -168,7 +183,10 @@ export function connectorFdFromEnv(env: NodeJS.ProcessEnv = process.env): number
 /** socket(NETLINK_CONNECTOR) bound to CN_IDX_PROC (not yet subscribed), in `netns` if given. */
 export function openConnectorSocket(netns?: string): number {
   return inNetns(netns, () => {
-    const fd = check('socket(NETLINK_CONNECTOR)', socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR));
+    const fd = check(
+      'socket(NETLINK_CONNECTOR)',
+      socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_CONNECTOR),
+    );
     try {
       const sa = Buffer.alloc(12);
       sa.writeUInt16LE(AF_NETLINK, 0);
@@ -217,7 +235,10 @@ export class ProcConnector {
     try {
       if (opts.fd !== undefined) setNonBlocking(fd);
       // SO_RCVBUFFORCE (root) is not capped by rmem_max; fall back to the capped SO_RCVBUF
-      if (opts.rcvbuf !== undefined && setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opts.rcvbuf) < 0)
+      if (
+        opts.rcvbuf !== undefined &&
+        setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opts.rcvbuf) < 0
+      )
         setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf);
       const sa = Buffer.alloc(12);
       check('getsockname', getsockname(fd, sa));
@@ -257,7 +278,10 @@ export class ProcConnector {
    * `onOverrun` is called after ENOBUFS (events were lost: rescan). `onError` receives a
    * fatal receive error; delivery stops.
    */
-  listen(cb: (events: ProcEvent[]) => void, handlers: { onOverrun?: () => void; onError?: (e: AwgError) => void } = {}): void {
+  listen(
+    cb: (events: ProcEvent[]) => void,
+    handlers: { onOverrun?: () => void; onError?: (e: AwgError) => void } = {},
+  ): void {
     if (this.closed) throw new AwgError('bug', 'proc connector is closed');
     if (this.poller) throw new AwgError('bug', 'proc connector already listening');
     this.poller = new Poller(this.fd, (status) => {
@@ -292,7 +316,14 @@ export class ProcConnector {
       const ev = parseProcMessage(this.buf.subarray(0, n));
       if (!ev || ev.type === 'ack') continue;
       this.stats.received++;
-      const bit = ev.type === 'fork' ? PROC_EVENT.FORK : ev.type === 'exec' ? PROC_EVENT.EXEC : ev.type === 'exit' ? PROC_EVENT.EXIT : ev.what;
+      const bit =
+        ev.type === 'fork'
+          ? PROC_EVENT.FORK
+          : ev.type === 'exec'
+            ? PROC_EVENT.EXEC
+            : ev.type === 'exit'
+              ? PROC_EVENT.EXIT
+              : ev.what;
       if ((bit & this.mask) === 0) {
         this.stats.unfiltered++;
         continue;

@@ -20,7 +20,13 @@
  * the rule of `--rule NAME`; one whose own executable a rule matches under `--rule` is listed
  * by the rules, as the router judges it.
  */
-import { defaultRoute, effectiveRoute, execRoute, exeSubject, compileRules } from '../model/match.js';
+import {
+  defaultRoute,
+  effectiveRoute,
+  execRoute,
+  exeSubject,
+  compileRules,
+} from '../model/match.js';
 import type { Config } from '../config/schema.js';
 import type { ListedProcess, ListOptions } from './placer.js';
 
@@ -42,7 +48,11 @@ export interface DarwinListOptions extends ListOptions {
   routerUid?: number;
 }
 
-export function listDarwinProcesses(table: ProcTable, rules: Config['rules'], o: DarwinListOptions): ListedProcess[] {
+export function listDarwinProcesses(
+  table: ProcTable,
+  rules: Config['rules'],
+  o: DarwinListOptions,
+): ListedProcess[] {
   const matcher = compileRules(rules);
   const def = o.defaultRoute ?? 'direct';
   const routed = def === 'direct' || (o.routed?.(def) ?? true);
@@ -68,21 +78,33 @@ export function listDarwinProcesses(table: ProcTable, rules: Config['rules'], o:
     const chain = matcher.failoverChain(exe);
     const first = chain[0];
     if (info.uid === (o.routerUid ?? ROUTER_UID)) {
-      if (first || o.all) out.push({ ...base, route: viaTable, ...(first ? { pending: first.name } : {}) });
+      if (first || o.all)
+        out.push({ ...base, route: viaTable, ...(first ? { pending: first.name } : {}) });
       continue;
     }
     const choice = o.execOf?.(pid, parentOf);
     const byExec = choice && execRoute(choice, exe, matcher, o.tunnelUp);
     if (choice && byExec) {
       const target = 'tunnel' in choice ? choice.tunnel : 'direct';
-      out.push({ ...base, ...(byExec.rule ? { rule: byExec.rule.name, target: byExec.rule.target } : { rule: `exec:${target}`, target }), route: byExec.route });
+      out.push({
+        ...base,
+        ...(byExec.rule
+          ? { rule: byExec.rule.name, target: byExec.rule.target }
+          : { rule: `exec:${target}`, target }),
+        route: byExec.route,
+      });
       continue;
     }
     if (!first) {
       if (o.all) out.push({ ...base, route: unmatched });
       continue;
     }
-    out.push({ ...base, rule: first.name, target: first.target, route: effectiveRoute(chain, o.tunnelUp) });
+    out.push({
+      ...base,
+      rule: first.name,
+      target: first.target,
+      route: effectiveRoute(chain, o.tunnelUp),
+    });
   }
   return out;
 }

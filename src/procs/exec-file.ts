@@ -21,7 +21,8 @@ export const HEAD_BYTES = 4096;
 
 const PT_INTERP = 3;
 
-export type FollowUp = { kind: 'script'; interpreter: string } | { kind: 'elf'; interpreter: string };
+export type FollowUp =
+  { kind: 'script'; interpreter: string } | { kind: 'elf'; interpreter: string };
 
 export function followUpOf(head: Buffer): FollowUp | undefined {
   if (head.length >= 2 && head[0] === 0x23 && head[1] === 0x21) {
@@ -47,7 +48,10 @@ export function followUpOf(head: Buffer): FollowUp | undefined {
     const off = is64 ? u64(ph + 8) : u32(ph + 4);
     const size = is64 ? u64(ph + 32) : u32(ph + 16);
     if (size < 2 || off + size > head.length) return undefined;
-    const path = head.subarray(off, off + size).toString('latin1').replace(/\0.*$/s, '');
+    const path = head
+      .subarray(off, off + size)
+      .toString('latin1')
+      .replace(/\0.*$/s, '');
     return path.startsWith('/') ? { kind: 'elf', interpreter: path } : undefined;
   }
   return undefined;

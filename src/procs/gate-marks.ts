@@ -42,13 +42,37 @@ export interface GatePlan {
 
 /** file systems that hold no programs (an exec from them is impossible or irrelevant) */
 const PSEUDO = new Set([
-  'proc', 'sysfs', 'cgroup', 'cgroup2', 'devpts', 'mqueue', 'bpf', 'tracefs', 'debugfs', 'securityfs', 'pstore', 'configfs',
-  'fusectl', 'hugetlbfs', 'autofs', 'binfmt_misc', 'efivarfs', 'rpc_pipefs', 'nsfs', 'selinuxfs', 'devtmpfs',
+  'proc',
+  'sysfs',
+  'cgroup',
+  'cgroup2',
+  'devpts',
+  'mqueue',
+  'bpf',
+  'tracefs',
+  'debugfs',
+  'securityfs',
+  'pstore',
+  'configfs',
+  'fusectl',
+  'hugetlbfs',
+  'autofs',
+  'binfmt_misc',
+  'efivarfs',
+  'rpc_pipefs',
+  'nsfs',
+  'selinuxfs',
+  'devtmpfs',
 ]);
 
 /** the mounts of a mountinfo text, as the marks need them (util/mountinfo.ts parses) */
 export function parseMountinfo(text: string): MountEntry[] {
-  return parseMounts(text).map((m) => ({ dev: m.dev, mountPoint: m.mountPoint, fsType: m.fsType, noexec: m.options.includes('noexec') }));
+  return parseMounts(text).map((m) => ({
+    dev: m.dev,
+    mountPoint: m.mountPoint,
+    fsType: m.fsType,
+    noexec: m.options.includes('noexec'),
+  }));
 }
 
 const GLOB_CHARS = /[*?[\]{}!+@()]/;
@@ -67,7 +91,10 @@ export function ruleTree(r: Rule): string | undefined {
 }
 
 function normalize(p: string): string {
-  const s = `/${p.split('/').filter((x) => x !== '').join('/')}`;
+  const s = `/${p
+    .split('/')
+    .filter((x) => x !== '')
+    .join('/')}`;
   return s;
 }
 
@@ -84,7 +111,9 @@ export function planGateMarks(rules: readonly Rule[], mounts: readonly MountEntr
     for (const t of trees as string[]) {
       // the mount holding t: the longest mount point above it (any mount, noexec ones too)
       let holder: MountEntry | undefined;
-      for (const m of mounts) if (below(t, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length)) holder = m;
+      for (const m of mounts)
+        if (below(t, m.mountPoint) && (!holder || m.mountPoint.length >= holder.mountPoint.length))
+          holder = m;
       if (holder && usable.includes(holder)) picked.push(holder);
       for (const m of usable) if (m.mountPoint !== t && below(m.mountPoint, t)) picked.push(m);
     }

@@ -122,7 +122,15 @@ export const realGateFiles: GateFiles = {
 };
 
 export class ExecGate {
-  readonly stats: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0, denied: 0 };
+  readonly stats: GateStats = {
+    events: 0,
+    execs: 0,
+    placed: 0,
+    late: 0,
+    errors: 0,
+    overflows: 0,
+    denied: 0,
+  };
   private readonly pending = new Map<number, Pending>();
   private readonly files: GateFiles;
   private readonly now: () => number;
@@ -194,7 +202,8 @@ export class ExecGate {
     const now = this.now();
     const st = this.pending.get(ev.pid);
     const id = st ? this.files.idOfFd(ev.fd) : undefined;
-    const role = st && id !== undefined && now - st.at < PENDING_TTL_MS ? st.expect.get(id) : undefined;
+    const role =
+      st && id !== undefined && now - st.at < PENDING_TTL_MS ? st.expect.get(id) : undefined;
     if (st && role !== undefined) {
       // a file this exec pulls in: the script's interpreter may still decide; a loader never
       st.expect.delete(id!);
@@ -243,7 +252,8 @@ export class ExecGate {
   private prune(): void {
     if (this.pending.size === 0) return;
     const now = this.now();
-    for (const [pid, st] of this.pending) if (now - st.at >= PENDING_TTL_MS) this.pending.delete(pid);
+    for (const [pid, st] of this.pending)
+      if (now - st.at >= PENDING_TTL_MS) this.pending.delete(pid);
   }
 
   /** closing the group releases anything still held (there is nothing: every read event was answered) */

@@ -18,13 +18,20 @@ import { listDarwinProcesses, type ProcTable } from './darwin.js';
 
 export interface ProcessLister {
   /** every process a rule matches (all: every process), with its route now */
-  list(c: Pick<Config, 'rules' | 'default' | 'tunnels'>, cgroupRoot: string, o: Omit<ListOptions, 'defaultRoute'>): ListedProcess[];
+  list(
+    c: Pick<Config, 'rules' | 'default' | 'tunnels'>,
+    cgroupRoot: string,
+    o: Omit<ListOptions, 'defaultRoute'>,
+  ): ListedProcess[];
 }
 
 /** how a platform meets path rules (Platform.perApp) */
 export type PerApp = 'cgroup' | 'flow-router' | 'none';
 
-export function linuxProcessLister(procfs: ProcFs = linuxProcFs(), mountinfo: () => string = () => readFileSync('/proc/self/mountinfo', 'utf8')): ProcessLister {
+export function linuxProcessLister(
+  procfs: ProcFs = linuxProcFs(),
+  mountinfo: () => string = () => readFileSync('/proc/self/mountinfo', 'utf8'),
+): ProcessLister {
   return {
     list(c, cgroupRoot, o) {
       let root = '/';
@@ -34,7 +41,9 @@ export function linuxProcessLister(procfs: ProcFs = linuxProcFs(), mountinfo: ()
         /* no /proc/self/mountinfo: no cgroup is ours to read */
       }
       const matcher = compileRules(c.rules);
-      return scanProcesses(procfs).flatMap((p) => describeProcess(p, matcher, cgroupRoot, root, { ...o, defaultRoute: c.default }));
+      return scanProcesses(procfs).flatMap((p) =>
+        describeProcess(p, matcher, cgroupRoot, root, { ...o, defaultRoute: c.default }),
+      );
     },
   };
 }
@@ -63,7 +72,10 @@ export async function processLister(perApp: PerApp): Promise<ProcessLister> {
     case 'none':
       return {
         list: () => {
-          throw new AwgError('unsupported', 'listing processes is not supported on this OS (Linux and macOS only)');
+          throw new AwgError(
+            'unsupported',
+            'listing processes is not supported on this OS (Linux and macOS only)',
+          );
         },
       };
   }

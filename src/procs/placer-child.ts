@@ -32,7 +32,16 @@ import { ProcessPlacer, type PlacerOptions } from './placer.js';
 import { ProcConnector, connectorFdFromEnv, type ProcEvent } from './connector.js';
 import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate.js';
 import { parseMountinfo, planGateMarks } from './gate-marks.js';
-import { LineDecoder, encode, parseToPlacer, zeroStats, type FromPlacer, type GateInfo, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+import {
+  LineDecoder,
+  encode,
+  parseToPlacer,
+  zeroStats,
+  type FromPlacer,
+  type GateInfo,
+  type PlacerMount,
+  type ToPlacer,
+} from './placer-protocol.js';
 
 /** add every counter of `from` into `into` (counters of a placer or gate that was replaced) */
 function addCounts<T extends object>(into: T, from: T): void {
@@ -107,7 +116,8 @@ export class PlacerChild {
 
   handleLine(line: string): void {
     const m = parseToPlacer(line);
-    if ('invalid' in m) this.deps.send({ type: 'error', kind: 'bug', message: `placer protocol: ${m.invalid}` });
+    if ('invalid' in m)
+      this.deps.send({ type: 'error', kind: 'bug', message: `placer protocol: ${m.invalid}` });
     else this.handle(m);
   }
 
@@ -137,7 +147,15 @@ export class PlacerChild {
   private gateWatch: { close(): void } | undefined;
   private gateKey: string | undefined;
   private gateSent = '';
-  private readonly retiredGate: GateStats = { events: 0, execs: 0, placed: 0, late: 0, errors: 0, overflows: 0, denied: 0 };
+  private readonly retiredGate: GateStats = {
+    events: 0,
+    execs: 0,
+    placed: 0,
+    late: 0,
+    errors: 0,
+    overflows: 0,
+    denied: 0,
+  };
 
   /** open, re-mark or close the exec gate for these rules; report its state when it changes */
   private syncGate(rules: readonly Rule[]): void {
@@ -147,19 +165,32 @@ export class PlacerChild {
       this.closeGate();
       return;
     }
-    if (!access) return this.sendGate({ state: 'best-effort', reason: this.deps.gateOff ?? 'the exec gate is not available here', marks: [] });
+    if (!access)
+      return this.sendGate({
+        state: 'best-effort',
+        reason: this.deps.gateOff ?? 'the exec gate is not available here',
+        marks: [],
+      });
     let plan;
     try {
       plan = planGateMarks(rules, parseMountinfo(access.mountinfo()));
     } catch (e) {
-      return this.sendGate({ state: 'best-effort', reason: `exec gate: ${toAwgError(e, 'driver').message}`, marks: [] });
+      return this.sendGate({
+        state: 'best-effort',
+        reason: `exec gate: ${toAwgError(e, 'driver').message}`,
+        marks: [],
+      });
     }
     const key = plan.marks.map((x) => x.path).join('\0');
     if (key === this.gateKey && this.gate) return;
     if (plan.marks.length === 0) {
       this.gateKey = key;
       this.closeGate();
-      return this.sendGate({ state: 'best-effort', reason: 'no file system the rules need can be marked (all noexec or pseudo)', marks: [] });
+      return this.sendGate({
+        state: 'best-effort',
+        reason: 'no file system the rules need can be marked (all noexec or pseudo)',
+        marks: [],
+      });
     }
     let group: ReturnType<GateAccess['open']>;
     try {
@@ -167,7 +198,11 @@ export class PlacerChild {
     } catch (e) {
       this.gateKey = undefined;
       this.closeGate();
-      return this.sendGate({ state: 'best-effort', reason: `exec gate unavailable: ${toAwgError(e, 'unsupported').message}`, marks: [] });
+      return this.sendGate({
+        state: 'best-effort',
+        reason: `exec gate unavailable: ${toAwgError(e, 'unsupported').message}`,
+        marks: [],
+      });
     }
     const marked: string[] = [];
     const failed: string[] = [];
@@ -183,7 +218,11 @@ export class PlacerChild {
       group.close();
       this.gateKey = undefined;
       this.closeGate();
-      return this.sendGate({ state: 'best-effort', reason: `exec gate unavailable: ${failed.join('; ')}`, marks: [] });
+      return this.sendGate({
+        state: 'best-effort',
+        reason: `exec gate unavailable: ${failed.join('; ')}`,
+        marks: [],
+      });
     }
     const gate = new ExecGate({
       group,
@@ -237,21 +276,42 @@ export class PlacerChild {
     if (overrun) this.placer?.rescan();
   }
 
-  private newPlacer(matcher: ReturnType<typeof compileRules>, cgroupRoot: string, mount: PlacerMount, down: string[], ownPid?: number): ProcessPlacer {
-    const p = new ProcessPlacer({ matcher, cgroupRoot, mount, down: new Set(down), selfPid: ownPid ?? process.ppid, ...this.deps.placer });
+  private newPlacer(
+    matcher: ReturnType<typeof compileRules>,
+    cgroupRoot: string,
+    mount: PlacerMount,
+    down: string[],
+    ownPid?: number,
+  ): ProcessPlacer {
+    const p = new ProcessPlacer({
+      matcher,
+      cgroupRoot,
+      mount,
+      down: new Set(down),
+      selfPid: ownPid ?? process.ppid,
+      ...this.deps.placer,
+    });
     if (this.conn && !this.listening) {
       this.listening = true;
-      this.conn.listen((evs) => {
-        this.receivedAt = process.hrtime.bigint();
-        this.placer?.handleEvents(evs);
-      }, {
-        onOverrun: () => this.placer?.rescan(),
-        onError: (e) => {
-          this.deps.send({ type: 'error', kind: e.kind, message: `process watcher: ${e.message}`, fatal: true });
-          this.close();
-          this.deps.onClose?.();
+      this.conn.listen(
+        (evs) => {
+          this.receivedAt = process.hrtime.bigint();
+          this.placer?.handleEvents(evs);
         },
-      });
+        {
+          onOverrun: () => this.placer?.rescan(),
+          onError: (e) => {
+            this.deps.send({
+              type: 'error',
+              kind: e.kind,
+              message: `process watcher: ${e.message}`,
+              fatal: true,
+            });
+            this.close();
+            this.deps.onClose?.();
+          },
+        },
+      );
     }
     return p;
   }
@@ -265,11 +325,20 @@ export class PlacerChild {
     const st = { ...(this.placer?.stats ?? zeroStats()) };
     addCounts(st, this.retired);
     const c = this.conn?.stats;
-    const body = { ...st, connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 }, ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}) };
+    const body = {
+      ...st,
+      connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 },
+      ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}),
+    };
     const sig = JSON.stringify(body);
     if (id === undefined && sig === this.lastSent) return;
     this.lastSent = sig;
-    this.deps.send({ type: 'stats', ...(id !== undefined ? { id } : {}), ...body, rssKb: this.deps.rssKb?.() ?? 0 });
+    this.deps.send({
+      type: 'stats',
+      ...(id !== undefined ? { id } : {}),
+      ...body,
+      rssKb: this.deps.rssKb?.() ?? 0,
+    });
   }
 
   private retired = zeroStats();
@@ -315,7 +384,11 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
   const prio = /^\d+$/.test(env.AWG_PLACER_PRIORITY ?? '') ? Number(env.AWG_PLACER_PRIORITY) : 10;
   const r = prio > 0 ? setFifo(prio) : -1;
   const fifo = r === 0;
-  const reason = fifo ? undefined : prio > 0 ? `sched_setscheduler(SCHED_FIFO, ${prio}) refused: ${errnoText(r)}; running at normal priority` : 'AWG_PLACER_PRIORITY=0: normal priority';
+  const reason = fifo
+    ? undefined
+    : prio > 0
+      ? `sched_setscheduler(SCHED_FIFO, ${prio}) refused: ${errnoText(r)}; running at normal priority`
+      : 'AWG_PLACER_PRIORITY=0: normal priority';
 
   const child: PlacerChild = new PlacerChild({
     send: out,
@@ -325,7 +398,19 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
     },
     rssKb: () => Math.round(process.memoryUsage.rss() / 1024),
     ...(env.AWG_PLACER_TRACE === '1'
-      ? { placer: { onPlaced: (p) => p.execTs !== undefined && out({ type: 'placed', pid: p.pid, execNs: String(p.execTs), recvNs: String(child.receivedAt), placedNs: String(p.placedTs) }) } satisfies Partial<PlacerOptions> }
+      ? {
+          placer: {
+            onPlaced: (p) =>
+              p.execTs !== undefined &&
+              out({
+                type: 'placed',
+                pid: p.pid,
+                execNs: String(p.execTs),
+                recvNs: String(child.receivedAt),
+                placedNs: String(p.placedTs),
+              }),
+          } satisfies Partial<PlacerOptions>,
+        }
       : {}),
     onClose: () => finish?.(1),
     ...(env.AWG_EXEC_GATE === '0'
@@ -352,14 +437,25 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
     out({ type: 'error', kind: err.kind, message: err.message, fatal: true });
     return 3;
   }
-  out({ type: 'ready', pid: process.pid, fifo, ...(fifo ? { priority: prio } : {}), ...(reason ? { reason } : {}) });
+  out({
+    type: 'ready',
+    pid: process.pid,
+    fifo,
+    ...(fifo ? { priority: prio } : {}),
+    ...(reason ? { reason } : {}),
+  });
 
   const timer = setInterval(() => child.sendStats(), o.statsIntervalMs ?? 1000);
   timer.unref();
   return await new Promise<number>((resolve) => {
     const dec = new LineDecoder(
       (l) => child.handleLine(l),
-      (n) => out({ type: 'error', kind: 'bug', message: `placer protocol: line of ${n} characters dropped` }),
+      (n) =>
+        out({
+          type: 'error',
+          kind: 'bug',
+          message: `placer protocol: line of ${n} characters dropped`,
+        }),
     );
     finish = (code: number) => {
       clearInterval(timer);
@@ -377,4 +473,3 @@ export async function runPlacerProcess(o: RunOptions = {}): Promise<number> {
     process.on('SIGTERM', () => finish?.(0));
   });
 }
-

@@ -26,7 +26,18 @@ import { AwgError } from '../errors.js';
 import { close as closeFd } from '../native/libc.js';
 import { connectorFdFromEnv, openConnectorSocket } from './connector.js';
 import type { PlacerStats } from './placer.js';
-import { LineDecoder, STAT_KEYS, encode, parseFromPlacer, zeroStats, type ConnectorCounts, type FromPlacer, type GateInfo, type PlacerMount, type ToPlacer } from './placer-protocol.js';
+import {
+  LineDecoder,
+  STAT_KEYS,
+  encode,
+  parseFromPlacer,
+  zeroStats,
+  type ConnectorCounts,
+  type FromPlacer,
+  type GateInfo,
+  type PlacerMount,
+  type ToPlacer,
+} from './placer-protocol.js';
 import type { GateStats } from './gate.js';
 
 /** what the handle needs of a child process (a fake in unit tests) */
@@ -40,7 +51,11 @@ export interface PlacerChildProcess {
   once(event: 'error', cb: (e: Error) => void): unknown;
 }
 
-export type SpawnPlacer = (command: string[], env: NodeJS.ProcessEnv, connectorFd: number) => PlacerChildProcess;
+export type SpawnPlacer = (
+  command: string[],
+  env: NodeJS.ProcessEnv,
+  connectorFd: number,
+) => PlacerChildProcess;
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -107,9 +122,17 @@ export function defaultPlacerCommand(): string[] {
   return [process.execPath, AWG_BIN, 'placer'];
 }
 
-const nodeTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout), now: () => Date.now() };
+const nodeTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (t) => clearTimeout(t as NodeJS.Timeout),
+  now: () => Date.now(),
+};
 
-const defaultSpawn: SpawnPlacer = (command, env, fd) => nodeSpawn(command[0]!, command.slice(1), { stdio: ['pipe', 'pipe', 'pipe', fd], env }) as PlacerChildProcess;
+const defaultSpawn: SpawnPlacer = (command, env, fd) =>
+  nodeSpawn(command[0]!, command.slice(1), {
+    stdio: ['pipe', 'pipe', 'pipe', fd],
+    env,
+  }) as PlacerChildProcess;
 
 export function spawnPlacerProcess(opts: PlacerProcessOptions): PlacerHandle {
   return new PlacerProcess(opts);
@@ -137,7 +160,10 @@ class PlacerProcess implements PlacerHandle {
   private startedAt = 0;
   private timer: unknown;
   private nextId = 1;
-  private readonly waiting = new Map<number, { resolve: (s: PlacerStats) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<
+    number,
+    { resolve: (s: PlacerStats) => void; reject: (e: Error) => void }
+  >();
   private exited: Promise<void> = Promise.resolve();
   private fatal: AwgError | undefined;
 
@@ -159,7 +185,10 @@ class PlacerProcess implements PlacerHandle {
   }
 
   get connector(): ConnectorCounts {
-    return { received: this.baseConn.received + this.childConn.received, overruns: this.baseConn.overruns + this.childConn.overruns };
+    return {
+      received: this.baseConn.received + this.childConn.received,
+      overruns: this.baseConn.overruns + this.childConn.overruns,
+    };
   }
 
   setRules(rules: readonly Rule[], cgroupRoot: string = this.cgroupRoot): void {
@@ -180,7 +209,8 @@ class PlacerProcess implements PlacerHandle {
   }
 
   flush(): Promise<PlacerStats> {
-    if (!this.child) return Promise.reject(new AwgError('driver', `placer process is ${this.state}`));
+    if (!this.child)
+      return Promise.reject(new AwgError('driver', `placer process is ${this.state}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -226,7 +256,11 @@ class PlacerProcess implements PlacerHandle {
       AWG_PLACER_PARENT: String(process.pid),
       AWG_PLACER_PRIORITY: String(this.opts.priority ?? 10),
     };
-    const c = (this.opts.spawn ?? defaultSpawn)(this.opts.command ?? defaultPlacerCommand(), env, this.fd);
+    const c = (this.opts.spawn ?? defaultSpawn)(
+      this.opts.command ?? defaultPlacerCommand(),
+      env,
+      this.fd,
+    );
     this.child = c;
     this.childStats = zeroStats();
     this.childConn = { received: 0, overruns: 0 };
@@ -256,7 +290,9 @@ class PlacerProcess implements PlacerHandle {
         this.onExit(c, why, readyHere);
         resolve();
       };
-      c.once('exit', (code, signal) => gone(signal ? `killed by ${signal}` : `exited with code ${code}`));
+      c.once('exit', (code, signal) =>
+        gone(signal ? `killed by ${signal}` : `exited with code ${code}`),
+      );
       c.once('error', (e) => gone(`could not start: ${e.message}`));
     });
     this.send(this.configMessage());
@@ -287,7 +323,12 @@ class PlacerProcess implements PlacerHandle {
         return;
       }
       case 'placed':
-        this.opts.onPlaced?.({ pid: m.pid, execNs: BigInt(m.execNs), ...(m.recvNs ? { recvNs: BigInt(m.recvNs) } : {}), placedNs: BigInt(m.placedNs) });
+        this.opts.onPlaced?.({
+          pid: m.pid,
+          execNs: BigInt(m.execNs),
+          ...(m.recvNs ? { recvNs: BigInt(m.recvNs) } : {}),
+          placedNs: BigInt(m.placedNs),
+        });
         return;
       case 'error': {
         const e = new AwgError(m.kind, `placer process: ${m.message}`);
@@ -307,17 +348,27 @@ class PlacerProcess implements PlacerHandle {
     this.baseConn = this.connector;
     this.childStats = zeroStats();
     this.childConn = { received: 0, overruns: 0 };
-    for (const w of this.waiting.values()) w.reject(new AwgError('driver', `placer process ${why}`));
+    for (const w of this.waiting.values())
+      w.reject(new AwgError('driver', `placer process ${why}`));
     this.waiting.clear();
     if (this.state === 'closed') return;
     if (this.fatal) return this.fail(this.fatal);
     this.earlyDeaths = wasReady ? 0 : this.earlyDeaths + 1;
-    if (this.earlyDeaths >= MAX_EARLY_DEATHS) return this.fail(new AwgError('driver', `placer process ${why} before it was ready, ${MAX_EARLY_DEATHS} times in a row`));
+    if (this.earlyDeaths >= MAX_EARLY_DEATHS)
+      return this.fail(
+        new AwgError(
+          'driver',
+          `placer process ${why} before it was ready, ${MAX_EARLY_DEATHS} times in a row`,
+        ),
+      );
     if (this.timers.now() - this.startedAt >= STABLE_MS) this.backoff = INITIAL_BACKOFF_MS;
     const delay = this.backoff;
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
     this.state = 'restarting';
-    this.opts.onError?.(new AwgError('driver', `placer process ${why}; restarting in ${delay} ms`), false);
+    this.opts.onError?.(
+      new AwgError('driver', `placer process ${why}; restarting in ${delay} ms`),
+      false,
+    );
     this.timer = this.timers.setTimeout(() => {
       this.timer = undefined;
       if (this.state !== 'restarting') return;

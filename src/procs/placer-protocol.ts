@@ -28,7 +28,14 @@ export interface PlacerMount {
 }
 
 export type ToPlacer =
-  | { type: 'config'; rules: Rule[]; cgroupRoot: string; mount: PlacerMount; down: string[]; ownPid?: number }
+  | {
+      type: 'config';
+      rules: Rule[];
+      cgroupRoot: string;
+      mount: PlacerMount;
+      down: string[];
+      ownPid?: number;
+    }
   | { type: 'down'; down: string[] }
   | { type: 'rescan' }
   | { type: 'stats'; id?: number };
@@ -53,17 +60,55 @@ export interface GateInfo {
 
 export type FromPlacer =
   | { type: 'ready'; pid: number; fifo: boolean; priority?: number; reason?: string }
-  | ({ type: 'stats'; id?: number; connector: ConnectorCounts; rssKb: number; gate?: GateStats } & PlacerStats)
+  | ({
+      type: 'stats';
+      id?: number;
+      connector: ConnectorCounts;
+      rssKb: number;
+      gate?: GateStats;
+    } & PlacerStats)
   | ({ type: 'gate' } & GateInfo)
   | { type: 'error'; kind: ErrorKind; message: string; fatal?: boolean }
   /** only with AWG_PLACER_TRACE=1 (benchmarks): one per exec placement, CLOCK_MONOTONIC ns as decimal strings */
   | { type: 'placed'; pid: number; execNs: string; recvNs?: string; placedNs: string };
 
-export const STAT_KEYS = ['execs', 'placed', 'misses', 'kept', 'ownTree', 'vanished', 'esrch', 'missingCgroup', 'errors', 'rescans', 'gated'] as const satisfies readonly (keyof PlacerStats)[];
+export const STAT_KEYS = [
+  'execs',
+  'placed',
+  'misses',
+  'kept',
+  'ownTree',
+  'vanished',
+  'esrch',
+  'missingCgroup',
+  'errors',
+  'rescans',
+  'gated',
+] as const satisfies readonly (keyof PlacerStats)[];
 
-export const zeroStats = (): PlacerStats => ({ execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0, gated: 0 });
+export const zeroStats = (): PlacerStats => ({
+  execs: 0,
+  placed: 0,
+  misses: 0,
+  kept: 0,
+  ownTree: 0,
+  vanished: 0,
+  esrch: 0,
+  missingCgroup: 0,
+  errors: 0,
+  rescans: 0,
+  gated: 0,
+});
 
-export const GATE_KEYS = ['events', 'execs', 'placed', 'late', 'errors', 'overflows', 'denied'] as const satisfies readonly (keyof GateStats)[];
+export const GATE_KEYS = [
+  'events',
+  'execs',
+  'placed',
+  'late',
+  'errors',
+  'overflows',
+  'denied',
+] as const satisfies readonly (keyof GateStats)[];
 
 /** a line longer than this is a protocol error (a config of thousands of rules fits easily) */
 export const MAX_LINE = 4 << 20;
@@ -126,12 +171,23 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
   switch (v.type) {
     case 'config': {
       const m = v.mount;
-      if (!Array.isArray(v.rules) || !v.rules.every((r) => isObject(r) && isObject(r.match) && typeof r.target === 'string')) return { invalid: 'config: rules must be rule objects' };
-      if (typeof v.cgroupRoot !== 'string' || v.cgroupRoot === '' || v.cgroupRoot.startsWith('/') || v.cgroupRoot.split('/').includes('..'))
+      if (
+        !Array.isArray(v.rules) ||
+        !v.rules.every((r) => isObject(r) && isObject(r.match) && typeof r.target === 'string')
+      )
+        return { invalid: 'config: rules must be rule objects' };
+      if (
+        typeof v.cgroupRoot !== 'string' ||
+        v.cgroupRoot === '' ||
+        v.cgroupRoot.startsWith('/') ||
+        v.cgroupRoot.split('/').includes('..')
+      )
         return { invalid: 'config: cgroupRoot must be a relative path below the mount' };
-      if (!isObject(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string') return { invalid: 'config: mount must be {mountPoint, root}' };
+      if (!isObject(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string')
+        return { invalid: 'config: mount must be {mountPoint, root}' };
       if (!isStrings(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
-      if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0)) return { invalid: 'config: ownPid must be a pid' };
+      if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0))
+        return { invalid: 'config: ownPid must be a pid' };
       return {
         type: 'config',
         rules: v.rules as Rule[],
@@ -142,18 +198,29 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       };
     }
     case 'down':
-      return isStrings(v.down) ? { type: 'down', down: v.down } : { invalid: 'down: down must be a list of tunnel names' };
+      return isStrings(v.down)
+        ? { type: 'down', down: v.down }
+        : { invalid: 'down: down must be a list of tunnel names' };
     case 'rescan':
       return { type: 'rescan' };
     case 'stats':
-      if (v.id !== undefined && !isCount(v.id)) return { invalid: 'stats: id must be a non-negative integer' };
+      if (v.id !== undefined && !isCount(v.id))
+        return { invalid: 'stats: id must be a non-negative integer' };
       return v.id === undefined ? { type: 'stats' } : { type: 'stats', id: v.id as number };
     default:
       return { invalid: `unknown message type ${JSON.stringify(v.type)}` };
   }
 }
 
-const KINDS: readonly ErrorKind[] = ['invalid-config', 'unsupported', 'permission', 'conflict', 'driver', 'verification', 'bug'];
+const KINDS: readonly ErrorKind[] = [
+  'invalid-config',
+  'unsupported',
+  'permission',
+  'conflict',
+  'driver',
+  'verification',
+  'bug',
+];
 
 /** one output line of the child → a message, or undefined (not ours: logged as text) */
 export function parseFromPlacer(line: string): FromPlacer | undefined {
@@ -182,18 +249,25 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
       }
       const c = isObject(v.connector) ? v.connector : {};
       const g = isObject(v.gate) ? v.gate : undefined;
-      const gate = g && GATE_KEYS.every((k) => isCount(g[k])) ? (Object.fromEntries(GATE_KEYS.map((k) => [k, g[k]])) as unknown as GateStats) : undefined;
+      const gate =
+        g && GATE_KEYS.every((k) => isCount(g[k]))
+          ? (Object.fromEntries(GATE_KEYS.map((k) => [k, g[k]])) as unknown as GateStats)
+          : undefined;
       return {
         type: 'stats',
         ...(isCount(v.id) ? { id: v.id } : {}),
         ...st,
-        connector: { received: isCount(c.received) ? c.received : 0, overruns: isCount(c.overruns) ? c.overruns : 0 },
+        connector: {
+          received: isCount(c.received) ? c.received : 0,
+          overruns: isCount(c.overruns) ? c.overruns : 0,
+        },
         rssKb: isCount(v.rssKb) ? v.rssKb : 0,
         ...(gate ? { gate } : {}),
       };
     }
     case 'gate':
-      if ((v.state !== 'gated' && v.state !== 'best-effort') || !isStrings(v.marks)) return undefined;
+      if ((v.state !== 'gated' && v.state !== 'best-effort') || !isStrings(v.marks))
+        return undefined;
       return {
         type: 'gate',
         state: v.state,
@@ -202,8 +276,21 @@ export function parseFromPlacer(line: string): FromPlacer | undefined {
         marks: v.marks,
       };
     case 'placed':
-      if (!isCount(v.pid) || typeof v.execNs !== 'string' || typeof v.placedNs !== 'string' || !/^\d+$/.test(v.execNs) || !/^\d+$/.test(v.placedNs)) return undefined;
-      return { type: 'placed', pid: v.pid, execNs: v.execNs, ...(typeof v.recvNs === 'string' && /^\d+$/.test(v.recvNs) ? { recvNs: v.recvNs } : {}), placedNs: v.placedNs };
+      if (
+        !isCount(v.pid) ||
+        typeof v.execNs !== 'string' ||
+        typeof v.placedNs !== 'string' ||
+        !/^\d+$/.test(v.execNs) ||
+        !/^\d+$/.test(v.placedNs)
+      )
+        return undefined;
+      return {
+        type: 'placed',
+        pid: v.pid,
+        execNs: v.execNs,
+        ...(typeof v.recvNs === 'string' && /^\d+$/.test(v.recvNs) ? { recvNs: v.recvNs } : {}),
+        placedNs: v.placedNs,
+      };
     case 'error':
       if (typeof v.message !== 'string') return undefined;
       return {

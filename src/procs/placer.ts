@@ -28,7 +28,13 @@
 import { join } from 'node:path';
 import { sameSet } from '../util/canonical.js';
 import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
-import { defaultRoute, effectiveRoute, type ExecChoice, type RuleMatch, type RuleMatcher } from '../model/match.js';
+import {
+  defaultRoute,
+  effectiveRoute,
+  type ExecChoice,
+  type RuleMatch,
+  type RuleMatcher,
+} from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
 import { classifyCgroup, relativeCgroup, type CgroupClass } from './cgroups.js';
@@ -146,7 +152,19 @@ export interface ListedProcess extends ProcessInfo {
 }
 
 export class ProcessPlacer {
-  readonly stats: PlacerStats = { execs: 0, placed: 0, misses: 0, kept: 0, ownTree: 0, vanished: 0, esrch: 0, missingCgroup: 0, errors: 0, rescans: 0, gated: 0 };
+  readonly stats: PlacerStats = {
+    execs: 0,
+    placed: 0,
+    misses: 0,
+    kept: 0,
+    ownTree: 0,
+    vanished: 0,
+    esrch: 0,
+    missingCgroup: 0,
+    errors: 0,
+    rescans: 0,
+    gated: 0,
+  };
   private matcher: RuleMatcher;
   private readonly fds = new Map<string, number>();
   private readonly tree: Set<number>;
@@ -253,7 +271,11 @@ export class ProcessPlacer {
    * `deny`: the write failed (the rule's cgroup is missing, …) and the rule's fallback is
    * `block` or `drop`: the exec is refused rather than run outside its rule.
    */
-  placeGated(pid: number, file: string, named: boolean): 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny' {
+  placeGated(
+    pid: number,
+    file: string,
+    named: boolean,
+  ): 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny' {
     if (this.closed) return 'miss';
     const m = this.placeFor(file);
     if (!m) return 'miss';
@@ -283,7 +305,8 @@ export class ProcessPlacer {
         return 'failed';
       }
       const rel = relativeCgroup(cur, this.opts.mount.root);
-      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec') return 'kept';
+      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec')
+        return 'kept';
     }
     if (!this.move(pid, target)) return 'failed';
     this.opts.onPlaced?.({ pid, rule: m, cgroup: target, execTs, placedTs: this.now() });
@@ -317,12 +340,20 @@ export class ProcessPlacer {
       const inOurs = classifyCgroup(this.opts.cgroupRoot, cur).kind !== 'outside';
       if (!inOurs && cur !== undefined && !this.origin.has(p.pid)) this.origin.set(p.pid, cur);
       if (this.move(p.pid, target.path) && target.rule)
-        this.opts.onPlaced?.({ pid: p.pid, rule: target.rule, cgroup: target.path, placedTs: this.now() });
+        this.opts.onPlaced?.({
+          pid: p.pid,
+          rule: target.rule,
+          cgroup: target.path,
+          placedTs: this.now(),
+        });
       if (!target.rule) this.origin.delete(p.pid);
     }
   }
 
-  private desiredOnRescan(p: ProcEntry, previous: RuleMatcher): { path: string; rule?: RuleMatch } | undefined {
+  private desiredOnRescan(
+    p: ProcEntry,
+    previous: RuleMatcher,
+  ): { path: string; rule?: RuleMatch } | undefined {
     const rel = relativeCgroup(p.cgroup, this.opts.mount.root);
     const where: CgroupClass = classifyCgroup(this.opts.cgroupRoot, rel);
     if (where.kind === 'exec') return undefined;
@@ -397,13 +428,20 @@ export class ProcessPlacer {
 }
 
 /** One /proc entry → its listing (empty when filtered out). Shared with `awg processes`. */
-export function describeProcess(p: ProcEntry, matcher: RuleMatcher, cgroupRoot: string, mountRoot: string, o: ListOptions): ListedProcess[] {
+export function describeProcess(
+  p: ProcEntry,
+  matcher: RuleMatcher,
+  cgroupRoot: string,
+  mountRoot: string,
+  o: ListOptions,
+): ListedProcess[] {
   const where = classifyCgroup(cgroupRoot, relativeCgroup(p.cgroup, mountRoot));
   const now = matcher.match(p.exe);
   const base = { pid: p.pid, ppid: p.ppid, name: p.name, path: p.exe, cgroup: p.cgroup };
   const def = defaultRoute(o.defaultRoute ?? 'direct', o.tunnelUp);
   if (where.kind === 'exec') {
-    const route = where.target === 'direct' ? 'direct' : o.tunnelUp(where.target) ? where.target : 'blocked';
+    const route =
+      where.target === 'direct' ? 'direct' : o.tunnelUp(where.target) ? where.target : 'blocked';
     return [{ ...base, rule: `exec:${where.target}`, target: where.target, route }];
   }
   if (where.kind === 'rule') {
@@ -413,7 +451,15 @@ export function describeProcess(p: ProcEntry, matcher: RuleMatcher, cgroupRoot: 
       const chain = matcher.failoverChain(p.exe);
       const i = chain.findIndex((c) => c.name === r.name);
       const walk = i >= 0 ? chain.slice(i) : [r];
-      return [{ ...base, rule: r.name, target: r.target, route: effectiveRoute(walk, o.tunnelUp), ...(now && now.name !== r.name ? { pending: now.name } : {}) }];
+      return [
+        {
+          ...base,
+          rule: r.name,
+          target: r.target,
+          route: effectiveRoute(walk, o.tunnelUp),
+          ...(now && now.name !== r.name ? { pending: now.name } : {}),
+        },
+      ];
     }
     // a cgroup of a rule that no longer exists is not marked by the firewall any more
     return [{ ...base, rule: where.name, route: def, ...(now ? { pending: now.name } : {}) }];

@@ -94,7 +94,10 @@ export function scanProcesses(fs: ProcFs = linuxProcFs()): ProcEntry[] {
 }
 
 /** `root` and all its descendants among `procs` (by ppid). */
-export function descendants(procs: readonly { pid: number; ppid: number }[], root: number): Set<number> {
+export function descendants(
+  procs: readonly { pid: number; ppid: number }[],
+  root: number,
+): Set<number> {
   const children = new Map<number, number[]>();
   for (const p of procs) {
     const l = children.get(p.ppid);

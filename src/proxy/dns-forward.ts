@@ -41,7 +41,8 @@ export interface DnsTcpForwarderOptions {
   maxInFlight?: number;
 }
 
-export type DnsForwardErrorKind = 'malformed' | 'limit' | 'dial' | 'timeout' | 'lost' | 'bad-answer';
+export type DnsForwardErrorKind =
+  'malformed' | 'limit' | 'dial' | 'timeout' | 'lost' | 'bad-answer';
 
 export interface DnsTcpForwarderStats {
   queries: number;
@@ -80,11 +81,23 @@ export class DnsTcpForwarder extends EventEmitter<{ error: [Error] }> {
   private conn: Conn | undefined;
   private readonly pending = new Set<Pending>();
   private readonly o: Required<DnsTcpForwarderOptions>;
-  private readonly st: DnsTcpForwarderStats = { queries: 0, answered: 0, truncated: 0, servfail: 0, connections: 0, errors: {} };
+  private readonly st: DnsTcpForwarderStats = {
+    queries: 0,
+    answered: 0,
+    truncated: 0,
+    servfail: 0,
+    connections: 0,
+    errors: {},
+  };
 
   constructor(o: DnsTcpForwarderOptions) {
     super();
-    this.o = { ...o, timeoutMs: o.timeoutMs ?? 4000, idleMs: o.idleMs ?? 10_000, maxInFlight: o.maxInFlight ?? 256 };
+    this.o = {
+      ...o,
+      timeoutMs: o.timeoutMs ?? 4000,
+      idleMs: o.idleMs ?? 10_000,
+      maxInFlight: o.maxInFlight ?? 256,
+    };
   }
 
   async start(): Promise<{ address: string; port: number }> {
@@ -157,7 +170,12 @@ export class DnsTcpForwarder extends EventEmitter<{ error: [Error] }> {
   }
 
   private openConn(): Conn {
-    const c: Conn = { closed: false, abort: new AbortController(), buf: Buffer.alloc(0), inflight: new Map() };
+    const c: Conn = {
+      closed: false,
+      abort: new AbortController(),
+      buf: Buffer.alloc(0),
+      inflight: new Map(),
+    };
     this.conn = c;
     this.st.connections++;
     this.o.dial(this.o.resolver, { signal: c.abort.signal }).then(
@@ -210,7 +228,8 @@ export class DnsTcpForwarder extends EventEmitter<{ error: [Error] }> {
   }
 
   private idleCheck(c: Conn): void {
-    if (c.inflight.size === 0 && !c.closed && !c.idle) c.idle = setTimeout(() => this.endConn(c), this.o.idleMs).unref();
+    if (c.inflight.size === 0 && !c.closed && !c.idle)
+      c.idle = setTimeout(() => this.endConn(c), this.o.idleMs).unref();
   }
 
   /** the connection ended: what it still carried is sent once more, or fails */

@@ -42,7 +42,7 @@ export function skipName(m: Buffer, o: number): number {
 /** Offset after the question at `o` (an uncompressed name, type, class), or -1. */
 function skipQuestion(m: Buffer, o: number): number {
   // a question name is never compressed (there is nothing before it to point at)
-  for (let total = 0; ; ) {
+  for (let total = 0; ;) {
     if (o >= m.length) return -1;
     const len = m[o]!;
     if (len === 0) return o + 5 <= m.length ? o + 5 : -1;
@@ -78,7 +78,8 @@ export function parseQuery(m: Buffer): DnsQuery | undefined {
   if (m.length < HEADER || m.length > 65535) return undefined;
   const flags = m.readUInt16BE(2);
   if (flags & QR || flags & OPCODE) return undefined;
-  if (m.readUInt16BE(4) !== 1 || m.readUInt16BE(6) !== 0 || m.readUInt16BE(8) !== 0) return undefined;
+  if (m.readUInt16BE(4) !== 1 || m.readUInt16BE(6) !== 0 || m.readUInt16BE(8) !== 0)
+    return undefined;
   const qend = skipQuestion(m, HEADER);
   if (qend < 0) return undefined;
   let udpLimit = PLAIN_UDP_LIMIT;
@@ -87,7 +88,8 @@ export function parseQuery(m: Buffer): DnsQuery | undefined {
     const n = skipName(m, o);
     const end = skipRecord(m, o);
     if (end < 0) return undefined;
-    if (m[o] === 0 && m.readUInt16BE(n) === TYPE_OPT) udpLimit = Math.max(PLAIN_UDP_LIMIT, m.readUInt16BE(n + 2));
+    if (m[o] === 0 && m.readUInt16BE(n) === TYPE_OPT)
+      udpLimit = Math.max(PLAIN_UDP_LIMIT, m.readUInt16BE(n + 2));
     o = end;
   }
   if (o !== m.length) return undefined;

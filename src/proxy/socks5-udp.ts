@@ -54,7 +54,8 @@ export interface Socks5UdpRelayStats {
 export function canonicalHost(h: string): string {
   if (!ipaddr.isValid(h)) return h.toLowerCase();
   const a = ipaddr.parse(h);
-  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress()) return (a as IPv6).toIPv4Address().toString();
+  if (a.kind() === 'ipv6' && (a as IPv6).isIPv4MappedAddress())
+    return (a as IPv6).toIPv4Address().toString();
   return a.toString();
 }
 
@@ -64,13 +65,20 @@ export function canonicalHost(h: string): string {
  * `socks` package replaces a BND.ADDR of 0.0.0.0 by `proxy.ipaddress`, which we do not set:
  * it arrives as undefined.)
  */
-export function relayAddress(bnd: { host?: string; port: number }, proxyAddress: string): { host: string; port: number } {
-  const unspecified = !bnd.host || (ipaddr.isValid(bnd.host) && ipaddr.parse(bnd.host).range() === 'unspecified');
+export function relayAddress(
+  bnd: { host?: string; port: number },
+  proxyAddress: string,
+): { host: string; port: number } {
+  const unspecified =
+    !bnd.host || (ipaddr.isValid(bnd.host) && ipaddr.parse(bnd.host).range() === 'unspecified');
   return { host: canonicalHost(unspecified ? proxyAddress : bnd.host!), port: bnd.port };
 }
 
 /** Whether a reply frame's address is the destination the relay sends to. */
-export function frameFromTarget(frame: { host: string; port: number }, target: Destination): boolean {
+export function frameFromTarget(
+  frame: { host: string; port: number },
+  target: Destination,
+): boolean {
   return frame.port === target.port && canonicalHost(frame.host) === canonicalHost(target.host);
 }
 

@@ -96,7 +96,9 @@ function sameAddress(a: string, b: string | undefined): boolean {
 }
 
 export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
-  private readonly opts: Required<Omit<TransparentProxyOptions, 'originalDestination' | 'dialFor'>> &
+  private readonly opts: Required<
+    Omit<TransparentProxyOptions, 'originalDestination' | 'dialFor'>
+  > &
     Pick<TransparentProxyOptions, 'originalDestination' | 'dialFor'>;
   private readonly servers: Server[] = [];
   private readonly conns = new Set<Conn>();

@@ -117,7 +117,9 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       ...(o.resolveServer ? { resolve: o.resolveServer } : {}),
     };
     this.upstream =
-      t.type === 'socks5' ? socks5Dialer(base) : httpConnectDialer({ ...base, tls: t.tls ?? false });
+      t.type === 'socks5'
+        ? socks5Dialer(base)
+        : httpConnectDialer({ ...base, tls: t.tls ?? false });
     this.health = new ProxyHealth({
       probe: t.type === 'socks5' ? socks5Probe(base) : httpProbe({ ...base, tls: t.tls ?? false }),
       intervalMs: o.healthIntervalMs ?? 10_000,
@@ -190,7 +192,11 @@ export class ProxyTunnelRuntime extends EventEmitter<{
           await d.start();
         } catch (e) {
           // ::1 is optional (IPv6 may be off on lo); 127.0.0.1 is not
-          if (i === 0 || !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes((e as NodeJS.ErrnoException).code ?? '')) throw e;
+          if (
+            i === 0 ||
+            !['EADDRNOTAVAIL', 'EAFNOSUPPORT'].includes((e as NodeJS.ErrnoException).code ?? '')
+          )
+            throw e;
         }
       }
     } catch (e) {

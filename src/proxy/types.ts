@@ -58,7 +58,10 @@ export function formatDst(d: Destination): string {
 }
 
 /** bind a UDP socket; rejects with the bind error (EADDRINUSE…) instead of emitting it */
-export async function bindUdp(s: UdpSocket, listen: Destination): Promise<{ address: string; port: number }> {
+export async function bindUdp(
+  s: UdpSocket,
+  listen: Destination,
+): Promise<{ address: string; port: number }> {
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
     s.bind(listen.port, listen.host, () => {

@@ -20,7 +20,12 @@ export interface ExecuteResult {
   failed?: { change: AnyChange; error: AwgError; group: AnyChange[] };
 }
 
-export async function executeChanges(changes: AnyChange[], drivers: Partial<DriverSet>, ctx: ApplyContext, signal?: AbortSignal): Promise<ExecuteResult> {
+export async function executeChanges(
+  changes: AnyChange[],
+  drivers: Partial<DriverSet>,
+  ctx: ApplyContext,
+  signal?: AbortSignal,
+): Promise<ExecuteResult> {
   const work = changes.filter((c) => c.action !== 'noop');
   const done: AnyChange[] = [];
   let changed = 0;
@@ -29,7 +34,16 @@ export async function executeChanges(changes: AnyChange[], drivers: Partial<Driv
     if (signal?.aborted) throw new AwgError('driver', 'apply aborted');
     const c = work[i]!;
     const driver = drivers[c.kind] as BatchDriver<ResourceKind> | undefined;
-    if (!driver) return { done, changed, failed: { change: c, error: new AwgError('unsupported', `no driver for ${c.kind} on this platform`), group: [c] } };
+    if (!driver)
+      return {
+        done,
+        changed,
+        failed: {
+          change: c,
+          error: new AwgError('unsupported', `no driver for ${c.kind} on this platform`),
+          group: [c],
+        },
+      };
     let j = i + 1;
     if (driver.applyBatch) while (j < work.length && work[j]!.kind === c.kind) j++;
     const group = work.slice(i, j);
@@ -53,7 +67,11 @@ export async function executeChanges(changes: AnyChange[], drivers: Partial<Driv
  * Execute every change, continuing past failures (rollback, teardown). Batches are kept;
  * a failed batch is retried change by change so one bad object does not strand the rest.
  */
-export async function executeBestEffort(changes: AnyChange[], drivers: Partial<DriverSet>, ctx: ApplyContext): Promise<{ changed: number; errors: AwgError[] }> {
+export async function executeBestEffort(
+  changes: AnyChange[],
+  drivers: Partial<DriverSet>,
+  ctx: ApplyContext,
+): Promise<{ changed: number; errors: AwgError[] }> {
   const errors: AwgError[] = [];
   let changed = 0;
   let rest = changes.filter((c) => c.action !== 'noop');

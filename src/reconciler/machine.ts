@@ -13,7 +13,8 @@ import type { AnyResource, DesiredState, ObservedState } from '../model/resource
 import { plan as makePlan } from './plan.js';
 import { verify } from './verify.js';
 
-export type Outcome = 'unchanged' | 'planned' | 'converged' | 'rolled-back' | 'failed-closed' | 'failed';
+export type Outcome =
+  'unchanged' | 'planned' | 'converged' | 'rolled-back' | 'failed-closed' | 'failed';
 
 export interface ReconcileInput {
   desired: DesiredState;
@@ -76,7 +77,9 @@ export const reconcileMachine = setup({
   guards: {
     hasConflict: ({ context }) => {
       const ids = new Set(context.desired.resources.map((r) => r.id));
-      return (context.before?.foreign ?? []).some((f) => f.relation === 'conflict' && ids.has(f.id));
+      return (context.before?.foreign ?? []).some(
+        (f) => f.relation === 'conflict' && ids.has(f.id),
+      );
     },
     noChanges: ({ context }) => !hasChanges(context.plan!),
     isDryRun: ({ context }) => context.dryRun,
@@ -94,11 +97,17 @@ export const reconcileMachine = setup({
         src: 'observe',
         input: ({ context }) => ({ desired: context.desired }),
         onDone: { target: 'planning', actions: assign({ before: ({ event }) => event.output }) },
-        onError: { target: 'failed', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+        onError: {
+          target: 'failed',
+          actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }),
+        },
       },
     },
     planning: {
-      entry: assign({ plan: ({ context }) => makePlan(context.desired, context.before!, { lastApplied: context.lastApplied }) }),
+      entry: assign({
+        plan: ({ context }) =>
+          makePlan(context.desired, context.before!, { lastApplied: context.lastApplied }),
+      }),
       always: [
         {
           guard: 'hasConflict',
@@ -106,8 +115,14 @@ export const reconcileMachine = setup({
           actions: assign({
             error: ({ context }) => {
               const ids = new Set(context.desired.resources.map((r) => r.id));
-              const c = context.before!.foreign.filter((f) => f.relation === 'conflict' && ids.has(f.id));
-              return new AwgError('conflict', `refusing to adopt objects awg does not own: ${c.map((f) => `${f.id} (${f.description})`).join('; ')}`, { hint: 'remove or rename them, or change the tunnel name / routing band' });
+              const c = context.before!.foreign.filter(
+                (f) => f.relation === 'conflict' && ids.has(f.id),
+              );
+              return new AwgError(
+                'conflict',
+                `refusing to adopt objects awg does not own: ${c.map((f) => `${f.id} (${f.description})`).join('; ')}`,
+                { hint: 'remove or rename them, or change the tunnel name / routing band' },
+              );
             },
           }),
         },
@@ -121,18 +136,40 @@ export const reconcileMachine = setup({
         src: 'apply',
         input: ({ context }) => ({ plan: context.plan! }),
         onDone: [
-          { guard: ({ event }) => event.output.error !== undefined, target: 'rollingBack', actions: assign({ changed: ({ event }) => event.output.changed, error: ({ event }) => event.output.error }) },
-          { target: 'verifying', actions: assign({ changed: ({ event }) => event.output.changed }) },
+          {
+            guard: ({ event }) => event.output.error !== undefined,
+            target: 'rollingBack',
+            actions: assign({
+              changed: ({ event }) => event.output.changed,
+              error: ({ event }) => event.output.error,
+            }),
+          },
+          {
+            target: 'verifying',
+            actions: assign({ changed: ({ event }) => event.output.changed }),
+          },
         ],
-        onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+        onError: {
+          target: 'rollingBack',
+          actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }),
+        },
       },
     },
     verifying: {
       invoke: {
         src: 'observe',
         input: ({ context }) => ({ desired: context.desired }),
-        onDone: { target: 'checking', actions: assign({ after: ({ event }) => event.output, verifyAttempts: ({ context }) => context.verifyAttempts + 1 }) },
-        onError: { target: 'rollingBack', actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }) },
+        onDone: {
+          target: 'checking',
+          actions: assign({
+            after: ({ event }) => event.output,
+            verifyAttempts: ({ context }) => context.verifyAttempts + 1,
+          }),
+        },
+        onError: {
+          target: 'rollingBack',
+          actions: assign({ error: ({ event }) => toAwgError(event.error, 'driver') }),
+        },
       },
     },
     checking: {
@@ -144,7 +181,10 @@ export const reconcileMachine = setup({
           actions: assign({
             error: ({ context }) => {
               const m = verify(context.desired, context.after!).mismatches;
-              return new AwgError('verification', `after apply the system still differs: ${m.map((c) => `${c.id} (${c.reason})`).join('; ')}`);
+              return new AwgError(
+                'verification',
+                `after apply the system still differs: ${m.map((c) => `${c.id} (${c.reason})`).join('; ')}`,
+              );
             },
           }),
         },
@@ -154,11 +194,24 @@ export const reconcileMachine = setup({
     rollingBack: {
       invoke: {
         src: 'rollback',
-        input: ({ context }) => ({ before: context.before!, desired: context.desired, failClosed: context.failClosed }),
-        onDone: { target: 'done', actions: assign({ outcome: ({ event }) => event.output.outcome, rollbackErrors: ({ event }) => event.output.errors }) },
+        input: ({ context }) => ({
+          before: context.before!,
+          desired: context.desired,
+          failClosed: context.failClosed,
+        }),
+        onDone: {
+          target: 'done',
+          actions: assign({
+            outcome: ({ event }) => event.output.outcome,
+            rollbackErrors: ({ event }) => event.output.errors,
+          }),
+        },
         onError: {
           target: 'done',
-          actions: assign({ outcome: 'failed-closed' as const, rollbackErrors: ({ event }) => [toAwgError(event.error, 'driver')] }),
+          actions: assign({
+            outcome: 'failed-closed' as const,
+            rollbackErrors: ({ event }) => [toAwgError(event.error, 'driver')],
+          }),
         },
       },
     },

@@ -4,9 +4,18 @@ import type { DesiredState } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import type { StateStore } from '../util/state.js';
-import { RESOURCE_KINDS, type AnyResource, type ForeignObject, type ObservedState, type ResourceKind } from '../model/resources.js';
+import {
+  RESOURCE_KINDS,
+  type AnyResource,
+  type ForeignObject,
+  type ObservedState,
+  type ResourceKind,
+} from '../model/resources.js';
 
-export async function observeAll(drivers: Partial<DriverSet>, scope: ObserveScope): Promise<ObservedState> {
+export async function observeAll(
+  drivers: Partial<DriverSet>,
+  scope: ObserveScope,
+): Promise<ObservedState> {
   const resources: AnyResource[] = [];
   const foreign: ForeignObject[] = [];
   const facts: Record<string, unknown> = {};
@@ -42,4 +51,3 @@ export interface ReconcileEnv {
 export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {
   return observeAll(env.drivers, { desired, claims: env.claims, state: env.state });
 }
-

@@ -8,7 +8,12 @@
  */
 import type { AnyChange, Cause, Plan } from '../model/change.js';
 import { REPLACE_ON } from '../model/identity.js';
-import { RESOURCE_KINDS, type AnyResource, type DesiredState, type ObservedState } from '../model/resources.js';
+import {
+  RESOURCE_KINDS,
+  type AnyResource,
+  type DesiredState,
+  type ObservedState,
+} from '../model/resources.js';
 
 export interface PlanOptions {
   /** what the last successful apply installed; tells drift from config change */
@@ -20,7 +25,10 @@ export interface PlanOptions {
 export { canonical, specEqual } from '../util/canonical.js';
 import { canonical, specEqual } from '../util/canonical.js';
 
-export function diffFields(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
+export function diffFields(
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
   return [...keys].filter((k) => canonical(before[k]) !== canonical(after[k])).sort();
 }
@@ -31,12 +39,14 @@ const KIND_RANK = new Map<string, number>(RESOURCE_KINDS.map((k, i) => [k, i]));
 export function topoOrder(resources: AnyResource[]): AnyResource[] {
   const n = resources.length;
   // rank[i] = position of resource i in (kind rank, id) order; the heap compares ints
-  const sorted = resources.map((_, i) => i).sort((a, b) => {
-    const ra = resources[a]!;
-    const rb = resources[b]!;
-    const k = KIND_RANK.get(ra.kind)! - KIND_RANK.get(rb.kind)!;
-    return k !== 0 ? k : ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
-  });
+  const sorted = resources
+    .map((_, i) => i)
+    .sort((a, b) => {
+      const ra = resources[a]!;
+      const rb = resources[b]!;
+      const k = KIND_RANK.get(ra.kind)! - KIND_RANK.get(rb.kind)!;
+      return k !== 0 ? k : ra.id < rb.id ? -1 : ra.id > rb.id ? 1 : 0;
+    });
   const rank = new Int32Array(n);
   sorted.forEach((idx, pos) => (rank[idx] = pos));
   const indexOf = new Map<string, number>();
@@ -130,8 +140,14 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
   // its bypass routes, so the new one comes first). A route that shares its destination with a
   // wanted one (another slot of the same prefix) still goes first, as before.
   // (Drivers do not always know deps: a route on a link this plan deletes is told by its dev.)
-  const wantedDst = new Set(desired.resources.filter((r) => r.kind === 'route').map((r) => `${r.spec.family}/${r.spec.dst}`));
-  const goneLinks = new Set(observed.resources.flatMap((r) => (r.kind === 'link' && !des.has(r.id) ? [r.spec.name] : [])));
+  const wantedDst = new Set(
+    desired.resources
+      .filter((r) => r.kind === 'route')
+      .map((r) => `${r.spec.family}/${r.spec.dst}`),
+  );
+  const goneLinks = new Set(
+    observed.resources.flatMap((r) => (r.kind === 'link' && !des.has(r.id) ? [r.spec.name] : [])),
+  );
   const goesLate = (o: AnyResource): boolean =>
     o.kind === 'route' &&
     !wantedDst.has(`${o.spec.family}/${o.spec.dst}`) &&
@@ -139,9 +155,18 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
     (o.deps ?? []).every((d) => des.has(d));
 
   const obsOnly = observed.resources.filter((r) => !des.has(r.id));
-  const deleteOrder = topoOrder(obsOnly.map((r) => ({ ...r, deps: r.deps ?? [] }) as AnyResource)).reverse();
+  const deleteOrder = topoOrder(
+    obsOnly.map((r) => ({ ...r, deps: r.deps ?? [] }) as AnyResource),
+  ).reverse();
   for (const o of deleteOrder) {
-    (goesLate(o) ? late : deletes).push({ kind: o.kind, id: o.id, action: 'delete', before: o.spec, reason: last?.has(o.id) ? 'no longer in the config' : 'owned by awg but not desired', cause: causeFor(o.id, undefined) } as AnyChange);
+    (goesLate(o) ? late : deletes).push({
+      kind: o.kind,
+      id: o.id,
+      action: 'delete',
+      before: o.spec,
+      reason: last?.has(o.id) ? 'no longer in the config' : 'owned by awg but not desired',
+      cause: causeFor(o.id, undefined),
+    } as AnyChange);
   }
 
   // objects this plan creates or replaces: a firewall that depends on one is loaded again
@@ -152,22 +177,63 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
     if (!o) {
       renewed.add(d.id);
       const what = describe(d);
-      forward.push({ kind: d.kind, id: d.id, action: 'create', after: d.spec, reason: last?.has(d.id) ? 'missing (deleted outside awg)' : what ? `new: ${what}` : 'new', cause: causeFor(d.id, d) } as AnyChange);
+      forward.push({
+        kind: d.kind,
+        id: d.id,
+        action: 'create',
+        after: d.spec,
+        reason: last?.has(d.id) ? 'missing (deleted outside awg)' : what ? `new: ${what}` : 'new',
+        cause: causeFor(d.id, d),
+      } as AnyChange);
       continue;
     }
     if (specEqual(o.spec, d.spec)) {
       const dep = d.kind === 'firewall' ? d.deps.find((x) => renewed.has(x)) : undefined;
       if (dep) {
-        forward.push({ kind: d.kind, id: d.id, action: 'update', before: o.spec, after: d.spec, fields: [], reason: `reload after ${dep} starts`, cause: causeFor(d.id, d) } as AnyChange);
+        forward.push({
+          kind: d.kind,
+          id: d.id,
+          action: 'update',
+          before: o.spec,
+          after: d.spec,
+          fields: [],
+          reason: `reload after ${dep} starts`,
+          cause: causeFor(d.id, d),
+        } as AnyChange);
         continue;
       }
-      if (opts.includeNoop) forward.push({ kind: d.kind, id: d.id, action: 'noop', before: o.spec, after: d.spec, reason: 'up to date', cause: causeFor(d.id, d) } as AnyChange);
+      if (opts.includeNoop)
+        forward.push({
+          kind: d.kind,
+          id: d.id,
+          action: 'noop',
+          before: o.spec,
+          after: d.spec,
+          reason: 'up to date',
+          cause: causeFor(d.id, d),
+        } as AnyChange);
       continue;
     }
-    const fields = diffFields(o.spec as unknown as Record<string, unknown>, d.spec as unknown as Record<string, unknown>);
+    const fields = diffFields(
+      o.spec as unknown as Record<string, unknown>,
+      d.spec as unknown as Record<string, unknown>,
+    );
     const replace = fields.some((f) => REPLACE_ON[d.kind].includes(f));
     if (replace) renewed.add(d.id);
-    forward.push({ kind: d.kind, id: d.id, action: replace ? 'replace' : 'update', before: o.spec, after: d.spec, fields, reason: `${fields.join(', ')} differ${replace ? ' (cannot change in place)' : ''}`, cause: causeFor(d.id, d) } as AnyChange);
+    forward.push({
+      kind: d.kind,
+      id: d.id,
+      action: replace ? 'replace' : 'update',
+      before: o.spec,
+      after: d.spec,
+      fields,
+      reason: `${fields.join(', ')} differ${replace ? ' (cannot change in place)' : ''}`,
+      cause: causeFor(d.id, d),
+    } as AnyChange);
   }
-  return { changes: [...deletes, ...forward, ...late], foreign: observed.foreign, warnings: desired.warnings };
+  return {
+    changes: [...deletes, ...forward, ...late],
+    foreign: observed.foreign,
+    warnings: desired.warnings,
+  };
 }

@@ -9,5 +9,8 @@ import type { ObservedState } from '../model/resources.js';
 import { plan } from './plan.js';
 
 export function revert(before: ObservedState, after: ObservedState): Plan {
-  return plan({ resources: before.resources, warnings: [] }, { resources: after.resources, foreign: [] });
+  return plan(
+    { resources: before.resources, warnings: [] },
+    { resources: after.resources, foreign: [] },
+  );
 }

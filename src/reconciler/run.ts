@@ -8,7 +8,14 @@ import type { AnyChange, Plan } from '../model/change.js';
 import type { DesiredState, ObservedState } from '../model/resources.js';
 import type { ApplyContext } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
-import { reconcileMachine, type ApplyOutput, type ReconcileContext, type ReconcileInput, type RollbackInput, type RollbackOutput } from './machine.js';
+import {
+  reconcileMachine,
+  type ApplyOutput,
+  type ReconcileContext,
+  type ReconcileInput,
+  type RollbackInput,
+  type RollbackOutput,
+} from './machine.js';
 import { revert } from './revert.js';
 import { killSwitchIds } from './teardown.js';
 import { plan as makePlan } from './plan.js';
@@ -18,7 +25,14 @@ export { observeWith, type ReconcileEnv } from './observe.js';
 import { observeWith, type ReconcileEnv } from './observe.js';
 
 function applyContext(env: ReconcileEnv): ApplyContext {
-  return { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims, secrets: env.secrets };
+  return {
+    exec: env.exec,
+    reporter: env.reporter,
+    state: env.state,
+    dryRun: env.exec.dryRun,
+    claims: env.claims,
+    secrets: env.secrets,
+  };
 }
 
 /** Execute every change, continuing past failures; returns the errors. */
@@ -27,7 +41,13 @@ async function bestEffort(changes: AnyChange[], env: ReconcileEnv): Promise<AwgE
 }
 
 export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise<RollbackOutput> {
-  env.reporter.report({ type: 'phase', phase: 'rollback', detail: input.failClosed ? 'kill switch on: ending fail-closed' : 'restoring the state observed before apply' });
+  env.reporter.report({
+    type: 'phase',
+    phase: 'rollback',
+    detail: input.failClosed
+      ? 'kill switch on: ending fail-closed'
+      : 'restoring the state observed before apply',
+  });
   const now = await observeWith(env, input.desired);
   let back: Plan = revert(input.before, now);
   // Fail-closed keeps (or installs) the desired firewall and what it references (the cgroups
@@ -39,12 +59,20 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
   if (!closing) return { outcome: errors.length ? 'failed' : 'rolled-back', errors };
   const kept = input.desired.resources.filter((r) => keep.has(r.id));
   const after = await observeWith(env, input.desired);
-  const fwPlan = makePlan({ resources: kept, warnings: [] }, { resources: after.resources.filter((r) => keep.has(r.id)), foreign: [] });
+  const fwPlan = makePlan(
+    { resources: kept, warnings: [] },
+    { resources: after.resources.filter((r) => keep.has(r.id)), foreign: [] },
+  );
   errors.push(...(await bestEffort(fwPlan.changes, env)));
   const final = await observeWith(env, input.desired);
-  const holds = verify({ resources: kept, warnings: [] }, { resources: final.resources.filter((r) => keep.has(r.id)), foreign: [] }).ok;
+  const holds = verify(
+    { resources: kept, warnings: [] },
+    { resources: final.resources.filter((r) => keep.has(r.id)), foreign: [] },
+  ).ok;
   if (!holds) {
-    errors.push(new AwgError('driver', 'the kill switch could not be installed: traffic is NOT blocked'));
+    errors.push(
+      new AwgError('driver', 'the kill switch could not be installed: traffic is NOT blocked'),
+    );
     return { outcome: 'failed', errors };
   }
   return { outcome: 'failed-closed', errors };
@@ -53,19 +81,37 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
 export function productionMachine(env: ReconcileEnv) {
   return reconcileMachine.provide({
     actors: {
-      observe: fromPromise<ObservedState, { desired: DesiredState }>(({ input }) => observeWith(env, input.desired)),
+      observe: fromPromise<ObservedState, { desired: DesiredState }>(({ input }) =>
+        observeWith(env, input.desired),
+      ),
       apply: fromPromise<ApplyOutput, { plan: Plan }>(async ({ input, signal }) => {
         env.reporter.report({ type: 'phase', phase: 'apply' });
         const r = await executeChanges(input.plan.changes, env.drivers, applyContext(env), signal);
-        return r.failed ? { changed: r.changed, error: new AwgError(r.failed.error.kind, `${r.failed.change.id}: ${r.failed.error.message}`, { cause: r.failed.error }) } : { changed: r.changed };
+        return r.failed
+          ? {
+              changed: r.changed,
+              error: new AwgError(
+                r.failed.error.kind,
+                `${r.failed.change.id}: ${r.failed.error.message}`,
+                { cause: r.failed.error },
+              ),
+            }
+          : { changed: r.changed };
       }),
       rollback: fromPromise<RollbackOutput, RollbackInput>(({ input }) => rollback(env, input)),
     },
   });
 }
 
-export async function reconcile(env: ReconcileEnv, input: ReconcileInput, opts: { clock?: SimulatedClock } = {}): Promise<ReconcileContext> {
-  const actor = createActor(productionMachine(env), { input, ...(opts.clock ? { clock: opts.clock } : {}) });
+export async function reconcile(
+  env: ReconcileEnv,
+  input: ReconcileInput,
+  opts: { clock?: SimulatedClock } = {},
+): Promise<ReconcileContext> {
+  const actor = createActor(productionMachine(env), {
+    input,
+    ...(opts.clock ? { clock: opts.clock } : {}),
+  });
   actor.start();
   try {
     return await toPromise(actor);

@@ -15,7 +15,9 @@ import { verify } from './verify.js';
 /** The kill switch: the firewall and the cgroups its rules name (every cgroup of ours). */
 export function killSwitchIds(resources: readonly AnyResource[]): Set<string> {
   if (!resources.some((r) => r.kind === 'firewall')) return new Set();
-  return new Set(resources.filter((r) => r.kind === 'firewall' || r.kind === 'cgroup').map((r) => r.id));
+  return new Set(
+    resources.filter((r) => r.kind === 'firewall' || r.kind === 'cgroup').map((r) => r.id),
+  );
 }
 
 export interface RemoveResult {
@@ -35,12 +37,24 @@ export interface RemoveResult {
  * Remove every owned object but those `keepKillSwitch` keeps, continuing past failures, then
  * observe again. Under a dry-run Exec it only reports what it would run.
  */
-export async function removeOwned(env: ReconcileEnv, o: { keepKillSwitch?: boolean } = {}): Promise<RemoveResult> {
+export async function removeOwned(
+  env: ReconcileEnv,
+  o: { keepKillSwitch?: boolean } = {},
+): Promise<RemoveResult> {
   const empty: DesiredState = { resources: [], warnings: [] };
   const observed = await observeWith(env, empty);
   const keep = o.keepKillSwitch ? killSwitchIds(observed.resources) : new Set<string>();
-  const changes = plan(empty, observed).changes.filter((c) => c.action !== 'noop' && !keep.has(c.id));
-  const r = await executeBestEffort(changes, env.drivers, { exec: env.exec, reporter: env.reporter, state: env.state, dryRun: env.exec.dryRun, claims: env.claims, secrets: env.secrets });
+  const changes = plan(empty, observed).changes.filter(
+    (c) => c.action !== 'noop' && !keep.has(c.id),
+  );
+  const r = await executeBestEffort(changes, env.drivers, {
+    exec: env.exec,
+    reporter: env.reporter,
+    state: env.state,
+    dryRun: env.exec.dryRun,
+    claims: env.claims,
+    secrets: env.secrets,
+  });
   const kept = observed.resources.filter((x) => keep.has(x.id));
   let left: string[] = [];
   let after = kept;
@@ -49,5 +63,11 @@ export async function removeOwned(env: ReconcileEnv, o: { keepKillSwitch?: boole
     left = verify({ resources: kept, warnings: [] }, now).mismatches.map((m) => m.id);
     after = now.resources;
   }
-  return { removed: changes.map((c) => c.id), kept: kept.map((x) => x.id), errors: r.errors, left, after };
+  return {
+    removed: changes.map((c) => c.id),
+    kept: kept.map((x) => x.id),
+    errors: r.errors,
+    left,
+    after,
+  };
 }

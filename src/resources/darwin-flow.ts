@@ -76,7 +76,8 @@ export function flowRouterPort(routing: { proxyPortBase: number }): number {
 }
 
 /** realiseDarwin's warnings that the router answers (darwin.ts; a test pins the texts) */
-export const DROPPED_PER_APP_WARNING = "per-app rules are not applied: the macOS flow router needs the config's rules, which this realisation was not given";
+export const DROPPED_PER_APP_WARNING =
+  "per-app rules are not applied: the macOS flow router needs the config's rules, which this realisation was not given";
 const proxyDefaultWarning = (tunnel: string) =>
   `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which this realisation was not given (no config)`;
 
@@ -84,31 +85,55 @@ const proxyDefaultWarning = (tunnel: string) =>
 function ownAddresses(addrs: readonly string[]): string[] {
   return addrs
     .map((a) => a.replace(/%.*$/, ''))
-    .filter((a) => isIP(a) !== 0 && !/^127\./.test(a) && a !== '::1' && !/^169\.254\./.test(a) && !/^fe[89ab]/i.test(a));
+    .filter(
+      (a) =>
+        isIP(a) !== 0 &&
+        !/^127\./.test(a) &&
+        a !== '::1' &&
+        !/^169\.254\./.test(a) &&
+        !/^fe[89ab]/i.test(a),
+    );
 }
 
-export function realiseDarwinFlow(d: DesiredModel, facts: HostFacts, router: DarwinFlowRouterSetup): DesiredState {
+export function realiseDarwinFlow(
+  d: DesiredModel,
+  facts: HostFacts,
+  router: DarwinFlowRouterSetup,
+): DesiredState {
   const base = realiseDarwin(d, facts);
   const policy = d.policy;
   if (!policy) return base;
-  const def = policy.defaultRoute ? policy.tunnels.find((t) => t.mark === policy.defaultRoute!.mark) : undefined;
+  const def = policy.defaultRoute
+    ? policy.tunnels.find((t) => t.mark === policy.defaultRoute!.mark)
+    : undefined;
   const proxyDefault = def && !def.link ? def : undefined;
   const enabled = router.rules.filter((r) => r.enabled !== false);
   if (!enabled.length && !proxyDefault) return base;
 
   const canBlock = rulesCanBlock(router.rules);
-  const pf = pfFlowRouterFor(policy, { port: router.port, rulesCanBlock: canBlock, routerUid: router.routerUid ?? 0 });
+  const pf = pfFlowRouterFor(policy, {
+    port: router.port,
+    rulesCanBlock: canBlock,
+    routerUid: router.routerUid ?? 0,
+  });
   const flowRouter = { ...pf, skip: [...pf.skip, ...ownAddresses(router.localAddresses ?? [])] };
   const ruleset = renderPfAnchor({ ...pfPolicyFromFirewallPolicy(policy), flowRouter });
   const fwId = ids.firewall(PF_ANCHOR);
-  const resources = base.resources.map((r): AnyResource => (r.kind === 'firewall' && r.id === fwId ? { ...r, spec: { ...r.spec, ruleset } } : r));
+  const resources = base.resources.map((r): AnyResource =>
+    r.kind === 'firewall' && r.id === fwId ? { ...r, spec: { ...r.spec, ruleset } } : r,
+  );
 
-  const answered = new Set([DROPPED_PER_APP_WARNING, ...(proxyDefault ? [proxyDefaultWarning(proxyDefault.name)] : [])]);
+  const answered = new Set([
+    DROPPED_PER_APP_WARNING,
+    ...(proxyDefault ? [proxyDefaultWarning(proxyDefault.name)] : []),
+  ]);
   const warnings = base.warnings.filter((w) => !answered.has(w));
   warnings.push(
     `per-app routing on macOS carries TCP only: UDP follows the routing table${canBlock ? `, and user processes' UDP (uid >= ${FIRST_USER_UID}) is dropped because a rule can block` : ''}; processes running as uid ${flowRouter.routerUid} are not routed per app`,
   );
   if (proxyDefault)
-    warnings.push(`tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`);
+    warnings.push(
+      `tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`,
+    );
   return { resources, warnings };
 }

@@ -56,7 +56,10 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
       `tunnel ${def.name}: proxy tunnels as the default route need the macOS flow router, which this realisation was not given (no config)`,
     );
   // `_exec-<tunnel>`/`_exec-direct` are in every policy (awg exec's cgroups), not the user's rules
-  if (d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') && policy?.apps.some((a) => !a.name.startsWith('_exec-')))
+  if (
+    d.resources.some((r) => r.kind === 'cgroup' || r.kind === 'rule') &&
+    policy?.apps.some((a) => !a.name.startsWith('_exec-'))
+  )
     warnings.push(
       "per-app rules are not applied: the macOS flow router needs the config's rules, which this realisation was not given",
     );
@@ -79,18 +82,26 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
   // the utuns they got (loaded before, those rules stay disabled and the anchor needs a second
   // pass). One apply converges.
   const engineOfLink = new Map<string, string>();
-  for (const r of out) if (r.kind === 'engine' && r.spec.link) engineOfLink.set(ids.link(r.spec.link), r.id);
+  for (const r of out)
+    if (r.kind === 'engine' && r.spec.link) engineOfLink.set(ids.link(r.spec.link), r.id);
   for (let i = 0; i < out.length; i++) {
     const r = out[i]!;
-    if (r.kind === 'engine' && r.spec.link) out[i] = { ...r, deps: r.deps.filter((d) => d !== ids.link(r.spec.link!)) };
-    else if (r.kind === 'link' && engineOfLink.has(r.id)) out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
+    if (r.kind === 'engine' && r.spec.link)
+      out[i] = { ...r, deps: r.deps.filter((d) => d !== ids.link(r.spec.link!)) };
+    else if (r.kind === 'link' && engineOfLink.has(r.id))
+      out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
   }
   if (policy) {
     const pf = pfPolicyFromFirewallPolicy(policy);
     const ruleset = renderPfAnchor(pf);
     // kill switch on: the same anchor is kept for boot (its tunnels unbound there: closed
     // before the first connect; platform/darwin/pf-boot.ts); the flow router's rules never are
-    const spec = { family: 'inet' as const, table: PF_ANCHOR, ruleset, ...(pf.killSwitch ? { boot: ruleset } : {}) };
+    const spec = {
+      family: 'inet' as const,
+      table: PF_ANCHOR,
+      ruleset,
+      ...(pf.killSwitch ? { boot: ruleset } : {}),
+    };
     push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [...engineOfLink.values()], spec });
   }
 
@@ -137,7 +148,13 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
         if (e.address === gw.gateway) continue;
         // on the connected LAN (a server at home): its link route, more specific than 0/1,
         // already takes it on-link; a host route via the gateway would send it to the router
-        if (inSubnets(e.address, (gw.onLink ?? []).filter((p) => Number(p.split('/')[1]) > 1))) continue;
+        if (
+          inSubnets(
+            e.address,
+            (gw.onLink ?? []).filter((p) => Number(p.split('/')[1]) > 1),
+          )
+        )
+          continue;
         const spec: RouteSpec = {
           family: v6 ? 6 : 4,
           table: DARWIN_MAIN_TABLE,
@@ -169,10 +186,23 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     if (!t.link || t === def) continue;
     for (const r of routes) {
       if (r.type !== 'unicast' || r.dev !== t.link) continue;
-      const spec: RouteSpec = { family: r.family, table: r.table, dst: r.dst, type: 'unicast', dev: t.link, ifscope: t.link, metric: 0, protocol: r.protocol };
-      push({ kind: 'route', id: ids.route(spec), deps: [ids.link(t.link)], spec } as Resource<'route'>);
+      const spec: RouteSpec = {
+        family: r.family,
+        table: r.table,
+        dst: r.dst,
+        type: 'unicast',
+        dev: t.link,
+        ifscope: t.link,
+        metric: 0,
+        protocol: r.protocol,
+      };
+      push({
+        kind: 'route',
+        id: ids.route(spec),
+        deps: [ids.link(t.link)],
+        spec,
+      } as Resource<'route'>);
     }
   }
   return { resources: out, warnings };
 }
-

@@ -65,7 +65,8 @@ export interface EndpointResolverOptions {
   systemTimeoutMs?: number;
 }
 
-const systemLookup = async (host: string): Promise<string[]> => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+const systemLookup = async (host: string): Promise<string[]> =>
+  (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
 const directLookup = async (host: string, servers: string[], mark: number): Promise<string[]> => {
   const { resolveDirect } = await import('../native/dns-client.js');
@@ -83,7 +84,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 const validAddrs = (v: unknown): string[] | undefined =>
-  Array.isArray(v) && v.length <= 64 && v.every((a) => typeof a === 'string' && isIP(a) !== 0 && !a.includes('%')) ? (v as string[]) : undefined;
+  Array.isArray(v) &&
+  v.length <= 64 &&
+  v.every((a) => typeof a === 'string' && isIP(a) !== 0 && !a.includes('%'))
+    ? (v as string[])
+    : undefined;
 
 export class EndpointResolver {
   private readonly hosts = new Map<string, { addresses: string[]; at: string }>();
@@ -107,7 +112,8 @@ export class EndpointResolver {
 
   setServers(list: string[]): void {
     this.load();
-    if (list.length === this.resolvers.length && list.every((s, i) => s === this.resolvers[i])) return;
+    if (list.length === this.resolvers.length && list.every((s, i) => s === this.resolvers[i]))
+      return;
     this.resolvers = [...list];
     this.save();
   }
@@ -127,7 +133,13 @@ export class EndpointResolver {
     this.load();
     const errors: string[] = [];
     try {
-      const a = (await withTimeout((this.o.system ?? systemLookup)(host), this.o.systemTimeoutMs ?? 3000, 'system resolver')).filter((x) => isIP(x) !== 0);
+      const a = (
+        await withTimeout(
+          (this.o.system ?? systemLookup)(host),
+          this.o.systemTimeoutMs ?? 3000,
+          'system resolver',
+        )
+      ).filter((x) => isIP(x) !== 0);
       if (a.length) return { addresses: this.remember(host, a), via: 'system' };
       errors.push('system resolver: no address');
     } catch (e) {
@@ -135,7 +147,9 @@ export class EndpointResolver {
     }
     if (opts.mark !== undefined && this.resolvers.length) {
       try {
-        const a = (await (this.o.direct ?? directLookup)(host, this.resolvers, opts.mark)).filter((x) => isIP(x) !== 0);
+        const a = (await (this.o.direct ?? directLookup)(host, this.resolvers, opts.mark)).filter(
+          (x) => isIP(x) !== 0,
+        );
         if (a.length) return { addresses: this.remember(host, a), via: 'direct' };
         errors.push('direct: no address');
       } catch (e) {
@@ -143,21 +157,36 @@ export class EndpointResolver {
       }
     }
     const last = this.hosts.get(host);
-    return last ? { addresses: [...last.addresses], via: 'last-good', error: errors.join('; ') } : { addresses: [], error: errors.join('; ') };
+    return last
+      ? { addresses: [...last.addresses], via: 'last-good', error: errors.join('; ') }
+      : { addresses: [], error: errors.join('; ') };
   }
 
   /** `resolve` for each host, concurrently: host → sorted addresses */
-  async resolveAll(hosts: Iterable<string>, opts: { mark?: number } = {}): Promise<Record<string, string[]>> {
+  async resolveAll(
+    hosts: Iterable<string>,
+    opts: { mark?: number } = {},
+  ): Promise<Record<string, string[]>> {
     const out: Record<string, string[]> = {};
-    await Promise.all([...new Set(hosts)].map(async (h) => (out[h] = [...(await this.resolve(h, opts)).addresses].sort())));
+    await Promise.all(
+      [...new Set(hosts)].map(
+        async (h) => (out[h] = [...(await this.resolve(h, opts)).addresses].sort()),
+      ),
+    );
     return out;
   }
 
   private remember(host: string, addresses: string[]): string[] {
     const prev = this.hosts.get(host);
-    const same = prev && prev.addresses.length === addresses.length && prev.addresses.every((a, i) => a === addresses[i]);
+    const same =
+      prev &&
+      prev.addresses.length === addresses.length &&
+      prev.addresses.every((a, i) => a === addresses[i]);
     this.hosts.delete(host); // re-insert: the map's order is the eviction order
-    this.hosts.set(host, { addresses: [...addresses], at: same ? prev.at : new Date().toISOString() });
+    this.hosts.set(host, {
+      addresses: [...addresses],
+      at: same ? prev.at : new Date().toISOString(),
+    });
     while (this.hosts.size > MAX_HOSTS) this.hosts.delete(this.hosts.keys().next().value!);
     if (!same) this.save();
     return addresses;
@@ -180,14 +209,19 @@ export class EndpointResolver {
     if (f.hosts && typeof f.hosts === 'object')
       for (const [h, v] of Object.entries(f.hosts).slice(0, MAX_HOSTS)) {
         const addresses = validAddrs(v?.addresses);
-        if (addresses?.length && h.length <= 253) this.hosts.set(h, { addresses, at: typeof v.at === 'string' ? v.at.slice(0, 40) : '' });
+        if (addresses?.length && h.length <= 253)
+          this.hosts.set(h, { addresses, at: typeof v.at === 'string' ? v.at.slice(0, 40) : '' });
       }
   }
 
   private save(): void {
     const st = this.o.state;
     if (!st || this.o.persist === false) return;
-    const f: EndpointCacheFile = { version: 1, resolvers: this.resolvers, hosts: Object.fromEntries(this.hosts) };
+    const f: EndpointCacheFile = {
+      version: 1,
+      resolvers: this.resolvers,
+      hosts: Object.fromEntries(this.hosts),
+    };
     try {
       // the state store writes crash-safely (temp file, fsync, rename, fsync of the directory)
       st.set(ENDPOINTS_STATE_KEY, f);
@@ -205,7 +239,10 @@ const sharedMemory = new WeakMap<StateStore, EndpointResolver>();
  * engines it hosts share one, so they agree on the last good answers. `persist` (set by the
  * facts probe: apply and the daemon write, diff only reads) sticks.
  */
-export function endpointResolverFor(state: StateStore | undefined, persist?: boolean): EndpointResolver {
+export function endpointResolverFor(
+  state: StateStore | undefined,
+  persist?: boolean,
+): EndpointResolver {
   let r: EndpointResolver | undefined;
   if (!state) r = shared.get('') ?? shared.set('', new EndpointResolver()).get('')!;
   else if (state.dir === ':memory:') {
@@ -271,15 +308,22 @@ export async function hostResolvers(o: HostResolverOptions = {}): Promise<string
     } catch {
       b = undefined;
     }
-    if (b?.kind === 'file') text = Buffer.from(b.content, 'base64').subarray(0, MAX_FILE).toString('utf8');
+    if (b?.kind === 'file')
+      text = Buffer.from(b.content, 'base64').subarray(0, MAX_FILE).toString('utf8');
     else if (b?.kind === 'symlink') text = await readCapped(resolvePath(dirname(path), b.target));
     else text = undefined;
   }
   const link = await readlink(path).catch(() => '');
-  const stub = link.includes('/run/systemd/resolve/') || /^\s*nameserver\s+127\.0\.0\.53\s*$/m.test(text ?? '');
+  const stub =
+    link.includes('/run/systemd/resolve/') ||
+    /^\s*nameserver\s+127\.0\.0\.53\s*$/m.test(text ?? '');
   if (stub) text = (await readCapped(o.resolvedUpstream ?? RESOLVED_UPSTREAM)) ?? text;
-  const exclude = new Set((o.exclude ?? []).map((a) => parseNameservers(`nameserver ${a}`)[0] ?? a));
-  return parseNameservers(text ?? '', 16).filter((a) => !exclude.has(a)).slice(0, 3);
+  const exclude = new Set(
+    (o.exclude ?? []).map((a) => parseNameservers(`nameserver ${a}`)[0] ?? a),
+  );
+  return parseNameservers(text ?? '', 16)
+    .filter((a) => !exclude.has(a))
+    .slice(0, 3);
 }
 
 /** Every tunnel's own DNS servers (excluded from the host's). */

@@ -23,7 +23,10 @@ export interface EndpointProbeOptions {
  * of endpoints.ts (system resolver, then a bypass-marked direct lookup, then the last good
  * answer, which a failed lookup never takes away).
  */
-export async function resolveEndpoints(config: Config | undefined, o: EndpointProbeOptions = {}): Promise<Record<string, string[]>> {
+export async function resolveEndpoints(
+  config: Config | undefined,
+  o: EndpointProbeOptions = {},
+): Promise<Record<string, string[]>> {
   const hosts = endpointHosts(config);
   if (!hosts.length) return {};
   const r = endpointResolverFor(o.state, o.persist);
@@ -34,7 +37,11 @@ export async function resolveEndpoints(config: Config | undefined, o: EndpointPr
  * Linux: where cgroup v2 is mounted (nft resolves `socket cgroupv2` paths relative to
  * /sys/fs/cgroup), the endpoints' addresses, the host's own resolvers and the DNS manager.
  */
-export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike, o: Omit<EndpointProbeOptions, 'mark'> = {}): Promise<HostFacts> {
+export async function probeLinuxFacts(
+  config?: Config,
+  dns?: DnsDriverLike,
+  o: Omit<EndpointProbeOptions, 'mark'> = {},
+): Promise<HostFacts> {
   const facts: HostFacts = { cgroupNftPrefix: '', cgroupRootDepth: 0 };
   try {
     const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
@@ -50,7 +57,11 @@ export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike, o: O
   if (endpointHosts(config).length) {
     // the host's own resolvers: where the direct lookups go, and what the kill switch admits
     // bypass-marked DNS to (FirewallPolicy.bypassResolvers)
-    const servers = await hostResolvers({ ...(o.env ? { env: o.env } : {}), ...(o.state ? { state: o.state } : {}), exclude: tunnelResolvers(config) });
+    const servers = await hostResolvers({
+      ...(o.env ? { env: o.env } : {}),
+      ...(o.state ? { state: o.state } : {}),
+      exclude: tunnelResolvers(config),
+    });
     facts.hostResolvers = servers;
     const resolver = endpointResolverFor(o.state, o.persist);
     resolver.setServers(servers);
@@ -64,7 +75,10 @@ export async function probeLinuxFacts(config?: Config, dns?: DnsDriverLike, o: O
     } catch {
       mark = undefined; // an allocation error is the config's, reported by buildDesired
     }
-    facts.resolved = await resolveEndpoints(config, { ...o, ...(mark !== undefined ? { mark } : {}) });
+    facts.resolved = await resolveEndpoints(config, {
+      ...o,
+      ...(mark !== undefined ? { mark } : {}),
+    });
   } else facts.resolved = {};
   try {
     const dnsManager = dns ? await dns.manager() : undefined;

@@ -19,14 +19,24 @@ import { firewallSpec } from './firewall/render.js';
 export function realiseLinux(m: DesiredModel, facts: HostFacts): DesiredState {
   const resources: AnyResource[] = [...m.resources];
   if (m.policy) {
-    const nftPrefix = facts.cgroupMountPoint !== undefined ? facts.cgroupNftPrefix : (facts.cgroupNftPrefix ?? '');
+    const nftPrefix =
+      facts.cgroupMountPoint !== undefined ? facts.cgroupNftPrefix : (facts.cgroupNftPrefix ?? '');
     const nft = toNftPolicy(m.policy, {
       table: NFT_TABLE,
       linkPrefix: LINK_PREFIX,
-      cgroup: { nftPrefix, rootDepth: facts.cgroupRootDepth ?? 0, ...(facts.cgroupMountPoint ? { mountPoint: facts.cgroupMountPoint } : {}) },
+      cgroup: {
+        nftPrefix,
+        rootDepth: facts.cgroupRootDepth ?? 0,
+        ...(facts.cgroupMountPoint ? { mountPoint: facts.cgroupMountPoint } : {}),
+      },
     });
     const cgroups = resources.filter((r) => r.kind === 'cgroup').map((r) => r.id);
-    resources.push({ kind: 'firewall', id: ids.firewall(NFT_TABLE), deps: cgroups, spec: firewallSpec(nft) });
+    resources.push({
+      kind: 'firewall',
+      id: ids.firewall(NFT_TABLE),
+      deps: cgroups,
+      spec: firewallSpec(nft),
+    });
   }
   return { resources, warnings: [...m.warnings] };
 }
@@ -35,13 +45,22 @@ export const linuxPlatform: Platform = {
   os: 'linux',
   drivers: async (o) => (await import('./linux-drivers.js')).createLinuxDrivers(o),
   async probeFacts(c, { env, state, persistEndpoints }) {
-    const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] = await Promise.all([
-      import('./facts.js'),
-      import('./dns/linux.js'),
-      import('../util/exec.js'),
-      import('../util/reporter.js'),
-    ]);
-    return probeLinuxFacts(c, createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }), { ...(env ? { env } : {}), ...(state ? { state } : {}), ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}) });
+    const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] =
+      await Promise.all([
+        import('./facts.js'),
+        import('./dns/linux.js'),
+        import('../util/exec.js'),
+        import('../util/reporter.js'),
+      ]);
+    return probeLinuxFacts(
+      c,
+      createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }),
+      {
+        ...(env ? { env } : {}),
+        ...(state ? { state } : {}),
+        ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}),
+      },
+    );
   },
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),

@@ -11,7 +11,10 @@ import type { ServiceManager } from './service/manager.js';
 import type { StateStore } from '../util/state.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
-export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<string, Platform['perApp']>;
+export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<
+  string,
+  Platform['perApp']
+>;
 
 /**
  * Each platform's engine I/O (Platform.engineIo), reachable without loading its drivers
@@ -19,7 +22,8 @@ export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satis
  */
 export const ENGINE_IO = {
   linux: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
-  darwin: async (o) => (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
+  darwin: async (o) =>
+    (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
 } as const satisfies Record<string, Platform['engineIo']>;
 
 export interface DriverOptions {
@@ -80,4 +84,3 @@ export interface Platform {
   /** our links (`awg-<tunnel>`) that are up now, an engine holding them (direct-mode `awg processes`) */
   upLinks(o: { state: StateStore; exec: Pick<Exec, 'read'> }): Promise<Set<string>>;
 }
-

@@ -10,12 +10,27 @@ export type Read = readonly [cmd: string, args: readonly string[]];
 
 export const LINK_READ: Read = ['ip', ['-j', '-d', 'link', 'show']];
 export const ADDR_READ: Read = ['ip', ['-j', '-d', 'addr', 'show']];
-export const routeRead = (family: 4 | 6): Read => ['ip', ['-j', '-N', family === 6 ? '-6' : '-4', 'route', 'show', 'table', 'all']];
-export const ruleRead = (family: 4 | 6): Read => ['ip', ['-j', '-N', family === 6 ? '-6' : '-4', 'rule', 'show']];
+export const routeRead = (family: 4 | 6): Read => [
+  'ip',
+  ['-j', '-N', family === 6 ? '-6' : '-4', 'route', 'show', 'table', 'all'],
+];
+export const ruleRead = (family: 4 | 6): Read => [
+  'ip',
+  ['-j', '-N', family === 6 ? '-6' : '-4', 'rule', 'show'],
+];
 export const nftTableRead = (table: string): Read => ['nft', ['list', 'table', 'inet', table]];
 export const NFT_TABLES_READ: Read = ['nft', ['list', 'tables']];
 
 /** every command one observation of all Linux kinds runs */
 export function linuxObserveReads(nftTable: string): Read[] {
-  return [LINK_READ, ADDR_READ, routeRead(4), routeRead(6), ruleRead(4), ruleRead(6), nftTableRead(nftTable), NFT_TABLES_READ];
+  return [
+    LINK_READ,
+    ADDR_READ,
+    routeRead(4),
+    routeRead(6),
+    ruleRead(4),
+    ruleRead(6),
+    nftTableRead(nftTable),
+    NFT_TABLES_READ,
+  ];
 }

@@ -27,8 +27,13 @@ export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perA
  * schema with zod, the model, the nft renderer) had added 7 MiB (Node 20) to 13 MiB (Node 24)
  * to its RSS (bench/RESULTS.md, Step 10, the engine on Node 24).
  */
-export function loadEngineIo(o: Parameters<Platform['engineIo']>[0] = {}, os: NodeJS.Platform = process.platform): Promise<EngineIo> {
-  return os in ENGINE_IO ? ENGINE_IO[os as PlatformName](o) : loadPlatform(os).then((p) => p.engineIo(o));
+export function loadEngineIo(
+  o: Parameters<Platform['engineIo']>[0] = {},
+  os: NodeJS.Platform = process.platform,
+): Promise<EngineIo> {
+  return os in ENGINE_IO
+    ? ENGINE_IO[os as PlatformName](o)
+    : loadPlatform(os).then((p) => p.engineIo(o));
 }
 
 const loaders: Record<PlatformName, () => Promise<Platform>> = {
@@ -42,7 +47,10 @@ const cache = new Map<string, Promise<Platform>>();
 export function loadPlatform(os: NodeJS.Platform = process.platform): Promise<Platform> {
   let p = cache.get(os);
   if (!p) {
-    const load = os in loaders ? loaders[os as PlatformName] : async () => (await import('./unsupported.js')).unsupportedPlatform(os);
+    const load =
+      os in loaders
+        ? loaders[os as PlatformName]
+        : async () => (await import('./unsupported.js')).unsupportedPlatform(os);
     p = load();
     cache.set(os, p);
   }

@@ -38,16 +38,29 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
     probeFacts: async () => ({}),
     realise: (m: DesiredModel) => ({
       resources: [...m.resources],
-      warnings: [...m.warnings, ...(m.policy ? [`awg has no firewall for ${os}: the kill switch, DNS leak protection and per-app rules cannot be applied here`] : [])],
+      warnings: [
+        ...m.warnings,
+        ...(m.policy
+          ? [
+              `awg has no firewall for ${os}: the kill switch, DNS leak protection and per-app rules cannot be applied here`,
+            ]
+          : []),
+      ],
     }),
     engineIo: async () => {
       throw new AwgError('unsupported', `awg has no tunnel engine for ${os}`);
     },
     callerNatives: async () => {
-      throw new AwgError('unsupported', `the awg daemon's API cannot identify its callers on ${os}`);
+      throw new AwgError(
+        'unsupported',
+        `the awg daemon's API cannot identify its callers on ${os}`,
+      );
     },
     serviceManager: async () => {
-      throw new AwgError('unsupported', `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`);
+      throw new AwgError(
+        'unsupported',
+        `awg service is not supported on ${os} (systemd on Linux, launchd on macOS)`,
+      );
     },
     perApp: 'none',
     engineHost: 'detached',

@@ -27,7 +27,10 @@ export function isQueryName(name: string): boolean {
 function encodeName(name: string): Buffer {
   if (!isQueryName(name)) throw new Error(`not a host name: ${JSON.stringify(name)}`);
   const labels = (name.endsWith('.') ? name.slice(0, -1) : name).split('.');
-  return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.of(l.length), Buffer.from(l, 'ascii')])), Buffer.of(0)]);
+  return Buffer.concat([
+    ...labels.map((l) => Buffer.concat([Buffer.of(l.length), Buffer.from(l, 'ascii')])),
+    Buffer.of(0),
+  ]);
 }
 
 /** A recursive (RD) query for `name`'s records of `type`, with message id `id`. */
@@ -96,15 +99,28 @@ export type AnswerResult =
  * `type` owned by `name` or by a name it is a CNAME of (within this answer, 8 hops at most),
  * in the order given, without duplicates.
  */
-export function parseAnswer(m: Uint8Array, id: number, name: string, type: QueryType): AnswerResult {
+export function parseAnswer(
+  m: Uint8Array,
+  id: number,
+  name: string,
+  type: QueryType,
+): AnswerResult {
   if (m.length < HEADER) return { kind: 'mismatch' };
   const b = Buffer.from(m.buffer, m.byteOffset, m.byteLength);
   const flags = b.readUInt16BE(2);
-  if (b.readUInt16BE(0) !== (id & 0xffff) || !(flags & 0x8000) || (flags & 0x7800) !== 0) return { kind: 'mismatch' };
+  if (b.readUInt16BE(0) !== (id & 0xffff) || !(flags & 0x8000) || (flags & 0x7800) !== 0)
+    return { kind: 'mismatch' };
   if (b.readUInt16BE(4) !== 1) return { kind: 'mismatch' };
   const q = readName(b, HEADER);
   const want = (name.endsWith('.') ? name.slice(0, -1) : name).toLowerCase();
-  if (!q || q.end + 4 > b.length || q.name !== want || b.readUInt16BE(q.end) !== type || b.readUInt16BE(q.end + 2) !== CLASS_IN) return { kind: 'mismatch' };
+  if (
+    !q ||
+    q.end + 4 > b.length ||
+    q.name !== want ||
+    b.readUInt16BE(q.end) !== type ||
+    b.readUInt16BE(q.end + 2) !== CLASS_IN
+  )
+    return { kind: 'mismatch' };
   if (flags & 0x0200) return { kind: 'truncated' };
   const rcode = flags & 0x000f;
   if (rcode === 3) return { kind: 'nxdomain' };
@@ -128,7 +144,10 @@ export function parseAnswer(m: Uint8Array, id: number, name: string, type: Query
       if (!target || target.end > o) return { kind: 'malformed' };
       if (!cnames.has(owner.name)) cnames.set(owner.name, target.name);
     } else if (rtype === type && rdlen === (type === TYPE_A ? 4 : 16)) {
-      records.push({ owner: owner.name, address: ipaddr.fromByteArray([...b.subarray(rdata, rdata + rdlen)]).toString() });
+      records.push({
+        owner: owner.name,
+        address: ipaddr.fromByteArray([...b.subarray(rdata, rdata + rdlen)]).toString(),
+      });
     }
   }
   const names = new Set([want]);
@@ -137,6 +156,7 @@ export function parseAnswer(m: Uint8Array, id: number, name: string, type: Query
     names.add(at);
   }
   const addresses: string[] = [];
-  for (const r of records) if (names.has(r.owner) && !addresses.includes(r.address)) addresses.push(r.address);
+  for (const r of records)
+    if (names.has(r.owner) && !addresses.includes(r.address)) addresses.push(r.address);
   return { kind: 'answer', addresses };
 }

@@ -51,7 +51,9 @@ const SERVICE_MANAGERS = new Set(['systemctl', 'launchctl']);
 function defaultTimeout(cmd: string): number {
   const v = Number(process.env.AWG_EXEC_TIMEOUT_MS);
   if (Number.isSafeInteger(v) && v > 0) return v;
-  return SERVICE_MANAGERS.has(cmd.split('/').pop()!) ? SERVICE_EXEC_TIMEOUT_MS : DEFAULT_EXEC_TIMEOUT_MS;
+  return SERVICE_MANAGERS.has(cmd.split('/').pop()!)
+    ? SERVICE_EXEC_TIMEOUT_MS
+    : DEFAULT_EXEC_TIMEOUT_MS;
 }
 
 const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
@@ -63,10 +65,18 @@ const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
  * rejects with a `driver` error naming the command. The child leads its own process group
  * (`detached`), so a shell wrapper's children die with it and cannot hold its pipes open.
  */
-export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export function runProcess(
+  cmd: string,
+  args: string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   const timeoutMs = opts.timeoutMs ?? defaultTimeout(cmd);
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env, detached: true });
+    const child = spawn(cmd, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: opts.env ?? process.env,
+      detached: true,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timers: NodeJS.Timeout[] = [];
@@ -79,9 +89,13 @@ export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}):
       fn();
     };
     const timeoutError = (note = '') =>
-      new AwgError('driver', `${cmd} ${args.map(quoteArg).join(' ')} timed out after ${seconds(timeoutMs)} and was killed${note}`, {
-        hint: `a ${cmd} that hangs is not awg's to wait for; check the host (\`ps\`, the kernel log). AWG_EXEC_TIMEOUT_MS changes the limit`,
-      });
+      new AwgError(
+        'driver',
+        `${cmd} ${args.map(quoteArg).join(' ')} timed out after ${seconds(timeoutMs)} and was killed${note}`,
+        {
+          hint: `a ${cmd} that hangs is not awg's to wait for; check the host (\`ps\`, the kernel log). AWG_EXEC_TIMEOUT_MS changes the limit`,
+        },
+      );
     const signal = (sig: NodeJS.Signals) => {
       try {
         if (child.pid) process.kill(-child.pid, sig);
@@ -97,7 +111,12 @@ export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}):
           setTimeout(() => {
             signal('SIGKILL');
             // a process stuck in the kernel (D state) never exits: do not wait for it
-            timers.push(setTimeout(() => settle(() => reject(timeoutError(' (it has not exited yet)'))), KILL_GRACE_MS));
+            timers.push(
+              setTimeout(
+                () => settle(() => reject(timeoutError(' (it has not exited yet)'))),
+                KILL_GRACE_MS,
+              ),
+            );
           }, KILL_GRACE_MS),
         );
       }, timeoutMs),
@@ -106,7 +125,14 @@ export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}):
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e: NodeJS.ErrnoException) => {
       const kind = e.code === 'ENOENT' ? 'unsupported' : 'driver';
-      settle(() => reject(new AwgError(kind, `cannot run ${cmd}: ${e.message}`, { cause: e, hint: e.code === 'ENOENT' ? `install the package that provides "${cmd}"` : undefined })));
+      settle(() =>
+        reject(
+          new AwgError(kind, `cannot run ${cmd}: ${e.message}`, {
+            cause: e,
+            hint: e.code === 'ENOENT' ? `install the package that provides "${cmd}"` : undefined,
+          }),
+        ),
+      );
     });
     child.on('exit', () => {
       if (!timedOut) return;
@@ -117,7 +143,13 @@ export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}):
     });
     child.on('close', (code, signal) => {
       if (timedOut) return settle(() => reject(timeoutError()));
-      settle(() => resolve({ stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), code: code ?? (signal ? 128 : 1) }));
+      settle(() =>
+        resolve({
+          stdout: Buffer.concat(out).toString('utf8'),
+          stderr: Buffer.concat(err).toString('utf8'),
+          code: code ?? (signal ? 128 : 1),
+        }),
+      );
     });
     child.stdin.on('error', () => {});
     child.stdin.end(opts.input ?? '');
@@ -127,7 +159,10 @@ export function runProcess(cmd: string, args: string[], opts: ExecOptions = {}):
 function failure(cmd: string, args: string[], r: ExecResult): AwgError {
   const msg = (r.stderr || r.stdout).trim().split('\n').slice(0, 6).join('\n');
   const perm = /Operation not permitted|Permission denied|EPERM|EACCES/.test(msg);
-  return new AwgError(perm ? 'permission' : 'driver', `${cmd} ${args.map(quoteArg).join(' ')} failed (exit ${r.code}): ${msg}`);
+  return new AwgError(
+    perm ? 'permission' : 'driver',
+    `${cmd} ${args.map(quoteArg).join(' ')} failed (exit ${r.code}): ${msg}`,
+  );
 }
 
 export class ProcessExec implements Exec {

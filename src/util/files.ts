@@ -16,7 +16,20 @@
  * or the new bytes, never a torn mix or an empty file.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
@@ -81,11 +94,14 @@ export function humanBytes(n: number): string {
 /** the next read: up to 1 MiB, and never past the first byte beyond the limit */
 const chunk = (total: number, max: number) => Math.min(1024 * 1024, max + 1 - total);
 
-const openFlags = (o: ReadOptions) => constants.O_RDONLY | constants.O_NONBLOCK | (o.noFollow ? constants.O_NOFOLLOW : 0);
+const openFlags = (o: ReadOptions) =>
+  constants.O_RDONLY | constants.O_NONBLOCK | (o.noFollow ? constants.O_NOFOLLOW : 0);
 
 function symlinkRefused(path: string, e: unknown, o: ReadOptions): unknown {
   // O_NOFOLLOW on a symlink: ELOOP
-  return o.noFollow && (e as NodeJS.ErrnoException).code === 'ELOOP' ? new FileRefusedError(path, 'ENOTREG', 'a symbolic link, not a regular file') : e;
+  return o.noFollow && (e as NodeJS.ErrnoException).code === 'ELOOP'
+    ? new FileRefusedError(path, 'ENOTREG', 'a symbolic link, not a regular file')
+    : e;
 }
 
 /** The bytes of the regular file `path` (see the file comment); throws errno errors or FileRefusedError. */
@@ -163,7 +179,8 @@ export interface WriteOptions {
   mode?: number;
 }
 
-const tmpName = (path: string) => join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+const tmpName = (path: string) =>
+  join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 const TMP_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /** fsync a directory, so a rename (or unlink) in it is durable. */
@@ -186,7 +203,11 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Replace `path` with `data` crash-safely (see the file comment). The directory must exist. */
-export function writeFileAtomicSync(path: string, data: string | Uint8Array, o: WriteOptions = {}): void {
+export function writeFileAtomicSync(
+  path: string,
+  data: string | Uint8Array,
+  o: WriteOptions = {},
+): void {
   const tmp = tmpName(path);
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {
@@ -211,7 +232,11 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, o: 
   fsyncDirSync(dirname(path));
 }
 
-export async function writeFileAtomic(path: string, data: string | Uint8Array, o: WriteOptions = {}): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  o: WriteOptions = {},
+): Promise<void> {
   const tmp = tmpName(path);
   const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   try {

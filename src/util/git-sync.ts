@@ -39,18 +39,45 @@ interface Run {
 
 function run(git: string, args: string[], timeoutMs: number): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(git, args, { timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024, env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? ((err as unknown as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) || (err && code !== 0 && !stderr ? err.message : '') });
-    });
+    execFile(
+      git,
+      args,
+      {
+        timeout: timeoutMs,
+        maxBuffer: 4 * 1024 * 1024,
+        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
+      },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number'
+            ? (err as unknown as { code: number }).code
+            : 1
+          : 0;
+        resolve({
+          code,
+          stdout: String(stdout),
+          stderr: String(stderr) || (err && code !== 0 && !stderr ? err.message : ''),
+        });
+      },
+    );
   });
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
 
 export function checkRefName(what: string, name: string): void {
-  if (!NAME.test(name) || name.includes('..') || name.includes('//') || name.endsWith('/') || name.endsWith('.lock') || name.endsWith('.')) {
-    throw new AwgError('invalid-config', `${what} "${name.slice(0, 80)}" is not a plain git name (letters, digits, ".", "_", "/", "-"; no "..")`);
+  if (
+    !NAME.test(name) ||
+    name.includes('..') ||
+    name.includes('//') ||
+    name.endsWith('/') ||
+    name.endsWith('.lock') ||
+    name.endsWith('.')
+  ) {
+    throw new AwgError(
+      'invalid-config',
+      `${what} "${name.slice(0, 80)}" is not a plain git name (letters, digits, ".", "_", "/", "-"; no "..")`,
+    );
   }
 }
 
@@ -64,27 +91,69 @@ export async function gitSync(o: SyncOptions): Promise<SyncResult> {
   const base = ['-c', 'protocol.ext.allow=never', '-C', o.path];
   const g = async (args: string[], what: string): Promise<string> => {
     const r = await run(git, [...base, ...args], timeoutMs);
-    if (r.code !== 0) throw new AwgError('driver', `${what} failed (git exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    if (r.code !== 0)
+      throw new AwgError(
+        'driver',
+        `${what} failed (git exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`,
+      );
     return r.stdout.trim();
   };
-  if ((await g(['rev-parse', '--is-inside-work-tree'], `${o.path}: not a git checkout;`)) !== 'true') throw new AwgError('invalid-config', `${o.path} is not a git work tree`);
+  if (
+    (await g(['rev-parse', '--is-inside-work-tree'], `${o.path}: not a git checkout;`)) !== 'true'
+  )
+    throw new AwgError('invalid-config', `${o.path} is not a git work tree`);
   const from = await g(['rev-parse', '--verify', 'HEAD^{commit}'], 'reading HEAD');
   // the repository is the source of truth: edits made on the host are not silently kept
   // (they would run while the host reports the repository's revision)
   const dirty = await g(['status', '--porcelain', '--untracked-files=no'], 'git status');
-  if (dirty) throw new AwgError('conflict', `${o.path} has local changes (${dirty.split('\n').slice(0, 3).map((l) => l.trim()).join(', ')}${dirty.split('\n').length > 3 ? ', …' : ''}); the checkout stays — undo them (git -C ${o.path} checkout -- .) or commit them to the repository`);
-  await g(['fetch', '--quiet', '--no-tags', '--', remote, `+refs/heads/${o.branch}:refs/remotes/${remote}/${o.branch}`], `git fetch ${remote} ${o.branch}`);
-  const to = await g(['rev-parse', '--verify', `refs/remotes/${remote}/${o.branch}^{commit}`], `reading ${remote}/${o.branch}`);
+  if (dirty)
+    throw new AwgError(
+      'conflict',
+      `${o.path} has local changes (${dirty
+        .split('\n')
+        .slice(0, 3)
+        .map((l) => l.trim())
+        .join(
+          ', ',
+        )}${dirty.split('\n').length > 3 ? ', …' : ''}); the checkout stays — undo them (git -C ${o.path} checkout -- .) or commit them to the repository`,
+    );
+  await g(
+    [
+      'fetch',
+      '--quiet',
+      '--no-tags',
+      '--',
+      remote,
+      `+refs/heads/${o.branch}:refs/remotes/${remote}/${o.branch}`,
+    ],
+    `git fetch ${remote} ${o.branch}`,
+  );
+  const to = await g(
+    ['rev-parse', '--verify', `refs/remotes/${remote}/${o.branch}^{commit}`],
+    `reading ${remote}/${o.branch}`,
+  );
   if (to === from) return { outcome: 'up-to-date', from, to };
   if (o.allowedSigners) {
-    const r = await run(git, [...base, '-c', `gpg.ssh.allowedSignersFile=${o.allowedSigners}`, 'verify-commit', '--', to], timeoutMs);
+    const r = await run(
+      git,
+      [...base, '-c', `gpg.ssh.allowedSignersFile=${o.allowedSigners}`, 'verify-commit', '--', to],
+      timeoutMs,
+    );
     if (r.code !== 0) {
-      const why = r.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || 'no signature';
-      throw new AwgError('permission', `commit ${to.slice(0, 12)} of ${remote}/${o.branch} is not signed by a key in ${o.allowedSigners} (${why}); the checkout stays at ${from.slice(0, 12)}`);
+      const why =
+        r.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || 'no signature';
+      throw new AwgError(
+        'permission',
+        `commit ${to.slice(0, 12)} of ${remote}/${o.branch} is not signed by a key in ${o.allowedSigners} (${why}); the checkout stays at ${from.slice(0, 12)}`,
+      );
     }
   }
   const ff = await run(git, [...base, 'merge-base', '--is-ancestor', from, to], timeoutMs);
-  if (ff.code !== 0) throw new AwgError('conflict', `${remote}/${o.branch} (${to.slice(0, 12)}) is not a fast-forward of the checkout (${from.slice(0, 12)}): the branch was rewritten or rolled back; the checkout stays`);
+  if (ff.code !== 0)
+    throw new AwgError(
+      'conflict',
+      `${remote}/${o.branch} (${to.slice(0, 12)}) is not a fast-forward of the checkout (${from.slice(0, 12)}): the branch was rewritten or rolled back; the checkout stays`,
+    );
   await g(['merge', '--ff-only', '--quiet', to], 'git merge --ff-only');
   return { outcome: 'updated', from, to };
 }

@@ -13,7 +13,20 @@
  * every fingerprint once (`onReplaced` says why).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+  type Stats,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AwgError } from '../errors.js';
 import { fsyncDirSync } from './files.js';
@@ -56,8 +69,15 @@ function readKey(path: string): { key: Buffer } | { why: string } {
 }
 
 function create(dir: string, path: string): void {
-  const tmp = join(dir, `${FINGERPRINT_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o600);
+  const tmp = join(
+    dir,
+    `${FINGERPRINT_KEY_FILE}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
+  );
+  const fd = openSync(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0),
+    0o600,
+  );
   try {
     writeSync(fd, randomBytes(KEY_BYTES));
     fsyncSync(fd);
@@ -76,7 +96,10 @@ function create(dir: string, path: string): void {
 }
 
 /** The fingerprint key of the state directory `dir` (read, or created on first use). */
-export function fingerprintKeyIn(dir: string, opts: { onReplaced?: (why: string) => void } = {}): Buffer {
+export function fingerprintKeyIn(
+  dir: string,
+  opts: { onReplaced?: (why: string) => void } = {},
+): Buffer {
   const hit = cache.get(dir);
   if (hit) return hit;
   const path = join(dir, FINGERPRINT_KEY_FILE);
@@ -95,15 +118,25 @@ export function fingerprintKeyIn(dir: string, opts: { onReplaced?: (why: string)
         cache.set(dir, got.key);
         return got.key;
       }
-      if (attempt > 2) throw new AwgError('permission', `${path}: ${got.why}; cannot make a usable fingerprint key there`);
+      if (attempt > 2)
+        throw new AwgError(
+          'permission',
+          `${path}: ${got.why}; cannot make a usable fingerprint key there`,
+        );
       renameSync(path, `${path}.rejected-${Date.now()}`);
       fsyncDirSync(dir);
-      opts.onReplaced?.(`${path} was ${got.why}: moved aside, a new key was created (fingerprints of secrets change once)`);
+      opts.onReplaced?.(
+        `${path} was ${got.why}: moved aside, a new key was created (fingerprints of secrets change once)`,
+      );
     }
   } catch (e) {
     if (e instanceof AwgError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new AwgError(code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver', `cannot read or create the fingerprint key ${path}: ${(e as Error).message}`, { cause: e });
+    throw new AwgError(
+      code === 'EACCES' || code === 'EPERM' ? 'permission' : 'driver',
+      `cannot read or create the fingerprint key ${path}: ${(e as Error).message}`,
+      { cause: e },
+    );
   }
 }
 
@@ -111,7 +144,10 @@ export function fingerprintKeyIn(dir: string, opts: { onReplaced?: (why: string)
  * The fingerprint key for a state store: the key file of its directory, or, for a store
  * that has none (MemoryStateStore in tests), a random key that lives as long as the store.
  */
-export function fingerprintKeyOf(state: StateStore, opts: { onReplaced?: (why: string) => void } = {}): Buffer {
+export function fingerprintKeyOf(
+  state: StateStore,
+  opts: { onReplaced?: (why: string) => void } = {},
+): Buffer {
   if (state.dir === ':memory:') {
     let k = memoryKeys.get(state);
     if (!k) memoryKeys.set(state, (k = randomBytes(KEY_BYTES)));

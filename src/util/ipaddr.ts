@@ -17,7 +17,8 @@ export type IPv6 = Ipaddr.IPv6;
 export function inSubnets(host: string, cidrs: readonly string[]): boolean {
   if (!ipaddr.isValid(host)) return false;
   let a = ipaddr.parse(host);
-  if (a.kind() === 'ipv6' && (a as Ipaddr.IPv6).isIPv4MappedAddress()) a = (a as Ipaddr.IPv6).toIPv4Address();
+  if (a.kind() === 'ipv6' && (a as Ipaddr.IPv6).isIPv4MappedAddress())
+    a = (a as Ipaddr.IPv6).toIPv4Address();
   return cidrs.some((c) => {
     try {
       const [net, len] = ipaddr.parseCIDR(c);

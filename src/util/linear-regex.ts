@@ -114,7 +114,8 @@ class Parser {
 
   parse(): Node {
     const n = this.disjunction();
-    if (this.i < this.s.length) this.fail(this.s[this.i] === ')' ? 'unmatched ")"' : `unexpected "${this.s[this.i]}"`);
+    if (this.i < this.s.length)
+      this.fail(this.s[this.i] === ')' ? 'unmatched ")"' : `unexpected "${this.s[this.i]}"`);
     return n;
   }
 
@@ -129,7 +130,8 @@ class Parser {
 
   private alternative(): Node {
     const items: Node[] = [];
-    while (this.i < this.s.length && this.s[this.i] !== '|' && this.s[this.i] !== ')') items.push(this.term());
+    while (this.i < this.s.length && this.s[this.i] !== '|' && this.s[this.i] !== ')')
+      items.push(this.term());
     return { t: 'cat', items };
   }
 
@@ -208,7 +210,8 @@ class Parser {
       const rest = this.s.slice(this.i);
       if (rest.startsWith('?:')) this.i += 2;
       else if (/^\?<[A-Za-z_$][A-Za-z0-9_$]*>/.test(rest)) this.i += rest.indexOf('>') + 1;
-      else if (/^\?(=|!|<=|<!)/.test(rest)) this.fail('lookahead and lookbehind are not supported (no linear-time matching)', start);
+      else if (/^\?(=|!|<=|<!)/.test(rest))
+        this.fail('lookahead and lookbehind are not supported (no linear-time matching)', start);
       else this.fail('invalid group', start);
     }
     const n = this.disjunction();
@@ -226,7 +229,13 @@ class Parser {
     if (CLASS_ESCAPES[c]) return CLASS_ESCAPES[c];
     if (c in CONTROL_ESCAPES) return CONTROL_ESCAPES[c]!;
     if (c === '0' && !/[0-9]/.test(this.s[this.i] ?? '')) return 0;
-    if (/[0-9]/.test(c)) this.fail(c === '0' ? 'octal escapes are not supported' : 'backreferences (and octal escapes) are not supported', at);
+    if (/[0-9]/.test(c))
+      this.fail(
+        c === '0'
+          ? 'octal escapes are not supported'
+          : 'backreferences (and octal escapes) are not supported',
+        at,
+      );
     if (c === 'b' && inClass) return 8;
     if (c === 'c') {
       const l = this.s[this.i];
@@ -237,12 +246,17 @@ class Parser {
     if (c === 'x' || c === 'u') {
       const len = c === 'x' ? 2 : 4;
       const h = this.s.slice(this.i, this.i + len);
-      if (!new RegExp(`^[0-9A-Fa-f]{${len}}$`).test(h)) this.fail(`\\${c} needs ${len} hex digits`, at);
+      if (!new RegExp(`^[0-9A-Fa-f]{${len}}$`).test(h))
+        this.fail(`\\${c} needs ${len} hex digits`, at);
       this.i += len;
       return parseInt(h, 16);
     }
     if (c === 'k') this.fail('backreferences are not supported', at);
-    if (isAlnum(c)) this.fail(`"\\${c}" has no meaning (legacy JavaScript reads it as "${c}"): write ${c} or escape what you meant`, at);
+    if (isAlnum(c))
+      this.fail(
+        `"\\${c}" has no meaning (legacy JavaScript reads it as "${c}"): write ${c} or escape what you meant`,
+        at,
+      );
     return c.charCodeAt(0);
   }
 
@@ -267,10 +281,18 @@ class Parser {
     while (this.s[this.i] !== ']') {
       const at = this.i;
       const a = classAtom();
-      if (this.s[this.i] === '-' && this.s[this.i + 1] !== ']' && this.s[this.i + 1] !== undefined) {
+      if (
+        this.s[this.i] === '-' &&
+        this.s[this.i + 1] !== ']' &&
+        this.s[this.i + 1] !== undefined
+      ) {
         this.i++;
         const b = classAtom();
-        if (typeof a !== 'number' || typeof b !== 'number') this.fail('a range with a class escape at one end is ambiguous: escape the "-" as \\-', at);
+        if (typeof a !== 'number' || typeof b !== 'number')
+          this.fail(
+            'a range with a class escape at one end is ambiguous: escape the "-" as \\-',
+            at,
+          );
         if (a > b) this.fail('range out of order in character class', at);
         ranges.push([a, b]);
       } else if (typeof a === 'number') ranges.push([a, a]);
@@ -357,7 +379,11 @@ const ASSERT_CODE = { '^': 0, $: 1, b: 2, B: 3 } as const;
 function compile(root: Node, ignoreCase: boolean): Prog {
   const p: Prog = { op: [], a: [], b: [], sets: [] };
   const emit = (op: Op, a = 0, b = 0) => {
-    if (p.op.length >= MAX_PROGRAM) throw new LinearRegexError(`the pattern compiles to more than ${MAX_PROGRAM} instructions (large counted repetitions?)`, 0);
+    if (p.op.length >= MAX_PROGRAM)
+      throw new LinearRegexError(
+        `the pattern compiles to more than ${MAX_PROGRAM} instructions (large counted repetitions?)`,
+        0,
+      );
     p.op.push(op);
     p.a.push(a);
     p.b.push(b);
@@ -418,9 +444,13 @@ function compile(root: Node, ignoreCase: boolean): Prog {
   return p;
 }
 
-const isWord = (c: number) => (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
+const isWord = (c: number) =>
+  (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
 
-export function compileLinearRegex(source: string, opts: { ignoreCase?: boolean } = {}): LinearRegex {
+export function compileLinearRegex(
+  source: string,
+  opts: { ignoreCase?: boolean } = {},
+): LinearRegex {
   const ignoreCase = opts.ignoreCase === true;
   const prog = compile(new Parser(source).parse(), ignoreCase);
   const n = prog.op.length;
@@ -448,7 +478,14 @@ export function compileLinearRegex(source: string, opts: { ignoreCase?: boolean 
       const len = s.length;
       // follow epsilon edges from `pc` at position `i`, adding Char/Match states to the set;
       // each state enters a set at most once per position (generation marks)
-      const add = (set: Int32Array, mark: Int32Array, count: number, pc0: number, i: number, gen: number): number => {
+      const add = (
+        set: Int32Array,
+        mark: Int32Array,
+        count: number,
+        pc0: number,
+        i: number,
+        gen: number,
+      ): number => {
         let sp = 0;
         stack[sp++] = pc0;
         while (sp > 0) {
@@ -495,7 +532,8 @@ export function compileLinearRegex(source: string, opts: { ignoreCase?: boolean 
         for (let k = 0; k < nCur; k++) {
           const pc = cur[k]!;
           steps++;
-          if (prog.op[pc] === Op.Char && prog.sets[prog.a[pc]!]!(c)) nNxt = add(nxt, nxtMark, nNxt, pc + 1, i + 1, g);
+          if (prog.op[pc] === Op.Char && prog.sets[prog.a[pc]!]!(c))
+            nNxt = add(nxt, nxtMark, nNxt, pc + 1, i + 1, g);
         }
         // unanchored: a match may also start at i + 1
         nNxt = add(nxt, nxtMark, nNxt, 0, i + 1, g);

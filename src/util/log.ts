@@ -56,7 +56,16 @@ export function readableLine(line: string): string {
   try {
     const j = JSON.parse(line) as { level?: number; msg?: unknown };
     if (typeof j.msg !== 'string') return safeLine(line);
-    const name = j.level === undefined ? 'info' : j.level >= 50 ? 'error' : j.level >= 40 ? 'warn' : j.level >= 30 ? 'info' : 'debug';
+    const name =
+      j.level === undefined
+        ? 'info'
+        : j.level >= 50
+          ? 'error'
+          : j.level >= 40
+            ? 'warn'
+            : j.level >= 30
+              ? 'info'
+              : 'debug';
     return `${name} ${safeLine(j.msg)}`;
   } catch {
     return safeLine(line);

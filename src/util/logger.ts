@@ -25,7 +25,19 @@ export function createLogger(o: LoggerOptions): Logger {
       level: o.level ?? levelFrom(env),
       base: { component: o.component, pid: process.pid, ...o.base },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['privateKey', 'presharedKey', 'password', 'headerProtectionKey', '*.privateKey', '*.presharedKey', '*.password', '*.headerProtectionKey'], censor: '[secret]' },
+      redact: {
+        paths: [
+          'privateKey',
+          'presharedKey',
+          'password',
+          'headerProtectionKey',
+          '*.privateKey',
+          '*.presharedKey',
+          '*.password',
+          '*.headerProtectionKey',
+        ],
+        censor: '[secret]',
+      },
     },
     stream,
   );

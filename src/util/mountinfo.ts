@@ -14,7 +14,8 @@ export interface Mount {
   fsType: string;
 }
 
-const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+const unescape = (s: string) =>
+  s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 export function parseMountinfo(text: string): Mount[] {
   const out: Mount[] = [];
@@ -24,7 +25,13 @@ export function parseMountinfo(text: string): Mount[] {
     const pre = line.slice(0, sep).split(' ');
     const post = line.slice(sep + 3).split(' ');
     if (pre.length < 6 || !post[0]) continue;
-    out.push({ dev: pre[2]!, root: unescape(pre[3]!), mountPoint: unescape(pre[4]!), options: pre[5]!.split(','), fsType: post[0] });
+    out.push({
+      dev: pre[2]!,
+      root: unescape(pre[3]!),
+      mountPoint: unescape(pre[4]!),
+      options: pre[5]!.split(','),
+      fsType: post[0],
+    });
   }
   return out;
 }

@@ -18,4 +18,9 @@
  * (bench/RESULTS.md, Step 10, 2026-11-25; Node 20 has it off already). Short CLI commands run
  * with Node's defaults.
  */
-export const LONG_RUNNING_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--v8-pool-size=2', '--expose-gc', '--no-maglev'];
+export const LONG_RUNNING_NODE_FLAGS: readonly string[] = [
+  '--max-semi-space-size=1',
+  '--v8-pool-size=2',
+  '--expose-gc',
+  '--no-maglev',
+];

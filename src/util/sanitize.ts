@@ -21,7 +21,8 @@ const ESCAPES =
 
 /** what is left to escape: C0, DEL, C1, and the invisible reordering/format characters */
 const CONTROLS = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
-const CONTROLS_BUT_NL_TAB = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
+const CONTROLS_BUT_NL_TAB =
+  /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g;
 
 function escape(c: string): string {
   if (c === '\n') return '\\n';

@@ -14,7 +14,13 @@ import { defaultPaths } from './paths.js';
 import { isObject } from './shape.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileRefusedError, fsyncDirSync, LIMITS, readTextFileSync, writeFileAtomicSync } from './files.js';
+import {
+  FileRefusedError,
+  fsyncDirSync,
+  LIMITS,
+  readTextFileSync,
+  writeFileAtomicSync,
+} from './files.js';
 
 /** /var/lib/awg (macOS: /Library/Application Support/awg; util/paths.ts) */
 export const DEFAULT_STATE_DIR = defaultPaths().stateDir;
@@ -44,7 +50,12 @@ export const APPLIED_STATE_KEY = 'applied';
  * The record `key` when `is` accepts its shape; undefined when there is none, or when it has
  * another shape, which is then set aside as unusable (`whose`: the driver it should belong to).
  */
-export function checkedRecord<T>(state: StateStore, key: string, is: (r: unknown) => r is T, whose: string): T | undefined {
+export function checkedRecord<T>(
+  state: StateStore,
+  key: string,
+  is: (r: unknown) => r is T,
+  whose: string,
+): T | undefined {
   const r = state.get<unknown>(key);
   if (r === undefined) return undefined;
   if (is(r)) return r;
@@ -76,7 +87,8 @@ export interface StateStore {
 }
 
 export function describeCorrupt(c: CorruptState): string {
-  if (c.recovered) return `state record ${c.file} was unusable; recovered from ${c.recovered.from}: ${c.recovered.what}`;
+  if (c.recovered)
+    return `state record ${c.file} was unusable; recovered from ${c.recovered.from}: ${c.recovered.what}`;
   return `state record ${c.file} is unusable (${c.reason}); ${c.movedTo ? `moved aside to ${c.movedTo} and ` : ''}ignored`;
 }
 
@@ -159,7 +171,12 @@ export class FileStateStore implements StateStore {
   recovered(key: string, from: string, what: string): void {
     if (this.told.has(key)) return;
     this.told.add(key);
-    this.onCorrupt?.({ key, file: this.path(key), reason: 'recovered', recovered: { from: this.path(from), what } });
+    this.onCorrupt?.({
+      key,
+      file: this.path(key),
+      reason: 'recovered',
+      recovered: { from: this.path(from), what },
+    });
   }
 }
 
@@ -190,7 +207,12 @@ export class MemoryStateStore implements StateStore {
     return c;
   }
   recovered(key: string, from: string, what: string): void {
-    this.recoveries.push({ key, file: `${this.dir}/${key}`, reason: 'recovered', recovered: { from: `${this.dir}/${from}`, what } });
+    this.recoveries.push({
+      key,
+      file: `${this.dir}/${key}`,
+      reason: 'recovered',
+      recovered: { from: `${this.dir}/${from}`, what },
+    });
   }
 }
 

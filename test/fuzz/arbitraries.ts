@@ -7,7 +7,9 @@ export const bytes = (min: number, max: number): fc.Arbitrary<Uint8Array> =>
   fc.uint8Array({ minLength: min, maxLength: max });
 
 /** A canonical base64 WireGuard key. */
-export const wgKey: fc.Arbitrary<string> = bytes(32, 32).map((b) => Buffer.from(b).toString('base64'));
+export const wgKey: fc.Arbitrary<string> = bytes(32, 32).map((b) =>
+  Buffer.from(b).toString('base64'),
+);
 
 export const ipv4: fc.Arbitrary<string> = fc.ipV4();
 export const ipv6: fc.Arbitrary<string> = fc.ipV6();
@@ -91,7 +93,29 @@ export const edits: fc.Arbitrary<Edit[]> = fc.array(
   fc.record({
     at: fc.nat(),
     del: fc.nat({ max: 8 }),
-    ins: fc.oneof(nastyString, fc.constantFrom(':', '-', ' ', '  ', '\n', '[', ']', '{', '}', ',', '#', '"', "'", '=', '<', '>', '*', '&')),
+    ins: fc.oneof(
+      nastyString,
+      fc.constantFrom(
+        ':',
+        '-',
+        ' ',
+        '  ',
+        '\n',
+        '[',
+        ']',
+        '{',
+        '}',
+        ',',
+        '#',
+        '"',
+        "'",
+        '=',
+        '<',
+        '>',
+        '*',
+        '&',
+      ),
+    ),
   }),
   { minLength: 1, maxLength: 6 },
 );

@@ -25,7 +25,13 @@ import { exportWgQuick } from '../../src/config/export.js';
 import { importWgQuick } from '../../src/config/import.js';
 import { parseIni, splitList } from '../../src/config/ini.js';
 import { hasErrors, loadConfigText } from '../../src/config/load.js';
-import { Config, isWgLike, rangeOf, type Secret, type WgLikeTunnel } from '../../src/config/schema.js';
+import {
+  Config,
+  isWgLike,
+  rangeOf,
+  type Secret,
+  type WgLikeTunnel,
+} from '../../src/config/schema.js';
 import { checkSecrets } from '../../src/config/secrets.js';
 import { checkSemantics } from '../../src/config/semantic.js';
 import { parseTagString } from '../../src/config/tags.js';
@@ -37,7 +43,21 @@ import { allocate } from '../../src/model/alloc.js';
 import { wgEngineSpec } from '../../src/model/engine.js';
 import { fullSetText } from '../../src/resources/engine/uapi-config.js';
 import type { Issue } from '../../src/errors.js';
-import { applyEdits, bytes, cidr, corpus, edits, endpoint, hostname, ipv4, ipv6, lineCount, nastyString, port, wgKey } from './arbitraries.js';
+import {
+  applyEdits,
+  bytes,
+  cidr,
+  corpus,
+  edits,
+  endpoint,
+  hostname,
+  ipv4,
+  ipv6,
+  lineCount,
+  nastyString,
+  port,
+  wgKey,
+} from './arbitraries.js';
 import { fc, fuzzSync, testTimeout } from './runner.js';
 
 const FILE = 'fuzz.yaml';
@@ -48,7 +68,8 @@ function expectLocated(issues: Issue[], text: string, errorsMustHaveLine: boolea
   for (const i of issues) {
     expect(typeof i.message).toBe('string');
     expect(i.message.length).toBeGreaterThan(0);
-    if (errorsMustHaveLine && i.severity === 'error') expect(i.line, `unlocated: ${JSON.stringify(i)}`).toBeDefined();
+    if (errorsMustHaveLine && i.severity === 'error')
+      expect(i.line, `unlocated: ${JSON.stringify(i)}`).toBeDefined();
     if (i.line === undefined) continue;
     expect(i.line).toBeGreaterThanOrEqual(1);
     expect(i.line, JSON.stringify(i)).toBeLessThanOrEqual(lines.length);
@@ -64,7 +85,9 @@ const tagString: fc.Arbitrary<string> = fc
   .array(
     fc.oneof(
       bytes(1, 8).map((b) => `<b 0x${Buffer.from(b).toString('hex')}>`),
-      fc.tuple(fc.constantFrom('r', 'rc', 'rd'), fc.integer({ min: 0, max: 64 })).map(([k, n]) => `<${k} ${n}>`),
+      fc
+        .tuple(fc.constantFrom('r', 'rc', 'rd'), fc.integer({ min: 0, max: 64 }))
+        .map(([k, n]) => `<${k} ${n}>`),
       fc.constant('<t>'),
     ),
     { minLength: 1, maxLength: 4 },
@@ -76,17 +99,54 @@ const hostileTagString: fc.Arbitrary<string> = fc
   .array(
     fc.oneof(
       tagString,
-      fc.constantFrom('<', '>', '<b', ' 0x', '0x', 'ab', 'r', 'rc', 'rd', 'dz', 'd', 'ds', 't', 'c', ' ', '\t', '\n', '\r', '\0', '1000', '65507', '99999', '<r 1000>', '<b 0xzz>', 'x'),
+      fc.constantFrom(
+        '<',
+        '>',
+        '<b',
+        ' 0x',
+        '0x',
+        'ab',
+        'r',
+        'rc',
+        'rd',
+        'dz',
+        'd',
+        'ds',
+        't',
+        'c',
+        ' ',
+        '\t',
+        '\n',
+        '\r',
+        '\0',
+        '1000',
+        '65507',
+        '99999',
+        '<r 1000>',
+        '<b 0xzz>',
+        'x',
+      ),
     ),
     { minLength: 1, maxLength: 8 },
   )
   .map((t) => t.join(''));
-const iValue = fc.oneof({ weight: 3, arbitrary: tagString }, { weight: 2, arbitrary: hostileTagString }, { weight: 1, arbitrary: fc.array(tagString, { minLength: 20, maxLength: 80 }).map((t) => t.join('')) });
+const iValue = fc.oneof(
+  { weight: 3, arbitrary: tagString },
+  { weight: 2, arbitrary: hostileTagString },
+  {
+    weight: 1,
+    arbitrary: fc.array(tagString, { minLength: 20, maxLength: 80 }).map((t) => t.join('')),
+  },
+);
 
 const u16Range = fc.oneof(
   fc.nat({ max: 0xffff }),
-  fc.tuple(fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 400 })).map(([a, b]) => `${a}-${a + b}`),
-  fc.tuple(fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 400 })).map(([a, b]) => ({ min: a, max: a + b })),
+  fc
+    .tuple(fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 400 }))
+    .map(([a, b]) => `${a}-${a + b}`),
+  fc
+    .tuple(fc.integer({ min: 1, max: 400 }), fc.integer({ min: 0, max: 400 }))
+    .map(([a, b]) => ({ min: a, max: a + b })),
 );
 
 /** H ranges that do not overlap: four disjoint slices of the u32 space, sometimes ranges. */
@@ -169,13 +229,19 @@ const proxyTunnel = fc.record(
     type: fc.constantFrom('socks5', 'http'),
     server: fc.oneof(hostname, ipv4),
     port,
-    auth: fc.record({ username: fc.string({ minLength: 1, maxLength: 8 }), password: fc.string({ minLength: 1, maxLength: 8 }) }),
+    auth: fc.record({
+      username: fc.string({ minLength: 1, maxLength: 8 }),
+      password: fc.string({ minLength: 1, maxLength: 8 }),
+    }),
     dns: fc.array(ipv4, { maxLength: 2 }),
   },
   { requiredKeys: ['type', 'server'] },
 );
 
-const tunnelName = fc.oneof(fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,10}$/), fc.constantFrom('direct', 'block', 'Work', 'a.b', 'twelve-chars'));
+const tunnelName = fc.oneof(
+  fc.stringMatching(/^[a-z0-9][a-z0-9_-]{0,10}$/),
+  fc.constantFrom('direct', 'block', 'Work', 'a.b', 'twelve-chars'),
+);
 
 const match = fc.oneof(
   fc.record({ name: fc.stringMatching(/^[a-z][a-z0-9.-]{0,10}$/) }),
@@ -186,7 +252,33 @@ const match = fc.oneof(
 
 /** A document shaped like the schema, mostly valid. */
 const document: fc.Arbitrary<Record<string, unknown>> = fc
-  .tuple(fc.dictionary(tunnelName, fc.oneof({ weight: 4, arbitrary: wgTunnel }, { weight: 1, arbitrary: proxyTunnel }), { maxKeys: 3 }), fc.array(fc.record({ match, fallback: fc.constantFrom('allow-direct', 'block', 'drop', 'failover'), enabled: fc.boolean() }, { requiredKeys: ['match'] }), { maxLength: 3 }), fc.nat(), fc.record({ killSwitch: fc.constantFrom('on', 'off', { enabled: true, allowLan: true }), ipv6: fc.constantFrom('tunnel', 'block', 'allow'), dns: fc.record({ perApp: fc.boolean(), leakProtection: fc.boolean() }) }, { requiredKeys: [] }))
+  .tuple(
+    fc.dictionary(
+      tunnelName,
+      fc.oneof({ weight: 4, arbitrary: wgTunnel }, { weight: 1, arbitrary: proxyTunnel }),
+      { maxKeys: 3 },
+    ),
+    fc.array(
+      fc.record(
+        {
+          match,
+          fallback: fc.constantFrom('allow-direct', 'block', 'drop', 'failover'),
+          enabled: fc.boolean(),
+        },
+        { requiredKeys: ['match'] },
+      ),
+      { maxLength: 3 },
+    ),
+    fc.nat(),
+    fc.record(
+      {
+        killSwitch: fc.constantFrom('on', 'off', { enabled: true, allowLan: true }),
+        ipv6: fc.constantFrom('tunnel', 'block', 'allow'),
+        dns: fc.record({ perApp: fc.boolean(), leakProtection: fc.boolean() }),
+      },
+      { requiredKeys: [] },
+    ),
+  )
   .map(([tunnels, rules, pick, rest]) => {
     const names = Object.keys(tunnels);
     const targets = [...names, 'direct', 'block', 'nowhere'];
@@ -202,35 +294,63 @@ const document: fc.Arbitrary<Record<string, unknown>> = fc
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 /** Every path to a value in a JSON document. */
-function paths(v: unknown, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+function paths(
+  v: unknown,
+  at: (string | number)[] = [],
+  out: (string | number)[][] = [],
+): (string | number)[][] {
   out.push(at);
   if (Array.isArray(v)) v.forEach((x, i) => paths(x, [...at, i], out));
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
+  else if (v !== null && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) paths(x, [...at, k], out);
   return out;
 }
 
 const breakage: fc.Arbitrary<Json> = fc.oneof(
   nastyString,
-  fc.constantFrom<Json>(null, true, false, 0, -1, 1.5, 65536, 4294967296, 1e21, [], {}, [null], { file: '' }, { env: '1X' }, { min: 5, max: 1 }),
+  fc.constantFrom<Json>(
+    null,
+    true,
+    false,
+    0,
+    -1,
+    1.5,
+    65536,
+    4294967296,
+    1e21,
+    [],
+    {},
+    [null],
+    { file: '' },
+    { env: '1X' },
+    { min: 5, max: 1 },
+  ),
   fc.integer(),
   fc.double(),
 );
 
 /** A document with one value replaced, one key removed or one unknown key added. */
-const brokenDocument = fc.tuple(document, fc.nat(), fc.constantFrom('replace', 'delete', 'add'), breakage, nastyString).map(([doc, n, how, value, key]) => {
-  const d = structuredClone(doc) as Record<string, unknown>;
-  const ps = paths(d).filter((p) => p.length > 0);
-  const p = ps[n % ps.length]!;
-  const parent = p.slice(0, -1).reduce<any>((o, k) => o[k], d);
-  const last = p[p.length - 1]!;
-  if (how === 'replace') parent[last] = value;
-  else if (how === 'delete') {
-    if (Array.isArray(parent)) parent.splice(last as number, 1);
-    else delete parent[last];
-  }
-  else if (!Array.isArray(parent)) Object.defineProperty(parent, key, { value, enumerable: true, writable: true, configurable: true });
-  return d;
-});
+const brokenDocument = fc
+  .tuple(document, fc.nat(), fc.constantFrom('replace', 'delete', 'add'), breakage, nastyString)
+  .map(([doc, n, how, value, key]) => {
+    const d = structuredClone(doc) as Record<string, unknown>;
+    const ps = paths(d).filter((p) => p.length > 0);
+    const p = ps[n % ps.length]!;
+    const parent = p.slice(0, -1).reduce<any>((o, k) => o[k], d);
+    const last = p[p.length - 1]!;
+    if (how === 'replace') parent[last] = value;
+    else if (how === 'delete') {
+      if (Array.isArray(parent)) parent.splice(last as number, 1);
+      else delete parent[last];
+    } else if (!Array.isArray(parent))
+      Object.defineProperty(parent, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    return d;
+  });
 
 /** What the loader must agree with: zod on the document, then the semantic checks. */
 function reference(doc: unknown): Config | undefined {
@@ -248,7 +368,10 @@ function checkDocument(doc: Record<string, unknown>): void {
     expect(r.config, 'the loader accepted what zod + semantics refuse').toBeUndefined();
     expect(hasErrors(r.issues)).toBe(true);
   } else {
-    expect(r.issues.filter((i) => i.severity === 'error'), 'the loader refused what zod + semantics accept').toEqual([]);
+    expect(
+      r.issues.filter((i) => i.severity === 'error'),
+      'the loader refused what zod + semantics accept',
+    ).toEqual([]);
     expect(r.config).toEqual(ref);
   }
 }
@@ -270,9 +393,17 @@ function checkEngine(c: Config): void {
     if (!isWgLike(t)) continue;
     const spec = wgEngineSpec(name, t, alloc);
     const psks = new Map<string, string>();
-    for (const p of t.peers) if (p.presharedKey !== undefined) psks.set(p.publicKey, inline(p.presharedKey));
-    const hpk = t.type === 'amneziawg' && t.obfuscation.headerProtectionKey !== undefined ? inline(t.obfuscation.headerProtectionKey) : undefined;
-    const text = fullSetText(spec, { privateKey: inline(t.privateKey), presharedKeys: psks, ...(hpk ? { headerProtectionKey: hpk } : {}) });
+    for (const p of t.peers)
+      if (p.presharedKey !== undefined) psks.set(p.publicKey, inline(p.presharedKey));
+    const hpk =
+      t.type === 'amneziawg' && t.obfuscation.headerProtectionKey !== undefined
+        ? inline(t.obfuscation.headerProtectionKey)
+        : undefined;
+    const text = fullSetText(spec, {
+      privateKey: inline(t.privateKey),
+      presharedKeys: psks,
+      ...(hpk ? { headerProtectionKey: hpk } : {}),
+    });
     const parsed = parseUapiSet(text);
     // the engine's validation of the whole delta (throws AwgError listing the problems)
     checkConfig(parsed, { awg: defaultAwgParams(), peerCount: 0, hasPeer: () => false });
@@ -281,15 +412,25 @@ function checkEngine(c: Config): void {
     t.peers.forEach((p, i) => {
       const q = parsed.peers![i]!;
       expect(hexOf(q.publicKey)).toBe(hex(p.publicKey));
-      expect(hexOf(q.presharedKey)).toBe(p.presharedKey === undefined ? null : hex(inline(p.presharedKey)));
+      expect(hexOf(q.presharedKey)).toBe(
+        p.presharedKey === undefined ? null : hex(inline(p.presharedKey)),
+      );
       expect(q.endpoint ?? null).toBe(p.endpoint ?? null);
       expect(q.allowedIps ?? []).toEqual(spec.config.peers[i]!.allowedIPs);
       expect(q.remove ?? false).toBe(false);
     });
     if (t.type === 'amneziawg') {
       const o = t.obfuscation;
-      for (const [k, idx] of [['i1', 0], ['i2', 1], ['i3', 2], ['i4', 3], ['i5', 4]] as const)
-        expect(parsed.awg?.i?.[idx] ?? undefined, k).toBe(o[k] === undefined || o[k] === '' ? (o[k] === '' ? null : undefined) : o[k]);
+      for (const [k, idx] of [
+        ['i1', 0],
+        ['i2', 1],
+        ['i3', 2],
+        ['i4', 3],
+        ['i5', 4],
+      ] as const)
+        expect(parsed.awg?.i?.[idx] ?? undefined, k).toBe(
+          o[k] === undefined || o[k] === '' ? (o[k] === '' ? null : undefined) : o[k],
+        );
       for (const k of ['h1', 'h2', 'h3', 'h4'] as const) {
         if (o[k] === undefined) continue;
         const r = rangeOf(o[k]!);
@@ -305,12 +446,14 @@ function checkEngine(c: Config): void {
 /** What prepare would go on with: loaded, secrets (inline here) checked. */
 function prepared(doc: Record<string, unknown>): Config | undefined {
   const r = loadConfigText(YAML.stringify(doc, { lineWidth: 0 }), FILE);
-  if (!r.config || hasErrors(checkSecrets(r.config, { configFile: FILE, env: {} }).issues)) return undefined;
+  if (!r.config || hasErrors(checkSecrets(r.config, { configFile: FILE, env: {} }).issues))
+    return undefined;
   return r.config;
 }
 
 const tagsOf = (s: string | undefined) => (s === undefined ? undefined : parseTagString(s));
-const rangeNorm = (r: Parameters<typeof rangeOf>[0] | undefined) => (r === undefined ? undefined : rangeOf(r));
+const rangeNorm = (r: Parameters<typeof rangeOf>[0] | undefined) =>
+  r === undefined ? undefined : rangeOf(r);
 
 const withLen = (a: string) => {
   const c = parseCidr(a)!;
@@ -320,7 +463,10 @@ const withLen = (a: string) => {
 function checkExportImport(name: string, t: WgLikeTunnel): void {
   const ini = exportWgQuick(name, t, inline);
   const r = importWgQuick(ini, { file: `${name}.conf`, name, type: t.type, keyMode: 'inline' });
-  expect(r.issues.filter((i) => i.severity === 'error'), ini).toEqual([]);
+  expect(
+    r.issues.filter((i) => i.severity === 'error'),
+    ini,
+  ).toEqual([]);
   const back = Config.parse(YAML.parse(r.yaml)).tunnels[name] as WgLikeTunnel;
   expect(back.type).toBe(t.type);
   expect(back.privateKey).toBe(t.privateKey);
@@ -341,10 +487,34 @@ function checkExportImport(name: string, t: WgLikeTunnel): void {
   if (t.type === 'amneziawg' && back.type === 'amneziawg') {
     const o = t.obfuscation;
     const b = back.obfuscation;
-    for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4', 'randomTrailers', 'disableCookies', 'headerProtectionKey'] as const) expect(b[k], k).toEqual(o[k]);
-    for (const k of ['h1', 'h2', 'h3', 'h4', 'contentPaddingAddition', 'rekeyAfterTime', 'rekeyTimeout', 'rejectAfterTime', 'keepaliveTimeout', 'maxHandshakeAttempts'] as const)
+    for (const k of [
+      'jc',
+      'jmin',
+      'jmax',
+      's1',
+      's2',
+      's3',
+      's4',
+      'randomTrailers',
+      'disableCookies',
+      'headerProtectionKey',
+    ] as const)
+      expect(b[k], k).toEqual(o[k]);
+    for (const k of [
+      'h1',
+      'h2',
+      'h3',
+      'h4',
+      'contentPaddingAddition',
+      'rekeyAfterTime',
+      'rekeyTimeout',
+      'rejectAfterTime',
+      'keepaliveTimeout',
+      'maxHandshakeAttempts',
+    ] as const)
       expect(rangeNorm(b[k]), k).toEqual(rangeNorm(o[k]));
-    for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const) expect(tagsOf(b[k]), k).toEqual(tagsOf(o[k]));
+    for (const k of ['i1', 'i2', 'i3', 'i4', 'i5'] as const)
+      expect(tagsOf(b[k]), k).toEqual(tagsOf(o[k]));
   }
 }
 
@@ -352,7 +522,63 @@ function checkExportImport(name: string, t: WgLikeTunnel): void {
 // Text generators
 
 const yamlToken = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom('version: 1', 'tunnels:', 'rules:', 'peers:', 'type: wireguard', 'type: amneziawg', 'obfuscation:', 'i1: <r 5>', 'addresses: [10.0.0.2/32]', 'allowedIPs: [0.0.0.0/0]', 'privateKey: { file: k }', 'publicKey: X8fMsm0V8OL6NWsUDcwE7TDoddctfOVCUdLJBOT5x0E=', 'match: { name: x }', 'target: vpn', 'default: vpn', 'killSwitch: on', '- ', '  ', '    ', ': ', '? ', '{', '}', '[', ']', ', ', '&a ', '*a', '<<: *a', '!!str ', '!!binary ', '!tag ', "'", '"', '"\\u0000"', '# c', '|', '>-', '---', '...', '%YAML 1.2', '%TAG ! tag:x:', '__proto__: 1', 'constructor: 1', '\t', '\n', '\r\n', '\n  ', '\n- ', 'vpn:', 'x: &a [*a]', 'a: &a {b: *a}') },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      'version: 1',
+      'tunnels:',
+      'rules:',
+      'peers:',
+      'type: wireguard',
+      'type: amneziawg',
+      'obfuscation:',
+      'i1: <r 5>',
+      'addresses: [10.0.0.2/32]',
+      'allowedIPs: [0.0.0.0/0]',
+      'privateKey: { file: k }',
+      'publicKey: X8fMsm0V8OL6NWsUDcwE7TDoddctfOVCUdLJBOT5x0E=',
+      'match: { name: x }',
+      'target: vpn',
+      'default: vpn',
+      'killSwitch: on',
+      '- ',
+      '  ',
+      '    ',
+      ': ',
+      '? ',
+      '{',
+      '}',
+      '[',
+      ']',
+      ', ',
+      '&a ',
+      '*a',
+      '<<: *a',
+      '!!str ',
+      '!!binary ',
+      '!tag ',
+      "'",
+      '"',
+      '"\\u0000"',
+      '# c',
+      '|',
+      '>-',
+      '---',
+      '...',
+      '%YAML 1.2',
+      '%TAG ! tag:x:',
+      '__proto__: 1',
+      'constructor: 1',
+      '\t',
+      '\n',
+      '\r\n',
+      '\n  ',
+      '\n- ',
+      'vpn:',
+      'x: &a [*a]',
+      'a: &a {b: *a}',
+    ),
+  },
   { weight: 2, arbitrary: nastyString },
 );
 const yamlText = fc.array(yamlToken, { maxLength: 40 }).map((t) => t.join(''));
@@ -360,27 +586,93 @@ const yamlText = fc.array(yamlToken, { maxLength: 40 }).map((t) => t.join(''));
 /** `[*a, *a, …]` nested: the alias-expansion bomb shape. */
 const aliasBomb = fc.integer({ min: 1, max: 12 }).map((depth) => {
   const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
-  for (let i = 1; i <= depth; i++) lines.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
+  for (let i = 1; i <= depth; i++)
+    lines.push(`a${i}: &a${i} [${Array.from({ length: 10 }, () => `*a${i - 1}`).join(', ')}]`);
   return `version: 1\n${lines.join('\n')}\n`;
 });
 
-const yamlCorpus = [...corpus(new URL('../fixtures/valid/', import.meta.url), '.yaml'), ...corpus(new URL('../../examples/', import.meta.url), '.yaml')];
+const yamlCorpus = [
+  ...corpus(new URL('../fixtures/valid/', import.meta.url), '.yaml'),
+  ...corpus(new URL('../../examples/', import.meta.url), '.yaml'),
+];
 const yamlInput = fc.oneof(
   { weight: 3, arbitrary: yamlText },
-  { weight: 3, arbitrary: fc.tuple(fc.constantFrom(...yamlCorpus), edits).map(([t, e]) => applyEdits(t, e)) },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(fc.constantFrom(...yamlCorpus), edits).map(([t, e]) => applyEdits(t, e)),
+  },
   { weight: 1, arbitrary: aliasBomb },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
 );
 
 const iniCorpus = corpus(new URL('../fixtures/import/valid/', import.meta.url), '.conf');
 const iniLine = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom('[Interface]', '[Peer]', '[ interface ]', '[PEER]', '[Other]', '[', '') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(
+      '[Interface]',
+      '[Peer]',
+      '[ interface ]',
+      '[PEER]',
+      '[Other]',
+      '[',
+      '',
+    ),
+  },
   {
     weight: 8,
     arbitrary: fc
       .tuple(
-        fc.constantFrom('PrivateKey', 'PublicKey', 'PresharedKey', 'Address', 'DNS', 'MTU', 'ListenPort', 'AllowedIPs', 'Endpoint', 'PersistentKeepalive', 'Table', 'FwMark', 'PostUp', 'SaveConfig', 'Jc', 'Jmin', 'Jmax', 'S1', 'S2', 'S3', 'S4', 'H1', 'H2', 'H3', 'H4', 'I1', 'I5', 'J1', 'ITime', 'HeaderProtectionKey', 'RandomTrailers', 'DisableCookies', 'RekeyTimeout', 'ContentPaddingAddition', 'AdvancedSecurity', '__proto__', 'constructor', 'toString', ''),
-        fc.oneof(wgKey, cidr, endpoint, fc.nat({ max: 70000 }).map(String), tagString, nastyString, fc.array(cidr, { maxLength: 3 }).map((l) => l.join(', '))),
+        fc.constantFrom(
+          'PrivateKey',
+          'PublicKey',
+          'PresharedKey',
+          'Address',
+          'DNS',
+          'MTU',
+          'ListenPort',
+          'AllowedIPs',
+          'Endpoint',
+          'PersistentKeepalive',
+          'Table',
+          'FwMark',
+          'PostUp',
+          'SaveConfig',
+          'Jc',
+          'Jmin',
+          'Jmax',
+          'S1',
+          'S2',
+          'S3',
+          'S4',
+          'H1',
+          'H2',
+          'H3',
+          'H4',
+          'I1',
+          'I5',
+          'J1',
+          'ITime',
+          'HeaderProtectionKey',
+          'RandomTrailers',
+          'DisableCookies',
+          'RekeyTimeout',
+          'ContentPaddingAddition',
+          'AdvancedSecurity',
+          '__proto__',
+          'constructor',
+          'toString',
+          '',
+        ),
+        fc.oneof(
+          wgKey,
+          cidr,
+          endpoint,
+          fc.nat({ max: 70000 }).map(String),
+          tagString,
+          nastyString,
+          fc.array(cidr, { maxLength: 3 }).map((l) => l.join(', ')),
+        ),
         fc.constantFrom(' = ', '=', ' =', '\t=\t', ' = ', ' == '),
         fc.constantFrom('', ' # c', '#', ' #x = y'),
       )
@@ -389,86 +681,144 @@ const iniLine = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom('# comment', '   ', 'garbage', '= x', '\t') },
   { weight: 1, arbitrary: nastyString },
 );
-const iniText = fc.tuple(fc.array(iniLine, { maxLength: 24 }), fc.constantFrom('\n', '\r\n', '\r'), fc.boolean()).map(([l, nl, bom]) => (bom ? '\uFEFF' : '') + l.join(nl));
+const iniText = fc
+  .tuple(fc.array(iniLine, { maxLength: 24 }), fc.constantFrom('\n', '\r\n', '\r'), fc.boolean())
+  .map(([l, nl, bom]) => (bom ? '\uFEFF' : '') + l.join(nl));
 const iniInput = fc.oneof(
   { weight: 3, arbitrary: iniText },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(...iniCorpus), edits).map(([t, e]) => applyEdits(t, e)) },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.constantFrom(...iniCorpus), edits).map(([t, e]) => applyEdits(t, e)),
+  },
   { weight: 1, arbitrary: fc.constantFrom(...iniCorpus) },
 );
 
 // ---------------------------------------------------------------------------------------
 
 describe('fuzz: config', () => {
-  it('config/yaml-text: arbitrary text never crashes the loader; errors are located', { timeout: testTimeout(2) }, () => {
-    fuzzSync('config/yaml-text', 2, [yamlInput], (text) => {
-      const r = loadConfigText(text, FILE);
-      expectLocated(r.issues, text, false);
-      if (r.config) {
-        expect(hasErrors(r.issues)).toBe(false);
-        // what was returned is a fixed point of the schema
-        expect(Config.parse(structuredClone(r.config))).toEqual(r.config);
-      } else expect(hasErrors(r.issues)).toBe(true);
-    });
-  });
+  it(
+    'config/yaml-text: arbitrary text never crashes the loader; errors are located',
+    { timeout: testTimeout(2) },
+    () => {
+      fuzzSync('config/yaml-text', 2, [yamlInput], (text) => {
+        const r = loadConfigText(text, FILE);
+        expectLocated(r.issues, text, false);
+        if (r.config) {
+          expect(hasErrors(r.issues)).toBe(false);
+          // what was returned is a fixed point of the schema
+          expect(Config.parse(structuredClone(r.config))).toEqual(r.config);
+        } else expect(hasErrors(r.issues)).toBe(true);
+      });
+    },
+  );
 
-  it('config/document: the loader accepts exactly what zod + semantic checks accept', { timeout: testTimeout(2) }, () => {
-    fuzzSync('config/document', 2, [fc.oneof(document, brokenDocument)], (doc) => checkDocument(doc));
-  });
+  it(
+    'config/document: the loader accepts exactly what zod + semantic checks accept',
+    { timeout: testTimeout(2) },
+    () => {
+      fuzzSync('config/document', 2, [fc.oneof(document, brokenDocument)], (doc) =>
+        checkDocument(doc),
+      );
+    },
+  );
 
-  it('config/engine: a config that loads is a UAPI configuration the engine accepts as written', { timeout: testTimeout(1) }, () => {
-    fuzzSync('config/engine', 1, [document], (doc) => {
-      const c = prepared(doc);
-      if (c) checkEngine(c);
-    });
-  });
+  it(
+    'config/engine: a config that loads is a UAPI configuration the engine accepts as written',
+    { timeout: testTimeout(1) },
+    () => {
+      fuzzSync('config/engine', 1, [document], (doc) => {
+        const c = prepared(doc);
+        if (c) checkEngine(c);
+      });
+    },
+  );
 
-  it('config/export-import: export → import gives the same tunnel back', { timeout: testTimeout(1) }, () => {
-    fuzzSync('config/export-import', 1, [document], (doc) => {
-      const c = prepared(doc);
-      if (c) for (const [name, t] of Object.entries(c.tunnels)) if (isWgLike(t)) checkExportImport(name, t);
-    });
-  });
+  it(
+    'config/export-import: export → import gives the same tunnel back',
+    { timeout: testTimeout(1) },
+    () => {
+      fuzzSync('config/export-import', 1, [document], (doc) => {
+        const c = prepared(doc);
+        if (c)
+          for (const [name, t] of Object.entries(c.tunnels))
+            if (isWgLike(t)) checkExportImport(name, t);
+      });
+    },
+  );
 
-  it('config/i-tags: an I-value that validates is the packet the engine builds', { timeout: testTimeout(2) }, () => {
-    fuzzSync('config/i-tags', 2, [fc.oneof(hostileTagString, iValue, nastyString)], (v) => {
-      const c = parseTagString(v);
-      let engine: ReturnType<typeof parseTags>;
-      try {
-        engine = parseTags(v);
-      } catch (e) {
-        expect(e).toBeInstanceOf(Error);
-        expect(c.ok, `config accepts what the engine refuses (${(e as Error).message})`).toBe(false);
-        return;
-      }
-      if (!c.ok) return; // the config is stricter (<d>, <ds>, <dz> are not generated by awg)
-      const same = (engine ?? []).map((t) => (t.kind === 'b' ? { tag: 'b', bytes: Buffer.from(t.bytes).toString('hex') } : 'n' in t ? { tag: t.kind, n: t.n } : { tag: t.kind }));
-      expect(same).toEqual(c.tags);
-    });
-  });
-
-  it('config/ini-text: the importer never throws; positions are in the text; an import without errors loads', { timeout: testTimeout(2) }, () => {
-    fuzzSync('config/ini-text', 2, [iniInput, fc.constantFrom('wg0.conf', 'my vpn.conf', '.conf', 'direct.conf')], (text, file) => {
-      const { doc } = parseIni(text, file);
-      const src = text.replace(/^\uFEFF/, '');
-      const lines = src.split(/\r\n|\n|\r/);
-      for (const s of doc.sections) {
-        expect(lines[s.line - 1]!.slice(s.col - 1).startsWith('[')).toBe(true);
-        for (const e of s.entries) {
-          const l = lines[e.line - 1]!;
-          expect(l.slice(e.col - 1).replace(/\s+/g, '').startsWith(e.key)).toBe(true);
-          if (e.raw !== '') expect(l.slice(e.valueCol - 1).startsWith(e.raw)).toBe(true);
-          for (const item of splitList(e)) expect(l.slice(item.col - 1).startsWith(item.value[0]!)).toBe(true);
+  it(
+    'config/i-tags: an I-value that validates is the packet the engine builds',
+    { timeout: testTimeout(2) },
+    () => {
+      fuzzSync('config/i-tags', 2, [fc.oneof(hostileTagString, iValue, nastyString)], (v) => {
+        const c = parseTagString(v);
+        let engine: ReturnType<typeof parseTags>;
+        try {
+          engine = parseTags(v);
+        } catch (e) {
+          expect(e).toBeInstanceOf(Error);
+          expect(c.ok, `config accepts what the engine refuses (${(e as Error).message})`).toBe(
+            false,
+          );
+          return;
         }
-      }
-      const r = importWgQuick(text, { file });
-      expect(r.issues.filter((i) => i.message.startsWith('internal error')), 'internal error').toEqual([]);
-      expectLocated(r.issues, text, false);
-      expect(r.ok).toBe(!hasErrors(r.issues));
-      if (r.ok) {
-        const loaded = loadConfigText(r.yaml, 'imported.yaml');
-        expect(loaded.issues.filter((i) => i.severity === 'error'), r.yaml).toEqual([]);
-        expect(lineCount(r.yaml)).toBeGreaterThan(1);
-      }
-    });
-  });
+        if (!c.ok) return; // the config is stricter (<d>, <ds>, <dz> are not generated by awg)
+        const same = (engine ?? []).map((t) =>
+          t.kind === 'b'
+            ? { tag: 'b', bytes: Buffer.from(t.bytes).toString('hex') }
+            : 'n' in t
+              ? { tag: t.kind, n: t.n }
+              : { tag: t.kind },
+        );
+        expect(same).toEqual(c.tags);
+      });
+    },
+  );
+
+  it(
+    'config/ini-text: the importer never throws; positions are in the text; an import without errors loads',
+    { timeout: testTimeout(2) },
+    () => {
+      fuzzSync(
+        'config/ini-text',
+        2,
+        [iniInput, fc.constantFrom('wg0.conf', 'my vpn.conf', '.conf', 'direct.conf')],
+        (text, file) => {
+          const { doc } = parseIni(text, file);
+          const src = text.replace(/^\uFEFF/, '');
+          const lines = src.split(/\r\n|\n|\r/);
+          for (const s of doc.sections) {
+            expect(lines[s.line - 1]!.slice(s.col - 1).startsWith('[')).toBe(true);
+            for (const e of s.entries) {
+              const l = lines[e.line - 1]!;
+              expect(
+                l
+                  .slice(e.col - 1)
+                  .replace(/\s+/g, '')
+                  .startsWith(e.key),
+              ).toBe(true);
+              if (e.raw !== '') expect(l.slice(e.valueCol - 1).startsWith(e.raw)).toBe(true);
+              for (const item of splitList(e))
+                expect(l.slice(item.col - 1).startsWith(item.value[0]!)).toBe(true);
+            }
+          }
+          const r = importWgQuick(text, { file });
+          expect(
+            r.issues.filter((i) => i.message.startsWith('internal error')),
+            'internal error',
+          ).toEqual([]);
+          expectLocated(r.issues, text, false);
+          expect(r.ok).toBe(!hasErrors(r.issues));
+          if (r.ok) {
+            const loaded = loadConfigText(r.yaml, 'imported.yaml');
+            expect(
+              loaded.issues.filter((i) => i.severity === 'error'),
+              r.yaml,
+            ).toEqual([]);
+            expect(lineCount(r.yaml)).toBeGreaterThan(1);
+          }
+        },
+      );
+    },
+  );
 });

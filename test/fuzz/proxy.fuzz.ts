@@ -37,16 +37,43 @@ const DST = { host: 'example.com', port: 443 };
 // HTTP CONNECT
 
 const statusLine = fc.oneof(
-  fc.tuple(fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/1.1 ', 'http/1.1', 'HTTP/1.10', ''), fc.oneof(fc.integer({ min: 0, max: 999 }).map(String), fc.constantFrom('200', '2000', '20', ' 200', '+20', '2e2', '')), fc.oneof(fc.constant(''), fc.constantFrom(' OK', ' Connection established', ' ', '  x'), nastyString.map((s) => ` ${s}`)))
+  fc
+    .tuple(
+      fc.constantFrom('HTTP/1.1', 'HTTP/1.0', 'HTTP/2', 'HTTP/1.1 ', 'http/1.1', 'HTTP/1.10', ''),
+      fc.oneof(
+        fc.integer({ min: 0, max: 999 }).map(String),
+        fc.constantFrom('200', '2000', '20', ' 200', '+20', '2e2', ''),
+      ),
+      fc.oneof(
+        fc.constant(''),
+        fc.constantFrom(' OK', ' Connection established', ' ', '  x'),
+        nastyString.map((s) => ` ${s}`),
+      ),
+    )
     .map(([v, c, r]) => `${v} ${c}${r}`),
   nastyString,
 );
-const headerLines = fc.array(fc.oneof(fc.constantFrom('Proxy-Agent: x', 'Content-Length: 5', 'Connection: close', ''), nastyString.filter((s) => !s.includes('\r\n'))), { maxLength: 4 });
+const headerLines = fc.array(
+  fc.oneof(
+    fc.constantFrom('Proxy-Agent: x', 'Content-Length: 5', 'Connection: close', ''),
+    nastyString.filter((s) => !s.includes('\r\n')),
+  ),
+  { maxLength: 4 },
+);
 const answer = fc
-  .tuple(statusLine, headerLines, fc.constantFrom('\r\n\r\n', '\n\n', '\r\n', ''), bytes(0, 64), fc.nat({ max: 3 }))
+  .tuple(
+    statusLine,
+    headerLines,
+    fc.constantFrom('\r\n\r\n', '\n\n', '\r\n', ''),
+    bytes(0, 64),
+    fc.nat({ max: 3 }),
+  )
   .map(([s, h, end, rest, big]) => {
     const pad = big === 3 ? [`X-Pad: ${'p'.repeat(MAX_HEADER)}`] : [];
-    return Buffer.concat([Buffer.from([s, ...h, ...pad].join('\r\n') + end, 'latin1'), Buffer.from(rest)]);
+    return Buffer.concat([
+      Buffer.from([s, ...h, ...pad].join('\r\n') + end, 'latin1'),
+      Buffer.from(rest),
+    ]);
   });
 
 /** What the handshake must do with these chunks (the reference, written independently). */
@@ -91,10 +118,21 @@ const validReply = fc.record({
   addr: bytes(16, 16),
   port: fc.nat({ max: 65535 }),
 });
-function replyBytes(r: { auth: boolean; atyp: number; host: string; addr: Uint8Array; port: number }): Buffer {
+function replyBytes(r: {
+  auth: boolean;
+  atyp: number;
+  host: string;
+  addr: Uint8Array;
+  port: number;
+}): Buffer {
   const method = Buffer.from([5, r.auth ? 2 : 0]);
   const auth = r.auth ? Buffer.from([1, 0]) : Buffer.alloc(0);
-  const bnd = r.atyp === 1 ? Buffer.from(r.addr.subarray(0, 4)) : r.atyp === 4 ? Buffer.from(r.addr) : Buffer.concat([Buffer.from([r.host.length]), Buffer.from(r.host)]);
+  const bnd =
+    r.atyp === 1
+      ? Buffer.from(r.addr.subarray(0, 4))
+      : r.atyp === 4
+        ? Buffer.from(r.addr)
+        : Buffer.concat([Buffer.from([r.host.length]), Buffer.from(r.host)]);
   const port = Buffer.from([r.port >> 8, r.port & 0xff]);
   return Buffer.concat([method, auth, Buffer.from([5, 0, 0, r.atyp]), bnd, port]);
 }
@@ -112,12 +150,24 @@ function socksAccepts(b: Buffer): boolean {
   } else if (b[1] !== 0) return false;
   if (b.length < i + 4 || b[i] !== 5 || b[i + 1] !== 0) return false;
   const atyp = b[i + 3];
-  const len = atyp === 1 ? 4 : atyp === 4 ? 16 : atyp === 3 ? (b.length > i + 4 ? 1 + b[i + 4]! : Infinity) : Infinity;
+  const len =
+    atyp === 1
+      ? 4
+      : atyp === 4
+        ? 16
+        : atyp === 3
+          ? b.length > i + 4
+            ? 1 + b[i + 4]!
+            : Infinity
+          : Infinity;
   return b.length >= i + 4 + len + 2;
 }
 
 type Mut = { at: number; v: number } | { cut: number };
-const mut: fc.Arbitrary<Mut> = fc.oneof(fc.record({ at: fc.nat(), v: fc.nat({ max: 255 }) }), fc.record({ cut: fc.nat({ max: 30 }) }));
+const mut: fc.Arbitrary<Mut> = fc.oneof(
+  fc.record({ at: fc.nat(), v: fc.nat({ max: 255 }) }),
+  fc.record({ cut: fc.nat({ max: 30 }) }),
+);
 function mutated(b: Buffer, ms: Mut[]): Buffer {
   let o = Buffer.from(b);
   for (const m of ms) {
@@ -131,7 +181,10 @@ function mutated(b: Buffer, ms: Mut[]): Buffer {
 // ---------------------------------------------------------------------------------------
 // DNS
 
-const label = fc.oneof(bytes(1, 63), fc.stringMatching(/^[a-z0-9-]{1,20}$/).map((s) => new Uint8Array(Buffer.from(s))));
+const label = fc.oneof(
+  bytes(1, 63),
+  fc.stringMatching(/^[a-z0-9-]{1,20}$/).map((s) => new Uint8Array(Buffer.from(s))),
+);
 const query = fc
   .record({
     id: fc.nat({ max: 0xffff }),
@@ -143,9 +196,23 @@ const query = fc
     counts: fc.tuple(fc.nat({ max: 3 }), fc.nat({ max: 3 }), fc.nat({ max: 3 })),
   })
   .filter((q) => q.labels.reduce((n, l) => n + l.length + 1, 1) <= 255);
-function queryBytes(q: { id: number; flags: number; labels: Uint8Array[]; qtype: number; qclass: number; extra: Uint8Array; counts: [number, number, number] }): { msg: Buffer; question: Buffer } {
-  const name = Buffer.concat([...q.labels.flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0])]);
-  const question = Buffer.concat([name, Buffer.from([q.qtype >> 8, q.qtype & 0xff, q.qclass >> 8, q.qclass & 0xff])]);
+function queryBytes(q: {
+  id: number;
+  flags: number;
+  labels: Uint8Array[];
+  qtype: number;
+  qclass: number;
+  extra: Uint8Array;
+  counts: [number, number, number];
+}): { msg: Buffer; question: Buffer } {
+  const name = Buffer.concat([
+    ...q.labels.flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]),
+    Buffer.from([0]),
+  ]);
+  const question = Buffer.concat([
+    name,
+    Buffer.from([q.qtype >> 8, q.qtype & 0xff, q.qclass >> 8, q.qclass & 0xff]),
+  ]);
   const head = Buffer.alloc(12);
   head.writeUInt16BE(q.id, 0);
   head.writeUInt16BE(q.flags, 2);
@@ -157,8 +224,19 @@ function queryBytes(q: { id: number; flags: number; labels: Uint8Array[]; qtype:
 }
 
 /** a response to `question`: header (QR=1, id), the question, then whole records */
-const records = fc.array(fc.record({ name: fc.constantFrom('ptr', 'root'), rtype: fc.nat({ max: 0xffff }), rdata: bytes(0, 300) }), { maxLength: 12 });
-function responseBytes(id: number, question: Buffer, rs: { name: string; rtype: number; rdata: Uint8Array }[]): Buffer {
+const records = fc.array(
+  fc.record({
+    name: fc.constantFrom('ptr', 'root'),
+    rtype: fc.nat({ max: 0xffff }),
+    rdata: bytes(0, 300),
+  }),
+  { maxLength: 12 },
+);
+function responseBytes(
+  id: number,
+  question: Buffer,
+  rs: { name: string; rtype: number; rdata: Uint8Array }[],
+): Buffer {
   const head = Buffer.alloc(12);
   head.writeUInt16BE(id, 0);
   head.writeUInt16BE(0x8180, 2);
@@ -170,54 +248,71 @@ function responseBytes(id: number, question: Buffer, rs: { name: string; rtype: 
     rr.writeUInt16BE(1, 2);
     rr.writeUInt32BE(60, 4);
     rr.writeUInt16BE(r.rdata.length, 8);
-    return Buffer.concat([r.name === 'ptr' ? Buffer.from([0xc0, 12]) : Buffer.from([0]), rr, Buffer.from(r.rdata)]);
+    return Buffer.concat([
+      r.name === 'ptr' ? Buffer.from([0xc0, 12]) : Buffer.from([0]),
+      rr,
+      Buffer.from(r.rdata),
+    ]);
   });
   return Buffer.concat([head, question, ...body]);
 }
 
 describe('fuzz: proxy', () => {
-  it('proxy/http-status: a status line parses or is a ProxyDialError', { timeout: testTimeout(4) }, () => {
-    fuzzSync('proxy/http-status', 4, [statusLine, headerLines], (line, h) => {
-      try {
-        const r = parseConnectResponse([line, ...h].join('\r\n'));
-        expect(r.status).toBeGreaterThanOrEqual(0);
-        expect(r.status).toBeLessThanOrEqual(999);
-        expect(line.startsWith(`HTTP/1.`)).toBe(true);
-      } catch (e) {
-        expect(e, String(e)).toBeInstanceOf(ProxyDialError);
-        expect((e as ProxyDialError).kind).toBe('protocol');
-      }
-    });
-  });
+  it(
+    'proxy/http-status: a status line parses or is a ProxyDialError',
+    { timeout: testTimeout(4) },
+    () => {
+      fuzzSync('proxy/http-status', 4, [statusLine, headerLines], (line, h) => {
+        try {
+          const r = parseConnectResponse([line, ...h].join('\r\n'));
+          expect(r.status).toBeGreaterThanOrEqual(0);
+          expect(r.status).toBeLessThanOrEqual(999);
+          expect(line.startsWith(`HTTP/1.`)).toBe(true);
+        } catch (e) {
+          expect(e, String(e)).toBeInstanceOf(ProxyDialError);
+          expect((e as ProxyDialError).kind).toBe('protocol');
+        }
+      });
+    },
+  );
 
-  it('proxy/http-connect: only a 2xx answer opens the tunnel; the rest of the bytes are kept', { timeout: testTimeout(1) }, async () => {
-    await fuzzAsync('proxy/http-connect', 1, [answer, fc.array(fc.nat({ max: 300 }), { maxLength: 8 })], async (a, at) => {
-      const chunks = cut(a, at);
-      const s = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
-      const p = httpConnectHandshake(s, DST, { server: 'proxy', port: 3128 }, 5_000).then(
-        (x) => ({ ok: true as const, s: x }),
-        (e: unknown) => ({ ok: false as const, e }),
+  it(
+    'proxy/http-connect: only a 2xx answer opens the tunnel; the rest of the bytes are kept',
+    { timeout: testTimeout(1) },
+    async () => {
+      await fuzzAsync(
+        'proxy/http-connect',
+        1,
+        [answer, fc.array(fc.nat({ max: 300 }), { maxLength: 8 })],
+        async (a, at) => {
+          const chunks = cut(a, at);
+          const s = new Duplex({ read() {}, write: (_c, _e, cb) => cb() });
+          const p = httpConnectHandshake(s, DST, { server: 'proxy', port: 3128 }, 5_000).then(
+            (x) => ({ ok: true as const, s: x }),
+            (e: unknown) => ({ ok: false as const, e }),
+          );
+          for (const c of chunks) {
+            s.push(c);
+            await new Promise((r) => setImmediate(r));
+          }
+          s.push(null);
+          const got = await p;
+          const want = expected(chunks);
+          if (!got.ok) {
+            expect(got.e, String(got.e)).toBeInstanceOf(ProxyDialError);
+            expect(want.ok, `refused a valid answer: ${String(got.e)}`).toBe(false);
+            return;
+          }
+          expect(want.ok, 'opened the tunnel on an answer that is not 2xx').toBe(true);
+          const rest: Buffer[] = [];
+          got.s.on('data', (d: Buffer) => rest.push(d));
+          got.s.resume();
+          if (!got.s.readableEnded) await once(got.s, 'end');
+          expect(Buffer.concat(rest).equals((want as { rest: Buffer }).rest)).toBe(true);
+        },
       );
-      for (const c of chunks) {
-        s.push(c);
-        await new Promise((r) => setImmediate(r));
-      }
-      s.push(null);
-      const got = await p;
-      const want = expected(chunks);
-      if (!got.ok) {
-        expect(got.e, String(got.e)).toBeInstanceOf(ProxyDialError);
-        expect(want.ok, `refused a valid answer: ${String(got.e)}`).toBe(false);
-        return;
-      }
-      expect(want.ok, 'opened the tunnel on an answer that is not 2xx').toBe(true);
-      const rest: Buffer[] = [];
-      got.s.on('data', (d: Buffer) => rest.push(d));
-      got.s.resume();
-      if (!got.s.readableEnded) await once(got.s, 'end');
-      expect(Buffer.concat(rest).equals((want as { rest: Buffer }).rest)).toBe(true);
-    });
-  });
+    },
+  );
 
   describe('proxy/socks5', () => {
     let server: Server;
@@ -231,7 +326,10 @@ describe('fuzz: proxy', () => {
         // lock-step, as a proxy answers: method choice, then the RFC 1929 status when the
         // method is 2, then the rest (the CONNECT reply), and close
         const b = script;
-        const parts = b[1] === 2 ? [b.subarray(0, 2), b.subarray(2, 4), b.subarray(4)] : [b.subarray(0, 2), b.subarray(2)];
+        const parts =
+          b[1] === 2
+            ? [b.subarray(0, 2), b.subarray(2, 4), b.subarray(4)]
+            : [b.subarray(0, 2), b.subarray(2)];
         let n = 0;
         c.on('data', () => {
           const part = parts[n++];
@@ -249,73 +347,126 @@ describe('fuzz: proxy', () => {
       await new Promise((r) => server.close(r));
     });
 
-    it('resolves only on a valid SOCKS5 success; everything else is a ProxyDialError', { timeout: testTimeout(0.5, 20) }, async () => {
-      const port = (server.address() as AddressInfo).port;
-      const sent = fc.oneof(
-        fc.tuple(validReply, fc.array(mut, { maxLength: 3 })).map(([r, ms]) => ({ bytes: mutated(replyBytes(r), ms), auth: r.auth })),
-        fc.tuple(bytes(0, 40), fc.boolean()).map(([b, auth]) => ({ bytes: Buffer.from(b), auth })),
+    it(
+      'resolves only on a valid SOCKS5 success; everything else is a ProxyDialError',
+      { timeout: testTimeout(0.5, 20) },
+      async () => {
+        const port = (server.address() as AddressInfo).port;
+        const sent = fc.oneof(
+          fc
+            .tuple(validReply, fc.array(mut, { maxLength: 3 }))
+            .map(([r, ms]) => ({ bytes: mutated(replyBytes(r), ms), auth: r.auth })),
+          fc
+            .tuple(bytes(0, 40), fc.boolean())
+            .map(([b, auth]) => ({ bytes: Buffer.from(b), auth })),
+        );
+        await fuzzAsync('proxy/socks5', 0.5, [sent], async ({ bytes: b, auth }) => {
+          script = b;
+          const dial = socks5Dialer({
+            server: '127.0.0.1',
+            port,
+            timeoutMs: 1500,
+            ...(auth ? { auth: { username: 'u', password: 'p' } } : {}),
+          });
+          let ok: boolean;
+          try {
+            const s = await dial(DST);
+            s.destroy();
+            ok = true;
+          } catch (e) {
+            expect(e, String(e)).toBeInstanceOf(ProxyDialError);
+            ok = false;
+          }
+          if (ok) expect(socksAccepts(b), `accepted ${b.toString('hex')}`).toBe(true);
+          else expect(socksAccepts(b), `refused ${b.toString('hex')}`).toBe(false);
+        });
+      },
+    );
+  });
+
+  it(
+    'proxy/dns-query: any datagram is no query or exactly the query it holds; its SERVFAIL answers it',
+    { timeout: testTimeout(4) },
+    () => {
+      fuzzSync(
+        'proxy/dns-query',
+        4,
+        [
+          fc.oneof(
+            bytes(0, 300),
+            query.map((q) => queryBytes(q).msg),
+            fc
+              .tuple(query, fc.array(mut, { maxLength: 3 }))
+              .map(([q, ms]) => mutated(queryBytes(q).msg, ms)),
+          ),
+        ],
+        (d) => {
+          const m = Buffer.from(d);
+          const q = parseQuery(m);
+          if (!q) return;
+          expect(m.readUInt16BE(2) & 0xf800).toBe(0); // QR=0, OPCODE=QUERY
+          expect([m.readUInt16BE(4), m.readUInt16BE(6), m.readUInt16BE(8)]).toEqual([1, 0, 0]);
+          expect(q.id).toBe(m.readUInt16BE(0));
+          expect(m.subarray(12, 12 + q.question.length).equals(q.question)).toBe(true);
+          expect(q.udpLimit).toBeGreaterThanOrEqual(512);
+          expect(q.udpLimit).toBeLessThanOrEqual(0xffff);
+          const f = servfail(q, true);
+          expect(isAnswerTo(f, q)).toBe(true);
+          expect(f.readUInt16BE(2) & 0x000f).toBe(2);
+        },
       );
-      await fuzzAsync('proxy/socks5', 0.5, [sent], async ({ bytes: b, auth }) => {
-        script = b;
-        const dial = socks5Dialer({ server: '127.0.0.1', port, timeoutMs: 1500, ...(auth ? { auth: { username: 'u', password: 'p' } } : {}) });
-        let ok: boolean;
-        try {
-          const s = await dial(DST);
-          s.destroy();
-          ok = true;
-        } catch (e) {
-          expect(e, String(e)).toBeInstanceOf(ProxyDialError);
-          ok = false;
-        }
-        if (ok) expect(socksAccepts(b), `accepted ${b.toString('hex')}`).toBe(true);
-        else expect(socksAccepts(b), `refused ${b.toString('hex')}`).toBe(false);
+    },
+  );
+
+  it(
+    'proxy/dns-query: a valid query is read with its question',
+    { timeout: testTimeout(2) },
+    () => {
+      fuzzSync('proxy/dns-valid', 2, [query], (qq) => {
+        const { msg, question } = queryBytes({
+          ...qq,
+          flags: qq.flags & 0x07ff,
+          counts: [0, 0, 0],
+          extra: new Uint8Array(0),
+        });
+        const q = parseQuery(msg);
+        expect(q).toBeDefined();
+        expect(q!.question.equals(question)).toBe(true);
+        expect(q!.udpLimit).toBe(512);
       });
-    });
-  });
+    },
+  );
 
-  it('proxy/dns-query: any datagram is no query or exactly the query it holds; its SERVFAIL answers it', { timeout: testTimeout(4) }, () => {
-    fuzzSync('proxy/dns-query', 4, [fc.oneof(bytes(0, 300), query.map((q) => queryBytes(q).msg), fc.tuple(query, fc.array(mut, { maxLength: 3 })).map(([q, ms]) => mutated(queryBytes(q).msg, ms)))], (d) => {
-      const m = Buffer.from(d);
-      const q = parseQuery(m);
-      if (!q) return;
-      expect(m.readUInt16BE(2) & 0xf800).toBe(0); // QR=0, OPCODE=QUERY
-      expect([m.readUInt16BE(4), m.readUInt16BE(6), m.readUInt16BE(8)]).toEqual([1, 0, 0]);
-      expect(q.id).toBe(m.readUInt16BE(0));
-      expect(m.subarray(12, 12 + q.question.length).equals(q.question)).toBe(true);
-      expect(q.udpLimit).toBeGreaterThanOrEqual(512);
-      expect(q.udpLimit).toBeLessThanOrEqual(0xffff);
-      const f = servfail(q, true);
-      expect(isAnswerTo(f, q)).toBe(true);
-      expect(f.readUInt16BE(2) & 0x000f).toBe(2);
-    });
-  });
-
-  it('proxy/dns-query: a valid query is read with its question', { timeout: testTimeout(2) }, () => {
-    fuzzSync('proxy/dns-valid', 2, [query], (qq) => {
-      const { msg, question } = queryBytes({ ...qq, flags: qq.flags & 0x07ff, counts: [0, 0, 0], extra: new Uint8Array(0) });
-      const q = parseQuery(msg);
-      expect(q).toBeDefined();
-      expect(q!.question.equals(question)).toBe(true);
-      expect(q!.udpLimit).toBe(512);
-    });
-  });
-
-  it('proxy/dns-fit: an answer fitted to a UDP limit fits, is unchanged or TC=1, and still answers the query', { timeout: testTimeout(3) }, () => {
-    fuzzSync('proxy/dns-fit', 3, [query, records, fc.array(mut, { maxLength: 2 }), fc.integer({ min: 12, max: 4096 })], (qq, rs, ms, limit) => {
-      const { msg } = queryBytes({ ...qq, flags: qq.flags & 0x07ff, counts: [0, 0, 0], extra: new Uint8Array(0) });
-      const q = parseQuery(msg)!;
-      const full = responseBytes(q.id, q.question, rs);
-      expect(isAnswerTo(full, q)).toBe(true);
-      const r = mutated(full, ms);
-      if (!isAnswerTo(r, q)) return; // a mutation that breaks it: never forwarded
-      const fitted = fitUdp(r, limit);
-      expect(fitted.length).toBeLessThanOrEqual(limit);
-      if (r.length <= limit) expect(fitted.equals(r)).toBe(true);
-      else {
-        expect(fitted.readUInt16BE(2) & 0x0200).toBe(0x0200);
-        expect(fitted.readUInt16BE(0)).toBe(q.id);
-        if (12 + q.question.length <= limit) expect(isAnswerTo(fitted, q)).toBe(true);
-      }
-    });
-  });
+  it(
+    'proxy/dns-fit: an answer fitted to a UDP limit fits, is unchanged or TC=1, and still answers the query',
+    { timeout: testTimeout(3) },
+    () => {
+      fuzzSync(
+        'proxy/dns-fit',
+        3,
+        [query, records, fc.array(mut, { maxLength: 2 }), fc.integer({ min: 12, max: 4096 })],
+        (qq, rs, ms, limit) => {
+          const { msg } = queryBytes({
+            ...qq,
+            flags: qq.flags & 0x07ff,
+            counts: [0, 0, 0],
+            extra: new Uint8Array(0),
+          });
+          const q = parseQuery(msg)!;
+          const full = responseBytes(q.id, q.question, rs);
+          expect(isAnswerTo(full, q)).toBe(true);
+          const r = mutated(full, ms);
+          if (!isAnswerTo(r, q)) return; // a mutation that breaks it: never forwarded
+          const fitted = fitUdp(r, limit);
+          expect(fitted.length).toBeLessThanOrEqual(limit);
+          if (r.length <= limit) expect(fitted.equals(r)).toBe(true);
+          else {
+            expect(fitted.readUInt16BE(2) & 0x0200).toBe(0x0200);
+            expect(fitted.readUInt16BE(0)).toBe(q.id);
+            if (12 + q.question.length <= limit) expect(isAnswerTo(fitted, q)).toBe(true);
+          }
+        },
+      );
+    },
+  );
 });

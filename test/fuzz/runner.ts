@@ -25,7 +25,8 @@ const int = (name: string, dflt: number): number => {
   const v = process.env[name];
   if (v === undefined || v === '') return dflt;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${v}`);
+  if (!Number.isFinite(n) || n < 0)
+    throw new Error(`${name} must be a non-negative number, got ${v}`);
   return n;
 };
 
@@ -56,7 +57,13 @@ function report(target: string, details: fc.RunDetails<unknown>, ms: number): vo
   if (!file) return;
   appendFileSync(
     file,
-    JSON.stringify({ target, runs: details.numRuns, ms: Math.round(ms), seed: details.seed, failed: details.failed }) + '\n',
+    JSON.stringify({
+      target,
+      runs: details.numRuns,
+      ms: Math.round(ms),
+      seed: details.seed,
+      failed: details.failed,
+    }) + '\n',
   );
 }
 
@@ -68,9 +75,18 @@ function dumpCounterexample(target: string, details: fc.RunDetails<unknown>): vo
   try {
     const dir = join(process.cwd(), '.test-results', 'fuzz-failures');
     mkdirSync(dir, { recursive: true });
-    const replacer = (_k: string, v: unknown) => (v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v);
-    const body = { target, seed: details.seed, path: details.counterexamplePath, counterexample: details.counterexample };
-    writeFileSync(join(dir, `${target.replace(/[^a-z0-9-]+/gi, '_')}.json`), JSON.stringify(body, replacer, 2) + '\n');
+    const replacer = (_k: string, v: unknown) =>
+      v instanceof Uint8Array ? { bytes: Buffer.from(v).toString('hex') } : v;
+    const body = {
+      target,
+      seed: details.seed,
+      path: details.counterexamplePath,
+      counterexample: details.counterexample,
+    };
+    writeFileSync(
+      join(dir, `${target.replace(/[^a-z0-9-]+/gi, '_')}.json`),
+      JSON.stringify(body, replacer, 2) + '\n',
+    );
   } catch {
     /* the report below still carries the counterexample */
   }
@@ -82,7 +98,9 @@ function finish(target: string, details: fc.RunDetails<unknown>, t0: number): vo
   dumpCounterexample(target, details);
   const cause = details.errorInstance;
   const why = cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause);
-  throw new Error(`fuzz target ${target}:\n${fc.defaultReportMessage(details)}\nFailure: ${why}`, { cause });
+  throw new Error(`fuzz target ${target}:\n${fc.defaultReportMessage(details)}\nFailure: ${why}`, {
+    cause,
+  });
 }
 
 /** A synchronous check that is not allowed to take longer than the hang budget. */
@@ -91,7 +109,8 @@ export function timed<A extends unknown[]>(check: (...a: A) => void): (...a: A) 
     const t0 = performance.now();
     check(...a);
     const ms = performance.now() - t0;
-    if (ms > CASE_MS) throw new Error(`case took ${ms.toFixed(0)} ms (hang budget AWG_FUZZ_CASE_MS=${CASE_MS})`);
+    if (ms > CASE_MS)
+      throw new Error(`case took ${ms.toFixed(0)} ms (hang budget AWG_FUZZ_CASE_MS=${CASE_MS})`);
   };
 }
 
@@ -122,9 +141,15 @@ export async function fuzzAsync<Ts extends [unknown, ...unknown[]]>(
 }
 
 /** Whether `e` is one of the error classes a parser documents; otherwise rethrow it. */
-export function expectTyped(e: unknown, ...classes: (abstract new (...a: never[]) => unknown)[]): void {
+export function expectTyped(
+  e: unknown,
+  ...classes: (abstract new (...a: never[]) => unknown)[]
+): void {
   if (classes.some((c) => e instanceof c)) return;
-  throw new Error(`threw an untyped error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`, { cause: e });
+  throw new Error(
+    `threw an untyped error: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`,
+    { cause: e },
+  );
 }
 
 export { fc };

@@ -22,10 +22,17 @@ const c = net.connect(${port}, '${addr}', () => { const more = () => { while (le
   c.end(() => console.log(${bytes} + ' ' + h.digest('hex'))); }; more(); });`;
 
 /** Sends `bytes` from `fromNs` to addr:port in `toNs`; returns both summary lines. */
-export async function bulkTransfer(fromNs: string, toNs: string, addr: string, port: number, bytes: number): Promise<{ sent: string; received: string; codes: [number | null, number | null] }> {
+export async function bulkTransfer(
+  fromNs: string,
+  toNs: string,
+  addr: string,
+  port: number,
+  bytes: number,
+): Promise<{ sent: string; received: string; codes: [number | null, number | null] }> {
   const srv = nsSpawn(toNs, process.execPath, ['-e', bulkServer(addr, port)]);
   try {
-    for (let i = 0; i < 200 && !srv.output().includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 200 && !srv.output().includes('ready'); i++)
+      await new Promise((r) => setTimeout(r, 25));
     const cli = nsSpawn(fromNs, process.execPath, ['-e', bulkClient(addr, port, bytes)]);
     const c = await cli.exited;
     const s = await srv.exited;

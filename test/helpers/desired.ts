@@ -11,6 +11,9 @@ import { realiseLinux } from '../../src/resources/linux.js';
 export const TEST_FINGERPRINT_KEY: Uint8Array = Buffer.alloc(32, 0x5a);
 
 export function linuxDesired(c: Config, opts: BuildOptions = {}): DesiredState {
-  const o = opts.secrets?.size && !opts.fingerprintKey ? { ...opts, fingerprintKey: TEST_FINGERPRINT_KEY } : opts;
+  const o =
+    opts.secrets?.size && !opts.fingerprintKey
+      ? { ...opts, fingerprintKey: TEST_FINGERPRINT_KEY }
+      : opts;
   return realiseLinux(buildDesired(c, o), o.facts ?? DEFAULT_FACTS);
 }

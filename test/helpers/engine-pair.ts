@@ -21,14 +21,30 @@ export interface EngineSide {
 export async function withEnginePair(
   nsA: string,
   nsB: string,
-  o: { devs: [string, string]; net: string; bind: () => NativeUdpBind; device?: Partial<DeviceOptions>; deviceA?: Partial<DeviceOptions> },
+  o: {
+    devs: [string, string];
+    net: string;
+    bind: () => NativeUdpBind;
+    device?: Partial<DeviceOptions>;
+    deviceA?: Partial<DeviceOptions>;
+  },
   fn: (A: EngineSide, B: EngineSide) => Promise<void>,
 ): Promise<void> {
   const ka = generateKeyPair();
   const kb = generateKeyPair();
-  const side = (ns: string, dev: string, addr: string, extra?: Partial<DeviceOptions>): EngineSide => {
+  const side = (
+    ns: string,
+    dev: string,
+    addr: string,
+    extra?: Partial<DeviceOptions>,
+  ): EngineSide => {
     const bind = o.bind();
-    const device = new Device({ tun: TunFile.open(dev, { netns: ns }), bind, ...o.device, ...extra });
+    const device = new Device({
+      tun: TunFile.open(dev, { netns: ns }),
+      bind,
+      ...o.device,
+      ...extra,
+    });
     return { ns, dev, addr, bind, device };
   };
   const A = side(nsA, o.devs[0], `${o.net}.1`, o.deviceA);
@@ -39,8 +55,16 @@ export async function withEnginePair(
     await A.device.up();
     await B.device.up();
     const port = (d: EngineSide) => d.device.snapshot().listenPort;
-    await A.device.configure({ peers: [{ publicKey: kb.publicKey, endpoint: `127.0.0.1:${port(B)}`, allowedIps: [`${B.addr}/32`] }] });
-    await B.device.configure({ peers: [{ publicKey: ka.publicKey, endpoint: `127.0.0.1:${port(A)}`, allowedIps: [`${A.addr}/32`] }] });
+    await A.device.configure({
+      peers: [
+        { publicKey: kb.publicKey, endpoint: `127.0.0.1:${port(B)}`, allowedIps: [`${B.addr}/32`] },
+      ],
+    });
+    await B.device.configure({
+      peers: [
+        { publicKey: ka.publicKey, endpoint: `127.0.0.1:${port(A)}`, allowedIps: [`${A.addr}/32`] },
+      ],
+    });
     for (const s of [A, B]) {
       await nsExec(s.ns, 'ip', ['addr', 'add', `${s.addr}/24`, 'dev', s.dev]);
       await nsExec(s.ns, 'ip', ['link', 'set', s.dev, 'mtu', '1420', 'up']);

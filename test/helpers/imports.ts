@@ -2,10 +2,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 
-const IMPORT_RE = /(?:^|[\s;])(?:import|export)\s[^'";]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)|^import\s+['"](\.[^'"]+)['"]/gm;
+const IMPORT_RE =
+  /(?:^|[\s;])(?:import|export)\s[^'";]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)|^import\s+['"](\.[^'"]+)['"]/gm;
 
 function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : []));
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) =>
+    d.isDirectory() ? files(join(dir, d.name)) : d.name.endsWith('.ts') ? [join(dir, d.name)] : [],
+  );
 }
 
 /** file (relative to src, `/`-separated) → the src files it imports */
@@ -26,7 +29,8 @@ export function importGraph(srcRoot: string): Map<string, Set<string>> {
 }
 
 /** the folder of a file (`.` for src itself) */
-export const folderOf = (file: string): string => (file.includes('/') ? file.slice(0, file.lastIndexOf('/')) : '.');
+export const folderOf = (file: string): string =>
+  file.includes('/') ? file.slice(0, file.lastIndexOf('/')) : '.';
 
 /**
  * Folder-level edges between siblings or unrelated folders: an edge between a folder and its
@@ -35,7 +39,8 @@ export const folderOf = (file: string): string => (file.includes('/') ? file.sli
  */
 export function folderEdges(g: Map<string, Set<string>>): Map<string, Set<string>> {
   const edges = new Map<string, Set<string>>();
-  const related = (a: string, b: string) => a === b || a === '.' || b === '.' || a.startsWith(b + '/') || b.startsWith(a + '/');
+  const related = (a: string, b: string) =>
+    a === b || a === '.' || b === '.' || a.startsWith(b + '/') || b.startsWith(a + '/');
   for (const [f, ts] of g) {
     const a = folderOf(f);
     for (const t of ts) {

@@ -141,7 +141,10 @@ export function nsSpawn(
   ns: string,
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; /** inherited as fd 3, 4, … (e.g. a proc connector socket) */ fds?: number[] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    /** inherited as fd 3, 4, … (e.g. a proc connector socket) */ fds?: number[];
+  } = {},
 ): NsProcess {
   const child = spawn('nsenter', [`--net=${netnsPath(ns)}`, '--', cmd, ...args], {
     stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])],

@@ -3,7 +3,14 @@
  * LAYOUTS.md §2 with the 13.0+ sizes (no real capture exists): for the walker's tests and
  * the flow router's process-lookup fake.
  */
-import { XSO_INPCB, XSO_RCVBUF, XSO_SNDBUF, XSO_SOCKET, XSO_STATS, XSO_TCPCB } from '../../src/platform/darwin/pcblist.js';
+import {
+  XSO_INPCB,
+  XSO_RCVBUF,
+  XSO_SNDBUF,
+  XSO_SOCKET,
+  XSO_STATS,
+  XSO_TCPCB,
+} from '../../src/platform/darwin/pcblist.js';
 
 export function sub(
   len: number,
@@ -18,7 +25,14 @@ export function sub(
   return b;
 }
 export const xinpgen = (count: number) => sub(24, count);
-export function inpcb(v6: boolean, laddr: number[], lport: number, faddr: number[], fport: number, gen = 0n) {
+export function inpcb(
+  v6: boolean,
+  laddr: number[],
+  lport: number,
+  faddr: number[],
+  fport: number,
+  gen = 0n,
+) {
   return sub(104, XSO_INPCB, (dv, b) => {
     dv.setBigUint64(28, gen, true);
     dv.setUint16(16, fport, false);
@@ -46,4 +60,3 @@ export const rest = (tcpState?: number) => [
   ...(tcpState === undefined ? [] : [sub(204, XSO_TCPCB, (dv) => dv.setInt32(36, tcpState, true))]),
 ];
 export const cat = (parts: Uint8Array[]) => new Uint8Array(parts.flatMap((p) => [...p]));
-

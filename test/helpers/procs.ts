@@ -3,7 +3,11 @@ import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 
 import { join } from 'node:path';
 
 /** Poll a synchronous condition every 10 ms until it yields a value (generous timeout; not a timing assertion). */
-export async function waitFor<T>(what: string, fn: () => T | undefined | false, ms = 20_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | false,
+  ms = 20_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = fn();
@@ -16,7 +20,10 @@ export async function waitFor<T>(what: string, fn: () => T | undefined | false, 
 /** the process's cgroup v2 path (`0::` line of /proc/PID/cgroup); undefined once it is gone */
 export const cgroupOf = (pid: number): string | undefined => {
   try {
-    return readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'))?.slice(3);
+    return readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'))
+      ?.slice(3);
   } catch {
     return undefined;
   }
@@ -26,7 +33,8 @@ export const cgroupOf = (pid: number): string | undefined => {
 export function removeCgroupTree(mount: string, rel: string): void {
   const dir = join(mount, rel);
   if (!existsSync(dir)) return;
-  for (const d of readdirSync(dir, { withFileTypes: true })) if (d.isDirectory()) removeCgroupTree(mount, join(rel, d.name));
+  for (const d of readdirSync(dir, { withFileTypes: true }))
+    if (d.isDirectory()) removeCgroupTree(mount, join(rel, d.name));
   const parent = join(dir, '..', 'cgroup.procs');
   for (const pid of readFileSync(join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
     try {

@@ -2,7 +2,9 @@
 import { connect, createServer, type Server } from 'node:net';
 
 /** a route's server: answers `<name>:<what it got>` and remembers every connection */
-export async function routeServer(name: string): Promise<{ server: Server; port: number; seen: string[] }> {
+export async function routeServer(
+  name: string,
+): Promise<{ server: Server; port: number; seen: string[] }> {
   const seen: string[] = [];
   const server = createServer((s) => {
     s.on('data', (d) => {

@@ -19,7 +19,10 @@ export function isTransportTrain(b: Buffer): boolean {
   for (let s = 32; s <= MAX_DATAGRAM; s += 16) {
     let good = true;
     for (let k = 1, o = s; o < b.length && good; k++, o += s) {
-      good = ok(o, Math.min(s, b.length - o)) && b.readUInt32LE(o + 4) === receiver && b.readBigUInt64LE(o + 8) === counter + BigInt(k);
+      good =
+        ok(o, Math.min(s, b.length - o)) &&
+        b.readUInt32LE(o + 4) === receiver &&
+        b.readBigUInt64LE(o + 8) === counter + BigInt(k);
     }
     if (good) return true;
   }

@@ -5,7 +5,11 @@
  * kauth_filesec (sys/kauth.h). For the byte tests and the model daemon's fake natives.
  */
 /** struct xucred as the kernel's cru2x fills it: the fields at 0, 4, 8 and 12, little-endian (x86_64, arm64) */
-export function xucred(uid: number, groups: number[], o: { version?: number; ngroups?: number; padding?: number } = {}): Uint8Array {
+export function xucred(
+  uid: number,
+  groups: number[],
+  o: { version?: number; ngroups?: number; padding?: number } = {},
+): Uint8Array {
   const b = new Uint8Array(76);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, o.version ?? 0, true); // cr_version
@@ -28,7 +32,10 @@ export const EVERYONE = 'ABCDEFAB-CDEF-ABCD-EFAB-CDEF0000000C';
 export const WWW = 'FFFFEEEE-DDDD-CCCC-BBBB-AAAA00000046';
 
 /** acl_copy_ext's output: big-endian kauth_filesec, owner and group GUIDs zeroed */
-export function aclExt(entries: { who: string; kind: number; flags?: number; rights: number }[], o: { count?: number; magic?: number } = {}): Uint8Array {
+export function aclExt(
+  entries: { who: string; kind: number; flags?: number; rights: number }[],
+  o: { count?: number; magic?: number } = {},
+): Uint8Array {
   const b = new Uint8Array(44 + 24 * entries.length);
   const dv = new DataView(b.buffer);
   dv.setUint32(0, o.magic ?? 0x012cc16d, false); // fsec_magic
@@ -43,4 +50,3 @@ export function aclExt(entries: { who: string; kind: number; flags?: number; rig
   });
   return b;
 }
-

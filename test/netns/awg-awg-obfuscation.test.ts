@@ -56,7 +56,7 @@ function parsePcap(b: Buffer): Udp[] {
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   if (u32(20) !== 1) throw new Error(`link type ${u32(20)}, expected Ethernet`);
   const out: Udp[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
+  for (let o = 24; o + 16 <= b.length;) {
     const t = u32(o) + u32(o + 4) / 1e6;
     const incl = u32(o + 8);
     const f = b.subarray(o + 16, o + 16 + incl);
@@ -216,7 +216,10 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     // on whole, so a capture would see one frame for several datagrams. With at most one segment
     // per packet the kernel segments before the veth, and the capture sees the datagrams a
     // physical link carries.
-    for (const [ns, dev] of [[nsA, veth.ifA], [nsB, veth.ifB]] as const) {
+    for (const [ns, dev] of [
+      [nsA, veth.ifA],
+      [nsB, veth.ifB],
+    ] as const) {
       const r = await nsExec(ns, 'ip', ['link', 'set', 'dev', dev, 'gso_max_segs', '1']);
       expect(r.code, r.stderr).toBe(0);
     }
@@ -241,7 +244,18 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     expect(rb.code, show(rb)).toBe(0);
     const pcap = join(envB.dir, 'veth.pcap');
     if (withCapture) {
-      capture = nsSpawn(nsB, 'tcpdump', ['-U', '--immediate-mode', '-n', '-s', '0', '-i', ifB, '-w', pcap, 'udp']);
+      capture = nsSpawn(nsB, 'tcpdump', [
+        '-U',
+        '--immediate-mode',
+        '-n',
+        '-s',
+        '0',
+        '-i',
+        ifB,
+        '-w',
+        pcap,
+        'udp',
+      ]);
       for (let i = 0; i < 100 && !capture.output().includes('listening on'); i++) await sleep(20);
       expect(capture.output()).toContain('listening on');
     }
@@ -287,7 +301,9 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       // I-packets first, in order, byte-exact where the tag is literal
       p.i.forEach((ip, k) => {
         expect(before[k]!.payload.length).toBe(ip.length);
-        expect(before[k]!.payload.subarray(0, ip.prefix.length / 2).toString('hex')).toBe(ip.prefix);
+        expect(before[k]!.payload.subarray(0, ip.prefix.length / 2).toString('hex')).toBe(
+          ip.prefix,
+        );
       });
       const junk = before.slice(p.i.length);
       expect(junk).toHaveLength(p.jc);
@@ -297,10 +313,15 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       }
 
       // the responses: 92+S2, header in H2
-      const isInit = (x: Udp) => x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!);
-      const isResp = (x: Udp) => x.payload.length === 92 + p.s2 && inH(x.payload.readUInt32LE(p.s2), p.h[1]!);
+      const isInit = (x: Udp) =>
+        x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!);
+      const isResp = (x: Udp) =>
+        x.payload.length === 92 + p.s2 && inH(x.payload.readUInt32LE(p.s2), p.h[1]!);
       const responses = bToA.filter(isResp);
-      expect(responses.length, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeGreaterThan(0);
+      expect(
+        responses.length,
+        `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`,
+      ).toBeGreaterThan(0);
 
       // Transport both ways: 32+S4+16n bytes, header in H4. A transport message is told from
       // junk by its receiver index (the sender index of a handshake message the other side
@@ -308,12 +329,16 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       // 32+S4+16n bytes would pass a size test and then fail the header check by chance.
       const aIdx = new Set(aToB.filter(isInit).map((x) => x.payload.readUInt32LE(p.s1 + 4)));
       const bIdx = new Set(responses.map((x) => x.payload.readUInt32LE(p.s2 + 4)));
-      const receiver = (x: Udp) => (x.payload.length >= 32 + p.s4 ? x.payload.readUInt32LE(p.s4 + 4) : -1);
+      const receiver = (x: Udp) =>
+        x.payload.length >= 32 + p.s4 ? x.payload.readUInt32LE(p.s4 + 4) : -1;
       const aT = aToB.slice(initAt + 1).filter((x) => bIdx.has(receiver(x)));
       const bT = bToA.filter((x) => aIdx.has(receiver(x)));
       const transport = [...aT, ...bT];
       expect(aT.length, `A→B sizes ${sizes.join(',')}`).toBeGreaterThanOrEqual(2);
-      expect(bT.length, `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`).toBeGreaterThanOrEqual(2);
+      expect(
+        bT.length,
+        `B→A sizes ${bToA.map((x) => x.payload.length).join(',')}`,
+      ).toBeGreaterThanOrEqual(2);
       for (const t of transport) {
         expect((t.payload.length - 32 - p.s4) % 16).toBe(0);
         expect(inH(t.payload.readUInt32LE(p.s4), p.h[3]!)).toBe(true);
@@ -321,15 +346,27 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       // everything else on the wire is a handshake message or what precedes an initiation
       const isJunk = (x: Udp) => x.payload.length >= p.jmin && x.payload.length <= p.jmax;
       const isIPacket = (x: Udp) =>
-        p.i.some((ip) => x.payload.length === ip.length && x.payload.toString('hex').startsWith(ip.prefix));
-      const isCookie = (x: Udp) => x.payload.length === 64 + p.s3 && inH(x.payload.readUInt32LE(p.s3), p.h[2]!);
-      const otherA = aToB.slice(initAt + 1).filter((x) => !aT.includes(x) && !isInit(x) && !isJunk(x) && !isIPacket(x));
+        p.i.some(
+          (ip) => x.payload.length === ip.length && x.payload.toString('hex').startsWith(ip.prefix),
+        );
+      const isCookie = (x: Udp) =>
+        x.payload.length === 64 + p.s3 && inH(x.payload.readUInt32LE(p.s3), p.h[2]!);
+      const otherA = aToB
+        .slice(initAt + 1)
+        .filter((x) => !aT.includes(x) && !isInit(x) && !isJunk(x) && !isIPacket(x));
       const otherB = bToA.filter((x) => !bT.includes(x) && !isResp(x) && !isCookie(x));
-      expect(otherA.map((x) => x.payload.length), 'A→B unexplained sizes').toEqual([]);
-      expect(otherB.map((x) => x.payload.length), 'B→A unexplained sizes').toEqual([]);
+      expect(
+        otherA.map((x) => x.payload.length),
+        'A→B unexplained sizes',
+      ).toEqual([]);
+      expect(
+        otherB.map((x) => x.payload.length),
+        'B→A unexplained sizes',
+      ).toEqual([]);
       // a further initiation is a retransmission (REKEY_TIMEOUT 5 s, less no jitter), not a double
       const initTimes = aToB.filter(isInit).map((x) => x.t);
-      for (let k = 1; k < initTimes.length; k++) expect(initTimes[k]! - initTimes[k - 1]!).toBeGreaterThan(4.9);
+      for (let k = 1; k < initTimes.length; k++)
+        expect(initTimes[k]! - initTimes[k - 1]!).toBeGreaterThan(4.9);
       // headers vary inside a real range (fresh draw per message)
       if (p.h[3]![1] - p.h[3]![0] > 1000) {
         expect(new Set(transport.map((t) => t.payload.readUInt32LE(p.s4))).size).toBeGreaterThan(1);
@@ -352,8 +389,12 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     });
     const dropped = async () => {
       const r = await nsExec(nsA, 'nft', ['-j', 'list', 'table', 'ip', table]);
-      const j = JSON.parse(r.stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
-      return j.nftables.flatMap((x) => x.rule?.expr ?? []).some((e) => (e.counter?.packets ?? 0) > 0);
+      const j = JSON.parse(r.stdout) as {
+        nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
+      };
+      return j.nftables
+        .flatMap((x) => x.rule?.expr ?? [])
+        .some((e) => (e.counter?.packets ?? 0) > 0);
     };
     const ping = pingEventually(nsA, TB, 25_000);
     for (let i = 0; i < 200 && !(await dropped()); i++) await sleep(50);
@@ -362,7 +403,9 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     expect(await ping).toBe(true);
     await sleep(300);
     await capture!.kill(2000);
-    const aToB = parsePcap(readFileSync(pcap)).filter((x) => x.src === UA && x.dst === UB && x.dport === 51820);
+    const aToB = parsePcap(readFileSync(pcap)).filter(
+      (x) => x.src === UA && x.dst === UB && x.dport === 51820,
+    );
     const sizes = aToB.map((x) => x.payload.length).join(',');
     const inits = aToB.flatMap((x, k) =>
       x.payload.length === 148 + p.s1 && inH(x.payload.readUInt32LE(p.s1), p.h[0]!) ? [k] : [],
@@ -373,7 +416,9 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     for (const at of inits.slice(0, 2)) {
       const lead = aToB.slice(at - p.i.length - p.jc, at);
       expect(at - p.i.length - p.jc, `A→B sizes ${sizes}`).toBeGreaterThanOrEqual(from);
-      expect(lead[0]!.payload.subarray(0, p.i[0]!.prefix.length / 2).toString('hex')).toBe(p.i[0]!.prefix);
+      expect(lead[0]!.payload.subarray(0, p.i[0]!.prefix.length / 2).toString('hex')).toBe(
+        p.i[0]!.prefix,
+      );
       expect(lead[0]!.payload.length).toBe(p.i[0]!.length);
       for (const j of lead.slice(p.i.length)) {
         expect(j.payload.length).toBeGreaterThanOrEqual(p.jmin);
@@ -392,7 +437,10 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     ['S1 differs', { ...base, s1: base.s1 + 1 }],
     ['S4 differs', { ...base, s4: base.s4 + 4 }],
     ['H1 range differs', { ...base, h: [[5, 10], base.h[1]!, base.h[2]!, base.h[3]!] }],
-    ['H4 range differs', { ...base, h: [base.h[0]!, base.h[1]!, base.h[2]!, [2000000000, 2000001000]] }],
+    [
+      'H4 range differs',
+      { ...base, h: [base.h[0]!, base.h[1]!, base.h[2]!, [2000000000, 2000001000]] },
+    ],
   ];
   for (const [what, other] of mismatches) {
     it(`${what}: the tunnel does not come up`, async () => {

@@ -12,10 +12,38 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../src/daemon/server.js';
-import { awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  awg,
+  awgArgv,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 import { FakeCore } from '../unit/daemon/server-fake-core.js';
-import { PEER_ENDPOINT, PEER_UNDERLAY, clientConfig, eventually, newKeys, startPeer, type Keys, type Topology } from './daemon-support.js';
+import {
+  PEER_ENDPOINT,
+  PEER_UNDERLAY,
+  clientConfig,
+  eventually,
+  newKeys,
+  startPeer,
+  type Keys,
+  type Topology,
+} from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'setpriv']);
 const NOBODY = ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'];
@@ -42,7 +70,17 @@ describe.skipIf(skip)('API socket permissions against an unprivileged user', () 
   });
 
   const connectAs = (path: string) =>
-    nsExec(ns, NOBODY[0]!, [...NOBODY.slice(1), process.execPath, '-e', `require('net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(1) })`], { allowFail: true });
+    nsExec(
+      ns,
+      NOBODY[0]!,
+      [
+        ...NOBODY.slice(1),
+        process.execPath,
+        '-e',
+        `require('net').connect(${JSON.stringify(path)}).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(1) })`,
+      ],
+      { allowFail: true },
+    );
 
   it('0600 root socket: nobody cannot connect; `awg status` as nobody says so (exit 4)', async () => {
     const path = join(dir, 'root.sock');
@@ -83,7 +121,10 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     await sweepStaleNetns();
     const client = await createNetns('api-c');
     const peer = await createNetns('api-p');
-    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    const v = await vethPair(client, peer, {
+      addrA: '10.200.9.1/24',
+      addrB: `${PEER_UNDERLAY}/24`,
+    });
     t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
     await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
     await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
@@ -112,19 +153,49 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
   };
 
   it('serves the CLI: status converges, apply/diff/events/down go through the daemon', async () => {
-    const argv = awgArgv(t.client, ce, ['daemon', '--config', cfg, '--state-dir', ce.stateDir, '--socket', socket, '--metrics', '127.0.0.1:0'], { noStateDir: true });
+    const argv = awgArgv(
+      t.client,
+      ce,
+      [
+        'daemon',
+        '--config',
+        cfg,
+        '--state-dir',
+        ce.stateDir,
+        '--socket',
+        socket,
+        '--metrics',
+        '127.0.0.1:0',
+      ],
+      { noStateDir: true },
+    );
     daemon = nsSpawn(t.client, argv[3]!, argv.slice(4), { env: ce.env });
-    await eventually(async () => (await cli(['status', '--json'])).code === 0, 'the daemon reports converged through the API', 60_000);
-    const st = (await cli(['status', '--json'])).json<{ state: string; config: string; tunnels: { name: string }[]; objects: unknown[] }>();
+    await eventually(
+      async () => (await cli(['status', '--json'])).code === 0,
+      'the daemon reports converged through the API',
+      60_000,
+    );
+    const st = (await cli(['status', '--json'])).json<{
+      state: string;
+      config: string;
+      tunnels: { name: string }[];
+      objects: unknown[];
+    }>();
     expect(st.state).toBe('converged');
     expect(st.config).toBe(cfg);
     expect(st.tunnels.map((x) => x.name)).toEqual(['vpn']);
     expect(st.objects.length).toBeGreaterThan(3);
 
     // events follow an apply made through the API
-    const evArgv = awgArgv(t.client, ce, ['events', '--json', '--socket', socket], { noStateDir: true });
+    const evArgv = awgArgv(t.client, ce, ['events', '--json', '--socket', socket], {
+      noStateDir: true,
+    });
     const events = nsSpawn(t.client, evArgv[3]!, evArgv.slice(4), { env: ce.env });
-    const cfg2 = writeConfig(ce, 'client2.yaml', clientConfig(k, { extraAllowed: ['10.201.0.0/24'] }));
+    const cfg2 = writeConfig(
+      ce,
+      'client2.yaml',
+      clientConfig(k, { extraAllowed: ['10.201.0.0/24'] }),
+    );
     const d = await cli(['diff', '-f', cfg2]);
     expect(d.code, show(d)).toBe(2);
     expect(d.stdout).toContain('10.201.0.0/24');
@@ -136,10 +207,18 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     const direct = await awg(t.client, ce, ['status', '--direct', '--json']);
     seen.push(direct.stdout, direct.stderr);
     expect(direct.code, show(direct)).toBe(0);
-    expect(direct.json<{ state: string; drift: unknown[] }>()).toMatchObject({ state: 'converged', drift: [] });
+    expect(direct.json<{ state: string; drift: unknown[] }>()).toMatchObject({
+      state: 'converged',
+      drift: [],
+    });
     // `awg events` may subscribe after that apply: no-op applies also run (and report) a reconcile
     await eventually(async () => {
-      if (/"type":"reconcile-finished".*"reason":"api"|"reason":"api".*"type":"reconcile-finished"/.test(events.output())) return true;
+      if (
+        /"type":"reconcile-finished".*"reason":"api"|"reason":"api".*"type":"reconcile-finished"/.test(
+          events.output(),
+        )
+      )
+        return true;
       expect((await cli(['apply', '-f', cfg2])).code).toBe(0);
       return false;
     }, 'events saw a reconcile made through the API');
@@ -151,7 +230,10 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     // metrics
     const m = /metrics on (http:\/\/[^\s"]+)/.exec(daemon.output());
     expect(m, daemon.output()).not.toBeNull();
-    const scrape = await nsExec(t.client, process.execPath, ['-e', `fetch(${JSON.stringify(m![1])}).then(r => r.text()).then(t => process.stdout.write(t))`]);
+    const scrape = await nsExec(t.client, process.execPath, [
+      '-e',
+      `fetch(${JSON.stringify(m![1])}).then(r => r.text()).then(t => process.stdout.write(t))`,
+    ]);
     seen.push(scrape.stdout);
     expect(scrape.stdout).toMatch(/^awg_reconcile_total\{outcome="converged"\} [1-9]/m);
     expect(scrape.stdout).toMatch(/^awg_tunnel_up\{tunnel="vpn"\} [01]$/m);
@@ -164,7 +246,9 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     const after = await cli(['status', '--json']);
     expect(after.code).toBe(2);
     expect(after.json<{ state: string }>().state).toBe('down');
-    expect((await nsExec(t.client, 'ip', ['-4', 'route', 'show', 'table', 'all'])).stdout).not.toContain('10.201.0.0/24');
+    expect(
+      (await nsExec(t.client, 'ip', ['-4', 'route', 'show', 'table', 'all'])).stdout,
+    ).not.toContain('10.201.0.0/24');
 
     await daemon.kill(10_000);
     seen.push(daemon.output());

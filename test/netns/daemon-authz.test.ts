@@ -18,8 +18,26 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, REPO_ROOT, show, wgKeyPair, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
+import {
+  awg,
+  awgArgv,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  REPO_ROOT,
+  show,
+  wgKeyPair,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
 import { eventually } from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'setpriv', 'useradd', 'userdel', 'groupadd', 'groupdel']);
@@ -80,7 +98,16 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
     await ensureDist();
     await sweepStaleNetns();
     run('groupadd', ['--system', group]);
-    run('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', '--groups', group, user]);
+    run('useradd', [
+      '--system',
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      '--user-group',
+      '--groups',
+      group,
+      user,
+    ]);
     uid = Number(spawnSync('id', ['-u', user], { encoding: 'utf8' }).stdout.trim());
     ns = await createNetns('authz');
     e = makeAwgEnv();
@@ -98,7 +125,11 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
       return p;
     };
     f.client = write('client.mjs', CLIENT_SCRIPT, 0o644);
-    f.rootOnly = write('root-only.yaml', `${marker}: the daemon must not quote this to the socket group\n`, 0o600);
+    f.rootOnly = write(
+      'root-only.yaml',
+      `${marker}: the daemon must not quote this to the socket group\n`,
+      0o600,
+    );
     f.rootPass = write('proxy.pass', `${rootPassword}\n`, 0o600);
     f.goodKey = write('good.key', `${key.privateKey}\n`, 0o600);
     f.good = write(
@@ -111,18 +142,33 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
     mkdirSync(home, { mode: 0o700 });
     chownSync(home, uid, uid);
     f.evil = join(home, 'evil.yaml');
-    writeFileSync(f.evil, `version: 1\ntunnels:\n  px: { type: socks5, server: 127.0.0.1, port: ${PROXY_PORT}, auth: { username: u, password: { file: ${f.rootPass} } } }\n`, { mode: 0o644 });
+    writeFileSync(
+      f.evil,
+      `version: 1\ntunnels:\n  px: { type: socks5, server: 127.0.0.1, port: ${PROXY_PORT}, auth: { username: u, password: { file: ${f.rootPass} } } }\n`,
+      { mode: 0o644 },
+    );
     chownSync(f.evil, uid, uid);
 
     proxy = nsSpawn(ns, process.execPath, ['-e', FAKE_PROXY]);
     await eventually(async () => proxy!.output().includes('ready'), 'the fake proxy listens');
-    const argv = awgArgv(ns, e, ['daemon', '--socket', socket, '--socket-group', group, '--state-dir', e.stateDir], { noStateDir: true });
+    const argv = awgArgv(
+      ns,
+      e,
+      ['daemon', '--socket', socket, '--socket-group', group, '--state-dir', e.stateDir],
+      { noStateDir: true },
+    );
     daemon = nsSpawn(ns, argv[3]!, argv.slice(4), { env: e.env });
-    await eventually(async () => (await call('root', 'status').catch(() => ({}) as { ok?: unknown })).ok !== undefined, `the daemon answers root; its output:\n${daemon.output()}`, 60_000);
+    await eventually(
+      async () =>
+        (await call('root', 'status').catch(() => ({}) as { ok?: unknown })).ok !== undefined,
+      `the daemon answers root; its output:\n${daemon.output()}`,
+      60_000,
+    );
   }, 180_000);
 
   afterAll(async () => {
-    if (ns && daemon) await awg(ns, e, ['down', '--socket', socket], { noStateDir: true }).catch(() => undefined);
+    if (ns && daemon)
+      await awg(ns, e, ['down', '--socket', socket], { noStateDir: true }).catch(() => undefined);
     await daemon?.kill(5000);
     await proxy?.kill(1000);
     if (ns) await awg(ns, e, ['down', '--direct']).catch(() => undefined);
@@ -136,17 +182,37 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
   const AS_USER = () => ['setpriv', `--reuid=${user}`, `--regid=${user}`, '--init-groups', '--'];
 
   /** the raw client, as the group member or as root */
-  async function call(who: 'user' | 'root', method: string, arg?: object): Promise<{ ok?: Record<string, unknown>; err?: { kind: string; message: string } }> {
-    const cmd = [...(who === 'user' ? AS_USER() : []), process.execPath, '--import', TSX, f.client!, socket, method, ...(arg ? [JSON.stringify(arg)] : [])];
+  async function call(
+    who: 'user' | 'root',
+    method: string,
+    arg?: object,
+  ): Promise<{ ok?: Record<string, unknown>; err?: { kind: string; message: string } }> {
+    const cmd = [
+      ...(who === 'user' ? AS_USER() : []),
+      process.execPath,
+      '--import',
+      TSX,
+      f.client!,
+      socket,
+      method,
+      ...(arg ? [JSON.stringify(arg)] : []),
+    ];
     const r = await nsExec(ns, cmd[0]!, cmd.slice(1), { allowFail: true });
     const line = r.stdout.trim().split('\n').pop() ?? '';
     try {
-      return JSON.parse(line) as { ok?: Record<string, unknown>; err?: { kind: string; message: string } };
+      return JSON.parse(line) as {
+        ok?: Record<string, unknown>;
+        err?: { kind: string; message: string };
+      };
     } catch {
       throw new Error(`client printed no result (exit ${r.code}):\n${r.stdout}\n${r.stderr}`);
     }
   }
-  const cliAs = (who: 'user' | 'root', args: string[]) => awg(ns, e, [...args, '--socket', socket], { noStateDir: true, ...(who === 'user' ? { wrap: AS_USER() } : {}) });
+  const cliAs = (who: 'user' | 'root', args: string[]) =>
+    awg(ns, e, [...args, '--socket', socket], {
+      noStateDir: true,
+      ...(who === 'user' ? { wrap: AS_USER() } : {}),
+    });
 
   it('the user really is a non-root member of the socket group through a supplementary group only', () => {
     expect(uid).toBeGreaterThan(0);
@@ -175,7 +241,9 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
   it('a group member cannot Apply its own config naming root’s secret; root’s Apply of it shows what would leak', async () => {
     const r = await call('user', 'apply', { configPath: f.evil });
     expect(r.err, JSON.stringify(r)).toMatchObject({ kind: 'permission' });
-    expect(r.err!.message).toContain(`config ${f.evil} is not trusted: directory ${join(dir, 'home')} is owned by uid ${uid}, not root`);
+    expect(r.err!.message).toContain(
+      `config ${f.evil} is not trusted: directory ${join(dir, 'home')} is owned by uid ${uid}, not root`,
+    );
     const st = await call('root', 'status');
     expect(st.ok?.tunnels).toEqual([]);
     expect(proxy!.output()).not.toContain('password=');
@@ -183,7 +251,11 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
     // the secret to the caller's listener: the attack the check above stops
     const ok = await call('root', 'apply', { configPath: f.evil });
     expect(ok.ok, JSON.stringify(ok)).toBeDefined();
-    await eventually(async () => proxy!.output().includes(`password=${rootPassword}`), 'the daemon sent the password to the listener', 30_000);
+    await eventually(
+      async () => proxy!.output().includes(`password=${rootPassword}`),
+      'the daemon sent the password to the listener',
+      30_000,
+    );
     const down = await cliAs('root', ['down']);
     expect(down.code, show(down)).toBe(0);
   });

@@ -20,19 +20,56 @@ import { close } from '../../src/native/libc.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import { renderSystemdUnit } from '../../src/resources/service/render.js';
 import { cgroupOf } from '../helpers/procs.js';
-import { REPO_ROOT, awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
-import { CLIENT_TUN, PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, eventually, newKeys, startPeer, type Keys, type Topology } from './daemon-support.js';
+import {
+  REPO_ROOT,
+  awg,
+  awgArgv,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  CLIENT_TUN,
+  PEER_ENDPOINT,
+  PEER_TUN,
+  PEER_UNDERLAY,
+  eventually,
+  newKeys,
+  startPeer,
+  type Keys,
+  type Topology,
+} from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'setpriv']);
 const NOGROUP = 65534;
 
 /** the unit's CapabilityBoundingSet as setpriv's --bounding-set argument */
 function unitBoundingSet(): { caps: string[]; arg: string } {
-  const unit = renderSystemdUnit({ node: '/usr/bin/node', bin: '/usr/lib/awg/bin/awg.js', socketGroup: String(NOGROUP) });
+  const unit = renderSystemdUnit({
+    node: '/usr/bin/node',
+    bin: '/usr/lib/awg/bin/awg.js',
+    socketGroup: String(NOGROUP),
+  });
   const line = unit.split('\n').find((l) => l.startsWith('CapabilityBoundingSet='));
   const caps = line!.slice('CapabilityBoundingSet='.length).split(' ');
-  return { caps, arg: `--bounding-set=-all,${caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',')}` };
+  return {
+    caps,
+    arg: `--bounding-set=-all,${caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`).join(',')}`,
+  };
 }
 
 describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding set', () => {
@@ -51,7 +88,10 @@ describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding
     await sweepStaleNetns();
     const client = await createNetns('caps-c');
     const peer = await createNetns('caps-p');
-    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    const v = await vethPair(client, peer, {
+      addrA: '10.200.9.1/24',
+      addrB: `${PEER_UNDERLAY}/24`,
+    });
     t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
     await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
     await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
@@ -76,7 +116,15 @@ describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding
   });
 
   it('the bounding set under test is the unit’s (and leaves out NET_RAW, FOWNER, KILL, SETUID)', () => {
-    expect(bset.caps).toEqual(['CAP_NET_ADMIN', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_NICE', 'CAP_SYS_PTRACE', 'CAP_SYS_ADMIN', 'CAP_DAC_OVERRIDE', 'CAP_CHOWN']);
+    expect(bset.caps).toEqual([
+      'CAP_NET_ADMIN',
+      'CAP_NET_BIND_SERVICE',
+      'CAP_SYS_NICE',
+      'CAP_SYS_PTRACE',
+      'CAP_SYS_ADMIN',
+      'CAP_DAC_OVERRIDE',
+      'CAP_CHOWN',
+    ]);
   });
 
   it('converges (tunnel, kill switch, DNS, port < 1024), chowns the socket, places another user’s process at SCHED_FIFO', async () => {
@@ -108,18 +156,62 @@ dns: { system: default-tunnel }
 killSwitch: on
 `,
     );
-    const argv = awgArgv(t.client, ce, ['daemon', '--config', cfg, '--state-dir', ce.stateDir, '--socket', socket, '--socket-group', String(NOGROUP)], { noStateDir: true });
+    const argv = awgArgv(
+      t.client,
+      ce,
+      [
+        'daemon',
+        '--config',
+        cfg,
+        '--state-dir',
+        ce.stateDir,
+        '--socket',
+        socket,
+        '--socket-group',
+        String(NOGROUP),
+      ],
+      { noStateDir: true },
+    );
     // argv = nsenter --net=… -- node …: run node under umask 077 + setpriv, as systemd would
-    daemon = nsSpawn(t.client, 'sh', ['-c', 'umask 077 && exec "$@"', 'awg-unit', 'setpriv', bset.arg, '--inh-caps=-all', '--no-new-privs', '--', ...argv.slice(3)], {
-      env: { ...ce.env, AWG_PROC_CONNECTOR_FD: '3' },
-      fds: [fd],
-    });
+    daemon = nsSpawn(
+      t.client,
+      'sh',
+      [
+        '-c',
+        'umask 077 && exec "$@"',
+        'awg-unit',
+        'setpriv',
+        bset.arg,
+        '--inh-caps=-all',
+        '--no-new-privs',
+        '--',
+        ...argv.slice(3),
+      ],
+      {
+        env: { ...ce.env, AWG_PROC_CONNECTOR_FD: '3' },
+        fds: [fd],
+      },
+    );
     const status = async () => {
-      const r = await awg(t.client, ce, ['status', '--json', '--socket', socket], { noStateDir: true });
-      return r.code === 0 ? r.json<{ state: string; tunnels: { name: string; up: boolean }[]; placement?: { state: string; mode?: string; modeReason?: string } }>() : undefined;
+      const r = await awg(t.client, ce, ['status', '--json', '--socket', socket], {
+        noStateDir: true,
+      });
+      return r.code === 0
+        ? r.json<{
+            state: string;
+            tunnels: { name: string; up: boolean }[];
+            placement?: { state: string; mode?: string; modeReason?: string };
+          }>()
+        : undefined;
     };
-    await eventually(async () => (await status())?.tunnels.some((x) => x.name === 'vpn' && x.up) ?? false, 'converged with a handshake', 60_000).catch(async (e: Error) => {
-      throw new Error(`${e.message}\nstatus: ${JSON.stringify(await status())}\ndaemon output:\n${daemon!.output()}`);
+    await eventually(
+      async () => (await status())?.tunnels.some((x) => x.name === 'vpn' && x.up) ?? false,
+      'converged with a handshake',
+      60_000,
+    ).catch(async (e: Error) => {
+      throw new Error(
+        `${e.message}\nstatus: ${JSON.stringify(await status())}\ndaemon output:\n${daemon!.output()}`,
+      );
     });
     const st = (await status())!;
     expect(st.state).toBe('converged');
@@ -128,7 +220,9 @@ killSwitch: on
     const proc = readFileSync(`/proc/${daemon.pid}/status`, 'utf8');
     expect(proc).toMatch(/^NoNewPrivs:\s+1$/m);
     expect(proc).toMatch(/^CapBnd:\s+0000000000(0|[0-9a-f])+$/m);
-    expect(BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(proc)![1]}`)).toBe(BigInt(`0x${/^CapBnd:\s+([0-9a-f]+)$/m.exec(proc)![1]}`));
+    expect(BigInt(`0x${/^CapEff:\s+([0-9a-f]+)$/m.exec(proc)![1]}`)).toBe(
+      BigInt(`0x${/^CapBnd:\s+([0-9a-f]+)$/m.exec(proc)![1]}`),
+    );
     expect(proc).toMatch(/^Umask:\s+0077$/m);
 
     // CAP_CHOWN: the socket has the group; mode 0660
@@ -142,30 +236,77 @@ killSwitch: on
     expect(ss.stdout).toContain(':853');
 
     // CAP_SYS_NICE + CAP_SYS_PTRACE: the placer is SCHED_FIFO and places nobody's process
-    app = nsSpawn(t.client, 'setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', join(appDir, 'awgt-capapp'), '300']);
-    await eventually(async () => (cgroupOf(app!.pid) ?? '').endsWith(`/${ce.cgroupRoot}/capr`), "nobody's process placed").catch((e: Error) => {
-      throw new Error(`${e.message} (now ${cgroupOf(app!.pid)})\ndaemon output:\n${daemon!.output()}`);
+    app = nsSpawn(t.client, 'setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      '--',
+      join(appDir, 'awgt-capapp'),
+      '300',
+    ]);
+    await eventually(
+      async () => (cgroupOf(app!.pid) ?? '').endsWith(`/${ce.cgroupRoot}/capr`),
+      "nobody's process placed",
+    ).catch((e: Error) => {
+      throw new Error(
+        `${e.message} (now ${cgroupOf(app!.pid)})\ndaemon output:\n${daemon!.output()}`,
+      );
     });
-    const placer = (await run('pgrep', ['-P', String(daemon.pid), '-f', 'placer'], { allowFail: true })).stdout.trim().split('\n')[0];
+    const placer = (
+      await run('pgrep', ['-P', String(daemon.pid), '-f', 'placer'], { allowFail: true })
+    ).stdout
+      .trim()
+      .split('\n')[0];
     expect(placer, daemon.output()).toMatch(/^\d+$/);
-    expect(readFileSync(`/proc/${placer}/sched`, 'utf8').split('\n').find((l) => l.startsWith('policy'))).toMatch(/:\s+1$/);
+    expect(
+      readFileSync(`/proc/${placer}/sched`, 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith('policy')),
+    ).toMatch(/:\s+1$/);
     expect(daemon.output()).not.toMatch(/refused|EPERM|EACCES/);
 
     // control: without CAP_SYS_PTRACE, root cannot read which executable nobody's process runs
     const without = bset.arg.replace(',+sys_ptrace', '');
-    const denied = await run('setpriv', [without, '--inh-caps=-all', '--', 'readlink', `/proc/${app.pid}/exe`], { allowFail: true });
+    const denied = await run(
+      'setpriv',
+      [without, '--inh-caps=-all', '--', 'readlink', `/proc/${app.pid}/exe`],
+      { allowFail: true },
+    );
     expect(denied.code, denied.stderr).not.toBe(0);
-    const allowed = await run('setpriv', [bset.arg, '--inh-caps=-all', '--', 'readlink', `/proc/${app.pid}/exe`]);
+    const allowed = await run('setpriv', [
+      bset.arg,
+      '--inh-caps=-all',
+      '--',
+      'readlink',
+      `/proc/${app.pid}/exe`,
+    ]);
     expect(allowed.stdout.trim()).toBe(join(appDir, 'awgt-capapp'));
 
     // CAP_SYS_ADMIN: the exec gate is on
-    await eventually(async () => (await status())?.placement?.mode !== undefined, 'the placer reports its gate');
+    await eventually(
+      async () => (await status())?.placement?.mode !== undefined,
+      'the placer reports its gate',
+    );
     expect((await status())!.placement, daemon.output()).toMatchObject({ mode: 'gated' });
     // control: without CAP_SYS_ADMIN, fanotify_init(FAN_CLASS_CONTENT) is refused
     const probe = `import('${join(REPO_ROOT, 'dist/native/fanotify.js')}').then(({ FanotifyGroup }) => { try { FanotifyGroup.open().close(); console.log('opened'); } catch (e) { console.log(e.message); } })`;
-    const noAdmin = await run('setpriv', [bset.arg.replace(',+sys_admin', ''), '--inh-caps=-all', '--', process.execPath, '-e', probe]);
+    const noAdmin = await run('setpriv', [
+      bset.arg.replace(',+sys_admin', ''),
+      '--inh-caps=-all',
+      '--',
+      process.execPath,
+      '-e',
+      probe,
+    ]);
     expect(noAdmin.stdout.trim()).toBe('fanotify_init: errno 1 (needs CAP_SYS_ADMIN)');
-    const withAdmin = await run('setpriv', [bset.arg, '--inh-caps=-all', '--', process.execPath, '-e', probe]);
+    const withAdmin = await run('setpriv', [
+      bset.arg,
+      '--inh-caps=-all',
+      '--',
+      process.execPath,
+      '-e',
+      probe,
+    ]);
     expect(withAdmin.stdout.trim()).toBe('opened');
   }, 180_000);
 

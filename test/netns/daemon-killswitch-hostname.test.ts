@@ -20,8 +20,33 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupAwgEnv, ensureDist, nftTable, type AwgEnv } from '../helpers/awg.js';
-import { nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
-import { CLIENT_TUN, ENDPOINT, PEER_TUN, SERVER_TUN_TARGET, WG_PORT, awgCli, buildTopo, converged, destroyTopo, eventually, hits, leakEnv, startDaemon, startPeer, waitOutput, type Daemon, type Topo } from './leak-support.js';
+import {
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  CLIENT_TUN,
+  ENDPOINT,
+  PEER_TUN,
+  SERVER_TUN_TARGET,
+  WG_PORT,
+  awgCli,
+  buildTopo,
+  converged,
+  destroyTopo,
+  eventually,
+  hits,
+  leakEnv,
+  startDaemon,
+  startPeer,
+  waitOutput,
+  type Daemon,
+  type Topo,
+} from './leak-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'unshare', 'mount', 'ping', 'microsocks']);
 
@@ -86,18 +111,18 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
   let zone: string;
   let resolvConf: string;
 
-  const pingThrough = async () => (await nsExec(t!.client, 'ping', ['-c', '1', '-W', '1', PEER_TUN], { allowFail: true })).code === 0;
+  const pingThrough = async () =>
+    (await nsExec(t!.client, 'ping', ['-c', '1', '-W', '1', PEER_TUN], { allowFail: true }))
+      .code === 0;
   const queries = (name = NAME) =>
-    (dns?.output() ?? '')
-      .split('\n')
-      .flatMap((l) => {
-        try {
-          const j = JSON.parse(l) as { q?: string; from?: string; via?: string };
-          return j.q === name ? [j] : [];
-        } catch {
-          return [];
-        }
-      });
+    (dns?.output() ?? '').split('\n').flatMap((l) => {
+      try {
+        const j = JSON.parse(l) as { q?: string; from?: string; via?: string };
+        return j.q === name ? [j] : [];
+      } catch {
+        return [];
+      }
+    });
   const startDns = async () => {
     dns = nsSpawn(t!.server, process.execPath, ['-e', DNS_SERVER, DNS_ADDR, zone]);
     await waitOutput(dns, 'listening', 'DNS server');
@@ -140,7 +165,10 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
     d = undefined;
   };
   /** the first reconcile of a daemon started over a kept table: only the engine is created */
-  const onlyTheEngine = { outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } };
+  const onlyTheEngine = {
+    outcome: 'converged',
+    summary: { create: 1, update: 0, replace: 0, delete: 0 },
+  };
 
   it('the tunnel comes back after kill -9 and a restart: by a marked lookup, then from the last good answer', async () => {
     const cfg = join(e!.dir, 'client.yaml');
@@ -152,14 +180,30 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
     };
 
     // control: the name resolves through the system resolver inside the daemon's mount namespace
-    const control = await nsExec(t!.client, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && getent ahostsv4 "$1"', resolvConf, NAME], { allowFail: true });
+    const control = await nsExec(
+      t!.client,
+      'unshare',
+      [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount --bind "$0" /etc/resolv.conf && getent ahostsv4 "$1"',
+        resolvConf,
+        NAME,
+      ],
+      { allowFail: true },
+    );
     expect(control.stdout, control.stderr).toContain(ENDPOINT);
 
     d = startDaemon(t!.client, e!, cfg, o);
     await d.waitEvent(converged);
-    await eventually(pingThrough, 'ping through the tunnel after the first start').catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await diag('first start')}`);
-    });
+    await eventually(pingThrough, 'ping through the tunnel after the first start').catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await diag('first start')}`);
+      },
+    );
 
     // kill -9: the kill switch holds, the engine died with the daemon
     d.proc.child.kill('SIGKILL');
@@ -173,17 +217,35 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
     d = startDaemon(t!.client, e!, cfg, o);
     // the table already admits the endpoint and its answer is found again: only the engine
     // (which died with the daemon) is created; the kill switch is never rewritten
-    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart')).toMatchObject({ outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
-    await eventually(pingThrough, 'ping through the tunnel after kill -9 and a restart').catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await diag('restart')}`);
+    expect(
+      await d.waitEvent((ev) => ev.type === 'reconcile-finished'),
+      await diag('restart'),
+    ).toMatchObject({
+      outcome: 'converged',
+      summary: { create: 1, update: 0, replace: 0, delete: 0 },
     });
-    expect(queries().length, await diag('no direct query after the restart')).toBeGreaterThan(before);
+    await eventually(pingThrough, 'ping through the tunnel after kill -9 and a restart').catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await diag('restart')}`);
+      },
+    );
+    expect(queries().length, await diag('no direct query after the restart')).toBeGreaterThan(
+      before,
+    );
     const table = (await nftTable(t!.client, 'awg'))!;
-    expect(table).toMatch(new RegExp(`ip daddr ${DNS_ADDR.replace(/\./g, '\\.')} meta l4proto \\{ tcp, udp \\} th dport 53 .*"endpoint-dns"`));
+    expect(table).toMatch(
+      new RegExp(
+        `ip daddr ${DNS_ADDR.replace(/\./g, '\\.')} meta l4proto \\{ tcp, udp \\} th dport 53 .*"endpoint-dns"`,
+      ),
+    );
     expect(table).toContain(`ip daddr ${ENDPOINT} udp dport ${WG_PORT}`);
     const saved = join(e!.stateDir, 'resolved-endpoints.json');
     expect(existsSync(saved)).toBe(true);
-    expect(JSON.parse(readFileSync(saved, 'utf8'))).toMatchObject({ version: 1, resolvers: [DNS_ADDR], hosts: { [NAME]: { addresses: [ENDPOINT] } } });
+    expect(JSON.parse(readFileSync(saved, 'utf8'))).toMatchObject({
+      version: 1,
+      resolvers: [DNS_ADDR],
+      hosts: { [NAME]: { addresses: [ENDPOINT] } },
+    });
 
     // kill -9 again with the DNS server gone: the last good answer brings the tunnel back
     d.proc.child.kill('SIGKILL');
@@ -193,10 +255,18 @@ describe.skipIf(skip)('kill switch + host-name endpoint across kill -9 of the da
     dns = undefined;
     expect(await pingThrough()).toBe(false);
     d = startDaemon(t!.client, e!, cfg, o);
-    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart without DNS')).toMatchObject({ outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
-    await eventually(pingThrough, 'ping through the tunnel from the last good answer').catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await diag('last good')}`);
+    expect(
+      await d.waitEvent((ev) => ev.type === 'reconcile-finished'),
+      await diag('restart without DNS'),
+    ).toMatchObject({
+      outcome: 'converged',
+      summary: { create: 1, update: 0, replace: 0, delete: 0 },
     });
+    await eventually(pingThrough, 'ping through the tunnel from the last good answer').catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await diag('last good')}`);
+      },
+    );
     expect(await nftTable(t!.client, 'awg')).toContain(`ip daddr ${ENDPOINT} udp dport ${WG_PORT}`);
   }, 240_000);
   it('a SOCKS5 proxy named by a host name: the proxy tunnel comes back after kill -9 and a restart', async () => {
@@ -223,25 +293,40 @@ killSwitch: on
         `s.on('error', (e) => console.log('ERR ' + e.code));`,
         'setTimeout(() => process.exit(0), 3000).unref();',
       ].join('\n');
-      const r = await awgCli(t!.client, e!, ['exec', '--tunnel', 'px', '--', process.execPath, '-e', app], o);
+      const r = await awgCli(
+        t!.client,
+        e!,
+        ['exec', '--tunnel', 'px', '--', process.execPath, '-e', app],
+        o,
+      );
       return r.out.includes(`echo ${id}`) && hits(t!).some((h) => h.tag === id && h.r === ENDPOINT);
     };
-    const diag = async (what: string) => `${what}\n${d?.proc.output().slice(-4000)}\n---- nft\n${await nftTable(t!.client, 'awg')}\n---- dns\n${dns?.output()}`;
+    const diag = async (what: string) =>
+      `${what}\n${d?.proc.output().slice(-4000)}\n---- nft\n${await nftTable(t!.client, 'awg')}\n---- dns\n${dns?.output()}`;
 
     d = startDaemon(t!.client, e!, cfg, o);
     await d.waitEvent(converged);
-    await eventually(throughProxy, 'an app through the proxy after the first start').catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await diag('first start')}`);
-    });
+    await eventually(throughProxy, 'an app through the proxy after the first start').catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await diag('first start')}`);
+      },
+    );
 
     await killDaemon();
     const before = queries(PROXY_NAME).length;
     d = startDaemon(t!.client, e!, cfg, o);
-    expect(await d.waitEvent((ev) => ev.type === 'reconcile-finished'), await diag('restart')).toMatchObject(onlyTheEngine);
-    await eventually(throughProxy, 'an app through the proxy after kill -9 and a restart').catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await diag('restart')}`);
-    });
-    expect(queries(PROXY_NAME).length, await diag('no direct query for the proxy')).toBeGreaterThan(before);
+    expect(
+      await d.waitEvent((ev) => ev.type === 'reconcile-finished'),
+      await diag('restart'),
+    ).toMatchObject(onlyTheEngine);
+    await eventually(throughProxy, 'an app through the proxy after kill -9 and a restart').catch(
+      async (err: Error) => {
+        throw new Error(`${err.message}\n${await diag('restart')}`);
+      },
+    );
+    expect(queries(PROXY_NAME).length, await diag('no direct query for the proxy')).toBeGreaterThan(
+      before,
+    );
     expect(await nftTable(t!.client, 'awg')).toContain(`ip daddr ${ENDPOINT} tcp dport 1080`);
   }, 180_000);
 });

@@ -11,9 +11,41 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, nftTable, show, tcpReachable, udpReachable, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, requireNetnsPrereqs, run, sweepStaleNetns, vethPair } from '../helpers/netns.js';
-import { PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, clientConfig, converged, eventually, newKeys, startPeer, startUp, type Keys, type Topology, type Up } from './daemon-support.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  nftTable,
+  show,
+  tcpReachable,
+  udpReachable,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+} from '../helpers/netns.js';
+import {
+  PEER_ENDPOINT,
+  PEER_TUN,
+  PEER_UNDERLAY,
+  clientConfig,
+  converged,
+  eventually,
+  newKeys,
+  startPeer,
+  startUp,
+  type Keys,
+  type Topology,
+  type Up,
+} from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 
@@ -29,7 +61,10 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     await sweepStaleNetns();
     const client = await createNetns('dk-c');
     const peer = await createNetns('dk-p');
-    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    const v = await vethPair(client, peer, {
+      addrA: '10.200.9.1/24',
+      addrB: `${PEER_UNDERLAY}/24`,
+    });
     t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
     await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
     await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
@@ -62,7 +97,11 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     // the endpoint is the peer's veth address: the kill switch admits only the configured
     // endpoint, and a peer answering from another of its addresses would roam out of the
     // allowed set (our own replies leave from the address we were reached at)
-    const cfg = writeConfig(ce, 'client.yaml', clientConfig(k, { killSwitch: true, endpoint: PEER_UNDERLAY }));
+    const cfg = writeConfig(
+      ce,
+      'client.yaml',
+      clientConfig(k, { killSwitch: true, endpoint: PEER_UNDERLAY }),
+    );
     // control: the probes pass without awg
     expect(await underlayOpen(9101)).toEqual({ udp: true, tcp: true });
 
@@ -70,8 +109,16 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     await up.waitEvent(converged);
     expect(await nftTable(t.client, 'awg')).toBeDefined();
     expect(await underlayOpen(9102)).toEqual({ udp: false, tcp: false });
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9103), 'tunnel traffic with the kill switch on').catch(async (e: Error) => {
-      const diag = [await nftTable(t.client, 'awg'), (await nsExec(t.client, 'ip', ['route'])).stdout, (await nsExec(t.client, 'ss', ['-uapn'])).stdout, up?.proc.output()];
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 9103),
+      'tunnel traffic with the kill switch on',
+    ).catch(async (e: Error) => {
+      const diag = [
+        await nftTable(t.client, 'awg'),
+        (await nsExec(t.client, 'ip', ['route'])).stdout,
+        (await nsExec(t.client, 'ss', ['-uapn'])).stdout,
+        up?.proc.output(),
+      ];
       throw new Error(`${e.message}\n${diag.join('\n----\n')}`);
     });
 
@@ -84,18 +131,30 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
 
     up = startUp(t.client, ce, cfg);
     const first = await up.waitEvent((e) => e.type === 'reconcile-finished');
-    expect(first, up.proc.output()).toMatchObject({ reason: 'start', outcome: 'converged', summary: { create: 1, update: 0, replace: 0, delete: 0 } });
-    const mutations = up.proc.output().split('\n').filter((l) => l.includes('"mutation"'));
+    expect(first, up.proc.output()).toMatchObject({
+      reason: 'start',
+      outcome: 'converged',
+      summary: { create: 1, update: 0, replace: 0, delete: 0 },
+    });
+    const mutations = up.proc
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"mutation"'));
     expect(mutations, mutations.join('\n')).toHaveLength(1);
     expect(mutations[0]).toContain('[engine] start vpn');
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9106), 'tunnel traffic after the restart');
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 9106),
+      'tunnel traffic after the restart',
+    );
     expect(await underlayOpen(9107)).toEqual({ udp: false, tcp: false });
 
     up.proc.child.kill('SIGTERM');
     expect(await up.proc.exited, up.proc.output()).toBe(0);
     up = undefined;
     expect(await nftTable(t.client, 'awg')).toBeDefined();
-    expect((await nsExec(t.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code).not.toBe(0);
+    expect(
+      (await nsExec(t.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code,
+    ).not.toBe(0);
     expect(await underlayOpen(9108)).toEqual({ udp: false, tcp: false });
 
     const d = await awg(t.client, ce, ['down']);
@@ -109,12 +168,18 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     const cfg = writeConfig(ce, 'client.yaml', clientConfig(k));
     const a = await awg(t.client, ce, ['apply', '-f', cfg]);
     expect(a.code, show(a)).toBe(0);
-    const rec = JSON.parse(readFileSync(join(ce.stateDir, 'engine-vpn.json'), 'utf8')) as { pid: number };
+    const rec = JSON.parse(readFileSync(join(ce.stateDir, 'engine-vpn.json'), 'utf8')) as {
+      pid: number;
+    };
     expect(() => process.kill(rec.pid, 0)).not.toThrow();
 
     up = startUp(t.client, ce, cfg);
     const first = await up.waitEvent((e) => e.type === 'reconcile-finished');
-    expect(first, up.proc.output()).toMatchObject({ reason: 'start', outcome: 'unchanged', summary: { create: 0, update: 0, replace: 0, delete: 0 } });
+    expect(first, up.proc.output()).toMatchObject({
+      reason: 'start',
+      outcome: 'unchanged',
+      summary: { create: 0, update: 0, replace: 0, delete: 0 },
+    });
     await eventually(async () => {
       try {
         process.kill(rec.pid, 0);
@@ -123,9 +188,15 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
         return true;
       }
     }, 'the detached engine has exited');
-    const mutations = up.proc.output().split('\n').filter((l) => l.includes('"mutation"'));
+    const mutations = up.proc
+      .output()
+      .split('\n')
+      .filter((l) => l.includes('"mutation"'));
     expect(mutations.join('\n')).toContain('[engine] adopt vpn');
     expect(mutations.filter((m) => !m.includes('engine'))).toEqual([]);
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 9110), 'tunnel traffic through the adopted engine');
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 9110),
+      'tunnel traffic through the adopted engine',
+    );
   }, 90_000);
 });

@@ -9,10 +9,43 @@
 import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awg, cleanupAwgEnv, ensureDist, ipRoutes, makeAwgEnv, nftTable, show, tcpReachable, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, requireNetnsPrereqs, run, sweepStaleNetns, vethPair } from '../helpers/netns.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  ipRoutes,
+  makeAwgEnv,
+  nftTable,
+  show,
+  tcpReachable,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+} from '../helpers/netns.js';
 import { parseGet, uapiGet } from '../../src/resources/engine/uapi-client.js';
-import { CLIENT_TUN, PEER_ENDPOINT, PEER_TUN, PEER_UNDERLAY, clientConfig, converged, eventually, newKeys, startPeer, startUp, type Keys, type Topology, type Up } from './daemon-support.js';
+import {
+  CLIENT_TUN,
+  PEER_ENDPOINT,
+  PEER_TUN,
+  PEER_UNDERLAY,
+  clientConfig,
+  converged,
+  eventually,
+  newKeys,
+  startPeer,
+  startUp,
+  type Keys,
+  type Topology,
+  type Up,
+} from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 
@@ -29,7 +62,10 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await sweepStaleNetns();
     const client = await createNetns('dl-c');
     const peer = await createNetns('dl-p');
-    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    const v = await vethPair(client, peer, {
+      addrA: '10.200.9.1/24',
+      addrB: `${PEER_UNDERLAY}/24`,
+    });
     t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
     await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
     await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
@@ -60,17 +96,26 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
    */
   const runAfterChange = async (valid: boolean, from: number) => {
     await up!.waitEvent((e) => e.type === 'config-changed' && e.valid === valid, from);
-    const at = up!.events().findIndex((e, i) => i >= from && e.type === 'config-changed' && e.valid === valid);
+    const at = up!
+      .events()
+      .findIndex((e, i) => i >= from && e.type === 'config-changed' && e.valid === valid);
     return up!.waitEvent((e) => e.type === 'reconcile-finished', at + 1);
   };
-  const tableRoutes = async () => (await ipRoutes(t.client, 4)).filter((r) => Number(r.table) >= 52000 && Number(r.table) < 52100 && (r.type ?? '1') === '1').map((r) => r.dst).sort();
+  const tableRoutes = async () =>
+    (await ipRoutes(t.client, 4))
+      .filter((r) => Number(r.table) >= 52000 && Number(r.table) < 52100 && (r.type ?? '1') === '1')
+      .map((r) => r.dst)
+      .sort();
 
   it('converges on start and carries traffic', async () => {
     up = startUp(t.client, ce, cfg);
     const e = await up.waitEvent(converged);
     expect(e).toMatchObject({ reason: 'start' });
     expect(await tableRoutes()).toEqual(['10.200.50.0/24']);
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8081), 'client → peer through the tunnel');
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 8081),
+      'client → peer through the tunnel',
+    );
   }, 60_000);
 
   it('applies an in-place config edit, visible as events', async () => {
@@ -105,35 +150,66 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     const from = up!.mark();
     await nsExec(t.client, 'ip', ['link', 'set', 'awg-vpn', 'down']);
     await up!.waitEvent((e) => e.type === 'network-changed', from);
-    await up!.waitEvent((e) => e.type === 'drift' && e.repaired && e.ids.includes('link/awg-vpn'), from);
+    await up!.waitEvent(
+      (e) => e.type === 'drift' && e.repaired && e.ids.includes('link/awg-vpn'),
+      from,
+    );
     expect(await tableRoutes()).toEqual(['10.200.50.0/24']);
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8082), 'client → peer after the repair');
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 8082),
+      'client → peer after the repair',
+    );
   }, 30_000);
 
   it('underlay: default route deleted and re-added → re-converges, traffic flows again', async () => {
     const from = up!.mark();
     await nsExec(t.client, 'ip', ['route', 'del', 'default']);
-    await up!.waitEvent((e) => e.type === 'network-changed' && String(e.detail).includes('0.0.0.0/0'), from);
+    await up!.waitEvent(
+      (e) => e.type === 'network-changed' && String(e.detail).includes('0.0.0.0/0'),
+      from,
+    );
     await nsExec(t.client, 'ip', ['route', 'add', 'default', 'via', PEER_UNDERLAY]);
-    await up!.waitEvent((e) => e.type === 'network-changed' && String(e.detail).includes('newroute 0.0.0.0/0'), from);
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'), from);
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8083), 'client → peer after the route came back');
+    await up!.waitEvent(
+      (e) => e.type === 'network-changed' && String(e.detail).includes('newroute 0.0.0.0/0'),
+      from,
+    );
+    await up!.waitEvent(
+      (e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'),
+      from,
+    );
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 8083),
+      'client → peer after the route came back',
+    );
   }, 40_000);
 
   it('underlay: the client address changes → the daemon re-announces itself, the peer reaches us again', async () => {
     // the client config has no persistent keepalive: only the daemon's kick after the
     // network change tells the peer our new source address
-    await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8084), 'peer → client before the change');
+    await eventually(
+      () => tcpReachable(t.peer, t.client, CLIENT_TUN, 8084),
+      'peer → client before the change',
+    );
     const from = up!.mark();
     await nsExec(t.client, 'ip', ['addr', 'del', '10.200.9.1/24', 'dev', t.clientIf]);
     await nsExec(t.client, 'ip', ['addr', 'add', '10.200.9.3/24', 'dev', t.clientIf]);
     await nsExec(t.client, 'ip', ['route', 'replace', 'default', 'via', PEER_UNDERLAY]);
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'), from);
+    await up!.waitEvent(
+      (e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine'),
+      from,
+    );
     // No test traffic yet: the peer learns the new address from the daemon's keepalive. The
     // bound is the protocol's, not a latency goal: without the kick the first packet from us
     // is the passive keepalive, KEEPALIVE_TIMEOUT (10 s) after the last data received.
-    await eventually(async () => (await peerEndpoint()).startsWith('10.200.9.3:'), 'the peer sees the new client address before any WireGuard timer fires', 8000);
-    await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8085), 'peer → client at the new address');
+    await eventually(
+      async () => (await peerEndpoint()).startsWith('10.200.9.3:'),
+      'the peer sees the new client address before any WireGuard timer fires',
+      8000,
+    );
+    await eventually(
+      () => tcpReachable(t.peer, t.client, CLIENT_TUN, 8085),
+      'peer → client at the new address',
+    );
   }, 40_000);
 
   it('underlay: the veth flaps → re-converges, traffic flows again', async () => {
@@ -143,9 +219,21 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     await nsExec(t.client, 'ip', ['link', 'set', t.clientIf, 'up']);
     // the kernel dropped the default route with the link, as a DHCP client would re-add it
     await nsExec(t.client, 'ip', ['route', 'replace', 'default', 'via', PEER_UNDERLAY]);
-    await up!.waitEvent((e) => e.type === 'reconcile-finished' && (e.reason === 'network' || e.reason === 'engine') && (e.outcome === 'unchanged' || e.outcome === 'converged'), from);
-    await eventually(() => tcpReachable(t.client, t.peer, PEER_TUN, 8086), 'client → peer after the flap');
-    await eventually(() => tcpReachable(t.peer, t.client, CLIENT_TUN, 8087), 'peer → client after the flap');
+    await up!.waitEvent(
+      (e) =>
+        e.type === 'reconcile-finished' &&
+        (e.reason === 'network' || e.reason === 'engine') &&
+        (e.outcome === 'unchanged' || e.outcome === 'converged'),
+      from,
+    );
+    await eventually(
+      () => tcpReachable(t.client, t.peer, PEER_TUN, 8086),
+      'client → peer after the flap',
+    );
+    await eventually(
+      () => tcpReachable(t.peer, t.client, CLIENT_TUN, 8087),
+      'peer → client after the flap',
+    );
   }, 40_000);
 
   it('SIGTERM leaves the host as awg down would (no kill switch)', async () => {
@@ -153,10 +241,15 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     const code = await up!.proc.exited;
     expect(code, up!.proc.output()).toBe(0);
     expect(await tableRoutes()).toEqual([]);
-    expect((await nsExec(t.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code).not.toBe(0);
+    expect(
+      (await nsExec(t.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code,
+    ).not.toBe(0);
     expect(await nftTable(t.client, 'awg')).toBeUndefined();
     const st = await awg(t.client, ce, ['status', '--json']);
-    expect(st.json<{ state: string; objects: unknown[] }>(), show(st)).toMatchObject({ state: 'down', objects: [] });
+    expect(st.json<{ state: string; objects: unknown[] }>(), show(st)).toMatchObject({
+      state: 'down',
+      objects: [],
+    });
     up = undefined;
   }, 30_000);
 });

@@ -14,9 +14,39 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { close } from '../../src/native/libc.js';
 import { cgroupOf as procCgroup } from '../helpers/procs.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, nftTable, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
-import { PEER_ENDPOINT, PEER_UNDERLAY, clientConfig, converged, eventually, newKeys, startPeer, startUp, type Keys, type Topology, type Up } from './daemon-support.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  nftTable,
+  show,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  PEER_ENDPOINT,
+  PEER_UNDERLAY,
+  clientConfig,
+  converged,
+  eventually,
+  newKeys,
+  startPeer,
+  startUp,
+  type Keys,
+  type Topology,
+  type Up,
+} from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft']);
 
@@ -44,7 +74,10 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     await sweepStaleNetns();
     const client = await createNetns('dp-c');
     const peer = await createNetns('dp-p');
-    const v = await vethPair(client, peer, { addrA: '10.200.9.1/24', addrB: `${PEER_UNDERLAY}/24` });
+    const v = await vethPair(client, peer, {
+      addrA: '10.200.9.1/24',
+      addrB: `${PEER_UNDERLAY}/24`,
+    });
     t = { client, peer, clientIf: v.ifA, peerIf: v.ifB };
     await run('ip', ['-n', peer, 'addr', 'add', `${PEER_ENDPOINT}/32`, 'dev', 'lo']);
     await run('ip', ['-n', client, 'route', 'add', 'default', 'via', PEER_UNDERLAY]);
@@ -73,7 +106,9 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     copyFileSync('/bin/sleep', join(appDir, 'awgt-tunapp'));
     copyFileSync('/bin/sleep', join(appDir, 'awgt-blkapp'));
     const base = clientConfig(k, { keepalive: 1, endpoint: PEER_UNDERLAY });
-    const yaml = base.replace('    peers:\n', '    downAfter: 2\n    peers:\n') + `rules:
+    const yaml =
+      base.replace('    peers:\n', '    downAfter: 2\n    peers:\n') +
+      `rules:
   - name: tun
     match: { name: awgt-tunapp }
     target: vpn
@@ -92,7 +127,12 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     const a = nsSpawn(t.client, join(appDir, 'awgt-tunapp'), ['300']);
     const b = nsSpawn(t.client, join(appDir, 'awgt-blkapp'), ['300']);
     apps.push(a, b);
-    await eventually(async () => cgroupOf(a.pid).endsWith(`/${ce.cgroupRoot}/tun`) && cgroupOf(b.pid).endsWith(`/${ce.cgroupRoot}/blk`), `apps placed (now ${cgroupOf(a.pid)}, ${cgroupOf(b.pid)})\n${up.proc.output()}`);
+    await eventually(
+      async () =>
+        cgroupOf(a.pid).endsWith(`/${ce.cgroupRoot}/tun`) &&
+        cgroupOf(b.pid).endsWith(`/${ce.cgroupRoot}/blk`),
+      `apps placed (now ${cgroupOf(a.pid)}, ${cgroupOf(b.pid)})\n${up.proc.output()}`,
+    );
     let table = (await nftTable(t.client, 'awg'))!;
     expect([appVerdict(table, 'tun'), appVerdict(table, 'blk')]).toEqual(['mark', 'mark']);
 
@@ -100,7 +140,11 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     const from = up.mark();
     const d = await awg(t.peer, pe, ['down']);
     expect(d.code, show(d)).toBe(0);
-    await up.waitEvent((e) => e.type === 'tunnel' && e.tunnel === 'vpn' && e.state === 'down', from, 60_000);
+    await up.waitEvent(
+      (e) => e.type === 'tunnel' && e.tunnel === 'vpn' && e.state === 'down',
+      from,
+      60_000,
+    );
     await eventually(async () => {
       table = (await nftTable(t.client, 'awg'))!;
       return appVerdict(table, 'tun') === 'direct' && appVerdict(table, 'blk') === 'drop';
@@ -109,7 +153,11 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     // peer back: the daemon's probe handshakes succeed
     const from2 = up.mark();
     await startPeer(t, pe, k);
-    await up.waitEvent((e) => e.type === 'tunnel' && e.tunnel === 'vpn' && e.state === 'up', from2, 60_000);
+    await up.waitEvent(
+      (e) => e.type === 'tunnel' && e.tunnel === 'vpn' && e.state === 'up',
+      from2,
+      60_000,
+    );
     await eventually(async () => {
       table = (await nftTable(t.client, 'awg'))!;
       return appVerdict(table, 'tun') === 'mark' && appVerdict(table, 'blk') === 'mark';

@@ -43,7 +43,15 @@ tunnels:
 `;
 }
 
-export function clientConfig(k: Keys, opts: { extraAllowed?: string[]; killSwitch?: boolean; keepalive?: number; endpoint?: string } = {}): string {
+export function clientConfig(
+  k: Keys,
+  opts: {
+    extraAllowed?: string[];
+    killSwitch?: boolean;
+    keepalive?: number;
+    endpoint?: string;
+  } = {},
+): string {
   const allowed = [`${PEER_TUN.replace(/\.\d+$/, '.0')}/24`, ...(opts.extraAllowed ?? [])];
   return `version: 1
 tunnels:
@@ -70,7 +78,11 @@ export interface Up {
   proc: NsProcess;
   events(): (DaemonEvent & Record<string, unknown>)[];
   /** resolves with the first event after index `from` that matches */
-  waitEvent(pred: (e: DaemonEvent) => boolean, from?: number, timeoutMs?: number): Promise<DaemonEvent>;
+  waitEvent(
+    pred: (e: DaemonEvent) => boolean,
+    from?: number,
+    timeoutMs?: number,
+  ): Promise<DaemonEvent>;
   mark(): number;
 }
 
@@ -79,11 +91,22 @@ export interface Up {
  * initial namespace (openConnectorSocket()), handed over as fd 3 with AWG_PROC_CONNECTOR_FD=3
  * so the daemon's process watcher works from inside the test namespace.
  */
-export function startUp(ns: string, e: AwgEnv, cfg: string, extra: string[] = [], opts: { connectorFd?: number } = {}): Up {
-  const argv = awgArgv(ns, e, ['up', '-f', cfg, '--json', '--state-dir', e.stateDir, ...extra], { noStateDir: true });
+export function startUp(
+  ns: string,
+  e: AwgEnv,
+  cfg: string,
+  extra: string[] = [],
+  opts: { connectorFd?: number } = {},
+): Up {
+  const argv = awgArgv(ns, e, ['up', '-f', cfg, '--json', '--state-dir', e.stateDir, ...extra], {
+    noStateDir: true,
+  });
   // argv = nsenter --net=… -- node …
   const env = opts.connectorFd !== undefined ? { ...e.env, AWG_PROC_CONNECTOR_FD: '3' } : e.env;
-  const proc = nsSpawn(ns, argv[3]!, argv.slice(4), { env, ...(opts.connectorFd !== undefined ? { fds: [opts.connectorFd] } : {}) });
+  const proc = nsSpawn(ns, argv[3]!, argv.slice(4), {
+    env,
+    ...(opts.connectorFd !== undefined ? { fds: [opts.connectorFd] } : {}),
+  });
   return { proc, ...upEvents(proc) };
 }
 
@@ -110,18 +133,25 @@ export function upEvents(proc: NsProcess, defaultTimeoutMs = 20_000): Omit<Up, '
       for (;;) {
         const hit = events().slice(from).find(pred);
         if (hit) return hit;
-        if (Date.now() > end) throw new Error(`no matching event within ${timeoutMs} ms; output:\n${proc.output()}`);
-        if (proc.child.exitCode !== null) throw new Error(`awg up exited ${proc.child.exitCode}:\n${proc.output()}`);
+        if (Date.now() > end)
+          throw new Error(`no matching event within ${timeoutMs} ms; output:\n${proc.output()}`);
+        if (proc.child.exitCode !== null)
+          throw new Error(`awg up exited ${proc.child.exitCode}:\n${proc.output()}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },
   };
 }
 
-export const converged = (e: DaemonEvent) => e.type === 'reconcile-finished' && (e.outcome === 'converged' || e.outcome === 'unchanged');
+export const converged = (e: DaemonEvent) =>
+  e.type === 'reconcile-finished' && (e.outcome === 'converged' || e.outcome === 'unchanged');
 
 /** Poll `fn` until it returns true (generous timeout; never a timing assertion). */
-export async function eventually(fn: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+export async function eventually(
+  fn: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn()) return;

@@ -14,7 +14,11 @@ const skip = requireNetnsPrereqs(['ip', 'ping']);
 const helper = skip ? undefined : await import('../helpers/engine-pair.js');
 const mods = skip
   ? undefined
-  : await Promise.all([import('../../src/dataplane/conn/native-udp.js'), import('../../src/dataplane/boost.js'), import('../../src/native/sched.js')]);
+  : await Promise.all([
+      import('../../src/dataplane/conn/native-udp.js'),
+      import('../../src/dataplane/boost.js'),
+      import('../../src/native/sched.js'),
+    ]);
 
 describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
   it('SCHED_FIFO from our initiation until the reply, SCHED_OTHER after; bounded when the peer never answers', async () => {
@@ -43,13 +47,25 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
     expect(sched.setOtherSlice(100)).toBe(0);
     expect(sched.currentSliceUs()).toBe(100);
     await withNetns(['boost-a', 'boost-b'], async (a, b) => {
-      const opts = { devs: ['awg-bst-a', 'awg-bst-b'] as [string, string], net: '10.201.66', bind: () => new NativeUdpBind('127.0.0.1'), deviceA: { boost } };
+      const opts = {
+        devs: ['awg-bst-a', 'awg-bst-b'] as [string, string],
+        net: '10.201.66',
+        bind: () => new NativeUdpBind('127.0.0.1'),
+        deviceA: { boost },
+      };
       await helper!.withEnginePair(a, b, opts, async (A, B) => {
-        const r = await nsExec(A.ns, 'ping', ['-n', '-c', '1', '-W', '3', B.addr], { allowFail: true });
+        const r = await nsExec(A.ns, 'ping', ['-n', '-c', '1', '-W', '3', B.addr], {
+          allowFail: true,
+        });
         expect(r.code).toBe(0);
         await new Promise((res) => setTimeout(res, 20)); // the leave runs after the reply's batch
         expect(seen).toEqual([sched.SCHED_FIFO, sched.SCHED_OTHER]);
-        expect(boost.state()).toMatchObject({ enabled: true, active: false, windows: 1, expired: 0 });
+        expect(boost.state()).toMatchObject({
+          enabled: true,
+          active: false,
+          windows: 1,
+          expired: 0,
+        });
         expect(sched.currentPolicy()).toBe(sched.SCHED_OTHER);
         expect(sched.currentSliceUs()).toBe(100);
 
@@ -57,11 +73,26 @@ describe.skipIf(skip)('the handshake boost, real scheduling calls', () => {
         await B.device.down();
         const peer = A.device.snapshot().peers[0]!;
         await A.device.configure({ peers: [{ publicKey: peer.publicKey, remove: true }] });
-        await A.device.configure({ peers: [{ publicKey: peer.publicKey, endpoint: `${peer.endpoint!.address}:${peer.endpoint!.port}`, allowedIps: peer.allowedIps }] });
-        const lost = await nsExec(A.ns, 'ping', ['-n', '-c', '1', '-W', '1', B.addr], { allowFail: true });
+        await A.device.configure({
+          peers: [
+            {
+              publicKey: peer.publicKey,
+              endpoint: `${peer.endpoint!.address}:${peer.endpoint!.port}`,
+              allowedIps: peer.allowedIps,
+            },
+          ],
+        });
+        const lost = await nsExec(A.ns, 'ping', ['-n', '-c', '1', '-W', '1', B.addr], {
+          allowFail: true,
+        });
         expect(lost.code).not.toBe(0);
         expect(boost.state()).toMatchObject({ active: false, windows: 2, expired: 1 });
-        expect(seen).toEqual([sched.SCHED_FIFO, sched.SCHED_OTHER, sched.SCHED_FIFO, sched.SCHED_OTHER]);
+        expect(seen).toEqual([
+          sched.SCHED_FIFO,
+          sched.SCHED_OTHER,
+          sched.SCHED_FIFO,
+          sched.SCHED_OTHER,
+        ]);
       });
     }).finally(() => sched.setOtherSlice(0));
     expect(sched.currentPolicy()).toBe(sched.SCHED_OTHER);

@@ -124,7 +124,9 @@ describe.skipIf(skip)(
       // the kill switch's boot copy written beside the table (state dir, for the early unit)
       expect(a.mutations).toHaveLength(6);
       expect(a.mutations.filter((m) => m.startsWith('[#] nft -f -'))).toHaveLength(1);
-      expect(a.mutations.filter((m) => /^\[#\] write .*killswitch-boot\.nft/.test(m))).toHaveLength(1);
+      expect(a.mutations.filter((m) => /^\[#\] write .*killswitch-boot\.nft/.test(m))).toHaveLength(
+        1,
+      );
       expect(existsSync(join(e.stateDir, 'killswitch-boot.nft'))).toBe(true);
       expect(a.stdout).toMatch(/Applied: 5 change\(s\), 6 mutation\(s\); verified/);
 

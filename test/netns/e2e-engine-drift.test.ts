@@ -9,8 +9,23 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseGet, uapiGet, uapiSet } from '../../src/resources/engine/uapi-client.js';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, show, wgKeyPair, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, requireNetnsPrereqs, sweepStaleNetns, vethPair } from '../helpers/netns.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  vethPair,
+} from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 
@@ -66,13 +81,18 @@ tunnels:
     const a = await awg(ns, e, ['apply', '-f', cfg]);
     expect(a.code, show(a)).toBe(0);
     const sock = join(e.env.AWG_UAPI_DIR!, 'awg-vpn.sock');
-    await uapiSet(sock, `set=1\npublic_key=${hex(intruder.publicKey)}\nallowed_ip=0.0.0.0/0\npublic_key=${hex(peer.publicKey)}\nallowed_ip=10.200.99.0/24\n\n`);
+    await uapiSet(
+      sock,
+      `set=1\npublic_key=${hex(intruder.publicKey)}\nallowed_ip=0.0.0.0/0\npublic_key=${hex(peer.publicKey)}\nallowed_ip=10.200.99.0/24\n\n`,
+    );
     expect(parseGet(await uapiGet(sock)).peers).toHaveLength(2);
 
     const d = await awg(ns, e, ['diff', '-f', cfg, '--json']);
     expect(d.code, show(d)).toBe(2);
     const changes = d.json<{ changes: PlanChange[] }>().changes;
-    expect(changes.map((c) => [c.id, c.action, c.cause])).toEqual([['engine/vpn', 'update', 'drift']]);
+    expect(changes.map((c) => [c.id, c.action, c.cause])).toEqual([
+      ['engine/vpn', 'update', 'drift'],
+    ]);
     expect(changes[0]!.before!.config.peers.map((p) => [p.publicKey, p.allowedIPs])).toEqual([
       [peer.publicKey, ['10.200.60.0/24', '10.200.99.0/24']],
       [intruder.publicKey, ['0.0.0.0/0']],
@@ -80,9 +100,13 @@ tunnels:
 
     const r = await awg(ns, e, ['apply', '-f', cfg]);
     expect(r.code, show(r)).toBe(0);
-    expect(r.mutations).toEqual([expect.stringMatching(/^\[#\] \[uapi\] set .*awg-vpn\.sock \(config\)$/)]);
+    expect(r.mutations).toEqual([
+      expect.stringMatching(/^\[#\] \[uapi\] set .*awg-vpn\.sock \(config\)$/),
+    ]);
     const live = parseGet(await uapiGet(sock));
-    expect(live.peers.map((p) => [b64(p.public_key), p.allowed_ip])).toEqual([[peer.publicKey, ['10.200.60.0/24']]]);
+    expect(live.peers.map((p) => [b64(p.public_key), p.allowed_ip])).toEqual([
+      [peer.publicKey, ['10.200.60.0/24']],
+    ]);
     const after = await awg(ns, e, ['diff', '-f', cfg]);
     expect(after.code, show(after)).toBe(0);
   });

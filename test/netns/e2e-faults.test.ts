@@ -360,20 +360,17 @@ describe.skipIf(skip)('e2e: invalid config changes nothing', () => {
 
   // Regression: a peer whose public key is the tunnel's own used to validate, then fail every
   // apply at verification (the engine drops such a peer). Now a located error (secrets check).
-  it(
-    "a peer with the tunnel's own public key is rejected before anything changes",
-    async () => {
-      const me = wgKeyPair();
-      const cfg = writeConfig(
-        e,
-        'self.yaml',
-        `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.2/32]\n    peers:\n      - publicKey: "${me.publicKey}"\n        endpoint: 10.200.9.2:51820\n        allowedIPs: [10.200.60.0/24]\n`,
-      );
-      const v = await awg(ns, e, ['validate', '-f', cfg]);
-      expect(v.code, show(v)).toBe(1);
-      expect(v.stderr).toMatch(/self\.yaml:\d+:\d+: tunnels\.vpn\.peers\[0\]\.publicKey/);
-    },
-  );
+  it("a peer with the tunnel's own public key is rejected before anything changes", async () => {
+    const me = wgKeyPair();
+    const cfg = writeConfig(
+      e,
+      'self.yaml',
+      `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.2/32]\n    peers:\n      - publicKey: "${me.publicKey}"\n        endpoint: 10.200.9.2:51820\n        allowedIPs: [10.200.60.0/24]\n`,
+    );
+    const v = await awg(ns, e, ['validate', '-f', cfg]);
+    expect(v.code, show(v)).toBe(1);
+    expect(v.stderr).toMatch(/self\.yaml:\d+:\d+: tunnels\.vpn\.peers\[0\]\.publicKey/);
+  });
 
   for (const c of cases) {
     it(`${c.name}: exit 1, located error, snapshot unchanged (fresh and after an apply)`, async () => {

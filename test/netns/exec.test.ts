@@ -20,7 +20,14 @@ import {
   writeConfig,
   type AwgEnv,
 } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, requireNetnsPrereqs, sweepStaleNetns, vethPair } from '../helpers/netns.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  vethPair,
+} from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 
@@ -65,7 +72,9 @@ interface NftRule {
 }
 
 async function counters(ns: string, table: string): Promise<Record<string, number>> {
-  const j = JSON.parse((await nsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', table])).stdout) as { nftables: NftRule[] };
+  const j = JSON.parse(
+    (await nsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', table])).stdout,
+  ) as { nftables: NftRule[] };
   const out: Record<string, number> = {};
   for (const o of j.nftables) {
     if (!o.rule?.comment) continue;
@@ -114,7 +123,14 @@ describe.skipIf(skip)('awg exec', () => {
     const cli = awgArgv(ns, e, ['processes', '--json', ...sd]).slice(3);
     const pr = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', ...cli]);
     expect(pr.code, show(pr)).toBe(0);
-    const listed = JSON.parse(pr.stdout) as { pid: number; path: string; rule?: string; target?: string; route: string; cgroup: string }[];
+    const listed = JSON.parse(pr.stdout) as {
+      pid: number;
+      path: string;
+      rule?: string;
+      target?: string;
+      route: string;
+      cgroup: string;
+    }[];
     const self = listed.filter((p) => p.cgroup === `/${e.cgroupRoot}/upd`);
     expect(self.length, pr.stdout).toBeGreaterThanOrEqual(1);
     expect(self[0]).toMatchObject({ rule: 'upd', target: 'direct', route: 'direct' });
@@ -122,7 +138,16 @@ describe.skipIf(skip)('awg exec', () => {
     const x = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'sh', '-c', 'exit 7']);
     expect(x.code, show(x)).toBe(7);
     // a command killed by a signal kills awg with the same signal (the helper reports 128)
-    const sig = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'sh', '-c', 'kill -TERM $$']);
+    const sig = await awg(ns, e, [
+      'exec',
+      '--rule',
+      'upd',
+      ...sd,
+      '--',
+      'sh',
+      '-c',
+      'kill -TERM $$',
+    ]);
     expect(sig.code, show(sig)).toBe(128);
     const nf = await awg(ns, e, ['exec', '--rule', 'upd', ...sd, '--', 'awgt-no-such-command']);
     expect(nf.code).toBe(127);
@@ -138,14 +163,25 @@ describe.skipIf(skip)('awg exec', () => {
   it('forwards SIGTERM to the command and passes its exit status on', async () => {
     const a = await awg(ns, e, ['apply', '-f', writeConfig(e, 'c.yaml', DIRECT_CONFIG)]);
     expect(a.code, show(a)).toBe(0);
-    const argv = awgArgv(ns, e, ['exec', '--rule', 'upd', '--state-dir', e.stateDir, '--', 'sh', '-c', 'trap "echo got-term; exit 5" TERM; echo ready; while :; do sleep 0.05; done']);
+    const argv = awgArgv(ns, e, [
+      'exec',
+      '--rule',
+      'upd',
+      '--state-dir',
+      e.stateDir,
+      '--',
+      'sh',
+      '-c',
+      'trap "echo got-term; exit 5" TERM; echo ready; while :; do sleep 0.05; done',
+    ]);
     const child = spawn(argv[0]!, argv.slice(1), { env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     try {
-      for (let i = 0; i < 1000 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 20));
+      for (let i = 0; i < 1000 && !out.includes('ready'); i++)
+        await new Promise((r) => setTimeout(r, 20));
       expect(out).toContain('ready');
       // nsenter execs node: this pid is awg itself
       child.kill('SIGTERM');
@@ -156,7 +192,7 @@ describe.skipIf(skip)('awg exec', () => {
     }
   });
 
-  it('with a tunnel applied, every packet of the exec\'d command is marked; the same sender without exec is not', async () => {
+  it("with a tunnel applied, every packet of the exec'd command is marked; the same sender without exec is not", async () => {
     await ensureDist();
     peerNs = await createNetns('exec-peer');
     await vethPair(ns, peerNs, { addrA: '10.200.9.1/24', addrB: '10.200.9.2/24' });
@@ -166,7 +202,17 @@ describe.skipIf(skip)('awg exec', () => {
     await nsExec(ns, 'nft', ['-f', '-'], { input: PROBE });
 
     const before = await counters(ns, 'awg');
-    const r = await awg(ns, e, ['exec', '--rule', 'ff', '--state-dir', e.stateDir, '--', process.execPath, '-e', SENDER]);
+    const r = await awg(ns, e, [
+      'exec',
+      '--rule',
+      'ff',
+      '--state-dir',
+      e.stateDir,
+      '--',
+      process.execPath,
+      '-e',
+      SENDER,
+    ]);
     expect(r.code, show(r)).toBe(0);
     const p1 = await counters(ns, 'awgtprobe');
     expect(p1).toEqual({ marked: 5, unmarked: 0 });
@@ -179,7 +225,17 @@ describe.skipIf(skip)('awg exec', () => {
 
     // --tunnel uses the model's _exec-<tunnel> cgroup: marked like a rule of that tunnel
     const beforeExec = await counters(ns, 'awg');
-    const t = await awg(ns, e, ['exec', '--tunnel', 'vpn', '--state-dir', e.stateDir, '--', process.execPath, '-e', SENDER]);
+    const t = await awg(ns, e, [
+      'exec',
+      '--tunnel',
+      'vpn',
+      '--state-dir',
+      e.stateDir,
+      '--',
+      process.execPath,
+      '-e',
+      SENDER,
+    ]);
     expect(t.code, show(t)).toBe(0);
     expect(await counters(ns, 'awgtprobe')).toEqual({ marked: 10, unmarked: 5 });
     const afterExec = await counters(ns, 'awg');

@@ -9,11 +9,23 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FanotifyGroup, FAN_OPEN_EXEC_PERM, type FanotifyEvent } from '../../src/native/fanotify.js';
+import {
+  FanotifyGroup,
+  FAN_OPEN_EXEC_PERM,
+  type FanotifyEvent,
+} from '../../src/native/fanotify.js';
 import { Poller } from '../../src/native/poll.js';
 import { close as closeFd } from '../../src/native/libc.js';
 import { removeCgroupTree, waitFor } from '../helpers/procs.js';
@@ -112,7 +124,9 @@ describe.skipIf(skip)('fanotify exec gate: the kernel mechanism', () => {
       for (const ev of g.readEvents()) g.deny(ev);
     });
     try {
-      const k = spawn('/bin/sh', ['-c', `exec ${join(dir, 'awgt-prog')} 30`], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const k = spawn('/bin/sh', ['-c', `exec ${join(dir, 'awgt-prog')} 30`], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       kids.push(k);
       let err = '';
       k.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -141,12 +155,16 @@ describe.skipIf(skip)('fanotify exec gate: the kernel mechanism', () => {
     p.close();
     g.close();
     for (const ev of unanswered) closeFd(ev.fd);
-    await waitFor('the released program runs', () => {
-      try {
-        return readlinkSync(`/proc/${k.pid}/exe`) === join(dir, 'awgt-prog');
-      } catch {
-        return false;
-      }
-    }, 1000);
+    await waitFor(
+      'the released program runs',
+      () => {
+        try {
+          return readlinkSync(`/proc/${k.pid}/exe`) === join(dir, 'awgt-prog');
+        } catch {
+          return false;
+        }
+      },
+      1000,
+    );
   });
 });

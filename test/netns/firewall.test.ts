@@ -22,7 +22,6 @@ import {
 } from '../helpers/netns.js';
 import { NsExec } from '../helpers/exec.js';
 
-
 const skip = requireNetnsPrereqs(['nft', 'ping']);
 const claims: Claims = {
   routeProtocol: 167,

@@ -23,14 +23,43 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StatusDocument } from '../../src/daemon/status-document.js';
 import { PlanDocument } from '../../src/model/plan-document.js';
-import { awg, awgArgv, cleanupAwgEnv, ensureDist, makeAwgEnv, show, wgKeyPair, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  awg,
+  awgArgv,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 import { eventually } from './daemon-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'git', 'ssh-keygen', 'curl', 'setpriv']);
 
-const GIT_ENV = { ...process.env, GIT_AUTHOR_NAME: 'ops', GIT_AUTHOR_EMAIL: 'ops@example.org', GIT_COMMITTER_NAME: 'ops', GIT_COMMITTER_EMAIL: 'ops@example.org', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
-const git = (cwd: string, ...args: string[]) => execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8' }).trim();
+const GIT_ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'ops',
+  GIT_AUTHOR_EMAIL: 'ops@example.org',
+  GIT_COMMITTER_NAME: 'ops',
+  GIT_COMMITTER_EMAIL: 'ops@example.org',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_CONFIG_NOSYSTEM: '1',
+};
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8' }).trim();
 
 const PEER_EP = '10.200.173.2';
 const PEER_TUN = '10.200.174.2';
@@ -65,12 +94,30 @@ describe.skipIf(skip)('fleet: two hosts follow one repository', () => {
 
   const commit = (msg: string, opts: { sign?: boolean } = {}): string => {
     git(author, 'add', '-A');
-    git(author, ...(opts.sign === false ? [] : ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${signer}`]), 'commit', '-q', ...(opts.sign === false ? [] : ['-S']), '-m', msg);
+    git(
+      author,
+      ...(opts.sign === false ? [] : ['-c', 'gpg.format=ssh', '-c', `user.signingkey=${signer}`]),
+      'commit',
+      '-q',
+      ...(opts.sign === false ? [] : ['-S']),
+      '-m',
+      msg,
+    );
     git(author, 'push', '-q', 'origin', 'HEAD:main');
     return git(author, 'rev-parse', 'HEAD');
   };
-  const sync = (h: H) => awg(hosts[h].ns, hosts[h].e, ['sync', '--path', hosts[h].checkout, '--branch', 'main', '--allowed-signers', allowed]);
-  const cli = (h: H, args: string[]) => awg(hosts[h].ns, hosts[h].e, [...args, '--socket', hosts[h].socket], { noStateDir: true });
+  const sync = (h: H) =>
+    awg(hosts[h].ns, hosts[h].e, [
+      'sync',
+      '--path',
+      hosts[h].checkout,
+      '--branch',
+      'main',
+      '--allowed-signers',
+      allowed,
+    ]);
+  const cli = (h: H, args: string[]) =>
+    awg(hosts[h].ns, hosts[h].e, [...args, '--socket', hosts[h].socket], { noStateDir: true });
   const status = async (h: H) => {
     const r = await cli(h, ['status', '--json']);
     return StatusDocument.parse(r.json());
@@ -80,9 +127,16 @@ describe.skipIf(skip)('fleet: two hosts follow one repository', () => {
     if (s.source !== 'daemon') throw new Error('not the daemon view');
     return s;
   };
-  const metrics = async (h: H) => (await nsExec(hosts[h].ns, 'curl', ['-sf', `http://${METRICS}/metrics`])).stdout;
-  const mtu = async (h: H) => Number(JSON.parse((await nsExec(hosts[h].ns, 'ip', ['-j', 'link', 'show', 'awg-vpn'])).stdout)[0].mtu);
-  const ping = async (h: H) => (await nsExec(hosts[h].ns, 'ping', ['-c', '1', '-W', '2', PEER_TUN], { allowFail: true })).code === 0;
+  const metrics = async (h: H) =>
+    (await nsExec(hosts[h].ns, 'curl', ['-sf', `http://${METRICS}/metrics`])).stdout;
+  const mtu = async (h: H) =>
+    Number(
+      JSON.parse((await nsExec(hosts[h].ns, 'ip', ['-j', 'link', 'show', 'awg-vpn'])).stdout)[0]
+        .mtu,
+    );
+  const ping = async (h: H) =>
+    (await nsExec(hosts[h].ns, 'ping', ['-c', '1', '-W', '2', PEER_TUN], { allowFail: true }))
+      .code === 0;
 
   beforeAll(async () => {
     await ensureDist();
@@ -102,7 +156,15 @@ describe.skipIf(skip)('fleet: two hosts follow one repository', () => {
       const kg = await awg(ns, e, ['secret', 'keygen', '-o', identity]);
       expect(kg.code, show(kg)).toBe(0);
       e.env.AWG_AGE_IDENTITY = identity;
-      hosts[h] = { ns, e, identity, recipient: kg.stdout.trim(), checkout: join(e.dir, 'repo'), socket: join(e.dir, 'awg.sock'), keys: wgKeyPair() };
+      hosts[h] = {
+        ns,
+        e,
+        identity,
+        recipient: kg.stdout.trim(),
+        checkout: join(e.dir, 'repo'),
+        socket: join(e.dir, 'awg.sock'),
+        keys: wgKeyPair(),
+      };
     }
     // the peer: one WireGuard interface, both hosts as its peers
     const pk = wgKeyPair();
@@ -152,9 +214,21 @@ overlays:
 `,
     );
     for (const h of ['a', 'b'] as H[]) {
-      writeFileSync(join(author, `hosts/${h}.yaml`), `tunnels:\n  vpn:\n    privateKey: { age: ../secrets/${h}.age }\n    addresses: [${HOSTS[h].tun}/24]\n`);
+      writeFileSync(
+        join(author, `hosts/${h}.yaml`),
+        `tunnels:\n  vpn:\n    privateKey: { age: ../secrets/${h}.age }\n    addresses: [${HOSTS[h].tun}/24]\n`,
+      );
       writeFileSync(join(work.dir, `${h}.key`), hosts[h].keys.privateKey + '\n', { mode: 0o600 });
-      const enc = await awg(ci, work, ['secret', 'encrypt', '-r', hosts[h].recipient, '-a', '-o', join(author, `secrets/${h}.age`), join(work.dir, `${h}.key`)]);
+      const enc = await awg(ci, work, [
+        'secret',
+        'encrypt',
+        '-r',
+        hosts[h].recipient,
+        '-a',
+        '-o',
+        join(author, `secrets/${h}.age`),
+        join(work.dir, `${h}.key`),
+      ]);
       expect(enc.code, show(enc)).toBe(0);
     }
     commit('fleet: two hosts');
@@ -163,7 +237,25 @@ overlays:
       const x = hosts[h];
       // what `awg service install --git` does before it starts the units
       git(x.e.dir, 'clone', '-q', '--branch', 'main', origin, x.checkout);
-      const argv = awgArgv(x.ns, x.e, ['daemon', '--config', join(x.checkout, 'awg.yaml'), '--host', HOSTS[h].name, '--locked', '--state-dir', x.e.stateDir, '--socket', x.socket, '--metrics', METRICS], { noStateDir: true });
+      const argv = awgArgv(
+        x.ns,
+        x.e,
+        [
+          'daemon',
+          '--config',
+          join(x.checkout, 'awg.yaml'),
+          '--host',
+          HOSTS[h].name,
+          '--locked',
+          '--state-dir',
+          x.e.stateDir,
+          '--socket',
+          x.socket,
+          '--metrics',
+          METRICS,
+        ],
+        { noStateDir: true },
+      );
       x.daemon = nsSpawn(x.ns, argv[3]!, argv.slice(4), { env: x.e.env });
     }
   }, 120_000);
@@ -192,11 +284,22 @@ overlays:
       await eventually(async () => (await cli(h, ['status'])).code === 0, `${h} converged`, 60_000);
       await eventually(() => ping(h), `${h} pings the peer through its tunnel`, 30_000);
       const s = await daemonStatus(h);
-      expect(s.configState).toMatchObject({ revision: head, checkoutRevision: head, valid: true, host: HOSTS[h].name, sources: [join(hosts[h].checkout, 'awg.yaml'), join(hosts[h].checkout, `hosts/${h}.yaml`)] });
+      expect(s.configState).toMatchObject({
+        revision: head,
+        checkoutRevision: head,
+        valid: true,
+        host: HOSTS[h].name,
+        sources: [join(hosts[h].checkout, 'awg.yaml'), join(hosts[h].checkout, `hosts/${h}.yaml`)],
+      });
       const addr = (await nsExec(hosts[h].ns, 'ip', ['-j', 'addr', 'show', 'awg-vpn'])).stdout;
       expect(addr).toContain(HOSTS[h].tun);
       const m = await metrics(h);
-      expect(m).toContain(`awg_config_info{revision="${head}",host=""} 1`.replace('host=""', `host="${HOSTS[h].name}"`));
+      expect(m).toContain(
+        `awg_config_info{revision="${head}",host=""} 1`.replace(
+          'host=""',
+          `host="${HOSTS[h].name}"`,
+        ),
+      );
       expect(m).toMatch(/^awg_config_valid 1$/m);
       expect(m).toMatch(/^awg_config_behind 0$/m);
       expect(m).toMatch(/^awg_tunnel_up\{tunnel="vpn"\} 1$/m);
@@ -204,44 +307,113 @@ overlays:
   }, 150_000);
 
   it("A's secret decrypts on A and is refused on B, by name", async () => {
-    const onB = await awg(hosts.b.ns, hosts.b.e, ['validate', '-f', join(hosts.b.checkout, 'awg.yaml'), '--host', 'fleet-a']);
+    const onB = await awg(hosts.b.ns, hosts.b.e, [
+      'validate',
+      '-f',
+      join(hosts.b.checkout, 'awg.yaml'),
+      '--host',
+      'fleet-a',
+    ]);
     expect(onB.code).toBe(1);
-    expect(onB.stderr).toMatch(/hosts\/a\.yaml:3:\d+: tunnels\.vpn\.privateKey: .*secrets\/a\.age is not encrypted to this host's age identity/);
+    expect(onB.stderr).toMatch(
+      /hosts\/a\.yaml:3:\d+: tunnels\.vpn\.privateKey: .*secrets\/a\.age is not encrypted to this host's age identity/,
+    );
     expect(onB.stderr + onB.stdout).not.toContain(hosts.a.keys.privateKey.slice(0, 16));
-    const onA = await awg(hosts.a.ns, hosts.a.e, ['validate', '-f', join(hosts.a.checkout, 'awg.yaml'), '--host', 'fleet-a']);
+    const onA = await awg(hosts.a.ns, hosts.a.e, [
+      'validate',
+      '-f',
+      join(hosts.a.checkout, 'awg.yaml'),
+      '--host',
+      'fleet-a',
+    ]);
     expect(onA.code, show(onA)).toBe(0);
-    const dec = await awg(hosts.b.ns, hosts.b.e, ['secret', 'decrypt', join(hosts.b.checkout, 'secrets/a.age')]);
+    const dec = await awg(hosts.b.ns, hosts.b.e, [
+      'secret',
+      'decrypt',
+      join(hosts.b.checkout, 'secrets/a.age'),
+    ]);
     expect(dec.code).toBe(4);
   });
 
   it('a pull request plans the same off the host (recorded observation, as nobody, no secrets) as on it', async () => {
     // the proposed change, not yet merged: A's tunnel MTU
-    writeFileSync(join(author, 'hosts/a.yaml'), readFileSync(join(author, 'hosts/a.yaml'), 'utf8') + '    mtu: 1380\n');
+    writeFileSync(
+      join(author, 'hosts/a.yaml'),
+      readFileSync(join(author, 'hosts/a.yaml'), 'utf8') + '    mtu: 1380\n',
+    );
     const obs = join(work.dir, 'fleet-a.observed.json');
     const rec = await awg(hosts.a.ns, hosts.a.e, ['status', '--json', '--observed-out', obs]);
     expect([0, 2], show(rec)).toContain(rec.code);
     expect(StatusDocument.parse(rec.json()).source).toBe('direct');
-    const onHost = await awg(hosts.a.ns, hosts.a.e, ['diff', '--json', '--direct', '-f', join(author, 'awg.yaml'), '--host', 'fleet-a']);
+    const onHost = await awg(hosts.a.ns, hosts.a.e, [
+      'diff',
+      '--json',
+      '--direct',
+      '-f',
+      join(author, 'awg.yaml'),
+      '--host',
+      'fleet-a',
+    ]);
     expect(onHost.code, show(onHost)).toBe(2);
     // off the host: another namespace, nobody, a state directory it cannot even create
-    for (const p of [work.dir, author, join(author, 'hosts'), join(author, 'secrets')]) chmodSync(p, 0o755);
+    for (const p of [work.dir, author, join(author, 'hosts'), join(author, 'secrets')])
+      chmodSync(p, 0o755);
     chmodSync(obs, 0o644);
     for (const f of ['awg.yaml', 'hosts/a.yaml', 'hosts/b.yaml']) chmodSync(join(author, f), 0o644);
-    const off = await awg(ci, work, ['diff', '--json', '--observed', obs, '--skip-secrets', '-f', join(author, 'awg.yaml'), '--host', 'fleet-a', '--os', 'linux', '--state-dir', '/nonexistent/awg'], {
-      noStateDir: true,
-      wrap: ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'],
-      extraEnv: { AWG_AGE_IDENTITY: '/nonexistent/id.txt' },
-    });
+    const off = await awg(
+      ci,
+      work,
+      [
+        'diff',
+        '--json',
+        '--observed',
+        obs,
+        '--skip-secrets',
+        '-f',
+        join(author, 'awg.yaml'),
+        '--host',
+        'fleet-a',
+        '--os',
+        'linux',
+        '--state-dir',
+        '/nonexistent/awg',
+      ],
+      {
+        noStateDir: true,
+        wrap: ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'],
+        extraEnv: { AWG_AGE_IDENTITY: '/nonexistent/id.txt' },
+      },
+    );
     expect(off.code, show(off)).toBe(2);
-    expect(off.stderr).toMatch(/planned against .*fleet-a\.observed\.json \(host .*\); 1 secret value\(s\) not readable here, assumed unchanged/);
+    expect(off.stderr).toMatch(
+      /planned against .*fleet-a\.observed\.json \(host .*\); 1 secret value\(s\) not readable here, assumed unchanged/,
+    );
     const strip = (d: PlanDocument) => d.changes.map((c) => ({ ...c }));
     const a = PlanDocument.parse(onHost.json());
     const b = PlanDocument.parse(off.json());
     expect(strip(b)).toEqual(strip(a));
     expect(a.changes.map((c) => `${c.action} ${c.id}`)).toEqual(['update link/awg-vpn']);
     // and the effective config renders the same anywhere
-    const r1 = await awg(hosts.a.ns, hosts.a.e, ['render', '-f', join(author, 'awg.yaml'), '--host', 'fleet-a', '--json']);
-    const r2 = await awg(ci, work, ['render', '-f', join(author, 'awg.yaml'), '--host', 'fleet-a', '--os', 'linux', '--labels', '', '--json']);
+    const r1 = await awg(hosts.a.ns, hosts.a.e, [
+      'render',
+      '-f',
+      join(author, 'awg.yaml'),
+      '--host',
+      'fleet-a',
+      '--json',
+    ]);
+    const r2 = await awg(ci, work, [
+      'render',
+      '-f',
+      join(author, 'awg.yaml'),
+      '--host',
+      'fleet-a',
+      '--os',
+      'linux',
+      '--labels',
+      '',
+      '--json',
+    ]);
     expect(r2.json<{ config: unknown }>().config).toEqual(r1.json<{ config: unknown }>().config);
   }, 60_000);
 
@@ -253,8 +425,17 @@ overlays:
       expect(s.code, show(s)).toBe(0);
       expect(s.stdout).toContain(`→ ${head.slice(0, 12)}`);
     }
-    await eventually(async () => (await mtu('a')) === 1380 && (await daemonStatus('a')).configState?.revision === head, 'A applied the new revision', 60_000);
-    await eventually(async () => (await daemonStatus('b')).configState?.revision === head, 'B read the new revision', 60_000);
+    await eventually(
+      async () =>
+        (await mtu('a')) === 1380 && (await daemonStatus('a')).configState?.revision === head,
+      'A applied the new revision',
+      60_000,
+    );
+    await eventually(
+      async () => (await daemonStatus('b')).configState?.revision === head,
+      'B read the new revision',
+      60_000,
+    );
     const b = await daemonStatus('b');
     expect(b.configState?.lastPlanChanges).toBe(0);
     expect(b.objects).toEqual(bBefore.objects);
@@ -265,11 +446,18 @@ overlays:
 
   it('an invalid commit leaves both hosts on the last good revision, with an error event and metric', async () => {
     const good = git(author, 'rev-parse', 'HEAD');
-    writeFileSync(join(author, 'awg.yaml'), readFileSync(join(author, 'awg.yaml'), 'utf8') + 'killSwitch: maybe\n');
+    writeFileSync(
+      join(author, 'awg.yaml'),
+      readFileSync(join(author, 'awg.yaml'), 'utf8') + 'killSwitch: maybe\n',
+    );
     const bad = commit('broken');
     for (const h of ['a', 'b'] as H[]) expect((await sync(h)).code).toBe(0);
     for (const h of ['a', 'b'] as H[]) {
-      await eventually(async () => (await daemonStatus(h)).configState?.valid === false, `${h} reports the invalid config`, 60_000);
+      await eventually(
+        async () => (await daemonStatus(h)).configState?.valid === false,
+        `${h} reports the invalid config`,
+        60_000,
+      );
       const s = await daemonStatus(h);
       expect(s.configState).toMatchObject({ revision: good, checkoutRevision: bad, valid: false });
       expect(s.configState?.error).toMatch(/awg\.yaml:\d+:\d+: killSwitch/);
@@ -286,7 +474,10 @@ overlays:
 
   it('an unsigned commit is refused by awg sync; the checkout stays', async () => {
     const at = git(hosts.a.checkout, 'rev-parse', 'HEAD');
-    writeFileSync(join(author, 'awg.yaml'), readFileSync(join(author, 'awg.yaml'), 'utf8').replace('killSwitch: maybe\n', ''));
+    writeFileSync(
+      join(author, 'awg.yaml'),
+      readFileSync(join(author, 'awg.yaml'), 'utf8').replace('killSwitch: maybe\n', ''),
+    );
     commit('unsigned fix', { sign: false });
     const s = await sync('a');
     expect(s.code).toBe(4);

@@ -38,9 +38,22 @@ const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 const INSIDE = '10.200.60.5';
 const OUTSIDE = '10.200.70.5';
 
-async function routeGet(ns: string, dst: string, mark?: number): Promise<{ dev?: string; gateway?: string }> {
-  const args = ['-j', '-4', 'route', 'get', dst, ...(mark === undefined ? [] : ['mark', `0x${mark.toString(16)}`])];
-  return (JSON.parse((await nsExec(ns, 'ip', args)).stdout) as { dev?: string; gateway?: string }[])[0]!;
+async function routeGet(
+  ns: string,
+  dst: string,
+  mark?: number,
+): Promise<{ dev?: string; gateway?: string }> {
+  const args = [
+    '-j',
+    '-4',
+    'route',
+    'get',
+    dst,
+    ...(mark === undefined ? [] : ['mark', `0x${mark.toString(16)}`]),
+  ];
+  return (
+    JSON.parse((await nsExec(ns, 'ip', args)).stdout) as { dev?: string; gateway?: string }[]
+  )[0]!;
 }
 
 describe.skipIf(skip)('import: a split wg-quick config applies as wg-quick routed it', () => {
@@ -100,7 +113,10 @@ describe.skipIf(skip)('import: a split wg-quick config applies as wg-quick route
     expect(rule, JSON.stringify(await ipRules(ns, 4))).toBeDefined();
     const mark = Number(rule!.fwmark);
     expect(await routeGet(ns, INSIDE, mark)).toMatchObject({ dev: 'awg-office' });
-    expect(await routeGet(ns, OUTSIDE, mark)).toMatchObject({ dev: veth.ifA, gateway: '10.200.9.2' });
+    expect(await routeGet(ns, OUTSIDE, mark)).toMatchObject({
+      dev: veth.ifA,
+      gateway: '10.200.9.2',
+    });
 
     // and the traffic goes that way: the inside destination is now behind the (silent) peer
     expect(await tcpReachable(ns, router, OUTSIDE, 18082)).toBe(true);

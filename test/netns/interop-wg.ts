@@ -35,18 +35,27 @@ export interface WgGo {
  * `ownSession`: in a session of its own (`setsid`, which execs it: the pid stays), so an
  * autogroup of its own, as `awg apply` starts our engine (a benchmark's anchor).
  */
-export async function startWireguardGo(ns: string, iface: string, o: { ownSession?: boolean } = {}): Promise<WgGo> {
+export async function startWireguardGo(
+  ns: string,
+  iface: string,
+  o: { ownSession?: boolean } = {},
+): Promise<WgGo> {
   mkdirSync(WG_RUN_DIR, { recursive: true });
   const sock = join(WG_RUN_DIR, `${iface}.sock`);
   rmSync(sock, { force: true });
-  const proc = nsSpawn(ns, o.ownSession ? 'setsid' : 'wireguard-go', [...(o.ownSession ? ['wireguard-go'] : []), '-f', iface], {
-    env: {
-      ...process.env,
-      // wireguard-go refuses to start on kernels with the WireGuard module otherwise
-      WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
-      LOG_LEVEL: 'error',
+  const proc = nsSpawn(
+    ns,
+    o.ownSession ? 'setsid' : 'wireguard-go',
+    [...(o.ownSession ? ['wireguard-go'] : []), '-f', iface],
+    {
+      env: {
+        ...process.env,
+        // wireguard-go refuses to start on kernels with the WireGuard module otherwise
+        WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
+        LOG_LEVEL: 'error',
+      },
     },
-  });
+  );
   for (let i = 0; i < 200 && !existsSync(sock); i++) {
     if (proc.child.exitCode !== null) break;
     await sleep(25);
@@ -120,7 +129,12 @@ export async function wgVia(ns: string, uapiDir: string, args: string[]): Promis
 }
 
 /** `wg setconf` from an INI written to `dir` (keys never in argv). */
-export async function wgSetconf(ns: string, iface: string, dir: string, ini: string): Promise<void> {
+export async function wgSetconf(
+  ns: string,
+  iface: string,
+  dir: string,
+  ini: string,
+): Promise<void> {
   const p = join(dir, `${iface}.conf`);
   writeFileSync(p, ini, { mode: 0o600 });
   await nsExec(ns, 'wg', ['setconf', iface, p]);

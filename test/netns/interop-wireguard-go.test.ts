@@ -106,7 +106,8 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
     expect(r.code, show(r)).toBe(0);
   }
 
-  const ourShow = (args: string[] = []) => wgVia(nsA, env.env.AWG_UAPI_DIR!, ['show', LINK, ...args]);
+  const ourShow = (args: string[] = []) =>
+    wgVia(nsA, env.env.AWG_UAPI_DIR!, ['show', LINK, ...args]);
 
   beforeAll(async () => {
     await ensureDist();
@@ -178,7 +179,10 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
     expect((await wgDump(nsB, WG_IFACE)).peers[0]!.endpoint).toBe('(none)');
     await applyAwg({ endpoint: true, keepalive: 1, rekey: true });
     // wireguard-go can only answer once awg's initiation taught it the endpoint
-    const hs = await waitFor(async () => (await wgDump(nsB, WG_IFACE)).peers[0]!.latestHandshake, 20_000);
+    const hs = await waitFor(
+      async () => (await wgDump(nsB, WG_IFACE)).peers[0]!.latestHandshake,
+      20_000,
+    );
     expect(hs).toBeGreaterThan(0);
     expect((await wgDump(nsB, WG_IFACE)).peers[0]!.endpoint).toBe(`${UNDER_A}:51820`);
     expect(await pingOk(nsB, TUN_A)).toBe(true);
@@ -189,13 +193,23 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
   it('persistent keepalive: 32-byte keepalives on the veth while the tunnel is idle', async () => {
     const before = (await wgDump(nsB, WG_IFACE)).peers[0]!;
     // UDP length 40 = 8 + a 32-byte empty transport message (a keepalive), from awg
-    const dump = nsSpawn(nsB, 'tcpdump', ['-l', '--immediate-mode', '-n', '-i', veth.ifB, `udp and src host ${UNDER_A} and udp[4:2] == 40`]);
+    const dump = nsSpawn(nsB, 'tcpdump', [
+      '-l',
+      '--immediate-mode',
+      '-n',
+      '-i',
+      veth.ifB,
+      `udp and src host ${UNDER_A} and udp[4:2] == 40`,
+    ]);
     try {
       await sleep(3500);
     } finally {
       await dump.kill(1000);
     }
-    const keepalives = dump.output().split('\n').filter((l) => l.includes(`${UNDER_A}.51820 > ${UNDER_B}.51820`));
+    const keepalives = dump
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(`${UNDER_A}.51820 > ${UNDER_B}.51820`));
     // persistentKeepalive 1 s, no application traffic in either direction
     expect(keepalives.length, dump.output()).toBeGreaterThanOrEqual(2);
     const after = (await wgDump(nsB, WG_IFACE)).peers[0]!;
@@ -205,11 +219,15 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
   it('rekeys after the shortened REKEY_AFTER_TIME (wireguard-go sees a new handshake)', async () => {
     const first = (await wgDump(nsB, WG_IFACE)).peers[0]!.latestHandshake;
     expect(first).toBeGreaterThan(0);
-    const later = await waitFor(async () => {
-      await pingOk(nsA, TUN_B, 1);
-      const h = (await wgDump(nsB, WG_IFACE)).peers[0]!.latestHandshake;
-      return h > first ? h : 0;
-    }, 20_000, 500);
+    const later = await waitFor(
+      async () => {
+        await pingOk(nsA, TUN_B, 1);
+        const h = (await wgDump(nsB, WG_IFACE)).peers[0]!.latestHandshake;
+        return h > first ? h : 0;
+      },
+      20_000,
+      500,
+    );
     expect(later).toBeGreaterThan(first);
     expect(await pingOk(nsB, TUN_A)).toBe(true);
   });
@@ -253,7 +271,14 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
 `,
     });
     try {
-      await nsExec(nsB, 'wg', ['set', WG_IFACE, 'peer', a.publicKey, 'endpoint', `${UNDER_A3}:51820`]);
+      await nsExec(nsB, 'wg', [
+        'set',
+        WG_IFACE,
+        'peer',
+        a.publicKey,
+        'endpoint',
+        `${UNDER_A3}:51820`,
+      ]);
       if (process.env.AWG_UDP_NATIVE === '0') {
         // the diagnosis switch (node:dgram bind, no IP_PKTINFO) does what its docs say: replies
         // leave from the route's preferred source, which B drops, so nothing gets through
@@ -262,7 +287,9 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
       }
       expect(await pingEventually(nsB, TUN_A, 20_000)).toBe(true);
       expect(await tcpReachable(nsB, nsA, TUN_A, 18085)).toBe(true);
-      const counters = JSON.parse((await nsExec(nsB, 'nft', ['-j', 'list', 'table', 'inet', 'awgsrc'])).stdout);
+      const counters = JSON.parse(
+        (await nsExec(nsB, 'nft', ['-j', 'list', 'table', 'inet', 'awgsrc'])).stdout,
+      );
       const packets = counters.nftables
         .filter((x: any) => x.rule)
         .map((x: any) => x.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0);

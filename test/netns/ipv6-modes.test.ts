@@ -10,8 +10,27 @@
  * Addresses stay inside 10.200.0.0/16 and fd00:200::/64.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, show, wgKeyPair, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['nft', 'tcpdump']);
 
@@ -24,7 +43,8 @@ const TUN6_P = 'fd00:200::51:2';
 const PORT = 7070;
 
 const SERVER = `const net=require('net');for (const h of ['${SRV6}','${SRV4}']) net.createServer((s)=>{console.log('from '+s.remoteAddress);s.end('ok\\n')}).listen(${PORT},h);`;
-const client = (host: string) => `const s=require('net').connect(${PORT},'${host}');s.setTimeout(4000,()=>{console.log('timeout');process.exit(3)});s.on('data',(d)=>{process.stdout.write(d);process.exit(0)});s.on('error',(e)=>{console.log(e.code);process.exit(2)});`;
+const client = (host: string) =>
+  `const s=require('net').connect(${PORT},'${host}');s.setTimeout(4000,()=>{console.log('timeout');process.exit(3)});s.on('data',(d)=>{process.stdout.write(d);process.exit(0)});s.on('error',(e)=>{console.log(e.code);process.exit(2)});`;
 
 describe.skipIf(skip)('ipv6 modes for a tunnelled app', () => {
   let c = '';
@@ -40,14 +60,20 @@ describe.skipIf(skip)('ipv6 modes for a tunnelled app', () => {
     await sweepStaleNetns();
     c = await createNetns('v6-c');
     p = await createNetns('v6-p');
-    const v = await vethPair(c, p, { addrA: ['10.200.9.1/24', `${C6}/112`], addrB: ['10.200.9.2/24', `${P6}/112`] });
+    const v = await vethPair(c, p, {
+      addrA: ['10.200.9.1/24', `${C6}/112`],
+      addrB: ['10.200.9.2/24', `${P6}/112`],
+    });
     cIf = v.ifA;
     await run('ip', ['-n', p, 'addr', 'add', `${SRV4}/32`, 'dev', 'lo']);
     await run('ip', ['-n', p, '-6', 'addr', 'add', `${SRV6}/128`, 'dev', 'lo']);
     await run('ip', ['-n', c, 'route', 'add', 'default', 'via', '10.200.9.2']);
     await run('ip', ['-n', c, '-6', 'route', 'add', 'default', 'via', P6]);
     pe = makeAwgEnv();
-    const peerCfg = writeConfig(pe, 'peer.yaml', `version: 1
+    const peerCfg = writeConfig(
+      pe,
+      'peer.yaml',
+      `version: 1
 tunnels:
   srv:
     type: wireguard
@@ -58,7 +84,8 @@ tunnels:
       - publicKey: "${keys.client.publicKey}"
         allowedIPs: [10.200.51.1/32, ${TUN6_C}/128]
 ipv6: tunnel
-`);
+`,
+    );
     const r = await awg(p, pe, ['apply', '-f', peerCfg]);
     expect(r.code, show(r)).toBe(0);
     server = nsSpawn(p, process.execPath, ['-e', SERVER]);
@@ -90,12 +117,32 @@ ipv6: ${mode}
 
   /** run the client through `awg exec --tunnel vpn` while capturing IPv6 TCP to the server on the underlay */
   async function connect(host: string): Promise<{ out: string; clearV6: number; diag: string }> {
-    const cap = nsSpawn(c, 'tcpdump', ['-n', '-l', '--immediate-mode', '-i', cIf, `ip6 and tcp port ${PORT}`]);
+    const cap = nsSpawn(c, 'tcpdump', [
+      '-n',
+      '-l',
+      '--immediate-mode',
+      '-i',
+      cIf,
+      `ip6 and tcp port ${PORT}`,
+    ]);
     await new Promise((r) => setTimeout(r, 600));
-    const r = await awg(c, ce, ['exec', '--state-dir', ce.stateDir, '--tunnel', 'vpn', '--', process.execPath, '-e', client(host)]);
+    const r = await awg(c, ce, [
+      'exec',
+      '--state-dir',
+      ce.stateDir,
+      '--tunnel',
+      'vpn',
+      '--',
+      process.execPath,
+      '-e',
+      client(host),
+    ]);
     await new Promise((r2) => setTimeout(r2, 300));
     await cap.kill(500);
-    const clearV6 = cap.output().split('\n').filter((l) => l.includes(`.${PORT}`)).length;
+    const clearV6 = cap
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(`.${PORT}`)).length;
     return { out: r.stdout.trim(), clearV6, diag: show(r) };
   }
 

@@ -57,7 +57,8 @@ const RULES = `  - name: browser
 const ORIGINAL = `# resolv.conf of the test host (not the real one)\nnameserver ${LAN_RESOLVER}\nsearch lan.test\noptions edns0 trust-ad`;
 const DNS_KINDS = 'dns-udp,dns-tcp,dot,udp';
 
-const isDns = (ports: number[]) => (p: Pkt) => p.out && (p.proto === 6 || p.proto === 17) && ports.includes(p.dport ?? 0);
+const isDns = (ports: number[]) => (p: Pkt) =>
+  p.out && (p.proto === 6 || p.proto === 17) && ports.includes(p.dport ?? 0);
 
 describe.skipIf(skip)('leak: DNS on the underlay', () => {
   let t: Topo | undefined;
@@ -91,7 +92,10 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     await destroyTopo(t);
   });
 
-  async function up(yaml: Parameters<typeof clientConfig>[1], daemonInMountNs = false): Promise<void> {
+  async function up(
+    yaml: Parameters<typeof clientConfig>[1],
+    daemonInMountNs = false,
+  ): Promise<void> {
     run++;
     e = leakEnv();
     resolv = join(e.dir, 'resolv.host');
@@ -102,28 +106,48 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
   }
 
   const app = (placement: string[] | 'raw', tag: string, target = SERVER_TUN_TARGET) => {
-    const a = placement === 'raw' ? rawApp(t!, tagOf(tag), target, 'system', DNS_KINDS, { resolvConf: resolv }) : execApp(t!, e!, placement, tagOf(tag), target, 'system', DNS_KINDS, { resolvConf: resolv });
+    const a =
+      placement === 'raw'
+        ? rawApp(t!, tagOf(tag), target, 'system', DNS_KINDS, { resolvConf: resolv })
+        : execApp(t!, e!, placement, tagOf(tag), target, 'system', DNS_KINDS, {
+            resolvConf: resolv,
+          });
     apps.push(a);
     return a;
   };
 
   /** the app's DNS answers (the answer is the resolver that answered) */
-  const answers = (a: App) => a.oks().filter((o) => o.ok.startsWith('dns')).map((o) => `${o.ok}:${o.answer}`);
+  const answers = (a: App) =>
+    a
+      .oks()
+      .filter((o) => o.ok.startsWith('dns'))
+      .map((o) => `${o.ok}:${o.answer}`);
 
   /** capture while `during` runs: no client packet to `dnsPorts` on the underlay, and no leak */
-  async function wire(during: () => Promise<void>, o: Parameters<typeof classify>[1] = {}, dnsPorts = [53, 853]) {
+  async function wire(
+    during: () => Promise<void>,
+    o: Parameters<typeof classify>[1] = {},
+    dnsPorts = [53, 853],
+  ) {
     const cap = await capture(t!, e!.dir);
     try {
       await during();
     } catch (err) {
       const tail = (x: string) => x.slice(-2000);
-      throw new Error(`${(err as Error).message}\n--- apps\n${apps.map((a) => tail(a.proc.output())).join('\n---\n')}\n--- hits\n${JSON.stringify(hits(t!).slice(-20))}\n${await diag(t!)}`);
+      throw new Error(
+        `${(err as Error).message}\n--- apps\n${apps.map((a) => tail(a.proc.output())).join('\n---\n')}\n--- hits\n${JSON.stringify(hits(t!).slice(-20))}\n${await diag(t!)}`,
+      );
     } finally {
       const pk = parsePcap(await cap.stop(), t!.clientMac);
       const dns = pk.filter(isDns(dnsPorts)).map((p) => p.text);
       const v = classify(pk, o);
-      expect(dns, `port-53/853 packets from the client on the underlay\n${await diag(t!)}`).toEqual([]);
-      expect(v.leaks, `client frames outside the tunnel\n${v.leaks.slice(0, 30).join('\n')}`).toEqual([]);
+      expect(dns, `port-53/853 packets from the client on the underlay\n${await diag(t!)}`).toEqual(
+        [],
+      );
+      expect(
+        v.leaks,
+        `client frames outside the tunnel\n${v.leaks.slice(0, 30).join('\n')}`,
+      ).toEqual([]);
     }
   }
 
@@ -132,30 +156,46 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     const rule = app(['--rule', 'browser'], 'ruleapp');
     const raw = app('raw', 'rawapp', SERVER_RAW_TARGET);
     await wire(async () => {
-      await eventually(() => rule.oks('dns-udp').length >= 3 && rule.oks('dns-tcp').length >= 3, 'the rule app resolves (UDP and TCP)');
+      await eventually(
+        () => rule.oks('dns-udp').length >= 3 && rule.oks('dns-tcp').length >= 3,
+        'the rule app resolves (UDP and TCP)',
+      );
       await raw.moreRounds(20);
       await rule.moreRounds(10);
     });
     // per-app DNS: the rule's cgroup is DNATed to the tunnel's resolver and reaches it through the tunnel
-    expect(new Set(answers(rule))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
+    expect(new Set(answers(rule))).toEqual(
+      new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]),
+    );
     const ruleDns = hitsOf('ruleapp').filter((h) => h.p.startsWith('dns'));
-    expect(ruleDns.every((h) => h.l === TUNNEL_RESOLVER && h.r === CLIENT_TUN), JSON.stringify(ruleDns)).toBe(true);
+    expect(
+      ruleDns.every((h) => h.l === TUNNEL_RESOLVER && h.r === CLIENT_TUN),
+      JSON.stringify(ruleDns),
+    ).toBe(true);
     // DoT to a resolver outside the tunnel is dropped by leak protection
     expect(rule.oks('dot')).toEqual([]);
     expect(raw.oks()).toEqual([]);
     expect(hitsOf('rawapp')).toEqual([]);
   }, 300_000);
 
-  it('leakProtection + kill switch: `awg exec --tunnel vpn` (the tunnel\'s cgroup) resolves through the tunnel resolver too', async () => {
+  it("leakProtection + kill switch: `awg exec --tunnel vpn` (the tunnel's cgroup) resolves through the tunnel resolver too", async () => {
     await up({ killSwitch: 'on', dns: '{leakProtection: true}' });
     const tun = app(['--tunnel', 'vpn'], 'tunapp');
     await wire(async () => {
-      await eventually(() => tun.oks('udp').length >= 3, 'the exec --tunnel app reaches its server');
+      await eventually(
+        () => tun.oks('udp').length >= 3,
+        'the exec --tunnel app reaches its server',
+      );
       await tun.moreRounds(20);
     });
     const q = hitsOf('tunapp').filter((h) => h.p.startsWith('dns'));
-    expect(answers(tun).length, `exec --tunnel app got no DNS answer (queries the servers saw: ${JSON.stringify(q.slice(0, 3))}); nft:\n${await diag(t!)}`).toBeGreaterThan(0);
-    expect(new Set(answers(tun))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
+    expect(
+      answers(tun).length,
+      `exec --tunnel app got no DNS answer (queries the servers saw: ${JSON.stringify(q.slice(0, 3))}); nft:\n${await diag(t!)}`,
+    ).toBeGreaterThan(0);
+    expect(new Set(answers(tun))).toEqual(
+      new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]),
+    );
   }, 300_000);
 
   it('leakProtection without the kill switch: the unmatched process reaches its server directly but its DNS is dropped', async () => {
@@ -164,8 +204,14 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     const raw = app('raw', 'rawapp', SERVER_RAW_TARGET);
     await wire(
       async () => {
-        await eventually(() => raw.oks('udp').length >= 3, 'the unmatched process reaches its server (the path is open)');
-        await eventually(() => rule.oks('dns-udp').length >= 3 && rule.oks('dns-tcp').length >= 3, 'the rule app resolves');
+        await eventually(
+          () => raw.oks('udp').length >= 3,
+          'the unmatched process reaches its server (the path is open)',
+        );
+        await eventually(
+          () => rule.oks('dns-udp').length >= 3 && rule.oks('dns-tcp').length >= 3,
+          'the rule app resolves',
+        );
         await raw.moreRounds(20);
       },
       // without the kill switch direct traffic is expected; only DNS is judged here
@@ -173,7 +219,9 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     );
     expect(hitsOf('rawapp').some((h) => h.r === CLIENT_UL)).toBe(true);
     expect(raw.oks().filter((o) => o.ok !== 'udp')).toEqual([]);
-    expect(new Set(answers(rule))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
+    expect(new Set(answers(rule))).toEqual(
+      new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]),
+    );
   }, 300_000);
 
   // allowLan admits private destinations outside the tunnel (documented), so DoT (853) to the
@@ -187,13 +235,18 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
       const a = app([...placement], tag);
       await wire(
         async () => {
-          await eventually(() => a.oks('udp').length >= 3, 'the app reaches its server through the tunnel');
+          await eventually(
+            () => a.oks('udp').length >= 3,
+            'the app reaches its server through the tunnel',
+          );
           await a.moreRounds(20);
         },
         { allowLan: true, never: [SERVER_TUN_TARGET] },
         [53],
       );
-      expect(new Set(answers(a))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
+      expect(new Set(answers(a))).toEqual(
+        new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]),
+      );
     }, 300_000);
   }
 
@@ -205,7 +258,10 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     const a = app(['--tunnel', 'vpn'], 'tunapp');
     await wire(
       async () => {
-        await eventually(() => a.oks('udp').length >= 3, 'the app reaches its server through the tunnel');
+        await eventually(
+          () => a.oks('udp').length >= 3,
+          'the app reaches its server through the tunnel',
+        );
         await a.moreRounds(20);
       },
       { allowLan: true, never: [SERVER_TUN_TARGET] },
@@ -213,28 +269,41 @@ describe.skipIf(skip)('leak: DNS on the underlay', () => {
     );
   }, 300_000);
 
-  it('control: without leak protection the unmatched process\'s DNS is on the underlay and the check sees it', async () => {
+  it("control: without leak protection the unmatched process's DNS is on the underlay and the check sees it", async () => {
     await up({ killSwitch: 'off', rules: RULES });
     const raw = app('raw', 'rawapp', SERVER_RAW_TARGET);
     const cap = await capture(t!, e!.dir);
-    await eventually(() => raw.oks('dns-udp').length >= 3 && raw.oks('dns-tcp').length >= 3, 'the unmatched process resolves directly');
+    await eventually(
+      () => raw.oks('dns-udp').length >= 3 && raw.oks('dns-tcp').length >= 3,
+      'the unmatched process resolves directly',
+    );
     const dns = parsePcap(await cap.stop(), t!.clientMac).filter(isDns([53]));
     expect(dns.some((p) => p.proto === 17 && p.dst === LAN_RESOLVER)).toBe(true);
     expect(dns.some((p) => p.proto === 6 && p.dst === LAN_RESOLVER)).toBe(true);
-    expect(new Set(answers(raw))).toEqual(new Set([`dns-udp:${LAN_RESOLVER}`, `dns-tcp:${LAN_RESOLVER}`]));
+    expect(new Set(answers(raw))).toEqual(
+      new Set([`dns-udp:${LAN_RESOLVER}`, `dns-tcp:${LAN_RESOLVER}`]),
+    );
   }, 300_000);
 
   it('dns.system default-tunnel: resolv.conf points at the tunnel; after a daemon SIGKILL `awg down` restores it byte-exactly', async () => {
-    await up({ killSwitch: 'on', default: 'vpn', dns: '{system: default-tunnel, leakProtection: true}' }, true);
+    await up(
+      { killSwitch: 'on', default: 'vpn', dns: '{system: default-tunnel, leakProtection: true}' },
+      true,
+    );
     const rewritten = readFileSync(resolv, 'utf8');
     expect(rewritten).toContain(`nameserver ${TUNNEL_RESOLVER}`);
     expect(rewritten).not.toContain(`nameserver ${LAN_RESOLVER}`);
     // full tunnel: a process that matches nothing follows `default` and resolves through the tunnel
     const raw = app('raw', 'rawapp');
     await wire(async () => {
-      await eventually(() => raw.oks('dns-udp').length >= 3 && raw.oks('dns-tcp').length >= 3, 'the unmatched process resolves through the tunnel');
+      await eventually(
+        () => raw.oks('dns-udp').length >= 3 && raw.oks('dns-tcp').length >= 3,
+        'the unmatched process resolves through the tunnel',
+      );
     });
-    expect(new Set(answers(raw))).toEqual(new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]));
+    expect(new Set(answers(raw))).toEqual(
+      new Set([`dns-udp:${TUNNEL_RESOLVER}`, `dns-tcp:${TUNNEL_RESOLVER}`]),
+    );
     expect(hitsOf('rawapp').every((h) => h.r === CLIENT_TUN)).toBe(true);
 
     d!.proc.child.kill('SIGKILL');

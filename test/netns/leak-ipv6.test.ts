@@ -40,7 +40,10 @@ import {
 const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump']);
 
 /** a v6 packet from the client that is not neighbour discovery */
-const v6Traffic = (p: Pkt) => p.out && p.kind === 'ipv6' && !(p.proto === 58 && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 136);
+const v6Traffic = (p: Pkt) =>
+  p.out &&
+  p.kind === 'ipv6' &&
+  !(p.proto === 58 && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 136);
 
 describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
   let t: Topo | undefined;
@@ -75,15 +78,35 @@ describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
   async function up(killSwitch: string, ipv6: string): Promise<void> {
     run++;
     e = leakEnv();
-    d = startDaemon(t!.client, e, writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch, ipv6 })));
+    d = startDaemon(
+      t!.client,
+      e,
+      writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch, ipv6 })),
+    );
     await d.waitEvent(converged);
   }
 
   function apps6(): { tun: App; raw: App; tun4: App } {
-    const tun = execApp(t!, e!, ['--tunnel', 'vpn'], tagOf('tun6'), V6.serverTun, OTHER_RESOLVER, 'udp,tcp');
+    const tun = execApp(
+      t!,
+      e!,
+      ['--tunnel', 'vpn'],
+      tagOf('tun6'),
+      V6.serverTun,
+      OTHER_RESOLVER,
+      'udp,tcp',
+    );
     const raw = rawApp(t!, tagOf('raw6'), V6.serverRaw, OTHER_RESOLVER, 'udp,tcp');
     // v4 from the same placement: proves the tunnel itself carries traffic meanwhile
-    const tun4 = execApp(t!, e!, ['--tunnel', 'vpn'], tagOf('tun4'), '10.200.3.2', OTHER_RESOLVER, 'udp');
+    const tun4 = execApp(
+      t!,
+      e!,
+      ['--tunnel', 'vpn'],
+      tagOf('tun4'),
+      '10.200.3.2',
+      OTHER_RESOLVER,
+      'udp',
+    );
     apps.push(tun, raw, tun4);
     return { tun, raw, tun4 };
   }
@@ -93,31 +116,39 @@ describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
     try {
       await during();
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- apps\n${apps.map((a) => a.proc.output().slice(-1500)).join('\n---\n')}\n--- hits\n${JSON.stringify(hits(t!).slice(-10))}\n${await diag(t!)}`);
+      throw new Error(
+        `${(err as Error).message}\n--- apps\n${apps.map((a) => a.proc.output().slice(-1500)).join('\n---\n')}\n--- hits\n${JSON.stringify(hits(t!).slice(-10))}\n${await diag(t!)}`,
+      );
     }
     return parsePcap(await cap.stop(), t!.clientMac);
   }
 
-  it('ipv6 tunnel + kill switch: the app\'s v6 goes through the tunnel, nothing but WireGuard on the underlay', async () => {
+  it("ipv6 tunnel + kill switch: the app's v6 goes through the tunnel, nothing but WireGuard on the underlay", async () => {
     await up('on', 'tunnel');
     const { tun, raw } = apps6();
     const pk = await wire(async () => {
-      await eventually(() => tun.oks('tcp').length >= 3 && tun.oks('udp').length >= 3, 'the app reaches the v6 server through the tunnel');
+      await eventually(
+        () => tun.oks('tcp').length >= 3 && tun.oks('udp').length >= 3,
+        'the app reaches the v6 server through the tunnel',
+      );
       await raw.moreRounds(20);
     });
     const v = classify(pk, { secrets: [tagOf('tun6'), tagOf('raw6')] });
     expect(v.leaks, v.leaks.slice(0, 20).join('\n')).toEqual([]);
     expect(v.wireguard).toBeGreaterThan(0);
     expect(hitsOf('tun6').length).toBeGreaterThan(0);
-    expect(hitsOf('tun6').every((h) => h.r === V6.clientTun), JSON.stringify(hitsOf('tun6').slice(0, 3))).toBe(true);
+    expect(
+      hitsOf('tun6').every((h) => h.r === V6.clientTun),
+      JSON.stringify(hitsOf('tun6').slice(0, 3)),
+    ).toBe(true);
     expect(hitsOf('raw6')).toEqual([]);
   }, 300_000);
 
-  it('ipv6 allow + kill switch: the app\'s v6 is routed direct and the kill switch stops it', async () => {
+  it("ipv6 allow + kill switch: the app's v6 is routed direct and the kill switch stops it", async () => {
     await up('on', 'allow');
     const { tun, tun4 } = apps6();
     const pk = await wire(async () => {
-      await eventually(() => tun4.oks('udp').length >= 3, 'the app\'s v4 goes through the tunnel');
+      await eventually(() => tun4.oks('udp').length >= 3, "the app's v4 goes through the tunnel");
       await tun.moreRounds(30);
     });
     const v6 = pk.filter(v6Traffic).map((p) => p.text);
@@ -127,12 +158,15 @@ describe.skipIf(skip)('leak: IPv6 on the underlay', () => {
     expect(hitsOf('tun6')).toEqual([]);
   }, 300_000);
 
-  it('ipv6 block, no kill switch: the app\'s v6 is dropped; the unmatched process\'s v6 goes direct (control)', async () => {
+  it("ipv6 block, no kill switch: the app's v6 is dropped; the unmatched process's v6 goes direct (control)", async () => {
     await up('off', 'block');
     const { tun, raw, tun4 } = apps6();
     const pk = await wire(async () => {
-      await eventually(() => raw.oks('tcp').length >= 3, 'the unmatched process reaches the v6 server directly');
-      await eventually(() => tun4.oks('udp').length >= 3, 'the app\'s v4 goes through the tunnel');
+      await eventually(
+        () => raw.oks('tcp').length >= 3,
+        'the unmatched process reaches the v6 server directly',
+      );
+      await eventually(() => tun4.oks('udp').length >= 3, "the app's v4 goes through the tunnel");
       await tun.moreRounds(30);
     });
     const v6 = pk.filter(v6Traffic);

@@ -18,7 +18,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupAwgEnv, ensureDist, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { nsExec, nsSpawn, requireNetnsPrereqs, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
+import {
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
 import {
   CLIENT_TUN,
   SERVER_TUN_TARGET,
@@ -158,188 +164,326 @@ const lines = (p: NsProcess) =>
 /** packets counted by the rule of our table with this comment (0 when there is none) */
 async function counter(t: Topo, c: string): Promise<number> {
   const r = await nsExec(t.client, 'nft', ['list', 'table', 'inet', 'awg']);
-  const m = new RegExp(`counter packets (\\d+) bytes \\d+ (?:accept |drop )?comment "${c}"`).exec(r.stdout);
+  const m = new RegExp(`counter packets (\\d+) bytes \\d+ (?:accept |drop )?comment "${c}"`).exec(
+    r.stdout,
+  );
   return Number(m?.[1] ?? 0);
 }
 
-const tcpOf = (pk: Pkt[], port: number) => pk.filter((p) => p.proto === 6 && (p.sport === port || p.dport === port));
+const tcpOf = (pk: Pkt[], port: number) =>
+  pk.filter((p) => p.proto === 6 && (p.sport === port || p.dport === port));
 const RST = 0x04;
 const FIN = 0x01;
 
-describe.skipIf(skip)('leak: the kernel\'s own segments of tunnelled flows (killSwitch allowLan)', () => {
-  let t: Topo | undefined;
-  let e: AwgEnv | undefined;
-  let d: Daemon | undefined;
-  let procs: NsProcess[] = [];
-  let run = 0;
+describe.skipIf(skip)(
+  "leak: the kernel's own segments of tunnelled flows (killSwitch allowLan)",
+  () => {
+    let t: Topo | undefined;
+    let e: AwgEnv | undefined;
+    let d: Daemon | undefined;
+    let procs: NsProcess[] = [];
+    let run = 0;
 
-  beforeAll(async () => {
-    await ensureDist();
-    await sweepStaleNetns();
-    t = await buildTopo('kr');
-    await startPeer(t);
-  }, 120_000);
+    beforeAll(async () => {
+      await ensureDist();
+      await sweepStaleNetns();
+      t = await buildTopo('kr');
+      await startPeer(t);
+    }, 120_000);
 
-  afterEach(async () => {
-    for (const p of procs) await p.kill(2000);
-    procs = [];
-    await d?.proc.kill(5000);
-    d = undefined;
-    if (t && e) await awgCli(t.client, e, ['down']).catch(() => undefined);
-    cleanupAwgEnv(e);
-    e = undefined;
-  });
+    afterEach(async () => {
+      for (const p of procs) await p.kill(2000);
+      procs = [];
+      await d?.proc.kill(5000);
+      d = undefined;
+      if (t && e) await awgCli(t.client, e, ['down']).catch(() => undefined);
+      cleanupAwgEnv(e);
+      e = undefined;
+    });
 
-  afterAll(async () => {
-    await destroyTopo(t);
-  });
+    afterAll(async () => {
+      await destroyTopo(t);
+    });
 
-  const ruleTo = (target: string) => `  - name: moved\n    match: { name: awgt-no-such-exe }\n    target: ${target}\n`;
+    const ruleTo = (target: string) =>
+      `  - name: moved\n    match: { name: awgt-no-such-exe }\n    target: ${target}\n`;
 
-  async function up(rules?: string): Promise<void> {
-    run++;
-    e = leakEnv();
-    const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: '{enabled: true, allowLan: true}', ...(rules ? { rules } : {}) }));
-    d = startDaemon(t!.client, e, cfg);
-    await d.waitEvent(converged);
-  }
-
-  function server(lateMs: number): NsProcess {
-    const p = nsSpawn(t!.server, process.execPath, ['-e', SERVER, SERVER_TUN_TARGET, String(lateMs)]);
-    procs.push(p);
-    return p;
-  }
-
-  /** run `during` with tcpdump on the underlay and the TUN; the underlay must carry none of `ports` */
-  async function captured(ports: number[], during: () => Promise<void>): Promise<{ tun: Pkt[]; ul: Pkt[] }> {
-    const topo = t!;
-    const ulCap = await capture(topo, e!.dir);
-    const tunCap = await capture(topo, e!.dir, TUN);
-    let failure: unknown;
-    try {
-      await during();
-    } catch (err) {
-      failure = err;
+    async function up(rules?: string): Promise<void> {
+      run++;
+      e = leakEnv();
+      const cfg = writeConfig(
+        e,
+        'client.yaml',
+        clientConfig(t!, {
+          killSwitch: '{enabled: true, allowLan: true}',
+          ...(rules ? { rules } : {}),
+        }),
+      );
+      d = startDaemon(t!.client, e, cfg);
+      await d.waitEvent(converged);
     }
-    const ul = parsePcap(await ulCap.stop(), topo.clientMac);
-    const tun = parsePcap(await tunCap.stop(), topo.clientMac);
-    const show = (pk: Pkt[]) => pk.map((p) => p.text).join('\n');
-    if (failure) throw new Error(`${(failure as Error).message}\n--- tun\n${show(tun)}\n--- underlay\n${show(ul)}\n--- procs\n${procs.map((p) => p.output()).join('\n---\n')}\n${await diag(topo)}`);
-    const onUl = ul.filter((p) => p.out && p.proto === 6 && ports.some((x) => p.sport === x || p.dport === x));
-    const v = classify(ul, { allowLan: true, never: [SERVER_TUN_TARGET, CLIENT_TUN] });
-    expect(
-      { flows: onUl.map((p) => p.text), leaks: v.leaks },
-      `the tunnelled flows on the underlay:\n--- underlay\n${show(ul)}\n--- tun\n${show(tun)}\n${await diag(topo)}`,
-    ).toEqual({ flows: [], leaks: [] });
-    expect(v.wireguard, 'the tunnel itself is on the underlay').toBeGreaterThan(0);
-    return { tun, ul };
-  }
 
-  it('an app that closes first: its TIME_WAIT socket\'s ACK and RST go through the tunnel, never the underlay', async () => {
-    const topo = t!;
-    await up();
-    const srv = server(300);
-    await waitOutput(srv, 'listening', 'server');
-    const tag = `r${run}-tw`;
-    const { tun } = await captured([LATE_DATA, CLOSE_AFTER], async () => {
-      const app = awgSpawn(topo.client, e!, ['exec', '--tunnel', 'vpn', '--', process.execPath, '-e', CLIENT, SERVER_TUN_TARGET, tag, `${LATE_DATA},${CLOSE_AFTER}`]);
-      procs.push(app);
-      await waitOutput(app, '"done"', 'the tunnelled app', 60_000);
-      // the server wrote after the client's FIN, and closed after it
-      for (const port of [LATE_DATA, CLOSE_AFTER])
-        await eventually(() => lines(srv).some((l) => l.port === port && l.tag === `${tag}-${port}` && l.late), `the server's late segment on ${port}`);
-      // the client kernel answers at once; give the answers time to cross the tunnel
-      await new Promise((r) => setTimeout(r, 1000));
-    });
-    // the kernel's segments matched no cgroup: their connection's mark sent them to the tunnel
-    expect(await counter(topo, 'connection')).toBeGreaterThanOrEqual(2);
-    // the kernel's segments went through the tunnel: the RST for the late data, and the last
-    // client segment of the other flow comes after the server's FIN (the TIME_WAIT ACK)
-    const late = tcpOf(tun, LATE_DATA);
-    expect(late.filter((p) => p.out && p.tcpFlags! & RST).length, late.map((p) => p.text).join('\n')).toBeGreaterThan(0);
-    const after = tcpOf(tun, CLOSE_AFTER);
-    const serverFin = after.findIndex((p) => !p.out && p.tcpFlags! & FIN);
-    expect(serverFin, after.map((p) => p.text).join('\n')).toBeGreaterThanOrEqual(0);
-    expect(after.slice(serverFin + 1).filter((p) => p.out).length, after.map((p) => p.text).join('\n')).toBeGreaterThan(0);
-  }, 200_000);
-
-  it('inbound through the tunnel: a tunnelled listener\'s SYN-ACK and a closed port\'s RST go back through the tunnel', async () => {
-    const topo = t!;
-    await up();
-    const tag = `r${run}-in`;
-    const lst = awgSpawn(topo.client, e!, ['exec', '--tunnel', 'vpn', '--', process.execPath, '-e', LISTENER, tag]);
-    procs.push(lst);
-    await waitOutput(lst, 'listening', 'the tunnelled listener', 60_000);
-    const { tun } = await captured([LISTEN, CLOSED], async () => {
-      const c = nsSpawn(topo.server, process.execPath, ['-e', CONNECTOR, CLIENT_TUN, SERVER_TUN_TARGET, `${LISTEN},${CLOSED}`]);
-      procs.push(c);
-      await waitOutput(c, '"done"', 'the connector', 60_000);
-      expect(lines(c).filter((l) => l.port !== undefined)).toEqual([
-        { port: LISTEN, answer: tag },
-        { port: CLOSED, error: 'ECONNREFUSED' },
+    function server(lateMs: number): NsProcess {
+      const p = nsSpawn(t!.server, process.execPath, [
+        '-e',
+        SERVER,
+        SERVER_TUN_TARGET,
+        String(lateMs),
       ]);
-    });
-    expect(await counter(topo, 'inbound/vpn')).toBeGreaterThanOrEqual(2);
-    expect(tcpOf(tun, LISTEN).filter((p) => p.out && p.sport === LISTEN && p.tcpFlags! & 0x02).length, 'the SYN-ACK in the tunnel').toBeGreaterThan(0);
-    expect(tcpOf(tun, CLOSED).filter((p) => p.out && p.sport === CLOSED && p.tcpFlags! & RST).length, 'the RST in the tunnel').toBeGreaterThan(0);
-  }, 200_000);
+      procs.push(p);
+      return p;
+    }
 
-  it('conntrack lost the connection: the kernel\'s mid-stream ACK (new entry without SYN) and its invalid RST are dropped before the LAN exception', async () => {
-    const topo = t!;
-    // the client's conntrack forgets a half-closed connection after 1 s; the server closes 3 s
-    // after the client, so its FIN meets no entry (the timeouts are the client namespace's own)
-    for (const k of ['close_wait', 'fin_wait'])
-      await nsExec(topo.client, 'sysctl', ['-qw', `net.netfilter.nf_conntrack_tcp_timeout_${k}=1`]);
-    try {
+    /** run `during` with tcpdump on the underlay and the TUN; the underlay must carry none of `ports` */
+    async function captured(
+      ports: number[],
+      during: () => Promise<void>,
+    ): Promise<{ tun: Pkt[]; ul: Pkt[] }> {
+      const topo = t!;
+      const ulCap = await capture(topo, e!.dir);
+      const tunCap = await capture(topo, e!.dir, TUN);
+      let failure: unknown;
+      try {
+        await during();
+      } catch (err) {
+        failure = err;
+      }
+      const ul = parsePcap(await ulCap.stop(), topo.clientMac);
+      const tun = parsePcap(await tunCap.stop(), topo.clientMac);
+      const show = (pk: Pkt[]) => pk.map((p) => p.text).join('\n');
+      if (failure)
+        throw new Error(
+          `${(failure as Error).message}\n--- tun\n${show(tun)}\n--- underlay\n${show(ul)}\n--- procs\n${procs.map((p) => p.output()).join('\n---\n')}\n${await diag(topo)}`,
+        );
+      const onUl = ul.filter(
+        (p) => p.out && p.proto === 6 && ports.some((x) => p.sport === x || p.dport === x),
+      );
+      const v = classify(ul, { allowLan: true, never: [SERVER_TUN_TARGET, CLIENT_TUN] });
+      expect(
+        { flows: onUl.map((p) => p.text), leaks: v.leaks },
+        `the tunnelled flows on the underlay:\n--- underlay\n${show(ul)}\n--- tun\n${show(tun)}\n${await diag(topo)}`,
+      ).toEqual({ flows: [], leaks: [] });
+      expect(v.wireguard, 'the tunnel itself is on the underlay').toBeGreaterThan(0);
+      return { tun, ul };
+    }
+
+    it("an app that closes first: its TIME_WAIT socket's ACK and RST go through the tunnel, never the underlay", async () => {
+      const topo = t!;
       await up();
-      const srv = server(3000);
+      const srv = server(300);
       await waitOutput(srv, 'listening', 'server');
-      const tag = `r${run}-ct`;
-      await captured([CLOSE_LATE], async () => {
-        // bound to the tunnel address (no NAT): the late FIN reaches the TIME_WAIT socket, whose
-        // ACK opens a new conntrack entry without a SYN
-        const bound = awgSpawn(topo.client, e!, ['exec', '--tunnel', 'vpn', '--', process.execPath, '-e', CLIENT, SERVER_TUN_TARGET, `${tag}b`, `${CLOSE_LATE}`, CLIENT_TUN]);
-        // masqueraded: with the NAT binding gone the late FIN meets no socket; the RST is invalid
-        const masq = awgSpawn(topo.client, e!, ['exec', '--tunnel', 'vpn', '--', process.execPath, '-e', CLIENT, SERVER_TUN_TARGET, `${tag}m`, `${CLOSE_LATE}`]);
-        procs.push(bound, masq);
-        for (const a of [bound, masq]) await waitOutput(a, '"done"', 'the tunnelled app', 60_000);
-        await eventually(() => lines(srv).filter((l) => l.port === CLOSE_LATE && String(l.tag).startsWith(tag) && l.closed).length === 2, 'the server closed both, late');
-        // the client kernel answers the late FINs at once
+      const tag = `r${run}-tw`;
+      const { tun } = await captured([LATE_DATA, CLOSE_AFTER], async () => {
+        const app = awgSpawn(topo.client, e!, [
+          'exec',
+          '--tunnel',
+          'vpn',
+          '--',
+          process.execPath,
+          '-e',
+          CLIENT,
+          SERVER_TUN_TARGET,
+          tag,
+          `${LATE_DATA},${CLOSE_AFTER}`,
+        ]);
+        procs.push(app);
+        await waitOutput(app, '"done"', 'the tunnelled app', 60_000);
+        // the server wrote after the client's FIN, and closed after it
+        for (const port of [LATE_DATA, CLOSE_AFTER])
+          await eventually(
+            () => lines(srv).some((l) => l.port === port && l.tag === `${tag}-${port}` && l.late),
+            `the server's late segment on ${port}`,
+          );
+        // the client kernel answers at once; give the answers time to cross the tunnel
         await new Promise((r) => setTimeout(r, 1000));
       });
-      // …and those answers met the kill switch
-      await eventually(async () => (await counter(topo, 'lan-midstream')) > 0, 'the kill switch dropped the mid-stream ACK', 30_000);
-      await eventually(async () => (await counter(topo, 'lan-invalid')) > 0, 'the kill switch dropped the invalid RST', 30_000);
-    } finally {
-      for (const [k, v] of [['close_wait', 60], ['fin_wait', 120]] as const)
-        await nsExec(topo.client, 'sysctl', ['-qw', `net.netfilter.nf_conntrack_tcp_timeout_${k}=${v}`]);
-    }
-  }, 200_000);
+      // the kernel's segments matched no cgroup: their connection's mark sent them to the tunnel
+      expect(await counter(topo, 'connection')).toBeGreaterThanOrEqual(2);
+      // the kernel's segments went through the tunnel: the RST for the late data, and the last
+      // client segment of the other flow comes after the server's FIN (the TIME_WAIT ACK)
+      const late = tcpOf(tun, LATE_DATA);
+      expect(
+        late.filter((p) => p.out && p.tcpFlags! & RST).length,
+        late.map((p) => p.text).join('\n'),
+      ).toBeGreaterThan(0);
+      const after = tcpOf(tun, CLOSE_AFTER);
+      const serverFin = after.findIndex((p) => !p.out && p.tcpFlags! & FIN);
+      expect(serverFin, after.map((p) => p.text).join('\n')).toBeGreaterThanOrEqual(0);
+      expect(
+        after.slice(serverFin + 1).filter((p) => p.out).length,
+        after.map((p) => p.text).join('\n'),
+      ).toBeGreaterThan(0);
+    }, 200_000);
 
-  it('a rule turned direct mid-connection: the connection that began in the tunnel does not go on by the underlay', async () => {
-    const topo = t!;
-    await up(ruleTo('vpn'));
-    const srv = server(300);
-    await waitOutput(srv, 'listening', 'server');
-    const tag = `r${run}-mv`;
-    const app = awgSpawn(topo.client, e!, ['exec', '--rule', 'moved', '--', process.execPath, '-e', TALKER, SERVER_TUN_TARGET, tag]);
-    procs.push(app);
-    await eventually(() => lines(app).filter((l) => l.echo !== undefined).length >= 3, 'the rule\'s app talks through the tunnel');
-    const rounds = () => Math.max(0, ...lines(app).map((l) => Number(l.round ?? 0)));
-    const cap = await capture(topo, e!.dir);
-    let ul: Pkt[] = [];
-    try {
-      const mark = d!.events().length;
-      writeConfig(e!, 'client.yaml', clientConfig(topo, { killSwitch: '{enabled: true, allowLan: true}', rules: ruleTo('direct') }));
-      await d!.waitEvent((ev) => ev.type === 'config-changed', mark, 60_000);
-      await d!.waitEvent(converged, mark, 60_000);
-      const r0 = rounds();
-      await eventually(() => rounds() >= r0 + 10, 'the app keeps writing');
-    } finally {
-      ul = parsePcap(await cap.stop(), topo.clientMac);
-    }
-    const v = classify(ul, { allowLan: true, never: [SERVER_TUN_TARGET, CLIENT_TUN], secrets: [tag] });
-    expect(v.leaks, `${ul.map((p) => p.text).join('\n')}\n${await diag(topo)}`).toEqual([]);
-    expect(await counter(topo, 'tunnelled-connection')).toBeGreaterThan(0);
-  }, 200_000);
-});
+    it("inbound through the tunnel: a tunnelled listener's SYN-ACK and a closed port's RST go back through the tunnel", async () => {
+      const topo = t!;
+      await up();
+      const tag = `r${run}-in`;
+      const lst = awgSpawn(topo.client, e!, [
+        'exec',
+        '--tunnel',
+        'vpn',
+        '--',
+        process.execPath,
+        '-e',
+        LISTENER,
+        tag,
+      ]);
+      procs.push(lst);
+      await waitOutput(lst, 'listening', 'the tunnelled listener', 60_000);
+      const { tun } = await captured([LISTEN, CLOSED], async () => {
+        const c = nsSpawn(topo.server, process.execPath, [
+          '-e',
+          CONNECTOR,
+          CLIENT_TUN,
+          SERVER_TUN_TARGET,
+          `${LISTEN},${CLOSED}`,
+        ]);
+        procs.push(c);
+        await waitOutput(c, '"done"', 'the connector', 60_000);
+        expect(lines(c).filter((l) => l.port !== undefined)).toEqual([
+          { port: LISTEN, answer: tag },
+          { port: CLOSED, error: 'ECONNREFUSED' },
+        ]);
+      });
+      expect(await counter(topo, 'inbound/vpn')).toBeGreaterThanOrEqual(2);
+      expect(
+        tcpOf(tun, LISTEN).filter((p) => p.out && p.sport === LISTEN && p.tcpFlags! & 0x02).length,
+        'the SYN-ACK in the tunnel',
+      ).toBeGreaterThan(0);
+      expect(
+        tcpOf(tun, CLOSED).filter((p) => p.out && p.sport === CLOSED && p.tcpFlags! & RST).length,
+        'the RST in the tunnel',
+      ).toBeGreaterThan(0);
+    }, 200_000);
+
+    it("conntrack lost the connection: the kernel's mid-stream ACK (new entry without SYN) and its invalid RST are dropped before the LAN exception", async () => {
+      const topo = t!;
+      // the client's conntrack forgets a half-closed connection after 1 s; the server closes 3 s
+      // after the client, so its FIN meets no entry (the timeouts are the client namespace's own)
+      for (const k of ['close_wait', 'fin_wait'])
+        await nsExec(topo.client, 'sysctl', [
+          '-qw',
+          `net.netfilter.nf_conntrack_tcp_timeout_${k}=1`,
+        ]);
+      try {
+        await up();
+        const srv = server(3000);
+        await waitOutput(srv, 'listening', 'server');
+        const tag = `r${run}-ct`;
+        await captured([CLOSE_LATE], async () => {
+          // bound to the tunnel address (no NAT): the late FIN reaches the TIME_WAIT socket, whose
+          // ACK opens a new conntrack entry without a SYN
+          const bound = awgSpawn(topo.client, e!, [
+            'exec',
+            '--tunnel',
+            'vpn',
+            '--',
+            process.execPath,
+            '-e',
+            CLIENT,
+            SERVER_TUN_TARGET,
+            `${tag}b`,
+            `${CLOSE_LATE}`,
+            CLIENT_TUN,
+          ]);
+          // masqueraded: with the NAT binding gone the late FIN meets no socket; the RST is invalid
+          const masq = awgSpawn(topo.client, e!, [
+            'exec',
+            '--tunnel',
+            'vpn',
+            '--',
+            process.execPath,
+            '-e',
+            CLIENT,
+            SERVER_TUN_TARGET,
+            `${tag}m`,
+            `${CLOSE_LATE}`,
+          ]);
+          procs.push(bound, masq);
+          for (const a of [bound, masq]) await waitOutput(a, '"done"', 'the tunnelled app', 60_000);
+          await eventually(
+            () =>
+              lines(srv).filter(
+                (l) => l.port === CLOSE_LATE && String(l.tag).startsWith(tag) && l.closed,
+              ).length === 2,
+            'the server closed both, late',
+          );
+          // the client kernel answers the late FINs at once
+          await new Promise((r) => setTimeout(r, 1000));
+        });
+        // …and those answers met the kill switch
+        await eventually(
+          async () => (await counter(topo, 'lan-midstream')) > 0,
+          'the kill switch dropped the mid-stream ACK',
+          30_000,
+        );
+        await eventually(
+          async () => (await counter(topo, 'lan-invalid')) > 0,
+          'the kill switch dropped the invalid RST',
+          30_000,
+        );
+      } finally {
+        for (const [k, v] of [
+          ['close_wait', 60],
+          ['fin_wait', 120],
+        ] as const)
+          await nsExec(topo.client, 'sysctl', [
+            '-qw',
+            `net.netfilter.nf_conntrack_tcp_timeout_${k}=${v}`,
+          ]);
+      }
+    }, 200_000);
+
+    it('a rule turned direct mid-connection: the connection that began in the tunnel does not go on by the underlay', async () => {
+      const topo = t!;
+      await up(ruleTo('vpn'));
+      const srv = server(300);
+      await waitOutput(srv, 'listening', 'server');
+      const tag = `r${run}-mv`;
+      const app = awgSpawn(topo.client, e!, [
+        'exec',
+        '--rule',
+        'moved',
+        '--',
+        process.execPath,
+        '-e',
+        TALKER,
+        SERVER_TUN_TARGET,
+        tag,
+      ]);
+      procs.push(app);
+      await eventually(
+        () => lines(app).filter((l) => l.echo !== undefined).length >= 3,
+        "the rule's app talks through the tunnel",
+      );
+      const rounds = () => Math.max(0, ...lines(app).map((l) => Number(l.round ?? 0)));
+      const cap = await capture(topo, e!.dir);
+      let ul: Pkt[] = [];
+      try {
+        const mark = d!.events().length;
+        writeConfig(
+          e!,
+          'client.yaml',
+          clientConfig(topo, {
+            killSwitch: '{enabled: true, allowLan: true}',
+            rules: ruleTo('direct'),
+          }),
+        );
+        await d!.waitEvent((ev) => ev.type === 'config-changed', mark, 60_000);
+        await d!.waitEvent(converged, mark, 60_000);
+        const r0 = rounds();
+        await eventually(() => rounds() >= r0 + 10, 'the app keeps writing');
+      } finally {
+        ul = parsePcap(await cap.stop(), topo.clientMac);
+      }
+      const v = classify(ul, {
+        allowLan: true,
+        never: [SERVER_TUN_TARGET, CLIENT_TUN],
+        secrets: [tag],
+      });
+      expect(v.leaks, `${ul.map((p) => p.text).join('\n')}\n${await diag(topo)}`).toEqual([]);
+      expect(await counter(topo, 'tunnelled-connection')).toBeGreaterThan(0);
+    }, 200_000);
+  },
+);

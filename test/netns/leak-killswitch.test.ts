@@ -88,26 +88,40 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   const tunHitsFrom = (tag: string, from: string) => hitsOf(tag).filter((h) => h.r === from);
 
   /** capture while `during` runs; assert the wire verdict */
-  async function phase(name: string, during: () => Promise<void>, o: Parameters<typeof classify>[1] = {}) {
+  async function phase(
+    name: string,
+    during: () => Promise<void>,
+    o: Parameters<typeof classify>[1] = {},
+  ) {
     const cap = await capture(t!, e!.dir);
     try {
       await during();
     } catch (err) {
       const tail = (x: string) => x.slice(-3000);
-      throw new Error(`${name}: ${(err as Error).message}\n--- apps\n${apps.map((a) => tail(a.proc.output())).join('\n---\n')}\n--- daemon\n${tail(d?.proc.output() ?? '')}\n--- hits\n${JSON.stringify(hits(t!).slice(-20))}\n${await diag(t!)}`);
+      throw new Error(
+        `${name}: ${(err as Error).message}\n--- apps\n${apps.map((a) => tail(a.proc.output())).join('\n---\n')}\n--- daemon\n${tail(d?.proc.output() ?? '')}\n--- hits\n${JSON.stringify(hits(t!).slice(-20))}\n${await diag(t!)}`,
+      );
     } finally {
       const pk = parsePcap(await cap.stop(), t!.clientMac);
       const v = classify(pk, o);
-      expect(v.leaks, `${name}: client frames outside the tunnel on the underlay:\n${v.leaks.slice(0, 30).join('\n')}\n${await diag(t!)}`).toEqual([]);
+      expect(
+        v.leaks,
+        `${name}: client frames outside the tunnel on the underlay:\n${v.leaks.slice(0, 30).join('\n')}\n${await diag(t!)}`,
+      ).toEqual([]);
       // the capture saw the tunnel itself (it is not an empty file)
-      if (name !== 'daemon killed') expect(v.wireguard, `${name}: no WireGuard datagrams captured`).toBeGreaterThan(0);
+      if (name !== 'daemon killed')
+        expect(v.wireguard, `${name}: no WireGuard datagrams captured`).toBeGreaterThan(0);
     }
   }
 
   async function up(ks: string, rules?: string): Promise<void> {
     run++;
     e = leakEnv();
-    const cfg = writeConfig(e, 'client.yaml', clientConfig(t!, { killSwitch: ks, ...(rules ? { rules } : {}) }));
+    const cfg = writeConfig(
+      e,
+      'client.yaml',
+      clientConfig(t!, { killSwitch: ks, ...(rules ? { rules } : {}) }),
+    );
     d = startDaemon(t!.client, e, cfg);
     await d.waitEvent(converged);
   }
@@ -115,11 +129,25 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   it('killSwitch on: zero packets outside the tunnel with the tunnel up, the peer down, the daemon killed and restarted', async () => {
     const topo = t!;
     await up('on', ALLOW_DIRECT);
-    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const tun = execApp(
+      topo,
+      e!,
+      ['--tunnel', 'vpn'],
+      tagOf('tunapp'),
+      SERVER_TUN_TARGET,
+      OTHER_RESOLVER,
+    );
     const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     // a rule with `fallback: allow-direct`: while the tunnel is down it goes "direct", which the
     // kill switch must still stop
-    const ad = execApp(topo, e!, ['--rule', 'fallback-direct'], tagOf('adapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const ad = execApp(
+      topo,
+      e!,
+      ['--rule', 'fallback-direct'],
+      tagOf('adapp'),
+      SERVER_TUN_TARGET,
+      OTHER_RESOLVER,
+    );
     apps.push(tun, raw, ad);
     const secrets = [tagOf('tunapp'), tagOf('rawapp'), tagOf('adapp')];
 
@@ -127,7 +155,10 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     await phase(
       'tunnel up',
       async () => {
-        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5, 'the tunnelled app reaches its server through the tunnel');
+        await eventually(
+          () => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5,
+          'the tunnelled app reaches its server through the tunnel',
+        );
         await raw.moreRounds(20);
       },
       { secrets },
@@ -155,7 +186,11 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     );
     await startPeer(topo);
     const back = tunHitsFrom('tunapp', CLIENT_TUN).length;
-    await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3, 'tunnel traffic after the peer returned', 90_000);
+    await eventually(
+      () => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3,
+      'tunnel traffic after the peer returned',
+      90_000,
+    );
 
     // 3. daemon SIGKILLed: the nft table outlives it
     await phase(
@@ -176,10 +211,18 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
       'restart',
       async () => {
         const before = tunHitsFrom('tunapp', CLIENT_TUN).length;
-        const cfg = writeConfig(e!, 'client.yaml', clientConfig(topo, { killSwitch: 'on', rules: ALLOW_DIRECT }));
+        const cfg = writeConfig(
+          e!,
+          'client.yaml',
+          clientConfig(topo, { killSwitch: 'on', rules: ALLOW_DIRECT }),
+        );
         d = startDaemon(topo.client, e!, cfg);
         await d.waitEvent(converged);
-        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > before + 3, 'tunnel traffic after the restart', 90_000);
+        await eventually(
+          () => tunHitsFrom('tunapp', CLIENT_TUN).length > before + 3,
+          'tunnel traffic after the restart',
+          90_000,
+        );
         await raw.moreRounds(10);
       },
       { secrets },
@@ -194,17 +237,34 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   it('killSwitch allowLan: the unmatched process reaches the LAN directly (documented); the tunnelled app never appears on the underlay', async () => {
     const topo = t!;
     await up('{enabled: true, allowLan: true}');
-    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const tun = execApp(
+      topo,
+      e!,
+      ['--tunnel', 'vpn'],
+      tagOf('tunapp'),
+      SERVER_TUN_TARGET,
+      OTHER_RESOLVER,
+    );
     const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(tun, raw);
     // the tunnelled app's destinations and payloads are never on the underlay
-    const o = { allowLan: true, never: [SERVER_TUN_TARGET, OTHER_RESOLVER], secrets: [tagOf('tunapp')] };
+    const o = {
+      allowLan: true,
+      never: [SERVER_TUN_TARGET, OTHER_RESOLVER],
+      secrets: [tagOf('tunapp')],
+    };
 
     await phase(
       'tunnel up (allowLan)',
       async () => {
-        await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5, 'the tunnelled app reaches its server through the tunnel');
-        await eventually(() => hitsOf('rawapp').some((h) => h.r === CLIENT_UL), 'the unmatched process reaches the LAN server directly');
+        await eventually(
+          () => tunHitsFrom('tunapp', CLIENT_TUN).length >= 5,
+          'the tunnelled app reaches its server through the tunnel',
+        );
+        await eventually(
+          () => hitsOf('rawapp').some((h) => h.r === CLIENT_UL),
+          'the unmatched process reaches the LAN server directly',
+        );
       },
       o,
     );
@@ -219,7 +279,11 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     );
     await startPeer(topo);
     const back = tunHitsFrom('tunapp', CLIENT_TUN).length;
-    await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3, 'tunnel traffic after the peer returned', 90_000);
+    await eventually(
+      () => tunHitsFrom('tunapp', CLIENT_TUN).length > back + 3,
+      'tunnel traffic after the peer returned',
+      90_000,
+    );
     await phase(
       'daemon killed',
       async () => {
@@ -241,7 +305,14 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     expect(r0.code, r0.out).toBe(0);
     try {
       await up('on');
-      const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+      const tun = execApp(
+        topo,
+        e!,
+        ['--tunnel', 'vpn'],
+        tagOf('tunapp'),
+        SERVER_TUN_TARGET,
+        OTHER_RESOLVER,
+      );
       const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
       apps.push(tun, raw);
       const o = { secrets: [tagOf('tunapp'), tagOf('rawapp')] };
@@ -256,7 +327,11 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
         o,
       );
       await startPeer(topo);
-      await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 3, 'tunnel traffic once the peer is there', 90_000);
+      await eventually(
+        () => tunHitsFrom('tunapp', CLIENT_TUN).length >= 3,
+        'tunnel traffic once the peer is there',
+        90_000,
+      );
 
       await phase(
         'daemon killed',
@@ -283,7 +358,14 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
   it('killSwitch on: a graceful stop (SIGTERM) removes the tunnel but keeps the table; zero leaks while apps keep sending', async () => {
     const topo = t!;
     await up('on');
-    const tun = execApp(topo, e!, ['--tunnel', 'vpn'], tagOf('tunapp'), SERVER_TUN_TARGET, OTHER_RESOLVER);
+    const tun = execApp(
+      topo,
+      e!,
+      ['--tunnel', 'vpn'],
+      tagOf('tunapp'),
+      SERVER_TUN_TARGET,
+      OTHER_RESOLVER,
+    );
     const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(tun, raw);
     await eventually(() => tunHitsFrom('tunapp', CLIENT_TUN).length >= 3, 'tunnel traffic');
@@ -294,7 +376,9 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
         expect(await d!.proc.exited, d!.proc.output()).toBe(0);
         d = undefined;
         // links, routes and ip rules are gone; the marks stay, so marked traffic meets main
-        expect((await nsExec(topo.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code).not.toBe(0);
+        expect(
+          (await nsExec(topo.client, 'ip', ['link', 'show', 'awg-vpn'], { allowFail: true })).code,
+        ).not.toBe(0);
         expect(await nftTable(topo.client, 'awg')).toBeDefined();
         const before = hitsOf('tunapp').length;
         await tun.moreRounds(40);
@@ -312,9 +396,15 @@ describe.skipIf(skip)('leak: kill switch on the underlay', () => {
     const raw = rawApp(topo, tagOf('rawapp'), SERVER_RAW_TARGET, LAN_RESOLVER);
     apps.push(raw);
     const cap = await capture(topo, e!.dir);
-    await eventually(() => raw.oks('tcp').length >= 3, 'the unmatched process gets through without the kill switch');
+    await eventually(
+      () => raw.oks('tcp').length >= 3,
+      'the unmatched process gets through without the kill switch',
+    );
     const v = classify(parsePcap(await cap.stop(), topo.clientMac), { secrets: [tagOf('rawapp')] });
-    expect(v.leaks.some((l) => l.includes(`> ${SERVER_RAW_TARGET}:7001`)), `n=${v.all.length}\n` + v.all.map((p) => p.text).join("\n")).toBe(true);
+    expect(
+      v.leaks.some((l) => l.includes(`> ${SERVER_RAW_TARGET}:7001`)),
+      `n=${v.all.length}\n` + v.all.map((p) => p.text).join('\n'),
+    ).toBe(true);
     expect(v.leaks.some((l) => l.includes(`> ${LAN_RESOLVER}:53`))).toBe(true);
   }, 120_000);
 });

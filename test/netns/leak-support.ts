@@ -17,7 +17,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { REPO_ROOT, cleanupAwgEnv, makeAwgEnv, wgKeyPair, type AwgEnv } from '../helpers/awg.js';
-import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  createNetns,
+  destroyNetns,
+  netnsPath,
+  nsExec,
+  nsSpawn,
+  run,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import { converged, upEvents, type Up } from './daemon-support.js';
 import { isTransportTrain } from '../helpers/wire-classify.js';
@@ -52,7 +61,10 @@ export interface Topo {
   router: string;
   peer: string;
   server: string;
-  keys: { client: { privateKey: string; publicKey: string }; peer: { privateKey: string; publicKey: string } };
+  keys: {
+    client: { privateKey: string; publicKey: string };
+    peer: { privateKey: string; publicKey: string };
+  };
   /** the peer's own awg environment */
   pe: AwgEnv;
   /** MAC of the client's underlay interface: frames from it are the client's egress */
@@ -68,18 +80,44 @@ export async function buildTopo(tag: string, o: { v6?: boolean } = {}): Promise<
   const peer = await createNetns(`${tag}-p`);
   const server = await createNetns(`${tag}-s`);
   const v6 = (a: string) => (o.v6 ? [`${a}/112`] : []);
-  await vethPair(client, router, { addrA: [`${CLIENT_UL}/24`, ...v6(V6.clientUl)], addrB: [`${ROUTER_UL}/24`, ...v6(V6.routerUl)], nameA: UPLINK, nameB: 'awgt-r-c' });
-  await vethPair(router, peer, { addrA: ['10.200.2.1/24', ...v6('fd00:200::2:1')], addrB: [`${ENDPOINT}/24`, ...v6(V6.peer)], nameA: 'awgt-r-p', nameB: 'awgt-p-r' });
-  await vethPair(router, server, { addrA: ['10.200.3.1/24', ...v6('fd00:200::3:1')], addrB: [`${SERVER_TUN_TARGET}/24`, ...v6(V6.serverTun)], nameA: 'awgt-r-s', nameB: 'awgt-s-r' });
+  await vethPair(client, router, {
+    addrA: [`${CLIENT_UL}/24`, ...v6(V6.clientUl)],
+    addrB: [`${ROUTER_UL}/24`, ...v6(V6.routerUl)],
+    nameA: UPLINK,
+    nameB: 'awgt-r-c',
+  });
+  await vethPair(router, peer, {
+    addrA: ['10.200.2.1/24', ...v6('fd00:200::2:1')],
+    addrB: [`${ENDPOINT}/24`, ...v6(V6.peer)],
+    nameA: 'awgt-r-p',
+    nameB: 'awgt-p-r',
+  });
+  await vethPair(router, server, {
+    addrA: ['10.200.3.1/24', ...v6('fd00:200::3:1')],
+    addrB: [`${SERVER_TUN_TARGET}/24`, ...v6(V6.serverTun)],
+    nameA: 'awgt-r-s',
+    nameB: 'awgt-s-r',
+  });
   if (o.v6) {
-    await run('ip', ['-n', server, '-6', 'addr', 'add', `${V6.serverRaw}/128`, 'dev', 'awgt-s-r', 'nodad']);
+    await run('ip', [
+      '-n',
+      server,
+      '-6',
+      'addr',
+      'add',
+      `${V6.serverRaw}/128`,
+      'dev',
+      'awgt-s-r',
+      'nodad',
+    ]);
     await run('ip', ['-n', client, '-6', 'route', 'add', 'default', 'via', V6.routerUl]);
     await run('ip', ['-n', peer, '-6', 'route', 'add', 'default', 'via', 'fd00:200::2:1']);
     await run('ip', ['-n', server, '-6', 'route', 'add', 'default', 'via', 'fd00:200::3:1']);
     await run('ip', ['-n', router, '-6', 'route', 'add', 'fd00:200::50:0/112', 'via', V6.peer]);
     for (const ns of [router, peer]) await sysctl(ns, 'net.ipv6.conf.all.forwarding=1');
   }
-  for (const a of [SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER]) await run('ip', ['-n', server, 'addr', 'add', `${a}/32`, 'dev', 'awgt-s-r']);
+  for (const a of [SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER])
+    await run('ip', ['-n', server, 'addr', 'add', `${a}/32`, 'dev', 'awgt-s-r']);
   await run('ip', ['-n', client, 'route', 'add', 'default', 'via', ROUTER_UL]);
   await run('ip', ['-n', peer, 'route', 'add', 'default', 'via', '10.200.2.1']);
   await run('ip', ['-n', server, 'route', 'add', 'default', 'via', '10.200.3.1']);
@@ -90,10 +128,29 @@ export async function buildTopo(tag: string, o: { v6?: boolean } = {}): Promise<
     await sysctl(ns, 'net.ipv4.conf.all.rp_filter=0');
     await sysctl(ns, 'net.ipv4.conf.default.rp_filter=0');
   }
-  const link = JSON.parse((await nsExec(client, 'ip', ['-j', 'link', 'show', UPLINK])).stdout) as { address: string }[];
+  const link = JSON.parse((await nsExec(client, 'ip', ['-j', 'link', 'show', UPLINK])).stdout) as {
+    address: string;
+  }[];
   const keys = { client: wgKeyPair(), peer: wgKeyPair() };
-  const t: Topo = { client, router, peer, server, keys, pe: makeAwgEnv(), clientMac: link[0]!.address, servers: [] };
-  t.servers.push(startResponder(server, [SERVER_TUN_TARGET, SERVER_RAW_TARGET, TUNNEL_RESOLVER, OTHER_RESOLVER, ...(o.v6 ? [V6.serverTun, V6.serverRaw] : [])]));
+  const t: Topo = {
+    client,
+    router,
+    peer,
+    server,
+    keys,
+    pe: makeAwgEnv(),
+    clientMac: link[0]!.address,
+    servers: [],
+  };
+  t.servers.push(
+    startResponder(server, [
+      SERVER_TUN_TARGET,
+      SERVER_RAW_TARGET,
+      TUNNEL_RESOLVER,
+      OTHER_RESOLVER,
+      ...(o.v6 ? [V6.serverTun, V6.serverRaw] : []),
+    ]),
+  );
   t.servers.push(startResponder(router, [LAN_RESOLVER]));
   for (const s of t.servers) await waitOutput(s, 'listening', 'responder');
   return t;
@@ -124,12 +181,29 @@ export function leakEnv(): AwgEnv {
   return e;
 }
 
-function argvOf(ns: string, e: AwgEnv, args: string[], o: CliOpts): [string, string[], NodeJS.ProcessEnv] {
+function argvOf(
+  ns: string,
+  e: AwgEnv,
+  args: string[],
+  o: CliOpts,
+): [string, string[], NodeJS.ProcessEnv] {
   const node = [process.execPath, BIN, ...args];
   if (!o.resolvConf) return ['nsenter', [`--net=${netnsPath(ns)}`, '--', ...node], e.env];
   return [
     'nsenter',
-    [`--net=${netnsPath(ns)}`, '--', 'unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', o.resolvConf, ...node],
+    [
+      `--net=${netnsPath(ns)}`,
+      '--',
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+      o.resolvConf,
+      ...node,
+    ],
     // the real path inside the mount namespace
     { ...e.env, AWG_RESOLV_CONF: '' },
   ];
@@ -139,10 +213,17 @@ const STATEFUL = new Set(['diff', 'apply', 'down', 'status', 'up', 'exec']);
 const withState = (e: AwgEnv, args: string[]) => {
   if (!STATEFUL.has(args[0]!)) return args;
   const i = args.indexOf('--');
-  return i < 0 ? [...args, '--state-dir', e.stateDir] : [...args.slice(0, i), '--state-dir', e.stateDir, ...args.slice(i)];
+  return i < 0
+    ? [...args, '--state-dir', e.stateDir]
+    : [...args.slice(0, i), '--state-dir', e.stateDir, ...args.slice(i)];
 };
 
-export async function awgCli(ns: string, e: AwgEnv, args: string[], o: CliOpts = {}): Promise<{ code: number; out: string }> {
+export async function awgCli(
+  ns: string,
+  e: AwgEnv,
+  args: string[],
+  o: CliOpts = {},
+): Promise<{ code: number; out: string }> {
   const [cmd, argv, env] = argvOf(ns, e, withState(e, args), o);
   const r = await runProcess(cmd, argv, { env, timeoutMs: 90_000 });
   return { code: r.code, out: `exit ${r.code}\n${r.stdout}\n${r.stderr}` };
@@ -173,7 +254,8 @@ tunnels:
   );
   let r = await awgCli(t.peer, t.pe, ['apply', '-f', cfg]);
   // the detached engine must say `ready` within 5 s; on a loaded 2-core box retry
-  for (let i = 0; i < 2 && r.code !== 0 && r.out.includes('did not become ready'); i++) r = await awgCli(t.peer, t.pe, ['apply', '-f', cfg]);
+  for (let i = 0; i < 2 && r.code !== 0 && r.out.includes('did not become ready'); i++)
+    r = await awgCli(t.peer, t.pe, ['apply', '-f', cfg]);
   expect(r.code, r.out).toBe(0);
 }
 
@@ -220,16 +302,26 @@ export { converged };
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function waitOutput(p: NsProcess, needle: string, what: string, timeoutMs = 30_000): Promise<void> {
+export async function waitOutput(
+  p: NsProcess,
+  needle: string,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!p.output().includes(needle)) {
-    if (Date.now() > end || p.child.exitCode !== null) throw new Error(`${what}: no "${needle}" within ${timeoutMs} ms:\n${p.output()}`);
+    if (Date.now() > end || p.child.exitCode !== null)
+      throw new Error(`${what}: no "${needle}" within ${timeoutMs} ms:\n${p.output()}`);
     await sleep(20);
   }
 }
 
 /** Poll until `fn` holds (generous timeout; never a timing assertion). */
-export async function eventually(fn: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+export async function eventually(
+  fn: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn()) return;
@@ -380,24 +472,74 @@ function appOf(proc: NsProcess): App {
   return {
     proc,
     rounds,
-    oks: (kind) => lines().filter((l): l is { ok: string } => l.ok !== undefined && (!kind || l.ok === kind)),
+    oks: (kind) =>
+      lines().filter((l): l is { ok: string } => l.ok !== undefined && (!kind || l.ok === kind)),
     async moreRounds(n) {
       const target = rounds() + n;
-      await eventually(() => rounds() >= target, `${n} more rounds of the app (output: ${proc.output().slice(-500)})`, 120_000);
+      await eventually(
+        () => rounds() >= target,
+        `${n} more rounds of the app (output: ${proc.output().slice(-500)})`,
+        120_000,
+      );
     },
   };
 }
 
 /** an app placed with `awg exec <placement…> -- node sender` (no window) */
-export function execApp(t: Topo, e: AwgEnv, placement: string[], tag: string, target: string, dns: string, what?: string, o: CliOpts = {}): App {
-  return appOf(awgSpawn(t.client, e, ['exec', ...placement, '--', process.execPath, '-e', SENDER, tag, target, dns, ...(what ? [what] : [])], o));
+export function execApp(
+  t: Topo,
+  e: AwgEnv,
+  placement: string[],
+  tag: string,
+  target: string,
+  dns: string,
+  what?: string,
+  o: CliOpts = {},
+): App {
+  return appOf(
+    awgSpawn(
+      t.client,
+      e,
+      [
+        'exec',
+        ...placement,
+        '--',
+        process.execPath,
+        '-e',
+        SENDER,
+        tag,
+        target,
+        dns,
+        ...(what ? [what] : []),
+      ],
+      o,
+    ),
+  );
 }
 
 /** an app that matches nothing (started without awg) */
-export function rawApp(t: Topo, tag: string, target: string, dns: string, what?: string, o: CliOpts = {}): App {
+export function rawApp(
+  t: Topo,
+  tag: string,
+  target: string,
+  dns: string,
+  what?: string,
+  o: CliOpts = {},
+): App {
   const node = [process.execPath, '-e', SENDER, tag, target, dns, ...(what ? [what] : [])];
   if (!o.resolvConf) return appOf(nsSpawn(t.client, node[0]!, node.slice(1)));
-  return appOf(nsSpawn(t.client, 'unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', o.resolvConf, ...node]));
+  return appOf(
+    nsSpawn(t.client, 'unshare', [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+      o.resolvConf,
+      ...node,
+    ]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -411,7 +553,19 @@ export interface Capture {
 export async function capture(t: Topo, dir: string, iface = UPLINK): Promise<Capture> {
   const file = join(dir, `cap-${randomBytes(3).toString('hex')}.pcap`);
   // -U: write each packet at once; -Z root: keep writing into our root-only temp dir
-  const p = nsSpawn(t.client, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-Z', 'root', '-s', '0', '-w', file]);
+  const p = nsSpawn(t.client, 'tcpdump', [
+    '-i',
+    iface,
+    '-n',
+    '-U',
+    '--immediate-mode',
+    '-Z',
+    'root',
+    '-s',
+    '0',
+    '-w',
+    file,
+  ]);
   await waitOutput(p, 'listening on', 'tcpdump');
   return {
     async stop() {
@@ -446,7 +600,8 @@ const ip6 = (b: Buffer, o: number) => {
   for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(o + i).toString(16));
   return g.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 };
-const mac = (b: Buffer, o: number) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const mac = (b: Buffer, o: number) =>
+  [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
 const RAW_LINKTYPES = new Set([12, 101]);
 const CLIENT_TUN_ADDRS = new Set([CLIENT_TUN, V6.clientTun]);
@@ -458,12 +613,13 @@ const CLIENT_TUN_ADDRS = new Set([CLIENT_TUN, V6.clientTun]);
 export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
   const magic = b.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
-  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d) throw new Error(`not a pcap file (magic ${magic.toString(16)})`);
+  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d)
+    throw new Error(`not a pcap file (magic ${magic.toString(16)})`);
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const raw = RAW_LINKTYPES.has(u32(20));
   if (u32(20) !== 1 && !raw) throw new Error(`link type ${u32(20)}, expected Ethernet or raw IP`);
   const out: Pkt[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
+  for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8);
     let f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
@@ -477,7 +633,11 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
     if (f.length < 14) continue;
     let isOut = mac(f, 6) === clientMac.toLowerCase();
     const et = f.readUInt16BE(12);
-    if (raw) isOut = et === 0x0800 ? CLIENT_TUN_ADDRS.has(ip4(f, 26)) : f.length >= 54 && CLIENT_TUN_ADDRS.has(ip6(f, 22));
+    if (raw)
+      isOut =
+        et === 0x0800
+          ? CLIENT_TUN_ADDRS.has(ip4(f, 26))
+          : f.length >= 54 && CLIENT_TUN_ADDRS.has(ip6(f, 22));
     const dir = isOut ? 'out' : 'in';
     if (et === 0x0806) {
       out.push({ out: isOut, kind: 'arp', text: `${dir} arp` });
@@ -511,8 +671,20 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
       if (p.proto === 6 && l4.length >= 14) p.tcpFlags = l4[13]!;
       p.payload = Buffer.from(l4.subarray(hl));
     } else if ((p.proto === 1 || p.proto === 58) && l4.length >= 1) p.icmpType = l4[0]!;
-    const pr = p.proto === 6 ? 'tcp' : p.proto === 17 ? 'udp' : p.proto === 1 ? 'icmp' : p.proto === 58 ? 'icmp6' : `proto ${p.proto}`;
-    const flags = p.tcpFlags === undefined ? '' : ` [${[...'FSRPAU'].filter((_, i) => p.tcpFlags! & (1 << i)).join('')}]`;
+    const pr =
+      p.proto === 6
+        ? 'tcp'
+        : p.proto === 17
+          ? 'udp'
+          : p.proto === 1
+            ? 'icmp'
+            : p.proto === 58
+              ? 'icmp6'
+              : `proto ${p.proto}`;
+    const flags =
+      p.tcpFlags === undefined
+        ? ''
+        : ` [${[...'FSRPAU'].filter((_, i) => p.tcpFlags! & (1 << i)).join('')}]`;
     p.text = `${dir} ${pr} ${p.src}${p.sport !== undefined ? `:${p.sport}` : ''} > ${p.dst}${p.dport !== undefined ? `:${p.dport}` : ''}${flags}${p.icmpType !== undefined ? ` type ${p.icmpType}` : ''}${p.payload?.length ? ` len ${p.payload.length}` : ''}`;
     out.push(p);
   }
@@ -521,9 +693,9 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
 
 const LAN4 = [
   [10, 8],
-  [172 << 8 | 16, 12],
-  [192 << 8 | 168, 16],
-  [169 << 8 | 254, 16],
+  [(172 << 8) | 16, 12],
+  [(192 << 8) | 168, 16],
+  [(169 << 8) | 254, 16],
   [224, 4],
 ] as const;
 
@@ -534,7 +706,7 @@ function inLan4(a: string): boolean {
   return LAN4.some(([p, len]) => {
     const base = (len <= 8 ? p << 24 : len <= 16 ? p << 16 : p) >>> 0;
     const mask = (0xffffffff << (32 - len)) >>> 0;
-    return ((v & mask) >>> 0) === ((base & mask) >>> 0);
+    return (v & mask) >>> 0 === (base & mask) >>> 0;
   });
 }
 const inLan6 = (a: string) => /^(f[cd]|fe[89ab]|ff)/i.test(a);
@@ -566,7 +738,10 @@ export interface Verdict {
  * `never` are leaks even under allowLan (a tunnelled app's server), and so is any payload that
  * carries one of the `secrets` (an app's tag in the clear).
  */
-export function classify(pkts: Pkt[], o: { allowLan?: boolean; never?: string[]; secrets?: string[] } = {}): Verdict {
+export function classify(
+  pkts: Pkt[],
+  o: { allowLan?: boolean; never?: string[]; secrets?: string[] } = {},
+): Verdict {
   const v: Verdict = { leaks: [], wireguard: 0, lan: 0, all: pkts };
   for (const p of pkts) {
     if (!p.out || p.kind === 'arp') continue;
@@ -581,7 +756,8 @@ export function classify(pkts: Pkt[], o: { allowLan?: boolean; never?: string[];
     }
     if (p.proto === 17 && p.sport === 68 && p.dport === 67) continue;
     if (p.proto === 17 && p.sport === 546 && p.dport === 547) continue;
-    if (p.proto === 58 && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 136) continue;
+    if (p.proto === 58 && p.icmpType !== undefined && p.icmpType >= 133 && p.icmpType <= 136)
+      continue;
     const lan = p.kind === 'ipv4' ? inLan4(p.dst!) : inLan6(p.dst!);
     if (o.allowLan && lan && !clear && !(o.never ?? []).includes(p.dst!)) {
       v.lan++;
@@ -595,7 +771,9 @@ export function classify(pkts: Pkt[], o: { allowLan?: boolean; never?: string[];
 /** the nft table and routes, for failure messages */
 export async function diag(t: Topo): Promise<string> {
   const nft = await nsExec(t.client, 'nft', ['list', 'table', 'inet', 'awg'], { allowFail: true });
-  const routes = await nsExec(t.client, 'ip', ['route', 'show', 'table', 'all'], { allowFail: true });
+  const routes = await nsExec(t.client, 'ip', ['route', 'show', 'table', 'all'], {
+    allowFail: true,
+  });
   const rules = await nsExec(t.client, 'ip', ['rule'], { allowFail: true });
   return [nft.stdout || nft.stderr, rules.stdout, routes.stdout].join('\n----\n');
 }

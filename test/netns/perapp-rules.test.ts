@@ -82,7 +82,10 @@ default: direct
 
   afterAll(async () => {
     await d?.stop();
-    if (t && ce) await awgd(t.client, ce, ['down', '--direct', '--state-dir', ce.stateDir]).catch(() => undefined);
+    if (t && ce)
+      await awgd(t.client, ce, ['down', '--direct', '--state-dir', ce.stateDir]).catch(
+        () => undefined,
+      );
     await t?.destroy();
     cleanupAwgEnv(ce);
   }, 120_000);
@@ -96,9 +99,14 @@ default: direct
   const startPlaced = async (name: string, rule: string | undefined): Promise<Agent> => {
     const a = await startAgent(t.client, t.apps.app(name), t.apps.script);
     if (rule)
-      await eventually(() => cgroupOf(a.pid) === `/${ce.cgroupRoot}/${rule}`, `app ${name} (pid ${a.pid}) in cgroup ${rule}`).catch(async (e: Error) => {
+      await eventually(
+        () => cgroupOf(a.pid) === `/${ce.cgroupRoot}/${rule}`,
+        `app ${name} (pid ${a.pid}) in cgroup ${rule}`,
+      ).catch(async (e: Error) => {
         const st = await d!.cli(['status', '--json']);
-        throw new Error(`${e.message}; it is in ${cgroupOf(a.pid)}\n--- status\n${st.stdout}\n--- daemon output (tail)\n${d!.proc.output().slice(-5000)}`);
+        throw new Error(
+          `${e.message}; it is in ${cgroupOf(a.pid)}\n--- status\n${st.stdout}\n--- daemon output (tail)\n${d!.proc.output().slice(-5000)}`,
+        );
       });
     return a;
   };
@@ -111,36 +119,80 @@ default: direct
 
     const list = await processes();
     const byPid = (pid: number) => list.find((p) => p.pid === pid);
-    expect(byPid(one.pid), JSON.stringify(list)).toMatchObject({ path: t.apps.app('one'), rule: 'by-dir', target: 't1', route: 't1' });
-    expect(byPid(two.pid), JSON.stringify(list)).toMatchObject({ path: t.apps.app('two'), rule: 'by-name', target: 't2', route: 't2' });
-    expect(byPid(blocked.pid), JSON.stringify(list)).toMatchObject({ rule: 'by-path', target: 'block', route: 'blocked' });
+    expect(byPid(one.pid), JSON.stringify(list)).toMatchObject({
+      path: t.apps.app('one'),
+      rule: 'by-dir',
+      target: 't1',
+      route: 't1',
+    });
+    expect(byPid(two.pid), JSON.stringify(list)).toMatchObject({
+      path: t.apps.app('two'),
+      rule: 'by-name',
+      target: 't2',
+      route: 't2',
+    });
+    expect(byPid(blocked.pid), JSON.stringify(list)).toMatchObject({
+      rule: 'by-path',
+      target: 'block',
+      route: 'blocked',
+    });
     // an unmatched process is not placed (its cgroup is not ours)
     expect(cgroupOf(other.pid)).not.toContain(ce.cgroupRoot);
     expect(byPid(other.pid)?.rule).toBeUndefined();
 
     // handshakes first, through the placed apps themselves (a port nobody asserts on)
-    for (const [a, tun] of [[one, 't1'], [two, 't2']] as const)
-      await eventually(async () => pathOf((await a.probe('udp:8008')).from) === tun, `a first packet through ${tun}`, 60_000);
+    for (const [a, tun] of [
+      [one, 't1'],
+      [two, 't2'],
+    ] as const)
+      await eventually(
+        async () => pathOf((await a.probe('udp:8008')).from) === tun,
+        `a first packet through ${tun}`,
+        60_000,
+      );
 
     const caps: Capture[] = [];
-    for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
+    for (const i of [t.clientIf, 'awg-t1', 'awg-t2'])
+      caps.push(await startCapture(t.client, i, ce.dir));
     try {
       const P = { one: 8001, two: 8002, other: 8003, blocked: 8004 };
-      const run3 = async (a: Agent, port: number) => [await a.probe(`tcp:${port}`), await a.probe(`udp:${port}`), await a.probe(`tcp:${port}`)];
-      const [r1, r2, ro, rb] = await Promise.all([run3(one, P.one), run3(two, P.two), run3(other, P.other), run3(blocked, P.blocked)]);
-      const paths = (rs: { ok: boolean; from?: string }[]) => rs.map((x) => (x.ok ? pathOf(x.from) : 'none'));
+      const run3 = async (a: Agent, port: number) => [
+        await a.probe(`tcp:${port}`),
+        await a.probe(`udp:${port}`),
+        await a.probe(`tcp:${port}`),
+      ];
+      const [r1, r2, ro, rb] = await Promise.all([
+        run3(one, P.one),
+        run3(two, P.two),
+        run3(other, P.other),
+        run3(blocked, P.blocked),
+      ]);
+      const paths = (rs: { ok: boolean; from?: string }[]) =>
+        rs.map((x) => (x.ok ? pathOf(x.from) : 'none'));
       expect(paths(r1), JSON.stringify(r1)).toEqual(['t1', 't1', 't1']);
       expect(paths(r2), JSON.stringify(r2)).toEqual(['t2', 't2', 't2']);
       expect(paths(ro), JSON.stringify(ro)).toEqual(['direct', 'direct', 'direct']);
       expect(paths(rb), JSON.stringify(rb)).toEqual(['none', 'none', 'none']);
 
-      const pk: Record<string, Pkt[]> = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
+      const pk: Record<string, Pkt[]> = Object.fromEntries(
+        await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)),
+      );
       const on = (iface: string, port: number) => flowPackets(pk[iface]!, port).length;
-      const counts = Object.fromEntries(Object.entries(P).map(([k, port]) => [k, { underlay: on(t.clientIf, port), t1: on('awg-t1', port), t2: on('awg-t2', port) }]));
+      const counts = Object.fromEntries(
+        Object.entries(P).map(([k, port]) => [
+          k,
+          { underlay: on(t.clientIf, port), t1: on('awg-t1', port), t2: on('awg-t2', port) },
+        ]),
+      );
       expect(counts.one!.t1, JSON.stringify(counts)).toBeGreaterThanOrEqual(6);
       expect(counts.two!.t2, JSON.stringify(counts)).toBeGreaterThanOrEqual(6);
       expect(counts.other!.underlay, JSON.stringify(counts)).toBeGreaterThanOrEqual(6);
-      expect({ ...counts, one: { ...counts.one, t1: 'ok' }, two: { ...counts.two, t2: 'ok' }, other: { ...counts.other, underlay: 'ok' } }).toEqual({
+      expect({
+        ...counts,
+        one: { ...counts.one, t1: 'ok' },
+        two: { ...counts.two, t2: 'ok' },
+        other: { ...counts.other, underlay: 'ok' },
+      }).toEqual({
         one: { underlay: 0, t1: 'ok', t2: 0 },
         two: { underlay: 0, t1: 0, t2: 'ok' },
         other: { underlay: 'ok', t1: 0, t2: 0 },
@@ -155,22 +207,46 @@ default: direct
   it('awg exec wins over a matching rule while the daemon watches: --tunnel t2 and --direct of a t1 app, zero mis-routed packets', async () => {
     const exe = t.apps.app('one'); // matched by rule by-dir → t1
     const caps: Capture[] = [];
-    for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
+    for (const i of [t.clientIf, 'awg-t1', 'awg-t2'])
+      caps.push(await startCapture(t.client, i, ce.dir));
     try {
       const ex = async (how: string[], port: number) => {
-        const r = await awgd(t.client, ce, ['exec', ...how, '--state-dir', ce.stateDir, '--', exe, t.apps.script, `tcp:${port}`, `udp:${port}`]);
+        const r = await awgd(t.client, ce, [
+          'exec',
+          ...how,
+          '--state-dir',
+          ce.stateDir,
+          '--',
+          exe,
+          t.apps.script,
+          `tcp:${port}`,
+          `udp:${port}`,
+        ]);
         expect(r.code, showRun(r)).toBe(0);
         return parseProbes(r.stdout).map((x) => (x.ok ? pathOf(x.from) : 'none'));
       };
       expect(await ex(['--tunnel', 't2'], 8006)).toEqual(['t2', 't2']);
       expect(await ex(['--direct'], 8007)).toEqual(['direct', 'direct']);
-      const pk: Record<string, Pkt[]> = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
+      const pk: Record<string, Pkt[]> = Object.fromEntries(
+        await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)),
+      );
       const on = (iface: string, port: number) => flowPackets(pk[iface]!, port).length;
-      const counts = { t2: [on(t.clientIf, 8006), on('awg-t1', 8006), on('awg-t2', 8006)], direct: [on(t.clientIf, 8007), on('awg-t1', 8007), on('awg-t2', 8007)] };
-      const all = Object.fromEntries(Object.entries(pk).map(([i, p]) => [i, p.map((x) => `${x.proto} ${x.src}:${x.sport ?? ''}>${x.dst}:${x.dport ?? ''}`)]));
+      const counts = {
+        t2: [on(t.clientIf, 8006), on('awg-t1', 8006), on('awg-t2', 8006)],
+        direct: [on(t.clientIf, 8007), on('awg-t1', 8007), on('awg-t2', 8007)],
+      };
+      const all = Object.fromEntries(
+        Object.entries(pk).map(([i, p]) => [
+          i,
+          p.map((x) => `${x.proto} ${x.src}:${x.sport ?? ''}>${x.dst}:${x.dport ?? ''}`),
+        ]),
+      );
       expect(counts.t2[2], JSON.stringify({ counts, all })).toBeGreaterThanOrEqual(4);
       expect(counts.direct[0], JSON.stringify({ counts, all })).toBeGreaterThanOrEqual(4);
-      expect({ t2: counts.t2.slice(0, 2), direct: counts.direct.slice(1) }).toEqual({ t2: [0, 0], direct: [0, 0] });
+      expect({ t2: counts.t2.slice(0, 2), direct: counts.direct.slice(1) }).toEqual({
+        t2: [0, 0],
+        direct: [0, 0],
+      });
     } finally {
       for (const c of caps) await c.stop().catch(() => undefined);
     }
@@ -179,13 +255,25 @@ default: direct
   it('a config edit re-places a running app without restarting it', async () => {
     const one = await startPlaced('one', 'by-dir');
     try {
-      await eventually(async () => pathOf((await one.probe('udp:8005')).from) === 't1', 'app one through t1', 60_000);
+      await eventually(
+        async () => pathOf((await one.probe('udp:8005')).from) === 't1',
+        'app one through t1',
+        60_000,
+      );
       writeFileSync(cfg, config(true));
       // the same process is moved to the new first match and goes through t2
-      await eventually(() => cgroupOf(one.pid) === `/${ce.cgroupRoot}/first`, 'app one moved to rule first', 90_000);
+      await eventually(
+        () => cgroupOf(one.pid) === `/${ce.cgroupRoot}/first`,
+        'app one moved to rule first',
+        90_000,
+      );
       expect(pathOf((await one.probe('udp:8005')).from)).toBe('t2');
       const listed = (await processes()).find((p) => p.pid === one.pid);
-      expect(listed, JSON.stringify(listed)).toMatchObject({ rule: 'first', target: 't2', route: 't2' });
+      expect(listed, JSON.stringify(listed)).toMatchObject({
+        rule: 'first',
+        target: 't2',
+        route: 't2',
+      });
     } finally {
       writeFileSync(cfg, config());
       await one.stop();
@@ -196,32 +284,69 @@ default: direct
     const other = await startPlaced('other', undefined);
     const excl = await startPlaced('excl', undefined);
     try {
-      writeFileSync(cfg, `version: 1
+      writeFileSync(
+        cfg,
+        `version: 1
 ${clientTunnels(t.keys)}rules:
   - name: excl
     match: { dir: ${t.apps.appsDir}/excl }
     target: direct
 default: t1
-`);
-      await eventually(() => cgroupOf(excl.pid) === `/${ce.cgroupRoot}/excl`, 'the running excluded app placed in excl', 90_000);
-      await eventually(async () => pathOf((await other.probe('udp:8008')).from) === 't1', 'an unmatched app through t1 (full tunnel)', 90_000);
+`,
+      );
+      await eventually(
+        () => cgroupOf(excl.pid) === `/${ce.cgroupRoot}/excl`,
+        'the running excluded app placed in excl',
+        90_000,
+      );
+      await eventually(
+        async () => pathOf((await other.probe('udp:8008')).from) === 't1',
+        'an unmatched app through t1 (full tunnel)',
+        90_000,
+      );
       const caps: Capture[] = [];
       try {
-        for (const i of [t.clientIf, 'awg-t1', 'awg-t2']) caps.push(await startCapture(t.client, i, ce.dir));
+        for (const i of [t.clientIf, 'awg-t1', 'awg-t2'])
+          caps.push(await startCapture(t.client, i, ce.dir));
         const ro = [await other.probe('tcp:8001'), await other.probe('udp:8001')];
         const rx = [await excl.probe('tcp:8002'), await excl.probe('udp:8002')];
-        const ex = await awgd(t.client, ce, ['exec', '--direct', '--state-dir', ce.stateDir, '--', t.apps.app('other'), t.apps.script, 'tcp:8003', 'udp:8003']);
+        const ex = await awgd(t.client, ce, [
+          'exec',
+          '--direct',
+          '--state-dir',
+          ce.stateDir,
+          '--',
+          t.apps.app('other'),
+          t.apps.script,
+          'tcp:8003',
+          'udp:8003',
+        ]);
         expect(ex.code, showRun(ex)).toBe(0);
         const rd = parseProbes(ex.stdout);
-        const paths = (rs: { ok: boolean; from?: string }[]) => rs.map((x) => (x.ok ? pathOf(x.from) : 'none'));
-        expect({ other: paths(ro), excl: paths(rx), execDirect: paths(rd) }).toEqual({ other: ['t1', 't1'], excl: ['direct', 'direct'], execDirect: ['direct', 'direct'] });
-        const pk: Record<string, Pkt[]> = Object.fromEntries(await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)));
-        const on = (port: number) => [flowPackets(pk[t.clientIf]!, port).length, flowPackets(pk['awg-t1']!, port).length, flowPackets(pk['awg-t2']!, port).length];
+        const paths = (rs: { ok: boolean; from?: string }[]) =>
+          rs.map((x) => (x.ok ? pathOf(x.from) : 'none'));
+        expect({ other: paths(ro), excl: paths(rx), execDirect: paths(rd) }).toEqual({
+          other: ['t1', 't1'],
+          excl: ['direct', 'direct'],
+          execDirect: ['direct', 'direct'],
+        });
+        const pk: Record<string, Pkt[]> = Object.fromEntries(
+          await Promise.all(caps.splice(0).map(async (c) => [c.iface, await c.stop()] as const)),
+        );
+        const on = (port: number) => [
+          flowPackets(pk[t.clientIf]!, port).length,
+          flowPackets(pk['awg-t1']!, port).length,
+          flowPackets(pk['awg-t2']!, port).length,
+        ];
         const c = { other: on(8001), excl: on(8002), execDirect: on(8003) };
         expect(c.other[1], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
         expect(c.excl[0], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
         expect(c.execDirect[0], JSON.stringify(c)).toBeGreaterThanOrEqual(4);
-        expect({ other: [c.other[0], c.other[2]], excl: c.excl.slice(1), execDirect: c.execDirect.slice(1) }).toEqual({ other: [0, 0], excl: [0, 0], execDirect: [0, 0] });
+        expect({
+          other: [c.other[0], c.other[2]],
+          excl: c.excl.slice(1),
+          execDirect: c.execDirect.slice(1),
+        }).toEqual({ other: [0, 0], excl: [0, 0], execDirect: [0, 0] });
       } finally {
         for (const c of caps) await c.stop().catch(() => undefined);
       }

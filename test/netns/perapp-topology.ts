@@ -25,13 +25,43 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT, cleanupAwgEnv, ensureDist, makeAwgEnv, wgKeyPair, type AwgEnv, type AwgRun } from '../helpers/awg.js';
+import {
+  REPO_ROOT,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  wgKeyPair,
+  type AwgEnv,
+  type AwgRun,
+} from '../helpers/awg.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
-import { SOL_SOCKET, SO_RCVBUFFORCE, close as closeFd, setsockoptInt } from '../../src/native/libc.js';
-import { createNetns, destroyNetns, netnsPath, nsExec, nsSpawn, run, vethPair, type NsProcess } from '../helpers/netns.js';
+import {
+  SOL_SOCKET,
+  SO_RCVBUFFORCE,
+  close as closeFd,
+  setsockoptInt,
+} from '../../src/native/libc.js';
+import {
+  createNetns,
+  destroyNetns,
+  netnsPath,
+  nsExec,
+  nsSpawn,
+  run,
+  vethPair,
+  type NsProcess,
+} from '../helpers/netns.js';
 
 export const ADDR = {
   client: '10.200.70.2',
@@ -75,7 +105,11 @@ export function awgDistArgv(ns: string, args: string[]): string[] {
 export function awgd(ns: string, e: AwgEnv, args: string[], timeoutMs = 60_000): Promise<AwgRun> {
   const argv = awgDistArgv(ns, args);
   return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, env: e.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: REPO_ROOT,
+      env: e.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
@@ -93,7 +127,9 @@ export function awgd(ns: string, e: AwgEnv, args: string[], timeoutMs = 60_000):
           try {
             return JSON.parse(stdout) as T;
           } catch {
-            throw new Error(`awg ${args.join(' ')} printed no JSON (exit ${code}):\n${stdout}\n${stderr}`);
+            throw new Error(
+              `awg ${args.join(' ')} printed no JSON (exit ${code}):\n${stdout}\n${stderr}`,
+            );
           }
         },
       });
@@ -239,7 +275,12 @@ export interface Agent {
 
 const agents = new Set<Agent>();
 
-export async function startAgent(ns: string, exe: string, script: string, prefix: string[] = []): Promise<Agent> {
+export async function startAgent(
+  ns: string,
+  exe: string,
+  script: string,
+  prefix: string[] = [],
+): Promise<Agent> {
   const argv = ['nsenter', `--net=${netnsPath(ns)}`, '--', ...prefix, exe, script, 'agent'];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
@@ -247,7 +288,11 @@ export async function startAgent(ns: string, exe: string, script: string, prefix
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  const waitLine = async (pred: (l: string) => boolean, what: string, ms = 30_000): Promise<string> => {
+  const waitLine = async (
+    pred: (l: string) => boolean,
+    what: string,
+    ms = 30_000,
+  ): Promise<string> => {
     const end = Date.now() + ms;
     for (;;) {
       const lines = out.split('\n');
@@ -257,7 +302,8 @@ export async function startAgent(ns: string, exe: string, script: string, prefix
           return lines[i]!;
         }
       }
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`app ${exe} exited while waiting for ${what}:\n${out}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`app ${exe} exited while waiting for ${what}:\n${out}`);
       if (Date.now() > end) throw new Error(`app ${exe}: no ${what} within ${ms} ms:\n${out}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -270,7 +316,12 @@ export async function startAgent(ns: string, exe: string, script: string, prefix
     child,
     async probe(p) {
       child.stdin!.write(`${p}\n`);
-      return JSON.parse(await waitLine((l) => l.startsWith('{') && l.includes(`"probe":${JSON.stringify(p)}`), `answer to ${p}`)) as ProbeResult;
+      return JSON.parse(
+        await waitLine(
+          (l) => l.startsWith('{') && l.includes(`"probe":${JSON.stringify(p)}`),
+          `answer to ${p}`,
+        ),
+      ) as ProbeResult;
     },
     output: () => out,
     async stop() {
@@ -301,12 +352,14 @@ export function parsePcap(b: Buffer): Pkt[] {
   if (b.length < 24) return [];
   const m = b.readUInt32LE(0);
   const le = m === 0xa1b2c3d4 || m === 0xa1b23c4d;
-  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d) throw new Error(`not a pcap file (magic ${m.toString(16)})`);
+  if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d)
+    throw new Error(`not a pcap file (magic ${m.toString(16)})`);
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
   const link = u32(20);
-  if (![1, 12, 14, 101, 228].includes(link)) throw new Error(`pcap link type ${link} not supported`);
+  if (![1, 12, 14, 101, 228].includes(link))
+    throw new Error(`pcap link type ${link} not supported`);
   const out: Pkt[] = [];
-  for (let o = 24; o + 16 <= b.length; ) {
+  for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8);
     const f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
@@ -321,7 +374,13 @@ export function parsePcap(b: Buffer): Pkt[] {
     const src = `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`;
     const dst = `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}`;
     if ((p === 6 || p === 17) && ip.length >= ihl + 4) {
-      out.push({ proto: p === 6 ? 'tcp' : 'udp', src, dst, sport: ip.readUInt16BE(ihl), dport: ip.readUInt16BE(ihl + 2) });
+      out.push({
+        proto: p === 6 ? 'tcp' : 'udp',
+        src,
+        dst,
+        sport: ip.readUInt16BE(ihl),
+        dport: ip.readUInt16BE(ihl + 2),
+      });
     } else out.push({ proto: p === 1 ? 'icmp' : p, src, dst });
   }
   return out;
@@ -345,10 +404,21 @@ const isMarker = (p: Pkt) => p.proto === 'icmp' && (p.dst === ADDR.server || p.s
  */
 export async function startCapture(ns: string, iface: string, dir: string): Promise<Capture> {
   const file = join(dir, `${iface}-${randomBytes(3).toString('hex')}.pcap`);
-  const proc: NsProcess = nsSpawn(ns, 'tcpdump', ['-i', iface, '-n', '-U', '--immediate-mode', '-s', '128', '-w', file]);
+  const proc: NsProcess = nsSpawn(ns, 'tcpdump', [
+    '-i',
+    iface,
+    '-n',
+    '-U',
+    '--immediate-mode',
+    '-s',
+    '128',
+    '-w',
+    file,
+  ]);
   const end = Date.now() + 20_000;
   while (!/listening on/.test(proc.output())) {
-    if (proc.child.exitCode !== null) throw new Error(`tcpdump on ${iface} exited: ${proc.output()}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`tcpdump on ${iface} exited: ${proc.output()}`);
     if (Date.now() > end) throw new Error(`tcpdump on ${iface} did not start: ${proc.output()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -365,8 +435,11 @@ export async function startCapture(ns: string, iface: string, dir: string): Prom
     async stop() {
       if (proc.child.exitCode === null) {
         for (let i = 0; i < 5 && !read().some(isMarker); i++) {
-          await nsExec(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', '-I', iface, ADDR.server], { allowFail: true });
-          for (let j = 0; j < 10 && !read().some(isMarker); j++) await new Promise((r) => setTimeout(r, 50));
+          await nsExec(ns, 'ping', ['-n', '-q', '-c', '1', '-W', '1', '-I', iface, ADDR.server], {
+            allowFail: true,
+          });
+          for (let j = 0; j < 10 && !read().some(isMarker); j++)
+            await new Promise((r) => setTimeout(r, 50));
         }
         // awg's policy may route the marker elsewhere (full-tunnel mode re-routes it by mark);
         // then a generous pause: in immediate mode a packet reaches the file within microseconds
@@ -384,7 +457,8 @@ export async function startCapture(ns: string, iface: string, dir: string): Prom
 /** packets of the flows to/from the server's `port` (either direction) */
 export function flowPackets(pkts: Pkt[], port: number): Pkt[] {
   return pkts.filter(
-    (p) => (p.dst === ADDR.server && p.dport === port) || (p.src === ADDR.server && p.sport === port),
+    (p) =>
+      (p.dst === ADDR.server && p.dport === port) || (p.src === ADDR.server && p.sport === port),
   );
 }
 
@@ -437,7 +511,13 @@ tunnels:
 
 /** The client's `tunnels:` block: t1 via peer1, t2 via peer2 (allowedIPs 0.0.0.0/0). */
 export function clientTunnels(k: Keys, opts: { keepalive?: number; extra?: string } = {}): string {
-  const t = (name: string, key: Keys['client1'], peer: Keys['peer1'], addr: string, ep: string) => `  ${name}:
+  const t = (
+    name: string,
+    key: Keys['client1'],
+    peer: Keys['peer1'],
+    addr: string,
+    ep: string,
+  ) => `  ${name}:
     type: wireguard
     privateKey: "${key.privateKey}"
     addresses: [${addr}/32]
@@ -459,12 +539,19 @@ async function sysctlW(ns: string, kv: string): Promise<void> {
  * Build the whole topology: namespaces, veths, routes, forwarding, the server, both peers
  * applied. `destroy()` removes namespaces (and their processes), peer state, cgroups, apps.
  */
-export async function createPerAppTopology(opts: { ports?: number[] } = {}): Promise<PerAppTopology> {
+export async function createPerAppTopology(
+  opts: { ports?: number[] } = {},
+): Promise<PerAppTopology> {
   if (!process.env.AWGT_AWG_BIN) await ensureDist();
   const made: string[] = [];
   const peerEnv = { peer1: makeAwgEnv(), peer2: makeAwgEnv() };
   const apps = makeApps();
-  const keys: Keys = { client1: wgKeyPair(), client2: wgKeyPair(), peer1: wgKeyPair(), peer2: wgKeyPair() };
+  const keys: Keys = {
+    client1: wgKeyPair(),
+    client2: wgKeyPair(),
+    peer1: wgKeyPair(),
+    peer2: wgKeyPair(),
+  };
   const ports = opts.ports ?? [8001, 8002, 8003, 8004, 8005, 8006, 8007, 8008];
   let server: NsProcess | undefined;
   const destroy = async () => {
@@ -472,7 +559,12 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
     for (const d of [...daemons]) await d.kill();
     await server?.kill(500);
     for (const [i, ns] of [made[3], made[4]].entries()) {
-      if (ns) await awgd(ns, i === 0 ? peerEnv.peer1 : peerEnv.peer2, ['down', '--state-dir', (i === 0 ? peerEnv.peer1 : peerEnv.peer2).stateDir]).catch(() => undefined);
+      if (ns)
+        await awgd(ns, i === 0 ? peerEnv.peer1 : peerEnv.peer2, [
+          'down',
+          '--state-dir',
+          (i === 0 ? peerEnv.peer1 : peerEnv.peer2).stateDir,
+        ]).catch(() => undefined);
     }
     for (const ns of made) await destroyNetns(ns);
     cleanupAwgEnv(peerEnv.peer1);
@@ -491,7 +583,10 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
     const peer2 = await createNetns('pa-peer2');
     made.push(peer2);
 
-    const c = await vethPair(client, router, { addrA: `${ADDR.client}/24`, addrB: `${ADDR.routerClient}/24` });
+    const c = await vethPair(client, router, {
+      addrA: `${ADDR.client}/24`,
+      addrB: `${ADDR.routerClient}/24`,
+    });
     await vethPair(peer1, router, { addrA: `${ADDR.peer1}/24`, addrB: `${ADDR.routerPeer1}/24` });
     await vethPair(peer2, router, { addrA: `${ADDR.peer2}/24`, addrB: `${ADDR.routerPeer2}/24` });
     await vethPair(srv, router, { addrA: `${ADDR.server}/24`, addrB: `${ADDR.routerServer}/24` });
@@ -507,7 +602,8 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
     server = nsSpawn(srv, process.execPath, ['-e', SERVER_JS, ADDR.server, ...ports.map(String)]);
     const end = Date.now() + 30_000;
     while (!server.output().includes('listening')) {
-      if (server.child.exitCode !== null || Date.now() > end) throw new Error(`server did not start: ${server.output()}`);
+      if (server.child.exitCode !== null || Date.now() > end)
+        throw new Error(`server did not start: ${server.output()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
 
@@ -527,7 +623,21 @@ export async function createPerAppTopology(opts: { ports?: number[] } = {}): Pro
     };
     await startPeer(1);
     await startPeer(2);
-    return { client, router, peer1, peer2, server: srv, clientIf: c.ifA, keys, peerEnv, apps, ports, startPeer, stopPeer, destroy };
+    return {
+      client,
+      router,
+      peer1,
+      peer2,
+      server: srv,
+      clientIf: c.ifA,
+      keys,
+      peerEnv,
+      apps,
+      ports,
+      startPeer,
+      stopPeer,
+      destroy,
+    };
   } catch (e) {
     await destroy();
     throw e;
@@ -558,7 +668,12 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
   // the daemon's watcher sends LISTEN; the connector drains an overflowed queue before LISTEN)
   const rcvbuf = Number(process.env.AWGT_CONNECTOR_RCVBUF ?? 0);
   if (rcvbuf > 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf);
-  const spawned = nsSpawn(ns, process.execPath, [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket], { env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' }, fds: [fd] });
+  const spawned = nsSpawn(
+    ns,
+    process.execPath,
+    [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket],
+    { env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' }, fds: [fd] },
+  );
   closeFd(fd);
   const proc: NsProcess = {
     ns,
@@ -580,14 +695,22 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
     },
   };
   try {
-    await eventually(async () => {
-      if (spawned.child.exitCode !== null) throw new Error(`awg daemon exited ${spawned.child.exitCode}:\n${spawned.output()}`);
-      const r = await cli(['status', '--json']);
-      return r.code === 0 && r.json<{ state: string }>().state === 'converged';
-    }, 'the daemon reports converged', 90_000);
+    await eventually(
+      async () => {
+        if (spawned.child.exitCode !== null)
+          throw new Error(`awg daemon exited ${spawned.child.exitCode}:\n${spawned.output()}`);
+        const r = await cli(['status', '--json']);
+        return r.code === 0 && r.json<{ state: string }>().state === 'converged';
+      },
+      'the daemon reports converged',
+      90_000,
+    );
     // the watcher starts with the first converged run; fail here, with its reason, if it did not
-    const st = (await cli(['status', '--json'])).json<{ placement?: { state: string; reason?: string } }>();
-    if (st.placement?.state !== 'active') throw new Error(`process placement is not active: ${JSON.stringify(st.placement)}`);
+    const st = (await cli(['status', '--json'])).json<{
+      placement?: { state: string; reason?: string };
+    }>();
+    if (st.placement?.state !== 'active')
+      throw new Error(`process placement is not active: ${JSON.stringify(st.placement)}`);
   } catch (err) {
     await d.stop();
     throw new Error(`${(err as Error).message}\n--- daemon output\n${spawned.output()}`);
@@ -598,7 +721,11 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
 const daemons = new Set<NsProcess>();
 
 /** Poll `fn` until true (generous; never a timing assertion). */
-export async function eventually(fn: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000): Promise<void> {
+export async function eventually(
+  fn: () => Promise<boolean> | boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn()) return;

@@ -24,12 +24,25 @@ import { spawnPlacerProcess, type PlacerHandle } from '../../src/procs/placer-pr
 import { encode, parseFromPlacer, type FromPlacer } from '../../src/procs/placer-protocol.js';
 import { REPO_ROOT } from '../helpers/awg.js';
 import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
-import { cgroup2Mount, netnsPath, nsSpawn, requireNetnsPrereqs, useNetns, type NsProcess } from '../helpers/netns.js';
+import {
+  cgroup2Mount,
+  netnsPath,
+  nsSpawn,
+  requireNetnsPrereqs,
+  useNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs();
 const ROOT = `awgt-${randomBytes(4).toString('hex')}`;
 const TSX = `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`;
-const COMMAND = [process.execPath, '--import', TSX, join(REPO_ROOT, 'test/helpers/awg-cli.ts'), 'placer'];
+const COMMAND = [
+  process.execPath,
+  '--import',
+  TSX,
+  join(REPO_ROOT, 'test/helpers/awg-cli.ts'),
+  'placer',
+];
 /** the processes under test are our descendants, which a placer never moves: claim a pid that does not exist */
 const NOT_US = 0x3ffffff0;
 
@@ -52,7 +65,11 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
   const others: ChildProcess[] = [];
   const errors: string[] = [];
   const logs: string[] = [];
-  const ready = (h: PlacerHandle) => waitFor(`ready (state ${h.state}; errors ${errors.join('; ')}; child output ${logs.join(' | ')})`, () => h.state === 'ready');
+  const ready = (h: PlacerHandle) =>
+    waitFor(
+      `ready (state ${h.state}; errors ${errors.join('; ')}; child output ${logs.join(' | ')})`,
+      () => h.state === 'ready',
+    );
 
   const rules = (...rs: Record<string, unknown>[]) => rs.map((r) => Rule.parse(r));
   const start = (rs: Rule[], extra: Partial<Parameters<typeof spawnPlacerProcess>[0]> = {}) => {
@@ -93,21 +110,35 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
   });
 
   it('runs at SCHED_FIFO, places a matching process, re-places on rule changes and on failover', async () => {
-    const h = start(rules({ name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' }));
+    const h = start(
+      rules({ name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' }),
+    );
     await ready(h);
     expect(h.info).toMatchObject({ fifo: true, priority: 10 });
-    const policy = readFileSync(`/proc/${h.info!.pid}/sched`, 'utf8').split('\n').find((l) => l.startsWith('policy'));
+    const policy = readFileSync(`/proc/${h.info!.pid}/sched`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('policy'));
     expect(policy).toMatch(/:\s+1$/);
 
     const p = sleeper('300');
     await waitFor('placement into a', () => cgroupOf(p.pid) === `/${ROOT}/a`);
     expect((await h.flush()).placed).toBeGreaterThanOrEqual(1);
 
-    h.setRules(rules({ name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' }, { name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' }));
+    h.setRules(
+      rules(
+        { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' },
+        { name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' },
+      ),
+    );
     await h.flush();
     expect(cgroupOf(p.pid)).toBe(`/${ROOT}/b`);
 
-    h.setRules(rules({ name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' }, { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' }));
+    h.setRules(
+      rules(
+        { name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' },
+        { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' },
+      ),
+    );
     await h.flush();
     expect(cgroupOf(p.pid)).toBe(`/${ROOT}/a`);
     h.setDown(new Set(['vpn1']));
@@ -146,7 +177,9 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
     try {
       const h = start([], { connectorFd: fd });
       await waitFor('failed', () => h.state === 'failed');
-      expect(errors.at(-1)).toMatch(/^fatal: placer process: .*ECONNREFUSED.*initial network namespace/);
+      expect(errors.at(-1)).toMatch(
+        /^fatal: placer process: .*ECONNREFUSED.*initial network namespace/,
+      );
       expect(h.restarts).toBe(0);
       await h.close();
     } finally {
@@ -156,15 +189,31 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
 
   it('exits 0 on stdin EOF (after a final stats line), and dies with a parent killed by SIGKILL', async () => {
     const fd = openConnectorSocket();
-    const c = spawn(COMMAND[0]!, COMMAND.slice(1), { stdio: ['pipe', 'pipe', 'pipe', fd], env: { ...process.env, AWG_PROC_CONNECTOR_FD: '3' } });
+    const c = spawn(COMMAND[0]!, COMMAND.slice(1), {
+      stdio: ['pipe', 'pipe', 'pipe', fd],
+      env: { ...process.env, AWG_PROC_CONNECTOR_FD: '3' },
+    });
     others.push(c);
     close(fd);
     let out = '';
     c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => c.on('exit', (code) => r(code)));
-    const msgs = () => out.split('\n').map(parseFromPlacer).filter((m): m is FromPlacer => m !== undefined);
+    const msgs = () =>
+      out
+        .split('\n')
+        .map(parseFromPlacer)
+        .filter((m): m is FromPlacer => m !== undefined);
     await waitFor('ready', () => msgs().some((m) => m.type === 'ready'));
-    c.stdin!.write(encode({ type: 'config', rules: [], cgroupRoot: ROOT, mount: { mountPoint: mount, root: '/' }, down: [], ownPid: NOT_US }));
+    c.stdin!.write(
+      encode({
+        type: 'config',
+        rules: [],
+        cgroupRoot: ROOT,
+        mount: { mountPoint: mount, root: '/' },
+        down: [],
+        ownPid: NOT_US,
+      }),
+    );
     c.stdin!.end();
     expect(await exited).toBe(0);
     expect(msgs().at(-1)).toMatchObject({ type: 'stats', id: 0, rescans: 1 });
@@ -176,7 +225,9 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
         command: ${JSON.stringify(COMMAND)}, onReady: (r) => console.log('placer=' + r.pid) });
       setInterval(() => {}, 1000);
     `;
-    const parent = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const parent = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     others.push(parent);
     let pout = '';
     parent.stdout!.on('data', (d: Buffer) => (pout += d.toString()));

@@ -22,7 +22,14 @@ import { ProcConnector, openConnectorSocket } from '../../src/procs/connector.js
 import { ProcessPlacer } from '../../src/procs/placer.js';
 import { REPO_ROOT } from '../helpers/awg.js';
 import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
-import { cgroup2Mount, netnsPath, nsSpawn, requireNetnsPrereqs, useNetns, type NsProcess } from '../helpers/netns.js';
+import {
+  cgroup2Mount,
+  netnsPath,
+  nsSpawn,
+  requireNetnsPrereqs,
+  useNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs();
 const ROOT = `awgt-${randomBytes(4).toString('hex')}`;
@@ -93,7 +100,9 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
     );
     expect(cgroupOf(sleeper.pid)).toBe(`/${ROOT}/b`);
     // the inherited /bin/sleep child of the first test stays in `a` (rule a still exists)
-    placer!.setRules(rules({ name: 'other', match: { name: 'nothing-matches-this' }, target: 'vpn' }));
+    placer!.setRules(
+      rules({ name: 'other', match: { name: 'nothing-matches-this' }, target: 'vpn' }),
+    );
     expect(cgroupOf(sleeper.pid)).toBe(`/${ROOT}`);
   });
 
@@ -142,7 +151,16 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const p = spawn(
         'nsenter',
-        [`--net=${netnsPath(ns.name)}`, '--', process.execPath, '--import', `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`, '--input-type=module', '-e', code],
+        [
+          `--net=${netnsPath(ns.name)}`,
+          '--',
+          process.execPath,
+          '--import',
+          `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`,
+          '--input-type=module',
+          '-e',
+          code,
+        ],
         { stdio: ['ignore', 'pipe', 'pipe', fd] },
       );
       let stdout = '';

@@ -18,11 +18,48 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { awg, cleanupAwgEnv, ensureDist, makeAwgEnv, show, writeConfig, type AwgEnv } from '../helpers/awg.js';
-import { nsExec, nsSpawn, requireNetnsPrereqs, run, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
-import { C4, HTTP_PORT, S4, S4T, T4, createTopology, destroyTopology, startDante, startProxies, startTarget, waitFor, type Topology } from './proxy-env.js';
+import {
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  show,
+  writeConfig,
+  type AwgEnv,
+} from '../helpers/awg.js';
+import {
+  nsExec,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  C4,
+  HTTP_PORT,
+  S4,
+  S4T,
+  T4,
+  createTopology,
+  destroyTopology,
+  startDante,
+  startProxies,
+  startTarget,
+  waitFor,
+  type Topology,
+} from './proxy-env.js';
 
-const skip = requireNetnsPrereqs(['nft', 'curl', 'microsocks', 'tinyproxy', 'danted', 'getent', 'unshare', 'ss']);
+const skip = requireNetnsPrereqs([
+  'nft',
+  'curl',
+  'microsocks',
+  'tinyproxy',
+  'danted',
+  'getent',
+  'unshare',
+  'ss',
+]);
 const MUSL_GCC = ['/usr/bin/musl-gcc', '/usr/local/bin/musl-gcc'].find((p) => existsSync(p));
 const PYTHON = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p));
 const BIG = 40;
@@ -91,131 +128,182 @@ const NODE_LOOKUP = (name: string) =>
 const PY_LOOKUP = (name: string) =>
   `import socket\nprint(",".join(sorted({a[4][0] for a in socket.getaddrinfo("${name}", 80, socket.AF_INET, socket.SOCK_STREAM)}, key=lambda s: tuple(map(int, s.split("."))))))`;
 
-describe.skipIf(skip)('proxy tunnel DNS with real resolvers (glibc, musl, Node, Python, curl)', () => {
-  let topo: Topology | undefined;
-  let e: AwgEnv | undefined;
-  let dns: NsProcess | undefined;
-  let musl: string | undefined;
-  const resolv4 = () => join(e!.dir, 'resolv4.conf');
-  const resolv6 = () => join(e!.dir, 'resolv6.conf');
+describe.skipIf(skip)(
+  'proxy tunnel DNS with real resolvers (glibc, musl, Node, Python, curl)',
+  () => {
+    let topo: Topology | undefined;
+    let e: AwgEnv | undefined;
+    let dns: NsProcess | undefined;
+    let musl: string | undefined;
+    const resolv4 = () => join(e!.dir, 'resolv4.conf');
+    const resolv6 = () => join(e!.dir, 'resolv6.conf');
 
-  /** `awg exec <placement> -- unshare -m sh -c 'mount --bind RESOLV /etc/resolv.conf; exec cmd…'` in C */
-  const exec = (placement: string[], cmd: string[], resolv = resolv4()) =>
-    awg(topo!.c, e!, ['exec', ...placement, '--state-dir', e!.stateDir, '--', 'unshare', '-m', '--', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv, ...cmd], { timeoutMs: 30_000 });
-  const queries = () => dns!.output().split('\n').filter((l) => l.includes(' q '));
+    /** `awg exec <placement> -- unshare -m sh -c 'mount --bind RESOLV /etc/resolv.conf; exec cmd…'` in C */
+    const exec = (placement: string[], cmd: string[], resolv = resolv4()) =>
+      awg(
+        topo!.c,
+        e!,
+        [
+          'exec',
+          ...placement,
+          '--state-dir',
+          e!.stateDir,
+          '--',
+          'unshare',
+          '-m',
+          '--',
+          'sh',
+          '-c',
+          'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+          resolv,
+          ...cmd,
+        ],
+        { timeoutMs: 30_000 },
+      );
+    const queries = () =>
+      dns!
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(' q '));
 
-  beforeAll(async () => {
-    await ensureDist();
-    await sweepStaleNetns();
-    topo = await createTopology();
-    await startTarget(topo.t);
-    dns = nsSpawn(topo.t, process.execPath, ['-e', DNS_SERVER]);
-    await waitFor(dns, 'dns tcp ready', 'dns server');
-    await waitFor(dns, 'dns udp ready', 'dns server');
-    await startProxies(topo);
-    await startDante(topo);
-    e = makeAwgEnv();
-    // no such resolver: only the redirect to the engine answers (timeout 2 s, one attempt)
-    writeFileSync(resolv4(), 'nameserver 10.200.72.99\noptions timeout:2 attempts:1\n');
-    writeFileSync(resolv6(), 'nameserver fd00:200::72:99\noptions timeout:2 attempts:1\n');
-    if (MUSL_GCC) {
-      writeFileSync(join(topo.dir, 'gai.c'), GAI_C);
-      musl = join(topo.dir, 'gai-musl');
-      await run(MUSL_GCC, ['-static', '-Os', '-o', musl, join(topo.dir, 'gai.c')]);
-    }
-    const cfg = writeConfig(
-      e,
-      'dns.yaml',
-      [
-        'version: 1',
-        'tunnels:',
-        `  sx: { type: socks5, server: ${S4}, port: 1080, dns: [${T4}] }`,
-        `  hp: { type: http, server: ${S4}, port: 8888, dns: [${T4}] }`,
-        `  su: { type: socks5, server: ${S4}, port: 1090, udp: true, dns: [${T4}] }`,
-        '',
-      ].join('\n'),
-    );
-    const r = await awg(topo.c, e, ['apply', '-f', cfg], { timeoutMs: 120_000 });
-    if (r.code !== 0) throw new Error(`apply failed: ${show(r)}`);
-  }, 180_000);
-
-  afterAll(async () => {
-    try {
-      if (topo && e) await awg(topo.c, e, ['down']);
-    } finally {
-      await dns?.kill();
-      await destroyTopology(topo);
-      cleanupAwgEnv(e);
-    }
-  }, 60_000);
-
-  for (const t of ['sx', 'hp', 'su']) {
-    it(`${t}: getent (glibc) resolves through the tunnel's resolver over IPv4 and IPv6`, async () => {
-      const before = queries().length;
-      const r = await exec(['--tunnel', t], ['getent', 'ahostsv4', 'who.test']);
-      expect(r.code, show(r)).toBe(0);
-      expect(r.stdout.split('\n')[0], show(r)).toMatch(new RegExp(`^${S4T.replace(/\./g, '\\.')}\\s`));
-      const r6 = await exec(['--tunnel', t], ['getent', 'hosts', 'who.test'], resolv6());
-      expect(r6.code, show(r6)).toBe(0);
-      expect(r6.stdout.trim(), show(r6)).toMatch(new RegExp(`^${S4T.replace(/\./g, '\\.')}\\s+who\\.test$`));
-      const seen = queries().slice(before);
-      expect(seen.length).toBeGreaterThan(0);
-      // every query reached the resolver from the proxy, none from the client itself
-      expect(seen.filter((l) => !l.endsWith(`from ${S4T}`)), seen.join('\n')).toEqual([]);
-    }, 60_000);
-
-    it(`${t}: curl, Python and Node resolve and connect through the tunnel`, async () => {
-      const c = await exec(['--tunnel', t], ['curl', '-sS', '--max-time', '8', `http://web.test:${HTTP_PORT}/`]);
-      expect(c.stdout, show(c)).toBe(S4T);
-      if (PYTHON) {
-        const p = await exec(['--tunnel', t], [PYTHON, '-c', PY_LOOKUP('who.test')]);
-        expect(p.stdout.trim(), show(p)).toBe(S4T);
+    beforeAll(async () => {
+      await ensureDist();
+      await sweepStaleNetns();
+      topo = await createTopology();
+      await startTarget(topo.t);
+      dns = nsSpawn(topo.t, process.execPath, ['-e', DNS_SERVER]);
+      await waitFor(dns, 'dns tcp ready', 'dns server');
+      await waitFor(dns, 'dns udp ready', 'dns server');
+      await startProxies(topo);
+      await startDante(topo);
+      e = makeAwgEnv();
+      // no such resolver: only the redirect to the engine answers (timeout 2 s, one attempt)
+      writeFileSync(resolv4(), 'nameserver 10.200.72.99\noptions timeout:2 attempts:1\n');
+      writeFileSync(resolv6(), 'nameserver fd00:200::72:99\noptions timeout:2 attempts:1\n');
+      if (MUSL_GCC) {
+        writeFileSync(join(topo.dir, 'gai.c'), GAI_C);
+        musl = join(topo.dir, 'gai-musl');
+        await run(MUSL_GCC, ['-static', '-Os', '-o', musl, join(topo.dir, 'gai.c')]);
       }
-      const n = await exec(['--tunnel', t], [process.execPath, '-e', NODE_LOOKUP('who.test')]);
-      expect(n.stdout.trim(), show(n)).toBe(S4T);
-    }, 60_000);
+      const cfg = writeConfig(
+        e,
+        'dns.yaml',
+        [
+          'version: 1',
+          'tunnels:',
+          `  sx: { type: socks5, server: ${S4}, port: 1080, dns: [${T4}] }`,
+          `  hp: { type: http, server: ${S4}, port: 8888, dns: [${T4}] }`,
+          `  su: { type: socks5, server: ${S4}, port: 1090, udp: true, dns: [${T4}] }`,
+          '',
+        ].join('\n'),
+      );
+      const r = await awg(topo.c, e, ['apply', '-f', cfg], { timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`apply failed: ${show(r)}`);
+    }, 180_000);
 
-    it.skipIf(!MUSL_GCC)(`${t}: a static musl client resolves through the tunnel`, async () => {
-      const r = await exec(['--tunnel', t], [musl!, 'who.test']);
-      expect(r.stdout.trim(), show(r)).toBe(S4T);
-    }, 60_000);
-
-    it(`${t}: an answer larger than 512 bytes: glibc gets all of it (TC=1, then TCP); musl what fits`, async () => {
-      const all = Array.from({ length: BIG }, (_, i) => `10.200.73.${i + 1}`);
-      const bigA = () => queries().filter((l) => l.includes(' q big.test 1 ')).length;
-      const before = bigA();
-      const n = await exec(['--tunnel', t], [process.execPath, '-e', NODE_LOOKUP('big.test')]);
-      expect(n.stdout.trim().split(',').sort(), show(n)).toEqual([...all].sort());
-      // through the forwarder: asked once for the UDP answer (cut, TC=1), once more over TCP
-      if (t !== 'su') expect(bigA() - before).toBe(2);
-      if (musl) {
-        const m = await exec(['--tunnel', t], [musl, 'big.test']);
-        const got = m.stdout.trim().split(',');
-        expect(got.length, show(m)).toBeGreaterThan(20);
-        expect(got.every((a) => all.includes(a)), show(m)).toBe(true);
-        // musl 1.2.3 does not retry over TCP: it keeps the records that fit in 512 bytes
-        if (t !== 'su') expect(got.length, show(m)).toBe(Math.floor((512 - 12 - 14) / 16));
+    afterAll(async () => {
+      try {
+        if (topo && e) await awg(topo.c, e, ['down']);
+      } finally {
+        await dns?.kill();
+        await destroyTopology(topo);
+        cleanupAwgEnv(e);
       }
     }, 60_000);
-  }
 
-  it('the engines listen on loopback only (TCP and UDP): nothing on the network reaches them', async () => {
-    const ss = (await nsExec(topo!.c, 'ss', ['-Htuln'])).stdout.trim().split('\n').filter(Boolean);
-    // only the three engines listen in C: 2 TCP ports per tunnel, 1 UDP port with dns, each on
-    // 127.0.0.1 and ::1 (the UDP ASSOCIATE sockets of the su relay are connected to dante: not listed)
-    expect(ss.length, ss.join('\n')).toBe(3 * 3 * 2);
-    const locals = ss.map((l) => l.split(/\s+/)[4]!);
-    expect(locals.filter((a) => !/^(127\.0\.0\.1|\[::1\]):\d+$/.test(a)), ss.join('\n')).toEqual([]);
-    const port = Number(locals[0]!.split(':').pop());
-    // from S, C's own address on that port: refused (a listener on :: would accept)
-    const r = await nsExec(topo!.s, 'bash', ['-c', `exec 3<>/dev/tcp/${C4}/${port}`], { allowFail: true });
-    expect(r.code).not.toBe(0);
-  }, 60_000);
+    for (const t of ['sx', 'hp', 'su']) {
+      it(`${t}: getent (glibc) resolves through the tunnel's resolver over IPv4 and IPv6`, async () => {
+        const before = queries().length;
+        const r = await exec(['--tunnel', t], ['getent', 'ahostsv4', 'who.test']);
+        expect(r.code, show(r)).toBe(0);
+        expect(r.stdout.split('\n')[0], show(r)).toMatch(
+          new RegExp(`^${S4T.replace(/\./g, '\\.')}\\s`),
+        );
+        const r6 = await exec(['--tunnel', t], ['getent', 'hosts', 'who.test'], resolv6());
+        expect(r6.code, show(r6)).toBe(0);
+        expect(r6.stdout.trim(), show(r6)).toMatch(
+          new RegExp(`^${S4T.replace(/\./g, '\\.')}\\s+who\\.test$`),
+        );
+        const seen = queries().slice(before);
+        expect(seen.length).toBeGreaterThan(0);
+        // every query reached the resolver from the proxy, none from the client itself
+        expect(
+          seen.filter((l) => !l.endsWith(`from ${S4T}`)),
+          seen.join('\n'),
+        ).toEqual([]);
+      }, 60_000);
 
-  it('an unknown name is NXDOMAIN (not a timeout); --direct reaches no resolver', async () => {
-    const nx = await exec(['--tunnel', 'hp'], [process.execPath, '-e', NODE_LOOKUP('nope.test')]);
-    expect(nx.stdout.trim(), show(nx)).toBe('ERR ENOTFOUND');
-    const d = await exec(['--direct'], ['getent', 'ahostsv4', 'who.test']);
-    expect(d.code, show(d)).not.toBe(0);
-  }, 60_000);
-});
+      it(`${t}: curl, Python and Node resolve and connect through the tunnel`, async () => {
+        const c = await exec(
+          ['--tunnel', t],
+          ['curl', '-sS', '--max-time', '8', `http://web.test:${HTTP_PORT}/`],
+        );
+        expect(c.stdout, show(c)).toBe(S4T);
+        if (PYTHON) {
+          const p = await exec(['--tunnel', t], [PYTHON, '-c', PY_LOOKUP('who.test')]);
+          expect(p.stdout.trim(), show(p)).toBe(S4T);
+        }
+        const n = await exec(['--tunnel', t], [process.execPath, '-e', NODE_LOOKUP('who.test')]);
+        expect(n.stdout.trim(), show(n)).toBe(S4T);
+      }, 60_000);
+
+      it.skipIf(!MUSL_GCC)(
+        `${t}: a static musl client resolves through the tunnel`,
+        async () => {
+          const r = await exec(['--tunnel', t], [musl!, 'who.test']);
+          expect(r.stdout.trim(), show(r)).toBe(S4T);
+        },
+        60_000,
+      );
+
+      it(`${t}: an answer larger than 512 bytes: glibc gets all of it (TC=1, then TCP); musl what fits`, async () => {
+        const all = Array.from({ length: BIG }, (_, i) => `10.200.73.${i + 1}`);
+        const bigA = () => queries().filter((l) => l.includes(' q big.test 1 ')).length;
+        const before = bigA();
+        const n = await exec(['--tunnel', t], [process.execPath, '-e', NODE_LOOKUP('big.test')]);
+        expect(n.stdout.trim().split(',').sort(), show(n)).toEqual([...all].sort());
+        // through the forwarder: asked once for the UDP answer (cut, TC=1), once more over TCP
+        if (t !== 'su') expect(bigA() - before).toBe(2);
+        if (musl) {
+          const m = await exec(['--tunnel', t], [musl, 'big.test']);
+          const got = m.stdout.trim().split(',');
+          expect(got.length, show(m)).toBeGreaterThan(20);
+          expect(
+            got.every((a) => all.includes(a)),
+            show(m),
+          ).toBe(true);
+          // musl 1.2.3 does not retry over TCP: it keeps the records that fit in 512 bytes
+          if (t !== 'su') expect(got.length, show(m)).toBe(Math.floor((512 - 12 - 14) / 16));
+        }
+      }, 60_000);
+    }
+
+    it('the engines listen on loopback only (TCP and UDP): nothing on the network reaches them', async () => {
+      const ss = (await nsExec(topo!.c, 'ss', ['-Htuln'])).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean);
+      // only the three engines listen in C: 2 TCP ports per tunnel, 1 UDP port with dns, each on
+      // 127.0.0.1 and ::1 (the UDP ASSOCIATE sockets of the su relay are connected to dante: not listed)
+      expect(ss.length, ss.join('\n')).toBe(3 * 3 * 2);
+      const locals = ss.map((l) => l.split(/\s+/)[4]!);
+      expect(
+        locals.filter((a) => !/^(127\.0\.0\.1|\[::1\]):\d+$/.test(a)),
+        ss.join('\n'),
+      ).toEqual([]);
+      const port = Number(locals[0]!.split(':').pop());
+      // from S, C's own address on that port: refused (a listener on :: would accept)
+      const r = await nsExec(topo!.s, 'bash', ['-c', `exec 3<>/dev/tcp/${C4}/${port}`], {
+        allowFail: true,
+      });
+      expect(r.code).not.toBe(0);
+    }, 60_000);
+
+    it('an unknown name is NXDOMAIN (not a timeout); --direct reaches no resolver', async () => {
+      const nx = await exec(['--tunnel', 'hp'], [process.execPath, '-e', NODE_LOOKUP('nope.test')]);
+      expect(nx.stdout.trim(), show(nx)).toBe('ERR ENOTFOUND');
+      const d = await exec(['--direct'], ['getent', 'ahostsv4', 'who.test']);
+      expect(d.code, show(d)).not.toBe(0);
+    }, 60_000);
+  },
+);

@@ -46,7 +46,13 @@ const cfg = JSON.parse(process.argv[2] ?? '{}') as HarnessConfig;
 if (cfg.runtime) {
   const rt = new ProxyTunnelRuntime({
     name: 'px',
-    upstream: { ...cfg.runtime.tunnel, auth: cfg.runtime.tunnel.auth && { username: cfg.runtime.tunnel.auth.username, password: cfg.runtime.password ?? '' } },
+    upstream: {
+      ...cfg.runtime.tunnel,
+      auth: cfg.runtime.tunnel.auth && {
+        username: cfg.runtime.tunnel.auth.username,
+        password: cfg.runtime.password ?? '',
+      },
+    },
     redirectPort: cfg.listenPort,
     bypassMark: cfg.bypassMark,
     fallback: cfg.fallback,

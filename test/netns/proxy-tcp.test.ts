@@ -305,11 +305,19 @@ describe.skipIf(skip)(
         const h = await harness([socks(KILLABLE)], { fallback: 'allow-direct' });
         // each connection from a port range of its own, so that the fallback events are told
         // apart by their client: before 47000-47099, the transfer 47200-47299, again 47100-47199
-        const before = await curl(T().c, ['--local-port', '47000-47099', `http://${T4}:${HTTP_PORT}/`]);
+        const before = await curl(T().c, [
+          '--local-port',
+          '47000-47099',
+          `http://${T4}:${HTTP_PORT}/`,
+        ]);
         expect(before.body).toBe(S4T);
         const r = await killMidTransfer(h, ['--local-port', '47200-47299']);
         expect(r.code).not.toBe(0);
-        const again = await curl(T().c, ['--local-port', '47100-47199', `http://${T4}:${HTTP_PORT}/`]);
+        const again = await curl(T().c, [
+          '--local-port',
+          '47100-47199',
+          `http://${T4}:${HTTP_PORT}/`,
+        ]);
         expect(again.stderr).toBe('');
         expect(again.body).toBe(C4);
         const fb = h.events('fallback');
@@ -319,12 +327,22 @@ describe.skipIf(skip)(
         expect(from(47000), JSON.stringify(fb)).toEqual([]);
         expect(from(47200), JSON.stringify(fb)).toEqual([]);
         const mine = from(47100);
-        expect(mine.map((e) => (e.decision as { action: string }).action), JSON.stringify(fb)).toEqual(['direct']);
-        expect(mine[0]).toMatchObject({ failed: 0, kind: 'unreachable', dst: `${T4}:${HTTP_PORT}` });
+        expect(
+          mine.map((e) => (e.decision as { action: string }).action),
+          JSON.stringify(fb),
+        ).toEqual(['direct']);
+        expect(mine[0]).toMatchObject({
+          failed: 0,
+          kind: 'unreachable',
+          dst: `${T4}:${HTTP_PORT}`,
+        });
         // CI saw one surplus "direct" event once (2026-11-24) where this test counted all of
         // them; no connection of this test explains it, so it is reported, not failed on
         const other = fb.filter((e) => !mine.includes(e));
-        if (other.length > 0) console.warn(`fallback events of connections this test did not make: ${JSON.stringify(other)}`);
+        if (other.length > 0)
+          console.warn(
+            `fallback events of connections this test did not make: ${JSON.stringify(other)}`,
+          );
       });
 
       it('fallback failover: the next connection uses the next upstream', async () => {

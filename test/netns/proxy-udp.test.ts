@@ -113,25 +113,45 @@ describe.skipIf(skip)('proxy tunnels: UDP through SOCKS5 UDP ASSOCIATE (dante)',
     });
     const go = join(topo!.dir, 'go');
     // the app: asks once, prints every datagram it gets, asks again when told to (a file), ends on the second echo
-    const app = nsSpawn(topo!.c, process.execPath, ['-e', `
+    const app = nsSpawn(topo!.c, process.execPath, [
+      '-e',
+      `
 const fs = require('node:fs');
 const s = require('node:dgram').createSocket('udp4');
 let n = 0;
 s.on('message', (m) => { console.log('got ' + m); if (++n === 1) { const t = setInterval(() => { if (fs.existsSync(${JSON.stringify(go)})) { clearInterval(t); s.send('q2', 5302, '127.0.0.1'); } }, 20); } else if (String(m).endsWith('q2')) process.exit(0); });
 s.bind(0, '127.0.0.1', () => s.send('q1', 5302, '127.0.0.1'));
-setTimeout(() => process.exit(3), 15000);`]);
+setTimeout(() => process.exit(3), 15000);`,
+    ]);
     await waitFor(app, `got ${S4T} q1`, 'first echo');
     // the relay's UDP socket towards dante (the one that is not on loopback)
-    const ss = (await nsExec(topo!.c, 'ss', ['-Huan'])).stdout.split('\n').map((l) => l.trim().split(/\s+/)[3] ?? '');
-    const ports = ss.filter((a) => !a.startsWith('127.') && !a.startsWith('[::1]') && !a.endsWith(':5302')).map((a) => Number(a.split(':').pop())).filter((n) => n > 0);
+    const ss = (await nsExec(topo!.c, 'ss', ['-Huan'])).stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[3] ?? '');
+    const ports = ss
+      .filter((a) => !a.startsWith('127.') && !a.startsWith('[::1]') && !a.endsWith(':5302'))
+      .map((a) => Number(a.split(':').pop()))
+      .filter((n) => n > 0);
     expect(ports.length, ss.join('\n')).toBeGreaterThan(0);
     // from S (a host on the path): well-formed SOCKS5 UDP frames "from the target" to each candidate port
-    const frame = [0, 0, 0, 1, ...T4.split('.').map(Number), UDP_ECHO_PORT >> 8, UDP_ECHO_PORT & 0xff, ...Buffer.from('FORGED')];
-    await nsExec(topo!.s, process.execPath, ['-e', `
+    const frame = [
+      0,
+      0,
+      0,
+      1,
+      ...T4.split('.').map(Number),
+      UDP_ECHO_PORT >> 8,
+      UDP_ECHO_PORT & 0xff,
+      ...Buffer.from('FORGED'),
+    ];
+    await nsExec(topo!.s, process.execPath, [
+      '-e',
+      `
 const s = require('node:dgram').createSocket('udp4');
 const f = Buffer.from(${JSON.stringify(frame)});
 let left = ${ports.length};
-for (const p of ${JSON.stringify(ports)}) s.send(f, p, '${C4}', () => { if (--left === 0) s.close(); });`]);
+for (const p of ${JSON.stringify(ports)}) s.send(f, p, '${C4}', () => { if (--left === 0) s.close(); });`,
+    ]);
     writeFileSync(go, '');
     expect(await app.exited, app.output()).toBe(0);
     expect(app.output()).toBe(`got ${S4T} q1\ngot ${S4T} q2\n`);

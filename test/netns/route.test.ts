@@ -15,7 +15,6 @@ import {
 } from '../helpers/netns.js';
 import { NsExec } from '../helpers/exec.js';
 
-
 const skip = requireNetnsPrereqs();
 const claims: Claims = {
   routeProtocol: 167,

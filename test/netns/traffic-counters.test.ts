@@ -24,8 +24,22 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cgroupDir, cleanupAwgEnv, makeAwgEnv, REPO_ROOT, type AwgEnv } from '../helpers/awg.js';
-import { netnsPath, nsSpawn, requireNetnsPrereqs, sweepStaleNetns, type NsProcess } from '../helpers/netns.js';
-import { ADDR, awgd, clientTunnels, createPerAppTopology, eventually, showRun, type PerAppTopology } from './perapp-topology.js';
+import {
+  netnsPath,
+  nsSpawn,
+  requireNetnsPrereqs,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  ADDR,
+  awgd,
+  clientTunnels,
+  createPerAppTopology,
+  eventually,
+  showRun,
+  type PerAppTopology,
+} from './perapp-topology.js';
 
 const skip = requireNetnsPrereqs(['nft', 'sysctl']);
 const run = promisify(execFile);
@@ -81,40 +95,79 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
 `;
   const apply = async (rules: string[]) => {
     writeFileSync(cfg, config(rules));
-    const r = await awgd(t.client, ce, ['apply', '-f', cfg, '--state-dir', ce.stateDir, '--direct']);
+    const r = await awgd(t.client, ce, [
+      'apply',
+      '-f',
+      cfg,
+      '--state-dir',
+      ce.stateDir,
+      '--direct',
+    ]);
     if (r.code !== 0) throw new Error(`apply: ${showRun(r)}`);
   };
 
   /** send through rule `rule`'s cgroup; the sender's own count of echoed bytes */
   const transfer = async (rule: string, host: string = ADDR.server): Promise<number> => {
     const cg = join(cgroupDir(ce), rule, 'cgroup.procs');
-    const { stdout } = await run('nsenter', [`--net=${netnsPath(t.client)}`, '--', 'sh', '-c', `echo $$ > ${cg} && exec "$0" "$@"`, process.execPath, sender, host, String(PORT), String(COUNT), String(SIZE)], { timeout: 60_000 });
+    const { stdout } = await run(
+      'nsenter',
+      [
+        `--net=${netnsPath(t.client)}`,
+        '--',
+        'sh',
+        '-c',
+        `echo $$ > ${cg} && exec "$0" "$@"`,
+        process.execPath,
+        sender,
+        host,
+        String(PORT),
+        String(COUNT),
+        String(SIZE),
+      ],
+      { timeout: 60_000 },
+    );
     const r = JSON.parse(stdout.trim()) as { sent: number; got: number; rx: number; err?: string };
     expect(r).toMatchObject({ sent: COUNT, got: COUNT });
     return r.rx;
   };
 
   const directSnap = async (): Promise<Snap> => {
-    const r = await awgd(t.client, ce, ['status', '--json', '--state-dir', ce.stateDir, '--direct']);
+    const r = await awgd(t.client, ce, [
+      'status',
+      '--json',
+      '--state-dir',
+      ce.stateDir,
+      '--direct',
+    ]);
     const doc = r.json<{ traffic: { rules: Rule[]; tunnels: ({ tunnel: string } & Link)[] } }>();
-    return { rules: new Map(doc.traffic.rules.map((x) => [x.name, x])), links: new Map(doc.traffic.tunnels.map((x) => [x.tunnel, x])) };
+    return {
+      rules: new Map(doc.traffic.rules.map((x) => [x.name, x])),
+      links: new Map(doc.traffic.tunnels.map((x) => [x.tunnel, x])),
+    };
   };
   const daemonSnap = async (): Promise<Snap> => {
     const r = await awgd(t.client, ce, ['status', '--json', '--socket', socket()]);
     const doc = r.json<{ rules?: Rule[]; tunnels: { name: string; linkTraffic?: Link }[] }>();
-    return { rules: new Map((doc.rules ?? []).map((x) => [x.name, x])), links: new Map(doc.tunnels.flatMap((x) => (x.linkTraffic ? [[x.name, x.linkTraffic] as const] : []))) };
+    return {
+      rules: new Map((doc.rules ?? []).map((x) => [x.name, x])),
+      links: new Map(
+        doc.tunnels.flatMap((x) => (x.linkTraffic ? [[x.name, x.linkTraffic] as const] : [])),
+      ),
+    };
   };
 
   /** the assertions of one transfer of r1 between two snapshots */
   const checkTransfer = (a: Snap, b: Snap, echoed: number) => {
-    const d = (k: keyof Rule & `${string}${'Bytes' | 'Packets'}`, r: string) => b.rules.get(r)![k] - a.rules.get(r)![k];
+    const d = (k: keyof Rule & `${string}${'Bytes' | 'Packets'}`, r: string) =>
+      b.rules.get(r)![k] - a.rules.get(r)![k];
     expect(d('txBytes', 'r1')).toBeGreaterThanOrEqual(N);
     expect(d('txBytes', 'r1')).toBeLessThanOrEqual(N + HDR * COUNT);
     expect(d('txPackets', 'r1')).toBe(COUNT);
     expect(d('rxBytes', 'r1')).toBeGreaterThanOrEqual(echoed);
     expect(d('rxBytes', 'r1')).toBeLessThanOrEqual(echoed + HDR * COUNT);
     expect(d('rxPackets', 'r1')).toBe(COUNT);
-    for (const k of ['txBytes', 'txPackets', 'rxBytes', 'rxPackets'] as const) expect(d(k, 'r2')).toBe(0);
+    for (const k of ['txBytes', 'txPackets', 'rxBytes', 'rxPackets'] as const)
+      expect(d(k, 'r2')).toBe(0);
     const l = (k: keyof Link, tun: string) => b.links.get(tun)![k] - a.links.get(tun)![k];
     expect(l('txBytes', 't1')).toBeGreaterThanOrEqual(N);
     expect(l('txBytes', 't1')).toBeLessThanOrEqual(N + HDR * COUNT + LINK_SLACK);
@@ -135,7 +188,10 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
 
   afterAll(async () => {
     await daemon?.kill(10_000);
-    if (t) await awgd(t.client, ce, ['down', '--state-dir', ce.stateDir, '--direct']).catch(() => undefined);
+    if (t)
+      await awgd(t.client, ce, ['down', '--state-dir', ce.stateDir, '--direct']).catch(
+        () => undefined,
+      );
     await t?.destroy();
     cleanupAwgEnv(ce);
   }, 120_000);
@@ -151,10 +207,19 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
     const cg = join(cgroupDir(ce), 'r1', 'cgroup.procs');
     const idle = nsSpawn(t.client, 'sh', ['-c', `echo $$ > ${cg} && exec sleep 120`]);
     try {
-      await eventually(() => readFileSync(cg, 'utf8').split('\n').includes(String(idle.pid)), 'the idle process sits in r1');
-      const ps = (await awgd(t.client, ce, ['processes', '--json', '--state-dir', ce.stateDir, '--direct'])).json<{ pid: number; rule?: string; ruleTraffic?: Rule }[]>();
-      expect(ps.find((p) => p.pid === idle.pid)).toMatchObject({ rule: 'r1', ruleTraffic: { txBytes: b.rules.get('r1')!.txBytes, rxBytes: b.rules.get('r1')!.rxBytes } });
-      const text = (await awgd(t.client, ce, ['processes', '--state-dir', ce.stateDir, '--direct'])).stdout;
+      await eventually(
+        () => readFileSync(cg, 'utf8').split('\n').includes(String(idle.pid)),
+        'the idle process sits in r1',
+      );
+      const ps = (
+        await awgd(t.client, ce, ['processes', '--json', '--state-dir', ce.stateDir, '--direct'])
+      ).json<{ pid: number; rule?: string; ruleTraffic?: Rule }[]>();
+      expect(ps.find((p) => p.pid === idle.pid)).toMatchObject({
+        rule: 'r1',
+        ruleTraffic: { txBytes: b.rules.get('r1')!.txBytes, rxBytes: b.rules.get('r1')!.rxBytes },
+      });
+      const text = (await awgd(t.client, ce, ['processes', '--state-dir', ce.stateDir, '--direct']))
+        .stdout;
       expect(text).toContain('RULE TX/RX');
       expect(text).toContain('not per process');
     } finally {
@@ -163,7 +228,10 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
   }, 120_000);
 
   it('loopback traffic of a rule is counted in neither direction (as route_out skips it on the way out)', async () => {
-    const echo = nsSpawn(t.client, process.execPath, ['-e', `const u = require('dgram').createSocket('udp4'); u.on('message', (m, r) => u.send(m, r.port, r.address)); u.bind(${PORT}, '127.0.0.1', () => console.log('listening'));`]);
+    const echo = nsSpawn(t.client, process.execPath, [
+      '-e',
+      `const u = require('dgram').createSocket('udp4'); u.on('message', (m, r) => u.send(m, r.port, r.address)); u.bind(${PORT}, '127.0.0.1', () => console.log('listening'));`,
+    ]);
     try {
       await eventually(() => echo.output().includes('listening'), 'the loopback echo listens');
       const a = await directSnap();
@@ -186,18 +254,46 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
     await apply(['r1', 'r3']);
     const removed = await directSnap();
     expect(removed.rules.has('r2')).toBe(false);
-    expect(removed.rules.get('r1')!.txBytes).toBeGreaterThanOrEqual(before.rules.get('r1')!.txBytes);
+    expect(removed.rules.get('r1')!.txBytes).toBeGreaterThanOrEqual(
+      before.rules.get('r1')!.txBytes,
+    );
     await apply(['r1', 'r2']);
   }, 180_000);
 
   it('through the daemon: status over the API, the metrics scrape and a traffic event agree with the transfer', async () => {
-    daemon = nsSpawn(t.client, process.execPath, [join(REPO_ROOT, 'bin/awg.js'), 'daemon', '--config', cfg, '--state-dir', ce.stateDir, '--socket', socket(), '--metrics', `127.0.0.1:${METRICS}`], { env: ce.env });
-    await eventually(async () => {
-      if (daemon!.child.exitCode !== null) throw new Error(`awg daemon exited:\n${daemon!.output()}`);
-      const r = await awgd(t.client, ce, ['status', '--json', '--socket', socket()]);
-      return r.code === 0 && r.json<{ state: string }>().state === 'converged';
-    }, 'the daemon reports converged', 90_000);
-    const events = nsSpawn(t.client, process.execPath, [join(REPO_ROOT, 'bin/awg.js'), 'events', '--json', '--socket', socket()], { env: ce.env });
+    daemon = nsSpawn(
+      t.client,
+      process.execPath,
+      [
+        join(REPO_ROOT, 'bin/awg.js'),
+        'daemon',
+        '--config',
+        cfg,
+        '--state-dir',
+        ce.stateDir,
+        '--socket',
+        socket(),
+        '--metrics',
+        `127.0.0.1:${METRICS}`,
+      ],
+      { env: ce.env },
+    );
+    await eventually(
+      async () => {
+        if (daemon!.child.exitCode !== null)
+          throw new Error(`awg daemon exited:\n${daemon!.output()}`);
+        const r = await awgd(t.client, ce, ['status', '--json', '--socket', socket()]);
+        return r.code === 0 && r.json<{ state: string }>().state === 'converged';
+      },
+      'the daemon reports converged',
+      90_000,
+    );
+    const events = nsSpawn(
+      t.client,
+      process.execPath,
+      [join(REPO_ROOT, 'bin/awg.js'), 'events', '--json', '--socket', socket()],
+      { env: ce.env },
+    );
     try {
       const a = await daemonSnap();
       expect(a.rules.get('r1')).toMatchObject({ name: 'r1' });
@@ -205,16 +301,46 @@ ${rules.map((r) => `  - name: ${r}\n    match: { name: awgt-nothing-${r} }\n    
       const b = await daemonSnap();
       checkTransfer(a, b, echoed);
       // the scrape: the same counters, by rule and direction, and the TUN link's
-      const { stdout: text } = await run('nsenter', [`--net=${netnsPath(t.client)}`, '--', process.execPath, '-e', `require('http').get('http://127.0.0.1:${METRICS}/metrics', (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b)); })`]);
-      const metric = (prefix: string) => Number(/ (\d+)$/.exec(text.split('\n').find((l) => l.startsWith(prefix)) ?? '')?.[1] ?? NaN);
-      const txMetric = metric('awg_rule_bytes_total{rule="r1",target="t1",route="t1",direction="tx"}');
+      const { stdout: text } = await run('nsenter', [
+        `--net=${netnsPath(t.client)}`,
+        '--',
+        process.execPath,
+        '-e',
+        `require('http').get('http://127.0.0.1:${METRICS}/metrics', (r) => { let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => process.stdout.write(b)); })`,
+      ]);
+      const metric = (prefix: string) =>
+        Number(
+          / (\d+)$/.exec(text.split('\n').find((l) => l.startsWith(prefix)) ?? '')?.[1] ?? NaN,
+        );
+      const txMetric = metric(
+        'awg_rule_bytes_total{rule="r1",target="t1",route="t1",direction="tx"}',
+      );
       expect(txMetric).toBeGreaterThanOrEqual(b.rules.get('r1')!.txBytes);
-      expect(txMetric - a.rules.get('r1')!.txBytes).toBeLessThanOrEqual(N + HDR * COUNT + LINK_SLACK);
-      expect(metric('awg_rule_packets_total{rule="r2",target="t2",route="t2",direction="tx"}')).toBe(b.rules.get('r2')!.txPackets);
-      expect(metric('awg_tunnel_link_bytes_total{tunnel="t1",direction="tx"}')).toBeGreaterThanOrEqual(b.links.get('t1')!.txBytes);
+      expect(txMetric - a.rules.get('r1')!.txBytes).toBeLessThanOrEqual(
+        N + HDR * COUNT + LINK_SLACK,
+      );
+      expect(
+        metric('awg_rule_packets_total{rule="r2",target="t2",route="t2",direction="tx"}'),
+      ).toBe(b.rules.get('r2')!.txPackets);
+      expect(
+        metric('awg_tunnel_link_bytes_total{tunnel="t1",direction="tx"}'),
+      ).toBeGreaterThanOrEqual(b.links.get('t1')!.txBytes);
       // the event stream: a traffic event (every 10 s while someone listens, when a counter moved)
-      await eventually(() => events.output().split('\n').some((l) => l.includes('"type":"traffic"') && l.includes('"name":"r1"')), 'a traffic event with r1', 40_000);
-      const ev = JSON.parse(events.output().split('\n').find((l) => l.includes('"type":"traffic"'))!) as { rules: Rule[] };
+      await eventually(
+        () =>
+          events
+            .output()
+            .split('\n')
+            .some((l) => l.includes('"type":"traffic"') && l.includes('"name":"r1"')),
+        'a traffic event with r1',
+        40_000,
+      );
+      const ev = JSON.parse(
+        events
+          .output()
+          .split('\n')
+          .find((l) => l.includes('"type":"traffic"'))!,
+      ) as { rules: Rule[] };
       expect(ev.rules.find((r) => r.name === 'r1')!.txBytes).toBeGreaterThanOrEqual(N);
     } finally {
       await events.kill();

@@ -13,7 +13,7 @@ const skip = requireNetnsPrereqs(['nft']);
 const PORT = 45123;
 const MARK = 0x4242;
 
-describe.skipIf(!!skip)('UdpBind sendmmsg path and the engine\'s own socket keep SO_MARK', () => {
+describe.skipIf(!!skip)("UdpBind sendmmsg path and the engine's own socket keep SO_MARK", () => {
   const ns = useNetns('ubm');
 
   it('every batched datagram leaves with the mark; unmarked ones would be dropped', async () => {
@@ -74,7 +74,16 @@ describe.skipIf(!!skip)('UdpBind sendmmsg path and the engine\'s own socket keep
     const out = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const p = spawn(
         'nsenter',
-        [`--net=${netnsPath(ns.name)}`, '--', process.execPath, '--import', `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`, '--input-type=module', '-e', code],
+        [
+          `--net=${netnsPath(ns.name)}`,
+          '--',
+          process.execPath,
+          '--import',
+          `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`,
+          '--input-type=module',
+          '-e',
+          code,
+        ],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let stdout = '';

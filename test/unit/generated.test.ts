@@ -5,7 +5,12 @@ import { generatedSchemaFiles } from '../../scripts/schemas.js';
 import { configReference } from '../../scripts/config-reference.js';
 import { cliReference } from '../../scripts/cli-reference.js';
 import { troubleshooting } from '../../scripts/troubleshooting.js';
-import { bashCompletion, fishCompletion, manPage, zshCompletion } from '../../scripts/shell-integration.js';
+import {
+  bashCompletion,
+  fishCompletion,
+  manPage,
+  zshCompletion,
+} from '../../scripts/shell-integration.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const schemaFiles = await generatedSchemaFiles();
@@ -26,7 +31,9 @@ describe('generated files are up to date (run `npm run gen`)', () => {
     expect(readFileSync(join(root, 'docs', 'troubleshooting.md'), 'utf8')).toBe(troubleshooting());
   });
   it('share/: completions for bash, zsh and fish, the man page', () => {
-    const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (
+      JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
+    ).version;
     expect(readFileSync(join(root, 'share/completions/awg.bash'), 'utf8')).toBe(bashCompletion());
     expect(readFileSync(join(root, 'share/completions/_awg'), 'utf8')).toBe(zshCompletion());
     expect(readFileSync(join(root, 'share/completions/awg.fish'), 'utf8')).toBe(fishCompletion());

@@ -7,12 +7,19 @@ import { formatIssue } from '../../src/errors.js';
 // The seed system's README examples did not even parse: every ```yaml block in our docs must
 // be a valid config (secrets are not resolved here).
 const root = join(import.meta.dirname, '..', '..');
-const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join('docs', f))];
+const files = [
+  'README.md',
+  ...readdirSync(join(root, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => join('docs', f)),
+];
 
 describe('YAML examples in the documentation validate', () => {
   for (const f of files) {
     const text = readFileSync(join(root, f), 'utf8');
-    const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).filter((b) => /^version:/m.test(b));
+    const blocks = [...text.matchAll(/```yaml\n([\s\S]*?)```/g)]
+      .map((m) => m[1]!)
+      .filter((b) => /^version:/m.test(b));
     blocks.forEach((b, i) =>
       it(`${f} block ${i + 1}`, () => {
         const r = loadConfigText(b, `${f}#${i + 1}`);

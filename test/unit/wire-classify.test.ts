@@ -9,7 +9,8 @@ function msg(receiver: number, counter: number, body: number): Buffer {
   b.writeBigUInt64LE(BigInt(counter), 8);
   return b;
 }
-const train = (sizes: number[], receiver = 7, first = 100) => Buffer.concat(sizes.map((n, i) => msg(receiver, first + i, n - 16)));
+const train = (sizes: number[], receiver = 7, first = 100) =>
+  Buffer.concat(sizes.map((n, i) => msg(receiver, first + i, n - 16)));
 
 describe("the leak tests' WireGuard classifier", () => {
   it('takes single transport messages of one frame, and refuses other shapes', () => {
@@ -22,7 +23,9 @@ describe("the leak tests' WireGuard classifier", () => {
   it('takes a UDP GSO train of equal messages with a shorter last one', () => {
     expect(isTransportTrain(train([1440, 1440, 1440, 128]))).toBe(true);
     expect(isTransportTrain(train(Array(40).fill(1440)))).toBe(true);
-    expect(isTransportTrain(train([128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128]))).toBe(true);
+    expect(
+      isTransportTrain(train([128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128, 128])),
+    ).toBe(true);
   });
 
   it('refuses a large frame that is not such a train', () => {
@@ -31,7 +34,9 @@ describe("the leak tests' WireGuard classifier", () => {
     foreign.writeUInt32LE(8, 1440 + 4);
     expect(isTransportTrain(foreign)).toBe(false);
     expect(isTransportTrain(Buffer.concat([msg(7, 1, 1424), msg(7, 3, 1424)]))).toBe(false);
-    expect(isTransportTrain(Buffer.concat([msg(7, 1, 1424), Buffer.alloc(1440, 0x41)]))).toBe(false);
+    expect(isTransportTrain(Buffer.concat([msg(7, 1, 1424), Buffer.alloc(1440, 0x41)]))).toBe(
+      false,
+    );
     expect(isTransportTrain(Buffer.concat([msg(7, 1, 1424), msg(7, 2, 1424 + 32)]))).toBe(false);
   });
 });

@@ -13,7 +13,12 @@ import { renderPlan } from '../render-plan.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
-import { needsDaemon, planFromDocument, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
+import {
+  needsDaemon,
+  planFromDocument,
+  type DaemonChoice,
+  type DaemonClient,
+} from '../../daemon/client.js';
 import { viaDaemon } from '../via-daemon.js';
 import { selectionGiven, selectionOrExit, type SelectionOptions } from '../selection.js';
 import { MAX_CONFIRM_TIMEOUT_SEC } from '../../daemon/confirm.js';
@@ -45,12 +50,24 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   let confirmTimeoutSec: number | undefined;
   if (o.confirmTimeout !== undefined) {
     confirmTimeoutSec = Number(o.confirmTimeout);
-    if (!Number.isInteger(confirmTimeoutSec) || confirmTimeoutSec < 1 || confirmTimeoutSec > MAX_CONFIRM_TIMEOUT_SEC) {
-      printError(io, new AwgError('invalid-config', `--confirm-timeout ${o.confirmTimeout}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`));
+    if (
+      !Number.isInteger(confirmTimeoutSec) ||
+      confirmTimeoutSec < 1 ||
+      confirmTimeoutSec > MAX_CONFIRM_TIMEOUT_SEC
+    ) {
+      printError(
+        io,
+        new AwgError(
+          'invalid-config',
+          `--confirm-timeout ${o.confirmTimeout}: expected whole seconds from 1 to ${MAX_CONFIRM_TIMEOUT_SEC}`,
+        ),
+      );
       return 1;
     }
   }
-  const d = await viaDaemon(io, o, (client) => (selectionGiven(o) ? selectionRefused(io) : applyViaDaemon(io, o, client, confirmTimeoutSec)));
+  const d = await viaDaemon(io, o, (client) =>
+    selectionGiven(o) ? selectionRefused(io) : applyViaDaemon(io, o, client, confirmTimeoutSec),
+  );
   if ('code' in d) return d.code;
   if (confirmTimeoutSec !== undefined) {
     const err = needsDaemon('--confirm-timeout', d.reason);
@@ -71,8 +88,17 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   }
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
-  const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
-  const r = await prepare(o.file, { platform, probe: true, state, persistEndpoints: !o.dryRun, fingerprintKey, ...sel, ...(deps.exec ? { exec: deps.exec } : {}) });
+  const fingerprintKey = () =>
+    fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+  const r = await prepare(o.file, {
+    platform,
+    probe: true,
+    state,
+    persistEndpoints: !o.dryRun,
+    fingerprintKey,
+    ...sel,
+    ...(deps.exec ? { exec: deps.exec } : {}),
+  });
   if (!r.ok) {
     printIssues(io, r.issues);
     io.err(`${o.file}: invalid configuration; nothing was applied\n`);
@@ -87,12 +113,36 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     return refused.exitCode;
   }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
-  const env = await hostEnv({ platform, state, dryRun: o.dryRun, reporter, claims: p.claims, secrets: p.secrets, ...(deps.exec ? { exec: deps.exec } : {}) });
+  const env = await hostEnv({
+    platform,
+    state,
+    dryRun: o.dryRun,
+    reporter,
+    claims: p.claims,
+    secrets: p.secrets,
+    ...(deps.exec ? { exec: deps.exec } : {}),
+  });
   try {
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
-    if (ctx.plan && !o.json && ctx.outcome !== 'unchanged') io.err(renderPlan(ctx.plan, { colour: io.colour }));
-    if (ctx.outcome === 'planned' && ctx.plan) await executeChanges(ctx.plan.changes, env.drivers, { exec: env.exec, reporter, state: env.state, dryRun: true, claims: env.claims, secrets: env.secrets });
-    const summary = { outcome: ctx.outcome, mutations: env.exec.mutations, changed: ctx.changed, error: ctx.error ? { kind: ctx.error.kind, message: ctx.error.message } : undefined, rollbackErrors: ctx.rollbackErrors.map((e) => e.message), plan: ctx.plan ? toPlanDocument(ctx.plan, o.file) : undefined };
+    if (ctx.plan && !o.json && ctx.outcome !== 'unchanged')
+      io.err(renderPlan(ctx.plan, { colour: io.colour }));
+    if (ctx.outcome === 'planned' && ctx.plan)
+      await executeChanges(ctx.plan.changes, env.drivers, {
+        exec: env.exec,
+        reporter,
+        state: env.state,
+        dryRun: true,
+        claims: env.claims,
+        secrets: env.secrets,
+      });
+    const summary = {
+      outcome: ctx.outcome,
+      mutations: env.exec.mutations,
+      changed: ctx.changed,
+      error: ctx.error ? { kind: ctx.error.kind, message: ctx.error.message } : undefined,
+      rollbackErrors: ctx.rollbackErrors.map((e) => e.message),
+      plan: ctx.plan ? toPlanDocument(ctx.plan, o.file) : undefined,
+    };
     if (o.json) io.out(JSON.stringify(summary, null, 2) + '\n');
     switch (ctx.outcome) {
       case 'unchanged':
@@ -102,15 +152,25 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
         if (!o.json) io.out('Dry run: nothing was changed.\n');
         return 0;
       case 'converged':
-        if (!o.json) io.out(`Applied: ${ctx.changed} change(s), ${env.exec.mutations} mutation(s); verified.\n`);
+        if (!o.json)
+          io.out(
+            `Applied: ${ctx.changed} change(s), ${env.exec.mutations} mutation(s); verified.\n`,
+          );
         return 0;
       default: {
         const err = ctx.error ?? new AwgError('bug', `apply ended ${ctx.outcome}`);
         printError(io, err);
         for (const e of ctx.rollbackErrors) io.err(`awg: rollback error: ${e.message}\n`);
-        if (ctx.outcome === 'rolled-back') io.err('awg: the host was returned to its state before this apply.\n');
-        if (ctx.outcome === 'failed-closed') io.err('awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n');
-        if (ctx.outcome === 'failed' && ctx.rollbackErrors.length) io.err('awg: apply failed and could not be rolled back; run `awg status` and `awg down`.\n');
+        if (ctx.outcome === 'rolled-back')
+          io.err('awg: the host was returned to its state before this apply.\n');
+        if (ctx.outcome === 'failed-closed')
+          io.err(
+            'awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n',
+          );
+        if (ctx.outcome === 'failed' && ctx.rollbackErrors.length)
+          io.err(
+            'awg: apply failed and could not be rolled back; run `awg status` and `awg down`.\n',
+          );
         return err.exitCode;
       }
     }
@@ -128,18 +188,38 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
  * macOS: the router runs in the daemon). A one-shot apply of such a config stops before
  * anything is touched (not an engine started and then rolled back) and says how to run it.
  */
-export function daemonOnly(platform: Pick<Platform, 'os' | 'engineHost' | 'perApp'>, file: string, c: Pick<Config, 'tunnels' | 'rules'>, why: string): AwgError | undefined {
+export function daemonOnly(
+  platform: Pick<Platform, 'os' | 'engineHost' | 'perApp'>,
+  file: string,
+  c: Pick<Config, 'tunnels' | 'rules'>,
+  why: string,
+): AwgError | undefined {
   const tunnels = platform.engineHost === 'daemon' ? Object.keys(c.tunnels) : [];
-  const rules = platform.perApp === 'flow-router' ? c.rules.filter((r) => r.enabled).map((r, i) => r.name ?? `#${i + 1}`) : [];
+  const rules =
+    platform.perApp === 'flow-router'
+      ? c.rules.filter((r) => r.enabled).map((r, i) => r.name ?? `#${i + 1}`)
+      : [];
   if (!tunnels.length && !rules.length) return undefined;
   const os = platform.os === 'darwin' ? 'macOS' : platform.os;
   const what = [
-    ...(tunnels.length ? [`a tunnel's engine holds its utun, which lives only as long as the process that opened it, so the engines of ${tunnels.join(', ')} must live in the daemon`] : []),
-    ...(rules.length ? [`path rules (${rules.join(', ')}) are applied per connection by the flow router, which runs in the daemon`] : []),
+    ...(tunnels.length
+      ? [
+          `a tunnel's engine holds its utun, which lives only as long as the process that opened it, so the engines of ${tunnels.join(', ')} must live in the daemon`,
+        ]
+      : []),
+    ...(rules.length
+      ? [
+          `path rules (${rules.join(', ')}) are applied per connection by the flow router, which runs in the daemon`,
+        ]
+      : []),
   ];
-  return new AwgError('unsupported', `awg apply without the awg daemon cannot run this config on ${os} (${why}): ${what.join('; ')}; nothing was changed`, {
-    hint: `install and start the daemon with \`sudo awg service install --config ${resolve(file)}\` (then \`awg apply -f ${file}\` goes through it), or run \`sudo awg up -f ${file}\` in the foreground; \`awg apply --dry-run\` shows the plan without either`,
-  });
+  return new AwgError(
+    'unsupported',
+    `awg apply without the awg daemon cannot run this config on ${os} (${why}): ${what.join('; ')}; nothing was changed`,
+    {
+      hint: `install and start the daemon with \`sudo awg service install --config ${resolve(file)}\` (then \`awg apply -f ${file}\` goes through it), or run \`sudo awg up -f ${file}\` in the foreground; \`awg apply --dry-run\` shows the plan without either`,
+    },
+  );
 }
 
 /**
@@ -147,7 +227,12 @@ export function daemonOnly(platform: Pick<Platform, 'os' | 'engineHost' | 'perAp
  * and exit codes as direct mode; the mutation log (`[#] …`) stays in the daemon's journal.
  * The file is checked here first so config errors print as file:line:col, as in direct mode.
  */
-async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmTimeoutSec: number | undefined): Promise<number> {
+async function applyViaDaemon(
+  io: Io,
+  o: ApplyOptions,
+  c: DaemonClient,
+  confirmTimeoutSec: number | undefined,
+): Promise<number> {
   const l = await loadConfigFile(o.file);
   // a config with overlays is checked by the daemon, for the host it selects overlays for
   // (its --host/--labels); this machine's selection could differ
@@ -159,28 +244,62 @@ async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmT
     }
   }
   try {
-    const r = await c.apply({ configPath: resolve(o.file), ...(o.dryRun ? { dryRun: true } : {}), ...(confirmTimeoutSec ? { confirmTimeoutSec } : {}) });
+    const r = await c.apply({
+      configPath: resolve(o.file),
+      ...(o.dryRun ? { dryRun: true } : {}),
+      ...(confirmTimeoutSec ? { confirmTimeoutSec } : {}),
+    });
     const plan = { ...r.plan, config: o.file };
     const changed = r.outcome === 'unchanged' ? 0 : plan.changes.length;
-    if (r.plan && !o.json && r.outcome !== 'unchanged' && r.error?.kind !== 'invalid-config') io.err(renderPlan(planFromDocument(plan), { colour: io.colour }));
-    if (o.json) io.out(JSON.stringify({ outcome: r.outcome, mutations: r.mutations, changed, error: r.error, rollbackErrors: [], plan, ...(r.confirmDeadline ? { confirmDeadline: r.confirmDeadline } : {}) }, null, 2) + '\n');
+    if (r.plan && !o.json && r.outcome !== 'unchanged' && r.error?.kind !== 'invalid-config')
+      io.err(renderPlan(planFromDocument(plan), { colour: io.colour }));
+    if (o.json)
+      io.out(
+        JSON.stringify(
+          {
+            outcome: r.outcome,
+            mutations: r.mutations,
+            changed,
+            error: r.error,
+            rollbackErrors: [],
+            plan,
+            ...(r.confirmDeadline ? { confirmDeadline: r.confirmDeadline } : {}),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     switch (r.outcome) {
       case 'unchanged':
       case 'planned':
       case 'converged':
         if (!o.json) {
-          if (r.outcome === 'unchanged') io.out('No changes. The system matches the configuration.\n');
+          if (r.outcome === 'unchanged')
+            io.out('No changes. The system matches the configuration.\n');
           else if (r.outcome === 'planned') io.out('Dry run: nothing was changed.\n');
           else io.out(`Applied: ${changed} change(s), ${r.mutations} mutation(s); verified.\n`);
-          if (r.confirmDeadline) io.out(`Confirm with \`awg confirm\` by ${r.confirmDeadline}, or the change is reverted.\n`);
+          if (r.confirmDeadline)
+            io.out(
+              `Confirm with \`awg confirm\` by ${r.confirmDeadline}, or the change is reverted.\n`,
+            );
         }
         return 0;
       default: {
-        const err = r.error ? new AwgError(r.error.kind in ERROR_KINDS ? (r.error.kind as ErrorKind) : 'bug', r.error.message) : new AwgError('bug', `apply ended ${r.outcome}`);
+        const err = r.error
+          ? new AwgError(
+              r.error.kind in ERROR_KINDS ? (r.error.kind as ErrorKind) : 'bug',
+              r.error.message,
+            )
+          : new AwgError('bug', `apply ended ${r.outcome}`);
         printError(io, err);
-        if (err.kind === 'invalid-config') io.err(`${o.file}: invalid configuration; nothing was applied\n`);
-        if (r.outcome === 'rolled-back') io.err('awg: the host was returned to its state before this apply.\n');
-        if (r.outcome === 'failed-closed') io.err('awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n');
+        if (err.kind === 'invalid-config')
+          io.err(`${o.file}: invalid configuration; nothing was applied\n`);
+        if (r.outcome === 'rolled-back')
+          io.err('awg: the host was returned to its state before this apply.\n');
+        if (r.outcome === 'failed-closed')
+          io.err(
+            'awg: apply failed; traffic is blocked (fail-closed) until a successful apply or `awg down`.\n',
+          );
         return err.exitCode;
       }
     }
@@ -193,7 +312,10 @@ async function applyViaDaemon(io: Io, o: ApplyOptions, c: DaemonClient, confirmT
 
 /** The daemon renders configs for the host it was started for (`awg daemon --host/--labels`). */
 async function selectionRefused(io: Io): Promise<number> {
-  const err = new AwgError('invalid-config', 'the awg daemon selects overlays for its own host (its --host/--labels flags); drop --host/--labels/--labels-file, or add --direct to apply without the daemon');
+  const err = new AwgError(
+    'invalid-config',
+    'the awg daemon selects overlays for its own host (its --host/--labels flags); drop --host/--labels/--labels-file, or add --direct to apply without the daemon',
+  );
   printError(io, err);
   return err.exitCode;
 }

@@ -21,7 +21,10 @@ export async function confirmCommand(io: Io, o: ConfirmOptions): Promise<number>
     const r = await c.confirm();
     if (o.json) io.out(JSON.stringify(r) + '\n');
     else if (r.confirmed) io.out('Confirmed: the applied change stays.\n');
-    else io.err('Nothing to confirm: no apply is waiting for confirmation (already confirmed or reverted).\n');
+    else
+      io.err(
+        'Nothing to confirm: no apply is waiting for confirmation (already confirmed or reverted).\n',
+      );
     return r.confirmed ? 0 : 2;
   } catch (e) {
     const err = toAwgError(e);

@@ -30,18 +30,30 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
   const socketPath = resolve(o.socket || process.env.AWG_SOCKET || DEFAULT_SOCKET);
   // gRPC and prom-client load here, not when every other command starts
   const { startApiServer } = await import('../../daemon/server.js');
-  const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } = await import('../../daemon/metrics.js');
+  const { DEFAULT_METRICS_LISTEN, parseListen, startMetricsServer } =
+    await import('../../daemon/metrics.js');
   const { createLogger } = await import('../../util/logger.js');
-  const log = createLogger({ component: 'daemon', to: 1, ...(o.verbose ? { level: 'debug' as const } : {}) });
+  const log = createLogger({
+    component: 'daemon',
+    to: 1,
+    ...(o.verbose ? { level: 'debug' as const } : {}),
+  });
   // a crash is logged as a fatal JSON line; the process ends with 70 and the kill switch stays
-  setCrashLog((what, err) => log.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
+  setCrashLog((what, err) =>
+    log.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`),
+  );
   const metrics = o.metrics === true ? DEFAULT_METRICS_LISTEN : o.metrics || undefined;
   try {
-    if (metrics && !parseListen(metrics).loopback) log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
+    if (metrics && !parseListen(metrics).loopback)
+      log.warn({ metrics }, `metrics on ${metrics} are reachable from other hosts`);
     const selection = await selectionAtStart(o);
     return await runForeground(
       io,
-      { configPath: o.config ? resolve(o.config) : undefined, stateDir: o.stateDir, ...(selection ? { selection } : {}) },
+      {
+        configPath: o.config ? resolve(o.config) : undefined,
+        stateDir: o.stateDir,
+        ...(selection ? { selection } : {}),
+      },
       {
         log,
         // the API (and metrics) start after the core; if they cannot, the core stops without
@@ -58,7 +70,14 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
               onError: (e) => log.error({ err: e }, `API socket: ${e.message}`),
             });
             closers.push(api.close);
-            log.info({ socket: api.socketPath, mode: o.socketGroup ? '0660' : '0600', ...(o.socketGroup ? { group: o.socketGroup } : {}) }, `API on ${api.socketPath}`);
+            log.info(
+              {
+                socket: api.socketPath,
+                mode: o.socketGroup ? '0660' : '0600',
+                ...(o.socketGroup ? { group: o.socketGroup } : {}),
+              },
+              `API on ${api.socketPath}`,
+            );
             if (metrics) {
               const m = await startMetricsServer(core, metrics);
               closers.push(m.close);

@@ -34,13 +34,31 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
   // a recorded observation is planned here: the daemon only plans against the host
   // so is a config for another host (--host, --labels, --os): the daemon renders for its own
   if (!o.observed && !selectionGiven(o)) {
-    const d = await viaDaemon(io, o, (client) => diffViaDaemon(io, o, client), () => 1);
+    const d = await viaDaemon(
+      io,
+      o,
+      (client) => diffViaDaemon(io, o, client),
+      () => 1,
+    );
     if ('code' in d) return d.code;
   }
   try {
     const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
-    const exec = deps.exec ?? (reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined);
-    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { observeWith }, { prepare }, { hostEnv, stateDirFrom }, platform, { renderPlan }, { fingerprintKeyOf }, { FileStateStore }] = await Promise.all([
+    const exec =
+      deps.exec ??
+      (reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined);
+    const [
+      { readTextFile, LIMITS },
+      { hasChanges },
+      { plan: makePlan },
+      { observeWith },
+      { prepare },
+      { hostEnv, stateDirFrom },
+      platform,
+      { renderPlan },
+      { fingerprintKeyOf },
+      { FileStateStore },
+    ] = await Promise.all([
       import('../../util/files.js'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
@@ -55,18 +73,37 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
     // endpoint answers of earlier runs are read, never written: diff changes nothing
     const state = new FileStateStore(stateDirFrom(o.stateDir));
     // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
-    const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+    const fingerprintKey = () =>
+      fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
     const selection = await selectionOf(o);
-    const r = await prepare(o.file, { platform, skipSecrets: o.skipSecrets, probe: true, state, persistEndpoints: false, fingerprintKey, ...(selection ? { selection } : {}), ...(deps.exec ? { exec: deps.exec } : {}) });
+    const r = await prepare(o.file, {
+      platform,
+      skipSecrets: o.skipSecrets,
+      probe: true,
+      state,
+      persistEndpoints: false,
+      fingerprintKey,
+      ...(selection ? { selection } : {}),
+      ...(deps.exec ? { exec: deps.exec } : {}),
+    });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;
     }
     const p = r.prepared;
     printIssues(io, p.issues);
-    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: warningReporter(io), claims: p.claims, exec });
+    const env = await hostEnv({
+      platform,
+      stateDir: o.stateDir,
+      reporter: warningReporter(io),
+      claims: p.claims,
+      exec,
+    });
     let observed: ObservedState;
-    if (o.observed) observed = JSON.parse(await readTextFile(o.observed, { maxBytes: LIMITS.observed })) as ObservedState;
+    if (o.observed)
+      observed = JSON.parse(
+        await readTextFile(o.observed, { maxBytes: LIMITS.observed }),
+      ) as ObservedState;
     else observed = await observeWith(env, p.desired);
     const plan = makePlan(p.desired, observed, { lastApplied: env.applied.load()?.resources });
     if (o.json) {
@@ -83,12 +120,13 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
 /** Client mode: the daemon plans against the host it manages; same output and exit codes. */
 async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<number> {
   try {
-    const [{ resolve }, { loadConfigFile }, { planFromDocument }, { renderPlan }] = await Promise.all([
-      import('node:path'),
-      import('../../config/load.js'),
-      import('../../daemon/client.js'),
-      import('../render-plan.js'),
-    ]);
+    const [{ resolve }, { loadConfigFile }, { planFromDocument }, { renderPlan }] =
+      await Promise.all([
+        import('node:path'),
+        import('../../config/load.js'),
+        import('../../daemon/client.js'),
+        import('../render-plan.js'),
+      ]);
     const l = await loadConfigFile(o.file);
     // a config with overlays is checked by the daemon, for the host it selects overlays for
     if (!l.selection) {
@@ -116,7 +154,18 @@ async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<n
  */
 async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<number> {
   try {
-    const [{ readTextFile, LIMITS }, { hasChanges }, { plan: makePlan }, { prepare }, { renderPlan }, obs, { stateDirFrom }, { FileStateStore }, { AppliedStore }, { fingerprintKeyOf }] = await Promise.all([
+    const [
+      { readTextFile, LIMITS },
+      { hasChanges },
+      { plan: makePlan },
+      { prepare },
+      { renderPlan },
+      obs,
+      { stateDirFrom },
+      { FileStateStore },
+      { AppliedStore },
+      { fingerprintKeyOf },
+    ] = await Promise.all([
       import('../../util/files.js'),
       import('../../model/change.js'),
       import('../../reconciler/plan.js'),
@@ -129,13 +178,21 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       import('../../util/host-key.js'),
     ]);
     const state = new FileStateStore(stateDirFrom(o.stateDir));
-    const fingerprintKey = () => fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
+    const fingerprintKey = () =>
+      fingerprintKeyOf(state, { onReplaced: (why) => io.err(`warning: ${why}\n`) });
     const selection = await selectionOf(o);
     const rec = obs.parseObservation(await readTextFile(file, { maxBytes: LIMITS.observed }), file);
     const platform = await loadPlatform((selection?.os ?? process.platform) as NodeJS.Platform);
     // the host's cgroup root (an environment setting there) names its per-app objects
     const env = rec.cgroupRoot ? { ...process.env, AWG_CGROUP_ROOT: rec.cgroupRoot } : process.env;
-    const r = await prepare(o.file, { platform, env, skipSecrets: o.skipSecrets, fingerprintKey, ...(rec.facts ? { facts: rec.facts } : {}), ...(selection ? { selection } : {}) });
+    const r = await prepare(o.file, {
+      platform,
+      env,
+      skipSecrets: o.skipSecrets,
+      fingerprintKey,
+      ...(rec.facts ? { facts: rec.facts } : {}),
+      ...(selection ? { selection } : {}),
+    });
     if (!r.ok) {
       printIssues(io, r.issues);
       return 1;
@@ -152,7 +209,9 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       }
     }
     const plan = makePlan(p.desired, rec.observed, { lastApplied });
-    io.err(`planned against ${file}${rec.host ? ` (host ${rec.host})` : ''}${rec.facts ? '' : ', without the host\'s facts'}${unread ? `; ${unread} secret value(s) not readable here, assumed unchanged` : ''}\n`);
+    io.err(
+      `planned against ${file}${rec.host ? ` (host ${rec.host})` : ''}${rec.facts ? '' : ", without the host's facts"}${unread ? `; ${unread} secret value(s) not readable here, assumed unchanged` : ''}\n`,
+    );
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
       io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');

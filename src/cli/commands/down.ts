@@ -36,8 +36,14 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
     if (client) {
       try {
         const r = await client.down();
-        if (o.json) io.out(JSON.stringify({ removed: r.removed, mutations: r.mutations }, null, 2) + '\n');
-        else io.out(r.removed.length ? `Removed ${r.removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
+        if (o.json)
+          io.out(JSON.stringify({ removed: r.removed, mutations: r.mutations }, null, 2) + '\n');
+        else
+          io.out(
+            r.removed.length
+              ? `Removed ${r.removed.length} object(s) owned by awg.\n`
+              : 'Nothing to remove: awg owns no objects on this host.\n',
+          );
         return 0;
       } catch (e) {
         const err = toAwgError(e);
@@ -50,7 +56,14 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
   }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
   try {
-    const env = await hostEnv({ platform: deps.platform ?? (await loadPlatform()), stateDir: o.stateDir, dryRun: o.dryRun, reporter, claims: DEFAULT_CLAIMS, ...(deps.exec ? { exec: deps.exec } : {}) });
+    const env = await hostEnv({
+      platform: deps.platform ?? (await loadPlatform()),
+      stateDir: o.stateDir,
+      dryRun: o.dryRun,
+      reporter,
+      claims: DEFAULT_CLAIMS,
+      ...(deps.exec ? { exec: deps.exec } : {}),
+    });
     if (o.file) {
       const l = await loadConfigFile(o.file);
       if (!l.config) {
@@ -68,8 +81,24 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
       const refused = r.errors.find((e) => e.kind === 'permission');
       return refused ? refused.exitCode : 7;
     }
-    if (o.json) io.out(JSON.stringify({ removed: r.removed, mutations: env.exec.mutations, errors: r.errors.map((e) => e.message) }, null, 2) + '\n');
-    else io.out(r.removed.length ? `Removed ${r.removed.length} object(s) owned by awg.\n` : 'Nothing to remove: awg owns no objects on this host.\n');
+    if (o.json)
+      io.out(
+        JSON.stringify(
+          {
+            removed: r.removed,
+            mutations: env.exec.mutations,
+            errors: r.errors.map((e) => e.message),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+    else
+      io.out(
+        r.removed.length
+          ? `Removed ${r.removed.length} object(s) owned by awg.\n`
+          : 'Nothing to remove: awg owns no objects on this host.\n',
+      );
     return r.errors.length ? r.errors[0]!.exitCode : 0;
   } catch (e) {
     const err = toAwgError(e);

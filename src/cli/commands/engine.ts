@@ -48,7 +48,8 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   // proxy runtime and the endpoint resolver (zod, the DNS drivers) load only when used: a
   // WireGuard engine without them is ~16 MiB smaller (bench/RESULTS.md, Step 10 memory)
   if (input.trimStart().startsWith('{')) {
-    const { isProxyEngineInput, runDetachedProxyEngine } = await import('../../resources/engine/proxy-host.js');
+    const { isProxyEngineInput, runDetachedProxyEngine } =
+      await import('../../resources/engine/proxy-host.js');
     if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   }
   const text = withTestKnobs(input);
@@ -59,21 +60,32 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
   let loaded: Promise<Resolver> | undefined;
   const resolver: Resolver = {
     async resolve(host, ctx) {
-      loaded ??= import('../../resources/endpoints.js').then(({ EndpointResolver, engineResolver }) =>
-        engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false })),
+      loaded ??= import('../../resources/endpoints.js').then(
+        ({ EndpointResolver, engineResolver }) =>
+          engineResolver(
+            new EndpointResolver({
+              ...(stateDir ? { state: new FileStateStore(stateDir) } : {}),
+              persist: false,
+            }),
+          ),
       );
       return (await loaded).resolve(host, ctx);
     },
   };
   const logger = createLogger({ component: 'engine', base: { link: o.link } });
-  setCrashLog((what, err) => logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`));
+  setCrashLog((what, err) =>
+    logger.fatal({ err }, `${what}: ${err instanceof Error ? err.message : String(err)}; exiting`),
+  );
   const log = levelLog(logger);
   setCryptoPoolLog(log);
   const engine = createEngine(o.link, await loadEngineIo(), { log, resolver });
   // the device emits it after the packets that waited for the handshake, and the peer's first
   // answers to them (HANDSHAKE_EVENT_DELAY_MS): the log write no longer delays them
   engine.device.on('handshake', (e) => {
-    log('info', `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`);
+    log(
+      'info',
+      `handshake with ${Buffer.from(e.publicKey).toString('base64')} (${e.initiator ? 'initiator' : 'responder'})`,
+    );
   });
   let closing = false;
   async function shutdown(code: number): Promise<void> {

@@ -12,7 +12,11 @@ export interface EventsOptions extends Omit<DaemonChoice, 'direct'> {
   json?: boolean;
 }
 
-export async function eventsCommand(io: Io, o: EventsOptions, deps: { until?: Promise<unknown> } = {}): Promise<number> {
+export async function eventsCommand(
+  io: Io,
+  o: EventsOptions,
+  deps: { until?: Promise<unknown> } = {},
+): Promise<number> {
   let unsub: (() => void) | undefined;
   let close: (() => void) | undefined;
   try {
@@ -21,15 +25,19 @@ export async function eventsCommand(io: Io, o: EventsOptions, deps: { until?: Pr
     const c = d.client;
     close = () => c.close();
     let endWatch!: (err: unknown) => void;
-    const ended = new Promise<{ err: unknown }>((resolve) => (endWatch = (err) => resolve({ err })));
+    const ended = new Promise<{ err: unknown }>(
+      (resolve) => (endWatch = (err) => resolve({ err })),
+    );
     unsub = await c.watch(
       (e) => io.out(o.json ? JSON.stringify(e) + '\n' : `${e.at} ${formatEvent(e)}\n`),
       (err) => endWatch(err ?? new Error('the daemon closed the event stream')),
     );
-    const until = deps.until ?? new Promise<void>((resolve) => {
-      process.once('SIGINT', () => resolve());
-      process.once('SIGTERM', () => resolve());
-    });
+    const until =
+      deps.until ??
+      new Promise<void>((resolve) => {
+        process.once('SIGINT', () => resolve());
+        process.once('SIGTERM', () => resolve());
+      });
     const r = await Promise.race([until.then(() => ({ err: undefined as unknown })), ended]);
     if (r.err) throw toAwgError(r.err, 'driver');
     return 0;

@@ -58,8 +58,14 @@ export interface ExecDeps {
 const FORWARD: NodeJS.Signals[] = ['SIGTERM', 'SIGHUP', 'SIGUSR2', 'SIGINT', 'SIGQUIT'];
 
 function choiceOf(o: ExecOptions): ExecChoice {
-  const n = [o.tunnel !== undefined, o.direct === true, o.rule !== undefined].filter(Boolean).length;
-  if (n !== 1) throw new AwgError('invalid-config', 'give exactly one of --tunnel NAME, --direct or --rule NAME');
+  const n = [o.tunnel !== undefined, o.direct === true, o.rule !== undefined].filter(
+    Boolean,
+  ).length;
+  if (n !== 1)
+    throw new AwgError(
+      'invalid-config',
+      'give exactly one of --tunnel NAME, --direct or --rule NAME',
+    );
   if (o.tunnel !== undefined) return { tunnel: o.tunnel };
   if (o.rule !== undefined) return { rule: o.rule };
   return { direct: true };
@@ -74,35 +80,69 @@ export function placeSelf(path: string, mountinfo = '/proc/self/mountinfo'): voi
     writeFileSync(procs, String(process.pid));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new AwgError('driver', `cgroup ${path} does not exist (run awg apply)`, { cause: e });
-    if (code === 'EACCES' || code === 'EPERM') throw new AwgError('permission', `cannot move into ${procs}: ${code} (awg exec needs root, or write access to that file and to the common ancestor cgroup)`, { cause: e });
-    throw new AwgError('driver', `cannot move into ${procs}: ${(e as Error).message}`, { cause: e });
+    if (code === 'ENOENT')
+      throw new AwgError('driver', `cgroup ${path} does not exist (run awg apply)`, { cause: e });
+    if (code === 'EACCES' || code === 'EPERM')
+      throw new AwgError(
+        'permission',
+        `cannot move into ${procs}: ${code} (awg exec needs root, or write access to that file and to the common ancestor cgroup)`,
+        { cause: e },
+      );
+    throw new AwgError('driver', `cannot move into ${procs}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
-  const now = relativeCgroup(parseCgroupV2(readFileSync('/proc/self/cgroup', 'utf8')) ?? '', mount.root);
-  if (now !== path) throw new AwgError('driver', `after writing ${procs} this process is in ${now ?? 'an unknown cgroup'}, not ${path}`);
+  const now = relativeCgroup(
+    parseCgroupV2(readFileSync('/proc/self/cgroup', 'utf8')) ?? '',
+    mount.root,
+  );
+  if (now !== path)
+    throw new AwgError(
+      'driver',
+      `after writing ${procs} this process is in ${now ?? 'an unknown cgroup'}, not ${path}`,
+    );
 }
 
 /**
  * macOS: whom the command runs as (undefined: as awg). PF redirects no socket of root's, so a
  * command run as root would not be routed: as root, the user sudo came from, else refused.
  */
-export function commandUser(euid: number, env: NodeJS.ProcessEnv): { uid: number; gid: number } | undefined {
+export function commandUser(
+  euid: number,
+  env: NodeJS.ProcessEnv,
+): { uid: number; gid: number } | undefined {
   if (euid !== 0) return undefined;
   const uid = env.SUDO_UID ?? '';
   const gid = env.SUDO_GID ?? '';
   if (!/^\d+$/.test(uid) || !/^\d+$/.test(gid) || Number(uid) === 0)
-    throw new AwgError('unsupported', "awg exec on macOS cannot route a command that runs as root: PF leaves root's connections to the routing table (the flow router's loop guard), so the choice would not apply", {
-      hint: 'run it with sudo from your user account (the command then runs as that user, SUDO_UID and SUDO_GID), or set SUDO_UID and SUDO_GID to the user it should run as',
-    });
+    throw new AwgError(
+      'unsupported',
+      "awg exec on macOS cannot route a command that runs as root: PF leaves root's connections to the routing table (the flow router's loop guard), so the choice would not apply",
+      {
+        hint: 'run it with sudo from your user account (the command then runs as that user, SUDO_UID and SUDO_GID), or set SUDO_UID and SUDO_GID to the user it should run as',
+      },
+    );
   return { uid: Number(uid), gid: Number(gid) };
 }
 
-export async function execCommand(io: Io, cmd: string[], o: ExecOptions, deps: ExecDeps = {}): Promise<number> {
+export async function execCommand(
+  io: Io,
+  cmd: string[],
+  o: ExecOptions,
+  deps: ExecDeps = {},
+): Promise<number> {
   let path: string;
   try {
-    if (cmd.length === 0) throw new AwgError('invalid-config', 'no command given: awg exec --tunnel NAME -- COMMAND [ARGS…]');
-    if ((deps.platform?.perApp ?? perAppOf()) === 'flow-router') return await execThroughDaemon(io, cmd, choiceOf(o), o, deps);
-    const state = new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => io.err(`warning: ${describeCorrupt(c)}\n`) });
+    if (cmd.length === 0)
+      throw new AwgError(
+        'invalid-config',
+        'no command given: awg exec --tunnel NAME -- COMMAND [ARGS…]',
+      );
+    if ((deps.platform?.perApp ?? perAppOf()) === 'flow-router')
+      return await execThroughDaemon(io, cmd, choiceOf(o), o, deps);
+    const state = new FileStateStore(stateDirFrom(o.stateDir), {
+      onCorrupt: (c) => io.err(`warning: ${describeCorrupt(c)}\n`),
+    });
     path = resolveExecCgroup(new AppliedStore(state).load(), choiceOf(o));
     placeSelf(path);
   } catch (e) {
@@ -114,7 +154,13 @@ export async function execCommand(io: Io, cmd: string[], o: ExecOptions, deps: E
 }
 
 /** macOS: the daemon routes this process and its descendants while the command runs (see the file comment). */
-async function execThroughDaemon(io: Io, cmd: string[], choice: ExecChoice, o: ExecOptions, deps: ExecDeps): Promise<number> {
+async function execThroughDaemon(
+  io: Io,
+  cmd: string[],
+  choice: ExecChoice,
+  o: ExecOptions,
+  deps: ExecDeps,
+): Promise<number> {
   const env = deps.env ?? process.env;
   const user = commandUser(deps.euid ?? process.geteuid?.() ?? 0, env);
   const d = await daemonFor({ ...(o.socket ? { socket: o.socket } : {}) }, env);
@@ -126,7 +172,9 @@ async function execThroughDaemon(io: Io, cmd: string[], choice: ExecChoice, o: E
   try {
     session = await client.execSession(choice, (err) => {
       ended = err;
-      io.err(`awg exec: ${err.message}; stopping ${cmd[0]}: its new connections would no longer follow ${describeChoice(choice)}\n`);
+      io.err(
+        `awg exec: ${err.message}; stopping ${cmd[0]}: its new connections would no longer follow ${describeChoice(choice)}\n`,
+      );
       child?.kill('SIGTERM');
     });
   } catch (e) {
@@ -151,7 +199,12 @@ async function execThroughDaemon(io: Io, cmd: string[], choice: ExecChoice, o: E
  * Spawn the command with inherited stdio, forward signals, pass its exit status on. A command
  * stopped because of `stoppedBy()` exits awg with that error's status instead of its signal.
  */
-function runCommand(io: Io, cmd: string[], spawnOpts: Pick<SpawnOptions, 'uid' | 'gid'>, hooks: { onSpawn?(c: ChildProcess): void; stoppedBy?(): AwgError | undefined } = {}): Promise<number> {
+function runCommand(
+  io: Io,
+  cmd: string[],
+  spawnOpts: Pick<SpawnOptions, 'uid' | 'gid'>,
+  hooks: { onSpawn?(c: ChildProcess): void; stoppedBy?(): AwgError | undefined } = {},
+): Promise<number> {
   return new Promise<number>((resolve) => {
     const child = spawn(cmd[0]!, cmd.slice(1), { stdio: 'inherit', ...spawnOpts });
     hooks.onSpawn?.(child);

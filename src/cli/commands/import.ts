@@ -22,7 +22,12 @@ export async function importCommand(io: Io, o: ImportOptions): Promise<number> {
     io.err(`${o.file}: cannot read: ${(e as Error).message}\n`);
     return 1;
   }
-  const r = importWgQuick(text, { file: o.file, name: o.name, type: o.type, keyMode: o.keyFile ? 'file' : 'inline' });
+  const r = importWgQuick(text, {
+    file: o.file,
+    name: o.name,
+    type: o.type,
+    keyMode: o.keyFile ? 'file' : 'inline',
+  });
   printIssues(io, r.issues);
   if (!r.ok) {
     io.err(`${o.file}: not imported\n`);
@@ -30,9 +35,12 @@ export async function importCommand(io: Io, o: ImportOptions): Promise<number> {
   }
   if (o.output) {
     const dir = dirname(o.output);
-    for (const s of r.secretFiles) await writeFile(join(dir, s.file), s.content, { mode: 0o600, flag: 'wx' });
+    for (const s of r.secretFiles)
+      await writeFile(join(dir, s.file), s.content, { mode: 0o600, flag: 'wx' });
     await writeFile(o.output, r.yaml, { flag: 'wx' });
-    io.err(`wrote ${o.output} (tunnel ${r.tunnelName})${r.secretFiles.length ? ` and ${r.secretFiles.map((s) => s.file).join(', ')} (mode 600)` : ''}\n`);
+    io.err(
+      `wrote ${o.output} (tunnel ${r.tunnelName})${r.secretFiles.length ? ` and ${r.secretFiles.map((s) => s.file).join(', ')} (mode 600)` : ''}\n`,
+    );
   } else {
     if (r.secretFiles.length) {
       io.err('--key-file needs -o/--output (key files are written next to the YAML)\n');

@@ -1,6 +1,11 @@
 /** `awg genkey` / `awg pubkey` / `awg genpsk`: the wg(8) key helpers, same formats. */
 import { randomBytes } from 'node:crypto';
-import { generatePrivateKey, keyFromBase64, keyToBase64, publicKey } from '../../dataplane/crypto/keys.js';
+import {
+  generatePrivateKey,
+  keyFromBase64,
+  keyToBase64,
+  publicKey,
+} from '../../dataplane/crypto/keys.js';
 import type { Io } from '../output.js';
 
 export function genkeyCommand(io: Io): number {
@@ -13,7 +18,10 @@ export function genpskCommand(io: Io): number {
   return 0;
 }
 
-export async function pubkeyCommand(io: Io, input: NodeJS.ReadableStream = process.stdin): Promise<number> {
+export async function pubkeyCommand(
+  io: Io,
+  input: NodeJS.ReadableStream = process.stdin,
+): Promise<number> {
   const chunks: Buffer[] = [];
   for await (const c of input) chunks.push(Buffer.from(c as Buffer));
   const text = Buffer.concat(chunks).toString('utf8').trim();

@@ -46,11 +46,22 @@ export interface ProcessesOptions {
 
 export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedProcess[]> {
   const corrupt: string[] = [];
-  const state = new FileStateStore(stateDirFrom(o.stateDir), { onCorrupt: (c) => corrupt.push(describeCorrupt(c)) });
+  const state = new FileStateStore(stateDirFrom(o.stateDir), {
+    onCorrupt: (c) => corrupt.push(describeCorrupt(c)),
+  });
   const last = new AppliedStore(state).load();
-  if (!last) throw new AwgError('invalid-config', `awg is not applied: ${corrupt.length ? corrupt.join('; ') : 'there is no apply record'} (run \`awg apply -f CONFIG\` first, or pass the same --state-dir)`);
+  if (!last)
+    throw new AwgError(
+      'invalid-config',
+      `awg is not applied: ${corrupt.length ? corrupt.join('; ') : 'there is no apply record'} (run \`awg apply -f CONFIG\` first, or pass the same --state-dir)`,
+    );
   const loaded = await loadConfigFile(last.configFile);
-  if (!loaded.config) throw new AwgError('invalid-config', `cannot load ${last.configFile}, the config of the last apply`, { issues: loaded.issues });
+  if (!loaded.config)
+    throw new AwgError(
+      'invalid-config',
+      `cannot load ${last.configFile}, the config of the last apply`,
+      { issues: loaded.issues },
+    );
   const config = loaded.config;
   const platform = o.platform ?? (await loadPlatform());
   const lister = o.processes ?? (await processLister(platform.perApp));
@@ -58,12 +69,20 @@ export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedPr
   const tunnelUp = (name: string) => {
     const t = config.tunnels[name];
     if (!t) return false;
-    return isWgLike(t) ? links.has(linkName(name)) : last.resources.some((r) => r.kind === 'engine' && r.id === `engine/${name}`);
+    return isWgLike(t)
+      ? links.has(linkName(name))
+      : last.resources.some((r) => r.kind === 'engine' && r.id === `engine/${name}`);
   };
-  return lister.list(config, last.claims.cgroupRoot, { tunnelUp, ...(o.all !== undefined ? { all: o.all } : {}) });
+  return lister.list(config, last.claims.cgroupRoot, {
+    tunnelUp,
+    ...(o.all !== undefined ? { all: o.all } : {}),
+  });
 }
 
-type RuleTraffic = Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>;
+type RuleTraffic = Pick<
+  RuleCounter,
+  'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'
+>;
 
 /** the rule cgroups' counters in direct mode: our nft table of the last apply (none where the platform has no nft counters) */
 async function directRuleTraffic(o: ProcessesOptions): Promise<Map<string, RuleTraffic>> {
@@ -78,13 +97,21 @@ export async function processesCommand(io: Io, o: ProcessesOptions): Promise<num
   // the daemon knows tunnel health (fallbacks) and runs the watcher: ask it when it answers
   const via = await viaDaemon(io, o, async (c) => {
     const list = await c.listProcesses();
-    const rules = await c.status().then((s) => s.rules ?? [], () => []);
+    const rules = await c.status().then(
+      (s) => s.rules ?? [],
+      () => [],
+    );
     return print(io, o, list, new Map(rules.map((r) => [r.name, r])));
   });
   if ('code' in via) return via.code;
   try {
     const list = await listProcessesDirect(o);
-    return print(io, o, list, await directRuleTraffic(o).catch(() => new Map<string, RuleTraffic>()));
+    return print(
+      io,
+      o,
+      list,
+      await directRuleTraffic(o).catch(() => new Map<string, RuleTraffic>()),
+    );
   } catch (e) {
     const err = toAwgError(e);
     printError(io, err);
@@ -92,23 +119,66 @@ export async function processesCommand(io: Io, o: ProcessesOptions): Promise<num
   }
 }
 
-export function print(io: Io, o: ProcessesOptions, list: ProcessInfo[], traffic: ReadonlyMap<string, RuleTraffic> = new Map()): number {
+export function print(
+  io: Io,
+  o: ProcessesOptions,
+  list: ProcessInfo[],
+  traffic: ReadonlyMap<string, RuleTraffic> = new Map(),
+): number {
   const of = (p: ProcessInfo): RuleTraffic | undefined => {
     const t = p.rule ? traffic.get(p.rule) : undefined;
-    return t ? { txPackets: t.txPackets, txBytes: t.txBytes, rxPackets: t.rxPackets, rxBytes: t.rxBytes, ...(t.connections !== undefined ? { connections: t.connections } : {}) } : undefined;
+    return t
+      ? {
+          txPackets: t.txPackets,
+          txBytes: t.txBytes,
+          rxPackets: t.rxPackets,
+          rxBytes: t.rxBytes,
+          ...(t.connections !== undefined ? { connections: t.connections } : {}),
+        }
+      : undefined;
   };
   if (o.json) {
     // ruleTraffic: the rule cgroup's totals (shared by its processes), not this process's own
-    io.out(JSON.stringify(list.map((p) => { const t = of(p); return t ? { ...p, ruleTraffic: t } : p; }), null, 2) + '\n');
+    io.out(
+      JSON.stringify(
+        list.map((p) => {
+          const t = of(p);
+          return t ? { ...p, ruleTraffic: t } : p;
+        }),
+        null,
+        2,
+      ) + '\n',
+    );
     return 0;
   }
   // process names and paths are anyone's choice (a binary named with escape sequences): safeLine
-  const cell = (t: RuleTraffic | undefined) => (t ? `${humanBytes(t.txBytes)}/${humanBytes(t.rxBytes)}` : '-');
-  const rows = [['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'RULE TX/RX', 'EXECUTABLE'], ...list.map((p) => [String(p.pid), p.name, (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''), p.target ?? '-', p.route, cell(of(p)), p.path].map((c) => safeLine(c)))];
+  const cell = (t: RuleTraffic | undefined) =>
+    t ? `${humanBytes(t.txBytes)}/${humanBytes(t.rxBytes)}` : '-';
+  const rows = [
+    ['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'RULE TX/RX', 'EXECUTABLE'],
+    ...list.map((p) =>
+      [
+        String(p.pid),
+        p.name,
+        (p.rule ?? '-') + (p.pending ? ` (matches ${p.pending})` : ''),
+        p.target ?? '-',
+        p.route,
+        cell(of(p)),
+        p.path,
+      ].map((c) => safeLine(c)),
+    ),
+  ];
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
+  for (const r of rows)
+    io.out(r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(w[i]!))).join('  ') + '\n');
   const counted = list.map(of).filter((t) => t !== undefined);
-  if (counted.some((t) => t.connections === undefined)) io.out('RULE TX/RX: bytes sent/received by the rule\'s cgroup, all its processes together (the kernel counts per cgroup, not per process)\n');
-  else if (counted.length) io.out('RULE TX/RX: payload bytes sent/received by the rule\'s connections through the flow router, all its processes together\n');
+  if (counted.some((t) => t.connections === undefined))
+    io.out(
+      "RULE TX/RX: bytes sent/received by the rule's cgroup, all its processes together (the kernel counts per cgroup, not per process)\n",
+    );
+  else if (counted.length)
+    io.out(
+      "RULE TX/RX: payload bytes sent/received by the rule's connections through the flow router, all its processes together\n",
+    );
   return 0;
 }

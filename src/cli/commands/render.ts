@@ -17,7 +17,11 @@ export interface RenderOptions extends SelectionOptions {
 /** exit 0 rendered (valid), 1 invalid */
 export async function renderCommand(io: Io, o: RenderOptions): Promise<number> {
   try {
-    const [{ loadConfigFile, hasErrors }, { localSelection, describeSelection }, { secretRefs, REDACTED }] = await Promise.all([
+    const [
+      { loadConfigFile, hasErrors },
+      { localSelection, describeSelection },
+      { secretRefs, REDACTED },
+    ] = await Promise.all([
       import('../../config/load.js'),
       import('../../config/host-selection.js'),
       import('../../config/secrets.js'),
@@ -39,9 +43,25 @@ export async function renderCommand(io: Io, o: RenderOptions): Promise<number> {
       (cur as Record<string | number, unknown>)[ref.path.at(-1)!] = REDACTED;
       redacted++;
     }
-    const overlays: { name: string; file?: string; inline?: true }[] = l.overlays.map((a) => ({ name: a.name, ...(a.file ? { file: a.file } : { inline: true as const }) }));
+    const overlays: { name: string; file?: string; inline?: true }[] = l.overlays.map((a) => ({
+      name: a.name,
+      ...(a.file ? { file: a.file } : { inline: true as const }),
+    }));
     if (o.json) {
-      io.out(JSON.stringify({ host: selection.host, os: selection.os, labels: selection.labels, overlays, redactedSecrets: redacted, config: raw }, null, 2) + '\n');
+      io.out(
+        JSON.stringify(
+          {
+            host: selection.host,
+            os: selection.os,
+            labels: selection.labels,
+            overlays,
+            redactedSecrets: redacted,
+            config: raw,
+          },
+          null,
+          2,
+        ) + '\n',
+      );
       return 0;
     }
     const head = [

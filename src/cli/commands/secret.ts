@@ -22,8 +22,10 @@ const RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
 
 function writeOut(path: string, data: string | Uint8Array, force: boolean | undefined): void {
   const p = resolve(path);
-  if (!force && existsSync(p)) throw new AwgError('invalid-config', `${path} exists; add --force to replace it`);
-  if (!existsSync(dirname(p))) throw new AwgError('invalid-config', `${dirname(p)}: no such directory`);
+  if (!force && existsSync(p))
+    throw new AwgError('invalid-config', `${path} exists; add --force to replace it`);
+  if (!existsSync(dirname(p)))
+    throw new AwgError('invalid-config', `${dirname(p)}: no such directory`);
   writeFileAtomicSync(p, data, { mode: 0o600 });
 }
 
@@ -31,7 +33,8 @@ function writeOut(path: string, data: string | Uint8Array, force: boolean | unde
 function readInput(file: string | undefined): Buffer {
   if (file === undefined || file === '-') {
     const b = readFileSync(0);
-    if (b.length > LIMITS.secret) throw new AwgError('invalid-config', `standard input: more than ${LIMITS.secret} bytes`);
+    if (b.length > LIMITS.secret)
+      throw new AwgError('invalid-config', `standard input: more than ${LIMITS.secret} bytes`);
     return b;
   }
   return readRegularFileSync(file, { maxBytes: LIMITS.secret });
@@ -40,17 +43,33 @@ function readInput(file: string | undefined): Buffer {
 function recipientsOf(o: SecretOptions): string[] {
   const out = [...(o.recipient ?? [])];
   for (const f of o.recipientsFile ?? []) {
-    for (const line of readRegularFileSync(f, { maxBytes: LIMITS.secret }).toString('utf8').split(/\r?\n/)) {
+    for (const line of readRegularFileSync(f, { maxBytes: LIMITS.secret })
+      .toString('utf8')
+      .split(/\r?\n/)) {
       const l = line.trim();
       if (l && !l.startsWith('#')) out.push(l);
     }
   }
-  if (out.length === 0) throw new AwgError('invalid-config', 'no recipient: give -r age1… (a host\'s `awg secret recipient`) or -R FILE');
-  for (const r of out) if (!RECIPIENT.test(r)) throw new AwgError('invalid-config', `"${r.slice(0, 80)}" is not an age X25519 recipient (age1…)`);
+  if (out.length === 0)
+    throw new AwgError(
+      'invalid-config',
+      "no recipient: give -r age1… (a host's `awg secret recipient`) or -R FILE",
+    );
+  for (const r of out)
+    if (!RECIPIENT.test(r))
+      throw new AwgError(
+        'invalid-config',
+        `"${r.slice(0, 80)}" is not an age X25519 recipient (age1…)`,
+      );
   return [...new Set(out)];
 }
 
-export async function secretCommand(io: Io, sub: 'keygen' | 'recipient' | 'encrypt' | 'decrypt', o: SecretOptions, input?: string): Promise<number> {
+export async function secretCommand(
+  io: Io,
+  sub: 'keygen' | 'recipient' | 'encrypt' | 'decrypt',
+  o: SecretOptions,
+  input?: string,
+): Promise<number> {
   try {
     const age = await import('../../config/age.js');
     switch (sub) {
@@ -74,7 +93,11 @@ export async function secretCommand(io: Io, sub: 'keygen' | 'recipient' | 'encry
         const out = await age.encryptAge(readInput(input), recipients, Boolean(o.armor));
         if (o.output) writeOut(o.output, out, o.force);
         else if (o.armor) io.out(Buffer.from(out).toString('utf8'));
-        else throw new AwgError('invalid-config', 'binary output needs -o FILE (or --armor for text on stdout)');
+        else
+          throw new AwgError(
+            'invalid-config',
+            'binary output needs -o FILE (or --armor for text on stdout)',
+          );
         return 0;
       }
       case 'decrypt': {
@@ -85,7 +108,11 @@ export async function secretCommand(io: Io, sub: 'keygen' | 'recipient' | 'encry
         try {
           plain = await age.decryptAge(readRegularFileSync(input, { maxBytes: 1024 * 1024 }), ids);
         } catch (e) {
-          if (/no identity matched/i.test((e as Error).message)) throw new AwgError('permission', `${input} is not encrypted to the identity in ${identityFile}`);
+          if (/no identity matched/i.test((e as Error).message))
+            throw new AwgError(
+              'permission',
+              `${input} is not encrypted to the identity in ${identityFile}`,
+            );
           throw new AwgError('invalid-config', `${input}: ${(e as Error).message}`);
         }
         if (o.output) writeOut(o.output, plain, o.force);

@@ -33,9 +33,17 @@ export interface WatchDeps extends HostDeps {
 }
 
 /** Owned objects and their health against what was last applied. Exit 0 healthy, 2 drifted/none. */
-export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = {}): Promise<number> {
+export async function statusCommand(
+  io: Io,
+  o: StatusOptions,
+  deps: WatchDeps = {},
+): Promise<number> {
   // recording an observation reads the host directly (read-only), daemon or not
-  const d = o.observedOut ? { reason: '--observed-out' } : await viaDaemon(io, o, (client) => (o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client)));
+  const d = o.observedOut
+    ? { reason: '--observed-out' }
+    : await viaDaemon(io, o, (client) =>
+        o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client),
+      );
   if ('code' in d) return d.code;
   if (o.watch) {
     const err = needsDaemon('status --watch', d.reason);
@@ -44,17 +52,33 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
   }
   try {
     const platform = deps.platform ?? (await loadPlatform());
-    const env = await hostEnv({ platform, stateDir: o.stateDir, reporter: warningReporter(io), claims: DEFAULT_CLAIMS, ...(deps.exec ? { exec: deps.exec } : {}) });
+    const env = await hostEnv({
+      platform,
+      stateDir: o.stateDir,
+      reporter: warningReporter(io),
+      claims: DEFAULT_CLAIMS,
+      ...(deps.exec ? { exec: deps.exec } : {}),
+    });
     const last = env.applied.load();
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };
     const observed = await observeWith(env, desired);
     if (o.observedOut) await recordObservation(io, o.observedOut, observed, last);
-    const drift = last ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter((c) => c.action !== 'noop') : [];
+    const drift = last
+      ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter(
+          (c) => c.action !== 'noop',
+        )
+      : [];
     const healthy = Boolean(last) && drift.length === 0;
     const doc = {
       source: 'direct' as const,
-      state: !last ? (observed.resources.length ? 'unmanaged-leftovers' : 'down') : healthy ? 'converged' : 'drifted',
+      state: !last
+        ? observed.resources.length
+          ? 'unmanaged-leftovers'
+          : 'down'
+        : healthy
+          ? 'converged'
+          : 'drifted',
       config: last?.configFile,
       appliedAt: last?.appliedAt,
       objects: observed.resources.map((r) => ({ kind: r.kind, id: r.id, spec: r.spec })),
@@ -62,21 +86,46 @@ export async function statusCommand(io: Io, o: StatusOptions, deps: WatchDeps = 
       foreign: observed.foreign,
       // per rule: the counters of its cgroup (all its processes together); per TUN tunnel: the link's
       // (macOS has no counters of ours to read yet)
-      traffic: last && platform.trafficCounters === 'nft' ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources) : { rules: [], tunnels: [] },
+      traffic:
+        last && platform.trafficCounters === 'nft'
+          ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources)
+          : { rules: [], tunnels: [] },
     };
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');
     } else {
       // ids, paths and descriptions carry names from the config and the machine: safeLine
-      io.out(`state: ${doc.state}${last ? ` (config ${safeLine(last.configFile)}, applied ${safeLine(last.appliedAt)})` : ''}\n`);
+      io.out(
+        `state: ${doc.state}${last ? ` (config ${safeLine(last.configFile)}, applied ${safeLine(last.appliedAt)})` : ''}\n`,
+      );
       for (const kind of RESOURCE_KINDS) {
         const objs = observed.resources.filter((r) => r.kind === kind);
-        if (objs.length) io.out(`${kind}: ${objs.length}\n` + objs.slice(0, 20).map((r) => `  ${safeLine(r.id)}\n`).join('') + (objs.length > 20 ? `  … ${objs.length - 20} more\n` : ''));
+        if (objs.length)
+          io.out(
+            `${kind}: ${objs.length}\n` +
+              objs
+                .slice(0, 20)
+                .map((r) => `  ${safeLine(r.id)}\n`)
+                .join('') +
+              (objs.length > 20 ? `  … ${objs.length - 20} more\n` : ''),
+          );
       }
-      for (const d of doc.drift) io.out(`drift: ${d.action} ${safeLine(d.id)} (${safeLine(d.reason)})\n`);
-      for (const f of observed.foreign) io.out(`${f.relation}: ${safeLine(f.id)}: ${safeLine(f.description)}\n`);
-      for (const t of doc.traffic.tunnels) io.out(safeLine(`tunnel ${t.tunnel} (${t.link}): rx ${t.rxPackets} packets ${bytes(t.rxBytes)}, tx ${t.txPackets} packets ${bytes(t.txBytes)}`) + '\n');
-      for (const r of doc.traffic.rules) io.out(safeLine(`rule ${r.name}: tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`) + '\n');
+      for (const d of doc.drift)
+        io.out(`drift: ${d.action} ${safeLine(d.id)} (${safeLine(d.reason)})\n`);
+      for (const f of observed.foreign)
+        io.out(`${f.relation}: ${safeLine(f.id)}: ${safeLine(f.description)}\n`);
+      for (const t of doc.traffic.tunnels)
+        io.out(
+          safeLine(
+            `tunnel ${t.tunnel} (${t.link}): rx ${t.rxPackets} packets ${bytes(t.rxBytes)}, tx ${t.txPackets} packets ${bytes(t.txBytes)}`,
+          ) + '\n',
+        );
+      for (const r of doc.traffic.rules)
+        io.out(
+          safeLine(
+            `rule ${r.name}: tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`,
+          ) + '\n',
+        );
     }
     return healthy ? 0 : 2;
   } catch (e) {
@@ -97,7 +146,10 @@ const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`
 /** the first line of the status view (also the line `status --watch` prints on changes) */
 export function statusHeadline(s: StatusResponse): string {
   const lr = s.lastReconcile;
-  const parts = [s.configPath ? `config ${s.configPath}` : undefined, lr ? `last reconcile ${lr.at}: ${lr.outcome} in ${lr.durationMs} ms` : undefined].filter(Boolean);
+  const parts = [
+    s.configPath ? `config ${s.configPath}` : undefined,
+    lr ? `last reconcile ${lr.at}: ${lr.outcome} in ${lr.durationMs} ms` : undefined,
+  ].filter(Boolean);
   return safeLine(`state: ${s.state}${parts.length ? ` (${parts.join(', ')})` : ''}`);
 }
 
@@ -107,7 +159,11 @@ export function statusHeadline(s: StatusResponse): string {
  * endpoints carry names from the config.
  */
 export function renderDaemonStatus(s: StatusResponse): string {
-  return statusLines(s).map((l) => safeLine(l)).join('\n') + '\n';
+  return (
+    statusLines(s)
+      .map((l) => safeLine(l))
+      .join('\n') + '\n'
+  );
 }
 
 function statusLines(s: StatusResponse): string[] {
@@ -115,27 +171,62 @@ function statusLines(s: StatusResponse): string[] {
   const c = s.config;
   if (c) {
     const rev = (r: string | undefined) => (r ? r.slice(0, 12) : 'none');
-    const git = c.revision || c.checkoutRevision ? `, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}` : '';
-    out.push(`config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`);
+    const git =
+      c.revision || c.checkoutRevision
+        ? `, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}`
+        : '';
+    out.push(
+      `config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`,
+    );
     if (c.error) out.push(`config error: ${c.error}`);
     if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);
   }
-  if (s.lastReconcile?.error) out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
-  if (s.confirmDeadline) out.push(`confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`);
-  for (const kind of [...KINDS, ...new Set(s.objects.map((x) => x.kind).filter((k) => !KINDS.includes(k)))]) {
+  if (s.lastReconcile?.error)
+    out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
+  if (s.confirmDeadline)
+    out.push(
+      `confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`,
+    );
+  for (const kind of [
+    ...KINDS,
+    ...new Set(s.objects.map((x) => x.kind).filter((k) => !KINDS.includes(k))),
+  ]) {
     const objs = s.objects.filter((r) => r.kind === kind);
-    if (objs.length) out.push(`${kind}: ${objs.length}`, ...objs.slice(0, 20).map((r) => `  ${r.id}`), ...(objs.length > 20 ? [`  … ${objs.length - 20} more`] : []));
+    if (objs.length)
+      out.push(
+        `${kind}: ${objs.length}`,
+        ...objs.slice(0, 20).map((r) => `  ${r.id}`),
+        ...(objs.length > 20 ? [`  … ${objs.length - 20} more`] : []),
+      );
   }
   for (const t of s.tunnels) {
-    const conns = t.connectionsTotal !== undefined ? `, connections ${t.connectionsActive ?? 0} open/${t.connectionsTotal} total, dial errors ${t.dialErrors ?? 0}` : '';
-    out.push(`tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`);
-    if (t.linkTraffic) out.push(`  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`);
-    for (const p of t.peers) out.push(`  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`);
+    const conns =
+      t.connectionsTotal !== undefined
+        ? `, connections ${t.connectionsActive ?? 0} open/${t.connectionsTotal} total, dial errors ${t.dialErrors ?? 0}`
+        : '';
+    out.push(
+      `tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`,
+    );
+    if (t.linkTraffic)
+      out.push(
+        `  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`,
+      );
+    for (const p of t.peers)
+      out.push(
+        `  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`,
+      );
   }
   if (s.placement) {
     const p = s.placement;
-    const mode = p.mode === 'gated' ? `, gated (exec gate on ${p.gateMarks?.join(', ') ?? 'no file system'})` : p.mode === 'best-effort' ? `, best-effort (${p.modeReason ?? 'no exec gate'})` : '';
-    out.push(`placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors` : ''}`);
+    const mode =
+      p.mode === 'gated'
+        ? `, gated (exec gate on ${p.gateMarks?.join(', ') ?? 'no file system'})`
+        : p.mode === 'best-effort'
+          ? `, best-effort (${p.modeReason ?? 'no exec gate'})`
+          : '';
+    out.push(
+      `placement: ${p.state}${p.reason ? ` (${p.reason})` : ''}${mode}${p.state === 'active' ? `, ${p.placed} placed of ${p.execs} execs, ${p.errors} errors` : ''}`,
+    );
   }
   // macOS counts the flow router's connections and their payload, not packets (RuleCounter)
   for (const r of s.rules ?? [])
@@ -192,7 +283,12 @@ const RECENT = 10;
  * status document per line, each time it changes. Ends on SIGINT/SIGTERM (exit 0) or when
  * the daemon goes away (exit 6).
  */
-async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: WatchDeps): Promise<number> {
+async function watchStatus(
+  io: Io,
+  o: StatusOptions,
+  c: DaemonClient,
+  deps: WatchDeps,
+): Promise<number> {
   const tty = deps.tty ?? Boolean(process.stdout.isTTY);
   const recent: DaemonEvent[] = [];
   let last = '';
@@ -206,7 +302,13 @@ async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: Watc
       if (line !== last) io.out(line + '\n');
       last = line;
     } else if (tty) {
-      io.out('\x1b[H\x1b[2J' + renderDaemonStatus(s) + (recent.length ? '\nrecent events:\n' + recent.map((e) => `  ${e.at} ${formatEvent(e)}\n`).join('') : ''));
+      io.out(
+        '\x1b[H\x1b[2J' +
+          renderDaemonStatus(s) +
+          (recent.length
+            ? '\nrecent events:\n' + recent.map((e) => `  ${e.at} ${formatEvent(e)}\n`).join('')
+            : ''),
+      );
     } else {
       const h = statusHeadline(s);
       if (!lastHeadline) io.out(renderDaemonStatus(s));
@@ -233,7 +335,11 @@ async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: Watc
     return fetching;
   };
   let endWatch!: (err?: unknown) => void;
-  const ended = new Promise<{ err?: unknown }>((resolve) => (endWatch = (err) => resolve({ err: err ?? new Error('the daemon closed the event stream') })));
+  const ended = new Promise<{ err?: unknown }>(
+    (resolve) =>
+      (endWatch = (err) =>
+        resolve({ err: err ?? new Error('the daemon closed the event stream') })),
+  );
   let unsub: () => void;
   try {
     unsub = await c.watch(
@@ -251,7 +357,10 @@ async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: Watc
     return err.exitCode;
   }
   await refresh();
-  const stop = await Promise.race([(deps.until ?? stopSignals()).then(() => ({ err: undefined })), ended]);
+  const stop = await Promise.race([
+    (deps.until ?? stopSignals()).then(() => ({ err: undefined })),
+    ended,
+  ]);
   unsub();
   await fetching;
   const err = stop.err ?? failure;
@@ -267,20 +376,57 @@ async function watchStatus(io: Io, o: StatusOptions, c: DaemonClient, deps: Watc
  * Write `observed` as a record for `awg diff --observed` elsewhere, with the last applied
  * resources and the host facts of the applied config (probed read-only; secrets not read).
  */
-async function recordObservation(io: Io, file: string, observed: ObservedState, last: AppliedRecord | undefined): Promise<void> {
-  const [{ makeObservationRecord }, { prepare }, { writeFileAtomicSync }, { resolve }] = await Promise.all([
-    import('../../pipeline/observation.js'),
-    import('../../pipeline/prepare.js'),
-    import('../../util/files.js'),
-    import('node:path'),
-  ]);
+async function recordObservation(
+  io: Io,
+  file: string,
+  observed: ObservedState,
+  last: AppliedRecord | undefined,
+): Promise<void> {
+  const [{ makeObservationRecord }, { prepare }, { writeFileAtomicSync }, { resolve }] =
+    await Promise.all([
+      import('../../pipeline/observation.js'),
+      import('../../pipeline/prepare.js'),
+      import('../../util/files.js'),
+      import('node:path'),
+    ]);
   let facts: HostFacts | undefined;
   if (last) {
     // the host the last apply selected overlays for (a daemon's --host), not necessarily this machine's name
-    const r = await prepare(last.configFile, { skipSecrets: true, probe: true, persistEndpoints: false, ...(last.selection ? { selection: last.selection } : {}) }).catch((e: unknown) => ({ ok: false as const, issues: [{ file: last.configFile, path: '', message: (e as Error).message, severity: 'error' as const }] }));
+    const r = await prepare(last.configFile, {
+      skipSecrets: true,
+      probe: true,
+      persistEndpoints: false,
+      ...(last.selection ? { selection: last.selection } : {}),
+    }).catch((e: unknown) => ({
+      ok: false as const,
+      issues: [
+        {
+          file: last.configFile,
+          path: '',
+          message: (e as Error).message,
+          severity: 'error' as const,
+        },
+      ],
+    }));
     if (r.ok) facts = r.prepared.facts;
-    else io.err(`warning: the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})\n`);
+    else
+      io.err(
+        `warning: the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})\n`,
+      );
   }
-  writeFileAtomicSync(resolve(file), JSON.stringify(makeObservationRecord(observed, { ...(last ? { lastApplied: last.resources } : {}), ...(facts ? { facts } : {}), ...(last?.selection ? { host: last.selection.host } : {}), ...(last ? { claims: last.claims } : {}) }), null, 1) + '\n', { mode: 0o600 });
+  writeFileAtomicSync(
+    resolve(file),
+    JSON.stringify(
+      makeObservationRecord(observed, {
+        ...(last ? { lastApplied: last.resources } : {}),
+        ...(facts ? { facts } : {}),
+        ...(last?.selection ? { host: last.selection.host } : {}),
+        ...(last ? { claims: last.claims } : {}),
+      }),
+      null,
+      1,
+    ) + '\n',
+    { mode: 0o600 },
+  );
   io.err(`recorded the observation in ${file}\n`);
 }

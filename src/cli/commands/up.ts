@@ -28,5 +28,14 @@ export async function upCommand(io: Io, o: UpOptions): Promise<number> {
     return 1;
   }
   const driftMs = o.driftInterval !== undefined ? Number(o.driftInterval) * 1000 : undefined;
-  return runForeground(io, { configPath: file, stateDir: o.stateDir, ...sel, ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}) }, { json: o.json, verbose: o.verbose });
+  return runForeground(
+    io,
+    {
+      configPath: file,
+      stateDir: o.stateDir,
+      ...sel,
+      ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}),
+    },
+    { json: o.json, verbose: o.verbose },
+  );
 }

@@ -21,7 +21,10 @@ export async function validateCommand(io: Io, o: ValidateOptions): Promise<numbe
   } else {
     printIssues(io, issues);
     if (ok) io.out(`${o.file}: valid\n`);
-    else io.err(`${o.file}: ${issues.filter((i) => i.severity === 'error').length} error(s); nothing was applied\n`);
+    else
+      io.err(
+        `${o.file}: ${issues.filter((i) => i.severity === 'error').length} error(s); nothing was applied\n`,
+      );
   }
   return ok ? 0 : 1;
 }

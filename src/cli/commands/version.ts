@@ -69,7 +69,10 @@ export interface CheckResult {
 export function parseAptPolicy(text: string): { installed?: string; candidate?: string } {
   const get = (k: string) => new RegExp(`^\\s*${k}:\\s*(\\S+)`, 'm').exec(text)?.[1];
   const clean = (v: string | undefined) => (v && v !== '(none)' ? v : undefined);
-  return { ...(clean(get('Installed')) ? { installed: clean(get('Installed'))! } : {}), ...(clean(get('Candidate')) ? { candidate: clean(get('Candidate'))! } : {}) };
+  return {
+    ...(clean(get('Installed')) ? { installed: clean(get('Installed'))! } : {}),
+    ...(clean(get('Candidate')) ? { candidate: clean(get('Candidate'))! } : {}),
+  };
 }
 
 /** Who this awg is on npm: its package.json's name and repository. */
@@ -78,12 +81,18 @@ export interface NpmIdentity {
   repository?: unknown;
 }
 
-export function ownNpmIdentity(pkgJsonText = readFileSync(packagePath('package.json'), 'utf8')): NpmIdentity {
+export function ownNpmIdentity(
+  pkgJsonText = readFileSync(packagePath('package.json'), 'utf8'),
+): NpmIdentity {
   const p = JSON.parse(pkgJsonText) as { name: string; repository?: unknown };
   return { name: p.name, ...(p.repository !== undefined ? { repository: p.repository } : {}) };
 }
 
-const SHORTHAND_HOSTS: Record<string, string> = { github: 'github.com', gitlab: 'gitlab.com', bitbucket: 'bitbucket.org' };
+const SHORTHAND_HOSTS: Record<string, string> = {
+  github: 'github.com',
+  gitlab: 'gitlab.com',
+  bitbucket: 'bitbucket.org',
+};
 
 /**
  * A package.json `repository` (a URL, npm's `owner/repo` or `github:owner/repo` shorthand, or
@@ -91,7 +100,12 @@ const SHORTHAND_HOSTS: Record<string, string> = { github: 'github.com', gitlab: 
  * spellings of one repository have in common. Undefined when there is no URL in it.
  */
 export function repositoryKey(repo: unknown): string | undefined {
-  const url = typeof repo === 'string' ? repo : repo && typeof repo === 'object' && typeof (repo as { url?: unknown }).url === 'string' ? (repo as { url: string }).url : undefined;
+  const url =
+    typeof repo === 'string'
+      ? repo
+      : repo && typeof repo === 'object' && typeof (repo as { url?: unknown }).url === 'string'
+        ? (repo as { url: string }).url
+        : undefined;
   let s = url?.trim().toLowerCase();
   if (!s) return undefined;
   const short = /^(github|gitlab|bitbucket):([^/]+\/[^/]+)$/.exec(s);
@@ -113,64 +127,159 @@ export function repositoryKey(repo: unknown): string | undefined {
 function npmFailure(r: { code: number; stdout: string; stderr: string }): string {
   try {
     const e = (JSON.parse(r.stdout) as { error?: { code?: unknown; summary?: unknown } }).error;
-    if (e && typeof e.summary === 'string') return typeof e.code === 'string' ? `${e.code}: ${e.summary}` : e.summary;
+    if (e && typeof e.summary === 'string')
+      return typeof e.code === 'string' ? `${e.code}: ${e.summary}` : e.summary;
   } catch {
     // not JSON: the text below
   }
-  const lines = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = (r.stderr || r.stdout)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return lines.find((l) => /\berr(or|!)/i.test(l)) ?? lines[0] ?? `exit ${r.code}`;
 }
 
-export async function checkForUpdate(exec: Exec, kind: InstallKind, current = VERSION, own: NpmIdentity = ownNpmIdentity()): Promise<CheckResult> {
+export async function checkForUpdate(
+  exec: Exec,
+  kind: InstallKind,
+  current = VERSION,
+  own: NpmIdentity = ownNpmIdentity(),
+): Promise<CheckResult> {
   const base = { installedWith: kind, current };
-  if (kind === 'checkout') return { ...base, unknown: 'run from a source checkout: no package manager to ask (git pull)' };
+  if (kind === 'checkout')
+    return { ...base, unknown: 'run from a source checkout: no package manager to ask (git pull)' };
   if (kind === 'deb') {
-    const r = await exec.read('apt-cache', ['policy', 'awg'], { allowFail: true, timeoutMs: 20_000, env: { ...process.env, LC_ALL: 'C' } });
-    if (r.code !== 0) return { ...base, unknown: `apt-cache policy awg failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}` };
+    const r = await exec.read('apt-cache', ['policy', 'awg'], {
+      allowFail: true,
+      timeoutMs: 20_000,
+      env: { ...process.env, LC_ALL: 'C' },
+    });
+    if (r.code !== 0)
+      return {
+        ...base,
+        unknown: `apt-cache policy awg failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`,
+      };
     const p = parseAptPolicy(r.stdout);
-    if (!p.candidate) return { ...base, unknown: 'apt knows no release of awg (is its repository in the sources? run apt-get update)' };
+    if (!p.candidate)
+      return {
+        ...base,
+        unknown:
+          'apt knows no release of awg (is its repository in the sources? run apt-get update)',
+      };
     // dpkg's own order for Debian versions (epochs, revisions, ~)
-    const gt = await exec.read('dpkg', ['--compare-versions', p.candidate, 'gt', p.installed ?? current], { allowFail: true, timeoutMs: 10_000 });
+    const gt = await exec.read(
+      'dpkg',
+      ['--compare-versions', p.candidate, 'gt', p.installed ?? current],
+      { allowFail: true, timeoutMs: 10_000 },
+    );
     const newer = gt.code === 0;
-    return { ...base, newest: p.candidate, updateAvailable: newer, ...(newer ? { command: 'apt-get update && apt-get install --only-upgrade awg' } : {}) };
+    return {
+      ...base,
+      newest: p.candidate,
+      updateAvailable: newer,
+      ...(newer ? { command: 'apt-get update && apt-get install --only-upgrade awg' } : {}),
+    };
   }
   const ours = repositoryKey(own.repository);
-  if (!ours) return { ...base, unknown: `this awg's package.json names no repository, so no release on npm can be tied to it (the npm package "${own.name}" may be anyone's); npm was not asked` };
-  const r = await exec.read('npm', ['view', own.name, 'version', 'repository', '--json', '--fetch-timeout=10000', '--fetch-retries=0'], { allowFail: true, timeoutMs: 30_000 });
+  if (!ours)
+    return {
+      ...base,
+      unknown: `this awg's package.json names no repository, so no release on npm can be tied to it (the npm package "${own.name}" may be anyone's); npm was not asked`,
+    };
+  const r = await exec.read(
+    'npm',
+    [
+      'view',
+      own.name,
+      'version',
+      'repository',
+      '--json',
+      '--fetch-timeout=10000',
+      '--fetch-retries=0',
+    ],
+    { allowFail: true, timeoutMs: 30_000 },
+  );
   let view: { version?: unknown; repository?: unknown } | undefined;
   try {
     const v = JSON.parse(r.stdout) as unknown;
     // one object for one version; an array when the tag matched several
     const last = Array.isArray(v) ? v.at(-1) : v;
-    view = last && typeof last === 'object' && !('error' in last) ? (last as typeof view) : undefined;
+    view =
+      last && typeof last === 'object' && !('error' in last) ? (last as typeof view) : undefined;
   } catch {
     view = undefined;
   }
-  const newest = typeof view?.version === 'string' && /^\d+\.\d+\.\d+/.test(view.version) ? view.version : undefined;
-  if (r.code !== 0 || !newest) return { ...base, unknown: `npm could not tell the newest release of ${own.name} (offline?): ${npmFailure(r)}` };
+  const newest =
+    typeof view?.version === 'string' && /^\d+\.\d+\.\d+/.test(view.version)
+      ? view.version
+      : undefined;
+  if (r.code !== 0 || !newest)
+    return {
+      ...base,
+      unknown: `npm could not tell the newest release of ${own.name} (offline?): ${npmFailure(r)}`,
+    };
   const theirs = repositoryKey(view?.repository);
-  if (theirs !== ours) return { ...base, unknown: `the npm package "${own.name}" names ${theirs ? `the repository ${theirs}` : 'no repository'}, not this awg's (${ours}): it is not offered as an update` };
+  if (theirs !== ours)
+    return {
+      ...base,
+      unknown: `the npm package "${own.name}" names ${theirs ? `the repository ${theirs}` : 'no repository'}, not this awg's (${ours}): it is not offered as an update`,
+    };
   const newer = compareVersions(newest, current) > 0;
-  return { ...base, newest, updateAvailable: newer, ...(newer ? { command: `npm install --global ${own.name}@${newest}` } : {}) };
+  return {
+    ...base,
+    newest,
+    updateAvailable: newer,
+    ...(newer ? { command: `npm install --global ${own.name}@${newest}` } : {}),
+  };
 }
 
-export async function versionCommand(io: Io, o: VersionOptions, deps: { exec?: Exec; pkgRoot?: string; npmIdentity?: NpmIdentity } = {}): Promise<number> {
+export async function versionCommand(
+  io: Io,
+  o: VersionOptions,
+  deps: { exec?: Exec; pkgRoot?: string; npmIdentity?: NpmIdentity } = {},
+): Promise<number> {
   const runtime = `node ${process.version}, ${process.platform} ${process.arch}`;
   if (!o.check) {
     // the directory of V8's compile cache in use (bin/awg.js; Node 22.8+ can say), else null
-    const compileCache = (module as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir?.() ?? null;
-    io.out(o.json ? JSON.stringify({ version: VERSION, node: process.version, platform: process.platform, arch: process.arch, compileCache }) + '\n' : `awg ${VERSION} (${runtime})\n`);
+    const compileCache =
+      (module as { getCompileCacheDir?: () => string | undefined }).getCompileCacheDir?.() ?? null;
+    io.out(
+      o.json
+        ? JSON.stringify({
+            version: VERSION,
+            node: process.version,
+            platform: process.platform,
+            arch: process.arch,
+            compileCache,
+          }) + '\n'
+        : `awg ${VERSION} (${runtime})\n`,
+    );
     return 0;
   }
   try {
     const pkgRoot = deps.pkgRoot ?? realpathSync(PACKAGE_ROOT);
-    const exec = deps.exec ?? new (await import('../../util/exec.js')).ProcessExec((await import('../../util/reporter.js')).silentReporter);
-    const r = await checkForUpdate(exec, installKind(pkgRoot), VERSION, deps.npmIdentity ?? ownNpmIdentity());
+    const exec =
+      deps.exec ??
+      new (await import('../../util/exec.js')).ProcessExec(
+        (await import('../../util/reporter.js')).silentReporter,
+      );
+    const r = await checkForUpdate(
+      exec,
+      installKind(pkgRoot),
+      VERSION,
+      deps.npmIdentity ?? ownNpmIdentity(),
+    );
     // what apt and npm print (their errors, a registry's repository field) is not ours: safeLine
     if (o.json) io.out(JSON.stringify({ ...r, node: process.version }, null, 2) + '\n');
     else if (r.unknown) io.out(`awg ${r.current} (${r.installedWith}): ${safeLine(r.unknown)}\n`);
-    else if (r.updateAvailable) io.out(`awg ${r.current} (${r.installedWith}): ${safeLine(`${r.newest} is available — ${r.command}`)}\n`);
-    else io.out(`awg ${r.current} (${r.installedWith}) is the newest release ${r.installedWith === 'deb' ? 'apt knows' : 'on npm'}\n`);
+    else if (r.updateAvailable)
+      io.out(
+        `awg ${r.current} (${r.installedWith}): ${safeLine(`${r.newest} is available — ${r.command}`)}\n`,
+      );
+    else
+      io.out(
+        `awg ${r.current} (${r.installedWith}) is the newest release ${r.installedWith === 'deb' ? 'apt knows' : 'on npm'}\n`,
+      );
     return r.unknown ? 1 : r.updateAvailable ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));

@@ -144,7 +144,9 @@ export class NativeUdpBind implements Bind {
     const st = process.env.AWG_UDP_SEND_THREAD ?? '0';
     const auto = opts.gauge !== undefined || (opts.sendPool === undefined && st === 'auto');
     this.sendPool = opts.sendPool ?? (st === 'pool' || auto);
-    this.sendThread = opts.sendThread ?? ((st === '1' || st === 'pool' || st === 'auto') && availableParallelism() > 1);
+    this.sendThread =
+      opts.sendThread ??
+      ((st === '1' || st === 'pool' || st === 'auto') && availableParallelism() > 1);
     this.gauge = auto ? (opts.gauge ?? threadGauge()) : null;
   }
 
@@ -189,7 +191,8 @@ export class NativeUdpBind implements Bind {
       if (this.mark) setSocketMark(s.fd, this.mark);
       this.rx = UdpReceiver.create(s.fd);
       this.tx = UdpBatcher.create(s.fd, s.family, this.gso);
-      if (!this.rx || !this.tx) throw new AwgError('unsupported', 'recvmmsg/sendmmsg are not available');
+      if (!this.rx || !this.tx)
+        throw new AwgError('unsupported', 'recvmmsg/sendmmsg are not available');
       this.groEnabled = this.gro && this.rx.enableGro();
       if (this.sendThread === 'eager') {
         this.threadAsked = true;

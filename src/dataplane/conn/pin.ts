@@ -88,7 +88,9 @@ export class InterfacePin implements SocketPin {
       st.pinned = ifn;
     } catch (e) {
       this.failures++;
-      this.log?.(`cannot pin the engine's UDP socket to ${ifn}: ${(e as Error).message}${st.pinned ? ` (it stays on ${st.pinned})` : ''}`);
+      this.log?.(
+        `cannot pin the engine's UDP socket to ${ifn}: ${(e as Error).message}${st.pinned ? ` (it stays on ${st.pinned})` : ''}`,
+      );
     }
   }
 }

@@ -29,7 +29,8 @@ export function seal(
   plaintext: Uint8Array,
   ad?: Uint8Array,
 ): Buffer {
-  if (evp && key instanceof Uint8Array) return evp.sealAd(key, writeNonce(Buffer.allocUnsafe(12), counter), plaintext, ad ?? EMPTY);
+  if (evp && key instanceof Uint8Array)
+    return evp.sealAd(key, writeNonce(Buffer.allocUnsafe(12), counter), plaintext, ad ?? EMPTY);
   const c = createCipheriv('chacha20-poly1305', key, writeNonce(Buffer.allocUnsafe(12), counter), {
     authTagLength: TAG_SIZE,
   });
@@ -54,7 +55,8 @@ export function sealInto(
   out: Uint8Array,
   offset: number,
 ): number {
-  if (evp && key instanceof Uint8Array) return evp.sealInto(key, nonce12, plaintext, padLength, out, offset);
+  if (evp && key instanceof Uint8Array)
+    return evp.sealInto(key, nonce12, plaintext, padLength, out, offset);
   const c = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });
   let o = offset;
   if (plaintext.length) {
@@ -89,7 +91,8 @@ export function openWithNonce(
   ad?: Uint8Array,
 ): Buffer | null {
   if (sealed.length < TAG_SIZE) return null;
-  if (evp && key instanceof Uint8Array) return ad && ad.length ? evp.openAd(key, nonce12, sealed, ad) : evp.open(key, nonce12, sealed);
+  if (evp && key instanceof Uint8Array)
+    return ad && ad.length ? evp.openAd(key, nonce12, sealed, ad) : evp.open(key, nonce12, sealed);
   const n = sealed.length - TAG_SIZE;
   try {
     const d = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: TAG_SIZE });

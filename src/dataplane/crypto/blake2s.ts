@@ -5,7 +5,8 @@ import { evpBlake2s } from '../../native/libcrypto.js';
 
 /** libcrypto's one-shot BLAKE2s (native/libcrypto.ts), or undefined: node:crypto objects */
 const evp = evpBlake2s();
-const join = (parts: Uint8Array[]): Uint8Array => (parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+const join = (parts: Uint8Array[]): Uint8Array =>
+  parts.length === 1 ? parts[0]! : Buffer.concat(parts);
 
 /** HASH(a ‖ b ‖ …): unkeyed BLAKE2s-256. */
 export function hash(...parts: Uint8Array[]): Buffer {

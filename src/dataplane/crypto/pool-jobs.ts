@@ -18,7 +18,6 @@
  */
 import type { EvpAeadContext } from '../../native/libcrypto.js';
 
-
 export const HEADER_INTS = 8;
 export const H_NEXT = 0;
 export const H_REMAINING = 1;

@@ -8,7 +8,12 @@
  * returns to an event loop. Regions are views (koffi) of memory the engine's thread owns and
  * keeps alive while a run that names them is under way.
  */
-import { type MessagePort, isMainThread, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import {
+  type MessagePort,
+  isMainThread,
+  receiveMessageOnPort,
+  workerData,
+} from 'node:worker_threads';
 import { evpAeadContext } from '../../native/libcrypto.js';
 import { viewAt } from '../../native/rawmem.js';
 import { C_GEN, C_QUEUE, C_READY, C_SEQ, C_STOP, KEYS_AT, KEYS_MAX, runJobs } from './pool-jobs.js';
@@ -35,9 +40,11 @@ function run({ control, port }: PoolWorkerData): void {
     for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
       const msg = m.message as PoolMessage;
       if (msg.kind === 'queue')
-        queues.set(msg.id, { q: new Int32Array(msg.sab, 0, KEYS_AT / 4), keys: new Uint8Array(msg.sab, KEYS_AT, KEYS_MAX * 32) });
-      else if (msg.kind === 'region')
-        regions.set(msg.id, viewAt(BigInt(msg.address), msg.length));
+        queues.set(msg.id, {
+          q: new Int32Array(msg.sab, 0, KEYS_AT / 4),
+          keys: new Uint8Array(msg.sab, KEYS_AT, KEYS_MAX * 32),
+        });
+      else if (msg.kind === 'region') regions.set(msg.id, viewAt(BigInt(msg.address), msg.length));
       else if (msg.kind === 'region-sab') regions.set(msg.id, new Uint8Array(msg.sab));
       else if (msg.kind === 'forget-queue') queues.delete(msg.id);
       else regions.delete(msg.id);
@@ -72,4 +79,5 @@ function run({ control, port }: PoolWorkerData): void {
 }
 
 // loaded anywhere else (a module scan, a bundler) it does nothing
-if (!isMainThread && (workerData as PoolWorkerData | null)?.control) run(workerData as PoolWorkerData);
+if (!isMainThread && (workerData as PoolWorkerData | null)?.control)
+  run(workerData as PoolWorkerData);

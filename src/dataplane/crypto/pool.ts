@@ -122,7 +122,10 @@ const REPROBE_MS = 5 * 60_000;
 const DECLINE_MS = 10 * 60_000;
 
 /** `AWG_CRYPTO_THREADS`: the thread count it asks for, or null for off. */
-export function poolThreadsFromEnv(env: NodeJS.ProcessEnv = process.env, cores = availableParallelism()): number | null {
+export function poolThreadsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  cores = availableParallelism(),
+): number | null {
   const v = env.AWG_CRYPTO_THREADS ?? 'auto';
   if (v === '0' || v === 'off') return null;
   if (/^\d+$/.test(v)) return Math.min(Number(v), 64);
@@ -154,7 +157,10 @@ export function sharedCryptoPool(): CryptoPool | null {
   if (shared !== undefined) return shared;
   const threads = poolThreadsFromEnv();
   const auto = !/^\d+$/.test(process.env.AWG_CRYPTO_THREADS ?? 'auto');
-  shared = threads === null ? null : CryptoPool.create({ threads, eager: process.env.AWG_CRYPTO_EAGER === '1', adaptive: auto });
+  shared =
+    threads === null
+      ? null
+      : CryptoPool.create({ threads, eager: process.env.AWG_CRYPTO_EAGER === '1', adaptive: auto });
   return shared;
 }
 
@@ -189,7 +195,18 @@ export interface CryptoPoolStats {
 }
 
 export class CryptoPool {
-  readonly stats: CryptoPoolStats = { runs: 0, parallelRuns: 0, jobs: 0, parallelJobs: 0, threadJobs: 0, threads: 0, staged: 0, probes: 0, lastProbeRatio: 0, declined: 0 };
+  readonly stats: CryptoPoolStats = {
+    runs: 0,
+    parallelRuns: 0,
+    jobs: 0,
+    parallelJobs: 0,
+    threadJobs: 0,
+    threads: 0,
+    staged: 0,
+    probes: 0,
+    lastProbeRatio: 0,
+    declined: 0,
+  };
   /** a new one each start: threads of a stopped generation can only ever see STOP */
   private control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
   private readonly threads: Thread[] = [];
@@ -269,7 +286,13 @@ export class CryptoPool {
   private spawn(): void {
     const { port1, port2 } = new MessageChannel();
     const workerData = { control: this.control, port: port2 };
-    const opts = { workerData, transferList: [port2], stdout: false, stderr: false, resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 } };
+    const opts = {
+      workerData,
+      transferList: [port2],
+      stdout: false,
+      stderr: false,
+      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 1 },
+    };
     const w = import.meta.url.endsWith('.ts')
       ? // the sources (tests): through tsx, which a worker's entry does not get from --import
         new Worker(
@@ -293,7 +316,8 @@ export class CryptoPool {
       if (control === this.control) this.broken();
     });
     w.once('exit', () => {
-      if (control === this.control && (this.state === 'starting' || this.state === 'on')) this.broken();
+      if (control === this.control && (this.state === 'starting' || this.state === 'on'))
+        this.broken();
     });
   }
 
@@ -305,7 +329,10 @@ export class CryptoPool {
   async stop(): Promise<void> {
     if (this.state === 'off' || this.state === 'broken') return;
     this.state = 'off';
-    poolLog('info', `crypto pool: threads stopped (${this.stats.parallelRuns} parallel runs, ${this.stats.threadJobs} of ${this.stats.jobs} messages on the threads so far)`);
+    poolLog(
+      'info',
+      `crypto pool: threads stopped (${this.stats.parallelRuns} parallel runs, ${this.stats.threadJobs} of ${this.stats.jobs} messages on the threads so far)`,
+    );
     await this.halt();
   }
 
@@ -339,7 +366,10 @@ export class CryptoPool {
   private broken(): void {
     if (this.state === 'broken') return;
     this.state = 'broken';
-    poolLog('warn', 'crypto pool: a thread failed or stopped answering; sealing and opening on the engine thread from now on');
+    poolLog(
+      'warn',
+      'crypto pool: a thread failed or stopped answering; sealing and opening on the engine thread from now on',
+    );
     void this.halt();
   }
 
@@ -354,7 +384,8 @@ export class CryptoPool {
     if (buffer.byteLength < REGION_MIN) return -1;
     const id = this.nextId++;
     let msg: PoolMessage;
-    if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer) msg = { kind: 'region-sab', id, sab: buffer };
+    if (typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer)
+      msg = { kind: 'region-sab', id, sab: buffer };
     else {
       const address = addressOf(buffer);
       if (!address) return -1;
@@ -385,12 +416,13 @@ export class CryptoPool {
     this.stats.runs++;
     this.stats.jobs += count;
     this.countRate(count);
-    const gen = (++this.seq) & GEN_MASK;
+    const gen = ++this.seq & GEN_MASK;
     const ints = q.ints;
     ints[H_COUNT] = count;
     Atomics.store(ints, H_REMAINING, count);
     Atomics.store(ints, H_NEXT, gen << GEN_SHIFT);
-    let ready = this.state === 'on' && count >= MIN_PARALLEL ? Atomics.load(this.control, C_READY) : 0;
+    let ready =
+      this.state === 'on' && count >= MIN_PARALLEL ? Atomics.load(this.control, C_READY) : 0;
     const probe = ready > 0 ? this.probeFor() : null;
     // a probe alternates: every other run stays inline, to compare
     if (probe && probe.inline.length < probe.parallel.length) ready = 0;
@@ -408,7 +440,8 @@ export class CryptoPool {
     }
     const views = q.viewsOfRun;
     const regionView = (id: number) => views.get(id);
-    const own = parallel && !this.callerRuns ? 0 : runJobs(ints, q.keys, gen, regionView, this.ctx, q.nonce);
+    const own =
+      parallel && !this.callerRuns ? 0 : runJobs(ints, q.keys, gen, regionView, this.ctx, q.nonce);
     if (!parallel) {
       if (probe) this.sample(probe, false, q.bytes, t0);
       return;
@@ -427,19 +460,28 @@ export class CryptoPool {
       }
     }
     // jobs a thread could not run (it did not know a region yet): here, now
-    for (let j = 0; j < count; j++) if (q.result(j) === RESULT_RETRY) runOne(ints, j, q.keys, regionView, this.ctx, q.nonce);
+    for (let j = 0; j < count; j++)
+      if (q.result(j) === RESULT_RETRY) runOne(ints, j, q.keys, regionView, this.ctx, q.nonce);
     if (probe) this.sample(probe, true, q.bytes, t0);
   }
 
   /** The probe to feed with this run, starting one when the last is REPROBE_MS old. */
   private probeFor(): { parallel: number[]; inline: number[] } | null {
     if (!this.opts.adaptive) return null;
-    if (!this.probe && Date.now() - this.probeAt > REPROBE_MS) this.probe = { parallel: [], inline: [] };
+    if (!this.probe && Date.now() - this.probeAt > REPROBE_MS)
+      this.probe = { parallel: [], inline: [] };
     return this.probe;
   }
 
-  private sample(probe: { parallel: number[]; inline: number[] }, parallel: boolean, bytes: number, t0: bigint): void {
-    const ns = this.opts.runCost ? this.opts.runCost(parallel, bytes) : Number(process.hrtime.bigint() - t0);
+  private sample(
+    probe: { parallel: number[]; inline: number[] },
+    parallel: boolean,
+    bytes: number,
+    t0: bigint,
+  ): void {
+    const ns = this.opts.runCost
+      ? this.opts.runCost(parallel, bytes)
+      : Number(process.hrtime.bigint() - t0);
     (parallel ? probe.parallel : probe.inline).push(ns / Math.max(1, bytes));
     if (probe.parallel.length + probe.inline.length < PROBE_RUNS) return;
     this.probe = null;
@@ -448,13 +490,19 @@ export class CryptoPool {
     this.stats.probes++;
     this.stats.lastProbeRatio = ratio;
     if (ratio <= KEEP_RATIO) {
-      poolLog('info', `crypto pool: parallel runs take ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stay`);
+      poolLog(
+        'info',
+        `crypto pool: parallel runs take ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stay`,
+      );
       return;
     }
     // the threads do not pay here (the other cores are busy, or not always there)
     this.stats.declined++;
     this.declinedUntil = Date.now() + DECLINE_MS;
-    poolLog('info', `crypto pool: parallel runs took ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stop (tried again under load in ${DECLINE_MS / 60_000} min)`);
+    poolLog(
+      'info',
+      `crypto pool: parallel runs took ${ratio.toFixed(2)}× the time of inline ones per byte; the threads stop (tried again under load in ${DECLINE_MS / 60_000} min)`,
+    );
     void this.stop();
   }
 
@@ -514,16 +562,37 @@ export class PoolQueue {
   }
 
   /** Queues sealing `src ‖ zeros(pad)` into dst at dstOff (ciphertext ‖ tag). */
-  seal(key: Uint8Array, counter: number, src: Uint8Array, pad: number, dst: Uint8Array, dstOff: number): number {
+  seal(
+    key: Uint8Array,
+    counter: number,
+    src: Uint8Array,
+    pad: number,
+    dst: Uint8Array,
+    dstOff: number,
+  ): number {
     return this.add(OP_SEAL, key, counter, src, pad, dst, dstOff);
   }
 
   /** Queues opening `sealed` (ciphertext ‖ tag) into dst at dstOff (room: sealed.length − 16). */
-  open(key: Uint8Array, counter: number, sealed: Uint8Array, dst: Uint8Array, dstOff: number): number {
+  open(
+    key: Uint8Array,
+    counter: number,
+    sealed: Uint8Array,
+    dst: Uint8Array,
+    dstOff: number,
+  ): number {
     return this.add(OP_OPEN, key, counter, sealed, 0, dst, dstOff);
   }
 
-  private add(op: number, key: Uint8Array, counter: number, src: Uint8Array, pad: number, dst: Uint8Array, dstOff: number): number {
+  private add(
+    op: number,
+    key: Uint8Array,
+    counter: number,
+    src: Uint8Array,
+    pad: number,
+    dst: Uint8Array,
+    dstOff: number,
+  ): number {
     if (this.count >= MAX_JOBS) return -1;
     if (!this.sab) this.allocate();
     const dstRegion = this.pool.regionOf(dst.buffer);
@@ -546,7 +615,11 @@ export class PoolQueue {
       this.pool.stats.staged++;
     }
     const views = this.viewsOfRun;
-    if (!views.has(srcRegion)) views.set(srcRegion, srcRegion === this.stagingRegion ? new Uint8Array(this.sab!) : new Uint8Array(src.buffer));
+    if (!views.has(srcRegion))
+      views.set(
+        srcRegion,
+        srcRegion === this.stagingRegion ? new Uint8Array(this.sab!) : new Uint8Array(src.buffer),
+      );
     if (!views.has(dstRegion)) views.set(dstRegion, new Uint8Array(dst.buffer));
     const i = this.count++;
     this.bytes += src.length + pad;

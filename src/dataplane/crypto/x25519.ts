@@ -68,9 +68,13 @@ export function publicKey(sk: Uint8Array | KeyObject): Uint8Array {
 }
 
 /** DH(sk, pk); null when the result is all-zero (low-order point), which WireGuard refuses. */
-export function sharedSecret(sk: Uint8Array | KeyObject | PrivateKey, pk: Uint8Array): Uint8Array | null {
+export function sharedSecret(
+  sk: Uint8Array | KeyObject | PrivateKey,
+  pk: Uint8Array,
+): Uint8Array | null {
   let s: Uint8Array | null;
-  if (isPrivateKey(sk)) s = sk.evp ? evp!.sharedSecretWith(sk.evp, pk) : nodeSharedSecret(sk.node!, pk);
+  if (isPrivateKey(sk))
+    s = sk.evp ? evp!.sharedSecretWith(sk.evp, pk) : nodeSharedSecret(sk.node!, pk);
   else s = evp && sk instanceof Uint8Array ? evp.sharedSecret(sk, pk) : nodeSharedSecret(sk, pk);
   if (!s) return null;
   let acc = 0;

@@ -85,8 +85,7 @@ export function checkConfig(cfg: DeviceConfig, base: ConfigBase): CheckedConfig 
     !(Number.isInteger(cfg.fwmark) && cfg.fwmark >= 0 && cfg.fwmark <= 0xffff_ffff)
   )
     problems.push('fwmark must be a uint32');
-  if (cfg.privateKey && cfg.privateKey.length !== 32)
-    problems.push('private_key must be 32 bytes');
+  if (cfg.privateKey && cfg.privateKey.length !== 32) problems.push('private_key must be 32 bytes');
   const prefixes = new Map<PeerConfig, PrefixChanges>();
   for (const pc of cfg.peers ?? []) {
     if (pc.publicKey.length !== 32) problems.push('public_key must be 32 bytes');

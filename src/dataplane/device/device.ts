@@ -24,7 +24,13 @@ import {
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
 } from '../constants.js';
 import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
-import { type PrivateKey, clamp, disposePrivateKey, importPrivateKey, sharedSecret } from '../crypto/x25519.js';
+import {
+  type PrivateKey,
+  clamp,
+  disposePrivateKey,
+  importPrivateKey,
+  sharedSecret,
+} from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
 import { idleReleaseMs, reuseBuffers } from '../buffers.js';
@@ -45,7 +51,13 @@ import { Peer } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
 import { type CryptoPool, type PoolQueue, sharedCryptoPool } from '../crypto/pool.js';
 import type { HandshakeBoost } from '../boost.js';
-import { HandshakeLoad, type PendingOpen, type ReceiveHost, finishOpens, routineReceiveIncoming } from './receive.js';
+import {
+  HandshakeLoad,
+  type PendingOpen,
+  type ReceiveHost,
+  finishOpens,
+  routineReceiveIncoming,
+} from './receive.js';
 import { type Resolver, dnsResolver } from './resolver.js';
 import * as send from './send.js';
 import type { DeviceSnapshot, PeerStatus, PeerSummary } from './status.js';
@@ -216,7 +228,11 @@ export class Device
     this.codec = new AwgCodec(this.awg, this.rng);
     this.cookieChecker = new CookieChecker(new Uint8Array(32), (n) => this.rng.bytes(n));
     this.expiry = expiryHandlers(this);
-    const pool = this.reuseBuffers ? (opts.cryptoPool === undefined ? sharedCryptoPool() : opts.cryptoPool) : null;
+    const pool = this.reuseBuffers
+      ? opts.cryptoPool === undefined
+        ? sharedCryptoPool()
+        : opts.cryptoPool
+      : null;
     this.sealQueue = pool?.queue() ?? null;
     this.openQueue = pool?.queue() ?? null;
     // a packet must never take the process down: contain anything unexpected per batch
@@ -266,10 +282,18 @@ export class Device
       this.released = false;
       return;
     }
-    if (this.released || this.pendingOpens || this.tunOut.length || this.sealQueue?.length || this.openQueue?.length) return;
+    if (
+      this.released ||
+      this.pendingOpens ||
+      this.tunOut.length ||
+      this.sealQueue?.length ||
+      this.openQueue?.length
+    )
+      return;
     this.released = true;
     this.idleReleasedBytes += (this.bind.releaseIdle?.() ?? 0) + (this.tun.releaseIdle?.() ?? 0);
-    if (this.ownSlabs && this.reuseBuffers) this.idleReleasedBytes += releasePages(this.txSlab, this.rxSlab);
+    if (this.ownSlabs && this.reuseBuffers)
+      this.idleReleasedBytes += releasePages(this.txSlab, this.rxSlab);
     settleSoon();
   }
 
@@ -301,7 +325,8 @@ export class Device
       [...this.peers.values()].filter((p) => p.endpointHost).map((p) => this.resolveEndpoint(p)),
     );
     this.stateValue = 'up';
-    if (this.idleReleaseMs > 0) this.idleTimer ??= setInterval(() => this.idleCheck(), this.idleReleaseMs).unref();
+    if (this.idleReleaseMs > 0)
+      this.idleTimer ??= setInterval(() => this.idleCheck(), this.idleReleaseMs).unref();
     for (const p of this.peers.values()) this.startPeer(p);
     this.emit('state', 'up');
   }
@@ -435,10 +460,7 @@ export class Device
     if (p.keypairs.next) p.keypairs.next.sendNonce = Infinity;
   }
 
-  private async applyPeer(
-    pc: PeerConfig,
-    sets: PrefixChanges,
-  ): Promise<void> {
+  private async applyPeer(pc: PeerConfig, sets: PrefixChanges): Promise<void> {
     if (isOwnKey(this, pc.publicKey)) return;
     const key = hexOf(pc.publicKey);
     let p = this.peers.get(key);
@@ -530,7 +552,8 @@ export class Device
     for (const p of this.toPrepare) {
       if (n++ === PREPARE_BATCH) break;
       this.toPrepare.delete(p);
-      if (p.running && this.isUp()) this.guard('handshake preparation', () => prepareNextInitiation(this, p));
+      if (p.running && this.isUp())
+        this.guard('handshake preparation', () => prepareNextInitiation(this, p));
     }
     if (this.toPrepare.size) this.prepareTimer = setTimeout(() => this.prepareSome(), 0).unref();
   }
@@ -572,7 +595,10 @@ export class Device
       return;
     }
     this.setEndpoint(p, from);
-    this.emit('endpoint', { publicKey: p.publicKey, endpoint: { address: from.address, port: from.port } });
+    this.emit('endpoint', {
+      publicKey: p.publicKey,
+      endpoint: { address: from.address, port: from.port },
+    });
   }
 
   // ---- probing (the daemon's health checks and network changes) ----------------------------
@@ -632,7 +658,10 @@ export class Device
       txBytes: p.txBytes,
       rxBytes: p.rxBytes,
       hasSession: !!p.keypairs.current,
-      handshakePendingMs: p.handshakePendingSince === null ? 0 : Math.max(1, this.clock.now() - p.handshakePendingSince),
+      handshakePendingMs:
+        p.handshakePendingSince === null
+          ? 0
+          : Math.max(1, this.clock.now() - p.handshakePendingSince),
     };
   }
 

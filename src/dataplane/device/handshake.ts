@@ -107,7 +107,11 @@ export function prepareNextInitiation(h: HandshakeHost, p: Peer): void {
 /** The peer's prepared initiation when it was made with today's keys, else null. */
 function currentPrepared(h: HandshakeHost, p: Peer): Prepared | null {
   const pre = p.handshake.prepared;
-  return pre && pre.staticKey === h.staticKey && pre.staticStatic === p.handshake.precomputedStaticStatic ? pre : null;
+  return pre &&
+    pre.staticKey === h.staticKey &&
+    pre.staticStatic === p.handshake.precomputedStaticStatic
+    ? pre
+    : null;
 }
 
 /** Forgets (and frees the ephemeral key of) a prepared initiation. */

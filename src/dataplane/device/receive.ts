@@ -162,7 +162,12 @@ function receiveCookieReply(h: ReceiveHost, msg: Uint8Array): boolean {
   return e.peer.cookieGenerator.consumeReply(msg, h.clock.now());
 }
 
-function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datagramLength: number): void {
+function receiveTransport(
+  h: ReceiveHost,
+  msg: Uint8Array,
+  from: Endpoint,
+  datagramLength: number,
+): void {
   if (msg.length < MIN_MESSAGE_SIZE) return;
   const e = h.indices.get(readU32(msg, TRANSPORT.receiver));
   if (!e || !e.keypair) return;
@@ -182,7 +187,9 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
       job = q.open(kp.recvKey, counter, sealed, h.rxSlab, h.rxOff);
     }
     if (job >= 0) {
-      const o = h.opens[h.pendingOpens] ?? (h.opens[h.pendingOpens] = { p, kp, counter, from, datagramLength, at: 0, job });
+      const o =
+        h.opens[h.pendingOpens] ??
+        (h.opens[h.pendingOpens] = { p, kp, counter, from, datagramLength, at: 0, job });
       o.p = p;
       o.kp = kp;
       o.counter = counter;
@@ -199,7 +206,10 @@ function receiveTransport(h: ReceiveHost, msg: Uint8Array, from: Endpoint, datag
   const at = slab === h.rxSlab ? h.rxOff : 0;
   const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
   if (n < 0) return;
-  if (afterOpen(h, p, kp, counter, from, datagramLength, slab.subarray(at, at + n)) && slab === h.rxSlab)
+  if (
+    afterOpen(h, p, kp, counter, from, datagramLength, slab.subarray(at, at + n)) &&
+    slab === h.rxSlab
+  )
     h.rxOff += (n + 7) & ~7;
 }
 
@@ -218,7 +228,8 @@ export function finishOpens(h: ReceiveHost): void {
   for (let i = 0; i < n; i++) {
     const o = h.opens[i]!;
     const len = q.result(o.job);
-    if (len >= 0) afterOpen(h, o.p, o.kp, o.counter, o.from, o.datagramLength, slab.subarray(o.at, o.at + len));
+    if (len >= 0)
+      afterOpen(h, o.p, o.kp, o.counter, o.from, o.datagramLength, slab.subarray(o.at, o.at + len));
   }
   q.reset();
 }

@@ -8,7 +8,11 @@
 import type { AwgCodec } from '../awg/codec.js';
 import type { AwgParams } from '../awg/params.js';
 import type { Bind, Endpoint } from '../conn/bind.js';
-import { DEFAULT_UDP_WINDOW, MESSAGE_TRANSPORT_HEADER_SIZE, QUEUE_STAGED_SIZE } from '../constants.js';
+import {
+  DEFAULT_UDP_WINDOW,
+  MESSAGE_TRANSPORT_HEADER_SIZE,
+  QUEUE_STAGED_SIZE,
+} from '../constants.js';
 import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
 import type { PoolQueue } from '../crypto/pool.js';
 import type { CookieChecker } from '../noise/cookie.js';
@@ -130,13 +134,17 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
     const pkt = staged[i]!;
     // sealed into the slab; a full slab (or sendmmsg's burst) is sent and the slab reused
     const pad = h.codec.transportPadding(pkt.length, mtu, p.udpWindow);
-    const size = h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE;
+    const size =
+      h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE;
     if (out.length === TX_BURST || (out.length && at + size > slab.length)) {
       sent = flushOut(h, p, out, sent);
       out.length = 0;
       at = 0;
     }
-    const d = h.reuseBuffers && size <= slab.length ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    const d =
+      h.reuseBuffers && size <= slab.length
+        ? slab.subarray(at, at + size)
+        : Buffer.allocUnsafe(size);
     if (d.buffer === slab.buffer) at += (size + 7) & ~7;
     jobOf[out.length] = encrypt(h, p, kp, pkt, pad, d);
     out.push(d);
@@ -168,7 +176,14 @@ function flushOut(h: SendHost, p: Peer, out: Uint8Array[], sentBefore: boolean):
  * Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size; with the
  * crypto pool the seal is queued and `sealQueued` completes the burst before it is sent.
  */
-function encrypt(h: SendHost, p: Peer, kp: Keypair, pkt: Uint8Array, pad: number, d: Uint8Array): number {
+function encrypt(
+  h: SendHost,
+  p: Peer,
+  kp: Keypair,
+  pkt: Uint8Array,
+  pad: number,
+  d: Uint8Array,
+): number {
   const counter = kp.sendNonce++;
   const codec = h.codec;
   const s4 = codec.transportPrefix;
@@ -279,12 +294,7 @@ export function sendHandshakeResponse(h: SendHost, p: Peer): void {
 /** Under load: answer a handshake message whose mac2 is missing or stale with a cookie. */
 export function sendHandshakeCookie(h: SendHost, msg: Uint8Array, from: Endpoint): void {
   if (h.awg.disableCookies) return;
-  const reply = h.cookieChecker.createReply(
-    msg,
-    readU32(msg, 4),
-    sourceBytes(from),
-    h.clock.now(),
-  );
+  const reply = h.cookieChecker.createReply(msg, readU32(msg, 4), sourceBytes(from), h.clock.now());
   writeU32(reply, COOKIE.type, h.codec.pickType(3));
   h.bind.send([h.codec.sealHandshake(3, reply, DEFAULT_UDP_WINDOW)], from);
 }

@@ -19,10 +19,15 @@ export const UAPI_CONTROL = /[\u0000-\u001f\u007f]/;
 
 /** Refuses a pair the line framing cannot carry (throws AwgError invalid-config). */
 export function uapiLine(key: string, value: UapiValue): string {
-  if (!UAPI_KEY.test(key)) throw new AwgError('invalid-config', `UAPI key ${JSON.stringify(key)} is not [a-z0-9_]+`);
+  if (!UAPI_KEY.test(key))
+    throw new AwgError('invalid-config', `UAPI key ${JSON.stringify(key)} is not [a-z0-9_]+`);
   const v = typeof value === 'boolean' ? (value ? 'true' : 'false') : String(value);
   const bad = UAPI_CONTROL.exec(v);
-  if (bad) throw new AwgError('invalid-config', `UAPI value of ${key} contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0')}`);
+  if (bad)
+    throw new AwgError(
+      'invalid-config',
+      `UAPI value of ${key} contains the control character U+${bad[0].charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
   return `${key}=${v}`;
 }
 

@@ -114,7 +114,8 @@ export function parseUapiSet(text: string): DeviceConfig {
     const value = raw.slice(eq + 1);
     // the framing carries no control character (the emitter, uapi-text.ts, refuses them):
     // a `\r` or `\0` here is a request built by something else, refused whole
-    if (!UAPI_KEY.test(key) || UAPI_CONTROL.test(value)) throw new UapiError(IPC_ERROR.PROTOCOL, `malformed line ${JSON.stringify(raw)}`);
+    if (!UAPI_KEY.test(key) || UAPI_CONTROL.test(value))
+      throw new UapiError(IPC_ERROR.PROTOCOL, `malformed line ${JSON.stringify(raw)}`);
     if (key === 'public_key') {
       peer = { publicKey: hexKey(value, key) };
       peers.push(peer);
@@ -284,7 +285,10 @@ export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto')
       const r = a[f] as UintRange;
       if (!isZeroRange(r)) out.push([key, formatRange(r)]);
     }
-    out.push(['random_trailers', a.randomTrailers ? 1 : 0], ['disable_cookies', a.disableCookies ? 1 : 0]);
+    out.push(
+      ['random_trailers', a.randomTrailers ? 1 : 0],
+      ['disable_cookies', a.disableCookies ? 1 : 0],
+    );
   }
   for (const p of s.peers) {
     out.push(['public_key', hex(p.publicKey)]);
@@ -292,10 +296,14 @@ export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto')
     out.push(['protocol_version', 1]);
     if (p.endpoint) out.push(['endpoint', formatEndpoint(p.endpoint)]);
     const ms = p.lastHandshakeTime;
-    out.push(['last_handshake_time_sec', Math.floor(ms / 1000)], ['last_handshake_time_nsec', Math.round((ms % 1000) * 1e6)]);
+    out.push(
+      ['last_handshake_time_sec', Math.floor(ms / 1000)],
+      ['last_handshake_time_nsec', Math.round((ms % 1000) * 1e6)],
+    );
     out.push(['tx_bytes', p.txBytes], ['rx_bytes', p.rxBytes]);
     if (awgMode) {
-      if (!isZeroRange(p.persistentKeepalive)) out.push(['persistent_keepalive_interval', formatRange(p.persistentKeepalive)]);
+      if (!isZeroRange(p.persistentKeepalive))
+        out.push(['persistent_keepalive_interval', formatRange(p.persistentKeepalive)]);
     } else out.push(['persistent_keepalive_interval', p.persistentKeepalive.lo]);
     for (const a of p.allowedIps) out.push(['allowed_ip', a]);
   }

@@ -26,13 +26,7 @@ import {
 } from '../../native/libc.js';
 import { inNetns } from '../../native/netns.js';
 import { Poller } from '../../native/poll.js';
-import {
-  ifMtu,
-  openTun,
-  tunGetIff,
-  tunSetOffload,
-  tunSetVnetHdrSize,
-} from '../../native/tun.js';
+import { ifMtu, openTun, tunGetIff, tunSetOffload, tunSetVnetHdrSize } from '../../native/tun.js';
 import {
   GSO_NONE,
   type GroGroup,
@@ -286,7 +280,10 @@ export class TunFile implements TunDevice {
     const h = readVnetHdr(slab, at);
     const pkt = slab.subarray(at + VNET_HDR_LEN, at + n);
     if (h.gsoType === GSO_NONE) {
-      if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM && !completeChecksum(pkt, h.csumStart, h.csumOffset)) {
+      if (
+        h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM &&
+        !completeChecksum(pkt, h.csumStart, h.csumOffset)
+      ) {
         this.stats.rxDropped++;
         return;
       }

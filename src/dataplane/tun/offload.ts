@@ -93,7 +93,8 @@ export function sumLE(b: Uint8Array, start: number, end: number, initial = 0): n
   let s = initial;
   let i = start;
   const end4 = end - 3;
-  for (; i < end4; i += 4) s += (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000;
+  for (; i < end4; i += 4)
+    s += (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16)) + b[i + 3]! * 0x1000000;
   if (i + 1 < end) {
     s += b[i]! | (b[i + 1]! << 8);
     i += 2;
@@ -238,7 +239,9 @@ export interface GroGroup {
 }
 
 /** TCP header facts of a GRO candidate, or null (not TCP, fragmented, options in IPv4, odd flags, no payload). */
-function candidate(p: Uint8Array): { iphLen: number; tcphLen: number; v6: boolean; payload: number } | null {
+function candidate(
+  p: Uint8Array,
+): { iphLen: number; tcphLen: number; v6: boolean; payload: number } | null {
   const ver = p[0]! >> 4;
   let iphLen: number;
   let v6 = false;
@@ -362,7 +365,14 @@ function reuse(groups: GroGroup[], i: number): GroGroup {
   return g;
 }
 
-const NO_GSO: VnetHdr = { flags: 0, gsoType: 0, hdrLen: 0, gsoSize: 0, csumStart: 0, csumOffset: 0 };
+const NO_GSO: VnetHdr = {
+  flags: 0,
+  gsoType: 0,
+  hdrLen: 0,
+  gsoSize: 0,
+  csumStart: 0,
+  csumOffset: 0,
+};
 
 /**
  * Writes group `g` as vnet header + one packet into `out` from 0; returns the length.

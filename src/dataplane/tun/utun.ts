@@ -40,7 +40,14 @@ function familyOf(packet: Uint8Array): number {
 
 /** a TunDevice with the engine's `onError` (dataplane/engine.ts EngineTun) */
 export class UtunDevice implements TunDevice {
-  readonly stats: UtunStats = { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0, rxDropped: 0, txDropped: 0 };
+  readonly stats: UtunStats = {
+    rxPackets: 0,
+    rxBytes: 0,
+    txPackets: 0,
+    txBytes: 0,
+    rxDropped: 0,
+    txDropped: 0,
+  };
   private receiver: ((packets: Uint8Array[]) => void) | null = null;
   private stop: (() => void) | undefined;
   private readonly rbuf = new Uint8Array(MAX_BATCH * 2048);

@@ -15,7 +15,10 @@ import { check, ifNameToIndex, setsockopt } from './libsystem.js';
 export { IPPROTO_IP, IPPROTO_IPV6, IPV6_BOUND_IF, IP_BOUND_IF, encodeBoundIf };
 
 /** the setsockopt arguments for pinning to interface `index` */
-export function boundIfOption(index: number, family: 4 | 6): { level: number; name: number; value: Uint8Array } {
+export function boundIfOption(
+  index: number,
+  family: 4 | 6,
+): { level: number; name: number; value: Uint8Array } {
   return family === 6
     ? { level: IPPROTO_IPV6, name: IPV6_BOUND_IF, value: encodeBoundIf(index) }
     : { level: IPPROTO_IP, name: IP_BOUND_IF, value: encodeBoundIf(index) };
@@ -27,14 +30,24 @@ export function socketFd(sock: DgramSocket | NetSocket | number): number {
   if ('send' in sock && typeof sock.send === 'function') return dgramFd(sock as DgramSocket);
   const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
   if (typeof fd === 'number' && fd >= 0) return fd;
-  throw new AwgError('bug', 'cannot find the fd of a net socket (not yet created, or Node internals changed?)');
+  throw new AwgError(
+    'bug',
+    'cannot find the fd of a net socket (not yet created, or Node internals changed?)',
+  );
 }
 
 /** Pin `sock` to `ifname`: its packets leave there, whatever the routes say. */
-export function bindToInterface(sock: DgramSocket | NetSocket | number, ifname: string, family: 4 | 6): void {
+export function bindToInterface(
+  sock: DgramSocket | NetSocket | number,
+  ifname: string,
+  family: 4 | 6,
+): void {
   const fd = socketFd(sock);
   const index = ifNameToIndex(ifname);
   if (!index) throw new AwgError('driver', `no interface ${ifname}`);
   const o = boundIfOption(index, family);
-  check(`setsockopt(${family === 6 ? 'IPV6' : 'IP'}_BOUND_IF ${ifname})`, setsockopt(fd, o.level, o.name, o.value));
+  check(
+    `setsockopt(${family === 6 ? 'IPV6' : 'IP'}_BOUND_IF ${ifname})`,
+    setsockopt(fd, o.level, o.name, o.value),
+  );
 }

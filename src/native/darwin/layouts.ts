@@ -46,7 +46,8 @@ export const CTLIOCGINFO = iowr('N', 3, CTL_INFO_SIZE);
 export function encodeCtlInfo(name: string): Uint8Array {
   const b = new Uint8Array(CTL_INFO_SIZE);
   const n = Buffer.from(name, 'utf8');
-  if (n.length >= MAX_KCTL_NAME) throw new Error(`control name longer than ${MAX_KCTL_NAME - 1} bytes`);
+  if (n.length >= MAX_KCTL_NAME)
+    throw new Error(`control name longer than ${MAX_KCTL_NAME - 1} bytes`);
   b.set(n, 4);
   return b;
 }
@@ -63,7 +64,8 @@ export const SIOCGIFMTU = iowr('i', 51, IFREQ_SIZE);
 export function encodeIfreq(name: string): Uint8Array {
   const b = new Uint8Array(IFREQ_SIZE);
   const n = Buffer.from(name, 'utf8');
-  if (n.length === 0 || n.length >= IFNAMSIZ) throw new Error(`bad interface name ${JSON.stringify(name)}`);
+  if (n.length === 0 || n.length >= IFNAMSIZ)
+    throw new Error(`bad interface name ${JSON.stringify(name)}`);
   b.set(n, 0);
   return b;
 }
@@ -133,7 +135,11 @@ export interface Endpoint {
  * accepted socket's remote end), daddr/dxport = where it arrived (our listener), direction
  * PF_OUT (the redirected packets left the host on lo0); the kernel fills rdaddr/rdxport.
  */
-export function encodeNatlook(client: Endpoint, arrived: Endpoint, proto: 'tcp' | 'udp' = 'tcp'): Uint8Array {
+export function encodeNatlook(
+  client: Endpoint,
+  arrived: Endpoint,
+  proto: 'tcp' | 'udp' = 'tcp',
+): Uint8Array {
   const c = ipaddr.parse(client.address);
   const d = ipaddr.parse(arrived.address);
   if (c.kind() !== d.kind()) throw new Error('natlook: client and listener of different families');
@@ -154,7 +160,10 @@ export function decodeNatlook(b: Uint8Array): Endpoint {
   if (b.length < PFIOC_NATLOOK_SIZE) throw new Error('short pfioc_natlook');
   const v6 = b[80] === AF_INET6;
   const raw = b.subarray(48, v6 ? 64 : 52);
-  return { address: ipaddr.fromByteArray([...raw]).toString(), port: new DataView(b.buffer, b.byteOffset, b.length).getUint16(76, false) };
+  return {
+    address: ipaddr.fromByteArray([...raw]).toString(),
+    port: new DataView(b.buffer, b.byteOffset, b.length).getUint16(76, false),
+  };
 }
 
 export const PROC_PIDPATHINFO_MAXSIZE = 4096;
@@ -238,10 +247,12 @@ export interface Xucred {
 
 /** LOCAL_PEERCRED's buffer (`len`: what getsockopt returned); throws unless it is a whole version-0 xucred */
 export function decodeXucred(b: Uint8Array, len: number): Xucred {
-  if (len !== XUCRED_SIZE || b.length < XUCRED_SIZE) throw new Error(`struct xucred of ${len} bytes (want ${XUCRED_SIZE})`);
+  if (len !== XUCRED_SIZE || b.length < XUCRED_SIZE)
+    throw new Error(`struct xucred of ${len} bytes (want ${XUCRED_SIZE})`);
   const dv = new DataView(b.buffer, b.byteOffset, b.length);
   const version = dv.getUint32(0, true);
-  if (version !== XUCRED_VERSION) throw new Error(`struct xucred version ${version} (want ${XUCRED_VERSION})`);
+  if (version !== XUCRED_VERSION)
+    throw new Error(`struct xucred version ${version} (want ${XUCRED_VERSION})`);
   const n = dv.getInt16(8, true);
   if (n < 1 || n > XUCRED_NGROUPS) throw new Error(`struct xucred with ${n} groups`);
   const groups: number[] = [];
@@ -300,18 +311,25 @@ const guid = (b: Uint8Array) => {
 
 /** acl_copy_ext's buffer (`len` bytes): its entries; throws unless it is a whole kauth_filesec */
 export function decodeAclExt(b: Uint8Array, len: number): Ace[] {
-  if (len < KAUTH_FILESEC_HEADER || b.length < len) throw new Error(`kauth_filesec of ${len} bytes`);
+  if (len < KAUTH_FILESEC_HEADER || b.length < len)
+    throw new Error(`kauth_filesec of ${len} bytes`);
   const dv = new DataView(b.buffer, b.byteOffset, len);
   const magic = dv.getUint32(0, false);
   if (magic !== KAUTH_FILESEC_MAGIC) throw new Error(`kauth_filesec magic 0x${magic.toString(16)}`);
   const count = dv.getUint32(36, false);
   if (count === KAUTH_FILESEC_NOACL) return [];
-  if (len !== KAUTH_FILESEC_HEADER + count * KAUTH_ACE_SIZE) throw new Error(`kauth_filesec of ${len} bytes for ${count} entries`);
+  if (len !== KAUTH_FILESEC_HEADER + count * KAUTH_ACE_SIZE)
+    throw new Error(`kauth_filesec of ${len} bytes for ${count} entries`);
   const out: Ace[] = [];
   for (let i = 0; i < count; i++) {
     const o = KAUTH_FILESEC_HEADER + i * KAUTH_ACE_SIZE;
     const flags = dv.getUint32(o + 16, false);
-    out.push({ applicable: guid(b.subarray(o, o + 16)), kind: flags & 0xf, flags, rights: dv.getUint32(o + 20, false) });
+    out.push({
+      applicable: guid(b.subarray(o, o + 16)),
+      kind: flags & 0xf,
+      flags,
+      rights: dv.getUint32(o + 20, false),
+    });
   }
   return out;
 }

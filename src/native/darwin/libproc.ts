@@ -14,10 +14,25 @@
  * ListProcesses reads on macOS); tests feed that interface from captures instead.
  */
 import { AwgError } from '../../errors.js';
-import { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids, type BsdShortInfo } from './layouts.js';
+import {
+  PROC_BSDSHORTINFO_SIZE,
+  PROC_PIDPATHINFO_MAXSIZE,
+  PROC_PIDT_SHORTBSDINFO,
+  decodeBsdShortInfo,
+  decodePath,
+  decodePids,
+  type BsdShortInfo,
+} from './layouts.js';
 import { D, check, procListAllPids, procPidInfo, procPidPath } from './libsystem.js';
 
-export { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids };
+export {
+  PROC_BSDSHORTINFO_SIZE,
+  PROC_PIDPATHINFO_MAXSIZE,
+  PROC_PIDT_SHORTBSDINFO,
+  decodeBsdShortInfo,
+  decodePath,
+  decodePids,
+};
 
 /** room for processes started between the two calls */
 const HEADROOM = 64;
@@ -51,6 +66,10 @@ export function pidShortInfo(pid: number): BsdShortInfo | undefined {
 }
 
 /** the process table ListProcesses reads on macOS (procs/darwin.ts ProcTable) */
-export function libprocTable(): { pids(): number[]; path(pid: number): string | undefined; info(pid: number): BsdShortInfo | undefined } {
+export function libprocTable(): {
+  pids(): number[];
+  path(pid: number): string | undefined;
+  info(pid: number): BsdShortInfo | undefined;
+} {
   return { pids: listPids, path: pidPath, info: pidShortInfo };
 }

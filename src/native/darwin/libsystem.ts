@@ -67,7 +67,13 @@ interface Lib {
   read(fd: number, buf: Buf, n: number): number | bigint;
   write(fd: number, buf: Buf, n: number): number | bigint;
   close(fd: number): number;
-  sysctlbyname(name: string, old: Buf | null, oldlen: BigUint64Array, nw: Buf | null, newlen: number): number;
+  sysctlbyname(
+    name: string,
+    old: Buf | null,
+    oldlen: BigUint64Array,
+    nw: Buf | null,
+    newlen: number,
+  ): number;
   if_nametoindex(name: string): number;
   proc_listallpids(buf: Buf | null, size: number): number;
   proc_pidpath(pid: number, buf: Buf, size: number): number;
@@ -92,7 +98,8 @@ export const DECLS = {
   read: 'long read(int, _Out_ uint8_t *, size_t)',
   write: 'long write(int, const uint8_t *, size_t)',
   close: 'int close(int)',
-  sysctlbyname: 'int sysctlbyname(const char *, _Inout_ uint8_t *, _Inout_ uint64_t *, const uint8_t *, size_t)',
+  sysctlbyname:
+    'int sysctlbyname(const char *, _Inout_ uint8_t *, _Inout_ uint64_t *, const uint8_t *, size_t)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *)',
   proc_listallpids: 'int proc_listallpids(_Out_ uint8_t *, int)',
   proc_pidpath: 'int proc_pidpath(int, _Out_ uint8_t *, uint32_t)',
@@ -192,7 +199,11 @@ export const ACL_TYPE_EXTENDED = 0x100;
  * has none (acl_get_link_np: NULL with ENOENT, or ENOTSUP where the file system keeps none);
  * otherwise -errno.
  */
-export function aclExternal(path: string, l: AclCalls = libSystem(), err: () => number = errno): Uint8Array | null | number {
+export function aclExternal(
+  path: string,
+  l: AclCalls = libSystem(),
+  err: () => number = errno,
+): Uint8Array | null | number {
   const acl = l.acl_get_link_np(path, ACL_TYPE_EXTENDED);
   if (acl === null) {
     const e = err();
@@ -238,7 +249,10 @@ export function decodeSysctlInt(b: Uint8Array): number {
 export function check(what: string, r: number): number {
   if (r >= 0) return r;
   const e = -r;
-  throw new AwgError(e === D.EPERM || e === D.EACCES ? 'permission' : 'driver', `${what}: errno ${e}`);
+  throw new AwgError(
+    e === D.EPERM || e === D.EACCES ? 'permission' : 'driver',
+    `${what}: errno ${e}`,
+  );
 }
 
 /** Sets O_NONBLOCK on `fd`. */

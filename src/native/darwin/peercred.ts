@@ -28,7 +28,17 @@
  */
 import { AwgError } from '../../errors.js';
 import type { AclFacts, CallerNatives, PeerCred } from '../peercred.js';
-import { ACE_RIGHTS as R, KAUTH_ACE_DENY, KAUTH_ACE_ONLY_INHERIT, KAUTH_ACE_PERMIT, XUCRED_SIZE, decodeAclExt, decodePeerPid, decodeXucred, type Ace } from './layouts.js';
+import {
+  ACE_RIGHTS as R,
+  KAUTH_ACE_DENY,
+  KAUTH_ACE_ONLY_INHERIT,
+  KAUTH_ACE_PERMIT,
+  XUCRED_SIZE,
+  decodeAclExt,
+  decodePeerPid,
+  decodeXucred,
+  type Ace,
+} from './layouts.js';
 import { D, aclExternal, getsockopt } from './libsystem.js';
 
 export const SOL_LOCAL = 0;
@@ -46,7 +56,16 @@ export interface DarwinCallerSyscalls {
 export const libSystemCallerSyscalls: DarwinCallerSyscalls = { getsockopt, aclExternal };
 
 const WRITE_RIGHTS =
-  R.WRITE_DATA | R.APPEND_DATA | R.DELETE | R.DELETE_CHILD | R.WRITE_ATTRIBUTES | R.WRITE_EXTATTRIBUTES | R.WRITE_SECURITY | R.TAKE_OWNERSHIP | R.GENERIC_WRITE | R.GENERIC_ALL;
+  R.WRITE_DATA |
+  R.APPEND_DATA |
+  R.DELETE |
+  R.DELETE_CHILD |
+  R.WRITE_ATTRIBUTES |
+  R.WRITE_EXTATTRIBUTES |
+  R.WRITE_SECURITY |
+  R.TAKE_OWNERSHIP |
+  R.GENERIC_WRITE |
+  R.GENERIC_ALL;
 const READ_RIGHTS = R.READ_DATA | R.EXECUTE | R.GENERIC_READ | R.GENERIC_EXECUTE | R.GENERIC_ALL;
 
 /** What the entries of an extended ACL add to the mode bits (see the file comment); undefined: nothing. */
@@ -59,15 +78,23 @@ export function aclFacts(entries: readonly Ace[]): AclFacts | undefined {
     if (e.kind === KAUTH_ACE_PERMIT && e.rights & WRITE_RIGHTS) grantsWrite = true;
     if (e.rights & READ_RIGHTS) decidesRead = true;
   }
-  return grantsWrite || decidesRead ? { what: 'an extended ACL (ls -le)', grantsWrite, decidesRead } : undefined;
+  return grantsWrite || decidesRead
+    ? { what: 'an extended ACL (ls -le)', grantsWrite, decidesRead }
+    : undefined;
 }
 
 function syscallError(what: string, errno: number, path?: string): AwgError {
-  return new AwgError(errno === D.EPERM || errno === D.EACCES ? 'permission' : 'driver', `${what}${path ? ` ${path}` : ''}: errno ${errno}`);
+  return new AwgError(
+    errno === D.EPERM || errno === D.EACCES ? 'permission' : 'driver',
+    `${what}${path ? ` ${path}` : ''}: errno ${errno}`,
+  );
 }
 
 /** LOCAL_PEERCRED + LOCAL_PEERPID of an accepted AF_UNIX stream socket. */
-export function darwinPeerCredentials(fd: number, sys: DarwinCallerSyscalls = libSystemCallerSyscalls): PeerCred {
+export function darwinPeerCredentials(
+  fd: number,
+  sys: DarwinCallerSyscalls = libSystemCallerSyscalls,
+): PeerCred {
   const xu = new Uint8Array(XUCRED_SIZE);
   const n = sys.getsockopt(fd, SOL_LOCAL, LOCAL_PEERCRED, xu);
   if (n < 0) throw syscallError('getsockopt(LOCAL_PEERCRED)', -n);
@@ -79,7 +106,10 @@ export function darwinPeerCredentials(fd: number, sys: DarwinCallerSyscalls = li
 }
 
 /** What the extended ACL of `path` (not followed) adds to its mode. */
-export function darwinAcl(path: string, sys: DarwinCallerSyscalls = libSystemCallerSyscalls): AclFacts | undefined {
+export function darwinAcl(
+  path: string,
+  sys: DarwinCallerSyscalls = libSystemCallerSyscalls,
+): AclFacts | undefined {
   const ext = sys.aclExternal(path);
   if (ext === null) return undefined;
   if (typeof ext === 'number') throw syscallError('acl_get_link_np', -ext, path);
@@ -87,6 +117,8 @@ export function darwinAcl(path: string, sys: DarwinCallerSyscalls = libSystemCal
 }
 
 /** macOS's caller check (Platform.callerNatives); `sys`: the system calls (tests) */
-export function darwinCallerNatives(sys: DarwinCallerSyscalls = libSystemCallerSyscalls): CallerNatives {
+export function darwinCallerNatives(
+  sys: DarwinCallerSyscalls = libSystemCallerSyscalls,
+): CallerNatives {
   return { peer: (fd) => darwinPeerCredentials(fd, sys), acl: (path) => darwinAcl(path, sys) };
 }

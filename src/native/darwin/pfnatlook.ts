@@ -11,7 +11,14 @@
  * the kernel fills rdaddr/rdxport. ENOENT: no such state (the connection was not redirected).
  */
 import { AwgError } from '../../errors.js';
-import { DIOCNATLOOK, PFIOC_NATLOOK_SIZE, PF_OUT, decodeNatlook, encodeNatlook, type Endpoint } from './layouts.js';
+import {
+  DIOCNATLOOK,
+  PFIOC_NATLOOK_SIZE,
+  PF_OUT,
+  decodeNatlook,
+  encodeNatlook,
+  type Endpoint,
+} from './layouts.js';
 import { D, check, close, ioctl, open } from './libsystem.js';
 
 export { DIOCNATLOOK, PFIOC_NATLOOK_SIZE, PF_OUT, decodeNatlook, encodeNatlook, type Endpoint };
@@ -28,7 +35,10 @@ export function originalDstDarwin(local: Endpoint, remote: Endpoint, family: 4 |
   try {
     const r = ioctl(fd, DIOCNATLOOK, nl);
     if (r === -D.ENOENT)
-      throw new AwgError('driver', `DIOCNATLOOK ${remote.address}:${remote.port} → ${local.address}:${local.port}: no PF state (not redirected)`);
+      throw new AwgError(
+        'driver',
+        `DIOCNATLOOK ${remote.address}:${remote.port} → ${local.address}:${local.port}: no PF state (not redirected)`,
+      );
     check(`DIOCNATLOOK ${remote.address}:${remote.port} → ${local.address}:${local.port}`, r);
     return decodeNatlook(nl);
   } finally {

@@ -10,7 +10,15 @@
 import { Poller } from '../poll.js';
 import { D, check, close, read, setNonBlocking, socket } from './libsystem.js';
 
-export { RTA_DST, RTA_IFP, RTM_GET, RTM_VERSION, RT_MSGHDR_SIZE, encodeRtmGet, encodeSockaddr } from './layouts.js';
+export {
+  RTA_DST,
+  RTA_IFP,
+  RTM_GET,
+  RTM_VERSION,
+  RT_MSGHDR_SIZE,
+  encodeRtmGet,
+  encodeSockaddr,
+} from './layouts.js';
 
 export interface RouteSocket {
   onMessage(cb: (msg: Uint8Array) => void): void;
@@ -32,9 +40,14 @@ export function openRouteSocket(): RouteSocket {
   const buf = new Uint8Array(BUF);
   let closed = false;
   const poller = new Poller(fd, () => {
-    drainRouteReads((b) => read(fd, b), buf, (m) => {
-      for (const cb of listeners) cb(m);
-    }, () => closed);
+    drainRouteReads(
+      (b) => read(fd, b),
+      buf,
+      (m) => {
+        for (const cb of listeners) cb(m);
+      },
+      () => closed,
+    );
   });
   return {
     onMessage: (cb) => void listeners.push(cb),
@@ -53,7 +66,12 @@ export function openRouteSocket(): RouteSocket {
  * takes as "messages lost: re-observe everything" (monitor/darwin.ts classifyRouteRead);
  * EAGAIN (drained) and any other error end the drain. `readInto` returns bytes or -errno.
  */
-export function drainRouteReads(readInto: (b: Uint8Array) => number, buf: Uint8Array, deliver: (m: Uint8Array) => void, stopped: () => boolean = () => false): void {
+export function drainRouteReads(
+  readInto: (b: Uint8Array) => number,
+  buf: Uint8Array,
+  deliver: (m: Uint8Array) => void,
+  stopped: () => boolean = () => false,
+): void {
   while (!stopped()) {
     const n = readInto(buf);
     if (n === -D.ENOBUFS) {

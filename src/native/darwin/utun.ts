@@ -17,10 +17,32 @@ import {
   encodeCtlInfo,
   encodeIfreq,
 } from './layouts.js';
-import { D, check, close, connect, getsockopt, ioctl, setNonBlocking, socket } from './libsystem.js';
-import { PF_SYSTEM, SYSPROTO_CONTROL, UTUN_CONTROL_NAME, UTUN_OPT_IFNAME, sockaddrCtl } from './utun-abi.js';
+import {
+  D,
+  check,
+  close,
+  connect,
+  getsockopt,
+  ioctl,
+  setNonBlocking,
+  socket,
+} from './libsystem.js';
+import {
+  PF_SYSTEM,
+  SYSPROTO_CONTROL,
+  UTUN_CONTROL_NAME,
+  UTUN_OPT_IFNAME,
+  sockaddrCtl,
+} from './utun-abi.js';
 
-export { CTLIOCGINFO, CTL_INFO_SIZE, MAX_KCTL_NAME, decodeCtlInfoId, encodeCtlInfo, decodeIfname } from './layouts.js';
+export {
+  CTLIOCGINFO,
+  CTL_INFO_SIZE,
+  MAX_KCTL_NAME,
+  decodeCtlInfoId,
+  encodeCtlInfo,
+  decodeIfname,
+} from './layouts.js';
 
 export interface UtunHandle {
   fd: number;
@@ -29,13 +51,19 @@ export interface UtunHandle {
 
 /** Open a utun: `unit` N+1 asks for utunN, 0 (default) for the first free one. The caller owns `fd`. */
 export function openUtun(unit = 0): UtunHandle {
-  const fd = check('socket(PF_SYSTEM, SOCK_DGRAM, SYSPROTO_CONTROL)', socket(PF_SYSTEM, D.SOCK_DGRAM, SYSPROTO_CONTROL));
+  const fd = check(
+    'socket(PF_SYSTEM, SOCK_DGRAM, SYSPROTO_CONTROL)',
+    socket(PF_SYSTEM, D.SOCK_DGRAM, SYSPROTO_CONTROL),
+  );
   try {
     const info = encodeCtlInfo(UTUN_CONTROL_NAME);
     check('ioctl(CTLIOCGINFO)', ioctl(fd, CTLIOCGINFO, info));
     check('connect(utun_control)', connect(fd, sockaddrCtl(decodeCtlInfoId(info), unit)));
     const name = new Uint8Array(IFNAMSIZ);
-    const len = check('getsockopt(UTUN_OPT_IFNAME)', getsockopt(fd, SYSPROTO_CONTROL, UTUN_OPT_IFNAME, name));
+    const len = check(
+      'getsockopt(UTUN_OPT_IFNAME)',
+      getsockopt(fd, SYSPROTO_CONTROL, UTUN_OPT_IFNAME, name),
+    );
     setNonBlocking(fd);
     return { fd, ifname: decodeIfname(name, len) };
   } catch (e) {

@@ -67,7 +67,13 @@ export class PcbFlowLookup {
     const dst = plain(flow.dst.host);
     let found: PcbEntry | undefined;
     for (const e of decodePcblist(this.io.sysctl('net.inet.tcp.pcblist_n'), 'tcp')) {
-      if (e.localPort !== flow.app.port || e.localAddress !== app || e.foreignPort !== flow.dst.port || e.foreignAddress !== dst) continue;
+      if (
+        e.localPort !== flow.app.port ||
+        e.localAddress !== app ||
+        e.foreignPort !== flow.dst.port ||
+        e.foreignAddress !== dst
+      )
+        continue;
       // the same 4-tuple twice: an old socket lingering (TIME_WAIT) and one that reused the
       // tuple (SO_REUSEADDR); the newest socket is the one that just connected
       if (!found || BigInt(e.generation) > BigInt(found.generation)) found = e;

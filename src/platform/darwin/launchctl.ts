@@ -226,7 +226,11 @@ export function parseDumpBtm(text: string): BtmRecord[] {
     cur.fields[key] = value.trim();
     if (key === 'Disposition') {
       const m = /^\[([^\]]*)\]/.exec(value.trim());
-      if (m) cur.disposition = m[1]!.split(',').map((w) => w.trim().toLowerCase()).filter(Boolean);
+      if (m)
+        cur.disposition = m[1]!
+          .split(',')
+          .map((w) => w.trim().toLowerCase())
+          .filter(Boolean);
     }
   }
   return out;
@@ -249,6 +253,10 @@ export function btmDisallows(records: BtmRecord[], label: string, plistFile: str
     const url = r.fields['URL'];
     const path = url?.startsWith('file://') ? decodeURIComponent(url.slice('file://'.length)) : url;
     const id = r.fields['Identifier'];
-    return path === plistFile || id === label || (id !== undefined && /^\d+\./.test(id) && id.slice(id.indexOf('.') + 1) === label);
+    return (
+      path === plistFile ||
+      id === label ||
+      (id !== undefined && /^\d+\./.test(id) && id.slice(id.indexOf('.') + 1) === label)
+    );
   });
 }

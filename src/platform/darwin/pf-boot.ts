@@ -25,12 +25,18 @@ export const BOOT_CONF_FILE = 'killswitch-boot.pf.conf';
 export const BOOT_ANCHOR_FILE = 'killswitch-boot.anchor';
 export const BOOT_LOG_FILE = 'killswitch-boot.log';
 
-const HEADER = '# managed-by=awg: the kill switch loaded at boot by the LaunchDaemon com.awg.killswitch; written by awg apply, removed by awg down';
+const HEADER =
+  '# managed-by=awg: the kill switch loaded at boot by the LaunchDaemon com.awg.killswitch; written by awg apply, removed by awg down';
 
 /** the job's argv: pfctl only when the conf is there (`$0` is the conf's path) */
 export function bootJobArgv(stateDir: string): string[] {
   if (!stateDir.startsWith('/')) throw new Error(`stateDir must be an absolute path: ${stateDir}`);
-  return ['/bin/sh', '-c', 'test -f "$0" || exit 0; exec /sbin/pfctl -E -f "$0"', `${stateDir}/${BOOT_CONF_FILE}`];
+  return [
+    '/bin/sh',
+    '-c',
+    'test -f "$0" || exit 0; exec /sbin/pfctl -E -f "$0"',
+    `${stateDir}/${BOOT_CONF_FILE}`,
+  ];
 }
 
 const quoted = (s: string) => {
@@ -50,7 +56,9 @@ export function renderBootAnchor(table: string, boot: string): string {
 
 /** The table and rendered anchor a boot anchor file holds; undefined when it is not one we wrote. */
 export function parseBootAnchor(text: string): { table: string; boot: string } | undefined {
-  const m = new RegExp(`^${HEADER.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n# anchor ${ANCHOR_ROOT}/([A-Za-z0-9_.-]+)\n`).exec(text);
+  const m = new RegExp(
+    `^${HEADER.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n# anchor ${ANCHOR_ROOT}/([A-Za-z0-9_.-]+)\n`,
+  ).exec(text);
   if (!m) return undefined;
   const body = text.slice(m[0].length).replace(/^# unbound [A-Za-z0-9_,]+: /gm, '');
   return { table: m[1]!, boot: body };
@@ -58,7 +66,10 @@ export function parseBootAnchor(text: string): { table: string; boot: string } |
 
 /** Whether a conf is one we wrote for `table` and `anchorFile` (its pf.conf part may be older than /etc/pf.conf). */
 export function isOurBootConf(text: string, table: string, anchorFile: string): boolean {
-  return text.startsWith(`${HEADER}\n`) && text.endsWith(`load anchor ${quoted(`${ANCHOR_ROOT}/${table}`)} from ${quoted(anchorFile)}\n`);
+  return (
+    text.startsWith(`${HEADER}\n`) &&
+    text.endsWith(`load anchor ${quoted(`${ANCHOR_ROOT}/${table}`)} from ${quoted(anchorFile)}\n`)
+  );
 }
 
 /** The `-E` tokens the job's stderr holds (`Token : N`), oldest first (launchd appends). */

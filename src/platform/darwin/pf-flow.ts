@@ -69,8 +69,13 @@ const SKIP6 = ['::1/128', 'fe80::/10', 'ff00::/8'];
 export function renderFlowTranslation(f: PfFlowRouter): string[] {
   const skip = [...SKIP4, ...(f.ipv6 ? SKIP6 : []), ...[...new Set(f.skip)].sort()];
   const l = [`table <${FLOW_SKIP_TABLE}> const { ${skip.join(' ')} }`];
-  l.push(`rdr pass on lo0 inet proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> 127.0.0.1 port ${f.port}`);
-  if (f.ipv6) l.push(`rdr pass on lo0 inet6 proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> ::1 port ${f.port}`);
+  l.push(
+    `rdr pass on lo0 inet proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> 127.0.0.1 port ${f.port}`,
+  );
+  if (f.ipv6)
+    l.push(
+      `rdr pass on lo0 inet6 proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> ::1 port ${f.port}`,
+    );
   return l;
 }
 
@@ -78,7 +83,9 @@ export function renderFlowTranslation(f: PfFlowRouter): string[] {
 export function renderFlowFilter(f: PfFlowRouter): string[] {
   const l: string[] = [];
   if (f.udp === 'block')
-    l.push(`block drop out quick on ! lo0 proto udp from any to ! <${FLOW_SKIP_TABLE}> user >= ${FIRST_USER_UID}`);
+    l.push(
+      `block drop out quick on ! lo0 proto udp from any to ! <${FLOW_SKIP_TABLE}> user >= ${FIRST_USER_UID}`,
+    );
   const fams = f.ipv6 ? ['inet', 'inet6'] : ['inet'];
   for (const fam of fams)
     l.push(
@@ -122,7 +129,10 @@ export function rulesCanBlock(rules: RuleMatcher['rules']): boolean {
   return rules.some(
     (r, index) =>
       r.enabled !== false &&
-      effectiveRoute([{ index, name: ruleName(r, index), target: r.target, fallback: r.fallback ?? 'block' }], () => false) === 'blocked',
+      effectiveRoute(
+        [{ index, name: ruleName(r, index), target: r.target, fallback: r.fallback ?? 'block' }],
+        () => false,
+      ) === 'blocked',
   );
 }
 
@@ -132,7 +142,10 @@ export function rulesCanBlock(rules: RuleMatcher['rules']): boolean {
  * rulesCanBlock above; fail closed: an app a rule blocks must not
  * leak over UDP, which the router cannot see).
  */
-export function pfFlowRouterFor(policy: FirewallPolicy, o: { port: number; rulesCanBlock: boolean; routerUid?: number }): PfFlowRouter {
+export function pfFlowRouterFor(
+  policy: FirewallPolicy,
+  o: { port: number; rulesCanBlock: boolean; routerUid?: number },
+): PfFlowRouter {
   return {
     port: o.port,
     routerUid: o.routerUid ?? 0,

@@ -30,7 +30,19 @@ const HEAD = [
 
 function job(label: string, programArguments: string[], keys: string[]): string {
   if (!programArguments.length) throw new Error('programArguments must not be empty');
-  return [...HEAD, '\t<key>Label</key>', `\t${str(label)}`, '\t<key>ProgramArguments</key>', '\t<array>', ...programArguments.map((a) => `\t\t${str(a)}`), '\t</array>', ...keys, '</dict>', '</plist>', ''].join('\n');
+  return [
+    ...HEAD,
+    '\t<key>Label</key>',
+    `\t${str(label)}`,
+    '\t<key>ProgramArguments</key>',
+    '\t<array>',
+    ...programArguments.map((a) => `\t\t${str(a)}`),
+    '\t</array>',
+    ...keys,
+    '</dict>',
+    '</plist>',
+    '',
+  ].join('\n');
 }
 
 /**
@@ -39,7 +51,14 @@ function job(label: string, programArguments: string[], keys: string[]): string 
  * the packet path.
  */
 export function renderDaemonPlist(o: DaemonPlistOptions): string {
-  const l: string[] = ['\t<key>RunAtLoad</key>', '\t<true/>', '\t<key>KeepAlive</key>', '\t<true/>', '\t<key>ProcessType</key>', '\t<string>Interactive</string>'];
+  const l: string[] = [
+    '\t<key>RunAtLoad</key>',
+    '\t<true/>',
+    '\t<key>KeepAlive</key>',
+    '\t<true/>',
+    '\t<key>ProcessType</key>',
+    '\t<string>Interactive</string>',
+  ];
   if (o.workingDirectory) l.push('\t<key>WorkingDirectory</key>', `\t${str(o.workingDirectory)}`);
   if (o.environment && Object.keys(o.environment).length) {
     l.push('\t<key>EnvironmentVariables</key>', '\t<dict>');
@@ -57,11 +76,26 @@ export function renderDaemonPlist(o: DaemonPlistOptions): string {
  * LaunchOnlyOnce: never again until the next boot, not even when its program exits), no
  * KeepAlive; its stderr (pfctl's `-E` token) to `stderrPath`.
  */
-export function renderKillSwitchPlist(o: { label: string; programArguments: string[]; stderrPath: string }): string {
-  return job(o.label, o.programArguments, ['\t<key>RunAtLoad</key>', '\t<true/>', '\t<key>LaunchOnlyOnce</key>', '\t<true/>', '\t<key>StandardErrorPath</key>', `\t${str(o.stderrPath)}`]);
+export function renderKillSwitchPlist(o: {
+  label: string;
+  programArguments: string[];
+  stderrPath: string;
+}): string {
+  return job(o.label, o.programArguments, [
+    '\t<key>RunAtLoad</key>',
+    '\t<true/>',
+    '\t<key>LaunchOnlyOnce</key>',
+    '\t<true/>',
+    '\t<key>StandardErrorPath</key>',
+    `\t${str(o.stderrPath)}`,
+  ]);
 }
 
-const unesc = (s: string) => s.replace(/&(lt|gt|quot|apos|amp);/g, (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!);
+const unesc = (s: string) =>
+  s.replace(
+    /&(lt|gt|quot|apos|amp);/g,
+    (_, e: string) => ({ lt: '<', gt: '>', quot: '"', apos: "'", amp: '&' })[e]!,
+  );
 
 /**
  * ProgramArguments of an XML plist: the `<string>`s of the array after

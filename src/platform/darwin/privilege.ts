@@ -6,7 +6,8 @@
  * fail too); ifconfig's ioctls: `… Operation not permitted`; networksetup:
  * `** Error: Command requires admin privileges.` (not captured; text as reported by others).
  */
-const NO_PRIVILEGE = /must be root|Operation not permitted|Permission denied|requires admin privileges/;
+const NO_PRIVILEGE =
+  /must be root|Operation not permitted|Permission denied|requires admin privileges/;
 
 export function privilegeKind(text: string): 'permission' | 'driver' {
   return NO_PRIVILEGE.test(text) ? 'permission' : 'driver';

@@ -59,7 +59,11 @@ function segments(p: string): string[] {
 }
 
 export function nftBaseOf(mount: CgroupMount): NftCgroupBase {
-  return { nftPrefix: mount.nftPrefix, rootDepth: segments(mount.root).length, mountPoint: mount.mountPoint };
+  return {
+    nftPrefix: mount.nftPrefix,
+    rootDepth: segments(mount.root).length,
+    mountPoint: mount.mountPoint,
+  };
 }
 
 /** path below the v2 mount point → what nft needs */

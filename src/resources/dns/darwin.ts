@@ -20,7 +20,12 @@ import { ids } from '../../model/identity.js';
 import type { DnsSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import { APPLIED_STATE_KEY, appliedCopy, checkedRecord, type StateStore } from '../../util/state.js';
+import {
+  APPLIED_STATE_KEY,
+  appliedCopy,
+  checkedRecord,
+  type StateStore,
+} from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   DNS_FLUSH_COMMANDS,
@@ -124,12 +129,20 @@ async function storeDns(
     : undefined;
 }
 
-const isSpec = (x: unknown): x is DnsSpec => isObject(x) && typeof x.scope === 'string' && isStrings(x.servers) && isStrings(x.domains);
+const isSpec = (x: unknown): x is DnsSpec =>
+  isObject(x) && typeof x.scope === 'string' && isStrings(x.servers) && isStrings(x.domains);
 
 /** the record's shape (its values go to networksetup and scutil) */
 function isDnsRecord(x: unknown): x is DnsRecord {
   if (!isObject(x) || !isObject(x.links)) return false;
-  const links = Object.values(x.links).every((l) => isObject(l) && isSpec(l.applied) && isObject(l.written) && isStrings(l.written.servers) && isStrings(l.written.match));
+  const links = Object.values(x.links).every(
+    (l) =>
+      isObject(l) &&
+      isSpec(l.applied) &&
+      isObject(l.written) &&
+      isStrings(l.written.servers) &&
+      isStrings(l.written.match),
+  );
   if (!links) return false;
   const s = x.system;
   return (
@@ -140,12 +153,15 @@ function isDnsRecord(x: unknown): x is DnsRecord {
       isStrings(s.written.servers) &&
       (s.written.search === null || isStrings(s.written.search)) &&
       isObject(s.backup) &&
-      Object.values(s.backup).every((b) => isObject(b) && isStrings(b.servers) && isStrings(b.search)))
+      Object.values(s.backup).every(
+        (b) => isObject(b) && isStrings(b.servers) && isStrings(b.search),
+      ))
   );
 }
 
 /** the service holds exactly what we wrote */
-const holdsOurs = (cur: ServiceDns, w: SystemRecord['written']) => eq(cur.servers, w.servers) && (w.search === null || eq(cur.search, w.search));
+const holdsOurs = (cur: ServiceDns, w: SystemRecord['written']) =>
+  eq(cur.servers, w.servers) && (w.search === null || eq(cur.search, w.search));
 
 /**
  * Our record. When it is unusable (moved aside and reported by the state store, or the wrong
@@ -179,7 +195,11 @@ async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<DnsRecord>
   const what = [
     ...(ours.length ? [`the original DNS of ${ours.map((x) => `"${x}"`).join(', ')}`] : []),
     ...(links.length ? [`the resolvers of ${links.join(', ')}`] : []),
-    ...(others.length ? [`not the originals of ${others.map((x) => `"${x}"`).join(', ')}: their DNS is no longer what awg wrote`] : []),
+    ...(others.length
+      ? [
+          `not the originals of ${others.map((x) => `"${x}"`).join(', ')}: their DNS is no longer what awg wrote`,
+        ]
+      : []),
   ];
   if (what.length) s.recovered(DNS_STATE_KEY, APPLIED_STATE_KEY, what.join('; '));
   return rec;

@@ -19,7 +19,13 @@ export interface DetachedEngineStatus {
   lastHandshakeAgeSec?: number;
   rxBytes: number;
   txBytes: number;
-  peers: { publicKey: string; endpoint?: string; lastHandshakeAgeSec?: number; rxBytes: number; txBytes: number }[];
+  peers: {
+    publicKey: string;
+    endpoint?: string;
+    lastHandshakeAgeSec?: number;
+    rxBytes: number;
+    txBytes: number;
+  }[];
   /** proxy engines: the upstream checker's state (`unknown` reads as `connecting`) */
   health?: 'connecting' | 'up' | 'down' | 'auth-failed';
   error?: string;
@@ -30,8 +36,20 @@ export interface DetachedEngineStatus {
 
 const b64 = (hex: string) => Buffer.from(hex, 'hex').toString('base64');
 
-export function detachedStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link'> & { spec: Pick<EngineRecord['spec'], 'type'> }, text: string | undefined, nowMs: number): DetachedEngineStatus {
-  const base: DetachedEngineStatus = { name: rec.tunnel, type: rec.spec.type, link: rec.link, up: false, rxBytes: 0, txBytes: 0, peers: [] };
+export function detachedStatusFromGet(
+  rec: Pick<EngineRecord, 'tunnel' | 'link'> & { spec: Pick<EngineRecord['spec'], 'type'> },
+  text: string | undefined,
+  nowMs: number,
+): DetachedEngineStatus {
+  const base: DetachedEngineStatus = {
+    name: rec.tunnel,
+    type: rec.spec.type,
+    link: rec.link,
+    up: false,
+    rxBytes: 0,
+    txBytes: 0,
+    peers: [],
+  };
   if (text === undefined) return base;
   let got: ReturnType<typeof parseGet>;
   try {
@@ -51,7 +69,9 @@ export function detachedStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link'>
       txBytes: Number(p.tx_bytes ?? 0),
     };
   });
-  const ages = peers.flatMap((p) => (p.lastHandshakeAgeSec === undefined ? [] : [p.lastHandshakeAgeSec]));
+  const ages = peers.flatMap((p) =>
+    p.lastHandshakeAgeSec === undefined ? [] : [p.lastHandshakeAgeSec],
+  );
   return {
     ...base,
     up: true,
@@ -62,16 +82,38 @@ export function detachedStatusFromGet(rec: Pick<EngineRecord, 'tunnel' | 'link'>
   };
 }
 
-export async function detachedEngineStatus(state: StateStore, nowMs = Date.now()): Promise<DetachedEngineStatus[]> {
+export async function detachedEngineStatus(
+  state: StateStore,
+  nowMs = Date.now(),
+): Promise<DetachedEngineStatus[]> {
   const out: DetachedEngineStatus[] = [];
-  for (const key of state.keys().filter((k) => k.startsWith('engine-')).sort()) {
+  for (const key of state
+    .keys()
+    .filter((k) => k.startsWith('engine-'))
+    .sort()) {
     const rec = state.get<EngineRecord>(key);
     if (!rec) continue;
     if (isProxyEngine(rec.spec)) {
       const { detachedStats } = await import('./proxy-host.js');
       const px = await detachedStats(rec.uapiPath);
       const health = px?.health === 'unknown' ? 'connecting' : px?.health;
-      out.push({ name: rec.tunnel, type: rec.spec.type, up: health === 'up', ...(health ? { health } : {}), ...(px?.error ? { error: px.error } : {}), rxBytes: px?.bytes.down ?? 0, txBytes: px?.bytes.up ?? 0, peers: [], ...(px ? { connectionsActive: px.connections.active, connectionsTotal: px.connections.total, dialErrors: Object.values(px.dialErrors).reduce((a, n) => a + (n ?? 0), 0) } : {}) });
+      out.push({
+        name: rec.tunnel,
+        type: rec.spec.type,
+        up: health === 'up',
+        ...(health ? { health } : {}),
+        ...(px?.error ? { error: px.error } : {}),
+        rxBytes: px?.bytes.down ?? 0,
+        txBytes: px?.bytes.up ?? 0,
+        peers: [],
+        ...(px
+          ? {
+              connectionsActive: px.connections.active,
+              connectionsTotal: px.connections.total,
+              dialErrors: Object.values(px.dialErrors).reduce((a, n) => a + (n ?? 0), 0),
+            }
+          : {}),
+      });
       continue;
     }
     const text = await uapiGet(rec.uapiPath).catch(() => undefined);

@@ -50,8 +50,13 @@ export class ExecRegistry {
    * `endWhere`/`endAll` ends it: then `onEnd` gets the reason). One registration per pid.
    */
   add(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): () => void {
-    if (!Number.isInteger(pid) || pid <= 1) throw new AwgError('invalid-config', `awg exec: cannot register pid ${pid}`);
-    if (this.byPid.has(pid)) throw new AwgError('conflict', `process ${pid} already has an awg exec registration (${describeChoice(this.byPid.get(pid)!.choice)})`);
+    if (!Number.isInteger(pid) || pid <= 1)
+      throw new AwgError('invalid-config', `awg exec: cannot register pid ${pid}`);
+    if (this.byPid.has(pid))
+      throw new AwgError(
+        'conflict',
+        `process ${pid} already has an awg exec registration (${describeChoice(this.byPid.get(pid)!.choice)})`,
+      );
     const e: Entry = { pid, choice, onEnd };
     this.byPid.set(pid, e);
     return () => {

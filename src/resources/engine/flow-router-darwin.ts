@@ -25,7 +25,13 @@ import { linkName, type Config } from '../../config/schema.js';
 import { AwgError } from '../../errors.js';
 import { connectTcp } from '../../native/tcpsock.js';
 import { PcbFlowLookup } from '../../platform/darwin/flow-lookup.js';
-import { ProxyDialError, classifySocketError, formatDst, type Destination, type Dialer } from '../../proxy/types.js';
+import {
+  ProxyDialError,
+  classifySocketError,
+  formatDst,
+  type Destination,
+  type Dialer,
+} from '../../proxy/types.js';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
 import type { ExecRegistry } from './exec-routes.js';
 import { flowRouterPort } from '../darwin-flow.js';
@@ -66,7 +72,10 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
     ppid: (pid) => proc.pidShortInfo(pid)?.ppid,
     originalDst: (local, remote, family) => nat.originalDstDarwin(local, remote, family),
     boundTcpFd: (ifname, family) => {
-      const fd = sys.check('socket(SOCK_STREAM)', sys.socket(family === 6 ? sys.D.AF_INET6 : sys.D.AF_INET, sys.D.SOCK_STREAM, 0));
+      const fd = sys.check(
+        'socket(SOCK_STREAM)',
+        sys.socket(family === 6 ? sys.D.AF_INET6 : sys.D.AF_INET, sys.D.SOCK_STREAM, 0),
+      );
       try {
         bif.bindToInterface(fd, ifname, family);
       } catch (e) {
@@ -79,14 +88,19 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
 }
 
 /** v4 (also ::ffff:a.b.c.d) or v6 */
-const familyOf = (a: string | undefined): 4 | 6 => (a && a.includes(':') && !/^::ffff:\d/i.test(a) ? 6 : 4);
+const familyOf = (a: string | undefined): 4 | 6 =>
+  a && a.includes(':') && !/^::ffff:\d/i.test(a) ? 6 : 4;
 
 /**
  * A dialer whose sockets are pinned to `ifname()` before they connect. Destinations are
  * IP literals here (DIOCNATLOOK gives addresses); a host name is refused rather than
  * resolved through a resolver that may sit in another tunnel.
  */
-export function boundDialer(ifname: () => string | undefined, boundTcpFd: DarwinFlowNatives['boundTcpFd'], o: { timeoutMs?: number } = {}): Dialer {
+export function boundDialer(
+  ifname: () => string | undefined,
+  boundTcpFd: DarwinFlowNatives['boundTcpFd'],
+  o: { timeoutMs?: number } = {},
+): Dialer {
   return async (dst: Destination, opts = {}) => {
     const ifn = ifname();
     const host = dst.host.replace(/^\[(.*)\]$/, '$1');
@@ -96,14 +110,29 @@ export function boundDialer(ifname: () => string | undefined, boundTcpFd: Darwin
       try {
         return boundTcpFd(ifn, family);
       } catch (e) {
-        throw new ProxyDialError('unreachable', `socket pinned to ${ifn}: ${(e as Error).message}`, { cause: e });
+        throw new ProxyDialError(
+          'unreachable',
+          `socket pinned to ${ifn}: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
     };
     try {
-      return await connectTcp({ host, port: dst.port, socketFd, timeoutMs: o.timeoutMs ?? 10_000, allowHalfOpen: true, ...(opts.signal ? { signal: opts.signal } : {}) });
+      return await connectTcp({
+        host,
+        port: dst.port,
+        socketFd,
+        timeoutMs: o.timeoutMs ?? 10_000,
+        allowHalfOpen: true,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
     } catch (e) {
       if (e instanceof ProxyDialError) throw e;
-      throw new ProxyDialError(classifySocketError(e), `connect to ${formatDst(dst)} on ${ifn} failed: ${(e as Error).message}`, { cause: e });
+      throw new ProxyDialError(
+        classifySocketError(e),
+        `connect to ${formatDst(dst)} on ${ifn} failed: ${(e as Error).message}`,
+        { cause: e },
+      );
     }
   };
 }
@@ -115,8 +144,10 @@ export interface DarwinTunnelRoute {
   dialer?: Dialer;
 }
 
-export interface DarwinFlowRouterOptions
-  extends Pick<FlowRouterOptions, 'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink'> {
+export interface DarwinFlowRouterOptions extends Pick<
+  FlowRouterOptions,
+  'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink'
+> {
   natives: DarwinFlowNatives;
   tunnels: Record<string, DarwinTunnelRoute>;
   /** the physical interface of the default route now (facts: en0…) */
@@ -128,9 +159,15 @@ export interface DarwinFlowRouterOptions
   timeoutMs?: number;
 }
 
-export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRouter; lookup: PcbFlowLookup } {
+export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
+  router: FlowRouter;
+  lookup: PcbFlowLookup;
+} {
   const n = o.natives;
-  const lookup = new PcbFlowLookup({ sysctl: (x) => n.sysctl(x), pidPath: (p) => n.pidPath(p) }, o.maxOwners === undefined ? {} : { maxEntries: o.maxOwners });
+  const lookup = new PcbFlowLookup(
+    { sysctl: (x) => n.sysctl(x), pidPath: (p) => n.pidPath(p) },
+    o.maxOwners === undefined ? {} : { maxEntries: o.maxOwners },
+  );
   const t = o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs };
   const direct = boundDialer(o.physical, n.boundTcpFd, t);
   const tunnelDialers = new Map<string, Dialer>();
@@ -148,7 +185,11 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): { router: FlowRout
     ...(o.onLink ? { onLink: o.onLink } : {}),
     ...(o.execs && n.ppid ? { execs: o.execs, parentOf: (pid: number) => n.ppid!(pid) } : {}),
     lookup,
-    dialers: { direct, tunnel: (name) => tunnelDialers.get(name), dialFailureIsDown: (name) => o.tunnels[name]?.dialer !== undefined },
+    dialers: {
+      direct,
+      tunnel: (name) => tunnelDialers.get(name),
+      dialFailureIsDown: (name) => o.tunnels[name]?.dialer !== undefined,
+    },
     originalDestination: (sock) => {
       const family = familyOf(sock.localAddress);
       const d = n.originalDst(
@@ -181,7 +222,9 @@ export interface DarwinFlowRouterHost {
 
 /** the interface's own subnets as Node sees them (`cidr` of each address), link-local left out (PF skips it) */
 function interfaceSubnets(ifname: string): string[] {
-  return (networkInterfaces()[ifname] ?? []).flatMap((a) => (a.cidr && !/^(169\.254\.|fe80:)/i.test(a.address) ? [a.cidr] : []));
+  return (networkInterfaces()[ifname] ?? []).flatMap((a) =>
+    a.cidr && !/^(169\.254\.|fe80:)/i.test(a.address) ? [a.cidr] : [],
+  );
 }
 
 /**
@@ -203,7 +246,10 @@ export function darwinFlowRouterFromConfig(
       tunnels[name] = {
         dialer: (dst, opts) => {
           const d = h.proxyDialer(name);
-          if (!d) return Promise.reject(new ProxyDialError('unreachable', `proxy tunnel ${name} is not running`));
+          if (!d)
+            return Promise.reject(
+              new ProxyDialError('unreachable', `proxy tunnel ${name} is not running`),
+            );
           return d(dst, opts);
         },
       };

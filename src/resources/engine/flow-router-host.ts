@@ -75,14 +75,21 @@ export function needsFlowRouter(c: Pick<Config, 'rules' | 'default' | 'tunnels'>
 }
 
 /** Why `choice` cannot be kept under config `c` (an unknown tunnel, no such enabled rule); undefined when it can. */
-export function execChoiceProblem(choice: ExecChoice, c: Pick<Config, 'tunnels' | 'rules'>): string | undefined {
+export function execChoiceProblem(
+  choice: ExecChoice,
+  c: Pick<Config, 'tunnels' | 'rules'>,
+): string | undefined {
   if ('tunnel' in choice) {
     const names = Object.keys(c.tunnels);
-    return choice.tunnel in c.tunnels ? undefined : `unknown tunnel ${JSON.stringify(choice.tunnel)}${names.length ? ` (tunnels: ${names.join(', ')})` : ' (the config has no tunnels)'}`;
+    return choice.tunnel in c.tunnels
+      ? undefined
+      : `unknown tunnel ${JSON.stringify(choice.tunnel)}${names.length ? ` (tunnels: ${names.join(', ')})` : ' (the config has no tunnels)'}`;
   }
   if ('rule' in choice) {
     const names = c.rules.flatMap((r, i) => (r.enabled ? [ruleName(r, i)] : []));
-    return names.includes(choice.rule) ? undefined : `no enabled rule named ${JSON.stringify(choice.rule)}${names.length ? ` (rules: ${names.join(', ')})` : ''}`;
+    return names.includes(choice.rule)
+      ? undefined
+      : `no enabled rule named ${JSON.stringify(choice.rule)}${names.length ? ` (rules: ${names.join(', ')})` : ''}`;
   }
   return undefined;
 }
@@ -103,7 +110,12 @@ export class FlowRouterHost {
   async before(c: FlowConfig): Promise<void> {
     if (!needsFlowRouter(c)) return;
     const port = flowRouterPort(c.routing);
-    const shape = JSON.stringify([port, Object.entries(c.tunnels).map(([n, t]) => [n, t.type]).sort()]);
+    const shape = JSON.stringify([
+      port,
+      Object.entries(c.tunnels)
+        .map(([n, t]) => [n, t.type])
+        .sort(),
+    ]);
     if (this.router && shape === this.shape) {
       this.router.update({ rules: c.rules, default: c.default, ipv6: c.ipv6 });
       this.config = c;
@@ -141,7 +153,11 @@ export class FlowRouterHost {
       this.endStale(c);
     } catch (e) {
       const err = toAwgError(e, 'driver');
-      throw new AwgError(err.kind, `the flow router cannot listen on 127.0.0.1/::1 port ${port} (routing.proxyPortBase), so per-app rules cannot be applied: ${err.message}`, { cause: e });
+      throw new AwgError(
+        err.kind,
+        `the flow router cannot listen on 127.0.0.1/::1 port ${port} (routing.proxyPortBase), so per-app rules cannot be applied: ${err.message}`,
+        { cause: e },
+      );
     }
   }
 
@@ -151,7 +167,9 @@ export class FlowRouterHost {
 
   /** the router closed: `awg exec` registrations end (their commands are stopped by their callers) */
   async stop(): Promise<void> {
-    this.execs.endAll('the flow router stopped (awg down, the daemon stopping, or a config without per-app rules): the choice of awg exec can no longer be kept');
+    this.execs.endAll(
+      'the flow router stopped (awg down, the daemon stopping, or a config without per-app rules): the choice of awg exec can no longer be kept',
+    );
     await this.close();
   }
 
@@ -180,12 +198,24 @@ export class FlowRouterHost {
   registerExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): () => void {
     const c = this.config;
     if (!this.router || !c)
-      throw new AwgError('unsupported', "awg exec on macOS routes through the daemon's flow router, which runs only while the applied config has an enabled rule or a proxy tunnel as its default route; it runs none now", {
-        hint: 'add a rule to the config (docs/platform-macos.md, per-app routing), or run the command without awg exec',
-      });
-    if (!this.natives?.ppid) throw new AwgError('unsupported', "awg exec: this flow router cannot read processes' parents (proc_pidinfo), so it cannot follow the command's processes");
+      throw new AwgError(
+        'unsupported',
+        "awg exec on macOS routes through the daemon's flow router, which runs only while the applied config has an enabled rule or a proxy tunnel as its default route; it runs none now",
+        {
+          hint: 'add a rule to the config (docs/platform-macos.md, per-app routing), or run the command without awg exec',
+        },
+      );
+    if (!this.natives?.ppid)
+      throw new AwgError(
+        'unsupported',
+        "awg exec: this flow router cannot read processes' parents (proc_pidinfo), so it cannot follow the command's processes",
+      );
     const problem = execChoiceProblem(choice, c);
-    if (problem) throw new AwgError('invalid-config', `awg exec ${describeChoice(choice)}: ${problem} in the applied configuration`);
+    if (problem)
+      throw new AwgError(
+        'invalid-config',
+        `awg exec ${describeChoice(choice)}: ${problem} in the applied configuration`,
+      );
     return this.execs.add(pid, choice, onEnd);
   }
 
@@ -195,13 +225,29 @@ export class FlowRouterHost {
     for (const m of [this.carried, this.router?.ruleTraffic() ?? new Map<string, RuleTraffic>()])
       for (const [k, v] of m) {
         const t = out.get(k);
-        out.set(k, t ? { connections: t.connections + v.connections, txBytes: t.txBytes + v.txBytes, rxBytes: t.rxBytes + v.rxBytes } : { ...v });
+        out.set(
+          k,
+          t
+            ? {
+                connections: t.connections + v.connections,
+                txBytes: t.txBytes + v.txBytes,
+                rxBytes: t.rxBytes + v.rxBytes,
+              }
+            : { ...v },
+        );
       }
     return out;
   }
 
   status(): FlowRouterStatus {
     const r = this.router;
-    return r ? { state: 'active', ...(this.port !== undefined ? { port: this.port } : {}), decisions: Object.fromEntries(r.counts), ...(this.execs.size ? { execs: this.execs.size } : {}) } : { state: 'off' };
+    return r
+      ? {
+          state: 'active',
+          ...(this.port !== undefined ? { port: this.port } : {}),
+          decisions: Object.fromEntries(r.counts),
+          ...(this.execs.size ? { execs: this.execs.size } : {}),
+        }
+      : { state: 'off' };
   }
 }

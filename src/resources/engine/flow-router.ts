@@ -60,7 +60,13 @@
  */
 import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
-import { compileRules, defaultRoute, effectiveRoute, execRoute, type Route } from '../../model/match.js';
+import {
+  compileRules,
+  defaultRoute,
+  effectiveRoute,
+  execRoute,
+  type Route,
+} from '../../model/match.js';
 import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
 import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
@@ -133,7 +139,7 @@ export interface FlowRouterOptions {
 export { rulesCanBlock };
 
 /** FlowDecision.rule of a flow the router itself opened (a redirect loop) */
-export const LOOP = '(loop: the router\'s own connection)';
+export const LOOP = "(loop: the router's own connection)";
 
 export interface FlowDecision {
   route: Route;
@@ -185,7 +191,8 @@ export class FlowRouter {
     if (d.route === 'direct' || d.route === 'blocked') return d;
     const host = flow.dst.host.replace(/^\[(.*)\]$/, '$1');
     const v6 = isIP(host) === 6 && !/^::ffff:\d/i.test(host);
-    if (v6 && (this.o.ipv6 ?? 'tunnel') !== 'tunnel') return { ...d, route: this.o.ipv6 === 'block' ? 'blocked' : 'direct' };
+    if (v6 && (this.o.ipv6 ?? 'tunnel') !== 'tunnel')
+      return { ...d, route: this.o.ipv6 === 'block' ? 'blocked' : 'direct' };
     if (this.o.onLink?.(host)) return { ...d, route: 'direct' };
     return d;
   }
@@ -193,38 +200,72 @@ export class FlowRouter {
   private decideFamilyBlind(flow: Flow): FlowDecision {
     const owner = this.o.lookup.owner(flow);
     if (!owner)
-      return { route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked' };
-    if (owner.pid === (this.o.selfPid ?? process.pid)) return { route: 'blocked', owner, rule: LOOP };
+      return {
+        route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked',
+      };
+    if (owner.pid === (this.o.selfPid ?? process.pid))
+      return { route: 'blocked', owner, rule: LOOP };
     const reg = this.o.parentOf && this.o.execs?.ancestor(owner.pid, this.o.parentOf);
-    const byExec = reg ? execRoute(reg.choice, owner.path, this.matcher, this.o.tunnelUp) : undefined;
+    const byExec = reg
+      ? execRoute(reg.choice, owner.path, this.matcher, this.o.tunnelUp)
+      : undefined;
     if (reg && byExec) {
       const { rule } = byExec;
-      return { route: byExec.route, owner, exec: reg.pid, ...(rule ? { rule: rule.name, ...(rule.target === byExec.route && rule.fallback ? { fallback: rule.fallback } : {}) } : {}) };
+      return {
+        route: byExec.route,
+        owner,
+        exec: reg.pid,
+        ...(rule
+          ? {
+              rule: rule.name,
+              ...(rule.target === byExec.route && rule.fallback ? { fallback: rule.fallback } : {}),
+            }
+          : {}),
+      };
     }
     const chain = this.matcher.failoverChain(owner.path);
     if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
     const route = effectiveRoute(chain, this.o.tunnelUp);
     // the first entry aiming at `route` chose it: an earlier one with the same target would have
     const chosen = chain.find((r) => r.target === route);
-    return { route, owner, rule: chain[0]!.name, ...(chosen?.fallback ? { fallback: chosen.fallback } : {}) };
+    return {
+      route,
+      owner,
+      rule: chain[0]!.name,
+      ...(chosen?.fallback ? { fallback: chosen.fallback } : {}),
+    };
   }
 
   private dialerFor(client: Socket, dst: Destination): Dialer {
     let d: FlowDecision;
     try {
-      d = this.decide({ proto: 'tcp', app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 }, dst });
+      d = this.decide({
+        proto: 'tcp',
+        app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+        dst,
+      });
     } catch {
       d = { route: 'blocked' }; // a lookup that failed is an unknown owner, never a pass
     }
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
     if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
-    const blocked = (why: string): Dialer => () => Promise.reject(new ProxyDialError('blocked', why));
-    if (d.route === 'blocked') return blocked(d.owner ? `${d.owner.path}: blocked by ${d.rule ?? 'the default route'}` : 'owner unknown');
+    const blocked =
+      (why: string): Dialer =>
+      () =>
+        Promise.reject(new ProxyDialError('blocked', why));
+    if (d.route === 'blocked')
+      return blocked(
+        d.owner ? `${d.owner.path}: blocked by ${d.rule ?? 'the default route'}` : 'owner unknown',
+      );
     if (d.route === 'direct') return this.o.dialers.direct;
     const tunnel = this.o.dialers.tunnel(d.route);
     if (!tunnel) return blocked(`tunnel ${d.route} has no dialer`);
     if (d.fallback === 'allow-direct' && this.o.dialers.dialFailureIsDown?.(d.route))
-      return fallbackDialer({ candidates: [tunnel], mode: 'allow-direct', direct: this.o.dialers.direct });
+      return fallbackDialer({
+        candidates: [tunnel],
+        mode: 'allow-direct',
+        direct: this.o.dialers.direct,
+      });
     return tunnel;
   }
 
@@ -264,7 +305,13 @@ export class FlowRouter {
    */
   update(p: FlowPolicy): void {
     const { unknownOwner: _u, ipv6: _i, ...rest } = this.o;
-    const o: FlowRouterOptions = { ...rest, rules: p.rules, default: p.default, ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}), ...(p.ipv6 ? { ipv6: p.ipv6 } : {}) };
+    const o: FlowRouterOptions = {
+      ...rest,
+      rules: p.rules,
+      default: p.default,
+      ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}),
+      ...(p.ipv6 ? { ipv6: p.ipv6 } : {}),
+    };
     const matcher = compileRules(o.rules); // throws on a bad rule before anything changes
     this.o = o;
     this.matcher = matcher;

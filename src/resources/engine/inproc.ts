@@ -23,7 +23,13 @@ import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import { isProxyEngine, type DesiredState, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
+import {
+  isProxyEngine,
+  type DesiredState,
+  type EngineSpec,
+  type Resource,
+  type WgEngineSpec,
+} from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
@@ -34,7 +40,14 @@ import { recordUtun } from '../../platform/darwin/utun.js';
 import { specEqual } from '../../util/canonical.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { createProcessEngineDriver, daemonEngineRecord, secretsFor, UAPI_DIR_DEFAULT, type EngineRecord, type ProcessHostOptions } from './process-host.js';
+import {
+  createProcessEngineDriver,
+  daemonEngineRecord,
+  secretsFor,
+  UAPI_DIR_DEFAULT,
+  type EngineRecord,
+  type ProcessHostOptions,
+} from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
 import { liveWgSpec } from './live-spec.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
@@ -151,8 +164,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     const rec = state.get<EngineRecord>(`engine-${tunnel}`);
     if (rec?.host === 'daemon' && rec.pid === process.pid) state.delete(`engine-${tunnel}`);
   }
-  const ownRecord = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.host === 'daemon';
-  const recordedUapi = (state: StateStore, tunnel: string) => state.get<EngineRecord>(`engine-${tunnel}`)?.uapiPath ?? '';
+  const ownRecord = (state: StateStore, tunnel: string) =>
+    state.get<EngineRecord>(`engine-${tunnel}`)?.host === 'daemon';
+  const recordedUapi = (state: StateStore, tunnel: string) =>
+    state.get<EngineRecord>(`engine-${tunnel}`)?.uapiPath ?? '';
   let io: EngineIo | undefined = opts.io;
   let underlay: Underlay | undefined;
   const emit = (c: EngineChange) => {
@@ -195,7 +210,17 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
   async function stopDetached(spec: EngineSpec, ctx: ApplyContext): Promise<boolean> {
     const rec = ctx.state.get<EngineRecord>(`engine-${spec.tunnel}`);
     if (!rec) return false;
-    await processHost.apply({ kind: 'engine', id: ids.engine(spec.tunnel), action: 'delete', before: rec.spec, reason: 'moved into the daemon', cause: 'drift' }, ctx);
+    await processHost.apply(
+      {
+        kind: 'engine',
+        id: ids.engine(spec.tunnel),
+        action: 'delete',
+        before: rec.spec,
+        reason: 'moved into the daemon',
+        cause: 'drift',
+      },
+      ctx,
+    );
     return true;
   }
 
@@ -210,22 +235,38 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       // the daemon's engines share the process's crypto pool: it says when its threads start or stop
       setCryptoPoolLog((level, message) => opts.log?.(level, message));
     }
-    const log = (level: 'debug' | 'info' | 'warn', message: string) => opts.log?.(level, `${tunnel}: ${message}`);
+    const log = (level: 'debug' | 'info' | 'warn', message: string) =>
+      opts.log?.(level, `${tunnel}: ${message}`);
     let engine: Engine;
     try {
       // host-name endpoints: the daemon's resolver (last good answers, bypass-marked lookups)
-      engine = createEngine(link, io, { log, resolver: engineResolver(endpointResolverFor(ctx.state)) });
+      engine = createEngine(link, io, {
+        log,
+        resolver: engineResolver(endpointResolverFor(ctx.state)),
+      });
       // where the kernel names the TUN itself (a macOS utun), the drivers find it by the link
-      if (engine.tun.name !== link && !ctx.dryRun) recordUtun(ctx.state, link, { ifname: engine.tun.name, pid: process.pid });
+      if (engine.tun.name !== link && !ctx.dryRun)
+        recordUtun(ctx.state, link, { ifname: engine.tun.name, pid: process.pid });
     } catch (e) {
       throw toAwgError(e, 'driver');
     }
     const h: Hosted = { spec, engine };
     const device = engine.device;
     const peerOf = (k: Uint8Array) => b64(k);
-    device.on('handshake', (e) => emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }));
-    device.on('handshake-failed', (e) => emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }));
-    device.on('endpoint', (e) => emit({ type: 'endpoint', tunnel, peer: peerOf(e.publicKey), endpoint: formatEndpoint(e.endpoint) }));
+    device.on('handshake', (e) =>
+      emit({ type: 'handshake', tunnel, peer: peerOf(e.publicKey), initiator: e.initiator }),
+    );
+    device.on('handshake-failed', (e) =>
+      emit({ type: 'handshake-failed', tunnel, peer: peerOf(e.publicKey) }),
+    );
+    device.on('endpoint', (e) =>
+      emit({
+        type: 'endpoint',
+        tunnel,
+        peer: peerOf(e.publicKey),
+        endpoint: formatEndpoint(e.endpoint),
+      }),
+    );
     engine.onTunError((e) => {
       if (hosted.get(tunnel) === h) void stopHosted(tunnel, `tun: ${e.message}`);
     });
@@ -248,12 +289,23 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           await stopHosted(tunnel, 'the TUN is gone or the device stopped');
           continue;
         }
-        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpec(h, fingerprintKeyOf(scope.state)), deps: [] });
+        resources.push({
+          kind: 'engine',
+          id: ids.engine(tunnel),
+          spec: liveSpec(h, fingerprintKeyOf(scope.state)),
+          deps: [],
+        });
       }
       const detached = await processHost.observe(scope);
       resources.push(...proxies.observe());
       // records of daemons (ours, or another's in the same state directory) are not detached engines
-      for (const r of detached.resources) if (!hosted.has(r.spec.tunnel) && !proxies.has(r.spec.tunnel) && !ownRecord(scope.state, r.spec.tunnel)) resources.push(r);
+      for (const r of detached.resources)
+        if (
+          !hosted.has(r.spec.tunnel) &&
+          !proxies.has(r.spec.tunnel) &&
+          !ownRecord(scope.state, r.spec.tunnel)
+        )
+          resources.push(r);
       return { resources, foreign: [] };
     },
     async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
@@ -261,7 +313,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       // a replace may change the family (WireGuard ↔ proxy): the other family's runtime of
       // this tunnel stops first, or it would keep its TUN / ports beside the new one
       const otherFamily = isProxyEngine(spec) ? hosted.has(spec.tunnel) : proxies.has(spec.tunnel);
-      if (change.action === 'replace' && otherFamily && ctx.exec.record(`[engine] stop ${spec.tunnel} (its type changes to ${spec.type})`)) {
+      if (
+        change.action === 'replace' &&
+        otherFamily &&
+        ctx.exec.record(`[engine] stop ${spec.tunnel} (its type changes to ${spec.type})`)
+      ) {
         if (isProxyEngine(spec)) await stopHosted(spec.tunnel, 'replaced');
         else await proxies.stop(spec.tunnel, 'replaced');
       }
@@ -284,8 +340,10 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         case 'create':
         case 'replace': {
           const h = hosted.get(tunnel);
-          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, spec)) return 'unchanged';
-          if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
+          if (change.action === 'create' && h && attached(h) && specEqual(h.spec, spec))
+            return 'unchanged';
+          if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`))
+            return 'changed';
           await stopHosted(tunnel, 'replaced');
           await stopDetached(spec, ctx);
           await start(spec, ctx);
@@ -294,7 +352,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         case 'update': {
           const h = hosted.get(tunnel);
           if (!h || !attached(h)) {
-            if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`)) return 'changed';
+            if (!ctx.exec.record(`[engine] start ${tunnel} in-process on ${spec.link}`))
+              return 'changed';
             await stopHosted(tunnel, 'restarting');
             await stopDetached(spec, ctx);
             await start(spec, ctx);
@@ -302,9 +361,17 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           }
           // a type change plans a replace: an update's `before` is of the same family
           const before = change.before!;
-          if (isProxyEngine(before)) throw new AwgError('bug', `engine ${tunnel}: update from ${before.type} to ${spec.type}`);
+          if (isProxyEngine(before))
+            throw new AwgError(
+              'bug',
+              `engine ${tunnel}: update from ${before.type} to ${spec.type}`,
+            );
           const text = deltaSetText(before, spec, secretsFor(tunnel, spec, ctx.secrets));
-          if (ctx.exec.record(`[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`)) {
+          if (
+            ctx.exec.record(
+              `[engine] uapi set ${tunnel} (${change.fields?.join(', ') ?? 'config'})`,
+            )
+          ) {
             try {
               await h.engine.device.ipcSet(text);
             } catch (e) {
@@ -323,12 +390,28 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     driver,
     async adopt(desired, ctx) {
       const moved: string[] = [];
-      const want = new Map(desired.resources.filter((r): r is Resource<'engine'> => r.kind === 'engine').map((r) => [r.spec.tunnel, r.spec]));
+      const want = new Map(
+        desired.resources
+          .filter((r): r is Resource<'engine'> => r.kind === 'engine')
+          .map((r) => [r.spec.tunnel, r.spec]),
+      );
       const detached = await processHost.observe({ desired, claims: ctx.claims, state: ctx.state });
       for (const r of detached.resources) {
         const spec = want.get(r.spec.tunnel);
-        if (!spec || hosted.has(spec.tunnel) || proxies.has(spec.tunnel) || ownRecord(ctx.state, spec.tunnel) || !specEqual(r.spec, spec)) continue;
-        if (!ctx.exec.record(`[engine] adopt ${spec.tunnel}: move it from the detached awg engine into the daemon`)) continue;
+        if (
+          !spec ||
+          hosted.has(spec.tunnel) ||
+          proxies.has(spec.tunnel) ||
+          ownRecord(ctx.state, spec.tunnel) ||
+          !specEqual(r.spec, spec)
+        )
+          continue;
+        if (
+          !ctx.exec.record(
+            `[engine] adopt ${spec.tunnel}: move it from the detached awg engine into the daemon`,
+          )
+        )
+          continue;
         await stopDetached(r.spec, ctx);
         if (isProxyEngine(spec)) {
           await proxies.start(spec, ctx);

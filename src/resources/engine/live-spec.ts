@@ -53,7 +53,16 @@ export function liveWgSpec(spec: WgEngineSpec, live: LiveDevice): WgEngineSpec {
   }
   for (const l of live.peers) {
     if (configured.has(l.publicKey)) continue;
-    peers.push({ publicKey: l.publicKey, presharedKey: null, endpoint: l.endpoint, allowedIPs: liveAllowed([], l.allowedIPs), persistentKeepalive: l.persistentKeepalive });
+    peers.push({
+      publicKey: l.publicKey,
+      presharedKey: null,
+      endpoint: l.endpoint,
+      allowedIPs: liveAllowed([], l.allowedIPs),
+      persistentKeepalive: l.persistentKeepalive,
+    });
   }
-  return { ...spec, config: { ...spec.config, privateKey: live.privateKey, fwmark: live.fwmark, peers } };
+  return {
+    ...spec,
+    config: { ...spec.config, privateKey: live.privateKey, fwmark: live.fwmark, peers },
+  };
 }

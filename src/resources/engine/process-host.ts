@@ -21,7 +21,12 @@ import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import { isProxyEngine, type EngineSpec, type Resource, type WgEngineSpec } from '../../model/resources.js';
+import {
+  isProxyEngine,
+  type EngineSpec,
+  type Resource,
+  type WgEngineSpec,
+} from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js';
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
@@ -70,7 +75,8 @@ function defaultCommand(): string[] {
   return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, AWG_BIN];
 }
 
-const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean => rec.bootId !== undefined && rec.startTime !== undefined;
+const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean =>
+  rec.bootId !== undefined && rec.startTime !== undefined;
 
 /**
  * The recorded process still runs and is what the record says: the same boot and start time
@@ -82,7 +88,9 @@ function alive(rec: Pick<EngineRecord, 'pid' | 'host' | 'bootId' | 'startTime'>)
   try {
     if (!identified(rec)) process.kill(rec.pid, 0);
     const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
-    return rec.host === 'daemon' ? argv.includes('daemon') || argv.includes('up') : argv.includes('engine');
+    return rec.host === 'daemon'
+      ? argv.includes('daemon') || argv.includes('up')
+      : argv.includes('engine');
   } catch {
     return false;
   }
@@ -90,13 +98,29 @@ function alive(rec: Pick<EngineRecord, 'pid' | 'host' | 'bootId' | 'startTime'>)
 
 /** The record of an engine the daemon hosts (inproc.ts). */
 export function daemonEngineRecord(spec: EngineSpec, uapiPath: string): EngineRecord {
-  return { tunnel: spec.tunnel, link: isProxyEngine(spec) ? spec.tunnel : spec.link, pid: process.pid, ...processIdentity(process.pid), uapiPath, spec, host: 'daemon' };
+  return {
+    tunnel: spec.tunnel,
+    link: isProxyEngine(spec) ? spec.tunnel : spec.link,
+    pid: process.pid,
+    ...processIdentity(process.pid),
+    uapiPath,
+    spec,
+    host: 'daemon',
+  };
 }
 
-export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: ReadonlyMap<string, string> | undefined): EngineSecrets {
+export function secretsFor(
+  tunnel: string,
+  spec: WgEngineSpec,
+  secrets: ReadonlyMap<string, string> | undefined,
+): EngineSecrets {
   const base = `tunnels.${tunnel}`;
   const privateKey = secrets?.get(`${base}.privateKey`);
-  if (!privateKey) throw new AwgError('invalid-config', `engine ${tunnel}: the private key was not resolved (run with the secrets available)`);
+  if (!privateKey)
+    throw new AwgError(
+      'invalid-config',
+      `engine ${tunnel}: the private key was not resolved (run with the secrets available)`,
+    );
   const presharedKeys = new Map<string, string>();
   spec.config.peers.forEach((p, i) => {
     const v = secrets?.get(`${base}.peers[${i}].presharedKey`);
@@ -104,7 +128,10 @@ export function secretsFor(tunnel: string, spec: WgEngineSpec, secrets: Readonly
   });
   const headerProtectionKey = secrets?.get(`${base}.obfuscation.headerProtectionKey`);
   if (spec.config.obfuscation?.headerProtectionKey !== undefined && !headerProtectionKey)
-    throw new AwgError('invalid-config', `engine ${tunnel}: the header protection key was not resolved (run with the secrets available)`);
+    throw new AwgError(
+      'invalid-config',
+      `engine ${tunnel}: the header protection key was not resolved (run with the secrets available)`,
+    );
   return { privateKey, presharedKeys, ...(headerProtectionKey ? { headerProtectionKey } : {}) };
 }
 
@@ -137,7 +164,10 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
   const env = opts.env ?? process.env;
   const uapiDir = () => env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT;
 
-  async function liveSpec(rec: EngineRecord, fingerprintKey: () => Uint8Array): Promise<EngineSpec | undefined> {
+  async function liveSpec(
+    rec: EngineRecord,
+    fingerprintKey: () => Uint8Array,
+  ): Promise<EngineSpec | undefined> {
     if (!alive(rec)) return undefined;
     const spec = rec.spec;
     // a proxy in the daemon has no control socket: the live daemon vouches for its record
@@ -152,7 +182,9 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     // there, extra peers and allowed IPs included (live-spec.ts), so the plan repairs them.
     const keyHex = got.device.private_key;
     return liveWgSpec(spec, {
-      privateKey: keyHex ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey()) : 'none',
+      privateKey: keyHex
+        ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey())
+        : 'none',
       fwmark: Number(got.device.fwmark ?? 0),
       peers: got.peers.map((p) => ({
         publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
@@ -168,23 +200,49 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     // proxy tunnels: --link names the tunnel, --uapi is the control socket (proxy-host.ts)
     const { link, uapiPath, text } = isProxyEngine(spec)
       ? detachedLaunch(spec, ctx)
-      : { link: spec.link, uapiPath: join(uapiDir(), `${spec.link}.sock`), text: fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets)) };
-    if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`)) return;
+      : {
+          link: spec.link,
+          uapiPath: join(uapiDir(), `${spec.link}.sock`),
+          text: fullSetText(spec, secretsFor(tunnel, spec, ctx.secrets)),
+        };
+    if (!ctx.exec.record(`[spawn] awg engine --link ${link} --uapi ${uapiPath} (config on stdin)`))
+      return;
     const stale = ctx.state.get<EngineRecord>(stateKey(tunnel));
-    if (stale && alive(stale)) throw new AwgError('conflict', `engine for ${tunnel} already runs as pid ${stale.pid}${stale.host === 'daemon' ? ' (the awg daemon)' : ''}`);
+    if (stale && alive(stale))
+      throw new AwgError(
+        'conflict',
+        `engine for ${tunnel} already runs as pid ${stale.pid}${stale.host === 'daemon' ? ' (the awg daemon)' : ''}`,
+      );
     const logDir = join(ctx.state.dir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     const logPath = join(logDir, `engine-${tunnel}.log`);
     const log = openSync(logPath, 'a', 0o600);
     const [cmd, ...args] = opts.command ?? defaultCommand();
-    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], { detached: true, stdio: ['pipe', 'pipe', log], env: { ...env, AWG_ENGINE_TUNNEL: tunnel, ...(ctx.state.dir !== ':memory:' ? { AWG_STATE_DIR: ctx.state.dir } : {}) } });
+    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], {
+      detached: true,
+      stdio: ['pipe', 'pipe', log],
+      env: {
+        ...env,
+        AWG_ENGINE_TUNNEL: tunnel,
+        ...(ctx.state.dir !== ':memory:' ? { AWG_STATE_DIR: ctx.state.dir } : {}),
+      },
+    });
     // read before the event loop runs again: until then the child cannot have been reaped,
     // so /proc/<pid> is this child (one that already exited fails the start below)
     const identity = child.pid !== undefined ? processIdentity(child.pid) : undefined;
     closeSync(log);
     const ready = new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new AwgError('driver', `engine ${tunnel} did not become ready within ${opts.readyTimeoutMs ?? READY_TIMEOUT_MS} ms`)), opts.readyTimeoutMs ?? READY_TIMEOUT_MS);
+      const timer = setTimeout(
+        () =>
+          reject(
+            new AwgError(
+              'driver',
+              `engine ${tunnel} did not become ready within ${opts.readyTimeoutMs ?? READY_TIMEOUT_MS} ms`,
+            ),
+          ),
+        opts.readyTimeoutMs ?? READY_TIMEOUT_MS,
+      );
       child.stdout!.on('data', (d: Buffer) => {
         out += d.toString();
         if (out.includes('ready\n')) {
@@ -207,12 +265,24 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       await ready;
     } catch (e) {
       child.kill('SIGKILL');
-      const tail = existsSync(logPath) ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).map(readableLine).join('\n') : '';
-      throw new AwgError((e as AwgError).kind ?? 'driver', `${(e as Error).message}${tail ? `\n${tail}` : ''}`);
+      const tail = existsSync(logPath)
+        ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).map(readableLine).join('\n')
+        : '';
+      throw new AwgError(
+        (e as AwgError).kind ?? 'driver',
+        `${(e as Error).message}${tail ? `\n${tail}` : ''}`,
+      );
     }
     child.stdout!.destroy();
     child.unref();
-    ctx.state.set<EngineRecord>(stateKey(tunnel), { tunnel, link, pid: child.pid!, ...identity, uapiPath, spec });
+    ctx.state.set<EngineRecord>(stateKey(tunnel), {
+      tunnel,
+      link,
+      pid: child.pid!,
+      ...identity,
+      uapiPath,
+      spec,
+    });
   }
 
   async function stop(tunnel: string, ctx: ApplyContext): Promise<boolean> {
@@ -222,7 +292,10 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       // the daemon hosts it: never killed from here; its own host forgets the record, and a
       // record left by a daemon that is gone is only forgotten
       if (rec.pid !== process.pid && alive(rec))
-        throw new AwgError('conflict', `engine ${tunnel} runs in the awg daemon (pid ${rec.pid}): stop it through the daemon (\`awg down\` without --direct)`);
+        throw new AwgError(
+          'conflict',
+          `engine ${tunnel} runs in the awg daemon (pid ${rec.pid}): stop it through the daemon (\`awg down\` without --direct)`,
+        );
       // bookkeeping of our own state, not a change of the host: no mutation is logged
       if (!ctx.dryRun) ctx.state.delete(stateKey(tunnel));
       return true;
@@ -257,7 +330,13 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         case 'create':
         case 'replace': {
           const rec = ctx.state.get<EngineRecord>(stateKey(spec.tunnel));
-          if (change.action === 'create' && rec && (await liveSpec(rec, () => fingerprintKeyOf(ctx.state))) && JSON.stringify(rec.spec) === JSON.stringify(change.after)) return 'unchanged';
+          if (
+            change.action === 'create' &&
+            rec &&
+            (await liveSpec(rec, () => fingerprintKeyOf(ctx.state))) &&
+            JSON.stringify(rec.spec) === JSON.stringify(change.after)
+          )
+            return 'unchanged';
           await stop(spec.tunnel, ctx);
           await start(change.after!, ctx);
           return 'changed';
@@ -277,7 +356,9 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
             return 'changed';
           }
           const text = deltaSetText(before, after, secretsFor(spec.tunnel, after, ctx.secrets));
-          if (ctx.exec.record(`[uapi] set ${rec.uapiPath} (${change.fields?.join(', ') ?? 'config'})`)) {
+          if (
+            ctx.exec.record(`[uapi] set ${rec.uapiPath} (${change.fields?.join(', ') ?? 'config'})`)
+          ) {
             await uapiSet(rec.uapiPath, text);
             ctx.state.set<EngineRecord>(stateKey(spec.tunnel), { ...rec, spec: change.after! });
           }

@@ -44,7 +44,10 @@ export function parseStatStartTime(stat: string): string | undefined {
   const end = stat.lastIndexOf(')');
   if (end < 0) return undefined;
   // after comm: field 3 (state) is index 0, so field 22 is index 19
-  const f = stat.slice(end + 1).trim().split(/\s+/);
+  const f = stat
+    .slice(end + 1)
+    .trim()
+    .split(/\s+/);
   // a zombie (Z) or dead (X) process has exited: nothing is left to signal
   if (f[0] === 'Z' || f[0] === 'X') return undefined;
   const v = f[19];
@@ -77,7 +80,10 @@ export function sameProcess(rec: { pid: number } & Partial<ProcessIdentity>): bo
  * Sends `signal` to the process `rec` names, only if it is still that process. True when
  * sent; false when the process is gone or the pid belongs to another one now.
  */
-export async function signalIdentified(rec: { pid: number } & Partial<ProcessIdentity>, signal: NodeJS.Signals): Promise<boolean> {
+export async function signalIdentified(
+  rec: { pid: number } & Partial<ProcessIdentity>,
+  signal: NodeJS.Signals,
+): Promise<boolean> {
   if (!rec.bootId || !rec.startTime) return false;
   let native: typeof import('../../native/pidfd.js') | undefined;
   let fd = -ENOSYS;

@@ -39,7 +39,12 @@ import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import { isProxyEngine, type EngineSpec, type ProxyEngineSpec, type Resource } from '../../model/resources.js';
+import {
+  isProxyEngine,
+  type EngineSpec,
+  type ProxyEngineSpec,
+  type Resource,
+} from '../../model/resources.js';
 import { formatDst, type DialErrorKind } from '../../proxy/types.js';
 import type { HealthState } from '../../proxy/upstream-health.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
@@ -50,22 +55,36 @@ import { uapiReply } from '../../dataplane/device/uapi-text.js';
 export type ProxyEngineType = ProxyEngineSpec['type'];
 
 /** The resolved password (`tunnels.<name>.auth.password`), or undefined without auth. */
-export function proxyPasswordFor(spec: ProxyEngineSpec, secrets: ReadonlyMap<string, string> | undefined): string | undefined {
+export function proxyPasswordFor(
+  spec: ProxyEngineSpec,
+  secrets: ReadonlyMap<string, string> | undefined,
+): string | undefined {
   if (!spec.config.auth) return undefined;
   const v = secrets?.get(`tunnels.${spec.tunnel}.auth.password`);
-  if (v === undefined) throw new AwgError('invalid-config', `engine ${spec.tunnel}: the proxy password was not resolved (run with the secrets available)`);
+  if (v === undefined)
+    throw new AwgError(
+      'invalid-config',
+      `engine ${spec.tunnel}: the proxy password was not resolved (run with the secrets available)`,
+    );
   return v;
 }
 
 /** The fingerprint of the password a runtime uses (`none` without auth). */
-function passwordFingerprint(spec: ProxyEngineSpec, password: string | undefined, key: Uint8Array): string {
+function passwordFingerprint(
+  spec: ProxyEngineSpec,
+  password: string | undefined,
+  key: Uint8Array,
+): string {
   return spec.config.auth ? fingerprint(password ?? '', key) : 'none';
 }
 
 /** The spec as the runtime really runs: what observe reports. */
 function liveSpecOf(spec: ProxyEngineSpec, passwordFp: string): ProxyEngineSpec {
   const c = spec.config;
-  return { ...spec, config: { ...c, auth: c.auth ? { username: c.auth.username, password: passwordFp } : null } };
+  return {
+    ...spec,
+    config: { ...c, auth: c.auth ? { username: c.auth.username, password: passwordFp } : null },
+  };
 }
 
 /** Per-tunnel numbers for status and metrics (`proxyStats()` of the engine hosts). */
@@ -85,7 +104,10 @@ export interface ProxyTunnelStatsRow {
   /** other connection-level failures (`limit`, `idle-timeout`, `upstream-error`, …) */
   connectionErrors: Record<string, number>;
   /** UDP through SOCKS5 UDP ASSOCIATE (the DNS relay), when there is one */
-  udp?: { datagrams: { up: number; down: number; dropped: number }; bytes: { up: number; down: number } };
+  udp?: {
+    datagrams: { up: number; down: number; dropped: number };
+    bytes: { up: number; down: number };
+  };
   /** how UDP/53 of the tunnel's apps is served: `relay` (UDP ASSOCIATE), `tcp` (DNS over TCP through the proxy), or absent (dropped) */
   dns?: 'relay' | 'tcp';
 }
@@ -116,7 +138,12 @@ export interface StartProxyOptions {
 }
 
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
-export async function startProxyRuntime(spec: ProxyEngineSpec, password: string | undefined, passwordFp: string, o: StartProxyOptions = {}): Promise<StartedProxy> {
+export async function startProxyRuntime(
+  spec: ProxyEngineSpec,
+  password: string | undefined,
+  passwordFp: string,
+  o: StartProxyOptions = {},
+): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = spec.config;
   const rt = new ProxyTunnelRuntime({
@@ -137,29 +164,52 @@ export async function startProxyRuntime(spec: ProxyEngineSpec, password: string 
     ...(o.resolveServer ? { resolveServer: o.resolveServer } : {}),
     fallback: 'block',
   });
-  const log = (level: 'debug' | 'info' | 'warn', m: string) => o.log?.(level, `${spec.tunnel}: ${m}`);
+  const log = (level: 'debug' | 'info' | 'warn', m: string) =>
+    o.log?.(level, `${spec.tunnel}: ${m}`);
   rt.on('state', (ch) => {
     if (ch.to === 'unknown') return;
-    log(ch.to === 'up' ? 'info' : 'warn', `proxy ${c.server}:${c.port} ${ch.to}${ch.error ? `: ${ch.error.message}` : ''}`);
-    o.onHealth?.({ tunnel: spec.tunnel, state: ch.to, ...(ch.error ? { error: ch.error.message } : {}) });
+    log(
+      ch.to === 'up' ? 'info' : 'warn',
+      `proxy ${c.server}:${c.port} ${ch.to}${ch.error ? `: ${ch.error.message}` : ''}`,
+    );
+    o.onHealth?.({
+      tunnel: spec.tunnel,
+      state: ch.to,
+      ...(ch.error ? { error: ch.error.message } : {}),
+    });
   });
-  rt.on('dial-error', (f) => log('debug', `dial ${f.dst.host}:${f.dst.port} failed (${f.kind}): ${f.error.message}`));
+  rt.on('dial-error', (f) =>
+    log('debug', `dial ${f.dst.host}:${f.dst.port} failed (${f.kind}): ${f.error.message}`),
+  );
   rt.on('error', (e) => log('warn', e.message));
   try {
     await rt.start();
   } catch (e) {
     await rt.stop().catch(() => {});
     const err = e as NodeJS.ErrnoException;
-    throw new AwgError('driver', `engine ${spec.tunnel}: cannot listen for the transparent proxy on ports ${c.redirectPort}/${c.redirectPortDirect}: ${err.message}${err.code === 'EADDRINUSE' ? ' (routing.proxyPortBase moves the ports)' : ''}`, { cause: e });
+    throw new AwgError(
+      'driver',
+      `engine ${spec.tunnel}: cannot listen for the transparent proxy on ports ${c.redirectPort}/${c.redirectPortDirect}: ${err.message}${err.code === 'EADDRINUSE' ? ' (routing.proxyPortBase moves the ports)' : ''}`,
+      { cause: e },
+    );
   }
-  const on = rt.proxy.addresses().map((a) => formatDst({ host: a.address, port: a.port })).join(', ');
-  log('info', `transparent proxy on ${on} (strict) and port ${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`);
+  const on = rt.proxy
+    .addresses()
+    .map((a) => formatDst({ host: a.address, port: a.port }))
+    .join(', ');
+  log(
+    'info',
+    `transparent proxy on ${on} (strict) and port ${c.redirectPortDirect} (allow-direct) → ${spec.type} ${c.server}:${c.port}`,
+  );
   return { spec, password, passwordFingerprint: passwordFp, runtime: rt };
 }
 
 function listening(p: StartedProxy): boolean {
   const rt = p.runtime;
-  return rt.proxy.address() !== undefined && (rt.proxyDirect === undefined || rt.proxyDirect.address() !== undefined);
+  return (
+    rt.proxy.address() !== undefined &&
+    (rt.proxyDirect === undefined || rt.proxyDirect.address() !== undefined)
+  );
 }
 
 export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
@@ -178,8 +228,15 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
   const relays = st.dns?.relay ?? [];
   const relay = relays.length
     ? {
-        datagrams: { up: relays.reduce((n, r) => n + r.datagrams.up, 0), down: relays.reduce((n, r) => n + r.datagrams.down, 0), dropped: relays.reduce((n, r) => n + r.datagrams.dropped, 0) },
-        bytes: { up: relays.reduce((n, r) => n + r.bytes.up, 0), down: relays.reduce((n, r) => n + r.bytes.down, 0) },
+        datagrams: {
+          up: relays.reduce((n, r) => n + r.datagrams.up, 0),
+          down: relays.reduce((n, r) => n + r.datagrams.down, 0),
+          dropped: relays.reduce((n, r) => n + r.datagrams.dropped, 0),
+        },
+        bytes: {
+          up: relays.reduce((n, r) => n + r.bytes.up, 0),
+          down: relays.reduce((n, r) => n + r.bytes.down, 0),
+        },
       }
     : undefined;
   const err = p.runtime.health.lastError;
@@ -189,8 +246,14 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
     server: formatDst({ host: c.server, port: c.port }),
     health: st.health,
     ...(err && st.health !== 'up' ? { error: err.message } : {}),
-    bytes: { up: listeners.reduce((s, l) => s + l.bytes.up, 0), down: listeners.reduce((s, l) => s + l.bytes.down, 0) },
-    connections: { active: listeners.reduce((s, l) => s + l.connections.active, 0), total: listeners.reduce((s, l) => s + l.connections.total, 0) },
+    bytes: {
+      up: listeners.reduce((s, l) => s + l.bytes.up, 0),
+      down: listeners.reduce((s, l) => s + l.bytes.down, 0),
+    },
+    connections: {
+      active: listeners.reduce((s, l) => s + l.connections.active, 0),
+      total: listeners.reduce((s, l) => s + l.connections.total, 0),
+    },
     dialErrors,
     connectionErrors,
     ...(relay ? { udp: relay } : {}),
@@ -211,7 +274,11 @@ export interface InprocProxyHost {
    * or the change is a no-op; delete: stop. `stopDetached` stops an `awg engine` left by a
    * one-shot apply (it holds the ports).
    */
-  apply(change: Change<'engine'>, ctx: ApplyContext, stopDetached: (spec: EngineSpec) => Promise<boolean>): Promise<ApplyResult>;
+  apply(
+    change: Change<'engine'>,
+    ctx: ApplyContext,
+    stopDetached: (spec: EngineSpec) => Promise<boolean>,
+  ): Promise<ApplyResult>;
   /** start `spec` here (adoption of a detached engine, after it was stopped) */
   start(spec: ProxyEngineSpec, ctx: ApplyContext): Promise<void>;
   stop(tunnel: string, reason: string): Promise<boolean>;
@@ -221,7 +288,12 @@ export interface InprocProxyHost {
   closeAll(): Promise<void>;
 }
 
-export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunnel: string) => void; onStopped?: (tunnel: string, reason: string) => void }): InprocProxyHost {
+export function createInprocProxyHost(
+  o: StartProxyOptions & {
+    onStarted?: (tunnel: string) => void;
+    onStopped?: (tunnel: string, reason: string) => void;
+  },
+): InprocProxyHost {
   const hosted = new Map<string, StartedProxy>();
 
   async function stop(tunnel: string, reason: string): Promise<boolean> {
@@ -237,7 +309,15 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
     const password = proxyPasswordFor(spec, ctx.secrets);
     try {
       const r = engineResolver(endpointResolverFor(ctx.state));
-      hosted.set(spec.tunnel, await startProxyRuntime(spec, password, passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)), { ...o, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) }));
+      hosted.set(
+        spec.tunnel,
+        await startProxyRuntime(
+          spec,
+          password,
+          passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)),
+          { ...o, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) },
+        ),
+      );
     } catch (e) {
       throw toAwgError(e, 'driver');
     }
@@ -257,13 +337,19 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
       const out: Resource<'engine'>[] = [];
       for (const [tunnel, p] of hosted) {
         if (!listening(p)) continue;
-        out.push({ kind: 'engine', id: ids.engine(tunnel), spec: liveSpecOf(p.spec, p.passwordFingerprint), deps: [] });
+        out.push({
+          kind: 'engine',
+          id: ids.engine(tunnel),
+          spec: liveSpecOf(p.spec, p.passwordFingerprint),
+          deps: [],
+        });
       }
       return out;
     },
     async apply(change, ctx, stopDetached) {
       const spec = change.after ?? change.before!;
-      if (!isProxyEngine(spec)) throw new AwgError('bug', `engine ${spec.tunnel}: ${spec.type} is not a proxy engine`);
+      if (!isProxyEngine(spec))
+        throw new AwgError('bug', `engine ${spec.tunnel}: ${spec.type} is not a proxy engine`);
       const tunnel = spec.tunnel;
       switch (change.action) {
         case 'noop':
@@ -280,10 +366,33 @@ export function createInprocProxyHost(o: StartProxyOptions & { onStarted?: (tunn
           // create/replace/update carry `after`: it is `spec`
           const after = spec;
           const p = live(tunnel);
-          if (change.action === 'create' && p && specEqual(liveSpecOf(p.spec, p.passwordFingerprint), liveSpecOf(after, passwordFingerprint(after, proxyPasswordFor(after, ctx.secrets), fingerprintKeyOf(ctx.state))))) return 'unchanged';
+          if (
+            change.action === 'create' &&
+            p &&
+            specEqual(
+              liveSpecOf(p.spec, p.passwordFingerprint),
+              liveSpecOf(
+                after,
+                passwordFingerprint(
+                  after,
+                  proxyPasswordFor(after, ctx.secrets),
+                  fingerprintKeyOf(ctx.state),
+                ),
+              ),
+            )
+          )
+            return 'unchanged';
           const c = after.config;
-          if (!ctx.exec.record(`[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`)) return 'changed';
-          await stop(tunnel, change.action === 'update' ? 'restarting with the new configuration' : 'replaced');
+          if (
+            !ctx.exec.record(
+              `[engine] start proxy ${tunnel} in-process: :${c.redirectPort}/:${c.redirectPortDirect} → ${after.type} ${c.server}:${c.port}`,
+            )
+          )
+            return 'changed';
+          await stop(
+            tunnel,
+            change.action === 'update' ? 'restarting with the new configuration' : 'replaced',
+          );
           await stopDetached(after);
           await start(after, ctx);
           return 'changed';
@@ -308,12 +417,19 @@ export function detachedControlPath(stateDir: string, tunnel: string): string {
 }
 
 /** What process-host.ts spawns for a proxy spec: `awg engine --link <tunnel> --uapi <control socket>` with `text` on stdin. */
-export function detachedLaunch(spec: ProxyEngineSpec, ctx: ApplyContext): { link: string; uapiPath: string; text: string } {
+export function detachedLaunch(
+  spec: ProxyEngineSpec,
+  ctx: ApplyContext,
+): { link: string; uapiPath: string; text: string } {
   const password = proxyPasswordFor(spec, ctx.secrets);
   return {
     link: spec.tunnel,
     uapiPath: detachedControlPath(ctx.state.dir, spec.tunnel),
-    text: JSON.stringify({ proxyEngine: spec, ...(password !== undefined ? { password } : {}), passwordFingerprint: passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)) }),
+    text: JSON.stringify({
+      proxyEngine: spec,
+      ...(password !== undefined ? { password } : {}),
+      passwordFingerprint: passwordFingerprint(spec, password, fingerprintKeyOf(ctx.state)),
+    }),
   };
 }
 
@@ -346,16 +462,34 @@ export function isProxyEngineInput(stdin: string): boolean {
  * control socket, log health changes (the engine log in the state directory is where a
  * one-shot apply's user finds "the proxy refused our credentials"). Prints `ready`.
  */
-export async function runDetachedProxyEngine(out: (s: string) => void, controlPath: string, stdin: string): Promise<never> {
-  const input = JSON.parse(stdin) as { proxyEngine: ProxyEngineSpec; password?: string; passwordFingerprint?: string };
+export async function runDetachedProxyEngine(
+  out: (s: string) => void,
+  controlPath: string,
+  stdin: string,
+): Promise<never> {
+  const input = JSON.parse(stdin) as {
+    proxyEngine: ProxyEngineSpec;
+    password?: string;
+    passwordFingerprint?: string;
+  };
   const spec = input.proxyEngine;
   const { createLogger } = await import('../../util/logger.js');
   const log = levelLog(createLogger({ component: 'engine', base: { tunnel: spec.tunnel } }));
   // the proxy's host name: the answers the starting `awg apply` kept (AWG_STATE_DIR), read only
   const stateDir = process.env.AWG_STATE_DIR;
-  const r = engineResolver(new EndpointResolver({ ...(stateDir ? { state: new FileStateStore(stateDir) } : {}), persist: false }));
+  const r = engineResolver(
+    new EndpointResolver({
+      ...(stateDir ? { state: new FileStateStore(stateDir) } : {}),
+      persist: false,
+    }),
+  );
   // the launcher's fingerprint of the password (it holds the key); without one: `unknown`, which plans a restart
-  const started = await startProxyRuntime(spec, input.password, input.passwordFingerprint ?? 'unknown', { log, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) });
+  const started = await startProxyRuntime(
+    spec,
+    input.password,
+    input.passwordFingerprint ?? 'unknown',
+    { log, resolveServer: (h) => r.resolve(h, { mark: spec.config.fwmark }) },
+  );
   rmSync(controlPath, { force: true });
   const server: Server = createServer((s) => {
     let buf = '';
@@ -365,7 +499,12 @@ export async function runDetachedProxyEngine(out: (s: string) => void, controlPa
       if (!buf.endsWith('\n\n')) return;
       if (buf.startsWith('get=1\n')) {
         const live = liveSpecOf(started.spec, started.passwordFingerprint);
-        s.end(uapiReply([['spec', JSON.stringify(live)], ['stats', JSON.stringify(proxyStatsRow(started))]]));
+        s.end(
+          uapiReply([
+            ['spec', JSON.stringify(live)],
+            ['stats', JSON.stringify(proxyStatsRow(started))],
+          ]),
+        );
       } else s.end(uapiReply([], 22));
     });
   });

@@ -37,20 +37,25 @@ export const uapiSet = (path: string, text: string) => uapiRequest(path, text);
  * with a `[a-z0-9_]` key and no control character; anything else throws (driver), so a
  * garbled or hostile reply is never read as a configuration.
  */
-export function parseGet(text: string): { device: Record<string, string>; peers: Record<string, string | string[]>[] } {
+export function parseGet(text: string): {
+  device: Record<string, string>;
+  peers: Record<string, string | string[]>[];
+} {
   const device: Record<string, string> = {};
   const peers: Record<string, string | string[]>[] = [];
   let cur: Record<string, string | string[]> | undefined;
   const lines = text.split('\n');
   const fail = (why: string) => new AwgError('driver', `malformed UAPI reply: ${why}`);
-  if (lines.length < 3 || lines.at(-1) !== '' || lines.at(-2) !== '') throw fail('not ended by a blank line');
+  if (lines.length < 3 || lines.at(-1) !== '' || lines.at(-2) !== '')
+    throw fail('not ended by a blank line');
   const body = lines.slice(0, -2);
   if (!/^errno=-?\d+$/.test(body.at(-1) ?? '')) throw fail('no errno line at the end');
   for (const line of body.slice(0, -1)) {
     const i = line.indexOf('=');
     const k = i < 0 ? '' : line.slice(0, i);
     const v = line.slice(i + 1);
-    if (!UAPI_KEY.test(k) || UAPI_CONTROL.test(v) || k === 'errno') throw fail(`line ${JSON.stringify(line.slice(0, 80))}`);
+    if (!UAPI_KEY.test(k) || UAPI_CONTROL.test(v) || k === 'errno')
+      throw fail(`line ${JSON.stringify(line.slice(0, 80))}`);
     if (k === 'public_key') {
       cur = { public_key: v, allowed_ip: [] };
       peers.push(cur);

@@ -43,7 +43,11 @@ const fmtRange = (v: Parameters<typeof rangeOf>[0]): string => {
  * AWG device keys for `o`. With `reset`, keys set there but absent in `o` are written with
  * their off value, so a delta can take a parameter away (the engine merges keys into its state).
  */
-function awgLines(o: EngineObfuscation | undefined, secrets: EngineSecrets, reset?: EngineObfuscation): UapiPair[] {
+function awgLines(
+  o: EngineObfuscation | undefined,
+  secrets: EngineSecrets,
+  reset?: EngineObfuscation,
+): UapiPair[] {
   o ??= {};
   const out: UapiPair[] = [];
   const gone = (k: keyof EngineObfuscation) => o[k] === undefined && reset?.[k] !== undefined;
@@ -61,7 +65,8 @@ function awgLines(o: EngineObfuscation | undefined, secrets: EngineSecrets, rese
   }
   // the spec holds the fingerprint; the key itself comes from the resolved secrets
   if (o.headerProtectionKey !== undefined) {
-    if (!secrets.headerProtectionKey) throw new AwgError('invalid-config', 'the header protection key was not resolved');
+    if (!secrets.headerProtectionKey)
+      throw new AwgError('invalid-config', 'the header protection key was not resolved');
     out.push(['header_protection_key', b64ToHex(secrets.headerProtectionKey)]);
   } else if (gone('headerProtectionKey')) out.push(['header_protection_key', ZERO_KEY]);
   for (const [k, u] of RANGE_KEYS) {
@@ -89,7 +94,13 @@ function peerLines(p: WgEnginePeer, secrets: EngineSecrets): UapiPair[] {
 /** Complete configuration for a fresh engine. */
 export function fullSetText(spec: WgEngineSpec, secrets: EngineSecrets): string {
   const c = spec.config;
-  const lines: UapiPair[] = [['private_key', b64ToHex(secrets.privateKey)], ['listen_port', c.listenPort], ['fwmark', c.fwmark], ...awgLines(c.obfuscation, secrets), ['replace_peers', true]];
+  const lines: UapiPair[] = [
+    ['private_key', b64ToHex(secrets.privateKey)],
+    ['listen_port', c.listenPort],
+    ['fwmark', c.fwmark],
+    ...awgLines(c.obfuscation, secrets),
+    ['replace_peers', true],
+  ];
   for (const p of c.peers) lines.push(...peerLines(p, secrets));
   return uapiSetRequest(lines);
 }
@@ -99,17 +110,24 @@ export function fullSetText(spec: WgEngineSpec, secrets: EngineSecrets): string 
  * that remain: peers are updated in place, removed peers are removed by key. The private
  * key and listen port are only sent when they changed (either resets every session).
  */
-export function deltaSetText(before: WgEngineSpec, after: WgEngineSpec, secrets: EngineSecrets): string {
+export function deltaSetText(
+  before: WgEngineSpec,
+  after: WgEngineSpec,
+  secrets: EngineSecrets,
+): string {
   const b = before.config;
   const a = after.config;
   const lines: UapiPair[] = [];
   if (b.privateKey !== a.privateKey) lines.push(['private_key', b64ToHex(secrets.privateKey)]);
   if (b.listenPort !== a.listenPort) lines.push(['listen_port', a.listenPort]);
   if (b.fwmark !== a.fwmark) lines.push(['fwmark', a.fwmark]);
-  if (JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {})) lines.push(...awgLines(a.obfuscation, secrets, b.obfuscation));
+  if (JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {}))
+    lines.push(...awgLines(a.obfuscation, secrets, b.obfuscation));
   const keep = new Set(a.peers.map((p) => p.publicKey));
-  for (const p of b.peers) if (!keep.has(p.publicKey)) lines.push(['public_key', b64ToHex(p.publicKey)], ['remove', true]);
+  for (const p of b.peers)
+    if (!keep.has(p.publicKey)) lines.push(['public_key', b64ToHex(p.publicKey)], ['remove', true]);
   const old = new Map(b.peers.map((p) => [p.publicKey, JSON.stringify(p)]));
-  for (const p of a.peers) if (old.get(p.publicKey) !== JSON.stringify(p)) lines.push(...peerLines(p, secrets));
+  for (const p of a.peers)
+    if (old.get(p.publicKey) !== JSON.stringify(p)) lines.push(...peerLines(p, secrets));
   return uapiSetRequest(lines);
 }

@@ -14,7 +14,8 @@ export interface Counter {
   bytes: number;
 }
 
-const count = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const count = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** `nft -j list table inet <table>` → counters by comment key; rules of other tables are ignored */
 export function parseCountersJson(text: string, table: string): Map<string, Counter> {
@@ -32,9 +33,12 @@ export function parseCountersJson(text: string, table: string): Map<string, Coun
     if (!isObject(rule) || rule['table'] !== table || rule['family'] !== 'inet') continue;
     const comment = rule['comment'];
     const expr = rule['expr'];
-    if (typeof comment !== 'string' || !comment || comment.length > 200 || !Array.isArray(expr)) continue;
+    if (typeof comment !== 'string' || !comment || comment.length > 200 || !Array.isArray(expr))
+      continue;
     // one counter statement per rule (render.ts writes exactly one)
-    const counters = expr.flatMap((e) => (isObject(e) && isObject(e['counter']) ? [e['counter']] : []));
+    const counters = expr.flatMap((e) =>
+      isObject(e) && isObject(e['counter']) ? [e['counter']] : [],
+    );
     if (counters.length !== 1) continue;
     const { packets, bytes } = counters[0]!;
     if (!count(packets) || !count(bytes)) continue;
@@ -45,10 +49,16 @@ export function parseCountersJson(text: string, table: string): Map<string, Coun
   return out;
 }
 
-export const nftCountersRead = (table: string): [string, string[]] => ['nft', ['-j', 'list', 'table', 'inet', table]];
+export const nftCountersRead = (table: string): [string, string[]] => [
+  'nft',
+  ['-j', 'list', 'table', 'inet', table],
+];
 
 /** empty when the table is absent or unreadable */
-export async function readRuleCounters(exec: Pick<Exec, 'read'>, table: string): Promise<Map<string, Counter>> {
+export async function readRuleCounters(
+  exec: Pick<Exec, 'read'>,
+  table: string,
+): Promise<Map<string, Counter>> {
   const [cmd, args] = nftCountersRead(table);
   const r = await exec.read(cmd, args, { allowFail: true });
   return r.code === 0 ? parseCountersJson(r.stdout, table) : new Map();

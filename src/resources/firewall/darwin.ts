@@ -39,7 +39,13 @@ import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
-import { APPLIED_STATE_KEY, appliedCopy, checkedRecord, stateFile, type StateStore } from '../../util/state.js';
+import {
+  APPLIED_STATE_KEY,
+  appliedCopy,
+  checkedRecord,
+  stateFile,
+  type StateStore,
+} from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -61,7 +67,16 @@ import {
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
 import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
-import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE, bootTokens, isOurBootConf, parseBootAnchor, renderBootAnchor, renderBootConf } from '../../platform/darwin/pf-boot.js';
+import {
+  BOOT_ANCHOR_FILE,
+  BOOT_CONF_FILE,
+  BOOT_LOG_FILE,
+  bootTokens,
+  isOurBootConf,
+  parseBootAnchor,
+  renderBootAnchor,
+  renderBootConf,
+} from '../../platform/darwin/pf-boot.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
 import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
 import { isObject, isStrings } from '../../util/shape.js';
@@ -108,14 +123,26 @@ function observedBoot(state: StateStore): { table?: string; boot: string } | und
   if (anchor === undefined && conf === undefined) return undefined;
   const parsed = anchor !== undefined ? parseBootAnchor(anchor) : undefined;
   if (!parsed) return { boot: 'unreadable (not written by awg)\n' };
-  if (conf === undefined || !isOurBootConf(conf, parsed.table, bootFiles.path(state, BOOT_ANCHOR_FILE)))
-    return { table: parsed.table, boot: `unreadable (${bootFiles.path(state, BOOT_CONF_FILE)} is missing or not ours)\n` };
+  if (
+    conf === undefined ||
+    !isOurBootConf(conf, parsed.table, bootFiles.path(state, BOOT_ANCHOR_FILE))
+  )
+    return {
+      table: parsed.table,
+      boot: `unreadable (${bootFiles.path(state, BOOT_CONF_FILE)} is missing or not ours)\n`,
+    };
   return parsed;
 }
 
 /** the boot job's `-E` tokens that PF still holds (not ours) */
-function liveBootTokens(state: StateStore, refs: readonly string[], own: string | undefined): string[] {
-  return bootTokens(bootFiles.read(state, BOOT_LOG_FILE) ?? '').filter((t) => t !== own && refs.includes(t));
+function liveBootTokens(
+  state: StateStore,
+  refs: readonly string[],
+  own: string | undefined,
+): string[] {
+  return bootTokens(bootFiles.read(state, BOOT_LOG_FILE) ?? '').filter(
+    (t) => t !== own && refs.includes(t),
+  );
 }
 
 export interface DarwinFirewallOptions {
@@ -127,7 +154,8 @@ export interface DarwinFirewallOptions {
 /** the record's shape (a token goes to `pfctl -X`, anchor names and read-backs to pfctl) */
 function isPfRecord(x: unknown): x is PfRecord {
   if (!isObject(x) || !isObject(x.anchors)) return false;
-  if (x.token !== undefined && !(typeof x.token === 'string' && /^\d+$/.test(x.token))) return false;
+  if (x.token !== undefined && !(typeof x.token === 'string' && /^\d+$/.test(x.token)))
+    return false;
   return Object.entries(x.anchors).every(
     ([name, a]) =>
       name.startsWith(`${ANCHOR_ROOT}/`) &&
@@ -154,12 +182,18 @@ async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<PfRecord> 
   if (r) return r;
   const copy = appliedCopy(s, 'firewall');
   if (!isPfRecord(copy)) return { anchors: {} };
-  const held = copy.token !== undefined && parsePfReferences(await pf(exec, pfctlArgs.showReferences())).some((x) => x.token === copy.token);
+  const held =
+    copy.token !== undefined &&
+    parsePfReferences(await pf(exec, pfctlArgs.showReferences())).some(
+      (x) => x.token === copy.token,
+    );
   const anchors = Object.keys(copy.anchors);
   const what = [
     ...(held ? [`PF's reference token ${copy.token} (PF holds it)`] : []),
     ...(anchors.length ? [`the records of ${anchors.join(', ')}`] : []),
-    ...(copy.token !== undefined && !held ? [`not its reference token ${copy.token}: PF no longer holds it`] : []),
+    ...(copy.token !== undefined && !held
+      ? [`not its reference token ${copy.token}: PF no longer holds it`]
+      : []),
   ];
   if (what.length) s.recovered(PF_STATE_KEY, APPLIED_STATE_KEY, what.join('; '));
   return { anchors: copy.anchors, ...(held ? { token: copy.token } : {}) };
@@ -173,9 +207,13 @@ async function pf(exec: Pick<Exec, 'read'>, args: string[]): Promise<string> {
   // for a lost token and hook (drift) and "repaired"
   const open = r.code !== 0 ? pfOpenError(r.stderr) : undefined;
   if (open)
-    throw new AwgError(privilegeKind(open), `pfctl ${args.join(' ')}: cannot open /dev/pf: ${open}`, {
-      hint: 'awg changes PF, routes and DNS as root: run it with sudo',
-    });
+    throw new AwgError(
+      privilegeKind(open),
+      `pfctl ${args.join(' ')}: cannot open /dev/pf: ${open}`,
+      {
+        hint: 'awg changes PF, routes and DNS as root: run it with sudo',
+      },
+    );
   return r.stdout;
 }
 
@@ -236,7 +274,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         if (r.kind === 'firewall') names.add(anchorPath((r.spec as FirewallSpec).table));
       const wantsRdr =
         Object.values(rec.anchors).some((a) => hasRdr(a.ruleset)) ||
-        scope.desired.resources.some((r) => r.kind === 'firewall' && hasRdr((r.spec as FirewallSpec).ruleset));
+        scope.desired.resources.some(
+          (r) => r.kind === 'firewall' && hasRdr((r.spec as FirewallSpec).ruleset),
+        );
       const snap = await snapshot(opts.exec, rec, wantsRdr);
       const boot = observedBoot(scope.state);
       const bootRef = liveBootTokens(scope.state, snap.refs, rec.token).length > 0;
@@ -247,13 +287,16 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         const rules = parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorRules(name))).rules;
         const rdr = a !== undefined && hasRdr(a.ruleset);
         // the translation rules count as the anchor's rules: flushed or changed, they are drift
-        const nat = rdr ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorNat(name))).rules : [];
+        const nat = rdr
+          ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorNat(name))).rules
+          : [];
         const natSame = !rdr || same(a.natReadback ?? [], nat);
         // an empty anchor is ours only while we recorded it (someone flushed it, or a load
         // failed after the hook and the token were taken): reported, so repair, rollback and
         // `down` still release the token and the hook
         const table = tableOf(name);
-        const bootHere = boot && (boot.table === undefined || boot.table === table) ? boot.boot : undefined;
+        const bootHere =
+          boot && (boot.table === undefined || boot.table === table) ? boot.boot : undefined;
         if (!rules.length && !a && bootHere === undefined) continue;
         let text: string;
         if (a && natSame && same(a.readback, rules))
@@ -268,7 +311,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         resources.push({
           kind: 'firewall',
           id: ids.firewall(table),
-          spec: { family: 'inet', table, ruleset: text, ...(bootHere !== undefined ? { boot: bootHere } : {}) },
+          spec: {
+            family: 'inet',
+            table,
+            ruleset: text,
+            ...(bootHere !== undefined ? { boot: bootHere } : {}),
+          },
           deps: [],
         });
       }
@@ -314,32 +362,57 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
           if (boot === undefined) {
             if (!have) return;
             for (const f of [BOOT_CONF_FILE, BOOT_ANCHOR_FILE])
-              if (bootFiles.read(ctx.state, f) !== undefined && ctx.exec.record(`rm ${bootFiles.path(ctx.state, f)} (the kill switch at boot)`)) bootFiles.remove(ctx.state, f);
+              if (
+                bootFiles.read(ctx.state, f) !== undefined &&
+                ctx.exec.record(`rm ${bootFiles.path(ctx.state, f)} (the kill switch at boot)`)
+              )
+                bootFiles.remove(ctx.state, f);
             changed = true;
             return;
           }
-          const conf = renderBootConf((await ctx.exec.read('cat', [pfConf])).stdout, table, anchorPathOnDisk);
+          const conf = renderBootConf(
+            (await ctx.exec.read('cat', [pfConf])).stdout,
+            table,
+            anchorPathOnDisk,
+          );
           const anchorText = renderBootAnchor(table, boot);
-          if (bootFiles.read(ctx.state, BOOT_ANCHOR_FILE) !== anchorText && ctx.exec.record(`write ${anchorPathOnDisk} (the kill switch at boot, mode 0600)`)) {
+          if (
+            bootFiles.read(ctx.state, BOOT_ANCHOR_FILE) !== anchorText &&
+            ctx.exec.record(`write ${anchorPathOnDisk} (the kill switch at boot, mode 0600)`)
+          ) {
             bootFiles.write(ctx.state, BOOT_ANCHOR_FILE, anchorText);
             changed = true;
           }
-          if (bootFiles.read(ctx.state, BOOT_CONF_FILE) !== conf && ctx.exec.record(`write ${bootFiles.path(ctx.state, BOOT_CONF_FILE)} (${pfConf} + our hook + the boot anchor, mode 0600)`)) {
+          if (
+            bootFiles.read(ctx.state, BOOT_CONF_FILE) !== conf &&
+            ctx.exec.record(
+              `write ${bootFiles.path(ctx.state, BOOT_CONF_FILE)} (${pfConf} + our hook + the boot anchor, mode 0600)`,
+            )
+          ) {
             bootFiles.write(ctx.state, BOOT_CONF_FILE, conf);
             changed = true;
           }
         } catch (e) {
-          ctx.reporter.report({ type: 'warning', message: `the kill switch's boot copy in ${ctx.state.dir} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}` });
+          ctx.reporter.report({
+            type: 'warning',
+            message: `the kill switch's boot copy in ${ctx.state.dir} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}`,
+          });
         }
       };
       /** the boot job's reference, once ours stands in for it (or on down); then its log goes */
       const releaseBootRefs = async (): Promise<void> => {
-        const refs = parsePfReferences(await pf(ctx.exec, pfctlArgs.showReferences())).map((r) => r.token);
+        const refs = parsePfReferences(await pf(ctx.exec, pfctlArgs.showReferences())).map(
+          (r) => r.token,
+        );
         for (const t of liveBootTokens(ctx.state, refs, rec.token)) {
           await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(t), { allowFail: true });
           changed = true;
         }
-        if (bootFiles.read(ctx.state, BOOT_LOG_FILE) !== undefined && ctx.exec.record(`rm ${bootFiles.path(ctx.state, BOOT_LOG_FILE)}`)) bootFiles.remove(ctx.state, BOOT_LOG_FILE);
+        if (
+          bootFiles.read(ctx.state, BOOT_LOG_FILE) !== undefined &&
+          ctx.exec.record(`rm ${bootFiles.path(ctx.state, BOOT_LOG_FILE)}`)
+        )
+          bootFiles.remove(ctx.state, BOOT_LOG_FILE);
       };
 
       const flushAnchor = async (name: string) => {
@@ -375,7 +448,8 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
               });
               changed = true;
               const res = ctx.dryRun ? undefined : parsePfRelease(`${r.stderr}\n${r.stdout}`);
-              if (res?.status === 'error') throw new AwgError(privilegeKind(res.message), `pfctl -X: ${res.message}`);
+              if (res?.status === 'error')
+                throw new AwgError(privilegeKind(res.message), `pfctl -X: ${res.message}`);
               delete rec.token;
             }
             if (
@@ -386,7 +460,10 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
               const r = await ctx.exec.mutate('pfctl', ['-f', pfConf], { allowFail: true });
               changed = true;
               if (!ctx.dryRun && !parsePfLoad(`${r.stderr}\n${r.stdout}`).loaded)
-                throw new AwgError(privilegeKind(r.stderr), `restoring ${pfConf} failed: ${r.stderr.trim()}`);
+                throw new AwgError(
+                  privilegeKind(r.stderr),
+                  `restoring ${pfConf} failed: ${r.stderr.trim()}`,
+                );
             }
           }
           save();
@@ -410,7 +487,9 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         same(a.readback, rules) &&
         same(a.natReadback ?? [], nat) &&
         same(a.links, bind);
-      const bootCurrent = same(observedBoot(ctx.state)?.boot, after.boot) && !liveBootTokens(ctx.state, snap.refs, rec.token).length;
+      const bootCurrent =
+        same(observedBoot(ctx.state)?.boot, after.boot) &&
+        !liveBootTokens(ctx.state, snap.refs, rec.token).length;
       if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
         if (!bootCurrent) {
           await syncBoot(after.table, after.boot);
@@ -477,14 +556,25 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
                 r.stderr.trim();
               // a syntax error is our renderer's; a failed ioctl (`DIOCBEGIN: Device busy`) is the
               // host's, and retrying may help
-              if (res.errors.length) throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
-              throw new AwgError(privilegeKind(detail), `loading the PF anchor ${name} failed: ${detail}`);
+              if (res.errors.length)
+                throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+              throw new AwgError(
+                privilegeKind(detail),
+                `loading the PF anchor ${name} failed: ${detail}`,
+              );
             }
             const readback = parsePfRules(
               await pf(ctx.exec, pfctlArgs.showAnchorRules(name)),
             ).rules;
-            const natReadback = rdr ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules : undefined;
-            rec.anchors[name] = { ruleset: after.ruleset, readback, links: bind, ...(natReadback ? { natReadback } : {}) };
+            const natReadback = rdr
+              ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules
+              : undefined;
+            rec.anchors[name] = {
+              ruleset: after.ruleset,
+              readback,
+              links: bind,
+              ...(natReadback ? { natReadback } : {}),
+            };
           }
         }
         if (!snap.tokenHeld) {
@@ -519,7 +609,10 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         const f = await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
         if (!ctx.dryRun && f.code !== 0) {
           save();
-          throw new AwgError(privilegeKind(f.stderr || f.stdout), `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`);
+          throw new AwgError(
+            privilegeKind(f.stderr || f.stdout),
+            `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`,
+          );
         }
       }
       save();

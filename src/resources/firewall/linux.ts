@@ -24,7 +24,8 @@ import { join } from 'node:path';
 
 import { BOOT_RULESET_FILE } from '../service/render.js';
 export { BOOT_RULESET_FILE };
-const BOOT_HEADER = '# managed-by=awg: the kill switch loaded at boot by awg-killswitch.service (nft -f); written by awg apply, removed by awg down\n';
+const BOOT_HEADER =
+  '# managed-by=awg: the kill switch loaded at boot by awg-killswitch.service (nft -f); written by awg apply, removed by awg down\n';
 
 /** What the early unit loads: one transaction, so a table already there is replaced whole. */
 export function renderBootFile(table: string, boot: string): string {
@@ -34,7 +35,9 @@ export function renderBootFile(table: string, boot: string): string {
 /** The boot table a file holds, normalised; `unreadable` when it is not one we wrote for `table`. */
 export function parseBootFile(text: string, table: string): string {
   const head = BOOT_HEADER + `add table inet ${table}\ndelete table inet ${table}\n`;
-  return text.startsWith(head) ? normaliseRuleset(text.slice(head.length)) : 'unreadable (not written by awg for this table)\n';
+  return text.startsWith(head)
+    ? normaliseRuleset(text.slice(head.length))
+    : 'unreadable (not written by awg for this table)\n';
 }
 
 /** The state directory's boot copy: the rendered file, or the table itself in an in-memory store (tests). */
@@ -49,7 +52,11 @@ const bootCopy = {
     return text === undefined || state.dir === ':memory:' ? text : parseBootFile(text, table);
   },
   write(state: StateStore, table: string, boot: string): void {
-    stateFile.write(state, BOOT_RULESET_FILE, state.dir === ':memory:' ? boot : renderBootFile(table, boot));
+    stateFile.write(
+      state,
+      BOOT_RULESET_FILE,
+      state.dir === ':memory:' ? boot : renderBootFile(table, boot),
+    );
   },
   remove(state: StateStore): void {
     stateFile.remove(state, BOOT_RULESET_FILE);
@@ -103,15 +110,25 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         resources.push({
           kind: 'firewall',
           id: ids.firewall(table),
-          spec: { family: 'inet', table, ruleset: t.ruleset, ...(boot !== undefined ? { boot } : {}) },
+          spec: {
+            family: 'inet',
+            table,
+            ruleset: t.ruleset,
+            ...(boot !== undefined ? { boot } : {}),
+          },
           deps: [],
         });
-      }
-      else if (!t) {
+      } else if (!t) {
         // no table (a reboot without the early unit, someone's `nft flush ruleset`) but our
         // boot copy: still ours, so `awg down` removes it and apply rewrites it with the table
         const boot = bootCopy.read(scope.state, table);
-        if (boot !== undefined) resources.push({ kind: 'firewall', id: ids.firewall(table), spec: { family: 'inet', table, ruleset: '', boot }, deps: [] });
+        if (boot !== undefined)
+          resources.push({
+            kind: 'firewall',
+            id: ids.firewall(table),
+            spec: { family: 'inet', table, ruleset: '', boot },
+            deps: [],
+          });
       } else
         foreign.push({
           kind: 'firewall',
@@ -159,10 +176,17 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         try {
           if (boot === undefined) {
             if (ctx.exec.record(`rm ${path} (the kill switch at boot)`)) bootCopy.remove(ctx.state);
-          } else if (ctx.exec.record(`write ${path} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`))
+          } else if (
+            ctx.exec.record(
+              `write ${path} (the kill switch at boot, ${boot.split('\n').length - 1} lines, mode 0600)`,
+            )
+          )
             bootCopy.write(ctx.state, spec.table, boot);
         } catch (e) {
-          ctx.reporter.report({ type: 'warning', message: `the kill switch's boot copy ${path} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}` });
+          ctx.reporter.report({
+            type: 'warning',
+            message: `the kill switch's boot copy ${path} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}`,
+          });
         }
         return true;
       };

@@ -39,7 +39,10 @@ export interface NftPolicy extends Omit<FirewallPolicy, 'apps'> {
   apps: NftAppRule[];
 }
 
-export function toNftPolicy(p: FirewallPolicy, o: { table: string; linkPrefix: string; cgroup: NftCgroupBase }): NftPolicy {
+export function toNftPolicy(
+  p: FirewallPolicy,
+  o: { table: string; linkPrefix: string; cgroup: NftCgroupBase },
+): NftPolicy {
   const { apps, ...rest } = p;
   return {
     table: o.table,

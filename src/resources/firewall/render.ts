@@ -176,7 +176,9 @@ export function renderTable(p: NftPolicy): string {
   // A packet the kernel sends without the app's full socket (the ACK or RST of a TIME_WAIT
   // socket, the SYN-ACK of a request socket, the RST of a closed port) matches no cgroup: it
   // takes the mark its connection got from the app's first packets or from `inbound/` below
-  route.push(`ct mark & ${mask} != 0x00000000 meta mark set ct mark counter accept ${comment('connection')}`);
+  route.push(
+    `ct mark & ${mask} != 0x00000000 meta mark set ct mark counter accept ${comment('connection')}`,
+  );
   if (p.defaultRoute) {
     checkMark(p, p.defaultRoute.mark, 'default route');
     route.push(...markRules(p, '', p.defaultRoute.mark, p.defaultRoute.ipv6, 'default'));
@@ -254,7 +256,10 @@ export function renderTable(p: NftPolicy): string {
 
   // `oifname` is the route chosen before nat output: a connection redirected to a local
   // transparent proxy still names the physical device, so admit local destinations too.
-  const filter = [`oifname "lo" counter accept ${comment('loopback')}`, `fib daddr type local counter accept ${comment('local')}`];
+  const filter = [
+    `oifname "lo" counter accept ${comment('loopback')}`,
+    `fib daddr type local counter accept ${comment('local')}`,
+  ];
   // A proxy tunnel has no TUN and no route: what carries its mark and was not redirected to
   // a local listener above would leave directly. UDP (but DNS, relayed), ICMP, and TCP of
   // connections older than the redirect are dropped.
@@ -282,7 +287,9 @@ export function renderTable(p: NftPolicy): string {
   // otherwise leave a restarted daemon unable to find its endpoints
   if ((p.killSwitch !== 'off' || p.dnsLeakProtection) && p.bypassResolvers?.length) {
     for (const fam of [4, 6] as const) {
-      const rs = sortAddrs(p.bypassResolvers.filter((r) => familyOf(r) === fam).map((r) => ipaddr.parse(r).toString()));
+      const rs = sortAddrs(
+        p.bypassResolvers.filter((r) => familyOf(r) === fam).map((r) => ipaddr.parse(r).toString()),
+      );
       if (rs.length)
         endpointDns.push(
           `${byMark(p.bypassMark)} ${fam === 4 ? 'ip' : 'ip6'} daddr ${set(rs)} meta l4proto { tcp, udp } th dport 53 counter accept ${comment('endpoint-dns')}`,
@@ -305,9 +312,7 @@ export function renderTable(p: NftPolicy): string {
     );
   }
   if (p.killSwitch !== 'off') {
-    egress.push(
-      `oifname ${ourTuns} counter accept ${comment('tunnels')}`,
-    );
+    egress.push(`oifname ${ourTuns} counter accept ${comment('tunnels')}`);
     for (const t of p.tunnels) {
       for (const e of t.endpoints) {
         if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
@@ -328,7 +333,9 @@ export function renderTable(p: NftPolicy): string {
       // opens an entry without a SYN (the kernel's answer after conntrack lost the
       // connection, e.g. a TIME_WAIT ACK) or that conntrack finds invalid (its RST once the NAT
       // binding is gone) could belong to a tunnelled flow, which never leaves outside a tunnel
-      egress.push(`tcp flags != syn / fin,syn,rst,ack ct state new counter drop ${comment('lan-midstream')}`);
+      egress.push(
+        `tcp flags != syn / fin,syn,rst,ack ct state new counter drop ${comment('lan-midstream')}`,
+      );
       egress.push(`ct state invalid counter drop ${comment('lan-invalid')}`);
       egress.push(`ip daddr ${set(sortAddrs(LAN4))} counter accept ${comment('lan')}`);
       egress.push(`ip6 daddr ${set(sortAddrs(LAN6))} counter accept ${comment('lan6')}`);
@@ -336,7 +343,8 @@ export function renderTable(p: NftPolicy): string {
     egress.push(`counter drop ${comment('kill-switch')}`);
   }
   const rerouted = egress.length ? p.tunnels.filter((t) => t.link) : [];
-  for (const t of rerouted) filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
+  for (const t of rerouted)
+    filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
   // a connection that began in a tunnel (its conntrack mark) but whose packet is not marked
   // for a tunnel now (its rule turned direct, its tunnel is gone) never leaves by another
   // device: that would put the tunnelled flow's payload on the underlay in the clear
@@ -352,11 +360,18 @@ export function renderTable(p: NftPolicy): string {
           ...egress.slice(tunnelsAt + 1),
         ]),
   );
-  const post = rerouted.map((t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`);
+  const post = rerouted.map(
+    (t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`,
+  );
 
   // first match wins, as in route_out; `accept` ends only this chain (other chains still see it)
   // loopback is not counted, as route_out does not count it on the way out
-  const countIn = p.apps.length ? [`iifname "lo" counter accept ${comment('loopback')}`, ...p.apps.map((a) => `${cg(a.cgroup)} counter accept ${comment(`app-in/${a.name}`)}`)] : [];
+  const countIn = p.apps.length
+    ? [
+        `iifname "lo" counter accept ${comment('loopback')}`,
+        ...p.apps.map((a) => `${cg(a.cgroup)} counter accept ${comment(`app-in/${a.name}`)}`),
+      ]
+    : [];
 
   const lines = [
     `table inet ${p.table} {`,
@@ -374,7 +389,12 @@ export function renderTable(p: NftPolicy): string {
     ...chain('nat_post', 'type nat hook postrouting priority srcnat; policy accept;', natPost),
     '',
     ...chain('filter_out', 'type filter hook output priority filter; policy accept;', filter),
-    ...(countIn.length ? ['', ...chain('count_in', 'type filter hook input priority filter; policy accept;', countIn)] : []),
+    ...(countIn.length
+      ? [
+          '',
+          ...chain('count_in', 'type filter hook input priority filter; policy accept;', countIn),
+        ]
+      : []),
     ...(post.length
       ? [
           '',
@@ -388,7 +408,11 @@ export function renderTable(p: NftPolicy): string {
           ].map((r) => `\t\t${r}`),
           '\t}',
           '',
-          ...chain('filter_post', 'type filter hook postrouting priority filter; policy accept;', post),
+          ...chain(
+            'filter_post',
+            'type filter hook postrouting priority filter; policy accept;',
+            post,
+          ),
         ]
       : []),
     '}',

@@ -37,13 +37,23 @@ async function interfaces(exec: Pick<Exec, 'read'>): Promise<Map<string, Ifconfi
  * Our links whose utun exists and is up now (the registry names it; the utun lives exactly as
  * long as its engine's socket), by their link names (`awg-work`).
  */
-export async function upUtunLinks(state: StateStore, exec: Pick<Exec, 'read'>): Promise<Set<string>> {
+export async function upUtunLinks(
+  state: StateStore,
+  exec: Pick<Exec, 'read'>,
+): Promise<Set<string>> {
   const ifs = await interfaces(exec);
-  return new Set(Object.entries(readUtunRegistry(state)).flatMap(([link, o]) => (ifs.get(o.ifname)?.up ? [link] : [])));
+  return new Set(
+    Object.entries(readUtunRegistry(state)).flatMap(([link, o]) =>
+      ifs.get(o.ifname)?.up ? [link] : [],
+    ),
+  );
 }
 
 /** The host's own addresses (`ifconfig`), our utuns' left out (zones stripped; loopback and link-local kept: the caller filters). */
-export async function localAddresses(state: StateStore, exec: Pick<Exec, 'read'>): Promise<string[]> {
+export async function localAddresses(
+  state: StateStore,
+  exec: Pick<Exec, 'read'>,
+): Promise<string[]> {
   const ours = new Set(Object.values(readUtunRegistry(state)).map((o) => o.ifname));
   const out: string[] = [];
   for (const i of (await interfaces(exec)).values()) {

@@ -42,7 +42,10 @@ export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promi
  * (`awg diff`, `awg status`).
  */
 async function native() {
-  const [tun, netlink] = await Promise.all([import('../../native/tun.js'), import('../../native/netlink.js')]);
+  const [tun, netlink] = await Promise.all([
+    import('../../native/tun.js'),
+    import('../../native/netlink.js'),
+  ]);
   return { ...tun, ...netlink };
 }
 type Native = Awaited<ReturnType<typeof native>>;

@@ -31,7 +31,11 @@
  * baseline without a wake: the DNS driver's own `scutil` writes show up there, and a real
  * network switch in that window also brings an RTM_IFINFO, which wakes anyway.
  */
-import { decodeRouteMessage, splitRouteMessages, type RouteMessage } from '../../platform/darwin/rtmsg.js';
+import {
+  decodeRouteMessage,
+  splitRouteMessages,
+  type RouteMessage,
+} from '../../platform/darwin/rtmsg.js';
 import { parseScutilDns, parseScutilNwi } from '../../platform/darwin/scutil.js';
 import type { Exec } from '../../util/exec.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
@@ -49,7 +53,10 @@ const RTF_HOST = 0x4;
 
 function describe(m: RouteMessage): string {
   const dst = m.sockaddrs.dst;
-  const where = dst && 'address' in dst ? ` ${dst.address}${m.prefixlen !== undefined ? `/${m.prefixlen}` : ''}` : '';
+  const where =
+    dst && 'address' in dst
+      ? ` ${dst.address}${m.prefixlen !== undefined ? `/${m.prefixlen}` : ''}`
+      : '';
   const ifa = m.sockaddrs.ifa;
   const addr = ifa && 'address' in ifa ? ` ${ifa.address}` : '';
   return `${m.typeName}${ROUTE.has(m.typeName) ? where : ADDR.has(m.typeName) ? addr : ''} (if #${m.index})`;
@@ -72,9 +79,13 @@ export interface RouteReadVerdict {
 }
 
 /** One read from the routing socket (back-to-back messages) → wake and DNS re-check. Pure. */
-export function classifyRouteRead(buf: Uint8Array, o: { echo: boolean; pid?: number }): RouteReadVerdict {
+export function classifyRouteRead(
+  buf: Uint8Array,
+  o: { echo: boolean; pid?: number },
+): RouteReadVerdict {
   const v: RouteReadVerdict = { recheckDns: false };
-  if (buf.length === 0) return { wake: 'routing messages lost: full re-observation', recheckDns: true };
+  if (buf.length === 0)
+    return { wake: 'routing messages lost: full re-observation', recheckDns: true };
   const msgs = splitRouteMessages(buf);
   if (msgs.reduce((n, m) => n + m.length, 0) < buf.length) {
     v.wake = 'an unreadable routing message: full re-observation';
@@ -103,21 +114,34 @@ export function classifyRouteRead(buf: Uint8Array, o: { echo: boolean; pid?: num
 }
 
 /** The first message of a read that wakes the loop, described; undefined when none does. Pure. */
-export function wakingRouteMessage(buf: Uint8Array, o: { echo: boolean; pid?: number }): string | undefined {
+export function wakingRouteMessage(
+  buf: Uint8Array,
+  o: { echo: boolean; pid?: number },
+): string | undefined {
   return classifyRouteRead(buf, o).wake;
 }
 
 /** The resolver configuration as compared: what a lookup would use, not how scutil printed it. */
 export function dnsFingerprint(scutilDns: string): string {
   return JSON.stringify(
-    parseScutilDns(scutilDns).map((r) => ({ s: r.section, d: r.domain ?? '', n: r.nameservers, q: r.searchDomains, i: r.ifName ?? r.ifIndex ?? '', o: r.order ?? 0 })),
+    parseScutilDns(scutilDns).map((r) => ({
+      s: r.section,
+      d: r.domain ?? '',
+      n: r.nameservers,
+      q: r.searchDomains,
+      i: r.ifName ?? r.ifIndex ?? '',
+      o: r.order ?? 0,
+    })),
   );
 }
 
 /** The primary interface per family (`scutil --nwi` lists each family's interfaces primary first). */
 export function primaryInterfaces(scutilNwi: string): { v4?: string; v6?: string } {
   const n = parseScutilNwi(scutilNwi);
-  return { ...(n.ipv4[0] ? { v4: n.ipv4[0].name } : {}), ...(n.ipv6[0] ? { v6: n.ipv6[0].name } : {}) };
+  return {
+    ...(n.ipv4[0] ? { v4: n.ipv4[0].name } : {}),
+    ...(n.ipv6[0] ? { v6: n.ipv6[0].name } : {}),
+  };
 }
 
 export interface DarwinWatchDeps {
@@ -143,18 +167,29 @@ function dnsChange(a: DnsView, b: DnsView): string | undefined {
   return undefined;
 }
 
-export async function watchDarwinNetwork(o: NetworkWatchOptions, deps?: DarwinWatchDeps): Promise<NetworkWatch> {
+export async function watchDarwinNetwork(
+  o: NetworkWatchOptions,
+  deps?: DarwinWatchDeps,
+): Promise<NetworkWatch> {
   const d: DarwinWatchDeps = deps ?? {
     source: (await import('../../native/darwin/route-socket.js')).openRouteSocket(),
-    exec: new (await import('../../util/exec.js')).ProcessExec((await import('../../util/reporter.js')).silentReporter),
+    exec: new (await import('../../util/exec.js')).ProcessExec(
+      (await import('../../util/reporter.js')).silentReporter,
+    ),
   };
   const pid = d.pid ?? process.pid;
   const debounceMs = d.dnsDebounceMs ?? DNS_DEBOUNCE_MS;
   const readDns = async (): Promise<DnsView | undefined> => {
     try {
-      const [dns, nwi] = await Promise.all([d.exec.read('scutil', ['--dns'], { allowFail: true }), d.exec.read('scutil', ['--nwi'], { allowFail: true })]);
+      const [dns, nwi] = await Promise.all([
+        d.exec.read('scutil', ['--dns'], { allowFail: true }),
+        d.exec.read('scutil', ['--nwi'], { allowFail: true }),
+      ]);
       if (dns.code !== 0) return undefined;
-      return { resolvers: dnsFingerprint(dns.stdout), primary: nwi.code === 0 ? primaryInterfaces(nwi.stdout) : {} };
+      return {
+        resolvers: dnsFingerprint(dns.stdout),
+        primary: nwi.code === 0 ? primaryInterfaces(nwi.stdout) : {},
+      };
     } catch {
       return undefined;
     }

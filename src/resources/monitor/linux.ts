@@ -38,28 +38,53 @@ function describe(e: RtnlEvent, names: Map<number, string>): string {
  * Which events of a batch wake the loop. Pure apart from learning link names into `st`.
  * Returns a description of the first waking event, or undefined.
  */
-export function wakingEvent(events: RtnlEvent[], st: RtnlFilterState, o: { echo: boolean; linkPrefix: string; routeProtocol?: number }): string | undefined {
+export function wakingEvent(
+  events: RtnlEvent[],
+  st: RtnlFilterState,
+  o: { echo: boolean; linkPrefix: string; routeProtocol?: number },
+): string | undefined {
   let first: string | undefined;
   for (const e of events) {
-    if ((e.type === 'newlink' || e.type === 'dellink') && e.ifname) st.names.set(e.ifindex, e.ifname);
+    if ((e.type === 'newlink' || e.type === 'dellink') && e.ifname)
+      st.names.set(e.ifindex, e.ifname);
     if (e.type === 'resync') {
       first ??= describe(e, st.names);
       continue;
     }
-    const name = st.names.get(e.ifindex) ?? (e.type === 'newlink' || e.type === 'dellink' ? e.ifname : undefined);
+    const name =
+      st.names.get(e.ifindex) ??
+      (e.type === 'newlink' || e.type === 'dellink' ? e.ifname : undefined);
     const ours = name !== undefined && name.startsWith(o.linkPrefix);
     // kernel noise on our own links: IPv6 link-local addresses and local-table routes
-    if (ours && (e.type === 'newaddr' || e.type === 'deladdr') && e.address?.toLowerCase().startsWith('fe80')) continue;
-    if (ours && (e.type === 'newroute' || e.type === 'delroute') && (e.table === LOCAL_TABLE || e.dst.toLowerCase().startsWith('fe80') || e.dst.toLowerCase().startsWith('ff00'))) continue;
+    if (
+      ours &&
+      (e.type === 'newaddr' || e.type === 'deladdr') &&
+      e.address?.toLowerCase().startsWith('fe80')
+    )
+      continue;
+    if (
+      ours &&
+      (e.type === 'newroute' || e.type === 'delroute') &&
+      (e.table === LOCAL_TABLE ||
+        e.dst.toLowerCase().startsWith('fe80') ||
+        e.dst.toLowerCase().startsWith('ff00'))
+    )
+      continue;
     if (o.echo) {
       // an admin-down of our link always counts: its IPv4 routes are gone without events
       const adminDown = e.type === 'newlink' && (e.flags & 1) === 0;
       if (ours && !adminDown) continue;
-      if ((e.type === 'newroute' || e.type === 'delroute') && o.routeProtocol !== undefined && e.protocol === o.routeProtocol) continue;
+      if (
+        (e.type === 'newroute' || e.type === 'delroute') &&
+        o.routeProtocol !== undefined &&
+        e.protocol === o.routeProtocol
+      )
+        continue;
     }
     first ??= describe(e, st.names);
   }
-  if (events.some((e) => e.type === 'dellink')) for (const e of events) if (e.type === 'dellink') st.names.delete(e.ifindex);
+  if (events.some((e) => e.type === 'dellink'))
+    for (const e of events) if (e.type === 'dellink') st.names.delete(e.ifindex);
   return first;
 }
 

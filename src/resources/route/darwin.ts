@@ -59,9 +59,20 @@ function records(s: StateStore): RouteRecord {
   const out: RouteRecord = {};
   if (!applied || !Array.isArray(applied.resources)) return out;
   for (const x of applied.resources as { kind?: unknown; id?: unknown; spec?: unknown }[]) {
-    if (x?.kind !== 'route' || typeof x.id !== 'string' || typeof x.spec !== 'object' || x.spec === null) continue;
+    if (
+      x?.kind !== 'route' ||
+      typeof x.id !== 'string' ||
+      typeof x.spec !== 'object' ||
+      x.spec === null
+    )
+      continue;
     const spec = x.spec as RouteSpec;
-    if (typeof spec.dst === 'string' && (spec.family === 4 || spec.family === 6) && ids.route(spec) === x.id) out[x.id] = spec;
+    if (
+      typeof spec.dst === 'string' &&
+      (spec.family === 4 || spec.family === 6) &&
+      ids.route(spec) === x.id
+    )
+      out[x.id] = spec;
   }
   return out;
 }
@@ -107,9 +118,13 @@ export function kernelMatches(k: NetstatRoute, d: DarwinRoute, dev?: string): bo
  * link-layer (ARP/ND cache, flag L) entry.
  */
 const sameDst = (k: NetstatRoute, r: { family: 4 | 6; dst: string }, scope?: string) =>
-  k.family === r.family && k.dst === r.dst && (scope ? k.ifscope && k.netif === scope : !k.ifscope) && !k.flags.includes('L');
+  k.family === r.family &&
+  k.dst === r.dst &&
+  (scope ? k.ifscope && k.netif === scope : !k.ifscope) &&
+  !k.flags.includes('L');
 /** the utun a scoped spec is scoped to (undefined: unscoped, or its link has no utun yet) */
-const scopeOf = (r: RouteSpec, state: StateStore) => (r.ifscope ? resolveIfname(state, r.ifscope) : undefined);
+const scopeOf = (r: RouteSpec, state: StateStore) =>
+  r.ifscope ? resolveIfname(state, r.ifscope) : undefined;
 const describe = (k: NetstatRoute) =>
   `${k.destination} via ${k.gateway.kind === 'ip' ? k.gateway.address : k.gateway.kind === 'interface' ? k.gateway.name : k.gateway.kind === 'link' ? `link#${k.gateway.index}` : '?'} on ${k.netif} (${k.flags})`;
 
@@ -127,7 +142,10 @@ async function runRoute(
 }
 
 /** the physical default routes (`defaultRouteV4`/`V6`), as HostFacts and the observation's facts carry them */
-function defaultRoutes(kernel: NetstatRoute[]): { defaultRouteV4?: Gateway; defaultRouteV6?: Gateway } {
+function defaultRoutes(kernel: NetstatRoute[]): {
+  defaultRouteV4?: Gateway;
+  defaultRouteV6?: Gateway;
+} {
   const facts: { defaultRouteV4?: Gateway; defaultRouteV6?: Gateway } = {};
   for (const f of [4, 6] as const) {
     const d = primaryDefault(kernel, f);
@@ -136,8 +154,22 @@ function defaultRoutes(kernel: NetstatRoute[]): { defaultRouteV4?: Gateway; defa
     // not host-length (the gateway's own `192.168.1.1/32  link#11  UCS`) or link-layer entries,
     // nor link-local or multicast (`224.0.0/4  link#11  UmCS`)
     const onLink = kernel
-      .filter((k) => k.family === f && k.netif === d.netif && !k.viaGateway && !k.ifscope && !k.host && !k.isDefault && k.gateway.kind === 'link' && !/[LH]/.test(k.flags))
-      .flatMap((k) => (k.dst && Number(k.dst.split('/')[1]) < (f === 4 ? 32 : 128) && unicastRange(k.dst) ? [k.dst] : []));
+      .filter(
+        (k) =>
+          k.family === f &&
+          k.netif === d.netif &&
+          !k.viaGateway &&
+          !k.ifscope &&
+          !k.host &&
+          !k.isDefault &&
+          k.gateway.kind === 'link' &&
+          !/[LH]/.test(k.flags),
+      )
+      .flatMap((k) =>
+        k.dst && Number(k.dst.split('/')[1]) < (f === 4 ? 32 : 128) && unicastRange(k.dst)
+          ? [k.dst]
+          : [],
+      );
     facts[`defaultRouteV${f}`] = {
       gateway: d.gateway.zone ? `${d.gateway.address}%${d.gateway.zone}` : d.gateway.address,
       interface: d.netif,
@@ -150,7 +182,10 @@ function defaultRoutes(kernel: NetstatRoute[]): { defaultRouteV4?: Gateway; defa
 /** a prefix of ordinary unicast addresses (not link-local, multicast, loopback) */
 function unicastRange(cidr: string): boolean {
   const net = cidr.split('/')[0]!;
-  return ipaddr.isValid(net) && !['linkLocal', 'multicast', 'loopback'].includes(ipaddr.parse(net).range());
+  return (
+    ipaddr.isValid(net) &&
+    !['linkLocal', 'multicast', 'loopback'].includes(ipaddr.parse(net).range())
+  );
 }
 
 interface Gateway {
@@ -160,7 +195,9 @@ interface Gateway {
 }
 
 /** The physical default routes now: where the tunnels' endpoint bypass routes point (HostFacts). */
-export async function darwinDefaultRoutes(exec: Pick<Exec, 'read'>): Promise<{ defaultRouteV4?: Gateway; defaultRouteV6?: Gateway }> {
+export async function darwinDefaultRoutes(
+  exec: Pick<Exec, 'read'>,
+): Promise<{ defaultRouteV4?: Gateway; defaultRouteV6?: Gateway }> {
   return defaultRoutes(await readRoutes(exec));
 }
 

@@ -11,7 +11,17 @@ import { dirname, join } from 'node:path';
 import { AwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { writeFileAtomicSync } from '../../util/files.js';
-import { btmDisallows, classifyLaunchctl, DAEMON_LABEL, launchctlArgs, LAUNCH_DAEMONS_DIR, parseDumpBtm, parseLaunchctlDisabled, parseLaunchctlPrint, plistPath } from '../../platform/darwin/launchctl.js';
+import {
+  btmDisallows,
+  classifyLaunchctl,
+  DAEMON_LABEL,
+  launchctlArgs,
+  LAUNCH_DAEMONS_DIR,
+  parseDumpBtm,
+  parseLaunchctlDisabled,
+  parseLaunchctlPrint,
+  plistPath,
+} from '../../platform/darwin/launchctl.js';
 import { plistProgramArguments } from '../../platform/darwin/plist.js';
 import { KILLSWITCH_LABEL } from '../../platform/darwin/pf-boot.js';
 import {
@@ -55,9 +65,12 @@ export interface ServiceContext {
  * - `installed`: loaded but not running (launchd `state = not running`/`spawn scheduled`/…,
  *   e.g. between KeepAlive restarts; systemd: inactive or failed).
  */
-export type ServiceUserState = 'not-installed' | 'needs-approval' | 'outdated' | 'not-loaded' | 'running' | 'installed';
+export type ServiceUserState =
+  'not-installed' | 'needs-approval' | 'outdated' | 'not-loaded' | 'running' | 'installed';
 
-export function userState(st: Pick<ServiceState, 'installed' | 'outdated' | 'active' | 'disabled' | 'loaded'>): ServiceUserState {
+export function userState(
+  st: Pick<ServiceState, 'installed' | 'outdated' | 'active' | 'disabled' | 'loaded'>,
+): ServiceUserState {
   if (!st.installed) return 'not-installed';
   if (st.disabled) return 'needs-approval';
   if (st.outdated) return 'outdated';
@@ -94,9 +107,16 @@ export interface ServiceManager {
   bootPath?(ctx: ServiceContext): string;
   render(d: DaemonInvocation): string;
   /** `boot`: what the boot-time kill switch at `bootPath` does, for the user */
-  install(d: DaemonInvocation, ctx: ServiceContext): Promise<{ changed: boolean; path: string; bootPath?: string; boot?: string }>;
+  install(
+    d: DaemonInvocation,
+    ctx: ServiceContext,
+  ): Promise<{ changed: boolean; path: string; bootPath?: string; boot?: string }>;
   uninstall(ctx: ServiceContext): Promise<{ removed: boolean; path: string }>;
-  status(ctx: ServiceContext, d?: DaemonInvocation, current?: CurrentProgram): Promise<ServiceState>;
+  status(
+    ctx: ServiceContext,
+    d?: DaemonInvocation,
+    current?: CurrentProgram,
+  ): Promise<ServiceState>;
 }
 
 /** Write through Exec: recorded as a mutation, skipped under dry-run; crash-safe (util/files.ts). */
@@ -132,7 +152,9 @@ export const systemdManager: ServiceManager = {
   bootPath: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_BOOT_UNIT_NAME),
   render: (d) =>
     `${renderSystemdUnit(d)}\n# ---- ${SYSTEMD_BOOT_UNIT_NAME} ----\n${renderBootUnit(d)}` +
-    (d.git ? `\n# ---- ${SYSTEMD_SYNC_UNIT_NAME} ----\n${renderSyncUnit(d)}\n# ---- ${SYSTEMD_SYNC_TIMER_NAME} ----\n${renderSyncTimer(d)}` : ''),
+    (d.git
+      ? `\n# ---- ${SYSTEMD_SYNC_UNIT_NAME} ----\n${renderSyncUnit(d)}\n# ---- ${SYSTEMD_SYNC_TIMER_NAME} ----\n${renderSyncTimer(d)}`
+      : ''),
   async install(d, ctx) {
     const path = this.path(ctx);
     const bootPath = this.bootPath!(ctx);
@@ -140,8 +162,22 @@ export const systemdManager: ServiceManager = {
     // pull units; the timer is enabled with the daemon below
     if (d.git) {
       const g = d.git;
-      if (!existsSync(join(ctx.root ?? '/', g.path, '.git'))) await ctx.exec.mutate('git', ['-c', 'protocol.ext.allow=never', 'clone', '--quiet', '--branch', g.branch, '--', g.url, join(ctx.root ?? '/', g.path)]);
-      for (const [name, text] of [[SYSTEMD_SYNC_UNIT_NAME, renderSyncUnit(d)], [SYSTEMD_SYNC_TIMER_NAME, renderSyncTimer(d)]] as const) {
+      if (!existsSync(join(ctx.root ?? '/', g.path, '.git')))
+        await ctx.exec.mutate('git', [
+          '-c',
+          'protocol.ext.allow=never',
+          'clone',
+          '--quiet',
+          '--branch',
+          g.branch,
+          '--',
+          g.url,
+          join(ctx.root ?? '/', g.path),
+        ]);
+      for (const [name, text] of [
+        [SYSTEMD_SYNC_UNIT_NAME, renderSyncUnit(d)],
+        [SYSTEMD_SYNC_TIMER_NAME, renderSyncTimer(d)],
+      ] as const) {
         const p = join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, name);
         if (readOrUndefined(p) !== text) writeFile(ctx, p, text);
       }
@@ -155,7 +191,13 @@ export const systemdManager: ServiceManager = {
     if (mainChanged) writeFile(ctx, path, text);
     const changed = mainChanged || bootChanged;
     if (ctx.root) {
-      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'enable', SYSTEMD_BOOT_UNIT_NAME, SYSTEMD_UNIT_NAME, ...(d.git ? [SYSTEMD_SYNC_TIMER_NAME] : [])]);
+      await ctx.exec.mutate('systemctl', [
+        `--root=${ctx.root}`,
+        'enable',
+        SYSTEMD_BOOT_UNIT_NAME,
+        SYSTEMD_UNIT_NAME,
+        ...(d.git ? [SYSTEMD_SYNC_TIMER_NAME] : []),
+      ]);
       return { changed, path, bootPath };
     }
     if (changed) await ctx.exec.mutate('systemctl', ['daemon-reload']);
@@ -173,38 +215,71 @@ export const systemdManager: ServiceManager = {
     const present = existsSync(path);
     const bootPresent = existsSync(bootPath);
     // the pull units go first (the checkout itself stays: it is the user's repository)
-    const syncPaths = [SYSTEMD_SYNC_TIMER_NAME, SYSTEMD_SYNC_UNIT_NAME].map((n) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, n)).filter((p) => existsSync(p));
+    const syncPaths = [SYSTEMD_SYNC_TIMER_NAME, SYSTEMD_SYNC_UNIT_NAME]
+      .map((n) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, n))
+      .filter((p) => existsSync(p));
     if (syncPaths.length) {
-      await ctx.exec.mutate('systemctl', [...(ctx.root ? [`--root=${ctx.root}`, 'disable'] : ['disable', '--now']), SYSTEMD_SYNC_TIMER_NAME], { allowFail: true });
+      await ctx.exec.mutate(
+        'systemctl',
+        [
+          ...(ctx.root ? [`--root=${ctx.root}`, 'disable'] : ['disable', '--now']),
+          SYSTEMD_SYNC_TIMER_NAME,
+        ],
+        { allowFail: true },
+      );
       for (const p of syncPaths) removeFile(ctx, p);
     }
     if (ctx.root) {
-      await ctx.exec.mutate('systemctl', [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME, SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
+      await ctx.exec.mutate(
+        'systemctl',
+        [`--root=${ctx.root}`, 'disable', SYSTEMD_UNIT_NAME, SYSTEMD_BOOT_UNIT_NAME],
+        { allowFail: true },
+      );
       if (present) removeFile(ctx, path);
       if (bootPresent) removeFile(ctx, bootPath);
       return { removed: present || bootPresent, path };
     }
-    await ctx.exec.mutate('systemctl', ['disable', '--now', SYSTEMD_UNIT_NAME], { allowFail: true });
+    await ctx.exec.mutate('systemctl', ['disable', '--now', SYSTEMD_UNIT_NAME], {
+      allowFail: true,
+    });
     await ctx.exec.mutate('systemctl', ['disable', SYSTEMD_BOOT_UNIT_NAME], { allowFail: true });
     if (present) removeFile(ctx, path);
     if (bootPresent) removeFile(ctx, bootPath);
-    if (present || bootPresent || syncPaths.length) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    if (present || bootPresent || syncPaths.length)
+      await ctx.exec.mutate('systemctl', ['daemon-reload']);
     return { removed: present || bootPresent || syncPaths.length > 0, path };
   },
   async status(ctx, d, current) {
     const path = this.path(ctx);
     const text = readOrUndefined(path);
-    const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
-    if (text !== undefined && (d || current)) st.outdated = d ? text !== renderSystemdUnit(d) : runsOther(text, current!);
+    const st: ServiceState = {
+      state: 'not-installed',
+      installed: text !== undefined,
+      path,
+      detail: {},
+    };
+    if (text !== undefined && (d || current))
+      st.outdated = d ? text !== renderSystemdUnit(d) : runsOther(text, current!);
     if (ctx.root) return { ...st, state: userState(st) };
-    const r = await ctx.exec.read('systemctl', ['show', SYSTEMD_UNIT_NAME, '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus,FragmentPath'], { allowFail: true });
+    const r = await ctx.exec.read(
+      'systemctl',
+      [
+        'show',
+        SYSTEMD_UNIT_NAME,
+        '--property=LoadState,ActiveState,SubState,UnitFileState,MainPID,NRestarts,ExecMainStatus,FragmentPath',
+      ],
+      { allowFail: true },
+    );
     if (r.code === 0) {
       st.detail = parseShow(r.stdout);
       // no unit of `awg service install`, but systemd loaded one from elsewhere (the Debian
       // package's /usr/lib/systemd/system/awg.service): that one is installed; outdated when it
       // runs another node or awg than this one
       const fragment = st.detail['FragmentPath'];
-      const shipped = !st.installed && fragment && st.detail['LoadState'] === 'loaded' ? readOrUndefined(fragment) : undefined;
+      const shipped =
+        !st.installed && fragment && st.detail['LoadState'] === 'loaded'
+          ? readOrUndefined(fragment)
+          : undefined;
       if (fragment && shipped !== undefined) {
         st.installed = true;
         st.path = fragment;
@@ -236,9 +311,13 @@ export function launchdState(
     out.disabled = true;
     out.detail['disabled'] = `launchctl print-disabled system lists ${DAEMON_LABEL} => disabled`;
   }
-  if (btm?.code === 0 && btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))) {
+  if (
+    btm?.code === 0 &&
+    btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))
+  ) {
     out.disabled = true;
-    out.detail['background'] = 'switched off in System Settings → General → Login Items (sfltool dumpbtm: disallowed)';
+    out.detail['background'] =
+      'switched off in System Settings → General → Login Items (sfltool dumpbtm: disallowed)';
   }
   const p = print.code === 0 ? parseLaunchctlPrint(print.stdout) : undefined;
   if (p) {
@@ -252,7 +331,11 @@ export function launchdState(
   } else {
     // exit 113 "Could not find service": launchd does not know the job; anything else
     // (a usage error, no permission) leaves it unknown
-    if (print.code !== 0 && classifyLaunchctl(print.code, print.stderr ?? '', print.stdout).kind === 'not-loaded') out.loaded = false;
+    if (
+      print.code !== 0 &&
+      classifyLaunchctl(print.code, print.stderr ?? '', print.stdout).kind === 'not-loaded'
+    )
+      out.loaded = false;
     out.enabled = false;
   }
   if (out.disabled) out.enabled = false;
@@ -270,8 +353,10 @@ export function launchdOutdated(text: string, current: CurrentProgram): string |
   if (!argv) return 'its ProgramArguments are not what awg writes';
   const d = parseDaemonArgv(argv);
   if (!d) return `it does not run \`awg daemon\` with flags this awg knows (${argv.join(' ')})`;
-  if (d.node !== current.node || d.bin !== current.bin) return `it runs ${d.node} ${d.bin}, this awg is ${current.node} ${current.bin}`;
-  if (renderLaunchdPlist(d) !== text) return 'it differs from what this awg writes for the same flags';
+  if (d.node !== current.node || d.bin !== current.bin)
+    return `it runs ${d.node} ${d.bin}, this awg is ${current.node} ${current.bin}`;
+  if (renderLaunchdPlist(d) !== text)
+    return 'it differs from what this awg writes for the same flags';
   return undefined;
 }
 
@@ -287,14 +372,20 @@ function runsOther(text: string, current: CurrentProgram): boolean {
  * user may switch it back on. Uninstall boots out only a loaded job ("No such process" is
  * already gone) and removes the file if present; absent and unloaded, it changes nothing.
  */
-const LAUNCHD_BOOT = 'launchd runs it at boot: it loads the kill switch of the last apply before the daemon starts (only while the kill switch is on)';
+const LAUNCHD_BOOT =
+  'launchd runs it at boot: it loads the kill switch of the last apply before the daemon starts (only while the kill switch is on)';
 
 export const launchdManager: ServiceManager = {
   path: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${DAEMON_LABEL}.plist`),
-  bootPath: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${KILLSWITCH_LABEL}.plist`),
+  bootPath: (ctx) =>
+    join(ctx.root ?? ctx.fsRoot ?? '/', LAUNCH_DAEMONS_DIR, `${KILLSWITCH_LABEL}.plist`),
   render: renderLaunchdPlist,
   async install(d, ctx) {
-    if (d.git) throw new AwgError('unsupported', '--git: following a repository is systemd-only for now; on macOS run `awg sync` from a LaunchDaemon of your own (docs/fleet.md)');
+    if (d.git)
+      throw new AwgError(
+        'unsupported',
+        '--git: following a repository is systemd-only for now; on macOS run `awg sync` from a LaunchDaemon of your own (docs/fleet.md)',
+      );
     const path = this.path(ctx);
     const bootPath = this.bootPath!(ctx);
     // the boot kill switch first, and only written: launchd runs it at the next boot
@@ -308,19 +399,31 @@ export const launchdManager: ServiceManager = {
     if (ctx.root) return { changed: changed || bootChanged, path, bootPath, boot: LAUNCHD_BOOT };
     const loaded = await launchdLoaded(ctx.exec);
     if (!changed && loaded) return { changed: bootChanged, path, bootPath, boot: LAUNCHD_BOOT };
-    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
-    if (dis.code === 0 && parseLaunchctlDisabled(dis.stdout).get(DAEMON_LABEL)) throw disabledError(path);
+    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), {
+      allowFail: true,
+    });
+    if (dis.code === 0 && parseLaunchctlDisabled(dis.stdout).get(DAEMON_LABEL))
+      throw disabledError(path);
     if (loaded) await bootout(ctx.exec);
-    const r = await ctx.exec.mutate('launchctl', launchctlArgs.bootstrap(DAEMON_LABEL), { allowFail: true });
+    const r = await ctx.exec.mutate('launchctl', launchctlArgs.bootstrap(DAEMON_LABEL), {
+      allowFail: true,
+    });
     const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
     if (o.kind === 'disabled') throw disabledError(path);
     // what launchd answers for a job Background Task Management holds back is not captured: ask BTM
     if (o.kind !== 'ok' && !ctx.exec.dryRun) {
       const btm = await readBtm(ctx.exec);
-      if (btm?.code === 0 && btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))) throw disabledError(path);
+      if (
+        btm?.code === 0 &&
+        btmDisallows(parseDumpBtm(btm.stdout), DAEMON_LABEL, plistPath(DAEMON_LABEL))
+      )
+        throw disabledError(path);
     }
     if (o.kind !== 'ok' && !ctx.exec.dryRun)
-      throw new AwgError('driver', `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}${o.kind === 'io-error' ? ' (launchd says this when the job is already loaded, is disabled, or when it refuses the plist: owner root:wheel, mode 644, valid XML)' : ''}`);
+      throw new AwgError(
+        'driver',
+        `launchctl bootstrap failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}${o.kind === 'io-error' ? ' (launchd says this when the job is already loaded, is disabled, or when it refuses the plist: owner root:wheel, mode 644, valid XML)' : ''}`,
+      );
     return { changed: true, path, bootPath, boot: LAUNCHD_BOOT };
   },
   async uninstall(ctx) {
@@ -339,7 +442,12 @@ export const launchdManager: ServiceManager = {
   async status(ctx, d, current) {
     const path = this.path(ctx);
     const text = readOrUndefined(path);
-    const st: ServiceState = { state: 'not-installed', installed: text !== undefined, path, detail: {} };
+    const st: ServiceState = {
+      state: 'not-installed',
+      installed: text !== undefined,
+      path,
+      detail: {},
+    };
     if (text !== undefined && d) st.outdated = text !== renderLaunchdPlist(d);
     else if (text !== undefined && current) {
       const why = launchdOutdated(text, current);
@@ -347,8 +455,12 @@ export const launchdManager: ServiceManager = {
       if (why) st.detail['outdated'] = why;
     }
     if (ctx.root) return { ...st, state: userState(st) };
-    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), { allowFail: true });
-    const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), { allowFail: true });
+    const dis = await ctx.exec.read('launchctl', launchctlArgs.printDisabled(), {
+      allowFail: true,
+    });
+    const r = await ctx.exec.read('launchctl', launchctlArgs.print(DAEMON_LABEL), {
+      allowFail: true,
+    });
     return launchdState(st, dis, r, st.installed ? await readBtm(ctx.exec) : undefined);
   },
 };
@@ -373,9 +485,15 @@ async function launchdLoaded(exec: Exec): Promise<boolean> {
 
 /** bootout by service target; "No such process" (3) means already gone */
 async function bootout(exec: Exec): Promise<void> {
-  const r = await exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), { allowFail: true });
+  const r = await exec.mutate('launchctl', launchctlArgs.bootout(DAEMON_LABEL), {
+    allowFail: true,
+  });
   const o = classifyLaunchctl(r.code, r.stderr, r.stdout);
-  if (o.kind !== 'ok' && o.kind !== 'not-loaded' && !exec.dryRun) throw new AwgError('driver', `launchctl bootout system/${DAEMON_LABEL} failed (exit ${r.code}): ${o.message}`);
+  if (o.kind !== 'ok' && o.kind !== 'not-loaded' && !exec.dryRun)
+    throw new AwgError(
+      'driver',
+      `launchctl bootout system/${DAEMON_LABEL} failed (exit ${r.code}): ${o.message}`,
+    );
 }
 
 function disabledError(path: string): AwgError {

@@ -66,8 +66,22 @@ export const SYSTEMD_SYNC_TIMER_NAME = 'awg-sync.timer';
 export function syncArgv(d: DaemonInvocation): string[] {
   const g = d.git;
   if (!g) throw new Error('no git settings');
-  for (const [k, v] of [['path', g.path], ['allowedSigners', g.allowedSigners]] as const) if (v !== undefined && !v.startsWith('/')) throw new Error(`${k} must be an absolute path: ${v}`);
-  return [d.node, d.bin, 'sync', '--path', g.path, '--branch', g.branch, ...(g.allowedSigners ? ['--allowed-signers', g.allowedSigners] : [])];
+  for (const [k, v] of [
+    ['path', g.path],
+    ['allowedSigners', g.allowedSigners],
+  ] as const)
+    if (v !== undefined && !v.startsWith('/'))
+      throw new Error(`${k} must be an absolute path: ${v}`);
+  return [
+    d.node,
+    d.bin,
+    'sync',
+    '--path',
+    g.path,
+    '--branch',
+    g.branch,
+    ...(g.allowedSigners ? ['--allowed-signers', g.allowedSigners] : []),
+  ];
 }
 
 /**
@@ -106,7 +120,8 @@ export function renderSyncUnit(d: DaemonInvocation): string {
 
 export function renderSyncTimer(d: DaemonInvocation): string {
   const interval = d.git?.interval ?? '1min';
-  if (!/^[0-9]+ ?(s|sec|m|min|h|hr)?$/.test(interval)) throw new Error(`interval: "${interval}" is not a systemd time span such as 30s, 5min or 1h`);
+  if (!/^[0-9]+ ?(s|sec|m|min|h|hr)?$/.test(interval))
+    throw new Error(`interval: "${interval}" is not a systemd time span such as 30s, 5min or 1h`);
   return [
     '# Written by `awg service install --git`; run it again to change this file.',
     '[Unit]',
@@ -126,8 +141,16 @@ export function renderSyncTimer(d: DaemonInvocation): string {
 }
 
 export function daemonArgv(d: DaemonInvocation): string[] {
-  for (const [k, v] of [['node', d.node], ['bin', d.bin], ['config', d.config], ['stateDir', d.stateDir], ['socket', d.socket], ['labelsFile', d.labelsFile]] as const) {
-    if (v !== undefined && !v.startsWith('/')) throw new Error(`${k} must be an absolute path: ${v}`);
+  for (const [k, v] of [
+    ['node', d.node],
+    ['bin', d.bin],
+    ['config', d.config],
+    ['stateDir', d.stateDir],
+    ['socket', d.socket],
+    ['labelsFile', d.labelsFile],
+  ] as const) {
+    if (v !== undefined && !v.startsWith('/'))
+      throw new Error(`${k} must be an absolute path: ${v}`);
   }
   return [
     d.node,
@@ -155,7 +178,10 @@ export function parseDaemonArgv(argv: string[]): DaemonInvocation | undefined {
   const at = argv.indexOf('daemon');
   if (at < 2) return undefined;
   const d: DaemonInvocation = { node: argv[0]!, bin: argv[at - 1]! };
-  const valued: Record<string, 'config' | 'stateDir' | 'socket' | 'socketGroup' | 'metrics' | 'host' | 'labelsFile'> = {
+  const valued: Record<
+    string,
+    'config' | 'stateDir' | 'socket' | 'socketGroup' | 'metrics' | 'host' | 'labelsFile'
+  > = {
     '--config': 'config',
     '--state-dir': 'stateDir',
     '--socket': 'socket',
@@ -178,7 +204,8 @@ export function parseDaemonArgv(argv: string[]): DaemonInvocation | undefined {
  * characters; `\` and `"` escaped; `%` doubled (specifiers) and `$` doubled (variables).
  */
 export function systemdQuote(arg: string): string {
-  if ([...arg].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) throw new Error(`control character in ExecStart argument ${JSON.stringify(arg)}`);
+  if ([...arg].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f))
+    throw new Error(`control character in ExecStart argument ${JSON.stringify(arg)}`);
   const s = arg.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (s !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
   return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
@@ -203,13 +230,35 @@ export interface DaemonCapability {
  */
 export function daemonCapabilities(d: Pick<DaemonInvocation, 'socketGroup'>): DaemonCapability[] {
   return [
-    { cap: 'CAP_NET_ADMIN', why: 'links, addresses, routes, ip rules and the nft table (netlink, `ip`, `nft`); TUN devices; SO_MARK on the engines\' sockets; SO_RCVBUFFORCE; net.* sysctls; listening to the proc connector' },
+    {
+      cap: 'CAP_NET_ADMIN',
+      why: "links, addresses, routes, ip rules and the nft table (netlink, `ip`, `nft`); TUN devices; SO_MARK on the engines' sockets; SO_RCVBUFFORCE; net.* sysctls; listening to the proc connector",
+    },
     { cap: 'CAP_NET_BIND_SERVICE', why: 'a tunnel `listenPort` below 1024' },
-    { cap: 'CAP_SYS_NICE', why: 'SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket; and for an engine\'s thread while a packet waits for its handshake (the handshake boost: from our initiation until the peer\'s first data packet, at most 250 ms)' },
-    { cap: 'CAP_SYS_PTRACE', why: "readlink /proc/PID/exe of other users' processes to match path rules (a PTRACE_MODE_READ check; awg never attaches)" },
-    { cap: 'CAP_SYS_ADMIN', why: "fanotify_init(FAN_CLASS_CONTENT) for the exec gate: the `awg placer` child holds the exec of a program a rule matches until it is in its rule's cgroup (without it placement is best-effort); awg mounts nothing" },
-    { cap: 'CAP_DAC_OVERRIDE', why: "create the claimed cgroup subtree where the cgroup2 root is mode 0555 (hybrid hosts: /sys/fs/cgroup/unified); read a config or `{file:}` secret root applies from a user's 0600 file" },
-    ...(d.socketGroup ? [{ cap: 'CAP_CHOWN', why: 'give the API socket the `--socket-group` group (root is not a member)' }] : []),
+    {
+      cap: 'CAP_SYS_NICE',
+      why: "SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket; and for an engine's thread while a packet waits for its handshake (the handshake boost: from our initiation until the peer's first data packet, at most 250 ms)",
+    },
+    {
+      cap: 'CAP_SYS_PTRACE',
+      why: "readlink /proc/PID/exe of other users' processes to match path rules (a PTRACE_MODE_READ check; awg never attaches)",
+    },
+    {
+      cap: 'CAP_SYS_ADMIN',
+      why: "fanotify_init(FAN_CLASS_CONTENT) for the exec gate: the `awg placer` child holds the exec of a program a rule matches until it is in its rule's cgroup (without it placement is best-effort); awg mounts nothing",
+    },
+    {
+      cap: 'CAP_DAC_OVERRIDE',
+      why: "create the claimed cgroup subtree where the cgroup2 root is mode 0555 (hybrid hosts: /sys/fs/cgroup/unified); read a config or `{file:}` secret root applies from a user's 0600 file",
+    },
+    ...(d.socketGroup
+      ? [
+          {
+            cap: 'CAP_CHOWN',
+            why: 'give the API socket the `--socket-group` group (root is not a member)',
+          },
+        ]
+      : []),
   ];
 }
 
@@ -218,18 +267,33 @@ const STATE_ROOT = '/var/lib/';
 /** `[Service]` sandboxing lines: why each is set (or not) is in the comments they carry. */
 function hardening(d: DaemonInvocation): string[] {
   const stateDir = d.stateDir ?? '/var/lib/awg';
-  const stateLines = stateDir.startsWith(STATE_ROOT) && stateDir.length > STATE_ROOT.length
-    ? [`StateDirectory=${systemdQuote(stateDir.slice(STATE_ROOT.length))}`, 'StateDirectoryMode=0700']
-    : [`ExecStartPre=+/bin/mkdir -p -m 0700 ${systemdQuote(stateDir)}`, `ReadWritePaths=${systemdQuote(stateDir)}`];
+  const stateLines =
+    stateDir.startsWith(STATE_ROOT) && stateDir.length > STATE_ROOT.length
+      ? [
+          `StateDirectory=${systemdQuote(stateDir.slice(STATE_ROOT.length))}`,
+          'StateDirectoryMode=0700',
+        ]
+      : [
+          `ExecStartPre=+/bin/mkdir -p -m 0700 ${systemdQuote(stateDir)}`,
+          `ReadWritePaths=${systemdQuote(stateDir)}`,
+        ];
   const socketDir = d.socket ? dirname(d.socket) : '/run/awg';
-  const socketLines = socketDir === '/run' || socketDir.startsWith('/run/') ? [] : [`ExecStartPre=+/bin/mkdir -p -m 0755 ${systemdQuote(socketDir)}`, `ReadWritePaths=${systemdQuote(socketDir)}`];
+  const socketLines =
+    socketDir === '/run' || socketDir.startsWith('/run/')
+      ? []
+      : [
+          `ExecStartPre=+/bin/mkdir -p -m 0755 ${systemdQuote(socketDir)}`,
+          `ReadWritePaths=${systemdQuote(socketDir)}`,
+        ];
   return [
     '# hardening (docs/security.md; `systemd-analyze security awg.service`)',
     '# files awg creates (state, records, temporary files) are private; the socket gets its own mode',
     'UMask=0077',
     'NoNewPrivileges=yes',
     ...daemonCapabilities(d).map((c) => `# ${c.cap}: ${c.why}`),
-    `CapabilityBoundingSet=${daemonCapabilities(d).map((c) => c.cap).join(' ')}`,
+    `CapabilityBoundingSet=${daemonCapabilities(d)
+      .map((c) => c.cap)
+      .join(' ')}`,
     'AmbientCapabilities=',
     '# read-only system; writable: the state directory, /run (API socket, engine UAPI sockets,',
     '# resolvconf) and /etc (the static DNS manager replaces /etc/resolv.conf by rename, which',
@@ -319,7 +383,7 @@ export function renderBootUnit(d: Pick<DaemonInvocation, 'stateDir'>): string {
     'DefaultDependencies=no',
     'Wants=network-pre.target',
     `Before=network-pre.target ${SYSTEMD_UNIT_NAME}`,
-    '# after the distribution\'s own ruleset: Debian\'s /etc/nftables.conf starts with `flush ruleset`,',
+    "# after the distribution's own ruleset: Debian's /etc/nftables.conf starts with `flush ruleset`,",
     '# which would remove our table if it ran later (After= on a unit that is absent is a no-op)',
     'After=local-fs.target nftables.service',
     `RequiresMountsFor=${systemdQuote(file)}`,
@@ -361,7 +425,13 @@ export function renderBootUnit(d: Pick<DaemonInvocation, 'stateDir'>): string {
 
 /** The launchd plist: the existing darwin renderer with the same daemon argv. */
 export function renderLaunchdPlist(d: DaemonInvocation): string {
-  return renderDaemonPlist({ label: DAEMON_LABEL, programArguments: daemonArgv(d), stdoutPath: DARWIN_LOG, stderrPath: DARWIN_LOG, environment: { NO_COLOR: '1' } });
+  return renderDaemonPlist({
+    label: DAEMON_LABEL,
+    programArguments: daemonArgv(d),
+    stdoutPath: DARWIN_LOG,
+    stderrPath: DARWIN_LOG,
+    environment: { NO_COLOR: '1' },
+  });
 }
 
 /**
@@ -372,5 +442,9 @@ export function renderLaunchdPlist(d: DaemonInvocation): string {
  */
 export function renderKillSwitchLaunchdPlist(d: Pick<DaemonInvocation, 'stateDir'>): string {
   const stateDir = d.stateDir ?? defaultPaths('darwin').stateDir;
-  return renderKillSwitchPlist({ label: KILLSWITCH_LABEL, programArguments: bootJobArgv(stateDir), stderrPath: `${stateDir}/${BOOT_LOG_FILE}` });
+  return renderKillSwitchPlist({
+    label: KILLSWITCH_LABEL,
+    programArguments: bootJobArgv(stateDir),
+    stderrPath: `${stateDir}/${BOOT_LOG_FILE}`,
+  });
 }

@@ -6,7 +6,12 @@
  */
 import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { LOCAL_PEERCRED, LOCAL_PEERPID, SOL_LOCAL, darwinCallerNatives } from '../../../src/native/darwin/peercred.js';
+import {
+  LOCAL_PEERCRED,
+  LOCAL_PEERPID,
+  SOL_LOCAL,
+  darwinCallerNatives,
+} from '../../../src/native/darwin/peercred.js';
 import { startApiServer } from '../../../src/daemon/server.js';
 import { darwinPlatform } from '../../../src/resources/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
@@ -28,7 +33,12 @@ export function modelDaemon(o: DaemonOptions) {
   d.subscribe((e) => events.push(e));
   /** the `n`th reconcile-finished event, once it came (undefined after ~10 s) */
   const finished = async (n: number) => {
-    for (let i = 0; i < 5000 && events.filter((e) => e.type === 'reconcile-finished').length < n; i++) await new Promise((r) => setTimeout(r, 2));
+    for (
+      let i = 0;
+      i < 5000 && events.filter((e) => e.type === 'reconcile-finished').length < n;
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 2));
     return events.filter((e) => e.type === 'reconcile-finished')[n - 1];
   };
   return { d, events, finished };
@@ -46,7 +56,14 @@ export function macCallers() {
   const callers = darwinCallerNatives({
     getsockopt(fd, level, name, val) {
       calls.push({ fd, level, name });
-      const b = level !== SOL_LOCAL ? undefined : name === LOCAL_PEERCRED ? xucred(state.who.uid, state.who.groups) : name === LOCAL_PEERPID ? pidT(state.who.pid) : undefined;
+      const b =
+        level !== SOL_LOCAL
+          ? undefined
+          : name === LOCAL_PEERCRED
+            ? xucred(state.who.uid, state.who.groups)
+            : name === LOCAL_PEERPID
+              ? pidT(state.who.pid)
+              : undefined;
       if (!b) return -22;
       val.set(b);
       return b.length;
@@ -65,9 +82,18 @@ export function macCallers() {
  * records), serving the API on a fresh socket in `dir` with macOS's caller check (root
  * calling). `stop`: the API closes and the daemon stops without teardown.
  */
-export async function servingModelDaemon(host: MacHost, o: { dir: string; stateDir: string; configPath?: string }) {
+export async function servingModelDaemon(
+  host: MacHost,
+  o: { dir: string; stateDir: string; configPath?: string },
+) {
   const { io } = await modelEngineIo(host);
-  const m = modelDaemon({ platform: darwinPlatform, exec: host, stateDir: o.stateDir, engines: createInprocEngineHost({ io, uapi: false }), ...(o.configPath ? { configPath: o.configPath } : {}) });
+  const m = modelDaemon({
+    platform: darwinPlatform,
+    exec: host,
+    stateDir: o.stateDir,
+    engines: createInprocEngineHost({ io, uapi: false }),
+    ...(o.configPath ? { configPath: o.configPath } : {}),
+  });
   await m.d.start();
   const socket = `${o.dir}/awg-${Math.random().toString(36).slice(2)}.sock`;
   const server = await startApiServer(m.d, { socketPath: socket, callers: macCallers().callers });

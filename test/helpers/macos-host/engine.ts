@@ -12,7 +12,13 @@ import type { Change } from '../../../src/model/change.js';
 import { ids } from '../../../src/model/identity.js';
 import { isProxyEngine, type EngineSpec, type Resource } from '../../../src/model/resources.js';
 import { forgetUtun, readUtunRegistry, recordUtun } from '../../../src/platform/darwin/utun.js';
-import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../../../src/resources/driver.js';
+import type {
+  ApplyContext,
+  ApplyResult,
+  Driver,
+  ObserveResult,
+  ObserveScope,
+} from '../../../src/resources/driver.js';
 import type { MacHost } from './model.js';
 
 export class ModelEngines implements Driver<'engine'> {
@@ -28,13 +34,15 @@ export class ModelEngines implements Driver<'engine'> {
   async observe(_scope: ObserveScope): Promise<ObserveResult<'engine'>> {
     const resources: Resource<'engine'>[] = [];
     for (const [tunnel, e] of this.running)
-      if (!e.utun || this.host.interfaces.has(e.utun)) resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: e.spec, deps: [] });
+      if (!e.utun || this.host.interfaces.has(e.utun))
+        resources.push({ kind: 'engine', id: ids.engine(tunnel), spec: e.spec, deps: [] });
     return { resources, foreign: [] };
   }
 
   async apply(change: Change<'engine'>, ctx: ApplyContext): Promise<ApplyResult> {
     if (change.action === 'noop') return 'unchanged';
-    if (change.before && (change.action === 'delete' || change.action === 'replace')) this.stop(change.before, ctx);
+    if (change.before && (change.action === 'delete' || change.action === 'replace'))
+      this.stop(change.before, ctx);
     if (change.after && change.action !== 'delete') {
       const spec = change.after;
       const cur = this.running.get(spec.tunnel);
@@ -44,10 +52,17 @@ export class ModelEngines implements Driver<'engine'> {
         const e: { spec: EngineSpec; utun?: string } = { spec };
         if (!isProxyEngine(spec)) {
           // the utun control socket is privileged (connect: EPERM for non-root)
-          if (this.host.root === false) throw new AwgError('permission', `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Operation not permitted`);
+          if (this.host.root === false)
+            throw new AwgError(
+              'permission',
+              `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Operation not permitted`,
+            );
           if (this.failStarts > 0) {
             this.failStarts--;
-            throw new AwgError('driver', `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Device busy`);
+            throw new AwgError(
+              'driver',
+              `engine ${spec.tunnel}: connect(com.apple.net.utun_control): Device busy`,
+            );
           }
           e.utun = this.host.createUtun();
           recordUtun(ctx.state, spec.link, { ifname: e.utun, pid: 40000 + this.starts });
@@ -62,7 +77,8 @@ export class ModelEngines implements Driver<'engine'> {
     const e = this.running.get(spec.tunnel);
     if (e?.utun) this.host.destroyUtun(e.utun);
     this.running.delete(spec.tunnel);
-    if (!isProxyEngine(spec) && readUtunRegistry(ctx.state)[spec.link]) forgetUtun(ctx.state, spec.link);
+    if (!isProxyEngine(spec) && readUtunRegistry(ctx.state)[spec.link])
+      forgetUtun(ctx.state, spec.link);
   }
 
   /** the engine process died (the daemon crashed): its utun and routes go, nothing else */
@@ -88,7 +104,13 @@ export function modelNatives(host: MacHost, o: { failPinOn?: ReadonlySet<string>
     },
     openUtunIo: () => {
       const ifname = host.createUtun();
-      const io: UtunIo = { read: () => 0, write: () => true, mtu: () => 1420, watch: () => () => {}, close: () => host.destroyUtun(ifname) };
+      const io: UtunIo = {
+        read: () => 0,
+        write: () => true,
+        mtu: () => 1420,
+        watch: () => () => {},
+        close: () => host.destroyUtun(ifname),
+      };
       return { ifname, io };
     },
   };

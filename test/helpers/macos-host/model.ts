@@ -201,7 +201,12 @@ function pfMainNat(conf: string): string[] {
  * an anchor's ruleset as `-sr` shows it (macros expanded, comments and definitions gone),
  * its `rdr` rules as `-sn` shows them and its `table <x> const { … }` definitions
  */
-function pfAnchorRules(text: string): { rules: string[]; nat: string[]; tables: Map<string, string[]>; error?: string } {
+function pfAnchorRules(text: string): {
+  rules: string[];
+  nat: string[];
+  tables: Map<string, string[]>;
+  error?: string;
+} {
   const macros = new Map<string, string>();
   const rules: string[] = [];
   const nat: string[] = [];
@@ -217,7 +222,13 @@ function pfAnchorRules(text: string): { rules: string[]; nat: string[]; tables: 
     }
     let bad: string | undefined;
     const r = l.replace(/\$([A-Za-z0-9_]+)/g, (_, n: string) => macros.get(n) ?? ((bad = n), ''));
-    if (bad !== undefined) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error` };
+    if (bad !== undefined)
+      return {
+        rules: [],
+        nat: [],
+        tables,
+        error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error`,
+      };
     const t = /^table <([A-Za-z0-9_]+)> const \{ ([^}]*) \}$/.exec(r);
     if (t) {
       tables.set(t[1]!, t[2]!.split(/\s+/).filter(Boolean));
@@ -225,11 +236,18 @@ function pfAnchorRules(text: string): { rules: string[]; nat: string[]; tables: 
     }
     // PF wants translation rules before filter rules
     if (/^rdr\b/.test(r)) {
-      if (rules.length) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: Rules must be in order: options, normalization, queueing, translation, filtering\nstdin:${i + 1}: syntax error` };
+      if (rules.length)
+        return {
+          rules: [],
+          nat: [],
+          tables,
+          error: `stdin:${i + 1}: Rules must be in order: options, normalization, queueing, translation, filtering\nstdin:${i + 1}: syntax error`,
+        };
       nat.push(r);
       continue;
     }
-    if (!/^(pass|block)\b/.test(r)) return { rules: [], nat: [], tables, error: `stdin:${i + 1}: syntax error` };
+    if (!/^(pass|block)\b/.test(r))
+      return { rules: [], nat: [], tables, error: `stdin:${i + 1}: syntax error` };
     rules.push(r);
   }
   return { rules, nat, tables };
@@ -239,8 +257,21 @@ export class MacHost implements Exec {
   routes: MRoute[] = [];
   interfaces = new Map<string, MInterface>();
   services: MService[] = [];
-  store = new Map<string, { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }>();
-  pf: MPf = { enabled: false, main: pfMainRules(DEFAULT_PF_CONF), nat: pfMainNat(DEFAULT_PF_CONF), anchors: new Map(), anchorNat: new Map(), anchorTables: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
+  store = new Map<
+    string,
+    { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }
+  >();
+  pf: MPf = {
+    enabled: false,
+    main: pfMainRules(DEFAULT_PF_CONF),
+    nat: pfMainNat(DEFAULT_PF_CONF),
+    anchors: new Map(),
+    anchorNat: new Map(),
+    anchorTables: new Map(),
+    refs: new Map(),
+    plainRefs: 0,
+    stateFlushes: 0,
+  };
   pfConf = DEFAULT_PF_CONF;
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
   launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
@@ -279,22 +310,74 @@ export class MacHost implements Exec {
    */
   static laptop(): MacHost {
     const h = new MacHost();
-    h.interfaces.set('lo0', { name: 'lo0', index: 1, mtu: 16384, up: true, inet: [{ address: '127.0.0.1', prefixlen: 8 }], inet6: [{ address: '::1', prefixlen: 128 }, { address: 'fe80::1', prefixlen: 64 }] });
-    h.interfaces.set('en0', { name: 'en0', index: 11, mtu: 1500, up: true, inet: [{ address: '192.168.1.175', prefixlen: 24 }], inet6: [] });
+    h.interfaces.set('lo0', {
+      name: 'lo0',
+      index: 1,
+      mtu: 16384,
+      up: true,
+      inet: [{ address: '127.0.0.1', prefixlen: 8 }],
+      inet6: [
+        { address: '::1', prefixlen: 128 },
+        { address: 'fe80::1', prefixlen: 64 },
+      ],
+    });
+    h.interfaces.set('en0', {
+      name: 'en0',
+      index: 11,
+      mtu: 1500,
+      up: true,
+      inet: [{ address: '192.168.1.175', prefixlen: 24 }],
+      inet6: [],
+    });
     h.routes = capturedRoutes()
       .filter((r) => r.netif !== 'utun2' && !(r.destination === '192.168.1.51' && r.viaGateway))
       .map((r) => {
-        if (!r.dst) throw new Error(`macos-host: capture row without a destination: ${r.destination}`);
+        if (!r.dst)
+          throw new Error(`macos-host: capture row without a destination: ${r.destination}`);
         const g = r.gateway;
-        const gateway = g.kind === 'link' ? `link#${g.index}` : g.kind === 'ip' ? g.address : g.kind === 'mac' ? g.address : g.name;
-        const m: MRoute = { family: r.family, dst: r.dst, gateway, flags: r.flags, netif: r.netif, system: true };
+        const gateway =
+          g.kind === 'link'
+            ? `link#${g.index}`
+            : g.kind === 'ip'
+              ? g.address
+              : g.kind === 'mac'
+                ? g.address
+                : g.name;
+        const m: MRoute = {
+          family: r.family,
+          dst: r.dst,
+          gateway,
+          flags: r.flags,
+          netif: r.netif,
+          system: true,
+        };
         if (r.expire !== undefined) m.expire = r.expire;
         return m;
       });
-    h.routes.splice(1, 0, { family: 4, dst: '0.0.0.0/0', gateway: '192.168.1.1', flags: 'UGScIg', netif: 'en0', system: true });
+    h.routes.splice(1, 0, {
+      family: 4,
+      dst: '0.0.0.0/0',
+      gateway: '192.168.1.1',
+      flags: 'UGScIg',
+      netif: 'en0',
+      system: true,
+    });
     h.services = [
-      { name: 'Wi-Fi', device: 'en0', enabled: true, dns: [], search: [], dhcp: { dns: ['192.168.1.1'], search: ['home.arpa'] } },
-      { name: 'Thunderbolt Bridge', device: 'bridge0', enabled: true, dns: ['192.168.7.1'], search: ['corp.example'] },
+      {
+        name: 'Wi-Fi',
+        device: 'en0',
+        enabled: true,
+        dns: [],
+        search: [],
+        dhcp: { dns: ['192.168.1.1'], search: ['home.arpa'] },
+      },
+      {
+        name: 'Thunderbolt Bridge',
+        device: 'bridge0',
+        enabled: true,
+        dns: ['192.168.7.1'],
+        search: ['corp.example'],
+      },
       { name: 'iPhone USB', device: 'en5', enabled: false, dns: [], search: [] },
     ];
     return h;
@@ -304,7 +387,11 @@ export class MacHost implements Exec {
   snapshot(): unknown {
     return JSON.parse(
       JSON.stringify({
-        routes: [...this.routes].sort((a, b) => `${a.dst} ${a.netif} ${a.gateway} ${a.flags}`.localeCompare(`${b.dst} ${b.netif} ${b.gateway} ${b.flags}`)),
+        routes: [...this.routes].sort((a, b) =>
+          `${a.dst} ${a.netif} ${a.gateway} ${a.flags}`.localeCompare(
+            `${b.dst} ${b.netif} ${b.gateway} ${b.flags}`,
+          ),
+        ),
         interfaces: [...this.interfaces.values()].sort((a, b) => a.name.localeCompare(b.name)),
         services: this.services,
         store: [...this.store].sort(),
@@ -314,7 +401,10 @@ export class MacHost implements Exec {
           nat: this.pf.nat,
           anchors: [...this.pf.anchors].filter(([, r]) => r.length).sort(),
           anchorNat: [...this.pf.anchorNat].filter(([, r]) => r.length).sort(),
-          anchorTables: [...this.pf.anchorTables].filter(([, t]) => t.size).map(([n, t]) => [n, [...t].sort()]).sort(),
+          anchorTables: [...this.pf.anchorTables]
+            .filter(([, t]) => t.size)
+            .map(([n, t]) => [n, [...t].sort()])
+            .sort(),
           refs: [...this.pf.refs.keys()].sort(),
           plainRefs: this.pf.plainRefs,
         },
@@ -334,7 +424,14 @@ export class MacHost implements Exec {
     const name = `utun${n}`;
     if (this.interfaces.has(name)) throw new Error(`${name} exists`);
     const index = Math.max(...[...this.interfaces.values()].map((i) => i.index)) + 1;
-    this.interfaces.set(name, { name, index, mtu: 1500, up: true, inet: [], inet6: [{ address: `fe80::${n + 1}`, prefixlen: 64 }] });
+    this.interfaces.set(name, {
+      name,
+      index,
+      mtu: 1500,
+      up: true,
+      inet: [],
+      inet6: [{ address: `fe80::${n + 1}`, prefixlen: 64 }],
+    });
     return name;
   }
 
@@ -366,11 +463,22 @@ export class MacHost implements Exec {
    * its StandardErrorPath (a real file), as launchd does.
    */
   reboot(o: { pfConfLoad: 'before' | 'after' }): void {
-    for (const n of [...this.interfaces.keys()]) if (n.startsWith('utun')) this.interfaces.delete(n);
+    for (const n of [...this.interfaces.keys()])
+      if (n.startsWith('utun')) this.interfaces.delete(n);
     this.routes = this.routes.filter((r) => r.system);
     this.store.clear();
     this.launchd.clear();
-    this.pf = { enabled: false, main: [], nat: [], anchors: new Map(), anchorNat: new Map(), anchorTables: new Map(), refs: new Map(), plainRefs: 0, stateFlushes: 0 };
+    this.pf = {
+      enabled: false,
+      main: [],
+      nat: [],
+      anchors: new Map(),
+      anchorNat: new Map(),
+      anchorTables: new Map(),
+      refs: new Map(),
+      plainRefs: 0,
+      stateFlushes: 0,
+    };
     const systemLoad = () => {
       this.pf.main = pfMainRules(this.pfConf);
       this.pf.nat = pfMainNat(this.pfConf);
@@ -384,7 +492,12 @@ export class MacHost implements Exec {
       const argv = plistProgramArguments(text) ?? [];
       const err = /<key>StandardErrorPath<\/key>\s*<string>([^<]+)<\/string>/.exec(text)?.[1];
       let r: ExecResult | undefined;
-      if (argv[0] === '/bin/sh' && argv[1] === '-c' && argv[2] === 'test -f "$0" || exit 0; exec /sbin/pfctl -E -f "$0"' && argv.length === 4)
+      if (
+        argv[0] === '/bin/sh' &&
+        argv[1] === '-c' &&
+        argv[2] === 'test -f "$0" || exit 0; exec /sbin/pfctl -E -f "$0"' &&
+        argv.length === 4
+      )
         r = existsSync(argv[3]!) ? this.pfctl(['-E', '-f', argv[3]!], undefined, () => {}) : ok();
       else if (argv[0] === '/sbin/pfctl') r = this.pfctl(argv.slice(1), undefined, () => {});
       if (r && err) appendFileSync(err, r.stderr);
@@ -417,7 +530,8 @@ export class MacHost implements Exec {
       if (f.match.test(display)) {
         const n = (this.faultCounts.get(f) ?? 0) + 1;
         this.faultCounts.set(f, n);
-        if (f.nth === 'every' || n === (f.nth ?? 1)) throw new Error(`ENOSPC: no space left on device (${display})`);
+        if (f.nth === 'every' || n === (f.nth ?? 1))
+          throw new Error(`ENOSPC: no space left on device (${display})`);
       }
     for (const t of this.triggers)
       if (t.match.test(display)) {
@@ -439,7 +553,8 @@ export class MacHost implements Exec {
           this.faultCounts.set(f, n);
           if (f.nth === 'every' || n === (f.nth ?? 1)) r = this.injected(cmd, args);
         }
-    if (this.root === false || (this.root instanceof RegExp && this.root.test(line))) r ??= this.refused(kind, cmd, args);
+    if (this.root === false || (this.root instanceof RegExp && this.root.test(line)))
+      r ??= this.refused(kind, cmd, args);
     r ??= this.dispatch(kind, cmd, args, opts.input);
     if (kind === 'mutate')
       for (const t of this.triggers)
@@ -451,7 +566,12 @@ export class MacHost implements Exec {
     if (r.code !== 0 && !opts.allowFail) {
       // as ProcessExec classifies a failed command (util/exec.ts)
       const msg = (r.stderr || r.stdout).trim();
-      throw new AwgError(/Operation not permitted|Permission denied|EPERM|EACCES/.test(msg) ? 'permission' : 'driver', `${line} failed (exit ${r.code}): ${msg}`);
+      throw new AwgError(
+        /Operation not permitted|Permission denied|EPERM|EACCES/.test(msg)
+          ? 'permission'
+          : 'driver',
+        `${line} failed (exit ${r.code}): ${msg}`,
+      );
     }
     return r;
   }
@@ -466,7 +586,18 @@ export class MacHost implements Exec {
         // network_cmds route.c: errx(EX_NOPERM, ...) before any socket is written
         return fail('route: must be root to alter routing table\n', 77);
       case 'ifconfig': {
-        const op = args[1] === 'mtu' ? 'SIOCSIFMTU' : args.includes('-alias') ? (args[1] === 'inet6' ? 'SIOCDIFADDR_IN6' : 'SIOCDIFADDR') : args[1] === 'inet6' ? 'SIOCAIFADDR_IN6' : args[1] === 'inet' ? 'SIOCAIFADDR' : 'SIOCSIFFLAGS';
+        const op =
+          args[1] === 'mtu'
+            ? 'SIOCSIFMTU'
+            : args.includes('-alias')
+              ? args[1] === 'inet6'
+                ? 'SIOCDIFADDR_IN6'
+                : 'SIOCDIFADDR'
+              : args[1] === 'inet6'
+                ? 'SIOCAIFADDR_IN6'
+                : args[1] === 'inet'
+                  ? 'SIOCAIFADDR'
+                  : 'SIOCSIFFLAGS';
         return fail(`ifconfig: ioctl (${op}): Operation not permitted\n`);
       }
       case 'networksetup':
@@ -478,7 +609,10 @@ export class MacHost implements Exec {
       case 'rm':
         return fail(`${cmd}: ${args.at(-1)}: Permission denied\n`);
       case 'launchctl':
-        return fail(`${args[0] === 'bootout' ? 'Boot-out' : 'Bootstrap'} failed: 1: Operation not permitted\n`, 1);
+        return fail(
+          `${args[0] === 'bootout' ? 'Boot-out' : 'Bootstrap'} failed: 1: Operation not permitted\n`,
+          1,
+        );
       default:
         return undefined;
     }
@@ -488,7 +622,10 @@ export class MacHost implements Exec {
   private injected(cmd: string, args: string[]): ExecResult {
     switch (cmd) {
       case 'route':
-        return ok(`${args[1]} net ${args.at(-1)}: gateway ${args.at(-1)}: Network is unreachable\n`, 'route: writing to routing socket: Network is unreachable\n');
+        return ok(
+          `${args[1]} net ${args.at(-1)}: gateway ${args.at(-1)}: Network is unreachable\n`,
+          'route: writing to routing socket: Network is unreachable\n',
+        );
       case 'pfctl':
         return fail('pfctl: DIOCBEGIN: Device busy\n');
       case 'networksetup':
@@ -498,22 +635,31 @@ export class MacHost implements Exec {
     }
   }
 
-  private dispatch(kind: 'read' | 'mutate', cmd: string, args: string[], input?: string): ExecResult {
+  private dispatch(
+    kind: 'read' | 'mutate',
+    cmd: string,
+    args: string[],
+    input?: string,
+  ): ExecResult {
     const need = (k: 'read' | 'mutate') => {
-      if (kind !== k) throw new Error(`macos-host: ${cmd} ${args.join(' ')} issued as ${kind}, it ${k === 'read' ? 'only reads' : 'changes the system'}`);
+      if (kind !== k)
+        throw new Error(
+          `macos-host: ${cmd} ${args.join(' ')} issued as ${kind}, it ${k === 'read' ? 'only reads' : 'changes the system'}`,
+        );
     };
     switch (cmd) {
       case 'netstat':
         need('read');
         return this.netstat(args);
       case 'route':
-        if (args.length === 3 && args[0] === '-n' && args[1] === 'get') return need('read'), this.routeGet(args[2]!);
+        if (args.length === 3 && args[0] === '-n' && args[1] === 'get')
+          return (need('read'), this.routeGet(args[2]!));
         need('mutate');
         return this.route(args);
       case 'sysctl':
         return this.sysctl(args, need);
       case 'ifconfig':
-        if (args.length === 0) return need('read'), ok(this.ifconfigText());
+        if (args.length === 0) return (need('read'), ok(this.ifconfigText()));
         need('mutate');
         return this.ifconfig(args);
       case 'pfctl':
@@ -528,14 +674,22 @@ export class MacHost implements Exec {
         break;
       case 'tee':
         need('mutate');
-        if (args.length === 1 && args[0]!.startsWith('/Library/LaunchDaemons/') && input !== undefined) {
+        if (
+          args.length === 1 &&
+          args[0]!.startsWith('/Library/LaunchDaemons/') &&
+          input !== undefined
+        ) {
           this.files.set(args[0]!, input);
           return ok(input);
         }
         break;
       case 'rm':
         need('mutate');
-        if (args.length === 2 && args[0] === '-f' && args[1]!.startsWith('/Library/LaunchDaemons/')) {
+        if (
+          args.length === 2 &&
+          args[0] === '-f' &&
+          args[1]!.startsWith('/Library/LaunchDaemons/')
+        ) {
           this.files.delete(args[1]!);
           return ok();
         }
@@ -546,11 +700,11 @@ export class MacHost implements Exec {
         return this.networksetup(args, need);
       case 'scutil':
         if (args.length === 0 && input !== undefined) return this.scutil(input, kind);
-        if (args.length === 1 && args[0] === '--dns') return need('read'), ok(this.scutilDns());
+        if (args.length === 1 && args[0] === '--dns') return (need('read'), ok(this.scutilDns()));
         break;
       case 'dscacheutil':
         need('mutate');
-        if (args.join(' ') === '-flushcache') return this.dnsFlushes++, ok();
+        if (args.join(' ') === '-flushcache') return (this.dnsFlushes++, ok());
         break;
       case 'killall':
         need('mutate');
@@ -564,9 +718,14 @@ export class MacHost implements Exec {
 
   private netstat(args: string[]): ExecResult {
     // 0: both families
-    const only = new Map<string, 0 | 4 | 6>([['-rn', 0], ['-rn -f inet', 4], ['-rn -f inet6', 6]]).get(args.join(' '));
+    const only = new Map<string, 0 | 4 | 6>([
+      ['-rn', 0],
+      ['-rn -f inet', 4],
+      ['-rn -f inet6', 6],
+    ]).get(args.join(' '));
     if (only === undefined) throw new Error(`macos-host: netstat ${args.join(' ')}`);
-    const row = (r: MRoute) => `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}${r.expire === undefined ? '' : ` ${r.expire.padStart(6)}`}`;
+    const row = (r: MRoute) =>
+      `${netstatDst(r).padEnd(18)} ${r.gateway.padEnd(18)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}${r.expire === undefined ? '' : ` ${r.expire.padStart(6)}`}`;
     // the radix tree's walk: by destination, the more specific mask first
     const key = (r: MRoute) => {
       const [a, l] = r.dst.split('/') as [string, string];
@@ -580,10 +739,25 @@ export class MacHost implements Exec {
     };
     const byFamily = (f: 4 | 6) => this.routes.filter((r) => r.family === f).sort(order);
     const v4 = byFamily(4).map(row);
-    const v6 = byFamily(6).map((r) => `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`);
-    const sec4 = ['Internet:', 'Destination        Gateway            Flags        Netif Expire', ...v4, ''];
-    const sec6 = ['Internet6:', 'Destination                             Gateway                                 Flags         Netif Expire', ...v6, ''];
-    return ok(['Routing tables', '', ...(only === 6 ? [] : sec4), ...(only === 4 ? [] : sec6)].join('\n'));
+    const v6 = byFamily(6).map(
+      (r) =>
+        `${netstatDst(r).padEnd(39)} ${r.gateway.padEnd(39)} ${r.flags.padEnd(12)} ${r.netif.padStart(5)}`,
+    );
+    const sec4 = [
+      'Internet:',
+      'Destination        Gateway            Flags        Netif Expire',
+      ...v4,
+      '',
+    ];
+    const sec6 = [
+      'Internet6:',
+      'Destination                             Gateway                                 Flags         Netif Expire',
+      ...v6,
+      '',
+    ];
+    return ok(
+      ['Routing tables', '', ...(only === 6 ? [] : sec4), ...(only === 4 ? [] : sec6)].join('\n'),
+    );
   }
 
   /**
@@ -600,16 +774,24 @@ export class MacHost implements Exec {
     const family = ipaddr.parse(dst).kind() === 'ipv4' ? 4 : 6;
     const len = (r: MRoute) => Number(r.dst.split('/')[1]);
     const longest = (rs: MRoute[]) => rs.sort((a, b) => len(b) - len(a))[0];
-    const matching = this.routes.filter((r) => r.family === family && !r.flags.includes('L') && inPrefix(dst, r.dst));
+    const matching = this.routes.filter(
+      (r) => r.family === family && !r.flags.includes('L') && inPrefix(dst, r.dst),
+    );
     const unscoped = longest(matching.filter((r) => !r.flags.includes('I')));
     if (!ifscope) return unscoped;
     const rn0 = unscoped && unscoped.netif === ifscope ? unscoped : undefined;
     const scoped = longest(matching.filter((r) => r.flags.includes('I') && r.netif === ifscope));
     const isDefault = (r: MRoute) => len(r) === 0;
     const isHost = (r: MRoute) => len(r) === (family === 4 ? 32 : 128);
-    if (scoped && !(rn0 && ((isDefault(scoped) && !isDefault(rn0)) || (!isHost(scoped) && isHost(rn0))))) return scoped;
+    if (
+      scoped &&
+      !(rn0 && ((isDefault(scoped) && !isDefault(rn0)) || (!isHost(scoped) && isHost(rn0))))
+    )
+      return scoped;
     if (rn0) return rn0;
-    const def = this.routes.find((r) => r.family === family && isDefault(r) && !r.flags.includes('I'));
+    const def = this.routes.find(
+      (r) => r.family === family && isDefault(r) && !r.flags.includes('I'),
+    );
     return def && def.netif === ifscope ? def : undefined;
   }
 
@@ -621,8 +803,27 @@ export class MacHost implements Exec {
     const best = this.lookup(addr);
     if (!best) return ok('', 'route: writing to routing socket: not in table\n');
     const [net, len] = best.dst.split('/') as [string, string];
-    const mask = family === 4 ? ipaddr.IPv4.subnetMaskFromPrefixLength(Number(len)).toString() : ipaddr.IPv6.subnetMaskFromPrefixLength(Number(len)).toString();
-    const names = [...best.flags].map((c) => ({ U: 'UP', G: 'GATEWAY', H: 'HOST', S: 'STATIC', c: 'PRCLONING', g: 'GLOBAL', C: 'CLONING', B: 'BLACKHOLE', R: 'REJECT', m: 'MULTICAST' })[c]).filter(Boolean);
+    const mask =
+      family === 4
+        ? ipaddr.IPv4.subnetMaskFromPrefixLength(Number(len)).toString()
+        : ipaddr.IPv6.subnetMaskFromPrefixLength(Number(len)).toString();
+    const names = [...best.flags]
+      .map(
+        (c) =>
+          ({
+            U: 'UP',
+            G: 'GATEWAY',
+            H: 'HOST',
+            S: 'STATIC',
+            c: 'PRCLONING',
+            g: 'GLOBAL',
+            C: 'CLONING',
+            B: 'BLACKHOLE',
+            R: 'REJECT',
+            m: 'MULTICAST',
+          })[c],
+      )
+      .filter(Boolean);
     names.splice(names.includes('GATEWAY') ? 2 : 1, 0, 'DONE');
     return ok(
       [
@@ -646,7 +847,13 @@ export class MacHost implements Exec {
     const fam = a.shift();
     const kindArg = a.shift();
     const dstArg = a.shift();
-    if (!op || !['add', 'delete', 'change'].includes(op) || (fam !== '-inet' && fam !== '-inet6') || (kindArg !== '-net' && kindArg !== '-host') || !dstArg)
+    if (
+      !op ||
+      !['add', 'delete', 'change'].includes(op) ||
+      (fam !== '-inet' && fam !== '-inet6') ||
+      (kindArg !== '-net' && kindArg !== '-host') ||
+      !dstArg
+    )
       throw new Error(`macos-host: route ${args.join(' ')}`);
     const family = fam === '-inet6' ? 6 : 4;
     const dst = canon(kindArg === '-host' ? `${dstArg}/${family === 4 ? 32 : 128}` : dstArg);
@@ -674,29 +881,45 @@ export class MacHost implements Exec {
       gateway = a[0]!;
       // a scoped link-local gateway (fe80::1%en0) names its interface; others go via a connected route
       const zone = /%(\w+)$/.exec(gateway)?.[1];
-      const via = zone && this.interfaces.has(zone) ? { netif: zone } : this.routes.find((r) => r.family === family && r.gateway.startsWith('link#') && inPrefix(gateway, r.dst));
-      if (!via) return ok(`${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}: Network is unreachable\n`, 'route: writing to routing socket: Network is unreachable\n');
+      const via =
+        zone && this.interfaces.has(zone)
+          ? { netif: zone }
+          : this.routes.find(
+              (r) =>
+                r.family === family && r.gateway.startsWith('link#') && inPrefix(gateway, r.dst),
+            );
+      if (!via)
+        return ok(
+          `${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}: Network is unreachable\n`,
+          'route: writing to routing socket: Network is unreachable\n',
+        );
       netif = via.netif;
       flags = kindArg === '-host' ? 'UGHS' : 'UGSc';
     } else throw new Error(`macos-host: route ${args.join(' ')}`);
     if (scope) flags += 'I';
     const what = `${op} ${kindArg.slice(1)} ${dstArg}: gateway ${gateway}`;
     // the radix key holds the scope: an unscoped and a scoped route of one prefix are two entries
-    const inScope = (r: MRoute) => (scope ? r.flags.includes('I') && r.netif === scope : !r.flags.includes('I'));
+    const inScope = (r: MRoute) =>
+      scope ? r.flags.includes('I') && r.netif === scope : !r.flags.includes('I');
     const idx = this.routes.findIndex((r) => r.family === family && r.dst === dst && inScope(r));
     switch (op) {
       case 'add':
-        if (idx >= 0) return ok(`${what}: File exists\n`, 'route: writing to routing socket: File exists\n');
+        if (idx >= 0)
+          return ok(`${what}: File exists\n`, 'route: writing to routing socket: File exists\n');
         this.routes.push({ family, dst, gateway, flags, netif });
         return ok(`${what}\n`);
       case 'change':
-        if (idx < 0) return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
+        if (idx < 0)
+          return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
         this.routes[idx] = { family, dst, gateway, flags, netif };
         return ok(`${what}\n`);
       default: {
         // a delete names its gateway: another owner's same-prefix route is not hit
-        const j = this.routes.findIndex((r) => r.family === family && r.dst === dst && r.gateway === gateway && inScope(r));
-        if (j < 0) return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
+        const j = this.routes.findIndex(
+          (r) => r.family === family && r.dst === dst && r.gateway === gateway && inScope(r),
+        );
+        if (j < 0)
+          return ok(`${what}: not in table\n`, 'route: writing to routing socket: not in table\n');
         this.routes.splice(j, 1);
         return ok(`${what}\n`);
       }
@@ -707,25 +930,62 @@ export class MacHost implements Exec {
 
   /** `ifconfig` in the layout of ifconfig/ifconfig-10.14.6-jc.txt and the utun captures */
   private ifconfigText(): string {
-    const hex = (len: number) => `0x${(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0).toString(16).padStart(8, '0')}`;
-    const FLAG_BITS: [number, string][] = [[0x1, 'UP'], [0x2, 'BROADCAST'], [0x8, 'LOOPBACK'], [0x10, 'POINTOPOINT'], [0x20, 'SMART'], [0x40, 'RUNNING'], [0x800, 'SIMPLEX'], [0x8000, 'MULTICAST']];
+    const hex = (len: number) =>
+      `0x${(len === 0 ? 0 : (0xffffffff << (32 - len)) >>> 0).toString(16).padStart(8, '0')}`;
+    const FLAG_BITS: [number, string][] = [
+      [0x1, 'UP'],
+      [0x2, 'BROADCAST'],
+      [0x8, 'LOOPBACK'],
+      [0x10, 'POINTOPOINT'],
+      [0x20, 'SMART'],
+      [0x40, 'RUNNING'],
+      [0x800, 'SIMPLEX'],
+      [0x8000, 'MULTICAST'],
+    ];
     const out: string[] = [];
     for (const i of [...this.interfaces.values()].sort((a, b) => a.index - b.index)) {
       const p2p = i.name.startsWith('utun');
       const lo = i.name === 'lo0';
       const bits = (i.up ? 0x1 : 0) | 0x40 | 0x8000 | (lo ? 0x8 : p2p ? 0x10 : 0x2 | 0x20 | 0x800);
-      out.push(`${i.name}: flags=${bits.toString(16)}<${FLAG_BITS.filter(([b]) => bits & b).map(([, n]) => n).join(',')}> mtu ${i.mtu}`);
-      out.push(lo ? '\toptions=1203<RXCSUM,TXCSUM,TXSTATUS,SW_TIMESTAMP>' : p2p ? '\toptions=6460<TSO4,TSO6,CHANNEL_IO,PARTIAL_CSUM,ZEROINVERT_CSUM>' : '\toptions=400<CHANNEL_IO>');
+      out.push(
+        `${i.name}: flags=${bits.toString(16)}<${FLAG_BITS.filter(([b]) => bits & b)
+          .map(([, n]) => n)
+          .join(',')}> mtu ${i.mtu}`,
+      );
+      out.push(
+        lo
+          ? '\toptions=1203<RXCSUM,TXCSUM,TXSTATUS,SW_TIMESTAMP>'
+          : p2p
+            ? '\toptions=6460<TSO4,TSO6,CHANNEL_IO,PARTIAL_CSUM,ZEROINVERT_CSUM>'
+            : '\toptions=400<CHANNEL_IO>',
+      );
       if (!lo && !p2p) out.push(`\tether f0:18:98:03:d9:${i.index.toString(16).padStart(2, '0')} `);
       const scoped = i.inet6.filter((a) => a.address.startsWith('fe80'));
       const global = i.inet6.filter((a) => !a.address.startsWith('fe80'));
-      for (const a of lo ? [] : scoped) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `);
+      for (const a of lo ? [] : scoped)
+        out.push(
+          `\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `,
+        );
       for (const a of i.inet) {
-        const bcast = ipaddr.IPv4.broadcastAddressFromCIDR(`${a.address}/${a.prefixlen}`).toString();
-        out.push(p2p ? `\tinet ${a.address} --> ${a.address} netmask ${hex(a.prefixlen)} ` : lo ? `\tinet ${a.address} netmask ${hex(a.prefixlen)} ` : `\tinet ${a.address} netmask ${hex(a.prefixlen)} broadcast ${bcast}`);
+        const bcast = ipaddr.IPv4.broadcastAddressFromCIDR(
+          `${a.address}/${a.prefixlen}`,
+        ).toString();
+        out.push(
+          p2p
+            ? `\tinet ${a.address} --> ${a.address} netmask ${hex(a.prefixlen)} `
+            : lo
+              ? `\tinet ${a.address} netmask ${hex(a.prefixlen)} `
+              : `\tinet ${a.address} netmask ${hex(a.prefixlen)} broadcast ${bcast}`,
+        );
       }
-      for (const a of global) out.push(`\tinet6 ${a.address} prefixlen ${a.prefixlen} ${lo || p2p ? '' : 'autoconf secured '}`);
-      for (const a of lo ? scoped : []) out.push(`\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `);
+      for (const a of global)
+        out.push(
+          `\tinet6 ${a.address} prefixlen ${a.prefixlen} ${lo || p2p ? '' : 'autoconf secured '}`,
+        );
+      for (const a of lo ? scoped : [])
+        out.push(
+          `\tinet6 ${a.address}%${i.name} prefixlen ${a.prefixlen} scopeid 0x${i.index.toString(16)} `,
+        );
       out.push('\tnd6 options=201<PERFORMNUD,DAD>');
       if (!lo && !p2p) out.push('\tmedia: autoselect', `\tstatus: ${i.up ? 'active' : 'inactive'}`);
     }
@@ -744,41 +1004,70 @@ export class MacHost implements Exec {
       const len = Number.parseInt(m[3]!, 16).toString(2).replace(/0+$/, '').length;
       if (!i.inet.some((a) => a.address === m![1])) i.inet.push({ address: m[1]!, prefixlen: len });
     } else if ((m = /^inet6 (\S+) prefixlen (\d+) alias$/.exec(s))) {
-      if (!i.inet6.some((a) => a.address === m![1])) i.inet6.push({ address: m[1]!, prefixlen: Number(m[2]) });
+      if (!i.inet6.some((a) => a.address === m![1]))
+        i.inet6.push({ address: m[1]!, prefixlen: Number(m[2]) });
     } else if ((m = /^inet (\S+) -alias$/.exec(s))) {
       const n = i.inet.length;
       i.inet = i.inet.filter((a) => a.address !== m![1]);
-      if (i.inet.length === n) return fail(`ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n`);
+      if (i.inet.length === n)
+        return fail(`ifconfig: ioctl (SIOCDIFADDR): Can't assign requested address\n`);
     } else if ((m = /^inet6 (\S+) -alias$/.exec(s))) {
       const n = i.inet6.length;
       i.inet6 = i.inet6.filter((a) => a.address !== m![1]);
-      if (i.inet6.length === n) return fail(`ifconfig: ioctl (SIOCDIFADDR_IN6): Can't assign requested address\n`);
-    } else if (s === 'destroy' && name!.startsWith('utun')) return fail('ifconfig: SIOCIFDESTROY: Invalid argument\n');
+      if (i.inet6.length === n)
+        return fail(`ifconfig: ioctl (SIOCDIFADDR_IN6): Can't assign requested address\n`);
+    } else if (s === 'destroy' && name!.startsWith('utun'))
+      return fail('ifconfig: SIOCIFDESTROY: Invalid argument\n');
     else throw new Error(`macos-host: ifconfig ${args.join(' ')}`);
     return ok();
   }
 
   // ---- pfctl -----------------------------------------------------------------------------
 
-  private pfctl(args: string[], input: string | undefined, need: (k: 'read' | 'mutate') => void): ExecResult {
+  private pfctl(
+    args: string[],
+    input: string | undefined,
+    need: (k: 'read' | 'mutate') => void,
+  ): ExecResult {
     const s = args.join(' ');
     const altq = 'No ALTQ support in kernel\nALTQ related functions disabled\n';
     let m: RegExpExecArray | null;
-    if (s === '-sr') return need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq);
-    if (s === '-sn') return need('read'), ok(this.pf.nat.map((r) => `${r}\n`).join(''), altq);
+    if (s === '-sr') return (need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq));
+    if (s === '-sn') return (need('read'), ok(this.pf.nat.map((r) => `${r}\n`).join(''), altq));
     if (s === '-s info') {
       need('read');
-      const status = this.pf.enabled ? 'Status: Enabled for 0 days 00:00:00           Debug: Urgent' : 'Status: Disabled                              Debug: Urgent';
-      return ok(`${status}\n\nState Table                          Total             Rate\n  current entries                        0               \n`);
+      const status = this.pf.enabled
+        ? 'Status: Enabled for 0 days 00:00:00           Debug: Urgent'
+        : 'Status: Disabled                              Debug: Urgent';
+      return ok(
+        `${status}\n\nState Table                          Total             Rate\n  current entries                        0               \n`,
+      );
     }
     if (s === '-s References') {
       need('read');
-      const rows = [...this.pf.refs].reverse().map(([t, pid]) => `${String(pid).padEnd(8)} ${'pfctl'.padEnd(28)} ${t.padEnd(24)} 0 days 00:00:00`);
-      return ok(['TOKENS:', 'PID      Process Name                 TOKEN                    TIMESTAMP', ...rows, ''].join('\n'));
+      const rows = [...this.pf.refs]
+        .reverse()
+        .map(
+          ([t, pid]) =>
+            `${String(pid).padEnd(8)} ${'pfctl'.padEnd(28)} ${t.padEnd(24)} 0 days 00:00:00`,
+        );
+      return ok(
+        [
+          'TOKENS:',
+          'PID      Process Name                 TOKEN                    TIMESTAMP',
+          ...rows,
+          '',
+        ].join('\n'),
+      );
     }
     if ((m = /^-a (com\.awg) -s Anchors$/.exec(s))) {
       need('read');
-      return ok([...this.pf.anchors.keys()].filter((a) => a.startsWith(`${m![1]}/`)).map((a) => `  ${a}\n`).join(''));
+      return ok(
+        [...this.pf.anchors.keys()]
+          .filter((a) => a.startsWith(`${m![1]}/`))
+          .map((a) => `  ${a}\n`)
+          .join(''),
+      );
     }
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -sr$/.exec(s))) {
       need('read');
@@ -791,7 +1080,8 @@ export class MacHost implements Exec {
     need('mutate');
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -f -$/.exec(s))) {
       const r = pfAnchorRules(input ?? '');
-      if (r.error) return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
+      if (r.error)
+        return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
       // one transaction: the anchor's filter and translation rules and its tables are replaced
       this.pf.anchors.set(m[1]!, r.rules);
       this.pf.anchorNat.set(m[1]!, r.nat);
@@ -816,7 +1106,10 @@ export class MacHost implements Exec {
       this.pf.main = pfMainRules(text);
       this.pf.nat = pfMainNat(text);
       // reloading the main ruleset drops what was inserted at run time; our anchors' rules stay
-      return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}`);
+      return ok(
+        '',
+        `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}`,
+      );
     }
     if ((m = /^-E -f (\/.+)$/.exec(s))) {
       // BSD pfctl loads the rules, then enables, in one run; `load anchor` lines of ours are
@@ -828,7 +1121,8 @@ export class MacHost implements Exec {
         const a = /^load anchor "(com\.awg\/[A-Za-z0-9_.-]+)" from "([^"]+)"$/.exec(l.trim());
         if (!a) continue;
         const r = pfAnchorRules(readFileSync(a[2]!, 'utf8'));
-        if (r.error) return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
+        if (r.error)
+          return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
         this.pf.anchors.set(a[1]!, r.rules);
         this.pf.anchorNat.set(a[1]!, r.nat);
         this.pf.anchorTables.set(a[1]!, r.tables);
@@ -836,7 +1130,10 @@ export class MacHost implements Exec {
       const token = String(this.nextToken++);
       this.pf.refs.set(token, this.nextPid++);
       this.pf.enabled = true;
-      return ok('', `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}pf enabled\nToken : ${token}\n`);
+      return ok(
+        '',
+        `pfctl: Use of -f option, could result in flushing of rules\npresent in the main ruleset added by the system at startup.\nSee /etc/pf.conf for further details.\n\n${altq}pf enabled\nToken : ${token}\n`,
+      );
     }
     if (s === '-E') {
       const token = String(this.nextToken++);
@@ -852,7 +1149,10 @@ export class MacHost implements Exec {
         this.pf.enabled = false;
         return ok('', 'pf disabled\n');
       }
-      return ok('', `disable request successful. ${remaining} more pf enable reference(s) remaining, pf still enabled.\n`);
+      return ok(
+        '',
+        `disable request successful. ${remaining} more pf enable reference(s) remaining, pf still enabled.\n`,
+      );
     }
     if (s === '-F states') {
       this.pf.stateFlushes++;
@@ -874,7 +1174,8 @@ export class MacHost implements Exec {
     }
     const quiet = args[0] === '-n';
     const names = quiet ? args.slice(1) : args;
-    if (!names.length || names.some((n) => n.startsWith('-'))) throw new Error(`macos-host: sysctl ${args.join(' ')}`);
+    if (!names.length || names.some((n) => n.startsWith('-')))
+      throw new Error(`macos-host: sysctl ${args.join(' ')}`);
     need('read');
     const out: string[] = [];
     for (const n of names) {
@@ -903,7 +1204,8 @@ export class MacHost implements Exec {
       need('read');
       const j = this.launchd.get(m[1]!);
       // launchctl-print-not-found-stderr-macos27.txt, system domain
-      if (!j) return fail(`Bad request.\nCould not find service "${m[1]}" in domain for system\n`, 113);
+      if (!j)
+        return fail(`Bad request.\nCould not find service "${m[1]}" in domain for system\n`, 113);
       // the layout of launchctl-print-gui-running-keepalive-macos27.txt
       return ok(
         [
@@ -919,17 +1221,20 @@ export class MacHost implements Exec {
           '\t}',
           '',
           ...(j.pid ? [`\tpid = ${j.pid}`] : []),
-          ...(j.lastExit !== undefined ? [`\tlast exit code = ${j.lastExit}`] : ['\tlast exit code = (never exited)']),
+          ...(j.lastExit !== undefined
+            ? [`\tlast exit code = ${j.lastExit}`]
+            : ['\tlast exit code = (never exited)']),
           '\tproperties = keepalive | runatload',
           '}',
           '',
         ].join('\n'),
       );
     }
-    if (s === 'print-disabled system') return need('read'), ok('\tdisabled services = {\n\t}\n');
+    if (s === 'print-disabled system') return (need('read'), ok('\tdisabled services = {\n\t}\n'));
     need('mutate');
     if ((m = /^bootstrap system (\/Library\/LaunchDaemons\/([A-Za-z0-9_.-]+)\.plist)$/.exec(s))) {
-      if (!this.files.has(m[1]!)) return fail('Bootstrap failed: 2: No such file or directory\n', 5);
+      if (!this.files.has(m[1]!))
+        return fail('Bootstrap failed: 2: No such file or directory\n', 5);
       if (this.launchd.has(m[2]!)) return fail('Bootstrap failed: 5: Input/output error\n', 5);
       this.launchd.set(m[2]!, { plist: m[1]!, pid: this.nextPid++ });
       return ok();
@@ -947,23 +1252,51 @@ export class MacHost implements Exec {
     const [verb, svcName, ...vals] = args;
     if (verb === '-listallnetworkservices') {
       need('read');
-      return ok(['An asterisk (*) denotes that a network service is disabled.', ...this.services.map((s) => `${s.enabled ? '' : '*'}${s.name}`), ''].join('\n'));
+      return ok(
+        [
+          'An asterisk (*) denotes that a network service is disabled.',
+          ...this.services.map((s) => `${s.enabled ? '' : '*'}${s.name}`),
+          '',
+        ].join('\n'),
+      );
     }
     if (verb === '-listnetworkserviceorder') {
       need('read');
       // networksetup-listnetworkserviceorder-15.7.1.txt; a disabled service is numbered (*)
-      return ok(['An asterisk (*) denotes that a network service is disabled.', ...this.services.map((s, i) => `(${s.enabled ? i + 1 : '*'}) ${s.name}\n(Hardware Port: ${s.name}, Device: ${s.device})\n`), ''].join('\n'));
+      return ok(
+        [
+          'An asterisk (*) denotes that a network service is disabled.',
+          ...this.services.map(
+            (s, i) =>
+              `(${s.enabled ? i + 1 : '*'}) ${s.name}\n(Hardware Port: ${s.name}, Device: ${s.device})\n`,
+          ),
+          '',
+        ].join('\n'),
+      );
     }
     const svc = this.services.find((s) => s.name === svcName);
     // networksetup reports errors on stdout, exit 4 (dns/networksetup-error-unrecognized-service-crc.txt)
-    if (!svc) return { stdout: `${svcName} is not a recognized network service.\n** Error: The parameters were not valid.\n`, stderr: '', code: 4 };
+    if (!svc)
+      return {
+        stdout: `${svcName} is not a recognized network service.\n** Error: The parameters were not valid.\n`,
+        stderr: '',
+        code: 4,
+      };
     switch (verb) {
       case '-getdnsservers':
         need('read');
-        return ok(svc.dns.length ? `${svc.dns.join('\n')}\n` : `There aren't any DNS Servers set on ${svc.name}. \n`);
+        return ok(
+          svc.dns.length
+            ? `${svc.dns.join('\n')}\n`
+            : `There aren't any DNS Servers set on ${svc.name}. \n`,
+        );
       case '-getsearchdomains':
         need('read');
-        return ok(svc.search.length ? `${svc.search.join('\n')}\n` : `There aren't any Search Domains set on ${svc.name}. \n`);
+        return ok(
+          svc.search.length
+            ? `${svc.search.join('\n')}\n`
+            : `There aren't any Search Domains set on ${svc.name}. \n`,
+        );
       case '-setdnsservers':
         need('mutate');
         svc.dns = vals.length === 1 && vals[0] === 'Empty' ? [] : vals;
@@ -985,17 +1318,53 @@ export class MacHost implements Exec {
   private scutilDns(): string {
     const out: string[] = ['DNS configuration', ''];
     let n = 0;
-    const block = (lines: string[]) => out.push(`resolver #${++n}`, ...lines.map((l) => `  ${l}`), '');
+    const block = (lines: string[]) =>
+      out.push(`resolver #${++n}`, ...lines.map((l) => `  ${l}`), '');
     for (const [, v] of [...this.store].sort())
       for (const d of v.SupplementalMatchDomains)
-        block([`domain   : ${d}`, ...v.ServerAddresses.map((a, i) => `nameserver[${i}] : ${a}`), 'flags    : Supplemental, Request A records', 'reach    : 0x00000002 (Reachable)', `order    : ${101400 + n * 200}`]);
-    const primary = this.services.find((s) => s.enabled && this.interfaces.get(s.device)?.up && this.interfaces.get(s.device)!.inet.length);
+        block([
+          `domain   : ${d}`,
+          ...v.ServerAddresses.map((a, i) => `nameserver[${i}] : ${a}`),
+          'flags    : Supplemental, Request A records',
+          'reach    : 0x00000002 (Reachable)',
+          `order    : ${101400 + n * 200}`,
+        ]);
+    const primary = this.services.find(
+      (s) =>
+        s.enabled &&
+        this.interfaces.get(s.device)?.up &&
+        this.interfaces.get(s.device)!.inet.length,
+    );
     const iface = primary && this.interfaces.get(primary.device)!;
-    const eff = primary && (primary.dns.length ? { dns: primary.dns, search: primary.search } : (primary.dhcp ?? { dns: [], search: [] }));
-    const main = eff && iface && eff.dns.length ? [...eff.search.map((d, i) => `search domain[${i}] : ${d}`), ...eff.dns.map((a, i) => `nameserver[${i}] : ${a}`), `if_index : ${iface.index} (${iface.name})`, 'flags    : Request A records', 'reach    : 0x00020002 (Reachable,Directly Reachable Address)'] : undefined;
+    const eff =
+      primary &&
+      (primary.dns.length
+        ? { dns: primary.dns, search: primary.search }
+        : (primary.dhcp ?? { dns: [], search: [] }));
+    const main =
+      eff && iface && eff.dns.length
+        ? [
+            ...eff.search.map((d, i) => `search domain[${i}] : ${d}`),
+            ...eff.dns.map((a, i) => `nameserver[${i}] : ${a}`),
+            `if_index : ${iface.index} (${iface.name})`,
+            'flags    : Request A records',
+            'reach    : 0x00020002 (Reachable,Directly Reachable Address)',
+          ]
+        : undefined;
     if (main) block([...main, 'order    : 200000']);
-    for (const [d, order] of [['local', 300000], ['254.169.in-addr.arpa', 300200], ['8.e.f.ip6.arpa', 300400]] as const)
-      block([`domain   : ${d}`, 'options  : mdns', 'timeout  : 5', 'flags    : Request A records', 'reach    : 0x00000000 (Not Reachable)', `order    : ${order}`]);
+    for (const [d, order] of [
+      ['local', 300000],
+      ['254.169.in-addr.arpa', 300200],
+      ['8.e.f.ip6.arpa', 300400],
+    ] as const)
+      block([
+        `domain   : ${d}`,
+        'options  : mdns',
+        'timeout  : 5',
+        'flags    : Request A records',
+        'reach    : 0x00000000 (Not Reachable)',
+        `order    : ${order}`,
+      ]);
     out.push('DNS configuration (for scoped queries)', '');
     n = 0;
     if (main) block([...main.slice(0, -2), 'flags    : Scoped, Request A records', main.at(-1)!]);
@@ -1003,22 +1372,39 @@ export class MacHost implements Exec {
   }
 
   private scutil(script: string, kind: 'read' | 'mutate'): ExecResult {
-    let d: { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] } | undefined;
+    let d:
+      | { ServerAddresses: string[]; SupplementalMatchDomains: string[]; SearchDomains: string[] }
+      | undefined;
     let out = '';
     for (const raw of script.split('\n')) {
       const l = raw.trim();
       let m: RegExpExecArray | null;
       if (!l || l === 'quit') continue;
-      if (l === 'd.init') d = { ServerAddresses: [], SupplementalMatchDomains: [], SearchDomains: [] };
-      else if ((m = /^d\.add (ServerAddresses|SupplementalMatchDomains|SearchDomains) \* (.+)$/.exec(l)) && d) d[m[1] as 'ServerAddresses'] = m[2]!.split(' ');
-      else if ((m = /^set (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) && d && kind === 'mutate') this.store.set(m[1]!, d);
-      else if ((m = /^remove (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) && kind === 'mutate') this.store.delete(m[1]!);
+      if (l === 'd.init')
+        d = { ServerAddresses: [], SupplementalMatchDomains: [], SearchDomains: [] };
+      else if (
+        (m = /^d\.add (ServerAddresses|SupplementalMatchDomains|SearchDomains) \* (.+)$/.exec(l)) &&
+        d
+      )
+        d[m[1] as 'ServerAddresses'] = m[2]!.split(' ');
+      else if (
+        (m = /^set (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) &&
+        d &&
+        kind === 'mutate'
+      )
+        this.store.set(m[1]!, d);
+      else if ((m = /^remove (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l)) && kind === 'mutate')
+        this.store.delete(m[1]!);
       else if ((m = /^show (State:\/Network\/Service\/[^ ]+\/DNS)$/.exec(l))) {
         const v = this.store.get(m[1]!);
         if (!v) out += '  No such key\n';
         else {
           out += '<dictionary> {\n';
-          for (const k of ['SearchDomains', 'ServerAddresses', 'SupplementalMatchDomains'] as const) {
+          for (const k of [
+            'SearchDomains',
+            'ServerAddresses',
+            'SupplementalMatchDomains',
+          ] as const) {
             if (!v[k].length) continue;
             out += `  ${k} : <array> {\n${v[k].map((x, i) => `    ${i} : ${x}\n`).join('')}  }\n`;
           }

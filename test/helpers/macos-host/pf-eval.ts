@@ -104,14 +104,16 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
         break;
       case 'from': {
         if (t[i++] !== 'any') throw new Error(`pf-eval: from other than any: ${text}`);
-        if (t[i] === 'port') [r.sports, i] = ((x) => [x[0].map(Number), x[1]] as [number[], number])(list(t, i + 1));
+        if (t[i] === 'port')
+          [r.sports, i] = ((x) => [x[0].map(Number), x[1]] as [number[], number])(list(t, i + 1));
         break;
       }
       case 'to': {
         if (t[i] === '!') {
           const m = /^<([A-Za-z0-9_]+)>$/.exec(t[i + 1] ?? '');
           const entries = m ? tables.get(m[1]!) : undefined;
-          if (!entries) throw new Error(`pf-eval: negated destination other than a known table: ${text}`);
+          if (!entries)
+            throw new Error(`pf-eval: negated destination other than a known table: ${text}`);
           r.toNot = entries;
           i += 2;
           break;
@@ -119,7 +121,8 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
         let to: string[];
         [to, i] = list(t, i);
         if (!(to.length === 1 && to[0] === 'any')) r.to = to;
-        if (t[i] === 'port') [r.dports, i] = ((x) => [x[0].map(Number), x[1]] as [number[], number])(list(t, i + 1));
+        if (t[i] === 'port')
+          [r.dports, i] = ((x) => [x[0].map(Number), x[1]] as [number[], number])(list(t, i + 1));
         break;
       }
       case 'flags': {
@@ -143,7 +146,9 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
 function inAny(addr: string, nets: string[]): boolean {
   const a = ipaddr.parse(addr);
   return nets.some((n) => {
-    const [net, len] = n.includes('/') ? ipaddr.parseCIDR(n) : [ipaddr.parse(n), a.kind() === 'ipv4' ? 32 : 128];
+    const [net, len] = n.includes('/')
+      ? ipaddr.parseCIDR(n)
+      : [ipaddr.parse(n), a.kind() === 'ipv4' ? 32 : 128];
     return net.kind() === a.kind() && a.match(net, len);
   });
 }
@@ -157,7 +162,14 @@ function matches(r: Rule, p: Packet): boolean {
   if (r.user) {
     // PF's user match never matches a packet without a socket owner
     if (p.uid === undefined) return false;
-    if (r.user.op === '!=' ? p.uid === r.user.uid : r.user.op === '>=' ? p.uid < r.user.uid : p.uid !== r.user.uid) return false;
+    if (
+      r.user.op === '!='
+        ? p.uid === r.user.uid
+        : r.user.op === '>='
+          ? p.uid < r.user.uid
+          : p.uid !== r.user.uid
+    )
+      return false;
   }
   if (r.family && r.family !== p.family) return false;
   if (r.protos && !r.protos.includes(p.proto)) return false;
@@ -173,17 +185,25 @@ export function pfVerdict(host: MacHost, p: Packet): 'pass' | 'block' {
 }
 
 /** the filter's verdict and, for a passing `route-to` rule, where it sends the packet */
-export function pfFilter(host: MacHost, p: Packet): { verdict: 'pass' | 'block'; routeTo?: string } {
+export function pfFilter(
+  host: MacHost,
+  p: Packet,
+): { verdict: 'pass' | 'block'; routeTo?: string } {
   if (!host.pf.enabled) return { verdict: 'pass' };
   let last: { verdict: 'pass' | 'block'; routeTo?: string } = { verdict: 'pass' };
   for (const main of host.pf.main) {
     if (!/^anchor "com\.awg\/\*" all$/.test(main)) continue;
-    for (const [name, rules] of [...host.pf.anchors].filter(([n]) => n.startsWith('com.awg/')).sort()) {
+    for (const [name, rules] of [...host.pf.anchors]
+      .filter(([n]) => n.startsWith('com.awg/'))
+      .sort()) {
       const tables = host.pf.anchorTables.get(name) ?? new Map<string, string[]>();
       for (const text of rules) {
         const r = parseRule(text, tables);
         if (!matches(r, p)) continue;
-        last = { verdict: r.action, ...(r.action === 'pass' && r.routeTo ? { routeTo: r.routeTo } : {}) };
+        last = {
+          verdict: r.action,
+          ...(r.action === 'pass' && r.routeTo ? { routeTo: r.routeTo } : {}),
+        };
         if (r.quick) return last;
       }
     }
@@ -196,18 +216,27 @@ export function pfFilter(host: MacHost, p: Packet): { verdict: 'pass' | 'block';
  * anchor's `rdr` on lo0) redirected to a local listener. A packet sent to lo0 without a
  * matching rdr reaches nothing listening for its destination: `lo0` (fail-closed).
  */
-export function pfPath(host: MacHost, p: Packet): 'block' | 'out' | 'lo0' | { redirect: string; port: number } {
+export function pfPath(
+  host: MacHost,
+  p: Packet,
+): 'block' | 'out' | 'lo0' | { redirect: string; port: number } {
   const f = pfFilter(host, p);
   if (f.verdict === 'block') return 'block';
   if (f.routeTo !== 'lo0') return 'out';
   if (!host.pf.nat.includes('rdr-anchor "com.awg/*" all')) return 'lo0';
-  for (const [name, rules] of [...host.pf.anchorNat].filter(([n]) => n.startsWith('com.awg/')).sort()) {
+  for (const [name, rules] of [...host.pf.anchorNat]
+    .filter(([n]) => n.startsWith('com.awg/'))
+    .sort()) {
     const tables = host.pf.anchorTables.get(name) ?? new Map<string, string[]>();
     for (const text of rules) {
-      const m = /^rdr pass (on lo0 (?:inet|inet6) proto tcp from any to ! <[A-Za-z0-9_]+>) -> (\S+) port (\d+)$/.exec(text);
+      const m =
+        /^rdr pass (on lo0 (?:inet|inet6) proto tcp from any to ! <[A-Za-z0-9_]+>) -> (\S+) port (\d+)$/.exec(
+          text,
+        );
       if (!m) throw new Error(`pf-eval: cannot read the translation rule: ${text}`);
       const r = parseRule(`pass in ${m[1]!}`, tables);
-      if (matches(r, { ...p, dir: 'in', iface: 'lo0' })) return { redirect: m[2]!, port: Number(m[3]) };
+      if (matches(r, { ...p, dir: 'in', iface: 'lo0' }))
+        return { redirect: m[2]!, port: Number(m[3]) };
     }
   }
   return 'lo0';

@@ -32,13 +32,17 @@ export function parsePsEf(text: string): PsRow[] {
     .slice(1)
     .flatMap((l) => {
       const m = ROW.exec(l);
-      return m ? [{ uid: Number(m[1]), pid: Number(m[2]), ppid: Number(m[3]), path: executableOf(m[4]!) }] : [];
+      return m
+        ? [{ uid: Number(m[1]), pid: Number(m[2]), ppid: Number(m[3]), path: executableOf(m[4]!) }]
+        : [];
     });
 }
 
 export const PS_EF = 'process/ps-ef-10.14.6-jc-EXCERPT.txt';
 
-export function capturedProcTable(o: { rows?: PsRow[]; gone?: ReadonlySet<number> } = {}): ProcTable & { rows: PsRow[] } {
+export function capturedProcTable(
+  o: { rows?: PsRow[]; gone?: ReadonlySet<number> } = {},
+): ProcTable & { rows: PsRow[] } {
   const rows = o.rows ?? parsePsEf(capture(PS_EF));
   const by = new Map(rows.map((r) => [r.pid, r]));
   const live = (pid: number) => (o.gone?.has(pid) ? undefined : by.get(pid));
@@ -48,7 +52,9 @@ export function capturedProcTable(o: { rows?: PsRow[]; gone?: ReadonlySet<number
     path: (pid) => live(pid)?.path,
     info: (pid) => {
       const r = live(pid);
-      return r ? { ppid: r.ppid, comm: r.path.slice(r.path.lastIndexOf('/') + 1).slice(0, 16), uid: r.uid } : undefined;
+      return r
+        ? { ppid: r.ppid, comm: r.path.slice(r.path.lastIndexOf('/') + 1).slice(0, 16), uid: r.uid }
+        : undefined;
     },
   };
 }

@@ -31,8 +31,15 @@ const key = new Uint8Array(32).fill(7);
 
 /** a WireGuard tunnel as the default route, its DNS as the system's, leak protection */
 /** `v6`: a second peer for ::/0 at [2001:db8:2::7] and `ipv6: tunnel` */
-export function macConfig(o: { killSwitch?: boolean | 'allowLan'; mtu?: number; v6?: boolean } = {}): string {
-  const ks = o.killSwitch === 'allowLan' ? '{ enabled: true, allowLan: true }' : o.killSwitch === false ? 'off' : 'on';
+export function macConfig(
+  o: { killSwitch?: boolean | 'allowLan'; mtu?: number; v6?: boolean } = {},
+): string {
+  const ks =
+    o.killSwitch === 'allowLan'
+      ? '{ enabled: true, allowLan: true }'
+      : o.killSwitch === false
+        ? 'off'
+        : 'on';
   return `version: 1
 tunnels:
   home:
@@ -54,9 +61,30 @@ ipv6: ${o.v6 ? 'tunnel' : 'block'}
 `;
 }
 
-export const WEB: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
-export const ENDPOINT_UDP: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: ENDPOINT, dport: 51820 };
-export const DNS_OUT: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: '8.8.8.8', dport: 53 };
+export const WEB: Packet = {
+  dir: 'out',
+  iface: 'en0',
+  family: 4,
+  proto: 'tcp',
+  dst: '93.184.216.34',
+  dport: 443,
+};
+export const ENDPOINT_UDP: Packet = {
+  dir: 'out',
+  iface: 'en0',
+  family: 4,
+  proto: 'udp',
+  dst: ENDPOINT,
+  dport: 51820,
+};
+export const DNS_OUT: Packet = {
+  dir: 'out',
+  iface: 'en0',
+  family: 4,
+  proto: 'udp',
+  dst: '8.8.8.8',
+  dport: 53,
+};
 
 export class Rig {
   readonly dir = mkdtempSync(join(tmpdir(), 'awg-machost-'));
@@ -74,7 +102,11 @@ export class Rig {
     const engines = this.engines;
     // the model's engines stand in for the daemon's: a one-shot `awg apply` may start them
     // here (a real Mac refuses it: darwinPlatform.engineHost is 'daemon'; host-model-apply.test.ts)
-    this.platform = { ...darwinPlatform, engineHost: 'detached', drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    this.platform = {
+      ...darwinPlatform,
+      engineHost: 'detached',
+      drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }),
+    };
     this.state = new FileStateStore(join(this.dir, 'state'));
     this.write(yaml);
   }
@@ -88,13 +120,27 @@ export class Rig {
   }
 
   async prep(): Promise<Prepared> {
-    const r = await prepare(this.file, { platform: this.platform, probe: true, state: this.state, exec: this.host, persistEndpoints: true, fingerprintKey: () => key });
+    const r = await prepare(this.file, {
+      platform: this.platform,
+      probe: true,
+      state: this.state,
+      exec: this.host,
+      persistEndpoints: true,
+      fingerprintKey: () => key,
+    });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     return r.prepared;
   }
 
   async env(p: Prepared): Promise<HostEnv> {
-    return hostEnv({ platform: this.platform, state: this.state, reporter: this.reporter, claims: p.claims, secrets: p.secrets, exec: this.host });
+    return hostEnv({
+      platform: this.platform,
+      state: this.state,
+      reporter: this.reporter,
+      claims: p.claims,
+      secrets: p.secrets,
+      exec: this.host,
+    });
   }
 
   /** `awg apply`: converge, with the number of mutations it made */
@@ -111,7 +157,9 @@ export class Rig {
     const p = await this.prep();
     const e = await this.env(p);
     const observed = await observeWith(e, p.desired);
-    return makePlan(p.desired, observed, { lastApplied: e.applied.load()?.resources }).changes.filter((c) => c.action !== 'noop');
+    return makePlan(p.desired, observed, {
+      lastApplied: e.applied.load()?.resources,
+    }).changes.filter((c) => c.action !== 'noop');
   }
 
   /** `awg down` */

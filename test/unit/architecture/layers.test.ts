@@ -17,13 +17,41 @@ async function layerErrors(file: string, code: string): Promise<string[]> {
 
 describe('layer rule (eslint/layers.js)', () => {
   it.each([
-    ['src/model/scratch.ts', "import type { Driver } from '../resources/driver.js';\nexport type X = Driver<'route'>;\n", /layer 'model' may not import 'resources\/driver.ts'/],
-    ['src/model/scratch.ts', "import { openTun } from '../native/tun.js';\nexport const x = openTun;\n", /'model' may not import 'native/],
-    ['src/dataplane/device/scratch.ts', "import type { Config } from '../../config/schema.js';\nexport type X = Config;\n", /'dataplane' may not import 'config\/schema.ts'/],
-    ['src/resources/route/scratch.ts', "import type { DaemonEvent } from '../../daemon/core.js';\nexport type X = DaemonEvent;\n", /'resources' may not import 'daemon/],
-    ['src/daemon/scratch.ts', "export const x = () => import('../cli/main.js');\n", /'daemon' may not import 'cli\/main.ts'/],
-    ['src/reconciler/scratch.ts', "export { createLinuxRouteDriver } from '../resources/route/linux.js';\n", /'reconciler' may not import 'resources\/route\/linux.ts'/],
-    ['src/util/scratch.ts', "import { plan } from '../reconciler/plan.js';\nexport const x = plan;\n", /'util' may not import/],
+    [
+      'src/model/scratch.ts',
+      "import type { Driver } from '../resources/driver.js';\nexport type X = Driver<'route'>;\n",
+      /layer 'model' may not import 'resources\/driver.ts'/,
+    ],
+    [
+      'src/model/scratch.ts',
+      "import { openTun } from '../native/tun.js';\nexport const x = openTun;\n",
+      /'model' may not import 'native/,
+    ],
+    [
+      'src/dataplane/device/scratch.ts',
+      "import type { Config } from '../../config/schema.js';\nexport type X = Config;\n",
+      /'dataplane' may not import 'config\/schema.ts'/,
+    ],
+    [
+      'src/resources/route/scratch.ts',
+      "import type { DaemonEvent } from '../../daemon/core.js';\nexport type X = DaemonEvent;\n",
+      /'resources' may not import 'daemon/,
+    ],
+    [
+      'src/daemon/scratch.ts',
+      "export const x = () => import('../cli/main.js');\n",
+      /'daemon' may not import 'cli\/main.ts'/,
+    ],
+    [
+      'src/reconciler/scratch.ts',
+      "export { createLinuxRouteDriver } from '../resources/route/linux.js';\n",
+      /'reconciler' may not import 'resources\/route\/linux.ts'/,
+    ],
+    [
+      'src/util/scratch.ts',
+      "import { plan } from '../reconciler/plan.js';\nexport const x = plan;\n",
+      /'util' may not import/,
+    ],
   ])('%s: a deliberate violation fails lint', async (file, code, message) => {
     const errors = await layerErrors(file, code);
     expect(errors).toHaveLength(1);
@@ -31,23 +59,64 @@ describe('layer rule (eslint/layers.js)', () => {
   });
 
   it('what the layers allow passes', async () => {
-    expect(await layerErrors('src/reconciler/scratch.ts', "import type { DriverSet } from '../resources/driver.js';\nexport type X = DriverSet;\n")).toEqual([]);
-    expect(await layerErrors('src/cli/scratch.ts', "import { Daemon } from '../daemon/daemon.js';\nexport const x = Daemon;\n")).toEqual([]);
-    expect(await layerErrors('src/daemon/scratch.ts', "import { prepare } from '../pipeline/prepare.js';\nexport const x = prepare;\n")).toEqual([]);
-    expect(await layerErrors('src/procs/scratch.ts', "import { parseCgroup2Mount } from '../resources/cgroup/parse.js';\nexport const x = parseCgroup2Mount;\n")).toEqual([]);
+    expect(
+      await layerErrors(
+        'src/reconciler/scratch.ts',
+        "import type { DriverSet } from '../resources/driver.js';\nexport type X = DriverSet;\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'src/cli/scratch.ts',
+        "import { Daemon } from '../daemon/daemon.js';\nexport const x = Daemon;\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'src/daemon/scratch.ts',
+        "import { prepare } from '../pipeline/prepare.js';\nexport const x = prepare;\n",
+      ),
+    ).toEqual([]);
+    expect(
+      await layerErrors(
+        'src/procs/scratch.ts',
+        "import { parseCgroup2Mount } from '../resources/cgroup/parse.js';\nexport const x = parseCgroup2Mount;\n",
+      ),
+    ).toEqual([]);
   });
 
   it('production code cannot import a test double; test doubles and pure modules keep their own rules', async () => {
-    const [r] = await eslint.lintText("import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n", { filePath: `${ROOT}src/resources/route/scratch.ts` });
-    expect(r!.messages.map((m) => m.message)).toEqual([expect.stringMatching(/test doubles are not built into dist/)]);
-    const [m] = await eslint.lintText("import { readFileSync } from 'node:fs';\nimport { MemoryTun } from '../dataplane/tun/memory.js';\nexport const x = [readFileSync, MemoryTun];\n", { filePath: `${ROOT}src/model/scratch.ts` });
-    expect(m!.messages.map((x) => x.message)).toEqual(expect.arrayContaining([expect.stringMatching(/pure modules do no I\/O/), expect.stringMatching(/test doubles/)]));
-    const [f] = await eslint.lintText("import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n", { filePath: `${ROOT}src/resources/route/fake.ts` });
+    const [r] = await eslint.lintText(
+      "import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n",
+      { filePath: `${ROOT}src/resources/route/scratch.ts` },
+    );
+    expect(r!.messages.map((m) => m.message)).toEqual([
+      expect.stringMatching(/test doubles are not built into dist/),
+    ]);
+    const [m] = await eslint.lintText(
+      "import { readFileSync } from 'node:fs';\nimport { MemoryTun } from '../dataplane/tun/memory.js';\nexport const x = [readFileSync, MemoryTun];\n",
+      { filePath: `${ROOT}src/model/scratch.ts` },
+    );
+    expect(m!.messages.map((x) => x.message)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/pure modules do no I\/O/),
+        expect.stringMatching(/test doubles/),
+      ]),
+    );
+    const [f] = await eslint.lintText(
+      "import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n",
+      { filePath: `${ROOT}src/resources/route/fake.ts` },
+    );
     expect(f!.messages).toEqual([]);
   });
 
   it('a new top-level folder must be given a layer', async () => {
-    expect(await layerErrors('src/newthing/scratch.ts', "import { AwgError } from '../errors.js';\nexport const x = AwgError;\n")).toEqual([expect.stringMatching(/not a layer/)]);
+    expect(
+      await layerErrors(
+        'src/newthing/scratch.ts',
+        "import { AwgError } from '../errors.js';\nexport const x = AwgError;\n",
+      ),
+    ).toEqual([expect.stringMatching(/not a layer/)]);
   });
 });
 
@@ -60,7 +129,15 @@ describe('import graph of src/', () => {
 
   it('nothing below the CLI imports it; the daemon is imported only by the CLI', () => {
     const g = importGraph(`${ROOT}src`);
-    const bad = [...g].flatMap(([f, ts]) => [...ts].filter((t) => (t.startsWith('cli/') && !f.startsWith('cli/')) || (t.startsWith('daemon/') && !f.startsWith('daemon/') && !f.startsWith('cli/'))).map((t) => `${f} → ${t}`));
+    const bad = [...g].flatMap(([f, ts]) =>
+      [...ts]
+        .filter(
+          (t) =>
+            (t.startsWith('cli/') && !f.startsWith('cli/')) ||
+            (t.startsWith('daemon/') && !f.startsWith('daemon/') && !f.startsWith('cli/')),
+        )
+        .map((t) => `${f} → ${t}`),
+    );
     expect(bad).toEqual([]);
   });
 });

@@ -55,18 +55,28 @@ describe('awg validate', () => {
     expect(r.out).toContain('valid');
   });
   it('exits 1 and prints every located error at once', async () => {
-    const { file } = project(VALID.replace('10.9.0.2/32', '10.9.0.300/32').replace('default: work', 'default: nope'));
+    const { file } = project(
+      VALID.replace('10.9.0.2/32', '10.9.0.300/32').replace('default: work', 'default: nope'),
+    );
     const r = await awg('validate', '-f', file);
     expect(r.code).toBe(1);
-    expect(r.err).toContain(`${file}:6:17: tunnels.work.addresses[0]: must be an IPv4/IPv6 address or CIDR`);
-    const r2 = await awg('validate', '-f', project(VALID.replace('default: work', 'default: nope')).file);
+    expect(r.err).toContain(
+      `${file}:6:17: tunnels.work.addresses[0]: must be an IPv4/IPv6 address or CIDR`,
+    );
+    const r2 = await awg(
+      'validate',
+      '-f',
+      project(VALID.replace('default: work', 'default: nope')).file,
+    );
     expect(r2.err).toMatch(/:11:10: default: unknown tunnel "nope"/);
   });
   it('a missing secret file is a located error; --skip-secrets skips it', async () => {
     const { file } = project(VALID.replace('work.key', 'missing.key'));
     const r = await awg('validate', '-f', file);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/awg\.yaml:5:17: tunnels\.work\.privateKey: secret file not found \(file missing\.key\)/);
+    expect(r.err).toMatch(
+      /awg\.yaml:5:17: tunnels\.work\.privateKey: secret file not found \(file missing\.key\)/,
+    );
     expect((await awg('validate', '-f', file, '--skip-secrets')).code).toBe(0);
   });
   it('never prints secret values', async () => {
@@ -84,7 +94,16 @@ describe('awg validate', () => {
 describe('awg diff', () => {
   it('exits 2 when there are changes and emits a schema-valid plan document', async () => {
     const { file, dir } = project();
-    const r = await awg('diff', '-f', file, '--observed', EMPTY_OBS(), '--json', '--state-dir', join(dir, 'state'));
+    const r = await awg(
+      'diff',
+      '-f',
+      file,
+      '--observed',
+      EMPTY_OBS(),
+      '--json',
+      '--state-dir',
+      join(dir, 'state'),
+    );
     expect(r.code).toBe(2);
     const doc = PlanDocument.parse(JSON.parse(r.out));
     expect(doc.summary.create).toBeGreaterThan(0);
@@ -96,10 +115,25 @@ describe('awg diff', () => {
   });
   it('exits 0 when the observation matches', async () => {
     const { file, dir } = project();
-    const plan = await awg('diff', '-f', file, '--observed', EMPTY_OBS(), '--json', '--state-dir', join(dir, 'state'));
+    const plan = await awg(
+      'diff',
+      '-f',
+      file,
+      '--observed',
+      EMPTY_OBS(),
+      '--json',
+      '--state-dir',
+      join(dir, 'state'),
+    );
     const doc = PlanDocument.parse(JSON.parse(plan.out));
     const obs = join(dir, 'obs.json');
-    writeFileSync(obs, JSON.stringify({ resources: doc.changes.map((c) => ({ kind: c.kind, id: c.id, spec: c.after, deps: [] })), foreign: [] }));
+    writeFileSync(
+      obs,
+      JSON.stringify({
+        resources: doc.changes.map((c) => ({ kind: c.kind, id: c.id, spec: c.after, deps: [] })),
+        foreign: [],
+      }),
+    );
     const r = await awg('diff', '-f', file, '--observed', obs, '--state-dir', join(dir, 'state'));
     expect(r.code).toBe(0);
     expect(r.out).toContain('No changes');
@@ -110,7 +144,15 @@ describe('awg diff', () => {
   });
   it('renders a human plan without colour when not a TTY', async () => {
     const { file, dir } = project();
-    const r = await awg('diff', '-f', file, '--observed', EMPTY_OBS(), '--state-dir', join(dir, 'state'));
+    const r = await awg(
+      'diff',
+      '-f',
+      file,
+      '--observed',
+      EMPTY_OBS(),
+      '--state-dir',
+      join(dir, 'state'),
+    );
     expect(r.out).toContain('+ link/awg-work');
     expect(r.out).toMatch(/Plan: \d+ to create, 0 to update, 0 to replace, 0 to delete\./);
     expect(r.out).not.toContain('\x1b[');
@@ -121,7 +163,10 @@ describe('awg import', () => {
   it('converts a wg-quick file to YAML that validates', async () => {
     const dir = tmp();
     const conf = join(dir, 'wg0.conf');
-    writeFileSync(conf, `[Interface]\nPrivateKey = ${KEY}\nAddress = 10.7.0.2/32\nDNS = 10.7.0.1\n\n[Peer]\nPublicKey = ${KEY}\nEndpoint = 203.0.113.5:51820\nAllowedIPs = 0.0.0.0/0\n`);
+    writeFileSync(
+      conf,
+      `[Interface]\nPrivateKey = ${KEY}\nAddress = 10.7.0.2/32\nDNS = 10.7.0.1\n\n[Peer]\nPublicKey = ${KEY}\nEndpoint = 203.0.113.5:51820\nAllowedIPs = 0.0.0.0/0\n`,
+    );
     const out = join(dir, 'wg0.yaml');
     const r = await awg('import', conf, '-o', out, '--key-file');
     expect(r.code).toBe(0);
@@ -143,6 +188,7 @@ describe('awg --help', () => {
   it('lists the commands', async () => {
     const r = await awg('--help');
     expect(r.code).toBe(0);
-    for (const c of ['validate', 'diff', 'apply', 'down', 'status', 'import']) expect(r.out).toContain(c);
+    for (const c of ['validate', 'diff', 'apply', 'down', 'status', 'import'])
+      expect(r.out).toContain(c);
   });
 });

@@ -3,7 +3,15 @@
  * runs awg, so it is used only from a directory no one else can change — itself and every
  * directory above it.
  */
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,7 +32,9 @@ describe('compileCacheDir', () => {
   });
 
   it('is off with AWG_COMPILE_CACHE=0', () => {
-    expect(compileCacheDir({ AWG_COMPILE_CACHE: '0', AWG_COMPILE_CACHE_DIR: join(base, 'c') }, uid)).toBeUndefined();
+    expect(
+      compileCacheDir({ AWG_COMPILE_CACHE: '0', AWG_COMPILE_CACHE_DIR: join(base, 'c') }, uid),
+    ).toBeUndefined();
   });
 
   it("a user's default is under XDG_CACHE_HOME (or ~/.cache); root's own directories count as safe", () => {
@@ -44,7 +54,9 @@ describe('compileCacheDir', () => {
     const parent = join(base, 'shared');
     mkdirSync(join(parent, 'compile'), { recursive: true, mode: 0o700 });
     chmodSync(parent, 0o770);
-    expect(compileCacheDir({ AWG_COMPILE_CACHE_DIR: join(parent, 'compile') }, uid)).toBeUndefined();
+    expect(
+      compileCacheDir({ AWG_COMPILE_CACHE_DIR: join(parent, 'compile') }, uid),
+    ).toBeUndefined();
     chmodSync(parent, 0o777);
     expect(safeDir(join(parent, 'compile'), uid)).toBe(false);
   });

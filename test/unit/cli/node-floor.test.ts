@@ -12,20 +12,35 @@ import { REPO_ROOT } from '../../helpers/awg.js';
 
 function runAs(version: string): { code: number | null; err: string } {
   const fake = `Object.defineProperty(process, 'version', { value: 'v${version}' }); Object.defineProperty(process, 'versions', { value: { ...process.versions, node: '${version}' } });`;
-  const r = spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(fake)}`, join(REPO_ROOT, 'bin/awg.js'), '--version'], {
-    cwd: REPO_ROOT,
-    encoding: 'utf8',
-    timeout: 60_000,
-    killSignal: 'SIGKILL',
-  });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      `data:text/javascript,${encodeURIComponent(fake)}`,
+      join(REPO_ROOT, 'bin/awg.js'),
+      '--version',
+    ],
+    {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      killSignal: 'SIGKILL',
+    },
+  );
   return { code: r.status, err: r.stderr };
 }
 
 describe('the Node.js floor (bin/awg.js)', () => {
   it("is package.json's engines", () => {
-    const engines = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node;
+    const engines = (
+      JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+        engines: { node: string };
+      }
+    ).engines.node;
     expect(engines).toBe('>=20.19');
-    expect(readFileSync(join(REPO_ROOT, 'bin/awg.js'), 'utf8')).toContain('(major === 20 && minor < 19)');
+    expect(readFileSync(join(REPO_ROOT, 'bin/awg.js'), 'utf8')).toContain(
+      '(major === 20 && minor < 19)',
+    );
   });
 
   for (const v of ['18.20.8', '20.18.3', '19.9.0']) {

@@ -11,14 +11,31 @@ const procs: ProcessInfo[] = [
   { pid: 11, name: 'git', path: '/usr/bin/git', rule: 'work', target: 'vpn', route: 'vpn' },
   { pid: 12, name: 'sh', path: '/bin/sh', route: 'direct' },
 ];
-const traffic = new Map([['work', { name: 'work', target: 'vpn', route: 'vpn', txPackets: 3, txBytes: 2048, rxPackets: 4, rxBytes: 100 }]]);
+const traffic = new Map([
+  [
+    'work',
+    {
+      name: 'work',
+      target: 'vpn',
+      route: 'vpn',
+      txPackets: 3,
+      txBytes: 2048,
+      rxPackets: 4,
+      rxBytes: 100,
+    },
+  ],
+]);
 
 describe('awg processes: traffic per rule cgroup', () => {
   it('JSON: every process of a rule carries the cgroup totals as ruleTraffic; others none', () => {
     const c = io();
     print(c.io, { json: true }, procs, traffic);
     const doc = JSON.parse(c.text()) as (ProcessInfo & { ruleTraffic?: unknown })[];
-    expect(doc.map((p) => p.ruleTraffic)).toEqual([{ txPackets: 3, txBytes: 2048, rxPackets: 4, rxBytes: 100 }, { txPackets: 3, txBytes: 2048, rxPackets: 4, rxBytes: 100 }, undefined]);
+    expect(doc.map((p) => p.ruleTraffic)).toEqual([
+      { txPackets: 3, txBytes: 2048, rxPackets: 4, rxBytes: 100 },
+      { txPackets: 3, txBytes: 2048, rxPackets: 4, rxBytes: 100 },
+      undefined,
+    ]);
   });
 
   it('text: a RULE TX/RX column and the note that it is per cgroup; no note without counters', () => {

@@ -30,9 +30,20 @@ describe('bash completion (share/completions/awg.bash)', () => {
 describe.skipIf(!onPath('groff') && !process.env.CI)('the man page (share/man/awg.1)', () => {
   it('renders without warnings and lists every command', () => {
     // -P-cbou: plain text from grotty (no SGR, no bold or underline overstriking)
-    const r = spawnSync('groff', ['-man', '-Tutf8', '-ww', '-P-cbou', join(root, 'share/man/awg.1')], { encoding: 'utf8' });
+    const r = spawnSync(
+      'groff',
+      ['-man', '-Tutf8', '-ww', '-P-cbou', join(root, 'share/man/awg.1')],
+      { encoding: 'utf8' },
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    for (const c of ['awg render', 'awg secret encrypt', 'awg sync', 'awg service install', 'EXIT STATUS']) expect(r.stdout).toContain(c);
+    for (const c of [
+      'awg render',
+      'awg secret encrypt',
+      'awg sync',
+      'awg service install',
+      'EXIT STATUS',
+    ])
+      expect(r.stdout).toContain(c);
   });
 });

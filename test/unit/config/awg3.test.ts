@@ -11,7 +11,12 @@ import { exportWgQuick } from '../../../src/config/export.js';
 import { importWgQuick } from '../../../src/config/import.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { formatPath } from '../../../src/config/positions.js';
-import { Config, isWgLike, type AwgObfuscation, type WgLikeTunnel } from '../../../src/config/schema.js';
+import {
+  Config,
+  isWgLike,
+  type AwgObfuscation,
+  type WgLikeTunnel,
+} from '../../../src/config/schema.js';
 import { checkSecrets, secretRefs } from '../../../src/config/secrets.js';
 import { checkSemantics } from '../../../src/config/semantic.js';
 import { buildDesired } from '../../../src/model/desired.js';
@@ -27,7 +32,12 @@ function cfg(obfuscation: Record<string, unknown>) {
         type: 'amneziawg',
         privateKey: { file: 't.key' },
         addresses: ['10.0.0.2/32'],
-        peers: [{ publicKey: 'LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=', allowedIPs: ['10.0.0.0/24'] }],
+        peers: [
+          {
+            publicKey: 'LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=',
+            allowedIPs: ['10.0.0.0/24'],
+          },
+        ],
         obfuscation,
       },
     },
@@ -41,14 +51,38 @@ const errors = (o: Record<string, unknown>) =>
 describe('AWG 3.x semantics', () => {
   it('absent fields add nothing to the engine spec (plain WireGuard / AWG 2.x plans are unchanged)', () => {
     const c = cfg({ jc: 3, jmin: 10, jmax: 20 });
-    const e = buildDesired(c, { facts: { cgroupNftPrefix: '' } }).resources.find((r) => r.kind === 'engine')!;
-    expect((e.spec.config as { obfuscation?: AwgObfuscation }).obfuscation).toEqual({ jc: 3, jmin: 10, jmax: 20 });
+    const e = buildDesired(c, { facts: { cgroupNftPrefix: '' } }).resources.find(
+      (r) => r.kind === 'engine',
+    )!;
+    expect((e.spec.config as { obfuscation?: AwgObfuscation }).obfuscation).toEqual({
+      jc: 3,
+      jmin: 10,
+      jmax: 20,
+    });
   });
 
   it('accepts a full 3.x set and the WireGuard-equivalent timings', () => {
-    expect(errors({ ...S12, headerProtectionKey: HPK, contentPaddingAddition: '0-64', randomTrailers: true, disableCookies: true })).toEqual([]);
-    expect(errors({ rekeyAfterTime: 120, rejectAfterTime: 180, keepaliveTimeout: 10, rekeyTimeout: 5, maxHandshakeAttempts: 18 })).toEqual([]);
-    expect(errors({ rekeyAfterTime: 0, rejectAfterTime: '0', maxHandshakeAttempts: { min: 0, max: 0 } })).toEqual([]);
+    expect(
+      errors({
+        ...S12,
+        headerProtectionKey: HPK,
+        contentPaddingAddition: '0-64',
+        randomTrailers: true,
+        disableCookies: true,
+      }),
+    ).toEqual([]);
+    expect(
+      errors({
+        rekeyAfterTime: 120,
+        rejectAfterTime: 180,
+        keepaliveTimeout: 10,
+        rekeyTimeout: 5,
+        maxHandshakeAttempts: 18,
+      }),
+    ).toEqual([]);
+    expect(
+      errors({ rekeyAfterTime: 0, rejectAfterTime: '0', maxHandshakeAttempts: { min: 0, max: 0 } }),
+    ).toEqual([]);
   });
 
   it('header protection needs every S >= 12: one error for the unset ones, one per short one', () => {
@@ -63,7 +97,9 @@ describe('AWG 3.x semantics', () => {
       "tunnels.t.obfuscation.rejectAfterTime: rejectAfterTime 120 must exceed rekeyAfterTime default 120 (seconds; its lowest value above the other's highest), or sessions expire before they are rekeyed",
     ]);
     // only the rekey side set: reported there
-    expect(errors({ rekeyAfterTime: '100-180' })[0]).toMatch(/^tunnels\.t\.obfuscation\.rekeyAfterTime: rejectAfterTime default 180 must exceed rekeyAfterTime 100-180/);
+    expect(errors({ rekeyAfterTime: '100-180' })[0]).toMatch(
+      /^tunnels\.t\.obfuscation\.rekeyAfterTime: rejectAfterTime default 180 must exceed rekeyAfterTime 100-180/,
+    );
     expect(errors({ rekeyAfterTime: '100-179' })).toEqual([]);
   });
 
@@ -71,8 +107,22 @@ describe('AWG 3.x semantics', () => {
     expect(errors({ rekeyAfterTime: 20, keepaliveTimeout: 176 })[0]).toMatch(
       /^tunnels\.t\.obfuscation\.keepaliveTimeout: rejectAfterTime default 180 must exceed/,
     );
-    expect(errors({ rekeyAfterTime: 20, rejectAfterTime: 40, keepaliveTimeout: '30-60', rekeyTimeout: 9 })).toEqual([]);
-    expect(errors({ rekeyAfterTime: 20, rejectAfterTime: 40, keepaliveTimeout: '30-60', rekeyTimeout: 10 })[0]).toMatch(
+    expect(
+      errors({
+        rekeyAfterTime: 20,
+        rejectAfterTime: 40,
+        keepaliveTimeout: '30-60',
+        rekeyTimeout: 9,
+      }),
+    ).toEqual([]);
+    expect(
+      errors({
+        rekeyAfterTime: 20,
+        rejectAfterTime: 40,
+        keepaliveTimeout: '30-60',
+        rekeyTimeout: 10,
+      })[0],
+    ).toMatch(
       /rejectAfterTime 40 must exceed keepaliveTimeout 30-60 \+ rekeyTimeout 10 .*every received packet triggers a rekey/,
     );
   });
@@ -89,8 +139,18 @@ describe('AWG 3.x semantics', () => {
   });
 
   it('the schema keeps ranges within uint16 and booleans boolean', () => {
-    expect(Config.safeParse({ version: 1, tunnels: { t: { ...cfg({}).tunnels.t, obfuscation: { rekeyTimeout: '5-65536' } } } }).success).toBe(false);
-    expect(Config.safeParse({ version: 1, tunnels: { t: { ...cfg({}).tunnels.t, obfuscation: { randomTrailers: 'yes' } } } }).success).toBe(false);
+    expect(
+      Config.safeParse({
+        version: 1,
+        tunnels: { t: { ...cfg({}).tunnels.t, obfuscation: { rekeyTimeout: '5-65536' } } },
+      }).success,
+    ).toBe(false);
+    expect(
+      Config.safeParse({
+        version: 1,
+        tunnels: { t: { ...cfg({}).tunnels.t, obfuscation: { randomTrailers: 'yes' } } },
+      }).success,
+    ).toBe(false);
   });
 });
 
@@ -112,10 +172,17 @@ describe('the header protection key is a secret', () => {
     writeFileSync(join(dir, 'hpk.key'), 'not a key\n');
     chmodSync(join(dir, 'hpk.key'), 0o600);
     const r = loadConfigText(text, file);
-    expect(secretRefs(r.config!).map((s) => formatPath(s.path))).toContain('tunnels.t.obfuscation.headerProtectionKey');
+    expect(secretRefs(r.config!).map((s) => formatPath(s.path))).toContain(
+      'tunnels.t.obfuscation.headerProtectionKey',
+    );
     const bad = checkSecrets(r.config!, { configFile: file, env }, r.positions);
     expect(bad.issues.filter((i) => i.severity === 'error')).toEqual([
-      expect.objectContaining({ path: 'tunnels.t.obfuscation.headerProtectionKey', line: 13, col: 28, message: 'secret (file hpk.key) is not a base64-encoded 32-byte key' }),
+      expect.objectContaining({
+        path: 'tunnels.t.obfuscation.headerProtectionKey',
+        line: 13,
+        col: 28,
+        message: 'secret (file hpk.key) is not a base64-encoded 32-byte key',
+      }),
     ]);
     writeFileSync(join(dir, 'hpk.key'), `${HPK}\n`);
     const good = checkSecrets(r.config!, { configFile: file, env }, r.positions);
@@ -127,30 +194,67 @@ describe('the header protection key is a secret', () => {
     const zero = Buffer.alloc(32).toString('base64');
     const text = yaml('{ env: HPK }');
     const r = loadConfigText(text, join(dir, 'c.yaml'));
-    const s = checkSecrets(r.config!, { configFile: join(dir, 'c.yaml'), env: { ...env, HPK: zero } }, r.positions);
-    expect(s.issues).toEqual([expect.objectContaining({ severity: 'warning', message: 'an all-zero header protection key turns header protection off' })]);
+    const s = checkSecrets(
+      r.config!,
+      { configFile: join(dir, 'c.yaml'), env: { ...env, HPK: zero } },
+      r.positions,
+    );
+    expect(s.issues).toEqual([
+      expect.objectContaining({
+        severity: 'warning',
+        message: 'an all-zero header protection key turns header protection off',
+      }),
+    ]);
   });
 });
 
 describe('awg-quick export of 3.x fields', () => {
   it('writes the resolved key, ranges and on/off switches, and imports back to the same tunnel', () => {
-    const c = cfg({ ...S12, headerProtectionKey: { env: 'HPK' }, contentPaddingAddition: { min: 4, max: 4 }, rekeyTimeout: '3-6', maxHandshakeAttempts: 9, randomTrailers: false, disableCookies: true });
+    const c = cfg({
+      ...S12,
+      headerProtectionKey: { env: 'HPK' },
+      contentPaddingAddition: { min: 4, max: 4 },
+      rekeyTimeout: '3-6',
+      maxHandshakeAttempts: 9,
+      randomTrailers: false,
+      disableCookies: true,
+    });
     const t = c.tunnels.t as WgLikeTunnel;
-    const ini = exportWgQuick('t', t, (s) => (typeof s === 'object' && 'env' in s ? HPK : 'mP3O1PvZzihU6ZXjiXj003iA2PJQNRyGjMfeQm4NVX4='));
-    expect(ini).toContain(`HeaderProtectionKey = ${HPK}\nContentPaddingAddition = 4\nRekeyTimeout = 3-6\nMaxHandshakeAttempts = 9\nRandomTrailers = off\nDisableCookies = on\n`);
+    const ini = exportWgQuick('t', t, (s) =>
+      typeof s === 'object' && 'env' in s ? HPK : 'mP3O1PvZzihU6ZXjiXj003iA2PJQNRyGjMfeQm4NVX4=',
+    );
+    expect(ini).toContain(
+      `HeaderProtectionKey = ${HPK}\nContentPaddingAddition = 4\nRekeyTimeout = 3-6\nMaxHandshakeAttempts = 9\nRandomTrailers = off\nDisableCookies = on\n`,
+    );
     const back = importWgQuick(ini, { file: 't.conf' });
     expect(back.issues.filter((i) => i.severity === 'error')).toEqual([]);
     const again = Config.parse(back.config).tunnels.t!;
-    expect(isWgLike(again) && again.type === 'amneziawg' && again.obfuscation).toEqual({ ...S12, headerProtectionKey: HPK, contentPaddingAddition: 4, rekeyTimeout: '3-6', maxHandshakeAttempts: 9, randomTrailers: false, disableCookies: true });
+    expect(isWgLike(again) && again.type === 'amneziawg' && again.obfuscation).toEqual({
+      ...S12,
+      headerProtectionKey: HPK,
+      contentPaddingAddition: 4,
+      rekeyTimeout: '3-6',
+      maxHandshakeAttempts: 9,
+      randomTrailers: false,
+      disableCookies: true,
+    });
   });
 
   it('imports awg(8) switch spellings: on/off, true/false and integers (0 = off)', () => {
-    const base = '[Interface]\nPrivateKey = mP3O1PvZzihU6ZXjiXj003iA2PJQNRyGjMfeQm4NVX4=\nAddress = 10.0.0.2/32\n';
-    const peer = '\n[Peer]\nPublicKey = LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=\nAllowedIPs = 10.0.0.0/24\n';
-    const got = (v: string) => (importWgQuick(`${base}DisableCookies = ${v}\n${peer}`, { file: 'x.conf' }).config.tunnels!.x as { obfuscation: AwgObfuscation }).obfuscation.disableCookies;
+    const base =
+      '[Interface]\nPrivateKey = mP3O1PvZzihU6ZXjiXj003iA2PJQNRyGjMfeQm4NVX4=\nAddress = 10.0.0.2/32\n';
+    const peer =
+      '\n[Peer]\nPublicKey = LQHi3Fu5j8PZutPu2+rfXWaFcKW6Y+9QTAYTqsJNFnE=\nAllowedIPs = 10.0.0.0/24\n';
+    const got = (v: string) =>
+      (
+        importWgQuick(`${base}DisableCookies = ${v}\n${peer}`, { file: 'x.conf' }).config.tunnels!
+          .x as { obfuscation: AwgObfuscation }
+      ).obfuscation.disableCookies;
     expect(['on', 'ON', 'true', '1', '2'].map(got)).toEqual([true, true, true, true, true]);
     expect(['off', 'False', '0', '00'].map(got)).toEqual([false, false, false, false]);
     // any 3.x key makes the file amneziawg
-    expect(importWgQuick(`${base}RekeyTimeout = 4\n${peer}`, { file: 'x.conf' }).config.tunnels!.x!.type).toBe('amneziawg');
+    expect(
+      importWgQuick(`${base}RekeyTimeout = 4\n${peer}`, { file: 'x.conf' }).config.tunnels!.x!.type,
+    ).toBe('amneziawg');
   });
 });

@@ -24,30 +24,57 @@ describe('examples/fleet', () => {
     const { parseLabelsFile } = await import('../../../src/config/host-selection.js');
     const got: Record<string, string[]> = {};
     for (const [host, labels] of hosts) {
-      const l = await loadConfigFile(join(fleet, 'awg.yaml'), { selection: { host, os: 'linux', labels: parseLabelsFile(readFileSync(join(fleet, labels), 'utf8'), labels) } });
-      expect(l.issues.filter((i) => i.severity === 'error'), host).toEqual([]);
+      const l = await loadConfigFile(join(fleet, 'awg.yaml'), {
+        selection: {
+          host,
+          os: 'linux',
+          labels: parseLabelsFile(readFileSync(join(fleet, labels), 'utf8'), labels),
+        },
+      });
+      expect(
+        l.issues.filter((i) => i.severity === 'error'),
+        host,
+      ).toEqual([]);
       got[host] = l.overlays.map((o) => o.name);
     }
-    expect(got).toEqual({ 'laptop-eu-1': ['eu-laptops', 'laptop-eu-1'], 'ci-runner-7': ['ci-runners'] });
+    expect(got).toEqual({
+      'laptop-eu-1': ['eu-laptops', 'laptop-eu-1'],
+      'ci-runner-7': ['ci-runners'],
+    });
   });
 
   it('ci/plan.sh validates and plans every host and writes the summary', () => {
     const dir = tempDir('awg-fleet-ex-');
     cpSync(fleet, dir, { recursive: true });
-    const r = spawnSync('bash', ['ci/plan.sh'], { cwd: dir, env: { ...process.env, AWG: AWG }, encoding: 'utf8', timeout: 120_000 });
+    const r = spawnSync('bash', ['ci/plan.sh'], {
+      cwd: dir,
+      env: { ...process.env, AWG: AWG },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^\| laptop-eu-1 \| changes \| [1-9]\d* \| 0 \| 0 \| 0 \|$/m);
     expect(r.stdout).toMatch(/^\| ci-runner-7 \| changes \| [1-9]\d* \| 0 \| 0 \| 0 \|$/m);
-    expect(readdirSync(join(dir, 'plans'))).toEqual(expect.arrayContaining(['laptop-eu-1.json', 'ci-runner-7.json', 'summary.md']));
+    expect(readdirSync(join(dir, 'plans'))).toEqual(
+      expect.arrayContaining(['laptop-eu-1.json', 'ci-runner-7.json', 'summary.md']),
+    );
   }, 180_000);
 
   it('the alert rules and the dashboard use only metrics the daemon exports', () => {
     const src = readFileSync(join(root, 'src/daemon/metrics.ts'), 'utf8');
     const exported = new Set([...src.matchAll(/name: '(awg_[a-z_]+)'/g)].map((m) => m[1]!));
-    const rules = parseYaml(readFileSync(join(fleet, 'prometheus/awg-alerts.yaml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
-    const dash = JSON.parse(readFileSync(join(fleet, 'grafana/awg-fleet.json'), 'utf8')) as { panels: { targets: { expr: string }[] }[] };
-    const exprs = [...rules.groups.flatMap((g) => g.rules.map((x) => x.expr)), ...dash.panels.flatMap((p) => p.targets.map((t) => t.expr))];
+    const rules = parseYaml(readFileSync(join(fleet, 'prometheus/awg-alerts.yaml'), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
+    const dash = JSON.parse(readFileSync(join(fleet, 'grafana/awg-fleet.json'), 'utf8')) as {
+      panels: { targets: { expr: string }[] }[];
+    };
+    const exprs = [
+      ...rules.groups.flatMap((g) => g.rules.map((x) => x.expr)),
+      ...dash.panels.flatMap((p) => p.targets.map((t) => t.expr)),
+    ];
     expect(exprs.length).toBeGreaterThan(10);
-    for (const e of exprs) for (const m of e.match(/awg_[a-z_]+/g) ?? []) expect(exported, `${m} in ${e}`).toContain(m);
+    for (const e of exprs)
+      for (const m of e.match(/awg_[a-z_]+/g) ?? []) expect(exported, `${m} in ${e}`).toContain(m);
   });
 });

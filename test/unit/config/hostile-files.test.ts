@@ -8,7 +8,15 @@
  * message) instead of blocking the test worker; the time itself is never asserted.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,7 +43,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
  */
 function cli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/awg-cli.ts'), ...args], { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(REPO_ROOT, 'test/helpers/awg-cli.ts'), ...args],
+      { cwd: REPO_ROOT, env: { ...process.env, NO_COLOR: '1' } },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -80,29 +92,43 @@ describe('config and secret files: regular files only, size-capped', () => {
     writeFileSync(cfg, withSecret(fifo));
     const r = await cli('validate', '-f', cfg);
     expect(r.code, r.err).toBe(1);
-    expect(r.err).toContain(`${cfg}:5:17: tunnels.work.privateKey: cannot read secret (file ${fifo}): ${fifo} is a FIFO, not a regular file`);
+    expect(r.err).toContain(
+      `${cfg}:5:17: tunnels.work.privateKey: cannot read secret (file ${fifo}): ${fifo} is a FIFO, not a regular file`,
+    );
   });
 
-  it('/dev/zero as the config gives an error naming the file, not 2 GiB of memory', { timeout: 90_000 }, async () => {
-    const r = await cli('validate', '-f', '/dev/zero');
-    expect(r.code, r.err).toBe(1);
-    expect(r.err).toContain('/dev/zero: not read: the file is a character device, not a regular file');
-  });
+  it(
+    '/dev/zero as the config gives an error naming the file, not 2 GiB of memory',
+    { timeout: 90_000 },
+    async () => {
+      const r = await cli('validate', '-f', '/dev/zero');
+      expect(r.code, r.err).toBe(1);
+      expect(r.err).toContain(
+        '/dev/zero: not read: the file is a character device, not a regular file',
+      );
+    },
+  );
 
-  it('a FIFO as the config and as the INI of `awg import` are refused', { timeout: 150_000 }, async () => {
-    const v = await cli('validate', '-f', fifo);
-    expect(v.err).toContain(`${fifo}: not read: the file is a FIFO, not a regular file`);
-    const i = await cli('import', fifo);
-    expect(i.code).toBe(1);
-    expect(i.err).toContain(`${fifo}: cannot read: ${fifo} is a FIFO, not a regular file`);
-  });
+  it(
+    'a FIFO as the config and as the INI of `awg import` are refused',
+    { timeout: 150_000 },
+    async () => {
+      const v = await cli('validate', '-f', fifo);
+      expect(v.err).toContain(`${fifo}: not read: the file is a FIFO, not a regular file`);
+      const i = await cli('import', fifo);
+      expect(i.code).toBe(1);
+      expect(i.err).toContain(`${fifo}: cannot read: ${fifo} is a FIFO, not a regular file`);
+    },
+  );
 
   it('/dev/zero as a secret is refused', { timeout: 90_000 }, async () => {
     const cfg = join(dir, 'zero-secret.yaml');
     writeFileSync(cfg, withSecret('/dev/zero'));
     const r = await cli('validate', '-f', cfg);
     expect(r.code, r.err).toBe(1);
-    expect(r.err).toContain(`${cfg}:5:17: tunnels.work.privateKey: cannot read secret (file /dev/zero): /dev/zero is a character device, not a regular file`);
+    expect(r.err).toContain(
+      `${cfg}:5:17: tunnels.work.privateKey: cannot read secret (file /dev/zero): /dev/zero is a character device, not a regular file`,
+    );
   });
 
   it('a directory as a secret is refused as not a regular file', async () => {
@@ -110,7 +136,9 @@ describe('config and secret files: regular files only, size-capped', () => {
     const { checkSecrets } = await import('../../../src/config/secrets.js');
     const l = loadConfigText(withSecret(dir), cfg);
     const s = checkSecrets(l.config!, { configFile: cfg, env: {} }, l.positions);
-    expect(s.issues.map((i) => i.message)).toEqual([`cannot read secret (file ${dir}): ${dir} is a directory, not a regular file`]);
+    expect(s.issues.map((i) => i.message)).toEqual([
+      `cannot read secret (file ${dir}): ${dir} is a directory, not a regular file`,
+    ]);
   });
 
   it('a file over the cap is refused by size (sparse: no disk used), under it is read', async () => {
@@ -118,13 +146,17 @@ describe('config and secret files: regular files only, size-capped', () => {
     writeFileSync(big, 'version: 1\n');
     truncateSync(big, 4 * 1024 * 1024 + 1);
     const r = await loadConfigFile(big);
-    expect(r.issues.map((i) => `${i.file}: ${i.message}`)).toEqual([`${big}: not read: the file is larger than the 4 MiB limit`]);
+    expect(r.issues.map((i) => `${i.file}: ${i.message}`)).toEqual([
+      `${big}: not read: the file is larger than the 4 MiB limit`,
+    ]);
     const key = join(dir, 'big.key');
     writeFileSync(key, PRIV);
     chmodSync(key, 0o600);
     truncateSync(key, 64 * 1024 + 1);
     const { readSecret } = await import('../../../src/config/secrets.js');
-    expect(() => readSecret({ file: key }, { configFile: join(dir, 'x.yaml'), env: {} })).toThrow(`${key} is larger than the 64 KiB limit`);
+    expect(() => readSecret({ file: key }, { configFile: join(dir, 'x.yaml'), env: {} })).toThrow(
+      `${key} is larger than the 64 KiB limit`,
+    );
   });
 
   it('a symlink to a regular config is still followed (configs live behind links)', async () => {
@@ -152,8 +184,14 @@ describe('source positions with many keys', () => {
   });
 
   it('duplicate keys are still refused, in block and flow mappings, at the second key', () => {
-    const r = loadConfigText('version: 1\nrouting: {tableBase: 1, tableBase: 2}\nkillSwitch: on\nkillSwitch: off\n', 'dup.yaml');
-    expect(r.issues.map((i) => `${i.line}:${i.col} ${i.message}`)).toEqual(['2:25 YAML: Map keys must be unique', '4:1 YAML: Map keys must be unique']);
+    const r = loadConfigText(
+      'version: 1\nrouting: {tableBase: 1, tableBase: 2}\nkillSwitch: on\nkillSwitch: off\n',
+      'dup.yaml',
+    );
+    expect(r.issues.map((i) => `${i.line}:${i.col} ${i.message}`)).toEqual([
+      '2:25 YAML: Map keys must be unique',
+      '4:1 YAML: Map keys must be unique',
+    ]);
     expect(r.config).toBeUndefined();
   });
 

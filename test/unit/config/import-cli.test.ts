@@ -39,7 +39,9 @@ describe('awg import (CLI)', () => {
       `wrote ${out} (tunnel twopeers) and twopeers.key (mode 600)`,
     ]);
     // the key file holds the key and one newline, as `wg genkey > file` writes it
-    expect(readFileSync(join(dir, 'twopeers.key'), 'utf8')).toBe('0Bkh14K6Xb5k6d7gRcQ9R3hMCY44TlVXJ8g1fw/iz1Y=\n');
+    expect(readFileSync(join(dir, 'twopeers.key'), 'utf8')).toBe(
+      '0Bkh14K6Xb5k6d7gRcQ9R3hMCY44TlVXJ8g1fw/iz1Y=\n',
+    );
     const v = await awg('validate', '-f', out);
     expect(v.err).toBe('');
     expect(v.code).toBe(0);
@@ -58,7 +60,10 @@ describe('awg import (CLI)', () => {
     const named = await awg('import', conf, '--name', 'home', '-o', out);
     expect(named.code).toBe(0);
     expect(named.err).toBe(`wrote ${out} (tunnel home)\n`);
-    expect(YAML.parse(readFileSync(out, 'utf8'))).toMatchObject({ default: 'home', tunnels: { home: {} } });
+    expect(YAML.parse(readFileSync(out, 'utf8'))).toMatchObject({
+      default: 'home',
+      tunnels: { home: {} },
+    });
     expect((await awg('validate', '-f', out)).code).toBe(0);
 
     const bad = await awg('import', conf, '--name', 'My Home');
@@ -71,7 +76,9 @@ describe('awg import (CLI)', () => {
     const { conf } = staged('wg0.conf', 'block.conf');
     const r = await awg('import', conf);
     expect(r.code).toBe(1);
-    expect(r.err).toContain('the file name "block" is not a valid tunnel name ("block" is reserved) and gives none; name the tunnel with --name');
+    expect(r.err).toContain(
+      'the file name "block" is not a valid tunnel name ("block" is reserved) and gives none; name the tunnel with --name',
+    );
     expect((await awg('import', conf, '--name', 'blk')).code).toBe(0);
   });
 

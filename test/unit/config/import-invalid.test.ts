@@ -45,7 +45,11 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
     error: { line: 9, col: 23, msg: 'HeaderProtectionKey: must be a base64-encoded 32-byte key' },
   },
   'awg31-bool.conf': {
-    error: { line: 5, col: 18, msg: 'RandomTrailers must be on, off or a number (0 = off), got "maybe"' },
+    error: {
+      line: 5,
+      col: 18,
+      msg: 'RandomTrailers must be on, off or a number (0 = off), got "maybe"',
+    },
   },
   'rej-rekey.conf': {
     error: {
@@ -62,7 +66,11 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
     },
   },
   'timing-too-big.conf': {
-    error: { line: 5, col: 16, msg: 'RekeyTimeout must be 0-65535 or a range "MIN-MAX", got "70000"' },
+    error: {
+      line: 5,
+      col: 16,
+      msg: 'RekeyTimeout must be 0-65535 or a range "MIN-MAX", got "70000"',
+    },
   },
   'tries-zero.conf': {
     error: { line: 4, col: 1, msg: 'range 0-5 starts at 0; use 0 alone for the WireGuard default' },

@@ -44,7 +44,8 @@ describe('awg import: no key material from comments in the YAML', () => {
       const r = importWgQuick(CONF, { file: 'laptop.conf', keyMode });
       expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
       expect(Config.safeParse(YAML.parse(r.yaml)).success).toBe(true);
-      for (const k of [OLD, OLD2, OLD3, OLD_PSK, TAIL, 'not-even-a-key']) expect(r.yaml, k).not.toContain(k);
+      for (const k of [OLD, OLD2, OLD3, OLD_PSK, TAIL, 'not-even-a-key'])
+        expect(r.yaml, k).not.toContain(k);
       if (keyMode === 'file') {
         expect(r.yaml).not.toContain(CURRENT);
         expect(r.yaml).not.toContain(PSK);

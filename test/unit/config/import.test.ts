@@ -217,20 +217,32 @@ describe('importWgQuick: mapping details', () => {
       '[Peer]\nPublicKey = GwrsUj8ontVTTu0OKTv1LnCCaf82VzwZuNZpjgsTmg0=\nEndpoint = 192.0.2.1:51820\n';
     const iface = (extra: string) =>
       `[Interface]\nPrivateKey = iE3OR6LY29wPxKEJxtFvMUfB17uzKF7BeJZ/+9jc3Xg=\nAddress = 10.0.0.2/32\nDNS = 10.0.0.1\n${extra}\n`;
-    const off = importWgQuick(`${iface('Table = off')}${peer}AllowedIPs = 0.0.0.0/0\n`, { file: 't.conf' });
+    const off = importWgQuick(`${iface('Table = off')}${peer}AllowedIPs = 0.0.0.0/0\n`, {
+      file: 't.conf',
+    });
     expect(off.ok).toBe(true);
     expect(off.config.default).toBe('direct');
     expect(off.config.dns).toBeUndefined();
-    expect(off.yaml).toContain('# Table = off: wg-quick added no routes, so nothing went through t unless hooks routed it.');
+    expect(off.yaml).toContain(
+      '# Table = off: wg-quick added no routes, so nothing went through t unless hooks routed it.',
+    );
     expect(off.issues.find((i) => i.line === 4)).toMatchObject({
       col: 7,
       severity: 'warning',
-      message: expect.stringMatching(/^DNS: wg-quick pointed the system resolver at 10\.0\.0\.1; awg does that only for the default tunnel .*\(Table = off\)/),
+      message: expect.stringMatching(
+        /^DNS: wg-quick pointed the system resolver at 10\.0\.0\.1; awg does that only for the default tunnel .*\(Table = off\)/,
+      ),
     });
-    const custom = importWgQuick(`${iface('Table = 1234')}${peer}AllowedIPs = 10.9.0.0/16\n`, { file: 't.conf' });
+    const custom = importWgQuick(`${iface('Table = 1234')}${peer}AllowedIPs = 10.9.0.0/16\n`, {
+      file: 't.conf',
+    });
     expect(custom.config.default).toBe('direct');
-    expect(custom.yaml).toContain('# Table = 1234: wg-quick put the routes in table 1234 and no rule sent traffic there');
-    const main = importWgQuick(`${iface('Table = main')}${peer}AllowedIPs = 10.9.0.0/16\n`, { file: 't.conf' });
+    expect(custom.yaml).toContain(
+      '# Table = 1234: wg-quick put the routes in table 1234 and no rule sent traffic there',
+    );
+    const main = importWgQuick(`${iface('Table = main')}${peer}AllowedIPs = 10.9.0.0/16\n`, {
+      file: 't.conf',
+    });
     expect(main.config.default).toBe('t');
     const none = importWgQuick(`${iface('')}${peer}`, { file: 't.conf' });
     expect(none.ok).toBe(true);
@@ -292,9 +304,15 @@ describe('importWgQuick: mapping details', () => {
     const r = importWgQuick(text, { file: 'm.conf' });
     expect(r.ok).toBe(true);
     const peers = (r.config.tunnels!.m as { peers: { allowedIPs: string[] }[] }).peers;
-    expect(peers.map((p) => p.allowedIPs)).toEqual([['10.2.0.0/16'], ['10.3.0.0/16'], ['10.1.0.0/16']]);
+    expect(peers.map((p) => p.allowedIPs)).toEqual([
+      ['10.2.0.0/16'],
+      ['10.3.0.0/16'],
+      ['10.1.0.0/16'],
+    ]);
     expect(
-      r.issues.filter((i) => i.message.startsWith('AllowedIPs')).map((i) => `${i.line}:${i.col} ${i.message.split(';')[0]}`),
+      r.issues
+        .filter((i) => i.message.startsWith('AllowedIPs'))
+        .map((i) => `${i.line}:${i.col} ${i.message.split(';')[0]}`),
     ).toEqual([
       '7:14 AllowedIPs 10.1.0.0/16 on line 7 is also claimed on line 16 by a later [Peer] (line 14)',
       '8:14 AllowedIPs 10.1.0.0/16 on line 8 is also claimed on line 16 by a later [Peer] (line 14)',
@@ -325,7 +343,9 @@ describe('importWgQuick: mapping details', () => {
     expect(Object.keys(named.config.tunnels!)).toEqual(['home']);
     const upper = importWgQuick(text, { file: 'Mullvad SE.conf' });
     expect(upper.tunnelName).toBe('mullvad-se');
-    expect(upper.issues[0]!.message).toMatch(/^the file name "Mullvad SE" is not a valid tunnel name \(lower-case letters.*imported as tunnel "mullvad-se"/);
+    expect(upper.issues[0]!.message).toMatch(
+      /^the file name "Mullvad SE" is not a valid tunnel name \(lower-case letters.*imported as tunnel "mullvad-se"/,
+    );
     // the cut never leaves a trailing separator
     expect(importWgQuick(text, { file: 'home-office-2.conf' }).tunnelName).toBe('home-office');
     expect(importWgQuick(text, { file: 'work_vpn_de_1.conf' }).tunnelName).toBe('work_vpn_de');
@@ -387,7 +407,9 @@ describe('importWgQuick: mapping details', () => {
     ]);
     // Table = 1234: wg-quick routed nothing by default, so the tunnel is not the default
     // and its DNS cannot become the system resolver
-    expect(w[0]!.message).toMatch(/^DNS: wg-quick pointed the system resolver at 10\.5\.5\.1; .*\(Table = 1234\)/);
+    expect(w[0]!.message).toMatch(
+      /^DNS: wg-quick pointed the system resolver at 10\.5\.5\.1; .*\(Table = 1234\)/,
+    );
     expect(w[1]!.message).toMatch(/search domain "corp.example.com" not imported/);
     expect(w[4]!.message).toMatch(/^PostUp = ip rule add .* not imported: .*runs no hooks/);
     expect(r.yaml).toContain(

@@ -26,7 +26,12 @@ describe('a peer that is the tunnel itself', () => {
     const r = loadConfigText(text, file);
     const s = checkSecrets(r.config!, { configFile: file, env: {} }, r.positions);
     expect(s.issues.filter((i) => i.severity === 'error')).toEqual([
-      expect.objectContaining({ line: 8, col: 20, path: 'tunnels.vpn.peers[0].publicKey', message: expect.stringContaining("own public key") }),
+      expect.objectContaining({
+        line: 8,
+        col: 20,
+        path: 'tunnels.vpn.peers[0].publicKey',
+        message: expect.stringContaining('own public key'),
+      }),
     ]);
   });
 });

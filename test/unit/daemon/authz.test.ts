@@ -44,9 +44,17 @@ describe('accessOf', () => {
   });
 });
 
-function gate(groupGid: number | null = GROUP): { g: ApiGate; as: (p: PeerCred) => { getPeer(): string }; log: string[] } {
+function gate(groupGid: number | null = GROUP): {
+  g: ApiGate;
+  as: (p: PeerCred) => { getPeer(): string };
+  log: string[];
+} {
   const log: string[] = [];
-  const g = new ApiGate({ selfUid: 0, ...(groupGid !== null ? { groupGid } : {}) }, (level, message) => log.push(`${level}: ${message}`), realFileView(linuxCallerNatives.acl));
+  const g = new ApiGate(
+    { selfUid: 0, ...(groupGid !== null ? { groupGid } : {}) },
+    (level, message) => log.push(`${level}: ${message}`),
+    realFileView(linuxCallerNatives.acl),
+  );
   let n = 0;
   const as = (p: PeerCred) => {
     const id = `awg-peer:${++n}`;
@@ -67,35 +75,52 @@ const denial = (p: Promise<unknown>) =>
 describe('ApiGate: per-RPC decisions', () => {
   it('root may call everything, without file checks (a path that does not exist still reaches the core)', async () => {
     const { g, as } = gate();
-    for (const rpc of Object.keys(GROUP_POLICY) as (keyof typeof GROUP_POLICY)[]) await expect(g.authorize(rpc, as(root), '/nonexistent/awg.yaml')).resolves.toEqual(root);
+    for (const rpc of Object.keys(GROUP_POLICY) as (keyof typeof GROUP_POLICY)[])
+      await expect(g.authorize(rpc, as(root), '/nonexistent/awg.yaml')).resolves.toEqual(root);
   });
 
   it('the group may read state; Down is root only; every denial is a permission error naming the RPC and the caller, and is logged', async () => {
     const { g, as, log } = gate();
-    for (const rpc of ['Status', 'Watch', 'ListProcesses'] as const) await expect(g.authorize(rpc, as(member))).resolves.toEqual(member);
+    for (const rpc of ['Status', 'Watch', 'ListProcesses'] as const)
+      await expect(g.authorize(rpc, as(member))).resolves.toEqual(member);
     const e = await denial(g.authorize('Down', as(member)));
     expect(e).toMatchObject({ kind: 'permission' });
-    expect(e.message).toBe('permission denied: Down for uid 1000 (gid 1000, pid 11): Down removes every tunnel and the kill switch; only root may');
+    expect(e.message).toBe(
+      'permission denied: Down for uid 1000 (gid 1000, pid 11): Down removes every tunnel and the kill switch; only root may',
+    );
     expect(log).toEqual([`warn: ${e.message}`]);
     const x = await denial(g.authorize('Exec', as(member)));
-    expect(x).toMatchObject({ kind: 'permission', message: 'permission denied: Exec for uid 1000 (gid 1000, pid 11): Exec routes processes past the rules (awg exec --direct); only root may, as on Linux' });
+    expect(x).toMatchObject({
+      kind: 'permission',
+      message:
+        'permission denied: Exec for uid 1000 (gid 1000, pid 11): Exec routes processes past the rules (awg exec --direct); only root may, as on Linux',
+    });
   });
 
   it('others may call nothing, not even Status', async () => {
     const { g, as } = gate();
-    for (const rpc of Object.keys(GROUP_POLICY) as (keyof typeof GROUP_POLICY)[]) expect((await denial(g.authorize(rpc, as(stranger), '/etc/hostname'))).message).toContain('only root and members of group 990 may use this socket');
+    for (const rpc of Object.keys(GROUP_POLICY) as (keyof typeof GROUP_POLICY)[])
+      expect((await denial(g.authorize(rpc, as(stranger), '/etc/hostname'))).message).toContain(
+        'only root and members of group 990 may use this socket',
+      );
     const none = gate(null);
-    expect((await denial(none.g.authorize('Status', none.as(member)))).message).toContain('only root may use this socket');
+    expect((await denial(none.g.authorize('Status', none.as(member)))).message).toContain(
+      'only root may use this socket',
+    );
   });
 
   it('a connection whose credentials are unknown is refused', async () => {
     const { g } = gate();
-    expect((await denial(g.authorize('Status', { getPeer: () => 'unknown' }))).message).toContain("the caller's credentials are unknown");
+    expect((await denial(g.authorize('Status', { getPeer: () => 'unknown' }))).message).toContain(
+      "the caller's credentials are unknown",
+    );
   });
 
   it('Confirm: a group member may confirm only a pending apply it made itself, before its deadline', async () => {
     const { g, as } = gate();
-    expect((await denial(g.authorize('Confirm', as(member)))).message).toContain('may confirm only an apply it made itself');
+    expect((await denial(g.authorize('Confirm', as(member)))).message).toContain(
+      'may confirm only an apply it made itself',
+    );
     g.pendingConfirm = { uid: member.uid, deadline: Date.now() + 60_000 };
     await expect(g.authorize('Confirm', as(member))).resolves.toEqual(member);
     expect((await denial(g.authorize('Confirm', as(primary)))).kind).toBe('permission');
@@ -111,7 +136,9 @@ describe('ApiGate: per-RPC decisions', () => {
     writeFileSync(file, 'version: 1\n');
     for (const rpc of ['Apply', 'Diff'] as const) {
       const e = await denial(g.authorize(rpc, as(member), file));
-      expect(e.message).toContain(`config ${file} is not trusted: directory /tmp is writable by its group and others`);
+      expect(e.message).toContain(
+        `config ${file} is not trusted: directory /tmp is writable by its group and others`,
+      );
     }
   });
 });
@@ -131,15 +158,31 @@ tunnels:
         endpoint: 10.200.9.2:51820
         allowedIPs: [10.200.50.0/24]
 `;
-  const fs = (over: Record<string, { uid?: number; mode?: number; kind?: 'file' | 'dir' }> = {}): FileView => {
-    const base: Record<string, { uid?: number; mode?: number; kind?: 'file' | 'dir' }> = { '/': { kind: 'dir' }, '/etc': { kind: 'dir' }, '/etc/awg': { kind: 'dir' }, '/etc/awg/wg.key': { mode: 0o600 }, '/home': { kind: 'dir' }, '/home/alice': { kind: 'dir', uid: 1000 }, '/home/alice/psk': { uid: 1000 } };
+  const fs = (
+    over: Record<string, { uid?: number; mode?: number; kind?: 'file' | 'dir' }> = {},
+  ): FileView => {
+    const base: Record<string, { uid?: number; mode?: number; kind?: 'file' | 'dir' }> = {
+      '/': { kind: 'dir' },
+      '/etc': { kind: 'dir' },
+      '/etc/awg': { kind: 'dir' },
+      '/etc/awg/wg.key': { mode: 0o600 },
+      '/home': { kind: 'dir' },
+      '/home/alice': { kind: 'dir', uid: 1000 },
+      '/home/alice/psk': { uid: 1000 },
+    };
     const all = { ...base, ...over };
     return {
       lstat: (p) => {
         const e = all[p];
         if (!e) return undefined;
         const kind = e.kind ?? 'file';
-        return { kind, uid: e.uid ?? 0, gid: 0, mode: (kind === 'dir' ? 0o040000 : 0o100000) | (e.mode ?? (kind === 'dir' ? 0o755 : 0o644)) };
+        return {
+          kind,
+          uid: e.uid ?? 0,
+          gid: 0,
+          mode:
+            (kind === 'dir' ? 0o040000 : 0o100000) | (e.mode ?? (kind === 'dir' ? 0o755 : 0o644)),
+        };
       },
       readlink: () => {
         throw new Error('no links');
@@ -149,14 +192,32 @@ tunnels:
   };
 
   it('relative secret paths resolve against the config’s directory; a root-owned 0600 key in /etc/awg passes', () => {
-    const l = loadConfigText(text('{file: wg.key}', '{file: /etc/awg/wg.key}'), '/etc/awg/awg.yaml');
-    expect(untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', { fs: fs(), positions: l.positions! })).toEqual([]);
+    const l = loadConfigText(
+      text('{file: wg.key}', '{file: /etc/awg/wg.key}'),
+      '/etc/awg/awg.yaml',
+    );
+    expect(
+      untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', { fs: fs(), positions: l.positions! }),
+    ).toEqual([]);
   });
 
   it('a secret file in a user’s directory is reported with its place in the config; inline and env secrets are not files', () => {
-    const l = loadConfigText(text('{file: wg.key}', '{file: /home/alice/psk}'), '/etc/awg/awg.yaml');
-    expect(untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', { fs: fs(), positions: l.positions! })).toEqual([
-      { file: '/etc/awg/awg.yaml', line: 9, col: 23, path: 'tunnels.vpn.peers[0].presharedKey', severity: 'error', message: 'secret file /home/alice/psk is not trusted: directory /home/alice is owned by uid 1000, not root' },
+    const l = loadConfigText(
+      text('{file: wg.key}', '{file: /home/alice/psk}'),
+      '/etc/awg/awg.yaml',
+    );
+    expect(
+      untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', { fs: fs(), positions: l.positions! }),
+    ).toEqual([
+      {
+        file: '/etc/awg/awg.yaml',
+        line: 9,
+        col: 23,
+        path: 'tunnels.vpn.peers[0].presharedKey',
+        severity: 'error',
+        message:
+          'secret file /home/alice/psk is not trusted: directory /home/alice is owned by uid 1000, not root',
+      },
     ]);
     const inline = loadConfigText(text(`"${k.privateKey}"`, '{env: PSK}'), '/etc/awg/awg.yaml');
     expect(untrustedSecretFiles(inline.config!, '/etc/awg/awg.yaml', { fs: fs() })).toEqual([]);
@@ -164,9 +225,16 @@ tunnels:
 
   it('a group-writable key file is reported', () => {
     const l = loadConfigText(text('{file: wg.key}', '{file: wg.key}'), '/etc/awg/awg.yaml');
-    const issues = untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', { fs: fs({ '/etc/awg/wg.key': { mode: 0o660 } }) });
-    expect(issues.map((i) => i.path)).toEqual(['tunnels.vpn.privateKey', 'tunnels.vpn.peers[0].presharedKey']);
-    expect(issues[0]!.message).toContain('file /etc/awg/wg.key is writable by its group (mode 0660)');
+    const issues = untrustedSecretFiles(l.config!, '/etc/awg/awg.yaml', {
+      fs: fs({ '/etc/awg/wg.key': { mode: 0o660 } }),
+    });
+    expect(issues.map((i) => i.path)).toEqual([
+      'tunnels.vpn.privateKey',
+      'tunnels.vpn.peers[0].presharedKey',
+    ]);
+    expect(issues[0]!.message).toContain(
+      'file /etc/awg/wg.key is writable by its group (mode 0660)',
+    );
   });
 });
 
@@ -209,7 +277,9 @@ tunnels:
     expect(r.outcome).toBe('failed');
     expect(r.mutations).toBe(0);
     expect(r.error).toMatchObject({ kind: 'invalid-config' });
-    expect(r.error!.message).toContain(`${file}:5:17: tunnels.vpn.privateKey: cannot read secret (env AWG_TEST_KEY): {env:} secrets are not resolved for a config given through the daemon's API`);
+    expect(r.error!.message).toContain(
+      `${file}:5:17: tunnels.vpn.privateKey: cannot read secret (env AWG_TEST_KEY): {env:} secrets are not resolved for a config given through the daemon's API`,
+    );
     await expect(d.diff({ configPath: file })).rejects.toThrow(/\{env:\} secrets are not resolved/);
   });
 
@@ -220,8 +290,12 @@ tunnels:
     writeFileSync(file, cfg);
     const d = daemon(file);
     const events: string[] = [];
-    d.subscribe((e) => events.push(e.type === 'reconcile-finished' ? `finished ${e.outcome}` : e.type));
+    d.subscribe((e) =>
+      events.push(e.type === 'reconcile-finished' ? `finished ${e.outcome}` : e.type),
+    );
     await d.start();
-    await expect.poll(() => events.find((e) => e.startsWith('finished'))).toBe('finished converged');
+    await expect
+      .poll(() => events.find((e) => e.startsWith('finished')))
+      .toBe('finished converged');
   });
 });

@@ -49,7 +49,9 @@ function project(yaml = VALID): string {
   return join(d, 'awg.yaml');
 }
 
-async function daemon(core = new FakeCore()): Promise<{ core: FakeCore; socket: string; stop: () => Promise<void> }> {
+async function daemon(
+  core = new FakeCore(),
+): Promise<{ core: FakeCore; socket: string; stop: () => Promise<void> }> {
   const socket = join(tmp(), 'awg.sock');
   const server = await startApiServer(core, { socketPath: socket });
   cleanups.push(() => server.close());
@@ -59,7 +61,11 @@ async function daemon(core = new FakeCore()): Promise<{ core: FakeCore; socket: 
 function capture(): { io: Io; out: () => string; err: () => string } {
   let out = '';
   let err = '';
-  return { io: { out: (s) => (out += s), err: (s) => (err += s), colour: false }, out: () => out, err: () => err };
+  return {
+    io: { out: (s) => (out += s), err: (s) => (err += s), colour: false },
+    out: () => out,
+    err: () => err,
+  };
 }
 
 async function awg(...args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -91,9 +97,13 @@ describe('awg status through the daemon', () => {
     const { core, socket } = await daemon();
     const r = await awg('status', '--socket', socket);
     expect(r.code).toBe(0);
-    expect(r.out).toContain('state: converged (config /etc/awg/awg.yaml, last reconcile 2026-11-22T05:00:00.000Z: unchanged in 12 ms)');
+    expect(r.out).toContain(
+      'state: converged (config /etc/awg/awg.yaml, last reconcile 2026-11-22T05:00:00.000Z: unchanged in 12 ms)',
+    );
     expect(r.out).toContain('link: 1\n  link/awg-work\n');
-    expect(r.out).toContain('tunnel work (wireguard, awg-work): up, handshake 17 s ago, rx 115.0 GiB, tx 42 B');
+    expect(r.out).toContain(
+      'tunnel work (wireguard, awg-work): up, handshake 17 s ago, rx 115.0 GiB, tx 42 B',
+    );
     expect(r.out).toContain(`  peer ${PEER_PUB} at 192.0.2.1:51820: handshake 17 s ago`);
     expect(r.out).toContain('tunnel idle (amneziawg): down, handshake never');
     expect(core.calls).toEqual([{ method: 'status' }]);
@@ -101,32 +111,66 @@ describe('awg status through the daemon', () => {
 
   it('exit 2 unless converged; --json carries the same facts', async () => {
     const { core, socket } = await daemon();
-    core.statusValue = { ...core.statusValue, state: 'failed-closed', lastReconcile: { at: 't', outcome: 'failed-closed', durationMs: 3, error: { kind: 'driver', message: 'nft failed' } } };
+    core.statusValue = {
+      ...core.statusValue,
+      state: 'failed-closed',
+      lastReconcile: {
+        at: 't',
+        outcome: 'failed-closed',
+        durationMs: 3,
+        error: { kind: 'driver', message: 'nft failed' },
+      },
+    };
     const r = await awg('status', '--socket', socket);
     expect(r.code).toBe(2);
     expect(r.out).toContain('error [driver]: nft failed');
     const j = await awg('status', '--json', '--socket', socket);
     expect(j.code).toBe(2);
     const doc = JSON.parse(j.out) as Record<string, unknown>;
-    expect(doc).toMatchObject({ state: 'failed-closed', config: '/etc/awg/awg.yaml', objects: core.statusValue.objects, tunnels: core.statusValue.tunnels });
+    expect(doc).toMatchObject({
+      state: 'failed-closed',
+      config: '/etc/awg/awg.yaml',
+      objects: core.statusValue.objects,
+      tunnels: core.statusValue.tunnels,
+    });
   });
 
   it('--json follows schema/status.schema.json (the daemon view, with what it follows); the text view names revision and validity', async () => {
     const { core, socket } = await daemon();
     core.statusValue = {
       ...core.statusValue,
-      config: { revision: 'a'.repeat(40), checkoutRevision: 'b'.repeat(40), valid: false, error: 'hosts/a.yaml:3:5: bad', sources: ['/r/awg.yaml', '/r/hosts/a.yaml'], host: 'a', lastConverged: '2026-11-22T05:00:00.000Z', lastPlanChanges: 0 },
-      placement: { state: 'active', execs: 3, placed: 2, errors: 0, mode: 'gated', gateMarks: ['/'] },
+      config: {
+        revision: 'a'.repeat(40),
+        checkoutRevision: 'b'.repeat(40),
+        valid: false,
+        error: 'hosts/a.yaml:3:5: bad',
+        sources: ['/r/awg.yaml', '/r/hosts/a.yaml'],
+        host: 'a',
+        lastConverged: '2026-11-22T05:00:00.000Z',
+        lastPlanChanges: 0,
+      },
+      placement: {
+        state: 'active',
+        execs: 3,
+        placed: 2,
+        errors: 0,
+        mode: 'gated',
+        gateMarks: ['/'],
+      },
     };
     const j = await awg('status', '--json', '--socket', socket);
     const doc = StatusDocument.parse(JSON.parse(j.out));
     expect(doc.source).toBe('daemon');
     expect(doc.source === 'daemon' && doc.configState?.revision).toBe('a'.repeat(40));
-    const schema = JSON.parse(readFileSync(new URL('../../../schema/status.schema.json', import.meta.url), 'utf8')) as object;
+    const schema = JSON.parse(
+      readFileSync(new URL('../../../schema/status.schema.json', import.meta.url), 'utf8'),
+    ) as object;
     const ajv = new Ajv2020({ strict: false });
     expect(ajv.validate(schema, JSON.parse(j.out)), JSON.stringify(ajv.errors)).toBe(true);
     const t = await awg('status', '--socket', socket);
-    expect(t.out).toContain(`config: INVALID (the last good config keeps running), revision ${'a'.repeat(12)}, checkout at ${'b'.repeat(12)}, host a, converged 2026-11-22T05:00:00.000Z\nconfig error: hosts/a.yaml:3:5: bad\noverlays: /r/hosts/a.yaml\n`);
+    expect(t.out).toContain(
+      `config: INVALID (the last good config keeps running), revision ${'a'.repeat(12)}, checkout at ${'b'.repeat(12)}, host a, converged 2026-11-22T05:00:00.000Z\nconfig error: hosts/a.yaml:3:5: bad\noverlays: /r/hosts/a.yaml\n`,
+    );
   });
 
   it('an error from the daemon prints as in direct mode, with its exit code', async () => {
@@ -140,7 +184,9 @@ describe('awg status through the daemon', () => {
   it('--watch without a daemon is a clear error (exit 3), not a direct-mode view', async () => {
     const r = await awg('status', '--watch', '--socket', join(tmp(), 'none.sock'));
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/status --watch needs the awg daemon: no awg daemon answers on .*none\.sock \(ENOENT\)/);
+    expect(r.err).toMatch(
+      /status --watch needs the awg daemon: no awg daemon answers on .*none\.sock \(ENOENT\)/,
+    );
   });
 
   it('--watch (not a TTY): the view once, then each event as a line and the headline when it changes', async () => {
@@ -158,7 +204,9 @@ describe('awg status through the daemon', () => {
     expect(await done).toBe(0);
     const lines = c.out().trimEnd().split('\n');
     expect(lines[0]).toMatch(/^state: converged/);
-    expect(lines.at(-2)).toBe('2026-11-22T05:00:01.000Z drift repaired: route/52001/0.0.0.0/0, rule/5200');
+    expect(lines.at(-2)).toBe(
+      '2026-11-22T05:00:01.000Z drift repaired: route/52001/0.0.0.0/0, rule/5200',
+    );
     expect(lines.at(-1)).toMatch(/^state: drifted \(/);
     expect(c.out()).not.toContain('\x1b[');
   });
@@ -171,7 +219,9 @@ describe('awg status through the daemon', () => {
     const done = statusCommand(c.io, { socket, watch: true }, { tty: true, until });
     await expect.poll(() => core.subscribers).toBe(1);
     core.emit(ALL_EVENTS[6]!);
-    await expect.poll(() => c.out()).toContain('recent events:\n  2026-11-22T05:00:04.000Z tunnel work up\n');
+    await expect
+      .poll(() => c.out())
+      .toContain('recent events:\n  2026-11-22T05:00:04.000Z tunnel work up\n');
     stop();
     expect(await done).toBe(0);
     expect(c.out().startsWith('\x1b[H\x1b[2J')).toBe(true);
@@ -180,7 +230,11 @@ describe('awg status through the daemon', () => {
   it('--watch ends with exit 6 when the daemon goes away', async () => {
     const { core, socket, stop } = await daemon();
     const c = capture();
-    const done = statusCommand(c.io, { socket, watch: true }, { tty: false, until: new Promise(() => {}) });
+    const done = statusCommand(
+      c.io,
+      { socket, watch: true },
+      { tty: false, until: new Promise(() => {}) },
+    );
     await expect.poll(() => core.subscribers).toBe(1);
     await stop();
     expect(await done).toBe(6);
@@ -205,8 +259,18 @@ describe('awg apply through the daemon', () => {
     const file = project();
     const r = await awg('apply', '-f', file, '--json', '--socket', socket);
     expect(r.code).toBe(0);
-    const doc = JSON.parse(r.out) as { outcome: string; mutations: number; changed: number; plan: unknown };
-    expect(doc).toMatchObject({ outcome: 'converged', mutations: 4, changed: 3, rollbackErrors: [] });
+    const doc = JSON.parse(r.out) as {
+      outcome: string;
+      mutations: number;
+      changed: number;
+      plan: unknown;
+    };
+    expect(doc).toMatchObject({
+      outcome: 'converged',
+      mutations: 4,
+      changed: 3,
+      rollbackErrors: [],
+    });
     expect(PlanDocument.parse(doc.plan)).toEqual({ ...samplePlan(), config: file });
   });
 
@@ -220,7 +284,12 @@ describe('awg apply through the daemon', () => {
 
   it('a failed apply: the error, the fail-closed note and the exit code of its kind', async () => {
     const { core, socket } = await daemon();
-    core.applyValue = { outcome: 'failed-closed', plan: samplePlan(), mutations: 2, error: { kind: 'verification', message: 'route table 52001 differs after apply' } };
+    core.applyValue = {
+      outcome: 'failed-closed',
+      plan: samplePlan(),
+      mutations: 2,
+      error: { kind: 'verification', message: 'route table 52001 differs after apply' },
+    };
     const r = await awg('apply', '-f', project(), '--socket', socket);
     expect(r.code).toBe(7);
     expect(r.err).toContain('awg: error [verification]: route table 52001 differs after apply\n');
@@ -242,23 +311,50 @@ describe('awg apply through the daemon', () => {
     const r = await awg('apply', '-f', project(), '--confirm-timeout', '90', '--socket', socket);
     expect(r.code).toBe(0);
     expect((core.calls[0]!.arg as { confirmTimeoutSec?: number }).confirmTimeoutSec).toBe(90);
-    expect(r.out).toContain('Confirm with `awg confirm` by 2026-11-22T05:01:30.000Z, or the change is reverted.');
+    expect(r.out).toContain(
+      'Confirm with `awg confirm` by 2026-11-22T05:01:30.000Z, or the change is reverted.',
+    );
   });
 
   it('--confirm-timeout without a daemon (or with --direct): exit 3 and nothing applied', async () => {
     const file = project();
-    const r = await awg('apply', '-f', file, '--confirm-timeout', '30', '--socket', join(tmp(), 'none.sock'));
+    const r = await awg(
+      'apply',
+      '-f',
+      file,
+      '--confirm-timeout',
+      '30',
+      '--socket',
+      join(tmp(), 'none.sock'),
+    );
     expect(r.code).toBe(3);
     expect(r.err).toMatch(/--confirm-timeout needs the awg daemon/);
     expect(r.err).toMatch(/hint: start it with `awg service install`/);
     const { core, socket } = await daemon();
-    const d = await awg('apply', '-f', file, '--confirm-timeout', '30', '--socket', socket, '--direct');
+    const d = await awg(
+      'apply',
+      '-f',
+      file,
+      '--confirm-timeout',
+      '30',
+      '--socket',
+      socket,
+      '--direct',
+    );
     expect(d.code).toBe(3);
     expect(core.calls).toEqual([]);
   });
 
   it('--confirm-timeout must be whole seconds', async () => {
-    const r = await awg('apply', '-f', project(), '--confirm-timeout', '1.5', '--socket', join(tmp(), 'none.sock'));
+    const r = await awg(
+      'apply',
+      '-f',
+      project(),
+      '--confirm-timeout',
+      '1.5',
+      '--socket',
+      join(tmp(), 'none.sock'),
+    );
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/--confirm-timeout 1\.5/);
   });
@@ -274,7 +370,10 @@ describe('awg diff / down / confirm / events through the daemon', () => {
     expect(core.calls).toEqual([{ method: 'diff', arg: { configPath: resolve(file) } }]);
     const j = await awg('diff', '-f', file, '--json', '--socket', socket);
     expect(PlanDocument.parse(JSON.parse(j.out))).toEqual({ ...samplePlan(), config: file });
-    core.diffValue = { plan: { ...samplePlan(), changes: [], foreign: [], warnings: [] }, changes: false };
+    core.diffValue = {
+      plan: { ...samplePlan(), changes: [], foreign: [], warnings: [] },
+      changes: false,
+    };
     const n = await awg('diff', '-f', file, '--socket', socket);
     expect(n.code).toBe(0);
     expect(n.out).toContain('No changes. The system matches the configuration.');
@@ -282,10 +381,23 @@ describe('awg diff / down / confirm / events through the daemon', () => {
 
   it('diff: a daemon-side error is exit 1 with its issues', async () => {
     const { core, socket } = await daemon();
-    core.fail.diff = new AwgError('invalid-config', 'secrets unreadable', { issues: [{ file: '/x/awg.yaml', line: 5, col: 17, path: 'tunnels.work.privateKey', message: 'cannot read work.key', severity: 'error' }] });
+    core.fail.diff = new AwgError('invalid-config', 'secrets unreadable', {
+      issues: [
+        {
+          file: '/x/awg.yaml',
+          line: 5,
+          col: 17,
+          path: 'tunnels.work.privateKey',
+          message: 'cannot read work.key',
+          severity: 'error',
+        },
+      ],
+    });
     const r = await awg('diff', '-f', project(), '--socket', socket);
     expect(r.code).toBe(1);
-    expect(r.err).toContain('awg: error [invalid-config]: secrets unreadable\n/x/awg.yaml:5:17: tunnels.work.privateKey: cannot read work.key\n');
+    expect(r.err).toContain(
+      'awg: error [invalid-config]: secrets unreadable\n/x/awg.yaml:5:17: tunnels.work.privateKey: cannot read work.key\n',
+    );
   });
 
   it('down: through the daemon; --json result', async () => {
@@ -307,7 +419,10 @@ describe('awg diff / down / confirm / events through the daemon', () => {
 
   it('confirm: exit 0 when something was waiting, 2 when not; needs the daemon', async () => {
     const { core, socket } = await daemon();
-    expect(await awg('confirm', '--socket', socket)).toMatchObject({ code: 0, out: 'Confirmed: the applied change stays.\n' });
+    expect(await awg('confirm', '--socket', socket)).toMatchObject({
+      code: 0,
+      out: 'Confirmed: the applied change stays.\n',
+    });
     core.confirmValue = { confirmed: false };
     expect((await awg('confirm', '--socket', socket)).code).toBe(2);
     const none = await awg('confirm', '--socket', join(tmp(), 'none.sock'));
@@ -331,7 +446,9 @@ describe('awg diff / down / confirm / events through the daemon', () => {
       if (json) expect(lines.map((l) => JSON.parse(l) as DaemonEvent)).toEqual(ALL_EVENTS);
       else {
         expect(lines[0]).toBe('2026-11-22T05:00:00.000Z reconcile started (drift-timer)');
-        expect(lines).toContain('2026-11-22T05:01:06.000Z reverted: confirm timeout expired without confirm()');
+        expect(lines).toContain(
+          '2026-11-22T05:01:06.000Z reverted: confirm timeout expired without confirm()',
+        );
       }
       await expect.poll(() => core.subscribers).toBe(0);
     }

@@ -17,7 +17,8 @@ describe('ConfirmWindow', () => {
   it('refuses a window outside 1..86400 s (setTimeout fires at once past 2^31-1 ms)', () => {
     const c = clock();
     const w = new ConfirmWindow<string>(c.timer);
-    for (const sec of [0, 86_401, 2 ** 32 - 1, Number.NaN]) expect(() => w.open(sec, 'x', () => {})).toThrow(/expected whole seconds/);
+    for (const sec of [0, 86_401, 2 ** 32 - 1, Number.NaN])
+      expect(() => w.open(sec, 'x', () => {})).toThrow(/expected whole seconds/);
     expect(c.timers).toEqual([]);
   });
 

@@ -31,7 +31,10 @@ import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-co
 
 // Round trips go through the real protobuf encoding, so a field missing from the .proto
 // (or a wrong type) is caught here, not only a typo in convert.ts.
-const svc = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[SERVICE_NAME] as unknown as Record<string, grpc.MethodDefinition<object, object>>;
+const svc = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)[SERVICE_NAME] as unknown as Record<
+  string,
+  grpc.MethodDefinition<object, object>
+>;
 
 function wire<T>(method: string, side: 'request' | 'response', msg: object): T {
   const m = svc[method]!;
@@ -41,19 +44,36 @@ function wire<T>(method: string, side: 'request' | 'response', msg: object): T {
 
 describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   it('ApplyRequest', () => {
-    for (const r of [{ configPath: '/etc/awg/awg.yaml' }, { configPath: '/x.yaml', dryRun: true }, { configPath: '/ü/x.yaml', confirmTimeoutSec: 120 }]) {
+    for (const r of [
+      { configPath: '/etc/awg/awg.yaml' },
+      { configPath: '/x.yaml', dryRun: true },
+      { configPath: '/ü/x.yaml', confirmTimeoutSec: 120 },
+    ]) {
       expect(applyRequestFromWire(wire('Apply', 'request', applyRequestToWire(r)))).toEqual(r);
     }
   });
 
   it('an ApplyRequest with a confirm timeout over 86400 s (up to the uint32 maximum) is invalid-config', () => {
-    for (const sec of [86_401, 2 ** 32 - 1]) expect(() => applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: sec }))).toThrow(/expected whole seconds from 1 to 86400/);
-    expect(applyRequestFromWire(wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: 86_400 }))).toEqual({ configPath: '/x.yaml', confirmTimeoutSec: 86_400 });
+    for (const sec of [86_401, 2 ** 32 - 1])
+      expect(() =>
+        applyRequestFromWire(
+          wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: sec }),
+        ),
+      ).toThrow(/expected whole seconds from 1 to 86400/);
+    expect(
+      applyRequestFromWire(
+        wire('Apply', 'request', { configPath: '/x.yaml', confirmTimeoutSec: 86_400 }),
+      ),
+    ).toEqual({ configPath: '/x.yaml', confirmTimeoutSec: 86_400 });
   });
 
   it('ExecRequest: each choice; none, or an empty name, is invalid-config; ExecRegistered carries the pid', () => {
-    for (const c of [{ tunnel: 'work' }, { direct: true as const }, { rule: 'browsers' }]) expect(execRequestFromWire(wire('Exec', 'request', execRequestToWire(c)))).toEqual(c);
-    for (const w of [{}, { tunnel: '' }, { rule: '' }, { direct: false }]) expect(() => execRequestFromWire(wire('Exec', 'request', w))).toThrow(/give exactly one of a tunnel name, direct or a rule name/);
+    for (const c of [{ tunnel: 'work' }, { direct: true as const }, { rule: 'browsers' }])
+      expect(execRequestFromWire(wire('Exec', 'request', execRequestToWire(c)))).toEqual(c);
+    for (const w of [{}, { tunnel: '' }, { rule: '' }, { direct: false }])
+      expect(() => execRequestFromWire(wire('Exec', 'request', w))).toThrow(
+        /give exactly one of a tunnel name, direct or a rule name/,
+      );
     expect(wire('Exec', 'response', { pid: 4242 })).toEqual({ pid: 4242 });
   });
 
@@ -63,10 +83,27 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
 
   it('ApplyResponse with and without error / deadline; the plan document is identical', () => {
     const plain = { outcome: 'converged', plan: samplePlan(), mutations: 3 };
-    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(plain)))).toEqual(plain);
-    const full = { outcome: 'failed-closed', plan: { ...samplePlan(), config: undefined, changes: [], summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 }, foreign: [], warnings: [] }, mutations: 0, error: { kind: 'driver', message: 'nft: ä' }, confirmDeadline: '2026-11-22T05:01:00.000Z' };
+    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(plain)))).toEqual(
+      plain,
+    );
+    const full = {
+      outcome: 'failed-closed',
+      plan: {
+        ...samplePlan(),
+        config: undefined,
+        changes: [],
+        summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 },
+        foreign: [],
+        warnings: [],
+      },
+      mutations: 0,
+      error: { kind: 'driver', message: 'nft: ä' },
+      confirmDeadline: '2026-11-22T05:01:00.000Z',
+    };
     delete (full.plan as { config?: string }).config;
-    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(full)))).toEqual(full);
+    expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(full)))).toEqual(
+      full,
+    );
   });
 
   it('Diff and Down responses', () => {
@@ -79,32 +116,66 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('Status: every state, optional fields absent stay absent, 64-bit byte counters survive', () => {
-    for (const state of ['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down'] as StatusResponse['state'][]) {
+    for (const state of [
+      'converged',
+      'drifted',
+      'reconciling',
+      'failed',
+      'failed-closed',
+      'down',
+    ] as StatusResponse['state'][]) {
       const s = { ...sampleStatus(), state };
       expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
     }
     const bare: StatusResponse = { state: 'down', objects: [], tunnels: [] };
     expect(statusFromWire(wire('Status', 'response', statusToWire(bare)))).toEqual(bare);
-    const withErr: StatusResponse = { ...sampleStatus(), lastReconcile: { at: 'x', outcome: 'failed', durationMs: 1, error: { kind: 'driver', message: 'm' } }, confirmDeadline: 'd' };
+    const withErr: StatusResponse = {
+      ...sampleStatus(),
+      lastReconcile: {
+        at: 'x',
+        outcome: 'failed',
+        durationMs: 1,
+        error: { kind: 'driver', message: 'm' },
+      },
+      confirmDeadline: 'd',
+    };
     expect(statusFromWire(wire('Status', 'response', statusToWire(withErr)))).toEqual(withErr);
     for (const placement of [
       { state: 'active', execs: 9, placed: 3, errors: 0, mode: 'gated', gateMarks: ['/', '/opt'] },
-      { state: 'active', execs: 9, placed: 3, errors: 1, mode: 'best-effort', modeReason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)' },
+      {
+        state: 'active',
+        execs: 9,
+        placed: 3,
+        errors: 1,
+        mode: 'best-effort',
+        modeReason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)',
+      },
       { state: 'active', execs: 0, placed: 0, errors: 0 },
     ] as StatusResponse['placement'][]) {
       const s = { ...sampleStatus(), placement };
       expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
       expect(renderDaemonStatus(s)).toContain(
-        placement!.mode === 'gated' ? 'placement: active, gated (exec gate on /, /opt), 3 placed of 9 execs, 0 errors' : placement!.mode ? 'placement: active, best-effort (exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)), 3 placed' : 'placement: active, 0 placed of 0 execs',
+        placement!.mode === 'gated'
+          ? 'placement: active, gated (exec gate on /, /opt), 3 placed of 9 execs, 0 errors'
+          : placement!.mode
+            ? 'placement: active, best-effort (exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)), 3 placed'
+            : 'placement: active, 0 placed of 0 execs',
       );
     }
     // a handshake age of 0 is not "never"
-    const zero = { ...sampleStatus(), tunnels: [{ ...sampleStatus().tunnels[0]!, lastHandshakeAgeSec: 0 }] };
-    expect(statusFromWire(wire('Status', 'response', statusToWire(zero))).tunnels[0]!.lastHandshakeAgeSec).toBe(0);
+    const zero = {
+      ...sampleStatus(),
+      tunnels: [{ ...sampleStatus().tunnels[0]!, lastHandshakeAgeSec: 0 }],
+    };
+    expect(
+      statusFromWire(wire('Status', 'response', statusToWire(zero))).tunnels[0]!
+        .lastHandshakeAgeSec,
+    ).toBe(0);
   });
 
   it('every event type', () => {
-    for (const e of ALL_EVENTS) expect(eventFromWire(wire('Watch', 'response', eventToWire(e)))).toEqual(e);
+    for (const e of ALL_EVENTS)
+      expect(eventFromWire(wire('Watch', 'response', eventToWire(e)))).toEqual(e);
   });
 
   it('an event type this client does not know is skipped, not misread', () => {
@@ -117,12 +188,19 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('an unknown state from the wire is an error, not a silent default', () => {
-    expect(() => statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [] })).toThrow(/malformed/);
+    expect(() => statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [] })).toThrow(
+      /malformed/,
+    );
   });
 
   it('errors: each kind maps to its gRPC code and back with issues and hint', () => {
     for (const kind of Object.keys(ERROR_KINDS) as ErrorKind[]) {
-      const e = new AwgError(kind, `boom ${kind}`, { hint: 'try x', issues: [{ file: 'a.yaml', line: 2, col: 3, path: 'tunnels', message: 'bad', severity: 'error' }] });
+      const e = new AwgError(kind, `boom ${kind}`, {
+        hint: 'try x',
+        issues: [
+          { file: 'a.yaml', line: 2, col: 3, path: 'tunnels', message: 'bad', severity: 'error' },
+        ],
+      });
       const w = errorToWire(e);
       expect(w.code).toBe(ERROR_KINDS[kind].grpcCode);
       const back = errorFromWire(w.code, e.message, w.trailer);

@@ -78,14 +78,26 @@ describe('in-process engine driver', () => {
       file,
       `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.1/24]\n    peers:\n      - publicKey: "${srv.publicKey}"\n        endpoint: 10.0.0.2:51820\n        allowedIPs: [${allowed.join(', ')}]\n`,
     );
-    const r = await prepare(file, { facts: { cgroupNftPrefix: '' }, fingerprintKey: () => fingerprintKeyOf(state) });
+    const r = await prepare(file, {
+      facts: { cgroupNftPrefix: '' },
+      fingerprintKey: () => fingerprintKeyOf(state),
+    });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    const engine = r.prepared.desired.resources.find((x): x is Resource<'engine'> => x.kind === 'engine')!;
+    const engine = r.prepared.desired.resources.find(
+      (x): x is Resource<'engine'> => x.kind === 'engine',
+    )!;
     return { p: r.prepared, engine };
   }
 
   function ctx(p: Prepared): ApplyContext {
-    return { exec: new RecordingExec(), reporter: silentReporter, state, dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
+    return {
+      exec: new RecordingExec(),
+      reporter: silentReporter,
+      state,
+      dryRun: false,
+      claims: DEFAULT_CLAIMS,
+      secrets: p.secrets,
+    };
   }
 
   beforeEach(async () => {
@@ -93,7 +105,9 @@ describe('in-process engine driver', () => {
     net = new MemoryNetwork();
     serverTun = new MemoryTun('srv0');
     server = new Device({ tun: serverTun, bind: net.bind('10.0.0.2') });
-    await server.ipcSet(`set=1\nprivate_key=${hex(srv.privateKey)}\nlisten_port=51820\npublic_key=${hex(me.publicKey)}\nallowed_ip=10.200.50.1/32\n\n`);
+    await server.ipcSet(
+      `set=1\nprivate_key=${hex(srv.privateKey)}\nlisten_port=51820\npublic_key=${hex(me.publicKey)}\nallowed_ip=10.200.50.1/32\n\n`,
+    );
     await server.up();
     tuns = [];
     state = new MemoryStateStore();
@@ -127,10 +141,25 @@ describe('in-process engine driver', () => {
     const scope = { desired: p.desired, claims: DEFAULT_CLAIMS, state: c.state };
     expect((await h.driver.observe(scope)).resources).toEqual([]);
 
-    expect(await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, c)).toBe('changed');
+    expect(
+      await h.driver.apply(
+        {
+          kind: 'engine',
+          id: engine.id,
+          action: 'create',
+          after: engine.spec,
+          reason: 'new',
+          cause: 'initial',
+        } as Change<'engine'>,
+        c,
+      ),
+    ).toBe('changed');
     const obs = await h.driver.observe(scope);
     expect(obs.resources).toHaveLength(1);
-    expect(plan({ resources: [engine], warnings: [] }, { resources: obs.resources, foreign: [] }).changes).toEqual([]);
+    expect(
+      plan({ resources: [engine], warnings: [] }, { resources: obs.resources, foreign: [] })
+        .changes,
+    ).toEqual([]);
     expect(changes).toEqual([{ type: 'started', tunnel: 'vpn' }]);
 
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'one'));
@@ -144,18 +173,41 @@ describe('in-process engine driver', () => {
     expect(st[0]!.peers[0]!.txBytes).toBeGreaterThan(0);
 
     const next = await desired(['10.200.50.0/24', '10.200.51.0/24']);
-    const p2 = plan(next.p.desired, { resources: (await h.driver.observe(scope)).resources, foreign: [] }).changes.filter((x) => x.kind === 'engine');
+    const p2 = plan(next.p.desired, {
+      resources: (await h.driver.observe(scope)).resources,
+      foreign: [],
+    }).changes.filter((x) => x.kind === 'engine');
     expect(p2.map((x) => x.action)).toEqual(['update']);
     expect(await h.driver.apply(p2[0] as Change<'engine'>, ctx(next.p))).toBe('changed');
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'two'));
     await flush();
     await new Promise((r) => setTimeout(r, 2 * HANDSHAKE_EVENT_DELAY_MS)); // a new handshake's event would be out by now
     expect(changes.filter((x) => x.type === 'handshake')).toHaveLength(1);
-    expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual(['one', 'two']);
+    expect(serverTun.written.map((b) => Buffer.from(b).subarray(20).toString())).toEqual([
+      'one',
+      'two',
+    ]);
     expect(tuns).toHaveLength(1);
-    expect(plan({ resources: [next.engine], warnings: [] }, { resources: (await h.driver.observe(scope)).resources, foreign: [] }).changes).toEqual([]);
+    expect(
+      plan(
+        { resources: [next.engine], warnings: [] },
+        { resources: (await h.driver.observe(scope)).resources, foreign: [] },
+      ).changes,
+    ).toEqual([]);
 
-    expect(await h.driver.apply({ kind: 'engine', id: engine.id, action: 'delete', before: next.engine.spec, reason: 'gone', cause: 'config' } as Change<'engine'>, c)).toBe('changed');
+    expect(
+      await h.driver.apply(
+        {
+          kind: 'engine',
+          id: engine.id,
+          action: 'delete',
+          before: next.engine.spec,
+          reason: 'gone',
+          cause: 'config',
+        } as Change<'engine'>,
+        c,
+      ),
+    ).toBe('changed');
     expect((await h.driver.observe(scope)).resources).toEqual([]);
     expect(changes.at(-1)).toMatchObject({ type: 'stopped', tunnel: 'vpn' });
     expect(tuns[0]!.isClosed).toBe(true);
@@ -165,20 +217,46 @@ describe('in-process engine driver', () => {
     const { h, changes } = host();
     const { p, engine } = await desired(['10.200.50.0/24']);
     const c = ctx(p);
-    await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, c);
+    await h.driver.apply(
+      {
+        kind: 'engine',
+        id: engine.id,
+        action: 'create',
+        after: engine.spec,
+        reason: 'new',
+        cause: 'initial',
+      } as Change<'engine'>,
+      c,
+    );
     tuns[0]!.fail();
     await flush();
     expect(changes.at(-1)).toMatchObject({ type: 'stopped', tunnel: 'vpn' });
-    expect((await h.driver.observe({ desired: p.desired, claims: DEFAULT_CLAIMS, state: c.state })).resources).toEqual([]);
+    expect(
+      (await h.driver.observe({ desired: p.desired, claims: DEFAULT_CLAIMS, state: c.state }))
+        .resources,
+    ).toEqual([]);
   });
 
   it('observe drops an engine whose TUN vanished without an error callback', async () => {
     const { h } = host();
     const { p, engine } = await desired(['10.200.50.0/24']);
     const c = ctx(p);
-    await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, c);
+    await h.driver.apply(
+      {
+        kind: 'engine',
+        id: engine.id,
+        action: 'create',
+        after: engine.spec,
+        reason: 'new',
+        cause: 'initial',
+      } as Change<'engine'>,
+      c,
+    );
     tuns[0]!.gone = true;
-    expect((await h.driver.observe({ desired: p.desired, claims: DEFAULT_CLAIMS, state: c.state })).resources).toEqual([]);
+    expect(
+      (await h.driver.observe({ desired: p.desired, claims: DEFAULT_CLAIMS, state: c.state }))
+        .resources,
+    ).toEqual([]);
     expect(h.tunnels()).toEqual([]);
   });
 
@@ -186,7 +264,19 @@ describe('in-process engine driver', () => {
     const { h } = host();
     const { p, engine } = await desired(['10.200.50.0/24']);
     const c = { ...ctx(p), exec: new RecordingExec({}, true), dryRun: true };
-    expect(await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, c)).toBe('changed');
+    expect(
+      await h.driver.apply(
+        {
+          kind: 'engine',
+          id: engine.id,
+          action: 'create',
+          after: engine.spec,
+          reason: 'new',
+          cause: 'initial',
+        } as Change<'engine'>,
+        c,
+      ),
+    ).toBe('changed');
     expect(tuns).toEqual([]);
     expect(h.tunnels()).toEqual([]);
   });

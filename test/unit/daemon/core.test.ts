@@ -32,8 +32,15 @@ tunnels:
 ${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
 }
 
-const routeDsts = (d: FakeDriverSet) => [...d.route.objects.values()].filter((r) => r.type === 'unicast').map((r) => r.dst).sort();
-const allIds = (d: FakeDriverSet) => Object.values(d).flatMap((f) => [...f.objects.keys()]).sort();
+const routeDsts = (d: FakeDriverSet) =>
+  [...d.route.objects.values()]
+    .filter((r) => r.type === 'unicast')
+    .map((r) => r.dst)
+    .sort();
+const allIds = (d: FakeDriverSet) =>
+  Object.values(d)
+    .flatMap((f) => [...f.objects.keys()])
+    .sort();
 
 describe('daemon core', () => {
   let dir: string;
@@ -43,7 +50,9 @@ describe('daemon core', () => {
   let events: DaemonEvent[];
   let timers: { ms: number; fn: () => void; cancelled: boolean }[];
 
-  function make(opts: { configPath?: string; state?: MemoryStateStore; reporter?: Reporter } = {}): Daemon {
+  function make(
+    opts: { configPath?: string; state?: MemoryStateStore; reporter?: Reporter } = {},
+  ): Daemon {
     timers = [];
     const x = new Daemon({
       configPath: opts.configPath ?? file,
@@ -87,14 +96,24 @@ describe('daemon core', () => {
 
   it('awg exec needs no daemon on Linux (cgroups): routeExec is unsupported and registers nothing', async () => {
     daemon = make();
-    await expect(daemon.routeExec(process.pid, { tunnel: 'work' }, () => {})).rejects.toMatchObject({ kind: 'unsupported', message: expect.stringMatching(/on Linux awg exec places itself in a cgroup and needs no daemon$/) });
+    await expect(daemon.routeExec(process.pid, { tunnel: 'work' }, () => {})).rejects.toMatchObject(
+      {
+        kind: 'unsupported',
+        message: expect.stringMatching(
+          /on Linux awg exec places itself in a cgroup and needs no daemon$/,
+        ),
+      },
+    );
   });
 
   it('converges on start; status reports it; a second run changes nothing', async () => {
     daemon = make();
     await daemon.start();
     await until((e) => e.type === 'reconcile-finished');
-    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({
+      reason: 'start',
+      outcome: 'converged',
+    });
     expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
     const st = await daemon.status();
     expect(st.state).toBe('converged');
@@ -103,21 +122,32 @@ describe('daemon core', () => {
     const n = events.length;
     daemon.wake('api');
     const again = await until((e) => e.type === 'reconcile-finished', n);
-    expect(again).toMatchObject({ outcome: 'unchanged', summary: { create: 0, update: 0, delete: 0 } });
+    expect(again).toMatchObject({
+      outcome: 'unchanged',
+      summary: { create: 0, update: 0, delete: 0 },
+    });
   });
 
   // Before: accepted, applied, and a window of 2^32-1 s opened; setTimeout fires at once past
   // 2^31-1 ms, so the apply was reverted immediately behind the caller's back.
-  it.each([2 ** 32 - 1, 86_401, -5, 1.5])('a confirm timeout of %s s is refused before anything is read or applied', async (sec) => {
-    daemon = make();
-    await daemon.start();
-    await until((e) => e.type === 'reconcile-finished');
-    const fileB = join(dir, 'b.yaml');
-    writeFileSync(fileB, config({ allowed: ['10.200.50.0/24', '10.200.51.0/24'] }));
-    await expect(daemon.apply({ configPath: fileB, confirmTimeoutSec: sec })).rejects.toMatchObject({ kind: 'invalid-config', message: expect.stringContaining('expected whole seconds from 1 to 86400') });
-    expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
-    expect(events.some((e) => e.type === 'confirm-pending')).toBe(false);
-  });
+  it.each([2 ** 32 - 1, 86_401, -5, 1.5])(
+    'a confirm timeout of %s s is refused before anything is read or applied',
+    async (sec) => {
+      daemon = make();
+      await daemon.start();
+      await until((e) => e.type === 'reconcile-finished');
+      const fileB = join(dir, 'b.yaml');
+      writeFileSync(fileB, config({ allowed: ['10.200.50.0/24', '10.200.51.0/24'] }));
+      await expect(
+        daemon.apply({ configPath: fileB, confirmTimeoutSec: sec }),
+      ).rejects.toMatchObject({
+        kind: 'invalid-config',
+        message: expect.stringContaining('expected whole seconds from 1 to 86400'),
+      });
+      expect(routeDsts(d)).toEqual(['10.200.50.0/24']);
+      expect(events.some((e) => e.type === 'confirm-pending')).toBe(false);
+    },
+  );
 
   it('apply with a confirm timeout reverts to the previous state unless confirmed', async () => {
     daemon = make();
@@ -177,13 +207,19 @@ describe('daemon core', () => {
     const n = events.length;
     daemon.wake('config');
     await until((e) => e.type === 'reconcile-finished', n);
-    expect(events.slice(n).find((e) => e.type === 'config-changed')).toMatchObject({ valid: false });
-    expect(events.slice(n).some((e) => e.type === 'error' && e.kind === 'invalid-config')).toBe(true);
+    expect(events.slice(n).find((e) => e.type === 'config-changed')).toMatchObject({
+      valid: false,
+    });
+    expect(events.slice(n).some((e) => e.type === 'error' && e.kind === 'invalid-config')).toBe(
+      true,
+    );
     expect(allIds(d)).toEqual(before);
     const m = events.length;
     daemon.wake('config');
     await until((e) => e.type === 'reconcile-finished', m);
-    expect(events.slice(m).filter((e) => e.type === 'config-changed' || e.type === 'error')).toEqual([]);
+    expect(
+      events.slice(m).filter((e) => e.type === 'config-changed' || e.type === 'error'),
+    ).toEqual([]);
     writeFileSync(file, config({ allowed: ['10.200.53.0/24'] }));
     const o = events.length;
     daemon.wake('config');
@@ -193,12 +229,18 @@ describe('daemon core', () => {
   });
 
   it('a terminal error (conflict) blocks the loop until the config changes', async () => {
-    d.link.foreign.push({ kind: 'link', id: 'link/awg-vpn', relation: 'conflict', description: 'a TUN without our marker' });
+    d.link.foreign.push({
+      kind: 'link',
+      id: 'link/awg-vpn',
+      relation: 'conflict',
+      description: 'a TUN without our marker',
+    });
     daemon = make();
     await daemon.start();
     const e = await until((x) => x.type === 'reconcile-finished');
     expect(e).toMatchObject({ outcome: 'failed', error: { kind: 'conflict' } });
-    for (let i = 0; i < 20 && daemon.loopState() !== 'blocked'; i++) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 20 && daemon.loopState() !== 'blocked'; i++)
+      await new Promise((r) => setTimeout(r, 2));
     expect(daemon.loopState()).toBe('blocked');
     const n = events.length;
     daemon.wake('network');
@@ -216,7 +258,8 @@ describe('daemon core', () => {
     daemon = make();
     await daemon.start();
     await until((e) => e.type === 'reconcile-finished');
-    for (let i = 0; i < 20 && daemon.loopState() !== 'backoff'; i++) await new Promise((r) => setTimeout(r, 2));
+    for (let i = 0; i < 20 && daemon.loopState() !== 'backoff'; i++)
+      await new Promise((r) => setTimeout(r, 2));
     expect(daemon.loopState()).toBe('backoff');
     expect((await daemon.status()).lastReconcile?.outcome).toBe('rolled-back');
   });
@@ -264,12 +307,20 @@ describe('daemon core', () => {
     expect([...d.firewall.objects.keys()]).toEqual(['firewall/inet/awg']);
 
     const infos: string[] = [];
-    daemon = make({ state, reporter: { report: (e) => void (e.type === 'info' && infos.push(e.message)) } });
+    daemon = make({
+      state,
+      reporter: { report: (e) => void (e.type === 'info' && infos.push(e.message)) },
+    });
     await daemon.start();
-    expect(await until((e) => e.type === 'reconcile-finished')).toMatchObject({ reason: 'start', outcome: 'converged' });
+    expect(await until((e) => e.type === 'reconcile-finished')).toMatchObject({
+      reason: 'start',
+      outcome: 'converged',
+    });
     expect(allIds(d)).toEqual(before);
     expect(events.filter((e) => e.type === 'drift')).toEqual([]);
-    expect(infos).toContainEqual(expect.stringMatching(/^restored \d+ object\(s\) the daemon removed when it last stopped$/));
+    expect(infos).toContainEqual(
+      expect.stringMatching(/^restored \d+ object\(s\) the daemon removed when it last stopped$/),
+    );
 
     // the mark is gone with the next save: an object deleted outside awg now is drift again
     const route = [...d.route.objects.keys()][0]!;
@@ -277,7 +328,10 @@ describe('daemon core', () => {
     const n = events.length;
     daemon.wake('api');
     await until((e) => e.type === 'reconcile-finished', n);
-    expect(events.slice(n).find((e) => e.type === 'drift')).toMatchObject({ ids: [route], repaired: true });
+    expect(events.slice(n).find((e) => e.type === 'drift')).toMatchObject({
+      ids: [route],
+      repaired: true,
+    });
   });
 
   it('no config: idles in state down', async () => {

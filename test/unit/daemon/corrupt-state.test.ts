@@ -3,7 +3,15 @@
  * the constructor threw a SyntaxError, so `awg daemon` exited and systemd restarted it
  * forever with the kill switch closed). Fake drivers, real files in a temporary state dir.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -43,7 +51,11 @@ describe('daemon over a corrupt state directory', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function make(configPath?: string): { daemon: Daemon; reporter: MemoryReporter; events: DaemonEvent[] } {
+  function make(configPath?: string): {
+    daemon: Daemon;
+    reporter: MemoryReporter;
+    events: DaemonEvent[];
+  } {
     const reporter = new MemoryReporter();
     const events: DaemonEvent[] = [];
     const x = new Daemon({
@@ -60,7 +72,10 @@ describe('daemon over a corrupt state directory', () => {
     return { daemon: x, reporter, events };
   }
 
-  async function until(events: DaemonEvent[], pred: (e: DaemonEvent) => boolean): Promise<DaemonEvent> {
+  async function until(
+    events: DaemonEvent[],
+    pred: (e: DaemonEvent) => boolean,
+  ): Promise<DaemonEvent> {
     for (let i = 0; i < 2500; i++) {
       const hit = events.find(pred);
       if (hit) return hit;
@@ -75,7 +90,11 @@ describe('daemon over a corrupt state directory', () => {
     daemon = m.daemon;
     const warnings = m.reporter.events.flatMap((e) => (e.type === 'warning' ? [e.message] : []));
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatch(new RegExp(`^state record ${stateDir}/applied.json is unusable \\(not valid JSON: .*\\); moved aside to ${stateDir}/applied.json.corrupt-\\S+ and ignored$`));
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `^state record ${stateDir}/applied.json is unusable \\(not valid JSON: .*\\); moved aside to ${stateDir}/applied.json.corrupt-\\S+ and ignored$`,
+      ),
+    );
     await daemon.start();
     const file = join(dir, 'awg.yaml');
     writeFileSync(file, CONFIG);
@@ -84,7 +103,10 @@ describe('daemon over a corrupt state directory', () => {
     expect((await daemon.status()).state).toBe('converged');
     const names = readdirSync(stateDir).sort();
     expect(names.filter((n) => n.includes('.corrupt-'))).toHaveLength(1);
-    expect(JSON.parse(readFileSync(join(stateDir, 'applied.json'), 'utf8'))).toMatchObject({ configFile: file, outcome: 'converged' });
+    expect(JSON.parse(readFileSync(join(stateDir, 'applied.json'), 'utf8'))).toMatchObject({
+      configFile: file,
+      outcome: 'converged',
+    });
   });
 
   it('with --config and an empty applied record (torn by a crash) the first run converges; down removes everything', async () => {
@@ -95,9 +117,16 @@ describe('daemon over a corrupt state directory', () => {
     daemon = m.daemon;
     await daemon.start();
     await until(m.events, (e) => e.type === 'reconcile-finished');
-    expect(m.events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'converged' });
+    expect(m.events.find((e) => e.type === 'reconcile-finished')).toMatchObject({
+      outcome: 'converged',
+    });
     // the applied record was set aside in the constructor (before anyone subscribed): logged
-    expect(m.reporter.events.filter((e) => e.type === 'warning').map((e) => (e as { message: string }).message).join('\n')).toContain('applied.json is unusable (empty)');
+    expect(
+      m.reporter.events
+        .filter((e) => e.type === 'warning')
+        .map((e) => (e as { message: string }).message)
+        .join('\n'),
+    ).toContain('applied.json is unusable (empty)');
     const down = await daemon.down();
     expect(down.removed.length).toBeGreaterThan(0);
     expect(existsSync(join(stateDir, 'applied.json'))).toBe(false);

@@ -10,7 +10,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import type { EngineChange, EngineStats, InprocEngineHost } from '../../../src/resources/engine/inproc.js';
+import type {
+  EngineChange,
+  EngineStats,
+  InprocEngineHost,
+} from '../../../src/resources/engine/inproc.js';
 import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
@@ -43,11 +47,21 @@ rules:
 function fakeHost(driver: InprocEngineHost['driver']) {
   const listeners = new Set<(c: EngineChange) => void>();
   const probes: string[] = [];
-  let peerStats = { publicKey: peer.publicKey, endpoint: '10.200.9.2:51820', lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, handshakePendingMs: 0, hasSession: false };
+  let peerStats = {
+    publicKey: peer.publicKey,
+    endpoint: '10.200.9.2:51820',
+    lastHandshakeMs: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    handshakePendingMs: 0,
+    hasSession: false,
+  };
   const host: InprocEngineHost = {
     driver,
     adopt: async () => [],
-    stats: (): EngineStats[] => [{ tunnel: 'vpn', type: 'wireguard', link: 'awg-vpn', up: true, peers: [peerStats] }],
+    stats: (): EngineStats[] => [
+      { tunnel: 'vpn', type: 'wireguard', link: 'awg-vpn', up: true, peers: [peerStats] },
+    ],
     proxyStats: () => [],
     onChange: (l) => (listeners.add(l), () => listeners.delete(l)),
     probe: (t) => void probes.push(t),
@@ -80,7 +94,18 @@ describe('daemon: fallbacks follow tunnel health', () => {
     const d = createFakeDriverSet();
     const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
     const events: DaemonEvent[] = [];
-    daemon = new Daemon({ configPath: file, drivers: d, engines: f.host, exec: new RecordingExec(), state: new MemoryStateStore(), facts: { cgroupNftPrefix: '' }, wakes: false, placement: false, healthIntervalMs: 0, loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 } });
+    daemon = new Daemon({
+      configPath: file,
+      drivers: d,
+      engines: f.host,
+      exec: new RecordingExec(),
+      state: new MemoryStateStore(),
+      facts: { cgroupNftPrefix: '' },
+      wakes: false,
+      placement: false,
+      healthIntervalMs: 0,
+      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+    });
     daemon.subscribe((e) => events.push(e));
     const until = async (pred: (e: DaemonEvent) => boolean, from: number) => {
       for (let i = 0; i < 1000; i++) {
@@ -91,30 +116,61 @@ describe('daemon: fallbacks follow tunnel health', () => {
       throw new Error(`event not seen: ${JSON.stringify(events.slice(from))}`);
     };
     const ruleset = () => ([...d.firewall.objects.values()][0] as { ruleset: string }).ruleset;
-    const verdicts = () => Object.fromEntries(['ad', 'bl'].map((n) => {
-      const l = ruleset().split('\n').find((x) => x.includes(`comment "app/${n}"`)) ?? '';
-      return [n, l.includes('meta mark set') ? 'mark' : / drop /.test(l) ? 'drop' : l.includes('accept') ? 'direct' : '?'];
-    }));
+    const verdicts = () =>
+      Object.fromEntries(
+        ['ad', 'bl'].map((n) => {
+          const l =
+            ruleset()
+              .split('\n')
+              .find((x) => x.includes(`comment "app/${n}"`)) ?? '';
+          return [
+            n,
+            l.includes('meta mark set')
+              ? 'mark'
+              : / drop /.test(l)
+                ? 'drop'
+                : l.includes('accept')
+                  ? 'direct'
+                  : '?',
+          ];
+        }),
+      );
     await daemon.start();
     await until((e) => e.type === 'reconcile-finished', 0);
     expect(verdicts()).toEqual({ ad: 'mark', bl: 'mark' });
 
     // pending, but not for downAfter yet: still connecting, nothing switches
-    f.set({ handshakePendingMs: 2_000 }, { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey });
+    f.set(
+      { handshakePendingMs: 2_000 },
+      { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey },
+    );
     expect(events.filter((e) => e.type === 'tunnel')).toEqual([]);
     expect(f.probes).toContain('vpn');
 
     let mark = events.length;
-    f.set({ handshakePendingMs: 3_000 }, { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey });
-    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({ tunnel: 'vpn', state: 'down', error: 'no handshake answered for 3s' });
+    f.set(
+      { handshakePendingMs: 3_000 },
+      { type: 'handshake-failed', tunnel: 'vpn', peer: peer.publicKey },
+    );
+    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({
+      tunnel: 'vpn',
+      state: 'down',
+      error: 'no handshake answered for 3s',
+    });
     await until((e) => e.type === 'reconcile-finished' && e.reason === 'engine', mark);
     expect(verdicts()).toEqual({ ad: 'direct', bl: 'drop' });
     const st = await daemon.status();
     expect(st.tunnels[0]).toMatchObject({ name: 'vpn', health: 'down', up: false });
 
     mark = events.length;
-    f.set({ handshakePendingMs: 0, lastHandshakeMs: Date.now(), hasSession: true }, { type: 'handshake', tunnel: 'vpn', peer: peer.publicKey, initiator: true });
-    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({ tunnel: 'vpn', state: 'up' });
+    f.set(
+      { handshakePendingMs: 0, lastHandshakeMs: Date.now(), hasSession: true },
+      { type: 'handshake', tunnel: 'vpn', peer: peer.publicKey, initiator: true },
+    );
+    expect(await until((e) => e.type === 'tunnel', mark)).toMatchObject({
+      tunnel: 'vpn',
+      state: 'up',
+    });
     await until((e) => e.type === 'reconcile-finished' && e.reason === 'engine', mark);
     expect(verdicts()).toEqual({ ad: 'mark', bl: 'mark' });
   });

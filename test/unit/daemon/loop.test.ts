@@ -4,7 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createActor, fromPromise, SimulatedClock } from 'xstate';
-import { backoffDelay, classifyError, loopMachine, type LoopInput, type RunInput, type RunResult } from '../../../src/daemon/loop.js';
+import {
+  backoffDelay,
+  classifyError,
+  loopMachine,
+  type LoopInput,
+  type RunInput,
+  type RunResult,
+} from '../../../src/daemon/loop.js';
 import type { WakeReason } from '../../../src/daemon/core.js';
 
 const flush = async () => {
@@ -46,26 +53,81 @@ function harness(input: LoopInput = {}) {
 }
 
 describe('loop: state × event → next state', () => {
-  const table: { from: string; setup: (h: ReturnType<typeof harness>) => Promise<void>; event: WakeReason | 'STOP'; to: string }[] = [
+  const table: {
+    from: string;
+    setup: (h: ReturnType<typeof harness>) => Promise<void>;
+    event: WakeReason | 'STOP';
+    to: string;
+  }[] = [
     { from: 'idle', setup: async () => {}, event: 'config', to: 'running' },
     { from: 'idle', setup: async () => {}, event: 'api', to: 'running' },
     { from: 'idle', setup: async () => {}, event: 'start', to: 'running' },
     { from: 'idle', setup: async () => {}, event: 'network', to: 'debouncing' },
     { from: 'idle', setup: async () => {}, event: 'engine', to: 'debouncing' },
     { from: 'idle', setup: async () => {}, event: 'STOP', to: 'stopped' },
-    { from: 'debouncing', setup: async (h) => h.wake('network'), event: 'network', to: 'debouncing' },
+    {
+      from: 'debouncing',
+      setup: async (h) => h.wake('network'),
+      event: 'network',
+      to: 'debouncing',
+    },
     { from: 'debouncing', setup: async (h) => h.wake('network'), event: 'config', to: 'running' },
     { from: 'running', setup: async (h) => h.wake('api'), event: 'network', to: 'running' },
     { from: 'running', setup: async (h) => h.wake('api'), event: 'STOP', to: 'stopped' },
-    { from: 'backoff', setup: async (h) => (h.wake('api'), await h.finish('retryable')), event: 'network', to: 'backoff' },
-    { from: 'backoff', setup: async (h) => (h.wake('api'), await h.finish('retryable')), event: 'drift-timer', to: 'backoff' },
-    { from: 'backoff', setup: async (h) => (h.wake('api'), await h.finish('retryable')), event: 'config', to: 'running' },
-    { from: 'backoff', setup: async (h) => (h.wake('api'), await h.finish('retryable')), event: 'api', to: 'running' },
-    { from: 'blocked', setup: async (h) => (h.wake('api'), await h.finish('terminal')), event: 'network', to: 'blocked' },
-    { from: 'blocked', setup: async (h) => (h.wake('api'), await h.finish('terminal')), event: 'engine', to: 'blocked' },
-    { from: 'blocked', setup: async (h) => (h.wake('api'), await h.finish('terminal')), event: 'config', to: 'running' },
-    { from: 'blocked', setup: async (h) => (h.wake('api'), await h.finish('terminal')), event: 'api', to: 'running' },
-    { from: 'blocked', setup: async (h) => (h.wake('api'), await h.finish('terminal')), event: 'STOP', to: 'stopped' },
+    {
+      from: 'backoff',
+      setup: async (h) => (h.wake('api'), await h.finish('retryable')),
+      event: 'network',
+      to: 'backoff',
+    },
+    {
+      from: 'backoff',
+      setup: async (h) => (h.wake('api'), await h.finish('retryable')),
+      event: 'drift-timer',
+      to: 'backoff',
+    },
+    {
+      from: 'backoff',
+      setup: async (h) => (h.wake('api'), await h.finish('retryable')),
+      event: 'config',
+      to: 'running',
+    },
+    {
+      from: 'backoff',
+      setup: async (h) => (h.wake('api'), await h.finish('retryable')),
+      event: 'api',
+      to: 'running',
+    },
+    {
+      from: 'blocked',
+      setup: async (h) => (h.wake('api'), await h.finish('terminal')),
+      event: 'network',
+      to: 'blocked',
+    },
+    {
+      from: 'blocked',
+      setup: async (h) => (h.wake('api'), await h.finish('terminal')),
+      event: 'engine',
+      to: 'blocked',
+    },
+    {
+      from: 'blocked',
+      setup: async (h) => (h.wake('api'), await h.finish('terminal')),
+      event: 'config',
+      to: 'running',
+    },
+    {
+      from: 'blocked',
+      setup: async (h) => (h.wake('api'), await h.finish('terminal')),
+      event: 'api',
+      to: 'running',
+    },
+    {
+      from: 'blocked',
+      setup: async (h) => (h.wake('api'), await h.finish('terminal')),
+      event: 'STOP',
+      to: 'stopped',
+    },
   ];
   it.each(table)('$from + $event → $to', async ({ from, setup, event, to }) => {
     const h = harness();
@@ -78,7 +140,11 @@ describe('loop: state × event → next state', () => {
   });
 
   it('run outcomes: ok → idle, retryable → backoff, terminal → blocked', async () => {
-    for (const [r, to] of [['ok', 'idle'], ['retryable', 'backoff'], ['terminal', 'blocked']] as const) {
+    for (const [r, to] of [
+      ['ok', 'idle'],
+      ['retryable', 'backoff'],
+      ['terminal', 'blocked'],
+    ] as const) {
       const h = harness();
       h.wake('config');
       await h.finish(r);
@@ -88,7 +154,11 @@ describe('loop: state × event → next state', () => {
 
   it('an actor that throws counts as retryable', async () => {
     const clock = new SimulatedClock();
-    const m = loopMachine.provide({ actors: { reconcile: fromPromise<RunResult, RunInput>(async () => Promise.reject(new Error('boom'))) } });
+    const m = loopMachine.provide({
+      actors: {
+        reconcile: fromPromise<RunResult, RunInput>(async () => Promise.reject(new Error('boom'))),
+      },
+    });
     const a = createActor(m, { input: { now: () => clock.now() }, clock });
     a.start();
     a.send({ type: 'WAKE', reason: 'api' });
@@ -177,7 +247,9 @@ describe('loop: drift timer', () => {
 
 describe('loop: backoff', () => {
   it('backoffDelay doubles from the base and caps', () => {
-    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffDelay(n, 1000, 60_000))).toEqual([0, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000, 60_000]);
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 8, 50].map((n) => backoffDelay(n, 1000, 60_000))).toEqual([
+      0, 1000, 2000, 4000, 8000, 16_000, 32_000, 60_000, 60_000, 60_000,
+    ]);
   });
 
   it('retries grow exponentially and success resets the count', async () => {
@@ -244,6 +316,7 @@ describe('classifyError', () => {
     expect(classifyError(undefined)).toBe('ok');
     expect(classifyError({ kind: 'driver' })).toBe('retryable');
     expect(classifyError({ kind: 'verification' })).toBe('retryable');
-    for (const k of ['invalid-config', 'conflict', 'permission', 'unsupported', 'bug']) expect(classifyError({ kind: k })).toBe('terminal');
+    for (const k of ['invalid-config', 'conflict', 'permission', 'unsupported', 'bug'])
+      expect(classifyError({ kind: k })).toBe('terminal');
   });
 });

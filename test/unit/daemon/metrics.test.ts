@@ -1,6 +1,11 @@
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createMetrics, parseListen, startMetricsServer, type MetricsServer } from '../../../src/daemon/metrics.js';
+import {
+  createMetrics,
+  parseListen,
+  startMetricsServer,
+  type MetricsServer,
+} from '../../../src/daemon/metrics.js';
 import { ALL_EVENTS, FakeCore, PEER_PUB } from './server-fake-core.js';
 
 const servers: MetricsServer[] = [];
@@ -14,7 +19,9 @@ function get(port: number, path: string): Promise<{ status: number; body: string
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }),
+      );
     });
     r.on('error', reject);
     r.end();
@@ -30,14 +37,26 @@ describe('Prometheus metrics', () => {
     for (const e of ALL_EVENTS) core.emit(e);
     core.emit({ type: 'drift', at: 'x', ids: ['a'], repaired: false });
     const t = await m.render();
-    expect(line(t, 'awg_reconcile_total{outcome="converged"}')).toBe('awg_reconcile_total{outcome="converged"} 1');
-    expect(line(t, 'awg_reconcile_total{outcome="failed"}')).toBe('awg_reconcile_total{outcome="failed"} 1');
-    expect(line(t, 'awg_reconcile_total{outcome="rolled-back"}')).toBe('awg_reconcile_total{outcome="rolled-back"} 0');
-    expect(line(t, 'awg_reconcile_duration_seconds_sum{outcome="converged"}')).toBe('awg_reconcile_duration_seconds_sum{outcome="converged"} 0.1');
-    expect(line(t, 'awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"}')).toBe('awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"} 1');
+    expect(line(t, 'awg_reconcile_total{outcome="converged"}')).toBe(
+      'awg_reconcile_total{outcome="converged"} 1',
+    );
+    expect(line(t, 'awg_reconcile_total{outcome="failed"}')).toBe(
+      'awg_reconcile_total{outcome="failed"} 1',
+    );
+    expect(line(t, 'awg_reconcile_total{outcome="rolled-back"}')).toBe(
+      'awg_reconcile_total{outcome="rolled-back"} 0',
+    );
+    expect(line(t, 'awg_reconcile_duration_seconds_sum{outcome="converged"}')).toBe(
+      'awg_reconcile_duration_seconds_sum{outcome="converged"} 0.1',
+    );
+    expect(line(t, 'awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"}')).toBe(
+      'awg_reconcile_duration_seconds_bucket{le="0.01",outcome="failed"} 1',
+    );
     expect(line(t, 'awg_drift_detected_total ')).toBe('awg_drift_detected_total 3');
     expect(line(t, 'awg_drift_repairs_total ')).toBe('awg_drift_repairs_total 2');
-    expect(line(t, 'awg_errors_total{kind="invalid-config"}')).toBe('awg_errors_total{kind="invalid-config"} 1');
+    expect(line(t, 'awg_errors_total{kind="invalid-config"}')).toBe(
+      'awg_errors_total{kind="invalid-config"} 1',
+    );
     expect(line(t, 'awg_network_changes_total ')).toBe('awg_network_changes_total 1');
     expect(line(t, 'awg_confirm_reverts_total ')).toBe('awg_confirm_reverts_total 1');
     m.close();
@@ -48,11 +67,17 @@ describe('Prometheus metrics', () => {
     const core = new FakeCore();
     const m = createMetrics(core);
     let t = await m.render();
-    expect(line(t, 'awg_tunnel_rx_bytes_total{tunnel="work"}')).toBe('awg_tunnel_rx_bytes_total{tunnel="work"} 123456789012');
-    expect(line(t, 'awg_tunnel_tx_bytes_total{tunnel="work"}')).toBe('awg_tunnel_tx_bytes_total{tunnel="work"} 42');
+    expect(line(t, 'awg_tunnel_rx_bytes_total{tunnel="work"}')).toBe(
+      'awg_tunnel_rx_bytes_total{tunnel="work"} 123456789012',
+    );
+    expect(line(t, 'awg_tunnel_tx_bytes_total{tunnel="work"}')).toBe(
+      'awg_tunnel_tx_bytes_total{tunnel="work"} 42',
+    );
     expect(line(t, 'awg_tunnel_up{tunnel="work"}')).toBe('awg_tunnel_up{tunnel="work"} 1');
     expect(line(t, 'awg_tunnel_up{tunnel="idle"}')).toBe('awg_tunnel_up{tunnel="idle"} 0');
-    expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe('awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17');
+    expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe(
+      'awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17',
+    );
     // never handshaken: absent, not 0
     expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="idle"}')).toBeUndefined();
     expect(line(t, 'awg_state{state="converged"}')).toBe('awg_state{state="converged"} 1');
@@ -72,11 +97,51 @@ describe('Prometheus metrics', () => {
     const core = new FakeCore();
     core.statusValue = {
       ...core.statusValue,
-      tunnels: [...core.statusValue.tunnels.map((x) => ({ ...x, linkTraffic: { rxPackets: 4, rxBytes: 400, txPackets: 3, txBytes: 300 } })), { name: 'px', type: 'socks5', up: true, rxBytes: 5, txBytes: 6, peers: [], connectionsActive: 2, connectionsTotal: 40, dialErrors: 3 }],
-      placement: { state: 'active', execs: 900, placed: 12, errors: 0, mode: 'gated', gateMarks: ['/'] },
+      tunnels: [
+        ...core.statusValue.tunnels.map((x) => ({
+          ...x,
+          linkTraffic: { rxPackets: 4, rxBytes: 400, txPackets: 3, txBytes: 300 },
+        })),
+        {
+          name: 'px',
+          type: 'socks5',
+          up: true,
+          rxBytes: 5,
+          txBytes: 6,
+          peers: [],
+          connectionsActive: 2,
+          connectionsTotal: 40,
+          dialErrors: 3,
+        },
+      ],
+      placement: {
+        state: 'active',
+        execs: 900,
+        placed: 12,
+        errors: 0,
+        mode: 'gated',
+        gateMarks: ['/'],
+      },
       rules: [
-        { name: 'browser', target: 'work', route: 'work', txPackets: 77, txBytes: 9000, rxPackets: 88, rxBytes: 120000 },
-        { name: 'mail', target: 'work', route: 'direct', txPackets: 0, txBytes: 40, rxPackets: 0, rxBytes: 80, connections: 5 },
+        {
+          name: 'browser',
+          target: 'work',
+          route: 'work',
+          txPackets: 77,
+          txBytes: 9000,
+          rxPackets: 88,
+          rxBytes: 120000,
+        },
+        {
+          name: 'mail',
+          target: 'work',
+          route: 'direct',
+          txPackets: 0,
+          txBytes: 40,
+          rxPackets: 0,
+          rxBytes: 80,
+          connections: 5,
+        },
       ],
     };
     const m = createMetrics(core);
@@ -85,31 +150,64 @@ describe('Prometheus metrics', () => {
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
     expect(totals.length).toBe(17);
-    expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual([]);
+    expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
+      [],
+    );
     // the values read at scrape time are the sources' cumulative values, per label set
-    expect(line(t, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 40');
-    expect(line(t, 'awg_tunnel_connections{tunnel="px"}')).toBe('awg_tunnel_connections{tunnel="px"} 2');
-    expect(line(t, 'awg_tunnel_dial_errors_total{tunnel="px"}')).toBe('awg_tunnel_dial_errors_total{tunnel="px"} 3');
+    expect(line(t, 'awg_tunnel_connections_total{tunnel="px"}')).toBe(
+      'awg_tunnel_connections_total{tunnel="px"} 40',
+    );
+    expect(line(t, 'awg_tunnel_connections{tunnel="px"}')).toBe(
+      'awg_tunnel_connections{tunnel="px"} 2',
+    );
+    expect(line(t, 'awg_tunnel_dial_errors_total{tunnel="px"}')).toBe(
+      'awg_tunnel_dial_errors_total{tunnel="px"} 3',
+    );
     expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
     expect(line(t, 'awg_placement_mode{mode="gated"}')).toBe('awg_placement_mode{mode="gated"} 1');
-    expect(line(t, 'awg_placement_mode{mode="best-effort"}')).toBe('awg_placement_mode{mode="best-effort"} 0');
-    expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"} 77');
-    expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"} 9000');
-    expect(line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"} 88');
-    expect(line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"}')).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"} 120000');
+    expect(line(t, 'awg_placement_mode{mode="best-effort"}')).toBe(
+      'awg_placement_mode{mode="best-effort"} 0',
+    );
+    expect(
+      line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"}'),
+    ).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="tx"} 77');
+    expect(
+      line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"}'),
+    ).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="tx"} 9000');
+    expect(
+      line(t, 'awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"}'),
+    ).toBe('awg_rule_packets_total{rule="browser",target="work",route="work",direction="rx"} 88');
+    expect(
+      line(t, 'awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"}'),
+    ).toBe('awg_rule_bytes_total{rule="browser",target="work",route="work",direction="rx"} 120000');
     // a macOS rule: its connections and payload bytes, no packets (the flow router counts streams)
-    expect(line(t, 'awg_rule_connections_total{rule="mail",target="work",route="direct"}')).toBe('awg_rule_connections_total{rule="mail",target="work",route="direct"} 5');
-    expect(line(t, 'awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"}')).toBe('awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"} 80');
+    expect(line(t, 'awg_rule_connections_total{rule="mail",target="work",route="direct"}')).toBe(
+      'awg_rule_connections_total{rule="mail",target="work",route="direct"} 5',
+    );
+    expect(
+      line(t, 'awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"}'),
+    ).toBe('awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"} 80');
     expect(t).not.toContain('awg_rule_packets_total{rule="mail"');
     // per tunnel: the TUN link's counters, both directions; a proxy tunnel has none
-    expect(line(t, 'awg_tunnel_link_packets_total{tunnel="work",direction="rx"}')).toBe('awg_tunnel_link_packets_total{tunnel="work",direction="rx"} 4');
-    expect(line(t, 'awg_tunnel_link_bytes_total{tunnel="work",direction="tx"}')).toBe('awg_tunnel_link_bytes_total{tunnel="work",direction="tx"} 300');
+    expect(line(t, 'awg_tunnel_link_packets_total{tunnel="work",direction="rx"}')).toBe(
+      'awg_tunnel_link_packets_total{tunnel="work",direction="rx"} 4',
+    );
+    expect(line(t, 'awg_tunnel_link_bytes_total{tunnel="work",direction="tx"}')).toBe(
+      'awg_tunnel_link_bytes_total{tunnel="work",direction="tx"} 300',
+    );
     expect(t).not.toContain('awg_tunnel_link_bytes_total{tunnel="px"');
     // a second scrape sets, never adds; a restarted engine's counter starts again from its source
-    core.statusValue = { ...core.statusValue, tunnels: core.statusValue.tunnels.map((x) => (x.name === 'px' ? { ...x, connectionsTotal: 1 } : x)) };
+    core.statusValue = {
+      ...core.statusValue,
+      tunnels: core.statusValue.tunnels.map((x) =>
+        x.name === 'px' ? { ...x, connectionsTotal: 1 } : x,
+      ),
+    };
     const t2 = await m.render();
-    expect(line(t2, 'awg_tunnel_connections_total{tunnel="px"}')).toBe('awg_tunnel_connections_total{tunnel="px"} 1');
+    expect(line(t2, 'awg_tunnel_connections_total{tunnel="px"}')).toBe(
+      'awg_tunnel_connections_total{tunnel="px"} 1',
+    );
     expect(line(t2, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     m.close();
   });

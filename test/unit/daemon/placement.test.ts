@@ -31,13 +31,18 @@ class Child extends EventEmitter implements PlacerChildProcess {
 }
 
 const rule = (r: Record<string, unknown>) => Rule.parse(r);
-const names = (m: ToPlacer | undefined) => (m?.type === 'config' ? m.rules.map((r) => r.name ?? '?') : []);
+const names = (m: ToPlacer | undefined) =>
+  m?.type === 'config' ? m.rules.map((r) => r.name ?? '?') : [];
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('PlacementSupervisor', () => {
   it('narrows to the rules that stay before a converge removes one; unnamed rules keep their cgroup names', async () => {
     const child = new Child();
-    const sup = new PlacementSupervisor({ placement: { connectorFd: 99, spawn: () => child }, env: {}, onError: () => {} });
+    const sup = new PlacementSupervisor({
+      placement: { connectorFd: 99, spawn: () => child },
+      env: {},
+      onError: () => {},
+    });
     const a = rule({ name: 'a', match: { dir: '/opt/a' }, target: 'vpn' });
     const unnamed = rule({ match: { dir: '/opt/u' }, target: 'vpn' });
     const b = rule({ name: 'b', match: { dir: '/opt/b' }, target: 'vpn' });
@@ -75,10 +80,24 @@ describe('PlacementSupervisor', () => {
       mountinfo: () => (read++, ''),
       onError: (k, m) => errors.push(`${k}: ${m}`),
     });
-    sup.sync([rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })], 'awg', new Set());
-    sup.sync([rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })], 'awg', new Set(['vpn']));
+    sup.sync(
+      [rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })],
+      'awg',
+      new Set(),
+    );
+    sup.sync(
+      [rule({ name: 'a', match: { dir: '/Applications/Slack.app' }, target: 'vpn' })],
+      'awg',
+      new Set(['vpn']),
+    );
     expect({ spawned, read, errors }).toEqual({ spawned: 0, read: 0, errors: [] });
-    expect(sup.status()).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+    expect(sup.status()).toEqual({
+      state: 'off',
+      reason: NOTHING_TO_PLACE['flow-router'],
+      execs: 0,
+      placed: 0,
+      errors: 0,
+    });
   });
 
   it('no /proc/self/mountinfo (ENOENT) is `unsupported` placement, reported once, never thrown', () => {
@@ -89,7 +108,10 @@ describe('PlacementSupervisor', () => {
       env: {},
       mountinfo: () => {
         read++;
-        throw Object.assign(new Error("ENOENT: no such file or directory, open '/proc/self/mountinfo'"), { code: 'ENOENT' });
+        throw Object.assign(
+          new Error("ENOENT: no such file or directory, open '/proc/self/mountinfo'"),
+          { code: 'ENOENT' },
+        );
       },
       onError: (k, m) => errors.push(`${k}: ${m}`),
     });

@@ -20,19 +20,34 @@ function table(first: string): string[][] {
   const rows: string[][] = [];
   for (const l of lines.slice(start + 2)) {
     if (!l.startsWith('|')) break;
-    rows.push(l.split('|').slice(1, -1).map((c) => c.trim()));
+    rows.push(
+      l
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
 
-const WORDS: Record<GroupRule, string> = { allowed: 'yes', 'trusted-files': 'trusted config only', 'own-apply': 'its own Apply only', denied: 'no' };
+const WORDS: Record<GroupRule, string> = {
+  allowed: 'yes',
+  'trusted-files': 'trusted config only',
+  'own-apply': 'its own Apply only',
+  denied: 'no',
+};
 
 describe('docs/security.md', () => {
   it('the per-RPC table is GROUP_POLICY: root everything, others nothing', () => {
     const rows = table('RPC');
     expect(rows.map((r) => r[0]).sort()).toEqual(Object.keys(GROUP_POLICY).sort());
     for (const [rpc, root, group, others] of rows) {
-      expect([rpc, root, group, others]).toEqual([rpc, 'yes', WORDS[GROUP_POLICY[rpc as Rpc]], 'no']);
+      expect([rpc, root, group, others]).toEqual([
+        rpc,
+        'yes',
+        WORDS[GROUP_POLICY[rpc as Rpc]],
+        'no',
+      ]);
     }
   });
 
@@ -45,7 +60,11 @@ describe('docs/security.md', () => {
   });
 
   it('the denial it quotes is what the daemon says', async () => {
-    const g = new ApiGate({ selfUid: 0, groupGid: 990 }, undefined, realFileView(linuxCallerNatives.acl));
+    const g = new ApiGate(
+      { selfUid: 0, groupGid: 990 },
+      undefined,
+      realFileView(linuxCallerNatives.acl),
+    );
     g.peers.set('p', { pid: 4242, uid: 1001, gid: 1001, groups: [990] });
     const e = await g.authorize('Down', { getPeer: () => 'p' }).then(
       () => undefined,

@@ -1,5 +1,12 @@
 /** An in-memory DaemonCore for API tests: canned answers, recorded calls, injected events. */
-import type { ApplyRequest, ApplyResponse, DaemonCore, DaemonEvent, ProcessInfo, StatusResponse } from '../../../src/daemon/core.js';
+import type {
+  ApplyRequest,
+  ApplyResponse,
+  DaemonCore,
+  DaemonEvent,
+  ProcessInfo,
+  StatusResponse,
+} from '../../../src/daemon/core.js';
 import type { ExecChoice } from '../../../src/model/match.js';
 import type { PlanDocument } from '../../../src/model/plan-document.js';
 
@@ -11,7 +18,14 @@ export function samplePlan(config = '/etc/awg/awg.yaml'): PlanDocument {
     formatVersion: 1,
     config,
     changes: [
-      { kind: 'link', id: 'link/awg-work', action: 'create', cause: 'initial', reason: 'missing', after: { name: 'awg-work', mtu: 1420, kind: 'tun' } },
+      {
+        kind: 'link',
+        id: 'link/awg-work',
+        action: 'create',
+        cause: 'initial',
+        reason: 'missing',
+        after: { name: 'awg-work', mtu: 1420, kind: 'tun' },
+      },
       {
         kind: 'route',
         id: 'route/52001/0.0.0.0/0',
@@ -22,10 +36,24 @@ export function samplePlan(config = '/etc/awg/awg.yaml'): PlanDocument {
         before: { table: 52001, dst: '0.0.0.0/0', metric: 5 },
         after: { table: 52001, dst: '0.0.0.0/0', metric: 0, nested: { a: [1, 'x', null, true] } },
       },
-      { kind: 'rule', id: 'rule/5200', action: 'delete', cause: 'config', reason: 'no longer desired', before: { priority: 5200 } },
+      {
+        kind: 'rule',
+        id: 'rule/5200',
+        action: 'delete',
+        cause: 'config',
+        reason: 'no longer desired',
+        before: { priority: 5200 },
+      },
     ],
     summary: { create: 1, update: 1, replace: 0, delete: 1, drift: 1, config: 1 },
-    foreign: [{ kind: 'link', id: 'link/awg-old', relation: 'conflict', description: 'exists without our marker' }],
+    foreign: [
+      {
+        kind: 'link',
+        id: 'link/awg-old',
+        relation: 'conflict',
+        description: 'exists without our marker',
+      },
+    ],
     warnings: ['endpoint vpn.example.com resolved to 2 addresses; using the first'],
   };
 }
@@ -48,37 +76,114 @@ export function sampleStatus(): StatusResponse {
         lastHandshakeAgeSec: 17,
         rxBytes: 123456789012,
         txBytes: 42,
-        peers: [{ publicKey: PEER_PUB, endpoint: '192.0.2.1:51820', lastHandshakeAgeSec: 17, rxBytes: 123456789012, txBytes: 42 }],
+        peers: [
+          {
+            publicKey: PEER_PUB,
+            endpoint: '192.0.2.1:51820',
+            lastHandshakeAgeSec: 17,
+            rxBytes: 123456789012,
+            txBytes: 42,
+          },
+        ],
         linkTraffic: { rxPackets: 90000000000, rxBytes: 120000000000, txPackets: 1, txBytes: 40 },
       },
       { name: 'idle', type: 'amneziawg', up: false, rxBytes: 0, txBytes: 0, peers: [] },
     ],
     rules: [
-      { name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 },
+      {
+        name: 'browser',
+        target: 'work',
+        route: 'work',
+        txPackets: 3,
+        txBytes: 180,
+        rxPackets: 2 ** 40,
+        rxBytes: 2 ** 50,
+      },
       // macOS: the flow router's connections (optional on the wire; absent above)
-      { name: 'mail', target: 'work', route: 'direct', txPackets: 0, txBytes: 4, rxPackets: 0, rxBytes: 8, connections: 2 },
+      {
+        name: 'mail',
+        target: 'work',
+        route: 'direct',
+        txPackets: 0,
+        txBytes: 4,
+        rxPackets: 0,
+        rxBytes: 8,
+        connections: 2,
+      },
     ],
   };
 }
 
 export const ALL_EVENTS: DaemonEvent[] = [
   { type: 'reconcile-started', at: '2026-11-22T05:00:00.000Z', reason: 'drift-timer' },
-  { type: 'reconcile-finished', at: '2026-11-22T05:00:00.100Z', reason: 'confirm-timeout', outcome: 'converged', durationMs: 100, summary: { create: 1, update: 0, replace: 0, delete: 0, drift: 0, config: 1 } },
-  { type: 'reconcile-finished', at: '2026-11-22T05:00:00.200Z', reason: 'retry', outcome: 'failed', durationMs: 7, summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 }, error: { kind: 'driver', message: 'ip route failed' } },
-  { type: 'drift', at: '2026-11-22T05:00:01.000Z', ids: ['route/52001/0.0.0.0/0', 'rule/5200'], repaired: true },
+  {
+    type: 'reconcile-finished',
+    at: '2026-11-22T05:00:00.100Z',
+    reason: 'confirm-timeout',
+    outcome: 'converged',
+    durationMs: 100,
+    summary: { create: 1, update: 0, replace: 0, delete: 0, drift: 0, config: 1 },
+  },
+  {
+    type: 'reconcile-finished',
+    at: '2026-11-22T05:00:00.200Z',
+    reason: 'retry',
+    outcome: 'failed',
+    durationMs: 7,
+    summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 },
+    error: { kind: 'driver', message: 'ip route failed' },
+  },
+  {
+    type: 'drift',
+    at: '2026-11-22T05:00:01.000Z',
+    ids: ['route/52001/0.0.0.0/0', 'rule/5200'],
+    repaired: true,
+  },
   { type: 'network-changed', at: '2026-11-22T05:00:02.000Z', detail: 'link eth0 up' },
-  { type: 'config-changed', at: '2026-11-22T05:00:03.000Z', path: '/etc/awg/awg.yaml', valid: false },
+  {
+    type: 'config-changed',
+    at: '2026-11-22T05:00:03.000Z',
+    path: '/etc/awg/awg.yaml',
+    valid: false,
+  },
   { type: 'tunnel', at: '2026-11-22T05:00:04.000Z', tunnel: 'work', state: 'up' },
   { type: 'tunnel', at: '2026-11-22T05:00:04.500Z', tunnel: 'work', state: 'down' },
   { type: 'handshake', at: '2026-11-22T05:00:05.000Z', tunnel: 'work', peer: PEER_PUB },
   { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
-  { type: 'reverted', at: '2026-11-22T05:01:06.000Z', reason: 'confirm timeout expired without confirm()' },
-  { type: 'error', at: '2026-11-22T05:01:07.000Z', kind: 'invalid-config', message: 'awg.yaml:3:5: tunnels.work.peers: required' },
+  {
+    type: 'reverted',
+    at: '2026-11-22T05:01:06.000Z',
+    reason: 'confirm timeout expired without confirm()',
+  },
+  {
+    type: 'error',
+    at: '2026-11-22T05:01:07.000Z',
+    kind: 'invalid-config',
+    message: 'awg.yaml:3:5: tunnels.work.peers: required',
+  },
   {
     type: 'traffic',
     at: '2026-11-22T05:01:08.000Z',
-    rules: [{ name: 'browser', target: 'work', route: 'work', txPackets: 3, txBytes: 180, rxPackets: 2 ** 40, rxBytes: 2 ** 50 }],
-    tunnels: [{ tunnel: 'work', rxBytes: 5, txBytes: 6, link: { rxPackets: 1, rxBytes: 2, txPackets: 3, txBytes: 4 } }, { tunnel: 'px', rxBytes: 0, txBytes: 0 }],
+    rules: [
+      {
+        name: 'browser',
+        target: 'work',
+        route: 'work',
+        txPackets: 3,
+        txBytes: 180,
+        rxPackets: 2 ** 40,
+        rxBytes: 2 ** 50,
+      },
+    ],
+    tunnels: [
+      {
+        tunnel: 'work',
+        rxBytes: 5,
+        txBytes: 6,
+        link: { rxPackets: 1, rxBytes: 2, txPackets: 3, txBytes: 4 },
+      },
+      { tunnel: 'px', rxBytes: 0, txBytes: 0 },
+    ],
   },
 ];
 
@@ -86,7 +191,12 @@ export class FakeCore implements DaemonCore {
   readonly calls: { method: string; arg?: unknown }[] = [];
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
   /** set to make the next call of that method throw */
-  fail: Partial<Record<'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses' | 'routeExec', unknown>> = {};
+  fail: Partial<
+    Record<
+      'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses' | 'routeExec',
+      unknown
+    >
+  > = {};
   /** live awg exec registrations: the pid, the choice, and how the daemon would end one */
   readonly execs = new Map<number, { choice: ExecChoice; end(reason: string): void }>();
   statusValue: StatusResponse = sampleStatus();
@@ -95,7 +205,14 @@ export class FakeCore implements DaemonCore {
   downValue = { removed: ['link/awg-work', 'route/52001/0.0.0.0/0'], mutations: 2 };
   confirmValue = { confirmed: true };
   processes: ProcessInfo[] = [
-    { pid: 4242, name: 'firefox', path: '/usr/lib/firefox/firefox', rule: 'browsers', target: 'work', route: 'work' },
+    {
+      pid: 4242,
+      name: 'firefox',
+      path: '/usr/lib/firefox/firefox',
+      rule: 'browsers',
+      target: 'work',
+      route: 'work',
+    },
     { pid: 1, name: 'systemd', path: '/usr/lib/systemd/systemd', route: 'direct' },
   ];
 
@@ -120,7 +237,10 @@ export class FakeCore implements DaemonCore {
     this.check('apply');
     const r = { ...this.applyValue };
     if (req.dryRun) r.outcome = 'planned';
-    if (req.confirmTimeoutSec) r.confirmDeadline = new Date(Date.parse('2026-11-22T05:00:00.000Z') + req.confirmTimeoutSec * 1000).toISOString();
+    if (req.confirmTimeoutSec)
+      r.confirmDeadline = new Date(
+        Date.parse('2026-11-22T05:00:00.000Z') + req.confirmTimeoutSec * 1000,
+      ).toISOString();
     return r;
   }
   async diff(req: { configPath: string }) {
@@ -148,7 +268,11 @@ export class FakeCore implements DaemonCore {
     this.check('listProcesses');
     return this.processes;
   }
-  async routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void> {
+  async routeExec(
+    pid: number,
+    choice: ExecChoice,
+    onEnd: (reason: string) => void,
+  ): Promise<() => void> {
     this.calls.push({ method: 'routeExec', arg: { pid, choice } });
     this.check('routeExec');
     this.execs.set(pid, {

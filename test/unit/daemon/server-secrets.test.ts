@@ -79,8 +79,13 @@ describe('no secret crosses the API', () => {
       return code;
     };
     let stopEvents!: () => void;
-    const events = eventsCommand(io, { socket, json: true }, { until: new Promise<void>((r) => (stopEvents = r)) });
-    for (let i = 0; i < 200 && (await cli('status', '--json')) !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const events = eventsCommand(
+      io,
+      { socket, json: true },
+      { until: new Promise<void>((r) => (stopEvents = r)) },
+    );
+    for (let i = 0; i < 200 && (await cli('status', '--json')) !== 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(await cli('status')).toBe(0);
     expect(await cli('diff', '-f', fileB, '--json', '-v')).toBe(2);
     expect(await cli('diff', '-f', fileB, '-v')).toBe(2);

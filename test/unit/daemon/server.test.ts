@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, lstatSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdtempSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +31,10 @@ function dir(): string {
   return d;
 }
 
-async function serve(core = new FakeCore(), opts: Parameters<typeof startApiServer>[1] = {}): Promise<{ core: FakeCore; server: ApiServer; client: DaemonClient; path: string }> {
+async function serve(
+  core = new FakeCore(),
+  opts: Parameters<typeof startApiServer>[1] = {},
+): Promise<{ core: FakeCore; server: ApiServer; client: DaemonClient; path: string }> {
   const path = opts.socketPath ?? join(dir(), 'awg.sock');
   const server = await startApiServer(core, { ...opts, socketPath: path });
   const client = await DaemonClient.open(path);
@@ -35,7 +47,10 @@ async function serve(core = new FakeCore(), opts: Parameters<typeof startApiServ
 
 /** what a crashed daemon leaves: a socket file nobody listens on (SIGKILL skips the unlink) */
 function staleSocket(path: string): void {
-  spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  spawnSync(process.execPath, [
+    '-e',
+    `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   expect(lstatSync(path).isSocket()).toBe(true);
 }
 
@@ -50,11 +65,22 @@ describe('API server and client over a Unix socket', () => {
   it('every unary RPC reaches the core and returns its answer unchanged', async () => {
     const { core, client } = await serve();
     expect(await client.status()).toEqual(sampleStatus());
-    expect(await client.apply({ configPath: '/etc/awg/awg.yaml' })).toEqual({ outcome: 'converged', plan: samplePlan(), mutations: 4 });
-    const dry = await client.apply({ configPath: '/etc/awg/awg.yaml', dryRun: true, confirmTimeoutSec: 30 });
+    expect(await client.apply({ configPath: '/etc/awg/awg.yaml' })).toEqual({
+      outcome: 'converged',
+      plan: samplePlan(),
+      mutations: 4,
+    });
+    const dry = await client.apply({
+      configPath: '/etc/awg/awg.yaml',
+      dryRun: true,
+      confirmTimeoutSec: 30,
+    });
     expect(dry.outcome).toBe('planned');
     expect(dry.confirmDeadline).toBe('2026-11-22T05:00:30.000Z');
-    expect(await client.diff({ configPath: '/a.yaml' })).toEqual({ plan: samplePlan(), changes: true });
+    expect(await client.diff({ configPath: '/a.yaml' })).toEqual({
+      plan: samplePlan(),
+      changes: true,
+    });
     expect(await client.down()).toEqual(core.downValue);
     expect(await client.confirm()).toEqual({ confirmed: true });
     core.confirmValue = { confirmed: false };
@@ -63,7 +89,10 @@ describe('API server and client over a Unix socket', () => {
     expect(core.calls).toEqual([
       { method: 'status' },
       { method: 'apply', arg: { configPath: '/etc/awg/awg.yaml' } },
-      { method: 'apply', arg: { configPath: '/etc/awg/awg.yaml', dryRun: true, confirmTimeoutSec: 30 } },
+      {
+        method: 'apply',
+        arg: { configPath: '/etc/awg/awg.yaml', dryRun: true, confirmTimeoutSec: 30 },
+      },
       { method: 'diff', arg: { configPath: '/a.yaml' } },
       { method: 'down' },
       { method: 'confirm' },
@@ -74,7 +103,11 @@ describe('API server and client over a Unix socket', () => {
 
   it('--locked: Apply (not a dry run), Down and Confirm are refused, even to root; Diff, Status and a dry run are served', async () => {
     const { core, client } = await serve(new FakeCore(), { locked: true });
-    for (const call of [() => client.apply({ configPath: '/etc/awg/awg.yaml' }), () => client.down(), () => client.confirm()]) {
+    for (const call of [
+      () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
+      () => client.down(),
+      () => client.confirm(),
+    ]) {
       const e = await call().then(
         () => undefined,
         (x: unknown) => x as AwgError,
@@ -82,8 +115,13 @@ describe('API server and client over a Unix socket', () => {
       expect(e?.kind).toBe('permission');
       expect(e?.message).toMatch(/locked to its config repository/);
     }
-    expect((await client.apply({ configPath: '/etc/awg/awg.yaml', dryRun: true })).outcome).toBe('planned');
-    expect(await client.diff({ configPath: '/a.yaml' })).toEqual({ plan: samplePlan(), changes: true });
+    expect((await client.apply({ configPath: '/etc/awg/awg.yaml', dryRun: true })).outcome).toBe(
+      'planned',
+    );
+    expect(await client.diff({ configPath: '/a.yaml' })).toEqual({
+      plan: samplePlan(),
+      changes: true,
+    });
     expect(await client.status()).toEqual(sampleStatus());
     expect(core.calls.map((c) => c.method)).toEqual(['apply', 'diff', 'status']);
   });
@@ -91,7 +129,10 @@ describe('API server and client over a Unix socket', () => {
   it('maps every error kind to its gRPC code and back to the same AwgError (issues, hint)', async () => {
     const { core, client } = await serve();
     for (const kind of Object.keys(ERROR_KINDS) as ErrorKind[]) {
-      core.fail.diff = new AwgError(kind, `diff failed: ${kind} – ü`, { hint: 'h', issues: [{ file: '/a.yaml', line: 1, col: 2, path: 'x', message: 'm', severity: 'error' }] });
+      core.fail.diff = new AwgError(kind, `diff failed: ${kind} – ü`, {
+        hint: 'h',
+        issues: [{ file: '/a.yaml', line: 1, col: 2, path: 'x', message: 'm', severity: 'error' }],
+      });
       const e = await client.diff({ configPath: '/a.yaml' }).then(
         () => undefined,
         (x: unknown) => x,
@@ -105,13 +146,18 @@ describe('API server and client over a Unix socket', () => {
   it('a non-AwgError thrown by the core is a bug (INTERNAL), not a crash of the server', async () => {
     const { core, client } = await serve();
     core.fail.status = new TypeError('undefined is not a function');
-    await expect(client.status()).rejects.toMatchObject({ kind: 'bug', message: 'undefined is not a function' });
+    await expect(client.status()).rejects.toMatchObject({
+      kind: 'bug',
+      message: 'undefined is not a function',
+    });
     expect(await client.status()).toEqual(sampleStatus());
   });
 
   it('an Apply without a config path is refused as invalid-config before reaching the core', async () => {
     const { core, client } = await serve();
-    await expect(client.apply({ configPath: '' })).rejects.toMatchObject({ kind: 'invalid-config' });
+    await expect(client.apply({ configPath: '' })).rejects.toMatchObject({
+      kind: 'invalid-config',
+    });
     expect(core.calls).toEqual([]);
   });
 
@@ -148,12 +194,14 @@ describe('API server and client over a Unix socket', () => {
     ub();
   });
 
-  it('Exec: the pid registered is the caller\'s own, from the socket (SO_PEERCRED), with the choice; cancel ends it; a registration the daemon ends reaches the client with its reason', async () => {
+  it("Exec: the pid registered is the caller's own, from the socket (SO_PEERCRED), with the choice; cancel ends it; a registration the daemon ends reaches the client with its reason", async () => {
     const { core, client } = await serve();
     const ends: AwgError[] = [];
     const s = await client.execSession({ tunnel: 'work' }, (e) => ends.push(e));
     expect(s.pid).toBe(process.pid);
-    expect(core.calls).toEqual([{ method: 'routeExec', arg: { pid: process.pid, choice: { tunnel: 'work' } } }]);
+    expect(core.calls).toEqual([
+      { method: 'routeExec', arg: { pid: process.pid, choice: { tunnel: 'work' } } },
+    ]);
     s.cancel();
     await expect.poll(() => core.execs.size).toBe(0);
     expect(core.calls.at(-1)).toEqual({ method: 'exec-ended', arg: { pid: process.pid } });
@@ -171,11 +219,17 @@ describe('API server and client over a Unix socket', () => {
   it('Exec: a refusal of the core rejects the session (its kind kept); a core without routeExec is unsupported; closing the server ends a live registration', async () => {
     const { core, client } = await serve();
     core.fail.routeExec = new AwgError('invalid-config', 'awg exec --tunnel nope: unknown tunnel');
-    await expect(client.execSession({ tunnel: 'nope' }, () => {})).rejects.toMatchObject({ kind: 'invalid-config', message: 'awg exec --tunnel nope: unknown tunnel' });
+    await expect(client.execSession({ tunnel: 'nope' }, () => {})).rejects.toMatchObject({
+      kind: 'invalid-config',
+      message: 'awg exec --tunnel nope: unknown tunnel',
+    });
     const bare = new FakeCore() as FakeCore & { routeExec?: unknown };
     Object.defineProperty(bare, 'routeExec', { value: undefined });
     const other = await serve(bare);
-    await expect(other.client.execSession({ direct: true }, () => {})).rejects.toMatchObject({ kind: 'unsupported', message: expect.stringMatching(/does not route awg exec/) });
+    await expect(other.client.execSession({ direct: true }, () => {})).rejects.toMatchObject({
+      kind: 'unsupported',
+      message: expect.stringMatching(/does not route awg exec/),
+    });
 
     const path = join(dir(), 'awg.sock');
     const server = await startApiServer(core, { socketPath: path });
@@ -183,7 +237,11 @@ describe('API server and client over a Unix socket', () => {
     let ended: AwgError | undefined;
     await c.execSession({ direct: true }, (e) => (ended = e));
     await server.close();
-    await expect.poll(() => ended).toEqual(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
+    await expect
+      .poll(() => ended)
+      .toEqual(
+        new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'),
+      );
     expect(core.execs.size).toBe(0);
     c.close();
   });
@@ -251,14 +309,20 @@ describe('socket permissions', () => {
     writeFileSync(target, 'x');
     const path = join(d, 'awg.sock');
     symlinkSync(target, path);
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /symbolic link/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /symbolic link/,
+    });
     expect(lstatSync(path).isSymbolicLink()).toBe(true);
   });
 
   it('refuses a regular file at the path', async () => {
     const path = join(dir(), 'awg.sock');
     writeFileSync(path, '');
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /not a socket/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /not a socket/,
+    });
   });
 
   it('refuses a live socket owned by someone else', async () => {
@@ -266,7 +330,10 @@ describe('socket permissions', () => {
     const s = await listenRaw(path);
     cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
     chownSync(path, 65534, 65534);
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /owned by uid 65534/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /owned by uid 65534/,
+    });
     expect(lstatSync(path).uid).toBe(65534);
   });
 
@@ -274,7 +341,10 @@ describe('socket permissions', () => {
     const path = join(dir(), 'awg.sock');
     staleSocket(path);
     chownSync(path, 65534, 65534);
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /owned by uid 65534/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /owned by uid 65534/,
+    });
     expect(lstatSync(path).isSocket()).toBe(true);
   });
 
@@ -283,12 +353,18 @@ describe('socket permissions', () => {
     const s = await listenRaw(path);
     cleanups.push(() => new Promise<void>((r) => s.close(() => r())));
     chmodSync(path, 0o666);
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /mode 666/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /mode 666/,
+    });
   });
 
   it('refuses when another server is live on our socket', async () => {
     const { path } = await serve();
-    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({ kind: 'permission', message: /listening/ });
+    await expect(startApiServer(new FakeCore(), { socketPath: path })).rejects.toMatchObject({
+      kind: 'permission',
+      message: /listening/,
+    });
   });
 
   it('replaces a stale socket of ours', async () => {
@@ -305,7 +381,9 @@ describe('socket permissions', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(d);
     chmodSync(d, 0o777);
-    await expect(startApiServer(new FakeCore(), { socketPath: join(d, 'awg.sock') })).rejects.toMatchObject({ kind: 'permission', message: /writable by others/ });
+    await expect(
+      startApiServer(new FakeCore(), { socketPath: join(d, 'awg.sock') }),
+    ).rejects.toMatchObject({ kind: 'permission', message: /writable by others/ });
   });
 
   it('refuses a socket directory owned by another user', async () => {
@@ -313,6 +391,8 @@ describe('socket permissions', () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(d, { mode: 0o755 });
     chownSync(d, 65534, 65534);
-    await expect(startApiServer(new FakeCore(), { socketPath: join(d, 'awg.sock') })).rejects.toMatchObject({ kind: 'permission', message: /owned by uid 65534/ });
+    await expect(
+      startApiServer(new FakeCore(), { socketPath: join(d, 'awg.sock') }),
+    ).rejects.toMatchObject({ kind: 'permission', message: /owned by uid 65534/ });
   });
 });

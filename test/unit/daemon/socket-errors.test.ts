@@ -25,9 +25,17 @@ describe('socket error listeners', () => {
     dirs.push(dir);
     const seen: string[] = [];
     const gate = new ApiGate({ selfUid: 0 }, undefined, realFileView(linuxCallerNatives.acl));
-    const listener = await listenWithCredentials(join(dir, 's'), gate, linuxCallerNatives.peer, (s) => s.destroy(), (e) => seen.push(e.message));
+    const listener = await listenWithCredentials(
+      join(dir, 's'),
+      gate,
+      linuxCallerNatives.peer,
+      (s) => s.destroy(),
+      (e) => seen.push(e.message),
+    );
     try {
-      expect(() => listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' }))).not.toThrow();
+      expect(() =>
+        listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })),
+      ).not.toThrow();
       expect(seen).toEqual(['accept EMFILE']);
       expect(listener.listening).toBe(true);
     } finally {

@@ -33,7 +33,28 @@ rules:
     target: vpn
 `;
 const counters = (tx: number, rx: number) =>
-  JSON.stringify({ nftables: [{ rule: { family: 'inet', table: 'awg', chain: 'route_out', comment: 'app/web', expr: [{ counter: { packets: 1, bytes: tx } }] } }, { rule: { family: 'inet', table: 'awg', chain: 'count_in', comment: 'app-in/web', expr: [{ counter: { packets: 1, bytes: rx } }] } }] });
+  JSON.stringify({
+    nftables: [
+      {
+        rule: {
+          family: 'inet',
+          table: 'awg',
+          chain: 'route_out',
+          comment: 'app/web',
+          expr: [{ counter: { packets: 1, bytes: tx } }],
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'awg',
+          chain: 'count_in',
+          comment: 'app-in/web',
+          expr: [{ counter: { packets: 1, bytes: rx } }],
+        },
+      },
+    ],
+  });
 
 describe('daemon: traffic events', () => {
   let dir = '';
@@ -63,9 +84,22 @@ describe('daemon: traffic events', () => {
     let nftReads = 0;
     const read = exec.read.bind(exec);
     exec.read = (cmd, args) => (cmd === 'nft' && nftReads++, read(cmd, args));
-    daemon = new Daemon({ configPath: file, drivers: d, engines: host, exec, state: new MemoryStateStore(), facts: { cgroupNftPrefix: '' }, wakes: false, placement: false, healthIntervalMs: 0, trafficIntervalMs: 5, loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 } });
+    daemon = new Daemon({
+      configPath: file,
+      drivers: d,
+      engines: host,
+      exec,
+      state: new MemoryStateStore(),
+      facts: { cgroupNftPrefix: '' },
+      wakes: false,
+      placement: false,
+      healthIntervalMs: 0,
+      trafficIntervalMs: 5,
+      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+    });
     const events: DaemonEvent[] = [];
-    const traffic = () => events.filter((e): e is Extract<DaemonEvent, { type: 'traffic' }> => e.type === 'traffic');
+    const traffic = () =>
+      events.filter((e): e is Extract<DaemonEvent, { type: 'traffic' }> => e.type === 'traffic');
     const until = async (pred: () => boolean) => {
       for (let i = 0; i < 2000 && !pred(); i++) await new Promise((r) => setTimeout(r, 2));
       if (!pred()) throw new Error(`not seen: ${JSON.stringify(events)}`);
@@ -74,7 +108,17 @@ describe('daemon: traffic events', () => {
     const unsub = daemon.subscribe((e) => events.push(e));
     await until(() => events.some((e) => e.type === 'reconcile-finished'));
     await until(() => traffic().some((e) => e.rules.length > 0));
-    expect(traffic().at(-1)!.rules).toEqual([{ name: 'web', target: 'vpn', route: 'vpn', txPackets: 1, txBytes: 100, rxPackets: 1, rxBytes: 200 }]);
+    expect(traffic().at(-1)!.rules).toEqual([
+      {
+        name: 'web',
+        target: 'vpn',
+        route: 'vpn',
+        txPackets: 1,
+        txBytes: 100,
+        rxPackets: 1,
+        rxBytes: 200,
+      },
+    ]);
     // standing still: later ticks (counted by their reads) send nothing
     const seen = traffic().length;
     const readsThen = nftReads;

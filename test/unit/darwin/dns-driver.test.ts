@@ -170,7 +170,12 @@ describe("darwin dns driver: an unusable record and the last apply's copy", () =
       'dscacheutil -flushcache',
       'killall -HUP mDNSResponder',
     ]);
-    expect(state.corrupt).toEqual([expect.objectContaining({ key: DNS_STATE_KEY, reason: 'not a record of the macOS DNS driver' })]);
+    expect(state.corrupt).toEqual([
+      expect.objectContaining({
+        key: DNS_STATE_KEY,
+        reason: 'not a record of the macOS DNS driver',
+      }),
+    ]);
     expect(state.recoveries[0]!.recovered).toEqual({
       from: ':memory:/applied',
       what: 'the original DNS of "USB 10/100/1000 LAN", "Thunderbolt Bridge"; not the originals of "Wi-Fi": their DNS is no longer what awg wrote',

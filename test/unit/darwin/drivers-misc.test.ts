@@ -98,7 +98,10 @@ describe('darwin link driver (utun observed, never created)', () => {
     // held by its engine: nothing to do here (the utun goes when the engine, deleted after
     // the link on macOS, stops); the registry entry stays until then
     expect(await d.apply(del, ctx)).toBe('unchanged');
-    expect(reporter.events.at(-1)).toMatchObject({ type: 'info', message: 'awg-work: utun4 goes when its engine (pid 77) stops' });
+    expect(reporter.events.at(-1)).toMatchObject({
+      type: 'info',
+      message: 'awg-work: utun4 goes when its engine (pid 77) stops',
+    });
     expect(readUtunRegistry(state)).toEqual({ 'awg-work': { ifname: 'utun4', pid: 77 } });
     exec.on('ifconfig', { stdout: fixture('ifconfig/ifconfig-10.11.6-jc.txt') });
     expect(await d.apply(del, ctx)).toBe('unchanged');

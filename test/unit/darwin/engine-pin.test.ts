@@ -37,11 +37,17 @@ describe('InterfacePin', () => {
     expect(calls).toEqual([]); // nothing known yet: not pinned (and never to a guess)
     pin.setUnderlay({ v4: 'en0', v6: 'en7' });
     pin.attach(s2, 4);
-    expect(calls).toEqual([{ port: 1, ifname: 'en0', family: 6 }, { port: 2, ifname: 'en0', family: 4 }]);
+    expect(calls).toEqual([
+      { port: 1, ifname: 'en0', family: 6 },
+      { port: 2, ifname: 'en0', family: 4 },
+    ]);
     pin.setUnderlay({ v4: 'en0' }); // same interface: no call
     expect(calls).toHaveLength(2);
     pin.setUnderlay({ v6: 'en5' }); // the v4 default went away; v6 remains
-    expect(calls.slice(2)).toEqual([{ port: 1, ifname: 'en5', family: 6 }, { port: 2, ifname: 'en5', family: 4 }]);
+    expect(calls.slice(2)).toEqual([
+      { port: 1, ifname: 'en5', family: 6 },
+      { port: 2, ifname: 'en5', family: 4 },
+    ]);
     pin.setUnderlay({}); // offline: keep en5 rather than fall back to the routing table
     expect(pin.interface).toBe('en5');
     expect(calls).toHaveLength(4);
@@ -59,7 +65,9 @@ describe('InterfacePin', () => {
     pin.attach(sock(1), 6);
     pin.setUnderlay({ v4: 'en9' });
     expect(pin.failures).toBe(1);
-    expect(log).toEqual(["cannot pin the engine's UDP socket to en9: no interface en9 (it stays on en0)"]);
+    expect(log).toEqual([
+      "cannot pin the engine's UDP socket to en9: no interface en9 (it stays on en0)",
+    ]);
     expect(pin.pins()).toEqual([{ family: 6, pinned: 'en0' }]);
     failOn.clear();
     pin.setUnderlay({ v4: 'en9' });
@@ -117,16 +125,39 @@ describe('the daemon on the macOS host model with its real in-process engines', 
       expect(calls.map((c) => c.ifname)).toEqual(['en0']);
 
       // Wi-Fi off, iPhone USB on: the default route now leaves by en5
-      host.interfaces.set('en5', { name: 'en5', index: 12, mtu: 1500, up: true, inet: [{ address: '172.20.10.2', prefixlen: 28 }], inet6: [] });
+      host.interfaces.set('en5', {
+        name: 'en5',
+        index: 12,
+        mtu: 1500,
+        up: true,
+        inet: [{ address: '172.20.10.2', prefixlen: 28 }],
+        inet6: [],
+      });
       host.routes = host.routes.filter((r) => !(r.dst === '0.0.0.0/0' && r.netif === 'en0'));
       host.routes.unshift(
-        { family: 4, dst: '0.0.0.0/0', gateway: '172.20.10.1', flags: 'UGScg', netif: 'en5', system: true },
-        { family: 4, dst: '172.20.10.0/28', gateway: 'link#12', flags: 'UCS', netif: 'en5', system: true },
+        {
+          family: 4,
+          dst: '0.0.0.0/0',
+          gateway: '172.20.10.1',
+          flags: 'UGScg',
+          netif: 'en5',
+          system: true,
+        },
+        {
+          family: 4,
+          dst: '172.20.10.0/28',
+          gateway: 'link#12',
+          flags: 'UCS',
+          netif: 'en5',
+          system: true,
+        },
       );
       d.wake('network');
       expect(await finished(2)).toMatchObject({ outcome: 'converged' });
       expect(calls.map((c) => c.ifname)).toEqual(['en0', 'en5']);
-      expect(host.routes.filter((r) => r.dst === `${ENDPOINT}/32`)).toEqual([expect.objectContaining({ gateway: '172.20.10.1', netif: 'en5' })]);
+      expect(host.routes.filter((r) => r.dst === `${ENDPOINT}/32`)).toEqual([
+        expect.objectContaining({ gateway: '172.20.10.1', netif: 'en5' }),
+      ]);
     } finally {
       await d.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -134,4 +165,3 @@ describe('the daemon on the macOS host model with its real in-process engines', 
     expect(host.interfaces.has('utun0')).toBe(false);
   });
 });
-

@@ -258,17 +258,38 @@ describe('darwin firewall driver (PF anchor)', () => {
 describe("darwin firewall driver: an unusable record and the last apply's copy", () => {
   const REC = {
     token: '15053025338191571182',
-    anchors: { 'com.awg/awg': { ruleset: RULESET, readback: READBACK.trim().split('\n'), links: { awg_work: 'utun5' } } },
+    anchors: {
+      'com.awg/awg': {
+        ruleset: RULESET,
+        readback: READBACK.trim().split('\n'),
+        links: { awg_work: 'utun5' },
+      },
+    },
   };
-  const del: Change<'firewall'> = { kind: 'firewall', id: ids.firewall('awg'), action: 'delete', before: SPEC, reason: 'not desired', cause: 'config' };
+  const del: Change<'firewall'> = {
+    kind: 'firewall',
+    id: ids.firewall('awg'),
+    action: 'delete',
+    before: SPEC,
+    reason: 'not desired',
+    cause: 'config',
+  };
   /** the record gone (set aside), its copy in the applied record */
   function lost(copy: unknown) {
     const s = setup();
     s.state.set('applied', { owned: { firewall: copy } });
     s.exec
       .on('pfctl -a com.awg/awg -sr', { stdout: READBACK })
-      .seq('pfctl -sr', { stdout: MAIN_AFTER }, { stdout: MAIN_AFTER }, { stdout: MAIN_AFTER }, { stdout: MAIN_BEFORE })
-      .on('pfctl -X 15053025338191571182', { stderr: [...ENABLE.entries()].find(([k]) => k.includes('last reference'))![1].stderr })
+      .seq(
+        'pfctl -sr',
+        { stdout: MAIN_AFTER },
+        { stdout: MAIN_AFTER },
+        { stdout: MAIN_AFTER },
+        { stdout: MAIN_BEFORE },
+      )
+      .on('pfctl -X 15053025338191571182', {
+        stderr: [...ENABLE.entries()].find(([k]) => k.includes('last reference'))![1].stderr,
+      })
       .on('pfctl -f /etc/pf.conf', { stderr: fixture('pf/pfctl-f-warning-10.11.3-pow.txt') });
     return s;
   }
@@ -276,25 +297,38 @@ describe("darwin firewall driver: an unusable record and the last apply's copy",
   it('a token PF still holds is ours: observed as held, released by delete, and the recovery is reported with the file and the token', async () => {
     const { exec, state, ctx, driver } = lost(REC);
     exec.on('pfctl -s References', { stdout: REFS_ONE });
-    expect((await driver.observe({ desired, claims, state })).resources.map((r) => r.spec.ruleset)).toEqual([RULESET]);
+    expect(
+      (await driver.observe({ desired, claims, state })).resources.map((r) => r.spec.ruleset),
+    ).toEqual([RULESET]);
     expect(await driver.owned!(state)).toEqual(REC);
     expect(await driver.apply(del, ctx)).toBe('changed');
-    expect(exec.mutationLines).toEqual(['pfctl -a com.awg/awg -F rules', 'pfctl -X 15053025338191571182', 'pfctl -f /etc/pf.conf']);
+    expect(exec.mutationLines).toEqual([
+      'pfctl -a com.awg/awg -F rules',
+      'pfctl -X 15053025338191571182',
+      'pfctl -f /etc/pf.conf',
+    ]);
     expect(state.get(PF_STATE_KEY)).toEqual({ anchors: {} });
     expect(state.recoveries[0]).toEqual({
       key: PF_STATE_KEY,
       file: `:memory:/${PF_STATE_KEY}`,
       reason: 'recovered',
-      recovered: { from: ':memory:/applied', what: "PF's reference token 15053025338191571182 (PF holds it); the records of com.awg/awg" },
+      recovered: {
+        from: ':memory:/applied',
+        what: "PF's reference token 15053025338191571182 (PF holds it); the records of com.awg/awg",
+      },
     });
   });
 
   it('a token PF no longer holds is not released (it may be another program’s by now): only the anchor is recovered', async () => {
     const { exec, state, ctx, driver } = lost(REC);
-    expect((await driver.observe({ desired, claims, state })).resources[0]!.spec.ruleset).toBe(`${RULESET}${NOTE_NO_TOKEN}\n`);
+    expect((await driver.observe({ desired, claims, state })).resources[0]!.spec.ruleset).toBe(
+      `${RULESET}${NOTE_NO_TOKEN}\n`,
+    );
     expect(await driver.apply(del, ctx)).toBe('changed');
     expect(exec.mutationLines).toEqual(['pfctl -a com.awg/awg -F rules', 'pfctl -f /etc/pf.conf']);
-    expect(state.recoveries[0]!.recovered!.what).toBe('the records of com.awg/awg; not its reference token 15053025338191571182: PF no longer holds it');
+    expect(state.recoveries[0]!.recovered!.what).toBe(
+      'the records of com.awg/awg; not its reference token 15053025338191571182: PF no longer holds it',
+    );
   });
 
   it.each([
@@ -305,7 +339,9 @@ describe("darwin firewall driver: an unusable record and the last apply's copy",
     exec.on('pfctl -s References', { stdout: REFS_ONE });
     state.set(PF_STATE_KEY, bad);
     expect(await driver.owned!(state)).toBeUndefined();
-    expect(state.corrupt).toEqual([expect.objectContaining({ key: PF_STATE_KEY, reason: 'not a record of the macOS PF driver' })]);
+    expect(state.corrupt).toEqual([
+      expect.objectContaining({ key: PF_STATE_KEY, reason: 'not a record of the macOS PF driver' }),
+    ]);
     expect(state.recoveries).toEqual([]);
   });
 });

@@ -23,7 +23,16 @@ describe('FlowRouterHost', () => {
     cleanups.push(() => new Promise<void>((r) => dst.server.close(() => r())));
     const owners = new Map<number, number>();
     const natives: DarwinFlowNatives = {
-      sysctl: () => cat([xinpgen(owners.size), ...[...owners].flatMap(([p, pid]) => [inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)), xsocket(501, pid, 0), ...rest(4)]), xinpgen(owners.size)]),
+      sysctl: () =>
+        cat([
+          xinpgen(owners.size),
+          ...[...owners].flatMap(([p, pid]) => [
+            inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)),
+            xsocket(501, pid, 0),
+            ...rest(4),
+          ]),
+          xinpgen(owners.size),
+        ]),
       pidPath: (pid) => (pid === 601 ? '/usr/bin/curl' : undefined),
       originalDst: () => ({ address: '127.0.0.1', port: dst.port }),
       boundTcpFd: () => {
@@ -32,10 +41,20 @@ describe('FlowRouterHost', () => {
         return fd;
       },
     };
-    const host = new FlowRouterHost({ natives: async () => natives, state: new MemoryStateStore(), tunnelUp: () => true, proxyDialer: () => undefined, physical: () => 'en0', subnets: () => [] });
+    const host = new FlowRouterHost({
+      natives: async () => natives,
+      state: new MemoryStateStore(),
+      tunnelUp: () => true,
+      proxyDialer: () => undefined,
+      physical: () => 'en0',
+      subnets: () => [],
+    });
     cleanups.push(() => host.stop());
     const config = (port: number) => {
-      const r = loadConfigText(`version: 1\nrules:\n  - name: tools\n    match: { dir: /usr/bin }\n    target: direct\nrouting: { proxyPortBase: ${port} }\n`, 'awg.yaml');
+      const r = loadConfigText(
+        `version: 1\nrules:\n  - name: tools\n    match: { dir: /usr/bin }\n    target: direct\nrouting: { proxyPortBase: ${port} }\n`,
+        'awg.yaml',
+      );
       if (!r.config) throw new Error(JSON.stringify(r.issues));
       return r.config;
     };
@@ -64,7 +83,16 @@ describe('FlowRouterHost', () => {
     cleanups.push(() => new Promise<void>((r) => dst.server.close(() => r())));
     const owners = new Map<number, number>();
     const natives: DarwinFlowNatives = {
-      sysctl: () => cat([xinpgen(owners.size), ...[...owners].flatMap(([p, pid]) => [inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)), xsocket(501, pid, 0), ...rest(4)]), xinpgen(owners.size)]),
+      sysctl: () =>
+        cat([
+          xinpgen(owners.size),
+          ...[...owners].flatMap(([p, pid]) => [
+            inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)),
+            xsocket(501, pid, 0),
+            ...rest(4),
+          ]),
+          xinpgen(owners.size),
+        ]),
       pidPath: (pid) => (pid === 601 ? '/opt/agent/agent' : undefined),
       ppid: (pid) => ({ 601: 700, 700: 1 })[pid],
       originalDst: () => ({ address: '127.0.0.1', port: dst.port }),
@@ -74,10 +102,20 @@ describe('FlowRouterHost', () => {
         return fd;
       },
     };
-    const host = new FlowRouterHost({ natives: async () => natives, state: new MemoryStateStore(), tunnelUp: () => true, proxyDialer: () => undefined, physical: () => 'en0', subnets: () => [] });
+    const host = new FlowRouterHost({
+      natives: async () => natives,
+      state: new MemoryStateStore(),
+      tunnelUp: () => true,
+      proxyDialer: () => undefined,
+      physical: () => 'en0',
+      subnets: () => [],
+    });
     cleanups.push(() => host.stop());
     const config = (port: number, rules = ['allowed', 'agent']) => {
-      const r = loadConfigText(`version: 1\nrules:\n${rules.map((n) => `  - name: ${n}\n    match: { dir: /opt/${n === 'agent' ? 'agent' : 'nothing'} }\n    target: ${n === 'agent' ? 'block' : 'direct'}\n`).join('')}routing: { proxyPortBase: ${port} }\n`, 'awg.yaml');
+      const r = loadConfigText(
+        `version: 1\nrules:\n${rules.map((n) => `  - name: ${n}\n    match: { dir: /opt/${n === 'agent' ? 'agent' : 'nothing'} }\n    target: ${n === 'agent' ? 'block' : 'direct'}\n`).join('')}routing: { proxyPortBase: ${port} }\n`,
+        'awg.yaml',
+      );
       if (!r.config) throw new Error(JSON.stringify(r.issues));
       return r.config;
     };
@@ -92,10 +130,14 @@ describe('FlowRouterHost', () => {
     expect(await agent(first, 'x')).toBe('reset'); // the agent rule blocks it
     const ends: string[] = [];
     host.registerExec(700, { rule: 'allowed' }, (r) => ends.push(r));
-    expect(() => host.registerExec(701, { tunnel: 'work' }, () => {})).toThrow('awg exec --tunnel work: unknown tunnel "work" (the config has no tunnels) in the applied configuration');
+    expect(() => host.registerExec(701, { tunnel: 'work' }, () => {})).toThrow(
+      'awg exec --tunnel work: unknown tunnel "work" (the config has no tunnels) in the applied configuration',
+    );
     expect(await agent(first, 'x')).toBe('reset'); // a rule matches the agent itself: the rules judge it
     await host.before(config(first, ['agent', 'other']));
-    expect(ends).toEqual(['the config changed: awg exec --rule allowed: no enabled rule named "allowed" (rules: agent, other)']);
+    expect(ends).toEqual([
+      'the config changed: awg exec --rule allowed: no enabled rule named "allowed" (rules: agent, other)',
+    ]);
     const off = host.registerExec(700, { direct: true }, (r) => ends.push(r));
     const second = await freePort();
     await host.before(config(second)); // another port: a new router, the same registration
@@ -108,9 +150,18 @@ describe('FlowRouterHost', () => {
     expect(ends.at(-1)).toMatch(/^the flow router stopped/);
     expect(host.execs.size).toBe(0);
 
-    const blind = new FlowRouterHost({ natives: async () => ({ ...natives, ppid: undefined }), state: new MemoryStateStore(), tunnelUp: () => true, proxyDialer: () => undefined, physical: () => 'en0', subnets: () => [] });
+    const blind = new FlowRouterHost({
+      natives: async () => ({ ...natives, ppid: undefined }),
+      state: new MemoryStateStore(),
+      tunnelUp: () => true,
+      proxyDialer: () => undefined,
+      physical: () => 'en0',
+      subnets: () => [],
+    });
     cleanups.push(() => blind.stop());
     await blind.before(config(await freePort()));
-    expect(() => blind.registerExec(700, { direct: true }, () => {})).toThrow(/cannot read processes' parents/);
+    expect(() => blind.registerExec(700, { direct: true }, () => {})).toThrow(
+      /cannot read processes' parents/,
+    );
   });
 });

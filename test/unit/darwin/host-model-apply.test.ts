@@ -50,17 +50,31 @@ function setup(yaml = macConfig()) {
     const code = await f();
     return { code, out, err };
   };
-  return { dir, file, host, io, run, stateDir: join(dir, 'state'), deps: { platform: darwinPlatform, exec: host } };
+  return {
+    dir,
+    file,
+    host,
+    io,
+    run,
+    stateDir: join(dir, 'state'),
+    deps: { platform: darwinPlatform, exec: host },
+  };
 }
 
 describe('macOS host model: awg apply without the daemon', () => {
   it('a config with tunnels: refused before anything is read or written, with the way to run it', async () => {
     const s = setup();
     const prior = s.host.snapshot();
-    const r = await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps));
+    const r = await s.run(() =>
+      applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps),
+    );
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/^awg: error \[unsupported\]: awg apply without the awg daemon cannot run this config on macOS \(--direct was given\): .* the engines of home must live in the daemon; nothing was changed$/m);
-    expect(r.err).toContain(`hint: install and start the daemon with \`sudo awg service install --config ${resolve(s.file)}\``);
+    expect(r.err).toMatch(
+      /^awg: error \[unsupported\]: awg apply without the awg daemon cannot run this config on macOS \(--direct was given\): .* the engines of home must live in the daemon; nothing was changed$/m,
+    );
+    expect(r.err).toContain(
+      `hint: install and start the daemon with \`sudo awg service install --config ${resolve(s.file)}\``,
+    );
     expect(r.err).toContain('`sudo awg up -f ');
     expect(s.host.log).toEqual([]); // not even a read
     expect(existsSync(s.stateDir)).toBe(false);
@@ -68,16 +82,28 @@ describe('macOS host model: awg apply without the daemon', () => {
   });
 
   it('path rules without tunnels: refused too (the flow router runs in the daemon)', async () => {
-    const s = setup('version: 1\nrules:\n  - name: no-telemetry\n    match: { name: telemetryd }\n    target: block\n');
-    const r = await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps));
+    const s = setup(
+      'version: 1\nrules:\n  - name: no-telemetry\n    match: { name: telemetryd }\n    target: block\n',
+    );
+    const r = await s.run(() =>
+      applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps),
+    );
     expect(r.code).toBe(3);
-    expect(r.err).toMatch(/path rules \(no-telemetry\) are applied per connection by the flow router, which runs in the daemon; nothing was changed/);
+    expect(r.err).toMatch(
+      /path rules \(no-telemetry\) are applied per connection by the flow router, which runs in the daemon; nothing was changed/,
+    );
     expect(s.host.log).toEqual([]);
   });
 
   it('--dry-run shows the plan without the daemon and changes nothing', async () => {
     const s = setup();
-    const r = await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true, dryRun: true }, s.deps));
+    const r = await s.run(() =>
+      applyCommand(
+        s.io,
+        { file: s.file, stateDir: s.stateDir, direct: true, dryRun: true },
+        s.deps,
+      ),
+    );
     expect(r.code).toBe(0);
     expect(r.out).toContain('Dry run: nothing was changed.');
     expect(r.err).toContain('0.0.0.0/1');
@@ -88,9 +114,17 @@ describe('macOS host model: awg apply without the daemon', () => {
   it('a config without tunnels (kill switch only) applies directly; down reopens the host', async () => {
     const s = setup('version: 1\nkillSwitch: on\n');
     const prior = s.host.snapshot();
-    expect((await s.run(() => applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps))).code).toBe(0);
+    expect(
+      (
+        await s.run(() =>
+          applyCommand(s.io, { file: s.file, stateDir: s.stateDir, direct: true }, s.deps),
+        )
+      ).code,
+    ).toBe(0);
     expect(pfVerdict(s.host, WEB)).toBe('block');
-    expect((await s.run(() => downCommand(s.io, { stateDir: s.stateDir, direct: true }, s.deps))).code).toBe(0);
+    expect(
+      (await s.run(() => downCommand(s.io, { stateDir: s.stateDir, direct: true }, s.deps))).code,
+    ).toBe(0);
     expect(s.host.snapshot()).toEqual(prior);
   });
 });
@@ -98,7 +132,12 @@ describe('macOS host model: awg apply without the daemon', () => {
 /** the real Daemon on the model with its in-process engine host on the model's utuns */
 async function daemonOnModel(s: ReturnType<typeof setup>) {
   const { io, pins } = await modelEngineIo(s.host);
-  const { d } = modelDaemon({ platform: darwinPlatform, exec: s.host, state: new FileStateStore(s.stateDir), engines: createInprocEngineHost({ io, uapi: false }) });
+  const { d } = modelDaemon({
+    platform: darwinPlatform,
+    exec: s.host,
+    state: new FileStateStore(s.stateDir),
+    engines: createInprocEngineHost({ io, uapi: false }),
+  });
   await d.start();
   cleanups.push(async () => {
     await d.stop({ teardown: false });
@@ -144,7 +183,11 @@ describe('macOS host model: awg apply through the daemon', () => {
     const { d } = await daemonOnModel(s);
     const socket = join(s.dir, 'awg.sock');
     const mac = macCallers();
-    const server = await startApiServer(d, { socketPath: socket, group: 990, callers: mac.callers });
+    const server = await startApiServer(d, {
+      socketPath: socket,
+      group: 990,
+      callers: mac.callers,
+    });
     cleanups.push(() => server.close());
 
     // uid 501 in staff (20) and others, not in 990. This test runs as root: had Linux's
@@ -157,7 +200,9 @@ describe('macOS host model: awg apply through the daemon', () => {
     ] as const) {
       const r = await s.run(cmd);
       expect(r.code).toBe(4);
-      expect(r.err).toContain(`awg: error [permission]: permission denied: ${rpc} for uid 501 (gid 20, pid 4242): only root and members of group 990 may use this socket`);
+      expect(r.err).toContain(
+        `awg: error [permission]: permission denied: ${rpc} for uid 501 (gid 20, pid 4242): only root and members of group 990 may use this socket`,
+      );
     }
     expect(s.host.mutations).toBe(0);
 
@@ -165,10 +210,14 @@ describe('macOS host model: awg apply through the daemon', () => {
     mac.state.who = { uid: 502, groups: [20, 990], pid: 4243 };
     const st = await s.run(() => statusCommand(s.io, { socket }));
     expect(st.err).not.toContain('permission');
-    expect((await s.run(() => downCommand(s.io, { socket }))).err).toContain('permission denied: Down for uid 502 (gid 20, pid 4243): Down removes every tunnel and the kill switch; only root may');
+    expect((await s.run(() => downCommand(s.io, { socket }))).err).toContain(
+      'permission denied: Down for uid 502 (gid 20, pid 4243): Down removes every tunnel and the kill switch; only root may',
+    );
     const ap = await s.run(() => applyCommand(s.io, { file: s.file, socket }));
     expect(ap.code).toBe(4);
-    expect(ap.err).toMatch(/permission denied: Apply for uid 502 .*: config \/.* is not trusted: directory \/tmp is writable by its group and others/);
+    expect(ap.err).toMatch(
+      /permission denied: Apply for uid 502 .*: config \/.* is not trusted: directory \/tmp is writable by its group and others/,
+    );
     expect(mac.acls).toContain('/'); // the ACL of each object on the way was read through macOS's call
     expect(s.host.mutations).toBe(0);
 

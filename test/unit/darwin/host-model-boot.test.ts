@@ -21,7 +21,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
-import { BOOT_ANCHOR_FILE, BOOT_CONF_FILE, BOOT_LOG_FILE } from '../../../src/platform/darwin/pf-boot.js';
+import {
+  BOOT_ANCHOR_FILE,
+  BOOT_CONF_FILE,
+  BOOT_LOG_FILE,
+} from '../../../src/platform/darwin/pf-boot.js';
 import { renderKillSwitchLaunchdPlist } from '../../../src/resources/service/render.js';
 import { capturingCli, servingModelDaemon } from '../../helpers/macos-host/daemon.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
@@ -47,7 +51,11 @@ async function rig(yaml = macConfig()) {
   const prior = host.snapshot() as Record<string, unknown>;
   const { io, run } = capturingCli();
   const start = async (o: { configPath?: boolean } = {}) => {
-    const m = await servingModelDaemon(host, { dir, stateDir, ...(o.configPath ? { configPath: file } : {}) });
+    const m = await servingModelDaemon(host, {
+      dir,
+      stateDir,
+      ...(o.configPath ? { configPath: file } : {}),
+    });
     cleanups.push(m.stop);
     return m;
   };
@@ -65,9 +73,13 @@ describe('macOS host model: the kill switch from boot', () => {
   it('closed from boot until the daemon converges; the boot reference handed over; down removes the boot copy and the next boot loads nothing', async () => {
     const r = await rig();
     const first = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: first.socket }))).code).toBe(0);
+    expect(
+      (await r.run(() => applyCommand(r.io, { file: r.file, socket: first.socket }))).code,
+    ).toBe(0);
     // the boot copy: the main ruleset with our hook and our anchor from its file
-    expect(readFileSync(r.at(BOOT_CONF_FILE), 'utf8')).toContain(`anchor "com.awg/*"\nload anchor "com.awg/awg" from "${r.at(BOOT_ANCHOR_FILE)}"\n`);
+    expect(readFileSync(r.at(BOOT_CONF_FILE), 'utf8')).toContain(
+      `anchor "com.awg/*"\nload anchor "com.awg/awg" from "${r.at(BOOT_ANCHOR_FILE)}"\n`,
+    );
     expect(readFileSync(r.at(BOOT_ANCHOR_FILE), 'utf8')).toMatch(/^# unbound awg_home: pass /m);
     // shutdown: launchd stops the daemon (SIGTERM: the tunnel goes, the kill switch and its boot copy stay)
     expect((await first.d.stop()).keptFirewall).toBe(true);
@@ -113,7 +125,9 @@ describe('macOS host model: the kill switch from boot', () => {
   it('kill switch off: no boot copy is kept; a reboot leaves PF disabled', async () => {
     const r = await rig(macConfig({ killSwitch: false }));
     const d = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: d.socket }))).code).toBe(0);
+    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: d.socket }))).code).toBe(
+      0,
+    );
     for (const f of [BOOT_CONF_FILE, BOOT_ANCHOR_FILE]) expect(existsSync(r.at(f))).toBe(false);
     await d.stop();
     r.host.reboot({ pfConfLoad: 'before' });
@@ -123,7 +137,9 @@ describe('macOS host model: the kill switch from boot', () => {
   it('macOS’s own load of /etc/pf.conf after the boot job drops our hook: open until the daemon converges (known gap)', async () => {
     const r = await rig();
     const first = await r.start();
-    expect((await r.run(() => applyCommand(r.io, { file: r.file, socket: first.socket }))).code).toBe(0);
+    expect(
+      (await r.run(() => applyCommand(r.io, { file: r.file, socket: first.socket }))).code,
+    ).toBe(0);
     await first.stop();
     r.host.reboot({ pfConfLoad: 'after' });
     // PF enabled and our anchor loaded, but the main ruleset no longer evaluates it

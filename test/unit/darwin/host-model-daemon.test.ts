@@ -28,7 +28,14 @@ import { NOTHING_TO_PLACE } from '../../../src/daemon/placement.js';
 
 const me = wgKeyPair();
 const peer = wgKeyPair();
-const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
+const web: Packet = {
+  dir: 'out',
+  iface: 'en0',
+  family: 4,
+  proto: 'tcp',
+  dst: '93.184.216.34',
+  dport: 443,
+};
 
 describe('macOS host model: the daemon', () => {
   let dir: string;
@@ -59,7 +66,14 @@ dns: { system: default-tunnel, leakProtection: true }
     const host = MacHost.laptop();
     const prior = host.snapshot();
     const state = new FileStateStore(join(dir, 'state'));
-    const make = (engines: ModelEngines) => modelDaemon({ configPath: file, platform: darwinPlatform, drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, exec: host, state });
+    const make = (engines: ModelEngines) =>
+      modelDaemon({
+        configPath: file,
+        platform: darwinPlatform,
+        drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+        exec: host,
+        state,
+      });
     const finished = async (x: ReturnType<typeof make>) => {
       const e = await x.finished(1);
       if (!e) throw new Error(`no reconcile: ${JSON.stringify(x.events)}`);
@@ -94,7 +108,16 @@ dns: { system: default-tunnel, leakProtection: true }
 
     // `awg down` opens the host again, exactly as it was
     const applied = new AppliedStore(state);
-    const down = await teardown({ drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, claims: applied.claims()!, state, exec: host, reporter: silentReporter }, applied);
+    const down = await teardown(
+      {
+        drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+        claims: applied.claims()!,
+        state,
+        exec: host,
+        reporter: silentReporter,
+      },
+      applied,
+    );
     expect(down.errors).toEqual([]);
     expect(host.snapshot()).toEqual(prior);
   });
@@ -103,14 +126,26 @@ dns: { system: default-tunnel, leakProtection: true }
     dir = mkdtempSync(join(tmpdir(), 'awg-machost-daemon-'));
     const port = await freePort();
     const file = join(dir, 'awg.yaml');
-    writeFileSync(file, macConfig({ killSwitch: false }) + `rules:\n  - name: mail\n    match: { name: Mail }\n    target: home\n    fallback: block\nrouting: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
+    writeFileSync(
+      file,
+      macConfig({ killSwitch: false }) +
+        `rules:\n  - name: mail\n    match: { name: Mail }\n    target: home\n    fallback: block\nrouting: { proxyPortBase: ${port} }\n`,
+      { mode: 0o600 },
+    );
     const host = MacHost.laptop();
     const engines = new ModelEngines(host);
     const unused = () => {
       throw new Error('no connection reaches the router in this test');
     };
     const { d, events, finished } = modelDaemon({
-      flowRouter: { natives: async () => ({ sysctl: unused, pidPath: unused, originalDst: unused, boundTcpFd: unused }) },
+      flowRouter: {
+        natives: async () => ({
+          sysctl: unused,
+          pidPath: unused,
+          originalDst: unused,
+          boundTcpFd: unused,
+        }),
+      },
       configPath: file,
       platform: darwinPlatform,
       drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
@@ -121,13 +156,38 @@ dns: { system: default-tunnel, leakProtection: true }
     });
     await d.start();
     await finished(1);
-    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'converged' });
+    expect(events.find((e) => e.type === 'reconcile-finished')).toMatchObject({
+      outcome: 'converged',
+    });
     expect(events.filter((e) => e.type === 'error')).toEqual([]);
-    expect((await d.status()).placement).toEqual({ state: 'active', reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${port}`, execs: 0, placed: 0, errors: 0 });
+    expect((await d.status()).placement).toEqual({
+      state: 'active',
+      reason: `the flow router applies path rules per TCP connection on 127.0.0.1/::1 port ${port}`,
+      execs: 0,
+      placed: 0,
+      errors: 0,
+    });
     // the daemon's tunnel health has not marked `home` down: Mail's TCP goes into it
-    expect(await d.listProcesses()).toEqual([{ pid: 530, ppid: 1, name: 'Mail', path: '/Applications/Mail.app/Contents/MacOS/Mail', cgroup: '', rule: 'mail', target: 'home', route: 'home' }]);
+    expect(await d.listProcesses()).toEqual([
+      {
+        pid: 530,
+        ppid: 1,
+        name: 'Mail',
+        path: '/Applications/Mail.app/Contents/MacOS/Mail',
+        cgroup: '',
+        rule: 'mail',
+        target: 'home',
+        route: 'home',
+      },
+    ]);
     await d.down();
-    expect((await d.status()).placement).toEqual({ state: 'off', reason: NOTHING_TO_PLACE['flow-router'], execs: 0, placed: 0, errors: 0 });
+    expect((await d.status()).placement).toEqual({
+      state: 'off',
+      reason: NOTHING_TO_PLACE['flow-router'],
+      execs: 0,
+      placed: 0,
+      errors: 0,
+    });
     await d.stop({ teardown: true });
   });
 
@@ -137,19 +197,31 @@ dns: { system: default-tunnel, leakProtection: true }
     writeFileSync(file, macConfig(), { mode: 0o600 });
     const host = MacHost.laptop();
     const engines = new ModelEngines(host);
-    const { d, events, finished } = modelDaemon({ configPath: file, platform: darwinPlatform, drivers: { ...createDarwinDrivers({ exec: host }), engine: engines }, exec: host, state: new FileStateStore(join(dir, 'state')) });
+    const { d, events, finished } = modelDaemon({
+      configPath: file,
+      platform: darwinPlatform,
+      drivers: { ...createDarwinDrivers({ exec: host }), engine: engines },
+      exec: host,
+      state: new FileStateStore(join(dir, 'state')),
+    });
     const wifiDns = () => host.services.find((x) => x.name === 'Wi-Fi')!.dns;
     await d.start();
     expect(await finished(1)).toMatchObject({ reason: 'start', outcome: 'converged' });
     expect(wifiDns()).toEqual(['10.66.0.1']);
 
     // the watcher is platform-neutral (test/unit/daemon/config-watch.test.ts): woken by hand here
-    writeFileSync(file, macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.53]'), { mode: 0o600 });
+    writeFileSync(file, macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.53]'), {
+      mode: 0o600,
+    });
     d.wake('config');
     expect(await finished(2)).toMatchObject({ reason: 'config', outcome: 'converged' });
     expect(wifiDns()).toEqual(['10.66.0.53']);
 
-    writeFileSync(join(dir, '.awg.yaml.swp'), macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.54]'), { mode: 0o600 });
+    writeFileSync(
+      join(dir, '.awg.yaml.swp'),
+      macConfig().replace('dns: [10.66.0.1]', 'dns: [10.66.0.54]'),
+      { mode: 0o600 },
+    );
     renameSync(join(dir, '.awg.yaml.swp'), file);
     d.wake('config');
     expect(await finished(3)).toMatchObject({ reason: 'config', outcome: 'converged' });
@@ -160,8 +232,12 @@ dns: { system: default-tunnel, leakProtection: true }
     writeFileSync(file, 'version: 1\ntunnels: [this is not a map\n', { mode: 0o600 });
     d.wake('config');
     const bad = await finished(4);
-    expect(events.filter((e) => e.type === 'config-changed').map((e) => (e as { valid: boolean }).valid)).toEqual([true, true, false]);
-    expect(events.find((e) => e.type === 'error' && (e as { kind: string }).kind === 'invalid-config')).toBeDefined();
+    expect(
+      events.filter((e) => e.type === 'config-changed').map((e) => (e as { valid: boolean }).valid),
+    ).toEqual([true, true, false]);
+    expect(
+      events.find((e) => e.type === 'error' && (e as { kind: string }).kind === 'invalid-config'),
+    ).toBeDefined();
     expect(bad).toMatchObject({ reason: 'config', outcome: 'unchanged' }); // the last good state, re-checked
     expect(host.snapshot()).toEqual(good);
     expect(host.mutations).toBe(mutations);

@@ -13,10 +13,21 @@ import { downCommand } from '../../../src/cli/commands/down.js';
 import type { Io } from '../../../src/cli/output.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';
-import { DNS_OUT, ENDPOINT_UDP, macConfig, Rig, WEB, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
+import {
+  DNS_OUT,
+  ENDPOINT_UDP,
+  macConfig,
+  Rig,
+  WEB,
+  rigsCleanedAfterEach,
+} from '../../helpers/macos-host/scenario.js';
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-const closed = (h: MacHost) => h.pf.enabled && h.pf.main.includes('anchor "com.awg/*" all') && pfVerdict(h, WEB) === 'block' && pfVerdict(h, DNS_OUT) === 'block';
+const closed = (h: MacHost) =>
+  h.pf.enabled &&
+  h.pf.main.includes('anchor "com.awg/*" all') &&
+  pfVerdict(h, WEB) === 'block' &&
+  pfVerdict(h, DNS_OUT) === 'block';
 
 describe('macOS host model: faults', () => {
   const rig = rigsCleanedAfterEach();
@@ -28,7 +39,12 @@ describe('macOS host model: faults', () => {
     const io: Io = { out: (x) => (out += x), err: (x) => (err += x), colour: false };
     const common = { stateDir: join(r.dir, 'state'), direct: true };
     const deps = { platform: r.platform, exec: r.host };
-    const code = cmd === 'apply' ? await applyCommand(io, { file, ...common }, deps) : cmd === 'diff' ? await diffCommand(io, { file, ...common }, deps) : await downCommand(io, { ...common }, deps);
+    const code =
+      cmd === 'apply'
+        ? await applyCommand(io, { file, ...common }, deps)
+        : cmd === 'diff'
+          ? await diffCommand(io, { file, ...common }, deps)
+          : await downCommand(io, { ...common }, deps);
     return { code, out, err };
   }
 
@@ -64,103 +80,134 @@ describe('macOS host model: faults', () => {
   // each driver's own refusal text (PF reachable, the one tool refused) is a permission error
   it.each([
     ['route', /^route -n delete/, 'down', /route delete .*must be root/],
-    ['ifconfig', /^ifconfig utun\d+ mtu/, 'mtu', /ifconfig utun\d+ mtu 1380: .*Operation not permitted/],
-    ['networksetup', /^networksetup -setdnsservers/, 'down', /networksetup -setdnsservers .*admin privileges/],
+    [
+      'ifconfig',
+      /^ifconfig utun\d+ mtu/,
+      'mtu',
+      /ifconfig utun\d+ mtu 1380: .*Operation not permitted/,
+    ],
+    [
+      'networksetup',
+      /^networksetup -setdnsservers/,
+      'down',
+      /networksetup -setdnsservers .*admin privileges/,
+    ],
     ['pfctl -X', /^pfctl -X/, 'down', /pfctl -X: .*Permission denied/],
-  ] as const)('%s refused: a permission error naming the tool', async (_tool, refuse, what, message) => {
-    const r = rig();
-    const prior = r.host.snapshot();
-    expect((await cli(r, 'apply')).code).toBe(0);
-    r.host.root = refuse;
-    if (what === 'mtu') {
-      r.write(macConfig({ mtu: 1380 }));
-      const x = await cli(r, 'apply');
-      expect(x.err).toMatch(/error \[permission\]/);
-      expect(x.err).toMatch(message);
-      expect(x.code).toBe(4);
-    } else {
-      // down goes on past the refusal and reports every failure; the CLI names what is left
-      // and exits as a permission error (4): running it as root is what to do
-      const d = await r.down();
-      expect(d.errors.length).toBeGreaterThan(0);
-      expect(d.errors.map((e) => e.kind)).toEqual(d.errors.map(() => 'permission'));
-      expect(d.errors[0]!.message).toMatch(message);
-      expect(d.left.length).toBeGreaterThan(0);
-      const c = await cli(r, 'down');
-      expect(c.err).toMatch(message);
-      expect(c.err).toMatch(/down left objects behind: /);
-      expect(c.code).toBe(4);
-    }
-    r.host.root = true;
-    r.write(macConfig());
-    expect((await cli(r, 'down')).code).toBe(0);
-    expect(r.host.snapshot()).toEqual(prior);
-  });
-
-  it.each([true, false])('the engine dies after any mutation of the first apply (kill switch %s): rolled back, fail-closed or converged again, never open', async (killSwitch) => {
-    const probe = rig(macConfig({ killSwitch }));
-    expect((await probe.apply()).ctx.outcome).toBe('converged');
-    const total = probe.mutationLines().length;
-    const seen = new Set<string>();
-    for (let k = 1; k <= total; k++) {
-      const r = rig(macConfig({ killSwitch }));
+  ] as const)(
+    '%s refused: a permission error naming the tool',
+    async (_tool, refuse, what, message) => {
+      const r = rig();
       const prior = r.host.snapshot();
-      // the endpoint's bypass route comes before the engine (make before break): a kill then
-      // finds no engine, and the run converges
-      let running = false;
-      r.host.triggers = [{ match: /./, nth: k, run: () => ((running = r.engines.running.has('home')), r.engines.kill('home')) }];
-      const { ctx } = await r.apply();
-      const at = `after mutation ${k} (${r.mutationLines()[k - 1]}): ${ctx.outcome}`;
-      if (!running) expect(ctx.outcome, at).toBe('converged');
-      else seen.add(ctx.outcome ?? 'none');
-      if (ctx.outcome === 'converged') {
-        // repaired within the run: the engine runs again and nothing is left to do
-        expect(r.engines.running.has('home'), at).toBe(true);
-        expect(await r.diff(), at).toEqual([]);
-      } else if (ctx.outcome === 'rolled-back') expect(same(r.host.snapshot(), prior), at).toBe(true);
-      else {
-        expect(ctx.outcome, at).toBe('failed-closed');
-        expect(killSwitch, at).toBe(true);
-        expect(closed(r.host), at).toBe(true);
+      expect((await cli(r, 'apply')).code).toBe(0);
+      r.host.root = refuse;
+      if (what === 'mtu') {
+        r.write(macConfig({ mtu: 1380 }));
+        const x = await cli(r, 'apply');
+        expect(x.err).toMatch(/error \[permission\]/);
+        expect(x.err).toMatch(message);
+        expect(x.code).toBe(4);
+      } else {
+        // down goes on past the refusal and reports every failure; the CLI names what is left
+        // and exits as a permission error (4): running it as root is what to do
+        const d = await r.down();
+        expect(d.errors.length).toBeGreaterThan(0);
+        expect(d.errors.map((e) => e.kind)).toEqual(d.errors.map(() => 'permission'));
+        expect(d.errors[0]!.message).toMatch(message);
+        expect(d.left.length).toBeGreaterThan(0);
+        const c = await cli(r, 'down');
+        expect(c.err).toMatch(message);
+        expect(c.err).toMatch(/down left objects behind: /);
+        expect(c.code).toBe(4);
       }
-      const d = await r.down();
-      expect(d.errors, at).toEqual([]);
-      expect(same(r.host.snapshot(), prior), `${at}; then down`).toBe(true);
-      r.cleanup();
-    }
-    // as on Linux (e2e-faults "a link deleted during apply …"): the run fails, and ends
-    // fail-closed with the kill switch, rolled back without it
-    expect([...seen]).toEqual([killSwitch ? 'failed-closed' : 'rolled-back']);
-  });
+      r.host.root = true;
+      r.write(macConfig());
+      expect((await cli(r, 'down')).code).toBe(0);
+      expect(r.host.snapshot()).toEqual(prior);
+    },
+  );
 
-  it.each([true, false])('a failure at any mutation of down (kill switch %s) is reported, and the next down restores the host exactly', async (killSwitch) => {
-    const probe = rig(macConfig({ killSwitch }));
-    await probe.apply();
-    const before = probe.mutationLines().length;
-    expect((await probe.down()).errors).toEqual([]);
-    const total = probe.mutationLines().length - before;
-    expect(total).toBeGreaterThan(5);
-    for (let k = 1; k <= total; k++) {
-      const r = rig(macConfig({ killSwitch }));
-      const prior = r.host.snapshot();
-      expect((await r.apply()).ctx.outcome).toBe('converged');
-      const start = r.mutationLines().length;
-      r.host.faults = [{ match: /./, nth: k }];
-      const first = await r.down();
-      const failed = r.mutationLines()[start + k - 1];
-      const at = `down failing at mutation ${k} (${failed})`;
-      if (/^(dscacheutil|killall)/.test(failed ?? '')) expect(first.errors, at).toEqual([]);
-      else expect(first.errors.length + first.left.length, at).toBeGreaterThan(0);
-      // with the kill switch, a half-done down that kept our anchor keeps it closed
-      if (killSwitch && r.host.pf.anchors.get('com.awg/awg')?.length && r.host.pf.enabled && r.host.pf.main.includes('anchor "com.awg/*" all'))
-        expect(pfVerdict(r.host, WEB), at).toBe('block');
-      r.host.faults = [];
-      const second = await r.down();
-      expect(second.errors, at).toEqual([]);
-      expect(same(r.host.snapshot(), prior), `${at}; then down again`).toBe(true);
-      r.cleanup();
-    }
-  });
+  it.each([true, false])(
+    'the engine dies after any mutation of the first apply (kill switch %s): rolled back, fail-closed or converged again, never open',
+    async (killSwitch) => {
+      const probe = rig(macConfig({ killSwitch }));
+      expect((await probe.apply()).ctx.outcome).toBe('converged');
+      const total = probe.mutationLines().length;
+      const seen = new Set<string>();
+      for (let k = 1; k <= total; k++) {
+        const r = rig(macConfig({ killSwitch }));
+        const prior = r.host.snapshot();
+        // the endpoint's bypass route comes before the engine (make before break): a kill then
+        // finds no engine, and the run converges
+        let running = false;
+        r.host.triggers = [
+          {
+            match: /./,
+            nth: k,
+            run: () => ((running = r.engines.running.has('home')), r.engines.kill('home')),
+          },
+        ];
+        const { ctx } = await r.apply();
+        const at = `after mutation ${k} (${r.mutationLines()[k - 1]}): ${ctx.outcome}`;
+        if (!running) expect(ctx.outcome, at).toBe('converged');
+        else seen.add(ctx.outcome ?? 'none');
+        if (ctx.outcome === 'converged') {
+          // repaired within the run: the engine runs again and nothing is left to do
+          expect(r.engines.running.has('home'), at).toBe(true);
+          expect(await r.diff(), at).toEqual([]);
+        } else if (ctx.outcome === 'rolled-back')
+          expect(same(r.host.snapshot(), prior), at).toBe(true);
+        else {
+          expect(ctx.outcome, at).toBe('failed-closed');
+          expect(killSwitch, at).toBe(true);
+          expect(closed(r.host), at).toBe(true);
+        }
+        const d = await r.down();
+        expect(d.errors, at).toEqual([]);
+        expect(same(r.host.snapshot(), prior), `${at}; then down`).toBe(true);
+        r.cleanup();
+      }
+      // as on Linux (e2e-faults "a link deleted during apply …"): the run fails, and ends
+      // fail-closed with the kill switch, rolled back without it
+      expect([...seen]).toEqual([killSwitch ? 'failed-closed' : 'rolled-back']);
+    },
+  );
+
+  it.each([true, false])(
+    'a failure at any mutation of down (kill switch %s) is reported, and the next down restores the host exactly',
+    async (killSwitch) => {
+      const probe = rig(macConfig({ killSwitch }));
+      await probe.apply();
+      const before = probe.mutationLines().length;
+      expect((await probe.down()).errors).toEqual([]);
+      const total = probe.mutationLines().length - before;
+      expect(total).toBeGreaterThan(5);
+      for (let k = 1; k <= total; k++) {
+        const r = rig(macConfig({ killSwitch }));
+        const prior = r.host.snapshot();
+        expect((await r.apply()).ctx.outcome).toBe('converged');
+        const start = r.mutationLines().length;
+        r.host.faults = [{ match: /./, nth: k }];
+        const first = await r.down();
+        const failed = r.mutationLines()[start + k - 1];
+        const at = `down failing at mutation ${k} (${failed})`;
+        if (/^(dscacheutil|killall)/.test(failed ?? '')) expect(first.errors, at).toEqual([]);
+        else expect(first.errors.length + first.left.length, at).toBeGreaterThan(0);
+        // with the kill switch, a half-done down that kept our anchor keeps it closed
+        if (
+          killSwitch &&
+          r.host.pf.anchors.get('com.awg/awg')?.length &&
+          r.host.pf.enabled &&
+          r.host.pf.main.includes('anchor "com.awg/*" all')
+        )
+          expect(pfVerdict(r.host, WEB), at).toBe('block');
+        r.host.faults = [];
+        const second = await r.down();
+        expect(second.errors, at).toEqual([]);
+        expect(same(r.host.snapshot(), prior), `${at}; then down again`).toBe(true);
+        r.cleanup();
+      }
+    },
+  );
 
   it('a failure at any mutation while repairing a dead engine (kill switch on) never opens the host: repaired, or still closed', async () => {
     const probe = rig();
@@ -196,7 +243,9 @@ describe('macOS host model: faults', () => {
     r.host.faults = [{ match: /^pfctl -a com\.awg\/awg -f -$/, nth: 'every' }];
     const x = await cli(r, 'apply');
     // the host's ioctl failure, not a bug in the rendered anchor (which would not be retried)
-    expect(x.err).toMatch(/error \[driver\]: .*loading the PF anchor com\.awg\/awg failed: pfctl: DIOCBEGIN: Device busy/);
+    expect(x.err).toMatch(
+      /error \[driver\]: .*loading the PF anchor com\.awg\/awg failed: pfctl: DIOCBEGIN: Device busy/,
+    );
     expect(x.code).toBe(6);
     expect(x.err).not.toMatch(/traffic is blocked \(fail-closed\)/);
     expect(x.err).toMatch(/traffic is NOT blocked/);
@@ -248,31 +297,37 @@ describe('macOS host model: faults', () => {
   const invalid: [string, string][] = [
     ['YAML syntax', 'version: 1\nrules: [\n  { name: a\n'],
     ['unknown field', 'version: 1\nkillSwitch: { enabled: true }\nrouting:\n  tableBse: 100\n'],
-    ['rule target that does not exist', 'version: 1\nrules:\n  - match: { name: curl }\n    target: nowhere\n'],
+    [
+      'rule target that does not exist',
+      'version: 1\nrules:\n  - match: { name: curl }\n    target: nowhere\n',
+    ],
   ];
-  it.each(invalid)('invalid config (%s): diff and apply exit 1 with nothing changed, fresh and on top of an applied config', async (_name, yaml) => {
-    const r = rig();
-    const bad = join(r.dir, 'bad.yaml');
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(bad, yaml, { mode: 0o600 });
-    const prior = r.host.snapshot();
-    for (const cmd of ['diff', 'apply'] as const) {
-      const x = await cli(r, cmd, bad);
-      expect(x.code, `${cmd}: ${x.err}`).toBe(1);
-      expect(x.err).toMatch(/bad\.yaml:\d+:\d+/);
-    }
-    expect(r.mutationLines()).toEqual([]);
-    expect(r.host.snapshot()).toEqual(prior);
-    expect((await cli(r, 'apply')).code).toBe(0);
-    const applied = r.host.snapshot();
-    const n = r.mutationLines().length;
-    const x = await cli(r, 'apply', bad);
-    expect(x.code).toBe(1);
-    expect(x.err).toContain('nothing was applied');
-    expect(r.mutationLines().length).toBe(n);
-    expect(r.host.snapshot()).toEqual(applied);
-    expect((await cli(r, 'diff')).code).toBe(0);
-    expect((await cli(r, 'down')).code).toBe(0);
-    expect(r.host.snapshot()).toEqual(prior);
-  });
+  it.each(invalid)(
+    'invalid config (%s): diff and apply exit 1 with nothing changed, fresh and on top of an applied config',
+    async (_name, yaml) => {
+      const r = rig();
+      const bad = join(r.dir, 'bad.yaml');
+      const { writeFileSync } = await import('node:fs');
+      writeFileSync(bad, yaml, { mode: 0o600 });
+      const prior = r.host.snapshot();
+      for (const cmd of ['diff', 'apply'] as const) {
+        const x = await cli(r, cmd, bad);
+        expect(x.code, `${cmd}: ${x.err}`).toBe(1);
+        expect(x.err).toMatch(/bad\.yaml:\d+:\d+/);
+      }
+      expect(r.mutationLines()).toEqual([]);
+      expect(r.host.snapshot()).toEqual(prior);
+      expect((await cli(r, 'apply')).code).toBe(0);
+      const applied = r.host.snapshot();
+      const n = r.mutationLines().length;
+      const x = await cli(r, 'apply', bad);
+      expect(x.code).toBe(1);
+      expect(x.err).toContain('nothing was applied');
+      expect(r.mutationLines().length).toBe(n);
+      expect(r.host.snapshot()).toEqual(applied);
+      expect((await cli(r, 'diff')).code).toBe(0);
+      expect((await cli(r, 'down')).code).toBe(0);
+      expect(r.host.snapshot()).toEqual(prior);
+    },
+  );
 });

@@ -16,13 +16,19 @@ import { parseServiceOrder } from '../../../src/platform/darwin/networksetup.js'
 import { parseSysctl } from '../../../src/platform/darwin/sysctl.js';
 import { capture, LAPTOP_NETSTAT, MacHost } from '../../helpers/macos-host/model.js';
 
-const lines = (t: string) => t.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+const lines = (t: string) =>
+  t
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter(Boolean);
 
 describe('macOS host model: output formats', () => {
   it('netstat -rn of the laptop is the captured table, row for row', async () => {
     const h = MacHost.laptop();
     const got = lines((await h.read('netstat', ['-rn'])).stdout);
-    const want = lines(capture(LAPTOP_NETSTAT)).filter((l) => !/utun2|^192\.168\.1\.51 +192\.168\.1\.1 /.test(l));
+    const want = lines(capture(LAPTOP_NETSTAT)).filter(
+      (l) => !/utun2|^192\.168\.1\.51 +192\.168\.1\.1 /.test(l),
+    );
     // the model adds the interface-scoped default after the primary one, and an empty Internet6 section
     expect(got.filter((l) => !/UGScIg/.test(l)).slice(0, want.length)).toEqual(want);
     expect(got).toContain('default            192.168.1.1        UGScIg         en0');
@@ -40,16 +46,37 @@ describe('macOS host model: output formats', () => {
     ])
       await h.mutate('route', a);
     const text = (await h.read('netstat', ['-rn'])).stdout;
-    for (const d of ['0/1 ', '128.0/1 ', '10.66/16 ', '172.16/12 ', '198.51.100.7 ']) expect(text).toMatch(new RegExp(`^${d.replace(/\./g, '\\.')}`, 'm'));
-    const parsed = parseNetstatRoutes(text).filter((r) => r.netif === 'utun0' || r.destination === '198.51.100.7');
-    expect(parsed.map((r) => r.dst)).toEqual(['0.0.0.0/1', '10.66.0.0/16', '128.0.0.0/1', '172.16.0.0/12', '198.51.100.7/32']);
-    expect(parseNetstatRoutes(text).filter((r) => r.isDefault).map((r) => r.ifscope)).toEqual([false, true]);
+    for (const d of ['0/1 ', '128.0/1 ', '10.66/16 ', '172.16/12 ', '198.51.100.7 '])
+      expect(text).toMatch(new RegExp(`^${d.replace(/\./g, '\\.')}`, 'm'));
+    const parsed = parseNetstatRoutes(text).filter(
+      (r) => r.netif === 'utun0' || r.destination === '198.51.100.7',
+    );
+    expect(parsed.map((r) => r.dst)).toEqual([
+      '0.0.0.0/1',
+      '10.66.0.0/16',
+      '128.0.0.0/1',
+      '172.16.0.0/12',
+      '198.51.100.7/32',
+    ]);
+    expect(
+      parseNetstatRoutes(text)
+        .filter((r) => r.isDefault)
+        .map((r) => r.ifscope),
+    ).toEqual([false, true]);
   });
 
   it('ifconfig has the capture layout and parses back to the model interfaces', async () => {
     const h = MacHost.laptop();
     const u = h.createUtun();
-    await h.mutate('ifconfig', [u, 'inet', '10.66.0.2', '10.66.0.2', 'netmask', '0xffffffff', 'alias']);
+    await h.mutate('ifconfig', [
+      u,
+      'inet',
+      '10.66.0.2',
+      '10.66.0.2',
+      'netmask',
+      '0xffffffff',
+      'alias',
+    ]);
     await h.mutate('ifconfig', [u, 'mtu', '1420']);
     const text = (await h.read('ifconfig', [])).stdout;
     const cap = capture('ifconfig/ifconfig-10.14.6-jc.txt');
@@ -58,7 +85,9 @@ describe('macOS host model: output formats', () => {
     expect(text).toContain('utun0: flags=8051<UP,POINTOPOINT,RUNNING,MULTICAST> mtu 1420');
     expect(text).toContain('\tinet 10.66.0.2 --> 10.66.0.2 netmask 0xffffffff');
     const ifs = parseIfconfig(text);
-    expect(ifs.map((i) => [i.name, i.mtu, i.inet.map((a) => `${a.address}/${a.prefixlen}`)])).toEqual([
+    expect(
+      ifs.map((i) => [i.name, i.mtu, i.inet.map((a) => `${a.address}/${a.prefixlen}`)]),
+    ).toEqual([
       ['lo0', 16384, ['127.0.0.1/8']],
       ['en0', 1500, ['192.168.1.175/24']],
       ['utun0', 1420, ['10.66.0.2/32']],
@@ -68,7 +97,9 @@ describe('macOS host model: output formats', () => {
   it("networksetup lists and DNS getters are the captured texts (disabled service with '*', \"There aren't any …\")", async () => {
     const h = MacHost.laptop();
     const list = (await h.read('networksetup', ['-listallnetworkservices'])).stdout;
-    expect(list.split('\n')[0]).toBe(lines(capture('dns/networksetup-listallnetworkservices-2023-mageddo.txt'))[0]);
+    expect(list.split('\n')[0]).toBe(
+      lines(capture('dns/networksetup-listallnetworkservices-2023-mageddo.txt'))[0],
+    );
     expect(parseServiceList(list)).toEqual([
       { name: 'Wi-Fi', disabled: false },
       { name: 'Thunderbolt Bridge', disabled: false },
@@ -87,16 +118,28 @@ describe('macOS host model: output formats', () => {
     const cap = capture('dns/scutil-dns-split-tunnel-supplemental-utun2-10.15.3-TRUNCATED.txt');
     const text = (await h.read('scutil', ['--dns'])).stdout;
     // the capture's mDNS resolver block, verbatim
-    expect(text).toContain(cap.slice(cap.indexOf('  domain   : local'), cap.indexOf('resolver #4')));
+    expect(text).toContain(
+      cap.slice(cap.indexOf('  domain   : local'), cap.indexOf('resolver #4')),
+    );
     let r = (await dns()).filter((x) => x.section === 'default' && !x.domain);
-    expect(r.map((x) => [x.nameservers, x.searchDomains, x.ifName])).toEqual([[['192.168.1.1'], ['home.arpa'], 'en0']]);
+    expect(r.map((x) => [x.nameservers, x.searchDomains, x.ifName])).toEqual([
+      [['192.168.1.1'], ['home.arpa'], 'en0'],
+    ]);
     await h.mutate('networksetup', ['-setdnsservers', 'Wi-Fi', '10.66.0.1']);
-    await h.mutate('scutil', [], { input: 'd.init\nd.add ServerAddresses * 10.77.0.1\nd.add SupplementalMatchDomains * corp.example\nset State:/Network/Service/com.awg.awg-work/DNS\nquit\n' });
+    await h.mutate('scutil', [], {
+      input:
+        'd.init\nd.add ServerAddresses * 10.77.0.1\nd.add SupplementalMatchDomains * corp.example\nset State:/Network/Service/com.awg.awg-work/DNS\nquit\n',
+    });
     const all = await dns();
     r = all.filter((x) => x.section === 'default' && !x.domain);
     expect(r.map((x) => x.nameservers)).toEqual([['10.66.0.1']]);
-    expect(all.find((x) => x.domain === 'corp.example')).toMatchObject({ supplemental: true, nameservers: ['10.77.0.1'] });
-    expect(all.filter((x) => x.section === 'scoped').map((x) => [x.scoped, x.nameservers])).toEqual([[true, ['10.66.0.1']]]);
+    expect(all.find((x) => x.domain === 'corp.example')).toMatchObject({
+      supplemental: true,
+      nameservers: ['10.77.0.1'],
+    });
+    expect(all.filter((x) => x.section === 'scoped').map((x) => [x.scoped, x.nameservers])).toEqual(
+      [[true, ['10.66.0.1']]],
+    );
   });
 
   it('route get, netstat -f, pfctl -s info, the service order and sysctl answer in the captured layouts', async () => {
@@ -104,28 +147,51 @@ describe('macOS host model: output formats', () => {
     const cap = lines(capture('routes/route-get-0-default-en0-neofetch.txt'));
     const got = lines((await h.read('route', ['-n', 'get', 'default'])).stdout);
     expect(got.map((l) => l.replace(/: .*/, ':'))).toEqual(cap.map((l) => l.replace(/: .*/, ':')));
-    expect(parseRouteGet((await h.read('route', ['-n', 'get', '93.184.216.34'])).stdout)).toMatchObject({ destination: 'default', gateway: '192.168.1.1', interface: 'en0' });
+    expect(
+      parseRouteGet((await h.read('route', ['-n', 'get', '93.184.216.34'])).stdout),
+    ).toMatchObject({ destination: 'default', gateway: '192.168.1.1', interface: 'en0' });
     h.createUtun();
     await h.mutate('route', ['-n', 'add', '-inet', '-net', '0.0.0.0/1', '-interface', 'utun0']);
-    expect(parseRouteGet((await h.read('route', ['-n', 'get', '8.8.8.8'])).stdout)).toMatchObject({ interface: 'utun0', mask: '128.0.0.0' });
+    expect(parseRouteGet((await h.read('route', ['-n', 'get', '8.8.8.8'])).stdout)).toMatchObject({
+      interface: 'utun0',
+      mask: '128.0.0.0',
+    });
     expect((await h.read('netstat', ['-rn', '-f', 'inet'])).stdout).not.toContain('Internet6:');
-    expect(parseNetstatRoutes((await h.read('netstat', ['-rn', '-f', 'inet6'])).stdout)).toEqual([]);
+    expect(parseNetstatRoutes((await h.read('netstat', ['-rn', '-f', 'inet6'])).stdout)).toEqual(
+      [],
+    );
 
-    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({ enabled: false });
-    expect((await h.read('pfctl', ['-s', 'info'])).stdout.split('\n')[0]).toBe(lines(capture('pf/pfctl-s-info-disabled-macos26.txt'))[0]);
+    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({
+      enabled: false,
+    });
+    expect((await h.read('pfctl', ['-s', 'info'])).stdout.split('\n')[0]).toBe(
+      lines(capture('pf/pfctl-s-info-disabled-macos26.txt'))[0],
+    );
     await h.mutate('pfctl', ['-E']);
-    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({ enabled: true });
+    expect(parsePfInfo((await h.read('pfctl', ['-s', 'info'])).stdout)).toMatchObject({
+      enabled: true,
+    });
 
-    expect(parseServiceOrder((await h.read('networksetup', ['-listnetworkserviceorder'])).stdout).map((s) => [s.name, s.device, s.disabled])).toEqual([
+    expect(
+      parseServiceOrder((await h.read('networksetup', ['-listnetworkserviceorder'])).stdout).map(
+        (s) => [s.name, s.device, s.disabled],
+      ),
+    ).toEqual([
       ['Wi-Fi', 'en0', false],
       ['Thunderbolt Bridge', 'bridge0', false],
       ['iPhone USB', 'en5', true],
     ]);
 
-    expect(parseSysctl((await h.read('sysctl', ['net.inet.ip.forwarding'])).stdout)).toEqual([{ key: 'net.inet.ip.forwarding', value: '0' }]);
-    expect((await h.mutate('sysctl', ['-w', 'net.inet.ip.forwarding=1'])).stdout).toBe('net.inet.ip.forwarding: 0 -> 1\n');
+    expect(parseSysctl((await h.read('sysctl', ['net.inet.ip.forwarding'])).stdout)).toEqual([
+      { key: 'net.inet.ip.forwarding', value: '0' },
+    ]);
+    expect((await h.mutate('sysctl', ['-w', 'net.inet.ip.forwarding=1'])).stdout).toBe(
+      'net.inet.ip.forwarding: 0 -> 1\n',
+    );
     expect((await h.read('sysctl', ['-n', 'net.inet.ip.forwarding'])).stdout).toBe('1\n');
-    expect((await h.read('sysctl', ['net.inet.ip.fw.enable'], { allowFail: true })).stderr).toBe("sysctl: unknown oid 'net.inet.ip.fw.enable'\n");
+    expect((await h.read('sysctl', ['net.inet.ip.fw.enable'], { allowFail: true })).stderr).toBe(
+      "sysctl: unknown oid 'net.inet.ip.fw.enable'\n",
+    );
   });
 
   it('an unknown command or argument list fails the test instead of passing', async () => {
@@ -136,6 +202,8 @@ describe('macOS host model: output formats', () => {
     await expect(h.read('pfctl', ['-E'])).rejects.toThrow(/changes the system/);
     await expect(h.mutate('ifconfig', ['en0', 'inet', '10.0.0.1'])).rejects.toThrow(/macos-host/);
     await expect(h.read('ipconfig', ['getifaddr', 'en0'])).rejects.toThrow(/unknown command/);
-    await expect(h.mutate('launchctl', ['load', '-w', '/Library/LaunchDaemons/x.plist'])).rejects.toThrow(/macos-host/);
+    await expect(
+      h.mutate('launchctl', ['load', '-w', '/Library/LaunchDaemons/x.plist']),
+    ).rejects.toThrow(/macos-host/);
   });
 });

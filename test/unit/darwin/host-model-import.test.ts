@@ -16,7 +16,17 @@ describe('macOS host model: an imported split wg-quick config', () => {
   it('AllowedIPs go through the utun for every process; other destinations stay on en0; down restores', async () => {
     const me = wgKeyPair();
     const peer = wgKeyPair();
-    const ini = ['[Interface]', `PrivateKey = ${me.privateKey}`, 'Address = 10.200.50.2/32', '', '[Peer]', `PublicKey = ${peer.publicKey}`, 'Endpoint = 198.51.100.20:51820', 'AllowedIPs = 10.200.60.0/24, 172.16.0.0/12', ''].join('\n');
+    const ini = [
+      '[Interface]',
+      `PrivateKey = ${me.privateKey}`,
+      'Address = 10.200.50.2/32',
+      '',
+      '[Peer]',
+      `PublicKey = ${peer.publicKey}`,
+      'Endpoint = 198.51.100.20:51820',
+      'AllowedIPs = 10.200.60.0/24, 172.16.0.0/12',
+      '',
+    ].join('\n');
     const imported = importWgQuick(ini, { file: 'office.conf' });
     expect(imported.issues).toEqual([]);
     expect(imported.config.default).toBe('office');
@@ -27,7 +37,9 @@ describe('macOS host model: an imported split wg-quick config', () => {
     const { ctx } = await r.apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    const utun = [...r.host.interfaces.values()].find((i) => i.inet.some((a) => a.address === '10.200.50.2'))!.name;
+    const utun = [...r.host.interfaces.values()].find((i) =>
+      i.inet.some((a) => a.address === '10.200.50.2'),
+    )!.name;
     expect(r.host.routes.filter((k) => k.netif === utun).map((k) => [k.dst, k.flags])).toEqual([
       ['10.200.60.0/24', 'USc'],
       ['172.16.0.0/12', 'USc'],

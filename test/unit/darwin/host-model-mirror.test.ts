@@ -16,11 +16,25 @@
 import { describe, expect, it } from 'vitest';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict, type Packet } from '../../helpers/macos-host/pf-eval.js';
-import { DNS_OUT, ENDPOINT, ENDPOINT_UDP, macConfig, WEB, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
+import {
+  DNS_OUT,
+  ENDPOINT,
+  ENDPOINT_UDP,
+  macConfig,
+  WEB,
+  rigsCleanedAfterEach,
+} from '../../helpers/macos-host/scenario.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 
 const LAN: Packet = { ...WEB, dst: '192.168.1.20', dport: 22 };
-const LOOPBACK: Packet = { dir: 'out', iface: 'lo0', family: 4, proto: 'tcp', dst: '127.0.0.1', dport: 8080 };
+const LOOPBACK: Packet = {
+  dir: 'out',
+  iface: 'lo0',
+  family: 4,
+  proto: 'tcp',
+  dst: '127.0.0.1',
+  dport: 8080,
+};
 
 describe('macOS host model: more of the Linux scenarios', () => {
   const rig = rigsCleanedAfterEach();
@@ -31,7 +45,10 @@ describe('macOS host model: more of the Linux scenarios', () => {
     const r = rig(macConfig(), h);
     const prior = h.snapshot();
     expect((await r.apply()).ctx.outcome).toBe('converged');
-    expect(h.services.filter((s) => s.enabled).map((s) => s.dns)).toEqual([['10.66.0.1'], ['10.66.0.1']]);
+    expect(h.services.filter((s) => s.enabled).map((s) => s.dns)).toEqual([
+      ['10.66.0.1'],
+      ['10.66.0.1'],
+    ]);
     const down = await r.down();
     expect(down.errors).toEqual([]);
     expect(h.snapshot()).toEqual(prior);
@@ -39,7 +56,7 @@ describe('macOS host model: more of the Linux scenarios', () => {
     expect(h.services.find((s) => s.name === 'Thunderbolt Bridge')!.dns).toEqual(['10.66.0.1']);
   });
 
-  it('PF enabled by someone\'s `pfctl -e` (no token) is still enabled after down; our -E reference alone is released', async () => {
+  it("PF enabled by someone's `pfctl -e` (no token) is still enabled after down; our -E reference alone is released", async () => {
     const h = MacHost.laptop();
     h.pfctlEnable();
     const r = rig(macConfig(), h);
@@ -61,7 +78,8 @@ describe('macOS host model: more of the Linux scenarios', () => {
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
     expect([...r.host.interfaces.keys()].filter((n) => n.startsWith('utun'))).toEqual([]);
-    for (const p of [WEB, LAN, DNS_OUT, ENDPOINT_UDP]) expect([p.dst, pfVerdict(r.host, p)]).toEqual([p.dst, 'block']);
+    for (const p of [WEB, LAN, DNS_OUT, ENDPOINT_UDP])
+      expect([p.dst, pfVerdict(r.host, p)]).toEqual([p.dst, 'block']);
     expect(pfVerdict(r.host, LOOPBACK)).toBe('pass');
     // nothing but PF changed: no routes, no DNS
     const now = r.host.snapshot() as { routes: unknown; services: unknown };
@@ -84,7 +102,9 @@ describe('macOS host model: more of the Linux scenarios', () => {
     const { ctx } = await r.apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    expect(r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('127.0.0.1'))).toEqual([]);
+    expect(
+      r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('127.0.0.1')),
+    ).toEqual([]);
     expect(r.host.routes.filter((x) => x.netif === 'lo0')).toEqual(lo);
     expect(pfVerdict(r.host, { ...LOOPBACK, proto: 'udp', dport: 51820 })).toBe('pass');
     expect(await r.diff()).toEqual([]);
@@ -113,8 +133,14 @@ default: home`;
     const { ctx } = await r.apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    expect(r.host.routes.find((x) => x.dst === '203.0.113.9/32')).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
-    expect(r.host.routes.find((x) => x.dst === `${ENDPOINT}/32`)).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
+    expect(r.host.routes.find((x) => x.dst === '203.0.113.9/32')).toMatchObject({
+      gateway: '192.168.1.1',
+      netif: 'en0',
+    });
+    expect(r.host.routes.find((x) => x.dst === `${ENDPOINT}/32`)).toMatchObject({
+      gateway: '192.168.1.1',
+      netif: 'en0',
+    });
     expect(pfVerdict(r.host, { ...ENDPOINT_UDP, dst: '203.0.113.9' })).toBe('pass');
     expect(await r.diff()).toEqual([]);
     expect((await r.apply()).mutations).toBe(0);
@@ -131,7 +157,9 @@ default: home`;
     const { ctx } = await r.apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    expect(r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('192.168.1.1'))).toEqual([]);
+    expect(
+      r.mutationLines().filter((l) => l.startsWith('route ') && l.includes('192.168.1.1')),
+    ).toEqual([]);
     // the router stays reachable on en0 by its own host route, more specific than 0/1
     const out = (await r.host.read('route', ['-n', 'get', '192.168.1.1'])).stdout;
     expect(out).toMatch(/interface: en0/);
@@ -145,9 +173,17 @@ default: home`;
   // Before: every macOS apply warned that per-app rules are not applied, rules or not — the
   // policy always holds awg exec's `_exec-*` groups.
   it('the per-app warning (what the flow router does not do) names only configs that have rules', async () => {
-    const warns = async (yaml: string) => (await rig(yaml).prep()).desired.warnings.filter((w) => /per-app/.test(w));
+    const warns = async (yaml: string) =>
+      (await rig(yaml).prep()).desired.warnings.filter((w) => /per-app/.test(w));
     expect(await warns(macConfig())).toEqual([]);
-    const withRule = macConfig().replace('default: home', 'rules:\n  - match: { name: firefox }\n    target: home\ndefault: home');
-    expect(await warns(withRule)).toEqual([expect.stringMatching(/^per-app routing on macOS carries TCP only: UDP follows the routing table, and user processes' UDP \(uid >= 501\) is dropped because a rule can block; processes running as uid 0 are not routed per app$/)]);
+    const withRule = macConfig().replace(
+      'default: home',
+      'rules:\n  - match: { name: firefox }\n    target: home\ndefault: home',
+    );
+    expect(await warns(withRule)).toEqual([
+      expect.stringMatching(
+        /^per-app routing on macOS carries TCP only: UDP follows the routing table, and user processes' UDP \(uid >= 501\) is dropped because a rule can block; processes running as uid 0 are not routed per app$/,
+      ),
+    ]);
   });
 });

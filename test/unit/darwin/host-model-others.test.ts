@@ -31,7 +31,9 @@ describe("macOS host model: others' PF objects", () => {
     expect((await r.apply()).ctx.outcome).toBe('converged');
     expect(h.pf.main).toContain('anchor "org.example.fw" all');
     expect(h.pf.anchors.get('org.example.fw')).toEqual(THEIRS);
-    expect(r.events.filter((e) => e.type === 'warning' && /drops anchors/.test(JSON.stringify(e)))).toEqual([]);
+    expect(
+      r.events.filter((e) => e.type === 'warning' && /drops anchors/.test(JSON.stringify(e))),
+    ).toEqual([]);
     expect(pfVerdict(h, WEB)).toBe('block');
     expect((await r.down()).errors).toEqual([]);
     expect(h.snapshot()).toEqual(prior);

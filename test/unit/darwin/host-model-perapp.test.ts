@@ -50,7 +50,18 @@ const PATHS: Record<number, string> = {
  * shell (500); curl (601) is 650's child, git (605) its grandchild; 606 is a git that
  * daemonised (re-parented to launchd); the telemetry agent (602) is 651's child.
  */
-const PARENTS: Record<number, number> = { 500: 1, 650: 500, 651: 500, 601: 650, 605: 601, 606: 1, 602: 651, 530: 1, 603: 1, 604: 1 };
+const PARENTS: Record<number, number> = {
+  500: 1,
+  650: 500,
+  651: 500,
+  601: 650,
+  605: 601,
+  606: 1,
+  602: 651,
+  530: 1,
+  603: 1,
+  604: 1,
+};
 
 const rules = (mail: string) => `rules:
   - name: mail
@@ -70,13 +81,26 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function setup(o: { config?: (mail: string | undefined, port: number) => string; healthIntervalMs?: number } = {}) {
+async function setup(
+  o: {
+    config?: (mail: string | undefined, port: number) => string;
+    healthIntervalMs?: number;
+  } = {},
+) {
   const dir = mkdtempSync(join(tmpdir(), 'awg-machost-perapp-'));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
   const file = join(dir, 'awg.yaml');
   const write = (mail: string | undefined) =>
-    writeFileSync(file, o.config ? o.config(mail, port) : macConfig({ killSwitch: false }) + (mail ? rules(mail) : '') + `routing: { proxyPortBase: ${port} }\n`, { mode: 0o600 });
+    writeFileSync(
+      file,
+      o.config
+        ? o.config(mail, port)
+        : macConfig({ killSwitch: false }) +
+            (mail ? rules(mail) : '') +
+            `routing: { proxyPortBase: ${port} }\n`,
+      { mode: 0o600 },
+    );
   write('home');
   const host = MacHost.laptop();
   const prior = host.snapshot();
@@ -88,7 +112,11 @@ async function setup(o: { config?: (mail: string | undefined, port: number) => s
   const pinned: string[] = [];
   const natives: DarwinFlowNatives = {
     sysctl: () => {
-      const recs = [...owners].flatMap(([p, pid]) => [inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)), xsocket(501, pid, 0), ...rest(4)]);
+      const recs = [...owners].flatMap(([p, pid]) => [
+        inpcb(false, [127, 0, 0, 1], p, [127, 0, 0, 1], dst.port, BigInt(p)),
+        xsocket(501, pid, 0),
+        ...rest(4),
+      ]);
       return cat([xinpgen(owners.size), ...recs, xinpgen(owners.size)]);
     },
     pidPath: (pid) => PATHS[pid],
@@ -106,7 +134,12 @@ async function setup(o: { config?: (mail: string | undefined, port: number) => s
   const listeningAtLoad: boolean[] = [];
   const mutate = host.mutate.bind(host);
   host.mutate = async (cmd, args, opts = {}) => {
-    if (cmd === 'pfctl' && args.join(' ') === '-a com.awg/awg -f -' && /^rdr /m.test(opts.input ?? '')) listeningAtLoad.push(await reachable(port));
+    if (
+      cmd === 'pfctl' &&
+      args.join(' ') === '-a com.awg/awg -f -' &&
+      /^rdr /m.test(opts.input ?? '')
+    )
+      listeningAtLoad.push(await reachable(port));
     return mutate(cmd, args, opts);
   };
 
@@ -119,12 +152,27 @@ async function setup(o: { config?: (mail: string | undefined, port: number) => s
     engines: createInprocEngineHost({ io, uapi: false }),
     flowRouter: { natives: async () => natives, subnets: () => ['192.168.1.0/24'] },
     // ListProcesses over the same processes (libproc's table): users' apps, the awg execs as root
-    processes: darwinProcessLister(capturedProcTable({ rows: Object.entries(PATHS).map(([pid, path]) => ({ uid: 501, pid: Number(pid), ppid: PARENTS[Number(pid)] ?? 1, path })).concat([650, 651].map((pid) => ({ uid: 0, pid, ppid: 500, path: '/usr/local/bin/node' }))) })),
+    processes: darwinProcessLister(
+      capturedProcTable({
+        rows: Object.entries(PATHS)
+          .map(([pid, path]) => ({
+            uid: 501,
+            pid: Number(pid),
+            ppid: PARENTS[Number(pid)] ?? 1,
+            path,
+          }))
+          .concat(
+            [650, 651].map((pid) => ({ uid: 0, pid, ppid: 500, path: '/usr/local/bin/node' })),
+          ),
+      }),
+    ),
     ...(o.healthIntervalMs !== undefined ? { healthIntervalMs: o.healthIntervalMs } : {}),
   });
   const runs = async (n: number) => {
     const e = await finished(n);
-    expect(e, JSON.stringify(events.filter((x) => x.type === 'error'))).toMatchObject({ outcome: expect.stringMatching(/^(converged|unchanged)$/) });
+    expect(e, JSON.stringify(events.filter((x) => x.type === 'error'))).toMatchObject({
+      outcome: expect.stringMatching(/^(converged|unchanged)$/),
+    });
     return e;
   };
   /** what PF would do with the app's SYN: connect to the router from a port the pcblist gives to `pid` */
@@ -133,7 +181,20 @@ async function setup(o: { config?: (mail: string | undefined, port: number) => s
     owners.set(local, pid);
     return exchange(port, local, msg);
   };
-  return { d, host, prior, port, pinned, listeningAtLoad, write, runs, appConnect, dst, events, dir };
+  return {
+    d,
+    host,
+    prior,
+    port,
+    pinned,
+    listeningAtLoad,
+    write,
+    runs,
+    appConnect,
+    dst,
+    events,
+    dir,
+  };
 }
 
 /** is something listening on 127.0.0.1:port? (the router resets what it cannot attribute: that still counts) */
@@ -157,7 +218,10 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     // skips uid 0), user UDP is dropped (a rule can block), the engine's own UDP passes
     const app = { ...WEB, uid: 501 };
     expect(pfPath(t.host, app)).toEqual({ redirect: '127.0.0.1', port: t.port });
-    expect(pfPath(t.host, { ...app, iface: 'utun0' })).toEqual({ redirect: '127.0.0.1', port: t.port });
+    expect(pfPath(t.host, { ...app, iface: 'utun0' })).toEqual({
+      redirect: '127.0.0.1',
+      port: t.port,
+    });
     expect(pfPath(t.host, { ...app, uid: 0 })).toBe('out');
     expect(pfPath(t.host, { ...app, proto: 'udp', dport: 443 })).toBe('block');
     expect(pfPath(t.host, { ...ENDPOINT_UDP, uid: 0 })).toBe('out');
@@ -174,14 +238,46 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     expect(t.dst.seen).toEqual(['mail', 'curl', 'notes']);
     const st = await t.d.status();
     // blocked: telemetry and the probe of the port at the anchor load (no owner: reset)
-    expect(st.placement).toMatchObject({ state: 'active', reason: expect.stringMatching(new RegExp(`port ${t.port}; connections so far: blocked 2, direct 1, home 2$`)) });
+    expect(st.placement).toMatchObject({
+      state: 'active',
+      reason: expect.stringMatching(
+        new RegExp(`port ${t.port}; connections so far: blocked 2, direct 1, home 2$`),
+      ),
+    });
     // per-rule counters: each rule's connections through the router and their payload (the
     // app's message out, the destination's `dst:` answer back); Notes matched no rule
     const byRule = Object.fromEntries((st.rules ?? []).map((r) => [r.name, r]));
     expect(byRule).toEqual({
-      mail: { name: 'mail', target: 'home', route: 'home', connections: 1, txBytes: 4, rxBytes: 8, txPackets: 0, rxPackets: 0 },
-      tools: { name: 'tools', target: 'direct', route: 'direct', connections: 1, txBytes: 4, rxBytes: 8, txPackets: 0, rxPackets: 0 },
-      telemetry: { name: 'telemetry', target: 'block', route: 'blocked', connections: 1, txBytes: expect.any(Number), rxBytes: 0, txPackets: 0, rxPackets: 0 },
+      mail: {
+        name: 'mail',
+        target: 'home',
+        route: 'home',
+        connections: 1,
+        txBytes: 4,
+        rxBytes: 8,
+        txPackets: 0,
+        rxPackets: 0,
+      },
+      tools: {
+        name: 'tools',
+        target: 'direct',
+        route: 'direct',
+        connections: 1,
+        txBytes: 4,
+        rxBytes: 8,
+        txPackets: 0,
+        rxPackets: 0,
+      },
+      telemetry: {
+        name: 'telemetry',
+        target: 'block',
+        route: 'blocked',
+        connections: 1,
+        txBytes: expect.any(Number),
+        rxBytes: 0,
+        txPackets: 0,
+        rxPackets: 0,
+      },
     });
 
     // the config changes Mail's rule to direct: nothing on the host changes (PF sends all user
@@ -193,7 +289,12 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     expect(t.pinned.at(-1)).toBe('en0/4');
     expect(t.listeningAtLoad).toEqual([true]);
     // the same router: the rule's counts go on (its route is now direct)
-    expect((await t.d.status()).rules?.find((r) => r.name === 'mail')).toMatchObject({ route: 'direct', connections: 2, txBytes: 9, rxBytes: 17 });
+    expect((await t.d.status()).rules?.find((r) => r.name === 'mail')).toMatchObject({
+      route: 'direct',
+      connections: 2,
+      txBytes: 9,
+      rxBytes: 17,
+    });
 
     await t.d.down();
     expect(t.host.snapshot()).toEqual(t.prior);
@@ -211,7 +312,11 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     const b64 = (k: Uint8Array) => Buffer.from(k).toString('base64');
     const startPeer = async (listenPort = 0) => {
       const dev = new Device({ tun: new MemoryTun('peer'), bind: new UdpBind('127.0.0.1') });
-      await dev.configure({ privateKey: server.privateKey, listenPort, peers: [{ publicKey: client.publicKey, allowedIps: ['10.66.0.2/32'] }] });
+      await dev.configure({
+        privateKey: server.privateKey,
+        listenPort,
+        peers: [{ publicKey: client.publicKey, allowedIps: ['10.66.0.2/32'] }],
+      });
       await dev.up();
       return dev;
     };
@@ -222,7 +327,11 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     const client2 = generateKeyPair();
     const server2 = generateKeyPair();
     const backupPeer = new Device({ tun: new MemoryTun('peer2'), bind: new UdpBind('127.0.0.1') });
-    await backupPeer.configure({ privateKey: server2.privateKey, listenPort: 0, peers: [{ publicKey: client2.publicKey, allowedIps: ['10.67.0.2/32'] }] });
+    await backupPeer.configure({
+      privateKey: server2.privateKey,
+      listenPort: 0,
+      peers: [{ publicKey: client2.publicKey, allowedIps: ['10.67.0.2/32'] }],
+    });
     await backupPeer.up();
     cleanups.push(() => backupPeer.close());
     // `home` is not the default: Mail's flows are dialled on its utun (scoped routes), others direct
@@ -276,10 +385,17 @@ routing: { proxyPortBase: ${port} }
     /** until the daemon reports `tunnel` (home) `want` after event `from` (up to 30 s) */
     const becomes = async (want: string, from: number, tunnel = 'home') => {
       for (let i = 0; i < 600; i++) {
-        if (t.events.slice(from).some((e) => e.type === 'tunnel' && e.tunnel === tunnel && e.state === want)) return;
+        if (
+          t.events
+            .slice(from)
+            .some((e) => e.type === 'tunnel' && e.tunnel === tunnel && e.state === want)
+        )
+          return;
         await new Promise((r) => setTimeout(r, 50));
       }
-      throw new Error(`tunnel ${tunnel} never ${want}: ${JSON.stringify(t.events.filter((e) => e.type === 'tunnel'))}`);
+      throw new Error(
+        `tunnel ${tunnel} never ${want}: ${JSON.stringify(t.events.filter((e) => e.type === 'tunnel'))}`,
+      );
     };
     await t.d.start();
     await t.runs(1);
@@ -296,7 +412,10 @@ routing: { proxyPortBase: ${port} }
     expect(t.pinned.slice(-2)).toEqual([homePin, homePin]);
     // `awg status` counts the tunnel's traffic from the engine's peer (handshakes, keepalives)
     const home = (await t.d.status()).tunnels.find((x) => x.name === 'home')!;
-    expect(home).toMatchObject({ health: 'up', peers: [expect.objectContaining({ endpoint: `127.0.0.1:${peerPort}` })] });
+    expect(home).toMatchObject({
+      health: 'up',
+      peers: [expect.objectContaining({ endpoint: `127.0.0.1:${peerPort}` })],
+    });
     expect(home.rxBytes).toBeGreaterThan(0);
     expect(home.txBytes).toBeGreaterThan(0);
 
@@ -314,7 +433,9 @@ routing: { proxyPortBase: ${port} }
     expect(backupPin).not.toBe(homePin);
     expect(await t.appConnect(604, 'calendar-down')).toBe('reset');
     expect(t.pinned.at(-1)).toBe(backupPin);
-    expect((await t.d.status()).tunnels.find((x) => x.name === 'home')).toMatchObject({ health: 'down' });
+    expect((await t.d.status()).tunnels.find((x) => x.name === 'home')).toMatchObject({
+      health: 'down',
+    });
 
     // it comes back on the same port: the daemon's probes reach it, the rule goes home again
     from = t.events.length;
@@ -324,23 +445,51 @@ routing: { proxyPortBase: ${port} }
     expect(await t.appConnect(603, 'notes-back')).toBe('dst:notes-back');
     expect(await t.appConnect(601, 'tools-back')).toBe('dst:tools-back');
     expect(t.pinned.slice(-3)).toEqual([homePin, homePin, homePin]);
-    expect(t.dst.seen).toEqual(['mail-up', 'notes-up', 'tools-up', 'mail-down', 'tools-down', 'mail-back', 'notes-back', 'tools-back']);
+    expect(t.dst.seen).toEqual([
+      'mail-up',
+      'notes-up',
+      'tools-up',
+      'mail-down',
+      'tools-down',
+      'mail-back',
+      'notes-back',
+      'tools-back',
+    ]);
     // the rules' counters saw it all: each rule's three connections (blocked and failed-over ones too)
-    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual(['mail 3', 'notes 3', 'tools 3', 'tools-backup 0', 'calendar 2']);
+    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual([
+      'mail 3',
+      'notes 3',
+      'tools 3',
+      'tools-backup 0',
+      'calendar 2',
+    ]);
     await t.d.down();
     expect(t.host.snapshot()).toEqual(t.prior);
     await t.d.stop();
   }, 60_000);
 
-  it('awg exec through the daemon: --tunnel takes a registered process\'s tree past the rules (curl and its git child into the tunnel), --direct a blocked app out; a re-parented grandchild and an ended registration take the rules; a config without rules ends the rest with a reason', async () => {
+  it("awg exec through the daemon: --tunnel takes a registered process's tree past the rules (curl and its git child into the tunnel), --direct a blocked app out; a re-parented grandchild and an ended registration take the rules; a config without rules ends the rest with a reason", async () => {
     const t = await setup();
     const ends: string[] = [];
     const end = (pid: number) => (reason: string) => ends.push(`${pid}: ${reason}`);
-    await expect(t.d.routeExec(650, { tunnel: 'home' }, end(650))).rejects.toMatchObject({ kind: 'unsupported', message: expect.stringMatching(/^awg exec on macOS routes through the daemon's flow router, which runs only while/) });
+    await expect(t.d.routeExec(650, { tunnel: 'home' }, end(650))).rejects.toMatchObject({
+      kind: 'unsupported',
+      message: expect.stringMatching(
+        /^awg exec on macOS routes through the daemon's flow router, which runs only while/,
+      ),
+    });
     await t.d.start();
     await t.runs(1);
-    await expect(t.d.routeExec(650, { tunnel: 'nope' }, end(650))).rejects.toMatchObject({ kind: 'invalid-config', message: 'awg exec --tunnel nope: unknown tunnel "nope" (tunnels: home) in the applied configuration' });
-    await expect(t.d.routeExec(650, { rule: 'nope' }, end(650))).rejects.toMatchObject({ kind: 'invalid-config', message: 'awg exec --rule nope: no enabled rule named "nope" (rules: mail, tools, telemetry) in the applied configuration' });
+    await expect(t.d.routeExec(650, { tunnel: 'nope' }, end(650))).rejects.toMatchObject({
+      kind: 'invalid-config',
+      message:
+        'awg exec --tunnel nope: unknown tunnel "nope" (tunnels: home) in the applied configuration',
+    });
+    await expect(t.d.routeExec(650, { rule: 'nope' }, end(650))).rejects.toMatchObject({
+      kind: 'invalid-config',
+      message:
+        'awg exec --rule nope: no enabled rule named "nope" (rules: mail, tools, telemetry) in the applied configuration',
+    });
 
     // the rules alone: curl and git go direct (tools), the telemetry agent is blocked
     expect(await t.appConnect(601, 'curl-rules')).toBe('dst:curl-rules');
@@ -352,20 +501,39 @@ routing: { proxyPortBase: ${port} }
     expect(t.pinned.at(-1)).toBe('utun0/4');
     expect(await t.appConnect(606, 'git-daemon')).toBe('dst:git-daemon'); // re-parented to launchd: the rules
     expect(t.pinned.at(-1)).toBe('en0/4');
-    await expect(t.d.routeExec(650, { direct: true }, end(650))).rejects.toMatchObject({ kind: 'conflict' });
+    await expect(t.d.routeExec(650, { direct: true }, end(650))).rejects.toMatchObject({
+      kind: 'conflict',
+    });
     const offDirect = await t.d.routeExec(651, { direct: true }, end(651));
     expect(await t.appConnect(602, 'beacon')).toBe('dst:beacon');
     expect(t.pinned.at(-1)).toBe('en0/4');
     // awg processes: the registered trees as Linux lists exec cgroups (awg itself, root, is not routed per app)
     expect((await t.d.status()).placement?.reason).toMatch(/; awg exec registrations: 2$/);
-    const listed = async () => (await t.d.listProcesses()).map((p) => `${p.pid} ${p.rule ?? '-'} ${p.route}`);
-    expect(await listed()).toEqual(['530 mail home', '601 exec:home home', '602 exec:direct direct', '605 exec:home home', '606 tools direct']);
+    const listed = async () =>
+      (await t.d.listProcesses()).map((p) => `${p.pid} ${p.rule ?? '-'} ${p.route}`);
+    expect(await listed()).toEqual([
+      '530 mail home',
+      '601 exec:home home',
+      '602 exec:direct direct',
+      '605 exec:home home',
+      '606 tools direct',
+    ]);
     off();
-    expect(await listed()).toEqual(['530 mail home', '601 tools direct', '602 exec:direct direct', '605 tools direct', '606 tools direct']);
+    expect(await listed()).toEqual([
+      '530 mail home',
+      '601 tools direct',
+      '602 exec:direct direct',
+      '605 tools direct',
+      '606 tools direct',
+    ]);
     expect(await t.appConnect(601, 'curl-after')).toBe('dst:curl-after');
     expect(t.pinned.at(-1)).toBe('en0/4');
     // the rules count what they decided; flows of --tunnel and --direct belong to no rule (Linux: _exec-* cgroups)
-    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual(['mail 0', 'tools 3', 'telemetry 0']);
+    expect((await t.d.status()).rules?.map((r) => `${r.name} ${r.connections}`)).toEqual([
+      'mail 0',
+      'tools 3',
+      'telemetry 0',
+    ]);
     expect(ends).toEqual([]);
     expect((await t.d.status()).placement?.reason).toMatch(/; awg exec registrations: 1$/);
 
@@ -373,14 +541,16 @@ routing: { proxyPortBase: ${port} }
     t.write(undefined);
     t.d.wake('config');
     await t.runs(2);
-    expect(ends).toEqual(["651: the flow router stopped (awg down, the daemon stopping, or a config without per-app rules): the choice of awg exec can no longer be kept"]);
+    expect(ends).toEqual([
+      '651: the flow router stopped (awg down, the daemon stopping, or a config without per-app rules): the choice of awg exec can no longer be kept',
+    ]);
     offDirect();
     await t.d.down();
     expect(t.host.snapshot()).toEqual(t.prior);
     await t.d.stop();
   });
 
-  it('awg exec on the model end to end: the CLI registers through the API (its pid from LOCAL_PEERPID) before it runs the command, which routes its children; the command\'s exit ends it; a config without per-app rules stops the command with the reason', async () => {
+  it("awg exec on the model end to end: the CLI registers through the API (its pid from LOCAL_PEERPID) before it runs the command, which routes its children; the command's exit ends it; a config without per-app rules stops the command with the reason", async () => {
     const t = await setup();
     await t.d.start();
     await t.runs(1);
@@ -395,15 +565,32 @@ routing: { proxyPortBase: ${port} }
     const wait = ['sh', '-c', `while [ ! -e ${go} ]; do sleep 0.02; done`];
     const deps = { platform: darwinPlatform, euid: 501, env: {} };
     const run = cli.run(() => execCommand(cli.io, wait, { tunnel: 'home', socket }, deps));
-    await expect.poll(async () => (await t.appConnect(601, 'curl')) === 'dst:curl' && t.pinned.at(-1) === 'utun0/4', { timeout: 5000 }).toBe(true);
+    await expect
+      .poll(
+        async () =>
+          (await t.appConnect(601, 'curl')) === 'dst:curl' && t.pinned.at(-1) === 'utun0/4',
+        { timeout: 5000 },
+      )
+      .toBe(true);
     writeFileSync(go, '');
     expect(await run).toEqual({ code: 0, out: '' });
-    await expect.poll(async () => (await t.appConnect(601, 'curl-after')) === 'dst:curl-after' && t.pinned.at(-1), { timeout: 5000 }).toBe('en0/4');
+    await expect
+      .poll(
+        async () => (await t.appConnect(601, 'curl-after')) === 'dst:curl-after' && t.pinned.at(-1),
+        { timeout: 5000 },
+      )
+      .toBe('en0/4');
     rmSync(go);
 
     // the rules leave the config while a command runs: the router stops; awg exec says why, stops the command, exits 6 (driver)
-    const run2 = cli.run(() => execCommand(cli.io, ['sleep', '30'], { tunnel: 'home', socket }, deps));
-    await expect.poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1), { timeout: 5000 }).toBe('utun0/4');
+    const run2 = cli.run(() =>
+      execCommand(cli.io, ['sleep', '30'], { tunnel: 'home', socket }, deps),
+    );
+    await expect
+      .poll(async () => (await t.appConnect(601, 'curl2')) === 'dst:curl2' && t.pinned.at(-1), {
+        timeout: 5000,
+      })
+      .toBe('utun0/4');
     t.write(undefined);
     t.d.wake('config');
     await t.runs(2);
@@ -458,8 +645,19 @@ routing: { proxyPortBase: ${port} }
     await new Promise<void>((r) => squat.listen(t.port, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => squat.close(() => r())));
     await t.d.start();
-    for (let i = 0; i < 5000 && !t.events.some((e) => e.type === 'reconcile-finished'); i++) await new Promise((r) => setTimeout(r, 2));
-    expect(t.events.find((e) => e.type === 'reconcile-finished')).toMatchObject({ outcome: 'failed', error: { kind: 'driver', message: expect.stringMatching(new RegExp(`^the flow router cannot listen on 127\\.0\\.0\\.1/::1 port ${t.port} \\(routing\\.proxyPortBase\\)`)) } });
+    for (let i = 0; i < 5000 && !t.events.some((e) => e.type === 'reconcile-finished'); i++)
+      await new Promise((r) => setTimeout(r, 2));
+    expect(t.events.find((e) => e.type === 'reconcile-finished')).toMatchObject({
+      outcome: 'failed',
+      error: {
+        kind: 'driver',
+        message: expect.stringMatching(
+          new RegExp(
+            `^the flow router cannot listen on 127\\.0\\.0\\.1/::1 port ${t.port} \\(routing\\.proxyPortBase\\)`,
+          ),
+        ),
+      },
+    });
     expect(t.host.mutations).toBe(0);
     expect(t.host.snapshot()).toEqual(t.prior);
     await t.d.stop();

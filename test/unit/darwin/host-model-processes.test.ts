@@ -11,7 +11,9 @@ import { darwinProcessLister } from '../../../src/procs/list.js';
 import { macConfig, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 import { capturedProcTable } from '../../helpers/macos-host/procs.js';
 
-const withRule = macConfig({ killSwitch: false }) + `rules:
+const withRule =
+  macConfig({ killSwitch: false }) +
+  `rules:
   - name: mail
     match: { name: Mail }
     target: home
@@ -28,15 +30,39 @@ describe('macOS host model: awg processes --direct', () => {
   it('routes follow the utun: up → the tunnel; its engine gone → each rule falls back', async () => {
     const r = rig(withRule);
     expect((await r.apply()).ctx.outcome).toBe('converged');
-    const list = () => listProcessesDirect({ stateDir: join(r.dir, 'state'), platform: r.platform, exec: r.host, processes: darwinProcessLister(capturedProcTable()) });
-    const routes = async () => Object.fromEntries((await list()).map((p) => [`${p.pid} ${p.name}`, `${p.rule ?? '-'} ${p.route}`]));
-    expect(await routes()).toEqual({ '530 Mail': 'mail home', '560 Sublime Text': 'sublime home', '633 plugin_host': 'sublime home' });
+    const list = () =>
+      listProcessesDirect({
+        stateDir: join(r.dir, 'state'),
+        platform: r.platform,
+        exec: r.host,
+        processes: darwinProcessLister(capturedProcTable()),
+      });
+    const routes = async () =>
+      Object.fromEntries(
+        (await list()).map((p) => [`${p.pid} ${p.name}`, `${p.rule ?? '-'} ${p.route}`]),
+      );
+    expect(await routes()).toEqual({
+      '530 Mail': 'mail home',
+      '560 Sublime Text': 'sublime home',
+      '633 plugin_host': 'sublime home',
+    });
     r.engines.kill('home');
-    expect(await routes()).toEqual({ '530 Mail': 'mail blocked', '560 Sublime Text': 'sublime direct', '633 plugin_host': 'sublime direct' });
+    expect(await routes()).toEqual({
+      '530 Mail': 'mail blocked',
+      '560 Sublime Text': 'sublime direct',
+      '633 plugin_host': 'sublime direct',
+    });
   });
 
   it('no apply record: invalid-config, before anything is listed', async () => {
     const r = rig(withRule);
-    await expect(listProcessesDirect({ stateDir: join(r.dir, 'state'), platform: r.platform, exec: r.host, processes: darwinProcessLister(capturedProcTable()) })).rejects.toMatchObject({ kind: 'invalid-config' });
+    await expect(
+      listProcessesDirect({
+        stateDir: join(r.dir, 'state'),
+        platform: r.platform,
+        exec: r.host,
+        processes: darwinProcessLister(capturedProcTable()),
+      }),
+    ).rejects.toMatchObject({ kind: 'invalid-config' });
   });
 });

@@ -55,7 +55,10 @@ describe('macOS host model: apply, diff, down, status', () => {
     writeFileSync(file, config(), { mode: 0o600 });
     host = MacHost.laptop();
     engines = new ModelEngines(host);
-    platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    platform = {
+      ...darwinPlatform,
+      drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }),
+    };
     state = new FileStateStore(join(dir, 'state'));
     events = [];
   });
@@ -64,7 +67,14 @@ describe('macOS host model: apply, diff, down, status', () => {
   const reporter: Reporter = { report: (e) => void events.push(e) };
 
   async function prep(): Promise<Prepared> {
-    const r = await prepare(file, { platform, probe: true, state, exec: host, persistEndpoints: true, fingerprintKey });
+    const r = await prepare(file, {
+      platform,
+      probe: true,
+      state,
+      exec: host,
+      persistEndpoints: true,
+      fingerprintKey,
+    });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
     return r.prepared;
   }
@@ -83,7 +93,9 @@ describe('macOS host model: apply, diff, down, status', () => {
     const p = await prep();
     const e = await env(p);
     const observed = await observeWith(e, p.desired);
-    return makePlan(p.desired, observed, { lastApplied: e.applied.load()?.resources }).changes.filter((c) => c.action !== 'noop');
+    return makePlan(p.desired, observed, {
+      lastApplied: e.applied.load()?.resources,
+    }).changes.filter((c) => c.action !== 'noop');
   }
   async function down() {
     const p = await prep();
@@ -96,9 +108,21 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
     const utun = host.interfaces.get('utun0')!;
-    expect(utun).toMatchObject({ mtu: 1420, up: true, inet: [{ address: '10.66.0.2', prefixlen: 32 }] });
-    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
-    expect(host.routes.find((r) => r.dst === `${ENDPOINT}/32`)).toMatchObject({ gateway: '192.168.1.1', netif: 'en0' });
+    expect(utun).toMatchObject({
+      mtu: 1420,
+      up: true,
+      inet: [{ address: '10.66.0.2', prefixlen: 32 }],
+    });
+    expect(
+      host.routes
+        .filter((r) => r.netif === 'utun0')
+        .map((r) => r.dst)
+        .sort(),
+    ).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(host.routes.find((r) => r.dst === `${ENDPOINT}/32`)).toMatchObject({
+      gateway: '192.168.1.1',
+      netif: 'en0',
+    });
     expect(host.pf.enabled).toBe(true);
     expect(host.pf.main).toContain('anchor "com.awg/*" all');
     expect(host.services.find((s) => s.name === 'Wi-Fi')!.dns).toEqual(['10.66.0.1']);
@@ -106,7 +130,16 @@ describe('macOS host model: apply, diff, down, status', () => {
 
   it('diff before apply lists the plan; after apply diff is empty and a second apply is a no-op', async () => {
     const planned = await diff();
-    expect(planned.map((c) => `${c.action} ${c.id}`)).toEqual(expect.arrayContaining(['create engine/home', 'create link/awg-home', 'create firewall/inet/awg', 'create route/v4/table-254/0.0.0.0/1/metric-0', `create route/v4/table-254/${ENDPOINT}/32/metric-0`, 'create dns/system']));
+    expect(planned.map((c) => `${c.action} ${c.id}`)).toEqual(
+      expect.arrayContaining([
+        'create engine/home',
+        'create link/awg-home',
+        'create firewall/inet/awg',
+        'create route/v4/table-254/0.0.0.0/1/metric-0',
+        `create route/v4/table-254/${ENDPOINT}/32/metric-0`,
+        'create dns/system',
+      ]),
+    );
     expect(host.mutations).toBe(0);
     await apply();
     expect(await diff()).toEqual([]);
@@ -118,13 +151,29 @@ describe('macOS host model: apply, diff, down, status', () => {
 
   describe('drift is found and repaired', () => {
     const cases: [string, (h: MacHost, e: ModelEngines) => void, RegExp][] = [
-      ['our 0/1 route deleted', (h) => (h.routes = h.routes.filter((r) => r.dst !== '0.0.0.0/1')), /^route\/v4\/table-254\/0\.0\.0\.0\/1\//],
-      ['our PF anchor flushed', (h) => h.pf.anchors.set('com.awg/awg', []), /^firewall\/inet\/awg$/],
-      ['our pf -E reference released by someone', (h) => {
-        h.pf.refs.clear();
-        h.pf.enabled = false;
-      }, /^firewall\/inet\/awg$/],
-      ['the main ruleset reloaded without our hook', (h) => void h.pfctlReload(), /^firewall\/inet\/awg$/],
+      [
+        'our 0/1 route deleted',
+        (h) => (h.routes = h.routes.filter((r) => r.dst !== '0.0.0.0/1')),
+        /^route\/v4\/table-254\/0\.0\.0\.0\/1\//,
+      ],
+      [
+        'our PF anchor flushed',
+        (h) => h.pf.anchors.set('com.awg/awg', []),
+        /^firewall\/inet\/awg$/,
+      ],
+      [
+        'our pf -E reference released by someone',
+        (h) => {
+          h.pf.refs.clear();
+          h.pf.enabled = false;
+        },
+        /^firewall\/inet\/awg$/,
+      ],
+      [
+        'the main ruleset reloaded without our hook',
+        (h) => void h.pfctlReload(),
+        /^firewall\/inet\/awg$/,
+      ],
       ['DNS reset on Wi-Fi', (h) => (h.services[0]!.dns = []), /^dns\/system$/],
       ['the engine died (its utun and routes vanish)', (_h, e) => e.kill('home'), /^engine\/home$/],
     ];
@@ -139,7 +188,10 @@ describe('macOS host model: apply, diff, down, status', () => {
       expect(ctx.outcome).toBe('converged');
       expect(await diff()).toEqual([]);
       // the same host again, up to the utun the restarted engine got and PF's new token
-      const norm = (x: unknown) => JSON.stringify(x).replace(/utun\d+/g, 'utunN').replace(/"refs":\["\d+"\]/, '"refs":["T"]');
+      const norm = (x: unknown) =>
+        JSON.stringify(x)
+          .replace(/utun\d+/g, 'utunN')
+          .replace(/"refs":\["\d+"\]/, '"refs":["T"]');
       expect(norm(host.snapshot())).toBe(norm(good));
     });
   });
@@ -170,7 +222,13 @@ describe('macOS host model: apply, diff, down, status', () => {
 
   it('a network service that appears after apply (a new Wi-Fi dongle) gets the tunnel DNS on the next run, and down restores its own', async () => {
     await apply();
-    host.services.push({ name: 'USB 10/100/1000 LAN', device: 'en7', enabled: true, dns: ['10.0.0.53'], search: [] });
+    host.services.push({
+      name: 'USB 10/100/1000 LAN',
+      device: 'en7',
+      enabled: true,
+      dns: ['10.0.0.53'],
+      search: [],
+    });
     const prior = { ...host.services.at(-1)!, dns: ['10.0.0.53'] };
     expect((await diff()).map((c) => c.id)).toEqual(['dns/system']);
     expect((await apply()).ctx.outcome).toBe('converged');
@@ -183,20 +241,44 @@ describe('macOS host model: apply, diff, down, status', () => {
     host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
     host.routes.push(
       { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-      { family: 6, dst: '2001:db8:1::/64', gateway: 'link#11', flags: 'UC', netif: 'en0', system: true },
+      {
+        family: 6,
+        dst: '2001:db8:1::/64',
+        gateway: 'link#11',
+        flags: 'UC',
+        netif: 'en0',
+        system: true,
+      },
     );
     writeFileSync(file, config({ v6: true }), { mode: 0o600 });
     const prior = host.snapshot();
     const { ctx } = await apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1', '8000::/1', '::/1']);
+    expect(
+      host.routes
+        .filter((r) => r.netif === 'utun0')
+        .map((r) => r.dst)
+        .sort(),
+    ).toEqual(['0.0.0.0/1', '128.0.0.0/1', '8000::/1', '::/1']);
     expect(host.routes.find((r) => r.dst === '2001:db8:2::7/128')).toMatchObject({ netif: 'en0' });
-    expect(host.interfaces.get('utun0')!.inet6).toContainEqual({ address: 'fd66::2', prefixlen: 128 });
-    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8:5::1', dport: 443 };
+    expect(host.interfaces.get('utun0')!.inet6).toContainEqual({
+      address: 'fd66::2',
+      prefixlen: 128,
+    });
+    const v6: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 6,
+      proto: 'tcp',
+      dst: '2001:db8:5::1',
+      dport: 443,
+    };
     expect(pfVerdict(host, v6)).toBe('block');
     expect(pfVerdict(host, { ...v6, iface: 'utun0' })).toBe('pass');
-    expect(pfVerdict(host, { ...v6, proto: 'udp', dst: '2001:db8:2::7', dport: 51820 })).toBe('pass');
+    expect(pfVerdict(host, { ...v6, proto: 'udp', dst: '2001:db8:2::7', dport: 51820 })).toBe(
+      'pass',
+    );
     expect(await diff()).toEqual([]);
     await down();
     expect(host.snapshot()).toEqual(prior);
@@ -206,17 +288,36 @@ describe('macOS host model: apply, diff, down, status', () => {
     host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
     host.routes.push(
       { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-      { family: 6, dst: '2001:db8:1::/64', gateway: 'link#11', flags: 'UC', netif: 'en0', system: true },
+      {
+        family: 6,
+        dst: '2001:db8:1::/64',
+        gateway: 'link#11',
+        flags: 'UC',
+        netif: 'en0',
+        system: true,
+      },
     );
     writeFileSync(file, config().replace('ipv6: block', 'ipv6: allow'), { mode: 0o600 });
     const prior = host.snapshot();
     const { ctx } = await apply();
     expect(ctx.error?.message).toBeUndefined();
     expect(ctx.outcome).toBe('converged');
-    expect(host.routes.filter((r) => r.netif === 'utun0').map((r) => r.dst).sort()).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(
+      host.routes
+        .filter((r) => r.netif === 'utun0')
+        .map((r) => r.dst)
+        .sort(),
+    ).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
     expect(host.routes.filter((r) => r.family === 6 && !r.system)).toEqual([]);
     expect(host.lookup('2001:db8:5::1')?.netif).toBe('en0');
-    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8:5::1', dport: 443 };
+    const v6: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 6,
+      proto: 'tcp',
+      dst: '2001:db8:5::1',
+      dport: 443,
+    };
     expect(pfVerdict(host, v6)).toBe('pass');
     expect(pfVerdict(host, { ...v6, proto: 'udp', dport: 53 })).toBe('block'); // DNS leak protection holds for v6 too
     expect(pfVerdict(host, WEB)).toBe('block'); // v4 stays behind the kill switch
@@ -238,7 +339,13 @@ describe('macOS host model: apply, diff, down, status', () => {
 
   it("others' objects are never touched: a foreign pf reference, another VPN's routes and utun", async () => {
     const other = host.createUtun(5);
-    host.routes.push({ family: 4, dst: '10.99.0.0/16', gateway: other, flags: 'USc', netif: other });
+    host.routes.push({
+      family: 4,
+      dst: '10.99.0.0/16',
+      gateway: other,
+      flags: 'USc',
+      netif: other,
+    });
     const token = '9084387343160548126';
     host.pf.refs.set(token, 4077);
     host.pf.enabled = true;
@@ -249,7 +356,9 @@ describe('macOS host model: apply, diff, down, status', () => {
     expect(host.snapshot()).toEqual(prior);
     expect(host.pf.enabled).toBe(true);
     // every pfctl -X named our own token, never the other one
-    expect(host.log.filter((l) => l.line.startsWith('pfctl -X')).map((l) => l.line)).not.toContain(`pfctl -X ${token}`);
+    expect(host.log.filter((l) => l.line.startsWith('pfctl -X')).map((l) => l.line)).not.toContain(
+      `pfctl -X ${token}`,
+    );
   });
 
   it("another VPN's 0/1 route is a conflict: nothing of it is touched", async () => {
@@ -263,11 +372,39 @@ describe('macOS host model: apply, diff, down, status', () => {
   });
 
   describe('the kill switch', () => {
-    const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
-    const endpoint: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: ENDPOINT, dport: 51820 };
-    const dns: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'udp', dst: '8.8.8.8', dport: 53 };
+    const web: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 4,
+      proto: 'tcp',
+      dst: '93.184.216.34',
+      dport: 443,
+    };
+    const endpoint: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 4,
+      proto: 'udp',
+      dst: ENDPOINT,
+      dport: 51820,
+    };
+    const dns: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 4,
+      proto: 'udp',
+      dst: '8.8.8.8',
+      dport: 53,
+    };
     const tunnelDnsOnEn0: Packet = { ...dns, dst: '10.66.0.1' };
-    const v6: Packet = { dir: 'out', iface: 'en0', family: 6, proto: 'tcp', dst: '2001:db8::1', dport: 443 };
+    const v6: Packet = {
+      dir: 'out',
+      iface: 'en0',
+      family: 6,
+      proto: 'tcp',
+      dst: '2001:db8::1',
+      dport: 443,
+    };
 
     it('passes the tunnel and its endpoint, blocks everything else on the physical link', async () => {
       expect(pfVerdict(host, web)).toBe('pass'); // before apply: an open host
@@ -275,7 +412,8 @@ describe('macOS host model: apply, diff, down, status', () => {
       expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('pass');
       expect(pfVerdict(host, { ...tunnelDnsOnEn0, iface: 'utun0' })).toBe('pass');
       expect(pfVerdict(host, endpoint)).toBe('pass');
-      for (const p of [web, dns, tunnelDnsOnEn0, v6]) expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
+      for (const p of [web, dns, tunnelDnsOnEn0, v6])
+        expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
       // this config does not let the LAN past the kill switch
       expect(pfVerdict(host, { ...web, dst: '192.168.1.20' })).toBe('block');
     });
@@ -285,8 +423,11 @@ describe('macOS host model: apply, diff, down, status', () => {
       engines.kill('home');
       expect(host.interfaces.has('utun0')).toBe(false);
       // its routes went with the utun: the system default via en0 carries everything now
-      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1' || r.dst === '128.0.0.0/1')).toEqual([]);
-      for (const p of [web, dns, tunnelDnsOnEn0, v6]) expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
+      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1' || r.dst === '128.0.0.0/1')).toEqual(
+        [],
+      );
+      for (const p of [web, dns, tunnelDnsOnEn0, v6])
+        expect([p.dst, pfVerdict(host, p)]).toEqual([p.dst, 'block']);
       expect(pfVerdict(host, endpoint)).toBe('pass');
     });
 
@@ -303,7 +444,9 @@ describe('macOS host model: apply, diff, down, status', () => {
       expect(engines.running.get('home')!.utun).toBe('utun1');
       expect(pfVerdict(host, { ...web, iface: 'utun1' })).toBe('pass');
       expect(pfVerdict(host, { ...web, iface: 'utun0' })).toBe('block');
-      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1').map((r) => r.netif)).toEqual(['utun1']);
+      expect(host.routes.filter((r) => r.dst === '0.0.0.0/1').map((r) => r.netif)).toEqual([
+        'utun1',
+      ]);
       expect(await diff()).toEqual([]);
     });
 
@@ -316,51 +459,98 @@ describe('macOS host model: apply, diff, down, status', () => {
     });
   });
 
-  it.each([true, false])('a failure at any mutation of the first apply (kill switch %s) rolls back or leaves the host fail-closed', async (killSwitch) => {
-    writeFileSync(file, config({ killSwitch }), { mode: 0o600 });
-    const clean = MacHost.laptop();
-    const cleanEngines = new ModelEngines(clean);
-    const clearRun = async (h: MacHost, e: ModelEngines, d: string) => {
-      const pl: Platform = { ...darwinPlatform, drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: e }) };
-      const st = new FileStateStore(join(dir, d));
-      const r = await prepare(file, { platform: pl, probe: true, state: st, exec: h, persistEndpoints: true, fingerprintKey });
-      if (!r.ok) throw new Error('invalid');
-      const en = await hostEnv({ platform: pl, state: st, reporter, claims: r.prepared.claims, secrets: r.prepared.secrets, exec: h });
-      return converge(en, en.applied, r.prepared);
-    };
-    expect((await clearRun(clean, cleanEngines, 'clean')).outcome).toBe('converged');
-    const total = clean.log.filter((l) => l.kind === 'mutate').length;
-    expect(total).toBeGreaterThan(8);
-    const web: Packet = { dir: 'out', iface: 'en0', family: 4, proto: 'tcp', dst: '93.184.216.34', dport: 443 };
-    const outcomes = new Map<string, number>();
-    for (let k = 1; k <= total; k++) {
-      const h = MacHost.laptop();
-      const prior = h.snapshot();
-      h.faults = [{ match: /./, nth: k }];
-      const ctx = await clearRun(h, new ModelEngines(h), `f${k}`);
-      const failedLine = h.log.filter((l) => l.kind === 'mutate')[k - 1]?.line;
-      if (ctx.outcome === 'converged') {
-        // only a DNS cache flush or a write of the kill switch's boot copy (a warning; drift the
-        // next run repairs) may fail without failing the run (a failed `pfctl -F states` would
-        // leave connections approved under the old rules open: it fails the run)
-        expect(failedLine).toMatch(/^(dscacheutil -flushcache|killall -HUP mDNSResponder|write \S.* \(.*(kill switch at boot|boot anchor).*\))$/);
-        outcomes.set('converged', (outcomes.get('converged') ?? 0) + 1);
-        continue;
+  it.each([true, false])(
+    'a failure at any mutation of the first apply (kill switch %s) rolls back or leaves the host fail-closed',
+    async (killSwitch) => {
+      writeFileSync(file, config({ killSwitch }), { mode: 0o600 });
+      const clean = MacHost.laptop();
+      const cleanEngines = new ModelEngines(clean);
+      const clearRun = async (h: MacHost, e: ModelEngines, d: string) => {
+        const pl: Platform = {
+          ...darwinPlatform,
+          drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: e }),
+        };
+        const st = new FileStateStore(join(dir, d));
+        const r = await prepare(file, {
+          platform: pl,
+          probe: true,
+          state: st,
+          exec: h,
+          persistEndpoints: true,
+          fingerprintKey,
+        });
+        if (!r.ok) throw new Error('invalid');
+        const en = await hostEnv({
+          platform: pl,
+          state: st,
+          reporter,
+          claims: r.prepared.claims,
+          secrets: r.prepared.secrets,
+          exec: h,
+        });
+        return converge(en, en.applied, r.prepared);
+      };
+      expect((await clearRun(clean, cleanEngines, 'clean')).outcome).toBe('converged');
+      const total = clean.log.filter((l) => l.kind === 'mutate').length;
+      expect(total).toBeGreaterThan(8);
+      const web: Packet = {
+        dir: 'out',
+        iface: 'en0',
+        family: 4,
+        proto: 'tcp',
+        dst: '93.184.216.34',
+        dport: 443,
+      };
+      const outcomes = new Map<string, number>();
+      for (let k = 1; k <= total; k++) {
+        const h = MacHost.laptop();
+        const prior = h.snapshot();
+        h.faults = [{ match: /./, nth: k }];
+        const ctx = await clearRun(h, new ModelEngines(h), `f${k}`);
+        const failedLine = h.log.filter((l) => l.kind === 'mutate')[k - 1]?.line;
+        if (ctx.outcome === 'converged') {
+          // only a DNS cache flush or a write of the kill switch's boot copy (a warning; drift the
+          // next run repairs) may fail without failing the run (a failed `pfctl -F states` would
+          // leave connections approved under the old rules open: it fails the run)
+          expect(failedLine).toMatch(
+            /^(dscacheutil -flushcache|killall -HUP mDNSResponder|write \S.* \(.*(kill switch at boot|boot anchor).*\))$/,
+          );
+          outcomes.set('converged', (outcomes.get('converged') ?? 0) + 1);
+          continue;
+        }
+        const rolledBack = JSON.stringify(h.snapshot()) === JSON.stringify(prior);
+        const closed =
+          h.pf.enabled &&
+          h.pf.main.includes('anchor "com.awg/*" all') &&
+          pfVerdict(h, web) === 'block';
+        expect({ k, failedLine, outcome: ctx.outcome, rolledBack, closed }).toMatchObject({
+          k,
+          failedLine,
+          outcome: ctx.outcome,
+        });
+        expect(
+          rolledBack || closed,
+          `mutation ${k} (${failedLine}) failed: ended ${ctx.outcome}, neither rolled back nor closed`,
+        ).toBe(true);
+        // the outcome says what the host is: "rolled-back" is the prior host, "failed-closed" is closed
+        if (ctx.outcome === 'rolled-back')
+          expect(rolledBack, `mutation ${k} (${failedLine}): reported rolled back`).toBe(true);
+        if (ctx.outcome === 'failed-closed')
+          expect(closed, `mutation ${k} (${failedLine}): reported fail-closed`).toBe(true);
+        if (!killSwitch)
+          expect(rolledBack, `mutation ${k} (${failedLine}): the prior state is not restored`).toBe(
+            true,
+          );
+        outcomes.set(
+          ctx.outcome ?? 'undefined',
+          (outcomes.get(ctx.outcome ?? 'undefined') ?? 0) + 1,
+        );
       }
-      const rolledBack = JSON.stringify(h.snapshot()) === JSON.stringify(prior);
-      const closed = h.pf.enabled && h.pf.main.includes('anchor "com.awg/*" all') && pfVerdict(h, web) === 'block';
-      expect({ k, failedLine, outcome: ctx.outcome, rolledBack, closed }).toMatchObject({ k, failedLine, outcome: ctx.outcome });
-      expect(rolledBack || closed, `mutation ${k} (${failedLine}) failed: ended ${ctx.outcome}, neither rolled back nor closed`).toBe(true);
-      // the outcome says what the host is: "rolled-back" is the prior host, "failed-closed" is closed
-      if (ctx.outcome === 'rolled-back') expect(rolledBack, `mutation ${k} (${failedLine}): reported rolled back`).toBe(true);
-      if (ctx.outcome === 'failed-closed') expect(closed, `mutation ${k} (${failedLine}): reported fail-closed`).toBe(true);
-      if (!killSwitch) expect(rolledBack, `mutation ${k} (${failedLine}): the prior state is not restored`).toBe(true);
-      outcomes.set(ctx.outcome ?? 'undefined', (outcomes.get(ctx.outcome ?? 'undefined') ?? 0) + 1);
-    }
-    // with the kill switch a failure ends fail-closed (the anchor stays), without it rolled back
-    expect(outcomes.get(killSwitch ? 'failed-closed' : 'rolled-back')).toBeGreaterThan(total / 2);
-    expect(outcomes.get(killSwitch ? 'rolled-back' : 'failed-closed')).toBeUndefined();
-  });
+      // with the kill switch a failure ends fail-closed (the anchor stays), without it rolled back
+      expect(outcomes.get(killSwitch ? 'failed-closed' : 'rolled-back')).toBeGreaterThan(total / 2);
+      expect(outcomes.get(killSwitch ? 'rolled-back' : 'failed-closed')).toBeUndefined();
+    },
+  );
 });
 
 describe('macOS host model: the awg commands (apply, diff, status, down) and their exit codes', () => {
@@ -374,7 +564,11 @@ describe('macOS host model: the awg commands (apply, diff, status, down) and the
     const host = MacHost.laptop();
     const engines = new ModelEngines(host);
     // the model's engines stand in for the daemon's (a real Mac refuses a one-shot apply: host-model-apply.test.ts)
-    const platform: Platform = { ...darwinPlatform, engineHost: 'detached', drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }) };
+    const platform: Platform = {
+      ...darwinPlatform,
+      engineHost: 'detached',
+      drivers: async ({ exec }) => ({ ...createDarwinDrivers({ exec }), engine: engines }),
+    };
     const deps = { platform, exec: host };
     let out = '';
     let err = '';

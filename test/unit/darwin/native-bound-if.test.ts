@@ -15,11 +15,19 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 describe('IP_BOUND_IF', () => {
   it('IPv4: level 0, option 25, the index as an int', () => {
     const o = boundIfOption(11, 4);
-    expect({ level: o.level, name: o.name, value: hex(o.value) }).toEqual({ level: 0, name: 25, value: '0b000000' });
+    expect({ level: o.level, name: o.name, value: hex(o.value) }).toEqual({
+      level: 0,
+      name: 25,
+      value: '0b000000',
+    });
   });
   it('IPv6: level 41, option 125', () => {
     const o = boundIfOption(0x1234, 6);
-    expect({ level: o.level, name: o.name, value: hex(o.value) }).toEqual({ level: 41, name: 125, value: '34120000' });
+    expect({ level: o.level, name: o.name, value: hex(o.value) }).toEqual({
+      level: 41,
+      name: 125,
+      value: '34120000',
+    });
   });
   it('no index 0 or fractions', () => {
     expect(() => encodeBoundIf(0)).toThrow();

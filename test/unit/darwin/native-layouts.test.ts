@@ -70,11 +70,22 @@ describe('routing socket: RTM_GET request', () => {
   it('92-byte rt_msghdr, version 5, RTA_DST|RTA_IFP, sockaddr_in padded to 4, an empty sockaddr_dl', () => {
     const b = encodeRtmGet('1.2.3.4', 9, 321);
     expect(b.length).toBe(92 + 16 + 20);
-    expect(hex(b.subarray(0, 24))).toBe('8000' + '05' + '04' + '0000' + '0000' + '00000000' + '11000000' + '41010000' + '09000000');
-    expect(hex(b.subarray(92))).toBe('10020000' + '01020304' + '0000000000000000' + '1412' + '00'.repeat(18));
+    expect(hex(b.subarray(0, 24))).toBe(
+      '8000' + '05' + '04' + '0000' + '0000' + '00000000' + '11000000' + '41010000' + '09000000',
+    );
+    expect(hex(b.subarray(92))).toBe(
+      '10020000' + '01020304' + '0000000000000000' + '1412' + '00'.repeat(18),
+    );
     const m = decodeRouteMessage(b);
     expect(m.sockaddrs.ifp).toMatchObject({ family: 'link', name: '' });
-    expect(m).toMatchObject({ msglen: 128, version: 5, typeName: 'RTM_GET', addrs: 0x11, pid: 321, seq: 9 });
+    expect(m).toMatchObject({
+      msglen: 128,
+      version: 5,
+      typeName: 'RTM_GET',
+      addrs: 0x11,
+      pid: 321,
+      seq: 9,
+    });
     expect(m.sockaddrs.dst).toEqual({ family: 'inet', address: '1.2.3.4' });
   });
   it('sockaddr_in6 is 28 bytes (padded to 28), AF_INET6 = 30', () => {
@@ -94,7 +105,10 @@ describe('routing socket: RTM_GET request', () => {
 
 describe('struct pfioc_natlook (84 bytes)', () => {
   it('client in saddr/sxport, listener in daddr/dxport, af, proto, PF_OUT; the answer in rdaddr/rdxport', () => {
-    const b = encodeNatlook({ address: '192.168.1.175', port: 52000 }, { address: '127.0.0.1', port: 1081 });
+    const b = encodeNatlook(
+      { address: '192.168.1.175', port: 52000 },
+      { address: '127.0.0.1', port: 1081 },
+    );
     expect(b.length).toBe(PFIOC_NATLOOK_SIZE);
     expect(hex(b.subarray(0, 4))).toBe('c0a801af');
     expect(hex(b.subarray(16, 20))).toBe('7f000001');
@@ -109,7 +123,9 @@ describe('struct pfioc_natlook (84 bytes)', () => {
     expect(b[80]).toBe(30);
     b.set(Buffer.from('20010db8000000000000000000000002', 'hex'), 48);
     expect(decodeNatlook(b).address).toBe('2001:db8::2');
-    expect(() => encodeNatlook({ address: '::1', port: 1 }, { address: '127.0.0.1', port: 2 })).toThrow(/families/);
+    expect(() =>
+      encodeNatlook({ address: '::1', port: 1 }, { address: '127.0.0.1', port: 2 }),
+    ).toThrow(/families/);
   });
 });
 
@@ -135,7 +151,14 @@ describe('libproc and IP_BOUND_IF', () => {
 
 describe('libSystem bindings', () => {
   it('darwin constants that differ from Linux', () => {
-    expect(D).toMatchObject({ O_NONBLOCK: 4, AF_INET6: 30, SOL_SOCKET: 0xffff, EAGAIN: 35, PF_ROUTE: 17, SOCK_RAW: 3 });
+    expect(D).toMatchObject({
+      O_NONBLOCK: 4,
+      AF_INET6: 30,
+      SOL_SOCKET: 0xffff,
+      EAGAIN: 35,
+      PF_ROUTE: 17,
+      SOCK_RAW: 3,
+    });
   });
   it('load only on darwin: elsewhere unsupported, and importing loads nothing', () => {
     expect(() => libSystem('linux')).toThrow(expect.objectContaining({ kind: 'unsupported' }));

@@ -5,14 +5,24 @@
  * PROC_PIDPATHINFO_MAXSIZE = 4 × MAXPATHLEN (1024) = 4096 and returns its length.
  */
 import { describe, expect, it } from 'vitest';
-import { PROC_BSDSHORTINFO_SIZE, PROC_PIDPATHINFO_MAXSIZE, PROC_PIDT_SHORTBSDINFO, decodeBsdShortInfo, decodePath, decodePids } from '../../../src/native/darwin/libproc.js';
+import {
+  PROC_BSDSHORTINFO_SIZE,
+  PROC_PIDPATHINFO_MAXSIZE,
+  PROC_PIDT_SHORTBSDINFO,
+  decodeBsdShortInfo,
+  decodePath,
+  decodePids,
+} from '../../../src/native/darwin/libproc.js';
 
 describe('libproc buffers', () => {
   it('PROC_PIDPATHINFO_MAXSIZE', () => {
     expect(PROC_PIDPATHINFO_MAXSIZE).toBe(4096);
   });
   it('proc_listallpids: i32 little-endian; only `count` entries; 0 (the kernel task) dropped', () => {
-    const b = Buffer.from('b3150000' + '01000000' + '00000000' + 'ffff0000' + '39300000' + '07000000', 'hex');
+    const b = Buffer.from(
+      'b3150000' + '01000000' + '00000000' + 'ffff0000' + '39300000' + '07000000',
+      'hex',
+    );
     expect(decodePids(b, 5)).toEqual([0x15b3, 1, 0xffff, 12345]);
     expect(decodePids(b, 2)).toEqual([0x15b3, 1]);
     expect(decodePids(b.subarray(0, 7), 2)).toEqual([0x15b3]); // a partial entry is not read
@@ -43,9 +53,26 @@ describe('proc_pidinfo(PROC_PIDT_SHORTBSDINFO): struct proc_bsdshortinfo', () =>
     expect(PROC_PIDT_SHORTBSDINFO).toBe(13);
     expect(PROC_BSDSHORTINFO_SIZE).toBe(64);
     expect(Buffer.from(bytes()).toString('hex')).toBe(
-      '79020000' + '30020000' + '30020000' + '02000000' + Buffer.from('plugin_host\0\0\0\0\0').toString('hex') + '04000000' + 'f5010000' + '14000000' + 'f5010000' + '14000000' + 'f5010000' + '14000000' + '00000000',
+      '79020000' +
+        '30020000' +
+        '30020000' +
+        '02000000' +
+        Buffer.from('plugin_host\0\0\0\0\0').toString('hex') +
+        '04000000' +
+        'f5010000' +
+        '14000000' +
+        'f5010000' +
+        '14000000' +
+        'f5010000' +
+        '14000000' +
+        '00000000',
     );
-    expect(decodeBsdShortInfo(bytes(), 64)).toEqual({ pid: 633, ppid: 560, comm: 'plugin_host', uid: 501 });
+    expect(decodeBsdShortInfo(bytes(), 64)).toEqual({
+      pid: 633,
+      ppid: 560,
+      comm: 'plugin_host',
+      uid: 501,
+    });
   });
   it('a comm of all 16 bytes has no NUL: cut at 16; a short answer is no answer', () => {
     const b = bytes();

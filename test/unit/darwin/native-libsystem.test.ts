@@ -47,14 +47,18 @@ describe('darwin constants', () => {
   it('sysctl integers: 4- and 8-byte little-endian', () => {
     expect(ls.decodeSysctlInt(Uint8Array.from([0x01, 0x00, 0x00, 0x00]))).toBe(1);
     expect(ls.decodeSysctlInt(Uint8Array.from([0xff, 0xff, 0xff, 0xff]))).toBe(-1);
-    expect(ls.decodeSysctlInt(Uint8Array.from([0x00, 0x00, 0x00, 0x80, 0x01, 0, 0, 0]))).toBe(0x180000000);
+    expect(ls.decodeSysctlInt(Uint8Array.from([0x00, 0x00, 0x00, 0x80, 0x01, 0, 0, 0]))).toBe(
+      0x180000000,
+    );
     expect(() => ls.decodeSysctlInt(Uint8Array.of(1, 2))).toThrow(/2 bytes/);
   });
   it('check(): -errno becomes an AwgError, EPERM/EACCES a permission error', () => {
     expect(ls.check('x', 3)).toBe(3);
     expect(() => ls.check('socket', -1)).toThrow(expect.objectContaining({ kind: 'permission' }));
     expect(() => ls.check('socket', -13)).toThrow(expect.objectContaining({ kind: 'permission' }));
-    expect(() => ls.check('read', -35)).toThrow(expect.objectContaining({ kind: 'driver', message: 'read: errno 35' }));
+    expect(() => ls.check('read', -35)).toThrow(
+      expect.objectContaining({ kind: 'driver', message: 'read: errno 35' }),
+    );
   });
 });
 
@@ -90,7 +94,12 @@ describe('lazy loading on Linux', () => {
       () => lp.listPids(),
       () => lp.pidPath(1),
       () => bi.bindToInterface(3, 'en0', 4),
-      () => nl.originalDstDarwin({ address: '127.0.0.1', port: 1081 }, { address: '10.0.0.2', port: 50000 }, 4),
+      () =>
+        nl.originalDstDarwin(
+          { address: '127.0.0.1', port: 1081 },
+          { address: '10.0.0.2', port: 50000 },
+          4,
+        ),
       () => ls.aclExternal('/etc'),
       () => pc.darwinCallerNatives().peer(3),
       () => pc.darwinCallerNatives().acl('/etc'),
@@ -116,14 +125,41 @@ describe('declarations (last: this leaves the bindings cached with a fake librar
     ls.libSystem('darwin');
     expect(load).toHaveBeenCalledWith('/usr/lib/libSystem.B.dylib');
     expect(declared.map((d) => /(\w+)\(/.exec(d)?.[1]).sort()).toEqual(
-      ['__error', 'acl_copy_ext', 'acl_free', 'acl_get_link_np', 'acl_size', 'close', 'connect', 'fcntl', 'getsockopt', 'if_nametoindex', 'ioctl', 'open', 'proc_listallpids', 'proc_pidinfo', 'proc_pidpath', 'read', 'setsockopt', 'socket', 'sysctlbyname', 'write'].sort(),
+      [
+        '__error',
+        'acl_copy_ext',
+        'acl_free',
+        'acl_get_link_np',
+        'acl_size',
+        'close',
+        'connect',
+        'fcntl',
+        'getsockopt',
+        'if_nametoindex',
+        'ioctl',
+        'open',
+        'proc_listallpids',
+        'proc_pidinfo',
+        'proc_pidpath',
+        'read',
+        'setsockopt',
+        'socket',
+        'sysctlbyname',
+        'write',
+      ].sort(),
     );
     // acl_t is a pointer koffi hands back opaque; ssize_t is 64 bits on LP64
-    expect(declared.find((d) => d.includes('acl_get_link_np'))).toBe('void *acl_get_link_np(const char *, int)');
-    expect(declared.find((d) => d.includes('acl_copy_ext'))).toBe('long acl_copy_ext(_Out_ uint8_t *, void *, long)');
+    expect(declared.find((d) => d.includes('acl_get_link_np'))).toBe(
+      'void *acl_get_link_np(const char *, int)',
+    );
+    expect(declared.find((d) => d.includes('acl_copy_ext'))).toBe(
+      'long acl_copy_ext(_Out_ uint8_t *, void *, long)',
+    );
     expect(declared.find((d) => d.includes('ioctl'))).toMatch(/unsigned long/);
     expect(declared.find((d) => d.includes('__error'))).toBe('int *__error(void)');
     // the flavor argument is a uint64_t: a 32-bit slot would shift the buffer pointer on arm64
-    expect(declared.find((d) => d.includes('proc_pidinfo'))).toBe('int proc_pidinfo(int, int, uint64_t, _Out_ uint8_t *, int)');
+    expect(declared.find((d) => d.includes('proc_pidinfo'))).toBe(
+      'int proc_pidinfo(int, int, uint64_t, _Out_ uint8_t *, int)',
+    );
   });
 });

@@ -16,7 +16,9 @@ describe.skipIf(!linux)('libSystem prototypes marshal as intended (on glibc)', (
   const l = koffi.load('libc.so.6');
   const fn = <T>(decl: string) => l.func(decl) as unknown as T;
   const socket = fn<(d: number, t: number, p: number) => number>(DECLS.socket);
-  const getsockopt = fn<(fd: number, lv: number, n: number, v: Uint8Array, len: Uint32Array) => number>(DECLS.getsockopt);
+  const getsockopt = fn<
+    (fd: number, lv: number, n: number, v: Uint8Array, len: Uint32Array) => number
+  >(DECLS.getsockopt);
   const ioctl = fn<(fd: number, req: number, arg: Uint8Array) => number>(DECLS.ioctl);
   const fcntl = fn<(fd: number, c: number, a: number) => number>(DECLS.fcntl);
   const read = fn<(fd: number, b: Uint8Array | null, n: number) => number>(DECLS.read);

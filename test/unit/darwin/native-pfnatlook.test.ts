@@ -7,7 +7,13 @@
  * 0xc0544417; PF_OUT = 2; IPPROTO_TCP 6; AF_INET 2, AF_INET6 30.
  */
 import { describe, expect, it } from 'vitest';
-import { DIOCNATLOOK, PFIOC_NATLOOK_SIZE, PF_OUT, decodeNatlook, natlookRequest } from '../../../src/native/darwin/pfnatlook.js';
+import {
+  DIOCNATLOOK,
+  PFIOC_NATLOOK_SIZE,
+  PF_OUT,
+  decodeNatlook,
+  natlookRequest,
+} from '../../../src/native/darwin/pfnatlook.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
@@ -16,13 +22,25 @@ describe('struct pfioc_natlook', () => {
     expect([DIOCNATLOOK, PFIOC_NATLOOK_SIZE, PF_OUT]).toEqual([0xc0544417, 84, 2]);
   });
   it('IPv4: the client in saddr/sxport, our listener in daddr/dxport, TCP, PF_OUT', () => {
-    const b = natlookRequest({ address: '127.0.0.1', port: 1081 }, { address: '10.0.0.2', port: 50000 }, 4);
+    const b = natlookRequest(
+      { address: '127.0.0.1', port: 1081 },
+      { address: '10.0.0.2', port: 50000 },
+      4,
+    );
     expect(hex(b)).toBe(
-      '0a000002' + '00'.repeat(12) + // saddr
-        '7f000001' + '00'.repeat(12) + // daddr
+      '0a000002' +
+        '00'.repeat(12) + // saddr
+        '7f000001' +
+        '00'.repeat(12) + // daddr
         '00'.repeat(32) + // rsaddr, rdaddr (the kernel's)
-        'c3500000' + '04390000' + '00000000' + '00000000' + // sxport 50000, dxport 1081, rsxport, rdxport
-        '02' + '06' + '00' + '02', // AF_INET, TCP, proto_variant, PF_OUT
+        'c3500000' +
+        '04390000' +
+        '00000000' +
+        '00000000' + // sxport 50000, dxport 1081, rsxport, rdxport
+        '02' +
+        '06' +
+        '00' +
+        '02', // AF_INET, TCP, proto_variant, PF_OUT
     );
     // the kernel's answer: rdaddr 93.184.216.34, rdxport 443
     b.set([93, 184, 216, 34], 48);
@@ -30,20 +48,42 @@ describe('struct pfioc_natlook', () => {
     expect(decodeNatlook(b)).toEqual({ address: '93.184.216.34', port: 443 });
   });
   it('a dual-stack listener reports IPv4 as ::ffff:a.b.c.d: looked up as IPv4', () => {
-    const mapped = natlookRequest({ address: '::ffff:127.0.0.1', port: 1081 }, { address: '::FFFF:10.0.0.2', port: 50000 }, 4);
-    expect(hex(mapped)).toBe(hex(natlookRequest({ address: '127.0.0.1', port: 1081 }, { address: '10.0.0.2', port: 50000 }, 4)));
+    const mapped = natlookRequest(
+      { address: '::ffff:127.0.0.1', port: 1081 },
+      { address: '::FFFF:10.0.0.2', port: 50000 },
+      4,
+    );
+    expect(hex(mapped)).toBe(
+      hex(
+        natlookRequest(
+          { address: '127.0.0.1', port: 1081 },
+          { address: '10.0.0.2', port: 50000 },
+          4,
+        ),
+      ),
+    );
   });
   it('IPv6: 16-byte addresses, AF_INET6 30', () => {
-    const b = natlookRequest({ address: '::1', port: 1081 }, { address: 'fd00::2', port: 40000 }, 6);
-    expect(hex(b.subarray(0, 32))).toBe('fd000000000000000000000000000002' + '00000000000000000000000000000001');
+    const b = natlookRequest(
+      { address: '::1', port: 1081 },
+      { address: 'fd00::2', port: 40000 },
+      6,
+    );
+    expect(hex(b.subarray(0, 32))).toBe(
+      'fd000000000000000000000000000002' + '00000000000000000000000000000001',
+    );
     expect(hex(b.subarray(64))).toBe('9c400000' + '04390000' + '00'.repeat(8) + '1e060002');
     b.set(Buffer.from('20010db8000000000000000000000002', 'hex'), 48);
     b.set([0x00, 0x50], 76);
     expect(decodeNatlook(b)).toEqual({ address: '2001:db8::2', port: 80 });
   });
   it('families must agree', () => {
-    expect(() => natlookRequest({ address: '127.0.0.1', port: 1 }, { address: '10.0.0.2', port: 2 }, 6)).toThrow(/not IPv6/);
-    expect(() => natlookRequest({ address: '::1', port: 1 }, { address: '10.0.0.2', port: 2 }, 4)).toThrow(/families/);
+    expect(() =>
+      natlookRequest({ address: '127.0.0.1', port: 1 }, { address: '10.0.0.2', port: 2 }, 6),
+    ).toThrow(/not IPv6/);
+    expect(() =>
+      natlookRequest({ address: '::1', port: 1 }, { address: '10.0.0.2', port: 2 }, 4),
+    ).toThrow(/families/);
     expect(() => decodeNatlook(new Uint8Array(83))).toThrow(/short/);
   });
 });

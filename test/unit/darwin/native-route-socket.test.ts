@@ -9,7 +9,15 @@
  * The drain of a ready socket: lost messages (ENOBUFS) reach the monitor as a full re-observation.
  */
 import { describe, expect, it } from 'vitest';
-import { RTA_DST, RTA_IFP, RTM_GET, RTM_VERSION, RT_MSGHDR_SIZE, drainRouteReads, encodeRtmGet } from '../../../src/native/darwin/route-socket.js';
+import {
+  RTA_DST,
+  RTA_IFP,
+  RTM_GET,
+  RTM_VERSION,
+  RT_MSGHDR_SIZE,
+  drainRouteReads,
+  encodeRtmGet,
+} from '../../../src/native/darwin/route-socket.js';
 import { classifyRouteRead } from '../../../src/resources/monitor/darwin.js';
 import { decodeRouteMessage } from '../../../src/platform/darwin/rtmsg.js';
 
@@ -22,14 +30,34 @@ describe('RTM_GET request', () => {
   it('IPv4: every byte', () => {
     const b = encodeRtmGet('8.8.4.4', 0x01020304, 0x1234);
     expect(hex(b)).toBe(
-      '8000' + '05' + '04' + '0000' + '0000' + // msglen 128, version, type, index, pad
-        '00000000' + '11000000' + '34120000' + '04030201' + // flags, addrs DST|IFP, pid, seq
+      '8000' +
+        '05' +
+        '04' +
+        '0000' +
+        '0000' + // msglen 128, version, type, index, pad
+        '00000000' +
+        '11000000' +
+        '34120000' +
+        '04030201' + // flags, addrs DST|IFP, pid, seq
         '00'.repeat(92 - 24) + // errno, use, inits, rt_metrics
-        '10' + '02' + '0000' + '08080404' + '00'.repeat(8) + // sockaddr_in
-        '14' + '12' + '00'.repeat(18), // empty sockaddr_dl
+        '10' +
+        '02' +
+        '0000' +
+        '08080404' +
+        '00'.repeat(8) + // sockaddr_in
+        '14' +
+        '12' +
+        '00'.repeat(18), // empty sockaddr_dl
     );
     const m = decodeRouteMessage(b);
-    expect(m).toMatchObject({ msglen: 128, version: 5, typeName: 'RTM_GET', addrs: 0x11, pid: 0x1234, seq: 0x01020304 });
+    expect(m).toMatchObject({
+      msglen: 128,
+      version: 5,
+      typeName: 'RTM_GET',
+      addrs: 0x11,
+      pid: 0x1234,
+      seq: 0x01020304,
+    });
     expect(m.sockaddrs.dst).toEqual({ family: 'inet', address: '8.8.4.4' });
     expect(m.sockaddrs.ifp).toMatchObject({ family: 'link', name: '' });
   });
@@ -37,7 +65,9 @@ describe('RTM_GET request', () => {
     const b = encodeRtmGet('2606:4700::1111', 7);
     expect(b.length).toBe(92 + 28 + 20);
     expect(hex(b.subarray(0, 4))).toBe('8c000504');
-    expect(hex(b.subarray(92, 120))).toBe('1c' + '1e' + '0000' + '00000000' + '26064700000000000000000000001111' + '00000000');
+    expect(hex(b.subarray(92, 120))).toBe(
+      '1c' + '1e' + '0000' + '00000000' + '26064700000000000000000000001111' + '00000000',
+    );
     expect(hex(b.subarray(120))).toBe('1412' + '00'.repeat(18));
     const m = decodeRouteMessage(b);
     expect(m).toMatchObject({ msglen: 140, addrs: 0x11, seq: 7, pid: 0 });
@@ -50,11 +80,15 @@ describe('draining the route socket', () => {
     const msg = encodeRtmGet('8.8.4.4', 1, 2);
     const reads = [msg.length, -55 /* ENOBUFS */, msg.length, -35 /* EAGAIN */, msg.length];
     const got: Uint8Array[] = [];
-    drainRouteReads((b) => {
-      const n = reads.shift()!;
-      if (n > 0) b.set(msg);
-      return n;
-    }, new Uint8Array(2048), (m) => got.push(m));
+    drainRouteReads(
+      (b) => {
+        const n = reads.shift()!;
+        if (n > 0) b.set(msg);
+        return n;
+      },
+      new Uint8Array(2048),
+      (m) => got.push(m),
+    );
     expect(got.map((m) => m.length)).toEqual([msg.length, 0, msg.length]);
     expect(reads).toHaveLength(1); // nothing read after EAGAIN
     expect(classifyRouteRead(got[1]!, { echo: true }).wake).toMatch(/lost/);
@@ -62,9 +96,18 @@ describe('draining the route socket', () => {
   it('another error ends the drain; a closed socket is not read', () => {
     const got: Uint8Array[] = [];
     let n = 0;
-    drainRouteReads(() => (n++, -9 /* EBADF */), new Uint8Array(16), (m) => got.push(m));
+    drainRouteReads(
+      () => (n++, -9 /* EBADF */),
+      new Uint8Array(16),
+      (m) => got.push(m),
+    );
     expect([n, got.length]).toEqual([1, 0]);
-    drainRouteReads(() => (n++, 4), new Uint8Array(16), (m) => got.push(m), () => true);
+    drainRouteReads(
+      () => (n++, 4),
+      new Uint8Array(16),
+      (m) => got.push(m),
+      () => true,
+    );
     expect([n, got.length]).toEqual([1, 0]);
   });
 });

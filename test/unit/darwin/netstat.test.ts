@@ -200,9 +200,39 @@ describe('parseNetstatRoutes', () => {
 describe('route(8)', () => {
   it('an interface-scoped route: -ifscope after the gateway, on add and delete (route.c K_IFSCOPE)', () => {
     const r = { family: 4 as const, dst: '10.20.0.0/16', interface: 'utun4', ifscope: 'utun4' };
-    expect(routeAddArgs(r)).toEqual(['-n', 'add', '-inet', '-net', '10.20.0.0/16', '-interface', 'utun4', '-ifscope', 'utun4']);
-    expect(routeDeleteArgs(r)).toEqual(['-n', 'delete', '-inet', '-net', '10.20.0.0/16', '-interface', 'utun4', '-ifscope', 'utun4']);
-    expect(routeAddArgs({ family: 6, dst: '::/0', interface: 'utun4', ifscope: 'utun4' })).toEqual(['-n', 'add', '-inet6', '-net', '::/0', '-interface', 'utun4', '-ifscope', 'utun4']);
+    expect(routeAddArgs(r)).toEqual([
+      '-n',
+      'add',
+      '-inet',
+      '-net',
+      '10.20.0.0/16',
+      '-interface',
+      'utun4',
+      '-ifscope',
+      'utun4',
+    ]);
+    expect(routeDeleteArgs(r)).toEqual([
+      '-n',
+      'delete',
+      '-inet',
+      '-net',
+      '10.20.0.0/16',
+      '-interface',
+      'utun4',
+      '-ifscope',
+      'utun4',
+    ]);
+    expect(routeAddArgs({ family: 6, dst: '::/0', interface: 'utun4', ifscope: 'utun4' })).toEqual([
+      '-n',
+      'add',
+      '-inet6',
+      '-net',
+      '::/0',
+      '-interface',
+      'utun4',
+      '-ifscope',
+      'utun4',
+    ]);
   });
 
   it('builds add/delete lines for split, bypass, blackhole', () => {

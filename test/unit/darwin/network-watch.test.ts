@@ -4,7 +4,14 @@
  * socket and a fake Exec; time is vitest's fake clock (no real-time assertions).
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { classifyRouteRead, dnsFingerprint, primaryInterfaces, watchDarwinNetwork, wakingRouteMessage, type RouteMessageSource } from '../../../src/resources/monitor/darwin.js';
+import {
+  classifyRouteRead,
+  dnsFingerprint,
+  primaryInterfaces,
+  watchDarwinNetwork,
+  wakingRouteMessage,
+  type RouteMessageSource,
+} from '../../../src/resources/monitor/darwin.js';
 import { decodeRouteMessage } from '../../../src/platform/darwin/rtmsg.js';
 import { encodeRtmGet } from '../../../src/native/darwin/layouts.js';
 import { bytes, fixture } from './fixtures.js';
@@ -28,9 +35,16 @@ function ifinfo(index: number): Uint8Array {
  * or configd send it: type 1 ADD / 2 DELETE / 3 CHANGE, the sender's pid at offset 16, a
  * zero-length netmask (sa_len 0 still takes 4 bytes).
  */
-function defaultRoute(type: 1 | 2 | 3, o: { v6?: boolean; pid?: number; index?: number } = {}): Uint8Array {
-  const dst = o.v6 ? [28, 30, ...new Array<number>(26).fill(0)] : [16, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-  const gw = o.v6 ? [28, 30, 0, 0, 0, 0, 0, 0, 0xfe, 0x80, ...new Array<number>(13).fill(0), 1, 4, 0, 0, 0] : [16, 2, 0, 0, 192, 168, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+function defaultRoute(
+  type: 1 | 2 | 3,
+  o: { v6?: boolean; pid?: number; index?: number } = {},
+): Uint8Array {
+  const dst = o.v6
+    ? [28, 30, ...new Array<number>(26).fill(0)]
+    : [16, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+  const gw = o.v6
+    ? [28, 30, 0, 0, 0, 0, 0, 0, 0xfe, 0x80, ...new Array<number>(13).fill(0), 1, 4, 0, 0, 0]
+    : [16, 2, 0, 0, 192, 168, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0];
   const mask = [0, 0, 0, 0];
   const b = new Uint8Array(92 + dst.length + gw.length + mask.length);
   const dv = new DataView(b.buffer);
@@ -64,34 +78,73 @@ describe('routing messages that wake the daemon', () => {
     expect(wakingRouteMessage(two, { echo: false })).toBe('RTM_IFINFO (if #4)');
     const bad = RTM_ADD();
     bad[12] = 0xff; // rtm_addrs claims sockaddrs beyond rtm_msglen
-    expect(wakingRouteMessage(bad, { echo: true })).toBe('an unreadable routing message: full re-observation');
+    expect(wakingRouteMessage(bad, { echo: true })).toBe(
+      'an unreadable routing message: full re-observation',
+    );
   });
   it('a default-route change wakes inside our echo window too (awg never writes 0/0 on macOS); other routes there do not', () => {
-    expect(classifyRouteRead(defaultRoute(2, { pid: 77 }), { echo: true, pid: 4242 })).toEqual({ wake: 'RTM_DELETE 0.0.0.0/0 (if #4)', recheckDns: true });
+    expect(classifyRouteRead(defaultRoute(2, { pid: 77 }), { echo: true, pid: 4242 })).toEqual({
+      wake: 'RTM_DELETE 0.0.0.0/0 (if #4)',
+      recheckDns: true,
+    });
     expect(classifyRouteRead(RTM_ADD(), { echo: true, pid: 4242 })).toEqual({ recheckDns: false });
     // ours (rtm_pid) stays silent even then
-    expect(classifyRouteRead(defaultRoute(2, { pid: 4242 }), { echo: true, pid: 4242 })).toEqual({ recheckDns: false });
+    expect(classifyRouteRead(defaultRoute(2, { pid: 4242 }), { echo: true, pid: 4242 })).toEqual({
+      recheckDns: false,
+    });
   });
-  it('lost messages force a re-observation: an empty read (the socket\'s signal for ENOBUFS), a truncated tail', () => {
-    expect(classifyRouteRead(new Uint8Array(0), { echo: true })).toEqual({ wake: 'routing messages lost: full re-observation', recheckDns: true });
+  it("lost messages force a re-observation: an empty read (the socket's signal for ENOBUFS), a truncated tail", () => {
+    expect(classifyRouteRead(new Uint8Array(0), { echo: true })).toEqual({
+      wake: 'routing messages lost: full re-observation',
+      recheckDns: true,
+    });
     const add = RTM_ADD();
     const cut = new Uint8Array([...ifinfo(3), ...add.subarray(0, 40)]);
-    expect(classifyRouteRead(cut, { echo: true })).toEqual({ wake: 'an unreadable routing message: full re-observation', recheckDns: true });
-    expect(classifyRouteRead(new Uint8Array([...RTM_DELMADDR(), ...add]), { echo: false })).toEqual({ wake: 'RTM_ADD 192.168.88.0/24 (if #11)', recheckDns: false });
+    expect(classifyRouteRead(cut, { echo: true })).toEqual({
+      wake: 'an unreadable routing message: full re-observation',
+      recheckDns: true,
+    });
+    expect(classifyRouteRead(new Uint8Array([...RTM_DELMADDR(), ...add]), { echo: false })).toEqual(
+      { wake: 'RTM_ADD 192.168.88.0/24 (if #11)', recheckDns: false },
+    );
   });
   it('synthesised default routes decode as 0.0.0.0/0 and ::/0', () => {
-    expect(decodeRouteMessage(defaultRoute(2))).toMatchObject({ typeName: 'RTM_DELETE', prefixlen: 0, sockaddrs: { dst: { address: '0.0.0.0' }, gateway: { address: '192.168.1.1' } } });
-    expect(decodeRouteMessage(defaultRoute(1, { v6: true }))).toMatchObject({ typeName: 'RTM_ADD', prefixlen: 0, sockaddrs: { dst: { address: '::' } } });
+    expect(decodeRouteMessage(defaultRoute(2))).toMatchObject({
+      typeName: 'RTM_DELETE',
+      prefixlen: 0,
+      sockaddrs: { dst: { address: '0.0.0.0' }, gateway: { address: '192.168.1.1' } },
+    });
+    expect(decodeRouteMessage(defaultRoute(1, { v6: true }))).toMatchObject({
+      typeName: 'RTM_ADD',
+      prefixlen: 0,
+      sockaddrs: { dst: { address: '::' } },
+    });
   });
   it('messages with our own rtm_pid never wake nor re-read DNS; the same from another pid do', () => {
-    expect(classifyRouteRead(defaultRoute(2, { pid: 4242 }), { echo: false, pid: 4242 })).toEqual({ recheckDns: false });
-    expect(classifyRouteRead(defaultRoute(2, { pid: 77 }), { echo: false, pid: 4242 })).toEqual({ wake: 'RTM_DELETE 0.0.0.0/0 (if #4)', recheckDns: true });
-    expect(classifyRouteRead(encodeRtmGet('1.1.1.1', 3, 4242), { echo: false, pid: 4242 })).toEqual({ recheckDns: false });
+    expect(classifyRouteRead(defaultRoute(2, { pid: 4242 }), { echo: false, pid: 4242 })).toEqual({
+      recheckDns: false,
+    });
+    expect(classifyRouteRead(defaultRoute(2, { pid: 77 }), { echo: false, pid: 4242 })).toEqual({
+      wake: 'RTM_DELETE 0.0.0.0/0 (if #4)',
+      recheckDns: true,
+    });
+    expect(classifyRouteRead(encodeRtmGet('1.1.1.1', 3, 4242), { echo: false, pid: 4242 })).toEqual(
+      { recheckDns: false },
+    );
   });
   it('DNS is re-read after a default-route change or an interface message, not after other routes', () => {
-    expect(classifyRouteRead(defaultRoute(3, { v6: true }), { echo: true })).toEqual({ wake: 'RTM_CHANGE ::/0 (if #4)', recheckDns: true });
-    expect(classifyRouteRead(ifinfo(2), { echo: true })).toEqual({ wake: 'RTM_IFINFO (if #2)', recheckDns: true });
-    expect(classifyRouteRead(RTM_ADD(), { echo: false })).toEqual({ wake: 'RTM_ADD 192.168.88.0/24 (if #11)', recheckDns: false });
+    expect(classifyRouteRead(defaultRoute(3, { v6: true }), { echo: true })).toEqual({
+      wake: 'RTM_CHANGE ::/0 (if #4)',
+      recheckDns: true,
+    });
+    expect(classifyRouteRead(ifinfo(2), { echo: true })).toEqual({
+      wake: 'RTM_IFINFO (if #2)',
+      recheckDns: true,
+    });
+    expect(classifyRouteRead(RTM_ADD(), { echo: false })).toEqual({
+      wake: 'RTM_ADD 192.168.88.0/24 (if #11)',
+      recheckDns: false,
+    });
     expect(classifyRouteRead(RTM_DELMADDR(), { echo: false })).toEqual({ recheckDns: false });
   });
 });
@@ -117,9 +170,20 @@ describe('the DNS watcher', () => {
     };
     let emit: (m: Uint8Array) => void = () => {};
     let closed = false;
-    const source: RouteMessageSource = { onMessage: (cb) => void (emit = cb), close: () => void (closed = true) };
+    const source: RouteMessageSource = {
+      onMessage: (cb) => void (emit = cb),
+      close: () => void (closed = true),
+    };
     const wakes: string[] = [];
-    const start = () => watchDarwinNetwork({ onChange: (d) => wakes.push(d), isEcho: opts.echo ?? (() => false), claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0 }) }, { source, exec, pid: 4242, dnsDebounceMs: 300 });
+    const start = () =>
+      watchDarwinNetwork(
+        {
+          onChange: (d) => wakes.push(d),
+          isEcho: opts.echo ?? (() => false),
+          claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0 }),
+        },
+        { source, exec, pid: 4242, dnsDebounceMs: 300 },
+      );
     return { answers, reads, wakes, emit: (m: Uint8Array) => emit(m), start, closed: () => closed };
   }
   const flush = async () => {
@@ -159,7 +223,11 @@ describe('the DNS watcher', () => {
     r.emit(defaultRoute(3, { pid: 99 }));
     await vi.advanceTimersByTimeAsync(300);
     await flush();
-    expect(r.wakes).toEqual(['RTM_ADD 192.168.88.0/24 (if #11)', 'RTM_CHANGE 0.0.0.0/0 (if #4)', 'DNS resolver configuration changed (scutil --dns)']);
+    expect(r.wakes).toEqual([
+      'RTM_ADD 192.168.88.0/24 (if #11)',
+      'RTM_CHANGE 0.0.0.0/0 (if #4)',
+      'DNS resolver configuration changed (scutil --dns)',
+    ]);
     r.emit(defaultRoute(3, { pid: 99 })); // same answers again: the route wakes, DNS does not
     await vi.advanceTimersByTimeAsync(300);
     await flush();
@@ -168,7 +236,10 @@ describe('the DNS watcher', () => {
     r.emit(ifinfo(7));
     await vi.advanceTimersByTimeAsync(300);
     await flush();
-    expect(r.wakes.slice(-2)).toEqual(['RTM_IFINFO (if #7)', 'primary interface changed (scutil --nwi): IPv4 en0 → utun4, IPv6 none → none']);
+    expect(r.wakes.slice(-2)).toEqual([
+      'RTM_IFINFO (if #7)',
+      'primary interface changed (scutil --nwi): IPv4 en0 → utun4, IPv6 none → none',
+    ]);
     await w.close();
   });
 

@@ -5,8 +5,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileRules, effectiveRoute } from '../../../src/model/match.js';
-import { RDR_ANCHOR_RULE, pfFlowRouterFor, renderFlowFilter, renderFlowTranslation, withRdrAnchor, type PfFlowRouter } from '../../../src/platform/darwin/pf-flow.js';
-import { bindPfLinks, renderMainRuleset, renderPfAnchor, type PfPolicy } from '../../../src/platform/darwin/pf-render.js';
+import {
+  RDR_ANCHOR_RULE,
+  pfFlowRouterFor,
+  renderFlowFilter,
+  renderFlowTranslation,
+  withRdrAnchor,
+  type PfFlowRouter,
+} from '../../../src/platform/darwin/pf-flow.js';
+import {
+  bindPfLinks,
+  renderMainRuleset,
+  renderPfAnchor,
+  type PfPolicy,
+} from '../../../src/platform/darwin/pf-render.js';
 import type { Rule } from '../../../src/config/schema.js';
 import { rulesCanBlock } from '../../../src/resources/engine/flow-router.js';
 import { golden } from './helpers.js';
@@ -17,11 +29,21 @@ const base: PfPolicy = {
   dnsLeakProtection: true,
   ipv6: 'tunnel',
   tunnels: [
-    { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }] },
+    {
+      link: 'awg-work',
+      dns: ['10.64.0.1', 'fd00::1'],
+      endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }],
+    },
     { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
   ],
 };
-const flow: PfFlowRouter = { port: 47321, routerUid: 0, ipv6: true, udp: 'block', skip: ['198.51.100.7', '192.0.2.10'] };
+const flow: PfFlowRouter = {
+  port: 47321,
+  routerUid: 0,
+  ipv6: true,
+  udp: 'block',
+  skip: ['198.51.100.7', '192.0.2.10'],
+};
 
 /** the rule kinds of a rendered anchor, in order (translation must precede filtering) */
 const kinds = (text: string) =>
@@ -39,43 +61,74 @@ describe('flow router PF rules', () => {
     // the redirect is seen before the kill switch passes the tunnel or blocks the rest
     const lines = text.split('\n');
     const routeTo = lines.findIndex((l) => l.includes('route-to lo0'));
-    expect(routeTo).toBeGreaterThan(lines.findIndex((l) => l.startsWith('block drop out quick proto { udp tcp }')));
+    expect(routeTo).toBeGreaterThan(
+      lines.findIndex((l) => l.startsWith('block drop out quick proto { udp tcp }')),
+    );
     expect(routeTo).toBeLessThan(lines.findIndex((l) => l.startsWith('pass quick on $awg_work')));
     expect(routeTo).toBeLessThan(lines.indexOf('block drop out quick all'));
   });
 
   it('no kill switch, IPv4 only, UDP follows the routing table (golden)', () => {
-    golden('flow-no-killswitch.pf', renderPfAnchor({ ...base, killSwitch: false, dnsLeakProtection: false, ipv6: 'block', flowRouter: { ...flow, ipv6: false, udp: 'default' } }));
+    golden(
+      'flow-no-killswitch.pf',
+      renderPfAnchor({
+        ...base,
+        killSwitch: false,
+        dnsLeakProtection: false,
+        ipv6: 'block',
+        flowRouter: { ...flow, ipv6: false, udp: 'default' },
+      }),
+    );
   });
 
   it('the router never redirects its own sockets, loopback, or the skip list; negation is by table', () => {
     const t = renderFlowTranslation(flow);
     const f = renderFlowFilter(flow);
-    expect(t[0]).toBe('table <awg_flow_skip> const { 127.0.0.0/8 169.254.0.0/16 224.0.0.0/4 255.255.255.255/32 ::1/128 fe80::/10 ff00::/8 192.0.2.10 198.51.100.7 }');
+    expect(t[0]).toBe(
+      'table <awg_flow_skip> const { 127.0.0.0/8 169.254.0.0/16 224.0.0.0/4 255.255.255.255/32 ::1/128 fe80::/10 ff00::/8 192.0.2.10 198.51.100.7 }',
+    );
     for (const l of f.filter((x) => x.includes('route-to'))) {
       expect(l).toContain('user != 0');
       expect(l).toContain('on ! lo0');
       expect(l).toContain('to ! <awg_flow_skip>');
     }
-    expect(f[0]).toBe('block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501');
+    expect(f[0]).toBe(
+      'block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501',
+    );
     expect([...t, ...f].join('\n')).not.toMatch(/! \{/);
   });
 
   it('a policy without a flow router renders exactly as before (same goldens as pf-render)', () => {
-    golden('killswitch-full.pf', renderPfAnchor({
-      ...base,
-      tunnels: [
-        { link: 'awg-work', dns: ['10.64.0.1', 'fd00::1'], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' }, { address: '2001:db8::7', port: 51820, protocol: 'udp' }] },
-        { link: 'awg-home', dns: [], endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }] },
-        { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
-      ],
-    }));
+    golden(
+      'killswitch-full.pf',
+      renderPfAnchor({
+        ...base,
+        tunnels: [
+          {
+            link: 'awg-work',
+            dns: ['10.64.0.1', 'fd00::1'],
+            endpoints: [
+              { address: '198.51.100.7', port: 51820, protocol: 'udp' },
+              { address: '2001:db8::7', port: 51820, protocol: 'udp' },
+            ],
+          },
+          {
+            link: 'awg-home',
+            dns: [],
+            endpoints: [{ address: '203.0.113.9', port: 443, protocol: 'udp' }],
+          },
+          { dns: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' }] },
+        ],
+      }),
+    );
   });
 
   it('an unbound tunnel macro comments out only its rules; the redirect stays', () => {
     const { text, unbound } = bindPfLinks(renderPfAnchor({ ...base, flowRouter: flow }), {});
     expect(unbound).toEqual(['awg_work']);
-    expect(text).toContain('\nrdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port 47321\n');
+    expect(text).toContain(
+      '\nrdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port 47321\n',
+    );
     expect(text).toContain('\npass out quick on ! lo0 route-to lo0 inet proto tcp');
   });
 
@@ -111,16 +164,25 @@ describe('flow router PF rules', () => {
       enabled: fc.boolean(),
     });
     fc.assert(
-      fc.property(fc.array(rule, { maxLength: 5 }), fc.subarray(['A', 'B']), fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }), (rs, down, matches) => {
-        const rules = rs.map((x, i) => ({ name: `r${i}`, match: { name: matches[i] ? 'app' : 'other' }, ...x }) as Rule);
-        const chain = compileRules(rules).failoverChain('/bin/app');
-        const route = chain.length ? effectiveRoute(chain, (t) => !down.includes(t)) : 'direct';
-        return rulesCanBlock(rules) || route !== 'blocked';
-      }),
+      fc.property(
+        fc.array(rule, { maxLength: 5 }),
+        fc.subarray(['A', 'B']),
+        fc.array(fc.boolean(), { minLength: 5, maxLength: 5 }),
+        (rs, down, matches) => {
+          const rules = rs.map(
+            (x, i) =>
+              ({ name: `r${i}`, match: { name: matches[i] ? 'app' : 'other' }, ...x }) as Rule,
+          );
+          const chain = compileRules(rules).failoverChain('/bin/app');
+          const route = chain.length ? effectiveRoute(chain, (t) => !down.includes(t)) : 'direct';
+          return rulesCanBlock(rules) || route !== 'blocked';
+        },
+      ),
     );
   });
   it('settings from the rules and policy: UDP of user processes is dropped exactly when a rule can block', () => {
-    const r = (x: Partial<Rule>) => ({ name: 'r', match: { name: 'x' }, target: 'work', ...x }) as Rule;
+    const r = (x: Partial<Rule>) =>
+      ({ name: 'r', match: { name: 'x' }, target: 'work', ...x }) as Rule;
     expect(rulesCanBlock([r({ target: 'direct' })])).toBe(false);
     expect(rulesCanBlock([r({ fallback: 'allow-direct' })])).toBe(false);
     expect(rulesCanBlock([r({ target: 'block', enabled: false })])).toBe(false);
@@ -138,17 +200,42 @@ describe('flow router PF rules', () => {
       blockMarks: [],
       defaultRoute: { mark: 0x10000, ipv6: 'block' as const },
       tunnels: [
-        { name: 'work', link: 'awg-work', mark: 0x10000, resolvers: [], endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' as const }] },
-        { name: 'socks', mark: 0x20000, resolvers: [], endpoints: [{ address: '192.0.2.10', port: 1080, protocol: 'tcp' as const }, { address: '198.51.100.7', port: 443, protocol: 'tcp' as const }] },
+        {
+          name: 'work',
+          link: 'awg-work',
+          mark: 0x10000,
+          resolvers: [],
+          endpoints: [{ address: '198.51.100.7', port: 51820, protocol: 'udp' as const }],
+        },
+        {
+          name: 'socks',
+          mark: 0x20000,
+          resolvers: [],
+          endpoints: [
+            { address: '192.0.2.10', port: 1080, protocol: 'tcp' as const },
+            { address: '198.51.100.7', port: 443, protocol: 'tcp' as const },
+          ],
+        },
       ],
     };
-    expect(pfFlowRouterFor(policy, { port: 47321, rulesCanBlock: rulesCanBlock([r({ target: 'direct' })]) })).toEqual({
+    expect(
+      pfFlowRouterFor(policy, {
+        port: 47321,
+        rulesCanBlock: rulesCanBlock([r({ target: 'direct' })]),
+      }),
+    ).toEqual({
       port: 47321,
       routerUid: 0,
       ipv6: false,
       udp: 'default',
       skip: ['192.0.2.10', '198.51.100.7'],
     });
-    expect(pfFlowRouterFor({ ...policy, defaultRoute: undefined } as never, { port: 1, routerUid: 260, rulesCanBlock: rulesCanBlock([r({})]) })).toMatchObject({ ipv6: true, udp: 'block', routerUid: 260 });
+    expect(
+      pfFlowRouterFor({ ...policy, defaultRoute: undefined } as never, {
+        port: 1,
+        routerUid: 260,
+        rulesCanBlock: rulesCanBlock([r({})]),
+      }),
+    ).toMatchObject({ ipv6: true, udp: 'block', routerUid: 260 });
   });
 });

@@ -190,9 +190,13 @@ describe('pfctl parsers', () => {
     expect(parsePfAnchors('pfctl: DIOCGETRULES: Invalid argument\n')).toEqual([]);
   });
   it('a failed ioctl is a failed load (pfctl err()s: DIOCXCOMMIT, DIOCBEGIN)', () => {
-    const r = parsePfLoad('No ALTQ support in kernel\nALTQ related functions disabled\npfctl: DIOCXCOMMIT: Device busy\n');
+    const r = parsePfLoad(
+      'No ALTQ support in kernel\nALTQ related functions disabled\npfctl: DIOCXCOMMIT: Device busy\n',
+    );
     expect(r.loaded).toBe(false);
     expect(r.messages).toEqual(['pfctl: DIOCXCOMMIT: Device busy']);
-    expect(parsePfLoad('pfctl: Use of -f option, could result in flushing of rules\n').loaded).toBe(true);
+    expect(parsePfLoad('pfctl: Use of -f option, could result in flushing of rules\n').loaded).toBe(
+      true,
+    );
   });
 });

@@ -11,7 +11,11 @@ import type { Config, Rule } from '../../../src/config/schema.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
 import { realiseDarwin } from '../../../src/resources/darwin.js';
-import { DROPPED_PER_APP_WARNING, flowRouterPort, realiseDarwinFlow } from '../../../src/resources/darwin-flow.js';
+import {
+  DROPPED_PER_APP_WARNING,
+  flowRouterPort,
+  realiseDarwinFlow,
+} from '../../../src/resources/darwin-flow.js';
 
 function load(example: string): Config {
   const file = fileURLToPath(new URL(`../../../examples/${example}`, import.meta.url));
@@ -29,9 +33,12 @@ const RESOLVED = {
   'fra.vpn.example': ['198.51.100.11'],
 };
 const FACTS = { defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0' } };
-const model = (c: Config) => buildDesired(c, { facts: { cgroupNftPrefix: '', resolved: RESOLVED } });
-const ruleset = (s: ReturnType<typeof realiseDarwin>) => (s.resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string }).ruleset;
-const withoutFirewall = (s: ReturnType<typeof realiseDarwin>) => s.resources.filter((r) => r.kind !== 'firewall');
+const model = (c: Config) =>
+  buildDesired(c, { facts: { cgroupNftPrefix: '', resolved: RESOLVED } });
+const ruleset = (s: ReturnType<typeof realiseDarwin>) =>
+  (s.resources.find((r) => r.kind === 'firewall')!.spec as { ruleset: string }).ruleset;
+const withoutFirewall = (s: ReturnType<typeof realiseDarwin>) =>
+  s.resources.filter((r) => r.kind !== 'firewall');
 /** the interface-scoped routes: [scope, dst], sorted */
 const scoped = (s: ReturnType<typeof realiseDarwin>) =>
   s.resources
@@ -46,10 +53,17 @@ describe('realiseDarwinFlow', () => {
   });
 
   it('no enabled rule and a WireGuard default: exactly realiseDarwin (nothing is redirected)', () => {
-    for (const ex of ['wireguard-full-tunnel.yaml', 'amneziawg-split.yaml', 'minimal.yaml', 'multi-tunnel-socks-killswitch.yaml']) {
+    for (const ex of [
+      'wireguard-full-tunnel.yaml',
+      'amneziawg-split.yaml',
+      'minimal.yaml',
+      'multi-tunnel-socks-killswitch.yaml',
+    ]) {
       const c = load(ex);
       const off = { ...c, rules: c.rules.map((r) => ({ ...r, enabled: false })) };
-      expect(realiseDarwinFlow(model(off), FACTS, { port: 15200, rules: off.rules })).toEqual(realiseDarwin(model(off), FACTS));
+      expect(realiseDarwinFlow(model(off), FACTS, { port: 15200, rules: off.rules })).toEqual(
+        realiseDarwin(model(off), FACTS),
+      );
     }
   });
 
@@ -61,9 +75,15 @@ describe('realiseDarwinFlow', () => {
     expect(withoutFirewall(got)).toEqual(withoutFirewall(plain));
     const text = ruleset(got);
     expect(text.startsWith(ruleset(plain).split('\n')[0]!)).toBe(true);
-    expect(text).toContain(`rdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port ${c.routing.proxyPortBase}`);
-    expect(text).toContain('pass out quick on ! lo0 route-to lo0 inet proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state');
-    expect(text).toContain('block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501');
+    expect(text).toContain(
+      `rdr pass on lo0 inet proto tcp from any to ! <awg_flow_skip> -> 127.0.0.1 port ${c.routing.proxyPortBase}`,
+    );
+    expect(text).toContain(
+      'pass out quick on ! lo0 route-to lo0 inet proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state',
+    );
+    expect(text).toContain(
+      'block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501',
+    );
     // every line realiseDarwin had is still there, in the same order
     const lines = text.split('\n');
     let at = 0;
@@ -72,27 +92,54 @@ describe('realiseDarwinFlow', () => {
       expect(at, l).toBeGreaterThanOrEqual(0);
     }
     expect(got.warnings).not.toContain(DROPPED_PER_APP_WARNING);
-    expect(got.warnings.some((w) => w.startsWith('per-app routing on macOS carries TCP only') && w.includes('dropped because a rule can block'))).toBe(true);
+    expect(
+      got.warnings.some(
+        (w) =>
+          w.startsWith('per-app routing on macOS carries TCP only') &&
+          w.includes('dropped because a rule can block'),
+      ),
+    ).toBe(true);
     // ams and fra are WireGuard tunnels but not the default (default: direct): their prefixes
     // are scoped to their utuns (realiseDarwin), where the router's bound dials find them
-    expect(scoped(got)).toEqual([['awg-ams', '0.0.0.0/0'], ['awg-fra', '0.0.0.0/0']]);
-    expect(got.resources.filter((r) => r.kind === 'route' && !(r.spec as RouteSpec).ifscope)).toEqual([]);
+    expect(scoped(got)).toEqual([
+      ['awg-ams', '0.0.0.0/0'],
+      ['awg-fra', '0.0.0.0/0'],
+    ]);
+    expect(
+      got.resources.filter((r) => r.kind === 'route' && !(r.spec as RouteSpec).ifscope),
+    ).toEqual([]);
     expect(got.warnings.filter((w) => w.includes('scoped'))).toEqual([]);
   });
 
   it('rules that cannot block keep user UDP (it follows the routing table)', () => {
     const c = load('amneziawg-split.yaml');
     const rules: Rule[] = [
-      { name: 'tools', match: { path: '/usr/bin/*' }, target: 'direct', fallback: 'block', enabled: true } as Rule,
-      { name: 'web', match: { name: 'firefox' }, target: 'ams', fallback: 'allow-direct', enabled: true } as Rule,
+      {
+        name: 'tools',
+        match: { path: '/usr/bin/*' },
+        target: 'direct',
+        fallback: 'block',
+        enabled: true,
+      } as Rule,
+      {
+        name: 'web',
+        match: { name: 'firefox' },
+        target: 'ams',
+        fallback: 'allow-direct',
+        enabled: true,
+      } as Rule,
     ];
     const got = realiseDarwinFlow(model({ ...c, rules }), FACTS, { port: 15200, rules });
     expect(ruleset(got)).toContain('route-to lo0');
     expect(ruleset(got)).not.toContain('proto udp from any to ! <awg_flow_skip>');
-    expect(got.warnings.find((w) => w.startsWith('per-app routing on macOS'))).not.toContain('dropped');
+    expect(got.warnings.find((w) => w.startsWith('per-app routing on macOS'))).not.toContain(
+      'dropped',
+    );
     // a direct rule with fallback drop blocks (match.ts): user UDP is dropped again
     const drop = [{ ...rules[0]!, fallback: 'drop' } as Rule];
-    expect(ruleset(realiseDarwinFlow(model({ ...c, rules: drop }), FACTS, { port: 15200, rules: drop }))).toContain('proto udp from any to ! <awg_flow_skip> user >= 501');
+    expect(
+      ruleset(realiseDarwinFlow(model({ ...c, rules: drop }), FACTS, { port: 15200, rules: drop })),
+    ).toContain('proto udp from any to ! <awg_flow_skip> user >= 501');
   });
 
   it('scoped routes for a WireGuard tunnel that is not the default; none for the default (its routes are unscoped) or a proxy (its dialer is the proxy)', () => {
@@ -106,7 +153,9 @@ describe('realiseDarwinFlow', () => {
       ['awg-office', 'fd20::/64'],
       ['awg-office', 'fd21::/64'],
     ]);
-    for (const r of got.resources.filter((x) => x.kind === 'route' && (x.spec as RouteSpec).ifscope)) {
+    for (const r of got.resources.filter(
+      (x) => x.kind === 'route' && (x.spec as RouteSpec).ifscope,
+    )) {
       expect(r.deps).toEqual(['link/awg-office']);
       expect(r.spec).toMatchObject({ dev: 'awg-office', type: 'unicast', metric: 0 });
       expect((r.spec as RouteSpec).table).not.toBe(254); // office's table: ids apart from main's
@@ -115,8 +164,14 @@ describe('realiseDarwinFlow', () => {
     // kill switch: the redirect comes before the kill switch's final block, v6 too (ipv6: tunnel)
     const lines = text.trim().split('\n');
     expect(lines.at(-1)).toBe('block drop out quick all');
-    expect(lines.indexOf('pass out quick on ! lo0 route-to lo0 inet6 proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state')).toBeGreaterThan(0);
-    expect(text).toContain('rdr pass on lo0 inet6 proto tcp from any to ! <awg_flow_skip> -> ::1 port 15200');
+    expect(
+      lines.indexOf(
+        'pass out quick on ! lo0 route-to lo0 inet6 proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state',
+      ),
+    ).toBeGreaterThan(0);
+    expect(text).toContain(
+      'rdr pass on lo0 inet6 proto tcp from any to ! <awg_flow_skip> -> ::1 port 15200',
+    );
   });
 
   it('a proxy tunnel as the default: the router carries its TCP even without rules; the warning says UDP is not proxied', () => {
@@ -126,25 +181,44 @@ describe('realiseDarwinFlow', () => {
     const got = realiseDarwinFlow(model(pc), FACTS, { port: 15200, rules: [] });
     expect(plain.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(true);
     expect(got.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(false);
-    expect(got.warnings).toContain('tunnel socks: as the default route it carries TCP only (through the flow router); UDP is not proxied');
+    expect(got.warnings).toContain(
+      'tunnel socks: as the default route it carries TCP only (through the flow router); UDP is not proxied',
+    );
     expect(ruleset(got)).toContain('route-to lo0');
   });
 
-  it('the host\'s own addresses are skipped (a connection to them crosses lo0, where rdr has no user match); loopback, link-local and zones dropped', () => {
+  it("the host's own addresses are skipped (a connection to them crosses lo0, where rdr has no user match); loopback, link-local and zones dropped", () => {
     const c = load('amneziawg-split.yaml');
-    const local = ['192.168.1.23', '127.0.0.1', '::1', 'fe80::1c2b:3dff:fe4e:5f60%en0', '169.254.10.2', '2001:db8:5::23', '10.70.3.9', 'utun3'];
-    const got = ruleset(realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules, localAddresses: local }));
+    const local = [
+      '192.168.1.23',
+      '127.0.0.1',
+      '::1',
+      'fe80::1c2b:3dff:fe4e:5f60%en0',
+      '169.254.10.2',
+      '2001:db8:5::23',
+      '10.70.3.9',
+      'utun3',
+    ];
+    const got = ruleset(
+      realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules, localAddresses: local }),
+    );
     const table = got.split('\n').find((l) => l.startsWith('table <awg_flow_skip>'))!;
-    for (const a of ['192.168.1.23', '2001:db8:5::23', '10.70.3.9']) expect(table).toContain(` ${a} `);
-    for (const a of ['fe80::1c2b', '169.254.10.2', 'utun3', ' 127.0.0.1 ']) expect(table).not.toContain(a);
+    for (const a of ['192.168.1.23', '2001:db8:5::23', '10.70.3.9'])
+      expect(table).toContain(` ${a} `);
+    for (const a of ['fe80::1c2b', '169.254.10.2', 'utun3', ' 127.0.0.1 '])
+      expect(table).not.toContain(a);
     const without = ruleset(realiseDarwinFlow(model(c), FACTS, { port: 15200, rules: c.rules }));
-    expect(got.split('\n').filter((l) => !l.startsWith('table '))).toEqual(without.split('\n').filter((l) => !l.startsWith('table ')));
+    expect(got.split('\n').filter((l) => !l.startsWith('table '))).toEqual(
+      without.split('\n').filter((l) => !l.startsWith('table ')),
+    );
   });
 
   it('the router port is proxyPortBase, which no proxy tunnel listener uses', () => {
     const c = load('multi-tunnel-socks-killswitch.yaml');
     const d = model(c);
-    const ports = d.policy!.tunnels.flatMap((t) => [t.redirectPort, t.redirectPortDirect]).filter((p) => p !== undefined);
+    const ports = d
+      .policy!.tunnels.flatMap((t) => [t.redirectPort, t.redirectPortDirect])
+      .filter((p) => p !== undefined);
     expect(ports.length).toBeGreaterThan(0);
     expect(ports).not.toContain(flowRouterPort(c.routing));
   });

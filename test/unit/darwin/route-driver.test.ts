@@ -94,7 +94,9 @@ describe('darwin route driver', () => {
     expect(obs.foreign).toEqual([]);
     // en0's connected prefix (`192.168.1  link#11  UCS`); not its link-local one, nor the
     // gateway's /32 link route, nor ARP entries
-    expect(obs.facts).toEqual({ defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0', onLink: ['192.168.1.0/24'] } });
+    expect(obs.facts).toEqual({
+      defaultRouteV4: { gateway: '192.168.1.1', interface: 'en0', onLink: ['192.168.1.0/24'] },
+    });
   });
 
   it('a 0/1 that awg did not create is a conflict: reported, never touched', async () => {

@@ -27,22 +27,41 @@ function fakeIo(frames: Uint8Array[]) {
     },
     close: () => void (closed = true),
   };
-  return { io, written, buffers, fire: () => watcher?.(), isClosed: () => closed, watching: () => watcher !== undefined };
+  return {
+    io,
+    written,
+    buffers,
+    fire: () => watcher?.(),
+    isClosed: () => closed,
+    watching: () => watcher !== undefined,
+  };
 }
 
-const v4 = (n: number) => Uint8Array.from([0x45, 0, 0, 20 + n, ...new Array<number>(16 + n).fill(n)]);
+const v4 = (n: number) =>
+  Uint8Array.from([0x45, 0, 0, 20 + n, ...new Array<number>(16 + n).fill(n)]);
 const v6 = () => Uint8Array.from([0x60, 0, 0, 0, ...new Array<number>(36).fill(6)]);
 const frame = (af: number, p: Uint8Array) => Uint8Array.from([0, 0, 0, af, ...p]);
 
 describe('utun device', () => {
   it('strips the AF header; drops short, unknown-family and mismatched frames', () => {
-    const f = fakeIo([frame(2, v4(1)), frame(30, v6()), Uint8Array.of(0, 0, 0), frame(7, v4(2)), frame(30, v4(3)), frame(2, v4(4))]);
+    const f = fakeIo([
+      frame(2, v4(1)),
+      frame(30, v6()),
+      Uint8Array.of(0, 0, 0),
+      frame(7, v4(2)),
+      frame(30, v4(3)),
+      frame(2, v4(4)),
+    ]);
     const tun = new UtunDevice('utun5', f.io);
     const got: number[][] = [];
     tun.onReceive((ps) => got.push(...ps.map((p) => [...p])));
     f.fire();
     expect(got).toEqual([[...v4(1)], [...v6()], [...v4(4)]]);
-    expect(tun.stats).toMatchObject({ rxPackets: 3, rxDropped: 3, rxBytes: v4(1).length + v6().length + v4(4).length });
+    expect(tun.stats).toMatchObject({
+      rxPackets: 3,
+      rxDropped: 3,
+      rxBytes: v4(1).length + v6().length + v4(4).length,
+    });
     expect(tun.mtu()).toBe(1420);
   });
 
@@ -50,7 +69,11 @@ describe('utun device', () => {
     const f = fakeIo([]);
     const tun = new UtunDevice('utun5', f.io);
     tun.write([v4(1), v6(), Uint8Array.of(0x10, 1, 2), v4(2)]);
-    expect(f.written).toEqual([[0, 0, 0, 2, ...v4(1)], [0, 0, 0, 30, ...v6()], [0, 0, 0, 2, ...v4(2)]]);
+    expect(f.written).toEqual([
+      [0, 0, 0, 2, ...v4(1)],
+      [0, 0, 0, 30, ...v6()],
+      [0, 0, 0, 2, ...v4(2)],
+    ]);
     expect(tun.stats).toMatchObject({ txPackets: 3, txDropped: 1 });
     // every frame went out of one reused buffer
     expect(f.buffers.size).toBe(1);
@@ -58,7 +81,11 @@ describe('utun device', () => {
 
   it('batches of at most 256 packets, each intact and in order; a header-only frame is dropped', () => {
     const big = Uint8Array.from({ length: 9000 }, (_, i) => (i === 0 ? 0x45 : i & 0xff));
-    const frames = [...Array.from({ length: 299 }, (_, i) => frame(2, v4(i % 50))), frame(2, big), Uint8Array.of(0, 0, 0, 2)];
+    const frames = [
+      ...Array.from({ length: 299 }, (_, i) => frame(2, v4(i % 50))),
+      frame(2, big),
+      Uint8Array.of(0, 0, 0, 2),
+    ];
     const f = fakeIo(frames.map((x) => Uint8Array.from(x)));
     const tun = new UtunDevice('utun5', f.io);
     const batches: number[][][] = [];
@@ -76,7 +103,11 @@ describe('utun device', () => {
   it('a frame the kernel refuses is counted, the next still goes out', () => {
     const f = fakeIo([]);
     let refuse = true;
-    const io = { ...f.io, write: (buf: Uint8Array, len: number) => (refuse ? ((refuse = false), false) : f.io.write(buf, len)) };
+    const io = {
+      ...f.io,
+      write: (buf: Uint8Array, len: number) =>
+        refuse ? ((refuse = false), false) : f.io.write(buf, len),
+    };
     const tun = new UtunDevice('utun5', io);
     tun.write([v4(1), v6()]);
     expect(f.written).toEqual([[0, 0, 0, 30, ...v6()]]);

@@ -45,7 +45,13 @@ describe('HandshakeBoost', () => {
     b.leave(p2);
     expect(f.calls).toEqual(['fifo', 'other']);
     expect(f.policy()).toBe(0);
-    expect(b.state()).toMatchObject({ enabled: true, active: false, windows: 1, expired: 0, ms: 5 });
+    expect(b.state()).toMatchObject({
+      enabled: true,
+      active: false,
+      windows: 1,
+      expired: 0,
+      ms: 5,
+    });
     // a peer that was not waiting changes nothing
     b.leave(p1);
     expect(f.calls).toEqual(['fifo', 'other']);
@@ -128,7 +134,10 @@ describe('the device and its boost', () => {
     await b.dev.close();
 
     const g = fakeSched();
-    const ka = await makePair({ device: { boost: new HandshakeBoost(g.sched) }, persistentKeepaliveA: 25 });
+    const ka = await makePair({
+      device: { boost: new HandshakeBoost(g.sched) },
+      persistentKeepaliveA: 25,
+    });
     ka.net.flush();
     ka.net.flush();
     expect(g.calls).toEqual([]); // the keepalive's handshake: nothing waits on it
@@ -160,7 +169,16 @@ describe('the engine thread slice setting', () => {
     delete process.env.AWG_ENGINE_SLICE_US;
     expect(engineSliceUs()).toBe(ENGINE_SLICE_US);
     expect(ENGINE_SLICE_US).toBe(100);
-    for (const [v, us] of [['3000', 3000], ['100000', 100_000], ['0', 0], ['50', 0], ['100001', 0], ['1.5', 0], ['fast', 0], ['', 100]] as const) {
+    for (const [v, us] of [
+      ['3000', 3000],
+      ['100000', 100_000],
+      ['0', 0],
+      ['50', 0],
+      ['100001', 0],
+      ['1.5', 0],
+      ['fast', 0],
+      ['', 100],
+    ] as const) {
       process.env.AWG_ENGINE_SLICE_US = v;
       expect(engineSliceUs(), v).toBe(us);
     }

@@ -1,6 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { CryptoPool, KEEP_RATIO, MIN_PARALLEL, PROBE_RUNS, poolThreadsFromEnv } from '../../../src/dataplane/crypto/pool.js';
+import {
+  CryptoPool,
+  KEEP_RATIO,
+  MIN_PARALLEL,
+  PROBE_RUNS,
+  poolThreadsFromEnv,
+} from '../../../src/dataplane/crypto/pool.js';
 import { openWithNonce, seal, writeNonce } from '../../../src/dataplane/crypto/aead.js';
 import { makeBatchedPair, ipv4 } from './harness.js';
 
@@ -36,85 +42,99 @@ describe('AWG_CRYPTO_THREADS', () => {
 });
 
 describe('the crypto pool seals and opens as node:crypto does', () => {
-  it.each([0, 1, 2])('%i thread(s): a run of many keys, slab and staged sources, tampered messages fail alone', async (threads) => {
-    const pool = threads ? await runningPool(threads) : CryptoPool.create({ threads: 0 })!;
-    const seals = pool.queue();
-    const opens = pool.queue();
-    const region = Buffer.allocUnsafeSlow(1 << 20); // a slab: shared by address
-    const out = Buffer.allocUnsafeSlow(1 << 20);
-    const keys = Array.from({ length: 5 }, () => randomBytes(32));
-    const jobs: Array<{ key: Buffer; counter: number; plain: Uint8Array; pad: number; at: number }> = [];
-    let srcAt = 0;
-    let dstAt = 0;
-    for (let i = 0; i < 200; i++) {
-      const len = i % 7 === 0 ? 0 : 1 + ((i * 37) % 1420);
-      let plain: Uint8Array;
-      if (i % 5 === 0) plain = Uint8Array.from(randomBytes(len)); // outside any region: staged
-      else {
-        plain = region.subarray(srcAt, srcAt + len);
-        plain.set(randomBytes(len));
-        srcAt += len + 3;
+  it.each([0, 1, 2])(
+    '%i thread(s): a run of many keys, slab and staged sources, tampered messages fail alone',
+    async (threads) => {
+      const pool = threads ? await runningPool(threads) : CryptoPool.create({ threads: 0 })!;
+      const seals = pool.queue();
+      const opens = pool.queue();
+      const region = Buffer.allocUnsafeSlow(1 << 20); // a slab: shared by address
+      const out = Buffer.allocUnsafeSlow(1 << 20);
+      const keys = Array.from({ length: 5 }, () => randomBytes(32));
+      const jobs: Array<{
+        key: Buffer;
+        counter: number;
+        plain: Uint8Array;
+        pad: number;
+        at: number;
+      }> = [];
+      let srcAt = 0;
+      let dstAt = 0;
+      for (let i = 0; i < 200; i++) {
+        const len = i % 7 === 0 ? 0 : 1 + ((i * 37) % 1420);
+        let plain: Uint8Array;
+        if (i % 5 === 0)
+          plain = Uint8Array.from(randomBytes(len)); // outside any region: staged
+        else {
+          plain = region.subarray(srcAt, srcAt + len);
+          plain.set(randomBytes(len));
+          srcAt += len + 3;
+        }
+        const key = keys[Math.floor(i / 9) % keys.length]!;
+        const counter = i === 3 ? 2 ** 40 + 5 : i * 1000;
+        const pad = (16 - (len % 16)) % 16;
+        const job = seals.seal(key, counter, plain, pad, out, dstAt);
+        expect(job).toBe(i);
+        jobs.push({ key, counter, plain, pad, at: dstAt });
+        dstAt += len + pad + 16 + 5;
       }
-      const key = keys[Math.floor(i / 9) % keys.length]!;
-      const counter = i === 3 ? 2 ** 40 + 5 : i * 1000;
-      const pad = (16 - (len % 16)) % 16;
-      const job = seals.seal(key, counter, plain, pad, out, dstAt);
-      expect(job).toBe(i);
-      jobs.push({ key, counter, plain, pad, at: dstAt });
-      dstAt += len + pad + 16 + 5;
-    }
-    seals.run();
-    const sealed: Uint8Array[] = [];
-    jobs.forEach((j, i) => {
-      const n = j.plain.length + j.pad + 16;
-      expect(seals.result(i)).toBe(n);
-      const padded = new Uint8Array(j.plain.length + j.pad);
-      padded.set(j.plain);
-      const want = seal(j.key, j.counter, padded);
-      expect(hexOf(out.subarray(j.at, j.at + n))).toBe(hexOf(want));
-      sealed.push(Uint8Array.from(out.subarray(j.at, j.at + n)));
-    });
-    seals.reset();
-    // open them again (every third one tampered), from the region into another part of it
-    const into = Buffer.allocUnsafeSlow(1 << 20);
-    let at = 0;
-    const where: number[] = [];
-    sealed.forEach((s, i) => {
-      if (i % 3 === 1) s[s.length - 1]! ^= 1;
-      expect(opens.open(jobs[i]!.key, jobs[i]!.counter, s, into, at)).toBe(i);
-      where.push(at);
-      at += s.length;
-    });
-    opens.run();
-    sealed.forEach((s, i) => {
-      const j = jobs[i]!;
-      if (i % 3 === 1) {
-        expect(opens.result(i)).toBe(-1);
-        expect(openWithNonce(j.key, writeNonce(Buffer.alloc(12), j.counter), s)).toBeNull();
-      } else {
-        expect(opens.result(i)).toBe(j.plain.length + j.pad);
-        expect(hexOf(into.subarray(where[i]!, where[i]! + j.plain.length))).toBe(hexOf(j.plain));
+      seals.run();
+      const sealed: Uint8Array[] = [];
+      jobs.forEach((j, i) => {
+        const n = j.plain.length + j.pad + 16;
+        expect(seals.result(i)).toBe(n);
+        const padded = new Uint8Array(j.plain.length + j.pad);
+        padded.set(j.plain);
+        const want = seal(j.key, j.counter, padded);
+        expect(hexOf(out.subarray(j.at, j.at + n))).toBe(hexOf(want));
+        sealed.push(Uint8Array.from(out.subarray(j.at, j.at + n)));
+      });
+      seals.reset();
+      // open them again (every third one tampered), from the region into another part of it
+      const into = Buffer.allocUnsafeSlow(1 << 20);
+      let at = 0;
+      const where: number[] = [];
+      sealed.forEach((s, i) => {
+        if (i % 3 === 1) s[s.length - 1]! ^= 1;
+        expect(opens.open(jobs[i]!.key, jobs[i]!.counter, s, into, at)).toBe(i);
+        where.push(at);
+        at += s.length;
+      });
+      opens.run();
+      sealed.forEach((s, i) => {
+        const j = jobs[i]!;
+        if (i % 3 === 1) {
+          expect(opens.result(i)).toBe(-1);
+          expect(openWithNonce(j.key, writeNonce(Buffer.alloc(12), j.counter), s)).toBeNull();
+        } else {
+          expect(opens.result(i)).toBe(j.plain.length + j.pad);
+          expect(hexOf(into.subarray(where[i]!, where[i]! + j.plain.length))).toBe(hexOf(j.plain));
+        }
+      });
+      opens.reset();
+      if (threads) {
+        expect(pool.stats.parallelRuns).toBe(2);
+        expect(pool.stats.threadJobs).toBe(400);
+        expect(pool.stats.staged).toBe(240); // 40 seals and every open (their sources are copies)
       }
-    });
-    opens.reset();
-    if (threads) {
-      expect(pool.stats.parallelRuns).toBe(2);
-      expect(pool.stats.threadJobs).toBe(400);
-      expect(pool.stats.staged).toBe(240); // 40 seals and every open (their sources are copies)
-    }
-  });
+    },
+  );
 
   it('runs smaller than MIN_PARALLEL stay on the calling thread; keys are zeroed after every run', async () => {
     const pool = await runningPool(1);
     const q = pool.queue();
     const dst = Buffer.allocUnsafeSlow(64 * 1024);
     const before = pool.stats.parallelRuns;
-    for (let i = 0; i < MIN_PARALLEL - 1; i++) q.seal(Buffer.alloc(32, 7), i, Buffer.alloc(100, i), 0, dst, i * 200);
+    for (let i = 0; i < MIN_PARALLEL - 1; i++)
+      q.seal(Buffer.alloc(32, 7), i, Buffer.alloc(100, i), 0, dst, i * 200);
     q.run();
     expect(pool.stats.parallelRuns).toBe(before);
     for (let i = 0; i < MIN_PARALLEL - 1; i++) expect(q.result(i)).toBe(116);
     q.reset();
-    const keyArea = new Uint8Array(q.sab!).subarray(4 * (8 + 1024 * 12), 4 * (8 + 1024 * 12) + 64 * 32);
+    const keyArea = new Uint8Array(q.sab!).subarray(
+      4 * (8 + 1024 * 12),
+      4 * (8 + 1024 * 12) + 64 * 32,
+    );
     expect(keyArea.every((b) => b === 0)).toBe(true);
   });
 
@@ -141,7 +161,8 @@ describe('the crypto pool seals and opens as node:crypto does', () => {
     const key = randomBytes(32);
     for (let i = 0; i < 32; i++) a.seal(key, i, Buffer.alloc(1000, i), 0, dst, i * 1100);
     a.run();
-    for (let i = 0; i < 32; i++) b.seal(key, 100 + i, Buffer.alloc(500, i), 0, dst, 64 * 1024 + i * 600);
+    for (let i = 0; i < 32; i++)
+      b.seal(key, 100 + i, Buffer.alloc(500, i), 0, dst, 64 * 1024 + i * 600);
     b.run();
     for (let i = 0; i < 32; i++) expect(a.result(i)).toBe(1016);
     for (let i = 0; i < 32; i++) expect(b.result(i)).toBe(516);
@@ -151,7 +172,12 @@ describe('the crypto pool seals and opens as node:crypto does', () => {
 
 describe('auto: the threads stay only where they make runs faster', () => {
   async function probed(parallelCost: number): Promise<CryptoPool> {
-    const pool = CryptoPool.create({ threads: 1, eager: true, adaptive: true, runCost: (parallel, bytes) => bytes * (parallel ? parallelCost : 1) })!;
+    const pool = CryptoPool.create({
+      threads: 1,
+      eager: true,
+      adaptive: true,
+      runCost: (parallel, bytes) => bytes * (parallel ? parallelCost : 1),
+    })!;
     pools.push(pool);
     await vi.waitFor(() => expect(pool.running).toBe(1), { timeout: 10_000, interval: 20 });
     const q = pool.queue();
@@ -175,7 +201,8 @@ describe('auto: the threads stay only where they make runs faster', () => {
     const q = pool.queue();
     const dst = Buffer.allocUnsafeSlow(128 * 1024);
     for (let r = 0; r < 200; r++) {
-      for (let i = 0; i < 16; i++) q.seal(Buffer.alloc(32, 1), i, Buffer.alloc(100, i), 0, dst, i * 200);
+      for (let i = 0; i < 16; i++)
+        q.seal(Buffer.alloc(32, 1), i, Buffer.alloc(100, i), 0, dst, i * 200);
       q.run();
       q.reset();
     }
@@ -215,7 +242,9 @@ describe('two devices with the crypto pool', () => {
     deliver();
     expect(b.tun.written.slice(1).map(hexOf)).toEqual(want);
     // and back: B's replies go out through its pool queue too
-    const back = Array.from({ length: 300 }, (_, i) => ipv4('192.168.0.2', '192.168.0.1', `r${i}`.padEnd(900, '-')));
+    const back = Array.from({ length: 300 }, (_, i) =>
+      ipv4('192.168.0.2', '192.168.0.1', `r${i}`.padEnd(900, '-')),
+    );
     b.tun.inject(...back);
     deliver();
     expect(a.tun.written.map(hexOf)).toEqual(back.map(hexOf));

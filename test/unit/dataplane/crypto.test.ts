@@ -20,7 +20,11 @@ const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
  * Runs `check` on a fresh copy of a module loaded with libcrypto (`VAR` unset) and with
  * node:crypto (`VAR=node`): the modules pick their backend when they load.
  */
-async function underBothBackends<M>(variable: string, load: () => Promise<M>, check: (m: M, env: string) => void): Promise<void> {
+async function underBothBackends<M>(
+  variable: string,
+  load: () => Promise<M>,
+  check: (m: M, env: string) => void,
+): Promise<void> {
   for (const env of ['', 'node']) {
     vi.resetModules();
     vi.stubEnv(variable, env);
@@ -101,18 +105,22 @@ describe('ChaCha20-Poly1305', () => {
 
 describe('openInto (the receive path opens into its slab)', () => {
   it('EVP and node:crypto (AWG_AEAD=node) give the same plaintext at the offset, and -1 when tampered', async () => {
-    await underBothBackends('AWG_AEAD', () => import('../../../src/dataplane/crypto/aead.js'), (m) => {
-      const key = new Uint8Array(32).fill(7);
-      const nonce = m.writeNonce(new Uint8Array(12), 42);
-      const pt = new TextEncoder().encode('a packet for the TUN');
-      const sealed = new Uint8Array(pt.length + 16);
-      m.sealInto(key, nonce, pt, 0, sealed, 0);
-      const slab = new Uint8Array(256);
-      expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(pt.length);
-      expect(toHex(slab.subarray(40, 40 + pt.length))).toBe(toHex(pt));
-      sealed[3]! ^= 1;
-      expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(-1);
-    });
+    await underBothBackends(
+      'AWG_AEAD',
+      () => import('../../../src/dataplane/crypto/aead.js'),
+      (m) => {
+        const key = new Uint8Array(32).fill(7);
+        const nonce = m.writeNonce(new Uint8Array(12), 42);
+        const pt = new TextEncoder().encode('a packet for the TUN');
+        const sealed = new Uint8Array(pt.length + 16);
+        m.sealInto(key, nonce, pt, 0, sealed, 0);
+        const slab = new Uint8Array(256);
+        expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(pt.length);
+        expect(toHex(slab.subarray(40, 40 + pt.length))).toBe(toHex(pt));
+        sealed[3]! ^= 1;
+        expect(m.openInto(key, nonce, sealed, slab, 40)).toBe(-1);
+      },
+    );
   });
 });
 
@@ -176,18 +184,24 @@ describe('X25519', () => {
     expect(sharedSecret(generateKeyPair().privateKey, new Uint8Array(32))).toBeNull();
   });
   it('an imported key (an EVP handle, or a KeyObject with AWG_X25519=node) agrees with raw bytes', async () => {
-    await underBothBackends('AWG_X25519', () => import('../../../src/dataplane/crypto/x25519.js'), (m, env) => {
-      for (let i = 0; i < 5; i++) {
-        const a = generateKeyPair();
-        const b = generateKeyPair();
-        const k = m.importPrivateKey(a.privateKey);
-        expect(env === 'node' ? k.node : k.evp).toBeDefined();
-        expect(toHex(k.publicKey)).toBe(toHex(a.publicKey));
-        expect(toHex(m.sharedSecret(k, b.publicKey)!)).toBe(toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
-        expect(m.sharedSecret(k, new Uint8Array(32))).toBeNull();
-        m.disposePrivateKey(k);
-      }
-    });
+    await underBothBackends(
+      'AWG_X25519',
+      () => import('../../../src/dataplane/crypto/x25519.js'),
+      (m, env) => {
+        for (let i = 0; i < 5; i++) {
+          const a = generateKeyPair();
+          const b = generateKeyPair();
+          const k = m.importPrivateKey(a.privateKey);
+          expect(env === 'node' ? k.node : k.evp).toBeDefined();
+          expect(toHex(k.publicKey)).toBe(toHex(a.publicKey));
+          expect(toHex(m.sharedSecret(k, b.publicKey)!)).toBe(
+            toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)),
+          );
+          expect(m.sharedSecret(k, new Uint8Array(32))).toBeNull();
+          m.disposePrivateKey(k);
+        }
+      },
+    );
   });
   it('clamps', () => {
     const k = clamp(new Uint8Array(32).fill(0xff));

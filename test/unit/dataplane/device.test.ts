@@ -211,7 +211,9 @@ describe('buffers the device does not own', () => {
     const { a, b, net } = await makePair();
     a.tun.inject(PING);
     net.flush();
-    const big = Array.from({ length: 300 }, (_, i) => ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')));
+    const big = Array.from({ length: 300 }, (_, i) =>
+      ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')),
+    );
     a.tun.inject(...big); // 300 × ~1.36 KB: three slabs' worth, five bursts
     net.flush();
     expect(b.tun.written.slice(1).map(hexOf)).toEqual(big.map(hexOf));
@@ -227,7 +229,9 @@ describe('the receive slab', () => {
     deliver();
     expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
     // 300 × ~1.36 KB ≈ 400 KB in one batch: more than the 256 KiB slab
-    const big = Array.from({ length: 300 }, (_, i) => ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')));
+    const big = Array.from({ length: 300 }, (_, i) =>
+      ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')),
+    );
     a.tun.inject(...big);
     deliver();
     expect(b.tun.written.length).toBe(301);
@@ -241,7 +245,9 @@ describe('AWG_BUFFER_REUSE=0 (diagnosis): a buffer per packet', () => {
     try {
       const { a, b, net } = await makePair();
       expect(a.dev.reuseBuffers).toBe(false);
-      const big = Array.from({ length: 200 }, (_, i) => ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')));
+      const big = Array.from({ length: 200 }, (_, i) =>
+        ipv4('192.168.0.1', '192.168.0.2', `${i}`.padEnd(1300, '.')),
+      );
       a.tun.inject(PING);
       net.flush();
       a.tun.inject(...big);

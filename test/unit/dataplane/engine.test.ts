@@ -63,7 +63,9 @@ describe('createEngine: device + TUN + bind + UAPI socket', () => {
     net = new MemoryNetwork();
     serverTun = new MemoryTun('srv0');
     server = new Device({ tun: serverTun, bind: net.bind('10.0.0.2') });
-    await server.ipcSet(`set=1\nprivate_key=${hexOf(srv.privateKey)}\nlisten_port=51820\npublic_key=${hexOf(me.publicKey)}\nallowed_ip=10.200.50.1/32\n\n`);
+    await server.ipcSet(
+      `set=1\nprivate_key=${hexOf(srv.privateKey)}\nlisten_port=51820\npublic_key=${hexOf(me.publicKey)}\nallowed_ip=10.200.50.1/32\n\n`,
+    );
     await server.up();
     tuns = [];
     io = {
@@ -101,7 +103,9 @@ describe('createEngine: device + TUN + bind + UAPI socket', () => {
 
     tuns[0]!.inject(ipv4('10.200.50.1', '10.200.50.2', 'through'));
     await flush();
-    expect(serverTun.written.map((p) => Buffer.from(p.subarray(20)).toString())).toEqual(['through']);
+    expect(serverTun.written.map((p) => Buffer.from(p.subarray(20)).toString())).toEqual([
+      'through',
+    ]);
     await vi.waitFor(() => expect(handshakes).toEqual([true])); // emitted after the packet
 
     await engine.close();
@@ -121,7 +125,9 @@ describe('createEngine: device + TUN + bind + UAPI socket', () => {
 
   it('a configuration the device rejects closes device and TUN and rethrows the UAPI error', async () => {
     const engine = createEngine('awg-vpn', io);
-    const err = await engine.start('set=1\nlisten_port=99999\n\n', { uapiPath: join(dir, 'x.sock') }).catch((e: unknown) => e);
+    const err = await engine
+      .start('set=1\nlisten_port=99999\n\n', { uapiPath: join(dir, 'x.sock') })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UapiError);
     expect((err as UapiError).errno).toBe(-22);
     expect(engine.device.state).toBe('closed');
@@ -146,7 +152,9 @@ describe('createEngine: device + TUN + bind + UAPI socket', () => {
     tun.onReceive = () => {
       throw new Error('no receiver');
     };
-    expect(() => createEngine('awg-bad', { openTun: () => tun, bind: () => net.bind('10.0.0.5') })).toThrow('no receiver');
+    expect(() =>
+      createEngine('awg-bad', { openTun: () => tun, bind: () => net.bind('10.0.0.5') }),
+    ).toThrow('no receiver');
     expect(tun.isClosed).toBe(true);
   });
 });

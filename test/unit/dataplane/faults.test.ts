@@ -112,7 +112,9 @@ describe('rate limiter (20/s, burst 5 per IPv4 address or IPv6 /64)', () => {
   it('keys IPv6 sources by /64: another address in the same /64 shares the bucket', () => {
     const r = new RateLimiter();
     // a host owning 2001:db8:1:2::/64 rotates its source address on every packet
-    const same64 = [1, 2, 3, 4, 5, 6].map((i) => r.allow(`2001:db8:1:2:${i.toString(16)}::${i}`, 0));
+    const same64 = [1, 2, 3, 4, 5, 6].map((i) =>
+      r.allow(`2001:db8:1:2:${i.toString(16)}::${i}`, 0),
+    );
     expect(same64).toEqual([true, true, true, true, true, false]);
     expect(r.allow('2001:db8:1:2:ffff:ffff:ffff:ffff', 0)).toBe(false);
     expect(r.allow('2001:db8:1:3::1', 0)).toBe(true); // the neighbouring /64: its own bucket
@@ -120,7 +122,13 @@ describe('rate limiter (20/s, burst 5 per IPv4 address or IPv6 /64)', () => {
   });
   it('an IPv4-mapped IPv6 source is its IPv4 address; IPv4 keys by the whole address', () => {
     const r = new RateLimiter();
-    expect([1, 2, 3, 4, 5].map(() => r.allow('192.0.2.7', 0))).toEqual([true, true, true, true, true]);
+    expect([1, 2, 3, 4, 5].map(() => r.allow('192.0.2.7', 0))).toEqual([
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(r.allow('::ffff:192.0.2.7', 0)).toBe(false);
     expect(r.allow('192.0.2.8', 0)).toBe(true);
     expect(rateLimitKey('::ffff:192.0.2.7')).toBe(rateLimitKey('192.0.2.7'));

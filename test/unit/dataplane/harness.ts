@@ -64,7 +64,13 @@ export interface PairOptions {
 export async function makePair(o: PairOptions = {}) {
   const clock = new SimClock();
   const net = new MemoryNetwork(clock);
-  const mk = (outer: string, name: string, seed: number, extra?: Partial<DeviceOptions>, wrap?: PairOptions['wrapBindB']): Side => {
+  const mk = (
+    outer: string,
+    name: string,
+    seed: number,
+    extra?: Partial<DeviceOptions>,
+    wrap?: PairOptions['wrapBindB'],
+  ): Side => {
     const tun = new MemoryTun(name);
     const bind = net.bind(outer);
     const dev = new Device({

@@ -13,7 +13,8 @@ describe('formatAddress', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.boolean(), (b, zeros) => {
         if (zeros) b.fill(0, 4, 4 + (b[0]! % 12)); // runs of zero words
-        const isMapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+        const isMapped =
+          b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
         const want = isMapped
           ? [...b.subarray(12)].join('.')
           : (ipaddr.fromByteArray([...b]) as ipaddr.IPv6).toRFC5952String();
@@ -33,7 +34,9 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     for (const c of closers.splice(0)) await c();
   });
 
-  async function dgram(host: string): Promise<{ s: Socket; got: Array<{ m: Buffer; from: string }> }> {
+  async function dgram(
+    host: string,
+  ): Promise<{ s: Socket; got: Array<{ m: Buffer; from: string }> }> {
     const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
     const got: Array<{ m: Buffer; from: string }> = [];
     s.on('message', (m, r) => got.push({ m, from: r.address }));
@@ -43,7 +46,12 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     return { s, got };
   }
 
-  async function bind(): Promise<{ b: NativeUdpBind; port: number; got: Array<{ d: Buffer; from: Endpoint }>; batches: () => number }> {
+  async function bind(): Promise<{
+    b: NativeUdpBind;
+    port: number;
+    got: Array<{ d: Buffer; from: Endpoint }>;
+    batches: () => number;
+  }> {
     const b = new NativeUdpBind();
     const got: Array<{ d: Buffer; from: Endpoint }> = [];
     let batches = 0;
@@ -65,8 +73,15 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     const v6 = await dgram('::1');
     for (let i = 0; i < 300; i++) v4.s.send(Buffer.from(`v4-${i}`), port, '127.0.0.1');
     await until(() => got.length === 300, '300 datagrams');
-    expect(got.map((g) => g.d.toString())).toEqual(Array.from({ length: 300 }, (_, i) => `v4-${i}`));
-    expect(got[0]!.from).toEqual({ address: '127.0.0.1', port: v4.s.address().port, src: '127.0.0.1', srcIfindex: undefined });
+    expect(got.map((g) => g.d.toString())).toEqual(
+      Array.from({ length: 300 }, (_, i) => `v4-${i}`),
+    );
+    expect(got[0]!.from).toEqual({
+      address: '127.0.0.1',
+      port: v4.s.address().port,
+      src: '127.0.0.1',
+      srcIfindex: undefined,
+    });
     // consecutive datagrams of one sender share one endpoint object
     expect(got[1]!.from).toBe(got[0]!.from);
     expect(batches()).toBeLessThan(300);
@@ -100,7 +115,11 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     expect(r.got[151]!.from).toBe('127.0.0.1');
 
     // a source that is not ours: refused by the kernel, sent without it
-    b.send([Buffer.from('fallback')], { address: '127.0.0.1', port: r.s.address().port, src: '192.0.2.77' });
+    b.send([Buffer.from('fallback')], {
+      address: '127.0.0.1',
+      port: r.s.address().port,
+      src: '192.0.2.77',
+    });
     await until(() => r.got.length === 153, 'fallback');
     expect(r.got[152]!.from).toBe('127.0.0.1');
   });
@@ -109,10 +128,16 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     const { b } = await bind();
     const r = await dgram('127.0.0.1');
     const to = { address: '127.0.0.1', port: r.s.address().port };
-    const inner = b as unknown as { tx: { send: (...a: unknown[]) => number; full: boolean }; flushPending(): void };
+    const inner = b as unknown as {
+      tx: { send: (...a: unknown[]) => number; full: boolean };
+      flushPending(): void;
+    };
     const real = inner.tx;
     // a socket buffer with no room: nothing goes out, everything is queued for POLLOUT
-    inner.tx = { send: (_b: unknown, _a: unknown, _p: unknown, start: unknown) => start as number, full: true } as typeof real;
+    inner.tx = {
+      send: (_b: unknown, _a: unknown, _p: unknown, start: unknown) => start as number,
+      full: true,
+    } as typeof real;
     const slab = Buffer.from('one|two|three');
     b.send([slab.subarray(0, 3), slab.subarray(4, 7), slab.subarray(8)], to);
     slab.fill(0x58); // the device seals its next batch into the same slab
@@ -155,69 +180,79 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
   it.each([
     ['the sender thread', false],
     ["libuv's pool (the pool sender)", true],
-  ])('under load sendmmsg moves to %s: in order, from the reached address, stopped before the socket closes', async (_, pool) => {
-    const b = new NativeUdpBind(undefined, { sendThread: true, sendPool: pool });
-    await b.open(0);
-    const r = await dgram('127.0.0.1');
-    const to = { address: '127.0.0.1', port: r.s.address().port };
-    let seq = 0;
-    // rounds of 64 the receiver's buffer holds; 2000 within a second start the thread
-    const round = async (ep: Endpoint = to) => {
-      const want = r.got.length + 64;
-      b.send(Array.from({ length: 64 }, () => Buffer.from(`s-${seq++}`)), ep);
-      await until(() => r.got.length === want, `datagram ${want}`);
-    };
-    for (let i = 0; i < 40 && !b.sendThreaded; i++) await round();
-    await until(() => {
-      if (!b.sendThreaded) b.send([Buffer.from(`s-${seq++}`)], to); // the switch happens on a send
-      return b.sendThreaded;
-    }, 'the sender thread');
-    await until(() => r.got.length === seq, 'the rest');
-    for (let i = 0; i < 20; i++) await round();
-    expect(r.got.map((g) => g.m.toString())).toEqual(Array.from({ length: seq }, (_, i) => `s-${i}`));
-    // more bursts at once than the ring has slots (8 × 64): queued in order, none dropped
-    const big = Array.from({ length: 600 }, (_, i) => Buffer.from(`b-${i}`));
-    r.s.setRecvBufferSize(4 << 20);
-    b.send(big, to);
-    await until(() => r.got.length === seq + 600, 'the 600');
-    expect(r.got.slice(seq).map((g) => g.m.toString())).toEqual(big.map(String));
-    expect(b.sendDropped).toBe(0);
-    // the source travels with the burst; a refused one is stripped by the thread and reported
-    await round({ ...to, src: '127.0.0.2' });
-    expect(r.got.at(-1)!.from).toBe('127.0.0.2');
-    const n = r.got.length;
-    b.send([Buffer.from('fallback')], { ...to, src: '192.0.2.77' });
-    await until(() => r.got.length === n + 1, 'fallback');
-    expect(r.got[n]!.from).toBe('127.0.0.1');
-    expect(b.sendDropped).toBe(0);
-    // a refused source inside a burst the sender took (the pool's call fails; the burst is
-    // finished on this thread without it)
-    const burst = Array.from({ length: 16 }, (_, i) => Buffer.from(`r-${i}`));
-    b.send(burst, { ...to, src: '192.0.2.78' });
-    await until(() => r.got.length === n + 17, 'the refused-source burst');
-    expect(r.got.slice(n + 1).map((g) => `${g.m}@${g.from}`)).toEqual(burst.map((x) => `${x}@127.0.0.1`));
-    expect(b.sendDropped).toBe(0);
-    const tx = (b as unknown as { tx: { threadExit: Promise<void> | null; pooled: boolean } }).tx;
-    expect(tx.pooled).toBe(pool);
-    if (pool) {
-      // bursts still in the ring when the bind closes go out before the fd is closed
-      const last = Array.from({ length: 300 }, (_, i) => Buffer.from(`c-${i}`));
-      const m = r.got.length;
-      b.send(last, to);
+  ])(
+    'under load sendmmsg moves to %s: in order, from the reached address, stopped before the socket closes',
+    async (_, pool) => {
+      const b = new NativeUdpBind(undefined, { sendThread: true, sendPool: pool });
+      await b.open(0);
+      const r = await dgram('127.0.0.1');
+      const to = { address: '127.0.0.1', port: r.s.address().port };
+      let seq = 0;
+      // rounds of 64 the receiver's buffer holds; 2000 within a second start the thread
+      const round = async (ep: Endpoint = to) => {
+        const want = r.got.length + 64;
+        b.send(
+          Array.from({ length: 64 }, () => Buffer.from(`s-${seq++}`)),
+          ep,
+        );
+        await until(() => r.got.length === want, `datagram ${want}`);
+      };
+      for (let i = 0; i < 40 && !b.sendThreaded; i++) await round();
+      await until(() => {
+        if (!b.sendThreaded) b.send([Buffer.from(`s-${seq++}`)], to); // the switch happens on a send
+        return b.sendThreaded;
+      }, 'the sender thread');
+      await until(() => r.got.length === seq, 'the rest');
+      for (let i = 0; i < 20; i++) await round();
+      expect(r.got.map((g) => g.m.toString())).toEqual(
+        Array.from({ length: seq }, (_, i) => `s-${i}`),
+      );
+      // more bursts at once than the ring has slots (8 × 64): queued in order, none dropped
+      const big = Array.from({ length: 600 }, (_, i) => Buffer.from(`b-${i}`));
+      r.s.setRecvBufferSize(4 << 20);
+      b.send(big, to);
+      await until(() => r.got.length === seq + 600, 'the 600');
+      expect(r.got.slice(seq).map((g) => g.m.toString())).toEqual(big.map(String));
+      expect(b.sendDropped).toBe(0);
+      // the source travels with the burst; a refused one is stripped by the thread and reported
+      await round({ ...to, src: '127.0.0.2' });
+      expect(r.got.at(-1)!.from).toBe('127.0.0.2');
+      const n = r.got.length;
+      b.send([Buffer.from('fallback')], { ...to, src: '192.0.2.77' });
+      await until(() => r.got.length === n + 1, 'fallback');
+      expect(r.got[n]!.from).toBe('127.0.0.1');
+      expect(b.sendDropped).toBe(0);
+      // a refused source inside a burst the sender took (the pool's call fails; the burst is
+      // finished on this thread without it)
+      const burst = Array.from({ length: 16 }, (_, i) => Buffer.from(`r-${i}`));
+      b.send(burst, { ...to, src: '192.0.2.78' });
+      await until(() => r.got.length === n + 17, 'the refused-source burst');
+      expect(r.got.slice(n + 1).map((g) => `${g.m}@${g.from}`)).toEqual(
+        burst.map((x) => `${x}@127.0.0.1`),
+      );
+      expect(b.sendDropped).toBe(0);
+      const tx = (b as unknown as { tx: { threadExit: Promise<void> | null; pooled: boolean } }).tx;
+      expect(tx.pooled).toBe(pool);
+      if (pool) {
+        // bursts still in the ring when the bind closes go out before the fd is closed
+        const last = Array.from({ length: 300 }, (_, i) => Buffer.from(`c-${i}`));
+        const m = r.got.length;
+        b.send(last, to);
+        await b.close();
+        await until(() => r.got.length === m + 300, 'the bursts queued at close');
+        expect(r.got.slice(m).map((g) => g.m.toString())).toEqual(last.map(String));
+        return;
+      }
+      let exited = false;
+      void tx.threadExit!.then(() => (exited = true));
       await b.close();
-      await until(() => r.got.length === m + 300, "the bursts queued at close");
-      expect(r.got.slice(m).map((g) => g.m.toString())).toEqual(last.map(String));
-      return;
-    }
-    let exited = false;
-    void tx.threadExit!.then(() => (exited = true));
-    await b.close();
-    expect(exited).toBe(true); // the thread was gone before the fd was closed
-  });
+      expect(exited).toBe(true); // the thread was gone before the fd was closed
+    },
+  );
 
   it('AWG_UDP_SEND_THREAD=auto: the pool sender takes bursts only while the gauge says the thread is starved, in order across the switches', async () => {
     let starved = false;
-    const b = new NativeUdpBind(undefined, { sendThread: true, gauge: { check: () => starved }});
+    const b = new NativeUdpBind(undefined, { sendThread: true, gauge: { check: () => starved } });
     await b.open(0);
     const r = await dgram('127.0.0.1');
     r.s.setRecvBufferSize(4 << 20);
@@ -226,7 +261,10 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     let seq = 0;
     const round = async () => {
       const want = r.got.length + 64;
-      b.send(Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)), to);
+      b.send(
+        Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)),
+        to,
+      );
       await until(() => r.got.length === want, `datagram ${want}`);
     };
     for (let i = 0; i < 40 && !tx.pooled; i++) await round();
@@ -240,15 +278,23 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
     const handed = tx.pool!.head;
     expect(handed).toBeGreaterThanOrEqual(5);
     // calm again while bursts are still queued: they leave first, then the sends stay here
-    b.send(Array.from({ length: 600 }, () => Buffer.from(`a-${seq++}`)), to);
+    b.send(
+      Array.from({ length: 600 }, () => Buffer.from(`a-${seq++}`)),
+      to,
+    );
     starved = false;
-    b.send(Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)), to);
+    b.send(
+      Array.from({ length: 64 }, () => Buffer.from(`a-${seq++}`)),
+      to,
+    );
     await until(() => r.got.length === seq, 'the bursts across the switch');
     const queued = tx.pool!.head;
     for (let i = 0; i < 5; i++) await round();
     expect(b.sendPoolActive).toBe(false);
     expect(tx.pool!.head).toBe(queued);
-    expect(r.got.map((g) => g.m.toString())).toEqual(Array.from({ length: seq }, (_, i) => `a-${i}`));
+    expect(r.got.map((g) => g.m.toString())).toEqual(
+      Array.from({ length: seq }, (_, i) => `a-${i}`),
+    );
     expect(b.sendDropped).toBe(0);
     await b.close();
   });

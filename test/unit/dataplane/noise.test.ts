@@ -35,67 +35,72 @@ const toHex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 describe('cacophony Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s', () => {
   // raw key bytes through createInitiation, and keys imported once (crypto/x25519.ts) through
   // a prepared message 1 (what a device sends): the same bytes either way
-  it.each([false, true])('reproduces the handshake, handshake hash and transport messages (imported keys, prepared message 1: %s)', (imported) => {
-    const c = cacophony;
-    const secret = (h: string): Secret => (imported ? importPrivateKey(hex(h)) : hex(h));
-    const pub = (k: Secret) => (k instanceof Uint8Array ? publicKey(k) : k.publicKey);
-    const init = initialState(hex(c.init_prologue), c.protocol_name);
-    const iStatic = secret(c.init_static);
-    const rStatic = secret(c.resp_static);
-    const iEph = secret(c.init_ephemeral);
-    const m1In = {
-      init,
-      localStaticPrivate: iStatic,
-      localStaticPublic: pub(iStatic),
-      remoteStaticPublic: hex(c.init_remote_static),
-      ephemeralPrivate: iEph,
-      payload: hex(c.messages[0].payload),
-    };
-    const m1 = imported ? finishInitiation(prepareInitiation(m1In)!, m1In.payload) : createInitiation(m1In)!;
-    expect(
-      toHex(Buffer.concat([m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload])),
-    ).toBe(c.messages[0].ciphertext);
-    const r1 = consumeInitiation({
-      init,
-      localStaticPrivate: rStatic,
-      localStaticPublic: pub(rStatic),
-      ephemeralPublic: m1.ephemeralPublic,
-      encryptedStatic: m1.encryptedStatic,
-      encryptedPayload: m1.encryptedPayload,
-    })!;
-    expect(toHex(r1.payload)).toBe(c.messages[0].payload);
-    expect(toHex(r1.remoteStaticPublic)).toBe(toHex(pub(iStatic)));
-    const m2 = createResponse({
-      state: r1.state,
-      remoteEphemeral: r1.remoteEphemeral,
-      remoteStaticPublic: r1.remoteStaticPublic,
-      ephemeralPrivate: secret(c.resp_ephemeral),
-      psk: hex(c.resp_psks[0]),
-      payload: hex(c.messages[1].payload),
-    })!;
-    expect(toHex(Buffer.concat([m2.ephemeralPublic, m2.encryptedPayload]))).toBe(
-      c.messages[1].ciphertext,
-    );
-    const i2 = consumeResponse({
-      state: m1.state,
-      localStaticPrivate: iStatic,
-      localEphemeralPrivate: iEph,
-      ephemeralPublic: m2.ephemeralPublic,
-      encryptedPayload: m2.encryptedPayload,
-      psk: hex(c.init_psks[0]),
-    })!;
-    expect(toHex(i2.payload)).toBe(c.messages[1].payload);
-    expect(toHex(i2.state.h)).toBe(c.handshake_hash);
-    expect(toHex(m2.state.h)).toBe(c.handshake_hash);
-    const [t1, t2] = split(i2.state.ck);
-    const msgs = c.messages.slice(2);
-    for (let i = 0; i < msgs.length; i++) {
-      const key = i % 2 === 0 ? t1 : t2;
-      const counter = Math.floor(i / 2);
-      expect(toHex(seal(key, counter, hex(msgs[i].payload)))).toBe(msgs[i].ciphertext);
-      expect(toHex(open(key, counter, hex(msgs[i].ciphertext))!)).toBe(msgs[i].payload);
-    }
-  });
+  it.each([false, true])(
+    'reproduces the handshake, handshake hash and transport messages (imported keys, prepared message 1: %s)',
+    (imported) => {
+      const c = cacophony;
+      const secret = (h: string): Secret => (imported ? importPrivateKey(hex(h)) : hex(h));
+      const pub = (k: Secret) => (k instanceof Uint8Array ? publicKey(k) : k.publicKey);
+      const init = initialState(hex(c.init_prologue), c.protocol_name);
+      const iStatic = secret(c.init_static);
+      const rStatic = secret(c.resp_static);
+      const iEph = secret(c.init_ephemeral);
+      const m1In = {
+        init,
+        localStaticPrivate: iStatic,
+        localStaticPublic: pub(iStatic),
+        remoteStaticPublic: hex(c.init_remote_static),
+        ephemeralPrivate: iEph,
+        payload: hex(c.messages[0].payload),
+      };
+      const m1 = imported
+        ? finishInitiation(prepareInitiation(m1In)!, m1In.payload)
+        : createInitiation(m1In)!;
+      expect(
+        toHex(Buffer.concat([m1.ephemeralPublic, m1.encryptedStatic, m1.encryptedPayload])),
+      ).toBe(c.messages[0].ciphertext);
+      const r1 = consumeInitiation({
+        init,
+        localStaticPrivate: rStatic,
+        localStaticPublic: pub(rStatic),
+        ephemeralPublic: m1.ephemeralPublic,
+        encryptedStatic: m1.encryptedStatic,
+        encryptedPayload: m1.encryptedPayload,
+      })!;
+      expect(toHex(r1.payload)).toBe(c.messages[0].payload);
+      expect(toHex(r1.remoteStaticPublic)).toBe(toHex(pub(iStatic)));
+      const m2 = createResponse({
+        state: r1.state,
+        remoteEphemeral: r1.remoteEphemeral,
+        remoteStaticPublic: r1.remoteStaticPublic,
+        ephemeralPrivate: secret(c.resp_ephemeral),
+        psk: hex(c.resp_psks[0]),
+        payload: hex(c.messages[1].payload),
+      })!;
+      expect(toHex(Buffer.concat([m2.ephemeralPublic, m2.encryptedPayload]))).toBe(
+        c.messages[1].ciphertext,
+      );
+      const i2 = consumeResponse({
+        state: m1.state,
+        localStaticPrivate: iStatic,
+        localEphemeralPrivate: iEph,
+        ephemeralPublic: m2.ephemeralPublic,
+        encryptedPayload: m2.encryptedPayload,
+        psk: hex(c.init_psks[0]),
+      })!;
+      expect(toHex(i2.payload)).toBe(c.messages[1].payload);
+      expect(toHex(i2.state.h)).toBe(c.handshake_hash);
+      expect(toHex(m2.state.h)).toBe(c.handshake_hash);
+      const [t1, t2] = split(i2.state.ck);
+      const msgs = c.messages.slice(2);
+      for (let i = 0; i < msgs.length; i++) {
+        const key = i % 2 === 0 ? t1 : t2;
+        const counter = Math.floor(i / 2);
+        expect(toHex(seal(key, counter, hex(msgs[i].payload)))).toBe(msgs[i].ciphertext);
+        expect(toHex(open(key, counter, hex(msgs[i].ciphertext))!)).toBe(msgs[i].payload);
+      }
+    },
+  );
 });
 
 describe('WireGuard vectors (wg-awg-vectors.json)', () => {

@@ -20,7 +20,7 @@ import {
 /** Reference checksum: big-endian 16-bit words, the RFC 1071 way. */
 function refSum(b: Uint8Array, start: number, end: number, initial = 0): number {
   let s = initial;
-  for (let i = start; i < end; i += 2) s += ((b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0));
+  for (let i = start; i < end; i += 2) s += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
   while (s > 0xffff) s = (s & 0xffff) + Math.floor(s / 0x10000);
   return s;
 }
@@ -87,7 +87,14 @@ function split(p: Uint8Array, gsoSize: number, v6: boolean): Buffer[] {
   const segs: Buffer[] = [];
   const r = splitTcp(
     Buffer.from(p),
-    { flags: 1, gsoType: v6 ? GSO_TCPV6 : GSO_TCPV4, hdrLen: 0, gsoSize, csumStart: iph, csumOffset: 16 },
+    {
+      flags: 1,
+      gsoType: v6 ? GSO_TCPV6 : GSO_TCPV4,
+      hdrLen: 0,
+      gsoSize,
+      csumStart: iph,
+      csumOffset: 16,
+    },
     out,
     0,
     (s, e) => segs.push(Buffer.from(out.subarray(s, e))),
@@ -157,7 +164,14 @@ describe('splitTcp (reads of a GSO super-packet)', () => {
   it('refuses headers that do not describe the packet', () => {
     const big = tcpPacket(flowA, 1, Buffer.alloc(3000));
     const out = Buffer.alloc(10000);
-    const h = { flags: 1, gsoType: GSO_TCPV4, hdrLen: 40, gsoSize: 1000, csumStart: 20, csumOffset: 16 };
+    const h = {
+      flags: 1,
+      gsoType: GSO_TCPV4,
+      hdrLen: 40,
+      gsoSize: 1000,
+      csumStart: 20,
+      csumOffset: 16,
+    };
     const none = () => {};
     expect(splitTcp(big, { ...h, gsoType: GSO_TCPV6 }, out, 0, none)).toBe(-1);
     expect(splitTcp(big, { ...h, csumStart: 24 }, out, 0, none)).toBe(-1);
@@ -185,31 +199,36 @@ function gro(packets: Buffer[]): Array<{ hdr: ReturnType<typeof readVnetHdr>; pk
 describe('planGro + assembleGroup (writes)', () => {
   it('a segmented stream coalesces back into packets the kernel segments into the same bytes', () => {
     fc.assert(
-      fc.property(fc.boolean(), fc.integer({ min: 1, max: 40000 }), fc.integer({ min: 100, max: 1400 }), (v6, len, mss) => {
-        const f = { ...flowA, v6 };
-        const payload = Buffer.from(Array.from({ length: len }, (_, i) => (i * 13) & 0xff));
-        const segs = split(tcpPacket(f, 1000, payload, 0x18), mss, v6);
-        const groups = gro(segs);
-        const iph = v6 ? 40 : 20;
-        const back: Buffer[] = [];
-        for (const { hdr, pkt } of groups) {
-          if (hdr.gsoType === 0) {
-            back.push(pkt);
-            continue;
+      fc.property(
+        fc.boolean(),
+        fc.integer({ min: 1, max: 40000 }),
+        fc.integer({ min: 100, max: 1400 }),
+        (v6, len, mss) => {
+          const f = { ...flowA, v6 };
+          const payload = Buffer.from(Array.from({ length: len }, (_, i) => (i * 13) & 0xff));
+          const segs = split(tcpPacket(f, 1000, payload, 0x18), mss, v6);
+          const groups = gro(segs);
+          const iph = v6 ? 40 : 20;
+          const back: Buffer[] = [];
+          for (const { hdr, pkt } of groups) {
+            if (hdr.gsoType === 0) {
+              back.push(pkt);
+              continue;
+            }
+            expect(hdr.flags).toBe(VIRTIO_NET_HDR_F_NEEDS_CSUM);
+            expect(hdr.csumStart).toBe(iph);
+            expect(hdr.gsoSize).toBe(mss);
+            expect(ipChecksumOk(pkt)).toBe(true);
+            // the field holds the pseudo-header sum: completing it gives a valid packet
+            const c = Buffer.from(pkt);
+            expect(completeChecksum(c, iph, 16)).toBe(true);
+            expect(tcpChecksumValid(c, iph, v6)).toBe(true);
+            back.push(...split(c, hdr.gsoSize, v6));
           }
-          expect(hdr.flags).toBe(VIRTIO_NET_HDR_F_NEEDS_CSUM);
-          expect(hdr.csumStart).toBe(iph);
-          expect(hdr.gsoSize).toBe(mss);
-          expect(ipChecksumOk(pkt)).toBe(true);
-          // the field holds the pseudo-header sum: completing it gives a valid packet
-          const c = Buffer.from(pkt);
-          expect(completeChecksum(c, iph, 16)).toBe(true);
-          expect(tcpChecksumValid(c, iph, v6)).toBe(true);
-          back.push(...split(c, hdr.gsoSize, v6));
-        }
-        expect(back).toEqual(segs);
-        expect(groups.length).toBe(Math.ceil(segs.length / 64));
-      }),
+          expect(back).toEqual(segs);
+          expect(groups.length).toBe(Math.ceil(segs.length / 64));
+        },
+      ),
       { numRuns: 40 },
     );
   });
@@ -248,7 +267,11 @@ describe('planGro + assembleGroup (writes)', () => {
       expect(g.map((x) => x.pkt)).toEqual(c);
     }
     // PSH on the last joins and ends the group
-    const g = gro([tcpPacket(flowA, 0, pay), tcpPacket(flowA, 500, pay, 0x18), tcpPacket(flowA, 1000, pay)]);
+    const g = gro([
+      tcpPacket(flowA, 0, pay),
+      tcpPacket(flowA, 500, pay, 0x18),
+      tcpPacket(flowA, 1000, pay),
+    ]);
     expect(g.map((x) => x.pkt.length)).toEqual([1040, 540]);
     expect(g[0]!.pkt[33]).toBe(0x18);
   });
@@ -260,10 +283,14 @@ describe('planGro + assembleGroup (writes)', () => {
     for (let r = 0; r < 3; r++) for (const f of flows) pk.push(tcpPacket(f, r * 200, pay));
     const g = gro(pk);
     // every packet is written exactly once, and no flow's bytes are reordered
-    const back = g.flatMap(({ hdr, pkt }) => (hdr.gsoType === 0 ? [pkt] : split(pkt, hdr.gsoSize, false)));
+    const back = g.flatMap(({ hdr, pkt }) =>
+      hdr.gsoType === 0 ? [pkt] : split(pkt, hdr.gsoSize, false),
+    );
     expect(back.length).toBe(pk.length);
     for (const f of flows) {
-      const seqs = back.filter((p) => p.readUInt16BE(20) === f.sport).map((p) => p.readUInt32BE(24));
+      const seqs = back
+        .filter((p) => p.readUInt16BE(20) === f.sport)
+        .map((p) => p.readUInt32BE(24));
       expect(seqs).toEqual([0, 200, 400]);
     }
   });

@@ -25,7 +25,9 @@ describe('initiations prepared while idle', () => {
     a.tun.inject(PING);
     net.flush();
     expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
-    const inits = net.sent.filter((d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN);
+    const inits = net.sent.filter(
+      (d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN,
+    );
     expect(inits.length).toBe(1);
     expect(ephemeralOf(inits[0]!.data)).toBe(hexOf(first!.ephemeral.publicKey));
     // used once; its handle was freed with the finished handshake
@@ -53,7 +55,9 @@ describe('initiations prepared while idle', () => {
     a.tun.inject(PING); // possibly before the new preparation: then built on the spot
     net.flush();
     expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
-    const init = net.sent.filter((d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN);
+    const init = net.sent.filter(
+      (d) => d.from.address === '10.0.0.1' && d.data.length === INIT_LEN,
+    );
     expect(ephemeralOf(init.at(-1)!.data)).not.toBe(hexOf(stale!.ephemeral.publicKey));
   });
 

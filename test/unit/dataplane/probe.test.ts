@@ -75,7 +75,10 @@ describe('kickPeer: after an underlay change', () => {
     const out = net.sent.slice(sent);
     expect(out.map((d) => [d.from.address, isTransport(d)])).toEqual([['10.0.0.7', true]]);
     net.flush();
-    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({ address: '10.0.0.7', port: 51820 });
+    expect(b.dev.peerStatusByKey(a.keys.publicKey)!.endpoint).toEqual({
+      address: '10.0.0.7',
+      port: 51820,
+    });
     expect(b.tun.written).toHaveLength(1); // a keepalive, not data
   });
 
@@ -91,7 +94,9 @@ describe('kickPeer: after an underlay change', () => {
     const resolves: string[] = [];
     const resolver = { resolve: async (h: string) => (resolves.push(h), [answer]) };
     const { a, b } = await makePair({ device: { resolver } });
-    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }] });
+    await a.dev.configure({
+      peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }],
+    });
     expect(resolves).toEqual(['peer-b.example']);
     answer = '10.0.0.3';
     const moved = new Promise<string>((r) => a.dev.once('endpoint', (e) => r(e.endpoint.address)));

@@ -28,7 +28,15 @@ function spec(i1: string): WgEngineSpec {
       privateKey: 'fp',
       listenPort: 0,
       fwmark: 0x0f000000,
-      peers: [{ publicKey: peer.publicKey, presharedKey: null, endpoint: '192.0.2.1:51820', allowedIPs: ['10.0.0.0/24'], persistentKeepalive: 0 }],
+      peers: [
+        {
+          publicKey: peer.publicKey,
+          presharedKey: null,
+          endpoint: '192.0.2.1:51820',
+          allowedIPs: ['10.0.0.0/24'],
+          persistentKeepalive: 0,
+        },
+      ],
       obfuscation: { i1 },
     },
   };
@@ -38,24 +46,37 @@ const INJECTION = `<b 0x01>\npublic_key=${hex(evil.publicKey)}\nallowed_ip=0.0.0
 
 describe('UAPI emitter', () => {
   it('writes key=value lines and a blank line', () => {
-    expect(uapiSetRequest([['listen_port', 51820], ['replace_peers', true], ['i1', '']])).toBe('set=1\nlisten_port=51820\nreplace_peers=true\ni1=\n\n');
+    expect(
+      uapiSetRequest([
+        ['listen_port', 51820],
+        ['replace_peers', true],
+        ['i1', ''],
+      ]),
+    ).toBe('set=1\nlisten_port=51820\nreplace_peers=true\ni1=\n\n');
     expect(uapiReply([['fwmark', 1]])).toBe('fwmark=1\nerrno=0\n\n');
     expect(uapiReply([], -22)).toBe('errno=-22\n\n');
   });
 
-  it.each(['\n', '\r', '\0', '\t', '\x7f', '\x1b'])('refuses the control character %j in a value', (c) => {
-    expect(() => uapiLine('i1', `<b 0x01>${c}x`)).toThrow(/control character/);
-    expect(() => uapiSetRequest([['endpoint', `192.0.2.1:1${c}`]])).toThrow(/control character/);
-    expect(() => uapiReply([['spec', `{}${c}`]])).toThrow(/control character/);
-  });
+  it.each(['\n', '\r', '\0', '\t', '\x7f', '\x1b'])(
+    'refuses the control character %j in a value',
+    (c) => {
+      expect(() => uapiLine('i1', `<b 0x01>${c}x`)).toThrow(/control character/);
+      expect(() => uapiSetRequest([['endpoint', `192.0.2.1:1${c}`]])).toThrow(/control character/);
+      expect(() => uapiReply([['spec', `{}${c}`]])).toThrow(/control character/);
+    },
+  );
 
   it.each(['', 'a=b', 'public_key\n', 'a\rb', 'A', 'a\0'])('refuses the key %j', (k) => {
     expect(() => uapiLine(k, '1')).toThrow(/UAPI key/);
   });
 
   it('the engine configuration cannot smuggle a peer through i1 (full and delta)', () => {
-    expect(() => fullSetText(spec(INJECTION), secrets)).toThrow(/UAPI value of i1 contains the control character U\+000a/);
-    expect(() => deltaSetText(spec('<b 0x02>'), spec(INJECTION), secrets)).toThrow(/control character/);
+    expect(() => fullSetText(spec(INJECTION), secrets)).toThrow(
+      /UAPI value of i1 contains the control character U\+000a/,
+    );
+    expect(() => deltaSetText(spec('<b 0x02>'), spec(INJECTION), secrets)).toThrow(
+      /control character/,
+    );
     // a clean value still goes through
     expect(fullSetText(spec('<b 0x01><r 4>'), secrets)).toContain('\ni1=<b 0x01><r 4>\n');
   });
@@ -63,25 +84,39 @@ describe('UAPI emitter', () => {
   it('a get reply is built by the emitter too: a device holding a bad i-value cannot answer with extra lines', () => {
     const awg = defaultAwgParams();
     awg.i[0] = 'x\npublic_key=00';
-    expect(() => serializeUapiGet({ privateKey: null, listenPort: 0, fwmark: 0, awg, peers: [] })).toThrow(/control character/);
+    expect(() =>
+      serializeUapiGet({ privateKey: null, listenPort: 0, fwmark: 0, awg, peers: [] }),
+    ).toThrow(/control character/);
   });
 });
 
 describe('UAPI parsers are strict', () => {
   it.each(['\r', '\0', '\x1b'])('the set parser refuses %j inside a line (protocol error)', (c) => {
-    expect(() => parseUapiSet(`set=1\nlisten_port=1${c}\n\n`)).toThrow(expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }));
-    expect(() => parseUapiSet(`set=1\ni1=<b 0x01>${c}\n\n`)).toThrow(expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }));
+    expect(() => parseUapiSet(`set=1\nlisten_port=1${c}\n\n`)).toThrow(
+      expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }),
+    );
+    expect(() => parseUapiSet(`set=1\ni1=<b 0x01>${c}\n\n`)).toThrow(
+      expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }),
+    );
   });
 
   it('the set parser refuses a key outside [a-z0-9_]', () => {
-    expect(() => parseUapiSet('set=1\nListen_Port=1\n\n')).toThrow(expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }));
-    expect(() => parseUapiSet('set=1\n=1\n\n')).toThrow(expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }));
+    expect(() => parseUapiSet('set=1\nListen_Port=1\n\n')).toThrow(
+      expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }),
+    );
+    expect(() => parseUapiSet('set=1\n=1\n\n')).toThrow(
+      expect.objectContaining({ errno: IPC_ERROR.PROTOCOL }),
+    );
   });
 
   it('the get parser reads a well-formed reply', () => {
-    const g = parseGet(`private_key=${hex(me.privateKey)}\nfwmark=5\npublic_key=${hex(peer.publicKey)}\nallowed_ip=10.0.0.0/24\nallowed_ip=10.0.1.0/24\nerrno=0\n\n`);
+    const g = parseGet(
+      `private_key=${hex(me.privateKey)}\nfwmark=5\npublic_key=${hex(peer.publicKey)}\nallowed_ip=10.0.0.0/24\nallowed_ip=10.0.1.0/24\nerrno=0\n\n`,
+    );
     expect(g.device).toEqual({ private_key: hex(me.privateKey), fwmark: '5' });
-    expect(g.peers).toEqual([{ public_key: hex(peer.publicKey), allowed_ip: ['10.0.0.0/24', '10.0.1.0/24'] }]);
+    expect(g.peers).toEqual([
+      { public_key: hex(peer.publicKey), allowed_ip: ['10.0.0.0/24', '10.0.1.0/24'] },
+    ]);
   });
 
   it.each([

@@ -290,7 +290,8 @@ const hasWg = spawnSync('wg', ['--version']).status === 0 && process.getuid?.() 
 // CI installs wireguard-tools and runs as root: there a missing `wg` is a failure, not a skip.
 if (process.env.CI && !hasWg) {
   describe('wireguard-tools `wg` against our UAPI socket', () => {
-    it('prerequisites', () => expect.fail('CI needs root and the `wg` tool (apt-get install wireguard-tools)'));
+    it('prerequisites', () =>
+      expect.fail('CI needs root and the `wg` tool (apt-get install wireguard-tools)'));
   });
 }
 describe.skipIf(!hasWg)('wireguard-tools `wg` against our UAPI socket', () => {

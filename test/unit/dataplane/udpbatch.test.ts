@@ -35,7 +35,10 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
     for (const c of closers.splice(0)) await c();
   });
 
-  async function receiver(type: 'udp4' | 'udp6', host: string): Promise<{ s: Socket; got: Buffer[] }> {
+  async function receiver(
+    type: 'udp4' | 'udp6',
+    host: string,
+  ): Promise<{ s: Socket; got: Buffer[] }> {
     const s = createSocket(type);
     const got: Buffer[] = [];
     s.on('message', (m) => got.push(m));
@@ -50,7 +53,8 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
     const out: Buffer[] = [];
     for (let i = 0; i < n; i++) {
       // mixed sizes, including empty-ish, slot-sized and oversized (dgram fallback)
-      const len = i % 50 === 7 ? SLOT_SIZE + 100 : i % 13 === 0 ? SLOT_SIZE : 32 + ((i * 97) % 1400);
+      const len =
+        i % 50 === 7 ? SLOT_SIZE + 100 : i % 13 === 0 ? SLOT_SIZE : 32 + ((i * 97) % 1400);
       const b = Buffer.alloc(len, i & 0xff);
       b.writeUInt32BE(i, 0);
       out.push(b);
@@ -109,8 +113,18 @@ describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
       const bufs: Buffer[] = [];
       // long equal runs (more than one 64 KiB run), short tails, singles, an oversize one
       const sizes = [
-        ...Array<number>(70).fill(1452), 600, ...Array<number>(5).fill(1200), 1452,
-        1300, 1300, 1300, SLOT_SIZE + 1, 80, 80, 90, ...Array<number>(60).fill(148),
+        ...Array<number>(70).fill(1452),
+        600,
+        ...Array<number>(5).fill(1200),
+        1452,
+        1300,
+        1300,
+        1300,
+        SLOT_SIZE + 1,
+        80,
+        80,
+        90,
+        ...Array<number>(60).fill(148),
       ];
       sizes.forEach((len, i) => {
         const x = Buffer.alloc(len, i & 0xff);

@@ -14,12 +14,20 @@ describe('warmUpHandshakes', () => {
     const p = warmUpHandshakes(3);
     expect(warmUpHandshakes(50)).toBe(p); // once: the second call gets the same run
     await expect(p).resolves.toBe(3); // every pair handshook and carried packets both ways
-    expect(slow.mock.calls.map((c) => c[0]).sort()).toEqual([TX_SLAB, TX_SLAB, RX_SLAB, RX_SLAB].sort());
+    expect(slow.mock.calls.map((c) => c[0]).sort()).toEqual(
+      [TX_SLAB, TX_SLAB, RX_SLAB, RX_SLAB].sort(),
+    );
   });
 
   it('a device given slabs uses them; without, it has its own', () => {
     const slabs = { tx: Buffer.alloc(TX_SLAB), rx: Buffer.alloc(RX_SLAB) };
-    const tun = { name: 't', mtu: () => 1420, onReceive: () => {}, write: () => {}, close: () => {} };
+    const tun = {
+      name: 't',
+      mtu: () => 1420,
+      onReceive: () => {},
+      write: () => {},
+      close: () => {},
+    };
     const bind = { open: async () => 1, onReceive: () => {}, send: () => {}, close: () => {} };
     const d = new Device({ tun, bind, slabs, cryptoPool: null });
     expect(d.txSlab).toBe(slabs.tx);

@@ -13,7 +13,8 @@ describe('config/yaml-text', () => {
   // seed 444691292: yaml's LineCounter misses the line break inside a plain scalar swallowed by
   // error recovery, so later errors were placed on line 18 at column 35 of a 19-character line
   it('places every YAML error inside the text', () => {
-    const text = "𐀀𐀀𐀀𐀀𐀀mneziaWG values at the edges of what is accepted: adjacent H ranges, jmin == jmax,\n# jc 0 without jmin/jmax, s1 + 56 == s2 - 1.\nversion: 1\ntunnels:\n  edge:\n    type: amneziawg\n    privateKey: { file: edge.key }\n    addresses: [10.3.0.2/32}]\n    peers: [{ publicKey: PTfknfo4VGstgmrDFrtlTjlwV76MhUC6gM1k/q9Nhk4=, allowedIPs: [10.3.0.0/24] }]\n    obfuscation:\n      jc: 0\n      s1: 10\n      s2: 67\n      h1: 5-10\n      h2: 11-20\n      h3: '21'\n      h4: { min: 22, max: 2:  edge2:\n    type: amneziawg\n    privateKey: { file: edge2.key }\n    addresses: [10.4.0.2/32]\n    peers: [{ publicKey: LsWvhlu0bxfk3FxEc3gVD0wm7TNSjjO5EOcm8646mAU=, allowedIPs: [10.4.0.0/24] }]\n    obfuscation: { jc: 3, jmin: 64, jmax: 64 }\n";
+    const text =
+      "𐀀𐀀𐀀𐀀𐀀mneziaWG values at the edges of what is accepted: adjacent H ranges, jmin == jmax,\n# jc 0 without jmin/jmax, s1 + 56 == s2 - 1.\nversion: 1\ntunnels:\n  edge:\n    type: amneziawg\n    privateKey: { file: edge.key }\n    addresses: [10.3.0.2/32}]\n    peers: [{ publicKey: PTfknfo4VGstgmrDFrtlTjlwV76MhUC6gM1k/q9Nhk4=, allowedIPs: [10.3.0.0/24] }]\n    obfuscation:\n      jc: 0\n      s1: 10\n      s2: 67\n      h1: 5-10\n      h2: 11-20\n      h3: '21'\n      h4: { min: 22, max: 2:  edge2:\n    type: amneziawg\n    privateKey: { file: edge2.key }\n    addresses: [10.4.0.2/32]\n    peers: [{ publicKey: LsWvhlu0bxfk3FxEc3gVD0wm7TNSjjO5EOcm8646mAU=, allowedIPs: [10.4.0.0/24] }]\n    obfuscation: { jc: 3, jmin: 64, jmax: 64 }\n";
     const lines = text.split('\n');
     const r = loadConfigText(text, 'f.yaml');
     expect(r.issues.length).toBeGreaterThan(0);
@@ -29,7 +30,17 @@ describe('config/yaml-text', () => {
 const ZERO = 'A'.repeat(43) + '=';
 const ONE = 'A'.repeat(42) + 'E=';
 const doc = (priv: string, pub: string) =>
-  YAML.stringify({ version: 1, tunnels: { a: { type: 'wireguard', privateKey: priv, addresses: ['10.0.0.2/32'], peers: [{ publicKey: pub }] } } });
+  YAML.stringify({
+    version: 1,
+    tunnels: {
+      a: {
+        type: 'wireguard',
+        privateKey: priv,
+        addresses: ['10.0.0.2/32'],
+        peers: [{ publicKey: pub }],
+      },
+    },
+  });
 
 describe('config/engine', () => {
   // seed -258766469: an all-zero private key validated, and the engine's UAPI reads
@@ -66,12 +77,24 @@ describe('config/i-tags', () => {
   });
   it('still accepts what the engine builds', () => {
     const v = '<b 0xc0ffee><r 16><rc 4><rd 2><t>';
-    expect(parseTagString(v)).toEqual({ ok: true, tags: [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 'rc', n: 4 }, { tag: 'rd', n: 2 }, { tag: 't' }] });
+    expect(parseTagString(v)).toEqual({
+      ok: true,
+      tags: [
+        { tag: 'b', bytes: 'c0ffee' },
+        { tag: 'r', n: 16 },
+        { tag: 'rc', n: 4 },
+        { tag: 'rd', n: 2 },
+        { tag: 't' },
+      ],
+    });
     expect(parseTags(v)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
     // stricter than the engine: text outside tags (which the engine ignores) is refused,
     // since the value becomes a UAPI line
     expect(parseTags(`${v}x>`)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
-    expect(parseTagString(`${v}x>`)).toMatchObject({ ok: false, error: expect.stringMatching(/text outside tags/) });
+    expect(parseTagString(`${v}x>`)).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/text outside tags/),
+    });
   });
 });
 

@@ -13,7 +13,17 @@ describe('packets/frame and packets/transport', () => {
   // receiver read it as an initiation only, failed mac1 and dropped it
   it('offers every reading of an ambiguous datagram, the one sent included', () => {
     const p = defaultAwgParams();
-    Object.assign(p, { s1: 12, s2: 12, s3: 16, s4: 12, h1: range(0, 550521456), h2: range(1073741824), h3: range(2147483648, 2147483649), h4: range(3221225472), randomTrailers: true });
+    Object.assign(p, {
+      s1: 12,
+      s2: 12,
+      s3: 16,
+      s4: 12,
+      h1: range(0, 550521456),
+      h2: range(1073741824),
+      h3: range(2147483648, 2147483649),
+      h4: range(3221225472),
+      randomTrailers: true,
+    });
     let found = 0;
     for (let seed = 0; seed < 200; seed++) {
       const tx = new AwgCodec(p, seededRandom(seed));
@@ -31,7 +41,17 @@ describe('packets/frame and packets/transport', () => {
   // datagram longer than s1 + 148 was read as an initiation whenever its bytes at s1 fell in
   // H1 (here half of the u32 range), and dropped when mac1 failed
   it('delivers every transport packet with random trailers and a wide H1', async () => {
-    const awg = { s1: 8, s2: 40, s3: 3, s4: 0, h1: range(16, 0x7fffffff), h2: range(0x80000000, 0x80000fff), h3: range(0x90000000, 0x90000fff), h4: range(0xa0000000, 0xffffffff), randomTrailers: true };
+    const awg = {
+      s1: 8,
+      s2: 40,
+      s3: 3,
+      s4: 0,
+      h1: range(16, 0x7fffffff),
+      h2: range(0x80000000, 0x80000fff),
+      h3: range(0x90000000, 0x90000fff),
+      h4: range(0xa0000000, 0xffffffff),
+      randomTrailers: true,
+    };
     const { a, b, net } = await makePair({ awgA: awg });
     const sent: string[] = [];
     for (let i = 0; i < 64; i++) {

@@ -28,7 +28,10 @@ async function proxy(first: number[], second: number[]): Promise<number> {
 
 async function dial(port: number): Promise<unknown> {
   try {
-    const s = await socks5Dialer({ server: '127.0.0.1', port, timeoutMs: 60_000 })({ host: 'example.com', port: 443 });
+    const s = await socks5Dialer({ server: '127.0.0.1', port, timeoutMs: 60_000 })({
+      host: 'example.com',
+      port: 443,
+    });
     s.destroy();
     return 'connected';
   } catch (e) {

@@ -6,7 +6,13 @@ describe('uapi/set-text', () => {
   // seed 1100837412: a device key named after an Object.prototype member was looked up in the
   // key table's prototype and accepted, storing the range under "[object Object]" / a
   // function's source instead of refusing an unknown key
-  it.each(['__proto__=' + '0'.repeat(64), 'toString=5', 'constructor=1', 'hasOwnProperty=1-2', 'valueOf=0'])('refuses %s as an unknown key', (line) => {
+  it.each([
+    '__proto__=' + '0'.repeat(64),
+    'toString=5',
+    'constructor=1',
+    'hasOwnProperty=1-2',
+    'valueOf=0',
+  ])('refuses %s as an unknown key', (line) => {
     let err: unknown;
     try {
       parseUapiSet(`set=1\n${line}\n\n`);

@@ -19,7 +19,13 @@ const config = Config.parse({
       addresses: ['10.9.0.2/32'],
       listenPort: 51900,
       peers: [
-        { publicKey: PEER, presharedKey: { file: '/etc/awg/psk' }, endpoint: 'vpn.example.com:51820', allowedIPs: ['10.0.0.7/8', 'fd00::1/64'], persistentKeepalive: 25 },
+        {
+          publicKey: PEER,
+          presharedKey: { file: '/etc/awg/psk' },
+          endpoint: 'vpn.example.com:51820',
+          allowedIPs: ['10.0.0.7/8', 'fd00::1/64'],
+          persistentKeepalive: 25,
+        },
         { publicKey: KEY, allowedIPs: [] },
       ],
     },
@@ -28,7 +34,19 @@ const config = Config.parse({
       privateKey: KEY,
       addresses: ['10.9.1.2/32'],
       peers: [{ publicKey: PEER, endpoint: '192.0.2.1:51820', allowedIPs: ['0.0.0.0/0'] }],
-      obfuscation: { jc: 4, jmin: 10, jmax: 50, s1: 16, s2: 16, s3: 16, s4: 16, h1: '100-200', headerProtectionKey: { env: 'HPK' }, h2: { min: 300, max: 400 }, randomTrailers: true },
+      obfuscation: {
+        jc: 4,
+        jmin: 10,
+        jmax: 50,
+        s1: 16,
+        s2: 16,
+        s3: 16,
+        s4: 16,
+        h1: '100-200',
+        headerProtectionKey: { env: 'HPK' },
+        h2: { min: 300, max: 400 },
+        randomTrailers: true,
+      },
     },
     plain: {
       type: 'amneziawg',
@@ -37,7 +55,13 @@ const config = Config.parse({
       peers: [{ publicKey: PEER, allowedIPs: ['10.2.0.0/16'] }],
       obfuscation: { jc: 2, jmin: 10, jmax: 20 },
     },
-    sx: { type: 'socks5', server: 'proxy.example.com', auth: { username: 'me', password: { env: 'PW' } }, udp: true, dns: ['1.1.1.1'] },
+    sx: {
+      type: 'socks5',
+      server: 'proxy.example.com',
+      auth: { username: 'me', password: { env: 'PW' } },
+      udp: true,
+      dns: ['1.1.1.1'],
+    },
     hp: { type: 'http', server: '192.0.2.9', port: 3128, tls: true },
   },
 });
@@ -51,7 +75,13 @@ const secrets = new Map([
 /** a fixed host key: fingerprints are HMACs under it (the host's own lives in the state directory) */
 const FP_KEY = Buffer.alloc(32, 7);
 const fp = (v: string) => fingerprint(v, FP_KEY);
-const spec = (name: string, s: Map<string, string> = secrets) => engineSpec(name, config.tunnels[name]!, alloc, s.size ? { values: s, fingerprintKey: FP_KEY } : undefined);
+const spec = (name: string, s: Map<string, string> = secrets) =>
+  engineSpec(
+    name,
+    config.tunnels[name]!,
+    alloc,
+    s.size ? { values: s, fingerprintKey: FP_KEY } : undefined,
+  );
 
 describe('engineSpec: the engine resource of a tunnel', () => {
   it('wireguard: UAPI-shaped fields, secrets as fingerprints, canonical prefixes, the bypass mark', () => {
@@ -64,8 +94,20 @@ describe('engineSpec: the engine resource of a tunnel', () => {
         listenPort: 51900,
         fwmark: alloc.bypassMark,
         peers: [
-          { publicKey: PEER, presharedKey: fp('wg-psk'), endpoint: 'vpn.example.com:51820', allowedIPs: ['10.0.0.0/8', 'fd00::/64'], persistentKeepalive: 25 },
-          { publicKey: KEY, presharedKey: null, endpoint: null, allowedIPs: [], persistentKeepalive: 0 },
+          {
+            publicKey: PEER,
+            presharedKey: fp('wg-psk'),
+            endpoint: 'vpn.example.com:51820',
+            allowedIPs: ['10.0.0.0/8', 'fd00::/64'],
+            persistentKeepalive: 25,
+          },
+          {
+            publicKey: KEY,
+            presharedKey: null,
+            endpoint: null,
+            allowedIPs: [],
+            persistentKeepalive: 0,
+          },
         ],
       },
     });
@@ -90,19 +132,39 @@ describe('engineSpec: the engine resource of a tunnel', () => {
   it('secrets that were not resolved are described, never fingerprinted', () => {
     const s = spec('wg', new Map());
     expect(s.type === 'wireguard' && s.config.privateKey).toBe('unresolved:env WG_KEY');
-    expect(s.type === 'wireguard' && s.config.peers[0]!.presharedKey).toBe('unresolved:file /etc/awg/psk');
+    expect(s.type === 'wireguard' && s.config.peers[0]!.presharedKey).toBe(
+      'unresolved:file /etc/awg/psk',
+    );
   });
 
   it('amneziawg: the obfuscation as configured, the header protection key replaced in place by its fingerprint', () => {
     const s = spec('awg');
     if (isProxyEngine(s)) throw new Error('not a WireGuard engine');
-    expect(s.config.obfuscation).toEqual({ jc: 4, jmin: 10, jmax: 50, s1: 16, s2: 16, s3: 16, s4: 16, h1: '100-200', headerProtectionKey: fp('hpk-value'), h2: { min: 300, max: 400 }, randomTrailers: true });
+    expect(s.config.obfuscation).toEqual({
+      jc: 4,
+      jmin: 10,
+      jmax: 50,
+      s1: 16,
+      s2: 16,
+      s3: 16,
+      s4: 16,
+      h1: '100-200',
+      headerProtectionKey: fp('hpk-value'),
+      h2: { min: 300, max: 400 },
+      randomTrailers: true,
+    });
     // key order is the parsed config's: plans and the state file print the spec as JSON
-    expect(Object.keys(s.config.obfuscation!)).toEqual(Object.keys(config.tunnels.awg!.type === 'amneziawg' ? config.tunnels.awg!.obfuscation : {}));
+    expect(Object.keys(s.config.obfuscation!)).toEqual(
+      Object.keys(config.tunnels.awg!.type === 'amneziawg' ? config.tunnels.awg!.obfuscation : {}),
+    );
     expect(Object.keys(s.config.obfuscation!)).toContain('headerProtectionKey');
     const plain = spec('plain');
     expect(plain.config).toMatchObject({ obfuscation: { jc: 2, jmin: 10, jmax: 20 } });
-    expect(Object.keys((plain.config as { obfuscation: object }).obfuscation)).toEqual(['jc', 'jmin', 'jmax']);
+    expect(Object.keys((plain.config as { obfuscation: object }).obfuscation)).toEqual([
+      'jc',
+      'jmin',
+      'jmax',
+    ]);
     expect('obfuscation' in spec('wg').config).toBe(false);
   });
 
@@ -111,17 +173,38 @@ describe('engineSpec: the engine resource of a tunnel', () => {
     expect(spec('sx')).toEqual({
       tunnel: 'sx',
       type: 'socks5',
-      config: { server: 'proxy.example.com', port: 1080, redirectPort: sx.redirectPort, redirectPortDirect: sx.redirectPortDirect, fwmark: alloc.bypassMark, dns: ['1.1.1.1'], auth: { username: 'me', password: fp('pw-value') }, udp: true },
+      config: {
+        server: 'proxy.example.com',
+        port: 1080,
+        redirectPort: sx.redirectPort,
+        redirectPortDirect: sx.redirectPortDirect,
+        fwmark: alloc.bypassMark,
+        dns: ['1.1.1.1'],
+        auth: { username: 'me', password: fp('pw-value') },
+        udp: true,
+      },
     });
     const hp = spec('hp');
-    expect(hp).toMatchObject({ tunnel: 'hp', type: 'http', config: { server: '192.0.2.9', port: 3128, auth: null, dns: [], tls: true } });
+    expect(hp).toMatchObject({
+      tunnel: 'hp',
+      type: 'http',
+      config: { server: '192.0.2.9', port: 3128, auth: null, dns: [], tls: true },
+    });
     expect('link' in hp || 'udp' in hp.config).toBe(false);
-    expect([spec('sx'), spec('hp'), spec('wg'), spec('awg')].map(isProxyEngine)).toEqual([true, true, false, false]);
+    expect([spec('sx'), spec('hp'), spec('wg'), spec('awg')].map(isProxyEngine)).toEqual([
+      true,
+      true,
+      false,
+      false,
+    ]);
   });
 
   it('is what buildDesired plans for each tunnel', () => {
-    const engines = buildDesired(config, { secrets, fingerprintKey: FP_KEY }).resources.filter((r): r is Resource<'engine'> => r.kind === 'engine');
+    const engines = buildDesired(config, { secrets, fingerprintKey: FP_KEY }).resources.filter(
+      (r): r is Resource<'engine'> => r.kind === 'engine',
+    );
     expect(engines.map((r) => r.spec.tunnel)).toEqual(['wg', 'awg', 'plain', 'sx', 'hp']);
-    for (const r of engines) expect(JSON.stringify(r.spec)).toBe(JSON.stringify(spec(r.spec.tunnel)));
+    for (const r of engines)
+      expect(JSON.stringify(r.spec)).toBe(JSON.stringify(spec(r.spec.tunnel)));
   });
 });

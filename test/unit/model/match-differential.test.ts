@@ -54,8 +54,9 @@ function naiveMatch(rule: Rule, path: string): boolean {
 describe('matcher vs naive reference', () => {
   it('agrees on first match and failover chain for 250 random rule sets × 50 paths', () => {
     const r = rng(42);
-    const pick = <T,>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
-    const rpath = () => '/' + Array.from({ length: 1 + Math.floor(r() * 4) }, () => pick(SEGS)).join('/');
+    const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+    const rpath = () =>
+      '/' + Array.from({ length: 1 + Math.floor(r() * 4) }, () => pick(SEGS)).join('/');
     let matched = 0;
     let total = 0;
     for (let n = 0; n < 250; n++) {
@@ -66,7 +67,9 @@ describe('matcher vs naive reference', () => {
         if (kind === 0) match = { name: pick(SEGS) };
         else if (kind === 1) match = { dir: rpath() + (r() < 0.2 ? '/' : '') };
         else if (kind === 2) {
-          const segs = Array.from({ length: 1 + Math.floor(r() * 3) }, () => (r() < 0.25 ? '**' : r() < 0.3 ? pick(SEGS) + '*' : r() < 0.2 ? '*' : pick(SEGS)));
+          const segs = Array.from({ length: 1 + Math.floor(r() * 3) }, () =>
+            r() < 0.25 ? '**' : r() < 0.3 ? pick(SEGS) + '*' : r() < 0.2 ? '*' : pick(SEGS),
+          );
           // a trailing `**` is left out: globbers differ on whether it matches the bare parent
           if (segs[segs.length - 1] === '**') segs.push('*');
           match = { path: '/' + segs.join('/') };
@@ -77,7 +80,10 @@ describe('matcher vs naive reference', () => {
       for (let k = 0; k < 50; k++) {
         const p = rpath();
         const chain = rules.flatMap((x, i) => (x.enabled && naiveMatch(x, p) ? [i] : []));
-        expect(m.match(p)?.index, `${p} against ${JSON.stringify(rules.map((x) => [x.match, x.enabled]))}`).toBe(chain[0]);
+        expect(
+          m.match(p)?.index,
+          `${p} against ${JSON.stringify(rules.map((x) => [x.match, x.enabled]))}`,
+        ).toBe(chain[0]);
         expect(m.failoverChain(p).map((x) => x.index)).toEqual(chain);
         total++;
         if (chain.length) matched++;

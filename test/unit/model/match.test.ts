@@ -1,9 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { Rule, type Match } from '../../../src/config/schema.js';
-import { compileMatch, compileRules, defaultRoute, effectiveRoute, exeSubject, type RuleMatch } from '../../../src/model/match.js';
+import {
+  compileMatch,
+  compileRules,
+  defaultRoute,
+  effectiveRoute,
+  exeSubject,
+  type RuleMatch,
+} from '../../../src/model/match.js';
 
-const rule = (match: Match | Record<string, unknown>, target = 'vpn', extra: Record<string, unknown> = {}): Rule =>
-  Rule.parse({ match, target, ...extra });
+const rule = (
+  match: Match | Record<string, unknown>,
+  target = 'vpn',
+  extra: Record<string, unknown> = {},
+): Rule => Rule.parse({ match, target, ...extra });
 
 describe('compileMatch: documented case rules', () => {
   const cases: [string, Record<string, unknown>, string, boolean][] = [
@@ -34,7 +44,12 @@ describe('compileMatch: documented case rules', () => {
     ['glob dot basename', { path: '/opt/*' }, '/opt/.hidden', true],
     ['glob whole path only', { path: '/bin/sh' }, '/usr/bin/sh', false],
     ['glob braces', { path: '/usr/bin/{curl,wget}' }, '/usr/bin/wget', true],
-    ['glob question mark is one char', { path: '/usr/bin/python3.?' }, '/usr/bin/python3.11', false],
+    [
+      'glob question mark is one char',
+      { path: '/usr/bin/python3.?' },
+      '/usr/bin/python3.11',
+      false,
+    ],
     ['glob case-sensitive', { path: '/usr/bin/Fire*' }, '/usr/bin/firefox', false],
     ['glob ignoreCase', { path: '/usr/bin/Fire*', ignoreCase: true }, '/usr/bin/firefox', true],
     // regex: unanchored
@@ -55,7 +70,9 @@ describe('compileMatch: documented case rules', () => {
   });
 
   it('an invalid regex is an invalid-config error', () => {
-    expect(() => compileMatch({ regex: '(', ignoreCase: false })).toThrow(/invalid regular expression/);
+    expect(() => compileMatch({ regex: '(', ignoreCase: false })).toThrow(
+      /invalid regular expression/,
+    );
   });
 
   it('strips the " (deleted)" suffix of a replaced binary', () => {
@@ -75,7 +92,12 @@ describe('compileRules', () => {
   const m = compileRules(rules);
 
   it('first enabled match wins; disabled rules never match; names default to rule-<index>', () => {
-    expect(m.match('/usr/bin/curl')).toEqual({ index: 3, name: 'rule-3', target: 'direct', fallback: 'block' });
+    expect(m.match('/usr/bin/curl')).toEqual({
+      index: 3,
+      name: 'rule-3',
+      target: 'direct',
+      fallback: 'block',
+    });
     expect(m.match('/opt/app/x')).toMatchObject({ index: 1, name: 'rule-1', target: 'vpn' });
     expect(m.match('/opt/other')).toMatchObject({ index: 4, target: 'block' });
     expect(m.match('/usr/bin/ls')).toBeUndefined();
@@ -96,12 +118,21 @@ describe('compileRules', () => {
     expect(effectiveRoute(chain, (t) => t === 'backup')).toBe('backup');
     // both down → backup's allow-direct
     expect(effectiveRoute(chain, () => false)).toBe('direct');
-    const r = (target: string, fallback: RuleMatch['fallback']): RuleMatch => ({ index: 0, name: 'x', target, fallback });
+    const r = (target: string, fallback: RuleMatch['fallback']): RuleMatch => ({
+      index: 0,
+      name: 'x',
+      target,
+      fallback,
+    });
     expect(effectiveRoute([r('vpn', 'block')], () => false)).toBe('blocked');
     expect(effectiveRoute([r('vpn', 'drop')], () => true)).toBe('blocked');
     expect(effectiveRoute([r('vpn', 'failover')], () => false)).toBe('blocked');
-    expect(effectiveRoute([r('vpn', 'failover'), r('block', 'block')], () => false)).toBe('blocked');
-    expect(effectiveRoute([r('vpn', 'failover'), r('direct', 'block')], () => false)).toBe('direct');
+    expect(effectiveRoute([r('vpn', 'failover'), r('block', 'block')], () => false)).toBe(
+      'blocked',
+    );
+    expect(effectiveRoute([r('vpn', 'failover'), r('direct', 'block')], () => false)).toBe(
+      'direct',
+    );
     expect(effectiveRoute([r('direct', 'allow-direct')], () => false)).toBe('direct');
     expect(effectiveRoute([], () => true)).toBe('blocked');
     expect(defaultRoute('direct', () => false)).toBe('direct');

@@ -32,7 +32,8 @@ function reply(q: Buffer, zone: Zone, o: { tc?: boolean } = {}): Buffer {
   if (o.tc) return h;
   h.writeUInt16BE(addrs.length, 6);
   const rrs = addrs.map((a) => {
-    const rd = type === 1 ? Buffer.from(a.split('.').map(Number)) : Buffer.from(a.replace(/:/g, ''), 'hex');
+    const rd =
+      type === 1 ? Buffer.from(a.split('.').map(Number)) : Buffer.from(a.replace(/:/g, ''), 'hex');
     return Buffer.concat([Buffer.of(0xc0, 12, 0, type, 0, 1, 0, 0, 0, 60, 0, rd.length), rd]);
   });
   return Buffer.concat([h, ...rrs]);
@@ -43,7 +44,11 @@ afterEach(() => {
   for (const s of open.splice(0)) s.close();
 });
 
-async function udpServer(addr: string, port: number, handle: (m: Buffer, r: { address: string; port: number }, s: UdpSocket) => void): Promise<number> {
+async function udpServer(
+  addr: string,
+  port: number,
+  handle: (m: Buffer, r: { address: string; port: number }, s: UdpSocket) => void,
+): Promise<number> {
   const s = createSocket('udp4');
   open.push(s);
   s.on('message', (m, r) => handle(m, r, s));
@@ -65,12 +70,19 @@ async function tcpServer(addr: string, port: number, zone: Zone): Promise<void> 
   await new Promise<void>((res) => srv.listen(port, addr, () => res()));
 }
 
-const zone: Zone = { 'vpn.test': { a: ['192.0.2.7'], aaaa: ['2001:0db8:0000:0000:0000:0000:0000:0053'] } };
+const zone: Zone = {
+  'vpn.test': { a: ['192.0.2.7'], aaaa: ['2001:0db8:0000:0000:0000:0000:0000:0053'] },
+};
 
 describe('resolveDirect', () => {
   it('IPv4 then IPv6 addresses from the server', async () => {
-    const port = await udpServer('127.0.0.1', 0, (m, r, s) => s.send(reply(m, zone), r.port, r.address));
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual(['192.0.2.7', '2001:db8::53']);
+    const port = await udpServer('127.0.0.1', 0, (m, r, s) =>
+      s.send(reply(m, zone), r.port, r.address),
+    );
+    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
+      '192.0.2.7',
+      '2001:db8::53',
+    ]);
   });
 
   it('a truncated answer is asked again over TCP', async () => {
@@ -80,7 +92,10 @@ describe('resolveDirect', () => {
       s.send(reply(m, zone, { tc: true }), r.port, r.address);
     });
     await tcpServer('127.0.0.1', port, zone);
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual(['192.0.2.7', '2001:db8::53']);
+    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
+      '192.0.2.7',
+      '2001:db8::53',
+    ]);
     expect(udpAnswers).toBe(2);
   });
 
@@ -96,20 +111,37 @@ describe('resolveDirect', () => {
       s.send(wrongId, r.port, r.address); // right source, wrong id
       setTimeout(() => s.send(reply(m, zone), r.port, r.address), 20);
     });
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual(['192.0.2.7', '2001:db8::53']);
+    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.1'], port })).toEqual([
+      '192.0.2.7',
+      '2001:db8::53',
+    ]);
   });
 
   it('a silent server is skipped for the next one', async () => {
     const port = await udpServer('127.0.0.2', 0, () => {});
     await udpServer('127.0.0.1', port, (m, r, s) => s.send(reply(m, zone), r.port, r.address));
-    expect(await resolveDirect('vpn.test', { servers: ['127.0.0.2', '127.0.0.1'], port, timeoutMs: 300 })).toEqual(['192.0.2.7', '2001:db8::53']);
+    expect(
+      await resolveDirect('vpn.test', {
+        servers: ['127.0.0.2', '127.0.0.1'],
+        port,
+        timeoutMs: 300,
+      }),
+    ).toEqual(['192.0.2.7', '2001:db8::53']);
   });
 
   it('NXDOMAIN, no server, not a host name: rejected', async () => {
-    const port = await udpServer('127.0.0.1', 0, (m, r, s) => s.send(reply(m, zone), r.port, r.address));
-    await expect(resolveDirect('gone.test', { servers: ['127.0.0.1'], port })).rejects.toThrow(/NXDOMAIN/);
+    const port = await udpServer('127.0.0.1', 0, (m, r, s) =>
+      s.send(reply(m, zone), r.port, r.address),
+    );
+    await expect(resolveDirect('gone.test', { servers: ['127.0.0.1'], port })).rejects.toThrow(
+      /NXDOMAIN/,
+    );
     await expect(resolveDirect('vpn.test', { servers: [] })).rejects.toThrow(/no resolver/);
-    await expect(resolveDirect('vpn.test', { servers: ['not-an-ip'] })).rejects.toThrow(/no resolver/);
-    await expect(resolveDirect('a b', { servers: ['127.0.0.1'], port })).rejects.toThrow(/not a host name/);
+    await expect(resolveDirect('vpn.test', { servers: ['not-an-ip'] })).rejects.toThrow(
+      /no resolver/,
+    );
+    await expect(resolveDirect('a b', { servers: ['127.0.0.1'], port })).rejects.toThrow(
+      /not a host name/,
+    );
   });
 });

@@ -3,7 +3,16 @@
  * bytes for random packets, padding and empty keepalives; a tampered ciphertext or tag, or
  * the wrong key, is refused; contexts are per key; AWG_AEAD=node switches it off.
  */
-import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  randomBytes,
+} from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { evpAead, evpBlake2s, evpX25519 } from '../../../src/native/libcrypto.js';
@@ -13,7 +22,11 @@ const evp = evpAead({});
 
 function nodeSeal(key: Uint8Array, nonce: Uint8Array, pt: Uint8Array, pad: number): Buffer {
   const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-  return Buffer.concat([c.update(Buffer.concat([pt, Buffer.alloc(pad)])), c.final(), c.getAuthTag()]);
+  return Buffer.concat([
+    c.update(Buffer.concat([pt, Buffer.alloc(pad)])),
+    c.final(),
+    c.getAuthTag(),
+  ]);
 }
 
 function nodeOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array): Buffer {
@@ -26,18 +39,27 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
   it('seals the same bytes as node:crypto (random packets, padding, empty keepalives), at an offset, and opens them', () => {
     const keys = [randomBytes(32), randomBytes(32)];
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 1500 }), fc.integer({ min: 0, max: 15 }), fc.nat(), fc.nat({ max: 1 }), fc.nat({ max: 7 }), (pt, pad, counter, k, offset) => {
-        const key = keys[k]!;
-        const nonce = Buffer.alloc(12);
-        nonce.writeUInt32LE(counter, 4);
-        const out = Buffer.alloc(offset + pt.length + pad + 16);
-        const n = evp!.sealInto(key, nonce, pt, pad, out, offset);
-        const want = nodeSeal(key, nonce, pt, pad);
-        expect(n).toBe(want.length);
-        expect(out.subarray(offset).equals(want)).toBe(true);
-        expect(evp!.open(key, nonce, want)!.equals(Buffer.concat([pt, Buffer.alloc(pad)]))).toBe(true);
-        expect(nodeOpen(key, nonce, out.subarray(offset)).length).toBe(pt.length + pad);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 1500 }),
+        fc.integer({ min: 0, max: 15 }),
+        fc.nat(),
+        fc.nat({ max: 1 }),
+        fc.nat({ max: 7 }),
+        (pt, pad, counter, k, offset) => {
+          const key = keys[k]!;
+          const nonce = Buffer.alloc(12);
+          nonce.writeUInt32LE(counter, 4);
+          const out = Buffer.alloc(offset + pt.length + pad + 16);
+          const n = evp!.sealInto(key, nonce, pt, pad, out, offset);
+          const want = nodeSeal(key, nonce, pt, pad);
+          expect(n).toBe(want.length);
+          expect(out.subarray(offset).equals(want)).toBe(true);
+          expect(evp!.open(key, nonce, want)!.equals(Buffer.concat([pt, Buffer.alloc(pad)]))).toBe(
+            true,
+          );
+          expect(nodeOpen(key, nonce, out.subarray(offset)).length).toBe(pt.length + pad);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -75,7 +97,15 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
       at += len;
     }
     expect(evp!.openInto(key, randomBytes(12), randomBytes(10), slab, 0)).toBe(-1); // shorter than a tag
-    expect(() => evp!.openInto(key, randomBytes(12), nodeSeal(key, Buffer.alloc(12), randomBytes(64), 0), slab, 4090)).toThrow(RangeError);
+    expect(() =>
+      evp!.openInto(
+        key,
+        randomBytes(12),
+        nodeSeal(key, Buffer.alloc(12), randomBytes(64), 0),
+        slab,
+        4090,
+      ),
+    ).toThrow(RangeError);
   });
 
   it('one-off keys with associated data (the handshake): the same bytes as node:crypto; a changed AD or tag is refused', () => {
@@ -106,15 +136,38 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
 const x = evpX25519({});
 const der = (prefix: string, k: Uint8Array) => Buffer.concat([Buffer.from(prefix, 'hex'), k]);
 const nodeDh = (sk: Uint8Array, pk: Uint8Array) =>
-  diffieHellman({ privateKey: createPrivateKey({ key: der('302e020100300506032b656e04220420', sk), format: 'der', type: 'pkcs8' }), publicKey: createPublicKey({ key: der('302a300506032b656e032100', pk), format: 'der', type: 'spki' }) });
+  diffieHellman({
+    privateKey: createPrivateKey({
+      key: der('302e020100300506032b656e04220420', sk),
+      format: 'der',
+      type: 'pkcs8',
+    }),
+    publicKey: createPublicKey({
+      key: der('302a300506032b656e032100', pk),
+      format: 'der',
+      type: 'spki',
+    }),
+  });
 
 describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
   it('RFC 7748 §6.1: both public keys and the shared secret', () => {
-    const a = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
-    const b = Buffer.from('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb', 'hex');
-    expect(Buffer.from(x!.publicKey(a)).toString('hex')).toBe('8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
-    expect(Buffer.from(x!.publicKey(b)).toString('hex')).toBe('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f');
-    expect(Buffer.from(x!.sharedSecret(a, x!.publicKey(b))!).toString('hex')).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
+    const a = Buffer.from(
+      '77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a',
+      'hex',
+    );
+    const b = Buffer.from(
+      '5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb',
+      'hex',
+    );
+    expect(Buffer.from(x!.publicKey(a)).toString('hex')).toBe(
+      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+    );
+    expect(Buffer.from(x!.publicKey(b)).toString('hex')).toBe(
+      'de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f',
+    );
+    expect(Buffer.from(x!.sharedSecret(a, x!.publicKey(b))!).toString('hex')).toBe(
+      '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742',
+    );
   });
 
   it('agrees with node:crypto on random keys (unclamped scalars too); refuses a low-order point and wrong lengths', () => {
@@ -151,15 +204,20 @@ describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
   });
 });
 
-describe('the OpenSSL the engine binds to is the process\'s own', () => {
-  it.skipIf(process.platform !== 'linux')('its version is the one node:crypto reports (never a second libcrypto beside it)', async () => {
-    const { processOpenSsl } = await import('../../../src/native/libcrypto.js');
-    const lib = processOpenSsl();
-    expect(lib).not.toBeNull();
-    const n = BigInt((lib!.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint)());
-    const got = `${(n >> 28n) & 0xfn}.${(n >> 20n) & 0xffn}.${(n >> 4n) & 0xffn}`;
-    expect(process.versions.openssl).toMatch(new RegExp(`^${got.replace(/\./g, '\\.')}`));
-  });
+describe("the OpenSSL the engine binds to is the process's own", () => {
+  it.skipIf(process.platform !== 'linux')(
+    'its version is the one node:crypto reports (never a second libcrypto beside it)',
+    async () => {
+      const { processOpenSsl } = await import('../../../src/native/libcrypto.js');
+      const lib = processOpenSsl();
+      expect(lib).not.toBeNull();
+      const n = BigInt(
+        (lib!.func('unsigned long OpenSSL_version_num(void)') as () => number | bigint)(),
+      );
+      const got = `${(n >> 28n) & 0xfn}.${(n >> 20n) & 0xffn}.${(n >> 4n) & 0xffn}`;
+      expect(process.versions.openssl).toMatch(new RegExp(`^${got.replace(/\./g, '\\.')}`));
+    },
+  );
 });
 
 const b2 = evpBlake2s({});
@@ -167,10 +225,16 @@ const b2 = evpBlake2s({});
 describe.skipIf(!b2)('BLAKE2s through libcrypto (one-shot digest and HMAC)', () => {
   it('the same as node:crypto for random inputs, empty keys and data included', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.uint8Array({ maxLength: 64 }), (data, key) => {
-        expect(b2!.hash(data).equals(createHash('blake2s256').update(data).digest())).toBe(true);
-        expect(b2!.hmac(key, data).equals(createHmac('blake2s256', key).update(data).digest())).toBe(true);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.uint8Array({ maxLength: 64 }),
+        (data, key) => {
+          expect(b2!.hash(data).equals(createHash('blake2s256').update(data).digest())).toBe(true);
+          expect(
+            b2!.hmac(key, data).equals(createHmac('blake2s256', key).update(data).digest()),
+          ).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -178,9 +242,15 @@ describe.skipIf(!b2)('BLAKE2s through libcrypto (one-shot digest and HMAC)', () 
   it('keyed BLAKE2s-128 (BLAKE2SMAC) the same as @noble/hashes for random keys and inputs', () => {
     expect(b2!.mac).toBeDefined();
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 1, maxLength: 32 }), (data, key) => {
-        expect(Buffer.from(b2!.mac!(key, data)).equals(Buffer.from(blake2s(data, { key, dkLen: 16 })))).toBe(true);
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ minLength: 1, maxLength: 32 }),
+        (data, key) => {
+          expect(
+            Buffer.from(b2!.mac!(key, data)).equals(Buffer.from(blake2s(data, { key, dkLen: 16 }))),
+          ).toBe(true);
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -8,9 +8,12 @@ import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { mallocTrim } from '../../../src/native/libc.js';
 
-const rssAnonKiB = () => Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+const rssAnonKiB = () =>
+  Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
 
-describe.runIf(process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64'))('mallocTrim', () => {
+describe.runIf(
+  process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64'),
+)('mallocTrim', () => {
   it('gives the pages of freed heap chunks below live ones back (RSS drops by about what was freed)', () => {
     mallocTrim();
     // 64 KiB chunks (under the 128 KiB mmap threshold: from the heap), written so they are

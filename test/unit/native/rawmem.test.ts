@@ -8,10 +8,13 @@ import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import { releasePages } from '../../../src/native/rawmem.js';
 
-const rssAnonKiB = () => Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+const rssAnonKiB = () =>
+  Number(/RssAnon:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
 const PAGE = 4096;
 
-describe.runIf(process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64'))('releasePages', () => {
+describe.runIf(
+  process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64'),
+)('releasePages', () => {
   it('zeroes the whole pages inside the view and keeps the bytes of the partial pages at its ends', () => {
     const buf = Buffer.allocUnsafeSlow(64 * 1024);
     buf.fill(0xaa);

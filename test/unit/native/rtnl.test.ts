@@ -82,9 +82,20 @@ describe('rtnl codec', () => {
     st.writeBigUInt64LE(9n, 8);
     st.writeBigUInt64LE(2n ** 40n, 16);
     st.writeBigUInt64LE(1234n, 24);
-    const full = parseMessages(buildMessage(RTM_NEWLINK, 0, 1, 0, ifinfomsg(0, 3, 0x1, 0), [strAttr(3, 'awg-x'), attr(IFLA_STATS64, st)]))[0]!;
-    expect(parseEvent(full)).toMatchObject({ stats: { rxPackets: 7, txPackets: 9, rxBytes: 2 ** 40, txBytes: 1234 } });
-    const short = parseMessages(buildMessage(RTM_NEWLINK, 0, 1, 0, ifinfomsg(0, 3, 0x1, 0), [attr(IFLA_STATS64, st.subarray(0, 31))]))[0]!;
+    const full = parseMessages(
+      buildMessage(RTM_NEWLINK, 0, 1, 0, ifinfomsg(0, 3, 0x1, 0), [
+        strAttr(3, 'awg-x'),
+        attr(IFLA_STATS64, st),
+      ]),
+    )[0]!;
+    expect(parseEvent(full)).toMatchObject({
+      stats: { rxPackets: 7, txPackets: 9, rxBytes: 2 ** 40, txBytes: 1234 },
+    });
+    const short = parseMessages(
+      buildMessage(RTM_NEWLINK, 0, 1, 0, ifinfomsg(0, 3, 0x1, 0), [
+        attr(IFLA_STATS64, st.subarray(0, 31)),
+      ]),
+    )[0]!;
     expect(parseEvent(short)).not.toHaveProperty('stats');
   });
 

@@ -27,18 +27,40 @@ describe('proc connector messages', () => {
   it('parses an EXEC datagram at the documented offsets (unaligned u64 timestamp)', () => {
     const b = Buffer.from(EXEC_HEX, 'hex');
     expect(b.length).toBe(76);
-    expect(parseProcMessage(b)).toEqual({ type: 'exec', ts: 0x444d4d93b72n, pid: 15251, tgid: 15251 });
+    expect(parseProcMessage(b)).toEqual({
+      type: 'exec',
+      ts: 0x444d4d93b72n,
+      pid: 15251,
+      tgid: 15251,
+    });
   });
 
   it('parses FORK (parent/child pid and tgid), EXIT (wait status, signal) and the ACK', () => {
     expect(parseProcMessage(buildProcEvent(PROC_EVENT.FORK, 7n, [100, 101, 200, 200]))).toEqual({
-      type: 'fork', ts: 7n, parentPid: 100, parentTgid: 101, childPid: 200, childTgid: 200,
+      type: 'fork',
+      ts: 7n,
+      parentPid: 100,
+      parentTgid: 101,
+      childPid: 200,
+      childTgid: 200,
     });
     expect(parseProcMessage(buildProcEvent(PROC_EVENT.EXIT, 8n, [5, 5, 768, -1]))).toEqual({
-      type: 'exit', ts: 8n, pid: 5, tgid: 5, exitCode: 768, exitSignal: -1,
+      type: 'exit',
+      ts: 8n,
+      pid: 5,
+      tgid: 5,
+      exitCode: 768,
+      exitSignal: -1,
     });
-    expect(parseProcMessage(buildProcEvent(PROC_EVENT.NONE, 0n, [0]))).toEqual({ type: 'ack', err: 0 });
-    expect(parseProcMessage(buildProcEvent(PROC_EVENT.COMM, 9n, [1, 1]))).toEqual({ type: 'other', what: PROC_EVENT.COMM, ts: 9n });
+    expect(parseProcMessage(buildProcEvent(PROC_EVENT.NONE, 0n, [0]))).toEqual({
+      type: 'ack',
+      err: 0,
+    });
+    expect(parseProcMessage(buildProcEvent(PROC_EVENT.COMM, 9n, [1, 1]))).toEqual({
+      type: 'other',
+      what: PROC_EVENT.COMM,
+      ts: 9n,
+    });
   });
 
   it('rejects what is not a proc-connector event', () => {

@@ -9,7 +9,12 @@ import { Rule } from '../../../src/config/schema.js';
 import type { FanotifyEvent } from '../../../src/native/fanotify.js';
 import { HEAD_BYTES, followUpOf } from '../../../src/procs/exec-file.js';
 import { parseMountinfo, planGateMarks, ruleTree } from '../../../src/procs/gate-marks.js';
-import { ExecGate, type GateDecision, type GateFiles, type GateGroup } from '../../../src/procs/gate.js';
+import {
+  ExecGate,
+  type GateDecision,
+  type GateFiles,
+  type GateGroup,
+} from '../../../src/procs/gate.js';
 
 const rule = (r: Record<string, unknown>) => Rule.parse(r);
 
@@ -19,8 +24,14 @@ describe('exec-file: the files an exec pulls in', () => {
     const f = followUpOf(sh);
     expect(f?.kind).toBe('elf');
     expect(f?.interpreter).toMatch(/^\/lib.*\/ld-linux.*\.so\.\d$/);
-    expect(followUpOf(Buffer.from('#!/bin/sh -e\necho hi\n'))).toEqual({ kind: 'script', interpreter: '/bin/sh' });
-    expect(followUpOf(Buffer.from('#! \t/usr/bin/env python3\n'))).toEqual({ kind: 'script', interpreter: '/usr/bin/env' });
+    expect(followUpOf(Buffer.from('#!/bin/sh -e\necho hi\n'))).toEqual({
+      kind: 'script',
+      interpreter: '/bin/sh',
+    });
+    expect(followUpOf(Buffer.from('#! \t/usr/bin/env python3\n'))).toEqual({
+      kind: 'script',
+      interpreter: '/usr/bin/env',
+    });
   });
 
   it('returns nothing for a static-like ELF, an empty #! line, text, or truncated and hostile headers', () => {
@@ -74,7 +85,11 @@ describe('gate-marks: which file systems the rules need', () => {
   const mounts = parseMountinfo(MOUNTINFO);
 
   it('parses mountinfo (escapes, noexec)', () => {
-    expect(mounts.find((m) => m.mountPoint === '/mnt/my disk')).toMatchObject({ dev: '0:34', fsType: 'ext4', noexec: false });
+    expect(mounts.find((m) => m.mountPoint === '/mnt/my disk')).toMatchObject({
+      dev: '0:34',
+      fsType: 'ext4',
+      noexec: false,
+    });
     expect(mounts.find((m) => m.mountPoint === '/tmp')?.noexec).toBe(true);
   });
 
@@ -86,21 +101,50 @@ describe('gate-marks: which file systems the rules need', () => {
         { path: '/opt/work/cache', dev: '0:31', fsType: 'tmpfs' },
       ],
     });
-    expect(ruleTree(rule({ match: { path: '/usr/lib/*/firefox' }, target: 'vpn' }))).toBe('/usr/lib');
-    expect(ruleTree(rule({ match: { path: '/usr/bin/curl' }, target: 'vpn' }))).toBe('/usr/bin/curl');
-    expect(planGateMarks([rule({ match: { path: '/usr/bin/curl' }, target: 'vpn' })], mounts).marks.map((m) => m.path)).toEqual(['/']);
+    expect(ruleTree(rule({ match: { path: '/usr/lib/*/firefox' }, target: 'vpn' }))).toBe(
+      '/usr/lib',
+    );
+    expect(ruleTree(rule({ match: { path: '/usr/bin/curl' }, target: 'vpn' }))).toBe(
+      '/usr/bin/curl',
+    );
+    expect(
+      planGateMarks([rule({ match: { path: '/usr/bin/curl' }, target: 'vpn' })], mounts).marks.map(
+        (m) => m.path,
+      ),
+    ).toEqual(['/']);
     // a tree on a noexec file system needs no mark: nothing can be exec'd from there
-    expect(planGateMarks([rule({ match: { dir: '/tmp/x' }, target: 'vpn' })], mounts).marks).toEqual([]);
+    expect(
+      planGateMarks([rule({ match: { dir: '/tmp/x' }, target: 'vpn' })], mounts).marks,
+    ).toEqual([]);
     // the same file system reached twice (/opt and a bind mount of it) is marked once
-    expect(planGateMarks([rule({ match: { dir: '/opt/a' }, target: 'vpn' }), rule({ match: { dir: '/srv/data' }, target: 'vpn' })], mounts).marks.map((m) => m.path)).toEqual(['/opt']);
+    expect(
+      planGateMarks(
+        [
+          rule({ match: { dir: '/opt/a' }, target: 'vpn' }),
+          rule({ match: { dir: '/srv/data' }, target: 'vpn' }),
+        ],
+        mounts,
+      ).marks.map((m) => m.path),
+    ).toEqual(['/opt']);
   });
 
   it('name, regex and ignoreCase rules need every file system an exec can come from; disabled rules none', () => {
-    const all = planGateMarks([rule({ match: { dir: '/opt' }, target: 'vpn' }), rule({ match: { name: 'curl' }, target: 'vpn' })], mounts);
+    const all = planGateMarks(
+      [
+        rule({ match: { dir: '/opt' }, target: 'vpn' }),
+        rule({ match: { name: 'curl' }, target: 'vpn' }),
+      ],
+      mounts,
+    );
     expect(all.scope).toBe('all');
     expect(all.marks.map((m) => m.path)).toEqual(['/', '/opt', '/opt/work/cache', '/mnt/my disk']);
-    expect(planGateMarks([rule({ match: { dir: '/opt', ignoreCase: true }, target: 'vpn' })], mounts).scope).toBe('all');
-    expect(planGateMarks([rule({ match: { regex: 'x' }, target: 'vpn', enabled: false })], mounts)).toEqual({ marks: [], scope: 'none' });
+    expect(
+      planGateMarks([rule({ match: { dir: '/opt', ignoreCase: true }, target: 'vpn' })], mounts)
+        .scope,
+    ).toBe('all');
+    expect(
+      planGateMarks([rule({ match: { regex: 'x' }, target: 'vpn', enabled: false })], mounts),
+    ).toEqual({ marks: [], scope: 'none' });
   });
 });
 
@@ -110,7 +154,12 @@ function fakeGroup() {
   const allowed: number[] = [];
   const denied: number[] = [];
   let closed = false;
-  const g: GateGroup & { queue: FanotifyEvent[][]; allowed: number[]; denied: number[]; closed: () => boolean } = {
+  const g: GateGroup & {
+    queue: FanotifyEvent[][];
+    allowed: number[];
+    denied: number[];
+    closed: () => boolean;
+  } = {
     fd: 5,
     queue,
     allowed,
@@ -125,7 +174,10 @@ function fakeGroup() {
 }
 
 /** files by event fd: path, head, identity; identities of interpreter paths */
-function fakeFiles(byFd: Record<number, { path: string; head?: string | Buffer; id: string }>, byPath: Record<string, string>): GateFiles {
+function fakeFiles(
+  byFd: Record<number, { path: string; head?: string | Buffer; id: string }>,
+  byPath: Record<string, string>,
+): GateFiles {
   return {
     pathOf: (ev) => byFd[ev.fd]?.path,
     head: (fd) => {
@@ -162,10 +214,22 @@ describe('ExecGate: deciding and answering', () => {
     const g = fakeGroup();
     const decided: [number, string, boolean][] = [];
     const files = fakeFiles(
-      { 10: { path: '/opt/work/tool', head: LD, id: 'a' }, 11: { path: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', id: 'ld' }, 12: { path: '/usr/bin/ls', head: LD, id: 'b' }, 13: { path: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', id: 'ld' } },
+      {
+        10: { path: '/opt/work/tool', head: LD, id: 'a' },
+        11: { path: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', id: 'ld' },
+        12: { path: '/usr/bin/ls', head: LD, id: 'b' },
+        13: { path: '/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2', id: 'ld' },
+      },
       { '/lib64/ld-linux-x86-64.so.2': 'ld' },
     );
-    const gate = new ExecGate({ group: g, files, decide: (pid, f, named) => (decided.push([pid, f, named]), f.startsWith('/opt/work') ? 'placed' : 'miss') });
+    const gate = new ExecGate({
+      group: g,
+      files,
+      decide: (pid, f, named) => (
+        decided.push([pid, f, named]),
+        f.startsWith('/opt/work') ? 'placed' : 'miss'
+      ),
+    });
     g.queue.push([ev(100, 10), ev(100, 11)], [ev(101, 12), ev(101, 13)]);
     gate.pump();
     expect(decided).toEqual([
@@ -176,7 +240,7 @@ describe('ExecGate: deciding and answering', () => {
     expect(gate.stats).toMatchObject({ events: 4, execs: 2, placed: 1, errors: 0 });
   });
 
-  it("a script decides by its own path; when no rule matches it, its interpreter does (what /proc shows afterwards)", () => {
+  it('a script decides by its own path; when no rule matches it, its interpreter does (what /proc shows afterwards)', () => {
     const g = fakeGroup();
     const decided: [string, boolean][] = [];
     const files = fakeFiles(
@@ -190,7 +254,10 @@ describe('ExecGate: deciding and answering', () => {
       },
       { '/bin/sh': 'dash', '/usr/bin/python3': 'py', '/lib64/ld-linux-x86-64.so.2': 'ld' },
     );
-    const decide = (_pid: number, f: string, named: boolean): GateDecision => (decided.push([f, named]), f.startsWith('/opt/work') || f.includes('python') ? 'placed' : 'miss');
+    const decide = (_pid: number, f: string, named: boolean): GateDecision => (
+      decided.push([f, named]),
+      f.startsWith('/opt/work') || f.includes('python') ? 'placed' : 'miss'
+    );
     const gate = new ExecGate({ group: g, files, decide });
     g.queue.push([ev(200, 20), ev(200, 21), ev(200, 22)], [ev(201, 23), ev(201, 24), ev(201, 25)]);
     gate.pump();
@@ -206,7 +273,14 @@ describe('ExecGate: deciding and answering', () => {
   it('answers even when deciding throws or the file cannot be read; skips deciding past the deadline; ignores overflow', () => {
     const g = fakeGroup();
     let t = 0;
-    const files = fakeFiles({ 30: { path: '/opt/a', id: 'x' }, 32: { path: '/opt/c', id: 'z' }, 33: { path: '/opt/d', id: 'w' } }, {});
+    const files = fakeFiles(
+      {
+        30: { path: '/opt/a', id: 'x' },
+        32: { path: '/opt/c', id: 'z' },
+        33: { path: '/opt/d', id: 'w' },
+      },
+      {},
+    );
     const decide = (pid: number): GateDecision => {
       if (pid === 300) throw new Error('boom');
       t += 150; // a slow decision: the next one in this pass is past the deadline
@@ -223,10 +297,19 @@ describe('ExecGate: deciding and answering', () => {
   it('refuses an exec the placer could not place for a block/drop rule (FAN_DENY), by its own path or its interpreter', () => {
     const g = fakeGroup();
     const files = fakeFiles(
-      { 50: { path: '/opt/work/tool', id: 'a' }, 51: { path: '/home/u/s.sh', head: '#!/opt/work/sh\n', id: 's' }, 52: { path: '/opt/work/sh', id: 'sh' }, 53: { path: '/usr/bin/ls', id: 'l' } },
+      {
+        50: { path: '/opt/work/tool', id: 'a' },
+        51: { path: '/home/u/s.sh', head: '#!/opt/work/sh\n', id: 's' },
+        52: { path: '/opt/work/sh', id: 'sh' },
+        53: { path: '/usr/bin/ls', id: 'l' },
+      },
       { '/opt/work/sh': 'sh' },
     );
-    const gate = new ExecGate({ group: g, files, decide: (_pid, f) => (f.startsWith('/opt/work') ? 'deny' : 'miss') });
+    const gate = new ExecGate({
+      group: g,
+      files,
+      decide: (_pid, f) => (f.startsWith('/opt/work') ? 'deny' : 'miss'),
+    });
     g.queue.push([ev(500, 50), ev(501, 51), ev(501, 52), ev(502, 53)]);
     gate.pump();
     expect(g.denied).toEqual([50, 52]);
@@ -242,7 +325,12 @@ describe('ExecGate: deciding and answering', () => {
       if (e.fd === 40) throw new Error('EBADF');
       allow(e);
     };
-    const gate = new ExecGate({ group: g, files: fakeFiles({}, {}), decide: () => 'miss', onError: (m) => errors.push(m) });
+    const gate = new ExecGate({
+      group: g,
+      files: fakeFiles({}, {}),
+      decide: () => 'miss',
+      onError: (m) => errors.push(m),
+    });
     g.queue.push([ev(1, 40), ev(2, 41)]);
     gate.pump();
     expect(g.allowed).toEqual([41]);

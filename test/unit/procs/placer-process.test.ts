@@ -12,10 +12,26 @@ import { AwgError } from '../../../src/errors.js';
 import type { ProcEvent } from '../../../src/procs/connector.js';
 import type { CgroupWriter } from '../../../src/procs/placer.js';
 import type { ProcFs } from '../../../src/procs/scan.js';
-import { PlacerChild, type GateAccess, type PlacerChildDeps } from '../../../src/procs/placer-child.js';
+import {
+  PlacerChild,
+  type GateAccess,
+  type PlacerChildDeps,
+} from '../../../src/procs/placer-child.js';
 import type { FanotifyEvent } from '../../../src/native/fanotify.js';
-import { LineDecoder, encode, parseFromPlacer, parseToPlacer, zeroStats, type FromPlacer, type ToPlacer } from '../../../src/procs/placer-protocol.js';
-import { spawnPlacerProcess, type PlacerChildProcess, type Timers } from '../../../src/procs/placer-process.js';
+import {
+  LineDecoder,
+  encode,
+  parseFromPlacer,
+  parseToPlacer,
+  zeroStats,
+  type FromPlacer,
+  type ToPlacer,
+} from '../../../src/procs/placer-protocol.js';
+import {
+  spawnPlacerProcess,
+  type PlacerChildProcess,
+  type Timers,
+} from '../../../src/procs/placer-process.js';
 
 const MOUNT = { mountPoint: '/sys/fs/cgroup/unified', root: '/' };
 const rule = (r: Record<string, unknown>) => Rule.parse(r);
@@ -41,7 +57,11 @@ describe('placer protocol framing', () => {
   it('drops an overlong line (also one that grows without a newline) and resumes after it', () => {
     const lines: string[] = [];
     const long: number[] = [];
-    const d = new LineDecoder((l) => lines.push(l), (n) => long.push(n), 8);
+    const d = new LineDecoder(
+      (l) => lines.push(l),
+      (n) => long.push(n),
+      8,
+    );
     d.push('123456789');
     d.push('0abc\nok\n');
     d.push('123456789012\nfine\n');
@@ -50,7 +70,14 @@ describe('placer protocol framing', () => {
   });
 
   it('validates messages to the placer', () => {
-    const cfg: ToPlacer = { type: 'config', rules: [WORK], cgroupRoot: 'awg', mount: MOUNT, down: ['vpn'], ownPid: 7 };
+    const cfg: ToPlacer = {
+      type: 'config',
+      rules: [WORK],
+      cgroupRoot: 'awg',
+      mount: MOUNT,
+      down: ['vpn'],
+      ownPid: 7,
+    };
     expect(parseToPlacer(encode(cfg).trim())).toEqual(cfg);
     expect(parseToPlacer('{"type":"stats","id":3}')).toEqual({ type: 'stats', id: 3 });
     expect(parseToPlacer('{"type":"rescan"}')).toEqual({ type: 'rescan' });
@@ -70,13 +97,37 @@ describe('placer protocol framing', () => {
   });
 
   it('parses what the placer says; unknown lines are not protocol', () => {
-    expect(parseFromPlacer('{"type":"ready","pid":5,"fifo":false,"reason":"EPERM"}')).toEqual({ type: 'ready', pid: 5, fifo: false, reason: 'EPERM' });
-    const st = { type: 'stats', id: 2, ...zeroStats(), placed: 4, connector: { received: 9, overruns: 1 }, rssKb: 100 };
+    expect(parseFromPlacer('{"type":"ready","pid":5,"fifo":false,"reason":"EPERM"}')).toEqual({
+      type: 'ready',
+      pid: 5,
+      fifo: false,
+      reason: 'EPERM',
+    });
+    const st = {
+      type: 'stats',
+      id: 2,
+      ...zeroStats(),
+      placed: 4,
+      connector: { received: 9, overruns: 1 },
+      rssKb: 100,
+    };
     expect(parseFromPlacer(JSON.stringify(st))).toEqual(st);
     expect(parseFromPlacer(JSON.stringify({ ...st, placed: -1 }))).toBeUndefined();
-    expect(parseFromPlacer('{"type":"error","kind":"weird","message":"m","fatal":true}')).toEqual({ type: 'error', kind: 'driver', message: 'm', fatal: true });
-    expect(parseFromPlacer('{"type":"placed","pid":9,"execNs":"100","placedNs":"250"}')).toEqual({ type: 'placed', pid: 9, execNs: '100', placedNs: '250' });
-    expect(parseFromPlacer('{"type":"placed","pid":9,"execNs":"1e3","placedNs":"250"}')).toBeUndefined();
+    expect(parseFromPlacer('{"type":"error","kind":"weird","message":"m","fatal":true}')).toEqual({
+      type: 'error',
+      kind: 'driver',
+      message: 'm',
+      fatal: true,
+    });
+    expect(parseFromPlacer('{"type":"placed","pid":9,"execNs":"100","placedNs":"250"}')).toEqual({
+      type: 'placed',
+      pid: 9,
+      execNs: '100',
+      placedNs: '250',
+    });
+    expect(
+      parseFromPlacer('{"type":"placed","pid":9,"execNs":"1e3","placedNs":"250"}'),
+    ).toBeUndefined();
     expect(parseFromPlacer('Debugger attached.')).toBeUndefined();
   });
 });
@@ -109,21 +160,45 @@ class FakeSystem implements ProcFs, CgroupWriter {
 }
 
 function childSetup(gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles'>>) {
-  const sys = new FakeSystem(new Set(['user.slice', 'awg', 'awg/work', 'awg/ff', 'awg/ff2', 'other', 'other/work']));
+  const sys = new FakeSystem(
+    new Set(['user.slice', 'awg', 'awg/work', 'awg/ff', 'awg/ff2', 'other', 'other/work']),
+  );
   sys.procs.set(1, { ppid: 0, exe: '/sbin/init', cgroup: '/' });
   sys.procs.set(100, { ppid: 1, exe: '/usr/bin/node', cgroup: '/' }); // the daemon
   const sent: FromPlacer[] = [];
   let listener: ((evs: ProcEvent[]) => void) | undefined;
-  const conn = { stats: { received: 0, overruns: 0, unfiltered: 0 }, closed: 0, listen: (cb: (evs: ProcEvent[]) => void) => void (listener = cb), close: () => void conn.closed++ };
-  const child = new PlacerChild({ send: (m) => sent.push(m), openConnector: () => conn, placer: { writer: sys, procfs: sys }, rssKb: () => 42, ...gate });
+  const conn = {
+    stats: { received: 0, overruns: 0, unfiltered: 0 },
+    closed: 0,
+    listen: (cb: (evs: ProcEvent[]) => void) => void (listener = cb),
+    close: () => void conn.closed++,
+  };
+  const child = new PlacerChild({
+    send: (m) => sent.push(m),
+    openConnector: () => conn,
+    placer: { writer: sys, procfs: sys },
+    rssKb: () => 42,
+    ...gate,
+  });
   child.start();
   const exec = (pid: number, exe: string) => {
     sys.procs.set(pid, { ppid: 1, exe, cgroup: '/user.slice' });
     listener?.([{ type: 'exec', ts: 1n, pid, tgid: pid }]);
   };
   const config = (rules: Rule[], extra: Partial<Extract<ToPlacer, { type: 'config' }>> = {}) =>
-    child.handleLine(encode({ type: 'config', rules, cgroupRoot: 'awg', mount: MOUNT, down: [], ownPid: 100, ...extra }));
-  const lastStats = () => sent.filter((m) => m.type === 'stats').at(-1) as Extract<FromPlacer, { type: 'stats' }>;
+    child.handleLine(
+      encode({
+        type: 'config',
+        rules,
+        cgroupRoot: 'awg',
+        mount: MOUNT,
+        down: [],
+        ownPid: 100,
+        ...extra,
+      }),
+    );
+  const lastStats = () =>
+    sent.filter((m) => m.type === 'stats').at(-1) as Extract<FromPlacer, { type: 'stats' }>;
   return { sys, sent, conn, child, exec, config, lastStats };
 }
 
@@ -177,8 +252,15 @@ describe('placer child message loop', () => {
   it('reports bad input and bad rules as errors and keeps going; close() closes the connector', () => {
     const t = childSetup();
     t.child.handleLine('{"type":"bogus"}');
-    t.config([rule({ name: 'bad', match: { regex: 'x' }, target: 'vpn' })].map((r) => ({ ...r, match: { regex: '(' } })) as Rule[]);
-    expect(t.sent.filter((m) => m.type === 'error').map((m) => (m as { kind: string }).kind)).toEqual(['bug', 'invalid-config']);
+    t.config(
+      [rule({ name: 'bad', match: { regex: 'x' }, target: 'vpn' })].map((r) => ({
+        ...r,
+        match: { regex: '(' },
+      })) as Rule[],
+    );
+    expect(
+      t.sent.filter((m) => m.type === 'error').map((m) => (m as { kind: string }).kind),
+    ).toEqual(['bug', 'invalid-config']);
     t.config([WORK]);
     t.exec(500, '/opt/work/x');
     expect(t.sys.cgroup(500)).toBe('/awg/work');
@@ -189,7 +271,14 @@ describe('placer child message loop', () => {
 
 /** fanotify in memory: groups record their marks and answers; events are queued by the test */
 class FakeFanotify implements GateAccess {
-  groups: { fd: number; marks: string[]; queue: FanotifyEvent[]; allowed: FanotifyEvent[]; closed: boolean; watched: () => void }[] = [];
+  groups: {
+    fd: number;
+    marks: string[];
+    queue: FanotifyEvent[];
+    allowed: FanotifyEvent[];
+    closed: boolean;
+    watched: () => void;
+  }[] = [];
   refuse: string | undefined;
   badMark = new Set<string>();
   mounts = [
@@ -200,7 +289,14 @@ class FakeFanotify implements GateAccess {
   ].join('\n');
   open(): ReturnType<GateAccess['open']> {
     if (this.refuse) throw new AwgError('permission', this.refuse);
-    const g = { fd: 900 + this.groups.length, marks: [] as string[], queue: [] as FanotifyEvent[], allowed: [] as FanotifyEvent[], closed: false, watched: () => {} };
+    const g = {
+      fd: 900 + this.groups.length,
+      marks: [] as string[],
+      queue: [] as FanotifyEvent[],
+      allowed: [] as FanotifyEvent[],
+      closed: false,
+      watched: () => {},
+    };
     this.groups.push(g);
     return {
       fd: g.fd,
@@ -234,11 +330,21 @@ describe('placer child: the exec gate', () => {
   it('marks what the rules need, places a held exec before answering, re-marks on a rule change (new group first), closes with no rules', () => {
     const fan = new FakeFanotify();
     const fdPaths = new Map([[7, '/opt/work/bin/tool']]);
-    const t = childSetup({ gate: fan, gateFiles: { pathOf: (ev) => fdPaths.get(ev.fd), head: () => Buffer.alloc(0), idOfFd: () => undefined, idOfPath: () => undefined } });
+    const t = childSetup({
+      gate: fan,
+      gateFiles: {
+        pathOf: (ev) => fdPaths.get(ev.fd),
+        head: () => Buffer.alloc(0),
+        idOfFd: () => undefined,
+        idOfPath: () => undefined,
+      },
+    });
     t.config([WORK]);
     expect(fan.groups).toHaveLength(1);
     expect(fan.groups[0]!.marks).toEqual(['/opt/work']);
-    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([{ type: 'gate', state: 'gated', scope: 'trees', marks: ['/opt/work'] }]);
+    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([
+      { type: 'gate', state: 'gated', scope: 'trees', marks: ['/opt/work'] },
+    ]);
     // held exec: /proc still shows the shell; the event's fd names the program
     t.sys.procs.set(600, { ppid: 1, exe: '/usr/bin/dash', cgroup: '/user.slice' });
     fan.exec(600, 7);
@@ -249,7 +355,10 @@ describe('placer child: the exec gate', () => {
     expect(fan.groups).toHaveLength(2);
     expect(fan.groups[1]!.marks).toEqual(['/', '/opt/work']);
     expect(fan.groups[0]!.closed).toBe(true);
-    expect(t.sent.filter((m) => m.type === 'gate').at(-1)).toMatchObject({ state: 'gated', scope: 'all' });
+    expect(t.sent.filter((m) => m.type === 'gate').at(-1)).toMatchObject({
+      state: 'gated',
+      scope: 'all',
+    });
     // the same marks again: nothing reopened
     t.config([FF, WORK]);
     expect(fan.groups).toHaveLength(2);
@@ -263,17 +372,31 @@ describe('placer child: the exec gate', () => {
     fan.refuse = 'fanotify_init: errno 1 (needs CAP_SYS_ADMIN)';
     const t = childSetup({ gate: fan });
     t.config([WORK]);
-    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([{ type: 'gate', state: 'best-effort', reason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)', marks: [] }]);
+    expect(t.sent.filter((m) => m.type === 'gate')).toEqual([
+      {
+        type: 'gate',
+        state: 'best-effort',
+        reason: 'exec gate unavailable: fanotify_init: errno 1 (needs CAP_SYS_ADMIN)',
+        marks: [],
+      },
+    ]);
     t.exec(601, '/opt/work/x');
     expect(t.sys.cgroup(601)).toBe('/awg/work');
     const off = childSetup({ gateOff: 'the exec gate is switched off (AWG_EXEC_GATE=0)' });
     off.config([WORK]);
-    expect(off.sent.find((m) => m.type === 'gate')).toMatchObject({ state: 'best-effort', reason: 'the exec gate is switched off (AWG_EXEC_GATE=0)' });
+    expect(off.sent.find((m) => m.type === 'gate')).toMatchObject({
+      state: 'best-effort',
+      reason: 'the exec gate is switched off (AWG_EXEC_GATE=0)',
+    });
     const part = new FakeFanotify();
     part.badMark.add('/opt/work');
     const p = childSetup({ gate: part });
     p.config([FF]);
-    expect(p.sent.find((m) => m.type === 'gate')).toMatchObject({ state: 'best-effort', marks: ['/'], reason: 'some file systems are not gated: fanotify_mark /opt/work: errno 22' });
+    expect(p.sent.find((m) => m.type === 'gate')).toMatchObject({
+      state: 'best-effort',
+      marks: ['/'],
+      reason: 'some file systems are not gated: fanotify_mark /opt/work: errno 22',
+    });
   });
 });
 
@@ -371,9 +494,21 @@ describe('placer process handle (fake child)', () => {
     await tick();
     expect(t.spawned).toHaveLength(1);
     expect(t.spawned[0]!.fd).toBe(99);
-    expect(t.spawned[0]!.env).toMatchObject({ PATH: '/bin', AWG_PROC_CONNECTOR_FD: '3', AWG_PLACER_PARENT: String(process.pid), AWG_PLACER_PRIORITY: '10' });
+    expect(t.spawned[0]!.env).toMatchObject({
+      PATH: '/bin',
+      AWG_PROC_CONNECTOR_FD: '3',
+      AWG_PLACER_PARENT: String(process.pid),
+      AWG_PLACER_PRIORITY: '10',
+    });
     const c = t.children[0]!;
-    expect(c.lines[0]).toEqual({ type: 'config', rules: [WORK], cgroupRoot: 'awg', mount: MOUNT, down: ['a', 'b'], ownPid: 100 });
+    expect(c.lines[0]).toEqual({
+      type: 'config',
+      rules: [WORK],
+      cgroupRoot: 'awg',
+      mount: MOUNT,
+      down: ['a', 'b'],
+      ownPid: 100,
+    });
     t.h.setDown(new Set(['a', 'b'])); // unchanged: nothing sent
     t.h.setDown(new Set(['a']));
     t.h.rescan();
@@ -382,7 +517,14 @@ describe('placer process handle (fake child)', () => {
     expect(c.lines.slice(1)).toEqual([
       { type: 'down', down: ['a'] },
       { type: 'rescan' },
-      { type: 'config', rules: [WORK, FF], cgroupRoot: 'awg2', mount: MOUNT, down: ['a'], ownPid: 100 },
+      {
+        type: 'config',
+        rules: [WORK, FF],
+        cgroupRoot: 'awg2',
+        mount: MOUNT,
+        down: ['a'],
+        ownPid: 100,
+      },
     ]);
     c.say({ type: 'ready', pid: 1000, fifo: false, reason: 'EPERM' });
     c.say('some stray text');
@@ -407,7 +549,10 @@ describe('placer process handle (fake child)', () => {
     t.h.setRules([FF]);
     c0.exit(null, 'SIGKILL');
     expect(t.h.state).toBe('restarting');
-    expect(t.errors.at(-1)).toEqual(['placer process killed by SIGKILL; restarting in 250 ms', false]);
+    expect(t.errors.at(-1)).toEqual([
+      'placer process killed by SIGKILL; restarting in 250 ms',
+      false,
+    ]);
     t.h.setDown(new Set()); // while no child: kept for the next config
     t.timers.advance(249);
     expect(t.children).toHaveLength(1);
@@ -415,7 +560,9 @@ describe('placer process handle (fake child)', () => {
     expect(t.children).toHaveLength(2);
     await tick();
     const c1 = t.children[1]!;
-    expect(c1.lines).toEqual([{ type: 'config', rules: [FF], cgroupRoot: 'awg', mount: MOUNT, down: [], ownPid: 100 }]);
+    expect(c1.lines).toEqual([
+      { type: 'config', rules: [FF], cgroupRoot: 'awg', mount: MOUNT, down: [], ownPid: 100 },
+    ]);
     c1.say(stats({ placed: 2 }));
     await tick();
     expect(t.h.stats.placed).toBe(5);
@@ -439,7 +586,12 @@ describe('placer process handle (fake child)', () => {
 
   it('a fatal error stops restarts; so do five deaths before ready', async () => {
     const t = handleSetup();
-    t.children[0]!.say({ type: 'error', kind: 'unsupported', message: 'LISTEN refused', fatal: true });
+    t.children[0]!.say({
+      type: 'error',
+      kind: 'unsupported',
+      message: 'LISTEN refused',
+      fatal: true,
+    });
     await tick();
     t.children[0]!.exit(3);
     expect(t.h.state).toBe('failed');

@@ -2,7 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { Rule } from '../../../src/config/schema.js';
 import { compileRules } from '../../../src/model/match.js';
 import { E } from '../../../src/native/libc.js';
-import { PROC_EVENT, buildProcEvent, parseProcMessage, type ProcEvent } from '../../../src/procs/connector.js';
+import {
+  PROC_EVENT,
+  buildProcEvent,
+  parseProcMessage,
+  type ProcEvent,
+} from '../../../src/procs/connector.js';
 import { classifyCgroup, execCgroupPath, relativeCgroup } from '../../../src/procs/cgroups.js';
 import { ProcessPlacer, type CgroupWriter } from '../../../src/procs/placer.js';
 import { descendants, parseCgroupV2, parseStatPpid, type ProcFs } from '../../../src/procs/scan.js';
@@ -80,7 +85,8 @@ function setup(extra: string[] = []) {
   });
   return { sys, placer, placed };
 }
-const exec = (pid: number, ts = 1n): ProcEvent => parseProcMessage(buildProcEvent(PROC_EVENT.EXEC, ts, [pid, pid]))!;
+const exec = (pid: number, ts = 1n): ProcEvent =>
+  parseProcMessage(buildProcEvent(PROC_EVENT.EXEC, ts, [pid, pid]))!;
 const fork = (parent: number, child: number, childTgid = child): ProcEvent =>
   parseProcMessage(buildProcEvent(PROC_EVENT.FORK, 1n, [parent, parent, child, childTgid]))!;
 
@@ -91,7 +97,10 @@ describe('ProcessPlacer on EXEC events', () => {
     sys.add(51, { ppid: 1, exe: '/opt/work/other', cgroup: '/user.slice' });
     sys.add(52, { ppid: 1, exe: '/usr/bin/ls', cgroup: '/user.slice' });
     placer.handleEvents([exec(50), exec(51), exec(52)]);
-    expect(sys.writes).toEqual([[`${ROOT}/work`, 50], [`${ROOT}/work`, 51]]);
+    expect(sys.writes).toEqual([
+      [`${ROOT}/work`, 50],
+      [`${ROOT}/work`, 51],
+    ]);
     expect(sys.opens).toBe(1);
     expect(placed).toEqual([50, 51]);
     expect(placer.stats).toMatchObject({ execs: 3, placed: 2, misses: 1, esrch: 0 });
@@ -156,7 +165,10 @@ describe('ProcessPlacer on EXEC events', () => {
       return origWrite(h, pid);
     };
     placer.handleEvents([exec(91)]);
-    expect(sys.writes).toEqual([[path, 90], [path, 91]]);
+    expect(sys.writes).toEqual([
+      [path, 90],
+      [path, 91],
+    ]);
     expect(sys.opens).toBe(2);
     expect(placer.stats.errors).toBe(0);
   });
@@ -191,7 +203,7 @@ describe('ProcessPlacer.placeGated (the exec gate decides while the exec is held
     expect(placer.stats.missingCgroup).toBe(2);
   });
 
-  it("never places our own tree, even a child whose FORK event is not read yet; an awg exec cgroup wins", () => {
+  it('never places our own tree, even a child whose FORK event is not read yet; an awg exec cgroup wins', () => {
     const { sys, placer } = setup([execCgroupPath(ROOT, 'vpn')]);
     sys.add(92, { ppid: SELF, exe: '/usr/bin/node', cgroup: '/system.slice/awg.service' });
     expect(placer.placeGated(92, '/opt/work/nft', true)).toBe('own');
@@ -241,19 +253,24 @@ describe('ProcessPlacer.rescan / setRules', () => {
     sys.add(112, { ppid: 1, exe: '/usr/bin/firefox', cgroup: '/user.slice/u.scope' });
     placer.rescan();
     sys.procs.get(111)!.cgroup = `/${ROOT}/work`; // forked after the move: inherited
-    expect(sys.writes).toEqual([[`${ROOT}/work`, 110], [`${ROOT}/ff`, 112]]);
+    expect(sys.writes).toEqual([
+      [`${ROOT}/work`, 110],
+      [`${ROOT}/ff`, 112],
+    ]);
     sys.writes = [];
     sys.cgroups.add(`${ROOT}/tools`);
     sys.cgroups.add('user.slice/u.scope');
     // /opt/work now belongs to `tools`; firefox matches nothing any more; `work` is gone
     placer.setRules(rules({ name: 'tools', match: { path: '/opt/**' }, target: 'vpn' }));
-    expect(sys.writes.sort()).toEqual([
-      [`${ROOT}/tools`, 110],
-      // the inherited child of a rule that no longer exists goes to the awg root
-      ['awg', 111],
-      // moved by a scan: back where it came from
-      ['user.slice/u.scope', 112],
-    ].sort());
+    expect(sys.writes.sort()).toEqual(
+      [
+        [`${ROOT}/tools`, 110],
+        // the inherited child of a rule that no longer exists goes to the awg root
+        ['awg', 111],
+        // moved by a scan: back where it came from
+        ['user.slice/u.scope', 112],
+      ].sort(),
+    );
   });
 
   it('a process placed for its own exe leaves when its rule stops matching it; an inherited one stays', () => {
@@ -299,7 +316,15 @@ describe('ProcessPlacer failover (setDown)', () => {
     placer.setDown(new Set(['vpn']));
     expect(sys.procs.get(80)!.cgroup).toBe(`/${ROOT}/work`);
     expect(placer.placeFor('/usr/bin/firefox')?.name).toBe('ff');
-    const lone = new ProcessPlacer({ matcher: rules({ name: 'only', match: { name: 'x' }, target: 'vpn', fallback: 'failover' }), cgroupRoot: ROOT, mount: { mountPoint: '/m', root: '/' }, writer: sys, procfs: sys, selfPid: SELF, down: new Set(['vpn']) });
+    const lone = new ProcessPlacer({
+      matcher: rules({ name: 'only', match: { name: 'x' }, target: 'vpn', fallback: 'failover' }),
+      cgroupRoot: ROOT,
+      mount: { mountPoint: '/m', root: '/' },
+      writer: sys,
+      procfs: sys,
+      selfPid: SELF,
+      down: new Set(['vpn']),
+    });
     expect(lone.placeFor('/bin/x')?.name).toBe('only');
   });
 });
@@ -315,7 +340,13 @@ describe('listProcesses', () => {
     const up = new Set(['vpn']);
     const l = placer.listProcesses({ tunnelUp: (t) => up.has(t), defaultRoute: 'direct' });
     const by = (pid: number) => l.find((p) => p.pid === pid);
-    expect(by(130)).toMatchObject({ name: 'a', path: '/opt/work/a', rule: 'work', target: 'vpn', route: 'vpn' });
+    expect(by(130)).toMatchObject({
+      name: 'a',
+      path: '/opt/work/a',
+      rule: 'work',
+      target: 'vpn',
+      route: 'vpn',
+    });
     // vpn2 down, failover → ff2 (direct)
     expect(by(131)).toMatchObject({ rule: 'ff', target: 'vpn2', route: 'direct' });
     expect(by(132)).toMatchObject({ rule: 'exec:vpn', target: 'vpn', route: 'vpn' });
@@ -345,6 +376,17 @@ describe('scan and cgroup helpers', () => {
     expect(relativeCgroup('/awg/work')).toBe('awg/work');
     expect(relativeCgroup('/docker/c1/awg/work', '/docker/c1')).toBe('awg/work');
     expect(relativeCgroup('/other', '/docker/c1')).toBeUndefined();
-    expect([...descendants([{ pid: 2, ppid: 1 }, { pid: 3, ppid: 2 }, { pid: 4, ppid: 9 }], 1)].sort()).toEqual([1, 2, 3]);
+    expect(
+      [
+        ...descendants(
+          [
+            { pid: 2, ppid: 1 },
+            { pid: 3, ppid: 2 },
+            { pid: 4, ppid: 9 },
+          ],
+          1,
+        ),
+      ].sort(),
+    ).toEqual([1, 2, 3]);
   });
 });

@@ -14,7 +14,9 @@ import { answer, query } from './dns-fixtures.js';
 type Behaviour = (q: Buffer, conn: number, s: Socket) => Buffer | 'close' | 'ignore';
 
 /** A DNS-over-TCP server: `reply` decides per query (the query, the connection's number). */
-async function fakeResolver(reply: Behaviour): Promise<{ server: Server; port: number; connections: () => number; queries: Buffer[] }> {
+async function fakeResolver(
+  reply: Behaviour,
+): Promise<{ server: Server; port: number; connections: () => number; queries: Buffer[] }> {
   let conns = 0;
   const queries: Buffer[] = [];
   const server = createServer((s) => {
@@ -37,7 +39,12 @@ async function fakeResolver(reply: Behaviour): Promise<{ server: Server; port: n
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { server, port: (server.address() as AddressInfo).port, connections: () => conns, queries };
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    connections: () => conns,
+    queries,
+  };
 }
 
 const tcpDialer: Dialer = async (dst) =>
@@ -54,14 +61,26 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function forwarder(port: number, dial: Dialer = tcpDialer, timeoutMs = 10_000): Promise<{ f: DnsTcpForwarder; port: number }> {
-  const f = new DnsTcpForwarder({ listen: { host: '127.0.0.1', port: 0 }, resolver: { host: '127.0.0.1', port }, dial, timeoutMs });
+async function forwarder(
+  port: number,
+  dial: Dialer = tcpDialer,
+  timeoutMs = 10_000,
+): Promise<{ f: DnsTcpForwarder; port: number }> {
+  const f = new DnsTcpForwarder({
+    listen: { host: '127.0.0.1', port: 0 },
+    resolver: { host: '127.0.0.1', port },
+    dial,
+    timeoutMs,
+  });
   const a = await f.start();
   cleanups.push(() => f.close());
   return { f, port: a.port };
 }
 
-async function client(): Promise<{ ask(q: Buffer, port: number): Promise<Buffer>; sock: UdpSocket }> {
+async function client(): Promise<{
+  ask(q: Buffer, port: number): Promise<Buffer>;
+  sock: UdpSocket;
+}> {
   const sock = createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   cleanups.push(() => void sock.close());
@@ -149,7 +168,11 @@ describe('DnsTcpForwarder', () => {
     const c = await client();
     const a = await c.ask(query(4), port);
     expect(a.readUInt16BE(2) & 0x000f).toBe(2);
-    expect(f.stats()).toMatchObject({ answered: 0, servfail: 1, errors: { 'bad-answer': 1, timeout: 1 } });
+    expect(f.stats()).toMatchObject({
+      answered: 0,
+      servfail: 1,
+      errors: { 'bad-answer': 1, timeout: 1 },
+    });
   });
 
   it('drops what is not a standard query (responses, garbage) without a dial', async () => {

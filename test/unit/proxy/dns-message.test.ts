@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { fitUdp, isAnswerTo, parseQuery, servfail, skipName } from '../../../src/proxy/dns-message.js';
+import {
+  fitUdp,
+  isAnswerTo,
+  parseQuery,
+  servfail,
+  skipName,
+} from '../../../src/proxy/dns-message.js';
 import { NAME, QUESTION, answer, query } from './dns-fixtures.js';
-
 
 describe('parseQuery', () => {
   it('reads id, question and the EDNS UDP size (512 without EDNS or below 512)', () => {
@@ -26,7 +31,11 @@ describe('parseQuery', () => {
     expect(parseQuery(query().subarray(0, 20))).toBeUndefined();
     expect(parseQuery(Buffer.alloc(5))).toBeUndefined();
     expect(parseQuery(query(1, 1232).subarray(0, query(1, 1232).length - 1))).toBeUndefined();
-    const long = Buffer.concat([Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]), ...Array.from({ length: 5 }, () => Buffer.from([63, ...Buffer.alloc(63, 97)])), Buffer.from([0, 0, 1, 0, 1])]);
+    const long = Buffer.concat([
+      Buffer.from([0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+      ...Array.from({ length: 5 }, () => Buffer.from([63, ...Buffer.alloc(63, 97)])),
+      Buffer.from([0, 0, 1, 0, 1]),
+    ]);
     expect(parseQuery(long)).toBeUndefined();
   });
   it('skipName stops at a pointer and refuses reserved label types and overruns', () => {
@@ -69,7 +78,9 @@ describe('fitUdp', () => {
     expect(f.length).toBe(12 + 17 + kept * 16);
     expect(f.readUInt16BE(2)).toBe(0x8180 | 0x0200);
     expect(f.readUInt16BE(6)).toBe(kept);
-    expect(f.subarray(0, 12 + 17 + kept * 16).subarray(12)).toEqual(a.subarray(12, 12 + 17 + kept * 16));
+    expect(f.subarray(0, 12 + 17 + kept * 16).subarray(12)).toEqual(
+      a.subarray(12, 12 + 17 + kept * 16),
+    );
     expect(isAnswerTo(f, parseQuery(query(1))!)).toBe(true);
     expect(fitUdp(a, 4096)).toBe(a);
   });
@@ -81,7 +92,9 @@ describe('servfail', () => {
     const s = servfail(q, true);
     expect(s.readUInt16BE(0)).toBe(9);
     expect(s.readUInt16BE(2)).toBe(0x8000 | 0x0100 | 0x0080 | 2);
-    expect([s.readUInt16BE(4), s.readUInt16BE(6), s.readUInt16BE(8), s.readUInt16BE(10)]).toEqual([1, 0, 0, 0]);
+    expect([s.readUInt16BE(4), s.readUInt16BE(6), s.readUInt16BE(8), s.readUInt16BE(10)]).toEqual([
+      1, 0, 0, 0,
+    ]);
     expect(s.subarray(12)).toEqual(QUESTION);
     expect(isAnswerTo(s, q)).toBe(true);
   });

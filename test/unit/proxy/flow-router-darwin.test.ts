@@ -11,7 +11,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import type { Config } from '../../../src/config/schema.js';
-import { boundDialer, darwinFlowRouter, darwinFlowRouterFromConfig, loadDarwinFlowNatives, type DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import {
+  boundDialer,
+  darwinFlowRouter,
+  darwinFlowRouterFromConfig,
+  loadDarwinFlowNatives,
+  type DarwinFlowNatives,
+} from '../../../src/resources/engine/flow-router-darwin.js';
 import { inSubnets } from '../../../src/util/ipaddr.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { exchange, freePort, routeServer as server } from '../../helpers/route-servers.js';
@@ -26,17 +32,28 @@ describe('darwin flow router wiring', () => {
   async function setup(o: { natlookFails?: boolean; physical?: string }) {
     const dst = await server('dst');
     const proxy = await server('proxy');
-    for (const s of [dst, proxy]) closers.push(() => new Promise<void>((r) => s.server.close(() => r())));
+    for (const s of [dst, proxy])
+      closers.push(() => new Promise<void>((r) => s.server.close(() => r())));
     const owners = new Map<number, number>(); // client port → pid
     const pinned: string[] = [];
     const natlooks: string[] = [];
     const natives: DarwinFlowNatives = {
       sysctl: (name) => {
         expect(name).toBe('net.inet.tcp.pcblist_n');
-        const recs = [...owners].flatMap(([port, pid]) => [inpcb(false, [127, 0, 0, 1], port, [127, 0, 0, 1], dst.port, BigInt(port)), xsocket(501, pid, 0), ...rest(4)]);
+        const recs = [...owners].flatMap(([port, pid]) => [
+          inpcb(false, [127, 0, 0, 1], port, [127, 0, 0, 1], dst.port, BigInt(port)),
+          xsocket(501, pid, 0),
+          ...rest(4),
+        ]);
         return cat([xinpgen(owners.size), ...recs, xinpgen(owners.size)]);
       },
-      pidPath: (pid) => ({ 1: '/usr/bin/curl', 2: '/Applications/Firefox.app/Contents/MacOS/firefox', 3: '/opt/x/agent', 4: '/usr/local/bin/via-proxy' })[pid],
+      pidPath: (pid) =>
+        ({
+          1: '/usr/bin/curl',
+          2: '/Applications/Firefox.app/Contents/MacOS/firefox',
+          3: '/opt/x/agent',
+          4: '/usr/local/bin/via-proxy',
+        })[pid],
       originalDst: (local, remote, family) => {
         natlooks.push(`${remote.address}:${remote.port}->${local.address}:${local.port}/${family}`);
         if (o.natlookFails) throw new Error('DIOCNATLOOK: no PF state');
@@ -101,14 +118,26 @@ describe('darwin flow router wiring', () => {
     expect(t.pinned).toEqual([]);
     expect(t.dst.seen).toEqual([]);
   });
-  it('from a config: listens on 127.0.0.1 and ::1 at proxyPortBase; WireGuard/AmneziaWG tunnels on their link\'s utun, a proxy tunnel through its runtime\'s upstream, reset while it is not running', async () => {
+  it("from a config: listens on 127.0.0.1 and ::1 at proxyPortBase; WireGuard/AmneziaWG tunnels on their link's utun, a proxy tunnel through its runtime's upstream, reset while it is not running", async () => {
     const t = await setup({ physical: 'en0' });
     const port = await freePort();
     const c = {
       tunnels: { work: { type: 'amneziawg' }, socks: { type: 'socks5' } },
       rules: [
-        { name: 'browser', match: { name: 'firefox' }, target: 'work', fallback: 'block', enabled: true },
-        { name: 'proxied', match: { name: 'via-proxy' }, target: 'socks', fallback: 'block', enabled: true },
+        {
+          name: 'browser',
+          match: { name: 'firefox' },
+          target: 'work',
+          fallback: 'block',
+          enabled: true,
+        },
+        {
+          name: 'proxied',
+          match: { name: 'via-proxy' },
+          target: 'socks',
+          fallback: 'block',
+          enabled: true,
+        },
         { name: 'x', match: { dir: '/opt/x' }, target: 'block', fallback: 'block', enabled: true },
       ],
       default: 'direct',
@@ -122,13 +151,21 @@ describe('darwin flow router wiring', () => {
       natives: t.natives,
       tunnelUp: () => true,
       utun: (link) => (utuns.push(link), 'utun7'),
-      proxyDialer: (name) => (proxyRunning && name === 'socks' ? async () => connect({ host: '127.0.0.1', port: t.proxy.port }) : undefined),
+      proxyDialer: (name) =>
+        proxyRunning && name === 'socks'
+          ? async () => connect({ host: '127.0.0.1', port: t.proxy.port })
+          : undefined,
       physical: () => 'en0',
       subnets: (ifn) => (ifn === 'en0' ? lan : []),
     });
     await router.start();
     closers.push(() => router.close());
-    expect(router.proxy.addresses().map((a) => `${a.address} ${a.port}`).sort()).toEqual([`127.0.0.1 ${port}`, `::1 ${port}`]);
+    expect(
+      router.proxy
+        .addresses()
+        .map((a) => `${a.address} ${a.port}`)
+        .sort(),
+    ).toEqual([`127.0.0.1 ${port}`, `::1 ${port}`]);
     const send = async (pid: number, msg: string) => {
       const local = await freePort();
       t.owners.set(local, pid);
@@ -152,8 +189,12 @@ describe('darwin flow router wiring', () => {
 
   it('inSubnets: same family only, v4-mapped counts as IPv4, junk is not inside', () => {
     const nets = ['192.168.1.0/24', '2001:db8:5::/64'];
-    expect(['192.168.1.77', '::ffff:192.168.1.77', '2001:db8:5::9'].map((h) => inSubnets(h, nets))).toEqual([true, true, true]);
-    expect(['192.168.2.1', '2001:db8:6::1', 'example.com', '10.0.0.1'].map((h) => inSubnets(h, nets))).toEqual([false, false, false, false]);
+    expect(
+      ['192.168.1.77', '::ffff:192.168.1.77', '2001:db8:5::9'].map((h) => inSubnets(h, nets)),
+    ).toEqual([true, true, true]);
+    expect(
+      ['192.168.2.1', '2001:db8:6::1', 'example.com', '10.0.0.1'].map((h) => inSubnets(h, nets)),
+    ).toEqual([false, false, false, false]);
     expect(inSubnets('192.168.1.1', ['not a cidr'])).toBe(false);
   });
 
@@ -161,12 +202,24 @@ describe('darwin flow router wiring', () => {
     const fd = () => socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     const refused = await freePort();
     const d = boundDialer(() => 'en0', fd);
-    await expect(d({ host: 'example.com', port: 443 })).rejects.toMatchObject({ kind: 'blocked', message: expect.stringMatching(/not an address/) });
-    await expect(d({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({ kind: 'unreachable', message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${refused} on en0 failed`)) });
-    const broken = boundDialer(() => 'utun9', () => {
-      throw new Error('IP_BOUND_IF: ENXIO');
+    await expect(d({ host: 'example.com', port: 443 })).rejects.toMatchObject({
+      kind: 'blocked',
+      message: expect.stringMatching(/not an address/),
     });
-    await expect(broken({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({ kind: 'unreachable', message: 'socket pinned to utun9: IP_BOUND_IF: ENXIO' });
+    await expect(d({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({
+      kind: 'unreachable',
+      message: expect.stringMatching(new RegExp(`127\\.0\\.0\\.1:${refused} on en0 failed`)),
+    });
+    const broken = boundDialer(
+      () => 'utun9',
+      () => {
+        throw new Error('IP_BOUND_IF: ENXIO');
+      },
+    );
+    await expect(broken({ host: '127.0.0.1', port: refused })).rejects.toMatchObject({
+      kind: 'unreachable',
+      message: 'socket pinned to utun9: IP_BOUND_IF: ENXIO',
+    });
   });
 
   it('the real natives load lazily and refuse to run off macOS', async () => {

@@ -7,7 +7,11 @@ import { describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, execRoute } from '../../../src/model/match.js';
 import { ExecRegistry, MAX_DEPTH } from '../../../src/resources/engine/exec-routes.js';
-import { FlowRouter, LOOP, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
+import {
+  FlowRouter,
+  LOOP,
+  type FlowRouterOptions,
+} from '../../../src/resources/engine/flow-router.js';
 import { AwgError } from '../../../src/errors.js';
 import { ProxyDialError } from '../../../src/proxy/types.js';
 
@@ -36,7 +40,14 @@ const tree: Record<number, { ppid: number; path: string }> = {
   800: { ppid: 500, path: '/opt/tool/worker' },
 };
 
-function router(o: { down?: string[]; parents?: Record<number, number>; ipv6?: 'tunnel' | 'block' | 'allow'; withParents?: boolean } = {}) {
+function router(
+  o: {
+    down?: string[];
+    parents?: Record<number, number>;
+    ipv6?: 'tunnel' | 'block' | 'allow';
+    withParents?: boolean;
+  } = {},
+) {
   const down = new Set(o.down ?? []);
   const execs = new ExecRegistry();
   const asked: number[] = [];
@@ -49,7 +60,10 @@ function router(o: { down?: string[]; parents?: Record<number, number>; ipv6?: '
     rules,
     default: 'B',
     tunnelUp: (t) => !down.has(t),
-    dialers: { direct: () => Promise.reject(new ProxyDialError('blocked', 'unused')), tunnel: () => undefined },
+    dialers: {
+      direct: () => Promise.reject(new ProxyDialError('blocked', 'unused')),
+      tunnel: () => undefined,
+    },
     lookup: { owner: (f) => ({ pid: f.app.port, path: tree[f.app.port]?.path ?? '/opt/unknown' }) },
     originalDestination: () => DST,
     execs,
@@ -59,7 +73,8 @@ function router(o: { down?: string[]; parents?: Record<number, number>; ipv6?: '
   };
   const r = new FlowRouter(opts);
   // the app's pid stands in its port: the fake lookup reads it back
-  const decide = (pid: number, dst = DST) => r.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: pid }, dst });
+  const decide = (pid: number, dst = DST) =>
+    r.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: pid }, dst });
   const route = (pid: number, dst = DST) => decide(pid, dst).route;
   return { r, execs, decide, route, asked, down };
 }
@@ -67,10 +82,28 @@ function router(o: { down?: string[]; parents?: Record<number, number>; ipv6?: '
 describe('flow router: awg exec registrations (parent chain)', () => {
   it('--tunnel A: the registered pid, its child and grandchildren take A whatever the rules say; an unrelated process and a re-parented grandchild keep the rules', () => {
     const t = router();
-    expect([700, 701, 702, 703, 704, 800].map((p) => t.route(p))).toEqual(['B', 'direct', 'B', 'B', 'A', 'B']); // the rules alone
+    expect([700, 701, 702, 703, 704, 800].map((p) => t.route(p))).toEqual([
+      'B',
+      'direct',
+      'B',
+      'B',
+      'A',
+      'B',
+    ]); // the rules alone
     t.execs.add(700, { tunnel: 'A' }, () => {});
-    expect([700, 701, 702, 703, 704, 800].map((p) => t.route(p))).toEqual(['A', 'A', 'A', 'B', 'A', 'B']);
-    expect(t.decide(702)).toEqual({ route: 'A', owner: { pid: 702, path: '/opt/tool/worker' }, exec: 700 });
+    expect([700, 701, 702, 703, 704, 800].map((p) => t.route(p))).toEqual([
+      'A',
+      'A',
+      'A',
+      'B',
+      'A',
+      'B',
+    ]);
+    expect(t.decide(702)).toEqual({
+      route: 'A',
+      owner: { pid: 702, path: '/opt/tool/worker' },
+      exec: 700,
+    });
     // the walk stops at launchd: 703 asked once (its ppid 1), 800 up to the shell and launchd
     t.asked.length = 0;
     t.route(703);
@@ -78,7 +111,7 @@ describe('flow router: awg exec registrations (parent chain)', () => {
     expect(t.asked).toEqual([703, 800, 500]);
   });
 
-  it('--tunnel A while A is down: blocked (fail-closed, as Linux\'s _exec-A cgroup), never direct or the rules\' route', () => {
+  it("--tunnel A while A is down: blocked (fail-closed, as Linux's _exec-A cgroup), never direct or the rules' route", () => {
     const t = router({ down: ['A'] });
     t.execs.add(700, { tunnel: 'A' }, () => {});
     expect([700, 701, 704].map((p) => t.route(p))).toEqual(['blocked', 'blocked', 'blocked']);
@@ -88,13 +121,25 @@ describe('flow router: awg exec registrations (parent chain)', () => {
   it('--direct: direct for the tree, also where the default tunnel and a tunnel rule would take it', () => {
     const t = router();
     t.execs.add(701, { direct: true }, () => {});
-    expect([700, 701, 702, 704, 800].map((p) => t.route(p))).toEqual(['B', 'direct', 'direct', 'direct', 'B']);
+    expect([700, 701, 702, 704, 800].map((p) => t.route(p))).toEqual([
+      'B',
+      'direct',
+      'direct',
+      'direct',
+      'B',
+    ]);
   });
 
   it('--rule mail: processes no rule matches take its route and fallback (counted under it); one whose own executable a rule matches is judged by the rules', () => {
     const t = router();
     t.execs.add(700, { rule: 'mail' }, () => {});
-    expect(t.decide(702)).toEqual({ route: 'A', owner: { pid: 702, path: '/opt/tool/worker' }, rule: 'mail', fallback: 'allow-direct', exec: 700 });
+    expect(t.decide(702)).toEqual({
+      route: 'A',
+      owner: { pid: 702, path: '/opt/tool/worker' },
+      rule: 'mail',
+      fallback: 'allow-direct',
+      exec: 700,
+    });
     expect(t.decide(701)).toMatchObject({ route: 'direct', rule: 'tools' }); // curl: the tools rule, as Linux's placer moves it
     expect(t.decide(701).exec).toBeUndefined();
     t.down.add('A');
@@ -102,7 +147,7 @@ describe('flow router: awg exec registrations (parent chain)', () => {
     expect(t.decide(702).fallback).toBeUndefined(); // no redial through proxy/fallback.ts once direct
   });
 
-  it('--rule with failover ends at blocked when its tunnel is down (what stays in Linux\'s rule cgroup is dropped); a disabled or unknown rule blocks', () => {
+  it("--rule with failover ends at blocked when its tunnel is down (what stays in Linux's rule cgroup is dropped); a disabled or unknown rule blocks", () => {
     const matcher = compileRules(rules);
     const up = () => true;
     const downA = (n: string) => n !== 'A';
@@ -111,7 +156,9 @@ describe('flow router: awg exec registrations (parent chain)', () => {
     expect(execRoute({ rule: 'off' }, '/opt/x', matcher, up)).toEqual({ route: 'blocked' });
     expect(execRoute({ rule: 'gone' }, '/opt/x', matcher, up)).toEqual({ route: 'blocked' });
     expect(execRoute({ rule: 'fo' }, '/usr/bin/curl', matcher, up)).toBeUndefined();
-    expect(execRoute({ tunnel: 'A' }, '/usr/bin/curl', matcher, downA)).toEqual({ route: 'blocked' });
+    expect(execRoute({ tunnel: 'A' }, '/usr/bin/curl', matcher, downA)).toEqual({
+      route: 'blocked',
+    });
     expect(execRoute({ direct: true }, '/usr/bin/curl', matcher, up)).toEqual({ route: 'direct' });
   });
 

@@ -11,7 +11,11 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
-import { FlowRouter, rulesCanBlock, type FlowRouterOptions } from '../../../src/resources/engine/flow-router.js';
+import {
+  FlowRouter,
+  rulesCanBlock,
+  type FlowRouterOptions,
+} from '../../../src/resources/engine/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
 import { freePort, routeServer } from '../../helpers/route-servers.js';
@@ -26,8 +30,14 @@ interface App {
   gen: bigint;
 }
 
-const dialTo = (port: number): Dialer => async () => connect({ host: '127.0.0.1', port });
-const failing = (kind: DialErrorKind): Dialer => () => Promise.reject(new ProxyDialError(kind, `upstream ${kind}`));
+const dialTo =
+  (port: number): Dialer =>
+  async () =>
+    connect({ host: '127.0.0.1', port });
+const failing =
+  (kind: DialErrorKind): Dialer =>
+  () =>
+    Promise.reject(new ProxyDialError(kind, `upstream ${kind}`));
 
 describe('flow router', () => {
   const closers: (() => Promise<void> | void)[] = [];
@@ -48,8 +58,13 @@ describe('flow router', () => {
     failA?: DialErrorKind;
     proxyA?: boolean;
   }) {
-    const routes = { A: await routeServer('A'), B: await routeServer('B'), direct: await routeServer('direct') };
-    for (const r of Object.values(routes)) closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
+    const routes = {
+      A: await routeServer('A'),
+      B: await routeServer('B'),
+      direct: await routeServer('direct'),
+    };
+    for (const r of Object.values(routes))
+      closers.push(() => new Promise<void>((res) => r.server.close(() => res())));
     const apps: App[] = [];
     /** sockets listed besides the apps' live ones (TIME_WAIT leftovers), before or after them */
     const lingering: { before: App[]; after: App[] } = { before: [], after: [] };
@@ -59,25 +74,52 @@ describe('flow router', () => {
         expect(name).toBe('net.inet.tcp.pcblist_n');
         const listed = [...lingering.before, ...apps, ...lingering.after];
         const state = (a: App) => (apps.includes(a) ? 4 : 10); // ESTABLISHED, TIME_WAIT
-        return cat([xinpgen(listed.length), ...listed.flatMap((a) => [inpcb(false, [127, 0, 0, 1], a.port, [93, 184, 216, 34], 443, a.gen), socket(501, a.pid, 0), ...rest(state(a))]), xinpgen(listed.length)]);
+        return cat([
+          xinpgen(listed.length),
+          ...listed.flatMap((a) => [
+            inpcb(false, [127, 0, 0, 1], a.port, [93, 184, 216, 34], 443, a.gen),
+            socket(501, a.pid, 0),
+            ...rest(state(a)),
+          ]),
+          xinpgen(listed.length),
+        ]);
       },
       pidPath: (pid: number) => o.paths[pid],
     };
-    const lookup = new PcbFlowLookup(io, o.maxEntries === undefined ? {} : { maxEntries: o.maxEntries });
+    const lookup = new PcbFlowLookup(
+      io,
+      o.maxEntries === undefined ? {} : { maxEntries: o.maxEntries },
+    );
     const down = new Set(o.down ?? []);
     let routerPort = 0;
     /** the router's redial, owned by this process (pid process.pid), listed before it connects */
     const loopDialer: Dialer = async () => {
       const port = await freePort();
       apps.push({ port, pid: process.pid, gen: generation++ });
-      return connect({ host: '127.0.0.1', port: routerPort, localAddress: '127.0.0.1', localPort: port });
+      return connect({
+        host: '127.0.0.1',
+        port: routerPort,
+        localAddress: '127.0.0.1',
+        localPort: port,
+      });
     };
     const opts: FlowRouterOptions = {
       listen: { host: '127.0.0.1', port: 0 },
       rules: o.rules,
       default: o.default,
       tunnelUp: (t) => !down.has(t),
-      dialers: { direct: o.loopDirect ? loopDialer : dialTo(routes.direct.port), tunnel: (t) => (t === 'A' ? (o.failA ? failing(o.failA) : dialTo(routes.A.port)) : t === 'B' ? dialTo(routes.B.port) : undefined), dialFailureIsDown: (t) => t === 'A' && o.proxyA === true },
+      dialers: {
+        direct: o.loopDirect ? loopDialer : dialTo(routes.direct.port),
+        tunnel: (t) =>
+          t === 'A'
+            ? o.failA
+              ? failing(o.failA)
+              : dialTo(routes.A.port)
+            : t === 'B'
+              ? dialTo(routes.B.port)
+              : undefined,
+        dialFailureIsDown: (t) => t === 'A' && o.proxyA === true,
+      },
       lookup,
       originalDestination: () => DST,
       ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
@@ -87,11 +129,20 @@ describe('flow router', () => {
     routerPort = addr.port;
     closers.push(() => router.close());
     /** an app (pid) opens a connection through the router and sends `msg`; resolves with the answer, or `reset` */
-    const send = async (pid: number, msg: string, at?: { port?: number; gen?: bigint; unlisted?: boolean }): Promise<string> => {
+    const send = async (
+      pid: number,
+      msg: string,
+      at?: { port?: number; gen?: bigint; unlisted?: boolean },
+    ): Promise<string> => {
       const port = at?.port ?? (await freePort());
       const app = { port, pid, gen: at?.gen ?? generation++ };
       if (!at?.unlisted) apps.push(app); // unlisted: the socket is not in pcblist_n (yet / any more)
-      const s: Socket = connect({ host: '127.0.0.1', port: addr.port, localAddress: '127.0.0.1', localPort: port });
+      const s: Socket = connect({
+        host: '127.0.0.1',
+        port: addr.port,
+        localAddress: '127.0.0.1',
+        localPort: port,
+      });
       return new Promise((resolve) => {
         let got = '';
         s.on('connect', () => s.write(msg));
@@ -112,7 +163,12 @@ describe('flow router', () => {
   const OTHER = '/usr/local/bin/other';
   const rules: Rule[] = [
     { name: 'browser', match: { name: 'firefox' }, target: 'A', fallback: 'failover' },
-    { name: 'browser-backup', match: { dir: '/Applications/Firefox.app' }, target: 'B', fallback: 'block' },
+    {
+      name: 'browser-backup',
+      match: { dir: '/Applications/Firefox.app' },
+      target: 'B',
+      fallback: 'block',
+    },
     { name: 'tools', match: { path: '/usr/bin/*' }, target: 'direct' },
     { name: 'untrusted', match: { dir: '/opt/untrusted' }, target: 'block' },
     { name: 'other', match: { regex: 'other$' }, target: 'A', fallback: 'allow-direct' },
@@ -130,14 +186,22 @@ describe('flow router', () => {
     // per rule: connections and payload both ways (the answer is `<route>:` + the message); an
     // app no rule matched counts for none; a blocked one counts, with nothing received
     const traffic = Object.fromEntries(router.ruleTraffic());
-    expect(traffic).toEqual({ browser: { connections: 1, txBytes: 2, rxBytes: 4 }, tools: { connections: 1, txBytes: 4, rxBytes: 11 }, untrusted: { connections: 1, txBytes: expect.any(Number), rxBytes: 0 } });
+    expect(traffic).toEqual({
+      browser: { connections: 1, txBytes: 2, rxBytes: 4 },
+      tools: { connections: 1, txBytes: 4, rxBytes: 11 },
+      untrusted: { connections: 1, txBytes: expect.any(Number), rxBytes: 0 },
+    });
   });
 
   it('fallbacks while tunnel A is down: failover to the next matching rule, allow-direct, and block when B is down too', async () => {
     const a = await setup({ rules, default: 'direct', down: ['A'], paths });
     expect(await a.send(10, 'ff')).toBe('B:ff'); // failover → browser-backup → B
     // counted for the rule that matched first (browser), wherever its failover sent the flow
-    expect(a.router.ruleTraffic().get('browser')).toEqual({ connections: 1, txBytes: 2, rxBytes: 4 });
+    expect(a.router.ruleTraffic().get('browser')).toEqual({
+      connections: 1,
+      txBytes: 2,
+      rxBytes: 4,
+    });
     expect(await a.send(13, 'o')).toBe('direct:o'); // allow-direct
     const b = await setup({ rules, default: 'direct', down: ['A', 'B'], paths });
     expect(await b.send(10, 'ff')).toBe('reset'); // failover → B down, fallback block
@@ -180,8 +244,13 @@ describe('flow router', () => {
     expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).not.toContain('secret');
   });
 
-  it('a redial that comes back into the router (a connection to the host\'s own address over lo0) is blocked at its second hop, not looped', async () => {
-    const { send, router, routes } = await setup({ rules, default: 'direct', paths: { ...paths, [process.pid]: '/usr/local/bin/node' }, loopDirect: true });
+  it("a redial that comes back into the router (a connection to the host's own address over lo0) is blocked at its second hop, not looped", async () => {
+    const { send, router, routes } = await setup({
+      rules,
+      default: 'direct',
+      paths: { ...paths, [process.pid]: '/usr/local/bin/node' },
+      loopDirect: true,
+    });
     expect(await send(14, 'x')).toBe('reset');
     expect(Object.fromEntries(router.counts)).toEqual({ direct: 1, blocked: 1 });
     expect([...routes.A.seen, ...routes.B.seen, ...routes.direct.seen]).toEqual([]);
@@ -196,23 +265,35 @@ describe('flow router', () => {
     expect(await b.send(13, 'o')).toBe('reset'); // the proxy refused the destination: never direct
     const c = await setup({ rules, default: 'direct', paths, failA: 'timeout' });
     expect(await c.send(13, 'o')).toBe('reset'); // WireGuard: a failed connect is not a tunnel down
-    expect([...a.routes.direct.seen, ...b.routes.direct.seen, ...c.routes.direct.seen]).toEqual(['o']);
+    expect([...a.routes.direct.seen, ...b.routes.direct.seen, ...c.routes.direct.seen]).toEqual([
+      'o',
+    ]);
   });
 
   it('a config edit (update) judges the next connection by the new rules, default and ipv6', async () => {
     const { send, router, routes } = await setup({ rules, default: 'B', paths });
     expect(await send(10, 'ff')).toBe('A:ff');
     expect(await send(14, 'x')).toBe('B:x');
-    router.update({ rules: [{ name: 'browser', match: { name: 'firefox' }, target: 'block' }] as Rule[], default: 'direct' });
+    router.update({
+      rules: [{ name: 'browser', match: { name: 'firefox' }, target: 'block' }] as Rule[],
+      default: 'direct',
+    });
     expect(await send(10, 'ff2')).toBe('reset');
     expect(await send(14, 'x2')).toBe('direct:x2');
     expect(routes.A.seen).toEqual(['ff']);
-    expect(() => router.update({ rules: [{ name: 'bad', match: { regex: '(' }, target: 'A' }] as Rule[], default: 'A' })).toThrow();
+    expect(() =>
+      router.update({
+        rules: [{ name: 'bad', match: { regex: '(' }, target: 'A' }] as Rule[],
+        default: 'A',
+      }),
+    ).toThrow();
     expect(await send(14, 'x3')).toBe('direct:x3'); // a rejected edit changed nothing
   });
 
   it('fallback drop blocks even while the tunnel is up; a tunnel default that is down blocks unmatched apps', async () => {
-    const dropRules = [{ name: 'd', match: { name: 'firefox' }, target: 'A', fallback: 'drop' }] as Rule[];
+    const dropRules = [
+      { name: 'd', match: { name: 'firefox' }, target: 'A', fallback: 'drop' },
+    ] as Rule[];
     const a = await setup({ rules: dropRules, default: 'A', paths });
     expect(await a.send(10, 'ff')).toBe('reset');
     expect(await a.send(14, 'x')).toBe('A:x'); // unmatched → default A (up)
@@ -248,7 +329,11 @@ describe('flow router', () => {
       default: 'direct',
       tunnelUp: () => true,
       dialers: { direct: dialTo(routes.port), tunnel: () => dialTo(routes.port) },
-      lookup: { owner: () => { throw new Error('sysctl: ENOMEM'); } },
+      lookup: {
+        owner: () => {
+          throw new Error('sysctl: ENOMEM');
+        },
+      },
       originalDestination: () => DST,
       unknownOwner: 'default',
     });
@@ -282,7 +367,12 @@ describe('flow router', () => {
   });
 
   /** the route a router over `rules` (default B, every tunnel up) decides for `pid`'s TCP flow to `dst` */
-  const routeOf = (pid: number, dst: typeof DST, appAddress: string, extra: Partial<ConstructorParameters<typeof FlowRouter>[0]>) =>
+  const routeOf = (
+    pid: number,
+    dst: typeof DST,
+    appAddress: string,
+    extra: Partial<ConstructorParameters<typeof FlowRouter>[0]>,
+  ) =>
     new FlowRouter({
       listen: { host: '127.0.0.1', port: 0 },
       rules,
@@ -297,23 +387,58 @@ describe('flow router', () => {
   it('IPv6 flows of a tunnel route follow config.ipv6 as on Linux: tunnel, block, or allow (direct); direct and blocked routes unchanged', () => {
     const decide = (ipv6: 'tunnel' | 'block' | 'allow' | undefined, pid: number, dst = DST6) =>
       routeOf(pid, dst, '::1', ipv6 ? { ipv6 } : {});
-    expect([undefined, 'tunnel', 'block', 'allow'].map((m) => decide(m as never, 10))).toEqual(['A', 'A', 'blocked', 'direct']);
-    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 14))).toEqual(['B', 'blocked', 'direct']); // the default route too
-    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 11))).toEqual(['direct', 'direct', 'direct']);
-    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 12))).toEqual(['blocked', 'blocked', 'blocked']);
+    expect([undefined, 'tunnel', 'block', 'allow'].map((m) => decide(m as never, 10))).toEqual([
+      'A',
+      'A',
+      'blocked',
+      'direct',
+    ]);
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 14))).toEqual([
+      'B',
+      'blocked',
+      'direct',
+    ]); // the default route too
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 11))).toEqual([
+      'direct',
+      'direct',
+      'direct',
+    ]);
+    expect(['tunnel', 'block', 'allow'].map((m) => decide(m as never, 12))).toEqual([
+      'blocked',
+      'blocked',
+      'blocked',
+    ]);
     expect(decide('block', 10, DST)).toBe('A');
     expect(decide('block', 10, { host: '::ffff:93.184.216.34', port: 443 })).toBe('A'); // v4-mapped is IPv4
   });
 
-  it('a destination on the physical side\'s own subnet (onLink): a tunnel route goes direct, as main\'s specific routes win on Linux; blocked and direct unchanged', () => {
-    const decide = (pid: number, onLink: boolean) => routeOf(pid, DST, '127.0.0.1', { onLink: () => onLink });
-    expect([10, 14, 11, 12].map((pid) => decide(pid, false))).toEqual(['A', 'B', 'direct', 'blocked']);
-    expect([10, 14, 11, 12].map((pid) => decide(pid, true))).toEqual(['direct', 'direct', 'direct', 'blocked']);
+  it("a destination on the physical side's own subnet (onLink): a tunnel route goes direct, as main's specific routes win on Linux; blocked and direct unchanged", () => {
+    const decide = (pid: number, onLink: boolean) =>
+      routeOf(pid, DST, '127.0.0.1', { onLink: () => onLink });
+    expect([10, 14, 11, 12].map((pid) => decide(pid, false))).toEqual([
+      'A',
+      'B',
+      'direct',
+      'blocked',
+    ]);
+    expect([10, 14, 11, 12].map((pid) => decide(pid, true))).toEqual([
+      'direct',
+      'direct',
+      'direct',
+      'blocked',
+    ]);
   });
 
   it('property: for any rules, default and tunnel states, the router routes a flow as match.ts says', () => {
     const targets = ['A', 'B', 'direct', 'block'] as const;
-    const matches = [{ name: 'firefox' }, { dir: '/Applications/Firefox.app' }, { path: '/usr/bin/*' }, { dir: '/opt/untrusted' }, { regex: 'other$' }, { dir: '/' }];
+    const matches = [
+      { name: 'firefox' },
+      { dir: '/Applications/Firefox.app' },
+      { path: '/usr/bin/*' },
+      { dir: '/opt/untrusted' },
+      { regex: 'other$' },
+      { dir: '/' },
+    ];
     const rule = fc.record({
       match: fc.constantFrom(...matches),
       target: fc.constantFrom(...targets),
@@ -344,16 +469,32 @@ describe('flow router', () => {
             unknownOwner: unknown,
             ipv6,
           });
-          const got = router.decide({ proto: 'tcp', app: { address: '127.0.0.1', port: 40000 }, dst }).route;
+          const got = router.decide({
+            proto: 'tcp',
+            app: { address: '127.0.0.1', port: 40000 },
+            dst,
+          }).route;
           // IPv6 of a tunnel route as Linux marks it (ruleAction → markRules): tunnel, dropped, or direct
-          const family = (r: string) => (dst !== DST6 || r === 'direct' || r === 'blocked' || ipv6 === 'tunnel' ? r : ipv6 === 'block' ? 'blocked' : 'direct');
+          const family = (r: string) =>
+            dst !== DST6 || r === 'direct' || r === 'blocked' || ipv6 === 'tunnel'
+              ? r
+              : ipv6 === 'block'
+                ? 'blocked'
+                : 'direct';
           if (!path) {
             // unknown owner: never a route a matching rule could not have given; blocked unless no rule blocks
             if (got === 'blocked') return true;
-            return unknown === 'default' && !rulesCanBlock(rules) && got === family(defaultRoute(def, tunnelUp));
+            return (
+              unknown === 'default' &&
+              !rulesCanBlock(rules) &&
+              got === family(defaultRoute(def, tunnelUp))
+            );
           }
           const chain = compileRules(rules).failoverChain(path);
-          return got === family(chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp));
+          return (
+            got ===
+            family(chain.length ? effectiveRoute(chain, tunnelUp) : defaultRoute(def, tunnelUp))
+          );
         },
       ),
       { numRuns: 300 },

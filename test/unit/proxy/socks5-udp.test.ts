@@ -8,7 +8,12 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { SocksClient } from 'socks';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Socks5UdpRelay, canonicalHost, frameFromTarget, relayAddress } from '../../../src/proxy/socks5-udp.js';
+import {
+  Socks5UdpRelay,
+  canonicalHost,
+  frameFromTarget,
+  relayAddress,
+} from '../../../src/proxy/socks5-udp.js';
 
 const TARGET = { host: '192.0.2.53', port: 53 };
 
@@ -33,7 +38,14 @@ async function fakeSocks(): Promise<FakeSocks> {
     seen?.(peer);
     const f = SocksClient.parseUDPFrame(m);
     // echo from the destination the client asked for
-    udp.send(SocksClient.createUDPFrame({ remoteHost: f.remoteHost, data: Buffer.from(`echo:${f.data.toString()}`) }), r.port, r.address);
+    udp.send(
+      SocksClient.createUDPFrame({
+        remoteHost: f.remoteHost,
+        data: Buffer.from(`echo:${f.data.toString()}`),
+      }),
+      r.port,
+      r.address,
+    );
   });
   const tcp = createServer((s) => {
     let stage = 0;
@@ -56,7 +68,8 @@ async function fakeSocks(): Promise<FakeSocks> {
     udp,
     port: (tcp.address() as AddressInfo).port,
     client,
-    send: (frame) => new Promise<void>((r) => udp.send(frame, peer!.port, peer!.address, () => r())),
+    send: (frame) =>
+      new Promise<void>((r) => udp.send(frame, peer!.port, peer!.address, () => r())),
   };
 }
 
@@ -68,8 +81,15 @@ afterEach(async () => {
 describe('Socks5UdpRelay: replies only from the relay, for the target', () => {
   it('drops a forged frame from another sender and a frame for another address; passes the genuine ones', async () => {
     const fake = await fakeSocks();
-    cleanups.push(() => new Promise<void>((r) => fake.tcp.close(() => r())), () => void fake.udp.close());
-    const relay = new Socks5UdpRelay({ listen: { host: '127.0.0.1', port: 0 }, target: TARGET, socks: { server: '127.0.0.1', port: fake.port } });
+    cleanups.push(
+      () => new Promise<void>((r) => fake.tcp.close(() => r())),
+      () => void fake.udp.close(),
+    );
+    const relay = new Socks5UdpRelay({
+      listen: { host: '127.0.0.1', port: 0 },
+      target: TARGET,
+      socks: { server: '127.0.0.1', port: fake.port },
+    });
     const { port } = await relay.start();
     cleanups.push(() => relay.close());
     const app = createSocket('udp4');
@@ -93,11 +113,30 @@ describe('Socks5UdpRelay: replies only from the relay, for the target', () => {
     // a forger elsewhere on the host: a well-formed frame "from the target" to the relay's UDP port
     const forger = createSocket('udp4');
     cleanups.push(() => void forger.close());
-    await new Promise<void>((r) => forger.send(SocksClient.createUDPFrame({ remoteHost: TARGET, data: Buffer.from('FORGED') }), c.port, c.address, () => r()));
+    await new Promise<void>((r) =>
+      forger.send(
+        SocksClient.createUDPFrame({ remoteHost: TARGET, data: Buffer.from('FORGED') }),
+        c.port,
+        c.address,
+        () => r(),
+      ),
+    );
     // the relay itself, but a frame address that is not the destination we send to
-    await fake.send(SocksClient.createUDPFrame({ remoteHost: { host: '198.51.100.1', port: 53 }, data: Buffer.from('OTHER-ADDR') }));
-    await fake.send(SocksClient.createUDPFrame({ remoteHost: { host: TARGET.host, port: 5353 }, data: Buffer.from('OTHER-PORT') }));
-    await fake.send(SocksClient.createUDPFrame({ remoteHost: TARGET, data: Buffer.from('genuine') }));
+    await fake.send(
+      SocksClient.createUDPFrame({
+        remoteHost: { host: '198.51.100.1', port: 53 },
+        data: Buffer.from('OTHER-ADDR'),
+      }),
+    );
+    await fake.send(
+      SocksClient.createUDPFrame({
+        remoteHost: { host: TARGET.host, port: 5353 },
+        data: Buffer.from('OTHER-PORT'),
+      }),
+    );
+    await fake.send(
+      SocksClient.createUDPFrame({ remoteHost: TARGET, data: Buffer.from('genuine') }),
+    );
     expect(await next(2)).toBe('genuine');
     expect(got).toEqual(['echo:q1', 'genuine']);
     // the forger's datagram never reached us (the socket is connected to the relay); the other two were counted
@@ -108,19 +147,40 @@ describe('Socks5UdpRelay: replies only from the relay, for the target', () => {
 
 describe('relay address and frame address rules', () => {
   it('an unspecified BND.ADDR means the proxy we are connected to', () => {
-    expect(relayAddress({ host: '0.0.0.0', port: 4000 }, '10.0.0.1')).toEqual({ host: '10.0.0.1', port: 4000 });
-    expect(relayAddress({ host: '::', port: 4000 }, '::ffff:10.0.0.1')).toEqual({ host: '10.0.0.1', port: 4000 });
-    expect(relayAddress({ host: '0000:0000:0000:0000:0000:0000:0000:0000', port: 1 }, 'fd00::1')).toEqual({ host: 'fd00::1', port: 1 });
+    expect(relayAddress({ host: '0.0.0.0', port: 4000 }, '10.0.0.1')).toEqual({
+      host: '10.0.0.1',
+      port: 4000,
+    });
+    expect(relayAddress({ host: '::', port: 4000 }, '::ffff:10.0.0.1')).toEqual({
+      host: '10.0.0.1',
+      port: 4000,
+    });
+    expect(
+      relayAddress({ host: '0000:0000:0000:0000:0000:0000:0000:0000', port: 1 }, 'fd00::1'),
+    ).toEqual({ host: 'fd00::1', port: 1 });
     // what the socks package hands over for 0.0.0.0
-    expect(relayAddress({ host: undefined, port: 4000 }, '10.0.0.1')).toEqual({ host: '10.0.0.1', port: 4000 });
-    expect(relayAddress({ host: '10.9.9.9', port: 4000 }, '10.0.0.1')).toEqual({ host: '10.9.9.9', port: 4000 });
+    expect(relayAddress({ host: undefined, port: 4000 }, '10.0.0.1')).toEqual({
+      host: '10.0.0.1',
+      port: 4000,
+    });
+    expect(relayAddress({ host: '10.9.9.9', port: 4000 }, '10.0.0.1')).toEqual({
+      host: '10.9.9.9',
+      port: 4000,
+    });
   });
   it('frame addresses are compared in one spelling', () => {
     expect(canonicalHost('fd00:0200:0000:0000:0000:0000:0072:0002')).toBe('fd00:200::72:2');
-    expect(frameFromTarget({ host: 'fd00:0200:0000:0000:0000:0000:0072:0002', port: 53 }, { host: 'fd00:200::72:2', port: 53 })).toBe(true);
+    expect(
+      frameFromTarget(
+        { host: 'fd00:0200:0000:0000:0000:0000:0072:0002', port: 53 },
+        { host: 'fd00:200::72:2', port: 53 },
+      ),
+    ).toBe(true);
     expect(frameFromTarget({ host: '::ffff:192.0.2.53', port: 53 }, TARGET)).toBe(true);
     expect(frameFromTarget({ host: '192.0.2.54', port: 53 }, TARGET)).toBe(false);
     expect(frameFromTarget({ host: '192.0.2.53', port: 54 }, TARGET)).toBe(false);
-    expect(frameFromTarget({ host: 'DNS.Example', port: 53 }, { host: 'dns.example', port: 53 })).toBe(true);
+    expect(
+      frameFromTarget({ host: 'DNS.Example', port: 53 }, { host: 'dns.example', port: 53 }),
+    ).toBe(true);
   });
 });

@@ -9,7 +9,15 @@ import type { AnyChange } from '../../../src/model/change.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
 import { ids } from '../../../src/model/identity.js';
 
-const route = (i: number): RouteSpec => ({ family: 4, table: 52001, dst: `10.0.${i}.0/24`, type: 'unicast', dev: 'awg-x', metric: 0, protocol: 167 });
+const route = (i: number): RouteSpec => ({
+  family: 4,
+  table: 52001,
+  dst: `10.0.${i}.0/24`,
+  type: 'unicast',
+  dev: 'awg-x',
+  metric: 0,
+  protocol: 167,
+});
 
 describe('executeBestEffort', () => {
   it('keeps batching, and retries a failed batch change by change', async () => {
@@ -22,8 +30,21 @@ describe('executeBestEffort', () => {
       return batch(cs, ctx);
     };
     const reporter = new MemoryReporter();
-    const changes: AnyChange[] = Array.from({ length: 5 }, (_, i) => ({ kind: 'route', id: ids.route(route(i)), action: 'create', after: route(i), reason: 't', cause: 'initial' }));
-    const r = await executeBestEffort(changes, d, { exec: new ProcessExec(reporter), reporter, state: new MemoryStateStore(), dryRun: false, claims: DEFAULT_CLAIMS });
+    const changes: AnyChange[] = Array.from({ length: 5 }, (_, i) => ({
+      kind: 'route',
+      id: ids.route(route(i)),
+      action: 'create',
+      after: route(i),
+      reason: 't',
+      cause: 'initial',
+    }));
+    const r = await executeBestEffort(changes, d, {
+      exec: new ProcessExec(reporter),
+      reporter,
+      state: new MemoryStateStore(),
+      dryRun: false,
+      claims: DEFAULT_CLAIMS,
+    });
     expect(calls[0]).toBe(5);
     expect(r.errors).toEqual([]);
     expect(d.route.objects.size).toBe(5);
@@ -34,10 +55,30 @@ describe('executeBestEffort', () => {
     const reporter = new MemoryReporter();
     const link = { name: 'awg-x', kind: 'tun' as const, mtu: 1420, up: true };
     const changes: AnyChange[] = [
-      { kind: 'link', id: 'link/awg-x', action: 'create', after: link, reason: 't', cause: 'initial' },
-      { kind: 'route', id: ids.route(route(1)), action: 'create', after: route(1), reason: 't', cause: 'initial' },
+      {
+        kind: 'link',
+        id: 'link/awg-x',
+        action: 'create',
+        after: link,
+        reason: 't',
+        cause: 'initial',
+      },
+      {
+        kind: 'route',
+        id: ids.route(route(1)),
+        action: 'create',
+        after: route(1),
+        reason: 't',
+        cause: 'initial',
+      },
     ];
-    const r = await executeBestEffort(changes, d, { exec: new ProcessExec(reporter), reporter, state: new MemoryStateStore(), dryRun: false, claims: DEFAULT_CLAIMS });
+    const r = await executeBestEffort(changes, d, {
+      exec: new ProcessExec(reporter),
+      reporter,
+      state: new MemoryStateStore(),
+      dryRun: false,
+      claims: DEFAULT_CLAIMS,
+    });
     expect(r.errors.map((e) => e.message).join()).toContain('injected failure');
     expect(d.route.objects.size).toBe(1);
   });

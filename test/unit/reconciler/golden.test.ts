@@ -49,7 +49,10 @@ function loadCase(name: string): Case {
   const secrets = new Map(
     secretRefs(r.config).map((s) => [formatPath(s.path), `fake-secret:${formatPath(s.path)}`]),
   );
-  const desired = linuxDesired(r.config, { facts: { cgroupNftPrefix: 'unified', dnsManager: 'resolved' }, secrets });
+  const desired = linuxDesired(r.config, {
+    facts: { cgroupNftPrefix: 'unified', dnsManager: 'resolved' },
+    secrets,
+  });
   const observed = readJson<ObservedState>(join(dir, 'observed.json'));
   const lpath = join(dir, 'last-applied.json');
   const lastApplied = existsSync(lpath) ? readJson<AnyResource[]>(lpath) : undefined;

@@ -38,7 +38,13 @@ ipv6: tunnel
 
 function env(drivers: FakeDriverSet) {
   const reporter = new MemoryReporter();
-  const e: ReconcileEnv = { drivers, claims: DEFAULT_CLAIMS, state: new MemoryStateStore(), exec: new ProcessExec(reporter), reporter };
+  const e: ReconcileEnv = {
+    drivers,
+    claims: DEFAULT_CLAIMS,
+    state: new MemoryStateStore(),
+    exec: new ProcessExec(reporter),
+    reporter,
+  };
   return { env: e, reporter };
 }
 
@@ -55,7 +61,9 @@ async function run(e: ReconcileEnv, input: ReconcileInput): Promise<ReconcileCon
 }
 
 function snapshot(d: FakeDriverSet): string[] {
-  return Object.values(d).flatMap((f) => [...f.objects.keys()]).sort();
+  return Object.values(d)
+    .flatMap((f) => [...f.objects.keys()])
+    .sort();
 }
 
 const ids = (rs: AnyResource[]) => rs.map((r) => r.id).sort();
@@ -70,7 +78,12 @@ describe('reconcile machine', () => {
     expect(snapshot(d)).toEqual(ids(desired.resources));
     const before = reporter.mutations.length;
     expect(before).toBe(desired.resources.length);
-    const second = await run(e, { desired, dryRun: false, failClosed: false, lastApplied: desired.resources });
+    const second = await run(e, {
+      desired,
+      dryRun: false,
+      failClosed: false,
+      lastApplied: desired.resources,
+    });
     expect(second.outcome).toBe('unchanged');
     expect(reporter.mutations.length).toBe(before);
   });
@@ -90,14 +103,29 @@ describe('reconcile machine', () => {
     // prior state: an older apply with another MTU and other allowed IPs
     const old = config('off', 1380, '10.0.0.0/8');
     for (const r of old.resources) (d[r.kind] as any).seed(r.spec);
-    const prior = Object.fromEntries(Object.entries(d).map(([k, f]) => [k, structuredClone([...f.objects.entries()].sort(([a], [b]) => (a < b ? -1 : 1)))]));;
+    const prior = Object.fromEntries(
+      Object.entries(d).map(([k, f]) => [
+        k,
+        structuredClone([...f.objects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))),
+      ]),
+    );
     d.route.failOn(3);
     const { env: e, reporter } = env(d);
-    const r = await run(e, { desired: config('off', 1420, '0.0.0.0/0, ::/0'), dryRun: false, failClosed: false, lastApplied: old.resources });
+    const r = await run(e, {
+      desired: config('off', 1420, '0.0.0.0/0, ::/0'),
+      dryRun: false,
+      failClosed: false,
+      lastApplied: old.resources,
+    });
     expect(r.outcome).toBe('rolled-back');
     expect(r.changed).toBeGreaterThan(0); // something was applied before the failure
     expect(reporter.mutations.length).toBeGreaterThan(r.changed);
-    const after = Object.fromEntries(Object.entries(d).map(([k, f]) => [k, [...f.objects.entries()].sort(([a], [b]) => (a < b ? -1 : 1))]));
+    const after = Object.fromEntries(
+      Object.entries(d).map(([k, f]) => [
+        k,
+        [...f.objects.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
+      ]),
+    );
     expect(after).toEqual(prior);
     expect(d.link.objects.get('link/awg-work')!.mtu).toBe(1380);
   });
@@ -120,7 +148,13 @@ describe('reconcile machine', () => {
     const desired = config('on');
     const r = await run(e, { desired, dryRun: false, failClosed: true });
     expect(r.outcome).toBe('failed-closed');
-    expect(snapshot(d)).toEqual(['cgroup/awg', 'cgroup/awg/_exec-direct', 'cgroup/awg/_exec-work', 'cgroup/awg/rule-0', 'firewall/inet/awg']);
+    expect(snapshot(d)).toEqual([
+      'cgroup/awg',
+      'cgroup/awg/_exec-direct',
+      'cgroup/awg/_exec-work',
+      'cgroup/awg/rule-0',
+      'firewall/inet/awg',
+    ]);
     const fw = desired.resources.find((x) => x.kind === 'firewall')!;
     expect(d.firewall.objects.get('firewall/inet/awg')).toEqual(fw.spec);
   });
@@ -131,7 +165,9 @@ describe('reconcile machine', () => {
     const { env: e } = env(d);
     const r = await run(e, { desired: config('on'), dryRun: false, failClosed: true });
     expect(r.outcome).toBe('failed');
-    expect(r.rollbackErrors.map((x) => x.message).join('\n')).toContain('kill switch could not be installed');
+    expect(r.rollbackErrors.map((x) => x.message).join('\n')).toContain(
+      'kill switch could not be installed',
+    );
   });
 
   it('verification that keeps failing retries, then rolls back with a verification error', async () => {
@@ -145,7 +181,12 @@ describe('reconcile machine', () => {
       return r;
     };
     const { env: e } = env(d);
-    const r = await run(e, { desired: config('off'), dryRun: false, failClosed: false, verifyRetries: 3 });
+    const r = await run(e, {
+      desired: config('off'),
+      dryRun: false,
+      failClosed: false,
+      verifyRetries: 3,
+    });
     expect(r.verifyAttempts).toBe(3);
     expect(r.outcome).toBe('rolled-back');
     expect(r.error?.kind).toBe('verification');
@@ -154,7 +195,12 @@ describe('reconcile machine', () => {
 
   it('refuses to adopt a conflicting object and mutates nothing', async () => {
     const d = createFakeDriverSet();
-    d.link.foreign.push({ kind: 'link', id: 'link/awg-work', relation: 'conflict', description: 'exists without the awg marker' });
+    d.link.foreign.push({
+      kind: 'link',
+      id: 'link/awg-work',
+      relation: 'conflict',
+      description: 'exists without the awg marker',
+    });
     const { env: e, reporter } = env(d);
     const r = await run(e, { desired: config('off'), dryRun: false, failClosed: false });
     expect(r.outcome).toBe('failed');
@@ -170,9 +216,16 @@ describe('reconcile machine', () => {
     const route = [...d.route.objects.keys()][0]!;
     d.route.objects.delete(route);
     const n = reporter.mutations.length;
-    const r = await run(e, { desired, dryRun: false, failClosed: false, lastApplied: desired.resources });
+    const r = await run(e, {
+      desired,
+      dryRun: false,
+      failClosed: false,
+      lastApplied: desired.resources,
+    });
     expect(r.outcome).toBe('converged');
-    expect(r.plan!.changes.filter((c) => c.action !== 'noop').map((c) => [c.id, c.cause])).toEqual([[route, 'drift']]);
+    expect(r.plan!.changes.filter((c) => c.action !== 'noop').map((c) => [c.id, c.cause])).toEqual([
+      [route, 'drift'],
+    ]);
     expect(reporter.mutations.length - n).toBe(1);
   });
 });

@@ -335,7 +335,10 @@ describe('property: plan converges observed → desired', () => {
       const rand = rng(0xa11ce ^ src.length);
       const strays = [
         link('awg-stale', []),
-        { ...route(52999, '10.99.0.0/16', ['link/awg-stale']), spec: { ...route(52999, '10.99.0.0/16').spec, dev: 'awg-stale' } } as AnyResource,
+        {
+          ...route(52999, '10.99.0.0/16', ['link/awg-stale']),
+          spec: { ...route(52999, '10.99.0.0/16').spec, dev: 'awg-stale' },
+        } as AnyResource,
         rule(5299, 52999, ['route/v4/table-52999/10.99.0.0/16/metric-0']),
         sysctl('net.ipv4.conf.awg-stale.rp_filter', '2', ['link/awg-stale']),
       ];
@@ -366,9 +369,19 @@ describe('property: plan converges observed → desired', () => {
             seen.add('late delete');
             expect(c.kind).toBe('route');
             const gone = observed.find((o) => o.id === c.id)!;
-            expect(all.some((r) => r.kind === 'route' && r.spec.dst === (gone as typeof r).spec.dst && r.spec.family === (gone as typeof r).spec.family)).toBe(false);
+            expect(
+              all.some(
+                (r) =>
+                  r.kind === 'route' &&
+                  r.spec.dst === (gone as typeof r).spec.dst &&
+                  r.spec.family === (gone as typeof r).spec.family,
+              ),
+            ).toBe(false);
             const dev = (gone as { spec: { dev?: string } }).spec.dev;
-            expect(p.changes.some((x) => x.action === 'delete' && x.id === `link/${dev}`), JSON.stringify(gone)).toBe(false);
+            expect(
+              p.changes.some((x) => x.action === 'delete' && x.id === `link/${dev}`),
+              JSON.stringify(gone),
+            ).toBe(false);
           }
         }
         const present = new Set(observed.map((r) => r.id));
@@ -392,10 +405,20 @@ describe('property: plan converges observed → desired', () => {
 });
 
 describe('make before break: a route that is no longer wanted goes after its successor', () => {
-  const host = (dst: string, deps: string[] = [], dev = 'en0') => ({ ...route(254, dst, deps), spec: { ...route(254, dst, deps).spec, dev } }) as AnyResource;
+  const host = (dst: string, deps: string[] = [], dev = 'en0') =>
+    ({ ...route(254, dst, deps), spec: { ...route(254, dst, deps).spec, dev } }) as AnyResource;
   it('a changed endpoint: the new bypass, then the engine that uses it, then the old bypass goes', () => {
-    const engine = (ep: string) => ({ kind: 'engine', id: 'engine/home', deps: [`route/v4/table-254/${ep}/32/metric-0`], spec: { tunnel: 'home', endpoint: ep } }) as unknown as AnyResource;
-    const p = plan(des([host('198.51.100.9/32'), engine('198.51.100.9')]), obs([host('198.51.100.7/32'), engine('198.51.100.7')]));
+    const engine = (ep: string) =>
+      ({
+        kind: 'engine',
+        id: 'engine/home',
+        deps: [`route/v4/table-254/${ep}/32/metric-0`],
+        spec: { tunnel: 'home', endpoint: ep },
+      }) as unknown as AnyResource;
+    const p = plan(
+      des([host('198.51.100.9/32'), engine('198.51.100.9')]),
+      obs([host('198.51.100.7/32'), engine('198.51.100.7')]),
+    );
     expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
       'create route/v4/table-254/198.51.100.9/32/metric-0',
       'update engine/home',
@@ -404,7 +427,10 @@ describe('make before break: a route that is no longer wanted goes after its suc
   });
   it('still first: a route on a link this plan deletes (with or without deps), and one whose prefix a wanted route takes', () => {
     const onGone = host('10.9.0.0/16', [], 'awg-gone');
-    const p = plan(des([link('awg-a'), route(52002, '10.1.0.0/16', ['link/awg-a'])]), obs([link('awg-a'), link('awg-gone'), onGone, route(52001, '10.1.0.0/16', ['link/awg-a'])]));
+    const p = plan(
+      des([link('awg-a'), route(52002, '10.1.0.0/16', ['link/awg-a'])]),
+      obs([link('awg-a'), link('awg-gone'), onGone, route(52001, '10.1.0.0/16', ['link/awg-a'])]),
+    );
     expect(p.changes.map((c) => `${c.action} ${c.id}`)).toEqual([
       'delete route/v4/table-52001/10.1.0.0/16/metric-0',
       'delete route/v4/table-254/10.9.0.0/16/metric-0',
@@ -415,14 +441,23 @@ describe('make before break: a route that is no longer wanted goes after its suc
 });
 
 describe('a firewall that depends on a starting object is reloaded after it', () => {
-  const engine = { kind: 'engine', id: 'engine/home', deps: [], spec: { tunnel: 'home', type: 'wireguard', link: 'awg-home', config: {} } } as unknown as AnyResource;
+  const engine = {
+    kind: 'engine',
+    id: 'engine/home',
+    deps: [],
+    spec: { tunnel: 'home', type: 'wireguard', link: 'awg-home', config: {} },
+  } as unknown as AnyResource;
   const bound = { ...fw('pf'), deps: ['engine/home'] } as AnyResource;
   it('an engine created this run → the in-sync firewall that names it gets an update, after it', () => {
     const p = plan(des([engine, bound]), obs([bound]));
-    expect(p.changes.map((c) => `${c.action} ${c.id}${c.action === 'update' ? ` (${c.reason})` : ''}`)).toEqual(['create engine/home', `update ${bound.id} (reload after engine/home starts)`]);
+    expect(
+      p.changes.map((c) => `${c.action} ${c.id}${c.action === 'update' ? ` (${c.reason})` : ''}`),
+    ).toEqual(['create engine/home', `update ${bound.id} (reload after engine/home starts)`]);
   });
   it('nothing starts → nothing to reload; a firewall without such deps (Linux) is never touched', () => {
     expect(plan(des([engine, bound]), obs([engine, bound])).changes).toEqual([]);
-    expect(plan(des([engine, fw('pf')]), obs([fw('pf')])).changes.map((c) => c.action)).toEqual(['create']);
+    expect(plan(des([engine, fw('pf')]), obs([fw('pf')])).changes.map((c) => c.action)).toEqual([
+      'create',
+    ]);
   });
 });

@@ -18,25 +18,49 @@ function host(dryRun = false) {
   d.sysctl.seed({ key: 'net.ipv4.conf.all.src_valid_mark', value: '1' });
   const reporter = new MemoryReporter();
   const state = new MemoryStateStore();
-  const env: ReconcileEnv = { drivers: d, claims: DEFAULT_CLAIMS, state, exec: new ProcessExec(reporter, dryRun), reporter };
+  const env: ReconcileEnv = {
+    drivers: d,
+    claims: DEFAULT_CLAIMS,
+    state,
+    exec: new ProcessExec(reporter, dryRun),
+    reporter,
+  };
   return { d, env, applied: new AppliedStore(state) };
 }
 
 describe('teardown', () => {
   it('removes every owned object and forgets the applied record', async () => {
     const h = host();
-    h.applied.save({ configFile: '/etc/awg.yaml', appliedAt: 'now', claims: DEFAULT_CLAIMS, resources: [], outcome: 'converged' });
+    h.applied.save({
+      configFile: '/etc/awg.yaml',
+      appliedAt: 'now',
+      claims: DEFAULT_CLAIMS,
+      resources: [],
+      outcome: 'converged',
+    });
     const r = await teardown(h.env, h.applied);
     expect(r.errors).toEqual([]);
     expect(r.left).toEqual([]);
-    expect(r.removed.sort()).toEqual(['cgroup/awg', 'cgroup/awg/web', 'firewall/inet/awg', 'link/awg-x', 'sysctl/net.ipv4.conf.all.src_valid_mark']);
+    expect(r.removed.sort()).toEqual([
+      'cgroup/awg',
+      'cgroup/awg/web',
+      'firewall/inet/awg',
+      'link/awg-x',
+      'sysctl/net.ipv4.conf.all.src_valid_mark',
+    ]);
     expect(h.d.firewall.objects.size + h.d.cgroup.objects.size + h.d.link.objects.size).toBe(0);
     expect(h.applied.load()).toBeUndefined();
   });
 
   it('keeping the kill switch keeps the firewall and every cgroup it names, and the record', async () => {
     const h = host();
-    h.applied.save({ configFile: '/etc/awg.yaml', appliedAt: 'now', claims: DEFAULT_CLAIMS, resources: [], outcome: 'converged' });
+    h.applied.save({
+      configFile: '/etc/awg.yaml',
+      appliedAt: 'now',
+      claims: DEFAULT_CLAIMS,
+      resources: [],
+      outcome: 'converged',
+    });
     const r = await teardown(h.env, h.applied, { keepKillSwitch: true });
     expect(r.kept.sort()).toEqual(['cgroup/awg', 'cgroup/awg/web', 'firewall/inet/awg']);
     expect(r.removed.sort()).toEqual(['link/awg-x', 'sysctl/net.ipv4.conf.all.src_valid_mark']);
@@ -56,7 +80,13 @@ describe('teardown', () => {
 
   it('a dry run changes nothing and keeps the record', async () => {
     const h = host(true);
-    h.applied.save({ configFile: '/etc/awg.yaml', appliedAt: 'now', claims: DEFAULT_CLAIMS, resources: [], outcome: 'converged' });
+    h.applied.save({
+      configFile: '/etc/awg.yaml',
+      appliedAt: 'now',
+      claims: DEFAULT_CLAIMS,
+      resources: [],
+      outcome: 'converged',
+    });
     const r = await teardown(h.env, h.applied);
     expect(r.removed).toHaveLength(5);
     expect(h.d.link.objects.size).toBe(1);
@@ -64,7 +94,9 @@ describe('teardown', () => {
   });
 
   it('no firewall: nothing is kept for the kill switch', () => {
-    expect(killSwitchIds([{ kind: 'cgroup', id: 'cgroup/awg', deps: [], spec: { path: 'awg' } }])).toEqual(new Set());
+    expect(
+      killSwitchIds([{ kind: 'cgroup', id: 'cgroup/awg', deps: [], spec: { path: 'awg' } }]),
+    ).toEqual(new Set());
   });
 });
 
@@ -73,13 +105,21 @@ describe('AppliedStore', () => {
     const state = new MemoryStateStore();
     state.set('applied', { hello: 1 });
     expect(new AppliedStore(state).load()).toBeUndefined();
-    expect(state.corrupt).toEqual([{ key: 'applied', file: ':memory:/applied', reason: 'not a record of awg apply' }]);
+    expect(state.corrupt).toEqual([
+      { key: 'applied', file: ':memory:/applied', reason: 'not a record of awg apply' },
+    ]);
     expect(state.get('applied')).toBeUndefined();
   });
 
   it('claims with a field of the wrong type are not used', () => {
     const state = new MemoryStateStore();
-    state.set('applied', { configFile: '/x.yaml', appliedAt: 'now', resources: [], outcome: 'converged', claims: { ...DEFAULT_CLAIMS, nftTable: 'awg; flush ruleset' } });
+    state.set('applied', {
+      configFile: '/x.yaml',
+      appliedAt: 'now',
+      resources: [],
+      outcome: 'converged',
+      claims: { ...DEFAULT_CLAIMS, nftTable: 'awg; flush ruleset' },
+    });
     expect(new AppliedStore(state).load()).toBeUndefined();
     expect(state.corrupt.map((c) => c.key)).toEqual(['applied']);
   });
@@ -88,7 +128,13 @@ describe('AppliedStore', () => {
     const state = new MemoryStateStore();
     const applied = new AppliedStore(state);
     const claims = { ...DEFAULT_CLAIMS, tableBase: 61000, rulePriority: 6100 };
-    applied.save({ configFile: '/x.yaml', appliedAt: 'now', claims, resources: [], outcome: 'converged' });
+    applied.save({
+      configFile: '/x.yaml',
+      appliedAt: 'now',
+      claims,
+      resources: [],
+      outcome: 'converged',
+    });
     state.set('applied', 'torn');
     expect(applied.claims()).toEqual(claims);
     applied.clear();

@@ -32,7 +32,11 @@ const r = (cmd: string, ...args: string[]): Read => [cmd, args];
 describe('PrefetchExec', () => {
   it('starts the reads at once and hands each result to the first matching read only', async () => {
     const inner = new CountingExec();
-    const e = new PrefetchExec(inner, [r('ip', 'link'), r('nft', 'list', 'tables'), r('ip', 'link')]);
+    const e = new PrefetchExec(inner, [
+      r('ip', 'link'),
+      r('nft', 'list', 'tables'),
+      r('ip', 'link'),
+    ]);
     expect(inner.runs).toEqual(['ip link', 'nft list tables']);
     expect((await e.read('ip', ['link'])).stdout).toBe('ip link #1');
     expect((await e.read('ip', ['link'])).stdout).toBe('ip link #3');
@@ -41,10 +45,15 @@ describe('PrefetchExec', () => {
 
   it('a failed prefetch is re-run for a caller that does not allow failure, reused for one that does', async () => {
     const inner = new CountingExec(new Set(['nft list table inet awg']));
-    const e = new PrefetchExec(inner, [r('nft', 'list', 'table', 'inet', 'awg'), r('nft', 'list', 'tables')]);
+    const e = new PrefetchExec(inner, [
+      r('nft', 'list', 'table', 'inet', 'awg'),
+      r('nft', 'list', 'tables'),
+    ]);
     await expect(e.read('nft', ['list', 'table', 'inet', 'awg'])).rejects.toThrow('failed (run 3)');
     const e2 = new PrefetchExec(inner, [r('nft', 'list', 'table', 'inet', 'awg')]);
-    expect((await e2.read('nft', ['list', 'table', 'inet', 'awg'], { allowFail: true })).code).toBe(1);
+    expect((await e2.read('nft', ['list', 'table', 'inet', 'awg'], { allowFail: true })).code).toBe(
+      1,
+    );
     expect(inner.runs).toHaveLength(4);
   });
 
@@ -67,8 +76,14 @@ describe('PrefetchExec', () => {
     const inner = new CountingExec();
     const exec = new PrefetchExec(inner, linuxObserveReads(DEFAULT_NFT_TABLE));
     const prefetched = [...inner.runs];
-    const drivers = await (await loadPlatform('linux')).drivers({ exec, env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
-    const scope = { desired: { resources: [], warnings: [] }, claims: DEFAULT_CLAIMS, state: new MemoryStateStore() };
+    const drivers = await (
+      await loadPlatform('linux')
+    ).drivers({ exec, env: { AWG_UAPI_DIR: '/nonexistent-awg-test' } });
+    const scope = {
+      desired: { resources: [], warnings: [] },
+      claims: DEFAULT_CLAIMS,
+      state: new MemoryStateStore(),
+    };
     // the canned outputs are not valid ip/nft output: only which commands run matters here
     for (const k of ['link', 'address', 'route', 'rule', 'firewall'] as const)
       await drivers[k]!.observe(scope).catch(() => undefined);

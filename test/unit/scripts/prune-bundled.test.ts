@@ -3,7 +3,13 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { installedPackages, packageOfPath, packageOfSpecifier, removable, type BundleMeta } from '../../../scripts/prune-bundled.js';
+import {
+  installedPackages,
+  packageOfPath,
+  packageOfSpecifier,
+  removable,
+  type BundleMeta,
+} from '../../../scripts/prune-bundled.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'awgt-prune-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -12,7 +18,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function pkg(nm: string, name: string, deps: Record<string, string>, files: string[]): void {
   const d = join(nm, name);
   mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, 'package.json'), JSON.stringify({ name, version: '1.0.0', dependencies: deps }));
+  writeFileSync(
+    join(d, 'package.json'),
+    JSON.stringify({ name, version: '1.0.0', dependencies: deps }),
+  );
   for (const f of files) {
     mkdirSync(join(d, f, '..'), { recursive: true });
     writeFileSync(join(d, f), '');
@@ -38,19 +47,61 @@ describe('prune-bundled', () => {
     pkg(nm, 'yaml', {}, ['dist/index.js']); // bundled, but `age` (staying) needs it: stays
     pkg(nm, 'picomatch', {}, ['index.js']); // bundled, yet the bundle imports it at run time: stays
     pkg(nm, 'commander', {}, ['index.js']); // bundled, needed only by zod's nested package (going): goes
-    pkg(nm, '@types/node', { 'undici-types': '6' }, ['index.d.ts', 'README.md', 'LICENSE', 'ts5.6/package.json']); // no code: goes though protobufjs lists it
+    pkg(nm, '@types/node', { 'undici-types': '6' }, [
+      'index.d.ts',
+      'README.md',
+      'LICENSE',
+      'ts5.6/package.json',
+    ]); // no code: goes though protobufjs lists it
     pkg(nm, 'undici-types', {}, ['index.d.ts']);
     pkg(nm, 'protobufjs', { '@types/node': '*' }, ['index.js']);
     pkg(nm, 'age', { yaml: '2' }, ['index.js']);
     pkg(nm, 'koffi', {}, ['index.js', 'build/koffi.node']); // not bundled: stays
     pkg(nm, 'schema-only', {}, ['schema.json']); // a .json is loadable: counts as code, not bundled: stays
     const meta: BundleMeta = {
-      inputs: Object.fromEntries(['node_modules/zod/index.js', 'node_modules/yaml/dist/index.js', 'node_modules/picomatch/index.js', 'node_modules/commander/index.js', 'dist/cli/main.js'].map((i) => [i, {}])),
-      outputs: { 'dist/bundle/main.js': { imports: [{ path: 'picomatch', external: true }, { path: 'koffi', external: true }, { path: './chunk-A.js' }] } },
+      inputs: Object.fromEntries(
+        [
+          'node_modules/zod/index.js',
+          'node_modules/yaml/dist/index.js',
+          'node_modules/picomatch/index.js',
+          'node_modules/commander/index.js',
+          'dist/cli/main.js',
+        ].map((i) => [i, {}]),
+      ),
+      outputs: {
+        'dist/bundle/main.js': {
+          imports: [
+            { path: 'picomatch', external: true },
+            { path: 'koffi', external: true },
+            { path: './chunk-A.js' },
+          ],
+        },
+      },
     };
     const installed = installedPackages(nm);
-    expect(installed.map((p) => p.name).sort()).toEqual(['@types/node', 'age', 'commander', 'inner', 'koffi', 'picomatch', 'protobufjs', 'schema-only', 'undici-types', 'yaml', 'zod']);
-    expect(installed.filter((p) => !p.hasCode).map((p) => p.name).sort()).toEqual(['@types/node', 'undici-types']);
-    expect(removable(meta, installed, nm).map((p) => p.name).sort()).toEqual(['@types/node', 'commander', 'undici-types', 'zod']);
+    expect(installed.map((p) => p.name).sort()).toEqual([
+      '@types/node',
+      'age',
+      'commander',
+      'inner',
+      'koffi',
+      'picomatch',
+      'protobufjs',
+      'schema-only',
+      'undici-types',
+      'yaml',
+      'zod',
+    ]);
+    expect(
+      installed
+        .filter((p) => !p.hasCode)
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['@types/node', 'undici-types']);
+    expect(
+      removable(meta, installed, nm)
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(['@types/node', 'commander', 'undici-types', 'zod']);
   });
 });

@@ -13,7 +13,10 @@ function summarize(report: object, ci: string | undefined) {
   writeFileSync(file, JSON.stringify(report));
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH };
   if (ci !== undefined) env.CI = ci;
-  const r = spawnSync(process.execPath, ['scripts/summarize-tests.mjs', file], { encoding: 'utf8', env });
+  const r = spawnSync(process.execPath, ['scripts/summarize-tests.mjs', file], {
+    encoding: 'utf8',
+    env,
+  });
   return { code: r.status, out: r.stdout };
 }
 
@@ -32,7 +35,14 @@ describe('summarize-tests', () => {
   });
 
   it('a skipped test fails under CI and is named; outside CI it is listed only', () => {
-    const rep = { testResults: [file('a.test.ts', 'passed', [['x', 'passed'], ['needs wg', 'pending']])] };
+    const rep = {
+      testResults: [
+        file('a.test.ts', 'passed', [
+          ['x', 'passed'],
+          ['needs wg', 'pending'],
+        ]),
+      ],
+    };
     const ci = summarize(rep, 'true');
     expect(ci.code).toBe(1);
     expect(ci.out).toContain('a.test.ts > needs wg');
@@ -54,7 +64,10 @@ describe('summarize-tests', () => {
   });
 
   it('names failed tests and fails when nothing passed', () => {
-    const r = summarize({ testResults: [file('a.test.ts', 'failed', [['x', 'failed']])] }, undefined);
+    const r = summarize(
+      { testResults: [file('a.test.ts', 'failed', [['x', 'failed']])] },
+      undefined,
+    );
     expect(r.code).toBe(1);
     expect(r.out).toContain('failed (1):\n  - a.test.ts > x');
     expect(summarize({ testResults: [] }, undefined).code).toBe(1);

@@ -17,7 +17,10 @@ let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'awg-exec-'));
   const nft = join(dir, 'nft');
-  writeFileSync(nft, `#!/bin/sh\ntrap '' TERM\necho $$ > ${dir}/sh.pid\nsleep 1000 &\necho $! > ${dir}/sleep.pid\nwait\n`);
+  writeFileSync(
+    nft,
+    `#!/bin/sh\ntrap '' TERM\necho $$ > ${dir}/sh.pid\nsleep 1000 &\necho $! > ${dir}/sleep.pid\nwait\n`,
+  );
   chmodSync(nft, 0o755);
 });
 afterEach(() => {
@@ -45,10 +48,12 @@ describe('child process deadlines', () => {
   it('a hanging nft is killed after the default timeout ($AWG_EXEC_TIMEOUT_MS), with its group, and the error names it', async () => {
     vi.stubEnv('AWG_EXEC_TIMEOUT_MS', '300');
     const exec = new ProcessExec(new MemoryReporter());
-    const err = await exec.mutate('nft', ['-f', '-'], { input: 'table inet awg {}\n', env: env() }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const err = await exec
+      .mutate('nft', ['-f', '-'], { input: 'table inet awg {}\n', env: env() })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(err).toBeInstanceOf(AwgError);
     expect((err as AwgError).kind).toBe('driver');
     expect((err as AwgError).message).toBe('nft -f - timed out after 300 ms and was killed');
@@ -59,11 +64,16 @@ describe('child process deadlines', () => {
 
   it('an explicit timeout wins over the default; reads have one too', async () => {
     const exec = new ProcessExec(new MemoryReporter());
-    await expect(exec.read('nft', ['list', 'ruleset'], { timeoutMs: 200, env: env() })).rejects.toThrow('nft list ruleset timed out after 200 ms and was killed');
+    await expect(
+      exec.read('nft', ['list', 'ruleset'], { timeoutMs: 200, env: env() }),
+    ).rejects.toThrow('nft list ruleset timed out after 200 ms and was killed');
   });
 
   it('a command that ends in time is unaffected (output, exit code)', async () => {
-    const r = await runProcess('sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'in', timeoutMs: 10_000 });
+    const r = await runProcess('sh', ['-c', 'cat; echo err >&2; exit 3'], {
+      input: 'in',
+      timeoutMs: 10_000,
+    });
     expect(r).toEqual({ stdout: 'in', stderr: 'err\n', code: 3 });
   });
 });
@@ -74,20 +84,36 @@ describe('DryExec', () => {
     const inner = {
       dryRun: false,
       mutations: 0,
-      read: async (cmd: string, args: string[]) => (calls.push(`read ${cmd} ${args.join(' ')}`), { stdout: 'out', stderr: '', code: 0 }),
-      mutate: async (cmd: string, args: string[]) => (calls.push(`mutate ${cmd} ${args.join(' ')}`), { stdout: '', stderr: '', code: 0 }),
+      read: async (cmd: string, args: string[]) => (
+        calls.push(`read ${cmd} ${args.join(' ')}`),
+        { stdout: 'out', stderr: '', code: 0 }
+      ),
+      mutate: async (cmd: string, args: string[]) => (
+        calls.push(`mutate ${cmd} ${args.join(' ')}`),
+        { stdout: '', stderr: '', code: 0 }
+      ),
       record: () => true,
     };
     const reporter = new MemoryReporter();
     const dry = new DryExec(inner, reporter);
     expect(dry.dryRun).toBe(true);
     expect((await dry.read('netstat', ['-rn'])).stdout).toBe('out');
-    expect(await dry.mutate('route', ['-n', 'add', '-host', '192.0.2.1', '192.168.1.1'])).toEqual({ stdout: '', stderr: '', code: 0 });
-    expect(await dry.mutate('pfctl', ['-f', '-'], { display: 'pfctl -a com.awg/awg -f - <<anchor>>' })).toMatchObject({ code: 0 });
+    expect(await dry.mutate('route', ['-n', 'add', '-host', '192.0.2.1', '192.168.1.1'])).toEqual({
+      stdout: '',
+      stderr: '',
+      code: 0,
+    });
+    expect(
+      await dry.mutate('pfctl', ['-f', '-'], { display: 'pfctl -a com.awg/awg -f - <<anchor>>' }),
+    ).toMatchObject({ code: 0 });
     expect(dry.record('netlink: RTM_NEWROUTE 10.0.0.0/8')).toBe(false);
     expect(calls).toEqual(['read netstat -rn']);
     expect(dry.mutations).toBe(3);
-    expect(reporter.events.filter((e) => e.type === 'mutation').map((e) => (e as { command: string }).command)).toEqual([
+    expect(
+      reporter.events
+        .filter((e) => e.type === 'mutation')
+        .map((e) => (e as { command: string }).command),
+    ).toEqual([
       'route -n add -host 192.0.2.1 192.168.1.1',
       'pfctl -a com.awg/awg -f - <<anchor>>',
       'netlink: RTM_NEWROUTE 10.0.0.0/8',

@@ -5,8 +5,17 @@ import { describe, expect, it } from 'vitest';
 import { gitHeadFiles, gitRevisionOf } from '../../../src/util/git-revision.js';
 import { tempDir } from '../../helpers/tmp.js';
 
-const ENV = { ...process.env, GIT_AUTHOR_NAME: 'a', GIT_AUTHOR_EMAIL: 'a@x', GIT_COMMITTER_NAME: 'a', GIT_COMMITTER_EMAIL: 'a@x', GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' };
-const git = (cwd: string, ...a: string[]) => execFileSync('git', a, { cwd, env: ENV, encoding: 'utf8' }).trim();
+const ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: 'a',
+  GIT_AUTHOR_EMAIL: 'a@x',
+  GIT_COMMITTER_NAME: 'a',
+  GIT_COMMITTER_EMAIL: 'a@x',
+  GIT_CONFIG_GLOBAL: '/dev/null',
+  GIT_CONFIG_NOSYSTEM: '1',
+};
+const git = (cwd: string, ...a: string[]) =>
+  execFileSync('git', a, { cwd, env: ENV, encoding: 'utf8' }).trim();
 
 describe('the revision of a checkout, read from its files', () => {
   it('loose ref, packed ref, detached HEAD, a worktree, a file in a subdirectory; none outside a checkout', () => {
@@ -18,7 +27,11 @@ describe('the revision of a checkout, read from its files', () => {
     git(dir, 'commit', '-q', '-m', 'one');
     const one = git(dir, 'rev-parse', 'HEAD');
     expect(gitRevisionOf(join(dir, 'hosts/a.yaml'))).toBe(one);
-    expect(gitHeadFiles(join(dir, 'awg.yaml'))).toEqual([join(dir, '.git/HEAD'), join(dir, '.git/refs/heads/main'), join(dir, '.git/packed-refs')]);
+    expect(gitHeadFiles(join(dir, 'awg.yaml'))).toEqual([
+      join(dir, '.git/HEAD'),
+      join(dir, '.git/refs/heads/main'),
+      join(dir, '.git/packed-refs'),
+    ]);
     git(dir, 'pack-refs', '--all', '--prune');
     expect(gitRevisionOf(join(dir, 'awg.yaml'))).toBe(one);
     writeFileSync(join(dir, 'b'), '');

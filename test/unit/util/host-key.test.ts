@@ -4,14 +4,28 @@
  * fingerprints secrets with it (the same on one host, different on another).
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import type { Io } from '../../../src/cli/output.js';
 import { AwgError } from '../../../src/errors.js';
-import { FINGERPRINT_KEY_FILE, fingerprintKeyIn, fingerprintKeyOf } from '../../../src/util/host-key.js';
+import {
+  FINGERPRINT_KEY_FILE,
+  fingerprintKeyIn,
+  fingerprintKeyOf,
+} from '../../../src/util/host-key.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { tempDir } from '../../helpers/tmp.js';
 
@@ -42,11 +56,24 @@ describe('fingerprintKeyIn', () => {
 
   const unfit: [string, (path: string) => void][] = [
     ['group/other-readable', (p) => (writeFileSync(p, Buffer.alloc(32, 1)), chmodSync(p, 0o644))],
-    ['the wrong size (torn or foreign)', (p) => writeFileSync(p, Buffer.alloc(31, 1), { mode: 0o600 })],
-    ['a symbolic link', (p) => (writeFileSync(`${p}.target`, Buffer.alloc(32, 1), { mode: 0o600 }), symlinkSync(`${p}.target`, p))],
+    [
+      'the wrong size (torn or foreign)',
+      (p) => writeFileSync(p, Buffer.alloc(31, 1), { mode: 0o600 }),
+    ],
+    [
+      'a symbolic link',
+      (p) => (
+        writeFileSync(`${p}.target`, Buffer.alloc(32, 1), { mode: 0o600 }),
+        symlinkSync(`${p}.target`, p)
+      ),
+    ],
     ['a directory', (p) => mkdirSync(p)],
   ];
-  if (isRoot) unfit.push(['owned by another user', (p) => (writeFileSync(p, Buffer.alloc(32, 1), { mode: 0o600 }), chownSync(p, 65534, 65534))]);
+  if (isRoot)
+    unfit.push([
+      'owned by another user',
+      (p) => (writeFileSync(p, Buffer.alloc(32, 1), { mode: 0o600 }), chownSync(p, 65534, 65534)),
+    ]);
   for (const [what, make] of unfit)
     it(`a key file that is ${what} is moved aside and replaced, with a warning`, () => {
       const dir = tmp();
@@ -59,7 +86,9 @@ describe('fingerprintKeyIn', () => {
       expect(why[0]).toContain('moved aside');
       const st = lstatSync(path);
       expect(st.isFile() && (st.mode & 0o777) === 0o600).toBe(true);
-      expect(readdirSync(dir).some((f) => f.startsWith(`${FINGERPRINT_KEY_FILE}.rejected-`))).toBe(true);
+      expect(readdirSync(dir).some((f) => f.startsWith(`${FINGERPRINT_KEY_FILE}.rejected-`))).toBe(
+        true,
+      );
     });
 
   it('a directory it cannot create is a permission/driver error, not a crash', () => {
@@ -73,7 +102,11 @@ describe('fingerprintKeyIn', () => {
     const script = `import { fingerprintKeyIn } from ${JSON.stringify(join(ROOT, 'src/util/host-key.ts'))}; process.stdout.write(fingerprintKeyIn(${JSON.stringify(dir)}).toString('hex'));`;
     const run = () =>
       new Promise<string>((resolve, reject) => {
-        const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+        const c = spawn(
+          process.execPath,
+          ['--import', 'tsx', '--input-type=module', '-e', script],
+          { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let out = '';
         let err = '';
         c.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -99,12 +132,20 @@ describe('awg diff fingerprints secrets with the host key', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'work.key'), `${KEY}\n`, { mode: 0o600 });
     const file = join(dir, 'awg.yaml');
-    writeFileSync(file, `version: 1\ntunnels:\n  work:\n    type: wireguard\n    privateKey: {file: work.key}\n    addresses: [10.9.0.2/32]\n    peers:\n      - publicKey: "${KEY}"\n        endpoint: vpn.example.com:51820\n        allowedIPs: [0.0.0.0/0]\ndefault: work\n`);
+    writeFileSync(
+      file,
+      `version: 1\ntunnels:\n  work:\n    type: wireguard\n    privateKey: {file: work.key}\n    addresses: [10.9.0.2/32]\n    peers:\n      - publicKey: "${KEY}"\n        endpoint: vpn.example.com:51820\n        allowedIPs: [0.0.0.0/0]\ndefault: work\n`,
+    );
     const obs = join(dir, 'observed.json');
     writeFileSync(obs, JSON.stringify({ resources: [], foreign: [] }));
     let out = '';
     const io: Io = { out: (s) => (out += s), err: () => {}, colour: false };
-    expect(await main(['node', 'awg', 'diff', '-f', file, '--observed', obs, '--json', '--state-dir', stateDir], io)).toBe(2);
+    expect(
+      await main(
+        ['node', 'awg', 'diff', '-f', file, '--observed', obs, '--json', '--state-dir', stateDir],
+        io,
+      ),
+    ).toBe(2);
     const m = /"privateKey":\s*"(hmac:[0-9a-f]{12})"/.exec(out);
     expect(m, out).not.toBeNull();
     return m![1]!;

@@ -6,7 +6,11 @@
  * make V8 backtrack exponentially.
  */
 import { describe, expect, it } from 'vitest';
-import { compileLinearRegex, LinearRegexError, MAX_PROGRAM } from '../../../src/util/linear-regex.js';
+import {
+  compileLinearRegex,
+  LinearRegexError,
+  MAX_PROGRAM,
+} from '../../../src/util/linear-regex.js';
 
 /** mulberry32: a small seeded PRNG, so every generated case reproduces */
 function rng(seed: number): () => number {
@@ -22,18 +26,72 @@ function rng(seed: number): () => number {
 
 // subjects use a small alphabet so generated patterns hit often; non-ASCII letters exercise
 // case folding (ſ folds to itself, K Kelvin does not fold to k in non-unicode mode)
-const ALPHABET = ['a', 'b', 'A', 'B', '/', '.', '-', '_', '1', ' ', '\n', 'ſ', 'K', 'é', 'É', 'k', 's', 'S'];
+const ALPHABET = [
+  'a',
+  'b',
+  'A',
+  'B',
+  '/',
+  '.',
+  '-',
+  '_',
+  '1',
+  ' ',
+  '\n',
+  'ſ',
+  'K',
+  'é',
+  'É',
+  'k',
+  's',
+  'S',
+];
 
 function genPattern(r: () => number, depth = 0): string {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const atom = (): string => {
     const k = r();
-    if (depth < 3 && k < 0.15) return `(${pick(['', '?:', '?<g' + Math.floor(r() * 1e6) + '>'])}${genPattern(r, depth + 1)})`;
+    if (depth < 3 && k < 0.15)
+      return `(${pick(['', '?:', '?<g' + Math.floor(r() * 1e6) + '>'])}${genPattern(r, depth + 1)})`;
     if (k < 0.3) {
-      const items = Array.from({ length: 1 + Math.floor(r() * 3) }, () => pick(['a', 'b', 'A-Z', 'a-k', '\\d', '\\w', '\\s', '\\W', '/', '.', '\\-', 'K', 'ſ', 'é', 's-z', '\\n']));
+      const items = Array.from({ length: 1 + Math.floor(r() * 3) }, () =>
+        pick([
+          'a',
+          'b',
+          'A-Z',
+          'a-k',
+          '\\d',
+          '\\w',
+          '\\s',
+          '\\W',
+          '/',
+          '.',
+          '\\-',
+          'K',
+          'ſ',
+          'é',
+          's-z',
+          '\\n',
+        ]),
+      );
       return `[${r() < 0.3 ? '^' : ''}${items.join('')}]`;
     }
-    if (k < 0.4) return pick(['.', '\\d', '\\w', '\\s', '\\D', '\\W', '\\S', '\\/', '\\.', '\\x61', '\\u0042', '\\n', '\\t']);
+    if (k < 0.4)
+      return pick([
+        '.',
+        '\\d',
+        '\\w',
+        '\\s',
+        '\\D',
+        '\\W',
+        '\\S',
+        '\\/',
+        '\\.',
+        '\\x61',
+        '\\u0042',
+        '\\n',
+        '\\t',
+      ]);
     if (k < 0.47) return pick(['^', '$', '\\b', '\\B']);
     return pick(['a', 'b', 'A', 'B', '/', 'k', 's', 'K', 'ſ', 'é', '1', '-', '_', ' ']);
   };
@@ -50,7 +108,10 @@ function genPattern(r: () => number, depth = 0): string {
 }
 
 function genSubject(r: () => number): string {
-  return Array.from({ length: Math.floor(r() * 9) }, () => ALPHABET[Math.floor(r() * ALPHABET.length)]).join('');
+  return Array.from(
+    { length: Math.floor(r() * 9) },
+    () => ALPHABET[Math.floor(r() * ALPHABET.length)],
+  ).join('');
 }
 
 describe('linear regex: same answers as RegExp', () => {
@@ -65,7 +126,10 @@ describe('linear regex: same answers as RegExp', () => {
       for (let k = 0; k < 12; k++) {
         const s = genSubject(r);
         const want = native.test(s);
-        if (linear.test(s) !== want) expect.fail(`/${source}/${ignoreCase ? 'i' : ''} on ${JSON.stringify(s)}: RegExp says ${want}`);
+        if (linear.test(s) !== want)
+          expect.fail(
+            `/${source}/${ignoreCase ? 'i' : ''} on ${JSON.stringify(s)}: RegExp says ${want}`,
+          );
         compared++;
       }
     }
@@ -99,7 +163,15 @@ describe('linear regex: same answers as RegExp', () => {
 
 describe('linear regex: linear time', () => {
   // V8 backtracks exponentially (or polynomially of high degree) on each of these
-  it.each(['(a+)+$', '(a|a)*$', '(a|aa)*c', '(.*a){12}$', 'a*a*a*a*a*a*a*a*b', '^(\\w+\\s?)*$', '(x+x+)+y'])('%s against a 4096-character path: steps ≤ (n+1)·2·size', (source) => {
+  it.each([
+    '(a+)+$',
+    '(a|a)*$',
+    '(a|aa)*c',
+    '(.*a){12}$',
+    'a*a*a*a*a*a*a*a*b',
+    '^(\\w+\\s?)*$',
+    '(x+x+)+y',
+  ])('%s against a 4096-character path: steps ≤ (n+1)·2·size', (source) => {
     for (const ignoreCase of [false, true]) {
       const re = compileLinearRegex(source, { ignoreCase });
       const s = `/${'a'.repeat(4094)}!`;
@@ -110,7 +182,9 @@ describe('linear regex: linear time', () => {
   });
 
   it('program size is capped: big counted repetitions are refused', () => {
-    expect(() => compileLinearRegex('(a{100}){100}')).toThrow(new RegExp(`more than ${MAX_PROGRAM} instructions`));
+    expect(() => compileLinearRegex('(a{100}){100}')).toThrow(
+      new RegExp(`more than ${MAX_PROGRAM} instructions`),
+    );
     expect(() => compileLinearRegex('a{5000}')).toThrow(LinearRegexError);
     expect(compileLinearRegex('a{1,200}').size).toBeLessThanOrEqual(MAX_PROGRAM);
   });

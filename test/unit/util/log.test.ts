@@ -5,7 +5,11 @@ import { eventLevel } from '../../../src/cli/foreground.js';
 
 function sink() {
   const lines: string[] = [];
-  return { lines, to: { write: (l: string) => void lines.push(l) }, json: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    lines,
+    to: { write: (l: string) => void lines.push(l) },
+    json: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 describe('log (pino)', () => {
@@ -14,7 +18,13 @@ describe('log (pino)', () => {
     const log = createLogger({ component: 'daemon', to: s.to, env: {} });
     log.info({ tunnel: 'vpn' }, 'handshake');
     const [l] = s.json();
-    expect(l).toMatchObject({ level: 30, component: 'daemon', pid: process.pid, tunnel: 'vpn', msg: 'handshake' });
+    expect(l).toMatchObject({
+      level: 30,
+      component: 'daemon',
+      pid: process.pid,
+      tunnel: 'vpn',
+      msg: 'handshake',
+    });
     expect(String(l!.time)).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
@@ -22,14 +32,19 @@ describe('log (pino)', () => {
     const s = sink();
     createLogger({ component: 'x', to: s.to, env: {} }).debug('hidden');
     createLogger({ component: 'x', to: s.to, env: { AWG_LOG_LEVEL: 'debug' } }).debug('shown');
-    createLogger({ component: 'x', to: s.to, env: { AWG_LOG_LEVEL: 'nonsense' } }).debug('hidden too');
+    createLogger({ component: 'x', to: s.to, env: { AWG_LOG_LEVEL: 'nonsense' } }).debug(
+      'hidden too',
+    );
     expect(s.json().map((l) => l.msg)).toEqual(['shown']);
   });
 
   it('secrets are redacted even when a caller passes them', () => {
     const s = sink();
     const log = createLogger({ component: 'engine', to: s.to, env: {} });
-    log.info({ privateKey: 'c2VjcmV0', auth: { password: 'hunter2' }, peer: { presharedKey: 'cHNr' } }, 'configured');
+    log.info(
+      { privateKey: 'c2VjcmV0', auth: { password: 'hunter2' }, peer: { presharedKey: 'cHNr' } },
+      'configured',
+    );
     const text = s.lines.join('');
     expect(text).not.toMatch(/c2VjcmV0|hunter2|cHNr/);
     expect(text).toContain('[secret]');
@@ -42,7 +57,11 @@ describe('log (pino)', () => {
   });
 
   it('an engine log tail reads as level and message in an error', () => {
-    expect(readableLine('{"level":40,"time":"t","component":"engine","msg":"proxy 10.0.0.1:1080 down: auth"}')).toBe('warn proxy 10.0.0.1:1080 down: auth');
+    expect(
+      readableLine(
+        '{"level":40,"time":"t","component":"engine","msg":"proxy 10.0.0.1:1080 down: auth"}',
+      ),
+    ).toBe('warn proxy 10.0.0.1:1080 down: auth');
     expect(readableLine('plain text')).toBe('plain text');
   });
 

@@ -15,7 +15,8 @@ import { readableLine } from '../../../src/util/log.js';
 import { safeLine, safeText } from '../../../src/util/sanitize.js';
 
 /** no ESC, no C0 but \n, no DEL/C1, no bidi/format characters */
-const UNSAFE = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/;
+const UNSAFE =
+  /[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/;
 
 const HOSTILE = [
   '\x1b[2J\x1b[H', // clear the screen
@@ -46,7 +47,9 @@ describe('safeLine / safeText', () => {
     }
   });
   it('keeps printable text, non-ASCII included, and cuts to a length', () => {
-    expect(safeLine('Proxy Authentication Required — Zugriff verweigert ✓')).toBe('Proxy Authentication Required — Zugriff verweigert ✓');
+    expect(safeLine('Proxy Authentication Required — Zugriff verweigert ✓')).toBe(
+      'Proxy Authentication Required — Zugriff verweigert ✓',
+    );
     expect(safeLine('x'.repeat(10), 5)).toBe('xxxx…');
   });
 });
@@ -61,7 +64,13 @@ describe('where untrusted text is printed', () => {
 
   it('CLI errors, issues and warnings', () => {
     const o = io();
-    printError(o, new AwgError('driver', `proxy said: ${evil}`, { hint: `try ${evil}`, issues: [{ file: 'c.yaml', path: 'tunnels.x', message: evil, severity: 'error' }] }));
+    printError(
+      o,
+      new AwgError('driver', `proxy said: ${evil}`, {
+        hint: `try ${evil}`,
+        issues: [{ file: 'c.yaml', path: 'tunnels.x', message: evil, severity: 'error' }],
+      }),
+    );
     new TextReporter(o, true).report({ type: 'warning', message: evil });
     new TextReporter(o, true).report({ type: 'mutation', command: `ip route add ${evil}` });
     expect(o.text()).not.toMatch(/\x1b|\x07/);
@@ -77,13 +86,26 @@ describe('where untrusted text is printed', () => {
       state: 'converged',
       configPath: `/etc/awg/${evil}.yaml`,
       objects: [{ kind: 'engine', id: `engine/${evil}` }],
-      tunnels: [{ name: 'px', type: 'http', health: 'down', error: `HTTP proxy 10.0.0.1:8080 forbids CONNECT (403 ${evil})`, up: false, rxBytes: 0, txBytes: 0, peers: [{ publicKey: 'k', endpoint: `${evil}:51820`, rxBytes: 0, txBytes: 0 }] }],
+      tunnels: [
+        {
+          name: 'px',
+          type: 'http',
+          health: 'down',
+          error: `HTTP proxy 10.0.0.1:8080 forbids CONNECT (403 ${evil})`,
+          up: false,
+          rxBytes: 0,
+          txBytes: 0,
+          peers: [{ publicKey: 'k', endpoint: `${evil}:51820`, rxBytes: 0, txBytes: 0 }],
+        },
+      ],
     } as unknown as StatusResponse;
     const text = renderDaemonStatus(s);
     expect(text).not.toMatch(UNSAFE);
     expect(text.split('\n').filter((l) => l.startsWith('awg: error'))).toEqual([]);
     expect(statusHeadline(s)).not.toMatch(/[\x00-\x1f]/);
-    const ev = formatEvent({ type: 'error', at: 't', kind: 'driver', message: evil } as Parameters<typeof formatEvent>[0]);
+    const ev = formatEvent({ type: 'error', at: 't', kind: 'driver', message: evil } as Parameters<
+      typeof formatEvent
+    >[0]);
     expect(ev).not.toMatch(/[\x00-\x1f]/);
     expect(ev).toContain('Forbidden');
   });
@@ -95,7 +117,9 @@ describe('where untrusted text is printed', () => {
   });
 
   it("a proxy's reason phrase is made safe where it is parsed", () => {
-    const r = parseConnectResponse(`HTTP/1.1 403 ${'\x1b]0;pwned\x07'}Forbidden\x1b[5m${'x'.repeat(500)}`);
+    const r = parseConnectResponse(
+      `HTTP/1.1 403 ${'\x1b]0;pwned\x07'}Forbidden\x1b[5m${'x'.repeat(500)}`,
+    );
     expect(r.status).toBe(403);
     expect(r.reason).not.toMatch(UNSAFE);
     expect(r.reason.length).toBeLessThanOrEqual(120);

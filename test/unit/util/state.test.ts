@@ -3,14 +3,34 @@
  * directory) and an unusable record — torn, empty, not JSON, a symlink, the wrong shape — is
  * moved aside to `<key>.json.corrupt-<timestamp>` and reported, never thrown at the caller.
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AppliedStore } from '../../../src/pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
-import { readRegularFileSync, writeFileAtomic, writeFileAtomicSync } from '../../../src/util/files.js';
-import { appliedCopy, describeCorrupt, FileStateStore, type CorruptState } from '../../../src/util/state.js';
+import {
+  readRegularFileSync,
+  writeFileAtomic,
+  writeFileAtomicSync,
+} from '../../../src/util/files.js';
+import {
+  appliedCopy,
+  describeCorrupt,
+  FileStateStore,
+  type CorruptState,
+} from '../../../src/util/state.js';
 
 let dir: string;
 let seen: CorruptState[];
@@ -22,7 +42,13 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const RECORD = { configFile: '/etc/awg.yaml', appliedAt: '2026-01-01T00:00:00Z', claims: DEFAULT_CLAIMS, resources: [], outcome: 'converged' };
+const RECORD = {
+  configFile: '/etc/awg.yaml',
+  appliedAt: '2026-01-01T00:00:00Z',
+  claims: DEFAULT_CLAIMS,
+  resources: [],
+  outcome: 'converged',
+};
 
 describe('FileStateStore', () => {
   it('round-trips a record at mode 0600 and leaves no temporary file behind', () => {
@@ -78,7 +104,9 @@ describe('FileStateStore', () => {
     applied.save({ ...RECORD, claims });
     writeFileSync(join(dir, 'applied.json'), JSON.stringify({ hello: 1 }));
     expect(applied.load()).toBeUndefined();
-    expect(seen.map((c) => `${c.key}: ${c.reason}`)).toEqual(['applied: not a record of awg apply']);
+    expect(seen.map((c) => `${c.key}: ${c.reason}`)).toEqual([
+      'applied: not a record of awg apply',
+    ]);
     expect(applied.claims()).toEqual(claims);
   });
 });
@@ -137,6 +165,8 @@ describe('writeFileAtomic', () => {
     const p = join(dir, 'x');
     writeFileAtomicSync(p, 'a'.repeat(100));
     expect(readRegularFileSync(p, { maxBytes: 100 }).length).toBe(100);
-    expect(() => readRegularFileSync(p, { maxBytes: 99 })).toThrow(`${p} is larger than the 99 bytes limit`);
+    expect(() => readRegularFileSync(p, { maxBytes: 99 })).toThrow(
+      `${p} is larger than the 99 bytes limit`,
+    );
   });
 });

@@ -40,15 +40,30 @@ const base: WgEngineSpec = {
     privateKey: 'fp',
     listenPort: 0,
     fwmark: 1,
-    peers: [{ publicKey: srv.publicKey, presharedKey: null, endpoint: '10.0.0.2:51820', allowedIPs: ['10.200.60.0/24', '10.200.61.0/24'], persistentKeepalive: 0 }],
+    peers: [
+      {
+        publicKey: srv.publicKey,
+        presharedKey: null,
+        endpoint: '10.0.0.2:51820',
+        allowedIPs: ['10.200.60.0/24', '10.200.61.0/24'],
+        persistentKeepalive: 0,
+      },
+    ],
   },
 };
 
 describe('liveWgSpec', () => {
-  const live = (peers: { publicKey: string; allowedIPs: string[] }[]) => liveWgSpec(base, { privateKey: 'fp', fwmark: 1, peers: peers.map((p) => ({ ...p, endpoint: '192.0.2.9:1', persistentKeepalive: 25 })) });
+  const live = (peers: { publicKey: string; allowedIPs: string[] }[]) =>
+    liveWgSpec(base, {
+      privateKey: 'fp',
+      fwmark: 1,
+      peers: peers.map((p) => ({ ...p, endpoint: '192.0.2.9:1', persistentKeepalive: 25 })),
+    });
 
   it('the configured peers with the same allowed IPs (any order): the spec itself, endpoint as configured', () => {
-    expect(live([{ publicKey: srv.publicKey, allowedIPs: ['10.200.61.0/24', '10.200.60.0/24'] }])).toEqual(base);
+    expect(
+      live([{ publicKey: srv.publicKey, allowedIPs: ['10.200.61.0/24', '10.200.60.0/24'] }]),
+    ).toEqual(base);
   });
 
   it('an extra peer is reported with its allowed IPs', () => {
@@ -56,11 +71,22 @@ describe('liveWgSpec', () => {
       { publicKey: srv.publicKey, allowedIPs: ['10.200.60.0/24', '10.200.61.0/24'] },
       { publicKey: intruder.publicKey, allowedIPs: ['0.0.0.0/0'] },
     ]);
-    expect(s.config.peers).toEqual([base.config.peers[0], { publicKey: intruder.publicKey, presharedKey: null, endpoint: '192.0.2.9:1', allowedIPs: ['0.0.0.0/0'], persistentKeepalive: 25 }]);
+    expect(s.config.peers).toEqual([
+      base.config.peers[0],
+      {
+        publicKey: intruder.publicKey,
+        presharedKey: null,
+        endpoint: '192.0.2.9:1',
+        allowedIPs: ['0.0.0.0/0'],
+        persistentKeepalive: 25,
+      },
+    ]);
   });
 
   it('an extra allowed IP (canonicalised) and a missing one are reported', () => {
-    const s = live([{ publicKey: srv.publicKey, allowedIPs: ['10.200.60.0/24', '0.0.0.0/0', 'fd00:0::/64'] }]);
+    const s = live([
+      { publicKey: srv.publicKey, allowedIPs: ['10.200.60.0/24', '0.0.0.0/0', 'fd00:0::/64'] },
+    ]);
     expect(s.config.peers[0]!.allowedIPs).toEqual(['10.200.60.0/24', '0.0.0.0/0', 'fd00::/64']);
   });
 
@@ -85,25 +111,60 @@ describe('in-process engine: extra peers and allowed IPs are drift, repaired by 
       `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${me.privateKey}"\n    addresses: [10.200.50.1/24]\n    peers:\n      - publicKey: "${srv.publicKey}"\n        endpoint: 10.0.0.2:51820\n        allowedIPs: [10.200.60.0/24]\n`,
     );
     // the fingerprints of the plan and of the observed engine: the same host key
-    const r = await prepare(file, { facts: { cgroupNftPrefix: '' }, fingerprintKey: () => fingerprintKeyOf(state) });
+    const r = await prepare(file, {
+      facts: { cgroupNftPrefix: '' },
+      fingerprintKey: () => fingerprintKeyOf(state),
+    });
     if (!r.ok) throw new Error(JSON.stringify(r.issues));
-    return { p: r.prepared, engine: r.prepared.desired.resources.find((x): x is Resource<'engine'> => x.kind === 'engine')! };
+    return {
+      p: r.prepared,
+      engine: r.prepared.desired.resources.find(
+        (x): x is Resource<'engine'> => x.kind === 'engine',
+      )!,
+    };
   }
 
   it('wg set adds a peer with 0.0.0.0/0 and an allowed IP to ours: observed, planned as an update (drift), removed', async () => {
     const uapiDir = join(dir, 'uapi');
-    const h = createInprocEngineHost({ env: { AWG_UAPI_DIR: uapiDir }, io: { openTun: (link) => new MemoryTun(link), bind: () => net.bind('10.0.0.1') } });
+    const h = createInprocEngineHost({
+      env: { AWG_UAPI_DIR: uapiDir },
+      io: { openTun: (link) => new MemoryTun(link), bind: () => net.bind('10.0.0.1') },
+    });
     try {
       const state = new MemoryStateStore();
       const { p, engine } = await desired(state);
-      const ctx: ApplyContext = { exec: new RecordingExec(), reporter: silentReporter, state, dryRun: false, claims: DEFAULT_CLAIMS, secrets: p.secrets };
+      const ctx: ApplyContext = {
+        exec: new RecordingExec(),
+        reporter: silentReporter,
+        state,
+        dryRun: false,
+        claims: DEFAULT_CLAIMS,
+        secrets: p.secrets,
+      };
       const scope = { desired: p.desired, claims: DEFAULT_CLAIMS, state: ctx.state };
-      await h.driver.apply({ kind: 'engine', id: engine.id, action: 'create', after: engine.spec, reason: 'new', cause: 'initial' } as Change<'engine'>, ctx);
+      await h.driver.apply(
+        {
+          kind: 'engine',
+          id: engine.id,
+          action: 'create',
+          after: engine.spec,
+          reason: 'new',
+          cause: 'initial',
+        } as Change<'engine'>,
+        ctx,
+      );
       const sock = join(uapiDir, 'awg-vpn.sock');
-      await uapiSet(sock, `set=1\npublic_key=${hex(intruder.publicKey)}\nallowed_ip=0.0.0.0/0\npublic_key=${hex(srv.publicKey)}\nallowed_ip=10.200.99.0/24\n\n`);
+      await uapiSet(
+        sock,
+        `set=1\npublic_key=${hex(intruder.publicKey)}\nallowed_ip=0.0.0.0/0\npublic_key=${hex(srv.publicKey)}\nallowed_ip=10.200.99.0/24\n\n`,
+      );
 
       const observed = (await h.driver.observe(scope)).resources;
-      const drift = plan(p.desired, { resources: observed, foreign: [] }, { lastApplied: p.desired.resources }).changes.filter((c) => c.kind === 'engine');
+      const drift = plan(
+        p.desired,
+        { resources: observed, foreign: [] },
+        { lastApplied: p.desired.resources },
+      ).changes.filter((c) => c.kind === 'engine');
       expect(drift).toHaveLength(1);
       expect(drift[0]).toMatchObject({ action: 'update', cause: 'drift' });
       const before = drift[0]!.before as WgEngineSpec;
@@ -114,8 +175,18 @@ describe('in-process engine: extra peers and allowed IPs are drift, repaired by 
 
       expect(await h.driver.apply(drift[0] as Change<'engine'>, ctx)).toBe('changed');
       const got = parseGet(await uapiGet(sock));
-      expect(got.peers.map((x) => [Buffer.from(String(x.public_key), 'hex').toString('base64'), x.allowed_ip])).toEqual([[srv.publicKey, ['10.200.60.0/24']]]);
-      expect(plan(p.desired, { resources: (await h.driver.observe(scope)).resources, foreign: [] }).changes.filter((c) => c.kind === 'engine')).toEqual([]);
+      expect(
+        got.peers.map((x) => [
+          Buffer.from(String(x.public_key), 'hex').toString('base64'),
+          x.allowed_ip,
+        ]),
+      ).toEqual([[srv.publicKey, ['10.200.60.0/24']]]);
+      expect(
+        plan(p.desired, {
+          resources: (await h.driver.observe(scope)).resources,
+          foreign: [],
+        }).changes.filter((c) => c.kind === 'engine'),
+      ).toEqual([]);
     } finally {
       await h.closeAll();
     }

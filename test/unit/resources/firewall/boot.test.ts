@@ -7,8 +7,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { NftPolicy } from '../../../../src/resources/firewall/policy.js';
-import { bootPolicy, firewallSpec, renderTable } from '../../../../src/resources/firewall/render.js';
-import { BOOT_RULESET_FILE, createLinuxFirewallDriver, parseBootFile, renderBootFile } from '../../../../src/resources/firewall/linux.js';
+import {
+  bootPolicy,
+  firewallSpec,
+  renderTable,
+} from '../../../../src/resources/firewall/render.js';
+import {
+  BOOT_RULESET_FILE,
+  createLinuxFirewallDriver,
+  parseBootFile,
+  renderBootFile,
+} from '../../../../src/resources/firewall/linux.js';
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { FileStateStore, MemoryStateStore, type StateStore } from '../../../../src/util/state.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';
@@ -17,7 +26,8 @@ import type { FirewallSpec } from '../../../../src/model/resources.js';
 import { RecordingExec } from '../../../helpers/exec.js';
 
 const golden = new URL('./golden/', import.meta.url);
-const policy = (name: string) => JSON.parse(readFileSync(new URL(`${name}.policy.json`, golden), 'utf8')) as NftPolicy;
+const policy = (name: string) =>
+  JSON.parse(readFileSync(new URL(`${name}.policy.json`, golden), 'utf8')) as NftPolicy;
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -30,7 +40,8 @@ describe('the boot table', () => {
     expect(renderTable(p)).toContain('socket cgroupv2');
     expect(boot).not.toContain('socket cgroupv2');
     expect(boot).not.toMatch(/comment "default"/);
-    for (const c of ['kill-switch', 'tunnels', 'dhcp', 'ndp', 'loopback', 'bypass']) expect(boot).toContain(`comment "${c}"`);
+    for (const c of ['kill-switch', 'tunnels', 'dhcp', 'ndp', 'loopback', 'bypass'])
+      expect(boot).toContain(`comment "${c}"`);
     expect(firewallSpec(p).boot).toBeDefined();
   });
 
@@ -43,11 +54,17 @@ describe('the boot table', () => {
   it('its file is one nft transaction that reads back as the table; anything else is unreadable (drift)', () => {
     const spec = firewallSpec(policy('per-app-full'));
     const text = renderBootFile(spec.table, spec.boot!);
-    expect(text.split('\n').slice(1, 4)).toEqual([`add table inet ${spec.table}`, `delete table inet ${spec.table}`, `table inet ${spec.table} {`]);
+    expect(text.split('\n').slice(1, 4)).toEqual([
+      `add table inet ${spec.table}`,
+      `delete table inet ${spec.table}`,
+      `table inet ${spec.table} {`,
+    ]);
     expect(text).toMatch(/^# managed-by=awg/);
     expect(parseBootFile(text, spec.table)).toBe(spec.boot);
     expect(parseBootFile(text, 'other')).toMatch(/^unreadable/);
-    expect(parseBootFile(text.replace('add table', 'flush ruleset\nadd table'), spec.table)).toMatch(/^unreadable/);
+    expect(
+      parseBootFile(text.replace('add table', 'flush ruleset\nadd table'), spec.table),
+    ).toMatch(/^unreadable/);
   });
 });
 
@@ -55,17 +72,38 @@ describe('the firewall driver keeps the boot copy with the table', () => {
   const spec = firewallSpec(policy('per-app-full'));
   /** nft answers: our table as the spec says (the listing is the rendered text) */
   const exec = () =>
-    new RecordingExec({ [`nft list table inet ${spec.table}`]: renderTable(policy('per-app-full')), 'nft list tables': `table inet ${spec.table}\n` });
-  const ctxOf = (state: StateStore, e = exec()) => ({ exec: e, reporter: new MemoryReporter(), state, dryRun: false, claims: { ...DEFAULT_CLAIMS, nftTable: spec.table } });
+    new RecordingExec({
+      [`nft list table inet ${spec.table}`]: renderTable(policy('per-app-full')),
+      'nft list tables': `table inet ${spec.table}\n`,
+    });
+  const ctxOf = (state: StateStore, e = exec()) => ({
+    exec: e,
+    reporter: new MemoryReporter(),
+    state,
+    dryRun: false,
+    claims: { ...DEFAULT_CLAIMS, nftTable: spec.table },
+  });
   const change = (action: 'update' | 'delete'): Change<'firewall'> =>
-    ({ kind: 'firewall', id: `firewall/inet/${spec.table}`, action, reason: 'test', cause: 'drift', before: spec, ...(action === 'update' ? { after: spec } : {}) }) as Change<'firewall'>;
+    ({
+      kind: 'firewall',
+      id: `firewall/inet/${spec.table}`,
+      action,
+      reason: 'test',
+      cause: 'drift',
+      before: spec,
+      ...(action === 'update' ? { after: spec } : {}),
+    }) as Change<'firewall'>;
 
   it('a missing copy is drift in observe, and an apply of the same table writes only the copy (0600)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'awg-boot-'));
     dirs.push(dir);
     const state = new FileStateStore(dir);
     const d = createLinuxFirewallDriver({ exec: exec() });
-    const scope = { desired: { resources: [], warnings: [] }, claims: { ...DEFAULT_CLAIMS, nftTable: spec.table }, state };
+    const scope = {
+      desired: { resources: [], warnings: [] },
+      claims: { ...DEFAULT_CLAIMS, nftTable: spec.table },
+      state,
+    };
     const before = (await d.observe(scope)).resources[0]!.spec as FirewallSpec;
     expect(before.ruleset).toBe(spec.ruleset);
     expect(before.boot).toBeUndefined();
@@ -73,9 +111,17 @@ describe('the firewall driver keeps the boot copy with the table', () => {
     expect(await d.apply(change('update'), ctx)).toBe('changed');
     expect(ctx.exec.log).toEqual([expect.stringMatching(/^write .*killswitch-boot\.nft/)]);
     expect(((await d.observe(scope)).resources[0]!.spec as FirewallSpec).boot).toBe(spec.boot);
-    expect((await import('node:fs')).statSync(join(dir, BOOT_RULESET_FILE)).mode & 0o777).toBe(0o600);
+    expect((await import('node:fs')).statSync(join(dir, BOOT_RULESET_FILE)).mode & 0o777).toBe(
+      0o600,
+    );
     // an edited copy reads as something else: drift again
-    writeFileSync(join(dir, BOOT_RULESET_FILE), readFileSync(join(dir, BOOT_RULESET_FILE), 'utf8').replace('counter drop comment "kill-switch"', 'counter accept comment "kill-switch"'));
+    writeFileSync(
+      join(dir, BOOT_RULESET_FILE),
+      readFileSync(join(dir, BOOT_RULESET_FILE), 'utf8').replace(
+        'counter drop comment "kill-switch"',
+        'counter accept comment "kill-switch"',
+      ),
+    );
     expect(((await d.observe(scope)).resources[0]!.spec as FirewallSpec).boot).not.toBe(spec.boot);
   });
 
@@ -86,7 +132,12 @@ describe('the firewall driver keeps the boot copy with the table', () => {
     const ctx = ctxOf(new FileStateStore(join(dir, 'not-a-dir', 'state')));
     const d = createLinuxFirewallDriver({ exec: exec() });
     expect(await d.apply(change('update'), ctx)).toBe('changed');
-    expect(ctx.reporter.events).toContainEqual(expect.objectContaining({ type: 'warning', message: expect.stringMatching(/boot copy .* could not be written/) }));
+    expect(ctx.reporter.events).toContainEqual(
+      expect.objectContaining({
+        type: 'warning',
+        message: expect.stringMatching(/boot copy .* could not be written/),
+      }),
+    );
   });
 
   it('delete removes the copy before the table', async () => {
@@ -96,6 +147,9 @@ describe('the firewall driver keeps the boot copy with the table', () => {
     const d = createLinuxFirewallDriver({ exec: exec() });
     expect(await d.apply(change('delete'), ctx)).toBe('changed');
     expect(state.get(BOOT_RULESET_FILE)).toBeUndefined();
-    expect(ctx.exec.log).toEqual([expect.stringMatching(/^rm .*killswitch-boot\.nft/), `nft delete table inet ${spec.table}`]);
+    expect(ctx.exec.log).toEqual([
+      expect.stringMatching(/^rm .*killswitch-boot\.nft/),
+      `nft delete table inet ${spec.table}`,
+    ]);
   });
 });

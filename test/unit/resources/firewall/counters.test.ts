@@ -1,13 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { carryCounters, parseCountersJson, readRuleCounters } from '../../../../src/resources/firewall/counters.js';
+import {
+  carryCounters,
+  parseCountersJson,
+  readRuleCounters,
+} from '../../../../src/resources/firewall/counters.js';
 import { normaliseRuleset } from '../../../../src/resources/firewall/render.js';
 
-const listing = readFileSync(new URL('../../../fixtures/linux/firewall/list-table-full-handles.txt', import.meta.url), 'utf8');
+const listing = readFileSync(
+  new URL('../../../fixtures/linux/firewall/list-table-full-handles.txt', import.meta.url),
+  'utf8',
+);
 
-const rule = (comment: unknown, expr: unknown, extra: Record<string, unknown> = {}) => ({ rule: { family: 'inet', table: 'awg', chain: 'route_out', handle: 3, comment, expr, ...extra } });
+const rule = (comment: unknown, expr: unknown, extra: Record<string, unknown> = {}) => ({
+  rule: { family: 'inet', table: 'awg', chain: 'route_out', handle: 3, comment, expr, ...extra },
+});
 const ctr = (packets: unknown, bytes: unknown) => ({ counter: { packets, bytes } });
-const doc = (...items: unknown[]) => JSON.stringify({ nftables: [{ metainfo: { version: '1.0.6' } }, { table: { family: 'inet', name: 'awg', handle: 1 } }, ...items] });
+const doc = (...items: unknown[]) =>
+  JSON.stringify({
+    nftables: [
+      { metainfo: { version: '1.0.6' } },
+      { table: { family: 'inet', name: 'awg', handle: 1 } },
+      ...items,
+    ],
+  });
 
 describe('parseCountersJson', () => {
   it('sums the rules of one comment key (app/<rule>/… counts for app/<rule>), egress and ingress apart', () => {
@@ -28,7 +44,9 @@ describe('parseCountersJson', () => {
   });
 
   it('values above 2^32 keep their size', () => {
-    expect(parseCountersJson(doc(rule('app/big', [ctr(2 ** 33, 2 ** 45)])), 'awg').get('app/big')).toEqual({ packets: 2 ** 33, bytes: 2 ** 45 });
+    expect(
+      parseCountersJson(doc(rule('app/big', [ctr(2 ** 33, 2 ** 45)])), 'awg').get('app/big'),
+    ).toEqual({ packets: 2 ** 33, bytes: 2 ** 45 });
   });
 
   it('skips hostile or missing entries instead of guessing', () => {
@@ -58,25 +76,53 @@ describe('parseCountersJson', () => {
   });
 
   it('a listing that is not the expected JSON yields nothing', () => {
-    for (const t of ['', 'table inet awg {', '[]', 'null', '{"nftables": {}}', '{"nftables": 3}', '{"other": []}', '"x"'])
+    for (const t of [
+      '',
+      'table inet awg {',
+      '[]',
+      'null',
+      '{"nftables": {}}',
+      '{"nftables": 3}',
+      '{"other": []}',
+      '"x"',
+    ])
       expect(parseCountersJson(t, 'awg').size).toBe(0);
   });
 
   it('reads `nft -j list table inet <t>`; an absent table is no counters', async () => {
     const calls: string[][] = [];
-    const ok = { read: async (cmd: string, args: readonly string[]) => (calls.push([cmd, ...args]), { code: 0, stdout: doc(rule('app/a', [ctr(1, 60)])), stderr: '' }) };
-    expect((await readRuleCounters(ok as never, 'awg')).get('app/a')).toEqual({ packets: 1, bytes: 60 });
+    const ok = {
+      read: async (cmd: string, args: readonly string[]) => (
+        calls.push([cmd, ...args]),
+        { code: 0, stdout: doc(rule('app/a', [ctr(1, 60)])), stderr: '' }
+      ),
+    };
+    expect((await readRuleCounters(ok as never, 'awg')).get('app/a')).toEqual({
+      packets: 1,
+      bytes: 60,
+    });
     expect(calls).toEqual([['nft', '-j', 'list', 'table', 'inet', 'awg']]);
-    const absent = { read: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory' }) };
+    const absent = {
+      read: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory' }),
+    };
     expect((await readRuleCounters(absent as never, 'awg')).size).toBe(0);
   });
 });
 
 describe('carryCounters', () => {
   const counted = listing
-    .replace(/counter packets 0 bytes 0 accept comment "app-in\/a"/, 'counter packets 11 bytes 1100 accept comment "app-in/a"')
-    .replace(/counter packets 0 bytes 0 accept comment "app\/a"/, 'counter packets 5 bytes 500 accept comment "app/a"')
-    .replace(/counter packets 0 bytes 0 drop comment "kill-switch"/g, 'counter packets 3 bytes 180 drop comment "kill-switch"');
+    .replace(
+      /counter packets 0 bytes 0 accept comment "app-in\/a"/,
+      'counter packets 11 bytes 1100 accept comment "app-in/a"',
+    )
+    .replace(
+      /counter packets 0 bytes 0 accept comment "app\/a"/,
+      'counter packets 5 bytes 500 accept comment "app/a"',
+    )
+    .replace(
+      /counter packets 0 bytes 0 drop comment "kill-switch"/g,
+      'counter packets 3 bytes 180 drop comment "kill-switch"',
+    );
   const want = normaliseRuleset(listing);
 
   it('an unchanged table gets every value back, and still normalises to the same ruleset', () => {
@@ -84,7 +130,9 @@ describe('carryCounters', () => {
     expect(out).toContain('counter packets 11 bytes 1100 accept comment "app-in/a"');
     expect(out).toContain('counter packets 5 bytes 500 accept comment "app/a"');
     // the kill-switch rule is in two chains: each keeps its own
-    expect(out.match(/counter packets 3 bytes 180 drop comment "kill-switch"/g)?.length).toBe(counted.match(/packets 3 bytes 180 drop comment "kill-switch"/g)?.length);
+    expect(out.match(/counter packets 3 bytes 180 drop comment "kill-switch"/g)?.length).toBe(
+      counted.match(/packets 3 bytes 180 drop comment "kill-switch"/g)?.length,
+    );
     expect(normaliseRuleset(out)).toBe(want);
   });
 
@@ -107,7 +155,10 @@ describe('carryCounters', () => {
   });
 
   it('a quoted word "counter" (a rule or cgroup named so) is not the statement', () => {
-    const l = 'table inet awg {\nchain c {\nsocket cgroupv2 level 1 "awg/counter" counter packets 4 bytes 40 accept comment "app/counter"\n}\n}\n';
-    expect(carryCounters(l, normaliseRuleset(l))).toContain('"awg/counter" counter packets 4 bytes 40 accept comment "app/counter"');
+    const l =
+      'table inet awg {\nchain c {\nsocket cgroupv2 level 1 "awg/counter" counter packets 4 bytes 40 accept comment "app/counter"\n}\n}\n';
+    expect(carryCounters(l, normaliseRuleset(l))).toContain(
+      '"awg/counter" counter packets 4 bytes 40 accept comment "app/counter"',
+    );
   });
 });

@@ -10,11 +10,16 @@
  * `write` the local TCP stack up to iperf3's socket. Prints per direction the shares and the
  * iperf3 throughput (perf's sampling costs a few per cent of it).
  *
- *   npx tsx bench/engine-syscalls.ts [--seconds=5] [--hz=1999]
+ *   npx tsx bench/engine-syscalls.ts [--seconds=5] [--hz=1999] [--user=N]
+ *
+ * `--user=N` also lists the N heaviest user-space leaves (symbol and object) and the N
+ * JavaScript functions the user-space samples fall under (the innermost frame named by V8's
+ * perf map: the engine then runs with `NODE_OPTIONS=--perf-basic-prof`, which writes
+ * /tmp/perf-PID.map, removed afterwards).
  *
  * Needs root, wireguard-go, wg, iperf3, perf. Not part of `npm run bench`.
  */
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { nsExec, nsSpawn, run } from '../test/helpers/netns.js';
 import { withEnginePair } from './engine-pair.js';
@@ -23,6 +28,10 @@ const arg = (name: string, dflt: number) =>
   Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt);
 const SECONDS = arg('seconds', 5);
 const HZ = arg('hz', 1999);
+const USER = arg('user', 0);
+if (USER > 0)
+  process.env.AWG_BENCH_ENGINE_ENV =
+    `${process.env.AWG_BENCH_ENGINE_ENV ?? ''} NODE_OPTIONS=--perf-basic-prof`.trim();
 
 /** syscall handler frame → a readable name */
 function syscallName(frame: string): string {
@@ -30,6 +39,42 @@ function syscallName(frame: string): string {
     .replace(/^(__x64_sys_|__arm64_sys_|__do_sys_|__sys_|ksys_|do_)/, '')
     .replace(/^(writev|readv)$/, (m) => m)
     .replace(/\+0x.*$/, '');
+}
+
+/** a perf script frame line → `symbol (object)`, the object's base name only */
+function frameName(line: string): { sym: string; dso: string } {
+  const m = /^\s*[0-9a-f]+\s+(.*?)\s+\(([^)]*)\)\s*$/.exec(line);
+  if (!m) return { sym: line.trim(), dso: '' };
+  return { sym: m[1]!.replace(/\+0x[0-9a-f]+$/, ''), dso: m[2]!.split('/').pop() ?? '' };
+}
+
+/**
+ * The user-space samples by leaf (`symbol (object)`) and by the innermost JavaScript function
+ * on their stack (a frame from V8's perf map, `perf-PID.map`; '(no JS frame)' otherwise).
+ */
+export function userProfile(script: string): {
+  total: number;
+  leaves: Map<string, number>;
+  js: Map<string, number>;
+} {
+  const leaves = new Map<string, number>();
+  const js = new Map<string, number>();
+  let total = 0;
+  for (const sample of script.split('\n\n')) {
+    const lines = sample
+      .split('\n')
+      .slice(1)
+      .filter((l) => l.trim());
+    if (lines.length === 0 || /\[kernel\.kallsyms\]/.test(lines[0]!)) continue;
+    total++;
+    const frames = lines.map(frameName);
+    const leaf = `${frames[0]!.sym} (${frames[0]!.dso})`;
+    leaves.set(leaf, (leaves.get(leaf) ?? 0) + 1);
+    const f = frames.find((x) => x.dso.startsWith('perf-') && x.dso.endsWith('.map'));
+    const name = f ? f.sym : '(no JS frame)';
+    js.set(name, (js.get(name) ?? 0) + 1);
+  }
+  return { total, leaves, js };
 }
 
 /** Shares of the samples: 'user', 'kernel (other)', or a syscall's name. */
@@ -51,6 +96,13 @@ export function attribute(script: string): { total: number; shares: Map<string, 
   }
   return { total, shares };
 }
+
+const perfMaps = () => new Set(readdirSync('/tmp').filter((f) => /^perf-\d+\.map$/.test(f)));
+const mapsBefore = perfMaps();
+process.on('exit', () => {
+  if (USER > 0)
+    for (const f of perfMaps()) if (!mapsBefore.has(f)) rmSync(`/tmp/${f}`, { force: true });
+});
 
 await withEnginePair(async ({ nsA, nsB, pid, peer }) => {
   const server = nsSpawn(nsB, 'iperf3', ['-s', '-B', peer, '-p', '5301']);
@@ -94,6 +146,21 @@ await withEnginePair(async ({ nsA, nsB, pid, peer }) => {
       ).stdout;
       rmSync(data, { force: true });
       const { total, shares } = attribute(script);
+      if (USER > 0) {
+        const u = userProfile(script);
+        const top = (m: Map<string, number>) =>
+          [...m]
+            .sort((a, b) => b[1] - a[1])
+            .slice(0, USER)
+            .map(([k, n]) => `    ${((100 * n) / total).toFixed(1).padStart(5)} %  ${k}`)
+            .join('\n');
+        console.log(
+          `${reverse ? 'B→A' : 'A→B'} user space, ${u.total} of ${total} samples; heaviest leaves (% of all samples):\n${top(u.leaves)}`,
+        );
+        console.log(
+          `${reverse ? 'B→A' : 'A→B'} user space by innermost JavaScript function:\n${top(u.js)}`,
+        );
+      }
       const rows = [...shares]
         .sort((a, b) => b[1] - a[1])
         .map(([k, n]) => `${k} ${((100 * n) / total).toFixed(1)} %`);

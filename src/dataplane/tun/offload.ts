@@ -87,9 +87,35 @@ export function writeVnetHdr(b: Uint8Array, off: number, h: VnetHdr): void {
 /**
  * One's-complement sum of b[start, end) as big-endian 16-bit words, added to `initial`
  * (a previous unfolded sum), unfolded. The sum is order-independent, so words are read four
- * bytes at a time as little-endian u32 and swapped once at the end (`fold`).
+ * bytes at a time as little-endian u32 and swapped once at the end (`fold`). Where the range
+ * starts on an even address (the TCP header of a packet the engine laid out or received), the
+ * words are read through a Uint32Array over the whole buffer, four to an iteration, summed as
+ * doubles: 4× faster than byte loads (≈ 165 against ≈ 700 ns per 1,400 bytes; these sums were
+ * ≈ 10 % of the engine's thread in each direction of an iperf3 run, bench/RESULTS.md).
  */
 export function sumLE(b: Uint8Array, start: number, end: number, initial = 0): number {
+  let a = b.byteOffset + start;
+  if (!LITTLE_ENDIAN || end - start < 32 || (a & 1) !== 0) return sumBytes(b, start, end, initial);
+  let s = initial;
+  let i = start;
+  if ((a & 2) !== 0) {
+    s += b[i]! | (b[i + 1]! << 8);
+    i += 2;
+    a += 2;
+  }
+  const w = words(b.buffer);
+  let j = a >>> 2;
+  const n = (end - i) >>> 2;
+  const jEnd = j + n;
+  const jEnd4 = jEnd - 3;
+  let d = 0;
+  for (; j < jEnd4; j += 4) d += w[j]! + w[j + 1]! + w[j + 2]! + w[j + 3]!;
+  for (; j < jEnd; j++) d += w[j]!;
+  return sumBytes(b, i + (n << 2), end, s + d);
+}
+
+/** sumLE by byte loads: any alignment, any length */
+function sumBytes(b: Uint8Array, start: number, end: number, initial: number): number {
   let s = initial;
   let i = start;
   const end4 = end - 3;
@@ -101,6 +127,25 @@ export function sumLE(b: Uint8Array, start: number, end: number, initial = 0): n
   }
   if (i < end) s += b[i]!;
   return s;
+}
+
+/** Uint32Array reads are little-endian here (every platform we run on; else byte loads) */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * A word view of the whole buffer, for the last two buffers summed (the engine sums in a few
+ * long-lived slabs: the TUN split output, the receive block). A view of a buffer that is
+ * detached later reads as empty, but then so does every Uint8Array over it: sumLE never
+ * reaches it with a range to sum.
+ */
+let wordsA: { buf: ArrayBufferLike; w: Uint32Array } | undefined;
+let wordsB: { buf: ArrayBufferLike; w: Uint32Array } | undefined;
+function words(buf: ArrayBufferLike): Uint32Array {
+  if (wordsA?.buf === buf) return wordsA.w;
+  if (wordsB?.buf === buf) return wordsB.w;
+  wordsB = wordsA;
+  wordsA = { buf, w: new Uint32Array(buf, 0, Math.floor(buf.byteLength / 4)) };
+  return wordsA.w;
 }
 
 /** Folds an unfolded little-endian sum to the 16-bit big-endian one's-complement sum. */

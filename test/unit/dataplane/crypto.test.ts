@@ -2,7 +2,14 @@ import { describe, expect, it, vi } from 'vitest';
 import { x25519 } from '@noble/curves/ed25519.js';
 import { hchacha } from '@noble/ciphers/chacha.js';
 import { hash, hmac, kdf1, kdf2, kdf3, mac } from '../../../src/dataplane/crypto/blake2s.js';
-import { chacha20Keystream, open, seal, xopen, xseal } from '../../../src/dataplane/crypto/aead.js';
+import {
+  chacha20Keystream,
+  open,
+  seal,
+  writeNonce,
+  xopen,
+  xseal,
+} from '../../../src/dataplane/crypto/aead.js';
 import { clamp, publicKey, sharedSecret } from '../../../src/dataplane/crypto/x25519.js';
 import { tai64n, tai64nAfter, tai64nFromParts } from '../../../src/dataplane/crypto/tai64n.js';
 import {
@@ -100,6 +107,20 @@ describe('ChaCha20-Poly1305', () => {
     const a = seal(key, 2 ** 40 + 5, new Uint8Array(0));
     expect(open(key, 2 ** 40 + 5, a)).not.toBeNull();
     expect(open(key, 5, a)).toBeNull();
+  });
+});
+
+describe('writeNonce', () => {
+  it('is 4 zero bytes and the counter as u64le, in a view at any offset', () => {
+    const big = new Uint8Array(40).fill(0xee);
+    for (const c of [0, 1, 0xff, 0x1_0000, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 5, 2 ** 53 - 1]) {
+      const out = writeNonce(big.subarray(7, 19), c);
+      const want = new Uint8Array(12);
+      new DataView(want.buffer).setBigUint64(4, BigInt(c), true);
+      expect(toHex(out)).toBe(toHex(want));
+      expect(big[6]).toBe(0xee);
+      expect(big[19]).toBe(0xee);
+    }
   });
 });
 

@@ -20,5 +20,7 @@ export function withPrefix(
 
 /** Fills an already laid out prefix in place. */
 export function fillPrefix(d: Uint8Array, s: number, rng: RandomSource): void {
-  if (s) d.set(rng.bytes(s), 0);
+  if (!s) return;
+  if (rng.fill) rng.fill(d, 0, s);
+  else d.set(rng.bytes(s), 0);
 }

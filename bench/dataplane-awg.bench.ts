@@ -3,8 +3,9 @@
  * between the same namespaces in the same run — one plain WireGuard, one AmneziaWG with the
  * recommended-style parameters of test/netns/awg-awg-obfuscation.test.ts (Jc 4, S1–S4,
  * wide H ranges, an I1 packet; the S4 prefix and a random H4 header on every transport
- * packet). Rounds alternate WireGuard / AmneziaWG: iperf3 TCP A→B and B→A through each, the
- * ratio AmneziaWG / WireGuard, and the A-side engine's CPU per Gbit/s.
+ * packet). Each round runs iperf3 TCP A→B and B→A through each tunnel (WireGuard first in even
+ * rounds, AmneziaWG in odd ones): the ratio AmneziaWG / WireGuard, and the A-side engine's CPU
+ * per Gbit/s.
  *
  * Needs root and iperf3; runs `npm run build` output. `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS`
  * override 5 rounds of 5 s.
@@ -115,7 +116,9 @@ export async function dataplaneAwgBench(smoke: boolean): Promise<Sample[]> {
     for (let r = 0; r < rounds; r++) {
       load.push(loadavg()[0]!);
       const gbps: Record<string, number> = {};
-      for (const k of kinds)
+      // which tunnel goes first alternates with the round, so neither always gets the
+      // machine as the one before left it
+      for (const k of r % 2 ? [...kinds].reverse() : kinds)
         for (const reverse of [false, true]) {
           const pid = enginePid(k.link);
           const c0 = cpuSeconds(pid, read);

@@ -71,6 +71,57 @@ describe('allowed IPs trie', () => {
     expect(t.entriesFor('default').map(formatPrefix)).toEqual(['0.0.0.0/0']);
   });
 
+  it('repeated lookups of the same addresses (the kept last lookup) follow every change', () => {
+    // one flow's packets repeat an address: the last IPv4 and IPv6 answers are kept, and must
+    // never outlive an insert, a remove or a removeValue, nor alias the caller's bytes
+    const rng = seededRandom(7);
+    const trie = new AllowedIPs<number>();
+    const ref = new LinearTable<number>();
+    const hot = ['10.1.2.3', '10.1.2.4', '10.1.0.0', 'fd00::1', 'fd00::2', 'fd00:1::1'].map(
+      (a) => parsePrefix(a).bytes,
+    );
+    const prefixes = [
+      '10.0.0.0/8',
+      '10.1.0.0/16',
+      '10.1.2.0/24',
+      '10.1.2.3/32',
+      '0.0.0.0/0',
+      'fd00::/16',
+      'fd00::/64',
+      'fd00::1/128',
+      '::/0',
+      'fd00:1::/32',
+    ].map(parsePrefix);
+    for (let round = 0; round < 2000; round++) {
+      const p = prefixes[rng.intn(prefixes.length)]!;
+      const v = rng.intn(4);
+      const op = rng.intn(7);
+      // an address looked up just before the change, and first again after it
+      const last = hot[rng.intn(hot.length)]!;
+      expect(trie.lookup(last)).toBe(ref.lookup(last));
+      if (op < 4) {
+        trie.insert(p, v);
+        ref.insert(p, v);
+      } else if (op < 6) {
+        trie.remove(p, op === 4 ? v : undefined);
+        ref.remove(p, op === 4 ? v : undefined);
+      } else {
+        trie.removeValue(v);
+        ref.removeValue(v);
+      }
+      expect(trie.lookup(last)).toBe(ref.lookup(last));
+      for (const a of hot) {
+        expect(trie.lookup(a)).toBe(ref.lookup(a));
+        expect(trie.lookup(a)).toBe(ref.lookup(a));
+      }
+      // the caller's array changed in place after a lookup: the answer follows the new bytes
+      const a = Uint8Array.from(hot[rng.intn(hot.length)]!);
+      trie.lookup(a);
+      a[a.length - 1] = rng.intn(256);
+      expect(trie.lookup(a)).toBe(ref.lookup(a));
+    }
+  });
+
   it('differential test against a linear scan on random data', () => {
     const rng = seededRandom(42);
     const trie = new AllowedIPs<number>();

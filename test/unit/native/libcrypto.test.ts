@@ -108,6 +108,23 @@ describe.skipIf(!evp)('EVP ChaCha20-Poly1305 (libcrypto, reused contexts)', () =
     ).toThrow(RangeError);
   });
 
+  it('seals into a view without touching the bytes around it; refuses a short out or an oversized pad', () => {
+    const key = randomBytes(32);
+    const nonce = randomBytes(12);
+    const pt = randomBytes(1420);
+    const slab = Buffer.alloc(1600, 0xaa);
+    const view = slab.subarray(7, 7 + 16 + 1420 + 4 + 16);
+    expect(evp!.sealInto(key, nonce, pt, 4, view, 16)).toBe(1440);
+    expect(view.subarray(16).equals(nodeSeal(key, nonce, pt, 4))).toBe(true);
+    expect(slab.subarray(0, 7 + 16).every((b) => b === 0xaa)).toBe(true);
+    expect(slab.subarray(7 + view.length).every((b) => b === 0xaa)).toBe(true);
+    const short = Buffer.alloc(16 + 1420 + 4 + 15);
+    expect(() => evp!.sealInto(key, nonce, pt, 4, short, 16)).toThrow(RangeError);
+    expect(() => evp!.sealInto(key, nonce, pt, 0, short, 20)).toThrow(RangeError);
+    const big = Buffer.alloc(200 * 1024);
+    expect(() => evp!.sealInto(key, nonce, pt, 100 * 1024, big, 0)).toThrow(RangeError);
+  });
+
   it('one-off keys with associated data (the handshake): the same bytes as node:crypto; a changed AD or tag is refused', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }), (pt, ad) => {

@@ -118,27 +118,35 @@ export class AllowedIPs<T> {
 
   /** Longest-prefix match on a 4- or 16-byte address. */
   lookup(addr: Uint8Array): T | null {
-    if (addr.length === 4) {
-      const k = ((addr[0]! << 24) | (addr[1]! << 16) | (addr[2]! << 8) | addr[3]!) >>> 0;
+    return addr.length === 4 || addr.length === 16
+      ? this.lookupAt(addr, 0, addr.length)
+      : this.walk(addr);
+  }
+
+  /**
+   * Longest-prefix match on the `len`-byte (4 or 16) address at `b[off]` (a packet's source
+   * or destination field): no view is made unless the trie is walked.
+   */
+  lookupAt(b: Uint8Array, off: number, len: 4 | 16): T | null {
+    if (len === 4) {
+      const k = ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
       if (k === this.v4Key && this.v4Gen === this.gen) return this.v4Val;
-      this.v4Val = this.walk(addr);
+      this.v4Val = this.walk(b.subarray(off, off + 4));
       this.v4Key = k;
       this.v4Gen = this.gen;
       return this.v4Val;
     }
-    if (addr.length === 16) {
-      const key = this.v6Key;
-      if (this.v6Gen === this.gen) {
-        let i = 0;
-        while (i < 16 && addr[i] === key[i]) i++;
-        if (i === 16) return this.v6Val;
-      }
-      this.v6Val = this.walk(addr);
-      key.set(addr);
-      this.v6Gen = this.gen;
-      return this.v6Val;
+    const key = this.v6Key;
+    if (this.v6Gen === this.gen) {
+      let i = 0;
+      while (i < 16 && b[off + i] === key[i]) i++;
+      if (i === 16) return this.v6Val;
     }
-    return this.walk(addr);
+    const addr = b.subarray(off, off + 16);
+    this.v6Val = this.walk(addr);
+    key.set(addr);
+    this.v6Gen = this.gen;
+    return this.v6Val;
   }
 
   private walk(addr: Uint8Array): T | null {

@@ -206,10 +206,7 @@ function receiveTransport(
   const at = slab === h.rxSlab ? h.rxOff : 0;
   const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
   if (n < 0) return;
-  if (
-    afterOpen(h, p, kp, counter, from, datagramLength, slab.subarray(at, at + n)) &&
-    slab === h.rxSlab
-  )
+  if (afterOpen(h, p, kp, counter, from, datagramLength, slab, at, n) && slab === h.rxSlab)
     h.rxOff += (n + 7) & ~7;
 }
 
@@ -228,13 +225,15 @@ export function finishOpens(h: ReceiveHost): void {
   for (let i = 0; i < n; i++) {
     const o = h.opens[i]!;
     const len = q.result(o.job);
-    if (len >= 0)
-      afterOpen(h, o.p, o.kp, o.counter, o.from, o.datagramLength, slab.subarray(o.at, o.at + len));
+    if (len >= 0) afterOpen(h, o.p, o.kp, o.counter, o.from, o.datagramLength, slab, o.at, len);
   }
   q.reset();
 }
 
-/** An authenticated transport message: replay, timers, roaming, cryptokey routing. true: queued for the TUN */
+/**
+ * An authenticated transport message, its plaintext `buf[at, at + n)`: replay, timers,
+ * roaming, cryptokey routing. true: queued for the TUN (one view of `buf`: the IP packet).
+ */
 function afterOpen(
   h: ReceiveHost,
   p: Peer,
@@ -242,7 +241,9 @@ function afterOpen(
   counter: number,
   from: Endpoint,
   datagramLength: number,
-  plain: Uint8Array,
+  buf: Uint8Array,
+  at: number,
+  n: number,
 ): boolean {
   if (!kp.replay.validate(counter, h.rejectAfterMessages)) return false;
   if (receivedWithKeypair(h, p, kp)) {
@@ -253,15 +254,16 @@ function afterOpen(
   timersAnyAuthenticatedPacketTraversal(h, p);
   timersAnyAuthenticatedPacketReceived(h, p);
   p.rxBytes += datagramLength;
-  const w = h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + plain.length;
+  const w = h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + n;
   if (w > p.udpWindow) p.udpWindow = w;
   h.setEndpointFromPacket(p, from);
   // keepalive: empty, or (AWG 3 padded keepalives) first byte zero; IP packets start with 4/6
-  if (plain.length === 0 || plain[0] === 0) return false;
-  const pkt = innerPacket(plain);
-  if (!pkt) return false;
-  const src = sourceOf(pkt);
-  if (!src || h.allowedIps.lookup(src) !== p) return false;
+  if (n === 0 || buf[at] === 0) return false;
+  const len = ipLength(buf, at, n);
+  if (len < 0) return false;
+  const v4 = buf[at]! >> 4 === 4;
+  if (h.allowedIps.lookupAt(buf, at + (v4 ? 12 : 8), v4 ? 4 : 16) !== p) return false;
+  const pkt = buf.subarray(at, at + len);
   timersDataReceived(h, p);
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
@@ -277,23 +279,19 @@ function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {
   }
 }
 
-/** Truncates to the IP length field; null when not a sane IPv4/IPv6 packet. */
-function innerPacket(b: Uint8Array): Uint8Array | null {
-  const v = b[0]! >> 4;
-  if (v === 4 && b.length >= 20) {
-    const len = (b[2]! << 8) | b[3]!;
-    return len >= 20 && len <= b.length ? b.subarray(0, len) : null;
+/**
+ * The IP packet's length from its length field (the plaintext `b[at, at + n)` may be longer:
+ * WireGuard's padding); −1 when it is not a sane IPv4/IPv6 packet.
+ */
+function ipLength(b: Uint8Array, at: number, n: number): number {
+  const v = b[at]! >> 4;
+  if (v === 4 && n >= 20) {
+    const len = (b[at + 2]! << 8) | b[at + 3]!;
+    return len >= 20 && len <= n ? len : -1;
   }
-  if (v === 6 && b.length >= 40) {
-    const len = ((b[4]! << 8) | b[5]!) + 40;
-    return len <= b.length ? b.subarray(0, len) : null;
+  if (v === 6 && n >= 40) {
+    const len = ((b[at + 4]! << 8) | b[at + 5]!) + 40;
+    return len <= n ? len : -1;
   }
-  return null;
-}
-
-function sourceOf(b: Uint8Array): Uint8Array | null {
-  const v = b[0]! >> 4;
-  if (v === 4) return b.subarray(12, 16);
-  if (v === 6) return b.subarray(8, 24);
-  return null;
+  return -1;
 }

@@ -70,9 +70,13 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
   if (!h.isUp()) return;
   const touched = new Set<Peer>();
   for (const pkt of packets) {
-    const dst = destinationOf(pkt);
-    if (!dst) continue;
-    const p = h.allowedIps.lookup(dst);
+    const v = pkt[0]! >> 4;
+    const p =
+      v === 4 && pkt.length >= 20
+        ? h.allowedIps.lookupAt(pkt, 16, 4)
+        : v === 6 && pkt.length >= 40
+          ? h.allowedIps.lookupAt(pkt, 24, 16)
+          : null;
     if (!p || !p.running) continue;
     // a TUN batch can carry more than the staging queue holds (a few TCP super-packets split
     // into segments): with a session they go out now; without one the oldest are dropped
@@ -297,13 +301,6 @@ export function sendHandshakeCookie(h: SendHost, msg: Uint8Array, from: Endpoint
   const reply = h.cookieChecker.createReply(msg, readU32(msg, 4), sourceBytes(from), h.clock.now());
   writeU32(reply, COOKIE.type, h.codec.pickType(3));
   h.bind.send([h.codec.sealHandshake(3, reply, DEFAULT_UDP_WINDOW)], from);
-}
-
-function destinationOf(b: Uint8Array): Uint8Array | null {
-  const v = b[0]! >> 4;
-  if (v === 4 && b.length >= 20) return b.subarray(16, 20);
-  if (v === 6 && b.length >= 40) return b.subarray(24, 40);
-  return null;
 }
 
 /** Cookie source bytes: address ‖ u16le port (only we recompute it). */

@@ -114,6 +114,13 @@ describe('allowed IPs trie', () => {
         expect(trie.lookup(a)).toBe(ref.lookup(a));
         expect(trie.lookup(a)).toBe(ref.lookup(a));
       }
+      // lookupAt: the same answers for the address inside a packet, at any offset
+      const off = rng.intn(24);
+      for (const h of hot) {
+        const pkt = new Uint8Array(off + h.length + 3).fill(0xee);
+        pkt.set(h, off);
+        expect(trie.lookupAt(pkt, off, h.length as 4 | 16)).toBe(ref.lookup(h));
+      }
       // the caller's array changed in place after a lookup: the answer follows the new bytes
       const a = Uint8Array.from(hot[rng.intn(hot.length)]!);
       trie.lookup(a);

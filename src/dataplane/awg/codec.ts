@@ -137,6 +137,26 @@ export class AwgCodec {
   }
 
   /**
+   * The offset of the transport message when that is `d`'s only reading (the receive path's
+   * common case, taken without `candidates`' array, objects and view), else −1: then
+   * `candidates` decides. Never with header protection (its readings are de-protected first).
+   * When ≥ 0, `candidates(d)` is exactly one transport reading at that offset.
+   */
+  transportOnly(d: Uint8Array): number {
+    if (this.hpk) return -1;
+    const s4 = this.s[3];
+    if (d.length < s4 + MIN_MESSAGE_SIZE || !headerMatches(d, s4, this.h[3])) return -1;
+    const trailers = this.params.randomTrailers;
+    for (let k = 0; k < 3; k++) {
+      const s = this.s[k]!;
+      const l = HANDSHAKE_SIZES[k]!;
+      if ((d.length === s + l || (trailers && d.length > s + l)) && headerMatches(d, s, this.h[k]!))
+        return -1;
+    }
+    return s4;
+  }
+
+  /**
    * Every reading of `d` that size and H range allow, in the order of `classify`. Size and
    * type alone can be ambiguous: with random trailers every datagram longer than s1 + 148 is
    * tested as an initiation, and the 4 bytes at s1 of a response or transport datagram lie

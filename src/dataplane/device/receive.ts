@@ -101,6 +101,11 @@ export class HandshakeLoad {
 
 export function routineReceiveIncoming(h: ReceiveHost, data: Uint8Array, from: Endpoint): void {
   if (!h.isUp()) return;
+  const at = h.codec.transportOnly(data);
+  if (at >= 0) {
+    receiveTransport(h, data, at, from, data.length);
+    return;
+  }
   // size and type can fit more than one kind (codec.candidates): the first that authenticates wins
   for (const c of h.codec.candidates(data)) {
     switch (c.kind) {
@@ -115,7 +120,7 @@ export function routineReceiveIncoming(h: ReceiveHost, data: Uint8Array, from: E
         if (receiveCookieReply(h, c.msg)) return;
         break;
       case 4:
-        receiveTransport(h, c.msg, from, data.length);
+        receiveTransport(h, c.msg, 0, from, data.length);
         return;
     }
   }
@@ -162,21 +167,23 @@ function receiveCookieReply(h: ReceiveHost, msg: Uint8Array): boolean {
   return e.peer.cookieGenerator.consumeReply(msg, h.clock.now());
 }
 
+/** The transport message `msg[at…]` (the datagram, or a reading of it). */
 function receiveTransport(
   h: ReceiveHost,
   msg: Uint8Array,
+  at: number,
   from: Endpoint,
   datagramLength: number,
 ): void {
-  if (msg.length < MIN_MESSAGE_SIZE) return;
-  const e = h.indices.get(readU32(msg, TRANSPORT.receiver));
+  if (msg.length - at < MIN_MESSAGE_SIZE) return;
+  const e = h.indices.get(readU32(msg, at + TRANSPORT.receiver));
   if (!e || !e.keypair) return;
   const { peer: p, keypair: kp } = e;
   if (!p.running || h.clock.now() - kp.created >= h.timing.rejectAfterTime()) return;
-  const counter = readU64(msg, TRANSPORT.counter);
+  const counter = readU64(msg, at + TRANSPORT.counter);
   if (!(counter < h.rejectAfterMessages)) return;
   // opened into the receive slab (the datagram is the bind's, valid only until the batch ends)
-  const sealed = msg.subarray(MESSAGE_TRANSPORT_HEADER_SIZE);
+  const sealed = msg.subarray(at + MESSAGE_TRANSPORT_HEADER_SIZE);
   const room = sealed.length - TAG_SIZE;
   if (h.rxOff + room > h.rxSlab.length) h.flushTun();
   const q = h.openQueue;
@@ -203,10 +210,10 @@ function receiveTransport(
     }
   }
   const slab = h.reuseBuffers && room <= h.rxSlab.length ? h.rxSlab : Buffer.allocUnsafe(room);
-  const at = slab === h.rxSlab ? h.rxOff : 0;
-  const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, at);
+  const into = slab === h.rxSlab ? h.rxOff : 0;
+  const n = openInto(kp.recvKey, writeNonce(h.nonce, counter), sealed, slab, into);
   if (n < 0) return;
-  if (afterOpen(h, p, kp, counter, from, datagramLength, slab, at, n) && slab === h.rxSlab)
+  if (afterOpen(h, p, kp, counter, from, datagramLength, slab, into, n) && slab === h.rxSlab)
     h.rxOff += (n + 7) & ~7;
 }
 

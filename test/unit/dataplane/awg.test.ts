@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { seal } from '../../../src/dataplane/crypto/aead.js';
@@ -261,6 +262,52 @@ describe('H ranges', () => {
       writeU32(d, 0, t);
       expect(codec.classify(d)!.kind).toBe(4);
     }
+  });
+});
+
+describe('transportOnly (the receive path without candidates)', () => {
+  it('when it answers, candidates has that one transport reading; when that is the one reading, it answers', () => {
+    // narrow H ranges that overlap and sizes that collide, so that handshake readings,
+    // transport readings and both at once all occur
+    const h = fc.constantFrom(range(1), range(2), range(1, 3), range(3, 4), range(0, 0xffff_ffff));
+    fc.assert(
+      fc.property(
+        fc.record({
+          s1: fc.nat(20),
+          s2: fc.nat(20),
+          s3: fc.nat(20),
+          s4: fc.nat(20),
+          h1: h,
+          h2: h,
+          h3: h,
+          h4: h,
+          randomTrailers: fc.boolean(),
+          hp: fc.boolean(),
+        }),
+        fc.nat(200),
+        fc.array(fc.constantFrom(1, 2, 3, 4, 77), { minLength: 4, maxLength: 4 }),
+        (q, len, types) => {
+          const { hp, ...rest } = q;
+          const p = params({ ...rest, headerProtectionKey: hp ? fill(7, 32) : null });
+          const codec = new AwgCodec(p, seededRandom(3));
+          const d = new Uint8Array(len);
+          // a type value at each place a reading would look for one
+          for (const [k, at] of [p.s1, p.s2, p.s3, p.s4].entries())
+            if (at + 4 <= len) writeU32(d, at, types[k]!);
+          const at = codec.transportOnly(Uint8Array.from(d));
+          const c = codec.candidates(Uint8Array.from(d));
+          if (at >= 0) {
+            expect(hp).toBe(false);
+            expect(at).toBe(p.s4);
+            expect(c).toHaveLength(1);
+            expect(c[0]!.kind).toBe(4);
+            expect(toHex(c[0]!.msg)).toBe(toHex(d.subarray(at)));
+          } else if (!hp && c.length === 1 && c[0]!.kind === 4 && c[0]!.msg.length === len - p.s4)
+            expect.fail('candidates had only the transport reading at s4');
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
 

@@ -48,7 +48,7 @@ interface Fns {
   encFinal: (ctx: unknown, out: Uint8Array, outl: Int32Array) => number;
   /**
    * The same calls declared `void`, for the transport path, which does not read their result
-   * (koffi makes no JS number for it): a seal of 1,420 bytes ~6 % faster (bench/RESULTS.md)
+   * (koffi makes no JS number for it): a seal of 1,420 bytes 2–6 % faster (bench/RESULTS.md)
    */
   encUpdateV: (
     ctx: unknown,
@@ -563,6 +563,7 @@ function openOn(
   offset: number,
 ): number {
   const n = sealed.length - TAG;
+  if (n < 0) return -1; // the callers check it too: the tag is read from sealed[n…]
   for (let k = 0; k < TAG; k++) s.tag[k] = sealed[n + k]!;
   if (f.ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, s.tag) !== 1) return -1;
   if (ad?.length && f.decUpdate(ctx, null as unknown as Uint8Array, s.outl, ad, ad.length) !== 1)

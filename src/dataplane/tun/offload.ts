@@ -136,7 +136,8 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * A word view of the whole buffer, for the last two buffers summed (the engine sums in a few
  * long-lived slabs: the TUN split output, the receive block). A view of a buffer that is
  * detached later reads as empty, but then so does every Uint8Array over it: sumLE never
- * reaches it with a range to sum.
+ * reaches it with a range to sum. The two views keep their buffers alive until two others
+ * are summed (a closed device's slab at most, 1 MiB, and only its resident pages count).
  */
 let wordsA: { buf: ArrayBufferLike; w: Uint32Array } | undefined;
 let wordsB: { buf: ArrayBufferLike; w: Uint32Array } | undefined;

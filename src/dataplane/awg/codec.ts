@@ -184,7 +184,7 @@ export class AwgCodec {
     const s4 = this.s[3];
     if (d.length >= s4 + MIN_MESSAGE_SIZE && headerMatches(d, s4, this.h[3], typeHash)) {
       if (ks) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
-      out.push({ kind: 4, msg: s4 ? d.subarray(s4) : d });
+      out.push({ kind: 4, msg: d.subarray(s4) });
     } else if (s4 && !this.hpk && d.length === MIN_MESSAGE_SIZE && headerMatches(d, 0, this.h[3])) {
       // amneziawg-go v0.2.13–v0.2.17 sent keepalives without the S4 prefix (fixed in f4f4c99);
       // such a 32-byte datagram cannot be a prefixed transport packet, so accept it.

@@ -6,6 +6,7 @@
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { evpAead } from '../../native/libcrypto.js';
+import { writeU32, writeU64 } from '../bytes.js';
 
 /** the transport path's EVP implementation (native/libcrypto.ts), or undefined: node:crypto */
 const evp = evpAead();
@@ -16,17 +17,8 @@ const EMPTY = new Uint8Array(0);
 /** Writes the 12-byte AEAD nonce for `counter` (< 2^53) into `out`. */
 export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
   // byte stores: a DataView per packet was ~1 % of the engine's thread (engine-syscalls --user)
-  const lo = counter >>> 0;
-  const hi = Math.floor(counter / 0x1_0000_0000) >>> 0;
-  out[0] = out[1] = out[2] = out[3] = 0;
-  out[4] = lo & 0xff;
-  out[5] = (lo >>> 8) & 0xff;
-  out[6] = (lo >>> 16) & 0xff;
-  out[7] = lo >>> 24;
-  out[8] = hi & 0xff;
-  out[9] = (hi >>> 8) & 0xff;
-  out[10] = (hi >>> 16) & 0xff;
-  out[11] = hi >>> 24;
+  writeU32(out, 0, 0);
+  writeU64(out, 4, counter);
   return out;
 }
 

@@ -4,6 +4,9 @@ import {
   MESSAGE_INITIATION_SIZE,
   MESSAGE_RESPONSE_SIZE,
 } from '../constants.js';
+import { readU32, writeU32 } from '../bytes.js';
+
+export { readU32, readU64, writeU32, writeU64 } from '../bytes.js';
 
 export const INIT = {
   type: 0,
@@ -41,30 +44,6 @@ export const TRANSPORT = {
   counter: 8,
   content: 16,
 } as const;
-
-export function readU32(b: Uint8Array, off: number): number {
-  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
-}
-
-export function writeU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
-
-/** u64le as a JS number; values ≥ 2^53 come back as Infinity (treated as exhausted). */
-export function readU64(b: Uint8Array, off: number): number {
-  const lo = readU32(b, off);
-  const hi = readU32(b, off + 4);
-  if (hi >= 0x20_0000) return Infinity;
-  return hi * 0x1_0000_0000 + lo;
-}
-
-export function writeU64(b: Uint8Array, off: number, v: number): void {
-  writeU32(b, off, v >>> 0);
-  writeU32(b, off + 4, Math.floor(v / 0x1_0000_0000) >>> 0);
-}
 
 /** Initiation body with zero macs; `type` is 1 for WireGuard or an AWG H1 value. */
 export function encodeInitiation(

@@ -183,7 +183,9 @@ async function loopScenario(smoke: boolean, awg: string): Promise<Sample[]> {
         '--state-dir',
         join(dir, 'cs'),
       ],
-      { env: envC, stdio: ['ignore', 'pipe', 'pipe'] },
+      // a session of its own, as systemd starts the service (setsid): its engines set the
+      // session's weight as the peer's detached ones do (AWG_ENGINE_NICE, boost.ts)
+      { env: envC, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     );
     let out = '';
     up.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -17,7 +17,8 @@
  * package's layout (`bundledLayout`: the bundle of a fresh `npm run build`, as `npm i -g` and the
  * .deb have it); `AWG_BENCH_LAYOUT=dist` runs the checkout's tsc dist/ instead (a clone's build,
  * whose module sources keep their comments: ≈ 2 MiB more heap).
- * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_PROFILE=DIR`
+ * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_ANCHOR_NICE`
+ * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE); `AWG_BENCH_PROFILE=DIR`
  * makes the engine write a CPU profile and its memory use (process.memoryUsage, V8 heap
  * spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
  * runs another build's engine (see startEngineDirect).
@@ -314,6 +315,10 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     // gets an equal share: in the bench's own it shared one with iperf3 and the B peer)
     const a2 = await startWireguardGo(nsA, `wba${tag}`, { ownSession: true });
     wgs.push(a2);
+    // `AWG_BENCH_ANCHOR_NICE=N`: the anchor's autogroup at nice N too, to compare the two at
+    // the weight our engine gives itself (AWG_ENGINE_NICE, default −5) as well as at 0
+    const anchorNice = process.env.AWG_BENCH_ANCHOR_NICE;
+    if (anchorNice) writeFileSync(`/proc/${a2.proc.pid}/autogroup`, anchorNice);
     const anchorPeer = `[Peer]\nPublicKey = ${kb2.publicKey}\nEndpoint = ${UB}:51821\nAllowedIPs = ${T2(2)}/32\n`;
     await wgSetconf(
       nsA,
@@ -457,6 +462,16 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     }
     put('awg engine VmRSS', rssMiB(enginePid(link)));
     put('anchor wireguard-go (A) VmRSS', rssMiB(a2.proc.pid));
+    // each one's autogroup nice: the engine sets its own (AWG_ENGINE_NICE, boost.ts), the
+    // anchor's stays at 0; recorded so that a result says which weights competed
+    const group = (pid: number) => {
+      try {
+        return /nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'latin1'))?.[1] ?? '?';
+      } catch {
+        return 'none';
+      }
+    };
+    const groups = `autogroup nice: engine ${group(enginePid(link))}, wireguard-go ${group(a2.proc.pid)}`;
 
     const unit = (k: string) =>
       k.startsWith('ratio')
@@ -479,7 +494,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     } catch {
       /* no log (a direct engine) */
     }
-    const note = `${direct ? `engine from ${engineRoot}` : layout}; load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}`;
+    const note = `${direct ? `engine from ${engineRoot}` : layout}; load ${load.map((l) => l.toFixed(1)).join('/')}, iperf3 -t ${seconds}; ${groups}`;
     return Object.entries(res).map(([k, v]) =>
       sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note),
     );

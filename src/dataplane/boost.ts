@@ -24,9 +24,12 @@
  * AWG_HANDSHAKE_BOOST=0 turns it off (diagnosis); off Linux there is none.
  */
 import {
+  autogroupNice,
   currentPolicy,
   errnoText,
   SCHED_OTHER,
+  sessionOf,
+  setAutogroupNice,
   setFifo,
   setOther,
   setOtherSlice,
@@ -175,6 +178,68 @@ export function applyEngineSlice(): { us: number; result: number } | null {
   if (us === 0) return null;
   sliced = { us, result: setOtherSlice(us) };
   return sliced;
+}
+
+/**
+ * The nice value of the engine's autogroup, and so its weight against other sessions (nice −5:
+ * 3121 against 1024, ≈ 3×). Where the kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP,
+ * on when no cgroup CPU controller holds the process), every session gets an equal share of the
+ * CPUs, however many threads it runs: with four busy processes in sessions of their own on two
+ * cores the one-thread engine got about a third of a core and sent 0.56–0.84× what
+ * wireguard-go sent, whose threads that sleep and wake on both cores got more than their share;
+ * at nice −5 0.98–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Kernel WireGuard's encryption runs in
+ * softirq and kernel workers, ahead of every session; the engine's CPU goes only to packets
+ * the machine's own programs send and receive. Only a session leader's own group (a detached
+ * `awg engine`, a daemon that systemd started) and only a group nobody has set (nice 0) is
+ * changed. Needs CAP_SYS_NICE. AWG_ENGINE_NICE sets another value (−20 to 19), 0 leaves it.
+ */
+export const ENGINE_NICE = -5;
+
+export function engineNice(env: NodeJS.ProcessEnv = process.env): number {
+  const v = env.AWG_ENGINE_NICE;
+  if (v === undefined || v === '') return ENGINE_NICE;
+  const n = Number(v);
+  return Number.isInteger(n) && n >= -20 && n <= 19 ? n : 0;
+}
+
+export interface AutogroupControl {
+  /** the session this process belongs to, or null */
+  session(): number | null;
+  /** the autogroup's nice, or null where there are no autogroups */
+  nice(): number | null;
+  /** sets it: 0 or -errno */
+  setNice(n: number): number;
+}
+
+const realAutogroup: AutogroupControl = {
+  session: () => sessionOf(),
+  nice: () => autogroupNice(),
+  setNice: (n) => setAutogroupNice(n),
+};
+
+export type EngineWeight =
+  | { nice: number; result: number }
+  | { skipped: 'off' | 'not a session leader' | 'no autogroups' | 'already set'; nice?: number };
+
+let weighted: EngineWeight | undefined;
+
+/**
+ * Sets the engine's autogroup nice (engineNice()) once per process, where that group is the
+ * engine's own: what was done, or why nothing was.
+ */
+export function applyEngineWeight(
+  ctl: AutogroupControl = realAutogroup,
+  want = process.platform === 'linux' ? engineNice() : 0,
+  pid = process.pid,
+): EngineWeight {
+  if (weighted && ctl === realAutogroup) return weighted;
+  const done = (w: EngineWeight): EngineWeight => (ctl === realAutogroup ? (weighted = w) : w);
+  if (want === 0) return done({ skipped: 'off' });
+  if (ctl.session() !== pid) return done({ skipped: 'not a session leader' });
+  const now = ctl.nice();
+  if (now === null) return done({ skipped: 'no autogroups' });
+  if (now !== 0) return done({ skipped: 'already set', nice: now });
+  return done({ nice: want, result: ctl.setNice(want) });
 }
 
 let shared: HandshakeBoost | null | undefined;

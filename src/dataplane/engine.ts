@@ -15,7 +15,8 @@ import { listenUapi, type UapiServer } from './ipc/server.js';
 import type { TunDevice } from './tun/tun.js';
 import type { UtunIo } from '../native/darwin/utun-io.js';
 import { warmUpHandshakes } from './warmup.js';
-import { applyEngineSlice, sharedBoost } from './boost.js';
+import { applyEngineSlice, applyEngineWeight, sharedBoost } from './boost.js';
+import { errnoText } from '../native/sched.js';
 
 /** A TUN whose link can be deleted under the engine (TunFile; tests use fakes). */
 export interface EngineTun extends TunDevice {
@@ -171,6 +172,14 @@ export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {
     opts.log?.(
       'info',
       `EEVDF slice of ${slice.us} µs refused (${slice.result}): the default slice`,
+    );
+  const weight = applyEngineWeight();
+  if ('result' in weight)
+    opts.log?.(
+      'info',
+      weight.result === 0
+        ? `the engine's autogroup runs at nice ${weight.nice} (AWG_ENGINE_NICE)`
+        : `autogroup nice ${weight.nice} refused (${errnoText(weight.result)}): the session's default weight`,
     );
   const tun = io.openTun(link);
   try {

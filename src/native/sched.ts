@@ -9,7 +9,8 @@
  *   thread, so: when the parent process exits). A parent that died before the call is not
  *   covered: callers compare getppid() with the expected parent afterwards.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
 import koffi from 'koffi';
 import { AwgError } from '../errors.js';
 import { errnoName } from './libc.js';
@@ -130,5 +131,45 @@ export function threadSchedstat(file = '/proc/thread-self/schedstat'): Schedstat
     return Number.isFinite(run) && Number.isFinite(wait) ? { run, wait } : null;
   } catch {
     return null;
+  }
+}
+
+/** The session a process belongs to (default: this one), from /proc's `stat`; null where absent. */
+export function sessionOf(statFile = '/proc/self/stat'): number | null {
+  try {
+    const s = readFileSync(statFile, 'latin1');
+    // after "pid (comm) ": state ppid pgrp session …; comm may hold spaces and parentheses
+    const n = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]);
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The nice value of this process's autogroup (CONFIG_SCHED_AUTOGROUP: every session is one
+ * group, and the scheduler shares the CPUs between groups before it shares a group's share
+ * between its threads), from `/proc/self/autogroup`; null where there is none.
+ */
+export function autogroupNice(file = '/proc/self/autogroup'): number | null {
+  try {
+    const m = /\bnice\s+(-?\d+)/.exec(readFileSync(file, 'latin1'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Sets the nice value of this process's autogroup (the whole session's weight: a session
+ * leader's own): 0, or -errno (EPERM: lowering it needs CAP_SYS_NICE; ENOENT: no autogroups).
+ */
+export function setAutogroupNice(nice: number, file = '/proc/self/autogroup'): number {
+  try {
+    writeFileSync(file, String(nice));
+    return 0;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    return -((constants.errno as Record<string, number>)[code] ?? constants.errno.EIO);
   }
 }

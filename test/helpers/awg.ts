@@ -26,6 +26,7 @@ import {
   netnsPath,
   nsExec,
   nsSpawn,
+  run,
   snapshotNetns,
   type NetnsSnapshot,
 } from './netns.js';
@@ -436,4 +437,37 @@ export async function udpReachable(
   } finally {
     await server.kill(500);
   }
+}
+
+/** This process's autogroup as it was when the helpers loaded, before a test started an engine. */
+export const OWN_AUTOGROUP = existsSync('/proc/self/autogroup')
+  ? readFileSync('/proc/self/autogroup', 'latin1')
+  : null;
+
+/** The nice an engine of ours gives its autogroup here (AWG_ENGINE_NICE, default −5: boost.ts). */
+export function expectedEngineNice(): number {
+  const v = process.env.AWG_ENGINE_NICE;
+  return v === undefined || v === '' ? -5 : Number(v);
+}
+
+/**
+ * The only process in `ns` (a detached engine of `awg apply`): its pid, whether it leads its
+ * own session, and its autogroup's nice (null: no autogroups on this kernel).
+ */
+export async function engineGroup(
+  ns: string,
+): Promise<{ pid: number; leader: boolean; nice: number | null }> {
+  const r = await run('ip', ['netns', 'pids', ns]);
+  const pids = r.stdout.trim().split('\n').filter(Boolean);
+  if (pids.length !== 1) throw new Error(`expected one process in ${ns}, found ${pids.length}`);
+  const pid = Number(pids[0]);
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+  let nice: number | null = null;
+  try {
+    nice = Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'latin1'))![1]);
+  } catch {
+    /* no autogroups */
+  }
+  return { pid, leader: session === pid, nice };
 }

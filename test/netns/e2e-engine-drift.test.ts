@@ -12,8 +12,11 @@ import { parseGet, uapiGet, uapiSet } from '../../src/resources/engine/uapi-clie
 import {
   awg,
   cleanupAwgEnv,
+  engineGroup,
   ensureDist,
+  expectedEngineNice,
   makeAwgEnv,
+  OWN_AUTOGROUP,
   show,
   wgKeyPair,
   writeConfig,
@@ -80,6 +83,10 @@ tunnels:
     );
     const a = await awg(ns, e, ['apply', '-f', cfg]);
     expect(a.code, show(a)).toBe(0);
+    // the engine's autogroup weight (boost.ts applyEngineWeight; AWG_ENGINE_NICE=0: untouched)
+    const g = await engineGroup(ns);
+    expect(g.leader).toBe(true);
+    if (OWN_AUTOGROUP !== null) expect(g.nice).toBe(expectedEngineNice());
     const sock = join(e.env.AWG_UAPI_DIR!, 'awg-vpn.sock');
     await uapiSet(
       sock,

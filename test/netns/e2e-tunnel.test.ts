@@ -13,7 +13,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   awg,
   cleanupAwgEnv,
+  engineGroup,
   ensureDist,
+  expectedEngineNice,
   ipRoutes,
   ipRules,
   makeAwgEnv,
@@ -24,6 +26,7 @@ import {
   wgKeyPair,
   writeConfig,
   ORIGINAL_RESOLV,
+  OWN_AUTOGROUP,
   type AwgEnv,
   type AwgRunOptions,
 } from '../helpers/awg.js';
@@ -208,6 +211,14 @@ describe.skipIf(skip)('e2e: WireGuard tunnel apply, drift, down', () => {
     );
     // the engine answers on its (private) UAPI socket
     expect(existsSync(join(e.dir, 'uapi', 'awg-vpn.sock'))).toBe(true);
+    // the detached engine leads a session of its own, whose autogroup runs at nice −5
+    // (boost.ts applyEngineWeight); this process's group is untouched
+    const g = await engineGroup(ns);
+    expect(g.leader).toBe(true);
+    if (OWN_AUTOGROUP !== null) {
+      expect(g.nice).toBe(expectedEngineNice());
+      expect(readFileSync('/proc/self/autogroup', 'latin1')).toBe(OWN_AUTOGROUP);
+    }
 
     const again = await awg(ns, e, ['apply', '-f', cfg]);
     expect(again.code, show(again)).toBe(0);

@@ -1,5 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { HandshakeBoost, type SchedControl } from '../../../src/dataplane/boost.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  applyEngineWeight,
+  type AutogroupControl,
+  ENGINE_NICE,
+  engineNice,
+  HandshakeBoost,
+  type SchedControl,
+} from '../../../src/dataplane/boost.js';
+import { autogroupNice, sessionOf, setAutogroupNice } from '../../../src/native/sched.js';
 import { ipv4, makePair } from './harness.js';
 
 /** a thread's policy as the fake kernel sees it, and every call made */
@@ -181,6 +192,97 @@ describe('the engine thread slice setting', () => {
     ] as const) {
       process.env.AWG_ENGINE_SLICE_US = v;
       expect(engineSliceUs(), v).toBe(us);
+    }
+  });
+});
+
+describe('the engine’s autogroup weight', () => {
+  /** a fake /proc: this process's session and its autogroup's nice, and the writes made */
+  function fakeGroup(o: { session: number | null; nice: number | null; set?: number }) {
+    const writes: number[] = [];
+    let nice = o.nice;
+    const ctl: AutogroupControl = {
+      session: () => o.session,
+      nice: () => nice,
+      setNice: (n) => {
+        writes.push(n);
+        if ((o.set ?? 0) < 0) return o.set!;
+        nice = n;
+        return 0;
+      },
+    };
+    return { ctl, writes, nice: () => nice };
+  }
+
+  it('nice −5 by default; AWG_ENGINE_NICE from −20 to 19, anything else (or 0) leaves the group alone', () => {
+    expect(ENGINE_NICE).toBe(-5);
+    expect(engineNice({})).toBe(-5);
+    for (const [v, n] of [
+      ['', -5],
+      ['-10', -10],
+      ['-20', -20],
+      ['19', 19],
+      ['0', 0],
+      ['-21', 0],
+      ['20', 0],
+      ['-2.5', 0],
+      ['high', 0],
+    ] as const)
+      expect(engineNice({ AWG_ENGINE_NICE: v }), v).toBe(n);
+  });
+
+  it('sets the nice of a session leader’s own untouched group, and says what the kernel answered', () => {
+    const g = fakeGroup({ session: 4242, nice: 0 });
+    expect(applyEngineWeight(g.ctl, -5, 4242)).toEqual({ nice: -5, result: 0 });
+    expect(g.nice()).toBe(-5);
+    const refused = fakeGroup({ session: 4242, nice: 0, set: -1 });
+    expect(applyEngineWeight(refused.ctl, -5, 4242)).toEqual({ nice: -5, result: -1 });
+    expect(refused.writes).toEqual([-5]);
+  });
+
+  it('never writes to a group that is not the engine’s own, one someone set, where there are none, or when off', () => {
+    // a daemon run in a terminal: the group is the shell's session's
+    const member = fakeGroup({ session: 100, nice: 0 });
+    expect(applyEngineWeight(member.ctl, -5, 4242)).toEqual({ skipped: 'not a session leader' });
+    const set = fakeGroup({ session: 4242, nice: 3 });
+    expect(applyEngineWeight(set.ctl, -5, 4242)).toEqual({ skipped: 'already set', nice: 3 });
+    const none = fakeGroup({ session: 4242, nice: null });
+    expect(applyEngineWeight(none.ctl, -5, 4242)).toEqual({ skipped: 'no autogroups' });
+    const off = fakeGroup({ session: 4242, nice: 0 });
+    expect(applyEngineWeight(off.ctl, 0, 4242)).toEqual({ skipped: 'off' });
+    for (const g of [member, set, none, off]) expect(g.writes).toEqual([]);
+  });
+});
+
+describe('/proc readers for the weight', () => {
+  it('sessionOf reads the session field after a command name with spaces and parentheses', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'awg-stat-'));
+    try {
+      const f = join(dir, 'stat');
+      writeFileSync(f, '4242 (a (b) c) S 1 4242 4240 0 -1 4194560 100 0 0 0\n');
+      expect(sessionOf(f)).toBe(4240);
+      writeFileSync(f, 'garbage');
+      expect(sessionOf(f)).toBeNull();
+      expect(sessionOf(join(dir, 'absent'))).toBeNull();
+      // this process: the session /proc reports is a live one
+      expect(sessionOf()).toBeGreaterThan(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('autogroupNice reads the nice of /proc/self/autogroup’s format, null without one', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'awg-ag-'));
+    try {
+      const f = join(dir, 'autogroup');
+      writeFileSync(f, '/autogroup-132176 nice -5\n');
+      expect(autogroupNice(f)).toBe(-5);
+      writeFileSync(f, '/autogroup-7 nice 0\n');
+      expect(autogroupNice(f)).toBe(0);
+      expect(autogroupNice(join(dir, 'absent'))).toBeNull();
+      expect(setAutogroupNice(-5, join(dir, 'no-dir', 'autogroup'))).toBe(-2); // ENOENT
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -218,10 +218,18 @@ const realAutogroup: AutogroupControl = {
 };
 
 export type EngineWeight =
-  | { nice: number; result: number }
+  | { nice: number; result: number; retrying?: true }
   | { skipped: 'off' | 'not a session leader' | 'no autogroups' | 'already set'; nice?: number };
 
 let weighted: EngineWeight | undefined;
+
+const EAGAIN = 11;
+/**
+ * The kernel takes one autogroup change per 100 ms from a process without CAP_SYS_ADMIN
+ * (EAGAIN, kernel/sched/autogroup.c): engines started together by someone without it try
+ * once more after this long.
+ */
+export const AUTOGROUP_RETRY_MS = 150;
 
 /**
  * Sets the engine's autogroup nice (engineNice()) once per process, where that group is the
@@ -231,6 +239,8 @@ export function applyEngineWeight(
   ctl: AutogroupControl = realAutogroup,
   want = process.platform === 'linux' ? engineNice() : 0,
   pid = process.pid,
+  /** called with the second try's result when the first met EAGAIN (AUTOGROUP_RETRY_MS later) */
+  retried?: (nice: number, result: number) => void,
 ): EngineWeight {
   if (weighted && ctl === realAutogroup) return weighted;
   const done = (w: EngineWeight): EngineWeight => (ctl === realAutogroup ? (weighted = w) : w);
@@ -239,7 +249,14 @@ export function applyEngineWeight(
   const now = ctl.nice();
   if (now === null) return done({ skipped: 'no autogroups' });
   if (now !== 0) return done({ skipped: 'already set', nice: now });
-  return done({ nice: want, result: ctl.setNice(want) });
+  const result = ctl.setNice(want);
+  if (result !== -EAGAIN || !retried) return done({ nice: want, result });
+  setTimeout(() => {
+    const again = ctl.setNice(want);
+    done({ nice: want, result: again });
+    retried(want, again);
+  }, AUTOGROUP_RETRY_MS).unref();
+  return done({ nice: want, result, retrying: true });
 }
 
 let shared: HandshakeBoost | null | undefined;

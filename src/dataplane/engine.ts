@@ -173,14 +173,15 @@ export function createEngine(link: string, io: EngineIo, opts: EngineOptions = {
       'info',
       `EEVDF slice of ${slice.us} µs refused (${slice.result}): the default slice`,
     );
-  const weight = applyEngineWeight();
-  if ('result' in weight)
+  const said = (nice: number, result: number) =>
     opts.log?.(
       'info',
-      weight.result === 0
-        ? `the engine's autogroup runs at nice ${weight.nice} (AWG_ENGINE_NICE)`
-        : `autogroup nice ${weight.nice} refused (${errnoText(weight.result)}): the session's default weight`,
+      result === 0
+        ? `the engine's autogroup runs at nice ${nice} (AWG_ENGINE_NICE)`
+        : `autogroup nice ${nice} refused (${errnoText(result)}): the session's default weight`,
     );
+  const weight = applyEngineWeight(undefined, undefined, undefined, said);
+  if ('result' in weight && !weight.retrying) said(weight.nice, weight.result);
   const tun = io.openTun(link);
   try {
     return new Engine(

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   applyEngineWeight,
+  AUTOGROUP_RETRY_MS,
   type AutogroupControl,
   ENGINE_NICE,
   engineNice,
@@ -238,6 +239,40 @@ describe('the engine’s autogroup weight', () => {
     const refused = fakeGroup({ session: 4242, nice: 0, set: -1 });
     expect(applyEngineWeight(refused.ctl, -5, 4242)).toEqual({ nice: -5, result: -1 });
     expect(refused.writes).toEqual([-5]);
+  });
+
+  it('EAGAIN (one change per 100 ms without CAP_SYS_ADMIN): one more try AUTOGROUP_RETRY_MS later, reported', () => {
+    vi.useFakeTimers();
+    const answers = [-11, 0];
+    const writes: number[] = [];
+    let nice = 0;
+    const ctl: AutogroupControl = {
+      session: () => 7,
+      nice: () => nice,
+      setNice: (n) => {
+        writes.push(n);
+        const r = answers.shift()!;
+        if (r === 0) nice = n;
+        return r;
+      },
+    };
+    const seen: [number, number][] = [];
+    expect(applyEngineWeight(ctl, -5, 7, (n, r) => seen.push([n, r]))).toEqual({
+      nice: -5,
+      result: -11,
+      retrying: true,
+    });
+    vi.advanceTimersByTime(AUTOGROUP_RETRY_MS - 1);
+    expect(writes).toEqual([-5]);
+    vi.advanceTimersByTime(1);
+    expect(writes).toEqual([-5, -5]);
+    expect(seen).toEqual([[-5, 0]]);
+    expect(nice).toBe(-5);
+    // another refusal is final, and without a callback there is no second try
+    const once = fakeGroup({ session: 7, nice: 0, set: -11 });
+    expect(applyEngineWeight(once.ctl, -5, 7)).toEqual({ nice: -5, result: -11 });
+    vi.advanceTimersByTime(AUTOGROUP_RETRY_MS * 2);
+    expect(once.writes).toEqual([-5]);
   });
 
   it('never writes to a group that is not the engine’s own, one someone set, where there are none, or when off', () => {

@@ -187,7 +187,7 @@ export function applyEngineSlice(): { us: number; result: number } | null {
  * CPUs, however many threads it runs: with four busy processes in sessions of their own on two
  * cores the one-thread engine got about a third of a core and sent 0.56–0.84× what
  * wireguard-go sent, whose threads that sleep and wake on both cores got more than their share;
- * at nice −5 0.98–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Kernel
+ * at nice −5 0.95–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Kernel
  * WireGuard's encryption runs in softirq and kernel workers, ahead of every session; the
  * engine's CPU goes only to packets the machine's own programs send and receive. Only a session leader's own group (a detached
  * `awg engine`, a daemon that systemd started) and only a group nobody has set (nice 0) is

@@ -18,10 +18,10 @@
  * .deb have it); `AWG_BENCH_LAYOUT=dist` runs the checkout's tsc dist/ instead (a clone's build,
  * whose module sources keep their comments: ≈ 2 MiB more heap).
  * `AWG_BENCH_ROUNDS`, `AWG_BENCH_SECONDS` override 5 rounds of 5 s; `AWG_BENCH_ANCHOR_NICE`
- * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE); `AWG_BENCH_PROFILE=DIR`
- * makes the engine write a CPU profile and its memory use (process.memoryUsage, V8 heap
- * spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT`
- * runs another build's engine (see startEngineDirect).
+ * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE);
+ * `AWG_BENCH_PROFILE=DIR` makes the engine write a CPU profile and its memory use
+ * (process.memoryUsage, V8 heap spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT` runs
+ * another build's engine (see startEngineDirect).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

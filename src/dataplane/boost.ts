@@ -189,9 +189,11 @@ export function applyEngineSlice(): { us: number; result: number } | null {
  * wireguard-go sent, whose threads that sleep and wake on both cores got more than their share;
  * at nice −5 0.95–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Kernel
  * WireGuard's encryption runs in softirq and kernel workers, ahead of every session; the
- * engine's CPU goes only to packets the machine's own programs send and receive. Only a session leader's own group (a detached
- * `awg engine`, a daemon that systemd started) and only a group nobody has set (nice 0) is
- * changed. Needs CAP_SYS_NICE. AWG_ENGINE_NICE sets another value (−20 to 19), 0 leaves it.
+ * engine's CPU goes only to packets the machine's own programs send and receive. Only a
+ * session leader's own group (a detached `awg engine`, a daemon that systemd started: its
+ * whole session, the placer and the tools it runs included) and only a group nobody has set
+ * (nice 0) is changed. Needs CAP_SYS_NICE. AWG_ENGINE_NICE sets another value (−20 to 19), 0
+ * leaves it.
  */
 export const ENGINE_NICE = -5;
 

@@ -57,6 +57,7 @@ import {
   wgVia,
   type WgGo,
 } from '../test/netns/interop-wg.js';
+import { autogroupNice } from '../src/native/sched.js';
 import { bundledLayout } from './apply.bench.js';
 import { median, type Sample } from './lib.js';
 
@@ -464,13 +465,7 @@ export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
     put('anchor wireguard-go (A) VmRSS', rssMiB(a2.proc.pid));
     // each one's autogroup nice: the engine sets its own (AWG_ENGINE_NICE, boost.ts), the
     // anchor's stays at 0; recorded so that a result says which weights competed
-    const group = (pid: number) => {
-      try {
-        return /nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'latin1'))?.[1] ?? '?';
-      } catch {
-        return 'none';
-      }
-    };
+    const group = (pid: number) => String(autogroupNice(`/proc/${pid}/autogroup`) ?? 'none');
     const groups = `autogroup nice: engine ${group(enginePid(link))}, wireguard-go ${group(a2.proc.pid)}`;
 
     const unit = (k: string) =>

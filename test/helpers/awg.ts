@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { generateKeyPair, keyToBase64 } from '../../src/dataplane/crypto/keys.js';
+import { autogroupNice, sessionOf } from '../../src/native/sched.js';
 import {
   chmodSync,
   existsSync,
@@ -461,13 +462,7 @@ export async function engineGroup(
   const pids = r.stdout.trim().split('\n').filter(Boolean);
   if (pids.length !== 1) throw new Error(`expected one process in ${ns}, found ${pids.length}`);
   const pid = Number(pids[0]);
-  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  const session = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
-  let nice: number | null = null;
-  try {
-    nice = Number(/nice (-?\d+)/.exec(readFileSync(`/proc/${pid}/autogroup`, 'latin1'))![1]);
-  } catch {
-    /* no autogroups */
-  }
+  const session = sessionOf(`/proc/${pid}/stat`);
+  const nice = autogroupNice(`/proc/${pid}/autogroup`);
   return { pid, leader: session === pid, nice };
 }

@@ -134,13 +134,17 @@ export function threadSchedstat(file = '/proc/thread-self/schedstat'): Schedstat
   }
 }
 
-/** The session a process belongs to (default: this one), from /proc's `stat`; null where absent. */
+/**
+ * The session a process belongs to (default: this one), from /proc's `stat`; null where
+ * absent. 0 is a real answer: a session whose leader lives outside this pid namespace (a
+ * container's processes, CI runners).
+ */
 export function sessionOf(statFile = '/proc/self/stat'): number | null {
   try {
     const s = readFileSync(statFile, 'latin1');
     // after "pid (comm) ": state ppid pgrp session …; comm may hold spaces and parentheses
     const n = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[3]);
-    return Number.isInteger(n) && n > 0 ? n : null;
+    return Number.isInteger(n) && n >= 0 ? n : null;
   } catch {
     return null;
   }

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -299,10 +301,22 @@ describe('/proc readers for the weight', () => {
       writeFileSync(f, 'garbage');
       expect(sessionOf(f)).toBeNull();
       expect(sessionOf(join(dir, 'absent'))).toBeNull();
-      // this process: the session /proc reports is a live one
-      expect(sessionOf()).toBeGreaterThan(0);
+      // a session led from outside this pid namespace reads as 0 (containers, CI runners)
+      writeFileSync(f, '7 (node) S 1 7 0 0 -1 4194560 100 0 0 0\n');
+      expect(sessionOf(f)).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sessionOf finds a live child that called setsid leading its own session', async () => {
+    const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+    try {
+      await once(child, 'spawn');
+      // libuv's spawn returns after the child's exec, so its setsid is done
+      expect(sessionOf(`/proc/${child.pid}/stat`)).toBe(child.pid);
+    } finally {
+      child.kill('SIGKILL');
     }
   });
 

@@ -28,10 +28,17 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** running, not a zombie: where no init reaps orphans (a container's pid 1), a killed
+ * grandchild stays a zombie that signal 0 still reaches */
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }

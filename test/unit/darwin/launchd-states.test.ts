@@ -3,10 +3,10 @@
  * install/uninstall, on captured `launchctl print`, `print-disabled` and `bootstrap`/`bootout`
  * outputs (test/fixtures/macos/launchd) replayed through a scripted Exec.
  */
-import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   btmDisallows,
   classifyLaunchctl,
@@ -276,8 +276,14 @@ describe('outdated', () => {
   });
 });
 
+const roots: string[] = [];
+afterEach(() => {
+  for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
+});
+
 function host(plist?: string) {
   const fsRoot = mkdtempSync(join(tmpdir(), 'awg-launchd-'));
+  roots.push(fsRoot);
   const path = join(fsRoot, 'Library/LaunchDaemons/com.awg.daemon.plist');
   if (plist !== undefined) {
     mkdirSync(join(fsRoot, 'Library/LaunchDaemons'), { recursive: true });

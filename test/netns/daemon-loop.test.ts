@@ -90,12 +90,19 @@ describe.skipIf(skip)('daemon loop (awg up) in namespaces', () => {
     return String(got.peers[0]?.endpoint ?? '');
   };
   /**
-   * The run that read the edit: the first reconcile-finished after `config-changed`. Its wake
-   * reason may be another (a pending network wake's run reads the new file too: every run
-   * re-reads the config), and the config wake's own run then finds nothing to do.
+   * The run that applied the edit: after the watcher's `config-changed`, the first
+   * reconcile-finished since `from` that was not "unchanged". Its wake reason may be another
+   * (every run re-reads the config): a run already under way when the file changed read the old
+   * one and finds nothing to do, and a run that began after the write but before the watcher's
+   * event applies it before that event. An invalid edit: the first run after the event.
    */
   const runAfterChange = async (valid: boolean, from: number) => {
     await up!.waitEvent((e) => e.type === 'config-changed' && e.valid === valid, from);
+    if (valid)
+      return up!.waitEvent(
+        (e) => e.type === 'reconcile-finished' && e.outcome !== 'unchanged',
+        from,
+      );
     const at = up!
       .events()
       .findIndex((e, i) => i >= from && e.type === 'config-changed' && e.valid === valid);

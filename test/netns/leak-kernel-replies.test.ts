@@ -170,6 +170,17 @@ async function counter(t: Topo, c: string): Promise<number> {
   return Number(m?.[1] ?? 0);
 }
 
+/** every counter of our table that counted something, for a failure's message */
+async function nonzeroCounters(t: Topo): Promise<string> {
+  const r = await nsExec(t.client, 'nft', ['list', 'table', 'inet', 'awg']);
+  const hits = [
+    ...r.stdout.matchAll(/counter packets (\d+) bytes \d+ (?:accept |drop )?comment "([^"]+)"/g),
+  ]
+    .filter((m) => m[1] !== '0')
+    .map((m) => `${m[2]}=${m[1]}`);
+  return hits.join(', ') || 'none';
+}
+
 const tcpOf = (pk: Pkt[], port: number) =>
   pk.filter((p) => p.proto === 6 && (p.sport === port || p.dport === port));
 const RST = 0x04;
@@ -412,16 +423,31 @@ describe.skipIf(skip)(
           // the client kernel answers the late FINs at once
           await new Promise((r) => setTimeout(r, 1000));
         });
-        // …and those answers met the kill switch
-        await eventually(
-          async () => (await counter(topo, 'lan-midstream')) > 0,
-          'the kill switch dropped the mid-stream ACK',
-          30_000,
+        // …and those answers met the kill switch (a failure names the counters that did count)
+        const explained = async (p: Promise<void>) =>
+          p.catch(async (err: Error) => {
+            // /proc/self/net is the reading process's namespace
+            const ct = await nsExec(topo.client, 'cat', ['/proc/net/nf_conntrack'], {
+              allowFail: true,
+            });
+            const tcp = ct.stdout.split('\n').filter((l) => / tcp /.test(l));
+            throw new Error(
+              `${err.message}; counters: ${await nonzeroCounters(topo)}; tcp conntrack: ${tcp.join(' | ') || 'none'}`,
+            );
+          });
+        await explained(
+          eventually(
+            async () => (await counter(topo, 'lan-midstream')) > 0,
+            'the kill switch dropped the mid-stream ACK',
+            30_000,
+          ),
         );
-        await eventually(
-          async () => (await counter(topo, 'lan-invalid')) > 0,
-          'the kill switch dropped the invalid RST',
-          30_000,
+        await explained(
+          eventually(
+            async () => (await counter(topo, 'lan-invalid')) > 0,
+            'the kill switch dropped the invalid RST',
+            30_000,
+          ),
         );
       } finally {
         for (const [k, v] of [

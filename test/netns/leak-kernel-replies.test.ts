@@ -371,18 +371,24 @@ describe.skipIf(skip)(
     it("conntrack lost the connection: the kernel's mid-stream ACK (new entry without SYN) and its invalid RST are dropped before the LAN exception", async () => {
       const topo = t!;
       // the client's conntrack forgets a half-closed connection after 1 s; the server closes 3 s
-      // after the client, so its FIN meets no entry (the timeouts are the client namespace's own)
-      for (const k of ['close_wait', 'fin_wait'])
-        await nsExec(topo.client, 'sysctl', [
-          '-qw',
-          `net.netfilter.nf_conntrack_tcp_timeout_${k}=1`,
-        ]);
+      // after the client, so its FIN meets no entry (the timeouts are the client namespace's own).
+      // last_ack and time_wait too: under load the client's stack may send its FIN twice (a tail
+      // loss probe 10 ms later), which conntrack reads as FINs both ways (LAST_ACK, 30 s), and the
+      // server's ACK then takes the entry to TIME_WAIT (120 s): the late FIN found it, and the
+      // client's ACK went by the tunnel (the CI failure of 2026-11-25, traced in the TUN)
+      const timeouts = ['close_wait', 'fin_wait', 'last_ack', 'time_wait'].map(
+        (k) => `net.netfilter.nf_conntrack_tcp_timeout_${k}`,
+      );
+      const before = await Promise.all(
+        timeouts.map(async (k) => (await nsExec(topo.client, 'sysctl', ['-n', k])).stdout.trim()),
+      );
+      for (const k of timeouts) await nsExec(topo.client, 'sysctl', ['-qw', `${k}=1`]);
       try {
         await up();
         const srv = server(3000);
         await waitOutput(srv, 'listening', 'server');
         const tag = `r${run}-ct`;
-        await captured([CLOSE_LATE], async () => {
+        const cap = await captured([CLOSE_LATE], async () => {
           // bound to the tunnel address (no NAT): the late FIN reaches the TIME_WAIT socket, whose
           // ACK opens a new conntrack entry without a SYN
           const bound = awgSpawn(topo.client, e!, [
@@ -431,8 +437,11 @@ describe.skipIf(skip)(
               allowFail: true,
             });
             const tcp = ct.stdout.split('\n').filter((l) => / tcp /.test(l));
+            const flow = tcpOf(cap.tun, CLOSE_LATE);
+            const t0 = flow[0]?.time ?? 0;
+            const trace = flow.map((p) => `+${((p.time ?? 0) - t0).toFixed(3)} ${p.text}`);
             throw new Error(
-              `${err.message}; counters: ${await nonzeroCounters(topo)}; tcp conntrack: ${tcp.join(' | ') || 'none'}`,
+              `${err.message}; counters: ${await nonzeroCounters(topo)}; tcp conntrack: ${tcp.join(' | ') || 'none'}; in the TUN: ${trace.join(' | ')}`,
             );
           });
         await explained(
@@ -450,14 +459,8 @@ describe.skipIf(skip)(
           ),
         );
       } finally {
-        for (const [k, v] of [
-          ['close_wait', 60],
-          ['fin_wait', 120],
-        ] as const)
-          await nsExec(topo.client, 'sysctl', [
-            '-qw',
-            `net.netfilter.nf_conntrack_tcp_timeout_${k}=${v}`,
-          ]);
+        for (const [i, k] of timeouts.entries())
+          await nsExec(topo.client, 'sysctl', ['-qw', `${k}=${before[i]}`]);
       }
     }, 200_000);
 

@@ -592,6 +592,8 @@ export interface Pkt {
   tcpFlags?: number;
   payload?: Buffer;
   text: string;
+  /** capture time, seconds since the epoch */
+  time?: number;
 }
 
 const ip4 = (b: Buffer, o: number) => `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
@@ -616,11 +618,13 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
   if (!le && b.readUInt32BE(0) !== 0xa1b2c3d4 && b.readUInt32BE(0) !== 0xa1b23c4d)
     throw new Error(`not a pcap file (magic ${magic.toString(16)})`);
   const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const nano = (le ? magic : b.readUInt32BE(0)) === 0xa1b23c4d;
   const raw = RAW_LINKTYPES.has(u32(20));
   if (u32(20) !== 1 && !raw) throw new Error(`link type ${u32(20)}, expected Ethernet or raw IP`);
   const out: Pkt[] = [];
   for (let o = 24; o + 16 <= b.length;) {
     const incl = u32(o + 8);
+    const time = u32(o) + u32(o + 4) / (nano ? 1e9 : 1e6);
     let f = b.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
     if (raw) {
@@ -648,7 +652,15 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
     if (et === 0x0800 && f.length >= 34) {
       const ip = f.subarray(14);
       const ihl = (ip[0]! & 0x0f) * 4;
-      p = { out: isOut, kind: 'ipv4', src: ip4(ip, 12), dst: ip4(ip, 16), proto: ip[9]!, text: '' };
+      p = {
+        out: isOut,
+        kind: 'ipv4',
+        src: ip4(ip, 12),
+        dst: ip4(ip, 16),
+        proto: ip[9]!,
+        text: '',
+        time,
+      };
       l4 = ip.subarray(ihl, Math.min(ip.length, ip.readUInt16BE(2)));
     } else if (et === 0x86dd && f.length >= 54) {
       const ip = f.subarray(14);
@@ -658,7 +670,15 @@ export function parsePcap(b: Buffer, clientMac: string): Pkt[] {
         nh = ip[off]!;
         off += (ip[off + 1]! + 1) * 8;
       }
-      p = { out: isOut, kind: 'ipv6', src: ip6(ip, 8), dst: ip6(ip, 24), proto: nh, text: '' };
+      p = {
+        out: isOut,
+        kind: 'ipv6',
+        src: ip6(ip, 8),
+        dst: ip6(ip, 24),
+        proto: nh,
+        text: '',
+        time,
+      };
       l4 = ip.subarray(off);
     } else {
       out.push({ out: isOut, kind: 'other', text: `${dir} ethertype 0x${et.toString(16)}` });

@@ -272,9 +272,10 @@ export class Daemon implements DaemonCore {
         ...(this.opts.wakes ?? {}),
         configPath: this.configPath,
         ...(this.platform?.watchNetwork ? { watchNetwork: this.platform.watchNetwork } : {}),
-        onWake: (reason, detail) => {
+        onWake: (reason, detail, what) => {
           if (reason === 'network') {
-            this.networkDirty = true;
+            // the engines re-handshake after an underlay change, not after our table's
+            if (what !== 'firewall') this.networkDirty = true;
             this.emit({ type: 'network-changed', at: now(), detail });
           }
           this.wake(reason);

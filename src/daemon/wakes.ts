@@ -1,7 +1,7 @@
 /**
  * Wake sources of the daemon loop: the config file (chokidar) and the platform's network
- * monitor (rtnetlink on Linux: resources/monitor/). They only say "something changed"; the
- * loop re-observes.
+ * monitor (rtnetlink and nf_tables notifications on Linux: resources/monitor/). They only say
+ * "something changed"; the loop re-observes.
  *
  * The config file's directory is watched, not the file: editors that save by rename and
  * git checkouts replace the inode, which a watch on the file itself would lose. An in-place
@@ -15,11 +15,16 @@ import type { NetworkWatch, NetworkWatchOptions } from '../resources/monitor/typ
 
 export interface WakeSourceOptions {
   configPath?: string;
-  onWake(reason: Extract<WakeReason, 'config' | 'network'>, detail: string): void;
+  /** `firewall`: a network wake for our nft table alone (NetworkWatchOptions.onChange) */
+  onWake(
+    reason: Extract<WakeReason, 'config' | 'network'>,
+    detail: string,
+    what?: 'network' | 'firewall',
+  ): void;
   /** true while our own changes may still echo */
   isEcho(): boolean;
   /** our link prefix and route protocol (they follow the current config) */
-  claims(): { linkPrefix: string; routeProtocol: number };
+  claims(): { linkPrefix: string; routeProtocol: number; nftTable: string };
   /** the platform's network monitor (Platform.watchNetwork); absent: no network wakes */
   watchNetwork?: (o: NetworkWatchOptions) => Promise<NetworkWatch>;
   /** config file watcher (default on) */
@@ -76,7 +81,7 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
 
   if (o.watchNetwork) {
     const w = await o.watchNetwork({
-      onChange: (d) => o.onWake('network', d),
+      onChange: (d, what) => o.onWake('network', d, what),
       isEcho: o.isEcho,
       claims: o.claims,
       ...(o.netns ? { netns: o.netns } : {}),

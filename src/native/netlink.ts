@@ -51,6 +51,7 @@ import {
   type AddrRequest,
   type LinkEvent,
   type NlMessage,
+  type ResyncEvent,
   type RtnlEvent,
   type SetLinkRequest,
 } from './rtnl.js';
@@ -59,7 +60,9 @@ export const NETLINK_ROUTE = 0;
 const RECV_BUF = 1 << 16;
 
 export interface NetlinkOptions {
-  /** RTMGRP_* bitmask to subscribe to (0: requests only) */
+  /** NETLINK_ROUTE (default) or another netlink family (nftnl.ts: NETLINK_NETFILTER) */
+  protocol?: number;
+  /** multicast group bitmask to subscribe to (RTMGRP_*; 0: requests only) */
   groups?: number;
   /** network namespace name or path */
   netns?: string;
@@ -86,7 +89,7 @@ export class NetlinkSocket {
     return inNetns(opts.netns, () => {
       const fd = check(
         'socket(AF_NETLINK)',
-        socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE),
+        socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, opts.protocol ?? NETLINK_ROUTE),
       );
       try {
         if (opts.rcvbuf !== undefined)
@@ -120,11 +123,20 @@ export class NetlinkSocket {
    * `onError` receives a fatal receive error (delivery stops).
    */
   listen(cb: (events: RtnlEvent[]) => void, onError?: (e: AwgError) => void): void {
+    this.listenWith(parseEvent, cb, onError);
+  }
+
+  /** `listen` with another family's parser (messages it returns undefined for are skipped). */
+  listenWith<T>(
+    parse: (m: NlMessage) => T | undefined,
+    cb: (events: (T | ResyncEvent)[]) => void,
+    onError?: (e: AwgError) => void,
+  ): void {
     if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
     if (this.handle) throw new AwgError('bug', 'netlink socket already listening');
     this.handle = new Poller(this.fd, (status) => {
       if (this.closed) return;
-      const events: RtnlEvent[] = [];
+      const events: (T | ResyncEvent)[] = [];
       for (;;) {
         const n = recv(this.fd, this.buf, RECV_BUF);
         if (n < 0) {
@@ -142,7 +154,7 @@ export class NetlinkSocket {
         }
         for (const m of parseMessages(this.buf.subarray(0, n))) {
           if (m.type === NLMSG_OVERRUN) events.push({ type: 'resync' });
-          const ev = parseEvent(m);
+          const ev = parse(m);
           if (ev) events.push(ev);
         }
       }

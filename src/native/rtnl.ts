@@ -116,7 +116,7 @@ export function parseAttrs(buf: Buffer, start: number): Map<number, Buffer> {
   return m;
 }
 
-function cstr(b: Buffer | undefined): string | undefined {
+export function cstr(b: Buffer | undefined): string | undefined {
   if (!b) return undefined;
   const z = b.indexOf(0);
   return b.toString('utf8', 0, z < 0 ? b.length : z);

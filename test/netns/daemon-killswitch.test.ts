@@ -5,6 +5,9 @@
  *   changes, and the tunnel carries traffic again;
  * - SIGTERM with the kill switch on: the nft table stays, everything else is removed;
  *   `awg down` then opens the host;
+ * - someone else's `nft flush ruleset` (a `systemctl restart nftables`) or a deleted rule of
+ *   ours: the nf_tables notifications wake the loop, which puts the table back (the drift
+ *   timer is ten minutes away); a table of someone else's wakes nothing;
  * - adoption: a tunnel brought up by `awg apply` (detached engine) is taken over by
  *   `awg up` with a plan of no changes; the detached engine process is gone.
  */
@@ -162,6 +165,75 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     expect(await nftTable(t.client, 'awg')).toBeUndefined();
     expect(await underlayOpen(9109)).toEqual({ udp: true, tcp: true });
   }, 120_000);
+
+  it('a ruleset flush by someone else (`systemctl restart nftables`) or an edit of our table is repaired at once, not at the drift timer', async () => {
+    ce = makeAwgEnv();
+    const cfg = writeConfig(
+      ce,
+      'client.yaml',
+      clientConfig(k, { killSwitch: true, endpoint: PEER_UNDERLAY }),
+    );
+    // the drift timer is ten minutes away: only the nf_tables notifications can wake the loop
+    up = startUp(t.client, ce, cfg, ['--drift-interval', '600']);
+    await up.waitEvent(converged);
+    expect(await underlayOpen(9111)).toEqual({ udp: false, tcp: false });
+
+    const from = up.mark();
+    const flushedAt = Date.now();
+    await nsExec(t.client, 'nft', ['flush', 'ruleset']);
+    const woke = await up.waitEvent((e) => e.type === 'network-changed', from);
+    expect(woke).toMatchObject({ detail: expect.stringMatching(/^nftables: \w+ inet awg$/) });
+    const repaired = await up.waitEvent(
+      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
+      from,
+    );
+    // for the log (no timed assertion): how long the flushed kill switch stayed open
+    console.log(
+      `kill switch table back ${Date.parse(repaired.at) - flushedAt} ms after the flush (woken ${Date.parse(woke.at) - flushedAt} ms after)`,
+    );
+    expect(await nftTable(t.client, 'awg')).toBeDefined();
+    expect(await underlayOpen(9112)).toEqual({ udp: false, tcp: false });
+
+    // one rule of ours deleted (here: the kill switch's last drop) is drift as well
+    const from2 = up.mark();
+    const listed = await nsExec(t.client, 'nft', [
+      '-a',
+      'list',
+      'chain',
+      'inet',
+      'awg',
+      'filter_out',
+    ]);
+    const handle = /comment "kill-switch" # handle (\d+)/.exec(listed.stdout)?.[1];
+    expect(handle, listed.stdout).toBeDefined();
+    await nsExec(t.client, 'nft', [
+      'delete',
+      'rule',
+      'inet',
+      'awg',
+      'filter_out',
+      'handle',
+      handle!,
+    ]);
+    await up.waitEvent(
+      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
+      from2,
+    );
+    expect(
+      (await nsExec(t.client, 'nft', ['list', 'chain', 'inet', 'awg', 'filter_out'])).stdout,
+    ).toContain('comment "kill-switch"');
+    // a table of someone else's changes nothing
+    const from3 = up.mark();
+    await nsExec(t.client, 'nft', ['add', 'table', 'ip', 'theirs']);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(
+      up
+        .events()
+        .slice(from3)
+        .filter((e) => e.type === 'network-changed'),
+    ).toEqual([]);
+    await nsExec(t.client, 'nft', ['delete', 'table', 'ip', 'theirs']);
+  }, 90_000);
 
   it('adopts a tunnel brought up by `awg apply` with a plan of no changes', async () => {
     ce = makeAwgEnv();

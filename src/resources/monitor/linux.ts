@@ -1,6 +1,7 @@
 /**
- * The Linux network wake source: rtnetlink link, address and route groups (koffi). It only
- * says "something changed"; the daemon's loop re-observes.
+ * The Linux network wake source: rtnetlink link, address and route groups, and nf_tables
+ * notifications for our table (koffi). It only says "something changed"; the daemon's loop
+ * re-observes.
  *
  * Our own changes echo back as rtnetlink events. While a run is in flight and shortly
  * after (`isEcho`), events on our links (except an admin-down), routes with our protocol and
@@ -8,7 +9,9 @@
  * every event counts, ours included: someone deleting our route is drift. Link events always
  * count (outside the window): an admin-down link loses its IPv4 routes without RTM_DELROUTE.
  */
-import type { RtnlEvent } from '../../native/rtnl.js';
+import type { NetlinkSocket } from '../../native/netlink.js';
+import type { NftEvent } from '../../native/nftnl.js';
+import type { ResyncEvent, RtnlEvent } from '../../native/rtnl.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
 
 export interface RtnlFilterState {
@@ -88,9 +91,52 @@ export function wakingEvent(
   return first;
 }
 
+const INET = 1;
+/** how long after a deletion of our table seen during our own run we look whether it came back */
+export const NFT_RECHECK_MS = 250;
+
+/**
+ * Which nf_tables notifications wake the loop: any change to our table (`inet <table>`), and
+ * lost events. Outside the echo window every one counts (someone edited our table). Inside it
+ * our own replace (`nft -f`: the table deleted and added in one transaction) echoes back and is
+ * skipped; but a `flush ruleset` (a `systemctl restart nftables`) during our run must not wait
+ * for the drift timer, since until the table is back the kill switch is open. A deletion seen
+ * then asks for a second look after NFT_RECHECK_MS (a replace's notifications may arrive in two
+ * reads, the deletion first): if the table has not come back, that wakes.
+ */
+export class NftTableWatch {
+  /** our table exists, as far as the notifications tell */
+  private present = true;
+  constructor(private readonly table: () => string) {}
+
+  batch(events: (NftEvent | ResyncEvent)[], echo: boolean): { wake?: string; recheck?: true } {
+    let wake: string | undefined;
+    let deleted = false;
+    const table = this.table();
+    for (const e of events) {
+      if (e.type === 'resync') {
+        wake ??= 'nftables events lost: full re-observation';
+        continue;
+      }
+      if (e.family !== INET || e.table !== table) continue;
+      if (e.change === 'deltable') this.present = false;
+      if (e.change === 'newtable') this.present = true;
+      deleted ||= e.change === 'deltable';
+      if (!echo) wake ??= `nftables: ${e.change} inet ${e.table}`;
+    }
+    return wake ? { wake } : echo && deleted && !this.present ? { recheck: true } : {};
+  }
+
+  /** the second look: a wake if our table is still gone */
+  recheck(): string | undefined {
+    return this.present ? undefined : `nftables: deltable inet ${this.table()}`;
+  }
+}
+
 export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<NetworkWatch> {
   const { openMonitor, dumpLinks, NetlinkSocket } = await import('../../native/netlink.js');
   const mon = openMonitor({ rcvbuf: 1 << 20, ...(o.netns ? { netns: o.netns } : {}) });
+  const nft = await watchNftables(o, NetlinkSocket);
   const st: RtnlFilterState = { names: new Map() };
   try {
     const req = NetlinkSocket.open(o.netns ? { netns: o.netns } : {});
@@ -106,5 +152,52 @@ export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<Network
     const d = wakingEvent(events, st, { echo: o.isEcho(), ...o.claims() });
     if (d) o.onChange(d);
   });
-  return { close: () => mon.close() };
+  return {
+    close: () => {
+      mon.close();
+      nft?.close();
+    },
+  };
+}
+
+/**
+ * The nf_tables notifications, on a socket of their own. Undefined where the kernel offers none
+ * (no nf_tables: then there is no kill-switch table to watch either, and the drift timer stays).
+ */
+async function watchNftables(
+  o: NetworkWatchOptions,
+  Socket: typeof NetlinkSocket,
+): Promise<{ close(): void } | undefined> {
+  const { NETLINK_NETFILTER, NFT_GROUP_MASK, parseNftEvent } =
+    await import('../../native/nftnl.js');
+  let sock: NetlinkSocket;
+  try {
+    sock = Socket.open({
+      protocol: NETLINK_NETFILTER,
+      groups: NFT_GROUP_MASK,
+      // a replace of a large table announces every rule: room for a few thousand
+      rcvbuf: 1 << 20,
+      ...(o.netns ? { netns: o.netns } : {}),
+    });
+  } catch {
+    return undefined;
+  }
+  const w = new NftTableWatch(() => o.claims().nftTable);
+  let timer: NodeJS.Timeout | undefined;
+  sock.listenWith(parseNftEvent, (events) => {
+    const r = w.batch(events, o.isEcho());
+    if (r.wake) o.onChange(r.wake, 'firewall');
+    if (r.recheck && !timer)
+      timer = setTimeout(() => {
+        timer = undefined;
+        const d = w.recheck();
+        if (d) o.onChange(d, 'firewall');
+      }, NFT_RECHECK_MS).unref();
+  });
+  return {
+    close: () => {
+      clearTimeout(timer);
+      sock.close();
+    },
+  };
 }

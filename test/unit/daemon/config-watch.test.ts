@@ -39,7 +39,7 @@ describe('config watch', () => {
     w = await startWakeSources({
       configPath: file,
       isEcho: () => false,
-      claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0xa7 }),
+      claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0xa7, nftTable: 'awg' }),
       onWake: (reason) => {
         if (reason !== 'config') return;
         // what the loop would read at this wake

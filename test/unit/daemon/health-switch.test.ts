@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
+import { loadPlatform } from '../../../src/resources/registry.js';
+import type { NetworkWatchOptions } from '../../../src/resources/monitor/types.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import type {
   EngineChange,
@@ -47,6 +49,7 @@ rules:
 function fakeHost(driver: InprocEngineHost['driver']) {
   const listeners = new Set<(c: EngineChange) => void>();
   const probes: string[] = [];
+  const kicks: number[] = [];
   let peerStats = {
     publicKey: peer.publicKey,
     endpoint: '10.200.9.2:51820',
@@ -65,13 +68,14 @@ function fakeHost(driver: InprocEngineHost['driver']) {
     proxyStats: () => [],
     onChange: (l) => (listeners.add(l), () => listeners.delete(l)),
     probe: (t) => void probes.push(t),
-    kick: () => {},
+    kick: () => void kicks.push(Date.now()),
     closeAll: async () => {},
     tunnels: () => ['vpn'],
   };
   return {
     host,
     probes,
+    kicks,
     set(p: Partial<typeof peerStats>, change: EngineChange) {
       peerStats = { ...peerStats, ...p };
       for (const l of listeners) l(change);
@@ -173,5 +177,65 @@ describe('daemon: fallbacks follow tunnel health', () => {
     });
     await until((e) => e.type === 'reconcile-finished' && e.reason === 'engine', mark);
     expect(verdicts()).toEqual({ ad: 'mark', bl: 'mark' });
+  });
+});
+
+describe('daemon: network wakes', () => {
+  let dir = '';
+  let daemon: Daemon | undefined;
+  afterEach(async () => {
+    await daemon?.stop({ teardown: false });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('an underlay change re-handshakes the engines; a change to our nft table only re-observes', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'awg-wakes-'));
+    const file = join(dir, 'awg.yaml');
+    writeFileSync(file, CONFIG);
+    const d = createFakeDriverSet();
+    const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
+    let watch: NetworkWatchOptions | undefined;
+    const events: DaemonEvent[] = [];
+    daemon = new Daemon({
+      configPath: file,
+      drivers: d,
+      engines: f.host,
+      exec: new RecordingExec(),
+      state: new MemoryStateStore(),
+      facts: { cgroupNftPrefix: '' },
+      platform: {
+        ...(await loadPlatform()),
+        watchNetwork: async (o) => ((watch = o), { close: () => {} }),
+      },
+      wakes: { watchConfig: false },
+      placement: false,
+      healthIntervalMs: 0,
+      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+    });
+    daemon.subscribe((e) => events.push(e));
+    const finished = async (from: number) => {
+      for (let i = 0; i < 1000; i++) {
+        if (events.slice(from).some((e) => e.type === 'reconcile-finished')) return;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      throw new Error(`no run: ${JSON.stringify(events.slice(from))}`);
+    };
+    await daemon.start();
+    await finished(0);
+    // past the echo window of the start's run
+    await new Promise((r) => setTimeout(r, 800));
+
+    let from = events.length;
+    watch!.onChange('nftables: deltable inet awg', 'firewall');
+    await finished(from);
+    expect(events.slice(from)).toContainEqual(
+      expect.objectContaining({ type: 'network-changed', detail: 'nftables: deltable inet awg' }),
+    );
+    expect(f.kicks).toEqual([]);
+
+    from = events.length;
+    watch!.onChange('newroute 0.0.0.0/0 table 254');
+    await finished(from);
+    expect(f.kicks).toHaveLength(1);
   });
 });

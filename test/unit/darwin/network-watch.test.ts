@@ -180,7 +180,7 @@ describe('the DNS watcher', () => {
         {
           onChange: (d) => wakes.push(d),
           isEcho: opts.echo ?? (() => false),
-          claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0 }),
+          claims: () => ({ linkPrefix: 'awg-', routeProtocol: 0, nftTable: 'awg' }),
         },
         { source, exec, pid: 4242, dnsDebounceMs: 300 },
       );

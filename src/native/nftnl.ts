@@ -1,0 +1,73 @@
+/**
+ * nf_tables change notifications (NETLINK_NETFILTER, multicast group NFNLGRP_NFTABLES): every
+ * committed change to a table, chain, rule, set, element, object or flowtable is announced
+ * with the table it belongs to, whoever made it (`nft -f`, `flush ruleset`, iptables-nft,
+ * firewalld). The daemon's network watch uses them to see its kill-switch table touched at
+ * once instead of at the next drift check. Values from linux/netfilter/nfnetlink.h and
+ * nf_tables.h (uapi).
+ */
+import { cstr, parseAttrs, type NlMessage } from './rtnl.js';
+
+export const NETLINK_NETFILTER = 12;
+const NFNLGRP_NFTABLES = 7;
+/** the bind() group mask for NFNLGRP_NFTABLES */
+export const NFT_GROUP_MASK = 1 << (NFNLGRP_NFTABLES - 1);
+const NFNL_SUBSYS_NFTABLES = 10;
+/** struct nfgenmsg: family, version, res_id */
+const NFGENMSG_LEN = 4;
+
+/**
+ * The notifications that name a table, and what they announce. Every one carries the table's
+ * name as its attribute 1 (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
+ * NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE, NFTA_FLOWTABLE_TABLE). NEWGEN (16, one per
+ * transaction) and TRACE carry none and are skipped.
+ */
+const KINDS: Record<number, string> = {
+  0: 'newtable',
+  2: 'deltable',
+  3: 'newchain',
+  5: 'delchain',
+  6: 'newrule',
+  8: 'delrule',
+  9: 'newset',
+  11: 'delset',
+  12: 'newsetelem',
+  14: 'delsetelem',
+  19: 'newobj',
+  21: 'delobj',
+  22: 'newflowtable',
+  24: 'delflowtable',
+};
+const NAME_ATTR = 1;
+
+export interface NftEvent {
+  type: 'nft';
+  /** what changed: 'deltable', 'newrule', … */
+  change: string;
+  /** the nfgenmsg family: 1 inet, 2 ip, 10 ip6, … */
+  family: number;
+  table: string;
+  /** nlmsg_pid: the port of the socket whose request caused it (`nft`'s), 0 for the kernel */
+  portid: number;
+}
+
+const FAMILIES: Record<number, string> = {
+  1: 'inet',
+  2: 'ip',
+  3: 'arp',
+  5: 'netdev',
+  7: 'bridge',
+  10: 'ip6',
+};
+
+export const familyName = (f: number): string => FAMILIES[f] ?? `family ${f}`;
+
+/** One nfnetlink message → an event about a table, or undefined (another subsystem, NEWGEN…). */
+export function parseNftEvent(m: NlMessage): NftEvent | undefined {
+  if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES) return undefined;
+  const change = KINDS[m.type & 0xff];
+  if (!change || m.payload.length < NFGENMSG_LEN) return undefined;
+  const table = cstr(parseAttrs(m.payload, NFGENMSG_LEN).get(NAME_ATTR));
+  if (table === undefined) return undefined;
+  return { type: 'nft', change, family: m.payload[0]!, table, portid: m.portid };
+}

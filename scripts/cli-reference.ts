@@ -51,7 +51,7 @@ export function cliReference(): string {
     '|---|---|',
     '| 0 | success (`diff`: no changes; `status`: converged) |',
     '| 1 | invalid input: config, arguments, unreadable file — nothing was applied |',
-    '| 2 | `diff`: changes pending; `status`: drifted or down |',
+    '| 2 | `diff`: changes pending; `status`: drifted, failed, reconciling a new config, or down |',
   );
   const seen = new Set<number>([1]);
   for (const [kind, info] of Object.entries(ERROR_KINDS)) {

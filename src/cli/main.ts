@@ -110,7 +110,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   program
     .command('status')
     .description(
-      'owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged, 2 drifted or down',
+      'owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged (also while a drift check or network event re-observes), 2 drifted, failed, reconciling a new config, or down',
     )
     .option('--json', 'machine-readable status')
     .option(

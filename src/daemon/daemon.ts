@@ -183,6 +183,8 @@ export class Daemon implements DaemonCore {
   private seenHash: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private running = false;
+  /** why the run under way was started (status: a re-check keeps the last verdict) */
+  private runningReason: WakeReason | undefined;
   private echoUntil = 0;
   private adopted = false;
   private lastRun: LastRun | undefined;
@@ -469,7 +471,8 @@ export class Daemon implements DaemonCore {
     return {
       ...(config ? { config } : {}),
       state: daemonState({
-        running: this.running,
+        // a teardown (stop, down) runs without a reason of its own: reconciling
+        running: this.running ? (this.runningReason ?? 'api') : undefined,
         configured: Boolean(this.good || this.configPath),
         lastOutcome: lr?.outcome,
       }),
@@ -620,6 +623,7 @@ export class Daemon implements DaemonCore {
     const env = this.envFor(p);
     const t0 = Date.now();
     this.running = true;
+    this.runningReason = reason;
     this.emit({ type: 'reconcile-started', at: now(), reason });
     try {
       if (!this.adopted) {
@@ -715,6 +719,7 @@ export class Daemon implements DaemonCore {
       return { outcome: 'failed', error: err };
     } finally {
       this.running = false;
+      this.runningReason = undefined;
       this.echoUntil = Date.now() + ECHO_MS;
       this.settleLater();
     }

@@ -10,7 +10,7 @@ import type { EngineStats } from '../resources/engine/inproc.js';
 import type { ProxyTunnelStatsRow } from '../resources/engine/proxy-host.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
-import type { RuleCounter, StatusResponse, TunnelStatus } from './core.js';
+import type { RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
 import { isDown, type HealthMonitor } from './tunnel-health.js';
 
 /** One status line per engine resource of the desired state. */
@@ -148,13 +148,21 @@ export function flowRuleCounters(
   };
 }
 
-/** What `state` says, from the last run. */
+/**
+ * A run that only looks again (the drift timer, a network or engine event) leaves `state` at
+ * the last run's verdict while it runs: `awg status` (exit 2 unless converged) must not flap
+ * each time the laptop's network moves or the timer fires. A run for a new desired state (start,
+ * a config change, an API apply, a confirm timeout) or a retry after a failure is `reconciling`.
+ */
+const RECHECK = new Set<WakeReason>(['drift-timer', 'network', 'engine']);
+
+/** What `state` says, from the last run and the one under way (its wake reason). */
 export function daemonState(o: {
-  running: boolean;
+  running: WakeReason | undefined;
   configured: boolean;
   lastOutcome: string | undefined;
 }): StatusResponse['state'] {
-  if (o.running) return 'reconciling';
+  if (o.running && !(RECHECK.has(o.running) && o.lastOutcome !== undefined)) return 'reconciling';
   if (!o.configured) return 'down';
   switch (o.lastOutcome) {
     case undefined:

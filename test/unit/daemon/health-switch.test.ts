@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Daemon } from '../../../src/daemon/daemon.js';
+import { Daemon, type DaemonOptions } from '../../../src/daemon/daemon.js';
 import { loadPlatform } from '../../../src/resources/registry.js';
 import type { NetworkWatchOptions } from '../../../src/resources/monitor/types.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
@@ -83,42 +83,50 @@ function fakeHost(driver: InprocEngineHost['driver']) {
   };
 }
 
-describe('daemon: fallbacks follow tunnel health', () => {
-  let dir = '';
-  let daemon: Daemon | undefined;
-  afterEach(async () => {
-    await daemon?.stop({ teardown: false });
-    rmSync(dir, { recursive: true, force: true });
-  });
+let dir = '';
+let daemon: Daemon | undefined;
+afterEach(async () => {
+  await daemon?.stop({ teardown: false });
+  daemon = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
 
+/** a daemon on CONFIG with fake drivers and the fake engine host; its events, and a wait for one */
+function fakeDaemon(extra: Partial<DaemonOptions> = {}) {
+  dir = mkdtempSync(join(tmpdir(), 'awg-health-'));
+  const file = join(dir, 'awg.yaml');
+  writeFileSync(file, CONFIG);
+  const d = createFakeDriverSet();
+  const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
+  const events: DaemonEvent[] = [];
+  daemon = new Daemon({
+    configPath: file,
+    drivers: d,
+    engines: f.host,
+    exec: new RecordingExec(),
+    state: new MemoryStateStore(),
+    facts: { cgroupNftPrefix: '' },
+    wakes: false,
+    placement: false,
+    healthIntervalMs: 0,
+    loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+    ...extra,
+  });
+  daemon.subscribe((e) => events.push(e));
+  const until = async (pred: (e: DaemonEvent) => boolean, from: number) => {
+    for (let i = 0; i < 1000; i++) {
+      const hit = events.slice(from).find(pred);
+      if (hit) return hit;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new Error(`event not seen: ${JSON.stringify(events.slice(from))}`);
+  };
+  return { d, f, daemon, events, until };
+}
+
+describe('daemon: fallbacks follow tunnel health', () => {
   it('down after downAfter switches allow-direct to direct and block to drop; a handshake switches back', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'awg-health-'));
-    const file = join(dir, 'awg.yaml');
-    writeFileSync(file, CONFIG);
-    const d = createFakeDriverSet();
-    const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
-    const events: DaemonEvent[] = [];
-    daemon = new Daemon({
-      configPath: file,
-      drivers: d,
-      engines: f.host,
-      exec: new RecordingExec(),
-      state: new MemoryStateStore(),
-      facts: { cgroupNftPrefix: '' },
-      wakes: false,
-      placement: false,
-      healthIntervalMs: 0,
-      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
-    });
-    daemon.subscribe((e) => events.push(e));
-    const until = async (pred: (e: DaemonEvent) => boolean, from: number) => {
-      for (let i = 0; i < 1000; i++) {
-        const hit = events.slice(from).find(pred);
-        if (hit) return hit;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      throw new Error(`event not seen: ${JSON.stringify(events.slice(from))}`);
-    };
+    const { d, f, daemon, events, until } = fakeDaemon();
     const ruleset = () => ([...d.firewall.objects.values()][0] as { ruleset: string }).ruleset;
     const verdicts = () =>
       Object.fromEntries(
@@ -181,45 +189,16 @@ describe('daemon: fallbacks follow tunnel health', () => {
 });
 
 describe('daemon: network wakes', () => {
-  let dir = '';
-  let daemon: Daemon | undefined;
-  afterEach(async () => {
-    await daemon?.stop({ teardown: false });
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('an underlay change re-handshakes the engines; a change to our nft table only re-observes', async () => {
-    dir = mkdtempSync(join(tmpdir(), 'awg-wakes-'));
-    const file = join(dir, 'awg.yaml');
-    writeFileSync(file, CONFIG);
-    const d = createFakeDriverSet();
-    const f = fakeHost(d.engine as unknown as InprocEngineHost['driver']);
     let watch: NetworkWatchOptions | undefined;
-    const events: DaemonEvent[] = [];
-    daemon = new Daemon({
-      configPath: file,
-      drivers: d,
-      engines: f.host,
-      exec: new RecordingExec(),
-      state: new MemoryStateStore(),
-      facts: { cgroupNftPrefix: '' },
+    const { f, daemon, events, until } = fakeDaemon({
       platform: {
         ...(await loadPlatform()),
         watchNetwork: async (o) => ((watch = o), { close: () => {} }),
       },
       wakes: { watchConfig: false },
-      placement: false,
-      healthIntervalMs: 0,
-      loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
     });
-    daemon.subscribe((e) => events.push(e));
-    const finished = async (from: number) => {
-      for (let i = 0; i < 1000; i++) {
-        if (events.slice(from).some((e) => e.type === 'reconcile-finished')) return;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      throw new Error(`no run: ${JSON.stringify(events.slice(from))}`);
-    };
+    const finished = (from: number) => until((e) => e.type === 'reconcile-finished', from);
     await daemon.start();
     await finished(0);
     // past the echo window of the start's run

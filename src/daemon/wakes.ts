@@ -23,7 +23,7 @@ export interface WakeSourceOptions {
   ): void;
   /** true while our own changes may still echo */
   isEcho(): boolean;
-  /** our link prefix and route protocol (they follow the current config) */
+  /** our link prefix, route protocol and nft table (they follow the current config) */
   claims(): { linkPrefix: string; routeProtocol: number; nftTable: string };
   /** the platform's network monitor (Platform.watchNetwork); absent: no network wakes */
   watchNetwork?: (o: NetworkWatchOptions) => Promise<NetworkWatch>;

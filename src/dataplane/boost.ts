@@ -34,6 +34,7 @@ import {
   setOther,
   setOtherSlice,
 } from '../native/sched.js';
+import { E } from '../native/libc.js';
 
 /** A window's upper bound: a handshake and the first answer over paths of up to ~200 ms RTT. */
 export const BOOST_MAX_MS = 250;
@@ -225,7 +226,6 @@ export type EngineWeight =
 
 let weighted: EngineWeight | undefined;
 
-const EAGAIN = 11;
 /**
  * The kernel takes one autogroup change per 100 ms from a process without CAP_SYS_ADMIN
  * (EAGAIN, kernel/sched/autogroup.c): engines started together by someone without it try
@@ -252,7 +252,7 @@ export function applyEngineWeight(
   if (now === null) return done({ skipped: 'no autogroups' });
   if (now !== 0) return done({ skipped: 'already set', nice: now });
   const result = ctl.setNice(want);
-  if (result !== -EAGAIN || !retried) return done({ nice: want, result });
+  if (result !== -E.EAGAIN || !retried) return done({ nice: want, result });
   setTimeout(() => {
     const again = ctl.setNice(want);
     done({ nice: want, result: again });

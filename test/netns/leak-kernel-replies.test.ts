@@ -162,22 +162,22 @@ const lines = (p: NsProcess) =>
     });
 
 /** packets counted by the rule of our table with this comment (0 when there is none) */
-async function counter(t: Topo, c: string): Promise<number> {
+/** our table's counters by comment (a comment used twice: its first rule's) */
+async function counters(t: Topo): Promise<Map<string, number>> {
   const r = await nsExec(t.client, 'nft', ['list', 'table', 'inet', 'awg']);
-  const m = new RegExp(`counter packets (\\d+) bytes \\d+ (?:accept |drop )?comment "${c}"`).exec(
-    r.stdout,
-  );
-  return Number(m?.[1] ?? 0);
+  const out = new Map<string, number>();
+  for (const m of r.stdout.matchAll(
+    /counter packets (\d+) bytes \d+ (?:accept |drop )?comment "([^"]+)"/g,
+  ))
+    if (!out.has(m[2]!)) out.set(m[2]!, Number(m[1]));
+  return out;
 }
+
+const counter = async (t: Topo, c: string) => (await counters(t)).get(c) ?? 0;
 
 /** every counter of our table that counted something, for a failure's message */
 async function nonzeroCounters(t: Topo): Promise<string> {
-  const r = await nsExec(t.client, 'nft', ['list', 'table', 'inet', 'awg']);
-  const hits = [
-    ...r.stdout.matchAll(/counter packets (\d+) bytes \d+ (?:accept |drop )?comment "([^"]+)"/g),
-  ]
-    .filter((m) => m[1] !== '0')
-    .map((m) => `${m[2]}=${m[1]}`);
+  const hits = [...(await counters(t))].filter(([, n]) => n > 0).map(([c, n]) => `${c}=${n}`);
   return hits.join(', ') || 'none';
 }
 

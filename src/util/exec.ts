@@ -56,6 +56,33 @@ function defaultTimeout(cmd: string): number {
     : DEFAULT_EXEC_TIMEOUT_MS;
 }
 
+/**
+ * The pids of the commands this process ran: while they run and for CHILD_MEMORY_MS after they
+ * exit. The daemon's nf_tables watch tells its own `nft` changes from someone else's by them:
+ * a notification's nlmsg_pid is the port of the netlink socket that made the change, which
+ * `nft` (libmnl's auto-bind) gets as its own pid (checked against Linux 6.18, nftables 1.0.6).
+ */
+const children = new Map<number, number>();
+export const CHILD_MEMORY_MS = 10_000;
+
+function noteChild(pid: number | undefined): void {
+  if (!pid) return;
+  const now = Date.now();
+  for (const [p, exited] of children)
+    if (exited && now - exited > CHILD_MEMORY_MS) children.delete(p);
+  children.set(pid, 0);
+}
+
+function childExited(pid: number | undefined): void {
+  if (pid && children.has(pid)) children.set(pid, Date.now());
+}
+
+/** true when `pid` is a command this process ran that is running or exited moments ago */
+export function spawnedRecently(pid: number): boolean {
+  const exited = children.get(pid);
+  return exited !== undefined && (exited === 0 || Date.now() - exited <= CHILD_MEMORY_MS);
+}
+
 const seconds = (ms: number) => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
 
 /**
@@ -77,6 +104,7 @@ export function runProcess(
       env: opts.env ?? process.env,
       detached: true,
     });
+    noteChild(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const timers: NodeJS.Timeout[] = [];
@@ -135,6 +163,7 @@ export function runProcess(
       );
     });
     child.on('exit', () => {
+      childExited(child.pid);
       if (!timedOut) return;
       // the pipes may still be held by something outside the group: stop reading them
       child.stdout.destroy();

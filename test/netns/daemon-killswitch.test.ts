@@ -6,8 +6,9 @@
  * - SIGTERM with the kill switch on: the nft table stays, everything else is removed;
  *   `awg down` then opens the host;
  * - someone else's `nft flush ruleset` (a `systemctl restart nftables`) or a deleted rule of
- *   ours: the nf_tables notifications wake the loop, which puts the table back (the drift
- *   timer is ten minutes away); a table of someone else's wakes nothing;
+ *   ours, also right behind our own run: the nf_tables notifications wake the loop, which puts
+ *   the table back (the drift timer is ten minutes away); a table of someone else's wakes
+ *   nothing;
  * - adoption: a tunnel brought up by `awg apply` (detached engine) is taken over by
  *   `awg up` with a plan of no changes; the detached engine process is gone.
  */
@@ -182,7 +183,9 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     const flushedAt = Date.now();
     await nsExec(t.client, 'nft', ['flush', 'ruleset']);
     const woke = await up.waitEvent((e) => e.type === 'network-changed', from);
-    expect(woke).toMatchObject({ detail: expect.stringMatching(/^nftables: \w+ inet awg$/) });
+    expect(woke).toMatchObject({
+      detail: expect.stringMatching(/^nftables: \w+ inet awg \(netlink port \d+\)$/),
+    });
     const repaired = await up.waitEvent(
       (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
       from,
@@ -192,6 +195,31 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
       `kill switch table back ${Date.parse(repaired.at) - flushedAt} ms after the flush (woken ${Date.parse(woke.at) - flushedAt} ms after)`,
     );
     expect(await nftTable(t.client, 'awg')).toBeDefined();
+
+    // someone else's edit right behind our own run, inside the window in which our own
+    // changes echo back: told apart by the notification's port (our nft's pid), it wakes too
+    const finished = await up.waitEvent((e) => e.type === 'reconcile-finished', from);
+    const from1 = up.mark();
+    const editedAt = Date.now();
+    await nsExec(t.client, 'nft', ['flush', 'chain', 'inet', 'awg', 'filter_out']);
+    expect(
+      editedAt - Date.parse(finished.at),
+      'the edit must land inside the echo window (750 ms after our run) to test it',
+    ).toBeLessThan(700);
+    const woke1 = await up.waitEvent((e) => e.type === 'network-changed', from1);
+    console.log(
+      `our chain flushed ${editedAt - Date.parse(finished.at)} ms after our run ended; woken ${Date.parse(woke1.at) - editedAt} ms after`,
+    );
+    expect(woke1).toMatchObject({
+      detail: expect.stringMatching(/^nftables: delrule inet awg \(netlink port \d+\)$/),
+    });
+    await up.waitEvent(
+      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
+      from1,
+    );
+    expect(
+      (await nsExec(t.client, 'nft', ['list', 'chain', 'inet', 'awg', 'filter_out'])).stdout,
+    ).toContain('comment "kill-switch"');
     expect(await underlayOpen(9112)).toEqual({ udp: false, tcp: false });
 
     // one rule of ours deleted (here: the kill switch's last drop) is drift as well
@@ -222,6 +250,18 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     expect(
       (await nsExec(t.client, 'nft', ['list', 'chain', 'inet', 'awg', 'filter_out'])).stdout,
     ).toContain('comment "kill-switch"');
+    // our own replaces (three repairs) woke nothing: only the three edits above did
+    expect(
+      up
+        .events()
+        .slice(from)
+        .filter((e) => e.type === 'network-changed' && e.detail.startsWith('nftables'))
+        .map((e) => (e as { detail: string }).detail.replace(/\d+/, 'N')),
+    ).toEqual([
+      'nftables: delrule inet awg (netlink port N)',
+      'nftables: delrule inet awg (netlink port N)',
+      'nftables: delrule inet awg (netlink port N)',
+    ]);
     // a table of someone else's changes nothing
     const from3 = up.mark();
     await nsExec(t.client, 'nft', ['add', 'table', 'ip', 'theirs']);

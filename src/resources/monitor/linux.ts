@@ -12,6 +12,7 @@
 import type { NetlinkSocket } from '../../native/netlink.js';
 import type { NftEvent } from '../../native/nftnl.js';
 import type { ResyncEvent, RtnlEvent } from '../../native/rtnl.js';
+import { spawnedRecently } from '../../util/exec.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
 
 export interface RtnlFilterState {
@@ -96,18 +97,23 @@ const INET = 1;
 export const NFT_RECHECK_MS = 250;
 
 /**
- * Which nf_tables notifications wake the loop: any change to our table (`inet <table>`), and
- * lost events. Outside the echo window every one counts (someone edited our table). Inside it
- * our own replace (`nft -f`: the table deleted and added in one transaction) echoes back and is
- * skipped; but a `flush ruleset` (a `systemctl restart nftables`) during our run must not wait
- * for the drift timer, since until the table is back the kill switch is open. A deletion seen
- * then asks for a second look after NFT_RECHECK_MS (a replace's notifications may arrive in two
- * reads, the deletion first): if the table has not come back, that wakes.
+ * Which nf_tables notifications wake the loop: any change to our table (`inet <table>`) that we
+ * did not make, and lost events. Our own changes are told apart by the notification's
+ * nlmsg_pid, which for `nft` is its pid (`ours`: a command this process ran, util/exec.ts
+ * spawnedRecently): they never wake, whenever they arrive. Someone else's change wakes at once,
+ * also during our own run (a rule deleted then would otherwise wait for the drift timer).
+ * A change the kernel made itself (port 0) wakes outside the echo window only, as every change
+ * did before pids were compared. A deletion of our table that was skipped asks for a second look
+ * after NFT_RECHECK_MS: if the table has not come back (a replace's notifications may arrive
+ * in two reads, the deletion first), that wakes: until it is back the kill switch is open.
  */
 export class NftTableWatch {
   /** our table exists, as far as the notifications tell */
   private present = true;
-  constructor(private readonly table: () => string) {}
+  constructor(
+    private readonly table: () => string,
+    private readonly ours: (portid: number) => boolean = () => false,
+  ) {}
 
   batch(events: (NftEvent | ResyncEvent)[], echo: boolean): { wake?: string; recheck?: true } {
     let wake: string | undefined;
@@ -121,10 +127,11 @@ export class NftTableWatch {
       if (e.family !== INET || e.table !== table) continue;
       if (e.change === 'deltable') this.present = false;
       if (e.change === 'newtable') this.present = true;
-      deleted ||= e.change === 'deltable';
-      if (!echo) wake ??= `nftables: ${e.change} inet ${e.table}`;
+      const skip = this.ours(e.portid) || (echo && e.portid === 0);
+      if (!skip) wake ??= `nftables: ${e.change} inet ${e.table}${by(e.portid)}`;
+      else deleted ||= e.change === 'deltable';
     }
-    return wake ? { wake } : echo && deleted && !this.present ? { recheck: true } : {};
+    return wake ? { wake } : deleted && !this.present ? { recheck: true } : {};
   }
 
   /** the second look: a wake if our table is still gone */
@@ -132,6 +139,8 @@ export class NftTableWatch {
     return this.present ? undefined : `nftables: deltable inet ${this.table()}`;
   }
 }
+
+const by = (portid: number) => (portid > 0 ? ` (netlink port ${portid})` : '');
 
 export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<NetworkWatch> {
   const { openMonitor, dumpLinks, NetlinkSocket } = await import('../../native/netlink.js');
@@ -182,7 +191,7 @@ async function watchNftables(
   } catch {
     return undefined;
   }
-  const w = new NftTableWatch(() => o.claims().nftTable);
+  const w = new NftTableWatch(() => o.claims().nftTable, spawnedRecently);
   let timer: NodeJS.Timeout | undefined;
   sock.listenWith(parseNftEvent, (events) => {
     const r = w.batch(events, o.isEcho());

@@ -129,32 +129,58 @@ describe('nf_tables notifications', () => {
     expect(parseNftEvent({ ...nftMsg(2, 1, 'awg'), payload: Buffer.alloc(2) })).toBeUndefined();
   });
 
-  const ev = (change: string, table = 'awg', family = 1): NftEvent => ({
+  /** port 7: a command of ours (the daemon's `nft`); 4242: someone else's; 0: the kernel */
+  const OURS = 7;
+  const ev = (change: string, table = 'awg', family = 1, portid = OURS): NftEvent => ({
     type: 'nft',
     change,
     family,
     table,
-    portid: 1,
+    portid,
   });
-  const watch = () => new NftTableWatch(() => 'awg');
+  const watch = () =>
+    new NftTableWatch(
+      () => 'awg',
+      (p) => p === OURS,
+    );
 
-  it('outside a run: any change to our table wakes, other tables and families do not', () => {
+  it('any change to our table by someone else wakes, inside our run or not; other tables and families do not', () => {
     const w = watch();
-    expect(w.batch([ev('delrule')], false)).toEqual({ wake: 'nftables: delrule inet awg' });
-    expect(w.batch([ev('newrule', 'filter'), ev('deltable', 'awg', 2)], false)).toEqual({});
-    expect(w.batch([{ type: 'resync' }], false).wake).toMatch(/lost/);
+    for (const echo of [false, true]) {
+      expect(w.batch([ev('delrule', 'awg', 1, 4242)], echo)).toEqual({
+        wake: 'nftables: delrule inet awg (netlink port 4242)',
+      });
+      expect(
+        w.batch([ev('newrule', 'filter', 1, 4242), ev('deltable', 'awg', 2, 4242)], echo),
+      ).toEqual({});
+      expect(w.batch([{ type: 'resync' }], echo).wake).toMatch(/lost/);
+    }
+    // the kernel's own changes (port 0) wake outside our run only
+    expect(w.batch([ev('delsetelem', 'awg', 1, 0)], false)).toEqual({
+      wake: 'nftables: delsetelem inet awg',
+    });
+    expect(w.batch([ev('delsetelem', 'awg', 1, 0)], true)).toEqual({});
   });
 
-  it('during our run: our own replace is an echo, also in two reads; a table left deleted (flush ruleset) wakes after a second look', () => {
+  it('a change of ours never wakes, even when it arrives after the echo window', () => {
+    const w = watch();
+    const replace = ['delrule', 'delchain', 'deltable', 'newtable', 'newchain', 'newrule'];
+    for (const echo of [true, false])
+      expect(
+        w.batch(
+          replace.map((c) => ev(c)),
+          echo,
+        ),
+      ).toEqual({});
+    // without a way to tell (no pid known), the echo window alone decides, as before
+    const blind = new NftTableWatch(() => 'awg');
+    expect(blind.batch([ev('delrule', 'awg', 1, 0)], true)).toEqual({});
+    expect(blind.batch([ev('delrule')], false).wake).toBeDefined();
+  });
+
+  it('our own replace split over two reads asks for a second look; a table someone deleted during our run wakes at once', () => {
     const replace = ['delrule', 'delchain', 'deltable', 'newtable', 'newchain', 'newrule'];
     const w = watch();
-    expect(
-      w.batch(
-        replace.map((c) => ev(c)),
-        true,
-      ),
-    ).toEqual({});
-    expect(w.batch([ev('delrule')], true)).toEqual({});
     // the replace's notifications split after the deletion: look again, and it is back
     expect(
       w.batch(
@@ -169,9 +195,18 @@ describe('nf_tables notifications', () => {
       ),
     ).toEqual({});
     expect(w.recheck()).toBeUndefined();
-    // a flush: still gone at the second look
-    const flush = [ev('delrule'), ev('delchain'), ev('deltable'), ev('deltable', 'other', 2)];
-    expect(w.batch(flush, true)).toEqual({ recheck: true });
+    // someone's flush right behind our replace, in the same read: it wakes
+    const flush = [
+      ev('delrule', 'awg', 1, 4242),
+      ev('delchain', 'awg', 1, 4242),
+      ev('deltable', 'awg', 1, 4242),
+      ev('deltable', 'other', 2, 4242),
+    ];
+    expect(w.batch([...replace.map((c) => ev(c)), ...flush], true)).toEqual({
+      wake: 'nftables: delrule inet awg (netlink port 4242)',
+    });
+    // our own deletion that is not followed by the table's return: the second look wakes
+    expect(w.batch([ev('deltable')], true)).toEqual({ recheck: true });
     expect(w.recheck()).toBe('nftables: deltable inet awg');
   });
 });

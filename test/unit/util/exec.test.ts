@@ -10,7 +10,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AwgError } from '../../../src/errors.js';
-import { DryExec, ProcessExec, runProcess } from '../../../src/util/exec.js';
+import {
+  CHILD_MEMORY_MS,
+  DryExec,
+  ProcessExec,
+  runProcess,
+  spawnedRecently,
+} from '../../../src/util/exec.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 
 let dir: string;
@@ -82,6 +88,23 @@ describe('child process deadlines', () => {
       timeoutMs: 10_000,
     });
     expect(r).toEqual({ stdout: 'in', stderr: 'err\n', code: 3 });
+  });
+});
+
+describe('the commands this process ran', () => {
+  it('are known by pid while they run and for CHILD_MEMORY_MS after; other pids are not', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const r = await runProcess('sh', ['-c', 'echo $$'], { timeoutMs: 10_000 });
+      const pid = Number(r.stdout);
+      expect(spawnedRecently(pid)).toBe(true);
+      expect(spawnedRecently(process.pid)).toBe(false);
+      expect(spawnedRecently(0)).toBe(false);
+      vi.setSystemTime(Date.now() + CHILD_MEMORY_MS + 1);
+      expect(spawnedRecently(pid)).toBe(false);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -21,6 +21,14 @@ export interface RtnlFilterState {
 }
 
 const LOCAL_TABLE = 255;
+/**
+ * ifi_change bits that say nothing about routing: a packet capture (`tcpdump` without `-p`)
+ * turns promiscuous mode on and off with a notification each, and multicast listeners toggle
+ * allmulti. A newlink whose change mask holds only these is not drift, whoever's link it is.
+ */
+const IFF_PROMISC = 0x100;
+const IFF_ALLMULTI = 0x200;
+const CAPTURE_ONLY = ~(IFF_PROMISC | IFF_ALLMULTI);
 
 function describe(e: RtnlEvent, names: Map<number, string>): string {
   switch (e.type) {
@@ -55,6 +63,7 @@ export function wakingEvent(
       first ??= describe(e, st.names);
       continue;
     }
+    if (e.type === 'newlink' && e.change !== 0 && (e.change & CAPTURE_ONLY) === 0) continue;
     const name =
       st.names.get(e.ifindex) ??
       (e.type === 'newlink' || e.type === 'dellink' ? e.ifname : undefined);

@@ -81,6 +81,25 @@ describe('wakingEvent', () => {
     expect(wakingEvent([link(9, 'awg-vpn', false)], st(), o(true))).toBe('newlink awg-vpn down');
   });
 
+  it('a packet capture toggling promiscuous mode (or allmulti) wakes nothing, on any link; an MTU change does', () => {
+    // as the kernel sends them for `tcpdump -i eth0` (probed: change 0x100, flags unchanged)
+    const capture = (ifindex: number, change: number): RtnlEvent => ({
+      ...base,
+      type: 'newlink',
+      ifindex,
+      flags: 0x11043,
+      change,
+      mtu: 1500,
+    });
+    for (const echo of [false, true])
+      for (const i of [2, 9]) {
+        expect(wakingEvent([capture(i, 0x100), capture(i, 0x200)], st(), o(echo))).toBeUndefined();
+        expect(wakingEvent([capture(i, 0x101)], st(), o(false))).toBeDefined();
+      }
+    // no change bit at all: an attribute (MTU, name, …) changed
+    expect(wakingEvent([capture(2, 0)], st(), o(true))).toBe('newlink eth0 up');
+  });
+
   it('IPv6 link-local and local-table noise on our links never wakes', () => {
     const noise = [
       addr('newaddr', 'fe80::1', 9),

@@ -140,9 +140,13 @@ export async function dataplaneAwgBench(smoke: boolean): Promise<Sample[]> {
           const c1 = cpuSeconds(pid, read);
           const j = JSON.parse(out.stdout || '{}') as {
             end?: { sum_received?: { bits_per_second: number; seconds: number } };
+            error?: string;
           };
           const s = j.end?.sum_received;
-          if (!s) throw new Error(`iperf3 through ${k.name} failed: ${out.stderr}`);
+          if (!s)
+            throw new Error(
+              `iperf3 through ${k.name} (${reverse ? 'B→A' : 'A→B'}, round ${r + 1}) failed: ${j.error ?? out.stderr}`,
+            );
           const dir = reverse ? 'B→A' : 'A→B';
           gbps[`${k.name} ${dir}`] = s.bits_per_second / 1e9;
           put(`${k.name} TCP ${dir} throughput`, s.bits_per_second / 1e9);

@@ -57,6 +57,8 @@ export function wakingEvent(
 ): string | undefined {
   let first: string | undefined;
   for (const e of events) {
+    // a link we have not seen before is being created (a TUN is born down, then set up)
+    const created = e.type === 'newlink' && !st.names.has(e.ifindex);
     if ((e.type === 'newlink' || e.type === 'dellink') && e.ifname)
       st.names.set(e.ifindex, e.ifname);
     if (e.type === 'resync') {
@@ -84,8 +86,9 @@ export function wakingEvent(
     )
       continue;
     if (o.echo) {
-      // an admin-down of our link always counts: its IPv4 routes are gone without events
-      const adminDown = e.type === 'newlink' && (e.flags & 1) === 0;
+      // an admin-down of our link always counts: its IPv4 routes are gone without events;
+      // not the first sight of a link of ours, which our run is creating (it has no routes yet)
+      const adminDown = e.type === 'newlink' && (e.flags & 1) === 0 && !created;
       if (ours && !adminDown) continue;
       if (
         (e.type === 'newroute' || e.type === 'delroute') &&

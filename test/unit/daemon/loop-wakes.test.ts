@@ -81,6 +81,14 @@ describe('wakingEvent', () => {
     expect(wakingEvent([link(9, 'awg-vpn', false)], st(), o(true))).toBe('newlink awg-vpn down');
   });
 
+  it('a link of ours seen for the first time during the echo window (our run creating it, down) wakes nothing; outside it, it wakes', () => {
+    const s = st();
+    expect(wakingEvent([link(14, 'awg-t1', false)], s, o(true))).toBeUndefined();
+    // known from now on: taken down again, it counts
+    expect(wakingEvent([link(14, 'awg-t1', false)], s, o(true))).toBe('newlink awg-t1 down');
+    expect(wakingEvent([link(15, 'awg-t2', false)], st(), o(false))).toBe('newlink awg-t2 down');
+  });
+
   it('a packet capture toggling promiscuous mode (or allmulti) wakes nothing, on any link; an MTU change does', () => {
     // as the kernel sends them for `tcpdump -i eth0` (probed: change 0x100, flags unchanged)
     const capture = (ifindex: number, change: number): RtnlEvent => ({

@@ -51,17 +51,6 @@ export interface NftEvent {
   portid: number;
 }
 
-const FAMILIES: Record<number, string> = {
-  1: 'inet',
-  2: 'ip',
-  3: 'arp',
-  5: 'netdev',
-  7: 'bridge',
-  10: 'ip6',
-};
-
-export const familyName = (f: number): string => FAMILIES[f] ?? `family ${f}`;
-
 /** One nfnetlink message → an event about a table, or undefined (another subsystem, NEWGEN…). */
 export function parseNftEvent(m: NlMessage): NftEvent | undefined {
   if (m.type >> 8 !== NFNL_SUBSYS_NFTABLES) return undefined;

@@ -167,6 +167,17 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     expect(await underlayOpen(9109)).toEqual({ udp: true, tcp: true });
   }, 120_000);
 
+  /** the daemon's report that it put our table back, at or after event `from` */
+  const tableRepaired = (from: number) =>
+    up!.waitEvent(
+      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
+      from,
+    );
+  /** our table's output chain as `nft` lists it */
+  const filterOut = async (flags: string[] = []) =>
+    (await nsExec(t.client, 'nft', [...flags, 'list', 'chain', 'inet', 'awg', 'filter_out']))
+      .stdout;
+
   it('a ruleset flush by someone else (`systemctl restart nftables`) or an edit of our table is repaired at once, not at the drift timer', async () => {
     ce = makeAwgEnv();
     const cfg = writeConfig(
@@ -186,10 +197,7 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     expect(woke).toMatchObject({
       detail: expect.stringMatching(/^nftables: \w+ inet awg \(netlink port \d+\)$/),
     });
-    const repaired = await up.waitEvent(
-      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
-      from,
-    );
+    const repaired = await tableRepaired(from);
     // for the log (no timed assertion): how long the flushed kill switch stayed open
     console.log(
       `kill switch table back ${Date.parse(repaired.at) - flushedAt} ms after the flush (woken ${Date.parse(woke.at) - flushedAt} ms after)`,
@@ -213,27 +221,15 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
     expect(woke1).toMatchObject({
       detail: expect.stringMatching(/^nftables: delrule inet awg \(netlink port \d+\)$/),
     });
-    await up.waitEvent(
-      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
-      from1,
-    );
-    expect(
-      (await nsExec(t.client, 'nft', ['list', 'chain', 'inet', 'awg', 'filter_out'])).stdout,
-    ).toContain('comment "kill-switch"');
+    await tableRepaired(from1);
+    expect(await filterOut()).toContain('comment "kill-switch"');
     expect(await underlayOpen(9112)).toEqual({ udp: false, tcp: false });
 
     // one rule of ours deleted (here: the kill switch's last drop) is drift as well
     const from2 = up.mark();
-    const listed = await nsExec(t.client, 'nft', [
-      '-a',
-      'list',
-      'chain',
-      'inet',
-      'awg',
-      'filter_out',
-    ]);
-    const handle = /comment "kill-switch" # handle (\d+)/.exec(listed.stdout)?.[1];
-    expect(handle, listed.stdout).toBeDefined();
+    const listed = await filterOut(['-a']);
+    const handle = /comment "kill-switch" # handle (\d+)/.exec(listed)?.[1];
+    expect(handle, listed).toBeDefined();
     await nsExec(t.client, 'nft', [
       'delete',
       'rule',
@@ -243,13 +239,8 @@ describe.skipIf(skip)('daemon with the kill switch: crash, restart, adoption', (
       'handle',
       handle!,
     ]);
-    await up.waitEvent(
-      (e) => e.type === 'drift' && e.repaired && e.ids.includes('firewall/inet/awg'),
-      from2,
-    );
-    expect(
-      (await nsExec(t.client, 'nft', ['list', 'chain', 'inet', 'awg', 'filter_out'])).stdout,
-    ).toContain('comment "kill-switch"');
+    await tableRepaired(from2);
+    expect(await filterOut()).toContain('comment "kill-switch"');
     // our own replaces (three repairs) woke nothing: only the three edits above did
     expect(
       up

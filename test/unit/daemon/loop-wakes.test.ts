@@ -170,6 +170,8 @@ describe('nf_tables notifications', () => {
       () => 'awg',
       (p) => p === OURS,
     );
+  /** our own `nft -f` replace, as the kernel announces it */
+  const replace = ['delrule', 'delchain', 'deltable', 'newtable', 'newchain', 'newrule'];
 
   it('any change to our table by someone else wakes, inside our run or not; other tables and families do not', () => {
     const w = watch();
@@ -191,7 +193,6 @@ describe('nf_tables notifications', () => {
 
   it('a change of ours never wakes, even when it arrives after the echo window', () => {
     const w = watch();
-    const replace = ['delrule', 'delchain', 'deltable', 'newtable', 'newchain', 'newrule'];
     for (const echo of [true, false])
       expect(
         w.batch(
@@ -206,7 +207,6 @@ describe('nf_tables notifications', () => {
   });
 
   it('our own replace split over two reads asks for a second look; a table someone deleted during our run wakes at once', () => {
-    const replace = ['delrule', 'delchain', 'deltable', 'newtable', 'newchain', 'newrule'];
     const w = watch();
     // the replace's notifications split after the deletion: look again, and it is back
     expect(

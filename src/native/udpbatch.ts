@@ -10,6 +10,15 @@
  * pointers are BigInts. Socket options (SO_MARK) are per socket, so datagrams sent here carry
  * the same mark as node:dgram's.
  *
+ * Oversized datagrams: UDP GSO needs every segment to fit the path MTU (the kernel answers
+ * EMSGSIZE for a whole `UDP_SEGMENT` message otherwise), while a plain datagram larger than the
+ * path MTU is fragmented by the kernel (IP_PMTUDISC_WANT, the socket default). AmneziaWG's S4
+ * prefix makes a full-MTU packet exactly such a datagram (1420 + 32 + S4 > 1452). A refused GSO
+ * message is therefore sent again a datagram at a time, and the batcher learns the largest
+ * segment the path took (`segMax`), so later runs of larger datagrams go out unsegmented from
+ * the start; the learnt limit is forgotten after SEG_MAX_TTL_MS, so a path whose MTU grew
+ * gets GSO back (at the price of one refused message).
+ *
  * Source address (`send(…, src)`): every message then carries an IP_PKTINFO (IPv4 and
  * v4-mapped destinations) or IPV6_PKTINFO cmsg naming the local address the peer reached us
  * at, so replies leave from it (wireguard-go's sticky sockets). When the kernel refuses that
@@ -51,9 +60,16 @@ const IPV6_PKTINFO = 50;
 /** UDP GSO limits: 64 segments, and the whole run (+ headers) must fit an IP datagram. */
 const GSO_MAX_SEGMENTS = 64;
 const GSO_MAX_BYTES = 65000;
+/** How long a learnt limit on GSO segments (a refused UDP_SEGMENT message) holds. */
+export const SEG_MAX_TTL_MS = 60_000;
+/** No limit on GSO segments known. */
+const SEG_ANY = 0xffff;
+/** Header bytes of a block: mmsghdr[], iovec[] and the control areas (what sendApart reads). */
 
 /** Datagrams per sendmmsg call. */
 export const BATCH_MAX = 64;
+/** Header bytes of a block: mmsghdr[], iovec[] and the control areas (what `sendApart` reads). */
+export const HEAD_BYTES = BATCH_MAX * (MMSG + IOV + CTRL);
 /** Data bytes per datagram slot: a burst holds BATCH_MAX × SLOT_SIZE bytes back to back. */
 export const SLOT_SIZE = 2048;
 /** Largest datagram taken (a UDP payload); larger ones go the caller's fallback way. */
@@ -77,6 +93,43 @@ const sendmmsg = () =>
 export const POLLOUT = 4;
 /** Longest a burst waits for room in the socket buffer (the sender thread, the pool sender). */
 export const WAIT_WRITABLE_MS = 1000;
+
+/**
+ * Sends message `m` of a block, a UDP_SEGMENT run the kernel refused (EMSGSIZE: a segment is
+ * larger than the path MTU), one datagram at a time without the UDP_SEGMENT cmsg, so the
+ * kernel fragments each instead. `v` views at least the block's HEAD_BYTES, `mem` is the
+ * block's address. The message's header is restored afterwards. Returns the segment size and
+ * the datagrams the kernel did not take (full socket buffer, other errors: dropped, as UDP).
+ */
+export function sendApart(
+  call: (fd: number, vec: bigint, vlen: number, flags: number) => number,
+  fd: number,
+  v: Buffer,
+  mem: number,
+  m: number,
+): { seg: number; dropped: number } {
+  const h = m * MMSG;
+  const iov = v.readUIntLE(h + 16, 6) - mem;
+  const base = v.readUIntLE(iov, 6);
+  const total = v.readUInt32LE(iov + 8);
+  const clen = v.readUInt32LE(h + 40);
+  const ctl = v.readUIntLE(h + 32, 6) - mem;
+  const seg = clen >= CMSG_SPACE ? v.readUInt16LE(ctl + clen - CMSG_SPACE + 16) : total;
+  if (seg <= 0) return { seg: total, dropped: 0 };
+  v.writeUInt32LE(clen - CMSG_SPACE, h + 40); // keeps a pktinfo cmsg ahead of it
+  let dropped = 0;
+  for (let off = 0; off < total; off += seg) {
+    v.writeUIntLE(base + off, iov, 6);
+    v.writeUInt32LE(Math.min(seg, total - off), iov + 8);
+    let r = call(fd, BigInt(mem + h), 1, 0);
+    while (r < 0 && koffi.errno() === E.EINTR) r = call(fd, BigInt(mem + h), 1, 0);
+    if (r !== 1) dropped++;
+  }
+  v.writeUIntLE(base, iov, 6);
+  v.writeUInt32LE(total, iov + 8);
+  v.writeUInt32LE(clen, h + 40);
+  return { seg, dropped };
+}
 
 /** Drops the pktinfo cmsg (`sp` bytes ahead of the UDP_SEGMENT one) from messages m.. of a block's headers. */
 export function stripSource(h: Buffer, m: number, msgs: number, sp: number): void {
@@ -188,6 +241,11 @@ class Block {
     }
   }
 
+  /** The block's address as a number. */
+  get address(): number {
+    return this.memNum;
+  }
+
   /** Writes the address of byte `off` of the block as a pointer at `at` (user space < 2^48). */
   ptr(at: number, off: number): void {
     this.view.writeUIntLE(this.memNum + off, at, 6);
@@ -261,11 +319,18 @@ class Block {
 
   /**
    * Copies up to BATCH_MAX of `bufs[i..]` back to back and groups them into messages (with
-   * `gso`, runs of equal-size datagrams into one UDP_SEGMENT message). `end[m]`: index,
+   * `gso`, runs of equal-size datagrams of at most `segMax` bytes into one UDP_SEGMENT
+   * message; a larger datagram goes alone, for the kernel to fragment). `end[m]`: index,
    * relative to i, after message m's last datagram. Returns the number of messages (0: the
    * first datagram is too large).
    */
-  pack(bufs: readonly Uint8Array[], i: number, gso: boolean, end: Int32Array): number {
+  pack(
+    bufs: readonly Uint8Array[],
+    i: number,
+    gso: boolean,
+    end: Int32Array,
+    segMax = SEG_ANY,
+  ): number {
     const v = this.view;
     const cap = Math.max(BATCH_MAX * SLOT_SIZE, MAX_DATAGRAM);
     const hdrs = BATCH_MAX * MMSG;
@@ -306,7 +371,7 @@ class Block {
         else v.writeUIntLE(0, h + 32, 6);
         end[msgs] = n + 1;
         msgs++;
-        seg = len;
+        seg = len <= segMax ? len : 0;
         runBytes = len;
       }
       off += len;
@@ -347,6 +412,8 @@ export const RING = {
   refused: 5,
   /** set by the thread: UDP GSO failed on this path */
   gsoFailed: 6,
+  /** set by the thread: the smallest segment size the kernel refused with EMSGSIZE (0: none) */
+  segRefused: 7,
   header: 8,
   slot: 4 + BATCH_MAX,
 } as const;
@@ -401,6 +468,11 @@ export class UdpBatcher {
   poolActive = true;
   /** datagrams dropped because the sender thread's ring stayed full */
   ringDropped = 0;
+  /** the largest GSO segment the path takes (learnt from EMSGSIZE; SEG_ANY: no limit known) */
+  private segLimit = SEG_ANY;
+  private segLimitAt = 0;
+  /** UDP_SEGMENT messages the kernel refused as too large and that went out a datagram at a time */
+  segmentsApart = 0;
 
   /**
    * @param fd the socket's fd (owned by the caller; not closed while the thread runs)
@@ -426,6 +498,23 @@ export class UdpBatcher {
     } catch {
       return null;
     }
+  }
+
+  /**
+   * The largest datagram that may join a GSO run now: what the path took when a run was last
+   * refused, forgotten SEG_MAX_TTL_MS later.
+   */
+  get segMax(): number {
+    if (this.segLimit !== SEG_ANY && performance.now() - this.segLimitAt > SEG_MAX_TTL_MS)
+      this.segLimit = SEG_ANY;
+    return this.segLimit;
+  }
+
+  /** A UDP_SEGMENT run of `seg`-byte datagrams was refused with EMSGSIZE. */
+  private segRefused(seg: number): void {
+    this.segLimit = Math.min(this.segLimit, seg - 1);
+    this.segLimitAt = performance.now();
+    this.segmentsApart++;
   }
 
   /** Whether bursts go to the sender thread. */
@@ -646,6 +735,14 @@ export class UdpBatcher {
         this.sourceRefused = true;
         continue;
       }
+      if (u.slots[s + 2] === 1 && count(m) > 1 && e === E.EMSGSIZE) {
+        // a segment larger than the path MTU: the run's datagrams go alone, fragmented
+        const r = sendApart(this.call, this.fd, b.view, b.address, m);
+        this.segRefused(r.seg);
+        this.ringDropped += r.dropped;
+        u.sent++;
+        continue;
+      }
       if (u.slots[s + 2] === 1 && (e === E.EIO || e === E.EINVAL) && count(m) > 1) this.gso = false;
       this.ringDropped += count(m);
       u.sent++;
@@ -698,7 +795,7 @@ export class UdpBatcher {
     const end = this.msgEnd;
     let i = start;
     while (i < bufs.length) {
-      const msgs = b.pack(bufs, i, this.gso, end);
+      const msgs = b.pack(bufs, i, this.gso, end, this.segMax);
       if (msgs === 0) return i; // oversized datagram: caller's way
       const r = this.call(this.fd, b.mem, msgs, 0);
       if (r > 0) {
@@ -715,6 +812,12 @@ export class UdpBatcher {
         // the source address is no longer ours (or not routable from): send without it
         this.sourceRefused = true;
         b.setSource('', 0, false);
+        continue;
+      }
+      if (this.gso && e === E.EMSGSIZE && end[0]! > 1) {
+        // a segment larger than the path MTU (AmneziaWG's S4 prefix on a full-MTU packet):
+        // pack again with the limit learnt, the run's datagrams go alone and are fragmented
+        this.segRefused(bufs[i]!.length);
         continue;
       }
       if (this.gso && (e === E.EIO || e === E.EINVAL) && end[0]! > 1) {
@@ -746,7 +849,7 @@ export class UdpBatcher {
     b.setSource(src, srcIfindex, address.includes(':'));
     const s = RING.header + k * RING.slot;
     const end = slots.subarray(s + 4, s + 4 + BATCH_MAX);
-    const msgs = b.pack(bufs, i, this.gso, end);
+    const msgs = b.pack(bufs, i, this.gso, end, this.segMax);
     if (msgs === 0) return 0;
     slots[s] = msgs;
     slots[s + 1] = b.srcSpace;
@@ -770,6 +873,8 @@ export class UdpBatcher {
       this.sourceRefused = true;
     }
     if (this.gso && Atomics.load(ring, RING.gsoFailed)) this.gso = false;
+    const refused = Atomics.exchange(ring, RING.segRefused, 0);
+    if (refused > 0) this.segRefused(refused);
     let i = start;
     while (i < bufs.length) {
       // a free slot: wait a little for the thread, then drop the rest (a full queue, as UDP does)

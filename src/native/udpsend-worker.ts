@@ -8,18 +8,22 @@
  * Per burst: a short count goes on with the next message; EAGAIN waits for POLLOUT (up to 1 s,
  * then the rest is dropped); a refused source address is stripped from the burst's remaining
  * messages and reported (RING.refused); EIO/EINVAL on a GSO message is reported
- * (RING.gsoFailed) and that message dropped; any other error drops the message, as dgram does.
+ * (RING.gsoFailed) and that message dropped; EMSGSIZE on a GSO message (a segment larger than
+ * the path MTU) sends its datagrams one at a time (fragmented by the kernel) and reports the
+ * segment size (RING.segRefused); any other error drops the message, as dgram does.
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
 import { E, rawLibcFunc } from './libc.js';
 import {
   BATCH_MAX,
+  HEAD_BYTES,
   MMSG,
   POLLOUT,
   RING,
   RING_SLOTS,
   WAIT_WRITABLE_MS,
+  sendApart,
   stripSource,
 } from './udpbatch.js';
 
@@ -37,9 +41,7 @@ function run({ ring, fd, blocks }: Data): void {
     'int poll(void *fds, unsigned long nfds, int timeout)',
   );
   if (!sendmmsg || !poll) throw new Error('sendmmsg/poll are not available');
-  const headers = blocks.map((m) =>
-    Buffer.from(koffi.view(m as never, BATCH_MAX * MMSG) as ArrayBuffer),
-  );
+  const headers = blocks.map((m) => Buffer.from(koffi.view(m as never, HEAD_BYTES) as ArrayBuffer));
   const pfd = Buffer.alloc(8);
   pfd.writeInt32LE(fd, 0);
   pfd.writeInt16LE(POLLOUT, 4);
@@ -75,6 +77,14 @@ function run({ ring, fd, blocks }: Data): void {
         stripSource(headers[k]!, m, msgs, sp);
         sp = 0;
         Atomics.store(ring, RING.refused, 1);
+        continue;
+      }
+      if (gso && e === E.EMSGSIZE && count(m) > 1) {
+        const r = sendApart(sendmmsg, fd, headers[k]!, Number(mem), m);
+        const was = Atomics.load(ring, RING.segRefused);
+        if (was === 0 || r.seg < was) Atomics.store(ring, RING.segRefused, r.seg);
+        if (r.dropped) Atomics.add(ring, RING.dropped, r.dropped);
+        m++;
         continue;
       }
       if (gso && (e === E.EIO || e === E.EINVAL) && count(m) > 1)

@@ -183,6 +183,11 @@ export class NativeUdpBind implements Bind {
     return this.tx?.gso ?? false;
   }
 
+  /** GSO runs the path refused as too large (EMSGSIZE) and that went out unsegmented (stats, tests). */
+  get segmentsApart(): number {
+    return this.tx?.segmentsApart ?? 0;
+  }
+
   async open(port: number): Promise<number> {
     await this.close();
     const s = openUdpSocket(this.host, port);

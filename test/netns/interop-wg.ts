@@ -168,7 +168,8 @@ export interface AwgTunnelYaml {
   endpoint?: string;
   allowedIPs: string[];
   keepalive?: number;
-  obfuscation?: Record<string, number | string>;
+  obfuscation?: Record<string, number | string | boolean>;
+  mtu?: number;
 }
 
 /** A one-tunnel awg config (routes only through the tunnel's own subnet). */
@@ -184,7 +185,7 @@ tunnels:
     type: ${t.obfuscation ? 'amneziawg' : 'wireguard'}
     privateKey: "${t.privateKey}"
     addresses: [${t.address}]
-${t.listenPort ? `    listenPort: ${t.listenPort}\n` : ''}${obf}    peers:
+${t.listenPort ? `    listenPort: ${t.listenPort}\n` : ''}${t.mtu ? `    mtu: ${t.mtu}\n` : ''}${obf}    peers:
       - publicKey: "${t.peerPublicKey}"
 ${t.endpoint ? `        endpoint: ${t.endpoint}\n` : ''}        allowedIPs: [${t.allowedIPs.join(', ')}]
 ${t.keepalive ? `        persistentKeepalive: ${t.keepalive}\n` : ''}`;

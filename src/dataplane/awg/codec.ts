@@ -95,6 +95,11 @@ export class AwgCodec {
     return this.s[3];
   }
 
+  /** The most content padding (3.x) a transport plaintext gets beyond its packet; 0: none. */
+  get paddingAdditionMax(): number {
+    return this.params.contentPaddingAddition.hi;
+  }
+
   /**
    * Completes a transport datagram whose message starts at `transportPrefix`: fills the
    * random prefix and protects the 16-byte header. Call after sealing.

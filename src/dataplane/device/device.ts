@@ -174,6 +174,8 @@ export class Device
   readonly txSlab: Buffer;
   /** AWG_BUFFER_REUSE=0: a buffer per packet instead of the slabs (diagnosis) */
   readonly reuseBuffers = reuseBuffers();
+  /** AWG_MSS_CLAMP=0: TCP SYNs keep their MSS behind a transport prefix (tun/mss.ts; diagnosis) */
+  readonly mssClamp = process.env.AWG_MSS_CLAMP !== '0';
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
   readonly sealQueue: PoolQueue | null;

@@ -23,12 +23,14 @@ import { PerSecond } from '../rate.js';
 import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';
 import type { RateLimiter } from './ratelimiter.js';
+import { clampMss } from '../tun/mss.js';
 import {
   type SendHost,
   sendHandshakeCookie,
   sendHandshakeInitiation,
   sendHandshakeResponse,
   sendKeepalive,
+  mssLimit,
   sendStagedPackets,
   sourceBytes,
 } from './send.js';
@@ -271,6 +273,7 @@ function afterOpen(
   const v4 = buf[at]! >> 4 === 4;
   if (h.allowedIps.lookupAt(buf, at + (v4 ? 12 : 8), v4 ? 4 : 16) !== p) return false;
   const pkt = buf.subarray(at, at + len);
+  if (h.mssClamp && h.codec.transportPrefix > 0) clampMss(pkt, 0, len, mssLimit(h, p));
   timersDataReceived(h, p);
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);

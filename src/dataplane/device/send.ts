@@ -17,6 +17,7 @@ import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
 import type { PoolQueue } from '../crypto/pool.js';
 import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
+import { clampMss, innerLimit } from '../tun/mss.js';
 import type { TunDevice } from '../tun/tun.js';
 import { type AllowedIPs, addressBytes } from './allowedips.js';
 import {
@@ -50,6 +51,8 @@ export interface SendHost extends TimerHost, HandshakeHost {
   readonly txSlab: Buffer;
   /** false: a buffer per transport message instead (AWG_BUFFER_REUSE=0) */
   readonly reuseBuffers: boolean;
+  /** TCP SYNs carried behind a transport prefix get an MSS that fits the path (tun/mss.ts) */
+  readonly mssClamp: boolean;
   readonly rekeyAfterMessages: number;
   readonly rejectAfterMessages: number;
   /**
@@ -69,6 +72,7 @@ export interface SendHost extends TimerHost, HandshakeHost {
 export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
   if (!h.isUp()) return;
   const touched = new Set<Peer>();
+  const clamp = h.mssClamp && h.codec.transportPrefix > 0;
   for (const pkt of packets) {
     const v = pkt[0]! >> 4;
     const p =
@@ -78,6 +82,7 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
           ? h.allowedIps.lookupAt(pkt, 24, 16)
           : null;
     if (!p || !p.running) continue;
+    if (clamp) clampMss(pkt, 0, pkt.length, mssLimit(h, p));
     // a TUN batch can carry more than the staging queue holds (a few TCP super-packets split
     // into segments): with a session they go out now; without one the oldest are dropped
     if (p.staged.length >= QUEUE_STAGED_SIZE) sendStagedPackets(h, p);
@@ -88,6 +93,14 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
     sendStagedPackets(h, p);
     keepStaged(p);
   }
+}
+
+/** The largest inner packet whose transport datagram to `p` fits the path (tun/mss.ts). */
+export function mssLimit(h: SendHost, p: Peer): number {
+  const a = p.endpoint?.address;
+  // unknown endpoint: IPv6's larger headers; a v4-mapped address travels as IPv4
+  const v6 = a === undefined || (a.includes(':') && !a.startsWith('::ffff:'));
+  return innerLimit(h.tun.mtu(), h.codec.transportPrefix, v6, h.codec.paddingAdditionMax);
 }
 
 /** Copies staged packets that are views of a larger buffer (the TUN's slab) into their own. */

@@ -17,10 +17,13 @@
  *
  * Write side (GRO): consecutive in-order TCP segments of one flow (same addresses, ports,
  * ACK number, options, TOS/TTL/DF or traffic class/hop limit; flags ACK or ACK|PSH, PSH only
- * last) are joined into one packet the kernel treats as GSO with CHECKSUM_PARTIAL. The
- * kernel then no longer verifies the joined segments' checksums, so each is verified here
- * before it joins; one that fails is written alone (the kernel drops it, as without GRO).
- * Only a flow's last group is ever extended, so no flow is reordered.
+ * last) are joined into one packet the kernel treats as GSO with CHECKSUM_PARTIAL, which the
+ * stack takes as verified. The segments' own checksums are not verified first: every packet
+ * written here was authenticated by the transport AEAD, whose tag covers its bytes (Linux's
+ * WireGuard marks decrypted packets CHECKSUM_UNNECESSARY for the same reason), and a peer
+ * that could send a bad checksum could as well send a good one. A single packet is written
+ * as it came (the kernel verifies it). Only a flow's last group is ever extended, so no flow
+ * is reordered.
  *
  * The approach follows wireguard-go's tun/offload_linux.go (read for the facts; this is our
  * own code). Off with AWG_TUN_OFFLOAD=0.
@@ -280,8 +283,6 @@ export interface GroGroup {
   bytes: number;
   /** a segment shorter than gsoSize or carrying PSH closed the group */
   closed: boolean;
-  /** the first packet's checksum was verified (done when the second joins) */
-  firstVerified: boolean;
 }
 
 /** TCP header facts of a GRO candidate, or null (not TCP, fragmented, options in IPv4, odd flags, no payload). */
@@ -358,9 +359,7 @@ export function planGro(packets: readonly Uint8Array[], groups: GroGroup[]): num
           seq === g.nextSeq &&
           c.payload <= g.gsoSize &&
           g.pkts.length < GRO_MAX_SEGMENTS &&
-          g.bytes + c.payload <= MAX_IP_PACKET - (c.v6 ? 0 : c.iphLen) - c.tcphLen &&
-          (g.firstVerified || (g.firstVerified = tcpChecksumValid(first, g.iphLen, g.v6))) &&
-          tcpChecksumValid(p, c.iphLen, c.v6)
+          g.bytes + c.payload <= MAX_IP_PACKET - (c.v6 ? 0 : c.iphLen) - c.tcphLen
         ) {
           g.pkts.push(p);
           g.bytes += c.payload;
@@ -380,7 +379,6 @@ export function planGro(packets: readonly Uint8Array[], groups: GroGroup[]): num
       g.nextSeq = (seq + c.payload) >>> 0;
       g.bytes = c.payload;
       g.closed = (p[c.iphLen + 13]! & TCP_PSH) !== 0;
-      g.firstVerified = false;
       open.push(n - 1);
       if (open.length > GRO_MAX_OPEN_FLOWS) open.shift(); // the oldest flow is written as it is
       continue;
@@ -404,7 +402,6 @@ function reuse(groups: GroGroup[], i: number): GroGroup {
       nextSeq: 0,
       bytes: 0,
       closed: false,
-      firstVerified: false,
     };
     groups[i] = g;
   } else g.pkts.length = 0;

@@ -148,7 +148,7 @@ export interface WireguardTunnel {
    */
   listenPort?: number;
   /**
-   * Tunnel MTU. 1420 suits most underlays; use 1280 for IPv6-only paths.
+   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
    */
   mtu?: number;
   /**
@@ -222,7 +222,7 @@ export interface AmneziawgTunnel {
    */
   listenPort?: number;
   /**
-   * Tunnel MTU. 1420 suits most underlays; use 1280 for IPv6-only paths.
+   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
    */
   mtu?: number;
   /**

@@ -94,6 +94,7 @@ const SEMANTICS = `## Semantic rules (checked by \`awg validate\`)
 - Tunnel addresses must not overlap between tunnels; listen ports, explicit \`table\`s and \`fwmark\`s are unique; a \`fwmark\` lies inside \`routing.fwmarkMask\`.
 - Peers of one tunnel have distinct public keys, and an allowed-IP prefix belongs to one peer.
 - MTU is at least 1280 when the tunnel has IPv6 addresses.
+- Warnings (they never block): a datagram that a 1500-byte path must fragment, at the field that sets its size: transport datagrams (\`mtu\` + 32 + \`s4\` bytes of UDP payload; at \`obfuscation.s4\` when \`mtu\` is absent and its default cannot go low enough), handshake initiations (148 + \`s1\`), responses (92 + \`s2\`), cookie replies (64 + \`s3\`), junk (\`jmax\`) and I-packets (the sum of their tags), each with 48 bytes of IPv6 and UDP headers, or 28 when every endpoint is an IPv4 address. See [MTU and overhead](dataplane.md#mtu-and-overhead).
 - AmneziaWG (amneziawg-go HEAD rules): \`jc > 0\` needs \`jmin <= jmax\`; \`s1+148\`, \`s2+92\`, \`s3+64\`, \`s4+32\` stay below 65535 and differ pairwise; H1–H4 values/ranges must not overlap (defaults 1, 2, 3, 4); I1–I5 use the tags \`<b 0xHEX>\`, \`<r N>\`, \`<rc N>\`, \`<rd N>\`, \`<t>\`.
 - \`dns.system: default-tunnel\` needs \`default\` to be a tunnel; \`dns.leakProtection\` needs at least one tunnel with \`dns\` servers.
 - Secrets (\`{file}\`/\`{env}\`) must resolve to a base64 32-byte key where a key is expected (skip with \`--skip-secrets\`).

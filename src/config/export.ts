@@ -4,6 +4,7 @@
  * (no Address, DNS, MTU). Secrets are resolved through the caller's function, so this
  * module never reads files or the environment.
  */
+import { effectiveMtu } from './mtu.js';
 import type { AwgObfuscation, Secret, U32Range, WgLikeTunnel } from './schema.js';
 
 export interface ExportOptions {
@@ -56,7 +57,8 @@ export function exportWgQuick(
   if (!opts.setconf) {
     kv('Address', tunnel.addresses.join(', '));
     if (tunnel.dns && tunnel.dns.length > 0) kv('DNS', tunnel.dns.join(', '));
-    if (tunnel.mtu !== undefined) kv('MTU', tunnel.mtu);
+    // written even when defaulted: awg-quick would take its link MTU − 80, with no room for S4
+    kv('MTU', effectiveMtu(tunnel));
   }
   if (tunnel.listenPort !== undefined) kv('ListenPort', tunnel.listenPort);
   if (tunnel.type === 'amneziawg') {

@@ -25,6 +25,7 @@ import {
 import type { ConfigInput } from './schema.js';
 import { parseCidr } from './cidr.js';
 import { parseIni, splitList } from './ini.js';
+import { defaultMtu, fittingMtu, PATH_MTU, TRANSPORT_OVERHEAD } from './mtu.js';
 import { checkSemantics } from './semantic.js';
 import { parseTagString } from './tags.js';
 import type { IniEntry, IniSection } from './ini.js';
@@ -871,6 +872,18 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
     for (const k of [...AWG_SIMPLE, ...AWG_H, ...AWG_I, ...AWG3_FIELDS])
       if (im.obfuscation[k] !== undefined) o[k] = im.obfuscation[k];
     tunnel.obfuscation = o;
+    // no MTU: awg-quick took the route's MTU − 80 (1420 on Ethernet), which leaves no room
+    // for S4; the YAML leaves mtu out too, and awg's default makes that room
+    const s4 = o.s4 as number | undefined;
+    // (past the default's floor a warning at s4 says more)
+    if (tunnel.mtu === undefined && s4 && defaultMtu({ obfuscation: { s4 } }) === fittingMtu(s4))
+      im.notes.push({
+        path: [...im.base(), 'obfuscation', 's4'],
+        before: [
+          ` No MTU in the file: awg's default, ${fittingMtu(0)} - s4 = ${fittingMtu(s4)}, makes transport datagrams`,
+          ` (MTU + ${TRANSPORT_OVERHEAD} + s4 bytes) fit a ${PATH_MTU}-byte path; awg-quick used its link MTU - 80.`,
+        ],
+      });
   }
   tunnel.peers = im.peers;
 

@@ -23,6 +23,14 @@ import {
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
 import { parseTagString } from './tags.js';
 import { Overlays } from './overlay.js';
+import {
+  fittingMtu,
+  MIN_DEFAULT_MTU,
+  MIN_MTU,
+  OUTER_HEADERS,
+  PATH_MTU,
+  TRANSPORT_OVERHEAD,
+} from './mtu.js';
 
 export const CONFIG_VERSION = 1;
 
@@ -319,10 +327,12 @@ const wgFields = {
   mtu: z
     .number()
     .int()
-    .min(576)
+    .min(MIN_MTU)
     .max(9000)
-    .default(1420)
-    .meta({ description: 'Tunnel MTU. 1420 suits most underlays; use 1280 for IPv6-only paths.' }),
+    .optional()
+    .meta({
+      description: `Tunnel MTU. Absent: ${fittingMtu(0)} for WireGuard, ${fittingMtu(0)} − s4 for AmneziaWG (not below ${MIN_DEFAULT_MTU}), so that transport datagrams (MTU + ${TRANSPORT_OVERHEAD} + s4 bytes of UDP payload) fit a ${PATH_MTU}-byte path with IPv6 outer headers (${OUTER_HEADERS[6]} bytes; IPv4: ${OUTER_HEADERS[4]}). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).`,
+    }),
   dns: z.array(IpAddress).default([]).meta({
     description:
       'Resolvers reached through this tunnel. Used for per-app DNS and when this tunnel is the default.',

@@ -13,6 +13,7 @@ import {
   type Config,
   killSwitchOf,
 } from './schema.js';
+import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { parseTagString } from './tags.js';
 
@@ -170,11 +171,12 @@ export function checkSemantics(c: Config): Finding[] {
       tables.set(t.table, name);
     }
     const has6 = t.addresses.some((a) => a.includes(':'));
-    if (has6 && t.mtu < 1280)
+    if (has6 && effectiveMtu(t) < 1280)
       err(
         ['tunnels', name, 'mtu'],
-        `MTU ${t.mtu} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`,
+        `MTU ${effectiveMtu(t)} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`,
       );
+    out.push(...checkMtu(t, ['tunnels', name]));
     const pubs = new Map<string, number>();
     t.peers.forEach((p, pi) => {
       const prev = pubs.get(p.publicKey);

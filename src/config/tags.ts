@@ -16,7 +16,7 @@ const MAX_PACKET_BYTES = 65_507;
 
 export function parseTagString(
   s: string,
-): { ok: true; tags: Tag[] } | { ok: false; error: string } {
+): { ok: true; tags: Tag[]; size: number } | { ok: false; error: string } {
   const tags: Tag[] = [];
   let total = 0;
   // the value goes into a UAPI line: nothing but tags and spaces (grammar.ts I_TAG_CHAIN)
@@ -82,5 +82,5 @@ export function parseTagString(
       ok: false,
       error: `the packet is ${total} bytes; one UDP datagram holds at most ${MAX_PACKET_BYTES}`,
     };
-  return { ok: true, tags };
+  return { ok: true, tags, size: total };
 }

@@ -6,6 +6,7 @@
  * macOS a PF anchor and the route split.
  */
 import { canonicalHost, canonicalPrefix, parseCidr } from '../config/cidr.js';
+import { effectiveMtu } from '../config/mtu.js';
 import { isWgLike, killSwitchOf, linkName, type Config } from '../config/schema.js';
 import { allocate, type Allocation } from './alloc.js';
 import { engineSpec, secretsWith } from './engine.js';
@@ -125,7 +126,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       kind: 'link',
       id: linkId,
       deps: [],
-      spec: { name: link, kind: 'tun', mtu: t.mtu, up: true },
+      spec: { name: link, kind: 'tun', mtu: effectiveMtu(t), up: true },
     });
     for (const addr of t.addresses) {
       const { cidr, family } = hostCidr(addr);

@@ -35,34 +35,52 @@ export interface WgGo {
  * `ownSession`: in a session of its own (`setsid`, which execs it: the pid stays), so an
  * autogroup of its own, as `awg apply` starts our engine (a benchmark's anchor).
  */
-export async function startWireguardGo(
+export function startWireguardGo(
   ns: string,
   iface: string,
   o: { ownSession?: boolean } = {},
 ): Promise<WgGo> {
-  mkdirSync(WG_RUN_DIR, { recursive: true });
-  const sock = join(WG_RUN_DIR, `${iface}.sock`);
+  return startUserspaceWg(ns, iface, WG_RUN_DIR, {
+    cmd: o.ownSession ? 'setsid' : 'wireguard-go',
+    args: [...(o.ownSession ? ['wireguard-go'] : []), '-f', iface],
+    // wireguard-go refuses to start on kernels with the WireGuard module otherwise
+    env: { WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1' },
+  });
+}
+
+export const AWG_GO_RUN_DIR = '/var/run/amneziawg';
+
+/**
+ * Start an amneziawg-go binary (`bin`, a path) in the foreground inside `ns`, as
+ * `startWireguardGo` does; its UAPI socket is /var/run/amneziawg/IFACE.sock.
+ */
+export function startAmneziawgGo(ns: string, iface: string, bin: string): Promise<WgGo> {
+  return startUserspaceWg(ns, iface, AWG_GO_RUN_DIR, {
+    cmd: bin,
+    args: [iface],
+    env: { WG_PROCESS_FOREGROUND: '1' },
+  });
+}
+
+async function startUserspaceWg(
+  ns: string,
+  iface: string,
+  runDir: string,
+  c: { cmd: string; args: string[]; env: NodeJS.ProcessEnv },
+): Promise<WgGo> {
+  mkdirSync(runDir, { recursive: true });
+  const sock = join(runDir, `${iface}.sock`);
   rmSync(sock, { force: true });
-  const proc = nsSpawn(
-    ns,
-    o.ownSession ? 'setsid' : 'wireguard-go',
-    [...(o.ownSession ? ['wireguard-go'] : []), '-f', iface],
-    {
-      env: {
-        ...process.env,
-        // wireguard-go refuses to start on kernels with the WireGuard module otherwise
-        WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: '1',
-        LOG_LEVEL: 'error',
-      },
-    },
-  );
+  const proc = nsSpawn(ns, c.cmd, c.args, {
+    env: { ...process.env, ...c.env, LOG_LEVEL: 'error' },
+  });
   for (let i = 0; i < 200 && !existsSync(sock); i++) {
     if (proc.child.exitCode !== null) break;
     await sleep(25);
   }
   if (!existsSync(sock)) {
     await proc.kill(500);
-    throw new Error(`wireguard-go ${iface} did not start: ${proc.output()}`);
+    throw new Error(`${[c.cmd, ...c.args].join(' ')} did not start: ${proc.output()}`);
   }
   return {
     iface,
@@ -168,8 +186,8 @@ export interface AwgTunnelYaml {
   endpoint?: string;
   allowedIPs: string[];
   keepalive?: number;
-  obfuscation?: Record<string, number | string | boolean>;
   mtu?: number;
+  obfuscation?: Record<string, number | string | boolean>;
 }
 
 /** A one-tunnel awg config (routes only through the tunnel's own subnet). */

@@ -122,7 +122,9 @@ export class AwgCodec {
     const cpa = this.params.contentPaddingAddition;
     if (!isZeroRange(cpa)) {
       let add = pickOne(cpa, this.rng);
-      if (mtu > 0) add = Math.max(0, Math.min(add, mtu - (len % mtu)));
+      // amneziawg-go randomPaddingAddition: only a length past the MTU is taken modulo it, so
+      // a full-size packet gets no padding and the datagram stays within MTU + 32 + S4
+      if (mtu > 0) add = Math.max(0, Math.min(add, mtu - (len > mtu ? len % mtu : len)));
       return add;
     }
     if (this.params.randomTrailers) {

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
+import { effectiveMtu } from '../../../src/config/mtu.js';
 import { secretRefs } from '../../../src/config/secrets.js';
 import { formatPath } from '../../../src/config/positions.js';
 import { linuxDesired } from '../../helpers/desired.js';
@@ -111,6 +112,9 @@ describe('defaults filled in by the schema', () => {
     });
     const w = loadConfigText(readFileSync(join(dir, '06-name-boundaries.yaml'), 'utf8'), 'x.yaml')
       .config!.tunnels.abcdefghijk!;
-    expect(w).toMatchObject({ mtu: 1420, dns: [] });
+    if (w.type !== 'wireguard') throw new Error('type');
+    expect(w).toMatchObject({ dns: [] });
+    expect(w.mtu).toBeUndefined();
+    expect(effectiveMtu(w)).toBe(1420);
   });
 });

@@ -11,6 +11,8 @@ import {
   type ImportResult,
 } from '../../../src/config/import.js';
 import { parseIni, splitList } from '../../../src/config/ini.js';
+import { defaultMtu, effectiveMtu } from '../../../src/config/mtu.js';
+import { formatIssue } from '../../../src/errors.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { Config, isWgLike, type Secret, type WgLikeTunnel } from '../../../src/config/schema.js';
 import { buildDesired } from '../../../src/model/desired.js';
@@ -70,7 +72,8 @@ function semantic(text: string): {
         vals = [/^(on|true)$|^0*[1-9]\d*$/i.test(e.value) ? 'on' : 'off'];
       (out[e.lower] ??= []).push(...vals);
     }
-    out.mtu ??= ['1420'];
+    // no MTU: awg's default (export writes it out)
+    out.mtu ??= [String(defaultMtu({ obfuscation: { s4: Number(out.s4?.[0] ?? 0) } }))];
     return out;
   };
   const iface = doc.sections.find((s) => s.kind === 'interface')!;
@@ -140,7 +143,7 @@ describe('importWgQuick: valid corpus', () => {
         expect(semantic(ini)).toEqual(semantic(text));
         const again = importWgQuick(ini, { ...opts, file: conf, name });
         expect(again.issues.filter((i) => i.severity === 'error')).toEqual([]);
-        expect(onlyTunnel(again)[1]).toEqual(tunnel);
+        expect(onlyTunnel(again)[1]).toEqual({ ...tunnel, mtu: effectiveMtu(tunnel) });
       });
     });
   }
@@ -367,6 +370,29 @@ describe('importWgQuick: mapping details', () => {
       (load('awg1.conf').config.tunnels!.awg1 as { obfuscation: unknown }).obfuscation,
     ).toMatchObject({ h1: 1433713425 });
     expect(load('wg0.conf').config.tunnels!.wg0!.type).toBe('wireguard');
+  });
+
+  it('keeps an INI MTU that S4 pushes past a 1500-byte path, warning at its line; no MTU takes the default', () => {
+    const r = load('awg2-mtu.conf');
+    expect(r.ok).toBe(true);
+    expect(r.issues.map(formatIssue)).toEqual([
+      'awg2-mtu.conf:6:1: warning: tunnels.awg2-mtu.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1397',
+    ]);
+    expect((r.config.tunnels!['awg2-mtu'] as { mtu?: number }).mtu).toBe(1420);
+    const auto = load('awg2-auto.conf');
+    expect(auto.issues).toEqual([]);
+    const t = auto.config.tunnels!['awg2-auto'] as { mtu?: number };
+    expect(t.mtu).toBeUndefined();
+    expect(auto.yaml).toContain("# No MTU in the file: awg's default, 1420 - s4 = 1397,");
+    const [, loaded] = onlyTunnel(auto);
+    expect(effectiveMtu(loaded)).toBe(1397);
+    // past the default's floor the warning at S4 says it instead of the comment
+    const text = readFileSync(join(DIR, 'awg2-auto.conf'), 'utf8').replace('S4 = 23', 'S4 = 150');
+    const far = importWgQuick(text, { file: 'far.conf' });
+    expect(far.yaml).not.toContain('No MTU in the file');
+    expect(far.issues.map((i) => `${i.line}:${i.col} ${i.path} ${i.message.slice(0, 40)}`)).toEqual(
+      ['12:1 tunnels.far.obfuscation.s4 150 makes transport datagrams of 1462 by'],
+    );
   });
 
   it('normalizes bare AllowedIPs to /32 and PersistentKeepalive off to 0', () => {

@@ -130,7 +130,7 @@ describe('merging overlays (docs/fleet.md)', () => {
     const work = l.config!.tunnels.work!;
     if (work.type !== 'wireguard') throw new Error('type');
     expect(work.addresses).toEqual(['10.9.0.2/32']); // kept from the base
-    expect(work.mtu).toBe(1420); // null removed 1400: the default
+    expect(work.mtu).toBeUndefined(); // null removed 1400: the default applies
     expect(work.peers.map((p) => p.endpoint)).toEqual(['eu.example.com:51820']); // list replaced
     expect(l.config!.rules.map((r) => `${r.name}:${r.target}`)).toEqual([
       'chat:work',

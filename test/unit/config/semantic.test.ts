@@ -185,17 +185,22 @@ describe('AmneziaWG cross-field limits (PROTOCOL.md §9.6)', () => {
 
 describe('parseTagString (I1–I5)', () => {
   it.each([
-    ['<b 0xc0ffee><r 16><t>', [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 't' }]],
-    ['<b C0FFEE>', [{ tag: 'b', bytes: 'c0ffee' }]],
+    [
+      '<b 0xc0ffee><r 16><t>',
+      [{ tag: 'b', bytes: 'c0ffee' }, { tag: 'r', n: 16 }, { tag: 't' }],
+      3 + 16 + 4,
+    ],
+    ['<b C0FFEE>', [{ tag: 'b', bytes: 'c0ffee' }], 3],
     [
       ' <rc 3>  <rd 0> ',
       [
         { tag: 'rc', n: 3 },
         { tag: 'rd', n: 0 },
       ],
+      3,
     ],
-    ['<r 1000>', [{ tag: 'r', n: 1000 }]],
-  ])('%s parses', (s, tags) => expect(parseTagString(s)).toEqual({ ok: true, tags }));
+    ['<r 1000>', [{ tag: 'r', n: 1000 }], 1000],
+  ])('%s parses', (s, tags, size) => expect(parseTagString(s)).toEqual({ ok: true, tags, size }));
 
   it.each([
     ['', /no tags/],

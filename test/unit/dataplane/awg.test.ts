@@ -419,6 +419,9 @@ describe('content padding addition / random trailers', () => {
     const codec = new AwgCodec(params({ contentPaddingAddition: range(100) }), seededRandom(1));
     expect(codec.transportPadding(28, 1420, 500)).toBe(100);
     expect(codec.transportPadding(1400, 1420, 500)).toBe(20);
+    // a full-size packet gets none (amneziawg-go takes a length modulo the MTU only past it)
+    expect(codec.transportPadding(1420, 1420, 500)).toBe(0);
+    expect(codec.transportPadding(1421, 1420, 500)).toBe(100);
   });
   it('random trailers: handshake datagrams grow, receiver with trailers on accepts and truncates', () => {
     const p = params({ randomTrailers: true, s1: 8 });

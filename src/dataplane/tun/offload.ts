@@ -242,32 +242,76 @@ export function splitTcp(
   const id0 = v6 ? 0 : get16(p, 4);
   // the source and destination addresses (the pseudo header's constant part)
   const addrSum = v6 ? sumLE(p, 8, 40) : sumLE(p, 12, 20);
+  const flags = p[iphLen + 13]!;
+  // no view per segment: the header is copied from one view, the payload within the slab
+  // when `p` lies in `out`'s buffer (TunFile), and every field is written at its offset in
+  // `out`; the checksum reads `out` through one word view
+  const same = p.buffer === out.buffer;
+  const header = same ? null : p.subarray(0, hdrLen);
+  const pAt = p.byteOffset - out.byteOffset;
+  const w = LITTLE_ENDIAN ? words(out.buffer) : null;
+  const base = out.byteOffset;
   let o = off;
   for (let i = 0, at = hdrLen; i < segments; i++, at += mss) {
     const end = Math.min(at + mss, p.length);
     const segLen = hdrLen + (end - at);
-    out.set(p.subarray(0, hdrLen), o);
-    out.set(p.subarray(at, end), o + hdrLen);
-    const seg = out.subarray(o, o + segLen);
-    if (v6) put16(seg, 4, segLen - 40);
-    else {
-      put16(seg, 2, segLen);
-      put16(seg, 4, (id0 + i) & 0xffff);
-      ipv4HeaderChecksum(seg, iphLen);
+    if (same) {
+      out.copyWithin(o, pAt, pAt + hdrLen);
+      out.copyWithin(o + hdrLen, pAt + at, pAt + end);
+    } else {
+      out.set(header!, o);
+      out.set(p.subarray(at, end), o + hdrLen);
     }
-    put32(seg, iphLen + 4, (seq0 + i * mss) >>> 0);
+    if (v6) put16(out, o + 4, segLen - 40);
+    else {
+      put16(out, o + 2, segLen);
+      put16(out, o + 4, (id0 + i) & 0xffff);
+      out[o + 10] = 0;
+      out[o + 11] = 0;
+      put16(out, o + 10, ~fold(sumBytes(out, o, o + iphLen, 0)) & 0xffff);
+    }
+    const t = o + iphLen;
+    put32(out, t + 4, (seq0 + i * mss) >>> 0);
     // FIN and PSH on the last segment only, CWR on the first only (as the kernel's TSO)
-    if (i < segments - 1) seg[iphLen + 13] = seg[iphLen + 13]! & ~(TCP_FIN | TCP_PSH);
-    if (i > 0) seg[iphLen + 13] = seg[iphLen + 13]! & ~TCP_CWR;
-    seg[iphLen + 16] = 0;
-    seg[iphLen + 17] = 0;
+    let f = flags;
+    if (i < segments - 1) f &= ~(TCP_FIN | TCP_PSH);
+    if (i > 0) f &= ~TCP_CWR;
+    out[t + 13] = f;
+    out[t + 16] = 0;
+    out[t + 17] = 0;
     const l4 = segLen - iphLen;
     const ps = addrSum + (PROTO_TCP << 8) + (((l4 & 0xff) << 8) | (l4 >> 8));
-    put16(seg, iphLen + 16, ~fold(sumLE(seg, iphLen, segLen, ps)) & 0xffff);
+    const sum =
+      w && ((base + t) & 3) === 0
+        ? sumWords(w, out, base, t, o + segLen, ps)
+        : sumLE(out, t, o + segLen, ps);
+    put16(out, t + 16, ~fold(sum) & 0xffff);
     emit(o, o + segLen);
     o += (segLen + 7) & ~7;
   }
   return o;
+}
+
+/**
+ * sumLE of b[start, end) for a 4-byte aligned start (`base` + start, `base` being b's offset
+ * in its buffer), through the word view `w` of that buffer: no `.buffer` lookup per call.
+ */
+function sumWords(
+  w: Uint32Array,
+  b: Uint8Array,
+  base: number,
+  start: number,
+  end: number,
+  initial: number,
+): number {
+  let j = (base + start) >>> 2;
+  const n = (end - start) >>> 2;
+  const jEnd = j + n;
+  const jEnd4 = jEnd - 3;
+  let d = 0;
+  for (; j < jEnd4; j += 4) d += w[j]! + w[j + 1]! + w[j + 2]! + w[j + 3]!;
+  for (; j < jEnd; j++) d += w[j]!;
+  return sumBytes(b, start + (n << 2), end, initial + d);
 }
 
 /** A run of packets to be written as one (a coalesced TCP group, or a single packet). */

@@ -158,12 +158,13 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
       out.length = 0;
       at = 0;
     }
-    const d =
-      h.reuseBuffers && size <= slab.length
-        ? slab.subarray(at, at + size)
-        : Buffer.allocUnsafe(size);
-    if (d.buffer === slab.buffer) at += (size + 7) & ~7;
-    jobOf[out.length] = encrypt(h, p, kp, pkt, pad, d);
+    const inSlab = h.reuseBuffers && size <= slab.length;
+    const d = inSlab ? slab.subarray(at, at + size) : Buffer.allocUnsafe(size);
+    // sealed through the slab itself (the cipher keeps its address), a buffer of its own else
+    jobOf[out.length] = inSlab
+      ? encrypt(h, p, kp, pkt, pad, d, slab, at)
+      : encrypt(h, p, kp, pkt, pad, d, d, 0);
+    if (inSlab) at += (size + 7) & ~7;
     out.push(d);
     if (pkt.length) data = true;
   }
@@ -190,8 +191,9 @@ function flushOut(h: SendHost, p: Peer, out: Uint8Array[], sentBefore: boolean):
 }
 
 /**
- * Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size; with the
- * crypto pool the seal is queued and `sealQueued` completes the burst before it is sent.
+ * Seals `pkt ‖ zeros(pad)` into `d`, which is exactly the transport message's size and lies
+ * in `buf` at `at` (the send slab, or `d` itself); with the crypto pool the seal is queued and
+ * `sealQueued` completes the burst before it is sent.
  */
 function encrypt(
   h: SendHost,
@@ -200,6 +202,8 @@ function encrypt(
   pkt: Uint8Array,
   pad: number,
   d: Uint8Array,
+  buf: Uint8Array,
+  at: number,
 ): number {
   const counter = kp.sendNonce++;
   const codec = h.codec;
@@ -219,8 +223,8 @@ function encrypt(
     writeNonce(h.nonce, counter),
     pkt,
     pad,
-    d,
-    s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
+    buf,
+    at + s4 + MESSAGE_TRANSPORT_HEADER_SIZE,
   );
   codec.finishTransport(d);
   return -1;

@@ -13,7 +13,7 @@
  * header protection, random trailers, content padding 8–32). Prints the median of the rounds
  * per stage (send: split + seal + bind; receive: open + checks + TUN queue).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { Device } from '../src/dataplane/device/device.js';
 import type { Bind, Endpoint } from '../src/dataplane/conn/bind.js';
 import type { TunDevice } from '../src/dataplane/tun/tun.js';
@@ -45,7 +45,29 @@ const run = (stage: string) => ONLY === undefined || ONLY === stage;
  * for the timed loops only (callgrind_control), so the instruction counts are the stages'.
  */
 const CALLGRIND = process.argv.includes('--callgrind');
-const collect = (on: boolean) => {
+/**
+ * `--perf=FILE`: `perf record -g` of the timed loops only (run node with --perf-basic-prof
+ * for the JavaScript frames' names); one file per loop, FILE.N.
+ */
+const PERF = process.argv.find((a) => a.startsWith('--perf='))?.split('=')[1];
+let perf: ReturnType<typeof spawn> | null = null;
+let perfFiles = 0;
+const collect = async (on: boolean) => {
+  if (PERF && on) {
+    perf = spawn(
+      'perf',
+      ['record', '-F', '4999', '-g', '-p', String(process.pid), '-o', `${PERF}.${perfFiles++}`],
+      {
+        stdio: 'ignore',
+      },
+    );
+    await new Promise((r) => setTimeout(r, 500));
+  } else if (PERF && perf) {
+    const p = perf;
+    perf = null;
+    p.kill('SIGINT');
+    await new Promise((r) => p.once('exit', r));
+  }
   if (!CALLGRIND) return;
   // a major collection now rather than inside the counted loop (node --expose-gc)
   if (on) (globalThis as { gc?: () => void }).gc?.();
@@ -230,17 +252,17 @@ async function main(): Promise<void> {
   const res: Record<string, number[]> = { split: [], send: [], receive: [] };
   for (let r = 0; r < ROUNDS; r++) {
     // split alone
-    collect(run('split'));
+    await collect(run('split'));
     let t = cpu();
     if (run('split')) for (let i = 0; i < reads; i++) read();
-    collect(false);
+    await collect(false);
     res.split!.push((cpu() - t) / ((reads * perRead) / 1e9));
     // split + the send path to a bind that drops
     bindA.mode = 'drop';
-    collect(run('send'));
+    await collect(run('send'));
     t = cpu();
     if (run('send')) for (let i = 0; i < reads; i++) tunA.receiver!(read());
-    collect(false);
+    await collect(false);
     res.send!.push((cpu() - t) / ((reads * perRead) / 1e9));
     if (!run('receive') && ONLY !== 'capture') continue;
     // the receive path: datagrams captured from A (not timed), delivered 64 to a batch
@@ -262,10 +284,10 @@ async function main(): Promise<void> {
     const warm = Math.floor(dgrams.length / 5 / 64) * 64;
     deliver(0, warm);
     const before = tunB.written;
-    collect(true);
+    await collect(true);
     t = cpu();
     deliver(warm, dgrams.length);
-    collect(false);
+    await collect(false);
     const got = tunB.written - before;
     res.receive!.push((cpu() - t) / (got / 1e9));
     if (got < (cap * perRead * 0.99 * (dgrams.length - warm)) / dgrams.length)

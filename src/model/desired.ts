@@ -125,7 +125,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       kind: 'link',
       id: linkId,
       deps: [],
-      spec: { name: link, kind: 'tun', mtu: t.mtu, up: true },
+      // the kernel's module serves a link of its own kind; every userspace engine a TUN
+      spec: { name: link, kind: t.engine === 'kernel' ? 'wireguard' : 'tun', mtu: t.mtu, up: true },
     });
     for (const addr of t.addresses) {
       const { cidr, family } = hostCidr(addr);

@@ -172,6 +172,9 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
   // objects this plan creates or replaces: a firewall that depends on one is loaded again
   // after it (macOS binds the PF anchor's tunnel macros to the utun a starting engine gets)
   const renewed = new Set<string>();
+  // objects this plan replaces: what depends on one went with it (a link of another kind takes
+  // its addresses, routes and per-link settings along) and is made again after it
+  const replaced = new Set<string>();
   for (const d of topoOrder(desired.resources)) {
     const o = obs.get(d.id);
     if (!o) {
@@ -202,6 +205,22 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
         } as AnyChange);
         continue;
       }
+      const gone = d.kind !== 'firewall' ? d.deps.find((x) => replaced.has(x)) : undefined;
+      if (gone) {
+        replaced.add(d.id);
+        renewed.add(d.id);
+        forward.push({
+          kind: d.kind,
+          id: d.id,
+          action: 'replace',
+          before: o.spec,
+          after: d.spec,
+          fields: [],
+          reason: `made again: ${gone} is replaced`,
+          cause: causeFor(d.id, d),
+        } as AnyChange);
+        continue;
+      }
       if (opts.includeNoop)
         forward.push({
           kind: d.kind,
@@ -218,8 +237,12 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
       o.spec as unknown as Record<string, unknown>,
       d.spec as unknown as Record<string, unknown>,
     );
-    const replace = fields.some((f) => REPLACE_ON[d.kind].includes(f));
-    if (replace) renewed.add(d.id);
+    const replace =
+      fields.some((f) => REPLACE_ON[d.kind].includes(f)) || d.deps.some((x) => replaced.has(x));
+    if (replace) {
+      renewed.add(d.id);
+      replaced.add(d.id);
+    }
     forward.push({
       kind: d.kind,
       id: d.id,

@@ -207,6 +207,10 @@ export class NetlinkSocket {
           return out;
         }
         if (m.type === NLMSG_DONE) {
+          // a dump that failed part-way says so in the int that NLMSG_DONE carries
+          const error = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
+          if (error < 0)
+            throw new SyscallError('netlink', -error, `dump type ${msg.readUInt16LE(4)}`);
           if (m.flags & NLM_F_DUMP_INTR)
             throw new AwgError('driver', 'netlink dump interrupted by a concurrent change; retry');
           return out;

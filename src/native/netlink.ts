@@ -41,6 +41,7 @@ import {
   NLM_F_DUMP_INTR,
   RTMGRP_DEFAULT,
   buildAddrRequest,
+  buildDelLink,
   buildGetAddrDump,
   buildGetLinkDump,
   buildSetLink,
@@ -241,6 +242,11 @@ export function deleteAddress(sock: NetlinkSocket, req: AddrRequest): void {
 /** Change alias / mtu / admin state of an existing link in one request. */
 export function setLink(sock: NetlinkSocket, req: SetLinkRequest): void {
   sock.request(buildSetLink(req, sock.nextSeq(), sock.portid));
+}
+
+/** RTM_DELLINK by name. */
+export function deleteLink(sock: NetlinkSocket, name: string): void {
+  sock.request(buildDelLink(name, sock.nextSeq(), sock.portid));
 }
 
 /** RTM_GETLINK dump: every link of the socket's namespace. */

@@ -487,6 +487,13 @@ export function buildNewLink(
   );
 }
 
+/** RTM_DELLINK of the link named `name` (any kind). */
+export function buildDelLink(name: string, seq: number, portid = 0): Buffer {
+  return buildMessage(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, portid, ifinfomsg(), [
+    strAttr(IFLA_IFNAME, name),
+  ]);
+}
+
 export interface OwnTags {
   /** portids of our request sockets (IPv4/IPv6 route and IPv4 address notifications carry them) */
   portids: Iterable<number>;

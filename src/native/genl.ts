@@ -11,7 +11,7 @@
  * unknown name makes the kernel try `request_module("net-pf-16-proto-16-family-<name>")`
  * first, so a module that is installed but not loaded is loaded by the question.
  */
-import { align4, NLM_F_ACK, NLM_F_REQUEST, NLMSG_HDRLEN, type NlMessage } from './rtnl.js';
+import { align4, buildMessage, NLM_F_ACK, NLM_F_REQUEST, type NlMessage } from './rtnl.js';
 
 export const NETLINK_GENERIC = 16;
 export const GENL_HDRLEN = 4;
@@ -73,6 +73,14 @@ function writeNla(b: Buffer, off: number, a: Nla): number {
   return off + align4(NLA_HDRLEN + a.value.length);
 }
 
+/** The attributes as they stand in a message, each padded to 4. */
+export function encodeNlas(attrs: readonly Nla[]): Buffer {
+  const b = Buffer.alloc(nlaListSize(attrs));
+  let off = 0;
+  for (const a of attrs) off = writeNla(b, off, a);
+  return b;
+}
+
 /** nlmsghdr + genlmsghdr {cmd, version, 0} + attributes; throws past nla_len's 16 bits. */
 export function genlMessage(
   family: number,
@@ -86,18 +94,9 @@ export function genlMessage(
   for (const a of attrs)
     if (nlaSize(a) > 0xffff)
       throw new RangeError(`netlink attribute ${a.type} of ${nlaSize(a)} bytes exceeds 65535`);
-  const len = NLMSG_HDRLEN + GENL_HDRLEN + nlaListSize(attrs);
-  const b = Buffer.alloc(len);
-  b.writeUInt32LE(len, 0);
-  b.writeUInt16LE(family, 4);
-  b.writeUInt16LE(flags, 6);
-  b.writeUInt32LE(seq >>> 0, 8);
-  b.writeUInt32LE(portid >>> 0, 12);
-  b.writeUInt8(cmd, NLMSG_HDRLEN);
-  b.writeUInt8(version, NLMSG_HDRLEN + 1);
-  let off = NLMSG_HDRLEN + GENL_HDRLEN;
-  for (const a of attrs) off = writeNla(b, off, a);
-  return b;
+  // the genlmsghdr and the attributes after it, as one fixed header of rtnl.ts's message
+  const body = Buffer.concat([Buffer.from([cmd, version, 0, 0]), encodeNlas(attrs)]);
+  return buildMessage(family, flags, seq, portid, body);
 }
 
 export interface RawAttr {

@@ -191,46 +191,31 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
       continue;
     }
     if (specEqual(o.spec, d.spec)) {
-      const dep = d.kind === 'firewall' ? d.deps.find((x) => renewed.has(x)) : undefined;
-      if (dep) {
+      // an object as wanted that still has to be touched: no field differs
+      const again = (action: 'update' | 'replace' | 'noop', reason: string) =>
         forward.push({
           kind: d.kind,
           id: d.id,
-          action: 'update',
+          action,
           before: o.spec,
           after: d.spec,
-          fields: [],
-          reason: `reload after ${dep} starts`,
+          ...(action !== 'noop' ? { fields: [] } : {}),
+          reason,
           cause: causeFor(d.id, d),
         } as AnyChange);
+      const dep = d.kind === 'firewall' ? d.deps.find((x) => renewed.has(x)) : undefined;
+      if (dep) {
+        again('update', `reload after ${dep} starts`);
         continue;
       }
       const gone = d.kind !== 'firewall' ? d.deps.find((x) => replaced.has(x)) : undefined;
       if (gone) {
         replaced.add(d.id);
         renewed.add(d.id);
-        forward.push({
-          kind: d.kind,
-          id: d.id,
-          action: 'replace',
-          before: o.spec,
-          after: d.spec,
-          fields: [],
-          reason: `made again: ${gone} is replaced`,
-          cause: causeFor(d.id, d),
-        } as AnyChange);
+        again('replace', `made again: ${gone} is replaced`);
         continue;
       }
-      if (opts.includeNoop)
-        forward.push({
-          kind: d.kind,
-          id: d.id,
-          action: 'noop',
-          before: o.spec,
-          after: d.spec,
-          reason: 'up to date',
-          cause: causeFor(d.id, d),
-        } as AnyChange);
+      if (opts.includeNoop) again('noop', 'up to date');
       continue;
     }
     const fields = diffFields(

@@ -183,12 +183,17 @@ class Programs {
 
 const EXTERNAL = '{ external: /opt/test/amneziawg-go, uapiDir: /run/test-awg }';
 
+/** fake programs, the host over them, and the external tunnel's config prepared */
+async function external(opts: Omit<Parameters<typeof createExternalEngineHost>[0], 'deps'> = {}) {
+  const progs = new Programs();
+  const h = createExternalEngineHost({ ...opts, deps: progs.deps });
+  const state = new MemoryStateStore();
+  return { progs, h, state, p: await prepared(state, config(EXTERNAL)) };
+}
+
 describe('external engine host (fake programs)', () => {
   it('starts PROGRAM -f <link>, configures it over UAPI, puts the MTU back; then nothing to do', async () => {
-    const progs = new Programs();
-    const h = createExternalEngineHost({ deps: progs.deps });
-    const state = new MemoryStateStore();
-    const p = await prepared(state, config(EXTERNAL));
+    const { progs, h, state, p } = await external();
     const exec = new RecordingExec();
     const changes = await enginePlan(h.driver, p, state);
     expect(changes.map((c) => [c.id, c.action])).toEqual([['engine/vpn', 'create']]);
@@ -219,14 +224,10 @@ describe('external engine host (fake programs)', () => {
   });
 
   it('a killed engine is not observed: the plan starts it again; the daemon hears the exit', async () => {
-    const progs = new Programs();
     const exits: string[] = [];
-    const h = createExternalEngineHost({
-      deps: progs.deps,
+    const { progs, h, state, p } = await external({
       supervise: (tunnel, why) => exits.push(`${tunnel}: ${why}`),
     });
-    const state = new MemoryStateStore();
-    const p = await prepared(state, config(EXTERNAL));
     const ctx = ctxOf(state, p);
     await h.driver.apply((await enginePlan(h.driver, p, state))[0]!, ctx);
     const first = progs.live()[0]!.pid;
@@ -257,10 +258,7 @@ describe('external engine host (fake programs)', () => {
   });
 
   it('a config change is a UAPI delta on the running program; delete stops it and forgets it', async () => {
-    const progs = new Programs();
-    const h = createExternalEngineHost({ deps: progs.deps });
-    const state = new MemoryStateStore();
-    const p = await prepared(state, config(EXTERNAL));
+    const { progs, h, state, p } = await external();
     await h.driver.apply((await enginePlan(h.driver, p, state))[0]!, ctxOf(state, p));
     const p2 = await prepared(state, config(EXTERNAL, true));
     const up = await enginePlan(h.driver, p2, state);
@@ -289,10 +287,7 @@ describe('external engine host (fake programs)', () => {
   });
 
   it('a program that exits or never answers fails the start and is killed', async () => {
-    const progs = new Programs();
-    const h = createExternalEngineHost({ deps: progs.deps, readyTimeoutMs: 200 });
-    const state = new MemoryStateStore();
-    const p = await prepared(state, config(EXTERNAL));
+    const { progs, h, state, p } = await external({ readyTimeoutMs: 200 });
     const create = (await enginePlan(h.driver, p, state))[0]!;
     progs.next = 'exit';
     await expect(h.driver.apply(create, ctxOf(state, p))).rejects.toMatchObject({
@@ -308,10 +303,7 @@ describe('external engine host (fake programs)', () => {
   });
 
   it('under dry-run nothing starts', async () => {
-    const progs = new Programs();
-    const h = createExternalEngineHost({ deps: progs.deps });
-    const state = new MemoryStateStore();
-    const p = await prepared(state, config(EXTERNAL));
+    const { progs, h, state, p } = await external();
     const exec = new RecordingExec({}, true);
     await h.driver.apply((await enginePlan(h.driver, p, state))[0]!, {
       ...ctxOf(state, p, exec),
@@ -478,14 +470,17 @@ function recordingHost(kind: string, calls: string[]): Driver<'engine'> {
   };
 }
 
+const recordingHosts = (calls: string[]) =>
+  engineDriver({
+    embedded: recordingHost('embedded', calls),
+    kernel: recordingHost('kernel', calls),
+    external: recordingHost('external', calls),
+  });
+
 describe('engineDriver: one driver over the three hosts', () => {
   it('a replace to another host stops the old engine through its host, then starts the new', async () => {
     const calls: string[] = [];
-    const d = engineDriver({
-      embedded: recordingHost('embedded', calls),
-      kernel: recordingHost('kernel', calls),
-      external: recordingHost('external', calls),
-    });
+    const d = recordingHosts(calls);
     const state = new MemoryStateStore();
     const emb = engineOf(await prepared(state, config('embedded')));
     const ext = engineOf(await prepared(state, config(EXTERNAL)));
@@ -518,11 +513,7 @@ describe('engineDriver: one driver over the three hosts', () => {
 
   it('a record another host left (its engine dead, so not observed) is cleared by that host before a create', async () => {
     const calls: string[] = [];
-    const d = engineDriver({
-      embedded: recordingHost('embedded', calls),
-      kernel: recordingHost('kernel', calls),
-      external: recordingHost('external', calls),
-    });
+    const d = recordingHosts(calls);
     const state = new MemoryStateStore();
     const ext = engineOf(await prepared(state, config(EXTERNAL)));
     const p = await prepared(state, config('embedded'));

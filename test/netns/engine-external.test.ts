@@ -3,7 +3,8 @@
  * one config with two tunnels, `ext` served by an external program (our own `awg engine -f`
  * behind a wrapper script, as wireguard-go's command line runs it: the real amneziawg-go
  * builds are not part of the repository) and `emb` by our embedded engine, their peers two
- * Debian wireguard-go instances in another namespace.
+ * Debian wireguard-go instances in another namespace. The kill switch is on: the external
+ * engine's UDP passes it only because awg gave it the bypass mark (`fwmark=` over UAPI).
  * - one-shot `awg apply`: switching `ext` from embedded to external is a replace of its
  *   engine only (`awg diff`); traffic flows through both; a second apply changes nothing;
  *   `awg down` leaves no process, socket or link;
@@ -132,6 +133,7 @@ tunnels:
       - publicKey: "${keys.b.publicKey}"
         endpoint: ${UNDER}.2:51902
         allowedIPs: [${EMB}.0/24]
+killSwitch: on
 `,
     );
   }
@@ -242,6 +244,7 @@ tunnels:
     expect(await pingEventually(ns, `${EXT}.2`, 15_000)).toBe(true);
     expect(await pingOk(ns, `${EMB}.2`)).toBe(true);
 
+    // stopped, the daemon leaves the kill switch (fail-closed) and nothing else
     await up.proc.kill(10_000);
     up = undefined;
     await expectNothingLeft();

@@ -42,6 +42,8 @@ import {
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { processIdentity, watchExit, type ProcessIdentity } from './process-identity.js';
 import {
+  engineKey,
+  engineRecords,
   recordAlive,
   secretsFor,
   terminate,
@@ -157,7 +159,7 @@ export interface ExternalEngineHost {
   tunnels(): string[];
 }
 
-const stateKey = (tunnel: string) => `engine-${tunnel}`;
+const stateKey = engineKey;
 const b64 = (hex: unknown) => Buffer.from(String(hex), 'hex').toString('base64');
 
 export function createExternalEngineHost(opts: ExternalHostOptions = {}): ExternalEngineHost {
@@ -171,11 +173,7 @@ export function createExternalEngineHost(opts: ExternalHostOptions = {}): Extern
   >();
 
   const records = (state: StateStore) =>
-    state
-      .keys()
-      .filter((k) => k.startsWith('engine-'))
-      .map((k) => state.get<EngineRecord>(k))
-      .filter((r): r is EngineRecord & { spec: ExternalEngineSpec } => !!r && isExternal(r.spec));
+    engineRecords(state, 'external') as (EngineRecord & { spec: ExternalEngineSpec })[];
 
   async function watch(rec: EngineRecord, state: StateStore): Promise<void> {
     if (!opts.supervise) return;

@@ -14,7 +14,7 @@
 import type { Change } from '../../model/change.js';
 import { engineKindOf, type EngineKind } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
-import type { EngineRecord } from './process-host.js';
+import { engineKey, type EngineRecord } from './process-host.js';
 
 export type EngineHosts = Record<EngineKind, Driver<'engine'>>;
 
@@ -40,7 +40,7 @@ export function engineDriver(hosts: EngineHosts): Driver<'engine'> {
       if (change.action === 'noop') return 'unchanged';
       if (!to) return hosts[from!].apply(change, ctx);
       let changed = false;
-      const rec = ctx.state.get<EngineRecord>(`engine-${change.after!.tunnel}`);
+      const rec = ctx.state.get<EngineRecord>(engineKey(change.after!.tunnel));
       const left = rec && engineKindOf(rec.spec);
       if (left && left !== to && left !== from) {
         const r = await hosts[left].apply(

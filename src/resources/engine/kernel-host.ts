@@ -19,17 +19,12 @@ import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
-import {
-  engineKindOf,
-  isProxyEngine,
-  type Resource,
-  type WgEngineSpec,
-} from '../../model/resources.js';
+import { isProxyEngine, type Resource, type WgEngineSpec } from '../../model/resources.js';
 import type { WgDevice, WgDeviceSet, WgPeerSet } from '../../native/wgnl.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { endpointResolverFor, engineResolver } from '../endpoints.js';
 import { liveWgSpec } from './live-spec.js';
-import { secretsFor, type EngineRecord } from './process-host.js';
+import { engineKey, engineRecords, secretsFor, type EngineRecord } from './process-host.js';
 import { deltaSet, fullSet, type DeviceChange } from './uapi-config.js';
 
 /** The generic netlink calls this driver makes (native/wg-kernel.ts; tests pass fakes). */
@@ -44,7 +39,7 @@ export interface KernelHostOptions {
   natives?: KernelNatives;
 }
 
-const stateKey = (tunnel: string) => `engine-${tunnel}`;
+const stateKey = engineKey;
 const b64 = (b: Buffer) => b.toString('base64');
 const bytes = (s: string) => Buffer.from(s, 'base64');
 const ZERO = Buffer.alloc(32);
@@ -112,14 +107,7 @@ export function createKernelEngineDriver(opts: KernelHostOptions = {}): Driver<'
   const native = () => (natives ??= loadNatives(opts.netns));
 
   const records = (state: ObserveScope['state']) =>
-    state
-      .keys()
-      .filter((k) => k.startsWith('engine-'))
-      .map((k) => state.get<EngineRecord>(k))
-      .filter(
-        (r): r is EngineRecord & { spec: WgEngineSpec } =>
-          r !== undefined && !isProxyEngine(r.spec) && engineKindOf(r.spec) === 'kernel',
-      );
+    engineRecords(state, 'kernel') as (EngineRecord & { spec: WgEngineSpec })[];
 
   async function live(
     spec: WgEngineSpec,

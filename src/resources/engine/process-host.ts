@@ -16,6 +16,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AWG_BIN } from '../../util/package-root.js';
+import type { StateStore } from '../../util/state.js';
 import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
@@ -24,6 +25,7 @@ import { ids } from '../../model/identity.js';
 import {
   engineKindOf,
   isProxyEngine,
+  type EngineKind,
   type EngineSpec,
   type Resource,
   type WgEngineSpec,
@@ -70,7 +72,21 @@ export interface ProcessHostOptions {
   readyTimeoutMs?: number;
 }
 
-const stateKey = (tunnel: string) => `engine-${tunnel}`;
+/** the state store key of a tunnel's engine record, whichever host wrote it */
+export const engineKey = (tunnel: string): string => `engine-${tunnel}`;
+const stateKey = engineKey;
+
+/** The engine records in `state` of one host's kind (`engineKindOf` of the recorded spec). */
+export function engineRecords(
+  state: Pick<StateStore, 'keys' | 'get'>,
+  kind: EngineKind,
+): EngineRecord[] {
+  return state
+    .keys()
+    .filter((k) => k.startsWith('engine-'))
+    .map((k) => state.get<EngineRecord>(k))
+    .filter((r): r is EngineRecord => r !== undefined && engineKindOf(r.spec) === kind);
+}
 
 function defaultCommand(): string[] {
   return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, AWG_BIN];

@@ -23,6 +23,7 @@ import type { ApplyContext, Driver } from '../../../../src/resources/driver.js';
 import {
   createExternalEngineHost,
   type ExternalDeps,
+  type ExternalHostOptions,
   type LinkState,
 } from '../../../../src/resources/engine/external-host.js';
 import { engineDriver } from '../../../../src/resources/engine/hosts.js';
@@ -184,7 +185,7 @@ class Programs {
 const EXTERNAL = '{ external: /opt/test/amneziawg-go, uapiDir: /run/test-awg }';
 
 /** fake programs, the host over them, and the external tunnel's config prepared */
-async function external(opts: Omit<Parameters<typeof createExternalEngineHost>[0], 'deps'> = {}) {
+async function external(opts: Omit<ExternalHostOptions, 'deps'> = {}) {
   const progs = new Programs();
   const h = createExternalEngineHost({ ...opts, deps: progs.deps });
   const state = new MemoryStateStore();

@@ -91,6 +91,16 @@ function ctxOf(state: MemoryStateStore, p: Prepared, exec = new RecordingExec())
   };
 }
 
+/** the delete of the engine `state` records (what `awg down` plans) */
+const removal = (state: MemoryStateStore): Change<'engine'> => ({
+  kind: 'engine',
+  id: 'engine/vpn',
+  action: 'delete',
+  before: state.get<EngineRecord>('engine-vpn')!.spec,
+  reason: 'not desired',
+  cause: 'config',
+});
+
 /** the engine changes of a plan of `p` against what `driver` observes */
 async function enginePlan(driver: Driver<'engine'>, p: Prepared, state: MemoryStateStore) {
   const observed = await driver.observe({ desired: p.desired, claims: DEFAULT_CLAIMS, state });
@@ -271,18 +281,7 @@ describe('external engine host (fake programs)', () => {
     expect(parseGet(progs.live()[0]!.device.ipcGet()).peers).toHaveLength(2);
     expect(await enginePlan(h.driver, p2, state)).toEqual([]);
 
-    const rec = state.get<EngineRecord>('engine-vpn')!;
-    await h.driver.apply(
-      {
-        kind: 'engine',
-        id: 'engine/vpn',
-        action: 'delete',
-        before: rec.spec,
-        reason: 'x',
-        cause: 'config',
-      },
-      ctxOf(state, p2),
-    );
+    await h.driver.apply(removal(state), ctxOf(state, p2));
     expect(progs.live()).toEqual([]);
     expect(state.get('engine-vpn')).toBeUndefined();
   });
@@ -419,18 +418,7 @@ describe('kernel engine host (fake generic netlink)', () => {
     expect((await enginePlan(d, p, state)).map((c) => c.action)).toEqual(['create']);
     k.devices.set('awg-vpn', dev);
 
-    const rec = state.get<EngineRecord>('engine-vpn')!;
-    await d.apply(
-      {
-        kind: 'engine',
-        id: 'engine/vpn',
-        action: 'delete',
-        before: rec.spec,
-        reason: 'x',
-        cause: 'config',
-      },
-      ctxOf(state, p),
-    );
+    await d.apply(removal(state), ctxOf(state, p));
     expect(k.sets.at(-1)).toEqual({
       ifname: 'awg-vpn',
       privateKey: Buffer.alloc(32),

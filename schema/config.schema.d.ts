@@ -5,6 +5,10 @@
 
 export type Tunnel = WireguardTunnel | AmneziawgTunnel | Socks5Tunnel | HttpTunnel;
 /**
+ * What runs the tunnel. `embedded` (the default): awg's own engine. `kernel`: Linux's in-kernel WireGuard module (a `wireguard` link configured over generic netlink; no AmneziaWG obfuscation). `{external: PATH}`: a userspace engine such as amneziawg-go or wireguard-go that awg starts, configures over UAPI, checks and restarts. Changing it replaces the engine.
+ */
+export type Engine = ('embedded' | 'kernel') | ExternalEngine;
+/**
  * A secret: inline, `{file: path}`, `{env: NAME}` or `{age: path}` (encrypted to this host). Never printed in plans, status, logs or API responses.
  */
 export type Secret =
@@ -127,10 +131,11 @@ export interface AwgConfiguration {
   overlays?: Overlay[];
 }
 /**
- * A WireGuard tunnel run by the embedded engine.
+ * A WireGuard tunnel, run by the engine `engine` names (awg's own by default).
  */
 export interface WireguardTunnel {
   type: 'wireguard';
+  engine?: Engine;
   /**
    * This interface's private key (base64): `{file: ...}`, `{env: ...}` or inline.
    */
@@ -176,6 +181,16 @@ export interface WireguardTunnel {
    */
   downAfter?: number;
 }
+export interface ExternalEngine {
+  /**
+   * A UAPI-speaking userspace engine (wireguard-go, amneziawg-go, or a wrapper that runs one), started as `PROGRAM -f awg-<tunnel>` with `WG_PROCESS_FOREGROUND=1`: it attaches to the TUN awg made and is configured over its UAPI socket. Must be a regular executable file.
+   */
+  external: string;
+  /**
+   * Where the program puts its UAPI socket `<dir>/awg-<tunnel>.sock`. Absent: `/var/run/amneziawg` when the program's file name starts with `amneziawg` (amneziawg-go's fixed directory), else `/var/run/wireguard` (wireguard-go's). The program gets it as `AWG_UAPI_DIR` too (what `awg engine -f` reads).
+   */
+  uapiDir?: string;
+}
 export interface Peer {
   /**
    * The peer's public key (base64).
@@ -205,6 +220,7 @@ export interface Peer {
  */
 export interface AmneziawgTunnel {
   type: 'amneziawg';
+  engine?: Engine;
   /**
    * This interface's private key (base64): `{file: ...}`, `{env: ...}` or inline.
    */

@@ -36,6 +36,7 @@ export const ERROR_KIND_HELP: Record<
     causes: [
       'no cgroup v2 (per-app rules need it)',
       'no nftables or TUN support in the kernel',
+      "an `engine:` this host cannot run: `kernel` without Linux's WireGuard module, an external program that is missing or not executable, either on macOS — the message names the line",
       'a command that needs the awg daemon while none runs (`status --watch`, `apply --confirm-timeout`)',
       '`--git` on macOS',
     ],

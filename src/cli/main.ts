@@ -438,11 +438,25 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('engine', { hidden: true })
-    .description('internal: run one tunnel engine (configuration on stdin)')
-    .requiredOption('--link <name>', 'persistent TUN to attach')
-    .requiredOption('--uapi <path>', 'UAPI socket path')
-    .action(async (o) =>
-      setCode(await (await import('./commands/engine.js')).engineCommand(io, o)),
+    .description(
+      'internal: run one tunnel engine (configuration on stdin); or, as wireguard-go does, `-f IFACE` (or IFACE with WG_PROCESS_FOREGROUND=1): configured only over its UAPI socket $AWG_UAPI_DIR/IFACE.sock (default /var/run/wireguard)',
+    )
+    .argument(
+      '[iface]',
+      'TUN to attach (or create), wireguard-go style; needs WG_PROCESS_FOREGROUND=1',
+    )
+    .option('--link <name>', 'persistent TUN to attach')
+    .option('--uapi <path>', 'UAPI socket path')
+    .option('-f, --foreground <iface>', 'TUN to attach (or create), wireguard-go style')
+    .action(async (iface: string | undefined, o) =>
+      setCode(
+        await (
+          await import('./commands/engine.js')
+        ).engineCommand(io, {
+          ...o,
+          ...(iface !== undefined ? { iface } : {}),
+        }),
+      ),
     );
 
   program

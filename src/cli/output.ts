@@ -4,7 +4,7 @@
  * passes util/sanitize.ts before it is printed, so no escape sequence or control character
  * of theirs reaches the terminal (JSON output escapes them by itself).
  */
-import { formatIssue, type AwgError, type Issue } from '../errors.js';
+import { AwgError, formatIssue, type Issue } from '../errors.js';
 import type { Reporter, ReportEvent } from '../util/reporter.js';
 import { safeLine, safeText } from '../util/sanitize.js';
 
@@ -37,6 +37,30 @@ export function printError(io: Io, e: AwgError): void {
   io.err(`awg: error [${e.kind}]: ${messageText(e.message)}\n`);
   if (e.issues.length) printIssues(io, e.issues);
   if (e.hint) io.err(`hint: ${messageText(e.hint)}\n`);
+}
+
+/**
+ * A prepare that stopped (pipeline/prepare.ts): the located issues and that nothing was
+ * applied. Returns the exit code: 1 for an invalid config, 3 (`unsupported`) when the config
+ * is valid but this host cannot run it (an engine it lacks).
+ */
+export function notPrepared(
+  io: Io,
+  file: string,
+  r: { issues: Issue[]; kind?: 'unsupported' },
+): number {
+  if (r.kind === 'unsupported') {
+    const e = new AwgError(
+      'unsupported',
+      `${file}: this host cannot run what the configuration asks; nothing was applied`,
+      { issues: r.issues },
+    );
+    printError(io, e);
+    return e.exitCode;
+  }
+  printIssues(io, r.issues);
+  io.err(`${file}: invalid configuration; nothing was applied\n`);
+  return 1;
 }
 
 /** wg-quick style mutation log on stderr; phases only when verbose. */

@@ -315,7 +315,41 @@ export const AwgObfuscation = z
   });
 export type AwgObfuscation = z.infer<typeof AwgObfuscation>;
 
+/** The Debian/upstream UAPI socket directories: wireguard-go's, and amneziawg-go's own. */
+export const WIREGUARD_UAPI_DIR = '/var/run/wireguard';
+export const AMNEZIAWG_UAPI_DIR = '/var/run/amneziawg';
+
+const AbsolutePath = (what: string) =>
+  Text().min(2).max(4095).regex(/^\//, `must be an absolute path (${what})`);
+
+export const ExternalEngine = z
+  .strictObject({
+    external: AbsolutePath('the engine program').meta({
+      description:
+        'A UAPI-speaking userspace engine (wireguard-go, amneziawg-go, or a wrapper that runs one), started as `PROGRAM -f awg-<tunnel>` with `WG_PROCESS_FOREGROUND=1`: it attaches to the TUN awg made and is configured over its UAPI socket. Must be a regular executable file.',
+    }),
+    uapiDir: AbsolutePath('a directory')
+      .optional()
+      .meta({
+        description: `Where the program puts its UAPI socket \`<dir>/awg-<tunnel>.sock\`. Absent: \`${AMNEZIAWG_UAPI_DIR}\` when the program's file name starts with \`amneziawg\` (amneziawg-go's fixed directory), else \`${WIREGUARD_UAPI_DIR}\` (wireguard-go's). The program gets it as \`AWG_UAPI_DIR\` too (what \`awg engine -f\` reads).`,
+      }),
+  })
+  .meta({ id: 'ExternalEngine' });
+export type ExternalEngine = z.infer<typeof ExternalEngine>;
+
+export const Engine = z
+  .union([z.enum(['embedded', 'kernel']), ExternalEngine], {
+    error: 'must be "embedded", "kernel" or {external: /absolute/path}',
+  })
+  .meta({
+    id: 'Engine',
+    description:
+      "What runs the tunnel. `embedded` (the default): awg's own engine. `kernel`: Linux's in-kernel WireGuard module (a `wireguard` link configured over generic netlink; no AmneziaWG obfuscation). `{external: PATH}`: a userspace engine such as amneziawg-go or wireguard-go that awg starts, configures over UAPI, checks and restarts. Changing it replaces the engine.",
+  });
+export type Engine = z.infer<typeof Engine>;
+
 const wgFields = {
+  engine: Engine.optional(),
   privateKey: Secret.meta({
     description: "This interface's private key (base64): `{file: ...}`, `{env: ...}` or inline.",
   }),
@@ -354,9 +388,10 @@ const wgFields = {
   }),
 };
 
-export const WireguardTunnel = z
-  .strictObject({ type: z.literal('wireguard'), ...wgFields })
-  .meta({ id: 'WireguardTunnel', description: 'A WireGuard tunnel run by the embedded engine.' });
+export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({
+  id: 'WireguardTunnel',
+  description: "A WireGuard tunnel, run by the engine `engine` names (awg's own by default).",
+});
 export const AmneziawgTunnel = z
   .strictObject({
     type: z.literal('amneziawg'),
@@ -659,6 +694,11 @@ export function killSwitchOf(c: Config): { enabled: boolean; allowLan: boolean }
 
 export function isWgLike(t: Tunnel): t is WgLikeTunnel {
   return t.type === 'wireguard' || t.type === 'amneziawg';
+}
+
+/** `engine:` as the model reads it: absent means `embedded`. */
+export function engineOf(t: WgLikeTunnel): Engine {
+  return t.engine ?? 'embedded';
 }
 
 export function linkName(tunnel: string): string {

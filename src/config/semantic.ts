@@ -215,6 +215,14 @@ export function checkSemantics(c: Config): Finding[] {
     );
     if (t.type === 'amneziawg')
       checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
+    if (t.type === 'amneziawg' && t.engine === 'kernel') {
+      const set = obfuscationKeysSet(t.obfuscation);
+      if (set.length)
+        err(
+          ['tunnels', name, 'engine'],
+          `Linux's WireGuard module has no AmneziaWG obfuscation, but ${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set: use engine: embedded or {external: …amneziawg-go}, or remove them`,
+        );
+    }
   }
 
   // IPv6 policy
@@ -275,6 +283,25 @@ export function checkSemantics(c: Config): Finding[] {
       );
   }
   return out;
+}
+
+/**
+ * The obfuscation keys whose value differs from plain WireGuard (absent, 0, `""`, false, and
+ * H1-H4 equal to the message types 1-4 are plain).
+ */
+export function obfuscationKeysSet(o: AwgObfuscation): string[] {
+  return (Object.keys(o) as (keyof AwgObfuscation)[]).filter((k) => {
+    const v = o[k];
+    if (v === undefined || v === 0 || v === '' || v === false) return false;
+    if (k === 'headerProtectionKey' || /^i[1-5]$/.test(k)) return true;
+    if (typeof v === 'boolean' || typeof v === 'number') {
+      const h = /^h([1-4])$/.exec(k);
+      return !(h && v === Number(h[1]));
+    }
+    const r = rangeOf(v as Parameters<typeof rangeOf>[0]);
+    const plain = /^h([1-4])$/.exec(k)?.[1] ?? '0';
+    return !(r.min === Number(plain) && r.max === Number(plain));
+  });
 }
 
 function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): void {

@@ -935,8 +935,8 @@ export class Daemon implements DaemonCore {
       return {
         ok: false,
         error: new AwgError(
-          'invalid-config',
-          `${file}: invalid configuration: ${errors.map(formatIssue).join('; ')}`,
+          r.kind ?? 'invalid-config',
+          `${file}: ${r.kind === 'unsupported' ? 'this host cannot run it' : 'invalid configuration'}: ${errors.map(formatIssue).join('; ')}`,
           { issues: r.issues },
         ),
       };

@@ -33,6 +33,13 @@ export interface HostFacts {
   hostResolvers?: string[];
   /** what probing found wrong on the host (e.g. an unreadable state file), shown as warnings */
   probeWarnings?: string[];
+  /**
+   * Why this host cannot run an engine the config names (probed only for the engines it
+   * names; absent: it can): `kernel`, e.g. Linux without the WireGuard module or macOS;
+   * `external`, by program path: missing, not a regular file, not executable, or a platform
+   * that cannot run one. Each stops prepare with a located error (host-checks.ts).
+   */
+  engineProblems?: { kernel?: string; external?: Record<string, string> };
   // ---- facts only a platform's realisation reads (the model passes them through)
   /** Linux: nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2; undefined: the v2 mount is outside it */
   cgroupNftPrefix?: string;
@@ -126,7 +133,13 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       kind: 'link',
       id: linkId,
       deps: [],
-      spec: { name: link, kind: 'tun', mtu: effectiveMtu(t), up: true },
+      // the kernel's module serves a link of its own kind; every userspace engine a TUN
+      spec: {
+        name: link,
+        kind: t.engine === 'kernel' ? 'wireguard' : 'tun',
+        mtu: effectiveMtu(t),
+        up: true,
+      },
     });
     for (const addr of t.addresses) {
       const { cidr, family } = hostCidr(addr);

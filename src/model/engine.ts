@@ -10,15 +10,24 @@ import { describeSecret } from '../config/describe.js';
 import { fingerprint } from '../config/fingerprint.js';
 import { formatPath, type PathKey } from '../config/positions.js';
 import {
+  AMNEZIAWG_UAPI_DIR,
+  engineOf,
   isWgLike,
   linkName,
+  WIREGUARD_UAPI_DIR,
   type ProxyTunnel,
   type Secret,
   type Tunnel,
   type WgLikeTunnel,
 } from '../config/schema.js';
 import type { Allocation } from './alloc.js';
-import type { EngineObfuscation, EngineSpec, ProxyEngineSpec, WgEngineSpec } from './resources.js';
+import type {
+  EngineHostSpec,
+  EngineObfuscation,
+  EngineSpec,
+  ProxyEngineSpec,
+  WgEngineSpec,
+} from './resources.js';
 
 /** resolved secret values by config path (`tunnels.work.privateKey`) */
 export type SecretValues = ReadonlyMap<string, string>;
@@ -95,7 +104,29 @@ export function wgEngineSpec(
           };
     config.obfuscation = obfuscation;
   }
-  return { tunnel: name, type: t.type, link: linkName(name), config };
+  const host = engineHostSpec(t);
+  return {
+    tunnel: name,
+    type: t.type,
+    link: linkName(name),
+    ...(host !== undefined ? { engine: host } : {}),
+    config,
+  };
+}
+
+/**
+ * `engine:` → EngineHostSpec; undefined for the embedded engine. An external engine's UAPI
+ * directory defaults by its program's file name (amneziawg-go keeps its own).
+ */
+export function engineHostSpec(t: WgLikeTunnel): EngineHostSpec | undefined {
+  const e = engineOf(t);
+  if (e === 'embedded') return undefined;
+  if (e === 'kernel') return 'kernel';
+  const base = e.external.slice(e.external.lastIndexOf('/') + 1);
+  return {
+    external: e.external,
+    uapiDir: e.uapiDir ?? (base.startsWith('amneziawg') ? AMNEZIAWG_UAPI_DIR : WIREGUARD_UAPI_DIR),
+  };
 }
 
 export function proxyEngineSpec(

@@ -40,5 +40,6 @@ export const REPLACE_ON: Record<ResourceKind, readonly string[]> = {
   dns: ['scope'],
   cgroup: ['path'],
   service: ['name'],
-  engine: ['tunnel', 'type', 'link'],
+  // another host (embedded, kernel, an external program) is another engine
+  engine: ['tunnel', 'type', 'link', 'engine'],
 };

@@ -26,10 +26,13 @@ export const RESOURCE_KINDS = [
 ] as const;
 export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
-/** A TUN device `awg-<tunnel>`, persistent, owned (ifalias marker). */
+/**
+ * A link `awg-<tunnel>`, owned (ifalias marker): a persistent TUN for a userspace engine, or
+ * (`engine: kernel`) a `wireguard` link that Linux's WireGuard module serves.
+ */
 export interface LinkSpec {
   name: string;
-  kind: 'tun';
+  kind: 'tun' | 'wireguard';
   mtu: number;
   up: boolean;
 }
@@ -164,11 +167,20 @@ export interface ProxyEngineConfig {
   tls?: boolean;
 }
 
+/**
+ * Who runs a WireGuard/AmneziaWG tunnel, when not our embedded engine: `kernel` (Linux's
+ * module behind a `wireguard` link, generic netlink) or an external UAPI engine (`path -f
+ * <link>`, its socket `<uapiDir>/<link>.sock`).
+ */
+export type EngineHostSpec = 'kernel' | { external: string; uapiDir: string };
+
 export interface WgEngineSpec {
   tunnel: string;
   type: 'wireguard' | 'amneziawg';
-  /** the persistent TUN the engine attaches to */
+  /** the link the engine serves: the persistent TUN (userspace engines), the `wireguard` link (kernel) */
   link: string;
+  /** absent: the embedded engine (so specs and plans of configs without `engine:` are as before) */
+  engine?: EngineHostSpec;
   config: WgEngineConfig;
 }
 
@@ -187,6 +199,14 @@ export type EngineSpec = WgEngineSpec | ProxyEngineSpec;
 
 export function isProxyEngine(spec: EngineSpec): spec is ProxyEngineSpec {
   return spec.type === 'socks5' || spec.type === 'http';
+}
+
+/** Which host serves an engine spec: the embedded engine (and proxies), the kernel, an external program. */
+export type EngineKind = 'embedded' | 'kernel' | 'external';
+
+export function engineKindOf(spec: EngineSpec): EngineKind {
+  if (isProxyEngine(spec) || spec.engine === undefined) return 'embedded';
+  return spec.engine === 'kernel' ? 'kernel' : 'external';
 }
 
 export interface SpecByKind {

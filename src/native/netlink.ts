@@ -41,6 +41,7 @@ import {
   NLM_F_DUMP_INTR,
   RTMGRP_DEFAULT,
   buildAddrRequest,
+  buildDelLink,
   buildGetAddrDump,
   buildGetLinkDump,
   buildSetLink,
@@ -207,6 +208,10 @@ export class NetlinkSocket {
           return out;
         }
         if (m.type === NLMSG_DONE) {
+          // a dump that failed part-way says so in the int that NLMSG_DONE carries
+          const error = m.payload.length >= 4 ? m.payload.readInt32LE(0) : 0;
+          if (error < 0)
+            throw new SyscallError('netlink', -error, `dump type ${msg.readUInt16LE(4)}`);
           if (m.flags & NLM_F_DUMP_INTR)
             throw new AwgError('driver', 'netlink dump interrupted by a concurrent change; retry');
           return out;
@@ -237,6 +242,11 @@ export function deleteAddress(sock: NetlinkSocket, req: AddrRequest): void {
 /** Change alias / mtu / admin state of an existing link in one request. */
 export function setLink(sock: NetlinkSocket, req: SetLinkRequest): void {
   sock.request(buildSetLink(req, sock.nextSeq(), sock.portid));
+}
+
+/** RTM_DELLINK by name. */
+export function deleteLink(sock: NetlinkSocket, name: string): void {
+  sock.request(buildDelLink(name, sock.nextSeq(), sock.portid));
 }
 
 /** RTM_GETLINK dump: every link of the socket's namespace. */

@@ -47,6 +47,8 @@ export const IFLA_IFALIAS = 20;
 /** struct rtnl_link_stats64: rx_packets, tx_packets, rx_bytes, tx_bytes first (u64 each) */
 export const IFLA_STATS64 = 23;
 export const IFLA_INFO_KIND = 1;
+/** the flag a nest's attribute type carries (readers mask it off: parseAttrs) */
+export const NLA_F_NESTED = 0x8000;
 
 export const IFA_ADDRESS = 1;
 export const IFA_LOCAL = 2;
@@ -455,6 +457,41 @@ export function buildSetLink(req: SetLinkRequest, seq: number, portid = 0): Buff
     ifinfomsg(AF_UNSPEC, req.ifindex ?? 0, flags, change),
     attrs,
   );
+}
+
+/**
+ * RTM_NEWLINK with NLM_F_CREATE | NLM_F_EXCL: a new link of `kind` (IFLA_LINKINFO →
+ * IFLA_INFO_KIND, e.g. `wireguard`), EEXIST if the name is taken. A kind whose module is
+ * missing answers EOPNOTSUPP (after the kernel tried `request_module("rtnl-link-<kind>")`).
+ */
+export function buildNewLink(
+  req: { name: string; kind: string; mtu?: number },
+  seq: number,
+  portid = 0,
+): Buffer {
+  const kind = strAttr(IFLA_INFO_KIND, req.kind);
+  const info = Buffer.alloc(align4(4 + kind.value.length));
+  info.writeUInt16LE(4 + kind.value.length, 0);
+  info.writeUInt16LE(IFLA_INFO_KIND, 2);
+  kind.value.copy(info, 4);
+  const attrs: Attr[] = [strAttr(IFLA_IFNAME, req.name)];
+  if (req.mtu !== undefined) attrs.push(u32Attr(IFLA_MTU, req.mtu));
+  attrs.push(attr(IFLA_LINKINFO | NLA_F_NESTED, info));
+  return buildMessage(
+    RTM_NEWLINK,
+    NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+    seq,
+    portid,
+    ifinfomsg(),
+    attrs,
+  );
+}
+
+/** RTM_DELLINK of the link named `name` (any kind). */
+export function buildDelLink(name: string, seq: number, portid = 0): Buffer {
+  return buildMessage(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, portid, ifinfomsg(), [
+    strAttr(IFLA_IFNAME, name),
+  ]);
 }
 
 export interface OwnTags {

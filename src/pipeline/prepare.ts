@@ -22,6 +22,8 @@ import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
 import type { Exec } from '../util/exec.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
+import { hostFindings } from '../model/host-checks.js';
+import { formatPath } from '../config/positions.js';
 import { cgroupRootFromEnv, claimsFromConfig } from './claims.js';
 
 export interface Prepared {
@@ -72,7 +74,12 @@ export interface PrepareOptions {
   selection?: HostSelection;
 }
 
-export type PrepareResult = { ok: true; prepared: Prepared } | { ok: false; issues: Issue[] };
+/**
+ * `kind`: `unsupported` when the config is valid but this host cannot run it (an engine it
+ * lacks: model/host-checks.ts); otherwise the config is invalid.
+ */
+export type PrepareResult =
+  { ok: true; prepared: Prepared } | { ok: false; issues: Issue[]; kind?: 'unsupported' };
 
 export async function prepare(file: string, opts: PrepareOptions = {}): Promise<PrepareResult> {
   const env = opts.env ?? process.env;
@@ -117,6 +124,25 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       ...(opts.persistEndpoints !== undefined ? { persistEndpoints: opts.persistEndpoints } : {}),
     });
   }
+  // what the host facts say this host cannot run, located like the config's own errors
+  const cannot = hostFindings(config, facts).map((f) => {
+    const pos = loaded.positions?.locate(f.path, { key: f.atKey });
+    return {
+      file: pos?.file ?? file,
+      ...(pos ? { line: pos.line, col: pos.col } : {}),
+      path: formatPath(f.path),
+      message: f.message,
+      severity: f.severity,
+    };
+  });
+  if (cannot.some((i) => i.severity === 'error'))
+    return {
+      ok: false,
+      issues: [...issues, ...cannot].sort(
+        (a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0),
+      ),
+      kind: 'unsupported',
+    };
   let model: DesiredModel;
   let desired: DesiredState;
   try {

@@ -172,6 +172,9 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
   // objects this plan creates or replaces: a firewall that depends on one is loaded again
   // after it (macOS binds the PF anchor's tunnel macros to the utun a starting engine gets)
   const renewed = new Set<string>();
+  // objects this plan replaces: what depends on one went with it (a link of another kind takes
+  // its addresses, routes and per-link settings along) and is made again after it
+  const replaced = new Set<string>();
   for (const d of topoOrder(desired.resources)) {
     const o = obs.get(d.id);
     if (!o) {
@@ -188,38 +191,43 @@ export function plan(desired: DesiredState, observed: ObservedState, opts: PlanO
       continue;
     }
     if (specEqual(o.spec, d.spec)) {
+      // an object as wanted that still has to be touched: no field differs
+      const again = (action: 'update' | 'replace' | 'noop', reason: string) =>
+        forward.push({
+          kind: d.kind,
+          id: d.id,
+          action,
+          before: o.spec,
+          after: d.spec,
+          ...(action !== 'noop' ? { fields: [] } : {}),
+          reason,
+          cause: causeFor(d.id, d),
+        } as AnyChange);
       const dep = d.kind === 'firewall' ? d.deps.find((x) => renewed.has(x)) : undefined;
       if (dep) {
-        forward.push({
-          kind: d.kind,
-          id: d.id,
-          action: 'update',
-          before: o.spec,
-          after: d.spec,
-          fields: [],
-          reason: `reload after ${dep} starts`,
-          cause: causeFor(d.id, d),
-        } as AnyChange);
+        again('update', `reload after ${dep} starts`);
         continue;
       }
-      if (opts.includeNoop)
-        forward.push({
-          kind: d.kind,
-          id: d.id,
-          action: 'noop',
-          before: o.spec,
-          after: d.spec,
-          reason: 'up to date',
-          cause: causeFor(d.id, d),
-        } as AnyChange);
+      const gone = d.kind !== 'firewall' ? d.deps.find((x) => replaced.has(x)) : undefined;
+      if (gone) {
+        replaced.add(d.id);
+        renewed.add(d.id);
+        again('replace', `made again: ${gone} is replaced`);
+        continue;
+      }
+      if (opts.includeNoop) again('noop', 'up to date');
       continue;
     }
     const fields = diffFields(
       o.spec as unknown as Record<string, unknown>,
       d.spec as unknown as Record<string, unknown>,
     );
-    const replace = fields.some((f) => REPLACE_ON[d.kind].includes(f));
-    if (replace) renewed.add(d.id);
+    const replace =
+      fields.some((f) => REPLACE_ON[d.kind].includes(f)) || d.deps.some((x) => replaced.has(x));
+    if (replace) {
+      renewed.add(d.id);
+      replaced.add(d.id);
+    }
     forward.push({
       kind: d.kind,
       id: d.id,

@@ -4,11 +4,41 @@
  * drivers (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd;
  * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
+import { isWgLike, type Config } from '../config/schema.js';
+import type { HostFacts } from '../model/desired.js';
 import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
 import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
 import { realiseDarwin } from './darwin-realise.js';
 
 export { DARWIN_MAIN_TABLE, PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
+
+/**
+ * macOS runs only our engine: there is no in-kernel WireGuard, and an external program
+ * (wireguard-go) opens a utun of its own that awg's routes, PF anchor and flow router, which
+ * follow the utun our engine opens, would not know.
+ */
+export function darwinEngineProblems(c: Config | undefined): Pick<HostFacts, 'engineProblems'> {
+  const engines = Object.values(c?.tunnels ?? {}).flatMap((t) =>
+    isWgLike(t) && t.engine !== undefined && t.engine !== 'embedded' ? [t.engine] : [],
+  );
+  if (!engines.length) return {};
+  const external: Record<string, string> = {};
+  for (const e of engines)
+    if (e !== 'kernel')
+      external[e.external] =
+        'an external engine is not supported on macOS: it would open a utun of its own, which awg cannot follow; use engine: embedded';
+  return {
+    engineProblems: {
+      ...(engines.includes('kernel')
+        ? {
+            kernel:
+              'kernel is not supported on macOS (it has no in-kernel WireGuard); use engine: embedded',
+          }
+        : {}),
+      ...(Object.keys(external).length ? { external } : {}),
+    },
+  };
+}
 
 export const darwinPlatform: Platform = {
   os: 'darwin',
@@ -29,7 +59,12 @@ export const darwinPlatform: Platform = {
       darwinDefaultRoutes(exec).catch(() => ({})),
       router && state ? localAddresses(state, exec).catch(() => undefined) : undefined,
     ]);
-    return { resolved, ...gateways, ...(own ? { localAddresses: own } : {}) };
+    return {
+      resolved,
+      ...gateways,
+      ...(own ? { localAddresses: own } : {}),
+      ...darwinEngineProblems(c),
+    };
   },
   realise: (m, facts, c) =>
     c

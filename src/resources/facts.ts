@@ -1,6 +1,7 @@
 /** Host facts the desired model and its realisation depend on, probed cheaply before planning. */
+import { access, constants, stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import type { Config } from '../config/schema.js';
+import { isWgLike, type Config } from '../config/schema.js';
 import type { HostFacts } from '../model/desired.js';
 import { allocate } from '../model/alloc.js';
 import type { StateStore } from '../util/state.js';
@@ -80,6 +81,8 @@ export async function probeLinuxFacts(
       ...(mark !== undefined ? { mark } : {}),
     });
   } else facts.resolved = {};
+  const engines = await probeLinuxEngines(config);
+  if (engines) facts.engineProblems = engines;
   try {
     const dnsManager = dns ? await dns.manager() : undefined;
     if (dnsManager) facts.dnsManager = dnsManager;
@@ -87,4 +90,60 @@ export async function probeLinuxFacts(
     /* unknown: per-link DNS is not planned */
   }
   return facts;
+}
+
+/** The engines other than our own that the config names: the kernel's, external programs. */
+export function enginesNamed(config: Config | undefined): { kernel: boolean; external: string[] } {
+  const external = new Set<string>();
+  let kernel = false;
+  for (const t of Object.values(config?.tunnels ?? {})) {
+    if (!isWgLike(t) || t.engine === undefined || t.engine === 'embedded') continue;
+    if (t.engine === 'kernel') kernel = true;
+    else external.add(t.engine.external);
+  }
+  return { kernel, external: [...external].sort() };
+}
+
+/** What keeps `path` from being started as an engine: missing, not a regular file, not executable. */
+export async function externalProgramProblem(path: string): Promise<string | undefined> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile())
+      return `${path} is not a regular file (${st.isDirectory() ? 'a directory' : 'a special file'})`;
+    await access(path, constants.X_OK);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return `${path} does not exist`;
+    if (code === 'EACCES') return `${path} is not executable`;
+    return `${path}: ${(e as Error).message}`;
+  }
+}
+
+/**
+ * Linux: whether the kernel's WireGuard module is there (asked of generic netlink, which
+ * loads an installed module; nothing is created) and each external program can be started.
+ * Undefined when the config names only our engine.
+ */
+export async function probeLinuxEngines(
+  config: Config | undefined,
+): Promise<HostFacts['engineProblems']> {
+  const named = enginesNamed(config);
+  if (!named.kernel && !named.external.length) return undefined;
+  const out: NonNullable<HostFacts['engineProblems']> = {};
+  if (named.kernel) {
+    let why: string | undefined;
+    try {
+      why = (await import('../native/wg-kernel.js')).kernelWireguardProblem();
+    } catch (e) {
+      why = (e as Error).message;
+    }
+    if (why)
+      out.kernel = `kernel needs Linux's WireGuard module (modprobe wireguard); this kernel has none (${why})`;
+  }
+  for (const path of named.external) {
+    const why = await externalProgramProblem(path);
+    if (why) (out.external ??= {})[path] = `${why}: an external engine must be an executable file`;
+  }
+  return out;
 }

@@ -4,6 +4,9 @@ import type { DriverOptions } from './platform.js';
 import { createLinuxAddressDriver } from './address/linux.js';
 import { createLinuxCgroupDriver } from './cgroup/linux.js';
 import { createLinuxDnsDriver } from './dns/linux.js';
+import { createExternalEngineHost } from './engine/external-host.js';
+import { engineDriver } from './engine/hosts.js';
+import { createKernelEngineDriver } from './engine/kernel-host.js';
 import { createProcessEngineDriver } from './engine/process-host.js';
 import { createLinuxFirewallDriver } from './firewall/linux.js';
 import { createLinuxLinkDriver } from './link/linux.js';
@@ -21,6 +24,11 @@ export function createLinuxDrivers({ exec, env }: DriverOptions): Omit<DriverSet
     route: createLinuxRouteDriver({ exec }),
     rule: createLinuxRuleDriver({ exec }),
     dns: createLinuxDnsDriver({ exec, env }),
-    engine: createProcessEngineDriver({ env }),
+    // one-shot `awg apply`: detached engines (ours, external programs), or the kernel's
+    engine: engineDriver({
+      embedded: createProcessEngineDriver({ env }),
+      kernel: createKernelEngineDriver(),
+      external: createExternalEngineHost({ env }).driver,
+    }),
   };
 }

@@ -8,7 +8,14 @@ import { FileStateStore } from '../../util/state.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import { loadPlatform, type Platform } from '../../resources/registry.js';
 import type { Exec } from '../../util/exec.js';
-import { JsonReporter, printError, printIssues, TextReporter, type Io } from '../output.js';
+import {
+  JsonReporter,
+  notPrepared,
+  printError,
+  printIssues,
+  TextReporter,
+  type Io,
+} from '../output.js';
 import { renderPlan } from '../render-plan.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
@@ -99,11 +106,7 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     ...sel,
     ...(deps.exec ? { exec: deps.exec } : {}),
   });
-  if (!r.ok) {
-    printIssues(io, r.issues);
-    io.err(`${o.file}: invalid configuration; nothing was applied\n`);
-    return 1;
-  }
+  if (!r.ok) return notPrepared(io, o.file, r);
   const p = r.prepared;
   printIssues(io, p.issues);
   // the backstop of the peek above (the same file, loaded once more)

@@ -3,6 +3,9 @@
  * the persistent TUN L, configured by the UAPI text on stdin (secrets never in argv/env),
  * then served on the UAPI socket PATH so `wg show`/`wg set` and the engine driver reach it.
  * Prints `ready` on stdout once listening. Internal: started by the engine driver.
+ * `awg engine -f IFACE` follows wireguard-go's command line instead (an external engine,
+ * `engine: {external: …}`): no stdin, the socket in $AWG_UAPI_DIR (default
+ * /var/run/wireguard), configured only through it.
  * A proxy tunnel (socks5/http) sends its engine spec as JSON instead: then L is the tunnel
  * name and PATH its control socket (resources/engine/proxy-host.ts).
  */
@@ -16,10 +19,50 @@ import type { Io } from '../output.js';
 import { setCrashLog } from '../crash.js';
 import type { Resolver } from '../../dataplane/device/resolver.js';
 import { FileStateStore } from '../../util/state.js';
+import { join } from 'node:path';
 
 export interface EngineOptions {
-  link: string;
-  uapi: string;
+  link?: string;
+  uapi?: string;
+  /** `-f IFACE`: wireguard-go's convention (foreground, configured over UAPI only) */
+  foreground?: string;
+  /** IFACE without -f: wireguard-go daemonizes then, unless WG_PROCESS_FOREGROUND=1 */
+  iface?: string;
+}
+
+/** wireguard-go's socket directory; `AWG_UAPI_DIR` moves it (tests, amneziawg-go's own) */
+const UAPI_DIR_DEFAULT = '/var/run/wireguard';
+
+/**
+ * What `awg engine` was asked to run: stdin mode (`--link L --uapi P`, the configuration on
+ * stdin, `ready` on stdout) or the wireguard-go convention (`-f IFACE`: no stdin, an empty
+ * device until a UAPI `set=1` configures it), so awg can serve as an external engine.
+ */
+export function engineMode(
+  o: EngineOptions,
+  env: NodeJS.ProcessEnv,
+): { link: string; uapi: string; stdin: boolean } | { error: string } {
+  const iface = o.foreground ?? o.iface;
+  if (iface !== undefined) {
+    if (o.link !== undefined || o.uapi !== undefined)
+      return { error: 'give either -f IFACE or --link and --uapi, not both' };
+    if (o.foreground === undefined && env.WG_PROCESS_FOREGROUND !== '1')
+      return {
+        error: 'awg engine runs in the foreground only: use -f IFACE (or WG_PROCESS_FOREGROUND=1)',
+      };
+    if (!/^[A-Za-z0-9_.-]{1,15}$/.test(iface) || iface === '.' || iface === '..')
+      return {
+        error: `${JSON.stringify(iface)} is not an interface name (1-15 of A-Z a-z 0-9 _ . -)`,
+      };
+    return {
+      link: iface,
+      uapi: join(env.AWG_UAPI_DIR || UAPI_DIR_DEFAULT, `${iface}.sock`),
+      stdin: false,
+    };
+  }
+  if (o.link === undefined || o.uapi === undefined)
+    return { error: 'give --link NAME and --uapi PATH (configuration on stdin), or -f IFACE' };
+  return { link: o.link, uapi: o.uapi, stdin: true };
 }
 
 async function readStdin(): Promise<string> {
@@ -42,8 +85,15 @@ function withTestKnobs(text: string): string {
   return lines.join('\n');
 }
 
-export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
-  const input = await readStdin();
+export async function engineCommand(io: Io, opts: EngineOptions): Promise<number> {
+  const mode = engineMode(opts, process.env);
+  if ('error' in mode) {
+    io.err(`awg engine: ${mode.error}\n`);
+    return 2;
+  }
+  const o = { link: mode.link, uapi: mode.uapi };
+  // -f: an empty device, configured over its UAPI socket like wireguard-go
+  const input = mode.stdin ? await readStdin() : 'set=1\n\n';
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
   // proxy runtime and the endpoint resolver (zod, the DNS drivers) load only when used: a
   // WireGuard engine without them is ~16 MiB smaller (bench/RESULTS.md, Step 10 memory)
@@ -107,7 +157,7 @@ export async function engineCommand(io: Io, o: EngineOptions): Promise<number> {
     const { recordUtun } = await import('../../platform/darwin/utun.js');
     recordUtun(new FileStateStore(stateDir), o.link, { ifname: engine.tun.name, pid: process.pid });
   }
-  io.out('ready\n');
+  if (mode.stdin) io.out('ready\n');
   log('info', `engine up on ${o.link}, UAPI ${o.uapi}`);
   await new Promise(() => {});
   return 0;

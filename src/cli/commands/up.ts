@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import { prepare } from '../../pipeline/prepare.js';
-import { printIssues, type Io } from '../output.js';
+import { notPrepared, type Io } from '../output.js';
 import { runForeground } from '../foreground.js';
 import { selectionAtStart, selectionOrExit, type SelectionOptions } from '../selection.js';
 
@@ -22,11 +22,7 @@ export async function upCommand(io: Io, o: UpOptions): Promise<number> {
   const sel = await selectionOrExit(io, o, selectionAtStart);
   if (typeof sel === 'number') return sel;
   const r = await prepare(file, sel);
-  if (!r.ok) {
-    printIssues(io, r.issues);
-    io.err(`${o.file}: invalid configuration; nothing was applied\n`);
-    return 1;
-  }
+  if (!r.ok) return notPrepared(io, o.file, r);
   const driftMs = o.driftInterval !== undefined ? Number(o.driftInterval) * 1000 : undefined;
   return runForeground(
     io,

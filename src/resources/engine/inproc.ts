@@ -50,8 +50,12 @@ import {
 } from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
 import { liveWgSpec } from './live-spec.js';
+import { createExternalEngineHost } from './external-host.js';
+import { engineDriver } from './hosts.js';
+import { createKernelEngineDriver } from './kernel-host.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
 import { endpointResolverFor, engineResolver } from '../endpoints.js';
+import type { EngineStats } from './stats.js';
 
 export type { EngineIo } from '../../dataplane/engine.js';
 export type { Underlay } from '../../dataplane/conn/pin.js';
@@ -65,26 +69,7 @@ export type EngineChange =
   /** proxy tunnels: the upstream's health changed (auth-failed: wrong credentials, terminal) */
   | { type: 'health'; tunnel: string; state: 'up' | 'down' | 'auth-failed'; error?: string };
 
-export interface PeerStats {
-  publicKey: string;
-  endpoint?: string;
-  /** Unix ms; 0 = never */
-  lastHandshakeMs: number;
-  rxBytes: number;
-  txBytes: number;
-  /** ms the oldest unanswered handshake initiation has waited (0: none pending) */
-  handshakePendingMs: number;
-  /** a session is established now */
-  hasSession: boolean;
-}
-
-export interface EngineStats {
-  tunnel: string;
-  type: string;
-  link: string;
-  up: boolean;
-  peers: PeerStats[];
-}
+export type { EngineStats, PeerStats } from './stats.js';
 
 export interface InprocOptions {
   env?: NodeJS.ProcessEnv;
@@ -280,7 +265,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     emit({ type: 'started', tunnel });
   }
 
-  const driver: Driver<'engine'> = {
+  const embedded: Driver<'engine'> = {
     kind: 'engine',
     async observe(scope: ObserveScope): Promise<ObserveResult<'engine'>> {
       const resources: Resource<'engine'>[] = [];
@@ -386,10 +371,43 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     },
   };
 
+  function embeddedStats(): EngineStats[] {
+    return [...hosted.values()].map((h) => {
+      return {
+        tunnel: h.spec.tunnel,
+        type: h.spec.type,
+        link: h.spec.link ?? '',
+        up: attached(h),
+        peers: h.engine.device.peerSummaries().map((p) => ({
+          publicKey: b64(p.publicKey),
+          ...(p.endpoint ? { endpoint: formatEndpoint(p.endpoint) } : {}),
+          lastHandshakeMs: p.lastHandshakeTime,
+          rxBytes: p.rxBytes,
+          txBytes: p.txBytes,
+          handshakePendingMs: p.handshakePendingMs,
+          hasSession: p.hasSession,
+        })),
+      };
+    });
+  }
+
+  // external programs run as the daemon's watched children; the kernel's engines as anywhere
+  const external = createExternalEngineHost({
+    env,
+    supervise: (tunnel, reason) => emit({ type: 'stopped', tunnel, reason }),
+  });
+  const driver = engineDriver({
+    embedded,
+    kernel: createKernelEngineDriver(),
+    external: external.driver,
+  });
+
   return {
     driver,
     async adopt(desired, ctx) {
       const moved: string[] = [];
+      // external engines left by `awg apply` stay where they run: the daemon only watches them
+      await external.adopt(ctx.state);
       const want = new Map(
         desired.resources
           .filter((r): r is Resource<'engine'> => r.kind === 'engine')
@@ -422,23 +440,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       return moved;
     },
     stats() {
-      return [...hosted.values()].map((h) => {
-        return {
-          tunnel: h.spec.tunnel,
-          type: h.spec.type,
-          link: h.spec.link ?? '',
-          up: attached(h),
-          peers: h.engine.device.peerSummaries().map((p) => ({
-            publicKey: b64(p.publicKey),
-            ...(p.endpoint ? { endpoint: formatEndpoint(p.endpoint) } : {}),
-            lastHandshakeMs: p.lastHandshakeTime,
-            rxBytes: p.rxBytes,
-            txBytes: p.txBytes,
-            handshakePendingMs: p.handshakePendingMs,
-            hasSession: p.hasSession,
-          })),
-        };
-      });
+      return [...embeddedStats(), ...external.stats()];
     },
     onChange(listener) {
       listeners.add(listener);
@@ -474,7 +476,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     async closeAll() {
       await proxies.closeAll();
       for (const t of [...hosted.keys()]) await stopHosted(t, 'daemon stopping');
+      await external.closeAll();
     },
-    tunnels: () => [...hosted.keys(), ...proxies.tunnels()],
+    tunnels: () => [...hosted.keys(), ...proxies.tunnels(), ...external.tunnels()],
   };
 }

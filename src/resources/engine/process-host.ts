@@ -16,13 +16,16 @@ import { spawn } from 'node:child_process';
 import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AWG_BIN } from '../../util/package-root.js';
+import type { StateStore } from '../../util/state.js';
 import { AwgError } from '../../errors.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import {
+  engineKindOf,
   isProxyEngine,
+  type EngineKind,
   type EngineSpec,
   type Resource,
   type WgEngineSpec,
@@ -69,7 +72,21 @@ export interface ProcessHostOptions {
   readyTimeoutMs?: number;
 }
 
-const stateKey = (tunnel: string) => `engine-${tunnel}`;
+/** the state store key of a tunnel's engine record, whichever host wrote it */
+export const engineKey = (tunnel: string): string => `engine-${tunnel}`;
+const stateKey = engineKey;
+
+/** The engine records in `state` of one host's kind (`engineKindOf` of the recorded spec). */
+export function engineRecords(
+  state: Pick<StateStore, 'keys' | 'get'>,
+  kind: EngineKind,
+): EngineRecord[] {
+  return state
+    .keys()
+    .filter((k) => k.startsWith('engine-'))
+    .map((k) => state.get<EngineRecord>(k))
+    .filter((r): r is EngineRecord => r !== undefined && engineKindOf(r.spec) === kind);
+}
 
 function defaultCommand(): string[] {
   return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, AWG_BIN];
@@ -80,21 +97,28 @@ const identified = (rec: Pick<EngineRecord, 'bootId' | 'startTime'>): boolean =>
 
 /**
  * The recorded process still runs and is what the record says: the same boot and start time
- * (a reused pid is not), and an `awg engine` (or, for `host: daemon`, an awg daemon).
+ * (a reused pid is not), and an `awg engine` (for `host: daemon`, an awg daemon; for an
+ * external engine, a program started for the record's link: `PROGRAM -f <link>`). A record
+ * without a process (the kernel engine's) names none.
  */
-function alive(rec: Pick<EngineRecord, 'pid' | 'host' | 'bootId' | 'startTime'>): boolean {
+export function recordAlive(
+  rec: Pick<EngineRecord, 'pid' | 'host' | 'bootId' | 'startTime' | 'link' | 'spec'>,
+): boolean {
+  if (!(rec.pid > 0)) return false;
   if (identified(rec) && !sameProcess(rec)) return false;
   if (rec.host === 'daemon' && rec.pid === process.pid) return true;
   try {
     if (!identified(rec)) process.kill(rec.pid, 0);
     const argv = readFileSync(`/proc/${rec.pid}/cmdline`, 'utf8').split('\0');
-    return rec.host === 'daemon'
-      ? argv.includes('daemon') || argv.includes('up')
+    if (rec.host === 'daemon') return argv.includes('daemon') || argv.includes('up');
+    return engineKindOf(rec.spec) === 'external'
+      ? argv.includes(rec.link)
       : argv.includes('engine');
   } catch {
     return false;
   }
 }
+const alive = recordAlive;
 
 /** The record of an engine the daemon hosts (inproc.ts). */
 export function daemonEngineRecord(spec: EngineSpec, uapiPath: string): EngineRecord {
@@ -107,6 +131,38 @@ export function daemonEngineRecord(spec: EngineSpec, uapiPath: string): EngineRe
     spec,
     host: 'daemon',
   };
+}
+
+/**
+ * What the engine answering on `uapiPath` holds, as the spec we configured corrected by it
+ * (undefined: no answer). Someone may have changed keys, peers or allowed IPs with `wg set`:
+ * the extra peers and allowed IPs are shown (live-spec.ts), so the plan repairs them.
+ */
+export async function uapiLiveSpec(
+  spec: WgEngineSpec,
+  uapiPath: string,
+  fingerprintKey: () => Uint8Array,
+  get: (path: string) => Promise<string> = uapiGet,
+): Promise<WgEngineSpec | undefined> {
+  let got;
+  try {
+    got = parseGet(await get(uapiPath));
+  } catch {
+    return undefined;
+  }
+  const keyHex = got.device.private_key;
+  return liveWgSpec(spec, {
+    privateKey: keyHex
+      ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey())
+      : 'none',
+    fwmark: Number(got.device.fwmark ?? 0),
+    peers: got.peers.map((p) => ({
+      publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
+      allowedIPs: (p.allowed_ip as string[] | undefined) ?? [],
+      endpoint: typeof p.endpoint === 'string' ? p.endpoint : null,
+      persistentKeepalive: Number(p.persistent_keepalive_interval ?? 0) || 0,
+    })),
+  });
 }
 
 export function secretsFor(
@@ -150,7 +206,7 @@ async function waitExit(rec: EngineRecord, ms: number): Promise<boolean> {
  * A record without an identity (written by an older awg) is signalled by pid after the
  * command-line check, as before.
  */
-async function terminate(rec: EngineRecord): Promise<void> {
+export async function terminate(rec: EngineRecord): Promise<void> {
   const send = async (sig: NodeJS.Signals) => {
     if (identified(rec)) await signalIdentified(rec, sig);
     else if (alive(rec)) process.kill(rec.pid, sig);
@@ -172,27 +228,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     const spec = rec.spec;
     // a proxy in the daemon has no control socket: the live daemon vouches for its record
     if (isProxyEngine(spec)) return rec.host === 'daemon' ? spec : detachedLiveSpec(rec.uapiPath);
-    let got;
-    try {
-      got = parseGet(await uapiGet(rec.uapiPath));
-    } catch {
-      return undefined;
-    }
-    // Someone may have changed keys, peers or allowed IPs with `wg set`: show what is really
-    // there, extra peers and allowed IPs included (live-spec.ts), so the plan repairs them.
-    const keyHex = got.device.private_key;
-    return liveWgSpec(spec, {
-      privateKey: keyHex
-        ? fingerprint(Buffer.from(keyHex, 'hex').toString('base64'), fingerprintKey())
-        : 'none',
-      fwmark: Number(got.device.fwmark ?? 0),
-      peers: got.peers.map((p) => ({
-        publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
-        allowedIPs: (p.allowed_ip as string[] | undefined) ?? [],
-        endpoint: typeof p.endpoint === 'string' ? p.endpoint : null,
-        persistentKeepalive: Number(p.persistent_keepalive_interval ?? 0) || 0,
-      })),
-    });
+    return uapiLiveSpec(spec, rec.uapiPath, fingerprintKey);
   }
 
   async function start(spec: EngineSpec, ctx: ApplyContext): Promise<void> {
@@ -314,7 +350,8 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       for (const key of scope.state.keys()) {
         if (!key.startsWith('engine-')) continue;
         const rec = scope.state.get<EngineRecord>(key);
-        if (!rec) continue;
+        // the kernel's and external programs' engines have hosts of their own (hosts.ts)
+        if (!rec || engineKindOf(rec.spec) !== 'embedded') continue;
         const spec = await liveSpec(rec, () => fingerprintKeyOf(scope.state));
         if (spec) resources.push({ kind: 'engine', id: ids.engine(rec.tunnel), spec, deps: [] });
       }

@@ -23,6 +23,7 @@ export interface ProcessIdentity {
 const BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id';
 let bootIdCache: string | undefined;
 const ENOSYS = 38;
+const ESRCH = 3;
 
 export function currentBootId(): string | undefined {
   if (bootIdCache) return bootIdCache;
@@ -104,4 +105,65 @@ export async function signalIdentified(
   } finally {
     if (fd >= 0) native!.closePidfd(fd);
   }
+}
+
+/**
+ * Calls `onExit` once when the process `rec` names exits (at once if it already has), and
+ * returns what stops watching. A pidfd polls readable when its process exits, child or not
+ * (Linux ≥ 5.3), so an engine left by an earlier run is watched like one just started;
+ * without pidfd_open the identity is checked every `fallbackMs`.
+ */
+export async function watchExit(
+  rec: { pid: number } & Partial<ProcessIdentity>,
+  onExit: () => void,
+  fallbackMs = 1000,
+): Promise<() => void> {
+  let done = false;
+  const fire = () => {
+    if (done) return;
+    done = true;
+    onExit();
+  };
+  let pidfd: typeof import('../../native/pidfd.js') | undefined;
+  let poll: typeof import('../../native/poll.js') | undefined;
+  let fd = -ENOSYS;
+  try {
+    [pidfd, poll] = await Promise.all([
+      import('../../native/pidfd.js'),
+      import('../../native/poll.js'),
+    ]);
+    fd = pidfd.pidfdOpen(rec.pid);
+  } catch {
+    /* no koffi/libc here: the timer below */
+  }
+  if (fd >= 0 && !sameProcess(rec)) {
+    pidfd!.closePidfd(fd);
+    fd = -ESRCH;
+  }
+  if (fd < 0 && fd !== -ENOSYS) {
+    fire();
+    return () => {};
+  }
+  if (fd < 0) {
+    const t = setInterval(() => {
+      if (sameProcess(rec)) return;
+      clearInterval(t);
+      fire();
+    }, fallbackMs);
+    t.unref();
+    return () => clearInterval(t);
+  }
+  let closed = false;
+  const stop = () => {
+    if (closed) return;
+    closed = true;
+    poller.close();
+    pidfd!.closePidfd(fd);
+  };
+  const poller = new poll!.Poller(fd, () => {
+    stop();
+    fire();
+  });
+  poller.unref();
+  return stop;
 }

@@ -1,9 +1,10 @@
 /**
- * EngineSpec (+ secret values) → UAPI `set=1` text (PROTOCOL.md §10). Pure. Keys are hex in
- * UAPI, base64 in the config. `full` configures from scratch (replace_peers); otherwise a
- * delta that keeps sessions of peers that stay (only their fields are rewritten). The text is
- * built as key/value pairs by the UAPI emitter (dataplane/ipc/text.ts), which refuses a value
- * that could break the line framing.
+ * EngineSpec (+ secret values) → a DeviceChange, and that as UAPI `set=1` text (PROTOCOL.md
+ * §10). Pure. Keys are hex in UAPI, base64 in the config. `full` configures from scratch
+ * (replace_peers); otherwise a delta that keeps sessions of peers that stay (only their
+ * fields are rewritten). The kernel engine sends the same DeviceChange over generic netlink
+ * (kernel-host.ts). The text is built as key/value pairs by the UAPI emitter
+ * (dataplane/device/uapi-text.ts), which refuses a value that could break the line framing.
  */
 import { AwgError } from '../../errors.js';
 import type { EngineObfuscation, WgEnginePeer, WgEngineSpec } from '../../model/resources.js';
@@ -80,54 +81,123 @@ function awgLines(
   return out;
 }
 
-function peerLines(p: WgEnginePeer, secrets: EngineSecrets): UapiPair[] {
-  const out: UapiPair[] = [['public_key', b64ToHex(p.publicKey)]];
-  const psk = secrets.presharedKeys.get(p.publicKey);
-  out.push(['preshared_key', psk ? b64ToHex(psk) : ZERO_KEY]);
-  if (p.endpoint) out.push(['endpoint', p.endpoint]);
-  out.push(['persistent_keepalive_interval', p.persistentKeepalive]);
-  out.push(['replace_allowed_ips', true]);
-  for (const a of p.allowedIPs) out.push(['allowed_ip', a]);
-  return out;
+/**
+ * One configuration step of a WireGuard device, whatever speaks it: UAPI `set=1` text (our
+ * engine, external engines) or a WG_CMD_SET_DEVICE (the kernel, kernel-host.ts). Keys base64.
+ * Absent fields stay as they are.
+ */
+export interface DeviceChange {
+  privateKey?: string;
+  listenPort?: number;
+  fwmark?: number;
+  /** AmneziaWG device keys (UAPI only; the kernel has none) */
+  obfuscation: UapiPair[];
+  /** the peers below replace all the device has */
+  replacePeers: boolean;
+  peers: PeerChange[];
 }
 
-/** Complete configuration for a fresh engine. */
-export function fullSetText(spec: WgEngineSpec, secrets: EngineSecrets): string {
+export type PeerChange =
+  | { publicKey: string; remove: true }
+  | {
+      publicKey: string;
+      remove?: undefined;
+      /** base64; null: none (written as zeros, which removes one) */
+      presharedKey: string | null;
+      /** as configured: `host:port` (a host name is resolved by whoever applies it) */
+      endpoint: string | null;
+      persistentKeepalive: number;
+      /** canonical CIDRs; they replace the peer's */
+      allowedIPs: string[];
+    };
+
+function peerChange(p: WgEnginePeer, secrets: EngineSecrets): PeerChange {
+  return {
+    publicKey: p.publicKey,
+    presharedKey: secrets.presharedKeys.get(p.publicKey) ?? null,
+    endpoint: p.endpoint,
+    persistentKeepalive: p.persistentKeepalive,
+    allowedIPs: p.allowedIPs,
+  };
+}
+
+/** Complete configuration for a fresh device. */
+export function fullSet(spec: WgEngineSpec, secrets: EngineSecrets): DeviceChange {
   const c = spec.config;
-  const lines: UapiPair[] = [
-    ['private_key', b64ToHex(secrets.privateKey)],
-    ['listen_port', c.listenPort],
-    ['fwmark', c.fwmark],
-    ...awgLines(c.obfuscation, secrets),
-    ['replace_peers', true],
-  ];
-  for (const p of c.peers) lines.push(...peerLines(p, secrets));
-  return uapiSetRequest(lines);
+  return {
+    privateKey: secrets.privateKey,
+    listenPort: c.listenPort,
+    fwmark: c.fwmark,
+    obfuscation: awgLines(c.obfuscation, secrets),
+    replacePeers: true,
+    peers: c.peers.map((p) => peerChange(p, secrets)),
+  };
 }
 
 /**
- * Reconfigure a running engine from `before` to `after` without dropping sessions of peers
+ * Reconfigure a running device from `before` to `after` without dropping sessions of peers
  * that remain: peers are updated in place, removed peers are removed by key. The private
  * key and listen port are only sent when they changed (either resets every session).
  */
-export function deltaSetText(
+export function deltaSet(
   before: WgEngineSpec,
   after: WgEngineSpec,
   secrets: EngineSecrets,
-): string {
+): DeviceChange {
   const b = before.config;
   const a = after.config;
-  const lines: UapiPair[] = [];
-  if (b.privateKey !== a.privateKey) lines.push(['private_key', b64ToHex(secrets.privateKey)]);
-  if (b.listenPort !== a.listenPort) lines.push(['listen_port', a.listenPort]);
-  if (b.fwmark !== a.fwmark) lines.push(['fwmark', a.fwmark]);
-  if (JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {}))
-    lines.push(...awgLines(a.obfuscation, secrets, b.obfuscation));
   const keep = new Set(a.peers.map((p) => p.publicKey));
-  for (const p of b.peers)
-    if (!keep.has(p.publicKey)) lines.push(['public_key', b64ToHex(p.publicKey)], ['remove', true]);
   const old = new Map(b.peers.map((p) => [p.publicKey, JSON.stringify(p)]));
-  for (const p of a.peers)
-    if (old.get(p.publicKey) !== JSON.stringify(p)) lines.push(...peerLines(p, secrets));
+  return {
+    ...(b.privateKey !== a.privateKey ? { privateKey: secrets.privateKey } : {}),
+    ...(b.listenPort !== a.listenPort ? { listenPort: a.listenPort } : {}),
+    ...(b.fwmark !== a.fwmark ? { fwmark: a.fwmark } : {}),
+    obfuscation:
+      JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {})
+        ? awgLines(a.obfuscation, secrets, b.obfuscation)
+        : [],
+    replacePeers: false,
+    peers: [
+      ...b.peers
+        .filter((p) => !keep.has(p.publicKey))
+        .map((p): PeerChange => ({ publicKey: p.publicKey, remove: true })),
+      ...a.peers
+        .filter((p) => old.get(p.publicKey) !== JSON.stringify(p))
+        .map((p) => peerChange(p, secrets)),
+    ],
+  };
+}
+
+/** A DeviceChange as UAPI `set=1` text (PROTOCOL.md §10). */
+export function uapiSetText(c: DeviceChange): string {
+  const lines: UapiPair[] = [];
+  if (c.privateKey !== undefined) lines.push(['private_key', b64ToHex(c.privateKey)]);
+  if (c.listenPort !== undefined) lines.push(['listen_port', c.listenPort]);
+  if (c.fwmark !== undefined) lines.push(['fwmark', c.fwmark]);
+  lines.push(...c.obfuscation);
+  if (c.replacePeers) lines.push(['replace_peers', true]);
+  for (const p of c.peers) {
+    lines.push(['public_key', b64ToHex(p.publicKey)]);
+    if (p.remove) {
+      lines.push(['remove', true]);
+      continue;
+    }
+    lines.push(['preshared_key', p.presharedKey ? b64ToHex(p.presharedKey) : ZERO_KEY]);
+    if (p.endpoint) lines.push(['endpoint', p.endpoint]);
+    lines.push(['persistent_keepalive_interval', p.persistentKeepalive]);
+    lines.push(['replace_allowed_ips', true]);
+    for (const ip of p.allowedIPs) lines.push(['allowed_ip', ip]);
+  }
   return uapiSetRequest(lines);
 }
+
+/** Complete configuration for a fresh engine, as UAPI text. */
+export const fullSetText = (spec: WgEngineSpec, secrets: EngineSecrets): string =>
+  uapiSetText(fullSet(spec, secrets));
+
+/** `deltaSet` as UAPI text. */
+export const deltaSetText = (
+  before: WgEngineSpec,
+  after: WgEngineSpec,
+  secrets: EngineSecrets,
+): string => uapiSetText(deltaSet(before, after, secrets));

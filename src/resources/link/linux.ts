@@ -42,14 +42,17 @@ export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promi
  * (`awg diff`, `awg status`).
  */
 async function native() {
-  const [tun, netlink] = await Promise.all([
+  const [tun, netlink, wg] = await Promise.all([
     import('../../native/tun.js'),
     import('../../native/netlink.js'),
+    import('../../native/wg-kernel.js'),
   ]);
-  return { ...tun, ...netlink };
+  return { ...tun, ...netlink, createWireguardLink: wg.createWireguardLink };
 }
 type Native = Awaited<ReturnType<typeof native>>;
 
+/** what RTM_NEWLINK of an unknown link kind answers (the module is missing) */
+const EOPNOTSUPP = 95;
 const IFF_UP = 0x1;
 const IFF_LOWER_UP = 0x10000;
 
@@ -81,15 +84,50 @@ function checkName(name: string, prefix: string, validIfName: Native['validIfNam
 export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   const owner = opts.owner ?? 0;
 
-  function create(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
-    const { createPersistentTun, deletePersistentTun, NetlinkSocket, setLink } = n;
+  /** the link as such: a persistent TUN, or a wireguard link of the kernel's module */
+  function make(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
+    if (spec.kind === 'wireguard') {
+      if (!ctx.exec.record(`[netlink] ip link add ${spec.name} type wireguard`)) return;
+      try {
+        n.createWireguardLink(spec.name, { ...(opts.netns ? { netns: opts.netns } : {}) });
+      } catch (e) {
+        // prepare probes the module first (facts); this is the backstop
+        if ((e as { errno?: number }).errno === EOPNOTSUPP)
+          throw new AwgError(
+            'unsupported',
+            `link ${spec.name}: this kernel has no WireGuard module (ip link add … type wireguard: Operation not supported)`,
+            { hint: 'modprobe wireguard, or engine: embedded', cause: e },
+          );
+        throw toAwgError(e, 'driver');
+      }
+      return;
+    }
     if (ctx.exec.record(`[ioctl] create persistent tun ${spec.name} (no_pi, owner ${owner})`)) {
       try {
-        createPersistentTun(spec.name, { netns: opts.netns, owner });
+        n.createPersistentTun(spec.name, { netns: opts.netns, owner });
       } catch (e) {
         throw toAwgError(e, 'driver');
       }
     }
+  }
+
+  /** removes a link `make` left without its marker (a persistent TUN, or any other kind) */
+  function unmake(spec: LinkSpec, n: Native): void {
+    if (spec.kind === 'tun') {
+      n.deletePersistentTun(spec.name, { netns: opts.netns });
+      return;
+    }
+    const sock = n.NetlinkSocket.open({ netns: opts.netns });
+    try {
+      n.deleteLink(sock, spec.name);
+    } finally {
+      sock.close();
+    }
+  }
+
+  function create(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
+    const { NetlinkSocket, setLink } = n;
+    make(spec, ctx, n);
     if (
       !ctx.exec.record(
         `[netlink] ip link set dev ${spec.name} alias ${LINK_MARKER} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
@@ -103,7 +141,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
     } catch (e) {
       // leave nothing half-made: an unmarked awg- link would be a conflict forever
       try {
-        deletePersistentTun(spec.name, { netns: opts.netns });
+        unmake(spec, n);
       } catch {
         /* reported below with the original error */
       }
@@ -159,7 +197,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
       }
       const after = change.after;
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
-      if (after.kind !== 'tun')
+      if (after.kind !== 'tun' && after.kind !== 'wireguard')
         throw new AwgError(
           'unsupported',
           `link kind ${String(after.kind)} is not supported on Linux`,
@@ -169,6 +207,9 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
       let changed = false;
       if (change.action === 'replace' && change.before && change.before.name !== after.name)
         changed = await remove(change.before.name);
+      // another kind (a TUN ↔ a wireguard link: the engine moved to or from the kernel)
+      if (owned.get(after.name) && owned.get(after.name)!.kind !== after.kind)
+        changed = (await remove(after.name)) || changed;
       const foreign = conflicts.get(after.name);
       if (foreign)
         throw new AwgError(

@@ -2,7 +2,8 @@
  * `ip -j -d link show` (or `ip -j -d addr show`) → LinkSpec. Pure.
  *
  * Ownership: a link is ours when its name starts with the claimed prefix (`awg-`), it is a
- * TUN (`linkinfo.info_kind` tun, `info_data.type` tun) and it carries our marker alias
+ * TUN (`linkinfo.info_kind` tun, `info_data.type` tun) or a link of the kernel's WireGuard
+ * module (`info_kind` wireguard, `engine: kernel`) and it carries our marker alias
  * (IFLA_IFALIAS `awg:managed`). A link with our prefix that lacks any of these is a
  * conflict and is never touched. Links without the prefix are ignored.
  */
@@ -72,14 +73,19 @@ export function isTun(l: IpLinkJson): boolean {
   return l.linkinfo?.info_kind === 'tun' && (l.linkinfo.info_data?.type ?? 'tun') === 'tun';
 }
 
+/** A link of Linux's WireGuard module (`engine: kernel`). */
+export function isWireguard(l: IpLinkJson): boolean {
+  return l.linkinfo?.info_kind === 'wireguard';
+}
+
 /** Why a prefixed link is not ours, or undefined when it is. */
 export function notOursReason(l: IpLinkJson): string | undefined {
   if (l.ifalias !== LINK_MARKER)
     return l.ifalias
       ? `alias is ${JSON.stringify(l.ifalias)}, not our marker ${LINK_MARKER}`
       : `it has no ${LINK_MARKER} alias`;
-  if (!isTun(l))
-    return `it is a ${l.linkinfo?.info_data?.type ?? l.linkinfo?.info_kind ?? 'non-TUN'} device, not a TUN`;
+  if (!isTun(l) && !isWireguard(l))
+    return `it is a ${l.linkinfo?.info_data?.type ?? l.linkinfo?.info_kind ?? 'non-TUN'} device, not a TUN or wireguard link`;
   return undefined;
 }
 
@@ -103,7 +109,12 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
     };
     if (d.user !== undefined) details.owner = String(d.user);
     out.owned.push({
-      spec: { name, kind: 'tun', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') },
+      spec: {
+        name,
+        kind: isWireguard(l) ? 'wireguard' : 'tun',
+        mtu: l.mtu ?? 0,
+        up: (l.flags ?? []).includes('UP'),
+      },
       details,
     });
   }

@@ -17,6 +17,7 @@ import {
   attr,
   buildAddrRequest,
   buildMessage,
+  buildNewLink,
   formatAddr,
   ifinfomsg,
   isOwnEvent,
@@ -158,6 +159,31 @@ describe('rtnl codec', () => {
     b.writeUInt16LE(100, 8); // claims more than is there
     const m = parseAttrs(b, 0);
     expect([...m.keys()]).toEqual([18]);
+  });
+});
+
+describe('buildNewLink', () => {
+  it('a wireguard link: CREATE|EXCL, the name, the MTU, IFLA_LINKINFO nest with IFLA_INFO_KIND', () => {
+    const m = buildNewLink({ name: 'awg-work', kind: 'wireguard', mtu: 1380 }, 9, 0);
+    const hex = (s: string) => Buffer.from(s.replace(/#.*$/gm, '').replace(/\s+/g, ''), 'hex');
+    expect(m).toEqual(
+      hex(`
+        4c000000 1000 0506 09000000 00000000  # len 76, RTM_NEWLINK, REQUEST|ACK|EXCL|CREATE, seq 9
+        00 00 0000 00000000 00000000 00000000 # ifinfomsg: AF_UNSPEC, index 0, flags 0, change 0
+        0d00 0300 6177672d776f726b00 000000   # IFLA_IFNAME "awg-work\0" (13), pad
+        0800 0400 64050000                    # IFLA_MTU 1380
+        1400 1280                             # IFLA_LINKINFO (18) | NLA_F_NESTED, 20 bytes
+          0e00 0100 776972656775617264 00 0000 #  IFLA_INFO_KIND "wireguard\0" (14), pad
+      `),
+    );
+    // what the link parser reads back
+    const [msg] = parseMessages(m);
+    expect(parseEvent(msg!)).toMatchObject({
+      type: 'newlink',
+      ifname: 'awg-work',
+      mtu: 1380,
+      kind: 'wireguard',
+    });
   });
 });
 

@@ -73,6 +73,43 @@ describe('link parser (captured ip -j -d link)', () => {
   });
 });
 
+// `ip -j -d link show` of a wireguard link as iproute2 prints one (the module is missing on
+// the machine the other captures come from): linkinfo carries only the kind
+const WG_LINKS = JSON.stringify([
+  {
+    ifindex: 12,
+    ifname: 'awg-kern',
+    flags: ['POINTOPOINT', 'NOARP', 'UP', 'LOWER_UP'],
+    mtu: 1380,
+    qdisc: 'noqueue',
+    operstate: 'UNKNOWN',
+    link_type: 'none',
+    ifalias: LINK_MARKER,
+    linkinfo: { info_kind: 'wireguard' },
+  },
+  {
+    ifindex: 13,
+    ifname: 'awg-wg0',
+    flags: ['POINTOPOINT', 'NOARP'],
+    mtu: 1420,
+    operstate: 'DOWN',
+    link_type: 'none',
+    linkinfo: { info_kind: 'wireguard' },
+  },
+]);
+
+describe('link parser: wireguard links (engine: kernel)', () => {
+  it('owns a marked wireguard link as kind wireguard; an unmarked one is a conflict', () => {
+    const p = parseLinkJson(WG_LINKS, 'awg-');
+    expect(p.owned.map((l) => l.spec)).toEqual([
+      { name: 'awg-kern', kind: 'wireguard', mtu: 1380, up: true },
+    ]);
+    expect(p.conflicts.map((c) => [c.name, c.reason])).toEqual([
+      ['awg-wg0', `it has no ${LINK_MARKER} alias`],
+    ]);
+  });
+});
+
 describe('Linux link driver without root (canned reads)', () => {
   it('observes owned links and conflicts', async () => {
     const d = createLinuxLinkDriver({ exec: new RecordingExec({ [READ]: fixture }) });
@@ -153,6 +190,31 @@ describe('Linux link driver without root (canned reads)', () => {
     expect(exec.log).toEqual([
       '[ioctl] create persistent tun awg-new (no_pi, owner 0)',
       `[netlink] ip link set dev awg-new alias ${LINK_MARKER} mtu 1420 up`,
+    ]);
+  });
+
+  it('a wireguard link: created by RTM_NEWLINK of that kind, then marked like a TUN', async () => {
+    const exec = new RecordingExec({ [READ]: fixture }, true);
+    const d = createLinuxLinkDriver({ exec });
+    await d.apply(
+      change('create', { name: 'awg-new', kind: 'wireguard', mtu: 1420, up: true }),
+      ctx(exec),
+    );
+    expect(exec.log).toEqual([
+      '[netlink] ip link add awg-new type wireguard',
+      `[netlink] ip link set dev awg-new alias ${LINK_MARKER} mtu 1420 up`,
+    ]);
+  });
+
+  it('another kind of link under the same name is removed first (TUN → wireguard)', async () => {
+    const exec = new RecordingExec({ [READ]: fixture }, true);
+    const d = createLinuxLinkDriver({ exec });
+    const before: LinkSpec = { name: 'awg-work', kind: 'tun', mtu: 1380, up: true };
+    await d.apply(change('replace', { ...before, kind: 'wireguard' }, before), ctx(exec));
+    expect(exec.log).toEqual([
+      'ip link del dev awg-work',
+      '[netlink] ip link add awg-work type wireguard',
+      `[netlink] ip link set dev awg-work alias ${LINK_MARKER} mtu 1380 up`,
     ]);
   });
 

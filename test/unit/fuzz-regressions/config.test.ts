@@ -86,6 +86,8 @@ describe('config/i-tags', () => {
         { tag: 'rd', n: 2 },
         { tag: 't' },
       ],
+      // 3 + 16 + 4 + 2 + 4 bytes on the wire
+      size: 29,
     });
     expect(parseTags(v)!.map((t) => t.kind)).toEqual(['b', 'r', 'rc', 'rd', 't']);
     // stricter than the engine: text outside tags (which the engine ignores) is refused,

@@ -17,10 +17,11 @@
  * DIR holds amneziawg-go-v0.2.12 (AmneziaWG 1.0), amneziawg-go-v0.2.19 (2.0) and
  * amneziawg-go-v3.1 (3.1), built from upstream's tags; they are not part of the repository.
  */
-import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { parseGet, uapiGet, uapiSet } from '../src/resources/engine/uapi-client.js';
+import { AWG_1_0, AWG_2_0, AWG_3_1, type Params, hex, uapiParams } from './awg-params.js';
 import {
   awg,
   cleanupAwgEnv,
@@ -53,63 +54,18 @@ const MIN_MBPS = 100;
 const PORT = 51820;
 const IPERF_PORT = 5201;
 
-type Value = number | string | boolean;
-
 /** One generation: the build that speaks it and its parameters, by their YAML names. */
 interface Generation {
   name: string;
   binary: string;
-  params: Record<string, Value>;
+  params: Params;
 }
 
-const hpk = randomBytes(32).toString('base64');
-const V1 = {
-  jc: 4,
-  jmin: 40,
-  jmax: 70,
-  s1: 15,
-  s2: 18,
-  h1: 1020325451,
-  h2: 3288052141,
-  h3: 1766607858,
-  h4: 2528465083,
-};
-const V2 = {
-  ...V1,
-  s3: 20,
-  s4: 23,
-  h1: '471800590-471800690',
-  h2: '1246894907-1246895000',
-  h3: '923637689-923637690',
-  h4: '1769581055-1869581055',
-  i1: '<b 0xc70000000108ce1bf31eec7d93360000449e><r 32><t>',
-};
 const GENERATIONS: Generation[] = [
-  { name: '1.0', binary: 'amneziawg-go-v0.2.12', params: V1 },
-  { name: '2.0', binary: 'amneziawg-go-v0.2.19', params: V2 },
-  {
-    name: '3.1',
-    binary: 'amneziawg-go-v3.1',
-    params: {
-      ...V2,
-      headerProtectionKey: hpk,
-      randomTrailers: true,
-      contentPaddingAddition: '8-32',
-    },
-  },
+  { name: '1.0', binary: 'amneziawg-go-v0.2.12', params: AWG_1_0 },
+  { name: '2.0', binary: 'amneziawg-go-v0.2.19', params: AWG_2_0 },
+  { name: '3.1', binary: 'amneziawg-go-v3.1', params: AWG_3_1 },
 ];
-
-const hex = (b64: string) => Buffer.from(b64, 'base64').toString('hex');
-
-/** The same parameters as UAPI lines (keys in snake case, the header key in hex). */
-function uapiParams(p: Record<string, Value>): string {
-  return Object.entries(p)
-    .map(([k, v]) => {
-      const key = k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-      return `${key}=${k === 'headerProtectionKey' ? hex(v as string) : String(v)}\n`;
-    })
-    .join('');
-}
 
 interface Check {
   name: string;

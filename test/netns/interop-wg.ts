@@ -52,12 +52,18 @@ export const AWG_GO_RUN_DIR = '/var/run/amneziawg';
 
 /**
  * Start an amneziawg-go binary (`bin`, a path) in the foreground inside `ns`, as
- * `startWireguardGo` does; its UAPI socket is /var/run/amneziawg/IFACE.sock.
+ * `startWireguardGo` does (`ownSession` likewise); its UAPI socket is
+ * /var/run/amneziawg/IFACE.sock.
  */
-export function startAmneziawgGo(ns: string, iface: string, bin: string): Promise<WgGo> {
+export function startAmneziawgGo(
+  ns: string,
+  iface: string,
+  bin: string,
+  o: { ownSession?: boolean } = {},
+): Promise<WgGo> {
   return startUserspaceWg(ns, iface, AWG_GO_RUN_DIR, {
-    cmd: bin,
-    args: [iface],
+    cmd: o.ownSession ? 'setsid' : bin,
+    args: [...(o.ownSession ? [bin] : []), iface],
     env: { WG_PROCESS_FOREGROUND: '1' },
   });
 }

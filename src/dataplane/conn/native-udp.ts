@@ -107,6 +107,7 @@ export class NativeUdpBind implements Bind {
   private lastKeyLen = -1;
   private lastIfindex = -1;
   private lastEp: Endpoint | null = null;
+  private lastMeta: RecvMeta | null = null;
   mark = 0;
   private queueDropped = 0;
   private threadAsked = false;
@@ -256,6 +257,14 @@ export class NativeUdpBind implements Bind {
 
   /** The sender and local address of a datagram; the previous object when they are the same. */
   private endpointOf(m: RecvMeta): Endpoint | null {
+    // the datagrams split from one UDP GRO buffer share their meta
+    if (m === this.lastMeta) return this.lastEp;
+    this.lastMeta = m;
+    this.lastEp = this.endpointOfBytes(m);
+    return this.lastEp;
+  }
+
+  private endpointOfBytes(m: RecvMeta): Endpoint | null {
     const name = m.name;
     const family = name[0]! | (name[1]! << 8);
     const addrLen = family === 10 ? 24 : 8; // bytes of the sockaddr that identify the sender
@@ -394,6 +403,7 @@ export class NativeUdpBind implements Bind {
     this.pending.length = 0;
     this.pendingCount = 0;
     this.lastEp = null;
+    this.lastMeta = null;
     this.lastKeyLen = -1;
     this.threadAsked = false;
   }

@@ -15,7 +15,7 @@ import { AwgCodec } from '../awg/codec.js';
 import { type AwgParams, defaultAwgParams } from '../awg/params.js';
 import { type RandomSource, cryptoRandom } from '../awg/random.js';
 import { ZERO_RANGE, isZeroRange, range } from '../awg/range.js';
-import { type Clock, systemClock } from '../clock.js';
+import { BatchClock, type Clock, systemClock } from '../clock.js';
 import { type Bind, type Endpoint, sameEndpoint, splitHostPort } from '../conn/bind.js';
 import {
   DEFAULT_UDP_WINDOW,
@@ -155,6 +155,8 @@ export class Device
 {
   // ---- package-internal: the members the host interfaces list -----------------------------
   readonly clock: Clock;
+  /** `clock`, held for the length of each batch of packets */
+  private readonly batchClock: BatchClock;
   readonly rng: RandomSource;
   readonly timing: Timing;
   readonly indices = new Map<number, IndexEntry>();
@@ -217,7 +219,7 @@ export class Device
     this.rxSlab = opts.slabs?.rx ?? Buffer.allocUnsafeSlow(RX_SLAB);
     this.ownSlabs = !opts.slabs;
     this.idleReleaseMs = opts.idleReleaseMs ?? idleReleaseMs();
-    this.clock = opts.clock ?? systemClock;
+    this.clock = this.batchClock = new BatchClock(opts.clock ?? systemClock);
     this.rng = opts.random ?? cryptoRandom;
     this.resolver = opts.resolver ?? dnsResolver;
     this.load = new HandshakeLoad(opts.underLoadThreshold ?? UNDER_LOAD_HANDSHAKES_PER_SECOND);
@@ -238,21 +240,42 @@ export class Device
     this.sealQueue = pool?.queue() ?? null;
     this.openQueue = pool?.queue() ?? null;
     // a packet must never take the process down: contain anything unexpected per batch
+    // (no closure per packet: try/catch in place)
+    const clock = this.batchClock;
     this.tun.onReceive((packets) => {
       if (++this.activity === BUSY_AFTER) setBusy(this, true);
-      this.guard('tun', () => send.routineReadFromTun(this, packets));
+      clock.hold();
+      try {
+        send.routineReadFromTun(this, packets);
+      } catch (e) {
+        this.dropped('tun', e);
+      } finally {
+        clock.release();
+      }
     });
     // inner packets for the TUN are collected per receive batch and written together (the
     // TUN coalesces TCP segments of a batch); a bind without batches flushes per datagram
     const batched = typeof this.bind.onBatchEnd === 'function';
-    this.bind.onReceive((data, from) =>
-      this.guard('udp', () => {
+    this.bind.onReceive((data, from) => {
+      clock.hold(); // until the batch ends
+      try {
         if (++this.activity === BUSY_AFTER) setBusy(this, true);
         routineReceiveIncoming(this, data, from);
         if (!batched) this.flushTun();
-      }),
-    );
-    this.bind.onBatchEnd?.(() => this.guard('udp', () => this.flushTun()));
+      } catch (e) {
+        this.dropped('udp', e);
+      }
+      if (!batched) clock.release();
+    });
+    this.bind.onBatchEnd?.(() => {
+      try {
+        this.flushTun();
+      } catch (e) {
+        this.dropped('udp', e);
+      } finally {
+        clock.release();
+      }
+    });
   }
 
   /** packets opened in the current receive batch, waiting for `flushTun` */
@@ -299,12 +322,8 @@ export class Device
     settleSoon();
   }
 
-  private guard(where: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (e) {
-      this.log('warn', `${where} packet dropped: ${(e as Error).message}`);
-    }
+  private dropped(where: string, e: unknown): void {
+    this.log('warn', `${where} packet dropped: ${(e as Error).message}`);
   }
 
   // ---- lifecycle --------------------------------------------------------------------------
@@ -555,7 +574,11 @@ export class Device
       if (n++ === PREPARE_BATCH) break;
       this.toPrepare.delete(p);
       if (p.running && this.isUp())
-        this.guard('handshake preparation', () => prepareNextInitiation(this, p));
+        try {
+          prepareNextInitiation(this, p);
+        } catch (e) {
+          this.dropped('handshake preparation', e);
+        }
     }
     if (this.toPrepare.size) this.prepareTimer = setTimeout(() => this.prepareSome(), 0).unref();
   }

@@ -27,12 +27,15 @@ export class ReplayFilter {
    */
   validate(counter: number, limit: number): boolean {
     if (!(counter < limit)) return false;
+    // counters go past 2^31: remainders by subtraction, as `%` of a double is a call to fmod
+    const rb = this.ringBlocks;
     const indexBlock = Math.floor(counter / BLOCK_BITS);
     const lastBlock = Math.floor(this.last / BLOCK_BITS);
     if (counter > this.last) {
-      const diff = Math.min(indexBlock - lastBlock, this.ringBlocks);
+      const diff = Math.min(indexBlock - lastBlock, rb);
       for (let i = 1; i <= diff; i++) {
-        const b = ((lastBlock + i) % this.ringBlocks) * 2;
+        const k = lastBlock + i;
+        const b = (k - Math.floor(k / rb) * rb) * 2;
         this.ring[b] = 0;
         this.ring[b + 1] = 0;
       }
@@ -40,8 +43,8 @@ export class ReplayFilter {
     } else if (this.last - counter > this.windowSize) {
       return false;
     }
-    const b = (indexBlock % this.ringBlocks) * 2;
-    const bit = counter % BLOCK_BITS;
+    const b = (indexBlock - Math.floor(indexBlock / rb) * rb) * 2;
+    const bit = counter - indexBlock * BLOCK_BITS;
     const word = b + (bit >= 32 ? 1 : 0);
     const mask = (1 << (bit & 31)) >>> 0;
     const old = this.ring[word]!;

@@ -341,7 +341,7 @@ export class TunFile implements TunDevice {
         this.stats.groPackets += count;
       }
       this.writeOne(buf, len, count, len - VNET_HDR_LEN);
-      g.pkts.length = 0; // the views are not kept
+      g.pkts = []; // the views are not kept (a new array: setting length is a runtime call)
     }
   }
 

@@ -448,7 +448,7 @@ function reuse(groups: GroGroup[], i: number): GroGroup {
       closed: false,
     };
     groups[i] = g;
-  } else g.pkts.length = 0;
+  } else g.pkts = [];
   return g;
 }
 

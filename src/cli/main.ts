@@ -372,9 +372,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-v, --verbose', 'show phases')
     .option('--drift-interval <seconds>', 're-observe at least this often (default 30)')
     .addOption(stateDir());
-  selectionFlags(program.commands.at(-1)!).action(async (o) =>
-    setCode(await (await import('./commands/up.js')).upCommand(io, o)),
-  );
+  selectionFlags(program.commands.at(-1)!).action(async (o) => {
+    await longRunning();
+    setCode(await (await import('./commands/up.js')).upCommand(io, o));
+  });
 
   program
     .command('daemon')
@@ -397,9 +398,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       '--locked',
       'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
     );
-  selectionFlags(program.commands.at(-1)!).action(async (o) =>
-    setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o)),
-  );
+  selectionFlags(program.commands.at(-1)!).action(async (o) => {
+    await longRunning();
+    setCode(await (await import('./commands/daemon.js')).daemonCommand(io, o));
+  });
 
   program
     .command('exec')
@@ -467,6 +469,20 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .action(async () => setCode(await (await import('./commands/placer.js')).placerCommand()));
 
   return program;
+}
+
+/**
+ * `awg up` and `awg daemon` run with the Node flags of awg's long-running processes
+ * (util/node-flags.ts) however they were started: the process re-executes itself with the
+ * ones it lacks (native/reexec.ts; AWG_NODE_FLAGS set to anything keeps it as it is).
+ */
+async function longRunning(): Promise<void> {
+  if (process.platform !== 'linux') return;
+  const [{ reexecWithFlags }, { LONG_RUNNING_NODE_FLAGS }] = await Promise.all([
+    import('../native/reexec.js'),
+    import('../util/node-flags.js'),
+  ]);
+  reexecWithFlags(LONG_RUNNING_NODE_FLAGS);
 }
 
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {

@@ -12,6 +12,7 @@ import {
   PADDING_MULTIPLE,
 } from '../constants.js';
 import { readU32 } from '../noise/messages.js';
+import { chacha20XorInPlace } from '../crypto/aead.js';
 import { keystream, xorInPlace } from './header-protection.js';
 import { junkPackets } from './junk.js';
 import { headerMatches, pickHeader } from './magic-header.js';
@@ -47,6 +48,8 @@ export class AwgCodec {
   readonly s: readonly [number, number, number, number];
   readonly h: readonly [UintRange, UintRange, UintRange, UintRange];
   private readonly hpk: Uint8Array | null;
+  /** the first 16 keystream bytes of a datagram (header protection, transportOnly) */
+  private readonly ks16 = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE);
   private readonly itags: Tag[][];
 
   constructor(
@@ -87,7 +90,7 @@ export class AwgCodec {
       trailer = this.rng.intn(window - (s + msg.length));
     const d = withPrefix(s, msg, trailer, this.rng);
     if (trailer) d.set(this.rng.bytes(trailer), s + msg.length);
-    if (this.hpk) xorInPlace(d, s, keystream(this.hpk, d, msg.length), 0, msg.length);
+    if (this.hpk) chacha20XorInPlace(this.hpk, d, 0, d, s, msg.length);
     return d;
   }
 
@@ -107,14 +110,7 @@ export class AwgCodec {
   finishTransport(d: Uint8Array): void {
     const s = this.s[3];
     fillPrefix(d, s, this.rng);
-    if (this.hpk)
-      xorInPlace(
-        d,
-        s,
-        keystream(this.hpk, d, MESSAGE_TRANSPORT_HEADER_SIZE),
-        0,
-        MESSAGE_TRANSPORT_HEADER_SIZE,
-      );
+    if (this.hpk) chacha20XorInPlace(this.hpk, d, 0, d, s, MESSAGE_TRANSPORT_HEADER_SIZE);
   }
 
   /** Zero padding to append inside the AEAD for a plaintext of `len` bytes. */
@@ -146,20 +142,33 @@ export class AwgCodec {
   /**
    * The offset of the transport message when that is `d`'s only reading (the receive path's
    * common case, taken without `candidates`' array, objects and view), else −1: then
-   * `candidates` decides. Never with header protection (its readings are de-protected first).
-   * When ≥ 0, `candidates(d)` is exactly one transport reading at that offset.
+   * `candidates` decides. With header protection the type is read through the first 16
+   * bytes of the datagram's keystream, and the transport header de-protected in place when it
+   * answers. When ≥ 0, `candidates(d)` is exactly one transport reading at that offset, and
+   * `d` then reads as that reading's does.
    */
   transportOnly(d: Uint8Array): number {
-    if (this.hpk) return -1;
     const s4 = this.s[3];
-    if (d.length < s4 + MIN_MESSAGE_SIZE || !headerMatches(d, s4, this.h[3])) return -1;
+    if (d.length < s4 + MIN_MESSAGE_SIZE) return -1;
+    let typeHash = 0;
+    const ks = this.ks16;
+    if (this.hpk) {
+      ks.fill(0);
+      chacha20XorInPlace(this.hpk, d, 0, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
+      typeHash = readU32(ks, 0);
+    }
+    if (!headerMatches(d, s4, this.h[3], typeHash)) return -1;
     const trailers = this.params.randomTrailers;
     for (let k = 0; k < 3; k++) {
       const s = this.s[k]!;
       const l = HANDSHAKE_SIZES[k]!;
-      if ((d.length === s + l || (trailers && d.length > s + l)) && headerMatches(d, s, this.h[k]!))
+      if (
+        (d.length === s + l || (trailers && d.length > s + l)) &&
+        headerMatches(d, s, this.h[k]!, typeHash)
+      )
         return -1;
     }
+    if (this.hpk) xorInPlace(d, s4, ks, 0, MESSAGE_TRANSPORT_HEADER_SIZE);
     return s4;
   }
 

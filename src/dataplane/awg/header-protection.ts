@@ -3,7 +3,7 @@
  * bytes of the datagram's S-prefix, counter 0). Handshake messages are protected whole;
  * transport only in its 16-byte header. Requires every S ≥ 12.
  */
-import { chacha20Keystream } from '../crypto/aead.js';
+import { chacha20Keystream, chacha20XorInPlace } from '../crypto/aead.js';
 
 export const HEADER_CIPHER_NONCE_SIZE = 12;
 
@@ -29,5 +29,5 @@ export function protect(
   offset: number,
   length: number,
 ): void {
-  xorInPlace(datagram, offset, keystream(key, datagram, length), 0, length);
+  chacha20XorInPlace(key, datagram, 0, datagram, offset, length);
 }

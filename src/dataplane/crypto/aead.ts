@@ -5,11 +5,13 @@
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { evpAead } from '../../native/libcrypto.js';
+import { evpAead, evpChaCha20 } from '../../native/libcrypto.js';
 import { writeU32, writeU64 } from '../bytes.js';
 
 /** the transport path's EVP implementation (native/libcrypto.ts), or undefined: node:crypto */
 const evp = evpAead();
+/** raw ChaCha20 for AWG header protection (native/libcrypto.ts), or undefined: node:crypto */
+const chacha = evpChaCha20();
 
 export const TAG_SIZE = 16;
 const EMPTY = new Uint8Array(0);
@@ -151,7 +153,30 @@ const ZERO4 = new Uint8Array(4);
 
 /** IETF ChaCha20 keystream, block counter 0 (node's 16-byte IV = u32le counter ‖ nonce12). */
 export function chacha20Keystream(key: Uint8Array, nonce12: Uint8Array, length: number): Buffer {
+  if (chacha) {
+    const out = Buffer.alloc(length);
+    chacha.xor(key, nonce12, 0, out, 0, length);
+    return out;
+  }
   const iv = Buffer.concat([ZERO4, nonce12.subarray(0, 12)]);
   const c = createCipheriv('chacha20', key, iv);
   return c.update(Buffer.alloc(length));
+}
+
+/**
+ * XORs data[at, at + length) in place with the IETF ChaCha20 keystream (block counter 0) of
+ * `key` and the nonce src[nonceAt, nonceAt + 12): libcrypto's EVP on one context per key,
+ * else node:crypto.
+ */
+export function chacha20XorInPlace(
+  key: Uint8Array,
+  src: Uint8Array,
+  nonceAt: number,
+  data: Uint8Array,
+  at: number,
+  length: number,
+): void {
+  if (chacha) return chacha.xor(key, src, nonceAt, data, at, length);
+  const ks = chacha20Keystream(key, src.subarray(nonceAt, nonceAt + 12), length);
+  for (let i = 0; i < length; i++) data[at + i]! ^= ks[i]!;
 }

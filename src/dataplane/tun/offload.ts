@@ -154,7 +154,11 @@ function words(buf: ArrayBufferLike): Uint32Array {
 
 /** Folds an unfolded little-endian sum to the 16-bit big-endian one's-complement sum. */
 export function fold(le: number): number {
-  while (le > 0xffff) le = (le % 0x10000) + Math.floor(le / 0x10000);
+  // `%` of a double is a call to fmod: the remainder by subtraction
+  while (le > 0xffff) {
+    const hi = Math.floor(le / 0x10000);
+    le = le - hi * 0x10000 + hi;
+  }
   return ((le & 0xff) << 8) | (le >> 8);
 }
 

@@ -15,7 +15,7 @@ import {
 } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evpAead, evpBlake2s, evpX25519 } from '../../../src/native/libcrypto.js';
+import { evpAead, evpBlake2s, evpChaCha20, evpX25519 } from '../../../src/native/libcrypto.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 
 const evp = evpAead({});
@@ -165,6 +165,51 @@ const nodeDh = (sk: Uint8Array, pk: Uint8Array) =>
       type: 'spki',
     }),
   });
+
+const chacha = evpChaCha20({});
+
+describe.skipIf(!chacha)('EVP ChaCha20 (header protection: keystream XORed into place)', () => {
+  it('XORs what node:crypto does, for any key, nonce place, length and offset, keys reused in turn', () => {
+    const keys = [randomBytes(32), randomBytes(32)];
+    fc.assert(
+      fc.property(
+        fc.nat(1),
+        fc.uint8Array({ minLength: 12, maxLength: 40 }),
+        fc.nat(28),
+        fc.uint8Array({ maxLength: 300 }),
+        fc.nat(50),
+        (k, src, nonceAt, data, pre) => {
+          const key = keys[k]!;
+          const at = Math.min(nonceAt, src.length - 12);
+          const nonce = src.subarray(at, at + 12);
+          const c = createCipheriv('chacha20', key, Buffer.concat([Buffer.alloc(4), nonce]));
+          const want = c.update(Buffer.from(data));
+          const buf = Buffer.concat([
+            Buffer.alloc(pre, 0xee),
+            Buffer.from(data),
+            Buffer.alloc(3, 0xdd),
+          ]);
+          chacha!.xor(key, src, at, buf, pre, data.length);
+          expect(buf.subarray(pre, pre + data.length).equals(want)).toBe(true);
+          expect(buf.subarray(0, pre).every((b) => b === 0xee)).toBe(true);
+          expect(buf.subarray(pre + data.length).every((b) => b === 0xdd)).toBe(true);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses a range outside the buffers', () => {
+    const key = randomBytes(32);
+    expect(() => chacha!.xor(key, Buffer.alloc(11), 0, Buffer.alloc(16), 0, 16)).toThrow(
+      RangeError,
+    );
+    expect(() => chacha!.xor(key, Buffer.alloc(12), 0, Buffer.alloc(16), 1, 16)).toThrow(
+      RangeError,
+    );
+    expect(evpChaCha20({ AWG_AEAD: 'node' })).toBeUndefined();
+  });
+});
 
 describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
   it('RFC 7748 §6.1: both public keys and the shared secret', () => {

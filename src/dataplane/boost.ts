@@ -182,13 +182,17 @@ export function applyEngineSlice(): { us: number; result: number } | null {
 }
 
 /**
- * The nice value of the engine's autogroup, and so its weight against other sessions (nice −5:
- * 3121 against 1024, ≈ 3×). Where the kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP,
+ * The nice value of the engine's autogroup, and so its weight against other sessions (nice −10:
+ * 9548 against 1024, ≈ 9×; a one-thread engine can still take at most one core). Where the
+ * kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP,
  * on when no cgroup CPU controller holds the process), every session gets an equal share of the
  * CPUs, however many threads it runs: with four busy processes in sessions of their own on two
  * cores the one-thread engine got about a third of a core and sent 0.56–0.84× what
  * wireguard-go sent, whose threads that sleep and wake on both cores got more than their share;
- * at nice −5 0.95–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Kernel
+ * at nice −5 0.95–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Against
+ * amneziawg-go v3.1, whose goroutines run on both cores, the engine sent 0.75× at −5 and 0.81×
+ * at −10 out of the host, 1.00× and 1.09× into it (Step 14; −15 starved the benchmark's own
+ * peer and did no better). Kernel
  * WireGuard's encryption runs in softirq and kernel workers, ahead of every session; the
  * engine's CPU goes only to packets the machine's own programs send and receive. Only a
  * session leader's own group (a detached `awg engine`, a daemon that systemd started: its
@@ -196,7 +200,7 @@ export function applyEngineSlice(): { us: number; result: number } | null {
  * (nice 0) is changed. Needs CAP_SYS_NICE. AWG_ENGINE_NICE sets another value (−20 to 19), 0
  * leaves it.
  */
-export const ENGINE_NICE = -5;
+export const ENGINE_NICE = -10;
 
 export function engineNice(env: NodeJS.ProcessEnv = process.env): number {
   const v = env.AWG_ENGINE_NICE;

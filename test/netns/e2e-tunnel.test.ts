@@ -211,7 +211,7 @@ describe.skipIf(skip)('e2e: WireGuard tunnel apply, drift, down', () => {
     );
     // the engine answers on its (private) UAPI socket
     expect(existsSync(join(e.dir, 'uapi', 'awg-vpn.sock'))).toBe(true);
-    // the detached engine leads a session of its own, whose autogroup runs at nice −5
+    // the detached engine leads a session of its own, whose autogroup runs at nice −10
     // (boost.ts applyEngineWeight); this process's group is untouched
     const g = await engineGroup(ns);
     expect(g.leader).toBe(true);

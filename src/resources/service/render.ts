@@ -237,7 +237,7 @@ export function daemonCapabilities(d: Pick<DaemonInvocation, 'socketGroup'>): Da
     { cap: 'CAP_NET_BIND_SERVICE', why: 'a tunnel `listenPort` below 1024' },
     {
       cap: 'CAP_SYS_NICE',
-      why: "SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket; and for an engine's thread while a packet waits for its handshake (the handshake boost: from our initiation until the peer's first data packet, at most 250 ms); nice −5 for the engines' autogroup where the kernel groups processes by session (AWG_ENGINE_NICE)",
+      why: "SCHED_FIFO for the `awg placer` child, so a new process is placed before it opens a socket; and for an engine's thread while a packet waits for its handshake (the handshake boost: from our initiation until the peer's first data packet, at most 250 ms); nice −10 for the engines' autogroup where the kernel groups processes by session (AWG_ENGINE_NICE)",
     },
     {
       cap: 'CAP_SYS_PTRACE',

@@ -217,11 +217,11 @@ describe('the engine’s autogroup weight', () => {
     return { ctl, writes, nice: () => nice };
   }
 
-  it('nice −5 by default; AWG_ENGINE_NICE from −20 to 19, anything else (or 0) leaves the group alone', () => {
-    expect(ENGINE_NICE).toBe(-5);
-    expect(engineNice({})).toBe(-5);
+  it('nice −10 by default; AWG_ENGINE_NICE from −20 to 19, anything else (or 0) leaves the group alone', () => {
+    expect(ENGINE_NICE).toBe(-10);
+    expect(engineNice({})).toBe(-10);
     for (const [v, n] of [
-      ['', -5],
+      ['', -10],
       ['-10', -10],
       ['-20', -20],
       ['19', 19],

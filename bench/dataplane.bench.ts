@@ -16,7 +16,9 @@
  * - VmRSS of the engine and of the anchor after the throughput runs.
  *
  * `AWG_BENCH_PARAMS` (plain WireGuard and the AmneziaWG generations) and `AWG_BENCH_LOAD` (busy
- * loops) are described at dataplaneBench.
+ * loops) are described at dataplaneBench. `AWG_BENCH_HOST=up` runs our engine inside `awg up`
+ * (the daemon's loop, in a session of its own as systemd starts the service) instead of the
+ * engine process `awg apply` starts: its VmRSS is then the daemon's.
  * Needs root, wireguard-go, iperf3. `awg apply` and so the engine run from the installed
  * package's layout (`bundledLayout`: the bundle of a fresh `npm run build`, as `npm i -g` and the
  * .deb have it); `AWG_BENCH_LAYOUT=dist` runs the checkout's tsc dist/ instead (a clone's build,
@@ -41,6 +43,7 @@ import {
 import { loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import {
+  REPO_ROOT,
   awg,
   cleanupAwgEnv,
   ensureDist,
@@ -363,6 +366,9 @@ async function dataplaneRun(
   const servers: NsProcess[] = [];
   let direct: { kill(): Promise<void> } | undefined;
   const load: number[] = [];
+  // `AWG_BENCH_HOST=up`: our engine in `awg up` (the daemon's loop, its engines in process)
+  const up = process.env.AWG_BENCH_HOST === 'up';
+  let upProc: NsProcess | undefined;
   try {
     if (layout === 'installed bundle') bin = await bundledLayout(work);
     nsA = await createNetns('bda');
@@ -482,12 +488,33 @@ async function dataplaneRun(
           ...(set.params ? { obfuscation: set.params } : {}),
         }),
       );
-      const ap = await awg(nsA, e, ['apply', '-f', cfg], {
-        extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
-        ...(bin ? { bin } : {}),
-      });
-      if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
+      if (up) {
+        // `awg up` in a session of its own, as systemd starts the service; it runs itself with
+        // awg's long-running Node flags (it re-executes itself with those it lacks)
+        upProc = nsSpawn(
+          nsA,
+          'setsid',
+          [
+            process.execPath,
+            bin ?? join(REPO_ROOT, 'bin/awg.js'),
+            'up',
+            '-f',
+            cfg,
+            '--state-dir',
+            e.stateDir,
+          ],
+          { env: { ...e.env, ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) } },
+        );
+      } else {
+        const ap = await awg(nsA, e, ['apply', '-f', cfg], {
+          extraEnv: nodeOptions ? { NODE_OPTIONS: nodeOptions } : {},
+          ...(bin ? { bin } : {}),
+        });
+        if (ap.code !== 0) throw new Error(`awg apply failed:\n${ap.stderr}`);
+      }
     }
+    // the process our engine runs in: the detached engine of `awg apply`, or `awg up`
+    const ourPid = () => (upProc ? upProc.pid : enginePid(link));
 
     const targets: Target[] = [];
     const resetVia = (sock: string, pub: string, endpoint: string, allowed: string) => async () => {
@@ -501,7 +528,7 @@ async function dataplaneRun(
     targets.push({
       name: 'awg',
       peer: T(1, 2),
-      pidA: () => enginePid(link),
+      pidA: ourPid,
       pidB: b[0]!.pid,
       iperfPort: 5201,
       resetPeer: resetVia(
@@ -525,7 +552,10 @@ async function dataplaneRun(
     for (const t of targets)
       servers.push(nsSpawn(nsB, 'iperf3', ['-s', '-p', String(t.iperfPort)]));
     for (const t of targets)
-      if (!(await pingEventually(nsA, t.peer, 20_000))) throw new Error(`no tunnel to ${t.peer}`);
+      if (!(await pingEventually(nsA, t.peer, 20_000)))
+        throw new Error(
+          `no tunnel to ${t.peer}${upProc ? `; awg up printed:\n${upProc.output()}` : ''}`,
+        );
 
     const res: Record<string, number[]> = {};
     const put = (k: string, v: number) => (res[k] ??= []).push(v);
@@ -563,13 +593,16 @@ async function dataplaneRun(
           );
         }
     }
-    put('awg engine VmRSS', rssMiB(enginePid(link)));
+    put(
+      up ? 'awg up (the daemon, its engine in process) VmRSS' : 'awg engine VmRSS',
+      rssMiB(ourPid()),
+    );
     for (const a of anchors)
       put(`${a === anchors[0] ? 'anchor' : 'wireguard-go'} (A) VmRSS`, rssMiB(a.pid));
     // each one's autogroup nice: the engine sets its own (AWG_ENGINE_NICE, boost.ts), the
     // anchor's stays at 0; recorded so that a result says which weights competed
     const group = (pid: number) => String(autogroupNice(`/proc/${pid}/autogroup`) ?? 'none');
-    const groups = `autogroup nice: engine ${group(enginePid(link))}, anchor ${group(anchors[0]!.pid)}`;
+    const groups = `autogroup nice: engine ${group(ourPid())}, anchor ${group(anchors[0]!.pid)}`;
 
     const unit = (k: string) =>
       k.startsWith('ratio')
@@ -595,14 +628,16 @@ async function dataplaneRun(
     const anchorDesc = awgGo
       ? `anchor ${basename(awgGo)} both sides, B peer of awg the same`
       : 'anchor and B peer Debian wireguard-go';
-    const note = `${direct ? `engine from ${engineRoot}` : layout}; ${anchorDesc}; MTU ${mtu}; load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
+    const note = `${direct ? `engine from ${engineRoot}` : up ? `awg up (${layout}, ${process.version})` : layout}; ${anchorDesc}; MTU ${mtu}; load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
     return Object.entries(res).map(([k, v]) =>
       sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note),
     );
   } finally {
     for (const sv of servers) await sv.kill(1000);
+    if (upProc) await upProc.kill(5000);
     if (direct) await direct.kill();
-    else if (env && nsA) await awg(nsA, env, ['down'], bin ? { bin } : {}).catch(() => undefined);
+    else if (env && nsA && !upProc)
+      await awg(nsA, env, ['down'], bin ? { bin } : {}).catch(() => undefined);
     for (const w of peers) await w.stop().catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);

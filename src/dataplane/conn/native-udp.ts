@@ -36,7 +36,7 @@ import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
 import { type StarvationGauge, threadGauge } from '../starved.js';
 import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
-import { RECV_BATCH, type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
+import { type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
 import type { Bind, Endpoint } from './bind.js';
 
 /** Datagrams waiting for room in the socket buffer at most; beyond, sends are dropped (UDP). */
@@ -241,7 +241,7 @@ export class NativeUdpBind implements Bind {
       if (r <= 0) break; // EAGAIN, or an error (ECONNREFUSED from ICMP and the like: UDP is lossy)
       // the batch ends with each recvmmsg: the next one reuses the block its views point into
       this.batchEnd?.();
-      if (r < RECV_BATCH) break;
+      if (!this.rx || r < this.rx.batch) break;
     }
   }
 

@@ -268,7 +268,10 @@ async function main(): Promise<void> {
     // the receive path: datagrams captured from A (not timed), delivered 64 to a batch
     bindA.mode = 'capture';
     bindA.captured = [];
-    const cap = Math.min(reads, Math.ceil(Number(process.env.AWG_BENCH_CAPTURE_MB ?? 200) * 1e6 / perRead));
+    const cap = Math.min(
+      reads,
+      Math.ceil((Number(process.env.AWG_BENCH_CAPTURE_MB ?? 200) * 1e6) / perRead),
+    );
     for (let i = 0; i < cap; i++) tunA.receiver!(read());
     const dgrams = bindA.captured;
     bindA.captured = [];

@@ -41,6 +41,8 @@ export type SizedObfuscation = Partial<Record<'jc' | 'jmax' | 's1' | 's2' | 's3'
   Partial<Record<'i1' | 'i2' | 'i3' | 'i4' | 'i5', string>>;
 export interface SizedTunnel extends MtuInput {
   addresses: string[];
+  /** absent or 'embedded': our engine, which lowers TCP's MSS behind S4 (dataplane/tun/mss.ts) */
+  engine?: unknown;
   peers: { endpoint?: string | undefined }[];
   /** absent for WireGuard */
   obfuscation?: SizedObfuscation | undefined;
@@ -130,8 +132,15 @@ export function checkMtu(t: SizedTunnel, base: PathKey[]): MtuWarning[] {
   for (const d of largestDatagrams(t)) {
     if (d.bytes <= limit) continue;
     const over6 = family === 6 && d.bytes + OUTER_HEADERS[4] <= PATH_MTU ? ' over IPv6' : '';
+    // our engine lowers the MSS of the TCP connections it carries behind an S4 prefix
+    const clamped =
+      s4 > 0 &&
+      (d.field === 'mtu' || d.field === 's4') &&
+      (t.engine === undefined || t.engine === 'embedded')
+        ? ' (TCP excepted: the engine lowers its MSS to fit)'
+        : '';
     const made = (extra = '') =>
-      `${d.what} of ${d.field === 'jmax' ? 'up to ' : ''}${d.bytes} bytes (${d.bytes + OUTER_HEADERS[6]} with IPv6 outer headers, ${d.bytes + OUTER_HEADERS[4]} with IPv4)${extra} that a ${PATH_MTU}-byte path must fragment${over6}`;
+      `${d.what} of ${d.field === 'jmax' ? 'up to ' : ''}${d.bytes} bytes (${d.bytes + OUTER_HEADERS[6]} with IPv6 outer headers, ${d.bytes + OUTER_HEADERS[4]} with IPv4)${extra} that a ${PATH_MTU}-byte path must fragment${over6}${clamped}`;
     let message: string;
     if (d.field === 'mtu') {
       const lead = s4 > 0 ? `${effectiveMtu(t)} with obfuscation.s4 = ${s4}` : `${effectiveMtu(t)}`;

@@ -376,7 +376,7 @@ describe('importWgQuick: mapping details', () => {
     const r = load('awg2-mtu.conf');
     expect(r.ok).toBe(true);
     expect(r.issues.map(formatIssue)).toEqual([
-      'awg2-mtu.conf:6:1: warning: tunnels.awg2-mtu.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1397',
+      'awg2-mtu.conf:6:1: warning: tunnels.awg2-mtu.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); the largest MTU that fits is 1397',
     ]);
     expect((r.config.tunnels!['awg2-mtu'] as { mtu?: number }).mtu).toBe(1420);
     const auto = load('awg2-auto.conf');

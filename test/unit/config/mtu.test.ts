@@ -142,33 +142,42 @@ describe('checkMtu messages', () => {
 
   it('names the MTU that fits, over IPv4 when every endpoint is IPv4', () => {
     expect(warnings(tunnel({ mtu: 1420 }, { s4: 23 }))).toEqual([
-      'tunnels.t.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1397',
+      'tunnels.t.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); the largest MTU that fits is 1397',
     ]);
     expect(warnings(tunnel({ mtu: 1418 }, { s4: 23 }, '192.0.2.1:443'))).toEqual([
-      'tunnels.t.mtu: 1418 with obfuscation.s4 = 23 makes transport datagrams of 1473 bytes (1521 with IPv6 outer headers, 1501 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1417 (every endpoint is an IPv4 address)',
+      'tunnels.t.mtu: 1418 with obfuscation.s4 = 23 makes transport datagrams of 1473 bytes (1521 with IPv6 outer headers, 1501 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); the largest MTU that fits is 1417 (every endpoint is an IPv4 address)',
     ]);
     expect(warnings(tunnel({ mtu: 1500 }))).toEqual([
       'tunnels.t.mtu: 1500 makes transport datagrams of 1532 bytes (1580 with IPv6 outer headers, 1560 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1420',
+    ]);
+    // an external engine clamps nothing: no TCP exception is promised
+    expect(
+      warnings({
+        ...tunnel({ mtu: 1420 }, { s4: 23 }),
+        engine: { external: '/usr/bin/amneziawg-go' },
+      }),
+    ).toEqual([
+      'tunnels.t.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment; the largest MTU that fits is 1397',
     ]);
   });
 
   it('when no MTU fits, asks for a smaller s4', () => {
     expect(warnings(tunnel({ mtu: 1280 }, { s4: 900 }))).toEqual([
-      'tunnels.t.mtu: 1280 with obfuscation.s4 = 900 makes transport datagrams of 2212 bytes (2260 with IPv6 outer headers, 2240 with IPv4) that a 1500-byte path must fragment; no MTU of at least 576 fits, so lower s4 to at most 844',
+      'tunnels.t.mtu: 1280 with obfuscation.s4 = 900 makes transport datagrams of 2212 bytes (2260 with IPv6 outer headers, 2240 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); no MTU of at least 576 fits, so lower s4 to at most 844',
     ]);
     const v6 = tunnel({ mtu: 1280, addresses: ['fd00::2/128'] }, { s4: 200 });
     expect(warnings(v6)).toEqual([
-      'tunnels.t.mtu: 1280 with obfuscation.s4 = 200 makes transport datagrams of 1512 bytes (1560 with IPv6 outer headers, 1540 with IPv4) that a 1500-byte path must fragment; no MTU of at least 1280 fits, so lower s4 to at most 140',
+      'tunnels.t.mtu: 1280 with obfuscation.s4 = 200 makes transport datagrams of 1512 bytes (1560 with IPv6 outer headers, 1540 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); no MTU of at least 1280 fits, so lower s4 to at most 140',
     ]);
   });
 
   it('at the default floor, offers a lower mtu only to a tunnel without IPv6 addresses', () => {
     expect(warnings(tunnel({ addresses: ['fd00::2/128'] }, { s4: 150 }))).toEqual([
-      'tunnels.t.obfuscation.s4: 150 makes transport datagrams of 1462 bytes (1510 with IPv6 outer headers, 1490 with IPv4) at the default MTU 1280 (the default stops at the IPv6 minimum) that a 1500-byte path must fragment over IPv6; lower s4 to at most 140',
+      'tunnels.t.obfuscation.s4: 150 makes transport datagrams of 1462 bytes (1510 with IPv6 outer headers, 1490 with IPv4) at the default MTU 1280 (the default stops at the IPv6 minimum) that a 1500-byte path must fragment over IPv6 (TCP excepted: the engine lowers its MSS to fit); lower s4 to at most 140',
     ]);
     expect(warnings(tunnel({}, { s4: 150 }, '192.0.2.1:443'))).toEqual([]);
     expect(warnings(tunnel({}, { s4: 170 }, '192.0.2.1:443'))).toEqual([
-      'tunnels.t.obfuscation.s4: 170 makes transport datagrams of 1482 bytes (1530 with IPv6 outer headers, 1510 with IPv4) at the default MTU 1280 (the default stops at the IPv6 minimum) that a 1500-byte path must fragment; lower s4 to at most 160 (every endpoint is an IPv4 address) or, as the tunnel has no IPv6 address, set mtu: 1270',
+      'tunnels.t.obfuscation.s4: 170 makes transport datagrams of 1482 bytes (1530 with IPv6 outer headers, 1510 with IPv4) at the default MTU 1280 (the default stops at the IPv6 minimum) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); lower s4 to at most 160 (every endpoint is an IPv4 address) or, as the tunnel has no IPv6 address, set mtu: 1270',
     ]);
   });
 

@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { engineNice } from '../../src/dataplane/boost.js';
 import { generateKeyPair, keyToBase64 } from '../../src/dataplane/crypto/keys.js';
 import { autogroupNice, sessionOf } from '../../src/native/sched.js';
 import {
@@ -445,10 +446,9 @@ export const OWN_AUTOGROUP = existsSync('/proc/self/autogroup')
   ? readFileSync('/proc/self/autogroup', 'latin1')
   : null;
 
-/** The nice an engine of ours gives its autogroup here (AWG_ENGINE_NICE, default −5: boost.ts). */
+/** The nice an engine of ours gives its autogroup here (AWG_ENGINE_NICE or boost.ts's default). */
 export function expectedEngineNice(): number {
-  const v = process.env.AWG_ENGINE_NICE;
-  return v === undefined || v === '' ? -5 : Number(v);
+  return engineNice(process.env);
 }
 
 /**

@@ -4,7 +4,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { exportWgQuick } from '../../../src/config/export.js';
+import { importWgQuick } from '../../../src/config/import.js';
 import { loadConfigText } from '../../../src/config/load.js';
+import { effectiveMtu } from '../../../src/config/mtu.js';
+import { Config, type WgLikeTunnel } from '../../../src/config/schema.js';
 import { checkSecrets } from '../../../src/config/secrets.js';
 import { parseTagString } from '../../../src/config/tags.js';
 import { parseTags } from '../../../src/dataplane/awg/tags.js';
@@ -110,5 +114,35 @@ describe('config/yaml-text (BOM)', () => {
     expect(k.issues.map((i) => [i.path, i.line, i.col])).toEqual([['nope', 2, 1]]);
     const first = loadConfigText('\uFEFFnope: 1\nversion: 1\n', 'f.yaml');
     expect(first.issues.map((i) => [i.path, i.line, i.col])).toEqual([['nope', 1, 1]]);
+  });
+});
+
+describe('config/export-import (MTU)', () => {
+  // seed 52622718: export writes the MTU even when the tunnel leaves it to the default (awg-quick
+  // would otherwise take its link MTU - 80, with no room for S4), so the import carries it
+  // explicitly: the effective MTU is what must survive the round trip
+  it('an exported tunnel without mtu imports with the same effective MTU', () => {
+    for (const obfuscation of [undefined, { s4: 23 }]) {
+      const t = {
+        type: obfuscation ? 'amneziawg' : 'wireguard',
+        privateKey: ONE,
+        addresses: ['10.0.0.2/32'],
+        peers: [{ publicKey: ONE, allowedIPs: ['0.0.0.0/0'] }],
+        ...(obfuscation ? { obfuscation } : {}),
+      };
+      const c = Config.parse({ version: 1, tunnels: { a: t } });
+      const tunnel = c.tunnels.a as WgLikeTunnel;
+      const ini = exportWgQuick('a', tunnel, (s) => String(s));
+      const r = importWgQuick(ini, {
+        file: 'a.conf',
+        name: 'a',
+        type: tunnel.type,
+        keyMode: 'inline',
+      });
+      expect(r.issues.filter((i) => i.severity === 'error')).toEqual([]);
+      const back = Config.parse(YAML.parse(r.yaml)).tunnels.a as WgLikeTunnel;
+      expect(back.mtu).toBe(effectiveMtu(tunnel));
+      expect(back.mtu).toBe(obfuscation ? 1397 : 1420);
+    }
   });
 });

@@ -27,7 +27,7 @@ fail() {
 }
 if [ -z "${AWG_UPGRADE_MOUNTNS:-}" ]; then
   dpkg -s awg >/dev/null 2>&1 && fail "an awg package is installed on this machine; not touching it"
-  for d in /var/lib/awg /run/awg /var/cache/awg; do [ -e "$d" ] && fail "$d exists (awg state of this machine)"; done
+  for d in /var/lib/awg /run/awg; do [ -e "$d" ] && fail "$d exists (awg state of this machine)"; done
   [ -d /run/systemd ] || fail "no /run/systemd to cover with a tmpfs"
   # everything below runs in a private mount namespace (the tmpfs on /run/systemd stays in it)
   exec env AWG_UPGRADE_MOUNTNS=1 unshare -m --propagation private bash "$self" "$@"
@@ -47,9 +47,14 @@ cleanup() {
   ip netns pids "$nsP" 2>/dev/null | xargs -r kill 2>/dev/null || true
   ip netns del "$nsC" 2>/dev/null || true
   ip netns del "$nsP" 2>/dev/null || true
+  # a compile cache an installed awg of this machine made was moved aside for the purge
+  if [ -e "$tmp/cache-aside" ]; then rm -rf /var/cache/awg; mv "$tmp/cache-aside" /var/cache/awg; fi
   if [ -n "${AWG_UPGRADE_KEEP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
+# /var/cache/awg holds only V8's compile cache (disposable); the purge removes it and is checked
+# to: one already here goes aside meanwhile
+if [ -e /var/cache/awg ]; then mv /var/cache/awg "$tmp/cache-aside"; fi
 in_c() { nsenter --net="/var/run/netns/$nsC" "$@"; }
 in_p() { nsenter --net="/var/run/netns/$nsP" "$@"; }
 

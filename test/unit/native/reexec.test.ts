@@ -66,8 +66,8 @@ describe('reexec', () => {
         closeSync(fd3);
         let out = '';
         let err = '';
-        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
         const code = await new Promise<number | null>((r) => child.on('exit', r));
         expect(err).toBe('');
         expect(code).toBe(0);

@@ -132,7 +132,7 @@ export class Engine {
       if (opts.uapiPath !== undefined) this.server = await listenUapi(this.device, opts.uapiPath);
       // compile the handshake path before a real peer needs it (warmup.ts)
       if (process.env.AWG_WARMUP !== '0') {
-        const t = setTimeout(() => void warmUpHandshakes(), 50);
+        const t = setTimeout(() => void warmUpHandshakes(30, this.device.awg), 50);
         t.unref();
       }
     } catch (e) {

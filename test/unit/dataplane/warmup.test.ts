@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Device, RX_SLAB, TX_SLAB } from '../../../src/dataplane/device/device.js';
+import { AwgCodec } from '../../../src/dataplane/awg/codec.js';
+import { defaultAwgParams } from '../../../src/dataplane/awg/params.js';
+import { range } from '../../../src/dataplane/awg/range.js';
 import { warmUpHandshakes } from '../../../src/dataplane/warmup.js';
 
 describe('warmUpHandshakes', () => {
@@ -17,6 +20,49 @@ describe('warmUpHandshakes', () => {
     expect(slow.mock.calls.map((c) => c[0]).sort()).toEqual(
       [TX_SLAB, TX_SLAB, RX_SLAB, RX_SLAB].sort(),
     );
+  });
+
+  it("with an engine's AmneziaWG parameters it runs their code (junk, I-packets, prefixes), once per kind", async () => {
+    const preamble = vi.spyOn(AwgCodec.prototype, 'preamble');
+    const sealHandshake = vi.spyOn(AwgCodec.prototype, 'sealHandshake');
+    const awg = {
+      ...defaultAwgParams(),
+      jc: 3,
+      jmin: 40,
+      jmax: 70,
+      s1: 15,
+      s2: 18,
+      s3: 20,
+      s4: 23,
+      h1: range(471800590, 471800690),
+      h2: range(1246894907, 1246895000),
+      h3: range(923637689, 923637690),
+      h4: range(1769581055, 1869581055),
+      i: ['<b 0xc70000000108><r 32><t>', null, null, null, null] as ReturnType<
+        typeof defaultAwgParams
+      >['i'],
+      headerProtectionKey: new Uint8Array(32).fill(7),
+      randomTrailers: true,
+      contentPaddingAddition: range(8, 32),
+    };
+    const p = warmUpHandshakes(2, awg);
+    expect(warmUpHandshakes(5, { ...awg, jc: 4 })).toBe(p); // one obfuscated run per process
+    expect(warmUpHandshakes(5, defaultAwgParams())).not.toBe(p); // plain WireGuard: its own run
+    await expect(p).resolves.toBe(2);
+    const junk = preamble.mock.results.filter(
+      (r) => r.type === 'return' && (r.value as Uint8Array[]).length >= 4, // I1 + 3 junk
+    );
+    expect(junk.length).toBeGreaterThanOrEqual(2);
+    // initiations and responses went out framed: their S1/S2 prefixes (and random trailers)
+    const kinds = sealHandshake.mock.calls.map((c) => c[0]);
+    expect(kinds).toContain(1);
+    expect(kinds).toContain(2);
+    sealHandshake.mock.calls.forEach((c, k) => {
+      const d = sealHandshake.mock.results[k]!.value as Uint8Array;
+      expect(d.length).toBeGreaterThanOrEqual(
+        c[1].length + (c[0] === 1 ? 15 : c[0] === 2 ? 18 : 20),
+      );
+    });
   });
 
   it('a device given slabs uses them; without, it has its own', () => {

@@ -175,6 +175,9 @@ async function pingAvg(ns: string, addr: string, count: number): Promise<number>
   return Number(m[1]);
 }
 
+/** the pause before each peer reset of the first-ping samples */
+const RESET_GAP_MS = 100;
+
 async function firstPing(ns: string, addr: string): Promise<number> {
   const r = await nsExec(ns, 'ping', ['-n', '-c', '1', '-W', '10', addr], { allowFail: true });
   const m = /time=([\d.]+) ms/.exec(r.stdout);
@@ -584,8 +587,13 @@ async function dataplaneRun(
         );
       // several resets per round, alternating: one first ping per round spreads over an
       // order of magnitude on a loaded machine (bench/RESULTS.md)
+      // each reset waits RESET_GAP_MS: B keeps its session and drops an initiation that
+      // follows the peer's last within 20 ms (wireguard-go's HandshakeInitationRate) or carries
+      // a timestamp that is not newer (whitened to ≈ 16.8 ms): back to back, a sample measured
+      // that flood check and a 5 s retry, not the handshake (bench/RESULTS.md, Step 14)
       for (let k = 0; k < firstPings; k++)
         for (const t of order) {
+          await new Promise((r) => setTimeout(r, RESET_GAP_MS));
           await t.resetPeer();
           put(
             `${t.name} first ping after peer reset (handshake + 1 RTT)`,

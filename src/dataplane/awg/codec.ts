@@ -13,7 +13,7 @@ import {
 } from '../constants.js';
 import { readU32 } from '../noise/messages.js';
 import { chacha20XorInPlace } from '../crypto/aead.js';
-import { keystream, xorInPlace } from './header-protection.js';
+import { keystream, protect, xorInPlace } from './header-protection.js';
 import { junkPackets } from './junk.js';
 import { headerMatches, pickHeader } from './magic-header.js';
 import { fillPrefix, withPrefix } from './prefix.js';
@@ -90,7 +90,7 @@ export class AwgCodec {
       trailer = this.rng.intn(window - (s + msg.length));
     const d = withPrefix(s, msg, trailer, this.rng);
     if (trailer) d.set(this.rng.bytes(trailer), s + msg.length);
-    if (this.hpk) chacha20XorInPlace(this.hpk, d, 0, d, s, msg.length);
+    if (this.hpk) protect(this.hpk, d, s, msg.length);
     return d;
   }
 
@@ -110,7 +110,7 @@ export class AwgCodec {
   finishTransport(d: Uint8Array): void {
     const s = this.s[3];
     fillPrefix(d, s, this.rng);
-    if (this.hpk) chacha20XorInPlace(this.hpk, d, 0, d, s, MESSAGE_TRANSPORT_HEADER_SIZE);
+    if (this.hpk) protect(this.hpk, d, s, MESSAGE_TRANSPORT_HEADER_SIZE);
   }
 
   /** Zero padding to append inside the AEAD for a plaintext of `len` bytes. */

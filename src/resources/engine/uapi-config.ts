@@ -1,6 +1,6 @@
 /**
- * EngineSpec (+ secret values) → a DeviceChange, and that as UAPI `set=1` text (PROTOCOL.md
- * §10). Pure. Keys are hex in UAPI, base64 in the config. `full` configures from scratch
+ * EngineSpec (+ secret values) → a DeviceChange, and that as UAPI `set=1` text (docs/dataplane.md,
+ * "UAPI"). Pure. Keys are hex in UAPI, base64 in the config. `full` configures from scratch
  * (replace_peers); otherwise a delta that keeps sessions of peers that stay (only their
  * fields are rewritten). The kernel engine sends the same DeviceChange over generic netlink
  * (kernel-host.ts). The text is built as key/value pairs by the UAPI emitter
@@ -168,7 +168,7 @@ export function deltaSet(
   };
 }
 
-/** A DeviceChange as UAPI `set=1` text (PROTOCOL.md §10). */
+/** A DeviceChange as UAPI `set=1` text (docs/dataplane.md, "UAPI"). */
 export function uapiSetText(c: DeviceChange): string {
   const lines: UapiPair[] = [];
   if (c.privateKey !== undefined) lines.push(['private_key', b64ToHex(c.privateKey)]);

@@ -12,6 +12,11 @@ const failed = [];
 const skipped = [];
 const unloaded = [];
 let passed = 0;
+/** The first lines of a failed test's message: what failed, where CI's log shows only the tail. */
+const why = (t) => {
+  const lines = (t.failureMessages ?? []).join('\n').split('\n').filter((l) => l.trim());
+  return lines.length ? `\n      ${lines.slice(0, 4).join('\n      ')}` : '';
+};
 for (const file of r.testResults ?? []) {
   const name = relative(process.cwd(), file.name);
   const tests = file.assertionResults ?? [];
@@ -21,7 +26,7 @@ for (const file of r.testResults ?? []) {
   for (const t of tests) {
     const title = `${name} > ${t.fullName ?? t.title}`;
     if (t.status === 'passed') passed++;
-    else if (t.status === 'failed') failed.push(title);
+    else if (t.status === 'failed') failed.push(`${title}${why(t)}`);
     else if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo')
       skipped.push(title);
   }

@@ -75,8 +75,8 @@ import {
   type FlowRouterHostOptions,
 } from '../resources/engine/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
-import { daemonState, flowRuleCounters, ruleCounters, tunnelStatuses } from './status.js';
-import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';
+import { assembleStatus } from './status.js';
+import { trafficEvent, TRAFFIC_EVENT_MS } from './traffic.js';
 import { HealthMonitor } from './tunnel-health.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
 
@@ -465,53 +465,26 @@ export class Daemon implements DaemonCore {
   }
 
   async status(): Promise<StatusResponse> {
-    const lr = this.lastRun;
     const p = this.good?.prepared;
-    const config = this.configState();
-    return {
-      ...(config ? { config } : {}),
-      state: daemonState({
-        // a teardown (stop, down) runs without a reason of its own: reconciling
-        running: this.running ? (this.runningReason ?? 'api') : undefined,
-        configured: Boolean(this.good || this.configPath),
-        lastOutcome: lr?.outcome,
-      }),
-      ...(this.configPath ? { configPath: this.configPath } : {}),
-      ...(lr
-        ? {
-            lastReconcile: {
-              at: lr.at,
-              outcome: lr.outcome,
-              durationMs: lr.durationMs,
-              ...(lr.error ? { error: lr.error } : {}),
-            },
-          }
-        : {}),
-      objects: (this.lastObserved?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
-      tunnels: withLinkTraffic(
-        tunnelStatuses(
-          p?.desired.resources ?? [],
-          this.engines.stats(),
-          this.engines.proxyStats(),
-          this.health,
-        ),
-        readLinkTraffic(
-          (p?.desired.resources ?? []).flatMap((r) =>
-            r.kind === 'engine' && r.spec.link ? [r.spec.link] : [],
-          ),
-        ),
-      ),
-      ...(this.confirmWindow.deadline ? { confirmDeadline: this.confirmWindow.deadline } : {}),
-      placement:
-        this.platform?.perApp === 'flow-router'
-          ? flowPlacement(this.flow.status(), this.placement.status())
-          : this.placement.status(),
-      ...(p
-        ? this.platform?.perApp === 'flow-router'
-          ? flowRuleCounters(p.config, p.model.policy, this.flow.ruleTraffic())
-          : await ruleCounters(this.exec, p.claims.nftTable, p.config, p.model.policy)
-        : {}),
-    };
+    const flow = this.platform?.perApp === 'flow-router';
+    return assembleStatus({
+      config: this.configState(),
+      configPath: this.configPath,
+      configured: Boolean(this.good || this.configPath),
+      // a teardown (stop, down) runs without a reason of its own: reconciling
+      running: this.running ? (this.runningReason ?? 'api') : undefined,
+      lastRun: this.lastRun,
+      observed: this.lastObserved,
+      prepared: p,
+      engines: this.engines,
+      health: this.health,
+      confirmDeadline: this.confirmWindow.deadline,
+      placement: flow
+        ? flowPlacement(this.flow.status(), this.placement.status())
+        : this.placement.status(),
+      ...(flow ? { flowTraffic: () => this.flow.ruleTraffic() } : {}),
+      exec: this.exec,
+    });
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {

@@ -1,17 +1,100 @@
 /**
- * The parts of the daemon's status that are computed, not stored: each tunnel's line (engine
- * counters, handshakes, health) and the per-rule egress counters read from the firewall.
+ * The daemon's status: assembled (assembleStatus) from what its parts hold — the config it
+ * follows, the last run, the engines, tunnel health, placement — and from what is computed,
+ * not stored: each tunnel's line (engine counters, handshakes, health, link counters) and the
+ * per-rule counters read from the firewall (or, on macOS, the flow router).
  */
 import type { Config } from '../config/schema.js';
 import { compileRules } from '../model/match.js';
 import type { FirewallPolicy } from '../model/policy.js';
-import type { AnyResource } from '../model/resources.js';
-import type { EngineStats } from '../resources/engine/inproc.js';
+import type { AnyResource, ObservedState } from '../model/resources.js';
+import type { Prepared } from '../pipeline/prepare.js';
+import type { EngineStats, InprocEngineHost } from '../resources/engine/inproc.js';
 import type { ProxyTunnelStatsRow } from '../resources/engine/proxy-host.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
-import type { RuleCounter, StatusResponse, TunnelStatus, WakeReason } from './core.js';
+import type {
+  ConfigState,
+  LinkTraffic,
+  PlacementStatus,
+  RuleCounter,
+  StatusResponse,
+  TunnelStatus,
+  WakeReason,
+} from './core.js';
+import { readLinkTraffic, withLinkTraffic } from './traffic.js';
 import { isDown, type HealthMonitor } from './tunnel-health.js';
+
+/** What a status is assembled from: the daemon's parts as they stand when it is asked. */
+export interface StatusParts {
+  /** the config followed (config follower); undefined before one is known */
+  config: ConfigState | undefined;
+  configPath: string | undefined;
+  /** a config is followed or applied: without one the daemon is `down` */
+  configured: boolean;
+  /** the wake reason of the run under way (a teardown: 'api'); undefined when none runs */
+  running: WakeReason | undefined;
+  lastRun: NonNullable<StatusResponse['lastReconcile']> | undefined;
+  /** what the last run (or teardown) observed */
+  observed: ObservedState | undefined;
+  /** the desired state followed: the last good config */
+  prepared: Pick<Prepared, 'config' | 'model' | 'desired' | 'claims'> | undefined;
+  engines: Pick<InprocEngineHost, 'stats' | 'proxyStats'>;
+  health: HealthMonitor;
+  confirmDeadline: string | undefined;
+  placement: PlacementStatus;
+  /**
+   * macOS: the flow router's per-rule traffic (the rules are counted there); absent: the rules'
+   * firewall counters are read through `exec`
+   */
+  flowTraffic?: () => ReadonlyMap<
+    string,
+    { connections: number; txBytes: number; rxBytes: number }
+  >;
+  exec: Exec;
+  /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
+  links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;
+}
+
+/** The status response from the daemon's parts (DaemonCore.status). */
+export async function assembleStatus(s: StatusParts): Promise<StatusResponse> {
+  const lr = s.lastRun;
+  const p = s.prepared;
+  const resources = p?.desired.resources ?? [];
+  return {
+    ...(s.config ? { config: s.config } : {}),
+    state: daemonState({
+      running: s.running,
+      configured: s.configured,
+      lastOutcome: lr?.outcome,
+    }),
+    ...(s.configPath ? { configPath: s.configPath } : {}),
+    ...(lr
+      ? {
+          lastReconcile: {
+            at: lr.at,
+            outcome: lr.outcome,
+            durationMs: lr.durationMs,
+            ...(lr.error ? { error: lr.error } : {}),
+          },
+        }
+      : {}),
+    objects: (s.observed?.resources ?? []).map((r) => ({ kind: r.kind, id: r.id })),
+    tunnels: withLinkTraffic(
+      tunnelStatuses(resources, s.engines.stats(), s.engines.proxyStats(), s.health),
+      (s.links ?? readLinkTraffic)(
+        resources.flatMap((r) => (r.kind === 'engine' && r.spec.link ? [r.spec.link] : [])),
+      ),
+    ),
+    ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
+    placement: s.placement,
+    ...(p
+      ? s.flowTraffic
+        ? flowRuleCounters(p.config, p.model.policy, s.flowTraffic())
+        : await ruleCounters(s.exec, p.claims.nftTable, p.config, p.model.policy)
+      : {}),
+  };
+}
 
 /** One status line per engine resource of the desired state. */
 export function tunnelStatuses(

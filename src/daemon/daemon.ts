@@ -76,7 +76,7 @@ import {
 } from '../resources/engine/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
 import { assembleStatus } from './status.js';
-import { trafficEvent, TRAFFIC_EVENT_MS } from './traffic.js';
+import { EventFeed } from './feed.js';
 import { HealthMonitor } from './tunnel-health.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
 
@@ -154,7 +154,7 @@ const ECHO_MS = 750;
 const SETTLE_AFTER_MS = 3000;
 
 export class Daemon implements DaemonCore {
-  private readonly listeners = new Set<(e: DaemonEvent) => void>();
+  private readonly feed: EventFeed;
   private readonly state: StateStore;
   private readonly applied: AppliedStore;
   private readonly exec: Exec;
@@ -199,6 +199,10 @@ export class Daemon implements DaemonCore {
 
   constructor(private readonly opts: DaemonOptions = {}) {
     this.reporter = opts.reporter ?? silentReporter;
+    this.feed = new EventFeed({
+      status: () => this.status(),
+      trafficIntervalMs: opts.trafficIntervalMs,
+    });
     // an unusable record is moved aside, logged and reported as an error event; the daemon
     // keeps running (a crash here would restart forever under systemd, kill switch closed)
     this.state =
@@ -296,7 +300,7 @@ export class Daemon implements DaemonCore {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
     if (this.healthTimer) clearInterval(this.healthTimer);
-    if (this.trafficTimer) clearInterval(this.trafficTimer);
+    this.feed.close();
     clearTimeout(this.settleTimer);
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
@@ -333,37 +337,7 @@ export class Daemon implements DaemonCore {
   // ---- DaemonCore ---------------------------------------------------------------------
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
-    this.listeners.add(listener);
-    const every = this.opts.trafficIntervalMs ?? TRAFFIC_EVENT_MS;
-    if (every > 0 && !this.trafficTimer && !this.stopped) {
-      // counters are polled only while someone listens: one status read per period
-      this.trafficTimer = setInterval(() => void this.trafficTick(), every);
-      this.trafficTimer.unref();
-    }
-    return () => {
-      this.listeners.delete(listener);
-      if (this.listeners.size === 0 && this.trafficTimer) {
-        clearInterval(this.trafficTimer);
-        this.trafficTimer = undefined;
-      }
-    };
-  }
-
-  private trafficTimer: NodeJS.Timeout | undefined;
-  private trafficKey = '';
-  private trafficBusy = false;
-  private async trafficTick(): Promise<void> {
-    if (this.trafficBusy || this.stopped) return;
-    this.trafficBusy = true;
-    try {
-      const r = trafficEvent(await this.status(), this.trafficKey, now());
-      this.trafficKey = r.key;
-      if (r.event) this.emit(r.event);
-    } catch {
-      /* the next period tries again */
-    } finally {
-      this.trafficBusy = false;
-    }
+    return this.feed.subscribe(listener);
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
@@ -817,13 +791,7 @@ export class Daemon implements DaemonCore {
   // ---- internals ----------------------------------------------------------------------
 
   private emit(e: DaemonEvent): void {
-    for (const l of this.listeners) {
-      try {
-        l(e);
-      } catch {
-        /* a subscriber never breaks the loop */
-      }
-    }
+    this.feed.emit(e);
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

@@ -21,11 +21,9 @@ import { resolve } from 'node:path';
 import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
-import type { Plan } from '../model/change.js';
 import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
-import type { ObservedState } from '../model/resources.js';
 import { observeWith, type ReconcileEnv } from '../reconciler/observe.js';
 import { plan as makePlan } from '../reconciler/plan.js';
 import { AppliedStore } from '../pipeline/applied.js';
@@ -77,6 +75,7 @@ import {
 import type { Underlay } from '../resources/engine/inproc.js';
 import { assembleStatus } from './status.js';
 import { EventFeed } from './feed.js';
+import { EMPTY_PLAN, errOf, isConverged, RunBook, type RunOutcome } from './runs.js';
 import { HealthMonitor } from './tunnel-health.js';
 import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
 
@@ -130,17 +129,7 @@ interface Source {
   prepared: Prepared;
 }
 
-interface LastRun {
-  at: string;
-  outcome: string;
-  durationMs: number;
-  error?: { kind: string; message: string };
-  reason: WakeReason;
-}
-
 const now = () => new Date().toISOString();
-const errOf = (e: AwgError | undefined) => (e ? { kind: e.kind, message: e.message } : undefined);
-const EMPTY_PLAN = { changes: [], foreign: [], warnings: [] };
 /**
  * `{env:}` secrets would come from the daemon's environment, not the caller's: resolved only
  * for the file the daemon was started with (`--config`, e.g. the unit's Environment=), never
@@ -148,13 +137,12 @@ const EMPTY_PLAN = { changes: [], foreign: [], warnings: [] };
  */
 const ENV_REFUSED =
   "{env:} secrets are not resolved for a config given through the daemon's API (the daemon's environment is not the caller's); use {file: ...}, `awg apply --direct`, or start the daemon with --config naming this file";
-/** events that fall inside this window after a run are echoes of our own changes */
-const ECHO_MS = 750;
 /** how long after a run ends (and no other began) the process settles (settleLater) */
 const SETTLE_AFTER_MS = 3000;
 
 export class Daemon implements DaemonCore {
   private readonly feed: EventFeed;
+  private readonly runs: RunBook;
   private readonly state: StateStore;
   private readonly applied: AppliedStore;
   private readonly exec: Exec;
@@ -177,18 +165,10 @@ export class Daemon implements DaemonCore {
   private goodRevision: string | undefined;
   /** sourcesHash of the good config's files when they were read */
   private goodHash: string | undefined;
-  private lastConverged: string | undefined;
-  private lastPlanChanges = 0;
   private good: Source | undefined;
   private seenHash: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private running = false;
-  /** why the run under way was started (status: a re-check keeps the last verdict) */
-  private runningReason: WakeReason | undefined;
-  private echoUntil = 0;
   private adopted = false;
-  private lastRun: LastRun | undefined;
-  private lastObserved: ObservedState | undefined;
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
@@ -203,6 +183,7 @@ export class Daemon implements DaemonCore {
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
     });
+    this.runs = new RunBook({ emit: (e) => this.emit(e), reporter: this.reporter });
     // an unusable record is moved aside, logged and reported as an error event; the daemon
     // keeps running (a crash here would restart forever under systemd, kill switch closed)
     this.state =
@@ -286,7 +267,7 @@ export class Daemon implements DaemonCore {
           }
           this.wake(reason);
         },
-        isEcho: () => this.running || Date.now() < this.echoUntil,
+        isEcho: () => this.runs.isEcho(),
         claims: () => this.good?.prepared.claims ?? DEFAULT_CLAIMS,
       });
     }
@@ -432,8 +413,8 @@ export class Daemon implements DaemonCore {
       ...(this.configError ? { error: this.configError } : {}),
       ...(good ? { sources: good.prepared.sources } : {}),
       ...(this.opts.selection ? { host: this.opts.selection.host } : {}),
-      ...(this.lastConverged ? { lastConverged: this.lastConverged } : {}),
-      lastPlanChanges: this.lastPlanChanges,
+      ...(this.runs.lastConverged ? { lastConverged: this.runs.lastConverged } : {}),
+      lastPlanChanges: this.runs.lastPlanChanges,
       ...(checkout ? { checkoutRevision: checkout } : {}),
     };
   }
@@ -446,9 +427,9 @@ export class Daemon implements DaemonCore {
       configPath: this.configPath,
       configured: Boolean(this.good || this.configPath),
       // a teardown (stop, down) runs without a reason of its own: reconciling
-      running: this.running ? (this.runningReason ?? 'api') : undefined,
-      lastRun: this.lastRun,
-      observed: this.lastObserved,
+      running: this.runs.runningFor,
+      lastRun: this.runs.lastRun,
+      observed: this.runs.observed,
       prepared: p,
       engines: this.engines,
       health: this.health,
@@ -548,7 +529,7 @@ export class Daemon implements DaemonCore {
     const { source, error } = await this.reload();
     if (!source) {
       if (error) {
-        this.lastRun = { at: now(), outcome: 'failed', durationMs: 0, error: errOf(error), reason };
+        this.runs.refused(reason, error);
         return 'terminal';
       }
       return 'ok';
@@ -558,20 +539,14 @@ export class Daemon implements DaemonCore {
       this.networkDirty = false;
       this.engines.kick();
     }
-    if (res.outcome === 'converged' || res.outcome === 'unchanged') return 'ok';
+    if (isConverged(res.outcome)) return 'ok';
     const kind = classifyError(res.error);
     return kind === 'ok' ? 'retryable' : kind;
   }
 
-  private async reconcileNow(
-    reason: WakeReason,
-    p: Prepared,
-  ): Promise<{ outcome: string; plan?: Plan; error?: AwgError }> {
+  private async reconcileNow(reason: WakeReason, p: Prepared): Promise<RunOutcome> {
     const env = this.envFor(p);
-    const t0 = Date.now();
-    this.running = true;
-    this.runningReason = reason;
-    this.emit({ type: 'reconcile-started', at: now(), reason });
+    this.runs.begin(reason);
     try {
       if (!this.adopted) {
         this.adopted = true;
@@ -605,69 +580,17 @@ export class Daemon implements DaemonCore {
       this.placement.narrow(p.config.rules);
       const restoring = this.applied.stoppedRemoved();
       const ctx = await converge(env, this.applied, p, { configFile: this.good?.file ?? p.file });
-      const outcome = ctx.outcome ?? 'failed';
-      const ok = outcome === 'converged' || outcome === 'unchanged';
+      const ok = isConverged(ctx.outcome);
       if (flow) await this.flow.after(p.config, ok);
       if (ok) {
         this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.health.down);
         this.healthTick();
       }
-      this.lastObserved = ctx.after ?? ctx.before;
-      const missing = (ctx.plan?.changes ?? [])
-        .filter((c) => c.action !== 'noop' && c.cause === 'drift')
-        .map((c) => c.id);
-      const drift = missing.filter((id) => !restoring.has(id));
-      const restored = missing.filter((id) => restoring.has(id));
-      if (drift.length)
-        this.emit({ type: 'drift', at: now(), ids: drift, repaired: outcome === 'converged' });
-      if (restored.length && outcome === 'converged')
-        this.reporter.report({
-          type: 'info',
-          message: `restored ${restored.length} object(s) the daemon removed when it last stopped`,
-        });
-      const durationMs = Date.now() - t0;
-      const doc = toPlanDocument(ctx.plan ?? EMPTY_PLAN, p.file);
-      const error =
-        ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));
-      this.lastPlanChanges = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop').length;
-      if (ok) this.lastConverged = now();
-      this.lastRun = {
-        at: now(),
-        outcome,
-        durationMs,
-        reason,
-        ...(error ? { error: errOf(error) } : {}),
-      };
-      this.emit({
-        type: 'reconcile-finished',
-        at: now(),
-        reason,
-        outcome,
-        durationMs,
-        summary: doc.summary,
-        ...(error ? { error: errOf(error) } : {}),
-      });
-      if (error) this.emit({ type: 'error', at: now(), kind: error.kind, message: error.message });
-      return { outcome, plan: ctx.plan, error };
+      return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
-      const err = toAwgError(e);
-      const durationMs = Date.now() - t0;
-      this.lastRun = { at: now(), outcome: 'failed', durationMs, reason, error: errOf(err) };
-      this.emit({
-        type: 'reconcile-finished',
-        at: now(),
-        reason,
-        outcome: 'failed',
-        durationMs,
-        summary: { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 },
-        error: errOf(err),
-      });
-      this.emit({ type: 'error', at: now(), kind: err.kind, message: err.message });
-      return { outcome: 'failed', error: err };
+      return this.runs.failed(e);
     } finally {
-      this.running = false;
-      this.runningReason = undefined;
-      this.echoUntil = Date.now() + ECHO_MS;
+      this.runs.end();
       this.settleLater();
     }
   }
@@ -720,17 +643,16 @@ export class Daemon implements DaemonCore {
     claims: Claims,
     keepKillSwitch: boolean,
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
-    this.running = true;
+    this.runs.beginTeardown();
     try {
       const r = await teardown(this.envFor({ claims }), this.applied, { keepKillSwitch });
-      this.lastObserved = { resources: r.after, foreign: [] };
+      this.runs.tornDown(r.after);
       if (r.errors.length) throw r.errors[0]!;
       if (r.left.length)
         throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
       return { removed: r.removed, keptFirewall: r.kept.length > 0 };
     } finally {
-      this.running = false;
-      this.echoUntil = Date.now() + ECHO_MS;
+      this.runs.end();
     }
   }
 
@@ -747,7 +669,7 @@ export class Daemon implements DaemonCore {
         return;
       case 'stopped':
         this.healthTick();
-        if (this.running) return;
+        if (this.runs.running) return;
         this.wake('engine');
         return;
       case 'health':

@@ -1,0 +1,190 @@
+/**
+ * Run bookkeeping: what the daemon remembers of its runs and what it says about them. The run
+ * under way (its wake reason, and the echo window after it, when the network monitor's events
+ * are our own changes coming back), the last run's verdict, what the last run observed, when
+ * the host last matched the config; and each run's events: reconcile-started, drift,
+ * reconcile-finished and error.
+ */
+import { AwgError, toAwgError } from '../errors.js';
+import type { Plan } from '../model/change.js';
+import { toPlanDocument } from '../model/plan-document.js';
+import type { AnyResource, ObservedState } from '../model/resources.js';
+import type { ReconcileContext } from '../reconciler/machine.js';
+import type { Reporter } from '../util/reporter.js';
+import type { DaemonEvent, WakeReason } from './core.js';
+
+export interface LastRun {
+  at: string;
+  outcome: string;
+  durationMs: number;
+  error?: { kind: string; message: string };
+  reason: WakeReason;
+}
+
+/** what a run ended with (the loop classifies it; an API apply answers with it) */
+export interface RunOutcome {
+  outcome: string;
+  plan?: Plan;
+  error?: AwgError;
+}
+
+/** events that fall inside this window after a run are echoes of our own changes */
+export const ECHO_MS = 750;
+/** the plan of a run that did not get to plan */
+export const EMPTY_PLAN: Plan = { changes: [], foreign: [], warnings: [] };
+const NO_CHANGES = { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 };
+
+const now = () => new Date().toISOString();
+export const errOf = (e: AwgError | undefined) =>
+  e ? { kind: e.kind, message: e.message } : undefined;
+
+/** the outcomes after which the host matches the config */
+export const isConverged = (outcome: string | undefined): boolean =>
+  outcome === 'converged' || outcome === 'unchanged';
+
+export class RunBook {
+  private last: LastRun | undefined;
+  private seen: ObservedState | undefined;
+  private converged: string | undefined;
+  private planChanges = 0;
+  private busy = false;
+  private reason: WakeReason | undefined;
+  private t0 = 0;
+  private echoUntil = 0;
+
+  constructor(
+    private readonly o: {
+      emit: (e: DaemonEvent) => void;
+      /** the daemon's log (restored objects after a stop that kept the kill switch) */
+      reporter: Reporter;
+    },
+  ) {}
+
+  get lastRun(): LastRun | undefined {
+    return this.last;
+  }
+  /** what the last run or teardown observed */
+  get observed(): ObservedState | undefined {
+    return this.seen;
+  }
+  /** end of the last run that left the host matching the config */
+  get lastConverged(): string | undefined {
+    return this.converged;
+  }
+  /** changes the last run's plan held */
+  get lastPlanChanges(): number {
+    return this.planChanges;
+  }
+  /** a run or a teardown is under way */
+  get running(): boolean {
+    return this.busy;
+  }
+  /** why the work under way was started; a teardown (stop, down) has no reason of its own: 'api' */
+  get runningFor(): WakeReason | undefined {
+    return this.busy ? (this.reason ?? 'api') : undefined;
+  }
+  /** true while a change the network monitor reports may be our own */
+  isEcho(): boolean {
+    return this.busy || Date.now() < this.echoUntil;
+  }
+
+  /** A run starts (reconcile-started). */
+  begin(reason: WakeReason): void {
+    this.t0 = Date.now();
+    this.busy = true;
+    this.reason = reason;
+    this.o.emit({ type: 'reconcile-started', at: now(), reason });
+  }
+
+  /** A teardown starts: not a run (no event), but our changes echo all the same. */
+  beginTeardown(): void {
+    this.busy = true;
+  }
+
+  /** The run or teardown under way ended (either way): the echo window opens. */
+  end(): void {
+    this.busy = false;
+    this.reason = undefined;
+    this.echoUntil = Date.now() + ECHO_MS;
+  }
+
+  /**
+   * The run converged, or did not: record it and say so. `restoring`: the ids a stopping
+   * daemon removed on purpose (AppliedStore.stoppedRemoved), restored now, not drift.
+   */
+  finished(
+    ctx: Pick<ReconcileContext, 'outcome' | 'plan' | 'error' | 'before' | 'after'>,
+    restoring: ReadonlySet<string>,
+    file: string,
+  ): RunOutcome {
+    const reason = this.reason ?? 'api';
+    const outcome = ctx.outcome ?? 'failed';
+    const ok = isConverged(outcome);
+    this.seen = ctx.after ?? ctx.before;
+    const missing = (ctx.plan?.changes ?? [])
+      .filter((c) => c.action !== 'noop' && c.cause === 'drift')
+      .map((c) => c.id);
+    const drift = missing.filter((id) => !restoring.has(id));
+    const restored = missing.filter((id) => restoring.has(id));
+    if (drift.length)
+      this.o.emit({ type: 'drift', at: now(), ids: drift, repaired: outcome === 'converged' });
+    if (restored.length && outcome === 'converged')
+      this.o.reporter.report({
+        type: 'info',
+        message: `restored ${restored.length} object(s) the daemon removed when it last stopped`,
+      });
+    const durationMs = Date.now() - this.t0;
+    const doc = toPlanDocument(ctx.plan ?? EMPTY_PLAN, file);
+    const error =
+      ctx.error ?? (ok ? undefined : new AwgError('driver', `reconcile ended ${outcome}`));
+    this.planChanges = (ctx.plan?.changes ?? []).filter((c) => c.action !== 'noop').length;
+    if (ok) this.converged = now();
+    this.last = {
+      at: now(),
+      outcome,
+      durationMs,
+      reason,
+      ...(error ? { error: errOf(error) } : {}),
+    };
+    this.o.emit({
+      type: 'reconcile-finished',
+      at: now(),
+      reason,
+      outcome,
+      durationMs,
+      summary: doc.summary,
+      ...(error ? { error: errOf(error) } : {}),
+    });
+    if (error) this.o.emit({ type: 'error', at: now(), kind: error.kind, message: error.message });
+    return { outcome, plan: ctx.plan, error };
+  }
+
+  /** The run threw before it could finish. */
+  failed(e: unknown): RunOutcome {
+    const reason = this.reason ?? 'api';
+    const err = toAwgError(e);
+    const durationMs = Date.now() - this.t0;
+    this.last = { at: now(), outcome: 'failed', durationMs, reason, error: errOf(err) };
+    this.o.emit({
+      type: 'reconcile-finished',
+      at: now(),
+      reason,
+      outcome: 'failed',
+      durationMs,
+      summary: NO_CHANGES,
+      error: errOf(err),
+    });
+    this.o.emit({ type: 'error', at: now(), kind: err.kind, message: err.message });
+    return { outcome: 'failed', error: err };
+  }
+
+  /** A run woke with no config to reconcile toward: the config could not be read. */
+  refused(reason: WakeReason, error: AwgError): void {
+    this.last = { at: now(), outcome: 'failed', durationMs: 0, error: errOf(error), reason };
+  }
+
+  /** what a teardown left (our objects; nothing foreign is observed by it) */
+  tornDown(after: AnyResource[]): void {
+    this.seen = { resources: after, foreign: [] };
+  }
+}

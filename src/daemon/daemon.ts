@@ -16,10 +16,9 @@
  * `awg apply` move into this process before the first run, everything else is observed,
  * so that run plans no change.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { createActor, fromPromise, type Actor } from 'xstate';
-import { AwgError, formatIssue, toAwgError } from '../errors.js';
+import { AwgError, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
@@ -30,7 +29,7 @@ import { AppliedStore } from '../pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { stateDirFrom } from '../pipeline/host.js';
-import { prepare, type Prepared } from '../pipeline/prepare.js';
+import type { Prepared } from '../pipeline/prepare.js';
 import type { HostSelection } from '../config/overlay.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
@@ -46,14 +45,10 @@ import { settleNow } from '../native/settle.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
-import { LIMITS, readRegularFileSync } from '../util/files.js';
-import { fingerprintKeyOf } from '../util/host-key.js';
 import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
-import { gitHeadFiles, gitRevisionOf } from '../util/git-revision.js';
 import type {
   ApplyRequest,
   ApplyResponse,
-  ConfigState,
   DaemonCore,
   DaemonEvent,
   ProcessInfo,
@@ -74,6 +69,7 @@ import {
 } from '../resources/engine/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
 import { assembleStatus } from './status.js';
+import { ConfigFollower, readConfig, type Source } from './config-follower.js';
 import { EventFeed } from './feed.js';
 import { EMPTY_PLAN, errOf, isConverged, RunBook, type RunOutcome } from './runs.js';
 import { HealthMonitor } from './tunnel-health.js';
@@ -124,25 +120,14 @@ export interface DaemonOptions {
   flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
 }
 
-interface Source {
-  file: string;
-  prepared: Prepared;
-}
-
 const now = () => new Date().toISOString();
-/**
- * `{env:}` secrets would come from the daemon's environment, not the caller's: resolved only
- * for the file the daemon was started with (`--config`, e.g. the unit's Environment=), never
- * for a config named through the API, nor for one remembered from an earlier apply.
- */
-const ENV_REFUSED =
-  "{env:} secrets are not resolved for a config given through the daemon's API (the daemon's environment is not the caller's); use {file: ...}, `awg apply --direct`, or start the daemon with --config naming this file";
 /** how long after a run ends (and no other began) the process settles (settleLater) */
 const SETTLE_AFTER_MS = 3000;
 
 export class Daemon implements DaemonCore {
   private readonly feed: EventFeed;
   private readonly runs: RunBook;
+  private readonly config: ConfigFollower;
   private readonly state: StateStore;
   private readonly applied: AppliedStore;
   private readonly exec: Exec;
@@ -158,15 +143,6 @@ export class Daemon implements DaemonCore {
   private lister: ProcessLister | undefined;
   private drivers: Partial<DriverSet> = {};
   private init: Promise<void> | undefined;
-  private configPath: string | undefined;
-  /** why the newest read of the config failed (the last good one keeps running); undefined: valid */
-  private configError: string | undefined;
-  /** git commit of the checkout when the good config was read */
-  private goodRevision: string | undefined;
-  /** sourcesHash of the good config's files when they were read */
-  private goodHash: string | undefined;
-  private good: Source | undefined;
-  private seenHash: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private adopted = false;
   private loop: Actor<typeof loopMachine> | undefined;
@@ -216,8 +192,26 @@ export class Daemon implements DaemonCore {
       onError: (message) => this.emit({ type: 'error', at: now(), kind: 'driver', message }),
     });
     this.confirmWindow = new ConfirmWindow(opts.timer);
-    const path = opts.configPath ?? this.applied.load()?.configFile;
-    this.configPath = path ? resolve(path) : undefined;
+    this.config = new ConfigFollower({
+      file: opts.configPath ?? this.applied.load()?.configFile,
+      read: (file, api) =>
+        readConfig(file, {
+          platform: async () => (await this.ready(), this.platform!),
+          // `{env:}` secrets only for the file the daemon was started with (ENV_REFUSED)
+          ownEnv:
+            !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
+          env: opts.env,
+          selection: opts.selection,
+          down: this.health.down,
+          state: this.state,
+          reporter: this.reporter,
+          facts: opts.facts,
+          exec: this.exec,
+        }),
+      emit: (e) => this.emit(e),
+      watch: (files) => this.wakes?.setConfigFiles(files),
+      host: opts.selection?.host,
+    });
   }
 
   // ---- lifecycle ----------------------------------------------------------------------
@@ -257,7 +251,7 @@ export class Daemon implements DaemonCore {
     if (this.opts.wakes !== false) {
       this.wakes = await startWakeSources({
         ...(this.opts.wakes ?? {}),
-        configPath: this.configPath,
+        configPath: this.config.file,
         ...(this.platform?.watchNetwork ? { watchNetwork: this.platform.watchNetwork } : {}),
         onWake: (reason, detail, what) => {
           if (reason === 'network') {
@@ -268,7 +262,7 @@ export class Daemon implements DaemonCore {
           this.wake(reason);
         },
         isEcho: () => this.runs.isEcho(),
-        claims: () => this.good?.prepared.claims ?? DEFAULT_CLAIMS,
+        claims: () => this.config.good?.prepared.claims ?? DEFAULT_CLAIMS,
       });
     }
     this.wake('start');
@@ -291,7 +285,9 @@ export class Daemon implements DaemonCore {
     try {
       await this.queue.catch(() => {});
       if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
-        const ks = this.good ? killSwitchOf(this.good.prepared.config).enabled : false;
+        const ks = this.config.good
+          ? killSwitchOf(this.config.good.prepared.config).enabled
+          : false;
         out = await this.exclusive(() => this.removeAll(this.claims(), ks));
         // the record stays while the kill switch does: the next start restores these, not "repairs drift"
         if (out.keptFirewall) this.applied.markStopped(out.removed);
@@ -325,7 +321,7 @@ export class Daemon implements DaemonCore {
     // refused before anything is read or applied, whoever calls (gRPC or in-process)
     if (req.confirmTimeoutSec !== undefined && req.confirmTimeoutSec !== 0)
       checkConfirmTimeout(req.confirmTimeoutSec);
-    const r = await this.prepareFile(req.configPath, true);
+    const r = await this.config.read(req.configPath, true);
     if (!r.ok)
       return {
         outcome: 'failed',
@@ -347,9 +343,9 @@ export class Daemon implements DaemonCore {
       });
     }
     return this.exclusive(async () => {
-      const previous = this.good;
+      const previous = this.config.good;
       this.confirmWindow.close();
-      this.setSource(resolve(req.configPath), r.prepared);
+      this.config.follow(resolve(req.configPath), r.prepared);
       const before = this.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
       const resp: ApplyResponse = {
@@ -381,7 +377,7 @@ export class Daemon implements DaemonCore {
   async diff(req: {
     configPath: string;
   }): Promise<{ plan: ApplyResponse['plan']; changes: boolean }> {
-    const r = await this.prepareFile(req.configPath, true);
+    const r = await this.config.read(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
       const observed = await observeWith(this.envFor(r.prepared), r.prepared.desired);
@@ -393,39 +389,13 @@ export class Daemon implements DaemonCore {
     });
   }
 
-  /** what the daemon follows; undefined before a config is known */
-  private configState(): ConfigState | undefined {
-    const file = this.configPath;
-    if (!file) return undefined;
-    const good = this.good?.file === file ? this.good : undefined;
-    const checkout = gitRevisionOf(file);
-    // a pull that touched none of this host's files (another host's overlay) leaves the same
-    // config: it runs at the new commit as well
-    const untouched =
-      good &&
-      !this.configError &&
-      checkout !== undefined &&
-      this.goodHash === sourcesHash([file, ...good.prepared.sources]);
-    const revision = good ? (untouched ? checkout : this.goodRevision) : undefined;
-    return {
-      ...(revision ? { revision } : {}),
-      valid: !this.configError,
-      ...(this.configError ? { error: this.configError } : {}),
-      ...(good ? { sources: good.prepared.sources } : {}),
-      ...(this.opts.selection ? { host: this.opts.selection.host } : {}),
-      ...(this.runs.lastConverged ? { lastConverged: this.runs.lastConverged } : {}),
-      lastPlanChanges: this.runs.lastPlanChanges,
-      ...(checkout ? { checkoutRevision: checkout } : {}),
-    };
-  }
-
   async status(): Promise<StatusResponse> {
-    const p = this.good?.prepared;
+    const p = this.config.good?.prepared;
     const flow = this.platform?.perApp === 'flow-router';
     return assembleStatus({
-      config: this.configState(),
-      configPath: this.configPath,
-      configured: Boolean(this.good || this.configPath),
+      config: this.config.state(this.runs),
+      configPath: this.config.file,
+      configured: Boolean(this.config.good || this.config.file),
       // a teardown (stop, down) runs without a reason of its own: reconciling
       running: this.runs.runningFor,
       lastRun: this.runs.lastRun,
@@ -448,7 +418,7 @@ export class Daemon implements DaemonCore {
       this.confirmWindow.close();
       const before = this.exec.mutations;
       const claims = this.claims();
-      this.forgetSource();
+      this.config.forget();
       await this.placement.stop();
       const r = await this.removeAll(claims, false).finally(() => this.flow.stop());
       return { removed: r.removed, mutations: this.exec.mutations - before };
@@ -471,7 +441,7 @@ export class Daemon implements DaemonCore {
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
-    const p = this.good?.prepared;
+    const p = this.config.good?.prepared;
     if (!p) return [];
     await this.ready();
     this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
@@ -491,42 +461,9 @@ export class Daemon implements DaemonCore {
 
   // ---- the loop -------------------------------------------------------------------------
 
-  /** Re-read the config; returns the source to reconcile toward (last good on errors). */
-  private async reload(): Promise<{ source?: Source; error?: AwgError }> {
-    const file = this.configPath;
-    if (!file) return {};
-    // the config and the overlay files the last good load applied: an edit of either is a change
-    const hashed = [file, ...(this.good?.file === file ? this.good.prepared.sources : [])];
-    const hash = sourcesHash(hashed);
-    const changed = this.seenHash !== undefined && hash !== this.seenHash;
-    const first = this.seenHash === undefined;
-    this.seenHash = hash;
-    const r = await this.prepareFile(file);
-    if (r.ok) {
-      if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: true });
-      this.configError = undefined;
-      this.goodRevision = gitRevisionOf(file);
-      this.good = { file, prepared: r.prepared };
-      // the same files as hashed above (the usual case): that hash, not a second read of them
-      const files = [file, ...r.prepared.sources];
-      this.goodHash =
-        files.length === hashed.length && files.every((f, i) => f === hashed[i])
-          ? hash
-          : sourcesHash(files);
-      this.wakes?.setConfigFiles([...r.prepared.sources, ...gitHeadFiles(file)]);
-      return { source: this.good };
-    }
-    this.configError = r.error.message;
-    if (changed || first) {
-      if (changed) this.emit({ type: 'config-changed', at: now(), path: file, valid: false });
-      this.emit({ type: 'error', at: now(), kind: r.error.kind, message: r.error.message });
-    }
-    return { source: this.good?.file === file ? this.good : undefined, error: r.error };
-  }
-
   /** One loop run: reload, adopt (first run), reconcile, record, report. */
   private async runOnce(reason: WakeReason): Promise<RunResult> {
-    const { source, error } = await this.reload();
+    const { source, error } = await this.config.reload();
     if (!source) {
       if (error) {
         this.runs.refused(reason, error);
@@ -579,7 +516,9 @@ export class Daemon implements DaemonCore {
       // rules this run removes leave the placer before their cgroups go
       this.placement.narrow(p.config.rules);
       const restoring = this.applied.stoppedRemoved();
-      const ctx = await converge(env, this.applied, p, { configFile: this.good?.file ?? p.file });
+      const ctx = await converge(env, this.applied, p, {
+        configFile: this.config.good?.file ?? p.file,
+      });
       const ok = isConverged(ctx.outcome);
       if (flow) await this.flow.after(p.config, ok);
       if (ok) {
@@ -616,11 +555,11 @@ export class Daemon implements DaemonCore {
     try {
       await this.exclusive(async () => {
         if (previous) {
-          this.setSource(previous.file, previous.prepared);
+          this.config.follow(previous.file, previous.prepared);
           await this.reconcileNow('confirm-timeout', previous.prepared);
         } else {
           const claims = this.claims();
-          this.forgetSource();
+          this.config.forget();
           await this.removeAll(claims, false).finally(() => this.flow.stop());
         }
       });
@@ -696,7 +635,7 @@ export class Daemon implements DaemonCore {
    * the set of down tunnels changes (the firewall's rule actions and the placer follow it).
    */
   private healthTick(): void {
-    const cfg = this.good?.prepared.config;
+    const cfg = this.config.good?.prepared.config;
     if (!cfg || this.stopped) return;
     const { changes, downChanged } = this.health.tick(cfg);
     for (const c of changes)
@@ -724,26 +663,7 @@ export class Daemon implements DaemonCore {
 
   /** the claims of what we manage: the current config's, else the last apply's, else the defaults */
   private claims(): Claims {
-    return this.good?.prepared.claims ?? this.applied.claims() ?? DEFAULT_CLAIMS;
-  }
-
-  private setSource(file: string, prepared: Prepared): void {
-    this.configPath = file;
-    this.good = { file, prepared };
-    this.configError = undefined;
-    this.goodRevision = gitRevisionOf(file);
-    this.goodHash = sourcesHash([file, ...prepared.sources]);
-    this.seenHash = undefined;
-    this.wakes?.setConfigFiles([
-      ...(prepared.sources.length ? prepared.sources : [file]),
-      ...gitHeadFiles(file),
-    ]);
-  }
-
-  private forgetSource(): void {
-    this.configPath = undefined;
-    this.good = undefined;
-    this.wakes?.setConfigFiles([]);
+    return this.config.good?.prepared.claims ?? this.applied.claims() ?? DEFAULT_CLAIMS;
   }
 
   private envFor(p: { claims: Claims; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
@@ -767,46 +687,6 @@ export class Daemon implements DaemonCore {
       secrets: env.secrets,
     };
   }
-
-  /** `api`: named by an API request; otherwise env secrets are resolved only for the start-up file */
-  private async prepareFile(
-    file: string,
-    api = false,
-  ): Promise<{ ok: true; prepared: Prepared } | { ok: false; error: AwgError }> {
-    try {
-      await this.ready();
-      const ownEnv =
-        !api &&
-        this.opts.configPath !== undefined &&
-        resolve(this.opts.configPath) === resolve(file);
-      const r = await prepare(file, {
-        platform: this.platform,
-        env: this.opts.env,
-        ...(this.opts.selection ? { selection: this.opts.selection } : {}),
-        down: this.health.down,
-        state: this.state,
-        persistEndpoints: true,
-        fingerprintKey: () =>
-          fingerprintKeyOf(this.state, {
-            onReplaced: (why) => this.reporter.report({ type: 'warning', message: why }),
-          }),
-        ...(ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
-        ...(this.opts.facts ? { facts: this.opts.facts } : { probe: true, exec: this.exec }),
-      });
-      if (r.ok) return r;
-      const errors = r.issues.filter((i) => i.severity === 'error');
-      return {
-        ok: false,
-        error: new AwgError(
-          r.kind ?? 'invalid-config',
-          `${file}: ${r.kind === 'unsupported' ? 'this host cannot run it' : 'invalid configuration'}: ${errors.map(formatIssue).join('; ')}`,
-          { issues: r.issues },
-        ),
-      };
-    } catch (e) {
-      return { ok: false, error: toAwgError(e, 'invalid-config') };
-    }
-  }
 }
 
 /** Build and start the daemon core (the gRPC server wraps the returned object). */
@@ -814,19 +694,4 @@ export async function startDaemonCore(opts: DaemonOptions = {}): Promise<Daemon>
   const d = new Daemon(opts);
   await d.start();
   return d;
-}
-
-/** One hash over files (path and content; unreadable ones by their error): has any changed? */
-function sourcesHash(files: readonly string[]): string {
-  const h = createHash('sha256');
-  for (const f of new Set(files)) {
-    h.update(f).update('\0');
-    try {
-      h.update(readRegularFileSync(f, { maxBytes: LIMITS.config }));
-    } catch (e) {
-      h.update(`unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`);
-    }
-    h.update('\0');
-  }
-  return h.digest('hex');
 }

@@ -1,0 +1,229 @@
+/**
+ * The config follower: the one config file the daemon follows (`--config`, the file of the
+ * last apply, or the file an API apply names), its last good read and what the newest read
+ * said. It is re-read on every run (reload): an invalid file keeps the last good desired
+ * state and is reported once per content (`config-changed {valid:false}` + `error`); a
+ * change is seen by one hash over the config and the overlay files it applied. It also says
+ * which files the watcher should watch and what `status` reports of the config (the git
+ * revision it runs at, whether the newest read is valid).
+ */
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
+import { AwgError, formatIssue, toAwgError } from '../errors.js';
+import type { HostSelection } from '../config/overlay.js';
+import type { HostFacts } from '../model/desired.js';
+import { prepare, type Prepared } from '../pipeline/prepare.js';
+import type { Platform } from '../resources/registry.js';
+import type { Exec } from '../util/exec.js';
+import { LIMITS, readRegularFileSync } from '../util/files.js';
+import { gitHeadFiles, gitRevisionOf } from '../util/git-revision.js';
+import { fingerprintKeyOf } from '../util/host-key.js';
+import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
+import type { ConfigState, DaemonEvent } from './core.js';
+
+/** a config file and its prepared desired state */
+export interface Source {
+  file: string;
+  prepared: Prepared;
+}
+
+export type ReadResult = { ok: true; prepared: Prepared } | { ok: false; error: AwgError };
+
+export interface ConfigFollowerOptions {
+  /** the file followed from the start (`--config`, else the last apply's); none: not yet known */
+  file?: string;
+  /** read and prepare a file; `api`: the file is named by an API request */
+  read: (file: string, api: boolean) => Promise<ReadResult>;
+  emit: (e: DaemonEvent) => void;
+  /** the files to watch now (the config, its overlay files, the checkout's HEAD); none: no watch */
+  watch: (files: string[]) => void;
+  /** the host name overlays are selected for (`--host`), for the config state */
+  host?: string;
+}
+
+const now = () => new Date().toISOString();
+
+export class ConfigFollower {
+  private path: string | undefined;
+  private current: Source | undefined;
+  /** why the newest read of the config failed (the last good one keeps running); undefined: valid */
+  private error: string | undefined;
+  /** git commit of the checkout when the good config was read */
+  private goodRevision: string | undefined;
+  /** sourcesHash of the good config's files when they were read */
+  private goodHash: string | undefined;
+  /** sourcesHash of the files the last reload read: a change between reloads is reported */
+  private seenHash: string | undefined;
+
+  constructor(private readonly o: ConfigFollowerOptions) {
+    this.path = o.file ? resolve(o.file) : undefined;
+  }
+
+  /** the file followed; undefined before a config is known (and after down) */
+  get file(): string | undefined {
+    return this.path;
+  }
+
+  /** the last good read: what the daemon reconciles toward */
+  get good(): Source | undefined {
+    return this.current;
+  }
+
+  /** Read and prepare `file` (an API request's with `api`), without following it. */
+  read(file: string, api = false): Promise<ReadResult> {
+    return this.o.read(file, api);
+  }
+
+  /** Follow `file`, read good as `prepared` (an API apply, a revert to the one before). */
+  follow(file: string, prepared: Prepared): void {
+    this.path = file;
+    this.current = { file, prepared };
+    this.error = undefined;
+    this.goodRevision = gitRevisionOf(file);
+    this.goodHash = sourcesHash([file, ...prepared.sources]);
+    this.seenHash = undefined;
+    this.o.watch([...(prepared.sources.length ? prepared.sources : [file]), ...gitHeadFiles(file)]);
+  }
+
+  /** Follow nothing (down, a revert to before any config). */
+  forget(): void {
+    this.path = undefined;
+    this.current = undefined;
+    this.o.watch([]);
+  }
+
+  /** Re-read the config; returns the source to reconcile toward (last good on errors). */
+  async reload(): Promise<{ source?: Source; error?: AwgError }> {
+    const file = this.path;
+    if (!file) return {};
+    // the config and the overlay files the last good load applied: an edit of either is a change
+    const hashed = [file, ...(this.current?.file === file ? this.current.prepared.sources : [])];
+    const hash = sourcesHash(hashed);
+    const changed = this.seenHash !== undefined && hash !== this.seenHash;
+    const first = this.seenHash === undefined;
+    this.seenHash = hash;
+    const r = await this.o.read(file, false);
+    if (r.ok) {
+      if (changed) this.o.emit({ type: 'config-changed', at: now(), path: file, valid: true });
+      this.error = undefined;
+      this.goodRevision = gitRevisionOf(file);
+      this.current = { file, prepared: r.prepared };
+      // the same files as hashed above (the usual case): that hash, not a second read of them
+      const files = [file, ...r.prepared.sources];
+      this.goodHash =
+        files.length === hashed.length && files.every((f, i) => f === hashed[i])
+          ? hash
+          : sourcesHash(files);
+      this.o.watch([...r.prepared.sources, ...gitHeadFiles(file)]);
+      return { source: this.current };
+    }
+    this.error = r.error.message;
+    if (changed || first) {
+      if (changed) this.o.emit({ type: 'config-changed', at: now(), path: file, valid: false });
+      this.o.emit({ type: 'error', at: now(), kind: r.error.kind, message: r.error.message });
+    }
+    return {
+      source: this.current?.file === file ? this.current : undefined,
+      error: r.error,
+    };
+  }
+
+  /** what `status` says of the config followed (with the runs' part); undefined before one is known */
+  state(runs: { lastConverged?: string; lastPlanChanges: number }): ConfigState | undefined {
+    const file = this.path;
+    if (!file) return undefined;
+    const good = this.current?.file === file ? this.current : undefined;
+    const checkout = gitRevisionOf(file);
+    // a pull that touched none of this host's files (another host's overlay) leaves the same
+    // config: it runs at the new commit as well
+    const untouched =
+      good &&
+      !this.error &&
+      checkout !== undefined &&
+      this.goodHash === sourcesHash([file, ...good.prepared.sources]);
+    const revision = good ? (untouched ? checkout : this.goodRevision) : undefined;
+    return {
+      ...(revision ? { revision } : {}),
+      valid: !this.error,
+      ...(this.error ? { error: this.error } : {}),
+      ...(good ? { sources: good.prepared.sources } : {}),
+      ...(this.o.host ? { host: this.o.host } : {}),
+      ...(runs.lastConverged ? { lastConverged: runs.lastConverged } : {}),
+      lastPlanChanges: runs.lastPlanChanges,
+      ...(checkout ? { checkoutRevision: checkout } : {}),
+    };
+  }
+}
+
+/**
+ * `{env:}` secrets would come from the daemon's environment, not the caller's: resolved only
+ * for the file the daemon was started with (`--config`, e.g. the unit's Environment=), never
+ * for a config named through the API, nor for one remembered from an earlier apply.
+ */
+export const ENV_REFUSED =
+  "{env:} secrets are not resolved for a config given through the daemon's API (the daemon's environment is not the caller's); use {file: ...}, `awg apply --direct`, or start the daemon with --config naming this file";
+
+export interface ConfigReadOptions {
+  /** this host's platform, once the daemon is ready (a failure there fails the read) */
+  platform: () => Promise<Platform>;
+  /** resolve `{env:}` secrets: only for the file the daemon was started with (ENV_REFUSED) */
+  ownEnv: boolean;
+  env?: NodeJS.ProcessEnv;
+  selection?: HostSelection;
+  /** tunnels not up now (tunnel health) */
+  down: ReadonlySet<string>;
+  state: StateStore;
+  reporter: Reporter;
+  /** use these facts (tests); else they are probed through `exec` */
+  facts?: HostFacts;
+  exec: Exec;
+}
+
+/** How the daemon reads a config: prepare it for this host, every failure an AwgError. */
+export async function readConfig(file: string, o: ConfigReadOptions): Promise<ReadResult> {
+  try {
+    const platform = await o.platform();
+    const r = await prepare(file, {
+      platform,
+      env: o.env,
+      ...(o.selection ? { selection: o.selection } : {}),
+      down: o.down,
+      state: o.state,
+      persistEndpoints: true,
+      fingerprintKey: () =>
+        fingerprintKeyOf(o.state, {
+          onReplaced: (why) => o.reporter.report({ type: 'warning', message: why }),
+        }),
+      ...(o.ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
+      ...(o.facts ? { facts: o.facts } : { probe: true, exec: o.exec }),
+    });
+    if (r.ok) return r;
+    const errors = r.issues.filter((i) => i.severity === 'error');
+    return {
+      ok: false,
+      error: new AwgError(
+        r.kind ?? 'invalid-config',
+        `${file}: ${r.kind === 'unsupported' ? 'this host cannot run it' : 'invalid configuration'}: ${errors.map(formatIssue).join('; ')}`,
+        { issues: r.issues },
+      ),
+    };
+  } catch (e) {
+    return { ok: false, error: toAwgError(e, 'invalid-config') };
+  }
+}
+
+/** One hash over files (path and content; unreadable ones by their error): has any changed? */
+export function sourcesHash(files: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const f of new Set(files)) {
+    h.update(f).update('\0');
+    try {
+      h.update(readRegularFileSync(f, { maxBytes: LIMITS.config }));
+    } catch (e) {
+      h.update(`unreadable:${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+    }
+    h.update('\0');
+  }
+  return h.digest('hex');
+}

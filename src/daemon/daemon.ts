@@ -23,11 +23,11 @@ import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
-import { observeWith, type ReconcileEnv } from '../reconciler/observe.js';
-import { plan as makePlan } from '../reconciler/plan.js';
+import type { ReconcileEnv } from '../reconciler/observe.js';
 import { AppliedStore } from '../pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
+import { observeAndPlan } from '../pipeline/diff.js';
 import { stateDirFrom } from '../pipeline/host.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { HostSelection } from '../config/overlay.js';
@@ -380,11 +380,8 @@ export class Daemon implements DaemonCore {
     const r = await this.config.read(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
-      const observed = await observeWith(this.envFor(r.prepared), r.prepared.desired);
-      const doc = toPlanDocument(
-        makePlan(r.prepared.desired, observed, { lastApplied: this.applied.load()?.resources }),
-        req.configPath,
-      );
+      const plan = await observeAndPlan(this.envFor(r.prepared), this.applied, r.prepared.desired);
+      const doc = toPlanDocument(plan, req.configPath);
       return { plan: doc, changes: doc.changes.length > 0 };
     });
   }

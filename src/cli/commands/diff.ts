@@ -14,7 +14,6 @@ import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';
 import { loadPlatform, observeReads } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, warningReporter, type Io } from '../output.js';
-import type { ObservedState } from '../../model/resources.js';
 import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
 import { selectionGiven, selectionOf, type SelectionOptions } from '../selection.js';
 
@@ -30,10 +29,10 @@ export interface DiffOptions extends DaemonChoice, SelectionOptions {
 
 /** exit 0 no changes, 2 changes, 1 error (Terraform's -detailed-exitcode) */
 export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): Promise<number> {
-  if (o.observed) return diffObserved(io, o, o.observed);
   // a recorded observation is planned here: the daemon only plans against the host
+  if (o.observed) return diffObserved(io, o, o.observed);
   // so is a config for another host (--host, --labels, --os): the daemon renders for its own
-  if (!o.observed && !selectionGiven(o)) {
+  if (!selectionGiven(o)) {
     const d = await viaDaemon(
       io,
       o,
@@ -43,15 +42,13 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
     if ('code' in d) return d.code;
   }
   try {
-    const reads = o.observed ? [] : observeReads(DEFAULT_NFT_TABLE);
+    const reads = observeReads(DEFAULT_NFT_TABLE);
     const exec =
       deps.exec ??
       (reads.length ? new PrefetchExec(new ProcessExec(silentReporter), reads) : undefined);
     const [
-      { readTextFile, LIMITS },
       { hasChanges },
-      { plan: makePlan },
-      { observeWith },
+      { observeAndPlan },
       { prepare },
       { hostEnv, stateDirFrom },
       platform,
@@ -59,10 +56,8 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       { fingerprintKeyOf },
       { FileStateStore },
     ] = await Promise.all([
-      import('../../util/files.js'),
       import('../../model/change.js'),
-      import('../../reconciler/plan.js'),
-      import('../../reconciler/observe.js'),
+      import('../../pipeline/diff.js'),
       import('../../pipeline/prepare.js'),
       import('../../pipeline/host.js'),
       deps.platform ?? loadPlatform(),
@@ -99,13 +94,7 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       claims: p.claims,
       exec,
     });
-    let observed: ObservedState;
-    if (o.observed)
-      observed = JSON.parse(
-        await readTextFile(o.observed, { maxBytes: LIMITS.observed }),
-      ) as ObservedState;
-    else observed = await observeWith(env, p.desired);
-    const plan = makePlan(p.desired, observed, { lastApplied: env.applied.load()?.resources });
+    const plan = await observeAndPlan(env, env.applied, p.desired);
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
       io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');

@@ -23,7 +23,7 @@ import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
-import type { ReconcileEnv } from '../reconciler/observe.js';
+import { applyContextOf, type ReconcileEnv } from '../reconciler/observe.js';
 import { AppliedStore } from '../pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
@@ -32,7 +32,7 @@ import { stateDirFrom } from '../pipeline/host.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { HostSelection } from '../config/overlay.js';
 import { teardown } from '../pipeline/teardown.js';
-import type { ApplyContext, Claims, DriverSet } from '../resources/driver.js';
+import type { Claims, DriverSet } from '../resources/driver.js';
 import {
   createInprocEngineHost,
   type EngineChange,
@@ -485,7 +485,7 @@ export class Daemon implements DaemonCore {
       if (!this.adopted) {
         this.adopted = true;
         const moved = await this.engines
-          .adopt(p.desired, this.applyCtx(env))
+          .adopt(p.desired, applyContextOf(env))
           .catch((e: unknown) => {
             this.emit({
               type: 'error',
@@ -671,17 +671,6 @@ export class Daemon implements DaemonCore {
       exec: this.exec,
       reporter: this.reporter,
       secrets: p.secrets,
-    };
-  }
-
-  private applyCtx(env: ReconcileEnv): ApplyContext {
-    return {
-      exec: env.exec,
-      reporter: env.reporter,
-      state: env.state,
-      dryRun: false,
-      claims: env.claims,
-      secrets: env.secrets,
     };
   }
 }

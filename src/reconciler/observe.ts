@@ -1,5 +1,11 @@
 /** Observe every kind through its driver and merge the results. */
-import type { Claims, DriverSet, ObserveResult, ObserveScope } from '../resources/driver.js';
+import type {
+  ApplyContext,
+  Claims,
+  DriverSet,
+  ObserveResult,
+  ObserveScope,
+} from '../resources/driver.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
@@ -46,6 +52,22 @@ export interface ReconcileEnv {
   reporter: Reporter;
   /** resolved secret values for engine drivers (never logged) */
   secrets?: ReadonlyMap<string, string>;
+}
+
+/**
+ * What the drivers apply with, from the reconcile environment: one conversion for the
+ * reconciler, teardown, `awg apply`'s dry-run listing and the daemon's engine adoption. A dry
+ * run is the environment's Exec being dry (pipeline/host.ts makes it so for `--dry-run`).
+ */
+export function applyContextOf(env: ReconcileEnv): ApplyContext {
+  return {
+    exec: env.exec,
+    reporter: env.reporter,
+    state: env.state,
+    dryRun: env.exec.dryRun,
+    claims: env.claims,
+    secrets: env.secrets,
+  };
 }
 
 export function observeWith(env: ReconcileEnv, desired: DesiredState): Promise<ObservedState> {

@@ -6,7 +6,6 @@ import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate
 import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Plan } from '../model/change.js';
 import type { DesiredState, ObservedState } from '../model/resources.js';
-import type { ApplyContext } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import {
   reconcileMachine,
@@ -22,22 +21,11 @@ import { plan as makePlan } from './plan.js';
 import { verify } from './verify.js';
 
 export { observeWith, type ReconcileEnv } from './observe.js';
-import { observeWith, type ReconcileEnv } from './observe.js';
-
-function applyContext(env: ReconcileEnv): ApplyContext {
-  return {
-    exec: env.exec,
-    reporter: env.reporter,
-    state: env.state,
-    dryRun: env.exec.dryRun,
-    claims: env.claims,
-    secrets: env.secrets,
-  };
-}
+import { applyContextOf, observeWith, type ReconcileEnv } from './observe.js';
 
 /** Execute every change, continuing past failures; returns the errors. */
 async function bestEffort(changes: AnyChange[], env: ReconcileEnv): Promise<AwgError[]> {
-  return (await executeBestEffort(changes, env.drivers, applyContext(env))).errors;
+  return (await executeBestEffort(changes, env.drivers, applyContextOf(env))).errors;
 }
 
 export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise<RollbackOutput> {
@@ -86,7 +74,12 @@ export function productionMachine(env: ReconcileEnv) {
       ),
       apply: fromPromise<ApplyOutput, { plan: Plan }>(async ({ input, signal }) => {
         env.reporter.report({ type: 'phase', phase: 'apply' });
-        const r = await executeChanges(input.plan.changes, env.drivers, applyContext(env), signal);
+        const r = await executeChanges(
+          input.plan.changes,
+          env.drivers,
+          applyContextOf(env),
+          signal,
+        );
         return r.failed
           ? {
               changed: r.changed,

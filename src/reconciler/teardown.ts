@@ -8,7 +8,7 @@
 import { AwgError } from '../errors.js';
 import type { AnyResource, DesiredState } from '../model/resources.js';
 import { executeBestEffort } from './execute.js';
-import { observeWith, type ReconcileEnv } from './observe.js';
+import { applyContextOf, observeWith, type ReconcileEnv } from './observe.js';
 import { plan } from './plan.js';
 import { verify } from './verify.js';
 
@@ -47,14 +47,7 @@ export async function removeOwned(
   const changes = plan(empty, observed).changes.filter(
     (c) => c.action !== 'noop' && !keep.has(c.id),
   );
-  const r = await executeBestEffort(changes, env.drivers, {
-    exec: env.exec,
-    reporter: env.reporter,
-    state: env.state,
-    dryRun: env.exec.dryRun,
-    claims: env.claims,
-    secrets: env.secrets,
-  });
+  const r = await executeBestEffort(changes, env.drivers, applyContextOf(env));
   const kept = observed.resources.filter((x) => keep.has(x.id));
   let left: string[] = [];
   let after = kept;

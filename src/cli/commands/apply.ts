@@ -1,5 +1,6 @@
 import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.js';
 import { executeChanges } from '../../reconciler/execute.js';
+import { applyContextOf } from '../../reconciler/observe.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
 import { converge } from '../../pipeline/converge.js';
@@ -129,15 +130,9 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged')
       io.err(renderPlan(ctx.plan, { colour: io.colour }));
+    // a dry run (its Exec is dry): what each change would run
     if (ctx.outcome === 'planned' && ctx.plan)
-      await executeChanges(ctx.plan.changes, env.drivers, {
-        exec: env.exec,
-        reporter,
-        state: env.state,
-        dryRun: true,
-        claims: env.claims,
-        secrets: env.secrets,
-      });
+      await executeChanges(ctx.plan.changes, env.drivers, applyContextOf(env));
     const summary = {
       outcome: ctx.outcome,
       mutations: env.exec.mutations,

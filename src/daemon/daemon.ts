@@ -1,14 +1,13 @@
 /**
- * The daemon core: hosts the loop (loop.ts) over the shared pipeline (src/pipeline), the
- * tunnel engines (in-process), tunnel health (tunnel-health.ts), process placement
- * (placement.ts; on macOS the flow router instead: resources/engine/flow-router-host.ts) and
- * the DaemonCore API the gRPC server wraps. One reconcile at a time: loop
- * runs and API operations (apply, diff, down) are serialised on one queue.
+ * The daemon core: a thin host over its parts. It runs the loop (loop.ts) over the shared
+ * pipeline (src/pipeline) and offers the DaemonCore API the gRPC server wraps. One reconcile at
+ * a time: loop runs and API operations (apply, diff, down) are serialised on one queue.
  *
- * Desired state comes from one config file (`--config`, or the file of the last apply). It
- * is re-read on every run (level-triggered: host facts such as resolved endpoints are
- * re-probed too); an invalid file keeps the last good desired state and is reported once
- * per content (`config-changed {valid:false}` + `error`).
+ * Its parts, each in its own file: the config it follows (config-follower.ts: desired state
+ * comes from one config file, re-read on every run, the last good one kept), the bookkeeping
+ * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
+ * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
+ * flow router), the wake sources (wakes.ts) and the status they add up to (status.ts).
  *
  * Stop: the host is left as `awg down` would leave it, unless the kill switch is on: then
  * the firewall (and the cgroups it names) stays, so traffic stays blocked until the next
@@ -21,7 +20,6 @@ import { createActor, fromPromise, type Actor } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
-import type { HostFacts } from '../model/desired.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import { applyContextOf, type ReconcileEnv } from '../reconciler/observe.js';
 import { AppliedStore } from '../pipeline/applied.js';
@@ -30,22 +28,16 @@ import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
 import { stateDirFrom } from '../pipeline/host.js';
 import type { Prepared } from '../pipeline/prepare.js';
-import type { HostSelection } from '../config/overlay.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { Claims, DriverSet } from '../resources/driver.js';
-import {
-  createInprocEngineHost,
-  type EngineChange,
-  type InprocEngineHost,
-} from '../resources/engine/inproc.js';
+import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
-import type { PlacerProcessOptions } from '../procs/placer-process.js';
-import { processLister, type ProcessLister } from '../procs/list.js';
-import { settleNow } from '../native/settle.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import { silentReporter, type Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
-import { checkConfirmTimeout, ConfirmWindow, type Timer } from './confirm.js';
+import { AppRouting } from './app-routing.js';
+import { ConfigFollower, readConfig, type Source } from './config-follower.js';
+import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
   ApplyRequest,
   ApplyResponse,
@@ -55,111 +47,46 @@ import type {
   StatusResponse,
   WakeReason,
 } from './core.js';
-import {
-  classifyError,
-  loopMachine,
-  type LoopInput,
-  type RunInput,
-  type RunResult,
-} from './loop.js';
-import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
-import {
-  FlowRouterHost,
-  type FlowRouterHostOptions,
-} from '../resources/engine/flow-router-host.js';
-import type { Underlay } from '../resources/engine/inproc.js';
-import { assembleStatus } from './status.js';
-import { ConfigFollower, readConfig, type Source } from './config-follower.js';
 import { EventFeed } from './feed.js';
-import { EMPTY_PLAN, errOf, isConverged, RunBook, type RunOutcome } from './runs.js';
-import { HealthMonitor } from './tunnel-health.js';
-import { startWakeSources, type WakeSources, type WakeSourceOptions } from './wakes.js';
+import { classifyError, loopMachine, type RunInput, type RunResult } from './loop.js';
+import type { DaemonOptions } from './options.js';
+import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
+import { assembleStatus } from './status.js';
+import { Tunnels } from './tunnels.js';
+import { startWakeSources, type WakeSources } from './wakes.js';
 
-export interface DaemonOptions {
-  /** config file; default: the file of the last apply recorded in the state store */
-  configPath?: string;
-  stateDir?: string;
-  /** mutation log (`[#] …`) and phases; events go to subscribers */
-  reporter?: Reporter;
-  loop?: LoopInput;
-  /** config watcher and the platform's network monitor (default on) */
-  wakes?:
-    Omit<WakeSourceOptions, 'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork'> | false;
-  /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
-  teardownOnStop?: boolean;
-  env?: NodeJS.ProcessEnv;
-  /** the host a config with overlays is rendered for (`--host`, `--labels`; default this machine) */
-  selection?: HostSelection;
-  // ---- injection for tests
-  /** this host's platform unless given */
-  platform?: Platform;
-  drivers?: Partial<DriverSet>;
-  engines?: InprocEngineHost;
-  exec?: Exec;
-  state?: StateStore;
-  facts?: HostFacts;
-  /** confirm-timeout timer; default setTimeout */
-  timer?: Timer;
-  /**
-   * The process watcher for path rules: an `awg placer` child at SCHED_FIFO, given
-   * AWG_PROC_CONNECTOR_FD or a connector socket of our own (LISTEN works only from the
-   * initial network namespace). false: no placement.
-   */
-  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
-  /** ListProcesses' process table (default: the platform's, procs/list.ts) */
-  processes?: ProcessLister;
-  /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
-  trafficIntervalMs?: number;
-  /** health evaluation period (default 1000 ms; 0: only on engine events) */
-  healthIntervalMs?: number;
-  /** what the placer child prints that is not its protocol (its stderr): default our stderr */
-  onPlacerLog?: (line: string) => void;
-  /** the in-process engines' log (handshakes, proxy health, dial errors) */
-  engineLog?: (level: 'debug' | 'info' | 'warn', message: string) => void;
-  /** macOS flow router: its system calls (default: the koffi bindings) and subnet lookup (tests) */
-  flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
-}
+export type { DaemonOptions } from './options.js';
 
 const now = () => new Date().toISOString();
-/** how long after a run ends (and no other began) the process settles (settleLater) */
-const SETTLE_AFTER_MS = 3000;
 
 export class Daemon implements DaemonCore {
+  readonly engines: InprocEngineHost;
+  private readonly reporter: Reporter;
   private readonly feed: EventFeed;
   private readonly runs: RunBook;
-  private readonly config: ConfigFollower;
   private readonly state: StateStore;
   private readonly applied: AppliedStore;
   private readonly exec: Exec;
-  readonly engines: InprocEngineHost;
-  private readonly reporter: Reporter;
-  private readonly health: HealthMonitor;
-  private readonly placement: PlacementSupervisor;
-  private readonly flow: FlowRouterHost;
-  /** the physical network the last run probed */
-  private underlay: Underlay = {};
+  private readonly tunnels: Tunnels;
+  private readonly routing: AppRouting;
+  private readonly config: ConfigFollower;
   private readonly confirmWindow: ConfirmWindow<Source>;
   private platform: Platform | undefined;
-  private lister: ProcessLister | undefined;
   private drivers: Partial<DriverSet> = {};
   private init: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
-  private adopted = false;
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
-  private healthTimer: NodeJS.Timeout | undefined;
-  private unsubEngines: (() => void) | undefined;
   private stopped = false;
-  /** the underlay changed since the engines were last kicked (wakes coalesce: not a reason) */
-  private networkDirty = false;
 
   constructor(private readonly opts: DaemonOptions = {}) {
     this.reporter = opts.reporter ?? silentReporter;
+    const emit = (e: DaemonEvent) => this.feed.emit(e);
     this.feed = new EventFeed({
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
     });
-    this.runs = new RunBook({ emit: (e) => this.emit(e), reporter: this.reporter });
+    this.runs = new RunBook({ emit, reporter: this.reporter });
     // an unusable record is moved aside, logged and reported as an error event; the daemon
     // keeps running (a crash here would restart forever under systemd, kill switch closed)
     this.state =
@@ -167,7 +94,7 @@ export class Daemon implements DaemonCore {
       new FileStateStore(stateDirFrom(opts.stateDir, opts.env), {
         onCorrupt: (c) => {
           this.reporter.report({ type: 'warning', message: describeCorrupt(c) });
-          this.emit({ type: 'error', at: now(), kind: 'driver', message: describeCorrupt(c) });
+          emit({ type: 'error', at: now(), kind: 'driver', message: describeCorrupt(c) });
         },
       });
     this.applied = new AppliedStore(this.state);
@@ -175,21 +102,26 @@ export class Daemon implements DaemonCore {
     this.engines =
       opts.engines ??
       createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
-    this.health = new HealthMonitor(this.engines);
-    this.placement = new PlacementSupervisor({
+    this.tunnels = new Tunnels({
+      engines: this.engines,
+      reporter: this.reporter,
+      emit,
+      wake: (reason) => this.wake(reason),
+      config: () => this.config.good?.prepared.config,
+      running: () => this.runs.running,
+    });
+    this.routing = new AppRouting({
       placement: opts.placement,
       env: opts.env,
-      perApp: () => this.platform?.perApp ?? 'cgroup',
-      ...(opts.onPlacerLog ? { onLog: opts.onPlacerLog } : {}),
-      onError: (kind, message) => this.emit({ type: 'error', at: now(), kind, message }),
-    });
-    this.flow = new FlowRouterHost({
-      ...opts.flowRouter,
+      onPlacerLog: opts.onPlacerLog,
+      flowRouter: opts.flowRouter,
+      processes: opts.processes,
       state: this.state,
-      tunnelUp: (t) => !this.health.down.has(t),
+      perApp: () => this.platform?.perApp,
+      down: () => this.tunnels.down,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
-      physical: () => this.underlay.v4 || this.underlay.v6,
-      onError: (message) => this.emit({ type: 'error', at: now(), kind: 'driver', message }),
+      physical: () => this.tunnels.physical(),
+      emit,
     });
     this.confirmWindow = new ConfirmWindow(opts.timer);
     this.config = new ConfigFollower({
@@ -202,13 +134,13 @@ export class Daemon implements DaemonCore {
             !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
           env: opts.env,
           selection: opts.selection,
-          down: this.health.down,
+          down: this.tunnels.down,
           state: this.state,
           reporter: this.reporter,
           facts: opts.facts,
           exec: this.exec,
         }),
-      emit: (e) => this.emit(e),
+      emit,
       watch: (files) => this.wakes?.setConfigFiles(files),
       host: opts.selection?.host,
     });
@@ -233,7 +165,7 @@ export class Daemon implements DaemonCore {
 
   async start(): Promise<void> {
     await this.ready();
-    this.unsubEngines = this.engines.onChange((c) => this.onEngine(c));
+    this.tunnels.start(this.opts.healthIntervalMs ?? 1000);
     const machine = loopMachine.provide({
       actors: {
         reconcile: fromPromise<RunResult, RunInput>(({ input }) =>
@@ -243,11 +175,6 @@ export class Daemon implements DaemonCore {
     });
     this.loop = createActor(machine, { input: this.opts.loop ?? {} });
     this.loop.start();
-    const every = this.opts.healthIntervalMs ?? 1000;
-    if (every > 0) {
-      this.healthTimer = setInterval(() => this.healthTick(), every);
-      this.healthTimer.unref();
-    }
     if (this.opts.wakes !== false) {
       this.wakes = await startWakeSources({
         ...(this.opts.wakes ?? {}),
@@ -256,8 +183,8 @@ export class Daemon implements DaemonCore {
         onWake: (reason, detail, what) => {
           if (reason === 'network') {
             // the engines re-handshake after an underlay change, not after our table's
-            if (what !== 'firewall') this.networkDirty = true;
-            this.emit({ type: 'network-changed', at: now(), detail });
+            if (what !== 'firewall') this.tunnels.networkMoved();
+            this.feed.emit({ type: 'network-changed', at: now(), detail });
           }
           this.wake(reason);
         },
@@ -274,9 +201,9 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
-    if (this.healthTimer) clearInterval(this.healthTimer);
+    this.tunnels.stopHealth();
     this.feed.close();
-    clearTimeout(this.settleTimer);
+    this.runs.close();
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
     await this.wakes?.close();
@@ -285,18 +212,15 @@ export class Daemon implements DaemonCore {
     try {
       await this.queue.catch(() => {});
       if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
-        const ks = this.config.good
-          ? killSwitchOf(this.config.good.prepared.config).enabled
-          : false;
+        const good = this.config.good;
+        const ks = good ? killSwitchOf(good.prepared.config).enabled : false;
         out = await this.exclusive(() => this.removeAll(this.claims(), ks));
         // the record stays while the kill switch does: the next start restores these, not "repairs drift"
         if (out.keptFirewall) this.applied.markStopped(out.removed);
       }
     } finally {
-      await this.placement.close();
-      await this.flow.stop();
-      await this.engines.closeAll();
-      this.unsubEngines?.();
+      await this.routing.close();
+      await this.tunnels.close();
     }
     return out;
   }
@@ -322,24 +246,14 @@ export class Daemon implements DaemonCore {
     if (req.confirmTimeoutSec !== undefined && req.confirmTimeoutSec !== 0)
       checkConfirmTimeout(req.confirmTimeoutSec);
     const r = await this.config.read(req.configPath, true);
-    if (!r.ok)
-      return {
-        outcome: 'failed',
-        plan: toPlanDocument(EMPTY_PLAN, req.configPath),
-        mutations: 0,
-        error: errOf(r.error),
-      };
+    if (!r.ok) return applyResponse(req.configPath, { outcome: 'failed', error: r.error }, 0);
     if (req.dryRun) {
       return this.exclusive(async () => {
         const ctx = await converge(this.envFor(r.prepared), this.applied, r.prepared, {
           dryRun: true,
         });
-        return {
-          outcome: ctx.outcome ?? 'failed',
-          plan: toPlanDocument(ctx.plan ?? EMPTY_PLAN, req.configPath),
-          mutations: 0,
-          error: errOf(ctx.error),
-        };
+        const run = { outcome: ctx.outcome ?? 'failed', plan: ctx.plan, error: ctx.error };
+        return applyResponse(req.configPath, run, 0);
       });
     }
     return this.exclusive(async () => {
@@ -348,23 +262,14 @@ export class Daemon implements DaemonCore {
       this.config.follow(resolve(req.configPath), r.prepared);
       const before = this.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
-      const resp: ApplyResponse = {
-        outcome: res.outcome,
-        plan: toPlanDocument(res.plan ?? EMPTY_PLAN, req.configPath),
-        mutations: this.exec.mutations - before,
-        error: errOf(res.error),
-      };
-      if (
-        req.confirmTimeoutSec &&
-        req.confirmTimeoutSec > 0 &&
-        (res.outcome === 'converged' || res.outcome === 'unchanged')
-      ) {
+      const resp = applyResponse(req.configPath, res, this.exec.mutations - before);
+      if (req.confirmTimeoutSec && req.confirmTimeoutSec > 0 && isConverged(res.outcome)) {
         resp.confirmDeadline = this.confirmWindow.open(
           req.confirmTimeoutSec,
           previous,
           (p) => void this.revert(p),
         );
-        this.emit({ type: 'confirm-pending', at: now(), deadline: resp.confirmDeadline });
+        this.feed.emit({ type: 'confirm-pending', at: now(), deadline: resp.confirmDeadline });
       }
       return resp;
     });
@@ -387,24 +292,20 @@ export class Daemon implements DaemonCore {
   }
 
   async status(): Promise<StatusResponse> {
-    const p = this.config.good?.prepared;
-    const flow = this.platform?.perApp === 'flow-router';
+    const flowTraffic = this.routing.ruleTraffic;
     return assembleStatus({
       config: this.config.state(this.runs),
       configPath: this.config.file,
       configured: Boolean(this.config.good || this.config.file),
-      // a teardown (stop, down) runs without a reason of its own: reconciling
       running: this.runs.runningFor,
       lastRun: this.runs.lastRun,
       observed: this.runs.observed,
-      prepared: p,
+      prepared: this.config.good?.prepared,
       engines: this.engines,
-      health: this.health,
+      health: this.tunnels.health,
       confirmDeadline: this.confirmWindow.deadline,
-      placement: flow
-        ? flowPlacement(this.flow.status(), this.placement.status())
-        : this.placement.status(),
-      ...(flow ? { flowTraffic: () => this.flow.ruleTraffic() } : {}),
+      placement: this.routing.status(),
+      ...(flowTraffic ? { flowTraffic } : {}),
       exec: this.exec,
     });
   }
@@ -416,44 +317,27 @@ export class Daemon implements DaemonCore {
       const before = this.exec.mutations;
       const claims = this.claims();
       this.config.forget();
-      await this.placement.stop();
-      const r = await this.removeAll(claims, false).finally(() => this.flow.stop());
+      await this.routing.stopPlacement();
+      const r = await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
       return { removed: r.removed, mutations: this.exec.mutations - before };
     });
   }
 
-  /** `awg exec` on macOS: route `pid` and its descendants by `choice` until the returned function is called (FlowRouterHost.registerExec) */
+  /** `awg exec` on macOS: route `pid` and its descendants by `choice` until the returned function is called */
   async routeExec(
     pid: number,
     choice: ExecChoice,
     onEnd: (reason: string) => void,
   ): Promise<() => void> {
     await this.ready();
-    if (this.platform?.perApp !== 'flow-router')
-      throw new AwgError(
-        'unsupported',
-        'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon',
-      );
-    return this.flow.registerExec(pid, choice, onEnd);
+    return this.routing.routeExec(pid, choice, onEnd);
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
     const p = this.config.good?.prepared;
     if (!p) return [];
     await this.ready();
-    this.lister ??= this.opts.processes ?? (await processLister(this.platform!.perApp));
-    const execOf =
-      this.platform!.perApp === 'flow-router'
-        ? (pid: number, parentOf: (pid: number) => number | undefined) =>
-            this.flow.execs.ancestor(pid, parentOf)?.choice
-        : undefined;
-    return listRoutedProcesses(
-      this.lister,
-      p.config,
-      p.claims.cgroupRoot,
-      this.health.down,
-      execOf,
-    );
+    return this.routing.listProcesses(p);
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -469,10 +353,7 @@ export class Daemon implements DaemonCore {
       return 'ok';
     }
     const res = await this.reconcileNow(reason, source.prepared);
-    if (this.networkDirty) {
-      this.networkDirty = false;
-      this.engines.kick();
-    }
+    this.tunnels.kickIfMoved();
     if (isConverged(res.outcome)) return 'ok';
     const kind = classifyError(res.error);
     return kind === 'ok' ? 'retryable' : kind;
@@ -482,69 +363,21 @@ export class Daemon implements DaemonCore {
     const env = this.envFor(p);
     this.runs.begin(reason);
     try {
-      if (!this.adopted) {
-        this.adopted = true;
-        const moved = await this.engines
-          .adopt(p.desired, applyContextOf(env))
-          .catch((e: unknown) => {
-            this.emit({
-              type: 'error',
-              at: now(),
-              kind: toAwgError(e).kind,
-              message: `adopting engines: ${(e as Error).message}`,
-            });
-            return [] as string[];
-          });
-        if (moved.length)
-          this.reporter.report({
-            type: 'info',
-            message: `adopted engine(s) ${moved.join(', ')} from awg apply`,
-          });
-      }
-      // the engines' sockets leave by the physical interface this run probed (macOS: re-pinned)
-      this.underlay = {
-        ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}),
-        ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}),
-      };
-      this.engines.setUnderlay?.(this.underlay);
-      // macOS: the flow router listens before an anchor that redirects to it loads
-      const flow = this.platform?.perApp === 'flow-router';
-      if (flow) await this.flow.before(p.config);
-      // rules this run removes leave the placer before their cgroups go
-      this.placement.narrow(p.config.rules);
+      await this.tunnels.beforeRun(p, applyContextOf(env));
+      await this.routing.before(p.config);
       const restoring = this.applied.stoppedRemoved();
       const ctx = await converge(env, this.applied, p, {
         configFile: this.config.good?.file ?? p.file,
       });
       const ok = isConverged(ctx.outcome);
-      if (flow) await this.flow.after(p.config, ok);
-      if (ok) {
-        this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.health.down);
-        this.healthTick();
-      }
+      await this.routing.after(p, ok);
+      if (ok) this.tunnels.tick();
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
       return this.runs.failed(e);
     } finally {
       this.runs.end();
-      this.settleLater();
     }
-  }
-
-  private settleTimer: NodeJS.Timeout | undefined;
-  /**
-   * A run's transient native memory (child processes' output, the JSON of `ip -j`/`nft -j`,
-   * netlink dumps) is freed when it ends, but glibc keeps the pages: once runs settle, give
-   * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10), after a
-   * collection unless a tunnel is busy (native/settle.ts).
-   */
-  private settleLater(): void {
-    clearTimeout(this.settleTimer);
-    this.settleTimer = setTimeout(() => {
-      this.settleTimer = undefined;
-      settleNow();
-    }, SETTLE_AFTER_MS);
-    this.settleTimer.unref();
   }
 
   /** Confirm timeout: back to the desired state before the apply (or down when there was none). */
@@ -557,12 +390,12 @@ export class Daemon implements DaemonCore {
         } else {
           const claims = this.claims();
           this.config.forget();
-          await this.removeAll(claims, false).finally(() => this.flow.stop());
+          await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
         }
       });
     } catch (e) {
       const err = toAwgError(e);
-      this.emit({
+      this.feed.emit({
         type: 'error',
         at: now(),
         kind: err.kind,
@@ -571,7 +404,11 @@ export class Daemon implements DaemonCore {
       this.wake('confirm-timeout');
       return;
     }
-    this.emit({ type: 'reverted', at: now(), reason: 'confirm timeout expired without confirm()' });
+    this.feed.emit({
+      type: 'reverted',
+      at: now(),
+      reason: 'confirm timeout expired without confirm()',
+    });
   }
 
   /** Remove everything we own (pipeline/teardown.ts); with `keepKillSwitch` the firewall and its cgroups stay. */
@@ -588,69 +425,11 @@ export class Daemon implements DaemonCore {
         throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
       return { removed: r.removed, keptFirewall: r.kept.length > 0 };
     } finally {
-      this.runs.end();
+      this.runs.endTeardown();
     }
-  }
-
-  // ---- tunnel health ----------------------------------------------------------------------
-
-  private onEngine(c: EngineChange): void {
-    switch (c.type) {
-      case 'handshake':
-        this.emit({ type: 'handshake', at: now(), tunnel: c.tunnel, peer: c.peer });
-        this.healthTick();
-        return;
-      case 'handshake-failed':
-        this.healthTick();
-        return;
-      case 'stopped':
-        this.healthTick();
-        if (this.runs.running) return;
-        this.wake('engine');
-        return;
-      case 'health':
-        this.health.setProxy(c.tunnel, c.state, c.error);
-        if (c.state === 'auth-failed')
-          this.emit({
-            type: 'error',
-            at: now(),
-            kind: 'permission',
-            message: `tunnel ${c.tunnel}: the proxy refused our credentials${c.error ? `: ${c.error}` : ''} (fix tunnels.${c.tunnel}.auth; retrying will not help)`,
-          });
-        this.healthTick();
-        return;
-      case 'endpoint':
-        this.wake('engine');
-        return;
-      case 'started':
-        return;
-    }
-  }
-
-  /**
-   * Re-evaluate tunnel health (timer, engine events): emit transitions and wake the loop when
-   * the set of down tunnels changes (the firewall's rule actions and the placer follow it).
-   */
-  private healthTick(): void {
-    const cfg = this.config.good?.prepared.config;
-    if (!cfg || this.stopped) return;
-    const { changes, downChanged } = this.health.tick(cfg);
-    for (const c of changes)
-      this.emit({
-        type: 'tunnel',
-        at: now(),
-        tunnel: c.tunnel,
-        state: c.state,
-        ...(c.error ? { error: c.error } : {}),
-      });
-    if (downChanged) this.wake('engine');
   }
 
   // ---- internals ----------------------------------------------------------------------
-
-  private emit(e: DaemonEvent): void {
-    this.feed.emit(e);
-  }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);

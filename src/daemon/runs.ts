@@ -3,15 +3,16 @@
  * under way (its wake reason, and the echo window after it, when the network monitor's events
  * are our own changes coming back), the last run's verdict, what the last run observed, when
  * the host last matched the config; and each run's events: reconcile-started, drift,
- * reconcile-finished and error.
+ * reconcile-finished and error. Once runs settle, the process gives memory back.
  */
 import { AwgError, toAwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import type { AnyResource, ObservedState } from '../model/resources.js';
+import { settleNow } from '../native/settle.js';
 import type { ReconcileContext } from '../reconciler/machine.js';
 import type { Reporter } from '../util/reporter.js';
-import type { DaemonEvent, WakeReason } from './core.js';
+import type { ApplyResponse, DaemonEvent, WakeReason } from './core.js';
 
 export interface LastRun {
   at: string;
@@ -30,6 +31,8 @@ export interface RunOutcome {
 
 /** events that fall inside this window after a run are echoes of our own changes */
 export const ECHO_MS = 750;
+/** how long after a run ends (and no other began) the process settles (settleLater) */
+const SETTLE_AFTER_MS = 3000;
 /** the plan of a run that did not get to plan */
 export const EMPTY_PLAN: Plan = { changes: [], foreign: [], warnings: [] };
 const NO_CHANGES = { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 };
@@ -37,6 +40,16 @@ const NO_CHANGES = { create: 0, update: 0, replace: 0, delete: 0, drift: 0, conf
 const now = () => new Date().toISOString();
 export const errOf = (e: AwgError | undefined) =>
   e ? { kind: e.kind, message: e.message } : undefined;
+
+/** An API apply's answer: how its run ended, its plan, the mutations it made. */
+export function applyResponse(file: string, r: RunOutcome, mutations: number): ApplyResponse {
+  return {
+    outcome: r.outcome,
+    plan: toPlanDocument(r.plan ?? EMPTY_PLAN, file),
+    mutations,
+    error: errOf(r.error),
+  };
+}
 
 /** the outcomes after which the host matches the config */
 export const isConverged = (outcome: string | undefined): boolean =>
@@ -51,12 +64,17 @@ export class RunBook {
   private reason: WakeReason | undefined;
   private t0 = 0;
   private echoUntil = 0;
+  private settleTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly o: {
       emit: (e: DaemonEvent) => void;
       /** the daemon's log (restored objects after a stop that kept the kill switch) */
       reporter: Reporter;
+      /** give memory back once runs settle (default native/settle.ts settleNow) */
+      settle?: () => void;
+      /** how long after a run ends (and no other began) memory settles (default 3 s) */
+      settleAfterMs?: number;
     },
   ) {}
 
@@ -101,11 +119,38 @@ export class RunBook {
     this.busy = true;
   }
 
-  /** The run or teardown under way ended (either way): the echo window opens. */
+  /** The run under way ended (either way): the echo window opens; memory settles later. */
   end(): void {
     this.busy = false;
     this.reason = undefined;
     this.echoUntil = Date.now() + ECHO_MS;
+    this.settleLater();
+  }
+
+  /** The teardown under way ended (either way): the echo window opens. */
+  endTeardown(): void {
+    this.busy = false;
+    this.echoUntil = Date.now() + ECHO_MS;
+  }
+
+  /** No settling after this (the daemon stops). */
+  close(): void {
+    clearTimeout(this.settleTimer);
+  }
+
+  /**
+   * A run's transient native memory (child processes' output, the JSON of `ip -j`/`nft -j`,
+   * netlink dumps) is freed when it ends, but glibc keeps the pages: once runs settle, give
+   * them back (1.5–6 MiB of an idle daemon's RSS, bench/RESULTS.md Step 10), after a
+   * collection unless a tunnel is busy (native/settle.ts).
+   */
+  private settleLater(): void {
+    clearTimeout(this.settleTimer);
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
+      (this.o.settle ?? settleNow)();
+    }, this.o.settleAfterMs ?? SETTLE_AFTER_MS);
+    this.settleTimer.unref();
   }
 
   /**

@@ -1,0 +1,142 @@
+/**
+ * Per-app routing the daemon does in its own process: on Linux the placer child that moves
+ * processes into their rule's cgroup (placement.ts), on macOS the flow router that routes
+ * each TCP connection by its rule (resources/engine/flow-router-host.ts). They frame each run:
+ * before it converges the router listens (the anchor that redirects to it may load) and the
+ * rules it removes leave the placer (before their cgroups go); after it, both follow the
+ * config and tunnel health. Also what status, ListProcesses and `awg exec` ask of them.
+ */
+import { AwgError } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import type { ExecChoice } from '../model/match.js';
+import type { Prepared } from '../pipeline/prepare.js';
+import {
+  FlowRouterHost,
+  type FlowRouterHostOptions,
+} from '../resources/engine/flow-router-host.js';
+import { processLister, type PerApp, type ProcessLister } from '../procs/list.js';
+import type { StateStore } from '../util/state.js';
+import type { DaemonEvent, PlacementStatus, ProcessInfo } from './core.js';
+import {
+  flowPlacement,
+  listRoutedProcesses,
+  PlacementSupervisor,
+  type PlacementOptions,
+} from './placement.js';
+
+export interface AppRoutingOptions {
+  /** the process watcher (DaemonOptions.placement); false: no placement */
+  placement?: PlacementOptions['placement'];
+  env?: NodeJS.ProcessEnv;
+  /** what the placer child prints that is not its protocol */
+  onPlacerLog?: (line: string) => void;
+  /** macOS flow router: its system calls and subnet lookup (tests) */
+  flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
+  /** ListProcesses' process table (default: the platform's) */
+  processes?: ProcessLister;
+  state: StateStore;
+  /** how this platform meets path rules; undefined until the platform is loaded */
+  perApp: () => PerApp | undefined;
+  /** tunnels not up now (tunnel health) */
+  down: () => ReadonlySet<string>;
+  /** a proxy tunnel's upstream dialer (the router's route into it) */
+  proxyDialer: FlowRouterHostOptions['proxyDialer'];
+  /** the physical interface of the default route the last run probed */
+  physical: () => string | undefined;
+  emit: (e: DaemonEvent) => void;
+}
+
+const now = () => new Date().toISOString();
+
+export class AppRouting {
+  private readonly placement: PlacementSupervisor;
+  private readonly flow: FlowRouterHost;
+  private lister: ProcessLister | undefined;
+
+  constructor(private readonly o: AppRoutingOptions) {
+    this.placement = new PlacementSupervisor({
+      placement: o.placement,
+      env: o.env,
+      perApp: () => o.perApp() ?? 'cgroup',
+      ...(o.onPlacerLog ? { onLog: o.onPlacerLog } : {}),
+      onError: (kind, message) => o.emit({ type: 'error', at: now(), kind, message }),
+    });
+    this.flow = new FlowRouterHost({
+      ...o.flowRouter,
+      state: o.state,
+      tunnelUp: (t) => !o.down().has(t),
+      proxyDialer: (t) => o.proxyDialer(t),
+      physical: () => o.physical(),
+      onError: (message) => o.emit({ type: 'error', at: now(), kind: 'driver', message }),
+    });
+  }
+
+  /** the flow router applies path rules here (macOS), not cgroups */
+  private get routed(): boolean {
+    return this.o.perApp() === 'flow-router';
+  }
+
+  /** Before a run converges toward `config`. */
+  async before(config: Config): Promise<void> {
+    // macOS: the flow router listens before an anchor that redirects to it loads
+    if (this.routed) await this.flow.before(config);
+    // rules this run removes leave the placer before their cgroups go
+    this.placement.narrow(config.rules);
+  }
+
+  /** After a run: `converged`, the host matches `p` and placement follows its rules. */
+  async after(p: Pick<Prepared, 'config' | 'claims'>, converged: boolean): Promise<void> {
+    if (this.routed) await this.flow.after(p.config, converged);
+    if (converged) this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.o.down());
+  }
+
+  /** placement as status shows it (macOS: the flow router's state) */
+  status(): PlacementStatus {
+    return this.routed
+      ? flowPlacement(this.flow.status(), this.placement.status())
+      : this.placement.status();
+  }
+
+  /** macOS: the router's per-rule traffic (status counts rules there); undefined elsewhere */
+  get ruleTraffic(): (() => ReturnType<FlowRouterHost['ruleTraffic']>) | undefined {
+    return this.routed ? () => this.flow.ruleTraffic() : undefined;
+  }
+
+  /** the processes awg routes under `p` (the platform is loaded) */
+  async listProcesses(p: Pick<Prepared, 'config' | 'claims'>): Promise<ProcessInfo[]> {
+    const perApp = this.o.perApp()!;
+    this.lister ??= this.o.processes ?? (await processLister(perApp));
+    const execOf =
+      perApp === 'flow-router'
+        ? (pid: number, parentOf: (pid: number) => number | undefined) =>
+            this.flow.execs.ancestor(pid, parentOf)?.choice
+        : undefined;
+    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.o.down(), execOf);
+  }
+
+  /** `awg exec` on macOS: route `pid` and its descendants by `choice` (FlowRouterHost.registerExec) */
+  routeExec(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): () => void {
+    if (!this.routed)
+      throw new AwgError(
+        'unsupported',
+        'the daemon routes awg exec only where per-app routing goes through its flow router (macOS); on Linux awg exec places itself in a cgroup and needs no daemon',
+      );
+    return this.flow.registerExec(pid, choice, onEnd);
+  }
+
+  /** down: the placer stops before the teardown */
+  stopPlacement(): Promise<void> {
+    return this.placement.stop();
+  }
+
+  /** the router stops (after a teardown, and on stop) */
+  stopRouter(): Promise<void> {
+    return this.flow.stop();
+  }
+
+  /** the daemon stops: the placer child ends, the router stops */
+  async close(): Promise<void> {
+    await this.placement.close();
+    await this.flow.stop();
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * How a daemon core is made (DaemonOptions): what `awg daemon` and `awg up` pass, and what
+ * tests inject in place of this host's platform, drivers, engines and processes.
+ */
+import type { HostSelection } from '../config/overlay.js';
+import type { HostFacts } from '../model/desired.js';
+import type { ProcessLister } from '../procs/list.js';
+import type { PlacerProcessOptions } from '../procs/placer-process.js';
+import type { DriverSet } from '../resources/driver.js';
+import type { FlowRouterHostOptions } from '../resources/engine/flow-router-host.js';
+import type { InprocEngineHost } from '../resources/engine/inproc.js';
+import type { Platform } from '../resources/registry.js';
+import type { Exec } from '../util/exec.js';
+import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
+import type { Timer } from './confirm.js';
+import type { LoopInput } from './loop.js';
+import type { WakeSourceOptions } from './wakes.js';
+
+export interface DaemonOptions {
+  /** config file; default: the file of the last apply recorded in the state store */
+  configPath?: string;
+  stateDir?: string;
+  /** mutation log (`[#] …`) and phases; events go to subscribers */
+  reporter?: Reporter;
+  loop?: LoopInput;
+  /** config watcher and the platform's network monitor (default on) */
+  wakes?:
+    Omit<WakeSourceOptions, 'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork'> | false;
+  /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
+  teardownOnStop?: boolean;
+  env?: NodeJS.ProcessEnv;
+  /** the host a config with overlays is rendered for (`--host`, `--labels`; default this machine) */
+  selection?: HostSelection;
+  // ---- injection for tests
+  /** this host's platform unless given */
+  platform?: Platform;
+  drivers?: Partial<DriverSet>;
+  engines?: InprocEngineHost;
+  exec?: Exec;
+  state?: StateStore;
+  facts?: HostFacts;
+  /** confirm-timeout timer; default setTimeout */
+  timer?: Timer;
+  /**
+   * The process watcher for path rules: an `awg placer` child at SCHED_FIFO, given
+   * AWG_PROC_CONNECTOR_FD or a connector socket of our own (LISTEN works only from the
+   * initial network namespace). false: no placement.
+   */
+  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  /** ListProcesses' process table (default: the platform's, procs/list.ts) */
+  processes?: ProcessLister;
+  /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
+  trafficIntervalMs?: number;
+  /** health evaluation period (default 1000 ms; 0: only on engine events) */
+  healthIntervalMs?: number;
+  /** what the placer child prints that is not its protocol (its stderr): default our stderr */
+  onPlacerLog?: (line: string) => void;
+  /** the in-process engines' log (handshakes, proxy health, dial errors) */
+  engineLog?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  /** macOS flow router: its system calls (default: the koffi bindings) and subnet lookup (tests) */
+  flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
+}

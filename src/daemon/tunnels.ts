@@ -1,0 +1,170 @@
+/**
+ * The daemon's tunnels: the in-process engines and their health. The first run adopts the
+ * engines `awg apply` left (they move into this process, so that run plans no change); every
+ * run points the engines at the physical network it probed (the underlay) and, when the
+ * underlay changed meanwhile, kicks them so that peers learn the new source address. Health
+ * is evaluated on a timer and on engine events: its transitions are `tunnel` events, and a
+ * change of the set of down tunnels wakes the loop (the firewall's rule actions and the placer
+ * follow it).
+ */
+import { toAwgError } from '../errors.js';
+import type { Config } from '../config/schema.js';
+import type { Prepared } from '../pipeline/prepare.js';
+import type { ApplyContext } from '../resources/driver.js';
+import type { EngineChange, InprocEngineHost, Underlay } from '../resources/engine/inproc.js';
+import type { Reporter } from '../util/reporter.js';
+import type { DaemonEvent, WakeReason } from './core.js';
+import { HealthMonitor } from './tunnel-health.js';
+
+export interface TunnelsOptions {
+  engines: InprocEngineHost;
+  reporter: Reporter;
+  emit: (e: DaemonEvent) => void;
+  wake: (reason: WakeReason) => void;
+  /** the config followed: health is evaluated against it (none yet: not evaluated) */
+  config: () => Config | undefined;
+  /** a run or teardown is under way (an engine that stops then is its doing, not a fault) */
+  running: () => boolean;
+}
+
+const now = () => new Date().toISOString();
+
+export class Tunnels {
+  readonly engines: InprocEngineHost;
+  readonly health: HealthMonitor;
+  /** the physical network the last run probed */
+  private underlay: Underlay = {};
+  private adopted = false;
+  /** the underlay changed since the engines were last kicked (wakes coalesce: not a reason) */
+  private moved = false;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly o: TunnelsOptions) {
+    this.engines = o.engines;
+    this.health = new HealthMonitor(o.engines);
+  }
+
+  /** tunnels not up now: rules take their fallback */
+  get down(): ReadonlySet<string> {
+    return this.health.down;
+  }
+
+  /** the physical interface of the default route the last run probed */
+  physical(): string | undefined {
+    return this.underlay.v4 || this.underlay.v6;
+  }
+
+  /** Follow the engines' events, and evaluate health every `everyMs` too (0: on events only). */
+  start(everyMs: number): void {
+    this.unsubscribe = this.engines.onChange((c) => this.onEngine(c));
+    if (everyMs > 0) {
+      this.timer = setInterval(() => this.tick(), everyMs);
+      this.timer.unref();
+    }
+  }
+
+  /** No more health evaluation (the daemon stops); engine events are still followed until close. */
+  stopHealth(): void {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Close every engine (the TUNs stay), then stop following their events. */
+  async close(): Promise<void> {
+    await this.engines.closeAll();
+    this.unsubscribe?.();
+  }
+
+  /** The network moved (not our own firewall): kick the engines after the next loop run. */
+  networkMoved(): void {
+    this.moved = true;
+  }
+
+  /** After a loop run: the kick a network move asked for. */
+  kickIfMoved(): void {
+    if (!this.moved) return;
+    this.moved = false;
+    this.engines.kick();
+  }
+
+  /** Before a run converges: adopt `awg apply`'s engines (first run), point them at the underlay. */
+  async beforeRun(p: Pick<Prepared, 'desired' | 'facts'>, ctx: ApplyContext): Promise<void> {
+    if (!this.adopted) {
+      this.adopted = true;
+      const moved = await this.engines.adopt(p.desired, ctx).catch((e: unknown) => {
+        this.o.emit({
+          type: 'error',
+          at: now(),
+          kind: toAwgError(e).kind,
+          message: `adopting engines: ${(e as Error).message}`,
+        });
+        return [] as string[];
+      });
+      if (moved.length)
+        this.o.reporter.report({
+          type: 'info',
+          message: `adopted engine(s) ${moved.join(', ')} from awg apply`,
+        });
+    }
+    // the engines' sockets leave by the physical interface this run probed (macOS: re-pinned)
+    this.underlay = {
+      ...(p.facts.defaultRouteV4 ? { v4: p.facts.defaultRouteV4.interface } : {}),
+      ...(p.facts.defaultRouteV6 ? { v6: p.facts.defaultRouteV6.interface } : {}),
+    };
+    this.engines.setUnderlay?.(this.underlay);
+  }
+
+  /**
+   * Re-evaluate tunnel health (timer, engine events, a converged run): emit transitions and
+   * wake the loop when the set of down tunnels changes.
+   */
+  tick(): void {
+    const cfg = this.o.config();
+    if (!cfg || this.closed) return;
+    const { changes, downChanged } = this.health.tick(cfg);
+    for (const c of changes)
+      this.o.emit({
+        type: 'tunnel',
+        at: now(),
+        tunnel: c.tunnel,
+        state: c.state,
+        ...(c.error ? { error: c.error } : {}),
+      });
+    if (downChanged) this.o.wake('engine');
+  }
+
+  private onEngine(c: EngineChange): void {
+    switch (c.type) {
+      case 'handshake':
+        this.o.emit({ type: 'handshake', at: now(), tunnel: c.tunnel, peer: c.peer });
+        this.tick();
+        return;
+      case 'handshake-failed':
+        this.tick();
+        return;
+      case 'stopped':
+        this.tick();
+        if (this.o.running()) return;
+        this.o.wake('engine');
+        return;
+      case 'health':
+        this.health.setProxy(c.tunnel, c.state, c.error);
+        if (c.state === 'auth-failed')
+          this.o.emit({
+            type: 'error',
+            at: now(),
+            kind: 'permission',
+            message: `tunnel ${c.tunnel}: the proxy refused our credentials${c.error ? `: ${c.error}` : ''} (fix tunnels.${c.tunnel}.auth; retrying will not help)`,
+          });
+        this.tick();
+        return;
+      case 'endpoint':
+        this.o.wake('engine');
+        return;
+      case 'started':
+        return;
+    }
+  }
+}

@@ -16,26 +16,22 @@
  * so that run plans no change.
  */
 import { resolve } from 'node:path';
-import { createActor, fromPromise, type Actor } from 'xstate';
+import type { Actor } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import { toPlanDocument } from '../model/plan-document.js';
-import { applyContextOf, type ReconcileEnv } from '../reconciler/observe.js';
-import { AppliedStore } from '../pipeline/applied.js';
+import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
-import { stateDirFrom } from '../pipeline/host.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import { teardown } from '../pipeline/teardown.js';
-import type { Claims, DriverSet } from '../resources/driver.js';
+import type { Claims } from '../resources/driver.js';
 import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
-import { loadPlatform, type Platform } from '../resources/registry.js';
-import { ProcessExec, type Exec } from '../util/exec.js';
-import { silentReporter, type Reporter } from '../util/reporter.js';
-import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
+import { silentReporter } from '../util/reporter.js';
 import { AppRouting } from './app-routing.js';
+import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, type Source } from './config-follower.js';
 import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
@@ -48,7 +44,7 @@ import type {
   WakeReason,
 } from './core.js';
 import { EventFeed } from './feed.js';
-import { classifyError, loopMachine, type RunInput, type RunResult } from './loop.js';
+import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
 import { assembleStatus } from './status.js';
@@ -61,50 +57,43 @@ const now = () => new Date().toISOString();
 
 export class Daemon implements DaemonCore {
   readonly engines: InprocEngineHost;
-  private readonly reporter: Reporter;
   private readonly feed: EventFeed;
   private readonly runs: RunBook;
-  private readonly state: StateStore;
-  private readonly applied: AppliedStore;
-  private readonly exec: Exec;
+  private readonly host: DaemonEnv;
   private readonly tunnels: Tunnels;
   private readonly routing: AppRouting;
   private readonly config: ConfigFollower;
   private readonly confirmWindow: ConfirmWindow<Source>;
-  private platform: Platform | undefined;
-  private drivers: Partial<DriverSet> = {};
-  private init: Promise<void> | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
   private stopped = false;
 
   constructor(private readonly opts: DaemonOptions = {}) {
-    this.reporter = opts.reporter ?? silentReporter;
+    const reporter = opts.reporter ?? silentReporter;
     const emit = (e: DaemonEvent) => this.feed.emit(e);
     this.feed = new EventFeed({
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
     });
-    this.runs = new RunBook({ emit, reporter: this.reporter });
-    // an unusable record is moved aside, logged and reported as an error event; the daemon
-    // keeps running (a crash here would restart forever under systemd, kill switch closed)
-    this.state =
-      opts.state ??
-      new FileStateStore(stateDirFrom(opts.stateDir, opts.env), {
-        onCorrupt: (c) => {
-          this.reporter.report({ type: 'warning', message: describeCorrupt(c) });
-          emit({ type: 'error', at: now(), kind: 'driver', message: describeCorrupt(c) });
-        },
-      });
-    this.applied = new AppliedStore(this.state);
-    this.exec = opts.exec ?? new ProcessExec(this.reporter, false);
+    this.runs = new RunBook({ emit, reporter });
+    this.host = new DaemonEnv({
+      reporter,
+      stateDir: opts.stateDir,
+      env: opts.env,
+      engineDriver: () => this.engines.driver,
+      onCorrupt: (message) => emit({ type: 'error', at: now(), kind: 'driver', message }),
+      platform: opts.platform,
+      drivers: opts.drivers,
+      exec: opts.exec,
+      state: opts.state,
+    });
     this.engines =
       opts.engines ??
       createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.tunnels = new Tunnels({
       engines: this.engines,
-      reporter: this.reporter,
+      reporter,
       emit,
       wake: (reason) => this.wake(reason),
       config: () => this.config.good?.prepared.config,
@@ -116,8 +105,8 @@ export class Daemon implements DaemonCore {
       onPlacerLog: opts.onPlacerLog,
       flowRouter: opts.flowRouter,
       processes: opts.processes,
-      state: this.state,
-      perApp: () => this.platform?.perApp,
+      state: this.host.state,
+      perApp: () => this.host.platform?.perApp,
       down: () => this.tunnels.down,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
       physical: () => this.tunnels.physical(),
@@ -125,20 +114,20 @@ export class Daemon implements DaemonCore {
     });
     this.confirmWindow = new ConfirmWindow(opts.timer);
     this.config = new ConfigFollower({
-      file: opts.configPath ?? this.applied.load()?.configFile,
+      file: opts.configPath ?? this.host.applied.load()?.configFile,
       read: (file, api) =>
         readConfig(file, {
-          platform: async () => (await this.ready(), this.platform!),
+          platform: async () => (await this.host.ready(), this.host.platform!),
           // `{env:}` secrets only for the file the daemon was started with (ENV_REFUSED)
           ownEnv:
             !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
           env: opts.env,
           selection: opts.selection,
           down: this.tunnels.down,
-          state: this.state,
-          reporter: this.reporter,
+          state: this.host.state,
+          reporter,
           facts: opts.facts,
-          exec: this.exec,
+          exec: this.host.exec,
         }),
       emit,
       watch: (files) => this.wakes?.setConfigFiles(files),
@@ -148,38 +137,19 @@ export class Daemon implements DaemonCore {
 
   // ---- lifecycle ----------------------------------------------------------------------
 
-  /** the platform and its drivers (engines: the in-process host), once */
-  private ready(): Promise<void> {
-    this.init ??= (async () => {
-      this.platform = this.opts.platform ?? (await loadPlatform());
-      const drivers =
-        this.opts.drivers ??
-        (await this.platform.drivers({
-          exec: this.exec,
-          ...(this.opts.env ? { env: this.opts.env } : {}),
-        }));
-      this.drivers = { ...drivers, engine: this.opts.drivers?.engine ?? this.engines.driver };
-    })();
-    return this.init;
-  }
-
   async start(): Promise<void> {
-    await this.ready();
+    await this.host.ready();
     this.tunnels.start(this.opts.healthIntervalMs ?? 1000);
-    const machine = loopMachine.provide({
-      actors: {
-        reconcile: fromPromise<RunResult, RunInput>(({ input }) =>
-          this.exclusive(() => this.runOnce(input.reason)),
-        ),
-      },
-    });
-    this.loop = createActor(machine, { input: this.opts.loop ?? {} });
-    this.loop.start();
+    this.loop = startLoop(this.opts.loop ?? {}, (reason) =>
+      this.exclusive(() => this.runOnce(reason)),
+    );
     if (this.opts.wakes !== false) {
       this.wakes = await startWakeSources({
         ...(this.opts.wakes ?? {}),
         configPath: this.config.file,
-        ...(this.platform?.watchNetwork ? { watchNetwork: this.platform.watchNetwork } : {}),
+        ...(this.host.platform?.watchNetwork
+          ? { watchNetwork: this.host.platform.watchNetwork }
+          : {}),
         onWake: (reason, detail, what) => {
           if (reason === 'network') {
             // the engines re-handshake after an underlay change, not after our table's
@@ -214,9 +184,11 @@ export class Daemon implements DaemonCore {
       if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
         const good = this.config.good;
         const ks = good ? killSwitchOf(good.prepared.config).enabled : false;
-        out = await this.exclusive(() => this.removeAll(this.claims(), ks));
+        out = await this.exclusive(() =>
+          this.removeAll(this.host.claims(this.config.good?.prepared.claims), ks),
+        );
         // the record stays while the kill switch does: the next start restores these, not "repairs drift"
-        if (out.keptFirewall) this.applied.markStopped(out.removed);
+        if (out.keptFirewall) this.host.applied.markStopped(out.removed);
       }
     } finally {
       await this.routing.close();
@@ -249,7 +221,7 @@ export class Daemon implements DaemonCore {
     if (!r.ok) return applyResponse(req.configPath, { outcome: 'failed', error: r.error }, 0);
     if (req.dryRun) {
       return this.exclusive(async () => {
-        const ctx = await converge(this.envFor(r.prepared), this.applied, r.prepared, {
+        const ctx = await converge(this.host.envFor(r.prepared), this.host.applied, r.prepared, {
           dryRun: true,
         });
         const run = { outcome: ctx.outcome ?? 'failed', plan: ctx.plan, error: ctx.error };
@@ -260,9 +232,9 @@ export class Daemon implements DaemonCore {
       const previous = this.config.good;
       this.confirmWindow.close();
       this.config.follow(resolve(req.configPath), r.prepared);
-      const before = this.exec.mutations;
+      const before = this.host.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
-      const resp = applyResponse(req.configPath, res, this.exec.mutations - before);
+      const resp = applyResponse(req.configPath, res, this.host.exec.mutations - before);
       if (req.confirmTimeoutSec && req.confirmTimeoutSec > 0 && isConverged(res.outcome)) {
         resp.confirmDeadline = this.confirmWindow.open(
           req.confirmTimeoutSec,
@@ -285,7 +257,11 @@ export class Daemon implements DaemonCore {
     const r = await this.config.read(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
-      const plan = await observeAndPlan(this.envFor(r.prepared), this.applied, r.prepared.desired);
+      const plan = await observeAndPlan(
+        this.host.envFor(r.prepared),
+        this.host.applied,
+        r.prepared.desired,
+      );
       const doc = toPlanDocument(plan, req.configPath);
       return { plan: doc, changes: doc.changes.length > 0 };
     });
@@ -306,20 +282,20 @@ export class Daemon implements DaemonCore {
       confirmDeadline: this.confirmWindow.deadline,
       placement: this.routing.status(),
       ...(flowTraffic ? { flowTraffic } : {}),
-      exec: this.exec,
+      exec: this.host.exec,
     });
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {
-    await this.ready();
+    await this.host.ready();
     return this.exclusive(async () => {
       this.confirmWindow.close();
-      const before = this.exec.mutations;
-      const claims = this.claims();
+      const before = this.host.exec.mutations;
+      const claims = this.host.claims(this.config.good?.prepared.claims);
       this.config.forget();
       await this.routing.stopPlacement();
       const r = await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
-      return { removed: r.removed, mutations: this.exec.mutations - before };
+      return { removed: r.removed, mutations: this.host.exec.mutations - before };
     });
   }
 
@@ -329,14 +305,14 @@ export class Daemon implements DaemonCore {
     choice: ExecChoice,
     onEnd: (reason: string) => void,
   ): Promise<() => void> {
-    await this.ready();
+    await this.host.ready();
     return this.routing.routeExec(pid, choice, onEnd);
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
     const p = this.config.good?.prepared;
     if (!p) return [];
-    await this.ready();
+    await this.host.ready();
     return this.routing.listProcesses(p);
   }
 
@@ -360,13 +336,13 @@ export class Daemon implements DaemonCore {
   }
 
   private async reconcileNow(reason: WakeReason, p: Prepared): Promise<RunOutcome> {
-    const env = this.envFor(p);
+    const env = this.host.envFor(p);
     this.runs.begin(reason);
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
       await this.routing.before(p.config);
-      const restoring = this.applied.stoppedRemoved();
-      const ctx = await converge(env, this.applied, p, {
+      const restoring = this.host.applied.stoppedRemoved();
+      const ctx = await converge(env, this.host.applied, p, {
         configFile: this.config.good?.file ?? p.file,
       });
       const ok = isConverged(ctx.outcome);
@@ -388,7 +364,7 @@ export class Daemon implements DaemonCore {
           this.config.follow(previous.file, previous.prepared);
           await this.reconcileNow('confirm-timeout', previous.prepared);
         } else {
-          const claims = this.claims();
+          const claims = this.host.claims(this.config.good?.prepared.claims);
           this.config.forget();
           await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
         }
@@ -418,7 +394,7 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     this.runs.beginTeardown();
     try {
-      const r = await teardown(this.envFor({ claims }), this.applied, { keepKillSwitch });
+      const r = await teardown(this.host.envFor({ claims }), this.host.applied, { keepKillSwitch });
       this.runs.tornDown(r.after);
       if (r.errors.length) throw r.errors[0]!;
       if (r.left.length)
@@ -435,22 +411,6 @@ export class Daemon implements DaemonCore {
     const run = this.queue.then(fn, fn);
     this.queue = run.catch(() => {});
     return run;
-  }
-
-  /** the claims of what we manage: the current config's, else the last apply's, else the defaults */
-  private claims(): Claims {
-    return this.config.good?.prepared.claims ?? this.applied.claims() ?? DEFAULT_CLAIMS;
-  }
-
-  private envFor(p: { claims: Claims; secrets?: ReadonlyMap<string, string> }): ReconcileEnv {
-    return {
-      drivers: this.drivers,
-      claims: p.claims,
-      state: this.state,
-      exec: this.exec,
-      reporter: this.reporter,
-      secrets: p.secrets,
-    };
   }
 }
 

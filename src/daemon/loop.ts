@@ -15,7 +15,7 @@
  * Machines declare, actors act: the only side effect is the `reconcile` actor; delays come
  * from the actor clock, so tests drive the loop with a SimulatedClock.
  */
-import { assign, fromPromise, setup } from 'xstate';
+import { assign, createActor, fromPromise, setup, type Actor } from 'xstate';
 import { AwgError } from '../errors.js';
 import type { WakeReason } from './core.js';
 
@@ -270,3 +270,18 @@ export const loopMachine = setup({
     stopped: { type: 'final' },
   },
 });
+
+/** Start the loop whose `reconcile` actor is `run` (the daemon's run, on its queue). */
+export function startLoop(
+  input: LoopInput,
+  run: (reason: WakeReason) => Promise<RunResult>,
+): Actor<typeof loopMachine> {
+  const machine = loopMachine.provide({
+    actors: {
+      reconcile: fromPromise<RunResult, RunInput>(({ input }) => run(input.reason)),
+    },
+  });
+  const loop = createActor(machine, { input });
+  loop.start();
+  return loop;
+}

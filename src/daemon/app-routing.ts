@@ -17,23 +17,14 @@ import {
 import { processLister, type PerApp, type ProcessLister } from '../procs/list.js';
 import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, PlacementStatus, ProcessInfo } from './core.js';
-import {
-  flowPlacement,
-  listRoutedProcesses,
-  PlacementSupervisor,
-  type PlacementOptions,
-} from './placement.js';
+import type { DaemonOptions } from './options.js';
+import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
 
-export interface AppRoutingOptions {
-  /** the process watcher (DaemonOptions.placement); false: no placement */
-  placement?: PlacementOptions['placement'];
-  env?: NodeJS.ProcessEnv;
-  /** what the placer child prints that is not its protocol */
-  onPlacerLog?: (line: string) => void;
-  /** macOS flow router: its system calls and subnet lookup (tests) */
-  flowRouter?: Pick<FlowRouterHostOptions, 'natives' | 'subnets'>;
-  /** ListProcesses' process table (default: the platform's) */
-  processes?: ProcessLister;
+/** the daemon's options this part reads (placement, the placer's log, the router's natives, the process table) */
+export interface AppRoutingOptions extends Pick<
+  DaemonOptions,
+  'placement' | 'env' | 'onPlacerLog' | 'flowRouter' | 'processes'
+> {
   state: StateStore;
   /** how this platform meets path rules; undefined until the platform is loaded */
   perApp: () => PerApp | undefined;

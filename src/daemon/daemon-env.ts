@@ -13,20 +13,20 @@ import { loadPlatform, type Platform } from '../resources/registry.js';
 import { ProcessExec, type Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import { describeCorrupt, FileStateStore, type StateStore } from '../util/state.js';
+import type { DaemonOptions } from './options.js';
 
-export interface DaemonEnvOptions {
+/** the daemon's options this part reads (tests inject platform, drivers, exec and state) */
+export interface DaemonEnvOptions extends Pick<
+  DaemonOptions,
+  'stateDir' | 'env' | 'platform' | 'drivers' | 'exec' | 'state'
+> {
   reporter: Reporter;
-  stateDir?: string;
-  env?: NodeJS.ProcessEnv;
   /** the engine driver: the in-process engine host's unless `drivers` has one */
   engineDriver: () => Driver<'engine'>;
+  /** the claims of the config followed; undefined: none */
+  current: () => Claims | undefined;
   /** an unusable record in the state directory (moved aside, logged): tell the subscribers */
   onCorrupt: (message: string) => void;
-  // ---- injection for tests (DaemonOptions)
-  platform?: Platform;
-  drivers?: Partial<DriverSet>;
-  exec?: Exec;
-  state?: StateStore;
 }
 
 export class DaemonEnv {
@@ -87,7 +87,7 @@ export class DaemonEnv {
   }
 
   /** the claims of what we manage: the current config's, else the last apply's, else the defaults */
-  claims(current: Claims | undefined): Claims {
-    return current ?? this.applied.claims() ?? DEFAULT_CLAIMS;
+  claims(): Claims {
+    return this.o.current() ?? this.applied.claims() ?? DEFAULT_CLAIMS;
   }
 }

@@ -3,7 +3,8 @@
  * pipeline (src/pipeline) and offers the DaemonCore API the gRPC server wraps. One reconcile at
  * a time: loop runs and API operations (apply, diff, down) are serialised on one queue.
  *
- * Its parts, each in its own file: the config it follows (config-follower.ts: desired state
+ * Its parts, each in its own file: what it reconciles with (daemon-env.ts: the platform, its
+ * drivers, the state directory), the config it follows (config-follower.ts: desired state
  * comes from one config file, re-read on every run, the last good one kept), the bookkeeping
  * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
  * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
@@ -78,15 +79,11 @@ export class Daemon implements DaemonCore {
     });
     this.runs = new RunBook({ emit, reporter });
     this.host = new DaemonEnv({
+      ...opts,
       reporter,
-      stateDir: opts.stateDir,
-      env: opts.env,
       engineDriver: () => this.engines.driver,
+      current: () => this.config.good?.prepared.claims,
       onCorrupt: (message) => emit({ type: 'error', at: now(), kind: 'driver', message }),
-      platform: opts.platform,
-      drivers: opts.drivers,
-      exec: opts.exec,
-      state: opts.state,
     });
     this.engines =
       opts.engines ??
@@ -100,11 +97,7 @@ export class Daemon implements DaemonCore {
       running: () => this.runs.running,
     });
     this.routing = new AppRouting({
-      placement: opts.placement,
-      env: opts.env,
-      onPlacerLog: opts.onPlacerLog,
-      flowRouter: opts.flowRouter,
-      processes: opts.processes,
+      ...opts,
       state: this.host.state,
       perApp: () => this.host.platform?.perApp,
       down: () => this.tunnels.down,
@@ -184,9 +177,7 @@ export class Daemon implements DaemonCore {
       if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
         const good = this.config.good;
         const ks = good ? killSwitchOf(good.prepared.config).enabled : false;
-        out = await this.exclusive(() =>
-          this.removeAll(this.host.claims(this.config.good?.prepared.claims), ks),
-        );
+        out = await this.exclusive(() => this.removeAll(this.host.claims(), ks));
         // the record stays while the kill switch does: the next start restores these, not "repairs drift"
         if (out.keptFirewall) this.host.applied.markStopped(out.removed);
       }
@@ -219,15 +210,12 @@ export class Daemon implements DaemonCore {
       checkConfirmTimeout(req.confirmTimeoutSec);
     const r = await this.config.read(req.configPath, true);
     if (!r.ok) return applyResponse(req.configPath, { outcome: 'failed', error: r.error }, 0);
-    if (req.dryRun) {
+    if (req.dryRun)
       return this.exclusive(async () => {
-        const ctx = await converge(this.host.envFor(r.prepared), this.host.applied, r.prepared, {
-          dryRun: true,
-        });
-        const run = { outcome: ctx.outcome ?? 'failed', plan: ctx.plan, error: ctx.error };
-        return applyResponse(req.configPath, run, 0);
+        const env = this.host.envFor(r.prepared);
+        const ctx = await converge(env, this.host.applied, r.prepared, { dryRun: true });
+        return applyResponse(req.configPath, { ...ctx, outcome: ctx.outcome ?? 'failed' }, 0);
       });
-    }
     return this.exclusive(async () => {
       const previous = this.config.good;
       this.confirmWindow.close();
@@ -257,18 +245,14 @@ export class Daemon implements DaemonCore {
     const r = await this.config.read(req.configPath, true);
     if (!r.ok) throw r.error;
     return this.exclusive(async () => {
-      const plan = await observeAndPlan(
-        this.host.envFor(r.prepared),
-        this.host.applied,
-        r.prepared.desired,
-      );
+      const env = this.host.envFor(r.prepared);
+      const plan = await observeAndPlan(env, this.host.applied, r.prepared.desired);
       const doc = toPlanDocument(plan, req.configPath);
       return { plan: doc, changes: doc.changes.length > 0 };
     });
   }
 
   async status(): Promise<StatusResponse> {
-    const flowTraffic = this.routing.ruleTraffic;
     return assembleStatus({
       config: this.config.state(this.runs),
       configPath: this.config.file,
@@ -281,7 +265,7 @@ export class Daemon implements DaemonCore {
       health: this.tunnels.health,
       confirmDeadline: this.confirmWindow.deadline,
       placement: this.routing.status(),
-      ...(flowTraffic ? { flowTraffic } : {}),
+      flowTraffic: this.routing.ruleTraffic,
       exec: this.host.exec,
     });
   }
@@ -291,7 +275,7 @@ export class Daemon implements DaemonCore {
     return this.exclusive(async () => {
       this.confirmWindow.close();
       const before = this.host.exec.mutations;
-      const claims = this.host.claims(this.config.good?.prepared.claims);
+      const claims = this.host.claims();
       this.config.forget();
       await this.routing.stopPlacement();
       const r = await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
@@ -322,11 +306,8 @@ export class Daemon implements DaemonCore {
   private async runOnce(reason: WakeReason): Promise<RunResult> {
     const { source, error } = await this.config.reload();
     if (!source) {
-      if (error) {
-        this.runs.refused(reason, error);
-        return 'terminal';
-      }
-      return 'ok';
+      if (error) this.runs.refused(reason, error);
+      return error ? 'terminal' : 'ok';
     }
     const res = await this.reconcileNow(reason, source.prepared);
     this.tunnels.kickIfMoved();
@@ -364,7 +345,7 @@ export class Daemon implements DaemonCore {
           this.config.follow(previous.file, previous.prepared);
           await this.reconcileNow('confirm-timeout', previous.prepared);
         } else {
-          const claims = this.host.claims(this.config.good?.prepared.claims);
+          const claims = this.host.claims();
           this.config.forget();
           await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
         }
@@ -392,17 +373,12 @@ export class Daemon implements DaemonCore {
     claims: Claims,
     keepKillSwitch: boolean,
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
-    this.runs.beginTeardown();
-    try {
-      const r = await teardown(this.host.envFor({ claims }), this.host.applied, { keepKillSwitch });
-      this.runs.tornDown(r.after);
-      if (r.errors.length) throw r.errors[0]!;
-      if (r.left.length)
-        throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
-      return { removed: r.removed, keptFirewall: r.kept.length > 0 };
-    } finally {
-      this.runs.endTeardown();
-    }
+    const env = this.host.envFor({ claims });
+    const r = await this.runs.teardown(() => teardown(env, this.host.applied, { keepKillSwitch }));
+    if (r.errors.length) throw r.errors[0]!;
+    if (r.left.length)
+      throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);
+    return { removed: r.removed, keptFirewall: r.kept.length > 0 };
   }
 
   // ---- internals ----------------------------------------------------------------------

@@ -114,11 +114,6 @@ export class RunBook {
     this.o.emit({ type: 'reconcile-started', at: now(), reason });
   }
 
-  /** A teardown starts: not a run (no event), but our changes echo all the same. */
-  beginTeardown(): void {
-    this.busy = true;
-  }
-
   /** The run under way ended (either way): the echo window opens; memory settles later. */
   end(): void {
     this.busy = false;
@@ -127,10 +122,20 @@ export class RunBook {
     this.settleLater();
   }
 
-  /** The teardown under way ended (either way): the echo window opens. */
-  endTeardown(): void {
-    this.busy = false;
-    this.echoUntil = Date.now() + ECHO_MS;
+  /**
+   * A teardown (stop, down, a revert to nothing): not a run, no events, but our changes echo
+   * all the same, and what it leaves is what status shows.
+   */
+  async teardown<T extends { after: AnyResource[] }>(fn: () => Promise<T>): Promise<T> {
+    this.busy = true;
+    try {
+      const r = await fn();
+      this.seen = { resources: r.after, foreign: [] };
+      return r;
+    } finally {
+      this.busy = false;
+      this.echoUntil = Date.now() + ECHO_MS;
+    }
   }
 
   /** No settling after this (the daemon stops). */
@@ -226,10 +231,5 @@ export class RunBook {
   /** A run woke with no config to reconcile toward: the config could not be read. */
   refused(reason: WakeReason, error: AwgError): void {
     this.last = { at: now(), outcome: 'failed', durationMs: 0, error: errOf(error), reason };
-  }
-
-  /** what a teardown left (our objects; nothing foreign is observed by it) */
-  tornDown(after: AnyResource[]): void {
-    this.seen = { resources: after, foreign: [] };
   }
 }

@@ -337,7 +337,8 @@ const brokenDocument = fc
     const d = structuredClone(doc) as Record<string, unknown>;
     const ps = paths(d).filter((p) => p.length > 0);
     const p = ps[n % ps.length]!;
-    const parent = p.slice(0, -1).reduce<any>((o, k) => o[k], d);
+    type Node = Record<string | number, unknown>;
+    const parent = p.slice(0, -1).reduce<Node>((o, k) => o[k] as Node, d);
     const last = p[p.length - 1]!;
     if (how === 'replace') parent[last] = value;
     else if (how === 'delete') {

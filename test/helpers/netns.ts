@@ -545,3 +545,18 @@ export async function withNetns<T>(
     for (const n of names) await destroyNetns(n);
   }
 }
+
+/** The packet counter of each rule of an nftables table in `ns`, in rule order (0 for a rule without one). */
+export async function nftRuleCounters(
+  ns: string,
+  family: string,
+  table: string,
+): Promise<number[]> {
+  const list = await nsExec(ns, 'nft', ['-j', 'list', 'table', family, table]);
+  const doc = JSON.parse(list.stdout) as {
+    nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }>;
+  };
+  return doc.nftables.flatMap((x) =>
+    x.rule ? [x.rule.expr.find((e) => e.counter)?.counter?.packets ?? 0] : [],
+  );
+}

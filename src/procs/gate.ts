@@ -1,5 +1,5 @@
 /**
- * The exec gate (Step 9): every exec of a file on a marked file system is held by the kernel
+ * The exec gate: every exec of a file on a marked file system is held by the kernel
  * (fanotify FAN_OPEN_EXEC_PERM, native/fanotify.ts) until we answer; before answering, a
  * process a rule matches is written into its rule's cgroup, so the program's first socket is
  * already routed by its rule. Runs inside `awg placer` (placer-child.ts), next to the proc

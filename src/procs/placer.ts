@@ -12,7 +12,7 @@
  *   that window is measured (`onPlaced`, bench/placement.bench.ts); `awg exec` has none.
  * - A matching process is left where it is when it already sits in that cgroup (no write)
  *   or in an `awg exec` cgroup (explicit placement wins). This costs one read of
- *   /proc/PID/cgroup per matching exec (≈ 40 µs; `checkCurrent: false` skips it).
+ *   /proc/PID/cgroup per matching exec (scan.ts; `checkCurrent: false` skips it).
  * - An exec that matches no rule changes nothing: children of placed processes that exec
  *   other programs stay (inheritance).
  * - Our own process and its descendants (engines, nft, ip…) are never moved: tracked from

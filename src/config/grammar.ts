@@ -70,7 +70,7 @@ export const isHostOrIp = (s: string): boolean =>
   isCanonicalIPv4(s) || isPlainIPv6(s) || isHostName(s);
 
 /**
- * The AmneziaWG I1-I5 tag chain (PROTOCOL.md §9.5; amneziawg-go `device/obf*.go`): one or
+ * The AmneziaWG I1-I5 tag chain (docs/dataplane.md#i-packet-tags; amneziawg-go `obf*.go`): one or
  * more tags, optionally separated by spaces, and nothing else: `<b 0xHEX>` (even, non-empty
  * hex; `0x` optional), `<r N>`, `<rc N>`, `<rd N>`, `<t>`. amneziawg-go ignores text outside
  * tags; awg refuses it, so a value can never carry anything but tags (no line breaks).

@@ -5,7 +5,8 @@
  * Node cannot execve, so awg moves ITSELF first (its pid into `cgroup.procs`: the whole
  * thread group moves) and only then spawns the command, which inherits the cgroup at fork:
  * every socket the command ever creates is matched by `socket cgroupv2` (a socket's cgroup is
- * fixed at creation, LINUX.md §4). stdio is inherited; the exit status is passed on (a
+ * fixed at creation: docs/platform-linux.md#socket-cgroupv2). stdio is inherited; the exit
+ * status is passed on (a
  * command killed by a signal kills awg with the same signal). SIGTERM, SIGHUP, SIGUSR2 are
  * forwarded; SIGINT and SIGQUIT only when stdin is not a terminal (a terminal already sends
  * them to the whole foreground process group, command included).

@@ -491,7 +491,7 @@ class Importer {
     this.place(path, { line: e.line, col: e.col }, e);
   }
 
-  /** AmneziaWG 3.x keys, parsed as awg(8) does (PROTOCOL.md §11). */
+  /** AmneziaWG 3.x keys, parsed as awg(8) does (docs/import.md#how-the-file-is-read). */
   awg3(e: IniEntry, base: Path): void {
     const vat: Loc = { line: e.line, col: e.valueCol };
     const at: Loc = { line: e.line, col: e.col };

@@ -130,7 +130,7 @@ export function compileRules(rules: readonly Rule[]): RuleMatcher {
 export type Route = string;
 
 /**
- * The route a process matched by `chain[0]` takes now (DESIGN.md §6):
+ * The route a process matched by `chain[0]` takes now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks):
  * - target `block`, or fallback `drop` → blocked; target `direct` → direct;
  * - tunnel up → the tunnel;
  * - tunnel down: allow-direct → direct, block → blocked, failover → the next matching

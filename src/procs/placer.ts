@@ -1,6 +1,6 @@
 /**
  * ProcessPlacer: puts processes into their rule's cgroup (`<cgroupRoot>/<ruleName>`) so the
- * firewall's `socket cgroupv2` match routes them (DESIGN.md §4, §6).
+ * firewall's `socket cgroupv2` match routes them (docs/platform-linux.md#cgroup-placement).
  *
  * Contract:
  * - EXEC event of a process whose executable matches an enabled rule → one write of its tgid

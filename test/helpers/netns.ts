@@ -4,7 +4,7 @@
  *
  * Commands enter a namespace with `nsenter --net=/var/run/netns/NAME`, never `ip netns exec`:
  * the latter remounts /sys, which hides /sys/fs/cgroup (nft `socket cgroupv2` and
- * cgroup.procs stop working) — LINUX.md §4, §6.8.
+ * cgroup.procs stop working) — docs/platform-linux.md#network-namespaces.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -79,6 +79,13 @@ function lineOf(text: string, index: number): number {
 }
 
 const srcFiles = walk('src', '.ts');
+// comments in tests, benchmarks and scripts point at the same documents
+const codeFiles = [
+  ...srcFiles,
+  ...walk('test', '.ts'),
+  ...walk('bench', '.ts'),
+  ...walk('scripts', '.ts'),
+];
 const docFiles = ['README.md', ...walk('docs', '.md'), 'bench/RESULTS.md'].filter((f) =>
   existsSync(join(root, f)),
 );
@@ -88,20 +95,20 @@ describe('references to the repository documents', () => {
     expect(srcFiles.length).toBeGreaterThan(100);
   });
 
-  it('src cites no design document kept outside the repository', () => {
+  it('the code cites no design document kept outside the repository', () => {
     const found: string[] = [];
-    for (const f of srcFiles) {
+    for (const f of codeFiles) {
       const text = readFileSync(join(root, f), 'utf8');
-      for (const m of text.matchAll(/\b(?:LINUX|PROTOCOL)\.md\b/g))
+      for (const m of text.matchAll(/\b(?:LINUX|PROTOCOL|DESIGN|STYLE)\.md\b/g))
         found.push(`${f}:${lineOf(text, m.index)}: ${m[0]}`);
     }
     expect(found, 'point at the section of docs/ that holds the fact instead').toEqual([]);
   });
 
-  it('every docs/… and bench/RESULTS.md reference in src resolves', () => {
+  it('every docs/… and bench/RESULTS.md reference in the code resolves', () => {
     const bad: string[] = [];
     let refs = 0;
-    for (const f of srcFiles) {
+    for (const f of codeFiles) {
       const text = readFileSync(join(root, f), 'utf8');
       for (const m of text.matchAll(
         /(?<![\w/.-])(docs\/[\w./-]+?\.md|bench\/RESULTS\.md)(?:#([\w-]+))?/g,

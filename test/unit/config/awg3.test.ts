@@ -1,6 +1,6 @@
 /**
  * AmneziaWG 3.x fields in the config model: defaults keep WireGuard/AWG 2.x behaviour, the
- * semantic rules of PROTOCOL.md §9.3/§9.7 (with WireGuard's constants for unset timings),
+ * semantic rules of docs/dataplane.md#header-protection and #timing-ranges (with WireGuard's constants for unset timings),
  * the header protection key as a secret, and export to awg-quick INI.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Located tokenizer for wg-quick / awg-quick INI files (PROTOCOL.md §11). Pure: no I/O.
+ * Located tokenizer for wg-quick / awg-quick INI files. Pure: no I/O.
  *
  * Whitespace follows wg(8): everything after the first `#` is a comment and all whitespace
  * is removed from key and value, except for I1–I5 (AmneziaWG tag strings) and the

@@ -32,6 +32,11 @@ export interface SecretFile {
   content: string;
 }
 
+/**
+ * One import in progress: the tunnel, peer and obfuscation fields read so far, the issues,
+ * where each config path came from (`locs`) and the comments that go with it (`notes`), and
+ * what the routing guess needs (the /0 and other AllowedIPs, the Table value).
+ */
 export class Importer {
   readonly issues: Issue[] = [];
   readonly locs = new Map<string, Loc>();

@@ -5,6 +5,7 @@
 import ipaddr from '../../util/ipaddr.js';
 import type * as z from 'zod';
 
+/** The first message of a failed zod check; undefined when it passed. */
 export function zodMessage(r: z.ZodSafeParseResult<unknown>): string | undefined {
   return r.success ? undefined : (r.error.issues[0]?.message ?? 'invalid');
 }
@@ -30,6 +31,7 @@ export function parseIniAddress(
   return { value: s, v6, prefix: Number(p) };
 }
 
+/** A decimal of at most 10 digits, up to `max`; undefined otherwise. */
 export function parseUint(s: string, max: number): number | undefined {
   if (!/^\d{1,10}$/.test(s)) return undefined;
   const n = Number(s);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportWgQuick } from '../../../src/config/export.js';
-import { importWgQuick } from '../../../src/config/import.js';
+import { importWgQuick } from '../../../src/config/import/index.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { formatPath } from '../../../src/config/positions.js';
 import {

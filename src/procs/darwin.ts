@@ -58,7 +58,7 @@ export function listDarwinProcesses(
   const routed = def === 'direct' || (o.routed?.(def) ?? true);
   // the routing table: the default tunnel's split routes while it is up, else the system default
   const viaTable = def !== 'direct' && routed && o.tunnelUp(def) ? def : 'direct';
-  // the router runs with an enabled rule or a proxy default (resources/darwin-flow.ts); it
+  // the router runs with an enabled rule or a proxy default (resources/platform/darwin-flow.ts); it
   // sends unmatched apps the default route, blocked while that tunnel is down
   const router = rules.some((r) => r.enabled) || !routed;
   const unmatched = router ? defaultRoute(def, o.tunnelUp) : viaTable;

@@ -9,10 +9,10 @@
  * this module stays cheap to import.
  */
 import type { EngineIo } from '../dataplane/engine.js';
-import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
+import { ENGINE_IO, PER_APP, type Platform } from './platform/platform.js';
 import { linuxObserveReads, type Read } from './reads.js';
 
-export type { DriverOptions, Platform } from './platform.js';
+export type { DriverOptions, Platform } from './platform/platform.js';
 
 export type PlatformName = 'linux' | 'darwin';
 
@@ -37,8 +37,8 @@ export function loadEngineIo(
 }
 
 const loaders: Record<PlatformName, () => Promise<Platform>> = {
-  linux: async () => (await import('./linux.js')).linuxPlatform,
-  darwin: async () => (await import('./darwin.js')).darwinPlatform,
+  linux: async () => (await import('./platform/linux.js')).linuxPlatform,
+  darwin: async () => (await import('./platform/darwin.js')).darwinPlatform,
 };
 
 const cache = new Map<string, Promise<Platform>>();
@@ -50,7 +50,7 @@ export function loadPlatform(os: NodeJS.Platform = process.platform): Promise<Pl
     const load =
       os in loaders
         ? loaders[os as PlatformName]
-        : async () => (await import('./unsupported.js')).unsupportedPlatform(os);
+        : async () => (await import('./platform/unsupported.js')).unsupportedPlatform(os);
     p = load();
     cache.set(os, p);
   }

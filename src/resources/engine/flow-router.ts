@@ -28,7 +28,7 @@
  *   One loop the uid does not stop: PF's `rdr` on lo0 has no user match, so a connection
  *   to one of the host's own addresses (it travels over lo0) is redirected whoever opened
  *   it, the router's redial included. The PF skip table lists the host's addresses when the
- *   host gives them (resources/darwin-flow.ts); as the last guard, a flow whose owner is
+ *   host gives them (resources/platform/darwin-flow.ts); as the last guard, a flow whose owner is
  *   the router's own process (`selfPid`) is blocked, which ends such a loop at its second
  *   hop.
  * - Fallbacks: the route follows the tunnels' health (`tunnelUp`) through match.ts. A proxy

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
-import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
 import { FileStateStore } from '../../../src/util/state.js';

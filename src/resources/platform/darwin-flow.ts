@@ -36,13 +36,13 @@
  * leaving by another interface.
  */
 import { isIP } from 'node:net';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import { ids } from '../model/identity.js';
-import type { RuleMatcher } from '../model/match.js';
-import type { AnyResource, DesiredState } from '../model/resources.js';
-import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../platform/darwin/pf-flow.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
-import { isWgLike, type Config } from '../config/schema.js';
+import type { DesiredModel, HostFacts } from '../../model/desired.js';
+import { ids } from '../../model/identity.js';
+import type { RuleMatcher } from '../../model/match.js';
+import type { AnyResource, DesiredState } from '../../model/resources.js';
+import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../../platform/darwin/pf-flow.js';
+import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../../platform/darwin/pf-render.js';
+import { isWgLike, type Config } from '../../config/schema.js';
 import { PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
 
 export interface DarwinFlowRouterSetup {

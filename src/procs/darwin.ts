@@ -3,7 +3,7 @@
  * proc_pidinfo PROC_PIDT_SHORTBSDINFO; native/darwin/libproc.ts `libprocTable`), with the
  * route the flow router gives its TCP now. macOS has no cgroups, so nothing "sits" in a rule:
  * the rule is the one the executable matches, decided per connection by the same matcher
- * (model/match.ts failoverChain → effectiveRoute; resources/engine/flow-router.ts), and
+ * (model/match.ts failoverChain → effectiveRoute; resources/flow/flow-router.ts), and
  * `cgroup` is ''. Pure apart from the table, which tests feed from a captured `ps -ef`.
  *
  * Processes of the router's uid (root, the daemon's: PF's route-to rule skips `user 0`,

@@ -1,5 +1,5 @@
 /**
- * PF rules of the macOS flow router (per-app routing; resources/engine/flow-router.ts).
+ * PF rules of the macOS flow router (per-app routing; resources/flow/flow-router.ts).
  * Pure; golden-tested (test/unit/darwin/pf-flow.test.ts). Rendered into the same anchor as
  * the kill switch (`com.awg/awg`, pf-render.ts) when the policy has a flow router, and only
  * then: a policy without one renders byte for byte as before.

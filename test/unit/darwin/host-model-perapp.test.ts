@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
-import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
+import type { DarwinFlowNatives } from '../../../src/resources/flow/flow-router-darwin.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';

@@ -36,7 +36,8 @@ import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../platform/darwin-flow.js';
-import type { FlowRouter, RuleTraffic } from './flow-router.js';
+import type { FlowRouter } from './flow-router.js';
+import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 import { ruleName } from '../../model/match.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never

@@ -16,7 +16,7 @@ export type { DriverOptions, Platform } from './platform/platform.js';
 
 export type PlatformName = 'linux' | 'darwin';
 
-/** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would add ≈ 60 ms to its start. */
+/** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would slow its start. */
 export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perApp'] {
   return os in PER_APP ? PER_APP[os as PlatformName] : 'none';
 }
@@ -24,8 +24,8 @@ export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perA
 /**
  * This OS's engine I/O (Platform.engineIo) without loading its drivers: the `awg engine`
  * process needs only its TUN and UDP bindings, and the Linux platform's module (the config
- * schema with zod, the model, the nft renderer) had added 7 MiB (Node 20) to 13 MiB (Node 24)
- * to its RSS (bench/RESULTS.md, Step 10, the engine on Node 24).
+ * schema with zod, the model, the nft renderer) would add megabytes to its RSS
+ * (bench/RESULTS.md).
  */
 export function loadEngineIo(
   o: Parameters<Platform['engineIo']>[0] = {},

@@ -41,7 +41,7 @@ import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 import { ruleName } from '../../model/match.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
-// loads them (its RSS is a Step 10 bar)
+// loads them (its memory has a budget: bench/RESULTS.md)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
 
 export type FlowConfig = Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>;

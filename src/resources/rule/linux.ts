@@ -55,8 +55,8 @@ async function networkdRunningDefault(): Promise<boolean> {
 
 /**
  * Synchronous on purpose: procfs reads never wait for a disk, and one promise round trip
- * per process made this scan 30-80 ms for ~120 processes (a one-shot `awg diff` cannot use
- * the cache); read synchronously it is a few ms.
+ * per process made this scan a visible part of a one-shot `awg diff`, which cannot use the
+ * cache; read synchronously it costs next to nothing (bench/RESULTS.md).
  */
 async function processRunning(comm: string): Promise<boolean> {
   let pids: string[];

@@ -70,10 +70,7 @@ import {
   type RunResult,
 } from './loop.js';
 import { flowPlacement, listRoutedProcesses, PlacementSupervisor } from './placement.js';
-import {
-  FlowRouterHost,
-  type FlowRouterHostOptions,
-} from '../resources/engine/flow-router-host.js';
+import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
 import type { Underlay } from '../resources/engine/inproc.js';
 import { daemonState, flowRuleCounters, ruleCounters, tunnelStatuses } from './status.js';
 import { readLinkTraffic, trafficEvent, TRAFFIC_EVENT_MS, withLinkTraffic } from './traffic.js';

@@ -7,6 +7,7 @@ import { compileRules } from '../model/match.js';
 import type { FirewallPolicy } from '../model/policy.js';
 import type { AnyResource } from '../model/resources.js';
 import type { EngineStats } from '../resources/engine/inproc.js';
+import { zeroRuleTraffic } from '../resources/engine/stats.js';
 import type { ProxyTunnelStatsRow } from '../resources/engine/proxy-host.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
@@ -136,13 +137,13 @@ export function flowRuleCounters(
   if (!policy || config.rules.length === 0) return {};
   return {
     rules: ruleRows(config, policy, (name) => {
-      const t = traffic.get(name);
+      const t = traffic.get(name) ?? zeroRuleTraffic();
       return {
         txPackets: 0,
-        txBytes: t?.txBytes ?? 0,
+        txBytes: t.txBytes,
         rxPackets: 0,
-        rxBytes: t?.rxBytes ?? 0,
-        connections: t?.connections ?? 0,
+        rxBytes: t.rxBytes,
+        connections: t.connections,
       };
     }),
   };

@@ -56,7 +56,7 @@ export interface HostFacts {
   /**
    * macOS: the host's own addresses (every interface but our utuns): connections to them go
    * over lo0, where the flow router's `rdr` would catch them, so they are skipped
-   * (resources/darwin-flow.ts localAddresses)
+   * (resources/platform/darwin-flow.ts localAddresses)
    */
   localAddresses?: string[];
 }

@@ -161,7 +161,7 @@ export type ExecChoice = { tunnel: string } | { direct: true } | { rule: string 
 
 /**
  * The route of a process under `awg exec` where no cgroup carries it (the macOS flow router,
- * resources/engine/exec-routes.ts), as Linux's exec cgroups give it (model/desired.ts):
+ * resources/flow/exec-routes.ts), as Linux's exec cgroups give it (model/desired.ts):
  * - `tunnel`: the tunnel, blocked while it is down (`_exec-T`: the tunnel's mark, whose
  *   table holds an unreachable default);
  * - `direct`: direct;

@@ -37,7 +37,7 @@ import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 import { perAppOf, type Platform } from '../../resources/registry.js';
-import { describeChoice } from '../../resources/engine/exec-routes.js';
+import { describeChoice } from '../../resources/flow/exec-routes.js';
 import { daemonFor, needsDaemon } from '../../daemon/client.js';
 
 export interface ExecOptions {

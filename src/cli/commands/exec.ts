@@ -15,7 +15,7 @@
  * no cgroups), awg asks the daemon instead (its Exec call, held open while the command runs)
  * to route awg's own pid and its descendants by the choice, and spawns the command only once
  * the daemon confirmed: the command's ppid is awg, so its first connection is already routed
- * (resources/engine/exec-routes.ts). PF redirects no socket of root's (the router's loop
+ * (resources/flow/exec-routes.ts). PF redirects no socket of root's (the router's loop
  * guard), so a command run as root would not be routed: as root, the command runs as the
  * user who called sudo (SUDO_UID/SUDO_GID; Node's spawn sets no supplementary groups and
  * leaves the environment as sudo gave it), and without them awg exec refuses. When the daemon

@@ -91,3 +91,30 @@ describe(`${DOC}: who reads process.platform`, () => {
     expect(readers.filter((f) => !named(f))).toEqual([]);
   });
 });
+
+describe('module paths named in the code', () => {
+  it('every src/ module a comment or message of the code names exists', () => {
+    const layers =
+      'cli|config|daemon|dataplane|model|native|pipeline|platform|procs|proxy|reconciler|resources|util';
+    const re = new RegExp(`(?<![\\w./-])(?:src/)?((?:${layers})/[\\w/-]+\\.ts)\\b`, 'g');
+    const code = ['src', 'test', 'bench', 'scripts'].flatMap((d) =>
+      filesUnder(d)
+        .filter((f) => f.endsWith('.ts'))
+        .map((f) => `${d}/${f}`)
+        // the layer tests lint scratch modules that do not exist on purpose
+        .filter((f) => !f.startsWith('test/unit/architecture/')),
+    );
+    const missing: string[] = [];
+    let seen = 0;
+    for (const f of code) {
+      const text = readFileSync(join(ROOT, f), 'utf8');
+      for (const m of text.matchAll(re)) {
+        seen++;
+        if (!existsSync(join(ROOT, 'src', m[1]!)) && !existsSync(join(ROOT, f, '..', m[1]!)))
+          missing.push(`${f}: ${m[0]}`);
+      }
+    }
+    expect(seen).toBeGreaterThan(50);
+    expect(missing).toEqual([]);
+  });
+});

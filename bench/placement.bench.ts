@@ -150,7 +150,7 @@ export async function placementBench(smoke: boolean): Promise<Sample[]> {
     await round('normal priority', true, 'true');
     await round('normal priority', false, 'true');
     await round('normal priority', true, 'bash');
-    // SCHED_FIFO for the main thread (the poll callback runs there): LINUX.md §3.7
+    // SCHED_FIFO for the main thread (the poll callback runs there): docs/platform-linux.md#proc-connector
     const fifo = (() => {
       try {
         sh('chrt', ['-f', '-p', '10', String(process.pid)]);

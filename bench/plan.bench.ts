@@ -4,7 +4,7 @@
  */
 import { loadConfigText } from '../src/config/load.js';
 import { buildDesired } from '../src/model/desired.js';
-import { realiseLinux } from '../src/resources/linux.js';
+import { realiseLinux } from '../src/resources/platform/linux.js';
 import { plan } from '../src/reconciler/plan.js';
 import { measure, type Sample } from './lib.js';
 

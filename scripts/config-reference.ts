@@ -1,14 +1,37 @@
 /** Render docs/config-reference.md from the generated JSON Schema (no hand-kept copy). */
 import { generatedSchemas } from './schemas.js';
 
-type J = Record<string, any>;
+/** A JSON Schema node, as far as this renderer reads one. */
+interface J {
+  $ref?: string;
+  $defs?: Record<string, J>;
+  const?: unknown;
+  enum?: unknown[];
+  anyOf?: J[];
+  oneOf?: J[];
+  type?: string;
+  items?: J;
+  additionalProperties?: J | boolean;
+  properties?: Record<string, J>;
+  required?: string[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  exclusiveMaximum?: number;
+  pattern?: string;
+  default?: unknown;
+  description?: string;
+}
+type Defs = Record<string, J>;
+/** The name a `$ref` points at (`#/$defs/Name` → `Name`). */
+const refName = (ref: string): string => ref.split('/').pop() ?? ref;
 
-function typeOf(s: J, defs: J): string {
-  if (s.$ref)
-    return `[${s.$ref.split('/').pop()}](#${String(s.$ref.split('/').pop()).toLowerCase()})`;
+function typeOf(s: J, defs: Defs): string {
+  if (s.$ref) return `[${refName(s.$ref)}](#${refName(s.$ref).toLowerCase()})`;
   if (s.const !== undefined) return `\`${JSON.stringify(s.const)}\``;
   if (s.enum) return s.enum.map((e: unknown) => `\`${JSON.stringify(e)}\``).join(' \\| ');
-  if (s.anyOf || s.oneOf) return (s.anyOf ?? s.oneOf).map((x: J) => typeOf(x, defs)).join(' \\| ');
+  const alternatives = s.anyOf ?? s.oneOf;
+  if (alternatives) return alternatives.map((x) => typeOf(x, defs)).join(' \\| ');
   if (s.type === 'array') return `list of ${typeOf(s.items ?? {}, defs)}`;
   if (s.type === 'object' && s.additionalProperties && typeof s.additionalProperties === 'object')
     return `map of name → ${typeOf(s.additionalProperties, defs)}`;
@@ -28,13 +51,12 @@ function esc(s: string): string {
   return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 }
 
-function table(obj: J, defs: J): string[] {
+function table(obj: J, defs: Defs): string[] {
   const req = new Set<string>(obj.required ?? []);
   const rows = ['| field | type | required | default | description |', '|---|---|---|---|---|'];
-  for (const [k, v] of Object.entries<J>(obj.properties ?? {})) {
+  for (const [k, v] of Object.entries(obj.properties ?? {})) {
     const def = v.default !== undefined ? `\`${JSON.stringify(v.default)}\`` : '';
-    const desc =
-      v.description ?? (v.$ref ? (defs[v.$ref.split('/').pop()]?.description ?? '') : '');
+    const desc = v.description ?? (v.$ref ? (defs[refName(v.$ref)]?.description ?? '') : '');
     rows.push(
       `| \`${k}\` | ${typeOf(v, defs)} | ${req.has(k) && v.default === undefined ? 'yes' : ''} | ${def} | ${esc(desc)} |`,
     );
@@ -44,7 +66,7 @@ function table(obj: J, defs: J): string[] {
 
 export function configReference(): string {
   const schema = JSON.parse(generatedSchemas()['config.schema.json']!) as J;
-  const defs = schema.$defs as J;
+  const defs = schema.$defs ?? {};
   const out: string[] = [
     '# Configuration reference',
     '',
@@ -61,12 +83,12 @@ export function configReference(): string {
   ];
   const order = ['Config', ...Object.keys(defs).filter((k) => k !== 'Config')];
   for (const name of order) {
-    const d = defs[name] as J;
+    const d = defs[name]!;
     out.push(`## ${name}`, '');
     if (d.description) out.push(esc(d.description), '');
     const variants: J[] = d.anyOf ?? d.oneOf ?? [d];
     for (const v of variants) {
-      const obj = v.$ref ? defs[v.$ref.split('/').pop()] : v;
+      const obj = v.$ref ? defs[refName(v.$ref)] : v;
       if (obj?.type === 'object' && obj.properties) {
         if (variants.length > 1)
           out.push(

@@ -70,7 +70,8 @@ export const isHostOrIp = (s: string): boolean =>
   isCanonicalIPv4(s) || isPlainIPv6(s) || isHostName(s);
 
 /**
- * The AmneziaWG I1-I5 tag chain (PROTOCOL.md §9.5; amneziawg-go `device/obf*.go`): one or
+ * The AmneziaWG I1-I5 tag chain (docs/dataplane.md#i-packet-tags; as amneziawg-go `device/obf*.go`
+ * parses it): one or
  * more tags, optionally separated by spaces, and nothing else: `<b 0xHEX>` (even, non-empty
  * hex; `0x` optional), `<r N>`, `<rc N>`, `<rd N>`, `<t>`. amneziawg-go ignores text outside
  * tags; awg refuses it, so a value can never carry anything but tags (no line breaks).
@@ -86,12 +87,12 @@ export const MAX_GLOB_WILDCARDS_PER_SEGMENT = 3;
 /**
  * Why a `match.path` glob is refused, or undefined. picomatch compiles a glob to a V8
  * RegExp that backtracks: k stars (or brace groups) in one segment cost O(L^k) on a
- * segment of length L (measured: `/*a*a*a*a*a*a*a*a*b` took 371 s on an 80-character
- * segment; `/**` + `/*a*a*a*b` 1.6 s on a 4096-character path), and extglobs/groups
- * (`+(a|aa)`) are regular-expression quantifiers. So: at most
- * MAX_GLOB_WILDCARDS_PER_SEGMENT stars and brace groups per segment (a whole `**` segment
- * does not count; measured worst case about 40 ms on a 4096-character path), and no
- * extglob, group or `|` (escape a literal one: `\(`).
+ * segment of length L, so a few more wildcards turn a non-matching long path into minutes
+ * of matching, and extglobs/groups (`+(a|aa)`) are regular-expression quantifiers. So: at
+ * most MAX_GLOB_WILDCARDS_PER_SEGMENT stars and brace groups per segment (a whole `**`
+ * segment does not count; the worst accepted shape stays in tens of milliseconds on a
+ * maximal path, bench/RESULTS.md "per-app matching on hostile paths"), and no extglob,
+ * group or `|` (escape a literal one: `\(`).
  */
 export function globProblem(glob: string): string | undefined {
   let depth = 0;

@@ -1,5 +1,6 @@
 /**
- * Located tokenizer for wg-quick / awg-quick INI files (PROTOCOL.md §11). Pure: no I/O.
+ * Located tokenizer for wg-quick / awg-quick INI files (docs/import.md#how-the-file-is-read).
+ * Pure: no I/O.
  *
  * Whitespace follows wg(8): everything after the first `#` is a comment and all whitespace
  * is removed from key and value, except for I1–I5 (AmneziaWG tag strings) and the

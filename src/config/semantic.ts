@@ -307,7 +307,10 @@ export function obfuscationKeysSet(o: AwgObfuscation): string[] {
 function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): void {
   const err = (k: string, message: string) =>
     out.push({ path: [...base, k], message, severity: 'error' });
-  // PROTOCOL.md §9.6 (amneziawg-go HEAD + kmod recommendations)
+  // The limits amneziawg-go and the AmneziaWG kernel module put on these parameters: junk
+  // needs its size bounds, each padded message must fit a datagram, and the receiver tells
+  // messages apart by size and by header value, so neither may coincide
+  // (docs/dataplane.md#amneziawg-parameters).
   if (o.jc !== undefined && o.jc > 0) {
     if (o.jmin === undefined || o.jmax === undefined) err('jc', 'jc > 0 needs jmin and jmax');
     else if (o.jmin > o.jmax) err('jmin', `jmin (${o.jmin}) must be <= jmax (${o.jmax})`);
@@ -359,7 +362,8 @@ function checkObfuscation(o: AwgObfuscation, base: PathKey[], out: Finding[]): v
     const r = parseTagString(v);
     if (!r.ok) err(k, r.error);
   }
-  // AWG 3.x (PROTOCOL.md §9.3, §9.7). The engine XORs headers with ChaCha20 keyed by the
+  // AWG 3.x header protection (docs/dataplane.md#header-protection; timings:
+  // docs/dataplane.md#timing-ranges). The engine XORs headers with ChaCha20 whose nonce is the
   // first 12 bytes of each S prefix, and refuses the whole set when any S is shorter.
   if (o.headerProtectionKey !== undefined) {
     const why =

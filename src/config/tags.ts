@@ -1,5 +1,5 @@
 /**
- * Syntax check of the AmneziaWG I1–I5 tag language (PROTOCOL.md §9.5, amneziawg-go HEAD):
+ * Syntax check of the AmneziaWG I1–I5 tag language (docs/dataplane.md#i-packet-tags):
  * `<b 0xHEX>`, `<r N>`, `<rc N>`, `<rd N>`, `<t>`. The generator lives in the data plane;
  * this only validates so config errors are located. Stricter than amneziawg-go: only tags and
  * spaces (no text outside tags, no extra arguments), since the value becomes a UAPI line.

@@ -1,7 +1,7 @@
 /**
  * Per-app routing the daemon does in its own process: on Linux the placer child that moves
  * processes into their rule's cgroup (placement.ts), on macOS the flow router that routes
- * each TCP connection by its rule (resources/engine/flow-router-host.ts). They frame each run:
+ * each TCP connection by its rule (resources/flow/flow-router-host.ts). They frame each run:
  * before it converges the router listens (the anchor that redirects to it may load) and the
  * rules it removes leave the placer (before their cgroups go); after it, both follow the
  * config and tunnel health. Also what status, ListProcesses and `awg exec` ask of them.
@@ -10,10 +10,7 @@ import { AwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import type { Prepared } from '../pipeline/prepare.js';
-import {
-  FlowRouterHost,
-  type FlowRouterHostOptions,
-} from '../resources/engine/flow-router-host.js';
+import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
 import { processLister, type PerApp, type ProcessLister } from '../procs/list.js';
 import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, PlacementStatus, ProcessInfo } from './core.js';

@@ -7,7 +7,7 @@ import type { HostFacts } from '../model/desired.js';
 import type { ProcessLister } from '../procs/list.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import type { DriverSet } from '../resources/driver.js';
-import type { FlowRouterHostOptions } from '../resources/engine/flow-router-host.js';
+import type { FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
 import type { InprocEngineHost } from '../resources/engine/inproc.js';
 import type { Platform } from '../resources/registry.js';
 import type { Exec } from '../util/exec.js';

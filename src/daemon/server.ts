@@ -67,7 +67,7 @@ import {
 } from './convert.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
-import { describeChoice } from '../resources/engine/exec-routes.js';
+import { describeChoice } from '../resources/flow/exec-routes.js';
 /** why the socket group may not make an RPC it is denied */
 const DENIED_WHY: Partial<Record<Rpc, string>> = {
   Down: 'Down removes every tunnel and the kill switch; only root may',

@@ -10,6 +10,7 @@ import type { FirewallPolicy } from '../model/policy.js';
 import type { AnyResource, ObservedState } from '../model/resources.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { EngineStats, InprocEngineHost } from '../resources/engine/inproc.js';
+import { zeroRuleTraffic, type RuleTraffic } from '../resources/engine/stats.js';
 import type { ProxyTunnelStatsRow } from '../resources/engine/proxy-host.js';
 import { readRuleCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
@@ -47,10 +48,7 @@ export interface StatusParts {
    * macOS: the flow router's per-rule traffic (the rules are counted there); absent: the rules'
    * firewall counters are read through `exec`
    */
-  flowTraffic?: () => ReadonlyMap<
-    string,
-    { connections: number; txBytes: number; rxBytes: number }
-  >;
+  flowTraffic?: () => ReadonlyMap<string, RuleTraffic>;
   exec: Exec;
   /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
   links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;
@@ -219,13 +217,13 @@ export function flowRuleCounters(
   if (!policy || config.rules.length === 0) return {};
   return {
     rules: ruleRows(config, policy, (name) => {
-      const t = traffic.get(name);
+      const t = traffic.get(name) ?? zeroRuleTraffic();
       return {
         txPackets: 0,
-        txBytes: t?.txBytes ?? 0,
+        txBytes: t.txBytes,
         rxPackets: 0,
-        rxBytes: t?.rxBytes ?? 0,
-        connections: t?.connections ?? 0,
+        rxBytes: t.rxBytes,
+        connections: t.connections,
       };
     }),
   };

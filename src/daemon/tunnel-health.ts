@@ -1,5 +1,5 @@
 /**
- * Tunnel health as the loop sees it (DESIGN.md §6: rules switch fallbacks while their
+ * Tunnel health as the loop sees it (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks: rules switch fallbacks while their
  * target is "not up"): the rating (pure functions) and the daemon's monitor that applies it
  * every second and on engine events.
  *

@@ -56,7 +56,7 @@ export interface HostFacts {
   /**
    * macOS: the host's own addresses (every interface but our utuns): connections to them go
    * over lo0, where the flow router's `rdr` would catch them, so they are skipped
-   * (resources/darwin-flow.ts localAddresses)
+   * (resources/platform/darwin-flow.ts localAddresses)
    */
   localAddresses?: string[];
 }
@@ -347,7 +347,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
 }
 
 /**
- * A rule's firewall action now (DESIGN.md §6; the same table as model/match.ts effectiveRoute):
+ * A rule's firewall action now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks; the same table as model/match.ts effectiveRoute):
  * target `block` or fallback `drop` → drop; target `direct` → direct; tunnel up → its mark;
  * tunnel down → allow-direct: direct, block: drop, failover: drop — the placer moves each
  * process on to its next matching rule, so what stays in this cgroup has none left.

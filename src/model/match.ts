@@ -130,7 +130,7 @@ export function compileRules(rules: readonly Rule[]): RuleMatcher {
 export type Route = string;
 
 /**
- * The route a process matched by `chain[0]` takes now (DESIGN.md §6):
+ * The route a process matched by `chain[0]` takes now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks):
  * - target `block`, or fallback `drop` → blocked; target `direct` → direct;
  * - tunnel up → the tunnel;
  * - tunnel down: allow-direct → direct, block → blocked, failover → the next matching
@@ -161,7 +161,7 @@ export type ExecChoice = { tunnel: string } | { direct: true } | { rule: string 
 
 /**
  * The route of a process under `awg exec` where no cgroup carries it (the macOS flow router,
- * resources/engine/exec-routes.ts), as Linux's exec cgroups give it (model/desired.ts):
+ * resources/flow/exec-routes.ts), as Linux's exec cgroups give it (model/desired.ts):
  * - `tunnel`: the tunnel, blocked while it is down (`_exec-T`: the tunnel's mark, whose
  *   table holds an unreachable default);
  * - `direct`: direct;

@@ -1,7 +1,7 @@
 /**
  * A stub resolver for host names whose queries carry an SO_MARK from their first packet: the
  * bypass mark lets them out under the kill switch, which drops the unmarked queries of
- * getaddrinfo (LINUX.md §5.3–5.4; the nft table admits bypass-marked DNS to exactly the
+ * getaddrinfo (docs/platform-linux.md#so_mark; the nft table admits bypass-marked DNS to exactly the
  * servers asked here). A and AAAA over UDP, again over TCP when an answer is truncated; the
  * servers in order, the next one when one fails or stays silent. Replies are accepted only
  * from the server's address and port 53 with our id and question (util/dns-wire.ts); the

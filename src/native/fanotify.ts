@@ -1,5 +1,5 @@
 /**
- * fanotify wire format for the exec gate (LINUX.md §7, probe-verified on kernel 6.18): the
+ * fanotify wire format for the exec gate (docs/platform-linux.md#fanotify): the
  * 24-byte `struct fanotify_event_metadata` records a read of the group fd returns, and the
  * 8-byte `struct fanotify_response` written back, and the group itself (fanotify_init and
  * fanotify_mark through koffi).

@@ -3,9 +3,9 @@
  *
  * Convention: every wrapper returns the syscall result (≥ 0) or `-errno`, read right after
  * the call (koffi.errno() is the live thread errno and any later JS may clobber it,
- * LINUX.md §6.4). `check()` turns a negative result into a SyscallError.
+ * docs/platform-linux.md#koffi-calls). `check()` turns a negative result into a SyscallError.
  * Only synchronous calls: koffi `.async` runs on libuv's 4-thread pool and a blocking read
- * there starves fs/dns (LINUX.md §1.5). Readiness comes from `koffi.node.poll`.
+ * there starves fs/dns. Readiness comes from `koffi.node.poll`.
  * koffi does not check buffer lengths: every wrapper clamps `n` to the buffer size.
  */
 import koffi from 'koffi';
@@ -110,7 +110,7 @@ function libc(): Fns {
   fns = {
     open: lib.func('int open(const char *path, int flags)'),
     close: lib.func('int close(int fd)'),
-    // the TUNGET* requests exceed 2^31: request must be unsigned long (LINUX.md §1.1)
+    // the TUNGET* requests exceed 2^31: request must be unsigned long
     ioctlPtr: lib.func('int ioctl(int fd, unsigned long req, void *arg)'),
     ioctlInt: lib.func('int ioctl(int fd, unsigned long req, unsigned long arg)'),
     read: lib.func('long read(int fd, void *buf, size_t n)'),

@@ -1,5 +1,6 @@
 /**
- * NETLINK_ROUTE sockets via koffi (LINUX.md §2). A socket sees only the network namespace
+ * NETLINK_ROUTE sockets via koffi (docs/platform-linux.md#rtnetlink). A socket sees only the
+ * network namespace
  * it was created in; `netns` creates it there with a temporary setns on the main thread.
  *
  * Two roles, usually two sockets:
@@ -9,7 +10,7 @@
  * - a request socket (no groups) for synchronous request/ACK and dumps; its `portid`
  *   appears as `nlmsg_pid` on the notifications its requests cause, which is how our own
  *   changes are told apart (kernel, link and IPv6-address events carry 0: use IFA_PROTO /
- *   rtm_protocol tags for those, §2.4).
+ *   rtm_protocol tags for those).
  */
 import { AwgError } from '../errors.js';
 import {
@@ -101,7 +102,7 @@ export class NetlinkSocket {
         check('bind(AF_NETLINK)', bind(fd, sa));
         const out = Buffer.alloc(12);
         check('getsockname', getsockname(fd, out));
-        // the first socket of a process gets its pid, later ones a random u32 (§2.1)
+        // the first socket of a process gets its pid, later ones a random u32
         return new NetlinkSocket(fd, out.readUInt32LE(4), groups);
       } catch (e) {
         close(fd);

@@ -1,7 +1,8 @@
 /**
  * Run a synchronous function with the calling (main) thread switched into another network
  * namespace. Sockets and TUN devices created inside `fn` belong to that namespace for
- * their whole life (LINUX.md §2.1). `fn` must be synchronous: no other JS may run while the
+ * their whole life (docs/platform-linux.md#network-namespaces). `fn` must be synchronous: no
+ * other JS may run while the
  * thread is switched, and the switch is undone in `finally` even when `fn` throws.
  */
 import { CLONE_NEWNET, O_CLOEXEC, O_RDONLY, check, close, open, setns } from './libc.js';

@@ -1,6 +1,6 @@
 /**
  * SO_ORIGINAL_DST: the destination a connection had before nft `redirect`/`dnat` rewrote it
- * (LINUX.md §5.1–5.2). Leaf module over libc.ts.
+ * (docs/platform-linux.md#so_original_dst). Leaf module over libc.ts.
  *
  * The level follows the family of the accepted connection: SOL_IP for IPv4 (including
  * v4-mapped `::ffff:a.b.c.d` on a dual-stack listener), SOL_IPV6 for IPv6. Kernel quirks:

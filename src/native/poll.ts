@@ -1,5 +1,6 @@
 /**
- * libuv readiness polling of a raw fd through `koffi.node.poll` (LINUX.md §6.5).
+ * libuv readiness polling of a raw fd through `koffi.node.poll`
+ * (docs/platform-linux.md#polling-raw-fds).
  * - The callback really receives `(status, events)` with events an object `{ readable, writable,
  *   disconnect }`; koffi's .d.ts declares only `(events)`. Poller passes a UV_* bitmask.
  * - The koffi handle must stay referenced (a collected handle stops silently): Poller keeps it.

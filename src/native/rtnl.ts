@@ -1,5 +1,6 @@
 /**
- * rtnetlink message layouts (LINUX.md §2.2): parse nlmsghdr/ifinfomsg/ifaddrmsg/rtmsg/rtattr
+ * rtnetlink message layouts (docs/platform-linux.md#rtnetlink): parse
+ * nlmsghdr/ifinfomsg/ifaddrmsg/rtmsg/rtattr
  * into typed events and build requests. Pure: no I/O. All headers are host order (LE);
  * addresses inside attributes are network order.
  */
@@ -504,7 +505,8 @@ export interface OwnTags {
 }
 
 /**
- * Whether an event was caused by our own change (LINUX.md §2.4), for suppressing wake-ups.
+ * Whether an event was caused by our own change, for suppressing wake-ups
+ * (docs/platform-linux.md#rtnetlink).
  * Link events always carry pid 0 and are never classified as ours: re-observe on them.
  */
 export function isOwnEvent(ev: RtnlEvent, tags: OwnTags): boolean {

@@ -1,5 +1,5 @@
 /**
- * SO_MARK on Node sockets (LINUX.md §5.3–5.4). Node exposes no fd for dgram sockets; the
+ * SO_MARK on Node sockets (docs/platform-linux.md#so_mark). Node exposes no fd for dgram sockets; the
  * handle sits behind an internal state symbol (reading `_handle` warns, DEP0112). Needs
  * CAP_NET_ADMIN. The engines' sockets carry the bypass mark so the kill switch admits them
  * and per-app marking never loops their traffic back into a tunnel.

@@ -1,5 +1,5 @@
 /**
- * TCP client sockets that carry SO_MARK from their first packet (LINUX.md §5.4): the
+ * TCP client sockets that carry SO_MARK from their first packet (docs/platform-linux.md#so_mark): the
  * socket is created with koffi, marked, then wrapped in a net.Socket and connected. Setting
  * the mark after `net.connect()` would be too late for the SYN, which the kill switch and
  * the transparent-proxy redirect judge. Needs CAP_NET_ADMIN.

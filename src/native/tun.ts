@@ -1,5 +1,6 @@
 /**
- * Linux TUN devices through /dev/net/tun (LINUX.md §1): the ioctl bindings. Always
+ * Linux TUN devices through /dev/net/tun (docs/platform-linux.md#tun-devices): the ioctl
+ * bindings. Always
  * IFF_TUN|IFF_NO_PI: attaching without IFF_NO_PI silently switches an existing device to PI
  * mode for every later reader. The data plane's TUN over such an fd is dataplane/tun/file.ts.
  */
@@ -126,7 +127,7 @@ export function tunSetGroup(fd: number, gid: number): void {
 
 export interface PersistentTunOptions {
   netns?: string;
-  /** uid allowed to attach; always set one — an ownerless persistent TUN can be attached by any user (LINUX.md §1.3) */
+  /** uid allowed to attach; always set one — an ownerless persistent TUN can be attached by any user */
   owner?: number;
   group?: number;
 }

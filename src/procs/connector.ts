@@ -1,14 +1,15 @@
 /**
- * Kernel proc connector (NETLINK_CONNECTOR, CN_IDX_PROC): fork/exec events, LINUX.md §3.
+ * Kernel proc connector (NETLINK_CONNECTOR, CN_IDX_PROC): fork/exec events
+ * (docs/platform-linux.md#proc-connector).
  *
  * - Every event is its own 76-byte datagram: one recv() per event, drained until EAGAIN from
- *   a `koffi.node.poll` callback on the main thread (a worker doubles the latency, §3.7).
+ *   a `koffi.node.poll` callback on the main thread (a worker doubles the latency).
  * - LISTEN only works from the initial network namespace (elsewhere send() fails with
  *   ECONNREFUSED) and the initial PID namespace. A socket's namespace is fixed when it is
  *   created, so a daemon running elsewhere can be handed an fd opened in the initial
  *   namespace (`fd`, or AWG_PROC_CONNECTOR_FD like socket activation), or create it there
  *   itself with setns (`netns: '/proc/1/ns/net'`, needs CAP_SYS_ADMIN over it).
- * - Kernel-side filtering (kernel ≥ 6.6, §3.5): after a plain LISTEN (answered by an ACK that
+ * - Kernel-side filtering (kernel ≥ 6.6): after a plain LISTEN (answered by an ACK that
  *   proves the subscription) a second LISTEN with `{op, mask}` restricts delivery to `mask`.
  *   Older kernels ignore an 8-byte request, so events are filtered here as well.
  * - `timestamp_ns` is CLOCK_MONOTONIC, the clock of `process.hrtime.bigint()`.
@@ -84,7 +85,7 @@ const EV = HDR + CN; // proc_event
 
 /**
  * One received datagram → its event, or undefined when it is not a proc-connector message.
- * Offsets are absolute from the datagram start (LINUX.md §3.2); timestamp_ns at 44 is not
+ * Offsets are absolute from the datagram start; timestamp_ns at 44 is not
  * 8-byte aligned, hence readBigUInt64LE.
  */
 export function parseProcMessage(buf: Uint8Array): ProcEvent | undefined {

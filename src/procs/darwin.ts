@@ -3,7 +3,7 @@
  * proc_pidinfo PROC_PIDT_SHORTBSDINFO; native/darwin/libproc.ts `libprocTable`), with the
  * route the flow router gives its TCP now. macOS has no cgroups, so nothing "sits" in a rule:
  * the rule is the one the executable matches, decided per connection by the same matcher
- * (model/match.ts failoverChain → effectiveRoute; resources/engine/flow-router.ts), and
+ * (model/match.ts failoverChain → effectiveRoute; resources/flow/flow-router.ts), and
  * `cgroup` is ''. Pure apart from the table, which tests feed from a captured `ps -ef`.
  *
  * Processes of the router's uid (root, the daemon's: PF's route-to rule skips `user 0`,
@@ -58,7 +58,7 @@ export function listDarwinProcesses(
   const routed = def === 'direct' || (o.routed?.(def) ?? true);
   // the routing table: the default tunnel's split routes while it is up, else the system default
   const viaTable = def !== 'direct' && routed && o.tunnelUp(def) ? def : 'direct';
-  // the router runs with an enabled rule or a proxy default (resources/darwin-flow.ts); it
+  // the router runs with an enabled rule or a proxy default (resources/platform/darwin-flow.ts); it
   // sends unmatched apps the default route, blocked while that tunnel is down
   const router = rules.some((r) => r.enabled) || !routed;
   const unmatched = router ? defaultRoute(def, o.tunnelUp) : viaTable;

@@ -4,7 +4,8 @@
  * One execve(2) gives the exec gate one FAN_OPEN_EXEC_PERM event per file the kernel opens
  * for it, in order: the file named (a script or a program), a script's interpreter (from its
  * `#!` line; nested up to the kernel's limit), and the ELF interpreter of a dynamic program
- * (its PT_INTERP, e.g. `/lib64/ld-linux-x86-64.so.2`, LINUX.md §7). The gate must tell the
+ * (its PT_INTERP, e.g. `/lib64/ld-linux-x86-64.so.2`; docs/platform-linux.md#fanotify). The
+ * gate must tell the
  * file named from the files it pulls in: a rule `{dir: /usr/lib}` must not catch every
  * dynamic program through its loader. Pure parsing of a file's head; the caller reads it.
  *

@@ -1,5 +1,5 @@
 /**
- * The exec gate (Step 9): every exec of a file on a marked file system is held by the kernel
+ * The exec gate: every exec of a file on a marked file system is held by the kernel
  * (fanotify FAN_OPEN_EXEC_PERM, native/fanotify.ts) until we answer; before answering, a
  * process a rule matches is written into its rule's cgroup, so the program's first socket is
  * already routed by its rule. Runs inside `awg placer` (placer-child.ts), next to the proc
@@ -12,7 +12,8 @@
  *   FAN_DENY, the exec fails with EPERM instead of running outside its rule. The gate never
  *   leaves an exec waiting on us. A decision that starts after `deadlineMs` of a pass is
  *   skipped (counted `late`): the exec goes on unplaced and the watcher places it as before.
- * - If the process holding the group dies, the kernel releases every held exec (LINUX.md §7).
+ * - If the process holding the group dies, the kernel releases every held exec
+ *   (docs/platform-linux.md#fanotify).
  * - One execve gives one event per file it opens: the file named, a script's interpreter
  *   (`#!`), and a dynamic program's ELF interpreter (exec-file.ts). The file named decides;
  *   when no rule matches a script, its interpreter does (what /proc/PID/exe shows, so the

@@ -1,6 +1,6 @@
 /**
  * ListProcesses (the daemon's API and `awg processes --direct`): the processes awg routes,
- * read the way the platform routes them (Platform.perApp, resources/platform.ts):
+ * read the way the platform routes them (Platform.perApp, resources/platform/platform.ts):
  * - 'cgroup' (Linux): /proc (scan.ts) and the rule cgroups processes sit in (placer.ts
  *   describeProcess); without a cgroup v2 mount nothing sits in ours, and processes are
  *   listed by what their executable matches.

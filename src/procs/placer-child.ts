@@ -21,7 +21,7 @@
  *   group is marked before the old one closes), reported as a `gate` message; unavailable
  *   (no CAP_SYS_ADMIN in the initial user namespace, no kernel support, AWG_EXEC_GATE=0) →
  *   `best-effort` with the reason, and the watcher alone places. This process must never
- *   start a program: it answers the execs (LINUX.md §7).
+ *   start a program: it answers the execs (docs/platform-linux.md#fanotify).
  * - Memory: imports only the placer, the gate, the connector and the matcher (no CLI, zod or gRPC).
  */
 import { readFileSync } from 'node:fs';

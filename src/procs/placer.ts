@@ -1,16 +1,18 @@
 /**
  * ProcessPlacer: puts processes into their rule's cgroup (`<cgroupRoot>/<ruleName>`) so the
- * firewall's `socket cgroupv2` match routes them (DESIGN.md §4, §6).
+ * firewall's `socket cgroupv2` match routes them (docs/platform-linux.md#cgroup-placement).
  *
  * Contract:
  * - EXEC event of a process whose executable matches an enabled rule → one write of its tgid
- *   to that rule's `cgroup.procs` (fd kept open per cgroup, one pid per write: LINUX.md §3.8).
+ *   to that rule's `cgroup.procs` (fd kept open per cgroup, one pid per write:
+ *   docs/platform-linux.md#cgroup-placement).
  *   Children forked afterwards inherit the cgroup. A socket's cgroup is fixed when it is
- *   created (§4), so what the process opens between exec and the write keeps the old route:
+ *   created (docs/platform-linux.md#socket-cgroupv2), so what the process opens between exec
+ *   and the write keeps the old route:
  *   that window is measured (`onPlaced`, bench/placement.bench.ts); `awg exec` has none.
  * - A matching process is left where it is when it already sits in that cgroup (no write)
  *   or in an `awg exec` cgroup (explicit placement wins). This costs one read of
- *   /proc/PID/cgroup per matching exec (≈ 40 µs; `checkCurrent: false` skips it).
+ *   /proc/PID/cgroup per matching exec (scan.ts; `checkCurrent: false` skips it).
  * - An exec that matches no rule changes nothing: children of placed processes that exec
  *   other programs stay (inheritance).
  * - Our own process and its descendants (engines, nft, ip…) are never moved: tracked from

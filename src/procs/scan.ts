@@ -1,9 +1,9 @@
 /**
  * /proc reading for placement: pid → executable, name, parent, cgroup v2 path.
  *
- * Costs measured on the 2-vCPU test VM: readlink(/proc/PID/exe) ≈ 12 µs, reading
- * /proc/PID/cgroup ≈ 32–44 µs (the kernel formats one line per v1 hierarchy on hybrid hosts),
- * so the exec hot path reads the cgroup only for processes a rule matches.
+ * Reading /proc/PID/cgroup costs several times a readlink of /proc/PID/exe (the kernel
+ * formats one line per v1 hierarchy on hybrid hosts), so the exec hot path reads the cgroup
+ * only for processes a rule matches.
  * Every read races with the process exiting: a vanished process reads as undefined.
  */
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';

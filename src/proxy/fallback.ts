@@ -1,5 +1,5 @@
 /**
- * What a proxy tunnel does when its upstream cannot be dialled (DESIGN.md §6): the pure
+ * What a proxy tunnel does when its upstream cannot be dialled (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks): the pure
  * `decideFallback` and the `fallbackDialer` that consults it.
  *
  * - `allow-direct`: redial the destination directly (bypass mark), once.

@@ -2,7 +2,8 @@
  * UDP through a SOCKS5 proxy (RFC 1928 §7, UDP ASSOCIATE), as a local forwarding relay.
  *
  * How UDP reaches it: transparent UDP interception would need TPROXY (out of scope), and
- * SO_ORIGINAL_DST does not work for UDP (ENOPROTOOPT, LINUX.md §5.2). So the relay forwards
+ * SO_ORIGINAL_DST does not work for UDP (ENOPROTOOPT: docs/platform-linux.md#so_original_dst).
+ * So the relay forwards
  * to ONE fixed destination per listening socket: a datagram arriving at `listen` is sent to
  * `target` through the proxy, and the answers come back to its sender. The intended use is
  * per-app DNS for a proxy tunnel: the firewall's per-app DNS rule DNATs the app's port-53

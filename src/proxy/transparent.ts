@@ -14,7 +14,7 @@
  * - Errors: a reset or error on one side resets the other (`resetAndDestroy`), so an app
  *   sees a failed connection, never a clean-looking EOF, when the upstream dies.
  * - A connection whose original destination equals the listener's own address was not
- *   redirected (LINUX.md §5.2); it is refused so a direct connect cannot loop.
+ *   redirected (docs/platform-linux.md#so_original_dst); it is refused so a direct connect cannot loop.
  * - The bypass mark is not set here: this module opens no outbound socket; dialers do.
  */
 import { EventEmitter } from 'node:events';

@@ -1,8 +1,10 @@
 /**
  * The read-only commands the Linux drivers run to observe, in one place, so a caller can
  * start them before it needs them (`awg diff` starts them while it loads and validates
- * the config; see PrefetchExec). No imports: this module must stay cheap to load.
+ * the config; see PrefetchExec). No runtime imports: this module must stay cheap to load.
  */
+import type { Exec } from '../util/exec.js';
+
 /** the nft table awg owns (claims.nftTable) */
 export const DEFAULT_NFT_TABLE = 'awg';
 
@@ -33,4 +35,20 @@ export function linuxObserveReads(nftTable: string): Read[] {
     nftTableRead(nftTable),
     NFT_TABLES_READ,
   ];
+}
+
+/**
+ * One address family's read (`routeRead`, `ruleRead`) through `exec`, its JSON parsed for the
+ * claimed band: how the route and rule drivers observe a family.
+ */
+export async function readFamily<Band, Parsed>(
+  exec: Pick<Exec, 'read'>,
+  read: (family: 4 | 6) => Read,
+  parse: (json: string, family: 4 | 6, band: Band) => Parsed,
+  family: 4 | 6,
+  band: Band,
+): Promise<Parsed> {
+  const [cmd, args] = read(family);
+  const r = await exec.read(cmd, [...args]);
+  return parse(r.stdout, family, band);
 }

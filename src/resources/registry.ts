@@ -9,14 +9,14 @@
  * this module stays cheap to import.
  */
 import type { EngineIo } from '../dataplane/engine.js';
-import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
+import { ENGINE_IO, PER_APP, type Platform } from './platform/platform.js';
 import { linuxObserveReads, type Read } from './reads.js';
 
-export type { DriverOptions, Platform } from './platform.js';
+export type { DriverOptions, Platform } from './platform/platform.js';
 
 export type PlatformName = 'linux' | 'darwin';
 
-/** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would add ≈ 60 ms to its start. */
+/** How this OS routes per app (Platform.perApp) without loading its drivers: `awg exec` chooses its path by it, and loading the Linux set would slow its start. */
 export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perApp'] {
   return os in PER_APP ? PER_APP[os as PlatformName] : 'none';
 }
@@ -24,8 +24,8 @@ export function perAppOf(os: NodeJS.Platform = process.platform): Platform['perA
 /**
  * This OS's engine I/O (Platform.engineIo) without loading its drivers: the `awg engine`
  * process needs only its TUN and UDP bindings, and the Linux platform's module (the config
- * schema with zod, the model, the nft renderer) had added 7 MiB (Node 20) to 13 MiB (Node 24)
- * to its RSS (bench/RESULTS.md, Step 10, the engine on Node 24).
+ * schema with zod, the model, the nft renderer) would add megabytes to its RSS
+ * (bench/RESULTS.md).
  */
 export function loadEngineIo(
   o: Parameters<Platform['engineIo']>[0] = {},
@@ -37,8 +37,8 @@ export function loadEngineIo(
 }
 
 const loaders: Record<PlatformName, () => Promise<Platform>> = {
-  linux: async () => (await import('./linux.js')).linuxPlatform,
-  darwin: async () => (await import('./darwin.js')).darwinPlatform,
+  linux: async () => (await import('./platform/linux.js')).linuxPlatform,
+  darwin: async () => (await import('./platform/darwin.js')).darwinPlatform,
 };
 
 const cache = new Map<string, Promise<Platform>>();
@@ -50,7 +50,7 @@ export function loadPlatform(os: NodeJS.Platform = process.platform): Promise<Pl
     const load =
       os in loaders
         ? loaders[os as PlatformName]
-        : async () => (await import('./unsupported.js')).unsupportedPlatform(os);
+        : async () => (await import('./platform/unsupported.js')).unsupportedPlatform(os);
     p = load();
     cache.set(os, p);
   }

@@ -1,8 +1,8 @@
 /**
  * ipaddr.js, loaded with `require`. Imported as an ES module (Node's translation of a
- * CommonJS file), this one 38 KB file grows the process by ≈ 5 MiB of RSS (Node 20.20:
- * 5.3–5.9 MiB imported, 0.3 MiB required; bench/RESULTS.md, Step 10 memory), and every
- * engine process and the daemon load it. Import ipaddr from here, never from 'ipaddr.js'
+ * CommonJS file), this one small file grows the process by megabytes of RSS; required, it
+ * costs almost nothing (bench/RESULTS.md, Step 10 memory). Every engine process and the
+ * daemon load it. Import ipaddr from here, never from 'ipaddr.js'
  * (eslint enforces it).
  */
 import { createRequire } from 'node:module';

@@ -1,6 +1,6 @@
 /**
  * Fuzz targets of the config front end: the YAML loader (src/config/load.ts), the wg-quick
- * INI importer (src/config/ini.ts, import.ts) and the exporter (export.ts).
+ * INI importer (src/config/ini.ts, import/) and the exporter (export.ts).
  *
  * config/yaml-text      arbitrary YAML-ish text and edits of the valid fixtures → loadConfigText
  *                       never throws, every error is located inside the text, a returned
@@ -22,7 +22,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { parseCidr } from '../../src/config/cidr.js';
 import { exportWgQuick } from '../../src/config/export.js';
-import { importWgQuick } from '../../src/config/import.js';
+import { importWgQuick } from '../../src/config/import/index.js';
 import { effectiveMtu } from '../../src/config/mtu.js';
 import { parseIni, splitList } from '../../src/config/ini.js';
 import { hasErrors, loadConfigText } from '../../src/config/load.js';
@@ -337,7 +337,8 @@ const brokenDocument = fc
     const d = structuredClone(doc) as Record<string, unknown>;
     const ps = paths(d).filter((p) => p.length > 0);
     const p = ps[n % ps.length]!;
-    const parent = p.slice(0, -1).reduce<any>((o, k) => o[k], d);
+    type Node = Record<string | number, unknown>;
+    const parent = p.slice(0, -1).reduce<Node>((o, k) => o[k] as Node, d);
     const last = p[p.length - 1]!;
     if (how === 'replace') parent[last] = value;
     else if (how === 'delete') {

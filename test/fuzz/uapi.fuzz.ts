@@ -348,15 +348,17 @@ describe('fuzz: uapi', () => {
               c.on('data', (d: string) => (got += d));
               c.on('error', reject);
               c.on('close', () => resolve(got));
-              c.on('connect', async () => {
-                let at = 0;
-                for (const n of cuts) {
-                  if (at >= stream.length) break;
-                  c.write(stream.subarray(at, at + n + 1));
-                  at += n + 1;
-                  await new Promise((r) => setImmediate(r));
-                }
-                c.end(stream.subarray(at));
+              c.on('connect', () => {
+                void (async () => {
+                  let at = 0;
+                  for (const n of cuts) {
+                    if (at >= stream.length) break;
+                    c.write(stream.subarray(at, at + n + 1));
+                    at += n + 1;
+                    await new Promise((r) => setImmediate(r));
+                  }
+                  c.end(stream.subarray(at));
+                })();
               });
             });
             // every reply is a get answer or an errno line, each ended by a blank line

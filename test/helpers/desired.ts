@@ -2,7 +2,7 @@
 import type { Config } from '../../src/config/schema.js';
 import { buildDesired, DEFAULT_FACTS, type BuildOptions } from '../../src/model/desired.js';
 import type { DesiredState } from '../../src/model/resources.js';
-import { realiseLinux } from '../../src/resources/linux.js';
+import { realiseLinux } from '../../src/resources/platform/linux.js';
 
 /**
  * The fingerprint key of the tests' imaginary host (a real host's is random, in its state

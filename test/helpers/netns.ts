@@ -4,7 +4,7 @@
  *
  * Commands enter a namespace with `nsenter --net=/var/run/netns/NAME`, never `ip netns exec`:
  * the latter remounts /sys, which hides /sys/fs/cgroup (nft `socket cgroupv2` and
- * cgroup.procs stop working) — LINUX.md §4, §6.8.
+ * cgroup.procs stop working) — docs/platform-linux.md#network-namespaces.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -544,4 +544,19 @@ export async function withNetns<T>(
   } finally {
     for (const n of names) await destroyNetns(n);
   }
+}
+
+/** The packet counter of each rule of an nftables table in `ns`, in rule order (0 for a rule without one). */
+export async function nftRuleCounters(
+  ns: string,
+  family: string,
+  table: string,
+): Promise<number[]> {
+  const list = await nsExec(ns, 'nft', ['-j', 'list', 'table', family, table]);
+  const doc = JSON.parse(list.stdout) as {
+    nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }>;
+  };
+  return doc.nftables.flatMap((x) =>
+    x.rule ? [x.rule.expr.find((e) => e.counter)?.counter?.packets ?? 0] : [],
+  );
 }

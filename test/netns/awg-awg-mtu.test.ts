@@ -172,8 +172,28 @@ describe.skipIf(skip)('AmneziaWG at MTU 1420 over a 1500-byte path, awg ↔ awg'
     return Number(lines[1]!.split(/\s+/)[names.indexOf('FragCreates')]);
   }
 
-  /** iperf3 TCP from `ns` to `addr` for 2 s: received Mbit/s. */
+  /**
+   * iperf3 TCP from `ns` to `addr` for 2 s: received Mbit/s. The server takes one test at a time
+   * and may still be closing the previous one ("the server is busy running a test"): that answer
+   * is retried for a few seconds, any other failure is the test's.
+   */
   async function tcp(ns: string, addr: string, port: number, reverse: boolean): Promise<number> {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await tcpOnce(ns, addr, port, reverse);
+      } catch (e) {
+        if (tries >= 10 || !/server is busy/.test(String(e))) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async function tcpOnce(
+    ns: string,
+    addr: string,
+    port: number,
+    reverse: boolean,
+  ): Promise<number> {
     const r = await nsExec(
       ns,
       'iperf3',

@@ -1,5 +1,5 @@
 /**
- * Step 9 item 1, the mechanism of the exec gate against the real kernel (LINUX.md §7): a
+ * Step 9 item 1, the mechanism of the exec gate against the real kernel (docs/platform-linux.md#fanotify): a
  * fanotify group marked on a private tmpfs holds every exec of a program there
  * (FAN_OPEN_EXEC_PERM) until it is answered; the pid is written into a cgroup while its exec
  * is held and the program starts inside it; closing the group releases a held exec.

@@ -7,7 +7,7 @@
  * the kernel sends the packets.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { importWgQuick } from '../../src/config/import.js';
+import { importWgQuick } from '../../src/config/import/index.js';
 import {
   awg,
   cleanupAwgEnv,

@@ -27,6 +27,7 @@ import {
 import {
   createNetns,
   destroyNetns,
+  nftRuleCounters,
   nsExec,
   nsSpawn,
   requireNetnsPrereqs,
@@ -287,12 +288,7 @@ describe.skipIf(skip)('awg engine ↔ wireguard-go', () => {
       }
       expect(await pingEventually(nsB, TUN_A, 20_000)).toBe(true);
       expect(await tcpReachable(nsB, nsA, TUN_A, 18085)).toBe(true);
-      const counters = JSON.parse(
-        (await nsExec(nsB, 'nft', ['-j', 'list', 'table', 'inet', 'awgsrc'])).stdout,
-      );
-      const packets = counters.nftables
-        .filter((x: any) => x.rule)
-        .map((x: any) => x.rule.expr.find((e: any) => e.counter)?.counter.packets ?? 0);
+      const packets = await nftRuleCounters(nsB, 'inet', 'awgsrc');
       // accepted from UNDER_A3: the handshake-less session continued from the reached address
       expect(packets[1]).toBeGreaterThan(0);
       // wireguard-go still talks to UNDER_A3 (it would roam to a reply's source)

@@ -9,10 +9,15 @@ const tunFile = skip ? undefined : await import('../../src/dataplane/tun/file.js
 const nl = skip ? undefined : await import('../../src/native/netlink.js');
 const rtnl = skip ? undefined : await import('../../src/native/rtnl.js');
 
-async function linkJson(ns: string, dev: string): Promise<any | undefined> {
+/** The parts of `ip -j -d link show` these tests read. */
+interface LinkJson {
+  linkinfo: { info_kind: string; info_data: Record<string, unknown> };
+}
+
+async function linkJson(ns: string, dev: string): Promise<LinkJson | undefined> {
   const r = await nsExec(ns, 'ip', ['-j', '-d', 'link', 'show', 'dev', dev], { allowFail: true });
   if (r.code !== 0) return undefined;
-  return JSON.parse(r.stdout)[0];
+  return (JSON.parse(r.stdout) as LinkJson[])[0];
 }
 
 function until<T>(get: () => T | undefined, what: string, ms = 5000): Promise<T> {
@@ -59,8 +64,8 @@ describe.skipIf(skip)('native: TUN', () => {
     expect(made.flags & tun!.IFF_PERSIST).toBe(tun!.IFF_PERSIST);
     expect(made.flags & tun!.IFF_NO_PI).toBe(tun!.IFF_NO_PI);
     let l = await linkJson(ns.name, 'awg-n0');
-    expect(l.linkinfo.info_kind).toBe('tun');
-    expect(l.linkinfo.info_data).toMatchObject({
+    expect(l?.linkinfo.info_kind).toBe('tun');
+    expect(l?.linkinfo.info_data).toMatchObject({
       type: 'tun',
       pi: false,
       persist: true,
@@ -90,7 +95,7 @@ describe.skipIf(skip)('native: TUN', () => {
       f.close();
     }
     l = await linkJson(ns.name, 'awg-n0');
-    expect(l.linkinfo.info_data).toMatchObject({ pi: false, persist: true, user: 4321 });
+    expect(l?.linkinfo.info_data).toMatchObject({ pi: false, persist: true, user: 4321 });
 
     tun!.deletePersistentTun('awg-n0', { netns: ns.name });
     expect(await linkJson(ns.name, 'awg-n0')).toBeUndefined();
@@ -232,10 +237,12 @@ describe.skipIf(skip)('native: rtnetlink', () => {
       const tags = { portids: [req.portid], addrProto: 99, routeProtocol: 167 };
       expect([route, a4, a6].map((e) => rtnl!.isOwnEvent(e, tags))).toEqual([false, true, true]);
 
-      const shown = JSON.parse(
-        (await nsExec(ns.name, 'ip', ['-j', 'addr', 'show', 'dev', 'awg-n2'])).stdout,
+      const shown = (
+        JSON.parse(
+          (await nsExec(ns.name, 'ip', ['-j', 'addr', 'show', 'dev', 'awg-n2'])).stdout,
+        ) as Array<{ addr_info: Array<{ local: string }> }>
       )[0];
-      expect(shown.addr_info.map((a: any) => a.local)).toEqual(
+      expect(shown?.addr_info.map((a) => a.local)).toEqual(
         expect.arrayContaining(['10.200.61.1', 'fd00:200::61:1']),
       );
       const dumped = nl!

@@ -6,7 +6,13 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { netnsPath, nsExec, requireNetnsPrereqs, useNetns } from '../helpers/netns.js';
+import {
+  netnsPath,
+  nftRuleCounters,
+  nsExec,
+  requireNetnsPrereqs,
+  useNetns,
+} from '../helpers/netns.js';
 import { REPO_ROOT } from '../helpers/awg.js';
 
 const skip = requireNetnsPrereqs(['nft']);
@@ -103,10 +109,7 @@ describe.skipIf(!!skip)("UdpBind sendmmsg path and the engine's own socket keep 
     // the marks must hold the same
     const batch = process.env.AWG_UDP_BATCH !== '0';
     expect(r).toEqual({ batching: batch, segmenting: batch, gotBatched: 150 + 80, gotGso: 100 });
-    const list = await nsExec(ns.name, 'nft', ['-j', 'list', 'table', 'inet', 'ubm']);
-    const counters = (JSON.parse(list.stdout).nftables as any[])
-      .filter((x) => x.rule)
-      .map((x) => x.rule.expr.find((e: any) => e.counter)?.counter.packets as number);
+    const counters = await nftRuleCounters(ns.name, 'inet', 'ubm');
     // dropped the unmarked ones; admitted the marked ones (a UDP GSO run is one skb here)
     expect(counters[0]).toBe(10 + 5);
     expect(counters[1]).toBeGreaterThanOrEqual(151 + 80);

@@ -96,7 +96,7 @@ export async function engineCommand(io: Io, opts: EngineOptions): Promise<number
   const input = mode.stdin ? await readStdin() : 'set=1\n\n';
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
   // proxy runtime and the endpoint resolver (zod, the DNS drivers) load only when used: a
-  // WireGuard engine without them is ~16 MiB smaller (bench/RESULTS.md, Step 10 memory)
+  // WireGuard engine without them is markedly smaller (bench/RESULTS.md, Step 10 memory)
   if (input.trimStart().startsWith('{')) {
     const { isProxyEngineInput, runDetachedProxyEngine } =
       await import('../../resources/engine/proxy-host.js');

@@ -5,7 +5,8 @@
  * Node cannot execve, so awg moves ITSELF first (its pid into `cgroup.procs`: the whole
  * thread group moves) and only then spawns the command, which inherits the cgroup at fork:
  * every socket the command ever creates is matched by `socket cgroupv2` (a socket's cgroup is
- * fixed at creation, LINUX.md §4). stdio is inherited; the exit status is passed on (a
+ * fixed at creation: docs/platform-linux.md#socket-cgroupv2). stdio is inherited; the exit
+ * status is passed on (a
  * command killed by a signal kills awg with the same signal). SIGTERM, SIGHUP, SIGUSR2 are
  * forwarded; SIGINT and SIGQUIT only when stdin is not a terminal (a terminal already sends
  * them to the whole foreground process group, command included).
@@ -14,7 +15,7 @@
  * no cgroups), awg asks the daemon instead (its Exec call, held open while the command runs)
  * to route awg's own pid and its descendants by the choice, and spawns the command only once
  * the daemon confirmed: the command's ppid is awg, so its first connection is already routed
- * (resources/engine/exec-routes.ts). PF redirects no socket of root's (the router's loop
+ * (resources/flow/exec-routes.ts). PF redirects no socket of root's (the router's loop
  * guard), so a command run as root would not be routed: as root, the command runs as the
  * user who called sudo (SUDO_UID/SUDO_GID; Node's spawn sets no supplementary groups and
  * leaves the environment as sudo gave it), and without them awg exec refuses. When the daemon
@@ -36,7 +37,7 @@ import { AppliedStore } from '../../pipeline/applied.js';
 import { stateDirFrom } from '../../pipeline/host.js';
 import { printError, type Io } from '../output.js';
 import { perAppOf, type Platform } from '../../resources/registry.js';
-import { describeChoice } from '../../resources/engine/exec-routes.js';
+import { describeChoice } from '../../resources/flow/exec-routes.js';
 import { daemonFor, needsDaemon } from '../../daemon/client.js';
 
 export interface ExecOptions {

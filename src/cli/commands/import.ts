@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { importWgQuick } from '../../config/import.js';
+import { importWgQuick } from '../../config/import/index.js';
 import { printIssues, type Io } from '../output.js';
 import { LIMITS, readTextFile } from '../../util/files.js';
 

@@ -1,5 +1,5 @@
 /**
- * AWG framing around unchanged WireGuard messages (PROTOCOL.md §9.2–§9.4):
+ * AWG framing around unchanged WireGuard messages (docs/dataplane.md#amneziawg-framing):
  *   datagram = S-prefix (random) ‖ message (type ∈ H range, macs over that type) ‖ trailer
  * with optional header protection. Default parameters produce plain WireGuard bytes.
  */

@@ -1,5 +1,6 @@
 /**
- * AWG 3.x header protection (PROTOCOL.md §9.3): XOR with IETF ChaCha20(key, nonce = first 12
+ * AWG 3.x header protection (docs/dataplane.md#header-protection): XOR with IETF
+ * ChaCha20(key, nonce = first 12
  * bytes of the datagram's S-prefix, counter 0). Handshake messages are protected whole;
  * transport only in its 16-byte header. Requires every S ≥ 12.
  */

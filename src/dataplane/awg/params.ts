@@ -1,5 +1,6 @@
 /**
- * AmneziaWG device parameters (PROTOCOL.md §9.1) and their validation (§9.6, HEAD rules plus
+ * AmneziaWG device parameters and their validation (docs/dataplane.md#amneziawg-parameters;
+ * HEAD rules plus
  * the checks HEAD forgot: jmin ≤ jmax, datagram size limits). All defaults = WireGuard.
  */
 import {

@@ -1,5 +1,6 @@
 /**
- * I1–I5 tag language (amneziawg-go HEAD `device/obf*.go`, PROTOCOL.md §9.5). An I-value is a
+ * I1–I5 tag language (amneziawg-go HEAD `device/obf*.go`; docs/dataplane.md#i-packet-tags).
+ * An I-value is a
  * chain of `<tag arg>` items; text outside tags is ignored; the packet is the concatenation.
  *   <b 0xHEX>  literal bytes (0x optional, even non-empty hex)
  *   <r N>      N random bytes          <rc N>  N random letters a–zA–Z

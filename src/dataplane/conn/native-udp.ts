@@ -204,7 +204,8 @@ export class NativeUdpBind implements Bind {
         this.threadAsked = true;
         this.startSender();
       }
-      // the handle must stay referenced (LINUX.md §6.5)
+      // the handle must stay referenced: a collected one stops silently
+      // (docs/platform-linux.md#polling-raw-fds)
       this.poller = new Poller(s.fd, (status, events) => this.ready(status, events));
     } catch (e) {
       await this.close();

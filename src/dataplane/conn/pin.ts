@@ -5,7 +5,7 @@
  *
  * Why: on macOS the default tunnel's `0/1` + `128/1` on its utun cover every destination, the
  * endpoints too; an unpinned socket's encrypted packets would follow them into the tunnel.
- * The endpoint bypass routes (resources/darwin.ts) cover the configured endpoints; a peer
+ * The endpoint bypass routes (resources/platform/darwin.ts) cover the configured endpoints; a peer
  * that roams to a new address has no bypass route until the next run. A socket bound to the
  * interface sends there whatever the routing table says.
  *

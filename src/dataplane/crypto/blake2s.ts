@@ -1,4 +1,4 @@
-/** BLAKE2s primitives of the WireGuard construction (PROTOCOL.md §1). */
+/** BLAKE2s primitives of the WireGuard construction (docs/dataplane.md#wireguard-primitives). */
 import { createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
 import { evpBlake2s } from '../../native/libcrypto.js';

@@ -1,6 +1,7 @@
 /**
  * The typed configuration delta the device accepts (`device.configure`) and that UAPI
- * `set=1` parses into. Semantics follow the UAPI keys (PROTOCOL.md §10): absent = unchanged.
+ * `set=1` parses into. Semantics follow the UAPI keys: absent = unchanged
+ * (docs/dataplane.md#uapi-the-engines-configuration-socket).
  * `checkConfig` validates a whole delta before the device applies any of it.
  */
 import { AwgError } from '../../errors.js';

@@ -1,7 +1,8 @@
 /**
  * Peer timers, as in wireguard-go `timers.go`: *hooks* (timersXxx) are called by the send and
  * receive paths and (re)arm or cancel timers; *expiry handlers* (expiredXxx) run when a timer
- * fires. AWG 3 timing ranges (§9.7) replace the constants when configured.
+ * fires. AWG 3 timing ranges replace the constants when configured
+ * (docs/dataplane.md#timing-ranges).
  */
 import {
   KEEPALIVE_TIMEOUT,

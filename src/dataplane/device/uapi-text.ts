@@ -1,5 +1,6 @@
 /**
- * The one emitter of UAPI text (PROTOCOL.md §10; the parser is uapi.ts): `key=value` lines ended by a blank line.
+ * The one emitter of UAPI text (docs/dataplane.md#uapi-the-engines-configuration-socket; the
+ * parser is uapi.ts): `key=value` lines ended by a blank line.
  * The protocol has no quoting, so a newline inside a value would start a line of its own
  * (`i1=<b 0x01>\npublic_key=…\nallowed_ip=0.0.0.0/0` adds a peer). Every producer of set
  * requests, get replies and errno replies builds its text here, and this refuses what the

@@ -1,5 +1,6 @@
 /**
- * Cross-platform UAPI text protocol (PROTOCOL.md §10, https://www.wireguard.com/xplatform/),
+ * Cross-platform UAPI text protocol (docs/dataplane.md#uapi-the-engines-configuration-socket,
+ * https://www.wireguard.com/xplatform/),
  * the device side as wireguard-go `device/uapi.go` (the socket is ipc/server.ts): `set=1`
  * bodies parse into a typed DeviceConfig, and device snapshots serialise into `get=1`
  * responses, including the AmneziaWG keys under amneziawg-tools' names. Pure: no I/O.

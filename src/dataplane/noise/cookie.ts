@@ -1,5 +1,5 @@
 /**
- * mac1/mac2 and cookie replies (PROTOCOL.md §4, wireguard-go `device/cookie.go`).
+ * mac1/mac2 and cookie replies (docs/dataplane.md#cookies, wireguard-go `device/cookie.go`).
  * Messages passed in are the bare 148/92-byte WireGuard messages (no AWG framing) whose
  * last 32 bytes are mac1 ‖ mac2. Time is injected (`now` in ms, monotonic).
  */

@@ -1,5 +1,6 @@
 /**
- * Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s core (PROTOCOL.md §3), free of message framing so
+ * Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s core (docs/dataplane.md#the-handshake), free of
+ * message framing so
  * the standard cacophony vector runs through the same code as WireGuard. The prologue,
  * ephemeral keys and payloads are parameters; WireGuard uses prologue = IDENTIFIER,
  * payload 1 = TAI64N, payload 2 = empty.

@@ -1,4 +1,7 @@
-/** Byte layouts of the four WireGuard messages (PROTOCOL.md §2); all integers little-endian. */
+/**
+ * Byte layouts of the four WireGuard messages (docs/dataplane.md#wireguard-messages); all
+ * integers little-endian.
+ */
 import {
   MESSAGE_COOKIE_REPLY_SIZE,
   MESSAGE_INITIATION_SIZE,

@@ -68,7 +68,7 @@ export interface TunFileStats {
 const MAX_BATCH = 256;
 /**
  * Larger than any TUN packet plus the virtio header; a short buffer would truncate packets
- * silently (LINUX.md §1.7).
+ * silently (docs/platform-linux.md#tun-devices).
  */
 const READ_BUF = 65536 + 64;
 /**
@@ -94,7 +94,8 @@ export const MTU_TTL_MS = 1000;
 
 /**
  * One attached TUN queue driven on the main thread: `koffi.node.poll` wakes us, then
- * non-blocking reads drain until EAGAIN into a preallocated slab (LINUX.md §1.5: the
+ * non-blocking reads drain until EAGAIN into a preallocated slab
+ * (docs/platform-linux.md#polling-raw-fds: the
  * fastest method measured). Never blocks; `close()` stops the poll handle before closing
  * the fd (libuv requirement).
  */
@@ -205,7 +206,7 @@ export class TunFile implements TunDevice {
     this.receiver = cb;
     if (this.closed) return;
     if (cb && !this.handle) {
-      // the handle must stay referenced: a collected PollHandle silently stops (LINUX.md §6.5)
+      // the handle must stay referenced: a collected PollHandle silently stops
       this.handle = new Poller(this.fd, (status) => this.drain(status));
     } else if (!cb && this.handle) {
       this.handle.close();

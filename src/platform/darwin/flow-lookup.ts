@@ -1,5 +1,5 @@
 /**
- * Who owns a TCP flow on macOS, for the flow router (resources/engine/flow-router.ts): the
+ * Who owns a TCP flow on macOS, for the flow router (resources/flow/flow-router.ts): the
  * `net.inet.tcp.pcblist_n` list (pcblist.ts walks it) searched by the app socket's local
  * address and port and the foreign address and port it connected to (PF's `rdr` rewrites the
  * packets, not the app's pcb, so the pcb still names the original destination), then the

@@ -1,5 +1,5 @@
 /**
- * PF rules of the macOS flow router (per-app routing; resources/engine/flow-router.ts).
+ * PF rules of the macOS flow router (per-app routing; resources/flow/flow-router.ts).
  * Pure; golden-tested (test/unit/darwin/pf-flow.test.ts). Rendered into the same anchor as
  * the kill switch (`com.awg/awg`, pf-render.ts) when the policy has a flow router, and only
  * then: a policy without one renders byte for byte as before.
@@ -39,7 +39,7 @@
  * `rdr` on lo0 has no user match: every connection to one of the host's own addresses
  * travels over lo0 and would be redirected, the router's own redial included (a loop the
  * router ends by refusing flows of its own pid); hence the host's addresses in the skip
- * list (resources/darwin-flow.ts localAddresses). A negated table matches as intended; a
+ * list (resources/platform/darwin-flow.ts localAddresses). A negated table matches as intended; a
  * negated `{ }` list would not (PF expands it into rules that each match everything else).
  */
 import { effectiveRoute, ruleName, type RuleMatcher } from '../../model/match.js';

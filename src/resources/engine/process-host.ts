@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { AWG_BIN } from '../../util/package-root.js';
 import type { StateStore } from '../../util/state.js';
 import { AwgError } from '../../errors.js';
+import { specEqual } from '../../util/canonical.js';
 import { fingerprint } from '../../config/fingerprint.js';
 import { fingerprintKeyOf } from '../../util/host-key.js';
 import type { Change } from '../../model/change.js';
@@ -371,7 +372,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
             change.action === 'create' &&
             rec &&
             (await liveSpec(rec, () => fingerprintKeyOf(ctx.state))) &&
-            JSON.stringify(rec.spec) === JSON.stringify(change.after)
+            specEqual(rec.spec, change.after)
           )
             return 'unchanged';
           await stop(spec.tunnel, ctx);

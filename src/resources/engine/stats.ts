@@ -1,3 +1,9 @@
+/**
+ * The counters awg's hosts report to the daemon's status and metrics: an engine's per-peer
+ * numbers, and the macOS flow router's per-rule traffic (with its zero, shared by the router
+ * and the status that reads it). Types, and one constructor: cheap to load anywhere.
+ */
+
 /** What an engine host reports of its WireGuard tunnels (the daemon's health and status). */
 export interface PeerStats {
   publicKey: string;
@@ -18,4 +24,16 @@ export interface EngineStats {
   link: string;
   up: boolean;
   peers: PeerStats[];
+}
+
+/** a rule's connections through the flow router and their payload bytes (tx: app → destination, rx: back to the app) */
+export interface RuleTraffic {
+  connections: number;
+  txBytes: number;
+  rxBytes: number;
+}
+
+/** A rule without traffic yet: a fresh object, which the router adds to. */
+export function zeroRuleTraffic(): RuleTraffic {
+  return { connections: 0, txBytes: 0, rxBytes: 0 };
 }

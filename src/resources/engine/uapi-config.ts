@@ -7,6 +7,7 @@
  * (dataplane/device/uapi-text.ts), which refuses a value that could break the line framing.
  */
 import { AwgError } from '../../errors.js';
+import { specEqual } from '../../util/canonical.js';
 import type { EngineObfuscation, WgEnginePeer, WgEngineSpec } from '../../model/resources.js';
 import { rangeOf } from '../../config/schema.js';
 import { uapiSetRequest, type UapiPair } from '../../dataplane/device/uapi-text.js';
@@ -147,22 +148,21 @@ export function deltaSet(
   const b = before.config;
   const a = after.config;
   const keep = new Set(a.peers.map((p) => p.publicKey));
-  const old = new Map(b.peers.map((p) => [p.publicKey, JSON.stringify(p)]));
+  const old = new Map(b.peers.map((p) => [p.publicKey, p]));
   return {
     ...(b.privateKey !== a.privateKey ? { privateKey: secrets.privateKey } : {}),
     ...(b.listenPort !== a.listenPort ? { listenPort: a.listenPort } : {}),
     ...(b.fwmark !== a.fwmark ? { fwmark: a.fwmark } : {}),
-    obfuscation:
-      JSON.stringify(b.obfuscation ?? {}) !== JSON.stringify(a.obfuscation ?? {})
-        ? awgLines(a.obfuscation, secrets, b.obfuscation)
-        : [],
+    obfuscation: !specEqual(b.obfuscation ?? {}, a.obfuscation ?? {})
+      ? awgLines(a.obfuscation, secrets, b.obfuscation)
+      : [],
     replacePeers: false,
     peers: [
       ...b.peers
         .filter((p) => !keep.has(p.publicKey))
         .map((p): PeerChange => ({ publicKey: p.publicKey, remove: true })),
       ...a.peers
-        .filter((p) => old.get(p.publicKey) !== JSON.stringify(p))
+        .filter((p) => !specEqual(old.get(p.publicKey), p))
         .map((p) => peerChange(p, secrets)),
     ],
   };

@@ -33,19 +33,17 @@
  * missing or edited copy is drift; it goes with the kill switch and on `down`. The boot job's
  * own `-E` reference (its token in its log) is released once ours, the hook and the anchor are
  * in place, or on `down`; while PF holds it, observe appends a note (drift) so a run does that.
+ *
+ * The driver's record and what it reads of PF before acting are darwin-record.ts's; each apply
+ * runs as one PfSession below.
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
+import { specEqual } from '../../util/canonical.js';
 import type { Exec } from '../../util/exec.js';
-import {
-  APPLIED_STATE_KEY,
-  appliedCopy,
-  checkedRecord,
-  stateFile,
-  type StateStore,
-} from '../../util/state.js';
+import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import {
   parsePfAnchors,
@@ -62,7 +60,6 @@ import {
   MAIN_RDR_ANCHOR_RULE,
   bindPfLinks,
   hasRdr,
-  linkMacro,
   pfctlArgs,
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
@@ -71,30 +68,26 @@ import {
   BOOT_ANCHOR_FILE,
   BOOT_CONF_FILE,
   BOOT_LOG_FILE,
-  bootTokens,
-  isOurBootConf,
-  parseBootAnchor,
   renderBootAnchor,
   renderBootConf,
 } from '../../platform/darwin/pf-boot.js';
 import { readUtunRegistry } from '../../platform/darwin/utun.js';
-import { pfOpenError, privilegeKind } from '../../platform/darwin/privilege.js';
-import { isObject, isStrings } from '../../util/shape.js';
+import { privilegeKind } from '../../platform/darwin/privilege.js';
+import {
+  binding,
+  bootFiles,
+  liveBootTokens,
+  load,
+  observedBoot,
+  pf,
+  PF_STATE_KEY,
+  rebound,
+  snapshot,
+  type PfRecord,
+  type Snapshot,
+} from './darwin-record.js';
 
-export const PF_STATE_KEY = 'darwin-pf';
-
-interface AnchorRecord {
-  ruleset: string;
-  readback: string[];
-  /** macro → utun bound at load */
-  links: Record<string, string>;
-  /** `-a … -sn` after the load (anchors with translation rules only) */
-  natReadback?: string[];
-}
-interface PfRecord {
-  token?: string;
-  anchors: Record<string, AnchorRecord>;
-}
+export { PF_STATE_KEY } from './darwin-record.js';
 
 export const NOTE_NO_TOKEN = "# awg: pf is not enabled under awg's reference token";
 export const NOTE_NO_HOOK = `# awg: the main ruleset does not evaluate ${ANCHOR_ROOT}/*`;
@@ -102,162 +95,324 @@ export const NOTE_NO_RDR_HOOK = `# awg: the main ruleset does not evaluate the t
 export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
 export const NOTE_BOOT_REF = "# awg: pf still holds the boot kill switch's reference";
 
-/** A boot kill switch file (stateFile), or `unreadable (…)` */
-const bootFiles = {
-  path: stateFile.path,
-  read(state: StateStore, name: string): string | undefined {
-    try {
-      return stateFile.read(state, name);
-    } catch (e) {
-      return `unreadable (${(e as Error).message})\n`;
-    }
-  },
-  write: stateFile.write,
-  remove: stateFile.remove,
-};
-
-/** The boot copy as observed: the rendered anchor kept for `table` (or why it is not usable); undefined: none. */
-function observedBoot(state: StateStore): { table?: string; boot: string } | undefined {
-  const anchor = bootFiles.read(state, BOOT_ANCHOR_FILE);
-  const conf = bootFiles.read(state, BOOT_CONF_FILE);
-  if (anchor === undefined && conf === undefined) return undefined;
-  const parsed = anchor !== undefined ? parseBootAnchor(anchor) : undefined;
-  if (!parsed) return { boot: 'unreadable (not written by awg)\n' };
-  if (
-    conf === undefined ||
-    !isOurBootConf(conf, parsed.table, bootFiles.path(state, BOOT_ANCHOR_FILE))
-  )
-    return {
-      table: parsed.table,
-      boot: `unreadable (${bootFiles.path(state, BOOT_CONF_FILE)} is missing or not ours)\n`,
-    };
-  return parsed;
-}
-
-/** the boot job's `-E` tokens that PF still holds (not ours) */
-function liveBootTokens(
-  state: StateStore,
-  refs: readonly string[],
-  own: string | undefined,
-): string[] {
-  return bootTokens(bootFiles.read(state, BOOT_LOG_FILE) ?? '').filter(
-    (t) => t !== own && refs.includes(t),
-  );
-}
-
 export interface DarwinFirewallOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
   exec: Pick<Exec, 'read'>;
   pfConf?: string;
 }
 
-/** the record's shape (a token goes to `pfctl -X`, anchor names and read-backs to pfctl) */
-function isPfRecord(x: unknown): x is PfRecord {
-  if (!isObject(x) || !isObject(x.anchors)) return false;
-  if (x.token !== undefined && !(typeof x.token === 'string' && /^\d+$/.test(x.token)))
-    return false;
-  return Object.entries(x.anchors).every(
-    ([name, a]) =>
-      name.startsWith(`${ANCHOR_ROOT}/`) &&
-      isObject(a) &&
-      typeof a.ruleset === 'string' &&
-      isStrings(a.readback) &&
-      isObject(a.links) &&
-      Object.values(a.links).every((v) => typeof v === 'string') &&
-      (a.natReadback === undefined || isStrings(a.natReadback)),
-  );
-}
-
-/**
- * Our record. When it is unusable (moved aside and reported by the state store, or the wrong
- * shape: set aside here), the copy the last converged apply kept (`owned`): its anchor records
- * (the anchors are ours by name anyway), and its reference token only while PF holds that
- * token now. That apply verified PF enabled under that token, and we take another only after
- * PF lost it; so a token PF still holds is ours, unless since that apply PF lost ours and gave
- * the same 64-bit value to another program's `-E` (docs/platform-macos.md). Without both
- * records the token stays unknown and PF enabled under it: no `pfctl -X` by guess.
- */
-async function load(s: StateStore, exec: Pick<Exec, 'read'>): Promise<PfRecord> {
-  const r = checkedRecord(s, PF_STATE_KEY, isPfRecord, 'the macOS PF driver');
-  if (r) return r;
-  const copy = appliedCopy(s, 'firewall');
-  if (!isPfRecord(copy)) return { anchors: {} };
-  const held =
-    copy.token !== undefined &&
-    parsePfReferences(await pf(exec, pfctlArgs.showReferences())).some(
-      (x) => x.token === copy.token,
-    );
-  const anchors = Object.keys(copy.anchors);
-  const what = [
-    ...(held ? [`PF's reference token ${copy.token} (PF holds it)`] : []),
-    ...(anchors.length ? [`the records of ${anchors.join(', ')}`] : []),
-    ...(copy.token !== undefined && !held
-      ? [`not its reference token ${copy.token}: PF no longer holds it`]
-      : []),
-  ];
-  if (what.length) s.recovered(PF_STATE_KEY, APPLIED_STATE_KEY, what.join('; '));
-  return { anchors: copy.anchors, ...(held ? { token: copy.token } : {}) };
-}
 const tableOf = (anchor: string) => anchor.slice(ANCHOR_ROOT.length + 1);
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
-
-async function pf(exec: Pick<Exec, 'read'>, args: string[]): Promise<string> {
-  const r = await exec.read('pfctl', args, { allowFail: true });
-  // without /dev/pf nothing printed describes the ruleset: an empty read here would be taken
-  // for a lost token and hook (drift) and "repaired"
-  const open = r.code !== 0 ? pfOpenError(r.stderr) : undefined;
-  if (open)
-    throw new AwgError(
-      privilegeKind(open),
-      `pfctl ${args.join(' ')}: cannot open /dev/pf: ${open}`,
-      {
-        hint: 'awg changes PF, routes and DNS as root: run it with sudo',
-      },
-    );
-  return r.stdout;
-}
-
-/** macro → utun for the macros a ruleset uses (utun '' when unbound). */
-function binding(ruleset: string, state: StateStore): Record<string, string> {
-  const reg = readUtunRegistry(state);
-  const byMacro = new Map(Object.entries(reg).map(([link, o]) => [linkMacro(link), o.ifname]));
-  const used = [...new Set([...ruleset.matchAll(/\$([A-Za-z0-9_]+)/g)].map((m) => m[1]!))].sort();
-  return Object.fromEntries(used.map((m) => [m, byMacro.get(m) ?? '']));
-}
 
 /**
- * A tunnel macro now names another utun than the anchor was loaded with. A macro whose
- * engine is gone (no utun now) is not: its rules match nothing, which is what they should do
- * while the tunnel is down (a kept kill switch stays verified), and the next engine start
- * that gets another utun shows up here.
+ * One apply against PF: the record it loaded (saved back as it goes, never under dry-run),
+ * whether anything changed, and the steps of a delete (`remove`) and of a load (`put`).
  */
-function rebound(loaded: Record<string, string>, now: Record<string, string>): boolean {
-  return Object.entries(now).some(([m, ifn]) => ifn !== '' && loaded[m] !== ifn);
-}
+class PfSession {
+  private changed = false;
 
-interface Snapshot {
-  hooked: boolean;
-  /** `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
-  rdrHooked: boolean;
-  tokenHeld: boolean;
-  /** every `-E` token PF holds */
-  refs: string[];
-  mainAnchors: string[];
-  mainOther: string[];
-}
+  constructor(
+    private readonly ctx: ApplyContext,
+    private readonly rec: PfRecord,
+    private readonly pfConf: string,
+  ) {}
 
-async function snapshot(exec: Pick<Exec, 'read'>, rec: PfRecord, rdr = false): Promise<Snapshot> {
-  const main = parsePfRules(await pf(exec, pfctlArgs.showMainRules()));
-  const refs = parsePfReferences(await pf(exec, pfctlArgs.showReferences()));
-  const nat = rdr ? parsePfRules(await pf(exec, pfctlArgs.showMainNat())).rules : [];
-  return {
-    hooked: main.rules.includes(MAIN_ANCHOR_RULE),
-    rdrHooked: nat.includes(MAIN_RDR_ANCHOR_RULE),
-    tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
-    refs: refs.map((r) => r.token),
-    mainAnchors: main.anchors.filter((a) => a.kind === 'anchor').map((a) => a.name),
-    mainOther: main.rules.filter((r) => !/^(?:\w+-)?anchor "/.test(r)),
-  };
+  private save(): void {
+    if (!this.ctx.dryRun) this.ctx.state.set(PF_STATE_KEY, this.rec);
+  }
+
+  private async rules(args: string[]): Promise<string[]> {
+    return parsePfRules(await pf(this.ctx.exec, args)).rules;
+  }
+
+  private pfctl(args: string[], o: { input?: string; display?: string } = {}) {
+    return this.ctx.exec.mutate('pfctl', args, { ...o, allowFail: true });
+  }
+
+  /** an anchor's rules go, and with them its record; the router's translation rules too */
+  async flushAnchor(name: string): Promise<void> {
+    if ((await this.rules(pfctlArgs.showAnchorRules(name))).length) {
+      await this.pfctl(pfctlArgs.flushAnchor(name));
+      this.changed = true;
+    }
+    // the router's rdr rules and its skip table stay after `-F rules`
+    if (this.rec.anchors[name] && hasRdr(this.rec.anchors[name].ruleset)) {
+      await this.pfctl(pfctlArgs.flushAnchorNat(name));
+      await this.pfctl(pfctlArgs.flushAnchorTables(name));
+      this.changed = true;
+    }
+    delete this.rec.anchors[name];
+  }
+
+  /**
+   * The anchor of `table` is flushed: its boot copy goes, and after the last anchor our
+   * reference token and the hook (pf.conf reloaded as it is).
+   */
+  async remove(table: string): Promise<ApplyResult> {
+    await this.syncBoot(table, undefined);
+    if (!Object.keys(this.rec.anchors).length) {
+      await this.releaseBootRefs();
+      if (this.rec.token) await this.releaseToken(this.rec.token);
+      if ((await this.rules(pfctlArgs.showMainRules())).includes(MAIN_ANCHOR_RULE))
+        await this.unhook();
+    }
+    this.save();
+    return this.changed ? 'changed' : 'unchanged';
+  }
+
+  private async releaseToken(token: string): Promise<void> {
+    const r = await this.pfctl(pfctlArgs.releaseRef(token));
+    this.changed = true;
+    const res = this.ctx.dryRun ? undefined : parsePfRelease(`${r.stderr}\n${r.stdout}`);
+    if (res?.status === 'error')
+      throw new AwgError(privilegeKind(res.message), `pfctl -X: ${res.message}`);
+    delete this.rec.token;
+  }
+
+  /** the main ruleset back to pf.conf as it is, without our hook */
+  private async unhook(): Promise<void> {
+    const r = await this.pfctl(['-f', this.pfConf]);
+    this.changed = true;
+    if (!this.ctx.dryRun && !parsePfLoad(`${r.stderr}\n${r.stdout}`).loaded)
+      throw new AwgError(
+        privilegeKind(r.stderr),
+        `restoring ${this.pfConf} failed: ${r.stderr.trim()}`,
+      );
+  }
+
+  /**
+   * The anchor of `after` loaded and bound to the utuns now, the main ruleset hooked, PF
+   * enabled under our token, then the boot copy; whatever already holds is left alone.
+   */
+  async put(after: FirewallSpec): Promise<ApplyResult> {
+    const { ctx, rec } = this;
+    const name = anchorPath(after.table);
+    const bind = binding(after.ruleset, ctx.state);
+    const rdr = hasRdr(after.ruleset);
+    const snap = await snapshot(ctx.exec, rec, rdr);
+    const rules = await this.rules(pfctlArgs.showAnchorRules(name));
+    const nat = rdr ? await this.rules(pfctlArgs.showAnchorNat(name)) : [];
+    const a = rec.anchors[name];
+    const current =
+      !!a &&
+      rules.length > 0 &&
+      a.ruleset === after.ruleset &&
+      specEqual(a.readback, rules) &&
+      specEqual(a.natReadback ?? [], nat) &&
+      specEqual(a.links, bind);
+    const bootCurrent =
+      specEqual(observedBoot(ctx.state)?.boot, after.boot) &&
+      !liveBootTokens(ctx.state, snap.refs, rec.token).length;
+    if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
+      if (!bootCurrent) {
+        await this.syncBoot(after.table, after.boot);
+        await this.releaseBootRefs();
+      }
+      this.save();
+      return this.changed ? 'changed' : 'unchanged';
+    }
+
+    // what this apply changed before a later step failed, undone so a failed create leaves
+    // the main ruleset and PF's enable state as they were (the planner's rollback only
+    // deletes objects that were created)
+    let hookedNow = false;
+    try {
+      if (!snap.hooked || (rdr && !snap.rdrHooked)) hookedNow = await this.hook(snap, rdr);
+      if (!current) await this.loadAnchor(name, after.ruleset, bind, rdr);
+      if (!snap.tokenHeld) await this.enable();
+    } catch (e) {
+      if (hookedNow && !Object.keys(rec.anchors).some((n) => n !== name)) await this.undo(name);
+      throw e;
+    }
+    if (!current) await this.flushStates();
+    this.save();
+    // ours, the hook and the anchor stand: the boot copy follows, the boot job's reference goes
+    if (!ctx.dryRun) {
+      await this.syncBoot(after.table, after.boot);
+      await this.releaseBootRefs();
+    }
+    this.save();
+    return 'changed';
+  }
+
+  /**
+   * The main ruleset reloaded as pf.conf plus our hook (and the translation hook for `rdr`).
+   * True when this run added the filter hook: only then is it undone on failure (a kill switch
+   * that was evaluated before stays evaluated).
+   */
+  private async hook(snap: Snapshot, rdr: boolean): Promise<boolean> {
+    const { ctx, pfConf } = this;
+    const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
+    const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
+    if (dropped.length)
+      ctx.reporter.report({
+        type: 'warning',
+        message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
+      });
+    const r = await this.pfctl(pfctlArgs.loadMain(), {
+      input: rdr ? withRdrAnchor(renderMainRuleset(conf)) : renderMainRuleset(conf),
+      display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}`,
+    });
+    if (ctx.dryRun) return false;
+    const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+    if (!res.loaded)
+      throw new AwgError(
+        privilegeKind(`${r.stderr}\n${r.stdout}`),
+        `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
+      );
+    return !snap.hooked;
+  }
+
+  /** the anchor's ruleset with the tunnel macros bound to the utuns now, then its read-back recorded */
+  private async loadAnchor(
+    name: string,
+    ruleset: string,
+    bind: Record<string, string>,
+    rdr: boolean,
+  ): Promise<void> {
+    const { ctx } = this;
+    const reg = Object.fromEntries(
+      Object.entries(readUtunRegistry(ctx.state)).map(([l, o]) => [l, o.ifname]),
+    );
+    const bound = bindPfLinks(ruleset, reg);
+    if (bound.unbound.length)
+      ctx.reporter.report({
+        type: 'warning',
+        message: `PF anchor ${name}: no utun yet for ${bound.unbound.join(', ')}; their pass rules stay disabled (traffic blocked) until the engine is up`,
+      });
+    const r = await this.pfctl(pfctlArgs.loadAnchor(name), {
+      input: bound.text,
+      display: `pfctl -a ${name} -f - <<< (${bound.text.split('\n').filter((l) => l && !l.startsWith('#')).length} lines)`,
+    });
+    if (ctx.dryRun) return;
+    const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
+    if (!res.loaded) {
+      const lines = bound.text.split('\n');
+      const detail =
+        res.errors
+          .map((e) => `line ${e.line}: ${e.message}: ${lines[e.line - 1] ?? ''}`)
+          .join('; ') ||
+        res.messages.join('; ') ||
+        r.stderr.trim();
+      // a syntax error is our renderer's; a failed ioctl (`DIOCBEGIN: Device busy`) is the
+      // host's, and retrying may help
+      if (res.errors.length)
+        throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
+      throw new AwgError(privilegeKind(detail), `loading the PF anchor ${name} failed: ${detail}`);
+    }
+    const readback = await this.rules(pfctlArgs.showAnchorRules(name));
+    const natReadback = rdr ? await this.rules(pfctlArgs.showAnchorNat(name)) : undefined;
+    this.rec.anchors[name] = {
+      ruleset,
+      readback,
+      links: bind,
+      ...(natReadback ? { natReadback } : {}),
+    };
+  }
+
+  /** PF enabled under a reference token of ours (`pfctl -E`) */
+  private async enable(): Promise<void> {
+    const r = await this.pfctl(pfctlArgs.enableRef());
+    if (this.ctx.dryRun) return;
+    const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
+    if (res.status !== 'enabled' || !res.token)
+      throw new AwgError(
+        privilegeKind(`${r.stderr}\n${r.stdout}`),
+        `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
+      );
+    this.rec.token = res.token;
+  }
+
+  /** a failed first load: the anchor flushed and pf.conf reloaded without our hook */
+  private async undo(name: string): Promise<void> {
+    if (this.rec.anchors[name])
+      await this.pfctl(pfctlArgs.flushAnchor(name)).catch(() => undefined);
+    delete this.rec.anchors[name];
+    await this.pfctl(['-f', this.pfConf]).catch(() => undefined);
+    this.save();
+  }
+
+  /**
+   * PF's state table flushed: connections PF approved under the old rules would go on past
+   * the new ones (a kill switch that leaves an open connection open is not closed), so a
+   * failed flush fails the run.
+   */
+  private async flushStates(): Promise<void> {
+    const f = await this.pfctl(pfctlArgs.flushStates());
+    if (this.ctx.dryRun || f.code === 0) return;
+    this.save();
+    throw new AwgError(
+      privilegeKind(f.stderr || f.stdout),
+      `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`,
+    );
+  }
+
+  /**
+   * The boot copy follows the spec (written after the anchor it copies, removed without a
+   * kill switch). A failure never undoes the anchor that runs: a warning, and drift the next
+   * run repairs.
+   */
+  private async syncBoot(table: string, boot: string | undefined): Promise<void> {
+    const { ctx, pfConf } = this;
+    const anchorPathOnDisk = bootFiles.path(ctx.state, BOOT_ANCHOR_FILE);
+    const have = observedBoot(ctx.state);
+    try {
+      if (boot === undefined) {
+        if (!have) return;
+        for (const f of [BOOT_CONF_FILE, BOOT_ANCHOR_FILE])
+          if (
+            bootFiles.read(ctx.state, f) !== undefined &&
+            ctx.exec.record(`rm ${bootFiles.path(ctx.state, f)} (the kill switch at boot)`)
+          )
+            bootFiles.remove(ctx.state, f);
+        this.changed = true;
+        return;
+      }
+      const conf = renderBootConf(
+        (await ctx.exec.read('cat', [pfConf])).stdout,
+        table,
+        anchorPathOnDisk,
+      );
+      const anchorText = renderBootAnchor(table, boot);
+      if (
+        bootFiles.read(ctx.state, BOOT_ANCHOR_FILE) !== anchorText &&
+        ctx.exec.record(`write ${anchorPathOnDisk} (the kill switch at boot, mode 0600)`)
+      ) {
+        bootFiles.write(ctx.state, BOOT_ANCHOR_FILE, anchorText);
+        this.changed = true;
+      }
+      if (
+        bootFiles.read(ctx.state, BOOT_CONF_FILE) !== conf &&
+        ctx.exec.record(
+          `write ${bootFiles.path(ctx.state, BOOT_CONF_FILE)} (${pfConf} + our hook + the boot anchor, mode 0600)`,
+        )
+      ) {
+        bootFiles.write(ctx.state, BOOT_CONF_FILE, conf);
+        this.changed = true;
+      }
+    } catch (e) {
+      ctx.reporter.report({
+        type: 'warning',
+        message: `the kill switch's boot copy in ${ctx.state.dir} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}`,
+      });
+    }
+  }
+
+  /** the boot job's reference, once ours stands in for it (or on down); then its log goes */
+  private async releaseBootRefs(): Promise<void> {
+    const { ctx } = this;
+    const refs = parsePfReferences(await pf(ctx.exec, pfctlArgs.showReferences())).map(
+      (r) => r.token,
+    );
+    for (const t of liveBootTokens(ctx.state, refs, this.rec.token)) {
+      await this.pfctl(pfctlArgs.releaseRef(t));
+      this.changed = true;
+    }
+    if (
+      bootFiles.read(ctx.state, BOOT_LOG_FILE) !== undefined &&
+      ctx.exec.record(`rm ${bootFiles.path(ctx.state, BOOT_LOG_FILE)}`)
+    )
+      bootFiles.remove(ctx.state, BOOT_LOG_FILE);
+  }
 }
 
 export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<'firewall'> {
@@ -290,7 +445,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         const nat = rdr
           ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorNat(name))).rules
           : [];
-        const natSame = !rdr || same(a.natReadback ?? [], nat);
+        const natSame = !rdr || specEqual(a.natReadback ?? [], nat);
         // an empty anchor is ours only while we recorded it (someone flushed it, or a load
         // failed after the hook and the token were taken): reported, so repair, rollback and
         // `down` still release the token and the hook
@@ -299,7 +454,7 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
           boot && (boot.table === undefined || boot.table === table) ? boot.boot : undefined;
         if (!rules.length && !a && bootHere === undefined) continue;
         let text: string;
-        if (a && natSame && same(a.readback, rules))
+        if (a && natSame && specEqual(a.readback, rules))
           text = !rebound(a.links, binding(a.ruleset, scope.state))
             ? a.ruleset
             : `${a.ruleset}${NOTE_REBOUND}\n`;
@@ -344,285 +499,18 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
 
     async apply(change: Change<'firewall'>, ctx: ApplyContext): Promise<ApplyResult> {
       if (change.action === 'noop') return 'unchanged';
-      const rec = await load(ctx.state, ctx.exec);
-      const save = () => {
-        if (!ctx.dryRun) ctx.state.set(PF_STATE_KEY, rec);
-      };
-      let changed = false;
-
-      /**
-       * The boot copy follows the spec (written after the anchor it copies, removed without a
-       * kill switch). A failure never undoes the anchor that runs: a warning, and drift the
-       * next run repairs.
-       */
-      const syncBoot = async (table: string, boot: string | undefined): Promise<void> => {
-        const anchorPathOnDisk = bootFiles.path(ctx.state, BOOT_ANCHOR_FILE);
-        const have = observedBoot(ctx.state);
-        try {
-          if (boot === undefined) {
-            if (!have) return;
-            for (const f of [BOOT_CONF_FILE, BOOT_ANCHOR_FILE])
-              if (
-                bootFiles.read(ctx.state, f) !== undefined &&
-                ctx.exec.record(`rm ${bootFiles.path(ctx.state, f)} (the kill switch at boot)`)
-              )
-                bootFiles.remove(ctx.state, f);
-            changed = true;
-            return;
-          }
-          const conf = renderBootConf(
-            (await ctx.exec.read('cat', [pfConf])).stdout,
-            table,
-            anchorPathOnDisk,
-          );
-          const anchorText = renderBootAnchor(table, boot);
-          if (
-            bootFiles.read(ctx.state, BOOT_ANCHOR_FILE) !== anchorText &&
-            ctx.exec.record(`write ${anchorPathOnDisk} (the kill switch at boot, mode 0600)`)
-          ) {
-            bootFiles.write(ctx.state, BOOT_ANCHOR_FILE, anchorText);
-            changed = true;
-          }
-          if (
-            bootFiles.read(ctx.state, BOOT_CONF_FILE) !== conf &&
-            ctx.exec.record(
-              `write ${bootFiles.path(ctx.state, BOOT_CONF_FILE)} (${pfConf} + our hook + the boot anchor, mode 0600)`,
-            )
-          ) {
-            bootFiles.write(ctx.state, BOOT_CONF_FILE, conf);
-            changed = true;
-          }
-        } catch (e) {
-          ctx.reporter.report({
-            type: 'warning',
-            message: `the kill switch's boot copy in ${ctx.state.dir} could not be ${boot === undefined ? 'removed' : 'written'}: ${(e as Error).message}`,
-          });
-        }
-      };
-      /** the boot job's reference, once ours stands in for it (or on down); then its log goes */
-      const releaseBootRefs = async (): Promise<void> => {
-        const refs = parsePfReferences(await pf(ctx.exec, pfctlArgs.showReferences())).map(
-          (r) => r.token,
-        );
-        for (const t of liveBootTokens(ctx.state, refs, rec.token)) {
-          await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(t), { allowFail: true });
-          changed = true;
-        }
-        if (
-          bootFiles.read(ctx.state, BOOT_LOG_FILE) !== undefined &&
-          ctx.exec.record(`rm ${bootFiles.path(ctx.state, BOOT_LOG_FILE)}`)
-        )
-          bootFiles.remove(ctx.state, BOOT_LOG_FILE);
-      };
-
-      const flushAnchor = async (name: string) => {
-        if (parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules.length) {
-          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true });
-          changed = true;
-        }
-        // the router's rdr rules and its skip table stay after `-F rules`
-        if (rec.anchors[name] && hasRdr(rec.anchors[name].ruleset)) {
-          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchorNat(name), { allowFail: true });
-          await ctx.exec.mutate('pfctl', pfctlArgs.flushAnchorTables(name), { allowFail: true });
-          changed = true;
-        }
-        delete rec.anchors[name];
-      };
-
+      const session = new PfSession(ctx, await load(ctx.state, ctx.exec), pfConf);
+      const { before, after } = change;
       if (
         change.action === 'delete' ||
-        (change.action === 'replace' &&
-          change.before &&
-          change.after &&
-          change.before.table !== change.after.table)
+        (change.action === 'replace' && before && after && before.table !== after.table)
       ) {
-        if (!change.before) throw new AwgError('bug', `delete ${change.id} without before`);
-        await flushAnchor(anchorPath(change.before.table));
-        if (change.action === 'delete') {
-          await syncBoot(change.before.table, undefined);
-          if (!Object.keys(rec.anchors).length) {
-            await releaseBootRefs();
-            if (rec.token) {
-              const r = await ctx.exec.mutate('pfctl', pfctlArgs.releaseRef(rec.token), {
-                allowFail: true,
-              });
-              changed = true;
-              const res = ctx.dryRun ? undefined : parsePfRelease(`${r.stderr}\n${r.stdout}`);
-              if (res?.status === 'error')
-                throw new AwgError(privilegeKind(res.message), `pfctl -X: ${res.message}`);
-              delete rec.token;
-            }
-            if (
-              parsePfRules(await pf(ctx.exec, pfctlArgs.showMainRules())).rules.includes(
-                MAIN_ANCHOR_RULE,
-              )
-            ) {
-              const r = await ctx.exec.mutate('pfctl', ['-f', pfConf], { allowFail: true });
-              changed = true;
-              if (!ctx.dryRun && !parsePfLoad(`${r.stderr}\n${r.stdout}`).loaded)
-                throw new AwgError(
-                  privilegeKind(r.stderr),
-                  `restoring ${pfConf} failed: ${r.stderr.trim()}`,
-                );
-            }
-          }
-          save();
-          return changed ? 'changed' : 'unchanged';
-        }
+        if (!before) throw new AwgError('bug', `delete ${change.id} without before`);
+        await session.flushAnchor(anchorPath(before.table));
+        if (change.action === 'delete') return session.remove(before.table);
       }
-
-      const after = change.after;
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
-      const name = anchorPath(after.table);
-      const bind = binding(after.ruleset, ctx.state);
-      const rdr = hasRdr(after.ruleset);
-      const snap = await snapshot(ctx.exec, rec, rdr);
-      const rules = parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorRules(name))).rules;
-      const nat = rdr ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules : [];
-      const a = rec.anchors[name];
-      const current =
-        !!a &&
-        rules.length > 0 &&
-        a.ruleset === after.ruleset &&
-        same(a.readback, rules) &&
-        same(a.natReadback ?? [], nat) &&
-        same(a.links, bind);
-      const bootCurrent =
-        same(observedBoot(ctx.state)?.boot, after.boot) &&
-        !liveBootTokens(ctx.state, snap.refs, rec.token).length;
-      if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
-        if (!bootCurrent) {
-          await syncBoot(after.table, after.boot);
-          await releaseBootRefs();
-        }
-        save();
-        return changed ? 'changed' : 'unchanged';
-      }
-
-      // what this apply changed before a later step failed, undone so a failed create leaves
-      // the main ruleset and PF's enable state as they were (the planner's rollback only
-      // deletes objects that were created)
-      let hookedNow = false;
-      try {
-        if (!snap.hooked || (rdr && !snap.rdrHooked)) {
-          const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
-          const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
-          if (dropped.length)
-            ctx.reporter.report({
-              type: 'warning',
-              message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
-            });
-          const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadMain(), {
-            input: rdr ? withRdrAnchor(renderMainRuleset(conf)) : renderMainRuleset(conf),
-            allowFail: true,
-            display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}`,
-          });
-          if (!ctx.dryRun) {
-            const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
-            if (!res.loaded)
-              throw new AwgError(
-                privilegeKind(`${r.stderr}\n${r.stdout}`),
-                `loading the main ruleset (${pfConf} + our hook) failed: ${[...res.errors.map((e) => `line ${e.line}: ${e.message}`), ...res.messages].join('; ')}`,
-              );
-            // undone on failure only when this run added the filter hook (a kill switch
-            // that was evaluated before stays evaluated)
-            hookedNow = !snap.hooked;
-          }
-        }
-        if (!current) {
-          const reg = Object.fromEntries(
-            Object.entries(readUtunRegistry(ctx.state)).map(([l, o]) => [l, o.ifname]),
-          );
-          const bound = bindPfLinks(after.ruleset, reg);
-          if (bound.unbound.length)
-            ctx.reporter.report({
-              type: 'warning',
-              message: `PF anchor ${name}: no utun yet for ${bound.unbound.join(', ')}; their pass rules stay disabled (traffic blocked) until the engine is up`,
-            });
-          const r = await ctx.exec.mutate('pfctl', pfctlArgs.loadAnchor(name), {
-            input: bound.text,
-            allowFail: true,
-            display: `pfctl -a ${name} -f - <<< (${bound.text.split('\n').filter((l) => l && !l.startsWith('#')).length} lines)`,
-          });
-          if (!ctx.dryRun) {
-            const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
-            if (!res.loaded) {
-              const lines = bound.text.split('\n');
-              const detail =
-                res.errors
-                  .map((e) => `line ${e.line}: ${e.message}: ${lines[e.line - 1] ?? ''}`)
-                  .join('; ') ||
-                res.messages.join('; ') ||
-                r.stderr.trim();
-              // a syntax error is our renderer's; a failed ioctl (`DIOCBEGIN: Device busy`) is the
-              // host's, and retrying may help
-              if (res.errors.length)
-                throw new AwgError('bug', `pfctl rejected the rendered anchor ${name}: ${detail}`);
-              throw new AwgError(
-                privilegeKind(detail),
-                `loading the PF anchor ${name} failed: ${detail}`,
-              );
-            }
-            const readback = parsePfRules(
-              await pf(ctx.exec, pfctlArgs.showAnchorRules(name)),
-            ).rules;
-            const natReadback = rdr
-              ? parsePfRules(await pf(ctx.exec, pfctlArgs.showAnchorNat(name))).rules
-              : undefined;
-            rec.anchors[name] = {
-              ruleset: after.ruleset,
-              readback,
-              links: bind,
-              ...(natReadback ? { natReadback } : {}),
-            };
-          }
-        }
-        if (!snap.tokenHeld) {
-          const r = await ctx.exec.mutate('pfctl', pfctlArgs.enableRef(), { allowFail: true });
-          if (!ctx.dryRun) {
-            const res = parsePfEnable(`${r.stderr}\n${r.stdout}`);
-            if (res.status !== 'enabled' || !res.token)
-              throw new AwgError(
-                privilegeKind(`${r.stderr}\n${r.stdout}`),
-                `pfctl -E did not return a reference token: ${res.status === 'error' ? res.message : res.status}`,
-              );
-            rec.token = res.token;
-          }
-        }
-      } catch (e) {
-        if (hookedNow && !Object.keys(rec.anchors).some((n) => n !== name)) {
-          if (rec.anchors[name])
-            await ctx.exec
-              .mutate('pfctl', pfctlArgs.flushAnchor(name), { allowFail: true })
-              .catch(() => undefined);
-          delete rec.anchors[name];
-          await ctx.exec
-            .mutate('pfctl', ['-f', pfConf], { allowFail: true })
-            .catch(() => undefined);
-          save();
-        }
-        throw e;
-      }
-      if (!current) {
-        // connections PF approved under the old rules would go on past the new ones (a kill
-        // switch that leaves an open connection open is not closed): a failed flush fails the run
-        const f = await ctx.exec.mutate('pfctl', pfctlArgs.flushStates(), { allowFail: true });
-        if (!ctx.dryRun && f.code !== 0) {
-          save();
-          throw new AwgError(
-            privilegeKind(f.stderr || f.stdout),
-            `pfctl -F states failed (exit ${f.code}): ${(f.stderr || f.stdout).trim()}; connections opened under the previous rules may still pass`,
-          );
-        }
-      }
-      save();
-      // ours, the hook and the anchor stand: the boot copy follows, the boot job's reference goes
-      if (!ctx.dryRun) {
-        await syncBoot(after.table, after.boot);
-        await releaseBootRefs();
-      }
-      save();
-      return 'changed';
+      return session.put(after);
     },
 
     async owned(state: StateStore): Promise<PfRecord | undefined> {

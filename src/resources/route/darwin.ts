@@ -15,6 +15,7 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { ForeignObject, Resource, RouteSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
+import { specEqual } from '../../util/canonical.js';
 import ipaddr from '../../util/ipaddr.js';
 import type { Exec } from '../../util/exec.js';
 import { APPLIED_STATE_KEY, type StateStore } from '../../util/state.js';
@@ -273,7 +274,7 @@ export function createDarwinRouteDriver(opts: DarwinRouteOptions): Driver<'route
         );
       const dev = physicalDev(after, ctx.state);
       if (kernel.some((k) => kernelMatches(k, d, dev))) {
-        if (!rec[id] || JSON.stringify(rec[id]) !== JSON.stringify(after)) {
+        if (!rec[id] || !specEqual(rec[id], after)) {
           if (!rec[id] && !change.before)
             throw new AwgError(
               'conflict',

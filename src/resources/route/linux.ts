@@ -19,7 +19,7 @@ import type {
   ObserveScope,
 } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
-import { routeRead } from '../reads.js';
+import { readFamily, routeRead } from '../reads.js';
 import { parseRouteJson, type ParsedRoutes, type RouteBand } from './parse.js';
 import { batchScript, familyFlag, routeDelArgs, routeReplaceArgs } from './render.js';
 
@@ -35,16 +35,6 @@ export interface RouteDriver extends Driver<'route'> {
 
 function bandOf(c: Claims): RouteBand {
   return { protocol: c.routeProtocol, tableBase: c.tableBase, bandSize: c.bandSize };
-}
-
-async function readFamily(
-  exec: Pick<Exec, 'read'>,
-  family: 4 | 6,
-  band: RouteBand,
-): Promise<ParsedRoutes> {
-  const [cmd, args] = routeRead(family);
-  const r = await exec.read(cmd, [...args]);
-  return parseRouteJson(r.stdout, family, band);
 }
 
 function index(p: ParsedRoutes): {
@@ -115,7 +105,8 @@ function stepsFor(
 export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
   async function current(exec: Pick<Exec, 'read'>, claims: Claims, families: Iterable<4 | 6>) {
     const m = new Map<4 | 6, ReturnType<typeof index>>();
-    for (const f of new Set(families)) m.set(f, index(await readFamily(exec, f, bandOf(claims))));
+    for (const f of new Set(families))
+      m.set(f, index(await readFamily(exec, routeRead, parseRouteJson, f, bandOf(claims))));
     return m;
   }
   const familiesOf = (cs: Change<'route'>[]) =>
@@ -129,7 +120,9 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
       const resources: Resource<'route'>[] = [];
       const foreign: ForeignObject[] = [];
       const parsed = await Promise.all(
-        ([4, 6] as const).map((f) => readFamily(opts.exec, f, bandOf(scope.claims))),
+        ([4, 6] as const).map((f) =>
+          readFamily(opts.exec, routeRead, parseRouteJson, f, bandOf(scope.claims)),
+        ),
       );
       for (const p of parsed) {
         for (const r of p.owned)

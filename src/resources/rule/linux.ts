@@ -19,11 +19,10 @@ import {
   describeRuleRow,
   networkdManagesForeignRules,
   parseRuleJson,
-  type ParsedRules,
   type RuleBand,
 } from './parse.js';
 import { ruleArgs } from './render.js';
-import { ruleRead } from '../reads.js';
+import { readFamily, ruleRead } from '../reads.js';
 
 export interface LinuxRuleOptions {
   exec: Pick<Exec, 'read'>;
@@ -38,16 +37,6 @@ const bandOf = (c: Claims): RuleBand => ({
   rulePriority: c.rulePriority,
   bandSize: c.bandSize,
 });
-
-async function readFamily(
-  exec: Pick<Exec, 'read'>,
-  family: 4 | 6,
-  band: RuleBand,
-): Promise<ParsedRules> {
-  const [cmd, args] = ruleRead(family);
-  const r = await exec.read(cmd, [...args]);
-  return parseRuleJson(r.stdout, family, band);
-}
 
 /**
  * networkd keeps its state under /run/systemd/netif while it runs: without that directory
@@ -66,8 +55,8 @@ async function networkdRunningDefault(): Promise<boolean> {
 
 /**
  * Synchronous on purpose: procfs reads never wait for a disk, and one promise round trip
- * per process made this scan 30-80 ms for ~120 processes (a one-shot `awg diff` cannot use
- * the cache); read synchronously it is a few ms.
+ * per process made this scan a visible part of a one-shot `awg diff`, which cannot use the
+ * cache; read synchronously it costs next to nothing (bench/RESULTS.md).
  */
 async function processRunning(comm: string): Promise<boolean> {
   let pids: string[];
@@ -109,8 +98,8 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       const seen = new Set<string>();
       // both families and the networkd probe at once: each read is a child process
       const [v4, v6, running] = await Promise.all([
-        readFamily(opts.exec, 4, bandOf(scope.claims)),
-        readFamily(opts.exec, 6, bandOf(scope.claims)),
+        readFamily(opts.exec, ruleRead, parseRuleJson, 4, bandOf(scope.claims)),
+        readFamily(opts.exec, ruleRead, parseRuleJson, 6, bandOf(scope.claims)),
         (opts.networkdRunning ?? networkdRunningDefault)(),
       ]);
       for (const p of [v4, v6]) {
@@ -161,7 +150,7 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       const band = bandOf(ctx.claims);
       let n = 0;
       for (const family of families) {
-        const cur = await readFamily(ctx.exec, family, band);
+        const cur = await readFamily(ctx.exec, ruleRead, parseRuleJson, family, band);
         const after =
           change.action === 'delete' || change.after?.family !== family ? undefined : change.after;
         const priorities = new Set(

@@ -3,7 +3,7 @@
  * exist only for fwmark policy routing; macOS's sysctl namespace is different and awg does
  * not need to change any of it.
  */
-import { unsupportedDarwinDriver } from '../unsupported.js';
+import { unsupportedDarwinDriver } from '../unsupported-driver.js';
 
 export const createDarwinSysctlDriver = () =>
   unsupportedDarwinDriver(

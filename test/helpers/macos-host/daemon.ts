@@ -13,7 +13,7 @@ import {
   darwinCallerNatives,
 } from '../../../src/native/darwin/peercred.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { pidT, xucred } from '../xucred-bytes.js';
 import { modelEngineIo } from './engine.js';

@@ -1,6 +1,6 @@
 /**
  * AmneziaWG 3.x fields in the config model: defaults keep WireGuard/AWG 2.x behaviour, the
- * semantic rules of PROTOCOL.md §9.3/§9.7 (with WireGuard's constants for unset timings),
+ * semantic rules of docs/dataplane.md#header-protection and #timing-ranges (with WireGuard's constants for unset timings),
  * the header protection key as a secret, and export to awg-quick INI.
  */
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { exportWgQuick } from '../../../src/config/export.js';
-import { importWgQuick } from '../../../src/config/import.js';
+import { importWgQuick } from '../../../src/config/import/index.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { formatPath } from '../../../src/config/positions.js';
 import {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { importWgQuick, type ImportOptions } from '../../../src/config/import.js';
+import { importWgQuick, type ImportOptions } from '../../../src/config/import/index.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '../../fixtures/import/invalid');
 

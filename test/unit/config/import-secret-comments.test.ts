@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { importWgQuick } from '../../../src/config/import.js';
+import { importWgQuick } from '../../../src/config/import/index.js';
 import { Config } from '../../../src/config/schema.js';
 
 const CURRENT = '4LkIih5+8ebSzBMpY5v86lwbfnUmwVyyIozdhElRREQ=';

@@ -9,7 +9,7 @@ import {
   importWgQuick,
   type ImportOptions,
   type ImportResult,
-} from '../../../src/config/import.js';
+} from '../../../src/config/import/index.js';
 import { parseIni, splitList } from '../../../src/config/ini.js';
 import { defaultMtu, effectiveMtu } from '../../../src/config/mtu.js';
 import { formatIssue } from '../../../src/errors.js';

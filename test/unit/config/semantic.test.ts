@@ -145,7 +145,7 @@ default: d
   });
 });
 
-describe('AmneziaWG cross-field limits (PROTOCOL.md §9.6)', () => {
+describe('AmneziaWG cross-field limits (docs/dataplane.md#amneziawg-parameters)', () => {
   it('header ranges: inclusive overlap is an error, adjacency is fine', () => {
     expect(awg({ h1: '5-10', h2: 10, h3: 20, h4: 30 })).toEqual([
       'tunnels.a.obfuscation.h2: h2 (10) overlaps h1 (5-10); headers must not overlap',

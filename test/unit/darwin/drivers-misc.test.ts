@@ -16,7 +16,7 @@ import {
 import { createDarwinCgroupDriver } from '../../../src/resources/cgroup/darwin.js';
 import { createDarwinRuleDriver } from '../../../src/resources/rule/darwin.js';
 import { createDarwinSysctlDriver } from '../../../src/resources/sysctl/darwin.js';
-import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
+import { createDarwinDrivers } from '../../../src/resources/platform/darwin-drivers.js';
 import { readUtunRegistry, recordUtun } from '../../../src/platform/darwin/utun.js';
 import { renderDaemonPlist } from '../../../src/platform/darwin/plist.js';
 import { MemoryStateStore } from '../../../src/util/state.js';

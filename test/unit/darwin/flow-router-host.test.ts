@@ -1,13 +1,13 @@
 /**
- * The daemon's host of the macOS flow router (resources/engine/flow-router-host.ts): its
+ * The daemon's host of the macOS flow router (resources/flow/flow-router-host.ts): its
  * per-rule counters and `awg exec` registrations across a rebuild. The router runs on this host's loopback with fake
  * system calls (pcblist_n bytes, proc_pidpath by table, DIOCNATLOOK answering a local server).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
-import type { DarwinFlowNatives } from '../../../src/resources/engine/flow-router-darwin.js';
-import { FlowRouterHost } from '../../../src/resources/engine/flow-router-host.js';
+import type { DarwinFlowNatives } from '../../../src/resources/flow/flow-router-darwin.js';
+import { FlowRouterHost } from '../../../src/resources/flow/flow-router-host.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { cat, inpcb, rest, socket as xsocket, xinpgen } from '../../helpers/pcblist-bytes.js';
 import { exchange, freePort, routeServer } from '../../helpers/route-servers.js';

@@ -21,7 +21,7 @@ import { downCommand } from '../../../src/cli/commands/down.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import type { Io } from '../../../src/cli/output.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
 import { createInprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { FileStateStore } from '../../../src/util/state.js';
 import { modelEngineIo } from '../../helpers/macos-host/engine.js';

@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyCommand } from '../../../src/cli/commands/apply.js';
 import { downCommand } from '../../../src/cli/commands/down.js';
-import { darwinPlatform } from '../../../src/resources/darwin.js';
+import { darwinPlatform } from '../../../src/resources/platform/darwin.js';
 import { capturingCli, servingModelDaemon } from '../../helpers/macos-host/daemon.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
 import { pfVerdict } from '../../helpers/macos-host/pf-eval.js';

@@ -6,7 +6,7 @@
  * default route. Verified on the model only (docs/platform-macos.md).
  */
 import { describe, expect, it } from 'vitest';
-import { importWgQuick } from '../../../src/config/import.js';
+import { importWgQuick } from '../../../src/config/import/index.js';
 import { wgKeyPair } from '../../helpers/awg.js';
 import { rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 

@@ -20,7 +20,7 @@ import {
   type PfPolicy,
 } from '../../../src/platform/darwin/pf-render.js';
 import type { Rule } from '../../../src/config/schema.js';
-import { rulesCanBlock } from '../../../src/resources/engine/flow-router.js';
+import { rulesCanBlock } from '../../../src/resources/flow/flow-router.js';
 import { golden } from './helpers.js';
 
 const base: PfPolicy = {

@@ -10,12 +10,12 @@ import { loadConfigText } from '../../../src/config/load.js';
 import type { Config, Rule } from '../../../src/config/schema.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
-import { realiseDarwin } from '../../../src/resources/darwin.js';
+import { realiseDarwin } from '../../../src/resources/platform/darwin.js';
 import {
   DROPPED_PER_APP_WARNING,
   flowRouterPort,
   realiseDarwinFlow,
-} from '../../../src/resources/darwin-flow.js';
+} from '../../../src/resources/platform/darwin-flow.js';
 
 function load(example: string): Config {
   const file = fileURLToPath(new URL(`../../../examples/${example}`, import.meta.url));

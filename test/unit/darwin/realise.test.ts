@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../../src/config/load.js';
 import { buildDesired } from '../../../src/model/desired.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
-import { realiseDarwin } from '../../../src/resources/darwin.js';
+import { realiseDarwin } from '../../../src/resources/platform/darwin.js';
 import { parseNetstatRoutes, primaryDefault } from '../../../src/platform/darwin/netstat.js';
 import { fixture } from './fixtures.js';
 

@@ -77,7 +77,7 @@ describe('two devices over in-memory TUN and bind', () => {
     expect(data.length).toBe(1);
     b.bind.send([data[0]!.data], { address: '10.0.0.2', port: 51821 }); // wrong direction: ignore
     const replay = data[0]!;
-    (a.bind as any).send([replay.data], replay.to);
+    a.bind.send([replay.data], replay.to);
     net.flush();
     expect(b.tun.written.length).toBe(1);
   });

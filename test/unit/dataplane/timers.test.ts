@@ -266,7 +266,7 @@ describe('endpoints', () => {
     await a.dev.configure({
       peers: [{ publicKey: b.keys.publicKey, endpoint: 'peer-b.example:51821' }],
     });
-    (resolver as any).resolve = async (h: string) => (
+    resolver.resolve = async (h: string) => (
       resolves.push(h),
       [resolves.length > 2 ? answer : '10.0.0.2']
     );

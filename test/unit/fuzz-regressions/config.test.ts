@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { exportWgQuick } from '../../../src/config/export.js';
-import { importWgQuick } from '../../../src/config/import.js';
+import { importWgQuick } from '../../../src/config/import/index.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { effectiveMtu } from '../../../src/config/mtu.js';
 import { Config, type WgLikeTunnel } from '../../../src/config/schema.js';

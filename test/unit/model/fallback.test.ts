@@ -1,5 +1,5 @@
 /**
- * Fallback semantics in the firewall (DESIGN.md §6): what each rule's cgroup gets while its
+ * Fallback semantics in the firewall (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks): what each rule's cgroup gets while its
  * tunnel is up or down, and that it agrees with effectiveRoute (what `awg processes` shows).
  */
 import { describe, expect, it } from 'vitest';

@@ -47,7 +47,7 @@ describe('rtnl codec', () => {
     expect(parseAddr('fd00:200::1').toString('hex')).toBe('fd000200000000000000000000000001');
   });
 
-  it('builds the verified 44-byte RTM_NEWROUTE layout (LINUX.md §2.5)', () => {
+  it('builds the verified 44-byte RTM_NEWROUTE layout (docs/platform-linux.md#rtnetlink)', () => {
     const m = buildMessage(
       RTM_NEWROUTE,
       NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,

@@ -13,7 +13,7 @@ import { engineMode } from '../../../src/cli/commands/engine.js';
 import { Config } from '../../../src/config/schema.js';
 import { formatIssue } from '../../../src/errors.js';
 import { prepare } from '../../../src/pipeline/prepare.js';
-import { darwinEngineProblems } from '../../../src/resources/darwin.js';
+import { darwinEngineProblems } from '../../../src/resources/platform/darwin.js';
 import { enginesNamed, externalProgramProblem } from '../../../src/resources/facts.js';
 
 const PEER = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';

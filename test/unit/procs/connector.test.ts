@@ -10,7 +10,7 @@ import {
 } from '../../../src/procs/connector.js';
 
 /**
- * An EXEC datagram as received on the 6.18 test VM (LINUX.md §3.2 layout): nlmsghdr len 76
+ * An EXEC datagram as received on the 6.18 test VM (docs/platform-linux.md#proc-connector): nlmsghdr len 76
  * type 3, cn_msg {idx 1, val 1, seq, ack 0, len 40}, proc_event {what 2, cpu 1,
  * timestamp_ns (unaligned, offset 44), pid 15251, tgid 15251}.
  */

@@ -1,5 +1,5 @@
 /**
- * The darwin wiring of the flow router (resources/engine/flow-router-darwin.ts), run on
+ * The darwin wiring of the flow router (resources/flow/flow-router-darwin.ts), run on
  * Linux with real loopback TCP: the natives are fakes (pcblist_n bytes in the kernel's
  * layout, proc_pidpath by table, DIOCNATLOOK answering a fixed destination) except the
  * pinned socket, which is a real socket(2) fd from Linux's libc standing in for one with
@@ -17,7 +17,7 @@ import {
   darwinFlowRouterFromConfig,
   loadDarwinFlowNatives,
   type DarwinFlowNatives,
-} from '../../../src/resources/engine/flow-router-darwin.js';
+} from '../../../src/resources/flow/flow-router-darwin.js';
 import { inSubnets } from '../../../src/util/ipaddr.js';
 import type { Dialer } from '../../../src/proxy/types.js';
 import { exchange, freePort, routeServer as server } from '../../helpers/route-servers.js';

@@ -1,17 +1,17 @@
 /**
- * `awg exec` through the flow router (resources/engine/exec-routes.ts): a flow whose owner is
+ * `awg exec` through the flow router (resources/flow/exec-routes.ts): a flow whose owner is
  * a registered pid or one of its descendants takes the registration's route instead of the
  * rules. A fake process table: owners by pid, parents by pid.
  */
 import { describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, execRoute } from '../../../src/model/match.js';
-import { ExecRegistry, MAX_DEPTH } from '../../../src/resources/engine/exec-routes.js';
+import { ExecRegistry, MAX_DEPTH } from '../../../src/resources/flow/exec-routes.js';
 import {
   FlowRouter,
   LOOP,
   type FlowRouterOptions,
-} from '../../../src/resources/engine/flow-router.js';
+} from '../../../src/resources/flow/flow-router.js';
 import { AwgError } from '../../../src/errors.js';
 import { ProxyDialError } from '../../../src/proxy/types.js';
 

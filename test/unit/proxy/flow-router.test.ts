@@ -15,7 +15,7 @@ import {
   FlowRouter,
   rulesCanBlock,
   type FlowRouterOptions,
-} from '../../../src/resources/engine/flow-router.js';
+} from '../../../src/resources/flow/flow-router.js';
 import { PcbFlowLookup } from '../../../src/platform/darwin/flow-lookup.js';
 import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/proxy/types.js';
 import { freePort, routeServer } from '../../helpers/route-servers.js';

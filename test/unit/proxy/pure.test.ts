@@ -11,7 +11,7 @@ import { ProxyDialError, type DialErrorKind, type Dialer } from '../../../src/pr
 import { PassThrough } from 'node:stream';
 
 describe('decodeSockaddr', () => {
-  it('sockaddr_in from LINUX.md §5.1 (family host order, port big-endian)', () => {
+  it('sockaddr_in as docs/platform-linux.md#so_original_dst lays it out (family host order, port big-endian)', () => {
     const b = Buffer.from('020015b30a4d00050000000000000000', 'hex');
     expect(decodeSockaddr(b)).toEqual({ family: 4, address: '10.77.0.5', port: 5555 });
   });

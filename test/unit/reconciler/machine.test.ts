@@ -102,7 +102,7 @@ describe('reconcile machine', () => {
     const d = createFakeDriverSet();
     // prior state: an older apply with another MTU and other allowed IPs
     const old = config('off', 1380, '10.0.0.0/8');
-    for (const r of old.resources) (d[r.kind] as any).seed(r.spec);
+    for (const r of old.resources) (d[r.kind] as { seed(spec: unknown): void }).seed(r.spec);
     const prior = Object.fromEntries(
       Object.entries(d).map(([k, f]) => [
         k,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadPlatform, observeReads } from '../../../src/resources/registry.js';
-import { createDarwinDrivers } from '../../../src/resources/darwin-drivers.js';
+import { createDarwinDrivers } from '../../../src/resources/platform/darwin-drivers.js';
 import { linuxObserveReads } from '../../../src/resources/reads.js';
 import { RESOURCE_KINDS } from '../../../src/model/resources.js';
 import { linuxCallerNatives } from '../../../src/native/peercred.js';

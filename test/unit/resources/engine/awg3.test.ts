@@ -1,7 +1,7 @@
 /**
  * AmneziaWG 3.x parameters end to end: YAML → desired engine spec → the in-process engine
  * driver's UAPI set → a Device over in-memory TUN/bind, against a peer Device configured with
- * hand-written UAPI text (the amneziawg-tools key names, PROTOCOL.md §10). Same parameters
+ * hand-written UAPI text (the amneziawg-tools key names, docs/dataplane.md#uapi-the-engines-configuration-socket). Same parameters
  * interoperate; a different header protection key does not. The key itself never appears
  * in the plan document, the observed (status) spec, the exec log or the state store.
  */
@@ -67,7 +67,7 @@ const OBF = `
       disableCookies: true
 `;
 
-/** What an awg(8) `setconf` of the same interface section would send (PROTOCOL.md §10). */
+/** What an awg(8) `setconf` of the same interface section would send (docs/dataplane.md#uapi-the-engines-configuration-socket). */
 function serverAwg(hpk: string): string {
   return [
     'jc=3',

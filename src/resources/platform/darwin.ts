@@ -4,8 +4,8 @@
  * drivers (darwin-drivers.ts: route, PF, ifconfig/utun, networksetup/scutil DNS, launchd;
  * verified against captured real outputs only — docs/platform-macos.md) and the facts.
  */
-import { isWgLike, type Config } from '../config/schema.js';
-import type { HostFacts } from '../model/desired.js';
+import { isWgLike, type Config } from '../../config/schema.js';
+import type { HostFacts } from '../../model/desired.js';
 import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
 import { flowRouterPort, isProxyDefault, realiseDarwinFlow } from './darwin-flow.js';
 import { realiseDarwin } from './darwin-realise.js';
@@ -45,9 +45,9 @@ export const darwinPlatform: Platform = {
   drivers: async ({ exec }) => (await import('./darwin-drivers.js')).createDarwinDrivers({ exec }),
   async probeFacts(c, { exec, state, persistEndpoints }) {
     const [{ resolveEndpoints }, { darwinDefaultRoutes }, { localAddresses }] = await Promise.all([
-      import('./facts.js'),
-      import('./route/darwin.js'),
-      import('./link/darwin.js'),
+      import('../facts.js'),
+      import('../route/darwin.js'),
+      import('../link/darwin.js'),
     ]);
     // the host's addresses matter only to the flow router's PF rules (path rules, a proxy default)
     const router = c !== undefined && (c.rules.some((r) => r.enabled) || isProxyDefault(c));
@@ -75,10 +75,11 @@ export const darwinPlatform: Platform = {
         })
       : realiseDarwin(m, facts),
   engineIo: ENGINE_IO.darwin,
-  watchNetwork: async (o) => (await import('./monitor/darwin.js')).watchDarwinNetwork(o),
-  callerNatives: async () => (await import('../native/darwin/peercred.js')).darwinCallerNatives(),
-  serviceManager: async () => (await import('./service/manager.js')).launchdManager,
+  watchNetwork: async (o) => (await import('../monitor/darwin.js')).watchDarwinNetwork(o),
+  callerNatives: async () =>
+    (await import('../../native/darwin/peercred.js')).darwinCallerNatives(),
+  serviceManager: async () => (await import('../service/manager.js')).launchdManager,
   perApp: PER_APP.darwin,
   engineHost: 'daemon',
-  upLinks: async ({ state, exec }) => (await import('./link/darwin.js')).upUtunLinks(state, exec),
+  upLinks: async ({ state, exec }) => (await import('../link/darwin.js')).upUtunLinks(state, exec),
 };

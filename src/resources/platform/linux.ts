@@ -3,13 +3,13 @@
  * (loaded on first use, so `awg validate` stays light) the drivers (linux-drivers.ts), the
  * facts the model needs, rtnetlink wakes and systemd.
  */
-import { LINK_PREFIX } from '../config/schema.js';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import { ids } from '../model/identity.js';
-import type { AnyResource, DesiredState } from '../model/resources.js';
+import { LINK_PREFIX } from '../../config/schema.js';
+import type { DesiredModel, HostFacts } from '../../model/desired.js';
+import { ids } from '../../model/identity.js';
+import type { AnyResource, DesiredState } from '../../model/resources.js';
 import { ENGINE_IO, PER_APP, type Platform } from './platform.js';
-import { NFT_TABLE, toNftPolicy } from './firewall/policy.js';
-import { firewallSpec } from './firewall/render.js';
+import { NFT_TABLE, toNftPolicy } from '../firewall/policy.js';
+import { firewallSpec } from '../firewall/render.js';
 
 /**
  * The model → Linux resources: everything as the model has it, plus our nft table rendered
@@ -47,10 +47,10 @@ export const linuxPlatform: Platform = {
   async probeFacts(c, { env, state, persistEndpoints }) {
     const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] =
       await Promise.all([
-        import('./facts.js'),
-        import('./dns/linux.js'),
-        import('../util/exec.js'),
-        import('../util/reporter.js'),
+        import('../facts.js'),
+        import('../dns/linux.js'),
+        import('../../util/exec.js'),
+        import('../../util/reporter.js'),
       ]);
     return probeLinuxFacts(
       c,
@@ -63,12 +63,12 @@ export const linuxPlatform: Platform = {
     );
   },
   realise: realiseLinux,
-  watchNetwork: async (o) => (await import('./monitor/linux.js')).watchLinuxNetwork(o),
+  watchNetwork: async (o) => (await import('../monitor/linux.js')).watchLinuxNetwork(o),
   trafficCounters: 'nft',
   engineIo: ENGINE_IO.linux,
-  callerNatives: async () => (await import('../native/peercred.js')).linuxCallerNatives,
-  serviceManager: async () => (await import('./service/manager.js')).systemdManager,
+  callerNatives: async () => (await import('../../native/peercred.js')).linuxCallerNatives,
+  serviceManager: async () => (await import('../service/manager.js')).systemdManager,
   perApp: PER_APP.linux,
   engineHost: 'detached',
-  upLinks: async () => (await import('./link/linux.js')).upLinks(),
+  upLinks: async () => (await import('../link/linux.js')).upLinks(),
 };

@@ -17,11 +17,11 @@
  *   per-app rules).
  * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
  */
-import ipaddr, { inSubnets } from '../util/ipaddr.js';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import { ids } from '../model/identity.js';
-import type { AnyResource, DesiredState, Resource, RouteSpec } from '../model/resources.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
+import ipaddr, { inSubnets } from '../../util/ipaddr.js';
+import type { DesiredModel, HostFacts } from '../../model/desired.js';
+import { ids } from '../../model/identity.js';
+import type { AnyResource, DesiredState, Resource, RouteSpec } from '../../model/resources.js';
+import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../../platform/darwin/pf-render.js';
 
 /** our PF anchor below `com.awg/` (the firewall resource's `table`) */
 export const PF_ANCHOR = 'awg';

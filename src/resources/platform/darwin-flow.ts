@@ -2,7 +2,7 @@
  * Per-app rules on macOS, realised through the flow router. Pure.
  *
  * realiseDarwin (darwin.ts) drops per-app rules with a warning: PF cannot match a process.
- * A host that runs the flow router (resources/engine/flow-router.ts on its darwin wiring,
+ * A host that runs the flow router (resources/flow/flow-router.ts on its darwin wiring,
  * flow-router-darwin.ts: it needs the config's rules and the tunnels' health, so it is the
  * daemon's to host, as placement is on Linux) realises the model with `realiseDarwinFlow`
  * instead: realiseDarwin's resources unchanged, except the PF anchor, which also carries the
@@ -16,7 +16,7 @@
  *
  * darwinPlatform.realise is this whenever it is given the config (pipeline/prepare.ts always
  * gives it), so `awg diff` plans what the daemon applies. The host's duties (not resources
- * here; resources/engine/flow-router-host.ts does them in the daemon, and a one-shot `awg
+ * here; resources/flow/flow-router-host.ts does them in the daemon, and a one-shot `awg
  * apply` of a config with rules is refused, cli/commands/apply.ts):
  * - the router listens on 127.0.0.1 and ::1 at `port` before this anchor is loaded: a SYN
  *   redirected to a closed port is answered with a reset (fail-closed, but every app's TCP
@@ -36,13 +36,13 @@
  * leaving by another interface.
  */
 import { isIP } from 'node:net';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import { ids } from '../model/identity.js';
-import type { RuleMatcher } from '../model/match.js';
-import type { AnyResource, DesiredState } from '../model/resources.js';
-import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../platform/darwin/pf-flow.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../platform/darwin/pf-render.js';
-import { isWgLike, type Config } from '../config/schema.js';
+import type { DesiredModel, HostFacts } from '../../model/desired.js';
+import { ids } from '../../model/identity.js';
+import type { RuleMatcher } from '../../model/match.js';
+import type { AnyResource, DesiredState } from '../../model/resources.js';
+import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../../platform/darwin/pf-flow.js';
+import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../../platform/darwin/pf-render.js';
+import { isWgLike, type Config } from '../../config/schema.js';
 import { PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
 
 export interface DarwinFlowRouterSetup {

@@ -1,14 +1,14 @@
-/** What a platform offers the pipeline and the daemon (chosen in registry.ts). Types, and two tables known without loading a platform. */
-import type { Config } from '../config/schema.js';
-import type { EngineIo } from '../dataplane/engine.js';
-import type { CallerNatives } from '../native/peercred.js';
-import type { DesiredModel, HostFacts } from '../model/desired.js';
-import type { DesiredState } from '../model/resources.js';
-import type { Exec } from '../util/exec.js';
-import type { DriverSet } from './driver.js';
-import type { NetworkWatch, NetworkWatchOptions } from './monitor/types.js';
-import type { ServiceManager } from './service/manager.js';
-import type { StateStore } from '../util/state.js';
+/** What a platform offers the pipeline and the daemon (chosen in ../registry.ts). Types, and two tables known without loading a platform. */
+import type { Config } from '../../config/schema.js';
+import type { EngineIo } from '../../dataplane/engine.js';
+import type { CallerNatives } from '../../native/peercred.js';
+import type { DesiredModel, HostFacts } from '../../model/desired.js';
+import type { DesiredState } from '../../model/resources.js';
+import type { Exec } from '../../util/exec.js';
+import type { DriverSet } from '../driver.js';
+import type { NetworkWatch, NetworkWatchOptions } from '../monitor/types.js';
+import type { ServiceManager } from '../service/manager.js';
+import type { StateStore } from '../../util/state.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
 export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<
@@ -21,9 +21,9 @@ export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satis
  * (registry.ts loadEngineIo): the Linux TUN and UDP bindings, macOS's utun.
  */
 export const ENGINE_IO = {
-  linux: async () => (await import('../dataplane/engine.js')).nativeEngineIo(),
+  linux: async () => (await import('../../dataplane/engine.js')).nativeEngineIo(),
   darwin: async (o) =>
-    (await import('../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
+    (await import('../../dataplane/engine.js')).utunEngineIo(o?.log ? { log: o.log } : {}),
 } as const satisfies Record<string, Platform['engineIo']>;
 
 export interface DriverOptions {
@@ -49,7 +49,7 @@ export interface Platform {
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
    * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed. `c`: the
    * config's rules and routing, for what the model does not carry (macOS: the flow router's
-   * PF rules, resources/darwin-flow.ts); without it path rules are dropped with a warning.
+   * PF rules, resources/platform/darwin-flow.ts); without it path rules are dropped with a warning.
    */
   realise(m: DesiredModel, facts: HostFacts, c?: Pick<Config, 'rules' | 'routing'>): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */

@@ -1,15 +1,15 @@
 /** The macOS drivers (verified against captured real outputs only: docs/platform-macos.md). */
-import type { Exec } from '../util/exec.js';
-import type { DriverSet } from './driver.js';
-import { createDarwinAddressDriver } from './address/darwin.js';
-import { createDarwinCgroupDriver } from './cgroup/darwin.js';
-import { createDarwinDnsDriver } from './dns/darwin.js';
-import { createDarwinFirewallDriver } from './firewall/darwin.js';
-import { createDarwinLinkDriver } from './link/darwin.js';
-import { createDarwinRouteDriver } from './route/darwin.js';
-import { createDarwinRuleDriver } from './rule/darwin.js';
-import { createDarwinServiceDriver } from './service/darwin.js';
-import { createDarwinSysctlDriver } from './sysctl/darwin.js';
+import type { Exec } from '../../util/exec.js';
+import type { DriverSet } from '../driver.js';
+import { createDarwinAddressDriver } from '../address/darwin.js';
+import { createDarwinCgroupDriver } from '../cgroup/darwin.js';
+import { createDarwinDnsDriver } from '../dns/darwin.js';
+import { createDarwinFirewallDriver } from '../firewall/darwin.js';
+import { createDarwinLinkDriver } from '../link/darwin.js';
+import { createDarwinRouteDriver } from '../route/darwin.js';
+import { createDarwinRuleDriver } from '../rule/darwin.js';
+import { createDarwinServiceDriver } from '../service/darwin.js';
+import { createDarwinSysctlDriver } from '../sysctl/darwin.js';
 
 /**
  * The macOS drivers. No engine driver for one-shot `awg apply`: its detached engines are

@@ -1,7 +1,7 @@
 /**
  * The flow router as the daemon hosts it on macOS (Platform.perApp 'flow-router'): the
  * router of flow-router-darwin.ts for the config the daemon converges to, running exactly
- * while the PF anchor redirects to it (resources/darwin-flow.ts: an enabled rule, or a
+ * while the PF anchor redirects to it (resources/platform/darwin-flow.ts: an enabled rule, or a
  * proxy tunnel as the default route).
  *
  * Order, so that no redirected SYN meets a closed port while the host can avoid it:
@@ -35,12 +35,13 @@ import type { Config } from '../../config/schema.js';
 import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
-import { flowRouterPort, isProxyDefault } from '../darwin-flow.js';
-import type { FlowRouter, RuleTraffic } from './flow-router.js';
+import { flowRouterPort, isProxyDefault } from '../platform/darwin-flow.js';
+import type { FlowRouter } from './flow-router.js';
+import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 import { ruleName } from '../../model/match.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
-// loads them (its RSS is a Step 10 bar)
+// loads them (its memory has a budget: bench/RESULTS.md)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
 
 export type FlowConfig = Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>;
@@ -69,7 +70,7 @@ export interface FlowRouterStatus {
   execs?: number;
 }
 
-/** Does this config's PF anchor redirect to the router (resources/darwin-flow.ts)? */
+/** Does this config's PF anchor redirect to the router (resources/platform/darwin-flow.ts)? */
 export function needsFlowRouter(c: Pick<Config, 'rules' | 'default' | 'tunnels'>): boolean {
   return c.rules.some((r) => r.enabled) || isProxyDefault(c);
 }

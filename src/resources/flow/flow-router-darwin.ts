@@ -34,7 +34,7 @@ import {
 } from '../../proxy/types.js';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
 import type { ExecRegistry } from './exec-routes.js';
-import { flowRouterPort } from '../darwin-flow.js';
+import { flowRouterPort } from '../platform/darwin-flow.js';
 
 export interface NatEndpoint {
   address: string;

@@ -1,34 +1,10 @@
 /**
- * What a platform lacks: drivers for kinds it does not have (observe finds nothing, apply
- * refuses with a reason), and the platform of an OS awg does not support at all (the config
- * still validates; nothing can be applied).
+ * The platform of an OS awg does not support at all: the config still validates; nothing can
+ * be applied. (Drivers for the kinds a supported platform lacks: ../unsupported-driver.ts.)
  */
-import type { DesiredModel } from '../model/desired.js';
-import type { ResourceKind } from '../model/resources.js';
-import { AwgError } from '../errors.js';
-import type { Driver } from './driver.js';
+import type { DesiredModel } from '../../model/desired.js';
+import { AwgError } from '../../errors.js';
 import type { Platform } from './platform.js';
-
-export function unsupportedDarwinDriver<K extends ResourceKind>(
-  kind: K,
-  reason: string,
-): Driver<K> {
-  return {
-    kind,
-    async observe() {
-      return { resources: [], foreign: [] };
-    },
-    async apply(change) {
-      if (change.action === 'noop') return 'unchanged';
-      throw new AwgError('unsupported', `${change.id}: ${reason}`, {
-        hint: 'remove this from the macOS configuration, or run awg on Linux for it',
-      });
-    },
-  };
-}
-
-export const PER_APP_ON_DARWIN =
-  'macOS has no cgroups, fwmarks or policy-routing rules; per-app routing on macOS is the flow router the daemon hosts (PF redirects TCP to it; owner lookup by pcblist_n and proc_pidpath), not these resources';
 
 /** An OS without drivers: `validate` works, `diff` plans against nothing, `apply` fails `unsupported`. */
 export function unsupportedPlatform(os: NodeJS.Platform): Platform {

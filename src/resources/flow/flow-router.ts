@@ -28,7 +28,7 @@
  *   One loop the uid does not stop: PF's `rdr` on lo0 has no user match, so a connection
  *   to one of the host's own addresses (it travels over lo0) is redirected whoever opened
  *   it, the router's redial included. The PF skip table lists the host's addresses when the
- *   host gives them (resources/darwin-flow.ts); as the last guard, a flow whose owner is
+ *   host gives them (resources/platform/darwin-flow.ts); as the last guard, a flow whose owner is
  *   the router's own process (`selfPid`) is blocked, which ends such a loop at its second
  *   hop.
  * - Fallbacks: the route follows the tunnels' health (`tunnelUp`) through match.ts. A proxy
@@ -72,6 +72,7 @@ import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
 import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
 import type { ExecRegistry } from './exec-routes.js';
+import { zeroRuleTraffic, type RuleTraffic } from '../engine/stats.js';
 
 export interface FlowOwner {
   pid: number;
@@ -154,13 +155,6 @@ export interface FlowDecision {
 
 /** what a config edit changes (FlowRouter.update) */
 export type FlowPolicy = Pick<FlowRouterOptions, 'rules' | 'default' | 'unknownOwner' | 'ipv6'>;
-
-/** a rule's connections through the router and their payload bytes (tx: app → destination, rx: back to the app) */
-export interface RuleTraffic {
-  connections: number;
-  txBytes: number;
-  rxBytes: number;
-}
 
 export class FlowRouter {
   readonly proxy: TransparentProxy;
@@ -272,7 +266,7 @@ export class FlowRouter {
   /** A connection a rule decided (blocked ones too: they count, with no bytes); its bytes count when it closes, and meanwhile live. */
   private countFor(rule: string, client: Socket): void {
     let t = this.ruleDone.get(rule);
-    if (!t) this.ruleDone.set(rule, (t = { connections: 0, txBytes: 0, rxBytes: 0 }));
+    if (!t) this.ruleDone.set(rule, (t = zeroRuleTraffic()));
     t.connections++;
     this.ruleLive.set(client, rule);
     client.once('close', () => {

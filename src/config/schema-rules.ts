@@ -1,0 +1,99 @@
+/**
+ * Per-app rules (`rules:`): what a rule matches (name, path glob, directory or regex), its
+ * target and its fallback. Part of the model in schema.ts.
+ */
+import * as z from 'zod';
+import { globProblem, MAX_GLOB_WILDCARDS_PER_SEGMENT } from './grammar.js';
+import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
+import { Text } from './schema-values.js';
+
+/** match.regex runs in the linear-time engine (util/linear-regex.ts); what it cannot run is refused here */
+function linearRegex(s: string, ctx: z.RefinementCtx): void {
+  try {
+    compileLinearRegex(s);
+  } catch (e) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `unsupported regular expression: ${(e as Error).message}`,
+    });
+  }
+}
+
+export const Match = z
+  .union(
+    [
+      z.strictObject({
+        name: Text()
+          .min(1)
+          .regex(/^[^/]+$/, 'an executable name has no "/"; use `path` or `dir` for paths')
+          .meta({
+            description:
+              'Exact executable file name (basename of /proc/PID/exe), e.g. `firefox-esr`.',
+          }),
+        ignoreCase: z.boolean().default(false),
+      }),
+      z.strictObject({
+        path: Text()
+          .min(1)
+          .regex(/^\//, 'must be an absolute path or glob')
+          .superRefine((s, ctx) => {
+            const why = globProblem(s);
+            if (why) ctx.addIssue({ code: 'custom', message: why });
+          })
+          .meta({
+            description: `Absolute path glob of the executable (picomatch: \`*\` within a segment, \`**\` across segments, \`{a,b}\`). At most ${MAX_GLOB_WILDCARDS_PER_SEGMENT} \`*\` and \`{…}\` per segment; no extglobs or groups (see docs/security.md).`,
+          }),
+        ignoreCase: z.boolean().default(false),
+      }),
+      z.strictObject({
+        dir: Text()
+          .min(1)
+          .regex(/^\//, 'must be an absolute directory')
+          .meta({ description: 'Any executable below this directory, recursively.' }),
+        ignoreCase: z.boolean().default(false),
+      }),
+      z.strictObject({
+        regex: Text()
+          .min(1)
+          .superRefine(linearRegex)
+          .meta({
+            description: `JavaScript regular expression tested against the full executable path (not anchored unless you anchor it), run in linear time: backreferences, lookahead/lookbehind, octal escapes, \\ before a letter with no meaning and a literal { } ] outside a class are refused, and the compiled pattern is limited to ${MAX_PROGRAM} instructions (see docs/security.md).`,
+          }),
+        ignoreCase: z.boolean().default(false),
+      }),
+    ],
+    { error: 'must have exactly one of name, path, dir or regex (plus optional ignoreCase)' },
+  )
+  .meta({
+    id: 'Match',
+    description:
+      'Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.',
+  });
+export type Match = z.infer<typeof Match>;
+
+export const FALLBACKS = ['allow-direct', 'block', 'drop', 'failover'] as const;
+export const Fallback = z.enum(FALLBACKS).meta({
+  description:
+    "What happens while the target tunnel is not up. allow-direct: go direct. block: drop until the tunnel is back. drop: always drop this app's traffic, tunnel up or not. failover: use the next matching enabled rule (none left: block).",
+});
+
+export const Rule = z
+  .strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
+      .optional()
+      .meta({ description: 'Name shown in status and counters; defaults to rule-<index>.' }),
+    match: Match,
+    target: Text().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
+    fallback: Fallback.default('block'),
+    enabled: z.boolean().default(true),
+  })
+  .meta({
+    id: 'Rule',
+    description:
+      'Rules are ordered; the first enabled rule whose match fits a process decides its route.',
+  });
+export type Rule = z.infer<typeof Rule>;

@@ -8,7 +8,6 @@
  * fills only non-optional scalars), `oneofs` names the set member of `Event.event`.
  */
 import { checkConfirmTimeout } from './confirm.js';
-import { packagePath } from '../util/package-root.js';
 import { AwgError, ERROR_KINDS, type ErrorKind, type Issue } from '../errors.js';
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
@@ -27,15 +26,7 @@ import type {
 } from './core.js';
 import type { HealthState } from './tunnel-health.js';
 
-export const PROTO_PATH = packagePath('proto', 'awg.proto');
-export const SERVICE_NAME = 'awg.v1.Awg';
-export const LOADER_OPTIONS = {
-  keepCase: false,
-  longs: Number,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-} as const;
+export { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './wire/proto.js';
 /** trailer carrying the AwgError of a failed RPC as UTF-8 JSON (a -bin key: paths need not be ASCII) */
 export const ERROR_TRAILER = 'awg-error-bin';
 

@@ -188,9 +188,9 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('an unknown state from the wire is an error, not a silent default', () => {
-    expect(() => statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [] })).toThrow(
-      /malformed/,
-    );
+    expect(() =>
+      statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [], rules: [] }),
+    ).toThrow(/malformed/);
   });
 
   it('errors: each kind maps to its gRPC code and back with issues and hint', () => {

@@ -52,8 +52,32 @@ export interface LinkTraffic {
 }
 
 /** Why the loop woke. Wakes never carry state: each run re-observes everything. */
-export type WakeReason =
-  'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
+export const WAKE_REASONS = [
+  'start',
+  'config',
+  'network',
+  'engine',
+  'drift-timer',
+  'api',
+  'retry',
+  'confirm-timeout',
+] as const;
+export type WakeReason = (typeof WAKE_REASONS)[number];
+
+/**
+ * The daemon's state, as `awg status` reports it (status.ts's daemonState decides it). The
+ * one list: the status document's zod enum, the proto's State enum (STATE_ + the name; a test
+ * compares) and the metrics' state gauge follow it.
+ */
+export const DAEMON_STATES = [
+  'converged',
+  'drifted',
+  'reconciling',
+  'failed',
+  'failed-closed',
+  'down',
+] as const;
+export type DaemonState = (typeof DAEMON_STATES)[number];
 
 export interface ApplyRequest {
   /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
@@ -125,7 +149,7 @@ export interface RuleCounter {
 }
 
 export interface StatusResponse {
-  state: 'converged' | 'drifted' | 'reconciling' | 'failed' | 'failed-closed' | 'down';
+  state: DaemonState;
   configPath?: string;
   lastReconcile?: {
     at: string;

@@ -6,6 +6,7 @@
  * of both with it (test/unit/daemon/status-document.test.ts, test/netns/fleet.test.ts).
  */
 import * as z from 'zod';
+import { DAEMON_STATES } from './core.js';
 
 const Count = z.number().int().min(0);
 const Traffic = z.strictObject({
@@ -86,7 +87,7 @@ const Tunnel = z.strictObject({
 export const DaemonStatusDoc = z
   .strictObject({
     source: z.literal('daemon'),
-    state: z.enum(['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down']),
+    state: z.enum(DAEMON_STATES),
     config: z.string().optional().meta({ description: 'the config file the daemon follows' }),
     configState: ConfigStateDoc.optional(),
     lastReconcile: z

@@ -2,23 +2,13 @@
  * The daemon's events on the wire (Watch): one member of the Event oneof per DaemonEvent
  * type. A client skips an event type it does not know (a newer daemon's). Pure.
  */
-import type { DaemonEvent, WakeReason } from '../core.js';
+import { WAKE_REASONS, type DaemonEvent } from '../core.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
 import { healthFromWire, linkTraffic, ruleCounter } from './status.js';
 
-const WAKES: WakeReason[] = [
-  'start',
-  'config',
-  'network',
-  'engine',
-  'drift-timer',
-  'api',
-  'retry',
-  'confirm-timeout',
-];
-const WAKE = protoEnum('WAKE_REASON', WAKES);
+const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
 export const wakeToWire = WAKE.toWire;
 export const wakeFromWire = WAKE.fromWire;
 

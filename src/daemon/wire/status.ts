@@ -4,14 +4,15 @@
  * one function each, used in both directions: the proto's messages and the domain's types
  * have the same fields under the same names. Pure.
  */
-import type {
-  ConfigState,
-  LinkTraffic,
-  PlacementStatus,
-  ProcessInfo,
-  RuleCounter,
-  StatusResponse,
-  TunnelStatus,
+import {
+  DAEMON_STATES,
+  type ConfigState,
+  type LinkTraffic,
+  type PlacementStatus,
+  type ProcessInfo,
+  type RuleCounter,
+  type StatusResponse,
+  type TunnelStatus,
 } from '../core.js';
 import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
@@ -21,15 +22,7 @@ import type { Placement__Output } from './generated/awg/v1/Placement.js';
 import type { StatusResponse__Output } from './generated/awg/v1/StatusResponse.js';
 import type { Tunnel__Output } from './generated/awg/v1/Tunnel.js';
 
-const STATES: StatusResponse['state'][] = [
-  'converged',
-  'drifted',
-  'reconciling',
-  'failed',
-  'failed-closed',
-  'down',
-];
-const STATE = protoEnum('STATE', STATES);
+const STATE = protoEnum('STATE', DAEMON_STATES);
 export const stateToWire = STATE.toWire;
 export const stateFromWire = STATE.fromWire;
 

@@ -26,7 +26,7 @@ import {
   statusFromWire,
   statusToWire,
 } from '../../../src/daemon/convert.js';
-import type { StatusResponse } from '../../../src/daemon/core.js';
+import { DAEMON_STATES, type StatusResponse } from '../../../src/daemon/core.js';
 import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
 
 // Round trips go through the real protobuf encoding, so a field missing from the .proto
@@ -116,14 +116,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('Status: every state, optional fields absent stay absent, 64-bit byte counters survive', () => {
-    for (const state of [
-      'converged',
-      'drifted',
-      'reconciling',
-      'failed',
-      'failed-closed',
-      'down',
-    ] as StatusResponse['state'][]) {
+    for (const state of DAEMON_STATES) {
       const s = { ...sampleStatus(), state };
       expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
     }

@@ -6,6 +6,9 @@
  */
 import {
   DAEMON_STATES,
+  PLACEMENT_MODES,
+  PLACEMENT_STATES,
+  TUNNEL_HEALTH,
   type ConfigState,
   type LinkTraffic,
   type PlacementStatus,
@@ -82,10 +85,14 @@ function tunnel<H extends object>(
   };
 }
 
-const HEALTH: readonly HealthState[] = ['connecting', 'up', 'down', 'auth-failed'];
+/** `w` when it is one of `values` (a value this side does not know reads as none) */
+function oneOf<V extends string>(values: readonly V[], w: string | undefined): V | undefined {
+  return (values as readonly string[]).includes(w ?? '') ? (w as V) : undefined;
+}
+
 /** a health this side does not know reads as none (the status line then says up or down) */
 export function healthFromWire(h: string | undefined): HealthState | undefined {
-  return HEALTH.includes(h as HealthState) ? (h as HealthState) : undefined;
+  return oneOf(TUNNEL_HEALTH, h);
 }
 
 const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
@@ -123,12 +130,9 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
 }
 
 function placementFromWire(p: Placement__Output): PlacementStatus {
-  const mode: PlacementStatus['mode'] =
-    p.mode === 'gated' || p.mode === 'best-effort' ? p.mode : undefined;
+  const mode = oneOf(PLACEMENT_MODES, p.mode);
   return {
-    state: (['active', 'unavailable', 'off'].includes(p.state)
-      ? p.state
-      : 'off') as PlacementStatus['state'],
+    state: oneOf(PLACEMENT_STATES, p.state) ?? 'off',
     ...opt('reason', p.reason),
     execs: p.execs,
     placed: p.placed,

@@ -2,7 +2,7 @@
  * The daemon's events on the wire (Watch): one member of the Event oneof per DaemonEvent
  * type. A client skips an event type it does not know (a newer daemon's). Pure.
  */
-import { WAKE_REASONS, type DaemonEvent } from '../core.js';
+import { WAKE_REASONS, type DaemonEvent, type LinkTraffic, type TunnelTraffic } from '../core.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
@@ -11,6 +11,16 @@ import { healthFromWire, linkTraffic, ruleCounter } from './status.js';
 const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
 export const wakeToWire = WAKE.toWire;
 export const wakeFromWire = WAKE.fromWire;
+
+/** a tunnel's counters in a traffic event, the same copy both ways */
+const tunnelTraffic = (
+  t: Omit<TunnelTraffic, 'link'> & { link?: LinkTraffic | null },
+): TunnelTraffic => ({
+  tunnel: t.tunnel,
+  rxBytes: t.rxBytes,
+  txBytes: t.txBytes,
+  ...opt('link', t.link ? linkTraffic(t.link) : undefined),
+});
 
 export function eventToWire(e: DaemonEvent): Event__Output {
   switch (e.type) {
@@ -56,12 +66,7 @@ export function eventToWire(e: DaemonEvent): Event__Output {
         at: e.at,
         traffic: {
           rules: e.rules.map(ruleCounter),
-          tunnels: e.tunnels.map((t) => ({
-            tunnel: t.tunnel,
-            rxBytes: t.rxBytes,
-            txBytes: t.txBytes,
-            ...opt('link', t.link ? linkTraffic(t.link) : undefined),
-          })),
+          tunnels: e.tunnels.map(tunnelTraffic),
         },
       };
   }
@@ -106,12 +111,7 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       type: 'traffic',
       at,
       rules: (w.traffic.rules ?? []).map(ruleCounter),
-      tunnels: (w.traffic.tunnels ?? []).map((t) => ({
-        tunnel: t.tunnel,
-        rxBytes: t.rxBytes,
-        txBytes: t.txBytes,
-        ...opt('link', t.link ? linkTraffic(t.link) : undefined),
-      })),
+      tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
     };
   return undefined;
 }

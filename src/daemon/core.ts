@@ -56,21 +56,6 @@ export const WAKE_REASONS = [
 ] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
 
-/**
- * The daemon's state, as `awg status` reports it (status.ts's daemonState decides it). The
- * one list: the status document's zod enum, the proto's State enum (STATE_ + the name; a test
- * compares) and the metrics' state gauge follow it.
- */
-export const DAEMON_STATES = [
-  'converged',
-  'drifted',
-  'reconciling',
-  'failed',
-  'failed-closed',
-  'down',
-] as const;
-export type DaemonState = (typeof DAEMON_STATES)[number];
-
 export interface ApplyRequest {
   /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
   configPath: string;
@@ -88,28 +73,16 @@ export interface ApplyResponse {
   confirmDeadline?: string;
 }
 
-/**
- * The states of a tunnel's health (tunnel-health.ts's HealthState): what the loop routes by.
- * The status document's `health` follows this list.
- */
-export const TUNNEL_HEALTH = [
-  'connecting',
-  'up',
-  'down',
-  'auth-failed',
-] as const satisfies readonly HealthState[];
-
-/** PlacementStatus.state: the process watcher runs; it could not start (reason); no rules */
-export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;
-/**
- * PlacementStatus.mode. gated: the exec gate holds every exec a rule could match until it is
- * placed (no first packet by the wrong path); best-effort: the watcher places after the exec
- * (modeReason says why)
- */
-export const PLACEMENT_MODES = ['gated', 'best-effort'] as const;
-
 // The status and its parts are the types of its one definition, the zod schema DaemonStatus
-// (status-document.ts), which `awg status --json` prints and the proto's StatusResponse carries.
+// (status-document.ts), which `awg status --json` prints and the proto's StatusResponse carries;
+// its lists of names are constants there.
+export {
+  DAEMON_STATES,
+  PLACEMENT_MODES,
+  PLACEMENT_STATES,
+  TUNNEL_HEALTH,
+  type DaemonState,
+} from './status-document.js';
 
 /** The daemon's status (what each field says: status-document.ts). */
 export type StatusResponse = DaemonStatus;

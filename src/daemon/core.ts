@@ -7,7 +7,10 @@ import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { DaemonStatus } from './status-document.js';
+import type { DaemonState, WakeReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
+
+export type { DaemonState, WakeReason };
 
 export type { ProcessInfo };
 
@@ -43,19 +46,6 @@ export interface TunnelTraffic {
   link?: LinkTraffic;
 }
 
-/** Why the loop woke. Wakes never carry state: each run re-observes everything. */
-export const WAKE_REASONS = [
-  'start',
-  'config',
-  'network',
-  'engine',
-  'drift-timer',
-  'api',
-  'retry',
-  'confirm-timeout',
-] as const;
-export type WakeReason = (typeof WAKE_REASONS)[number];
-
 export interface ApplyRequest {
   /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
   configPath: string;
@@ -75,14 +65,7 @@ export interface ApplyResponse {
 
 // The status and its parts are the types of its one definition, the zod schema DaemonStatus
 // (status-document.ts), which `awg status --json` prints and the proto's StatusResponse carries;
-// its lists of names are constants there.
-export {
-  DAEMON_STATES,
-  PLACEMENT_MODES,
-  PLACEMENT_STATES,
-  TUNNEL_HEALTH,
-  type DaemonState,
-} from './status-document.js';
+// its lists of names are constants in names.ts.
 
 /** The daemon's status (what each field says: status-document.ts). */
 export type StatusResponse = DaemonStatus;

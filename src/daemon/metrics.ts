@@ -9,7 +9,8 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AwgError } from '../errors.js';
-import { DAEMON_STATES, type DaemonCore, type DaemonEvent } from './core.js';
+import type { DaemonCore, DaemonEvent } from './core.js';
+import { DAEMON_STATES } from './names.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
 export interface DaemonMetrics {

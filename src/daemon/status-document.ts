@@ -11,42 +11,7 @@
  * Comments on fields that are not `.meta()` descriptions stay out of the JSON Schema.
  */
 import * as z from 'zod';
-import type { HealthState } from './tunnel-health.js';
-
-/**
- * The daemon's state, as `awg status` reports it (status.ts's daemonState decides it). The
- * one list: the zod enum below, the proto's State enum (STATE_ + the name; a test compares),
- * the wire mapping and the metrics' state gauge follow it.
- */
-export const DAEMON_STATES = [
-  'converged',
-  'drifted',
-  'reconciling',
-  'failed',
-  'failed-closed',
-  'down',
-] as const;
-export type DaemonState = (typeof DAEMON_STATES)[number];
-
-/**
- * The states of a tunnel's health (tunnel-health.ts's HealthState): what the loop routes by.
- * The tunnel line's `health` below follows this list.
- */
-export const TUNNEL_HEALTH = [
-  'connecting',
-  'up',
-  'down',
-  'auth-failed',
-] as const satisfies readonly HealthState[];
-
-/** PlacementStatus.state: the process watcher runs; it could not start (reason); no rules */
-export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;
-/**
- * PlacementStatus.mode. gated: the exec gate holds every exec a rule could match until it is
- * placed (no first packet by the wrong path); best-effort: the watcher places after the exec
- * (modeReason says why)
- */
-export const PLACEMENT_MODES = ['gated', 'best-effort'] as const;
+import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from './names.js';
 
 const Count = z.number().int().min(0);
 /** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */

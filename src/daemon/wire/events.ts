@@ -2,7 +2,8 @@
  * The daemon's events on the wire (Watch): one member of the Event oneof per DaemonEvent
  * type. A client skips an event type it does not know (a newer daemon's). Pure.
  */
-import { WAKE_REASONS, type DaemonEvent, type LinkTraffic, type TunnelTraffic } from '../core.js';
+import type { DaemonEvent, LinkTraffic, TunnelTraffic } from '../core.js';
+import { WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';

@@ -4,19 +4,16 @@
  * one function each, used in both directions: the proto's messages and the domain's types
  * have the same fields under the same names. Pure.
  */
-import {
-  DAEMON_STATES,
-  PLACEMENT_MODES,
-  PLACEMENT_STATES,
-  TUNNEL_HEALTH,
-  type ConfigState,
-  type LinkTraffic,
-  type PlacementStatus,
-  type ProcessInfo,
-  type RuleCounter,
-  type StatusResponse,
-  type TunnelStatus,
+import type {
+  ConfigState,
+  LinkTraffic,
+  PlacementStatus,
+  ProcessInfo,
+  RuleCounter,
+  StatusResponse,
+  TunnelStatus,
 } from '../core.js';
+import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from '../names.js';
 import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';

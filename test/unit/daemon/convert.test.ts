@@ -26,7 +26,8 @@ import {
   statusFromWire,
   statusToWire,
 } from '../../../src/daemon/convert.js';
-import { DAEMON_STATES, type StatusResponse } from '../../../src/daemon/core.js';
+import type { StatusResponse } from '../../../src/daemon/core.js';
+import { DAEMON_STATES } from '../../../src/daemon/names.js';
 import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
 
 // Round trips go through the real protobuf encoding, so a field missing from the .proto

@@ -7,13 +7,8 @@ import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import type * as z from 'zod';
 import type { DetachedEngineStatus } from '../../../src/resources/engine/detached-status.js';
-import {
-  DAEMON_STATES,
-  TUNNEL_HEALTH,
-  WAKE_REASONS,
-  type StatusResponse,
-  type TunnelStatus,
-} from '../../../src/daemon/core.js';
+import type { StatusResponse, TunnelStatus } from '../../../src/daemon/core.js';
+import { DAEMON_STATES, TUNNEL_HEALTH, WAKE_REASONS } from '../../../src/daemon/names.js';
 import { DaemonStatus, StatusDocument } from '../../../src/daemon/status-document.js';
 import type { HealthState } from '../../../src/daemon/tunnel-health.js';
 import type { State__Output } from '../../../src/daemon/wire/generated/awg/v1/State.js';

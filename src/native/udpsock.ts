@@ -6,7 +6,7 @@
  * udpbatch.ts's sendmmsg on the same fd.
  *
  * recvmmsg memory is one native block laid out once (x86-64 / aarch64 LP64 glibc, the
- * msghdr/mmsghdr/iovec layouts in udpbatch.ts): mmsghdr[BATCH], iovec[BATCH], sockaddr
+ * msghdr/mmsghdr/iovec layouts in mmsg-block.ts): mmsghdr[BATCH], iovec[BATCH], sockaddr
  * slots (32 B), control slots (64 B: one in_pktinfo or in6_pktinfo cmsg, ≤ 40 B, and with
  * UDP GRO one UDP_GRO cmsg, 24 B), then SLOT bytes of data per datagram. recvmmsg rewrites
  * msg_namelen and msg_controllen: both are reset before every call. The datagrams handed over
@@ -41,7 +41,7 @@ import {
   setsockoptInt,
   socket,
 } from './libc.js';
-import { parseIPv4, parseIPv6 } from './udpbatch.js';
+import { readSockaddr, writeSockaddr } from './sockaddr.js';
 
 const SOL_IP = 0;
 const IP_PKTINFO = 8;
@@ -94,11 +94,13 @@ export interface OpenedUdpSocket {
 
 function sockaddr(family: 4 | 6, host: string | undefined, port: number): Buffer {
   const b = Buffer.alloc(family === 6 ? 28 : 16);
-  b.writeUInt16LE(family === 6 ? AF_INET6 : AF_INET, 0);
-  b.writeUInt16BE(port, 2);
+  // `family` is the host's own (openUdpSocket), so no v4-mapped form is ever written here
   if (host) {
-    const ok = family === 6 ? parseIPv6(host, b, 8) : parseIPv4(host, b, 4);
-    if (!ok) throw new AwgError('invalid-config', `not a numeric IP address: ${host}`);
+    if (!writeSockaddr(b, 0, family, host, port))
+      throw new AwgError('invalid-config', `not a numeric IP address: ${host}`);
+  } else {
+    b.writeUInt16LE(family === 6 ? AF_INET6 : AF_INET, 0);
+    b.writeUInt16BE(port, 2);
   }
   return b;
 }
@@ -144,7 +146,7 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
       lastErrno = -n;
       continue;
     }
-    return { fd, family, port: name.readUInt16BE(2) };
+    return { fd, family, port: readSockaddr(name, 0).port };
   }
   const code =
     lastErrno === EADDRINUSE ? 'EADDRINUSE' : new SyscallError('bind', lastErrno).message;

@@ -35,7 +35,8 @@ import { PerSecond } from '../rate.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
 import { type StarvationGauge, threadGauge } from '../starved.js';
-import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
+import { MAX_DATAGRAM } from '../../native/mmsg-block.js';
+import { UdpBatcher } from '../../native/udpbatch.js';
 import { type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
 import type { Bind, Endpoint } from './bind.js';
 

@@ -39,7 +39,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { mallocTrim } from '../../native/libc.js';
-import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto.js';
+import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto-batch.js';
 import { addressOf } from '../../native/rawmem.js';
 import { PerSecond } from '../rate.js';
 import {

@@ -203,7 +203,10 @@ export class PooledSender implements Sender {
     this.pfd.writeInt16LE(POLLOUT, 4);
   }
 
-  /** A pool sender for the host's socket, or null (and nothing changes) where koffi has no async calls. */
+  /**
+   * A pool sender for the host's socket, or null (and nothing changes) where koffi has no
+   * async calls.
+   */
   static create(h: SenderHost): PooledSender | null {
     const poll = rawLibcFunc<Poll>('int poll(void *fds, unsigned long nfds, int timeout)');
     if (typeof h.call.async !== 'function' || !poll || typeof poll.async !== 'function')

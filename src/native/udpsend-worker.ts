@@ -2,8 +2,8 @@
  * The UDP sender thread (udpsend-senders.ts ThreadedSender): runs the sendmmsg calls of the
  * bursts the engine's thread packed into a ring of native blocks (udpsend-ring.ts), in order,
  * so the kernel's transmit work (for a veth: the receiving namespace's stack too) runs beside
- * the engine instead of inside it. Holds no keys and no protocol state: only the socket's fd, the blocks' addresses and
- * the ring.
+ * the engine instead of inside it. Holds no keys and no protocol state: only the socket's fd,
+ * the blocks' addresses and the ring.
  *
  * Per burst: a short count goes on with the next message; EAGAIN waits for POLLOUT (up to 1 s,
  * then the rest is dropped); a refused source address is stripped from the burst's remaining

@@ -27,7 +27,7 @@ const ptr = (b: Uint8Array): Uint8Array => (b.length ? b : nonNull);
  * undefined (no usable OpenSSL in the process, or AWG_BLAKE2=node). node:crypto's createHash /
  * createHmac build an object and fetch the digest per call, about twenty times a handshake,
  * which is slow when cold, as after an idle while. Measurements: bench/RESULTS.md, section
- * "Step 10 (continued, evening of 2026-11-23)", "First ping, taken apart again".
+ * "Step 10 (continued, evening of 2026-11-23)", paragraph "First ping, taken apart again".
  */
 const blake2s = bindOnce((l): EvpBlake2s | null => {
   const fetch = l.func(

@@ -62,8 +62,8 @@ export const RECV_BATCH = 64;
 /**
  * Messages per recvmmsg call with UDP GRO: each can be a 64 KiB run of one flow's datagrams,
  * so 16 of them (up to ~700 datagrams) fill the 4 MiB of 64 slots no more than a quarter: the
- * slots left out are never touched (the process's RSS under load 3 MiB lower, bench/RESULTS.md
- * Step 14).
+ * slots left out are never touched (the process's RSS under load is lower, the throughput the
+ * same). Measurements: bench/RESULTS.md, section "Step 14", "Memory".
  */
 export const RECV_BATCH_GRO = 16;
 /** Receive slot: the largest UDP payload (jumbo underlays; AWG junk). Pages are touched only as used. */
@@ -135,8 +135,8 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
     setsockoptInt(fd, SOL_IP, IP_PKTINFO, 1);
     if (family === 6) setsockoptInt(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1);
     // a large receive buffer rides out bursts while the event loop is busy; the send buffer
-    // stays the system default (4 MiB made no measurable difference, bench/RESULTS.md Step
-    // 10; the bind queues for POLLOUT itself)
+    // stays the system default (a larger one made no measurable difference; the bind queues
+    // for POLLOUT itself)
     if (setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) < 0)
       setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
     const name = Buffer.alloc(28);

@@ -18,7 +18,7 @@ const EMPTY = new Uint8Array(0);
 
 /** Writes the 12-byte AEAD nonce for `counter` (< 2^53) into `out`. */
 export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
-  // byte stores: a DataView per packet was ~1 % of the engine's thread (engine-syscalls --user)
+  // byte stores: a DataView per packet showed in the engine's profile (engine-syscalls --user)
   writeU32(out, 0, 0);
   writeU64(out, 4, counter);
   return out;

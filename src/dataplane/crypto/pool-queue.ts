@@ -4,7 +4,6 @@
  * own to run together. Sources outside a registered region are copied into the queue's
  * staging area; keys are copied in for the run and zeroed after it.
  */
-import type { CryptoPool } from './pool.js';
 import {
   HEADER_INTS,
   JOB_INTS,
@@ -28,6 +27,19 @@ import {
   STAGING,
   STAGING_AT,
 } from './pool-jobs.js';
+
+/** What a queue needs of its pool (CryptoPool, pool.ts). */
+export interface QueuePool {
+  /** region id of a buffer jobs may name, registering it; -1 when it cannot be one */
+  regionOf(buffer: ArrayBufferLike): number;
+  /** a queue's memory exists: the threads are told of it */
+  attach(q: PoolQueue): void;
+  /** runs queue `q` (its jobs are in place) and returns when all are done */
+  execute(q: PoolQueue): void;
+  /** a closed queue: the threads drop their views of it */
+  release(q: PoolQueue, stagingRegion: number): void;
+  readonly stats: { staged: number };
+}
 
 const EMPTY_INTS: Int32Array = new Int32Array(0);
 const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
@@ -58,7 +70,7 @@ export class PoolQueue {
   private readonly keyOf = new Map<Uint8Array, number>();
 
   constructor(
-    private readonly pool: CryptoPool,
+    private readonly pool: QueuePool,
     readonly id: number,
   ) {}
 

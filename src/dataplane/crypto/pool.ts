@@ -56,7 +56,7 @@ import {
   runJobs,
   runOne,
 } from './pool-jobs.js';
-import { PoolQueue } from './pool-queue.js';
+import { PoolQueue, type QueuePool } from './pool-queue.js';
 import type { PoolMessage } from './pool-worker.js';
 
 export const MAX_THREADS = 7;
@@ -172,7 +172,7 @@ export interface CryptoPoolStats {
   staged: number;
 }
 
-export class CryptoPool {
+export class CryptoPool implements QueuePool {
   readonly stats: CryptoPoolStats = {
     runs: 0,
     parallelRuns: 0,

@@ -2,7 +2,7 @@
  * Step 10 item 3: the per-packet cost of the transport AEAD (ChaCha20-Poly1305, 1420-byte
  * packets, one core): node:crypto's `createCipheriv`/`createDecipheriv` per packet (what the
  * engine did through Step 9) against libcrypto's EVP through koffi with one context per key,
- * re-keyed per packet with the nonce only (native/libcrypto.ts, the engine's default now). Both
+ * re-keyed per packet with the nonce only (native/libcrypto-aead.ts, the engine's default now). Both
  * through the engine's own entry points (`sealInto`/`openWithNonce` of crypto/aead.ts), the
  * node path selected with AWG_AEAD=node in a child process; alternated, several runs.
  *
@@ -32,7 +32,7 @@ async function once(packets: number): Promise<{
 }> {
   const { sealInto, openWithNonce, writeNonce, TAG_SIZE } =
     await import('../src/dataplane/crypto/aead.js');
-  const { evpAead } = await import('../src/native/libcrypto.js');
+  const { evpAead } = await import('../src/native/libcrypto-aead.js');
   const key = randomBytes(32);
   const pkt = randomBytes(1420);
   const nonce = Buffer.alloc(12);

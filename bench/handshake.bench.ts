@@ -3,7 +3,7 @@
  * network and TUNs (test/unit/dataplane/harness.ts): the time from the first packet into A's
  * TUN until it leaves B's TUN, which is the initiation, the response and the first transport
  * packet, all computed in this process (no wire, no scheduler). X25519, the AEAD and BLAKE2s
- * through libcrypto (native/libcrypto.ts, the default) against node:crypto (AWG_X25519=node
+ * through libcrypto (native/libcrypto*.ts, the default) against node:crypto (AWG_X25519=node
  * AWG_AEAD=node AWG_BLAKE2=node: DER-wrapped KeyObjects, cipher and hash objects per call),
  * each in a fresh child process, alternated.
  *

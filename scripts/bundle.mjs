@@ -4,7 +4,7 @@
 // command loads only what it uses (`validate` and `diff` load no gRPC, engine or daemon code:
 // scripts/pack-smoke.sh checks). Entry points:
 //   main.js            the CLI (bin/awg.js imports it where dist/cli/ is absent, as in a package)
-//   udpsend-worker.js  the data plane's sender thread (udpbatch.ts starts it by URL, next to itself)
+//   udpsend-worker.js  the data plane's sender thread (udpsend-senders.ts starts it by URL, next to itself)
 //   pool-worker.js     a crypto pool thread (dataplane/crypto/pool.ts starts it by URL, next to itself)
 //   crypto-pool.js     the pool itself (pack-smoke starts a thread of the installed bundle through it)
 //   grpc-service.js    the daemon API's service definition (pack-smoke checks the proto it reads)

@@ -29,8 +29,8 @@ import {
   execRequestToWire,
   processesFromWire,
   statusFromWire,
-  type Wire,
 } from './convert.js';
+import type { AwgDefinition } from './wire/generated/awg/v1/Awg.js';
 
 // gRPC and the proto loader cost ~200 ms of start-up: loaded only when a daemon answers, so
 // direct-mode commands (and `awg --version`) do not pay for them.
@@ -45,16 +45,23 @@ async function loadGrpc(): Promise<NonNullable<typeof loaded>> {
   return loaded;
 }
 
+/** the service's named methods (without ServiceDefinition's index signature) */
+type Service = {
+  [
+    K in keyof AwgDefinition as string extends K ? never : number extends K ? never : K
+  ]: AwgDefinition[K];
+};
+type Method = keyof Service & string;
+/** what we may send a method, and what we receive from it */
+type RequestOf<M extends Method> = Parameters<Service[M]['requestSerialize']>[0];
+type ResponseOf<M extends Method> = ReturnType<Service[M]['responseDeserialize']>;
 type UnaryMethod = (
   req: object,
   md: Grpc.Metadata,
   opts: Grpc.CallOptions,
   cb: (e: Grpc.ServiceError | null, r?: unknown) => void,
 ) => Grpc.ClientUnaryCall;
-type StreamMethod<T = Wire.Event> = (
-  req: object,
-  opts?: Grpc.CallOptions,
-) => Grpc.ClientReadableStream<T>;
+type StreamMethod = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadableStream<unknown>;
 
 const UNAVAILABLE = 14;
 const CANCELLED = 1;
@@ -94,43 +101,51 @@ export class DaemonClient implements DaemonCore {
     this.quickMs = o.quickTimeoutMs ?? 15_000;
   }
 
-  private call<T>(method: string, req: object, timeoutMs?: number): Promise<T> {
+  private call<M extends Method>(
+    method: M,
+    req: RequestOf<M>,
+    timeoutMs?: number,
+  ): Promise<ResponseOf<M>> {
     const fn = (this.client as unknown as Record<string, UnaryMethod>)[method]!.bind(this.client);
     const opts: Grpc.CallOptions = timeoutMs ? { deadline: Date.now() + timeoutMs } : {};
     return new Promise((resolve, reject) => {
-      fn(req, new this.grpc.Metadata(), opts, (e, r) => (e ? reject(toError(e)) : resolve(r as T)));
+      fn(req, new this.grpc.Metadata(), opts, (e, r) =>
+        e ? reject(toError(e)) : resolve(r as ResponseOf<M>),
+      );
     });
   }
 
+  private stream<M extends Method>(
+    method: M,
+    req: RequestOf<M>,
+  ): Grpc.ClientReadableStream<ResponseOf<M>> {
+    const fn = (this.client as unknown as Record<string, StreamMethod>)[method]!.bind(this.client);
+    return fn(req) as Grpc.ClientReadableStream<ResponseOf<M>>;
+  }
+
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
-    return applyResponseFromWire(
-      await this.call<Wire.ApplyResponse>('Apply', applyRequestToWire(req)),
-    );
+    return applyResponseFromWire(await this.call('Apply', applyRequestToWire(req)));
   }
 
   async diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }> {
-    return diffResponseFromWire(
-      await this.call<Wire.DiffResponse>('Diff', { configPath: req.configPath }),
-    );
+    return diffResponseFromWire(await this.call('Diff', { configPath: req.configPath }));
   }
 
   async status(): Promise<StatusResponse> {
-    return statusFromWire(await this.call<Wire.StatusResponse>('Status', {}, this.quickMs));
+    return statusFromWire(await this.call('Status', {}, this.quickMs));
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {
-    return downResponseFromWire(await this.call<Wire.DownResponse>('Down', {}));
+    return downResponseFromWire(await this.call('Down', {}));
   }
 
   async confirm(): Promise<{ confirmed: boolean }> {
-    const r = await this.call<Wire.ConfirmResponse>('Confirm', {}, this.quickMs);
+    const r = await this.call('Confirm', {}, this.quickMs);
     return { confirmed: r.confirmed };
   }
 
   async listProcesses(): Promise<ProcessInfo[]> {
-    return processesFromWire(
-      await this.call<Wire.ListProcessesResponse>('ListProcesses', {}, this.quickMs),
-    );
+    return processesFromWire(await this.call('ListProcesses', {}, this.quickMs));
   }
 
   /**
@@ -142,8 +157,7 @@ export class DaemonClient implements DaemonCore {
     onEnd?: (err?: AwgError) => void,
     onReady?: () => void,
   ): () => void {
-    const fn = (this.client as unknown as Record<string, StreamMethod>)['Watch']!.bind(this.client);
-    const stream = fn({});
+    const stream = this.stream('Watch', {});
     let cancelled = false;
     let ended = false;
     const end = (err?: AwgError) => {
@@ -152,7 +166,7 @@ export class DaemonClient implements DaemonCore {
       onEnd?.(err);
     };
     stream.on('metadata', () => onReady?.());
-    stream.on('data', (w: Wire.Event) => {
+    stream.on('data', (w: ResponseOf<'Watch'>) => {
       const e = eventFromWire(w);
       if (e) listener(e);
     });
@@ -194,10 +208,7 @@ export class DaemonClient implements DaemonCore {
     choice: ExecChoice,
     onEnd: (err: AwgError) => void,
   ): Promise<{ pid: number; cancel(): void }> {
-    const fn = (this.client as unknown as Record<string, StreamMethod<Wire.ExecRegistered>>)[
-      'Exec'
-    ]!.bind(this.client);
-    const stream = fn(execRequestToWire(choice));
+    const stream = this.stream('Exec', execRequestToWire(choice));
     let registered = false;
     let cancelled = false;
     let ended = false;
@@ -208,7 +219,7 @@ export class DaemonClient implements DaemonCore {
         if (registered) onEnd(err);
         else reject(err);
       };
-      stream.on('data', (w: Wire.ExecRegistered) => {
+      stream.on('data', (w: ResponseOf<'Exec'>) => {
         if (registered || ended) return;
         registered = true;
         resolve({

@@ -6,8 +6,11 @@
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ProcessInfo } from '../procs/placer.js';
-import type { DetachedEngineStatus } from '../resources/engine/detached-status.js';
+import type { DaemonStatus } from './status-document.js';
+import type { DaemonState, WakeReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
+
+export type { DaemonState, WakeReason };
 
 export type { ProcessInfo };
 
@@ -43,18 +46,6 @@ export interface TunnelTraffic {
   link?: LinkTraffic;
 }
 
-/** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
-export interface LinkTraffic {
-  rxPackets: number;
-  rxBytes: number;
-  txPackets: number;
-  txBytes: number;
-}
-
-/** Why the loop woke. Wakes never carry state: each run re-observes everything. */
-export type WakeReason =
-  'start' | 'config' | 'network' | 'engine' | 'drift-timer' | 'api' | 'retry' | 'confirm-timeout';
-
 export interface ApplyRequest {
   /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
   configPath: string;
@@ -72,93 +63,22 @@ export interface ApplyResponse {
   confirmDeadline?: string;
 }
 
-/** A detached engine's answer (same fields), plus what only the daemon knows. */
-export interface TunnelStatus extends Omit<DetachedEngineStatus, 'health'> {
-  /** what the loop routes by (rules take their fallback while down/auth-failed) */
-  health?: HealthState;
-  /** proxy tunnels */
-  connectionsActive?: number;
-  connectionsTotal?: number;
-  dialErrors?: number;
-  /** TUN tunnels: the kernel's counters of the link (absent when it could not be read) */
-  linkTraffic?: LinkTraffic;
-}
+// The status and its parts are the types of its one definition, the zod schema DaemonStatus
+// (status-document.ts), which `awg status --json` prints and the proto's StatusResponse carries;
+// its lists of names are constants in names.ts.
 
-export interface PlacementStatus {
-  /** active: the process watcher runs; unavailable: it could not start (reason); off: no rules */
-  state: 'active' | 'unavailable' | 'off';
-  reason?: string;
-  execs: number;
-  placed: number;
-  errors: number;
-  /**
-   * gated: the exec gate holds every exec a rule could match until it is placed (no first
-   * packet by the wrong path); best-effort: the watcher places after the exec (modeReason)
-   */
-  mode?: 'gated' | 'best-effort';
-  modeReason?: string;
-  /** mount points of the file systems the gate marks */
-  gateMarks?: string[];
-}
-
-/**
- * per-rule traffic: the firewall's counters of the rule's cgroup, i.e. the total of every
- * process in it (the kernel counts per socket cgroup, not per process). tx: packets the rule's
- * sockets send (counted before routing, whatever the route: tunnel, direct or dropped); rx:
- * packets delivered to them (input hook). Bytes are IP packet lengths (IP header included, no
- * tunnel encapsulation).
- */
-export interface RuleCounter {
-  name: string;
-  target: string;
-  route: string;
-  txPackets: number;
-  txBytes: number;
-  rxPackets: number;
-  rxBytes: number;
-  /**
-   * macOS: the rule's TCP connections through the flow router. Present, the bytes are payload
-   * bytes of those connections and the packets are not counted (0); absent (Linux), all four
-   * are the rule cgroup's IP packets and bytes.
-   */
-  connections?: number;
-}
-
-export interface StatusResponse {
-  state: 'converged' | 'drifted' | 'reconciling' | 'failed' | 'failed-closed' | 'down';
-  configPath?: string;
-  lastReconcile?: {
-    at: string;
-    outcome: string;
-    durationMs: number;
-    error?: { kind: string; message: string };
-  };
-  objects: { kind: string; id: string }[];
-  tunnels: TunnelStatus[];
-  confirmDeadline?: string;
-  placement?: PlacementStatus;
-  rules?: RuleCounter[];
-  config?: ConfigState;
-}
-
+/** The daemon's status (what each field says: status-document.ts). */
+export type StatusResponse = DaemonStatus;
+/** a tunnel's line: a detached engine's answer (same fields), plus what only the daemon knows */
+export type TunnelStatus = StatusResponse['tunnels'][number];
+/** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
+export type LinkTraffic = NonNullable<TunnelStatus['linkTraffic']>;
+/** the process watcher and the exec gate */
+export type PlacementStatus = NonNullable<StatusResponse['placement']>;
+/** per-rule traffic: the firewall's counters of the rule's cgroup (macOS: the flow router's) */
+export type RuleCounter = NonNullable<StatusResponse['rules']>[number];
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
-export interface ConfigState {
-  /** git commit of the checkout holding the applied (last good) config, when it is in one */
-  revision?: string;
-  /** the config as it is on disk now is valid (false: the last good one keeps running) */
-  valid: boolean;
-  error?: string;
-  /** the applied config's files: the config, then the overlay files */
-  sources?: string[];
-  /** the host name overlays are selected for */
-  host?: string;
-  /** end of the last run that left the host matching the config (converged or unchanged) */
-  lastConverged?: string;
-  /** changes the last run's plan held */
-  lastPlanChanges: number;
-  /** git commit of the checkout now (differs from `revision` while a newer commit is invalid) */
-  checkoutRevision?: string;
-}
+export type ConfigState = NonNullable<StatusResponse['config']>;
 
 export interface DaemonCore {
   apply(req: ApplyRequest): Promise<ApplyResponse>;

@@ -1,7 +1,7 @@
 /** The Awg gRPC service definition, from proto/awg.proto (loaded once, at first use; ~200 ms, so only when a daemon is used). */
 import type * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './convert.js';
+import { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './wire/proto.js';
 
 /** where the definition is read from (a bundle entry point re-exports it: scripts/pack-smoke.sh checks it) */
 export { PROTO_PATH };

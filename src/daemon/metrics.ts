@@ -9,18 +9,10 @@
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AwgError } from '../errors.js';
-import type { DaemonCore, DaemonEvent, StatusResponse } from './core.js';
+import type { DaemonCore, DaemonEvent } from './core.js';
+import { DAEMON_STATES } from './names.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
-const STATES: StatusResponse['state'][] = [
-  'converged',
-  'drifted',
-  'reconciling',
-  'failed',
-  'failed-closed',
-  'down',
-];
-
 export interface DaemonMetrics {
   registry: Registry;
   /** the exposition text (refreshes the status gauges first) */
@@ -230,7 +222,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     registry,
     async render() {
       const s = await core.status();
-      for (const x of STATES) state.set({ state: x }, x === s.state ? 1 : 0);
+      for (const x of DAEMON_STATES) state.set({ state: x }, x === s.state ? 1 : 0);
       for (const g of [configInfo, configValid, configBehind, lastConverged, planChanges])
         g.reset();
       if (s.config) {

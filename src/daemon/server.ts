@@ -57,14 +57,13 @@ import {
   applyResponseToWire,
   diffResponseToWire,
   downResponseToWire,
-  ERROR_TRAILER,
-  errorToWire,
   eventToWire,
   execRequestFromWire,
   processesToWire,
   statusToWire,
-  type Wire,
 } from './convert.js';
+import { streamCall, unary } from './wire/server-calls.js';
+import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
 import { describeChoice } from '../resources/flow/exec-routes.js';
@@ -163,31 +162,6 @@ export async function preflightSocket(
   const probe = await socketAnswers(path);
   if (probe.ok) throw refuse(path, 'a server is listening on it (is another awg daemon running?)');
   unlinkSync(path);
-}
-
-function serviceError(e: unknown): Partial<grpc.ServiceError> {
-  const err = toAwgError(e);
-  const w = errorToWire(err);
-  const metadata = new grpc.Metadata();
-  metadata.set(ERROR_TRAILER, Buffer.from(w.trailer, 'utf8'));
-  return { code: w.code, details: err.message, metadata };
-}
-
-function unary<Req, Res>(
-  fn: (req: Req, call: grpc.ServerUnaryCall<Req, Res>) => Promise<Res>,
-): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    let p: Promise<Res>;
-    try {
-      p = fn(call.request, call);
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    p.then(
-      (r) => callback(null, r),
-      (e: unknown) => callback(serviceError(e)),
-    );
-  };
 }
 
 /** The authorisation state of one server: who each connection is, and who owns the confirm window. */
@@ -336,72 +310,34 @@ function requirePath(p: string | undefined): string {
   return p;
 }
 
-function handlers(
-  core: DaemonCore,
-  gate: ApiGate,
-  watches: Set<() => void>,
-): grpc.UntypedServiceImplementation {
-  const watch: grpc.handleServerStreamingCall<object, Wire.Event> = (call) => {
-    let done = false;
-    let unsubscribe = () => {};
-    const finish = () => {
-      if (done) return;
-      done = true;
-      unsubscribe();
-      watches.delete(end);
-    };
-    const end = () => {
-      finish();
+function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): AwgHandlers {
+  const watch: AwgHandlers['Watch'] = (call) => {
+    const s = streamCall(call, streams, (s) => {
+      s.finish();
       call.end();
-    };
-    call.on('cancelled', finish);
-    call.on('close', finish);
-    call.on('error', finish);
-    gate.authorize('Watch', call).then(
-      () => {
-        if (done) return;
-        unsubscribe = core.subscribe((e) => {
-          if (done) return;
-          if (call.writableLength > MAX_WATCH_BACKLOG) {
-            finish();
-            call.emit('error', {
+    });
+    gate.authorize('Watch', call).then(() => {
+      if (s.done) return;
+      s.hold(
+        core.subscribe((e) => {
+          if (s.done) return;
+          if (call.writableLength > MAX_WATCH_BACKLOG)
+            return s.failWith({
               code: grpc.status.RESOURCE_EXHAUSTED,
               details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
             });
-            return;
-          }
           call.write(eventToWire(e));
-        });
-        watches.add(end);
-        // headers now, so the client knows the subscription is live before the first event
-        call.sendMetadata(new grpc.Metadata());
-      },
-      (e: unknown) => {
-        finish();
-        call.emit('error', serviceError(e));
-      },
-    );
+        }),
+      );
+      // headers now, so the client knows the subscription is live before the first event
+      call.sendMetadata(new grpc.Metadata());
+    }, s.fail);
   };
   // `awg exec` (macOS): the caller's own pid, from the kernel, routed while the call is open
-  const exec: grpc.handleServerStreamingCall<Wire.ExecRequest, Wire.ExecRegistered> = (call) => {
-    let done = false;
-    let unregister = () => {};
-    const finish = () => {
-      if (done) return;
-      done = true;
-      unregister();
-      watches.delete(end);
-    };
-    const fail = (e: unknown) => {
-      if (done) return;
-      finish();
-      call.emit('error', serviceError(e));
-    };
-    const end = () =>
-      fail(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends'));
-    call.on('cancelled', finish);
-    call.on('close', finish);
-    call.on('error', finish);
+  const exec: AwgHandlers['Exec'] = (call) => {
+    const s = streamCall(call, streams, (s) =>
+      s.fail(new AwgError('driver', 'the awg daemon is stopping: the awg exec registration ends')),
+    );
     (async () => {
       const peer = await gate.authorize('Exec', call);
       const choice = execRequestFromWire(call.request);
@@ -417,17 +353,14 @@ function handlers(
         );
       gate.audit('Exec', peer, { exec: describeChoice(choice) });
       const off = await core.routeExec(peer.pid, choice, (reason) =>
-        fail(new AwgError('driver', reason)),
+        s.fail(new AwgError('driver', reason)),
       );
-      if (done) return off();
-      unregister = off;
-      watches.add(end);
-      call.write({ pid: peer.pid } satisfies Wire.ExecRegistered);
-    })().catch(fail);
+      if (s.hold(off)) call.write({ pid: peer.pid });
+    })().catch(s.fail);
   };
   return {
     Exec: exec,
-    Apply: unary(async (w: Wire.ApplyRequest, call) => {
+    Apply: unary(async (w, call) => {
       const req = applyRequestFromWire(w);
       requirePath(req.configPath);
       const peer = await gate.authorize('Apply', call, req.configPath);
@@ -442,23 +375,23 @@ function handlers(
         gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
       return applyResponseToWire(r);
     }),
-    Diff: unary(async (w: Wire.DiffRequest, call) => {
+    Diff: unary(async (w, call) => {
       const configPath = requirePath(w.configPath);
       await gate.authorize('Diff', call, configPath);
       return diffResponseToWire(await core.diff({ configPath }));
     }),
-    Status: unary(async (_w: object, call) => {
+    Status: unary(async (_w, call) => {
       await gate.authorize('Status', call);
       return statusToWire(await core.status());
     }),
-    Down: unary(async (_w: object, call) => {
+    Down: unary(async (_w, call) => {
       const peer = await gate.authorize('Down', call);
       gate.refuseIfLocked('Down', peer);
       gate.audit('Down', peer);
       gate.pendingConfirm = undefined;
       return downResponseToWire(await core.down());
     }),
-    Confirm: unary(async (_w: object, call) => {
+    Confirm: unary(async (_w, call) => {
       const peer = await gate.authorize('Confirm', call);
       gate.refuseIfLocked('Confirm', peer);
       gate.audit('Confirm', peer);
@@ -466,7 +399,7 @@ function handlers(
       if (r.confirmed) gate.pendingConfirm = undefined;
       return r;
     }),
-    ListProcesses: unary(async (_w: object, call) => {
+    ListProcesses: unary(async (_w, call) => {
       await gate.authorize('ListProcesses', call);
       return processesToWire(await core.listProcesses());
     }),
@@ -528,7 +461,7 @@ export async function startApiServer(
   await preflightSocket(socketPath, { uid, gid });
 
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 4 * 1024 * 1024 });
-  const watches = new Set<() => void>();
+  const streams = new Set<() => void>();
   const callers = opts.callers ?? (await (await loadPlatform()).callerNatives());
   const gate = new ApiGate(
     { selfUid: uid, ...(gid !== undefined ? { groupGid: gid } : {}) },
@@ -539,7 +472,7 @@ export async function startApiServer(
       ...(opts.locked ? { locked: true } : {}),
     },
   );
-  server.addService(awgService(), handlers(core, gate, watches));
+  server.addService(awgService(), handlers(core, gate, streams));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const staging = mkdtempSync(join(dirname(socketPath), `.${basename(socketPath)}-`));
@@ -580,7 +513,7 @@ export async function startApiServer(
     (closed ??= (async () => {
       // no new connections; net.Server would unlink the path it listened on, which is gone (renamed)
       listener.close();
-      for (const end of [...watches]) end();
+      for (const stop of [...streams]) stop();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

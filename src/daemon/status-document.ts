@@ -1,19 +1,33 @@
 /**
- * The document `awg status --json` prints, as a zod schema: the source of
+ * The daemon's status, as zod schemas: the one definition of it. `DaemonStatus` is what the
+ * daemon answers (core.ts's StatusResponse and its parts are its types; the proto's
+ * StatusResponse has the same fields, which test/unit/daemon/wire-definition.test.ts checks),
+ * and the document `awg status --json` prints is built from it, the source of
  * schema/status.schema.json (scripts/schemas.ts). Two views: `source: daemon` (the daemon's
  * state, tunnels, rules, what it follows) and `source: direct` (this host read directly:
  * owned objects, drift against the last apply, traffic counters). Tests parse real outputs
  * of both with it (test/unit/daemon/status-document.test.ts, test/netns/fleet.test.ts).
+ *
+ * Comments on fields that are not `.meta()` descriptions stay out of the JSON Schema.
  */
 import * as z from 'zod';
+import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from './names.js';
 
 const Count = z.number().int().min(0);
+/** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
 const Traffic = z.strictObject({
   rxPackets: Count,
   rxBytes: Count,
   txPackets: Count,
   txBytes: Count,
 });
+/**
+ * per-rule traffic: the firewall's counters of the rule's cgroup, i.e. the total of every
+ * process in it (the kernel counts per socket cgroup, not per process). tx: packets the rule's
+ * sockets send (counted before routing, whatever the route: tunnel, direct or dropped); rx:
+ * packets delivered to them (input hook). Bytes are IP packet lengths (IP header included, no
+ * tunnel encapsulation).
+ */
 const RuleCounter = z.strictObject({
   name: z.string(),
   target: z.string(),
@@ -22,6 +36,7 @@ const RuleCounter = z.strictObject({
   txBytes: Count,
   rxPackets: Count,
   rxBytes: Count,
+  // absent (Linux): all four are the rule cgroup's IP packets and bytes
   connections: Count.optional().meta({
     description:
       "macOS: the rule's TCP connections through the flow router; present, the bytes are those connections' payload and the packets are not counted (0)",
@@ -29,6 +44,7 @@ const RuleCounter = z.strictObject({
 });
 const ErrorInfo = z.strictObject({ kind: z.string(), message: z.string() });
 
+/** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export const ConfigStateDoc = z
   .strictObject({
     revision: z.string().optional().meta({
@@ -58,13 +74,16 @@ export const ConfigStateDoc = z
   })
   .meta({ id: 'ConfigState' });
 
+/** A tunnel's line: a detached engine's answer (the same fields), plus what only the daemon knows. */
 const Tunnel = z.strictObject({
   name: z.string(),
   type: z.string(),
   link: z.string().optional(),
   up: z.boolean(),
-  health: z.enum(['connecting', 'up', 'down', 'auth-failed']).optional(),
+  // what the loop routes by (rules take their fallback while down/auth-failed)
+  health: z.enum(TUNNEL_HEALTH).optional(),
   error: z.string().optional(),
+  // seconds since the most recent handshake of any peer; absent: never
   lastHandshakeAgeSec: z.number().optional(),
   rxBytes: Count,
   txBytes: Count,
@@ -77,42 +96,58 @@ const Tunnel = z.strictObject({
       txBytes: Count,
     }),
   ),
+  // proxy tunnels
   connectionsActive: Count.optional(),
   connectionsTotal: Count.optional(),
   dialErrors: Count.optional(),
+  // TUN tunnels: the kernel's counters of the link (absent when it could not be read)
   linkTraffic: Traffic.optional(),
 });
 
+/** The daemon's status: the API's Status answer (core.ts StatusResponse). */
+export const DaemonStatus = z.strictObject({
+  state: z.enum(DAEMON_STATES),
+  configPath: z.string().optional().meta({ description: 'the config file the daemon follows' }),
+  lastReconcile: z
+    .strictObject({
+      at: z.string(),
+      outcome: z.string(),
+      durationMs: z.number(),
+      error: ErrorInfo.optional(),
+    })
+    .optional(),
+  objects: z.array(z.strictObject({ kind: z.string(), id: z.string() })),
+  tunnels: z.array(Tunnel),
+  // ISO time by which `awg confirm` must arrive (the last apply is reverted otherwise)
+  confirmDeadline: z.string().optional(),
+  placement: z
+    .strictObject({
+      state: z.enum(PLACEMENT_STATES),
+      reason: z.string().optional(),
+      execs: Count,
+      placed: Count,
+      errors: Count,
+      mode: z.enum(PLACEMENT_MODES).optional(),
+      modeReason: z.string().optional(),
+      // mount points of the file systems the gate marks
+      gateMarks: z.array(z.string()).optional(),
+    })
+    .optional(),
+  rules: z.array(RuleCounter).optional(),
+  config: ConfigStateDoc.optional(),
+});
+export type DaemonStatus = z.infer<typeof DaemonStatus>;
+
+// The document spells two fields of the daemon's status otherwise: `config` is the config
+// file's path, `configState` what the daemon follows. Every other field is the status's own.
+const { state, configPath, config, ...rest } = DaemonStatus.shape;
 export const DaemonStatusDoc = z
   .strictObject({
     source: z.literal('daemon'),
-    state: z.enum(['converged', 'drifted', 'reconciling', 'failed', 'failed-closed', 'down']),
-    config: z.string().optional().meta({ description: 'the config file the daemon follows' }),
-    configState: ConfigStateDoc.optional(),
-    lastReconcile: z
-      .strictObject({
-        at: z.string(),
-        outcome: z.string(),
-        durationMs: z.number(),
-        error: ErrorInfo.optional(),
-      })
-      .optional(),
-    objects: z.array(z.strictObject({ kind: z.string(), id: z.string() })),
-    tunnels: z.array(Tunnel),
-    confirmDeadline: z.string().optional(),
-    placement: z
-      .strictObject({
-        state: z.enum(['active', 'unavailable', 'off']),
-        reason: z.string().optional(),
-        execs: Count,
-        placed: Count,
-        errors: Count,
-        mode: z.enum(['gated', 'best-effort']).optional(),
-        modeReason: z.string().optional(),
-        gateMarks: z.array(z.string()).optional(),
-      })
-      .optional(),
-    rules: z.array(RuleCounter).optional(),
+    state,
+    config: configPath,
+    configState: config,
+    ...rest,
   })
   .meta({ id: 'DaemonStatus', description: 'Through the awg daemon (the default when it runs).' });
 

@@ -5,14 +5,13 @@
  *
  * Why: the first packet after a peer reset (or after a session expired) waits for our
  * initiation, the peer's response and our consuming it. That path costs the engine's thread
- * 1.3–2.2 ms of CPU (JavaScript that runs once per handshake, in V8's baseline tier), in
- * three bursts within about 2 ms of wall time. On a loaded machine CFS/EEVDF then holds a
- * thread that used more than its share back behind the busy ones; with a 250 Hz tick that
- * was 7–28 ms of waiting runnable in a third of the first pings under four busy loops, while
- * wireguard-go's handshake, a fraction of the CPU, never crossed that line (bench/RESULTS.md,
- * Step 10: the first ping under load). Nice values did not help, nor does the engine's short
- * slice (below) with a burst this long; SCHED_FIFO does, as for the placer
- * (docs/platform-linux.md).
+ * milliseconds of CPU (JavaScript that runs once per handshake, in V8's baseline tier), in
+ * three bursts close together. On a loaded machine CFS/EEVDF then holds a thread that used
+ * more than its share back behind the busy ones, for whole ticks, while wireguard-go's
+ * handshake, a fraction of the CPU, never crosses that line. Nice values did not help, nor
+ * does the engine's short slice (below) with a burst this long; SCHED_FIFO does, as for the
+ * placer (docs/platform-linux.md). Measurements: bench/RESULTS.md, section "The handshake
+ * boost".
  *
  * Bounds: only while a handshake we started has data packets waiting on it (not for rekeys
  * with a usable session, not for keepalives, not as responder: a remote party cannot start a
@@ -152,10 +151,10 @@ export class HandshakeBoost {
  * The engine thread's EEVDF slice (µs): short, so that the thread, which mostly sleeps and
  * wakes for a little work per packet, preempts a CPU-bound task when it wakes instead of
  * waiting for that task's tick (4 ms at 250 Hz). Not a larger share of the CPU: the same
- * weight, earlier deadlines. Under four busy loops (one run each, boost off) it took the ping
- * RTT overhead from 4.6× wireguard-go's to 2.3× and the first ping from 4.0× to 1.8×
- * (bench/RESULTS.md, Step 10). Linux 6.12+; older kernels ignore it. AWG_ENGINE_SLICE_US
- * sets another (100–100000), 0 leaves the default.
+ * weight, earlier deadlines. Under busy loops it brought the ping's RTT and the first ping
+ * much closer to wireguard-go's (measured with the boost, in the section named at the top of
+ * this file). Linux 6.12+; older kernels ignore it. AWG_ENGINE_SLICE_US sets another
+ * (100–100000), 0 leaves the default.
  */
 export const ENGINE_SLICE_US = 100;
 
@@ -187,12 +186,10 @@ export function applyEngineSlice(): { us: number; result: number } | null {
  * kernel groups tasks by session (CONFIG_SCHED_AUTOGROUP,
  * on when no cgroup CPU controller holds the process), every session gets an equal share of the
  * CPUs, however many threads it runs: with four busy processes in sessions of their own on two
- * cores the one-thread engine got about a third of a core and sent 0.56–0.84× what
- * wireguard-go sent, whose threads that sleep and wake on both cores got more than their share;
- * at nice −5 0.95–1.13× (bench/RESULTS.md, Step 10, "The engine's weight"). Against
- * amneziawg-go v3.1, whose goroutines run on both cores, the engine sent 0.75× at −5 and 0.81×
- * at −10 out of the host, 1.00× and 1.09× into it (Step 14; −15 starved the benchmark's own
- * peer and did no better). Kernel
+ * cores the one-thread engine got about a third of a core and sent clearly less than
+ * wireguard-go, whose threads that sleep and wake on both cores got more than their share; at
+ * nice −5 about as much. Against amneziawg-go, whose goroutines run on both cores, −10 did
+ * better than −5 (−15 starved the benchmark's own peer and did no better). Kernel
  * WireGuard's encryption runs in softirq and kernel workers, ahead of every session; the
  * engine's CPU goes only to packets the machine's own programs send and receive. Only a
  * session leader's own group (a detached `awg engine`, a daemon that systemd started: its

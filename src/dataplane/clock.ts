@@ -17,9 +17,10 @@ export interface Clock {
 /**
  * A clock whose reading is held while the device handles one batch of packets (a TUN read's
  * packets, a receive batch): the per-packet timer updates and key-age checks read one number
- * instead of asking the system 2–3 times per packet (performance.now was ≈ 2.5 % of the
- * engine's thread receiving, bench/RESULTS.md Step 14). Timers fire outside batches and read
- * the time anew; a batch takes well under a millisecond.
+ * instead of asking the system two or three times per packet (performance.now was a visible
+ * share of the engine's thread receiving). Timers fire outside batches and read the time
+ * anew; a batch takes well under a millisecond. Measurements: bench/RESULTS.md, section "Less
+ * work per packet".
  */
 export class BatchClock implements Clock {
   private held = -1;

@@ -5,15 +5,15 @@
  * What it decides (AWG_UDP_SEND_THREAD=auto, opt-in, conn/native-udp.ts): the pool sender's
  * handoff to libuv's pool pays where the engine's one thread gets one CPU's share while busy
  * processes in other autogroups hold the rest, and costs where the cores are ours to share (two
- * engines on two vCPUs). Measured on the 2-vCPU bench machine (bench/RESULTS.md, "Deciding at
- * run time"), in 0.5-s windows: the engine on a quiet machine 0.04–0.13; under four busy
- * autogroups 1–2.5 while it sends; with two engines of ours `auto` sent what off does (1.95 /
- * 1.93 Gbit/s against 1.97 / 1.91; the pool sender always on: 1.46 / 1.26). But it cannot tell busy
- * processes that have nothing to do with us from the ones our own traffic runs through: the
- * daemon bench's three peer engines on the same two vCPUs sat at 0.95–1.22, and there the pool
- * sender cost throughput (so `auto` is opt-in). A thread that waits at least as long as it
- * runs is starved; it is calm again after CALM_WINDOWS windows in a row that waited less than
- * half as long as they ran.
+ * engines on two vCPUs). On a two-vCPU machine, in half-second windows, the engine on a quiet
+ * machine waits a small fraction of what it runs; under busy autogroups it waits longer than it
+ * runs while it sends; with two engines of ours `auto` sent what off does (the pool sender
+ * always on sent less). But it cannot tell busy processes that have nothing to do with us from
+ * the ones our own traffic runs through: beside the daemon bench's three peer engines on the
+ * same two vCPUs it waited about as long as it ran, and there the pool sender cost throughput
+ * (so `auto` is opt-in). A thread that waits at least as long as it runs is starved; it is calm
+ * again after CALM_WINDOWS windows in a row that waited less than half as long as they ran.
+ * Measurements: bench/RESULTS.md, section "Deciding at run time".
  */
 import { type Schedstat, threadSchedstat } from '../native/sched.js';
 

@@ -1,9 +1,9 @@
 /**
  * Handshake warm-up. A handshake runs a few hundred lines of JS (Noise, BLAKE2s, the AWG
  * codec, timers) that an engine executes once per peer every two minutes: never often enough
- * for V8 to compile it, so every handshake ran in the interpreter — in a fresh process 8–14 ms
- * for the first in-memory pair and 2–7 ms for the next dozen, against 1.4–2.4 ms from about the
- * 20th (bench/RESULTS.md Step 10, `bench/handshake.bench.ts --curve`).
+ * for V8 to compile it, so every handshake ran in the interpreter: in a fresh process the first
+ * in-memory pairs take several times as long as they do from about the twentieth on
+ * (`bench/handshake.bench.ts --curve` shows the curve).
  *
  * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices joined by
  * a two-ended in-memory wire (not the test doubles of conn/memory.ts and tun/memory.ts, which
@@ -13,8 +13,9 @@
  *
  * The pairs run with the engine's own AmneziaWG parameters: junk packets, I-packet tags, the
  * S1–S4 prefixes, H ranges, header protection, trailers and padding are code the first real
- * handshake would otherwise run cold (the first ping after a peer reset was 1.5–1.8× amneziawg-
- * go's for the AmneziaWG sets against 1.46× for plain WireGuard; bench/RESULTS.md, Step 14). A
+ * handshake would otherwise run cold (the first ping after a peer reset then fell further behind
+ * amneziawg-go's for the AmneziaWG sets than for plain WireGuard). Measurements:
+ * bench/RESULTS.md, section "First pings: the AmneziaWG warm-up". A
  * process whose engines differ (a daemon with WireGuard and AmneziaWG tunnels) warms each kind
  * once: plain WireGuard, and the first obfuscated parameter set it sees.
  */
@@ -106,8 +107,8 @@ async function pair(
   wa.other = wb;
   wb.other = wa;
   // never the process's crypto pool (its queues' memory), and no slabs of their own: 30 pairs'
-  // 384 KiB each, freed only when V8 collects them, left 13 MiB of glibc's heap resident in an
-  // engine that had not carried a packet yet (bench/RESULTS.md Step 10, the engine's RSS)
+  // 384 KiB each, freed only when V8 collects them, left megabytes of glibc's heap resident in
+  // an engine that had not carried a packet yet
   const quiet = { resolver: { resolve: async () => [] }, cryptoPool: null };
   const a = new Device({ tun: ta, bind: wa, ...quiet, slabs: sa });
   const b = new Device({ tun: tb, bind: wb, ...quiet, slabs: sb });

@@ -27,11 +27,12 @@ let pageSize = 0;
 /**
  * Gives the whole pages inside each view back to the kernel (`madvise(MADV_DONTNEED)`): they
  * stop counting in the process's RSS and read as zeros when next touched. For buffers whose
- * contents are dead between uses (receive blocks and slabs of an idle tunnel, bench/RESULTS.md
- * Step 10), never for live data. A view must be off the V8 heap (addressOf's contract) and in
- * private anonymous memory (malloc, `koffi.alloc`, an ArrayBuffer's backing store). Returns the
- * bytes released: nothing for a view with no whole page inside or that the kernel refused, and
- * 0 where madvise is not available (not Linux glibc on x64/arm64).
+ * contents are dead between uses (receive blocks and slabs of an idle tunnel), never for live
+ * data. A view must be off the V8 heap (addressOf's contract) and in private anonymous memory
+ * (malloc, `koffi.alloc`, an ArrayBuffer's backing store). Returns the bytes released: nothing
+ * for a view with no whole page inside or that the kernel refused, and 0 where madvise is not
+ * available (not Linux glibc on x64/arm64). Measurements: bench/RESULTS.md, section "The daemon
+ * on Node 24 under its bar".
  */
 export function releasePages(...views: (Uint8Array | undefined)[]): number {
   const madvise = rawLibcFunc<(addr: bigint, len: number, advice: number) => number>(

@@ -3,9 +3,9 @@
  * Node binary with the same arguments (same pid, same open descriptors, same session), so
  * that `awg up` and `awg daemon` started from a shell, a container or a unit of the user's run
  * with the flags of awg's long-running processes (util/node-flags.ts: V8's young generation at
- * 1 MiB instead of 16, which is most of what a busy tunnel's process holds after the traffic;
- * bench/RESULTS.md, Step 14). Linux only (libc through koffi); elsewhere, and when execve
- * fails, the process goes on as it is.
+ * 1 MiB instead of 16, which is most of what a busy tunnel's process holds after the traffic).
+ * Linux only (libc through koffi); elsewhere, and when execve fails, the process goes on as it
+ * is. Measurements: bench/RESULTS.md, section "Step 14", "Memory".
  *
  * Node marks its standard streams close-on-exec once it has used them (O_CLOEXEC on 0, 1 and
  * 2): left so, the new process would start with /dev/null for stdout and every event and log

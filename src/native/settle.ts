@@ -8,9 +8,10 @@
  * The collection stops the main thread for a few milliseconds, so it never runs while a
  * tunnel of this process carries traffic: devices say when they are busy (`setBusy`).
  * A device is busy with 32 receive batches within its 5 s check period (keepalives and
- * handshakes are not). Measured on the daemon with three tunnels, Node 24, together with the
- * idle release of the data plane's buffers and no Maglev: idle 82.7–85.6 → 75.9–76.1 MiB,
- * idle again after iperf3 90.8–93.3 → 78.4–79.4 (bench/RESULTS.md, Step 10, 2026-11-25).
+ * handshakes are not). Together with the idle release of the data plane's buffers and no
+ * Maglev it brought the daemon with three tunnels on Node 24 under its memory bar, idle and
+ * idle again after traffic. Measurements: bench/RESULTS.md, section "The daemon on Node 24
+ * under its bar".
  * AWG_SETTLE_GC=0 leaves the collection to V8 (diagnosis); the trim always runs.
  */
 import { mallocTrim } from './libc.js';

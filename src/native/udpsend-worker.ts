@@ -1,9 +1,9 @@
 /**
- * The UDP sender thread (udpbatch.ts `startThread`): runs the sendmmsg calls of the bursts the
- * engine's thread packed into a ring of native blocks, in order, so the kernel's transmit work
- * (for a veth: the receiving namespace's stack too) runs beside the engine instead of inside
- * it. Holds no keys and no protocol state: only the socket's fd, the blocks' addresses and
- * the ring.
+ * The UDP sender thread (udpsend-senders.ts ThreadedSender): runs the sendmmsg calls of the
+ * bursts the engine's thread packed into a ring of native blocks (udpsend-ring.ts), in order,
+ * so the kernel's transmit work (for a veth: the receiving namespace's stack too) runs beside
+ * the engine instead of inside it. Holds no keys and no protocol state: only the socket's fd,
+ * the blocks' addresses and the ring.
  *
  * Per burst: a short count goes on with the next message; EAGAIN waits for POLLOUT (up to 1 s,
  * then the rest is dropped); a refused source address is stripped from the burst's remaining
@@ -14,18 +14,9 @@
  */
 import { isMainThread, workerData } from 'node:worker_threads';
 import koffi from 'koffi';
-import { E, rawLibcFunc } from './libc.js';
-import {
-  BATCH_MAX,
-  HEAD_BYTES,
-  MMSG,
-  POLLOUT,
-  RING,
-  RING_SLOTS,
-  WAIT_WRITABLE_MS,
-  sendApart,
-  stripSource,
-} from './udpbatch.js';
+import { E, POLLOUT, rawLibcFunc } from './libc.js';
+import { HEAD_BYTES, MMSG, sendApart, stripSource } from './mmsg-block.js';
+import { RING, RING_SLOTS, SLOT, WAIT_WRITABLE_MS, burstEnds, ringSlot } from './udpsend-ring.js';
 
 interface Data {
   ring: Int32Array;
@@ -52,11 +43,11 @@ function run({ ring, fd, blocks }: Data): void {
   };
 
   const sendBurst = (k: number): void => {
-    const s = RING.header + k * RING.slot;
-    const msgs = ring[s]!;
-    let sp = ring[s + 1]!;
-    const gso = ring[s + 2] === 1;
-    const end = ring.subarray(s + 4, s + 4 + BATCH_MAX);
+    const s = ringSlot(k);
+    const msgs = ring[s + SLOT.msgs]!;
+    let sp = ring[s + SLOT.srcSpace]!;
+    const gso = ring[s + SLOT.gso] === 1;
+    const end = burstEnds(ring, s);
     const count = (m: number) => end[m]! - (m > 0 ? end[m - 1]! : 0);
     const mem = blocks[k]!;
     let m = 0;

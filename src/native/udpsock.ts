@@ -6,7 +6,7 @@
  * udpbatch.ts's sendmmsg on the same fd.
  *
  * recvmmsg memory is one native block laid out once (x86-64 / aarch64 LP64 glibc, the
- * msghdr/mmsghdr/iovec layouts in udpbatch.ts): mmsghdr[BATCH], iovec[BATCH], sockaddr
+ * msghdr/mmsghdr/iovec layouts in mmsg-block.ts): mmsghdr[BATCH], iovec[BATCH], sockaddr
  * slots (32 B), control slots (64 B: one in_pktinfo or in6_pktinfo cmsg, ≤ 40 B, and with
  * UDP GRO one UDP_GRO cmsg, 24 B), then SLOT bytes of data per datagram. recvmmsg rewrites
  * msg_namelen and msg_controllen: both are reset before every call. The datagrams handed over
@@ -41,7 +41,7 @@ import {
   setsockoptInt,
   socket,
 } from './libc.js';
-import { parseIPv4, parseIPv6 } from './udpbatch.js';
+import { readSockaddr, writeSockaddr } from './sockaddr.js';
 
 const SOL_IP = 0;
 const IP_PKTINFO = 8;
@@ -62,8 +62,8 @@ export const RECV_BATCH = 64;
 /**
  * Messages per recvmmsg call with UDP GRO: each can be a 64 KiB run of one flow's datagrams,
  * so 16 of them (up to ~700 datagrams) fill the 4 MiB of 64 slots no more than a quarter: the
- * slots left out are never touched (the process's RSS under load 3 MiB lower, bench/RESULTS.md
- * Step 14).
+ * slots left out are never touched (the process's RSS under load is lower, the throughput the
+ * same). Measurements: bench/RESULTS.md, section "Step 14", "Memory".
  */
 export const RECV_BATCH_GRO = 16;
 /** Receive slot: the largest UDP payload (jumbo underlays; AWG junk). Pages are touched only as used. */
@@ -94,11 +94,13 @@ export interface OpenedUdpSocket {
 
 function sockaddr(family: 4 | 6, host: string | undefined, port: number): Buffer {
   const b = Buffer.alloc(family === 6 ? 28 : 16);
-  b.writeUInt16LE(family === 6 ? AF_INET6 : AF_INET, 0);
-  b.writeUInt16BE(port, 2);
+  // `family` is the host's own (openUdpSocket), so no v4-mapped form is ever written here
   if (host) {
-    const ok = family === 6 ? parseIPv6(host, b, 8) : parseIPv4(host, b, 4);
-    if (!ok) throw new AwgError('invalid-config', `not a numeric IP address: ${host}`);
+    if (!writeSockaddr(b, 0, family, host, port))
+      throw new AwgError('invalid-config', `not a numeric IP address: ${host}`);
+  } else {
+    b.writeUInt16LE(family === 6 ? AF_INET6 : AF_INET, 0);
+    b.writeUInt16BE(port, 2);
   }
   return b;
 }
@@ -133,8 +135,8 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
     setsockoptInt(fd, SOL_IP, IP_PKTINFO, 1);
     if (family === 6) setsockoptInt(fd, SOL_IPV6, IPV6_RECVPKTINFO, 1);
     // a large receive buffer rides out bursts while the event loop is busy; the send buffer
-    // stays the system default (4 MiB made no measurable difference, bench/RESULTS.md Step
-    // 10; the bind queues for POLLOUT itself)
+    // stays the system default (a larger one made no measurable difference; the bind queues
+    // for POLLOUT itself)
     if (setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, SOCK_BUF) < 0)
       setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, SOCK_BUF);
     const name = Buffer.alloc(28);
@@ -144,7 +146,7 @@ export function openUdpSocket(host: string | undefined, port: number): OpenedUdp
       lastErrno = -n;
       continue;
     }
-    return { fd, family, port: name.readUInt16BE(2) };
+    return { fd, family, port: readSockaddr(name, 0).port };
   }
   const code =
     lastErrno === EADDRINUSE ? 'EADDRINUSE' : new SyscallError('bind', lastErrno).message;

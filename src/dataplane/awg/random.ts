@@ -18,11 +18,12 @@ export interface RandomSource {
 /**
  * Small requests (the per-packet S4 prefix bytes and H4 header values of AmneziaWG, junk
  * sizes) are served from a 4 KiB pool of CSPRNG output, refilled with one `randomFillSync`
- * when used up: a call into node:crypto per packet cost AmneziaWG ~10 % of its throughput
- * against plain WireGuard (bench/RESULTS.md Step 10). Every pool byte is handed out once and
- * zeroed by a loop as it goes (TypedArray#fill is a call into the runtime: with a fresh array
- * per prefix it was AmneziaWG's remaining 5–6 % against WireGuard). Requests of 32 bytes and
- * more (keys, ephemerals, cookie secrets) go to `randomBytes` directly.
+ * when used up: a call into node:crypto per packet cost AmneziaWG a clear share of its
+ * throughput against plain WireGuard. Every pool byte is handed out once and zeroed by a loop
+ * as it goes (TypedArray#fill is a call into the runtime: with a fresh array per prefix it was
+ * most of what AmneziaWG still lost against WireGuard). Requests of 32 bytes and more (keys,
+ * ephemerals, cookie secrets) go to `randomBytes` directly. Measurements: bench/RESULTS.md,
+ * section "Less work per packet".
  */
 const POOL = 4096;
 const pool = new Uint8Array(POOL);

@@ -12,10 +12,11 @@
  *   hands bursts of 8 datagrams or more to libuv's pool through koffi's async calls
  *   (udpbatch.ts `startPoolSender`, no second isolate), =auto does so only while the engine's
  *   thread is starved (waits for a CPU as long as it runs: ../starved.ts), =1 every burst to a
- *   worker thread of its own (`startThread`, ≈ 9.5 MiB); bursts queue in a ring of 8 and leave
- *   in order. On a machine whose cores other processes keep busy the pool sender is what gets
- *   the engine a share of both cores; between two engines on two vCPUs it costs throughput
- *   (bench/RESULTS.md, "The pool sender", "Deciding at run time");
+ *   worker thread of its own (`startThread`, a second isolate's memory); bursts queue in a ring
+ *   of 8 and leave in order. On a machine whose cores other processes keep busy the pool sender
+ *   is what gets the engine a share of both cores; between two engines on two vCPUs it costs
+ *   throughput. Measurements: bench/RESULTS.md, sections "The pool sender" and "Deciding at run
+ *   time";
  * - replies leave from the address the peer reached us at: each datagram's destination
  *   (IP_PKTINFO / IPV6_PKTINFO) travels on its Endpoint as `src` and is set as the source of
  *   what we send there (a host with several addresses otherwise answers from the route's
@@ -35,7 +36,8 @@ import { PerSecond } from '../rate.js';
 import { Poller, UV_READABLE, UV_WRITABLE } from '../../native/poll.js';
 import { setSocketMark } from '../../native/sockmark.js';
 import { type StarvationGauge, threadGauge } from '../starved.js';
-import { MAX_DATAGRAM, UdpBatcher } from '../../native/udpbatch.js';
+import { MAX_DATAGRAM } from '../../native/mmsg-block.js';
+import { UdpBatcher } from '../../native/udpbatch.js';
 import { type RecvMeta, UdpReceiver, openUdpSocket } from '../../native/udpsock.js';
 import type { Bind, Endpoint } from './bind.js';
 
@@ -44,8 +46,7 @@ const MAX_PENDING = 4096;
 /**
  * Datagrams waiting for a free block of the pool sender's ring at most (one more ring's
  * worth): the pool's thread is short of CPU, and a deeper queue only adds delay and memory
- * (with 4,096 the daemon's three busy engines held 113 MiB under iperf3, with 512 101.6 MiB;
- * bench/RESULTS.md, "The pool sender").
+ * (the daemon's busy engines held visibly more with one of MAX_PENDING).
  */
 const MAX_PENDING_RING = 512;
 /**
@@ -128,20 +129,19 @@ export class NativeUdpBind implements Bind {
       gauge?: Pick<StarvationGauge, 'check'>;
     } = {},
   ) {
-    // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: 1.44–1.60×
-    // wireguard-go A→B at 0.56–0.64× its CPU, against 1.16–1.21× at 0.86–0.91× without
-    // (bench/RESULTS.md, Step 10)
+    // both on by default (AWG_UDP_GSO=0 / AWG_UDP_GRO=0 turn them off); GSO: more throughput
+    // A→B for less CPU (one pass through the stack per run of datagrams)
     this.gso = opts.gso ?? process.env.AWG_UDP_GSO !== '0';
     this.gro = opts.gro ?? process.env.AWG_UDP_GRO !== '0';
-    // opt-in (bench/RESULTS.md, "The pool sender" and "Deciding at run time"). `auto`: the pool
-    // sender, taking bursts only while other processes hold this thread back (starved.ts): under
-    // four busy autogroups A→B 0.51–0.92× wireguard-go against 0.52–0.55× off, and two engines of
-    // ours on two vCPUs keep their 1.9–2.0 Gbit/s (`pool`, always under load: 1.3–1.5), but where
-    // the processes holding it back are our own traffic's (the daemon bench's peers on the same
-    // two vCPUs) it costs a quarter of the throughput and ≈ 20 MiB under load, so it is not the
-    // default. `pool`: always under load; `1`: a worker thread of its own (cost A→B throughput on a
-    // quiet machine, and 9.5 MiB); unset or `0`: off. On one core none of them (the sends could
-    // only take turns with the engine).
+    // opt-in (the measurements named at the top of this file). `auto`: the pool sender, taking
+    // bursts only while other processes hold this thread back (starved.ts): under busy
+    // autogroups A→B gains in some runs, and two engines of ours on two vCPUs keep their
+    // throughput (`pool`, always under load, loses some there), but where the processes holding
+    // it back are our own traffic's (the daemon bench's peers on the same two vCPUs) it costs
+    // throughput and memory under load, so it is not the default. `pool`: always under load;
+    // `1`: a worker thread of its own (cost A→B throughput on a quiet machine, and a second
+    // isolate's memory); unset or `0`: off. On one core none of them (the sends could only take
+    // turns with the engine).
     const st = process.env.AWG_UDP_SEND_THREAD ?? '0';
     const auto = opts.gauge !== undefined || (opts.sendPool === undefined && st === 'auto');
     this.sendPool = opts.sendPool ?? (st === 'pool' || auto);

@@ -5,12 +5,12 @@
  */
 import { createCipheriv, createDecipheriv, type KeyObject } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { evpAead, evpChaCha20 } from '../../native/libcrypto.js';
+import { evpAead, evpChaCha20 } from '../../native/libcrypto-aead.js';
 import { writeU32, writeU64 } from '../bytes.js';
 
-/** the transport path's EVP implementation (native/libcrypto.ts), or undefined: node:crypto */
+/** the transport path's EVP implementation (native/libcrypto-aead.ts), or undefined: node:crypto */
 const evp = evpAead();
-/** raw ChaCha20 for AWG header protection (native/libcrypto.ts), or undefined: node:crypto */
+/** raw ChaCha20 for AWG header protection (native/libcrypto-aead.ts), or undefined: node:crypto */
 const chacha = evpChaCha20();
 
 export const TAG_SIZE = 16;
@@ -18,7 +18,7 @@ const EMPTY = new Uint8Array(0);
 
 /** Writes the 12-byte AEAD nonce for `counter` (< 2^53) into `out`. */
 export function writeNonce(out: Uint8Array, counter: number): Uint8Array {
-  // byte stores: a DataView per packet was ~1 % of the engine's thread (engine-syscalls --user)
+  // byte stores: a DataView per packet showed in the engine's profile (engine-syscalls --user)
   writeU32(out, 0, 0);
   writeU64(out, 4, counter);
   return out;
@@ -47,7 +47,7 @@ const ZERO_PAD = Buffer.alloc(64 * 1024);
 /**
  * Encrypts `plaintext ‖ zeros(padLength)` into `out` at `offset` (ciphertext then tag);
  * returns bytes written. The transport hot path: no concatenation, no padded copy; a raw key
- * goes through libcrypto's EVP with a reused context (native/libcrypto.ts) when it is there.
+ * goes through libcrypto's EVP with a reused context (native/libcrypto-aead.ts) when it is there.
  */
 export function sealInto(
   key: Uint8Array | KeyObject,

@@ -1,9 +1,9 @@
 /** BLAKE2s primitives of the WireGuard construction (docs/dataplane.md#wireguard-primitives). */
 import { createHash, createHmac } from 'node:crypto';
 import { blake2s } from '@noble/hashes/blake2.js';
-import { evpBlake2s } from '../../native/libcrypto.js';
+import { evpBlake2s } from '../../native/libcrypto-blake2s.js';
 
-/** libcrypto's one-shot BLAKE2s (native/libcrypto.ts), or undefined: node:crypto objects */
+/** libcrypto's one-shot BLAKE2s (native/libcrypto-blake2s.ts), or undefined: node:crypto objects */
 const evp = evpBlake2s();
 const join = (parts: Uint8Array[]): Uint8Array =>
   parts.length === 1 ? parts[0]! : Buffer.concat(parts);

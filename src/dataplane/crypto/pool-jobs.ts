@@ -16,7 +16,7 @@
  * number), so a thread that wakes late can never take jobs of a later run by mistake.
  * REMAINING counts jobs not yet done; whoever takes it to 0 notifies the waiting engine.
  */
-import type { EvpAeadContext } from '../../native/libcrypto.js';
+import type { EvpAeadContext } from '../../native/libcrypto-batch.js';
 
 export const HEADER_INTS = 8;
 export const H_NEXT = 0;

@@ -14,7 +14,7 @@ import {
   receiveMessageOnPort,
   workerData,
 } from 'node:worker_threads';
-import { evpAeadContext } from '../../native/libcrypto.js';
+import { evpAeadContext } from '../../native/libcrypto-batch.js';
 import { viewAt } from '../../native/rawmem.js';
 import { C_GEN, C_QUEUE, C_READY, C_SEQ, C_STOP, KEYS_AT, KEYS_MAX, runJobs } from './pool-jobs.js';
 

@@ -16,22 +16,20 @@
  * Threads: `AWG_CRYPTO_THREADS` = `auto` (default: one thread fewer than the cores the process
  * may use, at most MAX_THREADS; none on one or two cores), `0` (off: the engine seals and opens
  * inline, as before the pool existed), or a number (forced, also on one core: tests). Two
- * cores get none because on the 2-vCPU bench machine every probe below rejected the one thread
- * (its parallel runs cost 1.1–4.6× the inline ones per byte, in every product-path run of
- * bench/RESULTS.md Step 10), and a thread that has run leaves memory behind when it stops: 1.3
- * MiB on Node 20 after malloc_trim, 8–11 MiB on Node 24 (bench/worker-trim.ts), which put the
- * engine over its 80 MiB bar on the runtime the Debian package carries.
- * Threads start only under load (START_RATE jobs within a second: idle tunnels never pay
- * their memory: the engine's RSS was ≈ 17 MiB higher with a thread kept) and stop after IDLE_STOP_MS without a run that used them.
- * `auto` keeps them only where they pay: once up, and every REPROBE_MS, PROBE_RUNS runs
- * alternate between parallel and inline, and unless parallel runs cost at most KEEP_RATIO of
- * inline ones per byte the threads stop for DECLINE_MS (the other cores are busy: on the bench
- * VM its own peer and iperf3 fill both vCPUs; or a VM's second vCPU is not always there:
- * bench/RESULTS.md, Step 10, 2026-11-24, measured both). A
- * run smaller than MIN_PARALLEL jobs, or one published before the threads are up, runs on the
- * engine's thread alone. A pool thread that dies or stops answering turns the pool off for
- * the process (the engine goes on inline); a job that fails (EVP error) reports −1 and its
- * packet is dropped.
+ * cores get none: there the probe below rejected the one thread every time (its parallel runs
+ * cost more per byte than inline ones), and a thread that has run leaves memory behind when
+ * it stops (more on Node 24 than on Node 20, even after malloc_trim), which put the engine over
+ * its memory bar on the runtime the Debian package carries. Threads start only under load
+ * (START_RATE jobs within a second: idle tunnels never pay their memory) and stop after
+ * IDLE_STOP_MS without a run that used them. `auto` keeps them only where they pay: once up,
+ * and every REPROBE_MS, PROBE_RUNS runs alternate between parallel and inline, and unless
+ * parallel runs cost at most KEEP_RATIO of inline ones per byte the threads stop for
+ * DECLINE_MS (the other cores are busy, as when a machine's own peer and iperf3 fill them; or a
+ * VM's second vCPU is not always there). Measurements: bench/RESULTS.md, section "Step 10
+ * (2026-11-24) — the crypto pool". A run smaller than MIN_PARALLEL jobs, or one published
+ * before the threads are up, runs on the engine's thread alone. A pool thread that dies or
+ * stops answering turns the pool off for the process (the engine goes on inline); a job that
+ * fails (EVP error) reports −1 and its packet is dropped.
  *
  * One run at a time, synchronously, on the thread that owns the engine(s): queues must not be
  * shared between threads, and `run()` returns only when the run is complete.
@@ -39,7 +37,7 @@
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { mallocTrim } from '../../native/libc.js';
-import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto.js';
+import { type EvpAeadContext, evpAeadContext } from '../../native/libcrypto-batch.js';
 import { addressOf } from '../../native/rawmem.js';
 import { PerSecond } from '../rate.js';
 import {
@@ -51,40 +49,23 @@ import {
   C_STOP,
   GEN_MASK,
   GEN_SHIFT,
-  HEADER_INTS,
   H_COUNT,
   H_NEXT,
   H_REMAINING,
-  JOB_INTS,
-  J_CTR_HI,
-  J_CTR_LO,
-  J_DST_OFF,
-  J_DST_REGION,
-  J_KEY,
-  J_OP,
-  J_PAD,
-  J_RESULT,
-  J_SRC_LEN,
-  J_SRC_OFF,
-  J_SRC_REGION,
-  KEYS_AT,
-  KEYS_MAX,
-  MAX_JOBS,
-  OP_OPEN,
-  OP_SEAL,
-  QUEUE_BYTES,
-  STAGING,
   RESULT_RETRY,
-  STAGING_AT,
   runJobs,
   runOne,
 } from './pool-jobs.js';
+import { PoolQueue, type QueuePool } from './pool-queue.js';
 import type { PoolMessage } from './pool-worker.js';
 
 export const MAX_THREADS = 7;
 /** jobs within a second that start the threads (≈ 23 Mbit/s of full-size packets) */
 export const START_RATE = 2000;
-/** a run this small is not worth waking a thread for (a wake-up costs ≈ 10–20 µs) */
+/**
+ * a run this small is not worth waking a thread for (a wake-up costs about as much as sealing
+ * a few messages)
+ */
 export const MIN_PARALLEL = 8;
 const IDLE_STOP_MS = 30_000;
 /** buffers this large are off the V8 heap (typed arrays ≤ 64 bytes can live on it and move) */
@@ -140,9 +121,6 @@ export function setCryptoPoolLog(fn: (level: 'info' | 'warn', message: string) =
   poolLog = fn;
 }
 
-const EMPTY_INTS: Int32Array = new Int32Array(0);
-const EMPTY_BYTES: Uint8Array = new Uint8Array(0);
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -194,7 +172,7 @@ export interface CryptoPoolStats {
   staged: number;
 }
 
-export class CryptoPool {
+export class CryptoPool implements QueuePool {
   readonly stats: CryptoPoolStats = {
     runs: 0,
     parallelRuns: 0,
@@ -359,7 +337,7 @@ export class CryptoPool {
       }),
     );
     // an exited thread's V8 heap goes with it, but glibc keeps its arena's free pages: give
-    // them back (≈ 6 MiB per thread, bench/worker-trim.ts)
+    // them back (several MiB per thread; bench/worker-trim.ts measures it)
     if (ts.length) mallocTrim();
   }
 
@@ -514,164 +492,5 @@ export class CryptoPool {
       this.lastParallel = now;
       this.start();
     }
-  }
-}
-
-/**
- * One engine direction's jobs: `seal`/`open` queue a job (copying the source into the staging
- * area when it is not in a region) and return its index, or −1 when the queue is full (run it
- * and queue again); `run()` does them all; `result(i)` is then the job's byte count (−1: it
- * failed: drop the packet). Keys are copied into the queue for the run and zeroed after it.
- */
-export class PoolQueue {
-  /**
-   * @internal the queue's shared memory, allocated by the first job: an idle engine (the
-   * daemon's idle tunnels) holds none
-   */
-  sab: SharedArrayBuffer | null = null;
-  /** @internal */ ints: Int32Array = EMPTY_INTS;
-  /** @internal */ keys: Uint8Array = EMPTY_BYTES;
-  /** @internal */ readonly nonce = new Uint8Array(12);
-  /** @internal region views of the jobs queued (the engine's thread runs its share through them) */
-  readonly viewsOfRun = new Map<number, Uint8Array>();
-  private staging: Uint8Array = EMPTY_BYTES;
-  private stagingRegion = -1;
-  private count = 0;
-  /** plaintext (and padding) bytes of the queued jobs: the probe's measure of a run's size */
-  bytes = 0;
-  private stagingOff = 0;
-  private readonly keyOf = new Map<Uint8Array, number>();
-
-  constructor(
-    private readonly pool: CryptoPool,
-    readonly id: number,
-  ) {}
-
-  private allocate(): void {
-    const sab = new SharedArrayBuffer(QUEUE_BYTES);
-    this.sab = sab;
-    this.ints = new Int32Array(sab, 0, KEYS_AT / 4);
-    this.keys = new Uint8Array(sab, KEYS_AT, KEYS_MAX * 32);
-    this.staging = new Uint8Array(sab, STAGING_AT, STAGING);
-    this.stagingRegion = this.pool.regionOf(sab);
-    this.pool.attach(this);
-  }
-
-  get length(): number {
-    return this.count;
-  }
-
-  /** Queues sealing `src ‖ zeros(pad)` into dst at dstOff (ciphertext ‖ tag). */
-  seal(
-    key: Uint8Array,
-    counter: number,
-    src: Uint8Array,
-    pad: number,
-    dst: Uint8Array,
-    dstOff: number,
-  ): number {
-    return this.add(OP_SEAL, key, counter, src, pad, dst, dstOff);
-  }
-
-  /** Queues opening `sealed` (ciphertext ‖ tag) into dst at dstOff (room: sealed.length − 16). */
-  open(
-    key: Uint8Array,
-    counter: number,
-    sealed: Uint8Array,
-    dst: Uint8Array,
-    dstOff: number,
-  ): number {
-    return this.add(OP_OPEN, key, counter, sealed, 0, dst, dstOff);
-  }
-
-  private add(
-    op: number,
-    key: Uint8Array,
-    counter: number,
-    src: Uint8Array,
-    pad: number,
-    dst: Uint8Array,
-    dstOff: number,
-  ): number {
-    if (this.count >= MAX_JOBS) return -1;
-    if (!this.sab) this.allocate();
-    const dstRegion = this.pool.regionOf(dst.buffer);
-    if (dstRegion < 0) return -1;
-    let ki = this.keyOf.get(key);
-    if (ki === undefined) {
-      if (this.keyOf.size >= KEYS_MAX) return -1;
-      ki = this.keyOf.size;
-      this.keys.set(key, ki * 32);
-      this.keyOf.set(key, ki);
-    }
-    let srcRegion = this.pool.regionOf(src.buffer);
-    let srcOff = src.byteOffset;
-    if (srcRegion < 0) {
-      if (this.stagingOff + src.length > STAGING) return -1;
-      this.staging.set(src, this.stagingOff);
-      srcRegion = this.stagingRegion;
-      srcOff = STAGING_AT + this.stagingOff;
-      this.stagingOff += (src.length + 7) & ~7;
-      this.pool.stats.staged++;
-    }
-    const views = this.viewsOfRun;
-    if (!views.has(srcRegion))
-      views.set(
-        srcRegion,
-        srcRegion === this.stagingRegion ? new Uint8Array(this.sab!) : new Uint8Array(src.buffer),
-      );
-    if (!views.has(dstRegion)) views.set(dstRegion, new Uint8Array(dst.buffer));
-    const i = this.count++;
-    this.bytes += src.length + pad;
-    const o = HEADER_INTS + i * JOB_INTS;
-    const q = this.ints;
-    q[o + J_OP] = op;
-    q[o + J_KEY] = ki;
-    q[o + J_CTR_LO] = counter >>> 0;
-    q[o + J_CTR_HI] = Math.floor(counter / 0x1_0000_0000) >>> 0;
-    q[o + J_SRC_REGION] = srcRegion;
-    q[o + J_SRC_OFF] = srcOff;
-    q[o + J_SRC_LEN] = src.length;
-    q[o + J_PAD] = pad;
-    q[o + J_DST_REGION] = dstRegion;
-    q[o + J_DST_OFF] = dst.byteOffset + dstOff;
-    q[o + J_RESULT] = -1;
-    return i;
-  }
-
-  /** Runs every queued job (the pool's threads and this one); results until the next `reset`. */
-  run(): void {
-    if (this.count === 0) return;
-    try {
-      this.pool.execute(this);
-    } finally {
-      this.keys.fill(0, 0, this.keyOf.size * 32);
-      this.keyOf.clear();
-      this.viewsOfRun.clear();
-    }
-  }
-
-  /** bytes the job wrote (sealed: ciphertext ‖ tag; opened: plaintext), or −1 */
-  result(i: number): number {
-    return this.ints[HEADER_INTS + i * JOB_INTS + J_RESULT]!;
-  }
-
-  /** @internal */
-  setResult(i: number, r: number): void {
-    this.ints[HEADER_INTS + i * JOB_INTS + J_RESULT] = r;
-  }
-
-  /** Forgets the run's jobs (after reading their results). */
-  reset(): void {
-    this.count = 0;
-    this.bytes = 0;
-    this.stagingOff = 0;
-  }
-
-  /** The engine is closing: the pool's threads let go of this queue's memory. */
-  close(): void {
-    this.reset();
-    this.pool.release(this, this.stagingRegion);
-    this.sab = null;
   }
 }

@@ -1,8 +1,9 @@
 /**
- * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls (native/libcrypto.ts)
- * when the process's own OpenSSL is usable (native/libcrypto.ts; AWG_X25519=node switches it off), else node:crypto
- * KeyObjects, wrapping raw keys in fixed PKCS#8 / SPKI DER prefixes (~30× faster than pure
- * JS, but the DER decoding costs ~10× the DH itself). KeyObjects are passed to node:crypto.
+ * X25519 from raw 32-byte keys: through libcrypto's EVP_PKEY raw-key calls
+ * (native/libcrypto-x25519.ts) when the process's own OpenSSL is usable (AWG_X25519=node
+ * switches it off), else node:crypto KeyObjects, wrapping raw keys in fixed PKCS#8 / SPKI DER
+ * prefixes (far faster than pure JS, but decoding the DER costs several times the DH itself).
+ * KeyObjects are passed to node:crypto.
  */
 import {
   createPrivateKey,
@@ -11,7 +12,7 @@ import {
   randomBytes,
   KeyObject,
 } from 'node:crypto';
-import { type EvpPrivateKey, evpX25519 } from '../../native/libcrypto.js';
+import { type EvpPrivateKey, evpX25519 } from '../../native/libcrypto-x25519.js';
 
 const evp = evpX25519();
 

@@ -55,7 +55,7 @@ export class AllowedIPs<T> {
    * Bumped by every change. The last IPv4 and IPv6 lookups are kept with the generation they
    * were made in: a packet is checked against its peer's prefixes every time (inbound source,
    * outbound destination), and one flow's packets repeat the same address, where the trie
-   * walks up to 32 or 128 nodes (≈ 2 % of the engine's thread, engine-syscalls --user).
+   * walks up to 32 or 128 nodes (a visible share of the engine's thread, engine-syscalls --user).
    */
   private gen = 0;
   private v4Key = -1;

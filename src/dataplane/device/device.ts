@@ -3,10 +3,12 @@
  * and a Bind. Single-threaded: TUN batches, datagrams and timers run to completion on the
  * event loop, so there are no locks. State: down → up → down …, closed is terminal.
  *
- * This file holds the device state, its lifecycle, the application of configuration deltas
- * (config.ts checks them, uapi.ts speaks the UAPI text) and status. The packet paths are
- * send.ts and receive.ts, the handshake glue handshake.ts, the timers timers.ts; they reach
- * the device through their host interfaces, so the members those list are package-internal.
+ * This file holds the device state, its lifecycle, its peers' start and stop, and status. A
+ * configuration delta is applied by configure.ts (config.ts checks it, uapi.ts speaks the
+ * UAPI text); what a peer reports is formatted by status.ts; the options and events are in
+ * device-options.ts. The packet paths are send.ts and receive.ts, the handshake glue
+ * handshake.ts, the timers timers.ts; they reach the device through their host interfaces, so
+ * the members those list are package-internal.
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
@@ -14,42 +16,38 @@ import { AwgError } from '../../errors.js';
 import { AwgCodec } from '../awg/codec.js';
 import { type AwgParams, defaultAwgParams } from '../awg/params.js';
 import { type RandomSource, cryptoRandom } from '../awg/random.js';
-import { ZERO_RANGE, isZeroRange, range } from '../awg/range.js';
+import { isZeroRange } from '../awg/range.js';
 import { BatchClock, type Clock, systemClock } from '../clock.js';
-import { type Bind, type Endpoint, sameEndpoint, splitHostPort } from '../conn/bind.js';
+import { type Bind, type Endpoint, sameEndpoint } from '../conn/bind.js';
 import {
   DEFAULT_UDP_WINDOW,
   REJECT_AFTER_MESSAGES_NUM,
   REKEY_AFTER_MESSAGES_NUM,
   UNDER_LOAD_HANDSHAKES_PER_SECOND,
 } from '../constants.js';
-import { isZeroKey, keyToBase64 } from '../crypto/keys.js';
-import {
-  type PrivateKey,
-  clamp,
-  disposePrivateKey,
-  importPrivateKey,
-  sharedSecret,
-} from '../crypto/x25519.js';
+import { keyToBase64 } from '../crypto/keys.js';
+import { type PrivateKey, disposePrivateKey } from '../crypto/x25519.js';
 import { CookieChecker } from '../noise/cookie.js';
 import type { TunDevice } from '../tun/tun.js';
 import { idleReleaseMs, reuseBuffers } from '../buffers.js';
 import { releasePages } from '../../native/rawmem.js';
 import { setBusy, settleSoon } from '../../native/settle.js';
 import { AllowedIPs, formatPrefix } from './allowedips.js';
-import { type DeviceConfig, type PeerConfig, type PrefixChanges, checkConfig } from './config.js';
+import type { DeviceConfig } from './config.js';
+import { type ConfigureHost, applyConfig } from './configure.js';
+import type { DeviceEvents, DeviceOptions, DeviceState } from './device-options.js';
 import {
   type HandshakeHost,
   type IndexEntry,
   clearHandshake,
   deleteKeypair,
   dropPrepared,
-  isOwnKey,
   prepareNextInitiation,
 } from './handshake.js';
-import { Peer } from './peer.js';
+import type { Peer, PeerExpiry } from './peer.js';
 import { RateLimiter } from './ratelimiter.js';
-import { type CryptoPool, type PoolQueue, sharedCryptoPool } from '../crypto/pool.js';
+import { sharedCryptoPool } from '../crypto/pool.js';
+import type { PoolQueue } from '../crypto/pool-queue.js';
 import type { HandshakeBoost } from '../boost.js';
 import {
   HandshakeLoad,
@@ -60,68 +58,18 @@ import {
 } from './receive.js';
 import { type Resolver, dnsResolver } from './resolver.js';
 import * as send from './send.js';
-import type { DeviceSnapshot, PeerStatus, PeerSummary } from './status.js';
+import {
+  type DeviceSnapshot,
+  type PeerStatus,
+  type PeerSummary,
+  peerStatus,
+  peerSummary,
+} from './status.js';
 import { Timing, expiryHandlers, timersStop, type TimerHost } from './timers.js';
 import { type UapiFlavor, parseUapiSet, serializeUapiGet, toUapiError } from './uapi.js';
 
 export type { DeviceSnapshot, PeerStatus, PeerSummary } from './status.js';
-
-export type DeviceState = 'down' | 'up' | 'closed';
-
-export interface DeviceOptions {
-  tun: TunDevice;
-  bind: Bind;
-  clock?: Clock;
-  random?: RandomSource;
-  resolver?: Resolver;
-  /** handshake messages per second that put the device under load (cookie replies) */
-  underLoadThreshold?: number;
-  /**
-   * Prepare each peer's next handshake initiation while idle (default: on unless
-   * AWG_HANDSHAKE_PREPARE=0, the off switch for diagnosis); off, it is built when needed.
-   */
-  prepareInitiations?: boolean;
-  /**
-   * Seal and open transport messages on the crypto pool's threads (crypto/pool.ts); default:
-   * the process's pool (AWG_CRYPTO_THREADS), null: inline. Needs the reused slabs
-   * (AWG_BUFFER_REUSE=0 turns it off).
-   */
-  cryptoPool?: CryptoPool | null;
-  /**
-   * The send and receive slabs (128 and 256 KiB) to use instead of the device's own: for
-   * devices that never run at once (the warm-up's throw-away pairs, which otherwise left
-   * 13 MiB of freed slabs resident in the allocator's heap: warmup.ts).
-   */
-  slabs?: { tx: Buffer; rx: Buffer };
-  /**
-   * After this long without a packet either way the device gives the pages of its buffers back
-   * to the kernel (the bind's receive block, the TUN's slab, its own slabs: buffers.ts); 0 never.
-   * Default IDLE_RELEASE_MS, 0 with AWG_IDLE_RELEASE=0 (diagnosis).
-   */
-  idleReleaseMs?: number;
-  /**
-   * Run the thread SCHED_FIFO while data waits on a handshake we started (boost.ts); default
-   * none: engines pass the process's (`sharedBoost()`), tests and the warm-up do not.
-   */
-  boost?: HandshakeBoost | null;
-  /** test hooks: lower message limits to exercise rekey-after-messages */
-  rekeyAfterMessages?: number;
-  rejectAfterMessages?: number;
-  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
-}
-
-export interface DeviceEvents {
-  state: [DeviceState];
-  /**
-   * a session was established (initiator: response consumed; responder: key confirmed);
-   * emitted HANDSHAKE_EVENT_DELAY_MS later, unless the device was closed meanwhile
-   */
-  handshake: [{ publicKey: Uint8Array; endpoint: Endpoint | null; initiator: boolean }];
-  /** retransmits exhausted; staged packets dropped */
-  'handshake-failed': [{ publicKey: Uint8Array }];
-  /** an authenticated packet arrived from a new address (roaming) or a hostname re-resolved */
-  endpoint: [{ publicKey: Uint8Array; endpoint: Endpoint }];
-}
+export type { DeviceEvents, DeviceOptions, DeviceState } from './device-options.js';
 
 const hexOf = (k: Uint8Array) => Buffer.from(k).toString('hex');
 
@@ -134,8 +82,8 @@ const PREPARE_DELAY_MS = 20;
  * `handshake` events are emitted this long after the session exists, on the device's clock:
  * the packets that waited for the handshake, and the peer's first answers to them, go first.
  * Synchronous listeners (the daemon's tunnel health and event stream, the engine's log line)
- * had run before the staged packets were sent: ≈ 0.25 ms of every first packet's wait in the
- * daemon (bench/RESULTS.md, Step 10, the daemon's first ping).
+ * had run before the staged packets were sent, a visible part of every first packet's wait in
+ * the daemon. Measurements: bench/RESULTS.md, section "The handshake path cut down".
  */
 export const HANDSHAKE_EVENT_DELAY_MS = 50;
 /**
@@ -151,7 +99,7 @@ export const RX_SLAB = 256 * 1024;
 
 export class Device
   extends EventEmitter<DeviceEvents>
-  implements TimerHost, HandshakeHost, ReceiveHost
+  implements TimerHost, HandshakeHost, ReceiveHost, ConfigureHost
 {
   // ---- package-internal: the members the host interfaces list -----------------------------
   readonly clock: Clock;
@@ -184,14 +132,16 @@ export class Device
   readonly openQueue: PoolQueue | null;
   readonly opens: PendingOpen[] = [];
   pendingOpens = 0;
+  /** peers by public key (hex) */
+  readonly peers = new Map<string, Peer>();
+  readonly expiry: PeerExpiry;
+  /** the port asked for (0: any) and the one bound while up */
+  listenPort = 0;
+  boundPort = 0;
+  fwmark = 0;
 
   private stateValue: DeviceState = 'down';
   private readonly resolver: Resolver;
-  private readonly peers = new Map<string, Peer>();
-  private readonly expiry;
-  private listenPort = 0;
-  private boundPort = 0;
-  private fwmark = 0;
   private readonly log: NonNullable<DeviceOptions['log']>;
   private readonly prepareAhead: boolean;
   /** peers whose next initiation is to be prepared, and the pending turn that does it */
@@ -400,36 +350,7 @@ export class Device
    */
   async configure(cfg: DeviceConfig): Promise<void> {
     if (this.stateValue === 'closed') throw new AwgError('bug', 'device is closed');
-    const { awg, prefixes } = checkConfig(cfg, {
-      awg: this.awg,
-      peerCount: this.peers.size,
-      hasPeer: (hex) => this.peers.has(hex),
-    });
-
-    // rebind first: a port in use fails the whole call with nothing changed
-    if (cfg.listenPort !== undefined && cfg.listenPort !== this.listenPort) {
-      if (this.isUp()) {
-        const previous = this.boundPort;
-        try {
-          this.boundPort = await this.bind.open(cfg.listenPort);
-        } catch (e) {
-          this.boundPort = await this.bind.open(previous).catch(() => 0);
-          throw e;
-        }
-      }
-      this.listenPort = cfg.listenPort;
-    }
-    if (cfg.privateKey !== undefined) this.setPrivateKey(cfg.privateKey);
-    if (cfg.fwmark !== undefined && cfg.fwmark !== this.fwmark) {
-      this.fwmark = cfg.fwmark;
-      if (this.isUp()) this.bind.setMark?.(cfg.fwmark);
-    }
-    if (awg) {
-      this.awg = awg;
-      this.codec = new AwgCodec(awg, this.rng);
-    }
-    if (cfg.replacePeers) for (const p of [...this.peers.values()]) this.removePeer(p);
-    for (const pc of cfg.peers ?? []) await this.applyPeer(pc, prefixes.get(pc)!);
+    await applyConfig(this, cfg);
   }
 
   /**
@@ -450,95 +371,13 @@ export class Device
     return serializeUapiGet(this.snapshot(), flavor);
   }
 
-  private setPrivateKey(sk: Uint8Array | null): void {
-    disposePrivateKey(this.staticKey);
-    if (!sk || isZeroKey(sk)) {
-      this.staticPrivate = null;
-      this.staticPublic = null;
-      this.staticKey = null;
-    } else {
-      this.staticPrivate = clamp(sk);
-      this.staticKey = importPrivateKey(this.staticPrivate);
-      this.staticPublic = this.staticKey.publicKey;
-      const own = this.peers.get(hexOf(this.staticPublic));
-      if (own) this.removePeer(own);
-      this.cookieChecker.init(this.staticPublic);
-    }
-    for (const p of this.peers.values()) {
-      p.handshake.precomputedStaticStatic = this.staticKey
-        ? sharedSecret(this.staticKey, p.publicKey)
-        : null;
-      this.expireCurrentKeypairs(p);
-      dropPrepared(p);
-      if (p.running) this.prepareSoon(p);
-    }
-  }
-
-  private expireCurrentKeypairs(p: Peer): void {
-    clearHandshake(this, p);
-    p.handshake.lastSentHandshake = this.clock.now() - (this.timing.rekeyTimeoutLo() + 1000);
-    if (p.keypairs.current) p.keypairs.current.sendNonce = Infinity;
-    if (p.keypairs.next) p.keypairs.next.sendNonce = Infinity;
-  }
-
-  private async applyPeer(pc: PeerConfig, sets: PrefixChanges): Promise<void> {
-    if (isOwnKey(this, pc.publicKey)) return;
-    const key = hexOf(pc.publicKey);
-    let p = this.peers.get(key);
-    if (pc.remove) {
-      if (p) this.removePeer(p);
-      return;
-    }
-    if (!p) {
-      if (pc.updateOnly) return;
-      p = new Peer(Uint8Array.from(pc.publicKey), this.clock, this.expiry);
-      p.handshake.precomputedStaticStatic = this.staticKey
-        ? sharedSecret(this.staticKey, p.publicKey)
-        : null;
-      p.timers.maxHandshakeAttempts = this.timing.maxHandshakeAttempts();
-      this.peers.set(key, p);
-      if (this.isUp()) this.startPeer(p);
-    }
-    if (pc.presharedKey !== undefined)
-      p.handshake.presharedKey = pc.presharedKey
-        ? Uint8Array.from(pc.presharedKey)
-        : new Uint8Array(32);
-    if (pc.endpoint !== undefined) {
-      const hp = pc.endpoint ? splitHostPort(pc.endpoint) : null;
-      if (!hp) {
-        p.endpoint = null;
-        p.endpointHost = null;
-      } else if (isIP(hp.host)) {
-        p.endpointHost = null;
-        this.setEndpoint(p, { address: hp.host, port: hp.port });
-      } else {
-        p.endpointHost = hp;
-        if (this.isUp()) await this.resolveEndpoint(p);
-      }
-    }
-    if (pc.persistentKeepalive !== undefined) {
-      const was = p.persistentKeepalive;
-      p.persistentKeepalive =
-        typeof pc.persistentKeepalive === 'number'
-          ? pc.persistentKeepalive
-            ? range(pc.persistentKeepalive)
-            : ZERO_RANGE
-          : pc.persistentKeepalive;
-      if (isZeroRange(was) && !isZeroRange(p.persistentKeepalive) && this.isUp() && p.running)
-        send.sendKeepalive(this, p);
-    }
-    if (pc.replaceAllowedIps) this.allowedIps.removeValue(p);
-    for (const pre of sets.remove) this.allowedIps.remove(pre, p);
-    for (const pre of sets.add) this.allowedIps.insert(pre, p);
-  }
-
-  private removePeer(p: Peer): void {
+  removePeer(p: Peer): void {
     this.stopPeer(p);
     this.allowedIps.removeValue(p);
     this.peers.delete(p.publicKeyHex);
   }
 
-  private startPeer(p: Peer): void {
+  startPeer(p: Peer): void {
     if (p.running) return;
     p.running = true;
     p.handshake.lastSentHandshake = this.clock.now() - (this.timing.rekeyTimeoutLo() + 1000);
@@ -587,7 +426,7 @@ export class Device
     return this.peers.get(hexOf(pub));
   }
 
-  private async resolveEndpoint(p: Peer): Promise<void> {
+  async resolveEndpoint(p: Peer): Promise<void> {
     const hp = p.endpointHost;
     if (!hp) return;
     try {
@@ -605,7 +444,7 @@ export class Device
     }
   }
 
-  private setEndpoint(p: Peer, ep: Endpoint): void {
+  setEndpoint(p: Peer, ep: Endpoint): void {
     if (sameEndpoint(p.endpoint, ep)) return;
     p.endpoint = ep;
     p.udpWindow = DEFAULT_UDP_WINDOW;
@@ -671,33 +510,11 @@ export class Device
    * prefix by prefix): what the daemon polls every second for health and status.
    */
   peerSummaries(): PeerSummary[] {
-    return [...this.peers.values()].map((p) => this.peerSummary(p));
-  }
-
-  private peerSummary(p: Peer): PeerSummary {
-    return {
-      publicKey: p.publicKey,
-      endpoint: p.endpoint && { address: p.endpoint.address, port: p.endpoint.port },
-      endpointHost: p.endpointHost ? `${p.endpointHost.host}:${p.endpointHost.port}` : null,
-      lastHandshakeTime: p.lastHandshakeWall,
-      txBytes: p.txBytes,
-      rxBytes: p.rxBytes,
-      hasSession: !!p.keypairs.current,
-      handshakePendingMs:
-        p.handshakePendingSince === null
-          ? 0
-          : Math.max(1, this.clock.now() - p.handshakePendingSince),
-    };
+    return [...this.peers.values()].map((p) => peerSummary(p, this.clock));
   }
 
   private peerStatus(p: Peer): PeerStatus {
-    const psk = p.handshake.presharedKey;
-    return {
-      ...this.peerSummary(p),
-      presharedKey: isZeroKey(psk) ? null : psk,
-      persistentKeepalive: p.persistentKeepalive,
-      allowedIps: this.allowedIps.entriesFor(p).map(formatPrefix),
-    };
+    return peerStatus(p, this.allowedIps.entriesFor(p).map(formatPrefix), this.clock);
   }
 
   peerStatusByKey(pub: Uint8Array): PeerStatus | null {

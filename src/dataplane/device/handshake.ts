@@ -80,8 +80,8 @@ export { clearHandshake };
  * Prepares the peer's next initiation up to its timestamp (a fresh ephemeral key, es, the
  * sealed static key, ss): the two scalar multiplications and most of the hashing of message 1,
  * done while idle so that a packet waiting for a handshake waits only for the rest (the
- * first packet after a peer reset: bench/RESULTS.md, Step 10). Keeps an existing preparation
- * that is still current.
+ * first packet after a peer reset). Keeps an existing preparation that is still current.
+ * Measurements: bench/RESULTS.md, section "Step 10 (continued, evening of 2026-11-23)".
  */
 export function prepareNextInitiation(h: HandshakeHost, p: Peer): void {
   if (currentPrepared(h, p)) return;

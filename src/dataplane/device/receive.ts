@@ -18,7 +18,7 @@ import {
   consumeMessageResponse,
   receivedWithKeypair,
 } from './handshake.js';
-import type { PoolQueue } from '../crypto/pool.js';
+import type { PoolQueue } from '../crypto/pool-queue.js';
 import { PerSecond } from '../rate.js';
 import type { Keypair } from './keypair.js';
 import type { Peer } from './peer.js';

@@ -14,7 +14,7 @@ import {
   QUEUE_STAGED_SIZE,
 } from '../constants.js';
 import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
-import type { PoolQueue } from '../crypto/pool.js';
+import type { PoolQueue } from '../crypto/pool-queue.js';
 import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
 import { clampMss, innerLimit } from '../tun/mss.js';

@@ -1,10 +1,14 @@
 /**
  * What the device reports (pulled, never pushed): `snapshot()` for UAPI `get=1`,
- * `peerSummaries()` for the daemon's per-second health poll.
+ * `peerSummaries()` for the daemon's per-second health poll; and how a peer's state reads in
+ * them (`peerSummary`, `peerStatus`).
  */
 import type { AwgParams } from '../awg/params.js';
 import type { UintRange } from '../awg/range.js';
+import type { Clock } from '../clock.js';
 import type { Endpoint } from '../conn/bind.js';
+import { isZeroKey } from '../crypto/keys.js';
+import type { Peer } from './peer.js';
 
 export interface PeerSummary {
   publicKey: Uint8Array;
@@ -31,4 +35,30 @@ export interface DeviceSnapshot {
   fwmark: number;
   awg: AwgParams;
   peers: PeerStatus[];
+}
+
+/** A peer's liveness and counters (the clock: how long an initiation has been pending). */
+export function peerSummary(p: Peer, clock: Clock): PeerSummary {
+  return {
+    publicKey: p.publicKey,
+    endpoint: p.endpoint && { address: p.endpoint.address, port: p.endpoint.port },
+    endpointHost: p.endpointHost ? `${p.endpointHost.host}:${p.endpointHost.port}` : null,
+    lastHandshakeTime: p.lastHandshakeWall,
+    txBytes: p.txBytes,
+    rxBytes: p.rxBytes,
+    hasSession: !!p.keypairs.current,
+    handshakePendingMs:
+      p.handshakePendingSince === null ? 0 : Math.max(1, clock.now() - p.handshakePendingSince),
+  };
+}
+
+/** The summary with the peer's configuration (`allowedIps`: its prefixes, formatted). */
+export function peerStatus(p: Peer, allowedIps: string[], clock: Clock): PeerStatus {
+  const psk = p.handshake.presharedKey;
+  return {
+    ...peerSummary(p, clock),
+    presharedKey: isZeroKey(psk) ? null : psk,
+    persistentKeepalive: p.persistentKeepalive,
+    allowedIps,
+  };
 }

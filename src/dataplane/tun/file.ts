@@ -86,8 +86,9 @@ const SLAB_RESERVE = READ_BUF + 1400 * 128;
 
 /**
  * How long an MTU read from the link (SIOCGIFMTU) is used: the send path asks once per flush,
- * and the ioctl was a tenth of sending the first packet after a handshake (bench/RESULTS.md,
- * Step 10). A changed MTU is seen within this time; until then the padding may overshoot the
+ * and an ioctl per flush was a visible part of sending the first packet after a handshake.
+ * Measurements: bench/RESULTS.md, section "The first ping and the engine's main thread". A
+ * changed MTU is seen within this time; until then the padding may overshoot the
  * new MTU by at most 15 bytes (it pads to a multiple of 16, never beyond the MTU it knows).
  */
 export const MTU_TTL_MS = 1000;

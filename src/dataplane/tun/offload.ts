@@ -93,8 +93,9 @@ export function writeVnetHdr(b: Uint8Array, off: number, h: VnetHdr): void {
  * bytes at a time as little-endian u32 and swapped once at the end (`fold`). Where the range
  * starts on an even address (the TCP header of a packet the engine laid out or received), the
  * words are read through a Uint32Array over the whole buffer, four to an iteration, summed as
- * doubles: 4× faster than byte loads (134 against 587 ns per 1,400 bytes, bench/checksum.ts;
- * these sums were ≈ 10 % of the engine's thread in each direction of an iperf3 run).
+ * doubles: several times faster than byte loads (bench/checksum.ts compares them), and these
+ * sums were a large share of the engine's thread in each direction of an iperf3 run.
+ * Measurements: bench/RESULTS.md, section "Less work per packet".
  */
 export function sumLE(b: Uint8Array, start: number, end: number, initial = 0): number {
   let a = b.byteOffset + start;

@@ -27,6 +27,7 @@ import {
   statusToWire,
 } from '../../../src/daemon/convert.js';
 import type { StatusResponse } from '../../../src/daemon/core.js';
+import { DAEMON_STATES } from '../../../src/daemon/names.js';
 import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
 
 // Round trips go through the real protobuf encoding, so a field missing from the .proto
@@ -116,14 +117,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('Status: every state, optional fields absent stay absent, 64-bit byte counters survive', () => {
-    for (const state of [
-      'converged',
-      'drifted',
-      'reconciling',
-      'failed',
-      'failed-closed',
-      'down',
-    ] as StatusResponse['state'][]) {
+    for (const state of DAEMON_STATES) {
       const s = { ...sampleStatus(), state };
       expect(statusFromWire(wire('Status', 'response', statusToWire(s)))).toEqual(s);
     }
@@ -188,9 +182,9 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('an unknown state from the wire is an error, not a silent default', () => {
-    expect(() => statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [] })).toThrow(
-      /malformed/,
-    );
+    expect(() =>
+      statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [], rules: [] }),
+    ).toThrow(/malformed/);
   });
 
   it('errors: each kind maps to its gRPC code and back with issues and hint', () => {

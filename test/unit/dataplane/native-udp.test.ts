@@ -231,7 +231,9 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
         burst.map((x) => `${x}@127.0.0.1`),
       );
       expect(b.sendDropped).toBe(0);
-      const tx = (b as unknown as { tx: { threadExit: Promise<void> | null; pooled: boolean } }).tx;
+      const tx = (
+        b as unknown as { tx: { thread: { exited: Promise<void> } | null; pooled: boolean } }
+      ).tx;
       expect(tx.pooled).toBe(pool);
       if (pool) {
         // bursts still in the ring when the bind closes go out before the fd is closed
@@ -244,7 +246,7 @@ describe.skipIf(!linux)('NativeUdpBind (own socket, recvmmsg, sendmmsg, source o
         return;
       }
       let exited = false;
-      void tx.threadExit!.then(() => (exited = true));
+      void tx.thread!.exited.then(() => (exited = true));
       await b.close();
       expect(exited).toBe(true); // the thread was gone before the fd was closed
     },

@@ -2,32 +2,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';
-import { parseIPv4, parseIPv6, SLOT_SIZE, BATCH_MAX } from '../../../src/native/udpbatch.js';
+import { SLOT_SIZE, BATCH_MAX } from '../../../src/native/mmsg-block.js';
 
 const linux = process.platform === 'linux';
-
-describe('udpbatch address parsing', () => {
-  const v6 = (s: string) => {
-    const b = new Uint8Array(16);
-    return parseIPv6(s, b, 0) ? Buffer.from(b).toString('hex') : null;
-  };
-  it('parses v4 and v6 text forms', () => {
-    const b = new Uint8Array(4);
-    expect(parseIPv4('10.200.0.1', b, 0)).toBe(true);
-    expect([...b]).toEqual([10, 200, 0, 1]);
-    expect(parseIPv4('1.2.3', b, 0)).toBe(false);
-    expect(parseIPv4('1.2.3.256', b, 0)).toBe(false);
-    expect(v6('::1')).toBe('00000000000000000000000000000001');
-    expect(v6('::')).toBe('0'.repeat(32));
-    expect(v6('fe80::1:2')).toBe('fe800000000000000000000000010002');
-    expect(v6('2001:db8:0:0:0:0:0:ff')).toBe('20010db80000000000000000000000ff');
-    expect(v6('::ffff:1.2.3.4')).toBe('00000000000000000000ffff01020304');
-    expect(v6('fe80::1%eth0')).toBe('fe800000000000000000000000000001');
-    expect(v6('1::2::3')).toBeNull();
-    expect(v6('1:2:3')).toBeNull();
-    expect(v6('12345::')).toBeNull();
-  });
-});
 
 describe.skipIf(!linux)('UdpBind batched sends (sendmmsg)', () => {
   const closers: Array<() => Promise<void> | void> = [];

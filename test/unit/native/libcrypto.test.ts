@@ -1,5 +1,6 @@
 /**
- * libcrypto through koffi (src/native/libcrypto.ts). The EVP transport AEAD (native/libcrypto.ts) against node:crypto's ChaCha20-Poly1305: the same
+ * libcrypto through koffi (src/native/libcrypto*.ts). The EVP transport AEAD
+ * (native/libcrypto-aead.ts) against node:crypto's ChaCha20-Poly1305: the same
  * bytes for random packets, padding and empty keepalives; a tampered ciphertext or tag, or
  * the wrong key, is refused; contexts are per key; AWG_AEAD=node switches it off.
  */
@@ -15,7 +16,9 @@ import {
 } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evpAead, evpBlake2s, evpChaCha20, evpX25519 } from '../../../src/native/libcrypto.js';
+import { evpAead, evpChaCha20 } from '../../../src/native/libcrypto-aead.js';
+import { evpBlake2s } from '../../../src/native/libcrypto-blake2s.js';
+import { evpX25519 } from '../../../src/native/libcrypto-x25519.js';
 import { blake2s } from '@noble/hashes/blake2.js';
 
 const evp = evpAead({});

@@ -1,0 +1,59 @@
+/**
+ * The daemon's lists of names, each written once: the status's schema (status-document.ts),
+ * the types of core.ts, the proto's enums (State, WakeReason; test/unit/daemon/
+ * wire-definition.test.ts compares), the wire mapping and the metrics follow them. Plain
+ * constants that import nothing at run time: the CLI's daemon client loads them with the wire
+ * mapping, and must not load the daemon's modules or zod schemas for that.
+ */
+import type { HealthState } from './tunnel-health.js';
+
+/**
+ * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes
+ * everything.
+ */
+export const WAKE_REASONS = [
+  'start',
+  'config',
+  'network',
+  'engine',
+  'drift-timer',
+  'api',
+  'retry',
+  'confirm-timeout',
+] as const;
+export type WakeReason = (typeof WAKE_REASONS)[number];
+
+/**
+ * The daemon's state, as `awg status` reports it (status.ts's daemonState decides it). The
+ * status's zod enum, the proto's State enum (STATE_ + the name), the wire mapping and the
+ * metrics' state gauge follow it.
+ */
+export const DAEMON_STATES = [
+  'converged',
+  'drifted',
+  'reconciling',
+  'failed',
+  'failed-closed',
+  'down',
+] as const;
+export type DaemonState = (typeof DAEMON_STATES)[number];
+
+/**
+ * The states of a tunnel's health (tunnel-health.ts's HealthState): what the loop routes by.
+ * The status's tunnel line (`health`) follows this list.
+ */
+export const TUNNEL_HEALTH = [
+  'connecting',
+  'up',
+  'down',
+  'auth-failed',
+] as const satisfies readonly HealthState[];
+
+/** PlacementStatus.state: the process watcher runs; it could not start (reason); no rules */
+export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;
+/**
+ * PlacementStatus.mode. gated: the exec gate holds every exec a rule could match until it is
+ * placed (no first packet by the wrong path); best-effort: the watcher places after the exec
+ * (modeReason says why)
+ */
+export const PLACEMENT_MODES = ['gated', 'best-effort'] as const;

@@ -1,0 +1,118 @@
+/**
+ * The daemon's events on the wire (Watch): one member of the Event oneof per DaemonEvent
+ * type. A client skips an event type it does not know (a newer daemon's). Pure.
+ */
+import type { DaemonEvent, LinkTraffic, TunnelTraffic } from '../core.js';
+import { WAKE_REASONS } from '../names.js';
+import { errIn, opt, protoEnum } from './common.js';
+import type { Event__Output } from './generated/awg/v1/Event.js';
+import { ZERO_SUMMARY } from './plan.js';
+import { healthFromWire, linkTraffic, ruleCounter } from './status.js';
+
+const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
+export const wakeToWire = WAKE.toWire;
+export const wakeFromWire = WAKE.fromWire;
+
+/** a tunnel's counters in a traffic event, the same copy both ways */
+const tunnelTraffic = (
+  t: Omit<TunnelTraffic, 'link'> & { link?: LinkTraffic | null },
+): TunnelTraffic => ({
+  tunnel: t.tunnel,
+  rxBytes: t.rxBytes,
+  txBytes: t.txBytes,
+  ...opt('link', t.link ? linkTraffic(t.link) : undefined),
+});
+
+export function eventToWire(e: DaemonEvent): Event__Output {
+  switch (e.type) {
+    case 'reconcile-started':
+      return { at: e.at, reconcileStarted: { reason: wakeToWire(e.reason) } };
+    case 'reconcile-finished':
+      return {
+        at: e.at,
+        reconcileFinished: {
+          reason: wakeToWire(e.reason),
+          outcome: e.outcome,
+          durationMs: Math.max(0, Math.round(e.durationMs)),
+          summary: { ...e.summary },
+          ...opt('error', e.error),
+        },
+      };
+    case 'drift':
+      return { at: e.at, drift: { ids: [...e.ids], repaired: e.repaired } };
+    case 'network-changed':
+      return { at: e.at, networkChanged: { detail: e.detail } };
+    case 'config-changed':
+      return { at: e.at, configChanged: { path: e.path, valid: e.valid } };
+    case 'tunnel':
+      return {
+        at: e.at,
+        tunnel: {
+          tunnel: e.tunnel,
+          up: e.state === 'up',
+          state: e.state,
+          ...opt('error', e.error),
+        },
+      };
+    case 'handshake':
+      return { at: e.at, handshake: { tunnel: e.tunnel, peer: e.peer } };
+    case 'confirm-pending':
+      return { at: e.at, confirmPending: { deadline: e.deadline } };
+    case 'reverted':
+      return { at: e.at, reverted: { reason: e.reason } };
+    case 'error':
+      return { at: e.at, error: { kind: e.kind, message: e.message } };
+    case 'traffic':
+      return {
+        at: e.at,
+        traffic: {
+          rules: e.rules.map(ruleCounter),
+          tunnels: e.tunnels.map(tunnelTraffic),
+        },
+      };
+  }
+}
+
+/** undefined for an event type this client does not know (a newer daemon) */
+export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
+  const at = w.at;
+  if (w.reconcileStarted)
+    return { type: 'reconcile-started', at, reason: wakeFromWire(w.reconcileStarted.reason) };
+  if (w.reconcileFinished) {
+    const f = w.reconcileFinished;
+    return {
+      type: 'reconcile-finished',
+      at,
+      reason: wakeFromWire(f.reason),
+      outcome: f.outcome,
+      durationMs: f.durationMs,
+      summary: { ...(f.summary ?? ZERO_SUMMARY) },
+      ...opt('error', errIn(f.error)),
+    };
+  }
+  if (w.drift) return { type: 'drift', at, ids: [...w.drift.ids], repaired: w.drift.repaired };
+  if (w.networkChanged) return { type: 'network-changed', at, detail: w.networkChanged.detail };
+  if (w.configChanged)
+    return { type: 'config-changed', at, path: w.configChanged.path, valid: w.configChanged.valid };
+  if (w.tunnel)
+    return {
+      type: 'tunnel',
+      at,
+      tunnel: w.tunnel.tunnel,
+      state: healthFromWire(w.tunnel.state) ?? (w.tunnel.up ? 'up' : 'down'),
+      ...opt('error', w.tunnel.error),
+    };
+  if (w.handshake)
+    return { type: 'handshake', at, tunnel: w.handshake.tunnel, peer: w.handshake.peer };
+  if (w.confirmPending) return { type: 'confirm-pending', at, deadline: w.confirmPending.deadline };
+  if (w.reverted) return { type: 'reverted', at, reason: w.reverted.reason };
+  if (w.error) return { type: 'error', at, kind: w.error.kind, message: w.error.message };
+  if (w.traffic)
+    return {
+      type: 'traffic',
+      at,
+      rules: (w.traffic.rules ?? []).map(ruleCounter),
+      tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
+    };
+  return undefined;
+}

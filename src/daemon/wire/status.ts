@@ -1,0 +1,211 @@
+/**
+ * What the daemon shows on the wire: Status (its state, tunnels, placement, rule counters,
+ * the config it follows) and ListProcesses. The tunnel, rule and link counters are copied by
+ * one function each, used in both directions: the proto's messages and the domain's types
+ * have the same fields under the same names. Pure.
+ */
+import type {
+  ConfigState,
+  LinkTraffic,
+  PlacementStatus,
+  ProcessInfo,
+  RuleCounter,
+  StatusResponse,
+  TunnelStatus,
+} from '../core.js';
+import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from '../names.js';
+import type { HealthState } from '../tunnel-health.js';
+import { errIn, opt, protoEnum } from './common.js';
+import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
+import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
+import type { Placement__Output } from './generated/awg/v1/Placement.js';
+import type { StatusResponse__Output } from './generated/awg/v1/StatusResponse.js';
+import type { Tunnel__Output } from './generated/awg/v1/Tunnel.js';
+
+const STATE = protoEnum('STATE', DAEMON_STATES);
+export const stateToWire = STATE.toWire;
+export const stateFromWire = STATE.fromWire;
+
+// ---- counters and tunnels (the same copy both ways) ---------------------------------------
+
+export const linkTraffic = (l: LinkTraffic): LinkTraffic => ({
+  rxPackets: l.rxPackets,
+  rxBytes: l.rxBytes,
+  txPackets: l.txPackets,
+  txBytes: l.txBytes,
+});
+
+export const ruleCounter = (r: RuleCounter): RuleCounter => ({
+  name: r.name,
+  target: r.target,
+  route: r.route,
+  txPackets: r.txPackets,
+  txBytes: r.txBytes,
+  rxPackets: r.rxPackets,
+  rxBytes: r.rxBytes,
+  ...opt('connections', r.connections),
+});
+
+type Peer = TunnelStatus['peers'][number];
+const peer = (p: Peer): Peer => ({
+  publicKey: p.publicKey,
+  ...opt('endpoint', p.endpoint),
+  ...opt('lastHandshakeAgeSec', p.lastHandshakeAgeSec),
+  rxBytes: p.rxBytes,
+  txBytes: p.txBytes,
+});
+
+/** the fields a tunnel's line has alike on both sides */
+type TunnelFields = Omit<TunnelStatus, 'health' | 'linkTraffic'>;
+
+/** A tunnel's line with `health` as the receiving side spells it (the wire: '' for unknown). */
+function tunnel<H extends object>(
+  t: TunnelFields,
+  health: H,
+  link: LinkTraffic | null | undefined,
+): TunnelFields & H & { linkTraffic?: LinkTraffic } {
+  return {
+    name: t.name,
+    type: t.type,
+    ...opt('link', t.link),
+    up: t.up,
+    ...opt('lastHandshakeAgeSec', t.lastHandshakeAgeSec),
+    rxBytes: t.rxBytes,
+    txBytes: t.txBytes,
+    peers: t.peers.map(peer),
+    ...health,
+    ...opt('error', t.error),
+    ...opt('connectionsActive', t.connectionsActive),
+    ...opt('connectionsTotal', t.connectionsTotal),
+    ...opt('dialErrors', t.dialErrors),
+    ...opt('linkTraffic', link ? linkTraffic(link) : undefined),
+  };
+}
+
+/** `w` when it is one of `values` (a value this side does not know reads as none) */
+function oneOf<V extends string>(values: readonly V[], w: string | undefined): V | undefined {
+  return (values as readonly string[]).includes(w ?? '') ? (w as V) : undefined;
+}
+
+/** a health this side does not know reads as none (the status line then says up or down) */
+export function healthFromWire(h: string | undefined): HealthState | undefined {
+  return oneOf(TUNNEL_HEALTH, h);
+}
+
+const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
+  tunnel(t, { health: t.health ?? '' }, t.linkTraffic);
+
+const tunnelFromWire = (w: Tunnel__Output): TunnelStatus =>
+  tunnel(w, opt('health', healthFromWire(w.health)), w.linkTraffic);
+
+// ---- status -----------------------------------------------------------------------------------
+
+export function statusToWire(s: StatusResponse): StatusResponse__Output {
+  const lr = s.lastReconcile;
+  return {
+    state: stateToWire(s.state),
+    ...opt('configPath', s.configPath),
+    ...opt(
+      'lastReconcile',
+      lr
+        ? { at: lr.at, outcome: lr.outcome, durationMs: lr.durationMs, ...opt('error', lr.error) }
+        : undefined,
+    ),
+    objects: s.objects.map((o) => ({ kind: o.kind, id: o.id })),
+    tunnels: s.tunnels.map(tunnelToWire),
+    ...opt('confirmDeadline', s.confirmDeadline),
+    ...opt(
+      'placement',
+      s.placement ? { ...s.placement, gateMarks: [...(s.placement.gateMarks ?? [])] } : undefined,
+    ),
+    rules: (s.rules ?? []).map(ruleCounter),
+    ...opt(
+      'config',
+      s.config ? { ...s.config, sources: [...(s.config.sources ?? [])] } : undefined,
+    ),
+  };
+}
+
+function placementFromWire(p: Placement__Output): PlacementStatus {
+  const mode = oneOf(PLACEMENT_MODES, p.mode);
+  return {
+    state: oneOf(PLACEMENT_STATES, p.state) ?? 'off',
+    ...opt('reason', p.reason),
+    execs: p.execs,
+    placed: p.placed,
+    errors: p.errors,
+    ...opt('mode', mode),
+    ...opt('modeReason', p.modeReason),
+    ...(p.gateMarks?.length ? { gateMarks: [...p.gateMarks] } : {}),
+  };
+}
+
+function configStateFromWire(c: ConfigState__Output): ConfigState {
+  return {
+    ...opt('revision', c.revision),
+    valid: Boolean(c.valid),
+    ...opt('error', c.error),
+    ...(c.sources?.length ? { sources: [...c.sources] } : {}),
+    ...opt('host', c.host),
+    ...opt('lastConverged', c.lastConverged),
+    lastPlanChanges: Number(c.lastPlanChanges ?? 0),
+    ...opt('checkoutRevision', c.checkoutRevision),
+  };
+}
+
+export function statusFromWire(w: StatusResponse__Output): StatusResponse {
+  const lr = w.lastReconcile;
+  return {
+    state: stateFromWire(w.state),
+    ...opt('configPath', w.configPath),
+    ...opt(
+      'lastReconcile',
+      lr
+        ? {
+            at: lr.at,
+            outcome: lr.outcome,
+            durationMs: lr.durationMs,
+            ...opt('error', errIn(lr.error)),
+          }
+        : undefined,
+    ),
+    objects: w.objects.map((o) => ({ kind: o.kind, id: o.id })),
+    tunnels: w.tunnels.map(tunnelFromWire),
+    ...opt('confirmDeadline', w.confirmDeadline),
+    ...opt('placement', w.placement ? placementFromWire(w.placement) : undefined),
+    ...(w.rules?.length ? { rules: w.rules.map(ruleCounter) } : {}),
+    ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
+  };
+}
+
+// ---- processes --------------------------------------------------------------------------------
+
+export function processesToWire(ps: ProcessInfo[]): ListProcessesResponse__Output {
+  return {
+    processes: ps.map((p) => ({
+      pid: p.pid,
+      name: p.name,
+      path: p.path,
+      ...opt('rule', p.rule),
+      ...opt('target', p.target),
+      route: p.route,
+      ppid: p.ppid ?? 0,
+      cgroup: p.cgroup ?? '',
+      ...opt('pending', p.pending),
+    })),
+  };
+}
+
+export function processesFromWire(w: ListProcessesResponse__Output): ProcessInfo[] {
+  return w.processes.map((p) => ({
+    pid: p.pid,
+    name: p.name,
+    path: p.path,
+    ...opt('rule', p.rule),
+    ...opt('target', p.target),
+    route: p.route,
+    ...(p.ppid ? { ppid: p.ppid } : {}),
+    ...(p.cgroup ? { cgroup: p.cgroup } : {}),
+    ...opt('pending', p.pending),
+  }));
+}

@@ -42,11 +42,11 @@ for f in bin/awg.js bin/compile-cache.js dist/bundle/main.js dist/bundle/udpsend
   share/completions/awg.bash share/completions/_awg share/completions/awg.fish share/man/awg.1 docs/troubleshooting.md; do
   grep -qxF "$f" "$tmp/contents" || fail "the tarball lacks $f"
 done
-unwanted=$({ grep -E '(^|/)fake(-[^/]*)?\.(js|ts)$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents"; grep '^dist/' "$tmp/contents" | grep -v '^dist/bundle/'; } || true)
+unwanted=$({ grep -E '\.fake\.(js|ts)$|\.map$|^(src|test|bench|scripts)/' "$tmp/contents"; grep '^dist/' "$tmp/contents" | grep -v '^dist/bundle/'; } || true)
 [ -z "$unwanted" ] || fail "the tarball must not contain: $unwanted"
 meta="$repo/dist/bundle.meta.json" # written by prepack's bundle, beside the bundle
 [ -f "$meta" ] || fail "no $meta (prepack runs scripts/bundle.mjs)"
-doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.values(m.outputs)) for (const i of Object.keys(o.inputs)) if (/(^|\/)fake(-[^/]*)?\.js$|^dist\/dataplane\/(tun|conn)\/memory\.js$/.test(i)) console.log(i)' "$meta" | sort -u)
+doubles=$(node -e 'const m = require(process.argv[1]); for (const o of Object.values(m.outputs)) for (const i of Object.keys(o.inputs)) if (/\.fake\.js$/.test(i)) console.log(i)' "$meta" | sort -u)
 [ -z "$doubles" ] || fail "the bundle must not contain test doubles: $doubles"
 
 # what the README's npm install and uninstall may touch, before and after: the global prefix (laid

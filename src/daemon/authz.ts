@@ -12,7 +12,7 @@
  *   tunnel; on Linux awg exec needs root too);
  * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
  *
- * `{env:}` secrets are never resolved for an API request, whoever asks (daemon.ts).
+ * `{env:}` secrets are never resolved for an API request, whoever asks (config-follower.ts).
  */
 import { AwgError, type Issue } from '../errors.js';
 import type { Config } from '../config/schema.js';

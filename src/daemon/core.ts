@@ -33,7 +33,7 @@ export type DaemonEvent =
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
   | { type: 'error'; at: string; kind: string; message: string }
-  /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (daemon.ts) */
+  /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (feed.ts) */
   | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] };
 
 /** a tunnel's counters in a traffic event */

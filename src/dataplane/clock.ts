@@ -1,6 +1,6 @@
 /**
  * Time source and scheduler of the data plane (the device's timers, the in-memory network's
- * delays). Production uses the system clock; tests use SimClock (fake-clock.ts, not built into
+ * delays). Production uses the system clock; tests use SimClock (clock.fake.ts, not built into
  * dist/) and advance it explicitly (no real waiting, no timed assertions).
  */
 export type TimerHandle = { readonly id: number };

@@ -6,7 +6,7 @@
  * (`bench/handshake.bench.ts --curve` shows the curve).
  *
  * `warmUpHandshakes` runs that code in memory on throw-away keys: pairs of devices joined by
- * a two-ended in-memory wire (not the test doubles of conn/memory.ts and tun/memory.ts, which
+ * a two-ended in-memory wire (not the test doubles of conn/memory.fake.ts and tun/memory.fake.ts, which
  * stay out of the build), a handshake and a few packets each way, then closed. Nothing
  * touches the OS. Once per process, in the background after an engine starts (engine.ts);
  * AWG_WARMUP=0 turns it off (diagnosis).

@@ -1,6 +1,6 @@
 /**
  * What a long-running awg process (the daemon, `awg up`, an `awg engine`) gives back once it
- * settles: after a reconcile run (daemon.ts) and when its tunnels go quiet (the data plane's
+ * settles: after a reconcile run (daemon/runs.ts) and when its tunnels go quiet (the data plane's
  * idle release, dataplane/buffers.ts). A full garbage collection in V8's memory-reducing mode
  * (only where `gc` is exposed: the long-running processes' `--expose-gc`, util/node-flags.ts),
  * then glibc's free pages back to the kernel (`malloc_trim`).

@@ -20,7 +20,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AwgCodec } from '../../src/dataplane/awg/codec.js';
-import { seededRandom } from '../../src/dataplane/awg/fake-random.js';
+import { seededRandom } from '../../src/dataplane/awg/random.fake.js';
 import {
   type AwgParams,
   defaultAwgParams,

@@ -1,6 +1,7 @@
 /**
- * Test doubles live next to what they imitate (src/resources/<kind>/fake.ts, the generic
- * fake-driver.ts and fake-driver-set.ts, the data plane's in-memory TUN and bind) but must not
+ * Test doubles live next to what they imitate and are named `*.fake.ts` (src/resources/<kind>/
+ * driver.fake.ts, the generic driver.fake.ts and driver-set.fake.ts, the data plane's in-memory
+ * TUN and bind, its simulated clock and seeded random source) but must not
  * reach dist/. tsconfig.build.json excludes them; `exclude` does not stop a file that an
  * included module imports, so this test builds the program tsc would emit and checks both
  * directions: no test double in it, and every other source file in it.
@@ -14,14 +15,7 @@ const root = join(import.meta.dirname, '..', '..');
 
 /** the naming convention of test doubles under src/ */
 export function isTestDouble(path: string): boolean {
-  const rel = path.split(sep).join('/');
-  const base = rel.slice(rel.lastIndexOf('/') + 1);
-  return (
-    base === 'fake.ts' ||
-    /^fake-[\w-]+\.ts$/.test(base) ||
-    rel === 'src/dataplane/tun/memory.ts' ||
-    rel === 'src/dataplane/conn/memory.ts'
-  );
+  return path.split(sep).join('/').endsWith('.fake.ts');
 }
 
 function sourceFiles(dir: string): string[] {
@@ -57,11 +51,12 @@ describe('the build (tsconfig.build.json → dist/)', () => {
   const built = buildProgramFiles();
 
   it('the convention finds the test doubles (resource fakes, in-memory TUN and bind)', () => {
-    expect(doubles).toContain('src/resources/fake-driver.ts');
-    expect(doubles).toContain('src/resources/fake-driver-set.ts');
-    expect(doubles).toContain('src/resources/link/fake.ts');
-    expect(doubles).toContain('src/dataplane/tun/memory.ts');
-    expect(doubles).toContain('src/dataplane/conn/memory.ts');
+    expect(doubles).toContain('src/resources/driver.fake.ts');
+    expect(doubles).toContain('src/resources/driver-set.fake.ts');
+    expect(doubles).toContain('src/resources/link/driver.fake.ts');
+    expect(doubles).toContain('src/dataplane/tun/memory.fake.ts');
+    expect(doubles).toContain('src/dataplane/conn/memory.fake.ts');
+    expect(doubles).toContain('src/dataplane/clock.fake.ts');
   });
 
   it('contains no test double, not even through an import', () => {

@@ -100,14 +100,14 @@ describe('layer rule (eslint/layers.js)', () => {
 
   it('production code cannot import a test double; test doubles and pure modules keep their own rules', async () => {
     const [r] = await eslint.lintText(
-      "import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n",
+      "import { FakeDriver } from '../driver.fake.js';\nexport const x = FakeDriver;\n",
       { filePath: `${ROOT}src/resources/route/scratch.ts` },
     );
     expect(r!.messages.map((m) => m.message)).toEqual([
       expect.stringMatching(/test doubles are not built into dist/),
     ]);
     const [m] = await eslint.lintText(
-      "import { readFileSync } from 'node:fs';\nimport { MemoryTun } from '../dataplane/tun/memory.js';\nexport const x = [readFileSync, MemoryTun];\n",
+      "import { readFileSync } from 'node:fs';\nimport { MemoryTun } from '../dataplane/tun/memory.fake.js';\nexport const x = [readFileSync, MemoryTun];\n",
       { filePath: `${ROOT}src/model/scratch.ts` },
     );
     expect(m!.messages.map((x) => x.message)).toEqual(
@@ -117,8 +117,8 @@ describe('layer rule (eslint/layers.js)', () => {
       ]),
     );
     const [f] = await eslint.lintText(
-      "import { FakeDriver } from '../fake-driver.js';\nexport const x = FakeDriver;\n",
-      { filePath: `${ROOT}src/resources/route/fake.ts` },
+      "import { FakeDriver } from '../driver.fake.js';\nexport const x = FakeDriver;\n",
+      { filePath: `${ROOT}src/resources/route/driver.fake.ts` },
     );
     expect(f!.messages).toEqual([]);
   });

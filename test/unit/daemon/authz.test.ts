@@ -15,7 +15,7 @@ import { ApiGate } from '../../../src/daemon/server.js';
 import { realFileView, type FileView } from '../../../src/daemon/trusted-path.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { linuxCallerNatives, type PeerCred } from '../../../src/native/peercred.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';

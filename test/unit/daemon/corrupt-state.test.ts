@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DaemonEnv } from '../../../src/daemon/daemon-env.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import type { Claims, Driver, DriverSet } from '../../../src/resources/driver.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import type { Platform } from '../../../src/resources/registry.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';

@@ -14,7 +14,7 @@ import { Daemon } from '../../../src/daemon/daemon.js';
 import { formatEvent } from '../../../src/cli/foreground.js';
 import { createMetrics } from '../../../src/daemon/metrics.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import type { InprocEngineHost } from '../../../src/resources/engine/inproc.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';

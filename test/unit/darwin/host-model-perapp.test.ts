@@ -20,7 +20,7 @@ import type { DarwinFlowNatives } from '../../../src/resources/flow/flow-router-
 import { FileStateStore } from '../../../src/util/state.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';
-import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import { modelEngineIo } from '../../helpers/macos-host/engine.js';
 import { MacHost } from '../../helpers/macos-host/model.js';

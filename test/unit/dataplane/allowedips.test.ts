@@ -5,7 +5,7 @@ import {
   parsePrefix,
   type Prefix,
 } from '../../../src/dataplane/device/allowedips.js';
-import { seededRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 
 /** The naive reference: scan every prefix, keep the longest that matches. */
 class LinearTable<T> {

@@ -22,7 +22,7 @@ import {
   validateAwgParams,
 } from '../../../src/dataplane/awg/params.js';
 import { formatRange, parseRange, pickOne, range } from '../../../src/dataplane/awg/range.js';
-import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { generateTags, parseTags } from '../../../src/dataplane/awg/tags.js';
 import { junkPackets } from '../../../src/dataplane/awg/junk.js';
 import { protect } from '../../../src/dataplane/awg/header-protection.js';

@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Device } from '../../../src/dataplane/device/device.js';
-import { SimClock } from '../../../src/dataplane/fake-clock.js';
-import { MemoryNetwork } from '../../../src/dataplane/conn/memory.js';
-import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
-import { scriptedRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { SimClock } from '../../../src/dataplane/clock.fake.js';
+import { MemoryNetwork } from '../../../src/dataplane/conn/memory.fake.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
+import { scriptedRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
 

@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AwgError } from '../../../src/errors.js';
-import { MemoryNetwork } from '../../../src/dataplane/conn/memory.js';
+import { MemoryNetwork } from '../../../src/dataplane/conn/memory.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { UapiError } from '../../../src/dataplane/device/uapi.js';
 import { createEngine, type EngineIo } from '../../../src/dataplane/engine.js';
-import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
 import { hexOf, ipv4 } from './harness.js';
 
 /** A TUN whose link can vanish, as TunFile's. */

@@ -3,9 +3,9 @@ import { hexOf, ipv4, makePair } from './harness.js';
 import { RateLimiter, rateLimitKey } from '../../../src/dataplane/device/ratelimiter.js';
 import { withPrefix } from '../../../src/dataplane/awg/prefix.js';
 import { headerMatches, pickHeader } from '../../../src/dataplane/awg/magic-header.js';
-import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { scriptedRandom, seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { range } from '../../../src/dataplane/awg/range.js';
-import type { Datagram } from '../../../src/dataplane/conn/memory.js';
+import type { Datagram } from '../../../src/dataplane/conn/memory.fake.js';
 
 const ping = (n: number) => ipv4('192.168.0.1', '192.168.0.2', `ping ${n}`);
 const fromA = (d: Datagram) => d.from.address === '10.0.0.1';

@@ -1,9 +1,9 @@
 /** Two devices over the in-memory network and TUNs, with a simulated clock. */
 import { Device, type DeviceOptions } from '../../../src/dataplane/device/device.js';
-import { SimClock } from '../../../src/dataplane/fake-clock.js';
-import { MemoryNetwork, type MemoryBind } from '../../../src/dataplane/conn/memory.js';
-import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
-import { seededRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { SimClock } from '../../../src/dataplane/clock.fake.js';
+import { MemoryNetwork, type MemoryBind } from '../../../src/dataplane/conn/memory.fake.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
+import { seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
 

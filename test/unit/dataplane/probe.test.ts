@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ipv4, makePair } from './harness.js';
-import type { Datagram } from '../../../src/dataplane/conn/memory.js';
+import type { Datagram } from '../../../src/dataplane/conn/memory.fake.js';
 import { HANDSHAKE_EVENT_DELAY_MS } from '../../../src/dataplane/device/device.js';
 
 const PING = ipv4('192.168.0.1', '192.168.0.2', 'ping');

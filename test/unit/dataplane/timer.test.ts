@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SimClock } from '../../../src/dataplane/fake-clock.js';
+import { SimClock } from '../../../src/dataplane/clock.fake.js';
 import { Timer } from '../../../src/dataplane/device/timer.js';
 
 describe('Timer (Mod / Del / IsPending) on the simulated clock', () => {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Device } from '../../../src/dataplane/device/device.js';
 import { UdpBind } from '../../../src/dataplane/conn/udp.js';
-import { MemoryTun } from '../../../src/dataplane/tun/memory.js';
+import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import { ipv4 } from './harness.js';
 

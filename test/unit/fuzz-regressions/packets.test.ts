@@ -1,7 +1,7 @@
 /** Counterexamples found by test/fuzz/packets.fuzz.ts, kept as explicit regression tests. */
 import { describe, expect, it } from 'vitest';
 import { AwgCodec } from '../../../src/dataplane/awg/codec.js';
-import { seededRandom } from '../../../src/dataplane/awg/fake-random.js';
+import { seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { defaultAwgParams } from '../../../src/dataplane/awg/params.js';
 import { range } from '../../../src/dataplane/awg/range.js';
 import { writeU32 } from '../../../src/dataplane/noise/messages.js';

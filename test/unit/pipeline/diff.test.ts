@@ -15,7 +15,7 @@ import { converge } from '../../../src/pipeline/converge.js';
 import { observeAndPlan } from '../../../src/pipeline/diff.js';
 import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
 import type { ReconcileEnv } from '../../../src/reconciler/observe.js';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { fingerprintKeyOf } from '../../../src/util/host-key.js';
 import { silentReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { executeBestEffort } from '../../../src/reconciler/execute.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { ProcessExec } from '../../../src/util/exec.js';

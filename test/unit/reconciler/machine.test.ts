@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SimulatedClock } from 'xstate';
 import { loadConfigText } from '../../../src/config/load.js';
 import { linuxDesired } from '../../helpers/desired.js';
-import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { reconcile, type ReconcileEnv } from '../../../src/reconciler/run.js';
 import type { ReconcileContext, ReconcileInput } from '../../../src/reconciler/machine.js';
 import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';

@@ -1,6 +1,6 @@
 /** The one "remove everything we own" (reconciler/teardown.ts) and its pipeline wrapper. */
 import { describe, expect, it } from 'vitest';
-import { createFakeDriverSet } from '../../../src/resources/fake-driver-set.js';
+import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { killSwitchIds, removeOwned } from '../../../src/reconciler/teardown.js';
 import type { ReconcileEnv } from '../../../src/reconciler/observe.js';
 import { AppliedStore } from '../../../src/pipeline/applied.js';

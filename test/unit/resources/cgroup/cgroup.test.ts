@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Change } from '../../../../src/model/change.js';
 import type { ApplyContext, Claims } from '../../../../src/resources/driver.js';
-import { FakeCgroupDriver } from '../../../../src/resources/cgroup/fake.js';
+import { FakeCgroupDriver } from '../../../../src/resources/cgroup/driver.fake.js';
 import { createLinuxCgroupDriver } from '../../../../src/resources/cgroup/linux.js';
 import {
   isOwnedPath,

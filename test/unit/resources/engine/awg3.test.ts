@@ -13,9 +13,9 @@ import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { prepare, type Prepared } from '../../../../src/pipeline/prepare.js';
 import { fingerprint } from '../../../../src/config/fingerprint.js';
 import { fingerprintKeyOf } from '../../../../src/util/host-key.js';
-import { MemoryNetwork } from '../../../../src/dataplane/conn/memory.js';
+import { MemoryNetwork } from '../../../../src/dataplane/conn/memory.fake.js';
 import { Device } from '../../../../src/dataplane/device/device.js';
-import { MemoryTun } from '../../../../src/dataplane/tun/memory.js';
+import { MemoryTun } from '../../../../src/dataplane/tun/memory.fake.js';
 import type { Change } from '../../../../src/model/change.js';
 import { toPlanDocument } from '../../../../src/model/plan-document.js';
 import {

@@ -2,10 +2,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MemoryNetwork } from '../../../../src/dataplane/conn/memory.js';
+import { MemoryNetwork } from '../../../../src/dataplane/conn/memory.fake.js';
 import { Device } from '../../../../src/dataplane/device/device.js';
 import { listenUapi } from '../../../../src/dataplane/ipc/server.js';
-import { MemoryTun } from '../../../../src/dataplane/tun/memory.js';
+import { MemoryTun } from '../../../../src/dataplane/tun/memory.fake.js';
 import type { EngineRecord } from '../../../../src/resources/engine/process-host.js';
 import {
   detachedEngineStatus,

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Change } from '../../../../src/model/change.js';
 import type { LinkSpec } from '../../../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../../../src/resources/driver.js';
-import { FakeLinkDriver } from '../../../../src/resources/link/fake.js';
+import { FakeLinkDriver } from '../../../../src/resources/link/driver.fake.js';
 import { createLinuxLinkDriver } from '../../../../src/resources/link/linux.js';
 import { LINK_MARKER, parseLinkJson } from '../../../../src/resources/link/parse.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';

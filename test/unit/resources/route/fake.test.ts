@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RouteSpec } from '../../../../src/model/resources.js';
 import { ids } from '../../../../src/model/identity.js';
-import { FakeRouteDriver } from '../../../../src/resources/route/fake.js';
+import { FakeRouteDriver } from '../../../../src/resources/route/driver.fake.js';
 import type { ApplyContext, Claims } from '../../../../src/resources/driver.js';
 import { ProcessExec } from '../../../../src/util/exec.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';

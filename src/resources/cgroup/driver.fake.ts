@@ -6,7 +6,7 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { CgroupSpec } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, ObserveResult, ObserveScope } from '../driver.js';
-import { FakeDriver } from '../fake-driver.js';
+import { FakeDriver } from '../driver.fake.js';
 import type { CgroupFacts, CgroupMount } from './parse.js';
 
 export class FakeCgroupDriver extends FakeDriver<'cgroup'> {

@@ -8,8 +8,8 @@ import { ids } from '../../model/identity.js';
 import type { AddressSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { ApplyContext, ApplyResult, ObserveResult, ObserveScope } from '../driver.js';
-import { FakeDriver } from '../fake-driver.js';
-import type { FakeLinkDriver } from '../link/fake.js';
+import { FakeDriver } from '../driver.fake.js';
+import type { FakeLinkDriver } from '../link/driver.fake.js';
 
 export class FakeAddressDriver extends FakeDriver<'address'> {
   constructor(private readonly links?: FakeLinkDriver) {

@@ -5,8 +5,8 @@
 import { ids } from '../model/identity.js';
 import type { ResourceKind, SpecByKind } from '../model/resources.js';
 import type { DriverSet } from './driver.js';
-import { FakeDriver } from './fake-driver.js';
-import { FakeRouteDriver } from './route/fake.js';
+import { FakeDriver } from './driver.fake.js';
+import { FakeRouteDriver } from './route/driver.fake.js';
 
 const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   link: (s) => ids.link(s.name),

@@ -9,7 +9,7 @@ import { ids } from '../../model/identity.js';
 import type { LinkSpec } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
-import { FakeDriver } from '../fake-driver.js';
+import { FakeDriver } from '../driver.fake.js';
 
 export class FakeLinkDriver extends FakeDriver<'link'> {
   private readonly foreignNames = new Set<string>();

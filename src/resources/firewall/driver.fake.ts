@@ -1,7 +1,7 @@
 /** In-memory firewall driver with the real contract (see route/fake.ts). */
 import { ids } from '../../model/identity.js';
 import type { FirewallSpec } from '../../model/resources.js';
-import { FakeDriver } from '../fake-driver.js';
+import { FakeDriver } from '../driver.fake.js';
 
 export class FakeFirewallDriver extends FakeDriver<'firewall'> {
   constructor() {

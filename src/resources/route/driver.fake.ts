@@ -3,7 +3,7 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { RouteSpec } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult } from '../driver.js';
-import { FakeDriver } from '../fake-driver.js';
+import { FakeDriver } from '../driver.fake.js';
 
 export class FakeRouteDriver extends FakeDriver<'route'> {
   constructor() {

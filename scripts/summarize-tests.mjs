@@ -14,7 +14,10 @@ const unloaded = [];
 let passed = 0;
 /** The first lines of a failed test's message: what failed, where CI's log shows only the tail. */
 const why = (t) => {
-  const lines = (t.failureMessages ?? []).join('\n').split('\n').filter((l) => l.trim());
+  const lines = (t.failureMessages ?? [])
+    .join('\n')
+    .split('\n')
+    .filter((l) => l.trim());
   return lines.length ? `\n      ${lines.slice(0, 4).join('\n      ')}` : '';
 };
 for (const file of r.testResults ?? []) {

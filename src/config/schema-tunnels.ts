@@ -196,7 +196,8 @@ export const HttpTunnel = z
 export const Tunnel = z
   .discriminatedUnion('type', [WireguardTunnel, AmneziawgTunnel, Socks5Tunnel, HttpTunnel], {
     error: (iss) =>
-      iss.code === 'invalid_union' && (iss.input as { type?: unknown } | undefined)?.type === undefined
+      iss.code === 'invalid_union' &&
+      (iss.input as { type?: unknown } | undefined)?.type === undefined
         ? 'missing "type" (wireguard, amneziawg, socks5 or http)'
         : 'type must be one of wireguard, amneziawg, socks5, http',
   })

@@ -147,7 +147,7 @@ export class AwgError extends Error {
   constructor(
     kind: ErrorKind,
     message: string,
-    opts: { issues?: Issue[]; hint?: string; cause?: unknown } = {},
+    opts: { issues?: Issue[]; hint?: string | undefined; cause?: unknown } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AwgError';

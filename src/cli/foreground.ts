@@ -14,8 +14,8 @@ import { safeLine } from '../util/sanitize.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
 
 export interface ForegroundOptions {
-  json?: boolean;
-  verbose?: boolean;
+  json?: boolean | undefined;
+  verbose?: boolean | undefined;
   /** started after the core (e.g. the gRPC socket); returns its closer */
   onStarted?: (core: Daemon) => Promise<() => Promise<void>>;
   /** resolves when the daemon should stop (default: SIGINT or SIGTERM) */

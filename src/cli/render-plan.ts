@@ -54,7 +54,10 @@ function fieldLines(c: AnyChange): string[] {
   });
 }
 
-export function renderPlan(p: Plan, opts: { colour: boolean; verbose?: boolean }): string {
+export function renderPlan(
+  p: Plan,
+  opts: { colour: boolean; verbose?: boolean | undefined },
+): string {
   const col = (code: string, s: string) => (opts.colour && code ? code + s + RESET : s);
   const changes = p.changes.filter((c) => c.action !== 'noop');
   const lines: string[] = [];

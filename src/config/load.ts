@@ -20,7 +20,7 @@ import {
   type Source,
 } from './overlay.js';
 import { Config } from './schema.js';
-import { SourcePositions, countLines, formatPath, type PathKey } from './positions.js';
+import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
 
 export interface LoadResult {
@@ -241,8 +241,7 @@ function schemaIssues(
       const pos = positions.locate(path, { key: f.code === 'unrecognized_keys' });
       issues.push({
         file: pos.file,
-        line: pos.line,
-        col: pos.col,
+        ...lineCol(pos),
         path: formatPath(path),
         message: f.message,
         severity: 'error',
@@ -295,8 +294,7 @@ function resolveOverlays(
       issues: [
         {
           file,
-          line: at.line,
-          col: at.col,
+          ...lineCol(at),
           path: 'overlays',
           message: `cannot select overlays for this host: ${(e as Error).message}`,
           severity: 'error',
@@ -335,8 +333,7 @@ function resolveOverlays(
             : `cannot read: ${(e as Error).message}`;
       issues.push({
         file,
-        line: at.line,
-        col: at.col,
+        ...lineCol(at),
         path: formatPath(['overlays', i, 'file']),
         message: `overlay "${name}" (${path}): ${why}`,
         severity: 'error',
@@ -350,8 +347,7 @@ function resolveOverlays(
       const p = parsed.positions.locate(['overlays'], { key: true });
       issues.push({
         file: path,
-        line: p?.line,
-        col: p?.col,
+        ...lineCol(p),
         path: 'overlays',
         message: 'an overlay cannot name overlays itself: list every overlay in the base config',
         severity: 'error',
@@ -368,8 +364,7 @@ function resolveOverlays(
     const p = src.positions?.locate(m.path);
     issues.push({
       file: src.file,
-      line: p?.line,
-      col: p?.col,
+      ...lineCol(p),
       path: formatPath(m.path),
       message: m.message,
       severity: 'error',
@@ -436,8 +431,7 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
     const pos = positions.locate(f.path, { key: f.atKey });
     issues.push({
       file: pos.file,
-      line: pos.line,
-      col: pos.col,
+      ...lineCol(pos),
       path: formatPath(f.path),
       message: f.message,
       severity: f.severity,

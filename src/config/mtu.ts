@@ -37,8 +37,10 @@ export interface MtuInput {
   mtu?: number | undefined;
   obfuscation?: { s4?: number | undefined } | undefined;
 }
-export type SizedObfuscation = Partial<Record<'jc' | 'jmax' | 's1' | 's2' | 's3' | 's4', number>> &
-  Partial<Record<'i1' | 'i2' | 'i3' | 'i4' | 'i5', string>>;
+export type SizedObfuscation = Partial<
+  Record<'jc' | 'jmax' | 's1' | 's2' | 's3' | 's4', number | undefined>
+> &
+  Partial<Record<'i1' | 'i2' | 'i3' | 'i4' | 'i5', string | undefined>>;
 export interface SizedTunnel extends MtuInput {
   addresses: string[];
   /** absent or 'embedded': our engine, which lowers TCP's MSS behind S4 (dataplane/tun/mss.ts) */

@@ -132,7 +132,7 @@ interface Origin {
 /** A merged node; `kids` only where the node was merged from several sources. */
 interface OriginNode {
   origin: Origin;
-  kids?: Map<string, OriginNode>;
+  kids?: Map<string, OriginNode> | undefined;
 }
 
 export interface MergeIssue {
@@ -327,7 +327,7 @@ export class MergedPositions {
     return { src: this.sources[node.origin.src]!, path: [...node.origin.path, ...path.slice(i)] };
   }
 
-  locate(path: readonly PathKey[], opts: { key?: boolean } = {}): Located {
+  locate(path: readonly PathKey[], opts: { key?: boolean | undefined } = {}): Located {
     const t = this.trace(path);
     return { file: t.src.file, ...(t.src.positions?.locate(t.path, opts) ?? {}) };
   }

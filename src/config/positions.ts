@@ -42,7 +42,7 @@ export class SourcePositions {
    * Position of the node at `path`; `key: true` points at the key of the last segment
    * (for unknown-key errors). Falls back to the deepest existing ancestor.
    */
-  locate(path: readonly PathKey[], opts: { key?: boolean } = {}): Pos | undefined {
+  locate(path: readonly PathKey[], opts: { key?: boolean | undefined } = {}): Pos | undefined {
     if (!this.doc) return undefined;
     let node: unknown = this.doc.contents;
     let best: Node | undefined = (node as Node) ?? undefined;
@@ -102,6 +102,17 @@ export function countLines(lc: LineCounter, text: string): void {
     if (c === 10 || (c === 13 && text.charCodeAt(i + 1) !== 10)) starts.push(i + 1);
   }
   lc.lineStarts.splice(0, lc.lineStarts.length, ...starts);
+}
+
+/**
+ * An issue's `line` and `col` from a position that may be missing: the keys are left out
+ * rather than set to undefined (issues are serialised; errors.ts Issue).
+ */
+export function lineCol(p: Partial<Pos> | undefined): Partial<Pos> {
+  return {
+    ...(p?.line !== undefined ? { line: p.line } : {}),
+    ...(p?.col !== undefined ? { col: p.col } : {}),
+  };
 }
 
 export function formatPath(path: readonly PathKey[]): string {

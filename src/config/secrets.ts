@@ -11,7 +11,7 @@ import { isWgLike, type Config, type Secret } from './schema.js';
 import { hasControl, utf8Length } from './grammar.js';
 import type { PathKey } from './positions.js';
 import type { MergedPositions } from './overlay.js';
-import { formatPath } from './positions.js';
+import { formatPath, lineCol } from './positions.js';
 
 export const REDACTED = '(sensitive)';
 
@@ -107,7 +107,7 @@ export function checkSecrets(
     const pos = positions?.locate(ref.path);
     // a relative secret file is relative to the file that names it (an overlay's own directory)
     const own = { ...ctx, configFile: pos?.file ?? ctx.configFile };
-    const at = { file: own.configFile, line: pos?.line, col: pos?.col, path };
+    const at = { file: own.configFile, ...lineCol(pos), path };
     let v: string;
     try {
       v = readSecret(ref.secret, own);
@@ -186,8 +186,7 @@ export function checkSecrets(
       const pos = positions?.locate(path);
       issues.push({
         file: pos?.file ?? ctx.configFile,
-        line: pos?.line,
-        col: pos?.col,
+        ...lineCol(pos),
         path: formatPath(path),
         severity: 'error',
         message:

@@ -17,7 +17,7 @@
 import { AwgError, type Issue } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import { secretFilePath, secretRefs } from '../config/secrets.js';
-import { formatPath } from '../config/positions.js';
+import { formatPath, lineCol } from '../config/positions.js';
 import type { MergedPositions } from '../config/overlay.js';
 import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
@@ -100,8 +100,7 @@ export function untrustedSecretFiles(
     } catch (e) {
       issues.push({
         file: from,
-        line: pos?.line,
-        col: pos?.col,
+        ...lineCol(pos),
         path,
         severity: 'error',
         message: (e as Error).message,

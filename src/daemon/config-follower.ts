@@ -32,14 +32,14 @@ export type ReadResult = { ok: true; prepared: Prepared } | { ok: false; error: 
 
 export interface ConfigFollowerOptions {
   /** the file followed from the start (`--config`, else the last apply's); none: not yet known */
-  file?: string;
+  file?: string | undefined;
   /** read and prepare a file; `api`: the file is named by an API request */
   read: (file: string, api: boolean) => Promise<ReadResult>;
   emit: (e: DaemonEvent) => void;
   /** the files to watch now (the config, its overlay files, the checkout's HEAD); none: no watch */
   watch: (files: string[]) => void;
   /** the host name overlays are selected for (`--host`), for the config state */
-  host?: string;
+  host?: string | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -94,7 +94,7 @@ export class ConfigFollower {
   }
 
   /** Re-read the config; returns the source to reconcile toward (last good on errors). */
-  async reload(): Promise<{ source?: Source; error?: AwgError }> {
+  async reload(): Promise<{ source?: Source | undefined; error?: AwgError }> {
     const file = this.path;
     if (!file) return {};
     // the config and the overlay files the last good load applied: an edit of either is a change
@@ -130,7 +130,10 @@ export class ConfigFollower {
   }
 
   /** what `status` says of the config followed (with the runs' part); undefined before one is known */
-  state(runs: { lastConverged?: string; lastPlanChanges: number }): ConfigState | undefined {
+  state(runs: {
+    lastConverged?: string | undefined;
+    lastPlanChanges: number;
+  }): ConfigState | undefined {
     const file = this.path;
     if (!file) return undefined;
     const good = this.current?.file === file ? this.current : undefined;
@@ -169,14 +172,14 @@ export interface ConfigReadOptions {
   platform: () => Promise<Platform>;
   /** resolve `{env:}` secrets: only for the file the daemon was started with (ENV_REFUSED) */
   ownEnv: boolean;
-  env?: NodeJS.ProcessEnv;
-  selection?: HostSelection;
+  env?: NodeJS.ProcessEnv | undefined;
+  selection?: HostSelection | undefined;
   /** tunnels not up now (tunnel health) */
   down: ReadonlySet<string>;
   state: StateStore;
   reporter: Reporter;
   /** use these facts (tests); else they are probed through `exec` */
-  facts?: HostFacts;
+  facts?: HostFacts | undefined;
   exec: Exec;
 }
 

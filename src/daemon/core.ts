@@ -58,7 +58,8 @@ export interface ApplyResponse {
   outcome: string;
   plan: PlanDocument;
   mutations: number;
-  error?: { kind: string; message: string };
+  /** an in-process answer may hold it as undefined; the wire form leaves it out (wire/plan.ts) */
+  error?: { kind: string; message: string } | undefined;
   /** ISO time by which `confirm()` must arrive (confirm-timeout applies) */
   confirmDeadline?: string;
 }

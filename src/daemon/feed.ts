@@ -10,7 +10,7 @@ export interface EventFeedOptions {
   /** the counters as they stand (the daemon's status) */
   status: () => Promise<Pick<StatusResponse, 'rules' | 'tunnels'>>;
   /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
-  trafficIntervalMs?: number;
+  trafficIntervalMs?: number | undefined;
 }
 
 export class EventFeed {

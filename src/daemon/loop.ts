@@ -49,7 +49,7 @@ export interface LoopContext {
   reason: WakeReason;
   /** a wake arrived while running: run again afterwards */
   pending: boolean;
-  pendingReason?: WakeReason;
+  pendingReason?: WakeReason | undefined;
   /** consecutive retryable failures */
   failures: number;
   debounceStart: number;

@@ -19,8 +19,8 @@ import type { WakeSourceOptions } from './wakes.js';
 
 export interface DaemonOptions {
   /** config file; default: the file of the last apply recorded in the state store */
-  configPath?: string;
-  stateDir?: string;
+  configPath?: string | undefined;
+  stateDir?: string | undefined;
   /** mutation log (`[#] …`) and phases; events go to subscribers */
   reporter?: Reporter;
   loop?: LoopInput;

@@ -30,8 +30,11 @@ export const NOTHING_TO_PLACE: Record<Exclude<PerApp, 'cgroup'>, string> = {
 
 export interface PlacementOptions {
   /** false: no placement; else how to reach the proc connector (see DaemonOptions.placement) */
-  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority' | 'spawn'>;
-  env?: NodeJS.ProcessEnv;
+  placement?:
+    | false
+    | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority' | 'spawn'>
+    | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
   /** the child's stray output (stderr) */
   onLog?: (line: string) => void;
   /** an `error` event for the daemon's subscribers */

@@ -25,8 +25,8 @@ export interface LastRun {
 /** what a run ended with (the loop classifies it; an API apply answers with it) */
 export interface RunOutcome {
   outcome: string;
-  plan?: Plan;
-  error?: AwgError;
+  plan?: Plan | undefined;
+  error?: AwgError | undefined;
 }
 
 /** events that fall inside this window after a run are echoes of our own changes */
@@ -38,8 +38,7 @@ export const EMPTY_PLAN: Plan = { changes: [], foreign: [], warnings: [] };
 const NO_CHANGES = { create: 0, update: 0, replace: 0, delete: 0, drift: 0, config: 0 };
 
 const now = () => new Date().toISOString();
-export const errOf = (e: AwgError | undefined) =>
-  e ? { kind: e.kind, message: e.message } : undefined;
+export const errOf = (e: AwgError) => ({ kind: e.kind, message: e.message });
 
 /** An API apply's answer: how its run ended, its plan, the mutations it made. */
 export function applyResponse(file: string, r: RunOutcome, mutations: number): ApplyResponse {
@@ -47,7 +46,7 @@ export function applyResponse(file: string, r: RunOutcome, mutations: number): A
     outcome: r.outcome,
     plan: toPlanDocument(r.plan ?? EMPTY_PLAN, file),
     mutations,
-    error: errOf(r.error),
+    error: r.error && errOf(r.error),
   };
 }
 

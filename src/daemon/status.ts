@@ -48,7 +48,7 @@ export interface StatusParts {
    * macOS: the flow router's per-rule traffic (the rules are counted there); absent: the rules'
    * firewall counters are read through `exec`
    */
-  flowTraffic?: () => ReadonlyMap<string, RuleTraffic>;
+  flowTraffic?: (() => ReadonlyMap<string, RuleTraffic>) | undefined;
   exec: Exec;
   /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
   links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;

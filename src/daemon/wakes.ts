@@ -14,7 +14,7 @@ import type { WakeReason } from './core.js';
 import type { NetworkWatch, NetworkWatchOptions } from '../resources/monitor/types.js';
 
 export interface WakeSourceOptions {
-  configPath?: string;
+  configPath?: string | undefined;
   /** `firewall`: a network wake for our nft table alone (NetworkWatchOptions.onChange) */
   onWake(
     reason: Extract<WakeReason, 'config' | 'network'>,

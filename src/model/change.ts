@@ -37,3 +37,17 @@ export interface Plan {
 export function hasChanges(p: Plan): boolean {
   return p.changes.some((c) => c.action !== 'noop');
 }
+
+/**
+ * The halves of a replace a driver carries out as a delete then a create (the object moves:
+ * another DNS scope, sysctl key or engine host). Each half leaves out the other side's spec.
+ */
+export function deleteHalf<K extends ResourceKind>(c: Change<K>): Change<K> {
+  const { after: _after, ...rest } = c;
+  return { ...rest, action: 'delete' };
+}
+
+export function createHalf<K extends ResourceKind>(c: Change<K>): Change<K> {
+  const { before: _before, ...rest } = c;
+  return { ...rest, action: 'create' };
+}

@@ -41,7 +41,7 @@ export interface HostFacts {
    */
   engineProblems?: { kernel?: string; external?: Record<string, string> };
   // ---- facts only a platform's realisation reads (the model passes them through)
-  /** Linux: nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2; undefined: the v2 mount is outside it */
+  /** Linux: nft resolves cgroup paths relative to /sys/fs/cgroup: `unified` on hybrid hosts, `` on pure v2; absent: the v2 mount is outside it */
   cgroupNftPrefix?: string;
   /** Linux: depth of the v2 mount's root inside the hierarchy (containers without a cgroup namespace) */
   cgroupRootDepth?: number;
@@ -280,10 +280,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const action = ruleAction(rule, a?.fwmark, c.ipv6, down);
       const dns =
         c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length
-          ? {
-              v4: tunnel.dns.find((d) => !d.includes(':')),
-              v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined,
-            }
+          ? appDns(tunnel.dns, c.ipv6)
           : undefined;
       const proxyDirect =
         action.type === 'mark' &&
@@ -305,13 +302,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const path = `${root}/_exec-${t}`;
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const tunnel = c.tunnels[t]!;
-      const dns =
-        c.dns.perApp && tunnel.dns.length
-          ? {
-              v4: tunnel.dns.find((d) => !d.includes(':')),
-              v6: c.ipv6 === 'tunnel' ? tunnel.dns.find((d) => d.includes(':')) : undefined,
-            }
-          : undefined;
+      const dns = c.dns.perApp && tunnel.dns.length ? appDns(tunnel.dns, c.ipv6) : undefined;
       appRules.push({
         name: `_exec-${t}`,
         group: path,
@@ -362,6 +353,16 @@ export function ruleAction(
   if (rule.target === 'direct') return { type: 'direct' };
   if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
   return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
+}
+
+/**
+ * A group's per-app resolvers: the tunnel's first of each family (IPv6 only when it goes
+ * through the tunnels). A family without one is left out of the spec, not set to undefined.
+ */
+function appDns(dns: readonly string[], ipv6: Config['ipv6']): NonNullable<AppRule['dns']> {
+  const v4 = dns.find((d) => !d.includes(':'));
+  const v6 = ipv6 === 'tunnel' ? dns.find((d) => d.includes(':')) : undefined;
+  return { ...(v4 !== undefined ? { v4 } : {}), ...(v6 !== undefined ? { v6 } : {}) };
 }
 
 /** host:port → addresses (literal, or resolved in the facts); unresolved names give a warning */

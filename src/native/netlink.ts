@@ -67,7 +67,7 @@ export interface NetlinkOptions {
   /** multicast group bitmask to subscribe to (RTMGRP_*; 0: requests only) */
   groups?: number;
   /** network namespace name or path */
-  netns?: string;
+  netns?: string | undefined;
   /** SO_RCVBUF bytes (the kernel doubles it) */
   rcvbuf?: number;
 }

@@ -38,15 +38,15 @@ export interface MarkedConnectOptions {
   host: string;
   port: number;
   /** SO_MARK for the socket; undefined → a plain `net.connect` (no privileges needed) */
-  mark?: number;
+  mark?: number | undefined;
   /** a fresh unconnected TCP socket fd of the destination's family (e.g. one pinned to an
    *  interface); replaces `mark`'s socket. What it throws is thrown as is. */
   socketFd?: (family: 4 | 6) => number;
   timeoutMs?: number;
   allowHalfOpen?: boolean;
   /** forwarded to the net.Socket (bounded buffers) */
-  highWaterMark?: number;
-  signal?: AbortSignal;
+  highWaterMark?: number | undefined;
+  signal?: AbortSignal | undefined;
   /** host name → addresses, first preferred (default: the system resolver, getaddrinfo) */
   resolve?: (host: string) => Promise<string[]>;
 }

@@ -56,7 +56,7 @@ export function ifreqName(b: Buffer): string {
 
 export interface TunOpenOptions {
   /** network namespace name or path to open the device in (default: current) */
-  netns?: string;
+  netns?: string | undefined;
   /** fail with EBUSY when the device already exists (never attach to someone else's) */
   exclusive?: boolean;
   multiQueue?: boolean;
@@ -126,7 +126,7 @@ export function tunSetGroup(fd: number, gid: number): void {
 }
 
 export interface PersistentTunOptions {
-  netns?: string;
+  netns?: string | undefined;
   /** uid allowed to attach; always set one — an ownerless persistent TUN can be attached by any user */
   owner?: number;
   group?: number;
@@ -153,7 +153,7 @@ export function createPersistentTun(
 }
 
 /** Delete a persistent TUN by attaching and clearing persist. EBUSY while another fd holds it. */
-export function deletePersistentTun(name: string, opts: { netns?: string } = {}): void {
+export function deletePersistentTun(name: string, opts: { netns?: string | undefined } = {}): void {
   const h = openTun(name, { netns: opts.netns });
   try {
     tunSetPersist(h.fd, false);

@@ -21,11 +21,11 @@ export interface HostEnvOptions {
   platform: Platform;
   reporter: Reporter;
   claims: Claims;
-  stateDir?: string;
+  stateDir?: string | undefined;
   state?: StateStore;
-  dryRun?: boolean;
+  dryRun?: boolean | undefined;
   secrets?: ReadonlyMap<string, string>;
-  exec?: Exec;
+  exec?: Exec | undefined;
   env?: NodeJS.ProcessEnv;
 }
 

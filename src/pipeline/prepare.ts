@@ -48,14 +48,14 @@ export interface PrepareOptions {
   /** this host's platform unless given */
   platform?: Platform;
   /** do not read secret files/variables (CI without the keys): fingerprints stay `unresolved:` */
-  skipSecrets?: boolean;
+  skipSecrets?: boolean | undefined;
   /** use these facts; else probe them when `probe`, else the neutral defaults (validate) */
   facts?: HostFacts;
   /** probe host facts (endpoint resolution, cgroup mount, DNS manager) */
   probe?: boolean;
   /** what probing reads through (default: this host's processes; the macOS host model in tests) */
   exec?: Exec;
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** set: refuse `{env:}` secrets with this reason (configs named through the daemon's API) */
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */

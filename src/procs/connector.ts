@@ -281,7 +281,7 @@ export class ProcConnector {
    */
   listen(
     cb: (events: ProcEvent[]) => void,
-    handlers: { onOverrun?: () => void; onError?: (e: AwgError) => void } = {},
+    handlers: { onOverrun?: () => void; onError?: ((e: AwgError) => void) | undefined } = {},
   ): void {
     if (this.closed) throw new AwgError('bug', 'proc connector is closed');
     if (this.poller) throw new AwgError('bug', 'proc connector already listening');

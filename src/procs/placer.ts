@@ -106,7 +106,7 @@ export interface Placement {
   rule: RuleMatch | undefined;
   cgroup: string;
   /** CLOCK_MONOTONIC ns of the EXEC (connector timestamp); undefined for scans */
-  execTs?: bigint;
+  execTs?: bigint | undefined;
   /** CLOCK_MONOTONIC ns when the write returned */
   placedTs: bigint;
 }

@@ -73,7 +73,7 @@ interface Conn {
   closed: boolean;
   buf: Buffer;
   inflight: Map<number, Pending>;
-  idle?: NodeJS.Timeout;
+  idle?: NodeJS.Timeout | undefined;
 }
 
 export class DnsTcpForwarder extends EventEmitter<{ error: [Error] }> {

@@ -24,7 +24,7 @@ import {
 export interface HttpConnectOptions {
   server: string;
   port: number;
-  auth?: ProxyAuth;
+  auth?: ProxyAuth | undefined;
   /** TLS to the proxy; `true` uses the system CAs and the server name */
   tls?: boolean | ConnectionOptions;
   bypassMark?: number;
@@ -155,7 +155,7 @@ async function startTls(
 export async function httpConnectHandshake(
   s: Duplex,
   dst: Destination,
-  o: { server: string; port: number; auth?: ProxyAuth },
+  o: { server: string; port: number; auth?: ProxyAuth | undefined },
   timeoutMs: number,
 ): Promise<Duplex> {
   const proxy = `${o.server}:${o.port}`;

@@ -87,7 +87,7 @@ interface Session {
   key: string;
   client: RemoteInfo;
   control?: Socket;
-  udp?: UdpSocket;
+  udp?: UdpSocket | undefined;
   relay?: { host: string; port: number };
   pending: Buffer[];
   idle?: NodeJS.Timeout;

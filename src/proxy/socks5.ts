@@ -26,7 +26,7 @@ export interface ProxyAuth {
 export interface Socks5Options {
   server: string;
   port: number;
-  auth?: ProxyAuth;
+  auth?: ProxyAuth | undefined;
   /** SO_MARK of the socket to the proxy (the bypass mark); undefined: unmarked */
   bypassMark?: number;
   /** TCP connect to the proxy plus the whole handshake (default 10 s) */

@@ -32,9 +32,9 @@ export interface TransparentProxyOptions {
   listen: { host: string | readonly string[]; port: number };
   dial: Dialer;
   /** close a connection after this long without traffic in either direction (default 5 min) */
-  idleTimeoutMs?: number;
+  idleTimeoutMs?: number | undefined;
   /** accepted connections beyond this are reset (default 4096) */
-  maxConnections?: number;
+  maxConnections?: number | undefined;
   /** per-socket stream buffer (default 64 KiB) */
   highWaterMark?: number;
   /** test hook: the original destination of an accepted socket (default SO_ORIGINAL_DST) */
@@ -96,10 +96,12 @@ function sameAddress(a: string, b: string | undefined): boolean {
 }
 
 export class TransparentProxy extends EventEmitter<TransparentProxyEvents> {
-  private readonly opts: Required<
-    Omit<TransparentProxyOptions, 'originalDestination' | 'dialFor'>
-  > &
-    Pick<TransparentProxyOptions, 'originalDestination' | 'dialFor'>;
+  /** the options with the defaults filled in */
+  private readonly opts: TransparentProxyOptions & {
+    idleTimeoutMs: number;
+    maxConnections: number;
+    highWaterMark: number;
+  };
   private readonly servers: Server[] = [];
   private readonly conns = new Set<Conn>();
   private total = 0;

@@ -58,11 +58,11 @@ export interface ProxyTunnelRuntimeOptions {
   upstream: ProxyUpstream;
   redirectPort: number;
   /** second listener whose failed dials redial direct (allow-direct rules) */
-  directPort?: number;
+  directPort?: number | undefined;
   /** the tunnel's resolvers: TCP to port 53 goes to the first one */
   dns?: string[];
   /** UDP port of the DNS sockets (on the listen hosts): relay or DNS-over-TCP forwarder; needs `dns` */
-  dnsUdpPort?: number;
+  dnsUdpPort?: number | undefined;
   /** 127.0.0.1 and ::1 by default (the nft redirect sends v4 to 127.0.0.1 and v6 to ::1); tests give one */
   listenHost?: string;
   bypassMark: number;

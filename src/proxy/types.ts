@@ -36,7 +36,7 @@ export class ProxyDialError extends Error {
   constructor(
     kind: DialErrorKind,
     message: string,
-    opts: { status?: number; cause?: unknown } = {},
+    opts: { status?: number | undefined; cause?: unknown } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'ProxyDialError';

@@ -18,7 +18,7 @@ export type Outcome =
 
 export interface ReconcileInput {
   desired: DesiredState;
-  lastApplied?: AnyResource[];
+  lastApplied?: AnyResource[] | undefined;
   dryRun: boolean;
   /** kill switch on: a failure must end fail-closed, never open */
   failClosed: boolean;

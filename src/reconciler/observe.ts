@@ -51,7 +51,7 @@ export interface ReconcileEnv {
   exec: Exec;
   reporter: Reporter;
   /** resolved secret values for engine drivers (never logged) */
-  secrets?: ReadonlyMap<string, string>;
+  secrets?: ReadonlyMap<string, string> | undefined;
 }
 
 /**

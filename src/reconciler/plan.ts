@@ -17,7 +17,7 @@ import {
 
 export interface PlanOptions {
   /** what the last successful apply installed; tells drift from config change */
-  lastApplied?: AnyResource[];
+  lastApplied?: AnyResource[] | undefined;
   /** include `noop` entries (for verification and `--verbose` output) */
   includeNoop?: boolean;
 }

@@ -50,7 +50,7 @@ export interface ApplyContext {
   dryRun: boolean;
   claims: Claims;
   /** resolved secret values by config path (`tunnels.<name>.privateKey`, …); only engines read them */
-  secrets?: ReadonlyMap<string, string>;
+  secrets?: ReadonlyMap<string, string> | undefined;
 }
 
 export type ApplyResult = 'changed' | 'unchanged';

@@ -48,7 +48,9 @@ export async function probeLinuxFacts(
     const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
     if (m) {
       const base = nftBaseOf(m);
-      facts.cgroupNftPrefix = base.nftPrefix;
+      // the facts are kept in the state directory: a prefix nft cannot use is left out
+      if (base.nftPrefix !== undefined) facts.cgroupNftPrefix = base.nftPrefix;
+      else delete facts.cgroupNftPrefix;
       facts.cgroupRootDepth = base.rootDepth;
       facts.cgroupMountPoint = m.mountPoint;
     }

@@ -34,9 +34,9 @@ export const SCHEMA_URL = 'https://unpkg.com/awg/schema/config.schema.json';
 export interface ImportOptions {
   /** source file name, used in issues and to derive the tunnel name */
   file: string;
-  name?: string;
+  name?: string | undefined;
   /** force the tunnel type; default: amneziawg when any AmneziaWG key is present */
-  type?: 'wireguard' | 'amneziawg';
+  type?: 'wireguard' | 'amneziawg' | undefined;
   keyMode?: 'inline' | 'file';
   schemaUrl?: string;
 }

@@ -18,8 +18,10 @@ import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
 import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
+import type { Peer__Output } from './generated/awg/v1/Peer.js';
 import type { Placement__Output } from './generated/awg/v1/Placement.js';
 import type { StatusResponse__Output } from './generated/awg/v1/StatusResponse.js';
+import type { RuleCounter__Output } from './generated/awg/v1/RuleCounter.js';
 import type { Tunnel__Output } from './generated/awg/v1/Tunnel.js';
 
 const STATE = protoEnum('STATE', DAEMON_STATES);
@@ -35,7 +37,9 @@ export const linkTraffic = (l: LinkTraffic): LinkTraffic => ({
   txBytes: l.txBytes,
 });
 
-export const ruleCounter = (r: RuleCounter): RuleCounter => ({
+// The copies are typed as both sides' shapes: `opt` leaves an unset optional field out, so
+// the copy also fits the proto's exact optional fields.
+export const ruleCounter = (r: RuleCounter): RuleCounter & RuleCounter__Output => ({
   name: r.name,
   target: r.target,
   route: r.route,
@@ -47,7 +51,7 @@ export const ruleCounter = (r: RuleCounter): RuleCounter => ({
 });
 
 type Peer = TunnelStatus['peers'][number];
-const peer = (p: Peer): Peer => ({
+const peer = (p: Peer): Peer & Peer__Output => ({
   publicKey: p.publicKey,
   ...opt('endpoint', p.endpoint),
   ...opt('lastHandshakeAgeSec', p.lastHandshakeAgeSec),
@@ -63,7 +67,9 @@ function tunnel<H extends object>(
   t: TunnelFields,
   health: H,
   link: LinkTraffic | null | undefined,
-): TunnelFields & H & { linkTraffic?: LinkTraffic } {
+): TunnelFields &
+  Omit<Tunnel__Output, 'health' | 'linkTraffic'> &
+  H & { linkTraffic?: LinkTraffic } {
   return {
     name: t.name,
     type: t.type,
@@ -114,15 +120,22 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     objects: s.objects.map((o) => ({ kind: o.kind, id: o.id })),
     tunnels: s.tunnels.map(tunnelToWire),
     ...opt('confirmDeadline', s.confirmDeadline),
-    ...opt(
-      'placement',
-      s.placement ? { ...s.placement, gateMarks: [...(s.placement.gateMarks ?? [])] } : undefined,
-    ),
+    ...opt('placement', s.placement ? placementToWire(s.placement) : undefined),
     rules: (s.rules ?? []).map(ruleCounter),
-    ...opt(
-      'config',
-      s.config ? { ...s.config, sources: [...(s.config.sources ?? [])] } : undefined,
-    ),
+    ...opt('config', s.config ? configStateToWire(s.config) : undefined),
+  };
+}
+
+function placementToWire(p: PlacementStatus): Placement__Output {
+  return {
+    state: p.state,
+    ...opt('reason', p.reason),
+    execs: p.execs,
+    placed: p.placed,
+    errors: p.errors,
+    ...opt('mode', p.mode),
+    ...opt('modeReason', p.modeReason),
+    gateMarks: [...(p.gateMarks ?? [])],
   };
 }
 
@@ -137,6 +150,19 @@ function placementFromWire(p: Placement__Output): PlacementStatus {
     ...opt('mode', mode),
     ...opt('modeReason', p.modeReason),
     ...(p.gateMarks?.length ? { gateMarks: [...p.gateMarks] } : {}),
+  };
+}
+
+function configStateToWire(c: ConfigState): ConfigState__Output {
+  return {
+    ...opt('revision', c.revision),
+    valid: c.valid,
+    ...opt('error', c.error),
+    sources: [...(c.sources ?? [])],
+    ...opt('host', c.host),
+    ...opt('lastConverged', c.lastConverged),
+    lastPlanChanges: c.lastPlanChanges,
+    ...opt('checkoutRevision', c.checkoutRevision),
   };
 }
 

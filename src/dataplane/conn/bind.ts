@@ -30,8 +30,11 @@ export interface Endpoint {
    * to this endpoint leaves from there. Not part of the endpoint's identity.
    */
   readonly src?: string;
-  /** interface of `src`, needed only for a link-local IPv6 source */
-  readonly srcIfindex?: number;
+  /**
+   * interface of `src`, needed only for a link-local IPv6 source; undefined rather than absent
+   * otherwise, so the endpoints a bind makes per datagram keep one shape
+   */
+  readonly srcIfindex?: number | undefined;
 }
 
 export interface Bind {

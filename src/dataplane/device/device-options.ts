@@ -51,7 +51,7 @@ export interface DeviceOptions {
   /** test hooks: lower message limits to exercise rekey-after-messages */
   rekeyAfterMessages?: number;
   rejectAfterMessages?: number;
-  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  log?: ((level: 'debug' | 'info' | 'warn', message: string) => void) | undefined;
 }
 
 export interface DeviceEvents {

@@ -24,7 +24,7 @@ import {
 } from 'node:fs/promises';
 import { delimiter, dirname, join } from 'node:path';
 import { fsyncDir, writeFileAtomic } from '../../util/files.js';
-import type { Change } from '../../model/change.js';
+import { deleteHalf, type Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { DnsSpec, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
@@ -50,7 +50,7 @@ export type StaticBackup =
 
 export interface LinuxDnsOptions {
   exec: Pick<Exec, 'read'>;
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** Debian resolvconf's per-interface directory */
   resolvconfDir?: string;
 }
@@ -302,7 +302,7 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
         change.after &&
         change.before.scope !== change.after.scope
       ) {
-        changed = await step({ ...change, action: 'delete', after: undefined });
+        changed = await step(deleteHalf(change));
       }
       changed = (await step(change)) || changed;
       if (m === 'resolvconf' && !ctx.dryRun) {

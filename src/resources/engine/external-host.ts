@@ -141,7 +141,7 @@ export const nativeExternalDeps: ExternalDeps = {
 };
 
 export interface ExternalHostOptions {
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   deps?: Partial<ExternalDeps>;
   readyTimeoutMs?: number;
   /** the daemon: each engine's exit is watched and reported (no `awg apply` waits for them) */

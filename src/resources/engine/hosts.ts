@@ -11,7 +11,7 @@
  * dead or silent, so not observed) is cleared through that host first, so no two engines
  * ever serve one link.
  */
-import type { Change } from '../../model/change.js';
+import { createHalf, deleteHalf, type Change } from '../../model/change.js';
 import { engineKindOf, type EngineKind } from '../../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { engineKey, type EngineRecord } from './process-host.js';
@@ -57,8 +57,8 @@ export function engineDriver(hosts: EngineHosts): Driver<'engine'> {
         changed = r === 'changed';
       }
       if (from && from !== to) {
-        await hosts[from].apply({ ...change, action: 'delete', after: undefined }, ctx);
-        await hosts[to].apply({ ...change, action: 'create', before: undefined }, ctx);
+        await hosts[from].apply(deleteHalf(change), ctx);
+        await hosts[to].apply(createHalf(change), ctx);
         return 'changed';
       }
       const r = await hosts[to].apply(change, ctx);

@@ -72,7 +72,7 @@ export type EngineChange =
 export type { EngineStats, PeerStats } from './stats.js';
 
 export interface InprocOptions {
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   io?: EngineIo;
   /** UAPI sockets (default on; tests of the driver logic turn them off) */
   uapi?: boolean;

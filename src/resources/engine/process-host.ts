@@ -67,7 +67,7 @@ export interface EngineRecord {
 }
 
 export interface ProcessHostOptions {
-  env?: NodeJS.ProcessEnv;
+  env?: NodeJS.ProcessEnv | undefined;
   /** command that starts an engine host; default: this Node running bin/awg.js engine */
   command?: string[];
   readyTimeoutMs?: number;

@@ -129,7 +129,7 @@ export interface ProxyHealthReport {
 }
 
 export interface StartProxyOptions {
-  log?: (level: 'debug' | 'info' | 'warn', message: string) => void;
+  log?: ((level: 'debug' | 'info' | 'warn', message: string) => void) | undefined;
   onHealth?: (h: ProxyHealthReport) => void;
   /** 127.0.0.1 and ::1 unless a test says otherwise */
   listenHost?: string;

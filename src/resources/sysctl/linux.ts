@@ -9,7 +9,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Change } from '../../model/change.js';
+import { deleteHalf, type Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
@@ -102,8 +102,7 @@ export function createLinuxSysctlDriver(opts: { io?: SysctlIo } = {}): Driver<'s
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
       let changed = false;
       if (change.action === 'replace' && change.before && change.before.key !== after.key) {
-        changed =
-          (await this.apply({ ...change, action: 'delete', after: undefined }, ctx)) === 'changed';
+        changed = (await this.apply(deleteHalf(change), ctx)) === 'changed';
       }
       const want = normaliseSysctlValue(after.value);
       const cur = await io.read(after.key);

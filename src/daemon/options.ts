@@ -47,7 +47,8 @@ export interface DaemonOptions {
    * AWG_PROC_CONNECTOR_FD or a connector socket of our own (LISTEN works only from the
    * initial network namespace). false: no placement.
    */
-  placement?: false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'>;
+  placement?:
+    false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'> | undefined;
   /** ListProcesses' process table (default: the platform's, procs/list.ts) */
   processes?: ProcessLister;
   /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */

@@ -77,7 +77,7 @@ export interface FallbackDialerOptions {
   /** bound on extra dials under failover (default 3) */
   maxHops?: number;
   /** health of candidate i; a candidate known down is skipped without dialling */
-  isUp?: (index: number) => boolean;
+  isUp?: ((index: number) => boolean) | undefined;
   onFallback?: (a: FallbackAttempt) => void;
 }
 

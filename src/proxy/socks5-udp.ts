@@ -67,7 +67,7 @@ export function canonicalHost(h: string): string {
  * it arrives as undefined.)
  */
 export function relayAddress(
-  bnd: { host?: string; port: number },
+  bnd: { host?: string | undefined; port: number },
   proxyAddress: string,
 ): { host: string; port: number } {
   const unspecified =

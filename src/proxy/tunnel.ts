@@ -46,7 +46,7 @@ export interface ProxyUpstream {
   server: string;
   port: number;
   /** SOCKS5 RFC 1929 / HTTP Basic; the password resolved by the caller */
-  auth?: ProxyAuth;
+  auth?: ProxyAuth | undefined;
   /** socks5: carry UDP (the DNS relay, `udpForwards`) through UDP ASSOCIATE */
   udp?: boolean;
   /** http: TLS to the proxy */
@@ -76,7 +76,7 @@ export interface ProxyTunnelRuntimeOptions {
   udpForwards?: { listen: { host: string; port: number }; target: Destination }[];
   idleTimeoutMs?: number;
   maxConnections?: number;
-  healthIntervalMs?: number;
+  healthIntervalMs?: number | undefined;
   connectTimeoutMs?: number;
 }
 

@@ -17,14 +17,14 @@ export interface PeerConfig {
   /** only update an existing peer; never create */
   updateOnly?: boolean;
   /** null or all-zero = no PSK */
-  presharedKey?: Uint8Array | null;
+  presharedKey?: Uint8Array | null | undefined;
   /**
    * `ip:port` or `[v6]:port`; through `configure` also `host:port` (resolved with the
    * device's resolver at up and re-resolved after repeated handshake failures). null clears.
    */
   endpoint?: string | null;
   /** seconds; a range draws a fresh interval each time the timer is armed (AWG 3) */
-  persistentKeepalive?: number | UintRange;
+  persistentKeepalive?: number | UintRange | undefined;
   replaceAllowedIps?: boolean;
   /** prefixes to add; a leading `-` removes that prefix */
   allowedIps?: string[];
@@ -38,7 +38,8 @@ export interface DeviceConfig {
   fwmark?: number;
   replacePeers?: boolean;
   /** AWG parameters to change; in `i`, undefined keeps a slot, null clears it */
-  awg?: Partial<Omit<AwgParams, 'i'>> & { i?: ReadonlyArray<string | null | undefined> };
+  awg?:
+    (Partial<Omit<AwgParams, 'i'>> & { i?: ReadonlyArray<string | null | undefined> }) | undefined;
   peers?: PeerConfig[];
 }
 

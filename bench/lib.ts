@@ -8,8 +8,8 @@ export interface Sample {
   median: number;
   p90?: number;
   /** median CPU time (user+system) of this process per run: less sensitive to other load */
-  cpuMedian?: number;
-  note?: string;
+  cpuMedian?: number | undefined;
+  note?: string | undefined;
 }
 
 export function median(xs: number[]): number {

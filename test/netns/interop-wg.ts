@@ -38,7 +38,7 @@ export interface WgGo {
 export function startWireguardGo(
   ns: string,
   iface: string,
-  o: { ownSession?: boolean } = {},
+  o: { ownSession?: boolean | undefined } = {},
 ): Promise<WgGo> {
   return startUserspaceWg(ns, iface, WG_RUN_DIR, {
     cmd: o.ownSession ? 'setsid' : 'wireguard-go',
@@ -59,7 +59,7 @@ export function startAmneziawgGo(
   ns: string,
   iface: string,
   bin: string,
-  o: { ownSession?: boolean } = {},
+  o: { ownSession?: boolean | undefined } = {},
 ): Promise<WgGo> {
   return startUserspaceWg(ns, iface, AWG_GO_RUN_DIR, {
     cmd: o.ownSession ? 'setsid' : bin,
@@ -189,9 +189,9 @@ export interface AwgTunnelYaml {
   address: string;
   listenPort?: number;
   peerPublicKey: string;
-  endpoint?: string;
+  endpoint?: string | undefined;
   allowedIPs: string[];
-  keepalive?: number;
+  keepalive?: number | undefined;
   mtu?: number;
   obfuscation?: Record<string, number | string | boolean>;
 }

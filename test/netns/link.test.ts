@@ -37,8 +37,8 @@ const change = (
   kind: 'link',
   id: `link/${(after ?? before)!.name}`,
   action,
-  after,
-  before,
+  ...(after !== undefined ? { after } : {}),
+  ...(before !== undefined ? { before } : {}),
   reason: 'test',
   cause: 'config',
 });

@@ -80,12 +80,12 @@ describe.skipIf(skip)(
     const socks = (
       port: number,
       auth?: { username: string; password: string },
-    ): UpstreamConfig => ({ type: 'socks5', server: S4, port, auth });
+    ): UpstreamConfig => ({ type: 'socks5', server: S4, port, ...(auth ? { auth } : {}) });
     const http = (port: number, auth?: { username: string; password: string }): UpstreamConfig => ({
       type: 'http',
       server: S4,
       port,
-      auth,
+      ...(auth ? { auth } : {}),
     });
     const good = { username: USER, password: PASS };
     const bad = { username: USER, password: 'wrong' };

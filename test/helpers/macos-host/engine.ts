@@ -95,7 +95,10 @@ export class ModelEngines implements Driver<'engine'> {
  * removes the interface and its routes, as the kernel does), and the sockets'
  * IP(V6)_BOUND_IF calls are recorded instead of made (`failPinOn`: those interfaces refuse).
  */
-export function modelNatives(host: MacHost, o: { failPinOn?: ReadonlySet<string> } = {}) {
+export function modelNatives(
+  host: MacHost,
+  o: { failPinOn?: ReadonlySet<string> | undefined } = {},
+) {
   const pins: { port: number; ifname: string; family: 4 | 6 }[] = [];
   const natives: UtunNatives = {
     pin: (sock: Socket, ifname, family) => {

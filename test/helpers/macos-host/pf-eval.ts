@@ -33,9 +33,10 @@ interface Rule {
   action: 'pass' | 'block';
   dir?: 'in' | 'out';
   quick: boolean;
-  on?: string;
-  onNot?: string;
-  routeTo?: string;
+  // parsed from the rule's tokens, which may run out: undefined then
+  on?: string | undefined;
+  onNot?: string | undefined;
+  routeTo?: string | undefined;
   user?: { op: '!=' | '>=' | '='; uid: number };
   synOnly?: boolean;
   toNot?: string[];

@@ -45,7 +45,8 @@ describe('config follower', () => {
     return { ok: true, prepared: { file: f, sources: [f, ...overlays] } as unknown as Prepared };
   };
 
-  function follower(o: { file?: string; host?: string } = {}): ConfigFollower {
+  // `file: undefined` follows no file; leaving `file` out follows the test's file
+  function follower(o: { file?: string | undefined; host?: string } = {}): ConfigFollower {
     return new ConfigFollower({
       ...('file' in o ? { file: o.file } : { file }),
       ...(o.host ? { host: o.host } : {}),

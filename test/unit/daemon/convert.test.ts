@@ -101,7 +101,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
       error: { kind: 'driver', message: 'nft: ä' },
       confirmDeadline: '2026-11-22T05:01:00.000Z',
     };
-    delete (full.plan as { config?: string }).config;
+    delete (full.plan as { config?: string | undefined }).config;
     expect(applyResponseFromWire(wire('Apply', 'response', applyResponseToWire(full)))).toEqual(
       full,
     );

@@ -150,8 +150,9 @@ describe('FlowRouterHost', () => {
     expect(ends.at(-1)).toMatch(/^the flow router stopped/);
     expect(host.execs.size).toBe(0);
 
+    const { ppid: _ppid, ...withoutPpid } = natives;
     const blind = new FlowRouterHost({
-      natives: async () => ({ ...natives, ppid: undefined }),
+      natives: async () => withoutPpid,
       state: new MemoryStateStore(),
       tunnelUp: () => true,
       proxyDialer: () => undefined,

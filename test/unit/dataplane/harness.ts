@@ -49,7 +49,7 @@ export interface Side {
 }
 
 export interface PairOptions {
-  awgA?: Partial<AwgParams>;
+  awgA?: Partial<AwgParams> | undefined;
   awgB?: Partial<AwgParams>;
   /** A knows B's endpoint; B learns A's from the handshake */
   persistentKeepaliveA?: number;

@@ -42,8 +42,8 @@ const change = (
   kind: 'address',
   id: `address/${(after ?? before)!.link}/${(after ?? before)!.cidr}`,
   action,
-  after,
-  before,
+  ...(after !== undefined ? { after } : {}),
+  ...(before !== undefined ? { before } : {}),
   reason: 'test',
   cause: 'config',
 });

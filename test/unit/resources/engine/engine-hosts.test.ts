@@ -329,8 +329,11 @@ class FakeKernel {
     this.sets.push(s);
     const d = this.devices.get(s.ifname);
     if (!d) throw Object.assign(new Error('ENODEV'), { errno: 19 });
-    if (s.privateKey)
-      d.privateKey = s.privateKey.equals(Buffer.alloc(32)) ? undefined : s.privateKey;
+    // an all-zero key removes it: the device then has none (WgDevice: absent)
+    if (s.privateKey) {
+      if (s.privateKey.equals(Buffer.alloc(32))) delete d.privateKey;
+      else d.privateKey = s.privateKey;
+    }
     if (s.listenPort !== undefined) d.listenPort = s.listenPort;
     if (s.fwmark !== undefined) d.fwmark = s.fwmark;
     if (s.replacePeers) d.peers = [];

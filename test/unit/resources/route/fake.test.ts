@@ -54,12 +54,10 @@ describe('FakeRouteDriver', () => {
     expect(await d.apply(ch, c)).toBe('unchanged');
     expect(c.exec.mutations).toBe(1);
     expect((await d.observe(scope)).resources.map((x) => x.id)).toEqual([ids.route(r)]);
-    expect(await d.apply({ ...ch, action: 'delete', before: r, after: undefined }, c)).toBe(
-      'changed',
-    );
-    expect(await d.apply({ ...ch, action: 'delete', before: r, after: undefined }, c)).toBe(
-      'unchanged',
-    );
+    const { after: _after, ...rest } = ch;
+    const del = { ...rest, action: 'delete' as const, before: r };
+    expect(await d.apply(del, c)).toBe('changed');
+    expect(await d.apply(del, c)).toBe('unchanged');
     expect((await d.observe(scope)).resources).toEqual([]);
   });
 

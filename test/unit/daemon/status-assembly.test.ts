@@ -14,25 +14,9 @@ import { HealthMonitor } from '../../../src/daemon/tunnel-health.js';
 import { prepare, type Prepared } from '../../../src/pipeline/prepare.js';
 import type { EngineStats } from '../../../src/resources/engine/inproc.js';
 import { RecordingExec } from '../../helpers/exec.js';
-import { wgKeyPair } from '../../helpers/awg.js';
+import { ONE_TUNNEL_KEYS, oneTunnelConfig } from '../../helpers/daemon-config.js';
 
-const me = wgKeyPair();
-const peer = wgKeyPair();
-const CONFIG = `version: 1
-tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${me.privateKey}"
-    addresses: [10.200.50.1/24]
-    peers:
-      - publicKey: "${peer.publicKey}"
-        endpoint: 10.200.9.2:51820
-        allowedIPs: [0.0.0.0/0]
-rules:
-  - name: web
-    match: { name: app-web }
-    target: vpn
-`;
+const CONFIG = oneTunnelConfig();
 const NFT = JSON.stringify({
   nftables: [
     {
@@ -55,7 +39,7 @@ const stats: EngineStats[] = [
     up: true,
     peers: [
       {
-        publicKey: peer.publicKey,
+        publicKey: ONE_TUNNEL_KEYS.peer.publicKey,
         endpoint: '10.200.9.2:51820',
         lastHandshakeMs: 0,
         rxBytes: 10,

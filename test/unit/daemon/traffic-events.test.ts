@@ -13,25 +13,9 @@ import type { InprocEngineHost } from '../../../src/resources/engine/inproc.js';
 import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
-import { wgKeyPair } from '../../helpers/awg.js';
+import { oneTunnelConfig } from '../../helpers/daemon-config.js';
 
-const me = wgKeyPair();
-const peer = wgKeyPair();
-const CONFIG = `version: 1
-tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${me.privateKey}"
-    addresses: [10.200.50.1/24]
-    peers:
-      - publicKey: "${peer.publicKey}"
-        endpoint: 10.200.9.2:51820
-        allowedIPs: [0.0.0.0/0]
-rules:
-  - name: web
-    match: { name: app-web }
-    target: vpn
-`;
+const CONFIG = oneTunnelConfig();
 const counters = (tx: number, rx: number) =>
   JSON.stringify({
     nftables: [

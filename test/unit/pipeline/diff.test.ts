@@ -20,21 +20,9 @@ import { fingerprintKeyOf } from '../../../src/util/host-key.js';
 import { silentReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
-import { wgKeyPair } from '../../helpers/awg.js';
+import { oneTunnelConfig } from '../../helpers/daemon-config.js';
 
-const me = wgKeyPair();
-const peer = wgKeyPair();
-const config = (allowed: string) => `version: 1
-tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${me.privateKey}"
-    addresses: [10.200.50.1/24]
-    peers:
-      - publicKey: "${peer.publicKey}"
-        endpoint: 10.200.9.2:51820
-        allowedIPs: [${allowed}]
-`;
+const config = (allowed: string) => oneTunnelConfig({ allowedIPs: allowed, rule: false });
 
 describe('observeAndPlan', () => {
   let dir: string;

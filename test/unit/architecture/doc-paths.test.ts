@@ -75,6 +75,23 @@ describe(DOC, () => {
   });
 });
 
+describe('the other documents', () => {
+  it('README.md and every page of docs/ name only repository paths that exist', () => {
+    const pages = [
+      'README.md',
+      ...filesUnder('docs')
+        .filter((f) => f.endsWith('.md'))
+        .map((f) => `docs/${f}`),
+    ];
+    const missing = pages.flatMap((page) =>
+      namedPaths(readFileSync(join(ROOT, page), 'utf8'))
+        .filter((p) => !existsSync(join(ROOT, p)))
+        .map((p) => `${page}: ${p}`),
+    );
+    expect(missing).toEqual([]);
+  });
+});
+
 describe(`${DOC}: who reads process.platform`, () => {
   it('every module of src/ that reads process.platform is in the table of the Layers section', () => {
     const text = readFileSync(join(ROOT, DOC), 'utf8');

@@ -10,6 +10,8 @@ export interface OneTunnelConfig {
   allowedIPs?: string;
   /** the `web` rule (default on) */
   rule?: boolean;
+  /** `killSwitch: on` (default off) */
+  killSwitch?: boolean;
 }
 
 /** the tunnel's own keys and its peer's: one pair per test process, so configs differ only where asked */
@@ -32,5 +34,5 @@ tunnels:
       - publicKey: "${peer.publicKey}"
         endpoint: 10.200.9.2:51820
         allowedIPs: [${o.allowedIPs ?? '0.0.0.0/0'}]
-${o.rule === false ? '' : rules}`;
+${o.killSwitch ? 'killSwitch: on\n' : ''}${o.rule === false ? '' : rules}`;
 }

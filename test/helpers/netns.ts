@@ -552,8 +552,7 @@ export async function nftRuleCounters(
   family: string,
   table: string,
 ): Promise<number[]> {
-  const list = await nsExec(ns, 'nft', ['-j', 'list', 'table', family, table]);
-  const doc = JSON.parse(list.stdout) as {
+  const doc = (await jsonIn(ns, 'nft', ['-j', 'list', 'table', family, table])) as {
     nftables: Array<{ rule?: { expr: Array<{ counter?: { packets: number } }> } }>;
   };
   return doc.nftables.flatMap((x) =>

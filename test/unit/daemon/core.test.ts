@@ -12,24 +12,15 @@ import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
 import { RecordingExec } from '../../helpers/exec.js';
-import { wgKeyPair } from '../../helpers/awg.js';
+import { oneTunnelConfig } from '../../helpers/daemon-config.js';
 import type { Reporter } from '../../../src/util/reporter.js';
 
-const me = wgKeyPair();
-const peer = wgKeyPair();
-
 function config(opts: { allowed?: string[]; killSwitch?: boolean } = {}): string {
-  return `version: 1
-tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${me.privateKey}"
-    addresses: [10.200.50.1/24]
-    peers:
-      - publicKey: "${peer.publicKey}"
-        endpoint: 10.200.9.2:51820
-        allowedIPs: [${(opts.allowed ?? ['10.200.50.0/24']).join(', ')}]
-${opts.killSwitch ? 'killSwitch: on\n' : ''}`;
+  return oneTunnelConfig({
+    allowedIPs: (opts.allowed ?? ['10.200.50.0/24']).join(', '),
+    rule: false,
+    killSwitch: opts.killSwitch ?? false,
+  });
 }
 
 const routeDsts = (d: FakeDriverSet) =>

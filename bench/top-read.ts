@@ -8,8 +8,7 @@
  *
  * `measureTopRead` is the same for another benchmark to call.
  */
-import { spawn } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { linuxTrafficSource } from '../src/procs/top/linux.js';
 import { machine, measure, type Sample } from './lib.js';
@@ -40,12 +39,18 @@ export async function measureTopRead(connections = 1000, reads = 20): Promise<To
   const ns = `awgb-top-${randomBytes(3).toString('hex')}`;
   execFileSync('ip', ['netns', 'add', ns]);
   try {
-    const inNs = (cmd: string, args: string[]) =>
-      execFileSync('nsenter', [`--net=/var/run/netns/${ns}`, '--', cmd, ...args]);
+    const inNs = (cmd: string, args: string[], input?: string) =>
+      execFileSync('nsenter', [`--net=/var/run/netns/${ns}`, '--', cmd, ...args], {
+        ...(input !== undefined ? { input } : {}),
+      });
     inNs('ip', ['link', 'set', 'lo', 'up']);
     inNs('sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1']);
     // conntrack runs in a namespace only once a rule needs it
-    inNs('nft', ['add table inet awgb; add chain inet awgb o { type filter hook output priority 0; }; add rule inet awgb o ct state new counter'.replace(/;/g, ';')].flatMap((s) => s.split(' ')));
+    inNs(
+      'nft',
+      ['-f', '-'],
+      'table inet awgb { chain o { type filter hook output priority 0; ct state new counter; } }\n',
+    );
     const holder = spawn(
       'nsenter',
       [`--net=/var/run/netns/${ns}`, '--', process.execPath, '-e', HOLDER, String(connections)],
@@ -59,10 +64,15 @@ export async function measureTopRead(connections = 1000, reads = 20): Promise<To
       const source = linuxTrafficSource({ netns: ns });
       try {
         const first = await source.read();
-        const read = await measure(`top read, ${connections} TCP connections`, reads, () => source.read(), {
-          warmup: 2,
-          note: `${first.flows.length} flows`,
-        });
+        const read = await measure(
+          `top read, ${connections} TCP connections`,
+          reads,
+          () => source.read(),
+          {
+            warmup: 2,
+            note: `${first.flows.length} flows`,
+          },
+        );
         return { connections, flows: first.flows.length, read };
       } finally {
         source.close();

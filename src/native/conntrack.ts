@@ -210,12 +210,18 @@ export interface CtEvent {
   entry: CtEntry;
 }
 
-/** A NEW (first confirmed) or DESTROY event: a destroyed entry carries its final counters. */
+/**
+ * A NEW (first confirmed) or DESTROY event: a destroyed entry carries its final counters. The
+ * kernel leaves CTA_MARK out of an event when the mark is 0; the entry says 0 then.
+ */
 export function parseCtEvent(m: NlMessage): CtEvent | undefined {
   const type = m.type === CT_NEW_TYPE ? 'new' : m.type === CT_DELETE_TYPE ? 'destroy' : undefined;
   if (!type) return undefined;
   const entry = parseCtBody(m);
-  return entry ? { type, entry } : undefined;
+  if (!entry) return undefined;
+  // an event leaves out a mark of 0 (a dump or a get always carries it)
+  if (entry.mark === undefined) entry.mark = 0;
+  return { type, entry };
 }
 
 function parseCtBody(m: NlMessage): CtEntry | undefined {

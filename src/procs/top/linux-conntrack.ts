@@ -12,12 +12,46 @@
  */
 import {
   buildCtGet,
-  ConntrackEvents,
   dumpConntrack,
   getConntrack,
+  type ConntrackEvents,
   type CtEntry,
+  type CtEventBatch,
 } from '../../native/conntrack.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
+
+/** What the table reads through; linuxCtIo on a real socket, a fake in unit tests. */
+export interface CtIo {
+  dump(): CtEntry[];
+  /** the entries now (null: gone), by the tuple `key` the table gives each */
+  get(items: readonly { key: string; entry: CtEntry }[]): (CtEntry | null)[];
+  /** the entry behind `key` is gone: what was kept for asking about it can go */
+  forget(key: string): void;
+  /** absent: no events (every refresh dumps) */
+  events?: { take(): CtEventBatch };
+}
+
+/** ctnetlink on `sock` (and its events); each entry's GET request is built once. */
+export function linuxCtIo(sock: NetlinkSocket, events: ConntrackEvents | undefined): CtIo {
+  const requests = new Map<string, Buffer>();
+  return {
+    dump: () => dumpConntrack(sock),
+    get: (items) =>
+      getConntrack(
+        sock,
+        items.map(({ key, entry }) => {
+          let r = requests.get(key);
+          if (!r) {
+            r = buildCtGet(entry, 0);
+            requests.set(key, r);
+          }
+          return r;
+        }),
+      ),
+    forget: (key) => void requests.delete(key),
+    ...(events ? { events } : {}),
+  };
+}
 
 /** a dump at least this often (ms), in case an event was missed without the kernel saying so */
 export const RESYNC_MS = 60_000;
@@ -35,26 +69,23 @@ const tupleOf = (e: CtEntry): string =>
 
 export class ConntrackTable {
   private readonly table = new Map<string, CtEntry>();
-  /** the GET request of each entry, built once */
-  private readonly requests = new Map<string, Buffer>();
   private lastDump = -Infinity;
-  /** CPU-ish cost estimates, ms: one dump, one entry asked for */
+  /** cost estimates, ms: one dump, one entry asked for */
   private dumpCost = 10;
   private getCost = 0.015;
 
   constructor(
-    private readonly sock: NetlinkSocket,
-    private readonly events: ConntrackEvents | undefined,
+    private readonly io: CtIo,
     private readonly clock: () => number,
   ) {}
 
   /** `needed(e)`: the entry's counters matter to this read */
   refresh(needed: (e: CtEntry) => boolean): CtRefresh {
     const now = this.clock();
-    let lost = this.events === undefined;
+    let lost = this.io.events === undefined;
     const ended: CtEntry[] = [];
-    if (this.events) {
-      const batch = this.events.take();
+    if (this.io.events) {
+      const batch = this.io.events.take();
       lost ||= batch.lost;
       for (const ev of batch.events) {
         const k = tupleOf(ev.entry);
@@ -64,61 +95,50 @@ export class ConntrackTable {
         }
         const cur = this.table.get(k);
         // a destroy of an older entry on a tuple already reused leaves the new one
-        if (cur && (cur.id === undefined || ev.entry.id === undefined || cur.id === ev.entry.id)) {
-          this.table.delete(k);
-          this.requests.delete(k);
-        }
+        if (cur && (cur.id === undefined || ev.entry.id === undefined || cur.id === ev.entry.id))
+          this.drop(k);
         ended.push(ev.entry);
       }
     }
     if (lost || now - this.lastDump >= RESYNC_MS) return this.dump(ended, now);
-    const keys: string[] = [];
-    for (const [k, e] of this.table) if (needed(e)) keys.push(k);
-    if (keys.length * this.getCost > this.dumpCost) return this.dump(ended, now);
-    if (keys.length > 0) {
-      const reqs = keys.map((k) => {
-        let r = this.requests.get(k);
-        if (!r) {
-          r = buildCtGet(this.table.get(k)!, 0);
-          this.requests.set(k, r);
-        }
-        return r;
-      });
+    const items: { key: string; entry: CtEntry }[] = [];
+    for (const [key, entry] of this.table) if (needed(entry)) items.push({ key, entry });
+    if (items.length * this.getCost > this.dumpCost) return this.dump(ended, now);
+    if (items.length > 0) {
       const t0 = this.clock();
       let got: (CtEntry | null)[];
       try {
-        got = getConntrack(this.sock, reqs);
+        got = this.io.get(items);
       } catch {
         // the answers did not fit the receive queue: count the whole table instead
         return this.dump(ended, now);
       }
-      this.getCost = 0.8 * this.getCost + (0.2 * (this.clock() - t0)) / keys.length;
-      keys.forEach((k, i) => {
+      this.getCost = 0.8 * this.getCost + (0.2 * (this.clock() - t0)) / items.length;
+      items.forEach(({ key }, i) => {
         const e = got[i];
-        if (e) this.table.set(k, e);
-        else {
-          // gone without a destroy event yet (it comes later, with the final counters)
-          this.table.delete(k);
-          this.requests.delete(k);
-        }
+        // gone without a destroy event yet: that comes later, with the final counters
+        if (e) this.table.set(key, e);
+        else this.drop(key);
       });
     }
     return { entries: [...this.table.values()], ended, how: 'get' };
   }
 
+  private drop(key: string): void {
+    this.table.delete(key);
+    this.io.forget(key);
+  }
+
   private dump(ended: CtEntry[], now: number): CtRefresh {
     const t0 = this.clock();
-    const all = dumpConntrack(this.sock);
+    const all = this.io.dump();
     this.dumpCost = 0.5 * this.dumpCost + 0.5 * (this.clock() - t0);
     this.lastDump = now;
     const live = new Set<string>();
+    for (const e of all) live.add(tupleOf(e));
+    for (const k of this.table.keys()) if (!live.has(k)) this.io.forget(k);
     this.table.clear();
-    for (const e of all) {
-      const k = tupleOf(e);
-      live.add(k);
-      this.table.set(k, e);
-    }
-    for (const k of this.requests.keys()) if (!live.has(k)) this.requests.delete(k);
+    for (const e of all) this.table.set(tupleOf(e), e);
     return { entries: all, ended, how: 'dump' };
   }
 }

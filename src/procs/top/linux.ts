@@ -29,7 +29,7 @@ import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
 import { relativeCgroup } from '../cgroups.js';
 import { linuxProcFs, type ProcFs } from '../scan.js';
 import { CgroupNames, linuxCgroupFs } from './linux-cgroups.js';
-import { ConntrackTable } from './linux-conntrack.js';
+import { ConntrackTable, linuxCtIo } from './linux-conntrack.js';
 import { FlowJoiner, socketTupleKey, type SocketOwner } from './linux-join.js';
 import { linuxFdFs, SocketOwners, type FdFs } from './linux-owners.js';
 import type { ProcessInfo, Reading, TrafficSource } from './reading.js';
@@ -117,7 +117,7 @@ class LinuxTrafficSource implements TrafficSource {
     this.ctSock = ctSock;
     this.ctEvents = ctEvents;
     this.ctError = ctError;
-    this.ct = ctSock ? new ConntrackTable(ctSock, ctEvents, this.clock) : undefined;
+    this.ct = ctSock ? new ConntrackTable(linuxCtIo(ctSock, ctEvents), this.clock) : undefined;
     let destroy: DestroyWatch | undefined;
     let destroyError: string | undefined;
     if (o.destroyEvents !== false) {

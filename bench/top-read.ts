@@ -49,7 +49,7 @@ export async function measureTopRead(connections = 1000, reads = 20): Promise<To
     inNs(
       'nft',
       ['-f', '-'],
-      'table inet awgb { chain o { type filter hook output priority 0; ct state new counter; } }\n',
+      'table inet awgb {\n chain o {\n type filter hook output priority 0\n ct state new counter\n }\n}\n',
     );
     const holder = spawn(
       'nsenter',

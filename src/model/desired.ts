@@ -329,6 +329,20 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       appRules.push({ name: '_exec-direct', group: path, action: { type: 'direct' } });
     }
   }
+  // a process limited at run time sits in a cgroup of its own below the one it was in (one of
+  // the above, or the root); the daemon makes it and moves the process (daemon/limit-book.ts)
+  const runtime = opts.runtimeLimits ?? [];
+  if (runtime.length && !(perApp || tunnelNames.length > 0))
+    push({ kind: 'cgroup', id: ids.cgroup(root), deps: [], spec: { path: root } });
+  for (const l of runtime) {
+    const parent = l.group.slice(0, l.group.lastIndexOf('/'));
+    push({
+      kind: 'cgroup',
+      id: ids.cgroup(l.group),
+      deps: [ids.cgroup(parent)],
+      spec: { path: l.group },
+    });
+  }
 
   if (perApp || fullTunnel || tunnelNames.length > 0) {
     push({
@@ -354,7 +368,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     c.dns.leakProtection ||
     c.ipv6 === 'block' ||
     fullTunnel ||
-    tunnelNames.length > 0;
+    tunnelNames.length > 0 ||
+    classes.length > 0;
   return { resources: out, warnings, allocation: alloc, ...(needsFirewall ? { policy } : {}) };
 }
 

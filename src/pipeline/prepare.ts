@@ -16,6 +16,7 @@ import {
   DEFAULT_FACTS,
   type DesiredModel,
   type HostFacts,
+  type RuntimeLimit,
 } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
@@ -60,6 +61,11 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /**
+   * the processes limited at run time that a run of this config shapes (the daemon's
+   * `awg limit`, daemon/limit-book.ts; see BuildOptions.runtimeLimits)
+   */
+  runtimeLimits?: (config: Config, cgroupRoot: string) => readonly RuntimeLimit[];
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
   state?: StateStore;
   persistEndpoints?: boolean;
@@ -147,12 +153,15 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   let desired: DesiredState;
   try {
     const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
+    const cgroupRoot = cgroupRootFromEnv(env);
+    const runtimeLimits = opts.runtimeLimits?.(config, cgroupRoot) ?? [];
     model = buildDesired(config, {
       facts,
       secrets,
       ...(fingerprintKey ? { fingerprintKey } : {}),
-      cgroupRoot: cgroupRootFromEnv(env),
+      cgroupRoot,
       ...(opts.down ? { down: opts.down } : {}),
+      ...(runtimeLimits.length ? { runtimeLimits } : {}),
     });
     desired = platform.realise(model, facts, config);
   } catch (e) {

@@ -4,6 +4,10 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  LimitCaller,
+  LimitInfo,
+  LimitRequest,
+  LimitResponse,
   ProcessInfo,
   StatusResponse,
 } from '../../../src/daemon/core.js';
@@ -193,7 +197,15 @@ export class FakeCore implements DaemonCore {
   /** set to make the next call of that method throw */
   fail: Partial<
     Record<
-      'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses' | 'routeExec',
+      | 'apply'
+      | 'diff'
+      | 'status'
+      | 'down'
+      | 'confirm'
+      | 'listProcesses'
+      | 'routeExec'
+      | 'limit'
+      | 'listLimits',
       unknown
     >
   > = {};
@@ -267,6 +279,31 @@ export class FakeCore implements DaemonCore {
     this.calls.push({ method: 'listProcesses' });
     this.check('listProcesses');
     return this.processes;
+  }
+  limits: LimitInfo[] = [];
+  async limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse> {
+    this.calls.push({ method: 'limit', arg: { req, caller } });
+    this.check('limit');
+    this.limits = this.limits.filter((l) => l.pid !== req.pid);
+    if (req.clear) return { changed: true };
+    const limit: LimitInfo = {
+      pid: req.pid,
+      ...(req.upload !== undefined ? { upload: req.upload } : {}),
+      ...(req.download !== undefined ? { download: req.download } : {}),
+      group: `awg/_limit-${req.pid}`,
+      name: 'curl',
+      path: '/usr/bin/curl',
+      uid: caller?.uid ?? 0,
+      since: '2026-11-22T05:00:00.000Z',
+      processes: 1,
+    };
+    this.limits.push(limit);
+    return { limit, changed: true };
+  }
+  async listLimits(): Promise<LimitInfo[]> {
+    this.calls.push({ method: 'listLimits' });
+    this.check('listLimits');
+    return this.limits;
   }
   async routeExec(
     pid: number,

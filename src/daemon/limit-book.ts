@@ -27,7 +27,8 @@
  *   (boot id, start time): after a restart a limit whose pid now names another process is
  *   dropped, never applied to it. A limit whose cgroup is gone (a stopping daemon's teardown
  *   removed it, or the rule it sat in left the config) but whose process lives gets a new one
- *   after the next converged run (rehome): the process and its descendants that sit with it.
+ *   after the next converged run (rehome): the process and the descendants that sit with it
+ *   and started after the limit was set (so were born in its cgroup).
  * - `forget` (awg down): every limit ends; the teardown removes the cgroups.
  */
 import { AwgError } from '../errors.js';
@@ -60,6 +61,8 @@ export interface LimitRecord {
   /** set or last changed by root: only root may change or clear it */
   byRoot: boolean;
   since: string;
+  /** clock ticks since boot when it was set: a process started later in its cgroup was born there */
+  sinceTicks?: number;
   name: string;
   path: string;
   /** the cgroup outside our subtree the process came from: where clear puts it back */
@@ -84,6 +87,7 @@ const isLimitRecord = (r: unknown): r is LimitRecord =>
   Number.isSafeInteger(r.uid) &&
   typeof r.byRoot === 'boolean' &&
   typeof r.since === 'string' &&
+  (r.sinceTicks === undefined || Number.isSafeInteger(r.sinceTicks)) &&
   typeof r.name === 'string' &&
   typeof r.path === 'string' &&
   (r.from === undefined || typeof r.from === 'string');
@@ -268,6 +272,7 @@ export class LimitBook {
       this.system.rmdir(group);
       throw new AwgError('invalid-config', `process ${pid} exited`);
     }
+    const ticks = this.system.ticks();
     const record: LimitRecord = {
       pid,
       bootId: proc.identity.bootId,
@@ -277,6 +282,7 @@ export class LimitBook {
       uid: proc.uid,
       byRoot: caller.root,
       since: this.at(),
+      ...(ticks !== undefined ? { sinceTicks: ticks } : {}),
       name: proc.name,
       path: proc.path,
       ...(inOurs ? {} : { from: cur }),
@@ -342,9 +348,13 @@ export class LimitBook {
       if (!this.system.exists(base)) continue;
       const group = limitCgroupPath(base, r.pid);
       this.system.mkdir(group);
-      const procs = this.system.processes();
-      const mine = [...descendants(procs, r.pid)].filter(
-        (p) => p === r.pid || this.system.cgroup(p) === cur,
+      // its descendants born after the limit (so born in its cgroup) that sit with it still
+      const born = (p: number) => {
+        const start = Number(this.system.identity(p)?.startTime);
+        return r.sinceTicks !== undefined && start >= r.sinceTicks;
+      };
+      const mine = [...descendants(this.system.processes(), r.pid)].filter(
+        (p) => p === r.pid || (this.system.cgroup(p) === cur && born(p)),
       );
       for (const p of mine) this.system.move(group, p);
       const next: LimitRecord = {

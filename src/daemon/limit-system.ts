@@ -35,6 +35,8 @@ export interface LimitSystem {
   relative(procPath: string): string | undefined;
   /** every process, with its parent */
   processes(): { pid: number; ppid: number }[];
+  /** clock ticks since boot now (the unit of a process's start time) */
+  ticks(): number | undefined;
   // ---- the cgroup v2 file system, paths below its mount
   exists(group: string): boolean;
   mkdir(group: string): void;
@@ -128,6 +130,11 @@ export function linuxLimitSystem(
         if (ppid !== undefined) out.push({ pid, ppid });
       }
       return out;
+    },
+    ticks() {
+      // /proc/uptime is in seconds; /proc/PID/stat's start time in USER_HZ, 100 on Linux
+      const up = Number(read(`${proc}/uptime`)?.split(' ')[0]);
+      return Number.isFinite(up) ? Math.floor(up * 100) : undefined;
     },
     exists: (group) => read(join(dir(group), 'cgroup.events')) !== undefined,
     mkdir(group) {

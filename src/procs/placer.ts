@@ -40,7 +40,13 @@ import {
 } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
-import { classifyCgroup, relativeCgroup, withinCgroup, type CgroupClass } from './cgroups.js';
+import {
+  classifyCgroup,
+  relativeCgroup,
+  splitLimit,
+  withinCgroup,
+  type CgroupClass,
+} from './cgroups.js';
 import { descendants, linuxProcFs, scanProcesses, type ProcEntry, type ProcFs } from './scan.js';
 
 /** Writes pids into `cgroup.procs` files; a fake in unit tests. */
@@ -440,7 +446,8 @@ export function describeProcess(
   mountRoot: string,
   o: ListOptions,
 ): ListedProcess[] {
-  const where = classifyCgroup(cgroupRoot, relativeCgroup(p.cgroup, mountRoot));
+  const rel = relativeCgroup(p.cgroup, mountRoot);
+  const where = classifyCgroup(cgroupRoot, rel);
   const now = matcher.match(p.exe);
   const base = { pid: p.pid, ppid: p.ppid, name: p.name, path: p.exe, cgroup: p.cgroup };
   const def = defaultRoute(o.defaultRoute ?? 'direct', o.tunnelUp);
@@ -469,6 +476,8 @@ export function describeProcess(
     // a cgroup of a rule that no longer exists is not marked by the firewall any more
     return [{ ...base, rule: where.name, route: def, ...(now ? { pending: now.name } : {}) }];
   }
-  if (!now && !o.all) return [];
+  // a process limited at run time (`awg limit`) is listed like one a rule matches
+  const limited = rel !== undefined && splitLimit(rel).limit !== undefined;
+  if (!now && !o.all && !limited) return [];
   return [{ ...base, route: def, ...(now ? { pending: now.name } : {}) }];
 }

@@ -115,6 +115,30 @@ export function sampleStatus(): StatusResponse {
         connections: 2,
       },
     ],
+    limits: [
+      {
+        pid: 4242,
+        upload: 2_000_000,
+        download: 1_000_000,
+        group: 'awg/browsers/_limit-4242',
+        name: 'firefox',
+        path: '/usr/lib/firefox/firefox',
+        uid: 1000,
+        since: '2026-11-22T04:59:00.000Z',
+        processes: 3,
+      },
+      // one direction only: the other is absent on the wire too
+      {
+        pid: 77,
+        download: 8_000,
+        group: 'awg/_limit-77',
+        name: 'rsync',
+        path: '/usr/bin/rsync',
+        uid: 0,
+        since: '2026-11-22T04:59:30.000Z',
+        processes: 1,
+      },
+    ],
   };
 }
 
@@ -189,6 +213,23 @@ export const ALL_EVENTS: DaemonEvent[] = [
       { tunnel: 'px', rxBytes: 0, txBytes: 0 },
     ],
   },
+  {
+    type: 'limit',
+    at: '2026-11-22T05:01:09.000Z',
+    pid: 4242,
+    action: 'added',
+    upload: 2_000_000,
+    download: 1_000_000,
+  },
+  { type: 'limit', at: '2026-11-22T05:01:10.000Z', pid: 4242, action: 'changed', download: 8_000 },
+  {
+    type: 'limit',
+    at: '2026-11-22T05:01:11.000Z',
+    pid: 4242,
+    action: 'removed',
+    download: 8_000,
+    reason: 'exited',
+  },
 ];
 
 export class FakeCore implements DaemonCore {
@@ -224,6 +265,16 @@ export class FakeCore implements DaemonCore {
       rule: 'browsers',
       target: 'work',
       route: 'work',
+      limit: { pid: 4242, upload: 2_000_000, download: 1_000_000 },
+    },
+    {
+      pid: 4243,
+      name: 'firefox',
+      path: '/usr/lib/firefox/firefox',
+      rule: 'browsers',
+      target: 'work',
+      route: 'work',
+      limit: { pid: 4242, download: 1_000_000 },
     },
     { pid: 1, name: 'systemd', path: '/usr/lib/systemd/systemd', route: 'direct' },
   ];

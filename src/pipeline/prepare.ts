@@ -14,6 +14,7 @@ import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,
   DEFAULT_FACTS,
+  type BuildOptions,
   type DesiredModel,
   type HostFacts,
   type RuntimeLimit,
@@ -62,10 +63,12 @@ export interface PrepareOptions {
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
   /**
-   * the processes limited at run time that a run of this config shapes (the daemon's
-   * `awg limit`, daemon/limit-book.ts; see BuildOptions.runtimeLimits)
+   * processes limited at run time (see BuildOptions.runtimeLimits); or, as the daemon gives
+   * them (`awg limit`, daemon/limit-book.ts), those that a run of the config read here shapes
    */
-  runtimeLimits?: (config: Config, cgroupRoot: string) => readonly RuntimeLimit[];
+  runtimeLimits?:
+    | BuildOptions['runtimeLimits']
+    | ((config: Config, cgroupRoot: string) => readonly RuntimeLimit[]);
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
   state?: StateStore;
   persistEndpoints?: boolean;
@@ -154,7 +157,10 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   try {
     const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
     const cgroupRoot = cgroupRootFromEnv(env);
-    const runtimeLimits = opts.runtimeLimits?.(config, cgroupRoot) ?? [];
+    const runtimeLimits =
+      typeof opts.runtimeLimits === 'function'
+        ? opts.runtimeLimits(config, cgroupRoot)
+        : (opts.runtimeLimits ?? []);
     model = buildDesired(config, {
       facts,
       secrets,

@@ -351,7 +351,7 @@ function specOf(
         const want = portKey(f, 'dport', c.ports);
         const hit = fs.find(
           (x) =>
-            x.pref === prefOf(c.n, f) &&
+            x.pref === prefOf(c.n, f, 'ingress') &&
             x.protocol === PROTOCOL[f] &&
             sameKey(x.match, want) &&
             x.flowid === `1:${hex(CLASS_MINOR_BASE + c.n)}`,
@@ -385,7 +385,7 @@ function specOf(
         for (const f of [4, 6] as const) {
           const hit = fs.find(
             (x) =>
-              x.pref === prefOf(c.n, f) &&
+              x.pref === prefOf(c.n, f, at.direction) &&
               x.protocol === PROTOCOL[f] &&
               sameKey(x.match, portKey(f, dir, c.ports)) &&
               x.redirect === at.ifb,

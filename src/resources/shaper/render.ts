@@ -24,14 +24,19 @@ import { MIN_RATE } from '../../config/rate.js';
 /** `awg:managed` in hex: the cookie of every redirect filter of ours */
 export const SHAPER_COOKIE = Buffer.from('awg:managed').toString('hex');
 
-/** filter preferences awg uses: class n's IPv4 filter at PREF_FIRST + 2n, IPv6 at + 1 */
+/**
+ * Filter preferences awg uses: class n's IPv4 filter at PREF_FIRST + 2n (egress) or
+ * PREF_FIRST + 0x80 + 2n (ingress), IPv6 one above. The two sides of a clsact must not share
+ * a preference: u32 keeps the hash tables of one qdisc together and lists every table of a
+ * preference under either side.
+ */
 export const PREF_FIRST = 0xa700;
 /** the redirect of everything (an ingress tunnel limit) */
 export const PREF_ALL = 0xa7ff;
 export const PREF_LAST = PREF_ALL;
 
-export function prefOf(n: number, family: 4 | 6): number {
-  return PREF_FIRST + 2 * n + (family === 6 ? 1 : 0);
+export function prefOf(n: number, family: 4 | 6, direction: 'egress' | 'ingress'): number {
+  return PREF_FIRST + (direction === 'ingress' ? 0x80 : 0) + 2 * n + (family === 6 ? 1 : 0);
 }
 
 /** the largest packet a class is sized for: an Ethernet frame of 1500 bytes */
@@ -111,7 +116,7 @@ export function htbCommands(spec: ShaperSpec): string[] {
     if (spec.direction === 'ingress')
       for (const f of [4, 6] as const)
         out.push(
-          `filter add dev ${dev} parent 1: pref ${prefOf(c.n, f)} protocol ${PROTOCOL[f]} ${portMatch(f, 'dport', c.ports)} classid 1:${hex(minor)}`,
+          `filter add dev ${dev} parent 1: pref ${prefOf(c.n, f, 'ingress')} protocol ${PROTOCOL[f]} ${portMatch(f, 'dport', c.ports)} classid 1:${hex(minor)}`,
         );
   }
   return out;
@@ -129,7 +134,7 @@ export function redirectCommands(spec: ShaperSpec): string[] {
   return spec.classes.flatMap((c) =>
     ([4, 6] as const).map(
       (f) =>
-        `filter add dev ${spec.device} ${spec.direction} pref ${prefOf(c.n, f)} protocol ${PROTOCOL[f]} ${portMatch(f, dir, c.ports)} ${to}`,
+        `filter add dev ${spec.device} ${spec.direction} pref ${prefOf(c.n, f, spec.direction)} protocol ${PROTOCOL[f]} ${portMatch(f, dir, c.ports)} ${to}`,
     ),
   );
 }

@@ -439,6 +439,28 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
 
   program
+    .command('top')
+    .description(
+      'live traffic per process, rule and tunnel: upload and download rates, totals since start, open connections (TCP and UDP, IPv4 and IPv6; payload bytes the kernel counted per connection). Connections no process owns show as unattributed',
+    )
+    .option('--interval <seconds>', 'seconds between refreshes (default 1)')
+    .option('--once', 'print one snapshot, one interval after the start, and exit')
+    .option('--json', 'one JSON document per interval, one per line (schema/top.schema.json)')
+    .option(
+      '--sort <column>',
+      'order processes by pid, process, rule, route, up, down, sent, recv, conns (default: up + down)',
+    )
+    .option('-r, --reverse', 'the opposite order')
+    .option('--rule <name>', 'only the processes of this rule')
+    .option('--tunnel <name>', 'only the processes whose traffic goes through this tunnel')
+    .addOption(stateDir())
+    .addOption(socket())
+    .addOption(
+      new Option('--direct', 'read the kernel in this process even when the awg daemon runs'),
+    )
+    .action(async (o) => setCode(await (await import('./commands/top.js')).topCommand(io, o)));
+
+  program
     .command('limit')
     .description(
       'shape a running process and the children it starts from then on (through the daemon; until they exit or --clear): awg limit PID --download 1Mbit. Connections it has open already are not shaped (docs/limits.md). root, or the socket group for its own processes',

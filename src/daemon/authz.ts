@@ -5,13 +5,13 @@
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
- *   (Status, Watch, ListProcesses, ListLimits); Apply and Diff only of a config it may read
- *   itself whose lookup, and every `{file:}` secret's, only root controls (trusted-path.ts);
- *   Confirm only of a pending apply it made; Limit only of its own processes (their real and
- *   effective uid are the caller's), never of one root limited (limit-book.ts decides, with
- *   the process in hand); never Down (it would open the kill switch); never Exec (`awg exec
- *   --direct` would take the member's processes past the rules and the default tunnel; on
- *   Linux awg exec needs root too);
+ *   (Status, Watch, ListProcesses, Top, ListLimits); Apply and Diff only of a config it may
+ *   read itself whose lookup, and every `{file:}` secret's, only root controls
+ *   (trusted-path.ts); Confirm only of a pending apply it made; Limit only of its own
+ *   processes (their real and effective uid are the caller's), never of one root limited
+ *   (limit-book.ts decides, with the process in hand); never Down (it would open the kill
+ *   switch); never Exec (`awg exec --direct` would take the member's processes past the rules
+ *   and the default tunnel; on Linux awg exec needs root too);
  * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
  *
  * `{env:}` secrets are never resolved for an API request, whoever asks (config-follower.ts).
@@ -30,6 +30,7 @@ export type Rpc =
   | 'Status'
   | 'Watch'
   | 'ListProcesses'
+  | 'Top'
   | 'Confirm'
   | 'Down'
   | 'Exec'
@@ -50,6 +51,7 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Status: 'allowed',
   Watch: 'allowed',
   ListProcesses: 'allowed',
+  Top: 'allowed',
   ListLimits: 'allowed',
   Diff: 'trusted-files',
   Apply: 'trusted-files',

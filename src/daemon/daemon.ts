@@ -32,6 +32,8 @@ import { teardown } from '../pipeline/teardown.js';
 import type { Claims } from '../resources/driver.js';
 import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
 import { silentReporter } from '../util/reporter.js';
+import { topContext } from '../procs/top/routing.js';
+import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, type Source } from './config-follower.js';
@@ -47,11 +49,14 @@ import type {
   LimitResponse,
   ProcessInfo,
   StatusResponse,
+  TopDocument,
+  TopRequest,
   WakeReason,
 } from './core.js';
 import { LimitBook } from './limit-book.js';
 import { linuxLimitSystem } from './limit-system.js';
 import { EventFeed } from './feed.js';
+import { TopFeed } from './top-feed.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
@@ -66,6 +71,7 @@ const now = () => new Date().toISOString();
 export class Daemon implements DaemonCore {
   readonly engines: InprocEngineHost;
   private readonly feed: EventFeed;
+  private readonly topFeed: TopFeed;
   private readonly runs: RunBook;
   private readonly host: DaemonEnv;
   private readonly tunnels: Tunnels;
@@ -84,6 +90,24 @@ export class Daemon implements DaemonCore {
     this.feed = new EventFeed({
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
+    });
+    this.topFeed = new TopFeed({
+      source: async () => {
+        if (opts.trafficSource) return opts.trafficSource();
+        await this.host.ready();
+        return trafficSource(this.host.platform!.perApp, { cgroupRoot: this.cgroupRoot() });
+      },
+      context: () => {
+        // the runtime limits' members, read once per reading
+        const limited = this.limits.size
+          ? this.guardLimits(() => this.limits.members())
+          : undefined;
+        return topContext(this.config.good?.prepared.config, {
+          cgroupRoot: this.cgroupRoot(),
+          tunnelUp: (t) => !this.tunnels.down.has(t),
+          ...(limited?.size ? { limitOf: (pid: number) => limited.get(pid) } : {}),
+        });
+      },
     });
     this.runs = new RunBook({ emit, reporter });
     this.host = new DaemonEnv({
@@ -183,6 +207,7 @@ export class Daemon implements DaemonCore {
     this.stopped = true;
     this.tunnels.stopHealth();
     this.feed.close();
+    this.topFeed.close();
     this.runs.close();
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
@@ -220,6 +245,14 @@ export class Daemon implements DaemonCore {
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     return this.feed.subscribe(listener);
+  }
+
+  top(
+    req: TopRequest,
+    listener: (d: TopDocument) => void,
+    onEnd: (err?: AwgError) => void,
+  ): () => void {
+    return this.topFeed.subscribe(req, listener, onEnd);
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
@@ -510,6 +543,11 @@ export class Daemon implements DaemonCore {
       });
       return undefined;
     }
+  }
+
+  /** the cgroup subtree of the config followed (the default before there is one) */
+  private cgroupRoot(): string {
+    return (this.config.good?.prepared.claims ?? DEFAULT_CLAIMS).cgroupRoot;
   }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {

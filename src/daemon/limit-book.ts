@@ -157,14 +157,40 @@ export function limitParents(
   return out;
 }
 
+/** a process's limit as the monitor shows it (bit/s) */
+export interface LimitRates {
+  upload?: number;
+  download?: number;
+}
+
+/**
+ * The processes in each limit's cgroup now, with its rates: what `awg top` shows per process
+ * (one read of cgroup.procs per limit).
+ */
+export function limitMembers(
+  records: Iterable<Pick<LimitRecord, 'group' | 'upload' | 'download'>>,
+  system: Pick<LimitSystem, 'members'>,
+): Map<number, LimitRates> {
+  const out = new Map<number, LimitRates>();
+  for (const r of records) {
+    const rates = ratesOf(r);
+    for (const pid of system.members(r.group)) out.set(pid, rates);
+  }
+  return out;
+}
+
+/** The limits a daemon keeps in `state` (read-only: `awg top --direct`); [] when none or unusable. */
+export function savedLimits(state: StateStore): LimitRecord[] {
+  return checkedRecord(state, LIMITS_STATE_KEY, isLimitsRecord, 'the runtime limits')?.limits ?? [];
+}
+
 export class LimitBook {
   private readonly records = new Map<number, LimitRecord>();
   private readonly watches = new Map<number, () => void>();
   private sys: LimitSystem | undefined;
 
   constructor(private readonly o: LimitBookOptions) {
-    const saved = checkedRecord(o.state, LIMITS_STATE_KEY, isLimitsRecord, 'the runtime limits');
-    for (const r of saved?.limits ?? []) this.records.set(r.pid, r);
+    for (const r of savedLimits(o.state)) this.records.set(r.pid, r);
   }
 
   private get system(): LimitSystem {
@@ -190,6 +216,11 @@ export class LimitBook {
         since: r.since,
         processes: this.countIn(r.group),
       }));
+  }
+
+  /** each limited process now (the limit's own and the children in its cgroup) with its rates */
+  members(): Map<number, LimitRates> {
+    return this.records.size ? limitMembers(this.records.values(), this.system) : new Map();
   }
 
   /** the limit a process in cgroup `procPath` (as /proc/PID/cgroup shows it) is under */

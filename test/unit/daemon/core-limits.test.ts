@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
-import type { DaemonEvent } from '../../../src/daemon/core.js';
+import type { DaemonEvent, TopDocument } from '../../../src/daemon/core.js';
+import { steadySource } from '../../../src/procs/top/source.fake.js';
 import type { ShaperSpec } from '../../../src/model/resources.js';
 import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
@@ -62,6 +63,12 @@ describe('daemon core: runtime limits', () => {
         ],
       },
       loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+      trafficSource: () =>
+        steadySource([
+          { pid: 1400, name: 'curl', cgroup: '/awg/web', up: 100, down: 200 },
+          { pid: 1300, name: 'restic', up: 100, down: 200 },
+          { pid: 1401, name: 'curl', up: 100, down: 200 },
+        ]),
     });
     events = [];
     x.subscribe((e) => events.push(e));
@@ -220,6 +227,35 @@ describe('daemon core: runtime limits', () => {
     expect(run).toMatchObject({ outcome: 'converged' });
     expect(classes(d)).toEqual([]);
     expect(sys.exists('awg/_limit-1300')).toBe(false);
+  });
+
+  it('awg top: the limited process and the children in its cgroup carry the limit; the others none', async () => {
+    daemon = make();
+    await daemon.start();
+    await until(finished);
+    await daemon.limit({ pid: 1400, download: 1_000_000 });
+    // a child forked after the limit: born in its cgroup
+    sys.add({
+      pid: 1401,
+      ppid: 1400,
+      uid: 1000,
+      exe: '/usr/bin/curl',
+      comm: 'curl',
+      cgroup: 'awg/web/_limit-1400',
+      start: '141',
+    });
+    const docs: TopDocument[] = [];
+    const off = daemon.top(
+      { intervalMs: 50, connections: false },
+      (d) => docs.push(d),
+      () => {},
+    );
+    for (let i = 0; i < 500 && docs.length < 1; i++) await new Promise((r) => setTimeout(r, 5));
+    off();
+    const rows = docs[0]!.processes;
+    expect(rows.find((p) => p.pid === 1400)?.limit).toEqual({ download: 1_000_000 });
+    expect(rows.find((p) => p.pid === 1401)?.limit).toEqual({ download: 1_000_000 });
+    expect(rows.find((p) => p.pid === 1300)?.limit).toBeUndefined();
   });
 
   it('down ends every limit', async () => {

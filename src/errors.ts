@@ -24,6 +24,7 @@ export const ERROR_KIND_HELP: Record<
       'an overlay selected for this host sets something invalid (the location names the overlay file)',
       'a `{file:}` / `{env:}` / `{age:}` secret that cannot be read, is not a key, or is not encrypted to this host',
       'a bad `--labels`, `--host` or `--observed` argument',
+      '`awg limit` of a process awg does not limit (pid 1, the daemon or its children, a kernel thread, another network namespace), a 33rd limit, or no config applied yet',
     ],
     todo: [
       'fix the named line; `awg validate -f FILE [--host H]` shows every problem at once',
@@ -37,7 +38,7 @@ export const ERROR_KIND_HELP: Record<
       'no cgroup v2 (per-app rules need it)',
       'no nftables or TUN support in the kernel',
       "an `engine:` this host cannot run: `kernel` without Linux's WireGuard module, an external program that is missing or not executable, either on macOS — the message names the line",
-      'a command that needs the awg daemon while none runs (`status --watch`, `apply --confirm-timeout`)',
+      'a command that needs the awg daemon while none runs (`status --watch`, `apply --confirm-timeout`, `limit`)',
       '`--git` on macOS',
     ],
     todo: [
@@ -50,7 +51,7 @@ export const ERROR_KIND_HELP: Record<
       'awg is not allowed to do this: not root, a missing capability, a file or socket it may not use, or a policy of the daemon.',
     causes: [
       'running a changing command without root',
-      'a socket-group member asking for something only root may do (docs/security.md)',
+      'a socket-group member asking for something only root may do (docs/security.md), e.g. `awg limit` of another user’s process or of a limit root set',
       'a file that is not trusted (owned by another user, writable by others)',
       'an age identity readable by group or others',
       'a locked daemon (`--locked`) refusing apply/down',

@@ -8,6 +8,7 @@
 import type { Io } from './output.js';
 import { JsonReporter, printError, TextReporter } from './output.js';
 import { toAwgError } from '../errors.js';
+import { formatRate } from '../config/rate.js';
 import type { DaemonEvent } from '../daemon/core.js';
 import { levelLog, LogReporter, type Logger } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
@@ -67,9 +68,24 @@ function eventText(e: DaemonEvent): string {
       return `reverted: ${e.reason}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
+    case 'limit':
+      return `limit of process ${e.pid} ${e.action}${e.upload !== undefined || e.download !== undefined ? `: ${limitRates(e)}` : ''}${e.reason ? ` (${e.reason})` : ''}`;
     case 'traffic':
       return `traffic: ${[...e.rules.map((r) => `rule ${r.name} tx ${humanBytes(r.txBytes)} rx ${humanBytes(r.rxBytes)}`), ...e.tunnels.map((t) => `tunnel ${t.tunnel} tx ${humanBytes(t.txBytes)} rx ${humanBytes(t.rxBytes)}`)].join(', ') || 'none'}`;
   }
+}
+
+/** a limit's rates as the config writes them: `upload 2Mbit, download 1Mbit` */
+export function limitRates(l: {
+  upload?: number | undefined;
+  download?: number | undefined;
+}): string {
+  return [
+    l.upload !== undefined ? `upload ${formatRate(l.upload)}` : undefined,
+    l.download !== undefined ? `download ${formatRate(l.download)}` : undefined,
+  ]
+    .filter((x) => x !== undefined)
+    .join(', ');
 }
 
 /** 1536 → "1.5 KiB" (bytes below 1 KiB exact) */

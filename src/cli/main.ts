@@ -461,6 +461,22 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .action(async (o) => setCode(await (await import('./commands/top.js')).topCommand(io, o)));
 
   program
+    .command('limit')
+    .description(
+      'shape a running process and the children it starts from then on (through the daemon; until they exit or --clear): awg limit PID --download 1Mbit. Connections it has open already are not shaped (docs/limits.md). root, or the socket group for its own processes',
+    )
+    .argument('[pid]', 'the process to limit')
+    .option('--upload <rate>', 'most it may send, as in the config: 500kbit, 2Mbit, 1MB/s')
+    .option('--download <rate>', 'most it may receive, as in the config')
+    .option('--clear', 'remove the limit of PID')
+    .option('--list', 'the limits the daemon holds')
+    .option('--json', 'machine-readable result')
+    .addOption(socket())
+    .action(async (pid: string | undefined, o) =>
+      setCode(await (await import('./commands/limit.js')).limitCommand(io, pid, o)),
+    );
+
+  program
     .command('engine', { hidden: true })
     .description(
       'internal: run one tunnel engine (configuration on stdin); or, as wireguard-go does, `-f IFACE` (or IFACE with WG_PROCESS_FOREGROUND=1): configured only over its UAPI socket $AWG_UAPI_DIR/IFACE.sock (default /var/run/wireguard)',

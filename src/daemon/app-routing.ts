@@ -78,6 +78,11 @@ export class AppRouting {
     if (converged) this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.o.down());
   }
 
+  /** resolves once the placer has applied what it was sent (at most `timeoutMs`; none: at once) */
+  placed(timeoutMs = 5000): Promise<void> {
+    return this.placement.flush(timeoutMs);
+  }
+
   /** placement as status shows it (macOS: the flow router's state) */
   status(): PlacementStatus {
     return this.routed

@@ -5,11 +5,13 @@
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
- *   (Status, Watch, ListProcesses, Top); Apply and Diff only of a config it may read itself whose
- *   lookup, and every `{file:}` secret's, only root controls (trusted-path.ts); Confirm only
- *   of a pending apply it made; never Down (it would open the kill switch); never Exec
- *   (`awg exec --direct` would take the member's processes past the rules and the default
- *   tunnel; on Linux awg exec needs root too);
+ *   (Status, Watch, ListProcesses, Top, ListLimits); Apply and Diff only of a config it may
+ *   read itself whose lookup, and every `{file:}` secret's, only root controls
+ *   (trusted-path.ts); Confirm only of a pending apply it made; Limit only of its own
+ *   processes (their real and effective uid are the caller's), never of one root limited
+ *   (limit-book.ts decides, with the process in hand); never Down (it would open the kill
+ *   switch); never Exec (`awg exec --direct` would take the member's processes past the rules
+ *   and the default tunnel; on Linux awg exec needs root too);
  * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
  *
  * `{env:}` secrets are never resolved for an API request, whoever asks (config-follower.ts).
@@ -23,25 +25,38 @@ import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
 
 export type Rpc =
-  'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Top' | 'Confirm' | 'Down' | 'Exec';
+  | 'Apply'
+  | 'Diff'
+  | 'Status'
+  | 'Watch'
+  | 'ListProcesses'
+  | 'Top'
+  | 'Confirm'
+  | 'Down'
+  | 'Exec'
+  | 'Limit'
+  | 'ListLimits';
 export type Access = 'root' | 'group' | 'other';
 
 /**
  * What a socket-group member may do, per RPC (root may do everything, others nothing):
  * `allowed`; `trusted-files`: the config and its secret files must pass checkTrustedPath (the
  * config also readable by the caller); `own-apply`: only a confirm window its own Apply
- * opened; `denied`.
+ * opened; `own-process`: only processes of its own uid, and no limit root set (the core checks,
+ * given the caller); `denied`.
  */
-export type GroupRule = 'allowed' | 'trusted-files' | 'own-apply' | 'denied';
+export type GroupRule = 'allowed' | 'trusted-files' | 'own-apply' | 'own-process' | 'denied';
 
 export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Status: 'allowed',
   Watch: 'allowed',
   ListProcesses: 'allowed',
   Top: 'allowed',
+  ListLimits: 'allowed',
   Diff: 'trusted-files',
   Apply: 'trusted-files',
   Confirm: 'own-apply',
+  Limit: 'own-process',
   Down: 'denied',
   Exec: 'denied',
 };

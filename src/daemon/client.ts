@@ -14,6 +14,9 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  LimitInfo,
+  LimitRequest,
+  LimitResponse,
   ProcessInfo,
   StatusResponse,
   TopDocument,
@@ -29,6 +32,9 @@ import {
   errorFromWire,
   eventFromWire,
   execRequestToWire,
+  limitRequestToWire,
+  limitResponseFromWire,
+  limitsFromWire,
   processesFromWire,
   statusFromWire,
   topDocumentFromWire,
@@ -150,6 +156,15 @@ export class DaemonClient implements DaemonCore {
 
   async listProcesses(): Promise<ProcessInfo[]> {
     return processesFromWire(await this.call('ListProcesses', {}, this.quickMs));
+  }
+
+  /** the caller is who the socket says; the daemon answers once the run that applies it ended */
+  async limit(req: LimitRequest): Promise<LimitResponse> {
+    return limitResponseFromWire(await this.call('Limit', limitRequestToWire(req)));
+  }
+
+  async listLimits(): Promise<LimitInfo[]> {
+    return limitsFromWire(await this.call('ListLimits', {}, this.quickMs));
   }
 
   /**

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import type { HostSelection } from '../config/overlay.js';
 import type { HostFacts } from '../model/desired.js';
-import { prepare, type Prepared } from '../pipeline/prepare.js';
+import { prepare, type Prepared, type PrepareOptions } from '../pipeline/prepare.js';
 import type { Platform } from '../resources/registry.js';
 import type { Exec } from '../util/exec.js';
 import { LIMITS, readRegularFileSync } from '../util/files.js';
@@ -176,6 +176,8 @@ export interface ConfigReadOptions {
   selection?: HostSelection | undefined;
   /** tunnels not up now (tunnel health) */
   down: ReadonlySet<string>;
+  /** the processes limited at run time a run of the config shapes (limit-book.ts forRun) */
+  runtimeLimits?: PrepareOptions['runtimeLimits'];
   state: StateStore;
   reporter: Reporter;
   /** use these facts (tests); else they are probed through `exec` */
@@ -192,6 +194,7 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
       env: o.env,
       ...(o.selection ? { selection: o.selection } : {}),
       down: o.down,
+      ...(o.runtimeLimits ? { runtimeLimits: o.runtimeLimits } : {}),
       state: o.state,
       persistEndpoints: true,
       fingerprintKey: () =>

@@ -9,7 +9,7 @@ import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { TopDocument } from '../procs/top/document.js';
 import type { DaemonStatus } from './status-document.js';
-import type { DaemonState, WakeReason } from './names.js';
+import type { DaemonState, LimitAction, WakeReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
 export type { DaemonState, WakeReason };
@@ -44,7 +44,17 @@ export type DaemonEvent =
   | { type: 'reverted'; at: string; reason: string }
   | { type: 'error'; at: string; kind: string; message: string }
   /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (feed.ts) */
-  | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] };
+  | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] }
+  /** a runtime limit (`awg limit`) was set, changed or removed; `reason` says why when not asked */
+  | {
+      type: 'limit';
+      at: string;
+      pid: number;
+      action: LimitAction;
+      upload?: number;
+      download?: number;
+      reason?: string;
+    };
 
 /** a tunnel's counters in a traffic event */
 export interface TunnelTraffic {
@@ -90,6 +100,30 @@ export type PlacementStatus = NonNullable<StatusResponse['placement']>;
 export type RuleCounter = NonNullable<StatusResponse['rules']>[number];
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export type ConfigState = NonNullable<StatusResponse['config']>;
+/** A runtime limit (`awg limit`, limit-book.ts) as the API shows it. */
+export type LimitInfo = NonNullable<StatusResponse['limits']>[number];
+
+/** `awg limit PID`: rates in bit/s; the limit becomes exactly these (one left out: not limited) */
+export interface LimitRequest {
+  pid: number;
+  upload?: number;
+  download?: number;
+  /** remove the limit instead (no rates) */
+  clear?: boolean;
+}
+
+export interface LimitResponse {
+  /** the limit now; absent after a clear */
+  limit?: LimitInfo;
+  /** false: it already was so */
+  changed: boolean;
+}
+
+/** who asks for a limit (from the socket's credentials): root, or a socket-group member */
+export interface LimitCaller {
+  uid: number;
+  root: boolean;
+}
 
 export interface DaemonCore {
   apply(req: ApplyRequest): Promise<ApplyResponse>;
@@ -105,6 +139,14 @@ export interface DaemonCore {
    * throwing AwgError('unsupported') where awg exec needs no daemon (Linux).
    */
   routeExec?(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void>;
+  /**
+   * `awg limit`: set, change or clear the runtime limit of a process (limit-book.ts); the run
+   * that applies it has converged when this resolves. `caller` (from the socket; in-process:
+   * root) decides whose processes may be limited.
+   */
+  limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse>;
+  /** the runtime limits held now */
+  listLimits(): Promise<LimitInfo[]>;
   /** returns an unsubscribe function */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
   /**

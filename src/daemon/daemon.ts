@@ -8,7 +8,8 @@
  * comes from one config file, re-read on every run, the last good one kept), the bookkeeping
  * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
  * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
- * flow router), the wake sources (wakes.ts) and the status they add up to (status.ts).
+ * flow router), the processes limited at run time (limit-book.ts: `awg limit`), the wake
+ * sources (wakes.ts) and the status they add up to (status.ts).
  *
  * Stop: the host is left as `awg down` would leave it, unless the kill switch is on: then
  * the firewall (and the cgroups it names) stays, so traffic stays blocked until the next
@@ -42,12 +43,18 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  LimitCaller,
+  LimitInfo,
+  LimitRequest,
+  LimitResponse,
   ProcessInfo,
   StatusResponse,
   TopDocument,
   TopRequest,
   WakeReason,
 } from './core.js';
+import { LimitBook } from './limit-book.js';
+import { linuxLimitSystem } from './limit-system.js';
 import { EventFeed } from './feed.js';
 import { TopFeed } from './top-feed.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
@@ -71,6 +78,7 @@ export class Daemon implements DaemonCore {
   private readonly routing: AppRouting;
   private readonly config: ConfigFollower;
   private readonly confirmWindow: ConfirmWindow<Source>;
+  private readonly limits: LimitBook;
   private queue: Promise<unknown> = Promise.resolve();
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
@@ -89,11 +97,17 @@ export class Daemon implements DaemonCore {
         await this.host.ready();
         return trafficSource(this.host.platform!.perApp, { cgroupRoot: this.cgroupRoot() });
       },
-      context: () =>
-        topContext(this.config.good?.prepared.config, {
+      context: () => {
+        // the runtime limits' members, read once per reading
+        const limited = this.limits.size
+          ? this.guardLimits(() => this.limits.members())
+          : undefined;
+        return topContext(this.config.good?.prepared.config, {
           cgroupRoot: this.cgroupRoot(),
           tunnelUp: (t) => !this.tunnels.down.has(t),
-        }),
+          ...(limited?.size ? { limitOf: (pid: number) => limited.get(pid) } : {}),
+        });
+      },
     });
     this.runs = new RunBook({ emit, reporter });
     this.host = new DaemonEnv({
@@ -124,6 +138,13 @@ export class Daemon implements DaemonCore {
       emit,
     });
     this.confirmWindow = new ConfirmWindow(opts.timer);
+    this.limits = new LimitBook({
+      state: this.host.state,
+      system: () => opts.limitSystem ?? linuxLimitSystem(),
+      selfPid: process.pid,
+      emit,
+      onMaybeEmpty: () => this.wake('limit'),
+    });
     this.config = new ConfigFollower({
       file: opts.configPath ?? this.host.applied.load()?.configFile,
       read: (file, api) =>
@@ -135,6 +156,7 @@ export class Daemon implements DaemonCore {
           env: opts.env,
           selection: opts.selection,
           down: this.tunnels.down,
+          runtimeLimits: (config, cgroupRoot) => this.limits.forRun(config, cgroupRoot),
           state: this.host.state,
           reporter,
           facts: opts.facts,
@@ -150,6 +172,7 @@ export class Daemon implements DaemonCore {
 
   async start(): Promise<void> {
     await this.host.ready();
+    this.guardLimits(() => this.limits.start());
     this.tunnels.start(this.opts.healthIntervalMs ?? 1000);
     this.loop = startLoop(this.opts.loop ?? {}, (reason) =>
       this.exclusive(() => this.runOnce(reason)),
@@ -190,6 +213,7 @@ export class Daemon implements DaemonCore {
     this.loop?.stop();
     await this.wakes?.close();
     this.confirmWindow.close();
+    this.limits.close();
     let out = { removed: [] as string[], keptFirewall: false };
     try {
       await this.queue.catch(() => {});
@@ -280,7 +304,7 @@ export class Daemon implements DaemonCore {
   }
 
   async status(): Promise<StatusResponse> {
-    return assembleStatus({
+    const s = await assembleStatus({
       config: this.config.state(this.runs),
       configPath: this.config.file,
       configured: Boolean(this.config.good || this.config.file),
@@ -295,6 +319,8 @@ export class Daemon implements DaemonCore {
       flowTraffic: this.routing.ruleTraffic,
       exec: this.host.exec,
     });
+    const limits = await this.listLimits();
+    return limits.length ? { ...s, limits } : s;
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {
@@ -305,7 +331,10 @@ export class Daemon implements DaemonCore {
       const claims = this.host.claims();
       this.config.forget();
       await this.routing.stopPlacement();
-      const r = await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
+      const r = await this.removeAll(claims, false).finally(() => {
+        this.limits.forget();
+        return this.routing.stopRouter();
+      });
       return { removed: r.removed, mutations: this.host.exec.mutations - before };
     });
   }
@@ -324,13 +353,90 @@ export class Daemon implements DaemonCore {
     const p = this.config.good?.prepared;
     if (!p) return [];
     await this.host.ready();
-    return this.routing.listProcesses(p);
+    const list = await this.routing.listProcesses(p);
+    if (!this.limits.size) return list;
+    return list.map((x) => {
+      const l = x.cgroup === undefined ? undefined : this.limits.limitOf(x.cgroup);
+      return l
+        ? {
+            ...x,
+            limit: {
+              pid: l.pid,
+              ...(l.upload !== undefined ? { upload: l.upload } : {}),
+              ...(l.download !== undefined ? { download: l.download } : {}),
+            },
+          }
+        : x;
+    });
+  }
+
+  /**
+   * `awg limit`: set, change or clear a process's runtime limit (limit-book.ts), then run
+   * toward the config with it. A limit the run could not apply (the model refused it: more
+   * than 32 limits; or the run failed) is undone and the error thrown; a cleared limit stays
+   * cleared and a failed run is reported (the loop retries).
+   */
+  async limit(
+    req: LimitRequest,
+    caller: LimitCaller = { uid: 0, root: true },
+  ): Promise<LimitResponse> {
+    await this.host.ready();
+    if (this.host.platform?.perApp !== 'cgroup')
+      throw new AwgError(
+        'unsupported',
+        'runtime limits (awg limit) need cgroups: Linux only; on macOS limit a rule with `limit:` in the config',
+      );
+    return this.exclusive(async () => {
+      const good = this.config.good;
+      const file = this.config.file;
+      if (!good || !file)
+        throw new AwgError(
+          'invalid-config',
+          'no config is applied: a runtime limit is shaped on the devices of the applied config (run `awg apply -f CONFIG` first)',
+        );
+      const change = req.clear
+        ? this.limits.clear(req.pid, caller)
+        : this.limits.set(req, caller, good.prepared.claims.cgroupRoot);
+      const answer = (changed: boolean): LimitResponse => {
+        const limit = this.limits.list().find((l) => l.pid === req.pid);
+        return { ...(limit ? { limit } : {}), changed };
+      };
+      if (!change.changed) return answer(false);
+      const what = req.clear
+        ? `clearing the limit of process ${req.pid}`
+        : `the limit of process ${req.pid}`;
+      const r = await this.config.read(file);
+      if (!r.ok) {
+        change.undo();
+        throw new AwgError(r.error.kind, `${what}: ${r.error.message}`, {
+          ...(r.error.issues ? { issues: r.error.issues } : {}),
+        });
+      }
+      const res = await this.reconcileNow('api', r.prepared);
+      if (!isConverged(res.outcome)) {
+        change.undo();
+        const e = res.error ?? new AwgError('driver', `the run ended ${res.outcome}`);
+        throw new AwgError(
+          e.kind,
+          req.clear
+            ? `the limit of process ${req.pid} is cleared, but the run that removes its shaping ended ${res.outcome}: ${e.message} (the daemon retries)`
+            : `the limit of process ${req.pid} is not set: the run that applies it ended ${res.outcome}: ${e.message}`,
+        );
+      }
+      return answer(true);
+    });
+  }
+
+  async listLimits(): Promise<LimitInfo[]> {
+    return this.limits.size ? (this.guardLimits(() => this.limits.list()) ?? []) : [];
   }
 
   // ---- the loop -------------------------------------------------------------------------
 
   /** One loop run: reload, adopt (first run), reconcile, record, report. */
   private async runOnce(reason: WakeReason): Promise<RunResult> {
+    // limits whose processes all exited leave before the run, which then removes their classes
+    if (this.limits.size) this.guardLimits(() => this.limits.expire());
     const { source, error } = await this.config.reload();
     if (!source) {
       if (error) this.runs.refused(reason, error);
@@ -356,6 +462,7 @@ export class Daemon implements DaemonCore {
       const ok = isConverged(ctx.outcome);
       await this.routing.after(p, ok);
       if (ok) this.tunnels.tick();
+      if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
       return this.runs.failed(e);
@@ -374,7 +481,10 @@ export class Daemon implements DaemonCore {
         } else {
           const claims = this.host.claims();
           this.config.forget();
-          await this.removeAll(claims, false).finally(() => this.routing.stopRouter());
+          await this.removeAll(claims, false).finally(() => {
+            this.limits.forget();
+            return this.routing.stopRouter();
+          });
         }
       });
     } catch (e) {
@@ -409,6 +519,31 @@ export class Daemon implements DaemonCore {
   }
 
   // ---- internals ----------------------------------------------------------------------
+
+  /**
+   * Limits whose cgroup is gone while their process lives get a new one once the placer has
+   * placed by this run's rules (it would move them again otherwise); a run then shapes them.
+   */
+  private async rehomeLimits(cgroupRoot: string): Promise<void> {
+    await this.routing.placed();
+    if (this.guardLimits(() => this.limits.rehome(cgroupRoot))) this.wake('limit');
+  }
+
+  /** a failure of the runtime limits' bookkeeping is reported, never the end of a run */
+  private guardLimits<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      const err = toAwgError(e);
+      this.feed.emit({
+        type: 'error',
+        at: now(),
+        kind: err.kind,
+        message: `runtime limits: ${err.message}`,
+      });
+      return undefined;
+    }
+  }
 
   /** the cgroup subtree of the config followed (the default before there is one) */
   private cgroupRoot(): string {

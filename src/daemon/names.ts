@@ -9,7 +9,8 @@ import type { HealthState } from './tunnel-health.js';
 
 /**
  * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes
- * everything.
+ * everything. `limit`: a runtime limit's processes all exited, or its cgroup is to be made
+ * again (limit-book.ts).
  */
 export const WAKE_REASONS = [
   'start',
@@ -20,6 +21,7 @@ export const WAKE_REASONS = [
   'api',
   'retry',
   'confirm-timeout',
+  'limit',
 ] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
 
@@ -57,3 +59,7 @@ export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;
  * (modeReason says why)
  */
 export const PLACEMENT_MODES = ['gated', 'best-effort'] as const;
+
+/** LimitChanged.action: a runtime limit (`awg limit`) was set, its rates changed, or it went */
+export const LIMIT_ACTIONS = ['added', 'changed', 'removed'] as const;
+export type LimitAction = (typeof LIMIT_ACTIONS)[number];

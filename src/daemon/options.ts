@@ -15,6 +15,7 @@ import type { Exec } from '../util/exec.js';
 import type { Reporter } from '../util/reporter.js';
 import type { StateStore } from '../util/state.js';
 import type { Timer } from './confirm.js';
+import type { LimitSystem } from './limit-system.js';
 import type { LoopInput } from './loop.js';
 import type { WakeSourceOptions } from './wakes.js';
 
@@ -50,6 +51,8 @@ export interface DaemonOptions {
    */
   placement?:
     false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'> | undefined;
+  /** what runtime limits read and change (default: /proc and the cgroup v2 mount, limit-system.ts) */
+  limitSystem?: LimitSystem;
   /** ListProcesses' process table (default: the platform's, procs/list.ts) */
   processes?: ProcessLister;
   /** the traffic monitor's kernel reader (default: the platform's, procs/top/source.ts) */

@@ -143,6 +143,24 @@ export class PlacementSupervisor {
     this.key = JSON.stringify([this.current.cgroupRoot, kept]);
   }
 
+  /**
+   * Resolves once the placer child has applied everything sent before (its rescans included),
+   * or after `timeoutMs`, or at once when there is none; never rejects.
+   */
+  async flush(timeoutMs: number): Promise<void> {
+    const h = this.placer;
+    if (!h) return;
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([
+      h.flush().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        t = setTimeout(resolve, timeoutMs);
+        t.unref();
+      }),
+    ]);
+    clearTimeout(t);
+  }
+
   status(): PlacementStatus {
     const h = this.placer;
     const st = h?.stats;

@@ -59,6 +59,9 @@ import {
   downResponseToWire,
   eventToWire,
   execRequestFromWire,
+  limitRequestFromWire,
+  limitResponseToWire,
+  limitsToWire,
   processesToWire,
   statusToWire,
   topDocumentToWire,
@@ -95,7 +98,8 @@ export interface ApiServerOptions {
   callers?: CallerNatives;
   /**
    * The repository is the only source of truth (`awg daemon --locked`): Apply (but a dry
-   * run), Down and Confirm are refused for everyone; Diff, Status, Watch and ListProcesses stay.
+   * run), Down and Confirm are refused for everyone; Diff, Status, Watch and ListProcesses
+   * stay, and so does Limit (a runtime limit is not configuration: it ends with its process).
    */
   locked?: boolean;
 }
@@ -230,6 +234,9 @@ export class ApiGate {
     switch (GROUP_POLICY[rpc]) {
       case 'allowed':
         return peer;
+      case 'own-process':
+        // the core holds the process and decides with the caller's uid (limit-book.ts)
+        return peer;
       case 'denied':
         throw this.deny(rpc, peer, denied(rpc, peer, DENIED_WHY[rpc] ?? `${rpc} is for root only`));
       case 'own-apply': {
@@ -293,6 +300,11 @@ export class ApiGate {
       ...(peer ? { caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid } } : {}),
     });
     return e;
+  }
+
+  /** the caller may do everything (root, or the daemon's own uid) */
+  isRoot(peer: PeerCred): boolean {
+    return accessOf(peer, this.access) === 'root';
   }
 
   refused(message: string): void {
@@ -437,6 +449,26 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     ListProcesses: unary(async (_w, call) => {
       await gate.authorize('ListProcesses', call);
       return processesToWire(await core.listProcesses());
+    }),
+    // not refused by --locked: a runtime limit is not configuration (it ends with its process)
+    Limit: unary(async (w, call) => {
+      const req = limitRequestFromWire(w);
+      const peer = await gate.authorize('Limit', call);
+      gate.audit('Limit', peer, {
+        pid: req.pid,
+        ...(req.clear
+          ? { clear: true }
+          : {
+              ...(req.upload !== undefined ? { upload: req.upload } : {}),
+              ...(req.download !== undefined ? { download: req.download } : {}),
+            }),
+      });
+      const root = gate.isRoot(peer);
+      return limitResponseToWire(await core.limit(req, { uid: peer.uid, root }));
+    }),
+    ListLimits: unary(async (_w, call) => {
+      await gate.authorize('ListLimits', call);
+      return limitsToWire(await core.listLimits());
     }),
     Watch: watch,
     Top: top,

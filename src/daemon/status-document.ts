@@ -44,6 +44,24 @@ const RuleCounter = z.strictObject({
 });
 const ErrorInfo = z.strictObject({ kind: z.string(), message: z.string() });
 
+/** A runtime limit (`awg limit PID`, src/daemon/limit-book.ts). */
+export const ProcessLimitDoc = z
+  .strictObject({
+    pid: Count.meta({ description: 'the process the limit was set on' }),
+    upload: Count.optional().meta({ description: 'bit/s; absent: upload is not limited' }),
+    download: Count.optional().meta({ description: 'bit/s; absent: download is not limited' }),
+    group: z.string().meta({
+      description:
+        'its cgroup below the cgroup v2 mount: the process and the children that inherit it',
+    }),
+    name: z.string().meta({ description: "the process's name when it was limited" }),
+    path: z.string().meta({ description: 'its executable when it was limited' }),
+    uid: Count.meta({ description: 'its uid when it was limited' }),
+    since: z.string().meta({ description: 'when it was limited (ISO 8601)' }),
+    processes: Count.meta({ description: 'processes in its cgroup now' }),
+  })
+  .meta({ id: 'ProcessLimit' });
+
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export const ConfigStateDoc = z
   .strictObject({
@@ -135,6 +153,10 @@ export const DaemonStatus = z.strictObject({
     .optional(),
   rules: z.array(RuleCounter).optional(),
   config: ConfigStateDoc.optional(),
+  limits: z
+    .array(ProcessLimitDoc)
+    .optional()
+    .meta({ description: 'processes limited at run time (`awg limit`)' }),
 });
 export type DaemonStatus = z.infer<typeof DaemonStatus>;
 

@@ -14,8 +14,10 @@ import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,
   DEFAULT_FACTS,
+  type BuildOptions,
   type DesiredModel,
   type HostFacts,
+  type RuntimeLimit,
 } from '../model/desired.js';
 import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
@@ -60,6 +62,13 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /**
+   * processes limited at run time (see BuildOptions.runtimeLimits); or, as the daemon gives
+   * them (`awg limit`, daemon/limit-book.ts), those that a run of the config read here shapes
+   */
+  runtimeLimits?:
+    | BuildOptions['runtimeLimits']
+    | ((config: Config, cgroupRoot: string) => readonly RuntimeLimit[]);
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
   state?: StateStore;
   persistEndpoints?: boolean;
@@ -147,12 +156,18 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   let desired: DesiredState;
   try {
     const fingerprintKey = secrets.size ? (opts.fingerprintKey?.() ?? randomBytes(32)) : undefined;
+    const cgroupRoot = cgroupRootFromEnv(env);
+    const runtimeLimits =
+      typeof opts.runtimeLimits === 'function'
+        ? opts.runtimeLimits(config, cgroupRoot)
+        : (opts.runtimeLimits ?? []);
     model = buildDesired(config, {
       facts,
       secrets,
       ...(fingerprintKey ? { fingerprintKey } : {}),
-      cgroupRoot: cgroupRootFromEnv(env),
+      cgroupRoot,
       ...(opts.down ? { down: opts.down } : {}),
+      ...(runtimeLimits.length ? { runtimeLimits } : {}),
     });
     desired = platform.realise(model, facts, config);
   } catch (e) {

@@ -10,8 +10,9 @@
  *   created (docs/platform-linux.md#socket-cgroupv2), so what the process opens between exec
  *   and the write keeps the old route:
  *   that window is measured (`onPlaced`, bench/placement.bench.ts); `awg exec` has none.
- * - A matching process is left where it is when it already sits in that cgroup (no write)
- *   or in an `awg exec` cgroup (explicit placement wins). This costs one read of
+ * - A matching process is left where it is when it already sits in that cgroup or below it
+ *   (a runtime limit's `_limit-<pid>`: procs/cgroups.ts) (no write), or in an `awg exec`
+ *   cgroup (explicit placement wins). This costs one read of
  *   /proc/PID/cgroup per matching exec (scan.ts; `checkCurrent: false` skips it).
  * - An exec that matches no rule changes nothing: children of placed processes that exec
  *   other programs stay (inheritance).
@@ -19,7 +20,7 @@
  *   the initial scan and FORK events (a FORK whose parent is outside the tree drops the child
  *   pid from it, which handles pid reuse).
  * - `rescan()` (start, rule change, lost events) re-places running processes:
- *   own exe matches rule R → moved to R unless already there or in an exec cgroup;
+ *   own exe matches rule R → moved to R unless already there (or below it) or in an exec cgroup;
  *   no match, in the cgroup of a rule that no longer exists, or of a rule that its own exe
  *   matched before (placed for itself, not inherited) → back to the cgroup it came from when
  *   the placer moved it during a scan, else to `<cgroupRoot>` (unmarked: default route).
@@ -39,7 +40,13 @@ import {
 } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
-import { classifyCgroup, relativeCgroup, type CgroupClass } from './cgroups.js';
+import {
+  classifyCgroup,
+  relativeCgroup,
+  splitLimit,
+  withinCgroup,
+  type CgroupClass,
+} from './cgroups.js';
 import { descendants, linuxProcFs, scanProcesses, type ProcEntry, type ProcFs } from './scan.js';
 
 /** Writes pids into `cgroup.procs` files; a fake in unit tests. */
@@ -56,6 +63,8 @@ export interface ProcessInfo {
   cgroup?: string;
   /** the rule the executable matches now, when it differs from where the process sits */
   pending?: string;
+  /** the runtime limit it is under (`awg limit`: its own or an ancestor's it inherited) */
+  limit?: { pid: number; upload?: number; download?: number };
 }
 
 export interface CgroupWriter {
@@ -307,7 +316,7 @@ export class ProcessPlacer {
         return 'failed';
       }
       const rel = relativeCgroup(cur, this.opts.mount.root);
-      if (rel === target || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec')
+      if (withinCgroup(rel, target) || classifyCgroup(this.opts.cgroupRoot, rel).kind === 'exec')
         return 'kept';
     }
     if (!this.move(pid, target)) return 'failed';
@@ -364,7 +373,7 @@ export class ProcessPlacer {
     const m = this.placeFor(subject);
     if (m) {
       const path = this.ruleCgroup(m);
-      return path === rel ? undefined : { path, rule: m };
+      return withinCgroup(rel, path) ? undefined : { path, rule: m };
     }
     if (where.kind !== 'rule') return undefined;
     const stillThere = this.matcher.byName(where.name);
@@ -437,7 +446,8 @@ export function describeProcess(
   mountRoot: string,
   o: ListOptions,
 ): ListedProcess[] {
-  const where = classifyCgroup(cgroupRoot, relativeCgroup(p.cgroup, mountRoot));
+  const rel = relativeCgroup(p.cgroup, mountRoot);
+  const where = classifyCgroup(cgroupRoot, rel);
   const now = matcher.match(p.exe);
   const base = { pid: p.pid, ppid: p.ppid, name: p.name, path: p.exe, cgroup: p.cgroup };
   const def = defaultRoute(o.defaultRoute ?? 'direct', o.tunnelUp);
@@ -466,6 +476,8 @@ export function describeProcess(
     // a cgroup of a rule that no longer exists is not marked by the firewall any more
     return [{ ...base, rule: where.name, route: def, ...(now ? { pending: now.name } : {}) }];
   }
-  if (!now && !o.all) return [];
+  // a process limited at run time (`awg limit`) is listed like one a rule matches
+  const limited = rel !== undefined && splitLimit(rel).limit !== undefined;
+  if (!now && !o.all && !limited) return [];
   return [{ ...base, route: def, ...(now ? { pending: now.name } : {}) }];
 }

@@ -28,6 +28,7 @@ import { ProcessExec, type Exec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
 import { humanBytes } from '../foreground.js';
 import { safeLine } from '../../util/sanitize.js';
+import { formatRate } from '../../config/rate.js';
 
 export interface ProcessesOptions {
   json?: boolean;
@@ -154,8 +155,23 @@ export function print(
   // process names and paths are anyone's choice (a binary named with escape sequences): safeLine
   const cell = (t: RuleTraffic | undefined) =>
     t ? `${humanBytes(t.txBytes)}/${humanBytes(t.rxBytes)}` : '-';
+  // a runtime limit (awg limit): its rates, and whose it is when inherited
+  const limited = list.some((p) => p.limit);
+  const limitCell = (p: ProcessInfo) =>
+    p.limit
+      ? `${[p.limit.upload, p.limit.download].map((r) => (r === undefined ? '-' : formatRate(r))).join('/')}${p.limit.pid !== p.pid ? ` (of ${p.limit.pid})` : ''}`
+      : '-';
   const rows = [
-    ['PID', 'NAME', 'RULE', 'TARGET', 'ROUTE', 'RULE TX/RX', 'EXECUTABLE'],
+    [
+      'PID',
+      'NAME',
+      'RULE',
+      'TARGET',
+      'ROUTE',
+      'RULE TX/RX',
+      ...(limited ? ['LIMIT UP/DOWN'] : []),
+      'EXECUTABLE',
+    ],
     ...list.map((p) =>
       [
         String(p.pid),
@@ -164,6 +180,7 @@ export function print(
         p.target ?? '-',
         p.route,
         cell(of(p)),
+        ...(limited ? [limitCell(p)] : []),
         p.path,
       ].map((c) => safeLine(c)),
     ),

@@ -10,7 +10,7 @@ import { viaDaemon } from '../via-daemon.js';
 import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
-import { formatEvent, humanBytes } from '../foreground.js';
+import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
 import type { ObservedState } from '../../model/resources.js';
@@ -235,6 +235,10 @@ function statusLines(s: StatusResponse): string[] {
         ? `rule ${r.name} → ${r.target}: route ${r.route}, ${r.connections} connections, tx ${bytes(r.txBytes)}, rx ${bytes(r.rxBytes)} (payload)`
         : `rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`,
     );
+  for (const l of s.limits ?? [])
+    out.push(
+      `limit process ${l.pid} (${l.name}): ${limitRates(l)}, ${l.processes} process${l.processes === 1 ? '' : 'es'} in ${l.group}, since ${l.since}`,
+    );
   return out;
 }
 
@@ -250,6 +254,7 @@ function statusDoc(s: StatusResponse): Record<string, unknown> {
     ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
     ...(s.placement ? { placement: s.placement } : {}),
     ...(s.rules ? { rules: s.rules } : {}),
+    ...(s.limits ? { limits: s.limits } : {}),
   };
 }
 

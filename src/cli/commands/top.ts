@@ -16,6 +16,8 @@ import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
 import { isWgLike, linkName } from '../../config/schema.js';
 import type { DaemonChoice, DaemonClient } from '../../daemon/client.js';
+import { limitMembers, savedLimits, type LimitRates } from '../../daemon/limit-book.js';
+import { linuxLimitSystem } from '../../daemon/limit-system.js';
 import { AppliedStore } from '../../pipeline/applied.js';
 import { DEFAULT_CLAIMS } from '../../pipeline/claims.js';
 import { stateDirFrom } from '../../pipeline/host.js';
@@ -27,7 +29,7 @@ import { trafficSource } from '../../procs/top/source.js';
 import { loadPlatform, type Platform } from '../../resources/registry.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
-import { describeCorrupt, FileStateStore } from '../../util/state.js';
+import { describeCorrupt, FileStateStore, type StateStore } from '../../util/state.js';
 import { printError, type Io } from '../output.js';
 import { filterDocument, parseSort, renderTop, type TopViewOptions } from '../render-top.js';
 import { viaDaemon } from '../via-daemon.js';
@@ -148,6 +150,20 @@ async function lastApplied(o: TopOptions): Promise<{
   return { config: loaded.config, cgroupRoot: last.claims.cgroupRoot, state, warnings: [] };
 }
 
+/**
+ * The processes under a runtime limit (`awg limit`) the daemon recorded in the state directory,
+ * with their rates; undefined where there are none (or no cgroups to read them from).
+ */
+function directLimits(perApp: string, state: StateStore): Map<number, LimitRates> | undefined {
+  if (perApp !== 'cgroup') return undefined;
+  try {
+    const saved = savedLimits(state);
+    return saved.length ? limitMembers(saved, linuxLimitSystem()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** how often direct mode asks which tunnels are up */
 const LINKS_EVERY_MS = 5000;
 
@@ -165,8 +181,10 @@ function direct(o: TopOptions, s: TopSettings, deps: TopDeps): Documents {
         links = await platform.upLinks({ state: applied.state, exec }).catch(() => links);
         linksAt = performance.now();
       }
+      const limited = directLimits(platform.perApp, applied.state);
       return topContext(config, {
         cgroupRoot: applied.cgroupRoot,
+        ...(limited?.size ? { limitOf: (pid: number) => limited.get(pid) } : {}),
         // proxy tunnels: up while their engine resource is applied (as `awg processes` judges)
         tunnelUp: (name) => {
           const t = config?.tunnels[name];

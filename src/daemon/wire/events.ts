@@ -3,7 +3,7 @@
  * type. A client skips an event type it does not know (a newer daemon's). Pure.
  */
 import type { DaemonEvent, LinkTraffic, TunnelTraffic } from '../core.js';
-import { WAKE_REASONS } from '../names.js';
+import { LIMIT_ACTIONS, WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
@@ -70,6 +70,17 @@ export function eventToWire(e: DaemonEvent): Event__Output {
           tunnels: e.tunnels.map(tunnelTraffic),
         },
       };
+    case 'limit':
+      return {
+        at: e.at,
+        limit: {
+          pid: e.pid,
+          action: e.action,
+          ...opt('upload', e.upload),
+          ...opt('download', e.download),
+          ...opt('reason', e.reason),
+        },
+      };
   }
 }
 
@@ -114,5 +125,19 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       rules: (w.traffic.rules ?? []).map(ruleCounter),
       tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
     };
+  if (w.limit) {
+    const action = LIMIT_ACTIONS.find((a) => a === w.limit?.action);
+    // an action this client does not know (a newer daemon's): skipped like an unknown event
+    if (!action) return undefined;
+    return {
+      type: 'limit',
+      at,
+      pid: w.limit.pid,
+      action,
+      ...opt('upload', w.limit.upload),
+      ...opt('download', w.limit.download),
+      ...opt('reason', w.limit.reason),
+    };
+  }
   return undefined;
 }

@@ -1,6 +1,6 @@
 /**
  * What the daemon shows on the wire: Status (its state, tunnels, placement, rule counters,
- * the config it follows) and ListProcesses. The tunnel, rule and link counters are copied by
+ * the config it follows, the runtime limits) and ListProcesses. The tunnel, rule and link counters are copied by
  * one function each, used in both directions: the proto's messages and the domain's types
  * have the same fields under the same names. Pure.
  */
@@ -16,6 +16,7 @@ import type {
 import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from '../names.js';
 import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
+import { limitRef, processLimit } from './limits.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
 import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
 import type { Peer__Output } from './generated/awg/v1/Peer.js';
@@ -123,6 +124,7 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     ...opt('placement', s.placement ? placementToWire(s.placement) : undefined),
     rules: (s.rules ?? []).map(ruleCounter),
     ...opt('config', s.config ? configStateToWire(s.config) : undefined),
+    limits: (s.limits ?? []).map(processLimit),
   };
 }
 
@@ -201,6 +203,7 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
     ...opt('placement', w.placement ? placementFromWire(w.placement) : undefined),
     ...(w.rules?.length ? { rules: w.rules.map(ruleCounter) } : {}),
     ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
+    ...(w.limits?.length ? { limits: w.limits.map(processLimit) } : {}),
   };
 }
 
@@ -218,6 +221,7 @@ export function processesToWire(ps: ProcessInfo[]): ListProcessesResponse__Outpu
       ppid: p.ppid ?? 0,
       cgroup: p.cgroup ?? '',
       ...opt('pending', p.pending),
+      ...opt('limit', p.limit ? limitRef(p.limit) : undefined),
     })),
   };
 }
@@ -233,5 +237,6 @@ export function processesFromWire(w: ListProcessesResponse__Output): ProcessInfo
     ...(p.ppid ? { ppid: p.ppid } : {}),
     ...(p.cgroup ? { cgroup: p.cgroup } : {}),
     ...opt('pending', p.pending),
+    ...opt('limit', p.limit ? limitRef(p.limit) : undefined),
   }));
 }

@@ -97,6 +97,15 @@ describe('ApiGate: per-RPC decisions', () => {
     });
   });
 
+  it('Limit reaches the core for the group (the core judges the process with the caller’s uid); ListLimits is a read', async () => {
+    const { g, as } = gate();
+    await expect(g.authorize('Limit', as(member))).resolves.toEqual(member);
+    await expect(g.authorize('ListLimits', as(member))).resolves.toEqual(member);
+    expect(g.isRoot(member)).toBe(false);
+    expect(g.isRoot(root)).toBe(true);
+    expect((await denial(g.authorize('Limit', as(stranger)))).kind).toBe('permission');
+  });
+
   it('others may call nothing, not even Status', async () => {
     const { g, as } = gate();
     for (const rpc of Object.keys(GROUP_POLICY) as (keyof typeof GROUP_POLICY)[])

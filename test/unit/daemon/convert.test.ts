@@ -213,7 +213,13 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
 
   it('an unknown state from the wire is an error, not a silent default', () => {
     expect(() =>
-      statusFromWire({ state: 'STATE_UNSPECIFIED', objects: [], tunnels: [], rules: [] }),
+      statusFromWire({
+        state: 'STATE_UNSPECIFIED',
+        objects: [],
+        tunnels: [],
+        rules: [],
+        limits: [],
+      }),
     ).toThrow(/malformed/);
   });
 

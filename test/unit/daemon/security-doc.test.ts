@@ -34,6 +34,7 @@ const WORDS: Record<GroupRule, string> = {
   allowed: 'yes',
   'trusted-files': 'trusted config only',
   'own-apply': 'its own Apply only',
+  'own-process': 'its own processes only',
   denied: 'no',
 };
 

@@ -4,6 +4,10 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  LimitCaller,
+  LimitInfo,
+  LimitRequest,
+  LimitResponse,
   ProcessInfo,
   StatusResponse,
   TopDocument,
@@ -114,6 +118,30 @@ export function sampleStatus(): StatusResponse {
         connections: 2,
       },
     ],
+    limits: [
+      {
+        pid: 4242,
+        upload: 2_000_000,
+        download: 1_000_000,
+        group: 'awg/browsers/_limit-4242',
+        name: 'firefox',
+        path: '/usr/lib/firefox/firefox',
+        uid: 1000,
+        since: '2026-11-22T04:59:00.000Z',
+        processes: 3,
+      },
+      // one direction only: the other is absent on the wire too
+      {
+        pid: 77,
+        download: 8_000,
+        group: 'awg/_limit-77',
+        name: 'rsync',
+        path: '/usr/bin/rsync',
+        uid: 0,
+        since: '2026-11-22T04:59:30.000Z',
+        processes: 1,
+      },
+    ],
   };
 }
 
@@ -187,6 +215,23 @@ export const ALL_EVENTS: DaemonEvent[] = [
       },
       { tunnel: 'px', rxBytes: 0, txBytes: 0 },
     ],
+  },
+  {
+    type: 'limit',
+    at: '2026-11-22T05:01:09.000Z',
+    pid: 4242,
+    action: 'added',
+    upload: 2_000_000,
+    download: 1_000_000,
+  },
+  { type: 'limit', at: '2026-11-22T05:01:10.000Z', pid: 4242, action: 'changed', download: 8_000 },
+  {
+    type: 'limit',
+    at: '2026-11-22T05:01:11.000Z',
+    pid: 4242,
+    action: 'removed',
+    download: 8_000,
+    reason: 'exited',
   },
 ];
 
@@ -274,7 +319,15 @@ export class FakeCore implements DaemonCore {
   /** set to make the next call of that method throw */
   fail: Partial<
     Record<
-      'apply' | 'diff' | 'status' | 'down' | 'confirm' | 'listProcesses' | 'routeExec',
+      | 'apply'
+      | 'diff'
+      | 'status'
+      | 'down'
+      | 'confirm'
+      | 'listProcesses'
+      | 'routeExec'
+      | 'limit'
+      | 'listLimits',
       unknown
     >
   > = {};
@@ -293,6 +346,16 @@ export class FakeCore implements DaemonCore {
       rule: 'browsers',
       target: 'work',
       route: 'work',
+      limit: { pid: 4242, upload: 2_000_000, download: 1_000_000 },
+    },
+    {
+      pid: 4243,
+      name: 'firefox',
+      path: '/usr/lib/firefox/firefox',
+      rule: 'browsers',
+      target: 'work',
+      route: 'work',
+      limit: { pid: 4242, download: 1_000_000 },
     },
     { pid: 1, name: 'systemd', path: '/usr/lib/systemd/systemd', route: 'direct' },
   ];
@@ -348,6 +411,31 @@ export class FakeCore implements DaemonCore {
     this.calls.push({ method: 'listProcesses' });
     this.check('listProcesses');
     return this.processes;
+  }
+  limits: LimitInfo[] = [];
+  async limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse> {
+    this.calls.push({ method: 'limit', arg: { req, caller } });
+    this.check('limit');
+    this.limits = this.limits.filter((l) => l.pid !== req.pid);
+    if (req.clear) return { changed: true };
+    const limit: LimitInfo = {
+      pid: req.pid,
+      ...(req.upload !== undefined ? { upload: req.upload } : {}),
+      ...(req.download !== undefined ? { download: req.download } : {}),
+      group: `awg/_limit-${req.pid}`,
+      name: 'curl',
+      path: '/usr/bin/curl',
+      uid: caller?.uid ?? 0,
+      since: '2026-11-22T05:00:00.000Z',
+      processes: 1,
+    };
+    this.limits.push(limit);
+    return { limit, changed: true };
+  }
+  async listLimits(): Promise<LimitInfo[]> {
+    this.calls.push({ method: 'listLimits' });
+    this.check('listLimits');
+    return this.limits;
   }
   async routeExec(
     pid: number,

@@ -101,7 +101,36 @@ describe('API server and client over a Unix socket', () => {
     ]);
   });
 
-  it('--locked: Apply (not a dry run), Down and Confirm are refused, even to root; Diff, Status and a dry run are served', async () => {
+  it('Limit and ListLimits: the request reaches the core with the caller from the socket (we are root here); clear and rates never mix', async () => {
+    const { core, client } = await serve();
+    const r = await client.limit({ pid: 4242, upload: 2_000_000, download: 1_000_000 });
+    expect(r).toEqual({ limit: core.limits[0], changed: true });
+    expect(await client.listLimits()).toEqual(core.limits);
+    expect(await client.limit({ pid: 4242, clear: true })).toEqual({ changed: true });
+    expect(await client.listLimits()).toEqual([]);
+    const uid = process.geteuid?.() ?? 0;
+    expect(core.calls).toEqual([
+      {
+        method: 'limit',
+        arg: {
+          req: { pid: 4242, upload: 2_000_000, download: 1_000_000 },
+          caller: { uid, root: true },
+        },
+      },
+      { method: 'listLimits' },
+      { method: 'limit', arg: { req: { pid: 4242, clear: true }, caller: { uid, root: true } } },
+      { method: 'listLimits' },
+    ]);
+    // a client that sends both (not ours): refused before the core
+    const both = await client.limit({ pid: 1, clear: true, download: 8000 }).then(
+      () => undefined,
+      (e: unknown) => e as AwgError,
+    );
+    expect(both).toMatchObject({ kind: 'invalid-config', message: 'Limit: clear takes no rates' });
+    expect(core.calls).toHaveLength(4);
+  });
+
+  it('--locked: Apply (not a dry run), Down and Confirm are refused, even to root; Diff, Status, a dry run and Limit are served', async () => {
     const { core, client } = await serve(new FakeCore(), { locked: true });
     for (const call of [
       () => client.apply({ configPath: '/etc/awg/awg.yaml' }),
@@ -123,7 +152,9 @@ describe('API server and client over a Unix socket', () => {
       changes: true,
     });
     expect(await client.status()).toEqual(sampleStatus());
-    expect(core.calls.map((c) => c.method)).toEqual(['apply', 'diff', 'status']);
+    // a runtime limit is not configuration: --locked leaves it alone
+    expect((await client.limit({ pid: 4242, download: 1_000_000 })).changed).toBe(true);
+    expect(core.calls.map((c) => c.method)).toEqual(['apply', 'diff', 'status', 'limit']);
   });
 
   it('maps every error kind to its gRPC code and back to the same AwgError (issues, hint)', async () => {

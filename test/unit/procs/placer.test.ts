@@ -8,7 +8,13 @@ import {
   parseProcMessage,
   type ProcEvent,
 } from '../../../src/procs/connector.js';
-import { classifyCgroup, execCgroupPath, relativeCgroup } from '../../../src/procs/cgroups.js';
+import {
+  classifyCgroup,
+  execCgroupPath,
+  limitCgroupPath,
+  relativeCgroup,
+  splitLimit,
+} from '../../../src/procs/cgroups.js';
 import { ProcessPlacer, type CgroupWriter } from '../../../src/procs/placer.js';
 import { descendants, parseCgroupV2, parseStatPpid, type ProcFs } from '../../../src/procs/scan.js';
 
@@ -113,6 +119,19 @@ describe('ProcessPlacer on EXEC events', () => {
     sys.add(62, { ppid: 1, exe: '/usr/lib/firefox', cgroup: `/${ROOT}/_exec-vpn` });
     placer.handleEvents([exec(60), exec(61), exec(62)]);
     expect(sys.writes).toEqual([[`${ROOT}/ff`, 60]]);
+    expect(placer.stats).toMatchObject({ placed: 1, kept: 2 });
+  });
+
+  it('a process limited at run time (below its rule cgroup) is in place: its exec, and its children’s, write nothing', () => {
+    const lim = limitCgroupPath(`${ROOT}/ff`, 63);
+    const { sys, placer } = setup([lim, limitCgroupPath(ROOT, 64)]);
+    sys.add(63, { ppid: 1, exe: '/usr/lib/firefox', cgroup: `/${lim}` });
+    sys.add(65, { ppid: 63, exe: '/usr/lib/firefox', cgroup: `/${lim}` });
+    // limited outside any rule (below the root), it execs a program a rule matches: it moves to
+    // that rule's cgroup and leaves the limit (docs/limits.md)
+    sys.add(64, { ppid: 1, exe: '/opt/work/tool', cgroup: `/${ROOT}/_limit-64` });
+    placer.handleEvents([exec(63), exec(65), exec(64)]);
+    expect(sys.writes).toEqual([[`${ROOT}/work`, 64]]);
     expect(placer.stats).toMatchObject({ placed: 1, kept: 2 });
   });
 
@@ -246,6 +265,16 @@ describe('ProcessPlacer.rescan / setRules', () => {
     expect(sys.writes).toEqual([[`${ROOT}/work`, 100]]);
   });
 
+  it('a rescan leaves limited processes in their limit’s cgroup, below the root or their rule', () => {
+    const lim = limitCgroupPath(`${ROOT}/work`, 106);
+    const { sys, placer } = setup([lim, limitCgroupPath(ROOT, 107)]);
+    sys.add(106, { ppid: 1, exe: '/opt/work/a', cgroup: `/${lim}` });
+    sys.add(108, { ppid: 106, exe: '/bin/sh', cgroup: `/${lim}` });
+    sys.add(107, { ppid: 1, exe: '/usr/bin/rsync', cgroup: `/${ROOT}/_limit-107` });
+    placer.rescan();
+    expect(sys.writes).toEqual([]);
+  });
+
   it('rule change re-places: to the new rule, or back to the original cgroup when nothing matches', () => {
     const { sys, placer } = setup();
     sys.add(110, { ppid: 1, exe: '/opt/work/a', cgroup: '/user.slice/u.scope' });
@@ -337,6 +366,9 @@ describe('listProcesses', () => {
     sys.add(132, { ppid: 1, exe: '/usr/bin/curl', comm: 'curl', cgroup: `/${ROOT}/_exec-vpn` });
     sys.add(133, { ppid: 1, exe: '/usr/bin/ls', comm: 'ls', cgroup: '/' });
     sys.add(134, { ppid: 1, exe: '/opt/work/late', comm: 'late', cgroup: '/' });
+    // limited at run time (awg limit): listed although no rule matches it
+    sys.add(135, { ppid: 1, exe: '/usr/bin/rsync', comm: 'rsync', cgroup: `/${ROOT}/_limit-135` });
+    sys.add(136, { ppid: 1, exe: '/opt/work/b', comm: 'b', cgroup: `/${ROOT}/work/_limit-136` });
     const up = new Set(['vpn']);
     const l = placer.listProcesses({ tunnelUp: (t) => up.has(t), defaultRoute: 'direct' });
     const by = (pid: number) => l.find((p) => p.pid === pid);
@@ -352,6 +384,9 @@ describe('listProcesses', () => {
     expect(by(132)).toMatchObject({ rule: 'exec:vpn', target: 'vpn', route: 'vpn' });
     expect(by(133)).toBeUndefined();
     expect(by(134)).toMatchObject({ route: 'direct', pending: 'work' });
+    expect(by(135)).toMatchObject({ route: 'direct', cgroup: `/${ROOT}/_limit-135` });
+    expect(by(135)!.rule).toBeUndefined();
+    expect(by(136)).toMatchObject({ rule: 'work', target: 'vpn', route: 'vpn' });
     up.delete('vpn');
     const l2 = placer.listProcesses({ tunnelUp: (t) => up.has(t), defaultRoute: 'vpn', all: true });
     expect(l2.find((p) => p.pid === 130)).toMatchObject({ route: 'blocked' });
@@ -373,6 +408,17 @@ describe('scan and cgroup helpers', () => {
     expect(classifyCgroup('awg', 'awg/_exec-direct')).toEqual({ kind: 'exec', target: 'direct' });
     expect(classifyCgroup('awg', 'awg')).toEqual({ kind: 'root' });
     expect(classifyCgroup('awg', 'awgx/y')).toEqual({ kind: 'outside' });
+    // a runtime limit's cgroup routes as the cgroup it sits in
+    expect(classifyCgroup('awg', 'awg/_limit-42')).toEqual({ kind: 'root' });
+    expect(classifyCgroup('awg', 'awg/work/_limit-42')).toEqual({ kind: 'rule', name: 'work' });
+    expect(classifyCgroup('awg', 'awg/_exec-vpn/_limit-42')).toEqual({
+      kind: 'exec',
+      target: 'vpn',
+    });
+    expect(splitLimit('awg/work/_limit-42')).toEqual({ base: 'awg/work', limit: 42 });
+    expect(splitLimit('awg/work')).toEqual({ base: 'awg/work' });
+    expect(splitLimit('awg/_limit-x')).toEqual({ base: 'awg/_limit-x' });
+    expect(splitLimit('awg/_limit-0')).toEqual({ base: 'awg/_limit-0' });
     expect(relativeCgroup('/awg/work')).toBe('awg/work');
     expect(relativeCgroup('/docker/c1/awg/work', '/docker/c1')).toBe('awg/work');
     expect(relativeCgroup('/other', '/docker/c1')).toBeUndefined();

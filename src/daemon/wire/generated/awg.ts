@@ -87,9 +87,33 @@ import type {
   LastReconcile__Output as _awg_v1_LastReconcile__Output,
 } from './awg/v1/LastReconcile.js';
 import type {
+  LimitChanged as _awg_v1_LimitChanged,
+  LimitChanged__Output as _awg_v1_LimitChanged__Output,
+} from './awg/v1/LimitChanged.js';
+import type {
+  LimitRef as _awg_v1_LimitRef,
+  LimitRef__Output as _awg_v1_LimitRef__Output,
+} from './awg/v1/LimitRef.js';
+import type {
+  LimitRequest as _awg_v1_LimitRequest,
+  LimitRequest__Output as _awg_v1_LimitRequest__Output,
+} from './awg/v1/LimitRequest.js';
+import type {
+  LimitResponse as _awg_v1_LimitResponse,
+  LimitResponse__Output as _awg_v1_LimitResponse__Output,
+} from './awg/v1/LimitResponse.js';
+import type {
   LinkTraffic as _awg_v1_LinkTraffic,
   LinkTraffic__Output as _awg_v1_LinkTraffic__Output,
 } from './awg/v1/LinkTraffic.js';
+import type {
+  ListLimitsRequest as _awg_v1_ListLimitsRequest,
+  ListLimitsRequest__Output as _awg_v1_ListLimitsRequest__Output,
+} from './awg/v1/ListLimitsRequest.js';
+import type {
+  ListLimitsResponse as _awg_v1_ListLimitsResponse,
+  ListLimitsResponse__Output as _awg_v1_ListLimitsResponse__Output,
+} from './awg/v1/ListLimitsResponse.js';
 import type {
   ListProcessesRequest as _awg_v1_ListProcessesRequest,
   ListProcessesRequest__Output as _awg_v1_ListProcessesRequest__Output,
@@ -116,6 +140,10 @@ import type {
   Process as _awg_v1_Process,
   Process__Output as _awg_v1_Process__Output,
 } from './awg/v1/Process.js';
+import type {
+  ProcessLimit as _awg_v1_ProcessLimit,
+  ProcessLimit__Output as _awg_v1_ProcessLimit__Output,
+} from './awg/v1/ProcessLimit.js';
 import type {
   ReconcileFinished as _awg_v1_ReconcileFinished,
   ReconcileFinished__Output as _awg_v1_ReconcileFinished__Output,
@@ -234,7 +262,19 @@ export interface ProtoGrpcType {
       Foreign: MessageTypeDefinition<_awg_v1_Foreign, _awg_v1_Foreign__Output>;
       Handshake: MessageTypeDefinition<_awg_v1_Handshake, _awg_v1_Handshake__Output>;
       LastReconcile: MessageTypeDefinition<_awg_v1_LastReconcile, _awg_v1_LastReconcile__Output>;
+      LimitChanged: MessageTypeDefinition<_awg_v1_LimitChanged, _awg_v1_LimitChanged__Output>;
+      LimitRef: MessageTypeDefinition<_awg_v1_LimitRef, _awg_v1_LimitRef__Output>;
+      LimitRequest: MessageTypeDefinition<_awg_v1_LimitRequest, _awg_v1_LimitRequest__Output>;
+      LimitResponse: MessageTypeDefinition<_awg_v1_LimitResponse, _awg_v1_LimitResponse__Output>;
       LinkTraffic: MessageTypeDefinition<_awg_v1_LinkTraffic, _awg_v1_LinkTraffic__Output>;
+      ListLimitsRequest: MessageTypeDefinition<
+        _awg_v1_ListLimitsRequest,
+        _awg_v1_ListLimitsRequest__Output
+      >;
+      ListLimitsResponse: MessageTypeDefinition<
+        _awg_v1_ListLimitsResponse,
+        _awg_v1_ListLimitsResponse__Output
+      >;
       ListProcessesRequest: MessageTypeDefinition<
         _awg_v1_ListProcessesRequest,
         _awg_v1_ListProcessesRequest__Output
@@ -249,6 +289,7 @@ export interface ProtoGrpcType {
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;
       Process: MessageTypeDefinition<_awg_v1_Process, _awg_v1_Process__Output>;
+      ProcessLimit: MessageTypeDefinition<_awg_v1_ProcessLimit, _awg_v1_ProcessLimit__Output>;
       ReconcileFinished: MessageTypeDefinition<
         _awg_v1_ReconcileFinished,
         _awg_v1_ReconcileFinished__Output

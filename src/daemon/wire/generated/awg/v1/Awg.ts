@@ -48,6 +48,22 @@ import type {
   ExecRequest__Output as _awg_v1_ExecRequest__Output,
 } from '../../awg/v1/ExecRequest.js';
 import type {
+  LimitRequest as _awg_v1_LimitRequest,
+  LimitRequest__Output as _awg_v1_LimitRequest__Output,
+} from '../../awg/v1/LimitRequest.js';
+import type {
+  LimitResponse as _awg_v1_LimitResponse,
+  LimitResponse__Output as _awg_v1_LimitResponse__Output,
+} from '../../awg/v1/LimitResponse.js';
+import type {
+  ListLimitsRequest as _awg_v1_ListLimitsRequest,
+  ListLimitsRequest__Output as _awg_v1_ListLimitsRequest__Output,
+} from '../../awg/v1/ListLimitsRequest.js';
+import type {
+  ListLimitsResponse as _awg_v1_ListLimitsResponse,
+  ListLimitsResponse__Output as _awg_v1_ListLimitsResponse__Output,
+} from '../../awg/v1/ListLimitsResponse.js';
+import type {
   ListProcessesRequest as _awg_v1_ListProcessesRequest,
   ListProcessesRequest__Output as _awg_v1_ListProcessesRequest__Output,
 } from '../../awg/v1/ListProcessesRequest.js';
@@ -302,6 +318,104 @@ export interface AwgClient extends grpc.Client {
     options?: grpc.CallOptions,
   ): grpc.ClientReadableStream<_awg_v1_ExecRegistered__Output>;
 
+  /**
+   * `awg limit PID`: shape a running process and the children it starts from now on (its
+   * own cgroup below the one it sits in) until it and they exit, or until `clear`. The
+   * socket group only for processes of its own uid, and not a limit root set.
+   */
+  Limit(
+    argument: _awg_v1_LimitRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Limit(
+    argument: _awg_v1_LimitRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Limit(
+    argument: _awg_v1_LimitRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Limit(
+    argument: _awg_v1_LimitRequest,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  /**
+   * `awg limit PID`: shape a running process and the children it starts from now on (its
+   * own cgroup below the one it sits in) until it and they exit, or until `clear`. The
+   * socket group only for processes of its own uid, and not a limit root set.
+   */
+  limit(
+    argument: _awg_v1_LimitRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  limit(
+    argument: _awg_v1_LimitRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  limit(
+    argument: _awg_v1_LimitRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  limit(
+    argument: _awg_v1_LimitRequest,
+    callback: grpc.requestCallback<_awg_v1_LimitResponse__Output>,
+  ): grpc.ClientUnaryCall;
+
+  /**
+   * The limits set with Limit that the daemon holds.
+   */
+  ListLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  ListLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  ListLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  ListLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  /**
+   * The limits set with Limit that the daemon holds.
+   */
+  listLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  listLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  listLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  listLimits(
+    argument: _awg_v1_ListLimitsRequest,
+    callback: grpc.requestCallback<_awg_v1_ListLimitsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+
   ListProcesses(
     argument: _awg_v1_ListProcessesRequest,
     metadata: grpc.Metadata,
@@ -473,6 +587,18 @@ export interface AwgHandlers extends grpc.UntypedServiceImplementation {
    */
   Exec: grpc.handleServerStreamingCall<_awg_v1_ExecRequest__Output, _awg_v1_ExecRegistered>;
 
+  /**
+   * `awg limit PID`: shape a running process and the children it starts from now on (its
+   * own cgroup below the one it sits in) until it and they exit, or until `clear`. The
+   * socket group only for processes of its own uid, and not a limit root set.
+   */
+  Limit: grpc.handleUnaryCall<_awg_v1_LimitRequest__Output, _awg_v1_LimitResponse>;
+
+  /**
+   * The limits set with Limit that the daemon holds.
+   */
+  ListLimits: grpc.handleUnaryCall<_awg_v1_ListLimitsRequest__Output, _awg_v1_ListLimitsResponse>;
+
   ListProcesses: grpc.handleUnaryCall<
     _awg_v1_ListProcessesRequest__Output,
     _awg_v1_ListProcessesResponse
@@ -524,6 +650,18 @@ export interface AwgDefinition extends grpc.ServiceDefinition {
     _awg_v1_ExecRegistered,
     _awg_v1_ExecRequest__Output,
     _awg_v1_ExecRegistered__Output
+  >;
+  Limit: MethodDefinition<
+    _awg_v1_LimitRequest,
+    _awg_v1_LimitResponse,
+    _awg_v1_LimitRequest__Output,
+    _awg_v1_LimitResponse__Output
+  >;
+  ListLimits: MethodDefinition<
+    _awg_v1_ListLimitsRequest,
+    _awg_v1_ListLimitsResponse,
+    _awg_v1_ListLimitsRequest__Output,
+    _awg_v1_ListLimitsResponse__Output
   >;
   ListProcesses: MethodDefinition<
     _awg_v1_ListProcessesRequest,

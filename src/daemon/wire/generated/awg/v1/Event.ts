@@ -45,6 +45,10 @@ import type {
   Traffic as _awg_v1_Traffic,
   Traffic__Output as _awg_v1_Traffic__Output,
 } from '../../awg/v1/Traffic.js';
+import type {
+  LimitChanged as _awg_v1_LimitChanged,
+  LimitChanged__Output as _awg_v1_LimitChanged__Output,
+} from '../../awg/v1/LimitChanged.js';
 
 export interface Event {
   /**
@@ -62,6 +66,7 @@ export interface Event {
   reverted?: _awg_v1_Reverted | null;
   error?: _awg_v1_ErrorInfo | null;
   traffic?: _awg_v1_Traffic | null;
+  limit?: _awg_v1_LimitChanged | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -73,7 +78,8 @@ export interface Event {
     | 'confirmPending'
     | 'reverted'
     | 'error'
-    | 'traffic';
+    | 'traffic'
+    | 'limit';
 }
 
 export interface Event__Output {
@@ -92,6 +98,7 @@ export interface Event__Output {
   reverted?: _awg_v1_Reverted__Output | null;
   error?: _awg_v1_ErrorInfo__Output | null;
   traffic?: _awg_v1_Traffic__Output | null;
+  limit?: _awg_v1_LimitChanged__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -103,5 +110,6 @@ export interface Event__Output {
     | 'confirmPending'
     | 'reverted'
     | 'error'
-    | 'traffic';
+    | 'traffic'
+    | 'limit';
 }

@@ -29,6 +29,10 @@ import type {
   ConfigState as _awg_v1_ConfigState,
   ConfigState__Output as _awg_v1_ConfigState__Output,
 } from '../../awg/v1/ConfigState.js';
+import type {
+  ProcessLimit as _awg_v1_ProcessLimit,
+  ProcessLimit__Output as _awg_v1_ProcessLimit__Output,
+} from '../../awg/v1/ProcessLimit.js';
 
 export interface StatusResponse {
   state?: _awg_v1_State;
@@ -40,6 +44,10 @@ export interface StatusResponse {
   placement?: _awg_v1_Placement | null;
   rules?: _awg_v1_RuleCounter[];
   config?: _awg_v1_ConfigState | null;
+  /**
+   * the limits set with Limit (awg limit)
+   */
+  limits?: _awg_v1_ProcessLimit[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
@@ -57,6 +65,10 @@ export interface StatusResponse__Output {
   placement?: _awg_v1_Placement__Output | null;
   rules: _awg_v1_RuleCounter__Output[];
   config?: _awg_v1_ConfigState__Output | null;
+  /**
+   * the limits set with Limit (awg limit)
+   */
+  limits: _awg_v1_ProcessLimit__Output[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';

@@ -11,6 +11,10 @@ export const WakeReason = {
   WAKE_REASON_API: 'WAKE_REASON_API',
   WAKE_REASON_RETRY: 'WAKE_REASON_RETRY',
   WAKE_REASON_CONFIRM_TIMEOUT: 'WAKE_REASON_CONFIRM_TIMEOUT',
+  /**
+   * a runtime limit's processes all exited, or its cgroup must be made again
+   */
+  WAKE_REASON_LIMIT: 'WAKE_REASON_LIMIT',
 } as const;
 
 export type WakeReason =
@@ -31,6 +35,11 @@ export type WakeReason =
   | 'WAKE_REASON_RETRY'
   | 7
   | 'WAKE_REASON_CONFIRM_TIMEOUT'
-  | 8;
+  | 8
+  /**
+   * a runtime limit's processes all exited, or its cgroup must be made again
+   */
+  | 'WAKE_REASON_LIMIT'
+  | 9;
 
 export type WakeReason__Output = (typeof WakeReason)[keyof typeof WakeReason];

@@ -90,6 +90,11 @@ export class AppRouting {
     return this.routed ? () => this.flow.ruleTraffic() : undefined;
   }
 
+  /** macOS: the router's relayed connections with their counts (the monitor's source, procs/top/darwin.ts); undefined elsewhere */
+  get routedFlows(): (() => ReturnType<FlowRouterHost['flows']>) | undefined {
+    return this.routed ? () => this.flow.flows() : undefined;
+  }
+
   /** the processes awg routes under `p` (the platform is loaded) */
   async listProcesses(p: Pick<Prepared, 'config' | 'claims'>): Promise<ProcessInfo[]> {
     const perApp = this.o.perApp()!;

@@ -36,7 +36,7 @@ import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../platform/darwin-flow.js';
-import type { FlowRouter } from './flow-router.js';
+import type { FlowRouter, RoutedFlowCount } from './flow-router.js';
 import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 import { ruleName } from '../../model/match.js';
@@ -105,6 +105,8 @@ export class FlowRouterHost {
   private natives: DarwinFlowNatives | undefined;
   /** the per-rule counts of routers this one replaced (a rebuild keeps them; `stop` ends them) */
   private carried = new Map<string, RuleTraffic>();
+  /** the connections of the router this one replaced, closed with it (the monitor reads them once more) */
+  private carriedFlows: RoutedFlowCount[] = [];
 
   constructor(private readonly o: FlowRouterHostOptions) {}
 
@@ -182,6 +184,8 @@ export class FlowRouterHost {
     this.port = undefined;
     this.carried = new Map();
     await r?.close();
+    // its connections were reset with it: their final counts are read once more
+    this.carriedFlows = (r?.flows() ?? []).map((f) => ({ ...f, closed: true }));
   }
 
   private endStale(c: FlowConfig): void {
@@ -238,6 +242,11 @@ export class FlowRouterHost {
         );
       }
     return out;
+  }
+
+  /** the connections the router relays and those that closed lately (FlowRouter.flows), across a rebuild: the monitor's reading on macOS */
+  flows(): RoutedFlowCount[] {
+    return [...this.carriedFlows, ...(this.router?.flows() ?? [])];
   }
 
   status(): FlowRouterStatus {

@@ -142,6 +142,37 @@ export { rulesCanBlock };
 /** FlowDecision.rule of a flow the router itself opened (a redirect loop) */
 export const LOOP = "(loop: the router's own connection)";
 
+/**
+ * One connection the router relays, as the monitor reads it (`awg top`; procs/top/darwin.ts):
+ * payload bytes counted where the router copies them (its accepted socket's `bytesRead`:
+ * what the app sent; `bytesWritten`: what the router handed back to the app), exact and
+ * final once `closed`.
+ */
+export interface RoutedFlowCount {
+  /** unique for the life of the host process (router instance + connection sequence) */
+  key: string;
+  /** the app's end of the connection (its socket's local address and port) */
+  app: { address: string; port: number };
+  /** where it was going (DIOCNATLOOK) */
+  dst: Destination;
+  /** the owner, when it was found */
+  pid?: number;
+  /** the rule that decided, when one did (not the loop marker) */
+  rule?: string;
+  /** direct, blocked, or the tunnel's name */
+  route: Route;
+  /** the router's own socket toward `dst` (direct or a tunnel's; not a proxy tunnel's), once dialled */
+  upstream?: { address: string; port: number };
+  sent: number;
+  received: number;
+  closed?: boolean;
+}
+
+/** closed flows kept for the monitor's next readings (each reading reports a closed flow once) */
+export const CLOSED_FLOWS_KEPT = 4096;
+
+let routerInstances = 0;
+
 export interface FlowDecision {
   route: Route;
   owner?: FlowOwner;
@@ -166,6 +197,11 @@ export class FlowRouter {
   /** per rule that decided: its closed connections' totals, and its open connections */
   private readonly ruleDone = new Map<string, RuleTraffic>();
   private readonly ruleLive = new Map<Socket, string>();
+  /** per relayed connection: what the monitor reads (RoutedFlowCount), live and recently closed */
+  private readonly instance = ++routerInstances;
+  private flowSeq = 0;
+  private readonly flowLive = new Map<Socket, Omit<RoutedFlowCount, 'sent' | 'received'>>();
+  private readonly flowClosed: RoutedFlowCount[] = [];
 
   constructor(o: FlowRouterOptions) {
     this.o = o;
@@ -243,6 +279,11 @@ export class FlowRouter {
     }
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
     if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
+    const flow = this.track(client, dst, d);
+    return this.recordUpstream(flow, this.chooseDialer(d));
+  }
+
+  private chooseDialer(d: FlowDecision): Dialer {
     const blocked =
       (why: string): Dialer =>
       () =>
@@ -261,6 +302,53 @@ export class FlowRouter {
         direct: this.o.dialers.direct,
       });
     return tunnel;
+  }
+
+  /** the connection's record for the monitor: live until its socket closes, then kept with its final counts */
+  private track(client: Socket, dst: Destination, d: FlowDecision) {
+    const flow: Omit<RoutedFlowCount, 'sent' | 'received'> = {
+      key: `${this.instance}.${++this.flowSeq}`,
+      app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+      dst,
+      route: d.route,
+      ...(d.owner ? { pid: d.owner.pid } : {}),
+      ...(d.rule !== undefined && d.rule !== LOOP ? { rule: d.rule } : {}),
+    };
+    this.flowLive.set(client, flow);
+    client.once('close', () => {
+      this.flowLive.delete(client);
+      this.flowClosed.push({
+        ...flow,
+        sent: client.bytesRead,
+        received: client.bytesWritten,
+        closed: true,
+      });
+      if (this.flowClosed.length > CLOSED_FLOWS_KEPT) this.flowClosed.shift();
+    });
+    return flow;
+  }
+
+  /** the dialled socket's local end (a direct or tunnel dial's TCP socket), for the monitor */
+  private recordUpstream(flow: Omit<RoutedFlowCount, 'sent' | 'received'>, dial: Dialer): Dialer {
+    return async (dst, opts) => {
+      const up = await dial(dst, opts);
+      const s = up as Partial<Socket>;
+      if (typeof s.localAddress === 'string' && typeof s.localPort === 'number')
+        flow.upstream = { address: s.localAddress, port: s.localPort };
+      return up;
+    };
+  }
+
+  /**
+   * Every connection the router relays now, and those that closed lately (the last
+   * CLOSED_FLOWS_KEPT), with their payload counts: the monitor's per-flow reading on macOS.
+   */
+  flows(): RoutedFlowCount[] {
+    const out: RoutedFlowCount[] = [];
+    for (const [s, f] of this.flowLive)
+      out.push({ ...f, sent: s.bytesRead, received: s.bytesWritten });
+    for (const f of this.flowClosed) out.push({ ...f });
+    return out;
   }
 
   /** A connection a rule decided (blocked ones too: they count, with no bytes); its bytes count when it closes, and meanwhile live. */

@@ -19,6 +19,7 @@ const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   cgroup: (s) => ids.cgroup(s.path),
   service: (s) => ids.service(s.name),
   engine: (s) => ids.engine(s.tunnel),
+  shaper: (s) => ids.shaper(s),
 };
 
 export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & {
@@ -33,6 +34,7 @@ export function createFakeDriverSet(): FakeDriverSet & DriverSet {
     cgroup: make('cgroup'),
     firewall: make('firewall'),
     link: make('link'),
+    shaper: make('shaper'),
     address: make('address'),
     engine: make('engine'),
     route: new FakeRouteDriver(),

@@ -14,6 +14,7 @@
 
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
 import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
+import { renderDummynetRules, type PfShaping } from './pf-shaping.js';
 
 export const ANCHOR_ROOT = 'com.awg';
 
@@ -34,6 +35,8 @@ export interface PfPolicy {
   tunnels: PfTunnel[];
   /** per-app routing through the flow router (pf-flow.ts); absent: nothing is redirected */
   flowRouter?: PfFlowRouter;
+  /** limits: dummynet rules into awg's pipes (pf-shaping.ts); absent: nothing is shaped */
+  shaping?: PfShaping;
 }
 
 export const LAN4 = [
@@ -82,6 +85,7 @@ const list = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(' ')} }`
 export function renderPfAnchor(p: PfPolicy): string {
   const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
   if (p.flowRouter) l.push(...renderFlowTranslation(p.flowRouter));
+  if (p.shaping) l.push(...renderDummynetRules(p.shaping));
   l.push('pass quick on lo0 all flags any');
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -179,6 +183,11 @@ export const pfctlArgs = {
   /** translation rules (nat, rdr and their anchors), of the main ruleset or of an anchor */
   showMainNat: () => ['-sn'],
   showAnchorNat: (anchor: string) => ['-a', anchor, '-sn'],
+  /** dummynet rules, of the main ruleset (its `dummynet-anchor`s) or of an anchor */
+  showMainDummynet: () => ['-s', 'dummynet'],
+  showAnchorDummynet: (anchor: string) => ['-a', anchor, '-s', 'dummynet'],
+  /** an anchor's dummynet rules (`-F rules` leaves them) */
+  flushAnchorDummynet: (anchor: string) => ['-a', anchor, '-F', 'dummynet'],
   /** an anchor's translation rules and its tables (`-F rules` leaves both) */
   flushAnchorNat: (anchor: string) => ['-a', anchor, '-F', 'nat'],
   flushAnchorTables: (anchor: string) => ['-a', anchor, '-F', 'Tables'],

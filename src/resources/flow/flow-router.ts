@@ -135,7 +135,25 @@ export interface FlowRouterOptions {
   execs?: ExecRegistry;
   /** a process's parent pid (macOS: proc_pidinfo PROC_PIDT_SHORTBSDINFO); undefined when gone */
   parentOf?(pid: number): number | undefined;
+  /** limits: the local ports a limited class's connections leave from (FlowShaping) */
+  shaping?: FlowShaping;
 }
+
+/**
+ * Limits (macOS): PF's dummynet rules tell a limited class's packets by their local port
+ * (platform/darwin/pf-shaping.ts), so the router dials a limited flow from a port of its
+ * class's range. A process limited at run time (`awg limit PID`), or one descending from it
+ * (its parent chain through `parentOf`, at most MAX_PARENT_STEPS), takes its pid's class;
+ * otherwise the rule that decided the flow gives it (a rule's class follows its flows
+ * wherever its fallbacks send them, as its cgroup does on Linux).
+ */
+export interface FlowShaping {
+  rules: ReadonlyMap<string, readonly [number, number]>;
+  pids: ReadonlyMap<number, readonly [number, number]>;
+}
+
+/** how far up a process's parents a runtime limit is looked for */
+export const MAX_PARENT_STEPS = 64;
 
 export { rulesCanBlock };
 
@@ -185,7 +203,10 @@ export interface FlowDecision {
 }
 
 /** what a config edit changes (FlowRouter.update) */
-export type FlowPolicy = Pick<FlowRouterOptions, 'rules' | 'default' | 'unknownOwner' | 'ipv6'>;
+export type FlowPolicy = Pick<
+  FlowRouterOptions,
+  'rules' | 'default' | 'unknownOwner' | 'ipv6' | 'shaping'
+>;
 
 export class FlowRouter {
   readonly proxy: TransparentProxy;
@@ -280,7 +301,22 @@ export class FlowRouter {
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
     if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
     const flow = this.track(client, dst, d);
-    return this.recordUpstream(flow, this.chooseDialer(d));
+    return this.recordUpstream(flow, this.chooseDialer(d), this.localPortsFor(d));
+  }
+
+  /** the local ports of the flow's limited class, if it has one (FlowShaping) */
+  private localPortsFor(d: FlowDecision): readonly [number, number] | undefined {
+    const s = this.o.shaping;
+    if (!s) return undefined;
+    if (s.pids.size && d.owner) {
+      let pid: number | undefined = d.owner.pid;
+      for (let i = 0; pid !== undefined && pid > 1 && i <= MAX_PARENT_STEPS; i++) {
+        const ports = s.pids.get(pid);
+        if (ports) return ports;
+        pid = this.o.parentOf?.(pid);
+      }
+    }
+    return d.rule !== undefined ? s.rules.get(d.rule) : undefined;
   }
 
   private chooseDialer(d: FlowDecision): Dialer {
@@ -329,9 +365,13 @@ export class FlowRouter {
   }
 
   /** the dialled socket's local end (a direct or tunnel dial's TCP socket), for the monitor */
-  private recordUpstream(flow: Omit<RoutedFlowCount, 'sent' | 'received'>, dial: Dialer): Dialer {
+  private recordUpstream(
+    flow: Omit<RoutedFlowCount, 'sent' | 'received'>,
+    dial: Dialer,
+    localPorts: readonly [number, number] | undefined,
+  ): Dialer {
     return async (dst, opts) => {
-      const up = await dial(dst, opts);
+      const up = await dial(dst, localPorts ? { ...opts, localPorts } : opts);
       const s = up as Partial<Socket>;
       if (typeof s.localAddress === 'string' && typeof s.localPort === 'number')
         flow.upstream = { address: s.localAddress, port: s.localPort };
@@ -381,18 +421,20 @@ export class FlowRouter {
   }
 
   /**
-   * A config edit: rules, default, unknownOwner and ipv6 replaced at once (all four, as the
-   * new config has them); the next connection is judged by them. Established connections keep
-   * their route, as a Linux socket keeps the cgroup it was created in.
+   * A config edit: rules, default, unknownOwner, ipv6 and the limits' classes replaced at once
+   * (as the new config and runtime limits have them); the next connection is judged by them.
+   * Established connections keep their route and local port, as a Linux socket keeps the
+   * cgroup it was created in.
    */
   update(p: FlowPolicy): void {
-    const { unknownOwner: _u, ipv6: _i, ...rest } = this.o;
+    const { unknownOwner: _u, ipv6: _i, shaping: _s, ...rest } = this.o;
     const o: FlowRouterOptions = {
       ...rest,
       rules: p.rules,
       default: p.default,
       ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}),
       ...(p.ipv6 ? { ipv6: p.ipv6 } : {}),
+      ...(p.shaping ? { shaping: p.shaping } : {}),
     };
     const matcher = compileRules(o.rules); // throws on a bad rule before anything changes
     this.o = o;

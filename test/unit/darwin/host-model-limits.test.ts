@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { BOOT_ANCHOR_FILE } from '../../../src/platform/darwin/pf-boot.js';
 import { macConfig, rigsCleanedAfterEach } from '../../helpers/macos-host/scenario.js';
 import { MacHost } from '../../helpers/macos-host/model.js';
+import { pfDummynetPath } from '../../helpers/macos-host/pf-eval.js';
 import { parseDnctlList } from '../../../src/platform/darwin/dnctl.js';
 import { DARWIN_LIMITS_WARNING } from '../../../src/resources/platform/darwin-shaping.js';
 
@@ -83,6 +84,57 @@ describe('macOS host model: limits (dummynet pipes, PF dummynet rules)', () => {
     expect(again.mutations).toBe(0);
     // the limits' honest note travels with the plan (awg diff and apply print it)
     expect((await r.prep()).desired.warnings).toContain(DARWIN_LIMITS_WARNING);
+  });
+
+  it('PF sends each packet to its pipes: a limited rule’s ports both ways, on the physical interface and in the tunnel (then the tunnel’s pipe too); the rest only through the tunnel’s; loopback never', async () => {
+    const r = rig(limitsConfig());
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    const utun = [...r.host.interfaces.keys()].find((i) => i.startsWith('utun'))!;
+    const tcp = { family: 4 as const, proto: 'tcp' as const, dst: '93.184.216.34' };
+    // backup (class 1: 45056-45183, up 45056, down 45057) dialled direct, on en0
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: 'en0', sport: 45060, dport: 443 }),
+    ).toEqual([45056]);
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'in', iface: 'en0', sport: 443, dport: 45060 }),
+    ).toEqual([45057]);
+    // browser (class 2, download only: 45059) through the tunnel: its pipe, then the tunnel's upload pipe
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: utun, sport: 45190, dport: 443 }),
+    ).toEqual([45120]);
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'in', iface: utun, sport: 443, dport: 45190 }),
+    ).toEqual([45059]);
+    // a limited rule's flow sent into the tunnel passes both its pipe and the tunnel's
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: utun, sport: 45060, dport: 443 }),
+    ).toEqual([45056, 45120]);
+    // anything else: through the tunnel's upload pipe only; on en0 nothing; loopback never
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: utun, sport: 51000, dport: 443 }),
+    ).toEqual([45120]);
+    expect(
+      pfDummynetPath(r.host, {
+        dir: 'out',
+        iface: utun,
+        family: 4,
+        proto: 'udp',
+        dst: '1.1.1.1',
+        sport: 5353,
+        dport: 53,
+      }),
+    ).toEqual([45120]);
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: 'en0', sport: 51000, dport: 443 }),
+    ).toEqual([]);
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: 'lo0', sport: 45060, dport: 15200 }),
+    ).toEqual([]);
+    // the main ruleset reloaded without our hook: nothing is shaped until the next run repairs it
+    r.host.pfctlReload();
+    expect(
+      pfDummynetPath(r.host, { ...tcp, dir: 'out', iface: 'en0', sport: 45060, dport: 443 }),
+    ).toEqual([]);
   });
 
   it('drift is found and repaired: a pipe deleted, a pipe reconfigured, the anchor’s dummynet rules flushed, the main ruleset reloaded without the hook', async () => {

@@ -15,8 +15,9 @@
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
 import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
 import { renderDummynetRules, type PfShaping } from './pf-shaping.js';
+import { ANCHOR_ROOT, linkMacro } from './pf-names.js';
 
-export const ANCHOR_ROOT = 'com.awg';
+export { ANCHOR_ROOT, linkMacro };
 
 export interface PfTunnel {
   /** logical link name (`awg-work`), bound to a utun at load time; none for proxy tunnels */
@@ -53,11 +54,6 @@ export function anchorPath(name: string): string {
   if (name.startsWith(`${ANCHOR_ROOT}/`)) return name;
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`invalid anchor name ${name}`);
   return `${ANCHOR_ROOT}/${name}`;
-}
-
-/** Macro name for a link: PF macros are letters, digits and underscores. */
-export function linkMacro(link: string): string {
-  return link.replace(/[^A-Za-z0-9_]/g, '_');
 }
 
 /**

@@ -21,10 +21,7 @@
  * come after the class rules. Loopback is never shaped (`no dummynet quick on lo0`): the
  * apps' leg to the router is lo0.
  */
-import { linkMacro } from './pf-render.js';
-
-/** pf-render.ts ANCHOR_ROOT (not imported: pf-render.ts imports this module; a test pins them equal) */
-const ROOT = 'com.awg';
+import { ANCHOR_ROOT as ROOT, linkMacro } from './pf-names.js';
 
 export interface PfShapingClass {
   n: number;

@@ -9,6 +9,7 @@
 import { AwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
+import type { FirewallPolicy } from '../model/policy.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
 import { processLister, type PerApp, type ProcessLister } from '../procs/list.js';
@@ -64,10 +65,10 @@ export class AppRouting {
     return this.o.perApp() === 'flow-router';
   }
 
-  /** Before a run converges toward `config`. */
-  async before(config: Config): Promise<void> {
+  /** Before a run converges toward `config`; `shaping`: the limits' classes of its model (macOS: the router dials their flows from their ports). */
+  async before(config: Config, shaping?: FirewallPolicy['shaping']): Promise<void> {
     // macOS: the flow router listens before an anchor that redirects to it loads
-    if (this.routed) await this.flow.before(config);
+    if (this.routed) await this.flow.before(config, shaping?.classes);
     // rules this run removes leave the placer before their cgroups go
     this.placement.narrow(config.rules);
   }
@@ -93,6 +94,11 @@ export class AppRouting {
   /** macOS: the router's per-rule traffic (status counts rules there); undefined elsewhere */
   get ruleTraffic(): (() => ReturnType<FlowRouterHost['ruleTraffic']>) | undefined {
     return this.routed ? () => this.flow.ruleTraffic() : undefined;
+  }
+
+  /** macOS: the router's relayed connections with their counts (the monitor's source, procs/top/darwin.ts); undefined elsewhere */
+  get routedFlows(): (() => ReturnType<FlowRouterHost['flows']>) | undefined {
+    return this.routed ? () => this.flow.flows() : undefined;
   }
 
   /** the processes awg routes under `p` (the platform is loaded) */

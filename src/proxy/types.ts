@@ -14,6 +14,12 @@ export interface Destination {
 
 export interface DialOptions {
   signal?: AbortSignal;
+  /**
+   * Dial from a local port in this inclusive range (macOS: a limited class's connections,
+   * which PF's dummynet rules tell apart by port; resources/flow/flow-router-darwin.ts).
+   * Dialers that cannot choose their local port ignore it.
+   */
+  localPorts?: readonly [number, number];
 }
 
 export type Dialer = (dst: Destination, opts?: DialOptions) => Promise<Duplex>;

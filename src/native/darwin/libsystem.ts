@@ -33,6 +33,8 @@ export const D = {
   SOCK_DGRAM: 2,
   SOCK_RAW: 3,
   SOL_SOCKET: 0xffff,
+  SO_REUSEADDR: 0x4,
+  SO_REUSEPORT: 0x200,
   IPPROTO_IP: 0,
   IPPROTO_TCP: 6,
   IPPROTO_UDP: 17,
@@ -52,6 +54,8 @@ export const D = {
   ERANGE: 34,
   ENOTSUP: 45,
   ENOTCONN: 57,
+  EADDRINUSE: 48,
+  EADDRNOTAVAIL: 49,
 } as const;
 
 type Buf = Uint8Array;
@@ -59,6 +63,7 @@ type Buf = Uint8Array;
 interface Lib {
   socket(domain: number, type: number, proto: number): number;
   connect(fd: number, addr: Buf, len: number): number;
+  bind(fd: number, addr: Buf, len: number): number;
   ioctl(fd: number, req: number, arg: Buf): number;
   getsockopt(fd: number, level: number, name: number, val: Buf, len: Uint32Array): number;
   setsockopt(fd: number, level: number, name: number, val: Buf, len: number): number;
@@ -89,6 +94,7 @@ interface Lib {
 export const DECLS = {
   socket: 'int socket(int, int, int)',
   connect: 'int connect(int, const uint8_t *, uint32_t)',
+  bind: 'int bind(int, const uint8_t *, uint32_t)',
   // ioctl's request is an unsigned long; the _IOWR numbers exceed 2^31
   ioctl: 'int ioctl(int, unsigned long, _Inout_ uint8_t *)',
   getsockopt: 'int getsockopt(int, int, int, _Inout_ uint8_t *, _Inout_ uint32_t *)',
@@ -140,6 +146,9 @@ export function socket(domain: number, type: number, proto: number): number {
 }
 export function connect(fd: number, addr: Buf): number {
   return ret(libSystem().connect(fd, addr, addr.length));
+}
+export function bind(fd: number, addr: Buf): number {
+  return ret(libSystem().bind(fd, addr, addr.length));
 }
 /** ioctl with a pointer argument the kernel may read and fill (ctl_info, ifreq, pfioc_natlook) */
 export function ioctl(fd: number, req: number, arg: Buf): number {

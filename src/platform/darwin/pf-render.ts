@@ -14,8 +14,10 @@
 
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
 import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
+import { renderDummynetRules, type PfShaping } from './pf-shaping.js';
+import { ANCHOR_ROOT, linkMacro } from './pf-names.js';
 
-export const ANCHOR_ROOT = 'com.awg';
+export { ANCHOR_ROOT, linkMacro };
 
 export interface PfTunnel {
   /** logical link name (`awg-work`), bound to a utun at load time; none for proxy tunnels */
@@ -34,6 +36,8 @@ export interface PfPolicy {
   tunnels: PfTunnel[];
   /** per-app routing through the flow router (pf-flow.ts); absent: nothing is redirected */
   flowRouter?: PfFlowRouter;
+  /** limits: dummynet rules into awg's pipes (pf-shaping.ts); absent: nothing is shaped */
+  shaping?: PfShaping;
 }
 
 export const LAN4 = [
@@ -50,11 +54,6 @@ export function anchorPath(name: string): string {
   if (name.startsWith(`${ANCHOR_ROOT}/`)) return name;
   if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new Error(`invalid anchor name ${name}`);
   return `${ANCHOR_ROOT}/${name}`;
-}
-
-/** Macro name for a link: PF macros are letters, digits and underscores. */
-export function linkMacro(link: string): string {
-  return link.replace(/[^A-Za-z0-9_]/g, '_');
 }
 
 /**
@@ -82,6 +81,7 @@ const list = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(' ')} }`
 export function renderPfAnchor(p: PfPolicy): string {
   const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
   if (p.flowRouter) l.push(...renderFlowTranslation(p.flowRouter));
+  if (p.shaping) l.push(...renderDummynetRules(p.shaping));
   l.push('pass quick on lo0 all flags any');
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -179,6 +179,11 @@ export const pfctlArgs = {
   /** translation rules (nat, rdr and their anchors), of the main ruleset or of an anchor */
   showMainNat: () => ['-sn'],
   showAnchorNat: (anchor: string) => ['-a', anchor, '-sn'],
+  /** dummynet rules, of the main ruleset (its `dummynet-anchor`s) or of an anchor */
+  showMainDummynet: () => ['-s', 'dummynet'],
+  showAnchorDummynet: (anchor: string) => ['-a', anchor, '-s', 'dummynet'],
+  /** an anchor's dummynet rules (`-F rules` leaves them) */
+  flushAnchorDummynet: (anchor: string) => ['-a', anchor, '-F', 'dummynet'],
   /** an anchor's translation rules and its tables (`-F rules` leaves both) */
   flushAnchorNat: (anchor: string) => ['-a', anchor, '-F', 'nat'],
   flushAnchorTables: (anchor: string) => ['-a', anchor, '-F', 'Tables'],

@@ -36,6 +36,13 @@ export interface FlowReading {
   cgroup?: string;
   /** the conntrack mark of the flow (routing bits included), when it has a conntrack entry */
   mark?: number;
+  /**
+   * The rule that routed the flow and its route (`direct`, `blocked`, a tunnel), where the
+   * platform knows them per flow (macOS: the flow router's decision); elsewhere they follow
+   * from `cgroup` and `mark`.
+   */
+  rule?: string;
+  route?: string;
   /** cumulative payload bytes sent and received by this host on this flow */
   sent: number;
   received: number;

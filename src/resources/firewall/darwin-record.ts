@@ -23,6 +23,7 @@ import {
   linkMacro,
   pfctlArgs,
 } from '../../platform/darwin/pf-render.js';
+import { MAIN_DUMMYNET_ANCHOR_RULE } from '../../platform/darwin/pf-shaping.js';
 import {
   BOOT_ANCHOR_FILE,
   BOOT_CONF_FILE,
@@ -43,6 +44,8 @@ export interface AnchorRecord {
   links: Record<string, string>;
   /** `-a … -sn` after the load (anchors with translation rules only) */
   natReadback?: string[];
+  /** `-a … -s dummynet` after the load (anchors with dummynet rules only: limits) */
+  dnReadback?: string[];
 }
 export interface PfRecord {
   token?: string;
@@ -105,7 +108,8 @@ function isPfRecord(x: unknown): x is PfRecord {
       isStrings(a.readback) &&
       isObject(a.links) &&
       Object.values(a.links).every((v) => typeof v === 'string') &&
-      (a.natReadback === undefined || isStrings(a.natReadback)),
+      (a.natReadback === undefined || isStrings(a.natReadback)) &&
+      (a.dnReadback === undefined || isStrings(a.dnReadback)),
   );
 }
 
@@ -178,6 +182,8 @@ export interface Snapshot {
   hooked: boolean;
   /** `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
   rdrHooked: boolean;
+  /** `dummynet-anchor "com.awg/*"` among the main dummynet rules (read only when asked) */
+  dnHooked: boolean;
   tokenHeld: boolean;
   /** every `-E` token PF holds */
   refs: string[];
@@ -189,13 +195,16 @@ export async function snapshot(
   exec: Pick<Exec, 'read'>,
   rec: PfRecord,
   rdr = false,
+  dn = false,
 ): Promise<Snapshot> {
   const main = parsePfRules(await pf(exec, pfctlArgs.showMainRules()));
   const refs = parsePfReferences(await pf(exec, pfctlArgs.showReferences()));
   const nat = rdr ? parsePfRules(await pf(exec, pfctlArgs.showMainNat())).rules : [];
+  const dummynet = dn ? parsePfRules(await pf(exec, pfctlArgs.showMainDummynet())).rules : [];
   return {
     hooked: main.rules.includes(MAIN_ANCHOR_RULE),
     rdrHooked: nat.includes(MAIN_RDR_ANCHOR_RULE),
+    dnHooked: dummynet.includes(MAIN_DUMMYNET_ANCHOR_RULE),
     tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
     refs: refs.map((r) => r.token),
     mainAnchors: main.anchors.filter((a) => a.kind === 'anchor').map((a) => a.name),

@@ -24,6 +24,10 @@
  *   translation rules (read with `-sn`); the same reload adds it (pf-flow.ts withRdrAnchor),
  *   and those rules are read back with `-a … -sn`. Teardown flushes an anchor's translation
  *   rules and tables too (`-F rules` leaves them).
+ * - An anchor with dummynet rules (limits, platform/darwin/pf-shaping.ts) is evaluated only if
+ *   the main ruleset has `dummynet-anchor "com.awg/*"` (read with `pfctl -s dummynet`); the
+ *   same reload adds it, those rules are read back with `-a … -s dummynet`, and teardown
+ *   flushes them (`-a … -F dummynet`; `-F rules` leaves them).
  * After every rule change the state table is flushed (`pfctl -F states`): PF otherwise keeps
  * passing connections it approved under the old rules.
  *
@@ -65,6 +69,11 @@ import {
 } from '../../platform/darwin/pf-render.js';
 import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
 import {
+  DUMMYNET_ANCHOR_RULE,
+  hasDummynet,
+  withDummynetAnchor,
+} from '../../platform/darwin/pf-shaping.js';
+import {
   BOOT_ANCHOR_FILE,
   BOOT_CONF_FILE,
   BOOT_LOG_FILE,
@@ -92,6 +101,7 @@ export { PF_STATE_KEY } from './darwin-record.js';
 export const NOTE_NO_TOKEN = "# awg: pf is not enabled under awg's reference token";
 export const NOTE_NO_HOOK = `# awg: the main ruleset does not evaluate ${ANCHOR_ROOT}/*`;
 export const NOTE_NO_RDR_HOOK = `# awg: the main ruleset does not evaluate the translation rules of ${ANCHOR_ROOT}/*`;
+export const NOTE_NO_DN_HOOK = `# awg: the main ruleset does not evaluate the dummynet rules of ${ANCHOR_ROOT}/*`;
 export const NOTE_REBOUND = '# awg: tunnel links moved to other utuns since the anchor was loaded';
 export const NOTE_BOOT_REF = "# awg: pf still holds the boot kill switch's reference";
 
@@ -138,6 +148,11 @@ class PfSession {
     if (this.rec.anchors[name] && hasRdr(this.rec.anchors[name].ruleset)) {
       await this.pfctl(pfctlArgs.flushAnchorNat(name));
       await this.pfctl(pfctlArgs.flushAnchorTables(name));
+      this.changed = true;
+    }
+    // the dummynet rules (limits) stay after `-F rules` too
+    if (this.rec.anchors[name] && hasDummynet(this.rec.anchors[name].ruleset)) {
+      await this.pfctl(pfctlArgs.flushAnchorDummynet(name));
       this.changed = true;
     }
     delete this.rec.anchors[name];
@@ -188,9 +203,11 @@ class PfSession {
     const name = anchorPath(after.table);
     const bind = binding(after.ruleset, ctx.state);
     const rdr = hasRdr(after.ruleset);
-    const snap = await snapshot(ctx.exec, rec, rdr);
+    const dn = hasDummynet(after.ruleset);
+    const snap = await snapshot(ctx.exec, rec, rdr, dn);
     const rules = await this.rules(pfctlArgs.showAnchorRules(name));
     const nat = rdr ? await this.rules(pfctlArgs.showAnchorNat(name)) : [];
+    const dummynet = dn ? await this.rules(pfctlArgs.showAnchorDummynet(name)) : [];
     const a = rec.anchors[name];
     const current =
       !!a &&
@@ -198,11 +215,13 @@ class PfSession {
       a.ruleset === after.ruleset &&
       specEqual(a.readback, rules) &&
       specEqual(a.natReadback ?? [], nat) &&
+      specEqual(a.dnReadback ?? [], dummynet) &&
       specEqual(a.links, bind);
+    const hooksHeld = snap.hooked && (!rdr || snap.rdrHooked) && (!dn || snap.dnHooked);
     const bootCurrent =
       specEqual(observedBoot(ctx.state)?.boot, after.boot) &&
       !liveBootTokens(ctx.state, snap.refs, rec.token).length;
-    if (current && snap.hooked && snap.tokenHeld && (!rdr || snap.rdrHooked)) {
+    if (current && hooksHeld && snap.tokenHeld) {
       if (!bootCurrent) {
         await this.syncBoot(after.table, after.boot);
         await this.releaseBootRefs();
@@ -216,8 +235,8 @@ class PfSession {
     // deletes objects that were created)
     let hookedNow = false;
     try {
-      if (!snap.hooked || (rdr && !snap.rdrHooked)) hookedNow = await this.hook(snap, rdr);
-      if (!current) await this.loadAnchor(name, after.ruleset, bind, rdr);
+      if (!hooksHeld) hookedNow = await this.hook(snap, rdr, dn);
+      if (!current) await this.loadAnchor(name, after.ruleset, bind, rdr, dn);
       if (!snap.tokenHeld) await this.enable();
     } catch (e) {
       if (hookedNow && !Object.keys(rec.anchors).some((n) => n !== name)) await this.undo(name);
@@ -239,7 +258,7 @@ class PfSession {
    * True when this run added the filter hook: only then is it undone on failure (a kill switch
    * that was evaluated before stays evaluated).
    */
-  private async hook(snap: Snapshot, rdr: boolean): Promise<boolean> {
+  private async hook(snap: Snapshot, rdr: boolean, dn: boolean): Promise<boolean> {
     const { ctx, pfConf } = this;
     const conf = (await ctx.exec.read('cat', [pfConf])).stdout;
     const dropped = snap.mainAnchors.filter((n) => !conf.includes(`"${n}"`));
@@ -248,9 +267,12 @@ class PfSession {
         type: 'warning',
         message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
       });
+    let main = renderMainRuleset(conf);
+    if (rdr) main = withRdrAnchor(main);
+    if (dn) main = withDummynetAnchor(main);
     const r = await this.pfctl(pfctlArgs.loadMain(), {
-      input: rdr ? withRdrAnchor(renderMainRuleset(conf)) : renderMainRuleset(conf),
-      display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}`,
+      input: main,
+      display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}${dn ? ` + ${DUMMYNET_ANCHOR_RULE}` : ''}`,
     });
     if (ctx.dryRun) return false;
     const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);
@@ -268,6 +290,7 @@ class PfSession {
     ruleset: string,
     bind: Record<string, string>,
     rdr: boolean,
+    dn: boolean,
   ): Promise<void> {
     const { ctx } = this;
     const reg = Object.fromEntries(
@@ -301,11 +324,13 @@ class PfSession {
     }
     const readback = await this.rules(pfctlArgs.showAnchorRules(name));
     const natReadback = rdr ? await this.rules(pfctlArgs.showAnchorNat(name)) : undefined;
+    const dnReadback = dn ? await this.rules(pfctlArgs.showAnchorDummynet(name)) : undefined;
     this.rec.anchors[name] = {
       ruleset,
       readback,
       links: bind,
       ...(natReadback ? { natReadback } : {}),
+      ...(dnReadback ? { dnReadback } : {}),
     };
   }
 
@@ -324,8 +349,17 @@ class PfSession {
 
   /** a failed first load: the anchor flushed and pf.conf reloaded without our hook */
   private async undo(name: string): Promise<void> {
-    if (this.rec.anchors[name])
-      await this.pfctl(pfctlArgs.flushAnchor(name)).catch(() => undefined);
+    const a = this.rec.anchors[name];
+    if (a) {
+      const flush = (args: string[]) => this.pfctl(args).catch(() => undefined);
+      await flush(pfctlArgs.flushAnchor(name));
+      // what `-F rules` leaves: the router's translation rules and table, the dummynet rules
+      if (hasRdr(a.ruleset)) {
+        await flush(pfctlArgs.flushAnchorNat(name));
+        await flush(pfctlArgs.flushAnchorTables(name));
+      }
+      if (hasDummynet(a.ruleset)) await flush(pfctlArgs.flushAnchorDummynet(name));
+    }
     delete this.rec.anchors[name];
     await this.pfctl(['-f', this.pfConf]).catch(() => undefined);
     this.save();
@@ -432,7 +466,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
         scope.desired.resources.some(
           (r) => r.kind === 'firewall' && hasRdr((r.spec as FirewallSpec).ruleset),
         );
-      const snap = await snapshot(opts.exec, rec, wantsRdr);
+      const wantsDn =
+        Object.values(rec.anchors).some((a) => hasDummynet(a.ruleset)) ||
+        scope.desired.resources.some(
+          (r) => r.kind === 'firewall' && hasDummynet((r.spec as FirewallSpec).ruleset),
+        );
+      const snap = await snapshot(opts.exec, rec, wantsRdr, wantsDn);
       const boot = observedBoot(scope.state);
       const bootRef = liveBootTokens(scope.state, snap.refs, rec.token).length > 0;
       if (boot?.table !== undefined) names.add(anchorPath(boot.table));
@@ -446,6 +485,12 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
           ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorNat(name))).rules
           : [];
         const natSame = !rdr || specEqual(a.natReadback ?? [], nat);
+        // so do the dummynet rules (limits)
+        const dn = a !== undefined && hasDummynet(a.ruleset);
+        const dummynet = dn
+          ? parsePfRules(await pf(opts.exec, pfctlArgs.showAnchorDummynet(name))).rules
+          : [];
+        const dnSame = !dn || specEqual(a.dnReadback ?? [], dummynet);
         // an empty anchor is ours only while we recorded it (someone flushed it, or a load
         // failed after the hook and the token were taken): reported, so repair, rollback and
         // `down` still release the token and the hook
@@ -454,14 +499,15 @@ export function createDarwinFirewallDriver(opts: DarwinFirewallOptions): Driver<
           boot && (boot.table === undefined || boot.table === table) ? boot.boot : undefined;
         if (!rules.length && !a && bootHere === undefined) continue;
         let text: string;
-        if (a && natSame && specEqual(a.readback, rules))
+        if (a && natSame && dnSame && specEqual(a.readback, rules))
           text = !rebound(a.links, binding(a.ruleset, scope.state))
             ? a.ruleset
             : `${a.ruleset}${NOTE_REBOUND}\n`;
-        else text = `${[...nat, ...rules].join('\n')}\n`;
+        else text = `${[...nat, ...dummynet, ...rules].join('\n')}\n`;
         if (!snap.tokenHeld) text += `${NOTE_NO_TOKEN}\n`;
         if (!snap.hooked) text += `${NOTE_NO_HOOK}\n`;
         if (rdr && !snap.rdrHooked) text += `${NOTE_NO_RDR_HOOK}\n`;
+        if (dn && !snap.dnHooked) text += `${NOTE_NO_DN_HOOK}\n`;
         if (bootRef) text += `${NOTE_BOOT_REF}\n`;
         resources.push({
           kind: 'firewall',

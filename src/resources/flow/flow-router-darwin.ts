@@ -48,19 +48,25 @@ export interface DarwinFlowNatives {
   pidPath(pid: number): string | undefined;
   /** DIOCNATLOOK: where a redirected connection was going */
   originalDst(local: NatEndpoint, remote: NatEndpoint, family: 4 | 6): NatEndpoint;
-  /** a fresh unconnected TCP socket fd of `family` pinned to `ifname` (IP(V6)_BOUND_IF) */
-  boundTcpFd(ifname: string, family: 4 | 6): number;
+  /**
+   * A fresh unconnected TCP socket fd of `family` pinned to `ifname` (IP(V6)_BOUND_IF); with
+   * `localPort`, bound to that port (SO_REUSEADDR and SO_REUSEPORT first, so sockets of one
+   * class share its ports toward different destinations). A port it cannot have throws an
+   * error whose `code` is `EADDRINUSE`.
+   */
+  boundTcpFd(ifname: string, family: 4 | 6, localPort?: number): number;
   /** proc_pidinfo PROC_PIDT_SHORTBSDINFO's ppid; undefined when the process is gone. Without it `awg exec` is refused (flow-router-host.ts) */
   ppid?(pid: number): number | undefined;
 }
 
 /** The koffi-backed natives (macOS only; the bindings load on their first call). */
 export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
-  const [sys, proc, nat, bif] = await Promise.all([
+  const [sys, proc, nat, bif, lay] = await Promise.all([
     import('../../native/darwin/libsystem.js'),
     import('../../native/darwin/libproc.js'),
     import('../../native/darwin/pfnatlook.js'),
     import('../../native/darwin/bound-if.js'),
+    import('../../native/darwin/layouts.js'),
   ]);
   return {
     sysctl: (name) => {
@@ -71,13 +77,24 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
     pidPath: (pid) => proc.pidPath(pid),
     ppid: (pid) => proc.pidShortInfo(pid)?.ppid,
     originalDst: (local, remote, family) => nat.originalDstDarwin(local, remote, family),
-    boundTcpFd: (ifname, family) => {
+    boundTcpFd: (ifname, family, localPort) => {
       const fd = sys.check(
         'socket(SOCK_STREAM)',
         sys.socket(family === 6 ? sys.D.AF_INET6 : sys.D.AF_INET, sys.D.SOCK_STREAM, 0),
       );
       try {
         bif.bindToInterface(fd, ifname, family);
+        if (localPort !== undefined) {
+          const one = Uint8Array.of(1, 0, 0, 0);
+          for (const o of [sys.D.SO_REUSEADDR, sys.D.SO_REUSEPORT])
+            sys.check('setsockopt(SO_REUSE*)', sys.setsockopt(fd, sys.D.SOL_SOCKET, o, one));
+          const r = sys.bind(fd, lay.encodeSockaddr(family === 6 ? '::' : '0.0.0.0', localPort));
+          if (r === -sys.D.EADDRINUSE || r === -sys.D.EADDRNOTAVAIL)
+            throw Object.assign(new Error(`bind port ${localPort}: in use`), {
+              code: 'EADDRINUSE',
+            });
+          sys.check(`bind(port ${localPort})`, r);
+        }
       } catch (e) {
         sys.close(fd);
         throw e;
@@ -86,6 +103,9 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
     },
   };
 }
+
+/** ports of a limited class tried for one dial before it fails */
+export const LOCAL_PORT_TRIES = 16;
 
 /** v4 (also ::ffff:a.b.c.d) or v6 */
 const familyOf = (a: string | undefined): 4 | 6 =>
@@ -101,38 +121,57 @@ export function boundDialer(
   boundTcpFd: DarwinFlowNatives['boundTcpFd'],
   o: { timeoutMs?: number } = {},
 ): Dialer {
+  let next = 0;
   return async (dst: Destination, opts = {}) => {
     const ifn = ifname();
     const host = dst.host.replace(/^\[(.*)\]$/, '$1');
     if (!ifn) throw new ProxyDialError('unreachable', `no interface to dial ${formatDst(dst)} on`);
     if (isIP(host) === 0) throw new ProxyDialError('blocked', `${formatDst(dst)}: not an address`);
-    const socketFd = (family: 4 | 6) => {
+    // a limited class's flow leaves from a port of its range (PF's dummynet rules match it):
+    // ports taken in turn; one in use (bind) or whose 4-tuple exists (connect) → the next
+    const range = opts.localPorts;
+    const size = range ? range[1] - range[0] + 1 : 0;
+    const tries = range ? Math.min(size, LOCAL_PORT_TRIES) : 1;
+    for (let i = 0; ; i++) {
+      const port = range ? range[0] + (next++ % size) : undefined;
+      const socketFd = (family: 4 | 6) => {
+        try {
+          return boundTcpFd(ifn, family, port);
+        } catch (e) {
+          if (port !== undefined && (e as { code?: string }).code === 'EADDRINUSE') throw e;
+          throw new ProxyDialError(
+            'unreachable',
+            `socket pinned to ${ifn}: ${(e as Error).message}`,
+            { cause: e },
+          );
+        }
+      };
       try {
-        return boundTcpFd(ifn, family);
+        return await connectTcp({
+          host,
+          port: dst.port,
+          socketFd,
+          timeoutMs: o.timeoutMs ?? 10_000,
+          allowHalfOpen: true,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
       } catch (e) {
+        if (e instanceof ProxyDialError) throw e;
+        const code = (e as { code?: string }).code;
+        if (port !== undefined && (code === 'EADDRINUSE' || code === 'EADDRNOTAVAIL')) {
+          if (i + 1 < tries) continue;
+          throw new ProxyDialError(
+            'unreachable',
+            `no free port in ${range![0]}-${range![1]} (the limit's ports) to dial ${formatDst(dst)} from`,
+            { cause: e },
+          );
+        }
         throw new ProxyDialError(
-          'unreachable',
-          `socket pinned to ${ifn}: ${(e as Error).message}`,
+          classifySocketError(e),
+          `connect to ${formatDst(dst)} on ${ifn} failed: ${(e as Error).message}`,
           { cause: e },
         );
       }
-    };
-    try {
-      return await connectTcp({
-        host,
-        port: dst.port,
-        socketFd,
-        timeoutMs: o.timeoutMs ?? 10_000,
-        allowHalfOpen: true,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-    } catch (e) {
-      if (e instanceof ProxyDialError) throw e;
-      throw new ProxyDialError(
-        classifySocketError(e),
-        `connect to ${formatDst(dst)} on ${ifn} failed: ${(e as Error).message}`,
-        { cause: e },
-      );
     }
   };
 }
@@ -146,7 +185,7 @@ export interface DarwinTunnelRoute {
 
 export interface DarwinFlowRouterOptions extends Pick<
   FlowRouterOptions,
-  'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink'
+  'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink' | 'shaping'
 > {
   natives: DarwinFlowNatives;
   tunnels: Record<string, DarwinTunnelRoute>;
@@ -183,6 +222,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
     ...(o.unknownOwner ? { unknownOwner: o.unknownOwner } : {}),
     ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
     ...(o.onLink ? { onLink: o.onLink } : {}),
+    ...(o.shaping ? { shaping: o.shaping } : {}),
     ...(o.execs && n.ppid ? { execs: o.execs, parentOf: (pid: number) => n.ppid!(pid) } : {}),
     lookup,
     dialers: {
@@ -238,7 +278,7 @@ function interfaceSubnets(ifname: string): string[] {
 export function darwinFlowRouterFromConfig(
   c: Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>,
   h: DarwinFlowRouterHost,
-  o: Pick<DarwinFlowRouterOptions, 'maxOwners' | 'timeoutMs'> = {},
+  o: Pick<DarwinFlowRouterOptions, 'maxOwners' | 'timeoutMs' | 'shaping'> = {},
 ): { router: FlowRouter; lookup: PcbFlowLookup } {
   const tunnels: Record<string, DarwinTunnelRoute> = {};
   for (const [name, t] of Object.entries(c.tunnels)) {

@@ -36,7 +36,9 @@ import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
 import { flowRouterPort, isProxyDefault } from '../platform/darwin-flow.js';
-import type { FlowRouter } from './flow-router.js';
+import type { FlowRouter, FlowShaping, RoutedFlowCount } from './flow-router.js';
+import type { ShapeClass } from '../../model/policy.js';
+import { darwinClassPorts } from '../../platform/darwin/dnctl.js';
 import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
 import { ruleName } from '../../model/match.js';
@@ -68,6 +70,26 @@ export interface FlowRouterStatus {
   decisions?: Record<string, number>;
   /** live `awg exec` registrations */
   execs?: number;
+}
+
+/**
+ * The router's view of the limits' classes (the model's FirewallPolicy.shaping): each class's
+ * macOS port range (platform/darwin/dnctl.ts darwinClassPorts; PF's dummynet rules match
+ * them, resources/platform/darwin-shaping.ts), by rule name and by pid.
+ */
+export function flowShaping(
+  classes: readonly Pick<ShapeClass, 'n' | 'name'>[] | undefined,
+): FlowShaping | undefined {
+  if (!classes?.length) return undefined;
+  const rules = new Map<string, readonly [number, number]>();
+  const pids = new Map<number, readonly [number, number]>();
+  for (const k of classes) {
+    const m = /^(rule|pid)\/(.+)$/.exec(k.name);
+    if (!m) continue;
+    if (m[1] === 'rule') rules.set(m[2]!, darwinClassPorts(k.n));
+    else pids.set(Number(m[2]), darwinClassPorts(k.n));
+  }
+  return { rules, pids };
 }
 
 /** Does this config's PF anchor redirect to the router (resources/platform/darwin-flow.ts)? */
@@ -105,11 +127,15 @@ export class FlowRouterHost {
   private natives: DarwinFlowNatives | undefined;
   /** the per-rule counts of routers this one replaced (a rebuild keeps them; `stop` ends them) */
   private carried = new Map<string, RuleTraffic>();
+  /** the connections of the router this one replaced, closed with it (the monitor reads them once more) */
+  private carriedFlows: RoutedFlowCount[] = [];
 
   constructor(private readonly o: FlowRouterHostOptions) {}
 
-  async before(c: FlowConfig): Promise<void> {
+  /** `classes`: the limits in force (FirewallPolicy.shaping.classes); their flows leave from their ports */
+  async before(c: FlowConfig, classes?: readonly Pick<ShapeClass, 'n' | 'name'>[]): Promise<void> {
     if (!needsFlowRouter(c)) return;
+    const shaping = flowShaping(classes);
     const port = flowRouterPort(c.routing);
     const shape = JSON.stringify([
       port,
@@ -118,7 +144,12 @@ export class FlowRouterHost {
         .sort(),
     ]);
     if (this.router && shape === this.shape) {
-      this.router.update({ rules: c.rules, default: c.default, ipv6: c.ipv6 });
+      this.router.update({
+        rules: c.rules,
+        default: c.default,
+        ipv6: c.ipv6,
+        ...(shaping ? { shaping } : {}),
+      });
       this.config = c;
       this.endStale(c);
       return;
@@ -130,15 +161,19 @@ export class FlowRouterHost {
       const flow = await import('./flow-router-darwin.js');
       this.natives ??= await (this.o.natives ?? (async () => flow.loadDarwinFlowNatives()))();
       const h = this.o;
-      const { router } = flow.darwinFlowRouterFromConfig(c, {
-        natives: this.natives,
-        tunnelUp: (n) => h.tunnelUp(n),
-        utun: (link) => resolveIfname(h.state, link),
-        proxyDialer: (t) => h.proxyDialer(t),
-        physical: () => h.physical(),
-        ...(h.subnets ? { subnets: (i: string) => h.subnets!(i) } : {}),
-        execs: this.execs,
-      });
+      const { router } = flow.darwinFlowRouterFromConfig(
+        c,
+        {
+          natives: this.natives,
+          tunnelUp: (n) => h.tunnelUp(n),
+          utun: (link) => resolveIfname(h.state, link),
+          proxyDialer: (t) => h.proxyDialer(t),
+          physical: () => h.physical(),
+          ...(h.subnets ? { subnets: (i: string) => h.subnets!(i) } : {}),
+          execs: this.execs,
+        },
+        shaping ? { shaping } : {},
+      );
       // listen errors reject start(); later ones are reported (and without a listener an
       // 'error' event would throw)
       let started = false;
@@ -182,6 +217,8 @@ export class FlowRouterHost {
     this.port = undefined;
     this.carried = new Map();
     await r?.close();
+    // its connections were reset with it: their final counts are read once more
+    this.carriedFlows = (r?.flows() ?? []).map((f) => ({ ...f, closed: true }));
   }
 
   private endStale(c: FlowConfig): void {
@@ -238,6 +275,11 @@ export class FlowRouterHost {
         );
       }
     return out;
+  }
+
+  /** the connections the router relays and those that closed lately (FlowRouter.flows), across a rebuild: the monitor's reading on macOS */
+  flows(): RoutedFlowCount[] {
+    return [...this.carriedFlows, ...(this.router?.flows() ?? [])];
   }
 
   status(): FlowRouterStatus {

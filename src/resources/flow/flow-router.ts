@@ -135,12 +135,61 @@ export interface FlowRouterOptions {
   execs?: ExecRegistry;
   /** a process's parent pid (macOS: proc_pidinfo PROC_PIDT_SHORTBSDINFO); undefined when gone */
   parentOf?(pid: number): number | undefined;
+  /** limits: the local ports a limited class's connections leave from (FlowShaping) */
+  shaping?: FlowShaping;
 }
+
+/**
+ * Limits (macOS): PF's dummynet rules tell a limited class's packets by their local port
+ * (platform/darwin/pf-shaping.ts), so the router dials a limited flow from a port of its
+ * class's range. A process limited at run time (`awg limit PID`), or one descending from it
+ * (its parent chain through `parentOf`, at most MAX_PARENT_STEPS), takes its pid's class;
+ * otherwise the rule that decided the flow gives it (a rule's class follows its flows
+ * wherever its fallbacks send them, as its cgroup does on Linux).
+ */
+export interface FlowShaping {
+  rules: ReadonlyMap<string, readonly [number, number]>;
+  pids: ReadonlyMap<number, readonly [number, number]>;
+}
+
+/** how far up a process's parents a runtime limit is looked for */
+export const MAX_PARENT_STEPS = 64;
 
 export { rulesCanBlock };
 
 /** FlowDecision.rule of a flow the router itself opened (a redirect loop) */
 export const LOOP = "(loop: the router's own connection)";
+
+/**
+ * One connection the router relays, as the monitor reads it (`awg top`; procs/top/darwin.ts):
+ * payload bytes counted where the router copies them (its accepted socket's `bytesRead`:
+ * what the app sent; `bytesWritten`: what the router handed back to the app), exact and
+ * final once `closed`.
+ */
+export interface RoutedFlowCount {
+  /** unique for the life of the host process (router instance + connection sequence) */
+  key: string;
+  /** the app's end of the connection (its socket's local address and port) */
+  app: { address: string; port: number };
+  /** where it was going (DIOCNATLOOK) */
+  dst: Destination;
+  /** the owner, when it was found */
+  pid?: number;
+  /** the rule that decided, when one did (not the loop marker) */
+  rule?: string;
+  /** direct, blocked, or the tunnel's name */
+  route: Route;
+  /** the router's own socket toward `dst` (direct or a tunnel's; not a proxy tunnel's), once dialled */
+  upstream?: { address: string; port: number };
+  sent: number;
+  received: number;
+  closed?: boolean;
+}
+
+/** closed flows kept for the monitor's next readings (each reading reports a closed flow once) */
+export const CLOSED_FLOWS_KEPT = 4096;
+
+let routerInstances = 0;
 
 export interface FlowDecision {
   route: Route;
@@ -154,7 +203,10 @@ export interface FlowDecision {
 }
 
 /** what a config edit changes (FlowRouter.update) */
-export type FlowPolicy = Pick<FlowRouterOptions, 'rules' | 'default' | 'unknownOwner' | 'ipv6'>;
+export type FlowPolicy = Pick<
+  FlowRouterOptions,
+  'rules' | 'default' | 'unknownOwner' | 'ipv6' | 'shaping'
+>;
 
 export class FlowRouter {
   readonly proxy: TransparentProxy;
@@ -166,6 +218,11 @@ export class FlowRouter {
   /** per rule that decided: its closed connections' totals, and its open connections */
   private readonly ruleDone = new Map<string, RuleTraffic>();
   private readonly ruleLive = new Map<Socket, string>();
+  /** per relayed connection: what the monitor reads (RoutedFlowCount), live and recently closed */
+  private readonly instance = ++routerInstances;
+  private flowSeq = 0;
+  private readonly flowLive = new Map<Socket, Omit<RoutedFlowCount, 'sent' | 'received'>>();
+  private readonly flowClosed: RoutedFlowCount[] = [];
 
   constructor(o: FlowRouterOptions) {
     this.o = o;
@@ -243,6 +300,26 @@ export class FlowRouter {
     }
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
     if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
+    const flow = this.track(client, dst, d);
+    return this.recordUpstream(flow, this.chooseDialer(d), this.localPortsFor(d));
+  }
+
+  /** the local ports of the flow's limited class, if it has one (FlowShaping) */
+  private localPortsFor(d: FlowDecision): readonly [number, number] | undefined {
+    const s = this.o.shaping;
+    if (!s) return undefined;
+    if (s.pids.size && d.owner) {
+      let pid: number | undefined = d.owner.pid;
+      for (let i = 0; pid !== undefined && pid > 1 && i <= MAX_PARENT_STEPS; i++) {
+        const ports = s.pids.get(pid);
+        if (ports) return ports;
+        pid = this.o.parentOf?.(pid);
+      }
+    }
+    return d.rule !== undefined ? s.rules.get(d.rule) : undefined;
+  }
+
+  private chooseDialer(d: FlowDecision): Dialer {
     const blocked =
       (why: string): Dialer =>
       () =>
@@ -261,6 +338,57 @@ export class FlowRouter {
         direct: this.o.dialers.direct,
       });
     return tunnel;
+  }
+
+  /** the connection's record for the monitor: live until its socket closes, then kept with its final counts */
+  private track(client: Socket, dst: Destination, d: FlowDecision) {
+    const flow: Omit<RoutedFlowCount, 'sent' | 'received'> = {
+      key: `${this.instance}.${++this.flowSeq}`,
+      app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+      dst,
+      route: d.route,
+      ...(d.owner ? { pid: d.owner.pid } : {}),
+      ...(d.rule !== undefined && d.rule !== LOOP ? { rule: d.rule } : {}),
+    };
+    this.flowLive.set(client, flow);
+    client.once('close', () => {
+      this.flowLive.delete(client);
+      this.flowClosed.push({
+        ...flow,
+        sent: client.bytesRead,
+        received: client.bytesWritten,
+        closed: true,
+      });
+      if (this.flowClosed.length > CLOSED_FLOWS_KEPT) this.flowClosed.shift();
+    });
+    return flow;
+  }
+
+  /** the dialled socket's local end (a direct or tunnel dial's TCP socket), for the monitor */
+  private recordUpstream(
+    flow: Omit<RoutedFlowCount, 'sent' | 'received'>,
+    dial: Dialer,
+    localPorts: readonly [number, number] | undefined,
+  ): Dialer {
+    return async (dst, opts) => {
+      const up = await dial(dst, localPorts ? { ...opts, localPorts } : opts);
+      const s = up as Partial<Socket>;
+      if (typeof s.localAddress === 'string' && typeof s.localPort === 'number')
+        flow.upstream = { address: s.localAddress, port: s.localPort };
+      return up;
+    };
+  }
+
+  /**
+   * Every connection the router relays now, and those that closed lately (the last
+   * CLOSED_FLOWS_KEPT), with their payload counts: the monitor's per-flow reading on macOS.
+   */
+  flows(): RoutedFlowCount[] {
+    const out: RoutedFlowCount[] = [];
+    for (const [s, f] of this.flowLive)
+      out.push({ ...f, sent: s.bytesRead, received: s.bytesWritten });
+    for (const f of this.flowClosed) out.push({ ...f });
+    return out;
   }
 
   /** A connection a rule decided (blocked ones too: they count, with no bytes); its bytes count when it closes, and meanwhile live. */
@@ -293,18 +421,20 @@ export class FlowRouter {
   }
 
   /**
-   * A config edit: rules, default, unknownOwner and ipv6 replaced at once (all four, as the
-   * new config has them); the next connection is judged by them. Established connections keep
-   * their route, as a Linux socket keeps the cgroup it was created in.
+   * A config edit: rules, default, unknownOwner, ipv6 and the limits' classes replaced at once
+   * (as the new config and runtime limits have them); the next connection is judged by them.
+   * Established connections keep their route and local port, as a Linux socket keeps the
+   * cgroup it was created in.
    */
   update(p: FlowPolicy): void {
-    const { unknownOwner: _u, ipv6: _i, ...rest } = this.o;
+    const { unknownOwner: _u, ipv6: _i, shaping: _s, ...rest } = this.o;
     const o: FlowRouterOptions = {
       ...rest,
       rules: p.rules,
       default: p.default,
       ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}),
       ...(p.ipv6 ? { ipv6: p.ipv6 } : {}),
+      ...(p.shaping ? { shaping: p.shaping } : {}),
     };
     const matcher = compileRules(o.rules); // throws on a bad rule before anything changes
     this.o = o;

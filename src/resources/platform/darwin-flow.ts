@@ -41,9 +41,10 @@ import { ids } from '../../model/identity.js';
 import type { RuleMatcher } from '../../model/match.js';
 import type { AnyResource, DesiredState } from '../../model/resources.js';
 import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../../platform/darwin/pf-flow.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../../platform/darwin/pf-render.js';
+import { renderPfAnchor } from '../../platform/darwin/pf-render.js';
 import { isWgLike, type Config } from '../../config/schema.js';
-import { PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
+import { darwinPfPolicy, PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
+import { realiseDarwinShaping } from './darwin-shaping.js';
 
 export interface DarwinFlowRouterSetup {
   /** where the router listens (127.0.0.1 and ::1): flowRouterPort(config.routing) */
@@ -117,7 +118,10 @@ export function realiseDarwinFlow(
     routerUid: router.routerUid ?? 0,
   });
   const flowRouter = { ...pf, skip: [...pf.skip, ...ownAddresses(router.localAddresses ?? [])] };
-  const ruleset = renderPfAnchor({ ...pfPolicyFromFirewallPolicy(policy), flowRouter });
+  const ruleset = renderPfAnchor({
+    ...darwinPfPolicy(policy, realiseDarwinShaping(d)),
+    flowRouter,
+  });
   const fwId = ids.firewall(PF_ANCHOR);
   const resources = base.resources.map((r): AnyResource =>
     r.kind === 'firewall' && r.id === fwId ? { ...r, spec: { ...r.spec, ruleset } } : r,

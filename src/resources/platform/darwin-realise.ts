@@ -16,12 +16,20 @@
  * - rule, cgroup, sysctl resources are dropped (without the config: with a warning for
  *   per-app rules).
  * - the firewall policy is rendered as the PF anchor `com.awg/awg`.
+ * - limits: the model's shapers and ifb links become dummynet pipes (two shaper resources) and
+ *   the anchor's dummynet rules (darwin-shaping.ts); the anchor depends on the pipes, so they
+ *   exist before a rule sends packets into them.
  */
 import ipaddr, { inSubnets } from '../../util/ipaddr.js';
 import type { DesiredModel, HostFacts } from '../../model/desired.js';
 import { ids } from '../../model/identity.js';
 import type { AnyResource, DesiredState, Resource, RouteSpec } from '../../model/resources.js';
-import { pfPolicyFromFirewallPolicy, renderPfAnchor } from '../../platform/darwin/pf-render.js';
+import {
+  pfPolicyFromFirewallPolicy,
+  renderPfAnchor,
+  type PfPolicy,
+} from '../../platform/darwin/pf-render.js';
+import { realiseDarwinShaping, type DarwinShaping } from './darwin-shaping.js';
 
 /** our PF anchor below `com.awg/` (the firewall resource's `table`) */
 export const PF_ANCHOR = 'awg';
@@ -38,8 +46,19 @@ function isLoopback(address: string): boolean {
   return ipaddr.isValid(address) && ipaddr.parse(address).range() === 'loopback';
 }
 
+/** the PF policy of the model: its firewall policy and, with limits, the dummynet rules */
+export function darwinPfPolicy(
+  policy: NonNullable<DesiredModel['policy']>,
+  shaping: Pick<DarwinShaping, 'pf'>,
+): PfPolicy {
+  const pf = pfPolicyFromFirewallPolicy(policy);
+  return shaping.pf ? { ...pf, shaping: shaping.pf } : pf;
+}
+
 export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
   const warnings = [...d.warnings];
+  const shaping = realiseDarwinShaping(d);
+  warnings.push(...shaping.warnings);
   const out: AnyResource[] = [];
   const seen = new Set<string>();
   const push = (r: AnyResource) => {
@@ -68,7 +87,7 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
   let protocol = 0;
   for (const r of d.resources) {
     if (r.kind === 'rule' || r.kind === 'cgroup' || r.kind === 'sysctl') continue;
-    // limits: dummynet is not realised yet (no ifb on macOS)
+    // limits: dummynet pipes instead (darwin-shaping.ts); macOS has no ifb
     if (r.kind === 'shaper' || (r.kind === 'link' && r.spec.kind === 'ifb')) continue;
     if (r.kind === 'route') {
       protocol = r.spec.protocol;
@@ -93,18 +112,26 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
     else if (r.kind === 'link' && engineOfLink.has(r.id))
       out[i] = { ...r, deps: [...r.deps, engineOfLink.get(r.id)!] };
   }
+  for (const r of shaping.resources) push(r);
   if (policy) {
-    const pf = pfPolicyFromFirewallPolicy(policy);
+    const pf = darwinPfPolicy(policy, shaping);
     const ruleset = renderPfAnchor(pf);
     // kill switch on: the same anchor is kept for boot (its tunnels unbound there: closed
-    // before the first connect; platform/darwin/pf-boot.ts); the flow router's rules never are
+    // before the first connect; platform/darwin/pf-boot.ts); the flow router's rules never
+    // are, nor the dummynet rules (no pipe exists at boot)
+    const { shaping: _s, ...bootPf } = pf;
     const spec = {
       family: 'inet' as const,
       table: PF_ANCHOR,
       ruleset,
-      ...(pf.killSwitch ? { boot: ruleset } : {}),
+      ...(pf.killSwitch ? { boot: pf.shaping ? renderPfAnchor(bootPf) : ruleset } : {}),
     };
-    push({ kind: 'firewall', id: ids.firewall(PF_ANCHOR), deps: [...engineOfLink.values()], spec });
+    push({
+      kind: 'firewall',
+      id: ids.firewall(PF_ANCHOR),
+      deps: [...engineOfLink.values(), ...shaping.resources.map((r) => r.id)],
+      spec,
+    });
   }
 
   if (def?.link) {

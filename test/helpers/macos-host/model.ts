@@ -86,6 +86,10 @@ export interface MPf {
   /** an anchor's translation rules (`-a X -sn`) and tables (name → entries) */
   anchorNat: Map<string, string[]>;
   anchorTables: Map<string, Map<string, string[]>>;
+  /** main dummynet rules as `pfctl -s dummynet` prints them (dummynet-anchors of pf.conf) */
+  dummynet: string[];
+  /** an anchor's dummynet rules (`-a X -s dummynet`) */
+  anchorDummynet: Map<string, string[]>;
   /** -E references: token → pid */
   refs: Map<string, number>;
   /**
@@ -197,6 +201,17 @@ function pfMainNat(conf: string): string[] {
     });
 }
 
+/** pfctl's `-s dummynet` of the main ruleset: the dummynet anchors of pf.conf */
+function pfMainDummynet(conf: string): string[] {
+  return conf
+    .split('\n')
+    .map((raw) => raw.replace(/#.*/, '').trim())
+    .flatMap((l) => {
+      const m = /^dummynet-anchor "([^"]+)"(?: all)?$/.exec(l);
+      return m ? [`dummynet-anchor "${m[1]}" all`] : [];
+    });
+}
+
 /**
  * an anchor's ruleset as `-sr` shows it (macros expanded, comments and definitions gone),
  * its `rdr` rules as `-sn` shows them and its `table <x> const { … }` definitions
@@ -204,12 +219,14 @@ function pfMainNat(conf: string): string[] {
 function pfAnchorRules(text: string): {
   rules: string[];
   nat: string[];
+  dummynet: string[];
   tables: Map<string, string[]>;
   error?: string;
 } {
   const macros = new Map<string, string>();
   const rules: string[] = [];
   const nat: string[] = [];
+  const dummynet: string[] = [];
   const tables = new Map<string, string[]>();
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
@@ -226,6 +243,7 @@ function pfAnchorRules(text: string): {
       return {
         rules: [],
         nat: [],
+        dummynet: [],
         tables,
         error: `stdin:${i + 1}: macro '${bad}' not defined\nstdin:${i + 1}: syntax error`,
       };
@@ -234,23 +252,73 @@ function pfAnchorRules(text: string): {
       tables.set(t[1]!, t[2]!.split(/\s+/).filter(Boolean));
       continue;
     }
-    // PF wants translation rules before filter rules
+    // PF wants translation rules before filter (and dummynet) rules
     if (/^rdr\b/.test(r)) {
-      if (rules.length)
+      if (rules.length || dummynet.length)
         return {
           rules: [],
           nat: [],
+          dummynet: [],
           tables,
           error: `stdin:${i + 1}: Rules must be in order: options, normalization, queueing, translation, filtering\nstdin:${i + 1}: syntax error`,
         };
       nat.push(r);
       continue;
     }
+    // dummynet rules (Apple's): the grammar awg renders, as pfctl prints it back (pf-shaping.ts)
+    if (/^(?:no )?dummynet\b/.test(r)) {
+      if (
+        !/^no dummynet quick on \S+ all$/.test(r) &&
+        !/^dummynet (?:in|out) quick (?:on \S+ all|proto tcp from any port \d+:\d+ to any|proto tcp from any to any port \d+:\d+) pipe \d+$/.test(
+          r,
+        )
+      )
+        return { rules: [], nat: [], dummynet: [], tables, error: `stdin:${i + 1}: syntax error` };
+      dummynet.push(r);
+      continue;
+    }
     if (!/^(pass|block)\b/.test(r))
-      return { rules: [], nat: [], tables, error: `stdin:${i + 1}: syntax error` };
+      return { rules: [], nat: [], dummynet: [], tables, error: `stdin:${i + 1}: syntax error` };
     rules.push(r);
   }
-  return { rules, nat, tables };
+  return { rules, nat, dummynet, tables };
+}
+
+/**
+ * A dummynet pipe as xnu keeps it (bsd/netinet/ip_dummynet.c config_pipe): bandwidth in
+ * bit/s (0: unlimited), delay in ms, a queue in slots or in bytes, a loss rate (0..1).
+ */
+export interface MPipe {
+  bandwidth: number;
+  delayMs: number;
+  queue: { slots: number } | { bytes: number };
+  plr: number;
+}
+
+/** C's `%<w>.<p>f` and `%<w>d` (right-aligned), for dnctl's list */
+const fmt = (v: number, width: number, prec?: number) =>
+  (prec === undefined ? String(v) : v.toFixed(prec)).padStart(width);
+
+/** one pipe as dnctl.c list_pipes/print_flowset_parms/list_queues print it (no flows: the model forwards no packets) */
+function dnctlPipeText(nr: number, p: MPipe): string {
+  const b = p.bandwidth;
+  const bw =
+    b === 0
+      ? 'unlimited'
+      : b >= 1_000_000
+        ? `${fmt(b / 1_000_000, 7, 3)} Mbit/s`
+        : b >= 1000
+          ? `${fmt(b / 1000, 7, 3)} Kbit/s`
+          : `${fmt(b, 7, 3)} bit/s `;
+  const prefix = `${String(nr).padStart(5, '0')}: ${bw} ${fmt(p.delayMs, 4)} ms `;
+  const qs =
+    'bytes' in p.queue
+      ? p.queue.bytes >= 8192
+        ? `${Math.floor(p.queue.bytes / 1024)} KB`
+        : `${p.queue.bytes} B`
+      : `${fmt(p.queue.slots, 3)} sl.`;
+  const plr = p.plr ? `plr ${p.plr.toFixed(6)}` : '';
+  return `${prefix} ${qs}${plr} 0 queues (1 buckets) droptail\n    mask: 0x00 0x00000000/0x0000 -> 0x00000000/0x0000\n`;
 }
 
 export class MacHost implements Exec {
@@ -271,8 +339,12 @@ export class MacHost implements Exec {
     refs: new Map(),
     plainRefs: 0,
     stateFlushes: 0,
+    dummynet: pfMainDummynet(DEFAULT_PF_CONF),
+    anchorDummynet: new Map(),
   };
   pfConf = DEFAULT_PF_CONF;
+  /** dummynet pipes (dnctl): number → parameters */
+  pipes = new Map<number, MPipe>();
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
   launchd = new Map<string, { plist: string; pid?: number; lastExit?: number }>();
   sysctls = new Map<string, string>([
@@ -407,7 +479,10 @@ export class MacHost implements Exec {
             .sort(),
           refs: [...this.pf.refs.keys()].sort(),
           plainRefs: this.pf.plainRefs,
+          dummynet: this.pf.dummynet,
+          anchorDummynet: [...this.pf.anchorDummynet].filter(([, r]) => r.length).sort(),
         },
+        pipes: [...this.pipes].sort(([a], [b]) => a - b),
         launchd: [...this.launchd.keys()].sort(),
         sysctls: [...this.sysctls].sort(),
         files: [...this.files].sort(),
@@ -478,10 +553,14 @@ export class MacHost implements Exec {
       refs: new Map(),
       plainRefs: 0,
       stateFlushes: 0,
+      dummynet: [],
+      anchorDummynet: new Map(),
     };
+    this.pipes.clear();
     const systemLoad = () => {
       this.pf.main = pfMainRules(this.pfConf);
       this.pf.nat = pfMainNat(this.pfConf);
+      this.pf.dummynet = pfMainDummynet(this.pfConf);
     };
     if (o.pfConfLoad === 'before') systemLoad();
     for (const [path, text] of [...this.files].sort()) {
@@ -509,6 +588,7 @@ export class MacHost implements Exec {
   pfctlReload(): void {
     this.pf.main = pfMainRules(this.pfConf);
     this.pf.nat = pfMainNat(this.pfConf);
+    this.pf.dummynet = pfMainDummynet(this.pfConf);
   }
 
   // ---- Exec ------------------------------------------------------------------------------
@@ -580,6 +660,8 @@ export class MacHost implements Exec {
   private refused(kind: 'read' | 'mutate', cmd: string, args: string[]): ExecResult | undefined {
     // /dev/pf is root-only (crw------- root): pfctl fails at open(), reads too
     if (cmd === 'pfctl') return fail('pfctl: /dev/pf: Permission denied\n');
+    // dnctl.c do_cmd: socket(AF_INET, SOCK_RAW, IPPROTO_RAW) first, reads too; err(EX_UNAVAILABLE)
+    if (cmd === 'dnctl') return fail('dnctl: socket: Operation not permitted\n', 69);
     if (kind === 'read') return undefined;
     switch (cmd) {
       case 'route':
@@ -630,6 +712,8 @@ export class MacHost implements Exec {
         return fail('pfctl: DIOCBEGIN: Device busy\n');
       case 'networksetup':
         return ok('** Error: The parameters were not valid.\n');
+      case 'dnctl':
+        return fail('dnctl: setsockopt(IP_DUMMYNET_CONFIGURE): Cannot allocate memory\n');
       default:
         return fail(`${cmd}: injected failure\n`);
     }
@@ -664,6 +748,8 @@ export class MacHost implements Exec {
         return this.ifconfig(args);
       case 'pfctl':
         return this.pfctl(args, input, need);
+      case 'dnctl':
+        return this.dnctl(args, need);
       case 'cat':
         need('read');
         if (args.length === 1 && args[0] === '/etc/pf.conf') return ok(this.pfConf);
@@ -1034,6 +1120,8 @@ export class MacHost implements Exec {
     let m: RegExpExecArray | null;
     if (s === '-sr') return (need('read'), ok(this.pf.main.map((r) => `${r}\n`).join(''), altq));
     if (s === '-sn') return (need('read'), ok(this.pf.nat.map((r) => `${r}\n`).join(''), altq));
+    if (s === '-s dummynet')
+      return (need('read'), ok(this.pf.dummynet.map((r) => `${r}\n`).join(''), altq));
     if (s === '-s info') {
       need('read');
       const status = this.pf.enabled
@@ -1077,16 +1165,25 @@ export class MacHost implements Exec {
       need('read');
       return ok((this.pf.anchorNat.get(m[1]!) ?? []).map((r) => `${r}\n`).join(''), altq);
     }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -s dummynet$/.exec(s))) {
+      need('read');
+      return ok((this.pf.anchorDummynet.get(m[1]!) ?? []).map((r) => `${r}\n`).join(''), altq);
+    }
     need('mutate');
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -f -$/.exec(s))) {
       const r = pfAnchorRules(input ?? '');
       if (r.error)
         return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
-      // one transaction: the anchor's filter and translation rules and its tables are replaced
+      // one transaction: the anchor's filter, translation and dummynet rules and its tables are replaced
       this.pf.anchors.set(m[1]!, r.rules);
       this.pf.anchorNat.set(m[1]!, r.nat);
+      this.pf.anchorDummynet.set(m[1]!, r.dummynet);
       this.pf.anchorTables.set(m[1]!, r.tables);
       return ok('', altq);
+    }
+    if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F dummynet$/.exec(s))) {
+      this.pf.anchorDummynet.set(m[1]!, []);
+      return ok('', `${altq}dummynet cleared\n`);
     }
     if ((m = /^-a (com\.awg\/[A-Za-z0-9_.-]+) -F rules$/.exec(s))) {
       this.pf.anchors.set(m[1]!, []);
@@ -1105,6 +1202,7 @@ export class MacHost implements Exec {
       const text = s === '-f -' ? (input ?? '') : this.pfConf;
       this.pf.main = pfMainRules(text);
       this.pf.nat = pfMainNat(text);
+      this.pf.dummynet = pfMainDummynet(text);
       // reloading the main ruleset drops what was inserted at run time; our anchors' rules stay
       return ok(
         '',
@@ -1117,6 +1215,7 @@ export class MacHost implements Exec {
       const text = readFileSync(m[1]!, 'utf8');
       this.pf.main = pfMainRules(text);
       this.pf.nat = pfMainNat(text);
+      this.pf.dummynet = pfMainDummynet(text);
       for (const l of text.split('\n')) {
         const a = /^load anchor "(com\.awg\/[A-Za-z0-9_.-]+)" from "([^"]+)"$/.exec(l.trim());
         if (!a) continue;
@@ -1125,6 +1224,7 @@ export class MacHost implements Exec {
           return fail(`${r.error}\npfctl: Syntax error in config file: pf rules not loaded\n`);
         this.pf.anchors.set(a[1]!, r.rules);
         this.pf.anchorNat.set(a[1]!, r.nat);
+        this.pf.anchorDummynet.set(a[1]!, r.dummynet);
         this.pf.anchorTables.set(a[1]!, r.tables);
       }
       const token = String(this.nextToken++);
@@ -1159,6 +1259,64 @@ export class MacHost implements Exec {
       return ok('', `${altq}0 states cleared\n`);
     }
     throw new Error(`macos-host: pfctl ${s}`);
+  }
+
+  // ---- dnctl ----------------------------------------------------------------------------
+
+  /**
+   * `dnctl list`, `dnctl pipe N config …`, `dnctl pipe delete N`, as dnctl.c parses them and
+   * xnu's config_pipe/delete_pipe act: a config creates the pipe or reconfigures it, every
+   * parameter not given back to its default; a delete of a missing pipe is EINVAL.
+   */
+  private dnctl(args: string[], need: (k: 'read' | 'mutate') => void): ExecResult {
+    const s = args.join(' ');
+    if (s === 'list' || s === 'show') {
+      need('read');
+      return ok(
+        [...this.pipes]
+          .sort(([a], [b]) => a - b)
+          .map(([n, p]) => dnctlPipeText(n, p))
+          .join(''),
+      );
+    }
+    need('mutate');
+    let m: RegExpExecArray | null;
+    if ((m = /^pipe delete (\d+)$/.exec(s))) {
+      if (!this.pipes.delete(Number(m[1])))
+        return fail(`dnctl: rule ${m[1]}: setsockopt(IP_DUMMYNET_DEL): Invalid argument\n`);
+      return ok();
+    }
+    if ((m = /^pipe (\d+) config(.*)$/.exec(s))) {
+      const nr = Number(m[1]);
+      if (nr === 0) return fail('dnctl: pipe_nr must be > 0\n', 65);
+      const p: MPipe = { bandwidth: 0, delayMs: 0, queue: { slots: 50 }, plr: 0 };
+      const opts = m[2]!.trim().split(/\s+/).filter(Boolean);
+      for (let i = 0; i < opts.length; i += 2) {
+        const [k, v] = [opts[i]!, opts[i + 1]];
+        if (v === undefined) return fail(`dnctl: ${k} needs argument\n`, 64);
+        let q: RegExpExecArray | null;
+        if (k === 'bw' && (q = /^(\d+)(K|k|M)?(bit\/s|Byte\/s|B\/s)?$/.exec(v))) {
+          const mult = q[2] ? (q[2] === 'M' ? 1e6 : 1e3) : 1;
+          const bits = Number(q[1]) * mult * (q[3] && q[3] !== 'bit/s' ? 8 : 1);
+          if (bits > 2_147_483_647) return fail('dnctl: bandwidth too large\n', 65);
+          p.bandwidth = bits;
+        } else if (k === 'queue' && (q = /^(\d+)(Kbytes|B|bytes)?$/.exec(v))) {
+          const n = Number(q[1]);
+          if (q[2] === 'Kbytes') p.queue = { bytes: n * 1024 };
+          else if (q[2]) p.queue = { bytes: n };
+          else p.queue = { slots: n };
+          if ('bytes' in p.queue && p.queue.bytes > 1024 * 1024)
+            return fail('dnctl: queue size must be < 1MB\n', 65);
+          if ('slots' in p.queue && p.queue.slots > 100)
+            return fail('dnctl: 2 <= queue size <= 100\n', 65);
+        } else if (k === 'delay' && /^\d+$/.test(v)) p.delayMs = Number(v);
+        else if (k === 'plr' && /^\d*\.?\d+$/.test(v)) p.plr = Math.min(1, Number(v));
+        else return fail(`dnctl: unrecognised option \`\`${k}''\n`, 65);
+      }
+      this.pipes.set(nr, p);
+      return ok();
+    }
+    throw new Error(`macos-host: dnctl ${s}`);
   }
 
   /** `sysctl [-n] name`, `sysctl -w name=value` (sysctl-forwarding-read-and-write.txt) */

@@ -242,3 +242,64 @@ export function pfPath(
   }
   return 'lo0';
 }
+
+/**
+ * The dummynet pipes a packet passes, in order (limits: platform/darwin/pf-shaping.ts), as xnu
+ * bsd/net/pf.c pf_test_dummynet evaluates PF's dummynet rules: nothing while PF is disabled or
+ * the main ruleset has no `dummynet-anchor "com.awg/*"`; the first `quick` rule that matches
+ * decides (`no dummynet`: no pipe); after a pipe the packet is evaluated again from the rule
+ * after the one that sent it there. Rules of the forms awg renders only; another throws.
+ */
+export function pfDummynetPath(h: MacHost, p: Packet): number[] {
+  if (!h.pf.enabled || !h.pf.dummynet.includes('dummynet-anchor "com.awg/*" all')) return [];
+  const rules = [...h.pf.anchorDummynet]
+    .filter(([a]) => a.startsWith('com.awg/'))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .flatMap(([, r]) => r);
+  const match = (r: string): { pipe?: number } | undefined => {
+    let m: RegExpExecArray | null;
+    if ((m = /^no dummynet quick on (\S+) all$/.exec(r))) return p.iface === m[1] ? {} : undefined;
+    if ((m = /^dummynet (in|out) quick on (\S+) all pipe (\d+)$/.exec(r)))
+      return p.dir === m[1] && p.iface === m[2] ? { pipe: Number(m[3]) } : undefined;
+    if (
+      (m = /^dummynet (in|out) quick proto tcp from any port (\d+):(\d+) to any pipe (\d+)$/.exec(
+        r,
+      ))
+    )
+      return p.dir === m[1] &&
+        p.proto === 'tcp' &&
+        p.sport !== undefined &&
+        p.sport >= Number(m[2]) &&
+        p.sport <= Number(m[3])
+        ? { pipe: Number(m[4]) }
+        : undefined;
+    if (
+      (m = /^dummynet (in|out) quick proto tcp from any to any port (\d+):(\d+) pipe (\d+)$/.exec(
+        r,
+      ))
+    )
+      return p.dir === m[1] &&
+        p.proto === 'tcp' &&
+        p.dport !== undefined &&
+        p.dport >= Number(m[2]) &&
+        p.dport <= Number(m[3])
+        ? { pipe: Number(m[4]) }
+        : undefined;
+    throw new Error(`pf-eval: a dummynet rule it cannot read: ${r}`);
+  };
+  const pipes: number[] = [];
+  let after = -1;
+  for (;;) {
+    let hit: { i: number; pipe?: number } | undefined;
+    for (let i = after + 1; i < rules.length; i++) {
+      const m = match(rules[i]!);
+      if (m) {
+        hit = { i, ...m };
+        break;
+      }
+    }
+    if (!hit || hit.pipe === undefined) return pipes;
+    pipes.push(hit.pipe);
+    after = hit.i;
+  }
+}

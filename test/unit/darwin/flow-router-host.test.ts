@@ -3,7 +3,8 @@
  * per-rule counters and `awg exec` registrations across a rebuild. The router runs on this host's loopback with fake
  * system calls (pcblist_n bytes, proc_pidpath by table, DIOCNATLOOK answering a local server).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { darwinTrafficSource } from '../../../src/procs/top/darwin.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
 import type { DarwinFlowNatives } from '../../../src/resources/flow/flow-router-darwin.js';
@@ -73,6 +74,28 @@ describe('FlowRouterHost', () => {
     expect(host.status()).toMatchObject({ state: 'active', port: second });
     expect(await curl(second, 'two!')).toBe('dst:two!');
     expect(host.ruleTraffic().get('tools')).toEqual({ connections: 2, txBytes: 7, rxBytes: 15 });
+    // the monitor's per-flow reading: the replaced router's connection (closed with it) and the new one's
+    await vi.waitFor(() => expect(host.flows().every((f) => f.closed)).toBe(true));
+    const src = darwinTrafficSource({
+      nettop: false,
+      routed: () => host.flows(),
+      procs: {
+        pids: () => [601],
+        path: () => '/usr/bin/curl',
+        info: () => ({ ppid: 1, comm: 'curl', uid: 501 }),
+      },
+    });
+    const r = await src.read();
+    expect(r.flows.map((f) => [f.pid, f.rule, f.route, f.sent, f.received, f.closed])).toEqual([
+      [601, 'tools', 'direct', 3, 7, true],
+      [601, 'tools', 'direct', 4, 8, true],
+    ]);
+    expect(r.processes.get(601)).toEqual({
+      pid: 601,
+      name: 'curl',
+      uid: 501,
+      exe: '/usr/bin/curl',
+    });
 
     await host.stop();
     expect(host.ruleTraffic()).toEqual(new Map());

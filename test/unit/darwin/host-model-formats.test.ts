@@ -15,6 +15,8 @@ import { parsePfInfo } from '../../../src/platform/darwin/pfctl.js';
 import { parseServiceOrder } from '../../../src/platform/darwin/networksetup.js';
 import { parseSysctl } from '../../../src/platform/darwin/sysctl.js';
 import { capture, LAPTOP_NETSTAT, MacHost } from '../../helpers/macos-host/model.js';
+import { dnctlArgs, parseDnctlError, parseDnctlList } from '../../../src/platform/darwin/dnctl.js';
+import { sections } from './fixtures.js';
 
 const lines = (t: string) =>
   t
@@ -192,6 +194,56 @@ describe('macOS host model: output formats', () => {
     expect((await h.read('sysctl', ['net.inet.ip.fw.enable'], { allowFail: true })).stderr).toBe(
       "sysctl: unknown oid 'net.inet.ip.fw.enable'\n",
     );
+  });
+
+  it("dnctl list prints a pipe as the captures do (the 512 Kbit/s script's pipe byte for byte, NLC's parameters) and parses back to what was configured", async () => {
+    const h = MacHost.laptop();
+    await h.mutate('dnctl', ['pipe', '1', 'config', 'bw', '512Kbit/s']);
+    const script = capture('dummynet/dnctl-flush-pfctl-E-list-512kbit-2019.txt');
+    expect((await h.read('dnctl', ['list'])).stdout).toBe(script.slice(script.indexOf('00001:')));
+    const nlc = new MacHost();
+    for (const n of ['40269', '40270'])
+      await nlc.mutate('dnctl', [
+        'pipe',
+        n,
+        'config',
+        'bw',
+        '1Mbit/s',
+        'delay',
+        '500',
+        'plr',
+        '0.1',
+      ]);
+    // the capture's pipes had passed packets (`1 queues`); the model forwards none
+    expect((await nlc.read('dnctl', ['list'])).stdout).toBe(
+      sections('dummynet/dnctl-list-nlc-pipes-and-pfctl-s-dummynet-superuser.txt')
+        .get('dnctl list')!
+        .text.replace(/1 queues/g, '0 queues'),
+    );
+    await h.mutate('dnctl', dnctlArgs.config({ pipe: 45056, bandwidth: 20_000_000, queueKB: 25 }));
+    await h.mutate('dnctl', dnctlArgs.config({ pipe: 45057, bandwidth: 8000, queueKB: 3 }));
+    expect(
+      parseDnctlList((await h.read('dnctl', ['list'])).stdout).map((p) => [
+        p.pipe,
+        p.bandwidthText,
+        p.bandwidth,
+        p.queueText,
+      ]),
+    ).toEqual([
+      [1, '512.000 Kbit/s', 512000, '50 sl.'],
+      [45056, '20.000 Mbit/s', 20_000_000, '25 KB'],
+      [45057, '8.000 Kbit/s', 8000, '3072 B'],
+    ]);
+    // a missing pipe's delete and a user's dnctl: dnctl.c's messages
+    expect(await h.mutate('dnctl', ['pipe', 'delete', '7'], { allowFail: true })).toEqual({
+      stdout: '',
+      stderr: 'dnctl: rule 7: setsockopt(IP_DUMMYNET_DEL): Invalid argument\n',
+      code: 1,
+    });
+    h.root = false;
+    expect(
+      parseDnctlError((await h.read('dnctl', ['list'], { allowFail: true })).stderr)?.kind,
+    ).toBe('permission');
   });
 
   it('an unknown command or argument list fails the test instead of passing', async () => {

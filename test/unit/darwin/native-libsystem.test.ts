@@ -131,6 +131,7 @@ describe('declarations (last: this leaves the bindings cached with a fake librar
         'acl_free',
         'acl_get_link_np',
         'acl_size',
+        'bind',
         'close',
         'connect',
         'fcntl',

@@ -26,6 +26,36 @@ describe.skipIf(!linux)('libSystem prototypes marshal as intended (on glibc)', (
   const errnoCell = fn<() => unknown>(DECLS.__error.replace('__error', '__errno_location'));
   const errno = () => koffi.decode(errnoCell(), 'int') as number;
 
+  it('bind: the address read from a byte array of its length; a port taken fails with its errno', () => {
+    const bind = fn<(fd: number, a: Uint8Array, len: number) => number>(DECLS.bind);
+    const listen = fn<(fd: number, n: number) => number>('int listen(int, int)');
+    // Linux's sockaddr_in (no sa_len): family u16 LE, port BE, address; darwin's has sa_len
+    const sin = (port: number) => {
+      const b = new Uint8Array(16);
+      b[0] = 2;
+      new DataView(b.buffer).setUint16(2, port, false);
+      b.set([127, 0, 0, 1], 4);
+      return b;
+    };
+    const a = socket(2, 1, 0);
+    const b = socket(2, 1, 0);
+    try {
+      expect(bind(a, sin(0), 16)).toBe(0);
+      expect(listen(a, 1)).toBe(0);
+      const name = new Uint8Array(16);
+      const len = Uint32Array.of(16);
+      fn<(fd: number, a: Uint8Array, l: Uint32Array) => number>(
+        'int getsockname(int, _Out_ uint8_t *, _Inout_ uint32_t *)',
+      )(a, name, len);
+      const port = new DataView(name.buffer).getUint16(2, false);
+      expect(port).toBeGreaterThan(0);
+      expect(bind(b, sin(port), 16)).toBe(-1);
+      expect(errno()).toBe(98); // Linux EADDRINUSE (darwin: 48)
+    } finally {
+      close(a);
+      close(b);
+    }
+  });
   it('getsockopt: the value filled, the length written back', () => {
     const fd = socket(2, 2, 0); // AF_INET, SOCK_DGRAM (same numbers on Linux)
     try {

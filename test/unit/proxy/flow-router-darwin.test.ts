@@ -6,10 +6,20 @@
  * IP_BOUND_IF set. Checks which interface each route pins its socket to, and that a failed
  * DIOCNATLOOK or an unknown physical interface resets the flow.
  */
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
-import { AF_INET, SOCK_CLOEXEC, SOCK_STREAM, socket } from '../../../src/native/libc.js';
+import {
+  AF_INET,
+  SOCK_CLOEXEC,
+  SOCK_STREAM,
+  bind,
+  close,
+  setsockoptInt,
+  socket,
+} from '../../../src/native/libc.js';
+import { ExecRegistry } from '../../../src/resources/flow/exec-routes.js';
+import { flowShaping } from '../../../src/resources/flow/flow-router-host.js';
 import type { Config } from '../../../src/config/schema.js';
 import {
   boundDialer,
@@ -103,6 +113,97 @@ describe('darwin flow router wiring', () => {
     expect([...t.dst.seen, ...t.proxy.seen]).toEqual(['curl', 'ff', 'p']);
     expect(t.natlooks).toHaveLength(4);
     expect(t.natlooks[0]).toMatch(/^127\.0\.0\.1:\d+->127\.0\.0\.1:\d+\/4$/);
+  });
+
+  it("limits: a limited rule's flows leave from its class's ports, a process limited at run time (and its children) from its own; unlimited flows from any port; a port in use is skipped", async () => {
+    // the destination remembers where each connection came from
+    const from: number[] = [];
+    const dst = createServer((c) => {
+      from.push(c.remotePort ?? 0);
+      c.on('data', (d) => c.end(`dst:${d.toString()}`));
+      c.on('error', () => {});
+    });
+    await new Promise<void>((r) => dst.listen(0, '127.0.0.1', r));
+    closers.push(() => new Promise<void>((r) => dst.close(() => r())));
+    const dstPort = (dst.address() as { port: number }).port;
+    const owners = new Map<number, number>();
+    const taken = new Set<number>();
+    const natives: DarwinFlowNatives = {
+      sysctl: () =>
+        cat([
+          xinpgen(owners.size),
+          ...[...owners].flatMap(([port, pid]) => [
+            inpcb(false, [127, 0, 0, 1], port, [127, 0, 0, 1], dstPort, BigInt(port)),
+            xsocket(501, pid, 0),
+            ...rest(4),
+          ]),
+          xinpgen(owners.size),
+        ]),
+      pidPath: (pid) =>
+        ({ 1: '/usr/bin/curl', 2: '/usr/bin/rsync', 5: '/usr/local/bin/other' })[pid],
+      ppid: (pid) => ({ 1: 100, 2: 7, 7: 1, 5: 100 })[pid],
+      originalDst: () => ({ address: '127.0.0.1', port: dstPort }),
+      boundTcpFd: (_ifname, _family, localPort) => {
+        const fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) throw new Error(`socket: ${-fd}`);
+        if (localPort === undefined) return fd;
+        // Linux's numbers: SOL_SOCKET 1, SO_REUSEADDR 2, SO_REUSEPORT 15
+        setsockoptInt(fd, 1, 2, 1);
+        setsockoptInt(fd, 1, 15, 1);
+        const sin = new Uint8Array(16);
+        sin[0] = 2;
+        new DataView(sin.buffer).setUint16(2, localPort, false);
+        if (taken.has(localPort) || bind(fd, sin) < 0) {
+          close(fd);
+          throw Object.assign(new Error(`port ${localPort} in use`), { code: 'EADDRINUSE' });
+        }
+        return fd;
+      },
+    };
+    const rules = [{ name: 'tools', match: { dir: '/usr/bin' }, target: 'direct' }] as Rule[];
+    const { router } = darwinFlowRouter({
+      listen: { host: '127.0.0.1', port: 0 },
+      rules,
+      default: 'direct',
+      tunnelUp: () => true,
+      natives,
+      physical: () => 'en0',
+      tunnels: {},
+      execs: new ExecRegistry(),
+      // class 1: the rule `tools`; class 3: pid 7 (awg limit 7), whose child is pid 2
+      shaping: flowShaping([
+        { n: 1, name: 'rule/tools' },
+        { n: 3, name: 'pid/7' },
+      ])!,
+    });
+    const addr = await router.start();
+    closers.push(() => router.close());
+    const send = async (pid: number, msg: string) => {
+      const port = await freePort();
+      owners.set(port, pid);
+      return exchange(addr.port, port, msg);
+    };
+    expect(await send(1, 'a')).toBe('dst:a'); // curl: the rule's class
+    expect(await send(1, 'b')).toBe('dst:b');
+    expect(await send(2, 'c')).toBe('dst:c'); // rsync, a child of the limited pid 7
+    expect(await send(5, 'd')).toBe('dst:d'); // no rule, no limit: any port
+    const [a, b, c, d] = from;
+    expect(a).toBeGreaterThanOrEqual(45056);
+    expect(a).toBeLessThanOrEqual(45183);
+    expect(b).toBeGreaterThanOrEqual(45056);
+    expect(b).toBeLessThanOrEqual(45183);
+    expect(b).not.toBe(a);
+    expect(c).toBeGreaterThanOrEqual(45312);
+    expect(c).toBeLessThanOrEqual(45439);
+    expect(d! < 45056 || d! > 49151).toBe(true);
+    // the class's next three ports are taken: the dial moves on to the fourth
+    for (const p of [45058, 45059, 45060]) taken.add(p);
+    expect(await send(1, 'e')).toBe('dst:e');
+    expect(from.at(-1)).toBe(45061);
+    // all of them taken: the flow is reset after LOCAL_PORT_TRIES ports, never sent from another
+    for (let p = 45056; p <= 45183; p++) taken.add(p);
+    expect(await send(1, 'f')).toBe('reset');
+    expect(from).toHaveLength(5);
   });
 
   it('no PF state for the connection (DIOCNATLOOK fails): reset before any lookup or dial', async () => {

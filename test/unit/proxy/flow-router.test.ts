@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Rule } from '../../../src/config/schema.js';
 import { compileRules, defaultRoute, effectiveRoute } from '../../../src/model/match.js';
 import {
@@ -191,6 +191,36 @@ describe('flow router', () => {
       tools: { connections: 1, txBytes: 4, rxBytes: 11 },
       untrusted: { connections: 1, txBytes: expect.any(Number), rxBytes: 0 },
     });
+  });
+
+  it("per connection, the monitor's counts: owner, rule, route, the router's upstream socket and the payload copied each way, final once closed", async () => {
+    const { send, router } = await setup({ rules, default: 'B', paths });
+    expect(await send(11, 'curl')).toBe('direct:curl');
+    expect(await send(12, 'secret')).toBe('reset');
+    // the router's side closes just after the app saw the end
+    await vi.waitFor(() => expect(router.flows().every((f) => f.closed)).toBe(true));
+    const flows = router.flows();
+    expect(flows).toHaveLength(2);
+    const curl = flows.find((f) => f.pid === 11);
+    const blocked = flows.find((f) => f.pid === 12);
+    expect(curl).toEqual({
+      key: expect.stringMatching(/^\d+\.1$/),
+      app: { address: '127.0.0.1', port: expect.any(Number) },
+      dst: DST,
+      pid: 11,
+      rule: 'tools',
+      route: 'direct',
+      upstream: { address: '127.0.0.1', port: expect.any(Number) },
+      sent: 4,
+      received: 11,
+      closed: true,
+    });
+    expect(blocked).toMatchObject({ pid: 12, rule: 'untrusted', route: 'blocked', received: 0 });
+    expect(blocked!.upstream).toBeUndefined();
+    // keys are unique across routers (the monitor keeps a flow's key for its life)
+    const other = await setup({ rules, default: 'B', paths });
+    expect(await other.send(11, 'x')).toBe('direct:x');
+    expect(other.router.flows()[0]!.key).not.toBe(curl!.key);
   });
 
   it('fallbacks while tunnel A is down: failover to the next matching rule, allow-direct, and block when B is down too', async () => {

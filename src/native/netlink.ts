@@ -22,6 +22,7 @@ import {
   SOCK_RAW,
   SOL_SOCKET,
   SO_RCVBUF,
+  SO_RCVBUFFORCE,
   SyscallError,
   bind,
   check,
@@ -70,6 +71,8 @@ export interface NetlinkOptions {
   netns?: string | undefined;
   /** SO_RCVBUF bytes (the kernel doubles it) */
   rcvbuf?: number;
+  /** try SO_RCVBUFFORCE first (root: not capped by net.core.rmem_max), then SO_RCVBUF */
+  rcvbufForce?: boolean;
 }
 
 export class NetlinkSocket {
@@ -78,6 +81,7 @@ export class NetlinkSocket {
   private fd: number;
   private seq = Math.floor(Math.random() * 0x7fffffff);
   private handle: Poller | undefined;
+  private onReadable: ((status: number) => void) | undefined;
   private readonly buf = Buffer.allocUnsafe(RECV_BUF);
 
   private constructor(fd: number, portid: number, groups: number) {
@@ -94,8 +98,13 @@ export class NetlinkSocket {
         socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, opts.protocol ?? NETLINK_ROUTE),
       );
       try {
-        if (opts.rcvbuf !== undefined)
-          check('setsockopt(SO_RCVBUF)', setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf));
+        if (opts.rcvbuf !== undefined) {
+          const forced =
+            opts.rcvbufForce === true &&
+            setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, opts.rcvbuf) >= 0;
+          if (!forced)
+            check('setsockopt(SO_RCVBUF)', setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf));
+        }
         const sa = Buffer.alloc(12);
         sa.writeUInt16LE(AF_NETLINK, 0);
         sa.writeUInt32LE(groups >>> 0, 8);
@@ -136,7 +145,7 @@ export class NetlinkSocket {
   ): void {
     if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
     if (this.handle) throw new AwgError('bug', 'netlink socket already listening');
-    this.handle = new Poller(this.fd, (status) => {
+    this.onReadable = (status) => {
       if (this.closed) return;
       const events: (T | ResyncEvent)[] = [];
       for (;;) {
@@ -163,12 +172,22 @@ export class NetlinkSocket {
       // libuv stopped the handle on EPOLLERR (pending ENOBUFS); the error is consumed now
       if (status < 0) this.handle?.restart();
       if (events.length) cb(events);
-    });
+    };
+    this.handle = new Poller(this.fd, this.onReadable);
+  }
+
+  /**
+   * Deliver what a listening socket has queued now, synchronously, instead of waiting for
+   * the event loop's next poll (a reader that samples on its own clock).
+   */
+  pump(): void {
+    this.onReadable?.(0);
   }
 
   stop(): void {
     this.handle?.close();
     this.handle = undefined;
+    this.onReadable = undefined;
   }
 
   /**
@@ -177,13 +196,32 @@ export class NetlinkSocket {
    * data messages of a dump, or [] for an ACKed request. A negative NLMSG_ERROR throws.
    */
   request(msg: Buffer, timeoutMs = 2000): NlMessage[] {
+    const out: NlMessage[] = [];
+    // copy: the receive buffer is reused
+    this.exchange(msg, timeoutMs, (m) => out.push({ ...m, payload: Buffer.from(m.payload) }));
+    return out;
+  }
+
+  /**
+   * `request` for a dump whose replies are parsed as they arrive (no copies kept): the values
+   * `parse` returns, undefined ones skipped. `parse` sees a view into the receive buffer.
+   */
+  dump<T>(msg: Buffer, parse: (m: NlMessage) => T | undefined, timeoutMs = 2000): T[] {
+    const out: T[] = [];
+    this.exchange(msg, timeoutMs, (m) => {
+      const v = parse(m);
+      if (v !== undefined) out.push(v);
+    });
+    return out;
+  }
+
+  private exchange(msg: Buffer, timeoutMs: number, onData: (m: NlMessage) => void): void {
     if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
     if (this.handle)
       throw new AwgError('bug', 'request() on a listening socket; use a separate socket');
     const seq = msg.readUInt32LE(8);
     const sent = send(this.fd, msg);
     check('send(netlink)', sent);
-    const out: NlMessage[] = [];
     const deadline = Date.now() + timeoutMs;
     const pfd = Buffer.alloc(8);
     for (;;) {
@@ -206,7 +244,7 @@ export class NetlinkSocket {
           const { error } = parseError(m);
           if (error < 0)
             throw new SyscallError('netlink', -error, `request type ${msg.readUInt16LE(4)}`);
-          return out;
+          return;
         }
         if (m.type === NLMSG_DONE) {
           // a dump that failed part-way says so in the int that NLMSG_DONE carries
@@ -215,10 +253,9 @@ export class NetlinkSocket {
             throw new SyscallError('netlink', -error, `dump type ${msg.readUInt16LE(4)}`);
           if (m.flags & NLM_F_DUMP_INTR)
             throw new AwgError('driver', 'netlink dump interrupted by a concurrent change; retry');
-          return out;
+          return;
         }
-        // copy: the receive buffer is reused
-        out.push({ ...m, payload: Buffer.from(m.payload) });
+        onData(m);
       }
     }
   }

@@ -85,7 +85,7 @@ function defs(smoke: boolean): Def[] {
       ? [
           {
             key: 'loop',
-            label: 'monitor loop (read + aggregate + JSON, every 1 s)',
+            label: 'monitor loop (TrafficSource.read + the reading as JSON, every 1 s)',
             cmd: node,
             args: ['--import', `file://${TSX}`, LOOP],
             ready: 'ready',
@@ -164,18 +164,22 @@ async function windows(
   return out;
 }
 
-/** `tick <n> flows <f> ms <t>` lines a loop child printed after `from` chars. */
-function ticks(s: Subject, from: number): { flows: number[]; ms: number[] } {
-  const flows: number[] = [];
-  const ms: number[] = [];
-  for (const m of s
-    .output()
-    .slice(from)
-    .matchAll(/^tick \d+ flows (\d+) ms ([\d.]+)$/gm)) {
-    flows.push(Number(m[1]));
-    ms.push(Number(m[2]));
+/** `tick <n> flows <f> ms <t> cpu <read> <all>` lines a loop child printed after `from` chars. */
+function ticks(s: Subject, from: number) {
+  const t = {
+    flows: [] as number[],
+    ms: [] as number[],
+    readCpu: [] as number[],
+    outCpu: [] as number[],
+  };
+  const re = /^tick \d+ flows (\d+) ms ([\d.]+) cpu ([\d.]+) ([\d.]+)$/gm;
+  for (const m of s.output().slice(from).matchAll(re)) {
+    t.flows.push(Number(m[1]));
+    t.ms.push(Number(m[2]));
+    t.readCpu.push(Number(m[3]));
+    t.outCpu.push(Number(m[4]) - Number(m[3]));
   }
-  return { flows, ms };
+  return t;
 }
 
 function range(xs: number[]): string {
@@ -221,7 +225,7 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
         const stat = median(ws.map((w) => w.stat[d.key]!));
         const t = ticks(subjects[i]!, from[i]!);
         const seen = t.flows.length
-          ? `; flows per reading ${range(t.flows)}, read ${median(t.ms).toFixed(1)} ms (median wall)`
+          ? `; flows per reading ${range(t.flows)}; per tick (medians): wall ${median(t.ms).toFixed(1)} ms, CPU ${median(t.readCpu).toFixed(1)} ms read + ${median(t.outCpu).toFixed(1)} ms JSON out`
           : '';
         out.push({
           name: `${phase}: ${d.label}`,

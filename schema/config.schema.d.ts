@@ -32,6 +32,10 @@ export type Secret =
       age: string;
     };
 /**
+ * A rate: a number and a unit. Bits per second: `bit` or `bps` with an optional `k`, `M`, `G` (×1000, any case), e.g. `500kbit`, `20Mbit`, `1.5Gbit`; bytes per second: `B/s`, `kB/s`, `MB/s`, `GB/s` (×8). Between 8kbit and 100Gbit. It counts IP packets with their headers (see docs/limits.md).
+ */
+export type Rate = string;
+/**
  * A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.
  */
 export type U32Range =
@@ -180,6 +184,10 @@ export interface WireguardTunnel {
    * Seconds a handshake may stay unanswered before the daemon counts the tunnel as down and rules switch to their fallback. While down, the daemon keeps probing with handshakes; the first answer brings the tunnel back up.
    */
   downAfter?: number;
+  /**
+   * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
+   */
+  limit?: Limit;
 }
 export interface ExternalEngine {
   /**
@@ -214,6 +222,19 @@ export interface Peer {
    * Seconds between keepalives; 0 or absent disables them.
    */
   persistentKeepalive?: number;
+}
+/**
+ * Bandwidth limits, shaped (queued and paced, not dropped at the limit): `upload`, `download` or both. See docs/limits.md for how and what is not shaped.
+ */
+export interface Limit {
+  /**
+   * Most this traffic may send (egress).
+   */
+  upload?: Rate;
+  /**
+   * Most this traffic may receive (ingress).
+   */
+  download?: Rate;
 }
 /**
  * An AmneziaWG tunnel: WireGuard with obfuscation parameters.
@@ -265,6 +286,10 @@ export interface AmneziawgTunnel {
    * Seconds a handshake may stay unanswered before the daemon counts the tunnel as down and rules switch to their fallback. While down, the daemon keeps probing with handshakes; the first answer brings the tunnel back up.
    */
   downAfter?: number;
+  /**
+   * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
+   */
+  limit?: Limit;
   obfuscation?: AwgObfuscation;
 }
 /**
@@ -397,6 +422,10 @@ export interface Socks5Tunnel {
    */
   dns?: string[];
   fwmark?: number;
+  /**
+   * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
+   */
+  limit?: Limit;
 }
 export interface ProxyAuth {
   /**
@@ -430,6 +459,10 @@ export interface HttpTunnel {
    */
   dns?: string[];
   fwmark?: number;
+  /**
+   * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
+   */
+  limit?: Limit;
 }
 export interface HttpProxyAuth {
   /**
@@ -456,6 +489,10 @@ export interface Rule {
    */
   fallback?: 'allow-direct' | 'block' | 'drop' | 'failover';
   enabled?: boolean;
+  /**
+   * Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).
+   */
+  limit?: Limit;
 }
 export interface Dns {
   /**

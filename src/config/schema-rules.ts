@@ -5,6 +5,7 @@
 import * as z from 'zod';
 import { globProblem, MAX_GLOB_WILDCARDS_PER_SEGMENT } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
+import { Limit } from './rate.js';
 import { Text } from './schema-values.js';
 
 /** match.regex runs in the linear-time engine (util/linear-regex.ts); what it cannot run is refused here */
@@ -90,6 +91,10 @@ export const Rule = z
     target: Text().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
     fallback: Fallback.default('block'),
     enabled: z.boolean().default(true),
+    limit: Limit.optional().meta({
+      description:
+        "Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).",
+    }),
   })
   .meta({
     id: 'Rule',

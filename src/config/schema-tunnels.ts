@@ -14,6 +14,7 @@ import {
   TRANSPORT_OVERHEAD,
 } from './mtu.js';
 import { AwgObfuscation } from './schema-obfuscation.js';
+import { Limit } from './rate.js';
 import { Cidr, Endpoint, IpAddress, Port, Secret, Text, WgKey } from './schema-values.js';
 
 /** Tunnel names become link names `awg-<name>`; Linux IFNAMSIZ allows 15 characters. */
@@ -75,6 +76,11 @@ export const Engine = z
   });
 export type Engine = z.infer<typeof Engine>;
 
+const TunnelLimit = Limit.optional().meta({
+  description:
+    "Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).",
+});
+
 const wgFields = {
   engine: Engine.optional(),
   privateKey: Secret.meta({
@@ -113,6 +119,7 @@ const wgFields = {
     description:
       'Seconds a handshake may stay unanswered before the daemon counts the tunnel as down and rules switch to their fallback. While down, the daemon keeps probing with handshakes; the first answer brings the tunnel back up.',
   }),
+  limit: TunnelLimit,
 };
 
 export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({
@@ -172,6 +179,7 @@ export const Socks5Tunnel = z
         'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise answered locally with TC=1 so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.',
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
+    limit: TunnelLimit,
   })
   .meta({
     id: 'Socks5Tunnel',
@@ -190,6 +198,7 @@ export const HttpTunnel = z
         'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.',
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
+    limit: TunnelLimit,
   })
   .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
 

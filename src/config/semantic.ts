@@ -16,6 +16,7 @@ import {
 import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { parseTagString } from './tags.js';
+import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
 
 export interface Finding {
   path: PathKey[];
@@ -110,6 +111,8 @@ export function checkSemantics(c: Config): Finding[] {
         );
     }
   });
+
+  checkLimits(c, err);
 
   // Addresses: no overlap between tunnels; unique listen ports and table/fwmark overrides.
   const addrOwners: { tunnel: string; idx: number; cidr: string }[] = [];
@@ -283,6 +286,47 @@ export function checkSemantics(c: Config): Finding[] {
       );
   }
   return out;
+}
+
+/**
+ * Limits (docs/limits.md): none where everything is dropped; at most MAX_LIMITS rules with
+ * one; no WireGuard listen port inside the ports limited connections are NATed to (the
+ * ingress shaper classifies by destination port, so it would shape the tunnel's own UDP).
+ */
+function checkLimits(c: Config, err: (path: PathKey[], message: string) => void): void {
+  const proxy = (t: string) => Object.hasOwn(c.tunnels, t) && !isWgLike(c.tunnels[t]!);
+  let count = 0;
+  c.rules.forEach((r, i) => {
+    if (!r.limit) return;
+    if (r.target === 'block')
+      err(['rules', i, 'limit'], 'a rule with target "block" sends nothing; remove its limit');
+    else if (r.fallback === 'drop')
+      err(['rules', i, 'limit'], 'a rule with fallback "drop" sends nothing; remove its limit');
+    else if (proxy(r.target))
+      err(
+        ['rules', i, 'limit'],
+        `limits are not supported yet for rules through a proxy tunnel ("${r.target}" is ${c.tunnels[r.target]!.type})`,
+      );
+    if (r.enabled && ++count === MAX_LIMITS + 1)
+      err(
+        ['rules', i, 'limit'],
+        `at most ${MAX_LIMITS} rules can have a limit (this is number ${count}); runtime limits (awg limit) share these ${MAX_LIMITS} classes`,
+      );
+  });
+  const any =
+    c.rules.some((r) => r.limit !== undefined) ||
+    Object.values(c.tunnels).some((t) => t.limit !== undefined);
+  if (!any) return;
+  for (const [name, t] of Object.entries(c.tunnels)) {
+    if (!isWgLike(t) && t.limit)
+      err(['tunnels', name, 'limit'], `limits are not supported yet for ${t.type} tunnels`);
+    if (!isWgLike(t) || t.listenPort === undefined) continue;
+    if (t.listenPort >= SHAPE_PORT_FIRST && t.listenPort <= SHAPE_PORT_LAST)
+      err(
+        ['tunnels', name, 'listenPort'],
+        `listen port ${t.listenPort} lies in ${SHAPE_PORT_FIRST}-${SHAPE_PORT_LAST}, the ports limited connections are given; with limits, pick a port outside it`,
+      );
+  }
 }
 
 /**

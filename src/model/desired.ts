@@ -14,6 +14,7 @@ import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
 import { ruleName } from './match.js';
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
+import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
 export interface HostFacts {
@@ -48,8 +49,9 @@ export interface HostFacts {
   /** Linux: where cgroup v2 is mounted (for errors) */
   cgroupMountPoint?: string;
   /**
-   * macOS: the physical default routes, for the tunnel endpoints' bypass routes, with the
-   * prefixes connected on that interface (`onLink`: an endpoint inside one needs no bypass)
+   * The physical default routes. macOS: for the tunnel endpoints' bypass routes, with the
+   * prefixes connected on that interface (`onLink`: an endpoint inside one needs no bypass).
+   * Both: their interfaces are the uplinks that limits shape (model/shaping.ts).
    */
   defaultRouteV4?: { gateway: string; interface: string; onLink?: string[] };
   defaultRouteV6?: { gateway: string; interface: string; onLink?: string[] };
@@ -60,6 +62,8 @@ export interface HostFacts {
    */
   localAddresses?: string[];
 }
+
+export type { RuntimeLimit } from './shaping.js';
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
 
@@ -76,6 +80,11 @@ export interface BuildOptions {
    * fallback in the firewall. Absent (plain `awg apply`): every tunnel counts as up.
    */
   down?: ReadonlySet<string>;
+  /**
+   * Processes limited at run time (`awg limit PID`, held by the daemon): each a shaping class
+   * after the config's (model/shaping.ts).
+   */
+  runtimeLimits?: readonly RuntimeLimit[];
 }
 
 /**
@@ -267,8 +276,10 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   // cgroups for per-app placement: one per rule, so each rule's fallback can switch alone
   const appRules: AppRule[] = [];
   const tunnelNames = Object.keys(c.tunnels);
+  const root = opts.cgroupRoot ?? CGROUP_ROOT;
+  const classes = shapeClasses(c, root, opts.runtimeLimits);
+  const classOfRule = new Map(classes.map((k) => [k.name, k.n]));
   if (perApp || tunnelNames.length > 0) {
-    const root = opts.cgroupRoot ?? CGROUP_ROOT;
     push({ kind: 'cgroup', id: ids.cgroup(root), deps: [], spec: { path: root } });
     c.rules.forEach((rule, i) => {
       if (!rule.enabled) return;
@@ -288,12 +299,14 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
         a?.redirectPortDirect !== undefined
           ? { redirectPort: a.redirectPortDirect }
           : {};
+      const shapeClass = classOfRule.get(`rule/${name}`);
       appRules.push({
         name,
         group: path,
         action,
         ...proxyDirect,
         ...(dns && (dns.v4 || dns.v6) ? { dns } : {}),
+        ...(shapeClass !== undefined ? { shapeClass } : {}),
       });
     });
     // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
@@ -326,7 +339,15 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     });
   }
 
+  const shapers = shaperResources(c, classes, uplinks(facts));
+  for (const r of shapers) push(r);
+  if (classes.length && !uplinks(facts).length)
+    warnings.push(
+      'limits: this host has no default route, so traffic that leaves without a tunnel is not shaped',
+    );
+
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
+  if (classes.length) policy.shaping = { classes: policyClasses(classes) };
   const needsFirewall =
     perApp ||
     ks.enabled ||
@@ -335,6 +356,13 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     fullTunnel ||
     tunnelNames.length > 0;
   return { resources: out, warnings, allocation: alloc, ...(needsFirewall ? { policy } : {}) };
+}
+
+/** the host's uplink devices (its default routes' interfaces), where direct traffic leaves */
+function uplinks(facts: HostFacts): string[] {
+  return [facts.defaultRouteV4?.interface, facts.defaultRouteV6?.interface].filter(
+    (d): d is string => d !== undefined,
+  );
 }
 
 /**

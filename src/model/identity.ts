@@ -13,6 +13,8 @@ export const ids = {
   cgroup: (path: string) => `cgroup/${path}`,
   service: (name: string) => `service/${name}`,
   engine: (tunnel: string) => `engine/${tunnel}`,
+  shaper: (s: { device: string; direction: 'egress' | 'ingress' }) =>
+    `shaper/${s.device}/${s.direction}`,
 } as const;
 
 /**
@@ -42,4 +44,6 @@ export const REPLACE_ON: Record<ResourceKind, readonly string[]> = {
   service: ['name'],
   // another host (embedded, kernel, an external program) is another engine
   engine: ['tunnel', 'type', 'link', 'engine'],
+  // the driver rebuilds a device's tree on any change; another ifb is another tree
+  shaper: ['device', 'direction', 'ifb'],
 };

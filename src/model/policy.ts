@@ -26,6 +26,26 @@ export interface AppRule {
   redirectPort?: number;
   /** per-app DNS: send this group's port-53 traffic to these resolvers (one per family) */
   dns?: { v4?: string; v6?: string };
+  /** a limited rule: its traffic carries skb priority `1:<n hex>` (ShapeClass n) */
+  shapeClass?: number;
+}
+
+/**
+ * One shaping class as the firewall sees it: packets of `group` carry skb priority
+ * `1:<n hex>`, and their connections are source-NATed into `ports` (model/shaping.ts).
+ */
+export interface ShapeClass {
+  n: number;
+  /** `rule/<name>` or `pid/<pid>` */
+  name: string;
+  /** the process group below the group root (a rule's, or a runtime limit's own) */
+  group: string;
+  ports: [number, number];
+  /**
+   * a runtime limit (`awg limit PID`): its priority is set in a chain of its own that runs
+   * after the rules' (`shape_out`), so it overrides the class of the rule the process is in
+   */
+  runtime?: true;
 }
 
 export interface Endpoint {
@@ -69,4 +89,6 @@ export interface FirewallPolicy {
    * Present only when an endpoint is a host name.
    */
   bypassResolvers?: string[];
+  /** present when a limit exists: every class, ordered by n */
+  shaping?: { classes: ShapeClass[] };
 }

@@ -10,13 +10,14 @@ import type { AwgObfuscation } from '../config/schema.js';
 /**
  * Kinds in creation order (deletion runs in reverse). The firewall comes before links so a
  * kill switch is closed before any tunnel exists; rules come after routes so no marked
- * packet is sent to a table that is still empty.
+ * packet is sent to a table that is still empty; shapers after links (their TUN and ifb).
  */
 export const RESOURCE_KINDS = [
   'sysctl',
   'cgroup',
   'firewall',
   'link',
+  'shaper',
   'address',
   'engine',
   'route',
@@ -28,13 +29,48 @@ export type ResourceKind = (typeof RESOURCE_KINDS)[number];
 
 /**
  * A link `awg-<tunnel>`, owned (ifalias marker): a persistent TUN for a userspace engine, or
- * (`engine: kernel`) a `wireguard` link that Linux's WireGuard module serves.
+ * (`engine: kernel`) a `wireguard` link that Linux's WireGuard module serves; or an `ifb`
+ * `awgq-<hash>` that a shaper redirects a device's traffic to (model/shaping.ts).
  */
 export interface LinkSpec {
   name: string;
-  kind: 'tun' | 'wireguard';
+  kind: 'tun' | 'wireguard' | 'ifb';
   mtu: number;
   up: boolean;
+}
+
+/**
+ * One limited group in a shaper: a rule's processes (`rule/<name>`) or a process limited at
+ * run time (`pid/<pid>`). Class `n` (1..32) is HTB class `1:<n hex>`; its traffic carries
+ * skb priority `1:<n hex>` (egress) and local ports `ports` (ingress).
+ */
+export interface ShaperClass {
+  n: number;
+  name: string;
+  /** bit/s in this shaper's direction */
+  rate: number;
+  /** inclusive local port range its connections are source-NATed into */
+  ports: [number, number];
+}
+
+/**
+ * The shaping of one device in one direction (model/shaping.ts). `ifb` absent: the device is
+ * a TUN of ours and carries the HTB as its root qdisc (egress only). `ifb` present: a clsact
+ * on the device redirects the classes' traffic to that ifb of ours, which carries the HTB.
+ */
+export interface ShaperSpec {
+  device: string;
+  direction: 'egress' | 'ingress';
+  ifb?: string;
+  /** bit/s: a tunnel's own limit, the parent of every class (the rest shares it too) */
+  total?: number;
+  /** ordered by n */
+  classes: ShaperClass[];
+  /**
+   * Observed only (the model never sets it): what of our tree is missing or not as built (a
+   * deleted class, leaf queue or filter). Any damage is a difference, so the driver rebuilds.
+   */
+  damage?: string[];
 }
 
 export interface AddressSpec {
@@ -211,6 +247,7 @@ export function engineKindOf(spec: EngineSpec): EngineKind {
 
 export interface SpecByKind {
   link: LinkSpec;
+  shaper: ShaperSpec;
   address: AddressSpec;
   route: RouteSpec;
   rule: RuleSpec;

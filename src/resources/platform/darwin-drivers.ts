@@ -10,6 +10,7 @@ import { createDarwinRouteDriver } from '../route/darwin.js';
 import { createDarwinRuleDriver } from '../rule/darwin.js';
 import { createDarwinServiceDriver } from '../service/darwin.js';
 import { createDarwinSysctlDriver } from '../sysctl/darwin.js';
+import { unsupportedDarwinDriver } from '../unsupported-driver.js';
 
 /**
  * The macOS drivers. No engine driver for one-shot `awg apply`: its detached engines are
@@ -25,6 +26,7 @@ export function createDarwinDrivers(opts: { exec: Exec }): Omit<DriverSet, 'engi
     rule: createDarwinRuleDriver(),
     firewall: createDarwinFirewallDriver({ exec }),
     link: createDarwinLinkDriver({ exec }),
+    shaper: unsupportedDarwinDriver('shaper', 'limits are not realised on macOS yet'),
     address: createDarwinAddressDriver({ exec }),
     route: createDarwinRouteDriver({ exec }),
     dns: createDarwinDnsDriver({ exec }),

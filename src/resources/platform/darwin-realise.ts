@@ -68,6 +68,8 @@ export function realiseDarwin(d: DesiredModel, facts: HostFacts): DesiredState {
   let protocol = 0;
   for (const r of d.resources) {
     if (r.kind === 'rule' || r.kind === 'cgroup' || r.kind === 'sysctl') continue;
+    // limits: dummynet is not realised yet (no ifb on macOS)
+    if (r.kind === 'shaper' || (r.kind === 'link' && r.spec.kind === 'ifb')) continue;
     if (r.kind === 'route') {
       protocol = r.spec.protocol;
       routes.push(r.spec);

@@ -12,6 +12,7 @@ import { createLinuxFirewallDriver } from '../firewall/linux.js';
 import { createLinuxLinkDriver } from '../link/linux.js';
 import { createLinuxRouteDriver } from '../route/linux.js';
 import { createLinuxRuleDriver } from '../rule/linux.js';
+import { createLinuxShaperDriver } from '../shaper/linux.js';
 import { createLinuxSysctlDriver } from '../sysctl/linux.js';
 
 export function createLinuxDrivers({ exec, env }: DriverOptions): Omit<DriverSet, 'service'> {
@@ -20,6 +21,7 @@ export function createLinuxDrivers({ exec, env }: DriverOptions): Omit<DriverSet
     cgroup: createLinuxCgroupDriver(),
     firewall: createLinuxFirewallDriver({ exec }),
     link: createLinuxLinkDriver({ exec }),
+    shaper: createLinuxShaperDriver({ exec }),
     address: createLinuxAddressDriver({ exec }),
     route: createLinuxRouteDriver({ exec }),
     rule: createLinuxRuleDriver({ exec }),

@@ -38,7 +38,7 @@ tgz="$tmp/awg-$version.tgz"
 
 tar tzf "$tgz" | sed 's#^package/##' | sort >"$tmp/contents"
 for f in bin/awg.js bin/compile-cache.js dist/bundle/main.js dist/bundle/udpsend-worker.js dist/bundle/pool-worker.js dist/bundle/crypto-pool.js dist/bundle/grpc-service.js proto/awg.proto schema/config.schema.json \
-  schema/plan.schema.json schema/status.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml \
+  schema/plan.schema.json schema/status.schema.json schema/top.schema.json schema/config.schema.d.ts schema/plan.schema.d.ts examples/minimal.yaml \
   share/completions/awg.bash share/completions/_awg share/completions/awg.fish share/man/awg.1 docs/troubleshooting.md; do
   grep -qxF "$f" "$tmp/contents" || fail "the tarball lacks $f"
 done

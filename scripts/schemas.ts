@@ -10,6 +10,7 @@ import * as z from 'zod';
 import { Config } from '../src/config/schema.js';
 import { PlanDocument } from '../src/model/plan-document.js';
 import { StatusDocument } from '../src/daemon/status-document.js';
+import { TopDocument } from '../src/procs/top/document.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -28,6 +29,7 @@ export function generatedSchemas(): Record<string, string> {
     'config.schema.json': toSchema(Config, 'input'),
     'plan.schema.json': toSchema(PlanDocument, 'output'),
     'status.schema.json': toSchema(StatusDocument, 'output'),
+    'top.schema.json': toSchema(TopDocument, 'output'),
   };
 }
 

@@ -34,10 +34,11 @@ _awg() {
       "daemon") path="daemon" ;;
       "exec") path="exec" ;;
       "processes") path="processes" ;;
+      "top") path="top" ;;
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes --version --help" ;;
+    "") words="validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -65,6 +66,7 @@ _awg() {
     "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
+    "top") words="--interval --once --json --sort --reverse -r --rule --tunnel --state-dir --socket --direct" ;;
   esac
   if [[ "$cur" != -* && "${COMP_WORDS[COMP_CWORD-1]}" == -* && "${COMP_WORDS[COMP_CWORD-1]}" =~ ^-(f|o|i|R)$|^--(file|config|output|identity|recipients-file|labels-file|state-dir|socket|path|allowed-signers|observed|observed-out)$ ]]; then
     COMPREPLY=($(compgen -f -- "$cur"))

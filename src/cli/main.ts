@@ -439,6 +439,28 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
 
   program
+    .command('top')
+    .description(
+      "live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second, in kB/s, MB/s), totals since start and open connections; TCP and UDP, IPv4 and IPv6, tunnelled and direct. The kernel's own byte counts per connection (sock_diag, conntrack), never estimates; connections no process owns show as unattributed. The view fits the terminal and ends with Ctrl-C. Through the daemon when it answers (one reader for every client), else read here",
+    )
+    .option('--interval <seconds>', 'seconds between refreshes (default 1)')
+    .option('--once', 'print one snapshot, one interval after the start, and exit')
+    .option('--json', 'one JSON document per interval, one per line (schema/top.schema.json)')
+    .option(
+      '--sort <column>',
+      'order processes by pid, process, rule, route, up, down, sent, recv, conns (default: up + down)',
+    )
+    .option('-r, --reverse', 'the opposite order')
+    .option('--rule <name>', 'only the processes of this rule')
+    .option('--tunnel <name>', 'only the processes whose traffic goes through this tunnel')
+    .addOption(stateDir())
+    .addOption(socket())
+    .addOption(
+      new Option('--direct', 'read the kernel in this process even when the awg daemon runs'),
+    )
+    .action(async (o) => setCode(await (await import('./commands/top.js')).topCommand(io, o)));
+
+  program
     .command('engine', { hidden: true })
     .description(
       'internal: run one tunnel engine (configuration on stdin); or, as wireguard-go does, `-f IFACE` (or IFACE with WG_PROCESS_FOREGROUND=1): configured only over its UAPI socket $AWG_UAPI_DIR/IFACE.sock (default /var/run/wireguard)',

@@ -5,7 +5,7 @@
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
- *   (Status, Watch, ListProcesses); Apply and Diff only of a config it may read itself whose
+ *   (Status, Watch, ListProcesses, Top); Apply and Diff only of a config it may read itself whose
  *   lookup, and every `{file:}` secret's, only root controls (trusted-path.ts); Confirm only
  *   of a pending apply it made; never Down (it would open the kill switch); never Exec
  *   (`awg exec --direct` would take the member's processes past the rules and the default
@@ -23,7 +23,7 @@ import type { PeerCred } from '../native/peercred.js';
 import { checkTrustedPath, type FileView } from './trusted-path.js';
 
 export type Rpc =
-  'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Confirm' | 'Down' | 'Exec';
+  'Apply' | 'Diff' | 'Status' | 'Watch' | 'ListProcesses' | 'Top' | 'Confirm' | 'Down' | 'Exec';
 export type Access = 'root' | 'group' | 'other';
 
 /**
@@ -38,6 +38,7 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Status: 'allowed',
   Watch: 'allowed',
   ListProcesses: 'allowed',
+  Top: 'allowed',
   Diff: 'trusted-files',
   Apply: 'trusted-files',
   Confirm: 'own-apply',

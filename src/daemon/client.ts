@@ -5,7 +5,7 @@
  * from the `awg-error-bin` trailer.
  */
 import type * as Grpc from '@grpc/grpc-js';
-import { AwgError } from '../errors.js';
+import { AwgError, toAwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
@@ -16,6 +16,8 @@ import type {
   DaemonEvent,
   ProcessInfo,
   StatusResponse,
+  TopDocument,
+  TopRequest,
 } from './core.js';
 import { socketAnswers, socketFrom } from './socket.js';
 import {
@@ -29,6 +31,8 @@ import {
   execRequestToWire,
   processesFromWire,
   statusFromWire,
+  topDocumentFromWire,
+  topRequestToWire,
 } from './convert.js';
 import type { AwgDefinition } from './wire/generated/awg/v1/Awg.js';
 
@@ -196,6 +200,46 @@ export class DaemonClient implements DaemonCore {
         },
       );
     });
+  }
+
+  /**
+   * Follow Top (`awg top`): `listener` gets each document; `onEnd` is called once when the
+   * stream stops for any reason other than the returned cancel (the daemon stopped or refused,
+   * the connection broke, a malformed document).
+   */
+  top(
+    req: TopRequest,
+    listener: (d: TopDocument) => void,
+    onEnd: (err?: AwgError) => void,
+  ): () => void {
+    const stream = this.stream('Top', topRequestToWire(req));
+    let cancelled = false;
+    let ended = false;
+    const end = (err?: AwgError) => {
+      if (ended || cancelled) return;
+      ended = true;
+      onEnd(err);
+    };
+    stream.on('data', (w: ResponseOf<'Top'>) => {
+      if (ended || cancelled) return;
+      let d: TopDocument;
+      try {
+        d = topDocumentFromWire(w);
+      } catch (e) {
+        end(toAwgError(e));
+        stream.cancel();
+        return;
+      }
+      listener(d);
+    });
+    stream.on('error', (e: Grpc.ServiceError) =>
+      end(e.code === CANCELLED ? undefined : toError(e)),
+    );
+    stream.on('end', () => end());
+    return () => {
+      cancelled = true;
+      stream.cancel();
+    };
   }
 
   /**

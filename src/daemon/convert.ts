@@ -4,7 +4,7 @@
  * wire/generated/; `npm run gen`). server.ts and client.ts pass them through untouched. The
  * mappings live by concern under wire/: plans and the calls that change the host
  * (plan.ts), status and processes (status.ts), events (events.ts), errors (errors.ts), the
- * Exec choice (exec.ts).
+ * Exec choice (exec.ts), the traffic monitor (top.ts).
  */
 export { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './wire/proto.js';
 export { stateFromWire, stateToWire } from './wire/status.js';
@@ -25,3 +25,9 @@ export { processesFromWire, processesToWire, statusFromWire, statusToWire } from
 export { eventFromWire, eventToWire } from './wire/events.js';
 export { ERROR_TRAILER, errorFromWire, errorToWire, type WireError } from './wire/errors.js';
 export { execRequestFromWire, execRequestToWire } from './wire/exec.js';
+export {
+  topDocumentFromWire,
+  topDocumentToWire,
+  topRequestFromWire,
+  topRequestToWire,
+} from './wire/top.js';

@@ -5,14 +5,24 @@
  */
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
+import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
+import type { TopDocument } from '../procs/top/document.js';
 import type { DaemonStatus } from './status-document.js';
 import type { DaemonState, WakeReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
 export type { DaemonState, WakeReason };
 
-export type { ProcessInfo };
+export type { ProcessInfo, TopDocument };
+
+/** what a Top call (`awg top` through the daemon) asks for */
+export interface TopRequest {
+  /** milliseconds between documents */
+  intervalMs: number;
+  /** list every connection in the documents (`awg top --json`) */
+  connections: boolean;
+}
 
 export type DaemonEvent =
   | { type: 'reconcile-started'; at: string; reason: WakeReason }
@@ -97,4 +107,13 @@ export interface DaemonCore {
   routeExec?(pid: number, choice: ExecChoice, onEnd: (reason: string) => void): Promise<() => void>;
   /** returns an unsubscribe function */
   subscribe(listener: (e: DaemonEvent) => void): () => void;
+  /**
+   * The traffic monitor (`awg top`): a document per interval until the returned function is
+   * called; `onEnd` once when it ends first (the daemon stops, the kernel cannot be read).
+   */
+  top(
+    req: TopRequest,
+    listener: (d: TopDocument) => void,
+    onEnd: (err?: AwgError) => void,
+  ): () => void;
 }

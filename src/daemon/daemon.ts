@@ -31,6 +31,8 @@ import { teardown } from '../pipeline/teardown.js';
 import type { Claims } from '../resources/driver.js';
 import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
 import { silentReporter } from '../util/reporter.js';
+import { topContext } from '../procs/top/routing.js';
+import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, type Source } from './config-follower.js';
@@ -42,9 +44,12 @@ import type {
   DaemonEvent,
   ProcessInfo,
   StatusResponse,
+  TopDocument,
+  TopRequest,
   WakeReason,
 } from './core.js';
 import { EventFeed } from './feed.js';
+import { TopFeed } from './top-feed.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
@@ -59,6 +64,7 @@ const now = () => new Date().toISOString();
 export class Daemon implements DaemonCore {
   readonly engines: InprocEngineHost;
   private readonly feed: EventFeed;
+  private readonly topFeed: TopFeed;
   private readonly runs: RunBook;
   private readonly host: DaemonEnv;
   private readonly tunnels: Tunnels;
@@ -76,6 +82,18 @@ export class Daemon implements DaemonCore {
     this.feed = new EventFeed({
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
+    });
+    this.topFeed = new TopFeed({
+      source: async () => {
+        if (opts.trafficSource) return opts.trafficSource();
+        await this.host.ready();
+        return trafficSource(this.host.platform!.perApp, { cgroupRoot: this.cgroupRoot() });
+      },
+      context: () =>
+        topContext(this.config.good?.prepared.config, {
+          cgroupRoot: this.cgroupRoot(),
+          tunnelUp: (t) => !this.tunnels.down.has(t),
+        }),
     });
     this.runs = new RunBook({ emit, reporter });
     this.host = new DaemonEnv({
@@ -166,6 +184,7 @@ export class Daemon implements DaemonCore {
     this.stopped = true;
     this.tunnels.stopHealth();
     this.feed.close();
+    this.topFeed.close();
     this.runs.close();
     this.loop?.send({ type: 'STOP' });
     this.loop?.stop();
@@ -202,6 +221,14 @@ export class Daemon implements DaemonCore {
 
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     return this.feed.subscribe(listener);
+  }
+
+  top(
+    req: TopRequest,
+    listener: (d: TopDocument) => void,
+    onEnd: (err?: AwgError) => void,
+  ): () => void {
+    return this.topFeed.subscribe(req, listener, onEnd);
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
@@ -382,6 +409,11 @@ export class Daemon implements DaemonCore {
   }
 
   // ---- internals ----------------------------------------------------------------------
+
+  /** the cgroup subtree of the config followed (the default before there is one) */
+  private cgroupRoot(): string {
+    return (this.config.good?.prepared.claims ?? DEFAULT_CLAIMS).cgroupRoot;
+  }
 
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);

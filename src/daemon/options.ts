@@ -5,6 +5,7 @@
 import type { HostSelection } from '../config/overlay.js';
 import type { HostFacts } from '../model/desired.js';
 import type { ProcessLister } from '../procs/list.js';
+import type { TrafficSource } from '../procs/top/reading.js';
 import type { PlacerProcessOptions } from '../procs/placer-process.js';
 import type { DriverSet } from '../resources/driver.js';
 import type { FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
@@ -51,6 +52,8 @@ export interface DaemonOptions {
     false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'> | undefined;
   /** ListProcesses' process table (default: the platform's, procs/list.ts) */
   processes?: ProcessLister;
+  /** the traffic monitor's kernel reader (default: the platform's, procs/top/source.ts) */
+  trafficSource?: () => TrafficSource;
   /** period of the `traffic` event while someone subscribes (default TRAFFIC_EVENT_MS; 0: none) */
   trafficIntervalMs?: number;
   /** health evaluation period (default 1000 ms; 0: only on engine events) */

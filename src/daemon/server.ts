@@ -61,6 +61,8 @@ import {
   execRequestFromWire,
   processesToWire,
   statusToWire,
+  topDocumentToWire,
+  topRequestFromWire,
 } from './convert.js';
 import { streamCall, unary } from './wire/server-calls.js';
 import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
@@ -74,6 +76,8 @@ const DENIED_WHY: Partial<Record<Rpc, string>> = {
 };
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
+/** a Top client this many documents behind is cut off (each holds every process and connection) */
+const MAX_TOP_BACKLOG = 16;
 
 export interface ApiServerOptions {
   socketPath?: string;
@@ -333,6 +337,37 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
       call.sendMetadata(new grpc.Metadata());
     }, s.fail);
   };
+  // `awg top`: the shared monitor's documents at the caller's interval until it cancels
+  const top: AwgHandlers['Top'] = (call) => {
+    const s = streamCall(call, streams, (s) => {
+      s.finish();
+      call.end();
+    });
+    gate.authorize('Top', call).then(() => {
+      if (s.done) return;
+      const req = topRequestFromWire(call.request);
+      s.hold(
+        core.top(
+          req,
+          (d) => {
+            if (s.done) return;
+            if (call.writableLength > MAX_TOP_BACKLOG)
+              return s.failWith({
+                code: grpc.status.RESOURCE_EXHAUSTED,
+                details: `top client fell ${MAX_TOP_BACKLOG} documents behind`,
+              });
+            call.write(topDocumentToWire(d));
+          },
+          (err) => {
+            if (err) return s.fail(err);
+            s.finish();
+            call.end();
+          },
+        ),
+      );
+      call.sendMetadata(new grpc.Metadata());
+    }, s.fail);
+  };
   // `awg exec` (macOS): the caller's own pid, from the kernel, routed while the call is open
   const exec: AwgHandlers['Exec'] = (call) => {
     const s = streamCall(call, streams, (s) =>
@@ -404,6 +439,7 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
       return processesToWire(await core.listProcesses());
     }),
     Watch: watch,
+    Top: top,
   };
 }
 

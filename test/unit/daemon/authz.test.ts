@@ -81,7 +81,7 @@ describe('ApiGate: per-RPC decisions', () => {
 
   it('the group may read state; Down is root only; every denial is a permission error naming the RPC and the caller, and is logged', async () => {
     const { g, as, log } = gate();
-    for (const rpc of ['Status', 'Watch', 'ListProcesses'] as const)
+    for (const rpc of ['Status', 'Watch', 'ListProcesses', 'Top'] as const)
       await expect(g.authorize(rpc, as(member))).resolves.toEqual(member);
     const e = await denial(g.authorize('Down', as(member)));
     expect(e).toMatchObject({ kind: 'permission' });

@@ -25,10 +25,14 @@ import {
   SERVICE_NAME,
   statusFromWire,
   statusToWire,
+  topDocumentFromWire,
+  topDocumentToWire,
+  topRequestFromWire,
+  topRequestToWire,
 } from '../../../src/daemon/convert.js';
 import type { StatusResponse } from '../../../src/daemon/core.js';
 import { DAEMON_STATES } from '../../../src/daemon/names.js';
-import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
+import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus, sampleTop } from './server-fake-core.js';
 
 // Round trips go through the real protobuf encoding, so a field missing from the .proto
 // (or a wrong type) is caught here, not only a typo in convert.ts.
@@ -179,6 +183,32 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   it('ListProcesses', () => {
     const ps = new FakeCore().processes;
     expect(processesFromWire(wire('ListProcesses', 'response', processesToWire(ps)))).toEqual(ps);
+  });
+
+  it('Top: the request, and the document field for field (absent stays absent, limits, closed)', () => {
+    const req = { intervalMs: 250, connections: true };
+    expect(topRequestFromWire(wire('Top', 'request', topRequestToWire(req)))).toEqual(req);
+    // an unset interval is the default second
+    expect(topRequestFromWire(wire('Top', 'request', {}))).toEqual({
+      intervalMs: 1000,
+      connections: false,
+    });
+    const d = sampleTop();
+    expect(topDocumentFromWire(wire('Top', 'response', topDocumentToWire(d)))).toEqual(d);
+    const bare = { ...d, processes: [{ ...d.processes[1]! }], connections: [] };
+    expect(topDocumentFromWire(wire('Top', 'response', topDocumentToWire(bare)))).toEqual(bare);
+  });
+
+  it('a Top document that breaks its schema is malformed', () => {
+    const w = wire<Parameters<typeof topDocumentFromWire>[0]>(
+      'Top',
+      'response',
+      topDocumentToWire(sampleTop()),
+    );
+    expect(() =>
+      topDocumentFromWire({ ...w, connections: [{ ...w.connections[0]!, proto: 'sctp' }] }),
+    ).toThrow(/malformed API message: TopDocument/);
+    expect(() => topDocumentFromWire({ ...w, total: null })).toThrow(/without total/);
   });
 
   it('an unknown state from the wire is an error, not a silent default', () => {

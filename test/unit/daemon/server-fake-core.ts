@@ -6,7 +6,10 @@ import type {
   DaemonEvent,
   ProcessInfo,
   StatusResponse,
+  TopDocument,
+  TopRequest,
 } from '../../../src/daemon/core.js';
+import type { AwgError } from '../../../src/errors.js';
 import type { ExecChoice } from '../../../src/model/match.js';
 import type { PlanDocument } from '../../../src/model/plan-document.js';
 
@@ -187,6 +190,84 @@ export const ALL_EVENTS: DaemonEvent[] = [
   },
 ];
 
+/** a monitor document with a process, a rule, a tunnel, a limit and a connection */
+export function sampleTop(): TopDocument {
+  const t = (
+    upload: number,
+    download: number,
+    sent: number,
+    received: number,
+    connections: number,
+  ) => ({
+    upload,
+    download,
+    sent,
+    received,
+    connections,
+  });
+  return {
+    at: '2026-11-22T05:00:02.000Z',
+    since: '2026-11-22T05:00:00.000Z',
+    intervalMs: 1000,
+    processes: [
+      {
+        pid: 4242,
+        name: 'firefox',
+        exe: '/usr/lib/firefox/firefox',
+        uid: 1000,
+        rule: 'browsers',
+        route: 'work',
+        ...t(1500, 250_000, 3000, 500_000, 2),
+        limit: { download: 8_000_000 },
+      },
+      { pid: 7, name: 'sshd', route: 'direct', ...t(0, 0, 100, 40, 1) },
+    ],
+    rules: [
+      {
+        name: 'browsers',
+        target: 'work',
+        route: 'work',
+        processes: 1,
+        ...t(1500, 250_000, 3000, 500_000, 2),
+      },
+    ],
+    tunnels: [{ name: 'work', ...t(1500, 250_000, 3000, 500_000, 2) }],
+    direct: t(0, 0, 100, 40, 1),
+    unattributed: t(0, 10, 0, 20, 0),
+    total: t(1500, 250_010, 3100, 500_060, 3),
+    connections: [
+      {
+        id: 'tcp/4/10.0.0.2:40000/192.0.2.1:443/77',
+        proto: 'tcp',
+        family: 4,
+        local: { addr: '10.0.0.2', port: 40000 },
+        remote: { addr: '192.0.2.1', port: 443 },
+        pid: 4242,
+        rule: 'browsers',
+        route: 'work',
+        upload: 1500,
+        download: 250_000,
+        sent: 3000,
+        received: 500_000,
+      },
+      {
+        id: 'udp/6/::1:53/::1:5353',
+        proto: 'udp',
+        family: 6,
+        local: { addr: '::1', port: 53 },
+        remote: { addr: '::1', port: 5353 },
+        route: 'direct',
+        upload: 0,
+        download: 10,
+        sent: 0,
+        received: 20,
+        closed: true,
+      },
+    ],
+    warnings: ['conntrack accounting is off: UDP counts are missing'],
+  };
+}
+
 export class FakeCore implements DaemonCore {
   readonly calls: { method: string; arg?: unknown }[] = [];
   private readonly listeners = new Set<(e: DaemonEvent) => void>();
@@ -290,5 +371,34 @@ export class FakeCore implements DaemonCore {
   subscribe(listener: (e: DaemonEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+  /** live Top subscriptions */
+  readonly tops = new Set<{
+    req: TopRequest;
+    listener: (d: TopDocument) => void;
+    onEnd: (err?: AwgError) => void;
+  }>();
+  top(
+    req: TopRequest,
+    listener: (d: TopDocument) => void,
+    onEnd: (err?: AwgError) => void,
+  ): () => void {
+    this.calls.push({ method: 'top', arg: req });
+    const t = { req, listener, onEnd };
+    this.tops.add(t);
+    return () => {
+      this.calls.push({ method: 'top-ended' });
+      this.tops.delete(t);
+    };
+  }
+  /** a document to every Top subscriber */
+  pushTop(d: TopDocument): void {
+    for (const t of this.tops) t.listener(d);
+  }
+  /** the daemon ends every Top call (with an error, or as when it stops) */
+  endTops(err?: AwgError): void {
+    const all = [...this.tops];
+    this.tops.clear();
+    for (const t of all) t.onEnd(err);
   }
 }

@@ -1,7 +1,8 @@
 /**
  * The proto and the daemon's own definitions say the same: each list of names the proto has
  * an enum of is the domain's one constant, and (below) the status message has the fields of
- * the status's one definition. A name or field added on one side only fails here.
+ * the status's one definition, the TopDocument message those of the monitor's document. A name
+ * or field added on one side only fails here.
  */
 import * as protoLoader from '@grpc/proto-loader';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -10,6 +11,7 @@ import type { DetachedEngineStatus } from '../../../src/resources/engine/detache
 import type { StatusResponse, TunnelStatus } from '../../../src/daemon/core.js';
 import { DAEMON_STATES, TUNNEL_HEALTH, WAKE_REASONS } from '../../../src/daemon/names.js';
 import { DaemonStatus, StatusDocument } from '../../../src/daemon/status-document.js';
+import { TopDocument } from '../../../src/procs/top/document.js';
 import type { HealthState } from '../../../src/daemon/tunnel-health.js';
 import type { State__Output } from '../../../src/daemon/wire/generated/awg/v1/State.js';
 import type { WakeReason__Output } from '../../../src/daemon/wire/generated/awg/v1/WakeReason.js';
@@ -100,7 +102,7 @@ function differences(schema: z.ZodType, msg: ProtoMessage, path: string): string
     const f = fields.get(name);
     const at = `${path}.${name}`;
     if (!f) {
-      out.push(`${at}: in the status definition only`);
+      out.push(`${at}: in the definition only`);
       continue;
     }
     let t = zs as z.ZodType;
@@ -109,14 +111,14 @@ function differences(schema: z.ZodType, msg: ProtoMessage, path: string): string
     const repeated = f.label === 'LABEL_REPEATED';
     const presence = msg.oneofDecl.some((o) => o.name === `_${name}`);
     if (t.type === 'array') {
-      if (!repeated) out.push(`${at}: a list in the status definition, not in the proto`);
+      if (!repeated) out.push(`${at}: a list in the definition, not in the proto`);
       t = (t as z.ZodArray).element as z.ZodType;
       out.push(...kind(t, f, `${at}[]`));
       continue;
     }
-    if (repeated) out.push(`${at}: a list in the proto, not in the status definition`);
+    if (repeated) out.push(`${at}: a list in the proto, not in the definition`);
     if (optional && !presence && f.type !== 'TYPE_MESSAGE' && !EMPTY_MEANS_ABSENT.has(at))
-      out.push(`${at}: optional in the status definition, always present in the proto`);
+      out.push(`${at}: optional in the definition, always present in the proto`);
     if (!optional && presence) out.push(`${at}: optional in the proto only`);
     out.push(...kind(t, f, at));
   }
@@ -152,7 +154,7 @@ describe('the status has one definition', () => {
     const msg = message('StatusResponse');
     const extra = DaemonStatus.extend({ uptimeSec: DaemonStatus.shape.objects.element.shape.id });
     expect(differences(extra, msg, 'StatusResponse')).toEqual([
-      'StatusResponse.uptimeSec: in the status definition only',
+      'StatusResponse.uptimeSec: in the definition only',
     ]);
     const fewer = DaemonStatus.omit({ confirmDeadline: true });
     expect(differences(fewer, msg, 'StatusResponse')).toEqual([
@@ -177,6 +179,14 @@ describe('the status has one definition', () => {
     ]);
     for (const [k, v] of Object.entries(DaemonStatus.shape))
       expect(daemon.shape[(rename[k] ?? k) as keyof typeof daemon.shape]).toBe(v);
+  });
+
+  it("the monitor's document has one definition: the proto's TopDocument has TopDocument's fields", () => {
+    expect(differences(TopDocument, message('TopDocument'), 'TopDocument')).toEqual([]);
+    const extra = TopDocument.extend({ hostname: TopDocument.shape.at });
+    expect(differences(extra, message('TopDocument'), 'TopDocument')).toEqual([
+      'TopDocument.hostname: in the definition only',
+    ]);
   });
 
   it("a tunnel's health is tunnel-health.ts's; a detached engine's answer is a tunnel line", () => {

@@ -145,6 +145,42 @@ import type {
   Summary__Output as _awg_v1_Summary__Output,
 } from './awg/v1/Summary.js';
 import type {
+  TopConnection as _awg_v1_TopConnection,
+  TopConnection__Output as _awg_v1_TopConnection__Output,
+} from './awg/v1/TopConnection.js';
+import type {
+  TopDocument as _awg_v1_TopDocument,
+  TopDocument__Output as _awg_v1_TopDocument__Output,
+} from './awg/v1/TopDocument.js';
+import type {
+  TopEndpoint as _awg_v1_TopEndpoint,
+  TopEndpoint__Output as _awg_v1_TopEndpoint__Output,
+} from './awg/v1/TopEndpoint.js';
+import type {
+  TopLimit as _awg_v1_TopLimit,
+  TopLimit__Output as _awg_v1_TopLimit__Output,
+} from './awg/v1/TopLimit.js';
+import type {
+  TopProcess as _awg_v1_TopProcess,
+  TopProcess__Output as _awg_v1_TopProcess__Output,
+} from './awg/v1/TopProcess.js';
+import type {
+  TopRequest as _awg_v1_TopRequest,
+  TopRequest__Output as _awg_v1_TopRequest__Output,
+} from './awg/v1/TopRequest.js';
+import type {
+  TopRule as _awg_v1_TopRule,
+  TopRule__Output as _awg_v1_TopRule__Output,
+} from './awg/v1/TopRule.js';
+import type {
+  TopTraffic as _awg_v1_TopTraffic,
+  TopTraffic__Output as _awg_v1_TopTraffic__Output,
+} from './awg/v1/TopTraffic.js';
+import type {
+  TopTunnel as _awg_v1_TopTunnel,
+  TopTunnel__Output as _awg_v1_TopTunnel__Output,
+} from './awg/v1/TopTunnel.js';
+import type {
   Traffic as _awg_v1_Traffic,
   Traffic__Output as _awg_v1_Traffic__Output,
 } from './awg/v1/Traffic.js';
@@ -227,6 +263,15 @@ export interface ProtoGrpcType {
       StatusRequest: MessageTypeDefinition<_awg_v1_StatusRequest, _awg_v1_StatusRequest__Output>;
       StatusResponse: MessageTypeDefinition<_awg_v1_StatusResponse, _awg_v1_StatusResponse__Output>;
       Summary: MessageTypeDefinition<_awg_v1_Summary, _awg_v1_Summary__Output>;
+      TopConnection: MessageTypeDefinition<_awg_v1_TopConnection, _awg_v1_TopConnection__Output>;
+      TopDocument: MessageTypeDefinition<_awg_v1_TopDocument, _awg_v1_TopDocument__Output>;
+      TopEndpoint: MessageTypeDefinition<_awg_v1_TopEndpoint, _awg_v1_TopEndpoint__Output>;
+      TopLimit: MessageTypeDefinition<_awg_v1_TopLimit, _awg_v1_TopLimit__Output>;
+      TopProcess: MessageTypeDefinition<_awg_v1_TopProcess, _awg_v1_TopProcess__Output>;
+      TopRequest: MessageTypeDefinition<_awg_v1_TopRequest, _awg_v1_TopRequest__Output>;
+      TopRule: MessageTypeDefinition<_awg_v1_TopRule, _awg_v1_TopRule__Output>;
+      TopTraffic: MessageTypeDefinition<_awg_v1_TopTraffic, _awg_v1_TopTraffic__Output>;
+      TopTunnel: MessageTypeDefinition<_awg_v1_TopTunnel, _awg_v1_TopTunnel__Output>;
       Traffic: MessageTypeDefinition<_awg_v1_Traffic, _awg_v1_Traffic__Output>;
       Tunnel: MessageTypeDefinition<_awg_v1_Tunnel, _awg_v1_Tunnel__Output>;
       TunnelState: MessageTypeDefinition<_awg_v1_TunnelState, _awg_v1_TunnelState__Output>;

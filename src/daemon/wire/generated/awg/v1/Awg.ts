@@ -64,6 +64,14 @@ import type {
   StatusResponse__Output as _awg_v1_StatusResponse__Output,
 } from '../../awg/v1/StatusResponse.js';
 import type {
+  TopDocument as _awg_v1_TopDocument,
+  TopDocument__Output as _awg_v1_TopDocument__Output,
+} from '../../awg/v1/TopDocument.js';
+import type {
+  TopRequest as _awg_v1_TopRequest,
+  TopRequest__Output as _awg_v1_TopRequest__Output,
+} from '../../awg/v1/TopRequest.js';
+import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
 } from '../../awg/v1/WatchRequest.js';
@@ -377,6 +385,37 @@ export interface AwgClient extends grpc.Client {
   ): grpc.ClientUnaryCall;
 
   /**
+   * The traffic monitor (`awg top`): one document per interval (schema/top.schema.json) until
+   * the client cancels. The daemon reads the kernel once per interval for all its clients
+   * (at the shortest interval asked; a client at a longer one gets the rates over its own),
+   * and not at all while nobody asks. The first document comes one interval after the call.
+   */
+  Top(
+    argument: _awg_v1_TopRequest,
+    metadata: grpc.Metadata,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<_awg_v1_TopDocument__Output>;
+  Top(
+    argument: _awg_v1_TopRequest,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<_awg_v1_TopDocument__Output>;
+  /**
+   * The traffic monitor (`awg top`): one document per interval (schema/top.schema.json) until
+   * the client cancels. The daemon reads the kernel once per interval for all its clients
+   * (at the shortest interval asked; a client at a longer one gets the rates over its own),
+   * and not at all while nobody asks. The first document comes one interval after the call.
+   */
+  top(
+    argument: _awg_v1_TopRequest,
+    metadata: grpc.Metadata,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<_awg_v1_TopDocument__Output>;
+  top(
+    argument: _awg_v1_TopRequest,
+    options?: grpc.CallOptions,
+  ): grpc.ClientReadableStream<_awg_v1_TopDocument__Output>;
+
+  /**
    * Daemon events from now on, until the client cancels or the daemon stops.
    */
   Watch(
@@ -442,6 +481,14 @@ export interface AwgHandlers extends grpc.UntypedServiceImplementation {
   Status: grpc.handleUnaryCall<_awg_v1_StatusRequest__Output, _awg_v1_StatusResponse>;
 
   /**
+   * The traffic monitor (`awg top`): one document per interval (schema/top.schema.json) until
+   * the client cancels. The daemon reads the kernel once per interval for all its clients
+   * (at the shortest interval asked; a client at a longer one gets the rates over its own),
+   * and not at all while nobody asks. The first document comes one interval after the call.
+   */
+  Top: grpc.handleServerStreamingCall<_awg_v1_TopRequest__Output, _awg_v1_TopDocument>;
+
+  /**
    * Daemon events from now on, until the client cancels or the daemon stops.
    */
   Watch: grpc.handleServerStreamingCall<_awg_v1_WatchRequest__Output, _awg_v1_Event>;
@@ -489,6 +536,12 @@ export interface AwgDefinition extends grpc.ServiceDefinition {
     _awg_v1_StatusResponse,
     _awg_v1_StatusRequest__Output,
     _awg_v1_StatusResponse__Output
+  >;
+  Top: MethodDefinition<
+    _awg_v1_TopRequest,
+    _awg_v1_TopDocument,
+    _awg_v1_TopRequest__Output,
+    _awg_v1_TopDocument__Output
   >;
   Watch: MethodDefinition<
     _awg_v1_WatchRequest,

@@ -24,6 +24,8 @@ import { aeadBench } from './aead.bench.js';
 import { handshakeBench } from './handshake.bench.js';
 import { startupBench } from './startup.bench.js';
 import { cryptoPoolBench } from './crypto-pool.bench.js';
+import { topBench } from './top.bench.js';
+import { limitBench } from './limit.bench.js';
 
 // an installed layout (bundledLayout) on Node 22.1+ keeps V8's compile cache, for root in the
 // machine's /var/cache/awg: benchmarks keep theirs in a directory of their own (the Debian
@@ -57,6 +59,8 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'handshake', run: handshakeBench },
   { name: 'startup', run: startupBench },
   { name: 'crypto-pool', run: cryptoPoolBench },
+  { name: 'top', run: topBench },
+  { name: 'limit', run: limitBench },
 ];
 
 const results: Record<string, Sample[]> = {};

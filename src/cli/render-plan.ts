@@ -3,7 +3,8 @@
  * Secrets never reach here (the model carries fingerprints only). Pure.
  */
 import type { AnyChange, Plan } from '../model/change.js';
-import { RESOURCE_KINDS } from '../model/resources.js';
+import { formatRate } from '../config/rate.js';
+import { RESOURCE_KINDS, type ShaperClass } from '../model/resources.js';
 
 const GLYPH = { create: '+', update: '~', replace: '±', delete: '-', noop: ' ' } as const;
 const COLOUR = {
@@ -27,8 +28,14 @@ const MAX_TEXT_LINES = 12;
 
 /** Multi-line values (the nft ruleset): the lines only one side has, `-` then `+`. */
 function textDiff(before: string, after: string): string[] {
-  const b = before.trimEnd().split('\n');
-  const a = after.trimEnd().split('\n');
+  const b = before
+    .trimEnd()
+    .split('\n')
+    .filter((l) => l !== '');
+  const a = after
+    .trimEnd()
+    .split('\n')
+    .filter((l) => l !== '');
   const inA = new Set(a);
   const inB = new Set(b);
   const out = [
@@ -40,14 +47,29 @@ function textDiff(before: string, after: string): string[] {
     : out;
 }
 
+/** a shaper's classes and damage, one per line (so a plan shows which class changed) */
+function asLines(kind: string, field: string, v: unknown): unknown {
+  if (kind !== 'shaper' || !Array.isArray(v)) return v;
+  if (field === 'classes')
+    return (
+      (v as ShaperClass[])
+        .map(
+          (k) => `class ${k.n} ${k.name} ${formatRate(k.rate)} ports ${k.ports[0]}-${k.ports[1]}`,
+        )
+        .join('\n') + '\n'
+    );
+  if (field === 'damage') return (v as string[]).join('\n') + '\n';
+  return v;
+}
+
 function fieldLines(c: AnyChange): string[] {
   if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields)
     return [];
   const b = c.before as unknown as Record<string, unknown>;
   const a = c.after as unknown as Record<string, unknown>;
   return c.fields.flatMap((f) => {
-    const x = b[f];
-    const y = a[f];
+    const x = asLines(c.kind, f, b[f]) ?? (c.kind === 'shaper' && f === 'damage' ? '' : undefined);
+    const y = asLines(c.kind, f, a[f]) ?? (c.kind === 'shaper' && f === 'damage' ? '' : undefined);
     if (typeof x === 'string' && typeof y === 'string' && (x.includes('\n') || y.includes('\n')))
       return [`      ${f}:`, ...textDiff(x, y)];
     return [`      ${f}: ${short(x)} → ${short(y)}`];

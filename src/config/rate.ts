@@ -2,7 +2,7 @@
  * Bandwidth limits (`limit:` on rules and tunnels): the rate grammar and its schema. A rate is
  * written `<number><unit>`: bits per second with `bit`/`bps` and an optional decimal prefix
  * (`k`, `M`, `G`, any case; ×1000), or bytes per second with `B/s` (`kB/s`, `MB/s`, `GB/s`;
- * ×8). The model reads it as bits per second (rateOf), rounded to whole bytes per second. Part of the model in schema.ts.
+ * ×8). The model reads it as bits per second (rateOf), rounded as roundRate says. Part of the model in schema.ts.
  */
 import * as z from 'zod';
 
@@ -28,15 +28,24 @@ export function parseRate(s: string): { ok: true; bits: number } | { ok: false; 
       ok: false,
       error: `"${s}" is not a rate: write a number and a unit, e.g. 20Mbit, 500kbit, 1.5Gbit or 2MB/s`,
     };
-  // whole bytes per second: what tc and dummynet store
-  const bits =
-    Math.round((Number(m[1]) * PREFIX[m[2]!.toLowerCase()]! * (m[3] === 'B/s' ? 8 : 1)) / 8) * 8;
+  const bits = roundRate(Number(m[1]) * PREFIX[m[2]!.toLowerCase()]! * (m[3] === 'B/s' ? 8 : 1));
   if (bits < MIN_RATE || bits > MAX_RATE)
     return {
       ok: false,
       error: `${s} is ${formatRate(bits)}; a limit must be between ${formatRate(MIN_RATE)} and ${formatRate(MAX_RATE)}`,
     };
   return { ok: true, bits };
+}
+
+/**
+ * A rate as the shapers keep it: whole bytes per second (what tc and dummynet store), to six
+ * significant digits above 1 Mbit/s (so that `tc class show`, which prints rates in units of
+ * 1000 and drops the rest of a value of a million or more, reads back exactly what was set).
+ */
+export function roundRate(bits: number): number {
+  let unit = 1;
+  while (bits / unit >= 1e6) unit *= 1000;
+  return unit === 1 ? Math.round(bits / 8) * 8 : Math.round(bits / unit) * unit;
 }
 
 /** A valid rate's bit/s (the schema has checked it). */

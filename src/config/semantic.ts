@@ -310,7 +310,7 @@ function checkLimits(c: Config, err: (path: PathKey[], message: string) => void)
     if (r.enabled && ++count === MAX_LIMITS + 1)
       err(
         ['rules', i, 'limit'],
-        `at most ${MAX_LIMITS} rules can have a limit (this is the ${count}th); runtime limits (awg limit) share these ${MAX_LIMITS} classes`,
+        `at most ${MAX_LIMITS} rules can have a limit (this is number ${count}); runtime limits (awg limit) share these ${MAX_LIMITS} classes`,
       );
   });
   const any =

@@ -66,6 +66,11 @@ export interface ShaperSpec {
   total?: number;
   /** ordered by n */
   classes: ShaperClass[];
+  /**
+   * Observed only (the model never sets it): what of our tree is missing or not as built (a
+   * deleted class, leaf queue or filter). Any damage is a difference, so the driver rebuilds.
+   */
+  damage?: string[];
 }
 
 export interface AddressSpec {

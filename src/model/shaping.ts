@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isWgLike, linkName, type Config } from '../config/schema.js';
-import { MAX_LIMITS, rateOf, SHAPE_PORT_FIRST, type Limit } from '../config/rate.js';
+import { MAX_LIMITS, rateOf, roundRate, SHAPE_PORT_FIRST, type Limit } from '../config/rate.js';
 import { AwgError } from '../errors.js';
 import { ids } from './identity.js';
 import { ruleName } from './match.js';
@@ -103,8 +103,8 @@ export function shapeClasses(
       n: out.length + 1,
       name: `pid/${l.pid}`,
       group: l.group,
-      ...(l.upload !== undefined ? { upload: l.upload } : {}),
-      ...(l.download !== undefined ? { download: l.download } : {}),
+      ...(l.upload !== undefined ? { upload: roundRate(l.upload) } : {}),
+      ...(l.download !== undefined ? { download: roundRate(l.download) } : {}),
       runtime: true,
     });
   }
@@ -160,8 +160,12 @@ export function shaperResources(
     direction: 'egress' | 'ingress',
     opts: { ours: boolean; total?: number | undefined },
   ) => {
-    const cls = byDir[direction];
-    if (!cls.length && opts.total === undefined) return;
+    // under a tunnel limit no class may exceed it (its HTB class's rate and ceiling)
+    const total = opts.total;
+    const cls = byDir[direction].map((k) =>
+      total !== undefined && k.rate > total ? { ...k, rate: total } : k,
+    );
+    if (!cls.length && total === undefined) return;
     const ifb = opts.ours && direction === 'egress' ? undefined : ifbName(device, direction);
     const deps = opts.ours ? [ids.link(device)] : [];
     if (ifb !== undefined) {

@@ -14,6 +14,7 @@ import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,
   DEFAULT_FACTS,
+  type BuildOptions,
   type DesiredModel,
   type HostFacts,
 } from '../model/desired.js';
@@ -60,6 +61,8 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /** processes limited at run time (see BuildOptions.runtimeLimits) */
+  runtimeLimits?: BuildOptions['runtimeLimits'];
   /** the state directory the probe reads (and, with `persistEndpoints`, keeps endpoint answers in) */
   state?: StateStore;
   persistEndpoints?: boolean;
@@ -153,6 +156,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       ...(fingerprintKey ? { fingerprintKey } : {}),
       cgroupRoot: cgroupRootFromEnv(env),
       ...(opts.down ? { down: opts.down } : {}),
+      ...(opts.runtimeLimits ? { runtimeLimits: opts.runtimeLimits } : {}),
     });
     desired = platform.realise(model, facts, config);
   } catch (e) {

@@ -7,6 +7,7 @@ import type { ResourceKind, SpecByKind } from '../model/resources.js';
 import type { DriverSet } from './driver.js';
 import { FakeDriver } from './driver.fake.js';
 import { FakeRouteDriver } from './route/driver.fake.js';
+import { FakeShaperDriver } from './shaper/driver.fake.js';
 
 const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   link: (s) => ids.link(s.name),
@@ -22,8 +23,9 @@ const ID_OF: { [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   shaper: (s) => ids.shaper(s),
 };
 
-export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route'>]: FakeDriver<K> } & {
+export type FakeDriverSet = { [K in Exclude<ResourceKind, 'route' | 'shaper'>]: FakeDriver<K> } & {
   route: FakeRouteDriver;
+  shaper: FakeShaperDriver;
 };
 
 export function createFakeDriverSet(): FakeDriverSet & DriverSet {
@@ -34,7 +36,7 @@ export function createFakeDriverSet(): FakeDriverSet & DriverSet {
     cgroup: make('cgroup'),
     firewall: make('firewall'),
     link: make('link'),
-    shaper: make('shaper'),
+    shaper: new FakeShaperDriver(),
     address: make('address'),
     engine: make('engine'),
     route: new FakeRouteDriver(),

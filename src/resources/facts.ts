@@ -8,6 +8,9 @@ import type { StateStore } from '../util/state.js';
 import { nftBaseOf, parseCgroup2Mount } from './cgroup/parse.js';
 import { endpointHosts, endpointResolverFor, hostResolvers, tunnelResolvers } from './endpoints.js';
 import type { DnsDriverLike } from './facts-types.js';
+import type { Exec } from '../util/exec.js';
+import { LINK_PREFIX } from '../config/schema.js';
+import { defaultRouteOf } from './route/parse.js';
 
 export interface EndpointProbeOptions {
   /** the state directory: last good answers (endpoints.ts), the original resolv.conf */
@@ -41,9 +44,12 @@ export async function resolveEndpoints(
 export async function probeLinuxFacts(
   config?: Config,
   dns?: DnsDriverLike,
-  o: Omit<EndpointProbeOptions, 'mark'> = {},
+  o: Omit<EndpointProbeOptions, 'mark'> & { exec?: Pick<Exec, 'read'> } = {},
 ): Promise<HostFacts> {
   const facts: HostFacts = { cgroupNftPrefix: '', cgroupRootDepth: 0 };
+  // the uplinks limits shape: wherever tunnels or rules exist (`awg limit` may add limits at run time)
+  if (o.exec && config && (Object.keys(config.tunnels).length || config.rules.length))
+    Object.assign(facts, await linuxDefaultRoutes(o.exec));
   try {
     const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
     if (m) {
@@ -92,6 +98,27 @@ export async function probeLinuxFacts(
     /* unknown: per-link DNS is not planned */
   }
   return facts;
+}
+
+/** The main table's default routes (their interfaces are the uplinks limits shape). */
+export async function linuxDefaultRoutes(
+  exec: Pick<Exec, 'read'>,
+): Promise<Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>> {
+  const out: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'> = {};
+  await Promise.all(
+    ([4, 6] as const).map(async (f) => {
+      const r = await exec.read(
+        'ip',
+        ['-j', '-N', `-${f}`, 'route', 'show', 'table', 'main', 'default'],
+        {
+          allowFail: true,
+        },
+      );
+      const d = r.code === 0 ? defaultRouteOf(r.stdout, LINK_PREFIX) : undefined;
+      if (d) out[`defaultRouteV${f}`] = d;
+    }),
+  );
+  return out;
 }
 
 /** The engines other than our own that the config names: the kernel's, external programs. */

@@ -14,6 +14,7 @@ import {
   createNetns,
   destroyNetns,
   nsExec,
+  nsSpawn,
   requireNetnsPrereqs,
   snapshotNetns,
   useNetns,
@@ -22,7 +23,13 @@ import {
 } from '../helpers/netns.js';
 import { NsExec } from '../helpers/exec.js';
 
-const skip = requireNetnsPrereqs(['nft', 'ping']);
+const skip = requireNetnsPrereqs(['nft', 'ping', 'python3', 'ss']);
+
+async function waitFor(ok: () => Promise<boolean>, ms = 5000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20)))
+    if (await ok()) return;
+  throw new Error('timed out waiting');
+}
 const claims: Claims = {
   routeProtocol: 167,
   tableBase: 52000,
@@ -202,6 +209,52 @@ describe.skipIf(skip)('firewall driver in a network namespace', () => {
     expect((await d.observe(scope)).resources[0]!.spec).not.toEqual(spec);
     expect(await d.apply(mk('update', spec), ctx())).toBe('changed');
     expect((await d.observe(scope)).resources[0]!.spec).toEqual(spec);
+  });
+
+  it('limits: route_out sets the class priority, shape_out the runtime one, nat_post NATs into the class ports; read-back equals the spec', async () => {
+    const d = createLinuxFirewallDriver({ exec });
+    const app = nftCgroupRef(mount, `${cgName}/app`);
+    const spec = firewallSpec(
+      policy({
+        killSwitch: 'allowLan',
+        apps: [{ name: 'app', cgroup: app, action: { type: 'direct' }, shapeClass: 1 }],
+        shaping: {
+          classes: [
+            { n: 1, name: 'rule/app', cgroup: app, ports: [61440, 61567] },
+            { n: 2, name: 'pid/1', cgroup: app, ports: [61568, 61695], runtime: true },
+          ],
+        },
+      }),
+    );
+    expect(spec.ruleset).toContain('meta priority set 1:11');
+    expect(spec.ruleset).toContain('chain shape_out');
+    expect(await d.apply(mk('update', spec), ctx())).toBe('changed');
+    expect((await d.observe(scope)).resources[0]!.spec).toEqual(spec);
+    expect(await d.apply(mk('update', spec), ctx())).toBe('unchanged');
+    // a connection from the limited group leaves with a source port of its class's range
+    // (shape_out's runtime class 2 overrides the rule's 1); one from elsewhere keeps its own
+    const server = nsSpawn(peer, 'python3', [
+      '-c',
+      'import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);s.bind(("10.200.2.2",5601));s.listen()\nfor _ in range(2):\n c,a=s.accept();print(a[1],flush=True);c.close()',
+    ]);
+    try {
+      await waitFor(() =>
+        nsExec(peer, 'ss', ['-Hltn', 'sport = :5601']).then((r) => r.stdout.includes('5601')),
+      );
+      const connect = 'import socket;socket.create_connection(("10.200.2.2",5601)).close()';
+      await nsExec(ns.name, 'sh', [
+        '-c',
+        `echo $$ > ${cgDir}/cgroup.procs && exec python3 -c '${connect}'`,
+      ]);
+      await nsExec(ns.name, 'python3', ['-c', connect]);
+      await server.exited;
+      const [limited, other] = server.output().trim().split('\n').map(Number);
+      expect(limited).toBeGreaterThanOrEqual(61568);
+      expect(limited).toBeLessThanOrEqual(61695);
+      expect(other).toBeLessThan(61440);
+    } finally {
+      await server.kill();
+    }
   });
 
   it('delete removes only our table; the namespace is as before', async () => {

@@ -4,7 +4,7 @@
  * it. Pure types and the conversion; the renderer (render.ts) turns an NftPolicy into the
  * full text of our table.
  */
-import type { AppRule, FirewallPolicy } from '../../model/policy.js';
+import type { AppRule, FirewallPolicy, ShapeClass } from '../../model/policy.js';
 import { nftCgroupRef, type NftCgroupBase, type NftCgroupRef } from '../cgroup/parse.js';
 
 export type { NftCgroupRef };
@@ -30,24 +30,39 @@ export interface NftAppRule extends Omit<AppRule, 'group'> {
   cgroup: NftCgroupRef;
 }
 
-export interface NftPolicy extends Omit<FirewallPolicy, 'apps'> {
+export interface NftShapeClass extends Omit<ShapeClass, 'group'> {
+  cgroup: NftCgroupRef;
+}
+
+export interface NftPolicy extends Omit<FirewallPolicy, 'apps' | 'shaping'> {
   /** nft table name in family inet (claims.nftTable) */
   table: string;
   /** TUN name prefix (claims.linkPrefix); `<prefix>*` passes the kill switch */
   linkPrefix: string;
   /** ordered; the first matching cgroup decides */
   apps: NftAppRule[];
+  shaping?: { classes: NftShapeClass[] };
 }
 
 export function toNftPolicy(
   p: FirewallPolicy,
   o: { table: string; linkPrefix: string; cgroup: NftCgroupBase },
 ): NftPolicy {
-  const { apps, ...rest } = p;
+  const { apps, shaping, ...rest } = p;
   return {
     table: o.table,
     linkPrefix: o.linkPrefix,
     ...rest,
     apps: apps.map(({ group, ...a }) => ({ ...a, cgroup: nftCgroupRef(o.cgroup, group) })),
+    ...(shaping
+      ? {
+          shaping: {
+            classes: shaping.classes.map(({ group, ...k }) => ({
+              ...k,
+              cgroup: nftCgroupRef(o.cgroup, group),
+            })),
+          },
+        }
+      : {}),
   };
 }

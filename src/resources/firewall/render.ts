@@ -28,7 +28,13 @@
  * - `nat_out` (nat output -100): per-app DNS DNAT; transparent-proxy redirects: per app
  *   (`proxy-direct/<rule>`, allow-direct rules) before the by-mark one (`proxy/<tunnel>`);
  *   a proxy tunnel's DNS goes to its engine (TCP/53 via the proxy, UDP/53 to its UDP socket).
- * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN.
+ * - `nat_post` (nat postrouting srcnat): masquerade of marked traffic on its TUN. With limits
+ *   (model/shaping.ts), a limited group's connections are source-NATed into its class's port
+ *   range first (`shape/…`: on a TUN by the masquerade, elsewhere keeping the address), so
+ *   the ingress shapers can tell its replies by destination port.
+ * - `shape_out` (filter output, after route_out): runtime limits (`awg limit PID`) set their
+ *   class's skb priority, overriding their rule's class; route_out sets a limited rule's
+ *   (`meta priority set 1:<minor>`, which the egress HTBs classify by).
  * - `filter_out` (filter output): proxy-tunnel leak guard (marked traffic not redirected to a
  *   local listener is dropped), blocking marks, the daemon's bypass-marked endpoint lookups
  *   to the host's resolvers (`endpoint-dns`), DNS leak protection, kill switch (a
@@ -45,6 +51,7 @@ import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
 import type { Ipv6Mode } from '../../model/policy.js';
+import { classHandle } from '../../model/shaping.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
 
 const LAN4 = [
@@ -115,15 +122,22 @@ function setMark(p: NftPolicy, m: number): string {
   return `meta mark set meta mark & ${mark32(~p.fwmarkMask | m)} | ${mark32(m)} ct mark set meta mark`;
 }
 
+/** `meta priority set 1:<minor> ` of a limited group's class, or nothing */
+function priority(shapeClass: number | undefined): string {
+  return shapeClass !== undefined ? `meta priority set ${classHandle(shapeClass)} ` : '';
+}
+
 function markRules(
   p: NftPolicy,
   match: string,
   mark: number,
   ipv6: Ipv6Mode,
   name: string,
+  shapeClass?: number,
 ): string[] {
   const m = match ? `${match} ` : '';
-  const set4 = `${setMark(p, mark)} counter accept`;
+  const prio = priority(shapeClass);
+  const set4 = `${setMark(p, mark)} ${prio}counter accept`;
   if (ipv6 === 'tunnel') return [`${m}${set4} ${comment(name)}`];
   if (ipv6 === 'block')
     return [
@@ -132,7 +146,7 @@ function markRules(
     ];
   return [
     `${m}meta nfproto ipv4 ${set4} ${comment(name)}`,
-    `${m}counter accept ${comment(`${name}/ipv6-direct`)}`,
+    `${m}${prio}counter accept ${comment(`${name}/ipv6-direct`)}`,
   ];
 }
 
@@ -141,13 +155,43 @@ function appRules(p: NftPolicy, a: NftAppRule): string[] {
   const m = cg(a.cgroup);
   switch (a.action.type) {
     case 'direct':
-      return [`${m} counter accept ${comment(name)}`];
+      return [`${m} ${priority(a.shapeClass)}counter accept ${comment(name)}`];
     case 'drop':
       return [`${m} counter drop ${comment(name)}`];
     case 'mark':
       checkMark(p, a.action.mark, name);
-      return markRules(p, m, a.action.mark, a.action.ipv6, name);
+      return markRules(p, m, a.action.mark, a.action.ipv6, name, a.shapeClass);
   }
+}
+
+/**
+ * nat_post's port-range NAT of the limited classes (model/shaping.ts): on each TUN ahead of
+ * its plain masquerade, elsewhere (direct traffic) keeping the source address. Only TCP and
+ * UDP have ports; loopback is left alone.
+ */
+function shapeNat(p: NftPolicy): { perTunnel: Map<string, string[]>; direct: string[] } {
+  const perTunnel = new Map<string, string[]>();
+  const direct: string[] = [];
+  const classes = p.shaping?.classes ?? [];
+  if (!classes.length) return { perTunnel, direct };
+  const mask = mark32(p.fwmarkMask);
+  const l4 = 'meta l4proto { tcp, udp } counter';
+  for (const t of p.tunnels) {
+    if (!t.link) continue;
+    perTunnel.set(
+      t.name,
+      classes.map(
+        (k) =>
+          `oifname ${quoted(t.link!, 'link')} meta mark & ${mask} == ${mark32(t.mark)} meta priority ${classHandle(k.n)} ${l4} masquerade to :${k.ports[0]}-${k.ports[1]} ${comment(`shape/${t.name}/${k.name}`)}`,
+      ),
+    );
+  }
+  for (const k of classes)
+    for (const fam of ['ip', 'ip6'] as const)
+      direct.push(
+        `meta priority ${classHandle(k.n)} ${l4} snat ${fam} to ${fam} saddr:${k.ports[0]}-${k.ports[1]} ${comment(`shape/${k.name}${fam === 'ip6' ? '/ipv6' : ''}`)}`,
+      );
+  return { perTunnel, direct };
 }
 
 function chain(name: string, hook: string, rules: string[]): string[] {
@@ -236,9 +280,13 @@ export function renderTable(p: NftPolicy): string {
       `${cg(a.cgroup)} ${byMark(a.action.mark)} meta l4proto tcp counter redirect to :${a.redirectPort} ${comment(`proxy-direct/${a.name}`)}`,
     );
   }
-  const natPost: string[] = [];
+  const shaped = shapeNat(p);
+  const natPost: string[] = p.shaping?.classes.length
+    ? [`oifname "lo" counter accept ${comment('loopback')}`]
+    : [];
   for (const t of p.tunnels) {
     checkMark(p, t.mark, `tunnel ${t.name}`);
+    natPost.push(...(shaped.perTunnel.get(t.name) ?? []));
     if (t.redirectPort !== undefined) {
       natOut.push(
         `${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`,
@@ -253,6 +301,14 @@ export function renderTable(p: NftPolicy): string {
         `oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`,
       );
   }
+
+  natPost.push(...shaped.direct);
+  // runtime limits: after route_out, so a process's own class overrides its rule's
+  const shapeOut = (p.shaping?.classes ?? [])
+    .filter((k) => k.runtime)
+    .map(
+      (k) => `${cg(k.cgroup)} meta priority set ${classHandle(k.n)} ${comment(`shape/${k.name}`)}`,
+    );
 
   // `oifname` is the route chosen before nat output: a connection redirected to a local
   // transparent proxy still names the physical device, so admit local destinations too.
@@ -389,6 +445,16 @@ export function renderTable(p: NftPolicy): string {
     ...chain('nat_post', 'type nat hook postrouting priority srcnat; policy accept;', natPost),
     '',
     ...chain('filter_out', 'type filter hook output priority filter; policy accept;', filter),
+    ...(shapeOut.length
+      ? [
+          '',
+          ...chain(
+            'shape_out',
+            'type filter hook output priority mangle + 1; policy accept;',
+            shapeOut,
+          ),
+        ]
+      : []),
     ...(countIn.length
       ? [
           '',
@@ -447,12 +513,12 @@ export function normaliseRuleset(text: string): string {
  * default tunnel's mark nothing is routed into a tunnel that is not up yet: every packet
  * faces the kill switch, which lets out loopback, our TUNs (`awg-*`, by name, once the
  * daemon creates them), the daemon's bypass-marked endpoint traffic and endpoint lookups,
- * DHCP, DHCPv6, neighbour discovery and (allowLan) the LAN. The daemon's first apply
+ * DHCP, DHCPv6, neighbour discovery and (allowLan) the LAN. No limits (nothing is shaped yet). The daemon's first apply
  * replaces it with the full table in one transaction.
  */
 export function bootPolicy(p: NftPolicy): NftPolicy | undefined {
   if (p.killSwitch === 'off') return undefined;
-  const { defaultRoute: _default, ...rest } = p;
+  const { defaultRoute: _default, shaping: _shaping, ...rest } = p;
   return { ...rest, apps: [] };
 }
 

@@ -1,6 +1,7 @@
 /**
- * Linux link driver: persistent TUN devices `awg-<tunnel>` marked with the alias
- * `awg:managed` (see parse.ts for ownership).
+ * Linux link driver: persistent TUN devices `awg-<tunnel>` (and the ifbs `awgq-…` of limits,
+ * made with `ip link add … type ifb`) marked with the alias `awg:managed` (see parse.ts for
+ * ownership).
  *
  * Create happens in-process: TUNSETIFF (exclusive, IFF_NO_PI) + TUNSETOWNER + TUNSETPERSIST
  * through koffi, then one RTM_NEWLINK that sets the marker alias, MTU and admin state, so
@@ -16,6 +17,7 @@ import { AwgError, toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
+import { IFB_PREFIX } from '../../model/shaping.js';
 import { LINK_READ } from '../reads.js';
 import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
 
@@ -84,8 +86,12 @@ function checkName(name: string, prefix: string, validIfName: Native['validIfNam
 export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   const owner = opts.owner ?? 0;
 
-  /** the link as such: a persistent TUN, or a wireguard link of the kernel's module */
-  function make(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
+  /** the link as such: a persistent TUN, a wireguard link of the kernel's module, an ifb */
+  async function make(spec: LinkSpec, ctx: ApplyContext, n: Native): Promise<void> {
+    if (spec.kind === 'ifb') {
+      await ctx.exec.mutate('ip', ['link', 'add', spec.name, 'type', 'ifb']);
+      return;
+    }
     if (spec.kind === 'wireguard') {
       if (!ctx.exec.record(`[netlink] ip link add ${spec.name} type wireguard`)) return;
       try {
@@ -125,9 +131,9 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
     }
   }
 
-  function create(spec: LinkSpec, ctx: ApplyContext, n: Native): void {
+  async function create(spec: LinkSpec, ctx: ApplyContext, n: Native): Promise<void> {
     const { NetlinkSocket, setLink } = n;
-    make(spec, ctx, n);
+    await make(spec, ctx, n);
     if (
       !ctx.exec.record(
         `[netlink] ip link set dev ${spec.name} alias ${LINK_MARKER} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
@@ -197,13 +203,13 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
       }
       const after = change.after;
       if (!after) throw new AwgError('bug', `${change.action} ${change.id} without after`);
-      if (after.kind !== 'tun' && after.kind !== 'wireguard')
+      if (after.kind !== 'tun' && after.kind !== 'wireguard' && after.kind !== 'ifb')
         throw new AwgError(
           'unsupported',
           `link kind ${String(after.kind)} is not supported on Linux`,
         );
       const n = await native();
-      checkName(after.name, prefix, n.validIfName);
+      checkName(after.name, after.kind === 'ifb' ? IFB_PREFIX : prefix, n.validIfName);
       let changed = false;
       if (change.action === 'replace' && change.before && change.before.name !== after.name)
         changed = await remove(change.before.name);
@@ -219,7 +225,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
         );
       const have = owned.get(after.name);
       if (!have) {
-        create(after, ctx, n);
+        await create(after, ctx, n);
         return 'changed';
       }
       const args: string[] = [];

@@ -5,9 +5,11 @@
  * TUN (`linkinfo.info_kind` tun, `info_data.type` tun) or a link of the kernel's WireGuard
  * module (`info_kind` wireguard, `engine: kernel`) and it carries our marker alias
  * (IFLA_IFALIAS `awg:managed`). A link with our prefix that lacks any of these is a
- * conflict and is never touched. Links without the prefix are ignored.
+ * conflict and is never touched. Links without the prefix are ignored. The ifbs that limits
+ * redirect traffic to (`awgq-…`, model/shaping.ts) are ours by the same alias on an `ifb` link.
  */
 import type { LinkSpec } from '../../model/resources.js';
+import { IFB_PREFIX } from '../../model/shaping.js';
 
 /** IFLA_IFALIAS value that marks a link as created by awg. */
 export const LINK_MARKER = 'awg:managed';
@@ -78,12 +80,21 @@ export function isWireguard(l: IpLinkJson): boolean {
   return l.linkinfo?.info_kind === 'wireguard';
 }
 
+/** An ifb (limits redirect a device's traffic to one). */
+export function isIfb(l: IpLinkJson): boolean {
+  return l.linkinfo?.info_kind === 'ifb';
+}
+
 /** Why a prefixed link is not ours, or undefined when it is. */
 export function notOursReason(l: IpLinkJson): string | undefined {
   if (l.ifalias !== LINK_MARKER)
     return l.ifalias
       ? `alias is ${JSON.stringify(l.ifalias)}, not our marker ${LINK_MARKER}`
       : `it has no ${LINK_MARKER} alias`;
+  if (l.ifname?.startsWith(IFB_PREFIX))
+    return isIfb(l)
+      ? undefined
+      : `it is a ${l.linkinfo?.info_kind ?? 'non-ifb'} device, not an ifb`;
   if (!isTun(l) && !isWireguard(l))
     return `it is a ${l.linkinfo?.info_data?.type ?? l.linkinfo?.info_kind ?? 'non-TUN'} device, not a TUN or wireguard link`;
   return undefined;
@@ -93,7 +104,7 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
   const out: ParsedLinks = { owned: [], conflicts: [] };
   for (const l of links) {
     const name = l.ifname;
-    if (!name || !name.startsWith(prefix)) continue;
+    if (!name || !(name.startsWith(prefix) || name.startsWith(IFB_PREFIX))) continue;
     const ifindex = l.ifindex ?? 0;
     const why = notOursReason(l);
     if (why) {
@@ -111,7 +122,7 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
     out.owned.push({
       spec: {
         name,
-        kind: isWireguard(l) ? 'wireguard' : 'tun',
+        kind: isWireguard(l) ? 'wireguard' : isIfb(l) ? 'ifb' : 'tun',
         mtu: l.mtu ?? 0,
         up: (l.flags ?? []).includes('UP'),
       },

@@ -44,7 +44,7 @@ export function realiseLinux(m: DesiredModel, facts: HostFacts): DesiredState {
 export const linuxPlatform: Platform = {
   os: 'linux',
   drivers: async (o) => (await import('./linux-drivers.js')).createLinuxDrivers(o),
-  async probeFacts(c, { env, state, persistEndpoints }) {
+  async probeFacts(c, { exec, env, state, persistEndpoints }) {
     const [{ probeLinuxFacts }, { createLinuxDnsDriver }, { ProcessExec }, { silentReporter }] =
       await Promise.all([
         import('../facts.js'),
@@ -56,6 +56,7 @@ export const linuxPlatform: Platform = {
       c,
       createLinuxDnsDriver({ exec: new ProcessExec(silentReporter), env }),
       {
+        exec,
         ...(env ? { env } : {}),
         ...(state ? { state } : {}),
         ...(persistEndpoints !== undefined ? { persist: persistEndpoints } : {}),

@@ -127,3 +127,23 @@ export function parseRouteJson(text: string, family: 4 | 6, band: RouteBand): Pa
   }
   return out;
 }
+
+/**
+ * `ip -j -N [-6] route show table main default` → the default route with the lowest metric
+ * (its interface is an uplink that limits shape; model/shaping.ts), or undefined. Routes on
+ * our own links (`prefix`) are not uplinks.
+ */
+export function defaultRouteOf(
+  text: string,
+  prefix: string,
+): { gateway: string; interface: string } | undefined {
+  const t = text.trim();
+  if (!t) return undefined;
+  const v = JSON.parse(t) as unknown;
+  if (!Array.isArray(v)) throw new Error('ip -j route: expected a JSON array');
+  const best = (v as IpRouteJson[])
+    .filter((r) => r.dst === 'default' && r.dev && !r.dev.startsWith(prefix))
+    .filter((r) => (r.type ?? 'unicast') === 'unicast' || r.type === '1')
+    .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];
+  return best ? { gateway: best.gateway ?? best.via?.host ?? '', interface: best.dev! } : undefined;
+}

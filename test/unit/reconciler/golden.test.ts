@@ -186,6 +186,14 @@ const checks: Record<string, (p: Plan, ctx: Case) => void> = {
       'engine/work',
     ]);
   },
+  'limits-drift': (p) => {
+    // the deleted class is rebuilt in place, the deleted ingress tree created again; nothing else
+    expect(real(p).map((c) => [c.action, c.id, c.cause])).toEqual([
+      ['update', 'shaper/awg-home/egress', 'drift'],
+      ['create', 'shaper/awg-home/ingress', 'drift'],
+    ]);
+    expect(p.changes.find((c) => c.id === 'shaper/awg-home/egress')!.fields).toEqual(['classes']);
+  },
   'unowned-leftover': (p) => {
     expect(real(p)).toHaveLength(1);
     expect(p.changes[0]).toMatchObject({

@@ -82,6 +82,10 @@ export const DROPPED_PER_APP_WARNING =
 const proxyDefaultWarning = (tunnel: string) =>
   `tunnel ${tunnel}: proxy tunnels as the default route need the macOS flow router, which this realisation was not given (no config)`;
 
+/** a runtime limit (`awg limit PID`) under a config without per-app rules: no router, nothing to dial from the class's ports */
+export const NO_ROUTER_LIMITS_WARNING =
+  'limits: the flow router runs only while the config has an enabled rule (or a proxy tunnel as the default route); without it, processes limited at run time are not shaped on macOS';
+
 /** host addresses worth a skip entry: not loopback or link-local (the table has those), no zone */
 function ownAddresses(addrs: readonly string[]): string[] {
   return addrs
@@ -109,7 +113,14 @@ export function realiseDarwinFlow(
     : undefined;
   const proxyDefault = def && !def.link ? def : undefined;
   const enabled = router.rules.filter((r) => r.enabled !== false);
-  if (!enabled.length && !proxyDefault) return base;
+  if (!enabled.length && !proxyDefault) {
+    // limits on classes need the router to dial their flows from the classes' ports
+    if (!policy.shaping?.classes.length) return base;
+    return {
+      ...base,
+      warnings: [...base.warnings, NO_ROUTER_LIMITS_WARNING],
+    };
+  }
 
   const canBlock = rulesCanBlock(router.rules);
   const pf = pfFlowRouterFor(policy, {

@@ -5,7 +5,7 @@
  * dummynet pipes as xnu does and prints `dnctl list` as dnctl.c does. Verified on the model
  * only: no packet is shaped here, and nothing has run on a Mac.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BOOT_ANCHOR_FILE } from '../../../src/platform/darwin/pf-boot.js';
@@ -184,6 +184,18 @@ describe('macOS host model: limits (dummynet pipes, PF dummynet rules)', () => {
         .slice(ours)
         .filter((l) => /40269|40270/.test(l)),
     ).toEqual([]);
+  });
+
+  it('the pipes’ record torn after apply: `down` still deletes exactly our pipes (from the applied record’s copy) and says it recovered them', async () => {
+    const host = MacHost.laptop();
+    await host.mutate('dnctl', ['pipe', '40269', 'config', 'bw', '1Mbit/s']);
+    const r = rig(limitsConfig(), host);
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    const file = join(r.state.dir, 'darwin-pipes.json');
+    const text = readFileSync(file, 'utf8');
+    writeFileSync(file, text.slice(0, text.length >> 1));
+    await r.down();
+    expect([...host.pipes.keys()]).toEqual([40269]);
   });
 
   it('a limit edited, then removed: the pipe follows in place, then goes with its dummynet rule', async () => {

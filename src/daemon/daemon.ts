@@ -53,6 +53,7 @@ import type {
   TopRequest,
   WakeReason,
 } from './core.js';
+import { MAX_LIMITS } from '../config/rate.js';
 import { LimitBook } from './limit-book.js';
 import { linuxLimitSystem } from './limit-system.js';
 import { EventFeed } from './feed.js';
@@ -406,6 +407,13 @@ export class Daemon implements DaemonCore {
         ? `clearing the limit of process ${req.pid}`
         : `the limit of process ${req.pid}`;
       const r = await this.config.read(file);
+      if (r.ok && !req.clear && this.limits.isUnshaped(req.pid)) {
+        change.undo();
+        throw new AwgError(
+          'invalid-config',
+          `${what}: at most ${MAX_LIMITS} limits can be in force at once, the config's and the runtime ones together; clear one first (awg limit --list)`,
+        );
+      }
       if (!r.ok) {
         change.undo();
         throw new AwgError(r.error.kind, `${what}: ${r.error.message}`, {

@@ -32,7 +32,7 @@
  * - `forget` (awg down): every limit ends; the teardown removes the cgroups.
  */
 import { AwgError } from '../errors.js';
-import { MAX_RATE, MIN_RATE, formatRate } from '../config/rate.js';
+import { MAX_LIMITS, MAX_RATE, MIN_RATE, formatRate } from '../config/rate.js';
 import type { Config } from '../config/schema.js';
 import type { RuntimeLimit } from '../model/shaping.js';
 import { ruleName } from '../model/match.js';
@@ -188,6 +188,8 @@ export class LimitBook {
   private readonly records = new Map<number, LimitRecord>();
   private readonly watches = new Map<number, () => void>();
   private sys: LimitSystem | undefined;
+  /** limits the last run could not give a class (no room beside the config's) */
+  private unshaped = new Set<number>();
 
   constructor(private readonly o: LimitBookOptions) {
     for (const r of savedLimits(o.state)) this.records.set(r.pid, r);
@@ -199,6 +201,11 @@ export class LimitBook {
 
   get size(): number {
     return this.records.size;
+  }
+
+  /** the limit of `pid` was left out of the last run's classes for want of room (forRun) */
+  isUnshaped(pid: number): boolean {
+    return this.unshaped.has(pid);
   }
 
   /** the limits with what they hold now, in pid order */
@@ -239,8 +246,24 @@ export class LimitBook {
   forRun(config: Pick<Config, 'rules' | 'tunnels'>, cgroupRoot: string): RuntimeLimit[] {
     if (!this.records.size) return [];
     const parents = limitParents(config, cgroupRoot);
-    return [...this.records.values()]
+    const ready = [...this.records.values()]
       .filter((r) => parents.has(parentOf(r.group)) && this.system.exists(r.group))
+      // the config's limits come first: runtime limits never make a config invalid; when
+      // they do not all fit, the oldest keep their classes
+      .sort((a, b) => a.since.localeCompare(b.since) || a.pid - b.pid);
+    const room = Math.max(0, MAX_LIMITS - config.rules.filter((r) => r.enabled && r.limit).length);
+    const left = new Set(ready.slice(room).map((r) => r.pid));
+    for (const pid of left)
+      if (!this.unshaped.has(pid))
+        this.o.emit({
+          type: 'error',
+          at: this.at(),
+          kind: 'invalid-config',
+          message: `the runtime limit of process ${pid} is not shaped: the config's limits and older runtime limits take all ${MAX_LIMITS} classes`,
+        });
+    this.unshaped = left;
+    return ready
+      .slice(0, room)
       .sort((a, b) => a.pid - b.pid)
       .map((r) => ({
         pid: r.pid,

@@ -5,12 +5,14 @@
  *
  * - P limited (--upload 2Mbit --download 1Mbit): it moves into `<root>/shells/_limit-P`; iperf3
  *   started by it (children it forks) runs at the limits (median of 3 runs within ±5 % at the
- *   IP level, which is what tc counts), while Q beside it, unlimited, is not held to them;
+ *   IP level, what the limit counts), while Q beside it, unlimited, is not held to them;
  * - the placer leaves P where it is (a rescan included) and routing stays the rule's;
  * - --clear: the class leaves tc and nft, P is back in the rule's cgroup, the rate goes up;
  * - limited again, P execs iperf3 itself: shaped; when it exits the limit and its cgroup go;
  * - who: a socket-group member limits its own process, not root's; a user outside the group
- *   cannot reach the socket at all (exit 4).
+ *   cannot reach the socket at all (exit 4);
+ * - a daemon restart (SIGTERM: its teardown removes the cgroups) keeps the limit: the first
+ *   converged run gives the process a new cgroup and the class comes back.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -84,8 +86,16 @@ const DOWN = 1_000_000;
 /** the tunnel's MTU; a TCP segment with timestamps carries MTU − 52 bytes of payload */
 const MTU = 1420;
 const IP_PER_PAYLOAD = MTU / (MTU - 52);
+/**
+ * ±5 % of the limit, at what the limit counts: IP packets (docs/limits.md). iperf3 counts
+ * payload, MTU − 52 bytes of each packet (3.7 % less at this MTU): its goodput is turned into
+ * IP bytes per second before the comparison, and logged as it is.
+ */
+const TOLERANCE = 0.05;
 const RUNS = 3;
-const SECONDS = 5;
+/** seconds per run, of which the first OMIT are not counted (slow start, the queue filling) */
+const SECONDS = 10;
+const OMIT = 3;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -117,6 +127,7 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
   let dir: string;
   let socket: string;
   let daemon: NsProcess | undefined;
+  let startDaemon: () => NsProcess;
   const procs: NsProcess[] = [];
   let P: Shell;
   let Q: Shell;
@@ -163,7 +174,7 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
   }
 
   const iperfCmd = (port: number, reverse: boolean) =>
-    `iperf3 -c ${PEER_TUN} -p ${port} -t ${SECONDS} -O 1 -J${reverse ? ' -R' : ''}`;
+    `iperf3 -c ${PEER_TUN} -p ${port} -t ${SECONDS} -O ${OMIT} -J${reverse ? ' -R' : ''}`;
   /** the receiver's goodput (bit/s) of an iperf3 -J report */
   const goodput = (json: string) => {
     const j = JSON.parse(json) as {
@@ -190,14 +201,16 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
         );
     return out.join('\n');
   };
+  /** the median goodput `bps` of a limited flow, at the IP level, within TOLERANCE of the limit */
   const expectShaped = async (bps: number, limit: number, what: string) => {
-    // tc counts IP packets: goodput plus TCP/IP headers
     const ip = bps * IP_PER_PAYLOAD;
-    const off = Math.abs(ip / limit - 1);
+    const off = ip / limit - 1;
+    const line = `${what}: IP packets ≈ ${Math.round(ip)} bit/s (${(off * 100).toFixed(1)} % off the limit ${limit}); iperf3 goodput ${Math.round(bps)} bit/s (${((bps / limit - 1) * 100).toFixed(1)} %)`;
+    console.log(line);
     expect(
-      off,
-      `${what}: goodput ${Math.round(bps)} bit/s, IP ${Math.round(ip)} bit/s, limit ${limit}${off > 0.05 ? `\n${await tcDump()}` : ''}`,
-    ).toBeLessThanOrEqual(0.05);
+      Math.abs(off),
+      `${line}${Math.abs(off) > TOLERANCE ? `\n${await tcDump()}` : ''}`,
+    ).toBeLessThanOrEqual(TOLERANCE);
   };
 
   /** the classes (handles) of the HTB on `dev`; [] when it has none */
@@ -262,27 +275,31 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
 `,
     );
     fd = openConnectorSocket();
-    const argv = awgArgv(
-      client,
-      ce,
-      [
-        'daemon',
-        '--config',
-        cfg,
-        '--socket',
-        socket,
-        '--socket-group',
-        group,
-        '--state-dir',
-        ce.stateDir,
-      ],
-      { noStateDir: true },
-    );
-    daemon = nsSpawn(client, argv[3]!, argv.slice(4), {
-      env: { ...ce.env, AWG_PROC_CONNECTOR_FD: '3' },
-      fds: [fd],
-    });
-    procs.push(daemon);
+    startDaemon = () => {
+      const argv = awgArgv(
+        client,
+        ce,
+        [
+          'daemon',
+          '--config',
+          cfg,
+          '--socket',
+          socket,
+          '--socket-group',
+          group,
+          '--state-dir',
+          ce.stateDir,
+        ],
+        { noStateDir: true },
+      );
+      const p = nsSpawn(client, argv[3]!, argv.slice(4), {
+        env: { ...ce.env, AWG_PROC_CONNECTOR_FD: '3' },
+        fds: [fd],
+      });
+      procs.push(p);
+      return p;
+    };
+    daemon = startDaemon();
     await eventually(
       async () => (await limitCli(['--list'])).code === 0,
       `the daemon answers; its output:\n${daemon.output()}`,
@@ -339,9 +356,16 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
     expect(await probe).toContain(`0::/${group}\n`);
 
     // beside it at the same time: Q (same rule, no limit) downloads freely while P is held
-    const [p, q] = await Promise.all([P.run(iperfCmd(5201, true)), Q.run(iperfCmd(5202, true))]);
-    await expectShaped(goodput(p), DOWN, 'download of a child while Q runs');
-    expect(goodput(q), 'Q is not limited').toBeGreaterThan(10 * DOWN);
+    const ps: number[] = [];
+    const qs: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const [p, q] = await Promise.all([P.run(iperfCmd(5201, true)), Q.run(iperfCmd(5202, true))]);
+      ps.push(goodput(p));
+      qs.push(goodput(q));
+    }
+    await expectShaped(median(ps), DOWN, 'download of a child while Q runs');
+    console.log(`Q beside it, unlimited: ${qs.map((x) => Math.round(x)).join(', ')} bit/s`);
+    expect(median(qs), 'Q is not limited').toBeGreaterThan(10 * DOWN);
     // the placer left P in its limit (rescans included); routing is still the rule's
     expect(cgroupOf(P.proc.pid)).toBe(`/${group}`);
   }, 240_000);
@@ -411,4 +435,39 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
     expect((await limitCli([String(mine.pid), '--clear'])).code).toBe(0);
     expect(cgroupOf(mine.pid)).not.toContain('_limit-');
   }, 120_000);
+
+  it('a daemon restart keeps a limit: its stop removed the cgroups, the first run gives the process a new one and its class', async () => {
+    const R = shell(join(ce.dir, 'apps', 'awgt-lim-sh'));
+    await eventually(
+      async () => cgroupOf(R.proc.pid)?.endsWith(`/${ce.cgroupRoot}/shells`) === true,
+      'R placed by the rule',
+    );
+    const r = await limitCli([String(R.proc.pid), '--download', '1Mbit']);
+    expect(r.code, show(r)).toBe(0);
+    const group = `/${ce.cgroupRoot}/shells/_limit-${R.proc.pid}`;
+    expect(cgroupOf(R.proc.pid)).toBe(group);
+    // SIGTERM: the daemon leaves the host as `awg down` would (no kill switch): no cgroups
+    await daemon!.kill(10_000);
+    expect(existsSync(cgroupDir(ce))).toBe(false);
+    expect(cgroupOf(R.proc.pid)).not.toContain(ce.cgroupRoot);
+    daemon = startDaemon();
+    await eventually(
+      async () => cgroupOf(R.proc.pid) === group,
+      `R back in its limit's cgroup (now ${cgroupOf(R.proc.pid)}); daemon output:\n${daemon.output()}`,
+      60_000,
+    );
+    await eventually(
+      async () => (await tcClasses(SHAPED[1]!)).includes(CLASS),
+      `the class is back; daemon output:\n${daemon.output()}`,
+      60_000,
+    );
+    expect(await limits()).toEqual([
+      expect.objectContaining({ pid: R.proc.pid, group: group.slice(1) }),
+    ]);
+    await expectShaped(
+      goodput(await R.run(iperfCmd(5201, true))),
+      DOWN,
+      'download after the restart',
+    );
+  }, 180_000);
 });

@@ -359,6 +359,54 @@ describe('LimitBook: the cgroup', () => {
   });
 });
 
+describe('LimitBook: room for classes', () => {
+  it('runtime limits never make a config invalid: beyond what its own limits leave, the newest wait (reported once)', () => {
+    const procs: Proc[] = [];
+    for (let i = 0; i < 3; i++)
+      procs.push({
+        pid: 2000 + i,
+        ppid: 1,
+        uid: 0,
+        exe: '/usr/bin/x',
+        comm: 'x',
+        cgroup: 'awg/web',
+        start: String(200 + i),
+      });
+    const { book, events } = setup(procs);
+    let t = 0;
+    const times = () => new Date(Date.UTC(2026, 10, 26, 10, 0, t++)).toISOString();
+    for (const pid of [2002, 2000, 2001]) {
+      book.set({ pid, download: 1e6 }, ROOT, 'awg');
+      // set in this order: 2002 is the oldest
+      (book as unknown as { records: Map<number, LimitRecord> }).records.get(pid)!.since = times();
+    }
+    const full = {
+      ...config,
+      rules: Array.from({ length: 31 }, (_, i) => ({
+        ...config.rules[0]!,
+        name: `r${i}`,
+        limit: { download: '1Mbit' },
+      })),
+    };
+    // 31 rule limits leave one class: the oldest runtime limit keeps it
+    expect(book.forRun(full, 'awg').map((l) => l.pid)).toEqual([]); // their parent awg/web is not in `full`
+    const withWeb = { ...full, rules: [...full.rules, config.rules[0]!] };
+    expect(book.forRun(withWeb, 'awg').map((l) => l.pid)).toEqual([2002]);
+    expect(book.isUnshaped(2000) && book.isUnshaped(2001)).toBe(true);
+    const errors = () => events.filter((e) => e.type === 'error');
+    expect(errors().map((e) => e.type === 'error' && e.message)).toEqual([
+      "the runtime limit of process 2000 is not shaped: the config's limits and older runtime limits take all 32 classes",
+      "the runtime limit of process 2001 is not shaped: the config's limits and older runtime limits take all 32 classes",
+    ]);
+    // the next run: said once
+    book.forRun(withWeb, 'awg');
+    expect(errors()).toHaveLength(2);
+    // room again: all shaped
+    expect(book.forRun(config, 'awg').map((l) => l.pid)).toEqual([2000, 2001, 2002]);
+    expect(book.isUnshaped(2000)).toBe(false);
+  });
+});
+
 describe('LimitBook: ends, restarts, reused pids', () => {
   it('ends when its cgroup empties: the watch asks for a run; expire() drops it and removes the cgroup', () => {
     const { book, sys, events, wakes } = setup();

@@ -6,7 +6,7 @@
  * limited cgroup ("the limited app"). What is measured is the machine's busy CPU (/proc/stat:
  * everything but idle and iowait, all CPUs, so softirq work, ifb and ksoftirqd count) from the
  * client's start to its exit, divided by the gigabits the receiver counted: CPU-seconds per
- * Gbit transferred. The machine is shared, so before each run the bench waits (up to 30 s)
+ * Gbit transferred. The machine is shared, so before each run the bench waits (up to 9 s)
  * for a quiet moment and records the background (busy cores before and after the run, with
  * no transfer of ours). A second figure, "ours", counts only our processes' cgroups (iperf3
  * both ends, with the softirq work done in their context) and the ksoftirqd threads: robust
@@ -280,7 +280,7 @@ async function transfer(
   const s1 = systemCpu();
   const wall = (performance.now() - t0) / 1000;
   const c1 = ours();
-  const r = parseIperf(client.output());
+  const r = parseIperf(client.stdout());
   const bgAfter = await background(quiet.seconds);
   const gb = (r.bytes * 8) / 1e9;
   const busy = s1.busy - s0.busy;
@@ -301,7 +301,7 @@ export async function limitBench(smoke: boolean): Promise<Sample[]> {
   const rates = smoke ? [1e9] : [1e9, 2e9, 5e9];
   const rounds = smoke ? 1 : 5;
   const seconds = smoke ? 1 : 5;
-  const quiet = { tries: smoke ? 1 : 20, seconds: smoke ? 0.3 : BG_S };
+  const quiet = { tries: smoke ? 1 : 6, seconds: smoke ? 0.3 : BG_S };
   const list = modes(rates);
   const dirs: Dir[] = ['upload', 'download'];
   const groups = new CpuGroups('limit');
@@ -344,6 +344,9 @@ export async function limitBench(smoke: boolean): Promise<Sample[]> {
             const r = await transfer(pair, ends, app, dir, m, seconds, quiet);
             const k = `${dir}/${m.key}`;
             res.set(k, [...(res.get(k) ?? []), r]);
+            process.stderr.write(
+              `[limit] round ${round + 1}/${rounds} ${k}: ${r.gbps.toFixed(2)} Gbit/s, ${r.cpuPerGbit.toFixed(3)} CPU-s/Gbit (ours ${r.oursPerGbit.toFixed(3)}), background ${r.bgBefore.toFixed(2)}/${r.bgAfter.toFixed(2)}\n`,
+            );
             if (m.shape)
               shaped.set(k, Math.min(shaped.get(k) ?? Infinity, await shapedBytes(pair)));
           } finally {

@@ -23,8 +23,8 @@
  *
  * Run: `npx tsx bench/run.ts --only=top [--smoke]` (root, iperf3, ss, cgroup v2).
  */
-import { existsSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { median, type Sample } from './lib.js';
 import { ROOT, must } from './apply.bench.js';
@@ -56,73 +56,68 @@ interface Def {
   label: string;
   cmd: string;
   args: string[];
-  /** printed once the subject is set up (stderr or stdout) */
-  ready: string;
-  smoke: boolean;
+  /** printed once the subject is set up: on stderr (`ready`) or stdout (`{`) */
+  ready?: { stream: 'stdout' | 'stderr'; marker: string };
 }
 
-/** The monitor's modules exist in this checkout (they land on their own branches). */
-function monitorPresent(): { loop: boolean; cli: boolean } {
-  return {
-    loop: existsSync(join(ROOT, 'src/procs/top/linux.ts')),
-    cli: existsSync(join(ROOT, 'src/cli/commands/top.ts')),
-  };
-}
-
-function defs(smoke: boolean): Def[] {
-  const have = monitorPresent();
+/**
+ * The measured subjects. `awg top` runs from dist/ (built first: what users run) in a full
+ * run, from the sources through tsx in the smoke (no build: seconds).
+ */
+function defs(smoke: boolean, stateDir: string): Def[] {
   const node = process.execPath;
-  const all: Def[] = [
+  const tsx = ['--import', `file://${TSX}`];
+  const awg = smoke ? [...tsx, join(ROOT, 'test/helpers/awg-cli.ts')] : [join(ROOT, 'bin/awg.js')];
+  const all: (Def & { full?: true })[] = [
     {
       key: 'idle',
       label: 'Node idle (top-loop.ts --idle: the loop disabled)',
       cmd: node,
-      args: ['--import', `file://${TSX}`, LOOP, '--idle'],
-      ready: 'ready',
-      smoke: true,
+      args: [...tsx, LOOP, '--idle'],
+      ready: { stream: 'stderr', marker: 'ready' },
     },
-    ...(have.loop
-      ? [
-          {
-            key: 'loop',
-            label: 'monitor loop (TrafficSource.read + the reading as JSON, every 1 s)',
-            cmd: node,
-            args: ['--import', `file://${TSX}`, LOOP],
-            ready: 'ready',
-            smoke: true,
-          },
-        ]
-      : []),
-    ...(have.cli
-      ? [
-          {
-            key: 'cli',
-            label: '`awg top --json --direct` (dist/)',
-            cmd: node,
-            args: [join(ROOT, 'bin/awg.js'), 'top', '--json', '--direct'],
-            ready: '{',
-            smoke: false,
-          },
-        ]
-      : []),
+    {
+      key: 'loop',
+      label: 'monitor loop (read + Monitor.update + JSON document, every 1 s)',
+      cmd: node,
+      args: [...tsx, LOOP],
+      ready: { stream: 'stderr', marker: 'ready' },
+    },
+    {
+      key: 'cli',
+      label: `\`awg top --json --direct\` (${smoke ? 'sources' : 'dist/'})`,
+      cmd: node,
+      args: [...awg, 'top', '--json', '--direct', '--state-dir', stateDir],
+      ready: { stream: 'stdout', marker: '{' },
+    },
     {
       key: 'ss-tin',
       label: '`ss -tin` once per second (shell loop)',
       cmd: 'sh',
       args: ['-c', 'while :; do ss -tin > /dev/null; sleep 1; done'],
-      ready: '',
-      smoke: true,
     },
     {
       key: 'ss-tinp',
       label: '`ss -tinp` once per second (with owner processes)',
       cmd: 'sh',
       args: ['-c', 'while :; do ss -tinp > /dev/null; sleep 1; done'],
-      ready: '',
-      smoke: false,
+      full: true,
     },
   ];
-  return all.filter((d) => !smoke || d.smoke);
+  return all.filter((d) => !smoke || !d.full);
+}
+
+/** The connections listed by the last whole JSON document in `out` (`awg top --json`). */
+function lastDocConnections(out: string): number {
+  const lines = out.split('\n').filter((l) => l.startsWith('{'));
+  for (const l of lines.reverse()) {
+    try {
+      return (JSON.parse(l) as { connections: unknown[] }).connections.length;
+    } catch {
+      /* cut by the tail: the one before */
+    }
+  }
+  return NaN;
 }
 
 interface Window {
@@ -164,20 +159,14 @@ async function windows(
   return out;
 }
 
-/** `tick <n> flows <f> ms <t> cpu <read> <all>` lines a loop child printed after `from` chars. */
+/** `tick <n> flows <f> ms <wall> cpu <read> <update> <json>` lines a loop child printed after `from` chars. */
 function ticks(s: Subject, from: number) {
-  const t = {
-    flows: [] as number[],
-    ms: [] as number[],
-    readCpu: [] as number[],
-    outCpu: [] as number[],
-  };
-  const re = /^tick \d+ flows (\d+) ms ([\d.]+) cpu ([\d.]+) ([\d.]+)$/gm;
-  for (const m of s.output().slice(from).matchAll(re)) {
+  const t = { flows: [] as number[], ms: [] as number[], cpu: [[], [], []] as number[][] };
+  const re = /^tick \d+ flows (\d+) ms ([\d.]+) cpu ([\d.]+) ([\d.]+) ([\d.]+)$/gm;
+  for (const m of s.stderr().slice(from).matchAll(re)) {
     t.flows.push(Number(m[1]));
     t.ms.push(Number(m[2]));
-    t.readCpu.push(Number(m[3]));
-    t.outCpu.push(Number(m[4]) - Number(m[3]));
+    for (let i = 0; i < 3; i++) t.cpu[i]!.push(Number(m[3 + i]));
   }
   return t;
 }
@@ -194,8 +183,9 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
   const nWin = smoke ? 1 : 7;
   const winS = smoke ? 2 : 10;
   const warmS = smoke ? 1 : 5;
-  const list = defs(smoke);
-  if (list.some((d) => d.key === 'cli'))
+  const stateDir = mkdtempSync(join(tmpdir(), 'awgt-bench-top-'));
+  const list = defs(smoke, stateDir);
+  if (!smoke)
     await must(process.execPath, [
       join(ROOT, 'node_modules/typescript/bin/tsc'),
       '-p',
@@ -211,10 +201,12 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
     const subjects = list.map((d) =>
       spawnIn(d.key, pair.a, groups.group(d.key), d.cmd, d.args, {
         env: { ...process.env, NO_COLOR: '1' },
+        tail: 4 << 20,
       }),
     );
     started.push(...subjects);
-    for (const [i, d] of list.entries()) if (d.ready) await waitOutput(subjects[i]!, d.ready);
+    for (const [i, d] of list.entries())
+      if (d.ready) await waitOutput(subjects[i]!, d.ready.marker, d.ready.stream);
     await sleep(warmS * 1000);
 
     const out: Sample[] = [];
@@ -225,7 +217,7 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
         const stat = median(ws.map((w) => w.stat[d.key]!));
         const t = ticks(subjects[i]!, from[i]!);
         const seen = t.flows.length
-          ? `; flows per reading ${range(t.flows)}; per tick (medians): wall ${median(t.ms).toFixed(1)} ms, CPU ${median(t.readCpu).toFixed(1)} ms read + ${median(t.outCpu).toFixed(1)} ms JSON out`
+          ? `; flows per reading ${range(t.flows)}; per tick (medians): wall ${median(t.ms).toFixed(1)} ms, CPU ms read ${median(t.cpu[0]!).toFixed(1)}, update ${median(t.cpu[1]!).toFixed(1)}, JSON ${median(t.cpu[2]!).toFixed(1)}`
           : '';
         out.push({
           name: `${phase}: ${d.label}`,
@@ -245,7 +237,7 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
       });
     };
 
-    const at = () => subjects.map((s) => s.output().length);
+    const at = () => subjects.map((s) => s.stderr().length);
     let from = at();
     const idleWs = await windows(subjects, nWin, winS);
     report(`idle refresh (${tcpN} TCP + ${udpN} UDP)`, idleWs, from, '');
@@ -278,7 +270,7 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
     await client.exited;
     let ip: IperfResult;
     try {
-      ip = parseIperf(client.output());
+      ip = parseIperf(client.stdout());
     } catch (e) {
       throw new Error(`the load phase's iperf3 failed: ${(e as Error).message}`);
     }
@@ -300,10 +292,23 @@ export async function topBench(smoke: boolean): Promise<Sample[]> {
     for (const [i, d] of list.entries())
       if (subjects[i]!.child.exitCode !== null)
         throw new Error(`${d.key} exited during the run: ${subjects[i]!.output().slice(-2000)}`);
+    // what `awg top` saw: every held connection (and iperf3's) in its last document
+    const cli = subjects[list.findIndex((d) => d.key === 'cli')]!;
+    const seen = lastDocConnections(cli.stdout());
+    if (!(seen >= tcpN))
+      throw new Error(`awg top --json listed ${seen} connections, fewer than the ${tcpN} held`);
+    out.push({
+      name: 'awg top --json: connections in its last document',
+      unit: 'connections',
+      runs: [seen],
+      median: seen,
+      note: `${tcpN} TCP + ${udpN} UDP held, iperf3's ${IPERF_STREAMS + 1} TCP`,
+    });
     return out;
   } finally {
     for (const s of started) await stop(s, 1000);
     await destroyPair(pair);
     await groups.destroy();
+    rmSync(stateDir, { recursive: true, force: true });
   }
 }

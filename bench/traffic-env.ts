@@ -83,6 +83,12 @@ export async function conntrackOn(ns: string): Promise<void> {
 // ---------------------------------------------------------------------------------------
 // CPU
 
+const liveGroups = new Set<CpuGroups>();
+// an interrupted run: no process of ours outlives it (the namespaces' own hook removes them)
+process.once('exit', () => {
+  for (const g of liveGroups) g.kill();
+});
+
 /** A cgroup v2 directory of the bench: `<mount>/awgt-bench-<tag>` with one child per subject. */
 export class CpuGroups {
   readonly root: string;
@@ -100,6 +106,7 @@ export class CpuGroups {
     this.nftRoot = this.root.replace(/^\/sys\/fs\/cgroup\/?/, '');
     mkdirSync(this.root);
     this.made.push(this.root);
+    liveGroups.add(this);
   }
 
   /** A child group `name`; its path. */
@@ -117,8 +124,19 @@ export class CpuGroups {
     return relative(this.mount, join(this.root, name)).split('/').length;
   }
 
+  /** Kills every process left in our groups (best effort, synchronous: the exit hook's part). */
+  kill(): void {
+    for (const g of this.made)
+      try {
+        writeFileSync(join(g, 'cgroup.kill'), '1');
+      } catch {
+        /* gone */
+      }
+  }
+
   /** Kills every process left in our groups and removes them (children first). */
   async destroy(): Promise<void> {
+    liveGroups.delete(this);
     for (const g of [...this.made].reverse()) {
       try {
         writeFileSync(join(g, 'cgroup.kill'), '1');
@@ -202,6 +220,9 @@ export interface Subject {
   group: string;
   child: ChildProcess;
   pid: number;
+  stdout(): string;
+  stderr(): string;
+  /** stdout then stderr */
   output(): string;
   exited: Promise<number>;
 }
@@ -216,7 +237,12 @@ export function spawnIn(
   group: string,
   cmd: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; stdout?: 'pipe' | 'ignore' } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    stdout?: 'pipe' | 'ignore';
+    /** keep only the last this many characters of stdout (a child that prints a lot) */
+    tail?: number;
+  } = {},
 ): Subject {
   const child = spawn(
     'sh',
@@ -233,13 +259,27 @@ export function spawnIn(
     { stdio: ['ignore', opts.stdout ?? 'pipe', 'pipe'], env: opts.env ?? process.env },
   );
   let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  let err = '';
+  const tail = opts.tail ?? Infinity;
+  child.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 2 * tail) out = out.slice(-tail);
+  });
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number>((resolve) => {
     child.on('error', () => resolve(127));
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
-  return { name, group, child, pid: child.pid ?? -1, output: () => out, exited };
+  return {
+    name,
+    group,
+    child,
+    pid: child.pid ?? -1,
+    stdout: () => out,
+    stderr: () => err,
+    output: () => out + err,
+    exited,
+  };
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`. */
@@ -252,9 +292,15 @@ export async function stop(s: Subject, graceMs = 2000): Promise<void> {
 }
 
 /** Resolves when `s`'s output contains `marker`; rejects if it exits first or after `ms`. */
-export async function waitOutput(s: Subject, marker: string, ms = 60_000): Promise<void> {
+export async function waitOutput(
+  s: Subject,
+  marker: string,
+  stream: 'stdout' | 'stderr' | 'both' = 'both',
+  ms = 60_000,
+): Promise<void> {
   const end = Date.now() + ms;
-  while (!s.output().includes(marker)) {
+  const text = stream === 'both' ? s.output : stream === 'stdout' ? s.stdout : s.stderr;
+  while (!text().includes(marker)) {
     if (s.child.exitCode !== null || s.child.signalCode !== null)
       throw new Error(`${s.name} exited before "${marker}": ${s.output().slice(-2000)}`);
     if (Date.now() > end) throw new Error(`${s.name}: no "${marker}" in ${ms} ms`);

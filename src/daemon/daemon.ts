@@ -96,7 +96,11 @@ export class Daemon implements DaemonCore {
       source: async () => {
         if (opts.trafficSource) return opts.trafficSource();
         await this.host.ready();
-        return trafficSource(this.host.platform!.perApp, { cgroupRoot: this.cgroupRoot() });
+        return trafficSource(this.host.platform!.perApp, {
+          cgroupRoot: this.cgroupRoot(),
+          // macOS: the router's connections, read at each reading (the router may start later)
+          routed: () => this.routing.routedFlows?.() ?? [],
+        });
       },
       context: () => {
         // the runtime limits' members, read once per reading

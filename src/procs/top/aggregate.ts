@@ -144,13 +144,19 @@ export class Monitor {
       st.pid = pid;
       const cgroup = f.cgroup ?? st.cgroup;
       st.cgroup = cgroup;
+      // the platform's own decision for this flow where it has one (the macOS flow router),
+      // else the rule of the socket's cgroup and the conntrack mark
       const group =
-        cgroup !== undefined
-          ? groupOf(ctx, cgroup, pid !== undefined ? infoOf(pid)?.exe : undefined)
-          : pid !== undefined
-            ? groupOfPid(pid)
-            : groupOf(ctx, undefined);
-      const route = flowRoute(ctx, f.mark, group);
+        f.route !== undefined
+          ? { ...(f.rule !== undefined ? { rule: f.rule } : {}), route: f.route }
+          : cgroup !== undefined
+            ? groupOf(ctx, cgroup, pid !== undefined ? infoOf(pid)?.exe : undefined)
+            : pid !== undefined
+              ? groupOfPid(pid)
+              : groupOf(ctx, undefined);
+      const route = f.route ?? flowRoute(ctx, f.mark, group);
+      // the process's row takes the rule the platform named for its flows
+      if (f.route !== undefined && pid !== undefined && !groups.has(pid)) groups.set(pid, group);
       const open = f.closed ? 0 : 1;
       const rows: Sum[] = [total, into(routeSums, route)];
       if (group.rule !== undefined) rows.push(into(ruleSums, group.rule));

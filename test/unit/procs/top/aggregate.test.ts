@@ -418,3 +418,27 @@ describe('rerate: the rates of a later document over a longer span', () => {
     expect(rerate({ ...d1, since: d1.at }, d3)).toBe(d3);
   });
 });
+
+describe('Monitor: a route the platform decided per flow (the macOS flow router)', () => {
+  it('a flow with its own rule and route is counted there, whatever its cgroup or mark says', () => {
+    const { update } = monitor();
+    const mail = proc(200, 'mail', undefined);
+    update(
+      reading(
+        0,
+        [flow('r', 0, 0, { pid: 200, rule: 'web', route: 'office', mark: MARKS.vpn })],
+        [mail],
+      ),
+    );
+    const d = update(
+      reading(
+        1000,
+        [flow('r', 700, 300, { pid: 200, rule: 'web', route: 'office', mark: MARKS.vpn })],
+        [mail],
+      ),
+    );
+    expect(d.processes[0]).toMatchObject({ pid: 200, rule: 'web', route: 'office', sent: 700 });
+    expect(d.tunnels.find((t) => t.name === 'office')).toMatchObject({ sent: 700, received: 300 });
+    expect(d.tunnels.find((t) => t.name === 'vpn')).toMatchObject({ sent: 0 });
+  });
+});

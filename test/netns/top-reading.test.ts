@@ -23,7 +23,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linuxTrafficSource } from '../../src/procs/top/linux.js';
-import type { FlowReading, Reading } from '../../src/procs/top/reading.js';
+import type { FlowReading, ProcessInfo, Reading } from '../../src/procs/top/reading.js';
 import { cgroupDir, cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
 import {
   createNetns,
@@ -80,6 +80,7 @@ class Watch {
   readonly last = new Map<string, FlowReading>();
   readonly closed = new Map<string, FlowReading>();
   readonly pids = new Set<number>();
+  readonly procs = new Map<number, ProcessInfo>();
   readonly warnings = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private readonly source;
@@ -90,6 +91,7 @@ class Watch {
 
   take(r: Reading): void {
     for (const w of r.warnings) this.warnings.add(w);
+    for (const [pid, p] of r.processes) this.procs.set(pid, p);
     for (const f of r.flows) {
       this.last.set(f.key, f);
       if (f.closed) this.closed.set(f.key, f);
@@ -226,6 +228,12 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
         expect(f).toMatchObject({ pid, family: fam === 'IPv4' ? 4 : 6, remote: { port: 5201 } });
         near(f!.sent, sent);
         if (proto === 'udp') exactUdp(f!.sent, sent);
+        // the process as read while it ran, still named after it exited
+        expect(w.procs.get(pid)).toMatchObject({
+          pid,
+          name: 'iperf3',
+          exe: expect.stringMatching(/iperf3$/),
+        });
         if (proto === 'tcp') {
           expect(f!.closed).toBe(true);
           // the live readings before it never exceeded the final count
@@ -345,6 +353,7 @@ describe.skipIf(skip)('top reading: tunnelled traffic (awg apply, rule r1 → t1
           remote: { addr: ADDR.server },
         });
         expect((f!.mark ?? 0) & 0x0f000000, 'the tunnel’s mark bits').not.toBe(0);
+        expect(w.procs.get(pid)).toMatchObject({ name: 'iperf3', cgroup: `/${ce.cgroupRoot}/r1` });
         near(f!.sent, json.end.sum_sent.bytes);
         if (proto === 'udp') exactUdp(f!.sent, json.end.sum_sent.bytes);
       }

@@ -102,6 +102,8 @@ export interface DesiredModel {
 
 /** metric of fallback routes: loses to every real route, keeps marked traffic from leaking */
 export const FALLBACK_METRIC = 4294967295;
+/** the sysctl that turns on conntrack accounting (per network namespace) */
+export const CONNTRACK_ACCT = 'net.netfilter.nf_conntrack_acct';
 export const CGROUP_ROOT = 'awg';
 /** the kernel stores an IPv6 route's metric 0 as 1024; desire what it will report */
 export const V6_DEFAULT_METRIC = 1024;
@@ -350,6 +352,14 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       id: ids.sysctl('net.ipv4.conf.all.src_valid_mark'),
       deps: [],
       spec: { key: 'net.ipv4.conf.all.src_valid_mark', value: '1' },
+    });
+    // conntrack's byte and packet counters per connection: the monitor's UDP counts (`awg top`).
+    // Only connections that begin while it is on are counted.
+    push({
+      kind: 'sysctl',
+      id: ids.sysctl(CONNTRACK_ACCT),
+      deps: [],
+      spec: { key: CONNTRACK_ACCT, value: '1' },
     });
   }
 

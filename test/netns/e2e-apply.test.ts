@@ -67,6 +67,7 @@ interface ApplyDoc {
 function expectedIds(e: AwgEnv): string[] {
   return [
     'sysctl/net.ipv4.conf.all.src_valid_mark',
+    'sysctl/net.netfilter.nf_conntrack_acct',
     `cgroup/${e.cgroupRoot}`,
     `cgroup/${e.cgroupRoot}/tele`,
     `cgroup/${e.cgroupRoot}/upd`,
@@ -120,18 +121,24 @@ describe.skipIf(skip)(
 
       const a = await awg(ns, e, ['apply', '-f', cfg]);
       expect(a.code, show(a)).toBe(0);
-      // one mutation per planned object: sysctl write, three mkdirs, one nft transaction; and
-      // the kill switch's boot copy written beside the table (state dir, for the early unit)
-      expect(a.mutations).toHaveLength(6);
+      // one mutation per planned object: two sysctl writes, three mkdirs, one nft transaction;
+      // and the kill switch's boot copy written beside the table (state dir, for the early unit)
+      expect(a.mutations).toHaveLength(7);
       expect(a.mutations.filter((m) => m.startsWith('[#] nft -f -'))).toHaveLength(1);
       expect(a.mutations.filter((m) => /^\[#\] write .*killswitch-boot\.nft/.test(m))).toHaveLength(
         1,
       );
       expect(existsSync(join(e.stateDir, 'killswitch-boot.nft'))).toBe(true);
-      expect(a.stdout).toMatch(/Applied: 5 change\(s\), 6 mutation\(s\); verified/);
+      expect(a.stdout).toMatch(/Applied: 6 change\(s\), 7 mutation\(s\); verified/);
+      // the accounting sysctl is written after the table (whose `ct` rules load conntrack)
+      const order = a.mutations.map((m) =>
+        m.includes('nf_conntrack_acct') ? 'acct' : m.startsWith('[#] nft -f') ? 'nft' : '',
+      );
+      expect(order.indexOf('acct')).toBeGreaterThan(order.indexOf('nft'));
 
       // kernel state matches the plan
       expect(await sysctl(ns, 'net.ipv4.conf.all.src_valid_mark')).toBe('1');
+      expect(await sysctl(ns, 'net.netfilter.nf_conntrack_acct')).toBe('1');
       for (const rel of ['', 'tele', 'upd']) expect(existsSync(join(cgroupDir(e), rel))).toBe(true);
       const nft = await nftJson(ns);
       const table = nft.nftables.find((o) => o.table?.name === 'awg')?.table;
@@ -274,8 +281,10 @@ describe.skipIf(skip)(
 
       const down = await awg(ns, e, ['down']);
       expect(down.code, show(down)).toBe(0);
-      // the five objects, and the boot copy of the kill switch
-      expect(down.mutations).toHaveLength(6);
+      // the six objects, and the boot copy of the kill switch
+      expect(down.mutations).toHaveLength(7);
+      // a fresh namespace's default, put back
+      expect(await sysctl(ns, 'net.netfilter.nf_conntrack_acct')).toBe('0');
       expect(existsSync(join(e.stateDir, 'killswitch-boot.nft'))).toBe(false);
       expect(await foreignState()).toEqual(foreign0);
       expect(await snapshotHost(ns, e)).toEqual(before);

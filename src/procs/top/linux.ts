@@ -89,6 +89,9 @@ class LinuxTrafficSource implements TrafficSource {
   private readonly procfs: ProcFs;
   private readonly proc: string;
   private readonly clock: () => number;
+  /** the processes of the last reading, as read then */
+  private seen = new Map<number, ProcessInfo>();
+  private acct: { at: number; off: boolean } | undefined;
 
   constructor(private readonly o: LinuxTrafficOptions) {
     this.proc = o.proc ?? '/proc';
@@ -223,10 +226,11 @@ class LinuxTrafficSource implements TrafficSource {
     }
     const named = new Set(flows.flatMap((f) => (f.pid !== undefined ? [f.pid] : [])));
     for (const pid of processes.keys()) if (!named.has(pid)) processes.delete(pid);
-    // a flow whose process vanished keeps its pid; the reading names what it could read
-    for (const f of flows)
-      if (f.pid !== undefined && !processes.has(f.pid))
-        processes.set(f.pid, { pid: f.pid, name: '?' });
+    // a flow whose process exited (a closed connection, a UDP flow's entry) keeps its pid and
+    // the process as last read
+    for (const pid of named)
+      if (!processes.has(pid)) processes.set(pid, this.seen.get(pid) ?? { pid, name: '?' });
+    this.seen = processes;
     return { at, flows, processes, warnings };
   }
 
@@ -259,9 +263,12 @@ class LinuxTrafficSource implements TrafficSource {
     }
   }
 
-  /** the namespace's net.netfilter.nf_conntrack_acct (a per-namespace sysctl) is 0 */
+  /** the namespace's net.netfilter.nf_conntrack_acct (a per-namespace sysctl) is 0; read every 10 s */
   private acctOff(): boolean {
-    return this.readSysctl('net/netfilter/nf_conntrack_acct') === '0';
+    const now = this.clock();
+    if (!this.acct || now - this.acct.at >= 10_000)
+      this.acct = { at: now, off: this.readSysctl('net/netfilter/nf_conntrack_acct') === '0' };
+    return this.acct.off;
   }
 
   private processInfo(pid: number): ProcessInfo | undefined {

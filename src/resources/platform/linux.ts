@@ -31,12 +31,12 @@ export function realiseLinux(m: DesiredModel, facts: HostFacts): DesiredState {
       },
     });
     const cgroups = resources.filter((r) => r.kind === 'cgroup').map((r) => r.id);
-    resources.push({
-      kind: 'firewall',
-      id: ids.firewall(NFT_TABLE),
-      deps: cgroups,
-      spec: firewallSpec(nft),
-    });
+    const firewall = ids.firewall(NFT_TABLE);
+    resources.push({ kind: 'firewall', id: firewall, deps: cgroups, spec: firewallSpec(nft) });
+    // net.netfilter.* appear when nf_conntrack loads, which our table's `ct` rules make it do
+    for (const [i, r] of resources.entries())
+      if (r.kind === 'sysctl' && r.spec.key.startsWith('net.netfilter.'))
+        resources[i] = { ...r, deps: [...r.deps, firewall] };
   }
   return { resources, warnings: [...m.warnings] };
 }

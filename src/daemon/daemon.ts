@@ -187,8 +187,8 @@ export class Daemon implements DaemonCore {
           : {}),
         onWake: (reason, detail, what) => {
           if (reason === 'network') {
-            // the engines re-handshake after an underlay change, not after our table's
-            if (what !== 'firewall') this.tunnels.networkMoved();
+            // the engines re-handshake after an underlay change, not after our table's or a qdisc's
+            if (what !== 'firewall' && what !== 'shaper') this.tunnels.networkMoved();
             this.feed.emit({ type: 'network-changed', at: now(), detail });
           }
           this.wake(reason);

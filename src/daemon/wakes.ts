@@ -15,11 +15,11 @@ import type { NetworkWatch, NetworkWatchOptions } from '../resources/monitor/typ
 
 export interface WakeSourceOptions {
   configPath?: string | undefined;
-  /** `firewall`: a network wake for our nft table alone (NetworkWatchOptions.onChange) */
+  /** `firewall`, `shaper`: a network wake for our nft table or traffic control alone (NetworkWatchOptions.onChange) */
   onWake(
     reason: Extract<WakeReason, 'config' | 'network'>,
     detail: string,
-    what?: 'network' | 'firewall',
+    what?: 'network' | 'firewall' | 'shaper',
   ): void;
   /** true while our own changes may still echo */
   isEcho(): boolean;

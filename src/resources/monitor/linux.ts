@@ -3,6 +3,9 @@
  * notifications for our table (koffi). It only says "something changed"; the daemon's loop
  * re-observes.
  *
+ * Traffic-control changes (RTNLGRP_TC, native/tcnl.ts) that our own `tc` did not make wake it
+ * too: someone deleting a qdisc or class of a shaper is drift.
+ *
  * Our own changes echo back as rtnetlink events. While a run is in flight and shortly
  * after (`isEcho`), events on our links (except an admin-down), routes with our protocol and
  * kernel noise on our links (IPv6 link-local, local table) are ignored. Outside that window
@@ -11,6 +14,7 @@
  */
 import type { NetlinkSocket } from '../../native/netlink.js';
 import type { NftEvent } from '../../native/nftnl.js';
+import type { TcEvent } from '../../native/tcnl.js';
 import type { ResyncEvent, RtnlEvent } from '../../native/rtnl.js';
 import { spawnedRecently } from '../../util/exec.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
@@ -154,6 +158,24 @@ export class NftTableWatch {
 
 const by = (portid: number) => (portid > 0 ? ` (netlink port ${portid})` : '');
 
+/**
+ * Which traffic-control notifications wake the loop: a change our own `tc` did not make (its
+ * netlink port is its pid: util/exec.ts spawnedRecently), and lost events. The kernel's own
+ * (port 0: a device going away takes its qdiscs along) wake outside the echo window only.
+ */
+export function tcWakingEvent(
+  events: (TcEvent | ResyncEvent)[],
+  names: ReadonlyMap<number, string>,
+  o: { echo: boolean; ours: (portid: number) => boolean },
+): string | undefined {
+  for (const e of events) {
+    if (e.type === 'resync') return 'traffic-control events lost: full re-observation';
+    if (o.ours(e.portid) || (o.echo && e.portid === 0)) continue;
+    return `tc: ${e.change} dev ${names.get(e.ifindex) ?? `#${e.ifindex}`}${by(e.portid)}`;
+  }
+  return undefined;
+}
+
 export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<NetworkWatch> {
   const { openMonitor, dumpLinks, NetlinkSocket } = await import('../../native/netlink.js');
   const mon = openMonitor({ rcvbuf: 1 << 20, ...(o.netns ? { netns: o.netns } : {}) });
@@ -173,12 +195,38 @@ export async function watchLinuxNetwork(o: NetworkWatchOptions): Promise<Network
     const d = wakingEvent(events, st, { echo: o.isEcho(), ...o.claims() });
     if (d) o.onChange(d);
   });
+  const tc = await watchTc(o, NetlinkSocket, st.names);
   return {
     close: () => {
       mon.close();
       nft?.close();
+      tc?.close();
     },
   };
+}
+
+/** The traffic-control notifications, on a socket of their own (undefined where it cannot open). */
+async function watchTc(
+  o: NetworkWatchOptions,
+  Socket: typeof NetlinkSocket,
+  names: ReadonlyMap<number, string>,
+): Promise<{ close(): void } | undefined> {
+  const { TC_GROUP_MASK, parseTcEvent } = await import('../../native/tcnl.js');
+  let sock: NetlinkSocket;
+  try {
+    sock = Socket.open({
+      groups: TC_GROUP_MASK,
+      rcvbuf: 1 << 18,
+      ...(o.netns ? { netns: o.netns } : {}),
+    });
+  } catch {
+    return undefined;
+  }
+  sock.listenWith(parseTcEvent, (events) => {
+    const d = tcWakingEvent(events, names, { echo: o.isEcho(), ours: spawnedRecently });
+    if (d) o.onChange(d, 'shaper');
+  });
+  return { close: () => sock.close() };
 }
 
 /**

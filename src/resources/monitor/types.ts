@@ -3,9 +3,10 @@
 export interface NetworkWatchOptions {
   /**
    * called with a short description of the first change of a batch that matters; `firewall`:
-   * only our nft table changed (no underlay change, so the engines need no new handshake)
+   * only our nft table changed, `shaper`: only traffic control (no underlay change, so the
+   * engines need no new handshake)
    */
-  onChange(detail: string, what?: 'network' | 'firewall'): void;
+  onChange(detail: string, what?: 'network' | 'firewall' | 'shaper'): void;
   /** true while our own changes may still echo back (they are ignored then) */
   isEcho(): boolean;
   /** our link prefix, route protocol and nft table (they follow the current config) */

@@ -146,7 +146,7 @@ async function runBatch(ctx: ApplyContext, lines: string[]): Promise<void> {
   if (!lines.length) return;
   await ctx.exec.mutate('tc', ['-batch', '-'], {
     input: lines.join('\n') + '\n',
-    display: `tc -batch - <<EOF\n${lines.join('\n')}\nEOF`,
+    display: `tc -batch - (${lines.join('; ')})`,
   });
 }
 

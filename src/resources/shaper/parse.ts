@@ -309,9 +309,9 @@ function specOf(
 
   const checkLeaf = (minor: number, rate: number) => {
     const q = leafOf(minor);
-    if (!q || q.kind !== 'bfifo' || q.limit !== leafLimit(rate))
+    if (!q || q.kind !== 'bfifo' || q.limit !== leafLimit(rate, at.direction))
       damage.push(
-        `${dev}: class 1:${hex(minor)} has ${q ? `a ${q.kind} queue${q.limit !== undefined ? ` of ${q.limit} bytes` : ''}` : 'no queue'}, not its bfifo of ${leafLimit(rate)} bytes`,
+        `${dev}: class 1:${hex(minor)} has ${q ? `a ${q.kind} queue${q.limit !== undefined ? ` of ${q.limit} bytes` : ''}` : 'no queue'}, not its bfifo of ${leafLimit(rate, at.direction)} bytes`,
       );
   };
   const parent = total !== undefined ? `1:${hex(TOTAL_MINOR)}` : undefined;

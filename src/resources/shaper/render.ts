@@ -5,8 +5,9 @@
  * - the HTB: on the device itself when it is a TUN of ours (egress, no `ifb`), else on the
  *   ifb. `default 0` leaves unclassified traffic unshaped (HTB's direct queue); a tunnel
  *   limit (`total`) adds the parent class 1:1 with the tunnel's rate, every class below it,
- *   and the rest in 1:2 (`default 2`). Each class has a short bfifo (≈ 10 ms at its rate), so a
- *   limited flow waits in a short queue rather than a long one (no bufferbloat).
+ *   and the rest in 1:2 (`default 2`). Each class has a short bfifo (leafLimit: 10 ms at its
+ *   rate, at least room for whole GSO packets), so a limited flow waits in a short queue
+ *   rather than a long one (no bufferbloat).
  * - egress classifies by skb priority (set by our nft table; HTB takes a priority that names
  *   a leaf class as the class), ingress by the connection's local port (u32 dport → classid
  *   on the ifb), since nothing restores a mark at ingress on kernels without act_connmark.
@@ -39,16 +40,33 @@ export function prefOf(n: number, family: 4 | 6, direction: 'egress' | 'ingress'
   return PREF_FIRST + (direction === 'ingress' ? 0x80 : 0) + 2 * n + (family === 6 ? 1 : 0);
 }
 
-/** the largest packet a class is sized for: an Ethernet frame of 1500 bytes */
+/** an Ethernet frame of 1500 bytes */
 const FRAME = 1514;
 /** a leaf queue holds this much time at its class's rate… */
 const QUEUE_SECONDS = 0.01;
-/** …but never fewer than two full frames */
-const MIN_QUEUE = 2 * FRAME;
+/**
+ * …but at least one GSO packet of 64 KiB and a frame (egress), two (ingress). HTB cannot
+ * segment, and a bfifo drops whatever does not fit whole: a smaller queue drops every TSO
+ * burst of a local TCP sender and the flow collapses to a fraction of its limit (measured:
+ * 0.25 Mbit/s of 20 through a TUN with a 25 kB queue). At ingress the remote sender's bursts
+ * arrive GRO-merged into packets of up to 64 KiB with nothing holding the sender back (no
+ * TCP small queues as for a local socket): one such packet's room lost 5-10 % of the rate,
+ * two's lose < 1 % (docs/limits.md). Below ≈ 57 Mbit/s (egress), 114 Mbit/s (ingress) this
+ * floor, not 10 ms, sets the queue: 29 ms at 20 Mbit/s up, 23 ms at 50 Mbit/s down.
+ */
+const GSO_MAX = 65_536;
+/**
+ * what a queue counts for one such packet: qdisc_pkt_len adds every segment's headers (IPv6
+ * + TCP with timestamps + Ethernet: 86 bytes) to the GSO packet's length; ≤ 55 segments at
+ * the smallest MSS an IPv6 path (MTU ≥ 1280) allows. Without them an IPv6 TCP upload through
+ * a TUN lost whole TSO packets (measured: 0.7-10 Mbit/s of 20).
+ */
+const GSO_QUEUED = GSO_MAX + 56 * 86;
 
-/** bytes of a class's bfifo: ≈ 10 ms at its rate */
-export function leafLimit(rate: number): number {
-  return Math.max(MIN_QUEUE, Math.round((rate / 8) * QUEUE_SECONDS));
+/** bytes of a class's bfifo */
+export function leafLimit(rate: number, direction: 'egress' | 'ingress'): number {
+  const floor = (direction === 'ingress' ? 2 : 1) * GSO_QUEUED + FRAME;
+  return Math.max(floor, Math.round((rate / 8) * QUEUE_SECONDS));
 }
 
 /** HTB quantum (bytes a class may send per round when borrowing): 1 ms at its rate, ≥ a frame */
@@ -84,8 +102,8 @@ function htbClass(dev: string, parent: string, minor: number, rate: number, ceil
   return `class add dev ${dev} parent ${parent} classid 1:${hex(minor)} htb rate ${rate}bit ceil ${ceil}bit burst ${burstOf(ceil)} cburst ${burstOf(ceil)} quantum ${quantumOf(rate)}`;
 }
 
-function leaf(dev: string, minor: number, rate: number): string {
-  return `qdisc add dev ${dev} parent 1:${hex(minor)} handle ${hex(minor)}: bfifo limit ${leafLimit(rate)}`;
+function leaf(spec: ShaperSpec, minor: number, rate: number): string {
+  return `qdisc add dev ${htbDevice(spec)} parent 1:${hex(minor)} handle ${hex(minor)}: bfifo limit ${leafLimit(rate, spec.direction)}`;
 }
 
 /** `match ip sport|dport` (and the ip6 twin) of class n's port range */
@@ -106,13 +124,13 @@ export function htbCommands(spec: ShaperSpec): string[] {
     out.push(htbClass(dev, '1:', TOTAL_MINOR, spec.total, spec.total));
     parent = `1:${hex(TOTAL_MINOR)}`;
     out.push(htbClass(dev, parent, REST_MINOR, restRate(spec), spec.total));
-    out.push(leaf(dev, REST_MINOR, spec.total));
+    out.push(leaf(spec, REST_MINOR, spec.total));
   }
   for (const c of spec.classes) {
     const rate = classRate(spec, c);
     const minor = classMinor(c.n);
     out.push(htbClass(dev, parent, minor, rate, rate));
-    out.push(leaf(dev, minor, rate));
+    out.push(leaf(spec, minor, rate));
     if (spec.direction === 'ingress')
       for (const f of [4, 6] as const)
         out.push(

@@ -5,10 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   NftTableWatch,
+  tcWakingEvent,
   wakingEvent,
   type RtnlFilterState,
 } from '../../../src/resources/monitor/linux.js';
 import { parseNftEvent, type NftEvent } from '../../../src/native/nftnl.js';
+import { parseTcEvent } from '../../../src/native/tcnl.js';
 import type { NlMessage, RtnlEvent } from '../../../src/native/rtnl.js';
 
 const base = { portid: 0, seq: 0, family: 2 };
@@ -235,5 +237,44 @@ describe('nf_tables notifications', () => {
     // our own deletion that is not followed by the table's return: the second look wakes
     expect(w.batch([ev('deltable')], true)).toEqual({ recheck: true });
     expect(w.recheck()).toBe('nftables: deltable inet awg');
+  });
+});
+
+describe('traffic-control notifications', () => {
+  const msg = (type: number, ifindex: number, portid: number): NlMessage => {
+    const payload = Buffer.alloc(20);
+    payload.writeInt32LE(ifindex, 4);
+    return { type, flags: 0, seq: 0, portid, payload };
+  };
+  const names = new Map([[7, 'awgq-1234567']]);
+
+  it('parses qdisc, class and filter changes and skips everything else', () => {
+    expect(parseTcEvent(msg(37, 7, 99))).toEqual({
+      type: 'tc',
+      change: 'delqdisc',
+      ifindex: 7,
+      portid: 99,
+    });
+    expect(parseTcEvent(msg(41, 7, 99))?.change).toBe('deltclass');
+    expect(parseTcEvent(msg(44, 7, 99))?.change).toBe('newtfilter');
+    expect(parseTcEvent(msg(16, 7, 99))).toBeUndefined();
+    expect(parseTcEvent({ ...msg(37, 7, 99), payload: Buffer.alloc(4) })).toBeUndefined();
+  });
+
+  it("wakes for someone else's change, never for our own tc's, and for the kernel's outside our runs", () => {
+    const ours = (p: number) => p === 4242;
+    const ev = (change: string, portid: number) =>
+      ({ type: 'tc', change, ifindex: 7, portid }) as const;
+    expect(tcWakingEvent([ev('delqdisc', 4242)], names, { echo: false, ours })).toBeUndefined();
+    expect(tcWakingEvent([ev('deltclass', 77)], names, { echo: true, ours })).toBe(
+      'tc: deltclass dev awgq-1234567 (netlink port 77)',
+    );
+    expect(tcWakingEvent([ev('delqdisc', 0)], names, { echo: true, ours })).toBeUndefined();
+    expect(tcWakingEvent([ev('delqdisc', 0)], names, { echo: false, ours })).toBe(
+      'tc: delqdisc dev awgq-1234567',
+    );
+    expect(tcWakingEvent([{ type: 'resync' }], names, { echo: true, ours })).toBe(
+      'traffic-control events lost: full re-observation',
+    );
   });
 });

@@ -130,7 +130,7 @@ describe('observeShapers', () => {
     const by = (d: string, dir: string) =>
       o.specs.find((x) => x.device === d && x.direction === dir)!;
     expect(by(T, 'egress').damage).toEqual([
-      'awg-t1: class 1:11 has no queue, not its bfifo of 25000 bytes',
+      'awg-t1: class 1:11 has no queue, not its bfifo of 71866 bytes',
     ]);
     expect(by('va', 'egress').classes.map((c) => c.n)).toEqual([1]);
     expect(by('va', 'egress').damage).toEqual([

@@ -156,7 +156,7 @@ complete -c awg -n '__fish_seen_subcommand_from processes' -l all -d 'also proce
 complete -c awg -n '__fish_seen_subcommand_from processes' -l state-dir -r -F -d 'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l socket -r -F -d 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l direct -d 'act on the host directly even when the awg daemon runs'
-complete -c awg -n 'not __fish_seen_subcommand_from validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit' -a top -d 'live traffic per process, rule and tunnel: upload and download rates, totals since start, open connections (TCP and UDP,'
+complete -c awg -n 'not __fish_seen_subcommand_from validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit' -a top -d 'live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second'
 complete -c awg -n '__fish_seen_subcommand_from top' -l interval -r -F -d 'seconds between refreshes (default 1)'
 complete -c awg -n '__fish_seen_subcommand_from top' -l once -d 'print one snapshot, one interval after the start, and exit'
 complete -c awg -n '__fish_seen_subcommand_from top' -l json -d 'one JSON document per interval, one per line (schema/top.schema.json)'

@@ -441,7 +441,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   program
     .command('top')
     .description(
-      'live traffic per process, rule and tunnel: upload and download rates, totals since start, open connections (TCP and UDP, IPv4 and IPv6; payload bytes the kernel counted per connection). Connections no process owns show as unattributed',
+      "live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second, in kB/s, MB/s), totals since start and open connections; TCP and UDP, IPv4 and IPv6, tunnelled and direct. The kernel's own byte counts per connection (sock_diag, conntrack), never estimates; connections no process owns show as unattributed. The view fits the terminal and ends with Ctrl-C. Through the daemon when it answers (one reader for every client), else read here",
     )
     .option('--interval <seconds>', 'seconds between refreshes (default 1)')
     .option('--once', 'print one snapshot, one interval after the start, and exit')

@@ -20,6 +20,7 @@
  *   accounting extension is attached when the entry is made); they count whole IP packets
  *   (skb->len at the conntrack hook: IP header included, link header not).
  */
+import { encodeNlas, nlaNest, type Nla } from './genl.js';
 import { NetlinkSocket } from './netlink.js';
 import { NETLINK_NETFILTER } from './nftnl.js';
 import {
@@ -28,14 +29,18 @@ import {
   AF_UNSPEC,
   buildMessage,
   formatAddr,
+  NLM_F_ACK,
   NLM_F_DUMP,
   NLM_F_REQUEST,
+  parseAddr,
   type NlMessage,
+  type ResyncEvent,
 } from './rtnl.js';
 
 export const NFNL_SUBSYS_CTNETLINK = 1;
 export const IPCTNL_MSG_CT_NEW = 0;
 export const IPCTNL_MSG_CT_GET = 1;
+export const IPCTNL_MSG_CT_DELETE = 2;
 
 export const CTA_TUPLE_ORIG = 1;
 export const CTA_TUPLE_REPLY = 2;
@@ -45,6 +50,7 @@ export const CTA_MARK = 8;
 export const CTA_COUNTERS_ORIG = 9;
 export const CTA_COUNTERS_REPLY = 10;
 export const CTA_ID = 12;
+export const CTA_ZONE = 18;
 
 export const CTA_TUPLE_IP = 1;
 export const CTA_TUPLE_PROTO = 2;
@@ -64,6 +70,9 @@ export const CTA_COUNTERS32_BYTES = 4;
 
 const NFGENMSG_LEN = 4;
 const CT_NEW_TYPE = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_NEW;
+const CT_DELETE_TYPE = (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_DELETE;
+/** multicast groups NFNLGRP_CONNTRACK_NEW 1 and NFNLGRP_CONNTRACK_DESTROY 3, as a bind mask */
+export const CT_EVENT_GROUPS = (1 << 0) | (1 << 2);
 
 export interface CtTuple {
   src: string;
@@ -93,6 +102,8 @@ export interface CtEntry {
   mark?: number;
   /** the kernel's id of the entry: stable for its life */
   id?: number;
+  /** conntrack zone, when not the default 0 */
+  zone?: number;
   /** absent when the entry was made while accounting was off */
   origCounters?: CtCounters;
   replyCounters?: CtCounters;
@@ -185,9 +196,35 @@ function complete(t: RawTuple): t is RawTuple & { src: string; dst: string } {
   return t.src !== undefined && t.dst !== undefined;
 }
 
-/** One ctnetlink message → an entry; undefined for another message or an incomplete entry. */
+/**
+ * One ctnetlink message → an entry (a dump's, a get's or a NEW event's); undefined for another
+ * message or an incomplete entry.
+ */
 export function parseCtEntry(m: NlMessage): CtEntry | undefined {
   if (m.type !== CT_NEW_TYPE) return undefined;
+  return parseCtBody(m);
+}
+
+export interface CtEvent {
+  type: 'new' | 'destroy';
+  entry: CtEntry;
+}
+
+/**
+ * A NEW (first confirmed) or DESTROY event: a destroyed entry carries its final counters. The
+ * kernel leaves CTA_MARK out of an event when the mark is 0; the entry says 0 then.
+ */
+export function parseCtEvent(m: NlMessage): CtEvent | undefined {
+  const type = m.type === CT_NEW_TYPE ? 'new' : m.type === CT_DELETE_TYPE ? 'destroy' : undefined;
+  if (!type) return undefined;
+  const entry = parseCtBody(m);
+  if (!entry) return undefined;
+  // an event leaves out a mark of 0 (a dump or a get always carries it)
+  if (entry.mark === undefined) entry.mark = 0;
+  return { type, entry };
+}
+
+function parseCtBody(m: NlMessage): CtEntry | undefined {
   const b = m.payload;
   if (b.length < NFGENMSG_LEN) return undefined;
   const af = b[0];
@@ -198,6 +235,7 @@ export function parseCtEntry(m: NlMessage): CtEntry | undefined {
   let tcpState: number | undefined;
   let mark: number | undefined;
   let id: number | undefined;
+  let zone: number | undefined;
   let origCounters: CtCounters | undefined;
   let replyCounters: CtCounters | undefined;
   eachAttr(b, NFGENMSG_LEN, b.length, (type, v, ve) => {
@@ -226,6 +264,9 @@ export function parseCtEntry(m: NlMessage): CtEntry | undefined {
       case CTA_ID:
         if (n >= 4) id = b.readUInt32BE(v);
         break;
+      case CTA_ZONE:
+        if (n >= 2) zone = b.readUInt16BE(v);
+        break;
       case CTA_COUNTERS_ORIG:
         origCounters = parseCounters(b, v, ve);
         break;
@@ -245,6 +286,7 @@ export function parseCtEntry(m: NlMessage): CtEntry | undefined {
     ...(tcpState !== undefined ? { tcpState } : {}),
     ...(mark !== undefined ? { mark } : {}),
     ...(id !== undefined ? { id } : {}),
+    ...(zone ? { zone } : {}),
     ...(origCounters ? { origCounters } : {}),
     ...(replyCounters ? { replyCounters } : {}),
   };
@@ -252,7 +294,12 @@ export function parseCtEntry(m: NlMessage): CtEntry | undefined {
 
 /** A request socket for ctnetlink dumps in `netns` (default: ours). */
 export function openConntrack(netns?: string): NetlinkSocket {
-  return NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns });
+  return NetlinkSocket.open({
+    protocol: NETLINK_NETFILTER,
+    netns,
+    rcvbuf: 2 << 20,
+    rcvbufForce: true,
+  });
 }
 
 /**
@@ -262,4 +309,137 @@ export function openConntrack(netns?: string): NetlinkSocket {
  */
 export function dumpConntrack(sock: NetlinkSocket, family: 0 | 4 | 6 = 0): CtEntry[] {
   return sock.dump(buildCtDump(family, sock.nextSeq(), sock.portid), parseCtEntry, 5000);
+}
+
+function be(n: number, bytes: 1 | 2 | 4): Buffer {
+  const b = Buffer.alloc(bytes);
+  b.writeUIntBE(n, 0, bytes);
+  return b;
+}
+
+/**
+ * IPCTNL_MSG_CT_GET of one entry by its original tuple (and zone), with NLM_F_ACK: the
+ * answer is the entry (an IPCTNL_MSG_CT_NEW message) then the ACK, or ENOENT when it is gone.
+ */
+export function buildCtGet(
+  e: Pick<CtEntry, 'family' | 'proto' | 'orig' | 'zone'>,
+  seq: number,
+  portid = 0,
+): Buffer {
+  const v6 = e.family === 6;
+  const tuple: Nla[] = [
+    nlaNest(CTA_TUPLE_IP, [
+      { type: v6 ? CTA_IP_V6_SRC : CTA_IP_V4_SRC, value: parseAddr(e.orig.src) },
+      { type: v6 ? CTA_IP_V6_DST : CTA_IP_V4_DST, value: parseAddr(e.orig.dst) },
+    ]),
+    nlaNest(CTA_TUPLE_PROTO, [
+      { type: CTA_PROTO_NUM, value: be(e.proto, 1) },
+      { type: CTA_PROTO_SRC_PORT, value: be(e.orig.sport, 2) },
+      { type: CTA_PROTO_DST_PORT, value: be(e.orig.dport, 2) },
+    ]),
+  ];
+  const attrs: Nla[] = [nlaNest(CTA_TUPLE_ORIG, tuple)];
+  if (e.zone) attrs.push({ type: CTA_ZONE, value: be(e.zone, 2) });
+  return buildMessage(
+    (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,
+    NLM_F_REQUEST | NLM_F_ACK,
+    seq,
+    portid,
+    Buffer.concat([Buffer.from([v6 ? AF_INET6 : AF_INET, 0, 0, 0]), encodeNlas(attrs)]),
+  );
+}
+
+/**
+ * requests per send of `getConntrack`: their answers must fit the receive queue (the kernel
+ * builds each in a buffer of a page, ~4.5 KiB of queue each; openConntrack asks for 2 MiB)
+ */
+const GET_BATCH = 64;
+
+/**
+ * The current state of the entries that `requests` (buildCtGet's, any seq: each is given a
+ * new one here) ask for, in order; null for one that is gone. Asked in batches, one send each.
+ */
+export function getConntrack(sock: NetlinkSocket, requests: readonly Buffer[]): (CtEntry | null)[] {
+  const out: (CtEntry | null)[] = new Array<CtEntry | null>(requests.length).fill(null);
+  for (let start = 0; start < requests.length; start += GET_BATCH) {
+    const bySeq = new Map<number, number>();
+    const msgs: Buffer[] = [];
+    for (let i = start; i < Math.min(requests.length, start + GET_BATCH); i++) {
+      const seq = sock.nextSeq();
+      bySeq.set(seq, i);
+      const m = requests[i]!;
+      m.writeUInt32LE(seq, 8);
+      m.writeUInt32LE(sock.portid, 12);
+      msgs.push(m);
+    }
+    sock.requestBatch(msgs, (m) => {
+      const i = bySeq.get(m.seq);
+      const e = i === undefined ? undefined : parseCtEntry(m);
+      if (i !== undefined && e) out[i] = e;
+    });
+  }
+  return out;
+}
+
+export interface CtEventBatch {
+  /** in the order the kernel sent them; a destroyed entry carries its final counters */
+  events: CtEvent[];
+  /** events were lost (the kernel's queue overflowed): the caller dumps the table again */
+  lost: boolean;
+}
+
+/**
+ * conntrack's NEW and DESTROY events (NFNLGRP_CONNTRACK_NEW, _DESTROY; joining needs
+ * CAP_NET_ADMIN, and net.netfilter.nf_conntrack_events not 0) collected between `take()`s,
+ * without blocking: the event loop drains the socket, and `take()` drains it first.
+ */
+export class ConntrackEvents {
+  private events: CtEvent[] = [];
+  private lost = false;
+  private failed: Error | undefined;
+
+  private constructor(
+    private readonly sock: NetlinkSocket,
+    private readonly maxQueued: number,
+  ) {}
+
+  static open(
+    opts: { netns?: string | undefined; rcvbuf?: number; maxQueued?: number } = {},
+  ): ConntrackEvents {
+    const sock = NetlinkSocket.open({
+      protocol: NETLINK_NETFILTER,
+      groups: CT_EVENT_GROUPS,
+      netns: opts.netns,
+      rcvbuf: opts.rcvbuf ?? 4 << 20,
+      rcvbufForce: true,
+    });
+    const w = new ConntrackEvents(sock, opts.maxQueued ?? 65536);
+    sock.listenWith(
+      parseCtEvent,
+      (events) => w.push(events),
+      (e) => (w.failed = e),
+    );
+    return w;
+  }
+
+  private push(events: (CtEvent | ResyncEvent)[]): void {
+    for (const e of events) {
+      if (e.type === 'resync' || this.events.length >= this.maxQueued) this.lost = true;
+      else this.events.push(e);
+    }
+  }
+
+  /** The events since the last take. Throws if receiving failed. */
+  take(): CtEventBatch {
+    if (this.failed) throw this.failed;
+    this.sock.pump();
+    const out = { events: this.events, lost: this.lost };
+    this.events = [];
+    this.lost = false;
+    return out;
+  }
+
+  close(): void {
+    this.sock.close();
+  }
 }

@@ -215,6 +215,54 @@ export class NetlinkSocket {
     return out;
   }
 
+  /**
+   * Several requests in one send (the kernel runs each message of a datagram in turn), each
+   * with NLM_F_ACK and its own seq: their replies go to `onReply` as they arrive (a view into
+   * the receive buffer), and the result maps each seq to its answer's errno (0: done). A
+   * receive queue too small for the replies fails with ENOBUFS (SyscallError): ask for fewer.
+   */
+  requestBatch(
+    msgs: readonly Buffer[],
+    onReply: (m: NlMessage) => void,
+    timeoutMs = 2000,
+  ): Map<number, number> {
+    if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
+    if (this.handle)
+      throw new AwgError('bug', 'requestBatch() on a listening socket; use a separate socket');
+    const answers = new Map<number, number>();
+    if (msgs.length === 0) return answers;
+    const pending = new Set(msgs.map((m) => m.readUInt32LE(8)));
+    check('send(netlink)', send(this.fd, Buffer.concat(msgs)));
+    const deadline = Date.now() + timeoutMs;
+    const pfd = Buffer.alloc(8);
+    while (pending.size > 0) {
+      const n = recv(this.fd, this.buf, RECV_BUF);
+      if (n < 0) {
+        const errno = -n;
+        if (errno !== E.EAGAIN && errno !== E.EINTR)
+          throw new SyscallError('recv', errno, 'netlink');
+        const left = deadline - Date.now();
+        if (left <= 0)
+          throw new AwgError('driver', `netlink batch: ${pending.size} answers missing`);
+        pfd.writeInt32LE(this.fd, 0);
+        pfd.writeInt16LE(POLLIN, 4);
+        pfd.writeInt16LE(0, 6);
+        poll(pfd, left);
+        continue;
+      }
+      for (const m of parseMessages(this.buf.subarray(0, n))) {
+        if (!pending.has(m.seq) || (m.portid !== this.portid && m.portid !== 0)) continue;
+        if (m.type === NLMSG_ERROR) {
+          answers.set(m.seq, -parseError(m).error);
+          pending.delete(m.seq);
+          continue;
+        }
+        onReply(m);
+      }
+    }
+    return answers;
+  }
+
   private exchange(msg: Buffer, timeoutMs: number, onData: (m: NlMessage) => void): void {
     if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
     if (this.handle)

@@ -93,7 +93,7 @@ export interface InetSocket {
   proto: InetProto;
   /** TCP_STATE */
   state: number;
-  /** canonical text; an AF_INET6 socket's IPv4-mapped address stays `::ffff:a.b.c.d` */
+  /** canonical text (inetAddr); an AF_INET6 socket's IPv4-mapped address is `::ffff:a.b.c.d` */
   src: string;
   sport: number;
   dst: string;
@@ -105,8 +105,8 @@ export interface InetSocket {
   inode: number;
   /** the kernel's socket cookie as 16 hex digits: unique for the life of the netns */
   cookie: string;
-  /** cgroup v2 id of the creating process's cgroup (= the cgroup directory's inode) */
-  cgroupId?: bigint;
+  /** cgroup v2 id of the creating process's cgroup (= the cgroup directory's inode; a u64, exact below 2^53) */
+  cgroupId?: number;
   /** SO_MARK (reported to CAP_NET_ADMIN only) */
   mark?: number;
   /** tcp_info: sequence space acknowledged by the peer / received in order (payload + SYN/FIN) */
@@ -130,24 +130,84 @@ export function buildInetDiagDump(
   return buildMessage(SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, portid, req);
 }
 
-function u64(b: Buffer, off: number): number {
-  return Number(b.readBigUInt64LE(off));
+/**
+ * Address bytes → text: IPv4 dotted, IPv6 RFC 5952, and an IPv4-mapped IPv6 address as
+ * `::ffff:a.b.c.d` (so a caller can tell it and strip the prefix).
+ */
+export function inetAddr(b: Buffer): string {
+  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  if (
+    b.length === 16 &&
+    b[10] === 0xff &&
+    b[11] === 0xff &&
+    b.subarray(0, 10).every((x) => x === 0)
+  )
+    return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
+  return formatAddr(b);
 }
+
+/** a u64 as a number (exact below 2^53: byte counts) */
+function u64(b: Buffer, off: number): number {
+  return b.readUInt32LE(off + 4) * 0x100000000 + b.readUInt32LE(off);
+}
+
+/** the text of a socket's addresses and cookie, which do not change while it lives */
+interface Names {
+  src: string;
+  dst: string;
+  cookie: string;
+  sport: number;
+  dport: number;
+}
+
+/**
+ * Formatting addresses and cookies is most of a parse's work; a cache keeps them per socket
+ * cookie from one dump round to the next (`round()` drops what the last round did not see).
+ */
+export class InetNameCache {
+  private prev = new Map<number, Names>();
+  private cur = new Map<number, Names>();
+
+  round(): void {
+    this.prev = this.cur;
+    this.cur = new Map();
+  }
+
+  /** @internal */
+  lookup(key: number, sport: number, dport: number): Names | undefined {
+    const n = this.cur.get(key) ?? this.prev.get(key);
+    if (!n || n.sport !== sport || n.dport !== dport) return undefined;
+    this.cur.set(key, n);
+    return n;
+  }
+
+  /** @internal */
+  keep(key: number, n: Names): void {
+    this.cur.set(key, n);
+  }
+}
+
+const hex8 = (n: number): string => n.toString(16).padStart(8, '0');
 
 /**
  * One SOCK_DIAG_BY_FAMILY message → a socket, or undefined when it is not an inet TCP/UDP
  * socket message or too short. `proto` is the dump's protocol; a destroy notification names
  * its own (INET_DIAG_PROTOCOL), which wins.
  */
-export function parseInetDiag(m: NlMessage, proto?: InetProto): InetSocket | undefined {
+export function parseInetDiag(
+  m: NlMessage,
+  proto?: InetProto,
+  names?: InetNameCache,
+): InetSocket | undefined {
   if (m.type !== SOCK_DIAG_BY_FAMILY) return undefined;
   const p = m.payload;
   if (p.length < MSG_LEN) return undefined;
   const af = p[0]!;
   if (af !== AF_INET && af !== AF_INET6) return undefined;
   const alen = af === AF_INET ? 4 : 16;
-  let info: Buffer | undefined;
-  let cgroupId: bigint | undefined;
+  let info = -1;
+  let infoLen = 0;
+  let cgroupId: number | undefined;
   let mark: number | undefined;
   let protoNum: number | undefined;
   // attributes: bounds-checked walk (a short or overlong one ends it)
@@ -158,8 +218,10 @@ export function parseInetDiag(m: NlMessage, proto?: InetProto): InetSocket | und
     const type = p.readUInt16LE(off + 2) & 0x3fff;
     const vlen = len - 4;
     const v = off + 4;
-    if (type === INET_DIAG_INFO) info = p.subarray(v, v + vlen);
-    else if (type === INET_DIAG_CGROUP_ID && vlen >= 8) cgroupId = p.readBigUInt64LE(v);
+    if (type === INET_DIAG_INFO) {
+      info = v;
+      infoLen = vlen;
+    } else if (type === INET_DIAG_CGROUP_ID && vlen >= 8) cgroupId = u64(p, v);
     else if (type === INET_DIAG_MARK && vlen >= 4) mark = p.readUInt32LE(v);
     else if (type === INET_DIAG_PROTOCOL && vlen >= 1) protoNum = p[v];
     off += (len + 3) & ~3;
@@ -168,26 +230,40 @@ export function parseInetDiag(m: NlMessage, proto?: InetProto): InetSocket | und
   if (protoNum !== undefined)
     pr = protoNum === IPPROTO_TCP ? 'tcp' : protoNum === IPPROTO_UDP ? 'udp' : undefined;
   if (pr === undefined) return undefined;
+  const sport = p.readUInt16BE(4);
+  const dport = p.readUInt16BE(6);
+  const lo = p.readUInt32LE(44);
+  const hi = p.readUInt32LE(48);
+  const key = hi * 0x100000000 + lo;
+  let n = names?.lookup(key, sport, dport);
+  if (!n) {
+    n = {
+      src: inetAddr(p.subarray(8, 8 + alen)),
+      dst: inetAddr(p.subarray(24, 24 + alen)),
+      cookie: hex8(hi) + hex8(lo),
+      sport,
+      dport,
+    };
+    names?.keep(key, n);
+  }
   const s: InetSocket = {
     family: af === AF_INET ? 4 : 6,
     proto: pr,
     state: p[1]!,
-    src: formatAddr(p.subarray(8, 8 + alen)),
-    sport: p.readUInt16BE(4),
-    dst: formatAddr(p.subarray(24, 24 + alen)),
-    dport: p.readUInt16BE(6),
+    src: n.src,
+    sport,
+    dst: n.dst,
+    dport,
     ifindex: p.readUInt32LE(40),
     uid: p.readUInt32LE(64),
     inode: p.readUInt32LE(68),
-    cookie:
-      p.readUInt32LE(48).toString(16).padStart(8, '0') +
-      p.readUInt32LE(44).toString(16).padStart(8, '0'),
-    ...(cgroupId !== undefined ? { cgroupId } : {}),
-    ...(mark !== undefined ? { mark } : {}),
+    cookie: n.cookie,
   };
-  if (pr === 'tcp' && info && info.length >= TCPI_BYTES_RECEIVED + 8) {
-    s.bytesAcked = u64(info, TCPI_BYTES_ACKED);
-    s.bytesReceived = u64(info, TCPI_BYTES_RECEIVED);
+  if (cgroupId !== undefined) s.cgroupId = cgroupId;
+  if (mark !== undefined) s.mark = mark;
+  if (pr === 'tcp' && info >= 0 && infoLen >= TCPI_BYTES_RECEIVED + 8) {
+    s.bytesAcked = u64(p, info + TCPI_BYTES_ACKED);
+    s.bytesReceived = u64(p, info + TCPI_BYTES_RECEIVED);
   }
   return s;
 }
@@ -205,13 +281,13 @@ export function dumpInetSockets(
   sock: NetlinkSocket,
   family: 4 | 6,
   proto: InetProto,
-  opts: { states?: number } = {},
+  opts: { states?: number; names?: InetNameCache } = {},
 ): InetSocket[] {
   const msg = buildInetDiagDump(family, proto, sock.nextSeq(), sock.portid, {
     ...(opts.states !== undefined ? { states: opts.states } : {}),
     info: proto === 'tcp',
   });
-  return sock.dump(msg, (m) => parseInetDiag(m, proto));
+  return sock.dump(msg, (m) => parseInetDiag(m, proto, opts.names));
 }
 
 export interface DestroyedBatch {

@@ -11,6 +11,8 @@
  *   a new flow on a reused key and count from zero;
  * - a closed flow's final counts are counted once: it is remembered (a tombstone) so a reader
  *   that reports it again adds nothing;
+ * - a flow keeps the process (and cgroup) it was first seen with when a later reading has none:
+ *   a socket its process closed with data still queued is in no file table until it is freed;
  * - flows not seen, and processes without connections or traffic, for `forgetAfterMs` are
  *   forgotten; at most `maxFlows` flows are remembered (the oldest go first), so memory stays
  *   bounded however many connections come and go.
@@ -45,6 +47,9 @@ interface FlowState {
   totalReceived: number;
   lastSeen: number;
   closed: boolean;
+  /** the process and cgroup it was first seen with */
+  pid?: number | undefined;
+  cgroup?: string | undefined;
 }
 
 interface ProcState {
@@ -96,9 +101,11 @@ export class Monitor {
     const now = this.clock();
     this.since ??= now;
     const baseline = this.prevAt === undefined;
-    const intervalMs = baseline ? 0 : Math.max(0, r.at - this.prevAt!);
+    // readings carry a fractional monotonic clock: the rates use it, the document rounds it
+    const span = baseline ? 0 : Math.max(0, r.at - this.prevAt!);
+    const intervalMs = Math.round(span);
     this.prevAt = r.at;
-    const rate = (d: number) => (intervalMs > 0 ? Math.round((d * 1000) / intervalMs) : 0);
+    const rate = (d: number) => (span > 0 ? Math.round((d * 1000) / span) : 0);
 
     const procSums = new Map<number, Sum>();
     const procRoutes = new Map<number, Set<Route>>();
@@ -131,22 +138,28 @@ export class Monitor {
     const connections: TopConnection[] = [];
     for (const f of r.flows) {
       const [dSent, dRecv, st] = this.count(f, r.at, baseline);
+      // a socket keeps the process it was first seen with (an orphaned socket, still sending
+      // after its process closed it, is in no file table)
+      const pid = f.pid ?? st.pid;
+      st.pid = pid;
+      const cgroup = f.cgroup ?? st.cgroup;
+      st.cgroup = cgroup;
       const group =
-        f.cgroup !== undefined
-          ? groupOf(ctx, f.cgroup, f.pid !== undefined ? infoOf(f.pid)?.exe : undefined)
-          : f.pid !== undefined
-            ? groupOfPid(f.pid)
+        cgroup !== undefined
+          ? groupOf(ctx, cgroup, pid !== undefined ? infoOf(pid)?.exe : undefined)
+          : pid !== undefined
+            ? groupOfPid(pid)
             : groupOf(ctx, undefined);
       const route = flowRoute(ctx, f.mark, group);
       const open = f.closed ? 0 : 1;
       const rows: Sum[] = [total, into(routeSums, route)];
       if (group.rule !== undefined) rows.push(into(ruleSums, group.rule));
-      if (f.pid === undefined) rows.push(unattributed);
+      if (pid === undefined) rows.push(unattributed);
       else {
-        rows.push(into(procSums, f.pid));
+        rows.push(into(procSums, pid));
         if (open) {
-          let set = procRoutes.get(f.pid);
-          if (!set) procRoutes.set(f.pid, (set = new Set()));
+          let set = procRoutes.get(pid);
+          if (!set) procRoutes.set(pid, (set = new Set()));
           set.add(route);
         }
       }
@@ -162,7 +175,7 @@ export class Monitor {
           family: f.family,
           local: { addr: f.local.addr, port: f.local.port },
           remote: { addr: f.remote.addr, port: f.remote.port },
-          ...(f.pid !== undefined ? { pid: f.pid } : {}),
+          ...(pid !== undefined ? { pid } : {}),
           ...(group.rule !== undefined ? { rule: group.rule } : {}),
           route,
           upload: rate(dSent),

@@ -12,7 +12,7 @@ import { readdirSync, statSync } from 'node:fs';
 /** The reads the names need; a fake in unit tests. */
 export interface CgroupFs {
   /** the inode (= cgroup id) of a cgroup directory (path relative to the mount); undefined when gone */
-  id(path: string): bigint | undefined;
+  id(path: string): number | undefined;
   /** the child cgroups' names; [] when gone */
   children(path: string): string[];
 }
@@ -22,7 +22,7 @@ export function linuxCgroupFs(mountPoint: string): CgroupFs {
   return {
     id(path) {
       try {
-        return statSync(abs(path), { bigint: true }).ino;
+        return Number(statSync(abs(path), { bigint: true }).ino);
       } catch {
         return undefined;
       }
@@ -45,8 +45,8 @@ const WALK_LIMIT = 4096;
 const KEEP_LIMIT = 16384;
 
 export class CgroupNames {
-  private readonly byId = new Map<bigint, string>();
-  private readonly unknown = new Set<bigint>();
+  private readonly byId = new Map<number, string>();
+  private readonly unknown = new Set<number>();
   private walkedThisRead = false;
 
   /** `subtree`: awg's cgroups (`/awg`), walked for names */
@@ -64,7 +64,7 @@ export class CgroupNames {
   }
 
   /** the path of cgroup `id`, when known */
-  name(id: bigint): string | undefined {
+  name(id: number): string | undefined {
     const n = this.byId.get(id);
     if (n !== undefined || this.unknown.has(id)) return n;
     if (!this.walkedThisRead) this.walk();

@@ -12,13 +12,16 @@
  * missed), notifications lost, not root (other users' sockets without a pid).
  */
 import { readFileSync, statSync } from 'node:fs';
-import { dumpConntrack, openConntrack, type CtEntry } from '../../native/conntrack.js';
+import { ConntrackEvents, openConntrack, type CtEntry } from '../../native/conntrack.js';
 import { dumpAddresses, NetlinkSocket } from '../../native/netlink.js';
 import { inNetns } from '../../native/netns.js';
 import {
+  ALL_STATES,
   DestroyWatch,
   dumpInetSockets,
+  InetNameCache,
   openSockDiag,
+  TCP_STATE,
   type InetSocket,
 } from '../../native/sockdiag.js';
 import { CGROUP_ROOT } from '../../model/desired.js';
@@ -26,7 +29,8 @@ import { parseCgroup2Mount } from '../../resources/cgroup/parse.js';
 import { relativeCgroup } from '../cgroups.js';
 import { linuxProcFs, type ProcFs } from '../scan.js';
 import { CgroupNames, linuxCgroupFs } from './linux-cgroups.js';
-import { FlowJoiner, type SocketOwner } from './linux-join.js';
+import { ConntrackTable, linuxCtIo } from './linux-conntrack.js';
+import { FlowJoiner, socketTupleKey, type SocketOwner } from './linux-join.js';
 import { linuxFdFs, SocketOwners, type FdFs } from './linux-owners.js';
 import type { ProcessInfo, Reading, TrafficSource } from './reading.js';
 
@@ -43,6 +47,19 @@ export interface LinuxTrafficOptions {
   destroyEvents?: boolean | undefined;
 }
 
+/**
+ * TCP states dumped: those of sockets that carry a flow. TIME_WAIT, listeners and request
+ * sockets are left out (a connection's end arrives through the destroy groups).
+ */
+const FLOW_STATES =
+  ALL_STATES &
+  ~(
+    (1 << TCP_STATE.TIME_WAIT) |
+    (1 << TCP_STATE.LISTEN) |
+    (1 << TCP_STATE.SYN_RECV) |
+    (1 << TCP_STATE.NEW_SYN_RECV)
+  );
+
 function tryRead(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
@@ -58,11 +75,14 @@ function message(e: unknown): string {
 class LinuxTrafficSource implements TrafficSource {
   private readonly diag: NetlinkSocket;
   private readonly route: NetlinkSocket;
-  private ct: NetlinkSocket | undefined;
-  private ctError: string | undefined;
+  private readonly ct: ConntrackTable | undefined;
+  private readonly ctSock: NetlinkSocket | undefined;
+  private readonly ctEvents: ConntrackEvents | undefined;
+  private readonly ctError: string | undefined;
   private readonly destroy: DestroyWatch | undefined;
   private readonly destroyError: string | undefined;
   private readonly joiner = new FlowJoiner();
+  private readonly names = new InetNameCache();
   private readonly owners: SocketOwners;
   private readonly cgroups: CgroupNames | undefined;
   private readonly mountRoot: string;
@@ -83,11 +103,21 @@ class LinuxTrafficSource implements TrafficSource {
     this.owners = new SocketOwners(fdfs);
     this.diag = openSockDiag(o.netns);
     this.route = NetlinkSocket.open({ netns: o.netns });
+    let ctSock: NetlinkSocket | undefined;
+    let ctEvents: ConntrackEvents | undefined;
+    let ctError: string | undefined;
     try {
-      this.ct = openConntrack(o.netns);
+      ctSock = openConntrack(o.netns);
+      // without events (no CAP_NET_ADMIN, or the sysctl off) every read dumps the table
+      if (this.readSysctl('net/netfilter/nf_conntrack_events') !== '0')
+        ctEvents = ConntrackEvents.open({ netns: o.netns });
     } catch (e) {
-      this.ctError = message(e);
+      if (!ctSock) ctError = message(e);
     }
+    this.ctSock = ctSock;
+    this.ctEvents = ctEvents;
+    this.ctError = ctError;
+    this.ct = ctSock ? new ConntrackTable(linuxCtIo(ctSock, ctEvents), this.clock) : undefined;
     let destroy: DestroyWatch | undefined;
     let destroyError: string | undefined;
     if (o.destroyEvents !== false) {
@@ -127,15 +157,20 @@ class LinuxTrafficSource implements TrafficSource {
         `cannot follow closed sockets (${this.destroyError}): the last bytes of connections closed between two readings are missing`,
       );
     }
-    const tcp = [...dumpInetSockets(this.diag, 4, 'tcp'), ...dumpInetSockets(this.diag, 6, 'tcp')];
+    const tcp = [
+      ...dumpInetSockets(this.diag, 4, 'tcp', { states: FLOW_STATES }),
+      ...dumpInetSockets(this.diag, 6, 'tcp', { states: FLOW_STATES }),
+    ];
     const udp = [...dumpInetSockets(this.diag, 4, 'udp'), ...dumpInetSockets(this.diag, 6, 'udp')];
-    const conntrack = this.readConntrack(warnings);
+    const tcpTuples = this.joiner.tuples(tcp);
+    for (const s of destroyed) if (s.proto === 'tcp') tcpTuples.add(socketTupleKey(s));
+    const ct = this.readConntrack(warnings, (e) => this.joiner.countsNeeded(e, tcpTuples));
     const local = new Set(dumpAddresses(this.route).flatMap((a) => (a.address ? [a.address] : [])));
     const isLocal = (a: string): boolean => local.has(a) || a.startsWith('127.') || a === '::1';
 
     // owners: inode → pid, searched for the sockets not seen before
     const inodes = new Set<number>();
-    const cgroupOfInode = new Map<number, bigint>();
+    const cgroupOfInode = new Map<number, number>();
     for (const s of [...tcp, ...udp]) {
       if (s.inode === 0) continue;
       inodes.add(s.inode);
@@ -165,7 +200,8 @@ class LinuxTrafficSource implements TrafficSource {
       tcp,
       udp,
       destroyed,
-      conntrack,
+      conntrack: ct?.entries,
+      ctEnded: ct?.ended ?? [],
       isLocal,
       owner,
     });
@@ -194,7 +230,10 @@ class LinuxTrafficSource implements TrafficSource {
     return { at, flows, processes, warnings };
   }
 
-  private readConntrack(warnings: string[]): CtEntry[] | undefined {
+  private readConntrack(
+    warnings: string[],
+    needed: (e: CtEntry) => boolean,
+  ): { entries: CtEntry[]; ended: CtEntry[] } | undefined {
     if (!this.ct) {
       warnings.push(
         `conntrack is unreadable (${this.ctError ?? 'no socket'}): no UDP byte counts, no unattributed flows`,
@@ -202,7 +241,7 @@ class LinuxTrafficSource implements TrafficSource {
       return undefined;
     }
     try {
-      return dumpConntrack(this.ct);
+      return this.ct.refresh(needed);
     } catch (e) {
       warnings.push(
         `conntrack is unreadable (${message(e)}): no UDP byte counts, no unattributed flows`,
@@ -211,14 +250,18 @@ class LinuxTrafficSource implements TrafficSource {
     }
   }
 
+  /** a sysctl of the namespace read (`net/…`, per namespace), trimmed; undefined when absent */
+  private readSysctl(name: string): string | undefined {
+    try {
+      return inNetns(this.o.netns, () => tryRead(`/proc/sys/${name}`))?.trim();
+    } catch {
+      return undefined;
+    }
+  }
+
   /** the namespace's net.netfilter.nf_conntrack_acct (a per-namespace sysctl) is 0 */
   private acctOff(): boolean {
-    try {
-      const v = inNetns(this.o.netns, () => tryRead('/proc/sys/net/netfilter/nf_conntrack_acct'));
-      return v !== undefined && v.trim() === '0';
-    } catch {
-      return false;
-    }
+    return this.readSysctl('net/netfilter/nf_conntrack_acct') === '0';
   }
 
   private processInfo(pid: number): ProcessInfo | undefined {
@@ -246,9 +289,10 @@ class LinuxTrafficSource implements TrafficSource {
 
   close(): void {
     this.destroy?.close();
+    this.ctEvents?.close();
     this.diag.close();
     this.route.close();
-    this.ct?.close();
+    this.ctSock?.close();
   }
 }
 

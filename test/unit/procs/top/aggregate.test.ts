@@ -96,6 +96,14 @@ describe('Monitor: rates and totals', () => {
     ]);
   });
 
+  it('a monotonic clock with fractions: the rates use it, the document says whole milliseconds', () => {
+    const { update } = monitor();
+    update(reading(10.25, [flow('a', 0, 0, { pid: 100 })], [firefox]));
+    const d = update(reading(510.75, [flow('a', 1001, 0, { pid: 100 })], [firefox]));
+    expect(d.intervalMs).toBe(501);
+    expect(d.processes[0]!.upload).toBe(2000);
+  });
+
   it('a flow first seen after the start counts from zero (it began after the previous reading)', () => {
     const { update } = monitor();
     update(reading(0, [], [firefox]));
@@ -131,6 +139,18 @@ describe('Monitor: rates and totals', () => {
       rule: 'web',
       sent: 10,
     });
+  });
+
+  it('a socket keeps its process when a later reading has none (closed with data still queued)', () => {
+    const { update } = monitor();
+    update(reading(0, [flow('a', 0, 0, { pid: 100, cgroup: '/awg/web' })], [firefox]));
+    update(reading(1000, [flow('a', 5000, 0, { pid: 100, cgroup: '/awg/web' })], [firefox]));
+    const orphan = update(reading(2000, [flow('a', 8000, 0)], [firefox]));
+    expect(orphan.processes[0]).toMatchObject({ pid: 100, sent: 8000, connections: 1 });
+    expect(orphan.unattributed.sent).toBe(0);
+    expect(orphan.connections[0]).toMatchObject({ pid: 100, rule: 'web' });
+    const freed = update(reading(3000, [flow('a', 9000, 0, { closed: true })], []));
+    expect(freed.processes[0]).toMatchObject({ pid: 100, name: 'firefox', sent: 9000 });
   });
 
   it('a flow opened and closed within one interval counts whole', () => {

@@ -66,7 +66,6 @@ interface IperfJson {
   error?: string;
 }
 
-
 async function conntrackOn(ns: string, hook: 'output' | 'forward'): Promise<void> {
   await nsExec(ns, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1']);
   await nsExec(ns, 'nft', ['-f', '-'], {

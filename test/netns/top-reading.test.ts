@@ -66,8 +66,6 @@ interface IperfJson {
   error?: string;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 async function conntrackOn(ns: string, hook: 'output' | 'forward'): Promise<void> {
   await nsExec(ns, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1']);
   await nsExec(ns, 'nft', ['-f', '-'], {
@@ -256,6 +254,32 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
       }
     }, 60_000);
   }
+
+  it('with conntrack accounting off, a UDP flow is shown without counts and the reading says why', async () => {
+    await nsExec(client, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=0']);
+    const w = new Watch(client);
+    try {
+      w.start();
+      const { pid, json } = await iperf(client, [
+        '-c',
+        A.server4,
+        '-p',
+        '5201',
+        '-t',
+        '1',
+        '-u',
+        '-b',
+        '5M',
+      ]);
+      await w.read();
+      const [f] = w.flows('udp', json.start.connected[0]!.local_port);
+      expect(f).toMatchObject({ pid, sent: 0, received: 0 });
+      expect([...w.warnings].join('\n')).toMatch(/conntrack accounting is off/);
+    } finally {
+      w.close();
+      await nsExec(client, 'sysctl', ['-qw', 'net.netfilter.nf_conntrack_acct=1']);
+    }
+  }, 60_000);
 
   it('two iperf3 clients at once are two processes, each with its own counts', async () => {
     const w = new Watch(client);

@@ -12,7 +12,8 @@
  * - who: a socket-group member limits its own process, not root's; a user outside the group
  *   cannot reach the socket at all (exit 4);
  * - a daemon restart (SIGTERM: its teardown removes the cgroups) keeps the limit: the first
- *   converged run gives the process a new cgroup and the class comes back.
+ *   converged run gives the process a new cgroup and the class comes back;
+ * - `awg down` ends every limit and leaves no cgroup, class or rule of it.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -470,4 +471,16 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
     ]);
     await expectShaped(await measure(R, true), DOWN, 'download after the restart');
   }, 180_000);
+
+  it('awg down ends the limits: no limit cgroup, no class, nothing listed', async () => {
+    const held = await limits();
+    expect(held).toHaveLength(1);
+    const d = await awg(t.client, ce, ['down', '--socket', socket], { noStateDir: true });
+    expect(d.code, show(d)).toBe(0);
+    expect(existsSync(cgroupDir(ce))).toBe(false);
+    for (const dev of SHAPED) expect(await tcClasses(dev), dev).toEqual([]);
+    expect(await nftTable(t.client, 'awg')).toBeUndefined();
+    expect(await limits()).toEqual([]);
+    expect(cgroupOf(held[0]!.pid)).not.toContain('_limit-');
+  }, 60_000);
 });

@@ -34,6 +34,8 @@ export const REST_MINOR = 2;
 /** the link name prefix of our ifbs */
 export const IFB_PREFIX = 'awgq-';
 
+export { formatRate } from '../config/rate.js';
+
 /** A process limited at run time (`awg limit PID`), placed in a cgroup of its own. */
 export interface RuntimeLimit {
   pid: number;

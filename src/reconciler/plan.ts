@@ -23,6 +23,7 @@ export interface PlanOptions {
 }
 
 export { canonical, specEqual } from '../util/canonical.js';
+import { formatRate } from '../model/shaping.js';
 import { canonical, specEqual } from '../util/canonical.js';
 
 export function diffFields(
@@ -112,6 +113,11 @@ function describe(r: AnyResource): string {
       return `${r.spec.kind} mtu ${r.spec.mtu} ${r.spec.up ? 'up' : 'down'}`;
     case 'route':
       return `${r.spec.type === 'unicast' ? '' : r.spec.type + ' '}${r.spec.dst}${r.spec.dev ? ' dev ' + r.spec.dev : ''}${r.spec.ifscope ? ' ifscope ' + r.spec.ifscope : ''} table ${r.spec.table}`;
+    case 'shaper':
+      return [
+        ...(r.spec.total !== undefined ? [`all ${formatRate(r.spec.total)}`] : []),
+        ...r.spec.classes.map((k) => `${k.name} ${formatRate(k.rate)}`),
+      ].join(', ');
     default:
       return '';
   }

@@ -22,6 +22,7 @@ export const ruleRead = (family: 4 | 6): Read => [
 ];
 export const nftTableRead = (table: string): Read => ['nft', ['list', 'table', 'inet', table]];
 export const NFT_TABLES_READ: Read = ['nft', ['list', 'tables']];
+export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
 /** every command one observation of all Linux kinds runs */
 export function linuxObserveReads(nftTable: string): Read[] {
@@ -34,6 +35,7 @@ export function linuxObserveReads(nftTable: string): Read[] {
     ruleRead(6),
     nftTableRead(nftTable),
     NFT_TABLES_READ,
+    TC_QDISC_READ,
   ];
 }
 

@@ -19,7 +19,7 @@ import { specEqual } from '../../util/canonical.js';
 import type { Exec } from '../../util/exec.js';
 import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult } from '../driver.js';
-import { LINK_READ } from '../reads.js';
+import { LINK_READ, TC_QDISC_READ } from '../reads.js';
 import { parseLinkJson, type IpLinkJson } from '../link/parse.js';
 import {
   clsactOf,
@@ -65,7 +65,7 @@ async function readLinkView(exec: Pick<Exec, 'read'>, prefix: string): Promise<L
 
 /** tc's view of the devices that matter: every clsact's filters, every HTB of ours. */
 export async function readTc(exec: Pick<Exec, 'read'>, links: LinkView): Promise<TcSnapshot> {
-  const q = await exec.read('tc', ['-j', 'qdisc', 'show']);
+  const q = await exec.read(TC_QDISC_READ[0], [...TC_QDISC_READ[1]]);
   const qdiscs = parseQdiscJson(q.stdout);
   const filters = new Map<string, TcFilter[]>();
   const classes = new Map<string, TcClass[]>();
@@ -160,7 +160,16 @@ export function createLinuxShaperDriver(opts: LinuxShaperOptions): Driver<'shape
   return {
     kind: 'shaper',
     async observe(scope): Promise<ObserveResult<'shaper'>> {
-      const { links, snap } = await current(opts.exec, scope.claims.linkPrefix);
+      let now: Awaited<ReturnType<typeof current>>;
+      try {
+        now = await current(opts.exec, scope.claims.linkPrefix);
+      } catch (e) {
+        // a host whose tc cannot be read (no tc, no rights to it) can still run awg without
+        // limits; with limits wanted, it is an error like any other kind's
+        if (scope.desired.resources.some((r) => r.kind === 'shaper')) throw e;
+        return { resources: [], foreign: [] };
+      }
+      const { links, snap } = now;
       const seen = observeShapers(snap, links, namesOf(scope.state));
       const resources: Resource<'shaper'>[] = seen.specs.map((spec) => ({
         kind: 'shaper',

@@ -223,3 +223,20 @@ describe('realiseDarwinFlow', () => {
     expect(ports).not.toContain(flowRouterPort(c.routing));
   });
 });
+
+describe('limits on macOS (not realised yet: dummynet is to come)', () => {
+  it('the shapers and their ifbs are dropped; the rest realises as without limits', () => {
+    const c = load('limits.yaml');
+    const facts = { ...FACTS, cgroupNftPrefix: '', resolved: RESOLVED };
+    const m = buildDesired(c, { facts });
+    expect(m.resources.some((r) => r.kind === 'shaper')).toBe(true);
+    for (const s of [
+      realiseDarwin(m, facts),
+      realiseDarwinFlow(m, facts, { port: flowRouterPort(c.routing), rules: c.rules }),
+    ]) {
+      expect(s.resources.filter((r) => r.kind === 'shaper')).toEqual([]);
+      expect(s.resources.filter((r) => r.kind === 'link' && r.spec.kind === 'ifb')).toEqual([]);
+      expect(ruleset(s)).not.toContain('priority');
+    }
+  });
+});

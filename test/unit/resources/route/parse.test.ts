@@ -1,6 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { canonicalCidr, parseRouteJson } from '../../../../src/resources/route/parse.js';
+import {
+  canonicalCidr,
+  defaultRouteOf,
+  parseRouteJson,
+} from '../../../../src/resources/route/parse.js';
 import {
   batchScript,
   routeDelArgs,
@@ -161,5 +165,26 @@ describe('route render', () => {
       }).join(' '),
     ).toBe('route del blackhole 10.0.0.0/8 table 52000 metric 9 proto 167');
     expect(batchScript([['a', 'b'], ['c']])).toBe('a b\nc\n');
+  });
+});
+
+describe('defaultRouteOf (captured ip -j -N route show table main default): the uplink limits shape', () => {
+  it('the default route with the lowest metric, IPv4 and IPv6', () => {
+    expect(defaultRouteOf(fx('default-v4.json'), 'awg-')).toEqual({
+      gateway: '10.200.99.3',
+      interface: 'vb0',
+    });
+    expect(defaultRouteOf(fx('default-v6.json'), 'awg-')).toEqual({
+      gateway: 'fd00:200::99:2',
+      interface: 'va0',
+    });
+  });
+
+  it('none, or only through a link of ours: no uplink', () => {
+    expect(defaultRouteOf('[]', 'awg-')).toBeUndefined();
+    expect(defaultRouteOf('', 'awg-')).toBeUndefined();
+    expect(
+      defaultRouteOf('[{"dst":"default","dev":"awg-t","metric":0,"flags":[]}]', 'awg-'),
+    ).toBeUndefined();
   });
 });

@@ -3,14 +3,17 @@
  *
  * Topology (traffic-env.ts): namespaces A and B joined by a veth (A's default route points
  * at B, so the veth is A's uplink); an iperf3 server in B; the iperf3 client in A runs in the
- * limited cgroup ("the limited app"). What is measured is the machine's busy CPU (/proc/stat:
- * everything but idle and iowait, all CPUs, so softirq work, ifb and ksoftirqd count) from the
- * client's start to its exit, divided by the gigabits the receiver counted: CPU-seconds per
- * Gbit transferred. The machine is shared, so before each run the bench waits (up to 9 s)
- * for a quiet moment and records the background (busy cores before and after the run, with
- * no transfer of ours). A second figure, "ours", counts only our processes' cgroups (iperf3
- * both ends, with the softirq work done in their context) and the ksoftirqd threads: robust
- * to other users, but it misses softirq work that interrupted another task or the idle loop.
+ * limited cgroup ("the limited app"). Two CPU figures per run, each divided by the gigabits
+ * the receiver counted (CPU-seconds per Gbit transferred):
+ * - "ours": our processes' cgroups (iperf3 both ends, with the softirq work done in their
+ *   context: this kernel has no IRQ time accounting) plus the ksoftirqd threads. Robust to the
+ *   machine's other users; it misses softirq work that interrupted another task or the idle
+ *   loop (timers of the pacing and of HTB).
+ * - "machine": the busy CPU of /proc/stat (everything but idle and iowait, all CPUs) from the
+ *   client's start to its exit, minus the background measured just before and just after the
+ *   run with no transfer of ours (the bench waits up to 9 s for a quiet moment first); kept
+ *   only for quiet runs (≤ QUIET_CORES busy around it), since on a shared 2-vCPU machine a
+ *   busy neighbour's CPU would swamp it.
  * Modes, alternated within every round so drift hits them alike:
  *
  * - `unshaped, full speed`: no nft table of ours, no qdisc, iperf3 unpaced;
@@ -205,6 +208,7 @@ async function shapedBytes(p: Pair): Promise<number> {
   return sum;
 }
 
+/** One transfer; CPU per Gbit in % of one core per Gbit/s (= CPU-seconds per Gbit × 100). */
 interface Run {
   /** the machine's busy CPU (/proc/stat) per Gbit: everything, other users' work included */
   cpuPerGbit: number;
@@ -284,10 +288,11 @@ async function transfer(
   const bgAfter = await background(quiet.seconds);
   const gb = (r.bytes * 8) / 1e9;
   const busy = s1.busy - s0.busy;
+  // CPU-seconds per Gbit transferred = cores per Gbit/s; ×100: % of a core per Gbit/s
   return {
-    cpuPerGbit: busy / gb,
-    netPerGbit: (busy - ((bgBefore + bgAfter) / 2) * wall) / gb,
-    oursPerGbit: (c1 - c0) / gb,
+    cpuPerGbit: (100 * busy) / gb,
+    netPerGbit: (100 * (busy - ((bgBefore + bgAfter) / 2) * wall)) / gb,
+    oursPerGbit: (100 * (c1 - c0)) / gb,
     gbps: r.bitsPerSecond / 1e9,
     bgBefore,
     bgAfter,
@@ -345,7 +350,7 @@ export async function limitBench(smoke: boolean): Promise<Sample[]> {
             const k = `${dir}/${m.key}`;
             res.set(k, [...(res.get(k) ?? []), r]);
             process.stderr.write(
-              `[limit] round ${round + 1}/${rounds} ${k}: ${r.gbps.toFixed(2)} Gbit/s, ${r.cpuPerGbit.toFixed(3)} CPU-s/Gbit (ours ${r.oursPerGbit.toFixed(3)}), background ${r.bgBefore.toFixed(2)}/${r.bgAfter.toFixed(2)}\n`,
+              `[limit] round ${round + 1}/${rounds} ${k}: ${r.gbps.toFixed(2)} Gbit/s, % of a core per Gbit/s: machine ${r.cpuPerGbit.toFixed(1)}, ours ${r.oursPerGbit.toFixed(1)}; background ${r.bgBefore.toFixed(2)}/${r.bgAfter.toFixed(2)} cores\n`,
             );
             if (m.shape)
               shaped.set(k, Math.min(shaped.get(k) ?? Infinity, await shapedBytes(pair)));
@@ -367,6 +372,9 @@ export async function limitBench(smoke: boolean): Promise<Sample[]> {
   }
 }
 
+/** A run the machine's other users left alone: ≤ QUIET_CORES busy just before and just after it. */
+const isQuiet = (r: Run) => Math.max(r.bgBefore, r.bgAfter) <= QUIET_CORES;
+
 function report(
   list: Mode[],
   rates: number[],
@@ -375,7 +383,8 @@ function report(
   shaped: Map<string, number>,
 ): Sample[] {
   const out: Sample[] = [];
-  const r3 = (x: number) => x.toFixed(3);
+  const r1 = (x: number) => x.toFixed(1);
+  const ours = (x: Run) => x.oursPerGbit;
   for (const dir of dirs) {
     for (const m of list) {
       const k = `${dir}/${m.key}`;
@@ -383,42 +392,45 @@ function report(
       if (m.shape && !(shaped.get(k)! > 0))
         throw new Error(`${k}: a run sent no bytes through an HTB class`);
       const loads = rs.map((r) => r.load1);
-      const bg = rs.map((r) => Math.max(r.bgBefore, r.bgAfter));
-      const quiet = bg.filter((x) => x <= QUIET_CORES).length;
       const gbps = median(rs.map((r) => r.gbps));
       const accuracy = m.shape
         ? ` (${(((gbps * 1e9) / m.shape.rate) * 100).toFixed(1)} % of the limit)`
         : '';
       out.push({
-        name: `${dir}, ${m.label}: machine CPU per Gbit`,
-        unit: 'CPU-s/Gbit',
-        runs: rs.map((r) => r.cpuPerGbit),
-        median: median(rs.map((r) => r.cpuPerGbit)),
+        name: `${dir}, ${m.label}: ours per Gbit (iperf3 cgroups + ksoftirqd)`,
+        unit: '% of a core per Gbit/s',
+        runs: rs.map(ours),
+        median: median(rs.map(ours)),
         note:
-          `iperf3 ${gbps.toFixed(2)} Gbit/s${accuracy}; net of background ` +
-          `${r3(median(rs.map((r) => r.netPerGbit)))}; background ${median(bg).toFixed(2)} cores ` +
-          `(${quiet}/${rs.length} runs ≤ ${QUIET_CORES} before and after); ` +
+          `iperf3 ${gbps.toFixed(2)} Gbit/s${accuracy}; ` +
           `load1 ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`,
       });
+      // the machine's figure means something only when nobody else was busy
+      const quiet = rs.filter(isQuiet);
       out.push({
-        name: `${dir}, ${m.label}: ours per Gbit (iperf3 cgroups + ksoftirqd)`,
-        unit: 'CPU-s/Gbit',
-        runs: rs.map((r) => r.oursPerGbit),
-        median: median(rs.map((r) => r.oursPerGbit)),
+        name: `${dir}, ${m.label}: machine CPU per Gbit, net of background, quiet runs`,
+        unit: '% of a core per Gbit/s',
+        runs: quiet.map((r) => r.netPerGbit),
+        median: quiet.length ? median(quiet.map((r) => r.netPerGbit)) : NaN,
+        note:
+          `${quiet.length}/${rs.length} runs quiet (≤ ${QUIET_CORES} cores busy before and after); ` +
+          `all runs: machine ${r1(median(rs.map((r) => r.cpuPerGbit)))}, background ` +
+          `${median(rs.map((r) => (r.bgBefore + r.bgAfter) / 2)).toFixed(2)} cores`,
       });
     }
+    // per round: the runs were minutes apart at most, in the same order every round
+    const full = res.get(`${dir}/full`)!;
     for (const r of rates) {
       const paced = res.get(`${dir}/paced-${r}`)!;
       for (const by of ['hand', 'awg'] as const) {
         const lim = res.get(`${dir}/${by}-${r}`)!;
-        // per round: the runs were minutes apart at most, in the same order every round
-        for (const [what, f] of [
-          ['machine CPU', (x: Run) => x.cpuPerGbit],
-          ['ours', (x: Run) => x.oursPerGbit],
+        for (const [what, ref] of [
+          ['sender paced to the same rate', paced],
+          ['unshaped full speed', full],
         ] as const) {
-          const ratio = lim.map((h, i) => f(h) / f(paced[i]!));
+          const ratio = lim.map((h, i) => ours(h) / ours(ref[i]!));
           out.push({
-            name: `${dir}, ${gbit(r)}: ${by === 'awg' ? 'awg apply' : 'design by hand'} / sender paced, ${what} per Gbit`,
+            name: `${dir}, ${gbit(r)}: ${by === 'awg' ? 'awg apply' : 'design by hand'} / ${what}, ours per Gbit`,
             unit: '×',
             runs: ratio,
             median: median(ratio),

@@ -170,8 +170,8 @@ export interface Iperf {
 }
 
 /**
- * iperf3 from the client in `rule`'s cgroup (`awg exec --rule`), `seconds` measured after
- * a second omitted (slow start). UDP sends 1200-byte datagrams (no fragmentation on any
+ * iperf3 from the client in `rule`'s cgroup (`awg exec --rule`), `seconds` (default 2: the
+ * shaping tests' 80 runs must fit CI's time) measured after a second omitted (slow start). UDP sends 1200-byte datagrams (no fragmentation on any
  * path) at `udpRate` bit/s.
  */
 export async function iperf(
@@ -198,7 +198,7 @@ export async function iperf(
     '-p',
     String(o.port),
     '-t',
-    String(o.seconds ?? 3),
+    String(o.seconds ?? 2),
     '-O',
     '1',
     '-J',

@@ -224,8 +224,8 @@ describe('realiseDarwinFlow', () => {
   });
 });
 
-describe('limits on macOS (not realised yet: dummynet is to come)', () => {
-  it('the shapers and their ifbs are dropped; the rest realises as without limits', () => {
+describe('limits on macOS: the Linux shapers become dummynet', () => {
+  it('the ifbs are dropped, no shaper names a Linux device, no skb priority in the anchor', () => {
     const c = load('limits.yaml');
     const facts = { ...FACTS, cgroupNftPrefix: '', resolved: RESOLVED };
     const m = buildDesired(c, { facts });
@@ -234,7 +234,8 @@ describe('limits on macOS (not realised yet: dummynet is to come)', () => {
       realiseDarwin(m, facts),
       realiseDarwinFlow(m, facts, { port: flowRouterPort(c.routing), rules: c.rules }),
     ]) {
-      expect(s.resources.filter((r) => r.kind === 'shaper')).toEqual([]);
+      const shapers = s.resources.filter((r) => r.kind === 'shaper');
+      for (const r of shapers) expect(r.id).toMatch(/^shaper\/dummynet\//);
       expect(s.resources.filter((r) => r.kind === 'link' && r.spec.kind === 'ifb')).toEqual([]);
       expect(ruleset(s)).not.toContain('priority');
     }

@@ -195,7 +195,9 @@ describe('darwin flow router wiring', () => {
     expect(b).not.toBe(a);
     expect(c).toBeGreaterThanOrEqual(45312);
     expect(c).toBeLessThanOrEqual(45439);
-    expect(d! < 45056 || d! > 49151).toBe(true);
+    // an unlimited flow is dialled from the port the kernel picks: on the Linux test host its
+    // ephemeral range (32768–60999) covers the macOS class ranges, so no range is asserted
+    expect(d).toBeGreaterThan(0);
     // the class's next three ports are taken: the dial moves on to the fourth
     for (const p of [45058, 45059, 45060]) taken.add(p);
     expect(await send(1, 'e')).toBe('dst:e');

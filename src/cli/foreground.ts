@@ -54,6 +54,8 @@ function eventText(e: DaemonEvent): string {
     }
     case 'drift':
       return `drift ${e.repaired ? 'repaired' : 'found'}: ${e.ids.join(', ')}`;
+    case 'gap':
+      return `events lost after ${e.after || 'the start'} (${e.reason}): the state is re-read`;
     case 'network-changed':
       return `network changed: ${e.detail}`;
     case 'config-changed':

@@ -172,11 +172,15 @@ export class DaemonClient implements DaemonCore {
    * the returned unsubscribe (the daemon stopped, the connection broke).
    */
   subscribe(
-    listener: (e: DaemonEvent) => void,
-    onEnd?: (err?: AwgError) => void,
-    onReady?: () => void,
+    listener: (e: DaemonEvent, id: string) => void,
+    o: {
+      after?: string | undefined;
+      onEnd?: ((err?: AwgError) => void) | undefined;
+      onReady?: (() => void) | undefined;
+    } = {},
   ): () => void {
-    const stream = this.stream('Watch', {});
+    const { onEnd, onReady } = o;
+    const stream = this.stream('Watch', { after: o.after ?? '' });
     let cancelled = false;
     let ended = false;
     const end = (err?: AwgError) => {
@@ -187,7 +191,7 @@ export class DaemonClient implements DaemonCore {
     stream.on('metadata', () => onReady?.());
     stream.on('data', (w: ResponseOf<'Watch'>) => {
       const e = eventFromWire(w);
-      if (e) listener(e);
+      if (e) listener(e, w.id);
     });
     stream.on('error', (e: Grpc.ServiceError) =>
       end(e.code === CANCELLED ? undefined : toError(e)),
@@ -199,21 +203,28 @@ export class DaemonClient implements DaemonCore {
     };
   }
 
-  /** Resolves once Watch is live (its headers arrived), or rejects with why it is not. */
-  watch(listener: (e: DaemonEvent) => void, onEnd?: (err?: AwgError) => void): Promise<() => void> {
+  /**
+   * Resolves once Watch is live (its headers arrived), or rejects with why it is not.
+   * `o.after`: resume after that event id (the replayed events, or a `gap`, come first).
+   */
+  watch(
+    listener: (e: DaemonEvent, id: string) => void,
+    onEnd?: (err?: AwgError) => void,
+    o: { after?: string | undefined } = {},
+  ): Promise<() => void> {
     return new Promise((resolve, reject) => {
       let ready = false;
-      const unsub = this.subscribe(
-        listener,
-        (err) => {
+      const unsub = this.subscribe(listener, {
+        after: o.after,
+        onEnd: (err) => {
           if (!ready) reject(err ?? new AwgError('driver', 'the daemon closed the event stream'));
           else onEnd?.(err);
         },
-        () => {
+        onReady: () => {
           ready = true;
           resolve(unsub);
         },
-      );
+      });
     });
   }
 

@@ -43,6 +43,11 @@ export type DaemonEvent =
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
   | { type: 'error'; at: string; kind: string; message: string }
+  /**
+   * Events were lost before the next one: a subscriber resumed after a cursor the replay buffer
+   * no longer holds, or one of an earlier run of the daemon (it restarted). Re-read the state.
+   */
+  | { type: 'gap'; at: string; after: string; reason: string }
   /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (feed.ts) */
   | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] }
   /** a runtime limit (`awg limit`) was set, changed or removed; `reason` says why when not asked */
@@ -147,8 +152,15 @@ export interface DaemonCore {
   limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse>;
   /** the runtime limits held now */
   listLimits(): Promise<LimitInfo[]>;
-  /** returns an unsubscribe function */
-  subscribe(listener: (e: DaemonEvent) => void): () => void;
+  /**
+   * The event feed; returns an unsubscribe function. Each event comes with its id (opaque,
+   * ordered within this run of the daemon; '' from a core that keeps no log). `o.after`: resume
+   * after that id: the events since come first (replayed), or a `gap` event when they are gone.
+   */
+  subscribe(
+    listener: (e: DaemonEvent, id: string) => void,
+    o?: { after?: string | undefined },
+  ): () => void;
   /**
    * The traffic monitor (`awg top`): a document per interval until the returned function is
    * called; `onEnd` once when it ends first (the daemon stops, the kernel cannot be read).

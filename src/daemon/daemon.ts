@@ -248,8 +248,12 @@ export class Daemon implements DaemonCore {
 
   // ---- DaemonCore ---------------------------------------------------------------------
 
-  subscribe(listener: (e: DaemonEvent) => void): () => void {
-    return this.feed.subscribe(listener);
+  subscribe(
+    listener: (e: DaemonEvent, id: string) => void,
+    _o: { after?: string | undefined } = {},
+  ): () => void {
+    // ids and resuming after one: the event log (Step 17, in progress)
+    return this.feed.subscribe((e) => listener(e, ''));
   }
 
   top(

@@ -72,6 +72,8 @@ import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
 import { describeChoice } from '../resources/flow/exec-routes.js';
+import { createHttpApi } from './http/server.js';
+import { ROUTES } from './http/routes.js';
 /** why the socket group may not make an RPC it is denied */
 const DENIED_WHY: Partial<Record<Rpc, string>> = {
   Down: 'Down removes every tunnel and the kill switch; only root may',
@@ -518,6 +520,35 @@ export function listenWithCredentials(
   });
 }
 
+/** the HTTP/2 connection preface's first bytes: gRPC; anything else is HTTP/1.1 (http/server.ts) */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0', 'latin1');
+/** a connection that sends nothing for this long is cut before either API sees it */
+const SNIFF_TIMEOUT_MS = 10_000;
+
+/**
+ * One socket, two APIs: read the connection's first bytes, put them back and hand the socket
+ * to gRPC (the HTTP/2 preface) or to the HTTP API (anything else).
+ */
+export function sniffProtocol(sock: Socket, to: (proto: 'grpc' | 'http') => void): void {
+  let got = Buffer.alloc(0);
+  const t = setTimeout(() => sock.destroy(), SNIFF_TIMEOUT_MS);
+  // paused mode ('readable' + read()): data put back with unshift stays buffered for the next owner
+  const onReadable = () => {
+    let chunk: Buffer | null;
+    while ((chunk = sock.read() as Buffer | null) !== null) got = Buffer.concat([got, chunk]);
+    if (!got.length) return;
+    const n = Math.min(got.length, H2_PREFACE.length);
+    const h2 = got.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+    if (h2 && got.length < H2_PREFACE.length) return; // a prefix of the preface: wait for more
+    clearTimeout(t);
+    sock.off('readable', onReadable);
+    sock.unshift(got);
+    to(h2 ? 'grpc' : 'http');
+  };
+  sock.on('readable', onReadable);
+  sock.once('close', () => clearTimeout(t));
+}
+
 /** Serve `core` on a Unix socket; resolves once the socket is in place with its final mode. */
 export async function startApiServer(
   core: DaemonCore,
@@ -542,6 +573,7 @@ export async function startApiServer(
   );
   server.addService(awgService(), handlers(core, gate, streams));
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const http = createHttpApi(core, gate, ROUTES, streams);
 
   const staging = mkdtempSync(join(dirname(socketPath), `.${basename(socketPath)}-`));
   const tmp = join(staging, 's');
@@ -551,7 +583,10 @@ export async function startApiServer(
       tmp,
       gate,
       callers.peer,
-      (s) => injector.injectConnection(s),
+      (s) =>
+        sniffProtocol(s, (proto) =>
+          proto === 'grpc' ? injector.injectConnection(s) : http.connection(s),
+        ),
       opts.onError ?? (() => {}),
     );
     try {
@@ -582,6 +617,7 @@ export async function startApiServer(
       // no new connections; net.Server would unlink the path it listened on, which is gone (renamed)
       listener.close();
       for (const stop of [...streams]) stop();
+      http.close();
       await new Promise<void>((resolve) => {
         const t = setTimeout(() => {
           server.forceShutdown();

@@ -23,7 +23,11 @@ const tunnelTraffic = (
   ...opt('link', t.link ? linkTraffic(t.link) : undefined),
 });
 
-export function eventToWire(e: DaemonEvent): Event__Output {
+export function eventToWire(e: DaemonEvent, id = ''): Event__Output {
+  return { ...eventBody(e), id };
+}
+
+function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
   switch (e.type) {
     case 'reconcile-started':
       return { at: e.at, reconcileStarted: { reason: wakeToWire(e.reason) } };
@@ -70,6 +74,8 @@ export function eventToWire(e: DaemonEvent): Event__Output {
           tunnels: e.tunnels.map(tunnelTraffic),
         },
       };
+    case 'gap':
+      return { at: e.at, gap: { after: e.after, reason: e.reason } };
     case 'limit':
       return {
         at: e.at,
@@ -118,6 +124,7 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
   if (w.confirmPending) return { type: 'confirm-pending', at, deadline: w.confirmPending.deadline };
   if (w.reverted) return { type: 'reverted', at, reason: w.reverted.reason };
   if (w.error) return { type: 'error', at, kind: w.error.kind, message: w.error.message };
+  if (w.gap) return { type: 'gap', at, after: w.gap.after, reason: w.gap.reason };
   if (w.traffic)
     return {
       type: 'traffic',

@@ -177,7 +177,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
   });
 
   it('an event type this client does not know is skipped, not misread', () => {
-    expect(eventFromWire({ at: 'x' })).toBeUndefined();
+    expect(eventFromWire({ at: 'x', id: '' })).toBeUndefined();
   });
 
   it('ListProcesses', () => {

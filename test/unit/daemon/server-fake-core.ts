@@ -233,6 +233,12 @@ export const ALL_EVENTS: DaemonEvent[] = [
     download: 8_000,
     reason: 'exited',
   },
+  {
+    type: 'gap',
+    at: '2026-11-22T05:00:02.500Z',
+    after: '1a2b3c4d.17',
+    reason: 'the daemon restarted',
+  },
 ];
 
 /** a monitor document with a process, a rule, a tunnel, a limit and a connection */
@@ -315,7 +321,7 @@ export function sampleTop(): TopDocument {
 
 export class FakeCore implements DaemonCore {
   readonly calls: { method: string; arg?: unknown }[] = [];
-  private readonly listeners = new Set<(e: DaemonEvent) => void>();
+  private readonly listeners = new Set<(e: DaemonEvent, id: string) => void>();
   /** set to make the next call of that method throw */
   fail: Partial<
     Record<
@@ -373,7 +379,7 @@ export class FakeCore implements DaemonCore {
   }
 
   emit(e: DaemonEvent): void {
-    for (const l of this.listeners) l(e);
+    for (const l of this.listeners) l(e, '');
   }
 
   async apply(req: ApplyRequest): Promise<ApplyResponse> {
@@ -456,7 +462,7 @@ export class FakeCore implements DaemonCore {
       this.execs.delete(pid);
     };
   }
-  subscribe(listener: (e: DaemonEvent) => void): () => void {
+  subscribe(listener: (e: DaemonEvent, id: string) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }

@@ -78,6 +78,7 @@ import type {
   Foreign as _awg_v1_Foreign,
   Foreign__Output as _awg_v1_Foreign__Output,
 } from './awg/v1/Foreign.js';
+import type { Gap as _awg_v1_Gap, Gap__Output as _awg_v1_Gap__Output } from './awg/v1/Gap.js';
 import type {
   Handshake as _awg_v1_Handshake,
   Handshake__Output as _awg_v1_Handshake__Output,
@@ -260,6 +261,7 @@ export interface ProtoGrpcType {
       ExecRegistered: MessageTypeDefinition<_awg_v1_ExecRegistered, _awg_v1_ExecRegistered__Output>;
       ExecRequest: MessageTypeDefinition<_awg_v1_ExecRequest, _awg_v1_ExecRequest__Output>;
       Foreign: MessageTypeDefinition<_awg_v1_Foreign, _awg_v1_Foreign__Output>;
+      Gap: MessageTypeDefinition<_awg_v1_Gap, _awg_v1_Gap__Output>;
       Handshake: MessageTypeDefinition<_awg_v1_Handshake, _awg_v1_Handshake__Output>;
       LastReconcile: MessageTypeDefinition<_awg_v1_LastReconcile, _awg_v1_LastReconcile__Output>;
       LimitChanged: MessageTypeDefinition<_awg_v1_LimitChanged, _awg_v1_LimitChanged__Output>;

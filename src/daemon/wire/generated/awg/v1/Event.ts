@@ -49,12 +49,17 @@ import type {
   LimitChanged as _awg_v1_LimitChanged,
   LimitChanged__Output as _awg_v1_LimitChanged__Output,
 } from '../../awg/v1/LimitChanged.js';
+import type { Gap as _awg_v1_Gap, Gap__Output as _awg_v1_Gap__Output } from '../../awg/v1/Gap.js';
 
 export interface Event {
   /**
    * RFC 3339
    */
   at?: string;
+  /**
+   * opaque, unique within the daemon's run and ordered; a client resumes after it (WatchRequest.after)
+   */
+  id?: string;
   reconcileStarted?: _awg_v1_ReconcileStarted | null;
   reconcileFinished?: _awg_v1_ReconcileFinished | null;
   drift?: _awg_v1_Drift | null;
@@ -67,6 +72,7 @@ export interface Event {
   error?: _awg_v1_ErrorInfo | null;
   traffic?: _awg_v1_Traffic | null;
   limit?: _awg_v1_LimitChanged | null;
+  gap?: _awg_v1_Gap | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -79,7 +85,8 @@ export interface Event {
     | 'reverted'
     | 'error'
     | 'traffic'
-    | 'limit';
+    | 'limit'
+    | 'gap';
 }
 
 export interface Event__Output {
@@ -87,6 +94,10 @@ export interface Event__Output {
    * RFC 3339
    */
   at: string;
+  /**
+   * opaque, unique within the daemon's run and ordered; a client resumes after it (WatchRequest.after)
+   */
+  id: string;
   reconcileStarted?: _awg_v1_ReconcileStarted__Output | null;
   reconcileFinished?: _awg_v1_ReconcileFinished__Output | null;
   drift?: _awg_v1_Drift__Output | null;
@@ -99,6 +110,7 @@ export interface Event__Output {
   error?: _awg_v1_ErrorInfo__Output | null;
   traffic?: _awg_v1_Traffic__Output | null;
   limit?: _awg_v1_LimitChanged__Output | null;
+  gap?: _awg_v1_Gap__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -111,5 +123,6 @@ export interface Event__Output {
     | 'reverted'
     | 'error'
     | 'traffic'
-    | 'limit';
+    | 'limit'
+    | 'gap';
 }

@@ -35,7 +35,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AwgError, toAwgError } from '../errors.js';
 import { loadConfigFile } from '../config/load.js';
@@ -72,6 +72,7 @@ import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
 import { describeChoice } from '../resources/flow/exec-routes.js';
+import { applyAs, confirmAs, downAs, limitAs, requirePath } from './api-calls.js';
 import { createHttpApi } from './http/server.js';
 import { ROUTES } from './http/routes.js';
 /** why the socket group may not make an RPC it is denied */
@@ -322,12 +323,6 @@ export class ApiGate {
   }
 }
 
-function requirePath(p: string | undefined): string {
-  if (!p) throw new AwgError('invalid-config', 'config path missing');
-  if (!isAbsolute(p)) throw new AwgError('invalid-config', `config path must be absolute: ${p}`);
-  return p;
-}
-
 function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): AwgHandlers {
   const watch: AwgHandlers['Watch'] = (call) => {
     const s = streamCall(call, streams, (s) => {
@@ -411,18 +406,8 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     Exec: exec,
     Apply: unary(async (w, call) => {
       const req = applyRequestFromWire(w);
-      requirePath(req.configPath);
-      const peer = await gate.authorize('Apply', call, req.configPath);
-      gate.refuseIfLocked('Apply', peer, req.dryRun);
-      gate.audit('Apply', peer, {
-        config: req.configPath,
-        ...(req.dryRun ? { dryRun: true } : {}),
-      });
-      if (!req.dryRun) gate.pendingConfirm = undefined;
-      const r = await core.apply(req);
-      if (!req.dryRun && r.confirmDeadline)
-        gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
-      return applyResponseToWire(r);
+      const peer = await gate.authorize('Apply', call, requirePath(req.configPath));
+      return applyResponseToWire(await applyAs(core, gate, peer, req));
     }),
     Diff: unary(async (w, call) => {
       const configPath = requirePath(w.configPath);
@@ -435,38 +420,20 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     }),
     Down: unary(async (_w, call) => {
       const peer = await gate.authorize('Down', call);
-      gate.refuseIfLocked('Down', peer);
-      gate.audit('Down', peer);
-      gate.pendingConfirm = undefined;
-      return downResponseToWire(await core.down());
+      return downResponseToWire(await downAs(core, gate, peer));
     }),
     Confirm: unary(async (_w, call) => {
       const peer = await gate.authorize('Confirm', call);
-      gate.refuseIfLocked('Confirm', peer);
-      gate.audit('Confirm', peer);
-      const r = await core.confirm();
-      if (r.confirmed) gate.pendingConfirm = undefined;
-      return r;
+      return confirmAs(core, gate, peer);
     }),
     ListProcesses: unary(async (_w, call) => {
       await gate.authorize('ListProcesses', call);
       return processesToWire(await core.listProcesses());
     }),
-    // not refused by --locked: a runtime limit is not configuration (it ends with its process)
     Limit: unary(async (w, call) => {
       const req = limitRequestFromWire(w);
       const peer = await gate.authorize('Limit', call);
-      gate.audit('Limit', peer, {
-        pid: req.pid,
-        ...(req.clear
-          ? { clear: true }
-          : {
-              ...(req.upload !== undefined ? { upload: req.upload } : {}),
-              ...(req.download !== undefined ? { download: req.download } : {}),
-            }),
-      });
-      const root = gate.isRoot(peer);
-      return limitResponseToWire(await core.limit(req, { uid: peer.uid, root }));
+      return limitResponseToWire(await limitAs(core, gate, peer, req));
     }),
     ListLimits: unary(async (_w, call) => {
       await gate.authorize('ListLimits', call);

@@ -5,6 +5,7 @@
  */
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
+import type { ObservationRecord } from '../pipeline/observation.js';
 import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { TopDocument } from '../procs/top/document.js';
@@ -14,7 +15,7 @@ import type { HealthState } from './tunnel-health.js';
 
 export type { DaemonState, WakeReason };
 
-export type { ProcessInfo, TopDocument };
+export type { ObservationRecord, ProcessInfo, TopDocument };
 
 /** what a Top call (`awg top` through the daemon) asks for */
 export interface TopRequest {
@@ -134,6 +135,13 @@ export interface DaemonCore {
   apply(req: ApplyRequest): Promise<ApplyResponse>;
   diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }>;
   status(): Promise<StatusResponse>;
+  /**
+   * The observation record of this host for `awg diff --observed` elsewhere (`awg status
+   * --observed-out`, pipeline/observation.ts): the objects observed now, the last applied
+   * resources and claims, the facts of the config running. Observed between runs, never
+   * during one. No secrets (fingerprints only).
+   */
+  observation(): Promise<ObservationRecord>;
   down(): Promise<{ removed: string[]; mutations: number }>;
   confirm(): Promise<{ confirmed: boolean }>;
   listProcesses(): Promise<ProcessInfo[]>;

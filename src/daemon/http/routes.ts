@@ -3,6 +3,7 @@
  * (authz.ts), and answers with the same documents the CLI prints with `--json`.
  */
 import type { Route } from './server.js';
+import { OBSERVATION_ROUTES } from './observation.js';
 
 export const ROUTES: readonly Route[] = [
   {
@@ -11,4 +12,5 @@ export const ROUTES: readonly Route[] = [
     rpc: 'Status',
     handle: ({ core }) => core.status(),
   },
+  ...OBSERVATION_ROUTES,
 ];

@@ -52,7 +52,7 @@ complete -c awg -n '__fish_seen_subcommand_from down' -l direct -d 'act on the h
 complete -c awg -n 'not __fish_seen_subcommand_from validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit' -a status -d 'owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged (also while a dr'
 complete -c awg -n '__fish_seen_subcommand_from status' -l json -d 'machine-readable status'
 complete -c awg -n '__fish_seen_subcommand_from status' -l watch -d 'follow the daemon: re-render on every event (plain lines when not a terminal)'
-complete -c awg -n '__fish_seen_subcommand_from status' -l observed-out -r -F -d 'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g.'
+complete -c awg -n '__fish_seen_subcommand_from status' -l observed-out -r -F -d 'also record what was observed (with the last applied resources, claims and host facts) for `awg diff --observed` elsewhe'
 complete -c awg -n '__fish_seen_subcommand_from status' -l state-dir -r -F -d 'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)'
 complete -c awg -n '__fish_seen_subcommand_from status' -l socket -r -F -d 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)'
 complete -c awg -n '__fish_seen_subcommand_from status' -l direct -d 'act on the host directly even when the awg daemon runs'

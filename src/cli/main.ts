@@ -119,7 +119,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     )
     .option(
       '--observed-out <file>',
-      'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g. in CI (reads the host directly)',
+      'also record what was observed (with the last applied resources, claims and host facts) for `awg diff --observed` elsewhere, e.g. in CI; the daemon makes the record when one answers (it knows its own state directory), else it is read directly',
     )
     .addOption(stateDir())
     .addOption(socket())

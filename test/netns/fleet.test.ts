@@ -9,8 +9,10 @@
  *
  * - both converge to their own desired state (own key, own tunnel address) and ping the peer;
  * - the secret of A decrypts on A and is refused on B by name;
- * - `awg diff --observed` off the host (as nobody, another state directory, no secrets) gives
- *   the plan `awg diff` gives on it;
+ * - the documented record (`awg status --json --observed-out F` on the host: the daemon
+ *   makes it) is complete: `awg diff --observed F` off the host (as nobody, another state
+ *   directory, no secrets) says "no changes" for the running revision and gives the plan
+ *   `awg diff` gives on it for a change;
  * - a commit that changes A converges A only (B's plan is empty);
  * - an invalid commit leaves both on the last good revision, with an error event, the
  *   status saying so and awg_config_valid 0;
@@ -388,14 +390,28 @@ overlays:
     const [viaDaemon, viaDirect] = [obs, direct].map(
       (f) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>,
     );
-    for (const k of ['kind', 'version', 'host', 'lastApplied', 'claims', 'facts'])
+    // the HTTP API answers the same record
+    const http = JSON.parse(
+      (
+        await nsExec(hosts.a.ns, 'curl', [
+          '-sf',
+          '--unix-socket',
+          hosts.a.socket,
+          'http://awg/api/observation',
+        ])
+      ).stdout,
+    ) as Record<string, unknown>;
+    for (const k of ['kind', 'version', 'host', 'lastApplied', 'claims', 'facts']) {
       expect(viaDaemon![k], k).toEqual(viaDirect![k]);
-    // the running revision: nothing to do, from either record
-    for (const f of [obs, direct]) {
-      const same = await planOff(f);
-      expect(same.code, `${f}: ${show(same)}`).toBe(0);
-      expect(PlanDocument.parse(same.json()).changes).toEqual([]);
+      expect(http[k], k).toEqual(viaDaemon![k]);
     }
+    expect(viaDaemon!.host).toBe('fleet-a');
+    // no secret: the private key only as its fingerprint
+    expect(readFileSync(obs, 'utf8')).not.toContain(hosts.a.keys.privateKey);
+    // the running revision: nothing to do (the direct record's equal parts plan the same)
+    const same = await planOff(obs);
+    expect(same.code, show(same)).toBe(0);
+    expect(PlanDocument.parse(same.json()).changes).toEqual([]);
 
     // the proposed change, not yet merged: A's tunnel MTU
     writeFileSync(

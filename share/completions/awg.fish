@@ -152,7 +152,7 @@ complete -c awg -n '__fish_seen_subcommand_from exec' -l state-dir -r -F -d 'sta
 complete -c awg -n '__fish_seen_subcommand_from exec' -l socket -r -F -d 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)'
 complete -c awg -n 'not __fish_seen_subcommand_from validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit' -a processes -d 'running processes with their rule, target, effective route and the rule cgroup\'s traffic (per cgroup, not per process)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l json -d 'machine-readable list'
-complete -c awg -n '__fish_seen_subcommand_from processes' -l all -d 'also processes no rule matches (direct mode only)'
+complete -c awg -n '__fish_seen_subcommand_from processes' -l all -d 'also processes no rule matches (read directly: the daemon lists the rules\' processes only)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l state-dir -r -F -d 'state directory (default $AWG_STATE_DIR, else /var/lib/awg; macOS: /Library/Application Support/awg)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l socket -r -F -d 'the awg daemon API socket (default $AWG_SOCKET, else /run/awg/awg.sock; macOS: /var/run/awg/awg.sock)'
 complete -c awg -n '__fish_seen_subcommand_from processes' -l direct -d 'act on the host directly even when the awg daemon runs'

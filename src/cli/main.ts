@@ -430,7 +430,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       "running processes with their rule, target, effective route and the rule cgroup's traffic (per cgroup, not per process)",
     )
     .option('--json', 'machine-readable list')
-    .option('--all', 'also processes no rule matches (direct mode only)')
+    .option(
+      '--all',
+      "also processes no rule matches (read directly: the daemon lists the rules' processes only)",
+    )
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())

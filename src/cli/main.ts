@@ -119,7 +119,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     )
     .option(
       '--observed-out <file>',
-      'also record what was observed (with the last applied resources and host facts) for `awg diff --observed` elsewhere, e.g. in CI (reads the host directly)',
+      'also record what was observed (with the last applied resources, claims and host facts) for `awg diff --observed` elsewhere, e.g. in CI; the daemon makes the record when one answers (it knows its own state directory), else it is read directly',
     )
     .addOption(stateDir())
     .addOption(socket())
@@ -430,7 +430,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       "running processes with their rule, target, effective route and the rule cgroup's traffic (per cgroup, not per process)",
     )
     .option('--json', 'machine-readable list')
-    .option('--all', 'also processes no rule matches (direct mode only)')
+    .option(
+      '--all',
+      "also processes no rule matches (read directly: the daemon lists the rules' processes only)",
+    )
     .addOption(stateDir())
     .addOption(socket())
     .addOption(direct())

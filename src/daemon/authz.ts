@@ -5,7 +5,7 @@
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
- *   (Status, Watch, ListProcesses, Top, ListLimits); Apply and Diff only of a config it may
+ *   (Status, Observation, Watch, ListProcesses, Top, ListLimits); Apply and Diff only of a config it may
  *   read itself whose lookup, and every `{file:}` secret's, only root controls
  *   (trusted-path.ts); Confirm only of a pending apply it made; Limit only of its own
  *   processes (their real and effective uid are the caller's), never of one root limited
@@ -28,6 +28,7 @@ export type Rpc =
   | 'Apply'
   | 'Diff'
   | 'Status'
+  | 'Observation'
   | 'Watch'
   | 'ListProcesses'
   | 'Top'
@@ -49,6 +50,8 @@ export type GroupRule = 'allowed' | 'trusted-files' | 'own-apply' | 'own-process
 
 export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Status: 'allowed',
+  // specs, facts and claims, no secrets (fingerprints keyed by the host's own key)
+  Observation: 'allowed',
   Watch: 'allowed',
   ListProcesses: 'allowed',
   Top: 'allowed',

@@ -17,6 +17,7 @@ import type {
   LimitInfo,
   LimitRequest,
   LimitResponse,
+  ObservationRecord,
   ProcessInfo,
   StatusResponse,
   TopDocument,
@@ -35,6 +36,7 @@ import {
   limitRequestToWire,
   limitResponseFromWire,
   limitsFromWire,
+  observationFromWire,
   processesFromWire,
   statusFromWire,
   topDocumentFromWire,
@@ -143,6 +145,11 @@ export class DaemonClient implements DaemonCore {
 
   async status(): Promise<StatusResponse> {
     return statusFromWire(await this.call('Status', {}, this.quickMs));
+  }
+
+  /** waits for a run in progress (the daemon observes between runs) */
+  async observation(): Promise<ObservationRecord> {
+    return observationFromWire(await this.call('Observation', {}));
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {

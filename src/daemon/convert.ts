@@ -4,7 +4,8 @@
  * wire/generated/; `npm run gen`). server.ts and client.ts pass them through untouched. The
  * mappings live by concern under wire/: plans and the calls that change the host
  * (plan.ts), status and processes (status.ts), events (events.ts), errors (errors.ts), the
- * Exec choice (exec.ts), the traffic monitor (top.ts), runtime limits (limits.ts).
+ * Exec choice (exec.ts), the traffic monitor (top.ts), runtime limits (limits.ts), the
+ * observation record (observation.ts).
  */
 export { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './wire/proto.js';
 export { stateFromWire, stateToWire } from './wire/status.js';
@@ -39,3 +40,4 @@ export {
   topRequestFromWire,
   topRequestToWire,
 } from './wire/top.js';
+export { observationFromWire, observationToWire } from './wire/observation.js';

@@ -5,6 +5,7 @@
  */
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
+import type { ObservationRecord } from '../pipeline/observation.js';
 import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { TopDocument } from '../procs/top/document.js';
@@ -23,7 +24,7 @@ import type { HealthState } from './tunnel-health.js';
 
 export type { DaemonState, WakeReason };
 
-export type { ProcessInfo, TopDocument };
+export type { ObservationRecord, ProcessInfo, TopDocument };
 
 /** what a Top call (`awg top` through the daemon) asks for */
 export interface TopRequest {
@@ -121,6 +122,13 @@ export interface DaemonCore {
   apply(req: ApplyRequest): Promise<ApplyResponse>;
   diff(req: { configPath: string }): Promise<DiffResponse>;
   status(): Promise<StatusResponse>;
+  /**
+   * The observation record of this host for `awg diff --observed` elsewhere (`awg status
+   * --observed-out`, pipeline/observation.ts): the objects observed now, the last applied
+   * resources and claims, the facts of the config running. Observed between runs, never
+   * during one. No secrets (fingerprints only).
+   */
+  observation(): Promise<ObservationRecord>;
   down(): Promise<DownResponse>;
   confirm(): Promise<ConfirmResponse>;
   listProcesses(): Promise<ProcessInfo[]>;

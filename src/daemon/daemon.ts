@@ -27,6 +27,7 @@ import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
+import { observationOf } from '../pipeline/observation.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { Claims } from '../resources/driver.js';
@@ -47,6 +48,7 @@ import type {
   LimitInfo,
   LimitRequest,
   LimitResponse,
+  ObservationRecord,
   ProcessInfo,
   StatusResponse,
   TopDocument,
@@ -330,6 +332,19 @@ export class Daemon implements DaemonCore {
     });
     const limits = await this.listLimits();
     return limits.length ? { ...s, limits } : s;
+  }
+
+  async observation(): Promise<ObservationRecord> {
+    await this.host.ready();
+    return this.exclusive(() => {
+      const last = this.host.applied.load();
+      const good = this.config.good?.prepared;
+      return observationOf(this.host.envFor({ claims: last?.claims ?? this.host.claims() }), last, {
+        // the facts the running config was realised with (probed anew when none is followed)
+        facts: good?.facts,
+        warn: (message) => this.host.reporter.report({ type: 'warning', message }),
+      });
+    });
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {

@@ -62,6 +62,7 @@ import {
   limitRequestFromWire,
   limitResponseToWire,
   limitsToWire,
+  observationToWire,
   processesToWire,
   statusToWire,
   topDocumentToWire,
@@ -417,6 +418,10 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     Status: unary(async (_w, call) => {
       await gate.authorize('Status', call);
       return statusToWire(await core.status());
+    }),
+    Observation: unary(async (_w, call) => {
+      await gate.authorize('Observation', call);
+      return observationToWire(await core.observation());
     }),
     Down: unary(async (_w, call) => {
       const peer = await gate.authorize('Down', call);

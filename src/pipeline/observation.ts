@@ -6,16 +6,26 @@
  * the host facts (resolved endpoints, DNS manager, cgroup layout) the realisation reads, so
  * the plan off the host is the plan on it.
  *
- * Secrets: a CI without the host's keys plans with `--skip-secrets`; a key the plan cannot
- * read is then assumed unchanged (the observed fingerprint is kept) and the plan says how
- * many were not compared. A change of a secret itself shows only on the host.
+ * Where a daemon runs, the daemon makes the record (its Observation call, GET
+ * /api/observation): it holds the applied record of its own state directory, the claims of
+ * the config it follows and the facts that config was realised with, which a command run
+ * beside it with other defaults (another --state-dir, another cgroup root) would not see.
+ *
+ * Secrets: the record holds none (secret values appear in specs only as fingerprints keyed
+ * by the host's own key). A CI without the host's keys plans with `--skip-secrets`; a key
+ * the plan cannot read is then assumed unchanged (the observed fingerprint is kept) and the
+ * plan says how many were not compared. A change of a secret itself shows only on the host.
  */
 import { hostname } from 'node:os';
+import * as z from 'zod';
 import { AwgError } from '../errors.js';
 import type { HostFacts } from '../model/desired.js';
 import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
+import { RESOURCE_KINDS } from '../model/resources.js';
+import { observeWith, type ReconcileEnv } from '../reconciler/observe.js';
 import type { Claims } from '../resources/driver.js';
 import { isObject } from '../util/shape.js';
+import type { AppliedRecord } from './applied.js';
 
 export const OBSERVATION_KIND = 'awg-observation';
 
@@ -29,6 +39,79 @@ export interface ObservationRecord {
   facts?: HostFacts;
   /** the claimed identifiers of the last apply (its cgroup root comes from the host's environment) */
   claims?: Claims;
+}
+
+const Resource = z.looseObject({
+  kind: z.enum(RESOURCE_KINDS),
+  id: z.string(),
+  spec: z.record(z.string(), z.unknown()),
+  deps: z.array(z.string()).optional(),
+});
+
+/**
+ * The record as a document (what GET /api/observation answers and `--observed-out` writes).
+ * Specs vary by kind (src/model/resources.ts) and facts by platform: checked as objects.
+ */
+export const ObservationDocument = z
+  .looseObject({
+    kind: z.literal(OBSERVATION_KIND),
+    version: z.literal(1),
+    host: z.string().meta({ description: 'the host the overlays were selected for' }),
+    recordedAt: z.string(),
+    observed: z
+      .looseObject({
+        resources: z.array(Resource),
+        foreign: z.array(
+          z.looseObject({
+            kind: z.enum(RESOURCE_KINDS),
+            id: z.string(),
+            relation: z.enum(['conflict', 'competitor']),
+            description: z.string(),
+          }),
+        ),
+      })
+      .meta({ description: 'the objects awg owns on the host, as observed' }),
+    lastApplied: z
+      .array(Resource)
+      .optional()
+      .meta({ description: 'what the last apply installed (absent: nothing is applied)' }),
+    facts: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: 'the host facts the applied config was realised with' }),
+    claims: z
+      .looseObject({
+        routeProtocol: z.number().int(),
+        tableBase: z.number().int(),
+        bandSize: z.number().int(),
+        rulePriority: z.number().int(),
+        fwmarkMask: z.number().int(),
+        nftTable: z.string(),
+        linkPrefix: z.string(),
+        cgroupRoot: z.string(),
+      })
+      .optional()
+      .meta({ description: 'the identifiers the last apply claimed' }),
+  })
+  .meta({
+    id: 'ObservationRecord',
+    title: 'awg observation',
+    description:
+      'What a host has now, for `awg diff --observed` elsewhere (`awg status --observed-out`). No secrets: fingerprints only.',
+  });
+
+/** A record from its JSON form (the API's answer), checked. */
+export function observationFromJson(v: unknown, what: string): ObservationRecord {
+  const r = ObservationDocument.safeParse(v);
+  if (!r.success)
+    throw new AwgError(
+      'invalid-config',
+      `${what}: not an observation record: ${r.error.issues
+        .slice(0, 3)
+        .map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`)
+        .join('; ')}`,
+    );
+  return r.data as unknown as ObservationRecord;
 }
 
 export function makeObservationRecord(
@@ -147,4 +230,50 @@ export function assumeUnreadSecretsUnchanged(
     return o ? ({ ...r, spec: walk(r.spec, o.spec) } as AnyResource) : r;
   });
   return n;
+}
+
+/** the facts a record carries: given (a daemon's running config), else probed for the last applied config */
+export interface RecordFactsOptions {
+  /** the facts of the config running (the daemon's); undefined: probe them */
+  facts?: HostFacts | undefined;
+  /** a record without facts says why (the last applied config does not load here) */
+  warn: (message: string) => void;
+}
+
+/**
+ * This host's record: `observed` (else what `env`, with the last apply's claims, observes of
+ * the last applied resources), the last applied resources, its claims, and the host facts
+ * (given, else probed read-only for the last applied config; secrets are not read).
+ */
+export async function observationOf(
+  env: ReconcileEnv,
+  last: AppliedRecord | undefined,
+  o: RecordFactsOptions & { observed?: ObservedState },
+): Promise<ObservationRecord> {
+  const observed =
+    o.observed ?? (await observeWith(env, { resources: last?.resources ?? [], warnings: [] }));
+  let facts = last ? o.facts : undefined;
+  if (last && !facts) {
+    const { prepare } = await import('./prepare.js');
+    // the host the last apply selected overlays for (a daemon's --host), not necessarily this machine's name
+    const r = await prepare(last.configFile, {
+      skipSecrets: true,
+      probe: true,
+      persistEndpoints: false,
+      ...(last.selection ? { selection: last.selection } : {}),
+    }).catch((e: unknown) => ({
+      ok: false as const,
+      issues: [{ message: (e as Error).message, severity: 'error' as const }],
+    }));
+    if (r.ok) facts = r.prepared.facts;
+    else
+      o.warn(
+        `the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})`,
+      );
+  }
+  return makeObservationRecord(observed, {
+    ...(last ? { lastApplied: last.resources, claims: last.claims } : {}),
+    ...(facts ? { facts } : {}),
+    ...(last?.selection ? { host: last.selection.host } : {}),
+  });
 }

@@ -9,8 +9,10 @@
  *
  * - both converge to their own desired state (own key, own tunnel address) and ping the peer;
  * - the secret of A decrypts on A and is refused on B by name;
- * - `awg diff --observed` off the host (as nobody, another state directory, no secrets) gives
- *   the plan `awg diff` gives on it;
+ * - the documented record (`awg status --json --observed-out F` on the host: the daemon
+ *   makes it) is complete: `awg diff --observed F` off the host (as nobody, another state
+ *   directory, no secrets) says "no changes" for the running revision and gives the plan
+ *   `awg diff` gives on it for a change;
  * - a commit that changes A converges A only (B's plan is empty);
  * - an invalid commit leaves both on the last good revision, with an error event, the
  *   status saying so and awg_config_valid 0;
@@ -336,15 +338,86 @@ overlays:
   });
 
   it('a pull request plans the same off the host (recorded observation, as nobody, no secrets) as on it', async () => {
+    // off the host: another namespace, nobody, a state directory it cannot even create
+    for (const p of [work.dir, author, join(author, 'hosts'), join(author, 'secrets')])
+      chmodSync(p, 0o755);
+    for (const f of ['awg.yaml', 'hosts/a.yaml', 'hosts/b.yaml']) chmodSync(join(author, f), 0o644);
+    const planOff = (obs: string) =>
+      awg(
+        ci,
+        work,
+        [
+          'diff',
+          '--json',
+          '--observed',
+          obs,
+          '--skip-secrets',
+          '-f',
+          join(author, 'awg.yaml'),
+          '--host',
+          'fleet-a',
+          '--os',
+          'linux',
+          '--state-dir',
+          '/nonexistent/awg',
+        ],
+        {
+          noStateDir: true,
+          wrap: ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'],
+          extraEnv: { AWG_AGE_IDENTITY: '/nonexistent/id.txt' },
+        },
+      );
+    // the documented command on a daemon host: no --state-dir, the daemon answers (it holds
+    // the applied record, its claims and the facts of the revision it runs)
+    const obs = join(work.dir, 'fleet-a.observed.json');
+    const rec = await cli('a', ['status', '--json', '--observed-out', obs]);
+    expect(rec.code, show(rec)).toBe(0);
+    expect(StatusDocument.parse(rec.json()).source).toBe('daemon');
+    expect(rec.stderr).toContain(`recorded the observation in ${obs}`);
+    chmodSync(obs, 0o644);
+    // and the same taken directly, with the daemon's state directory
+    const direct = join(work.dir, 'fleet-a.direct.json');
+    const recD = await awg(hosts.a.ns, hosts.a.e, [
+      'status',
+      '--json',
+      '--direct',
+      '--observed-out',
+      direct,
+    ]);
+    expect(recD.code, show(recD)).toBe(0);
+    expect(StatusDocument.parse(recD.json()).source).toBe('direct');
+    chmodSync(direct, 0o644);
+    const [viaDaemon, viaDirect] = [obs, direct].map(
+      (f) => JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>,
+    );
+    // the HTTP API answers the same record
+    const http = JSON.parse(
+      (
+        await nsExec(hosts.a.ns, 'curl', [
+          '-sf',
+          '--unix-socket',
+          hosts.a.socket,
+          'http://awg/api/observation',
+        ])
+      ).stdout,
+    ) as Record<string, unknown>;
+    for (const k of ['kind', 'version', 'host', 'lastApplied', 'claims', 'facts']) {
+      expect(viaDaemon![k], k).toEqual(viaDirect![k]);
+      expect(http[k], k).toEqual(viaDaemon![k]);
+    }
+    expect(viaDaemon!.host).toBe('fleet-a');
+    // no secret: the private key only as its fingerprint
+    expect(readFileSync(obs, 'utf8')).not.toContain(hosts.a.keys.privateKey);
+    // the running revision: nothing to do (the direct record's equal parts plan the same)
+    const same = await planOff(obs);
+    expect(same.code, show(same)).toBe(0);
+    expect(PlanDocument.parse(same.json()).changes).toEqual([]);
+
     // the proposed change, not yet merged: A's tunnel MTU
     writeFileSync(
       join(author, 'hosts/a.yaml'),
       readFileSync(join(author, 'hosts/a.yaml'), 'utf8') + '    mtu: 1380\n',
     );
-    const obs = join(work.dir, 'fleet-a.observed.json');
-    const rec = await awg(hosts.a.ns, hosts.a.e, ['status', '--json', '--observed-out', obs]);
-    expect([0, 2], show(rec)).toContain(rec.code);
-    expect(StatusDocument.parse(rec.json()).source).toBe('direct');
     const onHost = await awg(hosts.a.ns, hosts.a.e, [
       'diff',
       '--json',
@@ -355,35 +428,7 @@ overlays:
       'fleet-a',
     ]);
     expect(onHost.code, show(onHost)).toBe(2);
-    // off the host: another namespace, nobody, a state directory it cannot even create
-    for (const p of [work.dir, author, join(author, 'hosts'), join(author, 'secrets')])
-      chmodSync(p, 0o755);
-    chmodSync(obs, 0o644);
-    for (const f of ['awg.yaml', 'hosts/a.yaml', 'hosts/b.yaml']) chmodSync(join(author, f), 0o644);
-    const off = await awg(
-      ci,
-      work,
-      [
-        'diff',
-        '--json',
-        '--observed',
-        obs,
-        '--skip-secrets',
-        '-f',
-        join(author, 'awg.yaml'),
-        '--host',
-        'fleet-a',
-        '--os',
-        'linux',
-        '--state-dir',
-        '/nonexistent/awg',
-      ],
-      {
-        noStateDir: true,
-        wrap: ['setpriv', '--reuid', '65534', '--regid', '65534', '--clear-groups', '--'],
-        extraEnv: { AWG_AGE_IDENTITY: '/nonexistent/id.txt' },
-      },
-    );
+    const off = await planOff(obs);
     expect(off.code, show(off)).toBe(2);
     expect(off.stderr).toMatch(
       /planned against .*fleet-a\.observed\.json \(host .*\); 1 secret value\(s\) not readable here, assumed unchanged/,

@@ -56,7 +56,11 @@ export async function listProcessesDirect(o: ProcessesOptions): Promise<ListedPr
       'invalid-config',
       `awg is not applied: ${corrupt.length ? corrupt.join('; ') : 'there is no apply record'} (run \`awg apply -f CONFIG\` first, or pass the same --state-dir)`,
     );
-  const loaded = await loadConfigFile(last.configFile);
+  // the host the last apply selected overlays for (a daemon's --host), not this machine's name
+  const loaded = await loadConfigFile(
+    last.configFile,
+    last.selection ? { selection: last.selection } : {},
+  );
   if (!loaded.config)
     throw new AwgError(
       'invalid-config',
@@ -95,8 +99,9 @@ async function directRuleTraffic(o: ProcessesOptions): Promise<Map<string, RuleT
 }
 
 export async function processesCommand(io: Io, o: ProcessesOptions): Promise<number> {
-  // the daemon knows tunnel health (fallbacks) and runs the watcher: ask it when it answers
-  const via = await viaDaemon(io, o, async (c) => {
+  // the daemon knows tunnel health (fallbacks) and runs the watcher: ask it when it answers;
+  // it lists the processes of the rules only, so --all reads the host directly
+  const via = await viaDaemon(io, o.all ? { ...o, direct: true } : o, async (c) => {
     const list = await c.listProcesses();
     const rules = await c.status().then(
       (s) => s.rules ?? [],

@@ -14,16 +14,14 @@ import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
-import type { ObservedState } from '../../model/resources.js';
-import type { HostFacts } from '../../model/desired.js';
-import type { AppliedRecord } from '../../pipeline/applied.js';
+import type { ObservationRecord } from '../../pipeline/observation.js';
 
 export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
   json?: boolean;
   /** follow the daemon's events and re-render (daemon only) */
   watch?: boolean;
-  /** also write the observation as a record for `awg diff --observed` (pipeline/observation.ts) */
+  /** also write the observation as a record for `awg diff --observed` (pipeline/observation.ts; the daemon's when one answers) */
   observedOut?: string;
 }
 
@@ -39,12 +37,20 @@ export async function statusCommand(
   o: StatusOptions,
   deps: WatchDeps = {},
 ): Promise<number> {
-  // recording an observation reads the host directly (read-only), daemon or not
-  const d = o.observedOut
-    ? { reason: '--observed-out' }
-    : await viaDaemon(io, o, (client) =>
-        o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client),
-      );
+  // a daemon makes the observation record itself: it holds the applied record of its own
+  // state directory, the claims and facts of the config it runs (pipeline/observation.ts)
+  const d = await viaDaemon(io, o, async (client) => {
+    if (o.observedOut) {
+      try {
+        await writeObservation(io, o.observedOut, await client.observation());
+      } catch (e) {
+        const err = toAwgError(e);
+        printError(io, err);
+        return err.exitCode;
+      }
+    }
+    return o.watch ? watchStatus(io, o, client, deps) : statusViaDaemon(io, o, client);
+  });
   if ('code' in d) return d.code;
   if (o.watch) {
     const err = needsDaemon('status --watch', d.reason);
@@ -64,7 +70,14 @@ export async function statusCommand(
     if (last) env.claims = last.claims;
     const desired = { resources: last?.resources ?? [], warnings: [] };
     const observed = await observeWith(env, desired);
-    if (o.observedOut) await recordObservation(io, o.observedOut, observed, last);
+    if (o.observedOut) {
+      const { observationOf } = await import('../../pipeline/observation.js');
+      const record = await observationOf(env, last, {
+        observed,
+        warn: (m) => io.err(`warning: ${m}\n`),
+      });
+      await writeObservation(io, o.observedOut, record);
+    }
     const drift = last
       ? makePlan(desired, observed, { lastApplied: last.resources }).changes.filter(
           (c) => c.action !== 'noop',
@@ -362,61 +375,12 @@ async function watchStatus(
   return 0;
 }
 
-/**
- * Write `observed` as a record for `awg diff --observed` elsewhere, with the last applied
- * resources and the host facts of the applied config (probed read-only; secrets not read).
- */
-async function recordObservation(
-  io: Io,
-  file: string,
-  observed: ObservedState,
-  last: AppliedRecord | undefined,
-): Promise<void> {
-  const [{ makeObservationRecord }, { prepare }, { writeFileAtomicSync }, { resolve }] =
-    await Promise.all([
-      import('../../pipeline/observation.js'),
-      import('../../pipeline/prepare.js'),
-      import('../../util/files.js'),
-      import('node:path'),
-    ]);
-  let facts: HostFacts | undefined;
-  if (last) {
-    // the host the last apply selected overlays for (a daemon's --host), not necessarily this machine's name
-    const r = await prepare(last.configFile, {
-      skipSecrets: true,
-      probe: true,
-      persistEndpoints: false,
-      ...(last.selection ? { selection: last.selection } : {}),
-    }).catch((e: unknown) => ({
-      ok: false as const,
-      issues: [
-        {
-          file: last.configFile,
-          path: '',
-          message: (e as Error).message,
-          severity: 'error' as const,
-        },
-      ],
-    }));
-    if (r.ok) facts = r.prepared.facts;
-    else
-      io.err(
-        `warning: the record has no host facts: ${last.configFile} does not load here (${r.issues.find((i) => i.severity === 'error')?.message ?? 'invalid'})\n`,
-      );
-  }
-  writeFileAtomicSync(
-    resolve(file),
-    JSON.stringify(
-      makeObservationRecord(observed, {
-        ...(last ? { lastApplied: last.resources } : {}),
-        ...(facts ? { facts } : {}),
-        ...(last?.selection ? { host: last.selection.host } : {}),
-        ...(last ? { claims: last.claims } : {}),
-      }),
-      null,
-      1,
-    ) + '\n',
-    { mode: 0o600 },
-  );
+/** Write `record` to `file` for `awg diff --observed` elsewhere (owner-only: it names the host's objects). */
+async function writeObservation(io: Io, file: string, record: ObservationRecord): Promise<void> {
+  const [{ writeFileAtomicSync }, { resolve }] = await Promise.all([
+    import('../../util/files.js'),
+    import('node:path'),
+  ]);
+  writeFileAtomicSync(resolve(file), JSON.stringify(record, null, 1) + '\n', { mode: 0o600 });
   io.err(`recorded the observation in ${file}\n`);
 }

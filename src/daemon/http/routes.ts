@@ -5,5 +5,6 @@
  */
 import { API_ROUTES } from './api-routes.js';
 import type { Route } from './server.js';
+import { OBSERVATION_ROUTES } from './observation.js';
 
-export const ROUTES: readonly Route[] = [...API_ROUTES];
+export const ROUTES: readonly Route[] = [...API_ROUTES, ...OBSERVATION_ROUTES];

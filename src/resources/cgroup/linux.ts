@@ -82,7 +82,8 @@ export function createLinuxCgroupDriver(opts: LinuxCgroupOptions = {}) {
   async function remove(mount: CgroupMount, path: string, ctx: ApplyContext): Promise<void> {
     const dir = join(mount.mountPoint, path);
     const procs = join(dir, '..', 'cgroup.procs');
-    const children = (await walk(mount.mountPoint, path)).slice(1);
+    // a dry run removed none of the children its plan deletes first: they are still there
+    const children = ctx.exec.dryRun ? [] : (await walk(mount.mountPoint, path)).slice(1);
     if (children.length) {
       throw new AwgError(
         'driver',

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { StatusDocument } from '../../../src/daemon/status-document.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,7 +15,14 @@ import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { startApiServer } from '../../../src/daemon/server.js';
 import { AwgError } from '../../../src/errors.js';
 import { PlanDocument } from '../../../src/model/plan-document.js';
-import { ALL_EVENTS, FakeCore, PEER_PUB, samplePlan } from './server-fake-core.js';
+import { parseObservation } from '../../../src/pipeline/observation.js';
+import {
+  ALL_EVENTS,
+  FakeCore,
+  PEER_PUB,
+  sampleObservation,
+  samplePlan,
+} from './server-fake-core.js';
 
 const KEY = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
 const VALID = `version: 1
@@ -179,6 +186,32 @@ describe('awg status through the daemon', () => {
     const r = await awg('status', '--socket', socket);
     expect(r.code).toBe(4);
     expect(r.err).toBe('awg: error [permission]: not allowed\nhint: be root\n');
+  });
+
+  it('--observed-out: the daemon makes the record (its applied resources, claims, facts); the status as usual', async () => {
+    const { core, socket } = await daemon();
+    const file = join(tmp(), 'observed.json');
+    const r = await awg('status', '--json', '--observed-out', file, '--socket', socket);
+    expect(r.code).toBe(0);
+    expect(StatusDocument.parse(JSON.parse(r.out)).source).toBe('daemon');
+    expect(r.err).toBe(`recorded the observation in ${file}\n`);
+    expect(core.calls).toEqual([{ method: 'observation' }, { method: 'status' }]);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(sampleObservation());
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const parsed = parseObservation(readFileSync(file, 'utf8'), file);
+    expect(parsed).toMatchObject({
+      lastApplied: core.observationValue.lastApplied,
+      facts: core.observationValue.facts,
+      host: 'laptop-1',
+      cgroupRoot: 'awg',
+    });
+    // the daemon's refusal: its error and exit code, no file
+    core.fail.observation = new AwgError('permission', 'not allowed');
+    const other = join(tmp(), 'refused.json');
+    const d = await awg('status', '--observed-out', other, '--socket', socket);
+    expect(d.code).toBe(4);
+    expect(d.err).toBe('awg: error [permission]: not allowed\n');
+    expect(existsSync(other)).toBe(false);
   });
 
   it('--watch without a daemon is a clear error (exit 3), not a direct-mode view', async () => {

@@ -11,6 +11,8 @@ import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { createFakeDriverSet, type FakeDriverSet } from '../../../src/resources/driver-set.fake.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
+import { AppliedStore } from '../../../src/pipeline/applied.js';
+import { plan } from '../../../src/reconciler/plan.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { oneTunnelConfig } from '../../helpers/daemon-config.js';
 import type { Reporter } from '../../../src/util/reporter.js';
@@ -253,6 +255,36 @@ describe('daemon core', () => {
       await new Promise((r) => setTimeout(r, 2));
     expect(daemon.loopState()).toBe('backoff');
     expect((await daemon.status()).lastReconcile?.outcome).toBe('rolled-back');
+  });
+
+  it('observation: what it observes of its applied record, with that record, its claims and the facts of the config it runs', async () => {
+    const state = new MemoryStateStore();
+    daemon = make({ state });
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const applied = new AppliedStore(state).load()!;
+    const r = await daemon.observation();
+    expect(r).toMatchObject({
+      kind: 'awg-observation',
+      version: 1,
+      lastApplied: applied.resources,
+      claims: applied.claims,
+      facts: { cgroupNftPrefix: '' },
+    });
+    expect(r.observed.resources.map((o) => o.id).sort()).toEqual(
+      applied.resources.map((o) => o.id).sort(),
+    );
+    // what a plan against the record says of the running config: nothing to do
+    const drift = plan({ resources: applied.resources, warnings: [] }, r.observed, {
+      lastApplied: r.lastApplied!,
+    }).changes.filter((c) => c.action !== 'noop');
+    expect(drift).toEqual([]);
+    await daemon.down();
+    const after = await daemon.observation();
+    expect(after.observed.resources).toEqual([]);
+    expect(after).not.toHaveProperty('lastApplied');
+    expect(after).not.toHaveProperty('claims');
+    expect(after).not.toHaveProperty('facts');
   });
 
   it('down removes everything and idles; listProcesses is empty', async () => {

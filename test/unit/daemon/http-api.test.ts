@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DaemonClient } from '../../../src/daemon/client.js';
 import { startApiServer } from '../../../src/daemon/server.js';
-import { FakeCore } from './server-fake-core.js';
+import { FakeCore, sampleObservation } from './server-fake-core.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -55,6 +55,15 @@ describe('HTTP API on the daemon socket', () => {
     const client = await DaemonClient.open(path);
     cleanups.push(() => client.close());
     expect((await client.status()).state).toBe(core.statusValue.state);
+  });
+
+  it('GET /api/observation: the record `awg status --observed-out` writes, as the core made it', async () => {
+    const { core, path } = await serve();
+    const r = await httpOn(path, 'GET', '/api/observation');
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.text)).toEqual(sampleObservation());
+    expect(core.calls).toEqual([{ method: 'observation' }]);
+    expect((await httpOn(path, 'POST', '/api/observation')).status).toBe(405);
   });
 
   it('unknown paths are 404, wrong methods 405 with Allow, errors are JSON', async () => {

@@ -8,6 +8,7 @@ import type {
   LimitInfo,
   LimitRequest,
   LimitResponse,
+  ObservationRecord,
   ProcessInfo,
   StatusResponse,
   TopDocument,
@@ -142,6 +143,75 @@ export function sampleStatus(): StatusResponse {
         processes: 1,
       },
     ],
+  };
+}
+
+/** a record with a spec of each shape on the wire: nested objects, nulls, fingerprints */
+export function sampleObservation(): ObservationRecord {
+  const engine = {
+    kind: 'engine' as const,
+    id: 'engine/work',
+    deps: ['link/awg-work'],
+    spec: {
+      tunnel: 'work',
+      type: 'wireguard' as const,
+      link: 'awg-work',
+      config: {
+        privateKey: 'fp:0123456789abcdef',
+        listenPort: 0,
+        fwmark: 0x0a000000,
+        peers: [
+          {
+            publicKey: PEER_PUB,
+            presharedKey: null,
+            endpoint: '192.0.2.1:51820',
+            allowedIPs: ['0.0.0.0/0'],
+            persistentKeepalive: 25,
+          },
+        ],
+      },
+    },
+  };
+  return {
+    kind: 'awg-observation',
+    version: 1,
+    host: 'laptop-1',
+    recordedAt: '2026-11-22T05:00:00.000Z',
+    observed: {
+      resources: [
+        engine,
+        {
+          kind: 'sysctl',
+          id: 'sysctl/net.ipv4.ip_forward',
+          deps: [],
+          spec: { key: 'net.ipv4.ip_forward', value: '1' },
+        },
+      ],
+      foreign: [
+        {
+          kind: 'link',
+          id: 'link/awg-old',
+          relation: 'conflict',
+          description: 'exists without our marker',
+        },
+      ],
+    },
+    lastApplied: [engine],
+    facts: {
+      dnsManager: 'resolved',
+      cgroupNftPrefix: '',
+      resolved: { 'vpn.example.org': ['192.0.2.1'] },
+    },
+    claims: {
+      routeProtocol: 0xa7,
+      tableBase: 52000,
+      bandSize: 100,
+      rulePriority: 5200,
+      fwmarkMask: 0x0f000000,
+      nftTable: 'awg',
+      linkPrefix: 'awg-',
+      cgroupRoot: 'awg',
+    },
   };
 }
 
@@ -328,6 +398,7 @@ export class FakeCore implements DaemonCore {
       | 'apply'
       | 'diff'
       | 'status'
+      | 'observation'
       | 'down'
       | 'confirm'
       | 'listProcesses'
@@ -340,6 +411,7 @@ export class FakeCore implements DaemonCore {
   /** live awg exec registrations: the pid, the choice, and how the daemon would end one */
   readonly execs = new Map<number, { choice: ExecChoice; end(reason: string): void }>();
   statusValue: StatusResponse = sampleStatus();
+  observationValue: ObservationRecord = sampleObservation();
   applyValue: ApplyResponse = { outcome: 'converged', plan: samplePlan(), mutations: 4 };
   diffValue = { plan: samplePlan(), changes: true };
   downValue = { removed: ['link/awg-work', 'route/52001/0.0.0.0/0'], mutations: 2 };
@@ -402,6 +474,11 @@ export class FakeCore implements DaemonCore {
     this.calls.push({ method: 'status' });
     this.check('status');
     return this.statusValue;
+  }
+  async observation(): Promise<ObservationRecord> {
+    this.calls.push({ method: 'observation' });
+    this.check('observation');
+    return this.observationValue;
   }
   async down() {
     this.calls.push({ method: 'down' });

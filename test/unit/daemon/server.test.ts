@@ -18,7 +18,13 @@ import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { resolveGroup, startApiServer, type ApiServer } from '../../../src/daemon/server.js';
 import { socketAnswers } from '../../../src/daemon/socket.js';
 import { AwgError, ERROR_KINDS, type ErrorKind } from '../../../src/errors.js';
-import { ALL_EVENTS, FakeCore, samplePlan, sampleStatus } from './server-fake-core.js';
+import {
+  ALL_EVENTS,
+  FakeCore,
+  sampleObservation,
+  samplePlan,
+  sampleStatus,
+} from './server-fake-core.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -99,6 +105,25 @@ describe('API server and client over a Unix socket', () => {
       { method: 'confirm' },
       { method: 'listProcesses' },
     ]);
+  });
+
+  it('Observation: the record arrives as the core made it (specs and facts as JSON objects), checked', async () => {
+    const { core, client } = await serve();
+    expect(await client.observation()).toEqual(sampleObservation());
+    const { lastApplied: _l, facts: _f, claims: _c, ...bare } = sampleObservation();
+    core.observationValue = bare;
+    expect(await client.observation()).toEqual(bare);
+    // a record that is not one is a malformed answer, not a file written anyway
+    core.observationValue = {
+      ...bare,
+      observed: { resources: [{ kind: 'nonsense' }], foreign: [] },
+    } as unknown as typeof bare;
+    await expect(client.observation()).rejects.toMatchObject({
+      kind: 'bug',
+      message: expect.stringMatching(
+        /malformed API message: Observation: not an observation record: observed\.resources\.0\.kind/,
+      ),
+    });
   });
 
   it('Limit and ListLimits: the request reaches the core with the caller from the socket (we are root here); clear and rates never mix', async () => {

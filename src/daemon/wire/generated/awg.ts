@@ -131,6 +131,14 @@ import type {
   ObjectRef as _awg_v1_ObjectRef,
   ObjectRef__Output as _awg_v1_ObjectRef__Output,
 } from './awg/v1/ObjectRef.js';
+import type {
+  ObservationRequest as _awg_v1_ObservationRequest,
+  ObservationRequest__Output as _awg_v1_ObservationRequest__Output,
+} from './awg/v1/ObservationRequest.js';
+import type {
+  ObservationResponse as _awg_v1_ObservationResponse,
+  ObservationResponse__Output as _awg_v1_ObservationResponse__Output,
+} from './awg/v1/ObservationResponse.js';
 import type { Peer as _awg_v1_Peer, Peer__Output as _awg_v1_Peer__Output } from './awg/v1/Peer.js';
 import type {
   Placement as _awg_v1_Placement,
@@ -287,6 +295,14 @@ export interface ProtoGrpcType {
       >;
       NetworkChanged: MessageTypeDefinition<_awg_v1_NetworkChanged, _awg_v1_NetworkChanged__Output>;
       ObjectRef: MessageTypeDefinition<_awg_v1_ObjectRef, _awg_v1_ObjectRef__Output>;
+      ObservationRequest: MessageTypeDefinition<
+        _awg_v1_ObservationRequest,
+        _awg_v1_ObservationRequest__Output
+      >;
+      ObservationResponse: MessageTypeDefinition<
+        _awg_v1_ObservationResponse,
+        _awg_v1_ObservationResponse__Output
+      >;
       Peer: MessageTypeDefinition<_awg_v1_Peer, _awg_v1_Peer__Output>;
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;

@@ -120,6 +120,14 @@ describe('Linux cgroup driver on a plain directory', () => {
     expect(await d.apply(ch('create', 'awg/x'), ctx(true))).toBe('changed');
     expect(existsSync(join(base, 'awg'))).toBe(false);
   });
+  it('dry-run deletes bottom-up without an error for the children it did not remove', async () => {
+    const d = createLinuxCgroupDriver({ mount: { mountPoint: base, root: '/', nftPrefix: '' } });
+    expect(await d.apply(ch('create', 'awg/x'), ctx())).toBe('changed');
+    const c = ctx(true);
+    expect(await d.apply(ch('delete', 'awg/x'), c)).toBe('changed');
+    expect(await d.apply(ch('delete', 'awg'), c)).toBe('changed');
+    expect(existsSync(join(base, 'awg/x'))).toBe(true);
+  });
 });
 
 describe('FakeCgroupDriver', () => {

@@ -72,6 +72,14 @@ import type {
   ListProcessesResponse__Output as _awg_v1_ListProcessesResponse__Output,
 } from '../../awg/v1/ListProcessesResponse.js';
 import type {
+  ObservationRequest as _awg_v1_ObservationRequest,
+  ObservationRequest__Output as _awg_v1_ObservationRequest__Output,
+} from '../../awg/v1/ObservationRequest.js';
+import type {
+  ObservationResponse as _awg_v1_ObservationResponse,
+  ObservationResponse__Output as _awg_v1_ObservationResponse__Output,
+} from '../../awg/v1/ObservationResponse.js';
+import type {
   StatusRequest as _awg_v1_StatusRequest,
   StatusRequest__Output as _awg_v1_StatusRequest__Output,
 } from '../../awg/v1/StatusRequest.js';
@@ -457,6 +465,57 @@ export interface AwgClient extends grpc.Client {
     callback: grpc.requestCallback<_awg_v1_ListProcessesResponse__Output>,
   ): grpc.ClientUnaryCall;
 
+  /**
+   * The observation record of this host for `awg diff --observed` elsewhere (`awg status
+   * --observed-out`): the objects observed now, the last applied resources and claims, the
+   * facts of the config running. Made between runs. No secrets: fingerprints only.
+   */
+  Observation(
+    argument: _awg_v1_ObservationRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Observation(
+    argument: _awg_v1_ObservationRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Observation(
+    argument: _awg_v1_ObservationRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Observation(
+    argument: _awg_v1_ObservationRequest,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  /**
+   * The observation record of this host for `awg diff --observed` elsewhere (`awg status
+   * --observed-out`): the objects observed now, the last applied resources and claims, the
+   * facts of the config running. Made between runs. No secrets: fingerprints only.
+   */
+  observation(
+    argument: _awg_v1_ObservationRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  observation(
+    argument: _awg_v1_ObservationRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  observation(
+    argument: _awg_v1_ObservationRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  observation(
+    argument: _awg_v1_ObservationRequest,
+    callback: grpc.requestCallback<_awg_v1_ObservationResponse__Output>,
+  ): grpc.ClientUnaryCall;
+
   Status(
     argument: _awg_v1_StatusRequest,
     metadata: grpc.Metadata,
@@ -604,6 +663,16 @@ export interface AwgHandlers extends grpc.UntypedServiceImplementation {
     _awg_v1_ListProcessesResponse
   >;
 
+  /**
+   * The observation record of this host for `awg diff --observed` elsewhere (`awg status
+   * --observed-out`): the objects observed now, the last applied resources and claims, the
+   * facts of the config running. Made between runs. No secrets: fingerprints only.
+   */
+  Observation: grpc.handleUnaryCall<
+    _awg_v1_ObservationRequest__Output,
+    _awg_v1_ObservationResponse
+  >;
+
   Status: grpc.handleUnaryCall<_awg_v1_StatusRequest__Output, _awg_v1_StatusResponse>;
 
   /**
@@ -668,6 +737,12 @@ export interface AwgDefinition extends grpc.ServiceDefinition {
     _awg_v1_ListProcessesResponse,
     _awg_v1_ListProcessesRequest__Output,
     _awg_v1_ListProcessesResponse__Output
+  >;
+  Observation: MethodDefinition<
+    _awg_v1_ObservationRequest,
+    _awg_v1_ObservationResponse,
+    _awg_v1_ObservationRequest__Output,
+    _awg_v1_ObservationResponse__Output
   >;
   Status: MethodDefinition<
     _awg_v1_StatusRequest,

@@ -94,7 +94,7 @@ export async function follow(o: FollowOptions): Promise<AwgError | undefined> {
     o.onService({ type: 'service', state, at: now().toISOString(), reason });
   let client: DaemonClient | undefined = o.client;
   let away = false;
-  /** a loss: whether to go on reconnecting (else `fatal` is the answer) */
+  /** a loss: undefined to reconnect, else the error that ends follow */
   const lost = (err: AwgError | undefined): AwgError | undefined => {
     client?.close();
     client = undefined;
@@ -108,13 +108,24 @@ export async function follow(o: FollowOptions): Promise<AwgError | undefined> {
     for (;;) {
       if (!client) {
         if ((await Promise.race([stopping, sleep(backoff.next())])) === STOP) return undefined;
-        try {
-          client = await connect(socket);
-        } catch (e) {
-          const fatal = lost(toAwgError(e, 'driver'));
+        const connecting = connect(socket);
+        const got = await Promise.race([
+          stopping,
+          connecting.then(
+            (c) => ({ c }),
+            (e: unknown) => ({ err: toAwgError(e, 'driver') }),
+          ),
+        ]);
+        if (got === STOP) {
+          connecting.then((c) => c.close()).catch(() => {});
+          return undefined;
+        }
+        if ('err' in got) {
+          const fatal = lost(got.err);
           if (fatal) return fatal;
           continue;
         }
+        client = got.c;
         if (away) tell('available', '');
         away = false;
       }

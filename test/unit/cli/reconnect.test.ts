@@ -433,6 +433,34 @@ describe('awg top across a daemon restart', () => {
     expect(await done).toBe(0);
   });
 
+  it('not a terminal: a service line each way between the snapshots', async () => {
+    const d = await restartable();
+    const c = capture();
+    const u = untilStopped();
+    const done = topCommand(
+      c.io,
+      { socket: d.socket },
+      { tty: false, until: u.until, reconnect: quick },
+    );
+    await expect.poll(() => d.core().tops.size).toBe(1);
+    d.core().pushTop(sampleTop());
+    await expect.poll(() => c.out()).toContain('/usr/lib/firefox/firefox');
+    await d.stop();
+    const core = await d.start();
+    await expect.poll(() => core.tops.size).toBe(1);
+    core.pushTop(sampleTop());
+    await expect.poll(() => c.out().split('/usr/lib/firefox/firefox').length).toBe(3);
+    u.stop();
+    expect(await done).toBe(0);
+    const out = c.out();
+    const gone = out.search(/Z service unavailable: .*; reconnecting\n/);
+    const back = out.search(/Z service available again\n/);
+    expect(gone).toBeGreaterThan(out.indexOf('/usr/lib/firefox/firefox'));
+    expect(back).toBeGreaterThan(gone);
+    expect(out.lastIndexOf('/usr/lib/firefox/firefox')).toBeGreaterThan(back);
+    expect(out).not.toContain('\x1b[');
+  });
+
   it('--json: documents on stdout, service lines on stderr; --no-reconnect and --once end as before', async () => {
     const d = await restartable();
     const c = capture();

@@ -84,6 +84,7 @@ export const ERROR_KIND_HELP: Record<
       'a transient kernel or tool error',
       'a tool missing from PATH',
       'a timeout of a tool (AWG_EXEC_TIMEOUT_MS)',
+      'the awg daemon went away under `awg events`, `status --watch` or `top` run with `--no-reconnect` (without it they wait for the daemon and resume)',
     ],
     todo: [
       'read the `[#]` mutation log and the message for the command that failed',

@@ -45,8 +45,8 @@ _awg() {
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
     "apply") words="--file -f --dry-run --json --verbose -v --confirm-timeout --state-dir --socket --direct --host --labels --labels-file" ;;
     "down") words="--file -f --dry-run --json --verbose -v --state-dir --socket --direct" ;;
-    "status") words="--json --watch --observed-out --state-dir --socket --direct" ;;
-    "events") words="--json --socket" ;;
+    "status") words="--json --watch --no-reconnect --observed-out --state-dir --socket --direct" ;;
+    "events") words="--json --no-reconnect --socket" ;;
     "confirm") words="--json --socket" ;;
     "service") words="install uninstall status" ;;
     "service install") words="--config --socket --socket-group --metrics --state-dir --git --branch --path --allowed-signers --interval --locked --host --labels-file --print --dry-run --root --verbose -v" ;;
@@ -67,7 +67,7 @@ _awg() {
     "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
-    "top") words="--interval --once --json --sort --reverse -r --rule --tunnel --state-dir --socket --direct" ;;
+    "top") words="--interval --once --json --sort --reverse -r --rule --tunnel --no-reconnect --state-dir --socket --direct" ;;
     "limit") words="--upload --download --clear --list --json --socket" ;;
   esac
   if [[ "$cur" != -* && "${COMP_WORDS[COMP_CWORD-1]}" == -* && "${COMP_WORDS[COMP_CWORD-1]}" =~ ^-(f|o|i|R)$|^--(file|config|output|identity|recipients-file|labels-file|state-dir|socket|path|allowed-signers|observed|observed-out)$ ]]; then

@@ -33,6 +33,11 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
   const direct = () =>
     new Option('--direct', 'act on the host directly even when the awg daemon runs');
+  const noReconnect = () =>
+    new Option(
+      '--no-reconnect',
+      'end (exit 6) when the awg daemon goes away instead of waiting for it to come back',
+    );
 
   selectionFlags(
     program
@@ -115,8 +120,9 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('--json', 'machine-readable status')
     .option(
       '--watch',
-      'follow the daemon: re-render on every event (plain lines when not a terminal)',
+      'follow the daemon: re-render on every event (plain lines when not a terminal); when the daemon goes away the view says so, reconnects with backoff and re-reads the status when it is back (exit 0 on Ctrl-C, 6 the daemon went away with --no-reconnect)',
     )
+    .addOption(noReconnect())
     .option(
       '--observed-out <file>',
       'also record what was observed (with the last applied resources, claims and host facts) for `awg diff --observed` elsewhere, e.g. in CI; the daemon makes the record when one answers (it knows its own state directory), else it is read directly',
@@ -131,9 +137,13 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   program
     .command('events')
     .description(
-      "follow the daemon's events (reconcile, drift, network, tunnel, handshake, traffic) until Ctrl-C",
+      "follow the daemon's events (reconcile, drift, network, tunnel, handshake, traffic) until Ctrl-C. When the daemon goes away (restart, crash) it prints `service unavailable`, reconnects with backoff (250 ms doubling to 5 s) and resumes after the last event it printed (a `gap` event says what the daemon could not replay). Exit 0 on Ctrl-C, 3 no daemon answers at the start, 4 its socket refuses this user, 6 the daemon went away with --no-reconnect",
     )
-    .option('--json', 'one JSON object per line')
+    .option(
+      '--json',
+      'one JSON object per line; the daemon going away and coming back as {"type":"service","state":"unavailable"|"available","at","reason"}',
+    )
+    .addOption(noReconnect())
     .addOption(socket())
     .action(async (o) =>
       setCode(await (await import('./commands/events.js')).eventsCommand(io, o)),
@@ -444,7 +454,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
   program
     .command('top')
     .description(
-      "live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second, in kB/s, MB/s), totals since start and open connections; TCP and UDP, IPv4 and IPv6, tunnelled and direct. The kernel's own byte counts per connection (sock_diag, conntrack), never estimates; connections no process owns show as unattributed. The view fits the terminal and ends with Ctrl-C. Through the daemon when it answers (one reader for every client), else read here",
+      "live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second, in kB/s, MB/s), totals since start and open connections; TCP and UDP, IPv4 and IPv6, tunnelled and direct. The kernel's own byte counts per connection (sock_diag, conntrack), never estimates; connections no process owns show as unattributed. The view fits the terminal and ends with Ctrl-C. Through the daemon when it answers (one reader for every client; when the daemon goes away the view says `daemon unavailable — reconnecting` and resumes once it is back, --once excepted), else read here",
     )
     .option('--interval <seconds>', 'seconds between refreshes (default 1)')
     .option('--once', 'print one snapshot, one interval after the start, and exit')
@@ -456,6 +466,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-r, --reverse', 'the opposite order')
     .option('--rule <name>', 'only the processes of this rule')
     .option('--tunnel <name>', 'only the processes whose traffic goes through this tunnel')
+    .addOption(noReconnect())
     .addOption(stateDir())
     .addOption(socket())
     .addOption(

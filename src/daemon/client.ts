@@ -78,11 +78,21 @@ type StreamMethod = (req: object, opts?: Grpc.CallOptions) => Grpc.ClientReadabl
 const UNAVAILABLE = 14;
 const CANCELLED = 1;
 
+/**
+ * The daemon is not there (it stopped or was killed, its socket is gone or stale): not an
+ * answer of the daemon, so a client following a stream may reconnect (src/cli/reconnect.ts).
+ */
+export class DaemonUnavailable extends AwgError {
+  constructor(message: string) {
+    super('driver', message);
+  }
+}
+
 function toError(e: Grpc.ServiceError): AwgError {
   const raw = e.metadata?.get(ERROR_TRAILER)[0];
   const trailer = raw === undefined ? undefined : Buffer.isBuffer(raw) ? raw.toString('utf8') : raw;
   if (e.code === UNAVAILABLE && !trailer)
-    return new AwgError('driver', `the awg daemon is not reachable: ${e.details}`);
+    return new DaemonUnavailable(`the awg daemon is not reachable: ${e.details}`);
   return errorFromWire(e.code, e.details, trailer);
 }
 
@@ -369,11 +379,27 @@ export async function daemonFor(
   if (o.direct) return { socket, reason: '--direct was given' };
   const c = await connectDaemon(socket);
   if (c.client) return { client: c.client, socket, reason: '' };
-  if (c.code === 'EACCES' || c.code === 'EPERM')
-    throw new AwgError('permission', `the awg daemon socket ${socket} does not let this user in`, {
-      hint: 'run as root, or as a member of the group given to `awg daemon --socket-group`; `--direct` acts on the host without the daemon',
-    });
+  if (refused(c.code)) throw socketRefused(socket);
   return { socket, reason: c.reason };
+}
+
+const refused = (code: string | undefined) => code === 'EACCES' || code === 'EPERM';
+
+function socketRefused(socket: string): AwgError {
+  return new AwgError('permission', `the awg daemon socket ${socket} does not let this user in`, {
+    hint: 'run as root, or as a member of the group given to `awg daemon --socket-group`; `--direct` acts on the host without the daemon',
+  });
+}
+
+/**
+ * A new client of the daemon at `socket` for a reconnect: DaemonUnavailable while nothing
+ * answers there, the permission error when the socket does not let this user in.
+ */
+export async function reconnectDaemon(socket: string): Promise<DaemonClient> {
+  const c = await connectDaemon(socket);
+  if (c.client) return c.client;
+  if (refused(c.code)) throw socketRefused(socket);
+  throw new DaemonUnavailable(c.reason);
 }
 
 /** the error of a feature that exists only with a running daemon */

@@ -15,6 +15,13 @@ import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
 import type { ObservationRecord } from '../../pipeline/observation.js';
+import {
+  follow,
+  isUnavailable,
+  serviceText,
+  type ReconnectDeps,
+  type ServiceChange,
+} from '../reconnect.js';
 
 export interface StatusOptions extends DaemonChoice {
   stateDir?: string;
@@ -23,12 +30,15 @@ export interface StatusOptions extends DaemonChoice {
   watch?: boolean;
   /** also write the observation as a record for `awg diff --observed` (pipeline/observation.ts; the daemon's when one answers) */
   observedOut?: string;
+  /** false (`--no-reconnect`): `--watch` ends when the daemon goes away */
+  reconnect?: boolean | undefined;
 }
 
 /** injection for tests; defaults: stdout's TTY-ness, SIGINT/SIGTERM */
 export interface WatchDeps extends HostDeps {
   tty?: boolean;
   until?: Promise<unknown>;
+  reconnect?: ReconnectDeps;
 }
 
 /** Owned objects and their health against what was last applied. Exit 0 healthy, 2 drifted/none. */
@@ -283,35 +293,49 @@ const RECENT = 10;
  * `awg status --watch`: the status, re-fetched after every event. On a terminal the view is
  * redrawn in place with the last events under it; otherwise (a pipe, journald) plain lines:
  * the status once, then each event, and the headline again when it changes. `--json`: one
- * status document per line, each time it changes. Ends on SIGINT/SIGTERM (exit 0) or when
+ * status document per line, each time it changes. When the daemon goes away the terminal view
+ * says so above the last status (plain mode: a `service unavailable` line; --json: on
+ * stderr), reconnects with backoff and, when it is back, re-reads the status (plain mode
+ * prints it whole again). Ends on SIGINT/SIGTERM (exit 0), or with `--no-reconnect` when
  * the daemon goes away (exit 6).
  */
 async function watchStatus(
   io: Io,
   o: StatusOptions,
-  c: DaemonClient,
+  first: DaemonClient,
   deps: WatchDeps,
 ): Promise<number> {
   const tty = deps.tty ?? Boolean(process.stdout.isTTY);
+  const reconnect = o.reconnect !== false;
   const recent: DaemonEvent[] = [];
+  let client = first;
+  let lastId = '';
   let last = '';
   let lastHeadline = '';
+  let lastStatus: StatusResponse | undefined;
+  /** while the daemon is away: the line the terminal view shows above the last status */
+  let away: string | undefined;
   let fetching: Promise<void> | undefined;
   let again = false;
   let failure: unknown;
+  const draw = () => {
+    io.out(
+      '\x1b[H\x1b[2J' +
+        (away ? `${away}\n\n` : '') +
+        (lastStatus ? renderDaemonStatus(lastStatus) : '') +
+        (recent.length
+          ? '\nrecent events:\n' + recent.map((e) => `  ${e.at} ${formatEvent(e)}\n`).join('')
+          : ''),
+    );
+  };
   const show = (s: StatusResponse) => {
+    lastStatus = s;
     if (o.json) {
       const line = JSON.stringify(statusDocument(s));
       if (line !== last) io.out(line + '\n');
       last = line;
     } else if (tty) {
-      io.out(
-        '\x1b[H\x1b[2J' +
-          renderDaemonStatus(s) +
-          (recent.length
-            ? '\nrecent events:\n' + recent.map((e) => `  ${e.at} ${formatEvent(e)}\n`).join('')
-            : ''),
-      );
+      draw();
     } else {
       const h = statusHeadline(s);
       if (!lastHeadline) io.out(renderDaemonStatus(s));
@@ -328,47 +352,57 @@ async function watchStatus(
       do {
         again = false;
         try {
-          show(await c.status());
+          show(await client.status());
         } catch (e) {
-          failure ??= e;
+          // the daemon went away under the read: the stream ends too, and follow decides
+          if (!(reconnect && isUnavailable(e))) failure ??= e;
         }
       } while (again);
       fetching = undefined;
     })();
     return fetching;
   };
-  let endWatch!: (err?: unknown) => void;
-  const ended = new Promise<{ err?: unknown }>(
-    (resolve) =>
-      (endWatch = (err) =>
-        resolve({ err: err ?? new Error('the daemon closed the event stream') })),
-  );
-  let unsub: () => void;
-  try {
-    unsub = await c.watch(
-      (e) => {
-        if (!o.json && !tty) io.out(`${e.at} ${formatEvent(e)}\n`);
-        recent.push(e);
-        if (recent.length > RECENT) recent.shift();
-        void refresh();
-      },
-      (err) => endWatch(err),
-    );
-  } catch (e) {
-    const err = toAwgError(e);
-    printError(io, err);
-    return err.exitCode;
-  }
-  await refresh();
-  const stop = await Promise.race([
-    (deps.until ?? stopSignals()).then(() => ({ err: undefined })),
-    ended,
-  ]);
-  unsub();
+  const onService = (c: ServiceChange) => {
+    const text = `${c.at} ${serviceText(c)}`;
+    if (o.json) io.err(text + '\n');
+    else if (!tty) io.out(text + '\n');
+    if (c.state === 'unavailable') {
+      away = `daemon unavailable — reconnecting (${c.reason}; since ${c.at})`;
+      if (tty && !o.json) draw();
+    } else {
+      away = undefined;
+      // plain mode prints the whole view again: the daemon that answers now may be another
+      lastHeadline = '';
+    }
+  };
+  const err = await follow({
+    client: first,
+    start: async (c, end) => {
+      client = c;
+      const unsub = await c.watch(
+        (e, id) => {
+          if (id) lastId = id;
+          if (!o.json && !tty) io.out(`${e.at} ${formatEvent(e)}\n`);
+          recent.push(e);
+          if (recent.length > RECENT) recent.shift();
+          // every event re-reads the status; a `gap` (events lost) most of all
+          void refresh();
+        },
+        end,
+        lastId ? { after: lastId } : {},
+      );
+      await refresh();
+      return unsub;
+    },
+    onService,
+    until: deps.until ?? stopSignals(),
+    reconnect,
+    closed: 'the daemon closed the event stream',
+    ...(deps.reconnect ? { deps: deps.reconnect } : {}),
+  });
   await fetching;
-  const err = stop.err ?? failure;
-  if (err) {
-    const e = toAwgError(err, 'driver');
+  const e = err ?? (failure === undefined ? undefined : toAwgError(failure, 'driver'));
+  if (e) {
     printError(io, e);
     return e.exitCode;
   }

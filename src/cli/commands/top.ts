@@ -33,6 +33,7 @@ import { describeCorrupt, FileStateStore, type StateStore } from '../../util/sta
 import { printError, type Io } from '../output.js';
 import { filterDocument, parseSort, renderTop, type TopViewOptions } from '../render-top.js';
 import { viaDaemon } from '../via-daemon.js';
+import { follow, serviceText, type ReconnectDeps, type ServiceChange } from '../reconnect.js';
 
 export interface TopOptions extends DaemonChoice {
   /** seconds between snapshots (default 1) */
@@ -44,6 +45,8 @@ export interface TopOptions extends DaemonChoice {
   rule?: string | undefined;
   tunnel?: string | undefined;
   stateDir?: string | undefined;
+  /** false (`--no-reconnect`): end when the daemon goes away */
+  reconnect?: boolean | undefined;
 }
 
 /** injection for tests; defaults: stdout's TTY-ness and size, SIGINT/SIGTERM, this host */
@@ -55,6 +58,7 @@ export interface TopDeps {
   source?: () => Promise<TrafficSource>;
   platform?: Platform;
   exec?: Pick<Exec, 'read'>;
+  reconnect?: ReconnectDeps;
 }
 
 export interface TopSettings extends TopViewOptions {
@@ -82,10 +86,14 @@ export function topSettings(o: TopOptions): TopSettings {
   };
 }
 
-/** documents from somewhere until the returned stop; `onEnd` once when they stop first */
+/**
+ * documents from somewhere until the returned stop; `onEnd` once when they stop first;
+ * `onService` when the daemon goes away and comes back (the daemon's documents only)
+ */
 type Documents = (
   onDoc: (d: TopDocument) => void,
   onEnd: (err: AwgError) => void,
+  onService: (c: ServiceChange) => void,
 ) => Promise<() => void>;
 
 export async function topCommand(io: Io, o: TopOptions, deps: TopDeps = {}): Promise<number> {
@@ -97,22 +105,37 @@ export async function topCommand(io: Io, o: TopOptions, deps: TopDeps = {}): Pro
     printError(io, err);
     return err.exitCode;
   }
-  const via = await viaDaemon(io, o, (client) => present(io, s, fromDaemon(client, s), deps));
+  const via = await viaDaemon(io, o, (client) =>
+    present(io, s, fromDaemon(client, s, o.reconnect !== false && !s.once, deps), deps),
+  );
   if ('code' in via) return via.code;
   return present(io, s, direct(o, s, deps), deps);
 }
 
-function fromDaemon(c: DaemonClient, s: TopSettings): Documents {
-  return async (onDoc, onEnd) =>
-    c.top(
-      {
-        intervalMs: s.intervalMs,
-        // the tunnel filter also looks at each process's connections
-        connections: s.json || s.tunnel !== undefined,
-      },
-      onDoc,
-      (err) => onEnd(err ?? new AwgError('driver', 'the awg daemon ended awg top (it stopped)')),
-    );
+/**
+ * The daemon's Top call; when the daemon goes away (unless `--no-reconnect` or `--once`) the
+ * call is made again once it answers, with backoff in between.
+ */
+function fromDaemon(c: DaemonClient, s: TopSettings, reconnect: boolean, deps: TopDeps): Documents {
+  const req = {
+    intervalMs: s.intervalMs,
+    // the tunnel filter also looks at each process's connections
+    connections: s.json || s.tunnel !== undefined,
+  };
+  return async (onDoc, onEnd, onService) => {
+    let stop!: () => void;
+    const until = new Promise<void>((resolve) => (stop = resolve));
+    void follow({
+      client: c,
+      start: async (client, end) => client.top(req, onDoc, end),
+      onService,
+      until,
+      reconnect,
+      closed: 'the awg daemon ended awg top (it stopped)',
+      deps: deps.reconnect,
+    }).then((err) => err && onEnd(err));
+    return stop;
+  };
 }
 
 /** what the last apply says: its config (rules, tunnels) and cgroup root; a warning when none */
@@ -264,18 +287,36 @@ async function present(
   const size =
     deps.size ?? (() => ({ columns: process.stdout.columns, rows: process.stdout.rows }));
   let last: TopDocument | undefined;
+  /** while the daemon is away: the line above the last view */
+  let away: string | undefined;
   let finish!: (err?: AwgError) => void;
   const finished = new Promise<{ err?: AwgError }>(
     (resolve) => (finish = (err) => resolve(err ? { err } : {})),
   );
-  const draw = (doc: TopDocument) => {
+  const draw = (doc: TopDocument | undefined) => {
     const { columns, rows } = size();
-    const view = renderTop(doc, {
-      ...s,
-      ...(columns ? { width: columns } : {}),
-      ...(rows ? { height: rows } : {}),
-    });
-    io.out(HOME + view.replace(/\n/g, `${EOL}\n`) + EOS);
+    const banner = away ? `${away}\n` : '';
+    const view = doc
+      ? renderTop(doc, {
+          ...s,
+          ...(columns ? { width: columns } : {}),
+          ...(rows ? { height: Math.max(1, rows - (away ? 1 : 0)) } : {}),
+        })
+      : '';
+    io.out(HOME + (banner + view).replace(/\n/g, `${EOL}\n`) + EOS);
+  };
+  const service = (c: ServiceChange) => {
+    if (tty) {
+      away =
+        c.state === 'unavailable'
+          ? `daemon unavailable — reconnecting (${c.reason}; since ${c.at})`.slice(
+              0,
+              size().columns ?? Infinity,
+            )
+          : undefined;
+      draw(last);
+    } else if (s.json) io.err(`${c.at} ${serviceText(c)}\n`);
+    else io.out(`${c.at} ${serviceText(c)}\n`);
   };
   const show = (doc: TopDocument) => {
     last = doc;
@@ -295,7 +336,7 @@ async function present(
   let stop: (() => void) | undefined;
   let outcome: { err?: AwgError };
   try {
-    stop = await documents(show, (err) => finish(err));
+    stop = await documents(show, (err) => finish(err), service);
     outcome = await Promise.race([finished, (deps.until ?? signals!.until).then(() => ({}))]);
   } catch (e) {
     outcome = { err: toAwgError(e, 'driver') };

@@ -260,12 +260,12 @@ describe('awg status through the daemon', () => {
     expect(c.out().startsWith('\x1b[H\x1b[2J')).toBe(true);
   });
 
-  it('--watch ends with exit 6 when the daemon goes away', async () => {
+  it('--watch --no-reconnect ends with exit 6 when the daemon goes away', async () => {
     const { core, socket, stop } = await daemon();
     const c = capture();
     const done = statusCommand(
       c.io,
-      { socket, watch: true },
+      { socket, watch: true, reconnect: false },
       { tty: false, until: new Promise(() => {}) },
     );
     await expect.poll(() => core.subscribers).toBe(1);
@@ -487,10 +487,14 @@ describe('awg diff / down / confirm / events through the daemon', () => {
     }
   });
 
-  it('events: exit 6 when the daemon stops, 3 when there is none', async () => {
+  it('events --no-reconnect: exit 6 when the daemon stops; 3 when there is none', async () => {
     const { core, socket, stop } = await daemon();
     const c = capture();
-    const done = eventsCommand(c.io, { socket }, { until: new Promise(() => {}) });
+    const done = eventsCommand(
+      c.io,
+      { socket, reconnect: false },
+      { until: new Promise(() => {}) },
+    );
     await expect.poll(() => core.subscribers).toBe(1);
     await stop();
     expect(await done).toBe(6);

@@ -9,6 +9,7 @@
  */
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
+import { ERROR_KINDS, type ErrorKind } from '../errors.js';
 import { PlanDocument } from '../model/plan-document.js';
 import { TopConnection, TopDocument } from '../procs/top/document.js';
 import { ProcessLimitDoc } from './status-document.js';
@@ -59,10 +60,7 @@ export const LimitRequestDoc = z
       .min(1)
       .exactOptional()
       .meta({ description: 'bit/s; left out: download is not limited' }),
-    clear: z
-      .boolean()
-      .exactOptional()
-      .meta({ description: 'remove the limit instead (no rates)' }),
+    clear: z.boolean().exactOptional().meta({ description: 'remove the limit instead (no rates)' }),
   })
   .refine((r) => !(r.clear && (r.upload !== undefined || r.download !== undefined)), {
     message: 'clear takes no upload or download',
@@ -111,7 +109,9 @@ export const ConfirmResponseDoc = z
 
 export const LimitResponseDoc = z
   .strictObject({
-    limit: ProcessLimitDoc.exactOptional().meta({ description: 'the limit now; absent after a clear' }),
+    limit: ProcessLimitDoc.exactOptional().meta({
+      description: 'the limit now; absent after a clear',
+    }),
     changed: z.boolean().meta({ description: 'false: it already was so' }),
   })
   .meta({ id: 'LimitResponse' });
@@ -207,3 +207,27 @@ export function connectionsDocument(d: TopDocument): ConnectionsDocument {
     warnings: d.warnings,
   };
 }
+
+/** A failed HTTP request's body (http/server.ts sendError); the status says the kind too. */
+export const ApiErrorDoc = z
+  .strictObject({
+    error: z.strictObject({
+      kind: z.enum(Object.keys(ERROR_KINDS) as [ErrorKind, ...ErrorKind[]]),
+      message: z.string(),
+      issues: z
+        .array(
+          z.strictObject({
+            file: z.string(),
+            line: Count.exactOptional(),
+            col: Count.exactOptional(),
+            path: z.string().meta({ description: 'the field (dotted)' }),
+            message: z.string(),
+            severity: z.enum(['error', 'warning']),
+          }),
+        )
+        .exactOptional()
+        .meta({ description: 'each problem of an invalid request or config, located' }),
+      hint: z.string().exactOptional().meta({ description: 'what to do about it' }),
+    }),
+  })
+  .meta({ id: 'Error' });

@@ -12,6 +12,7 @@ import * as z from 'zod';
 import { ERROR_KINDS, type ErrorKind } from '../errors.js';
 import { PlanDocument } from '../model/plan-document.js';
 import { TopConnection, TopDocument } from '../procs/top/document.js';
+import { MAX_CONFIRM_TIMEOUT_SEC } from './confirm.js';
 import { ProcessLimitDoc } from './status-document.js';
 
 const Count = z.number().int().min(0);
@@ -35,8 +36,9 @@ export const ApplyRequestDoc = z
       .boolean()
       .exactOptional()
       .meta({ description: 'plan only (not refused by `awg daemon --locked`)' }),
-    confirmTimeoutSec: z.number().int().min(1).max(86_400).exactOptional().meta({
-      description: 'revert unless a confirm arrives within this many seconds (netplan-try style)',
+    confirmTimeoutSec: z.number().int().min(0).max(MAX_CONFIRM_TIMEOUT_SEC).exactOptional().meta({
+      description:
+        'revert unless a confirm arrives within this many seconds (netplan-try style); 0 or left out: no confirm needed',
     }),
   })
   .meta({ id: 'ApplyRequest' });

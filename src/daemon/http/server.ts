@@ -15,7 +15,7 @@ import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.
 import type { PeerCred } from '../../native/peercred.js';
 import type { Rpc } from '../authz.js';
 import type { DaemonCore } from '../core.js';
-import type { ApiGate } from '../server.js';
+import type { ApiGate } from '../api-gate.js';
 import { parseInput } from './input.js';
 import type * as z from 'zod';
 

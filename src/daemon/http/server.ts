@@ -55,7 +55,7 @@ export interface Route {
   rpc: Rpc;
   /** the config path the request makes the daemon read (Apply/Diff: checked as the caller) */
   configPath?: (body: Record<string, unknown>) => string | undefined;
-  /** one line for docs/api.md and schema/api.openapi.json */
+  /** one line for schema/api.openapi.json */
   summary?: string;
   /** a POST's body: checked before anything else (400 naming the fields); ctx.body is its output */
   body?: z.ZodType<Record<string, unknown>>;

@@ -17,7 +17,7 @@ import type {
   LimitRequest,
   LimitResponse,
 } from './core.js';
-import type { ApiGate } from './server.js';
+import type { ApiGate } from './api-gate.js';
 
 /** the config path of an Apply or Diff request: present and absolute, else invalid-config */
 export function requirePath(p: string | undefined): string {

@@ -9,8 +9,10 @@
  */
 import { isAbsolute } from 'node:path';
 import * as z from 'zod';
+import { ERROR_KINDS, type ErrorKind } from '../errors.js';
 import { PlanDocument } from '../model/plan-document.js';
 import { TopConnection, TopDocument } from '../procs/top/document.js';
+import { MAX_CONFIRM_TIMEOUT_SEC } from './confirm.js';
 import { ProcessLimitDoc } from './status-document.js';
 
 const Count = z.number().int().min(0);
@@ -34,8 +36,9 @@ export const ApplyRequestDoc = z
       .boolean()
       .exactOptional()
       .meta({ description: 'plan only (not refused by `awg daemon --locked`)' }),
-    confirmTimeoutSec: z.number().int().min(1).max(86_400).exactOptional().meta({
-      description: 'revert unless a confirm arrives within this many seconds (netplan-try style)',
+    confirmTimeoutSec: z.number().int().min(0).max(MAX_CONFIRM_TIMEOUT_SEC).exactOptional().meta({
+      description:
+        'revert unless a confirm arrives within this many seconds (netplan-try style); 0 or left out: no confirm needed',
     }),
   })
   .meta({ id: 'ApplyRequest' });
@@ -59,10 +62,7 @@ export const LimitRequestDoc = z
       .min(1)
       .exactOptional()
       .meta({ description: 'bit/s; left out: download is not limited' }),
-    clear: z
-      .boolean()
-      .exactOptional()
-      .meta({ description: 'remove the limit instead (no rates)' }),
+    clear: z.boolean().exactOptional().meta({ description: 'remove the limit instead (no rates)' }),
   })
   .refine((r) => !(r.clear && (r.upload !== undefined || r.download !== undefined)), {
     message: 'clear takes no upload or download',
@@ -111,7 +111,9 @@ export const ConfirmResponseDoc = z
 
 export const LimitResponseDoc = z
   .strictObject({
-    limit: ProcessLimitDoc.exactOptional().meta({ description: 'the limit now; absent after a clear' }),
+    limit: ProcessLimitDoc.exactOptional().meta({
+      description: 'the limit now; absent after a clear',
+    }),
     changed: z.boolean().meta({ description: 'false: it already was so' }),
   })
   .meta({ id: 'LimitResponse' });
@@ -207,3 +209,27 @@ export function connectionsDocument(d: TopDocument): ConnectionsDocument {
     warnings: d.warnings,
   };
 }
+
+/** A failed HTTP request's body (http/server.ts sendError); the status says the kind too. */
+export const ApiErrorDoc = z
+  .strictObject({
+    error: z.strictObject({
+      kind: z.enum(Object.keys(ERROR_KINDS) as [ErrorKind, ...ErrorKind[]]),
+      message: z.string(),
+      issues: z
+        .array(
+          z.strictObject({
+            file: z.string(),
+            line: Count.exactOptional(),
+            col: Count.exactOptional(),
+            path: z.string().meta({ description: 'the field (dotted)' }),
+            message: z.string(),
+            severity: z.enum(['error', 'warning']),
+          }),
+        )
+        .exactOptional()
+        .meta({ description: 'each problem of an invalid request or config, located' }),
+      hint: z.string().exactOptional().meta({ description: 'what to do about it' }),
+    }),
+  })
+  .meta({ id: 'Error' });

@@ -15,7 +15,7 @@ import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.
 import type { PeerCred } from '../../native/peercred.js';
 import type { Rpc } from '../authz.js';
 import type { DaemonCore } from '../core.js';
-import type { ApiGate } from '../server.js';
+import type { ApiGate } from '../api-gate.js';
 import { parseInput } from './input.js';
 import type * as z from 'zod';
 
@@ -55,7 +55,7 @@ export interface Route {
   rpc: Rpc;
   /** the config path the request makes the daemon read (Apply/Diff: checked as the caller) */
   configPath?: (body: Record<string, unknown>) => string | undefined;
-  /** one line for docs/api.md and schema/api.openapi.json */
+  /** one line for schema/api.openapi.json */
   summary?: string;
   /** a POST's body: checked before anything else (400 naming the fields); ctx.body is its output */
   body?: z.ZodType<Record<string, unknown>>;

@@ -256,6 +256,10 @@ export class Daemon implements DaemonCore {
     return this.feed.subscribe(listener, o);
   }
 
+  lastEventId(): string {
+    return this.feed.log.lastId;
+  }
+
   top(
     req: TopRequest,
     listener: (d: TopDocument) => void,

@@ -33,6 +33,7 @@ export class SseClient {
   constructor(
     readonly res: IncomingMessage,
     private readonly abort: () => void,
+    private readonly o: SseOptions = {},
   ) {
     res.setEncoding('utf8');
     res.on('data', (c: string) => this.feed(c));
@@ -129,8 +130,17 @@ export class SseClient {
     if (!this.data.length) return;
     const data = this.data.join('\n');
     this.data = [];
-    this.events.push({ type, data, lastEventId: this.lastEventId, hasId });
+    const e = { type, data, lastEventId: this.lastEventId, hasId };
+    this.o.onEvent?.(e);
+    if (this.o.keep !== false) this.events.push(e);
   }
+}
+
+export interface SseOptions {
+  /** called at each dispatch */
+  onEvent?: ((e: SseEvent) => void) | undefined;
+  /** false: do not keep the events in `events` (long runs) */
+  keep?: boolean | undefined;
 }
 
 /** Open an SSE stream: resolves with the client once the response's headers have come. */
@@ -138,11 +148,12 @@ export function openSse(
   socketPath: string,
   path: string,
   headers: Record<string, string> = {},
+  o: SseOptions = {},
 ): Promise<SseClient> {
   return new Promise((resolve, reject) => {
     const r = request(
       { socketPath, method: 'GET', path, headers: { accept: 'text/event-stream', ...headers } },
-      (res) => resolve(new SseClient(res, () => r.destroy())),
+      (res) => resolve(new SseClient(res, () => r.destroy(), o)),
     );
     r.on('error', reject);
     r.end();

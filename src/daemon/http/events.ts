@@ -134,6 +134,9 @@ async function serveEvents(ctx: RouteContext): Promise<undefined> {
   const write = (s: string) => {
     if (ended) return;
     res.write(s);
+    // now, not on the next tick (Node's http corks a response's writes until then): the
+    // daemon may be busy for a while after an event (a run plans right after reconcile-started)
+    res.socket?.uncork();
     // too far behind: cut; the client resumes with its Last-Event-ID
     if (res.writableLength > limit) end(true);
   };
@@ -159,7 +162,7 @@ async function serveEvents(ctx: RouteContext): Promise<undefined> {
   const replayed = held;
   held = snapshot ? [] : undefined;
   limit += replayed.reduce((n, f) => n + f.length, 0);
-  for (const f of replayed) write(f);
+  if (replayed.length) write(replayed.join(''));
 
   const hb = setInterval(() => write(': hb\n\n'), heartbeatMs);
   hb.unref();
@@ -238,7 +241,7 @@ async function serveEvents(ctx: RouteContext): Promise<undefined> {
     write(frame('snapshot', JSON.stringify(snap), position));
     const rest = held ?? [];
     held = undefined;
-    for (const f of rest) write(f);
+    if (rest.length) write(rest.join(''));
   }
   return undefined;
 }

@@ -116,7 +116,6 @@ async function serveEvents(ctx: RouteContext): Promise<undefined> {
     'x-accel-buffering': 'no',
     'x-content-type-options': 'nosniff',
   });
-  res.socket?.setNoDelay?.(true);
 
   let ended = false;
   const cleanups: (() => void)[] = [];

@@ -19,8 +19,8 @@ import type { DaemonEvent } from './core.js';
 
 /** events held for replay (the SSE bench: 100 clients resume within it) */
 export const EVENT_LOG_MAX_EVENTS = 4096;
-/** bytes of JSON held for replay */
-export const EVENT_LOG_MAX_BYTES = 4 * 1024 * 1024;
+/** bytes of JSON held for replay (the objects and their cached JSON take about three times that) */
+export const EVENT_LOG_MAX_BYTES = 1024 * 1024;
 
 export interface EventLogOptions {
   maxEvents?: number | undefined;

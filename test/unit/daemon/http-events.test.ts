@@ -260,6 +260,8 @@ describe('GET /api/events', () => {
 
   it('a client that does not read is cut once too much is unsent, and can resume', async () => {
     const { core, path } = await serve();
+    // a ring that holds all it is sent here (the default holds 1 MiB): the resume replays
+    core.log = new EventLog({ maxBytes: 16 * 1024 * 1024 });
     const c = await sse(path);
     await c.count('snapshot', 1);
     const cursor = c.lastEventId;
@@ -273,6 +275,7 @@ describe('GET /api/events', () => {
     const r = await sse(path, '/api/events', { 'last-event-id': cursor });
     await r.count('network-changed', 1);
     expect(r.events[0]!.type).toBe('network-changed');
+    expect(JSON.parse(r.events[0]!.data)).toMatchObject({ detail: `0 ${big}` });
   });
 
   it('the stream ends when the API closes', async () => {

@@ -158,6 +158,10 @@ export async function sseBench(smoke: boolean, o?: Partial<SseBenchOptions>): Pr
         await new Promise((r) => setTimeout(r, Math.min(5_000, opts.durationMs)));
         rss.push(rssKiB(pid));
         if (daemon.exitCode !== null) throw new Error(`awg daemon exited:\n${log}`);
+        if (!smoke && rss.length % 12 === 1)
+          console.log(
+            `sse bench: ${Math.round((Date.now() - t0) / 1000)} s, RSS ${(rss.at(-1)! / 1024).toFixed(1)} MiB, ${latencies.length} deliveries`,
+          );
       }
       clearInterval(editor);
       editor = undefined;
@@ -174,7 +178,7 @@ export async function sseBench(smoke: boolean, o?: Partial<SseBenchOptions>): Pr
       const maxGrowthKiB = Math.max(...rss) - rss[0]!;
       const p50 = median(latencies);
       const p99 = percentile(latencies, 99);
-      const max = Math.max(...latencies);
+      const max = latencies.reduce((m, x) => Math.max(m, x), 0);
       const note = `real daemon, ${opts.clients} SSE clients, ${(opts.durationMs / 60_000).toFixed(1)} min after ${opts.warmupMs / 1000} s warm-up, a config edit every ${EDIT_MS} ms (${n} edits), ${median(events)} events per client (median)`;
       const summary = {
         clients: opts.clients,

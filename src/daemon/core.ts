@@ -156,6 +156,8 @@ export interface DaemonCore {
     listener: (e: DaemonEvent, id: string) => void,
     o?: { after?: string | undefined },
   ): () => void;
+  /** the id of the newest event (the position a fresh subscriber starts at); absent: no log */
+  lastEventId?(): string;
   /**
    * The traffic monitor (`awg top`): a document per interval until the returned function is
    * called; `onEnd` once when it ends first (the daemon stops, the kernel cannot be read).

@@ -172,16 +172,20 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     });
     gate.authorize('Watch', call).then(() => {
       if (s.done) return;
+      // `after`: the held events since that id first (or a gap), then live (event-log.ts)
       s.hold(
-        core.subscribe((e) => {
-          if (s.done) return;
-          if (call.writableLength > MAX_WATCH_BACKLOG)
-            return s.failWith({
-              code: grpc.status.RESOURCE_EXHAUSTED,
-              details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
-            });
-          call.write(eventToWire(e));
-        }),
+        core.subscribe(
+          (e, id) => {
+            if (s.done) return;
+            if (call.writableLength > MAX_WATCH_BACKLOG)
+              return s.failWith({
+                code: grpc.status.RESOURCE_EXHAUSTED,
+                details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
+              });
+            call.write(eventToWire(e, id));
+          },
+          { after: call.request.after || undefined },
+        ),
       );
       // headers now, so the client knows the subscription is live before the first event
       call.sendMetadata(new grpc.Metadata());

@@ -4,7 +4,8 @@
  * keeps its routes in its own file.
  */
 import { API_ROUTES } from './api-routes.js';
+import { EVENT_ROUTES } from './events.js';
 import type { Route } from './server.js';
 import { OBSERVATION_ROUTES } from './observation.js';
 
-export const ROUTES: readonly Route[] = [...API_ROUTES, ...OBSERVATION_ROUTES];
+export const ROUTES: readonly Route[] = [...API_ROUTES, ...OBSERVATION_ROUTES, ...EVENT_ROUTES];

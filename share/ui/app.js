@@ -112,6 +112,11 @@ async function api(path, init) {
 
 function setStatus(s) {
   if (!s || typeof s !== 'object') return;
+  // while the stream is down, a reconcile is seen only in the status: log it from there
+  const before = state.status?.lastReconcile;
+  const lr = s.lastReconcile;
+  if (!state.streamUp && before && lr && lr.at !== before.at)
+    logLine({ type: 'reconcile-finished', ...lr });
   state.status = s;
   state.statusAt = Date.now();
   for (const t of s.tunnels ?? []) {
@@ -121,8 +126,14 @@ function setStatus(s) {
     counterSample(t.name, t.rxBytes, t.txBytes);
   }
   const input = $('config-path');
-  const path = s.config ?? s.configPath;
-  if (input && !input.value && typeof path === 'string') input.value = path;
+  const path = configPathOf(s);
+  if (input && !input.value && path) input.value = path;
+}
+
+/** the config file: `config` in the `awg status --json` document, `configPath` in the daemon's own */
+function configPathOf(s) {
+  if (typeof s?.config === 'string') return s.config;
+  return typeof s?.configPath === 'string' ? s.configPath : undefined;
 }
 
 function setProcesses(p) {
@@ -231,7 +242,9 @@ function connect() {
   clearTimeout(state.reconnectTimer);
   state.reconnectTimer = undefined;
   if (state.stream) return;
-  const url = '/api/events' + (state.lastId ? `?after=${encodeURIComponent(state.lastId)}` : '');
+  // rates=1: the daemon's monitor sends a `rates` event per tick while this page listens
+  const url =
+    '/api/events?rates=1' + (state.lastId ? `&after=${encodeURIComponent(state.lastId)}` : '');
   const es = new EventSource(url);
   state.stream = es;
   es.onopen = () => {
@@ -278,7 +291,9 @@ function connect() {
   on('traffic', (e) => {
     for (const t of e.tunnels ?? []) counterSample(t.tunnel, t.rxBytes, t.txBytes);
   });
-  on('connections', () => undefined);
+  on('monitor-ended', (e) => {
+    if (e.error) logLine({ type: 'error', at: new Date().toISOString(), ...e.error });
+  });
   for (const type of EVENT_TYPES) {
     on(type, (e) => {
       logLine(e);
@@ -312,7 +327,8 @@ function eventText(e) {
     case 'reconcile-finished': {
       const s = e.summary ?? {};
       const n = (s.create ?? 0) + (s.update ?? 0) + (s.replace ?? 0) + (s.delete ?? 0);
-      return `reconcile ${e.outcome} in ${e.durationMs} ms, ${n} change(s)${e.error ? `: ${e.error.message}` : ''}`;
+      const changes = e.summary ? `, ${n} change(s)` : '';
+      return `reconcile ${e.outcome} in ${e.durationMs} ms${changes}${e.error ? `: ${e.error.message}` : ''}`;
     }
     case 'drift':
       return `drift: ${(e.ids ?? []).join(', ')}${e.repaired ? ' (repaired)' : ''}`;
@@ -537,7 +553,7 @@ function renderProtection() {
       ks ?? (firewall.length ? `firewall loaded: ${firewall.join(', ')}` : 'no firewall table'),
     ],
     ['DNS', dns.length ? dns.join(', ') : 'system resolver (not managed)'],
-    ['config', s.config ?? s.configPath ?? '–'],
+    ['config', configPathOf(s) ?? '–'],
   ];
   if (s.confirmDeadline) rows.push(['confirm by', s.confirmDeadline]);
   if (s.placement)

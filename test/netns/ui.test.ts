@@ -27,6 +27,7 @@ import {
   cleanupAwgEnv,
   ensureDist,
   makeAwgEnv,
+  show,
   writeConfig,
   type AwgEnv,
 } from '../helpers/awg.js';
@@ -227,19 +228,41 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
       'iperf3 listens',
       10_000,
     );
-    const transfer = nsExec(
+    // in the tunnel's cgroup (`awg exec --tunnel`): the daemon's monitor counts it for the tunnel
+    const transfer = awg(
       t.client,
-      'iperf3',
-      ['-c', PEER_TUN, '-p', '5301', '-t', '6', '-b', '40M'],
-      {
-        allowFail: true,
-      },
+      ce,
+      [
+        'exec',
+        '--tunnel',
+        'vpn',
+        '--socket',
+        socket,
+        '--',
+        'iperf3',
+        '-c',
+        PEER_TUN,
+        '-p',
+        '5301',
+        '-t',
+        '6',
+        '-b',
+        '40M',
+      ],
+      { noStateDir: true },
     );
     const chartMax = async () => Number(await card.locator('canvas').getAttribute('data-max'));
     await expect.poll(chartMax, { timeout: 15_000 }).toBeGreaterThan(500_000);
     const after = await chartMax();
     expect(after).toBeGreaterThan(before);
-    expect((await transfer).code).toBe(0);
+    // the process list shows iperf3 with its route while it runs
+    await expect
+      .poll(() => page.locator('#processes tr', { hasText: 'iperf3' }).first().textContent(), {
+        timeout: 10_000,
+      })
+      .toContain('vpn');
+    const done = await transfer;
+    expect(done.code, show(done)).toBe(0);
     await server.kill();
     // the page follows the event stream (no polling)
     await expect

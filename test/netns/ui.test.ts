@@ -238,6 +238,8 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
         'vpn',
         '--socket',
         socket,
+        '--state-dir',
+        ce.stateDir,
         '--',
         'iperf3',
         '-c',

@@ -510,12 +510,24 @@ function renderRules() {
   );
 }
 
+/** the processes in rules (ListProcesses) and those with traffic now (the monitor), by pid */
 function renderProcesses() {
-  const rows = state.processes.slice(0, 300).map((p) => {
+  const byPid = new Map();
+  for (const p of state.processes) byPid.set(p.pid, { ...p });
+  for (const [pid, r] of state.processRates) {
+    const p = byPid.get(pid);
+    byPid.set(pid, { ...r, ...(p ?? {}), route: p?.route ?? r.route });
+  }
+  const list = [...byPid.values()].sort(
+    (a, b) =>
+      trafficOf(state.processRates.get(b.pid)) - trafficOf(state.processRates.get(a.pid)) ||
+      a.pid - b.pid,
+  );
+  const rows = list.slice(0, 300).map((p) => {
     const pr = state.processRates.get(p.pid);
     return el(
       'tr',
-      { 'data-pid': p.pid },
+      { 'data-pid': p.pid, 'data-route': p.route },
       cell(String(p.pid), 'num'),
       cell(p.name),
       cell(p.rule ?? '–'),
@@ -527,9 +539,17 @@ function renderProcesses() {
   $('processes').tBodies[0].replaceChildren(
     ...(rows.length
       ? rows
-      : [el('tr', {}, el('td', { colspan: 6, class: 'empty' }, 'no process in a rule'))]),
+      : [
+          el(
+            'tr',
+            {},
+            el('td', { colspan: 6, class: 'empty' }, 'no process in a rule or with traffic'),
+          ),
+        ]),
   );
 }
+
+const trafficOf = (r) => (r ? (r.upload ?? 0) + (r.download ?? 0) : 0);
 
 function renderProtection() {
   const s = state.status ?? {};

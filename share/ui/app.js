@@ -289,7 +289,14 @@ function connect() {
   });
   on('rates', (d) => takeRates(d));
   on('traffic', (e) => {
-    for (const t of e.tunnels ?? []) counterSample(t.tunnel, t.rxBytes, t.txBytes);
+    // the counters in the status move on with it (totals of tunnels and rules)
+    const tunnels = new Map((state.status?.tunnels ?? []).map((t) => [t.name, t]));
+    for (const t of e.tunnels ?? []) {
+      counterSample(t.tunnel, t.rxBytes, t.txBytes);
+      const st = tunnels.get(t.tunnel);
+      if (st) Object.assign(st, { rxBytes: t.rxBytes, txBytes: t.txBytes });
+    }
+    if (state.status && Array.isArray(e.rules) && e.rules.length) state.status.rules = e.rules;
   });
   on('monitor-ended', (e) => {
     if (e.error) logLine({ type: 'error', at: new Date().toISOString(), ...e.error });

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openBrowser, uiCommand } from '../../../src/cli/commands/ui.js';
 import { CSP, startBridge, type Bridge } from '../../../src/cli/ui/bridge.js';
 import { packagePath } from '../../../src/util/package-root.js';
 
@@ -37,6 +38,7 @@ function http(
         host: '127.0.0.1',
         port,
         path,
+        agent: false,
         method: o.method ?? 'GET',
         headers: { host: `127.0.0.1:${port}`, ...o.headers },
       },
@@ -335,5 +337,48 @@ describe('awg ui bridge', () => {
     expect(sseDown.status).toBe(503);
     await new Promise<void>((r) => daemon.listen(socketPath, r));
     expect((await get('/api/status')).status).toBe(200);
+  });
+});
+
+describe('awg ui command', () => {
+  const capture = () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    return {
+      io: { out: (s: string) => out.push(s), err: (s: string) => err.push(s), colour: false },
+      out,
+      err,
+    };
+  };
+
+  it('prints the URL with its token, serves until told to stop, exit 0', async () => {
+    const c = capture();
+    let stop!: () => void;
+    const until = new Promise<void>((r) => (stop = r));
+    const done = uiCommand(c.io, { socket: '/nonexistent/awg.sock', open: false }, { until });
+    await expect.poll(() => c.out.join('')).toMatch(/awg ui: http:\/\/127\.0\.0\.1:\d+\/\?token=/);
+    const url = /(http:\S+)/.exec(c.out.join(''))![1]!;
+    const port = Number(new URL(url).port);
+    // served: the page for the token; the daemon's absence is a 503 on the API, not a crash
+    expect((await http(port, new URL(url).pathname + new URL(url).search)).status).toBe(303);
+    const token = new URL(url).searchParams.get('token')!;
+    const api = await http(port, '/api/status', { headers: { 'x-awg-token': token } });
+    expect(api.status).toBe(503);
+    stop();
+    expect(await done).toBe(0);
+    await expect(http(port, '/')).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('refuses a --port that is not one (exit 1)', async () => {
+    const c = capture();
+    expect(
+      await uiCommand(c.io, { port: '70000', open: false }, { until: Promise.resolve() }),
+    ).toBe(1);
+    expect(c.err.join('')).toContain('--port 70000');
+  });
+
+  it('opens no browser without a display (Linux)', () => {
+    if (process.platform === 'darwin') return;
+    expect(openBrowser('http://127.0.0.1:1/', { PATH: '/nonexistent' })).toBe(false);
   });
 });

@@ -6,7 +6,8 @@
  *
  * - the page shows the tunnel up with its handshake; a transfer through the tunnel (iperf3)
  *   moves its chart;
- * - a config edit shows up in the event log;
+ * - a config edit shows up in the event log; as root, Diff shows a pending config's plan and
+ *   Apply its result;
  * - the daemon killed: the "service unavailable" banner; restarted: the banner goes and the
  *   page carries on (the same document: no reload);
  * - a request without the token, with a foreign Origin or a foreign Host is refused;
@@ -309,6 +310,25 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
     const log = await page.locator('#events').textContent();
     expect(log).toContain('service unavailable');
     expect(log).toContain('service available again');
+  });
+
+  it('as root: Diff shows the plan of a pending config, Apply shows the result', async () => {
+    const pending = writeConfig(
+      ce,
+      'pending.yaml',
+      clientConfig(k, { keepalive: 2, extraAllowed: ['10.201.0.0/24', '10.202.0.0/24'] }),
+    );
+    await page.locator('#config-path').fill(pending);
+    expect(await page.locator('#apply').isDisabled()).toBe(true);
+    await page.locator('#diff').click();
+    await expect.poll(() => page.locator('#plan .outcome').textContent()).toBe('Plan');
+    expect(await page.locator('#plan').textContent()).toContain('10.202.0.0/24');
+    await page.locator('#apply').click();
+    await expect
+      .poll(() => page.locator('#plan .outcome').textContent(), { timeout: 30_000 })
+      .toMatch(/^Applied: converged, [1-9]\d* mutation\(s\)$/);
+    const routes = await nsExec(t.client, 'ip', ['-4', 'route', 'show', 'table', 'all']);
+    expect(routes.stdout).toContain('10.202.0.0/24');
   });
 
   it('fits a phone-sized window', async () => {

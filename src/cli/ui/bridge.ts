@@ -10,7 +10,8 @@
  *   the cookie (or the `x-awg-token` header) or gets 403;
  * - Host must be 127.0.0.1:<port> or localhost:<port> (a rebound DNS name is refused);
  * - Origin, when sent, must be this origin; a POST must send it, and as application/json
- *   (another site's form or fetch cannot);
+ *   (another site's form or fetch cannot); Sec-Fetch-Site, when sent, must be same-origin or
+ *   none (a typed or opened URL);
  * - a strict CSP and no CORS header on any answer.
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -145,8 +146,11 @@ export async function startBridge(o: BridgeOptions): Promise<Bridge> {
     const self = `http://${host}`;
     if (origin !== undefined && origin !== self)
       return refuse(res, `Origin ${JSON.stringify(origin)} is not ${self}`);
+    // cookies ignore ports: a page of another local server (127.0.0.1:<other>) is "same-site"
+    // and its <script src> or <img> GET carries our cookie without an Origin header
     const fetchSite = req.headers['sec-fetch-site'];
-    if (fetchSite === 'cross-site') return refuse(res, 'a cross-site request');
+    if (fetchSite !== undefined && fetchSite !== 'same-origin' && fetchSite !== 'none')
+      return refuse(res, `a request from another site (${String(fetchSite)})`);
 
     const url = new URL(req.url ?? '/', self);
     const given = url.searchParams.get('token');

@@ -182,8 +182,12 @@ describe('awg ui bridge', () => {
       403,
     );
     expect((await get('/api/status', { 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    // another server on 127.0.0.1 is the same site (cookies ignore ports), not the same origin
+    expect((await get('/api/status', { 'sec-fetch-site': 'same-site' })).status).toBe(403);
     expect(seen.length).toBe(before);
     // control: localhost with its own origin is this bridge
+    expect((await get('/api/status', { 'sec-fetch-site': 'same-origin' })).status).toBe(200);
+    expect((await get('/', { 'sec-fetch-site': 'none' })).status).toBe(200);
     const ok = await get('/api/status', {
       host: `localhost:${bridge.port}`,
       origin: `http://localhost:${bridge.port}`,

@@ -595,6 +595,8 @@ function renderProtection() {
 
 function render() {
   const s = state.status;
+  // an apply with a confirm timeout is reverted unless confirmed: the button while one waits
+  $('confirm').hidden = !(state.session.root && s?.confirmDeadline);
   if (s) setBadge('daemon-state', s.state, s.state === 'converged' ? 'ok' : 'warn');
   if (state.available === false) setBadge('daemon-state', 'unavailable', 'bad');
   renderTunnels();
@@ -668,6 +670,19 @@ async function apply() {
   ]);
 }
 
+async function confirm() {
+  const r = await post('/api/confirm', {});
+  if (!r.ok) return showError('confirm failed', r);
+  $('plan').replaceChildren(
+    el(
+      'p',
+      { class: 'outcome' },
+      r.body?.confirmed === false ? 'Nothing was waiting for a confirm' : 'Confirmed',
+    ),
+  );
+  void refreshQuiet();
+}
+
 // ---- start ----------------------------------------------------------------------------------
 
 async function start() {
@@ -682,6 +697,7 @@ async function start() {
   $('readonly-note').hidden = state.session.root;
   $('diff').addEventListener('click', () => void diff());
   $('apply').addEventListener('click', () => void apply());
+  $('confirm').addEventListener('click', () => void confirm());
   $('pending-form').addEventListener('submit', (e) => {
     e.preventDefault();
     void diff();

@@ -6,8 +6,8 @@
  *
  * - the page shows the tunnel up with its handshake; a transfer through the tunnel (iperf3)
  *   moves its chart;
- * - a config edit shows up in the event log; as root, Diff shows a pending config's plan and
- *   Apply its result;
+ * - a config edit shows up in the event log; as root, Diff shows a pending config's plan,
+ *   Apply its result, and Confirm keeps an apply that waits for it;
  * - the daemon killed: the "service unavailable" banner; restarted: the banner goes and the
  *   page carries on (the same document: no reload);
  * - a request without the token, with a foreign Origin or a foreign Host is refused;
@@ -329,6 +329,25 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
       .toMatch(/^Applied: converged, [1-9]\d* mutation\(s\)$/);
     const routes = await nsExec(t.client, 'ip', ['-4', 'route', 'show', 'table', 'all']);
     expect(routes.stdout).toContain('10.202.0.0/24');
+
+    // an apply that waits for its confirm (from the CLI): the page offers Confirm, and it keeps it
+    const trial = writeConfig(
+      ce,
+      'trial.yaml',
+      clientConfig(k, { keepalive: 2, extraAllowed: ['10.201.0.0/24', '10.203.0.0/24'] }),
+    );
+    const a = await awg(
+      t.client,
+      ce,
+      ['apply', '-f', trial, '--confirm-timeout', '120', '--socket', socket],
+      { noStateDir: true },
+    );
+    expect(a.code, show(a)).toBe(0);
+    await page.locator('#confirm').waitFor({ state: 'visible', timeout: 15_000 });
+    await page.locator('#events li[data-type="confirm-pending"]').first().waitFor();
+    await page.locator('#confirm').click();
+    await expect.poll(() => page.locator('#plan .outcome').textContent()).toBe('Confirmed');
+    await page.locator('#confirm').waitFor({ state: 'hidden', timeout: 15_000 });
   });
 
   it('fits a phone-sized window', async () => {

@@ -312,7 +312,7 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
     expect(log).toContain('service available again');
   });
 
-  it('as root: Diff shows the plan of a pending config, Apply shows the result', async () => {
+  it("as root: Diff shows a pending config's plan, Apply its result, Confirm keeps a waiting apply", async () => {
     const pending = writeConfig(
       ce,
       'pending.yaml',

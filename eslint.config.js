@@ -62,6 +62,17 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly' } },
   },
   {
+    // the dashboard's page (awg ui, docs/ui.md) runs in a browser
+    files: ['share/ui/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'fetch', 'EventSource', 'CSS', 'setTimeout', 'clearTimeout']
+          .concat(['setInterval', 'clearInterval'])
+          .map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': [
         'error',

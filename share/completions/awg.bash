@@ -14,6 +14,7 @@ _awg() {
       "down") path="down" ;;
       "status") path="status" ;;
       "events") path="events" ;;
+      "ui") path="ui" ;;
       "confirm") path="confirm" ;;
       "service") path="service" ;;
       "service install") path="service install" ;;
@@ -39,7 +40,7 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down status events confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit --version --help" ;;
+    "") words="validate render diff apply down status events ui confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -47,6 +48,7 @@ _awg() {
     "down") words="--file -f --dry-run --json --verbose -v --state-dir --socket --direct" ;;
     "status") words="--json --watch --no-reconnect --observed-out --state-dir --socket --direct" ;;
     "events") words="--json --no-reconnect --socket" ;;
+    "ui") words="--socket --port --no-open" ;;
     "confirm") words="--json --socket" ;;
     "service") words="install uninstall status" ;;
     "service install") words="--config --socket --socket-group --metrics --state-dir --git --branch --path --allowed-signers --interval --locked --host --labels-file --print --dry-run --root --verbose -v" ;;

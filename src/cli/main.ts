@@ -150,6 +150,16 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
 
   program
+    .command('ui')
+    .description(
+      "the dashboard in a browser: serves it on 127.0.0.1 (a random port and a per-run token in the printed URL) and talks to the daemon with this user's credentials (root: diff and apply; others read-only). Opens the browser when there is a display. Runs until Ctrl-C (docs/ui.md)",
+    )
+    .addOption(socket())
+    .option('--port <n>', 'listen on this port of 127.0.0.1 (default: a free one)')
+    .option('--no-open', 'only print the URL; do not start a browser')
+    .action(async (o) => setCode(await (await import('./commands/ui.js')).uiCommand(io, o)));
+
+  program
     .command('confirm')
     .description(
       'keep the change of `awg apply --confirm-timeout`. Exit 0 confirmed, 2 nothing was waiting',

@@ -87,7 +87,12 @@ function operation(r: Route, defs: JsonObject): JsonObject {
         description: 'OK',
         content: { 'application/json': { schema: schemaOf(r.response, 'output', defs) } },
       }
-    : { description: 'not a JSON document: see docs/api.md' };
+    : r.stream
+      ? {
+          description: 'a stream (docs/api.md)',
+          content: { [r.stream]: { schema: { type: 'string' } } },
+        }
+      : { description: 'not a JSON document: see docs/api.md' };
   return {
     operationId: operationId(r),
     ...(r.summary ? { summary: r.summary } : {}),

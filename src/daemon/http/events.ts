@@ -246,5 +246,13 @@ async function serveEvents(ctx: RouteContext): Promise<undefined> {
 }
 
 export const EVENT_ROUTES: readonly Route[] = [
-  { method: 'GET', path: '/api/events', rpc: 'Watch', handle: serveEvents },
+  {
+    method: 'GET',
+    path: '/api/events',
+    rpc: 'Watch',
+    summary:
+      'server-sent events: a snapshot, then every daemon event with its id; resume with Last-Event-ID',
+    stream: 'text/event-stream',
+    handle: serveEvents,
+  },
 ];

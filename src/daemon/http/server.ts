@@ -62,6 +62,8 @@ export interface Route {
   /** the query parameters (strings in, the route parses them: parseInput) */
   query?: z.ZodType<Record<string, unknown>>;
   /** the JSON answer's schema (schema/api.openapi.json; a test checks real answers against it) */
+  /** a streamed answer's media type (no `response` schema), e.g. text/event-stream */
+  stream?: string;
   response?: z.ZodType;
   /** a JSON answer (status 200), or undefined when the handler wrote the response itself (streams) */
   handle(ctx: RouteContext): Promise<unknown>;

@@ -394,15 +394,26 @@ export async function startApiServer(
   const staging = mkdtempSync(join(dirname(socketPath), `.${basename(socketPath)}-`));
   const tmp = join(staging, 's');
   let listener: NetServer;
+  // connections still being sniffed, and whether close() began: a connection accepted while
+  // the API closes is cut, never left unserved (a client without a deadline would wait forever)
+  const sniffing = new Set<Socket>();
+  let closing = false;
   try {
     listener = await listenWithCredentials(
       tmp,
       gate,
       callers.peer,
-      (s) =>
-        sniffProtocol(s, (proto) =>
-          proto === 'grpc' ? injector.injectConnection(s) : http.connection(s),
-        ),
+      (s) => {
+        if (closing) return void s.destroy();
+        sniffing.add(s);
+        s.once('close', () => sniffing.delete(s));
+        sniffProtocol(s, (proto) => {
+          sniffing.delete(s);
+          if (closing) return void s.destroy();
+          if (proto === 'grpc') injector.injectConnection(s);
+          else http.connection(s);
+        });
+      },
       opts.onError ?? (() => {}),
     );
     try {
@@ -431,7 +442,9 @@ export async function startApiServer(
   const close = () =>
     (closed ??= (async () => {
       // no new connections; net.Server would unlink the path it listened on, which is gone (renamed)
+      closing = true;
       listener.close();
+      for (const s of sniffing) s.destroy();
       for (const stop of [...streams]) stop();
       http.close();
       await new Promise<void>((resolve) => {

@@ -4,6 +4,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -16,14 +17,18 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(): Promise<{ core: FakeCore; path: string }> {
+async function serve(): Promise<{
+  core: FakeCore;
+  path: string;
+  close: () => Promise<void>;
+}> {
   const d = mkdtempSync(join(tmpdir(), 'awg-http-'));
   cleanups.push(() => rmSync(d, { recursive: true, force: true }));
   const path = join(d, 'awg.sock');
   const core = new FakeCore();
   const server = await startApiServer(core, { socketPath: path });
   cleanups.push(() => server.close());
-  return { core, path };
+  return { core, path, close: () => server.close() };
 }
 
 export function httpOn(
@@ -75,4 +80,18 @@ describe('HTTP API on the daemon socket', () => {
     expect(na.status).toBe(405);
     expect(na.headers.allow).toBe('GET');
   });
+
+  it('a connection that has sent nothing yet is cut when the API closes, not left waiting', async () => {
+    const { path, close } = await serve();
+    const sock = connect(path);
+    await new Promise<void>((r) => sock.once('connect', () => r()));
+    // it is accepted (a request on another connection is answered after it) but silent
+    expect((await httpOn(path, 'GET', '/api/status')).status).toBe(200);
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.on('error', () => {});
+    await close();
+    await closed;
+    expect(sock.destroyed).toBe(true);
+    // without the cut it would close only at the sniffing timeout (10 s), past this test's
+  }, 5_000);
 });

@@ -24,7 +24,8 @@ function keyPair(): { priv: string; pub: string } {
   return { priv: k.privateKey, pub: k.publicKey };
 }
 
-function config(): string {
+/** one WireGuard tunnel whose peer never answers (bench/sse.bench.ts uses it too) */
+export function config(): string {
   const me = keyPair();
   const peer = keyPair();
   const allowed = Array.from({ length: 10 }, (_, i) => `10.210.${i}.0/24`).join(', ');

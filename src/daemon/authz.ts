@@ -61,6 +61,25 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Exec: 'denied',
 };
 
+/** how docs/security.md, docs/api.md and schema/api.openapi.json say each GroupRule */
+export const GROUP_RULE_TEXT: Readonly<Record<GroupRule, string>> = {
+  allowed: 'yes',
+  'trusted-files': 'trusted config only',
+  'own-apply': 'its own Apply only',
+  'own-process': 'its own processes only',
+  denied: 'no',
+};
+
+/**
+ * What `awg daemon --locked` refuses whoever asks (ApiGate.refuseIfLocked, called by
+ * api-calls.ts): the value says which requests of the RPC.
+ */
+export const LOCKED_RPCS: Readonly<Partial<Record<Rpc, string>>> = {
+  Apply: 'all but a dry run',
+  Confirm: 'all',
+  Down: 'all',
+};
+
 export interface AccessOptions {
   /** the daemon's effective uid (root in production): a peer with it may do what we may */
   selfUid: number;

@@ -9,6 +9,15 @@ import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { TopDocument } from '../procs/top/document.js';
 import type { DaemonStatus } from './status-document.js';
+import type {
+  ApplyRequest,
+  ApplyResponse,
+  ConfirmResponse,
+  DiffResponse,
+  DownResponse,
+  LimitRequest,
+  LimitResponse,
+} from './api-documents.js';
 import type { DaemonState, LimitAction, WakeReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
@@ -71,23 +80,17 @@ export interface TunnelTraffic {
   link?: LinkTraffic;
 }
 
-export interface ApplyRequest {
-  /** the daemon reads the file itself (it resolves `{file}`/`{env}` secrets; none cross the API) */
-  configPath: string;
-  dryRun?: boolean;
-  /** netplan-try style: revert unless `confirm()` arrives within this many seconds */
-  confirmTimeoutSec?: number;
-}
-
-export interface ApplyResponse {
-  outcome: string;
-  plan: PlanDocument;
-  mutations: number;
-  /** an in-process answer may hold it as undefined; the wire form leaves it out (wire/plan.ts) */
-  error?: { kind: string; message: string } | undefined;
-  /** ISO time by which `confirm()` must arrive (confirm-timeout applies) */
-  confirmDeadline?: string;
-}
+// The requests and answers of the calls that change the host are the types of their one
+// definition, the zod schemas of api-documents.ts (both APIs carry them).
+export type {
+  ApplyRequest,
+  ApplyResponse,
+  ConfirmResponse,
+  DiffResponse,
+  DownResponse,
+  LimitRequest,
+  LimitResponse,
+};
 
 // The status and its parts are the types of its one definition, the zod schema DaemonStatus
 // (status-document.ts), which `awg status --json` prints and the proto's StatusResponse carries;
@@ -108,22 +111,6 @@ export type ConfigState = NonNullable<StatusResponse['config']>;
 /** A runtime limit (`awg limit`, limit-book.ts) as the API shows it. */
 export type LimitInfo = NonNullable<StatusResponse['limits']>[number];
 
-/** `awg limit PID`: rates in bit/s; the limit becomes exactly these (one left out: not limited) */
-export interface LimitRequest {
-  pid: number;
-  upload?: number;
-  download?: number;
-  /** remove the limit instead (no rates) */
-  clear?: boolean;
-}
-
-export interface LimitResponse {
-  /** the limit now; absent after a clear */
-  limit?: LimitInfo;
-  /** false: it already was so */
-  changed: boolean;
-}
-
 /** who asks for a limit (from the socket's credentials): root, or a socket-group member */
 export interface LimitCaller {
   uid: number;
@@ -132,10 +119,10 @@ export interface LimitCaller {
 
 export interface DaemonCore {
   apply(req: ApplyRequest): Promise<ApplyResponse>;
-  diff(req: { configPath: string }): Promise<{ plan: PlanDocument; changes: boolean }>;
+  diff(req: { configPath: string }): Promise<DiffResponse>;
   status(): Promise<StatusResponse>;
-  down(): Promise<{ removed: string[]; mutations: number }>;
-  confirm(): Promise<{ confirmed: boolean }>;
+  down(): Promise<DownResponse>;
+  confirm(): Promise<ConfirmResponse>;
   listProcesses(): Promise<ProcessInfo[]>;
   /**
    * `awg exec` where the daemon routes it (macOS, the flow router): `pid` (the caller's own,
@@ -161,6 +148,8 @@ export interface DaemonCore {
     listener: (e: DaemonEvent, id: string) => void,
     o?: { after?: string | undefined },
   ): () => void;
+  /** the id of the newest event (the position a fresh subscriber starts at); absent: no log */
+  lastEventId?(): string;
   /**
    * The traffic monitor (`awg top`): a document per interval until the returned function is
    * called; `onEnd` once when it ends first (the daemon stops, the kernel cannot be read).

@@ -87,7 +87,7 @@ export class Daemon implements DaemonCore {
 
   constructor(private readonly opts: DaemonOptions = {}) {
     const reporter = opts.reporter ?? silentReporter;
-    const emit = (e: DaemonEvent) => this.feed.emit(e);
+    const emit = (e: DaemonEvent) => void this.feed.emit(e);
     this.feed = new EventFeed({
       status: () => this.status(),
       trafficIntervalMs: opts.trafficIntervalMs,
@@ -250,10 +250,14 @@ export class Daemon implements DaemonCore {
 
   subscribe(
     listener: (e: DaemonEvent, id: string) => void,
-    _o: { after?: string | undefined } = {},
+    o: { after?: string | undefined } = {},
   ): () => void {
-    // ids and resuming after one: the event log (Step 17, in progress)
-    return this.feed.subscribe((e) => listener(e, ''));
+    // ids, and resuming after one: the event log (event-log.ts)
+    return this.feed.subscribe(listener, o);
+  }
+
+  lastEventId(): string {
+    return this.feed.log.lastId;
   }
 
   top(

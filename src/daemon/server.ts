@@ -13,7 +13,7 @@
  *    The socket is bound inside a fresh 0700 directory, given its mode and group there, and
  *    renamed into place: nobody can connect during the window where the mode is still the
  *    umask's.
- * 2. What the caller may do, per RPC (authz.ts): we accept connections ourselves (a
+ * 2. What the caller may do, per RPC (authz.ts; ApiGate, api-gate.ts): we accept connections ourselves (a
  *    net.Server) to read the peer's credentials from the kernel (the platform's
  *    CallerNatives: SO_PEERCRED + SO_PEERGROUPS on Linux, LOCAL_PEERCRED + LOCAL_PEERPID on
  *    macOS) before handing the connection to gRPC (its connection injector). gRPC shows a call only
@@ -35,23 +35,13 @@ import {
   type Stats,
 } from 'node:fs';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
-import { basename, dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { AwgError, toAwgError } from '../errors.js';
-import { loadConfigFile } from '../config/load.js';
 import { netSocketFd, type CallerNatives, type PeerCred } from '../native/peercred.js';
 import { loadPlatform } from '../resources/registry.js';
-import {
-  accessOf,
-  denied,
-  describePeer,
-  GROUP_POLICY,
-  untrustedSecretFiles,
-  type AccessOptions,
-  type Rpc,
-} from './authz.js';
 import type { DaemonCore } from './core.js';
-import { checkTrustedPath, realFileView, type FileView } from './trusted-path.js';
+import { realFileView } from './trusted-path.js';
 import {
   applyRequestFromWire,
   applyResponseToWire,
@@ -72,13 +62,12 @@ import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
 import { DEFAULT_SOCKET, socketAnswers } from './socket.js';
 import { awgService } from './grpc-service.js';
 import { describeChoice } from '../resources/flow/exec-routes.js';
+import { applyAs, confirmAs, downAs, limitAs, requirePath } from './api-calls.js';
+import { ApiGate, type ApiLog } from './api-gate.js';
 import { createHttpApi } from './http/server.js';
+
+export { ApiGate };
 import { ROUTES } from './http/routes.js';
-/** why the socket group may not make an RPC it is denied */
-const DENIED_WHY: Partial<Record<Rpc, string>> = {
-  Down: 'Down removes every tunnel and the kill switch; only root may',
-  Exec: 'Exec routes processes past the rules (awg exec --direct); only root may, as on Linux',
-};
 /** a Watch client this far behind is cut off rather than buffered without bound */
 const MAX_WATCH_BACKLOG = 10_000;
 /** a Top client this many documents behind is cut off (each holds every process and connection) */
@@ -91,7 +80,7 @@ export interface ApiServerOptions {
   /** /etc/group, for resolving group names (tests) */
   groupFile?: string;
   /** one line per mutating request and per denial (the daemon's log) */
-  log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+  log?: ApiLog;
   /** an error of the listening socket (EMFILE on accept, …): reported, the server keeps serving */
   onError?: (e: Error) => void;
   /** the host the daemon renders configs for (overlays): the trust check reads the same files */
@@ -174,160 +163,6 @@ export async function preflightSocket(
   unlinkSync(path);
 }
 
-/** The authorisation state of one server: who each connection is, and who owns the confirm window. */
-export class ApiGate {
-  readonly peers = new Map<string, PeerCred>();
-  /** the caller whose Apply opened the pending confirm window (cleared when any Apply or Down starts) */
-  pendingConfirm: { uid: number; deadline: number } | undefined;
-
-  constructor(
-    readonly access: AccessOptions,
-    private readonly log: ApiServerOptions['log'],
-    /** the file system as the trust check sees it (ACLs through the platform's CallerNatives) */
-    private readonly fs: FileView,
-    private readonly opts: Pick<ApiServerOptions, 'selection' | 'locked'> = {},
-  ) {}
-
-  /** `--locked`: the mutations refused whoever asks */
-  refuseIfLocked(rpc: Rpc, peer: PeerCred, dryRun = false): void {
-    if (!this.opts.locked || dryRun) return;
-    throw this.deny(
-      rpc,
-      peer,
-      new AwgError(
-        'permission',
-        `${rpc} refused: this daemon is locked to its config repository (awg daemon --locked); change the repository instead`,
-        {
-          hint: 'commit the change to the repository the host follows; `awg diff` still shows plans',
-        },
-      ),
-    );
-  }
-
-  /**
-   * The caller of `call` if it may make this request, else a `permission` error. `configPath`:
-   * the file Apply/Diff would make the daemon read (already checked to be absolute).
-   */
-  async authorize(rpc: Rpc, call: { getPeer(): string }, configPath?: string): Promise<PeerCred> {
-    const peer = this.peers.get(call.getPeer());
-    if (!peer)
-      throw this.deny(
-        rpc,
-        undefined,
-        new AwgError(
-          'permission',
-          `permission denied: ${rpc}: the caller's credentials are unknown`,
-        ),
-      );
-    const access = accessOf(peer, this.access);
-    if (access === 'root') return peer;
-    if (access === 'other')
-      throw this.deny(
-        rpc,
-        peer,
-        denied(
-          rpc,
-          peer,
-          this.access.groupGid === undefined
-            ? 'only root may use this socket'
-            : `only root and members of group ${this.access.groupGid} may use this socket`,
-        ),
-      );
-    switch (GROUP_POLICY[rpc]) {
-      case 'allowed':
-        return peer;
-      case 'own-process':
-        // the core holds the process and decides with the caller's uid (limit-book.ts)
-        return peer;
-      case 'denied':
-        throw this.deny(rpc, peer, denied(rpc, peer, DENIED_WHY[rpc] ?? `${rpc} is for root only`));
-      case 'own-apply': {
-        const p = this.pendingConfirm;
-        if (p && p.uid === peer.uid && p.deadline > Date.now()) return peer;
-        throw this.deny(
-          rpc,
-          peer,
-          denied(
-            rpc,
-            peer,
-            'the socket group may confirm only an apply it made itself, and none of this user awaits confirmation',
-          ),
-        );
-      }
-      case 'trusted-files': {
-        const path = configPath ?? '';
-        try {
-          checkTrustedPath('config', path, { reader: peer, fs: this.fs });
-        } catch (e) {
-          throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
-        }
-        const loaded = await loadConfigFile(
-          path,
-          this.opts.selection ? { selection: this.opts.selection } : {},
-        );
-        // the overlay files the config applies are read as root too: the same rule as the config
-        for (const overlay of loaded.sources.slice(1)) {
-          try {
-            checkTrustedPath('config overlay', overlay, { reader: peer, fs: this.fs });
-          } catch (e) {
-            throw this.deny(rpc, peer, denied(rpc, peer, (e as Error).message));
-          }
-        }
-        // an invalid config: the core reports its issues (the caller may read the file); no secret is read
-        if (loaded.config) {
-          const issues = untrustedSecretFiles(loaded.config, path, {
-            fs: this.fs,
-            ...(loaded.positions ? { positions: loaded.positions } : {}),
-          });
-          if (issues.length)
-            throw this.deny(
-              rpc,
-              peer,
-              denied(
-                rpc,
-                peer,
-                `the config names secret files that root alone does not control: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-                { issues },
-              ),
-            );
-        }
-        return peer;
-      }
-    }
-  }
-
-  private deny(rpc: Rpc, peer: PeerCred | undefined, e: AwgError): AwgError {
-    this.log?.('warn', e.message, {
-      rpc,
-      ...(peer ? { caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid } } : {}),
-    });
-    return e;
-  }
-
-  /** the caller may do everything (root, or the daemon's own uid) */
-  isRoot(peer: PeerCred): boolean {
-    return accessOf(peer, this.access) === 'root';
-  }
-
-  refused(message: string): void {
-    this.log?.('warn', message, {});
-  }
-
-  audit(rpc: Rpc, peer: PeerCred, fields: Record<string, unknown> = {}): void {
-    this.log?.('info', `API ${rpc} by ${describePeer(peer)}`, {
-      rpc,
-      caller: { uid: peer.uid, gid: peer.gid, pid: peer.pid },
-      ...fields,
-    });
-  }
-}
-
-function requirePath(p: string | undefined): string {
-  if (!p) throw new AwgError('invalid-config', 'config path missing');
-  if (!isAbsolute(p)) throw new AwgError('invalid-config', `config path must be absolute: ${p}`);
-  return p;
-}
-
 function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): AwgHandlers {
   const watch: AwgHandlers['Watch'] = (call) => {
     const s = streamCall(call, streams, (s) => {
@@ -336,16 +171,20 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     });
     gate.authorize('Watch', call).then(() => {
       if (s.done) return;
+      // `after`: the held events since that id first (or a gap), then live (event-log.ts)
       s.hold(
-        core.subscribe((e) => {
-          if (s.done) return;
-          if (call.writableLength > MAX_WATCH_BACKLOG)
-            return s.failWith({
-              code: grpc.status.RESOURCE_EXHAUSTED,
-              details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
-            });
-          call.write(eventToWire(e));
-        }),
+        core.subscribe(
+          (e, id) => {
+            if (s.done) return;
+            if (call.writableLength > MAX_WATCH_BACKLOG)
+              return s.failWith({
+                code: grpc.status.RESOURCE_EXHAUSTED,
+                details: `watch client fell ${MAX_WATCH_BACKLOG} events behind`,
+              });
+            call.write(eventToWire(e, id));
+          },
+          { after: call.request.after || undefined },
+        ),
       );
       // headers now, so the client knows the subscription is live before the first event
       call.sendMetadata(new grpc.Metadata());
@@ -411,18 +250,8 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     Exec: exec,
     Apply: unary(async (w, call) => {
       const req = applyRequestFromWire(w);
-      requirePath(req.configPath);
-      const peer = await gate.authorize('Apply', call, req.configPath);
-      gate.refuseIfLocked('Apply', peer, req.dryRun);
-      gate.audit('Apply', peer, {
-        config: req.configPath,
-        ...(req.dryRun ? { dryRun: true } : {}),
-      });
-      if (!req.dryRun) gate.pendingConfirm = undefined;
-      const r = await core.apply(req);
-      if (!req.dryRun && r.confirmDeadline)
-        gate.pendingConfirm = { uid: peer.uid, deadline: Date.parse(r.confirmDeadline) };
-      return applyResponseToWire(r);
+      const peer = await gate.authorize('Apply', call, requirePath(req.configPath));
+      return applyResponseToWire(await applyAs(core, gate, peer, req));
     }),
     Diff: unary(async (w, call) => {
       const configPath = requirePath(w.configPath);
@@ -435,38 +264,20 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     }),
     Down: unary(async (_w, call) => {
       const peer = await gate.authorize('Down', call);
-      gate.refuseIfLocked('Down', peer);
-      gate.audit('Down', peer);
-      gate.pendingConfirm = undefined;
-      return downResponseToWire(await core.down());
+      return downResponseToWire(await downAs(core, gate, peer));
     }),
     Confirm: unary(async (_w, call) => {
       const peer = await gate.authorize('Confirm', call);
-      gate.refuseIfLocked('Confirm', peer);
-      gate.audit('Confirm', peer);
-      const r = await core.confirm();
-      if (r.confirmed) gate.pendingConfirm = undefined;
-      return r;
+      return confirmAs(core, gate, peer);
     }),
     ListProcesses: unary(async (_w, call) => {
       await gate.authorize('ListProcesses', call);
       return processesToWire(await core.listProcesses());
     }),
-    // not refused by --locked: a runtime limit is not configuration (it ends with its process)
     Limit: unary(async (w, call) => {
       const req = limitRequestFromWire(w);
       const peer = await gate.authorize('Limit', call);
-      gate.audit('Limit', peer, {
-        pid: req.pid,
-        ...(req.clear
-          ? { clear: true }
-          : {
-              ...(req.upload !== undefined ? { upload: req.upload } : {}),
-              ...(req.download !== undefined ? { download: req.download } : {}),
-            }),
-      });
-      const root = gate.isRoot(peer);
-      return limitResponseToWire(await core.limit(req, { uid: peer.uid, root }));
+      return limitResponseToWire(await limitAs(core, gate, peer, req));
     }),
     ListLimits: unary(async (_w, call) => {
       await gate.authorize('ListLimits', call);

@@ -172,6 +172,27 @@ export const DaemonStatusDoc = z
     ...rest,
   })
   .meta({ id: 'DaemonStatus', description: 'Through the awg daemon (the default when it runs).' });
+export type DaemonStatusDoc = z.infer<typeof DaemonStatusDoc>;
+
+/**
+ * The document of the daemon's status: what `awg status --json` prints through the daemon and
+ * what `GET /api/status` answers (src/daemon/http/api-routes.ts).
+ */
+export function statusDocument(s: DaemonStatus): DaemonStatusDoc {
+  return {
+    source: 'daemon',
+    state: s.state,
+    ...(s.configPath !== undefined ? { config: s.configPath } : {}),
+    ...(s.config ? { configState: s.config } : {}),
+    ...(s.lastReconcile ? { lastReconcile: s.lastReconcile } : {}),
+    objects: s.objects,
+    tunnels: s.tunnels,
+    ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
+    ...(s.placement ? { placement: s.placement } : {}),
+    ...(s.rules ? { rules: s.rules } : {}),
+    ...(s.limits ? { limits: s.limits } : {}),
+  };
+}
 
 export const DirectStatusDoc = z
   .strictObject({

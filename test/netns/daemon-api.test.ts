@@ -4,8 +4,9 @@
  *   0600 socket refuses nobody (the CLI says so, exit 4), the 0660 group socket lets the
  *   group in (control: the same command succeeds);
  * - `awg daemon --socket … --metrics …` in a namespace: the CLI drives it (status, apply,
- *   diff, events, down) and no secret (the private key) appears in status, events, plans,
- *   the daemon's logs or the metrics.
+ *   diff, events, down), GET /api/events streams its snapshot and events and resumes after a
+ *   Last-Event-ID, and no secret (the private key) appears in status, events, the SSE
+ *   stream, plans, the daemon's logs or the metrics.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,6 +35,7 @@ import {
   type NsProcess,
 } from '../helpers/netns.js';
 import { FakeCore } from '../unit/daemon/server-fake-core.js';
+import { openSse } from '../helpers/sse.js';
 import {
   PEER_ENDPOINT,
   PEER_UNDERLAY,
@@ -185,6 +187,10 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     expect(st.config).toBe(cfg);
     expect(st.tunnels.map((x) => x.name)).toEqual(['vpn']);
     expect(st.objects.length).toBeGreaterThan(3);
+    // the SSE stream of the real daemon: a snapshot with the same status first
+    const sse = await openSse(socket, '/api/events');
+    await sse.count('snapshot', 1);
+    expect(sse.json<{ status: { state: string } }>('snapshot')[0]!.status.state).toBe('converged');
 
     // events follow an apply made through the API
     const evArgv = awgArgv(t.client, ce, ['events', '--json', '--socket', socket], {
@@ -224,6 +230,21 @@ describe.skipIf(skip)('awg daemon API in a namespace (real core)', () => {
     }, 'events saw a reconcile made through the API');
     await events.kill();
     seen.push(events.output());
+    // the SSE client saw it too, with ids; one that resumes from the snapshot's id gets the same
+    await sse.until(
+      (c) => c.json<{ reason?: string }>('reconcile-finished').some((e) => e.reason === 'api'),
+      'reconcile-finished (api) on the SSE stream',
+    );
+    const cursor = sse.events[0]!.lastEventId;
+    expect(cursor).toMatch(/^[0-9a-f]{8}\.\d+$/);
+    const upTo = sse.lastEventId;
+    await sse.close();
+    const again = await openSse(socket, '/api/events', { 'last-event-id': cursor });
+    await again.until((c) => c.events.some((e) => e.lastEventId === upTo), 'the replay');
+    await again.close();
+    const ids = (c: typeof sse) => c.events.filter((e) => e.hasId).map((e) => e.lastEventId);
+    expect(ids(again).slice(0, ids(sse).length - 1)).toEqual(ids(sse).slice(1));
+    seen.push(...sse.events.map((e) => e.data), ...again.events.map((e) => e.data));
     const routes = (await nsExec(t.client, 'ip', ['-4', 'route', 'show', 'table', 'all'])).stdout;
     expect(routes).toContain('10.201.0.0/24');
 

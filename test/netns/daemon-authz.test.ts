@@ -12,10 +12,17 @@
  * - can Status, ListProcesses and Watch, and may Apply (and confirm) a root-owned config
  *   whose secrets root alone controls (control for the refusals above);
  * - uid 0 can do all of it.
+ *
+ * The HTTP API on the same socket (curl --unix-socket), with the same rules: someone outside
+ * the group cannot connect (the socket's mode), and when it reaches the socket anyway (here:
+ * the mode opened for a moment) gets 403 from every route; the group member reads state but
+ * gets 403 on apply (of a root-only file), down and confirm; root may apply and down; the
+ * daemon restarted with `--locked` refuses apply (not a dry run), down and confirm to root.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { ROUTES } from '../../src/daemon/http/routes.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -40,7 +47,15 @@ import {
 } from '../helpers/netns.js';
 import { eventually } from './daemon-support.js';
 
-const skip = requireNetnsPrereqs(['nft', 'setpriv', 'useradd', 'userdel', 'groupadd', 'groupdel']);
+const skip = requireNetnsPrereqs([
+  'nft',
+  'setpriv',
+  'useradd',
+  'userdel',
+  'groupadd',
+  'groupdel',
+  'curl',
+]);
 const TSX = `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`;
 const CLIENT = `file://${join(REPO_ROOT, 'src/daemon/client.ts')}`;
 const PROXY_PORT = 1081;
@@ -214,6 +229,43 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
       ...(who === 'user' ? { wrap: AS_USER() } : {}),
     });
 
+  /** someone outside the socket group: nobody */
+  const AS_STRANGER = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+  /** curl on the HTTP API: the status and the JSON answer; exit 7 (no connection) as status 0 */
+  async function http(
+    who: 'user' | 'root' | 'stranger',
+    method: string,
+    path: string,
+    body?: object,
+  ): Promise<{ status: number; json: Record<string, unknown>; stderr: string }> {
+    const cmd = [
+      ...(who === 'user' ? AS_USER() : who === 'stranger' ? AS_STRANGER : []),
+      'curl',
+      '-sS',
+      '--unix-socket',
+      socket,
+      '-X',
+      method,
+      ...(body ? ['-H', 'content-type: application/json', '-d', JSON.stringify(body)] : []),
+      '-w',
+      '\n%{http_code}',
+      `http://awg${path}`,
+    ];
+    const r = await nsExec(ns, cmd[0]!, cmd.slice(1), { allowFail: true });
+    if (r.code === 7) return { status: 0, json: {}, stderr: r.stderr };
+    const lines = r.stdout.trimEnd().split('\n');
+    const status = Number(lines.pop());
+    const text = lines.join('\n');
+    return {
+      status,
+      json: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+      stderr: r.stderr,
+    };
+  }
+  const message = (r: { json: Record<string, unknown> }) =>
+    (r.json.error as { message?: string } | undefined)?.message ?? JSON.stringify(r.json);
+
   it('the user really is a non-root member of the socket group through a supplementary group only', () => {
     expect(uid).toBeGreaterThan(0);
     const groups = spawnSync('id', ['-Gn', user], { encoding: 'utf8' }).stdout.trim().split(' ');
@@ -295,5 +347,97 @@ describe.skipIf(skip)('API authorisation: socket group vs root (SO_PEERCRED, rea
     const r = await call('root', 'down');
     expect(r.ok, JSON.stringify(r)).toBeDefined();
     expect(((await call('root', 'status')).ok as { state: string }).state).toBe('down');
+  });
+
+  it('HTTP: outside the socket group, nothing: no connection (the mode), and 403 from every route when it reaches the socket', async () => {
+    const first = await http('stranger', 'GET', '/api/status');
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stderr).toMatch(/Permission denied|Couldn't connect/);
+    const body: Record<string, object> = {
+      '/api/apply': { configPath: f.good! },
+      '/api/diff': { configPath: f.good! },
+      '/api/limit': { pid: 1, download: 1_000_000 },
+    };
+    // as if the caller had been passed a connection: only the per-route rule stands
+    chmodSync(socket, 0o666);
+    try {
+      for (const r of ROUTES) {
+        const res = await http('stranger', r.method, r.path, body[r.path]);
+        expect(res.status, `${r.method} ${r.path}: ${message(res)}`).toBe(403);
+        expect(message(res)).toContain(`permission denied: ${r.rpc} for uid 65534`);
+      }
+    } finally {
+      chmodSync(socket, 0o660);
+    }
+  });
+
+  it('HTTP: a group member reads state but cannot apply a root-only file, down or confirm; root can apply and down', async () => {
+    for (const path of ['/api/status', '/api/processes', '/api/limits', '/api/traffic']) {
+      const r = await http('user', 'GET', path);
+      expect(r.status, `${path}: ${message(r)}`).toBe(200);
+    }
+    expect((await http('user', 'GET', '/api/status')).json).toMatchObject({
+      source: 'daemon',
+      state: 'down',
+    });
+    const ps = await http('user', 'GET', '/api/processes');
+    // (no config: no rule routes a process, the list may be empty)
+    expect(Array.isArray(ps.json.processes)).toBe(true);
+    const apply = await http('user', 'POST', '/api/apply', { configPath: f.rootOnly! });
+    expect(apply.status, message(apply)).toBe(403);
+    expect(message(apply)).toContain(`uid ${uid} may not read ${f.rootOnly} itself`);
+    expect(JSON.stringify(apply.json)).not.toContain(marker);
+    for (const path of ['/api/down', '/api/confirm']) {
+      const r = await http('user', 'POST', path);
+      expect(r.status, `${path}: ${message(r)}`).toBe(403);
+      expect(r.json.error).toMatchObject({ kind: 'permission' });
+    }
+    const ok = await http('root', 'POST', '/api/apply', { configPath: f.good! });
+    expect(ok.status, message(ok)).toBe(200);
+    expect(ok.json).toMatchObject({ outcome: 'converged' });
+    const st = await http('user', 'GET', '/api/status');
+    expect(st.json).toMatchObject({ state: 'converged', tunnels: [{ name: 'vpn' }] });
+    const down = await http('root', 'POST', '/api/down');
+    expect(down.status, message(down)).toBe(200);
+    expect((down.json.removed as string[]).length).toBeGreaterThan(0);
+    expect((await http('root', 'GET', '/api/status')).json).toMatchObject({ state: 'down' });
+  });
+
+  it('HTTP: `awg daemon --locked` refuses apply, down and confirm to root; a dry run and reads are served', async () => {
+    await daemon!.kill(5000);
+    const argv = awgArgv(
+      ns,
+      e,
+      [
+        'daemon',
+        '--socket',
+        socket,
+        '--socket-group',
+        group,
+        '--state-dir',
+        e.stateDir,
+        '--locked',
+      ],
+      { noStateDir: true },
+    );
+    daemon = nsSpawn(ns, argv[3]!, argv.slice(4), { env: e.env });
+    await eventually(
+      async () => (await http('root', 'GET', '/api/status')).status === 200,
+      `the locked daemon answers; its output:\n${daemon.output()}`,
+      60_000,
+    );
+    for (const [path, body] of [
+      ['/api/apply', { configPath: f.good! }],
+      ['/api/down', undefined],
+      ['/api/confirm', undefined],
+    ] as const) {
+      const r = await http('root', 'POST', path, body);
+      expect(r.status, `${path}: ${message(r)}`).toBe(403);
+      expect(message(r)).toContain('this daemon is locked to its config repository');
+    }
+    const dry = await http('root', 'POST', '/api/apply', { configPath: f.good!, dryRun: true });
+    expect(dry.status, message(dry)).toBe(200);
+    expect(dry.json).toMatchObject({ outcome: 'planned' });
+    expect((await http('user', 'GET', '/api/status')).json).toMatchObject({ state: 'down' });
   });
 });

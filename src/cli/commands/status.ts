@@ -10,6 +10,7 @@ import { viaDaemon } from '../via-daemon.js';
 import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
 import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
+import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { safeLine } from '../../util/sanitize.js';
@@ -242,28 +243,12 @@ function statusLines(s: StatusResponse): string[] {
   return out;
 }
 
-function statusDoc(s: StatusResponse): Record<string, unknown> {
-  return {
-    source: 'daemon',
-    state: s.state,
-    config: s.configPath,
-    ...(s.config ? { configState: s.config } : {}),
-    lastReconcile: s.lastReconcile,
-    objects: s.objects,
-    tunnels: s.tunnels,
-    ...(s.confirmDeadline ? { confirmDeadline: s.confirmDeadline } : {}),
-    ...(s.placement ? { placement: s.placement } : {}),
-    ...(s.rules ? { rules: s.rules } : {}),
-    ...(s.limits ? { limits: s.limits } : {}),
-  };
-}
-
 const exitOf = (s: StatusResponse) => (s.state === 'converged' ? 0 : 2);
 
 async function statusViaDaemon(io: Io, o: StatusOptions, c: DaemonClient): Promise<number> {
   try {
     const s = await c.status();
-    io.out(o.json ? JSON.stringify(statusDoc(s), null, 2) + '\n' : renderDaemonStatus(s));
+    io.out(o.json ? JSON.stringify(statusDocument(s), null, 2) + '\n' : renderDaemonStatus(s));
     return exitOf(s);
   } catch (e) {
     const err = toAwgError(e);
@@ -303,7 +288,7 @@ async function watchStatus(
   let failure: unknown;
   const show = (s: StatusResponse) => {
     if (o.json) {
-      const line = JSON.stringify(statusDoc(s));
+      const line = JSON.stringify(statusDocument(s));
       if (line !== last) io.out(line + '\n');
       last = line;
     } else if (tty) {

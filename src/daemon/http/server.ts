@@ -15,7 +15,9 @@ import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.
 import type { PeerCred } from '../../native/peercred.js';
 import type { Rpc } from '../authz.js';
 import type { DaemonCore } from '../core.js';
-import type { ApiGate } from '../server.js';
+import type { ApiGate } from '../api-gate.js';
+import { parseInput } from './input.js';
+import type * as z from 'zod';
 
 /** HTTP status of each error kind (the gRPC codes' counterparts) */
 export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
@@ -53,6 +55,14 @@ export interface Route {
   rpc: Rpc;
   /** the config path the request makes the daemon read (Apply/Diff: checked as the caller) */
   configPath?: (body: Record<string, unknown>) => string | undefined;
+  /** one line for schema/api.openapi.json */
+  summary?: string;
+  /** a POST's body: checked before anything else (400 naming the fields); ctx.body is its output */
+  body?: z.ZodType<Record<string, unknown>>;
+  /** the query parameters (strings in, the route parses them: parseInput) */
+  query?: z.ZodType<Record<string, unknown>>;
+  /** the JSON answer's schema (schema/api.openapi.json; a test checks real answers against it) */
+  response?: z.ZodType;
   /** a JSON answer (status 200), or undefined when the handler wrote the response itself (streams) */
   handle(ctx: RouteContext): Promise<unknown>;
 }
@@ -148,7 +158,8 @@ export function createHttpApi(
         req.resume();
         return;
       }
-      const body = route.method === 'POST' ? await readBody(req) : {};
+      const raw = route.method === 'POST' ? await readBody(req) : {};
+      const body = route.body ? parseInput(route.body, raw, 'request body') : raw;
       const id = req.socket.remoteAddress ?? '';
       const peer = await gate.authorize(route.rpc, { getPeer: () => id }, route.configPath?.(body));
       const value = await route.handle({

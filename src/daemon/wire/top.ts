@@ -92,6 +92,7 @@ const connection = (c: WireConnection): WireConnection & TopConnection__Output =
   download: c.download,
   sent: c.sent,
   received: c.received,
+  ...opt('started', c.started),
   ...opt('closed', c.closed),
 });
 

@@ -46,6 +46,8 @@ interface FlowState {
   totalSent: number;
   totalReceived: number;
   lastSeen: number;
+  /** wall clock when it was first seen (a new flow on a reused key starts again) */
+  started: number;
   closed: boolean;
   /** the process and cgroup it was first seen with */
   pid?: number | undefined;
@@ -137,7 +139,7 @@ export class Monitor {
 
     const connections: TopConnection[] = [];
     for (const f of r.flows) {
-      const [dSent, dRecv, st] = this.count(f, r.at, baseline);
+      const [dSent, dRecv, st] = this.count(f, r.at, now, baseline);
       // a socket keeps the process it was first seen with (an orphaned socket, still sending
       // after its process closed it, is in no file table)
       const pid = f.pid ?? st.pid;
@@ -188,6 +190,7 @@ export class Monitor {
           download: rate(dRecv),
           sent: st.totalSent,
           received: st.totalReceived,
+          started: new Date(st.started).toISOString(),
           ...(f.closed ? { closed: true } : {}),
         });
     }
@@ -284,7 +287,12 @@ export class Monitor {
   }
 
   /** what `f` adds now: [sent, received] and its state after */
-  private count(f: FlowReading, at: number, baseline: boolean): [number, number, FlowState] {
+  private count(
+    f: FlowReading,
+    at: number,
+    wall: number,
+    baseline: boolean,
+  ): [number, number, FlowState] {
     let st = this.flows.get(f.key);
     let dSent: number;
     let dRecv: number;
@@ -292,12 +300,21 @@ export class Monitor {
       // new: counted from zero, unless it was there before the monitor started
       dSent = baseline ? 0 : f.sent;
       dRecv = baseline ? 0 : f.received;
-      st = { sent: 0, received: 0, totalSent: 0, totalReceived: 0, lastSeen: at, closed: false };
+      st = {
+        sent: 0,
+        received: 0,
+        totalSent: 0,
+        totalReceived: 0,
+        lastSeen: at,
+        started: wall,
+        closed: false,
+      };
       this.flows.set(f.key, st);
     } else if (f.sent < st.sent || f.received < st.received) {
       // counts went backwards: another socket on the same key, counted from zero
       dSent = f.sent;
       dRecv = f.received;
+      st.started = wall;
     } else {
       dSent = f.sent - st.sent;
       dRecv = f.received - st.received;

@@ -113,6 +113,10 @@ export const TopConnection = z
     download: traffic.download,
     sent: traffic.sent,
     received: traffic.received,
+    started: z.string().optional().meta({
+      description:
+        'when the monitor first saw it (ISO 8601): at most one interval after it opened; one open when the monitor started shows `since`',
+    }),
     closed: z
       .boolean()
       .optional()

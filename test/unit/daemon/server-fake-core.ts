@@ -300,6 +300,7 @@ export function sampleTop(): TopDocument {
         download: 250_000,
         sent: 3000,
         received: 500_000,
+        started: '2026-11-22T05:00:01.000Z',
       },
       {
         id: 'udp/6/::1:53/::1:5353',

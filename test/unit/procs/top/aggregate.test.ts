@@ -111,6 +111,29 @@ describe('Monitor: rates and totals', () => {
     expect(d.processes[0]).toMatchObject({ sent: 700, received: 300, upload: 700 });
   });
 
+  it('a connection’s start: when the monitor first saw it (open at the start: `since`); a reused key starts again', () => {
+    const { update } = monitor();
+    update(reading(0, [flow('a', 100, 100, { pid: 100 })], [firefox]));
+    update(
+      reading(1000, [flow('a', 200, 100, { pid: 100 }), flow('b', 1, 1, { pid: 100 })], [firefox]),
+    );
+    const d = update(
+      reading(2000, [flow('a', 50, 0, { pid: 100 }), flow('b', 2, 2, { pid: 100 })], [firefox]),
+    );
+    const started = Object.fromEntries(d.connections.map((c) => [c.id, c.started]));
+    expect(started).toEqual({
+      // counts went backwards: another socket on the key
+      a: new Date(T0 + 2000).toISOString(),
+      b: new Date(T0 + 1000).toISOString(),
+    });
+    expect(update(reading(3000, [flow('b', 3, 3, { pid: 100 })], [firefox])).since).toBe(
+      new Date(T0).toISOString(),
+    );
+    const first = monitor();
+    const d0 = first.update(reading(0, [flow('c', 1, 1, { pid: 100 })], [firefox]));
+    expect(d0.connections[0]!.started).toBe(d0.since);
+  });
+
   it("a closed flow's final counts are counted once, and it is no open connection", () => {
     const { update } = monitor();
     update(reading(0, [flow('a', 100, 100, { pid: 100 })], [firefox]));

@@ -27,9 +27,14 @@ export interface TopConnection {
   sent?: number | string | Long;
   received?: number | string | Long;
   closed?: boolean;
+  /**
+   * RFC 3339: when the monitor first saw it
+   */
+  started?: string;
   _pid?: 'pid';
   _rule?: 'rule';
   _closed?: 'closed';
+  _started?: 'started';
 }
 
 export interface TopConnection__Output {
@@ -52,7 +57,12 @@ export interface TopConnection__Output {
   sent: number;
   received: number;
   closed?: boolean;
+  /**
+   * RFC 3339: when the monitor first saw it
+   */
+  started?: string;
   _pid?: 'pid';
   _rule?: 'rule';
   _closed?: 'closed';
+  _started?: 'started';
 }

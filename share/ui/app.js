@@ -202,6 +202,9 @@ function unavailable(message) {
     });
   }
   state.available = false;
+  // the monitor's rows are of a daemon that is gone
+  state.processRates.clear();
+  state.ruleRates.clear();
   $('banner').hidden = false;
   if (message) $('banner-text').textContent = message;
   setBadge('daemon-state', 'unavailable', 'bad');

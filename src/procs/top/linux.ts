@@ -271,7 +271,17 @@ class LinuxTrafficSource implements TrafficSource {
     return this.acct.off;
   }
 
+  /**
+   * The process as read now, with what an earlier reading of it knew and this one cannot: a
+   * process that exited and awaits its parent (a zombie) still has its name but no exe link.
+   */
   private processInfo(pid: number): ProcessInfo | undefined {
+    const now = this.readProcess(pid);
+    const before = this.seen.get(pid);
+    return now && before && before.name === now.name ? { ...before, ...now } : now;
+  }
+
+  private readProcess(pid: number): ProcessInfo | undefined {
     const name = this.procfs.comm(pid);
     if (name === undefined) return undefined;
     const exe = this.procfs.exe(pid);

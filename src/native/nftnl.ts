@@ -19,8 +19,9 @@ const NFGENMSG_LEN = 4;
 /**
  * The notifications that name a table, and what they announce. Every one carries the table's
  * name as its attribute 1 (NFTA_TABLE_NAME, NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE,
- * NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE, NFTA_FLOWTABLE_TABLE). NEWGEN (16, one per
- * transaction) and TRACE carry none and are skipped.
+ * NFTA_SET_ELEM_LIST_TABLE, NFTA_OBJ_TABLE, NFTA_FLOWTABLE_TABLE). NEWGEN (15, one per
+ * transaction) and TRACE (17) carry none and are skipped; the GET requests (…, GETOBJ 19,
+ * GETOBJ_RESET 21) are never notified.
  */
 const KINDS: Record<number, string> = {
   0: 'newtable',
@@ -33,8 +34,8 @@ const KINDS: Record<number, string> = {
   11: 'delset',
   12: 'newsetelem',
   14: 'delsetelem',
-  19: 'newobj',
-  21: 'delobj',
+  18: 'newobj',
+  20: 'delobj',
   22: 'newflowtable',
   24: 'delflowtable',
 };

@@ -118,17 +118,29 @@ export interface ErrorKindInfo {
   retryable: boolean;
   exitCode: number;
   grpcCode: number;
+  /** the HTTP API's status for it (src/daemon/http/server.ts) */
+  httpStatus: number;
 }
 
-/** gRPC codes by number so this pure module needs no gRPC import. */
+/** gRPC codes by number so this pure module needs no gRPC import; HTTP statuses of the HTTP API. */
 export const ERROR_KINDS: Record<ErrorKind, ErrorKindInfo> = {
-  'invalid-config': { retryable: false, exitCode: 1, grpcCode: 3 /* INVALID_ARGUMENT */ },
-  unsupported: { retryable: false, exitCode: 3, grpcCode: 12 /* UNIMPLEMENTED */ },
-  permission: { retryable: false, exitCode: 4, grpcCode: 7 /* PERMISSION_DENIED */ },
-  conflict: { retryable: false, exitCode: 5, grpcCode: 6 /* ALREADY_EXISTS */ },
-  driver: { retryable: true, exitCode: 6, grpcCode: 14 /* UNAVAILABLE */ },
-  verification: { retryable: true, exitCode: 7, grpcCode: 10 /* ABORTED */ },
-  bug: { retryable: false, exitCode: 70, grpcCode: 13 /* INTERNAL */ },
+  'invalid-config': {
+    retryable: false,
+    exitCode: 1,
+    grpcCode: 3 /* INVALID_ARGUMENT */,
+    httpStatus: 400,
+  },
+  unsupported: { retryable: false, exitCode: 3, grpcCode: 12 /* UNIMPLEMENTED */, httpStatus: 501 },
+  permission: {
+    retryable: false,
+    exitCode: 4,
+    grpcCode: 7 /* PERMISSION_DENIED */,
+    httpStatus: 403,
+  },
+  conflict: { retryable: false, exitCode: 5, grpcCode: 6 /* ALREADY_EXISTS */, httpStatus: 409 },
+  driver: { retryable: true, exitCode: 6, grpcCode: 14 /* UNAVAILABLE */, httpStatus: 503 },
+  verification: { retryable: true, exitCode: 7, grpcCode: 10 /* ABORTED */, httpStatus: 502 },
+  bug: { retryable: false, exitCode: 70, grpcCode: 13 /* INTERNAL */, httpStatus: 500 },
 };
 
 /** A located config problem. line/col are 1-based; absent when the source has no position. */

@@ -11,24 +11,13 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { AwgError, ERROR_KINDS, toAwgError, type ErrorKind } from '../../errors.js';
+import { AwgError, ERROR_KINDS, toAwgError } from '../../errors.js';
 import type { PeerCred } from '../../native/peercred.js';
 import type { Rpc } from '../authz.js';
 import type { DaemonCore } from '../core.js';
 import type { ApiGate } from '../api-gate.js';
 import { parseInput } from './input.js';
 import type * as z from 'zod';
-
-/** HTTP status of each error kind (the gRPC codes' counterparts) */
-export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
-  'invalid-config': 400,
-  permission: 403,
-  conflict: 409,
-  unsupported: 501,
-  driver: 503,
-  verification: 502,
-  bug: 500,
-};
 
 /** largest request body accepted (a POST carries a path and a few flags) */
 export const MAX_BODY = 64 * 1024;
@@ -93,7 +82,7 @@ export function sendError(res: ServerResponse, e: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, HTTP_STATUS[err.kind], {
+  sendJson(res, ERROR_KINDS[err.kind].httpStatus, {
     error: {
       kind: err.kind,
       message: err.message,
@@ -203,6 +192,3 @@ class HttpNotFound extends Error {
     super(`no such API path: ${path} (docs/api.md lists them)`);
   }
 }
-
-/** the error kinds' HTTP statuses cover every kind (a new kind fails typecheck above) */
-export const ERROR_KIND_NAMES = Object.keys(ERROR_KINDS) as ErrorKind[];

@@ -94,6 +94,8 @@ export interface ApiServerOptions {
    * stay, and so does Limit (a runtime limit is not configuration: it ends with its process).
    */
   locked?: boolean;
+  /** how long a new connection may stay silent before it is cut (default SNIFF_TIMEOUT_MS) */
+  sniffTimeoutMs?: number;
 }
 
 export interface ApiServer {
@@ -345,9 +347,13 @@ const SNIFF_TIMEOUT_MS = 10_000;
  * One socket, two APIs: read the connection's first bytes, put them back and hand the socket
  * to gRPC (the HTTP/2 preface) or to the HTTP API (anything else).
  */
-export function sniffProtocol(sock: Socket, to: (proto: 'grpc' | 'http') => void): void {
+export function sniffProtocol(
+  sock: Socket,
+  to: (proto: 'grpc' | 'http') => void,
+  timeoutMs = SNIFF_TIMEOUT_MS,
+): void {
   let got = Buffer.alloc(0);
-  const t = setTimeout(() => sock.destroy(), SNIFF_TIMEOUT_MS);
+  const t = setTimeout(() => sock.destroy(), timeoutMs);
   // paused mode ('readable' + read()): data put back with unshift stays buffered for the next owner
   const onReadable = () => {
     let chunk: Buffer | null;
@@ -407,12 +413,16 @@ export async function startApiServer(
         if (closing) return void s.destroy();
         sniffing.add(s);
         s.once('close', () => sniffing.delete(s));
-        sniffProtocol(s, (proto) => {
-          sniffing.delete(s);
-          if (closing) return void s.destroy();
-          if (proto === 'grpc') injector.injectConnection(s);
-          else http.connection(s);
-        });
+        sniffProtocol(
+          s,
+          (proto) => {
+            sniffing.delete(s);
+            if (closing) return void s.destroy();
+            if (proto === 'grpc') injector.injectConnection(s);
+            else http.connection(s);
+          },
+          opts.sniffTimeoutMs,
+        );
       },
       opts.onError ?? (() => {}),
     );

@@ -19,7 +19,7 @@
  */
 import { domainToASCII } from 'node:url';
 import type { Issue } from '../errors.js';
-import ipaddr, { type IPv6 } from '../util/ipaddr.js';
+import ipaddr from '../util/ipaddr.js';
 import { parseV4, v4String } from './cidr.js';
 
 /** inclusive address interval; IPv4 as a 32-bit number, IPv6 as a 128-bit bigint */
@@ -71,9 +71,40 @@ type Entry =
 
 const V6_ALL = (1n << 128n) - 1n;
 
-function v6ToBigint(a: IPv6): bigint {
+/** hex groups of one side of `::`; an IPv4 tail counts as two groups when allowed */
+function v6Groups(s: string, out: number[], v4Tail: boolean): boolean {
+  if (s.length === 0) return true;
+  const parts = s.split(':');
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (v4Tail && i === parts.length - 1 && p.includes('.')) {
+      const v = parseV4(p);
+      if (v === undefined) return false;
+      out.push(v >>> 16, v & 0xffff);
+      return true;
+    }
+    if (p.length === 0 || p.length > 4 || !/^[0-9a-fA-F]+$/.test(p)) return false;
+    out.push(parseInt(p, 16));
+  }
+  return true;
+}
+
+/** RFC 4291 text form (no zone index) to its 128-bit value; undefined when invalid */
+export function parseV6(s: string): bigint | undefined {
+  const dbl = s.indexOf('::');
+  if (dbl >= 0 && s.indexOf('::', dbl + 1) >= 0) return undefined;
+  const head: number[] = [];
+  const tail: number[] = [];
+  if (dbl < 0) {
+    if (!v6Groups(s, head, true) || head.length !== 8) return undefined;
+  } else {
+    if (!v6Groups(s.slice(0, dbl), head, false) || !v6Groups(s.slice(dbl + 2), tail, true))
+      return undefined;
+    if (head.length + tail.length > 7) return undefined;
+  }
+  const w = head.concat(new Array<number>(8 - head.length - tail.length).fill(0), tail);
   let n = 0n;
-  for (const p of a.parts) n = (n << 16n) | BigInt(p);
+  for (let i = 0; i < 8; i += 2) n = (n << 32n) | BigInt(w[i]! * 0x10000 + w[i + 1]!);
   return n;
 }
 
@@ -101,10 +132,10 @@ function parseAddress(s: string): Entry | string {
     return { kind: 'v4', start, end: start + size - 1 };
   }
   if (a.includes('%')) return `${s}: a zone index (%…) has no place in a list`;
-  if (!ipaddr.IPv6.isValid(a)) return `${s} is not an IPv6 address or prefix`;
+  const v = parseV6(a);
+  if (v === undefined) return `${s} is not an IPv6 address or prefix`;
   const len = lenStr === undefined ? 128 : Number(lenStr);
   if (len > 128) return `${s}: an IPv6 prefix length is at most 128`;
-  const v = v6ToBigint(ipaddr.IPv6.parse(a));
   const host = len === 128 ? 0n : V6_ALL >> BigInt(len);
   const start = v & ~host & V6_ALL;
   if (start !== v) return `${s} has host bits set; it means ${v6String(start)}/${len}`;

@@ -9,9 +9,11 @@ import {
   mergeIntervals,
   parseDestinationList,
   parseInlineDestinations,
+  parseV6,
   type Interval,
 } from '../../../src/config/lists.js';
 import { formatIssue } from '../../../src/errors.js';
+import ipaddr from '../../../src/util/ipaddr.js';
 
 const F = '/etc/awg/lists/blocked.txt';
 
@@ -305,5 +307,48 @@ describe('scale', () => {
     expect(merged.names).toHaveLength(25_000);
     expect(disjointSorted(merged.v4)).toBe(true);
     expect(disjointSorted(merged.v6)).toBe(true);
+  });
+});
+
+describe('parseV6', () => {
+  const viaIpaddr = (s: string): bigint =>
+    ipaddr.IPv6.parse(s).parts.reduce((n, p) => (n << 16n) | BigInt(p), 0n);
+  it('agrees with ipaddr.js on every valid address', () => {
+    fc.assert(
+      // ipaddr.js reads `::a.b.c.d` as `::ffff:a.b.c.d`; RFC 4291 2.2 (3) says
+      // `::0:a.b.c.d` (the IPv4-compatible form): that case is checked by hand below
+      fc.property(fc.ipV6(), (s) => {
+        fc.pre(!(s.startsWith('::') && s.includes('.')));
+        expect(parseV6(s)).toBe(viaIpaddr(s));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it('refuses what ipaddr.js refuses (hex digits and colons)', () => {
+    const chars = fc.constantFrom('0', '1', 'f', 'A', ':', ':');
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 24 }), (cs) => {
+        const s = cs.join('');
+        expect(parseV6(s) !== undefined).toBe(ipaddr.IPv6.isValid(s));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  it('reads the edge forms', () => {
+    expect(parseV6('::')).toBe(0n);
+    expect(parseV6('::1')).toBe(1n);
+    expect(parseV6('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toBe((1n << 128n) - 1n);
+    expect(parseV6('::ffff:192.0.2.1')).toBe(0xffffc0000201n);
+    expect(parseV6('::192.0.2.1')).toBe(0xc0000201n);
+    for (const bad of [
+      ':::',
+      '1::2::3',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4:5:6:7',
+      '12345::',
+      '::1.2.3',
+      '1:2:3:4:5:6:7::8',
+    ])
+      expect(parseV6(bad), bad).toBeUndefined();
   });
 });

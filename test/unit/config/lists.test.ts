@@ -75,6 +75,14 @@ describe('parseDestinationList', () => {
     ]);
   });
 
+  it('suggests punycode only for a valid international name', () => {
+    const { issues } = parseDestinationList('*.пример.рф\nab\u00adc\u200b.de\n', F);
+    expect(issues.map((i) => i.message)).toEqual([
+      '*.пример.рф is not ASCII; write it in punycode: *.xn--e1afmkfd.xn--p1ai',
+      expect.stringMatching(/is not ASCII/),
+    ]);
+  });
+
   it('caps the issues and counts the rest', () => {
     const text = Array.from({ length: 250 }, (_, i) => `bad entry ${i}`).join('\n');
     const { issues } = parseDestinationList(text, F, { maxIssues: 100 });

@@ -80,7 +80,7 @@ export function checkSemantics(c: Config): Finding[] {
         err(['rules', i, 'name'], `duplicate rule name "${r.name}" (also rules[${prev}])`);
       else ruleNames.set(r.name, i);
     }
-    if ('regex' in r.match) {
+    if (r.match && 'regex' in r.match) {
       try {
         new RegExp(r.match.regex);
       } catch (e) {

@@ -27,6 +27,7 @@ import { cryptoPoolBench } from './crypto-pool.bench.js';
 import { topBench } from './top.bench.js';
 import { limitBench } from './limit.bench.js';
 import { sseBench } from './sse.bench.js';
+import { listsBench } from './lists.bench.js';
 
 // an installed layout (bundledLayout) on Node 22.1+ keeps V8's compile cache, for root in the
 // machine's /var/cache/awg: benchmarks keep theirs in a directory of their own (the Debian
@@ -63,6 +64,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'top', run: topBench },
   { name: 'limit', run: limitBench },
   { name: 'sse', run: (sm) => sseBench(sm) },
+  { name: 'lists', run: listsBench },
 ];
 
 const results: Record<string, Sample[]> = {};

@@ -472,14 +472,18 @@ export interface HttpProxyAuth {
   password: Secret;
 }
 /**
- * Rules are ordered; the first enabled rule whose match fits a process decides its route.
+ * Rules are ordered; the first enabled rule that fits decides the route of a connection. A rule fits when its `match` fits the program and its `to` contains the destination; when both are given, both must hold; a missing one holds for everything.
  */
 export interface Rule {
   /**
    * Name shown in status and counters; defaults to rule-<index>.
    */
   name?: string;
-  match: Match;
+  /**
+   * The program this rule applies to. Without `match`, the rule applies to every program (then `to` is required).
+   */
+  match?: Match;
+  to?: To;
   /**
    * A tunnel name, `direct` or `block`.
    */
@@ -493,6 +497,23 @@ export interface Rule {
    * Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).
    */
   limit?: Limit;
+}
+/**
+ * Destinations a rule applies to: the union of `domains`, `cidrs` and every entry of `lists`. Without `to`, a rule applies to every destination.
+ */
+export interface To {
+  /**
+   * Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).
+   */
+  domains?: string[];
+  /**
+   * Addresses and prefixes, IPv4 or IPv6: `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`. A prefix with host bits set is refused.
+   */
+  cidrs?: string[];
+  /**
+   * List files, relative to the config file that names them: one domain, `*.` wildcard, address or prefix per line (same grammar as `domains` and `cidrs`); `#` starts a comment, blank lines are ignored. A bad line is reported as `file:line:col`.
+   */
+  lists?: string[];
 }
 export interface Dns {
   /**

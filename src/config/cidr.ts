@@ -13,7 +13,8 @@ export interface ParsedCidr {
   network: string;
 }
 
-function parseV4(s: string): number | undefined {
+/** Dotted-quad IPv4 to its 32-bit value; undefined when invalid (leading zeros refused). */
+export function parseV4(s: string): number | undefined {
   let n = 0;
   let parts = 0;
   let cur = -1;
@@ -33,7 +34,7 @@ function parseV4(s: string): number | undefined {
   return parts === 4 ? n : undefined;
 }
 
-function v4String(n: number): string {
+export function v4String(n: number): string {
   return `${(n >>> 24) & 255}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
 }
 

@@ -22,6 +22,12 @@ import {
 import { Config } from './schema.js';
 import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
+import {
+  mergeDestinations,
+  parseDestinationList,
+  parseInlineDestinations,
+  type DestinationSet,
+} from './lists.js';
 
 export interface LoadResult {
   config?: Config;
@@ -35,6 +41,13 @@ export interface LoadResult {
   selection?: HostSelection;
   /** the effective config as written (overlays merged, no defaults): `awg render` */
   raw?: Record<string, unknown>;
+  /**
+   * per rule with `to`, by rule name (`rule-<index>` when unnamed): its destinations, the
+   * inline values and every list file merged (only with `config`)
+   */
+  destinations?: Map<string, DestinationSet>;
+  /** the list files read (absolute paths), for watchers */
+  listFiles?: string[];
 }
 
 export function hasErrors(issues: Issue[]): boolean {
@@ -256,6 +269,76 @@ export interface LoadOptions {
   selection?: HostSelection | (() => HostSelection);
   /** read an overlay file (default: a regular file of at most LIMITS.config bytes) */
   readFile?: (path: string) => string;
+  /** read a `to.lists` file (default: a regular file of at most LIMITS.list bytes) */
+  readList?: (path: string) => string;
+}
+
+/** The path a `to.lists` entry names: relative paths resolve against the file that names it. */
+export function listFilePath(list: string, namingFile: string): string {
+  return isAbsolute(list) ? list : resolve(dirname(namingFile), list);
+}
+
+function readProblem(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return e instanceof FileRefusedError
+    ? `not read: the file is ${e.reason}`
+    : code === 'ENOENT'
+      ? 'file not found'
+      : `cannot read: ${(e as Error).message}`;
+}
+
+/**
+ * Every rule's destinations: inline values and list files, read and parsed. A list file is
+ * read once however many rules name it; its bad lines are issues at `list:line:col`, a
+ * missing or unreadable list an issue at the `to.lists[j]` value that names it.
+ */
+function loadDestinations(
+  config: Config,
+  positions: MergedPositions,
+  opts: LoadOptions,
+): { destinations: Map<string, DestinationSet>; files: string[]; issues: Issue[] } {
+  const read = opts.readList ?? ((p: string) => readTextFileSync(p, { maxBytes: LIMITS.list }));
+  const destinations = new Map<string, DestinationSet>();
+  const issues: Issue[] = [];
+  const cache = new Map<string, DestinationSet | undefined>();
+  config.rules.forEach((r, i) => {
+    if (!r.to) return;
+    const sets: DestinationSet[] = [];
+    for (const kind of ['domains', 'cidrs'] as const) {
+      const values = r.to[kind];
+      if (values) sets.push(parseInlineDestinations(values, kind, '', '').set);
+    }
+    (r.to.lists ?? []).forEach((list, j) => {
+      const path: PathKey[] = ['rules', i, 'to', 'lists', j];
+      const at = positions.locate(path);
+      const file = listFilePath(list, at.file);
+      if (cache.has(file)) {
+        const cached = cache.get(file);
+        if (cached) sets.push(cached);
+        return;
+      }
+      let text: string;
+      try {
+        text = read(file);
+      } catch (e) {
+        cache.set(file, undefined);
+        issues.push({
+          file: at.file,
+          ...lineCol(at),
+          path: formatPath(path),
+          message: `list ${file}: ${readProblem(e)}`,
+          severity: 'error',
+        });
+        return;
+      }
+      const parsed = parseDestinationList(text, file, { path: formatPath(path) });
+      issues.push(...parsed.issues);
+      cache.set(file, parsed.set);
+      sets.push(parsed.set);
+    });
+    destinations.set(r.name ?? `rule-${i}`, mergeDestinations(sets));
+  });
+  return { destinations, files: [...cache.keys()], issues };
 }
 
 /**
@@ -437,7 +520,12 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
       severity: f.severity,
     });
   }
-  return hasErrors(issues) ? done({}) : done({ config });
+  if (hasErrors(issues)) return done({});
+  const lists = loadDestinations(config, positions, opts);
+  issues.push(...lists.issues);
+  return hasErrors(issues)
+    ? done({})
+    : done({ config, destinations: lists.destinations, listFiles: lists.files });
 }
 
 /** Read and load a config file: a regular file of at most LIMITS.config bytes (util/files.ts). */

@@ -78,6 +78,31 @@ export const Fallback = z.enum(FALLBACKS).meta({
     "What happens while the target tunnel is not up. allow-direct: go direct. block: drop until the tunnel is back. drop: always drop this app's traffic, tunnel up or not. failover: use the next matching enabled rule (none left: block).",
 });
 
+const DestinationValues = (what: string) =>
+  z.array(Text().min(1)).optional().meta({ description: what });
+
+export const To = z
+  .strictObject({
+    domains: DestinationValues(
+      'Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).',
+    ),
+    cidrs: DestinationValues(
+      'Addresses and prefixes, IPv4 or IPv6: `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`. A prefix with host bits set is refused.',
+    ),
+    lists: DestinationValues(
+      'List files, relative to the config file that names them: one domain, `*.` wildcard, address or prefix per line (same grammar as `domains` and `cidrs`); `#` starts a comment, blank lines are ignored. A bad line is reported as `file:line:col`.',
+    ),
+  })
+  .refine((t) => [t.domains, t.cidrs, t.lists].some((v) => v !== undefined && v.length > 0), {
+    error: '`to` needs at least one non-empty `domains`, `cidrs` or `lists`',
+  })
+  .meta({
+    id: 'To',
+    description:
+      'Destinations a rule applies to: the union of `domains`, `cidrs` and every entry of `lists`. Without `to`, a rule applies to every destination.',
+  });
+export type To = z.infer<typeof To>;
+
 export const Rule = z
   .strictObject({
     name: z
@@ -87,7 +112,11 @@ export const Rule = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
       .optional()
       .meta({ description: 'Name shown in status and counters; defaults to rule-<index>.' }),
-    match: Match,
+    match: Match.optional().meta({
+      description:
+        'The program this rule applies to. Without `match`, the rule applies to every program (then `to` is required).',
+    }),
+    to: To.optional(),
     target: Text().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
     fallback: Fallback.default('block'),
     enabled: z.boolean().default(true),
@@ -96,9 +125,12 @@ export const Rule = z
         "Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).",
     }),
   })
+  .refine((r) => r.match !== undefined || r.to !== undefined, {
+    error: 'a rule needs `match`, `to`, or both',
+  })
   .meta({
     id: 'Rule',
     description:
-      'Rules are ordered; the first enabled rule whose match fits a process decides its route.',
+      'Rules are ordered; the first enabled rule that fits decides the route of a connection. A rule fits when its `match` fits the program and its `to` contains the destination; when both are given, both must hold; a missing one holds for everything.',
   });
 export type Rule = z.infer<typeof Rule>;

@@ -16,6 +16,7 @@ import {
 import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { parseTagString } from './tags.js';
+import { parseInlineDestinations } from './lists.js';
 import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
 
 export interface Finding {
@@ -80,7 +81,7 @@ export function checkSemantics(c: Config): Finding[] {
         err(['rules', i, 'name'], `duplicate rule name "${r.name}" (also rules[${prev}])`);
       else ruleNames.set(r.name, i);
     }
-    if ('regex' in r.match) {
+    if (r.match && 'regex' in r.match) {
       try {
         new RegExp(r.match.regex);
       } catch (e) {
@@ -93,6 +94,7 @@ export function checkSemantics(c: Config): Finding[] {
         );
       }
     }
+    if (r.to) checkInlineDestinations(r.to, i, err);
     if (
       (r.target === 'direct' || r.target === 'block') &&
       (r.fallback === 'failover' || r.fallback === 'allow-direct')
@@ -293,6 +295,23 @@ export function checkSemantics(c: Config): Finding[] {
  * one; no WireGuard listen port inside the ports limited connections are NATed to (the
  * ingress shaper classifies by destination port, so it would shape the tunnel's own UDP).
  */
+/** `to.domains` and `to.cidrs` in the list grammar (config/lists.ts), one finding per bad value */
+function checkInlineDestinations(
+  to: NonNullable<Config['rules'][number]['to']>,
+  i: number,
+  err: (path: PathKey[], message: string) => void,
+): void {
+  for (const kind of ['domains', 'cidrs'] as const) {
+    const values = to[kind];
+    if (!values) continue;
+    // one value at a time: each issue is located at its own element
+    values.forEach((v, j) => {
+      for (const issue of parseInlineDestinations([v], kind, '', '').issues)
+        err(['rules', i, 'to', kind, j], issue.message);
+    });
+  }
+}
+
 function checkLimits(c: Config, err: (path: PathKey[], message: string) => void): void {
   const proxy = (t: string) => Object.hasOwn(c.tunnels, t) && !isWgLike(c.tunnels[t]!);
   let count = 0;

@@ -97,12 +97,15 @@ export function ruleName(rule: Pick<Rule, 'name'>, index: number): string {
 }
 
 export function compileRules(rules: readonly Rule[]): RuleMatcher {
+  // A rule without `match` (destinations only) is not decided by the program: placement by
+  // executable never picks it; its destination sets decide in the firewall (integration of
+  // `to:` pending on this branch).
   const compiled = rules.flatMap((rule, index) =>
-    rule.enabled === false
+    rule.enabled === false || rule.match === undefined
       ? []
       : [
           {
-            test: compileMatch(rule.match),
+            test: compileMatch(rule.match!),
             info: {
               index,
               name: ruleName(rule, index),

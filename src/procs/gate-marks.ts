@@ -80,7 +80,8 @@ const GLOB_CHARS = /[*?[\]{}!+@()]/;
 /** the literal directory a rule's matches all lie below, or undefined when it could be anywhere */
 export function ruleTree(r: Rule): string | undefined {
   const m = r.match;
-  if (m.ignoreCase) return undefined;
+  // a destination-only rule (no `match`) places no program
+  if (m === undefined || m.ignoreCase) return undefined;
   if ('dir' in m) return normalize(m.dir);
   if ('path' in m) {
     const segs = m.path.split('/');

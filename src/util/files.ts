@@ -43,6 +43,8 @@ export const LIMITS = {
   ini: 1024 * 1024,
   /** one state record (the applied record of 20,000 resources is a few MiB) */
   state: 64 * 1024 * 1024,
+  /** a destination list of a rule's `to.lists` (100,000 lines are 2-3 MiB) */
+  list: 64 * 1024 * 1024,
   /** a recorded observation (`awg diff --observed`) */
   observed: 64 * 1024 * 1024,
 } as const;

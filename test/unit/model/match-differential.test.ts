@@ -37,10 +37,11 @@ function globRe(glob: string, nocase: boolean): RegExp {
 }
 
 function naiveMatch(rule: Rule, path: string): boolean {
-  const ci = rule.match.ignoreCase;
+  // the generated rules all have a program matcher
+  const m = rule.match!;
+  const ci = m.ignoreCase;
   const eq = (x: string, y: string) => (ci ? x.toLowerCase() === y.toLowerCase() : x === y);
   const parts = path.split('/').slice(1);
-  const m = rule.match;
   if ('name' in m) return eq(parts[parts.length - 1]!, m.name);
   if ('dir' in m) {
     const d = m.dir.split('/').filter(Boolean);

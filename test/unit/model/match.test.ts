@@ -60,7 +60,7 @@ describe('compileMatch: documented case rules', () => {
     ['regex ignoreCase', { regex: 'Firefox', ignoreCase: true }, '/usr/bin/firefox', true],
   ];
   it.each(cases)('%s', (_t, m, path, want) => {
-    const parsed = rule(m).match;
+    const parsed = rule(m).match!;
     expect(compileMatch(parsed)(path)).toBe(want);
   });
 

@@ -1,0 +1,362 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import {
+  DomainMatcher,
+  formatInterval4,
+  formatInterval6,
+  intervalsContain,
+  mergeDestinations,
+  mergeIntervals,
+  parseDestinationList,
+  parseInlineDestinations,
+  parseV6,
+  type Interval,
+} from '../../../src/config/lists.js';
+import { formatIssue } from '../../../src/errors.js';
+import ipaddr from '../../../src/util/ipaddr.js';
+
+const F = '/etc/awg/lists/blocked.txt';
+
+describe('parseDestinationList', () => {
+  it('reads domains, wildcards, addresses and prefixes with comments and blank lines', () => {
+    const { set, issues } = parseDestinationList(
+      [
+        '# blocked sites',
+        '',
+        'Example.ORG.',
+        '*.example.net   # subdomains only',
+        'xn--e1afmkfd.xn--p1ai',
+        '  203.0.113.7',
+        '198.51.100.0/24',
+        '2001:db8::/32',
+        'fd00::1 # a host',
+        '\t',
+      ].join('\n'),
+      F,
+    );
+    expect(issues).toEqual([]);
+    expect(set.names).toEqual(['example.org', 'xn--e1afmkfd.xn--p1ai']);
+    expect(set.wildcards).toEqual(['example.net']);
+    expect(set.v4.map(formatInterval4)).toEqual(['198.51.100.0/24', '203.0.113.7']);
+    expect(set.v6.map(formatInterval6)).toEqual(['2001:db8::/32', 'fd00::1']);
+    expect(set.counts).toEqual({ entries: 7, redundant: 0, cidrs4: 2, cidrs6: 2 });
+  });
+
+  it('locates every bad line at file:line:col and says what is wrong', () => {
+    const { set, issues } = parseDestinationList(
+      [
+        'ok.example',
+        '10.1.2.3/8',
+        '  2001:db8::1/32',
+        'bücher.de',
+        'a.*.example',
+        '0.0.0.0 ads.example',
+        '10.0.0.256',
+        '10.0.0.0/33',
+        '.example.com',
+        '-bad.example',
+        'fe80::1%eth0',
+      ].join('\r\n'),
+      F,
+      { path: 'rules[0].to.lists[0]' },
+    );
+    expect(set.names).toEqual(['ok.example']);
+    expect(issues.map(formatIssue)).toEqual([
+      `${F}:2:1: rules[0].to.lists[0]: 10.1.2.3/8 has host bits set; it means 10.0.0.0/8`,
+      `${F}:3:3: rules[0].to.lists[0]: 2001:db8::1/32 has host bits set; it means 2001:db8::/32`,
+      `${F}:4:1: rules[0].to.lists[0]: bücher.de is not ASCII; write it in punycode: xn--bcher-kva.de`,
+      `${F}:5:1: rules[0].to.lists[0]: a.*.example: a wildcard is only allowed as the first label (*.example.net)`,
+      `${F}:6:1: rules[0].to.lists[0]: "0.0.0.0 ads.example": one entry per line`,
+      `${F}:7:1: rules[0].to.lists[0]: 10.0.0.256 is not an IPv4 address or prefix`,
+      `${F}:8:1: rules[0].to.lists[0]: 10.0.0.0/33: an IPv4 prefix length is at most 32`,
+      `${F}:9:1: rules[0].to.lists[0]: .example.com: write example.org (the name and its subdomains) or *.example.org (subdomains only)`,
+      `${F}:10:1: rules[0].to.lists[0]: -bad.example is not a domain name (label "-bad")`,
+      `${F}:11:1: rules[0].to.lists[0]: fe80::1%eth0: a zone index (%…) has no place in a list`,
+    ]);
+  });
+
+  it('suggests punycode only for a valid international name', () => {
+    const { issues } = parseDestinationList('*.пример.рф\nab\u00adc\u200b.de\n', F);
+    expect(issues.map((i) => i.message)).toEqual([
+      '*.пример.рф is not ASCII; write it in punycode: *.xn--e1afmkfd.xn--p1ai',
+      expect.stringMatching(/is not ASCII/),
+    ]);
+  });
+
+  it('caps the issues and counts the rest', () => {
+    const text = Array.from({ length: 250 }, (_, i) => `bad entry ${i}`).join('\n');
+    const { issues } = parseDestinationList(text, F, { maxIssues: 100 });
+    expect(issues).toHaveLength(101);
+    expect(issues[99]!.line).toBe(100);
+    expect(issues[100]).toMatchObject({ file: F, message: '… 150 more errors' });
+    expect(issues[100]!.line).toBeUndefined();
+  });
+
+  it('drops duplicates and names covered by a wider entry', () => {
+    const { set } = parseDestinationList(
+      [
+        'example.org',
+        'www.example.org', // covered by example.org
+        '*.example.org', // covered by example.org
+        'EXAMPLE.org',
+        '*.cdn.test',
+        'a.b.cdn.test', // covered by *.cdn.test
+        'cdn.test', // not covered: the wildcard excludes the name itself
+        '*.x.cdn.test', // covered by cdn.test
+      ].join('\n'),
+      F,
+    );
+    expect(set.names).toEqual(['cdn.test', 'example.org']);
+    expect(set.wildcards).toEqual([]);
+    expect(set.counts.redundant).toBe(6);
+  });
+
+  it('merges overlapping and adjacent prefixes into one interval', () => {
+    const { set } = parseDestinationList(
+      ['10.0.0.0/25', '10.0.0.128/25', '10.0.1.0/24', '10.0.0.5', '10.0.3.0/24'].join('\n'),
+      F,
+    );
+    expect(set.v4.map(formatInterval4)).toEqual(['10.0.0.0/23', '10.0.3.0/24']);
+    const r = parseDestinationList('10.0.1.0/24\n10.0.2.0/24\n', F).set;
+    expect(r.v4.map(formatInterval4)).toEqual(['10.0.1.0-10.0.2.255']);
+    const all = parseDestinationList('0.0.0.0/0\n::/0\n1.2.3.4\n', F).set;
+    expect(all.v4.map(formatInterval4)).toEqual(['0.0.0.0/0']);
+    expect(all.v6.map(formatInterval6)).toEqual(['::/0']);
+  });
+});
+
+describe('inline values and merging', () => {
+  it('checks each grammar and locates errors by path', () => {
+    const d = parseInlineDestinations(
+      ['example.org', '10.0.0.0/8'],
+      'domains',
+      'awg.yaml',
+      'rules[1].to.domains',
+    );
+    expect(d.issues).toEqual([
+      {
+        file: 'awg.yaml',
+        path: 'rules[1].to.domains[1]',
+        message: '10.0.0.0/8 is not a domain name (label "0/8")',
+        severity: 'error',
+      },
+    ]);
+    const c = parseInlineDestinations(
+      ['example.org', '10.0.0.1/8'],
+      'cidrs',
+      'awg.yaml',
+      'rules[1].to.cidrs',
+    );
+    expect(c.issues.map((i) => i.path)).toEqual(['rules[1].to.cidrs[0]', 'rules[1].to.cidrs[1]']);
+  });
+
+  it('merges inline values and several files into one set', () => {
+    const a = parseInlineDestinations(['example.org', '*.test'], 'domains', 'awg.yaml', 'p').set;
+    const b = parseInlineDestinations(
+      ['10.0.0.0/24', '2001:db8::/48'],
+      'cidrs',
+      'awg.yaml',
+      'p',
+    ).set;
+    const f1 = parseDestinationList('www.example.org\n10.0.1.0/24\nfoo.bar\n', 'l1.txt').set;
+    const f2 = parseDestinationList('a.test\n2001:db8:1::/48\nfoo.bar\n', 'l2.txt').set;
+    const m = mergeDestinations([a, b, f1, f2]);
+    expect(m.names).toEqual(['example.org', 'foo.bar']);
+    expect(m.wildcards).toEqual(['test']);
+    expect(m.v4.map(formatInterval4)).toEqual(['10.0.0.0/23']);
+    expect(m.v6.map(formatInterval6)).toEqual(['2001:db8::/47']);
+    expect(m.counts).toEqual({ entries: 10, redundant: 3, cidrs4: 2, cidrs6: 2 });
+    expect(mergeDestinations([])).toMatchObject({ names: [], wildcards: [], v4: [], v6: [] });
+  });
+});
+
+describe('DomainMatcher', () => {
+  const m = new DomainMatcher(parseDestinationList('example.org\n*.example.net\nru\n', F).set);
+  it('matches the name and its subdomains, wildcards only below the name', () => {
+    expect(m.matchDomain('example.org')).toBe(true);
+    expect(m.matchDomain('A.B.Example.Org.')).toBe(true);
+    expect(m.matchDomain('badexample.org')).toBe(false);
+    expect(m.matchDomain('example.net')).toBe(false);
+    expect(m.matchDomain('www.example.net')).toBe(true);
+    expect(m.matchDomain('yandex.ru')).toBe(true);
+    expect(m.matchDomain('ru.com')).toBe(false);
+    expect(m.matchDomain('.')).toBe(false);
+    expect(m.matchDomain('')).toBe(false);
+  });
+});
+
+// ---- properties against brute-force models ----
+
+/** a tiny 8-bit address space mapped onto 10.0.0.x / fd00::x keeps the model exhaustive */
+const prefix8 = fc
+  .record({ a: fc.integer({ min: 0, max: 255 }), len: fc.integer({ min: 24, max: 32 }) })
+  .map(({ a, len }) => {
+    const size = 2 ** (32 - len);
+    return { start: a - (a % size), len };
+  });
+
+function covered(prefixes: { start: number; len: number }[]): Set<number> {
+  const s = new Set<number>();
+  for (const p of prefixes) for (let i = 0; i < 2 ** (32 - p.len); i++) s.add(p.start + i);
+  return s;
+}
+
+/** sorted, each interval non-empty, and strictly after the previous end + 1 (no overlap, no adjacency) */
+function disjointSorted<T extends number | bigint>(xs: Interval<T>[]): boolean {
+  for (let i = 0; i < xs.length; i++) {
+    const { start, end } = xs[i]!;
+    if (start > end) return false;
+    if (i === 0) continue;
+    const prevEnd = xs[i - 1]!.end;
+    const gap =
+      typeof start === 'bigint'
+        ? start - (prevEnd as bigint) > 1n
+        : start - (prevEnd as number) > 1;
+    if (!gap) return false;
+  }
+  return true;
+}
+
+describe('properties', () => {
+  it('IPv4: merged intervals are sorted, disjoint, and cover exactly the union', () => {
+    fc.assert(
+      fc.property(fc.array(prefix8, { maxLength: 12 }), (ps) => {
+        const text = ps.map((p) => `10.0.0.${p.start}/${p.len}`).join('\n');
+        const { set, issues } = parseDestinationList(text, F);
+        expect(issues).toEqual([]);
+        expect(disjointSorted(set.v4)).toBe(true);
+        const model = covered(ps);
+        const base = 10 * 2 ** 24;
+        for (let x = 0; x < 256; x++) expect(intervalsContain(set.v4, base + x)).toBe(model.has(x));
+        expect(intervalsContain(set.v4, base - 1)).toBe(false);
+        expect(intervalsContain(set.v4, base + 256)).toBe(false);
+      }),
+    );
+  });
+
+  it('IPv6: the same over fd00::/120', () => {
+    fc.assert(
+      fc.property(fc.array(prefix8, { maxLength: 12 }), (ps) => {
+        const text = ps.map((p) => `fd00::${p.start.toString(16)}/${p.len + 96}`).join('\n');
+        const { set, issues } = parseDestinationList(text, F);
+        expect(issues).toEqual([]);
+        expect(disjointSorted(set.v6)).toBe(true);
+        const model = covered(ps);
+        const base = 0xfd00n << 112n;
+        for (let x = 0; x < 256; x++)
+          expect(intervalsContain(set.v6, base + BigInt(x))).toBe(model.has(x));
+        expect(intervalsContain(set.v6, base + 256n)).toBe(false);
+      }),
+    );
+  });
+
+  it('mergeIntervals: any intervals, same point set as the input', () => {
+    const iv = fc
+      .tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 8 }))
+      .map(([s, w]) => ({ start: s, end: s + w }));
+    fc.assert(
+      fc.property(fc.array(iv, { maxLength: 10 }), (xs) => {
+        const m = mergeIntervals(xs);
+        expect(disjointSorted(m)).toBe(true);
+        for (let x = -1; x < 70; x++)
+          expect(intervalsContain(m, x)).toBe(xs.some((i) => i.start <= x && x <= i.end));
+      }),
+    );
+  });
+
+  it('domain matching agrees with a brute-force model, before and after dedup', () => {
+    const label = fc.constantFrom('a', 'b', 'c', 'xn--p1ai');
+    const name = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));
+    const entry = fc.record({ wild: fc.boolean(), name });
+    fc.assert(
+      fc.property(
+        fc.array(entry, { maxLength: 8 }),
+        fc.array(name, { maxLength: 20 }),
+        (es, qs) => {
+          const text = es.map((e) => (e.wild ? `*.${e.name}` : e.name.toUpperCase())).join('\n');
+          const { set, issues } = parseDestinationList(text, F);
+          expect(issues).toEqual([]);
+          const m = new DomainMatcher(set);
+          const model = (q: string): boolean =>
+            es.some((e) =>
+              e.wild ? q.endsWith(`.${e.name}`) : q === e.name || q.endsWith(`.${e.name}`),
+            );
+          for (const q of [...qs, ...es.map((e) => e.name)])
+            expect(m.matchDomain(q)).toBe(model(q));
+          // no kept entry is covered by another kept entry
+          expect(set.names.length + set.wildcards.length + set.counts.redundant).toBe(es.length);
+        },
+      ),
+    );
+  });
+});
+
+describe('scale', () => {
+  it('parses and merges 100,000 mixed lines (time logged, not asserted)', () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const k = i % 4;
+      if (k === 0) lines.push(`${10 + (i % 200)}.${(i >> 8) & 255}.${i & 255}.0/24`);
+      else if (k === 1) lines.push(`100.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+      else if (k === 2) lines.push(`2001:db8:${(i & 0xffff).toString(16)}::/48 # v6`);
+      else lines.push(`site${i}.example${i % 97}.org`);
+    }
+    const text = lines.join('\n');
+    const t0 = performance.now();
+    const { set, issues } = parseDestinationList(text, F);
+    const merged = mergeDestinations([set, set]);
+    const ms = performance.now() - t0;
+    console.log(
+      `lists: 100,000 lines (${(text.length / 1e6).toFixed(1)} MB) parse+merge ${ms.toFixed(0)} ms → ` +
+        `${merged.v4.length} v4 + ${merged.v6.length} v6 intervals, ${merged.names.length} names`,
+    );
+    expect(issues).toEqual([]);
+    expect(set.counts.entries).toBe(100_000);
+    expect(merged.names).toHaveLength(25_000);
+    expect(disjointSorted(merged.v4)).toBe(true);
+    expect(disjointSorted(merged.v6)).toBe(true);
+  });
+});
+
+describe('parseV6', () => {
+  const viaIpaddr = (s: string): bigint =>
+    ipaddr.IPv6.parse(s).parts.reduce((n, p) => (n << 16n) | BigInt(p), 0n);
+  it('agrees with ipaddr.js on every valid address', () => {
+    fc.assert(
+      // ipaddr.js reads `::a.b.c.d` as `::ffff:a.b.c.d`; RFC 4291 2.2 (3) says
+      // `::0:a.b.c.d` (the IPv4-compatible form): that case is checked by hand below
+      fc.property(fc.ipV6(), (s) => {
+        fc.pre(!(s.startsWith('::') && s.includes('.')));
+        expect(parseV6(s)).toBe(viaIpaddr(s));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+  it('refuses what ipaddr.js refuses (hex digits and colons)', () => {
+    const chars = fc.constantFrom('0', '1', 'f', 'A', ':', ':');
+    fc.assert(
+      fc.property(fc.array(chars, { maxLength: 24 }), (cs) => {
+        const s = cs.join('');
+        expect(parseV6(s) !== undefined).toBe(ipaddr.IPv6.isValid(s));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+  it('reads the edge forms', () => {
+    expect(parseV6('::')).toBe(0n);
+    expect(parseV6('::1')).toBe(1n);
+    expect(parseV6('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff')).toBe((1n << 128n) - 1n);
+    expect(parseV6('::ffff:192.0.2.1')).toBe(0xffffc0000201n);
+    expect(parseV6('::192.0.2.1')).toBe(0xc0000201n);
+    for (const bad of [
+      ':::',
+      '1::2::3',
+      '1:2:3:4:5:6:7:8:9',
+      '1:2:3:4:5:6:7',
+      '12345::',
+      '::1.2.3',
+      '1:2:3:4:5:6:7::8',
+    ])
+      expect(parseV6(bad), bad).toBeUndefined();
+  });
+});

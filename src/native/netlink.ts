@@ -117,7 +117,10 @@ export class NetlinkSocket {
           if (!forced)
             check('setsockopt(SO_RCVBUF)', setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf));
         }
-        if (opts.sndbuf !== undefined && setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, opts.sndbuf) < 0)
+        if (
+          opts.sndbuf !== undefined &&
+          setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, opts.sndbuf) < 0
+        )
           check('setsockopt(SO_SNDBUF)', setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, opts.sndbuf));
         if (opts.capAck === true)
           check('setsockopt(NETLINK_CAP_ACK)', setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1));

@@ -132,7 +132,14 @@ describe.skipIf(skip)('nft set writer (netlink)', () => {
       '255.255.255.0/24',
     ]);
     expect([...(await byAddr('d6')).keys()].sort()).toEqual(['2001:db8:1::/48', 'ffff::/16']);
-    const get = await nsExec(ns.name, 'nft', ['get', 'element', 'inet', TABLE, 'd4', '{ 10.1.2.3 }']);
+    const get = await nsExec(ns.name, 'nft', [
+      'get',
+      'element',
+      'inet',
+      TABLE,
+      'd4',
+      '{ 10.1.2.3 }',
+    ]);
     expect(get.stdout).toContain('10.1.0.0/16');
   });
 
@@ -146,7 +153,10 @@ describe.skipIf(skip)('nft set writer (netlink)', () => {
     // again: every element exists, each gets its timeout reset
     await w.add('l4', els);
     const t2 = performance.now();
-    const v6: SetElement[] = els.map((_, i) => ({ addr: `2001:db8:ff::${i.toString(16)}`, timeoutMs: 600_000 }));
+    const v6: SetElement[] = els.map((_, i) => ({
+      addr: `2001:db8:ff::${i.toString(16)}`,
+      timeoutMs: 600_000,
+    }));
     const t3 = performance.now();
     await w.add('l6', v6);
     const t4 = performance.now();

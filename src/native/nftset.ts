@@ -301,7 +301,8 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
         throw new NftSetError(what, e.errno);
       throw e;
     }
-    // one failure aborts the whole batch; the others still answer 0
+    // one failure aborts the whole batch; the others still answer 0. (An error the kernel
+    // pins on BEGIN itself, ENOMEM collecting answers, is not awaited: it ends as a timeout.)
     for (const s of batch.acked) {
       const errno = answers.get(s) ?? E.EIO;
       if (errno !== 0) throw new NftSetError(what, errno);

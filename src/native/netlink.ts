@@ -20,6 +20,7 @@ import {
   SOCK_CLOEXEC,
   SOCK_NONBLOCK,
   SOCK_RAW,
+  SOL_NETLINK,
   SOL_SOCKET,
   SO_RCVBUF,
   SO_RCVBUFFORCE,
@@ -60,6 +61,10 @@ import {
 } from './rtnl.js';
 
 export const NETLINK_ROUTE = 0;
+const SO_SNDBUF = 7;
+const SO_SNDBUFFORCE = 32;
+/** SOL_NETLINK option: an error answer echoes only the request's header, not its payload */
+const NETLINK_CAP_ACK = 10;
 const RECV_BUF = 1 << 16;
 
 export interface NetlinkOptions {
@@ -73,6 +78,13 @@ export interface NetlinkOptions {
   rcvbuf?: number;
   /** try SO_RCVBUFFORCE first (root: not capped by net.core.rmem_max), then SO_RCVBUF */
   rcvbufForce?: boolean;
+  /**
+   * SO_SNDBUF bytes (root: SO_SNDBUFFORCE first): a netlink request is one datagram and must
+   * fit it (a large nf_tables batch)
+   */
+  sndbuf?: number;
+  /** NETLINK_CAP_ACK: errors echo the failed request's header only (large requests) */
+  capAck?: boolean;
 }
 
 export class NetlinkSocket {
@@ -105,6 +117,13 @@ export class NetlinkSocket {
           if (!forced)
             check('setsockopt(SO_RCVBUF)', setsockoptInt(fd, SOL_SOCKET, SO_RCVBUF, opts.rcvbuf));
         }
+        if (
+          opts.sndbuf !== undefined &&
+          setsockoptInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, opts.sndbuf) < 0
+        )
+          check('setsockopt(SO_SNDBUF)', setsockoptInt(fd, SOL_SOCKET, SO_SNDBUF, opts.sndbuf));
+        if (opts.capAck === true)
+          check('setsockopt(NETLINK_CAP_ACK)', setsockoptInt(fd, SOL_NETLINK, NETLINK_CAP_ACK, 1));
         const sa = Buffer.alloc(12);
         sa.writeUInt16LE(AF_NETLINK, 0);
         sa.writeUInt32LE(groups >>> 0, 8);
@@ -220,18 +239,21 @@ export class NetlinkSocket {
    * with NLM_F_ACK and its own seq: their replies go to `onReply` as they arrive (a view into
    * the receive buffer), and the result maps each seq to its answer's errno (0: done). A
    * receive queue too small for the replies fails with ENOBUFS (SyscallError): ask for fewer.
+   * `awaitSeqs`: the seqs answered (default: every message's), for messages that are not all
+   * acknowledged (an nf_tables batch's BEGIN/END).
    */
   requestBatch(
     msgs: readonly Buffer[],
     onReply: (m: NlMessage) => void,
     timeoutMs = 2000,
+    awaitSeqs?: Iterable<number>,
   ): Map<number, number> {
     if (this.closed) throw new AwgError('bug', 'netlink socket is closed');
     if (this.handle)
       throw new AwgError('bug', 'requestBatch() on a listening socket; use a separate socket');
     const answers = new Map<number, number>();
     if (msgs.length === 0) return answers;
-    const pending = new Set(msgs.map((m) => m.readUInt32LE(8)));
+    const pending = new Set(awaitSeqs ?? msgs.map((m) => m.readUInt32LE(8)));
     check('send(netlink)', send(this.fd, Buffer.concat(msgs)));
     const deadline = Date.now() + timeoutMs;
     const pfd = Buffer.alloc(8);

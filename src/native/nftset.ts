@@ -1,0 +1,340 @@
+/**
+ * Elements of an existing named nf_tables set written over netlink (NETLINK_NETFILTER,
+ * subsystem NFTABLES), without spawning `nft`: the DNS learner adds the addresses of an answer
+ * before the answer reaches the application, so this must take well under a millisecond.
+ * Every call is one transaction: NFNL_MSG_BATCH_BEGIN, NEWSETELEM (or DELSETELEM) messages,
+ * BATCH_END, in one datagram; it returns after the kernel's acknowledgements, and an error in
+ * any message aborts the whole batch (nothing of it is applied).
+ *
+ * Facts (linux/netfilter/nfnetlink.h, nf_tables.h, uapi; kernel 6.x):
+ * - batch: type NFNL_MSG_BATCH_BEGIN 0x10 / END 0x11, nfgenmsg {AF_UNSPEC, 0, res_id =
+ *   be16 NFNL_SUBSYS_NFTABLES 10}. Messages inside: type (10 << 8) | cmd, nfgenmsg {family
+ *   (NFPROTO_INET 1, IPV4 2, IPV6 10), 0, 0}.
+ * - NFT_MSG_NEWSETELEM 12, DELSETELEM 14, DESTROYSETELEM 30 (6.3+: a missing element is not
+ *   an error). NEWSETELEM with NLM_F_CREATE and without NLM_F_EXCL: an element already there
+ *   is not an error; (6.12+) a different TIMEOUT replaces its timeout and restarts its expiry,
+ *   but the same TIMEOUT changes nothing: only an EXPIRATION restarts it then (measured on
+ *   6.18: re-adding with the same timeout left the expiry running). So every element carries
+ *   EXPIRATION = TIMEOUT.
+ * - NFTA_SET_ELEM_LIST_TABLE 1, _SET 2 (strings), _ELEMENTS 3 { NFTA_LIST_ELEM 1 {
+ *   NFTA_SET_ELEM_KEY 1 { NFTA_DATA_VALUE 1 (the key, network order) }, NFTA_SET_ELEM_FLAGS 3
+ *   (be32: NFT_SET_ELEM_INTERVAL_END 1), NFTA_SET_ELEM_TIMEOUT 4, NFTA_SET_ELEM_EXPIRATION 5
+ *   (be64 ms: the time left, at most the timeout) } }. A timeout on
+ *   a set without `flags timeout` is EINVAL; without one the set's default timeout applies.
+ * - An attribute's length is 16 bits: the elements are split over several messages of one
+ *   batch. The batch is one datagram: the socket's send buffer is sized to it.
+ * - Interval sets (`flags interval`) take a range [start, end) as two elements: the start, and
+ *   the first address after the range with NFT_SET_ELEM_INTERVAL_END (omitted when the range
+ *   runs to the end of the address space).
+ */
+import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
+import { AwgError } from '../errors.js';
+import { encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
+import { E, errnoName } from './libc.js';
+import { NetlinkSocket } from './netlink.js';
+import { NETLINK_NETFILTER } from './nftnl.js';
+import { buildMessage, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, parseAddr } from './rtnl.js';
+
+const NFNL_SUBSYS_NFTABLES = 10;
+const NFNL_MSG_BATCH_BEGIN = 0x10;
+const NFNL_MSG_BATCH_END = 0x11;
+export const NFT_MSG_NEWSETELEM = 12;
+export const NFT_MSG_DELSETELEM = 14;
+export const NFT_MSG_DESTROYSETELEM = 30;
+
+const NFTA_SET_ELEM_LIST_TABLE = 1;
+const NFTA_SET_ELEM_LIST_SET = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS = 3;
+const NFTA_LIST_ELEM = 1;
+const NFTA_SET_ELEM_KEY = 1;
+const NFTA_SET_ELEM_FLAGS = 3;
+const NFTA_SET_ELEM_TIMEOUT = 4;
+const NFTA_SET_ELEM_EXPIRATION = 5;
+const NFTA_DATA_VALUE = 1;
+export const NFT_SET_ELEM_INTERVAL_END = 1;
+
+export type NftFamily = 'inet' | 'ip' | 'ip6';
+const NFPROTO: Record<NftFamily, number> = { inet: 1, ip: 2, ip6: 10 };
+
+/** Room for the other attributes of a message next to its element list (< 65535 - this). */
+const ELEMENTS_MAX = 0xffff - 4;
+
+export interface SetElement {
+  /** an IPv4 or IPv6 address; the set's key type decides which it accepts */
+  addr: string;
+  /** the element's timeout; absent: the set's default (none: the element never expires) */
+  timeoutMs?: number | undefined;
+}
+
+/** One element on the wire: its key, and optionally flags and a timeout. */
+export interface RawElement {
+  key: Buffer;
+  flags?: number | undefined;
+  timeoutMs?: number | undefined;
+}
+
+/** A failed set change: `errno` is the kernel's answer (ENOENT: no such table or set). */
+export class NftSetError extends AwgError {
+  readonly errno: number;
+  constructor(message: string, errno: number) {
+    super('driver', `${message}: ${errnoName(errno)} (${errno})`);
+    this.name = 'NftSetError';
+    this.errno = errno;
+  }
+}
+
+function be32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0, 0);
+  return b;
+}
+
+function be64(n: number): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64BE(BigInt(Math.max(0, Math.round(n))), 0);
+  return b;
+}
+
+function elementNla(e: RawElement): Nla {
+  const attrs: Nla[] = [nlaNest(NFTA_SET_ELEM_KEY, [{ type: NFTA_DATA_VALUE, value: e.key }])];
+  if (e.flags !== undefined && e.flags !== 0)
+    attrs.push({ type: NFTA_SET_ELEM_FLAGS, value: be32(e.flags) });
+  if (e.timeoutMs !== undefined) {
+    const ms = be64(e.timeoutMs);
+    attrs.push({ type: NFTA_SET_ELEM_TIMEOUT, value: ms });
+    attrs.push({ type: NFTA_SET_ELEM_EXPIRATION, value: ms });
+  }
+  return nlaNest(NFTA_LIST_ELEM, attrs);
+}
+
+function batchMarker(type: number, seq: number, portid: number): Buffer {
+  const h = Buffer.from([0, 0, 0, 0]);
+  h.writeUInt16BE(NFNL_SUBSYS_NFTABLES, 2);
+  return buildMessage(type, NLM_F_REQUEST, seq, portid, h);
+}
+
+export interface SetBatch {
+  /** BEGIN, the element messages, END: to send as one datagram */
+  msgs: Buffer[];
+  /** the seqs of the element messages: each is acknowledged */
+  acked: number[];
+}
+
+/**
+ * The batch that adds (NEWSETELEM, NLM_F_CREATE) or deletes `elements` of set `set` of table
+ * `table`. Pure; seqs run from `seq` upward (BEGIN has `seq`).
+ */
+export function buildSetElemBatch(
+  cmd: number,
+  family: NftFamily,
+  table: string,
+  set: string,
+  elements: readonly RawElement[],
+  seq: number,
+  portid = 0,
+): SetBatch {
+  const msgs: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, seq, portid)];
+  const acked: number[] = [];
+  const header = Buffer.from([NFPROTO[family], 0, 0, 0]);
+  const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
+  let chunk: Nla[] = [];
+  let size = 4;
+  const flush = (): void => {
+    if (chunk.length === 0) return;
+    const s = (seq = (seq + 1) >>> 0);
+    const body = Buffer.concat([
+      header,
+      encodeNlas([
+        nlaStr(NFTA_SET_ELEM_LIST_TABLE, table),
+        nlaStr(NFTA_SET_ELEM_LIST_SET, set),
+        nlaNest(NFTA_SET_ELEM_LIST_ELEMENTS, chunk),
+      ]),
+    ]);
+    msgs.push(buildMessage((NFNL_SUBSYS_NFTABLES << 8) | cmd, flags, s, portid, body));
+    acked.push(s);
+    chunk = [];
+    size = 4;
+  };
+  for (const e of elements) {
+    const a = elementNla(e);
+    const n = nlaSize(a);
+    if (size + n > ELEMENTS_MAX) flush();
+    chunk.push(a);
+    size += n;
+  }
+  flush();
+  msgs.push(batchMarker(NFNL_MSG_BATCH_END, (seq + 1) >>> 0, portid));
+  return { msgs, acked };
+}
+
+/** The key bytes of an address (4 or 16, network order); throws AwgError for a bad one. */
+export function addrKey(addr: string): Buffer {
+  if (!ipaddr.isValid(addr)) throw new AwgError('invalid-config', `not an IP address: ${addr}`);
+  return parseAddr(addr);
+}
+
+/**
+ * An interval set's elements for CIDRs: per prefix its first address, and the first address
+ * after it flagged INTERVAL_END (none when the prefix reaches the end of the address space).
+ * The prefixes must not overlap (the kernel answers EEXIST for an overlap).
+ */
+export function cidrElements(cidrs: readonly string[], timeoutMs?: number): RawElement[] {
+  const out: RawElement[] = [];
+  for (const c of cidrs) {
+    let range: [IPv4 | IPv6, number];
+    try {
+      range = ipaddr.parseCIDR(c);
+    } catch {
+      throw new AwgError('invalid-config', `not a CIDR: ${c}`);
+    }
+    const bytes = range[0].toByteArray();
+    const bits = bytes.length * 8;
+    const prefix = range[1];
+    // network address, then + 2^(bits - prefix) with carry
+    const start = Buffer.from(bytes);
+    for (let i = 0; i < bytes.length; i++) {
+      const keep = Math.min(8, Math.max(0, prefix - i * 8));
+      start[i] = start[i]! & ((0xff00 >> keep) & 0xff);
+    }
+    const end = Buffer.from(start);
+    let carry = prefix === bits ? 1 : 0;
+    if (prefix < bits) {
+      const host = bits - prefix;
+      // set all host bits, then add one
+      for (let i = bytes.length - 1, left = host; i >= 0 && left > 0; i--, left -= 8)
+        end[i] = end[i]! | ((1 << Math.min(8, left)) - 1);
+      carry = 1;
+    }
+    for (let i = bytes.length - 1; i >= 0 && carry; i--) {
+      const v = end[i]! + carry;
+      end[i] = v & 0xff;
+      carry = v >> 8;
+    }
+    const t = timeoutMs !== undefined ? { timeoutMs } : {};
+    out.push({ key: start, ...t });
+    // carry left over: the range runs to the last address, there is no end element
+    if (!carry) out.push({ key: end, flags: NFT_SET_ELEM_INTERVAL_END, ...t });
+  }
+  return out;
+}
+
+export interface SetWriterOptions {
+  family?: NftFamily;
+  table: string;
+  /** network namespace name or path (default: ours) */
+  netns?: string | undefined;
+}
+
+export interface NftSetWriter {
+  /** the socket's netlink port: the `portid` of the notifications our changes cause */
+  readonly portid: number;
+  /**
+   * Add elements (one transaction); an element already present takes the new timeout
+   * (its expiry restarts).
+   */
+  add(set: string, elements: readonly SetElement[]): Promise<void>;
+  /**
+   * Delete elements (one transaction). Absent ones fail it with ENOENT unless `ignoreMissing`
+   * (NFT_MSG_DESTROYSETELEM, kernel 6.3+).
+   */
+  delete(set: string, addrs: readonly string[], opts?: { ignoreMissing?: boolean }): Promise<void>;
+  /** Add CIDRs to an interval set (one transaction); they must not overlap. */
+  addCidrs(set: string, cidrs: readonly string[], timeoutMs?: number): Promise<void>;
+  /** Any batch of raw elements (NFT_MSG_NEWSETELEM/DELSETELEM/DESTROYSETELEM). */
+  write(cmd: number, set: string, elements: readonly RawElement[]): void;
+  close(): void;
+}
+
+/** Bytes of send buffer asked for at least (the kernel doubles it). */
+const MIN_SNDBUF = 1 << 20;
+
+function settle(fn: () => void): Promise<void> {
+  try {
+    fn();
+    return Promise.resolve();
+  } catch (e) {
+    return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+  }
+}
+
+/** A writer of the elements of the named sets of one existing table. */
+export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
+  const family = opts.family ?? 'inet';
+  const table = opts.table;
+  let sndbuf = MIN_SNDBUF;
+  let sock = NetlinkSocket.open({
+    protocol: NETLINK_NETFILTER,
+    netns: opts.netns,
+    sndbuf,
+    capAck: true,
+  });
+  const verb = (cmd: number): string =>
+    cmd === NFT_MSG_NEWSETELEM ? 'add' : cmd === NFT_MSG_DELSETELEM ? 'delete' : 'destroy';
+
+  const write = (cmd: number, set: string, elements: readonly RawElement[]): void => {
+    if (elements.length === 0) return;
+    const what = `nft set ${family} ${table} ${set}: ${verb(cmd)} ${elements.length} element(s)`;
+    const first = sock.nextSeq();
+    const batch = buildSetElemBatch(cmd, family, table, set, elements, first, sock.portid);
+    // advance the socket's seq past the batch's
+    for (let i = 1; i < batch.msgs.length; i++) sock.nextSeq();
+    const bytes = batch.msgs.reduce((n, m) => n + m.length, 0);
+    if (bytes + 4096 > sndbuf) {
+      // a new socket with a send buffer for this batch (SO_SNDBUF only grows before use)
+      sndbuf = 2 ** Math.ceil(Math.log2(bytes + 4096));
+      const next = NetlinkSocket.open({
+        protocol: NETLINK_NETFILTER,
+        netns: opts.netns,
+        sndbuf,
+        capAck: true,
+      });
+      sock.close();
+      sock = next;
+      write(cmd, set, elements);
+      return;
+    }
+    let answers: Map<number, number>;
+    try {
+      answers = sock.requestBatch(batch.msgs, () => undefined, 5000, batch.acked);
+    } catch (e) {
+      if (e instanceof AwgError && 'errno' in e && typeof e.errno === 'number')
+        throw new NftSetError(what, e.errno);
+      throw e;
+    }
+    // one failure aborts the whole batch; the others still answer 0. (An error the kernel
+    // pins on BEGIN itself, ENOMEM collecting answers, is not awaited: it ends as a timeout.)
+    for (const s of batch.acked) {
+      const errno = answers.get(s) ?? E.EIO;
+      if (errno !== 0) throw new NftSetError(what, errno);
+    }
+  };
+
+  return {
+    get portid() {
+      return sock.portid;
+    },
+    add: (set, elements) =>
+      settle(() =>
+        write(
+          NFT_MSG_NEWSETELEM,
+          set,
+          elements.map((e) => ({
+            key: addrKey(e.addr),
+            ...(e.timeoutMs !== undefined ? { timeoutMs: e.timeoutMs } : {}),
+          })),
+        ),
+      ),
+    delete: (set, addrs, o) =>
+      settle(() =>
+        write(
+          o?.ignoreMissing === true ? NFT_MSG_DESTROYSETELEM : NFT_MSG_DELSETELEM,
+          set,
+          addrs.map((a) => ({ key: addrKey(a) })),
+        ),
+      ),
+    addCidrs: (set, cidrs, timeoutMs) =>
+      settle(() => write(NFT_MSG_NEWSETELEM, set, cidrElements(cidrs, timeoutMs))),
+    write,
+    close: () => sock.close(),
+  };
+}

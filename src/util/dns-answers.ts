@@ -116,7 +116,10 @@ function read(b: Buffer, opts: ChainOptions): ChainResult {
     } else if (rtype === TYPE_A || rtype === TYPE_AAAA) {
       const family = rtype === TYPE_A ? 4 : 6;
       if (rdlen !== (family === 4 ? 4 : 16)) return none('address record of the wrong length');
-      const addr = ipaddr.fromByteArray([...b.subarray(rdata, o)]).toString();
+      const addr =
+        family === 4
+          ? `${b[rdata]}.${b[rdata + 1]}.${b[rdata + 2]}.${b[rdata + 3]}`
+          : ipaddr.fromByteArray([...b.subarray(rdata, o)]).toString();
       records.push({ owner: owner.name, addr, family, ttl });
     }
   }

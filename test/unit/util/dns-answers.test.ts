@@ -35,6 +35,19 @@ describe('readAnswerChain', () => {
     });
   });
 
+  it('reads a plain Uint8Array view (not a Buffer) at an offset of its ArrayBuffer', () => {
+    const m = response('Mixed.Case.test', 1, [
+      { owner: 'mixed.case.test', type: 'A', ttl: 60, data: '192.0.2.77' },
+    ]);
+    const backing = new Uint8Array(m.length + 5);
+    backing.set(m, 5);
+    const r = readAnswerChain(new Uint8Array(backing.buffer, 5, m.length));
+    expect(r.kind === 'chain' && [r.chain.question, r.chain.addresses[0]?.addr]).toEqual([
+      'mixed.case.test',
+      '192.0.2.77',
+    ]);
+  });
+
   it('reads AAAA records in canonical text', () => {
     const m = response('v6.test', 28, [
       { owner: 'v6.test', type: 'AAAA', ttl: 120, data: '2001:db8:0:0:0:0:0:7' },

@@ -74,10 +74,16 @@ export function readName(m: Uint8Array, o: number): { name: string; end: number 
     if (kind !== 0) return undefined;
     total += len + 1;
     if (total > MAX_NAME || at + 1 + len > m.length) return undefined;
-    labels.push(Buffer.from(m.subarray(at + 1, at + 1 + len)).toString('latin1'));
+    labels.push(latin1(m, at + 1, at + 1 + len));
     at += 1 + len;
   }
   return undefined;
+}
+
+/** bytes `from`…`to` of `m` as Latin-1 text, without copying them */
+function latin1(m: Uint8Array, from: number, to: number): string {
+  const b = Buffer.isBuffer(m) ? m : Buffer.from(m.buffer, m.byteOffset, m.byteLength);
+  return b.toString('latin1', from, to);
 }
 
 export type AnswerResult =

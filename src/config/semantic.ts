@@ -321,6 +321,11 @@ function checkLimits(c: Config, err: (path: PathKey[], message: string) => void)
       err(['rules', i, 'limit'], 'a rule with target "block" sends nothing; remove its limit');
     else if (r.fallback === 'drop')
       err(['rules', i, 'limit'], 'a rule with fallback "drop" sends nothing; remove its limit');
+    else if (r.match === undefined)
+      err(
+        ['rules', i, 'limit'],
+        'a limit shapes the processes a rule places; this rule has no `match` (it names destinations only)',
+      );
     else if (proxy(r.target))
       err(
         ['rules', i, 'limit'],

@@ -13,7 +13,8 @@ import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
 import { ruleName } from './match.js';
-import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
+import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
+import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 
@@ -85,6 +86,8 @@ export interface BuildOptions {
    * after the config's (model/shaping.ts).
    */
   runtimeLimits?: readonly RuntimeLimit[];
+  /** every rule's `to`, read (config/load.ts LoadResult.destinations), by rule name */
+  destinations?: ReadonlyMap<string, DestinationSet>;
 }
 
 /**
@@ -277,6 +280,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
 
   // cgroups for per-app placement: one per rule, so each rule's fallback can switch alone
   const appRules: AppRule[] = [];
+  const sets: DestSet[] = [];
   const tunnelNames = Object.keys(c.tunnels);
   const root = opts.cgroupRoot ?? CGROUP_ROOT;
   const classes = shapeClasses(c, root, opts.runtimeLimits);
@@ -286,13 +290,21 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     c.rules.forEach((rule, i) => {
       if (!rule.enabled) return;
       const name = ruleName(rule, i);
-      const path = `${root}/${name}`;
-      push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
+      // program rules place their processes in a cgroup of their own; a rule without `match`
+      // names no sender (every program: its destinations decide)
+      const placed = rule.match !== undefined;
+      const path = placed ? `${root}/${name}` : undefined;
+      if (path)
+        push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const a = alloc.tunnels.get(rule.target);
       const tunnel = c.tunnels[rule.target];
+      // nothing moves an unplaced rule's traffic on when its tunnel is down: `failover`
+      // leaves the rule out, so the next rule that fits decides, as for a placed process
+      if (!placed && rule.fallback === 'failover' && tunnel && down.has(rule.target)) return;
       const action = ruleAction(rule, a?.fwmark, c.ipv6, down);
+      const to = rule.to ? destinationSets(name, opts.destinations?.get(name), sets) : undefined;
       const dns =
-        c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length
+        c.dns.perApp && tunnel && action.type === 'mark' && tunnel.dns.length && !rule.to
           ? appDns(tunnel.dns, c.ipv6)
           : undefined;
       const proxyDirect =
@@ -304,7 +316,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const shapeClass = classOfRule.get(`rule/${name}`);
       appRules.push({
         name,
-        group: path,
+        ...(path !== undefined ? { group: path } : {}),
+        ...(to ? { to } : {}),
         action,
         ...proxyDirect,
         ...(dns && (dns.v4 || dns.v6) ? { dns } : {}),
@@ -371,6 +384,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     );
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
+  if (sets.length) policy.sets = sets;
   if (classes.length) policy.shaping = { classes: policyClasses(classes) };
   const needsFirewall =
     perApp ||
@@ -381,6 +395,34 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     tunnelNames.length > 0 ||
     classes.length > 0;
   return { resources: out, warnings, allocation: alloc, ...(needsFirewall ? { policy } : {}) };
+}
+
+/**
+ * A rule's destination sets: `d4_/d6_<rule>` hold its CIDRs (inline and from lists, merged),
+ * `l4_/l6_<rule>` the addresses its domains resolve to (learned at run time). A family with
+ * nothing to hold has no set, so its packets never fit. Without the loaded destinations
+ * (never in a real run) the rule holds no set and fits nothing: never every destination.
+ */
+function destinationSets(rule: string, d: DestinationSet | undefined, sets: DestSet[]): RuleSets {
+  const to: RuleSets = {};
+  if (!d) return to;
+  if (d.v4.length) {
+    to.static4 = `d4_${rule}`;
+    sets.push({ name: to.static4, kind: 'static', family: 4, elements: d.v4.map(formatInterval4) });
+  }
+  if (d.names.length || d.wildcards.length) {
+    to.learned4 = `l4_${rule}`;
+    sets.push({ name: to.learned4, kind: 'learned', family: 4 });
+  }
+  if (d.v6.length) {
+    to.static6 = `d6_${rule}`;
+    sets.push({ name: to.static6, kind: 'static', family: 6, elements: d.v6.map(formatInterval6) });
+  }
+  if (d.names.length || d.wildcards.length) {
+    to.learned6 = `l6_${rule}`;
+    sets.push({ name: to.learned6, kind: 'learned', family: 6 });
+  }
+  return to;
 }
 
 /** the host's uplink devices (its default routes' interfaces), where direct traffic leaves */

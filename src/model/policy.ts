@@ -19,8 +19,16 @@ export type AppAction =
 export interface AppRule {
   /** rule name (`_exec-<tunnel>`, `_exec-direct` for `awg exec`); used in comments and counters */
   name: string;
-  /** the group's path below the process-group root, e.g. `awg/browser` (a cgroup on Linux) */
-  group: string;
+  /**
+   * the group's path below the process-group root, e.g. `awg/browser` (a cgroup on Linux):
+   * rules that place processes (program rules). Absent: the rule names its senders by
+   * `who`, or (neither) applies to every sender.
+   */
+  group?: string;
+  /** senders named by identity, not placed: a uid, or the cgroups of a runtime-filled set */
+  who?: Who;
+  /** destinations the rule applies to (named sets of FirewallPolicy.sets); absent: every one */
+  to?: RuleSets;
   action: AppAction;
   /** proxy-tunnel rules with `fallback: allow-direct`: redirect this group's TCP to this port (TunnelRule.redirectPortDirect) */
   redirectPort?: number;
@@ -28,6 +36,31 @@ export interface AppRule {
   dns?: { v4?: string; v6?: string };
   /** a limited rule: its traffic carries skb priority `1:<n hex>` (ShapeClass n) */
   shapeClass?: number;
+}
+
+/** senders named by identity: `meta skuid`, or `socket cgroupv2 level N @set` (cgroups filled at run time) */
+export type Who = { kind: 'uid'; uid: number } | { kind: 'cgroups'; set: string; level: number };
+
+/** a rule's destination sets by family: static (CIDRs, loaded with the table), learned (DNS answers) */
+export interface RuleSets {
+  static4?: string;
+  static6?: string;
+  learned4?: string;
+  learned6?: string;
+}
+
+/**
+ * A named set of the firewall. `static`: addresses and prefixes from `to.cidrs`/`to.lists`,
+ * merged (sorted, disjoint) so the kernel never rewrites them; `learned`: addresses the DNS
+ * stub installs with a timeout; `cgroups`: cgroup v2 paths filled at run time.
+ */
+export interface DestSet {
+  name: string;
+  kind: 'static' | 'learned' | 'cgroups';
+  /** static and learned sets; cgroups sets hold paths */
+  family?: 4 | 6;
+  /** static sets: the elements, nft syntax (`203.0.113.0/24`, `a-b` ranges) */
+  elements?: string[];
 }
 
 /**
@@ -91,4 +124,6 @@ export interface FirewallPolicy {
   bypassResolvers?: string[];
   /** present when a limit exists: every class, ordered by n */
   shaping?: { classes: ShapeClass[] };
+  /** named sets referenced by `apps[].to` / `apps[].who`, in rule order */
+  sets?: DestSet[];
 }

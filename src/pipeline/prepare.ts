@@ -10,6 +10,7 @@ import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
+import type { DestinationSet } from '../config/lists.js';
 import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,
@@ -44,6 +45,8 @@ export interface Prepared {
   sources: string[];
   /** the host the overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
+  /** every rule's `to`, read, by rule name (rules with `to` only) */
+  destinations?: ReadonlyMap<string, DestinationSet>;
 }
 
 export interface PrepareOptions {
@@ -168,6 +171,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       cgroupRoot,
       ...(opts.down ? { down: opts.down } : {}),
       ...(runtimeLimits.length ? { runtimeLimits } : {}),
+      ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     });
     desired = platform.realise(model, facts, config);
   } catch (e) {
@@ -193,7 +197,9 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       facts,
       claims: claimsFromConfig(config, env),
       secrets,
-      sources: loaded.sources,
+      // list files too: the daemon follows them like the config
+      sources: [...loaded.sources, ...(loaded.listFiles ?? [])],
+      ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
       ...(loaded.selection ? { selection: loaded.selection } : {}),
     },
   };

@@ -173,7 +173,12 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       const m = v.mount;
       if (
         !Array.isArray(v.rules) ||
-        !v.rules.every((r) => isObject(r) && isObject(r.match) && typeof r.target === 'string')
+        !v.rules.every(
+          (r) =>
+            isObject(r) &&
+            (r.match === undefined || isObject(r.match)) &&
+            typeof r.target === 'string',
+        )
       )
         return { invalid: 'config: rules must be rule objects' };
       if (

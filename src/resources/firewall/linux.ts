@@ -17,6 +17,7 @@ import type { Exec } from '../../util/exec.js';
 import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { parseTableListing, parseTableNames, type TableListing } from './parse.js';
 import { normaliseRuleset, renderTransaction } from './render.js';
+import { keepListedElements } from './set-elements.js';
 import { carryCounters } from './counters.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 import { stateFile, type StateStore } from '../../util/state.js';
@@ -74,7 +75,11 @@ export async function readTable(
 ): Promise<TableListing | undefined> {
   const [cmd, args] = nftTableRead(table);
   const r = await exec.read(cmd, [...args], { allowFail: true });
-  if (r.code === 0) return parseTableListing(r.stdout);
+  if (r.code === 0) {
+    // what the table holds now can be loaded again (a rollback to it): set-elements.ts
+    keepListedElements(r.stdout);
+    return parseTableListing(r.stdout);
+  }
   if (/No such file or directory/.test(r.stderr)) return undefined;
   const perm = /Operation not permitted|Permission denied/.test(r.stderr);
   throw new AwgError(

@@ -27,7 +27,8 @@ export function bypassMarkOf(fwmarkMask: number): number {
 }
 
 export interface NftAppRule extends Omit<AppRule, 'group'> {
-  cgroup: NftCgroupRef;
+  /** a program rule's cgroup; absent for rules that name senders by `who` or not at all */
+  cgroup?: NftCgroupRef;
 }
 
 export interface NftShapeClass extends Omit<ShapeClass, 'group'> {
@@ -53,7 +54,10 @@ export function toNftPolicy(
     table: o.table,
     linkPrefix: o.linkPrefix,
     ...rest,
-    apps: apps.map(({ group, ...a }) => ({ ...a, cgroup: nftCgroupRef(o.cgroup, group) })),
+    apps: apps.map(({ group, ...a }) => ({
+      ...a,
+      ...(group !== undefined ? { cgroup: nftCgroupRef(o.cgroup, group) } : {}),
+    })),
     ...(shaping
       ? {
           shaping: {

@@ -50,8 +50,9 @@
 import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
-import type { Ipv6Mode } from '../../model/policy.js';
+import type { DestSet, Ipv6Mode } from '../../model/policy.js';
 import { classHandle } from '../../model/shaping.js';
+import { elementCommands, elementsDigest, keepElements, staticSetComment } from './set-elements.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
 
 const LAN4 = [
@@ -150,9 +151,80 @@ function markRules(
   ];
 }
 
+/** the sender part of an app rule's match: its cgroup, its uid, its cgroup set, or nothing */
+function who(a: NftAppRule): string {
+  if (a.cgroup) return cg(a.cgroup);
+  if (a.who?.kind === 'uid') {
+    if (!Number.isInteger(a.who.uid) || a.who.uid < 0 || a.who.uid > 0xfffffffe)
+      throw new AwgError('bug', `${a.name}: uid ${a.who.uid}`);
+    return `meta skuid ${a.who.uid}`;
+  }
+  if (a.who?.kind === 'cgroups') {
+    if (!Number.isInteger(a.who.level) || a.who.level < 1)
+      throw new AwgError('bug', `${a.name}: cgroup level ${a.who.level} must be ≥ 1`);
+    return `socket cgroupv2 level ${a.who.level} @${setName(a.who.set)}`;
+  }
+  return '';
+}
+
+/** nft set names of ours: a letter, then letters, digits, `_`, `.`, `-` (rule names fit after a prefix) */
+export function setName(s: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,200}$/.test(s))
+    throw new AwgError('invalid-config', `${JSON.stringify(s)} is not a usable nft set name`);
+  return s;
+}
+
+/**
+ * A rule with destinations: one line per set, in the order static IPv4, learned IPv4, static
+ * IPv6, learned IPv6. A packet to an address in none of them goes on to the next rule.
+ */
+function destinationRules(p: NftPolicy, a: NftAppRule, w: string): string[] {
+  const to = a.to!;
+  const name = `app/${a.name}`;
+  const m = w ? `${w} ` : '';
+  const prio = priority(a.shapeClass);
+  const v4: string[] = [];
+  const v6: string[] = [];
+  switch (a.action.type) {
+    case 'direct':
+      v4.push(`${prio}counter accept`);
+      v6.push(`${prio}counter accept`);
+      break;
+    case 'drop':
+      v4.push('counter drop');
+      v6.push('counter drop');
+      break;
+    case 'mark': {
+      checkMark(p, a.action.mark, name);
+      const set = `${setMark(p, a.action.mark)} ${prio}counter accept`;
+      v4.push(set);
+      v6.push(
+        a.action.ipv6 === 'tunnel'
+          ? set
+          : a.action.ipv6 === 'block'
+            ? 'counter drop'
+            : `${prio}counter accept`,
+      );
+      break;
+    }
+  }
+  const out: string[] = [];
+  const line = (fam: 'ip' | 'ip6', set: string | undefined, what: string[]) => {
+    if (set !== undefined)
+      out.push(`${m}${fam} daddr @${setName(set)} ${what[0]!} ${comment(`${name}/@${set}`)}`);
+  };
+  line('ip', to.static4, v4);
+  line('ip', to.learned4, v4);
+  line('ip6', to.static6, v6);
+  line('ip6', to.learned6, v6);
+  return out;
+}
+
 function appRules(p: NftPolicy, a: NftAppRule): string[] {
   const name = `app/${a.name}`;
-  const m = cg(a.cgroup);
+  const m = who(a);
+  if (a.to) return destinationRules(p, a, m);
+  if (!m) throw new AwgError('bug', `${name}: a rule with neither senders nor destinations`);
   switch (a.action.type) {
     case 'direct':
       return [`${m} ${priority(a.shapeClass)}counter accept ${comment(name)}`];
@@ -192,6 +264,19 @@ function shapeNat(p: NftPolicy): { perTunnel: Map<string, string[]>; direct: str
         `meta priority ${classHandle(k.n)} ${l4} snat ${fam} to ${fam} saddr:${k.ports[0]}-${k.ports[1]} ${comment(`shape/${k.name}${fam === 'ip6' ? '/ipv6' : ''}`)}`,
       );
   return { perTunnel, direct };
+}
+
+/** a named set's declaration, without elements (static ones are added after: set-elements.ts) */
+function setLines(s: DestSet): string[] {
+  const type = s.kind === 'cgroups' ? 'cgroupsv2' : s.family === 6 ? 'ipv6_addr' : 'ipv4_addr';
+  const body = [`type ${type}`];
+  if (s.kind === 'static') {
+    const els = s.elements ?? [];
+    const digest = elementsDigest(els);
+    keepElements(digest, els);
+    body.push('flags interval', `comment "${staticSetComment(els.length, digest)}"`);
+  } else if (s.kind === 'learned') body.push('flags timeout');
+  return [`\tset ${setName(s.name)} {`, ...body.map((b) => `\t\t${b}`), '\t}', ''];
 }
 
 function chain(name: string, hook: string, rules: string[]): string[] {
@@ -250,8 +335,9 @@ export function renderTable(p: NftPolicy): string {
   const proxyOf = (a: NftAppRule) =>
     a.action.type === 'mark' ? proxyByMark.get(a.action.mark) : undefined;
   for (const a of p.apps) {
-    if (!a.dns) continue;
-    const m = cg(a.cgroup);
+    if (!a.dns || a.to) continue;
+    const m = who(a);
+    if (!m) continue;
     const px = proxyOf(a);
     if (px) {
       // a proxy tunnel's resolvers are reached through the proxy: TCP/53 (also to a local
@@ -277,7 +363,7 @@ export function renderTable(p: NftPolicy): string {
   for (const a of p.apps) {
     if (a.redirectPort === undefined || !proxyOf(a) || a.action.type !== 'mark') continue;
     natOut.push(
-      `${cg(a.cgroup)} ${byMark(a.action.mark)} meta l4proto tcp counter redirect to :${a.redirectPort} ${comment(`proxy-direct/${a.name}`)}`,
+      `${who(a)} ${byMark(a.action.mark)} meta l4proto tcp counter redirect to :${a.redirectPort} ${comment(`proxy-direct/${a.name}`)}`,
     );
   }
   const shaped = shapeNat(p);
@@ -422,16 +508,19 @@ export function renderTable(p: NftPolicy): string {
 
   // first match wins, as in route_out; `accept` ends only this chain (other chains still see it)
   // loopback is not counted, as route_out does not count it on the way out
-  const countIn = p.apps.length
+  // by sockets' cgroups only: a uid or a destination says nothing reliable about an inbound packet
+  const counted = p.apps.filter((a) => !a.to && (a.cgroup || a.who?.kind === 'cgroups'));
+  const countIn = counted.length
     ? [
         `iifname "lo" counter accept ${comment('loopback')}`,
-        ...p.apps.map((a) => `${cg(a.cgroup)} counter accept ${comment(`app-in/${a.name}`)}`),
+        ...counted.map((a) => `${who(a)} counter accept ${comment(`app-in/${a.name}`)}`),
       ]
     : [];
 
   const lines = [
     `table inet ${p.table} {`,
     `\tcomment "${NFT_MARKER}"`,
+    ...(p.sets ?? []).flatMap(setLines),
     ...chain('route_out', 'type route hook output priority mangle; policy accept;', route),
     '',
     ...chain(
@@ -499,7 +588,9 @@ export function normaliseRuleset(text: string): string {
     l = l.replace(/counter packets \d+ bytes \d+/g, 'counter');
     pending = pending ? `${pending} ${l}` : l;
     if (pending.endsWith(',')) continue;
-    out.push(pending);
+    // set contents are not the ruleset: static sets are compared by the digest in their
+    // comment, learned and cgroup sets are filled at run time (set-elements.ts)
+    if (!pending.startsWith('elements = {')) out.push(pending);
     pending = '';
   }
   if (pending) out.push(pending);
@@ -518,7 +609,7 @@ export function normaliseRuleset(text: string): string {
  */
 export function bootPolicy(p: NftPolicy): NftPolicy | undefined {
   if (p.killSwitch === 'off') return undefined;
-  const { defaultRoute: _default, shaping: _shaping, ...rest } = p;
+  const { defaultRoute: _default, shaping: _shaping, sets: _sets, ...rest } = p;
   return { ...rest, apps: [] };
 }
 
@@ -537,5 +628,5 @@ export function firewallSpec(p: NftPolicy): FirewallSpec {
  * table never disappears in between (nft applies the whole file or nothing).
  */
 export function renderTransaction(spec: FirewallSpec): string {
-  return `add table inet ${spec.table}\ndelete table inet ${spec.table}\n${spec.ruleset}`;
+  return `add table inet ${spec.table}\ndelete table inet ${spec.table}\n${spec.ruleset}${elementCommands('inet', spec.table, spec.ruleset)}`;
 }

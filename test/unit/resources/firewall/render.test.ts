@@ -70,12 +70,20 @@ describe('read-back equality', () => {
     );
   });
 
-  it('joins wrapped set elements', () => {
+  it('joins wrapped anonymous sets', () => {
     expect(
       normaliseRuleset(
-        '\t\telements = { 10.0.0.0/8, 169.254.0.0/16,\n\t\t\t     172.16.0.0/12 }\n',
+        '\t\tip daddr { 10.0.0.0/8, 169.254.0.0/16,\n\t\t\t     172.16.0.0/12 } accept\n',
       ),
-    ).toBe('elements = { 10.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12 }\n');
+    ).toBe('ip daddr { 10.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12 } accept\n');
+  });
+
+  it("drops named sets' elements (compared by the digest in the comment, or filled at run time)", () => {
+    expect(
+      normaliseRuleset(
+        '\tset d4_x {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 10.0.0.0/8, 169.254.0.0/16,\n\t\t\t     172.16.0.0/12 }\n\t}\n',
+      ),
+    ).toBe('set d4_x {\ntype ipv4_addr\nflags interval\n}\n');
   });
 
   it('parses nft list tables', () => {

@@ -1,0 +1,115 @@
+/**
+ * Elements of the firewall's static destination sets (`to.cidrs`, `to.lists`). They are not
+ * part of FirewallSpec.ruleset: a list of 100,000 prefixes would make every plan, state
+ * record, drift comparison and `awg diff` as large as the list. The ruleset carries each
+ * set's count and digest in the set's comment (`awg n=<count> sha256=<digest>`), so a change
+ * of content is a change of the ruleset, and the elements are kept here by digest: put by
+ * the renderer (firewallSpec) and by a read of the live table (a rollback re-adds what was
+ * there), taken by the transaction that loads the table.
+ */
+import { createHash } from 'node:crypto';
+import { AwgError } from '../../errors.js';
+
+const byDigest = new Map<string, readonly string[]>();
+/** digests kept at most (each a whole list); the oldest goes first */
+const MAX_KEPT = 64;
+
+export function elementsDigest(elements: readonly string[]): string {
+  const h = createHash('sha256');
+  for (const e of elements) h.update(e).update('\n');
+  return h.digest('hex').slice(0, 32);
+}
+
+export function keepElements(digest: string, elements: readonly string[]): void {
+  if (byDigest.has(digest)) byDigest.delete(digest);
+  byDigest.set(digest, elements);
+  while (byDigest.size > MAX_KEPT) byDigest.delete(byDigest.keys().next().value!);
+}
+
+export function staticSetComment(count: number, digest: string): string {
+  return `awg n=${count} sha256=${digest}`;
+}
+
+const COMMENT_RE = /^comment "awg n=(\d+) sha256=([0-9a-f]+)"$/;
+
+export interface StaticSetRef {
+  name: string;
+  count: number;
+  digest: string;
+}
+
+/** the static sets a normalised ruleset declares (a `set` whose comment carries a digest) */
+export function staticSets(ruleset: string): StaticSetRef[] {
+  const out: StaticSetRef[] = [];
+  let set: string | undefined;
+  for (const l of ruleset.split('\n')) {
+    const s = /^set (\S+) \{$/.exec(l);
+    if (s) {
+      set = s[1]!;
+      continue;
+    }
+    if (l === '}') set = undefined;
+    const c = set !== undefined ? COMMENT_RE.exec(l) : null;
+    if (c) out.push({ name: set!, count: Number(c[1]), digest: c[2]! });
+  }
+  return out;
+}
+
+/** elements per line of `add element` (nft reads one command per line; a bound on its size) */
+const CHUNK = 8192;
+
+/** `add element` commands that fill the static sets of `ruleset` (after the table is loaded) */
+export function elementCommands(family: string, table: string, ruleset: string): string {
+  const out: string[] = [];
+  for (const s of staticSets(ruleset)) {
+    const els = byDigest.get(s.digest);
+    if (!els)
+      throw new AwgError(
+        'bug',
+        `the elements of nft set ${s.name} (sha256=${s.digest}, ${s.count} entries) are not known to this process`,
+      );
+    for (let i = 0; i < els.length; i += CHUNK)
+      out.push(
+        `add element ${family} ${table} ${s.name} { ${els.slice(i, i + CHUNK).join(', ')} }`,
+      );
+  }
+  return out.length ? out.join('\n') + '\n' : '';
+}
+
+/**
+ * A table listing's static-set elements, kept by the digest of the set's comment (what
+ * the table holds now, so a rollback to it can load it again). Elements as nft prints them.
+ */
+export function keepListedElements(listing: string): void {
+  let set: string | undefined;
+  let digest: string | undefined;
+  let pending: string | undefined;
+  for (const raw of listing.split('\n')) {
+    const l = raw.trim();
+    const s = /^set (\S+) \{$/.exec(l);
+    if (s) {
+      set = s[1];
+      digest = undefined;
+      continue;
+    }
+    if (set === undefined) continue;
+    if (l === '}') {
+      set = undefined;
+      continue;
+    }
+    const c = COMMENT_RE.exec(l);
+    if (c) digest = c[2];
+    if (pending !== undefined || l.startsWith('elements = {')) {
+      pending = pending === undefined ? l : `${pending} ${l}`;
+      if (!l.endsWith('}')) continue;
+      if (digest !== undefined && !byDigest.has(digest)) {
+        const body = pending.slice('elements = {'.length, -1).trim();
+        keepElements(
+          digest,
+          body.split(',').map((e) => e.trim()),
+        );
+      }
+      pending = undefined;
+    }
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Destination rules (`to: {cidrs, lists}`) against the real kernel, in the topology of
+ * perapp-topology.ts, through the daemon (`awg daemon` from dist/):
+ * - a rule without `match` whose list file names the server's address sends every program's
+ *   connections to it through t1; an address the list does not name goes direct;
+ * - a program rule with `cidrs` ahead of it sends only that program's connections to those
+ *   addresses through t2 (both must hold); the same program to another address goes on to
+ *   the next rules (here: direct);
+ * - the nft table holds the sets with their elements; the ruleset carries the count and
+ *   digest, not the elements; a list edit is followed by the daemon (new elements applied).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAwgEnv, makeAwgEnv, type AwgEnv } from '../helpers/awg.js';
+import {
+  netnsPath,
+  nsSpawn,
+  requireNetnsPrereqs,
+  run,
+  sweepStaleNetns,
+  type NsProcess,
+} from '../helpers/netns.js';
+import {
+  ADDR,
+  awgd,
+  clientTunnels,
+  createPerAppTopology,
+  eventually,
+  pathOf,
+  showRun,
+  startAgent,
+  startDaemon,
+  type Daemon,
+  type PerAppTopology,
+} from './perapp-topology.js';
+import { cgroupOf } from '../helpers/procs.js';
+
+const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+
+/** a second and third address on the server, not in the list at first */
+const OTHER = '10.200.73.3';
+const THIRD = '10.200.73.4';
+const PORT = 8001;
+
+const ECHO_JS = `
+const http = require('http');
+let n = 0;
+for (const a of process.argv.slice(1)) http.createServer((q, s) => s.end(JSON.stringify({ from: q.socket.remoteAddress }))).listen(${PORT}, a, () => { if (++n === process.argv.length - 1) console.log('listening'); });
+`;
+
+const FETCH_JS = `
+const http = require('http');
+const q = http.get({ host: process.argv[1], port: Number(process.argv[2]), path: '/', timeout: 4000, agent: false }, (r) => {
+  let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(b));
+});
+q.on('timeout', () => { q.destroy(); console.log(JSON.stringify({ err: 'ETIMEDOUT' })); });
+q.on('error', (e) => console.log(JSON.stringify({ err: e.code })));
+`;
+
+describe.skipIf(skip)('destination rules: cidrs and list files decide by address', () => {
+  let t: PerAppTopology;
+  let ce: AwgEnv;
+  let d: Daemon | undefined;
+  let echo: NsProcess | undefined;
+  let cfg: string;
+  let list: string;
+
+  const config = () => `version: 1
+${clientTunnels(t.keys)}rules:
+  - name: prog
+    match: { name: awgtapp-${t.apps.tag}-one }
+    to: { cidrs: [${ADDR.server}/32] }
+    target: t2
+  - name: listed
+    to:
+      lists: [lists/blocked.txt]
+    target: t1
+default: direct
+`;
+
+  /** a plain program (not placed by any rule) in the client namespace: the path it took */
+  const fetchPath = async (addr: string): Promise<string> => {
+    const r = await run(
+      'nsenter',
+      [`--net=${netnsPath(t.client)}`, '--', process.execPath, '-e', FETCH_JS, addr, String(PORT)],
+      { allowFail: true },
+    );
+    const o = JSON.parse(r.stdout.trim() || '{}') as { from?: string; err?: string };
+    return o.from ? pathOf(o.from) : `error:${o.err ?? r.stderr}`;
+  };
+
+  beforeAll(async () => {
+    await sweepStaleNetns();
+    t = await createPerAppTopology();
+    const srvIf = (await run('ip', ['-n', t.server, '-j', 'route', 'get', ADDR.routerServer]))
+      .stdout;
+    const dev = (JSON.parse(srvIf) as { dev: string }[])[0]!.dev;
+    for (const a of [OTHER, THIRD])
+      await run('ip', ['-n', t.server, 'addr', 'add', `${a}/24`, 'dev', dev]);
+    echo = nsSpawn(t.server, process.execPath, ['-e', ECHO_JS, OTHER, THIRD]);
+    await eventually(() => echo!.output().includes('listening'), 'echo server on .3/.4');
+    ce = makeAwgEnv();
+    cfg = join(ce.dir, 'client.yaml');
+    list = join(ce.dir, 'lists', 'blocked.txt');
+    await run('mkdir', ['-p', join(ce.dir, 'lists')]);
+    writeFileSync(
+      list,
+      `# sites to reach through t1\n${ADDR.server}\n198.51.100.0/24 # never used\n2001:db8::/32\n`,
+    );
+    writeFileSync(cfg, config());
+    d = await startDaemon(t.client, ce, cfg);
+  }, 240_000);
+
+  afterAll(async () => {
+    await d?.stop();
+    if (t && ce)
+      await awgd(t.client, ce, ['down', '--direct', '--state-dir', ce.stateDir]).catch(
+        () => undefined,
+      );
+    await echo?.kill(500);
+    await t?.destroy();
+    cleanupAwgEnv(ce);
+  }, 120_000);
+
+  it('a listed address goes through t1 for every program, an unlisted one direct', async () => {
+    expect(await fetchPath(ADDR.server)).toBe('t1');
+    expect(await fetchPath(OTHER)).toBe('direct');
+  });
+
+  it('a program rule with cidrs takes only that program to those addresses', async () => {
+    const one = await startAgent(t.client, t.apps.app('one'), t.apps.script);
+    await eventually(
+      () => cgroupOf(one.pid) === `/${ce.cgroupRoot}/prog`,
+      `app one (pid ${one.pid}) placed in prog`,
+    ).catch(async (e: Error) => {
+      const st = await d!.cli(['status', '--json']);
+      throw new Error(
+        `${e.message}; it is in ${cgroupOf(one.pid)}\n--- status\n${st.stdout}\n--- daemon output (tail)\n${d!.proc.output().slice(-5000)}`,
+      );
+    });
+    const r = await one.probe(`tcp:${PORT}`);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+    expect(pathOf(r.from)).toBe('t2');
+    // another program to the same address: the list's rule (t1), shown above
+    await one.stop();
+  });
+
+  it('the table holds the sets; the ruleset names their count and digest, not the elements', async () => {
+    const listing = (
+      await run('nsenter', [
+        `--net=${netnsPath(t.client)}`,
+        '--',
+        'nft',
+        'list',
+        'table',
+        'inet',
+        'awg',
+      ])
+    ).stdout;
+    expect(listing).toMatch(/set d4_listed \{[^}]*comment "awg n=2 sha256=[0-9a-f]+"/);
+    expect(listing).toContain('10.200.73.2');
+    expect(listing).toContain('198.51.100.0/24');
+    expect(listing).toMatch(/set d6_listed \{[^}]*2001:db8::\/32/);
+    expect(listing).toMatch(/ip daddr @d4_listed .*comment "app\/listed\/@d4_listed"/);
+  });
+
+  it('a list edit is followed: a newly listed address goes through t1', async () => {
+    expect(await fetchPath(THIRD)).toBe('direct');
+    writeFileSync(list, `${ADDR.server}\n${THIRD}\n`);
+    await eventually(async () => (await fetchPath(THIRD)) === 't1', 'the new list applied', 30_000);
+    const st = await d!.cli(['status', '--json']);
+    expect(st.code, showRun(st)).toBe(0);
+  });
+});

@@ -194,6 +194,7 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
       env: o.env,
       ...(o.selection ? { selection: o.selection } : {}),
       down: o.down,
+      learn: true,
       ...(o.runtimeLimits ? { runtimeLimits: o.runtimeLimits } : {}),
       state: o.state,
       persistEndpoints: true,

@@ -86,6 +86,11 @@ export interface BuildOptions {
    * after the config's (model/shaping.ts).
    */
   runtimeLimits?: readonly RuntimeLimit[];
+  /**
+   * The daemon runs the DNS stub that learns domain rules' addresses (daemon/dns-stub.ts).
+   * Without it (a plain `awg apply`) DNS is left alone and learned sets stay empty.
+   */
+  learn?: boolean;
   /** every rule's `to`, read (config/load.ts LoadResult.destinations), by rule name */
   destinations?: ReadonlyMap<string, DestinationSet>;
 }
@@ -385,6 +390,14 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
   if (sets.length) policy.sets = sets;
+  const learning = c.rules.filter(
+    (r, i) =>
+      r.enabled && sets.some((s) => s.kind === 'learned' && s.name === `l4_${ruleName(r, i)}`),
+  );
+  if (learning.length && !opts.learn)
+    warnings.push(
+      `rules ${learning.map((r) => ruleName(r, c.rules.indexOf(r))).join(', ')} name domains: their addresses are learned from DNS answers only while \`awg daemon\` runs; without it those domains fit no connection`,
+    );
   if (classes.length) policy.shaping = { classes: policyClasses(classes) };
   const needsFirewall =
     perApp ||

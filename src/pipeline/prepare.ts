@@ -65,6 +65,8 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /** the daemon: its DNS stub learns the addresses of domain rules (BuildOptions.learn) */
+  learn?: boolean;
   /**
    * processes limited at run time (see BuildOptions.runtimeLimits); or, as the daemon gives
    * them (`awg limit`, daemon/limit-book.ts), those that a run of the config read here shapes
@@ -170,6 +172,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       ...(fingerprintKey ? { fingerprintKey } : {}),
       cgroupRoot,
       ...(opts.down ? { down: opts.down } : {}),
+      ...(opts.learn ? { learn: true } : {}),
       ...(runtimeLimits.length ? { runtimeLimits } : {}),
       ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     });

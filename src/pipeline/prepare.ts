@@ -10,6 +10,7 @@ import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
+import type { DestinationSet } from '../config/lists.js';
 import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,
@@ -44,6 +45,8 @@ export interface Prepared {
   sources: string[];
   /** the host the overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
+  /** per rule with `to`, by rule name: its destinations (inline values and list files) */
+  destinations?: ReadonlyMap<string, DestinationSet>;
 }
 
 export interface PrepareOptions {
@@ -195,6 +198,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       secrets,
       sources: loaded.sources,
       ...(loaded.selection ? { selection: loaded.selection } : {}),
+      ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     },
   };
 }

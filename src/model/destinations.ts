@@ -125,13 +125,9 @@ export function compileRuleWalk(
   );
   return {
     chain: (exe, addr, names) =>
-      compiled
-        .filter((c) => c.program(exe) && dest.fits(c.index, addr, names))
-        .map((c) => c.info),
+      compiled.filter((c) => c.program(exe) && dest.fits(c.index, addr, names)).map((c) => c.info),
     namesMatter: (exe, addr) =>
       dest.anyDomains &&
-      compiled.some(
-        (c) => dest.hasDomains(c.index) && c.program(exe) && !dest.fits(c.index, addr),
-      ),
+      compiled.some((c) => dest.hasDomains(c.index) && c.program(exe) && !dest.fits(c.index, addr)),
   };
 }

@@ -19,9 +19,7 @@
  */
 
 export type Sniffed =
-  | { state: 'more' }
-  | { state: 'none' }
-  | { state: 'name'; name: string; via: 'sni' | 'host' };
+  { state: 'more' } | { state: 'none' } | { state: 'name'; name: string; via: 'sni' | 'host' };
 
 /** what a caller reads at most before giving up on a name */
 export const MAX_SNIFF_BYTES = 32 * 1024;

@@ -41,8 +41,13 @@ export function peekName(sock: Socket, o: { timeoutMs: number }): Promise<Peeked
     const onData = (c: Buffer) => {
       chunks.push(c);
       total += c.length;
-      const r = sniffName(total > MAX_SNIFF_BYTES ? Buffer.concat(chunks, total).subarray(0, MAX_SNIFF_BYTES) : Buffer.concat(chunks, total));
-      if (r.state !== 'more' || total >= MAX_SNIFF_BYTES) finish(r.state === 'more' ? { state: 'none' } : r);
+      const r = sniffName(
+        total > MAX_SNIFF_BYTES
+          ? Buffer.concat(chunks, total).subarray(0, MAX_SNIFF_BYTES)
+          : Buffer.concat(chunks, total),
+      );
+      if (r.state !== 'more' || total >= MAX_SNIFF_BYTES)
+        finish(r.state === 'more' ? { state: 'none' } : r);
     };
     const onEof = () => finish('eof');
     const timer = setTimeout(() => finish('timeout'), o.timeoutMs);

@@ -132,7 +132,7 @@ rules:
       rule({
         name: 'x',
         target: 'A',
-        match: { name: 'mail' },
+        match: { name: 'mail', ignoreCase: false },
         to: { domains: ['a.example'], cidrs: ['192.0.2.0/24'] },
       }),
     ]);

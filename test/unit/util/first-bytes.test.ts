@@ -4,39 +4,10 @@
  * and hostile input (random bytes, mutated and truncated ClientHellos) that must never throw
  * or name something outside the host grammar.
  */
-import { createServer, type AddressInfo } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { hostName, MAX_SNIFF_BYTES, sniffName } from '../../../src/util/first-bytes.js';
-
-/** the first TLS record(s) Node's client sends for `servername` (none: no SNI) */
-async function clientHello(servername?: string): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const server = createServer((s) => {
-    s.on('data', (d) => {
-      chunks.push(d);
-      const b = Buffer.concat(chunks);
-      if (b.length >= 5 && b.length >= 5 + b.readUInt16BE(3)) s.destroy();
-    });
-    s.on('error', () => {});
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => {
-    const c = tlsConnect({
-      host: '127.0.0.1',
-      port,
-      rejectUnauthorized: false,
-      ...(servername !== undefined ? { servername } : {}),
-    });
-    c.on('error', () => resolve());
-    c.on('close', () => resolve());
-  });
-  await new Promise<void>((r) => server.close(() => r()));
-  const b = Buffer.concat(chunks);
-  return b.subarray(0, 5 + b.readUInt16BE(3));
-}
+import { clientHello } from '../../helpers/tls-hello.js';
 
 /** the same handshake in records of at most `size` payload bytes */
 function refragment(rec: Buffer, size: number): Buffer {

@@ -11,7 +11,7 @@
  * only (docs/platform-macos.md#destination-rules).
  */
 import { connect, createServer, type Server } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -147,7 +147,7 @@ async function setup() {
     });
     return { got, via: pinned.slice(before).join(',') };
   };
-  return { d, events, finished, host, port, app };
+  return { d, events, finished, host, port, app, dir, file };
 }
 
 describe('macOS host model: destination rules through the daemon and its flow router', () => {
@@ -203,5 +203,17 @@ describe('macOS host model: destination rules through the daemon and its flow ro
     expect(pfPath(t.host, { ...user, proto: 'udp', dst: '203.0.113.9', dport: 443 })).toBe('block');
     expect(pfPath(t.host, { ...user, proto: 'udp', dport: 443 })).toBe('block');
     expect(pfPath(t.host, user)).toEqual({ redirect: '127.0.0.1', port: t.port });
+
+    // an edit of the list (and the config, so the daemon reloads): the next connection is
+    // judged by the new entries, by the same router
+    writeFileSync(join(t.dir, 'office.txt'), '127.0.0.3/32\n');
+    writeFileSync(t.file, readFileSync(t.file, 'utf8') + '# edited\n', { mode: 0o600 });
+    t.d.wake('config');
+    expect(await t.finished(2)).toMatchObject({ outcome: 'unchanged' });
+    expect(await t.app(NOTES, '127.0.0.2', 'hello')).toEqual({ got: '127.0.0.2>:5', via: 'en0' });
+    expect(await t.app(NOTES, '127.0.0.3', 'hello')).toEqual({ got: '127.0.0.3>:5', via: 'utun0' });
+    expect((await t.d.status()).placement?.reason).toMatch(
+      /connections so far: direct \d+, home \d+$/,
+    );
   });
 });

@@ -66,9 +66,13 @@ export class AppRouting {
   }
 
   /** Before a run converges toward `config`; `shaping`: the limits' classes of its model (macOS: the router dials their flows from their ports). */
-  async before(config: Config, shaping?: FirewallPolicy['shaping']): Promise<void> {
+  async before(
+    config: Config,
+    shaping?: FirewallPolicy['shaping'],
+    destinations?: Prepared['destinations'],
+  ): Promise<void> {
     // macOS: the flow router listens before an anchor that redirects to it loads
-    if (this.routed) await this.flow.before(config, shaping?.classes);
+    if (this.routed) await this.flow.before(config, shaping?.classes, destinations);
     // rules this run removes leave the placer before their cgroups go
     this.placement.narrow(config.rules);
   }

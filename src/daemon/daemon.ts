@@ -489,7 +489,7 @@ export class Daemon implements DaemonCore {
     this.runs.begin(reason);
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
-      await this.routing.before(p.config, p.model.policy?.shaping);
+      await this.routing.before(p.config, p.model.policy?.shaping, p.destinations);
       const restoring = this.host.applied.stoppedRemoved();
       const ctx = await converge(env, this.host.applied, p, {
         configFile: this.config.good?.file ?? p.file,

@@ -45,7 +45,7 @@ export interface Prepared {
   sources: string[];
   /** the host the overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
-  /** every rule's `to`, read, by rule name (rules with `to` only) */
+  /** per rule with `to`, by rule name: its destinations (inline values and list files) */
   destinations?: ReadonlyMap<string, DestinationSet>;
 }
 

@@ -185,7 +185,17 @@ export interface DarwinTunnelRoute {
 
 export interface DarwinFlowRouterOptions extends Pick<
   FlowRouterOptions,
-  'listen' | 'rules' | 'default' | 'tunnelUp' | 'unknownOwner' | 'ipv6' | 'onLink' | 'shaping'
+  | 'listen'
+  | 'rules'
+  | 'default'
+  | 'tunnelUp'
+  | 'unknownOwner'
+  | 'ipv6'
+  | 'onLink'
+  | 'shaping'
+  | 'destinations'
+  | 'learned'
+  | 'peekTimeoutMs'
 > {
   natives: DarwinFlowNatives;
   tunnels: Record<string, DarwinTunnelRoute>;
@@ -223,6 +233,9 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
     ...(o.ipv6 ? { ipv6: o.ipv6 } : {}),
     ...(o.onLink ? { onLink: o.onLink } : {}),
     ...(o.shaping ? { shaping: o.shaping } : {}),
+    ...(o.destinations ? { destinations: o.destinations } : {}),
+    ...(o.learned ? { learned: o.learned } : {}),
+    ...(o.peekTimeoutMs !== undefined ? { peekTimeoutMs: o.peekTimeoutMs } : {}),
     ...(o.execs && n.ppid ? { execs: o.execs, parentOf: (pid: number) => n.ppid!(pid) } : {}),
     lookup,
     dialers: {
@@ -278,7 +291,10 @@ function interfaceSubnets(ifname: string): string[] {
 export function darwinFlowRouterFromConfig(
   c: Pick<Config, 'tunnels' | 'rules' | 'default' | 'routing' | 'ipv6'>,
   h: DarwinFlowRouterHost,
-  o: Pick<DarwinFlowRouterOptions, 'maxOwners' | 'timeoutMs' | 'shaping'> = {},
+  o: Pick<
+    DarwinFlowRouterOptions,
+    'maxOwners' | 'timeoutMs' | 'shaping' | 'destinations' | 'learned' | 'peekTimeoutMs'
+  > = {},
 ): { router: FlowRouter; lookup: PcbFlowLookup } {
   const tunnels: Record<string, DarwinTunnelRoute> = {};
   for (const [name, t] of Object.entries(c.tunnels)) {

@@ -32,6 +32,7 @@
  */
 import { AwgError, toAwgError } from '../../errors.js';
 import type { Config } from '../../config/schema.js';
+import type { DestinationSet } from '../../config/lists.js';
 import type { Dialer } from '../../proxy/types.js';
 import { resolveIfname } from '../../platform/darwin/utun.js';
 import type { StateStore } from '../../util/state.js';
@@ -60,6 +61,8 @@ export interface FlowRouterHostOptions {
   subnets?(ifname: string): string[];
   /** a listener that failed after it started (reported; the run that follows restarts it) */
   onError?(message: string): void;
+  /** the learned address book: names DNS answers gave an address (flows without SNI/Host) */
+  learned?(addr: string): readonly string[];
 }
 
 export interface FlowRouterStatus {
@@ -132,10 +135,18 @@ export class FlowRouterHost {
 
   constructor(private readonly o: FlowRouterHostOptions) {}
 
-  /** `classes`: the limits in force (FirewallPolicy.shaping.classes); their flows leave from their ports */
-  async before(c: FlowConfig, classes?: readonly Pick<ShapeClass, 'n' | 'name'>[]): Promise<void> {
+  /**
+   * `classes`: the limits in force (FirewallPolicy.shaping.classes); their flows leave from
+   * their ports. `destinations`: the rules' `to` sets (config/load.ts LoadResult.destinations).
+   */
+  async before(
+    c: FlowConfig,
+    classes?: readonly Pick<ShapeClass, 'n' | 'name'>[],
+    destinations?: ReadonlyMap<string, DestinationSet>,
+  ): Promise<void> {
     if (!needsFlowRouter(c)) return;
     const shaping = flowShaping(classes);
+    const dest = destinations ? { destinations } : {};
     const port = flowRouterPort(c.routing);
     const shape = JSON.stringify([
       port,
@@ -149,6 +160,7 @@ export class FlowRouterHost {
         default: c.default,
         ipv6: c.ipv6,
         ...(shaping ? { shaping } : {}),
+        ...dest,
       });
       this.config = c;
       this.endStale(c);
@@ -172,7 +184,11 @@ export class FlowRouterHost {
           ...(h.subnets ? { subnets: (i: string) => h.subnets!(i) } : {}),
           execs: this.execs,
         },
-        shaping ? { shaping } : {},
+        {
+          ...(shaping ? { shaping } : {}),
+          ...dest,
+          ...(h.learned ? { learned: (a: string) => h.learned!(a) } : {}),
+        },
       );
       // listen errors reject start(); later ones are reported (and without a listener an
       // 'error' event would throw)

@@ -53,6 +53,14 @@
  *   socket connects once, so hits are rare: the cache is there for correctness under port
  *   reuse, not speed (one pcblist_n read per connection stays).
  * - Config edits: `update()`; the next connection is judged by the new rules.
+ * - Destination rules (`to:`, model/destinations.ts): the first enabled rule whose program
+ *   part and destination part both fit decides (a missing part fits); fallbacks walk the
+ *   later rules that fit both. Addresses are the original destination's (DIOCNATLOOK).
+ *   Names: when a rule with domains fits the program but not the address (only then), the
+ *   router reads the app's first bytes before it dials (peek.ts: TLS SNI, HTTP Host; at
+ *   most `peekTimeoutMs`, the bytes go upstream first); without a name there, the names the
+ *   `learned` book gives the address (DNS answers) are used. A server-speaks-first protocol
+ *   waits out the timeout, then goes by address and learned names only.
  * - `awg exec` (exec-routes.ts): a flow whose owner is a registered pid or descends from one
  *   (its parent chain, `parentOf`, walked per flow) takes the registration's route
  *   (match.ts execRoute) instead of the rules; the loop guard still comes first, and IPv6 and
@@ -60,6 +68,8 @@
  */
 import { isIP, type Socket } from 'node:net';
 import type { Rule } from '../../config/schema.js';
+import type { DestinationSet } from '../../config/lists.js';
+import { compileRuleWalk, type RuleWalk } from '../../model/destinations.js';
 import {
   compileRules,
   defaultRoute,
@@ -72,6 +82,7 @@ import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
 import { TransparentProxy, type TransparentProxyOptions } from '../../proxy/transparent.js';
 import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types.js';
 import type { ExecRegistry } from './exec-routes.js';
+import { peekName } from './peek.js';
 import { zeroRuleTraffic, type RuleTraffic } from '../engine/stats.js';
 
 export interface FlowOwner {
@@ -137,7 +148,16 @@ export interface FlowRouterOptions {
   parentOf?(pid: number): number | undefined;
   /** limits: the local ports a limited class's connections leave from (FlowShaping) */
   shaping?: FlowShaping;
+  /** per rule with `to`, by rule name: its destinations (config/load.ts LoadResult.destinations) */
+  destinations?: ReadonlyMap<string, DestinationSet>;
+  /** names DNS answers gave this address (the learned address book), for flows without SNI/Host */
+  learned?(addr: string): readonly string[];
+  /** how long to wait for the app's first bytes when a domain rule could decide (default 300 ms) */
+  peekTimeoutMs?: number;
 }
+
+/** FlowRouterOptions.peekTimeoutMs's default */
+export const PEEK_TIMEOUT_MS = 300;
 
 /**
  * Limits (macOS): PF's dummynet rules tell a limited class's packets by their local port
@@ -200,18 +220,21 @@ export interface FlowDecision {
   fallback?: FallbackMode;
   /** the registered pid of the `awg exec` whose choice decided */
   exec?: number;
+  /** the destination's names the rules were asked with (SNI, Host, or learned) */
+  names?: readonly string[];
 }
 
 /** what a config edit changes (FlowRouter.update) */
 export type FlowPolicy = Pick<
   FlowRouterOptions,
-  'rules' | 'default' | 'unknownOwner' | 'ipv6' | 'shaping'
+  'rules' | 'default' | 'unknownOwner' | 'ipv6' | 'shaping' | 'destinations'
 >;
 
 export class FlowRouter {
   readonly proxy: TransparentProxy;
   private o: FlowRouterOptions;
   private matcher;
+  private walk: RuleWalk;
   private unknownToDefault: boolean;
   /** decisions so far, by route (blocked, direct, tunnel names) */
   readonly counts = new Map<string, number>();
@@ -227,6 +250,7 @@ export class FlowRouter {
   constructor(o: FlowRouterOptions) {
     this.o = o;
     this.matcher = compileRules(o.rules);
+    this.walk = compileRuleWalk(o.rules, o.destinations);
     this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
     this.proxy = new TransparentProxy({
       listen: o.listen,
@@ -236,10 +260,22 @@ export class FlowRouter {
     });
   }
 
-  /** The route of one flow now (pure apart from the lookup); IPv6 per `ipv6`, the LAN per `onLink`. */
-  decide(flow: Flow): FlowDecision {
-    const d = this.decideFamilyBlind(flow);
-    if (d.route === 'direct' || d.route === 'blocked') return d;
+  /**
+   * The route of one flow now (pure apart from the lookup); IPv6 per `ipv6`, the LAN per
+   * `onLink`. `names`: the destination's names (SNI, Host, learned) for rules with domains.
+   */
+  decide(flow: Flow, names: readonly string[] = []): FlowDecision {
+    return this.decideWith(flow, this.o.lookup.owner(flow), names) as FlowDecision;
+  }
+
+  /** `names` undefined: 'names' when they could change the decision (the caller peeks) */
+  private decideWith(
+    flow: Flow,
+    owner: FlowOwner | undefined,
+    names: readonly string[] | undefined,
+  ): FlowDecision | 'names' {
+    const d = this.decideFamilyBlind(flow, owner, names);
+    if (d === 'names' || d.route === 'direct' || d.route === 'blocked') return d;
     const host = flow.dst.host.replace(/^\[(.*)\]$/, '$1');
     const v6 = isIP(host) === 6 && !/^::ffff:\d/i.test(host);
     if (v6 && (this.o.ipv6 ?? 'tunnel') !== 'tunnel')
@@ -248,8 +284,11 @@ export class FlowRouter {
     return d;
   }
 
-  private decideFamilyBlind(flow: Flow): FlowDecision {
-    const owner = this.o.lookup.owner(flow);
+  private decideFamilyBlind(
+    flow: Flow,
+    owner: FlowOwner | undefined,
+    names: readonly string[] | undefined,
+  ): FlowDecision | 'names' {
     if (!owner)
       return {
         route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked',
@@ -274,8 +313,12 @@ export class FlowRouter {
           : {}),
       };
     }
-    const chain = this.matcher.failoverChain(owner.path);
-    if (!chain.length) return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner };
+    const addr = flow.dst.host;
+    if (names === undefined && this.walk.namesMatter(owner.path, addr)) return 'names';
+    const chain = this.walk.chain(owner.path, addr, names);
+    const named = names?.length ? { names } : {};
+    if (!chain.length)
+      return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner, ...named };
     const route = effectiveRoute(chain, this.o.tunnelUp);
     // the first entry aiming at `route` chose it: an earlier one with the same target would have
     const chosen = chain.find((r) => r.target === route);
@@ -284,20 +327,48 @@ export class FlowRouter {
       owner,
       rule: chain[0]!.name,
       ...(chosen?.fallback ? { fallback: chosen.fallback } : {}),
+      ...named,
     };
   }
 
   private dialerFor(client: Socket, dst: Destination): Dialer {
-    let d: FlowDecision;
+    const flow: Flow = {
+      proto: 'tcp',
+      app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
+      dst,
+    };
+    let d: FlowDecision | 'names';
+    let owner: FlowOwner | undefined;
     try {
-      d = this.decide({
-        proto: 'tcp',
-        app: { address: client.remoteAddress ?? '', port: client.remotePort ?? 0 },
-        dst,
-      });
+      // the owner is looked up at once: it may exit while its first bytes are awaited
+      owner = this.o.lookup.owner(flow);
+      d = this.decideWith(flow, owner, undefined);
     } catch {
       d = { route: 'blocked' }; // a lookup that failed is an unknown owner, never a pass
     }
+    if (d !== 'names') return this.dialerOf(client, dst, d);
+    return async (to, opts) => {
+      const peeked = await peekName(client, {
+        timeoutMs: this.o.peekTimeoutMs ?? PEEK_TIMEOUT_MS,
+      });
+      if (client.destroyed)
+        throw new ProxyDialError('blocked', 'the app closed its connection before it was routed');
+      let names: readonly string[] = [];
+      let decided: FlowDecision;
+      try {
+        names = peeked.name !== undefined ? [peeked.name] : (this.o.learned?.(dst.host) ?? []);
+        decided = this.decideWith(flow, owner, names) as FlowDecision;
+      } catch {
+        decided = { route: 'blocked' };
+      }
+      const up = await this.dialerOf(client, dst, decided)(to, opts);
+      // the bytes read for the name go first; the proxy pipes the rest after them
+      if (peeked.bytes.length) up.write(peeked.bytes);
+      return up;
+    };
+  }
+
+  private dialerOf(client: Socket, dst: Destination, d: FlowDecision): Dialer {
     this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
     if (d.rule !== undefined && d.rule !== LOOP) this.countFor(d.rule, client);
     const flow = this.track(client, dst, d);
@@ -427,7 +498,7 @@ export class FlowRouter {
    * cgroup it was created in.
    */
   update(p: FlowPolicy): void {
-    const { unknownOwner: _u, ipv6: _i, shaping: _s, ...rest } = this.o;
+    const { unknownOwner: _u, ipv6: _i, shaping: _s, destinations: _d, ...rest } = this.o;
     const o: FlowRouterOptions = {
       ...rest,
       rules: p.rules,
@@ -435,10 +506,13 @@ export class FlowRouter {
       ...(p.unknownOwner ? { unknownOwner: p.unknownOwner } : {}),
       ...(p.ipv6 ? { ipv6: p.ipv6 } : {}),
       ...(p.shaping ? { shaping: p.shaping } : {}),
+      ...(p.destinations ? { destinations: p.destinations } : {}),
     };
     const matcher = compileRules(o.rules); // throws on a bad rule before anything changes
+    const walk = compileRuleWalk(o.rules, o.destinations);
     this.o = o;
     this.matcher = matcher;
+    this.walk = walk;
     this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
   }
 

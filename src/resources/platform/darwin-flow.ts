@@ -29,7 +29,8 @@
  * travels over lo0, where `rdr` would catch it whoever opened it (the router's redial too).
  *
  * Warned, because they differ from Linux: TCP only (UDP follows the routing table, and user
- * processes' UDP is dropped when a rule can block); root's processes are not routed per app
+ * processes' UDP is dropped when a rule can block), destination rules too (`to:`: domains by
+ * the name a connection sends first, flow-router.ts); root's processes are not routed per app
  * (the loop avoidance is by uid). Flows into a WireGuard tunnel that is not the default are
  * dialled bound to its utun (IP_BOUND_IF) and follow the interface-scoped routes realiseDarwin
  * gives its prefixes; a destination outside them has no route there and fails (reset), never
@@ -85,6 +86,10 @@ const proxyDefaultWarning = (tunnel: string) =>
 /** a runtime limit (`awg limit PID`) under a config without per-app rules: no router, nothing to dial from the class's ports */
 export const NO_ROUTER_LIMITS_WARNING =
   'limits: the flow router runs only while the config has an enabled rule (or a proxy tunnel as the default route); without it, processes limited at run time are not shaped on macOS';
+
+/** rules with `to:` under the router (docs/platform-macos.md#destination-rules) */
+export const DESTINATION_RULES_WARNING =
+  'destination rules (`to:`) on macOS route TCP only, in the flow router: a domain matches the name a connection sends first (TLS SNI, HTTP Host); a connection without one is judged by its address; UDP ignores `to` (dropped for user processes while a rule can block, else the routing table)';
 
 /** host addresses worth a skip entry: not loopback or link-local (the table has those), no zone */
 function ownAddresses(addrs: readonly string[]): string[] {
@@ -150,5 +155,6 @@ export function realiseDarwinFlow(
     warnings.push(
       `tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`,
     );
+  if (enabled.some((r) => r.to !== undefined)) warnings.push(DESTINATION_RULES_WARNING);
   return { resources, warnings };
 }

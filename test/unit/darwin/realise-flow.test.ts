@@ -12,6 +12,7 @@ import { buildDesired } from '../../../src/model/desired.js';
 import type { RouteSpec } from '../../../src/model/resources.js';
 import { realiseDarwin } from '../../../src/resources/platform/darwin.js';
 import {
+  DESTINATION_RULES_WARNING,
   DROPPED_PER_APP_WARNING,
   flowRouterPort,
   realiseDarwinFlow,
@@ -135,6 +136,12 @@ describe('realiseDarwinFlow', () => {
     expect(got.warnings.find((w) => w.startsWith('per-app routing on macOS'))).not.toContain(
       'dropped',
     );
+    expect(got.warnings).not.toContain(DESTINATION_RULES_WARNING);
+    // destination rules: warned (TCP only, domains by SNI/Host)
+    const to = [{ ...rules[0]!, to: { cidrs: ['203.0.113.0/24'] } } as Rule];
+    expect(
+      realiseDarwinFlow(model({ ...c, rules: to }), FACTS, { port: 15200, rules: to }).warnings,
+    ).toContain(DESTINATION_RULES_WARNING);
     // a direct rule with fallback drop blocks (match.ts): user UDP is dropped again
     const drop = [{ ...rules[0]!, fallback: 'drop' } as Rule];
     expect(

@@ -77,7 +77,10 @@ export const Match = z
             Text()
               .min(1)
               .max(32)
-              .regex(USER_NAME, 'a user name: letters, digits, ".", "_", "-" (not first), "$" last'),
+              .regex(
+                USER_NAME,
+                'a user name: letters, digits, ".", "_", "-" (not first), "$" last',
+              ),
           ])
           .meta({
             description:
@@ -102,7 +105,11 @@ export const Match = z
           .min(2)
           .regex(/^\//, 'must be an absolute cgroup v2 path, e.g. `/system.slice/x.service`')
           .refine(
-            (s) => s.split('/').slice(1).every((seg) => seg !== '' && seg !== '.' && seg !== '..'),
+            (s) =>
+              s
+                .split('/')
+                .slice(1)
+                .every((seg) => seg !== '' && seg !== '.' && seg !== '..'),
             'no empty, "." or ".." segments',
           )
           .meta({

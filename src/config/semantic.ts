@@ -327,7 +327,7 @@ function checkLimits(c: Config, err: (path: PathKey[], message: string) => void)
     if (r.match !== undefined && matchedInPlace(r.match))
       err(
         ['rules', i, 'limit'],
-        'limits are not supported yet for user, unit and cgroup rules (their processes stay where they are, outside awg\'s cgroups)',
+        "limits are not supported yet for user, unit and cgroup rules (their processes stay where they are, outside awg's cgroups)",
       );
     else if (r.target === 'block')
       err(['rules', i, 'limit'], 'a rule with target "block" sends nothing; remove its limit');

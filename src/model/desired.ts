@@ -16,8 +16,9 @@ import { ruleName } from './match.js';
 import type { AppAction, AppRule, Endpoint, FirewallPolicy } from './policy.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
+import type { IdentityFacts } from './who.js';
 
-export interface HostFacts {
+export interface HostFacts extends IdentityFacts {
   /** endpoint host names resolved before planning (the firewall needs addresses) */
   resolved?: Record<string, string[]>;
   /**

@@ -110,7 +110,10 @@ function cgroupWithin(path: string, dir: string): boolean {
 }
 
 /** one match → a predicate over subjects (the identity kinds need `lookup` for user names and units) */
-export function compileSubjectMatch(m: Match, lookup: IdentityLookup = {}): (s: Subject) => boolean {
+export function compileSubjectMatch(
+  m: Match,
+  lookup: IdentityLookup = {},
+): (s: Subject) => boolean {
   if ('user' in m) {
     const uid = typeof m.user === 'number' ? m.user : lookup.uidOf?.(m.user);
     return (s) => uid !== undefined && s.uid === uid;
@@ -183,7 +186,7 @@ export function compileRules(rules: readonly Rule[], lookup: IdentityLookup = {}
               name: ruleName(rule, index),
               target: rule.target,
               fallback: rule.fallback ?? 'block',
-              placedBy: placedBy(rule.match),
+              ...(placedBy(rule.match) !== 'exe' ? { placedBy: placedBy(rule.match) } : {}),
             } satisfies RuleMatch,
           },
         ],

@@ -5,6 +5,20 @@ import {
   fillCgroupSets,
 } from '../../../../src/resources/firewall/cgroup-sets.js';
 import type { RawElement } from '../../../../src/native/nftset.js';
+import { readFileSync } from 'node:fs';
+import type { NftPolicy } from '../../../../src/resources/firewall/policy.js';
+import {
+  firewallSpec,
+  normaliseRuleset,
+  renderTable,
+} from '../../../../src/resources/firewall/render.js';
+import { createLinuxFirewallDriver } from '../../../../src/resources/firewall/linux.js';
+import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
+import { MemoryStateStore } from '../../../../src/util/state.js';
+import { MemoryReporter } from '../../../../src/util/reporter.js';
+import type { Change } from '../../../../src/model/change.js';
+import type { FirewallSpec } from '../../../../src/model/resources.js';
+import { RecordingExec } from '../../../helpers/exec.js';
 
 describe('cgroup sets of a ruleset', () => {
   it('reads the cgroup of each w_ set from its comment, as rendered (one line) or listed', () => {
@@ -62,5 +76,57 @@ describe('fillCgroupSets', () => {
       ['w_a', 2],
       ['w_gone', 0],
     ]);
+  });
+});
+
+describe('the firewall driver fills the cgroup sets', () => {
+  const golden = new URL('./golden/', import.meta.url);
+  const policy = JSON.parse(
+    readFileSync(new URL('per-app-full.policy.json', golden), 'utf8'),
+  ) as NftPolicy;
+  const base = firewallSpec(policy);
+  // the table with one w_ set, as the render is to write it
+  const listing = renderTable(policy).replace(
+    /^(table inet \S+ \{\n\tcomment "managed-by=awg"\n)/,
+    `$1\tset w_web {\n\t\ttype cgroupsv2\n\t\tcomment "${cgroupSetComment('unified/system.slice/web.service')}"\n\t}\n`,
+  );
+  const spec: FirewallSpec = { ...base, ruleset: normaliseRuleset(listing) };
+  const run = async (dryRun: boolean) => {
+    const replaced: string[] = [];
+    const d = createLinuxFirewallDriver({
+      exec: new RecordingExec({ [`nft list table inet ${spec.table}`]: listing }),
+      setWriter: () => ({
+        replace: (set: string) => void replaced.push(set),
+        close: () => undefined,
+      }),
+    });
+    const ctx = {
+      exec: new RecordingExec({ [`nft list table inet ${spec.table}`]: listing }, dryRun),
+      reporter: new MemoryReporter(),
+      state: new MemoryStateStore(),
+      dryRun,
+      claims: { ...DEFAULT_CLAIMS, nftTable: spec.table },
+    };
+    const change = {
+      kind: 'firewall',
+      id: `firewall/inet/${spec.table}`,
+      action: 'update',
+      reason: 'test',
+      cause: 'drift',
+      before: spec,
+      after: { ...spec, boot: undefined },
+    } as unknown as Change<'firewall'>;
+    await d.apply(change, ctx);
+    return { replaced, ctx };
+  };
+  it('an apply that finds the table in place still rewrites its w_ sets (a one-shot awg apply refreshes them), without a mutation', async () => {
+    expect(spec.ruleset).toContain('set w_web');
+    const { replaced, ctx } = await run(false);
+    expect(replaced).toEqual(['w_web']);
+    expect(ctx.exec.log.filter((l) => l.includes('fill'))).toEqual([]);
+  });
+  it('a dry run writes nothing', async () => {
+    const { replaced } = await run(true);
+    expect(replaced).toEqual([]);
   });
 });

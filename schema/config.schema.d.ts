@@ -56,7 +56,7 @@ export type U16Range =
       max: number;
     };
 /**
- * Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.
+ * Exactly one of `name`, `path`, `dir`, `regex` (the executable; case-sensitive unless `ignoreCase: true`), `user`, `unit`, `cgroup` (matched by the firewall, processes are not moved) or `flatpak` (the sandboxed application).
  */
 export type Match =
   | {
@@ -86,6 +86,30 @@ export type Match =
        */
       regex: string;
       ignoreCase?: boolean;
+    }
+  | {
+      /**
+       * A user name (from /etc/passwd) or a uid: every socket of processes running as that user. Matched by the firewall per socket (running processes included); nothing is moved.
+       */
+      user: number | string;
+    }
+  | {
+      /**
+       * A systemd system unit, e.g. `nginx.service`: every process in the unit's cgroup, including ones already running and after restarts. Matched by the firewall; processes are never moved out of the unit.
+       */
+      unit: string;
+    }
+  | {
+      /**
+       * A cgroup v2 path below the hierarchy root, e.g. `/system.slice/x.service`: every process in it or below it, including ones already running and after it is recreated. Matched by the firewall; nothing is moved.
+       */
+      cgroup: string;
+    }
+  | {
+      /**
+       * A Flatpak application id, e.g. `org.mozilla.firefox` (from the sandbox's `/.flatpak-info`): its processes are moved into the rule's cgroup like programs matched by path.
+       */
+      flatpak: string;
     };
 /**
  * When on, all egress is dropped except loopback, our tunnels, the engines' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped. It is strict: apps routed direct (`target: direct` rules, `allow-direct` while their tunnel is down, `awg exec --direct`) are blocked too, except to the LAN with `allowLan` (validate warns about such rules).

@@ -5,7 +5,7 @@
 # the tests never start it. binutils provides strip (scripts/build-deb.sh strips the runtime).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium)
+PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium bubblewrap)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

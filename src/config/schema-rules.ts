@@ -20,6 +20,14 @@ function linearRegex(s: string, ctx: z.RefinementCtx): void {
   }
 }
 
+/** useradd's default NAME_REGEX (plus upper case, which other tools create) */
+const USER_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*\$?$/;
+/** systemd.unit(5): name, optional `@instance`, `.type` */
+const UNIT_NAME =
+  /^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?\.(service|socket|device|mount|automount|swap|target|path|timer|slice|scope)$/;
+/** Flatpak application ids: 3+ reverse-DNS elements of [A-Za-z0-9_-], not starting with a digit (`-` only in the last) */
+const FLATPAK_ID = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+\.[A-Za-z_-][A-Za-z0-9_-]*$/;
+
 export const Match = z
   .union(
     [
@@ -62,15 +70,80 @@ export const Match = z
           }),
         ignoreCase: z.boolean().default(false),
       }),
+      z.strictObject({
+        user: z
+          .union([
+            z.number().int().min(0).max(0xfffffffe),
+            Text()
+              .min(1)
+              .max(32)
+              .regex(
+                USER_NAME,
+                'a user name: letters, digits, ".", "_", "-" (not first), "$" last',
+              ),
+          ])
+          .meta({
+            description:
+              'A user name (from /etc/passwd) or a uid: every socket of processes running as that user. Matched by the firewall per socket (running processes included); nothing is moved.',
+          }),
+      }),
+      z.strictObject({
+        unit: Text()
+          .min(1)
+          .max(255)
+          .regex(
+            UNIT_NAME,
+            'a systemd unit name with its type, e.g. `nginx.service` (letters, digits, ":", "-", "_", ".", "\\", one "@" for templates)',
+          )
+          .meta({
+            description:
+              "A systemd system unit, e.g. `nginx.service`: every process in the unit's cgroup, including ones already running and after restarts. Matched by the firewall; processes are never moved out of the unit.",
+          }),
+      }),
+      z.strictObject({
+        cgroup: Text()
+          .min(2)
+          .regex(/^\//, 'must be an absolute cgroup v2 path, e.g. `/system.slice/x.service`')
+          .refine(
+            (s) =>
+              s
+                .split('/')
+                .slice(1)
+                .every((seg) => seg !== '' && seg !== '.' && seg !== '..'),
+            'no empty, "." or ".." segments',
+          )
+          .meta({
+            description:
+              'A cgroup v2 path below the hierarchy root, e.g. `/system.slice/x.service`: every process in it or below it, including ones already running and after it is recreated. Matched by the firewall; nothing is moved.',
+          }),
+      }),
+      z.strictObject({
+        flatpak: Text()
+          .min(3)
+          .max(255)
+          .regex(FLATPAK_ID, 'a Flatpak application id, e.g. `org.mozilla.firefox`')
+          .meta({
+            description:
+              "A Flatpak application id, e.g. `org.mozilla.firefox` (from the sandbox's `/.flatpak-info`): its processes are moved into the rule's cgroup like programs matched by path.",
+          }),
+      }),
     ],
-    { error: 'must have exactly one of name, path, dir or regex (plus optional ignoreCase)' },
+    {
+      error:
+        'must have exactly one of name, path, dir, regex (plus optional ignoreCase), user, unit, cgroup or flatpak',
+    },
   )
   .meta({
     id: 'Match',
     description:
-      'Exactly one of `name`, `path`, `dir`, `regex`. Matching is case-sensitive unless `ignoreCase: true`.',
+      'Exactly one of `name`, `path`, `dir`, `regex` (the executable; case-sensitive unless `ignoreCase: true`), `user`, `unit`, `cgroup` (matched by the firewall, processes are not moved) or `flatpak` (the sandboxed application).',
   });
 export type Match = z.infer<typeof Match>;
+
+/** user, unit and cgroup matches: the firewall matches their processes where they are (never moved) */
+export function matchedInPlace(m: Match): boolean {
+  return 'user' in m || 'unit' in m || 'cgroup' in m;
+}
 
 export const FALLBACKS = ['allow-direct', 'block', 'drop', 'failover'] as const;
 export const Fallback = z.enum(FALLBACKS).meta({

@@ -17,6 +17,7 @@ import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { parseTagString } from './tags.js';
 import { parseInlineDestinations } from './lists.js';
+import { matchedInPlace } from './schema-rules.js';
 import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
 
 export interface Finding {
@@ -104,6 +105,12 @@ export function checkSemantics(c: Config): Finding[] {
         `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`,
       );
     }
+    const byNft = r.match !== undefined && matchedInPlace(r.match);
+    if (byNft && r.fallback === 'failover' && r.enabled)
+      warn(
+        ['rules', i, 'fallback'],
+        'a user/unit/cgroup rule does not move its processes: while its tunnel is down, only later user, unit, cgroup or destination-only rules can take them over (their executables are not matched), else the default route',
+      );
     if (r.fallback === 'failover' && r.enabled) {
       const later = c.rules.slice(i + 1).some((o) => o.enabled);
       if (!later)
@@ -317,7 +324,12 @@ function checkLimits(c: Config, err: (path: PathKey[], message: string) => void)
   let count = 0;
   c.rules.forEach((r, i) => {
     if (!r.limit) return;
-    if (r.target === 'block')
+    if (r.match !== undefined && matchedInPlace(r.match))
+      err(
+        ['rules', i, 'limit'],
+        "limits are not supported yet for user, unit and cgroup rules (their processes stay where they are, outside awg's cgroups)",
+      );
+    else if (r.target === 'block')
       err(['rules', i, 'limit'], 'a rule with target "block" sends nothing; remove its limit');
     else if (r.fallback === 'drop')
       err(['rules', i, 'limit'], 'a rule with fallback "drop" sends nothing; remove its limit');

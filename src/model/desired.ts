@@ -17,8 +17,9 @@ import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } 
 import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
+import type { IdentityFacts } from './who.js';
 
-export interface HostFacts {
+export interface HostFacts extends IdentityFacts {
   /** endpoint host names resolved before planning (the firewall needs addresses) */
   resolved?: Record<string, string[]>;
   /**

@@ -27,6 +27,7 @@ import picomatch from 'picomatch';
 import { AwgError } from '../errors.js';
 import { compileLinearRegex, type LinearRegex } from '../util/linear-regex.js';
 import type { Match, Rule } from '../config/schema.js';
+import { matchedInPlace } from '../config/schema-rules.js';
 
 export interface RuleMatch {
   /** index in config.rules (disabled rules keep their index) */
@@ -35,14 +36,18 @@ export interface RuleMatch {
   name: string;
   target: string;
   fallback: Rule['fallback'];
+  /** how the rule's processes are routed (absent: `exe`) */
+  placedBy?: Placement;
 }
 
 export interface RuleMatcher {
   readonly rules: readonly Rule[];
-  /** first enabled rule matching `exePath`, or undefined */
-  match(exePath: string): RuleMatch | undefined;
-  /** every enabled rule matching `exePath`, in rule order */
-  failoverChain(exePath: string): RuleMatch[];
+  /** which parts of a Subject the enabled rules look at beyond the executable */
+  readonly needs: { uid: boolean; cgroup: boolean; flatpak: boolean };
+  /** first enabled rule matching the subject (an executable path, or a Subject), or undefined */
+  match(subject: string | Subject): RuleMatch | undefined;
+  /** every enabled rule matching the subject, in rule order */
+  failoverChain(subject: string | Subject): RuleMatch[];
   /** the enabled rule whose cgroup is called `name` */
   byName(name: string): RuleMatch | undefined;
 }
@@ -59,8 +64,79 @@ function basename(p: string): string {
   return i < 0 ? p : p.slice(i + 1);
 }
 
-/** one match → a predicate over paths */
+/** How a rule's processes get their route. */
+export type Placement = 'exe' | 'flatpak' | 'nft';
+
+/**
+ * `exe`: name/path/dir/regex, moved into the rule's cgroup by the placer; `flatpak`: moved
+ * the same way, by the sandbox's application id; `nft`: user/unit/cgroup, matched by the
+ * firewall (`meta skuid`, `socket cgroupv2 … @w_<rule>`) where the process is: never moved.
+ */
+export function placedBy(m: Match): Placement {
+  if (matchedInPlace(m)) return 'nft';
+  if ('flatpak' in m) return 'flatpak';
+  return 'exe';
+}
+
+/**
+ * What a process is matched by: its executable, and where identity rules exist, its uid,
+ * its cgroup v2 path (as /proc/PID/cgroup shows it, from the hierarchy root: `/system.slice/x`)
+ * and its Flatpak application id. An unknown part fits no rule of its kind.
+ */
+export interface Subject {
+  exe: string;
+  uid?: number | undefined;
+  cgroup?: string | undefined;
+  flatpak?: string | undefined;
+}
+
+/** What compiling identity matches needs to know of the host. */
+export interface IdentityLookup {
+  /** user name → uid (/etc/passwd); an unknown name fits nobody */
+  uidOf?: ((name: string) => number | undefined) | undefined;
+  /** unit → its cgroup path from the hierarchy root; default `/system.slice/<unit>` */
+  unitCgroup?: ((unit: string) => string | undefined) | undefined;
+}
+
+/** `/system.slice/<unit>`: where systemd puts a system unit when nothing else says so */
+export function defaultUnitCgroup(unit: string): string {
+  return `/system.slice/${unit}`;
+}
+
+/** `path` is `dir` or below it (cgroup paths, both from the hierarchy root) */
+function cgroupWithin(path: string, dir: string): boolean {
+  const d = dir.replace(/\/+$/, '');
+  return d === '' || path === d || path.startsWith(`${d}/`);
+}
+
+/** one match → a predicate over subjects (the identity kinds need `lookup` for user names and units) */
+export function compileSubjectMatch(
+  m: Match,
+  lookup: IdentityLookup = {},
+): (s: Subject) => boolean {
+  if ('user' in m) {
+    const uid = typeof m.user === 'number' ? m.user : lookup.uidOf?.(m.user);
+    return (s) => uid !== undefined && s.uid === uid;
+  }
+  if ('unit' in m) {
+    const path = lookup.unitCgroup?.(m.unit) ?? defaultUnitCgroup(m.unit);
+    return (s) => s.cgroup !== undefined && cgroupWithin(s.cgroup, path);
+  }
+  if ('cgroup' in m) {
+    const path = m.cgroup;
+    return (s) => s.cgroup !== undefined && cgroupWithin(s.cgroup, path);
+  }
+  if ('flatpak' in m) {
+    const id = m.flatpak;
+    return (s) => s.flatpak === id;
+  }
+  const byPath = compileMatch(m);
+  return (s) => byPath(s.exe);
+}
+
+/** one match → a predicate over executable paths (identity kinds never fit by path) */
 export function compileMatch(m: Match): (path: string) => boolean {
+  if ('user' in m || 'unit' in m || 'cgroup' in m || 'flatpak' in m) return () => false;
   const fold = m.ignoreCase === true;
   const f = (s: string) => (fold ? s.toLowerCase() : s);
   if ('name' in m) {
@@ -96,34 +172,46 @@ export function ruleName(rule: Pick<Rule, 'name'>, index: number): string {
   return rule.name ?? `rule-${index}`;
 }
 
-export function compileRules(rules: readonly Rule[]): RuleMatcher {
+export function compileRules(rules: readonly Rule[], lookup: IdentityLookup = {}): RuleMatcher {
   // A rule without `match` (destinations only) is not decided by the program: placement by
-  // executable never picks it; its destination sets decide in the firewall (integration of
-  // `to:` pending on this branch).
+  // executable never picks it; its destination sets decide in the firewall.
   const compiled = rules.flatMap((rule, index) =>
     rule.enabled === false || rule.match === undefined
       ? []
       : [
           {
-            test: compileMatch(rule.match!),
+            test: compileSubjectMatch(rule.match, lookup),
             info: {
               index,
               name: ruleName(rule, index),
               target: rule.target,
               fallback: rule.fallback ?? 'block',
+              ...(placedBy(rule.match) !== 'exe' ? { placedBy: placedBy(rule.match) } : {}),
             } satisfies RuleMatch,
           },
         ],
   );
+  const needs = { uid: false, cgroup: false, flatpak: false };
+  for (const r of rules) {
+    const m = r.enabled === false ? undefined : r.match;
+    if (m === undefined) continue;
+    if ('user' in m) needs.uid = true;
+    if ('unit' in m || 'cgroup' in m) needs.cgroup = true;
+    if ('flatpak' in m) needs.flatpak = true;
+  }
   const names = new Map(compiled.map((c) => [c.info.name, c.info]));
+  const subj = (s: string | Subject): Subject => (typeof s === 'string' ? { exe: s } : s);
   return {
     rules,
-    match(exePath) {
-      for (const c of compiled) if (c.test(exePath)) return c.info;
+    needs,
+    match(subject) {
+      const s = subj(subject);
+      for (const c of compiled) if (c.test(s)) return c.info;
       return undefined;
     },
-    failoverChain(exePath) {
-      return compiled.filter((c) => c.test(exePath)).map((c) => c.info);
+    failoverChain(subject) {
+      const s = subj(subject);
+      return compiled.filter((c) => c.test(s)).map((c) => c.info);
     },
     byName: (name) => names.get(name),
   };

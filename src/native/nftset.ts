@@ -27,6 +27,7 @@
  *   the first address after the range with NFT_SET_ELEM_INTERVAL_END (omitted when the range
  *   runs to the end of the address space).
  */
+import os from 'node:os';
 import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
 import { AwgError } from '../errors.js';
 import { encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
@@ -122,7 +123,8 @@ export interface SetBatch {
 
 /**
  * The batch that adds (NEWSETELEM, NLM_F_CREATE) or deletes `elements` of set `set` of table
- * `table`. Pure; seqs run from `seq` upward (BEGIN has `seq`).
+ * `table`; `flushFirst`: it empties the set first (the set then holds exactly `elements`, with
+ * no moment in between visible to packets). Pure; seqs run from `seq` upward (BEGIN has `seq`).
  */
 export function buildSetElemBatch(
   cmd: number,
@@ -132,10 +134,29 @@ export function buildSetElemBatch(
   elements: readonly RawElement[],
   seq: number,
   portid = 0,
+  flushFirst = false,
 ): SetBatch {
   const msgs: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, seq, portid)];
   const acked: number[] = [];
   const header = Buffer.from([NFPROTO[family], 0, 0, 0]);
+  if (flushFirst) {
+    // DELSETELEM without an element list flushes the set, in the same transaction
+    const s = (seq = (seq + 1) >>> 0);
+    const body = Buffer.concat([
+      header,
+      encodeNlas([nlaStr(NFTA_SET_ELEM_LIST_TABLE, table), nlaStr(NFTA_SET_ELEM_LIST_SET, set)]),
+    ]);
+    msgs.push(
+      buildMessage(
+        (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_DELSETELEM,
+        NLM_F_REQUEST | NLM_F_ACK,
+        s,
+        portid,
+        body,
+      ),
+    );
+    acked.push(s);
+  }
   const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
   let chunk: Nla[] = [];
   let size = 4;
@@ -165,6 +186,19 @@ export function buildSetElemBatch(
   flush();
   msgs.push(batchMarker(NFNL_MSG_BATCH_END, (seq + 1) >>> 0, portid));
   return { msgs, acked };
+}
+
+/**
+ * The key of a `cgroupsv2` set element: the cgroup's id (the inode number of its directory in
+ * the cgroup2 file system), 8 bytes in host byte order (nft's cgroupsv2 type is host-endian;
+ * measured on 6.18: an element written so lists as the cgroup's path and matches
+ * `socket cgroupv2 level N @set`).
+ */
+export function cgroupIdKey(id: bigint | number): Buffer {
+  const b = Buffer.alloc(8);
+  if (os.endianness() === 'LE') b.writeBigUInt64LE(BigInt(id));
+  else b.writeBigUInt64BE(BigInt(id));
+  return b;
 }
 
 /** The key bytes of an address (4 or 16, network order); throws AwgError for a bad one. */
@@ -242,6 +276,8 @@ export interface NftSetWriter {
   addCidrs(set: string, cidrs: readonly string[], timeoutMs?: number): Promise<void>;
   /** Any batch of raw elements (NFT_MSG_NEWSETELEM/DELSETELEM/DESTROYSETELEM). */
   write(cmd: number, set: string, elements: readonly RawElement[]): void;
+  /** Make the set hold exactly `elements` (flush and add, one transaction; none: flush only). */
+  replace(set: string, elements: readonly RawElement[]): void;
   close(): void;
 }
 
@@ -271,11 +307,25 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
   const verb = (cmd: number): string =>
     cmd === NFT_MSG_NEWSETELEM ? 'add' : cmd === NFT_MSG_DELSETELEM ? 'delete' : 'destroy';
 
-  const write = (cmd: number, set: string, elements: readonly RawElement[]): void => {
-    if (elements.length === 0) return;
-    const what = `nft set ${family} ${table} ${set}: ${verb(cmd)} ${elements.length} element(s)`;
+  const write = (
+    cmd: number,
+    set: string,
+    elements: readonly RawElement[],
+    flushFirst = false,
+  ): void => {
+    if (elements.length === 0 && !flushFirst) return;
+    const what = `nft set ${family} ${table} ${set}: ${flushFirst ? 'replace with' : verb(cmd)} ${elements.length} element(s)`;
     const first = sock.nextSeq();
-    const batch = buildSetElemBatch(cmd, family, table, set, elements, first, sock.portid);
+    const batch = buildSetElemBatch(
+      cmd,
+      family,
+      table,
+      set,
+      elements,
+      first,
+      sock.portid,
+      flushFirst,
+    );
     // advance the socket's seq past the batch's
     for (let i = 1; i < batch.msgs.length; i++) sock.nextSeq();
     const bytes = batch.msgs.reduce((n, m) => n + m.length, 0);
@@ -290,7 +340,7 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       });
       sock.close();
       sock = next;
-      write(cmd, set, elements);
+      write(cmd, set, elements, flushFirst);
       return;
     }
     let answers: Map<number, number>;
@@ -334,7 +384,8 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       ),
     addCidrs: (set, cidrs, timeoutMs) =>
       settle(() => write(NFT_MSG_NEWSETELEM, set, cidrElements(cidrs, timeoutMs))),
-    write,
+    write: (cmd, set, elements) => write(cmd, set, elements),
+    replace: (set, elements) => write(NFT_MSG_NEWSETELEM, set, elements, true),
     close: () => sock.close(),
   };
 }

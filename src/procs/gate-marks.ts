@@ -9,14 +9,16 @@
  *   every file system mounted below D (the rule is recursive).
  * - `path: G` (a glob) → the same for the glob's literal leading directories (`/opt/*\/bin/x`
  *   → `/opt`; a glob without wildcards → its own path).
- * - `name`, `regex`, and any rule with `ignoreCase` (`/OPT/x` is another directory) → every
- *   file system an exec can come from.
+ * - `name`, `regex`, `flatpak` (a sandbox runs programs from anywhere), and any rule with
+ *   `ignoreCase` (`/OPT/x` is another directory) → every file system an exec can come from.
+ * - `user`, `unit`, `cgroup` and destination-only rules move no process: no marks.
  * "Can exec from": not mounted `noexec` everywhere, and not a pseudo file system that holds
  * no programs (proc, sysfs, cgroup, devpts, …). A file system mounted several times (bind
  * mounts) is marked once, by the first mount point of it that qualifies.
  * Disabled rules need no marks.
  */
 import type { Rule } from '../config/schema.js';
+import { placedBy } from '../model/match.js';
 import { parseMountinfo as parseMounts } from '../util/mountinfo.js';
 
 export interface MountEntry {
@@ -80,8 +82,8 @@ const GLOB_CHARS = /[*?[\]{}!+@()]/;
 /** the literal directory a rule's matches all lie below, or undefined when it could be anywhere */
 export function ruleTree(r: Rule): string | undefined {
   const m = r.match;
-  // a destination-only rule (no `match`) places no program
-  if (m === undefined || m.ignoreCase) return undefined;
+  // (rules that place no program are left out by planGateMarks)
+  if (m === undefined || !('ignoreCase' in m) || m.ignoreCase) return undefined;
   if ('dir' in m) return normalize(m.dir);
   if ('path' in m) {
     const segs = m.path.split('/');
@@ -102,7 +104,11 @@ function normalize(p: string): string {
 const below = (p: string, dir: string) => dir === '/' || p === dir || p.startsWith(`${dir}/`);
 
 export function planGateMarks(rules: readonly Rule[], mounts: readonly MountEntry[]): GatePlan {
-  const enabled = rules.filter((r) => r.enabled !== false);
+  // only rules whose processes the placer moves need the gate: not destination-only rules,
+  // nor user/unit/cgroup rules (the firewall matches those where they are)
+  const enabled = rules.filter(
+    (r) => r.enabled !== false && r.match !== undefined && placedBy(r.match) !== 'nft',
+  );
   if (enabled.length === 0) return { marks: [], scope: 'none' };
   const usable = mounts.filter((m) => !PSEUDO.has(m.fsType) && !m.noexec);
   const trees = enabled.map(ruleTree);

@@ -12,6 +12,7 @@ import { AwgError } from '../errors.js';
 import { isWgLike, type Config } from '../config/schema.js';
 import { compileRules } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
+import { linuxIdentityLookup } from './identity.js';
 import { describeProcess, type ListedProcess, type ListOptions } from './placer.js';
 import { linuxProcFs, scanProcesses, type ProcFs } from './scan.js';
 import { listDarwinProcesses, type ProcTable } from './darwin.js';
@@ -40,10 +41,18 @@ export function linuxProcessLister(
       } catch {
         /* no /proc/self/mountinfo: no cgroup is ours to read */
       }
-      const matcher = compileRules(c.rules);
-      return scanProcesses(procfs).flatMap((p) =>
-        describeProcess(p, matcher, cgroupRoot, root, { ...o, defaultRoute: c.default }),
-      );
+      const matcher = compileRules(c.rules, linuxIdentityLookup());
+      const { uid, flatpak } = matcher.needs;
+      return scanProcesses(procfs).flatMap((p) => {
+        const u = uid ? procfs.uid?.(p.pid) : undefined;
+        const f = flatpak ? procfs.flatpak?.(p.pid) : undefined;
+        const entry = {
+          ...p,
+          ...(u !== undefined ? { uid: u } : {}),
+          ...(f !== undefined ? { flatpak: f } : {}),
+        };
+        return describeProcess(entry, matcher, cgroupRoot, root, { ...o, defaultRoute: c.default });
+      });
     },
   };
 }

@@ -28,6 +28,7 @@ import { readFileSync } from 'node:fs';
 import type { Rule } from '../config/schema.js';
 import { toAwgError } from '../errors.js';
 import { compileRules } from '../model/match.js';
+import { linuxIdentityLookup } from './identity.js';
 import { ProcessPlacer, type PlacerOptions } from './placer.js';
 import { ProcConnector, connectorFdFromEnv, type ProcEvent } from './connector.js';
 import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate.js';
@@ -122,7 +123,7 @@ export class PlacerChild {
   }
 
   private configure(m: Extract<ToPlacer, { type: 'config' }>): void {
-    const matcher = compileRules(m.rules);
+    const matcher = compileRules(m.rules, linuxIdentityLookup(m.identity));
     const key = JSON.stringify([m.cgroupRoot, m.mount, m.ownPid]);
     if (this.placer && key !== this.key) {
       this.placer.setRules(compileRules([]));

@@ -17,6 +17,7 @@
  *   `placed` per exec placement only when traced (AWG_PLACER_TRACE=1, benchmarks).
  */
 import type { Rule } from '../config/schema.js';
+import type { IdentityFacts } from '../model/who.js';
 import type { ErrorKind } from '../errors.js';
 import type { PlacerStats } from './placer.js';
 import type { GateStats } from './gate.js';
@@ -35,6 +36,8 @@ export type ToPlacer =
       mount: PlacerMount;
       down: string[];
       ownPid?: number;
+      /** user names → uids and units → cgroups as the daemon probed them (model/who.ts) */
+      identity?: IdentityFacts;
     }
   | { type: 'down'; down: string[] }
   | { type: 'rescan' }
@@ -193,6 +196,20 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       if (!isStrings(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
       if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0))
         return { invalid: 'config: ownPid must be a pid' };
+      const id = v.identity;
+      const isMap = (x: unknown, ok: (y: unknown) => boolean): boolean =>
+        x === undefined || (isObject(x) && Object.values(x).every(ok));
+      if (
+        id !== undefined &&
+        !(
+          isObject(id) &&
+          isMap(id.users, isCount) &&
+          isMap(id.unitCgroups, (y) => typeof y === 'string' && y.startsWith('/'))
+        )
+      )
+        return {
+          invalid: 'config: identity must be {users?: {name: uid}, unitCgroups?: {unit: path}}',
+        };
       return {
         type: 'config',
         rules: v.rules as Rule[],
@@ -200,6 +217,7 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
         mount: { mountPoint: m.mountPoint, root: m.root },
         down: v.down,
         ...(v.ownPid !== undefined ? { ownPid: v.ownPid as number } : {}),
+        ...(id !== undefined ? { identity: id as IdentityFacts } : {}),
       };
     }
     case 'down':

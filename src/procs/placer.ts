@@ -37,6 +37,7 @@ import {
   type ExecChoice,
   type RuleMatch,
   type RuleMatcher,
+  type Subject,
 } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
@@ -65,6 +66,8 @@ export interface ProcessInfo {
   pending?: string;
   /** the runtime limit it is under (`awg limit`: its own or an ancestor's it inherited) */
   limit?: { pid: number; upload?: number; download?: number };
+  /** its Flatpak application id (listed where flatpak rules exist) */
+  flatpak?: string;
 }
 
 export interface CgroupWriter {
@@ -207,12 +210,32 @@ export class ProcessPlacer {
    * except that a `failover` rule whose tunnel is down passes it on to the next match (none
    * left: it stays with the first, whose cgroup the firewall then drops).
    */
-  placeFor(exe: string): RuleMatch | undefined {
-    const first = this.matcher.match(exe);
+  placeFor(subject: string | Subject): RuleMatch | undefined {
+    const first = this.matcher.match(subject);
+    // user/unit/cgroup rules are matched by the firewall where the process is: never moved
+    // (above all not out of a systemd unit), not even on to a later rule by failover
+    if (first?.placedBy === 'nft') return undefined;
     if (!first || first.fallback !== 'failover' || !this.down.has(first.target)) return first;
-    const chain = this.matcher.failoverChain(exe);
-    for (const r of chain) if (!(r.fallback === 'failover' && this.down.has(r.target))) return r;
+    const chain = this.matcher.failoverChain(subject);
+    for (const r of chain) {
+      if (r.placedBy === 'nft') return undefined;
+      if (!(r.fallback === 'failover' && this.down.has(r.target))) return r;
+    }
     return first;
+  }
+
+  /**
+   * What the rules need to know of a process besides its executable (read only when a rule
+   * of that kind exists): uid, cgroup, Flatpak id.
+   */
+  subjectOf(pid: number, exe: string, cgroup?: string): Subject {
+    const needs = this.matcher.needs;
+    if (!needs.uid && !needs.cgroup && !needs.flatpak) return { exe };
+    const s: Subject = { exe };
+    if (needs.uid) s.uid = this.procfs.uid?.(pid);
+    if (needs.cgroup) s.cgroup = cgroup ?? this.procfs.cgroup(pid);
+    if (needs.flatpak) s.flatpak = this.procfs.flatpak?.(pid);
+    return s;
   }
 
   /** New health view: re-place running processes when it changes who fails over. */
@@ -266,7 +289,7 @@ export class ProcessPlacer {
       this.stats.vanished++;
       return;
     }
-    const m = this.placeFor(exe);
+    const m = this.placeFor(this.subjectOf(pid, exe));
     if (!m) {
       this.stats.misses++;
       return;
@@ -288,7 +311,8 @@ export class ProcessPlacer {
     named: boolean,
   ): 'placed' | 'kept' | 'miss' | 'own' | 'failed' | 'deny' {
     if (this.closed) return 'miss';
-    const m = this.placeFor(file);
+    // a Flatpak sandbox has pivoted before it execs the app: its /.flatpak-info is readable now
+    const m = this.placeFor(this.subjectOf(pid, file));
     if (!m) return 'miss';
     // our own tree (the daemon's nft, ip…); a child whose FORK event is still queued is seen by its parent
     const ppid = this.tree.has(pid) ? pid : this.procfs.ppid(pid);
@@ -369,7 +393,7 @@ export class ProcessPlacer {
     const where: CgroupClass = classifyCgroup(this.opts.cgroupRoot, rel);
     if (where.kind === 'exec') return undefined;
     // a script the gate placed by its own path runs as its interpreter
-    const subject = this.subjects.get(p.pid) ?? p.exe;
+    const subject = this.subjectOf(p.pid, this.subjects.get(p.pid) ?? p.exe, p.cgroup);
     const m = this.placeFor(subject);
     if (m) {
       const path = this.ruleCgroup(m);
@@ -425,7 +449,16 @@ export class ProcessPlacer {
   listProcesses(o: ListOptions): ListedProcess[] {
     const out: ListedProcess[] = [];
     for (const p of scanProcesses(this.procfs)) {
-      out.push(...describeProcess(p, this.matcher, this.opts.cgroupRoot, this.opts.mount.root, o));
+      const s = this.subjectOf(p.pid, p.exe, p.cgroup);
+      out.push(
+        ...describeProcess(
+          { ...p, ...identityOf(s) },
+          this.matcher,
+          this.opts.cgroupRoot,
+          this.opts.mount.root,
+          o,
+        ),
+      );
     }
     return out;
   }
@@ -438,9 +471,19 @@ export class ProcessPlacer {
   }
 }
 
-/** One /proc entry → its listing (empty when filtered out). Shared with `awg processes`. */
+function identityOf(s: Subject): { uid?: number; flatpak?: string } {
+  return {
+    ...(s.uid !== undefined ? { uid: s.uid } : {}),
+    ...(s.flatpak !== undefined ? { flatpak: s.flatpak } : {}),
+  };
+}
+
+/**
+ * One /proc entry → its listing (empty when filtered out). Shared with `awg processes`.
+ * `uid`/`flatpak`: read by the caller where rules of those kinds exist.
+ */
 export function describeProcess(
-  p: ProcEntry,
+  p: ProcEntry & { uid?: number; flatpak?: string },
   matcher: RuleMatcher,
   cgroupRoot: string,
   mountRoot: string,
@@ -448,9 +491,37 @@ export function describeProcess(
 ): ListedProcess[] {
   const rel = relativeCgroup(p.cgroup, mountRoot);
   const where = classifyCgroup(cgroupRoot, rel);
-  const now = matcher.match(p.exe);
-  const base = { pid: p.pid, ppid: p.ppid, name: p.name, path: p.exe, cgroup: p.cgroup };
+  const subject: Subject = {
+    exe: p.exe,
+    cgroup: p.cgroup,
+    ...(p.uid !== undefined ? { uid: p.uid } : {}),
+    ...(p.flatpak !== undefined ? { flatpak: p.flatpak } : {}),
+  };
+  const first = matcher.match(subject);
+  // a rule the firewall matches in place (user/unit/cgroup) routes the process where it is
+  const now = first?.placedBy === 'nft' ? undefined : first;
+  const base = {
+    pid: p.pid,
+    ppid: p.ppid,
+    name: p.name,
+    path: p.exe,
+    cgroup: p.cgroup,
+    ...(p.flatpak !== undefined ? { flatpak: p.flatpak } : {}),
+  };
   const def = defaultRoute(o.defaultRoute ?? 'direct', o.tunnelUp);
+  if (first?.placedBy === 'nft' && where.kind !== 'exec') {
+    // while its tunnel is down, failover passes it only to later rules matched in place
+    const chain = matcher.failoverChain(subject).filter((r) => r.placedBy === 'nft');
+    return [
+      {
+        ...base,
+        rule: first.name,
+        target: first.target,
+        route: effectiveRoute(chain, o.tunnelUp),
+        ...(where.kind === 'rule' && where.name !== first.name ? { pending: first.name } : {}),
+      },
+    ];
+  }
   if (where.kind === 'exec') {
     const route =
       where.target === 'direct' ? 'direct' : o.tunnelUp(where.target) ? where.target : 'blocked';
@@ -460,7 +531,7 @@ export function describeProcess(
     const r = matcher.byName(where.name);
     if (r) {
       // the chain a failover walks starts at the rule the process sits in
-      const chain = matcher.failoverChain(p.exe);
+      const chain = matcher.failoverChain(subject);
       const i = chain.findIndex((c) => c.name === r.name);
       const walk = i >= 0 ? chain.slice(i) : [r];
       return [

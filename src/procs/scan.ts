@@ -6,7 +6,16 @@
  * only for processes a rule matches.
  * Every read races with the process exiting: a vanished process reads as undefined.
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  readlinkSync,
+} from 'node:fs';
 import { exeSubject } from '../model/match.js';
 
 export interface ProcEntry {
@@ -29,6 +38,48 @@ export interface ProcFs {
   ppid(pid: number): number | undefined;
   /** the `0::` line of /proc/PID/cgroup; undefined when gone */
   cgroup(pid: number): string | undefined;
+  /** effective uid (/proc/PID/status `Uid:`, the owner of the sockets it creates) */
+  uid?(pid: number): number | undefined;
+  /** the Flatpak application id of its sandbox (see `flatpakIdOf`), undefined outside one */
+  flatpak?(pid: number): string | undefined;
+}
+
+/** The effective uid (second field of `Uid:`) of a /proc/PID/status text. */
+export function parseStatusUid(text: string): number | undefined {
+  const m = /^Uid:\s+\d+\s+(\d+)/m.exec(text);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** `[Application] name=` of a `.flatpak-info` keyfile */
+export function parseFlatpakInfo(text: string): string | undefined {
+  let inApp = false;
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (line.startsWith('[')) inApp = line === '[Application]';
+    else if (inApp && line.startsWith('name=')) return line.slice(5).trim() || undefined;
+  }
+  return undefined;
+}
+
+/** the id in a Flatpak scope's name: `…/app-flatpak-<id>-<n>.scope` (systemd's transient scope) */
+export function flatpakIdOfCgroup(cgroup: string): string | undefined {
+  const m = /(?:^|\/)app-flatpak-(.+)-\d+\.scope(?:\/|$)/.exec(cgroup);
+  return m?.[1];
+}
+
+/**
+ * A process's Flatpak application id: the sandbox's `/.flatpak-info` (read through
+ * /proc/PID/root, so the sandbox's own root), else the name of the Flatpak scope its cgroup
+ * lies in. A process outside any sandbox has neither.
+ */
+export function flatpakIdOf(
+  info: string | undefined,
+  cgroup: string | undefined,
+): string | undefined {
+  return (
+    (info !== undefined ? parseFlatpakInfo(info) : undefined) ??
+    (cgroup !== undefined ? flatpakIdOfCgroup(cgroup) : undefined)
+  );
 }
 
 /** The cgroup v2 entry (`0::/path`) of a /proc/PID/cgroup text. */
@@ -54,6 +105,24 @@ function tryRead(path: string): string | undefined {
   }
 }
 
+const FLATPAK_INFO_MAX = 64 * 1024;
+
+/** at most FLATPAK_INFO_MAX bytes of a regular file (a sandbox owns the file it names) */
+function tryReadSmall(path: string): string | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    if (!fstatSync(fd).isFile()) return undefined;
+    const buf = Buffer.alloc(FLATPAK_INFO_MAX);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
 export function linuxProcFs(proc = '/proc'): ProcFs {
   return {
     pids: () =>
@@ -75,6 +144,17 @@ export function linuxProcFs(proc = '/proc'): ProcFs {
     cgroup(pid) {
       const t = tryRead(`${proc}/${pid}/cgroup`);
       return t === undefined ? undefined : parseCgroupV2(t);
+    },
+    uid(pid) {
+      const t = tryRead(`${proc}/${pid}/status`);
+      return t === undefined ? undefined : parseStatusUid(t);
+    },
+    flatpak(pid) {
+      // a small keyfile; a sandbox cannot make us read more than LIMIT of it
+      const info = tryReadSmall(`${proc}/${pid}/root/.flatpak-info`);
+      if (info !== undefined) return parseFlatpakInfo(info);
+      const c = tryRead(`${proc}/${pid}/cgroup`);
+      return c === undefined ? undefined : flatpakIdOfCgroup(parseCgroupV2(c) ?? '');
     },
   };
 }

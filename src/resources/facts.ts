@@ -1,7 +1,8 @@
 /** Host facts the desired model and its realisation depend on, probed cheaply before planning. */
 import { access, constants, stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import { isWgLike, type Config } from '../config/schema.js';
+import { isWgLike, type Config, type Rule } from '../config/schema.js';
+import { identityNames, parsePasswd, type IdentityFacts } from '../model/who.js';
 import type { HostFacts } from '../model/desired.js';
 import { allocate } from '../model/alloc.js';
 import type { StateStore } from '../util/state.js';
@@ -63,6 +64,7 @@ export async function probeLinuxFacts(
   } catch {
     /* no procfs: no cgroup facts */
   }
+  if (config) Object.assign(facts, await probeIdentityFacts(config.rules, o.exec));
   if (endpointHosts(config).length) {
     // the host's own resolvers: where the direct lookups go, and what the kill switch admits
     // bypass-marked DNS to (FirewallPolicy.bypassResolvers)
@@ -173,6 +175,53 @@ export async function probeLinuxEngines(
   for (const path of named.external) {
     const why = await externalProgramProblem(path);
     if (why) (out.external ??= {})[path] = `${why}: an external engine must be an executable file`;
+  }
+  return out;
+}
+
+/** systemd runs as init (sd_booted(3): /run/systemd/system exists) */
+async function systemdBooted(): Promise<boolean> {
+  try {
+    return (await stat('/run/systemd/system')).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Linux: what identity rules name (model/who.ts): the uids of their user names (/etc/passwd;
+ * a name missing here is reported when planning), and the cgroups of their units as systemd
+ * reports them (`systemctl show -p ControlGroup`; a unit that is not running has none yet:
+ * the default `/system.slice/<unit>` applies).
+ */
+export async function probeIdentityFacts(
+  rules: readonly Rule[],
+  exec?: Pick<Exec, 'read'>,
+  passwdFile = '/etc/passwd',
+): Promise<IdentityFacts> {
+  const { users, units } = identityNames(rules);
+  const out: IdentityFacts = {};
+  if (users.length) {
+    let all: Record<string, number> = {};
+    try {
+      all = parsePasswd(await readFile(passwdFile, 'utf8'));
+    } catch {
+      /* unreadable: every name is unknown */
+    }
+    const known: Record<string, number> = {};
+    for (const u of users) if (Object.hasOwn(all, u)) known[u] = all[u]!;
+    out.users = known;
+  }
+  if (units.length && exec && (await systemdBooted())) {
+    const cgroups: Record<string, string> = {};
+    for (const unit of units) {
+      const r = await exec.read('systemctl', ['show', '-p', 'ControlGroup', '--value', unit], {
+        allowFail: true,
+      });
+      const path = r.code === 0 ? r.stdout.trim() : '';
+      if (path.startsWith('/') && path !== '/') cgroups[unit] = path;
+    }
+    if (Object.keys(cgroups).length) out.unitCgroups = cgroups;
   }
   return out;
 }

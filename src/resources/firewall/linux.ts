@@ -19,6 +19,8 @@ import { parseTableListing, parseTableNames, type TableListing } from './parse.j
 import { normaliseRuleset, renderTransaction } from './render.js';
 import { keepListedElements } from './set-elements.js';
 import { carryCounters } from './counters.js';
+import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
+import { openSetWriter, type NftSetWriter } from '../../native/nftset.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 import { stateFile, type StateStore } from '../../util/state.js';
 import { join } from 'node:path';
@@ -66,6 +68,8 @@ const bootCopy = {
 
 export interface LinuxFirewallOptions {
   exec: Pick<Exec, 'read'>;
+  /** the writer of the `w_…` sets' elements (default: netlink, native/nftset.ts) */
+  setWriter?: (table: string) => Pick<NftSetWriter, 'replace' | 'close'>;
 }
 
 /** undefined when the table does not exist */
@@ -203,8 +207,31 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       }
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
+      /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
+      const fillSets = (): void => {
+        const sets = cgroupSetsOfRuleset(want);
+        // run-time state like the learned sets, not a change of the plan: not recorded as a
+        // mutation (an apply that finds everything in place stays one without mutations)
+        if (sets.length === 0 || ctx.exec.dryRun) return;
+        try {
+          const w = (opts.setWriter ?? ((table) => openSetWriter({ table })))(after.table);
+          try {
+            fillCgroupSets(w, sets);
+          } finally {
+            w.close();
+          }
+        } catch (e) {
+          ctx.reporter.report({
+            type: 'warning',
+            message: `unit/cgroup rules: the cgroup sets could not be filled: ${(e as Error).message}`,
+          });
+        }
+      };
       // the boot copy after the table: a copy is never newer than what runs
-      if (cur?.ruleset === want) return syncBoot(after.boot) ? 'changed' : 'unchanged';
+      if (cur?.ruleset === want) {
+        fillSets();
+        return syncBoot(after.boot) ? 'changed' : 'unchanged';
+      }
       await ctx.exec.mutate('nft', ['-f', '-'], {
         // unchanged rules keep their counters across the replace (counters.ts)
         input: renderTransaction({ ...after, ruleset: cur ? carryCounters(cur.text, want) : want }),
@@ -217,6 +244,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           'verification',
           `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
         );
+      fillSets();
       syncBoot(after.boot);
       return 'changed';
     },

@@ -39,6 +39,7 @@ function globRe(glob: string, nocase: boolean): RegExp {
 function naiveMatch(rule: Rule, path: string): boolean {
   // the generated rules all have a program matcher
   const m = rule.match!;
+  if (!('ignoreCase' in m)) throw new Error('only program matchers are generated');
   const ci = m.ignoreCase;
   const eq = (x: string, y: string) => (ci ? x.toLowerCase() === y.toLowerCase() : x === y);
   const parts = path.split('/').slice(1);

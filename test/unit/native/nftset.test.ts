@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import {
   NFT_MSG_DELSETELEM,
@@ -6,6 +7,7 @@ import {
   addrKey,
   buildSetElemBatch,
   cidrElements,
+  cgroupIdKey,
 } from '../../../src/native/nftset.js';
 import { parseMessages } from '../../../src/native/rtnl.js';
 import { be16, be32, be64, ip4, nest, nla, nlmsg } from '../../helpers/netlink-bytes.js';
@@ -122,4 +124,44 @@ it('be32 flags are network order', () => {
     1,
   );
   expect(b.msgs[1]!.includes(nla(3, be32(1)))).toBe(true);
+});
+
+describe('set replace and cgroupsv2 keys', () => {
+  it('replace: BEGIN, a DELSETELEM without elements (flush), the NEWSETELEM, END', () => {
+    const key = cgroupIdKey(189531n);
+    const b = buildSetElemBatch(NFT_MSG_NEWSETELEM, 'inet', 'awg', 'w_web', [{ key }], 10, 3, true);
+    const begin = nlmsg(0x10, 1, 10, 3, Buffer.concat([Buffer.from([0, 0]), be16(10)]));
+    const head = Buffer.concat([
+      Buffer.from([1, 0, 0, 0]),
+      nla(1, str('awg')),
+      nla(2, str('w_web')),
+    ]);
+    // NLM_F_REQUEST | NLM_F_ACK, no element list: the kernel flushes the set
+    const flush = nlmsg((10 << 8) | NFT_MSG_DELSETELEM, 0x1 | 0x4, 11, 3, head);
+    const add = nlmsg(
+      (10 << 8) | 12,
+      0x1 | 0x4 | 0x400,
+      12,
+      3,
+      Buffer.concat([head, nest(3, nest(1, nest(1, nla(1, key))))]),
+    );
+    const end = nlmsg(0x11, 1, 13, 3, Buffer.concat([Buffer.from([0, 0]), be16(10)]));
+    expect(Buffer.concat(b.msgs).toString('hex')).toBe(
+      Buffer.concat([begin, flush, add, end]).toString('hex'),
+    );
+    expect(b.acked).toEqual([11, 12]);
+    // an empty replace is a flush alone
+    const empty = buildSetElemBatch(NFT_MSG_NEWSETELEM, 'inet', 'awg', 'w_web', [], 10, 3, true);
+    expect(empty.msgs.length).toBe(3);
+    expect(empty.acked).toEqual([11]);
+  });
+  it('a cgroup id key is the 8-byte id in host byte order', () => {
+    const k = cgroupIdKey(0x0102030405060708n);
+    expect(k.length).toBe(8);
+    const want = Buffer.alloc(8);
+    if (os.endianness() === 'LE') want.writeBigUInt64LE(0x0102030405060708n);
+    else want.writeBigUInt64BE(0x0102030405060708n);
+    expect(k.toString('hex')).toBe(want.toString('hex'));
+    expect(cgroupIdKey(189531).toString('hex')).toBe(cgroupIdKey(189531n).toString('hex'));
+  });
 });

@@ -23,6 +23,7 @@ import type { DesiredState } from '../model/resources.js';
 import type { Claims } from '../resources/driver.js';
 import type { StateStore } from '../util/state.js';
 import type { Exec } from '../util/exec.js';
+import type { DestinationSet } from '../config/lists.js';
 import { loadPlatform, type Platform } from '../resources/registry.js';
 import { hostFindings } from '../model/host-checks.js';
 import { formatPath } from '../config/positions.js';
@@ -44,6 +45,8 @@ export interface Prepared {
   sources: string[];
   /** the host the overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
+  /** rules with `to`, by rule name: their destinations (config/load.ts) */
+  destinations?: ReadonlyMap<string, DestinationSet>;
 }
 
 export interface PrepareOptions {
@@ -195,6 +198,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       secrets,
       sources: loaded.sources,
       ...(loaded.selection ? { selection: loaded.selection } : {}),
+      ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     },
   };
 }

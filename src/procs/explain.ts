@@ -195,7 +195,7 @@ export async function explainPid(req: ExplainRequest, env: ExplainEnv): Promise<
     subject.cgroup === undefined ? undefined : relativeCgroup(subject.cgroup, env.mountRoot);
   const split = rel === undefined ? undefined : splitLimit(rel);
   const placement: ExplainPlacement | undefined =
-    split === undefined ? undefined : classifyCgroup(env.cgroupRoot, split.base || env.cgroupRoot);
+    split === undefined ? undefined : classifyCgroup(env.cgroupRoot, split.base);
   const e = explain(
     env.config.rules,
     subject,

@@ -137,7 +137,9 @@ export function formatExplanation(d: ExplainDocument): string {
   const dec = d.decision;
   out.push(`route: ${dec.route}${dec.rule ? ` (rule ${dec.rule})` : ' (default)'} — ${dec.why}`);
   if (d.source === 'direct')
-    out.push('(read directly: tunnel health from the links; learned addresses are the daemon’s)');
+    out.push(
+      '(read directly: tunnel health from the link state; addresses learned from DNS answers only the daemon knows)',
+    );
   return out.map((l) => safeLine(l)).join('\n') + '\n';
 }
 

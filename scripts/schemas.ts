@@ -11,6 +11,7 @@ import { Config } from '../src/config/schema.js';
 import { PlanDocument } from '../src/model/plan-document.js';
 import { StatusDocument } from '../src/daemon/status-document.js';
 import { TopDocument } from '../src/procs/top/document.js';
+import { ExplainDocument } from '../src/model/explain-document.js';
 import { apiOpenApi } from './openapi.js';
 
 const root = join(import.meta.dirname, '..');
@@ -31,6 +32,7 @@ export function generatedSchemas(): Record<string, string> {
     'plan.schema.json': toSchema(PlanDocument, 'output'),
     'status.schema.json': toSchema(StatusDocument, 'output'),
     'top.schema.json': toSchema(TopDocument, 'output'),
+    'explain.schema.json': toSchema(ExplainDocument, 'output'),
     'api.openapi.json': JSON.stringify(apiOpenApi(), null, 2) + '\n',
   };
 }

@@ -35,12 +35,13 @@ _awg() {
       "daemon") path="daemon" ;;
       "exec") path="exec" ;;
       "processes") path="processes" ;;
+      "explain") path="explain" ;;
       "top") path="top" ;;
       "limit") path="limit" ;;
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down status events ui confirm service import sync secret version genkey pubkey genpsk up daemon exec processes top limit --version --help" ;;
+    "") words="validate render diff apply down status events ui confirm service import sync secret version genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -69,6 +70,7 @@ _awg() {
     "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
+    "explain") words="--pid --to --udp --file -f --json --state-dir --socket --direct" ;;
     "top") words="--interval --once --json --sort --reverse -r --rule --tunnel --no-reconnect --state-dir --socket --direct" ;;
     "limit") words="--upload --download --clear --list --json --socket" ;;
   esac

@@ -462,6 +462,29 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
 
   program
+    .command('explain')
+    .description(
+      'why a connection of a running process takes its route: the rules in the firewall’s order, each with its program and destination part, and the decision',
+    )
+    .requiredOption('--pid <pid>', 'the process')
+    .requiredOption(
+      '--to <host:port>',
+      'the destination: an address or a name ([v6]:port for IPv6)',
+    )
+    .option('--udp', 'a UDP destination (default TCP)')
+    .option(
+      '-f, --file <config>',
+      'explain this config directly (default: the daemon’s, else the last apply’s)',
+    )
+    .option('--json', 'machine-readable (schema/explain.schema.json)')
+    .addOption(stateDir())
+    .addOption(socket())
+    .addOption(direct())
+    .action(async (o) =>
+      setCode(await (await import('./commands/explain.js')).explainCommand(io, o)),
+    );
+
+  program
     .command('top')
     .description(
       "live traffic per process, rule and tunnel, refreshed every interval: upload and download rates (payload bytes per second, in kB/s, MB/s), totals since start and open connections; TCP and UDP, IPv4 and IPv6, tunnelled and direct. The kernel's own byte counts per connection (sock_diag, conntrack), never estimates; connections no process owns show as unattributed. The view fits the terminal and ends with Ctrl-C. Through the daemon when it answers (one reader for every client; when the daemon goes away the view says `daemon unavailable — reconnecting` and resumes once it is back, --once excepted), else read here",

@@ -5,7 +5,7 @@
  *
  * - root (uid 0, or the daemon's own uid): everything;
  * - a member of `awg daemon --socket-group` (its gid or one of its groups): what reads state
- *   (Status, Observation, Watch, ListProcesses, Top, ListLimits); Apply and Diff only of a config it may
+ *   (Status, Observation, Watch, ListProcesses, Top, ListLimits, Explain); Apply and Diff only of a config it may
  *   read itself whose lookup, and every `{file:}` secret's, only root controls
  *   (trusted-path.ts); Confirm only of a pending apply it made; Limit only of its own
  *   processes (their real and effective uid are the caller's), never of one root limited
@@ -36,7 +36,8 @@ export type Rpc =
   | 'Down'
   | 'Exec'
   | 'Limit'
-  | 'ListLimits';
+  | 'ListLimits'
+  | 'Explain';
 export type Access = 'root' | 'group' | 'other';
 
 /**
@@ -56,6 +57,8 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   ListProcesses: 'allowed',
   Top: 'allowed',
   ListLimits: 'allowed',
+  // like ListProcesses: every process's executable, uid and route
+  Explain: 'allowed',
   Diff: 'trusted-files',
   Apply: 'trusted-files',
   Confirm: 'own-apply',

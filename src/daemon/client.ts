@@ -4,6 +4,8 @@
  * wraps. Failed RPCs reject with the daemon's AwgError (kind, message, issues, hint), taken
  * from the `awg-error-bin` trailer.
  */
+import { explainFromWire, explainRequestToWire } from './wire/explain.js';
+import type { ExplainDocument, ExplainRequest } from './core.js';
 import type * as Grpc from '@grpc/grpc-js';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Plan } from '../model/change.js';
@@ -178,6 +180,10 @@ export class DaemonClient implements DaemonCore {
   /** the caller is who the socket says; the daemon answers once the run that applies it ended */
   async limit(req: LimitRequest): Promise<LimitResponse> {
     return limitResponseFromWire(await this.call('Limit', limitRequestToWire(req)));
+  }
+
+  async explain(req: ExplainRequest): Promise<ExplainDocument> {
+    return explainFromWire(await this.call('Explain', explainRequestToWire(req), this.quickMs));
   }
 
   async listLimits(): Promise<LimitInfo[]> {

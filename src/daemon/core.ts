@@ -3,6 +3,8 @@
  * (server.ts) converts proto messages to and from these types at the boundary; nothing
  * proto-shaped passes this file. Secrets never appear in any of these types.
  */
+import type { ExplainDocument } from '../model/explain-document.js';
+import type { ExplainRequest } from '../procs/explain.js';
 import type { ExecChoice } from '../model/match.js';
 import type { PlanDocument } from '../model/plan-document.js';
 import type { ObservationRecord } from '../pipeline/observation.js';
@@ -83,6 +85,7 @@ export interface TunnelTraffic {
 
 // The requests and answers of the calls that change the host are the types of their one
 // definition, the zod schemas of api-documents.ts (both APIs carry them).
+export type { ExplainDocument, ExplainRequest };
 export type {
   ApplyRequest,
   ApplyResponse,
@@ -147,6 +150,11 @@ export interface DaemonCore {
   limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse>;
   /** the runtime limits held now */
   listLimits(): Promise<LimitInfo[]>;
+  /**
+   * `awg explain`: the rules walked for a connection of process `pid` to `host:port` with the
+   * running config, tunnel health and learned addresses (procs/explain.ts).
+   */
+  explain(req: ExplainRequest): Promise<ExplainDocument>;
   /**
    * The event feed; returns an unsubscribe function. Each event comes with its id (opaque,
    * ordered within this run of the daemon; '' from a core that keeps no log). `o.after`: resume

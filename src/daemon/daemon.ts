@@ -19,7 +19,10 @@
  */
 import { resolve } from 'node:path';
 import type { Actor } from 'xstate';
+import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
+import { destinationsWithSources, explainPid } from '../procs/explain.js';
+import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import { toPlanDocument } from '../model/plan-document.js';
@@ -44,6 +47,8 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  ExplainDocument,
+  ExplainRequest,
   LimitCaller,
   LimitInfo,
   LimitRequest,
@@ -459,6 +464,39 @@ export class Daemon implements DaemonCore {
         );
       }
       return answer(true);
+    });
+  }
+
+  async explain(req: ExplainRequest): Promise<ExplainDocument> {
+    const p = this.config.good?.prepared;
+    if (!p)
+      throw new AwgError('invalid-config', 'the daemon runs no config yet: nothing to explain');
+    const book = this.opts.learned;
+    const down = this.tunnels.down;
+    let mountRoot = '/';
+    try {
+      mountRoot =
+        parseCgroup2Mount(
+          (this.opts.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))(),
+        )?.root ?? '/';
+    } catch {
+      /* no mountinfo: nothing sits in our cgroups */
+    }
+    return explainPid(req, {
+      source: 'daemon',
+      config: p.config,
+      destinations: destinationsWithSources(p.config, p.destinations ?? new Map(), p.file),
+      tunnelUp: (t) => p.config.tunnels[t] !== undefined && !down.has(t),
+      cgroupRoot: p.claims.cgroupRoot,
+      mountRoot,
+      ...(book
+        ? {
+            learned: (a: string) => book.lookup(a),
+            ...(book.addressesOf ? { learnedAddrs: (n: string) => book.addressesOf!(n) } : {}),
+            now: book.now(),
+          }
+        : {}),
+      ...(this.opts.explainProc ? { readSubject: this.opts.explainProc } : {}),
     });
   }
 

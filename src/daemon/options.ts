@@ -2,6 +2,8 @@
  * How a daemon core is made (DaemonOptions): what `awg daemon` and `awg up` pass, and what
  * tests inject in place of this host's platform, drivers, engines and processes.
  */
+import type { LearnedFact } from '../model/explain.js';
+import type { ProcSubject } from '../procs/explain.js';
 import type { HostSelection } from '../config/overlay.js';
 import type { HostFacts } from '../model/desired.js';
 import type { ProcessLister } from '../procs/list.js';
@@ -18,6 +20,16 @@ import type { Timer } from './confirm.js';
 import type { LimitSystem } from './limit-system.js';
 import type { LoopInput } from './loop.js';
 import type { WakeSourceOptions } from './wakes.js';
+
+/** what Explain asks of the DNS learner's book */
+export interface LearnedBook {
+  /** the entries for `addr` (any rule), their expiry on the clock of `now` */
+  lookup(addr: string): readonly LearnedFact[];
+  /** the addresses learned for `name` (what awg's resolver path gave the apps) */
+  addressesOf?(name: string): readonly string[];
+  /** ms, the clock of LearnedFact.expiresAt */
+  now(): number;
+}
 
 export interface DaemonOptions {
   /** config file; default: the file of the last apply recorded in the state store */
@@ -53,6 +65,15 @@ export interface DaemonOptions {
     false | Pick<PlacerProcessOptions, 'connectorFd' | 'command' | 'priority'> | undefined;
   /** what runtime limits read and change (default: /proc and the cgroup v2 mount, limit-system.ts) */
   limitSystem?: LimitSystem;
+  /**
+   * Explain's learned book (the DNS learner, util/dns-learner.ts): the entries of an address,
+   * and the addresses learned for a name. Default: nothing learned.
+   */
+  learned?: LearnedBook | undefined;
+  /** Explain's /proc reads of a process (tests; default procs/explain.ts readSubject) */
+  explainProc?: ((pid: number) => ProcSubject) | undefined;
+  /** /proc/self/mountinfo's text for Explain (tests) */
+  mountinfo?: (() => string) | undefined;
   /** ListProcesses' process table (default: the platform's, procs/list.ts) */
   processes?: ProcessLister;
   /** the traffic monitor's kernel reader (default: the platform's, procs/top/source.ts) */

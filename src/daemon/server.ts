@@ -20,6 +20,7 @@
  *    its peer address, so each accepted socket gets a private address `awg-peer:<n>` that
  *    names its credentials here; a call whose peer is unknown is refused.
  */
+import { explainRequestFromWire, explainToWire } from './wire/explain.js';
 import type { HostSelection } from '../config/overlay.js';
 import {
   chmodSync,
@@ -289,6 +290,11 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
     ListLimits: unary(async (_w, call) => {
       await gate.authorize('ListLimits', call);
       return limitsToWire(await core.listLimits());
+    }),
+    Explain: unary(async (w, call) => {
+      const req = explainRequestFromWire(w);
+      await gate.authorize('Explain', call);
+      return explainToWire(await core.explain(req));
     }),
     Watch: watch,
     Top: top,

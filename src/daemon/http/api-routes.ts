@@ -9,6 +9,8 @@
 import * as z from 'zod';
 import { AwgError } from '../../errors.js';
 import { TopDocument } from '../../procs/top/document.js';
+import { ExplainDocument } from '../../model/explain-document.js';
+import { parseTarget } from '../../procs/explain.js';
 import { applyAs, confirmAs, downAs, limitAs, requirePath } from '../api-calls.js';
 import {
   ApplyRequestDoc,
@@ -43,6 +45,18 @@ export const TopQuery = z.object({
     .meta({
       description: `milliseconds the rates span (default ${TOP_INTERVAL.default}); the answer comes after about one`,
     }),
+});
+
+/** GET /api/explain's query: `?pid=4242&to=example.org:443[&udp=true]` */
+export const ExplainQuery = z.object({
+  pid: z.coerce.number().int().min(1).meta({ description: 'the process' }),
+  to: z.string().min(1).meta({
+    description: 'HOST:PORT: an address or a name; an IPv6 address in brackets ([2001:db8::1]:443)',
+  }),
+  udp: z
+    .enum(['true', 'false'])
+    .exactOptional()
+    .meta({ description: 'a UDP destination (default TCP)' }),
 });
 
 /** a POST that carries nothing (Confirm, Down): an empty body or `{}` */
@@ -162,6 +176,21 @@ export const API_ROUTES: readonly Route[] = [
     'The runtime limits held now (`awg limit --list --json`).',
     LimitsDoc,
     async ({ core }) => ({ limits: await core.listLimits() }),
+  ),
+  get(
+    '/api/explain',
+    'Explain',
+    'Why a connection of a running process to HOST:PORT takes its route: the rules in the firewall’s order with their program and destination parts, and the decision (`awg explain --json`).',
+    ExplainDocument,
+    async ({ core, url }) => {
+      const q = parseInput(ExplainQuery, Object.fromEntries(url.searchParams), 'query');
+      return core.explain({
+        pid: q.pid,
+        ...parseTarget(q.to),
+        proto: q.udp === 'true' ? 'udp' : 'tcp',
+      });
+    },
+    ExplainQuery,
   ),
   post(
     '/api/limit',

@@ -156,6 +156,12 @@ const GOOD: Record<string, unknown> = {
   'POST /api/diff': { configPath: CONFIG },
   'POST /api/apply': { configPath: CONFIG, confirmTimeoutSec: 30 },
 };
+/** the query a GET route needs */
+const QUERY: Record<string, string> = {
+  'GET /api/explain': '?pid=4242&to=www.example.net:443',
+};
+const withQuery = (r: { method: string; path: string }) =>
+  r.path + (QUERY[`${r.method} ${r.path}`] ?? '');
 
 describe('the HTTP API’s routes and the RPCs', () => {
   /** RPCs without an HTTP route here, and why */
@@ -188,7 +194,7 @@ describe('the HTTP API’s routes and the RPCs', () => {
     const s = await serve();
     for (const r of ROUTES) {
       if (!r.response) continue;
-      const res = await s.call(r.method, r.path, GOOD[`${r.method} ${r.path}`]);
+      const res = await s.call(r.method, withQuery(r), GOOD[`${r.method} ${r.path}`]);
       expect(res.status, `${r.method} ${r.path}: ${JSON.stringify(res.json)}`).toBe(200);
       expect(res.headers['content-type']).toMatch(/^application\/json/);
       checkAgainstSchema(r.method, r.path, res.status, res.json);
@@ -207,6 +213,29 @@ describe('the HTTP API’s routes and the RPCs', () => {
     const client = await DaemonClient.open(s.path);
     cleanups.push(() => client.close());
     expect(r.json).toEqual(JSON.parse(JSON.stringify(statusDocument(await client.status()))));
+  });
+
+  it('GET /api/explain: the core’s explanation for pid and HOST:PORT, the same gRPC answers; a bad query is a 400 the core never sees', async () => {
+    const s = await serve();
+    const r = await s.call('GET', '/api/explain?pid=77&to=[2001:db8::1]:53&udp=true');
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ ...s.core.explainValue, pid: 77 });
+    expect(s.core.calls.at(-1)).toEqual({
+      method: 'explain',
+      arg: { pid: 77, host: '2001:db8::1', port: 53, proto: 'udp' },
+    });
+    const client = await DaemonClient.open(s.path);
+    cleanups.push(() => client.close());
+    expect(await client.explain({ pid: 77, host: '2001:db8::1', port: 53, proto: 'udp' })).toEqual(
+      r.json,
+    );
+    const n = s.core.calls.length;
+    for (const q of ['pid=0&to=a:1', 'pid=1&to=nohostport', 'pid=1', 'pid=1&to=a:99999']) {
+      const bad = await s.call('GET', `/api/explain?${q}`);
+      expect(bad.status, q).toBe(400);
+      checkAgainstSchema('GET', '/api/explain', bad.status, bad.json);
+    }
+    expect(s.core.calls.length).toBe(n);
   });
 
   it('GET /api/processes and /api/limits: the lists gRPC answers', async () => {
@@ -427,7 +456,7 @@ describe('authorisation: exactly the gRPC call’s', () => {
   it('someone outside the socket group gets 403 from every route, and the core is never asked', async () => {
     const s = await serve();
     for (const r of ROUTES) {
-      const res = await s.as(STRANGER).call(r.method, r.path, requestOf(r));
+      const res = await s.as(STRANGER).call(r.method, withQuery(r), requestOf(r));
       expect(res.status, `${r.method} ${r.path}`).toBe(403);
       expect(res.json.error).toMatchObject({
         kind: 'permission',
@@ -524,7 +553,7 @@ describe('authorisation: exactly the gRPC call’s', () => {
     const s = await serve(new TopCore(), { locked: true });
     // the event stream never ends: its --locked answer (served) is http-events.test.ts's
     for (const r of ROUTES.filter((r) => r.rpc !== 'Watch')) {
-      const res = await s.call(r.method, r.path, requestOf(r));
+      const res = await s.call(r.method, withQuery(r), requestOf(r));
       const refused = LOCKED_RPCS[r.rpc] !== undefined;
       expect(res.status, `${r.method} ${r.path}`).toBe(refused ? 403 : 200);
       if (refused)

@@ -4,6 +4,8 @@ import type {
   ApplyResponse,
   DaemonCore,
   DaemonEvent,
+  ExplainDocument,
+  ExplainRequest,
   LimitCaller,
   LimitInfo,
   LimitRequest,
@@ -405,7 +407,8 @@ export class FakeCore implements DaemonCore {
       | 'listProcesses'
       | 'routeExec'
       | 'limit'
-      | 'listLimits',
+      | 'listLimits'
+      | 'explain',
       unknown
     >
   > = {};
@@ -516,6 +519,12 @@ export class FakeCore implements DaemonCore {
     this.limits.push(limit);
     return { limit, changed: true };
   }
+  explainValue: ExplainDocument = sampleExplanation();
+  async explain(req: ExplainRequest): Promise<ExplainDocument> {
+    this.calls.push({ method: 'explain', arg: req });
+    this.check('explain');
+    return { ...this.explainValue, pid: req.pid };
+  }
   async listLimits(): Promise<LimitInfo[]> {
     this.calls.push({ method: 'listLimits' });
     this.check('listLimits');
@@ -573,4 +582,48 @@ export class FakeCore implements DaemonCore {
     this.tops.clear();
     for (const t of all) t.onEnd(err);
   }
+}
+
+/** an explanation as the daemon gives one: a destination-list rule passed, a program rule decides */
+export function sampleExplanation(): ExplainDocument {
+  return {
+    source: 'daemon',
+    pid: 4242,
+    subject: { exe: '/usr/bin/curl', uid: 1000, cgroup: '/awg/web' },
+    destination: {
+      host: 'www.example.net',
+      addr: '203.0.113.7',
+      port: 443,
+      proto: 'tcp',
+      resolvedBy: 'learned',
+    },
+    steps: [
+      {
+        rule: 'blocked',
+        index: 0,
+        enabled: true,
+        target: 'block',
+        program: { fits: 'n/a', why: 'no `match`: every program' },
+        destination: {
+          fits: false,
+          why: "not in the rule's 2 prefixes, and the rule's domains learned no such address",
+        },
+        verdict: 'no-fit',
+      },
+      {
+        rule: 'web',
+        index: 1,
+        enabled: true,
+        target: 'work',
+        program: {
+          fits: true,
+          why: '/usr/bin/curl fits match.name curl; the process sits in awg/web',
+        },
+        destination: { fits: 'n/a', why: 'no `to`: every destination' },
+        verdict: 'decides',
+        why: 'tunnel work is up',
+      },
+    ],
+    decision: { rule: 'web', route: 'work', why: 'rules[1] web: tunnel work is up' },
+  };
 }

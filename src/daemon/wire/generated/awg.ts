@@ -75,6 +75,14 @@ import type {
   ExecRequest__Output as _awg_v1_ExecRequest__Output,
 } from './awg/v1/ExecRequest.js';
 import type {
+  ExplainRequest as _awg_v1_ExplainRequest,
+  ExplainRequest__Output as _awg_v1_ExplainRequest__Output,
+} from './awg/v1/ExplainRequest.js';
+import type {
+  ExplainResponse as _awg_v1_ExplainResponse,
+  ExplainResponse__Output as _awg_v1_ExplainResponse__Output,
+} from './awg/v1/ExplainResponse.js';
+import type {
   Foreign as _awg_v1_Foreign,
   Foreign__Output as _awg_v1_Foreign__Output,
 } from './awg/v1/Foreign.js';
@@ -268,6 +276,11 @@ export interface ProtoGrpcType {
       Event: MessageTypeDefinition<_awg_v1_Event, _awg_v1_Event__Output>;
       ExecRegistered: MessageTypeDefinition<_awg_v1_ExecRegistered, _awg_v1_ExecRegistered__Output>;
       ExecRequest: MessageTypeDefinition<_awg_v1_ExecRequest, _awg_v1_ExecRequest__Output>;
+      ExplainRequest: MessageTypeDefinition<_awg_v1_ExplainRequest, _awg_v1_ExplainRequest__Output>;
+      ExplainResponse: MessageTypeDefinition<
+        _awg_v1_ExplainResponse,
+        _awg_v1_ExplainResponse__Output
+      >;
       Foreign: MessageTypeDefinition<_awg_v1_Foreign, _awg_v1_Foreign__Output>;
       Gap: MessageTypeDefinition<_awg_v1_Gap, _awg_v1_Gap__Output>;
       Handshake: MessageTypeDefinition<_awg_v1_Handshake, _awg_v1_Handshake__Output>;

@@ -48,6 +48,14 @@ import type {
   ExecRequest__Output as _awg_v1_ExecRequest__Output,
 } from '../../awg/v1/ExecRequest.js';
 import type {
+  ExplainRequest as _awg_v1_ExplainRequest,
+  ExplainRequest__Output as _awg_v1_ExplainRequest__Output,
+} from '../../awg/v1/ExplainRequest.js';
+import type {
+  ExplainResponse as _awg_v1_ExplainResponse,
+  ExplainResponse__Output as _awg_v1_ExplainResponse__Output,
+} from '../../awg/v1/ExplainResponse.js';
+import type {
   LimitRequest as _awg_v1_LimitRequest,
   LimitRequest__Output as _awg_v1_LimitRequest__Output,
 } from '../../awg/v1/LimitRequest.js';
@@ -325,6 +333,57 @@ export interface AwgClient extends grpc.Client {
     argument: _awg_v1_ExecRequest,
     options?: grpc.CallOptions,
   ): grpc.ClientReadableStream<_awg_v1_ExecRegistered__Output>;
+
+  /**
+   * `awg explain`: why a connection of a running process to host:port takes its route: the
+   * rules in the firewall's order, each with its program and destination part, and the
+   * decision, with the daemon's running config, tunnel health and learned addresses.
+   */
+  Explain(
+    argument: _awg_v1_ExplainRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Explain(
+    argument: _awg_v1_ExplainRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Explain(
+    argument: _awg_v1_ExplainRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  Explain(
+    argument: _awg_v1_ExplainRequest,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  /**
+   * `awg explain`: why a connection of a running process to host:port takes its route: the
+   * rules in the firewall's order, each with its program and destination part, and the
+   * decision, with the daemon's running config, tunnel health and learned addresses.
+   */
+  explain(
+    argument: _awg_v1_ExplainRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  explain(
+    argument: _awg_v1_ExplainRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  explain(
+    argument: _awg_v1_ExplainRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  explain(
+    argument: _awg_v1_ExplainRequest,
+    callback: grpc.requestCallback<_awg_v1_ExplainResponse__Output>,
+  ): grpc.ClientUnaryCall;
 
   /**
    * `awg limit PID`: shape a running process and the children it starts from now on (its
@@ -647,6 +706,13 @@ export interface AwgHandlers extends grpc.UntypedServiceImplementation {
   Exec: grpc.handleServerStreamingCall<_awg_v1_ExecRequest__Output, _awg_v1_ExecRegistered>;
 
   /**
+   * `awg explain`: why a connection of a running process to host:port takes its route: the
+   * rules in the firewall's order, each with its program and destination part, and the
+   * decision, with the daemon's running config, tunnel health and learned addresses.
+   */
+  Explain: grpc.handleUnaryCall<_awg_v1_ExplainRequest__Output, _awg_v1_ExplainResponse>;
+
+  /**
    * `awg limit PID`: shape a running process and the children it starts from now on (its
    * own cgroup below the one it sits in) until it and they exit, or until `clear`. The
    * socket group only for processes of its own uid, and not a limit root set.
@@ -719,6 +785,12 @@ export interface AwgDefinition extends grpc.ServiceDefinition {
     _awg_v1_ExecRegistered,
     _awg_v1_ExecRequest__Output,
     _awg_v1_ExecRegistered__Output
+  >;
+  Explain: MethodDefinition<
+    _awg_v1_ExplainRequest,
+    _awg_v1_ExplainResponse,
+    _awg_v1_ExplainRequest__Output,
+    _awg_v1_ExplainResponse__Output
   >;
   Limit: MethodDefinition<
     _awg_v1_LimitRequest,

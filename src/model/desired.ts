@@ -12,7 +12,8 @@ import { allocate, type Allocation } from './alloc.js';
 import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
 import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
-import { ruleName } from './match.js';
+import { placedBy, ruleName } from './match.js';
+import { ruleCgroupPath, ruleWho } from './who.js';
 import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
 import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
@@ -298,7 +299,13 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       const name = ruleName(rule, i);
       // program rules place their processes in a cgroup of their own; a rule without `match`
       // names no sender (every program: its destinations decide)
-      const placed = rule.match !== undefined;
+      // identity rules (user, unit, cgroup) are matched where their processes are (`who`)
+      const placed = rule.match !== undefined && placedBy(rule.match) !== 'nft';
+      const who = placed
+        ? undefined
+        : ruleWho(rule, facts, { rootDepth: facts.cgroupRootDepth ?? 0 }, i);
+      if (who?.kind === 'cgroups')
+        sets.push({ name: who.set, kind: 'cgroups', cgroup: ruleCgroupPath(rule, facts)! });
       const path = placed ? `${root}/${name}` : undefined;
       if (path)
         push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
@@ -323,6 +330,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       appRules.push({
         name,
         ...(path !== undefined ? { group: path } : {}),
+        ...(who ? { who } : {}),
         ...(to ? { to } : {}),
         action,
         ...proxyDirect,

@@ -39,7 +39,8 @@ export interface AppRule {
 }
 
 /** senders named by identity: `meta skuid`, or `socket cgroupv2 level N @set` (cgroups filled at run time) */
-export type Who = { kind: 'uid'; uid: number } | { kind: 'cgroups'; set: string; level: number };
+export type { Who } from './who.js';
+import type { Who } from './who.js';
 
 /** a rule's destination sets by family: static (CIDRs, loaded with the table), learned (DNS answers) */
 export interface RuleSets {
@@ -61,6 +62,8 @@ export interface DestSet {
   family?: 4 | 6;
   /** static sets: the elements, nft syntax (`203.0.113.0/24`, `a-b` ranges) */
   elements?: string[];
+  /** cgroups sets: the cgroup they hold, from the hierarchy root (`/system.slice/x.service`) */
+  cgroup?: string;
 }
 
 /**

@@ -49,11 +49,19 @@ export function toNftPolicy(
   p: FirewallPolicy,
   o: { table: string; linkPrefix: string; cgroup: NftCgroupBase },
 ): NftPolicy {
-  const { apps, shaping, ...rest } = p;
+  const { apps, shaping, sets, ...rest } = p;
   return {
     table: o.table,
     linkPrefix: o.linkPrefix,
     ...rest,
+    // a cgroups set names its cgroup as nft does (relative to /sys/fs/cgroup)
+    ...(sets
+      ? {
+          sets: sets.map((s) =>
+            s.cgroup !== undefined ? { ...s, cgroup: nftCgroupRef(o.cgroup, s.cgroup).path } : s,
+          ),
+        }
+      : {}),
     apps: apps.map(({ group, ...a }) => ({
       ...a,
       ...(group !== undefined ? { cgroup: nftCgroupRef(o.cgroup, group) } : {}),

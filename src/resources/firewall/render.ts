@@ -52,6 +52,7 @@ import { AwgError } from '../../errors.js';
 import type { FirewallSpec } from '../../model/resources.js';
 import type { DestSet, Ipv6Mode } from '../../model/policy.js';
 import { classHandle } from '../../model/shaping.js';
+import { cgroupSetComment } from './cgroup-sets.js';
 import { elementCommands, elementsDigest, keepElements, staticSetComment } from './set-elements.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
 
@@ -276,6 +277,7 @@ function setLines(s: DestSet): string[] {
     keepElements(digest, els);
     body.push('flags interval', `comment "${staticSetComment(els.length, digest)}"`);
   } else if (s.kind === 'learned') body.push('flags timeout');
+  else if (s.cgroup !== undefined) body.push(`comment "${cgroupSetComment(s.cgroup)}"`);
   return [`\tset ${setName(s.name)} {`, ...body.map((b) => `\t\t${b}`), '\t}', ''];
 }
 

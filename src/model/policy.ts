@@ -91,4 +91,6 @@ export interface FirewallPolicy {
   bypassResolvers?: string[];
   /** present when a limit exists: every class, ordered by n */
   shaping?: { classes: ShapeClass[] };
+  /** the DNS learning stub's port: every DNS query is redirected to it (render-dns-stub.ts) */
+  dnsStub?: { port: number };
 }

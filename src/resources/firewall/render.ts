@@ -53,6 +53,7 @@ import type { FirewallSpec } from '../../model/resources.js';
 import type { Ipv6Mode } from '../../model/policy.js';
 import { classHandle } from '../../model/shaping.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
+import { stubNatRules, stubRouteRules } from './render-dns-stub.js';
 
 const LAN4 = [
   '10.0.0.0/8',
@@ -215,6 +216,7 @@ export function renderTable(p: NftPolicy): string {
   const route = [
     `oifname "lo" counter return ${comment('loopback')}`,
     `${byMark(p.bypassMark)} counter return ${comment('bypass')}`,
+    ...stubRouteRules(p),
   ];
   for (const a of p.apps) route.push(...appRules(p, a));
   // A packet the kernel sends without the app's full socket (the ACK or RST of a TIME_WAIT
@@ -243,7 +245,7 @@ export function renderTable(p: NftPolicy): string {
     );
   }
 
-  const natOut: string[] = [];
+  const natOut: string[] = [...stubNatRules(p)];
   const proxyByMark = new Map(
     p.tunnels.filter((t) => t.redirectPort !== undefined).map((t) => [t.mark, t]),
   );

@@ -126,6 +126,18 @@ const HOLD_LEAD_MS = 2500;
 
 const canon = (a: string) => a.replace(/^::ffff:(?=\d+\.)/, '');
 
+/**
+ * The SO_MARK of an upstream query for the asking application's conntrack mark: its tunnel
+ * mark (our bits of it), or the bypass mark when it has none (it goes direct).
+ */
+export function upstreamMark(
+  ctMark: number,
+  m: Pick<DnsStubConfig, 'fwmarkMask' | 'bypassMark'>,
+): number {
+  const v = (ctMark & m.fwmarkMask) >>> 0;
+  return v !== 0 && v !== m.bypassMark ? v : m.bypassMark;
+}
+
 export class DnsStub {
   private cfg: DnsStubConfig | undefined;
   private learner: Learner | undefined;
@@ -265,11 +277,8 @@ export class DnsStub {
     return this.open.has(addr);
   }
 
-  /** The upstream SO_MARK for an application's conntrack mark. */
   private upstreamMark(ctMark: number): number {
-    const cfg = this.cfg!;
-    const m = (ctMark & cfg.fwmarkMask) >>> 0;
-    return m !== 0 && m !== cfg.bypassMark ? m : cfg.bypassMark;
+    return upstreamMark(ctMark, this.cfg!);
   }
 
   /** whether `o` is one of our own listeners (a query sent to the stub directly) */
@@ -315,7 +324,11 @@ export class DnsStub {
     if (await this.install(r.installs)) this.counts.learnedAnswers++;
   }
 
-  private async tick(): Promise<void> {
+  /**
+   * One expiry pass (the timer runs it every `tickMs`): entries about to expire whose address
+   * carries connections are refreshed; expired free ones leave the book and their sets.
+   */
+  async tick(): Promise<void> {
     const learner = this.learner;
     if (!learner || !this.writer) return;
     this.open = undefined;
@@ -343,7 +356,7 @@ export class DnsStub {
   }
 
   private async listenUdp(host: string, port: number): Promise<DgramSocket> {
-    const s = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', ipv6Only: true });
+    const s = createSocket(isIP(host) === 6 ? { type: 'udp6', ipv6Only: true } : { type: 'udp4' });
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
       s.bind(port, host, () => {
@@ -432,7 +445,7 @@ export class DnsStub {
     const srv = createServer({ pauseOnConnect: false }, (c) => this.onTcp(c));
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
-      srv.listen({ host, port, ipv6Only: true }, () => {
+      srv.listen({ host, port, ...(isIP(host) === 6 ? { ipv6Only: true } : {}) }, () => {
         srv.off('error', reject);
         resolve();
       });

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
+import type { DestinationSet } from '../config/lists.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
 import type { HostSelection } from '../config/overlay.js';
@@ -44,6 +45,8 @@ export interface Prepared {
   sources: string[];
   /** the host the overlays were selected for (configs with overlays only) */
   selection?: HostSelection;
+  /** per rule with `to`, by rule name: its destinations (config/load.ts); the DNS stub's domains */
+  destinations?: Map<string, DestinationSet>;
 }
 
 export interface PrepareOptions {
@@ -195,6 +198,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       secrets,
       sources: loaded.sources,
       ...(loaded.selection ? { selection: loaded.selection } : {}),
+      ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     },
   };
 }

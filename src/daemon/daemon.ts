@@ -336,6 +336,7 @@ export class Daemon implements DaemonCore {
       placement: this.routing.status(),
       flowTraffic: this.routing.ruleTraffic,
       exec: this.host.exec,
+      dnsStub: this.dnsStub.status(),
     });
     const limits = await this.listLimits();
     return limits.length ? { ...s, limits } : s;

@@ -13,6 +13,7 @@
 import { AwgError } from '../errors.js';
 import { DomainMatcher, type DestinationSet } from '../config/lists.js';
 import type { AnyChange } from '../model/change.js';
+import type { DaemonStatus } from './status-document.js';
 import { linuxStubDeps } from '../resources/dns-stub/linux.js';
 import {
   DnsStub,
@@ -31,6 +32,7 @@ export interface StubPolicy {
 }
 
 type Domains = Pick<DestinationSet, 'names' | 'wildcards'>;
+type DnsStubStatusDoc = NonNullable<DaemonStatus['dnsStub']>;
 
 const matchers = new WeakMap<Domains, DomainMatcher>();
 
@@ -116,6 +118,15 @@ export class DnsStubHost {
 
   stats(): DnsStubStats | undefined {
     return this.stub?.running ? this.stub.stats() : undefined;
+  }
+
+  /** the status document's `dnsStub` (status-document.ts), while the stub runs */
+  status(): DnsStubStatusDoc | undefined {
+    const s = this.stats();
+    const port = this.stub?.port;
+    if (!s || port === undefined) return undefined;
+    const { meanInstallMs: _mean, ...counts } = s;
+    return { port, ...counts };
   }
 
   close(): void {

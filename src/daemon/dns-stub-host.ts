@@ -20,15 +20,21 @@ import {
   type DnsStubConfig,
   type DnsStubDeps,
   type DnsStubStats,
+  type TunnelResolvers,
 } from '../resources/dns-stub/stub.js';
 
 /** what the stub needs of a run's firewall policy (model/policy.ts FirewallPolicy) */
 export interface StubPolicy {
-  dnsStub?: { port: number } | undefined;
+  dnsStub?: { port: number; tunnelPort?: number | undefined } | undefined;
   fwmarkMask: number;
   bypassMark: number;
-  /** ordered rules; those with learned sets take part */
-  apps: readonly { name: string; to?: { learned4?: string; learned6?: string } | undefined }[];
+  /** ordered rules: those with learned sets learn; those with per-app DNS name their tunnel's resolvers */
+  apps: readonly {
+    name: string;
+    action: { type: string; mark?: number };
+    dns?: { v4?: string; v6?: string } | undefined;
+    to?: { learned4?: string; learned6?: string } | undefined;
+  }[];
 }
 
 type Domains = Pick<DestinationSet, 'names' | 'wildcards'>;
@@ -47,6 +53,12 @@ export function stubConfigOf(
 ): DnsStubConfig | undefined {
   if (!policy?.dnsStub) return undefined;
   const rules: DnsStubConfig['rules'] = [];
+  const resolvers = new Map<number, TunnelResolvers>();
+  for (const a of policy.apps) {
+    const mark = a.action.mark;
+    if (a.dns && a.action.type === 'mark' && mark !== undefined && !resolvers.has(mark))
+      resolvers.set(mark, { mark, v4: a.dns.v4, v6: a.dns.v6 });
+  }
   for (const a of policy.apps) {
     const to = a.to;
     if (to?.learned4 === undefined && to?.learned6 === undefined) continue;
@@ -56,8 +68,12 @@ export function stubConfigOf(
     if (!m) matchers.set(d, (m = new DomainMatcher(d)));
     rules.push({ rule: a.name, domains: m, sets: { v4: to.learned4, v6: to.learned6 } });
   }
+  const tunnelPort = policy.dnsStub.tunnelPort;
   return {
     port: policy.dnsStub.port,
+    ...(tunnelPort !== undefined
+      ? { tunnelPort, tunnelResolvers: [...resolvers.values()].sort((a, b) => a.mark - b.mark) }
+      : {}),
     table,
     rules,
     fwmarkMask: policy.fwmarkMask,
@@ -95,7 +111,7 @@ export class DnsStubHost {
     } catch (e) {
       throw new AwgError(
         'driver',
-        `the DNS stub cannot listen on 127.0.0.1/::1 port ${cfg.port} (routing.proxyPortBase + 96), so domain rules cannot be applied: ${(e as Error).message}`,
+        `the DNS stub cannot listen on 127.0.0.1/::1 ports ${cfg.port}${cfg.tunnelPort !== undefined ? ` and ${cfg.tunnelPort}` : ''} (routing.proxyPortBase + 96, + 97), so domain rules cannot be applied: ${(e as Error).message}`,
       );
     }
   }

@@ -28,6 +28,8 @@ export interface Allocation {
   guardBase: number;
   /** the DNS learning stub's port on 127.0.0.1/::1 (UDP and TCP): proxyPortBase + 96, past every tunnel's two ports */
   dnsStubPort: number;
+  /** its port for the queries of rules with per-app DNS: proxyPortBase + 97 */
+  dnsStubTunnelPort: number;
 }
 
 function fnv1a(s: string): number {
@@ -91,5 +93,6 @@ export function allocate(c: Config): Allocation {
     defaultPriorities: { bypass: base + 60, suppress: base + 61, catchAll: base + 62 },
     guardBase: base + 70,
     dnsStubPort: c.routing.proxyPortBase + 96,
+    dnsStubTunnelPort: c.routing.proxyPortBase + 97,
   };
 }

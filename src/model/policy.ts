@@ -91,6 +91,6 @@ export interface FirewallPolicy {
   bypassResolvers?: string[];
   /** present when a limit exists: every class, ordered by n */
   shaping?: { classes: ShapeClass[] };
-  /** the DNS learning stub's port: every DNS query is redirected to it (render-dns-stub.ts) */
-  dnsStub?: { port: number };
+  /** the DNS learning stub's ports (every DNS query goes to one of them: render-dns-stub.ts) */
+  dnsStub?: { port: number; tunnelPort?: number };
 }

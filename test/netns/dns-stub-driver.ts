@@ -23,12 +23,16 @@ const cfg = JSON.parse(process.argv[2] ?? '{}') as {
   bypassMark: number;
   minTtl?: number;
   tickMs?: number;
+  tunnelPort?: number;
+  tunnelResolvers?: { mark: number; v4?: string; v6?: string }[];
 };
 
 const deps = linuxStubDeps();
 const stub = new DnsStub({ ...deps, tickMs: cfg.tickMs ?? 500 });
 await stub.start({
   port: cfg.port,
+  tunnelPort: cfg.tunnelPort,
+  tunnelResolvers: cfg.tunnelResolvers,
   table: cfg.table,
   fwmarkMask: cfg.fwmarkMask,
   bypassMark: cfg.bypassMark,

@@ -52,6 +52,10 @@ const MASK = 0x0f000000;
 const BYPASS = 0x0f000000;
 const TUN_MARK = '0x01000000';
 const TUNNELLED_UID = 4242;
+/** a tunnelled app in a rule with per-app DNS (its queries go to the tunnel's resolver) */
+const PER_APP_UID = 4343;
+const STUB_TUNNEL_PORT = 15297;
+const TUNNEL_RESOLVER = '10.200.82.1';
 const TSX = `file://${join(REPO_ROOT, 'node_modules/tsx/dist/loader.mjs')}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,13 +80,19 @@ describe.skipIf(skip)('domain rules: the DNS learning stub (real kernel, dnsmasq
   let dnsmasq: NsProcess | undefined;
 
   const table = () => {
-    const p = { fwmarkMask: MASK, bypassMark: BYPASS, dnsStub: { port: STUB_PORT } };
+    const p = {
+      fwmarkMask: MASK,
+      bypassMark: BYPASS,
+      dnsStub: { port: STUB_PORT, tunnelPort: STUB_TUNNEL_PORT },
+      apps: [],
+      tunnels: [],
+    };
     const setMark = `meta mark set meta mark & 0xf0ffffff | ${TUN_MARK} ct mark set meta mark`;
     const route = [
       'oifname "lo" counter return comment "loopback"',
       `meta mark & 0x0f000000 == 0x0f000000 counter return comment "bypass"`,
-      ...stubRouteRules(p as NftPolicy),
-      `meta skuid ${TUNNELLED_UID} ${setMark} counter accept comment "app/tunnelled"`,
+      ...stubRouteRules(p as unknown as NftPolicy),
+      `meta skuid { ${TUNNELLED_UID}, ${PER_APP_UID} } ${setMark} counter accept comment "app/tunnelled"`,
       `ip daddr @l4_r ${setMark} counter accept comment "app/r"`,
       `ip6 daddr @l6_r ${setMark} counter accept comment "app/r"`,
       `ct mark & 0x0f000000 != 0x00000000 meta mark set ct mark counter accept comment "connection"`,
@@ -97,7 +107,9 @@ describe.skipIf(skip)('domain rules: the DNS learning stub (real kernel, dnsmasq
       '  }',
       '  chain nat_out {',
       '    type nat hook output priority -100; policy accept;',
-      ...stubNatRules(p as NftPolicy).map((r) => `    ${r}`),
+      // what stubNatRules renders for a cgroup rule with per-app DNS, by uid here
+      `    meta skuid ${PER_APP_UID} meta l4proto { tcp, udp } th dport 53 counter redirect to :${STUB_TUNNEL_PORT}`,
+      ...stubNatRules(p as unknown as NftPolicy).map((r) => `    ${r}`),
       '  }',
       '  chain nat_post {',
       '    type nat hook postrouting priority srcnat; policy accept;',
@@ -284,6 +296,7 @@ describe.skipIf(skip)('domain rules: the DNS learning stub (real kernel, dnsmasq
       '--bind-interfaces',
       `--listen-address=${RESOLVER}`,
       `--listen-address=${RESOLVER6}`,
+      `--listen-address=${TUNNEL_RESOLVER}`,
       '--pid-file=',
       '--local-ttl=60',
       `--host-record=svc.listed.test,${SVC},${SVC6}`,
@@ -300,6 +313,8 @@ describe.skipIf(skip)('domain rules: the DNS learning stub (real kernel, dnsmasq
       join(REPO_ROOT, 'test/netns/dns-stub-driver.ts'),
       JSON.stringify({
         port: STUB_PORT,
+        tunnelPort: STUB_TUNNEL_PORT,
+        tunnelResolvers: [{ mark: Number(TUN_MARK), v4: TUNNEL_RESOLVER }],
         table: 'awg',
         fwmarkMask: MASK,
         bypassMark: BYPASS,
@@ -392,6 +407,20 @@ describe.skipIf(skip)('domain rules: the DNS learning stub (real kernel, dnsmasq
     });
     expect(r!.addrs).toEqual([PLAIN]);
     expect(under).toEqual([]);
+  });
+
+  it('per-app DNS: the query goes to the tunnel’s resolver through the tunnel, and learns', async () => {
+    await nsExec(C, 'nft', ['flush', 'set', 'inet', 'awg', 'l4_r']);
+    let r: AppResult | undefined;
+    const under = await capture(ul, 'port 53', async () => {
+      const onTun = await capture(tun, `dst host ${TUNNEL_RESOLVER} and port 53`, async () => {
+        r = await runApp('svc.listed.test', { uid: PER_APP_UID });
+      });
+      expect(onTun.length).toBeGreaterThan(0);
+    });
+    expect(r!.addrs).toEqual([SVC]);
+    expect(under).toEqual([]);
+    expect(await setAddrs('l4_r')).toContain(SVC);
   });
 
   it('TTL expiry removes the element only after its connection ended', async () => {

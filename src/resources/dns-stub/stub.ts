@@ -8,6 +8,9 @@
  * acknowledged them does the answer go back to the application. So the application's first
  * packet to a learned address already meets the element: no first-packet race.
  *
+ * Queries of rules with per-app DNS arrive at a second port (`tunnelPort`): they go to the
+ * resolver of the tunnel their conntrack mark names instead (what the per-app DNAT did).
+ *
  * Marks: an upstream query carries SO_MARK = the asking application's routing decision (the
  * conntrack mark route_out gave its query) — a tunnelled application's query still goes
  * through its tunnel and the kill switch judges it as before — or the bypass mark when the
@@ -50,9 +53,24 @@ export interface DnsStubRule {
   sets: { v4?: string | undefined; v6?: string | undefined };
 }
 
+/** a tunnel's per-app resolvers (model: AppRule.dns), by the tunnel's mark */
+export interface TunnelResolvers {
+  mark: number;
+  v4?: string | undefined;
+  v6?: string | undefined;
+  /** default 53 */
+  port?: number | undefined;
+}
+
 export interface DnsStubConfig {
-  /** the listeners' port on 127.0.0.1 and ::1 (UDP and TCP) */
+  /** the listeners' port on 127.0.0.1 and ::1 (UDP and TCP): queries go to their original resolver */
   port: number;
+  /**
+   * the per-app DNS listeners' port: queries of rules with per-app DNS (redirected here by
+   * their cgroup) go to the resolver of the tunnel their conntrack mark names
+   */
+  tunnelPort?: number | undefined;
+  tunnelResolvers?: readonly TunnelResolvers[] | undefined;
   /** nft table (family inet) holding the learned sets */
   table: string;
   rules: DnsStubRule[];
@@ -183,10 +201,11 @@ export class DnsStub {
     this.setRules(cfg);
     this.writer = this.deps.openWriter(cfg.table);
     try {
-      for (const host of ['127.0.0.1', '::1']) {
-        this.udp.push(await this.listenUdp(host, cfg.port));
-        this.tcp.push(await this.listenTcp(host, cfg.port));
-      }
+      for (const port of cfg.tunnelPort !== undefined ? [cfg.port, cfg.tunnelPort] : [cfg.port])
+        for (const host of ['127.0.0.1', '::1']) {
+          this.udp.push(await this.listenUdp(host, port));
+          this.tcp.push(await this.listenTcp(host, port));
+        }
     } catch (e) {
       this.stop();
       throw e;
@@ -202,7 +221,7 @@ export class DnsStub {
   async update(cfg: DnsStubConfig): Promise<void> {
     const cur = this.cfg;
     if (!cur) return this.start(cfg);
-    if (cur.port !== cfg.port || cur.table !== cfg.table) {
+    if (cur.port !== cfg.port || cur.tunnelPort !== cfg.tunnelPort || cur.table !== cfg.table) {
       this.stop();
       return this.start(cfg);
     }
@@ -283,7 +302,28 @@ export class DnsStub {
 
   /** whether `o` is one of our own listeners (a query sent to the stub directly) */
   private isSelf(o: QueryOrigin): boolean {
-    return o.port === this.cfg?.port && (o.addr === '127.0.0.1' || o.addr === '::1');
+    const c = this.cfg;
+    return (
+      (o.port === c?.port || o.port === c?.tunnelPort) &&
+      (o.addr === '127.0.0.1' || o.addr === '::1')
+    );
+  }
+
+  /**
+   * Where a query that reached listener port `port` goes: its original resolver, or (the
+   * per-app DNS port) the resolver of the tunnel its mark names, of the query's family first.
+   */
+  private upstreamOf(
+    o: QueryOrigin | undefined,
+    port: number,
+    family: 4 | 6,
+  ): QueryOrigin | undefined {
+    if (!o || this.isSelf(o)) return undefined;
+    if (port !== this.cfg?.tunnelPort) return o;
+    const mark = (o.mark & this.cfg.fwmarkMask) >>> 0;
+    const r = this.cfg.tunnelResolvers?.find((t) => t.mark === mark);
+    const addr = family === 6 ? (r?.v6 ?? r?.v4) : (r?.v4 ?? r?.v6);
+    return addr === undefined ? undefined : { addr, port: r?.port ?? 53, mark: o.mark };
   }
 
   /** Adds `installs` to their sets (one transaction per set), resolving after the acks. */
@@ -384,17 +424,21 @@ export class DnsStub {
     const reply = (b: Buffer) => s.send(fitUdp(b, q.udpLimit), rinfo.port, rinfo.address);
     let origin: QueryOrigin | undefined;
     try {
-      origin = this.deps.udpOrigin({
+      origin = this.upstreamOf(
+        this.deps.udpOrigin({
+          family,
+          addr: canon(rinfo.address),
+          port: rinfo.port,
+          localAddr: host,
+          localPort: port,
+        }),
+        port,
         family,
-        addr: canon(rinfo.address),
-        port: rinfo.port,
-        localAddr: host,
-        localPort: port,
-      });
+      );
     } catch {
       origin = undefined;
     }
-    if (!origin || this.isSelf(origin)) {
+    if (!origin) {
       this.counts.servfails++;
       reply(servfail(q, rd));
       return;
@@ -442,7 +486,7 @@ export class DnsStub {
   }
 
   private async listenTcp(host: string, port: number): Promise<Server> {
-    const srv = createServer({ pauseOnConnect: false }, (c) => this.onTcp(c));
+    const srv = createServer({ pauseOnConnect: false }, (c) => this.onTcp(c, port));
     await new Promise<void>((resolve, reject) => {
       srv.once('error', reject);
       srv.listen({ host, port, ...(isIP(host) === 6 ? { ipv6Only: true } : {}) }, () => {
@@ -455,13 +499,13 @@ export class DnsStub {
   }
 
   /** A client's TCP connection: its messages one at a time to one upstream connection. */
-  private onTcp(c: Socket): void {
+  private onTcp(c: Socket, port: number): void {
     this.tcpConns.add(c);
     c.on('error', () => undefined);
     c.on('close', () => this.tcpConns.delete(c));
     let origin: QueryOrigin | undefined;
     try {
-      origin = this.deps.tcpOrigin(c);
+      origin = this.upstreamOf(this.deps.tcpOrigin(c), port, c.localFamily === 'IPv6' ? 6 : 4);
     } catch {
       origin = undefined;
     }
@@ -493,7 +537,7 @@ export class DnsStub {
       if (!q) return void c.destroy();
       this.counts.queries++;
       const rd = (msg.readUInt16BE(2) & 0x0100) !== 0;
-      if (!origin || this.isSelf(origin)) {
+      if (!origin) {
         this.counts.servfails++;
         c.write(frame(servfail(q, rd)));
         return;

@@ -9,13 +9,19 @@ import type { AnyChange } from '../../../src/model/change.js';
 import type { DnsStubDeps } from '../../../src/resources/dns-stub/stub.js';
 
 const policy = (over: Partial<StubPolicy> = {}): StubPolicy => ({
-  dnsStub: { port: 15296 },
+  dnsStub: { port: 15296, tunnelPort: 15297 },
   fwmarkMask: 0x0f000000,
   bypassMark: 0x0f000000,
   apps: [
-    { name: 'web', to: { learned4: 'l4_web', learned6: 'l6_web' } },
-    { name: 'cidrs-only', to: { learned4: 'l4_cidrs-only' } },
-    { name: 'browser' },
+    { name: 'web', action: { type: 'direct' }, to: { learned4: 'l4_web', learned6: 'l6_web' } },
+    { name: 'cidrs-only', action: { type: 'direct' }, to: { learned4: 'l4_cidrs-only' } },
+    {
+      name: 'browser',
+      action: { type: 'mark', mark: 0x03000000 },
+      dns: { v4: '10.64.0.1', v6: 'fd00::1' },
+    },
+    { name: '_exec-t3', action: { type: 'mark', mark: 0x03000000 }, dns: { v4: '10.64.0.1' } },
+    { name: 'mail', action: { type: 'mark', mark: 0x01000000 }, dns: { v4: '10.9.0.1' } },
   ],
   ...over,
 });
@@ -27,7 +33,17 @@ const destinations = new Map([
 describe('stubConfigOf', () => {
   it('rules with learned sets and domains; none without dnsStub', () => {
     const c = stubConfigOf(policy(), 'awg', destinations)!;
-    expect(c).toMatchObject({ port: 15296, table: 'awg', fwmarkMask: 0x0f000000 });
+    expect(c).toMatchObject({
+      port: 15296,
+      tunnelPort: 15297,
+      table: 'awg',
+      fwmarkMask: 0x0f000000,
+    });
+    // one resolver pair per tunnel mark, from the rules with per-app DNS
+    expect(c.tunnelResolvers).toEqual([
+      { mark: 0x01000000, v4: '10.9.0.1', v6: undefined },
+      { mark: 0x03000000, v4: '10.64.0.1', v6: 'fd00::1' },
+    ]);
     expect(c.rules.map((r) => [r.rule, r.sets])).toEqual([['web', { v4: 'l4_web', v6: 'l6_web' }]]);
     const m = c.rules[0]!.domains;
     expect(m.matchDomain('www.example.org')).toBe(true);
@@ -77,7 +93,11 @@ describe('DnsStubHost', () => {
     const f = fakeDeps();
     const host = new DnsStubHost({ deps: () => f.deps });
     const port = 20000 + Math.floor(Math.random() * 30000);
-    const cfg = stubConfigOf(policy({ dnsStub: { port } }), 'awg', destinations);
+    const cfg = stubConfigOf(
+      policy({ dnsStub: { port, tunnelPort: port + 1 } }),
+      'awg',
+      destinations,
+    );
     try {
       await host.before(cfg);
       expect(host.running).toBe(true);
@@ -101,7 +121,7 @@ describe('DnsStubHost', () => {
     const cfg = stubConfigOf(policy({ dnsStub: { port } }), 'awg', destinations);
     try {
       await a.before(cfg);
-      await expect(b.before(cfg)).rejects.toThrow(/DNS stub cannot listen .* port/);
+      await expect(b.before(cfg)).rejects.toThrow(/DNS stub cannot listen .* ports/);
     } finally {
       a.close();
       b.close();

@@ -167,6 +167,7 @@ async function setup(over: Partial<DnsStubDeps> = {}, cfg: Partial<DnsStubConfig
     try {
       await stub.start({
         port,
+        ...(cfg.tunnelResolvers ? { tunnelPort: port + 1 } : {}),
         table: 'awg',
         rules: rules(),
         fwmarkMask: 0x0f000000,
@@ -293,6 +294,31 @@ describe('DnsStub over UDP', () => {
     expect(b.readUInt16BE(2) & 0x000f).toBe(2);
     expect(self.up.queries).toBe(0);
     expect(self.stub.stats().servfails).toBe(1);
+  });
+
+  it('the per-app DNS port asks the resolver of the tunnel the query’s mark names', async () => {
+    const up2 = await fakeUpstream();
+    closers.push(() => up2.close());
+    const { stub, up, w } = await setup(
+      // the original destination is unreachable: only the tunnel's resolver can answer
+      { udpOrigin: () => ({ addr: '192.0.2.53', port: 53, mark: 0x03000042 }) },
+      { tunnelResolvers: [{ mark: 0x03000000, v4: '127.0.0.1', port: up2.port }] },
+    );
+    const a = await (await askUdp(stub.port! + 1, 'www.listed.test')).answer;
+    expect(addrsOf(a)).toBe(2);
+    expect(up2.queries).toBe(1);
+    expect(up.queries).toBe(0);
+    expect(w.adds.map((x) => x.set)).toEqual(['l4_tun']);
+  });
+
+  it('the per-app DNS port: a mark without a tunnel resolver gets SERVFAIL', async () => {
+    const { stub, up } = await setup(
+      { udpOrigin: () => ({ addr: '127.0.0.1', port: 53, mark: 0x05000000 }) },
+      { tunnelResolvers: [{ mark: 0x03000000, v4: '127.0.0.1' }] },
+    );
+    const a = await (await askUdp(stub.port! + 1, 'www.listed.test')).answer;
+    expect(a.readUInt16BE(2) & 0x000f).toBe(2);
+    expect(up.queries).toBe(0);
   });
 
   it('an add that fails still answers, counted', async () => {

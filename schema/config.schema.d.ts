@@ -574,7 +574,7 @@ export interface Routing {
    */
   routeProtocol?: number;
   /**
-   * Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel's slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range).
+   * Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel's slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range). Domain rules: the DNS stub listens on this port plus 96 and plus 97.
    */
   proxyPortBase?: number;
 }

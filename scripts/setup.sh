@@ -3,9 +3,10 @@
 # chromium is the browser test/netns/ui.test.ts drives (playwright-core, no browser download).
 # systemd provides systemd-analyze (the hardened unit's checks in test/unit/resources/service);
 # the tests never start it. binutils provides strip (scripts/build-deb.sh strips the runtime).
+# dnsmasq-base (the binary only, no service) is the real resolver of test/netns/domain-rules.test.ts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium bubblewrap)
+PKGS=(iproute2 nftables dnsmasq-base age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium bubblewrap)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

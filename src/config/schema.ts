@@ -118,11 +118,11 @@ export const Routing = z
       .max(255)
       .default(0xa7)
       .meta({ description: 'Route/rule protocol number that tags awg-owned routes and rules.' }),
-    proxyPortBase: Port.max(65535 - 96)
+    proxyPortBase: Port.max(65535 - 97)
       .default(15200)
       .meta({
         description:
-          "Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel's slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range).",
+          "Proxy tunnels: the transparent proxy of a tunnel listens on this port plus the tunnel's slot, and on that plus 48 for rules with `fallback: allow-direct` (below the ephemeral range). Domain rules: the DNS stub listens on this port plus 96 and plus 97.",
       }),
   })
   .default({

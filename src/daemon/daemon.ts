@@ -65,6 +65,7 @@ import { LimitBook } from './limit-book.js';
 import { linuxLimitSystem } from './limit-system.js';
 import { EventFeed } from './feed.js';
 import { TopFeed } from './top-feed.js';
+import { DnsStubHost, firewallChanged, stubConfigOf } from './dns-stub-host.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
@@ -87,6 +88,7 @@ export class Daemon implements DaemonCore {
   private readonly config: ConfigFollower;
   private readonly confirmWindow: ConfirmWindow<Source>;
   private readonly limits: LimitBook;
+  private readonly dnsStub = new DnsStubHost();
   private queue: Promise<unknown> = Promise.resolve();
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
@@ -237,6 +239,7 @@ export class Daemon implements DaemonCore {
         if (out.keptFirewall) this.host.applied.markStopped(out.removed);
       }
     } finally {
+      this.dnsStub.close();
       await this.routing.close();
       await this.tunnels.close();
     }
@@ -338,6 +341,7 @@ export class Daemon implements DaemonCore {
       placement: this.routing.status(),
       flowTraffic: this.routing.ruleTraffic,
       exec: this.host.exec,
+      dnsStub: this.dnsStub.status(),
     });
     const limits = await this.listLimits();
     return limits.length ? { ...s, limits } : s;
@@ -528,11 +532,15 @@ export class Daemon implements DaemonCore {
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
       await this.routing.before(p.config, p.model.policy?.shaping, p.destinations);
+      const stub = stubConfigOf(p.model.policy, p.claims.nftTable, p.destinations);
+      await this.dnsStub.before(stub);
       const restoring = this.host.applied.stoppedRemoved();
       const ctx = await converge(env, this.host.applied, p, {
         configFile: this.config.good?.file ?? p.file,
       });
       const ok = isConverged(ctx.outcome);
+      // a replaced table (applied, or restored by a rollback) has empty learned sets
+      await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
       await this.routing.after(p, ok);
       if (ok) this.tunnels.tick();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
@@ -585,6 +593,7 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     const env = this.host.envFor({ claims });
     const r = await this.runs.teardown(() => teardown(env, this.host.applied, { keepKillSwitch }));
+    if (!r.errors.length) this.dnsStub.close();
     if (r.errors.length) throw r.errors[0]!;
     if (r.left.length)
       throw new AwgError('verification', `down left objects behind: ${r.left.join(', ')}`);

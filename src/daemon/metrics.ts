@@ -191,6 +191,16 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['mode'],
     registers,
   });
+  const dnsQueries = new Counter({
+    name: 'awg_dns_queries_total',
+    help: 'DNS queries the learning stub of domain rules forwarded (every application query while it runs).',
+    registers,
+  });
+  const dnsElements = new Gauge({
+    name: 'awg_dns_learned_elements',
+    help: "(rule, address) entries the DNS learning stub holds in the rules' learned sets.",
+    registers,
+  });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed'])
     reconciles.inc({ outcome: o }, 0);
 
@@ -252,8 +262,14 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         linkBytes,
         placed,
         execs,
+        dnsQueries,
+        dnsElements,
       ])
         g.reset();
+      if (s.dnsStub) {
+        dnsQueries.inc(s.dnsStub.queries);
+        dnsElements.set(s.dnsStub.elements);
+      }
       for (const r of s.rules ?? []) {
         const l = { rule: r.name, target: r.target, route: r.route };
         ruleBytes.inc({ ...l, direction: 'tx' }, r.txBytes);

@@ -157,6 +157,21 @@ export const DaemonStatus = z.strictObject({
     .array(ProcessLimitDoc)
     .optional()
     .meta({ description: 'processes limited at run time (`awg limit`)' }),
+  dnsStub: z
+    .strictObject({
+      port: Count,
+      queries: Count,
+      answers: Count,
+      servfails: Count,
+      upstreamTimeouts: Count,
+      learnedAnswers: Count,
+      installs: Count,
+      installFailures: Count,
+      elements: Count,
+      names: Count,
+    })
+    .optional()
+    .meta({ description: 'the DNS learning stub of domain rules, while one learns' }),
 });
 export type DaemonStatus = z.infer<typeof DaemonStatus>;
 
@@ -191,6 +206,7 @@ export function statusDocument(s: DaemonStatus): DaemonStatusDoc {
     ...(s.placement ? { placement: s.placement } : {}),
     ...(s.rules ? { rules: s.rules } : {}),
     ...(s.limits ? { limits: s.limits } : {}),
+    ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
   };
 }
 

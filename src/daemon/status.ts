@@ -50,6 +50,8 @@ export interface StatusParts {
    */
   flowTraffic?: (() => ReadonlyMap<string, RuleTraffic>) | undefined;
   exec: Exec;
+  /** the DNS learning stub's counters, while it runs */
+  dnsStub?: StatusResponse['dnsStub'] | undefined;
   /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
   links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;
 }
@@ -91,6 +93,7 @@ export async function assembleStatus(s: StatusParts): Promise<StatusResponse> {
         ? flowRuleCounters(p.config, p.model.policy, s.flowTraffic())
         : await ruleCounters(s.exec, p.claims.nftTable, p.config, p.model.policy)
       : {}),
+    ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
   };
 }
 

@@ -26,6 +26,10 @@ export interface Allocation {
   defaultPriorities: { bypass: number; suppress: number; catchAll: number };
   /** priority of the per-tunnel "unreachable" guard rules */
   guardBase: number;
+  /** the DNS learning stub's port on 127.0.0.1/::1 (UDP and TCP): proxyPortBase + 96, past every tunnel's two ports */
+  dnsStubPort: number;
+  /** its port for the queries of rules with per-app DNS: proxyPortBase + 97 */
+  dnsStubTunnelPort: number;
 }
 
 function fnv1a(s: string): number {
@@ -88,5 +92,7 @@ export function allocate(c: Config): Allocation {
     bypassMark,
     defaultPriorities: { bypass: base + 60, suppress: base + 61, catchAll: base + 62 },
     guardBase: base + 70,
+    dnsStubPort: c.routing.proxyPortBase + 96,
+    dnsStubTunnelPort: c.routing.proxyPortBase + 97,
   };
 }

@@ -403,6 +403,9 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
     (r, i) =>
       r.enabled && sets.some((s) => s.kind === 'learned' && s.name === `l4_${ruleName(r, i)}`),
   );
+  // the daemon's DNS stub: every query through it, learned answers in before the app has them
+  if (learning.length && opts.learn)
+    policy.dnsStub = { port: alloc.dnsStubPort, tunnelPort: alloc.dnsStubTunnelPort };
   if (learning.length && !opts.learn)
     warnings.push(
       `rules ${learning.map((r) => ruleName(r, c.rules.indexOf(r))).join(', ')} name domains: their addresses are learned from DNS answers only while \`awg daemon\` runs; without it those domains fit no connection`,

@@ -129,4 +129,6 @@ export interface FirewallPolicy {
   shaping?: { classes: ShapeClass[] };
   /** named sets referenced by `apps[].to` / `apps[].who`, in rule order */
   sets?: DestSet[];
+  /** the DNS learning stub's ports (every DNS query goes to one of them: render-dns-stub.ts) */
+  dnsStub?: { port: number; tunnelPort?: number };
 }

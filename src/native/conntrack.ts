@@ -325,6 +325,8 @@ export function buildCtGet(
   e: Pick<CtEntry, 'family' | 'proto' | 'orig' | 'zone'>,
   seq: number,
   portid = 0,
+  /** which tuple `e.orig` is: the reply tuple finds a NATed entry by its translated side */
+  by: 'orig' | 'reply' = 'orig',
 ): Buffer {
   const v6 = e.family === 6;
   const tuple: Nla[] = [
@@ -338,7 +340,7 @@ export function buildCtGet(
       { type: CTA_PROTO_DST_PORT, value: be(e.orig.dport, 2) },
     ]),
   ];
-  const attrs: Nla[] = [nlaNest(CTA_TUPLE_ORIG, tuple)];
+  const attrs: Nla[] = [nlaNest(by === 'orig' ? CTA_TUPLE_ORIG : CTA_TUPLE_REPLY, tuple)];
   if (e.zone) attrs.push({ type: CTA_ZONE, value: be(e.zone, 2) });
   return buildMessage(
     (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET,

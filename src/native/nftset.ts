@@ -281,6 +281,17 @@ export interface NftSetWriter {
   close(): void;
 }
 
+/** the netlink ports of this process's open set writers: their changes are our own */
+const writerPorts = new Set<number>();
+
+/**
+ * Whether `portid` (an nf_tables notification's nlmsg_pid) is a set writer of this process:
+ * the monitor does not wake the daemon for the learned elements it writes.
+ */
+export function isOwnSetWriterPort(portid: number): boolean {
+  return portid !== 0 && writerPorts.has(portid);
+}
+
 /** Bytes of send buffer asked for at least (the kernel doubles it). */
 const MIN_SNDBUF = 1 << 20;
 
@@ -304,6 +315,7 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
     sndbuf,
     capAck: true,
   });
+  writerPorts.add(sock.portid);
   const verb = (cmd: number): string =>
     cmd === NFT_MSG_NEWSETELEM ? 'add' : cmd === NFT_MSG_DELSETELEM ? 'delete' : 'destroy';
 
@@ -338,8 +350,10 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
         sndbuf,
         capAck: true,
       });
+      writerPorts.delete(sock.portid);
       sock.close();
       sock = next;
+      writerPorts.add(sock.portid);
       write(cmd, set, elements, flushFirst);
       return;
     }
@@ -386,6 +400,9 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       settle(() => write(NFT_MSG_NEWSETELEM, set, cidrElements(cidrs, timeoutMs))),
     write: (cmd, set, elements) => write(cmd, set, elements),
     replace: (set, elements) => write(NFT_MSG_NEWSETELEM, set, elements, true),
-    close: () => sock.close(),
+    close: () => {
+      writerPorts.delete(sock.portid);
+      sock.close();
+    },
   };
 }

@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile } from '../config/load.js';
+import type { DestinationSet } from '../config/lists.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
-import type { DestinationSet } from '../config/lists.js';
 import type { HostSelection } from '../config/overlay.js';
 import {
   buildDesired,

@@ -18,6 +18,7 @@ import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
 import { limitRef, processLimit } from './limits.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
+import type { DnsStub__Output } from './generated/awg/v1/DnsStub.js';
 import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
 import type { Peer__Output } from './generated/awg/v1/Peer.js';
 import type { Placement__Output } from './generated/awg/v1/Placement.js';
@@ -125,8 +126,25 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     rules: (s.rules ?? []).map(ruleCounter),
     ...opt('config', s.config ? configStateToWire(s.config) : undefined),
     limits: (s.limits ?? []).map(processLimit),
+    ...opt('dnsStub', s.dnsStub ? dnsStub(s.dnsStub) : undefined),
   };
 }
+
+type DnsStubStatus = NonNullable<StatusResponse['dnsStub']>;
+
+/** the same fields both ways (uint64 counts arrive as numbers: proto-loader's `longs: Number`) */
+const dnsStub = (d: DnsStubStatus | DnsStub__Output): DnsStubStatus & DnsStub__Output => ({
+  port: Number(d.port),
+  queries: Number(d.queries),
+  answers: Number(d.answers),
+  servfails: Number(d.servfails),
+  upstreamTimeouts: Number(d.upstreamTimeouts),
+  learnedAnswers: Number(d.learnedAnswers),
+  installs: Number(d.installs),
+  installFailures: Number(d.installFailures),
+  elements: Number(d.elements),
+  names: Number(d.names),
+});
 
 function placementToWire(p: PlacementStatus): Placement__Output {
   return {
@@ -204,6 +222,7 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
     ...(w.rules?.length ? { rules: w.rules.map(ruleCounter) } : {}),
     ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
     ...(w.limits?.length ? { limits: w.limits.map(processLimit) } : {}),
+    ...opt('dnsStub', w.dnsStub ? dnsStub(w.dnsStub) : undefined),
   };
 }
 

@@ -55,6 +55,7 @@ import { classHandle } from '../../model/shaping.js';
 import { cgroupSetComment } from './cgroup-sets.js';
 import { elementCommands, elementsDigest, keepElements, staticSetComment } from './set-elements.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
+import { stubNatRules, stubRouteRules } from './render-dns-stub.js';
 
 const LAN4 = [
   '10.0.0.0/8',
@@ -302,6 +303,7 @@ export function renderTable(p: NftPolicy): string {
   const route = [
     `oifname "lo" counter return ${comment('loopback')}`,
     `${byMark(p.bypassMark)} counter return ${comment('bypass')}`,
+    ...stubRouteRules(p),
   ];
   for (const a of p.apps) route.push(...appRules(p, a));
   // A packet the kernel sends without the app's full socket (the ACK or RST of a TIME_WAIT
@@ -330,7 +332,7 @@ export function renderTable(p: NftPolicy): string {
     );
   }
 
-  const natOut: string[] = [];
+  const natOut: string[] = [...stubNatRules(p, who)];
   const proxyByMark = new Map(
     p.tunnels.filter((t) => t.redirectPort !== undefined).map((t) => [t.mark, t]),
   );
@@ -611,7 +613,7 @@ export function normaliseRuleset(text: string): string {
  */
 export function bootPolicy(p: NftPolicy): NftPolicy | undefined {
   if (p.killSwitch === 'off') return undefined;
-  const { defaultRoute: _default, shaping: _shaping, sets: _sets, ...rest } = p;
+  const { defaultRoute: _default, shaping: _shaping, sets: _sets, dnsStub: _stub, ...rest } = p;
   return { ...rest, apps: [] };
 }
 

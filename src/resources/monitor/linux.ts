@@ -17,6 +17,7 @@ import type { NftEvent } from '../../native/nftnl.js';
 import type { TcEvent } from '../../native/tcnl.js';
 import type { ResyncEvent, RtnlEvent } from '../../native/rtnl.js';
 import { spawnedRecently } from '../../util/exec.js';
+import { isOwnSetWriterPort } from '../../native/nftset.js';
 import type { NetworkWatch, NetworkWatchOptions } from './types.js';
 
 export interface RtnlFilterState {
@@ -251,7 +252,11 @@ async function watchNftables(
   } catch {
     return undefined;
   }
-  const w = new NftTableWatch(() => o.claims().nftTable, spawnedRecently);
+  // our nft commands, and the DNS stub's set writer (learned elements)
+  const w = new NftTableWatch(
+    () => o.claims().nftTable,
+    (p) => spawnedRecently(p) || isOwnSetWriterPort(p),
+  );
   let timer: NodeJS.Timeout | undefined;
   sock.listenWith(parseNftEvent, (events) => {
     const r = w.batch(events, o.isEcho());

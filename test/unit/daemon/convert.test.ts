@@ -127,6 +127,22 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
     }
     const bare: StatusResponse = { state: 'down', objects: [], tunnels: [] };
     expect(statusFromWire(wire('Status', 'response', statusToWire(bare)))).toEqual(bare);
+    const stub: StatusResponse = {
+      ...sampleStatus(),
+      dnsStub: {
+        port: 15296,
+        queries: 2 ** 40,
+        answers: 7,
+        servfails: 1,
+        upstreamTimeouts: 0,
+        learnedAnswers: 3,
+        installs: 5,
+        installFailures: 0,
+        elements: 4,
+        names: 2,
+      },
+    };
+    expect(statusFromWire(wire('Status', 'response', statusToWire(stub)))).toEqual(stub);
     const withErr: StatusResponse = {
       ...sampleStatus(),
       lastReconcile: {

@@ -122,6 +122,18 @@ describe('Prometheus metrics', () => {
         mode: 'gated',
         gateMarks: ['/'],
       },
+      dnsStub: {
+        port: 15296,
+        queries: 31,
+        answers: 30,
+        servfails: 1,
+        upstreamTimeouts: 0,
+        learnedAnswers: 9,
+        installs: 14,
+        installFailures: 0,
+        elements: 6,
+        names: 3,
+      },
       rules: [
         {
           name: 'browser',
@@ -149,7 +161,7 @@ describe('Prometheus metrics', () => {
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(17);
+    expect(totals.length).toBe(18);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
       [],
     );
@@ -165,6 +177,8 @@ describe('Prometheus metrics', () => {
     );
     expect(line(t, 'awg_placement_placed_total ')).toBe('awg_placement_placed_total 12');
     expect(line(t, 'awg_placement_execs_total ')).toBe('awg_placement_execs_total 900');
+    expect(line(t, 'awg_dns_queries_total ')).toBe('awg_dns_queries_total 31');
+    expect(line(t, 'awg_dns_learned_elements ')).toBe('awg_dns_learned_elements 6');
     expect(line(t, 'awg_placement_mode{mode="gated"}')).toBe('awg_placement_mode{mode="gated"} 1');
     expect(line(t, 'awg_placement_mode{mode="best-effort"}')).toBe(
       'awg_placement_mode{mode="best-effort"} 0',

@@ -47,6 +47,10 @@ import type {
   DiffResponse__Output as _awg_v1_DiffResponse__Output,
 } from './awg/v1/DiffResponse.js';
 import type {
+  DnsStub as _awg_v1_DnsStub,
+  DnsStub__Output as _awg_v1_DnsStub__Output,
+} from './awg/v1/DnsStub.js';
+import type {
   DownRequest as _awg_v1_DownRequest,
   DownRequest__Output as _awg_v1_DownRequest__Output,
 } from './awg/v1/DownRequest.js';
@@ -269,6 +273,7 @@ export interface ProtoGrpcType {
       >;
       DiffRequest: MessageTypeDefinition<_awg_v1_DiffRequest, _awg_v1_DiffRequest__Output>;
       DiffResponse: MessageTypeDefinition<_awg_v1_DiffResponse, _awg_v1_DiffResponse__Output>;
+      DnsStub: MessageTypeDefinition<_awg_v1_DnsStub, _awg_v1_DnsStub__Output>;
       DownRequest: MessageTypeDefinition<_awg_v1_DownRequest, _awg_v1_DownRequest__Output>;
       DownResponse: MessageTypeDefinition<_awg_v1_DownResponse, _awg_v1_DownResponse__Output>;
       Drift: MessageTypeDefinition<_awg_v1_Drift, _awg_v1_Drift__Output>;

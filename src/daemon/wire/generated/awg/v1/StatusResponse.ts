@@ -33,6 +33,10 @@ import type {
   ProcessLimit as _awg_v1_ProcessLimit,
   ProcessLimit__Output as _awg_v1_ProcessLimit__Output,
 } from '../../awg/v1/ProcessLimit.js';
+import type {
+  DnsStub as _awg_v1_DnsStub,
+  DnsStub__Output as _awg_v1_DnsStub__Output,
+} from '../../awg/v1/DnsStub.js';
 
 export interface StatusResponse {
   state?: _awg_v1_State;
@@ -48,11 +52,13 @@ export interface StatusResponse {
    * the limits set with Limit (awg limit)
    */
   limits?: _awg_v1_ProcessLimit[];
+  dnsStub?: _awg_v1_DnsStub | null;
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
   _placement?: 'placement';
   _config?: 'config';
+  _dnsStub?: 'dnsStub';
 }
 
 export interface StatusResponse__Output {
@@ -69,9 +75,11 @@ export interface StatusResponse__Output {
    * the limits set with Limit (awg limit)
    */
   limits: _awg_v1_ProcessLimit__Output[];
+  dnsStub?: _awg_v1_DnsStub__Output | null;
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
   _placement?: 'placement';
   _config?: 'config';
+  _dnsStub?: 'dnsStub';
 }

@@ -29,6 +29,7 @@ import {
   eventually,
   pathOf,
   showRun,
+  startCapture,
   startAgent,
   startDaemon,
   type Daemon,
@@ -36,11 +37,14 @@ import {
 } from './perapp-topology.js';
 import { cgroupOf } from '../helpers/procs.js';
 
-const skip = requireNetnsPrereqs(['nft', 'sysctl']);
+const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'dnsmasq']);
 
 /** a second and third address on the server, not in the list at first */
 const OTHER = '10.200.73.3';
 const THIRD = '10.200.73.4';
+/** what dnsmasq answers for the listed name (through a CNAME) and for an unlisted one */
+const LISTED = '10.200.73.5';
+const UNLISTED = '10.200.73.6';
 const PORT = 8001;
 
 const ECHO_JS = `
@@ -50,12 +54,16 @@ for (const a of process.argv.slice(1)) http.createServer((q, s) => s.end(JSON.st
 `;
 
 const FETCH_JS = `
-const http = require('http');
-const q = http.get({ host: process.argv[1], port: Number(process.argv[2]), path: '/', timeout: 4000, agent: false }, (r) => {
+const http = require('http'), dns = require('dns');
+const r = new dns.Resolver(); r.setServers([${JSON.stringify(ADDR.server)}]);
+const go = (host) => { const q = http.get({ host, port: Number(process.argv[2]), path: '/', timeout: 4000, agent: false }, (r) => {
   let b = ''; r.on('data', (d) => (b += d)); r.on('end', () => console.log(b));
 });
 q.on('timeout', () => { q.destroy(); console.log(JSON.stringify({ err: 'ETIMEDOUT' })); });
-q.on('error', (e) => console.log(JSON.stringify({ err: e.code })));
+q.on('error', (e) => console.log(JSON.stringify({ err: e.code }))); };
+// a name: asked of the server's resolver (as resolv.conf would), connected at once to the answer
+if (/^[0-9.]+$/.test(process.argv[1])) go(process.argv[1]);
+else r.resolve4(process.argv[1], (e, a) => e ? console.log(JSON.stringify({ err: 'DNS ' + e.code })) : go(a[0]));
 `;
 
 describe.skipIf(skip)('destination rules: cidrs and list files decide by address', () => {
@@ -63,6 +71,7 @@ describe.skipIf(skip)('destination rules: cidrs and list files decide by address
   let ce: AwgEnv;
   let d: Daemon | undefined;
   let echo: NsProcess | undefined;
+  let dnsmasq: NsProcess | undefined;
   let cfg: string;
   let list: string;
 
@@ -75,6 +84,9 @@ ${clientTunnels(t.keys)}rules:
   - name: listed
     to:
       lists: [lists/blocked.txt]
+    target: t1
+  - name: sites
+    to: { domains: [sites.test] }
     target: t1
 default: direct
 `;
@@ -98,7 +110,23 @@ default: direct
     const dev = (JSON.parse(srvIf) as { dev: string }[])[0]!.dev;
     for (const a of [OTHER, THIRD])
       await run('ip', ['-n', t.server, 'addr', 'add', `${a}/24`, 'dev', dev]);
-    echo = nsSpawn(t.server, process.execPath, ['-e', ECHO_JS, OTHER, THIRD]);
+    for (const a of [LISTED, UNLISTED])
+      await run('ip', ['-n', t.server, 'addr', 'add', `${a}/24`, 'dev', dev]);
+    echo = nsSpawn(t.server, process.execPath, ['-e', ECHO_JS, OTHER, THIRD, LISTED, UNLISTED]);
+    dnsmasq = nsSpawn(t.server, 'dnsmasq', [
+      '--no-daemon',
+      '--no-resolv',
+      '--no-hosts',
+      '--bind-interfaces',
+      `--listen-address=${ADDR.server}`,
+      '--port=53',
+      `--host-record=edge.cdn.test,${LISTED}`,
+      '--cname=www.sites.test,edge.cdn.test',
+      `--host-record=other.test,${UNLISTED}`,
+      '--local-ttl=30',
+      '--pid-file=',
+      '--log-facility=-',
+    ]);
     await eventually(() => echo!.output().includes('listening'), 'echo server on .3/.4');
     ce = makeAwgEnv();
     cfg = join(ce.dir, 'client.yaml');
@@ -119,6 +147,7 @@ default: direct
         () => undefined,
       );
     await echo?.kill(500);
+    await dnsmasq?.kill(500);
     await t?.destroy();
     cleanupAwgEnv(ce);
   }, 120_000);
@@ -171,5 +200,64 @@ default: direct
     await eventually(async () => (await fetchPath(THIRD)) === 't1', 'the new list applied', 30_000);
     const st = await d!.cli(['status', '--json']);
     expect(st.code, showRun(st)).toBe(0);
+  });
+
+  it('a listed domain: learned before the app has the answer, its first SYN through t1 (0 packets on the underlay); an unlisted name direct; explain agrees', async () => {
+    const cap = await startCapture(t.client, t.clientIf, ce.dir);
+    let pkts: Awaited<ReturnType<typeof cap.stop>> = [];
+    let listed: string, unlisted: string;
+    try {
+      listed = await fetchPath('www.sites.test');
+      unlisted = await fetchPath('other.test');
+    } finally {
+      pkts = await cap.stop();
+    }
+    expect(listed).toBe('t1');
+    expect(unlisted).toBe('direct');
+    const to = (a: string) => pkts.filter((p) => p.dst === a && p.dport === PORT);
+    expect(to(LISTED)).toEqual([]);
+    expect(to(UNLISTED).length).toBeGreaterThan(0);
+    const set = (
+      await run('nsenter', [
+        `--net=${netnsPath(t.client)}`,
+        '--',
+        'nft',
+        'list',
+        'set',
+        'inet',
+        'awg',
+        'l4_sites',
+      ])
+    ).stdout;
+    expect(set).toContain(LISTED);
+    expect(set).not.toContain(UNLISTED);
+    // explain, through the daemon, for a process of this namespace: the learned address
+    const sleeper = nsSpawn(t.client, process.execPath, ['-e', 'setInterval(() => {}, 1e6)']);
+    try {
+      const e = await d!.cli([
+        'explain',
+        '--pid',
+        String(sleeper.pid),
+        '--to',
+        `${LISTED}:${PORT}`,
+        '--json',
+      ]);
+      expect(e.code, showRun(e)).toBe(0);
+      const doc = e.json<{ decision: { route: string; rule?: string } }>();
+      expect(doc.decision.route).toBe('t1');
+      expect(doc.decision.rule).toBe('sites');
+      const u = await d!.cli([
+        'explain',
+        '--pid',
+        String(sleeper.pid),
+        '--to',
+        `${UNLISTED}:${PORT}`,
+        '--json',
+      ]);
+      expect(u.code, showRun(u)).toBe(0);
+      expect(u.json<{ decision: { route: string } }>().decision.route).toBe('direct');
+    } finally {
+      await sleeper.kill(500);
+    }
   });
 });

@@ -172,4 +172,35 @@ default: direct
     const st = await d!.cli(['status', '--json']);
     expect(st.code, showRun(st)).toBe(0);
   });
+
+  it('status shows each set of a rule: entries and hits, through the daemon and directly', async () => {
+    // the list now names two IPv4 addresses and no IPv6 one (no d6 set); the fetches above went
+    // to both through @d4_listed
+    type Rules = { name: string; sets?: { name: string; elements?: number; packets: number }[] }[];
+    const st = await d!.cli(['status', '--json']);
+    const rules = (JSON.parse(st.stdout) as { rules?: Rules }).rules ?? [];
+    const listed = rules.find((r) => r.name === 'listed');
+    expect(
+      listed?.sets?.map((x) => [x.name, x.elements]),
+      st.stdout,
+    ).toEqual([['d4_listed', 2]]);
+    expect(listed!.sets![0]!.packets).toBeGreaterThan(0);
+    const prog = rules.find((r) => r.name === 'prog');
+    expect(prog?.sets?.[0]).toMatchObject({ name: 'd4_prog', elements: 1 });
+    expect(prog!.sets![0]!.packets).toBeGreaterThan(0);
+    const text = await d!.cli(['status']);
+    expect(text.stdout).toMatch(/^ {2}set d4_listed \(static\): 2 entries, hits [1-9]\d* packets/m);
+    const direct = await awgd(t.client, ce, [
+      'status',
+      '--direct',
+      '--json',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    const drules = (JSON.parse(direct.stdout) as { traffic: { rules: Rules } }).traffic.rules;
+    expect(
+      drules.find((r) => r.name === 'listed')?.sets?.map((x) => [x.name, x.elements]),
+      direct.stdout,
+    ).toEqual([['d4_listed', 2]]);
+  });
 });

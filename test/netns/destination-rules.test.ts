@@ -203,4 +203,36 @@ default: direct
       direct.stdout,
     ).toEqual([['d4_listed', 2]]);
   });
+
+  it('awg diff of another list against the live table: the set per rule with +N −M, no element lines', async () => {
+    const other = join(ce.dir, 'lists', 'other.txt');
+    writeFileSync(other, `${ADDR.server}\n192.0.2.0/24\n203.0.113.7\n`);
+    const cfg2 = join(ce.dir, 'other.yaml');
+    writeFileSync(cfg2, config().replace('lists/blocked.txt', 'lists/other.txt'));
+    const r = await awgd(t.client, ce, [
+      'diff',
+      '-f',
+      cfg2,
+      '--direct',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    // live: the server and THIRD; wanted: the server and two others
+    expect(r.stdout).toContain('~ set d4_listed (rule listed): 2 → 3 entries (+2 −1)\n');
+    expect(r.stdout).not.toContain('awg n=');
+    expect(r.stdout).not.toContain('192.0.2.0/24');
+    const j = await awgd(t.client, ce, [
+      'diff',
+      '-f',
+      cfg2,
+      '--direct',
+      '--json',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    const doc = JSON.parse(j.stdout) as { changes: { kind: string; sets?: unknown[] }[] };
+    expect(doc.changes.find((c) => c.kind === 'firewall')?.sets).toEqual([
+      { name: 'd4_listed', rule: 'listed', kind: 'static', action: 'update', before: 2, after: 3 },
+    ]);
+  });
 });

@@ -9,7 +9,10 @@
  */
 import { createHash } from 'node:crypto';
 import { AwgError } from '../../errors.js';
-import { STATIC_SET_COMMENT_RE as COMMENT_RE, staticSetComment } from '../../model/firewall-sets.js';
+import {
+  STATIC_SET_COMMENT_RE as COMMENT_RE,
+  staticSetComment,
+} from '../../model/firewall-sets.js';
 
 export { staticSetComment };
 

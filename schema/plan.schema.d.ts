@@ -79,4 +79,39 @@ export interface Change {
   after?: {
     [k: string]: unknown;
   };
+  /**
+   * firewall: the destination sets it creates, changes or removes (their elements are not in the ruleset)
+   */
+  sets?: SetChange[];
+}
+export interface SetChange {
+  /**
+   * nft set name (`d4_<rule>`, `l6_<rule>`, …)
+   */
+  name: string;
+  /**
+   * the rule that matches on it
+   */
+  rule?: string;
+  /**
+   * `static`: CIDRs of the config and its lists; `learned`: filled from DNS at run time
+   */
+  kind: 'static' | 'learned';
+  action: 'create' | 'update' | 'delete';
+  /**
+   * static: entries before
+   */
+  before?: number;
+  /**
+   * static: entries after
+   */
+  after?: number;
+  /**
+   * static: entries added (only when both element lists were at hand)
+   */
+  added?: number;
+  /**
+   * static: entries removed (likewise)
+   */
+  removed?: number;
 }

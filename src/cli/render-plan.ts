@@ -5,6 +5,15 @@
 import type { AnyChange, Plan } from '../model/change.js';
 import { formatRate } from '../config/rate.js';
 import { RESOURCE_KINDS, type ShaperClass } from '../model/resources.js';
+import {
+  rulesetOf,
+  setChanges,
+  withoutSetComments,
+  type SetChange,
+} from '../model/firewall-sets.js';
+
+/** the elements of a static set by digest, when this process knows them (for +N −M) */
+export type ElementsLookup = (digest: string) => readonly string[] | undefined;
 
 const GLYPH = { create: '+', update: '~', replace: '±', delete: '-', noop: ' ' } as const;
 const COLOUR = {
@@ -62,12 +71,47 @@ function asLines(kind: string, field: string, v: unknown): unknown {
   return v;
 }
 
+const count = (n: number) => n.toLocaleString('en-US');
+
+/** one line per destination set a firewall change creates, changes or removes */
+export function setLine(s: SetChange): string {
+  const glyph = s.action === 'create' ? '+' : s.action === 'delete' ? '-' : '~';
+  const head = `${glyph} set ${s.name}${s.rule !== undefined ? ` (rule ${s.rule})` : ''}`;
+  if (s.kind === 'learned')
+    return `${head}: learned from DNS${s.action === 'delete' ? ' (its addresses go with it)' : ''}`;
+  if (s.action === 'create') return `${head}: ${count(s.after ?? 0)} entries`;
+  if (s.action === 'delete') return `${head}: ${count(s.before ?? 0)} entries`;
+  const delta =
+    s.added !== undefined && s.removed !== undefined
+      ? ` (+${count(s.added)} −${count(s.removed)})`
+      : s.before === s.after
+        ? ' (other entries)'
+        : '';
+  return `${head}: ${count(s.before ?? 0)} → ${count(s.after ?? 0)} entries${delta}`;
+}
+
+/** a firewall change's sets, then its ruleset's other lines */
+function firewallLines(c: AnyChange, elements: ElementsLookup | undefined): string[] {
+  const b = rulesetOf(c.before);
+  const a = rulesetOf(c.after);
+  const sets = setChanges(b, a, elements).map((s) => `      ${setLine(s)}`);
+  if (c.action !== 'update' && c.action !== 'replace') return sets;
+  return [...sets, ...fieldLines(c)];
+}
+
 function fieldLines(c: AnyChange): string[] {
   if ((c.action !== 'update' && c.action !== 'replace') || !c.before || !c.after || !c.fields)
     return [];
   const b = c.before as unknown as Record<string, unknown>;
   const a = c.after as unknown as Record<string, unknown>;
   return c.fields.flatMap((f) => {
+    if (c.kind === 'firewall' && f === 'ruleset') {
+      // the sets' comments (count and digest) were told per set above
+      const x = withoutSetComments(String(b[f] ?? ''));
+      const y = withoutSetComments(String(a[f] ?? ''));
+      const d = textDiff(x, y);
+      return d.length ? [`      ${f}:`, ...d] : [];
+    }
     const x = asLines(c.kind, f, b[f]) ?? (c.kind === 'shaper' && f === 'damage' ? '' : undefined);
     const y = asLines(c.kind, f, a[f]) ?? (c.kind === 'shaper' && f === 'damage' ? '' : undefined);
     if (typeof x === 'string' && typeof y === 'string' && (x.includes('\n') || y.includes('\n')))
@@ -78,7 +122,7 @@ function fieldLines(c: AnyChange): string[] {
 
 export function renderPlan(
   p: Plan,
-  opts: { colour: boolean; verbose?: boolean | undefined },
+  opts: { colour: boolean; verbose?: boolean | undefined; elements?: ElementsLookup | undefined },
 ): string {
   const col = (code: string, s: string) => (opts.colour && code ? code + s + RESET : s);
   const changes = p.changes.filter((c) => c.action !== 'noop');
@@ -101,7 +145,7 @@ export function renderPlan(
             col(DIM, `  (${c.reason})`) +
             drift,
         );
-        lines.push(...fieldLines(c));
+        lines.push(...(c.kind === 'firewall' ? firewallLines(c, opts.elements) : fieldLines(c)));
         if (opts.verbose && c.after && c.action === 'create')
           lines.push(col(DIM, `      ${short(c.after)}`));
       }

@@ -137,6 +137,24 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['rule', 'target', 'route'],
     registers,
   });
+  const setElements = new Gauge({
+    name: 'awg_rule_set_elements',
+    help: "Entries of a destination rule's nft set (kind static: loaded from the config and its lists; learned: addresses learned from DNS). Linux only.",
+    labelNames: ['rule', 'set', 'kind'],
+    registers,
+  });
+  const setHits = new Counter({
+    name: 'awg_rule_set_hits_total',
+    help: "Packets a destination rule decided because their destination is in this set (its firewall line's counter). Linux only.",
+    labelNames: ['rule', 'set', 'kind'],
+    registers,
+  });
+  const setBytes = new Counter({
+    name: 'awg_rule_set_bytes_total',
+    help: 'Bytes (IP packet lengths) of those packets. Linux only.',
+    labelNames: ['rule', 'set', 'kind'],
+    registers,
+  });
   const linkPackets = new Counter({
     name: 'awg_tunnel_link_packets_total',
     help: "Inner IP packets through the tunnel's TUN link (kernel link counters).",
@@ -258,6 +276,9 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         rulePackets,
         ruleBytes,
         ruleConns,
+        setElements,
+        setHits,
+        setBytes,
         linkPackets,
         linkBytes,
         placed,
@@ -278,6 +299,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         else {
           rulePackets.inc({ ...l, direction: 'tx' }, r.txPackets);
           rulePackets.inc({ ...l, direction: 'rx' }, r.rxPackets);
+        }
+        for (const x of r.sets ?? []) {
+          const sl = { rule: r.name, set: x.name, kind: x.kind };
+          if (x.elements !== undefined) setElements.set(sl, x.elements);
+          setHits.inc(sl, x.packets);
+          setBytes.inc(sl, x.bytes);
         }
       }
       placed.inc(s.placement?.placed ?? 0);

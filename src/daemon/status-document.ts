@@ -28,6 +28,22 @@ const Traffic = z.strictObject({
  * packets delivered to them (input hook). Bytes are IP packet lengths (IP header included, no
  * tunnel encapsulation).
  */
+/**
+ * A destination set of a rule (`to:`): its route_out line's counter and its entries. Its
+ * packets are the rule's packets to destinations in the set (a part of the rule's tx).
+ */
+const RuleSet = z.strictObject({
+  name: z
+    .string()
+    .meta({ description: 'nft set: `d4_/d6_<rule>` static, `l4_/l6_<rule>` learned' }),
+  kind: z.enum(['static', 'learned']),
+  elements: Count.optional().meta({
+    description:
+      'entries in the set: static, the count it was loaded with; learned, the addresses it holds now (absent: not read)',
+  }),
+  packets: Count,
+  bytes: Count,
+});
 const RuleCounter = z.strictObject({
   name: z.string(),
   target: z.string(),
@@ -40,6 +56,17 @@ const RuleCounter = z.strictObject({
   connections: Count.optional().meta({
     description:
       "macOS: the rule's TCP connections through the flow router; present, the bytes are those connections' payload and the packets are not counted (0)",
+  }),
+  sets: z.array(RuleSet).optional().meta({
+    description: 'Linux, rules with destinations (`to:`): per set, its hits and entries',
+  }),
+  learned: Count.optional().meta({
+    description:
+      'rules with `to.domains`: addresses learned from DNS answers that the rule holds now',
+  }),
+  learnedNames: Count.optional().meta({
+    description:
+      'rules with `to.domains`: names whose answers the DNS stub learned from (when it reports them)',
   }),
 });
 const ErrorInfo = z.strictObject({ kind: z.string(), message: z.string() });

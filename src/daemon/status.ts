@@ -12,7 +12,7 @@ import type { Prepared } from '../pipeline/prepare.js';
 import type { EngineStats, InprocEngineHost } from '../resources/engine/inproc.js';
 import { zeroRuleTraffic, type RuleTraffic } from '../resources/engine/stats.js';
 import type { ProxyTunnelStatsRow } from '../resources/engine/proxy-host.js';
-import { readRuleCounters } from '../resources/firewall/counters.js';
+import { readTableCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
 import type {
   ConfigState,
@@ -23,6 +23,7 @@ import type {
   TunnelStatus,
   WakeReason,
 } from './core.js';
+import { destinationCounters } from './rule-sets.js';
 import { readLinkTraffic, withLinkTraffic } from './traffic.js';
 import { isDown, type HealthMonitor } from './tunnel-health.js';
 
@@ -52,6 +53,11 @@ export interface StatusParts {
   exec: Exec;
   /** the DNS learning stub's counters, while it runs */
   dnsStub?: StatusResponse['dnsStub'] | undefined;
+  /**
+   * rule name → the names its learned addresses came from (the DNS stub's book, when it runs):
+   * a rule's `learnedNames`
+   */
+  learnedNames?: (() => ReadonlyMap<string, number>) | undefined;
   /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
   links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;
 }
@@ -91,7 +97,10 @@ export async function assembleStatus(s: StatusParts): Promise<StatusResponse> {
     ...(p
       ? s.flowTraffic
         ? flowRuleCounters(p.config, p.model.policy, s.flowTraffic())
-        : await ruleCounters(s.exec, p.claims.nftTable, p.config, p.model.policy)
+        : withLearnedNames(
+            await ruleCounters(s.exec, p.claims.nftTable, p.config, p.model.policy),
+            s.learnedNames?.(),
+          )
       : {}),
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
   };
@@ -163,7 +172,10 @@ function ruleRows(
   policy: FirewallPolicy,
   count: (
     name: string,
-  ) => Pick<RuleCounter, 'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections'>,
+  ) => Pick<
+    RuleCounter,
+    'txPackets' | 'txBytes' | 'rxPackets' | 'rxBytes' | 'connections' | 'sets' | 'learned'
+  >,
 ): RuleCounter[] {
   const matcher = compileRules(config.rules);
   return policy.apps
@@ -189,7 +201,8 @@ export async function ruleCounters(
 ): Promise<Pick<StatusResponse, 'rules'>> {
   if (!policy || config.rules.length === 0) return {};
   try {
-    const counters = await readRuleCounters(exec, nftTable);
+    const { rules: counters, sets } = await readTableCounters(exec, nftTable);
+    const byApp = new Map(policy.apps.map((a) => [a.name, a]));
     return {
       rules: ruleRows(config, policy, (name) => {
         const tx = counters.get(`app/${name}`) ?? { packets: 0, bytes: 0 };
@@ -199,12 +212,27 @@ export async function ruleCounters(
           txBytes: tx.bytes,
           rxPackets: rx.packets,
           rxBytes: rx.bytes,
+          ...destinationCounters(byApp.get(name), sets.get(name) ?? [], policy),
         };
       }),
     };
   } catch {
     return {};
   }
+}
+
+/** the DNS stub's names per rule, on the rules that learn (a seam: absent until it reports) */
+function withLearnedNames(
+  r: Pick<StatusResponse, 'rules'>,
+  names: ReadonlyMap<string, number> | undefined,
+): Pick<StatusResponse, 'rules'> {
+  if (!names || !r.rules) return r;
+  return {
+    rules: r.rules.map((x) => {
+      const n = names.get(x.name);
+      return n !== undefined ? { ...x, learnedNames: n } : x;
+    }),
+  };
 }
 
 /**

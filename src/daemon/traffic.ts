@@ -3,15 +3,23 @@
  *
  * Where each number comes from (docs/platform-linux.md "Traffic counters"):
  * - a rule: the nft counters of its cgroup (`app/<rule>` egress, `app-in/<rule>` ingress; status.ts);
+ *   a destination rule's sets: their lines' counters and entries (rule-sets.ts);
  * - a TUN tunnel: rx/tx bytes as the engine counts them (encrypted datagrams) and the TUN link's
  *   own counters (IFLA_STATS64: inner IP packets, read here by one rtnetlink dump);
  * - a proxy tunnel: the engine's byte counts of the relayed streams (no packets: it relays TCP).
  */
 import { dumpLinks, NetlinkSocket } from '../native/netlink.js';
 import type { AnyResource } from '../model/resources.js';
-import { readRuleCounters } from '../resources/firewall/counters.js';
+import { readTableCounters } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
-import type { DaemonEvent, LinkTraffic, StatusResponse, TunnelStatus } from './core.js';
+import type {
+  DaemonEvent,
+  LinkTraffic,
+  RuleCounter,
+  StatusResponse,
+  TunnelStatus,
+} from './core.js';
+import { fromRead } from './rule-sets.js';
 
 /** how often the daemon looks for moved counters while someone subscribes (Watch clients; `--metrics` subscribes too, so with it the poll always runs: one nft read and one rtnetlink dump per period) */
 export const TRAFFIC_EVENT_MS = 10_000;
@@ -69,7 +77,13 @@ export function trafficEvent(
 
 /** what direct mode (`awg status` without a daemon) can count: no config is loaded, so rules are named by their counters */
 export interface DirectTraffic {
-  rules: { name: string; txPackets: number; txBytes: number; rxPackets: number; rxBytes: number }[];
+  rules: ({
+    name: string;
+    txPackets: number;
+    txBytes: number;
+    rxPackets: number;
+    rxBytes: number;
+  } & Pick<RuleCounter, 'sets' | 'learned'>)[];
   tunnels: ({ tunnel: string; link: string } & LinkTraffic)[];
 }
 
@@ -79,7 +93,7 @@ export async function readDirectTraffic(
   table: string,
   applied: readonly AnyResource[],
 ): Promise<DirectTraffic> {
-  const counters = await readRuleCounters(exec, table);
+  const { rules: counters, sets } = await readTableCounters(exec, table);
   const names = [
     ...new Set(
       [...counters.keys()].flatMap((k) =>
@@ -97,6 +111,7 @@ export async function readDirectTraffic(
       txBytes: tx.bytes,
       rxPackets: rx.packets,
       rxBytes: rx.bytes,
+      ...fromRead(sets.get(name) ?? []),
     };
   });
   const engines = applied.flatMap((r) =>

@@ -5,8 +5,28 @@
 import * as z from 'zod';
 import { RESOURCE_KINDS } from './resources.js';
 import type { Plan } from './change.js';
+import { rulesetOf, setChanges } from './firewall-sets.js';
 
 export const PLAN_FORMAT_VERSION = 1;
+
+const Count = z.number().int().min(0);
+const SetChangeDoc = z
+  .object({
+    name: z.string().meta({ description: 'nft set name (`d4_<rule>`, `l6_<rule>`, …)' }),
+    rule: z.string().optional().meta({ description: 'the rule that matches on it' }),
+    kind: z.enum(['static', 'learned']).meta({
+      description:
+        '`static`: CIDRs of the config and its lists; `learned`: filled from DNS at run time',
+    }),
+    action: z.enum(['create', 'update', 'delete']),
+    before: Count.optional().meta({ description: 'static: entries before' }),
+    after: Count.optional().meta({ description: 'static: entries after' }),
+    added: Count.optional().meta({
+      description: 'static: entries added (only when both element lists were at hand)',
+    }),
+    removed: Count.optional().meta({ description: 'static: entries removed (likewise)' }),
+  })
+  .meta({ id: 'SetChange' });
 
 const Change = z
   .object({
@@ -24,6 +44,10 @@ const Change = z
       .meta({ description: 'Top-level spec fields that differ (update/replace).' }),
     before: z.record(z.string(), z.unknown()).optional(),
     after: z.record(z.string(), z.unknown()).optional(),
+    sets: z.array(SetChangeDoc).optional().meta({
+      description:
+        'firewall: the destination sets it creates, changes or removes (their elements are not in the ruleset)',
+    }),
   })
   .meta({ id: 'Change' });
 
@@ -76,6 +100,7 @@ export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {
       ...(c.fields ? { fields: c.fields } : {}),
       ...(c.before ? { before: c.before as unknown as Record<string, unknown> } : {}),
       ...(c.after ? { after: c.after as unknown as Record<string, unknown> } : {}),
+      ...(c.kind === 'firewall' ? firewallSets(c.before, c.after) : {}),
     })),
     summary: {
       create: count('create'),
@@ -89,3 +114,10 @@ export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {
     warnings: [...p.warnings],
   };
 }
+
+/** a firewall change's destination sets, when it touches any */
+function firewallSets(before: unknown, after: unknown): { sets?: SetChangeDoc[] } {
+  const sets = setChanges(rulesetOf(before), rulesetOf(after));
+  return sets.length ? { sets } : {};
+}
+type SetChangeDoc = z.infer<typeof SetChangeDoc>;

@@ -260,4 +260,67 @@ default: direct
       await sleeper.kill(500);
     }
   });
+
+  it('status shows each set of a rule: entries and hits, through the daemon and directly', async () => {
+    // the list now names two IPv4 addresses and no IPv6 one (no d6 set); the fetches above went
+    // to both through @d4_listed
+    type Rules = { name: string; sets?: { name: string; elements?: number; packets: number }[] }[];
+    const st = await d!.cli(['status', '--json']);
+    const rules = (JSON.parse(st.stdout) as { rules?: Rules }).rules ?? [];
+    const listed = rules.find((r) => r.name === 'listed');
+    expect(
+      listed?.sets?.map((x) => [x.name, x.elements]),
+      st.stdout,
+    ).toEqual([['d4_listed', 2]]);
+    expect(listed!.sets![0]!.packets).toBeGreaterThan(0);
+    const prog = rules.find((r) => r.name === 'prog');
+    expect(prog?.sets?.[0]).toMatchObject({ name: 'd4_prog', elements: 1 });
+    expect(prog!.sets![0]!.packets).toBeGreaterThan(0);
+    const text = await d!.cli(['status']);
+    expect(text.stdout).toMatch(/^ {2}set d4_listed \(static\): 2 entries, hits [1-9]\d* packets/m);
+    const direct = await awgd(t.client, ce, [
+      'status',
+      '--direct',
+      '--json',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    const drules = (JSON.parse(direct.stdout) as { traffic: { rules: Rules } }).traffic.rules;
+    expect(
+      drules.find((r) => r.name === 'listed')?.sets?.map((x) => [x.name, x.elements]),
+      direct.stdout,
+    ).toEqual([['d4_listed', 2]]);
+  });
+
+  it('awg diff of another list against the live table: the set per rule with +N −M, no element lines', async () => {
+    const other = join(ce.dir, 'lists', 'other.txt');
+    writeFileSync(other, `${ADDR.server}\n192.0.2.0/24\n203.0.113.7\n`);
+    const cfg2 = join(ce.dir, 'other.yaml');
+    writeFileSync(cfg2, config().replace('lists/blocked.txt', 'lists/other.txt'));
+    const r = await awgd(t.client, ce, [
+      'diff',
+      '-f',
+      cfg2,
+      '--direct',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    // live: the server and THIRD; wanted: the server and two others
+    expect(r.stdout).toContain('~ set d4_listed (rule listed): 2 → 3 entries (+2 −1)\n');
+    expect(r.stdout).not.toContain('awg n=');
+    expect(r.stdout).not.toContain('192.0.2.0/24');
+    const j = await awgd(t.client, ce, [
+      'diff',
+      '-f',
+      cfg2,
+      '--direct',
+      '--json',
+      '--state-dir',
+      ce.stateDir,
+    ]);
+    const doc = JSON.parse(j.stdout) as { changes: { kind: string; sets?: unknown[] }[] };
+    expect(doc.changes.find((c) => c.kind === 'firewall')?.sets).toEqual([
+      { name: 'd4_listed', rule: 'listed', kind: 'static', action: 'update', before: 2, after: 3 },
+    ]);
+  });
 });

@@ -18,6 +18,7 @@ import {
   type Io,
 } from '../output.js';
 import { renderPlan } from '../render-plan.js';
+import { knownElements } from '../../resources/firewall/set-elements.js';
 import { resolve } from 'node:path';
 import { loadConfigFile } from '../../config/load.js';
 import type { Config } from '../../config/schema.js';
@@ -129,7 +130,7 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   try {
     const ctx = await converge(env, env.applied, p, { dryRun: Boolean(o.dryRun) });
     if (ctx.plan && !o.json && ctx.outcome !== 'unchanged')
-      io.err(renderPlan(ctx.plan, { colour: io.colour }));
+      io.err(renderPlan(ctx.plan, { colour: io.colour, elements: knownElements }));
     // a dry run (its Exec is dry): what each change would run
     if (ctx.outcome === 'planned' && ctx.plan)
       await executeChanges(ctx.plan.changes, env.drivers, applyContextOf(env));

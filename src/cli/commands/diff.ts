@@ -11,6 +11,7 @@ import { ProcessExec } from '../../util/exec.js';
 import { silentReporter } from '../../util/reporter.js';
 import { PrefetchExec } from '../../resources/prefetch.js';
 import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';
+import { knownElements } from '../../resources/firewall/set-elements.js';
 import { loadPlatform, observeReads } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, printIssues, warningReporter, type Io } from '../output.js';
@@ -98,7 +99,8 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
       io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
-    } else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
+    } else
+      io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose, elements: knownElements }));
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));
@@ -204,7 +206,8 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
       io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
-    } else io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose }));
+    } else
+      io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose, elements: knownElements }));
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e, 'invalid-config'));

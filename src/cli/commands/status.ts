@@ -9,7 +9,7 @@ import { loadPlatform } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, warningReporter, type Io } from '../output.js';
 import { needsDaemon, type DaemonChoice, type DaemonClient } from '../../daemon/client.js';
-import type { DaemonEvent, StatusResponse } from '../../daemon/core.js';
+import type { DaemonEvent, RuleCounter, StatusResponse } from '../../daemon/core.js';
 import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
@@ -144,12 +144,14 @@ export async function statusCommand(
             `tunnel ${t.tunnel} (${t.link}): rx ${t.rxPackets} packets ${bytes(t.rxBytes)}, tx ${t.txPackets} packets ${bytes(t.txBytes)}`,
           ) + '\n',
         );
-      for (const r of doc.traffic.rules)
+      for (const r of doc.traffic.rules) {
         io.out(
           safeLine(
             `rule ${r.name}: tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`,
           ) + '\n',
         );
+        for (const l of ruleSetLines(r)) io.out(safeLine(l) + '\n');
+      }
     }
     return healthy ? 0 : 2;
   } catch (e) {
@@ -164,6 +166,19 @@ export async function statusCommand(
 const KINDS: readonly string[] = RESOURCE_KINDS;
 
 const bytes = humanBytes;
+
+/** a destination rule's sets under its line (hits, entries), then what it learned from DNS */
+export function ruleSetLines(r: Pick<RuleCounter, 'sets' | 'learned' | 'learnedNames'>): string[] {
+  const out = (r.sets ?? []).map(
+    (x) =>
+      `  set ${x.name} (${x.kind}): ${x.elements !== undefined ? `${x.elements.toLocaleString('en-US')} entries` : 'entries not read'}, hits ${x.packets} packets ${bytes(x.bytes)}`,
+  );
+  if (r.learned !== undefined || r.learnedNames !== undefined)
+    out.push(
+      `  learned: ${r.learned !== undefined ? `${r.learned} addresses` : 'addresses not read'}${r.learnedNames !== undefined ? ` from ${r.learnedNames} names` : ''}`,
+    );
+  return out;
+}
 
 const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`);
 
@@ -258,6 +273,7 @@ function statusLines(s: StatusResponse): string[] {
       r.connections !== undefined
         ? `rule ${r.name} → ${r.target}: route ${r.route}, ${r.connections} connections, tx ${bytes(r.txBytes)}, rx ${bytes(r.rxBytes)} (payload)`
         : `rule ${r.name} → ${r.target}: route ${r.route}, tx ${r.txPackets} packets ${bytes(r.txBytes)}, rx ${r.rxPackets} packets ${bytes(r.rxBytes)}`,
+      ...ruleSetLines(r),
     );
   for (const l of s.limits ?? [])
     out.push(

@@ -7,7 +7,7 @@ import { LIMIT_ACTIONS, WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
-import { healthFromWire, linkTraffic, ruleCounter } from './status.js';
+import { healthFromWire, linkTraffic, ruleCounterToWire, ruleCounterFromWire } from './status.js';
 
 const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
 export const wakeToWire = WAKE.toWire;
@@ -70,7 +70,7 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       return {
         at: e.at,
         traffic: {
-          rules: e.rules.map(ruleCounter),
+          rules: e.rules.map(ruleCounterToWire),
           tunnels: e.tunnels.map(tunnelTraffic),
         },
       };
@@ -129,7 +129,7 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
     return {
       type: 'traffic',
       at,
-      rules: (w.traffic.rules ?? []).map(ruleCounter),
+      rules: (w.traffic.rules ?? []).map(ruleCounterFromWire),
       tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
     };
   if (w.limit) {

@@ -24,6 +24,7 @@ import type { Peer__Output } from './generated/awg/v1/Peer.js';
 import type { Placement__Output } from './generated/awg/v1/Placement.js';
 import type { StatusResponse__Output } from './generated/awg/v1/StatusResponse.js';
 import type { RuleCounter__Output } from './generated/awg/v1/RuleCounter.js';
+import type { RuleSet__Output } from './generated/awg/v1/RuleSet.js';
 import type { Tunnel__Output } from './generated/awg/v1/Tunnel.js';
 
 const STATE = protoEnum('STATE', DAEMON_STATES);
@@ -41,7 +42,8 @@ export const linkTraffic = (l: LinkTraffic): LinkTraffic => ({
 
 // The copies are typed as both sides' shapes: `opt` leaves an unset optional field out, so
 // the copy also fits the proto's exact optional fields.
-export const ruleCounter = (r: RuleCounter): RuleCounter & RuleCounter__Output => ({
+type RuleFields = Omit<RuleCounter, 'sets'>;
+const ruleFields = (r: RuleFields): RuleFields & Omit<RuleCounter__Output, 'sets'> => ({
   name: r.name,
   target: r.target,
   route: r.route,
@@ -50,7 +52,33 @@ export const ruleCounter = (r: RuleCounter): RuleCounter & RuleCounter__Output =
   rxPackets: r.rxPackets,
   rxBytes: r.rxBytes,
   ...opt('connections', r.connections),
+  ...opt('learned', r.learned),
+  ...opt('learnedNames', r.learnedNames),
 });
+
+type RuleSet = NonNullable<RuleCounter['sets']>[number];
+const SET_KINDS = ['static', 'learned'] as const;
+const ruleSet = (s: RuleSet): RuleSet & RuleSet__Output => ({
+  name: s.name,
+  kind: s.kind,
+  ...opt('elements', s.elements),
+  packets: s.packets,
+  bytes: s.bytes,
+});
+
+export const ruleCounterToWire = (r: RuleCounter): RuleCounter__Output => ({
+  ...ruleFields(r),
+  sets: (r.sets ?? []).map(ruleSet),
+});
+
+/** a set of a kind this side does not know (a newer daemon's) is left out */
+export const ruleCounterFromWire = (w: RuleCounter__Output): RuleCounter => {
+  const sets = (w.sets ?? []).flatMap((s) => {
+    const kind = oneOf(SET_KINDS, s.kind);
+    return kind ? [ruleSet({ ...s, kind })] : [];
+  });
+  return { ...ruleFields(w), ...(sets.length ? { sets } : {}) };
+};
 
 type Peer = TunnelStatus['peers'][number];
 const peer = (p: Peer): Peer & Peer__Output => ({
@@ -123,7 +151,7 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     tunnels: s.tunnels.map(tunnelToWire),
     ...opt('confirmDeadline', s.confirmDeadline),
     ...opt('placement', s.placement ? placementToWire(s.placement) : undefined),
-    rules: (s.rules ?? []).map(ruleCounter),
+    rules: (s.rules ?? []).map(ruleCounterToWire),
     ...opt('config', s.config ? configStateToWire(s.config) : undefined),
     limits: (s.limits ?? []).map(processLimit),
     ...opt('dnsStub', s.dnsStub ? dnsStub(s.dnsStub) : undefined),
@@ -219,7 +247,7 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
     tunnels: w.tunnels.map(tunnelFromWire),
     ...opt('confirmDeadline', w.confirmDeadline),
     ...opt('placement', w.placement ? placementFromWire(w.placement) : undefined),
-    ...(w.rules?.length ? { rules: w.rules.map(ruleCounter) } : {}),
+    ...(w.rules?.length ? { rules: w.rules.map(ruleCounterFromWire) } : {}),
     ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
     ...(w.limits?.length ? { limits: w.limits.map(processLimit) } : {}),
     ...opt('dnsStub', w.dnsStub ? dnsStub(w.dnsStub) : undefined),

@@ -9,6 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import { AwgError } from '../../errors.js';
+import {
+  STATIC_SET_COMMENT_RE as COMMENT_RE,
+  staticSetComment,
+} from '../../model/firewall-sets.js';
+
+export { staticSetComment };
 
 const byDigest = new Map<string, readonly string[]>();
 /** digests kept at most (each a whole list); the oldest goes first */
@@ -26,11 +32,10 @@ export function keepElements(digest: string, elements: readonly string[]): void 
   while (byDigest.size > MAX_KEPT) byDigest.delete(byDigest.keys().next().value!);
 }
 
-export function staticSetComment(count: number, digest: string): string {
-  return `awg n=${count} sha256=${digest}`;
+/** the elements kept for `digest` (this process rendered or listed them), or undefined */
+export function knownElements(digest: string): readonly string[] | undefined {
+  return byDigest.get(digest);
 }
-
-const COMMENT_RE = /^comment "awg n=(\d+) sha256=([0-9a-f]+)"$/;
 
 export interface StaticSetRef {
   name: string;

@@ -145,6 +145,19 @@ describe('Prometheus metrics', () => {
           rxBytes: 120000,
         },
         {
+          name: 'blk',
+          target: '',
+          route: 'blocked',
+          txPackets: 6,
+          txBytes: 340,
+          rxPackets: 0,
+          rxBytes: 0,
+          sets: [
+            { name: 'd4_blk', kind: 'static', elements: 99812, packets: 4, bytes: 240 },
+            { name: 'l4_blk', kind: 'learned', packets: 2, bytes: 100 },
+          ],
+        },
+        {
           name: 'mail',
           target: 'work',
           route: 'direct',
@@ -161,7 +174,7 @@ describe('Prometheus metrics', () => {
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(18);
+    expect(totals.length).toBe(21);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
       [],
     );
@@ -203,6 +216,17 @@ describe('Prometheus metrics', () => {
       line(t, 'awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"}'),
     ).toBe('awg_rule_bytes_total{rule="mail",target="work",route="direct",direction="rx"} 80');
     expect(t).not.toContain('awg_rule_packets_total{rule="mail"');
+    // a destination rule: per set its entries (when read) and hits
+    expect(line(t, 'awg_rule_set_elements{rule="blk",set="d4_blk",kind="static"}')).toBe(
+      'awg_rule_set_elements{rule="blk",set="d4_blk",kind="static"} 99812',
+    );
+    expect(t).not.toContain('awg_rule_set_elements{rule="blk",set="l4_blk"');
+    expect(line(t, 'awg_rule_set_hits_total{rule="blk",set="l4_blk",kind="learned"}')).toBe(
+      'awg_rule_set_hits_total{rule="blk",set="l4_blk",kind="learned"} 2',
+    );
+    expect(line(t, 'awg_rule_set_bytes_total{rule="blk",set="d4_blk",kind="static"}')).toBe(
+      'awg_rule_set_bytes_total{rule="blk",set="d4_blk",kind="static"} 240',
+    );
     // per tunnel: the TUN link's counters, both directions; a proxy tunnel has none
     expect(line(t, 'awg_tunnel_link_packets_total{tunnel="work",direction="rx"}')).toBe(
       'awg_tunnel_link_packets_total{tunnel="work",direction="rx"} 4',

@@ -182,6 +182,10 @@ import type {
   RuleCounter__Output as _awg_v1_RuleCounter__Output,
 } from './awg/v1/RuleCounter.js';
 import type {
+  RuleSet as _awg_v1_RuleSet,
+  RuleSet__Output as _awg_v1_RuleSet__Output,
+} from './awg/v1/RuleSet.js';
+import type {
   StatusRequest as _awg_v1_StatusRequest,
   StatusRequest__Output as _awg_v1_StatusRequest__Output,
 } from './awg/v1/StatusRequest.js';
@@ -336,6 +340,7 @@ export interface ProtoGrpcType {
       >;
       Reverted: MessageTypeDefinition<_awg_v1_Reverted, _awg_v1_Reverted__Output>;
       RuleCounter: MessageTypeDefinition<_awg_v1_RuleCounter, _awg_v1_RuleCounter__Output>;
+      RuleSet: MessageTypeDefinition<_awg_v1_RuleSet, _awg_v1_RuleSet__Output>;
       State: EnumTypeDefinition;
       StatusRequest: MessageTypeDefinition<_awg_v1_StatusRequest, _awg_v1_StatusRequest__Output>;
       StatusResponse: MessageTypeDefinition<_awg_v1_StatusResponse, _awg_v1_StatusResponse__Output>;

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import {
   carryCounters,
   parseCountersJson,
+  parseTableCounters,
   readRuleCounters,
+  readTableCounters,
 } from '../../../../src/resources/firewall/counters.js';
 import { normaliseRuleset } from '../../../../src/resources/firewall/render.js';
 
@@ -89,7 +91,7 @@ describe('parseCountersJson', () => {
       expect(parseCountersJson(t, 'awg').size).toBe(0);
   });
 
-  it('reads `nft -j list table inet <t>`; an absent table is no counters', async () => {
+  it('reads `nft -t -j list table inet <t>`; an absent table is no counters', async () => {
     const calls: string[][] = [];
     const ok = {
       read: async (cmd: string, args: readonly string[]) => (
@@ -101,7 +103,7 @@ describe('parseCountersJson', () => {
       packets: 1,
       bytes: 60,
     });
-    expect(calls).toEqual([['nft', '-j', 'list', 'table', 'inet', 'awg']]);
+    expect(calls).toEqual([['nft', '-t', '-j', 'list', 'table', 'inet', 'awg']]);
     const absent = {
       read: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory' }),
     };
@@ -160,5 +162,68 @@ describe('carryCounters', () => {
     expect(carryCounters(l, normaliseRuleset(l))).toContain(
       '"awg/counter" counter packets 4 bytes 40 accept comment "app/counter"',
     );
+  });
+});
+
+describe('destination sets: the per-set breakdown', () => {
+  const set = (name: string, extra: Record<string, unknown>, table = 'awg') => ({
+    set: { family: 'inet', name, table, type: 'ipv4_addr', handle: 2, ...extra },
+  });
+  const listing = doc(
+    set('d4_blk', { comment: 'awg n=99812 sha256=ab12', flags: ['interval'] }),
+    set('d6_blk', { comment: 'awg n=3 sha256=cd34', flags: ['interval'] }),
+    set('l4_blk', { flags: ['timeout'] }),
+    set('w_svc', { type: 'cgroupsv2', flags: ['timeout'] }),
+    set('d4_other', { comment: 'awg n=7 sha256=ef56', flags: ['interval'] }, 'foreign'),
+    rule('app/blk/@d4_blk', [ctr(4, 240)]),
+    rule('app/blk/@l4_blk', [ctr(2, 100)]),
+    rule('app/blk/@d6_blk', [ctr(1, 80)]),
+    rule('app/svc', [ctr(9, 900)]),
+    rule('app/x/@d4_other', [ctr(5, 5)]),
+  );
+
+  it('keeps each set of a rule apart, with its entries; the rule total stays the sum', () => {
+    const t = parseTableCounters(listing, 'awg');
+    expect(t.rules.get('app/blk')).toEqual({ packets: 7, bytes: 420 });
+    expect(t.sets.get('blk')).toEqual([
+      { set: 'd4_blk', kind: 'static', elements: 99812, packets: 4, bytes: 240 },
+      { set: 'l4_blk', kind: 'learned', packets: 2, bytes: 100 },
+      { set: 'd6_blk', kind: 'static', elements: 3, packets: 1, bytes: 80 },
+    ]);
+    // a rule without sets, a set of another table: no breakdown
+    expect([...t.sets.keys()]).toEqual(['blk']);
+  });
+
+  it('counts a learned set from a listing of it alone; a failed read leaves its count out', async () => {
+    const calls: string[] = [];
+    const learned = JSON.stringify({
+      nftables: [
+        set('l4_blk', {
+          flags: ['timeout'],
+          elem: [{ elem: { val: '192.0.2.1', timeout: 60 } }, { elem: { val: '192.0.2.2' } }],
+        }),
+      ],
+    });
+    const exec = (ok: boolean) => ({
+      read: async (cmd: string, args: readonly string[]) => {
+        calls.push([cmd, ...args].join(' '));
+        return args.includes('set')
+          ? ok
+            ? { code: 0, stdout: learned, stderr: '' }
+            : { code: 1, stdout: '', stderr: 'Error' }
+          : { code: 0, stdout: listing, stderr: '' };
+      },
+    });
+    const t = await readTableCounters(exec(true) as never, 'awg');
+    expect(t.sets.get('blk')![1]).toEqual({
+      set: 'l4_blk',
+      kind: 'learned',
+      elements: 2,
+      packets: 2,
+      bytes: 100,
+    });
+    expect(calls).toEqual(['nft -t -j list table inet awg', 'nft -j list set inet awg l4_blk']);
+    const f = await readTableCounters(exec(false) as never, 'awg');
+    expect(f.sets.get('blk')![1]).not.toHaveProperty('elements');
   });
 });

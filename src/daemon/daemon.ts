@@ -32,6 +32,9 @@ import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
 import { observationOf } from '../pipeline/observation.js';
 import type { Prepared } from '../pipeline/prepare.js';
+import type { FirewallSpec } from '../model/resources.js';
+import { cgroupSetsOfRuleset } from '../resources/firewall/cgroup-sets.js';
+import { CgroupSetKeeper } from './cgroup-sets.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { Claims } from '../resources/driver.js';
 import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
@@ -89,6 +92,7 @@ export class Daemon implements DaemonCore {
   private readonly confirmWindow: ConfirmWindow<Source>;
   private readonly limits: LimitBook;
   private readonly dnsStub = new DnsStubHost();
+  private cgroupSets: CgroupSetKeeper | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
@@ -240,6 +244,8 @@ export class Daemon implements DaemonCore {
       }
     } finally {
       this.dnsStub.close();
+      this.cgroupSets?.close();
+      this.cgroupSets = undefined;
       await this.routing.close();
       await this.tunnels.close();
     }
@@ -342,6 +348,7 @@ export class Daemon implements DaemonCore {
       flowTraffic: this.routing.ruleTraffic,
       exec: this.host.exec,
       dnsStub: this.dnsStub.status(),
+      learnedNames: () => this.dnsStub.learnedNames(),
     });
     const limits = await this.listLimits();
     return limits.length ? { ...s, limits } : s;
@@ -475,7 +482,7 @@ export class Daemon implements DaemonCore {
     const p = this.config.good?.prepared;
     if (!p)
       throw new AwgError('invalid-config', 'the daemon runs no config yet: nothing to explain');
-    const book = this.opts.learned;
+    const book = this.opts.learned ?? this.dnsStub.book;
     const down = this.tunnels.down;
     let mountRoot = '/';
     try {
@@ -541,6 +548,7 @@ export class Daemon implements DaemonCore {
       const ok = isConverged(ctx.outcome);
       // a replaced table (applied, or restored by a rollback) has empty learned sets
       await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
+      if (ok) this.keepCgroupSets(p);
       await this.routing.after(p, ok);
       if (ok) this.tunnels.tick();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
@@ -550,6 +558,25 @@ export class Daemon implements DaemonCore {
     } finally {
       this.runs.end();
     }
+  }
+
+  /**
+   * unit/cgroup rules: their `w_<rule>` sets follow the cgroups as they come and go (a unit
+   * restart makes a new cgroup); the firewall driver filled them at the apply
+   */
+  private keepCgroupSets(p: Prepared): void {
+    const fw = p.desired.resources.find((r) => r.kind === 'firewall');
+    const sets = fw ? cgroupSetsOfRuleset((fw.spec as FirewallSpec).ruleset) : [];
+    if (!sets.length && !this.cgroupSets) return;
+    this.cgroupSets ??= new CgroupSetKeeper({
+      table: p.claims.nftTable,
+      onError: (e) =>
+        (this.opts.reporter ?? silentReporter).report({
+          type: 'warning',
+          message: `cgroup sets: ${e.message}`,
+        }),
+    });
+    this.cgroupSets.setSets(sets);
   }
 
   /** Confirm timeout: back to the desired state before the apply (or down when there was none). */

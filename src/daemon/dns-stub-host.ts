@@ -10,6 +10,7 @@
  * Domain rules need the daemon: a one-shot `awg apply` has no stub (the model must not ask for
  * the redirect there).
  */
+import type { LearnedBook } from './options.js';
 import { AwgError } from '../errors.js';
 import { DomainMatcher, type DestinationSet } from '../config/lists.js';
 import type { AnyChange } from '../model/change.js';
@@ -143,6 +144,36 @@ export class DnsStubHost {
     if (!s || port === undefined) return undefined;
     const { meanInstallMs: _mean, ...counts } = s;
     return { port, ...counts };
+  }
+
+  /** Explain's view of the book (options.ts LearnedBook); empty while the stub does not run */
+  readonly book: LearnedBook = {
+    lookup: (addr) =>
+      (this.stub?.lookup(addr) ?? []).map((e) => ({
+        rule: e.rule,
+        name: e.name,
+        expiresAt: e.expiresAt,
+      })),
+    addressesOf: (name) => {
+      const n = name.toLowerCase().replace(/\.$/, '');
+      return [
+        ...new Set(
+          (this.stub?.entries().entries ?? []).filter((e) => e.name === n).map((e) => e.addr),
+        ),
+      ];
+    },
+    now: () => this.stub?.entries().now ?? 0,
+  };
+
+  /** rule → how many names its learned addresses came from (status: a rule's `learnedNames`) */
+  learnedNames(): ReadonlyMap<string, number> {
+    const by = new Map<string, Set<string>>();
+    for (const e of this.stub?.entries().entries ?? []) {
+      const s = by.get(e.rule) ?? new Set<string>();
+      s.add(e.name);
+      by.set(e.rule, s);
+    }
+    return new Map([...by].map(([r, s]) => [r, s.size]));
   }
 
   close(): void {

@@ -26,6 +26,7 @@
  * still carries connections (`inUse`), which re-adds them before the kernel's timeout runs
  * out; `resync()` re-adds the whole book after a table replace emptied the sets.
  */
+import type { LearnedEntry } from '../../util/dns-learner.js';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { NftSetWriter, SetElement } from '../../native/nftset.js';
@@ -227,6 +228,11 @@ export class DnsStub {
     }
     this.cfg = cfg;
     this.setRules(cfg);
+  }
+
+  /** every entry of the book (a copy), with the clock its expiry is on */
+  entries(): { entries: LearnedEntry[]; now: number } {
+    return { entries: this.learner?.entries() ?? [], now: this.deps.now() };
   }
 
   /** Re-adds every entry of the book (after a table replace emptied the learned sets). */

@@ -9,6 +9,8 @@
  * - the nft table holds the sets with their elements; the ruleset carries the count and
  *   digest, not the elements; a list edit is followed by the daemon (new elements applied).
  */
+import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -46,6 +48,8 @@ const THIRD = '10.200.73.4';
 const LISTED = '10.200.73.5';
 const UNLISTED = '10.200.73.6';
 const PORT = 8001;
+/** a real user of its own: a `user:` rule takes its connections, matched in place by uid */
+const USER = `awgt${randomBytes(3).toString('hex')}`;
 
 const ECHO_JS = `
 const http = require('http');
@@ -77,6 +81,10 @@ describe.skipIf(skip)('destination rules: cidrs and list files decide by address
 
   const config = () => `version: 1
 ${clientTunnels(t.keys)}rules:
+  - name: byuser
+    match: { user: ${USER} }
+    to: { cidrs: [${UNLISTED}/32] }
+    target: t2
   - name: prog
     match: { name: awgtapp-${t.apps.tag}-one }
     to: { cidrs: [${ADDR.server}/32] }
@@ -92,10 +100,22 @@ default: direct
 `;
 
   /** a plain program (not placed by any rule) in the client namespace: the path it took */
-  const fetchPath = async (addr: string): Promise<string> => {
+  const fetchPath = async (addr: string, asUser?: string): Promise<string> => {
+    const as = asUser
+      ? ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', '--']
+      : [];
     const r = await run(
       'nsenter',
-      [`--net=${netnsPath(t.client)}`, '--', process.execPath, '-e', FETCH_JS, addr, String(PORT)],
+      [
+        `--net=${netnsPath(t.client)}`,
+        '--',
+        ...as,
+        process.execPath,
+        '-e',
+        FETCH_JS,
+        addr,
+        String(PORT),
+      ],
       { allowFail: true },
     );
     const o = JSON.parse(r.stdout.trim() || '{}') as { from?: string; err?: string };
@@ -104,6 +124,7 @@ default: direct
 
   beforeAll(async () => {
     await sweepStaleNetns();
+    await run('useradd', ['-M', '-U', '-r', '-s', '/usr/sbin/nologin', USER]);
     t = await createPerAppTopology();
     const srvIf = (await run('ip', ['-n', t.server, '-j', 'route', 'get', ADDR.routerServer]))
       .stdout;
@@ -150,11 +171,20 @@ default: direct
     await dnsmasq?.kill(500);
     await t?.destroy();
     cleanupAwgEnv(ce);
+    spawnSync('userdel', ['-f', USER]);
+    spawnSync('groupdel', [USER]);
   }, 120_000);
 
   it('a listed address goes through t1 for every program, an unlisted one direct', async () => {
     expect(await fetchPath(ADDR.server)).toBe('t1');
     expect(await fetchPath(OTHER)).toBe('direct');
+  });
+
+  it('a user rule (matched in place by uid) with cidrs: that user to that address through t2, root direct', async () => {
+    expect(await fetchPath(UNLISTED, USER)).toBe('t2');
+    expect(await fetchPath(UNLISTED)).toBe('direct');
+    // the user's traffic to other addresses goes on to the next rules
+    expect(await fetchPath(OTHER, USER)).toBe('direct');
   });
 
   it('a program rule with cidrs takes only that program to those addresses', async () => {

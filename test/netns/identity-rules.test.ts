@@ -327,7 +327,6 @@ describe.skipIf(skip)('identity rules below the firewall render (real kernel)', 
     });
   });
 
-  it.todo(
-    'end to end through `awg apply` and the daemon (who rendered in route_out, pathOf per rule): needs the render of `who`; see the report',
-  );
+  // end to end through the daemon (who rendered in route_out, the path each user's connection
+  // took): test/netns/destination-rules.test.ts
 });

@@ -4,6 +4,7 @@
 // address at once and holds the connection HOLD ms.
 // argv: resolver name type(A|AAAA) transport(udp|tcp)
 import { createSocket } from 'node:dgram';
+import { setTimeout, clearTimeout } from 'node:timers';
 import { connect } from 'node:net';
 
 const [resolver, name, type = 'A', transport = 'udp'] = process.argv.slice(2);

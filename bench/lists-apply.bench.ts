@@ -164,6 +164,8 @@ export async function listsApplyBench(smoke: boolean): Promise<Sample[]> {
     nsA = await createNetns('bla');
     nsB = await createNetns('blb');
     await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
+    // A's uplink: what is not routed into the tunnel leaves by the veth (as a host's default route)
+    await nsExec(nsA, 'ip', ['route', 'add', 'default', 'via', UB]);
     env = makeAwgEnv();
     const e = env;
     const iface = `wl${tag}`;
@@ -205,6 +207,12 @@ default: direct
     const run = (args: string[]) => awg(nsA, e, args, { bin, timeoutMs: 120_000 });
     const k = lines.toLocaleString('en');
     const out: Sample[] = [];
+    // each result as it is measured (a later failure keeps the earlier numbers)
+    const push = out.push.bind(out);
+    out.push = (...xs: Sample[]) => {
+      for (const x of xs) console.error(`  ${x.name}: median ${x.median.toFixed(2)} ${x.unit}`);
+      return push(...xs);
+    };
 
     // validate: the list's parse and merge in a fresh process, against the one-CIDR config
     const val: Record<string, number[]> = { with: [], without: [] };

@@ -160,16 +160,18 @@ const COUNTER = /(^| )counter(?: packets \d+ bytes \d+)?(?= |$)/;
 /** the statement lines of a listing, joined as normaliseRuleset joins them, counters kept */
 function listingLines(text: string): string[] {
   const out: string[] = [];
-  let pending = '';
+  // one statement's wrapped lines as parts (a set's elements: tens of thousands of lines),
+  // joined once: never a growing string tested per line (quadratic)
+  let parts: string[] = [];
   for (const raw of text.split('\n')) {
     const l = raw.replace(/\s+# handle \d+\s*$/, '').trim();
     if (!l) continue;
-    pending = pending ? `${pending} ${l}` : l;
-    if (pending.endsWith(',')) continue;
-    out.push(pending);
-    pending = '';
+    parts.push(l);
+    if (l.endsWith(',')) continue;
+    out.push(parts.join(' '));
+    parts = [];
   }
-  if (pending) out.push(pending);
+  if (parts.length) out.push(parts.join(' '));
   return out;
 }
 
@@ -188,8 +190,9 @@ export function carryCounters(listing: string, ruleset: string): string {
     const c = /^chain (\S+) \{$/.exec(l);
     if (c) chain = c[1]!;
     else if (l === '}') chain = '';
+    if (!chain) continue;
     const m = /(?:^| )(counter packets \d+ bytes \d+)(?= |$)/.exec(l);
-    if (!chain || !m) continue;
+    if (!m) continue;
     const key = `${chain}\n${l.replace(COUNTER, '$1counter')}`;
     const q = values.get(key) ?? [];
     q.push(m[1]!);

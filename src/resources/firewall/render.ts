@@ -585,19 +585,24 @@ export function renderTable(p: NftPolicy): string {
  */
 export function normaliseRuleset(text: string): string {
   const out: string[] = [];
-  let pending = '';
+  // the lines of one statement nft wrapped (each but the last ends with a comma); a set's
+  // elements are tens of thousands of such lines: kept as parts, never one growing string
+  // whose every test (endsWith) would copy it again
+  let parts: string[] = [];
+  let elements = false;
   for (const raw of text.split('\n')) {
     let l = raw.replace(/\s+# handle \d+\s*$/, '').trim();
     if (!l) continue;
     l = l.replace(/counter packets \d+ bytes \d+/g, 'counter');
-    pending = pending ? `${pending} ${l}` : l;
-    if (pending.endsWith(',')) continue;
+    if (parts.length === 0) elements = l.startsWith('elements = {');
+    parts.push(l);
+    if (l.endsWith(',')) continue;
     // set contents are not the ruleset: static sets are compared by the digest in their
     // comment, learned and cgroup sets are filled at run time (set-elements.ts)
-    if (!pending.startsWith('elements = {')) out.push(pending);
-    pending = '';
+    if (!elements) out.push(parts.join(' '));
+    parts = [];
   }
-  if (pending) out.push(pending);
+  if (parts.length) out.push(parts.join(' '));
   return out.join('\n') + '\n';
 }
 

@@ -88,7 +88,7 @@ export function elementCommands(family: string, table: string, ruleset: string):
 export function keepListedElements(listing: string): void {
   let set: string | undefined;
   let digest: string | undefined;
-  let pending: string | undefined;
+  let pending: string[] | undefined;
   for (const raw of listing.split('\n')) {
     const l = raw.trim();
     const s = /^set (\S+) \{$/.exec(l);
@@ -105,12 +105,15 @@ export function keepListedElements(listing: string): void {
     const c = COMMENT_RE.exec(l);
     if (c) digest = c[2];
     if (pending !== undefined || l.startsWith('elements = {')) {
-      pending = pending === undefined ? l : `${pending} ${l}`;
+      // a digest this process knows already: its elements are not collected again
+      const wanted = digest !== undefined && !byDigest.has(digest);
+      pending ??= [];
+      if (wanted) pending.push(l);
       if (!l.endsWith('}')) continue;
-      if (digest !== undefined && !byDigest.has(digest)) {
-        const body = pending.slice('elements = {'.length, -1).trim();
+      if (wanted) {
+        const body = pending.join(' ').slice('elements = {'.length, -1).trim();
         keepElements(
-          digest,
+          digest!,
           body.split(',').map((e) => e.trim()),
         );
       }

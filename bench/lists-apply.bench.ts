@@ -1,0 +1,361 @@
+/**
+ * Step 18: a 100,000-line destination list through the product, in two namespaces (A: awg,
+ * B: the peer and the iperf3 servers, joined by a veth). The list (`realisticList`) is what
+ * blocklists look like: IPv4 prefixes /16–/32 scattered over public space (mostly hosts and
+ * /24s, some overlapping or adjacent), IPv6 prefixes and hosts, domains, wildcards, comments
+ * and blank lines. It names LISTED, an address on B's tunnel interface, and not B's veth
+ * address. Two configs differ only in the rule's `to:` — `lists: [the list]` or
+ * `cidrs: [LISTED/32]` — and route what they match through tunnel `t` (default direct):
+ *
+ * - `awg validate` of the config with the list and without (the parse and merge of the list);
+ * - `awg apply` from nothing (link, engine, routes, the nft table with its sets) then
+ *   `awg down`, with the list and without, alternating, median of the runs;
+ * - `awg apply` again with nothing changed (must not replace the table: 0 mutations) and
+ *   after a one-line edit of the list (one `nft -f` replace);
+ * - iperf3 TCP A→B to LISTED (through the tunnel, matched by the set lookup) and to B's veth
+ *   address (not listed: direct, the lookup misses), with the list's config applied and with
+ *   the one-CIDR config, alternating per round: the per-packet cost of the set.
+ *
+ * The peer in B is `AWG_BENCH_AMNEZIAWG_GO=PATH` (an amneziawg-go build) when set, else Debian's
+ * wireguard-go (CI's smoke). Needs root, iperf3, nft. `AWG_BENCH_ROUNDS` (5), `AWG_BENCH_SECONDS`
+ * (5), `AWG_BENCH_LIST_LINES` (100,000) override the sizes.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  REPO_ROOT,
+  awg,
+  cleanupAwgEnv,
+  ensureDist,
+  makeAwgEnv,
+  wgKeyPair,
+  writeConfig,
+  type AwgEnv,
+  type AwgRun,
+} from '../test/helpers/awg.js';
+import {
+  createNetns,
+  destroyNetns,
+  nsExec,
+  nsSpawn,
+  sweepStaleNetns,
+  vethPair,
+  type NsProcess,
+} from '../test/helpers/netns.js';
+import {
+  AWG_GO_RUN_DIR,
+  WG_RUN_DIR,
+  pingEventually,
+  startAmneziawgGo,
+  startWireguardGo,
+  type WgGo,
+} from '../test/netns/interop-wg.js';
+import { uapiSet } from '../src/resources/engine/uapi-client.js';
+import { hex } from './awg-params.js';
+import { median, percentile, type Sample } from './lib.js';
+
+/** xorshift32: the same list every run */
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x;
+  };
+}
+
+/** a public-looking IPv4 first octet (not 0, 10, 100, 127, 169, 172, 192, 198, 224+) */
+function publicOctet(r: () => number): number {
+  for (;;) {
+    const o = 1 + (r() % 223);
+    if (![10, 100, 127, 169, 172, 192, 198].includes(o)) return o;
+  }
+}
+
+/**
+ * A deterministic blocklist-like file of `n` lines: about 70 % IPv4 (half hosts, a third /24,
+ * the rest /16–/23 and /25–/31; some repeated or adjacent), 8 % IPv6, 15 % domains and
+ * wildcards, 7 % comments and blank lines; `extra` entries appended (commented).
+ */
+export function realisticList(n: number, extra: string[] = [], seed = 18): string {
+  const r = rng(seed);
+  const lines: string[] = ['# synthetic blocklist (bench/lists-apply.bench.ts)', ''];
+  let prev4 = 0;
+  const v4 = (a: number, len: number) => {
+    const net = len === 0 ? 0 : (a >>> (32 - len)) << (32 - len);
+    return `${net >>> 24}.${(net >>> 16) & 255}.${(net >>> 8) & 255}.${net & 255}`;
+  };
+  for (let i = lines.length; i < n - extra.length; i++) {
+    const k = r() % 100;
+    if (k < 70) {
+      const p = r() % 100;
+      const len =
+        p < 50 ? 32 : p < 83 ? 24 : p < 93 ? 16 + (r() % 8) : p < 97 ? 25 + (r() % 7) : 32;
+      // every tenth entry near the one before (adjacent hosts, a prefix inside a /24 listed)
+      const addr =
+        r() % 10 === 0 && prev4
+          ? (prev4 + (r() % 512)) >>> 0
+          : ((publicOctet(r) << 24) | (r() & 0xffffff)) >>> 0;
+      prev4 = addr;
+      lines.push(len === 32 ? v4(addr, 32) : `${v4(addr, len)}/${len}`);
+    } else if (k < 78) {
+      const g = () => (r() & 0xffff).toString(16);
+      lines.push(
+        r() % 2
+          ? `2a0${r() % 10}:${g()}:${g()}::/48`
+          : `2a0${r() % 10}:${g()}:${g()}:${g()}::${g()}`,
+      );
+    } else if (k < 93) {
+      const name = `${(r() % 0xffffff).toString(36)}${i}.${['com', 'net', 'org', 'ru', 'info'][r() % 5]}`;
+      lines.push(r() % 4 === 0 ? `*.${name}` : name);
+    } else if (k < 98) lines.push(`# section ${i}`);
+    else lines.push('');
+  }
+  for (const e of extra) lines.push(`${e} # bench target`);
+  return lines.join('\n') + '\n';
+}
+
+const sample = (name: string, unit: string, runs: number[], note?: string): Sample => ({
+  name,
+  unit,
+  runs,
+  median: median(runs),
+  p90: percentile(runs, 90),
+  ...(note !== undefined ? { note } : {}),
+});
+
+async function wall(fn: () => Promise<AwgRun>, what: string): Promise<[number, AwgRun]> {
+  const t0 = process.hrtime.bigint();
+  const r = await fn();
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.code !== 0) throw new Error(`${what} exited ${r.code}:\n${r.stderr.slice(-4000)}`);
+  return [ms, r];
+}
+
+export async function listsApplyBench(smoke: boolean): Promise<Sample[]> {
+  const lines = smoke ? 2_000 : Number(process.env.AWG_BENCH_LIST_LINES ?? 100_000);
+  const rounds = smoke ? 1 : Number(process.env.AWG_BENCH_ROUNDS ?? 5);
+  const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
+  const awgGo = process.env.AWG_BENCH_AMNEZIAWG_GO;
+  if (awgGo && !existsSync(awgGo))
+    throw new Error(`AWG_BENCH_AMNEZIAWG_GO=${awgGo} does not exist`);
+  await ensureDist();
+  await sweepStaleNetns();
+  const bin = join(REPO_ROOT, 'bin/awg.js');
+  const tag = randomBytes(3).toString('hex');
+  const N = 200 + Math.floor(Math.random() * 14) * 4;
+  const UA = `10.200.${N}.1`;
+  const UB = `10.200.${N}.2`;
+  const TA = `10.200.${N + 1}.2`;
+  const TB = `10.200.${N + 1}.1`;
+  const LISTED = `10.200.${N + 2}.7`;
+  const ka = wgKeyPair();
+  const kb = wgKeyPair();
+  let nsA = '';
+  let nsB = '';
+  let env: AwgEnv | undefined;
+  let peer: WgGo | undefined;
+  const servers: NsProcess[] = [];
+  try {
+    nsA = await createNetns('bla');
+    nsB = await createNetns('blb');
+    await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
+    // A's uplink: what is not routed into the tunnel leaves by the veth (as a host's default route)
+    await nsExec(nsA, 'ip', ['route', 'add', 'default', 'via', UB]);
+    env = makeAwgEnv();
+    const e = env;
+    const iface = `wl${tag}`;
+    peer = awgGo ? await startAmneziawgGo(nsB, iface, awgGo) : await startWireguardGo(nsB, iface);
+    const sock = join(awgGo ? AWG_GO_RUN_DIR : WG_RUN_DIR, `${iface}.sock`);
+    await uapiSet(
+      sock,
+      `set=1\nprivate_key=${hex(kb.privateKey)}\nlisten_port=51820\n` +
+        `public_key=${hex(ka.publicKey)}\nallowed_ip=${TA}/32\n\n`,
+    );
+    await nsExec(nsB, 'ip', ['addr', 'add', `${TB}/24`, 'dev', iface]);
+    await nsExec(nsB, 'ip', ['addr', 'add', `${LISTED}/32`, 'dev', iface]);
+    await nsExec(nsB, 'ip', ['link', 'set', iface, 'mtu', '1420', 'up']);
+    servers.push(nsSpawn(nsB, 'iperf3', ['-s', '-p', '5201']));
+
+    const listText = realisticList(lines, [`10.200.${N + 2}.0/24`]);
+    const listFile = join(e.dir, 'lists', 'block.txt');
+    await nsExec(nsA, 'mkdir', ['-p', join(e.dir, 'lists')]);
+    writeFileSync(listFile, listText);
+    const config = (to: string) => `version: 1
+tunnels:
+  t:
+    type: wireguard
+    privateKey: "${ka.privateKey}"
+    addresses: [${TA}/32]
+    peers:
+      - publicKey: "${kb.publicKey}"
+        endpoint: ${UB}:51820
+        allowedIPs: [0.0.0.0/0]
+        persistentKeepalive: 25
+rules:
+  - name: listed
+    to: ${to}
+    target: t
+default: direct
+`;
+    const withList = writeConfig(e, 'with-list.yaml', config('{ lists: [lists/block.txt] }'));
+    const without = writeConfig(e, 'without.yaml', config(`{ cidrs: [${LISTED}/32] }`));
+    const run = (args: string[]) => awg(nsA, e, args, { bin, timeoutMs: 120_000 });
+    const k = lines.toLocaleString('en');
+    const out: Sample[] = [];
+    // each result as it is measured (a later failure keeps the earlier numbers)
+    const push = out.push.bind(out);
+    out.push = (...xs: Sample[]) => {
+      for (const x of xs) console.error(`  ${x.name}: median ${x.median.toFixed(2)} ${x.unit}`);
+      return push(...xs);
+    };
+
+    // validate: the list's parse and merge in a fresh process, against the one-CIDR config
+    const val: Record<string, number[]> = { with: [], without: [] };
+    for (let i = 0; i < rounds; i++)
+      for (const [key, f] of [
+        ['with', withList],
+        ['without', without],
+      ] as const)
+        val[key]!.push((await wall(() => run(['validate', '-f', f]), `validate ${f}`))[0]);
+    out.push(sample(`CLI wall: awg validate, rule with the ${k}-line list`, 'ms', val.with!));
+    out.push(sample(`CLI wall: awg validate, same rule with one CIDR`, 'ms', val.without!));
+
+    // apply from nothing, then down; alternating which config goes first per round
+    const ap: Record<string, number[]> = { with: [], without: [] };
+    const down: Record<string, number[]> = { with: [], without: [] };
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 ? ([without, withList] as const) : ([withList, without] as const);
+      for (const f of order) {
+        const key = f === withList ? 'with' : 'without';
+        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`))[0]);
+        down[key]!.push((await wall(() => run(['down']), 'down'))[0]);
+      }
+    }
+    out.push(
+      sample(
+        `CLI wall: awg apply from nothing, rule with the ${k}-line list`,
+        'ms',
+        ap.with!,
+        'target < 2000 ms',
+      ),
+    );
+    out.push(
+      sample(`CLI wall: awg apply from nothing, same rule with one CIDR`, 'ms', ap.without!),
+    );
+    out.push(sample(`CLI wall: awg down, with the list`, 'ms', down.with!));
+    out.push(sample(`CLI wall: awg down, with one CIDR`, 'ms', down.without!));
+
+    // re-apply: nothing changed, then a one-line edit of the list (and back)
+    await wall(() => run(['apply', '-f', withList]), 'apply');
+    const listing = (await nsExec(nsA, 'nft', ['list', 'set', 'inet', 'awg', 'd4_listed'])).stdout;
+    const elements = listing.split(',').length;
+    const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';
+    const noop: number[] = [];
+    const edit: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply');
+      if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
+      noop.push(ms);
+      writeFileSync(listFile, listText + `203.0.113.${i + 1} # one more\n`);
+      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply');
+      if (!r2.mutations.some((m) => m.includes('nft -f')))
+        throw new Error(`a list edit did not reload the table:\n${r2.stderr.slice(-3000)}`);
+      edit.push(ms2);
+      writeFileSync(listFile, listText);
+      await wall(() => run(['apply', '-f', withList]), 'apply back');
+    }
+    out.push(
+      sample(
+        `CLI wall: awg apply again, nothing changed (0 mutations), with the list`,
+        'ms',
+        noop,
+        `set d4_listed: ${comment}, ${elements} elements listed by nft`,
+      ),
+    );
+    out.push(sample(`CLI wall: awg apply after a one-line list edit (one nft -f)`, 'ms', edit));
+
+    // throughput: the list's config against the one-CIDR config, alternating per round
+    if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);
+    const iperf = async (dst: string): Promise<number> => {
+      const r = await nsExec(
+        nsA,
+        'iperf3',
+        ['-c', dst, '-p', '5201', '-t', String(seconds), '-J'],
+        {
+          allowFail: true,
+        },
+      );
+      const j = JSON.parse(r.stdout) as {
+        error?: string;
+        end?: { sum_received?: { bits_per_second: number } };
+      };
+      if (j.error || !j.end?.sum_received)
+        throw new Error(`iperf3 to ${dst}: ${j.error ?? r.stdout}`);
+      return j.end.sum_received.bits_per_second / 1e9;
+    };
+    const gbps: Record<string, number[]> = {};
+    const put = (key: string, v: number) => (gbps[key] ??= []).push(v);
+    for (let i = 0; i < rounds; i++) {
+      const order = i % 2 ? ([without, withList] as const) : ([withList, without] as const);
+      const got: Record<string, number> = {};
+      for (const f of order) {
+        const key = f === withList ? 'with the list' : 'with one CIDR';
+        await wall(() => run(['apply', '-f', f]), `apply ${f}`);
+        if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);
+        got[`tunnel ${key}`] = await iperf(LISTED);
+        got[`direct ${key}`] = await iperf(UB);
+        for (const [g, v] of Object.entries(got)) if (g.endsWith(key)) put(g, v);
+      }
+      put('ratio tunnel', got['tunnel with the list']! / got['tunnel with one CIDR']!);
+      put('ratio direct', got['direct with the list']! / got['direct with one CIDR']!);
+    }
+    const peerDesc = awgGo ? `peer ${awgGo.split('/').pop()}` : 'peer Debian wireguard-go';
+    const note = `${peerDesc}; iperf3 -t ${seconds}`;
+    out.push(
+      sample(
+        `iperf3 TCP A→B to a listed address (tunnel), list applied`,
+        'Gbit/s',
+        gbps['tunnel with the list']!,
+        note,
+      ),
+      sample(
+        `iperf3 TCP A→B to the same address, one-CIDR rule`,
+        'Gbit/s',
+        gbps['tunnel with one CIDR']!,
+        note,
+      ),
+      sample(`ratio list / one CIDR, tunnel flow`, '×', gbps['ratio tunnel']!, 'target ≥ 0.95'),
+      sample(
+        `iperf3 TCP A→B to an unlisted address (direct, veth), list applied`,
+        'Gbit/s',
+        gbps['direct with the list']!,
+      ),
+      sample(
+        `iperf3 TCP A→B to the same address, one-CIDR rule`,
+        'Gbit/s',
+        gbps['direct with one CIDR']!,
+      ),
+      sample(`ratio list / one CIDR, direct flow`, '×', gbps['ratio direct']!),
+    );
+    return out;
+  } finally {
+    for (const s of servers) await s.kill(1000);
+    if (env && nsA)
+      await awg(nsA, env, ['down'], { bin: join(REPO_ROOT, 'bin/awg.js') }).catch(() => undefined);
+    await peer?.stop().catch(() => undefined);
+    for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
+    cleanupAwgEnv(env);
+  }
+}
+
+if (process.argv[1]?.endsWith('lists-apply.bench.ts')) {
+  const { printSamples, machine } = await import('./lib.js');
+  console.log(`machine: ${machine()}`);
+  const s = await listsApplyBench(process.argv.includes('--smoke'));
+  printSamples('lists-apply', s);
+}

@@ -89,7 +89,7 @@ export interface BuildOptions {
    */
   runtimeLimits?: readonly RuntimeLimit[];
   /**
-   * The daemon runs the DNS stub that learns domain rules' addresses (daemon/dns-stub.ts).
+   * The daemon runs the DNS stub that learns domain rules' addresses (resources/dns-stub/stub.ts).
    * Without it (a plain `awg apply`) DNS is left alone and learned sets stay empty.
    */
   learn?: boolean;

@@ -406,3 +406,43 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
     },
   };
 }
+
+const NFT_MSG_GETGEN = 16;
+const NFT_MSG_NEWGEN = 15;
+const NFTA_GEN_ID = 1;
+
+/**
+ * The nf_tables generation of this network namespace: a counter the kernel bumps on every
+ * committed change (any table, any set element). Equal generations mean an unchanged ruleset,
+ * so a listing read at that generation is still what the kernel holds. Undefined when it
+ * cannot be read (no nf_tables, no permission): callers then read afresh.
+ */
+export function nftGeneration(): number | undefined {
+  let sock: NetlinkSocket | undefined;
+  try {
+    sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER });
+    const msg = buildMessage(
+      (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
+      NLM_F_REQUEST | NLM_F_ACK,
+      sock.nextSeq(),
+      0,
+      Buffer.from([0 /* AF_UNSPEC */, 0, 0, 0]),
+    );
+    for (const m of sock.request(msg, 1000)) {
+      if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
+      // nfgenmsg (4 bytes), then attributes: len u16, type u16, value
+      for (let at = 4; at + 4 <= m.payload.length;) {
+        const len = m.payload.readUInt16LE(at);
+        const type = m.payload.readUInt16LE(at + 2) & 0x3fff;
+        if (len < 4) break;
+        if (type === NFTA_GEN_ID && len >= 8) return m.payload.readUInt32BE(at + 4);
+        at += (len + 3) & ~3;
+      }
+    }
+    return undefined;
+  } catch {
+    return undefined;
+  } finally {
+    sock?.close();
+  }
+}

@@ -20,7 +20,8 @@
  * Failures: a query whose original destination cannot be found (the conntrack entry is
  * gone) or that names the stub itself is answered SERVFAIL; an upstream that stays silent
  * gets no answer from us either (the application retries); an answer whose elements could
- * not be installed is still delivered (the name must resolve), counted in `installFailures`.
+ * not be installed is answered SERVFAIL instead (fail closed: delivered, its first connection
+ * would take the next rule), counted in `installFailures`.
  *
  * Entries live in a book (util/dns-learner.ts): expiry removes elements unless their address
  * still carries connections (`inUse`), which re-adds them before the kernel's timeout runs
@@ -359,15 +360,20 @@ export class DnsStub {
     return ok;
   }
 
-  /** Learns from `answer`; resolves once the kernel holds the elements. */
-  private async learn(answer: Buffer): Promise<void> {
-    if (!this.learner || !this.learnRules.length) return;
+  /**
+   * Learns from `answer`; resolves once the kernel holds the elements: true, or false when a
+   * listed address could not be installed (the answer must not reach the application).
+   */
+  private async learn(answer: Buffer): Promise<boolean> {
+    if (!this.learner || !this.learnRules.length) return true;
     const r = this.learner.learnChain(
       readAnswerChain(answer, { minTtl: this.cfg?.minTtl, maxTtl: this.cfg?.maxTtl }),
       this.learnRules,
     );
-    if (!r.installs.length) return;
-    if (await this.install(r.installs)) this.counts.learnedAnswers++;
+    if (!r.installs.length) return true;
+    if (!(await this.install(r.installs))) return false;
+    this.counts.learnedAnswers++;
+    return true;
   }
 
   /**
@@ -454,7 +460,11 @@ export class DnsStub {
       this.counts.upstreamTimeouts++;
       return;
     }
-    await this.learn(answer);
+    if (!(await this.learn(answer))) {
+      this.counts.servfails++;
+      reply(servfail(q, rd));
+      return;
+    }
     if (!this.cfg) return;
     this.counts.answers++;
     reply(answer);
@@ -568,7 +578,11 @@ export class DnsStub {
         this.counts.upstreamTimeouts++;
         return void c.destroy();
       }
-      await this.learn(answer);
+      if (!(await this.learn(answer))) {
+        this.counts.servfails++;
+        c.write(frame(servfail(q, rd)));
+        return;
+      }
       this.counts.answers++;
       c.write(frame(answer));
     };

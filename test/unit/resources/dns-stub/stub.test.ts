@@ -321,12 +321,20 @@ describe('DnsStub over UDP', () => {
     expect(up.queries).toBe(0);
   });
 
-  it('an add that fails still answers, counted', async () => {
+  it('an add that fails is answered SERVFAIL (fail closed: the app never connects outside its rule), counted', async () => {
     const { stub, w } = await setup();
     w.writer.add = () => Promise.reject(new Error('ENOENT'));
     const a = await (await askUdp(stub.port!, 'www.listed.test')).answer;
-    expect(addrsOf(a)).toBe(2);
-    expect(stub.stats()).toMatchObject({ installFailures: 2, learnedAnswers: 0 });
+    expect(a.readUInt16BE(2) & 0x000f).toBe(2);
+    expect(addrsOf(a)).toBe(0);
+    expect(stub.stats()).toMatchObject({ installFailures: 2, learnedAnswers: 0, servfails: 1 });
+  });
+
+  it('an unlisted name is answered even while adds fail (nothing to install)', async () => {
+    const { stub, w } = await setup();
+    w.writer.add = () => Promise.reject(new Error('ENOENT'));
+    const a = await (await askUdp(stub.port!, 'other.test')).answer;
+    expect(a.readUInt16BE(2) & 0x000f).toBe(0);
   });
 });
 

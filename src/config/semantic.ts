@@ -96,6 +96,19 @@ export function checkSemantics(c: Config): Finding[] {
       }
     }
     if (r.to) checkInlineDestinations(r.to, i, err);
+    // a process sits in the cgroup of its first fitting program rule: a rule with both a
+    // placing `match` and `to` hands its program's other traffic to the rules without
+    // `match` and to `default`, never to a later program rule (docs/platform-linux.md)
+    if (r.to && r.enabled && r.match !== undefined && !matchedInPlace(r.match)) {
+      const j = c.rules.findIndex(
+        (x, k) => k > i && x.enabled && x.match !== undefined && !matchedInPlace(x.match),
+      );
+      if (j >= 0)
+        warn(
+          ['rules', i, 'to'],
+          `rules[${i}] has both \`match\` and \`to\`: the program's traffic to other destinations goes on to rules without \`match\` and to \`default\`, never to a later program rule such as rules[${j}]${c.rules[j]!.name ? ` (${c.rules[j]!.name})` : ''}; for "these destinations one way, the rest another", give the later choice as \`default\` or as a rule without \`match\``,
+        );
+    }
     if (
       (r.target === 'direct' || r.target === 'block') &&
       (r.fallback === 'failover' || r.fallback === 'allow-direct')

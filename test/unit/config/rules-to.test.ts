@@ -91,6 +91,31 @@ describe('rules: to', () => {
     expect(r.errors.join('\n')).toContain('rules[1].to.hosts: unknown field "hosts"');
   });
 
+  it('warns at `to` when a rule with match and to comes before another program rule (placement is by the first)', () => {
+    const r = load(`  - match: { name: curl }
+    to: { cidrs: [203.0.113.0/24] }
+    target: vpn
+  - name: rest
+    match: { name: curl }
+    target: direct
+  - to: { cidrs: [198.51.100.0/24] }
+    target: vpn
+`);
+    expect(r.config).toBeDefined();
+    const warnings = r.issues.filter((i) => i.severity === 'warning').map(formatIssue);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(new RegExp(`^${r.file}:13:9: warning: rules\\[0\\]\\.to: `));
+    expect(warnings[0]).toContain('rules[1] (rest)');
+    // a destination-only rule after it is not a program rule: no warning for that alone
+    const quiet = load(`  - match: { name: curl }
+    to: { cidrs: [203.0.113.0/24] }
+    target: vpn
+  - to: { cidrs: [198.51.100.0/24] }
+    target: vpn
+`);
+    expect(quiet.issues.filter((i) => i.severity === 'warning')).toEqual([]);
+  });
+
   it('locates a bad inline cidr or domain at its element', () => {
     const r = load(`  - to:
       cidrs: [203.0.113.0/24, 203.0.113.1/24]

@@ -89,7 +89,10 @@ describe('examples/', () => {
 
   it('every peer public key in the examples is a valid 32-byte base64 key', () => {
     for (const name of examples) {
-      const r = loadConfigText(readFileSync(join(examplesDir, name), 'utf8'), name);
+      const r = loadConfigText(
+        readFileSync(join(examplesDir, name), 'utf8'),
+        join(examplesDir, name),
+      );
       for (const t of Object.values(r.config!.tunnels)) {
         if (t.type !== 'wireguard' && t.type !== 'amneziawg') continue;
         for (const p of t.peers) expect(Buffer.from(p.publicKey, 'base64')).toHaveLength(32);

@@ -27,7 +27,6 @@
  *   the first address after the range with NFT_SET_ELEM_INTERVAL_END (omitted when the range
  *   runs to the end of the address space).
  */
-import os from 'node:os';
 import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
 import { AwgError } from '../errors.js';
 import { encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
@@ -194,12 +193,7 @@ export function buildSetElemBatch(
  * measured on 6.18: an element written so lists as the cgroup's path and matches
  * `socket cgroupv2 level N @set`).
  */
-export function cgroupIdKey(id: bigint | number): Buffer {
-  const b = Buffer.alloc(8);
-  if (os.endianness() === 'LE') b.writeBigUInt64LE(BigInt(id));
-  else b.writeBigUInt64BE(BigInt(id));
-  return b;
-}
+export { cgroupIdKey } from '../util/cgroup-id.js';
 
 /** The key bytes of an address (4 or 16, network order); throws AwgError for a bad one. */
 export function addrKey(addr: string): Buffer {

@@ -18,7 +18,8 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AwgError } from '../../errors.js';
-import { cgroupIdKey, type NftSetWriter } from '../../native/nftset.js';
+import type { NftSetWriter } from '../../native/nftset.js';
+import { cgroupIdKey } from '../../util/cgroup-id.js';
 import { NFT_CGROUP_BASE } from '../cgroup/parse.js';
 
 export const CGROUP_SET_PREFIX = 'w_';

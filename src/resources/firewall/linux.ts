@@ -20,7 +20,8 @@ import { normaliseRuleset, renderTransaction } from './render.js';
 import { keepListedElements } from './set-elements.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
-import { nftGeneration, openSetWriter, type NftSetWriter } from '../../native/nftset.js';
+// native/nftset.js (koffi) is imported when used: `awg validate` loads this module's chunk
+import type { NftSetWriter } from '../../native/nftset.js';
 import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
 import { stateFile, type StateStore } from '../../util/state.js';
 import { join } from 'node:path';
@@ -91,7 +92,7 @@ export async function readTable(
   o: { reuse?: boolean } = {},
 ): Promise<TableListing | undefined> {
   const real = exec instanceof ProcessExec;
-  const gen = real ? nftGeneration() : undefined;
+  const gen = real ? (await import('../../native/nftset.js')).nftGeneration() : undefined;
   if (o.reuse && gen !== undefined) {
     const had = listings.get(table);
     if (had?.gen === gen) return had.listing;
@@ -232,13 +233,15 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
       /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
-      const fillSets = (): void => {
+      const fillSets = async (): Promise<void> => {
         const sets = cgroupSetsOfRuleset(want);
         // run-time state like the learned sets, not a change of the plan: not recorded as a
         // mutation (an apply that finds everything in place stays one without mutations)
         if (sets.length === 0 || ctx.exec.dryRun) return;
         try {
-          const w = (opts.setWriter ?? ((table) => openSetWriter({ table })))(after.table);
+          let w: Pick<NftSetWriter, 'replace' | 'close'>;
+          if (opts.setWriter) w = opts.setWriter(after.table);
+          else w = (await import('../../native/nftset.js')).openSetWriter({ table: after.table });
           try {
             fillCgroupSets(w, sets);
           } finally {
@@ -253,7 +256,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       };
       // the boot copy after the table: a copy is never newer than what runs
       if (cur?.ruleset === want) {
-        fillSets();
+        await fillSets();
         return syncBoot(after.boot) ? 'changed' : 'unchanged';
       }
       await ctx.exec.mutate('nft', ['-f', '-'], {
@@ -268,7 +271,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           'verification',
           `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
         );
-      fillSets();
+      await fillSets();
       syncBoot(after.boot);
       return 'changed';
     },

@@ -339,9 +339,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       });
     });
     // `awg exec --tunnel T` / `--direct` place themselves here before spawning (no window).
-    // Names start with `_`, which rule names cannot, so they never collide. Their lines come
-    // first: the explicit choice wins over every rule, destination and identity rules too.
-    const ruleCount = appRules.length;
+    // Names start with `_`, which rule names cannot, so they never collide.
     for (const t of [...tunnelNames].sort()) {
       const path = `${root}/_exec-${t}`;
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
@@ -359,7 +357,6 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       appRules.push({ name: '_exec-direct', group: path, action: { type: 'direct' } });
     }
-    appRules.unshift(...appRules.splice(ruleCount));
   }
   // a process limited at run time sits in a cgroup of its own below the one it was in (one of
   // the above, or the root); the daemon makes it and moves the process (daemon/limit-book.ts)

@@ -413,30 +413,6 @@ export function explain(
     };
   };
 
-  // `awg exec --tunnel T` / `--direct`: the explicit choice comes first in route_out, ahead of
-  // every rule (program rules never see exec cgroups; destination and identity rules neither)
-  if (w.placement.kind === 'exec') {
-    const target = w.placement.target;
-    const step: ExplainStep = {
-      rule: `_exec-${target}`,
-      index: -1,
-      enabled: true,
-      target,
-      program: { fits: true, why: placementText(w.placement, cgroupOf) },
-      destination: { fits: 'n/a', why: 'every destination' },
-      verdict: 'decides',
-    };
-    steps.push(step);
-    const d: ExplainDecision =
-      target === 'direct'
-        ? { route: 'direct', why: 'awg exec --direct' }
-        : ctx.tunnelUp(target)
-          ? { route: target, why: `awg exec --tunnel ${target}: tunnel ${target} is up` }
-          : { route: 'blocked', why: `awg exec --tunnel ${target}: tunnel ${target} is down` };
-    step.why = d.why;
-    return decide(step, d);
-  }
-
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     const name = ruleName(rule, i);
@@ -481,6 +457,28 @@ export function explain(
     step.verdict = 'steps-aside';
     step.why = `tunnel ${t} is down; failover: the placer moves the process to rules[${next}] ${nextName}`;
     w.placement = { kind: 'rule', name: nextName };
+  }
+
+  if (w.placement.kind === 'exec') {
+    const target = w.placement.target;
+    const step: ExplainStep = {
+      rule: `_exec-${target}`,
+      index: -1,
+      enabled: true,
+      target,
+      program: { fits: true, why: placementText(w.placement, cgroupOf) },
+      destination: { fits: 'n/a', why: 'every destination' },
+      verdict: 'decides',
+    };
+    steps.push(step);
+    const d: ExplainDecision =
+      target === 'direct'
+        ? { route: 'direct', why: 'awg exec --direct' }
+        : ctx.tunnelUp(target)
+          ? { route: target, why: `awg exec --tunnel ${target}: tunnel ${target} is up` }
+          : { route: 'blocked', why: `awg exec --tunnel ${target}: tunnel ${target} is down` };
+    step.why = d.why;
+    return decide(step, d);
   }
 
   const def = ctx.defaultRoute;

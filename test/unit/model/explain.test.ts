@@ -203,20 +203,20 @@ describe('explain: tunnel health', () => {
 });
 
 describe('explain: exec cgroups, limits, IPv6, learned', () => {
-  it('awg exec decides before every rule (the explicit choice wins, destination rules too)', () => {
+  it('awg exec cgroups hold no program rule; destination-only rules still apply before them', () => {
     const rs = rules([
       { name: 'a', match: { name: 'curl' }, target: 't1' },
       { name: 'blk', to: { cidrs: ['203.0.113.0/24'] }, target: 'block' },
     ]);
     const c = ctx(rs, { placement: { kind: 'exec', target: 't2' }, tunnelUp: (t) => t !== 't2' });
     const e = explain(rs, CURL, to('192.0.2.1'), c);
-    expect(e.steps).toHaveLength(1);
+    expect(e.steps[0]!.program.fits).toBe(false);
     expect(e.decision).toMatchObject({ rule: '_exec-t2', route: 'blocked' });
     expect(explain(rs, CURL, to('203.0.113.1'), c).decision).toMatchObject({
-      rule: '_exec-t2',
+      rule: 'blk',
       route: 'blocked',
     });
-    const d = explain(rs, CURL, to('203.0.113.1'), {
+    const d = explain(rs, CURL, to('192.0.2.1'), {
       ...c,
       placement: { kind: 'exec', target: 'direct' },
     });

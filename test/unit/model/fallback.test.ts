@@ -132,3 +132,41 @@ describe('wgHealth', () => {
     ]).toEqual(['a', 'b']);
   });
 });
+
+describe('rules that place no process (destination-only)', () => {
+  const d4 = {
+    names: [],
+    wildcards: [],
+    v4: [{ start: 0xcb007100, end: 0xcb0071ff }],
+    v6: [],
+    counts: { entries: 1, redundant: 0, cidrs4: 1, cidrs6: 0 },
+  };
+  const c = cfg([
+    { name: 'fo', to: { cidrs: ['203.0.113.0/24'] }, target: 'a', fallback: 'failover' },
+    { name: 'bl', to: { cidrs: ['203.0.113.0/24'] }, target: 'a', fallback: 'block' },
+  ]);
+  const build = (down: string[]) =>
+    buildDesired(c, {
+      down: new Set(down),
+      destinations: new Map([
+        ['fo', d4],
+        ['bl', d4],
+      ]),
+    }).policy!;
+
+  it("the rules' lines come first, then awg exec's", () => {
+    const names = build([]).apps.map((r) => r.name);
+    expect(names).toEqual(['fo', 'bl', '_exec-a', '_exec-b', '_exec-direct']);
+  });
+
+  it('tunnel down: failover leaves the rule out (the next rule decides), block drops', () => {
+    const up = build([]).apps.filter((r) => !r.name.startsWith('_'));
+    expect(up.map((r) => [r.name, r.action.type])).toEqual([
+      ['fo', 'mark'],
+      ['bl', 'mark'],
+    ]);
+    expect(up[0]!.to).toEqual({ static4: 'd4_fo' });
+    const down = build(['a']).apps.filter((r) => !r.name.startsWith('_'));
+    expect(down.map((r) => [r.name, r.action.type])).toEqual([['bl', 'drop']]);
+  });
+});

@@ -29,7 +29,7 @@
  */
 import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
 import { AwgError } from '../errors.js';
-import { encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
+import { attrList, encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
 import { E, errnoName } from './libc.js';
 import { NetlinkSocket } from './netlink.js';
 import { NETLINK_NETFILTER } from './nftnl.js';
@@ -424,14 +424,9 @@ export function nftGeneration(): number | undefined {
     );
     for (const m of sock.request(msg, 1000)) {
       if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
-      // nfgenmsg (4 bytes), then attributes: len u16, type u16, value
-      for (let at = 4; at + 4 <= m.payload.length;) {
-        const len = m.payload.readUInt16LE(at);
-        const type = m.payload.readUInt16LE(at + 2) & 0x3fff;
-        if (len < 4) break;
-        if (type === NFTA_GEN_ID && len >= 8) return m.payload.readUInt32BE(at + 4);
-        at += (len + 3) & ~3;
-      }
+      // nfgenmsg (4 bytes), then attributes
+      const id = attrList(m.payload, 4).find((a) => a.type === NFTA_GEN_ID);
+      if (id && id.value.length >= 4) return id.value.readUInt32BE(0);
     }
     return undefined;
   } catch {

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { AwgError } from '../../errors.js';
 import {
   STATIC_SET_COMMENT_RE as COMMENT_RE,
+  declaredSets,
   staticSetComment,
 } from '../../model/firewall-sets.js';
 
@@ -45,19 +46,9 @@ export interface StaticSetRef {
 
 /** the static sets a normalised ruleset declares (a `set` whose comment carries a digest) */
 export function staticSets(ruleset: string): StaticSetRef[] {
-  const out: StaticSetRef[] = [];
-  let set: string | undefined;
-  for (const l of ruleset.split('\n')) {
-    const s = /^set (\S+) \{$/.exec(l);
-    if (s) {
-      set = s[1]!;
-      continue;
-    }
-    if (l === '}') set = undefined;
-    const c = set !== undefined ? COMMENT_RE.exec(l) : null;
-    if (c) out.push({ name: set!, count: Number(c[1]), digest: c[2]! });
-  }
-  return out;
+  return declaredSets(ruleset).flatMap((d) =>
+    d.kind === 'static' ? [{ name: d.name, count: d.count!, digest: d.digest! }] : [],
+  );
 }
 
 /** elements per line of `add element` (nft reads one command per line; a bound on its size) */

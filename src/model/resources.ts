@@ -277,6 +277,12 @@ export interface ForeignObject {
   /** `conflict`: has our name/identity but not our marker (never touched). `competitor`: another owner acting on the same traffic. */
   relation: 'conflict' | 'competitor';
   description: string;
+  /**
+   * A conflict made by another awg state directory (its owner tag, resources/owner-lock.ts):
+   * while one is here, nothing is applied or removed (those objects' routes and rules carry
+   * no tag of their own, and its saved originals are in that directory).
+   */
+  owner?: string;
 }
 
 export interface ObservedState {

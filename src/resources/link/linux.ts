@@ -14,12 +14,13 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { ForeignObject, LinkSpec, Resource } from '../../model/resources.js';
 import { AwgError, toAwgError } from '../../errors.js';
-import type { Exec } from '../../util/exec.js';
+import { quoteArg, type Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
 import { IFB_PREFIX } from '../../model/shaping.js';
 import { LINK_READ } from '../reads.js';
-import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
+import { linkAlias, ownLinks, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
+import { ownerTagOf } from '../owner-lock.js';
 
 export interface LinuxLinkOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -33,9 +34,14 @@ export interface LinuxLinkOptions {
   owner?: number;
 }
 
-export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promise<ParsedLinks> {
+/** `mine`: our owner tag; links tagged for another owner are conflicts (parse.ts ownLinks) */
+export async function readLinks(
+  exec: Pick<Exec, 'read'>,
+  prefix: string,
+  mine?: string,
+): Promise<ParsedLinks> {
   const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
-  return parseLinkJson(r.stdout, prefix);
+  return ownLinks(parseLinkJson(r.stdout, prefix), mine);
 }
 
 /**
@@ -133,17 +139,18 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
 
   async function create(spec: LinkSpec, ctx: ApplyContext, n: Native): Promise<void> {
     const { NetlinkSocket, setLink } = n;
+    const alias = linkAlias(ownerTagOf(ctx.state));
     await make(spec, ctx, n);
     if (
       !ctx.exec.record(
-        `[netlink] ip link set dev ${spec.name} alias ${LINK_MARKER} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
+        `[netlink] ip link set dev ${spec.name} alias ${quoteArg(alias)} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
       )
     )
       return;
     let sock: NetlinkSocket | undefined;
     try {
       sock = NetlinkSocket.open({ netns: opts.netns });
-      setLink(sock, { name: spec.name, alias: LINK_MARKER, mtu: spec.mtu, up: spec.up });
+      setLink(sock, { name: spec.name, alias, mtu: spec.mtu, up: spec.up });
     } catch (e) {
       // leave nothing half-made: an unmarked awg- link would be a conflict forever
       try {
@@ -164,7 +171,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   return {
     kind: 'link',
     async observe(scope: ObserveScope): Promise<ObserveResult<'link'>> {
-      const p = await readLinks(opts.exec, scope.claims.linkPrefix);
+      const p = await readLinks(opts.exec, scope.claims.linkPrefix, ownerTagOf(scope.state));
       const resources: Resource<'link'>[] = p.owned.map((l) => ({
         kind: 'link',
         id: ids.link(l.spec.name),
@@ -176,6 +183,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
         id: ids.link(c.name),
         relation: 'conflict',
         description: `link ${c.name} has our name prefix but is not ours (${c.reason}); awg will not touch it`,
+        ...(c.owner ? { owner: c.owner } : {}),
       }));
       const details: Record<string, LinkDetails> = {};
       for (const l of p.owned) details[l.spec.name] = l.details;
@@ -185,7 +193,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
     async apply(change: Change<'link'>, ctx: ApplyContext): Promise<ApplyResult> {
       const prefix = ctx.claims.linkPrefix;
       if (change.action === 'noop') return 'unchanged';
-      const cur = await readLinks(ctx.exec, prefix);
+      const cur = await readLinks(ctx.exec, prefix, ownerTagOf(ctx.state));
       const owned = new Map(cur.owned.map((l) => [l.spec.name, l.spec]));
       const conflicts = new Map(cur.conflicts.map((c) => [c.name, c]));
 

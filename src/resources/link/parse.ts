@@ -14,6 +14,18 @@ import { IFB_PREFIX } from '../../model/shaping.js';
 /** IFLA_IFALIAS value that marks a link as created by awg. */
 export const LINK_MARKER = 'awg:managed';
 
+/** the alias of a link made for the owner `ownerId` (resources/owner-lock.ts ownerIdOf) */
+export function linkAlias(ownerId: string | undefined): string {
+  return ownerId ? `${LINK_MARKER} owner=${ownerId}` : LINK_MARKER;
+}
+
+/** our marker in an alias: `{ owner }` (absent: a link made before owner tags), or undefined when not ours */
+export function parseLinkAlias(alias: string | undefined): { owner?: string } | undefined {
+  if (alias === LINK_MARKER) return {};
+  const m = /^awg:managed owner=([0-9a-f]{12})$/.exec(alias ?? '');
+  return m ? { owner: m[1]! } : undefined;
+}
+
 export interface IpLinkJson {
   ifindex?: number;
   ifname?: string;
@@ -52,6 +64,8 @@ export interface LinkDetails {
   /** TUNSETOWNER uid as ip prints it (number or user name), undefined when unset */
   owner?: string;
   operstate: string;
+  /** the owner tag of its alias (the state directory that made it); absent on older links */
+  ownerTag?: string;
 }
 
 export interface ObservedLink {
@@ -64,6 +78,31 @@ export interface ForeignLink {
   ifindex: number;
   /** why it is not ours */
   reason: string;
+  /** the owner tag of another awg state directory's link */
+  owner?: string;
+}
+
+/**
+ * Move the links of another owner (an owner tag that is not `mine`) from `owned` to
+ * `conflicts`: another state directory's objects are never touched. `mine` undefined (an
+ * in-memory state, tests): every marked link is ours.
+ */
+export function ownLinks(p: ParsedLinks, mine: string | undefined): ParsedLinks {
+  if (!mine) return p;
+  const owned: ObservedLink[] = [];
+  const conflicts = [...p.conflicts];
+  for (const l of p.owned) {
+    const tag = l.details.ownerTag;
+    if (tag === undefined || tag === mine) owned.push(l);
+    else
+      conflicts.push({
+        name: l.spec.name,
+        ifindex: l.details.ifindex,
+        reason: `it belongs to another awg state directory (owner tag ${tag})`,
+        owner: tag,
+      });
+  }
+  return { owned, conflicts };
 }
 
 export interface ParsedLinks {
@@ -87,7 +126,7 @@ export function isIfb(l: IpLinkJson): boolean {
 
 /** Why a prefixed link is not ours, or undefined when it is. */
 export function notOursReason(l: IpLinkJson): string | undefined {
-  if (l.ifalias !== LINK_MARKER)
+  if (!parseLinkAlias(l.ifalias))
     return l.ifalias
       ? `alias is ${JSON.stringify(l.ifalias)}, not our marker ${LINK_MARKER}`
       : `it has no ${LINK_MARKER} alias`;
@@ -119,6 +158,8 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
       operstate: l.operstate ?? 'UNKNOWN',
     };
     if (d.user !== undefined) details.owner = String(d.user);
+    const tag = parseLinkAlias(l.ifalias)?.owner;
+    if (tag) details.ownerTag = tag;
     out.owned.push({
       spec: {
         name,

@@ -68,6 +68,7 @@ export const linuxPlatform: Platform = {
   trafficCounters: 'nft',
   engineIo: ENGINE_IO.linux,
   callerNatives: async () => (await import('../../native/peercred.js')).linuxCallerNatives,
+  ownerNatives: async () => (await import('../../native/owner-lock.js')).linuxOwnerNatives,
   serviceManager: async () => (await import('../service/manager.js')).systemdManager,
   perApp: PER_APP.linux,
   engineHost: 'detached',

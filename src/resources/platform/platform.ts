@@ -2,6 +2,7 @@
 import type { Config } from '../../config/schema.js';
 import type { EngineIo } from '../../dataplane/engine.js';
 import type { CallerNatives } from '../../native/peercred.js';
+import type { OwnerNatives } from '../../native/owner-lock.js';
 import type { DesiredModel, HostFacts } from '../../model/desired.js';
 import type { DesiredState } from '../../model/resources.js';
 import type { Exec } from '../../util/exec.js';
@@ -64,6 +65,11 @@ export interface Platform {
    * LOCAL_PEERCRED and extended ACLs). Rejects `unsupported` where there is none.
    */
   callerNatives(): Promise<CallerNatives>;
+  /**
+   * What the owner lock (../owner-lock.ts) asks the kernel: flock, and the scope one owner owns
+   * (Linux: the network namespace; macOS: the host). Rejects `unsupported` where there is none.
+   */
+  ownerNatives(): Promise<OwnerNatives>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
   /**

@@ -11,6 +11,8 @@
  *   the process sends itself SIGKILL: no handler, no `finally`, no flush runs, as in a power
  *   cut of the process alone. The label is matched exactly.
  *
+ * Only the process started with them is armed (AWG_CRASH_PID, below).
+ *
  * A label names the step, never a time or a pid, so a scenario run again reaches the same
  * labels in the same order: `<area>:<what>[:<id>]`, e.g. `apply:link/awg-t1:create:before`,
  * `exec:link/awg-t1:ip` (its second time: `#2`), `state:applied:renamed`. Points inside a change carry the change's id
@@ -18,8 +20,16 @@
  */
 import { appendFileSync } from 'node:fs';
 
-const TRACE = process.env.AWG_CRASH_TRACE;
-const AT = parseAt(process.env.AWG_CRASH_AT);
+/**
+ * The points are the first awg process's: it records its pid in AWG_CRASH_PID, which the
+ * engines, the placer and the tools it starts inherit (another pid: not armed), and which
+ * its own re-execution with other Node flags keeps (execve keeps the pid).
+ */
+const MINE =
+  (process.env.AWG_CRASH_TRACE !== undefined || process.env.AWG_CRASH_AT !== undefined) &&
+  (process.env.AWG_CRASH_PID ??= String(process.pid)) === String(process.pid);
+const TRACE = MINE ? process.env.AWG_CRASH_TRACE : undefined;
+const AT = MINE ? parseAt(process.env.AWG_CRASH_AT) : undefined;
 /** false in production: every call below is one test of a constant */
 export const CRASH_POINTS_ARMED = TRACE !== undefined || AT !== undefined;
 

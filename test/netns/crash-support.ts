@@ -61,9 +61,10 @@ import { converged, upEvents } from './daemon-support.js';
 export interface CrashWorld {
   t: Topo;
   e: AwgEnv;
-  /** config A (the start) and B (the change) */
+  /** config A (the start), B (the change), C (A and a tunnel whose engine exits at once) */
   cfgA: string;
   cfgB: string;
+  cfgC: string;
   /** the file a daemon follows (A, then B written over it) */
   follow: string;
   /** the kill switch the early unit loads at boot, for config A */
@@ -78,7 +79,7 @@ export interface CrashWorld {
  */
 function config(
   t: Topo,
-  o: { second: string; third: number; rule: string; system: string },
+  o: { second: string; third: number; rule: string; system: string; broken?: boolean },
 ): string {
   return `version: 1
 tunnels:
@@ -100,7 +101,20 @@ tunnels:
       - publicKey: "${wgKeyPair().publicKey}"
         endpoint: ${ENDPOINT}:${WG_PORT + o.third}
         allowedIPs: [10.200.${o.third + 100}.0/24]
-rules:
+${
+  o.broken
+    ? `  broken:
+    type: wireguard
+    engine: { external: /bin/false }
+    privateKey: "${wgKeyPair().privateKey}"
+    addresses: [10.200.63.2/32]
+    peers:
+      - publicKey: "${wgKeyPair().publicKey}"
+        endpoint: ${ENDPOINT}:${WG_PORT + 63}
+        allowedIPs: [10.200.163.0/24]
+`
+    : ''
+}rules:
   - name: ${o.rule}
     match: { name: crash-app-${o.rule} }
     target: ${o.second}
@@ -123,6 +137,17 @@ export async function buildWorld(tag: string): Promise<CrashWorld> {
       config(t, { second: 'aux', third: 61, rule: 'one', system: 'default-tunnel' }),
     );
     writeFileSync(cfgB, config(t, { second: 'alt', third: 62, rule: 'two', system: 'keep' }));
+    const cfgC = join(e.dir, 'c.yaml');
+    writeFileSync(
+      cfgC,
+      config(t, {
+        second: 'aux',
+        third: 61,
+        rule: 'one',
+        system: 'default-tunnel',
+        broken: true,
+      }),
+    );
     const pristine = await snapshotHost(t.client, e);
     // the boot kill switch of A: what awg-killswitch.service loads before the network
     const r = await awgCli(t.client, e, ['apply', '-f', cfgA]);
@@ -131,7 +156,7 @@ export async function buildWorld(tag: string): Promise<CrashWorld> {
     copyFileSync(join(e.stateDir, 'killswitch-boot.nft'), bootFile);
     const d = await awgCli(t.client, e, ['down']);
     if (d.code !== 0) throw new Error(`crash world: down failed: ${d.out}`);
-    return { t, e, cfgA, cfgB, follow: join(e.dir, 'follow.yaml'), bootFile, pristine };
+    return { t, e, cfgA, cfgB, cfgC, follow: join(e.dir, 'follow.yaml'), bootFile, pristine };
   } catch (err) {
     await destroyTopo(t);
     throw err;
@@ -246,6 +271,14 @@ export const SCENARIOS: Scenario[] = [
     start: (w) => mustApply(w, w.cfgA),
     run: (w, env) => cli(w, ['apply', '-f', w.cfgB], env),
     final: (w) => w.cfgB,
+    probe: true,
+  },
+  {
+    name: 'apply that fails and ends fail-closed',
+    // C's third engine exits at once: the apply fails, the rollback keeps the kill switch
+    start: (w) => mustApply(w, w.cfgA),
+    run: (w, env) => cli(w, ['apply', '-f', w.cfgC], env),
+    final: (w) => w.cfgA,
     probe: true,
   },
   {

@@ -45,7 +45,7 @@ export async function crashPointsBench(smoke: boolean): Promise<Sample[]> {
         const r = await runPoint(w, s, p);
         results.push(r);
         const verdict = !r.reached
-          ? 'not reached'
+          ? `not reached: ${(r.out ?? '').replace(/\s+/g, ' ').slice(0, 300)}`
           : r.problems.length
             ? `FAILED\n    ${r.problems.join('\n    ')}`
             : `holds${r.probed ? ', 0 leaked' : ''}`;

@@ -23,16 +23,25 @@
  * full run is bench/crash-points.bench.ts.
  */
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
-import { snapshotHost, wgKeyPair, type AwgEnv, type HostSnapshot } from '../helpers/awg.js';
+import {
+  cgroupDir,
+  snapshotHost,
+  wgKeyPair,
+  type AwgEnv,
+  type HostSnapshot,
+} from '../helpers/awg.js';
 import { netnsPath, nsExec, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import {
@@ -378,12 +387,65 @@ export interface PointResult {
   /** false when the probe did not apply (no kill switch from the start, or down removed it) */
   probed: boolean;
   ms: number;
+  /** the crashed command's output when it was not killed at the point (why it was not reached) */
+  out?: string;
 }
 
 /** back to the pristine host: whatever awg left, and a boot table loaded by hand */
 async function reset(w: CrashWorld): Promise<void> {
   await awgCli(w.t.client, w.e, ['down']);
   await nsExec(w.t.client, 'nft', ['delete', 'table', 'inet', 'awg'], { allowFail: true });
+}
+
+/**
+ * Put the client back to its pristine snapshot by hand, after a point that failed (awg's own
+ * `down` could not): its processes killed, every link, table, rule and route in awg's band
+ * removed, sysctls, resolv.conf, the cgroup subtree and the state directory as they were.
+ * Throws when even that does not give the snapshot back (the run cannot go on).
+ */
+export async function scrub(w: CrashWorld): Promise<void> {
+  const ns = w.t.client;
+  for (const l of processesIn(ns))
+    await runProcess('kill', ['-9', l.split(':')[0]!], { allowFail: true });
+  const links = JSON.parse((await nsExec(ns, 'ip', ['-j', 'link', 'show'])).stdout) as {
+    ifname: string;
+  }[];
+  for (const l of links)
+    if (l.ifname.startsWith('awg-') || l.ifname.startsWith('awgq-'))
+      await nsExec(ns, 'ip', ['link', 'del', 'dev', l.ifname], { allowFail: true });
+  await nsExec(ns, 'nft', ['delete', 'table', 'inet', 'awg'], { allowFail: true });
+  for (const f of ['-4', '-6']) {
+    for (let pref = 5200; pref < 5300; pref++)
+      while (
+        (await nsExec(ns, 'ip', [f, 'rule', 'del', 'pref', String(pref)], { allowFail: true }))
+          .code === 0
+      );
+    for (let table = 52000; table < 52100; table++)
+      await nsExec(ns, 'ip', [f, 'route', 'flush', 'table', String(table)], { allowFail: true });
+  }
+  for (const line of w.pristine.sysctls.split('\n')) {
+    const m = /^(\S+) = (.*)$/.exec(line);
+    if (m) await nsExec(ns, 'sysctl', ['-qw', `${m[1]}=${m[2]}`], { allowFail: true });
+  }
+  const dns = w.pristine.dns;
+  if (dns.kind === 'file') {
+    writeFileSync(w.e.resolvConf, Buffer.from(dns.content ?? '', 'base64'));
+    chmodSync(w.e.resolvConf, dns.mode ?? 0o644);
+  }
+  const root = cgroupDir(w.e);
+  const rmTree = (d: string) => {
+    if (!existsSync(d)) return;
+    for (const x of readdirSync(d, { withFileTypes: true }))
+      if (x.isDirectory()) rmTree(join(d, x.name));
+    rmdirSync(d);
+  };
+  for (const x of existsSync(root) ? readdirSync(root, { withFileTypes: true }) : [])
+    if (x.isDirectory()) rmTree(join(root, x.name));
+  if (w.pristine.cgroups.length === 0 && existsSync(root)) rmdirSync(root);
+  rmSync(w.e.stateDir, { recursive: true, force: true });
+  const now = await snapshotHost(ns, w.e);
+  if (JSON.stringify(now) !== JSON.stringify(w.pristine))
+    throw new Error(`the client could not be scrubbed back: ${snapshotDiff(w.pristine, now)}`);
 }
 
 /** the processes whose network namespace is the client's (pids), but `except` */
@@ -472,12 +534,8 @@ export async function runPoint(w: CrashWorld, s: Scenario, p: Point): Promise<Po
     problems.push(`awg down did not restore the snapshot: ${snapshotDiff(w.pristine, after)}`);
   const left = processesIn(w.t.client);
   if (left.length) problems.push(`processes left in the namespace: ${left.join('; ')}`);
-  if (problems.length) {
-    // the next point starts from the pristine host, whatever this one left
-    for (const pid of left.map((l) => Number(l.split(':')[0])))
-      await runProcess('kill', ['-9', String(pid)], { allowFail: true });
-    await reset(w);
-  }
+  // the next point starts from the pristine host, whatever this one left
+  if (problems.length) await scrub(w);
   return {
     point: p,
     reached: r.killed,
@@ -485,6 +543,7 @@ export async function runPoint(w: CrashWorld, s: Scenario, p: Point): Promise<Po
     leaks,
     probed,
     ms: Date.now() - t0,
+    ...(r.killed ? {} : { out: r.out.slice(0, 600) }),
   };
 }
 

@@ -66,6 +66,12 @@ export interface LinkDetails {
   operstate: string;
   /** the owner tag of its alias (the state directory that made it); absent on older links */
   ownerTag?: string;
+  /**
+   * made by us but not marked yet: a process killed between creating the link and setting its
+   * alias left it (known from the state's record of links being made, linux.ts); the next
+   * apply marks it or removes it
+   */
+  unmarked?: boolean;
 }
 
 export interface ObservedLink {
@@ -139,13 +145,24 @@ export function notOursReason(l: IpLinkJson): string | undefined {
   return undefined;
 }
 
-export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks {
+/** a link we were making (`pending`) that has no alias yet, of a kind we make */
+function madeNotMarked(l: IpLinkJson, pending: ReadonlySet<string>): boolean {
+  return pending.has(l.ifname ?? '') && !l.ifalias && (isTun(l) || isWireguard(l) || isIfb(l));
+}
+
+/** `pending`: the links this state's owner was making (their alias may be missing) */
+export function classifyLinks(
+  links: IpLinkJson[],
+  prefix: string,
+  pending: ReadonlySet<string> = new Set(),
+): ParsedLinks {
   const out: ParsedLinks = { owned: [], conflicts: [] };
   for (const l of links) {
     const name = l.ifname;
     if (!name || !(name.startsWith(prefix) || name.startsWith(IFB_PREFIX))) continue;
     const ifindex = l.ifindex ?? 0;
-    const why = notOursReason(l);
+    const unmarked = madeNotMarked(l, pending);
+    const why = unmarked ? undefined : notOursReason(l);
     if (why) {
       out.conflicts.push({ name, ifindex, reason: why });
       continue;
@@ -160,6 +177,7 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
     if (d.user !== undefined) details.owner = String(d.user);
     const tag = parseLinkAlias(l.ifalias)?.owner;
     if (tag) details.ownerTag = tag;
+    if (unmarked) details.unmarked = true;
     out.owned.push({
       spec: {
         name,
@@ -173,10 +191,14 @@ export function classifyLinks(links: IpLinkJson[], prefix: string): ParsedLinks 
   return out;
 }
 
-export function parseLinkJson(text: string, prefix: string): ParsedLinks {
+export function parseLinkJson(
+  text: string,
+  prefix: string,
+  pending?: ReadonlySet<string>,
+): ParsedLinks {
   const t = text.trim();
   if (!t) return { owned: [], conflicts: [] };
   const v = JSON.parse(t) as unknown;
   if (!Array.isArray(v)) throw new Error('ip -j link: expected a JSON array');
-  return classifyLinks(v as IpLinkJson[], prefix);
+  return classifyLinks(v as IpLinkJson[], prefix, pending);
 }

@@ -164,7 +164,7 @@ export interface AcquireOptions {
 export class OwnerLock {
   private closed = false;
   constructor(
-    private readonly fd: number,
+    private readonly fds: number[],
     readonly path: string,
     readonly record: OwnerRecord,
     /** who held it before (a released or a dead holder), if the file said */
@@ -175,19 +175,50 @@ export class OwnerLock {
   release(): void {
     if (this.closed) return;
     this.closed = true;
-    try {
-      writeRecord(this.fd, { ...this.record, released: new Date().toISOString() });
-    } catch {
-      /* the lock goes with the descriptor either way */
+    for (const fd of this.fds) {
+      try {
+        writeRecord(fd, { ...this.record, released: new Date().toISOString() });
+      } catch {
+        /* the lock goes with the descriptor either way */
+      }
+      closeSync(fd);
     }
-    closeSync(this.fd);
+  }
+}
+
+/**
+ * Open `path` (created 0600; a regular file of this user, never a link) and flock it, waiting
+ * for a short-lived holder until `deadline`; returns the descriptor, or throws what `busy`
+ * makes of the holder's record.
+ */
+async function lockFile(
+  path: string,
+  natives: OwnerNatives,
+  deadline: number,
+  busy: (holder: OwnerRecord | undefined) => AwgError,
+): Promise<number> {
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  try {
+    const f = fstatSync(fd);
+    if (!f.isFile() || f.uid !== process.getuid?.())
+      throw new AwgError('permission', `${path} is not a regular file of this user`);
+    for (;;) {
+      if (natives.tryLock(fd)) return fd;
+      const holder = readRecord(fd);
+      if (!holder || !SHORT_LIVED.has(holder.command) || Date.now() >= deadline) throw busy(holder);
+      await sleep(100);
+    }
+  } catch (e) {
+    closeSync(fd);
+    throw e;
   }
 }
 
 /**
  * Take the lock of this scope, or throw AwgError('conflict') naming the process that holds it
  * (a short-lived holder is waited for up to `waitMs`), or the state directory whose objects
- * are here.
+ * are here. The state directory is locked too (`owner.lock` in it): one directory serves one
+ * owner, whichever namespace it is in.
  */
 export async function acquireOwner(o: AcquireOptions): Promise<OwnerLock> {
   const scope = o.natives.scope();
@@ -201,19 +232,10 @@ export async function acquireOwner(o: AcquireOptions): Promise<OwnerLock> {
       `the owner lock's directory ${dir} is not a directory of this user that only it may write (mode ${(d.mode & 0o7777).toString(8)}, uid ${d.uid})`,
     );
   const path = join(dir, `owner-${scope}.lock`);
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const deadline = Date.now() + (o.waitMs ?? 30_000);
+  const fd = await lockFile(path, o.natives, deadline, (h) => busy(h, scope));
+  const fds = [fd];
   try {
-    const f = fstatSync(fd);
-    if (!f.isFile() || f.uid !== process.getuid?.())
-      throw new AwgError('permission', `${path} is not a regular file of this user`);
-    const deadline = Date.now() + (o.waitMs ?? 30_000);
-    for (;;) {
-      if (o.natives.tryLock(fd)) break;
-      const holder = readRecord(fd);
-      if (!holder || !SHORT_LIVED.has(holder.command) || Date.now() >= deadline)
-        throw busy(holder, scope);
-      await sleep(100);
-    }
     const previous = readRecord(fd);
     const stateDir = canonicalStateDir(o.stateDir);
     if (previous && previous.stateDir !== stateDir && o.hasApplied(previous.stateDir))
@@ -224,6 +246,12 @@ export async function acquireOwner(o: AcquireOptions): Promise<OwnerLock> {
           hint: `use --state-dir ${previous.stateDir}, or remove them first with \`awg down --state-dir ${previous.stateDir}\``,
         },
       );
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    fds.push(
+      await lockFile(join(stateDir, 'owner.lock'), o.natives, deadline, (h) =>
+        busy(h, `the state directory ${stateDir}, from another network namespace`),
+      ),
+    );
     if (previous && !previous.released && previous.pid !== process.pid) o.onTakeover?.(previous);
     const me = processIdentity(process.pid);
     const record: OwnerRecord = {
@@ -236,10 +264,10 @@ export async function acquireOwner(o: AcquireOptions): Promise<OwnerLock> {
       ...(o.socket ? { socket: o.socket } : {}),
       since: new Date().toISOString(),
     };
-    writeRecord(fd, record);
-    return new OwnerLock(fd, path, record, previous);
+    for (const f of fds) writeRecord(f, record);
+    return new OwnerLock(fds, path, record, previous);
   } catch (e) {
-    closeSync(fd);
+    for (const f of fds) closeSync(f);
     throw e;
   }
 }

@@ -32,7 +32,11 @@ import {
   sweepStaleNetns,
   type NsProcess,
 } from '../helpers/netns.js';
-import { converged, eventually, startUp } from './daemon-support.js';
+import { converged, eventually, upEvents } from './daemon-support.js';
+
+/** the built CLI (dist/): starts faster than the sources through tsx */
+const BIN = join(REPO_ROOT, 'bin/awg.js');
+const run = (ns: string, e: AwgEnv, args: string[]) => awg(ns, e, args, { bin: BIN });
 
 const skip = requireNetnsPrereqs(['nft']);
 
@@ -75,7 +79,7 @@ describe.skipIf(skip)('one owner per host', () => {
   afterEach(async () => {
     for (const p of procs.splice(0)) await p.kill();
     // whatever a test left: both state directories' objects
-    for (const e of [a, b]) if (e) await awg(ns, e, ['down', '--direct']);
+    for (const e of [a, b]) if (e) await run(ns, e, ['down', '--direct']);
     if (ns) await destroyNetns(ns);
     cleanupAwgEnv(a);
     cleanupAwgEnv(b);
@@ -86,11 +90,22 @@ describe.skipIf(skip)('one owner per host', () => {
       ns,
       e,
       ['daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket],
-      { noStateDir: true },
+      { noStateDir: true, bin: BIN },
     );
     const p = nsSpawn(ns, argv[3]!, argv.slice(4), { env: e.env });
     procs.push(p);
     return p;
+  }
+
+  /** `awg up -f cfg --json` in `where` (default the test's namespace) */
+  function startUp(e: AwgEnv, cfg: string, where = ns) {
+    const argv = awgArgv(where, e, ['up', '-f', cfg, '--json', '--state-dir', e.stateDir], {
+      noStateDir: true,
+      bin: BIN,
+    });
+    const proc = nsSpawn(where, argv[3]!, argv.slice(4), { env: e.env });
+    procs.push(proc);
+    return { proc, ...upEvents(proc, 60_000) };
   }
 
   it('a second daemon, `awg up` beside it and `awg apply --direct` are refused, naming the daemon; its objects stay', async () => {
@@ -99,8 +114,8 @@ describe.skipIf(skip)('one owner per host', () => {
     const first = daemon(a, cfg, sockA);
     await eventually(
       async () =>
-        (await awg(ns, a, ['status', '--json', '--socket', sockA], { noStateDir: true })).code ===
-        0,
+        (await awg(ns, a, ['status', '--json', '--socket', sockA], { noStateDir: true, bin: BIN }))
+          .code === 0,
       'the first daemon answers',
       60_000,
     );
@@ -116,17 +131,16 @@ describe.skipIf(skip)('one owner per host', () => {
     expect(second.output()).toContain(`socket ${sockA}`);
 
     // `awg up` beside it: refused at once (it used to retry the busy TUN forever)
-    const up = startUp(ns, b, cfgB);
-    procs.push(up.proc);
+    const up = startUp(b, cfgB);
     expect(await up.proc.exited, up.proc.output()).toBe(5);
     expect(up.proc.output()).toContain('owns awg');
     expect(up.proc.output()).toContain(`--socket ${sockA}`);
 
     // a direct apply behind its back, with the daemon's own state directory
-    const r = await awg(ns, a, ['apply', '-f', cfg, '--direct']);
+    const r = await run(ns, a, ['apply', '-f', cfg, '--direct']);
     expect(r.code, show(r)).toBe(5);
     expect(r.stderr).toContain(`\`awg daemon\` (pid ${first.pid}`);
-    const d = await awg(ns, b, ['down', '--direct']);
+    const d = await run(ns, b, ['down', '--direct']);
     expect(d.code, show(d)).toBe(5);
 
     expect(first.child.exitCode).toBeNull();
@@ -135,12 +149,10 @@ describe.skipIf(skip)('one owner per host', () => {
   });
 
   it('two `awg up` with different state directories: the second is refused and removes nothing', async () => {
-    const upA = startUp(ns, a, writeConfig(a, 'a.yaml', wgConfig('one', 1)));
-    procs.push(upA.proc);
+    const upA = startUp(a, writeConfig(a, 'a.yaml', wgConfig('one', 1)));
     await upA.waitEvent(converged, 0, 60_000);
     const before = await snapshotHost(ns, a);
-    const upB = startUp(ns, b, writeConfig(b, 'b.yaml', wgConfig('two', 2)));
-    procs.push(upB.proc);
+    const upB = startUp(b, writeConfig(b, 'b.yaml', wgConfig('two', 2)));
     expect(await upB.proc.exited, upB.proc.output()).toBe(5);
     expect(upB.proc.output()).toContain(`\`awg up\` (pid ${upA.proc.pid}`);
     expect(await snapshotHost(ns, a)).toEqual(before);
@@ -149,44 +161,59 @@ describe.skipIf(skip)('one owner per host', () => {
 
   it("another state directory is refused while the first one's objects are here, by the lock's record and by the objects' tags", async () => {
     const cfgA = writeConfig(a, 'a.yaml', wgConfig('one', 1, true));
-    const ra = await awg(ns, a, ['apply', '-f', cfgA]);
+    const ra = await run(ns, a, ['apply', '-f', cfgA]);
     expect(ra.code, show(ra)).toBe(0);
     const before = await snapshotHost(ns, a);
 
     const cfgB = writeConfig(b, 'b.yaml', wgConfig('two', 2));
-    const rb = await awg(ns, b, ['apply', '-f', cfgB]);
+    const rb = await run(ns, b, ['apply', '-f', cfgB]);
     expect(rb.code, show(rb)).toBe(5);
     expect(rb.stderr).toContain(`were applied from the state directory ${a.stateDir}`);
-    const db = await awg(ns, b, ['down']);
+    const db = await run(ns, b, ['down']);
     expect(db.code, show(db)).toBe(5);
     expect(await snapshotHost(ns, a)).toEqual(before);
 
     // the lock file gone (a reboot clears /run; here: deleted): the link's owner tag still says whose
     rmSync(join(TEST_RUN_DIR, await lockName(ns)), { force: true });
-    const rb2 = await awg(ns, b, ['apply', '-f', cfgB]);
+    const rb2 = await run(ns, b, ['apply', '-f', cfgB]);
     expect(rb2.code, show(rb2)).toBe(5);
     expect(rb2.stderr).toMatch(/another awg state directory.*link\/awg-one/);
-    const db2 = await awg(ns, b, ['down']);
+    const db2 = await run(ns, b, ['down']);
     expect(db2.code, show(db2)).toBe(5);
     expect(await snapshotHost(ns, a)).toEqual(before);
 
     // once the first state directory has removed its objects, the second may apply
-    const da = await awg(ns, a, ['down']);
+    const da = await run(ns, a, ['down']);
     expect(da.code, show(da)).toBe(0);
-    const rb3 = await awg(ns, b, ['apply', '-f', cfgB]);
+    const rb3 = await run(ns, b, ['apply', '-f', cfgB]);
     expect(rb3.code, show(rb3)).toBe(0);
     expect(await links(ns)).toContain('awg-two');
   });
 
+  it('one state directory serves one owner: the same directory from another namespace is refused', async () => {
+    const other = await createNetns('owner2');
+    try {
+      const upA = startUp(a, writeConfig(a, 'a.yaml', wgConfig('one', 1)));
+      await upA.waitEvent(converged, 0, 60_000);
+      const r = await awg(other, a, ['apply', '-f', writeConfig(a, 'c.yaml', wgConfig('two', 2))], {
+        bin: BIN,
+      });
+      expect(r.code, show(r)).toBe(5);
+      expect(r.stderr).toContain(`\`awg up\` (pid ${upA.proc.pid}`);
+      expect(r.stderr).toContain('from another network namespace');
+      expect(await links(other)).not.toContain('awg-two');
+    } finally {
+      await destroyNetns(other);
+    }
+  });
+
   it("a dead owner's lock is taken over: `awg up` killed with SIGKILL, then started again", async () => {
     const cfg = writeConfig(a, 'a.yaml', wgConfig('one', 1));
-    const up1 = startUp(ns, a, cfg);
-    procs.push(up1.proc);
+    const up1 = startUp(a, cfg);
     await up1.waitEvent(converged, 0, 60_000);
     up1.proc.child.kill('SIGKILL');
     await up1.proc.exited;
-    const up2 = startUp(ns, a, cfg);
-    procs.push(up2.proc);
+    const up2 = startUp(a, cfg);
     await up2.waitEvent(converged, 0, 60_000);
     expect(up2.proc.output()).toContain(`took over from \`awg up\` (pid ${up1.proc.pid}`);
     expect(existsSync(a.stateDir)).toBe(true);

@@ -19,7 +19,13 @@ import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } f
 import type { NetlinkSocket } from '../../native/netlink.js';
 import { IFB_PREFIX } from '../../model/shaping.js';
 import { LINK_READ } from '../reads.js';
-import { linkAlias, ownLinks, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
+import {
+  linkAlias,
+  parseLinkJson,
+  type LinkDetails,
+  type OwnershipView,
+  type ParsedLinks,
+} from './parse.js';
 import { currentBootId } from '../engine/process-identity.js';
 import { ownerTagOf } from '../owner-lock.js';
 import { checkedRecord, type StateStore } from '../../util/state.js';
@@ -38,17 +44,22 @@ export interface LinuxLinkOptions {
 }
 
 /**
- * `mine`: our owner tag; links tagged for another owner are conflicts (parse.ts ownLinks).
- * `pending`: the links our state says were being made (makingLinks), ours even without an alias.
+ * Our links seen with `state`'s eyes (parse.ts linkOwnership): links tagged for another owner
+ * are conflicts, links our state says were being made (makingLinks) are ours without an alias.
+ * Without a state: every marked link is ours.
  */
 export async function readLinks(
   exec: Pick<Exec, 'read'>,
   prefix: string,
-  mine?: string,
-  pending?: ReadonlySet<string>,
+  state?: StateStore,
 ): Promise<ParsedLinks> {
   const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
-  return ownLinks(parseLinkJson(r.stdout, prefix, pending), mine);
+  return parseLinkJson(r.stdout, prefix, state ? ownershipView(state) : {});
+}
+
+/** what the drivers of links, addresses and shapers need to tell our links apart */
+export function ownershipView(state: StateStore): OwnershipView {
+  return { pending: makingLinks.get(state), mine: ownerTagOf(state) };
 }
 
 /**
@@ -228,12 +239,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   return {
     kind: 'link',
     async observe(scope: ObserveScope): Promise<ObserveResult<'link'>> {
-      const p = await readLinks(
-        opts.exec,
-        scope.claims.linkPrefix,
-        ownerTagOf(scope.state),
-        makingLinks.get(scope.state),
-      );
+      const p = await readLinks(opts.exec, scope.claims.linkPrefix, scope.state);
       const resources: Resource<'link'>[] = p.owned.map((l) => ({
         kind: 'link',
         id: ids.link(l.spec.name),
@@ -255,12 +261,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
     async apply(change: Change<'link'>, ctx: ApplyContext): Promise<ApplyResult> {
       const prefix = ctx.claims.linkPrefix;
       if (change.action === 'noop') return 'unchanged';
-      const cur = await readLinks(
-        ctx.exec,
-        prefix,
-        ownerTagOf(ctx.state),
-        makingLinks.get(ctx.state),
-      );
+      const cur = await readLinks(ctx.exec, prefix, ctx.state);
       const owned = new Map(cur.owned.map((l) => [l.spec.name, l.spec]));
       const unmarked = new Set(cur.owned.filter((l) => l.details.unmarked).map((l) => l.spec.name));
       const conflicts = new Map(cur.conflicts.map((c) => [c.name, c]));

@@ -88,29 +88,6 @@ export interface ForeignLink {
   owner?: string;
 }
 
-/**
- * Move the links of another owner (an owner tag that is not `mine`) from `owned` to
- * `conflicts`: another state directory's objects are never touched. `mine` undefined (an
- * in-memory state, tests): every marked link is ours.
- */
-export function ownLinks(p: ParsedLinks, mine: string | undefined): ParsedLinks {
-  if (!mine) return p;
-  const owned: ObservedLink[] = [];
-  const conflicts = [...p.conflicts];
-  for (const l of p.owned) {
-    const tag = l.details.ownerTag;
-    if (tag === undefined || tag === mine) owned.push(l);
-    else
-      conflicts.push({
-        name: l.spec.name,
-        ifindex: l.details.ifindex,
-        reason: `it belongs to another awg state directory (owner tag ${tag})`,
-        owner: tag,
-      });
-  }
-  return { owned, conflicts };
-}
-
 export interface ParsedLinks {
   owned: ObservedLink[];
   conflicts: ForeignLink[];
@@ -150,21 +127,55 @@ function madeNotMarked(l: IpLinkJson, pending: ReadonlySet<string>): boolean {
   return pending.has(l.ifname ?? '') && !l.ifalias && (isTun(l) || isWireguard(l) || isIfb(l));
 }
 
-/** `pending`: the links this state's owner was making (their alias may be missing) */
+/**
+ * Whose link this is (every driver that touches our links asks the same): ours, possibly made
+ * but not marked yet; or not ours, with the reason and, for a link another awg state directory
+ * made, its owner tag.
+ */
+export type LinkOwnership =
+  { ours: true; unmarked: boolean; tag?: string } | { ours: false; reason: string; owner?: string };
+
+/**
+ * `pending`: the links the state says were being made (link/linux.ts makingLinks); `mine`: our
+ * owner tag (resources/owner-lock.ts). Both absent: every marked link is ours.
+ */
+export interface OwnershipView {
+  pending?: ReadonlySet<string> | undefined;
+  mine?: string | undefined;
+}
+
+export function linkOwnership(l: IpLinkJson, v: OwnershipView = {}): LinkOwnership {
+  if (madeNotMarked(l, v.pending ?? new Set())) return { ours: true, unmarked: true };
+  const why = notOursReason(l);
+  if (why) return { ours: false, reason: why };
+  const tag = parseLinkAlias(l.ifalias)?.owner;
+  if (v.mine && tag && tag !== v.mine)
+    return {
+      ours: false,
+      reason: `it belongs to another awg state directory (owner tag ${tag})`,
+      owner: tag,
+    };
+  return { ours: true, unmarked: false, ...(tag ? { tag } : {}) };
+}
+
 export function classifyLinks(
   links: IpLinkJson[],
   prefix: string,
-  pending: ReadonlySet<string> = new Set(),
+  view: OwnershipView = {},
 ): ParsedLinks {
   const out: ParsedLinks = { owned: [], conflicts: [] };
   for (const l of links) {
     const name = l.ifname;
     if (!name || !(name.startsWith(prefix) || name.startsWith(IFB_PREFIX))) continue;
     const ifindex = l.ifindex ?? 0;
-    const unmarked = madeNotMarked(l, pending);
-    const why = unmarked ? undefined : notOursReason(l);
-    if (why) {
-      out.conflicts.push({ name, ifindex, reason: why });
+    const o = linkOwnership(l, view);
+    if (!o.ours) {
+      out.conflicts.push({
+        name,
+        ifindex,
+        reason: o.reason,
+        ...(o.owner ? { owner: o.owner } : {}),
+      });
       continue;
     }
     const d = l.linkinfo?.info_data ?? {};
@@ -175,9 +186,8 @@ export function classifyLinks(
       operstate: l.operstate ?? 'UNKNOWN',
     };
     if (d.user !== undefined) details.owner = String(d.user);
-    const tag = parseLinkAlias(l.ifalias)?.owner;
-    if (tag) details.ownerTag = tag;
-    if (unmarked) details.unmarked = true;
+    if (o.tag) details.ownerTag = o.tag;
+    if (o.unmarked) details.unmarked = true;
     out.owned.push({
       spec: {
         name,
@@ -191,14 +201,10 @@ export function classifyLinks(
   return out;
 }
 
-export function parseLinkJson(
-  text: string,
-  prefix: string,
-  pending?: ReadonlySet<string>,
-): ParsedLinks {
+export function parseLinkJson(text: string, prefix: string, view?: OwnershipView): ParsedLinks {
   const t = text.trim();
   if (!t) return { owned: [], conflicts: [] };
   const v = JSON.parse(t) as unknown;
   if (!Array.isArray(v)) throw new Error('ip -j link: expected a JSON array');
-  return classifyLinks(v as IpLinkJson[], prefix, pending);
+  return classifyLinks(v as IpLinkJson[], prefix, view);
 }

@@ -8,7 +8,6 @@ import { createLinuxLinkDriver } from '../../../../src/resources/link/linux.js';
 import {
   LINK_MARKER,
   linkAlias,
-  ownLinks,
   parseLinkAlias,
   parseLinkJson,
 } from '../../../../src/resources/link/parse.js';
@@ -74,7 +73,7 @@ describe('link parser (captured ip -j -d link)', () => {
   });
 
   it('a link being made (the state says so) without any alias is ours, unmarked; a foreign alias is not', () => {
-    const q = parseLinkJson(fixture, 'awg-', new Set(['awg-x', 'awg-veth']));
+    const q = parseLinkJson(fixture, 'awg-', { pending: new Set(['awg-x', 'awg-veth']) });
     expect(q.owned.find((l) => l.spec.name === 'awg-x')?.details.unmarked).toBe(true);
     // a veth is never a link we make
     expect(q.conflicts.map((c) => c.name)).toEqual(['awg-veth']);
@@ -93,8 +92,8 @@ describe('link parser (captured ip -j -d link)', () => {
     ]);
     const p2 = parseLinkJson(tagged, 'awg-');
     expect(p2.owned[0]!.details.ownerTag).toBe('0123456789ab');
-    expect(ownLinks(p2, '0123456789ab').owned).toHaveLength(1);
-    const other = ownLinks(p2, 'ba9876543210');
+    expect(parseLinkJson(tagged, 'awg-', { mine: '0123456789ab' }).owned).toHaveLength(1);
+    const other = parseLinkJson(tagged, 'awg-', { mine: 'ba9876543210' });
     expect(other.owned).toEqual([]);
     expect(other.conflicts[0]).toMatchObject({ name: 'awg-a', owner: '0123456789ab' });
     expect(parseLinkAlias('awg:managed owner=xyz')).toBeUndefined();

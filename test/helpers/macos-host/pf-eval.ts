@@ -19,7 +19,8 @@ export interface Packet {
   dir: 'in' | 'out';
   iface: string;
   family: 4 | 6;
-  proto: 'tcp' | 'udp' | 'icmp' | 'icmp6';
+  /** `icmp6-nd`: ICMPv6 router or neighbour discovery (the rules' `icmp6-type` list) */
+  proto: 'tcp' | 'udp' | 'icmp' | 'icmp6' | 'icmp6-nd';
   dst: string;
   dport?: number;
   sport?: number;
@@ -133,7 +134,7 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
         break;
       }
       case 'icmp6-type':
-        // neighbour discovery types only; the model's packets never carry a type
+        // neighbour discovery types only: a packet of proto `icmp6-nd` is one of them
         [, i] = list(t, i);
         r.protos = ['icmp6-nd'];
         break;

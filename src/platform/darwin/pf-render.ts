@@ -16,7 +16,12 @@
  */
 
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
-import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
+import {
+  renderFlowFilter,
+  renderFlowLoopback,
+  renderFlowTranslation,
+  type PfFlowRouter,
+} from './pf-flow.js';
 import { renderDummynetRules, type PfShaping } from './pf-shaping.js';
 import { ANCHOR_ROOT, linkMacro } from './pf-names.js';
 
@@ -119,6 +124,7 @@ export function renderPfAnchor(p: PfPolicy): string {
   const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
   if (p.flowRouter) l.push(...renderFlowTranslation(p.flowRouter));
   if (p.shaping) l.push(...renderDummynetRules(p.shaping));
+  if (p.flowRouter) l.push(...renderFlowLoopback(p.flowRouter));
   l.push('pass quick on lo0 all flags any');
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -229,10 +235,14 @@ export const pfctlArgs = {
 /** Lines appended to the main ruleset so our anchors are evaluated (filter section, after com.apple). */
 export const MAIN_ANCHOR_RULE = `anchor "${ANCHOR_ROOT}/*" all`;
 
-/** The translation hook, needed only while an anchor of ours has `rdr` rules (the flow router). */
+/**
+ * The translation hooks, needed only while an anchor of ours has translation rules (the flow
+ * router's `nat` and `rdr`), as `pfctl -sn` prints them.
+ */
+export const MAIN_NAT_ANCHOR_RULE = `nat-anchor "${ANCHOR_ROOT}/*" all`;
 export const MAIN_RDR_ANCHOR_RULE = `rdr-anchor "${ANCHOR_ROOT}/*" all`;
 
-/** does a rendered anchor carry translation rules (the flow router's `rdr`)? */
+/** does a rendered anchor carry translation rules (the flow router's `nat` and `rdr`)? */
 export function hasRdr(ruleset: string): boolean {
   return /^rdr\b/m.test(ruleset);
 }

@@ -134,6 +134,37 @@ describe('macOS host model: ipv6 without the kill switch', () => {
     }
   });
 
+  it("ipv6: block, split tunnel (default direct): a user app is handed to the flow router (which blocks a tunnelled app's v6), the rest goes direct as on Linux", async () => {
+    const yaml = `${macConfig({ killSwitch: false })
+      .replace('default: home', 'default: direct')
+      .replace('system: default-tunnel', 'system: keep')}rules:
+  - name: mail
+    match: { name: Mail }
+    target: home
+    fallback: allow-direct
+`;
+    // the anchor with the router's rules; the router itself is the daemon's
+    // (host-model-udp.test.ts sends the app's datagrams through it)
+    const r = rig(yaml, v6Laptop());
+    expect((await r.apply()).ctx.outcome).toBe('converged');
+    for (const proto of ['tcp', 'udp'] as const) {
+      const app: Packet = {
+        dir: 'out',
+        iface: 'en0',
+        family: 6,
+        proto,
+        dst: '2001:db8:5::1',
+        dport: 443,
+        uid: 501,
+      };
+      const path = pfPath(r.host, app);
+      expect(path).toMatchObject({ redirect: '::1' });
+      // root's processes are not routed per app: the default (direct), as Linux's unmatched
+      expect(pfPath(r.host, { ...app, uid: 0 })).toBe('out');
+    }
+    await r.down();
+  });
+
   it('ipv6: allow and tunnel (full tunnel, no kill switch): v6 is not blocked by PF; allow sends it direct, tunnel routes it into the utun', async () => {
     const allow = rig(
       macConfig({ killSwitch: false }).replace('ipv6: block', 'ipv6: allow'),

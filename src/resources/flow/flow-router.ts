@@ -87,7 +87,7 @@ import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types
 import type { ExecRegistry } from './exec-routes.js';
 import { peekName } from './peek.js';
 import { zeroRuleTraffic, type RuleTraffic } from '../engine/stats.js';
-import { UdpRelay, type UdpRelayOptions } from './flow-udp.js';
+import { UdpRelay, type FlowUdpOptions } from './flow-udp.js';
 
 export interface FlowOwner {
   pid: number;
@@ -100,18 +100,6 @@ export interface Flow {
   /** the app's end (TCP: the accepted socket's remote address and port; UDP: PF's nat's origin) */
   app: { address: string; port: number };
   dst: Destination;
-}
-
-/** the router's UDP half (macOS, flow-udp.ts); without it the router carries TCP only */
-export interface FlowUdpOptions {
-  origin: UdpRelayOptions['origin'];
-  /** a socket for a route (`direct` or a tunnel), pinned and connected (flow-udp.ts pinnedUdpSocket) */
-  open: UdpRelayOptions['open'];
-  /** does this tunnel carry UDP? (false: its rules' fallbacks decide, as if it were down) */
-  carries(tunnel: string): boolean;
-  idleMs?: number;
-  maxFlows?: number;
-  onError?(message: string): void;
 }
 
 export interface ProcessLookup {

@@ -33,7 +33,6 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
-import type { FlowDecision } from './flow-router.js';
 
 export interface UdpEndpoint {
   address: string;
@@ -46,22 +45,40 @@ export interface UdpOrigin {
   dst: UdpEndpoint;
 }
 
-export interface UdpRelayOptions {
+/** what the relay needs of a decision (flow-router.ts FlowDecision): the route */
+export interface UdpDecision {
+  /** `blocked`, `direct` or a tunnel's name */
+  route: string;
+}
+
+export interface UdpRelayOptions<D extends UdpDecision = UdpDecision> {
   listen: { host: readonly string[]; port: number };
   /** PF's translations for a datagram from `peer` that reached `listener` (throws: none) */
   origin(peer: UdpEndpoint, listener: UdpEndpoint, family: 4 | 6): UdpOrigin;
   /** the route of a new flow (throws: blocked) */
-  decide(app: UdpEndpoint, dst: UdpEndpoint): FlowDecision;
+  decide(app: UdpEndpoint, dst: UdpEndpoint): D;
   /** a socket for `route` (direct or a tunnel), bound, pinned and connected to `dst` */
   open(route: string, dst: UdpEndpoint, family: 4 | 6): Promise<Socket>;
   /** payload bytes of a flow the rule of `d` decided, as they pass */
-  count?(d: FlowDecision, sent: number, received: number): void;
+  count?(d: D, sent: number, received: number): void;
   /** a routed flow idle this long is closed (default UDP_IDLE_MS) */
   idleMs?: number;
   /** a blocked flow is decided again after this long (default UDP_BLOCKED_HOLD_MS) */
   blockedHoldMs?: number;
   maxFlows?: number;
   now?(): number;
+  onError?(message: string): void;
+}
+
+/** the router's UDP half (flow-router.ts `udp`); without it the router carries TCP only */
+export interface FlowUdpOptions {
+  origin: UdpRelayOptions['origin'];
+  /** a socket for a route (`direct` or a tunnel), pinned and connected (pinnedUdpSocket) */
+  open: UdpRelayOptions['open'];
+  /** does this tunnel carry UDP? (false: its rules' fallbacks decide, as if it were down) */
+  carries(tunnel: string): boolean;
+  idleMs?: number;
+  maxFlows?: number;
   onError?(message: string): void;
 }
 
@@ -72,10 +89,11 @@ export const UDP_MAX_FLOWS = 4096;
 /** datagrams kept per flow while its upstream socket opens */
 export const MAX_PENDING = 64;
 
-interface UdpFlow {
+interface UdpFlow<D> {
   peer: UdpEndpoint;
   listener: Socket;
-  decision: FlowDecision;
+  /** the decision of a routed flow (a blocked one passes nothing to count) */
+  decision?: D;
   /** opening: datagrams wait in `pending` */
   up?: Socket;
   pending?: Buffer[];
@@ -91,14 +109,14 @@ export interface UdpRelayStats {
 
 const familyOf = (a: string): 4 | 6 => (isIP(a) === 6 ? 6 : 4);
 
-export class UdpRelay {
+export class UdpRelay<D extends UdpDecision = UdpDecision> {
   private readonly listeners: Socket[] = [];
-  private readonly flows = new Map<string, UdpFlow>();
+  private readonly flows = new Map<string, UdpFlow<D>>();
   private sweep: NodeJS.Timeout | undefined;
   private closed = false;
   dropped = 0;
 
-  constructor(private readonly o: UdpRelayOptions) {}
+  constructor(private readonly o: UdpRelayOptions<D>) {}
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
@@ -149,7 +167,7 @@ export class UdpRelay {
         this.end(k, f);
   }
 
-  private end(key: string, f: UdpFlow): void {
+  private end(key: string, f: UdpFlow<D>): void {
     this.flows.delete(key);
     closeQuietly(f.up);
   }
@@ -191,18 +209,22 @@ export class UdpRelay {
     this.send(f, msg);
   }
 
-  private send(f: UdpFlow, msg: Buffer): void {
+  private send(f: UdpFlow<D>, msg: Buffer): void {
     f.up!.send(msg, (e) => {
       if (e) this.dropped++;
     });
-    this.o.count?.(f.decision, msg.length, 0);
+    if (f.decision) this.o.count?.(f.decision, msg.length, 0);
   }
 
-  private begin(listener: Socket, peer: UdpEndpoint, fam: 4 | 6, now: number): UdpFlow | undefined {
-    const blocked = (decision: FlowDecision): UdpFlow => ({
+  private begin(
+    listener: Socket,
+    peer: UdpEndpoint,
+    fam: 4 | 6,
+    now: number,
+  ): UdpFlow<D> | undefined {
+    const blocked = (): UdpFlow<D> => ({
       peer,
       listener,
-      decision,
       blockedUntil: now + (this.o.blockedHoldMs ?? UDP_BLOCKED_HOLD_MS),
       last: now,
     });
@@ -213,14 +235,14 @@ export class UdpRelay {
     } catch {
       return undefined;
     }
-    let d: FlowDecision;
+    let d: D;
     try {
       d = this.o.decide(origin.app, origin.dst);
     } catch {
-      return blocked({ route: 'blocked' }); // an owner that cannot be read: never a pass
+      return blocked(); // an owner that cannot be read: never a pass
     }
-    if (d.route === 'blocked') return blocked(d);
-    const f: UdpFlow = { peer, listener, decision: d, pending: [], last: now };
+    if (d.route === 'blocked') return blocked();
+    const f: UdpFlow<D> = { peer, listener, decision: d, pending: [], last: now };
     const dst = origin.dst;
     this.o.open(d.route, dst, familyOf(dst.address)).then(
       (up) => {

@@ -1,7 +1,9 @@
 /** Host facts the desired model and its realisation depend on, probed cheaply before planning. */
 import { access, constants, stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import { isWgLike, type Config, type Rule } from '../config/schema.js';
+import { isIP } from 'node:net';
+import { parseCidr } from '../config/cidr.js';
+import { BAND_SIZE, ENDPOINT_RE, isWgLike, type Config, type Rule } from '../config/schema.js';
 import { identityNames, parsePasswd, type IdentityFacts } from '../model/who.js';
 import type { HostFacts } from '../model/desired.js';
 import { allocate } from '../model/alloc.js';
@@ -12,6 +14,8 @@ import type { DnsDriverLike } from './facts-types.js';
 import type { Exec } from '../util/exec.js';
 import { LINK_PREFIX } from '../config/schema.js';
 import { defaultRouteOf } from './route/parse.js';
+import { routeGetError, unroutedOf, type RoutingBand } from './route/reach.js';
+import type { RoutingFacts, UnreachableEndpoint } from '../model/unrouted.js';
 
 export interface EndpointProbeOptions {
   /** the state directory: last good answers (endpoints.ts), the original resolv.conf */
@@ -80,17 +84,25 @@ export async function probeLinuxFacts(
       facts.probeWarnings = [resolver.loadError];
       resolver.loadError = undefined;
     }
-    let mark: number | undefined;
-    try {
-      mark = allocate(config!).bypassMark;
-    } catch {
-      mark = undefined; // an allocation error is the config's, reported by buildDesired
-    }
+    const mark = bypassMarkOf(config!);
     facts.resolved = await resolveEndpoints(config, {
       ...o,
       ...(mark !== undefined ? { mark } : {}),
     });
   } else facts.resolved = {};
+  if (o.exec && config && Object.keys(config.tunnels).length) {
+    const mark = bypassMarkOf(config);
+    if (mark !== undefined)
+      Object.assign(
+        facts,
+        await linuxRouting(o.exec, {
+          band: { ...config.routing, bandSize: BAND_SIZE },
+          bypassMark: mark,
+          endpoints: endpointTargets(config, facts.resolved),
+          defaults: facts,
+        }),
+      );
+  }
   const engines = await probeLinuxEngines(config);
   if (engines) facts.engineProblems = engines;
   try {
@@ -100,6 +112,103 @@ export async function probeLinuxFacts(
     /* unknown: per-link DNS is not planned */
   }
   return facts;
+}
+
+/** the engines' bypass mark; undefined when the config's marks do not allocate (buildDesired reports it) */
+function bypassMarkOf(config: Config): number | undefined {
+  try {
+    return allocate(config).bypassMark;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An endpoint address of a tunnel: a peer's or a proxy's, literal or resolved. */
+export interface EndpointTarget {
+  tunnel: string;
+  /** as configured: an address or a host name */
+  host: string;
+  address: string;
+}
+
+/** every endpoint address of the config: literal hosts, and what host names resolved to */
+export function endpointTargets(
+  config: Config,
+  resolved: Record<string, string[]> | undefined,
+): EndpointTarget[] {
+  const out: EndpointTarget[] = [];
+  const add = (tunnel: string, host: string) => {
+    const literal = parseCidr(host) ? [host] : undefined;
+    for (const address of literal ?? resolved?.[host] ?? []) out.push({ tunnel, host, address });
+  };
+  for (const [name, t] of Object.entries(config.tunnels)) {
+    if (!isWgLike(t)) {
+      add(name, t.server);
+      continue;
+    }
+    for (const p of t.peers) {
+      const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
+      if (m) add(name, m[1] ?? m[2]!);
+    }
+  }
+  return out;
+}
+
+export interface RoutingProbe {
+  band: RoutingBand;
+  /** what `ip route get` of the endpoints carries: the engines' sockets' mark */
+  bypassMark: number;
+  endpoints: readonly EndpointTarget[];
+  /** main's unicast default routes, when already read (linuxDefaultRoutes): a family with one is routed */
+  defaults?: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>;
+}
+
+/**
+ * Linux: the families in which this host routes nowhere beyond the main table's prefixes
+ * (route/reach.ts), and in those, the endpoints the engines' bypass-marked sockets have no
+ * route to (`ip route get ADDR mark M`: the kernel's own answer, awg's rules included). A
+ * listing that fails leaves its family out: nothing is added for what was not seen.
+ */
+export async function linuxRouting(
+  exec: Pick<Exec, 'read'>,
+  o: RoutingProbe,
+): Promise<RoutingFacts> {
+  const out: RoutingFacts = {};
+  const ip = (f: 4 | 6, args: string[]) => exec.read('ip', [`-${f}`, ...args], { allowFail: true });
+  await Promise.all(
+    ([4, 6] as const).map(async (f) => {
+      if (o.defaults?.[`defaultRouteV${f}`]) return;
+      const [defaults, rules, main] = await Promise.all([
+        ip(f, ['-j', '-N', 'route', 'show', 'table', 'all', 'exact', f === 4 ? '0/0' : '::/0']),
+        ip(f, ['-j', '-N', 'rule', 'show']),
+        ip(f, ['-j', '-N', 'route', 'show', 'table', 'main']),
+      ]);
+      if (defaults.code !== 0 || rules.code !== 0 || main.code !== 0) return;
+      try {
+        const u = unroutedOf(
+          { defaults: defaults.stdout, rules: rules.stdout, main: main.stdout },
+          f,
+          o.band,
+          LINK_PREFIX,
+        );
+        if (u) (out.unrouted ??= {})[`v${f}`] = u;
+      } catch {
+        /* not JSON: nothing is known */
+      }
+    }),
+  );
+  const mark = `0x${(o.bypassMark >>> 0).toString(16)}`;
+  const unreachable = await Promise.all(
+    o.endpoints.map(async (e): Promise<UnreachableEndpoint | undefined> => {
+      const f = isIP(e.address) === 6 ? 6 : 4;
+      if (!out.unrouted?.[`v${f}`]) return undefined;
+      const r = await ip(f, ['route', 'get', e.address, 'mark', mark]);
+      return r.code === 0 ? undefined : { ...e, reason: routeGetError(r.stderr) };
+    }),
+  );
+  const found = unreachable.filter((e): e is UnreachableEndpoint => e !== undefined);
+  if (found.length) out.unreachableEndpoints = found;
+  return out;
 }
 
 /** The main table's default routes (their interfaces are the uplinks limits shape). */

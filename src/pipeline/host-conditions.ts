@@ -1,0 +1,53 @@
+/**
+ * What this host's routing keeps from working for the tunnels last applied (direct-mode
+ * `awg status`; the daemon reads the facts of its last run instead): the routing probed now
+ * (Platform.probeRouting) against the applied record. The endpoints are its engines' (a host
+ * name by its last good answer in the state directory, never a lookup); IPv6 is tunnelled when
+ * the record has IPv6 rules; a family has awg's first route when the record has its route
+ * on the first route's link (model/unrouted.ts).
+ */
+import { parseCidr } from '../config/cidr.js';
+import { ENDPOINT_RE } from '../config/schema.js';
+import { isProxyEngine, type AnyResource } from '../model/resources.js';
+import { hostConditions, UNROUTED_LINK, type HostCondition } from '../model/unrouted.js';
+import { endpointResolverFor } from '../resources/endpoints.js';
+import type { EndpointTarget } from '../resources/facts.js';
+import type { Platform } from '../resources/registry.js';
+import type { HostEnv } from './host.js';
+
+export async function appliedHostConditions(
+  platform: Platform,
+  env: Pick<HostEnv, 'exec' | 'state' | 'claims'>,
+  resources: readonly AnyResource[],
+): Promise<HostCondition[]> {
+  const engines = resources.flatMap((r) => (r.kind === 'engine' ? [r.spec] : []));
+  if (!platform.probeRouting || !engines.length) return [];
+  const resolver = endpointResolverFor(env.state, false);
+  const endpoints: EndpointTarget[] = [];
+  const add = (tunnel: string, host: string) => {
+    for (const address of parseCidr(host) ? [host] : (resolver.lastGood(host) ?? []))
+      endpoints.push({ tunnel, host, address });
+  };
+  for (const e of engines) {
+    if (isProxyEngine(e)) add(e.tunnel, e.config.server);
+    else
+      for (const p of e.config.peers) {
+        const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
+        if (m) add(e.tunnel, m[1] ?? m[2]!);
+      }
+  }
+  const facts = await platform.probeRouting(env.exec, {
+    band: {
+      tableBase: env.claims.tableBase,
+      rulePriority: env.claims.rulePriority,
+      bandSize: env.claims.bandSize,
+    },
+    bypassMark: engines[0]!.config.fwmark,
+    endpoints,
+  });
+  const rules6 = resources.some((r) => r.kind === 'rule' && r.spec.family === 6);
+  const firstRoute = resources.flatMap((r) =>
+    r.kind === 'route' && r.spec.dev === UNROUTED_LINK ? [r.spec.family] : [],
+  );
+  return hostConditions(facts, rules6 ? [4, 6] : [4], firstRoute);
+}

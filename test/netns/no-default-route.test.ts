@@ -18,6 +18,8 @@
  *   reaches the server through t1's prefix, `awg exec --tunnel t1` too; an unmatched app's
  *   traffic to the same address fails with no route, and tcpdump sees none of it on the LAN
  *   or in the tunnel;
+ * - a default route that appears after a one-shot apply carries direct traffic at once (awg's
+ *   rule ahead of its first route looks main up), and the next apply removes the first route;
  * - a tunnel whose endpoint has no route: status and diff say why.
  */
 import { rmSync, writeFileSync } from 'node:fs';
@@ -326,6 +328,77 @@ default: direct
       await awgd(topo.client, ce, ['down', '--direct', '--state-dir', ce.stateDir]).catch(
         () => undefined,
       );
+      cleanupAwgEnv(ce);
+    }
+  });
+
+  it('a default route that appears later carries direct traffic at once (no reconcile needed); the next apply removes the first route', async () => {
+    const topo = t!;
+    const ce = makeAwgEnv();
+    const exec = (how: string[], port: number) =>
+      awgd(topo.client, ce, [
+        'exec',
+        ...how,
+        '--state-dir',
+        ce.stateDir,
+        '--',
+        topo.apps.app('exec'),
+        topo.apps.script,
+        `tcp:${port}`,
+      ]).then((r) => parseProbes(r.stdout));
+    try {
+      const before = await snapshotHost(topo.client, ce);
+      const cfg = join(ce.dir, 'split.yaml');
+      writeFileSync(
+        cfg,
+        `version: 1\n${tunnel(topo.keys, ADDR.peer1, '10.200.73.0/24')}default: direct\n`,
+      );
+      const a = await awgd(topo.client, ce, ['apply', '-f', cfg, '--state-dir', ce.stateDir]);
+      expect(a.code, showRun(a)).toBe(0);
+      let r: ProbeResult[] = [];
+      await eventually(async () => {
+        r = await exec(['--tunnel', 't1'], 8001);
+        return r[0]?.ok === true;
+      }, 'awg exec --tunnel t1 reaches the server').catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(r)}`);
+      });
+      expect(pathOf(r[0]!.from)).toBe('t1');
+      expect(await plainProbes(topo, 'plain', ['tcp:8002'])).toEqual([
+        { probe: 'tcp:8002', ok: false, err: 'ENETUNREACH' },
+      ]);
+
+      // DHCP, say: the host has a default route now, and awg has not run since
+      await run('ip', ['-n', topo.client, 'route', 'add', 'default', 'via', ADDR.peer1]);
+      try {
+        const direct = await plainProbes(topo, 'plain', ['tcp:8002']);
+        expect(
+          direct.map((p) => p.from),
+          JSON.stringify(direct),
+        ).toEqual([CLIENT]);
+        expect((await exec(['--tunnel', 't1'], 8003)).map((p) => pathOf(p.from))).toEqual(['t1']);
+
+        const again = await awgd(topo.client, ce, ['apply', '-f', cfg, '--state-dir', ce.stateDir]);
+        expect(again.code, showRun(again)).toBe(0);
+        expect(again.stderr).not.toContain('no IPv4 default route');
+        expect(again.mutations.join('\n')).toContain('awg-_noroute');
+        const rules = await nsExec(topo.client, 'ip', ['-j', 'rule']);
+        expect(rules.stdout).not.toContain('"iif":"lo"');
+        const st = await awgd(topo.client, ce, [
+          'status',
+          '--direct',
+          '--json',
+          '--state-dir',
+          ce.stateDir,
+        ]);
+        expect(st.json<{ hostConditions?: unknown }>().hostConditions, showRun(st)).toBeUndefined();
+      } finally {
+        await run('ip', ['-n', topo.client, 'route', 'del', 'default', 'via', ADDR.peer1]);
+      }
+      const down = await awgd(topo.client, ce, ['down', '--state-dir', ce.stateDir]);
+      expect(down.code, showRun(down)).toBe(0);
+      expect(await snapshotHost(topo.client, ce)).toEqual(before);
+    } finally {
+      await awgd(topo.client, ce, ['down', '--state-dir', ce.stateDir]).catch(() => undefined);
       cleanupAwgEnv(ce);
     }
   });

@@ -187,6 +187,18 @@ describe('ruleArgs', () => {
         protocol: 167,
       }).join(' '),
     ).toBe('rule add priority 5201 fwmark 0x1 unreachable protocol 167');
+    expect(
+      ruleArgs('add', {
+        family: 4,
+        priority: 5299,
+        iif: 'lo',
+        fwmark: 0,
+        fwmask: 0xf000000,
+        table: 52099,
+        action: 'lookup',
+        protocol: 167,
+      }).join(' '),
+    ).toBe('rule add priority 5299 iif lo fwmark 0x0/0xf000000 lookup 52099 protocol 167');
   });
 });
 

@@ -20,6 +20,7 @@
  *   or in the tunnel;
  * - a default route that appears after a one-shot apply carries direct traffic at once (awg's
  *   rule ahead of its first route looks main up), and the next apply removes the first route;
+ * - a SOCKS5 proxy tunnel on the LAN as the default: apps reach the server through it;
  * - a tunnel whose endpoint has no route: status and diff say why.
  */
 import { rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +38,7 @@ import {
   createNetns,
   destroyNetns,
   nsExec,
+  nsSpawn,
   requireNetnsPrereqs,
   run,
   sweepStaleNetns,
@@ -63,7 +65,7 @@ import {
 } from './perapp-topology.js';
 import { cgroupOf } from '../helpers/procs.js';
 
-const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'ping']);
+const skip = requireNetnsPrereqs(['nft', 'sysctl', 'tcpdump', 'ping', 'nc', 'microsocks']);
 
 const CLIENT = '10.200.71.3';
 const LAN = '10.200.71.0/24';
@@ -398,6 +400,51 @@ default: direct
       expect(down.code, showRun(down)).toBe(0);
       expect(await snapshotHost(topo.client, ce)).toEqual(before);
     } finally {
+      await awgd(topo.client, ce, ['down', '--state-dir', ce.stateDir]).catch(() => undefined);
+      cleanupAwgEnv(ce);
+    }
+  });
+
+  it('a proxy tunnel (SOCKS5 on the LAN, default): apps reach the server through the proxy', async () => {
+    const topo = t!;
+    const ce = makeAwgEnv();
+    const socks = nsSpawn(topo.peer, 'microsocks', ['-i', ADDR.peer1, '-p', '1080']);
+    try {
+      const before = await snapshotHost(topo.client, ce);
+      await eventually(async () => {
+        const r = await nsExec(topo.client, 'nc', ['-z', '-w', '1', ADDR.peer1, '1080'], {
+          allowFail: true,
+        });
+        return r.code === 0;
+      }, 'microsocks listens');
+      const cfg = join(ce.dir, 'proxy.yaml');
+      writeFileSync(
+        cfg,
+        `version: 1
+tunnels:
+  px:
+    type: socks5
+    server: ${ADDR.peer1}
+    port: 1080
+default: px
+`,
+      );
+      const a = await awgd(topo.client, ce, ['apply', '-f', cfg, '--state-dir', ce.stateDir]);
+      expect(a.code, showRun(a)).toBe(0);
+      let seen: ProbeResult[] = [];
+      await eventually(async () => {
+        seen = await plainProbes(topo, 'plain', ['tcp:8001']);
+        return seen[0]?.ok === true;
+      }, 'an unmatched app reaches the server through the proxy').catch((e: Error) => {
+        throw new Error(`${e.message}: ${JSON.stringify(seen)}`);
+      });
+      // the proxy dials from its own side of the server's network
+      expect(seen[0]!.from).toBe(ADDR.routerServer);
+      const down = await awgd(topo.client, ce, ['down', '--state-dir', ce.stateDir]);
+      expect(down.code, showRun(down)).toBe(0);
+      expect(await snapshotHost(topo.client, ce)).toEqual(before);
+    } finally {
+      await socks.kill(500);
       await awgd(topo.client, ce, ['down', '--state-dir', ce.stateDir]).catch(() => undefined);
       cleanupAwgEnv(ce);
     }

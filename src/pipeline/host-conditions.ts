@@ -11,7 +11,7 @@ import { ENDPOINT_RE } from '../config/schema.js';
 import { isProxyEngine, type AnyResource } from '../model/resources.js';
 import { hostConditions, UNROUTED_LINK, type HostCondition } from '../model/unrouted.js';
 import { endpointResolverFor } from '../resources/endpoints.js';
-import type { EndpointTarget } from '../resources/facts.js';
+import { routingFamilies, type EndpointTarget } from '../resources/facts.js';
 import type { Platform } from '../resources/registry.js';
 import type { HostEnv } from './host.js';
 
@@ -36,7 +36,9 @@ export async function appliedHostConditions(
         if (m) add(e.tunnel, m[1] ?? m[2]!);
       }
   }
+  const rules6 = resources.some((r) => r.kind === 'rule' && r.spec.family === 6);
   const facts = await platform.probeRouting(env.exec, {
+    families: routingFamilies(rules6, endpoints),
     band: {
       tableBase: env.claims.tableBase,
       rulePriority: env.claims.rulePriority,
@@ -45,7 +47,6 @@ export async function appliedHostConditions(
     bypassMark: engines[0]!.config.fwmark,
     endpoints,
   });
-  const rules6 = resources.some((r) => r.kind === 'rule' && r.spec.family === 6);
   const firstRoute = resources.flatMap((r) =>
     r.kind === 'route' && r.spec.dev === UNROUTED_LINK ? [r.spec.family] : [],
   );

@@ -92,13 +92,15 @@ export async function probeLinuxFacts(
   } else facts.resolved = {};
   if (o.exec && config && Object.keys(config.tunnels).length) {
     const mark = bypassMarkOf(config);
+    const endpoints = endpointTargets(config, facts.resolved);
     if (mark !== undefined)
       Object.assign(
         facts,
         await linuxRouting(o.exec, {
           band: { ...config.routing, bandSize: BAND_SIZE },
+          families: routingFamilies(config.ipv6 === 'tunnel', endpoints),
           bypassMark: mark,
-          endpoints: endpointTargets(config, facts.resolved),
+          endpoints,
           defaults: facts,
         }),
       );
@@ -156,11 +158,21 @@ export function endpointTargets(
 
 export interface RoutingProbe {
   band: RoutingBand;
+  /** the families to look at: IPv4, IPv6 where it is tunnelled or an endpoint has an IPv6 address */
+  families: readonly (4 | 6)[];
   /** what `ip route get` of the endpoints carries: the engines' sockets' mark */
   bypassMark: number;
   endpoints: readonly EndpointTarget[];
   /** main's unicast default routes, when already read (linuxDefaultRoutes): a family with one is routed */
   defaults?: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>;
+}
+
+/** IPv4 always; IPv6 where it is tunnelled or an endpoint is an IPv6 address (elsewhere its routes matter to nobody) */
+export function routingFamilies(
+  v6Tunnelled: boolean,
+  endpoints: readonly EndpointTarget[],
+): (4 | 6)[] {
+  return v6Tunnelled || endpoints.some((e) => isIP(e.address) === 6) ? [4, 6] : [4];
 }
 
 /**
@@ -176,7 +188,7 @@ export async function linuxRouting(
   const out: RoutingFacts = {};
   const ip = (f: 4 | 6, args: string[]) => exec.read('ip', [`-${f}`, ...args], { allowFail: true });
   await Promise.all(
-    ([4, 6] as const).map(async (f) => {
+    o.families.map(async (f) => {
       if (o.defaults?.[`defaultRouteV${f}`]) return;
       const [defaults, rules, main] = await Promise.all([
         ip(f, ['-j', '-N', 'route', 'show', 'table', 'all', 'exact', f === 4 ? '0/0' : '::/0']),

@@ -66,6 +66,7 @@ describe('appliedHostConditions', () => {
     );
     expect(asked).toEqual([
       {
+        families: [4, 6],
         band: { tableBase: 52000, rulePriority: 5200, bandSize: 100 },
         bypassMark: 0x0f000000,
         endpoints: [

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { routeGetError, unroutedOf } from '../../../../src/resources/route/reach.js';
-import { linuxRouting } from '../../../../src/resources/facts.js';
+import { linuxRouting, routingFamilies } from '../../../../src/resources/facts.js';
 import type { ExecResult } from '../../../../src/util/exec.js';
 
 const fx = (f: string) =>
@@ -74,6 +74,21 @@ describe('unroutedOf', () => {
 });
 
 describe('linuxRouting (ip through an Exec)', () => {
+  it('IPv6 is looked at only where it is tunnelled or an endpoint has an IPv6 address', () => {
+    const e4 = { tunnel: 't', host: 'h', address: '192.0.2.1' };
+    const e6 = { tunnel: 't', host: 'h', address: '2001:db8::1' };
+    expect(routingFamilies(false, [e4])).toEqual([4]);
+    expect(routingFamilies(false, [e4, e6])).toEqual([4, 6]);
+    expect(routingFamilies(true, [])).toEqual([4, 6]);
+  });
+
+  it('a family not asked for is not read', async () => {
+    const e = exec({});
+    await linuxRouting(e, { band, families: [4], bypassMark: 0x0f000000, endpoints: [] });
+    expect(e.calls.filter((c) => c.startsWith('-6'))).toEqual([]);
+    expect(e.calls).toHaveLength(3);
+  });
+
   const ok = (stdout: string): ExecResult => ({ code: 0, stdout, stderr: '' });
   /** answers the three listings per family from the fixtures and `route get` per address */
   const exec = (routes: Record<string, ExecResult>, v6 = true) => {
@@ -102,7 +117,9 @@ describe('linuxRouting (ip through an Exec)', () => {
       '10.200.72.9': { code: 2, stdout: '', stderr: 'RTNETLINK answers: Network is unreachable\n' },
       '2001:db8::9': { code: 2, stdout: '', stderr: 'RTNETLINK answers: Network is unreachable\n' },
     });
-    expect(await linuxRouting(e, { band, bypassMark: 0x0f000000, endpoints })).toEqual({
+    expect(
+      await linuxRouting(e, { band, families: [4, 6], bypassMark: 0x0f000000, endpoints }),
+    ).toEqual({
       unrouted: {
         v4: { reach: ['10.8.0.0/16', '192.168.50.0/24'] },
         v6: { reach: ['fd50::/64'] },
@@ -119,6 +136,7 @@ describe('linuxRouting (ip through an Exec)', () => {
     const e = exec({}, false);
     const r = await linuxRouting(e, {
       band,
+      families: [4, 6],
       bypassMark: 0x0f000000,
       endpoints,
       defaults: { defaultRouteV4: { gateway: '192.168.50.1', interface: 'v0' } },

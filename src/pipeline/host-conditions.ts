@@ -6,12 +6,10 @@
  * the record has IPv6 rules; a family has awg's first route when the record has its route
  * on the first route's link (model/unrouted.ts).
  */
-import { parseCidr } from '../config/cidr.js';
-import { ENDPOINT_RE } from '../config/schema.js';
-import { isProxyEngine, type AnyResource } from '../model/resources.js';
+import { isProxyEngine, type AnyResource, type EngineSpec } from '../model/resources.js';
 import { hostConditions, UNROUTED_LINK, type HostCondition } from '../model/unrouted.js';
 import { endpointResolverFor } from '../resources/endpoints.js';
-import { routingFamilies, type EndpointTarget } from '../resources/facts.js';
+import { endpointHost, endpointTargets, routingFamilies } from '../resources/facts.js';
 import type { Platform } from '../resources/registry.js';
 import type { HostEnv } from './host.js';
 
@@ -23,19 +21,16 @@ export async function appliedHostConditions(
   const engines = resources.flatMap((r) => (r.kind === 'engine' ? [r.spec] : []));
   if (!platform.probeRouting || !engines.length) return [];
   const resolver = endpointResolverFor(env.state, false);
-  const endpoints: EndpointTarget[] = [];
-  const add = (tunnel: string, host: string) => {
-    for (const address of parseCidr(host) ? [host] : (resolver.lastGood(host) ?? []))
-      endpoints.push({ tunnel, host, address });
-  };
-  for (const e of engines) {
-    if (isProxyEngine(e)) add(e.tunnel, e.config.server);
-    else
-      for (const p of e.config.peers) {
-        const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
-        if (m) add(e.tunnel, m[1] ?? m[2]!);
-      }
-  }
+  const hostsOf = (e: EngineSpec): (string | undefined)[] =>
+    isProxyEngine(e)
+      ? [e.config.server]
+      : e.config.peers.map((p) => (p.endpoint !== null ? endpointHost(p.endpoint) : undefined));
+  const endpoints = endpointTargets(
+    engines.flatMap((e) =>
+      hostsOf(e).flatMap((host) => (host ? [{ tunnel: e.tunnel, host }] : [])),
+    ),
+    (h) => resolver.lastGood(h),
+  );
   const rules6 = resources.some((r) => r.kind === 'rule' && r.spec.family === 6);
   const facts = await platform.probeRouting(env.exec, {
     families: routingFamilies(rules6, endpoints),

@@ -92,7 +92,8 @@ export async function probeLinuxFacts(
   } else facts.resolved = {};
   if (o.exec && config && Object.keys(config.tunnels).length) {
     const mark = bypassMarkOf(config);
-    const endpoints = endpointTargets(config, facts.resolved);
+    const resolved = facts.resolved;
+    const endpoints = endpointTargets(configEndpointHosts(config), (h) => resolved?.[h]);
     if (mark !== undefined)
       Object.assign(
         facts,
@@ -133,27 +134,33 @@ export interface EndpointTarget {
   address: string;
 }
 
-/** every endpoint address of the config: literal hosts, and what host names resolved to */
+/** the host of a peer's `host:port` / `[v6]:port` endpoint */
+export function endpointHost(endpoint: string): string | undefined {
+  const m = ENDPOINT_RE.exec(endpoint);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** each tunnel's endpoint hosts (its peers', a proxy's server) → their addresses: a literal, or `addressesOf(host)` */
 export function endpointTargets(
-  config: Config,
-  resolved: Record<string, string[]> | undefined,
+  hosts: readonly { tunnel: string; host: string }[],
+  addressesOf: (host: string) => readonly string[] | undefined,
 ): EndpointTarget[] {
-  const out: EndpointTarget[] = [];
-  const add = (tunnel: string, host: string) => {
-    const literal = parseCidr(host) ? [host] : undefined;
-    for (const address of literal ?? resolved?.[host] ?? []) out.push({ tunnel, host, address });
-  };
-  for (const [name, t] of Object.entries(config.tunnels)) {
-    if (!isWgLike(t)) {
-      add(name, t.server);
-      continue;
-    }
-    for (const p of t.peers) {
-      const m = p.endpoint ? ENDPOINT_RE.exec(p.endpoint) : null;
-      if (m) add(name, m[1] ?? m[2]!);
-    }
-  }
-  return out;
+  return hosts.flatMap(({ tunnel, host }) =>
+    (parseCidr(host) ? [host] : (addressesOf(host) ?? [])).map((address) => ({
+      tunnel,
+      host,
+      address,
+    })),
+  );
+}
+
+/** the config's endpoint hosts by tunnel */
+function configEndpointHosts(config: Config): { tunnel: string; host: string }[] {
+  return Object.entries(config.tunnels).flatMap(([tunnel, t]) =>
+    (isWgLike(t) ? t.peers.map((p) => p.endpoint && endpointHost(p.endpoint)) : [t.server])
+      .filter((host): host is string => Boolean(host))
+      .map((host) => ({ tunnel, host })),
+  );
 }
 
 export interface RoutingProbe {

@@ -63,6 +63,7 @@ export const linuxPlatform: Platform = {
       },
     );
   },
+  probeRouting: async (exec, o) => (await import('../facts.js')).linuxRouting(exec, o),
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('../monitor/linux.js')).watchLinuxNetwork(o),
   trafficCounters: 'nft',

@@ -10,6 +10,8 @@ import type { DriverSet } from '../driver.js';
 import type { NetworkWatch, NetworkWatchOptions } from '../monitor/types.js';
 import type { ServiceManager } from '../service/manager.js';
 import type { StateStore } from '../../util/state.js';
+import type { RoutingFacts } from '../../model/unrouted.js';
+import type { RoutingProbe } from '../facts.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
 export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<
@@ -45,6 +47,11 @@ export interface Platform {
   drivers(o: DriverOptions): Promise<Partial<DriverSet>>;
   /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
   probeFacts(c: Config | undefined, o: ProbeOptions): Promise<HostFacts>;
+  /**
+   * The routing facts alone (model/unrouted.ts), for tunnels already applied (direct-mode
+   * `awg status`); absent where they are not probed (macOS)
+   */
+  probeRouting?(exec: Pick<Exec, 'read'>, o: RoutingProbe): Promise<RoutingFacts>;
   /**
    * The desired model → this platform's resources: the firewall policy rendered in its own
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).

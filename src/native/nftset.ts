@@ -289,12 +289,26 @@ export function intervalElements(elements: readonly string[]): RawElement[] {
   const out: RawElement[] = [];
   for (const e of elements) {
     const dash = e.indexOf('-');
-    if (e.includes('/')) {
-      out.push(...cidrElements([e]));
-      continue;
+    const slash = e.indexOf('/');
+    let start: Buffer;
+    let end: Buffer;
+    if (slash >= 0) {
+      start = elementKey(e.slice(0, slash));
+      const len = Number(e.slice(slash + 1));
+      if (!/^\d{1,3}$/.test(e.slice(slash + 1)) || len > start.length * 8)
+        throw new AwgError('invalid-config', `not a CIDR: ${e}`);
+      end = Buffer.from(start);
+      // network address, then every host bit set
+      for (let i = 0; i < start.length; i++) {
+        const keep = Math.min(8, Math.max(0, len - i * 8));
+        const mask = (0xff00 >> keep) & 0xff;
+        start[i] = start[i]! & mask;
+        end[i] = start[i]! | (~mask & 0xff);
+      }
+    } else {
+      start = elementKey(dash < 0 ? e : e.slice(0, dash));
+      end = dash < 0 ? Buffer.from(start) : elementKey(e.slice(dash + 1));
     }
-    const start = elementKey(dash < 0 ? e : e.slice(0, dash));
-    const end = dash < 0 ? Buffer.from(start) : elementKey(e.slice(dash + 1));
     if (end.length !== start.length || Buffer.compare(start, end) > 0)
       throw new AwgError('invalid-config', `not an address range: ${e}`);
     out.push({ key: start });

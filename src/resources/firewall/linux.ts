@@ -19,6 +19,7 @@
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
+import { rulesetOf } from '../../model/firewall-sets.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
@@ -284,10 +285,10 @@ function keepDeletedSets(
   kernel: SetKernel,
   table: string,
   cur: string,
-  kept: readonly string[],
+  skip: (name: string) => boolean,
 ): void {
   for (const s of staticSets(cur)) {
-    if (kept.includes(s.name) || knownElements(s.digest)) continue;
+    if (skip(s.name) || knownElements(s.digest)) continue;
     try {
       const d = kernel.dump(table, s.name);
       if (intervalCount(d) === s.count) keepElements(s.digest, dumpedIntervals(d));
@@ -295,6 +296,29 @@ function keepDeletedSets(
       /* unknown: a rollback to it fails loudly (set-elements.ts) */
     }
   }
+}
+
+/**
+ * The elements of the live static sets the desired table changes (same name, another digest),
+ * when this process does not know them: what a plan's `+N −M` per set compares (model/
+ * firewall-sets.ts), and what a rollback of the change loads again.
+ */
+function keepChangingSets(
+  kernel: SetKernel,
+  table: string,
+  live: string,
+  scope: ObserveScope,
+): void {
+  const desired = scope.desired.resources.find(
+    (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
+  );
+  const want = new Map(
+    staticSets(rulesetOf(desired?.spec) ?? '').map((s) => [s.name, s.digest] as const),
+  );
+  const names = staticSets(live)
+    .filter((s) => want.has(s.name) && want.get(s.name) !== s.digest)
+    .map((s) => s.name);
+  if (names.length) keepDeletedSets(kernel, table, live, (n) => !names.includes(n));
 }
 
 function firstDifference(a: string, b: string): string {
@@ -317,6 +341,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const kernel = read.table?.marked ? await kernelOf(opts, opts.exec) : undefined;
       const t =
         kernel && read.table ? checkCounts(kernel, scope.state, table, read.table) : read.table;
+      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, scope);
       if (t?.marked) {
         const boot = bootCopy.read(scope.state, table);
         resources.push({
@@ -450,7 +475,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         netlink: kernel !== undefined && !ctx.exec.dryRun,
         known: (d) => knownElements(d) !== undefined,
       });
-      if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, plan.kept);
+      if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, (n) => plan.kept.includes(n));
       if (kernel && plan.stage !== undefined) {
         const staged = plan.staged.map((s) => s.name).join(', ');
         await ctx.exec.mutate('nft', ['-f', '-'], {

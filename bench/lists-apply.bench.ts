@@ -10,8 +10,11 @@
  * - `awg validate` of the config with the list and without (the parse and merge of the list);
  * - `awg apply` from nothing (link, engine, routes, the nft table with its sets) then
  *   `awg down`, with the list and without, alternating, median of the runs;
- * - `awg apply` again with nothing changed (must not replace the table: 0 mutations) and
- *   after a one-line edit of the list (one `nft -f` replace);
+ * - `awg apply` again with nothing changed (must not replace the table: 0 mutations), the
+ *   same after a foreign nf_tables change (the generation moved: the static sets' counts are
+ *   read over netlink), after a one-line edit of the list (the set loaded again in the
+ *   transaction), and after a rule edit that leaves the list as it is (the sets kept: the
+ *   transaction replaces chains only, no element is written);
  * - iperf3 TCP A→B to LISTED (through the tunnel, matched by the set lookup) and to B's veth
  *   address (not listed: direct, the lookup misses), with the list's config applied and with
  *   the one-CIDR config, alternating per round: the per-packet cost of the set.
@@ -203,6 +206,15 @@ rules:
 default: direct
 `;
     const withList = writeConfig(e, 'with-list.yaml', config('{ lists: [lists/block.txt] }'));
+    // the same list, one more rule after it (its own one-CIDR set): the list's sets are kept
+    const ruleEdit = writeConfig(
+      e,
+      'rule-edit.yaml',
+      config('{ lists: [lists/block.txt] }').replace(
+        'default: direct',
+        `  - name: more\n    to: { cidrs: [198.51.100.0/24] }\n    target: t\ndefault: direct`,
+      ),
+    );
     const without = writeConfig(e, 'without.yaml', config(`{ cidrs: [${LISTED}/32] }`));
     const run = (args: string[]) => awg(nsA, e, args, { bin, timeoutMs: 120_000 });
     const k = lines.toLocaleString('en');
@@ -256,11 +268,23 @@ default: direct
     const elements = listing.split(',').length;
     const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';
     const noop: number[] = [];
+    const foreign: number[] = [];
     const edit: number[] = [];
+    const kept: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply');
       if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
       noop.push(ms);
+      // someone else's table comes and goes: the generation is no longer the verified one
+      await nsExec(nsA, 'nft', ['add table ip awgbench; delete table ip awgbench']);
+      const [msf, rf] = await wall(() => run(['apply', '-f', withList]), 'no-op apply (counts)');
+      if (rf.mutations.length) throw new Error(`no-op apply mutated:\n${rf.mutations.join('\n')}`);
+      foreign.push(msf);
+      const [msk, rk] = await wall(() => run(['apply', '-f', ruleEdit]), 'rule edit');
+      if (!rk.mutations.some((m) => m.includes('set(s) kept: d4_listed, l4_listed, d6_listed')))
+        throw new Error(`a rule edit did not keep the list's sets:\n${rk.stderr.slice(-3000)}`);
+      kept.push(msk);
+      await wall(() => run(['apply', '-f', withList]), 'apply back');
       writeFileSync(listFile, listText + `203.0.113.${i + 1} # one more\n`);
       const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply');
       if (!r2.mutations.some((m) => m.includes('nft -f')))
@@ -277,7 +301,15 @@ default: direct
         `set d4_listed: ${comment}, ${elements} elements listed by nft`,
       ),
     );
+    out.push(
+      sample(
+        `CLI wall: awg apply again, nothing changed, after a foreign nft change (counts read)`,
+        'ms',
+        foreign,
+      ),
+    );
     out.push(sample(`CLI wall: awg apply after a one-line list edit (one nft -f)`, 'ms', edit));
+    out.push(sample(`CLI wall: awg apply after a rule edit, the list's sets kept`, 'ms', kept));
 
     // throughput: the list's config against the one-CIDR config, alternating per round
     if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);

@@ -30,11 +30,12 @@
 import { readFileSync } from 'node:fs';
 import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
 import { AwgError } from '../errors.js';
-import { attrList, encodeNlas, nlaNest, nlaStr, nlaSize, type Nla } from './genl.js';
+import { attrList, encodeNlas, NLA_F_NESTED, nlaStr } from './genl.js';
 import { E, errnoName } from './libc.js';
 import { NetlinkSocket } from './netlink.js';
 import { NETLINK_NETFILTER } from './nftnl.js';
 import {
+  align4,
   buildMessage,
   NLM_F_ACK,
   NLM_F_CREATE,
@@ -91,28 +92,48 @@ export class NftSetError extends AwgError {
   }
 }
 
-function be32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n >>> 0, 0);
-  return b;
+/** bytes of one NFTA_LIST_ELEM as elementInto writes it */
+function elementSize(e: RawElement): number {
+  // LIST_ELEM { KEY { DATA_VALUE key } [FLAGS be32] [TIMEOUT be64, EXPIRATION be64] }
+  return (
+    4 +
+    4 +
+    4 +
+    align4(e.key.length) +
+    (e.flags !== undefined && e.flags !== 0 ? 8 : 0) +
+    (e.timeoutMs !== undefined ? 24 : 0)
+  );
 }
 
-function be64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64BE(BigInt(Math.max(0, Math.round(n))), 0);
-  return b;
-}
+const nlaHeader = (b: Buffer, off: number, len: number, type: number): void => {
+  b.writeUInt16LE(len, off);
+  b.writeUInt16LE(type, off + 2);
+};
 
-function elementNla(e: RawElement): Nla {
-  const attrs: Nla[] = [nlaNest(NFTA_SET_ELEM_KEY, [{ type: NFTA_DATA_VALUE, value: e.key }])];
-  if (e.flags !== undefined && e.flags !== 0)
-    attrs.push({ type: NFTA_SET_ELEM_FLAGS, value: be32(e.flags) });
-  if (e.timeoutMs !== undefined) {
-    const ms = be64(e.timeoutMs);
-    attrs.push({ type: NFTA_SET_ELEM_TIMEOUT, value: ms });
-    attrs.push({ type: NFTA_SET_ELEM_EXPIRATION, value: ms });
+/** one NFTA_LIST_ELEM into `b` at `off` (written in place: 100,000 elements make no garbage) */
+function elementInto(b: Buffer, off: number, e: RawElement): number {
+  const size = elementSize(e);
+  nlaHeader(b, off, size, NFTA_LIST_ELEM | NLA_F_NESTED);
+  const klen = e.key.length;
+  nlaHeader(b, off + 4, 8 + align4(klen), NFTA_SET_ELEM_KEY | NLA_F_NESTED);
+  nlaHeader(b, off + 8, 4 + klen, NFTA_DATA_VALUE);
+  e.key.copy(b, off + 12);
+  b.fill(0, off + 12 + klen, off + 12 + align4(klen));
+  let at = off + 12 + align4(klen);
+  if (e.flags !== undefined && e.flags !== 0) {
+    nlaHeader(b, at, 8, NFTA_SET_ELEM_FLAGS);
+    b.writeUInt32BE(e.flags >>> 0, at + 4);
+    at += 8;
   }
-  return nlaNest(NFTA_LIST_ELEM, attrs);
+  if (e.timeoutMs !== undefined) {
+    const ms = BigInt(Math.max(0, Math.round(e.timeoutMs)));
+    for (const type of [NFTA_SET_ELEM_TIMEOUT, NFTA_SET_ELEM_EXPIRATION]) {
+      nlaHeader(b, at, 12, type);
+      b.writeBigUInt64BE(ms, at + 4);
+      at += 12;
+    }
+  }
+  return at;
 }
 
 function batchMarker(type: number, seq: number, portid: number): Buffer {
@@ -165,32 +186,34 @@ export function buildSetElemBatch(
     acked.push(s);
   }
   const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
-  let chunk: Nla[] = [];
-  let size = 4;
-  const flush = (): void => {
-    if (chunk.length === 0) return;
+  const names = encodeNlas([
+    nlaStr(NFTA_SET_ELEM_LIST_TABLE, table),
+    nlaStr(NFTA_SET_ELEM_LIST_SET, set),
+  ]);
+  const message = (from: number, to: number, size: number): void => {
     const s = (seq = (seq + 1) >>> 0);
-    const body = Buffer.concat([
-      header,
-      encodeNlas([
-        nlaStr(NFTA_SET_ELEM_LIST_TABLE, table),
-        nlaStr(NFTA_SET_ELEM_LIST_SET, set),
-        nlaNest(NFTA_SET_ELEM_LIST_ELEMENTS, chunk),
-      ]),
-    ]);
+    const body = Buffer.allocUnsafe(4 + names.length + 4 + size);
+    header.copy(body, 0);
+    names.copy(body, 4);
+    let off = 4 + names.length;
+    nlaHeader(body, off, 4 + size, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
+    off += 4;
+    for (let i = from; i < to; i++) off = elementInto(body, off, elements[i]!);
     msgs.push(buildMessage((NFNL_SUBSYS_NFTABLES << 8) | cmd, flags, s, portid, body));
     acked.push(s);
-    chunk = [];
-    size = 4;
   };
-  for (const e of elements) {
-    const a = elementNla(e);
-    const n = nlaSize(a);
-    if (size + n > ELEMENTS_MAX) flush();
-    chunk.push(a);
+  let first = 0;
+  let size = 0;
+  for (let i = 0; i < elements.length; i++) {
+    const n = elementSize(elements[i]!);
+    if (size + n > ELEMENTS_MAX - 4) {
+      message(first, i, size);
+      first = i;
+      size = 0;
+    }
     size += n;
   }
-  flush();
+  if (elements.length > first) message(first, elements.length, size);
   msgs.push(batchMarker(NFNL_MSG_BATCH_END, (seq + 1) >>> 0, portid));
   return { msgs, acked };
 }
@@ -279,6 +302,57 @@ function elementKey(addr: string): Buffer {
   return parseAddr(addr);
 }
 
+/** a dotted quad as a number; NaN when it is not one */
+function v4Number(s: string): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || part > 255) return NaN;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+    } else return NaN;
+  }
+  if (dots !== 3 || digits === 0 || part > 255) return NaN;
+  return n * 256 + part;
+}
+
+function v4Key(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4);
+  b.writeUInt32BE(n, 0);
+  return b;
+}
+
+/** an IPv4 element (`a`, `a/len`, `a-b`) as its first and last address */
+function v4Interval(e: string): [number, number] {
+  const slash = e.indexOf('/');
+  const dash = e.indexOf('-');
+  let start: number;
+  let last: number;
+  if (slash >= 0) {
+    const len = /^\d{1,2}$/.test(e.slice(slash + 1)) ? Number(e.slice(slash + 1)) : NaN;
+    const a = v4Number(e.slice(0, slash));
+    if (!(len <= 32) || Number.isNaN(a)) throw new AwgError('invalid-config', `not a CIDR: ${e}`);
+    const size = 2 ** (32 - len);
+    start = a - (a % size);
+    last = start + size - 1;
+  } else {
+    start = v4Number(dash < 0 ? e : e.slice(0, dash));
+    last = dash < 0 ? start : v4Number(e.slice(dash + 1));
+  }
+  if (Number.isNaN(start) || Number.isNaN(last) || start > last)
+    throw new AwgError('invalid-config', `not an address range: ${e}`);
+  return [start, last];
+}
+
 /**
  * An interval set's elements for nft element syntax as `nft list` prints it and the renderer
  * writes it: an address, a prefix `net/len`, or a range `first-last`. Each becomes its first
@@ -288,6 +362,12 @@ function elementKey(addr: string): Buffer {
 export function intervalElements(elements: readonly string[]): RawElement[] {
   const out: RawElement[] = [];
   for (const e of elements) {
+    if (!e.includes(':')) {
+      const [start, last] = v4Interval(e);
+      out.push({ key: v4Key(start) });
+      if (last !== 0xffffffff) out.push({ key: v4Key(last + 1), flags: NFT_SET_ELEM_INTERVAL_END });
+      continue;
+    }
     const dash = e.indexOf('-');
     const slash = e.indexOf('/');
     let start: Buffer;

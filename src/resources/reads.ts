@@ -29,8 +29,8 @@ export const ruleRead = (family: 4 | 6): Read => [
 export const NFT_RULESET_READ: Read = ['nft', ['-t', 'list', 'ruleset']];
 export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
-/** every command one observation of all Linux kinds runs */
-export function linuxObserveReads(nftTable: string): Read[] {
+/** every command one observation of all Linux kinds runs (the nft read covers any table) */
+export function linuxObserveReads(_nftTable: string): Read[] {
   return [
     LINK_READ,
     ADDR_READ,

@@ -23,7 +23,7 @@
  * wireguard-go (CI's smoke). Needs root, iperf3, nft. `AWG_BENCH_ROUNDS` (5), `AWG_BENCH_SECONDS`
  * (5), `AWG_BENCH_LIST_LINES` (100,000) override the sizes.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
@@ -131,11 +131,33 @@ const sample = (name: string, unit: string, runs: number[], note?: string): Samp
   ...(note !== undefined ? { note } : {}),
 });
 
-async function wall(fn: () => Promise<AwgRun>, what: string): Promise<[number, AwgRun]> {
+/**
+ * CPU ms (user + system) of this process's waited-for children so far: an `awg` run and what
+ * it waited for (node, nft, ip; not a detached engine). /proc/self/stat cutime + cstime, in
+ * clock ticks (100 per second): a figure the other jobs' load does not inflate as it does the
+ * wall time.
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 16 and 17 of stat(5), counted from pid = 1; f[0] is field 3
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/** CPU ms per sample name (wall's `cpu` argument) */
+const cpuRuns = new Map<string, number[]>();
+
+async function wall(
+  fn: () => Promise<AwgRun>,
+  what: string,
+  cpu?: string,
+): Promise<[number, AwgRun]> {
+  const c0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
   const r = await fn();
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.code !== 0) throw new Error(`${what} exited ${r.code}:\n${r.stderr.slice(-4000)}`);
+  if (cpu !== undefined) cpuRuns.set(cpu, [...(cpuRuns.get(cpu) ?? []), childrenCpuMs() - c0]);
   return [ms, r];
 }
 
@@ -244,8 +266,8 @@ default: direct
       const order = i % 2 ? ([without, withList] as const) : ([withList, without] as const);
       for (const f of order) {
         const key = f === withList ? 'with' : 'without';
-        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`))[0]);
-        down[key]!.push((await wall(() => run(['down']), 'down'))[0]);
+        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`, `apply ${key}`))[0]);
+        down[key]!.push((await wall(() => run(['down']), 'down', `down ${key}`))[0]);
       }
     }
     out.push(
@@ -272,21 +294,25 @@ default: direct
     const edit: number[] = [];
     const kept: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply');
+      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply', 'noop');
       if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
       noop.push(ms);
       // someone else's table comes and goes: the generation is no longer the verified one
       await nsExec(nsA, 'nft', ['add table ip awgbench; delete table ip awgbench']);
-      const [msf, rf] = await wall(() => run(['apply', '-f', withList]), 'no-op apply (counts)');
+      const [msf, rf] = await wall(
+        () => run(['apply', '-f', withList]),
+        'no-op apply (counts)',
+        'foreign',
+      );
       if (rf.mutations.length) throw new Error(`no-op apply mutated:\n${rf.mutations.join('\n')}`);
       foreign.push(msf);
-      const [msk, rk] = await wall(() => run(['apply', '-f', ruleEdit]), 'rule edit');
+      const [msk, rk] = await wall(() => run(['apply', '-f', ruleEdit]), 'rule edit', 'kept');
       if (!rk.mutations.some((m) => m.includes('set(s) kept: d4_listed, l4_listed, d6_listed')))
         throw new Error(`a rule edit did not keep the list's sets:\n${rk.stderr.slice(-3000)}`);
       kept.push(msk);
       await wall(() => run(['apply', '-f', withList]), 'apply back');
       writeFileSync(listFile, listText + `203.0.113.${i + 1} # one more\n`);
-      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply');
+      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply', 'edit');
       if (!r2.mutations.some((m) => m.includes('nft -f')))
         throw new Error(`a list edit did not reload the table:\n${r2.stderr.slice(-3000)}`);
       edit.push(ms2);
@@ -310,6 +336,18 @@ default: direct
     );
     out.push(sample(`CLI wall: awg apply after a one-line list edit (one nft -f)`, 'ms', edit));
     out.push(sample(`CLI wall: awg apply after a rule edit, the list's sets kept`, 'ms', kept));
+
+    const cpuOf = (key: string, what: string) =>
+      sample(`CPU (user+sys of awg and its nft/ip children): ${what}`, 'ms', cpuRuns.get(key)!);
+    out.push(
+      cpuOf('apply with', 'apply from nothing, with the list'),
+      cpuOf('apply without', 'apply from nothing, one CIDR'),
+      cpuOf('down with', 'down, with the list'),
+      cpuOf('noop', 'apply again, nothing changed'),
+      cpuOf('foreign', 'apply again after a foreign nft change (counts read)'),
+      cpuOf('edit', 'apply after a one-line list edit'),
+      cpuOf('kept', 'apply after a rule edit, sets kept'),
+    );
 
     // throughput: the list's config against the one-CIDR config, alternating per round
     if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);

@@ -14,6 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Change } from '../../src/model/change.js';
 import type { DestSet } from '../../src/model/policy.js';
+import { DEFAULT_CLAIMS } from '../../src/pipeline/claims.js';
 import type { FirewallSpec } from '../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../src/resources/driver.js';
 import {
@@ -33,16 +34,7 @@ import { netnsPath, nsExec, requireNetnsPrereqs, useNetns } from '../helpers/net
 const skip = requireNetnsPrereqs(['nft']);
 
 const TABLE = 'awgs';
-const claims: Claims = {
-  routeProtocol: 167,
-  tableBase: 52000,
-  bandSize: 100,
-  rulePriority: 5200,
-  fwmarkMask: 0x0f000000,
-  nftTable: TABLE,
-  linkPrefix: 'awg-',
-  cgroupRoot: 'awg',
-};
+const claims: Claims = { ...DEFAULT_CLAIMS, nftTable: TABLE };
 
 /** `n` disjoint IPv4 intervals in 100.64.0.0/10, one per /24: a host, the /24, or a range */
 function v4List(n: number, salt = 0): string[] {

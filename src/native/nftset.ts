@@ -291,13 +291,40 @@ function increment(bytes: Buffer): boolean {
 
 const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
-/** an address's key bytes; the dotted quad without ipaddr (an element list has 100,000) */
+/** hex groups `a:b:…` into `out` from `at`; false when one is not 1–4 hex digits */
+function v6Groups(s: string, out: Buffer, at: number): number {
+  if (s === '') return at;
+  for (const g of s.split(':')) {
+    if (!/^[0-9a-fA-F]{1,4}$/.test(g) || at > 14) return -1;
+    out.writeUInt16BE(parseInt(g, 16), at);
+    at += 2;
+  }
+  return at;
+}
+
+/** the 16 bytes of an IPv6 address in hex groups (`::` allowed); undefined for other forms */
+function v6Key(addr: string): Buffer | undefined {
+  const key = Buffer.alloc(16);
+  const dbl = addr.indexOf('::');
+  if (dbl < 0) return v6Groups(addr, key, 0) === 16 ? key : undefined;
+  if (addr.indexOf('::', dbl + 1) >= 0) return undefined;
+  const tail = Buffer.alloc(16);
+  const h = v6Groups(addr.slice(0, dbl), key, 0);
+  const t = v6Groups(addr.slice(dbl + 2), tail, 0);
+  if (h < 0 || t < 0 || h + t > 14) return undefined;
+  tail.copy(key, 16 - t, 0, t);
+  return key;
+}
+
+/** an address's key bytes, without ipaddr for the plain forms (an element list has 100,000) */
 function elementKey(addr: string): Buffer {
   const m = V4.exec(addr);
   if (m) {
     const b = Buffer.from([Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])]);
     if (b.every((x, i) => x === Number(m[i + 1]))) return b;
   }
+  const k = addr.includes('.') ? undefined : v6Key(addr);
+  if (k) return k;
   if (!ipaddr.isValid(addr)) throw new AwgError('invalid-config', `not an IP address: ${addr}`);
   return parseAddr(addr);
 }

@@ -592,8 +592,9 @@ export interface DumpedElement {
  * NFT_MSG_GETSETELEM dump, NLM_F_DUMP; the replies are NEWSETELEM messages shaped as the
  * requests above). An interval set's ranges come as start and INTERVAL_END elements, in the
  * backend's order. Cost (measured, kernel 6.18): an rbtree set restarts its walk from the first
- * element for every reply of ≤ 32 KiB, so a dump is quadratic in the set's size — about 0.2 s
- * of kernel time for 65,000 intervals. Throws NftSetError (ENOENT: no such table or set).
+ * element for every reply of ≤ 32 KiB, so a dump is quadratic in the set's size (perf of
+ * `nft list tables` with a 65,000-interval set: 55 % of its 0.36 s in rb_next). Synchronous.
+ * Throws NftSetError (ENOENT: no such table or set).
  */
 export function dumpSetElements(opts: SetWriterOptions & { set: string }): DumpedElement[] {
   const family = opts.family ?? 'inet';

@@ -13,7 +13,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Change } from '../../src/model/change.js';
-import type { DestSet } from '../../src/model/policy.js';
 import { DEFAULT_CLAIMS } from '../../src/pipeline/claims.js';
 import type { FirewallSpec } from '../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../src/resources/driver.js';
@@ -22,13 +21,13 @@ import {
   nativeSetKernel,
   type SetKernel,
 } from '../../src/resources/firewall/linux.js';
-import type { NftPolicy } from '../../src/resources/firewall/policy.js';
 import { firewallSpec } from '../../src/resources/firewall/render.js';
 import { knownElements, staticSets } from '../../src/resources/firewall/set-elements.js';
 import type { ExecOptions, ExecResult } from '../../src/util/exec.js';
 import { MemoryReporter } from '../../src/util/reporter.js';
 import { MemoryStateStore } from '../../src/util/state.js';
 import { NsExec } from '../helpers/exec.js';
+import { destPolicy, type DestRule } from '../helpers/dest-policy.js';
 import { netnsPath, nsExec, requireNetnsPrereqs, useNetns } from '../helpers/netns.js';
 
 const skip = requireNetnsPrereqs(['nft']);
@@ -81,41 +80,16 @@ describe.skipIf(skip)(
     const driver = () => createLinuxFirewallDriver({ exec: new NsExec(ns.name), kernel: counting });
 
     const policy = (o: { killSwitch?: 'on' | 'off'; d4?: string[]; first?: string[] } = {}) => {
-      const sets: DestSet[] = [
-        ...(o.first
-          ? [{ name: 'd4_first', kind: 'static' as const, family: 4 as const, elements: o.first }]
-          : []),
-        { name: 'd4_listed', kind: 'static', family: 4, elements: o.d4 ?? v4List(3000) },
-        { name: 'l4_listed', kind: 'learned', family: 4 },
+      const rules: DestRule[] = [
+        ...(o.first ? [{ name: 'first', v4: o.first }] : []),
         {
-          name: 'd6_listed',
-          kind: 'static',
-          family: 6,
-          elements: ['2001:db8::/48', '2001:db8:1::5'],
+          name: 'listed',
+          v4: o.d4 ?? v4List(3000),
+          learned4: true,
+          v6: ['2001:db8::/48', '2001:db8:1::5'],
         },
       ];
-      const p: NftPolicy = {
-        table: TABLE,
-        linkPrefix: 'awg-',
-        fwmarkMask: 0x0f000000,
-        bypassMark: 0x0f000000,
-        killSwitch: o.killSwitch ?? 'off',
-        dnsLeakProtection: false,
-        tunnels: [],
-        apps: [
-          ...(o.first
-            ? [{ name: 'first', to: { static4: 'd4_first' }, action: { type: 'drop' as const } }]
-            : []),
-          {
-            name: 'listed',
-            to: { static4: 'd4_listed', learned4: 'l4_listed', static6: 'd6_listed' },
-            action: { type: 'drop' },
-          },
-        ],
-        blockMarks: [],
-        sets,
-      };
-      return firewallSpec(p);
+      return firewallSpec(destPolicy(TABLE, rules, o.killSwitch));
     };
     /** the intervals the kernel holds in a set (nft's own listing) */
     const held = async (set: string): Promise<number> => {

@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { DestSet } from '../../../../src/model/policy.js';
 import { setChanges } from '../../../../src/model/firewall-sets.js';
 import { planLoad, tableShape } from '../../../../src/resources/firewall/load.js';
 import { parseTableNames, tableOfRuleset } from '../../../../src/resources/firewall/parse.js';
-import type { NftPolicy } from '../../../../src/resources/firewall/policy.js';
 import { firewallSpec } from '../../../../src/resources/firewall/render.js';
+import { destPolicy, type DestRule } from '../../../helpers/dest-policy.js';
 import {
   dumpedIntervals,
   intervalCount,
@@ -13,31 +12,11 @@ import {
 
 /** a table with rule `r` on static set d4_r (and learned l4_r), and optionally rule `a` ahead on d4_a */
 function spec(o: { d4?: string[]; ahead?: string[]; killSwitch?: 'on' | 'off' } = {}): string {
-  const sets: DestSet[] = [
-    ...(o.ahead
-      ? [{ name: 'd4_a', kind: 'static' as const, family: 4 as const, elements: o.ahead }]
-      : []),
-    { name: 'd4_r', kind: 'static', family: 4, elements: o.d4 ?? ['192.0.2.0/24', '198.51.100.7'] },
-    { name: 'l4_r', kind: 'learned', family: 4 },
+  const rules: DestRule[] = [
+    ...(o.ahead ? [{ name: 'a', v4: o.ahead }] : []),
+    { name: 'r', v4: o.d4 ?? ['192.0.2.0/24', '198.51.100.7'], learned4: true },
   ];
-  const p: NftPolicy = {
-    table: 'awg',
-    linkPrefix: 'awg-',
-    fwmarkMask: 0x0f000000,
-    bypassMark: 0x0f000000,
-    killSwitch: o.killSwitch ?? 'off',
-    dnsLeakProtection: false,
-    tunnels: [],
-    apps: [
-      ...(o.ahead
-        ? [{ name: 'a', to: { static4: 'd4_a' }, action: { type: 'drop' as const } }]
-        : []),
-      { name: 'r', to: { static4: 'd4_r', learned4: 'l4_r' }, action: { type: 'drop' } },
-    ],
-    blockMarks: [],
-    sets,
-  };
-  return firewallSpec(p).ruleset;
+  return firewallSpec(destPolicy('awg', rules, o.killSwitch)).ruleset;
 }
 
 const plan = (cur: string | undefined, want: string, netlink = true) =>

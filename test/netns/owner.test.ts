@@ -6,7 +6,7 @@
  * Before this step a second `awg up` retried the busy TUN forever and two state directories
  * removed each other's objects.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -188,6 +188,29 @@ describe.skipIf(skip)('one owner per host', () => {
     const rb3 = await run(ns, b, ['apply', '-f', cfgB]);
     expect(rb3.code, show(rb3)).toBe(0);
     expect(await links(ns)).toContain('awg-two');
+  });
+
+  it("a kill-switch-only config (no link): the nft table's owner tag alone keeps another state directory out", async () => {
+    const ks = 'version: 1\nkillSwitch: { enabled: true, allowLan: false }\n';
+    const ra = await run(ns, a, ['apply', '-f', writeConfig(a, 'ks.yaml', ks)]);
+    expect(ra.code, show(ra)).toBe(0);
+    const table = await nsExec(ns, 'nft', ['list', 'table', 'inet', 'awg']);
+    expect(table.stdout).toMatch(/comment "managed-by=awg owner=[0-9a-f]{12}"/);
+    // the boot copy makes the same owner's table
+    expect(readFileSync(join(a.stateDir, 'killswitch-boot.nft'), 'utf8')).toMatch(
+      /comment "managed-by=awg owner=[0-9a-f]{12}"/,
+    );
+    const before = await snapshotHost(ns, a);
+    rmSync(join(TEST_RUN_DIR, await lockName(ns)), { force: true });
+    const rb = await run(ns, b, ['apply', '-f', writeConfig(b, 'ks.yaml', ks)]);
+    expect(rb.code, show(rb)).toBe(5);
+    expect(rb.stderr).toMatch(/another awg state directory.*firewall\/inet\/awg/);
+    expect((await run(ns, b, ['down'])).code).toBe(5);
+    expect(await snapshotHost(ns, a)).toEqual(before);
+    // its owner still converges with it: the tag is not drift
+    const again = await run(ns, a, ['apply', '-f', join(a.dir, 'ks.yaml')]);
+    expect(again.code, show(again)).toBe(0);
+    expect(again.stdout).toContain('No changes');
   });
 
   it('one state directory serves one owner: the same directory from another namespace is refused', async () => {

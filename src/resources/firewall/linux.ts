@@ -24,7 +24,15 @@ import type { FirewallSpec, ForeignObject, Resource } from '../../model/resource
 import { AwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { parseTableListing, parseTableNames, tableOfRuleset, type TableListing } from './parse.js';
+import {
+  parseTableListing,
+  parseTableNames,
+  tableOfRuleset,
+  tagTable,
+  untagTable,
+  type TableListing,
+} from './parse.js';
+import { NFT_MARKER } from './policy.js';
 import { normaliseRuleset, renderTransaction } from './render.js';
 import {
   dumpedIntervals,
@@ -35,6 +43,7 @@ import {
   staticSets,
 } from './set-elements.js';
 import { planLoad } from './load.js';
+import { ownerTagOf } from '../owner-lock.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
 // native/nftset.js (koffi) is imported when used: `awg validate` loads this module's chunk
@@ -49,16 +58,19 @@ export { BOOT_RULESET_FILE };
 const BOOT_HEADER =
   '# managed-by=awg: the kill switch loaded at boot by awg-killswitch.service (nft -f); written by awg apply, removed by awg down\n';
 
-/** What the early unit loads: one transaction, so a table already there is replaced whole. */
-export function renderBootFile(table: string, boot: string): string {
-  return BOOT_HEADER + renderTransaction({ family: 'inet', table, ruleset: boot });
+/**
+ * What the early unit loads: one transaction, so a table already there is replaced whole;
+ * `owner`: the tag its marker carries (the table it makes is its owner's).
+ */
+export function renderBootFile(table: string, boot: string, owner?: string): string {
+  return BOOT_HEADER + tagTable(renderTransaction({ family: 'inet', table, ruleset: boot }), owner);
 }
 
 /** The boot table a file holds, normalised; `unreadable` when it is not one we wrote for `table`. */
 export function parseBootFile(text: string, table: string): string {
   const head = BOOT_HEADER + `add table inet ${table}\ndelete table inet ${table}\n`;
   return text.startsWith(head)
-    ? normaliseRuleset(text.slice(head.length))
+    ? untagTable(normaliseRuleset(text.slice(head.length))).ruleset
     : 'unreadable (not written by awg for this table)\n';
 }
 
@@ -77,7 +89,7 @@ const bootCopy = {
     stateFile.write(
       state,
       BOOT_RULESET_FILE,
-      state.dir === ':memory:' ? boot : renderBootFile(table, boot),
+      state.dir === ':memory:' ? boot : renderBootFile(table, boot, ownerTagOf(state)),
     );
   },
   remove(state: StateStore): void {
@@ -342,7 +354,16 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const t =
         kernel && read.table ? checkCounts(kernel, scope.state, table, read.table) : read.table;
       if (kernel && t) keepChangingSets(kernel, table, t.ruleset, scope);
-      if (t?.marked) {
+      const mine = ownerTagOf(scope.state);
+      if (t?.marked && t.owner && mine && t.owner !== mine)
+        foreign.push({
+          kind: 'firewall',
+          id: ids.firewall(table),
+          relation: 'conflict',
+          description: `nft table inet ${table} belongs to another awg state directory (owner tag ${t.owner}); awg will not touch it`,
+          owner: t.owner,
+        });
+      else if (t?.marked) {
         const boot = bootCopy.read(scope.state, table);
         resources.push({
           kind: 'firewall',
@@ -400,6 +421,12 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           'conflict',
           `nft table inet ${spec.table} exists without our marker; not touching it`,
           { hint: `remove it or set routing.nftTable to another name` },
+        );
+      const mine = ownerTagOf(ctx.state);
+      if (cur?.owner && mine && cur.owner !== mine)
+        throw new AwgError(
+          'conflict',
+          `nft table inet ${spec.table} belongs to another awg state directory (owner tag ${cur.owner}); not touching it`,
         );
       /** the boot copy follows the spec: written with the table, removed without a kill switch */
       // A failure here never undoes the table that runs (a rollback would open the kill switch
@@ -470,8 +497,10 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         table,
         cur: cur?.ruleset,
         want,
-        // unchanged rules keep their counters across the replace (counters.ts)
-        ruleset: cur ? carryCounters(cur.text, want) : want,
+        // unchanged rules keep their counters across the replace (counters.ts); a table it
+        // makes carries our owner tag
+        ruleset: tagTable(cur ? carryCounters(cur.text, want) : want, mine),
+        marker: tagTable(`comment "${NFT_MARKER}"`, mine),
         netlink: kernel !== undefined && !ctx.exec.dryRun,
         known: (d) => knownElements(d) !== undefined,
       });

@@ -106,6 +106,8 @@ export function planLoad(o: {
   ruleset: string;
   netlink: boolean;
   known: (digest: string) => boolean;
+  /** the table's comment statement as a new table gets it (default the bare marker) */
+  marker?: string;
 }): LoadPlan {
   const { family, table } = o;
   const classic = (): LoadPlan => ({
@@ -148,7 +150,7 @@ export function planLoad(o: {
   const left = new Set([...kept, ...staged.map((s) => s.name)]);
   const stage = staged.length
     ? [
-        `add table ${family} ${table} { comment "${NFT_MARKER}"; }`,
+        `add table ${family} ${table} { ${o.marker ?? `comment "${NFT_MARKER}"`}; }`,
         ...staged.map((s) => addSet(family, table, want.sets.get(s.name)!)),
       ].join('\n') + '\n'
     : undefined;

@@ -8,17 +8,45 @@ import { normaliseRuleset } from './render.js';
 export interface TableListing {
   /** the table carries our marker comment */
   marked: boolean;
+  /** its marker's owner tag (the state directory that made it; resources/owner-lock.ts), if any */
+  owner?: string;
   /** normalised text; equals FirewallSpec.ruleset when nothing drifted */
   ruleset: string;
   /** the listing as read (with its counters) */
   text: string;
 }
 
-export function parseTableListing(text: string): TableListing {
-  const ruleset = normaliseRuleset(text);
+const TAGGED = /^(\s*)comment "managed-by=awg owner=([0-9a-f]{12})"$/;
+
+/**
+ * The table's marker with its owner tag (`managed-by=awg owner=<id>`, as loaded by the driver)
+ * as the renderer writes it (`managed-by=awg`), and the tag: the spec compares without it.
+ */
+export function untagTable(ruleset: string): { ruleset: string; owner?: string } {
   const lines = ruleset.split('\n');
   // the table's own comment is the first statement inside `table ... {`
-  return { marked: lines[1] === `comment "${NFT_MARKER}"`, ruleset, text };
+  const m = lines[1] !== undefined ? TAGGED.exec(lines[1]) : null;
+  if (!m) return { ruleset };
+  lines[1] = `${m[1]}comment "${NFT_MARKER}"`;
+  return { ruleset: lines.join('\n'), owner: m[2]! };
+}
+
+/** the rendered table (or a transaction of it) with the owner tag in its marker */
+export function tagTable(text: string, owner: string | undefined): string {
+  return owner
+    ? text.replace(`comment "${NFT_MARKER}"`, `comment "${NFT_MARKER} owner=${owner}"`)
+    : text;
+}
+
+export function parseTableListing(text: string): TableListing {
+  const { ruleset, owner } = untagTable(normaliseRuleset(text));
+  const lines = ruleset.split('\n');
+  return {
+    marked: lines[1] === `comment "${NFT_MARKER}"`,
+    ...(owner ? { owner } : {}),
+    ruleset,
+    text,
+  };
 }
 
 /** `nft list tables` or `nft list ruleset` → [family, name] pairs */

@@ -1,6 +1,6 @@
 /**
  * Crash-point testing in CI (the fast subset): every scenario of crash-support.ts traced, and
- * AWG_CRASH_POINTS (default 5) of its points spread over it (first and last included), each
+ * AWG_CRASH_POINTS (default 3) of its points spread over it (first and last included), each
  * SIGKILLed and recovered from as crash-support.ts describes. The full set is
  * bench/crash-points.bench.ts.
  */
@@ -19,7 +19,7 @@ import {
 } from './crash-support.js';
 
 const skip = requireNetnsPrereqs(['nft', 'tcpdump']);
-const PER_SCENARIO = Number(process.env.AWG_CRASH_POINTS ?? 5);
+const PER_SCENARIO = Number(process.env.AWG_CRASH_POINTS ?? 3);
 
 describe.skipIf(skip)('crash points: SIGKILL at a step of a converge, then recover', () => {
   let w: CrashWorld | undefined;

@@ -143,7 +143,7 @@ describe.skipIf(skip)(
       const nft = await nftJson(ns);
       const table = nft.nftables.find((o) => o.table?.name === 'awg')?.table;
       expect(table).toMatchObject({ family: 'inet', name: 'awg' });
-      expect(await nftTable(ns, 'awg')).toContain('comment "managed-by=awg"');
+      expect(await nftTable(ns, 'awg')).toMatch(/comment "managed-by=awg owner=[0-9a-f]{12}"/);
       const rules = nft.nftables.filter((o) => o.rule?.table === 'awg').map((o) => o.rule!);
       const byComment = (c: string) => rules.find((r) => r.comment === c);
       expect(byComment('kill-switch')).toMatchObject({ chain: 'filter_out' });
@@ -157,9 +157,12 @@ describe.skipIf(skip)(
       expect([await ipRules(ns, 4), await ipRules(ns, 6)]).toEqual(rulesBefore);
       expect([await ipRoutes(ns, 4), await ipRoutes(ns, 6)]).toEqual(routesBefore);
 
-      // the plan's firewall text is what the kernel holds
+      // the plan's firewall text is what the kernel holds (the table's marker with our owner tag)
       const fw = plan.changes.find((c) => c.kind === 'firewall')!;
-      const listed = (await nftTable(ns, 'awg'))!;
+      const listed = (await nftTable(ns, 'awg'))!.replace(
+        /comment "managed-by=awg owner=[0-9a-f]{12}"/,
+        'comment "managed-by=awg"',
+      );
       for (const line of String(fw.after!.ruleset).split('\n')) {
         const l = line.trim();
         if (l.startsWith('chain ') || l.startsWith('comment ')) expect(listed).toContain(l);

@@ -23,8 +23,9 @@
  * - Per flow: one association (its own TCP control connection; the association lives as
  *   long as it) or one direct socket, connected to the relay / the destination, so the
  *   kernel drops datagrams from anyone else. The flow ends after `idleMs` without a datagram
- *   either way, when the proxy closes the association, or at close(); its next datagram
- *   starts a new flow.
+ *   either way (a DNS flow, port 53, after at most 10 s), when the proxy closes the
+ *   association, or at close(); its next datagram starts a new flow. A reply after a silence
+ *   of `revalidateMs` is passed on only while the entry still names the flow (`expired`).
  * - At most `maxFlows` flows: a datagram that would start another is dropped (`limit`)
  *   until one ends. At most `maxPending` datagrams wait while an association opens.
  * - Fallback (`fallback`), decided per flow when it starts (fallback.ts decideFallback): a
@@ -70,6 +71,7 @@ export type UdpFlowError =
   | 'blocked'
   | 'direct'
   | 'oversize'
+  | 'expired'
   | AssociationDrop;
 
 export interface UdpRedirectStats {
@@ -130,9 +132,14 @@ interface Flow {
   /** last datagram from the app / either way (now()) */
   lastUp: number;
   last: number;
+  /** idleMs, or for DNS (port 53: one question, one answer) at most 10 s */
+  idleMs: number;
   /** failed: when the next datagram may try again */
   retryAt?: number;
 }
+
+/** a DNS flow (port 53) ends after this long without a datagram (or idleMs when shorter) */
+const DNS_IDLE_MS = 10_000;
 
 const sameDst = (a: Destination, b: Destination) =>
   a.port === b.port && canonicalHost(a.host) === canonicalHost(b.host);
@@ -253,8 +260,7 @@ export class UdpRedirectProxy extends EventEmitter<{
   sweep(): void {
     const now = this.o.now();
     for (const f of [...this.flows.values()])
-      if (now - f.last >= this.o.idleMs || (f.retryAt !== undefined && now >= f.retryAt))
-        this.end(f);
+      if (now - f.last >= f.idleMs || (f.retryAt !== undefined && now >= f.retryAt)) this.end(f);
   }
 
   /** `n` datagrams dropped for reason `k` */
@@ -290,7 +296,7 @@ export class UdpRedirectProxy extends EventEmitter<{
     this.up(f, msg);
   }
 
-  private lookup(l: Listener, from: RemoteInfo): Destination | undefined {
+  private lookup(l: Listener, from: { address: string; port: number }): Destination | undefined {
     try {
       return this.o.origin({
         family: l.family,
@@ -323,6 +329,7 @@ export class UdpRedirectProxy extends EventEmitter<{
       abort: new AbortController(),
       lastUp: now,
       last: now,
+      idleMs: dst.port === 53 ? Math.min(this.o.idleMs, DNS_IDLE_MS) : this.o.idleMs,
     };
     this.flows.set(f.key, f);
     this.st.flows.total++;
@@ -449,7 +456,17 @@ export class UdpRedirectProxy extends EventEmitter<{
 
   private down(f: Flow, data: Buffer): void {
     if (this.flows.get(f.key) !== f) return;
-    f.last = this.o.now();
+    const now = this.o.now();
+    // after a silence the entry may be gone: a reply without it would reach the app un-NATed,
+    // from the listener's address instead of the destination's
+    if (now - f.last >= this.o.revalidateMs) {
+      const o = this.lookup(f.listener, f.client);
+      if (!o || !sameDst(o, f.dst)) {
+        this.count('expired');
+        return this.end(f);
+      }
+    }
+    f.last = now;
     this.st.datagrams.down++;
     this.st.bytes.down += data.length;
     // from the listener's own address: conntrack un-NATs it to the original destination

@@ -204,7 +204,7 @@ describe.skipIf(skip)(
       expect(direct.stdout.trim(), show(direct)).toBe(C4);
     }, 60_000);
 
-    it('other UDP of a proxy tunnel app is dropped, not sent direct', async () => {
+    it('UDP of an app in a tunnel without udp: true (strict) is dropped, not sent direct', async () => {
       const before = await nftCounter('proxy-nontcp/sx');
       const r = await exec(['--tunnel', 'sx'], [process.execPath, '-e', UDP_PROBE]);
       expect(r.stdout.trim(), show(r)).toBe('TIMEOUT');

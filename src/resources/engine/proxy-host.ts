@@ -150,10 +150,27 @@ export interface StartProxyOptions {
   resolveServer?: (host: string) => Promise<string[]>;
 }
 
-/** A redirected datagram's original destination: ctnetlink by its reply tuple (one socket, opened on first use). */
-async function conntrackUdpOrigin(): Promise<UdpOriginSource> {
+/**
+ * A redirected datagram's original destination: ctnetlink by its reply tuple, on one socket
+ * opened here. Where ctnetlink does not exist (the binding is `unsupported`: macOS, whose flow
+ * router carries proxy tunnels) there is no transparent UDP proxy; any other failure to open
+ * it is logged and leaves the tunnel's UDP dropped (the firewall still redirects it).
+ */
+async function conntrackUdpOrigin(
+  log: (level: 'warn', m: string) => void,
+): Promise<UdpOriginSource | undefined> {
   const { openConntrack, redirectedUdpEntry } = await import('../../native/conntrack.js');
   let ct: ReturnType<typeof openConntrack> | undefined;
+  try {
+    ct = openConntrack();
+  } catch (e) {
+    if (!(e instanceof AwgError && e.kind === 'unsupported'))
+      log(
+        'warn',
+        `no transparent UDP (UDP of the tunnel's apps is dropped): conntrack: ${(e as Error).message}`,
+      );
+    return undefined;
+  }
   return {
     origin(p) {
       const e = redirectedUdpEntry((ct ??= openConntrack()), p);
@@ -182,6 +199,8 @@ export async function startProxyRuntime(
 ): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = spec.config;
+  const log = (level: 'debug' | 'info' | 'warn', m: string) =>
+    o.log?.(level, `${spec.tunnel}: ${m}`);
   const rt = new ProxyTunnelRuntime({
     name: spec.tunnel,
     upstream: {
@@ -195,16 +214,13 @@ export async function startProxyRuntime(
     directPort: c.redirectPortDirect,
     dns: c.dns,
     dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
-    ...(process.platform === 'linux'
-      ? { udpOrigin: await conntrackUdpOrigin(), udpIdleMs: testUdpIdleMs() }
-      : {}),
+    udpOrigin: await conntrackUdpOrigin(log),
+    udpIdleMs: testUdpIdleMs(),
     ...(o.listenHost !== undefined ? { listenHost: o.listenHost } : {}),
     bypassMark: c.fwmark,
     ...(o.resolveServer ? { resolveServer: o.resolveServer } : {}),
     fallback: 'block',
   });
-  const log = (level: 'debug' | 'info' | 'warn', m: string) =>
-    o.log?.(level, `${spec.tunnel}: ${m}`);
   rt.on('state', (ch) => {
     if (ch.to === 'unknown') return;
     log(

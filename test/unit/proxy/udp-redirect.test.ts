@@ -7,6 +7,7 @@
  */
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type AddressInfo } from 'node:net';
+import { SocksClient } from 'socks';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   UdpRedirectProxy,
@@ -204,6 +205,52 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
     await r.send(a, 'y');
     expect(await a.next(2)).toBe('echo:y');
     expect(fake.associations).toHaveLength(2);
+  });
+
+  it('a reply after a silence passes only while conntrack still names the flow (else it would reach the app un-NATed)', async () => {
+    const fake = await socks();
+    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
+    const a = await app();
+    r.origins.set(a.port, T1);
+    await r.send(a, 'x');
+    await a.next(1);
+    const reply = (text: string) =>
+      fake.send(0, SocksClient.createUDPFrame({ remoteHost: T1, data: Buffer.from(text) }));
+    // within 1 s of the last datagram: no lookup
+    await reply('late-1');
+    expect(await a.next(2)).toBe('late-1');
+    expect(r.lookups).toHaveLength(1);
+    // after a silence, with the entry still there
+    r.clock.now += 1500;
+    await reply('late-2');
+    expect(await a.next(3)).toBe('late-2');
+    expect(r.lookups).toHaveLength(2);
+    // the entry expired
+    r.clock.now += 1500;
+    r.origins.delete(a.port);
+    await reply('late-3');
+    await until(() => r.proxy.stats().errors.expired === 1);
+    expect(r.proxy.stats().flows.active).toBe(0);
+    expect(a.got).toEqual(['echo:x', 'late-1', 'late-2']);
+  });
+
+  it('a DNS flow (port 53) idles out after 10 s, others after idleMs', async () => {
+    const fake = await socks();
+    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
+    const a = await app();
+    const b = await app();
+    r.origins.set(a.port, { host: '192.0.2.53', port: 53 });
+    r.origins.set(b.port, T1);
+    await r.send(a, 'q');
+    await r.send(b, 'x');
+    await a.next(1);
+    await b.next(1);
+    r.clock.now += 10_000;
+    r.proxy.sweep();
+    expect(r.proxy.stats().flows.active).toBe(1);
+    r.clock.now += 50_000;
+    r.proxy.sweep();
+    expect(r.proxy.stats().flows.active).toBe(0);
   });
 
   it('the proxy closing the control connection ends the flow', async () => {

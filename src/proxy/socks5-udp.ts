@@ -84,8 +84,10 @@ export class Socks5UdpAssociation {
   private closed = false;
   /** the largest payload one frame to `target` can carry */
   readonly maxPayload: number;
-  /** the header of every frame we send (the target is fixed) */
+  /** the header of every frame we send (the target is fixed), and of every genuine reply */
   private readonly head: Buffer;
+  /** the relay's address as the kernel reports it, once checked */
+  private relaySeen: string | undefined;
 
   private constructor(
     private readonly o: Socks5UdpAssociationOptions,
@@ -177,8 +179,19 @@ export class Socks5UdpAssociation {
 
   private onMessage(m: Buffer, from: RemoteInfo): void {
     // the socket is connected to the relay; checked again so the rule holds on its own
-    if (from.port !== this.relay.port || canonicalHost(from.address) !== this.relay.host)
-      return this.o.onDrop('forged');
+    // (the relay's spelling as the kernel reports it is checked once, then compared as text)
+    if (from.address !== this.relaySeen) {
+      if (from.port !== this.relay.port || canonicalHost(from.address) !== this.relay.host)
+        return this.o.onDrop('forged');
+      this.relaySeen = from.address;
+    } else if (from.port !== this.relay.port) return this.o.onDrop('forged');
+    // a genuine reply starts with exactly the header we send (RSV 0, FRAG 0, our ATYP,
+    // address and port): compared as bytes, the frame reader only explains the rest
+    if (
+      m.length >= this.head.length &&
+      m.compare(this.head, 0, this.head.length, 0, this.head.length) === 0
+    )
+      return this.o.onReply(m.subarray(this.head.length));
     const f = parseUdpFrame(m);
     if (f === 'malformed') return this.o.onDrop('bad-frame');
     if (f === 'fragment') return this.o.onDrop('fragment');

@@ -170,62 +170,27 @@ export async function proxyUdpBench(smoke: boolean): Promise<Sample[]> {
     const got = new Map<string, AppResult[]>(paths.map((p) => [p.name, []]));
     for (let i = 0; i < runs; i++)
       for (const p of paths) got.get(p.name)!.push(JSON.parse((await p.run()).trim()) as AppResult);
+    const rows: [string, string, (x: AppResult) => number | undefined, string?][] = [
+      ['first datagram round trip', 'ms', (x) => x.first],
+      ['64-byte round trip', 'µs', (x) => x.rtt50, `median of ${pings}`],
+      ['64-byte round trip p90', 'µs', (x) => x.rtt90],
+      ['1200-byte datagrams echoed', 'per s', (x) => x.pps, `${window} in flight for ${seconds} s`],
+      ['payload one way', 'Mbit/s', (x) => (x.pps * 1200 * 8) / 1e6],
+      ['datagrams lost', 'count', (x) => x.lost],
+      [
+        'engine CPU per echoed datagram',
+        'µs',
+        (x) => x.engineUs,
+        'both directions; includes the run’s conntrack lookup and association set-up',
+      ],
+    ];
     const out: Sample[] = [];
     for (const p of paths) {
       const xs = got.get(p.name)!;
-      out.push(
-        sample(
-          `${p.name}: first datagram round trip`,
-          'ms',
-          xs.map((x) => x.first),
-        ),
-      );
-      out.push(
-        sample(
-          `${p.name}: 64-byte round trip`,
-          'µs',
-          xs.map((x) => x.rtt50),
-          `median of ${pings}`,
-        ),
-      );
-      out.push(
-        sample(
-          `${p.name}: 64-byte round trip p90`,
-          'µs',
-          xs.map((x) => x.rtt90),
-        ),
-      );
-      out.push(
-        sample(
-          `${p.name}: 1200-byte datagrams echoed`,
-          'per s',
-          xs.map((x) => x.pps),
-          `${window} in flight for ${seconds} s`,
-        ),
-      );
-      out.push(
-        sample(
-          `${p.name}: payload one way`,
-          'Mbit/s',
-          xs.map((x) => (x.pps * 1200 * 8) / 1e6),
-        ),
-      );
-      out.push(
-        sample(
-          `${p.name}: datagrams lost`,
-          'count',
-          xs.map((x) => x.lost),
-        ),
-      );
-      if (xs[0]?.engineUs !== undefined)
-        out.push(
-          sample(
-            `${p.name}: engine CPU per echoed datagram`,
-            'µs',
-            xs.map((x) => x.engineUs!),
-            'both directions; includes the run’s conntrack lookup and association set-up',
-          ),
-        );
+      for (const [what, unit, f, note] of rows) {
+        const v = xs.map(f);
+        if (v.every((n) => n !== undefined)) out.push(sample(`${p.name}: ${what}`, unit, v, note));
+      }
     }
     return out;
   } finally {

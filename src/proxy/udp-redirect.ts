@@ -45,6 +45,7 @@ import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dg
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import ipaddr, { type IPv6 } from '../util/ipaddr.js';
+import type { ReceivedDatagram } from '../native/conntrack.js';
 import { markDgram } from '../native/sockmark.js';
 import { decideFallback } from './fallback.js';
 import { Socks5UdpAssociation, canonicalHost, type AssociationDrop } from './socks5-udp.js';
@@ -53,13 +54,7 @@ import { MAX_UDP_PAYLOAD } from './socks5-udp-frame.js';
 import { ProxyDialError, bindUdp, formatDst, type Destination } from './types.js';
 
 /** a datagram as our listener received it: the app's (possibly remapped) source, our address */
-export interface UdpPeer {
-  family: 4 | 6;
-  addr: string;
-  port: number;
-  localAddr: string;
-  localPort: number;
-}
+export type UdpPeer = ReceivedDatagram;
 
 export type UdpFlowError =
   | 'no-origin'

@@ -379,3 +379,16 @@ export async function curl(
   });
   return { code: r.code, body: r.stdout, stderr: r.stderr };
 }
+
+/** packets counted by the rules of our table (`inet awg`) in ns that carry this comment */
+export async function nftCounter(ns: string, comment: string): Promise<number> {
+  const j = JSON.parse(
+    (await nsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', 'awg'])).stdout,
+  ) as {
+    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
+  };
+  let n = 0;
+  for (const o of j.nftables)
+    if (o.rule?.comment === comment) n += o.rule.expr.find((x) => x.counter)?.counter?.packets ?? 0;
+  return n;
+}

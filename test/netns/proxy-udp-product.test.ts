@@ -39,6 +39,7 @@ import {
   T6,
   createTopology,
   destroyTopology,
+  nftCounter,
   startDante,
   startProxies,
   waitFor,
@@ -104,6 +105,35 @@ interface QuicResult {
   local: number;
 }
 
+/** the QUIC-like exchange from an app placed by `awg exec <placement>` in ns */
+async function quicLike(
+  ns: string,
+  e: AwgEnv,
+  placement: string[],
+  host: string,
+  burst: number,
+): Promise<QuicResult> {
+  const r = await awg(
+    ns,
+    e,
+    [
+      'exec',
+      ...placement,
+      '--state-dir',
+      e.stateDir,
+      '--',
+      process.execPath,
+      '-e',
+      QUIC_LIKE,
+      host,
+      String(burst),
+    ],
+    { timeoutMs: 30_000 },
+  );
+  expect(r.code, show(r)).toBe(0);
+  return JSON.parse(r.stdout.trim()) as QuicResult;
+}
+
 function config(o: { killSwitch: boolean; tunnels: string[] }): string {
   const t: Record<string, string> = {
     su: `{ type: socks5, server: ${S4}, port: 1090, udp: true, dns: [${T4}] }`,
@@ -146,30 +176,13 @@ describe.skipIf(skip)('proxy tunnels carry UDP (awg apply, dante)', () => {
   const sd = () => ['--state-dir', E().stateDir];
   const exec = (placement: string[], cmd: string[], timeoutMs = 30_000) =>
     awg(C(), E(), ['exec', ...placement, ...sd(), '--', ...cmd], { timeoutMs });
-  /** the QUIC-like exchange from an app placed by `placement` */
-  async function quic(placement: string[], host: string, burst = 30): Promise<QuicResult> {
-    const r = await exec(placement, [process.execPath, '-e', QUIC_LIKE, host, String(burst)]);
-    expect(r.code, show(r)).toBe(0);
-    return JSON.parse(r.stdout.trim()) as QuicResult;
-  }
+  const quic = (placement: string[], host: string, burst = 30) =>
+    quicLike(C(), E(), placement, host, burst);
   const stats = async (t: string): Promise<ProxyTunnelStatsRow> => {
     const s = await detachedStats(detachedControlPath(E().stateDir, t));
     if (!s) throw new Error(`engine ${t} does not answer`);
     return s;
   };
-  async function nftCounter(comment: string): Promise<number> {
-    const j = JSON.parse(
-      (await nsExec(C(), 'nft', ['-j', 'list', 'table', 'inet', 'awg'])).stdout,
-    ) as {
-      nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
-    };
-    let n = 0;
-    for (const o of j.nftables)
-      if (o.rule?.comment === comment)
-        n += o.rule.expr.find((x) => x.counter)?.counter?.packets ?? 0;
-    return n;
-  }
-
   beforeAll(async () => {
     await ensureDist();
     await sweepStaleNetns();
@@ -282,9 +295,9 @@ s.send('dnsq', 53, '10.200.72.99'); setTimeout(() => { console.log('TIMEOUT'); p
     const hd = await quic(['--rule', 'hd'], T4, 5);
     expect(hd).toMatchObject({ got: 6, bad: 0, seen: [C4] });
     expect(hd.from).toEqual(ECHO.map((p) => `${T4}:${p}`));
-    const hbBefore = await nftCounter('proxy-nontcp/hp');
+    const hbBefore = await nftCounter(C(), 'proxy-nontcp/hp');
     expect((await quic(['--rule', 'hb'], T4, 5)).got).toBe(0);
-    expect(await nftCounter('proxy-nontcp/hp')).toBeGreaterThan(hbBefore);
+    expect(await nftCounter(C(), 'proxy-nontcp/hp')).toBeGreaterThan(hbBefore);
     // the proxy dies: allow-direct goes direct at once, block drops
     await killable!.kill();
     const gd = await quic(['--rule', 'gd'], T4, 5);
@@ -313,23 +326,7 @@ describe.skipIf(skip)(
     let e: AwgEnv | undefined;
     let up: Up | undefined;
     let killable: NsProcess | undefined;
-    const quic = async (rule: string): Promise<QuicResult> => {
-      const r = await awg(topo!.c, e!, [
-        'exec',
-        '--rule',
-        rule,
-        '--state-dir',
-        e!.stateDir,
-        '--',
-        process.execPath,
-        '-e',
-        QUIC_LIKE,
-        T4,
-        '3',
-      ]);
-      expect(r.code, show(r)).toBe(0);
-      return JSON.parse(r.stdout.trim()) as QuicResult;
-    };
+    const quic = (rule: string) => quicLike(topo!.c, e!, ['--rule', rule], T4, 3);
     const tunnelEvent = (state: string) => (ev: { type: string }) =>
       ev.type === 'tunnel' &&
       (ev as { tunnel?: string }).tunnel === 'sk' &&

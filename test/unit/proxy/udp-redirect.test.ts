@@ -104,6 +104,31 @@ async function socks(): Promise<FakeSocks> {
   return f;
 }
 
+/** a fake SOCKS5 server and a strict proxy in front of it */
+async function viaSocks(
+  o: Partial<UdpRedirectProxyOptions> = {},
+): Promise<{ fake: FakeSocks; r: Rig }> {
+  const fake = await socks();
+  const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port }, ...o });
+  return { fake, r };
+}
+
+/** an app whose flow goes to `dst`, after its first echo */
+async function flowTo(r: Rig, dst: Destination): Promise<Awaited<ReturnType<typeof app>>> {
+  const a = await app();
+  r.origins.set(a.port, dst);
+  await r.send(a, 'x');
+  await a.next(1);
+  return a;
+}
+
+/** advances the test clock by `ms`, sweeps, and says how many flows are left */
+function activeAfter(r: Rig, ms: number): number {
+  r.clock.now += ms;
+  r.proxy.sweep();
+  return r.proxy.stats().flows.active;
+}
+
 /** waits until `cond` holds (event-driven work on loopback; the test's own timeout bounds it) */
 async function until(cond: () => boolean): Promise<void> {
   while (!cond()) await new Promise((r) => setImmediate(r));
@@ -114,8 +139,7 @@ const T2 = { host: '198.51.100.20', port: 3478 };
 
 describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   it('one association per flow, to the flow’s original destination; replies go back to the flow’s app', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
+    const { fake, r } = await viaSocks();
     const a = await app();
     const b = await app();
     r.origins.set(a.port, T1);
@@ -161,12 +185,8 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   });
 
   it('a flow silent for revalidateMs reads its destination again: another destination ends the flow and starts a new one', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
-    const a = await app();
-    r.origins.set(a.port, T1);
-    await r.send(a, 'x');
-    await a.next(1);
+    const { fake, r } = await viaSocks();
+    const a = await flowTo(r, T1);
     // the same destination after a silence: the flow stays
     r.clock.now += 1500;
     await r.send(a, 'y');
@@ -185,22 +205,10 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   });
 
   it('idle flows end (their control connection closes); the next datagram starts a new association', async () => {
-    const fake = await socks();
-    const r = await rig({
-      fallback: 'block',
-      socks: { server: '127.0.0.1', port: fake.port },
-      idleMs: 60_000,
-    });
-    const a = await app();
-    r.origins.set(a.port, T1);
-    await r.send(a, 'x');
-    await a.next(1);
-    r.clock.now += 59_000;
-    r.proxy.sweep();
-    expect(r.proxy.stats().flows.active).toBe(1);
-    r.clock.now += 1_000;
-    r.proxy.sweep();
-    expect(r.proxy.stats().flows.active).toBe(0);
+    const { fake, r } = await viaSocks({ idleMs: 60_000 });
+    const a = await flowTo(r, T1);
+    expect(activeAfter(r, 59_000)).toBe(1);
+    expect(activeAfter(r, 1_000)).toBe(0);
     await until(() => fake.associations[0]!.closed);
     await r.send(a, 'y');
     expect(await a.next(2)).toBe('echo:y');
@@ -208,12 +216,8 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   });
 
   it('a reply after a silence passes only while conntrack still names the flow (else it would reach the app un-NATed)', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
-    const a = await app();
-    r.origins.set(a.port, T1);
-    await r.send(a, 'x');
-    await a.next(1);
+    const { fake, r } = await viaSocks();
+    const a = await flowTo(r, T1);
     const reply = (text: string) =>
       fake.send(0, SocksClient.createUDPFrame({ remoteHost: T1, data: Buffer.from(text) }));
     // within 1 s of the last datagram: no lookup
@@ -235,8 +239,7 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   });
 
   it('a DNS flow (port 53) idles out after 10 s, others after idleMs', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
+    const { r } = await viaSocks();
     const a = await app();
     const b = await app();
     r.origins.set(a.port, { host: '192.0.2.53', port: 53 });
@@ -245,32 +248,19 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
     await r.send(b, 'x');
     await a.next(1);
     await b.next(1);
-    r.clock.now += 10_000;
-    r.proxy.sweep();
-    expect(r.proxy.stats().flows.active).toBe(1);
-    r.clock.now += 50_000;
-    r.proxy.sweep();
-    expect(r.proxy.stats().flows.active).toBe(0);
+    expect(activeAfter(r, 10_000)).toBe(1);
+    expect(activeAfter(r, 50_000)).toBe(0);
   });
 
   it('the proxy closing the control connection ends the flow', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
-    const a = await app();
-    r.origins.set(a.port, T1);
-    await r.send(a, 'x');
-    await a.next(1);
+    const { fake, r } = await viaSocks();
+    await flowTo(r, T1);
     fake.associations[0]!.control.destroy();
     await until(() => r.proxy.stats().flows.active === 0);
   });
 
   it('beyond maxFlows a new flow is dropped (`limit`) until one ends', async () => {
-    const fake = await socks();
-    const r = await rig({
-      fallback: 'block',
-      socks: { server: '127.0.0.1', port: fake.port },
-      maxFlows: 1,
-    });
+    const { r } = await viaSocks({ maxFlows: 1 });
     const a = await app();
     const b = await app();
     r.origins.set(a.port, T1);
@@ -311,12 +301,8 @@ describe('UdpRedirectProxy through SOCKS5 UDP ASSOCIATE', () => {
   });
 
   it('a datagram larger than one frame can carry is dropped (`oversize`)', async () => {
-    const fake = await socks();
-    const r = await rig({ fallback: 'block', socks: { server: '127.0.0.1', port: fake.port } });
-    const a = await app();
-    r.origins.set(a.port, T1);
-    await r.send(a, 'x');
-    await a.next(1);
+    const { r } = await viaSocks();
+    const a = await flowTo(r, T1);
     // 65507 bytes fit one IPv4 datagram to us; the 10-byte header does not fit with them
     await r.send(a, Buffer.alloc(65_500));
     await until(() => r.proxy.stats().errors.oversize === 1);
@@ -353,9 +339,7 @@ describe('UdpRedirectProxy fallback', () => {
     await r.send(a, 'y');
     await until(() => r.proxy.stats().errors.blocked === 2);
     expect(r.proxy.stats().errors.associate).toBe(1);
-    r.clock.now += 5000;
-    r.proxy.sweep();
-    expect(r.proxy.stats().flows.active).toBe(0);
+    expect(activeAfter(r, 5000)).toBe(0);
     await r.send(a, 'z');
     await until(() => r.proxy.stats().errors.associate === 2);
     expect(a.got).toEqual([]);

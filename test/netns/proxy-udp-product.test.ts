@@ -32,6 +32,7 @@ import {
 import { converged, eventually, startUp, type Up } from './daemon-support.js';
 import {
   C4,
+  HTTP_PORT,
   S4,
   S4T,
   S6T,
@@ -42,6 +43,7 @@ import {
   nftCounter,
   startDante,
   startProxies,
+  startTarget,
   waitFor,
   type Topology,
 } from './proxy-env.js';
@@ -50,6 +52,7 @@ const skip = requireNetnsPrereqs(['nft', 'danted', 'tinyproxy', 'microsocks', 't
 
 /** ports of the UDP echo servers in T */
 const ECHO = [7000, 7001];
+const URL_T = `http://${T4}:${HTTP_PORT}/`;
 /** the killable dante of the fallback tests */
 const KILLABLE = 1091;
 /** the engines' UDP flows end after this long without traffic (AWG_TEST_PROXY_UDP_IDLE_MS) */
@@ -134,7 +137,7 @@ async function quicLike(
   return JSON.parse(r.stdout.trim()) as QuicResult;
 }
 
-function config(o: { killSwitch: boolean; tunnels: string[] }): string {
+function config(o: { killSwitch: boolean; tunnels: string[]; destinationRule?: boolean }): string {
   const t: Record<string, string> = {
     su: `{ type: socks5, server: ${S4}, port: 1090, udp: true, dns: [${T4}] }`,
     sk: `{ type: socks5, server: ${S4}, port: ${KILLABLE}, udp: true }`,
@@ -153,6 +156,10 @@ function config(o: { killSwitch: boolean; tunnels: string[] }): string {
       '  - { name: hd, match: { name: hd-app }, target: hp, fallback: allow-direct }',
       '  - { name: hb, match: { name: hb-app }, target: hp, fallback: block }',
     );
+  // a destination-only allow-direct rule after the block rule gb: it names no sender, so its
+  // redirect must not take gb's traffic (render-proxy.ts, first match)
+  if (o.destinationRule)
+    rules.push(`  - { name: dd, to: { cidrs: [${T4}/32] }, target: sk, fallback: allow-direct }`);
   if (rules.length) lines.push('rules:', ...rules);
   // IPv6 into the tunnels too (the default, `allow`, leaves it direct)
   lines.push('ipv6: tunnel');
@@ -178,6 +185,12 @@ describe.skipIf(skip)('proxy tunnels carry UDP (awg apply, dante)', () => {
     awg(C(), E(), ['exec', ...placement, ...sd(), '--', ...cmd], { timeoutMs });
   const quic = (placement: string[], host: string, burst = 30) =>
     quicLike(C(), E(), placement, host, burst);
+  /** the QUIC-like exchange of an app awg does not place (only destination rules take it) */
+  const plainQuic = async (): Promise<QuicResult> =>
+    JSON.parse(
+      (await nsExec(C(), process.execPath, ['-e', QUIC_LIKE, T4, '5'])).stdout,
+    ) as QuicResult;
+  const curl = (placement: string[]) => exec(placement, ['curl', '-sS', '--max-time', '8', URL_T]);
   const stats = async (t: string): Promise<ProxyTunnelStatsRow> => {
     const s = await detachedStats(detachedControlPath(E().stateDir, t));
     if (!s) throw new Error(`engine ${t} does not answer`);
@@ -189,6 +202,7 @@ describe.skipIf(skip)('proxy tunnels carry UDP (awg apply, dante)', () => {
     topo = await createTopology();
     const echo = nsSpawn(topo.t, process.execPath, ['-e', ECHO_SERVER]);
     await waitFor(echo, 'echo ready', 'udp echo');
+    await startTarget(topo.t);
     await startProxies(topo);
     await startDante(topo);
     killable = await startDante(topo, KILLABLE);
@@ -278,7 +292,11 @@ s.send('dnsq', 53, '10.200.72.99'); setTimeout(() => { console.log('TIMEOUT'); p
   }, 60_000);
 
   it('fallbacks: the proxy down → allow-direct sends directly, block drops; an HTTP tunnel’s UDP follows its rule’s fallback', async () => {
-    const cfg = writeConfig(E(), 'fb.yaml', config({ killSwitch: false, tunnels: ['sk', 'hp'] }));
+    const cfg = writeConfig(
+      E(),
+      'fb.yaml',
+      config({ killSwitch: false, tunnels: ['sk', 'hp'], destinationRule: true }),
+    );
     const v = await awg(C(), E(), ['validate', '-f', cfg]);
     expect(v.stdout + v.stderr).toMatch(
       /rules\[2\]\.target: HTTP CONNECT carries TCP only: this rule's UDP is sent directly \(fallback allow-direct\)/,
@@ -288,9 +306,11 @@ s.send('dnsq', 53, '10.200.72.99'); setTimeout(() => { console.log('TIMEOUT'); p
     );
     const r = await awg(C(), E(), ['apply', '-f', cfg], { timeoutMs: 120_000 });
     expect(r.code, show(r)).toBe(0);
-    // proxy up: both rules through dante
+    // proxy up: both rules through dante, and an app no rule places, which only dd takes
     for (const rule of ['gd', 'gb'])
       expect((await quic(['--rule', rule], T4, 5)).seen, rule).toEqual([S4T]);
+    expect((await plainQuic()).seen).toEqual([S4T]);
+    expect((await curl(['--rule', 'gb'])).stdout).toBe(S4T);
     // HTTP CONNECT carries no UDP: allow-direct → directly (the engine's socket), block → dropped
     const hd = await quic(['--rule', 'hd'], T4, 5);
     expect(hd).toMatchObject({ got: 6, bad: 0, seen: [C4] });
@@ -303,6 +323,13 @@ s.send('dnsq', 53, '10.200.72.99'); setTimeout(() => { console.log('TIMEOUT'); p
     const gd = await quic(['--rule', 'gd'], T4, 5);
     expect(gd).toMatchObject({ got: 6, bad: 0, seen: [C4] });
     expect((await quic(['--rule', 'gb'], T4, 5)).got).toBe(0);
+    // first match: the block rule's TCP is not redialled direct by dd's listener; dd's own is
+    const gbTcp = await curl(['--rule', 'gb']);
+    expect(gbTcp.code, show(gbTcp)).not.toBe(0);
+    expect(gbTcp.stdout).not.toBe(C4);
+    expect((await plainQuic()).seen).toEqual([C4]);
+    const ddTcp = await nsExec(C(), 'curl', ['-sS', '--max-time', '8', URL_T], { allowFail: true });
+    expect(ddTcp.stdout).toBe(C4);
     const st = await stats('sk');
     expect(st.udp?.flows?.direct).toBeGreaterThan(0);
     expect(st.udp?.errors?.blocked).toBeGreaterThan(0);

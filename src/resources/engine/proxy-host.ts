@@ -159,10 +159,11 @@ export interface StartProxyOptions {
 async function conntrackUdpOrigin(
   log: (level: 'warn', m: string) => void,
 ): Promise<UdpOriginSource | undefined> {
-  const { openConntrack, redirectedUdpEntry } = await import('../../native/conntrack.js');
-  let ct: ReturnType<typeof openConntrack> | undefined;
+  let native: typeof import('../../native/conntrack.js');
+  let ct: ReturnType<typeof native.openConntrack> | undefined;
   try {
-    ct = openConntrack();
+    native = await import('../../native/conntrack.js');
+    ct = native.openConntrack();
   } catch (e) {
     if (!(e instanceof AwgError && e.kind === 'unsupported'))
       log(
@@ -173,7 +174,7 @@ async function conntrackUdpOrigin(
   }
   return {
     origin(p) {
-      const e = redirectedUdpEntry((ct ??= openConntrack()), p);
+      const e = native.redirectedUdpEntry((ct ??= native.openConntrack()), p);
       return e ? { host: e.orig.dst, port: e.orig.dport } : undefined;
     },
     close() {

@@ -10,8 +10,11 @@
  * - `awg validate` of the config with the list and without (the parse and merge of the list);
  * - `awg apply` from nothing (link, engine, routes, the nft table with its sets) then
  *   `awg down`, with the list and without, alternating, median of the runs;
- * - `awg apply` again with nothing changed (must not replace the table: 0 mutations) and
- *   after a one-line edit of the list (one `nft -f` replace);
+ * - `awg apply` again with nothing changed (must not replace the table: 0 mutations), the
+ *   same after a foreign nf_tables change (the generation moved: the static sets' counts are
+ *   read over netlink), after a one-line edit of the list (the set loaded again in the
+ *   transaction), and after a rule edit that leaves the list as it is (the sets kept: the
+ *   transaction replaces chains only, no element is written);
  * - iperf3 TCP A→B to LISTED (through the tunnel, matched by the set lookup) and to B's veth
  *   address (not listed: direct, the lookup misses), with the list's config applied and with
  *   the one-CIDR config, alternating per round: the per-packet cost of the set.
@@ -20,7 +23,7 @@
  * wireguard-go (CI's smoke). Needs root, iperf3, nft. `AWG_BENCH_ROUNDS` (5), `AWG_BENCH_SECONDS`
  * (5), `AWG_BENCH_LIST_LINES` (100,000) override the sizes.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
@@ -128,11 +131,33 @@ const sample = (name: string, unit: string, runs: number[], note?: string): Samp
   ...(note !== undefined ? { note } : {}),
 });
 
-async function wall(fn: () => Promise<AwgRun>, what: string): Promise<[number, AwgRun]> {
+/**
+ * CPU ms (user + system) of this process's waited-for children so far: an `awg` run and what
+ * it waited for (node, nft, ip; not a detached engine). /proc/self/stat cutime + cstime, in
+ * clock ticks (100 per second): a figure the other jobs' load does not inflate as it does the
+ * wall time.
+ */
+function childrenCpuMs(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields 16 and 17 of stat(5), counted from pid = 1; f[0] is field 3
+  return (Number(f[13]) + Number(f[14])) * 10;
+}
+
+/** CPU ms per sample name (wall's `cpu` argument) */
+const cpuRuns = new Map<string, number[]>();
+
+async function wall(
+  fn: () => Promise<AwgRun>,
+  what: string,
+  cpu?: string,
+): Promise<[number, AwgRun]> {
+  const c0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
   const r = await fn();
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.code !== 0) throw new Error(`${what} exited ${r.code}:\n${r.stderr.slice(-4000)}`);
+  if (cpu !== undefined) cpuRuns.set(cpu, [...(cpuRuns.get(cpu) ?? []), childrenCpuMs() - c0]);
   return [ms, r];
 }
 
@@ -203,6 +228,15 @@ rules:
 default: direct
 `;
     const withList = writeConfig(e, 'with-list.yaml', config('{ lists: [lists/block.txt] }'));
+    // the same list, one more rule after it (its own one-CIDR set): the list's sets are kept
+    const ruleEdit = writeConfig(
+      e,
+      'rule-edit.yaml',
+      config('{ lists: [lists/block.txt] }').replace(
+        'default: direct',
+        `  - name: more\n    to: { cidrs: [198.51.100.0/24] }\n    target: t\ndefault: direct`,
+      ),
+    );
     const without = writeConfig(e, 'without.yaml', config(`{ cidrs: [${LISTED}/32] }`));
     const run = (args: string[]) => awg(nsA, e, args, { bin, timeoutMs: 120_000 });
     const k = lines.toLocaleString('en');
@@ -232,8 +266,8 @@ default: direct
       const order = i % 2 ? ([without, withList] as const) : ([withList, without] as const);
       for (const f of order) {
         const key = f === withList ? 'with' : 'without';
-        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`))[0]);
-        down[key]!.push((await wall(() => run(['down']), 'down'))[0]);
+        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`, `apply ${key}`))[0]);
+        down[key]!.push((await wall(() => run(['down']), 'down', `down ${key}`))[0]);
       }
     }
     out.push(
@@ -256,13 +290,29 @@ default: direct
     const elements = listing.split(',').length;
     const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';
     const noop: number[] = [];
+    const foreign: number[] = [];
     const edit: number[] = [];
+    const kept: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply');
+      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply', 'noop');
       if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
       noop.push(ms);
+      // someone else's table comes and goes: the generation is no longer the verified one
+      await nsExec(nsA, 'nft', ['add table ip awgbench; delete table ip awgbench']);
+      const [msf, rf] = await wall(
+        () => run(['apply', '-f', withList]),
+        'no-op apply (counts)',
+        'foreign',
+      );
+      if (rf.mutations.length) throw new Error(`no-op apply mutated:\n${rf.mutations.join('\n')}`);
+      foreign.push(msf);
+      const [msk, rk] = await wall(() => run(['apply', '-f', ruleEdit]), 'rule edit', 'kept');
+      if (!rk.mutations.some((m) => m.includes('set(s) kept: d4_listed, l4_listed, d6_listed')))
+        throw new Error(`a rule edit did not keep the list's sets:\n${rk.stderr.slice(-3000)}`);
+      kept.push(msk);
+      await wall(() => run(['apply', '-f', withList]), 'apply back');
       writeFileSync(listFile, listText + `203.0.113.${i + 1} # one more\n`);
-      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply');
+      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply', 'edit');
       if (!r2.mutations.some((m) => m.includes('nft -f')))
         throw new Error(`a list edit did not reload the table:\n${r2.stderr.slice(-3000)}`);
       edit.push(ms2);
@@ -277,7 +327,27 @@ default: direct
         `set d4_listed: ${comment}, ${elements} elements listed by nft`,
       ),
     );
+    out.push(
+      sample(
+        `CLI wall: awg apply again, nothing changed, after a foreign nft change (counts read)`,
+        'ms',
+        foreign,
+      ),
+    );
     out.push(sample(`CLI wall: awg apply after a one-line list edit (one nft -f)`, 'ms', edit));
+    out.push(sample(`CLI wall: awg apply after a rule edit, the list's sets kept`, 'ms', kept));
+
+    const cpuOf = (key: string, what: string) =>
+      sample(`CPU (user+sys of awg and its nft/ip children): ${what}`, 'ms', cpuRuns.get(key)!);
+    out.push(
+      cpuOf('apply with', 'apply from nothing, with the list'),
+      cpuOf('apply without', 'apply from nothing, one CIDR'),
+      cpuOf('down with', 'down, with the list'),
+      cpuOf('noop', 'apply again, nothing changed'),
+      cpuOf('foreign', 'apply again after a foreign nft change (counts read)'),
+      cpuOf('edit', 'apply after a one-line list edit'),
+      cpuOf('kept', 'apply after a rule edit, sets kept'),
+    );
 
     // throughput: the list's config against the one-CIDR config, alternating per round
     if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);

@@ -118,6 +118,27 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       ],
     },
   },
+  {
+    title:
+      '`awg status` says `host: no IPv4 default route in the main table`, `… default route is unreachable` or `endpoint … unreachable: no route`',
+    what: [
+      'The host\'s own routing, read at each run (`hostConditions` in `awg status --json`; `awg diff` and `awg apply` warn the same). Without a default route, traffic that goes direct (`target: direct`, `default: direct`, `awg exec --direct`) reaches only the prefixes the main table lists and fails elsewhere with "no route", as it would without awg; tunnelled traffic still works: awg gives unmarked local packets a first route of its own (the `awg-_noroute` link, table 52099, ip rules 5298 and 5299), so the firewall can mark them into their tunnel ([Linux notes](platform-linux.md#hosts-without-a-default-route)).',
+      "A default route of type `unreachable`, `blackhole` or `prohibit` in the main table ends every route lookup it answers with an error, awg's own rules included: no traffic beyond the main table's other routes reaches a tunnel.",
+      "An endpoint without a route: the engine's packets to its peer cannot leave this host, so the tunnel never comes up.",
+    ],
+    todo: [
+      'give the host a route to each endpoint (the LAN it is on, or a static route to it) — that is all a tunnel needs',
+      'replace an error default route with a unicast one, or remove it',
+      "check what the kernel answers: `ip route get <endpoint> mark 0x0f000000` (the mark of the engines' own packets with the default `routing.fwmarkMask`)",
+    ],
+    quotes: {
+      'src/model/unrouted.ts': [
+        'default route in the main table: rules and default with target direct reach',
+        'unreachable: no route (',
+        '`${LINK_PREFIX}_noroute`',
+      ],
+    },
+  },
 ];
 
 export function troubleshooting(): string {

@@ -13,6 +13,10 @@ import type { DaemonEvent } from '../daemon/core.js';
 import { levelLog, LogReporter, type Logger } from '../util/log.js';
 import { safeLine } from '../util/sanitize.js';
 import { startDaemonCore, type Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import { takeOwnership } from '../pipeline/owner.js';
+import type { OwnerLock, OwnerNatives } from '../resources/owner-lock.js';
+import { loadPlatform } from '../resources/registry.js';
+import type { Reporter } from '../util/reporter.js';
 
 export interface ForegroundOptions {
   json?: boolean | undefined;
@@ -23,6 +27,11 @@ export interface ForegroundOptions {
   until?: Promise<string>;
   /** the daemon's log: events, mutations and the placer's stray output go there instead of io */
   log?: Logger;
+  /**
+   * the owner lock to hold while running (pipeline/owner.ts): the command and its API socket;
+   * `natives` for a test's host (default: this host's platform)
+   */
+  owner?: { command: 'up' | 'daemon'; socket?: string; natives?: OwnerNatives };
 }
 
 /** how loud an event is in the log */
@@ -124,6 +133,42 @@ export async function runForeground(
       : new TextReporter(io, o.verbose);
   const onPlacerLog = (line: string) =>
     log ? log.warn({ from: 'placer' }, line) : io.err(`awg placer: ${line}\n`);
+  const warn = (m: string) => (log ? log.warn(m) : io.err(`warning: ${m}\n`));
+  let lock: OwnerLock | undefined;
+  try {
+    // a second daemon, `awg up` beside one, or another state directory's objects: refused here,
+    // before anything of the host is touched (a short-lived apply or down is waited for)
+    if (o.owner)
+      lock = await takeOwnership(o.owner.natives ?? (await loadPlatform()), {
+        command: o.owner.command,
+        stateDir: core.stateDir,
+        socket: o.owner.socket,
+        ...(core.env ? { env: core.env } : {}),
+        waitMs: 60_000,
+        warn,
+      });
+  } catch (e) {
+    const err = toAwgError(e);
+    log?.error({ kind: err.kind }, err.message);
+    printError(io, err);
+    return err.exitCode;
+  }
+  try {
+    return await runCore(io, core, o, reporter, onPlacerLog, until);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function runCore(
+  io: Io,
+  core: DaemonOptions,
+  o: ForegroundOptions,
+  reporter: Reporter,
+  onPlacerLog: (line: string) => void,
+  until: Promise<string>,
+): Promise<number> {
+  const log = o.log;
   const d = await startDaemonCore({
     ...core,
     reporter,

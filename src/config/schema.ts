@@ -88,6 +88,9 @@ export const Dns = z
   .default({ leakProtection: false, perApp: true, system: 'keep' })
   .meta({ id: 'Dns' });
 
+/** routing tables and rule priorities in the claimed band: tableBase.. and rulePriority.. */
+export const BAND_SIZE = 100;
+
 export const Routing = z
   .strictObject({
     tableBase: z
@@ -103,7 +106,9 @@ export const Routing = z
       .min(1)
       .max(32000)
       .default(5200)
-      .meta({ description: 'First ip-rule priority of the band awg claims (100 priorities).' }),
+      .meta({
+        description: `First ip-rule priority of the band awg claims (${BAND_SIZE} priorities).`,
+      }),
     fwmarkMask: z
       .number()
       .int()

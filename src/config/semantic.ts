@@ -4,6 +4,7 @@
  */
 import { cidrsOverlap as overlaps, parseCidr } from './cidr.js';
 import {
+  BAND_SIZE,
   isWgLike,
   MAX_TUNNEL_NAME,
   RESERVED_TARGETS,
@@ -193,6 +194,12 @@ export function checkSemantics(c: Config): Finding[] {
         err(
           ['tunnels', name, 'table'],
           `table ${t.table} is a kernel table (main/local/default); pick another`,
+        );
+      // the band's last table holds the first route of hosts without a default route (model/unrouted.ts)
+      if (t.table === c.routing.tableBase + BAND_SIZE - 1)
+        err(
+          ['tunnels', name, 'table'],
+          `table ${t.table} is the last of the claimed band, which awg keeps for hosts without a default route; pick another`,
         );
       tables.set(t.table, name);
     }

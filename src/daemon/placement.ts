@@ -7,6 +7,7 @@
  * ('flow-router') there are no cgroups: the flow router decides per TCP connection, so there
  * is nothing to place; placement stays `off` with that reason, never an error.
  */
+import { crashPoint } from '../util/crash-point.js';
 import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
@@ -79,6 +80,7 @@ export class PlacementSupervisor {
           (this.o.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))(),
         );
         if (!mount) throw new AwgError('unsupported', 'no cgroup v2 hierarchy is mounted');
+        crashPoint('placer:start');
         this.placer = spawnPlacerProcess({
           rules,
           cgroupRoot,
@@ -88,6 +90,7 @@ export class PlacementSupervisor {
           ...(this.o.placement ?? {}),
           ...(this.o.onLog ? { onLog: this.o.onLog } : {}),
           onReady: (r) => {
+            crashPoint('placer:ready');
             if (!r.fifo)
               this.o.onError('permission', `process watcher: ${r.reason ?? 'not real-time'}`);
           },

@@ -149,6 +149,33 @@ const Tunnel = z.strictObject({
   linkTraffic: Traffic.optional(),
 });
 
+/** What this host's routing keeps from working (model/unrouted.ts HostCondition). */
+const HostCondition = z
+  .strictObject({
+    kind: z.enum(['no-default-route', 'default-route-unusable', 'endpoint-unreachable']),
+    message: z.string(),
+    family: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: 'the IP family (4 or 6) of a default-route condition' }),
+    reach: z.array(z.string()).optional().meta({
+      description:
+        'no-default-route: the prefixes the main table routes, all that direct traffic reaches',
+    }),
+    tunnel: z.string().optional(),
+    address: z
+      .string()
+      .optional()
+      .meta({ description: 'endpoint-unreachable: the endpoint address without a route' }),
+  })
+  .meta({ id: 'HostCondition' });
+
+const hostConditions = z.array(HostCondition).optional().meta({
+  description:
+    "Linux: what this host's routing keeps from working: no default route (direct traffic reaches only the main table's prefixes), a default route that fails every lookup, an endpoint without a route",
+});
+
 /** The daemon's status: the API's Status answer (core.ts StatusResponse). */
 export const DaemonStatus = z.strictObject({
   state: z.enum(DAEMON_STATES),
@@ -199,6 +226,7 @@ export const DaemonStatus = z.strictObject({
     })
     .optional()
     .meta({ description: 'the DNS learning stub of domain rules, while one learns' }),
+  hostConditions,
 });
 export type DaemonStatus = z.infer<typeof DaemonStatus>;
 
@@ -234,6 +262,7 @@ export function statusDocument(s: DaemonStatus): DaemonStatusDoc {
     ...(s.rules ? { rules: s.rules } : {}),
     ...(s.limits ? { limits: s.limits } : {}),
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
+    ...(s.hostConditions ? { hostConditions: s.hostConditions } : {}),
   };
 }
 
@@ -252,6 +281,7 @@ export const DirectStatusDoc = z
       rules: z.array(RuleCounter),
       tunnels: z.array(z.strictObject({ tunnel: z.string(), link: z.string(), ...Traffic.shape })),
     }),
+    hostConditions,
   })
   .meta({
     id: 'DirectStatus',

@@ -7,6 +7,7 @@
 import type { Config } from '../config/schema.js';
 import { compileRules } from '../model/match.js';
 import type { FirewallPolicy } from '../model/policy.js';
+import { configConditions } from '../model/unrouted.js';
 import type { AnyResource, ObservedState } from '../model/resources.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { EngineStats, InprocEngineHost } from '../resources/engine/inproc.js';
@@ -40,7 +41,7 @@ export interface StatusParts {
   /** what the last run (or teardown) observed */
   observed: ObservedState | undefined;
   /** the desired state followed: the last good config */
-  prepared: Pick<Prepared, 'config' | 'model' | 'desired' | 'claims'> | undefined;
+  prepared: Pick<Prepared, 'config' | 'model' | 'desired' | 'claims' | 'facts'> | undefined;
   engines: Pick<InprocEngineHost, 'stats' | 'proxyStats'>;
   health: HealthMonitor;
   confirmDeadline: string | undefined;
@@ -103,7 +104,14 @@ export async function assembleStatus(s: StatusParts): Promise<StatusResponse> {
           )
       : {}),
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
+    ...hostConditionsOf(p),
   };
+}
+
+/** what the routing the last run probed keeps from working (model/unrouted.ts) */
+function hostConditionsOf(p: StatusParts['prepared']): Pick<StatusResponse, 'hostConditions'> {
+  const found = p ? configConditions(p.config, p.facts) : [];
+  return found.length ? { hostConditions: found } : {};
 }
 
 /** One status line per engine resource of the desired state. */

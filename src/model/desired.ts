@@ -11,7 +11,7 @@ import { isWgLike, killSwitchOf, linkName, type Config } from '../config/schema.
 import { allocate, type Allocation } from './alloc.js';
 import { engineSpec, secretsWith } from './engine.js';
 import { ids } from './identity.js';
-import type { AnyResource, RouteSpec, RuleSpec } from './resources.js';
+import { V6_DEFAULT_METRIC, type AnyResource, type RouteSpec, type RuleSpec } from './resources.js';
 import { placedBy, ruleName } from './match.js';
 import { ruleCgroupPath, ruleWho } from './who.js';
 import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
@@ -19,8 +19,19 @@ import { formatInterval4, formatInterval6, type DestinationSet } from '../config
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
 import type { IdentityFacts } from './who.js';
+import {
+  configConditions,
+  firstRouteFamilies,
+  firstRouteResources,
+  UNROUTED_LINK,
+  type RoutingFacts,
+} from './unrouted.js';
 
-export interface HostFacts extends IdentityFacts {
+/**
+ * What the model reads of the host. From RoutingFacts (model/unrouted.ts), Linux: `unrouted`,
+ * the families without a default route, and `unreachableEndpoints`.
+ */
+export interface HostFacts extends IdentityFacts, RoutingFacts {
   /** endpoint host names resolved before planning (the firewall needs addresses) */
   resolved?: Record<string, string[]>;
   /**
@@ -115,8 +126,7 @@ export const FALLBACK_METRIC = 4294967295;
 /** the sysctl that turns on conntrack accounting (per network namespace) */
 export const CONNTRACK_ACCT = 'net.netfilter.nf_conntrack_acct';
 export const CGROUP_ROOT = 'awg';
-/** the kernel stores an IPv6 route's metric 0 as 1024; desire what it will report */
-export const V6_DEFAULT_METRIC = 1024;
+export { V6_DEFAULT_METRIC };
 
 export const canonicalCidr = canonicalPrefix;
 const hostCidr = canonicalHost;
@@ -273,6 +283,10 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
       push({ kind: 'rule', id: ids.rule(r), deps: [], spec: r });
     }
   }
+  // a host without a default route: unmarked local packets need a first route (model/unrouted.ts)
+  const firstRoute = firstRouteFamilies(c, facts);
+  for (const r of firstRouteResources(c, alloc, firstRoute)) push(r);
+  for (const h of configConditions(c, facts)) warnings.push(h.message);
   if (fullTunnel) {
     const t = c.tunnels[c.default];
     if (t && isWgLike(t) && t.dns.length > 0 && c.dns.system === 'default-tunnel') {
@@ -399,6 +413,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
 
   const policy = firewallPolicy(c, alloc, facts, appRules, warnings);
   if (sets.length) policy.sets = sets;
+  if (firstRoute.length) policy.unrouted = { link: UNROUTED_LINK };
   const learning = c.rules.filter(
     (r, i) =>
       r.enabled && sets.some((s) => s.kind === 'learned' && s.name === `l4_${ruleName(r, i)}`),

@@ -82,7 +82,7 @@ export interface SetChange {
 
 /**
  * The sets that differ between two rulesets (either may be absent: a create, a delete). A
- * static set whose digest is unchanged is not listed; a learned set only when it comes or
+ * static set whose digest and count are unchanged is not listed; a learned set only when it comes or
  * goes. `elements` (optional) looks up the elements of a digest, for added/removed counts.
  */
 export function setChanges(
@@ -97,14 +97,16 @@ export function setChanges(
   for (const s of a) {
     const o = b.get(s.name);
     b.delete(s.name);
-    if (o && o.kind === s.kind && o.digest === s.digest) continue;
+    // the same digest with another count: the observed set was edited in place (its comment
+    // tells the count the kernel holds: resources/firewall/linux.ts)
+    if (o && o.kind === s.kind && o.digest === s.digest && o.count === s.count) continue;
     const action = o ? 'update' : 'create';
     const change: SetChange = { name: s.name, ...rule(s), kind: s.kind, action };
     if (o?.count !== undefined) change.before = o.count;
     if (s.count !== undefined) change.after = s.count;
     const oe = o?.digest !== undefined ? elements?.(o.digest) : undefined;
     const ne = s.digest !== undefined ? elements?.(s.digest) : undefined;
-    if (oe && ne) {
+    if (oe && ne && o?.digest !== s.digest) {
       const os = new Set(oe.map(canonicalElement));
       const ns = new Set(ne.map(canonicalElement));
       change.added = [...ns].filter((e) => !os.has(e)).length;

@@ -31,6 +31,7 @@ export const REPLACE_ON: Record<ResourceKind, readonly string[]> = {
     'priority',
     'fwmark',
     'fwmask',
+    'iif',
     'table',
     'action',
     'suppressPrefixLength',

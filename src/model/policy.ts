@@ -133,4 +133,9 @@ export interface FirewallPolicy {
   sets?: DestSet[];
   /** the DNS learning stub's ports (every DNS query goes to one of them: render-dns-stub.ts) */
   dnsStub?: { port: number; tunnelPort?: number };
+  /**
+   * A host without a default route: `link` holds the first route of unmarked local packets
+   * (model/unrouted.ts); what leaves unmarked by it is rejected with "no route"
+   */
+  unrouted?: { link: string };
 }

@@ -81,6 +81,8 @@ export interface AddressSpec {
 }
 
 export type RouteType = 'unicast' | 'unreachable' | 'blackhole' | 'throw';
+/** the kernel stores an IPv6 route's metric 0 as 1024; desire what it will report */
+export const V6_DEFAULT_METRIC = 1024;
 export interface RouteSpec {
   family: 4 | 6;
   table: number;
@@ -106,6 +108,11 @@ export interface RuleSpec {
   /** `fwmark value/mask` selector */
   fwmark?: number;
   fwmask?: number;
+  /**
+   * `iif` selector: `lo` selects locally generated packets only (the kernel's output route
+   * lookups carry the loopback device as their input interface; forwarded ones their own)
+   */
+  iif?: string;
   table?: number;
   /** `unreachable`/`blackhole` action instead of a table lookup */
   action: 'lookup' | 'unreachable' | 'blackhole';
@@ -277,6 +284,12 @@ export interface ForeignObject {
   /** `conflict`: has our name/identity but not our marker (never touched). `competitor`: another owner acting on the same traffic. */
   relation: 'conflict' | 'competitor';
   description: string;
+  /**
+   * A conflict made by another awg state directory (its owner tag, resources/owner-lock.ts):
+   * while one is here, nothing is applied or removed (those objects' routes and rules carry
+   * no tag of their own, and its saved originals are in that directory).
+   */
+  owner?: string;
 }
 
 export interface ObservedState {

@@ -43,6 +43,11 @@ export const POLLERR = 8;
 
 export const CLONE_NEWNET = 0x40000000;
 
+export const LOCK_EX = 2;
+export const LOCK_NB = 4;
+/** SO_NETNS_COOKIE (Linux 5.14): the network namespace's 64-bit cookie, never reused while the system runs */
+export const SO_NETNS_COOKIE = 71;
+
 export const MSG_DONTWAIT = 0x40;
 
 export const E = {
@@ -97,6 +102,7 @@ interface Fns {
   pipe2: (fds: number[], flags: number) => number;
   strerror: (errnum: number) => string;
   lgetxattr: (path: string, name: string, val: Buf | null, n: number) => number | bigint;
+  flock: (fd: number, op: number) => number;
 }
 
 let fns: Fns | undefined;
@@ -132,6 +138,7 @@ function libc(): Fns {
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)'),
     strerror: lib.func('const char *strerror(int errnum)'),
     lgetxattr: lib.func('long lgetxattr(const char *path, const char *name, void *val, size_t n)'),
+    flock: lib.func('int flock(int fd, int op)'),
   } as unknown as Fns;
   return fns;
 }
@@ -227,6 +234,10 @@ export function getsockopt(fd: number, level: number, name: number, val: Buf): n
   const len = [val.length];
   const r = ret(libc().getsockopt(fd, level, name, val, len));
   return r < 0 ? r : (len[0] ?? 0);
+}
+/** flock(2): LOCK_EX | LOCK_NB → 0, or -EWOULDBLOCK while another open file description holds it */
+export function flock(fd: number, op: number): number {
+  return ret(libc().flock(fd, op));
 }
 export function setns(fd: number, nstype: number): number {
   return ret(libc().setns(fd, nstype));

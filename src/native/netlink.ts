@@ -29,6 +29,7 @@ import {
   check,
   close,
   getsockname,
+  getsockopt,
   poll,
   recv,
   send,
@@ -63,6 +64,7 @@ import {
 export const NETLINK_ROUTE = 0;
 const SO_SNDBUF = 7;
 const SO_SNDBUFFORCE = 32;
+const SO_NETNS_COOKIE = 71;
 /** SOL_NETLINK option: an error answer echoes only the request's header, not its payload */
 const NETLINK_CAP_ACK = 10;
 const RECV_BUF = 1 << 16;
@@ -141,6 +143,17 @@ export class NetlinkSocket {
 
   get closed(): boolean {
     return this.fd < 0;
+  }
+
+  /**
+   * The cookie of the socket's network namespace (SO_NETNS_COOKIE, 5.14+): unique among the
+   * namespaces of this boot, never reused. Undefined when the kernel has none.
+   */
+  netnsCookie(): bigint | undefined {
+    const c = Buffer.alloc(8);
+    return getsockopt(this.fd, SOL_SOCKET, SO_NETNS_COOKIE, c) === 8
+      ? c.readBigUInt64LE(0)
+      : undefined;
   }
 
   nextSeq(): number {

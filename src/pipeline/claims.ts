@@ -1,11 +1,10 @@
 /** The identifiers awg claims on this host (routing band, marks, table, link prefix, cgroup subtree). */
-import { LINK_PREFIX, type Config } from '../config/schema.js';
+import { BAND_SIZE, LINK_PREFIX, type Config } from '../config/schema.js';
 import { CGROUP_ROOT } from '../model/desired.js';
 import type { Claims } from '../resources/driver.js';
 import { DEFAULT_NFT_TABLE } from '../resources/reads.js';
 
-/** routing tables and rule priorities in the band: tableBase.. and rulePriority.. */
-export const BAND_SIZE = 100;
+export { BAND_SIZE };
 
 /** The cgroup subtree is host-wide (not per network namespace): tests claim their own. */
 export function cgroupRootFromEnv(env: NodeJS.ProcessEnv = process.env): string {

@@ -8,6 +8,7 @@ import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Change } from '../model/change.js';
 import type { ResourceKind } from '../model/resources.js';
 import type { ApplyContext, ApplyResult, Driver, DriverSet } from '../resources/driver.js';
+import { crashPoint, withChange } from '../util/crash-point.js';
 
 export interface BatchDriver<K extends ResourceKind> extends Driver<K> {
   applyBatch?(changes: Change<K>[], ctx: ApplyContext): Promise<ApplyResult[]>;
@@ -47,6 +48,9 @@ export async function executeChanges(
     let j = i + 1;
     if (driver.applyBatch) while (j < work.length && work[j]!.kind === c.kind) j++;
     const group = work.slice(i, j);
+    const point = `apply:${c.id}:${c.action}${group.length > 1 ? `+${group.length - 1}` : ''}`;
+    crashPoint(`${point}:before`);
+    withChange(c.id);
     try {
       if (group.length > 1 && driver.applyBatch) {
         const rs = await driver.applyBatch(group as Change<ResourceKind>[], ctx);
@@ -57,7 +61,10 @@ export async function executeChanges(
       done.push(...group);
     } catch (e) {
       return { done, changed, failed: { change: c, error: toAwgError(e, 'driver'), group } };
+    } finally {
+      withChange(undefined);
     }
+    crashPoint(`${point}:after`);
     i = j;
   }
   return { done, changed };

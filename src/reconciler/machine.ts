@@ -9,7 +9,12 @@
 import { assign, fromPromise, setup } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import { hasChanges, type Plan } from '../model/change.js';
-import type { AnyResource, DesiredState, ObservedState } from '../model/resources.js';
+import type {
+  AnyResource,
+  DesiredState,
+  ForeignObject,
+  ObservedState,
+} from '../model/resources.js';
 import { plan as makePlan } from './plan.js';
 import { verify } from './verify.js';
 
@@ -54,6 +59,30 @@ export interface ReconcileContext extends ReconcileInput {
   outcome?: Outcome;
 }
 
+/**
+ * The conflicts that stop a run before its first mutation: objects with a desired identity
+ * that are not ours, and anything another awg state directory made (ForeignObject.owner).
+ */
+export function blocking(desired: DesiredState, observed: ObservedState | undefined) {
+  const ids = new Set(desired.resources.map((r) => r.id));
+  return (observed?.foreign ?? []).filter(
+    (f) => f.relation === 'conflict' && (ids.has(f.id) || f.owner !== undefined),
+  );
+}
+
+export function conflictError(c: readonly ForeignObject[]): AwgError {
+  const other = c.some((f) => f.owner !== undefined);
+  return new AwgError(
+    'conflict',
+    `refusing to ${other ? 'act on objects another awg state directory made' : 'adopt objects awg does not own'}: ${c.map((f) => `${f.id} (${f.description})`).join('; ')}`,
+    {
+      hint: other
+        ? 'run awg with that state directory (--state-dir), or remove its objects with `awg down --state-dir DIR` first'
+        : 'remove or rename them, or change the tunnel name / routing band',
+    },
+  );
+}
+
 export const reconcileMachine = setup({
   types: {
     context: {} as ReconcileContext,
@@ -75,12 +104,7 @@ export const reconcileMachine = setup({
     verifyDelay: ({ context }) => context.verifyDelayMs ?? 200,
   },
   guards: {
-    hasConflict: ({ context }) => {
-      const ids = new Set(context.desired.resources.map((r) => r.id));
-      return (context.before?.foreign ?? []).some(
-        (f) => f.relation === 'conflict' && ids.has(f.id),
-      );
-    },
+    hasConflict: ({ context }) => blocking(context.desired, context.before).length > 0,
     noChanges: ({ context }) => !hasChanges(context.plan!),
     isDryRun: ({ context }) => context.dryRun,
     verified: ({ context }) => verify(context.desired, context.after!).ok,
@@ -113,17 +137,7 @@ export const reconcileMachine = setup({
           guard: 'hasConflict',
           target: 'failed',
           actions: assign({
-            error: ({ context }) => {
-              const ids = new Set(context.desired.resources.map((r) => r.id));
-              const c = context.before!.foreign.filter(
-                (f) => f.relation === 'conflict' && ids.has(f.id),
-              );
-              return new AwgError(
-                'conflict',
-                `refusing to adopt objects awg does not own: ${c.map((f) => `${f.id} (${f.description})`).join('; ')}`,
-                { hint: 'remove or rename them, or change the tunnel name / routing band' },
-              );
-            },
+            error: ({ context }) => conflictError(blocking(context.desired, context.before)),
           }),
         },
         { guard: 'noChanges', target: 'done', actions: assign({ outcome: 'unchanged' as const }) },

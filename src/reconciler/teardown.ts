@@ -11,6 +11,7 @@ import { executeBestEffort } from './execute.js';
 import { applyContextOf, observeWith, type ReconcileEnv } from './observe.js';
 import { plan } from './plan.js';
 import { verify } from './verify.js';
+import { blocking, conflictError } from './machine.js';
 
 /** The kill switch: the firewall and the cgroups its rules name (every cgroup of ours). */
 export function killSwitchIds(resources: readonly AnyResource[]): Set<string> {
@@ -43,6 +44,9 @@ export async function removeOwned(
 ): Promise<RemoveResult> {
   const empty: DesiredState = { resources: [], warnings: [] };
   const observed = await observeWith(env, empty);
+  // another state directory's objects: its routes and rules look like ours (they carry no tag)
+  const theirs = blocking(empty, observed);
+  if (theirs.length) throw conflictError(theirs);
   const keep = o.keepKillSwitch ? killSwitchIds(observed.resources) : new Set<string>();
   const changes = plan(empty, observed).changes.filter(
     (c) => c.action !== 'noop' && !keep.has(c.id),

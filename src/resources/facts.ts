@@ -1,7 +1,9 @@
 /** Host facts the desired model and its realisation depend on, probed cheaply before planning. */
 import { access, constants, stat } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
-import { isWgLike, type Config, type Rule } from '../config/schema.js';
+import { isIP } from 'node:net';
+import { parseCidr } from '../config/cidr.js';
+import { BAND_SIZE, ENDPOINT_RE, isWgLike, type Config, type Rule } from '../config/schema.js';
 import { identityNames, parsePasswd, type IdentityFacts } from '../model/who.js';
 import type { HostFacts } from '../model/desired.js';
 import { allocate } from '../model/alloc.js';
@@ -12,6 +14,8 @@ import type { DnsDriverLike } from './facts-types.js';
 import type { Exec } from '../util/exec.js';
 import { LINK_PREFIX } from '../config/schema.js';
 import { defaultRouteOf } from './route/parse.js';
+import { routeGetError, unroutedOf, type RoutingBand } from './route/reach.js';
+import type { RoutingFacts, UnreachableEndpoint } from '../model/unrouted.js';
 
 export interface EndpointProbeOptions {
   /** the state directory: last good answers (endpoints.ts), the original resolv.conf */
@@ -80,17 +84,28 @@ export async function probeLinuxFacts(
       facts.probeWarnings = [resolver.loadError];
       resolver.loadError = undefined;
     }
-    let mark: number | undefined;
-    try {
-      mark = allocate(config!).bypassMark;
-    } catch {
-      mark = undefined; // an allocation error is the config's, reported by buildDesired
-    }
+    const mark = bypassMarkOf(config!);
     facts.resolved = await resolveEndpoints(config, {
       ...o,
       ...(mark !== undefined ? { mark } : {}),
     });
   } else facts.resolved = {};
+  if (o.exec && config && Object.keys(config.tunnels).length) {
+    const mark = bypassMarkOf(config);
+    const resolved = facts.resolved;
+    const endpoints = endpointTargets(configEndpointHosts(config), (h) => resolved?.[h]);
+    if (mark !== undefined)
+      Object.assign(
+        facts,
+        await linuxRouting(o.exec, {
+          band: { ...config.routing, bandSize: BAND_SIZE },
+          families: routingFamilies(config.ipv6 === 'tunnel', endpoints),
+          bypassMark: mark,
+          endpoints,
+          defaults: facts,
+        }),
+      );
+  }
   const engines = await probeLinuxEngines(config);
   if (engines) facts.engineProblems = engines;
   try {
@@ -100,6 +115,119 @@ export async function probeLinuxFacts(
     /* unknown: per-link DNS is not planned */
   }
   return facts;
+}
+
+/** the engines' bypass mark; undefined when the config's marks do not allocate (buildDesired reports it) */
+function bypassMarkOf(config: Config): number | undefined {
+  try {
+    return allocate(config).bypassMark;
+  } catch {
+    return undefined;
+  }
+}
+
+/** An endpoint address of a tunnel: a peer's or a proxy's, literal or resolved. */
+export interface EndpointTarget {
+  tunnel: string;
+  /** as configured: an address or a host name */
+  host: string;
+  address: string;
+}
+
+/** the host of a peer's `host:port` / `[v6]:port` endpoint */
+export function endpointHost(endpoint: string): string | undefined {
+  const m = ENDPOINT_RE.exec(endpoint);
+  return m ? (m[1] ?? m[2]) : undefined;
+}
+
+/** each tunnel's endpoint hosts (its peers', a proxy's server) → their addresses: a literal, or `addressesOf(host)` */
+export function endpointTargets(
+  hosts: readonly { tunnel: string; host: string }[],
+  addressesOf: (host: string) => readonly string[] | undefined,
+): EndpointTarget[] {
+  return hosts.flatMap(({ tunnel, host }) =>
+    (parseCidr(host) ? [host] : (addressesOf(host) ?? [])).map((address) => ({
+      tunnel,
+      host,
+      address,
+    })),
+  );
+}
+
+/** the config's endpoint hosts by tunnel */
+function configEndpointHosts(config: Config): { tunnel: string; host: string }[] {
+  return Object.entries(config.tunnels).flatMap(([tunnel, t]) =>
+    (isWgLike(t) ? t.peers.map((p) => p.endpoint && endpointHost(p.endpoint)) : [t.server])
+      .filter((host): host is string => Boolean(host))
+      .map((host) => ({ tunnel, host })),
+  );
+}
+
+export interface RoutingProbe {
+  band: RoutingBand;
+  /** the families to look at: IPv4, IPv6 where it is tunnelled or an endpoint has an IPv6 address */
+  families: readonly (4 | 6)[];
+  /** what `ip route get` of the endpoints carries: the engines' sockets' mark */
+  bypassMark: number;
+  endpoints: readonly EndpointTarget[];
+  /** main's unicast default routes, when already read (linuxDefaultRoutes): a family with one is routed */
+  defaults?: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>;
+}
+
+/** IPv4 always; IPv6 where it is tunnelled or an endpoint is an IPv6 address (elsewhere its routes matter to nobody) */
+export function routingFamilies(
+  v6Tunnelled: boolean,
+  endpoints: readonly EndpointTarget[],
+): (4 | 6)[] {
+  return v6Tunnelled || endpoints.some((e) => isIP(e.address) === 6) ? [4, 6] : [4];
+}
+
+/**
+ * Linux: the families in which this host routes nowhere beyond the main table's prefixes
+ * (route/reach.ts), and in those, the endpoints the engines' bypass-marked sockets have no
+ * route to (`ip route get ADDR mark M`: the kernel's own answer, awg's rules included). A
+ * listing that fails leaves its family out: nothing is added for what was not seen.
+ */
+export async function linuxRouting(
+  exec: Pick<Exec, 'read'>,
+  o: RoutingProbe,
+): Promise<RoutingFacts> {
+  const out: RoutingFacts = {};
+  const ip = (f: 4 | 6, args: string[]) => exec.read('ip', [`-${f}`, ...args], { allowFail: true });
+  await Promise.all(
+    o.families.map(async (f) => {
+      if (o.defaults?.[`defaultRouteV${f}`]) return;
+      const [defaults, rules, main] = await Promise.all([
+        ip(f, ['-j', '-N', 'route', 'show', 'table', 'all', 'exact', f === 4 ? '0/0' : '::/0']),
+        ip(f, ['-j', '-N', 'rule', 'show']),
+        ip(f, ['-j', '-N', 'route', 'show', 'table', 'main']),
+      ]);
+      if (defaults.code !== 0 || rules.code !== 0 || main.code !== 0) return;
+      try {
+        const u = unroutedOf(
+          { defaults: defaults.stdout, rules: rules.stdout, main: main.stdout },
+          f,
+          o.band,
+          LINK_PREFIX,
+        );
+        if (u) (out.unrouted ??= {})[`v${f}`] = u;
+      } catch {
+        /* not JSON: nothing is known */
+      }
+    }),
+  );
+  const mark = `0x${(o.bypassMark >>> 0).toString(16)}`;
+  const unreachable = await Promise.all(
+    o.endpoints.map(async (e): Promise<UnreachableEndpoint | undefined> => {
+      const f = isIP(e.address) === 6 ? 6 : 4;
+      if (!out.unrouted?.[`v${f}`]) return undefined;
+      const r = await ip(f, ['route', 'get', e.address, 'mark', mark]);
+      return r.code === 0 ? undefined : { ...e, reason: routeGetError(r.stderr) };
+    }),
+  );
+  const found = unreachable.filter((e): e is UnreachableEndpoint => e !== undefined);
+  if (found.length) out.unreachableEndpoints = found;
+  return out;
 }
 
 /** The main table's default routes (their interfaces are the uplinks limits shape). */

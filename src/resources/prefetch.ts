@@ -9,7 +9,7 @@
  * again so the error is exactly the one the inner Exec reports). Mutations and records go
  * straight to the inner Exec.
  */
-import type { Exec, ExecOptions, ExecResult } from '../util/exec.js';
+import { ProcessExec, type Exec, type ExecOptions, type ExecResult } from '../util/exec.js';
 import type { Read } from './reads.js';
 
 const key = (cmd: string, args: readonly string[]) => [cmd, ...args].join('\0');
@@ -55,5 +55,10 @@ export class PrefetchExec implements Exec {
 
   get dryRun(): boolean {
     return this.inner.dryRun;
+  }
+
+  /** its commands run on this host (the inner Exec is a ProcessExec) */
+  get onHost(): boolean {
+    return this.inner instanceof ProcessExec;
   }
 }

@@ -20,12 +20,17 @@ export const ruleRead = (family: 4 | 6): Read => [
   'ip',
   ['-j', '-N', family === 6 ? '-6' : '-4', 'rule', 'show'],
 ];
-export const nftTableRead = (table: string): Read => ['nft', ['list', 'table', 'inet', table]];
-export const NFT_TABLES_READ: Read = ['nft', ['list', 'tables']];
+/**
+ * Every table with its chains, rules, counters and set declarations, without set elements
+ * (`-t`): the firewall driver's read of its table and of the others' names. nft 1.0.6 fetches
+ * every set's elements for any other listing (`list table`, `list tables`, `-t` included):
+ * ≈ 0.5 s for a table with a 65,000-interval set, against ≈ 10 ms for this one.
+ */
+export const NFT_RULESET_READ: Read = ['nft', ['-t', 'list', 'ruleset']];
 export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
-/** every command one observation of all Linux kinds runs */
-export function linuxObserveReads(nftTable: string): Read[] {
+/** every command one observation of all Linux kinds runs (the nft read covers any table) */
+export function linuxObserveReads(_nftTable: string): Read[] {
   return [
     LINK_READ,
     ADDR_READ,
@@ -33,8 +38,7 @@ export function linuxObserveReads(nftTable: string): Read[] {
     routeRead(6),
     ruleRead(4),
     ruleRead(6),
-    nftTableRead(nftTable),
-    NFT_TABLES_READ,
+    NFT_RULESET_READ,
     TC_QDISC_READ,
   ];
 }

@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import { AwgError } from '../errors.js';
 import type { Reporter } from './reporter.js';
+import { mutationPoint } from './crash-point.js';
 
 export interface ExecResult {
   stdout: string;
@@ -218,6 +219,7 @@ export class ProcessExec implements Exec {
   record(display: string): boolean {
     this.count++;
     this.reporter.report({ type: 'mutation', command: display });
+    if (!this.dryRun) mutationPoint(display.replace(/^\[(\w+)\]\s*/, '$1-').split(' ')[0]!);
     return !this.dryRun;
   }
 }

@@ -32,6 +32,7 @@ import {
 } from 'node:fs';
 import { open, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { crashPoint } from './crash-point.js';
 
 /** the byte limits of every file read through this module */
 export const LIMITS = {
@@ -222,6 +223,7 @@ export function writeFileAtomicSync(
     } finally {
       closeSync(fd);
     }
+    crashPoint(`file:${basename(path)}:written`);
     renameSync(tmp, path);
   } catch (e) {
     try {
@@ -231,6 +233,7 @@ export function writeFileAtomicSync(
     }
     throw e;
   }
+  crashPoint(`file:${basename(path)}:renamed`);
   fsyncDirSync(dirname(path));
 }
 
@@ -250,10 +253,12 @@ export async function writeFileAtomic(
     } finally {
       await fh.close();
     }
+    crashPoint(`file:${basename(path)}:written`);
     await rename(tmp, path);
   } catch (e) {
     await unlink(tmp).catch(() => {});
     throw e;
   }
+  crashPoint(`file:${basename(path)}:renamed`);
   await fsyncDir(dirname(path));
 }

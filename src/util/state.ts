@@ -13,6 +13,7 @@
 import { defaultPaths } from './paths.js';
 import { isObject } from './shape.js';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { crashPoint } from './crash-point.js';
 import { join } from 'node:path';
 import {
   FileRefusedError,
@@ -93,6 +94,8 @@ export function describeCorrupt(c: CorruptState): string {
 }
 
 const KEY_RE = /^[A-Za-z0-9_.-]+$/;
+/** util/files.ts tmpName: `.<name>.<pid>.<8 hex>.tmp` */
+const TMP_RE = /^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$/;
 
 export interface FileStateStoreOptions {
   /** told of every record set aside, and of what was recovered from another (the CLI prints it, the daemon logs it) */
@@ -140,7 +143,24 @@ export class FileStateStore implements StateStore {
     const p = this.path(key);
     if (!existsSync(p)) return;
     rmSync(p, { force: true });
+    crashPoint(`file:${key}.json:deleted`);
     fsyncDirSync(this.dir);
+  }
+  /**
+   * Remove the temporary files of atomic writes that never reached their rename (a process
+   * killed between the two; util/files.ts): called by the directory's owner once it holds the
+   * owner lock (pipeline/owner.ts), when no other writer can be in the middle of one.
+   */
+  sweepTemps(): string[] {
+    if (!existsSync(this.dir)) return [];
+    const gone: string[] = [];
+    for (const f of readdirSync(this.dir)) {
+      const m = TMP_RE.exec(f);
+      if (!m || Number(m[1]) === process.pid) continue;
+      rmSync(join(this.dir, f), { force: true });
+      gone.push(f);
+    }
+    return gone;
   }
   keys(): string[] {
     if (!existsSync(this.dir)) return [];

@@ -101,6 +101,9 @@ export interface AwgEnv {
   env: NodeJS.ProcessEnv;
 }
 
+/** AWG_RUN_DIR of every test env (makeAwgEnv) */
+export const TEST_RUN_DIR = join(tmpdir(), 'awgt-run');
+
 export const ORIGINAL_RESOLV =
   '# test resolv.conf, not the host\nnameserver 10.200.0.53\noptions edns0\n';
 
@@ -121,6 +124,9 @@ export function makeAwgEnv(): AwgEnv {
   };
   // engine UAPI sockets are host-wide paths: keep ours private too
   env.AWG_UAPI_DIR = join(dir, 'uapi');
+  // the owner locks (one file per network namespace) outside the host's /run/awg, shared by
+  // every test of this run so that two envs in one namespace see each other's locks
+  env.AWG_RUN_DIR = TEST_RUN_DIR;
   delete env.AWG_STATE_DIR;
   return { dir, stateDir, resolvConf, cgroupRoot, env };
 }

@@ -157,6 +157,23 @@ for (const p of ports.map(Number)) {
 function up() { if (++n === ports.length * 2) console.log('listening'); }
 `;
 
+/** The server on ADDR.server in `ns`: HTTP and UDP echo on each port; resolves once it listens. */
+export async function startServer(ns: string, ports: number[]): Promise<NsProcess> {
+  const server = nsSpawn(ns, process.execPath, [
+    '-e',
+    SERVER_JS,
+    ADDR.server,
+    ...ports.map(String),
+  ]);
+  const end = Date.now() + 30_000;
+  while (!server.output().includes('listening')) {
+    if (server.child.exitCode !== null || Date.now() > end)
+      throw new Error(`server did not start: ${server.output()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return server;
+}
+
 // ---------------------------------------------------------------------------------------
 // the test app: probes from argv (one-shot), or an agent reading probe lines on stdin
 
@@ -234,7 +251,8 @@ export interface Apps {
   app(name: string): string;
 }
 
-function makeApps(): Apps {
+/** A private apps directory (see Apps); the caller removes `dir`. */
+export function makeApps(): Apps {
   const dir = mkdtempSync(join(tmpdir(), 'awgt-perapp-'));
   const appsDir = join(dir, 'apps');
   mkdirSync(appsDir);
@@ -599,13 +617,7 @@ export async function createPerAppTopology(
     await run('ip', ['-n', router, 'route', 'add', '10.200.81.0/24', 'via', ADDR.peer1]);
     await run('ip', ['-n', router, 'route', 'add', '10.200.82.0/24', 'via', ADDR.peer2]);
 
-    server = nsSpawn(srv, process.execPath, ['-e', SERVER_JS, ADDR.server, ...ports.map(String)]);
-    const end = Date.now() + 30_000;
-    while (!server.output().includes('listening')) {
-      if (server.child.exitCode !== null || Date.now() > end)
-        throw new Error(`server did not start: ${server.output()}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    server = await startServer(srv, ports);
 
     const startPeer = async (n: 1 | 2) => {
       const ns = n === 1 ? peer1 : peer2;

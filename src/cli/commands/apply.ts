@@ -31,6 +31,8 @@ import {
 import { viaDaemon } from '../via-daemon.js';
 import { selectionGiven, selectionOrExit, type SelectionOptions } from '../selection.js';
 import { MAX_CONFIRM_TIMEOUT_SEC } from '../../daemon/confirm.js';
+import { takeOwnership } from '../../pipeline/owner.js';
+import type { OwnerCommand, OwnerLock, OwnerNatives } from '../../resources/owner-lock.js';
 
 export interface ApplyOptions extends DaemonChoice, SelectionOptions {
   file: string;
@@ -53,6 +55,26 @@ export interface ApplyOptions extends DaemonChoice, SelectionOptions {
 export interface HostDeps {
   platform?: Platform;
   exec?: Exec;
+  /**
+   * the owner lock's kernel calls (resources/owner-lock.ts); by default the platform's when
+   * acting on this host, none when a test injects a host (`platform` or `exec`)
+   */
+  ownerNatives?: OwnerNatives;
+}
+
+/**
+ * Take the owner lock for a command that changes this host (pipeline/owner.ts); undefined when
+ * `deps` is a test's host without one. Throws AwgError('conflict') naming the other owner.
+ */
+export async function ownHost(
+  io: Io,
+  platform: Platform,
+  deps: HostDeps,
+  o: { command: OwnerCommand; stateDir?: string | undefined },
+): Promise<OwnerLock | undefined> {
+  const natives = deps.ownerNatives ?? (deps.platform || deps.exec ? undefined : platform);
+  if (!natives) return undefined;
+  return takeOwnership(natives, { ...o, warn: (m) => io.err(`warning: ${m}\n`) });
 }
 
 export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {}): Promise<number> {
@@ -95,6 +117,31 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
       return err.exitCode;
     }
   }
+  let lock: OwnerLock | undefined;
+  try {
+    lock = o.dryRun
+      ? undefined
+      : await ownHost(io, platform, deps, { command: 'apply', stateDir: o.stateDir });
+  } catch (e) {
+    const err = toAwgError(e);
+    printError(io, err);
+    return err.exitCode;
+  }
+  try {
+    return await applyDirect(io, o, deps, platform, sel, d.reason);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function applyDirect(
+  io: Io,
+  o: ApplyOptions,
+  deps: HostDeps,
+  platform: Platform,
+  sel: Exclude<Awaited<ReturnType<typeof selectionOrExit>>, number>,
+  noDaemon: string,
+): Promise<number> {
   const state = new FileStateStore(stateDirFrom(o.stateDir));
   // the host's fingerprint key, in the state directory (created on first use; see util/host-key.ts)
   const fingerprintKey = () =>
@@ -112,7 +159,7 @@ export async function applyCommand(io: Io, o: ApplyOptions, deps: HostDeps = {})
   const p = r.prepared;
   printIssues(io, p.issues);
   // the backstop of the peek above (the same file, loaded once more)
-  const refused = o.dryRun ? undefined : daemonOnly(platform, o.file, p.config, d.reason);
+  const refused = o.dryRun ? undefined : daemonOnly(platform, o.file, p.config, noDaemon);
   if (refused) {
     printError(io, refused);
     return refused.exitCode;

@@ -56,6 +56,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
       },
       {
         log,
+        owner: { command: 'daemon', socket: socketPath },
         // the API (and metrics) start after the core; if they cannot, the core stops without
         // teardown (the kill switch stays) and the daemon exits non-zero
         onStarted: async (core) => {

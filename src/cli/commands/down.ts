@@ -1,5 +1,6 @@
 import { toAwgError } from '../../errors.js';
-import type { HostDeps } from './apply.js';
+import { ownHost, type HostDeps } from './apply.js';
+import type { OwnerLock } from '../../resources/owner-lock.js';
 import { loadConfigFile } from '../../config/load.js';
 import { claimsFromConfig, DEFAULT_CLAIMS } from '../../pipeline/claims.js';
 import { hostEnv } from '../../pipeline/host.js';
@@ -55,9 +56,13 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
     }
   }
   const reporter = o.json ? new JsonReporter(io) : new TextReporter(io, o.verbose);
+  let lock: OwnerLock | undefined;
   try {
+    const platform = deps.platform ?? (await loadPlatform());
+    if (!o.dryRun)
+      lock = await ownHost(io, platform, deps, { command: 'down', stateDir: o.stateDir });
     const env = await hostEnv({
-      platform: deps.platform ?? (await loadPlatform()),
+      platform,
       stateDir: o.stateDir,
       dryRun: o.dryRun,
       reporter,
@@ -104,5 +109,7 @@ export async function downCommand(io: Io, o: DownOptions, deps: HostDeps = {}): 
     const err = toAwgError(e);
     printError(io, err);
     return err.exitCode;
+  } finally {
+    lock?.release();
   }
 }

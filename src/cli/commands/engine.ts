@@ -94,6 +94,12 @@ export async function engineCommand(io: Io, opts: EngineOptions): Promise<number
   const o = { link: mode.link, uapi: mode.uapi };
   // -f: an empty device, configured over its UAPI socket like wireguard-go
   const input = mode.stdin ? await readStdin() : 'set=1\n\n';
+  // an empty stdin: the process that started us died before it gave the configuration
+  // (process-host.ts records us first); an engine without one would hold the TUN for nothing
+  if (mode.stdin && input.trim() === '') {
+    io.err('awg engine: no configuration on stdin\n');
+    return 2;
+  }
   // proxy tunnels (socks5/http): --link names the tunnel, --uapi is the control socket. The
   // proxy runtime and the endpoint resolver (zod, the DNS drivers) load only when used: a
   // WireGuard engine without them is markedly smaller (bench/RESULTS.md, Step 10 memory)

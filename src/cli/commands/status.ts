@@ -5,6 +5,7 @@ import { plan as makePlan } from '../../reconciler/plan.js';
 import { RESOURCE_KINDS } from '../../model/resources.js';
 import { DEFAULT_CLAIMS } from '../../pipeline/claims.js';
 import { hostEnv } from '../../pipeline/host.js';
+import { appliedHostConditions } from '../../pipeline/host-conditions.js';
 import { loadPlatform } from '../../resources/registry.js';
 import { viaDaemon } from '../via-daemon.js';
 import { printError, warningReporter, type Io } from '../output.js';
@@ -94,6 +95,7 @@ export async function statusCommand(
         )
       : [];
     const healthy = Boolean(last) && drift.length === 0;
+    const conditions = last ? await appliedHostConditions(platform, env, last.resources) : [];
     const doc = {
       source: 'direct' as const,
       state: !last
@@ -114,6 +116,7 @@ export async function statusCommand(
         last && platform.trafficCounters === 'nft'
           ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources)
           : { rules: [], tunnels: [] },
+      ...(conditions.length ? { hostConditions: conditions } : {}),
     };
     if (o.json) {
       io.out(JSON.stringify(doc, null, 2) + '\n');
@@ -122,6 +125,7 @@ export async function statusCommand(
       io.out(
         `state: ${doc.state}${last ? ` (config ${safeLine(last.configFile)}, applied ${safeLine(last.appliedAt)})` : ''}\n`,
       );
+      for (const l of hostLines(conditions)) io.out(safeLine(l) + '\n');
       for (const kind of RESOURCE_KINDS) {
         const objs = observed.resources.filter((r) => r.kind === kind);
         if (objs.length)
@@ -182,6 +186,11 @@ export function ruleSetLines(r: Pick<RuleCounter, 'sets' | 'learned' | 'learnedN
 
 const age = (s: number | undefined) => (s === undefined ? 'never' : `${s} s ago`);
 
+/** what this host's routing keeps from working, one line each */
+export function hostLines(conditions: StatusResponse['hostConditions']): string[] {
+  return (conditions ?? []).map((h) => `host: ${h.message}`);
+}
+
 /** the first line of the status view (also the line `status --watch` prints on changes) */
 export function statusHeadline(s: StatusResponse): string {
   const lr = s.lastReconcile;
@@ -222,6 +231,7 @@ function statusLines(s: StatusResponse): string[] {
   }
   if (s.lastReconcile?.error)
     out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
+  out.push(...hostLines(s.hostConditions));
   if (s.confirmDeadline)
     out.push(
       `confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`,

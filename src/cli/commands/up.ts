@@ -32,6 +32,6 @@ export async function upCommand(io: Io, o: UpOptions): Promise<number> {
       ...sel,
       ...(driftMs !== undefined && Number.isFinite(driftMs) ? { loop: { driftMs } } : {}),
     },
-    { json: o.json, verbose: o.verbose },
+    { json: o.json, verbose: o.verbose, owner: { command: 'up' } },
   );
 }

@@ -19,6 +19,7 @@ import { errIn, opt, protoEnum } from './common.js';
 import { limitRef, processLimit } from './limits.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
 import type { DnsStub__Output } from './generated/awg/v1/DnsStub.js';
+import type { HostCondition__Output } from './generated/awg/v1/HostCondition.js';
 import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
 import type { Peer__Output } from './generated/awg/v1/Peer.js';
 import type { Placement__Output } from './generated/awg/v1/Placement.js';
@@ -155,7 +156,41 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     ...opt('config', s.config ? configStateToWire(s.config) : undefined),
     limits: (s.limits ?? []).map(processLimit),
     ...opt('dnsStub', s.dnsStub ? dnsStub(s.dnsStub) : undefined),
+    hostConditions: (s.hostConditions ?? []).map(hostConditionToWire),
   };
+}
+
+type HostCondition = NonNullable<StatusResponse['hostConditions']>[number];
+const HOST_CONDITIONS = [
+  'no-default-route',
+  'default-route-unusable',
+  'endpoint-unreachable',
+] as const;
+
+const hostConditionToWire = (h: HostCondition): HostCondition__Output => ({
+  kind: h.kind,
+  message: h.message,
+  ...opt('family', h.family),
+  reach: [...(h.reach ?? [])],
+  ...opt('tunnel', h.tunnel),
+  ...opt('address', h.address),
+});
+
+/** a condition of a kind this side does not know (a newer daemon's) is left out */
+function hostConditionFromWire(w: HostCondition__Output): HostCondition[] {
+  const kind = oneOf(HOST_CONDITIONS, w.kind);
+  if (!kind) return [];
+  return [
+    {
+      kind,
+      message: w.message,
+      ...opt('family', w.family),
+      // a no-default-route condition always lists what direct traffic reaches, maybe nothing
+      ...(w.reach.length || kind === 'no-default-route' ? { reach: [...w.reach] } : {}),
+      ...opt('tunnel', w.tunnel),
+      ...opt('address', w.address),
+    },
+  ];
 }
 
 type DnsStubStatus = NonNullable<StatusResponse['dnsStub']>;
@@ -251,6 +286,9 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
     ...opt('config', w.config ? configStateFromWire(w.config) : undefined),
     ...(w.limits?.length ? { limits: w.limits.map(processLimit) } : {}),
     ...opt('dnsStub', w.dnsStub ? dnsStub(w.dnsStub) : undefined),
+    ...(w.hostConditions?.length
+      ? { hostConditions: w.hostConditions.flatMap(hostConditionFromWire) }
+      : {}),
   };
 }
 

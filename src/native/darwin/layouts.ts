@@ -11,7 +11,7 @@
  * - struct pfioc_natlook (net/pfvar.h, Apple's): pf_addr saddr, daddr, rsaddr, rdaddr (16
  *   each), union pf_state_xport sxport, dxport, rsxport, rdxport (4 each; the port in the
  *   first two bytes, network order), u8 af, proto, proto_variant, direction → 84 bytes;
- *   DIOCNATLOOK = _IOWR('D', 23, struct pfioc_natlook) = 0xc0544417; PF_OUT = 2.
+ *   DIOCNATLOOK = _IOWR('D', 23, struct pfioc_natlook) = 0xc0544417; PF_IN = 1, PF_OUT = 2.
  * - proc_listallpids fills an array of pid_t (i32, host order: little-endian on x86_64 and
  *   arm64); proc_pidpath writes a NUL-terminated path into a buffer of
  *   PROC_PIDPATHINFO_MAXSIZE (4 × MAXPATHLEN = 4096) bytes.
@@ -121,6 +121,7 @@ export function encodeRtmGet(dst: string, seq: number, pid = 0): Uint8Array {
 
 export const PFIOC_NATLOOK_SIZE = 84;
 export const DIOCNATLOOK = iowr('D', 23, PFIOC_NATLOOK_SIZE);
+export const PF_IN = 1;
 export const PF_OUT = 2;
 const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
@@ -139,6 +140,7 @@ export function encodeNatlook(
   client: Endpoint,
   arrived: Endpoint,
   proto: 'tcp' | 'udp' = 'tcp',
+  direction: typeof PF_IN | typeof PF_OUT = PF_OUT,
 ): Uint8Array {
   const c = ipaddr.parse(client.address);
   const d = ipaddr.parse(arrived.address);
@@ -151,8 +153,22 @@ export function encodeNatlook(
   dv.setUint16(68, arrived.port, false);
   b[80] = c.kind() === 'ipv6' ? AF_INET6 : AF_INET;
   b[81] = proto === 'tcp' ? IPPROTO_TCP : IPPROTO_UDP;
-  b[83] = PF_OUT;
+  b[83] = direction;
   return b;
+}
+
+/**
+ * The untranslated source the kernel wrote into rsaddr / rsxport: a PF_IN lookup (xnu
+ * pf_ioctl.c DIOCNATLOOK: the state found by ext_gwy = daddr, gwy = saddr; rsaddr = its lan).
+ */
+export function decodeNatlookSource(b: Uint8Array): Endpoint {
+  if (b.length < PFIOC_NATLOOK_SIZE) throw new Error('short pfioc_natlook');
+  const v6 = b[80] === AF_INET6;
+  const raw = b.subarray(32, v6 ? 48 : 36);
+  return {
+    address: ipaddr.fromByteArray([...raw]).toString(),
+    port: new DataView(b.buffer, b.byteOffset, b.length).getUint16(72, false),
+  };
 }
 
 /** The original destination the kernel wrote into rdaddr / rdxport. */

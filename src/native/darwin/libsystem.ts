@@ -72,6 +72,7 @@ interface Lib {
   read(fd: number, buf: Buf, n: number): number | bigint;
   write(fd: number, buf: Buf, n: number): number | bigint;
   close(fd: number): number;
+  flock(fd: number, op: number): number;
   sysctlbyname(
     name: string,
     old: Buf | null,
@@ -104,6 +105,7 @@ export const DECLS = {
   read: 'long read(int, _Out_ uint8_t *, size_t)',
   write: 'long write(int, const uint8_t *, size_t)',
   close: 'int close(int)',
+  flock: 'int flock(int, int)',
   sysctlbyname:
     'int sysctlbyname(const char *, _Inout_ uint8_t *, _Inout_ uint64_t *, const uint8_t *, size_t)',
   if_nametoindex: 'unsigned int if_nametoindex(const char *)',
@@ -178,6 +180,10 @@ export function write(fd: number, buf: Buf, n = buf.length): number {
 }
 export function close(fd: number): number {
   return ret(libSystem().close(fd));
+}
+/** flock(2) (sys/file.h: LOCK_EX 2, LOCK_NB 4, as on Linux) → 0 or -errno (EWOULDBLOCK 35) */
+export function flock(fd: number, op: number): number {
+  return ret(libSystem().flock(fd, op));
 }
 /** 0 when there is no such interface */
 export function ifNameToIndex(name: string): number {

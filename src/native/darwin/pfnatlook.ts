@@ -14,14 +14,25 @@ import { AwgError } from '../../errors.js';
 import {
   DIOCNATLOOK,
   PFIOC_NATLOOK_SIZE,
+  PF_IN,
   PF_OUT,
   decodeNatlook,
+  decodeNatlookSource,
   encodeNatlook,
   type Endpoint,
 } from './layouts.js';
 import { D, check, close, ioctl, open } from './libsystem.js';
 
-export { DIOCNATLOOK, PFIOC_NATLOOK_SIZE, PF_OUT, decodeNatlook, encodeNatlook, type Endpoint };
+export {
+  DIOCNATLOOK,
+  PFIOC_NATLOOK_SIZE,
+  PF_IN,
+  PF_OUT,
+  decodeNatlook,
+  decodeNatlookSource,
+  encodeNatlook,
+  type Endpoint,
+};
 
 export const PF_DEVICE = '/dev/pf';
 
@@ -44,6 +55,49 @@ export function originalDstDarwin(local: Endpoint, remote: Endpoint, family: 4 |
   } finally {
     close(fd);
   }
+}
+
+/**
+ * A datagram of a UDP flow the anchor sent to our relay (platform/darwin/pf-flow.ts: `nat` on
+ * lo0 gave it the loopback source `peer`, `rdr` sent it to `listener`): where it was going
+ * (PF_OUT on the rdr state: rdaddr = its gwy, as for TCP) and the app socket that sent it
+ * (PF_IN on the nat state, asked from the destination to `peer`: rsaddr = its lan). ENOENT
+ * from either: not our flow.
+ */
+export function udpOriginDarwin(
+  peer: Endpoint,
+  listener: Endpoint,
+  family: 4 | 6,
+): { dst: Endpoint; app: Endpoint } {
+  const fd = check(`open(${PF_DEVICE})`, open(PF_DEVICE, D.O_RDONLY));
+  try {
+    const ask = (nl: Uint8Array, what: string) => {
+      const r = ioctl(fd, DIOCNATLOOK, nl);
+      if (r === -D.ENOENT)
+        throw new AwgError('driver', `DIOCNATLOOK udp ${what}: no PF state (not redirected)`);
+      check(`DIOCNATLOOK udp ${what}`, r);
+      return nl;
+    };
+    const [req1, req2] = udpNatlookRequests(peer, listener, family);
+    const dst = decodeNatlook(ask(req1, `${peer.address}:${peer.port} → ${listener.port}`));
+    const app = decodeNatlookSource(ask(req2(dst), `${dst.address}:${dst.port} → ${peer.port}`));
+    return { dst, app };
+  } finally {
+    close(fd);
+  }
+}
+
+/** the two lookups of udpOriginDarwin: the rdr state's, then (given the destination) the nat state's */
+export function udpNatlookRequests(
+  peer: Endpoint,
+  listener: Endpoint,
+  family: 4 | 6,
+): [Uint8Array, (dst: Endpoint) => Uint8Array] {
+  const p = unmapped(peer, family);
+  return [
+    encodeNatlook(p, unmapped(listener, family), 'udp', PF_OUT),
+    (dst) => encodeNatlook(p, dst, 'udp', PF_IN),
+  ];
 }
 
 /** The DIOCNATLOOK request for an accepted TCP connection (IPv4-mapped addresses unmapped). */

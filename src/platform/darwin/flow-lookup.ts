@@ -1,5 +1,5 @@
 /**
- * Who owns a TCP flow on macOS, for the flow router (resources/flow/flow-router.ts): the
+ * Who owns a flow on macOS, for the flow router (resources/flow/flow-router.ts): for TCP the
  * `net.inet.tcp.pcblist_n` list (pcblist.ts walks it) searched by the app socket's local
  * address and port and the foreign address and port it connected to (PF's `rdr` rewrites the
  * packets, not the app's pcb, so the pcb still names the original destination), then the
@@ -9,8 +9,12 @@
  * such as nsurlsessiond opening connections on an app's behalf marks them with the app's
  * pid), else `so_last_pid` (the last process that used the socket). Both exist from 10.10.
  *
- * Which list: `net.inet.tcp.pcblist_n` only. UDP is not redirected to the router (no
- * transparent UDP through PF `rdr` without divert sockets), so no UDP owner is ever asked.
+ * UDP (the router's UDP relay, resources/flow/flow-udp.ts): `net.inet.udp.pcblist_n`, by
+ * the app socket's local port and address as PF's nat saw them (the datagram's source). A UDP
+ * socket is often unconnected (foreign 0.0.0.0:0) and bound to the wildcard address, so the
+ * best of these sent it: connected to this destination before unconnected, its own address
+ * before the wildcard (`::` / `0.0.0.0`); a socket connected elsewhere did not. Several
+ * equally good ones (SO_REUSEPORT) of different processes: unknown (undefined), never a guess.
  *
  * Cache: keyed by (proto, local address, local port) of the app's socket, and valid only
  * while the pcb found there has the same generation (inp_gencnt: unique per socket ever
@@ -35,6 +39,8 @@ export interface FlowLookupIo {
 }
 
 export interface LookupFlow {
+  /** default tcp */
+  proto?: 'tcp' | 'udp';
   app: { address: string; port: number };
   dst: { host: string; port: number };
 }
@@ -63,6 +69,7 @@ export class PcbFlowLookup {
   }
 
   find(flow: LookupFlow): PcbEntry | undefined {
+    if (flow.proto === 'udp') return this.findUdp(flow);
     const app = plain(flow.app.address);
     const dst = plain(flow.dst.host);
     let found: PcbEntry | undefined;
@@ -81,11 +88,33 @@ export class PcbFlowLookup {
     return found;
   }
 
+  /** the UDP socket that sent a datagram (see the header); undefined when none or ambiguous */
+  private findUdp(flow: LookupFlow): PcbEntry | undefined {
+    const app = plain(flow.app.address);
+    const dst = plain(flow.dst.host);
+    const wild = (a: string) => a === '0.0.0.0' || a === '::';
+    let best: PcbEntry[] = [];
+    let bestRank = 0;
+    for (const e of decodePcblist(this.io.sysctl('net.inet.udp.pcblist_n'), 'udp')) {
+      if (e.localPort !== flow.app.port) continue;
+      const own = e.localAddress === app;
+      if (!own && !wild(e.localAddress)) continue;
+      const connected = e.foreignPort !== 0 || !wild(e.foreignAddress);
+      if (connected && (e.foreignPort !== flow.dst.port || e.foreignAddress !== dst)) continue;
+      const rank = (connected ? 2 : 0) + (own ? 1 : 0) + 1;
+      if (rank > bestRank) [best, bestRank] = [[e], rank];
+      else if (rank === bestRank) best.push(e);
+    }
+    const pids = new Set(best.map((e) => e.effectivePid || e.lastPid));
+    if (pids.size !== 1) return undefined;
+    return best.reduce((a, b) => (BigInt(b.generation) > BigInt(a.generation) ? b : a));
+  }
+
   owner(flow: LookupFlow): { pid: number; path: string } | undefined {
     this.lookups++;
     const e = this.find(flow);
     if (!e) return undefined;
-    const key = `tcp ${e.localAddress} ${e.localPort}`;
+    const key = `${flow.proto ?? 'tcp'} ${e.localAddress} ${e.localPort}`;
     const hit = this.cache.get(key);
     if (hit && hit.generation === e.generation) return hit.owner;
     this.cache.delete(key); // absent, or another socket (new generation) on the same port

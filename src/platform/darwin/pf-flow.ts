@@ -26,13 +26,29 @@
  * Consequence (documented, warned): processes running as root are not routed per app;
  * their TCP follows the routing table (the default route) and the kill switch.
  *
- * UDP — stated honestly: not routed per app. PF has no transparent UDP redirect we can
- * read the original destination of without divert sockets, so UDP follows the routing
- * table (the default route). With `udp: 'block'` (rendered when a rule can block: its
- * target is `block`, or a fallback can block) the UDP of user-session processes (uid
- * >= 501, macOS's first user id) is dropped outside loopback and the skip list, so an app a
- * rule blocks cannot leak over UDP (QUIC falls back to TCP, which the router sees). System
- * daemons (uid < 501: mDNSResponder's DNS, timed's NTP) keep their UDP.
+ * UDP of user processes (uid >= 501, macOS's first user id; system daemons below keep the
+ * routing table: mDNSResponder's DNS, timed's NTP), a port per flow. `rdr` alone cannot
+ * carry it: PF keys a translated state by its target and the client's address and port
+ * (lan_ext), so a second destination of one UDP socket would collide with the first state
+ * and be dropped. So PF gives every flow its own source first (xnu bsd/net/pf.c, read, never
+ * run):
+ * 1. filter on the outbound interface: `pass out quick on ! lo0 route-to lo0 … proto udp …
+ *    user >= 501 no state` (stateless: a floating state here would be found again on lo0,
+ *    before any translation rule there);
+ * 2. translation, outbound on lo0 (pf_route tests the packet on lo0): `nat on lo0 … -> ::1 /
+ *    127.0.0.1 port 1024:65535` gives the flow a loopback source and a port of its own (PF's
+ *    pf_get_sport); its state is made by `pass out quick on lo0 … keep state (if-bound)`,
+ *    bound to lo0 so the next datagram on the physical interface does not match it there
+ *    (a floating one would translate it and send it out unrouted);
+ * 3. translation, inbound on lo0: `rdr pass on lo0 … proto udp … -> 127.0.0.1 port <port>`:
+ *    the router's one UDP socket gets the datagram from the flow's own loopback port.
+ * The router finds where it was going (DIOCNATLOOK PF_OUT on the rdr state) and who sent it
+ * (DIOCNATLOOK PF_IN on the nat state: the app's address and port, its pcblist_n owner);
+ * its replies to the flow's port are translated back by both states and reach the app on
+ * lo0 from the original destination. Left: two live flows to different destinations given
+ * the same nat port (pf_get_sport checks only (destination, port)) collide at step 3, and
+ * the later one is dropped until the other's state expires (about live flows / 64512 per
+ * new flow; fail-closed).
  *
  * Never redirected: destinations in the table `<awg_flow_skip>` (loopback, link-local,
  * multicast, broadcast, the tunnels' endpoints, the host's own addresses when given). The
@@ -46,14 +62,12 @@ import { effectiveRoute, ruleName, type RuleMatcher } from '../../model/match.js
 import type { FirewallPolicy } from '../../model/policy.js';
 
 export interface PfFlowRouter {
-  /** the router's listener port (127.0.0.1, and ::1 with v6) */
+  /** the router's listener port, TCP and UDP (127.0.0.1, and ::1 with v6) */
   port: number;
   /** uid whose sockets are never redirected: the router's own (the daemon: 0) */
   routerUid: number;
-  /** also redirect IPv6 TCP (to ::1) */
+  /** also redirect IPv6 (to ::1) */
   ipv6: boolean;
-  /** UDP of user processes: follow the routing table, or drop it (fail closed) */
-  udp: 'default' | 'block';
   /** extra destinations never redirected (addresses or prefixes: the tunnels' endpoints) */
   skip: string[];
 }
@@ -65,57 +79,81 @@ export const FIRST_USER_UID = 501;
 const SKIP4 = ['127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'];
 const SKIP6 = ['::1/128', 'fe80::/10', 'ff00::/8'];
 
+/** the ports PF's `nat` on lo0 gives UDP flows (step 2 above) */
+export const FLOW_NAT_PORTS = '1024:65535';
+
+const fams = (f: PfFlowRouter) =>
+  f.ipv6
+    ? ([
+        ['inet', '127.0.0.1'],
+        ['inet6', '::1'],
+      ] as const)
+    : ([['inet', '127.0.0.1']] as const);
+
 /** the table definition and translation rules: PF wants them before any filter rule */
 export function renderFlowTranslation(f: PfFlowRouter): string[] {
   const skip = [...SKIP4, ...(f.ipv6 ? SKIP6 : []), ...[...new Set(f.skip)].sort()];
+  const to = `to ! <${FLOW_SKIP_TABLE}>`;
   const l = [`table <${FLOW_SKIP_TABLE}> const { ${skip.join(' ')} }`];
-  l.push(
-    `rdr pass on lo0 inet proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> 127.0.0.1 port ${f.port}`,
-  );
-  if (f.ipv6)
-    l.push(
-      `rdr pass on lo0 inet6 proto tcp from any to ! <${FLOW_SKIP_TABLE}> -> ::1 port ${f.port}`,
-    );
+  for (const [fam, lo] of fams(f))
+    l.push(`nat on lo0 ${fam} proto udp from any ${to} -> ${lo} port ${FLOW_NAT_PORTS}`);
+  for (const proto of ['tcp', 'udp'])
+    for (const [fam, lo] of fams(f))
+      l.push(`rdr pass on lo0 ${fam} proto ${proto} from any ${to} -> ${lo} port ${f.port}`);
   return l;
+}
+
+/** the state of a UDP flow's `nat` on lo0, bound there: before `pass quick on lo0` */
+export function renderFlowLoopback(f: PfFlowRouter): string[] {
+  return fams(f).map(
+    ([fam]) =>
+      `pass out quick on lo0 ${fam} proto udp from any to ! <${FLOW_SKIP_TABLE}> keep state (if-bound)`,
+  );
 }
 
 /** filter rules: before the kill switch's (they are `quick`, and must see the SYN first) */
 export function renderFlowFilter(f: PfFlowRouter): string[] {
   const l: string[] = [];
-  if (f.udp === 'block')
+  const to = `to ! <${FLOW_SKIP_TABLE}>`;
+  for (const [fam] of fams(f))
     l.push(
-      `block drop out quick on ! lo0 proto udp from any to ! <${FLOW_SKIP_TABLE}> user >= ${FIRST_USER_UID}`,
+      `pass out quick on ! lo0 route-to lo0 ${fam} proto udp from any ${to} user >= ${FIRST_USER_UID} no state`,
     );
-  const fams = f.ipv6 ? ['inet', 'inet6'] : ['inet'];
-  for (const fam of fams)
+  for (const [fam] of fams(f))
     l.push(
-      `pass out quick on ! lo0 route-to lo0 ${fam} proto tcp from any to ! <${FLOW_SKIP_TABLE}> user != ${f.routerUid} flags S/SA keep state`,
+      `pass out quick on ! lo0 route-to lo0 ${fam} proto tcp from any ${to} user != ${f.routerUid} flags S/SA keep state`,
     );
   return l;
 }
 
+export const NAT_ANCHOR_RULE = 'nat-anchor "com.awg/*"';
 export const RDR_ANCHOR_RULE = 'rdr-anchor "com.awg/*"';
 
 /**
- * The main ruleset with our `rdr-anchor` hook among the translation rules (after the last
- * `nat-anchor`/`rdr-anchor`/`nat`/`rdr` line of pf.conf, else before its first filter
- * line): pfctl refuses translation rules after filter rules. Only needed with a flow
- * router; pf-render.ts renderMainRuleset stays as it was for everything else.
+ * The main ruleset with our translation hooks, `nat-anchor` then `rdr-anchor`, among its
+ * translation rules (after the last `nat-anchor`/`rdr-anchor`/`nat`/`rdr` line of pf.conf,
+ * else before its first filter line): pfctl refuses translation rules after filter rules.
+ * Each is added once (a ruleset with only `rdr-anchor` gets `nat-anchor` before it). Only
+ * needed with a flow router; pf-render.ts renderMainRuleset stays as it was for everything
+ * else.
  */
-export function withRdrAnchor(mainRuleset: string): string {
+export function withTranslationAnchors(mainRuleset: string): string {
   const lines = mainRuleset.replace(/\n$/, '').split('\n');
-  if (lines.some((x) => x.trim() === RDR_ANCHOR_RULE)) return mainRuleset;
+  const has = (rule: string) => lines.some((x) => x.trim() === rule);
+  if (has(NAT_ANCHOR_RULE) && has(RDR_ANCHOR_RULE)) return mainRuleset;
   const isTrans = (x: string) => /^\s*(nat-anchor|rdr-anchor|binat-anchor|nat|rdr|binat)\b/.test(x);
   const isFilter = (x: string) => /^\s*(anchor|pass|block|load anchor)\b/.test(x);
-  let at = -1;
-  lines.forEach((x, i) => {
-    if (isTrans(x)) at = i + 1;
-  });
+  let at = lines.findIndex((x) => x.trim() === RDR_ANCHOR_RULE);
   if (at < 0) {
-    at = lines.findIndex(isFilter);
-    if (at < 0) at = lines.length;
+    lines.forEach((x, i) => {
+      if (isTrans(x)) at = i + 1;
+    });
+    if (at < 0) {
+      at = lines.findIndex(isFilter);
+      if (at < 0) at = lines.length;
+    }
   }
-  lines.splice(at, 0, RDR_ANCHOR_RULE);
+  lines.splice(at, 0, ...[NAT_ANCHOR_RULE, RDR_ANCHOR_RULE].filter((r) => !has(r)));
   return lines.join('\n') + '\n';
 }
 
@@ -137,20 +175,17 @@ export function rulesCanBlock(rules: RuleMatcher['rules']): boolean {
 }
 
 /**
- * The flow router's PF settings for a policy: v6 unless the default route blocks it, the
- * tunnels' endpoints skipped, user UDP dropped when `rulesCanBlock` (the caller asks
- * rulesCanBlock above; fail closed: an app a rule blocks must not
- * leak over UDP, which the router cannot see).
+ * The flow router's PF settings for a policy: v6 unless the default route blocks it (then
+ * the anchor blocks v6 for everyone, pf-render.ts), the tunnels' endpoints skipped.
  */
 export function pfFlowRouterFor(
   policy: FirewallPolicy,
-  o: { port: number; rulesCanBlock: boolean; routerUid?: number },
+  o: { port: number; routerUid?: number },
 ): PfFlowRouter {
   return {
     port: o.port,
     routerUid: o.routerUid ?? 0,
     ipv6: (policy.defaultRoute?.ipv6 ?? 'tunnel') !== 'block',
-    udp: o.rulesCanBlock ? 'block' : 'default',
     skip: [...new Set(policy.tunnels.flatMap((t) => t.endpoints.map((e) => e.address)))].sort(),
   };
 }

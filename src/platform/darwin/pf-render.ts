@@ -3,7 +3,10 @@
  *
  * Rendered whole and loaded atomically with `pfctl -a com.awg/<name> -f -` (Mullvad's
  * "render whole, load, read back"). Rules use `quick`, so order is policy: loopback, DNS
- * leak protection, tunnels, endpoints, DHCP, LAN, IPv6 policy, then the final block.
+ * leak protection, tunnels, endpoints, DHCP, ND, LAN, IPv6 policy, then the final block.
+ * Without the kill switch the anchor ends in `pass all` (its last match passes what no
+ * quick rule decided), after the IPv6 block of `ipv6: block` (v6BlockRules): a full tunnel's
+ * utun carries no v6 route then, so without it v6 would leave by the physical interface.
  * PF cannot match a process, so the endpoint exception is by address and port only.
  *
  * Tunnel interfaces are referenced through macros (`$awg_work`) because the utun number
@@ -13,7 +16,12 @@
  */
 
 import type { Endpoint, FirewallPolicy } from '../../model/policy.js';
-import { renderFlowFilter, renderFlowTranslation, type PfFlowRouter } from './pf-flow.js';
+import {
+  renderFlowFilter,
+  renderFlowLoopback,
+  renderFlowTranslation,
+  type PfFlowRouter,
+} from './pf-flow.js';
 import { renderDummynetRules, type PfShaping } from './pf-shaping.js';
 import { ANCHOR_ROOT, linkMacro } from './pf-names.js';
 
@@ -78,10 +86,45 @@ export function pfPolicyFromFirewallPolicy(p: FirewallPolicy): PfPolicy {
 
 const list = (xs: string[]) => (xs.length === 1 ? xs[0]! : `{ ${xs.join(' ')} }`);
 
+/** link-local scope: unicast and multicast that never leave the link (ND, mDNS, AWDL) */
+export const LINK6 = ['fe80::/10', 'ff02::/16'];
+
+const ND6 =
+  'pass quick inet6 proto icmp6 all icmp6-type { routersol routeradv neighbrsol neighbradv }';
+
+/** the engines' own packets to their endpoints (address and port: PF cannot match a process) */
+function endpointRules(p: PfPolicy, only?: 'v6'): string[] {
+  const eps = new Map<string, Endpoint>();
+  for (const e of p.tunnels.flatMap((t) => t.endpoints))
+    if (!only || e.address.includes(':')) eps.set(`${e.protocol} ${e.address} ${e.port}`, e);
+  return [...eps]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(
+      ([, e]) =>
+        `pass out quick ${e.address.includes(':') ? 'inet6' : 'inet'} proto ${e.protocol} from any to ${e.address} port ${e.port}`,
+    );
+}
+
+/**
+ * `ipv6: block` without the kill switch: IPv6 leaves by no interface but lo0 (passed first),
+ * except the engines' packets to IPv6 endpoints (the tunnel's carrier, not traffic routed to
+ * it: Linux's bypass mark passes them too), neighbour discovery and link-local destinations
+ * (they cannot leave the link; the host's link stays sane: ND, mDNS, AWDL). Before `pass all`.
+ */
+function v6BlockRules(p: PfPolicy): string[] {
+  return [
+    ...endpointRules(p, 'v6'),
+    ND6,
+    `pass out quick inet6 from any to ${list(LINK6)} flags any`,
+    'block drop out quick inet6 all',
+  ];
+}
+
 export function renderPfAnchor(p: PfPolicy): string {
   const l: string[] = ['# awg PF anchor (rendered; do not edit)'];
   if (p.flowRouter) l.push(...renderFlowTranslation(p.flowRouter));
   if (p.shaping) l.push(...renderDummynetRules(p.shaping));
+  if (p.flowRouter) l.push(...renderFlowLoopback(p.flowRouter));
   l.push('pass quick on lo0 all flags any');
   if (p.dnsLeakProtection) {
     for (const t of p.tunnels) {
@@ -102,6 +145,7 @@ export function renderPfAnchor(p: PfPolicy): string {
   }
   if (p.flowRouter) l.push(...renderFlowFilter(p.flowRouter));
   if (!p.killSwitch) {
+    if (p.ipv6 === 'block') l.push(...v6BlockRules(p));
     l.push('pass all flags any');
     return l.join('\n') + '\n';
   }
@@ -111,26 +155,18 @@ export function renderPfAnchor(p: PfPolicy): string {
     if (p.ipv6 === 'block') l.push(`pass quick on ${m} inet all flags any`);
     else l.push(`pass quick on ${m} all flags any`);
   }
-  const eps = new Map<string, Endpoint>();
-  for (const e of p.tunnels.flatMap((t) => t.endpoints))
-    eps.set(`${e.protocol} ${e.address} ${e.port}`, e);
-  for (const [, e] of [...eps].sort(([a], [b]) => a.localeCompare(b))) {
-    const v6 = e.address.includes(':');
-    if (v6 && p.ipv6 === 'block') continue;
-    l.push(
-      `pass out quick ${v6 ? 'inet6' : 'inet'} proto ${e.protocol} from any to ${e.address} port ${e.port}`,
-    );
-  }
+  // IPv6 endpoints pass with `ipv6: block` too (the tunnel's carrier, not traffic routed to
+  // it), and reaching them needs ND below
+  l.push(...endpointRules(p));
   l.push('pass out quick inet proto udp from any port 68 to any port 67');
   l.push('pass in quick inet proto udp from any port 67 to any port 68');
   if (p.ipv6 !== 'block') {
-    // DHCPv6 and router/neighbour discovery keep the uplink's v6 alive.
+    // DHCPv6 keeps the uplink's v6 addresses alive
     l.push('pass out quick inet6 proto udp from any port 546 to any port 547');
     l.push('pass in quick inet6 proto udp from any port 547 to any port 546');
-    l.push(
-      'pass quick inet6 proto icmp6 all icmp6-type { routersol routeradv neighbrsol neighbradv }',
-    );
   }
+  // router and neighbour discovery: the link's own v6 (an IPv6 endpoint's next hop)
+  l.push(ND6);
   if (p.allowLan) {
     l.push(`pass out quick inet from any to ${list(LAN4)} flags any`);
     if (p.ipv6 !== 'block') l.push(`pass out quick inet6 from any to ${list(LAN6)} flags any`);
@@ -199,10 +235,14 @@ export const pfctlArgs = {
 /** Lines appended to the main ruleset so our anchors are evaluated (filter section, after com.apple). */
 export const MAIN_ANCHOR_RULE = `anchor "${ANCHOR_ROOT}/*" all`;
 
-/** The translation hook, needed only while an anchor of ours has `rdr` rules (the flow router). */
+/**
+ * The translation hooks, needed only while an anchor of ours has translation rules (the flow
+ * router's `nat` and `rdr`), as `pfctl -sn` prints them.
+ */
+export const MAIN_NAT_ANCHOR_RULE = `nat-anchor "${ANCHOR_ROOT}/*" all`;
 export const MAIN_RDR_ANCHOR_RULE = `rdr-anchor "${ANCHOR_ROOT}/*" all`;
 
-/** does a rendered anchor carry translation rules (the flow router's `rdr`)? */
+/** does a rendered anchor carry translation rules (the flow router's `nat` and `rdr`)? */
 export function hasRdr(ruleset: string): boolean {
   return /^rdr\b/m.test(ruleset);
 }

@@ -11,18 +11,22 @@ import type { Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { canonicalHostCidr, parseAddrJson, type ParsedAddresses } from './parse.js';
 import { ADDR_READ } from '../reads.js';
+import { ownershipView } from '../link/linux.js';
+import type { StateStore } from '../../util/state.js';
 
 export interface LinuxAddressOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
   exec: Pick<Exec, 'read'>;
 }
 
+/** `state`: whose links are ours (link/linux.ts ownershipView); without it, every marked link */
 export async function readAddresses(
   exec: Pick<Exec, 'read'>,
   prefix: string,
+  state?: StateStore,
 ): Promise<ParsedAddresses> {
   const r = await exec.read(ADDR_READ[0], [...ADDR_READ[1]]);
-  return parseAddrJson(r.stdout, prefix);
+  return parseAddrJson(r.stdout, prefix, state ? ownershipView(state) : {});
 }
 
 export function addrArgs(op: 'add' | 'del', a: AddressSpec): string[] {
@@ -54,7 +58,7 @@ export function createLinuxAddressDriver(opts: LinuxAddressOptions): Driver<'add
   return {
     kind: 'address',
     async observe(scope: ObserveScope): Promise<ObserveResult<'address'>> {
-      const p = await readAddresses(opts.exec, scope.claims.linkPrefix);
+      const p = await readAddresses(opts.exec, scope.claims.linkPrefix, scope.state);
       const resources: Resource<'address'>[] = p.owned.map((a) => ({
         kind: 'address',
         id: ids.address(a),
@@ -78,7 +82,7 @@ export function createLinuxAddressDriver(opts: LinuxAddressOptions): Driver<'add
 
     async apply(change: Change<'address'>, ctx: ApplyContext): Promise<ApplyResult> {
       if (change.action === 'noop') return 'unchanged';
-      const cur = await readAddresses(ctx.exec, ctx.claims.linkPrefix);
+      const cur = await readAddresses(ctx.exec, ctx.claims.linkPrefix, ctx.state);
       const have = new Set(cur.owned.map((a) => ids.address(a)));
 
       const remove = async (a: AddressSpec): Promise<boolean> => {

@@ -7,7 +7,7 @@
  */
 import ipaddr from '../../util/ipaddr.js';
 import type { AddressSpec } from '../../model/resources.js';
-import { notOursReason, type IpLinkJson } from '../link/parse.js';
+import { linkOwnership, type IpLinkJson, type OwnershipView } from '../link/parse.js';
 
 export interface ParsedAddresses {
   owned: AddressSpec[];
@@ -31,14 +31,19 @@ function isLinkLocal6(addr: string): boolean {
   return a.kind() === 'ipv6' && a.range() === 'linkLocal';
 }
 
-export function classifyAddresses(links: IpLinkJson[], prefix: string): ParsedAddresses {
+/** `view`: whose links are ours (link/parse.ts linkOwnership) */
+export function classifyAddresses(
+  links: IpLinkJson[],
+  prefix: string,
+  view: OwnershipView = {},
+): ParsedAddresses {
   const out: ParsedAddresses = { owned: [], foreignLinks: new Map(), ownedLinks: new Set() };
   for (const l of links) {
     const name = l.ifname;
     if (!name || !name.startsWith(prefix)) continue;
-    const why = notOursReason(l);
-    if (why) {
-      out.foreignLinks.set(name, why);
+    const o = linkOwnership(l, view);
+    if (!o.ours) {
+      out.foreignLinks.set(name, o.reason);
       continue;
     }
     out.ownedLinks.add(name);
@@ -53,10 +58,10 @@ export function classifyAddresses(links: IpLinkJson[], prefix: string): ParsedAd
   return out;
 }
 
-export function parseAddrJson(text: string, prefix: string): ParsedAddresses {
+export function parseAddrJson(text: string, prefix: string, view?: OwnershipView): ParsedAddresses {
   const t = text.trim();
   if (!t) return classifyAddresses([], prefix);
   const v = JSON.parse(t) as unknown;
   if (!Array.isArray(v)) throw new Error('ip -j addr: expected a JSON array');
-  return classifyAddresses(v as IpLinkJson[], prefix);
+  return classifyAddresses(v as IpLinkJson[], prefix, view);
 }

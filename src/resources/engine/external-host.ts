@@ -228,6 +228,17 @@ export function createExternalEngineHost(opts: ExternalHostOptions = {}): Extern
     }
     // read before the event loop runs again: until then the child cannot have been reaped
     const identity = child.pid !== undefined ? deps.identity(child.pid) : undefined;
+    const rec: EngineRecord = {
+      tunnel: spec.tunnel,
+      link: spec.link,
+      pid: child.pid ?? 0,
+      ...identity,
+      uapiPath,
+      spec,
+    };
+    // recorded before it is configured: a starter killed from here on leaves a process the
+    // next run finds (and replaces), not one holding the TUN that nobody knows of
+    if (child.pid !== undefined) ctx.state.set<EngineRecord>(stateKey(spec.tunnel), rec);
     let exited: string | undefined;
     child.onExit((code, signal) => {
       exited = signal
@@ -238,6 +249,7 @@ export function createExternalEngineHost(opts: ExternalHostOptions = {}): Extern
     });
     const fail = (why: string, cause?: unknown): never => {
       child.kill();
+      ctx.state.delete(stateKey(spec.tunnel));
       const tail = logTail(logPath);
       throw new AwgError(
         'driver',
@@ -279,15 +291,6 @@ export function createExternalEngineHost(opts: ExternalHostOptions = {}): Extern
         await deps.setLink(spec.link, fix);
     }
     if (!opts.supervise) child.unref();
-    const rec: EngineRecord = {
-      tunnel: spec.tunnel,
-      link: spec.link,
-      pid: child.pid!,
-      ...identity,
-      uapiPath,
-      spec,
-    };
-    ctx.state.set<EngineRecord>(stateKey(spec.tunnel), rec);
     await watch(rec, ctx.state);
     // exited between the answer and now: the next observation starts it again
     if (exited) opts.supervise?.(spec.tunnel, `the external engine exited (${exited})`);

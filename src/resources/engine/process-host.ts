@@ -13,7 +13,15 @@
 import { readableLine } from '../../util/log.js';
 import { LONG_RUNNING_NODE_FLAGS } from '../../util/node-flags.js';
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, rmSync, closeSync, mkdirSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { AWG_BIN } from '../../util/package-root.js';
 import type { StateStore } from '../../util/state.js';
@@ -250,6 +258,11 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
         'conflict',
         `engine for ${tunnel} already runs as pid ${stale.pid}${stale.host === 'daemon' ? ' (the awg daemon)' : ''}`,
       );
+    // Written ahead of the spawn (pid 0: starting) and again with the pid before the engine
+    // gets its configuration: a process killed anywhere in between leaves a record, never an
+    // engine nobody knows of (stop() finds one that started under a pid-0 record).
+    const base = { tunnel, link, uapiPath, spec };
+    ctx.state.set<EngineRecord>(stateKey(tunnel), { ...base, pid: 0 });
     const logDir = join(ctx.state.dir, 'logs');
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     const logPath = join(logDir, `engine-${tunnel}.log`);
@@ -268,6 +281,8 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     // so /proc/<pid> is this child (one that already exited fails the start below)
     const identity = child.pid !== undefined ? processIdentity(child.pid) : undefined;
     closeSync(log);
+    if (child.pid !== undefined)
+      ctx.state.set<EngineRecord>(stateKey(tunnel), { ...base, pid: child.pid, ...identity });
     const ready = new Promise<void>((resolve, reject) => {
       let out = '';
       const timer = setTimeout(
@@ -302,6 +317,7 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
       await ready;
     } catch (e) {
       child.kill('SIGKILL');
+      ctx.state.delete(stateKey(tunnel));
       const tail = existsSync(logPath)
         ? readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).map(readableLine).join('\n')
         : '';
@@ -312,19 +328,38 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     }
     child.stdout!.destroy();
     child.unref();
-    ctx.state.set<EngineRecord>(stateKey(tunnel), {
-      tunnel,
-      link,
-      pid: child.pid!,
-      ...identity,
-      uapiPath,
-      spec,
-    });
+  }
+
+  /**
+   * The engine started under a record written ahead of its spawn (pid 0), if a process was
+   * started before the starter died: an `awg engine` whose environment names this tunnel and
+   * this state directory (process-host's spawn sets both).
+   */
+  function startedUnder(rec: EngineRecord, stateDir: string): EngineRecord | undefined {
+    const want = [`AWG_ENGINE_TUNNEL=${rec.tunnel}`, `AWG_STATE_DIR=${stateDir}`];
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+        if (!argv.includes('engine') || !argv.includes(rec.link)) continue;
+        const envs = readFileSync(`/proc/${d}/environ`, 'utf8').split('\0');
+        if (!want.every((w) => envs.includes(w))) continue;
+        const identity = processIdentity(Number(d));
+        if (identity) return { ...rec, pid: Number(d), ...identity };
+      } catch {
+        /* gone, or not ours to read */
+      }
+    }
+    return undefined;
   }
 
   async function stop(tunnel: string, ctx: ApplyContext): Promise<boolean> {
-    const rec = ctx.state.get<EngineRecord>(stateKey(tunnel));
-    if (!rec) return false;
+    const found = ctx.state.get<EngineRecord>(stateKey(tunnel));
+    if (!found) return false;
+    const rec =
+      found.pid === 0 && ctx.state.dir !== ':memory:'
+        ? (startedUnder(found, ctx.state.dir) ?? found)
+        : found;
     if (rec.host === 'daemon') {
       // the daemon hosts it: never killed from here; its own host forgets the record, and a
       // record left by a daemon that is gone is only forgotten

@@ -2,9 +2,9 @@
  * Counters of our nft table by rule comment (`app/<rule>` egress, `app-in/<rule>` ingress,
  * `blocked/…`, `kill-switch`, `dns-leak`, …): packets and bytes summed over the rules sharing a
  * comment prefix up to the second `/` (`app/work/ipv6-blocked` counts for `app/work`). Read
- * from `nft -t -j list table` (the JSON form carries each rule's comment and counter as fields,
- * no text matching; `-t` leaves set elements out: a list of 100,000 prefixes is not read for a
- * counter). Read-only; a listing that does not parse, or entries without a usable counter,
+ * from `nft -t -j list ruleset inet` (the JSON form carries each rule's comment and counter as
+ * fields, no text matching; `-t` leaves set elements out: a list of 100,000 prefixes is not read
+ * for a counter — nft 1.0.6 honours it for a ruleset listing, not for `list table`). Read-only; a listing that does not parse, or entries without a usable counter,
  * yield nothing rather than a guess.
  *
  * A destination rule's lines (`app/<rule>/@<set>`, one per set) are also kept apart, per rule
@@ -115,9 +115,10 @@ export function parseSetElementCount(text: string, table: string, set: string): 
   return undefined;
 }
 
-export const nftCountersRead = (table: string): [string, string[]] => [
+/** every inet table (parseTableCounters keeps ours), without set elements */
+export const NFT_COUNTERS_READ: [string, string[]] = [
   'nft',
-  ['-t', '-j', 'list', 'table', 'inet', table],
+  ['-t', '-j', 'list', 'ruleset', 'inet'],
 ];
 
 /** empty when the table is absent or unreadable */
@@ -138,7 +139,7 @@ export async function readTableCounters(
   table: string,
   opts: { learned?: boolean | undefined } = {},
 ): Promise<TableCounters> {
-  const [cmd, args] = nftCountersRead(table);
+  const [cmd, args] = NFT_COUNTERS_READ;
   const r = await exec.read(cmd, args, { allowFail: true });
   if (r.code !== 0) return { rules: new Map(), sets: new Map() };
   const t = parseTableCounters(r.stdout, table);

@@ -19,6 +19,7 @@ import { parsePfReferences, parsePfRules } from '../../platform/darwin/pfctl.js'
 import {
   ANCHOR_ROOT,
   MAIN_ANCHOR_RULE,
+  MAIN_NAT_ANCHOR_RULE,
   MAIN_RDR_ANCHOR_RULE,
   linkMacro,
   pfctlArgs,
@@ -180,7 +181,7 @@ export function rebound(loaded: Record<string, string>, now: Record<string, stri
 
 export interface Snapshot {
   hooked: boolean;
-  /** `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
+  /** `nat-anchor` and `rdr-anchor "com.awg/*"` among the main translation rules (read only when asked) */
   rdrHooked: boolean;
   /** `dummynet-anchor "com.awg/*"` among the main dummynet rules (read only when asked) */
   dnHooked: boolean;
@@ -203,7 +204,7 @@ export async function snapshot(
   const dummynet = dn ? parsePfRules(await pf(exec, pfctlArgs.showMainDummynet())).rules : [];
   return {
     hooked: main.rules.includes(MAIN_ANCHOR_RULE),
-    rdrHooked: nat.includes(MAIN_RDR_ANCHOR_RULE),
+    rdrHooked: nat.includes(MAIN_NAT_ANCHOR_RULE) && nat.includes(MAIN_RDR_ANCHOR_RULE),
     dnHooked: dummynet.includes(MAIN_DUMMYNET_ANCHOR_RULE),
     tokenHeld: rec.token !== undefined && refs.some((r) => r.token === rec.token),
     refs: refs.map((r) => r.token),

@@ -19,9 +19,10 @@
  *   on 15.x); apply warns when it sees such anchors.
  * - Tunnel macros are bound to the utuns the engines hold now (utun numbers change when an
  *   engine restarts).
- * - An anchor with translation rules (the flow router's `rdr`, platform/darwin/pf-flow.ts) is
- *   evaluated only if the main ruleset also has `rdr-anchor "com.awg/*"` among its
- *   translation rules (read with `-sn`); the same reload adds it (pf-flow.ts withRdrAnchor),
+ * - An anchor with translation rules (the flow router's `nat` and `rdr`,
+ *   platform/darwin/pf-flow.ts) is evaluated only if the main ruleset also has
+ *   `nat-anchor "com.awg/*"` and `rdr-anchor "com.awg/*"` among its translation rules (read
+ *   with `-sn`); the same reload adds them (pf-flow.ts withTranslationAnchors),
  *   and those rules are read back with `-a … -sn`. Teardown flushes an anchor's translation
  *   rules and tables too (`-F rules` leaves them).
  * - An anchor with dummynet rules (limits, platform/darwin/pf-shaping.ts) is evaluated only if
@@ -61,13 +62,14 @@ import {
   ANCHOR_ROOT,
   MAIN_ANCHOR_RULE,
   anchorPath,
+  MAIN_NAT_ANCHOR_RULE,
   MAIN_RDR_ANCHOR_RULE,
   bindPfLinks,
   hasRdr,
   pfctlArgs,
   renderMainRuleset,
 } from '../../platform/darwin/pf-render.js';
-import { withRdrAnchor } from '../../platform/darwin/pf-flow.js';
+import { withTranslationAnchors } from '../../platform/darwin/pf-flow.js';
 import {
   DUMMYNET_ANCHOR_RULE,
   hasDummynet,
@@ -144,7 +146,7 @@ class PfSession {
       await this.pfctl(pfctlArgs.flushAnchor(name));
       this.changed = true;
     }
-    // the router's rdr rules and its skip table stay after `-F rules`
+    // the router's nat and rdr rules and its skip table stay after `-F rules`
     if (this.rec.anchors[name] && hasRdr(this.rec.anchors[name].ruleset)) {
       await this.pfctl(pfctlArgs.flushAnchorNat(name));
       await this.pfctl(pfctlArgs.flushAnchorTables(name));
@@ -254,7 +256,7 @@ class PfSession {
   }
 
   /**
-   * The main ruleset reloaded as pf.conf plus our hook (and the translation hook for `rdr`).
+   * The main ruleset reloaded as pf.conf plus our hook (and the translation hooks for `nat` and `rdr`).
    * True when this run added the filter hook: only then is it undone on failure (a kill switch
    * that was evaluated before stays evaluated).
    */
@@ -268,11 +270,11 @@ class PfSession {
         message: `reloading the PF main ruleset from ${pfConf} drops anchors other programs inserted at run time: ${dropped.join(', ')}`,
       });
     let main = renderMainRuleset(conf);
-    if (rdr) main = withRdrAnchor(main);
+    if (rdr) main = withTranslationAnchors(main);
     if (dn) main = withDummynetAnchor(main);
     const r = await this.pfctl(pfctlArgs.loadMain(), {
       input: main,
-      display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_RDR_ANCHOR_RULE}` : ''}${dn ? ` + ${DUMMYNET_ANCHOR_RULE}` : ''}`,
+      display: `pfctl -f - < ${pfConf} + ${MAIN_ANCHOR_RULE}${rdr ? ` + ${MAIN_NAT_ANCHOR_RULE} + ${MAIN_RDR_ANCHOR_RULE}` : ''}${dn ? ` + ${DUMMYNET_ANCHOR_RULE}` : ''}`,
     });
     if (ctx.dryRun) return false;
     const res = parsePfLoad(`${r.stderr}\n${r.stdout}`);

@@ -1,8 +1,16 @@
 /**
  * Linux nftables driver. Owns exactly one table, `inet <claims.nftTable>`, marked with the
- * comment `managed-by=awg`. Loads are one `nft -f -` transaction (render.ts) and are read back;
- * a table with our name but without the marker is a conflict and is never touched; other
- * tables are never read for writing.
+ * comment `managed-by=awg`. A load is one `nft -f -` transaction, after which packets meet the
+ * whole new table (load.ts: static sets that are new are filled over netlink before it, while
+ * nothing refers to them; unchanged sets are kept with their elements), and is read back; a
+ * table with our name but without the marker is a conflict and is never touched; other tables
+ * are never read for writing. Reads are `nft -t list ruleset` (no set elements: reads.ts).
+ *
+ * Static sets' elements are not in the observed text (set-elements.ts). A set's element count
+ * is checked against its comment's (`awg n=<count>`) by a netlink dump of the set, unless the
+ * nf_tables generation is the one recorded after the last load or check of the table (then
+ * nothing changed since): a count that differs reads as that count in the comment, so as
+ * drift, and the set is loaded again.
  *
  * Kill switch on: the spec's `boot` table is also kept as `<state>/killswitch-boot.nft`, the
  * file the early unit (`awg-killswitch.service`, resources/service/render.ts) loads with
@@ -11,18 +19,28 @@
  */
 import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
+import { rulesetOf } from '../../model/firewall-sets.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
 import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
-import { parseTableListing, parseTableNames, type TableListing } from './parse.js';
+import { parseTableListing, parseTableNames, tableOfRuleset, type TableListing } from './parse.js';
 import { normaliseRuleset, renderTransaction } from './render.js';
-import { keepListedElements } from './set-elements.js';
+import {
+  dumpedIntervals,
+  intervalCount,
+  keepElements,
+  keepListedElements,
+  knownElements,
+  staticSets,
+} from './set-elements.js';
+import { planLoad } from './load.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
 // native/nftset.js (koffi) is imported when used: `awg validate` loads this module's chunk
-import type { NftSetWriter } from '../../native/nftset.js';
-import { NFT_TABLES_READ, nftTableRead } from '../reads.js';
+import type { DumpedElement, NftSetWriter } from '../../native/nftset.js';
+import { NFT_RULESET_READ } from '../reads.js';
+import { PrefetchExec } from '../prefetch.js';
 import { stateFile, type StateStore } from '../../util/state.js';
 import { join } from 'node:path';
 
@@ -67,54 +85,240 @@ const bootCopy = {
   },
 };
 
+/** The kernel's nf_tables, over netlink (native/nftset.ts), for one network namespace. */
+export interface SetKernel {
+  /** nftGenerationStamp: equal stamps, nothing changed in between */
+  stamp(): string | undefined;
+  /** the elements of a set (dumpSetElements) */
+  dump(table: string, set: string): DumpedElement[];
+  /** add interval elements (nft syntax: intervalElements) to an interval set, one transaction */
+  fill(table: string, set: string, elements: readonly string[]): void;
+}
+
+/** The kernel of namespace `netns` (default: this process's). */
+export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
+  const n = await import('../../native/nftset.js');
+  return {
+    stamp: () => n.nftGenerationStamp(netns),
+    dump: (table, set) => n.dumpSetElements({ table, set, netns }),
+    fill: (table, set, elements) => {
+      const w = n.openSetWriter({ table, netns });
+      try {
+        w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
+      } finally {
+        w.close();
+      }
+    },
+  };
+}
+
 export interface LinuxFirewallOptions {
   exec: Pick<Exec, 'read'>;
   /** the writer of the `w_…` sets' elements (default: netlink, native/nftset.ts) */
   setWriter?: (table: string) => Pick<NftSetWriter, 'replace' | 'close'>;
+  /**
+   * the kernel behind `exec` (default: this process's when `exec` runs commands on this host,
+   * none otherwise: no counts are checked, static elements load in the nft text)
+   */
+  kernel?: SetKernel;
 }
 
-/** undefined when the table does not exist */
-/**
- * The last listing of each table read on this host, with the nf_tables generation it was read
- * at: an observation at the same generation reuses it (a table with a 100,000-element set
- * takes nft about 0.4 s to list, on every daemon pass). Only for the real host's processes:
- * a test's exec has no kernel behind the generation.
- */
-const listings = new Map<string, { gen: number; listing: TableListing | undefined }>();
+/** whether `exec` runs its commands on this host (the kernel this process's netlink reaches) */
+function onHost(exec: Pick<Exec, 'read'>): boolean {
+  return exec instanceof ProcessExec || (exec instanceof PrefetchExec && exec.onHost);
+}
+
+async function kernelOf(
+  opts: LinuxFirewallOptions,
+  exec: Pick<Exec, 'read'>,
+): Promise<SetKernel | undefined> {
+  return opts.kernel ?? (onHost(exec) ? nativeSetKernel() : undefined);
+}
+
+const VERIFIED_FILE = 'nft-sets-verified';
+/** table → the generation stamp at which its static sets last held what their comments say */
+const verified = new Map<string, string>();
+
+const verifiedStamp = {
+  get(state: StateStore, table: string): string | undefined {
+    const had = verified.get(table);
+    if (had !== undefined) return had;
+    try {
+      const m = /^(\S+) (\S+)\n$/.exec(stateFile.read(state, VERIFIED_FILE) ?? '');
+      return m?.[1] === table ? m[2] : undefined;
+    } catch {
+      return undefined;
+    }
+  },
+  set(state: StateStore, table: string, stamp: string | undefined): void {
+    if (stamp === undefined) return this.clear(state, table);
+    verified.set(table, stamp);
+    try {
+      stateFile.write(state, VERIFIED_FILE, `${table} ${stamp}\n`);
+    } catch {
+      /* a stamp not kept only costs a count at the next observation */
+    }
+  },
+  clear(state: StateStore, table: string): void {
+    verified.delete(table);
+    try {
+      stateFile.remove(state, VERIFIED_FILE);
+    } catch {
+      /* as above */
+    }
+  },
+};
+
+/** `ruleset` with set `name`'s comment telling `n` elements instead of `was` */
+function withCount(ruleset: string, name: string, was: number, n: number): string {
+  const lines = ruleset.split('\n');
+  const at = lines.indexOf(`set ${name} {`);
+  for (let i = at + 1; at >= 0 && i < lines.length && lines[i] !== '}'; i++)
+    if (lines[i]!.startsWith(`comment "awg n=${was} sha256=`))
+      lines[i] = lines[i]!.replace(`n=${was} `, `n=${n} `);
+  return lines.join('\n');
+}
 
 /**
- * `nft list table inet <table>`. `reuse`: a listing read at the current nf_tables generation
- * may stand in (its counters are as old as it is: callers that carry counters read afresh).
+ * The listing with each static set's comment telling the count the kernel holds (see the
+ * header): unchanged when the generation is the verified one or every count matches (the
+ * stamp then moves to the generation read before the counts). A count that cannot be read
+ * leaves the comment as it is (a set that vanished reads as absent from the listing already).
  */
+function checkCounts(
+  kernel: SetKernel,
+  state: StateStore,
+  table: string,
+  t: TableListing,
+): TableListing {
+  const sets = staticSets(t.ruleset);
+  if (sets.length === 0) return t;
+  const stamp = kernel.stamp();
+  if (stamp !== undefined && verifiedStamp.get(state, table) === stamp) return t;
+  let ruleset = t.ruleset;
+  let same = true;
+  for (const s of sets) {
+    let n: number;
+    try {
+      n = intervalCount(kernel.dump(table, s.name));
+    } catch {
+      same = false;
+      continue;
+    }
+    if (n === s.count) continue;
+    same = false;
+    ruleset = withCount(ruleset, s.name, s.count, n);
+  }
+  if (same) verifiedStamp.set(state, table, stamp);
+  return ruleset === t.ruleset ? t : { ...t, ruleset };
+}
+
+/**
+ * The last listing of each table read on this host, with the nf_tables generation it was read
+ * at: an observation at the same generation reuses it. Only for the real host's processes: a
+ * test's exec has no kernel behind the generation.
+ */
+const listings = new Map<string, { gen: number; read: RulesetRead }>();
+
+export interface RulesetRead {
+  /** our table; undefined when it does not exist */
+  table: TableListing | undefined;
+  /** every table's [family, name] */
+  names: [string, string][];
+}
+
+/**
+ * `nft -t list ruleset` → table `inet <table>` and the tables' names. `reuse`: a listing read
+ * at the current nf_tables generation may stand in (its counters are as old as it is: callers
+ * that carry counters read afresh).
+ */
+export async function readRuleset(
+  exec: Pick<Exec, 'read'>,
+  table: string,
+  o: { reuse?: boolean } = {},
+): Promise<RulesetRead> {
+  const gen =
+    exec instanceof ProcessExec
+      ? (await import('../../native/nftset.js')).nftGeneration()
+      : undefined;
+  if (o.reuse && gen !== undefined) {
+    const had = listings.get(table);
+    if (had?.gen === gen) return had.read;
+  }
+  const [cmd, args] = NFT_RULESET_READ;
+  const r = await exec.read(cmd, [...args], { allowFail: true });
+  if (r.code !== 0) {
+    const perm = /Operation not permitted|Permission denied/.test(r.stderr);
+    throw new AwgError(
+      perm ? 'permission' : 'driver',
+      `nft ${args.join(' ')} failed: ${r.stderr.trim()}`,
+    );
+  }
+  const text = tableOfRuleset(r.stdout, 'inet', table);
+  // a listing with elements (not nft's `-t` one: a test's) can be loaded again: set-elements.ts
+  if (text !== undefined) keepListedElements(text);
+  const read = {
+    table: text !== undefined ? parseTableListing(text) : undefined,
+    names: parseTableNames(r.stdout),
+  };
+  // the generation was read first: a change in between makes the next one differ
+  if (gen !== undefined) listings.set(table, { gen, read });
+  return read;
+}
+
+/** table `inet <table>` (readRuleset), undefined when it does not exist */
 export async function readTable(
   exec: Pick<Exec, 'read'>,
   table: string,
   o: { reuse?: boolean } = {},
 ): Promise<TableListing | undefined> {
-  const real = exec instanceof ProcessExec;
-  const gen = real ? (await import('../../native/nftset.js')).nftGeneration() : undefined;
-  if (o.reuse && gen !== undefined) {
-    const had = listings.get(table);
-    if (had?.gen === gen) return had.listing;
+  return (await readRuleset(exec, table, o)).table;
+}
+
+/**
+ * Before a load deletes static sets of the live table: their elements, kept by digest when
+ * this process does not know them (a rollback to the live table loads them again). Read
+ * over netlink; kept only when their count is the comment's (a set edited by hand is not
+ * kept under a digest that is not its own).
+ */
+function keepDeletedSets(
+  kernel: SetKernel,
+  table: string,
+  cur: string,
+  skip: (name: string) => boolean,
+): void {
+  for (const s of staticSets(cur)) {
+    if (skip(s.name) || knownElements(s.digest)) continue;
+    try {
+      const d = kernel.dump(table, s.name);
+      if (intervalCount(d) === s.count) keepElements(s.digest, dumpedIntervals(d));
+    } catch {
+      /* unknown: a rollback to it fails loudly (set-elements.ts) */
+    }
   }
-  const [cmd, args] = nftTableRead(table);
-  const r = await exec.read(cmd, [...args], { allowFail: true });
-  if (r.code === 0) {
-    // what the table holds now can be loaded again (a rollback to it): set-elements.ts
-    keepListedElements(r.stdout);
-    const listing = parseTableListing(r.stdout);
-    // the generation was read first: a change in between makes the next one differ
-    if (gen !== undefined) listings.set(table, { gen, listing });
-    return listing;
-  }
-  if (gen !== undefined && /No such file or directory/.test(r.stderr))
-    listings.set(table, { gen, listing: undefined });
-  if (/No such file or directory/.test(r.stderr)) return undefined;
-  const perm = /Operation not permitted|Permission denied/.test(r.stderr);
-  throw new AwgError(
-    perm ? 'permission' : 'driver',
-    `nft list table inet ${table} failed: ${r.stderr.trim()}`,
+}
+
+/**
+ * The elements of the live static sets the desired table changes (same name, another digest),
+ * when this process does not know them: what a plan's `+N −M` per set compares (model/
+ * firewall-sets.ts), and what a rollback of the change loads again.
+ */
+function keepChangingSets(
+  kernel: SetKernel,
+  table: string,
+  live: string,
+  scope: ObserveScope,
+): void {
+  const desired = scope.desired.resources.find(
+    (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
   );
+  const want = new Map(
+    staticSets(rulesetOf(desired?.spec) ?? '').map((s) => [s.name, s.digest] as const),
+  );
+  const names = staticSets(live)
+    .filter((s) => want.has(s.name) && want.get(s.name) !== s.digest)
+    .map((s) => s.name);
+  if (names.length) keepDeletedSets(kernel, table, live, (n) => !names.includes(n));
 }
 
 function firstDifference(a: string, b: string): string {
@@ -133,12 +337,11 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const table = scope.claims.nftTable;
       const resources: Resource<'firewall'>[] = [];
       const foreign: ForeignObject[] = [];
-      // both reads at once: `list table` is the slow one (nft names every cgroupv2 match by
-      // walking /sys/fs/cgroup), and it is on the critical path of every observation
-      const [t, tables] = await Promise.all([
-        readTable(opts.exec, table, { reuse: true }),
-        opts.exec.read(NFT_TABLES_READ[0], [...NFT_TABLES_READ[1]]),
-      ]);
+      const read = await readRuleset(opts.exec, table, { reuse: true });
+      const kernel = read.table?.marked ? await kernelOf(opts, opts.exec) : undefined;
+      const t =
+        kernel && read.table ? checkCounts(kernel, scope.state, table, read.table) : read.table;
+      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, scope);
       if (t?.marked) {
         const boot = bootCopy.read(scope.state, table);
         resources.push({
@@ -170,8 +373,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           relation: 'conflict',
           description: `nft table inet ${table} exists without the comment "managed-by=awg"; awg will not touch it`,
         });
-      const names = parseTableNames(tables.stdout);
-      for (const [family, name] of names) {
+      for (const [family, name] of read.names) {
         if (name === 'firewalld')
           foreign.push({
             kind: 'firewall',
@@ -192,7 +394,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           'bug',
           `firewall table ${spec.table} is not the claimed table ${ctx.claims.nftTable}`,
         );
-      const cur = await readTable(ctx.exec, spec.table);
+      let cur = await readTable(ctx.exec, spec.table);
       if (cur && !cur.marked)
         throw new AwgError(
           'conflict',
@@ -228,8 +430,11 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         const removed = syncBoot(undefined);
         if (!cur) return removed ? 'changed' : 'unchanged';
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
+        verifiedStamp.clear(ctx.state, spec.table);
         return 'changed';
       }
+      const kernel = await kernelOf(opts, ctx.exec);
+      if (kernel && cur) cur = checkCounts(kernel, ctx.state, spec.table, cur);
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
       /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
@@ -259,10 +464,54 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         await fillSets();
         return syncBoot(after.boot) ? 'changed' : 'unchanged';
       }
-      await ctx.exec.mutate('nft', ['-f', '-'], {
+      const table = after.table;
+      const plan = planLoad({
+        family: 'inet',
+        table,
+        cur: cur?.ruleset,
+        want,
         // unchanged rules keep their counters across the replace (counters.ts)
-        input: renderTransaction({ ...after, ruleset: cur ? carryCounters(cur.text, want) : want }),
-        display: `nft -f - (replace table inet ${after.table}, ${want.split('\n').length} lines)`,
+        ruleset: cur ? carryCounters(cur.text, want) : want,
+        netlink: kernel !== undefined && !ctx.exec.dryRun,
+        known: (d) => knownElements(d) !== undefined,
+      });
+      if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, (n) => plan.kept.includes(n));
+      if (kernel && plan.stage !== undefined) {
+        const staged = plan.staged.map((s) => s.name).join(', ');
+        await ctx.exec.mutate('nft', ['-f', '-'], {
+          input: plan.stage,
+          display: `nft -f - (declare set(s) ${staged} in table inet ${table}, none referenced yet)`,
+        });
+        try {
+          for (const s of plan.staged) {
+            const els = s.digest !== undefined ? knownElements(s.digest) : undefined;
+            if (!els) continue;
+            if (
+              ctx.exec.record(
+                `netlink: fill nft set inet ${table} ${s.name} (${els.length} intervals)`,
+              )
+            )
+              kernel.fill(table, s.name, els);
+          }
+        } catch (e) {
+          // nothing refers to the staged sets yet: take them (or the table they came with) away
+          await ctx.exec
+            .mutate('nft', ['-f', '-'], {
+              input: cur
+                ? plan.staged.map((s) => `delete set inet ${table} ${s.name}\n`).join('')
+                : `delete table inet ${table}\n`,
+              display: `nft -f - (remove the sets declared for the load: ${staged})`,
+            })
+            .catch(() => undefined);
+          throw e;
+        }
+      }
+      await ctx.exec.mutate('nft', ['-f', '-'], {
+        input: plan.transaction,
+        display:
+          plan.mode === 'classic'
+            ? `nft -f - (replace table inet ${table}, ${want.split('\n').length} lines)`
+            : `nft -f - (load table inet ${table}, ${want.split('\n').length} lines; set(s) kept: ${[...plan.kept, ...plan.staged.map((s) => s.name)].join(', ') || 'none'})`,
       });
       if (ctx.exec.dryRun) return 'changed';
       const back = await readTable(ctx.exec, after.table);
@@ -272,6 +521,8 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
         );
       await fillSets();
+      // what the static sets hold now is what this load wrote or kept after its check
+      if (kernel) verifiedStamp.set(ctx.state, table, kernel.stamp());
       syncBoot(after.boot);
       return 'changed';
     },

@@ -395,6 +395,12 @@ export function renderTable(p: NftPolicy): string {
     `oifname "lo" counter accept ${comment('loopback')}`,
     `fib daddr type local counter accept ${comment('local')}`,
   ];
+  // a host without a default route: unmarked local packets' first route is this link of ours
+  // (model/unrouted.ts); what is still unmarked here goes direct, and has no route
+  if (p.unrouted)
+    filter.push(
+      `meta mark & ${mask} == 0x00000000 oifname ${quoted(p.unrouted.link, 'link')} counter reject with icmpx no-route ${comment('no-route')}`,
+    );
   // A proxy tunnel has no TUN and no route: what carries its mark and was not redirected to
   // a local listener above would leave directly. UDP the tunnel does not carry (but DNS),
   // ICMP, and TCP of connections older than the redirect are dropped.

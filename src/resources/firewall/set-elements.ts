@@ -9,6 +9,8 @@
  */
 import { createHash } from 'node:crypto';
 import { AwgError } from '../../errors.js';
+import { formatInterval4, formatInterval6 } from '../../config/lists.js';
+import type { DumpedElement } from '../../native/nftset.js';
 import {
   STATIC_SET_COMMENT_RE as COMMENT_RE,
   declaredSets,
@@ -54,10 +56,19 @@ export function staticSets(ruleset: string): StaticSetRef[] {
 /** elements per line of `add element` (nft reads one command per line; a bound on its size) */
 const CHUNK = 8192;
 
-/** `add element` commands that fill the static sets of `ruleset` (after the table is loaded) */
-export function elementCommands(family: string, table: string, ruleset: string): string {
+/**
+ * `add element` commands that fill the static sets of `ruleset` (after the table is loaded),
+ * but those named in `skip`
+ */
+export function elementCommands(
+  family: string,
+  table: string,
+  ruleset: string,
+  skip?: ReadonlySet<string>,
+): string {
   const out: string[] = [];
   for (const s of staticSets(ruleset)) {
+    if (skip?.has(s.name)) continue;
     const els = byDigest.get(s.digest);
     if (!els)
       throw new AwgError(
@@ -111,4 +122,49 @@ export function keepListedElements(listing: string): void {
       pending = undefined;
     }
   }
+}
+
+/** a dumped element's key as a number (IPv4) or bigint (IPv6) */
+const keyValue = (k: Buffer): number | bigint =>
+  k.length === 4 ? k.readUInt32BE(0) : (k.readBigUInt64BE(0) << 64n) | k.readBigUInt64BE(8);
+
+/** the intervals an interval set's dump holds (start elements, each closed by the next end) */
+export function intervalCount(dumped: readonly DumpedElement[]): number {
+  let n = 0;
+  for (const e of dumped) if (!e.end) n++;
+  return n;
+}
+
+/**
+ * An interval set's dump (native/nftset.ts dumpSetElements) as element strings (an address,
+ * `net/len`, `first-last`; in address order): what loads the same set again. An end element
+ * with no start before it (nft adds one at address 0) is skipped.
+ */
+export function dumpedIntervals(dumped: readonly DumpedElement[]): string[] {
+  const sorted = [...dumped].sort(
+    (a, b) => Buffer.compare(a.key, b.key) || (a.end === b.end ? 0 : a.end ? -1 : 1),
+  );
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
+    if (e.end) continue;
+    const next = sorted[i + 1];
+    const v6 = e.key.length === 16;
+    const start = keyValue(e.key);
+    const last =
+      next?.end === true
+        ? v6
+          ? (keyValue(next.key) as bigint) - 1n
+          : (keyValue(next.key) as number) - 1
+        : v6
+          ? (1n << 128n) - 1n
+          : 0xffffffff;
+    if (next?.end === true) i++;
+    out.push(
+      v6
+        ? formatInterval6({ start: start as bigint, end: last as bigint })
+        : formatInterval4({ start: start as number, end: last as number }),
+    );
+  }
+  return out;
 }

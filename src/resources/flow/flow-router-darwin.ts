@@ -9,6 +9,10 @@
  *   proc_pidpath; its parents (for `awg exec`, exec-routes.ts) by proc_pidinfo
  *   PROC_PIDT_SHORTBSDINFO (libproc.ts pidShortInfo, as ListProcesses reads them).
  * - Original destination: DIOCNATLOOK for the accepted socket (PF's `rdr` state).
+ * - UDP (flow-udp.ts): a flow's destination and app socket by two DIOCNATLOOKs
+ *   (pfnatlook.ts udpOriginDarwin), its owner from `net.inet.udp.pcblist_n`; its upstream
+ *   socket pinned like a TCP dial (direct: the physical interface; a WireGuard tunnel: its
+ *   utun). A proxy tunnel carries no UDP: its rules' fallbacks decide.
  * - Dialers: a tunnel with a utun gets a socket pinned to that utun (IP_BOUND_IF /
  *   IPV6_BOUND_IF before connect(), so the SYN already leaves there); a proxy tunnel uses
  *   its own SOCKS5/HTTP dialer; `direct` gets a socket pinned to the physical interface the
@@ -32,7 +36,9 @@ import {
   type Destination,
   type Dialer,
 } from '../../proxy/types.js';
+import type { Socket as DgramSocket } from 'node:dgram';
 import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
+import { pinnedUdpSocket, type UdpOrigin } from './flow-udp.js';
 import type { ExecRegistry } from './exec-routes.js';
 import { flowRouterPort } from '../platform/darwin-flow.js';
 
@@ -57,6 +63,14 @@ export interface DarwinFlowNatives {
   boundTcpFd(ifname: string, family: 4 | 6, localPort?: number): number;
   /** proc_pidinfo PROC_PIDT_SHORTBSDINFO's ppid; undefined when the process is gone. Without it `awg exec` is refused (flow-router-host.ts) */
   ppid?(pid: number): number | undefined;
+  /**
+   * A UDP flow's destination and app socket (two DIOCNATLOOKs: pfnatlook.ts
+   * udpOriginDarwin). With `pinUdp`, the router relays UDP; without, it carries TCP only and
+   * the datagrams PF redirects reach no socket (dropped).
+   */
+  udpOrigin?(peer: NatEndpoint, listener: NatEndpoint, family: 4 | 6): UdpOrigin;
+  /** IP(V6)_BOUND_IF on a bound dgram socket (bound-if.ts bindToInterface) */
+  pinUdp?(sock: DgramSocket, ifname: string, family: 4 | 6): void;
 }
 
 /** The koffi-backed natives (macOS only; the bindings load on their first call). */
@@ -77,6 +91,8 @@ export async function loadDarwinFlowNatives(): Promise<DarwinFlowNatives> {
     pidPath: (pid) => proc.pidPath(pid),
     ppid: (pid) => proc.pidShortInfo(pid)?.ppid,
     originalDst: (local, remote, family) => nat.originalDstDarwin(local, remote, family),
+    udpOrigin: (peer, listener, family) => nat.udpOriginDarwin(peer, listener, family),
+    pinUdp: (sock, ifname, family) => bif.bindToInterface(sock, ifname, family),
     boundTcpFd: (ifname, family, localPort) => {
       const fd = sys.check(
         'socket(SOCK_STREAM)',
@@ -206,6 +222,8 @@ export interface DarwinFlowRouterOptions extends Pick<
   /** `awg exec` registrations (matched through natives.ppid) */
   execs?: ExecRegistry;
   timeoutMs?: number;
+  /** a UDP flow that could not be relayed (its socket would not open) */
+  onError?(message: string): void;
 }
 
 export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
@@ -224,8 +242,27 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
     if (r.dialer) tunnelDialers.set(name, r.dialer);
     else if (r.utun) tunnelDialers.set(name, boundDialer(r.utun, n.boundTcpFd, t));
   }
+  const ifnameOf = (route: string) =>
+    route === 'direct' ? o.physical() : o.tunnels[route]?.utun?.();
   const router = new FlowRouter({
     listen: o.listen,
+    ...(n.udpOrigin && n.pinUdp
+      ? {
+          udp: {
+            origin: (peer, listener, family) => n.udpOrigin!(peer, listener, family),
+            open: (route, dst, family) => {
+              const ifn = ifnameOf(route);
+              if (!ifn)
+                return Promise.reject(
+                  new ProxyDialError('unreachable', `no interface for ${route} UDP`),
+                );
+              return pinnedUdpSocket(ifn, dst, family, n.pinUdp!);
+            },
+            carries: (name) => o.tunnels[name]?.utun !== undefined,
+            ...(o.onError ? { onError: o.onError } : {}),
+          },
+        }
+      : {}),
     rules: o.rules,
     default: o.default,
     tunnelUp: o.tunnelUp,
@@ -293,7 +330,7 @@ export function darwinFlowRouterFromConfig(
   h: DarwinFlowRouterHost,
   o: Pick<
     DarwinFlowRouterOptions,
-    'maxOwners' | 'timeoutMs' | 'shaping' | 'destinations' | 'learned' | 'peekTimeoutMs'
+    'maxOwners' | 'timeoutMs' | 'shaping' | 'destinations' | 'learned' | 'peekTimeoutMs' | 'onError'
   > = {},
 ): { router: FlowRouter; lookup: PcbFlowLookup } {
   const tunnels: Record<string, DarwinTunnelRoute> = {};

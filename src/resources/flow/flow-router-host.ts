@@ -6,9 +6,10 @@
  *
  * Order, so that no redirected SYN meets a closed port while the host can avoid it:
  * - `before(config)`, before the converge that may load the anchor's `rdr`: the router is
- *   listening (started, or updated: the next connection is judged by the new rules). A
- *   router that cannot listen throws AwgError('driver'): the run fails before it touches the
- *   host, and the previous state stays (retried with backoff).
+ *   listening, TCP and UDP on the same port (started, or updated: the next connection or UDP
+ *   flow is judged by the new rules). A router that cannot listen throws AwgError('driver'):
+ *   the run fails before it touches the host, and the previous state stays (retried with
+ *   backoff).
  * - `after(config, converged)`, after the converge: a router the config no longer needs is
  *   closed once the anchor without `rdr` is in place (only after a converged run; a failed
  *   one may have rolled back to an anchor that still redirects).
@@ -188,6 +189,7 @@ export class FlowRouterHost {
           ...(shaping ? { shaping } : {}),
           ...dest,
           ...(h.learned ? { learned: (a: string) => h.learned!(a) } : {}),
+          ...(h.onError ? { onError: (m: string) => h.onError!(`flow router: ${m}`) } : {}),
         },
       );
       // listen errors reject start(); later ones are reported (and without a listener an
@@ -207,7 +209,7 @@ export class FlowRouterHost {
       const err = toAwgError(e, 'driver');
       throw new AwgError(
         err.kind,
-        `the flow router cannot listen on 127.0.0.1/::1 port ${port} (routing.proxyPortBase), so per-app rules cannot be applied: ${err.message}`,
+        `the flow router cannot listen on 127.0.0.1/::1 port ${port} (TCP and UDP; routing.proxyPortBase), so per-app rules cannot be applied: ${err.message}`,
         { cause: e },
       );
     }

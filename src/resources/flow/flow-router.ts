@@ -38,10 +38,13 @@
  *   goes direct.
  * - Original destination: DIOCNATLOOK on PF's `rdr` state; no state → the connection is
  *   reset before any lookup (TransparentProxy's `no-original-dst`).
- * - UDP is not routed per app (no transparent UDP on PF without divert sockets); it follows
- *   the routing table (the default route). When a rule can block, the PF anchor drops the
- *   UDP of user-session processes (uid >= 501) so a blocked app cannot leak over UDP
- *   (QUIC falls back to TCP, which comes here).
+ * - UDP (`udp`, flow-udp.ts): PF gives each flow of a user process (uid >= 501) a loopback
+ *   port of its own and redirects it to the same port number; each flow is decided once,
+ *   by the same rules, with its owner from the udp pcblist_n (its app socket's address and
+ *   port). A tunnel that carries no UDP (a proxy tunnel: `udp.carries`) counts as down for
+ *   it, so its rules' fallbacks decide (allow-direct → direct, block → blocked, failover →
+ *   the next rule), and a proxy default route blocks it, as Linux drops non-TCP of proxy
+ *   tunnels. Domains of `to:` rules: only the learned names (a datagram carries no SNI).
  * - Same results as Linux beyond the rules: IPv6 of a tunnel route follows `ipv6` (block →
  *   blocked, allow → direct), and a tunnel route to the physical side's own subnet goes
  *   direct (`onLink`; Linux: main's specific routes win).
@@ -84,16 +87,17 @@ import { ProxyDialError, type Destination, type Dialer } from '../../proxy/types
 import type { ExecRegistry } from './exec-routes.js';
 import { peekName } from './peek.js';
 import { zeroRuleTraffic, type RuleTraffic } from '../engine/stats.js';
+import { UdpRelay, type FlowUdpOptions } from './flow-udp.js';
 
 export interface FlowOwner {
   pid: number;
   path: string;
 }
 
-/** One TCP flow as the router sees it: the app's socket and where it was going. */
+/** One flow as the router sees it: the app's socket and where it was going. */
 export interface Flow {
-  proto: 'tcp';
-  /** the app's end (the accepted socket's remote address and port) */
+  proto: 'tcp' | 'udp';
+  /** the app's end (TCP: the accepted socket's remote address and port; UDP: PF's nat's origin) */
   app: { address: string; port: number };
   dst: Destination;
 }
@@ -154,6 +158,8 @@ export interface FlowRouterOptions {
   learned?(addr: string): readonly string[];
   /** how long to wait for the app's first bytes when a domain rule could decide (default 300 ms) */
   peekTimeoutMs?: number;
+  /** UDP per flow (flow-udp.ts), on the same hosts and port as the TCP listener */
+  udp?: FlowUdpOptions;
 }
 
 /** FlowRouterOptions.peekTimeoutMs's default */
@@ -247,6 +253,9 @@ export class FlowRouter {
   private readonly flowLive = new Map<Socket, Omit<RoutedFlowCount, 'sent' | 'received'>>();
   private readonly flowClosed: RoutedFlowCount[] = [];
 
+  /** the UDP relay, when the router carries UDP (`udp`) */
+  readonly udp: UdpRelay | undefined;
+
   constructor(o: FlowRouterOptions) {
     this.o = o;
     this.matcher = compileRules(o.rules);
@@ -258,6 +267,19 @@ export class FlowRouter {
       originalDestination: o.originalDestination,
       dialFor: (client, dst) => this.dialerFor(client, dst),
     });
+    const u = o.udp;
+    this.udp = u
+      ? new UdpRelay({
+          listen: { host: [o.listen.host].flat(), port: o.listen.port },
+          origin: u.origin,
+          open: u.open,
+          decide: (app, dst) => this.decideDatagram(app, dst),
+          count: (d, sent, received) => this.countBytes(d, sent, received),
+          ...(u.idleMs !== undefined ? { idleMs: u.idleMs } : {}),
+          ...(u.maxFlows !== undefined ? { maxFlows: u.maxFlows } : {}),
+          ...(u.onError ? { onError: u.onError } : {}),
+        })
+      : undefined;
   }
 
   /**
@@ -268,13 +290,48 @@ export class FlowRouter {
     return this.decideWith(flow, this.o.lookup.owner(flow), names) as FlowDecision;
   }
 
+  /**
+   * The route of a new UDP flow (flow-udp.ts): decided once, counted like a connection. A
+   * tunnel that carries no UDP counts as down; a failed lookup blocks.
+   */
+  decideDatagram(app: Flow['app'], dst: { address: string; port: number }): FlowDecision {
+    const flow: Flow = { proto: 'udp', app, dst: { host: dst.address, port: dst.port } };
+    const carries = this.o.udp?.carries ?? (() => false);
+    const up = (n: string) => carries(n) && this.o.tunnelUp(n);
+    let d: FlowDecision;
+    try {
+      const names = this.o.learned?.(dst.address) ?? [];
+      d = this.decideWith(flow, this.o.lookup.owner(flow), names, up) as FlowDecision;
+    } catch {
+      d = { route: 'blocked' };
+    }
+    this.counts.set(d.route, (this.counts.get(d.route) ?? 0) + 1);
+    if (d.rule !== undefined && d.rule !== LOOP) this.ruleTotals(d.rule).connections++;
+    return d;
+  }
+
+  private ruleTotals(rule: string): RuleTraffic {
+    let t = this.ruleDone.get(rule);
+    if (!t) this.ruleDone.set(rule, (t = zeroRuleTraffic()));
+    return t;
+  }
+
+  /** a UDP flow's payload, as the relay passes it, to the rule that decided it */
+  private countBytes(d: FlowDecision, sent: number, received: number): void {
+    if (d.rule === undefined || d.rule === LOOP) return;
+    const t = this.ruleTotals(d.rule);
+    t.txBytes += sent;
+    t.rxBytes += received;
+  }
+
   /** `names` undefined: 'names' when they could change the decision (the caller peeks) */
   private decideWith(
     flow: Flow,
     owner: FlowOwner | undefined,
     names: readonly string[] | undefined,
+    tunnelUp: (name: string) => boolean = this.o.tunnelUp,
   ): FlowDecision | 'names' {
-    const d = this.decideFamilyBlind(flow, owner, names);
+    const d = this.decideFamilyBlind(flow, owner, names, tunnelUp);
     if (d === 'names' || d.route === 'direct' || d.route === 'blocked') return d;
     const host = flow.dst.host.replace(/^\[(.*)\]$/, '$1');
     const v6 = isIP(host) === 6 && !/^::ffff:\d/i.test(host);
@@ -288,17 +345,16 @@ export class FlowRouter {
     flow: Flow,
     owner: FlowOwner | undefined,
     names: readonly string[] | undefined,
+    tunnelUp: (name: string) => boolean,
   ): FlowDecision | 'names' {
     if (!owner)
       return {
-        route: this.unknownToDefault ? defaultRoute(this.o.default, this.o.tunnelUp) : 'blocked',
+        route: this.unknownToDefault ? defaultRoute(this.o.default, tunnelUp) : 'blocked',
       };
     if (owner.pid === (this.o.selfPid ?? process.pid))
       return { route: 'blocked', owner, rule: LOOP };
     const reg = this.o.parentOf && this.o.execs?.ancestor(owner.pid, this.o.parentOf);
-    const byExec = reg
-      ? execRoute(reg.choice, owner.path, this.matcher, this.o.tunnelUp)
-      : undefined;
+    const byExec = reg ? execRoute(reg.choice, owner.path, this.matcher, tunnelUp) : undefined;
     if (reg && byExec) {
       const { rule } = byExec;
       return {
@@ -317,9 +373,8 @@ export class FlowRouter {
     if (names === undefined && this.walk.namesMatter(owner.path, addr)) return 'names';
     const chain = this.walk.chain(owner.path, addr, names);
     const named = names?.length ? { names } : {};
-    if (!chain.length)
-      return { route: defaultRoute(this.o.default, this.o.tunnelUp), owner, ...named };
-    const route = effectiveRoute(chain, this.o.tunnelUp);
+    if (!chain.length) return { route: defaultRoute(this.o.default, tunnelUp), owner, ...named };
+    const route = effectiveRoute(chain, tunnelUp);
     // the first entry aiming at `route` chose it: an earlier one with the same target would have
     const chosen = chain.find((r) => r.target === route);
     return {
@@ -464,8 +519,7 @@ export class FlowRouter {
 
   /** A connection a rule decided (blocked ones too: they count, with no bytes); its bytes count when it closes, and meanwhile live. */
   private countFor(rule: string, client: Socket): void {
-    let t = this.ruleDone.get(rule);
-    if (!t) this.ruleDone.set(rule, (t = zeroRuleTraffic()));
+    const t = this.ruleTotals(rule);
     t.connections++;
     this.ruleLive.set(client, rule);
     client.once('close', () => {
@@ -516,11 +570,20 @@ export class FlowRouter {
     this.unknownToDefault = o.unknownOwner === 'default' && !rulesCanBlock(o.rules);
   }
 
-  start(): ReturnType<TransparentProxy['start']> {
-    return this.proxy.start();
+  /** TCP, then UDP on the port TCP got (the PF rules name one port for both) */
+  async start(): ReturnType<TransparentProxy['start']> {
+    const a = await this.proxy.start();
+    if (this.udp)
+      try {
+        await this.udp.start(a.port);
+      } catch (e) {
+        await this.proxy.close();
+        throw e;
+      }
+    return a;
   }
 
-  close(): Promise<void> {
-    return this.proxy.close();
+  async close(): Promise<void> {
+    await Promise.all([this.proxy.close(), this.udp?.close()]);
   }
 }

@@ -14,12 +14,22 @@ import type { Change } from '../../model/change.js';
 import { ids } from '../../model/identity.js';
 import type { ForeignObject, LinkSpec, Resource } from '../../model/resources.js';
 import { AwgError, toAwgError } from '../../errors.js';
-import type { Exec } from '../../util/exec.js';
+import { quoteArg, type Exec } from '../../util/exec.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
 import { IFB_PREFIX } from '../../model/shaping.js';
 import { LINK_READ } from '../reads.js';
-import { LINK_MARKER, parseLinkJson, type LinkDetails, type ParsedLinks } from './parse.js';
+import {
+  linkAlias,
+  parseLinkJson,
+  type LinkDetails,
+  type OwnershipView,
+  type ParsedLinks,
+} from './parse.js';
+import { currentBootId } from '../engine/process-identity.js';
+import { ownerTagOf } from '../owner-lock.js';
+import { checkedRecord, type StateStore } from '../../util/state.js';
+import { isObject } from '../../util/shape.js';
 
 export interface LinuxLinkOptions {
   /** used for observe; apply reads and mutates through ctx.exec */
@@ -33,10 +43,66 @@ export interface LinuxLinkOptions {
   owner?: number;
 }
 
-export async function readLinks(exec: Pick<Exec, 'read'>, prefix: string): Promise<ParsedLinks> {
+/**
+ * Our links seen with `state`'s eyes (parse.ts linkOwnership): links tagged for another owner
+ * are conflicts, links our state says were being made (makingLinks) are ours without an alias.
+ * Without a state: every marked link is ours.
+ */
+export async function readLinks(
+  exec: Pick<Exec, 'read'>,
+  prefix: string,
+  state?: StateStore,
+): Promise<ParsedLinks> {
   const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
-  return parseLinkJson(r.stdout, prefix);
+  return parseLinkJson(r.stdout, prefix, state ? ownershipView(state) : {});
 }
+
+/** what the drivers of links, addresses and shapers need to tell our links apart */
+export function ownershipView(state: StateStore): OwnershipView {
+  return { pending: makingLinks.get(state), mine: ownerTagOf(state) };
+}
+
+/**
+ * The links being made: a link exists (TUNSETIFF, RTM_NEWLINK) before its marker alias is
+ * set by a second call, so a process killed in between leaves a link that would be a conflict
+ * forever. The name goes into this record before the link is made and out once it is marked
+ * (or removed); a link named here without any alias is ours to mark or remove. Kept per boot:
+ * after a reboot no link of ours is left to finish.
+ */
+const MAKING_KEY = 'links-making';
+interface Making {
+  bootId: string;
+  names: string[];
+}
+
+export const makingLinks = {
+  get(state: StateStore): Set<string> {
+    const r = checkedRecord(
+      state,
+      MAKING_KEY,
+      (x): x is Making =>
+        isObject(x) &&
+        typeof x.bootId === 'string' &&
+        Array.isArray(x.names) &&
+        x.names.every((n) => typeof n === 'string'),
+      'the link driver',
+    );
+    return new Set(r && r.bootId === (currentBootId() ?? '') ? r.names : []);
+  },
+  set(state: StateStore, names: Set<string>): void {
+    if (names.size === 0) state.delete(MAKING_KEY);
+    else state.set(MAKING_KEY, { bootId: currentBootId() ?? '', names: [...names].sort() });
+  },
+  add(state: StateStore, name: string): void {
+    const s = this.get(state);
+    if (s.has(name)) return;
+    this.set(state, s.add(name));
+  },
+  remove(state: StateStore, name: string): void {
+    const s = this.get(state);
+    if (s.delete(name)) this.set(state, s);
+  },
+};
 
 /**
  * The koffi bindings (TUN ioctls, netlink) are needed only to change links: loading them on
@@ -132,24 +198,33 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   }
 
   async function create(spec: LinkSpec, ctx: ApplyContext, n: Native): Promise<void> {
-    const { NetlinkSocket, setLink } = n;
+    if (!ctx.exec.dryRun) makingLinks.add(ctx.state, spec.name);
     await make(spec, ctx, n);
+    await mark(spec, ctx, n);
+  }
+
+  /** the marker alias, MTU and admin state of a link we made; removed again when that fails */
+  async function mark(spec: LinkSpec, ctx: ApplyContext, n: Native): Promise<void> {
+    const { NetlinkSocket, setLink } = n;
+    const alias = linkAlias(ownerTagOf(ctx.state));
     if (
       !ctx.exec.record(
-        `[netlink] ip link set dev ${spec.name} alias ${LINK_MARKER} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
+        `[netlink] ip link set dev ${spec.name} alias ${quoteArg(alias)} mtu ${spec.mtu} ${spec.up ? 'up' : 'down'}`,
       )
     )
       return;
     let sock: NetlinkSocket | undefined;
     try {
       sock = NetlinkSocket.open({ netns: opts.netns });
-      setLink(sock, { name: spec.name, alias: LINK_MARKER, mtu: spec.mtu, up: spec.up });
+      setLink(sock, { name: spec.name, alias, mtu: spec.mtu, up: spec.up });
+      makingLinks.remove(ctx.state, spec.name);
     } catch (e) {
       // leave nothing half-made: an unmarked awg- link would be a conflict forever
       try {
         unmake(spec, n);
+        makingLinks.remove(ctx.state, spec.name);
       } catch {
-        /* reported below with the original error */
+        /* reported below with the original error; the record keeps it ours */
       }
       throw new AwgError(
         'driver',
@@ -164,7 +239,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
   return {
     kind: 'link',
     async observe(scope: ObserveScope): Promise<ObserveResult<'link'>> {
-      const p = await readLinks(opts.exec, scope.claims.linkPrefix);
+      const p = await readLinks(opts.exec, scope.claims.linkPrefix, scope.state);
       const resources: Resource<'link'>[] = p.owned.map((l) => ({
         kind: 'link',
         id: ids.link(l.spec.name),
@@ -176,6 +251,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
         id: ids.link(c.name),
         relation: 'conflict',
         description: `link ${c.name} has our name prefix but is not ours (${c.reason}); awg will not touch it`,
+        ...(c.owner ? { owner: c.owner } : {}),
       }));
       const details: Record<string, LinkDetails> = {};
       for (const l of p.owned) details[l.spec.name] = l.details;
@@ -185,8 +261,9 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
     async apply(change: Change<'link'>, ctx: ApplyContext): Promise<ApplyResult> {
       const prefix = ctx.claims.linkPrefix;
       if (change.action === 'noop') return 'unchanged';
-      const cur = await readLinks(ctx.exec, prefix);
+      const cur = await readLinks(ctx.exec, prefix, ctx.state);
       const owned = new Map(cur.owned.map((l) => [l.spec.name, l.spec]));
+      const unmarked = new Set(cur.owned.filter((l) => l.details.unmarked).map((l) => l.spec.name));
       const conflicts = new Map(cur.conflicts.map((c) => [c.name, c]));
 
       const remove = async (name: string): Promise<boolean> => {
@@ -194,6 +271,7 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
         if (!owned.has(name)) return false;
         await ctx.exec.mutate('ip', ['link', 'del', 'dev', name]);
         owned.delete(name);
+        if (!ctx.exec.dryRun) makingLinks.remove(ctx.state, name);
         return true;
       };
 
@@ -226,6 +304,11 @@ export function createLinuxLinkDriver(opts: LinuxLinkOptions): Driver<'link'> {
       const have = owned.get(after.name);
       if (!have) {
         await create(after, ctx, n);
+        return 'changed';
+      }
+      // made by a process that was killed before it could mark it: finish the job
+      if (unmarked.has(after.name)) {
+        await mark(after, ctx, n);
         return 'changed';
       }
       const args: string[] = [];

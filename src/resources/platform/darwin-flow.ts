@@ -7,7 +7,8 @@
  * daemon's to host, as placement is on Linux) realises the model with `realiseDarwinFlow`
  * instead: realiseDarwin's resources unchanged, except the PF anchor, which also carries the
  * router's rules (platform/darwin/pf-flow.ts: `route-to lo0` of every uid's TCP SYNs but the
- * router's own, `rdr` on lo0 to the router's port). Kept apart from darwin.ts so that every
+ * router's own and of user processes' UDP, `nat` of that UDP on lo0 to a port per flow, `rdr`
+ * on lo0 to the router's port). Kept apart from darwin.ts so that every
  * output without a router stays exactly what realiseDarwin gives.
  *
  * When the router is in the PF anchor: an enabled rule exists, or the default route is a
@@ -18,20 +19,23 @@
  * gives it), so `awg diff` plans what the daemon applies. The host's duties (not resources
  * here; resources/flow/flow-router-host.ts does them in the daemon, and a one-shot `awg
  * apply` of a config with rules is refused, cli/commands/apply.ts):
- * - the router listens on 127.0.0.1 and ::1 at `port` before this anchor is loaded: a SYN
- *   redirected to a closed port is answered with a reset (fail-closed, but every app's TCP
- *   fails meanwhile);
- * - pf.conf's main ruleset needs `rdr-anchor "com.awg/*"` among its translation rules
- *   (pf-flow.ts withRdrAnchor; the firewall driver adds it with its hook), or the anchor's
- *   `rdr` never runs and the redirected SYNs reach nothing on lo0 (fail-closed).
+ * - the router listens on 127.0.0.1 and ::1 at `port` (TCP and UDP) before this anchor is
+ *   loaded: a SYN redirected to a closed port is answered with a reset, a datagram dropped
+ *   (fail-closed, but every app's TCP and UDP fails meanwhile);
+ * - pf.conf's main ruleset needs `nat-anchor` and `rdr-anchor "com.awg/*"` among its
+ *   translation rules (pf-flow.ts withTranslationAnchors; the firewall driver adds them with
+ *   its hook), or the anchor's `nat` and `rdr` never run and what route-to sends to lo0
+ *   reaches nothing (fail-closed).
  *
  * The host's own addresses (`localAddresses`) are skipped too: a connection to one of them
  * travels over lo0, where `rdr` would catch it whoever opened it (the router's redial too).
  *
- * Warned, because they differ from Linux: TCP only (UDP follows the routing table, and user
- * processes' UDP is dropped when a rule can block), destination rules too (`to:`: domains by
- * the name a connection sends first, flow-router.ts); root's processes are not routed per app
- * (the loop avoidance is by uid). Flows into a WireGuard tunnel that is not the default are
+ * Warned, because they differ from Linux: UDP of user processes only (uid >= 501: system
+ * daemons' UDP, DNS through mDNSResponder included, follows the routing table), a proxy
+ * tunnel carries none of it (its rules' fallbacks decide, flow-udp.ts); destination rules
+ * (`to:`: domains by the name a connection sends first, flow-router.ts; UDP by its address);
+ * root's processes are not routed per app (the loop avoidance is by uid). Flows into a
+ * WireGuard tunnel that is not the default are
  * dialled bound to its utun (IP_BOUND_IF) and follow the interface-scoped routes realiseDarwin
  * gives its prefixes; a destination outside them has no route there and fails (reset), never
  * leaving by another interface.
@@ -41,7 +45,7 @@ import type { DesiredModel, HostFacts } from '../../model/desired.js';
 import { ids } from '../../model/identity.js';
 import type { RuleMatcher } from '../../model/match.js';
 import type { AnyResource, DesiredState } from '../../model/resources.js';
-import { FIRST_USER_UID, pfFlowRouterFor, rulesCanBlock } from '../../platform/darwin/pf-flow.js';
+import { FIRST_USER_UID, pfFlowRouterFor } from '../../platform/darwin/pf-flow.js';
 import { renderPfAnchor } from '../../platform/darwin/pf-render.js';
 import { isWgLike, type Config } from '../../config/schema.js';
 import { darwinPfPolicy, PF_ANCHOR, realiseDarwin } from './darwin-realise.js';
@@ -89,7 +93,7 @@ export const NO_ROUTER_LIMITS_WARNING =
 
 /** rules with `to:` under the router (docs/platform-macos.md#destination-rules) */
 export const DESTINATION_RULES_WARNING =
-  'destination rules (`to:`) on macOS route TCP only, in the flow router: a domain matches the name a connection sends first (TLS SNI, HTTP Host); a connection without one is judged by its address; UDP ignores `to` (dropped for user processes while a rule can block, else the routing table)';
+  'destination rules (`to:`) on macOS are decided in the flow router: a domain matches the name a TCP connection sends first (TLS SNI, HTTP Host); a connection without one, and every UDP flow, is judged by its address';
 
 /** host addresses worth a skip entry: not loopback or link-local (the table has those), no zone */
 function ownAddresses(addrs: readonly string[]): string[] {
@@ -127,12 +131,7 @@ export function realiseDarwinFlow(
     };
   }
 
-  const canBlock = rulesCanBlock(router.rules);
-  const pf = pfFlowRouterFor(policy, {
-    port: router.port,
-    rulesCanBlock: canBlock,
-    routerUid: router.routerUid ?? 0,
-  });
+  const pf = pfFlowRouterFor(policy, { port: router.port, routerUid: router.routerUid ?? 0 });
   const flowRouter = { ...pf, skip: [...pf.skip, ...ownAddresses(router.localAddresses ?? [])] };
   const ruleset = renderPfAnchor({
     ...darwinPfPolicy(policy, realiseDarwinShaping(d)),
@@ -149,11 +148,11 @@ export function realiseDarwinFlow(
   ]);
   const warnings = base.warnings.filter((w) => !answered.has(w));
   warnings.push(
-    `per-app routing on macOS carries TCP only: UDP follows the routing table${canBlock ? `, and user processes' UDP (uid >= ${FIRST_USER_UID}) is dropped because a rule can block` : ''}; processes running as uid ${flowRouter.routerUid} are not routed per app`,
+    `per-app routing on macOS: UDP is routed per app for user processes only (uid >= ${FIRST_USER_UID}); system daemons' UDP (DNS through mDNSResponder, NTP) follows the routing table, and processes running as uid ${flowRouter.routerUid} are not routed per app`,
   );
   if (proxyDefault)
     warnings.push(
-      `tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); UDP is not proxied`,
+      `tunnel ${proxyDefault.name}: as the default route it carries TCP only (through the flow router); the UDP of user processes no rule sends elsewhere is dropped`,
     );
   if (enabled.some((r) => r.to !== undefined)) warnings.push(DESTINATION_RULES_WARNING);
   return { resources, warnings };

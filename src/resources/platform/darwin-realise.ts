@@ -4,7 +4,7 @@
  * fwmark/ip rules, no cgroups, and PF instead of nft:
  * - routes: the default tunnel's prefixes go to the main table on its link (per-app rules go
  *   through the flow router the daemon hosts; darwin-flow.ts's PF anchor redirects the apps'
- *   TCP to it), with `0.0.0.0/0` split into `0/1` + `128/1`
+ *   TCP and UDP to it), with `0.0.0.0/0` split into `0/1` + `128/1`
  *   (`::/0` into `::/1` + `8000::/1`) so the system default stays and the more specific pair
  *   wins; each of its endpoints gets a host route via the physical gateway
  *   (`facts.defaultRouteV4/V6`, probed from the routing table) so encrypted packets do not

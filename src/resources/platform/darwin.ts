@@ -78,6 +78,7 @@ export const darwinPlatform: Platform = {
   watchNetwork: async (o) => (await import('../monitor/darwin.js')).watchDarwinNetwork(o),
   callerNatives: async () =>
     (await import('../../native/darwin/peercred.js')).darwinCallerNatives(),
+  ownerNatives: async () => (await import('../../native/owner-lock.js')).darwinOwnerNatives,
   serviceManager: async () => (await import('../service/manager.js')).launchdManager,
   perApp: PER_APP.darwin,
   engineHost: 'daemon',

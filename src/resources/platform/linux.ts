@@ -63,11 +63,13 @@ export const linuxPlatform: Platform = {
       },
     );
   },
+  probeRouting: async (exec, o) => (await import('../facts.js')).linuxRouting(exec, o),
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('../monitor/linux.js')).watchLinuxNetwork(o),
   trafficCounters: 'nft',
   engineIo: ENGINE_IO.linux,
   callerNatives: async () => (await import('../../native/peercred.js')).linuxCallerNatives,
+  ownerNatives: async () => (await import('../../native/owner-lock.js')).linuxOwnerNatives,
   serviceManager: async () => (await import('../service/manager.js')).systemdManager,
   perApp: PER_APP.linux,
   engineHost: 'detached',

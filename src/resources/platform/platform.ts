@@ -2,6 +2,7 @@
 import type { Config } from '../../config/schema.js';
 import type { EngineIo } from '../../dataplane/engine.js';
 import type { CallerNatives } from '../../native/peercred.js';
+import type { OwnerNatives } from '../../native/owner-lock.js';
 import type { DesiredModel, HostFacts } from '../../model/desired.js';
 import type { DesiredState } from '../../model/resources.js';
 import type { Exec } from '../../util/exec.js';
@@ -9,6 +10,8 @@ import type { DriverSet } from '../driver.js';
 import type { NetworkWatch, NetworkWatchOptions } from '../monitor/types.js';
 import type { ServiceManager } from '../service/manager.js';
 import type { StateStore } from '../../util/state.js';
+import type { RoutingFacts } from '../../model/unrouted.js';
+import type { RoutingProbe } from '../facts.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
 export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<
@@ -45,6 +48,11 @@ export interface Platform {
   /** host facts the model and `realise` depend on, probed for this config (cheap; before planning) */
   probeFacts(c: Config | undefined, o: ProbeOptions): Promise<HostFacts>;
   /**
+   * The routing facts alone (model/unrouted.ts), for tunnels already applied (direct-mode
+   * `awg status`); absent where they are not probed (macOS)
+   */
+  probeRouting?(exec: Pick<Exec, 'read'>, o: RoutingProbe): Promise<RoutingFacts>;
+  /**
    * The desired model → this platform's resources: the firewall policy rendered in its own
    * language (nft, PF), and whatever else differs (macOS: one routing table, no cgroups).
    * Pure. Throws AwgError('invalid-config') when the policy cannot be expressed. `c`: the
@@ -64,6 +72,11 @@ export interface Platform {
    * LOCAL_PEERCRED and extended ACLs). Rejects `unsupported` where there is none.
    */
   callerNatives(): Promise<CallerNatives>;
+  /**
+   * What the owner lock (../owner-lock.ts) asks the kernel: flock, and the scope one owner owns
+   * (Linux: the network namespace; macOS: the host). Rejects `unsupported` where there is none.
+   */
+  ownerNatives(): Promise<OwnerNatives>;
   /** the manager that runs `awg daemon` as a system service (rejects `unsupported` where there is none) */
   serviceManager(): Promise<ServiceManager>;
   /**

@@ -32,6 +32,9 @@ export function unsupportedPlatform(os: NodeJS.Platform): Platform {
         `the awg daemon's API cannot identify its callers on ${os}`,
       );
     },
+    ownerNatives: async () => {
+      throw new AwgError('unsupported', `awg cannot lock its objects on ${os}`);
+    },
     serviceManager: async () => {
       throw new AwgError(
         'unsupported',

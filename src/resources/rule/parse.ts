@@ -3,7 +3,7 @@
  *
  * Ownership: a rule is ours when its priority is in the claimed band and it carries our
  * protocol (iproute2 6.1 prints `"protocol"`). In the band, anything else is a conflict: a rule
- * without our protocol, or one of ours with selectors awg never sets (src, iif, uidrange, …;
+ * without our protocol, or one of ours with selectors awg never sets (src, oif, uidrange, …;
  * RuleSpec cannot express them, so treating it as ours would hide a difference). Rules in
  * front of the band that steer by fwmark or into a non-standard table are competitors.
  *
@@ -46,6 +46,7 @@ const KNOWN = new Set([
   'src',
   'fwmark',
   'fwmask',
+  'iif',
   'table',
   'action',
   'suppress_prefixlen',
@@ -81,6 +82,7 @@ function toSpec(row: Record<string, unknown>, family: 4 | 6): RuleSpec | string 
     const mask = hex(row.fwmask);
     if (mask !== undefined && mask !== 0xffffffff) spec.fwmask = mask;
   }
+  if (typeof row.iif === 'string') spec.iif = row.iif;
   if (row.action !== undefined) {
     const a = ACTIONS[String(row.action)];
     if (!a) return `action ${String(row.action)}`;

@@ -6,6 +6,7 @@ const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 export function ruleArgs(verb: 'add' | 'del', r: RuleSpec): string[] {
   const a = ['rule', verb, 'priority', String(r.priority)];
   if (r.invert) a.push('not');
+  if (r.iif !== undefined) a.push('iif', r.iif);
   if (r.fwmark !== undefined)
     a.push('fwmark', r.fwmask !== undefined ? `${hex(r.fwmark)}/${hex(r.fwmask)}` : hex(r.fwmark));
   if (r.action === 'lookup') {

@@ -21,6 +21,7 @@ import type { StateStore } from '../../util/state.js';
 import type { ApplyContext, ApplyResult, Driver, ObserveResult } from '../driver.js';
 import { LINK_READ, TC_QDISC_READ } from '../reads.js';
 import { parseLinkJson, type IpLinkJson } from '../link/parse.js';
+import { ownershipView } from '../link/linux.js';
 import {
   clsactOf,
   observeShapers,
@@ -52,11 +53,15 @@ function namesOf(state: StateStore): Record<string, string> {
 }
 
 /** the links in the namespace, ours told apart (link/parse.ts) */
-async function readLinkView(exec: Pick<Exec, 'read'>, prefix: string): Promise<LinkView> {
+async function readLinkView(
+  exec: Pick<Exec, 'read'>,
+  prefix: string,
+  state: StateStore,
+): Promise<LinkView> {
   const r = await exec.read(LINK_READ[0], [...LINK_READ[1]]);
   const t = r.stdout.trim();
   const all = t ? (JSON.parse(t) as IpLinkJson[]).flatMap((l) => (l.ifname ? [l.ifname] : [])) : [];
-  const p = parseLinkJson(r.stdout, prefix);
+  const p = parseLinkJson(r.stdout, prefix, ownershipView(state));
   const tuns = new Set<string>();
   const ifbs = new Set<string>();
   for (const l of p.owned) (l.spec.kind === 'ifb' ? ifbs : tuns).add(l.spec.name);
@@ -151,8 +156,8 @@ async function runBatch(ctx: ApplyContext, lines: string[]): Promise<void> {
 }
 
 export function createLinuxShaperDriver(opts: LinuxShaperOptions): Driver<'shaper'> {
-  async function current(exec: Pick<Exec, 'read'>, prefix: string) {
-    const links = await readLinkView(exec, prefix);
+  async function current(exec: Pick<Exec, 'read'>, prefix: string, state: StateStore) {
+    const links = await readLinkView(exec, prefix, state);
     const snap = await readTc(exec, links);
     return { links, snap };
   }
@@ -162,7 +167,7 @@ export function createLinuxShaperDriver(opts: LinuxShaperOptions): Driver<'shape
     async observe(scope): Promise<ObserveResult<'shaper'>> {
       let now: Awaited<ReturnType<typeof current>>;
       try {
-        now = await current(opts.exec, scope.claims.linkPrefix);
+        now = await current(opts.exec, scope.claims.linkPrefix, scope.state);
       } catch (e) {
         // a host whose tc cannot be read (no tc, no rights to it) can still run awg without
         // limits; with limits wanted, it is an error like any other kind's
@@ -190,7 +195,7 @@ export function createLinuxShaperDriver(opts: LinuxShaperOptions): Driver<'shape
 
     async apply(change: Change<'shaper'>, ctx: ApplyContext): Promise<ApplyResult> {
       if (change.action === 'noop') return 'unchanged';
-      const { links, snap } = await current(ctx.exec, ctx.claims.linkPrefix);
+      const { links, snap } = await current(ctx.exec, ctx.claims.linkPrefix, ctx.state);
       const now = observeShapers(snap, links, namesOf(ctx.state));
       const at = (change.after ?? change.before)!;
       const have = now.specs.find((s) => ids.shaper(s) === ids.shaper(at));
@@ -234,7 +239,7 @@ export function createLinuxShaperDriver(opts: LinuxShaperOptions): Driver<'shape
       } catch (e) {
         // leave no half-built tree: take down whatever of it is there now
         try {
-          const again = await current(ctx.exec, ctx.claims.linkPrefix);
+          const again = await current(ctx.exec, ctx.claims.linkPrefix, ctx.state);
           await runBatch(ctx, teardownCommands(again.snap, again.links, after, false));
         } catch {
           /* reported below with the original error */

@@ -25,6 +25,7 @@ import type { Exec, ExecOptions, ExecResult } from '../../../src/util/exec.js';
 import { AwgError } from '../../../src/errors.js';
 import { parseNetstatRoutes, type NetstatRoute } from '../../../src/platform/darwin/netstat.js';
 import { plistProgramArguments } from '../../../src/platform/darwin/plist.js';
+import { PfStateTable } from './pf-states.js';
 
 const CAPTURES = new URL('../../fixtures/macos/', import.meta.url);
 
@@ -253,7 +254,7 @@ function pfAnchorRules(text: string): {
       continue;
     }
     // PF wants translation rules before filter (and dummynet) rules
-    if (/^rdr\b/.test(r)) {
+    if (/^(rdr|nat)\b/.test(r)) {
       if (rules.length || dummynet.length)
         return {
           rules: [],
@@ -343,6 +344,8 @@ export class MacHost implements Exec {
     anchorDummynet: new Map(),
   };
   pfConf = DEFAULT_PF_CONF;
+  /** PF's UDP states (pf-states.ts): not part of `snapshot`; `pfctl -F states` and a reboot clear it */
+  readonly pfStates = new PfStateTable();
   /** dummynet pipes (dnctl): number → parameters */
   pipes = new Map<number, MPipe>();
   /** loaded jobs of the system domain: label → the plist it was bootstrapped from, its pid (none: not running) */
@@ -557,6 +560,7 @@ export class MacHost implements Exec {
       anchorDummynet: new Map(),
     };
     this.pipes.clear();
+    this.pfStates.clear();
     const systemLoad = () => {
       this.pf.main = pfMainRules(this.pfConf);
       this.pf.nat = pfMainNat(this.pfConf);
@@ -1256,6 +1260,7 @@ export class MacHost implements Exec {
     }
     if (s === '-F states') {
       this.pf.stateFlushes++;
+      this.pfStates.clear();
       return ok('', `${altq}0 states cleared\n`);
     }
     throw new Error(`macos-host: pfctl ${s}`);

@@ -10,16 +10,21 @@
  * `user != N` / `user >= N` (the socket owner's uid: `Packet.uid`), `flags S/SA` (a TCP
  * packet is a SYN unless `syn: false`), `keep state`, `to ! <table>` (the anchor's table),
  * and the anchor's `rdr pass on lo0 … -> addr port N`, evaluated only while the main ruleset
- * has `rdr-anchor "com.awg/*"` (`pfPath`).
+ * has `rdr-anchor "com.awg/*"` (`pfPath`); `no state` and `keep state (if-bound)`, which
+ * only UDP's walk through PF's states uses (pf-udp.ts). ICMPv6 router and neighbour
+ * discovery is a packet of proto `icmp6-nd`.
  */
 import ipaddr from 'ipaddr.js';
 import type { MacHost } from './model.js';
+import { pfUdpSend } from './pf-udp.js';
+import { PfStateTable } from './pf-states.js';
 
 export interface Packet {
   dir: 'in' | 'out';
   iface: string;
   family: 4 | 6;
-  proto: 'tcp' | 'udp' | 'icmp' | 'icmp6';
+  /** `icmp6-nd`: ICMPv6 router or neighbour discovery (the rules' `icmp6-type` list) */
+  proto: 'tcp' | 'udp' | 'icmp' | 'icmp6' | 'icmp6-nd';
   dst: string;
   dport?: number;
   sport?: number;
@@ -29,7 +34,7 @@ export interface Packet {
   syn?: boolean;
 }
 
-interface Rule {
+export interface Rule {
   action: 'pass' | 'block';
   dir?: 'in' | 'out';
   quick: boolean;
@@ -39,6 +44,10 @@ interface Rule {
   routeTo?: string | undefined;
   user?: { op: '!=' | '>=' | '='; uid: number };
   synOnly?: boolean;
+  /** `no state`: a pass that makes no state (a translation still makes one) */
+  noState?: boolean;
+  /** `keep state (if-bound)`: the state matches on the rule's interface only */
+  ifBound?: boolean;
   toNot?: string[];
   family?: 4 | 6;
   protos?: string[];
@@ -91,6 +100,14 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
       }
       case 'keep':
         if (t[i++] !== 'state') throw new Error(`pf-eval: ${text}`);
+        if (t[i] === '(if-bound)') {
+          r.ifBound = true;
+          i++;
+        }
+        break;
+      case 'no':
+        if (t[i++] !== 'state') throw new Error(`pf-eval: ${text}`);
+        r.noState = true;
         break;
       case 'inet':
         r.family = 4;
@@ -133,7 +150,7 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
         break;
       }
       case 'icmp6-type':
-        // neighbour discovery types only; the model's packets never carry a type
+        // neighbour discovery types only: a packet of proto `icmp6-nd` is one of them
         [, i] = list(t, i);
         r.protos = ['icmp6-nd'];
         break;
@@ -144,7 +161,7 @@ export function parseRule(text: string, tables: ReadonlyMap<string, string[]> = 
   return r;
 }
 
-function inAny(addr: string, nets: string[]): boolean {
+export function inAny(addr: string, nets: string[]): boolean {
   const a = ipaddr.parse(addr);
   return nets.some((n) => {
     const [net, len] = n.includes('/')
@@ -154,7 +171,7 @@ function inAny(addr: string, nets: string[]): boolean {
   });
 }
 
-function matches(r: Rule, p: Packet): boolean {
+export function matches(r: Rule, p: Packet): boolean {
   if (r.dir && r.dir !== p.dir) return false;
   if (r.on && r.on !== p.iface) return false;
   if (r.onNot && r.onNot === p.iface) return false;
@@ -185,13 +202,16 @@ export function pfVerdict(host: MacHost, p: Packet): 'pass' | 'block' {
   return pfFilter(host, p).verdict;
 }
 
-/** the filter's verdict and, for a passing `route-to` rule, where it sends the packet */
+/**
+ * the filter's verdict, the rule that decided (none: no rule matched, PF's default pass) and,
+ * for a passing `route-to` rule, where it sends the packet
+ */
 export function pfFilter(
   host: MacHost,
   p: Packet,
-): { verdict: 'pass' | 'block'; routeTo?: string } {
+): { verdict: 'pass' | 'block'; routeTo?: string; rule?: Rule } {
   if (!host.pf.enabled) return { verdict: 'pass' };
-  let last: { verdict: 'pass' | 'block'; routeTo?: string } = { verdict: 'pass' };
+  let last: { verdict: 'pass' | 'block'; routeTo?: string; rule?: Rule } = { verdict: 'pass' };
   for (const main of host.pf.main) {
     if (!/^anchor "com\.awg\/\*" all$/.test(main)) continue;
     for (const [name, rules] of [...host.pf.anchors]
@@ -203,6 +223,7 @@ export function pfFilter(
         if (!matches(r, p)) continue;
         last = {
           verdict: r.action,
+          rule: r,
           ...(r.action === 'pass' && r.routeTo ? { routeTo: r.routeTo } : {}),
         };
         if (r.quick) return last;
@@ -215,12 +236,29 @@ export function pfFilter(
 /**
  * Where an outbound packet goes: blocked, out as routed, or (`route-to lo0` then the
  * anchor's `rdr` on lo0) redirected to a local listener. A packet sent to lo0 without a
- * matching rdr reaches nothing listening for its destination: `lo0` (fail-closed).
+ * matching rdr reaches nothing listening for its destination: `lo0` (fail-closed). TCP is
+ * evaluated without states (a SYN); UDP through pf-udp.ts with a state table of its own
+ * (the datagram starts a flow), from the interface's first address and `sport` (default
+ * 49999).
  */
 export function pfPath(
   host: MacHost,
   p: Packet,
 ): 'block' | 'out' | 'lo0' | { redirect: string; port: number } {
+  if (p.proto === 'udp' && p.dir === 'out') {
+    const ifc = host.interfaces.get(p.iface);
+    const src = (p.family === 6 ? ifc?.inet6 : ifc?.inet)?.[0]?.address;
+    if (!src) throw new Error(`pf-eval: ${p.iface} has no IPv${p.family} address to send from`);
+    const f = pfUdpSend(host, new PfStateTable(), p.iface, {
+      family: p.family,
+      src: { address: src, port: p.sport ?? 49999 },
+      dst: { address: p.dst, port: p.dport ?? 0 },
+      ...(p.uid !== undefined ? { uid: p.uid } : {}),
+    });
+    if (f.fate === 'wire') return 'out';
+    if (f.fate === 'local') return { redirect: f.dst.address, port: f.dst.port };
+    return f.why.startsWith('in on lo0') ? 'lo0' : 'block';
+  }
   const f = pfFilter(host, p);
   if (f.verdict === 'block') return 'block';
   if (f.routeTo !== 'lo0') return 'out';
@@ -230,8 +268,9 @@ export function pfPath(
     .sort()) {
     const tables = host.pf.anchorTables.get(name) ?? new Map<string, string[]>();
     for (const text of rules) {
+      if (/^nat on lo0 /.test(text)) continue; // outbound UDP only: pf-udp.ts
       const m =
-        /^rdr pass (on lo0 (?:inet|inet6) proto tcp from any to ! <[A-Za-z0-9_]+>) -> (\S+) port (\d+)$/.exec(
+        /^rdr pass (on lo0 (?:inet|inet6) proto (?:tcp|udp) from any to ! <[A-Za-z0-9_]+>) -> (\S+) port (\d+)$/.exec(
           text,
         );
       if (!m) throw new Error(`pf-eval: cannot read the translation rule: ${text}`);

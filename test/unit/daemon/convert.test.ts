@@ -154,6 +154,35 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
       confirmDeadline: 'd',
     };
     expect(statusFromWire(wire('Status', 'response', statusToWire(withErr)))).toEqual(withErr);
+    const host: StatusResponse = {
+      ...sampleStatus(),
+      hostConditions: [
+        {
+          kind: 'no-default-route',
+          family: 4,
+          reach: ['192.168.50.0/24'],
+          message: 'no IPv4 default route in the main table: …',
+        },
+        { kind: 'no-default-route', family: 6, reach: [], message: 'no IPv6 default route …' },
+        {
+          kind: 'endpoint-unreachable',
+          tunnel: 't1',
+          address: '10.0.0.9',
+          message: 'tunnel t1: endpoint 10.0.0.9 unreachable: no route (Network is unreachable)',
+        },
+      ],
+    };
+    expect(statusFromWire(wire('Status', 'response', statusToWire(host)))).toEqual(host);
+    expect(renderDaemonStatus(host)).toContain(
+      '\nhost: tunnel t1: endpoint 10.0.0.9 unreachable: no route (Network is unreachable)\n',
+    );
+    // a kind this side does not know (a newer daemon's) is left out
+    const w = statusToWire(host);
+    w.hostConditions[0]!.kind = 'from-the-future';
+    expect(statusFromWire(w).hostConditions?.map((h) => h.kind)).toEqual([
+      'no-default-route',
+      'endpoint-unreachable',
+    ]);
     for (const placement of [
       { state: 'active', execs: 9, placed: 3, errors: 0, mode: 'gated', gateMarks: ['/', '/opt'] },
       {
@@ -235,6 +264,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
         tunnels: [],
         rules: [],
         limits: [],
+        hostConditions: [],
       }),
     ).toThrow(/malformed/);
   });

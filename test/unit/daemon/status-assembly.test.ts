@@ -77,7 +77,7 @@ describe('status assembly', () => {
     health: new HealthMonitor(engines),
     confirmDeadline: undefined,
     placement: OFF,
-    exec: new RecordingExec({ 'nft -t -j list table inet awg': NFT }),
+    exec: new RecordingExec({ 'nft -t -j list ruleset inet': NFT }),
     links: () => new Map(),
     ...o,
   });

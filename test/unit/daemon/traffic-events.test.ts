@@ -64,7 +64,7 @@ describe('daemon: traffic events', () => {
       closeAll: async () => {},
       tunnels: () => ['vpn'],
     };
-    const exec = new RecordingExec({ 'nft -t -j list table inet awg': counters(100, 200) });
+    const exec = new RecordingExec({ 'nft -t -j list ruleset inet': counters(100, 200) });
     let nftReads = 0;
     const read = exec.read.bind(exec);
     exec.read = (cmd, args) => (cmd === 'nft' && nftReads++, read(cmd, args));
@@ -109,7 +109,7 @@ describe('daemon: traffic events', () => {
     await until(() => nftReads >= readsThen + 3);
     expect(traffic().length).toBe(seen);
     // moved: one more event with the new values
-    exec.reads['nft -t -j list table inet awg'] = counters(150, 260);
+    exec.reads['nft -t -j list ruleset inet'] = counters(150, 260);
     await until(() => traffic().some((e) => e.rules[0]?.txBytes === 150));
     expect(traffic().at(-1)!.rules[0]).toMatchObject({ txBytes: 150, rxBytes: 260 });
     // nobody listening: no more polling (one tick may be under way when the last one leaves)

@@ -197,12 +197,15 @@ describe('macOS host model: destination rules through the daemon and its flow ro
     );
     expect(byRule).toEqual({ office: 3, web: 2, 'curl-db': 1 });
 
-    // UDP is not routed per destination: the rules can block (a tunnel rule's fallback is
-    // `block`), so user processes' UDP is dropped by the anchor, whatever its destination
+    // user processes' UDP goes to the router too, whatever its destination (its rules are
+    // decided there by address: host-model-udp.test.ts)
     const user = { ...WEB, uid: 501 };
-    expect(pfPath(t.host, { ...user, proto: 'udp', dst: '203.0.113.9', dport: 443 })).toBe('block');
-    expect(pfPath(t.host, { ...user, proto: 'udp', dport: 443 })).toBe('block');
-    expect(pfPath(t.host, user)).toEqual({ redirect: '127.0.0.1', port: t.port });
+    const router = { redirect: '127.0.0.1', port: t.port };
+    expect(pfPath(t.host, { ...user, proto: 'udp', dst: '203.0.113.9', dport: 443 })).toEqual(
+      router,
+    );
+    expect(pfPath(t.host, { ...user, proto: 'udp', dport: 443 })).toEqual(router);
+    expect(pfPath(t.host, user)).toEqual(router);
 
     // an edit of the list (and the config, so the daemon reloads): the next connection is
     // judged by the new entries, by the same router

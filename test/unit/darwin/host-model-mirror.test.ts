@@ -182,7 +182,7 @@ default: home`;
     );
     expect(await warns(withRule)).toEqual([
       expect.stringMatching(
-        /^per-app routing on macOS carries TCP only: UDP follows the routing table, and user processes' UDP \(uid >= 501\) is dropped because a rule can block; processes running as uid 0 are not routed per app$/,
+        /^per-app routing on macOS: UDP is routed per app for user processes only \(uid >= 501\); system daemons' UDP \(DNS through mDNSResponder, NTP\) follows the routing table, and processes running as uid 0 are not routed per app$/,
       ),
     ]);
   });

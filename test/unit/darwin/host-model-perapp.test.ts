@@ -215,7 +215,8 @@ describe('macOS host model: per-app rules through the daemon and its flow router
     expect(t.host.pf.nat).toContain('rdr-anchor "com.awg/*" all');
 
     // PF on the model: a user app's SYN is redirected to the router, root's is not (route-to
-    // skips uid 0), user UDP is dropped (a rule can block), the engine's own UDP passes
+    // skips uid 0), user UDP goes to the router too (host-model-udp.test.ts), the engine's own
+    // UDP passes
     const app = { ...WEB, uid: 501 };
     expect(pfPath(t.host, app)).toEqual({ redirect: '127.0.0.1', port: t.port });
     expect(pfPath(t.host, { ...app, iface: 'utun0' })).toEqual({
@@ -223,7 +224,10 @@ describe('macOS host model: per-app rules through the daemon and its flow router
       port: t.port,
     });
     expect(pfPath(t.host, { ...app, uid: 0 })).toBe('out');
-    expect(pfPath(t.host, { ...app, proto: 'udp', dport: 443 })).toBe('block');
+    expect(pfPath(t.host, { ...app, proto: 'udp', dport: 443 })).toEqual({
+      redirect: '127.0.0.1',
+      port: t.port,
+    });
     expect(pfPath(t.host, { ...ENDPOINT_UDP, uid: 0 })).toBe('out');
     // the endpoint and loopback are in the skip table: never redirected
     expect(pfPath(t.host, { ...app, dst: '198.51.100.7' })).toBe('out');
@@ -653,7 +657,7 @@ routing: { proxyPortBase: ${port} }
         kind: 'driver',
         message: expect.stringMatching(
           new RegExp(
-            `^the flow router cannot listen on 127\\.0\\.0\\.1/::1 port ${t.port} \\(routing\\.proxyPortBase\\)`,
+            `^the flow router cannot listen on 127\\.0\\.0\\.1/::1 port ${t.port} \\(TCP and UDP; routing\\.proxyPortBase\\)`,
           ),
         ),
       },

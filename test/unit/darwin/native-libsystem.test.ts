@@ -135,6 +135,7 @@ describe('declarations (last: this leaves the bindings cached with a fake librar
         'close',
         'connect',
         'fcntl',
+        'flock',
         'getsockopt',
         'if_nametoindex',
         'ioctl',

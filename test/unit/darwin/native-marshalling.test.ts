@@ -7,6 +7,9 @@
  * symbols, values and behaviour (no Mac here).
  */
 import koffi from 'koffi';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DECLS } from '../../../src/native/darwin/libsystem.js';
 
@@ -25,6 +28,22 @@ describe.skipIf(!linux)('libSystem prototypes marshal as intended (on glibc)', (
   const close = fn<(fd: number) => number>(DECLS.close);
   const errnoCell = fn<() => unknown>(DECLS.__error.replace('__error', '__errno_location'));
   const errno = () => koffi.decode(errnoCell(), 'int') as number;
+
+  it('flock: LOCK_EX|LOCK_NB on one open file, EWOULDBLOCK (EAGAIN on Linux) on a second', () => {
+    const flock = fn<(fd: number, op: number) => number>(DECLS.flock);
+    const path = join(mkdtempSync(join(tmpdir(), 'awgt-flock-')), 'lock');
+    const a = openSync(path, 'w');
+    const b = openSync(path, 'r');
+    try {
+      expect(flock(a, 2 | 4)).toBe(0);
+      expect(flock(b, 2 | 4)).toBe(-1);
+      expect(errno()).toBe(11);
+    } finally {
+      closeSync(a);
+      closeSync(b);
+      rmSync(dirname(path), { recursive: true, force: true });
+    }
+  });
 
   it('bind: the address read from a byte array of its length; a port taken fails with its errno', () => {
     const bind = fn<(fd: number, a: Uint8Array, len: number) => number>(DECLS.bind);

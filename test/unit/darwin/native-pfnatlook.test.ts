@@ -10,9 +10,12 @@ import { describe, expect, it } from 'vitest';
 import {
   DIOCNATLOOK,
   PFIOC_NATLOOK_SIZE,
+  PF_IN,
   PF_OUT,
   decodeNatlook,
+  decodeNatlookSource,
   natlookRequest,
+  udpNatlookRequests,
 } from '../../../src/native/darwin/pfnatlook.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -85,5 +88,39 @@ describe('struct pfioc_natlook', () => {
       natlookRequest({ address: '::1', port: 1 }, { address: '10.0.0.2', port: 2 }, 4),
     ).toThrow(/families/);
     expect(() => decodeNatlook(new Uint8Array(83))).toThrow(/short/);
+  });
+  it("UDP: the rdr state from the flow's loopback port (PF_OUT, rdaddr), then the nat state from the destination (PF_IN, rsaddr)", () => {
+    expect(PF_IN).toBe(1);
+    const [first, second] = udpNatlookRequests(
+      { address: '127.0.0.1', port: 50000 },
+      { address: '127.0.0.1', port: 47321 },
+      4,
+    );
+    expect(hex(first)).toBe(
+      '7f000001' +
+        '00'.repeat(12) + // saddr: the flow's loopback port
+        '7f000001' +
+        '00'.repeat(12) + // daddr: the relay
+        '00'.repeat(32) +
+        'c3500000' +
+        'b8d90000' +
+        '00'.repeat(8) +
+        '02' +
+        '11' + // UDP 17
+        '00' +
+        '02', // PF_OUT
+    );
+    const next = second({ address: '93.184.216.34', port: 443 });
+    expect(hex(next.subarray(0, 32))).toBe(
+      '7f000001' + '00'.repeat(12) + '5db8d822' + '00'.repeat(12),
+    );
+    expect(hex(next.subarray(64))).toBe('c3500000' + '01bb0000' + '00'.repeat(8) + '02110001');
+    // the kernel's answer to the PF_IN lookup: rsaddr 192.168.1.175, rsxport 60001
+    next.set([192, 168, 1, 175], 32);
+    next.set([0xea, 0x61], 72);
+    expect(decodeNatlookSource(next)).toEqual({ address: '192.168.1.175', port: 60001 });
+    const [v6] = udpNatlookRequests({ address: '::1', port: 1 }, { address: '::1', port: 2 }, 6);
+    expect(hex(v6.subarray(80))).toBe('1e110002');
+    expect(() => decodeNatlookSource(new Uint8Array(83))).toThrow(/short/);
   });
 });

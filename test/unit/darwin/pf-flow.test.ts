@@ -6,11 +6,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileRules, effectiveRoute } from '../../../src/model/match.js';
 import {
+  NAT_ANCHOR_RULE,
   RDR_ANCHOR_RULE,
   pfFlowRouterFor,
   renderFlowFilter,
+  renderFlowLoopback,
   renderFlowTranslation,
-  withRdrAnchor,
+  withTranslationAnchors,
   type PfFlowRouter,
 } from '../../../src/platform/darwin/pf-flow.js';
 import {
@@ -41,7 +43,6 @@ const flow: PfFlowRouter = {
   port: 47321,
   routerUid: 0,
   ipv6: true,
-  udp: 'block',
   skip: ['198.51.100.7', '192.0.2.10'],
 };
 
@@ -50,14 +51,20 @@ const kinds = (text: string) =>
   text
     .split('\n')
     .filter((l) => l && !l.startsWith('#') && !l.includes(' = '))
-    .map((l) => (l.startsWith('table') ? 'table' : l.startsWith('rdr') ? 'rdr' : 'filter'));
+    .map((l) =>
+      l.startsWith('table')
+        ? 'table'
+        : l.startsWith('rdr') || l.startsWith('nat')
+          ? 'translation'
+          : 'filter',
+    );
 
 describe('flow router PF rules', () => {
-  it('kill switch + flow router, v4 and v6, UDP of user processes blocked (golden)', () => {
+  it('kill switch + flow router, v4 and v6, TCP and the UDP of user processes (golden)', () => {
     const text = renderPfAnchor({ ...base, flowRouter: flow });
     golden('flow-killswitch.pf', text);
     const k = kinds(text);
-    expect(k.lastIndexOf('rdr')).toBeLessThan(k.indexOf('filter'));
+    expect(k.lastIndexOf('translation')).toBeLessThan(k.indexOf('filter'));
     // the redirect is seen before the kill switch passes the tunnel or blocks the rest
     const lines = text.split('\n');
     const routeTo = lines.findIndex((l) => l.includes('route-to lo0'));
@@ -68,7 +75,7 @@ describe('flow router PF rules', () => {
     expect(routeTo).toBeLessThan(lines.indexOf('block drop out quick all'));
   });
 
-  it('no kill switch, IPv4 only, UDP follows the routing table (golden)', () => {
+  it('no kill switch, IPv4 only: IPv6 blocked for everyone, the router sees v4 (golden)', () => {
     golden(
       'flow-no-killswitch.pf',
       renderPfAnchor({
@@ -76,7 +83,7 @@ describe('flow router PF rules', () => {
         killSwitch: false,
         dnsLeakProtection: false,
         ipv6: 'block',
-        flowRouter: { ...flow, ipv6: false, udp: 'default' },
+        flowRouter: { ...flow, ipv6: false },
       }),
     );
   });
@@ -88,13 +95,23 @@ describe('flow router PF rules', () => {
       'table <awg_flow_skip> const { 127.0.0.0/8 169.254.0.0/16 224.0.0.0/4 255.255.255.255/32 ::1/128 fe80::/10 ff00::/8 192.0.2.10 198.51.100.7 }',
     );
     for (const l of f.filter((x) => x.includes('route-to'))) {
-      expect(l).toContain('user != 0');
+      expect(l).toContain(l.includes('proto tcp') ? 'user != 0' : 'user >= 501');
       expect(l).toContain('on ! lo0');
       expect(l).toContain('to ! <awg_flow_skip>');
     }
-    expect(f[0]).toBe(
-      'block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501',
-    );
+    // UDP: user processes only, stateless on the way out; the lo0 state is bound to lo0
+    expect(f.filter((x) => x.includes('proto udp'))).toEqual([
+      'pass out quick on ! lo0 route-to lo0 inet proto udp from any to ! <awg_flow_skip> user >= 501 no state',
+      'pass out quick on ! lo0 route-to lo0 inet6 proto udp from any to ! <awg_flow_skip> user >= 501 no state',
+    ]);
+    expect(renderFlowLoopback(flow)).toEqual([
+      'pass out quick on lo0 inet proto udp from any to ! <awg_flow_skip> keep state (if-bound)',
+      'pass out quick on lo0 inet6 proto udp from any to ! <awg_flow_skip> keep state (if-bound)',
+    ]);
+    expect(t.filter((x) => x.startsWith('nat'))).toEqual([
+      'nat on lo0 inet proto udp from any to ! <awg_flow_skip> -> 127.0.0.1 port 1024:65535',
+      'nat on lo0 inet6 proto udp from any to ! <awg_flow_skip> -> ::1 port 1024:65535',
+    ]);
     expect([...t, ...f].join('\n')).not.toMatch(/! \{/);
   });
 
@@ -132,7 +149,7 @@ describe('flow router PF rules', () => {
     expect(text).toContain('\npass out quick on ! lo0 route-to lo0 inet proto tcp');
   });
 
-  it('main ruleset: rdr-anchor goes among the translation rules, once', () => {
+  it('main ruleset: nat-anchor and rdr-anchor go among the translation rules, once', () => {
     const apple = [
       'scrub-anchor "com.apple/*"',
       'nat-anchor "com.apple/*"',
@@ -141,11 +158,12 @@ describe('flow router PF rules', () => {
       'anchor "com.apple/*"',
       'load anchor "com.apple" from "/etc/pf.anchors/com.apple"',
     ].join('\n');
-    const main = withRdrAnchor(renderMainRuleset(apple));
+    const main = withTranslationAnchors(renderMainRuleset(apple));
     expect(main.split('\n')).toEqual([
       'scrub-anchor "com.apple/*"',
       'nat-anchor "com.apple/*"',
       'rdr-anchor "com.apple/*"',
+      NAT_ANCHOR_RULE,
       RDR_ANCHOR_RULE,
       'dummynet-anchor "com.apple/*"',
       'anchor "com.apple/*"',
@@ -154,8 +172,14 @@ describe('flow router PF rules', () => {
       'anchor "com.awg/*"',
       '',
     ]);
-    expect(withRdrAnchor(main)).toBe(main);
-    expect(withRdrAnchor('anchor "x"\n')).toBe(`${RDR_ANCHOR_RULE}\nanchor "x"\n`);
+    expect(withTranslationAnchors(main)).toBe(main);
+    expect(withTranslationAnchors('anchor "x"\n')).toBe(
+      `${NAT_ANCHOR_RULE}\n${RDR_ANCHOR_RULE}\nanchor "x"\n`,
+    );
+    // a ruleset an earlier awg hooked with rdr-anchor alone: nat-anchor goes before it
+    expect(withTranslationAnchors(`nat-anchor "a"\n${RDR_ANCHOR_RULE}\nanchor "x"\n`)).toBe(
+      `nat-anchor "a"\n${NAT_ANCHOR_RULE}\n${RDR_ANCHOR_RULE}\nanchor "x"\n`,
+    );
   });
   it('property: rules that cannot block never give a blocked route, whatever matches and whichever tunnels are down', () => {
     const rule = fc.record({
@@ -180,7 +204,7 @@ describe('flow router PF rules', () => {
       ),
     );
   });
-  it('settings from the rules and policy: UDP of user processes is dropped exactly when a rule can block', () => {
+  it('rulesCanBlock asks match.ts; the router settings follow the policy', () => {
     const r = (x: Partial<Rule>) =>
       ({ name: 'r', match: { name: 'x' }, target: 'work', ...x }) as Rule;
     expect(rulesCanBlock([r({ target: 'direct' })])).toBe(false);
@@ -218,24 +242,17 @@ describe('flow router PF rules', () => {
         },
       ],
     };
-    expect(
-      pfFlowRouterFor(policy, {
-        port: 47321,
-        rulesCanBlock: rulesCanBlock([r({ target: 'direct' })]),
-      }),
-    ).toEqual({
+    expect(pfFlowRouterFor(policy, { port: 47321 })).toEqual({
       port: 47321,
       routerUid: 0,
       ipv6: false,
-      udp: 'default',
       skip: ['192.0.2.10', '198.51.100.7'],
     });
     expect(
       pfFlowRouterFor({ ...policy, defaultRoute: undefined } as never, {
         port: 1,
         routerUid: 260,
-        rulesCanBlock: rulesCanBlock([r({})]),
       }),
-    ).toMatchObject({ ipv6: true, udp: 'block', routerUid: 260 });
+    ).toMatchObject({ ipv6: true, routerUid: 260 });
   });
 });

@@ -36,11 +36,22 @@ describe('renderPfAnchor', () => {
   it('kill switch + DNS leak protection + LAN + IPv6 through tunnels (golden)', () => {
     golden('killswitch-full.pf', renderPfAnchor(base));
   });
-  it('IPv6 blocked: v6 endpoint and v6 LAN/ND dropped (golden)', () => {
+  it("IPv6 blocked: v6 LAN, DHCPv6 and the tunnels' v6 dropped; the v6 endpoint and ND pass (golden)", () => {
     golden('killswitch-v6-block.pf', renderPfAnchor({ ...base, ipv6: 'block', allowLan: false }));
   });
   it('DNS leak protection only, no kill switch (golden)', () => {
     golden('dns-only.pf', renderPfAnchor({ ...base, killSwitch: false }));
+  });
+  it('IPv6 blocked without the kill switch: every v6 egress but lo0, the v6 endpoint, ND and link-local, before pass all (golden)', () => {
+    const text = renderPfAnchor({ ...base, killSwitch: false, ipv6: 'block' });
+    golden('v6-block-no-killswitch.pf', text);
+    const t = text.trim().split('\n');
+    expect(t.at(-1)).toBe('pass all flags any');
+    expect(t.at(-2)).toBe('block drop out quick inet6 all');
+    expect(t.indexOf('pass quick on lo0 all flags any')).toBeLessThan(t.length - 2);
+    // ipv6 tunnel or allow: no v6 block
+    for (const ipv6 of ['tunnel', 'allow'] as const)
+      expect(renderPfAnchor({ ...base, killSwitch: false, ipv6 })).not.toContain('inet6 all');
   });
   it('every rule is quick except the pass-all of a disabled kill switch; block is last', () => {
     const t = renderPfAnchor(base)

@@ -51,7 +51,7 @@ describe('PF dummynet rules', () => {
       dnsLeakProtection: false,
       ipv6: 'block',
       tunnels: [{ link: 'awg-home', dns: [], endpoints: [] }],
-      flowRouter: { port: 15200, routerUid: 0, ipv6: false, udp: 'default', skip: [] },
+      flowRouter: { port: 15200, routerUid: 0, ipv6: false, skip: [] },
       shaping,
     });
     const lines = text.split('\n');

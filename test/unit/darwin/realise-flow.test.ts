@@ -68,7 +68,7 @@ describe('realiseDarwinFlow', () => {
     }
   });
 
-  it('split tunnel with rules: the same resources but the anchor, which redirects TCP to the router; UDP of user processes dropped (a rule can block)', () => {
+  it('split tunnel with rules: the same resources but the anchor, which redirects TCP and the UDP of user processes to the router', () => {
     const c = load('amneziawg-split.yaml');
     const d = model(c);
     const plain = realiseDarwin(d, FACTS);
@@ -83,7 +83,13 @@ describe('realiseDarwinFlow', () => {
       'pass out quick on ! lo0 route-to lo0 inet proto tcp from any to ! <awg_flow_skip> user != 0 flags S/SA keep state',
     );
     expect(text).toContain(
-      'block drop out quick on ! lo0 proto udp from any to ! <awg_flow_skip> user >= 501',
+      'pass out quick on ! lo0 route-to lo0 inet proto udp from any to ! <awg_flow_skip> user >= 501 no state',
+    );
+    expect(text).toContain(
+      `nat on lo0 inet proto udp from any to ! <awg_flow_skip> -> 127.0.0.1 port 1024:65535`,
+    );
+    expect(text).toContain(
+      `rdr pass on lo0 inet proto udp from any to ! <awg_flow_skip> -> 127.0.0.1 port ${c.routing.proxyPortBase}`,
     );
     // every line realiseDarwin had is still there, in the same order
     const lines = text.split('\n');
@@ -94,10 +100,8 @@ describe('realiseDarwinFlow', () => {
     }
     expect(got.warnings).not.toContain(DROPPED_PER_APP_WARNING);
     expect(
-      got.warnings.some(
-        (w) =>
-          w.startsWith('per-app routing on macOS carries TCP only') &&
-          w.includes('dropped because a rule can block'),
+      got.warnings.some((w) =>
+        w.startsWith('per-app routing on macOS: UDP is routed per app for user processes only'),
       ),
     ).toBe(true);
     // ams and fra are WireGuard tunnels but not the default (default: direct): their prefixes
@@ -112,7 +116,7 @@ describe('realiseDarwinFlow', () => {
     expect(got.warnings.filter((w) => w.includes('scoped'))).toEqual([]);
   });
 
-  it('rules that cannot block keep user UDP (it follows the routing table)', () => {
+  it('rules that cannot block route user UDP through the router all the same; destination rules are warned about', () => {
     const c = load('amneziawg-split.yaml');
     const rules: Rule[] = [
       {
@@ -132,21 +136,21 @@ describe('realiseDarwinFlow', () => {
     ];
     const got = realiseDarwinFlow(model({ ...c, rules }), FACTS, { port: 15200, rules });
     expect(ruleset(got)).toContain('route-to lo0');
-    expect(ruleset(got)).not.toContain('proto udp from any to ! <awg_flow_skip>');
-    expect(got.warnings.find((w) => w.startsWith('per-app routing on macOS'))).not.toContain(
-      'dropped',
+    expect(ruleset(got)).toContain(
+      'route-to lo0 inet proto udp from any to ! <awg_flow_skip> user >= 501 no state',
     );
+    expect(ruleset(got)).not.toContain('block drop out quick on ! lo0 proto udp');
     expect(got.warnings).not.toContain(DESTINATION_RULES_WARNING);
     // destination rules: warned (TCP only, domains by SNI/Host)
     const to = [{ ...rules[0]!, to: { cidrs: ['203.0.113.0/24'] } } as Rule];
     expect(
       realiseDarwinFlow(model({ ...c, rules: to }), FACTS, { port: 15200, rules: to }).warnings,
     ).toContain(DESTINATION_RULES_WARNING);
-    // a direct rule with fallback drop blocks (match.ts): user UDP is dropped again
+    // a rule that can block changes nothing in the anchor: the router blocks per flow
     const drop = [{ ...rules[0]!, fallback: 'drop' } as Rule];
     expect(
       ruleset(realiseDarwinFlow(model({ ...c, rules: drop }), FACTS, { port: 15200, rules: drop })),
-    ).toContain('proto udp from any to ! <awg_flow_skip> user >= 501');
+    ).toBe(ruleset(got));
   });
 
   it('scoped routes for a WireGuard tunnel that is not the default; none for the default (its routes are unscoped) or a proxy (its dialer is the proxy)', () => {
@@ -181,7 +185,7 @@ describe('realiseDarwinFlow', () => {
     );
   });
 
-  it('a proxy tunnel as the default: the router carries its TCP even without rules; the warning says UDP is not proxied', () => {
+  it('a proxy tunnel as the default: the router carries its TCP even without rules; the warning says its UDP is dropped', () => {
     const c = load('multi-tunnel-socks-killswitch.yaml');
     const pc = { ...c, rules: [], default: 'socks' };
     const plain = realiseDarwin(model(pc), FACTS);
@@ -189,7 +193,7 @@ describe('realiseDarwinFlow', () => {
     expect(plain.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(true);
     expect(got.warnings.some((w) => w.includes('need the macOS flow router'))).toBe(false);
     expect(got.warnings).toContain(
-      'tunnel socks: as the default route it carries TCP only (through the flow router); UDP is not proxied',
+      'tunnel socks: as the default route it carries TCP only (through the flow router); the UDP of user processes no rule sends elsewhere is dropped',
     );
     expect(ruleset(got)).toContain('route-to lo0');
   });

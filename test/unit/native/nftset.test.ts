@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { AwgError } from '../../../src/errors.js';
 import { describe, expect, it } from 'vitest';
 import {
   NFT_MSG_DELSETELEM,
@@ -8,7 +9,9 @@ import {
   buildSetElemBatch,
   cidrElements,
   cgroupIdKey,
+  intervalElements,
 } from '../../../src/native/nftset.js';
+import ipaddr from '../../../src/util/ipaddr.js';
 import { parseMessages } from '../../../src/native/rtnl.js';
 import { be16, be32, be64, ip4, nest, nla, nlmsg } from '../../helpers/netlink-bytes.js';
 
@@ -163,5 +166,57 @@ describe('set replace and cgroupsv2 keys', () => {
     else want.writeBigUInt64BE(0x0102030405060708n);
     expect(k.toString('hex')).toBe(want.toString('hex'));
     expect(cgroupIdKey(189531).toString('hex')).toBe(cgroupIdKey(189531n).toString('hex'));
+  });
+});
+
+describe('intervalElements (static sets: addresses, prefixes, ranges)', () => {
+  const keys = (els: string[]) =>
+    intervalElements(els).map((e) => `${e.key.toString('hex')}${e.flags ? ' end' : ''}`);
+
+  it('an address, a prefix (host bits cleared) and a range: start, and the address after flagged end', () => {
+    expect(keys(['192.0.2.7', '198.51.100.9/24', '203.0.113.5-203.0.113.9'])).toEqual([
+      'c0000207',
+      'c0000208 end',
+      'c6336400',
+      'c6336500 end',
+      'cb007105',
+      'cb00710a end',
+    ]);
+    expect(keys(['0.0.0.0/0'])).toEqual(['00000000']);
+    expect(keys(['255.255.255.0-255.255.255.255'])).toEqual(['ffffff00']);
+    expect(keys(['2001:db8::/32'])).toEqual([
+      '20010db8000000000000000000000000',
+      '20010db9000000000000000000000000 end',
+    ]);
+    expect(keys(['ffff::/16'])).toEqual(['ffff0000000000000000000000000000']);
+  });
+
+  it('reads every IPv6 text form as ipaddr does', () => {
+    for (const a of [
+      '::',
+      '::1',
+      '1::',
+      '2001:db8::5',
+      '2001:DB8:0:0:0:0:0:1',
+      '1:2:3:4:5:6:7::',
+      '::2:3:4:5:6:7:8',
+      '::ffff:192.0.2.1',
+    ])
+      expect(intervalElements([a])[0]!.key).toEqual(Buffer.from(ipaddr.parse(a).toByteArray()));
+  });
+
+  it('rejects what is not an element', () => {
+    for (const bad of [
+      '1.2.3',
+      '1.2.3.256',
+      '10.0.0.9-10.0.0.1',
+      '10.0.0.0/33',
+      '1:2:3:4:5:6:7:8:9',
+      '::1::',
+      'g::1',
+      '1:2:3:4:5:6:7',
+      '10.0.0.0/x',
+    ])
+      expect(() => intervalElements([bad]), bad).toThrow(AwgError);
   });
 });

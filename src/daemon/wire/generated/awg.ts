@@ -96,6 +96,10 @@ import type {
   Handshake__Output as _awg_v1_Handshake__Output,
 } from './awg/v1/Handshake.js';
 import type {
+  HostCondition as _awg_v1_HostCondition,
+  HostCondition__Output as _awg_v1_HostCondition__Output,
+} from './awg/v1/HostCondition.js';
+import type {
   LastReconcile as _awg_v1_LastReconcile,
   LastReconcile__Output as _awg_v1_LastReconcile__Output,
 } from './awg/v1/LastReconcile.js';
@@ -293,6 +297,7 @@ export interface ProtoGrpcType {
       Foreign: MessageTypeDefinition<_awg_v1_Foreign, _awg_v1_Foreign__Output>;
       Gap: MessageTypeDefinition<_awg_v1_Gap, _awg_v1_Gap__Output>;
       Handshake: MessageTypeDefinition<_awg_v1_Handshake, _awg_v1_Handshake__Output>;
+      HostCondition: MessageTypeDefinition<_awg_v1_HostCondition, _awg_v1_HostCondition__Output>;
       LastReconcile: MessageTypeDefinition<_awg_v1_LastReconcile, _awg_v1_LastReconcile__Output>;
       LimitChanged: MessageTypeDefinition<_awg_v1_LimitChanged, _awg_v1_LimitChanged__Output>;
       LimitRef: MessageTypeDefinition<_awg_v1_LimitRef, _awg_v1_LimitRef__Output>;

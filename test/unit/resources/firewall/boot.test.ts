@@ -70,11 +70,10 @@ describe('the boot table', () => {
 
 describe('the firewall driver keeps the boot copy with the table', () => {
   const spec = firewallSpec(policy('per-app-full'));
-  /** nft answers: our table as the spec says (the listing is the rendered text) */
+  /** nft answers: the ruleset is our table as the spec says (the rendered text) */
   const exec = () =>
     new RecordingExec({
-      [`nft list table inet ${spec.table}`]: renderTable(policy('per-app-full')),
-      'nft list tables': `table inet ${spec.table}\n`,
+      'nft -t list ruleset': renderTable(policy('per-app-full')),
     });
   const ctxOf = (state: StateStore, e = exec()) => ({
     exec: e,

@@ -94,14 +94,14 @@ describe('the firewall driver fills the cgroup sets', () => {
   const run = async (dryRun: boolean) => {
     const replaced: string[] = [];
     const d = createLinuxFirewallDriver({
-      exec: new RecordingExec({ [`nft list table inet ${spec.table}`]: listing }),
+      exec: new RecordingExec({ 'nft -t list ruleset': listing }),
       setWriter: () => ({
         replace: (set: string) => void replaced.push(set),
         close: () => undefined,
       }),
     });
     const ctx = {
-      exec: new RecordingExec({ [`nft list table inet ${spec.table}`]: listing }, dryRun),
+      exec: new RecordingExec({ 'nft -t list ruleset': listing }, dryRun),
       reporter: new MemoryReporter(),
       state: new MemoryStateStore(),
       dryRun,

@@ -91,7 +91,7 @@ describe('parseCountersJson', () => {
       expect(parseCountersJson(t, 'awg').size).toBe(0);
   });
 
-  it('reads `nft -t -j list table inet <t>`; an absent table is no counters', async () => {
+  it('reads `nft -t -j list ruleset inet`; an absent table is no counters', async () => {
     const calls: string[][] = [];
     const ok = {
       read: async (cmd: string, args: readonly string[]) => (
@@ -103,7 +103,7 @@ describe('parseCountersJson', () => {
       packets: 1,
       bytes: 60,
     });
-    expect(calls).toEqual([['nft', '-t', '-j', 'list', 'table', 'inet', 'awg']]);
+    expect(calls).toEqual([['nft', '-t', '-j', 'list', 'ruleset', 'inet']]);
     const absent = {
       read: async () => ({ code: 1, stdout: '', stderr: 'Error: No such file or directory' }),
     };
@@ -222,7 +222,7 @@ describe('destination sets: the per-set breakdown', () => {
       packets: 2,
       bytes: 100,
     });
-    expect(calls).toEqual(['nft -t -j list table inet awg', 'nft -j list set inet awg l4_blk']);
+    expect(calls).toEqual(['nft -t -j list ruleset inet', 'nft -j list set inet awg l4_blk']);
     const f = await readTableCounters(exec(false) as never, 'awg');
     expect(f.sets.get('blk')![1]).not.toHaveProperty('elements');
   });

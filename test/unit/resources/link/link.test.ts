@@ -5,7 +5,12 @@ import type { LinkSpec } from '../../../../src/model/resources.js';
 import type { ApplyContext, Claims } from '../../../../src/resources/driver.js';
 import { FakeLinkDriver } from '../../../../src/resources/link/driver.fake.js';
 import { createLinuxLinkDriver } from '../../../../src/resources/link/linux.js';
-import { LINK_MARKER, parseLinkJson } from '../../../../src/resources/link/parse.js';
+import {
+  LINK_MARKER,
+  linkAlias,
+  parseLinkAlias,
+  parseLinkJson,
+} from '../../../../src/resources/link/parse.js';
 import { MemoryReporter } from '../../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../../src/util/state.js';
 import { RecordingExec } from '../../../helpers/exec.js';
@@ -65,6 +70,33 @@ describe('link parser (captured ip -j -d link)', () => {
     expect(p.conflicts.map((c) => c.name)).toEqual(['awg-x', 'awg-veth']);
     expect(p.conflicts[0]!.reason).toMatch(/no awg:managed alias/);
     expect(p.conflicts[1]!.reason).toMatch(/veth/);
+  });
+
+  it('a link being made (the state says so) without any alias is ours, unmarked; a foreign alias is not', () => {
+    const q = parseLinkJson(fixture, 'awg-', { pending: new Set(['awg-x', 'awg-veth']) });
+    expect(q.owned.find((l) => l.spec.name === 'awg-x')?.details.unmarked).toBe(true);
+    // a veth is never a link we make
+    expect(q.conflicts.map((c) => c.name)).toEqual(['awg-veth']);
+  });
+
+  it('owner tags: the alias carries the state directory that made the link; another owner is a conflict', () => {
+    const tagged = JSON.stringify([
+      {
+        ifindex: 7,
+        ifname: 'awg-a',
+        flags: ['UP'],
+        mtu: 1420,
+        ifalias: linkAlias('0123456789ab'),
+        linkinfo: { info_kind: 'tun', info_data: { type: 'tun' } },
+      },
+    ]);
+    const p2 = parseLinkJson(tagged, 'awg-');
+    expect(p2.owned[0]!.details.ownerTag).toBe('0123456789ab');
+    expect(parseLinkJson(tagged, 'awg-', { mine: '0123456789ab' }).owned).toHaveLength(1);
+    const other = parseLinkJson(tagged, 'awg-', { mine: 'ba9876543210' });
+    expect(other.owned).toEqual([]);
+    expect(other.conflicts[0]).toMatchObject({ name: 'awg-a', owner: '0123456789ab' });
+    expect(parseLinkAlias('awg:managed owner=xyz')).toBeUndefined();
   });
 
   it('honours another prefix and empty output', () => {

@@ -86,8 +86,45 @@ describe('parseRuleJson (captured ip -j -N rule show)', () => {
 
   it('selectors and actions awg never sets are conflicts', () => {
     const p = parseRuleJson(fx('v4-unmanaged-selectors.json'), 4, band);
-    expect(p.conflicts.map((c) => c.priority)).toEqual([
-      5205, 5210, 5211, 5212, 5213, 5214, 5215, 5216,
+    expect(p.conflicts.map((c) => c.priority)).toEqual([5205, 5211, 5212, 5213, 5214, 5215, 5216]);
+  });
+
+  it('iif is a selector of ours (the first route of hosts without a default route: iif lo)', () => {
+    const p = parseRuleJson(fx('v4-unmanaged-selectors.json'), 4, band);
+    expect(p.owned.find((r) => r.priority === 5210)).toEqual({
+      family: 4,
+      priority: 5210,
+      iif: 'v0',
+      table: 52002,
+      action: 'lookup',
+      protocol: 167,
+    });
+    const lo = parseRuleJson(
+      JSON.stringify([
+        {
+          priority: 5299,
+          src: 'all',
+          fwmark: '0',
+          fwmask: '0xf000000',
+          iif: 'lo',
+          table: '52099',
+          protocol: '167',
+        },
+      ]),
+      4,
+      band,
+    );
+    expect(lo.owned).toEqual([
+      {
+        family: 4,
+        priority: 5299,
+        fwmark: 0,
+        fwmask: 0x0f000000,
+        iif: 'lo',
+        table: 52099,
+        action: 'lookup',
+        protocol: 167,
+      },
     ]);
   });
 
@@ -150,6 +187,18 @@ describe('ruleArgs', () => {
         protocol: 167,
       }).join(' '),
     ).toBe('rule add priority 5201 fwmark 0x1 unreachable protocol 167');
+    expect(
+      ruleArgs('add', {
+        family: 4,
+        priority: 5299,
+        iif: 'lo',
+        fwmark: 0,
+        fwmask: 0xf000000,
+        table: 52099,
+        action: 'lookup',
+        protocol: 167,
+      }).join(' '),
+    ).toBe('rule add priority 5299 iif lo fwmark 0x0/0xf000000 lookup 52099 protocol 167');
   });
 });
 

@@ -37,6 +37,10 @@ import type {
   DnsStub as _awg_v1_DnsStub,
   DnsStub__Output as _awg_v1_DnsStub__Output,
 } from '../../awg/v1/DnsStub.js';
+import type {
+  HostCondition as _awg_v1_HostCondition,
+  HostCondition__Output as _awg_v1_HostCondition__Output,
+} from '../../awg/v1/HostCondition.js';
 
 export interface StatusResponse {
   state?: _awg_v1_State;
@@ -53,6 +57,10 @@ export interface StatusResponse {
    */
   limits?: _awg_v1_ProcessLimit[];
   dnsStub?: _awg_v1_DnsStub | null;
+  /**
+   * what this host's routing keeps from working (Linux)
+   */
+  hostConditions?: _awg_v1_HostCondition[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
@@ -76,6 +84,10 @@ export interface StatusResponse__Output {
    */
   limits: _awg_v1_ProcessLimit__Output[];
   dnsStub?: _awg_v1_DnsStub__Output | null;
+  /**
+   * what this host's routing keeps from working (Linux)
+   */
+  hostConditions: _awg_v1_HostCondition__Output[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';

@@ -11,6 +11,7 @@ import { applyBench } from './apply.bench.js';
 import { diffBench } from './diff.bench.js';
 import { daemonLoopBench } from './daemon-loop.bench.js';
 import { proxyBench } from './proxy.bench.js';
+import { proxyUdpBench } from './proxy-udp.bench.js';
 import { dataplaneBench } from './dataplane.bench.js';
 import { daemonApiBench } from './daemon-api.bench.js';
 import { placementBench } from './placement.bench.js';
@@ -50,6 +51,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'diff', run: diffBench },
   { name: 'daemon-loop', run: daemonLoopBench },
   { name: 'proxy', run: proxyBench },
+  { name: 'proxy-udp', run: proxyUdpBench },
   { name: 'dataplane', run: dataplaneBench },
   { name: 'daemon-api', run: daemonApiBench },
   { name: 'placement', run: placementBench },

@@ -436,11 +436,11 @@ export interface Socks5Tunnel {
    */
   auth?: ProxyAuth;
   /**
-   * Carry the DNS queries (UDP/53) of this tunnel's apps through UDP ASSOCIATE to the first `dns` server. Other UDP of these apps is dropped: transparent UDP would need TPROXY.
+   * Carry the UDP of this tunnel's apps through SOCKS5 UDP ASSOCIATE (RFC 1928 §7), every port, one association per flow (Linux); UDP/53 goes to the first `dns` server. Without it their UDP takes the rule's fallback: allow-direct sends it directly, block, failover and drop drop it (UDP of the default route is dropped).
    */
   udp?: boolean;
   /**
-   * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise answered locally with TC=1 so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.
+   * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise each query as DNS over TCP through CONNECT, answered over UDP). Without `dns`, DNS is like the apps' other traffic: to the resolver they ask, through the proxy (UDP only with `udp: true`).
    *
    * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */
@@ -459,7 +459,7 @@ export interface ProxyAuth {
   password: Secret;
 }
 /**
- * An HTTP CONNECT proxy used as a tunnel (TCP only).
+ * An HTTP CONNECT proxy used as a tunnel. TCP only: its apps' UDP takes the rule's fallback (allow-direct: sent directly; otherwise dropped).
  */
 export interface HttpTunnel {
   type: 'http';
@@ -477,7 +477,7 @@ export interface HttpTunnel {
    */
   tls?: boolean;
   /**
-   * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.
+   * Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (each UDP query as DNS over TCP, answered over UDP). Without `dns`, their UDP DNS takes the rule's fallback like their other UDP.
    *
    * Items: An IPv4 address in dotted-quad decimal or an IPv6 address in RFC 5952 form (lower case, zeros compressed), with no zone.
    */

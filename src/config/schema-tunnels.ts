@@ -172,11 +172,11 @@ export const Socks5Tunnel = z
     auth: ProxyAuth.optional().meta({ description: 'RFC 1929 username/password authentication.' }),
     udp: z.boolean().default(false).meta({
       description:
-        "Carry the DNS queries (UDP/53) of this tunnel's apps through UDP ASSOCIATE to the first `dns` server. Other UDP of these apps is dropped: transparent UDP would need TPROXY.",
+        "Carry the UDP of this tunnel's apps through SOCKS5 UDP ASSOCIATE (RFC 1928 §7), every port, one association per flow (Linux); UDP/53 goes to the first `dns` server. Without it their UDP takes the rule's fallback: allow-direct sends it directly, block, failover and drop drop it (UDP of the default route is dropped).",
     }),
     dns: z.array(IpAddress).default([]).meta({
       description:
-        'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise answered locally with TC=1 so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.',
+        "Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through the proxy (TCP through CONNECT; UDP through UDP ASSOCIATE with `udp: true`, otherwise each query as DNS over TCP through CONNECT, answered over UDP). Without `dns`, DNS is like the apps' other traffic: to the resolver they ask, through the proxy (UDP only with `udp: true`).",
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
     limit: TunnelLimit,
@@ -195,12 +195,16 @@ export const HttpTunnel = z
     tls: z.boolean().default(false).meta({ description: 'Connect to the proxy over TLS.' }),
     dns: z.array(IpAddress).default([]).meta({
       description:
-        'Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (UDP queries are answered locally with TC=1, so resolvers retry over TCP). Without `dns`, their UDP DNS is dropped.',
+        "Resolvers for apps routed through this proxy: their port-53 traffic goes to the first one through CONNECT (each UDP query as DNS over TCP, answered over UDP). Without `dns`, their UDP DNS takes the rule's fallback like their other UDP.",
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
     limit: TunnelLimit,
   })
-  .meta({ id: 'HttpTunnel', description: 'An HTTP CONNECT proxy used as a tunnel (TCP only).' });
+  .meta({
+    id: 'HttpTunnel',
+    description:
+      "An HTTP CONNECT proxy used as a tunnel. TCP only: its apps' UDP takes the rule's fallback (allow-direct: sent directly; otherwise dropped).",
+  });
 
 export const Tunnel = z
   .discriminatedUnion('type', [WireguardTunnel, AmneziawgTunnel, Socks5Tunnel, HttpTunnel], {

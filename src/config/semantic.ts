@@ -136,6 +136,7 @@ export function checkSemantics(c: Config): Finding[] {
   });
 
   checkLimits(c, err);
+  warnTcpOnlyRules(c, warn);
 
   // Addresses: no overlap between tunnels; unique listen ports and table/fwmark overrides.
   const addrOwners: { tunnel: string; idx: number; cidr: string }[] = [];
@@ -158,12 +159,12 @@ export function checkSemantics(c: Config): Finding[] {
       if (t.type === 'http' && c.default === name)
         warn(
           ['default'],
-          `HTTP CONNECT carries TCP only: UDP from unmatched apps will be ${killSwitchOf(c).enabled ? 'blocked' : 'sent direct'}`,
+          `HTTP CONNECT carries TCP only: UDP from unmatched apps is dropped${t.dns.length ? " (DNS to the tunnel's `dns` goes over TCP)" : ''}`,
         );
       if (t.type === 'socks5' && !t.udp && c.default === name)
         warn(
           ['default'],
-          'this SOCKS5 tunnel has udp: false: UDP from unmatched apps will not be tunnelled',
+          `this SOCKS5 tunnel has udp: false: UDP from unmatched apps is dropped${t.dns.length ? " (DNS to the tunnel's `dns` goes over TCP)" : ''}`,
         );
       continue;
     }
@@ -337,6 +338,33 @@ function checkInlineDestinations(
         err(['rules', i, 'to', kind, j], issue.message);
     });
   }
+}
+
+/**
+ * A rule through a proxy tunnel that cannot carry UDP (HTTP CONNECT, SOCKS5 without `udp:
+ * true`): its UDP takes the rule's fallback (resources/firewall/render-proxy.ts), said once
+ * per rule.
+ */
+function warnTcpOnlyRules(c: Config, warn: (path: PathKey[], message: string) => void): void {
+  c.rules.forEach((r, i) => {
+    const t = Object.hasOwn(c.tunnels, r.target) ? c.tunnels[r.target]! : undefined;
+    if (!r.enabled || !t || isWgLike(t) || (t.type === 'socks5' && t.udp)) return;
+    // fallback drop: the rule sends nothing at all
+    if (r.fallback === 'drop') return;
+    const what =
+      t.type === 'http'
+        ? 'HTTP CONNECT carries TCP only'
+        : 'SOCKS5 without udp: true carries TCP only';
+    const fallback = r.fallback ?? 'block';
+    const udp =
+      fallback === 'allow-direct'
+        ? 'is sent directly (fallback allow-direct)'
+        : `is dropped (fallback ${fallback})`;
+    warn(
+      ['rules', i, 'target'],
+      `${what}: this rule's UDP ${udp}${t.dns.length ? "; its DNS to the tunnel's `dns` goes over TCP" : ''}`,
+    );
+  });
 }
 
 function checkLimits(c: Config, err: (path: PathKey[], message: string) => void): void {

@@ -554,6 +554,7 @@ function firewallPolicy(
       resolvers: [...t.dns],
       redirectPort: ta.redirectPort!,
       redirectPortDirect: ta.redirectPortDirect!,
+      ...(t.type === 'socks5' && t.udp ? { udp: true as const } : {}),
     };
   });
   const def = c.default !== 'direct' ? alloc.tunnels.get(c.default) : undefined;

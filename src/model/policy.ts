@@ -30,7 +30,7 @@ export interface AppRule {
   /** destinations the rule applies to (named sets of FirewallPolicy.sets); absent: every one */
   to?: RuleSets;
   action: AppAction;
-  /** proxy-tunnel rules with `fallback: allow-direct`: redirect this group's TCP to this port (TunnelRule.redirectPortDirect) */
+  /** proxy-tunnel rules with `fallback: allow-direct`: redirect this group's TCP and UDP to this port (TunnelRule.redirectPortDirect) */
   redirectPort?: number;
   /** per-app DNS: send this group's port-53 traffic to these resolvers (one per family) */
   dns?: { v4?: string; v6?: string };
@@ -101,8 +101,10 @@ export interface TunnelRule {
   resolvers: string[];
   /** proxy tunnels: marked TCP is redirected to this local port (transparent proxy; a failed dial fails) */
   redirectPort?: number;
-  /** proxy tunnels: TCP of app rules with `fallback: allow-direct` goes to this port instead (a failed dial redials direct) */
+  /** proxy tunnels: TCP and UDP of app rules with `fallback: allow-direct` go to this port instead (what the proxy cannot carry goes direct) */
   redirectPortDirect?: number;
+  /** SOCKS5 tunnels with `udp: true`: marked UDP (every port) goes to `redirectPort` too, and the daemon's UDP may reach the proxy's addresses on any port (its relay) */
+  udp?: true;
 }
 
 export interface FirewallPolicy {

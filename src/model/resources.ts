@@ -204,7 +204,7 @@ export interface ProxyEngineConfig {
   dns: string[];
   /** password: fingerprint of the secret */
   auth: { username: string; password: string } | null;
-  /** socks5 only: DNS through UDP ASSOCIATE */
+  /** socks5 only: the apps' UDP (and DNS) through UDP ASSOCIATE */
   udp?: boolean;
   /** http only: TLS to the proxy */
   tls?: boolean;

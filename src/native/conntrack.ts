@@ -383,6 +383,39 @@ export function getConntrack(sock: NetlinkSocket, requests: readonly Buffer[]): 
   return out;
 }
 
+/** a datagram as a local socket received it: its sender as the socket saw it, the socket's own address */
+export interface ReceivedDatagram {
+  family: 4 | 6;
+  /** the sender's address and port (after any NAT of the source) */
+  addr: string;
+  port: number;
+  /** the receiving socket's address and port (the redirect's target) */
+  localAddr: string;
+  localPort: number;
+}
+
+/**
+ * The conntrack entry of a datagram that nft `redirect` (or DNAT) sent to a local socket: the
+ * entry's reply tuple is (the socket's address and port → the sender as the socket saw it),
+ * found with one IPCTNL_MSG_CT_GET; its original tuple names where the sender was going.
+ * Undefined when there is none (the entry expired, conntrack does not track it).
+ */
+export function redirectedUdpEntry(sock: NetlinkSocket, p: ReceivedDatagram): CtEntry | undefined {
+  const [e] = getConntrack(sock, [
+    buildCtGet(
+      {
+        family: p.family,
+        proto: 17,
+        orig: { src: p.localAddr, sport: p.localPort, dst: p.addr, dport: p.port },
+      },
+      0,
+      sock.portid,
+      'reply',
+    ),
+  ]);
+  return e ?? undefined;
+}
+
 export interface CtEventBatch {
   /** in the order the kernel sent them; a destroyed entry carries its final counters */
   events: CtEvent[];

@@ -1,55 +1,45 @@
 /**
- * UDP through a SOCKS5 proxy (RFC 1928 §7, UDP ASSOCIATE), as a local forwarding relay.
+ * UDP through a SOCKS5 proxy (RFC 1928 §7, UDP ASSOCIATE).
  *
- * How UDP reaches it: transparent UDP interception would need TPROXY (out of scope), and
- * SO_ORIGINAL_DST does not work for UDP (ENOPROTOOPT: docs/platform-linux.md#so_original_dst).
- * So the relay forwards
- * to ONE fixed destination per listening socket: a datagram arriving at `listen` is sent to
- * `target` through the proxy, and the answers come back to its sender. The intended use is
- * per-app DNS for a proxy tunnel: the firewall's per-app DNS rule DNATs the app's port-53
- * traffic to a local address (e.g. 127.0.0.53 + n), where a relay with target = the
- * tunnel's resolver listens on port 53. Covered: DNS and any other configured
- * (local port → remote host:port) forward. Not covered: arbitrary UDP of apps routed to a
- * proxy tunnel; the firewall must block (or send direct, per fallback) the rest of their UDP.
+ * `Socks5UdpAssociation`: one association towards one destination — a TCP control connection
+ * to the proxy (the association lives exactly as long as it) and a UDP socket connected to
+ * the relay address the proxy named, both with the bypass mark from their first packet. The
+ * transparent UDP proxy (udp-redirect.ts) opens one per flow; `Socks5UdpRelay` below one per
+ * local sender.
  *
- * One association (TCP control connection + UDP socket, both with the bypass mark) per local
- * sender address, so answers map back without guessing; sessions end after `sessionIdleMs`
+ * Replies are believed only from the relay: the UDP socket is connected to the relay address
+ * of the ASSOCIATE reply (BND.ADDR:BND.PORT; an unspecified BND.ADDR, 0.0.0.0 or ::, means
+ * the address we reached the proxy at), so the kernel drops datagrams from any other source;
+ * a reply must be a well-formed unfragmented frame (socks5-udp-frame.ts) naming the
+ * destination we send to, with the address type we sent. Anything else is counted
+ * (`bad-frame`, `fragment`, `forged`) and dropped, so a host that can reach our UDP port
+ * cannot inject datagrams into the tunnel's apps.
+ *
+ * `Socks5UdpRelay`: a local forwarding relay to ONE fixed destination per listening socket
+ * (a datagram arriving at `listen` goes to `target` through the proxy; answers go back to
+ * its sender), one association per local sender address; sessions end after `sessionIdleMs`
  * without traffic or when the proxy closes the control connection. Datagrams arriving while
- * the association is being set up are queued (at most `maxPending`), the rest dropped.
- *
- * Replies are believed only from the relay: the association's UDP socket is connected to the
- * relay address the proxy named in its ASSOCIATE reply (BND.ADDR:BND.PORT; an unspecified
- * BND.ADDR, 0.0.0.0 or ::, means the address we reached the proxy at), so the kernel drops
- * datagrams from any other source; and a reply's frame address must be the destination we
- * send to (`target`). Anything else is counted (`forged`) and dropped, so a host that can
- * reach our UDP port cannot inject answers (e.g. DNS) into the tunnel's apps.
+ * the association is being set up are queued (at most `maxPending`), the rest dropped. Used
+ * where the original destination of a datagram cannot be read (no conntrack: the runtime's
+ * DNS socket off Linux, configured forwards).
  */
 import { createSocket, type RemoteInfo, type Socket as UdpSocket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP, type Socket } from 'node:net';
 import ipaddr, { type IPv6 } from '../util/ipaddr.js';
 import { SocksClient } from 'socks';
-
-type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
 import { markDgram } from '../native/sockmark.js';
 import { classifySocksError, connectToProxy, socksProxy, type Socks5Options } from './socks5.js';
+import {
+  MAX_UDP_PAYLOAD,
+  buildUdpFrame,
+  frameIsFrom,
+  parseUdpFrame,
+  udpHeaderLength,
+} from './socks5-udp-frame.js';
 import { ProxyDialError, bindUdp, type Destination } from './types.js';
 
-export interface Socks5UdpRelayOptions {
-  listen: { host: string; port: number };
-  target: Destination;
-  socks: Socks5Options;
-  sessionIdleMs?: number;
-  maxSessions?: number;
-  maxPending?: number;
-}
-
-export interface Socks5UdpRelayStats {
-  sessions: { active: number; total: number };
-  datagrams: { up: number; down: number; dropped: number };
-  bytes: { up: number; down: number };
-  errors: Partial<Record<'associate' | 'limit' | 'bad-frame' | 'forged', number>>;
-}
+type SocksClientEstablishedEvent = Awaited<ReturnType<typeof SocksClient.createConnection>>;
 
 /** An address in one spelling (IPv4-mapped IPv6 as IPv4, IPv6 compressed); names lower-cased. */
 export function canonicalHost(h: string): string {
@@ -75,20 +65,186 @@ export function relayAddress(
   return { host: canonicalHost(unspecified ? proxyAddress : bnd.host!), port: bnd.port };
 }
 
-/** Whether a reply frame's address is the destination the relay sends to. */
-export function frameFromTarget(
-  frame: { host: string; port: number },
-  target: Destination,
-): boolean {
-  return frame.port === target.port && canonicalHost(frame.host) === canonicalHost(target.host);
+/** why a datagram from the relay was dropped */
+export type AssociationDrop = 'bad-frame' | 'fragment' | 'forged';
+
+export interface Socks5UdpAssociationOptions {
+  socks: Socks5Options;
+  target: Destination;
+  /** aborts the opening (the association is closed, `open` rejects) */
+  signal?: AbortSignal | undefined;
+  /** a genuine reply's payload */
+  onReply: (data: Buffer) => void;
+  onDrop: (why: AssociationDrop) => void;
+  /** the association ended (control connection closed, socket error); not called by close() */
+  onClose: () => void;
+}
+
+export class Socks5UdpAssociation {
+  private closed = false;
+  /** the largest payload one frame to `target` can carry */
+  readonly maxPayload: number;
+  /** the header of every frame we send (the target is fixed), and of every genuine reply */
+  private readonly head: Buffer;
+  /** the relay's address as the kernel reports it, once checked */
+  private relaySeen: string | undefined;
+
+  private constructor(
+    private readonly o: Socks5UdpAssociationOptions,
+    private readonly control: Socket,
+    private readonly udp: UdpSocket,
+    /** where replies come from (the socket is connected to it) */
+    readonly relay: { host: string; port: number },
+  ) {
+    this.maxPayload = MAX_UDP_PAYLOAD - udpHeaderLength(o.target);
+    this.head = buildUdpFrame(o.target, Buffer.alloc(0));
+  }
+
+  /** TCP to the proxy, UDP ASSOCIATE, the UDP socket connected to the relay; ProxyDialError on failure. */
+  static async open(o: Socks5UdpAssociationOptions): Promise<Socks5UdpAssociation> {
+    const control = await connectToProxy(o.socks, o.signal ? { signal: o.signal } : {});
+    let udp: UdpSocket | undefined;
+    try {
+      let info: SocksClientEstablishedEvent;
+      try {
+        // createConnection() only does CONNECT; ASSOCIATE goes through the event API
+        const client = new SocksClient({
+          proxy: socksProxy(o.socks),
+          command: 'associate',
+          // the proxy learns our UDP source from the first datagram
+          destination: { host: '0.0.0.0', port: 0 },
+          timeout: o.socks.timeoutMs ?? 10_000,
+        });
+        info = await new Promise<SocksClientEstablishedEvent>((resolve, reject) => {
+          client.once('established', resolve);
+          client.once('error', reject);
+          client.connect(control);
+        });
+        if (!info.remoteHost) throw new Error('SOCKS5 reply with an invalid address type');
+      } catch (e) {
+        throw new ProxyDialError(
+          classifySocksError((e as Error).message),
+          `SOCKS5 UDP ASSOCIATE at ${o.socks.server}:${o.socks.port} failed: ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      const relay = relayAddress(info.remoteHost, control.remoteAddress ?? o.socks.server);
+      const s = createSocket({ type: isIP(relay.host) === 6 ? 'udp6' : 'udp4' });
+      udp = s;
+      if (o.socks.bypassMark !== undefined) {
+        await bindUdp(s, { host: isIP(relay.host) === 6 ? '::' : '0.0.0.0', port: 0 });
+        markDgram(s, o.socks.bypassMark);
+      }
+      // connected: the kernel delivers only datagrams from the relay address
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.connect(relay.port, relay.host, () => {
+          s.off('error', reject);
+          resolve();
+        });
+      });
+      if (o.signal?.aborted) throw new ProxyDialError('timeout', 'UDP ASSOCIATE aborted');
+      const a = new Socks5UdpAssociation(o, control, s, relay);
+      a.wire();
+      return a;
+    } catch (e) {
+      control.destroy();
+      try {
+        udp?.close();
+      } catch {
+        /* not open */
+      }
+      throw e instanceof ProxyDialError
+        ? e
+        : new ProxyDialError('unreachable', (e as Error).message, { cause: e });
+    }
+  }
+
+  private wire(): void {
+    const end = () => {
+      if (this.closed) return;
+      this.close();
+      this.o.onClose();
+    };
+    this.udp.on('message', (m, from) => this.onMessage(m, from));
+    this.udp.on('error', end);
+    // the socket is half-open capable (connectToProxy): the proxy's FIN arrives as 'end' alone
+    this.control.on('end', end);
+    this.control.on('close', end);
+    this.control.on('error', end);
+    // RFC 1928: the control connection only keeps the association alive
+    this.control.on('data', () => {});
+    this.control.resume();
+  }
+
+  private onMessage(m: Buffer, from: RemoteInfo): void {
+    // the socket is connected to the relay; checked again so the rule holds on its own
+    // (the relay's spelling as the kernel reports it is checked once, then compared as text)
+    if (from.address !== this.relaySeen) {
+      if (from.port !== this.relay.port || canonicalHost(from.address) !== this.relay.host)
+        return this.o.onDrop('forged');
+      this.relaySeen = from.address;
+    } else if (from.port !== this.relay.port) return this.o.onDrop('forged');
+    // a genuine reply starts with exactly the header we send (RSV 0, FRAG 0, our ATYP,
+    // address and port): compared as bytes, the frame reader only explains the rest
+    if (
+      m.length >= this.head.length &&
+      m.compare(this.head, 0, this.head.length, 0, this.head.length) === 0
+    )
+      return this.o.onReply(m.subarray(this.head.length));
+    const f = parseUdpFrame(m);
+    if (f === 'malformed') return this.o.onDrop('bad-frame');
+    if (f === 'fragment') return this.o.onDrop('fragment');
+    if (!frameIsFrom(f, this.o.target)) return this.o.onDrop('forged');
+    this.o.onReply(f.data);
+  }
+
+  /** Sends one datagram to the target through the relay; false when it cannot fit one frame. */
+  send(data: Buffer): boolean {
+    if (this.closed) return false;
+    if (data.length > this.maxPayload) return false;
+    // header and payload as two iovecs of one datagram: no copy of the payload
+    this.udp.send([this.head, data]);
+    return true;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.control.destroy();
+    try {
+      this.udp.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+export interface Socks5UdpRelayOptions {
+  listen: { host: string; port: number };
+  target: Destination;
+  socks: Socks5Options;
+  sessionIdleMs?: number;
+  maxSessions?: number;
+  maxPending?: number;
+}
+
+export interface Socks5UdpRelayStats {
+  sessions: { active: number; total: number };
+  datagrams: { up: number; down: number; dropped: number };
+  bytes: { up: number; down: number };
+  errors: Partial<Record<'associate' | 'limit' | 'oversize' | AssociationDrop, number>>;
 }
 
 interface Session {
   key: string;
   client: RemoteInfo;
-  control?: Socket;
-  udp?: UdpSocket | undefined;
-  relay?: { host: string; port: number };
+  assoc?: Socks5UdpAssociation;
+  abort: AbortController;
   pending: Buffer[];
   idle?: NodeJS.Timeout;
   closed: boolean;
@@ -157,21 +313,23 @@ export class Socks5UdpRelay extends EventEmitter<{
         this.st.datagrams.dropped++;
         return;
       }
-      s = { key, client: from, pending: [], closed: false };
+      s = { key, client: from, pending: [], closed: false, abort: new AbortController() };
       this.sessions.set(key, s);
       this.st.sessions.total++;
       void this.associate(s);
     }
     this.touch(s);
-    if (s.udp && s.relay) this.forward(s, msg);
+    if (s.assoc) this.forward(s.assoc, msg);
     else if (s.pending.length < this.o.maxPending) s.pending.push(msg);
     else this.st.datagrams.dropped++;
   }
 
-  private forward(s: Session, data: Buffer): void {
-    const frame = SocksClient.createUDPFrame({ remoteHost: this.o.target, data });
-    // connected to the relay (see associate)
-    s.udp!.send(frame);
+  private forward(a: Socks5UdpAssociation, data: Buffer): void {
+    if (!a.send(data)) {
+      this.count('oversize');
+      this.st.datagrams.dropped++;
+      return;
+    }
     this.st.datagrams.up++;
     this.st.bytes.up += data.length;
   }
@@ -183,63 +341,17 @@ export class Socks5UdpRelay extends EventEmitter<{
 
   private async associate(s: Session): Promise<void> {
     try {
-      const control = await connectToProxy(this.o.socks);
-      s.control = control;
-      if (s.closed) return this.end(s);
-      let info: SocksClientEstablishedEvent;
-      try {
-        // createConnection() only does CONNECT; ASSOCIATE goes through the event API
-        const client = new SocksClient({
-          proxy: socksProxy(this.o.socks),
-          command: 'associate',
-          // the proxy learns our UDP source from the first datagram
-          destination: { host: '0.0.0.0', port: 0 },
-          timeout: this.o.socks.timeoutMs ?? 10_000,
-        });
-        info = await new Promise<SocksClientEstablishedEvent>((resolve, reject) => {
-          client.once('established', resolve);
-          client.once('error', reject);
-          client.connect(control);
-        });
-      } catch (e) {
-        throw new ProxyDialError(
-          classifySocksError((e as Error).message),
-          `SOCKS5 UDP ASSOCIATE at ${this.o.socks.server}:${this.o.socks.port} failed: ${(e as Error).message}`,
-          {
-            cause: e,
-          },
-        );
-      }
-      const relay = relayAddress(info.remoteHost!, control.remoteAddress ?? this.o.socks.server);
-      const udp = createSocket({ type: isIP(relay.host) === 6 ? 'udp6' : 'udp4' });
-      s.udp = udp; // closed by end() whatever happens next
-      if (this.o.socks.bypassMark !== undefined) {
-        await new Promise<void>((resolve, reject) => {
-          udp.once('error', reject);
-          udp.bind(0, () => {
-            udp.off('error', reject);
-            resolve();
-          });
-        });
-        markDgram(udp, this.o.socks.bypassMark);
-      }
-      // connected: the kernel delivers only datagrams from the relay address
-      await new Promise<void>((resolve, reject) => {
-        udp.once('error', reject);
-        udp.connect(relay.port, relay.host, () => {
-          udp.off('error', reject);
-          resolve();
-        });
+      const a = await Socks5UdpAssociation.open({
+        socks: this.o.socks,
+        target: this.o.target,
+        signal: s.abort.signal,
+        onReply: (data) => this.onReply(s, data),
+        onDrop: (why) => this.count(why),
+        onClose: () => this.end(s),
       });
-      udp.on('message', (m, from) => this.onReply(s, m, from));
-      udp.on('error', () => this.end(s));
-      control.on('close', () => this.end(s));
-      control.on('error', () => this.end(s));
-      control.on('data', () => {}); // RFC 1928: the control connection only keeps the association alive
-      control.resume();
-      s.relay = relay;
-      if (s.closed) return this.end(s);
-      for (const m of s.pending.splice(0)) this.forward(s, m);
+      if (s.closed) return a.close();
+      s.assoc = a;
+      for (const m of s.pending.splice(0)) this.forward(a, m);
     } catch (e) {
       this.count('associate');
       const err =
@@ -252,25 +364,7 @@ export class Socks5UdpRelay extends EventEmitter<{
     }
   }
 
-  private onReply(s: Session, m: Buffer, from: RemoteInfo): void {
-    // the socket is connected to the relay; checked again so the rule holds on its own
-    if (from.port !== s.relay?.port || canonicalHost(from.address) !== s.relay.host) {
-      this.count('forged');
-      return;
-    }
-    let data: Buffer;
-    try {
-      const f = SocksClient.parseUDPFrame(m);
-      if (f.frameNumber) throw new Error('fragmented');
-      if (!frameFromTarget(f.remoteHost, this.o.target)) {
-        this.count('forged');
-        return;
-      }
-      data = f.data;
-    } catch {
-      this.count('bad-frame');
-      return;
-    }
+  private onReply(s: Session, data: Buffer): void {
     this.touch(s);
     this.st.datagrams.down++;
     this.st.bytes.down += data.length;
@@ -279,14 +373,10 @@ export class Socks5UdpRelay extends EventEmitter<{
 
   private end(s: Session): void {
     s.closed = true;
+    s.abort.abort();
     if (s.idle) clearTimeout(s.idle);
     if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
-    s.control?.destroy();
-    try {
-      s.udp?.close();
-    } catch {
-      /* already closed */
-    }
-    s.udp = undefined;
+    s.pending.length = 0;
+    s.assoc?.close();
   }
 }

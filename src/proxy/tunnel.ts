@@ -3,8 +3,12 @@
  * the transparent proxy on `redirectPort` (the FirewallPolicy's TunnelRule.redirectPort;
  * `fallback` decides a failed dial, `block` by default), optionally a second one on
  * `directPort` (TunnelRule.redirectPortDirect: a failed dial redials direct, for rules with
- * `fallback: allow-direct`), the health checker of the upstream shared by both, and — for
- * SOCKS5 tunnels with `udp: true` — the UDP relays (one per forwarded destination).
+ * `fallback: allow-direct`), the health checker of the upstream shared by both, and the
+ * transparent UDP proxies (`udpOrigin` given: Linux, where conntrack names a redirected
+ * datagram's destination; udp-redirect.ts): on `redirectPort` for a SOCKS5 tunnel with
+ * `udp: true` (every flow through its own UDP ASSOCIATE; none carried → dropped), and on
+ * `directPort` for every proxy tunnel (through the proxy when it carries UDP and is up,
+ * otherwise sent directly with the bypass mark). Configured `udpForwards` get a relay each.
  *
  * DNS (`dns` servers given): a redirected TCP connection to port 53 is sent to the tunnel's
  * first resolver instead of its original destination (per-app DNS, as the DNAT of WireGuard
@@ -38,6 +42,7 @@ import { socks5Dialer, type ProxyAuth } from './socks5.js';
 import { Socks5UdpRelay, type Socks5UdpRelayStats } from './socks5-udp.js';
 import { DnsTcpForwarder, type DnsTcpForwarderStats } from './dns-forward.js';
 import { TransparentProxy, type DialFailure, type TransparentProxyStats } from './transparent.js';
+import { UdpRedirectProxy, type UdpPeer, type UdpRedirectStats } from './udp-redirect.js';
 import type { Destination, Dialer } from './types.js';
 
 /** The upstream proxy of a tunnel. */
@@ -53,6 +58,12 @@ export interface ProxyUpstream {
   tls?: boolean;
 }
 
+/** where redirected datagrams were going (Linux: conntrack); closed when the runtime stops */
+export interface UdpOriginSource {
+  origin(peer: UdpPeer): Destination | undefined;
+  close?(): void;
+}
+
 export interface ProxyTunnelRuntimeOptions {
   name: string;
   upstream: ProxyUpstream;
@@ -61,8 +72,21 @@ export interface ProxyTunnelRuntimeOptions {
   directPort?: number | undefined;
   /** the tunnel's resolvers: TCP to port 53 goes to the first one */
   dns?: string[];
-  /** UDP port of the DNS sockets (on the listen hosts): relay or DNS-over-TCP forwarder; needs `dns` */
+  /**
+   * UDP port of the DNS sockets (on the listen hosts), needs `dns`: the DNS-over-TCP forwarder,
+   * or with `udp: true` a relay to the resolver — unless the transparent UDP proxy listens on
+   * that port (`udpOrigin`), which sends port 53 to the resolver itself
+   */
   dnsUdpPort?: number | undefined;
+  /**
+   * the original destination of a datagram the firewall redirected to us (Linux: conntrack);
+   * absent: no transparent UDP proxy
+   */
+  udpOrigin?: UdpOriginSource | undefined;
+  /** transparent UDP: a flow ends after this long without a datagram (default 60 s) */
+  udpIdleMs?: number | undefined;
+  /** transparent UDP: flows per listener (default 512) */
+  udpMaxFlows?: number | undefined;
   /** 127.0.0.1 and ::1 by default (the nft redirect sends v4 to 127.0.0.1 and v6 to ::1); tests give one */
   listenHost?: string;
   bypassMark: number;
@@ -86,6 +110,8 @@ export interface ProxyTunnelStats {
   /** the allow-direct listener */
   tcpDirect?: TransparentProxyStats;
   udp: Socks5UdpRelayStats[];
+  /** the transparent UDP proxies: `strict` on redirectPort, `direct` on directPort */
+  udpFlows?: { strict?: UdpRedirectStats; direct?: UdpRedirectStats };
   /** the UDP/53 sockets: `relay` (SOCKS5 UDP ASSOCIATE) or `tcp` (DNS over TCP through the proxy) */
   dns?: { mode: 'relay' | 'tcp'; relay?: Socks5UdpRelayStats[]; tcp?: DnsTcpForwarderStats[] };
 }
@@ -102,6 +128,10 @@ export class ProxyTunnelRuntime extends EventEmitter<{
   readonly relays: Socks5UdpRelay[] = [];
   /** the UDP/53 sockets (see dnsUdpPort) */
   readonly dnsSockets: (Socks5UdpRelay | DnsTcpForwarder)[] = [];
+  /** the transparent UDP proxy on redirectPort (a tunnel that carries UDP) */
+  readonly udpStrict: UdpRedirectProxy | undefined;
+  /** the transparent UDP proxy on directPort (allow-direct rules) */
+  readonly udpDirect: UdpRedirectProxy | undefined;
   /** the dialer of this tunnel's own upstream (for other tunnels' failover lists) */
   readonly upstream: Dialer;
 
@@ -124,7 +154,10 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       probe: t.type === 'socks5' ? socks5Probe(base) : httpProbe({ ...base, tls: t.tls ?? false }),
       intervalMs: o.healthIntervalMs ?? 10_000,
     });
-    this.health.on('change', (c) => this.emit('state', c));
+    this.health.on('change', (c) => {
+      if (c.to === 'up') for (const u of this.udpProxies()) u.healthUp();
+      this.emit('state', c);
+    });
     const candidates = [this.upstream, ...(o.failoverCandidates ?? [])];
     const direct = directDialer({
       bypassMark: o.bypassMark,
@@ -161,7 +194,31 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     if (udp)
       for (const f of o.udpForwards ?? [])
         this.relays.push(new Socks5UdpRelay({ listen: f.listen, target: f.target, socks: base }));
-    if (resolver !== undefined && o.dnsUdpPort !== undefined) {
+    const udpProxy = (port: number, fallback: 'block' | 'allow-direct') => {
+      const u = new UdpRedirectProxy({
+        listen: { host: hosts, port },
+        origin: (p) => o.udpOrigin!.origin(p),
+        socks: udp ? base : undefined,
+        fallback,
+        bypassMark: o.bypassMark,
+        isDown: () => this.health.state === 'down' || this.health.state === 'auth-failed',
+        target: toResolver,
+        ...(o.udpIdleMs !== undefined ? { idleMs: o.udpIdleMs } : {}),
+        ...(o.udpMaxFlows !== undefined ? { maxFlows: o.udpMaxFlows } : {}),
+      });
+      u.on('associate-error', (f) =>
+        this.emit('dial-error', { dst: f.dst, error: f.error, kind: f.error.kind }),
+      );
+      u.on('error', (e) => this.emit('error', e));
+      return u;
+    };
+    this.udpStrict = o.udpOrigin && udp ? udpProxy(o.redirectPort, 'block') : undefined;
+    this.udpDirect =
+      o.udpOrigin && o.directPort !== undefined
+        ? udpProxy(o.directPort, 'allow-direct')
+        : undefined;
+    // with a transparent UDP proxy on redirectPort, UDP/53 is one of its flows (to the resolver)
+    if (resolver !== undefined && o.dnsUdpPort !== undefined && !this.udpStrict) {
       // the strict listener's policy: DNS never falls back to a direct query
       const dnsDial = dialer(o.fallback === 'failover' ? 'failover' : 'block');
       for (const host of hosts) {
@@ -176,17 +233,24 @@ export class ProxyTunnelRuntime extends EventEmitter<{
     }
     for (const r of [...this.relays, ...this.dnsSockets])
       r.on('error', (e: Error) => this.emit('error', e));
+    this.udpOriginSource = o.udpOrigin;
     this.dnsMode =
       resolver !== undefined && o.dnsUdpPort !== undefined ? (udp ? 'relay' : 'tcp') : undefined;
   }
 
+  private udpProxies(): UdpRedirectProxy[] {
+    return [this.udpStrict, this.udpDirect].filter((u): u is UdpRedirectProxy => !!u);
+  }
+
   private readonly dnsMode: 'relay' | 'tcp' | undefined;
+  private readonly udpOriginSource: UdpOriginSource | undefined;
 
   async start(): Promise<void> {
     await this.proxy.start();
     try {
       await this.proxyDirect?.start();
       for (const r of this.relays) await r.start();
+      for (const u of this.udpProxies()) await u.start();
       for (const [i, d] of this.dnsSockets.entries()) {
         try {
           await d.start();
@@ -213,7 +277,9 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       this.proxyDirect?.close(),
       ...this.dnsSockets.map((d) => d.close()),
       ...this.relays.map((r) => r.close()),
+      ...this.udpProxies().map((u) => u.close()),
     ]);
+    this.udpOriginSource?.close?.();
   }
 
   stats(): ProxyTunnelStats {
@@ -222,6 +288,14 @@ export class ProxyTunnelRuntime extends EventEmitter<{
       tcp: this.proxy.stats(),
       ...(this.proxyDirect ? { tcpDirect: this.proxyDirect.stats() } : {}),
       udp: this.relays.map((r) => r.stats()),
+      ...(this.udpStrict || this.udpDirect
+        ? {
+            udpFlows: {
+              ...(this.udpStrict ? { strict: this.udpStrict.stats() } : {}),
+              ...(this.udpDirect ? { direct: this.udpDirect.stats() } : {}),
+            },
+          }
+        : {}),
       ...(this.dnsMode
         ? {
             dns: {

@@ -18,12 +18,24 @@
  *                       throws; an answer fitted to any UDP limit is at most that size, is
  *                       itself unchanged or TC=1, and still an answer to the query when its
  *                       question fits.
+ * proxy/socks5-udp-frame  arbitrary datagrams and mutated valid SOCKS5 UDP frames from a
+ *                       relay → parseUdpFrame never throws and agrees with a reference
+ *                       reader written independently (RSV 0, ATYP 1/3/4 with a whole
+ *                       address, FRAG 0, else dropped); a frame read back from buildUdpFrame
+ *                       is the destination and payload written; frameIsFrom holds only for
+ *                       the destination written, with its address type.
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fitUdp, isAnswerTo, parseQuery, servfail } from '../../src/proxy/dns-message.js';
+import {
+  buildUdpFrame,
+  frameIsFrom,
+  parseUdpFrame,
+  type UdpFrame,
+} from '../../src/proxy/socks5-udp-frame.js';
 import { httpConnectHandshake, parseConnectResponse } from '../../src/proxy/http-connect.js';
 import { socks5Dialer } from '../../src/proxy/socks5.js';
 import { ProxyDialError } from '../../src/proxy/types.js';
@@ -467,6 +479,65 @@ describe('fuzz: proxy', () => {
           }
         },
       );
+    },
+  );
+  it(
+    'proxy/socks5-udp-frame: the relay frame reader never throws, agrees with a reference reader, round-trips',
+    { timeout: testTimeout(4) },
+    () => {
+      /** the reference: RFC 1928 §7 read byte by byte, without the implementation's helpers */
+      const reference = (
+        b: Uint8Array,
+      ): 'malformed' | 'fragment' | { atyp: number; end: number } => {
+        if (b.length < 4 || b[0] !== 0 || b[1] !== 0) return 'malformed';
+        const len = b[3] === 1 ? 4 : b[3] === 4 ? 16 : b[3] === 3 && b.length > 4 ? b[4]! + 1 : -1;
+        if (len < 0 || (b[3] === 3 && len === 1)) return 'malformed';
+        if (b.length < 4 + len + 2) return 'malformed';
+        return b[2] !== 0 ? 'fragment' : { atyp: b[3]!, end: 4 + len + 2 };
+      };
+      const host = fc.oneof(
+        fc.ipV4(),
+        fc.ipV6(),
+        fc.domain().filter((d) => d.length <= 255),
+      );
+      const frame = fc
+        .tuple(host, fc.integer({ min: 0, max: 65535 }), bytes(0, 64))
+        .map(([h, port, d]) => ({ dst: { host: h, port }, data: Buffer.from(d) }));
+      const input = fc.oneof(
+        bytes(0, 40).map((b) => ({ raw: Buffer.from(b), dst: undefined, data: undefined })),
+        fc
+          .tuple(
+            frame,
+            fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+            fc.nat(),
+          )
+          .map(([f, muts, cut]) => {
+            const raw = buildUdpFrame(f.dst, f.data);
+            for (const [at, v] of muts) raw[at % raw.length] = v;
+            const keep =
+              muts.length === 0 ? raw.length : Math.min(raw.length, (cut % (raw.length + 1)) + 4);
+            return {
+              raw: raw.subarray(0, keep),
+              dst: muts.length === 0 ? f.dst : undefined,
+              data: f.data,
+            };
+          }),
+      );
+      fuzzSync('proxy/socks5-udp-frame', 4, [input], ({ raw, dst, data }) => {
+        const got = parseUdpFrame(raw);
+        const want = reference(raw);
+        if (typeof want === 'string') return void expect(got).toBe(want);
+        expect(typeof got).toBe('object');
+        const f = got as UdpFrame;
+        expect(f.atyp).toBe(want.atyp);
+        expect(f.port).toBe(raw.readUInt16BE(want.end - 2));
+        expect(f.data.equals(raw.subarray(want.end))).toBe(true);
+        if (!dst) return;
+        // unmutated: the frame is the destination and payload written
+        expect(f.data.equals(data!)).toBe(true);
+        expect(frameIsFrom(f, dst)).toBe(true);
+        expect(frameIsFrom(f, { ...dst, port: (dst.port + 1) % 65536 })).toBe(false);
+      });
     },
   );
 });

@@ -283,9 +283,10 @@ describe.skipIf(skip)(
         .trim()
         .split('\n')
         .filter(Boolean);
-      // only the three engines listen in C: 2 TCP ports per tunnel, 1 UDP port with dns, each on
-      // 127.0.0.1 and ::1 (the UDP ASSOCIATE sockets of the su relay are connected to dante: not listed)
-      expect(ss.length, ss.join('\n')).toBe(3 * 3 * 2);
+      // only the three engines listen in C: per tunnel 2 TCP ports and 2 UDP ports (strict: DNS,
+      // or all UDP with udp: true; allow-direct), each on 127.0.0.1 and ::1 (the UDP ASSOCIATE
+      // sockets of the su flows are connected to dante: not listed)
+      expect(ss.length, ss.join('\n')).toBe(3 * 4 * 2);
       const locals = ss.map((l) => l.split(/\s+/)[4]!);
       expect(
         locals.filter((a) => !/^(127\.0\.0\.1|\[::1\]):\d+$/.test(a)),

@@ -183,14 +183,14 @@ export async function startProxies(topo: Topology): Promise<Proxies> {
   return { socks: 1080, socksAuth: 1081, http: 8888, httpAuth: 8889, procs };
 }
 
-/** dante with UDP ASSOCIATE on S4:1090 (no auth), external addresses S4T and S6T. */
-export async function startDante(topo: Topology): Promise<NsProcess> {
-  const f = join(topo.dir, 'danted.conf');
+/** dante with UDP ASSOCIATE on S4:`port` (default 1090; no auth), external addresses S4T and S6T. */
+export async function startDante(topo: Topology, port = 1090): Promise<NsProcess> {
+  const f = join(topo.dir, `danted-${port}.conf`);
   writeFileSync(
     f,
     [
       'logoutput: stderr',
-      `internal: ${S4} port = 1090`,
+      `internal: ${S4} port = ${port}`,
       `external: ${S4T}`,
       `external: ${S6T}`,
       'socksmethod: none',
@@ -203,8 +203,8 @@ export async function startDante(topo: Topology): Promise<NsProcess> {
       '',
     ].join('\n'),
   );
-  const p = nsSpawn(topo.s, 'danted', ['-f', f, '-p', join(topo.dir, 'danted.pid')]);
-  await waitTcp(topo.s, S4, 1090);
+  const p = nsSpawn(topo.s, 'danted', ['-f', f, '-p', join(topo.dir, `danted-${port}.pid`)]);
+  await waitTcp(topo.s, S4, port);
   return p;
 }
 
@@ -378,4 +378,17 @@ export async function curl(
     timeoutMs: (timeoutS + 5) * 1000,
   });
   return { code: r.code, body: r.stdout, stderr: r.stderr };
+}
+
+/** packets counted by the rules of our table (`inet awg`) in ns that carry this comment */
+export async function nftCounter(ns: string, comment: string): Promise<number> {
+  const j = JSON.parse(
+    (await nsExec(ns, 'nft', ['-j', 'list', 'table', 'inet', 'awg'])).stdout,
+  ) as {
+    nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
+  };
+  let n = 0;
+  for (const o of j.nftables)
+    if (o.rule?.comment === comment) n += o.rule.expr.find((x) => x.counter)?.counter?.packets ?? 0;
+  return n;
 }

@@ -37,6 +37,7 @@ import {
   USER,
   createTopology,
   destroyTopology,
+  nftCounter as nftCounterIn,
   startDante,
   startProxies,
   startTarget,
@@ -127,18 +128,7 @@ describe.skipIf(skip)(
     const curl = (placement: string[], url = URL_T, extra: string[] = []) =>
       exec(placement, ['curl', '-sS', '--max-time', '8', ...extra, url]);
 
-    async function nftCounter(comment: string): Promise<number> {
-      const j = JSON.parse(
-        (await nsExec(C(), 'nft', ['-j', 'list', 'table', 'inet', 'awg'])).stdout,
-      ) as {
-        nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[];
-      };
-      let n = 0;
-      for (const o of j.nftables)
-        if (o.rule?.comment === comment)
-          n += o.rule.expr.find((x) => x.counter)?.counter?.packets ?? 0;
-      return n;
-    }
+    const nftCounter = (comment: string) => nftCounterIn(C(), comment);
 
     beforeAll(async () => {
       await ensureDist();
@@ -204,7 +194,7 @@ describe.skipIf(skip)(
       expect(direct.stdout.trim(), show(direct)).toBe(C4);
     }, 60_000);
 
-    it('other UDP of a proxy tunnel app is dropped, not sent direct', async () => {
+    it('UDP of an app in a tunnel without udp: true (strict) is dropped, not sent direct', async () => {
       const before = await nftCounter('proxy-nontcp/sx');
       const r = await exec(['--tunnel', 'sx'], [process.execPath, '-e', UDP_PROBE]);
       expect(r.stdout.trim(), show(r)).toBe('TIMEOUT');

@@ -10,7 +10,13 @@
  *   mark.
  */
 import type { Socket } from 'node:net';
-import { buildCtGet, dumpConntrack, getConntrack, openConntrack } from '../../native/conntrack.js';
+import {
+  buildCtGet,
+  dumpConntrack,
+  getConntrack,
+  openConntrack,
+  redirectedUdpEntry,
+} from '../../native/conntrack.js';
 import type { NetlinkSocket } from '../../native/netlink.js';
 import { openSetWriter } from '../../native/nftset.js';
 import { originalDst } from '../../native/origdst.js';
@@ -38,42 +44,32 @@ export interface LinuxStubOptions {
 export function linuxStubDeps(o: LinuxStubOptions = {}): DnsStubDeps & { close(): void } {
   let ct: NetlinkSocket | undefined;
   const sock = () => (ct ??= openConntrack(o.netns));
+  /** the entry by its original tuple */
   const get = (
     family: 4 | 6,
     proto: number,
     t: { src: string; sport: number; dst: string; dport: number },
-    by: 'orig' | 'reply',
   ) => {
     const s = sock();
-    const [e] = getConntrack(s, [buildCtGet({ family, proto, orig: t }, 0, s.portid, by)]);
+    const [e] = getConntrack(s, [buildCtGet({ family, proto, orig: t }, 0, s.portid)]);
     return e ?? undefined;
   };
   return {
     marks: true,
     now: () => performance.now(),
     udpOrigin(p): QueryOrigin | undefined {
-      const e = get(
-        p.family,
-        UDP,
-        { src: p.localAddr, sport: p.localPort, dst: p.addr, dport: p.port },
-        'reply',
-      );
+      const e = redirectedUdpEntry(sock(), p);
       return e ? { addr: e.orig.dst, port: e.orig.dport, mark: e.mark ?? 0 } : undefined;
     },
     tcpOrigin(s): QueryOrigin | undefined {
       const family = s.remoteFamily === 'IPv6' && !s.remoteAddress?.startsWith('::ffff:') ? 6 : 4;
       const d = originalDst(socketFd(s), family);
-      const e = get(
-        family,
-        TCP,
-        {
-          src: canon(s.remoteAddress ?? ''),
-          sport: s.remotePort ?? 0,
-          dst: d.address,
-          dport: d.port,
-        },
-        'orig',
-      );
+      const e = get(family, TCP, {
+        src: canon(s.remoteAddress ?? ''),
+        sport: s.remotePort ?? 0,
+        dst: d.address,
+        dport: d.port,
+      });
       return { addr: d.address, port: d.port, mark: e?.mark ?? 0 };
     },
     openWriter: (table) => openSetWriter({ table, netns: o.netns }),

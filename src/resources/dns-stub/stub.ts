@@ -31,6 +31,7 @@ import type { LearnedEntry } from '../../util/dns-learner.js';
 import { createSocket, type RemoteInfo, type Socket as DgramSocket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import type { NftSetWriter, SetElement } from '../../native/nftset.js';
+import type { ReceivedDatagram } from '../../native/conntrack.js';
 import { markDgram } from '../../native/sockmark.js';
 import { connectTcp } from '../../native/tcpsock.js';
 import {
@@ -92,15 +93,8 @@ export interface QueryOrigin {
   mark: number;
 }
 
-export interface UdpPeer {
-  family: 4 | 6;
-  /** the application's address and port (the query's source) */
-  addr: string;
-  port: number;
-  /** our listener's address and port (the redirect's target) */
-  localAddr: string;
-  localPort: number;
-}
+/** a query as our listener received it: the application's address and port, our address */
+export type UdpPeer = ReceivedDatagram;
 
 /** The kernel's side: injected so the logic runs on loopback in unit tests. */
 export interface DnsStubDeps {

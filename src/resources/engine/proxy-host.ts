@@ -10,10 +10,15 @@
  *   connection) and `redirectPortDirect` (a failed dial redials the destination directly).
  *   The firewall's nat_out redirects the tunnel's marked TCP there (v4 arrives on 127.0.0.1,
  *   v6 on ::1).
- * - UDP sockets on 127.0.0.1/::1 port `redirectPort` when the tunnel has `dns` servers: the target of the
- *   firewall's UDP/53 redirect (a SOCKS5 UDP ASSOCIATE relay to the first resolver with
- *   `udp: true`, otherwise a forwarder that sends each query as DNS over TCP to that resolver
- *   through the proxy and answers over UDP).
+ * - UDP on 127.0.0.1/::1 (Linux: a redirected datagram's destination is read from conntrack):
+ *   port `redirectPort` with `udp: true` takes the tunnel's UDP (every port; UDP/53 goes to
+ *   the first `dns` server), each flow through its own SOCKS5 UDP ASSOCIATE; port
+ *   `redirectPortDirect` takes the UDP of allow-direct rules (through the proxy when it carries
+ *   UDP and is up, otherwise directly). Without `udp: true`, port `redirectPort` takes UDP/53
+ *   only when the tunnel has `dns` servers: each query as DNS over TCP to the first through
+ *   the proxy, answered over UDP. Elsewhere (no conntrack) UDP/53 with `udp: true` is relayed
+ *   to the first `dns` server.
+ * - `AWG_TEST_PROXY_UDP_IDLE_MS` (tests only) shortens the UDP flows' idle timeout (60 s).
  * - Every socket towards the proxy (or direct) carries `fwmark`, the bypass mark.
  * - The health checker; its changes are reported (`onHealth`).
  *
@@ -96,23 +101,31 @@ export interface ProxyTunnelStatsRow {
   health: HealthState;
   /** why the last health probe failed (absent while up) */
   error?: string;
-  /** payload bytes on the app side, both listeners: up = app → destination */
+  /** payload bytes on the app side, TCP (both listeners) and UDP: up = app → destination */
   bytes: { up: number; down: number };
   connections: { active: number; total: number };
   /** failed dials by kind (`unreachable`, `auth`, `rejected`, `timeout`, `blocked`, `protocol`) */
   dialErrors: Partial<Record<DialErrorKind, number>>;
   /** other connection-level failures (`limit`, `idle-timeout`, `upstream-error`, …) */
   connectionErrors: Record<string, number>;
-  /** UDP through SOCKS5 UDP ASSOCIATE (the DNS relay), when there is one */
+  /**
+   * UDP of the tunnel's apps (the transparent UDP proxies and the DNS relay), when there is a
+   * listener for it: `flows` counts the transparent proxies' flows (`proxied` through UDP
+   * ASSOCIATE, `direct` sent directly by the allow-direct fallback)
+   */
   udp?: {
     datagrams: { up: number; down: number; dropped: number };
     bytes: { up: number; down: number };
+    flows?: { active: number; total: number; proxied: number; direct: number };
+    /** dropped datagrams and failed flow starts by reason (udp-redirect.ts UdpFlowError) */
+    errors?: Record<string, number>;
   };
   /** how UDP/53 of the tunnel's apps is served: `relay` (UDP ASSOCIATE), `tcp` (DNS over TCP through the proxy), or absent (dropped) */
   dns?: 'relay' | 'tcp';
 }
 
 type Runtime = import('../../proxy/tunnel.js').ProxyTunnelRuntime;
+type UdpOriginSource = import('../../proxy/tunnel.js').UdpOriginSource;
 
 export interface StartedProxy {
   spec: ProxyEngineSpec;
@@ -137,6 +150,47 @@ export interface StartProxyOptions {
   resolveServer?: (host: string) => Promise<string[]>;
 }
 
+/**
+ * A redirected datagram's original destination: ctnetlink by its reply tuple, on one socket
+ * opened here. Where ctnetlink does not exist (the binding is `unsupported`: macOS, whose flow
+ * router carries proxy tunnels) there is no transparent UDP proxy; any other failure to open
+ * it is logged and leaves the tunnel's UDP dropped (the firewall still redirects it).
+ */
+async function conntrackUdpOrigin(
+  log: (level: 'warn', m: string) => void,
+): Promise<UdpOriginSource | undefined> {
+  let native: typeof import('../../native/conntrack.js');
+  let ct: ReturnType<typeof native.openConntrack> | undefined;
+  try {
+    native = await import('../../native/conntrack.js');
+    ct = native.openConntrack();
+  } catch (e) {
+    if (!(e instanceof AwgError && e.kind === 'unsupported'))
+      log(
+        'warn',
+        `no transparent UDP (UDP of the tunnel's apps is dropped): conntrack: ${(e as Error).message}`,
+      );
+    return undefined;
+  }
+  return {
+    origin(p) {
+      const e = native.redirectedUdpEntry((ct ??= native.openConntrack()), p);
+      return e ? { host: e.orig.dst, port: e.orig.dport } : undefined;
+    },
+    close() {
+      ct?.close();
+      ct = undefined;
+    },
+  };
+}
+
+/** TEST-ONLY: `AWG_TEST_PROXY_UDP_IDLE_MS` (100…600000) replaces the UDP flows' 60 s idle timeout. */
+function testUdpIdleMs(): number | undefined {
+  const v = process.env.AWG_TEST_PROXY_UDP_IDLE_MS;
+  const n = v && /^\d{3,6}$/.test(v) ? Number(v) : undefined;
+  return n !== undefined && n <= 600_000 ? n : undefined;
+}
+
 /** Builds and starts the runtime of one proxy engine spec. Errors are AwgError('driver'). */
 export async function startProxyRuntime(
   spec: ProxyEngineSpec,
@@ -146,6 +200,8 @@ export async function startProxyRuntime(
 ): Promise<StartedProxy> {
   const { ProxyTunnelRuntime } = await import('../../proxy/tunnel.js');
   const c = spec.config;
+  const log = (level: 'debug' | 'info' | 'warn', m: string) =>
+    o.log?.(level, `${spec.tunnel}: ${m}`);
   const rt = new ProxyTunnelRuntime({
     name: spec.tunnel,
     upstream: {
@@ -159,13 +215,13 @@ export async function startProxyRuntime(
     directPort: c.redirectPortDirect,
     dns: c.dns,
     dnsUdpPort: c.dns.length ? c.redirectPort : undefined,
+    udpOrigin: await conntrackUdpOrigin(log),
+    udpIdleMs: testUdpIdleMs(),
     ...(o.listenHost !== undefined ? { listenHost: o.listenHost } : {}),
     bypassMark: c.fwmark,
     ...(o.resolveServer ? { resolveServer: o.resolveServer } : {}),
     fallback: 'block',
   });
-  const log = (level: 'debug' | 'info' | 'warn', m: string) =>
-    o.log?.(level, `${spec.tunnel}: ${m}`);
   rt.on('state', (ch) => {
     if (ch.to === 'unknown') return;
     log(
@@ -225,18 +281,33 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
         dialErrors[kind] = (dialErrors[kind] ?? 0) + (n ?? 0);
       } else connectionErrors[k] = (connectionErrors[k] ?? 0) + (n ?? 0);
     }
-  const relays = st.dns?.relay ?? [];
+  const flows = [st.udpFlows?.strict, st.udpFlows?.direct].filter(
+    (u): u is NonNullable<typeof u> => u !== undefined,
+  );
+  const relays = [...(st.dns?.relay ?? []), ...flows];
+  const sum = (f: (r: (typeof relays)[number]) => number) => relays.reduce((n, r) => n + f(r), 0);
+  const errors: Record<string, number> = {};
+  for (const u of flows)
+    for (const [k, n] of Object.entries(u.errors)) errors[k] = (errors[k] ?? 0) + (n ?? 0);
   const relay = relays.length
     ? {
         datagrams: {
-          up: relays.reduce((n, r) => n + r.datagrams.up, 0),
-          down: relays.reduce((n, r) => n + r.datagrams.down, 0),
-          dropped: relays.reduce((n, r) => n + r.datagrams.dropped, 0),
+          up: sum((r) => r.datagrams.up),
+          down: sum((r) => r.datagrams.down),
+          dropped: sum((r) => r.datagrams.dropped),
         },
-        bytes: {
-          up: relays.reduce((n, r) => n + r.bytes.up, 0),
-          down: relays.reduce((n, r) => n + r.bytes.down, 0),
-        },
+        bytes: { up: sum((r) => r.bytes.up), down: sum((r) => r.bytes.down) },
+        ...(flows.length
+          ? {
+              flows: {
+                active: flows.reduce((n, u) => n + u.flows.active, 0),
+                total: flows.reduce((n, u) => n + u.flows.total, 0),
+                proxied: flows.reduce((n, u) => n + u.flows.proxied, 0),
+                direct: flows.reduce((n, u) => n + u.flows.direct, 0),
+              },
+              errors,
+            }
+          : {}),
       }
     : undefined;
   const err = p.runtime.health.lastError;
@@ -247,8 +318,8 @@ export function proxyStatsRow(p: StartedProxy): ProxyTunnelStatsRow {
     health: st.health,
     ...(err && st.health !== 'up' ? { error: err.message } : {}),
     bytes: {
-      up: listeners.reduce((s, l) => s + l.bytes.up, 0),
-      down: listeners.reduce((s, l) => s + l.bytes.down, 0),
+      up: listeners.reduce((s, l) => s + l.bytes.up, 0) + (relay?.bytes.up ?? 0),
+      down: listeners.reduce((s, l) => s + l.bytes.down, 0) + (relay?.bytes.down ?? 0),
     },
     connections: {
       active: listeners.reduce((s, l) => s + l.connections.active, 0),

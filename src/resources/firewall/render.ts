@@ -56,6 +56,7 @@ import { cgroupSetComment } from './cgroup-sets.js';
 import { elementCommands, elementsDigest, keepElements, staticSetComment } from './set-elements.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
 import { stubNatRules, stubRouteRules } from './render-dns-stub.js';
+import { proxyRuleRedirects, proxyTunnelRedirects } from './render-proxy.js';
 
 const LAN4 = [
   '10.0.0.0/8',
@@ -362,14 +363,10 @@ export function renderTable(p: NftPolicy): string {
         `${m} meta nfproto ipv6 meta l4proto { tcp, udp } th dport 53 counter dnat ip6 to ${ipaddr.IPv6.parse(a.dns.v6).toString()} ${comment(`dns/${a.name}`)}`,
       );
   }
-  // rules with `fallback: allow-direct` to a proxy tunnel: their TCP goes to the listener
-  // that redials direct; only marked packets, so the app's loopback TCP stays untouched
-  for (const a of p.apps) {
-    if (a.redirectPort === undefined || !proxyOf(a) || a.action.type !== 'mark') continue;
-    natOut.push(
-      `${who(a)} ${byMark(a.action.mark)} meta l4proto tcp counter redirect to :${a.redirectPort} ${comment(`proxy-direct/${a.name}`)}`,
-    );
-  }
+  // transparent-proxy redirects (render-proxy.ts): per rule in rule order, then by mark;
+  // only marked packets, so the app's loopback traffic stays untouched
+  const proxyCtx = { who, byMark, comment, setName };
+  natOut.push(...proxyRuleRedirects(p, proxyCtx));
   const shaped = shapeNat(p);
   const natPost: string[] = p.shaping?.classes.length
     ? [`oifname "lo" counter accept ${comment('loopback')}`]
@@ -377,15 +374,7 @@ export function renderTable(p: NftPolicy): string {
   for (const t of p.tunnels) {
     checkMark(p, t.mark, `tunnel ${t.name}`);
     natPost.push(...(shaped.perTunnel.get(t.name) ?? []));
-    if (t.redirectPort !== undefined) {
-      natOut.push(
-        `${byMark(t.mark)} meta l4proto tcp counter redirect to :${t.redirectPort} ${comment(`proxy/${t.name}`)}`,
-      );
-      if (t.resolvers.length)
-        natOut.push(
-          `${byMark(t.mark)} udp dport 53 counter redirect to :${t.redirectPort} ${comment(`proxy-dns/${t.name}`)}`,
-        );
-    }
+    natOut.push(...proxyTunnelRedirects(t, proxyCtx));
     if (t.link)
       natPost.push(
         `oifname ${quoted(t.link, 'link')} ${byMark(t.mark)} counter masquerade ${comment(`snat/${t.name}`)}`,
@@ -413,8 +402,8 @@ export function renderTable(p: NftPolicy): string {
       `meta mark & ${mask} == 0x00000000 oifname ${quoted(p.unrouted.link, 'link')} counter reject with icmpx no-route ${comment('no-route')}`,
     );
   // A proxy tunnel has no TUN and no route: what carries its mark and was not redirected to
-  // a local listener above would leave directly. UDP (but DNS, relayed), ICMP, and TCP of
-  // connections older than the redirect are dropped.
+  // a local listener above would leave directly. UDP the tunnel does not carry (but DNS),
+  // ICMP, and TCP of connections older than the redirect are dropped.
   for (const t of p.tunnels) {
     if (t.redirectPort === undefined) continue;
     filter.push(
@@ -470,9 +459,15 @@ export function renderTable(p: NftPolicy): string {
         if (!Number.isInteger(e.port) || e.port < 1 || e.port > 65535)
           throw new AwgError('invalid-config', `tunnel ${t.name}: endpoint port ${e.port}`);
         const fam = familyOf(e.address) === 4 ? 'ip' : 'ip6';
+        const addr = ipaddr.parse(e.address).toString();
         egress.push(
-          `${byMark(p.bypassMark)} ${fam} daddr ${ipaddr.parse(e.address).toString()} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`,
+          `${byMark(p.bypassMark)} ${fam} daddr ${addr} ${e.protocol} dport ${e.port} counter accept ${comment(`endpoint/${t.name}`)}`,
         );
+        // a SOCKS5 proxy's UDP relay: the port is the proxy's choice (its ASSOCIATE reply)
+        if (t.udp && e.protocol === 'tcp')
+          egress.push(
+            `${byMark(p.bypassMark)} ${fam} daddr ${addr} meta l4proto udp counter accept ${comment(`endpoint-udp/${t.name}`)}`,
+          );
       }
     }
     egress.push(`udp sport 68 udp dport 67 counter accept ${comment('dhcp')}`);

@@ -68,6 +68,7 @@ rules:
       'c.yaml:12:12: tunnels.p.limit: limits are not supported yet for socks5 tunnels',
       'c.yaml:15:58: rules[1].limit: a rule with target "block" sends nothing; remove its limit',
       'c.yaml:16:70: rules[2].limit: a rule with fallback "drop" sends nothing; remove its limit',
+      "c.yaml:17:44: warning: rules[3].target: SOCKS5 without udp: true carries TCP only: this rule's UDP is dropped (fallback block)",
       'c.yaml:17:54: rules[3].limit: limits are not supported yet for rules through a proxy tunnel ("p" is socks5)',
     ]);
   });

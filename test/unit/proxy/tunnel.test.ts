@@ -52,4 +52,70 @@ describe('ProxyTunnelRuntime', () => {
     }
     expect(rt.proxy.addresses()).toEqual([]);
   });
+
+  it('transparent UDP where a redirected datagram’s destination can be read: SOCKS5 with udp carries it on the strict port, every tunnel has the allow-direct one', async () => {
+    const origin = {
+      origin: () => undefined,
+      closed: 0,
+      close() {
+        this.closed++;
+      },
+    };
+    const socks = new ProxyTunnelRuntime({
+      name: 'su',
+      upstream: { type: 'socks5', server: '127.0.0.1', port: 9, udp: true },
+      redirectPort: 0,
+      directPort: 0,
+      dns: ['192.0.2.53'],
+      dnsUdpPort: 0,
+      listenHost: '127.0.0.1',
+      bypassMark: 0x00ff0000,
+      healthIntervalMs: 60_000,
+      udpOrigin: origin,
+    });
+    const http = new ProxyTunnelRuntime({
+      name: 'hp',
+      upstream: { type: 'http', server: '127.0.0.1', port: 9 },
+      redirectPort: 0,
+      directPort: 0,
+      dns: ['192.0.2.53'],
+      dnsUdpPort: 0,
+      listenHost: '127.0.0.1',
+      bypassMark: 0x00ff0000,
+      healthIntervalMs: 60_000,
+      udpOrigin: origin,
+    });
+    // UDP/53 of a UDP-carrying tunnel is a flow of the strict proxy: no separate DNS socket
+    expect(socks.udpStrict).toBeDefined();
+    expect(socks.udpDirect).toBeDefined();
+    expect(socks.dnsSockets).toEqual([]);
+    // HTTP CONNECT: DNS over TCP on the strict port, UDP only on the allow-direct one
+    expect(http.udpStrict).toBeUndefined();
+    expect(http.udpDirect).toBeDefined();
+    expect(http.dnsSockets).toHaveLength(1);
+    await socks.start();
+    await http.start();
+    try {
+      expect(socks.stats().udpFlows).toMatchObject({
+        strict: { flows: { active: 0 } },
+        direct: { flows: { active: 0 } },
+      });
+      expect(http.stats().udpFlows?.strict).toBeUndefined();
+    } finally {
+      await socks.stop();
+      await http.stop();
+    }
+    expect(origin.closed).toBe(2);
+    // without a way to read the destination (no conntrack): no transparent UDP
+    const plain = new ProxyTunnelRuntime({
+      name: 'su',
+      upstream: { type: 'socks5', server: '127.0.0.1', port: 9, udp: true },
+      redirectPort: 0,
+      directPort: 0,
+      listenHost: '127.0.0.1',
+      bypassMark: 0x00ff0000,
+    });
+    expect(plain.udpStrict).toBeUndefined();
+    expect(plain.udpDirect).toBeUndefined();
+  });
 });

@@ -30,8 +30,12 @@ import type { ObjectSample, SoakResult } from './soak-support.js';
  * in the 5-minute run.
  */
 export const RSS_RISE_MB = 16;
-/** the placer child: no API, no runs, nothing but the exec path; its floor moves by under 2 MB */
-export const PLACER_RSS_RISE_MB = 4;
+/**
+ * The placer child's, MB. Under 50 execs/s its RSS climbs 1–2 MB a minute between major
+ * collections and one 5-minute run saw no collection after warm-up (+5 MB between the floors
+ * of its halves; RESULTS.md); a leak of 1 kB per exec is 90 MB a half hour.
+ */
+export const PLACER_RSS_RISE_MB = 10;
 /** the windows whose RSS floors are reported */
 const FLOOR_WINDOW_MS = 5 * 60_000;
 

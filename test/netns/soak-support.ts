@@ -319,8 +319,7 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     await waitReady(w, w.sampler, 120_000);
     // the observer first (it stays to the end), then the rest reading, then the load
     w.observer = await openStreams(w.socket, { grpc: 1, sse: 0, onEvent: (e) => obs.onEvent(e) });
-    // one matched program placed: the placer opens its rule's cgroup.procs on the first
-    await nsExec(w.t.client, join(w.appDir, 'awgt-soak-a'), ['0.3']);
+    await placerUp(w, w.sampler);
     r.rest.start = await atRest(w, obs);
     w.streams = await openStreams(w.socket, {
       grpc: o.watchStreams - 1,
@@ -359,6 +358,22 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     r.load.max1 = Math.max(maxLoad, r.load.end[0]!);
   }
   return r;
+}
+
+/**
+ * The placer has said how it places (its exec gate open, or best-effort) and placed a matched
+ * program (it opens a rule's cgroup.procs on the first): what it holds from then on is its own.
+ */
+async function placerUp(w: World, c: DaemonClient): Promise<void> {
+  const end = Date.now() + 60_000;
+  let last = 'no status';
+  while (Date.now() < end) {
+    await nsExec(w.t.client, join(w.appDir, 'awgt-soak-a'), ['0.2']);
+    const p = (await c.status()).placement;
+    last = JSON.stringify(p);
+    if (p?.mode !== undefined && p.placed > 0) return;
+  }
+  throw new Error(`the placer placed nothing within 60 s: ${last}`);
 }
 
 /** the daemon's and its placer's descriptors once no run has started or ended for 2 s */

@@ -324,6 +324,19 @@ export interface ExecCounts {
   ms: number;
 }
 
+/** the counts before the launcher has said anything */
+export const NO_EXECS: Readonly<ExecCounts> = {
+  started: 0,
+  exited: 0,
+  spawnErrors: 0,
+  checked: 0,
+  placed: 0,
+  unplaced: 0,
+  gone: 0,
+  lastUnplaced: '',
+  ms: 0,
+};
+
 export interface Launcher {
   proc: NsProcess;
   counts(): ExecCounts;
@@ -343,26 +356,15 @@ export function startLauncher(
     String(o.lifeSec),
     String(o.checkMs),
   ]);
-  const zero: ExecCounts = {
-    started: 0,
-    exited: 0,
-    spawnErrors: 0,
-    checked: 0,
-    placed: 0,
-    unplaced: 0,
-    gone: 0,
-    lastUnplaced: '',
-    ms: 0,
-  };
   const counts = () => {
     const out = proc.output();
     const end = out.lastIndexOf('}\n');
-    if (end < 0) return zero;
+    if (end < 0) return { ...NO_EXECS };
     const start = out.lastIndexOf('\n', end) + 1;
     try {
       return JSON.parse(out.slice(start, end + 1)) as ExecCounts;
     } catch {
-      return zero;
+      return { ...NO_EXECS };
     }
   };
   return {

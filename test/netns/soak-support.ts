@@ -55,6 +55,7 @@ import {
   type FdReading,
 } from './soak-observe.js';
 import {
+  NO_EXECS,
   openStreams,
   startApiClients,
   startLauncher,
@@ -285,17 +286,7 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     errorEvents: { count: 0, first: [] },
     flaps: { done: 0, failed: [] },
     peerRestarts: { done: 0, failed: [] },
-    execs: {
-      started: 0,
-      exited: 0,
-      spawnErrors: 0,
-      checked: 0,
-      placed: 0,
-      unplaced: 0,
-      gone: 0,
-      lastUnplaced: '',
-      ms: 0,
-    },
+    execs: { ...NO_EXECS },
     placement: undefined,
     placerPids: [],
     api: { calls: 0, failures: 0, errors: [], byMethod: {} },

@@ -31,6 +31,7 @@ import { sseBench } from './sse.bench.js';
 import { listsBench } from './lists.bench.js';
 import { listsApplyBench } from './lists-apply.bench.js';
 import { crashPointsBench } from './crash-points.bench.js';
+import { soakBench } from './soak.bench.js';
 
 // an installed layout (bundledLayout) on Node 22.1+ keeps V8's compile cache, for root in the
 // machine's /var/cache/awg: benchmarks keep theirs in a directory of their own (the Debian
@@ -71,6 +72,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'lists', run: listsBench },
   { name: 'lists-apply', run: listsApplyBench },
   { name: 'crash-points', run: crashPointsBench },
+  { name: 'soak', run: soakBench },
 ];
 
 const results: Record<string, Sample[]> = {};

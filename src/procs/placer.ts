@@ -5,7 +5,9 @@
  * Contract:
  * - EXEC event of a process whose executable matches an enabled rule → one write of its tgid
  *   to that rule's `cgroup.procs` (fd kept open per cgroup, one pid per write:
- *   docs/platform-linux.md#cgroup-placement).
+ *   docs/platform-linux.md#cgroup-placement). Only the current rules' cgroups keep theirs: each
+ *   rescan closes the others (a removed rule's, the root's and the origins' a rescan wrote
+ *   to), so no descriptor is held on a cgroup that no rule uses.
  *   Children forked afterwards inherit the cgroup. A socket's cgroup is fixed when it is
  *   created (docs/platform-linux.md#socket-cgroupv2), so what the process opens between exec
  *   and the write keeps the old route:
@@ -34,6 +36,7 @@ import { E, O_CLOEXEC, O_WRONLY, close, open, write } from '../native/libc.js';
 import {
   defaultRoute,
   effectiveRoute,
+  ruleName,
   type ExecChoice,
   type RuleMatch,
   type RuleMatcher,
@@ -382,6 +385,25 @@ export class ProcessPlacer {
           placedTs: this.now(),
         });
       if (!target.rule) this.origin.delete(p.pid);
+    }
+    this.closeUnused();
+  }
+
+  /**
+   * Close the cgroup.procs descriptors of cgroups no rule places into now: a removed rule's
+   * would stay open for good (one per rule name the config ever had, each keeping its removed
+   * cgroup's file), and the root's and the origins' serve rescans alone.
+   */
+  private closeUnused(): void {
+    const keep = new Set<string>();
+    this.matcher.rules.forEach((r, i) => {
+      const m = this.matcher.byName(ruleName(r, i));
+      if (m) keep.add(this.ruleCgroup(m));
+    });
+    for (const [path, fd] of this.fds) {
+      if (keep.has(path)) continue;
+      this.writer.close(fd);
+      this.fds.delete(path);
     }
   }
 

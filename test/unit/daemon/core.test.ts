@@ -191,6 +191,48 @@ describe('daemon core', () => {
     expect((await daemon.diff({ configPath: file })).changes).toBe(false);
   });
 
+  it('Diffs of a file queued behind a run share one observation; one that comes after it started observes anew', async () => {
+    daemon = make();
+    await daemon.start();
+    await until((e) => e.type === 'reconcile-finished');
+    const fileB = join(dir, 'b.yaml');
+    writeFileSync(fileB, config({ allowed: ['10.200.52.0/24'] }));
+    const observe = d.route.observe.bind(d.route);
+    let observed = 0;
+    let holding = false;
+    let release = () => {};
+    const hold = new Promise<void>((r) => (release = r));
+    d.route.observe = async (scope) => {
+      observed++;
+      if (holding) await hold;
+      return observe(scope);
+    };
+    await daemon.diff({ configPath: file });
+    const perDiff = observed;
+    expect(perDiff).toBeGreaterThan(0);
+
+    holding = true;
+    observed = 0;
+    const running = daemon.diff({ configPath: fileB });
+    for (let i = 0; i < 100 && observed === 0; i++) await new Promise((r) => setTimeout(r, 1));
+    expect(observed).toBe(perDiff);
+    // queued behind the running one: five of A join one; B's own started before, so B queues anew
+    const storm = Array.from({ length: 5 }, () => daemon.diff({ configPath: file }));
+    const againB = daemon.diff({ configPath: fileB });
+    expect(new Set(storm).size).toBe(1);
+    expect(againB).not.toBe(running);
+    release();
+    const [a, ...rest] = await Promise.all(storm);
+    expect(rest.every((x) => x === a)).toBe(true);
+    expect(a!.changes).toBe(false);
+    expect((await running).changes).toBe(true);
+    expect((await againB).changes).toBe(true);
+    expect(observed).toBe(3 * perDiff);
+    // nothing is cached: a Diff after they ended observes again
+    await daemon.diff({ configPath: file });
+    expect(observed).toBe(4 * perDiff);
+  });
+
   it('an invalid config on reload keeps the last good state and reports it once', async () => {
     daemon = make();
     await daemon.start();

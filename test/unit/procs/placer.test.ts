@@ -64,6 +64,10 @@ class FakeSystem implements ProcFs, CgroupWriter {
   close(h: number): void {
     this.handles.delete(h);
   }
+  /** the cgroups whose cgroup.procs is open, sorted */
+  openHandles(): string[] {
+    return [...this.handles.values()].sort();
+  }
 }
 
 const ROOT = 'awg';
@@ -165,6 +169,27 @@ describe('ProcessPlacer on EXEC events', () => {
     sys.cgroups.add(`${ROOT}/work`);
     placer.handleEvents([exec(81)]);
     expect(sys.writes).toEqual([[`${ROOT}/work`, 81]]);
+  });
+
+  it('new rules: the descriptors of cgroups no rule uses any more are closed (a removed rule’s, the root a rescan wrote to)', () => {
+    const { sys, placer } = setup();
+    sys.add(95, { ppid: 1, exe: '/opt/work/x', cgroup: '/user.slice' });
+    sys.add(96, { ppid: 1, exe: '/usr/lib/firefox', cgroup: '/user.slice' });
+    placer.handleEvents([exec(95), exec(96)]);
+    expect(sys.openHandles()).toEqual([`${ROOT}/ff`, `${ROOT}/work`]);
+    // `work` is removed: its process goes to the root (placed on exec: no origin known), and
+    // neither the rule's fd nor the root's stays open
+    placer.setRules(rules({ name: 'ff', match: { name: 'firefox' }, target: 'vpn2' }));
+    expect(sys.writes.at(-1)).toEqual([ROOT, 95]);
+    expect(sys.openHandles()).toEqual([`${ROOT}/ff`]);
+    // the rule comes back: its cgroup is opened again on its next placement
+    placer.setRules(R1);
+    sys.add(97, { ppid: 1, exe: '/opt/work/y', cgroup: '/user.slice' });
+    placer.handleEvents([exec(97)]);
+    expect(sys.writes.at(-1)).toEqual([`${ROOT}/work`, 97]);
+    expect(sys.openHandles()).toEqual([`${ROOT}/ff`, `${ROOT}/work`]);
+    placer.close();
+    expect(sys.openHandles()).toEqual([]);
   });
 
   it('reopens the fd when the cgroup was removed and recreated (ENODEV on the old one)', () => {

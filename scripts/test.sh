@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what is needed, then run the whole test suite: type check, lint, format, unit tests,
-# root + network-namespace tests against the real kernel, a short benchmark smoke, and the
-# README's demo.
+# root + network-namespace tests against the real kernel, the daemon's 5-minute soak, a short
+# benchmark smoke, and the README's demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -11,6 +11,12 @@ npm run -s format:check  # Prettier on the code (.prettierignore: docs, YAML and
 mkdir -p .test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
+# the daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a bench)
+if npm run -s soak:ci > .test-results/soak.log 2>&1; then
+  awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
+else
+  status=1; echo "soak failed:"; tail -60 .test-results/soak.log
+fi
 # Node 22 and 24 (official builds, what users run; 24 is the Debian package's runtime): the
 # whole unit project again (the full suite above ran on the machine's Node 20)
 # Both at once (nothing else runs now; the 2-core machine's second core would idle), each

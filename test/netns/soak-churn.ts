@@ -5,6 +5,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { isConverged } from '../../src/daemon/runs.js';
+import { UNROUTED_LINK } from '../../src/model/unrouted.js';
 import { cgroupDir } from '../helpers/awg.js';
 import { nsExec } from '../helpers/netns.js';
 import {
@@ -253,7 +254,14 @@ async function sampleObjects(
     };
     if (obs.started !== started || obs.busy) return undefined;
     const health = status.tunnels.map((x) => `${x.name} ${x.health ?? '?'}`).join(', ');
-    return { key: `config ${label}, ${health}`, objects };
+    // while a flap has taken the underlay's default route, the run after it adds the first
+    // route of a host without one (awg-_noroute, its route, two rules, a reject): another
+    // state with objects of its own, keyed apart so each is held to its own counts
+    const unrouted = status.objects.some((x) => x.id.includes(UNROUTED_LINK));
+    return {
+      key: `config ${label}, ${health}${unrouted ? ', no default route' : ''}`,
+      objects,
+    };
   } catch {
     // no object sample; the API clients count the API's failures
     return undefined;

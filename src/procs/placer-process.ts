@@ -20,6 +20,7 @@
  */
 import { spawn as nodeSpawn } from 'node:child_process';
 import { AWG_BIN } from '../util/package-root.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../util/node-flags.js';
 import type { Readable, Writable } from 'node:stream';
 import type { Rule } from '../config/schema.js';
 import { AwgError } from '../errors.js';
@@ -118,8 +119,9 @@ const MAX_BACKOFF_MS = 30_000;
 const STABLE_MS = 60_000;
 const MAX_EARLY_DEATHS = 5;
 
+/** `awg placer` with the long-running processes' Node flags (util/node-flags.ts) */
 export function defaultPlacerCommand(): string[] {
-  return [process.execPath, AWG_BIN, 'placer'];
+  return [process.execPath, ...LONG_RUNNING_NODE_FLAGS, AWG_BIN, 'placer'];
 }
 
 const nodeTimers: Timers = {

@@ -1,9 +1,11 @@
 /**
- * Node flags for awg's long-running processes (the `awg engine` processes `awg apply` starts
- * and the `awg daemon` of the service units). Each one lowers their memory at the same
- * throughput (the measurements are in bench/RESULTS.md, Step 10):
+ * Node flags for awg's long-running processes (the `awg engine` processes `awg apply` starts,
+ * the `awg daemon` of the service units and `awg up`, and the daemon's `awg placer` child).
+ * Each one lowers their memory at the same throughput (the measurements are in
+ * bench/RESULTS.md, Step 10):
  * - 1 MiB semi-spaces: V8's young generation otherwise grows to 16 MiB semi-spaces, which a
- *   packet-per-buffer data plane fills at once and keeps.
+ *   packet-per-buffer data plane fills at once and keeps. (With Node's defaults the placer's
+ *   RSS rose from 68 to 94 MB over the first 20 minutes of the hour-long soak, 50 execs/s.)
  * - Two V8 platform threads instead of Node's four (GC helpers and compile jobs; the heaps
  *   here are small).
  * - `gc` exposed, so that the process can collect once it settles — after a reconcile run,

@@ -18,6 +18,7 @@ import {
   type PlacerChildDeps,
 } from '../../../src/procs/placer-child.js';
 import type { FanotifyEvent } from '../../../src/native/fanotify.js';
+import { LONG_RUNNING_NODE_FLAGS } from '../../../src/util/node-flags.js';
 import {
   LineDecoder,
   encode,
@@ -28,6 +29,7 @@ import {
   type ToPlacer,
 } from '../../../src/procs/placer-protocol.js';
 import {
+  defaultPlacerCommand,
   spawnPlacerProcess,
   type PlacerChildProcess,
   type Timers,
@@ -626,5 +628,15 @@ describe('placer process handle (fake child)', () => {
     t.timers.advance(60_000);
     expect(t.children).toHaveLength(1);
     expect(t.errors).toEqual([]);
+  });
+});
+
+describe('the placer child', () => {
+  it('runs with the Node flags of the long-running processes (1 MiB semi-spaces among them)', () => {
+    const cmd = defaultPlacerCommand();
+    expect(cmd[0]).toBe(process.execPath);
+    expect(cmd.slice(1, 1 + LONG_RUNNING_NODE_FLAGS.length)).toEqual(LONG_RUNNING_NODE_FLAGS);
+    expect(cmd.at(-1)).toBe('placer');
+    expect(LONG_RUNNING_NODE_FLAGS).toContain('--max-semi-space-size=1');
   });
 });

@@ -45,10 +45,8 @@ import {
 import { netnsPath, nsExec, type NsProcess } from '../helpers/netns.js';
 import { runProcess } from '../../src/util/exec.js';
 import {
-  CLIENT_TUN,
   ENDPOINT,
   SERVER_RAW_TARGET,
-  TUNNEL_RESOLVER,
   WG_PORT,
   awgCli,
   awgSpawn,
@@ -61,6 +59,7 @@ import {
   rawApp,
   sleep,
   startPeer,
+  vpnTunnel,
   type App,
   type Capture,
   type Topo,
@@ -92,17 +91,7 @@ function config(
 ): string {
   return `version: 1
 tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${t.keys.client.privateKey}"
-    addresses: [${CLIENT_TUN}/24]
-    dns: [${TUNNEL_RESOLVER}]
-    peers:
-      - publicKey: "${t.keys.peer.publicKey}"
-        endpoint: ${ENDPOINT}:${WG_PORT}
-        allowedIPs: [0.0.0.0/0]
-        persistentKeepalive: 5
-  ${o.second}:
+${vpnTunnel(t)}  ${o.second}:
     type: wireguard
     privateKey: "${wgKeyPair().privateKey}"
     addresses: [10.200.${o.third}.2/32]

@@ -271,10 +271,9 @@ export interface ClientCfg {
   noTunnelDns?: boolean;
 }
 
-export function clientConfig(t: Topo, c: ClientCfg): string {
-  return `version: 1
-tunnels:
-  vpn:
+/** tunnel `vpn` to the topology's peer (YAML lines under `tunnels:`) */
+export function vpnTunnel(t: Topo, c: Pick<ClientCfg, 'ipv6' | 'noTunnelDns'> = {}): string {
+  return `  vpn:
     type: wireguard
     privateKey: "${t.keys.client.privateKey}"
     addresses: [${CLIENT_TUN}/24${c.ipv6 ? `, ${V6.clientTun}/112` : ''}]
@@ -283,7 +282,13 @@ ${c.noTunnelDns ? '' : `    dns: [${TUNNEL_RESOLVER}]\n`}    peers:
         endpoint: ${ENDPOINT}:${WG_PORT}
         allowedIPs: [0.0.0.0/0${c.ipv6 ? ', ::/0' : ''}]
         persistentKeepalive: 5
-${c.rules ? `rules:\n${c.rules}` : ''}default: ${c.default ?? 'direct'}
+`;
+}
+
+export function clientConfig(t: Topo, c: ClientCfg): string {
+  return `version: 1
+tunnels:
+${vpnTunnel(t, c)}${c.rules ? `rules:\n${c.rules}` : ''}default: ${c.default ?? 'direct'}
 killSwitch: ${c.killSwitch}
 ${c.dns ? `dns: ${c.dns}\n` : ''}${c.ipv6 ? `ipv6: ${c.ipv6}\n` : ''}`;
 }

@@ -9,17 +9,14 @@ import { UNROUTED_LINK } from '../../src/model/unrouted.js';
 import { cgroupDir } from '../helpers/awg.js';
 import { nsExec } from '../helpers/netns.js';
 import {
-  CLIENT_TUN,
-  ENDPOINT,
   ROUTER_UL,
-  TUNNEL_RESOLVER,
   UPLINK,
-  WG_PORT,
   awgCli,
   capture,
   classify,
   parsePcap,
   startPeer,
+  vpnTunnel,
   type Topo,
 } from './leak-support.js';
 import { childrenOf, countCgroups, nftCounts, procReading, type Observer } from './soak-observe.js';
@@ -45,17 +42,7 @@ export const VARIANTS: Variant[] = [
 export function configOf(t: Topo, v: Variant): string {
   return `version: 1
 tunnels:
-  vpn:
-    type: wireguard
-    privateKey: "${t.keys.client.privateKey}"
-    addresses: [${CLIENT_TUN}/24]
-    dns: [${TUNNEL_RESOLVER}]
-    peers:
-      - publicKey: "${t.keys.peer.publicKey}"
-        endpoint: ${ENDPOINT}:${WG_PORT}
-        allowedIPs: [0.0.0.0/0]
-        persistentKeepalive: 5
-rules:
+${vpnTunnel(t)}rules:
   - name: apps
     match: { name: awgt-soak-a }
     target: ${v.appsTarget}

@@ -45,6 +45,13 @@ if (cacheDir) {
 }
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+// `--skip=a,b`: suites left out (CI's smoke skips the soak: scripts/test.sh runs `soak:ci`)
+const skip = new Set(
+  process.argv
+    .find((a) => a.startsWith('--skip='))
+    ?.slice(7)
+    .split(',') ?? [],
+);
 
 const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'plan', run: (s) => planBench(s ? 1 : 15) },
@@ -78,7 +85,7 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
 const results: Record<string, Sample[]> = {};
 console.log(`machine: ${machine()}`);
 for (const s of suites) {
-  if (only && s.name !== only) continue;
+  if ((only && s.name !== only) || skip.has(s.name)) continue;
   results[s.name] = await s.run(smoke);
   printSamples(s.name, results[s.name]!);
 }

@@ -6,7 +6,12 @@
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 
-const r = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+// one or more vitest JSON reports (scripts/test.sh: the netns run's and the unit run's)
+const r = {
+  testResults: process.argv
+    .slice(2)
+    .flatMap((f) => JSON.parse(readFileSync(f, 'utf8')).testResults ?? []),
+};
 const ci = !!process.env.CI && !['false', '0'].includes(process.env.CI);
 const failed = [];
 const skipped = [];

@@ -11,17 +11,18 @@ bash scripts/setup.sh
 phase setup
 mkdir -p .test-results
 status=0
-# The CPU-bound checks that time nothing run beside the vitest run, in a CPU cgroup the
+# The CPU-bound checks that time nothing run beside the netns tests, in a CPU cgroup the
 # kernel schedules as idle (cpu.idle 1, Linux 5.15+; scripts/idle-cgroup.sh): they get only
 # CPU nobody else wants — the netns tests leave most of it (load ≈ 1 on 2 cores while they
-# run) — and a task of the tests that wakes preempts them at once:
+# run) — and a task of the netns tests that wakes preempts them at once:
 # - type check, lint, format (Prettier on the code; .prettierignore: docs, YAML and JSON keep
 #   their hand layout);
+# - the unit and fuzz projects on the machine's Node 20;
 # - Node 22 and 24 (official builds, what users run; 24 is the Debian package's runtime): the
-#   whole unit project again (the vitest run runs everything on the machine's Node 20), with
-#   longer timeouts, since a test may wait out a busy stretch.
-# Without an idle cgroup they run before and after the vitest run, as before. Each writes its
-# own log, printed after the vitest run.
+#   whole unit project again.
+# The unit runs get longer timeouts there, since a test may wait out a busy stretch. Without an
+# idle cgroup everything runs one after the other, as before. Each background job writes its
+# own log, printed after the netns tests.
 runtimes=$(bash scripts/runtimes.sh)
 idle_cg=$(bash scripts/idle-cgroup.sh create awg-ci-idle) || idle_cg=""
 trap '[ -z "$idle_cg" ] || bash scripts/idle-cgroup.sh remove "$idle_cg"' EXIT
@@ -35,33 +36,32 @@ background() {
   ) &
   jobs_+=("$!:$log")
 }
-static_checks() {
-  background .test-results/static.log bash -c \
-    'set -e; npm run -s typecheck; npm run -s lint; npm run -s format:check; echo "typecheck, lint, format: ok"'
-}
-unit_passes() {
-  for node in $runtimes; do
-    background ".test-results/unit-$("$node" --version).log" env PATH="$(dirname "$node"):$PATH" \
-      "$node" node_modules/vitest/vitest.mjs run --project unit --testTimeout=120000 --hookTimeout=120000
-  done
-}
 wait_background() {
   for j in "${jobs_[@]}"; do
     IFS=: read -r pid log <<< "$j"
     s=0; wait "$pid" || s=$?
-    echo "== $log${idle_cg:+ (idle cgroup, beside the vitest run)}"
+    echo "== $log${idle_cg:+ (idle cgroup, beside the netns tests)}"
     cat "$log"
     [ "$s" -eq 0 ] || status=$s
   done
   jobs_=()
 }
-static_checks
-if [ -n "$idle_cg" ]; then unit_passes; else wait_background; phase 'typecheck, lint, format'; fi
-npx vitest run --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
-phase vitest
-if [ -z "$idle_cg" ]; then unit_passes; fi
+slow=(--testTimeout=120000 --hookTimeout=120000)
+background .test-results/static.log bash -c \
+  'set -e; npm run -s typecheck; npm run -s lint; npm run -s format:check; echo "typecheck, lint, format: ok"'
+[ -n "$idle_cg" ] || { wait_background; phase 'typecheck, lint, format'; }
+background .test-results/unit-node20.log npx vitest run --project unit --project fuzz "${slow[@]}" \
+  --reporter=default --reporter=json --outputFile=.test-results/vitest-unit.json
+[ -n "$idle_cg" ] || { wait_background; phase 'unit and fuzz tests'; }
+for node in $runtimes; do
+  background ".test-results/unit-$("$node" --version).log" env PATH="$(dirname "$node"):$PATH" \
+    "$node" node_modules/vitest/vitest.mjs run --project unit "${slow[@]}"
+done
+[ -n "$idle_cg" ] || { wait_background; phase 'unit tests on Node 22 and 24'; }
+npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
+phase 'netns tests'
 wait_background
-phase "${idle_cg:+what ran beside the vitest run: }unit tests on Node 22 and 24${idle_cg:+, typecheck, lint, format}"
+phase "${idle_cg:+what ran beside the netns tests: }the rest"
 # the daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a bench)
 if npm run -s soak:ci > .test-results/soak.log 2>&1; then
   awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
@@ -85,6 +85,6 @@ else
   echo "build-deb failed"; status=1
 fi
 phase 'Debian package'
-node scripts/summarize-tests.mjs .test-results/vitest.json || status=$?
+node scripts/summarize-tests.mjs .test-results/vitest.json .test-results/vitest-unit.json || status=$?
 echo "== wall time per phase (total $SECONDS s):"; printf '   %s\n' "${phases[@]}"
 exit "$status"

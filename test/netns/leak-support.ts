@@ -758,15 +758,22 @@ export interface Verdict {
 
 /**
  * The kill switch contract on the wire: every IP packet the client sends on its underlay is
- * encrypted WireGuard to the endpoint, DHCP, neighbour discovery (link-layer resolution like
+ * encrypted WireGuard to the endpoint (a tunnel's port of it: `wgPorts`), DHCP, neighbour discovery (link-layer resolution like
  * ARP), or — with `allowLan` — to a private/link-local/multicast destination. Destinations in
  * `never` are leaks even under allowLan (a tunnelled app's server), and so is any payload that
  * carries one of the `secrets` (an app's tag in the clear).
  */
 export function classify(
   pkts: Pkt[],
-  o: { allowLan?: boolean; never?: string[]; secrets?: string[] } = {},
+  o: {
+    allowLan?: boolean;
+    never?: string[];
+    secrets?: string[];
+    /** the endpoint's WireGuard ports of every tunnel the configs have (default: WG_PORT) */
+    wgPorts?: readonly number[];
+  } = {},
 ): Verdict {
+  const wgPorts = o.wgPorts ?? [WG_PORT];
   const v: Verdict = { leaks: [], wireguard: 0, lan: 0, all: pkts };
   for (const p of pkts) {
     if (!p.out || p.kind === 'arp') continue;
@@ -775,7 +782,13 @@ export function classify(
       continue;
     }
     const clear = (o.secrets ?? []).some((s) => p.payload?.includes(s));
-    if (p.proto === 17 && p.dst === ENDPOINT && p.dport === WG_PORT && isWireGuard(p) && !clear) {
+    if (
+      p.proto === 17 &&
+      p.dst === ENDPOINT &&
+      wgPorts.includes(p.dport!) &&
+      isWireGuard(p) &&
+      !clear
+    ) {
       v.wireguard++;
       continue;
     }

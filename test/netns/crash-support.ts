@@ -362,6 +362,7 @@ export async function tracePoints(w: CrashWorld, s: Scenario): Promise<Point[]> 
 /** every k-th point, first and last included, so a subset still spans the scenario */
 export function spread<T>(xs: T[], n: number): T[] {
   if (xs.length <= n) return xs;
+  if (n <= 1) return n === 1 ? [xs[xs.length >> 1]!] : [];
   const out: T[] = [];
   for (let i = 0; i < n; i++) out.push(xs[Math.round((i * (xs.length - 1)) / (n - 1))]!);
   return [...new Set(out)];

@@ -88,9 +88,11 @@ ${t.tunnels}rules:
       { name: 'UDP down', limit: DOWN, reverse: true, udp: 1.5 * DOWN },
     ] as const;
 
+    // IPv6: TCP both ways (its ingress classification, u32 on the ports at IPv6's offset, is
+    // the one UDP's would use; upload is classified by the nft mark whatever the family)
     for (const family of [4, 6] as const)
       for (const p of paths)
-        for (const m of modes)
+        for (const m of modes.filter((x) => family === 4 || !('udp' in x)))
           it(`${p.name} IPv${family} ${m.name}: within ±5 % of ${m.limit / 1e6} Mbit/s`, async () => {
             const runs = [];
             for (let i = 0; i < RUNS; i++)

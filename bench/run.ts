@@ -43,6 +43,13 @@ if (cacheDir) {
   process.env.AWG_COMPILE_CACHE_DIR = cacheDir;
   process.on('exit', () => rmSync(cacheDir, { recursive: true, force: true }));
 }
+// the owner locks of the awg processes the benchmarks start: a directory of their own, not the
+// machine's /run/awg (a package's smokes refuse to run where it exists)
+if (!process.env.AWG_RUN_DIR) {
+  const runDir = mkdtempSync(join(tmpdir(), 'awg-bench-run-'));
+  process.env.AWG_RUN_DIR = runDir;
+  process.on('exit', () => rmSync(runDir, { recursive: true, force: true }));
+}
 const smoke = process.argv.includes('--smoke');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 // `--skip=a,b`: suites left out (CI's smoke skips the soak: scripts/test.sh runs `soak:ci`)

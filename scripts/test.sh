@@ -11,6 +11,9 @@ bash scripts/setup.sh
 phase setup
 mkdir -p .test-results
 status=0
+# whether the machine had awg state before the tests (the package smokes refuse to run where
+# it does; below, what the tests themselves left in /run/awg is removed before them)
+run_awg_before=0; [ -e /run/awg ] && run_awg_before=1
 # The CPU-bound checks that time nothing run beside the netns tests, in a CPU cgroup the
 # kernel schedules as idle (cpu.idle 1, Linux 5.15+; scripts/idle-cgroup.sh): they get only
 # CPU nobody else wants — the netns tests leave most of it (load ≈ 1 on 2 cores while they
@@ -76,6 +79,10 @@ bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo fai
 phase demo
 bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
 phase 'pack smoke'
+if [ "$run_awg_before" = 0 ] && [ -e /run/awg ]; then
+  echo "note: the tests left /run/awg (owner locks: $(ls /run/awg | tr '\n' ' ')); removed before the package smokes"
+  rm -rf /run/awg
+fi
 # the Debian package (dist/ fresh from pack-smoke's prepack): installs, runs, removes and purges
 # cleanly; a running daemon survives its upgrade with the kill switch closed
 if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=gzip:1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then

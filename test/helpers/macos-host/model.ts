@@ -383,6 +383,26 @@ export class MacHost implements Exec {
    * (routes/netstat-nr-two-defaults-scoped-2020.txt). Interfaces and services follow the
    * captures' devices (en0 = link#11).
    */
+  /**
+   * The laptop's uplink given IPv6: a global address on en0, the v6 default via the router's
+   * link-local address and the LAN's /64 on-link. Returns the host.
+   */
+  withIpv6Uplink(): this {
+    this.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
+    this.routes.push(
+      { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
+      {
+        family: 6,
+        dst: '2001:db8:1::/64',
+        gateway: 'link#11',
+        flags: 'UC',
+        netif: 'en0',
+        system: true,
+      },
+    );
+    return this;
+  }
+
   static laptop(): MacHost {
     const h = new MacHost();
     h.interfaces.set('lo0', {

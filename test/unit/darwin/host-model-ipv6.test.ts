@@ -18,18 +18,7 @@ const rig = rigsCleanedAfterEach();
 /** a laptop with IPv6 on en0: a global address, its on-link prefix, a default via the router */
 function v6Laptop(): MacHost {
   const host = MacHost.laptop();
-  host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
-  host.routes.push(
-    { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-    {
-      family: 6,
-      dst: '2001:db8:1::/64',
-      gateway: 'link#11',
-      flags: 'UC',
-      netif: 'en0',
-      system: true,
-    },
-  );
+  host.withIpv6Uplink();
   return host;
 }
 

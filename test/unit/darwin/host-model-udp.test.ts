@@ -92,18 +92,7 @@ async function setup(config: (port: number) => string) {
   const file = join(dir, 'awg.yaml');
   writeFileSync(file, config(port), { mode: 0o600 });
   const host = MacHost.laptop();
-  host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
-  host.routes.push(
-    { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-    {
-      family: 6,
-      dst: '2001:db8:1::/64',
-      gateway: 'link#11',
-      flags: 'UC',
-      netif: 'en0',
-      system: true,
-    },
-  );
+  host.withIpv6Uplink();
   const prior = host.snapshot();
   const e4 = await echo('dst', 4);
   const e6 = await echo('dst6', 6);

@@ -238,18 +238,7 @@ describe('macOS host model: apply, diff, down, status', () => {
   });
 
   it('IPv6 through the tunnel: ::/1 + 8000::/1 on the utun, the v6 endpoint bypassed via the v6 gateway, v6 leaves only by the tunnel', async () => {
-    host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
-    host.routes.push(
-      { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-      {
-        family: 6,
-        dst: '2001:db8:1::/64',
-        gateway: 'link#11',
-        flags: 'UC',
-        netif: 'en0',
-        system: true,
-      },
-    );
+    host.withIpv6Uplink();
     writeFileSync(file, config({ v6: true }), { mode: 0o600 });
     const prior = host.snapshot();
     const { ctx } = await apply();
@@ -285,18 +274,7 @@ describe('macOS host model: apply, diff, down, status', () => {
   });
 
   it('ipv6: allow: v6 leaves by the physical link past the kill switch, no v6 routes on the utun; v4 only by the tunnel', async () => {
-    host.interfaces.get('en0')!.inet6.push({ address: '2001:db8:1::175', prefixlen: 64 });
-    host.routes.push(
-      { family: 6, dst: '::/0', gateway: 'fe80::1%en0', flags: 'UGcg', netif: 'en0', system: true },
-      {
-        family: 6,
-        dst: '2001:db8:1::/64',
-        gateway: 'link#11',
-        flags: 'UC',
-        netif: 'en0',
-        system: true,
-      },
-    );
+    host.withIpv6Uplink();
     writeFileSync(file, config().replace('ipv6: block', 'ipv6: allow'), { mode: 0o600 });
     const prior = host.snapshot();
     const { ctx } = await apply();

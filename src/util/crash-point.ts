@@ -1,6 +1,6 @@
 /**
  * Crash points: named instants of a converge where the crash-point harness
- * (test/helpers/crash-harness.ts, bench/crash-points.bench.ts) kills the process with SIGKILL,
+ * (test/netns/crash-support.ts, bench/crash-points.bench.ts) kills the process with SIGKILL,
  * to prove that every instant of a transaction can be recovered from (docs/architecture.md,
  * "Crash safety").
  *

@@ -74,7 +74,7 @@ describe.skipIf(skip)('full tunnel on a booted Debian 12 host', () => {
       CONFIG,
       lab
         .fullTunnelConfig(example)
-        .replace(process.env.TMP_KEEP ? /^  system: default-tunnel/m : '\0', '  system: keep'),
+        .replace(process.env.TMP_KEEP ? /^ {2}system: default-tunnel/m : '\0', '  system: keep'),
       0o600,
     );
     host.write('/etc/awg/keys/home.key', lab.keys.host.privateKey + '\n', 0o600);

@@ -33,7 +33,8 @@ import {
   type TableListing,
 } from './parse.js';
 import { NFT_MARKER } from './policy.js';
-import { normaliseRuleset, renderTransaction } from './render.js';
+import { normaliseRuleset } from './normalise.js';
+import { renderTransaction } from './render.js';
 import {
   dumpedIntervals,
   intervalCount,

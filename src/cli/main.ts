@@ -431,6 +431,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option(
       '--locked',
       'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
+    )
+    .option(
+      '--update-check <mode>',
+      "Debian package with awg's apt source: daily look for a newer awg (status, metric awg_update_available, UI). local: apt's lists as they are (default, no network); refresh: refresh awg's source first; off",
     );
   selectionFlags(program.commands.at(-1)!).action(async (o) => {
     await longRunning();

@@ -4,9 +4,10 @@
 # systemd provides systemd-analyze (the hardened unit's checks in test/unit/resources/service);
 # the tests never start it. binutils provides strip (scripts/build-deb.sh strips the runtime).
 # dnsmasq-base (the binary only, no service) is the real resolver of test/netns/domain-rules.test.ts.
+# dpkg-dev (dpkg-scanpackages) and gnupg build and sign the apt repository of scripts/apt-repo.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PKGS=(iproute2 nftables dnsmasq-base age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium bubblewrap)
+PKGS=(iproute2 nftables dnsmasq-base age git openssh-client groff-base wireguard-tools wireguard-go iperf3 tcpdump procps util-linux iputils-ping curl netcat-openbsd psmisc openssl microsocks tinyproxy dante-server systemd musl-tools binutils chromium bubblewrap dpkg-dev gnupg)
 missing=()
 for p in "${PKGS[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

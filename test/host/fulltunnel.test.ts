@@ -39,7 +39,14 @@ async function hostState(host: Host): Promise<Record<string, string>> {
     rules6: await out(['ip', '-6', 'rule']),
     routes4: await out(['ip', '-4', 'route', 'show', 'table', 'all']),
     nft: await out(['nft', 'list', 'ruleset']),
-    resolved: await out(['resolvectl', 'status', '--no-pager']),
+    // resolved's settings (its status also shows runtime state: the server last used)
+    resolved: (
+      await Promise.all(
+        ['dns', 'domain', 'default-route', 'dnssec', 'dnsovertls', 'llmnr'].map((k) =>
+          out(['resolvectl', k]),
+        ),
+      )
+    ).join(''),
     resolvConf: await out(['readlink', '/etc/resolv.conf']),
   };
 }

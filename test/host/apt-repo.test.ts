@@ -4,8 +4,8 @@
  * with a full-tunnel kill switch applied and the daemon running, `awg update --check` and
  * `--apply` to a newer version, and beta and back.
  *
- * The repository (scripts/apt-repo.sh, a test key) holds two real packages: this checkout's
- * (0.1.0) and the same one rebuilt as 0.1.1 in a temporary copy; it is served on the lab's
+ * The repository (scripts/apt-repo.sh, a test key) holds two packages: this checkout's (0.1.0)
+ * and the same one repacked as 0.1.1 (bumpedDeb); it is served on the lab's
  * bridge address. Decision (docs/platform-linux.md "Packages and updates"): a repository on
  * the LAN is reachable under a kill switch only with `allowLan` — shown here first without it
  * (apt's packets are dropped, `awg update` has no answer), then with it. The bridge capture
@@ -13,7 +13,8 @@
  * repository, through the upgrade (the daemon restarts; the kill switch table stays).
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/awg.js';
 import { nsSpawn, run, type NsProcess } from '../helpers/netns.js';
@@ -28,32 +29,39 @@ const SOURCES = '/etc/apt/sources.list.d/awg.sources';
 const KEYRING = '/usr/share/keyrings/awg-archive-keyring.gpg';
 const NEXT = '0.1.1';
 
-/** this checkout's package rebuilt with another version, in a temporary copy (no bump here) */
-async function bumpedDeb(version: string, out: string): Promise<string> {
+/**
+ * The package under test repacked as `version` (its control file and the app's package.json,
+ * which `awg version` reads; md5sums kept true): the same files and maintainer scripts, so an
+ * upgrade to it runs exactly what an upgrade between two releases runs, in seconds instead of
+ * a second build-deb. AWG_HOST_DEB_NEXT names one built otherwise.
+ */
+async function bumpedDeb(first: string, version: string, out: string): Promise<string> {
   if (process.env.AWG_HOST_DEB_NEXT) return process.env.AWG_HOST_DEB_NEXT;
-  const src = tempDir('awg-apt-bump-');
-  await run(
-    'sh',
-    [
-      '-c',
-      `tar -C "$1" --exclude=./.git --exclude=./node_modules --exclude=./.test-results -cf - . | tar -xf - -C "$2"`,
-      'sh',
-      REPO_ROOT,
-      src,
-    ],
-    { timeoutMs: 120_000 },
+  const tree = join(tempDir('awg-apt-bump-'), 'tree');
+  await run('dpkg-deb', ['-R', first, tree], { timeoutMs: 300_000 });
+  const control = join(tree, 'DEBIAN/control');
+  writeFileSync(
+    control,
+    readFileSync(control, 'utf8').replace(/^Version: .*$/m, `Version: ${version}`),
   );
-  await run('ln', ['-s', join(REPO_ROOT, 'node_modules'), join(src, 'node_modules')]);
-  const pj = join(src, 'package.json');
+  const rel = 'usr/lib/awg/app/package.json';
+  const pj = join(tree, rel);
   writeFileSync(
     pj,
     JSON.stringify({ ...JSON.parse(readFileSync(pj, 'utf8')), version }, null, 2) + '\n',
   );
-  const r = await run('bash', [join(src, 'scripts/build-deb.sh'), out], {
-    timeoutMs: 900_000,
-    env: { ...process.env, AWG_DEB_PREBUILT: '1', AWG_DEB_COMPRESS: 'gzip:1' },
+  const sums = join(tree, 'DEBIAN/md5sums');
+  const md5 = createHash('md5').update(readFileSync(pj)).digest('hex');
+  writeFileSync(
+    sums,
+    readFileSync(sums, 'utf8').replace(new RegExp(`^[0-9a-f]{32}  ${rel}$`, 'm'), `${md5}  ${rel}`),
+  );
+  mkdirSync(out, { recursive: true });
+  const deb = join(out, basename(first).replace(/_[^_]+_([^_]+\.deb)$/, `_${version}_$1`));
+  await run('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z1', '-b', tree, deb], {
+    timeoutMs: 300_000,
   });
-  return r.stdout.trim().split('\n').at(-1)!;
+  return deb;
 }
 
 /** the host's frames that are neither link control, WireGuard, nor HTTP to the repository */
@@ -87,7 +95,7 @@ describe.skipIf(skip)('awg from its apt repository on a booted Debian 12 host', 
   beforeAll(async () => {
     const dir = tempDir('awg-apt-host-');
     const first = await ensureDeb();
-    const next = await bumpedDeb(NEXT, join(dir, 'next'));
+    const next = await bumpedDeb(first, NEXT, join(dir, 'next'));
     const repo = join(dir, 'www');
     const made = await run(
       'bash',

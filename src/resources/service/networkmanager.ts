@@ -23,6 +23,9 @@
 import { LINK_PREFIX } from '../../config/schema.js';
 import { IFB_PREFIX } from '../../model/shaping.js';
 
+/** NM's matching of device specs against a link name (pure, model/doctor.ts) */
+export { nmUnmanages } from '../../model/doctor.js';
+
 export const NM_DROPIN_NAME = 'awg-unmanaged.conf';
 /** where the Debian package puts it (a package's place, shadowed by a same-named file in /etc) */
 export const NM_DROPIN_PACKAGE_DIR = '/usr/lib/NetworkManager/conf.d';
@@ -46,30 +49,4 @@ export function renderNmDropin(prefixes: readonly string[] = [LINK_PREFIX, IFB_P
     `unmanaged-devices+=${prefixes.map(nmInterfaceSpec).join(';')}`,
     '',
   ].join('\n');
-}
-
-/**
- * Whether a link named `name` is unmanaged by NM's `[keyfile] unmanaged-devices` value (as
- * `NetworkManager --print-config` prints it: specs separated by `;` or `,`). Only the
- * `interface-name:` specs (and a bare `*`) are understood: the ones that name links by name,
- * which is all a link that does not exist yet can be matched by. Glob `*` and `?` as NM does.
- */
-export function nmUnmanages(value: string, name: string): boolean {
-  for (const raw of value.split(/[;,]/)) {
-    const spec = raw.trim();
-    if (spec === '*') return true;
-    const m = /^interface-name:(=|~)?(.*)$/.exec(spec);
-    if (!m) continue;
-    const pat = m[2]!;
-    if (m[1] === '=' ? pat === name : globMatch(pat, name)) return true;
-  }
-  return false;
-}
-
-function globMatch(pattern: string, s: string): boolean {
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${re}$`).test(s);
 }

@@ -380,6 +380,8 @@ export function renderSystemdUnit(d: DaemonInvocation): string {
     '',
     '[Install]',
     'WantedBy=multi-user.target',
+    '# `systemctl enable awg` enables the kill switch from boot with it (and disable disables it)',
+    `Also=${SYSTEMD_BOOT_UNIT_NAME}`,
     '',
   ].join('\n');
 }

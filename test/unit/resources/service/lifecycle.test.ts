@@ -130,6 +130,10 @@ describe('awg.service stops before the services its teardown talks to', () => {
     },
   );
 
+  it('enabling awg.service enables the boot kill switch with it (Also=)', () => {
+    expect(renderSystemdUnit(PACKAGED).split('\n')).toContain('Also=awg-killswitch.service');
+  });
+
   it('the packaged unit follows /etc/awg/config.yaml', () => {
     expect(renderSystemdUnit(PACKAGED)).toMatch(
       /^ExecStart=\/usr\/lib\/awg\/node .* \/usr\/lib\/awg\/app\/bin\/awg\.js daemon --config \/etc\/awg\/config\.yaml$/m,

@@ -29,6 +29,7 @@ _awg() {
       "secret encrypt") path="secret encrypt" ;;
       "secret decrypt") path="secret decrypt" ;;
       "version") path="version" ;;
+      "update") path="update" ;;
       "genkey") path="genkey" ;;
       "pubkey") path="pubkey" ;;
       "genpsk") path="genpsk" ;;
@@ -42,7 +43,7 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down doctor status events ui confirm service import sync secret version genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
+    "") words="validate render diff apply down doctor status events ui confirm service import sync secret version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -65,11 +66,12 @@ _awg() {
     "secret encrypt") words="--recipient -r --recipients-file -R --armor -a --output -o --force" ;;
     "secret decrypt") words="--identity -i --output -o --force" ;;
     "version") words="--check --json" ;;
+    "update") words="--check --apply --no-refresh --source --json" ;;
     "genkey") words="" ;;
     "pubkey") words="" ;;
     "genpsk") words="" ;;
     "up") words="--file -f --json --verbose -v --drift-interval --state-dir --host --labels --labels-file" ;;
-    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --host --labels --labels-file" ;;
+    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --update-check --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
     "explain") words="--pid --to --udp --file -f --json --state-dir --socket --direct" ;;

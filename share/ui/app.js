@@ -596,6 +596,15 @@ function renderProtection() {
   );
 }
 
+/** the banner of a newer awg the configured apt source offers (the daemon's update watch) */
+function renderUpdate() {
+  const u = state.status?.update;
+  $('update-banner').hidden = !u?.available;
+  if (u?.available)
+    $('update-text').textContent =
+      `awg ${u.candidate}${u.suites?.length ? ` (${u.suites.join(', ')})` : ''} is available (installed ${u.installed ?? '?'}): run \`awg update --apply\` as root.`;
+}
+
 function render() {
   const s = state.status;
   // an apply with a confirm timeout is reverted unless confirmed: the button while one waits
@@ -606,6 +615,7 @@ function render() {
   renderRules();
   renderProcesses();
   renderProtection();
+  renderUpdate();
 }
 
 // ---- pending config (root) ------------------------------------------------------------------

@@ -388,6 +388,20 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     );
 
   program
+    .command('update')
+    .description(
+      "the release awg's configured apt source offers (refreshes that source's lists alone, as root), and --apply: apt's upgrade of awg alone (never a swap of awg's files; npm and checkout installs are told how). Exit --check: 0 up to date, 2 update available, 1 unknown; --apply: 0 done or newest, 1 failed",
+    )
+    .option('--check', 'say whether an update is available (the default)')
+    .option('--apply', 'upgrade awg with apt-get install --only-upgrade awg')
+    .option('--no-refresh', "read apt's lists as they are (no apt-get update, no network)")
+    .option('--source <file>', "awg's apt source (default /etc/apt/sources.list.d/awg.sources)")
+    .option('--json', 'machine-readable')
+    .action(async (o) =>
+      setCode(await (await import('./commands/update.js')).updateCommand(io, o)),
+    );
+
+  program
     .command('genkey')
     .description('print a new private key (base64), like wg genkey')
     .action(async () => setCode((await import('./commands/keys.js')).genkeyCommand(io)));
@@ -435,6 +449,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option(
       '--locked',
       'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
+    )
+    .option(
+      '--update-check <mode>',
+      "Debian package with awg's apt source: daily look for a newer awg (status, metric awg_update_available, UI). local: apt's lists as they are (default, no network); refresh: refresh awg's source first; off",
     );
   selectionFlags(program.commands.at(-1)!).action(async (o) => {
     await longRunning();

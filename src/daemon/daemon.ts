@@ -75,6 +75,7 @@ import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
 import { assembleStatus } from './status.js';
 import { Tunnels } from './tunnels.js';
+import { UpdateWatch } from './update-watch.js';
 import { startWakeSources, type WakeSources } from './wakes.js';
 
 export type { DaemonOptions } from './options.js';
@@ -93,6 +94,7 @@ export class Daemon implements DaemonCore {
   private readonly confirmWindow: ConfirmWindow<Source>;
   private readonly limits: LimitBook;
   private readonly dnsStub = new DnsStubHost();
+  private readonly updates: UpdateWatch | undefined;
   private cgroupSets: CgroupSetKeeper | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Diffs queued and not started, by config file (diff()) */
@@ -159,6 +161,10 @@ export class Daemon implements DaemonCore {
       emit,
     });
     this.confirmWindow = new ConfirmWindow(opts.timer);
+    this.updates =
+      opts.updates === false
+        ? undefined
+        : new UpdateWatch({ ...opts.updates, exec: this.host.exec });
     this.limits = new LimitBook({
       state: this.host.state,
       system: () => opts.limitSystem ?? linuxLimitSystem(),
@@ -200,6 +206,7 @@ export class Daemon implements DaemonCore {
     await this.host.ready();
     this.guardLimits(() => this.limits.start());
     this.tunnels.start(this.opts.healthIntervalMs ?? 1000);
+    this.updates?.start();
     this.loop = startLoop(this.opts.loop ?? {}, (reason) =>
       this.exclusive(() => this.runOnce(reason)),
     );
@@ -240,6 +247,7 @@ export class Daemon implements DaemonCore {
     await this.wakes?.close();
     this.confirmWindow.close();
     this.limits.close();
+    this.updates?.close();
     let out = { removed: [] as string[], keptFirewall: false };
     try {
       await this.queue.catch(() => {});
@@ -370,6 +378,7 @@ export class Daemon implements DaemonCore {
       exec: this.host.exec,
       dnsStub: this.dnsStub.status(),
       learnedNames: () => this.dnsStub.learnedNames(),
+      update: this.updates?.status(),
     });
     const limits = await this.listLimits();
     return limits.length ? { ...s, limits } : s;

@@ -219,6 +219,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     help: "(rule, address) entries the DNS learning stub holds in the rules' learned sets.",
     registers,
   });
+  const updateAvailable = new Gauge({
+    name: 'awg_update_available',
+    help: "1 when awg's configured apt source offers a newer awg than the installed one (the candidate label); absent when awg is not checked (no apt source, not a Debian install).",
+    labelNames: ['installed', 'candidate'],
+    registers,
+  });
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed'])
     reconciles.inc({ outcome: o }, 0);
 
@@ -251,8 +257,20 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     async render() {
       const s = await core.status();
       for (const x of DAEMON_STATES) state.set({ state: x }, x === s.state ? 1 : 0);
-      for (const g of [configInfo, configValid, configBehind, lastConverged, planChanges])
+      for (const g of [
+        configInfo,
+        configValid,
+        configBehind,
+        lastConverged,
+        planChanges,
+        updateAvailable,
+      ])
         g.reset();
+      if (s.update?.candidate)
+        updateAvailable.set(
+          { installed: s.update.installed ?? '', candidate: s.update.candidate },
+          s.update.available ? 1 : 0,
+        );
       if (s.config) {
         configInfo.set({ revision: s.config.revision ?? '', host: s.config.host ?? '' }, 1);
         configValid.set(s.config.valid ? 1 : 0);

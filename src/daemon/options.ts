@@ -19,6 +19,7 @@ import type { StateStore } from '../util/state.js';
 import type { Timer } from './confirm.js';
 import type { LimitSystem } from './limit-system.js';
 import type { LoopInput } from './loop.js';
+import type { UpdateWatchOptions } from './update-watch.js';
 import type { WakeSourceOptions } from './wakes.js';
 
 /** what Explain asks of the DNS learner's book */
@@ -44,6 +45,11 @@ export interface DaemonOptions {
   /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
   teardownOnStop?: boolean;
   env?: NodeJS.ProcessEnv;
+  /**
+   * whether the configured apt source offers a newer awg (update-watch.ts; default `local` on a
+   * Debian install with awg's source, never otherwise); false: never
+   */
+  updates?: Omit<UpdateWatchOptions, 'exec'> | false;
   /** the host a config with overlays is rendered for (`--host`, `--labels`; default this machine) */
   selection?: HostSelection;
   // ---- injection for tests

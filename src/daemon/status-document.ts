@@ -176,6 +176,21 @@ const hostConditions = z.array(HostCondition).optional().meta({
     "Linux: what this host's routing keeps from working: no default route (direct traffic reaches only the main table's prefixes), a default route that fails every lookup, an endpoint without a route",
 });
 
+/** awg's own releases, as the configured apt source offers them (daemon/update-watch.ts). */
+const UpdateDoc = z
+  .strictObject({
+    checkedAt: z.string().meta({ description: 'when apt was last asked (ISO time)' }),
+    available: z.boolean().meta({ description: 'the candidate is newer than the installed awg' }),
+    installed: z.string().optional(),
+    candidate: z
+      .string()
+      .optional()
+      .meta({ description: 'the version `apt install` would choose (apt-cache policy)' }),
+    suites: z.array(z.string()).optional().meta({ description: 'the suites offering it' }),
+    error: z.string().optional().meta({ description: 'why the last check failed' }),
+  })
+  .meta({ id: 'UpdateStatus' });
+
 /** The daemon's status: the API's Status answer (core.ts StatusResponse). */
 export const DaemonStatus = z.strictObject({
   state: z.enum(DAEMON_STATES),
@@ -227,6 +242,10 @@ export const DaemonStatus = z.strictObject({
     .optional()
     .meta({ description: 'the DNS learning stub of domain rules, while one learns' }),
   hostConditions,
+  update: UpdateDoc.optional().meta({
+    description:
+      "Debian package with awg's apt source configured: the release that source offers (`awg update`)",
+  }),
 });
 export type DaemonStatus = z.infer<typeof DaemonStatus>;
 
@@ -263,6 +282,7 @@ export function statusDocument(s: DaemonStatus): DaemonStatusDoc {
     ...(s.limits ? { limits: s.limits } : {}),
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
     ...(s.hostConditions ? { hostConditions: s.hostConditions } : {}),
+    ...(s.update ? { update: s.update } : {}),
   };
 }
 

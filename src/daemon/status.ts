@@ -59,6 +59,8 @@ export interface StatusParts {
    * a rule's `learnedNames`
    */
   learnedNames?: (() => ReadonlyMap<string, number>) | undefined;
+  /** awg's own releases, when the update watch checks them (update-watch.ts) */
+  update?: StatusResponse['update'] | undefined;
   /** the TUN links' kernel counters (default: one rtnetlink dump, traffic.ts) */
   links?: (names: readonly string[]) => ReadonlyMap<string, LinkTraffic>;
 }
@@ -105,6 +107,7 @@ export async function assembleStatus(s: StatusParts): Promise<StatusResponse> {
       : {}),
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
     ...hostConditionsOf(p),
+    ...(s.update ? { update: s.update } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import { createActor, fromPromise, toPromise, type SimulatedClock } from 'xstate
 import { AwgError, toAwgError } from '../errors.js';
 import type { AnyChange, Plan } from '../model/change.js';
 import type { DesiredState, ObservedState } from '../model/resources.js';
+import { CommittedReadBackError } from '../resources/driver.js';
 import { executeBestEffort, executeChanges } from './execute.js';
 import {
   reconcileMachine,
@@ -51,12 +52,20 @@ export async function rollback(env: ReconcileEnv, input: RollbackInput): Promise
     { resources: kept, warnings: [] },
     { resources: after.resources.filter((r) => keep.has(r.id)), foreign: [] },
   );
-  errors.push(...(await bestEffort(fwPlan.changes, env)));
+  const fwErrors = await bestEffort(fwPlan.changes, env);
+  errors.push(...fwErrors);
   const final = await observeWith(env, input.desired);
-  const holds = verify(
+  const left = verify(
     { resources: kept, warnings: [] },
     { resources: final.resources.filter((r) => keep.has(r.id)), foreign: [] },
-  ).ok;
+  ).mismatches;
+  // An object this rollback loaded whole that is there but reads back differently holds as
+  // loaded (CommittedReadBackError): taking it away, or calling traffic open, would be the
+  // fail-open this path exists to prevent.
+  const loaded = new Set(
+    fwErrors.filter((e) => e instanceof CommittedReadBackError).map((e) => e.id),
+  );
+  const holds = left.every((m) => m.action !== 'create' && loaded.has(m.id));
   if (!holds) {
     errors.push(
       new AwgError('driver', 'the kill switch could not be installed: traffic is NOT blocked'),

@@ -14,8 +14,10 @@
  *   our marker; it never deletes by pattern. On failure it throws an AwgError and leaves
  *   no partial object behind where the OS allows that (e.g. nft loads are atomic).
  *   Every mutation goes through `ctx.exec` (or is reported through `ctx.reporter`) so it
- *   is logged, counted and suppressed under dry-run.
+ *   is logged, counted and suppressed under dry-run. A change committed whole whose object
+ *   then reads back differently throws `CommittedReadBackError`.
  */
+import { AwgError } from '../errors.js';
 import type { Change } from '../model/change.js';
 import type { DesiredState, ForeignObject, Resource, ResourceKind } from '../model/resources.js';
 import type { Exec } from '../util/exec.js';
@@ -76,3 +78,19 @@ export interface Driver<K extends ResourceKind> {
 }
 
 export type DriverSet = { [K in ResourceKind]: Driver<K> };
+
+/**
+ * What `apply` throws when its change was committed whole (one atomic transaction the OS
+ * accepted: an `nft -f` load) and the object is there, but it reads back differently from the
+ * spec (another program changed it in between, or the OS prints it in another form). What is
+ * in place is what was loaded: a rollback that keeps the kill switch counts such a firewall
+ * as holding (reconciler/run.ts) rather than reporting traffic open.
+ */
+export class CommittedReadBackError extends AwgError {
+  /** the change's resource id */
+  readonly id: string;
+  constructor(id: string, message: string) {
+    super('verification', message);
+    this.id = id;
+  }
+}

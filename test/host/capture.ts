@@ -9,7 +9,7 @@ import { LAN, VPN, until } from './lab.js';
 export interface Frame {
   line: string;
   /** why it is allowed, or undefined: outside the tunnel */
-  allowed?: 'arp' | 'dhcp' | 'nd' | 'wireguard';
+  allowed?: 'arp' | 'dhcp' | 'nd' | 'wireguard' | undefined;
 }
 
 /** classifies one `tcpdump -n -e -tt -l` line of a frame the host sent; pure */

@@ -27,9 +27,9 @@
  * - a fresh network namespace per boot: links, nft tables and addresses survive a "reboot"
  *   in a namespace that is reused, which no real reboot keeps.
  * - a reboot inside makes nspawn exit 133; poweroff: SIGRTMIN+4 to the container's PID 1.
- * Commands inside run as transient units (`systemd-run --wait --pipe --collect`, entered
- * with `nsenter -t PID1 -a`): what they start belongs to the host's systemd, with its
- * capability bounding set, not to the test's process.
+ * Commands inside run in transient scopes (`systemd-run --scope`, entered with
+ * `nsenter -t PID1 -a`): what they start belongs to the host's systemd, as what a user starts
+ * from a login shell does.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -220,6 +220,11 @@ export class Lab {
     await Promise.all(this.procs.map((p) => p.kill(1000)));
     await this.wg?.stop().catch(() => {});
     await destroyNetns(this.ns);
+    // a host's overlay still mounted (its destroy failed): unmounted before the directory goes
+    for (const m of readFileSync('/proc/self/mounts', 'utf8').split('\n')) {
+      const at = m.split(' ')[1];
+      if (at?.startsWith(this.dir + '/')) await run('umount', ['-l', at], { allowFail: true });
+    }
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -234,7 +239,7 @@ export class Host {
   readonly root: string;
   private nspawn?: ChildProcess;
   private exited?: Promise<number>;
-  private ct?: string;
+  private ct: string | undefined;
   pid1 = 0;
   boots = 0;
   console = '';
@@ -250,11 +255,23 @@ export class Host {
       .map((d) => join(d, `awgh-${lab.ns}-${name}`));
   }
 
-  /** a copy of the prepared root, booted; the caller destroys it */
+  /**
+   * The prepared root under an overlay of its own (what the host writes lands in its upper
+   * directory and dies with it; the base is never written), booted; the caller destroys it.
+   */
   static async boot(lab: Lab, name = 'host'): Promise<Host> {
     const base = await ensureRoot();
     const h = new Host(lab, name);
-    await run('cp', ['-a', base, h.root], { timeoutMs: 120_000 });
+    for (const d of [h.root, `${h.root}.upper`, `${h.root}.work`])
+      mkdirSync(d, { recursive: true });
+    await run('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${base},upperdir=${h.root}.upper,workdir=${h.root}.work`,
+      h.root,
+    ]);
     try {
       await h.start();
     } catch (e) {
@@ -372,13 +389,16 @@ export class Host {
   }
 
   /**
-   * `argv` as a transient unit of the host's systemd (what a user's shell would start, with
-   * the host's capabilities and cgroup), stdin/stdout/stderr piped; throws on a non-zero exit
-   * unless `allowFail`.
+   * `argv` in a transient scope of the host's systemd, as from a user's login shell: what it
+   * starts and leaves running (awg's detached engines) stays when it exits, as in a session
+   * scope (a transient *service* would have them killed with its cgroup when its main process
+   * ends). Throws on a non-zero exit unless `allowFail`. The process keeps the capabilities
+   * nsenter has (the test's), not the container's bounding set: services awg installs run with
+   * the host's own (systemctl start).
    */
   async run(
     argv: string[],
-    o: RunOptions & { env?: Record<string, string> } = {},
+    o: Omit<RunOptions, 'env'> & { env?: Record<string, string> } = {},
   ): Promise<HostRun> {
     const env = Object.entries(o.env ?? {}).flatMap(([k, v]) => ['-E', `${k}=${v}`]);
     const r = await run(
@@ -389,15 +409,18 @@ export class Host {
         '-a',
         '--',
         'systemd-run',
-        '--wait',
-        '--pipe',
+        '--scope',
         '--collect',
         '--quiet',
         ...env,
         '--',
         ...argv,
       ],
-      { timeoutMs: 120_000, ...o, allowFail: true, env: undefined },
+      {
+        timeoutMs: o.timeoutMs ?? 120_000,
+        allowFail: true,
+        ...(o.input !== undefined ? { input: o.input } : {}),
+      },
     );
     const res = { ...r, out: `${r.stdout}${r.stderr}` };
     if (r.code !== 0 && !o.allowFail)
@@ -406,7 +429,7 @@ export class Host {
   }
 
   /** `sh -c script` in the host (run()) */
-  sh(script: string, o: RunOptions = {}): Promise<HostRun> {
+  sh(script: string, o: Omit<RunOptions, 'env'> = {}): Promise<HostRun> {
     return this.run(['sh', '-c', script], o);
   }
 
@@ -475,6 +498,8 @@ export class Host {
       this.nspawn?.kill('SIGKILL');
     });
     await this.cleanupBoot().catch(() => {});
-    rmSync(this.root, { recursive: true, force: true });
+    await run('umount', [this.root], { allowFail: true });
+    for (const d of [this.root, `${this.root}.upper`, `${this.root}.work`])
+      rmSync(d, { recursive: true, force: true });
   }
 }

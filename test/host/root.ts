@@ -22,7 +22,13 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../helpers/netns.js';
+import { runProcess } from '../../src/util/exec.js';
+
+/** a command that must succeed (this module is also run outside vitest: make-root.ts) */
+async function run(cmd: string, args: string[], o: { timeoutMs: number }): Promise<void> {
+  const r = await runProcess(cmd, args, { ...o, allowFail: true });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+}
 
 export const ROOT_CACHE = process.env.AWG_HOST_CACHE || '/var/cache/awg-test';
 

@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import type { Io } from '../output.js';
 import { runForeground } from '../foreground.js';
 import { printError } from '../output.js';
-import { toAwgError } from '../../errors.js';
+import { AwgError, toAwgError } from '../../errors.js';
+import { UPDATE_CHECK_MODES, type UpdateCheckMode } from '../../daemon/update-watch.js';
 import { DEFAULT_SOCKET } from '../../daemon/socket.js';
 import { setCrashLog } from '../crash.js';
 import { selectionAtStart, type SelectionOptions } from '../selection.js';
@@ -24,6 +25,8 @@ export interface DaemonCommandOptions extends SelectionOptions {
   metrics?: string | boolean;
   /** refuse API mutations: the followed repository is the only source of truth */
   locked?: boolean;
+  /** `--update-check off|local|refresh` (daemon/update-watch.ts; default local) */
+  updateCheck?: string;
 }
 
 export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<number> {
@@ -53,6 +56,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
         configPath: o.config ? resolve(o.config) : undefined,
         stateDir: o.stateDir,
         ...(selection ? { selection } : {}),
+        ...(o.updateCheck ? { updates: { mode: updateCheckMode(o.updateCheck) } } : {}),
       },
       {
         log,
@@ -101,4 +105,14 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
     printError(io, err);
     return err.exitCode;
   }
+}
+
+function updateCheckMode(v: string): UpdateCheckMode {
+  const m = UPDATE_CHECK_MODES.find((x) => x === v);
+  if (!m)
+    throw new AwgError(
+      'invalid-config',
+      `--update-check ${v}: expected ${UPDATE_CHECK_MODES.join(', ')}`,
+    );
+  return m;
 }

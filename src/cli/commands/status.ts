@@ -191,6 +191,14 @@ export function hostLines(conditions: StatusResponse['hostConditions']): string[
   return (conditions ?? []).map((h) => `host: ${h.message}`);
 }
 
+/** a newer awg the configured apt source offers, or why the last look failed */
+export function updateLine(u: StatusResponse['update']): string | undefined {
+  if (u?.available)
+    return `update: awg ${u.candidate ?? '?'}${u.suites?.length ? ` (${u.suites.join(', ')})` : ''} is available, installed ${u.installed ?? '?'} — awg update --apply`;
+  if (u?.error) return `update: the last check (${u.checkedAt}) failed: ${u.error}`;
+  return undefined;
+}
+
 /** the first line of the status view (also the line `status --watch` prints on changes) */
 export function statusHeadline(s: StatusResponse): string {
   const lr = s.lastReconcile;
@@ -232,6 +240,8 @@ function statusLines(s: StatusResponse): string[] {
   if (s.lastReconcile?.error)
     out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);
   out.push(...hostLines(s.hostConditions));
+  const u = updateLine(s.update);
+  if (u) out.push(u);
   if (s.confirmDeadline)
     out.push(
       `confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`,

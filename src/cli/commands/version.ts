@@ -14,45 +14,26 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import module from 'node:module';
-import { sep } from 'node:path';
 import { PACKAGE_ROOT, packagePath } from '../../util/package-root.js';
 import { toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { printError, type Io } from '../output.js';
 import { safeLine } from '../../util/sanitize.js';
 import { VERSION } from '../package-version.js';
+import {
+  aptCheck,
+  compareVersions,
+  installKind,
+  parseAptPolicy,
+  type InstallKind,
+} from '../../util/package-update.js';
 
 export interface VersionOptions {
   check?: boolean;
   json?: boolean;
 }
 
-export type InstallKind = 'deb' | 'npm' | 'checkout';
-
-/** How this copy was installed, from where its files are (`pkgRoot`: the directory of package.json). */
-export function installKind(pkgRoot: string): InstallKind {
-  if (pkgRoot === '/usr/lib/awg' || pkgRoot.startsWith('/usr/lib/awg/')) return 'deb';
-  if (pkgRoot.split(sep).includes('node_modules')) return 'npm';
-  return 'checkout';
-}
-
-/** x.y.z[-pre] against x.y.z[-pre]: numeric parts, then a release above its pre-releases. */
-export function compareVersions(a: string, b: string): number {
-  const parse = (v: string) => {
-    const [core = '', pre] = v.trim().replace(/^v/, '').split('-', 2);
-    return { nums: core.split('.').map((n) => Number.parseInt(n, 10) || 0), pre };
-  };
-  const x = parse(a);
-  const y = parse(b);
-  for (let i = 0; i < Math.max(x.nums.length, y.nums.length); i++) {
-    const d = (x.nums[i] ?? 0) - (y.nums[i] ?? 0);
-    if (d !== 0) return Math.sign(d);
-  }
-  if (x.pre === y.pre) return 0;
-  if (x.pre === undefined) return 1;
-  if (y.pre === undefined) return -1;
-  return x.pre < y.pre ? -1 : 1;
-}
+export { compareVersions, installKind, parseAptPolicy, type InstallKind };
 
 export interface CheckResult {
   installedWith: InstallKind;
@@ -63,16 +44,6 @@ export interface CheckResult {
   command?: string;
   /** why there is no answer */
   unknown?: string;
-}
-
-/** `apt-cache policy awg` → Installed and Candidate (the newest apt knows). */
-export function parseAptPolicy(text: string): { installed?: string; candidate?: string } {
-  const get = (k: string) => new RegExp(`^\\s*${k}:\\s*(\\S+)`, 'm').exec(text)?.[1];
-  const clean = (v: string | undefined) => (v && v !== '(none)' ? v : undefined);
-  return {
-    ...(clean(get('Installed')) ? { installed: clean(get('Installed'))! } : {}),
-    ...(clean(get('Candidate')) ? { candidate: clean(get('Candidate'))! } : {}),
-  };
 }
 
 /** Who this awg is on npm: its package.json's name and repository. */
@@ -149,36 +120,17 @@ export async function checkForUpdate(
   if (kind === 'checkout')
     return { ...base, unknown: 'run from a source checkout: no package manager to ask (git pull)' };
   if (kind === 'deb') {
-    const r = await exec.read('apt-cache', ['policy', 'awg'], {
-      allowFail: true,
-      timeoutMs: 20_000,
-      env: { ...process.env, LC_ALL: 'C' },
-    });
-    if (r.code !== 0)
+    try {
+      const a = await aptCheck(exec, current);
       return {
         ...base,
-        unknown: `apt-cache policy awg failed (exit ${r.code}): ${r.stderr.trim().split('\n')[0] ?? ''}`,
+        newest: a.candidate,
+        updateAvailable: a.updateAvailable,
+        ...(a.updateAvailable ? { command: 'awg update --apply' } : {}),
       };
-    const p = parseAptPolicy(r.stdout);
-    if (!p.candidate)
-      return {
-        ...base,
-        unknown:
-          'apt knows no release of awg (is its repository in the sources? run apt-get update)',
-      };
-    // dpkg's own order for Debian versions (epochs, revisions, ~)
-    const gt = await exec.read(
-      'dpkg',
-      ['--compare-versions', p.candidate, 'gt', p.installed ?? current],
-      { allowFail: true, timeoutMs: 10_000 },
-    );
-    const newer = gt.code === 0;
-    return {
-      ...base,
-      newest: p.candidate,
-      updateAvailable: newer,
-      ...(newer ? { command: 'apt-get update && apt-get install --only-upgrade awg' } : {}),
-    };
+    } catch (e) {
+      return { ...base, unknown: toAwgError(e).message };
+    }
   }
   const ours = repositoryKey(own.repository);
   if (!ours)

@@ -20,6 +20,7 @@ import { limitRef, processLimit } from './limits.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
 import type { DnsStub__Output } from './generated/awg/v1/DnsStub.js';
 import type { HostCondition__Output } from './generated/awg/v1/HostCondition.js';
+import type { UpdateStatus__Output } from './generated/awg/v1/UpdateStatus.js';
 import type { ListProcessesResponse__Output } from './generated/awg/v1/ListProcessesResponse.js';
 import type { Peer__Output } from './generated/awg/v1/Peer.js';
 import type { Placement__Output } from './generated/awg/v1/Placement.js';
@@ -157,8 +158,29 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     limits: (s.limits ?? []).map(processLimit),
     ...opt('dnsStub', s.dnsStub ? dnsStub(s.dnsStub) : undefined),
     hostConditions: (s.hostConditions ?? []).map(hostConditionToWire),
+    ...opt('update', s.update ? updateToWire(s.update) : undefined),
   };
 }
+
+type UpdateStatus = NonNullable<StatusResponse['update']>;
+
+const updateToWire = (u: UpdateStatus): UpdateStatus__Output => ({
+  checkedAt: u.checkedAt,
+  available: u.available,
+  ...opt('installed', u.installed),
+  ...opt('candidate', u.candidate),
+  suites: [...(u.suites ?? [])],
+  ...opt('error', u.error),
+});
+
+const updateFromWire = (w: UpdateStatus__Output): UpdateStatus => ({
+  checkedAt: w.checkedAt,
+  available: Boolean(w.available),
+  ...opt('installed', w.installed),
+  ...opt('candidate', w.candidate),
+  ...(w.suites?.length ? { suites: [...w.suites] } : {}),
+  ...opt('error', w.error),
+});
 
 type HostCondition = NonNullable<StatusResponse['hostConditions']>[number];
 const HOST_CONDITIONS = [
@@ -289,6 +311,7 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
     ...(w.hostConditions?.length
       ? { hostConditions: w.hostConditions.flatMap(hostConditionFromWire) }
       : {}),
+    ...opt('update', w.update ? updateFromWire(w.update) : undefined),
   };
 }
 

@@ -14,6 +14,7 @@
  */
 import type { Exec } from '../../util/exec.js';
 import { isObject } from '../../util/shape.js';
+import { canonicalProtocols } from './normalise.js';
 
 export interface Counter {
   packets: number;
@@ -158,7 +159,10 @@ export async function readTableCounters(
 
 const COUNTER = /(^| )counter(?: packets \d+ bytes \d+)?(?= |$)/;
 
-/** the statement lines of a listing, joined as normaliseRuleset joins them, counters kept */
+/**
+ * the statement lines of a listing, joined as normaliseRuleset joins them (protocol values in
+ * its canonical form, so a rule listed as `meta l4proto { 6, 17 }` keeps its counter), counters kept
+ */
 function listingLines(text: string): string[] {
   const out: string[] = [];
   // one statement's wrapped lines as parts (a set's elements: tens of thousands of lines),
@@ -169,10 +173,10 @@ function listingLines(text: string): string[] {
     if (!l) continue;
     parts.push(l);
     if (l.endsWith(',')) continue;
-    out.push(parts.join(' '));
+    out.push(canonicalProtocols(parts.join(' ')));
     parts = [];
   }
-  if (parts.length) out.push(parts.join(' '));
+  if (parts.length) out.push(canonicalProtocols(parts.join(' ')));
   return out;
 }
 

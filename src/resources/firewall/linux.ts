@@ -23,7 +23,12 @@ import { rulesetOf } from '../../model/firewall-sets.js';
 import type { FirewallSpec, ForeignObject, Resource } from '../../model/resources.js';
 import { AwgError } from '../../errors.js';
 import { ProcessExec, type Exec } from '../../util/exec.js';
-import type { Driver, ObserveResult, ObserveScope } from '../driver.js';
+import {
+  CommittedReadBackError,
+  type Driver,
+  type ObserveResult,
+  type ObserveScope,
+} from '../driver.js';
 import {
   parseTableListing,
   parseTableNames,
@@ -33,7 +38,8 @@ import {
   type TableListing,
 } from './parse.js';
 import { NFT_MARKER } from './policy.js';
-import { normaliseRuleset, renderTransaction } from './render.js';
+import { normaliseRuleset } from './normalise.js';
+import { renderTransaction } from './render.js';
 import {
   dumpedIntervals,
   intervalCount,
@@ -544,11 +550,20 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       });
       if (ctx.exec.dryRun) return 'changed';
       const back = await readTable(ctx.exec, after.table);
-      if (back?.ruleset !== want)
+      if (!back?.marked)
         throw new AwgError(
           'verification',
-          `nft table inet ${after.table} reads back differently: ${firstDifference(want, back?.ruleset ?? '')}`,
+          `nft table inet ${after.table} is ${back ? 'not ours' : 'gone'} right after its load`,
         );
+      if (back.ruleset !== want) {
+        // the transaction committed: the kernel runs the table as loaded, so its boot copy
+        // follows it (a kill switch that holds now also holds after a reboot)
+        syncBoot(after.boot);
+        throw new CommittedReadBackError(
+          change.id,
+          `nft table inet ${after.table} reads back differently: ${firstDifference(want, back.ruleset)}`,
+        );
+      }
       await fillSets();
       // what the static sets hold now is what this load wrote or kept after its check
       if (kernel) verifiedStamp.set(ctx.state, table, kernel.stamp());

@@ -3,7 +3,7 @@
  * tables a ruleset listing names. Pure.
  */
 import { NFT_MARKER } from './policy.js';
-import { normaliseRuleset } from './render.js';
+import { normaliseRuleset } from './normalise.js';
 
 export interface TableListing {
   /** the table carries our marker comment */

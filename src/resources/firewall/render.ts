@@ -55,6 +55,7 @@ import { classHandle } from '../../model/shaping.js';
 import { cgroupSetComment } from './cgroup-sets.js';
 import { elementCommands, elementsDigest, keepElements, staticSetComment } from './set-elements.js';
 import { NFT_MARKER, type NftAppRule, type NftCgroupRef, type NftPolicy } from './policy.js';
+import { normaliseRuleset } from './normalise.js';
 import { stubNatRules, stubRouteRules } from './render-dns-stub.js';
 import { proxyRuleRedirects, proxyTunnelRedirects } from './render-proxy.js';
 
@@ -578,33 +579,6 @@ export function renderTable(p: NftPolicy): string {
     '}',
   ];
   return lines.join('\n') + '\n';
-}
-
-/**
- * Canonical comparison form of a table listing: counters zeroed away, handles dropped,
- * wrapped set elements joined, indentation and blank lines removed. Also loadable by nft.
- */
-export function normaliseRuleset(text: string): string {
-  const out: string[] = [];
-  // the lines of one statement nft wrapped (each but the last ends with a comma); a set's
-  // elements are tens of thousands of such lines: kept as parts, never one growing string
-  // whose every test (endsWith) would copy it again
-  let parts: string[] = [];
-  let elements = false;
-  for (const raw of text.split('\n')) {
-    let l = raw.replace(/\s+# handle \d+\s*$/, '').trim();
-    if (!l) continue;
-    l = l.replace(/counter packets \d+ bytes \d+/g, 'counter');
-    if (parts.length === 0) elements = l.startsWith('elements = {');
-    parts.push(l);
-    if (l.endsWith(',')) continue;
-    // set contents are not the ruleset: static sets are compared by the digest in their
-    // comment, learned and cgroup sets are filled at run time (set-elements.ts)
-    if (!elements) out.push(parts.join(' '));
-    parts = [];
-  }
-  if (parts.length) out.push(parts.join(' '));
-  return out.join('\n') + '\n';
 }
 
 /**

@@ -47,11 +47,13 @@ describe('awg version --check', () => {
     expect(compareVersions('1.0.0', '1.0.0')).toBe(0);
     expect(compareVersions('1.0.0-rc.1', '1.0.0')).toBe(-1);
     expect(compareVersions('v2.0.0', '1.9.0')).toBe(1);
-    expect(parseAptPolicy(POLICY('0.1.0-1', '0.2.0-1'))).toEqual({
+    expect(parseAptPolicy(POLICY('0.1.0-1', '0.2.0-1'))).toMatchObject({
       installed: '0.1.0-1',
       candidate: '0.2.0-1',
     });
-    expect(parseAptPolicy('awg:\n  Installed: (none)\n  Candidate: (none)\n')).toEqual({});
+    expect(parseAptPolicy('awg:\n  Installed: (none)\n  Candidate: (none)\n')).toEqual({
+      versions: [],
+    });
   });
 
   it('deb: apt-cache policy (local lists, no network) and dpkg --compare-versions decide', async () => {
@@ -64,7 +66,7 @@ describe('awg version --check', () => {
       current: '0.1.0',
       newest: '0.2.0-1',
       updateAvailable: true,
-      command: 'apt-get update && apt-get install --only-upgrade awg',
+      command: 'awg update --apply',
     });
     expect(newer.ran).toEqual([
       'apt-cache policy awg',

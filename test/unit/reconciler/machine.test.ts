@@ -9,7 +9,9 @@ import { DEFAULT_CLAIMS } from '../../../src/pipeline/claims.js';
 import { ProcessExec } from '../../../src/util/exec.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
-import type { AnyResource } from '../../../src/model/resources.js';
+import type { AnyResource, FirewallSpec } from '../../../src/model/resources.js';
+import { rulesetOf } from '../../../src/model/firewall-sets.js';
+import { FakeFirewallDriver } from '../../../src/resources/firewall/driver.fake.js';
 
 const KEY = 'xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=';
 function config(killSwitch: 'on' | 'off', mtu = 1420, allowed = '0.0.0.0/0, ::/0') {
@@ -168,6 +170,64 @@ describe('reconcile machine', () => {
     expect(r.rollbackErrors.map((x) => x.message).join('\n')).toContain(
       'kill switch could not be installed',
     );
+  });
+
+  describe('a kill switch that loaded but reads back differently (nft without /etc/protocols)', () => {
+    /** the fake's "nft" prints protocol names as numbers */
+    const numbers = (r: string) => r.replace(/\budp\b/g, '17');
+    const notBlocked = (r: ReconcileContext) =>
+      r.rollbackErrors.some((x) => /NOT blocked/.test(x.message));
+
+    it('a first apply ends fail-closed with the loaded table in place; the tunnel is torn down', async () => {
+      const d = createFakeDriverSet();
+      d.firewall = new FakeFirewallDriver(numbers);
+      const { env: e } = env(d);
+      const desired = config('on');
+      const fw = desired.resources.find((x) => x.kind === 'firewall')!;
+      expect(numbers(rulesetOf(fw.spec)!)).not.toBe(rulesetOf(fw.spec));
+      const r = await run(e, { desired, dryRun: false, failClosed: true });
+      expect(r.outcome).toBe('failed-closed');
+      expect(notBlocked(r)).toBe(false);
+      expect(r.error?.kind).toBe('verification');
+      expect(d.firewall.objects.get(fw.id)).toEqual(fw.spec);
+      expect(snapshot(d).filter((id) => !id.startsWith('cgroup/'))).toEqual([fw.id]);
+    });
+
+    it('over an earlier kill switch: the new table stays loaded, never removed', async () => {
+      const d = createFakeDriverSet();
+      const old = config('on', 1420, '10.0.0.0/8');
+      const oldFw = old.resources.find((x) => x.kind === 'firewall')!;
+      d.firewall = new FakeFirewallDriver(numbers);
+      d.firewall.seed(oldFw.spec as FirewallSpec);
+      const { env: e } = env(d);
+      const desired = config('on');
+      const fw = desired.resources.find((x) => x.kind === 'firewall')!;
+      const r = await run(e, { desired, dryRun: false, failClosed: true });
+      expect(r.outcome).toBe('failed-closed');
+      expect(notBlocked(r)).toBe(false);
+      const deletes = d.firewall.applied.filter((c) => c.action === 'delete');
+      expect(deletes).toEqual([]);
+      expect(d.firewall.objects.get(fw.id)).toEqual(fw.spec);
+    });
+
+    it('a table gone after its load is still reported as traffic NOT blocked', async () => {
+      const d = createFakeDriverSet();
+      const fake = new FakeFirewallDriver(numbers);
+      d.firewall = fake;
+      const apply = fake.apply.bind(fake);
+      // someone deletes the table right after each load
+      fake.apply = async (c, ctx) => {
+        try {
+          return await apply(c, ctx);
+        } finally {
+          fake.objects.clear();
+        }
+      };
+      const { env: e } = env(d);
+      const r = await run(e, { desired: config('on'), dryRun: false, failClosed: true });
+      expect(r.outcome).toBe('failed');
+      expect(notBlocked(r)).toBe(true);
+    });
   });
 
   it('verification that keeps failing retries, then rolls back with a verification error', async () => {

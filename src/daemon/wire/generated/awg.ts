@@ -254,6 +254,10 @@ import type {
   TunnelTraffic__Output as _awg_v1_TunnelTraffic__Output,
 } from './awg/v1/TunnelTraffic.js';
 import type {
+  UpdateStatus as _awg_v1_UpdateStatus,
+  UpdateStatus__Output as _awg_v1_UpdateStatus__Output,
+} from './awg/v1/UpdateStatus.js';
+import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
 } from './awg/v1/WatchRequest.js';
@@ -363,6 +367,7 @@ export interface ProtoGrpcType {
       Tunnel: MessageTypeDefinition<_awg_v1_Tunnel, _awg_v1_Tunnel__Output>;
       TunnelState: MessageTypeDefinition<_awg_v1_TunnelState, _awg_v1_TunnelState__Output>;
       TunnelTraffic: MessageTypeDefinition<_awg_v1_TunnelTraffic, _awg_v1_TunnelTraffic__Output>;
+      UpdateStatus: MessageTypeDefinition<_awg_v1_UpdateStatus, _awg_v1_UpdateStatus__Output>;
       WakeReason: EnumTypeDefinition;
       WatchRequest: MessageTypeDefinition<_awg_v1_WatchRequest, _awg_v1_WatchRequest__Output>;
     };

@@ -24,6 +24,7 @@ import { MemoryReporter } from '../../../../src/util/reporter.js';
 import type { Change } from '../../../../src/model/change.js';
 import type { FirewallSpec } from '../../../../src/model/resources.js';
 import { RecordingExec } from '../../../helpers/exec.js';
+import { CommittedReadBackError } from '../../../../src/resources/driver.js';
 
 const golden = new URL('./golden/', import.meta.url);
 const policy = (name: string) =>
@@ -137,6 +138,28 @@ describe('the firewall driver keeps the boot copy with the table', () => {
         message: expect.stringMatching(/boot copy .* could not be written/),
       }),
     );
+  });
+
+  it('a load that commits but reads back differently throws CommittedReadBackError and keeps the copy with what runs', async () => {
+    const state = new MemoryStateStore();
+    // the kernel lists another table than the one loaded, before and after the load
+    const e = new RecordingExec({
+      'nft -t list ruleset': renderTable(policy('per-app-full')).replace(
+        'comment "kill-switch"',
+        'comment "kill-switch-edited"',
+      ),
+    });
+    const ctx = ctxOf(state, e);
+    const d = createLinuxFirewallDriver({ exec: e });
+    const err = await d.apply(change('update'), ctx).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(CommittedReadBackError);
+    expect((err as CommittedReadBackError).id).toBe(`firewall/inet/${spec.table}`);
+    expect((err as Error).message).toMatch(/reads back differently/);
+    expect(e.log).toEqual([
+      expect.stringMatching(/^nft -f - \(/),
+      expect.stringMatching(/^write .*killswitch-boot\.nft/),
+    ]);
+    expect(state.get(BOOT_RULESET_FILE)).toBe(spec.boot);
   });
 
   it('delete removes the copy before the table', async () => {

@@ -7,11 +7,8 @@ import {
 import type { RawElement } from '../../../../src/native/nftset.js';
 import { readFileSync } from 'node:fs';
 import type { NftPolicy } from '../../../../src/resources/firewall/policy.js';
-import {
-  firewallSpec,
-  normaliseRuleset,
-  renderTable,
-} from '../../../../src/resources/firewall/render.js';
+import { firewallSpec, renderTable } from '../../../../src/resources/firewall/render.js';
+import { normaliseRuleset } from '../../../../src/resources/firewall/normalise.js';
 import { createLinuxFirewallDriver } from '../../../../src/resources/firewall/linux.js';
 import { DEFAULT_CLAIMS } from '../../../../src/pipeline/claims.js';
 import { MemoryStateStore } from '../../../../src/util/state.js';

@@ -7,7 +7,7 @@ import {
   readRuleCounters,
   readTableCounters,
 } from '../../../../src/resources/firewall/counters.js';
-import { normaliseRuleset } from '../../../../src/resources/firewall/render.js';
+import { normaliseRuleset } from '../../../../src/resources/firewall/normalise.js';
 
 const listing = readFileSync(
   new URL('../../../fixtures/linux/firewall/list-table-full-handles.txt', import.meta.url),

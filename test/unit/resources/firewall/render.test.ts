@@ -5,11 +5,11 @@ import { bypassMarkOf } from '../../../../src/resources/firewall/policy.js';
 import { parseTableListing, parseTableNames } from '../../../../src/resources/firewall/parse.js';
 import {
   firewallSpec,
-  normaliseRuleset,
   renderTable,
   renderTransaction,
   sortAddrs,
 } from '../../../../src/resources/firewall/render.js';
+import { normaliseRuleset } from '../../../../src/resources/firewall/normalise.js';
 
 const dir = new URL('./golden/', import.meta.url);
 const fixture = (f: string) =>

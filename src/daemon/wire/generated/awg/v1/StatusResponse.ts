@@ -41,6 +41,10 @@ import type {
   HostCondition as _awg_v1_HostCondition,
   HostCondition__Output as _awg_v1_HostCondition__Output,
 } from '../../awg/v1/HostCondition.js';
+import type {
+  UpdateStatus as _awg_v1_UpdateStatus,
+  UpdateStatus__Output as _awg_v1_UpdateStatus__Output,
+} from '../../awg/v1/UpdateStatus.js';
 
 export interface StatusResponse {
   state?: _awg_v1_State;
@@ -61,12 +65,17 @@ export interface StatusResponse {
    * what this host's routing keeps from working (Linux)
    */
   hostConditions?: _awg_v1_HostCondition[];
+  /**
+   * Debian package with awg's apt source configured: the release that source offers
+   */
+  update?: _awg_v1_UpdateStatus | null;
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
   _placement?: 'placement';
   _config?: 'config';
   _dnsStub?: 'dnsStub';
+  _update?: 'update';
 }
 
 export interface StatusResponse__Output {
@@ -88,10 +97,15 @@ export interface StatusResponse__Output {
    * what this host's routing keeps from working (Linux)
    */
   hostConditions: _awg_v1_HostCondition__Output[];
+  /**
+   * Debian package with awg's apt source configured: the release that source offers
+   */
+  update?: _awg_v1_UpdateStatus__Output | null;
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
   _placement?: 'placement';
   _config?: 'config';
   _dnsStub?: 'dnsStub';
+  _update?: 'update';
 }

@@ -115,7 +115,9 @@ describe('daemon: waiting for a config file that does not exist yet', () => {
       (e) => e.type === 'reconcile-finished' && e.reason === 'config' && e.outcome === 'converged',
       from,
     );
-    expect(done).toMatchObject({ summary: expect.objectContaining({ create: expect.any(Number) }) });
+    expect(done).toMatchObject({
+      summary: expect.objectContaining({ create: expect.any(Number) }),
+    });
     expect([...d.link.objects.keys()]).toEqual(['link/awg-vpn']);
     const after = await daemon.status();
     expect(after.state).toBe('converged');
@@ -131,7 +133,9 @@ describe('daemon: waiting for a config file that does not exist yet', () => {
     await first.start();
     await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
     await first.stop({ teardown: false });
-    const before = Object.values(d).flatMap((f) => [...f.objects.keys()]).sort();
+    const before = Object.values(d)
+      .flatMap((f) => [...f.objects.keys()])
+      .sort();
     expect(before.filter((id) => id.startsWith('firewall/'))).toHaveLength(1);
 
     events = [];
@@ -147,6 +151,10 @@ describe('daemon: waiting for a config file that does not exist yet', () => {
     const r = await daemon.stop();
     daemon = undefined;
     expect(r).toEqual({ removed: [], keptFirewall: false });
-    expect(Object.values(d).flatMap((f) => [...f.objects.keys()]).sort()).toEqual(before);
+    expect(
+      Object.values(d)
+        .flatMap((f) => [...f.objects.keys()])
+        .sort(),
+    ).toEqual(before);
   });
 });

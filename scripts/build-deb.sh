@@ -13,13 +13,17 @@
 #                                        less what dist/bundle/ holds (scripts/prune-bundled.ts)
 #   /usr/lib/systemd/system/awg.service, awg-killswitch.service   rendered for these paths; not
 #                                        enabled (`systemctl enable --now awg`, or
-#                                        `awg service install` for a unit with options in /etc)
+#                                        `awg service install` for a unit with options in /etc);
+#                                        the daemon follows /etc/awg/config.yaml (waits for it)
+#   /etc/awg/                            the directory of that config (mode 0700: it holds keys)
+#   /usr/lib/NetworkManager/conf.d/awg-unmanaged.conf   NetworkManager leaves awg's links alone
 #   /usr/share/bash-completion/completions/awg, /usr/share/zsh/vendor-completions/_awg,
 #   /usr/share/fish/vendor_completions.d/awg.fish, /usr/share/man/man1/awg.1.gz
 # Maintainer scripts: removing the package stops the units and runs `awg down` (no awg object
 # outlives it); purging also deletes the state directory /var/lib/awg and the compile cache
 # /var/cache/awg (bin/awg.js). /etc/awg (configs you
-# wrote) stays. An upgrade restarts a running awg.service (try-restart).
+# wrote) stays. An upgrade restarts a running awg.service (try-restart). Installing, upgrading
+# and removing tell a running NetworkManager to read its conf.d again (the drop-in comes and goes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -67,15 +71,19 @@ chmod 0755 "$root/usr/bin/awg"
 # the units, rendered for these paths; the header says who wrote them
 units=$root/usr/lib/systemd/system
 mkdir -p "$units"
-AWG_COMPILE_CACHE=0 "$root/usr/lib/awg/node" "$app/bin/awg.js" service install --print --platform linux --node /usr/lib/awg/node --bin /usr/lib/awg/app/bin/awg.js >"$tmp/units"
+# (the config: the well-known path, which the daemon waits for until the user writes it)
+nmconf=$root/usr/lib/NetworkManager/conf.d
+mkdir -p "$nmconf"
+install -d -m 0700 "$root/etc/awg"
+AWG_COMPILE_CACHE=0 "$root/usr/lib/awg/node" "$app/bin/awg.js" service install --print --platform linux --node /usr/lib/awg/node --bin /usr/lib/awg/app/bin/awg.js --config /etc/awg/config.yaml >"$tmp/units"
 header="# Shipped by the awg Debian package (not enabled). \`awg service install\` writes a unit with your options to /etc/systemd/system, which takes precedence."
-awk -v dir="$units" -v header="$header" '
+awk -v dir="$units" -v nmdir="$nmconf" -v header="$header" '
   /^# ---- .* ----$/ { name = $3; next }
   { if (name == "") name = "awg.service"
     if ($0 ~ /^# Written by `awg service install`/) $0 = header
-    print > (dir "/" name) }' "$tmp/units"
-[ -s "$units/awg.service" ] && [ -s "$units/awg-killswitch.service" ] || { echo "build-deb: the units did not render" >&2; exit 1; }
-chmod 0644 "$units"/*
+    print > ((name ~ /\.conf$/ ? nmdir : dir) "/" name) }' "$tmp/units"
+[ -s "$units/awg.service" ] && [ -s "$units/awg-killswitch.service" ] && [ -s "$nmconf/awg-unmanaged.conf" ] || { echo "build-deb: the units did not render" >&2; exit 1; }
+chmod 0644 "$units"/* "$nmconf"/*
 
 install -D -m 0644 share/completions/awg.bash "$root/usr/share/bash-completion/completions/awg"
 install -D -m 0644 share/completions/_awg "$root/usr/share/zsh/vendor-completions/_awg"
@@ -108,6 +116,8 @@ set -e
 if [ "$1" = configure ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload >/dev/null 2>&1 || true
   if [ -n "$2" ]; then systemctl try-restart awg.service >/dev/null 2>&1 || true; fi
+  # NetworkManager reads conf.d at start or when told: our links unmanaged from now on
+  if systemctl is-active --quiet NetworkManager.service; then nmcli general reload conf >/dev/null 2>&1 || true; fi
 fi
 exit 0
 EOF
@@ -136,7 +146,13 @@ case "$1" in
     rm -rf /var/lib/awg /run/awg /var/cache/awg
     ;;
 esac
-if [ -d /run/systemd/system ]; then systemctl daemon-reload >/dev/null 2>&1 || true; fi
+if [ -d /run/systemd/system ]; then
+  systemctl daemon-reload >/dev/null 2>&1 || true
+  # the drop-in is gone with the package (not on upgrade: the new one is in place)
+  case "$1" in remove|purge)
+    if systemctl is-active --quiet NetworkManager.service; then nmcli general reload conf >/dev/null 2>&1 || true; fi ;;
+  esac
+fi
 exit 0
 EOF
 chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"

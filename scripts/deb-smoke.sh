@@ -43,6 +43,7 @@ dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' | sort >"$tmp/contents"
 for f in /usr/bin/awg /usr/lib/awg/node /usr/lib/awg/app/bin/awg.js /usr/lib/awg/app/dist/bundle/main.js \
   /usr/lib/awg/app/proto/awg.proto /usr/lib/awg/app/schema/config.schema.json /usr/lib/awg/app/node_modules/koffi/package.json \
   /usr/lib/systemd/system/awg.service /usr/lib/systemd/system/awg-killswitch.service \
+  /usr/lib/NetworkManager/conf.d/awg-unmanaged.conf /etc/awg/ \
   /usr/share/bash-completion/completions/awg /usr/share/zsh/vendor-completions/_awg \
   /usr/share/fish/vendor_completions.d/awg.fish /usr/share/man/man1/awg.1.gz; do
   grep -qxF "$f" "$tmp/contents" || fail "the package lacks $f"
@@ -51,6 +52,9 @@ done
 unwanted=$(grep -E '^/usr/lib/awg/app/(src|test|bench|scripts)/|^/usr/lib/awg/app/dist/.*\.map$|/node_modules/(vitest|typescript|eslint|tsx|fast-check)/|/node_modules/(zod|yaml|xstate|commander|@types/node)/' "$tmp/contents" || true)
 [ -z "$unwanted" ] || fail "the package must not contain: $(echo "$unwanted" | head -5)"
 dpkg-deb -f "$deb" Depends | grep -q nftables || fail "Depends lacks nftables"
+# the shipped unit follows the well-known config (and waits for it)
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/awg.service | grep -q '^ExecStart=.* daemon --config /etc/awg/config.yaml$' ||
+  fail "the shipped awg.service does not follow /etc/awg/config.yaml"
 
 # the file tree outside dpkg's and apt's own records, before and after
 snapshot() {

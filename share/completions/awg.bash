@@ -12,6 +12,7 @@ _awg() {
       "diff") path="diff" ;;
       "apply") path="apply" ;;
       "down") path="down" ;;
+      "doctor") path="doctor" ;;
       "status") path="status" ;;
       "events") path="events" ;;
       "ui") path="ui" ;;
@@ -42,12 +43,13 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down status events ui confirm service import sync secret version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
+    "") words="validate render diff apply down doctor status events ui confirm service import sync secret version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
     "apply") words="--file -f --dry-run --json --verbose -v --confirm-timeout --state-dir --socket --direct --host --labels --labels-file" ;;
     "down") words="--file -f --dry-run --json --verbose -v --state-dir --socket --direct" ;;
+    "doctor") words="--file -f --json --state-dir" ;;
     "status") words="--json --watch --no-reconnect --observed-out --state-dir --socket --direct" ;;
     "events") words="--json --no-reconnect --socket" ;;
     "ui") words="--socket --port --no-open" ;;

@@ -113,6 +113,24 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .action(async (o) => setCode(await (await import('./commands/down.js')).downCommand(io, o)));
 
   program
+    .command('doctor')
+    .description(
+      "name what on this host may fight awg, each with what to do: another WireGuard or TUN link with a default route, foreign fwmark rules, wg-quick@/awg-quick@ units, NetworkManager managing our links or running its own WireGuard/VPN connection, other VPNs' nft tables, systemd-resolved against /etc/resolv.conf and dns.system, awg.service or the kill switch's boot unit not enabled. Read-only. Exit 0 nothing found, 2 findings, 1 error",
+    )
+    .option(
+      '-f, --file <config>',
+      'check the host against this config (default: the last applied one)',
+    )
+    .option(
+      '--json',
+      'machine-readable: findings (id, severity, subject, what, fix) and the checks skipped',
+    )
+    .addOption(stateDir())
+    .action(async (o) =>
+      setCode(await (await import('./commands/doctor.js')).doctorCommand(io, o)),
+    );
+
+  program
     .command('status')
     .description(
       'owned objects and their health; traffic per rule (tx/rx of its cgroup) and per tunnel. Exit 0 converged (also while a drift check or network event re-observes), 2 drifted, failed, reconciling a new config, or down',

@@ -8,6 +8,7 @@
  * revision it runs at, whether the newest read is valid).
  */
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import type { HostSelection } from '../config/overlay.js';
@@ -40,6 +41,8 @@ export interface ConfigFollowerOptions {
   watch: (files: string[]) => void;
   /** the host name overlays are selected for (`--host`), for the config state */
   host?: string | undefined;
+  /** said once each time the followed file is found missing (the daemon logs it) */
+  waiting?: ((file: string) => void) | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -55,6 +58,8 @@ export class ConfigFollower {
   private goodHash: string | undefined;
   /** sourcesHash of the files the last reload read: a change between reloads is reported */
   private seenHash: string | undefined;
+  /** the followed file did not exist at the last reload, and no good read of it is kept */
+  private absent = false;
 
   constructor(private readonly o: ConfigFollowerOptions) {
     this.path = o.file ? resolve(o.file) : undefined;
@@ -63,6 +68,15 @@ export class ConfigFollower {
   /** the file followed; undefined before a config is known (and after down) */
   get file(): string | undefined {
     return this.path;
+  }
+
+  /**
+   * The followed file does not exist (yet) and nothing of it runs: the daemon waits for it
+   * (the packaged unit's /etc/awg/config.yaml before the user writes it). Not an error: the
+   * watch sees the file appear and the next run reads it.
+   */
+  get waiting(): boolean {
+    return this.absent;
   }
 
   /** the last good read: what the daemon reconciles toward */
@@ -78,6 +92,7 @@ export class ConfigFollower {
   /** Follow `file`, read good as `prepared` (an API apply, a revert to the one before). */
   follow(file: string, prepared: Prepared): void {
     this.path = file;
+    this.absent = false;
     this.current = { file, prepared };
     this.error = undefined;
     this.goodRevision = gitRevisionOf(file);
@@ -89,6 +104,7 @@ export class ConfigFollower {
   /** Follow nothing (down, a revert to before any config). */
   forget(): void {
     this.path = undefined;
+    this.absent = false;
     this.current = undefined;
     this.o.watch([]);
   }
@@ -97,6 +113,17 @@ export class ConfigFollower {
   async reload(): Promise<{ source?: Source | undefined; error?: AwgError }> {
     const file = this.path;
     if (!file) return {};
+    // a file that is not there yet, and no good read of it: wait (said once per absence). A
+    // followed file deleted later is a read error like any other: the last good one runs on.
+    if (this.current?.file !== file && missing(file)) {
+      if (!this.absent) this.o.waiting?.(file);
+      this.absent = true;
+      this.error = `${file} does not exist yet: the daemon applies it when it appears`;
+      this.seenHash = undefined;
+      this.o.watch([file]);
+      return {};
+    }
+    this.absent = false;
     // the config and the overlay files the last good load applied: an edit of either is a change
     const hashed = [file, ...(this.current?.file === file ? this.current.prepared.sources : [])];
     const hash = sourcesHash(hashed);
@@ -217,6 +244,26 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
     };
   } catch (e) {
     return { ok: false, error: toAwgError(e, 'invalid-config') };
+  }
+}
+
+/** what the daemon logs once when the file it follows is missing; `last`: the last apply's file */
+export function waitingMessage(file: string, last: string | undefined): string {
+  const other =
+    last && resolve(last) !== file
+      ? ` (the last apply was of ${last}: \`awg apply -f ${last}\` runs it now)`
+      : '';
+  return `waiting for the config ${file}: it does not exist yet; nothing is applied until it does${other}`;
+}
+
+/** no such file (or a directory of its path is missing); a dangling symlink counts as missing */
+function missing(file: string): boolean {
+  try {
+    statSync(file);
+    return false;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
   }
 }
 

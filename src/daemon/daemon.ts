@@ -43,7 +43,7 @@ import { topContext } from '../procs/top/routing.js';
 import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
-import { ConfigFollower, readConfig, type Source } from './config-follower.js';
+import { ConfigFollower, readConfig, waitingMessage, type Source } from './config-follower.js';
 import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
   ApplyRequest,
@@ -192,6 +192,11 @@ export class Daemon implements DaemonCore {
       emit,
       watch: (files) => this.wakes?.setConfigFiles(files),
       host: opts.selection?.host,
+      waiting: (file) =>
+        reporter.report({
+          type: 'info',
+          message: waitingMessage(file, this.host.applied.load()?.configFile),
+        }),
     });
   }
 
@@ -246,7 +251,10 @@ export class Daemon implements DaemonCore {
     let out = { removed: [] as string[], keptFirewall: false };
     try {
       await this.queue.catch(() => {});
-      if (opts.teardown ?? this.opts.teardownOnStop ?? true) {
+      // a daemon still waiting for its config applied nothing: it leaves the host as it is
+      // (a kill switch the early unit loaded at boot stays closed)
+      const waited = this.config.waiting && !this.config.good;
+      if ((opts.teardown ?? this.opts.teardownOnStop ?? true) && !waited) {
         const good = this.config.good;
         const ks = good ? killSwitchOf(good.prepared.config).enabled : false;
         out = await this.exclusive(() => this.removeAll(this.host.claims(), ks));
@@ -357,7 +365,7 @@ export class Daemon implements DaemonCore {
     const s = await assembleStatus({
       config: this.config.state(this.runs),
       configPath: this.config.file,
-      configured: Boolean(this.config.good || this.config.file),
+      configured: Boolean(this.config.good || (this.config.file && !this.config.waiting)),
       running: this.runs.runningFor,
       lastRun: this.runs.lastRun,
       observed: this.runs.observed,

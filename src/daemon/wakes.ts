@@ -8,7 +8,13 @@
  * save truncates the file before it writes it: a wake on the truncation would read an empty
  * or half-written config and report it invalid, so a change wakes only once the file's size
  * has held still for `settleMs` (chokidar's awaitWriteFinish).
+ *
+ * A directory that does not exist yet (the packaged unit's /etc/awg before the user makes it)
+ * cannot be watched: chokidar never sees it appear. Its nearest existing ancestor is watched
+ * instead; when a directory on the way appears the watch is set up again one level deeper,
+ * and a file already there by then wakes as added.
  */
+import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { WakeReason } from './core.js';
 import type { NetworkWatch, NetworkWatchOptions } from '../resources/monitor/types.js';
@@ -54,19 +60,29 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
     targets = new Set(paths.map((p) => resolve(p)));
     if (targets.size === 0 || o.watchConfig === false) return;
     const { watch } = await import('chokidar');
-    const dirs = [...new Set([...targets].map((t) => dirname(t)))];
     const files = targets;
+    const dirs = [...new Set([...files].map((t) => existingAncestor(dirname(t))))];
+    // the directories still missing on the way to a file: one appearing re-arms the watch
+    const awaited = new Set(
+      [...files].flatMap((t) => missingDirs(dirname(t))).filter((d) => dirs.includes(dirname(d))),
+    );
     const w = watch(dirs, {
       depth: 0,
       ignoreInitial: true,
       atomic: true,
       awaitWriteFinish: { stabilityThreshold: o.settleMs ?? SETTLE_MS, pollInterval: 25 },
-      ignored: (p: string) => !dirs.includes(p) && !files.has(resolve(p)),
+      ignored: (p: string) => !dirs.includes(p) && !files.has(resolve(p)) && !awaited.has(p),
     });
     const fire = (p: string) => {
       if (files.has(resolve(p))) o.onWake('config', `${basename(p)} changed`);
     };
     w.on('add', fire).on('change', fire).on('unlink', fire);
+    w.on('addDir', (p: string) => {
+      if (!awaited.has(p) || files !== targets) return;
+      void watchConfig([...files]).then(() => {
+        for (const f of files) if (existsSync(f)) fire(f);
+      });
+    });
     w.on('error', () => {});
     await new Promise<void>((res) => w.once('ready', () => res()));
     // a newer call replaced the set while chokidar got ready: this watcher is stale
@@ -99,4 +115,18 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
       for (const c of closers.reverse()) await c();
     },
   };
+}
+
+/** `dir`, or its nearest ancestor that exists */
+function existingAncestor(dir: string): string {
+  let d = dir;
+  while (!existsSync(d) && dirname(d) !== d) d = dirname(d);
+  return d;
+}
+
+/** the directories of `dir`'s path that do not exist, outermost first */
+function missingDirs(dir: string): string[] {
+  const out: string[] = [];
+  for (let d = dir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) out.unshift(d);
+  return out;
 }

@@ -232,7 +232,7 @@ function statusLines(s: StatusResponse): string[] {
         ? `, revision ${rev(c.revision)}${c.checkoutRevision && c.checkoutRevision !== c.revision ? `, checkout at ${rev(c.checkoutRevision)}` : ''}`
         : '';
     out.push(
-      `config: ${c.valid ? 'valid' : 'INVALID (the last good config keeps running)'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`,
+      `config: ${c.valid ? 'valid' : c.sources ? 'INVALID (the last good config keeps running)' : 'not applied'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`,
     );
     if (c.error) out.push(`config error: ${c.error}`);
     if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);

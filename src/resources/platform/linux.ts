@@ -74,4 +74,5 @@ export const linuxPlatform: Platform = {
   perApp: PER_APP.linux,
   engineHost: 'detached',
   upLinks: async () => (await import('../link/linux.js')).upLinks(),
+  observeConflicts: async (o) => (await import('./linux-doctor.js')).gatherLinux(o),
 };

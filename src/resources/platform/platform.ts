@@ -12,6 +12,8 @@ import type { ServiceManager } from '../service/manager.js';
 import type { StateStore } from '../../util/state.js';
 import type { RoutingFacts } from '../../model/unrouted.js';
 import type { RoutingProbe } from '../facts.js';
+import type { DoctorObservation } from '../../model/doctor.js';
+import type { DoctorGatherOptions } from './linux-doctor.js';
 
 /** How each platform routes per app (Platform.perApp), known without loading its drivers (registry.ts perAppOf). */
 export const PER_APP = { linux: 'cgroup', darwin: 'flow-router' } as const satisfies Record<
@@ -96,4 +98,6 @@ export interface Platform {
   readonly engineHost: 'detached' | 'daemon';
   /** our links (`awg-<tunnel>`) that are up now, an engine holding them (direct-mode `awg processes`) */
   upLinks(o: { state: StateStore; exec: Pick<Exec, 'read'> }): Promise<Set<string>>;
+  /** what `awg doctor` judges of this host (model/doctor.ts); absent: the platform has no doctor */
+  observeConflicts?(o: DoctorGatherOptions): Promise<DoctorObservation>;
 }

@@ -39,12 +39,13 @@ import {
   SYSTEMD_UNIT_NAME,
   type DaemonInvocation,
 } from './render.js';
+import { NM_DROPIN_ETC_DIR, NM_DROPIN_NAME, renderNmDropin } from './networkmanager.js';
 
 export interface ServiceContext {
   exec: Exec;
   /** install into this tree instead of the running system (offline enable only) */
   root?: string;
-  /** where the definition file lives while the running manager is driven (tests; default /) */
+  /** where the files live while the running manager is driven (tests; default /) */
   fsRoot?: string;
 }
 
@@ -147,14 +148,53 @@ function parseShow(text: string): Record<string, string> {
   return out;
 }
 
+/** the NetworkManager drop-in `install` writes (resources/service/networkmanager.ts) */
+export function nmDropinPath(ctx: Pick<ServiceContext, 'root' | 'fsRoot'>): string {
+  return join(ctx.root ?? ctx.fsRoot ?? '/', NM_DROPIN_ETC_DIR, NM_DROPIN_NAME);
+}
+
+/**
+ * Write the drop-in that keeps NetworkManager off our links, where NM is installed (its
+ * /etc/NetworkManager exists); true when the file changed. A host without NM gets nothing.
+ */
+function writeNmDropin(ctx: ServiceContext): boolean {
+  const path = nmDropinPath(ctx);
+  if (!existsSync(join(ctx.root ?? ctx.fsRoot ?? '/', 'etc/NetworkManager'))) return false;
+  const text = renderNmDropin();
+  if (readOrUndefined(path) === text) return false;
+  writeFile(ctx, path, text);
+  return true;
+}
+
+/** Remove the drop-in `install` wrote; true when there was one. */
+function removeNmDropin(ctx: ServiceContext): boolean {
+  const path = nmDropinPath(ctx);
+  if (!existsSync(path)) return false;
+  removeFile(ctx, path);
+  return true;
+}
+
+/**
+ * NM reads conf.d at its start and on `nmcli general reload conf`: a running NM is told, one
+ * that is not running reads the file when it starts. Never fatal (NM may be stopping).
+ */
+async function reloadNetworkManager(ctx: ServiceContext): Promise<void> {
+  const r = await ctx.exec.read('systemctl', ['is-active', '--quiet', 'NetworkManager.service'], {
+    allowFail: true,
+  });
+  if (r.code === 0)
+    await ctx.exec.mutate('nmcli', ['general', 'reload', 'conf'], { allowFail: true });
+}
+
 export const systemdManager: ServiceManager = {
-  path: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME),
-  bootPath: (ctx) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_BOOT_UNIT_NAME),
+  path: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_UNIT_NAME),
+  bootPath: (ctx) => join(ctx.root ?? ctx.fsRoot ?? '/', SYSTEMD_UNIT_DIR, SYSTEMD_BOOT_UNIT_NAME),
   render: (d) =>
     `${renderSystemdUnit(d)}\n# ---- ${SYSTEMD_BOOT_UNIT_NAME} ----\n${renderBootUnit(d)}` +
     (d.git
       ? `\n# ---- ${SYSTEMD_SYNC_UNIT_NAME} ----\n${renderSyncUnit(d)}\n# ---- ${SYSTEMD_SYNC_TIMER_NAME} ----\n${renderSyncTimer(d)}`
-      : ''),
+      : '') +
+    `\n# ---- ${NM_DROPIN_NAME} ----\n${renderNmDropin()}`,
   async install(d, ctx) {
     const path = this.path(ctx);
     const bootPath = this.bootPath!(ctx);
@@ -162,7 +202,7 @@ export const systemdManager: ServiceManager = {
     // pull units; the timer is enabled with the daemon below
     if (d.git) {
       const g = d.git;
-      if (!existsSync(join(ctx.root ?? '/', g.path, '.git')))
+      if (!existsSync(join(ctx.root ?? ctx.fsRoot ?? '/', g.path, '.git')))
         await ctx.exec.mutate('git', [
           '-c',
           'protocol.ext.allow=never',
@@ -172,13 +212,13 @@ export const systemdManager: ServiceManager = {
           g.branch,
           '--',
           g.url,
-          join(ctx.root ?? '/', g.path),
+          join(ctx.root ?? ctx.fsRoot ?? '/', g.path),
         ]);
       for (const [name, text] of [
         [SYSTEMD_SYNC_UNIT_NAME, renderSyncUnit(d)],
         [SYSTEMD_SYNC_TIMER_NAME, renderSyncTimer(d)],
       ] as const) {
-        const p = join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, name);
+        const p = join(ctx.root ?? ctx.fsRoot ?? '/', SYSTEMD_UNIT_DIR, name);
         if (readOrUndefined(p) !== text) writeFile(ctx, p, text);
       }
     }
@@ -189,6 +229,7 @@ export const systemdManager: ServiceManager = {
     if (bootChanged) writeFile(ctx, bootPath, bootText);
     const mainChanged = readOrUndefined(path) !== text;
     if (mainChanged) writeFile(ctx, path, text);
+    const nmChanged = writeNmDropin(ctx);
     const changed = mainChanged || bootChanged;
     if (ctx.root) {
       await ctx.exec.mutate('systemctl', [
@@ -201,6 +242,7 @@ export const systemdManager: ServiceManager = {
       return { changed, path, bootPath };
     }
     if (changed) await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    if (nmChanged) await reloadNetworkManager(ctx);
     // enabled for the next boot, never started now: it would replace the running full table
     await ctx.exec.mutate('systemctl', ['enable', SYSTEMD_BOOT_UNIT_NAME]);
     await ctx.exec.mutate('systemctl', ['enable', '--now', SYSTEMD_UNIT_NAME]);
@@ -216,7 +258,7 @@ export const systemdManager: ServiceManager = {
     const bootPresent = existsSync(bootPath);
     // the pull units go first (the checkout itself stays: it is the user's repository)
     const syncPaths = [SYSTEMD_SYNC_TIMER_NAME, SYSTEMD_SYNC_UNIT_NAME]
-      .map((n) => join(ctx.root ?? '/', SYSTEMD_UNIT_DIR, n))
+      .map((n) => join(ctx.root ?? ctx.fsRoot ?? '/', SYSTEMD_UNIT_DIR, n))
       .filter((p) => existsSync(p));
     if (syncPaths.length) {
       await ctx.exec.mutate(
@@ -237,6 +279,7 @@ export const systemdManager: ServiceManager = {
       );
       if (present) removeFile(ctx, path);
       if (bootPresent) removeFile(ctx, bootPath);
+      removeNmDropin(ctx);
       return { removed: present || bootPresent, path };
     }
     await ctx.exec.mutate('systemctl', ['disable', '--now', SYSTEMD_UNIT_NAME], {
@@ -247,6 +290,7 @@ export const systemdManager: ServiceManager = {
     if (bootPresent) removeFile(ctx, bootPath);
     if (present || bootPresent || syncPaths.length)
       await ctx.exec.mutate('systemctl', ['daemon-reload']);
+    if (removeNmDropin(ctx)) await reloadNetworkManager(ctx);
     return { removed: present || bootPresent || syncPaths.length > 0, path };
   },
   async status(ctx, d, current) {

@@ -331,6 +331,25 @@ function hardening(d: DaemonInvocation): string[] {
   ];
 }
 
+/**
+ * The services the daemon's stop may talk to: systemd stops units in the reverse of their
+ * start order, so After= them makes awg.service stop while they still run (at shutdown,
+ * reboot and `systemctl isolate`), and its teardown can still revert the per-link DNS
+ * through resolved (over D-Bus) before NetworkManager goes. Ordering only, no Wants=: a
+ * Wants= would start resolved or NetworkManager on a host that does not use them (a host on
+ * systemd-networkd, or ifupdown with a static resolv.conf), and After= a unit that is not
+ * started (or not installed) orders nothing.
+ */
+export const STOP_BEFORE = [
+  'dbus.service',
+  'systemd-resolved.service',
+  'NetworkManager.service',
+] as const;
+const STOP_BEFORE_COMMENT = [
+  '# stop before what the teardown talks to (reverse start order): D-Bus, resolved (per-link',
+  '# DNS), NetworkManager; ordering only: Wants= would start them on hosts that do not use them',
+];
+
 export function renderSystemdUnit(d: DaemonInvocation): string {
   return [
     '# Written by `awg service install`; run it again to change this file.',
@@ -338,6 +357,8 @@ export function renderSystemdUnit(d: DaemonInvocation): string {
     'Description=awg split-tunnel VPN daemon (reconcile loop, tunnels, API)',
     'Wants=network-pre.target',
     'After=network-pre.target',
+    ...STOP_BEFORE_COMMENT,
+    `After=${STOP_BEFORE.join(' ')}`,
     '# never give up restarting: with the kill switch on, a daemon that stays down means no network',
     'StartLimitIntervalSec=0',
     '',
@@ -359,6 +380,8 @@ export function renderSystemdUnit(d: DaemonInvocation): string {
     '',
     '[Install]',
     'WantedBy=multi-user.target',
+    '# `systemctl enable awg` enables the kill switch from boot with it (and disable disables it)',
+    `Also=${SYSTEMD_BOOT_UNIT_NAME}`,
     '',
   ].join('\n');
 }

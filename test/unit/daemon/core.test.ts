@@ -15,7 +15,7 @@ import { AppliedStore } from '../../../src/pipeline/applied.js';
 import { plan } from '../../../src/reconciler/plan.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { oneTunnelConfig } from '../../helpers/daemon-config.js';
-import type { Reporter } from '../../../src/util/reporter.js';
+import { MemoryReporter, type Reporter } from '../../../src/util/reporter.js';
 
 function config(opts: { allowed?: string[]; killSwitch?: boolean } = {}): string {
   return oneTunnelConfig({
@@ -399,11 +399,17 @@ describe('daemon core', () => {
     });
   });
 
-  it('no config: idles in state down', async () => {
-    daemon = make({ configPath: join(dir, 'absent.yaml') });
+  it('no config: idles in state down, waiting for the file (config-wait.test.ts)', async () => {
+    const rep = new MemoryReporter();
+    daemon = make({ configPath: join(dir, 'absent.yaml'), reporter: rep });
     await daemon.start();
-    const e = await until((x) => x.type === 'error');
-    expect(e).toMatchObject({ kind: 'invalid-config' });
+    for (let i = 0; i < 500 && !rep.events.some((e) => e.type === 'info'); i++)
+      await new Promise((r) => setTimeout(r, 2));
+    expect(rep.events.find((e) => e.type === 'info')).toMatchObject({
+      message: expect.stringMatching(/^waiting for the config .*absent\.yaml/),
+    });
+    expect((await daemon.status()).state).toBe('down');
+    expect(events.filter((e) => e.type === 'error')).toEqual([]);
     expect(allIds(d)).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
  * the whole system (the `reconcile` actor, provided by the daemon).
  *
  *   idle ──WAKE(config|api|start|confirm-timeout)──▶ running
- *   idle ──WAKE(network|engine)──▶ debouncing ──(quiet for debounceMs, at most maxWaitMs)──▶ running
+ *   idle ──WAKE(network|engine|system|…)──▶ debouncing ──(quiet for debounceMs, at most maxWaitMs)──▶ running
  *   idle ──(driftMs)──▶ running
  *   running ──ok──▶ idle (backoff reset; a wake during the run → another run)
  *   running ──retryable──▶ backoff ──(base·2^(n-1), capped)──▶ running
@@ -244,9 +244,11 @@ export const loopMachine = setup({
     backoff: {
       after: { backoff: { target: 'running', actions: assign({ reason: 'retry' as const }) } },
       on: {
-        // a retry re-observes anyway: only the user's own requests skip the wait
+        // a retry re-observes anyway: only the user's own requests skip the wait, and a system
+        // service that came back (resolved's return ends the failure that put us here)
         WAKE: {
           guard: ({ event }) =>
+            event.reason === 'system' ||
             event.reason === 'config' ||
             event.reason === 'api' ||
             event.reason === 'confirm-timeout',

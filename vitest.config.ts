@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-// Three projects: pure/unit tests run anywhere; fuzz runs the property-based targets with a
+// Four projects: pure/unit tests run anywhere; fuzz runs the property-based targets with a
 // small number of cases (npm run fuzz: the long run); netns tests need root, iproute2, nft and
 // network namespaces. They run one file at a time because they share the host kernel, and
 // after the unit project (sequence.groupOrder), so unit workers do not load the 2-core CI
@@ -34,6 +34,19 @@ export default defineConfig({
           fileParallelism: false,
           pool: 'forks',
           sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        // booted Debian 12 hosts (systemd-nspawn -b): systemd, resolved, NetworkManager, the
+        // .deb, reboots (test/host/README.md); one host at a time, after the netns tests
+        test: {
+          name: 'host',
+          include: ['test/host/**/*.test.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 600_000,
+          fileParallelism: false,
+          pool: 'forks',
+          sequence: { groupOrder: 2 },
         },
       },
     ],

@@ -164,13 +164,18 @@ export const loopMachine = setup({
         WAKE: [
           { guard: 'immediate', target: 'running', actions: assign({ reason: reasonOf }) },
           // trailing debounce: every event restarts the quiet period (capped by maxWaitMs);
-          // the reason only labels the run, a network change names it over an engine event
+          // the reason only labels the run: a system service's signal names it over the
+          // network change it caused (NetworkManager's reconnect also moves addresses), a
+          // network change over an engine event
           {
             target: 'debouncing',
             reenter: true,
             actions: assign({
-              reason: ({ context, event }) =>
-                reasonOf({ event }) === 'network' ? 'network' : context.reason,
+              reason: ({ context, event }) => {
+                const r = reasonOf({ event });
+                if (r === 'system' || context.reason === 'system') return 'system';
+                return r === 'network' ? 'network' : context.reason;
+              },
             }),
           },
         ],

@@ -148,6 +148,10 @@ describe.skipIf(skip)('systemd-resolved on a booted Debian 12 host', () => {
     const frames = await c.stop();
     expect(frames.filter((f) => /\.53: /.test(f.line))).toEqual([]);
     expect(lab.queries('lan').slice(lanBefore)).toEqual([]);
+    // resolved did send it towards the LAN's resolver: the guard (systemDnsInTunnel) dropped it
+    const rerouted = (await host.run(['nft', 'list', 'chain', 'inet', 'awg', 'rerouted'])).stdout;
+    const dropped = /counter packets (\d+) .* comment "dns-outside-tunnel"/.exec(rerouted);
+    expect(Number(dropped?.[1] ?? 0)).toBeGreaterThan(0);
   });
 
   it('`nmcli con up` does not leave ours undone, and wakes the daemon on the signal', async () => {

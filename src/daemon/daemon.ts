@@ -217,10 +217,20 @@ export class Daemon implements DaemonCore {
         ...(this.host.platform?.watchNetwork
           ? { watchNetwork: this.host.platform.watchNetwork }
           : {}),
+        // AWG_SYSTEM_BUS=0: no system-bus watch (the drift timer still re-checks)
+        ...(this.host.platform?.watchSystem && (this.opts.env ?? process.env).AWG_SYSTEM_BUS !== '0'
+          ? { watchSystem: this.host.platform.watchSystem }
+          : {}),
         onWake: (reason, detail, what) => {
           if (reason === 'network') {
             // the engines re-handshake after an underlay change, not after our table's or a qdisc's
             if (what !== 'firewall' && what !== 'shaper') this.tunnels.networkMoved();
+            this.feed.emit({ type: 'network-changed', at: now(), detail });
+          }
+          if (reason === 'system') {
+            // after resume every peer's session may be stale (NAT bindings expired while asleep):
+            // each WireGuard tunnel starts a handshake after the run
+            if (what === 'resume') this.tunnels.networkMoved();
             this.feed.emit({ type: 'network-changed', at: now(), detail });
           }
           this.wake(reason);

@@ -4,7 +4,7 @@
  * the whole system (the `reconcile` actor, provided by the daemon).
  *
  *   idle ──WAKE(config|api|start|confirm-timeout)──▶ running
- *   idle ──WAKE(network|engine)──▶ debouncing ──(quiet for debounceMs, at most maxWaitMs)──▶ running
+ *   idle ──WAKE(network|engine|system|…)──▶ debouncing ──(quiet for debounceMs, at most maxWaitMs)──▶ running
  *   idle ──(driftMs)──▶ running
  *   running ──ok──▶ idle (backoff reset; a wake during the run → another run)
  *   running ──retryable──▶ backoff ──(base·2^(n-1), capped)──▶ running
@@ -164,13 +164,18 @@ export const loopMachine = setup({
         WAKE: [
           { guard: 'immediate', target: 'running', actions: assign({ reason: reasonOf }) },
           // trailing debounce: every event restarts the quiet period (capped by maxWaitMs);
-          // the reason only labels the run, a network change names it over an engine event
+          // the reason only labels the run: a system service's signal names it over the
+          // network change it caused (NetworkManager's reconnect also moves addresses), a
+          // network change over an engine event
           {
             target: 'debouncing',
             reenter: true,
             actions: assign({
-              reason: ({ context, event }) =>
-                reasonOf({ event }) === 'network' ? 'network' : context.reason,
+              reason: ({ context, event }) => {
+                const r = reasonOf({ event });
+                if (r === 'system' || context.reason === 'system') return 'system';
+                return r === 'network' ? 'network' : context.reason;
+              },
             }),
           },
         ],
@@ -244,9 +249,11 @@ export const loopMachine = setup({
     backoff: {
       after: { backoff: { target: 'running', actions: assign({ reason: 'retry' as const }) } },
       on: {
-        // a retry re-observes anyway: only the user's own requests skip the wait
+        // a retry re-observes anyway: only the user's own requests skip the wait, and a system
+        // service that came back (resolved's return ends the failure that put us here)
         WAKE: {
           guard: ({ event }) =>
+            event.reason === 'system' ||
             event.reason === 'config' ||
             event.reason === 'api' ||
             event.reason === 'confirm-timeout',

@@ -10,7 +10,8 @@ import type { HealthState } from './tunnel-health.js';
 /**
  * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes
  * everything. `limit`: a runtime limit's processes all exited, or its cgroup is to be made
- * again (limit-book.ts).
+ * again (limit-book.ts). `system`: a system service spoke (resolved started or its per-link
+ * settings changed, NetworkManager reconfigured, resume from sleep: resources/monitor/system-bus.ts).
  */
 export const WAKE_REASONS = [
   'start',
@@ -22,6 +23,7 @@ export const WAKE_REASONS = [
   'retry',
   'confirm-timeout',
   'limit',
+  'system',
 ] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
 

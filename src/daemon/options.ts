@@ -39,9 +39,13 @@ export interface DaemonOptions {
   /** mutation log (`[#] …`) and phases; events go to subscribers */
   reporter?: Reporter;
   loop?: LoopInput;
-  /** config watcher and the platform's network monitor (default on) */
+  /** config watcher, the platform's network monitor and system-service watch (default on) */
   wakes?:
-    Omit<WakeSourceOptions, 'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork'> | false;
+    | Omit<
+        WakeSourceOptions,
+        'configPath' | 'onWake' | 'isEcho' | 'claims' | 'watchNetwork' | 'watchSystem'
+      >
+    | false;
   /** leave the host as `awg down` would on stop (default true; kill switch keeps the firewall) */
   teardownOnStop?: boolean;
   env?: NodeJS.ProcessEnv;

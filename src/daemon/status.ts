@@ -272,12 +272,12 @@ export function flowRuleCounters(
 }
 
 /**
- * A run that only looks again (the drift timer, a network or engine event) leaves `state` at
+ * A run that only looks again (the drift timer, a network, engine or system event) leaves `state` at
  * the last run's verdict while it runs: `awg status` (exit 2 unless converged) must not flap
  * each time the laptop's network moves or the timer fires. A run for a new desired state (start,
  * a config change, an API apply, a confirm timeout) or a retry after a failure is `reconciling`.
  */
-const RECHECK = new Set<WakeReason>(['drift-timer', 'network', 'engine']);
+const RECHECK = new Set<WakeReason>(['drift-timer', 'network', 'engine', 'system']);
 
 /** What `state` says, from the last run and the one under way (its wake reason). */
 export function daemonState(o: {

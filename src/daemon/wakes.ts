@@ -1,7 +1,13 @@
 /**
- * Wake sources of the daemon loop: the config file (chokidar) and the platform's network
- * monitor (rtnetlink and nf_tables notifications on Linux: resources/monitor/). They only say
- * "something changed"; the loop re-observes.
+ * Wake sources of the daemon loop: the config file (chokidar), the platform's network
+ * monitor (rtnetlink and nf_tables notifications on Linux: resources/monitor/) and its system
+ * services (Linux: the system bus, resources/monitor/system-bus.ts). They only say "something
+ * changed"; the loop re-observes (and debounces all but the config's).
+ *
+ * System events wake as `system` with the event as detail: resolved started (runtime
+ * per-link settings may be gone), NetworkManager reconfigured, resume. Resolved's own
+ * settings-changed signal is ignored while our changes may still echo (`isEcho`), as the
+ * network monitor ignores our rtnetlink echoes; outside that window it is drift.
  *
  * The config file's directory is watched, not the file: editors that save by rename and
  * git checkouts replace the inode, which a watch on the file itself would lose. An in-place
@@ -17,15 +23,21 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import type { WakeReason } from './core.js';
-import type { NetworkWatch, NetworkWatchOptions } from '../resources/monitor/types.js';
+import type {
+  NetworkWatch,
+  NetworkWatchOptions,
+  SystemEvent,
+  SystemWatch,
+  SystemWatchOptions,
+} from '../resources/monitor/types.js';
 
 export interface WakeSourceOptions {
   configPath?: string | undefined;
   /** `firewall`, `shaper`: a network wake for our nft table or traffic control alone (NetworkWatchOptions.onChange) */
   onWake(
-    reason: Extract<WakeReason, 'config' | 'network'>,
+    reason: Extract<WakeReason, 'config' | 'network' | 'system'>,
     detail: string,
-    what?: 'network' | 'firewall' | 'shaper',
+    what?: 'network' | 'firewall' | 'shaper' | SystemEvent['kind'],
   ): void;
   /** true while our own changes may still echo */
   isEcho(): boolean;
@@ -33,6 +45,8 @@ export interface WakeSourceOptions {
   claims(): { linkPrefix: string; routeProtocol: number; nftTable: string };
   /** the platform's network monitor (Platform.watchNetwork); absent: no network wakes */
   watchNetwork?: (o: NetworkWatchOptions) => Promise<NetworkWatch>;
+  /** the platform's system-service watch (Platform.watchSystem); absent: no system wakes */
+  watchSystem?: (o: SystemWatchOptions) => Promise<SystemWatch>;
   /** config file watcher (default on) */
   watchConfig?: boolean;
   /** open the monitor in this network namespace (name or path) */
@@ -101,6 +115,16 @@ export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSource
       isEcho: o.isEcho,
       claims: o.claims,
       ...(o.netns ? { netns: o.netns } : {}),
+    });
+    closers.push(() => w.close());
+  }
+
+  if (o.watchSystem) {
+    const w = await o.watchSystem({
+      onEvent: (e) => {
+        if (e.kind === 'resolved-changed' && o.isEcho()) return;
+        o.onWake('system', e.detail, e.kind);
+      },
     });
     closers.push(() => w.close());
   }

@@ -146,6 +146,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const enabledRules = c.rules.filter((r) => r.enabled);
   const perApp = enabledRules.length > 0;
   const fullTunnel = c.default !== 'direct';
+  const systemDns = c.dns.system === 'default-tunnel';
 
   for (const [name, t] of Object.entries(c.tunnels)) {
     const link = linkName(name);
@@ -256,12 +257,17 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
         push({ kind: 'rule', id: ids.rule(rule), deps: [], spec: rule });
       }
     }
-    if (t.dns.length > 0 && c.dns.system !== 'default-tunnel' && facts.dnsManager === 'resolved') {
+    // systemd-resolved keeps servers per link. A tunnel that is not the system's resolver gets
+    // its servers with default-route no: resolved then sends it no query (no routing domain
+    // names it), so `dns.system: keep` leaves the system resolver as it was; apps of the tunnel
+    // reach them by per-app DNAT. The default tunnel under `default-tunnel` is below.
+    const systemResolver = fullTunnel && systemDns && name === c.default;
+    if (t.dns.length > 0 && facts.dnsManager === 'resolved' && !systemResolver) {
       push({
         kind: 'dns',
         id: ids.dns(link),
         deps: [linkId],
-        spec: { scope: link, servers: [...t.dns], domains: [] },
+        spec: { scope: link, servers: [...t.dns], domains: [], defaultRoute: false },
       });
     }
   }
@@ -289,13 +295,28 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   for (const h of configConditions(c, facts)) warnings.push(h.message);
   if (fullTunnel) {
     const t = c.tunnels[c.default];
-    if (t && isWgLike(t) && t.dns.length > 0 && c.dns.system === 'default-tunnel') {
-      push({
-        kind: 'dns',
-        id: ids.dns('system'),
-        deps: [ids.link(linkName(c.default))],
-        spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] },
-      });
+    if (t && isWgLike(t) && t.dns.length > 0 && systemDns) {
+      const link = linkName(c.default);
+      // systemd-resolved has no global scope of ours: the tunnel's link takes every query with
+      // the routing domain `~.` (it outranks the default-route links that match no domain,
+      // resolved-dns-scope.c dns_scope_good_domain) and default-route yes; links whose own
+      // domains match a name more specifically still get that name (docs/platform-linux.md,
+      // "DNS managers"), and the firewall keeps such queries in the tunnel (systemDnsInTunnel)
+      push(
+        facts.dnsManager === 'resolved'
+          ? {
+              kind: 'dns',
+              id: ids.dns(link),
+              deps: [ids.link(link)],
+              spec: { scope: link, servers: [...t.dns], domains: ['~.'], defaultRoute: true },
+            }
+          : {
+              kind: 'dns',
+              id: ids.dns('system'),
+              deps: [ids.link(link)],
+              spec: { scope: 'system', servers: [...t.dns], domains: ['~.'] },
+            },
+      );
     }
   }
 
@@ -494,6 +515,12 @@ export function ruleAction(
  * A group's per-app resolvers: the tunnel's first of each family (IPv6 only when it goes
  * through the tunnels). A family without one is left out of the spec, not set to undefined.
  */
+/** the default tunnel is the system's resolver (`dns.system: default-tunnel` with its servers) */
+function systemDnsTunnel(c: Config): boolean {
+  const t = c.default !== 'direct' ? c.tunnels[c.default] : undefined;
+  return c.dns.system === 'default-tunnel' && !!t && isWgLike(t) && t.dns.length > 0;
+}
+
 function appDns(dns: readonly string[], ipv6: Config['ipv6']): NonNullable<AppRule['dns']> {
   const v4 = dns.find((d) => !d.includes(':'));
   const v6 = ipv6 === 'tunnel' ? dns.find((d) => d.includes(':')) : undefined;
@@ -567,6 +594,7 @@ function firewallPolicy(
     tunnels,
     apps,
     ...(def ? { defaultRoute: { mark: def.fwmark, ipv6: c.ipv6 } } : {}),
+    ...(def && systemDnsTunnel(c) ? { systemDnsInTunnel: true as const } : {}),
     blockMarks: [],
     ...(bypassResolvers.length ? { bypassResolvers } : {}),
   };

@@ -119,6 +119,14 @@ export interface FirewallPolicy {
   apps: AppRule[];
   /** full-tunnel mode: everything not matched by an app rule gets this mark */
   defaultRoute?: { mark: number; ipv6: Ipv6Mode };
+  /**
+   * `dns.system: default-tunnel` in full-tunnel mode: DNS (53/853) that carries the default
+   * route's mark leaves by no device but a TUN of ours, also without the kill switch or leak
+   * protection. It catches what the system resolver still sends to a LAN resolver (with
+   * systemd-resolved: names under the LAN link's own domains) and main's on-link routes
+   * (`suppress_prefixlength 0`) would send out by the LAN.
+   */
+  systemDnsInTunnel?: true;
   /** packets carrying one of these marks are dropped (tunnel down, fallback `block`) */
   blockMarks: number[];
   /**

@@ -145,7 +145,14 @@ export interface DnsSpec {
   /** link the servers are attached to, or `system` for the global resolver */
   scope: string;
   servers: string[];
+  /** search domains; `~name` routes queries under `name` without searching it (`~.`: every query) */
   domains: string[];
+  /**
+   * systemd-resolved only (a link scope): whether the link is one of resolved's default routes,
+   * i.e. gets the queries no routing domain claims. Absent: resolved's own heuristic (yes
+   * unless the link has routing-only domains).
+   */
+  defaultRoute?: boolean;
 }
 
 export interface CgroupSpec {

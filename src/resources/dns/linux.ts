@@ -2,8 +2,9 @@
  * Linux DNS driver. The manager is detected on every call (detectDnsManager), overridable with
  * AWG_DNS_MANAGER=resolved|resolvconf|static; AWG_RESOLV_CONF moves resolv.conf (tests).
  *
- * - resolved: per-link servers and domains (`resolvectl dns|domain <link> ...`), removed with
- *   `resolvectl revert <link>`. Ours: links named `<claims.linkPrefix>*`. No `system` scope.
+ * - resolved: per-link servers, domains and default-route on our links (`<claims.linkPrefix>*`)
+ *   through resolved's D-Bus API, reverted on delete (resolved.ts). No `system` scope: the
+ *   model puts the system resolver on the default tunnel's link.
  * - resolvconf: `resolvconf -a <scope>` with the file on stdin, `resolvconf -d <scope>`.
  *   Read back from /run/resolvconf/interface/<scope> (Debian) or `resolvconf -l` (openresolv).
  * - static: resolv.conf is replaced by a file whose first line is `# managed by awg scope=S`.
@@ -35,11 +36,11 @@ import {
   detectDnsManager,
   parseManagedResolvConf,
   parseResolvconfInput,
-  parseResolvectlLinks,
   renderResolvConf,
   renderResolvconfInput,
   type DnsManager,
 } from './parse.js';
+import { createResolved, type ResolvedOptions } from './resolved.js';
 
 export const DNS_STATE_KEY = 'dns-static-backup';
 
@@ -53,6 +54,10 @@ export interface LinuxDnsOptions {
   env?: NodeJS.ProcessEnv | undefined;
   /** Debian resolvconf's per-interface directory */
   resolvconfDir?: string;
+  /** how resolved is spoken to (default: busctl when installed, else resolvectl) */
+  resolvedClient?: ResolvedOptions['client'];
+  /** our links' ifindexes (default: /sys/class/net) */
+  links?: ResolvedOptions['links'];
 }
 
 async function onPath(tool: string, env: NodeJS.ProcessEnv): Promise<boolean> {
@@ -104,6 +109,14 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
   const env = opts.env ?? process.env;
   const resolvConf = env.AWG_RESOLV_CONF || '/etc/resolv.conf';
   const resolvconfDir = opts.resolvconfDir ?? '/run/resolvconf/interface';
+  let resolvedClient: ReturnType<typeof createResolved> | undefined;
+  async function resolved() {
+    resolvedClient ??= createResolved({
+      client: opts.resolvedClient ?? ((await onPath('busctl', env)) ? 'busctl' : 'resolvectl'),
+      links: opts.links,
+    });
+    return resolvedClient;
+  }
 
   async function manager(): Promise<DnsManager> {
     const link = await readlink(resolvConf).catch(() => undefined);
@@ -182,51 +195,6 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
     return true;
   }
 
-  // ---- resolved
-  async function readResolved(exec: Pick<Exec, 'read'>, prefix: string): Promise<DnsSpec[]> {
-    const dns = parseResolvectlLinks((await exec.read('resolvectl', ['dns'])).stdout);
-    const dom = parseResolvectlLinks((await exec.read('resolvectl', ['domain'])).stdout);
-    const out: DnsSpec[] = [];
-    for (const [link, servers] of dns) {
-      const domains = dom.get(link) ?? [];
-      if (link.startsWith(prefix) && (servers.length || domains.length))
-        out.push({ scope: link, servers, domains });
-    }
-    return out.sort((a, b) => (a.scope < b.scope ? -1 : 1));
-  }
-  async function applyResolved(change: Change<'dns'>, ctx: ApplyContext): Promise<boolean> {
-    const spec = (change.after ?? change.before)!;
-    if (spec.scope === 'system')
-      throw new AwgError(
-        'unsupported',
-        'with systemd-resolved DNS is set per link; use the tunnel link as the DNS scope',
-      );
-    if (!spec.scope.startsWith(ctx.claims.linkPrefix))
-      throw new AwgError('bug', `dns scope ${spec.scope} is not one of our links`);
-    const cur = (await readResolved(ctx.exec, ctx.claims.linkPrefix)).find(
-      (s) => s.scope === spec.scope,
-    );
-    if (change.action === 'delete') {
-      if (!cur) return false;
-      await ctx.exec.mutate('resolvectl', ['revert', spec.scope]);
-      return true;
-    }
-    let n = 0;
-    if (!specEqual(cur?.servers ?? [], spec.servers)) {
-      await ctx.exec.mutate('resolvectl', ['dns', spec.scope, ...spec.servers]);
-      n++;
-    }
-    if (!specEqual(cur?.domains ?? [], spec.domains)) {
-      await ctx.exec.mutate('resolvectl', [
-        'domain',
-        spec.scope,
-        ...(spec.domains.length ? spec.domains : ['']),
-      ]);
-      n++;
-    }
-    return n > 0;
-  }
-
   // ---- resolvconf
   async function readResolvconf(
     exec: Pick<Exec, 'read'>,
@@ -261,7 +229,8 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
       if (m === 'static') {
         const s = await readStatic();
         if (s) specs = [s];
-      } else if (m === 'resolved') specs = await readResolved(opts.exec, scope.claims.linkPrefix);
+      } else if (m === 'resolved')
+        specs = await (await resolved()).observe(opts.exec, scope.claims.linkPrefix, scope.state);
       else {
         // resolvconf has no portable "list interfaces": look at the scopes we could own
         const scopes = new Set(
@@ -293,7 +262,7 @@ export function createLinuxDnsDriver(opts: LinuxDnsOptions) {
         m === 'static'
           ? applyStatic(c, ctx)
           : m === 'resolved'
-            ? applyResolved(c, ctx)
+            ? resolved().then((r) => r.apply(c, ctx))
             : applyResolvconf(c, ctx);
       let changed = false;
       if (

@@ -45,7 +45,9 @@
  *   the receiving socket (the kernel looks the socket up for the match); loopback first and
  *   uncounted per rule (as in route_out); counts only, every packet is accepted. Egress is counted by the app's rule in `route_out`.
  * - `filter_post` (filter postrouting) → `rerouted`: the same DNS leak protection and kill
- *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by.
+ *   switch for packets carrying a TUN tunnel's mark, judged by the device they really leave by;
+ *   with `dns.system: default-tunnel` alone (`systemDnsInTunnel`), only the default tunnel's
+ *   DNS, which must not leave by another device.
  */
 import ipaddr from '../../util/ipaddr.js';
 import { AwgError } from '../../errors.js';
@@ -493,6 +495,13 @@ export function renderTable(p: NftPolicy): string {
   const rerouted = egress.length ? p.tunnels.filter((t) => t.link) : [];
   for (const t of rerouted)
     filter.push(`${byMark(t.mark)} counter accept ${comment(`rerouted/${t.name}`)}`);
+  // without the kill switch and leak protection, `dns.system: default-tunnel` alone: only the
+  // default tunnel's marked DNS is judged in `rerouted` (by its real device), nothing else is
+  const judged = rerouted.length
+    ? rerouted
+    : p.systemDnsInTunnel && p.defaultRoute
+      ? p.tunnels.filter((t) => t.link && t.mark === p.defaultRoute!.mark)
+      : [];
   // a connection that began in a tunnel (its conntrack mark) but whose packet is not marked
   // for a tunnel now (its rule turned direct, its tunnel is gone) never leaves by another
   // device: that would put the tunnelled flow's payload on the underlay in the clear
@@ -508,7 +517,7 @@ export function renderTable(p: NftPolicy): string {
           ...egress.slice(tunnelsAt + 1),
         ]),
   );
-  const post = rerouted.map(
+  const post = judged.map(
     (t) => `${byMark(t.mark)} counter jump rerouted ${comment(`rerouted/${t.name}`)}`,
   );
 
@@ -563,7 +572,8 @@ export function renderTable(p: NftPolicy): string {
           ...[
             `oifname "lo" counter accept ${comment('loopback')}`,
             // a tunnelled app's DNS to an on-link resolver is routed by `suppress_prefixlength 0`
-            // to the uplink: under the kill switch or leak protection it must not leave there
+            // to the uplink: under the kill switch, leak protection or `dns.system:
+            // default-tunnel` (the system resolver's own queries) it must not leave there
             `oifname != ${ourTuns} meta l4proto { tcp, udp } th dport { 53, 853 } counter drop ${comment('dns-outside-tunnel')}`,
             ...egress,
           ].map((r) => `\t\t${r}`),

@@ -1,4 +1,4 @@
-/** The network wake source a platform offers the daemon (resources/registry.ts `watchNetwork`). */
+/** The wake sources a platform offers the daemon: the network (`watchNetwork`) and the system's services (`watchSystem`). */
 
 export interface NetworkWatchOptions {
   /**
@@ -16,5 +16,25 @@ export interface NetworkWatchOptions {
 }
 
 export interface NetworkWatch {
+  close(): Promise<void> | void;
+}
+
+/**
+ * What the system's services said (Linux: the system bus, monitor/system-bus.ts).
+ * `resolved`: systemd-resolved started, and may have forgotten runtime per-link settings;
+ * `resolved-changed`: resolved's per-link settings changed (ours echo too: the receiver
+ * decides); `network-manager`: NetworkManager reconfigured (a device or connection activated,
+ * a DHCP lease, its global state); `resume`: the machine woke from sleep.
+ */
+export interface SystemEvent {
+  kind: 'resolved' | 'resolved-changed' | 'network-manager' | 'resume';
+  detail: string;
+}
+
+export interface SystemWatchOptions {
+  onEvent(e: SystemEvent): void;
+}
+
+export interface SystemWatch {
   close(): Promise<void> | void;
 }

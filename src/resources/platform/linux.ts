@@ -66,6 +66,7 @@ export const linuxPlatform: Platform = {
   probeRouting: async (exec, o) => (await import('../facts.js')).linuxRouting(exec, o),
   realise: realiseLinux,
   watchNetwork: async (o) => (await import('../monitor/linux.js')).watchLinuxNetwork(o),
+  watchSystem: async (o) => (await import('../monitor/system-bus.js')).watchSystemBus(o),
   trafficCounters: 'nft',
   engineIo: ENGINE_IO.linux,
   callerNatives: async () => (await import('../../native/peercred.js')).linuxCallerNatives,

@@ -7,7 +7,12 @@ import type { DesiredModel, HostFacts } from '../../model/desired.js';
 import type { DesiredState } from '../../model/resources.js';
 import type { Exec } from '../../util/exec.js';
 import type { DriverSet } from '../driver.js';
-import type { NetworkWatch, NetworkWatchOptions } from '../monitor/types.js';
+import type {
+  NetworkWatch,
+  NetworkWatchOptions,
+  SystemWatch,
+  SystemWatchOptions,
+} from '../monitor/types.js';
 import type { ServiceManager } from '../service/manager.js';
 import type { StateStore } from '../../util/state.js';
 import type { RoutingFacts } from '../../model/unrouted.js';
@@ -64,6 +69,8 @@ export interface Platform {
   realise(m: DesiredModel, facts: HostFacts, c?: Pick<Config, 'rules' | 'routing'>): DesiredState;
   /** a wake source for the daemon: changes of links, addresses and routes (absent where none is built) */
   watchNetwork?(o: NetworkWatchOptions): Promise<NetworkWatch>;
+  /** a wake source for the daemon: the system's services (Linux: resolved, NetworkManager, logind's resume on the system bus) */
+  watchSystem?(o: SystemWatchOptions): Promise<SystemWatch>;
   /** where per-rule and per-tunnel traffic counters come from (Linux: our nft table's counters); absent: none are read */
   readonly trafficCounters?: 'nft';
   /** how this platform's engines reach a TUN and the network (Linux: /dev/net/tun; macOS: a utun); `log`: what the io reports (a pin that failed) */

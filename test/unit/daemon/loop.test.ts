@@ -182,6 +182,36 @@ describe('loop: debounce', () => {
     expect(h.calls).toEqual([{ reason: 'network' }]);
   });
 
+  it('a system signal names the run over the network change it caused, and is debounced too', async () => {
+    const h = harness({ debounceMs: 250, maxWaitMs: 1000 });
+    h.wake('system');
+    await h.tick(50);
+    h.wake('network');
+    h.wake('engine');
+    await h.tick(249);
+    expect(h.calls).toHaveLength(0);
+    await h.tick(1);
+    expect(h.calls).toEqual([{ reason: 'system' }]);
+    await h.finish('ok');
+    h.wake('network');
+    h.wake('system');
+    await h.tick(250);
+    expect(h.calls.at(-1)).toEqual({ reason: 'system' });
+  });
+
+  it('a system signal ends a backoff (the service whose absence failed the run is back)', async () => {
+    const h = harness({ backoffBaseMs: 60_000, backoffMaxMs: 60_000, driftMs: 0 });
+    h.wake('config');
+    await h.finish('retryable');
+    expect(h.state()).toBe('backoff');
+    h.wake('network');
+    await h.tick(1000);
+    expect(h.calls).toHaveLength(1);
+    h.wake('system');
+    await h.tick(0);
+    expect(h.calls.at(-1)).toEqual({ reason: 'system' });
+  });
+
   it('a storm of events is capped by maxWaitMs', async () => {
     const h = harness({ debounceMs: 250, maxWaitMs: 600 });
     h.wake('network');

@@ -217,13 +217,21 @@ describe('resolved and resolvconf managers against test doubles of their CLIs', 
     else process.env.FAKE_DNS_DIR = savedFake;
   });
 
-  it('resolved: per-link servers and domains, idempotent, revert on delete, foreign links untouched', async () => {
+  it('resolved through resolvectl (no busctl): per-link servers, domains and default-route, idempotent, revert on delete, foreign links untouched', async () => {
     const exec = new ProcessExec(new MemoryReporter());
     const d = createLinuxDnsDriver({
       exec,
       env: { ...process.env, AWG_DNS_MANAGER: 'resolved', AWG_RESOLV_CONF: join(dir, 'x') },
+      resolvedClient: 'resolvectl',
+      links: async () => new Map([['awg-work', 3]]),
     });
     const c = ctx();
+    const spec: DnsSpec = {
+      scope: 'awg-work',
+      servers: ['10.64.0.1'],
+      domains: [],
+      defaultRoute: false,
+    };
     expect(await d.apply(change('create', spec), c)).toBe('changed');
     expect(c.exec.mutations).toBe(2);
     expect(await d.apply(change('create', spec), c)).toBe('unchanged');

@@ -15,6 +15,10 @@ export const WakeReason = {
    * a runtime limit's processes all exited, or its cgroup must be made again
    */
   WAKE_REASON_LIMIT: 'WAKE_REASON_LIMIT',
+  /**
+   * a system service spoke: resolved started or changed, NetworkManager reconfigured, resume
+   */
+  WAKE_REASON_SYSTEM: 'WAKE_REASON_SYSTEM',
 } as const;
 
 export type WakeReason =
@@ -40,6 +44,11 @@ export type WakeReason =
    * a runtime limit's processes all exited, or its cgroup must be made again
    */
   | 'WAKE_REASON_LIMIT'
-  | 9;
+  | 9
+  /**
+   * a system service spoke: resolved started or changed, NetworkManager reconfigured, resume
+   */
+  | 'WAKE_REASON_SYSTEM'
+  | 10;
 
 export type WakeReason__Output = (typeof WakeReason)[keyof typeof WakeReason];

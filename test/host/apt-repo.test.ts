@@ -143,13 +143,9 @@ describe.skipIf(skip)('awg from its apt repository on a booted Debian 12 host', 
     expect((await host.run(['dpkg-query', '-W', 'awg'])).stdout).toBe('awg\t0.1.0\n');
     // a full tunnel with the strict kill switch, under the daemon of the shipped unit
     host.write('/etc/awg/keys/home.key', lab.keys.host.privateKey + '\n', 0o600);
-    // dns.system is left out: `default-tunnel` is refused where systemd-resolved owns DNS
-    // (unsupported: per-link DNS), which this host has; leak protection stays
-    config = lab
-      .fullTunnelConfig(
-        readFileSync(join(REPO_ROOT, 'examples/wireguard-full-tunnel.yaml'), 'utf8'),
-      )
-      .replace(/^ {2}system: default-tunnel\n/m, '');
+    config = lab.fullTunnelConfig(
+      readFileSync(join(REPO_ROOT, 'examples/wireguard-full-tunnel.yaml'), 'utf8'),
+    );
     host.write('/etc/awg/config.yaml', config);
     await host.run(['awg', 'apply', '-f', '/etc/awg/config.yaml']);
     await host.run(['systemctl', 'enable', '--now', 'awg.service']);

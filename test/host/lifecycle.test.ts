@@ -85,8 +85,8 @@ describe.skipIf(skip)('awg under systemd and NetworkManager on a booted Debian 1
 
     const example = readFileSync(join(REPO_ROOT, 'examples/wireguard-full-tunnel.yaml'), 'utf8');
     host.write('/etc/awg/keys/home.key', lab.keys.host.privateKey + '\n', 0o600);
-    // dns.system keep: the tunnel's resolver set on awg-home in resolved (the per-link DNS that
-    // NM would wipe); default-tunnel's `system` scope is refused under resolved on this branch
+    // dns.system keep: the tunnel's resolver on awg-home in resolved with default-route no (the
+    // per-link DNS NetworkManager would wipe); default-tunnel is test/host/resolved.test.ts's
     const config = lab
       .fullTunnelConfig(example)
       .replace(/^( {2}system:) default-tunnel$/m, '$1 keep');

@@ -61,16 +61,16 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
     ],
     todo: [
       '`run from a source checkout`: there is no package manager to ask; `git pull`',
-      '`apt knows no release of awg`: no apt repository carries awg; an upgrade is installing the next `.deb` (`apt install ./awg_<version>_<arch>.deb`); `apt-cache policy awg` shows what apt knows',
+      "`apt knows no release of awg`: no source in apt's lists carries awg. Add awg's repository as the README's install section says (its keyring and `/etc/apt/sources.list.d/awg.sources`), then `apt-get update`; without one, an upgrade is installing the next `.deb` (`apt install ./awg_<version>_<arch>.deb`). `apt-cache policy awg` shows what apt knows; `awg update` refreshes awg's source alone",
       "`this awg's package.json names no repository`: awg is not published on npm, and the npm name `awg` may be anyone's. awg offers an npm release only when the registry's package names the repository awg's own package.json names, so for now an npm install always answers this, without asking npm; upgrade by installing the next tarball (`npm install -g ./awg-<version>.tgz`)",
       "`the npm package … is not offered as an update`: the registry's package of that name comes from another repository; it is not awg",
       "`npm could not tell the newest release`: npm could not reach its registry (offline, a proxy; with the kill switch on, npm's own traffic may be blocked); npm's error follows",
     ],
     quotes: {
+      'src/util/package-update.ts': ['apt knows no release of awg'],
       'src/cli/commands/version.ts': [
         'return r.unknown ? 1 : r.updateAvailable ? 2 : 0;',
         'run from a source checkout',
-        'apt knows no release of awg',
         "this awg's package.json names no repository",
         'it is not offered as an update',
         'npm could not tell the newest release',

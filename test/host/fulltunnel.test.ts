@@ -67,13 +67,7 @@ describe.skipIf(skip)('full tunnel on a booted Debian 12 host', () => {
     await lab?.destroy();
   });
 
-  const viaTunnel = async () => {
-    const r = await host.run(
-      ['curl', '-sS', '--max-time', '5', `http://${VPN.peer}:${HTTP_PORT}/t`],
-      { allowFail: true },
-    );
-    return r.stdout === 'vpn /t\n';
-  };
+  const viaTunnel = () => host.viaTunnel();
 
   it('applies the repository example as written: traffic and DNS through the tunnel', async () => {
     const example = readFileSync(join(REPO_ROOT, 'examples/wireguard-full-tunnel.yaml'), 'utf8');

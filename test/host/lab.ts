@@ -428,6 +428,15 @@ export class Host {
     return res;
   }
 
+  /** true when an HTTP request from the host reaches the server behind the tunnel's peer */
+  async viaTunnel(): Promise<boolean> {
+    const r = await this.run(
+      ['curl', '-sS', '--max-time', '5', `http://${VPN.peer}:${HTTP_PORT}/t`],
+      { allowFail: true },
+    );
+    return r.stdout === 'vpn /t\n';
+  }
+
   /** `sh -c script` in the host (run()) */
   sh(script: string, o: Omit<RunOptions, 'env'> = {}): Promise<HostRun> {
     return this.run(['sh', '-c', script], o);

@@ -33,13 +33,7 @@ describe.skipIf(skip)('awg under systemd and NetworkManager on a booted Debian 1
     await lab?.destroy();
   });
 
-  const viaTunnel = async () => {
-    const r = await host.run(
-      ['curl', '-sS', '--max-time', '5', `http://${VPN.peer}:${HTTP_PORT}/t`],
-      { allowFail: true },
-    );
-    return r.stdout === 'vpn /t\n';
-  };
+  const viaTunnel = () => host.viaTunnel();
   /** what a failure message needs: the daemon's status and the tail of its journal */
   const diag = async () => {
     const st = await host.run(['awg', 'status'], { allowFail: true });

@@ -85,7 +85,7 @@ describe.skipIf(skip)('full tunnel on a booted Debian 12 host', () => {
     expect(d.code, d.out).toBe(0);
   });
 
-  it('reboot: the kill switch holds from the first frame, the tunnel comes back', async () => {
+  it('reboot, systemctl restart, stop and start: the kill switch holds from the first frame, the tunnel comes back', async () => {
     host.write('/etc/systemd/system/chatty.service', CHATTY);
     await host.run(['systemctl', 'enable', 'chatty.service']);
     await host.run(['systemctl', 'enable', 'awg-killswitch.service', 'awg.service']);
@@ -93,6 +93,15 @@ describe.skipIf(skip)('full tunnel on a booted Debian 12 host', () => {
     const cap = await Capture.start(lab.ns);
     await host.reboot();
     await until('the tunnel after the reboot', viaTunnel, 60_000, 250);
+    // restart and stop the daemon under the same capture: the kill switch stays closed
+    await host.run(['systemctl', 'restart', 'awg.service']);
+    await until('the tunnel after a restart', viaTunnel, 60_000, 250);
+    await host.run(['systemctl', 'stop', 'awg.service']);
+    expect(await viaTunnel()).toBe(false);
+    const kept = await host.run(['nft', 'list', 'table', 'inet', 'awg'], { allowFail: true });
+    expect(kept.code, 'the kill switch table after systemctl stop').toBe(0);
+    await host.run(['systemctl', 'start', 'awg.service']);
+    await until('the tunnel after a start', viaTunnel, 60_000, 250);
     const frames = await cap.stop();
     expect(frames.some((f) => f.allowed === 'dhcp')).toBe(true);
     expect(frames.some((f) => f.allowed === 'wireguard')).toBe(true);

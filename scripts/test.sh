@@ -10,7 +10,13 @@ phase() { phases+=("$1 $((SECONDS - t0)) s"); t0=$SECONDS; }
 bash scripts/setup.sh
 phase setup
 mkdir -p .test-results
-status=0
+# every pass and check appends a row to checks.tsv; scripts/summarize-tests.mjs counts them all
+# and its closing line is the run's verdict (the exit status agrees with it). This run's rows and
+# reports only: one an earlier run left must not count.
+checks=.test-results/checks.tsv
+rm -f "$checks" .test-results/vitest*.json
+# record NAME EXIT-STATUS [REPORT]: NAME passed or failed; REPORT is its vitest JSON report
+record() { printf '%s\t%s\t%s\n' "$1" "$([ "$2" = 0 ] && echo pass || echo fail)" "${3:--}" >>"$checks"; }
 # whether the machine had awg state before the tests (the package smokes refuse to run where
 # it does; below, what the tests themselves left in /run/awg is removed before them)
 run_awg_before=0; [ -e /run/awg ] && run_awg_before=1
@@ -30,54 +36,71 @@ runtimes=$(bash scripts/runtimes.sh)
 idle_cg=$(bash scripts/idle-cgroup.sh create awg-ci-idle) || idle_cg=""
 trap '[ -z "$idle_cg" ] || bash scripts/idle-cgroup.sh remove "$idle_cg"' EXIT
 jobs_=()
-# run "$@" into log $1 (in the idle cgroup when there is one, in the background)
+# background NAME LOG REPORT|- CMD…: CMD into LOG (in the idle cgroup when there is one, in the
+# background); recorded as NAME when waited for
 background() {
-  local log=$1; shift
+  local name=$1 log=$2 report=$3; shift 3
   (
     if [ -n "$idle_cg" ]; then echo "$BASHPID" > "$idle_cg/cgroup.procs"; fi
     exec "$@" > "$log" 2>&1
   ) &
-  jobs_+=("$!:$log")
+  jobs_+=("$!"$'\t'"$name"$'\t'"$log"$'\t'"$report")
 }
 wait_background() {
   for j in "${jobs_[@]}"; do
-    IFS=: read -r pid log <<< "$j"
+    IFS=$'\t' read -r pid name log report <<< "$j"
     s=0; wait "$pid" || s=$?
     echo "== $log${idle_cg:+ (idle cgroup, beside the netns tests)}"
     cat "$log"
-    [ "$s" -eq 0 ] || status=$s
+    record "$name" "$s" "$report"
   done
   jobs_=()
 }
+major() { "$1" -p 'process.versions.node.split(".")[0]'; }
 slow=(--testTimeout=120000 --hookTimeout=120000)
-background .test-results/static.log bash -c \
+background 'static checks (typecheck, lint, format)' .test-results/static.log - bash -c \
   'set -e; npm run -s typecheck; npm run -s lint; npm run -s format:check; echo "typecheck, lint, format: ok"'
 [ -n "$idle_cg" ] || { wait_background; phase 'typecheck, lint, format'; }
-background .test-results/unit-node20.log npx vitest run --project unit --project fuzz "${slow[@]}" \
-  --reporter=default --reporter=json --outputFile=.test-results/vitest-unit.json
+n=$(major node)
+background "unit and fuzz (Node $n)" ".test-results/unit-node$n.log" ".test-results/vitest-unit-node$n.json" \
+  npx vitest run --project unit --project fuzz "${slow[@]}" \
+  --reporter=default --reporter=json --outputFile=".test-results/vitest-unit-node$n.json"
 [ -n "$idle_cg" ] || { wait_background; phase 'unit and fuzz tests'; }
 for node in $runtimes; do
-  background ".test-results/unit-$("$node" --version).log" env PATH="$(dirname "$node"):$PATH" \
-    "$node" node_modules/vitest/vitest.mjs run --project unit "${slow[@]}"
+  n=$(major "$node")
+  background "unit (Node $n)" ".test-results/unit-node$n.log" ".test-results/vitest-unit-node$n.json" \
+    env PATH="$(dirname "$node"):$PATH" "$node" node_modules/vitest/vitest.mjs run --project unit "${slow[@]}" \
+    --reporter=default --reporter=json --outputFile=".test-results/vitest-unit-node$n.json"
 done
 [ -n "$idle_cg" ] || { wait_background; phase 'unit tests on Node 22 and 24'; }
-npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest.json || status=$?
+s=0; npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
+record netns "$s" .test-results/vitest-netns.json
 phase 'netns tests'
 wait_background
 phase "${idle_cg:+what ran beside the netns tests: }the rest"
+# booted Debian hosts under systemd-nspawn (the vitest project 'host'), once test/host exists
+if [ -d test/host ]; then
+  s=0; npx vitest run --project host --reporter=default --reporter=json --outputFile=.test-results/vitest-host.json || s=$?
+  record host "$s" .test-results/vitest-host.json
+  phase 'host tests'
+fi
 # the daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a bench)
 if npm run -s soak:ci > .test-results/soak.log 2>&1; then
   awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
+  record soak 0
 else
-  status=1; echo "soak failed:"; tail -60 .test-results/soak.log
+  record soak 1; echo "soak failed:"; tail -60 .test-results/soak.log
 fi
 phase soak
-npm run -s bench:smoke -- --skip=soak || status=$?  # the soak ran above (soak:ci)
+s=0; npm run -s bench:smoke -- --skip=soak || s=$?  # the soak ran above (soak:ci)
+record 'bench smoke' "$s"
 phase 'bench smoke'
 # the README's main job must stay green too
-bash scripts/demo.sh > .test-results/demo.log 2>&1 || { status=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
+s=0; bash scripts/demo.sh > .test-results/demo.log 2>&1 || { s=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
+record demo "$s"
 phase demo
-bash scripts/pack-smoke.sh || status=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
+s=0; bash scripts/pack-smoke.sh || s=$?  # the packed tarball installs and runs (npm pack → npm i -g → awg)
+record 'pack smoke' "$s"
 phase 'pack smoke'
 if [ "$run_awg_before" = 0 ] && [ -e /run/awg ]; then
   echo "note: the tests left /run/awg (owner locks: $(ls /run/awg | tr '\n' ' ')); removed before the package smokes"
@@ -86,12 +109,15 @@ fi
 # the Debian package (dist/ fresh from pack-smoke's prepack): installs, runs, removes and purges
 # cleanly; a running daemon survives its upgrade with the kill switch closed
 if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=gzip:1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then
-  bash scripts/deb-smoke.sh "$deb" || status=$?
-  bash scripts/deb-upgrade-smoke.sh "$deb" || status=$?
+  s=0; bash scripts/deb-smoke.sh "$deb" || s=$?
+  record 'deb smoke' "$s"
+  s=0; bash scripts/deb-upgrade-smoke.sh "$deb" || s=$?
+  record 'deb upgrade smoke' "$s"
 else
-  echo "build-deb failed"; status=1
+  echo "build-deb failed: neither Debian package smoke ran"; record 'deb smoke' 1; record 'deb upgrade smoke' 1
 fi
 phase 'Debian package'
-node scripts/summarize-tests.mjs .test-results/vitest.json .test-results/vitest-unit.json || status=$?
 echo "== wall time per phase (total $SECONDS s):"; printf '   %s\n' "${phases[@]}"
-exit "$status"
+# the closing line, and the exit status that agrees with it
+s=0; node scripts/summarize-tests.mjs --checks "$checks" || s=$?
+exit "$s"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install what is needed, then run the whole test suite: type check, lint, format, unit tests,
-# root + network-namespace tests against the real kernel, the daemon's 5-minute soak, a short
-# benchmark smoke, and the README's demo.
+# root + network-namespace tests against the real kernel, the host tests (once test/host exists),
+# the pack smoke, the daemon's 5-minute soak and beside it a short benchmark smoke, the README's
+# demo and the Debian package's smokes. The closing line (scripts/summarize-tests.mjs) counts
+# every one of them, and the exit status agrees with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # each phase's wall time, printed at the end (CI must stay under 45 minutes on 2 cores)

@@ -86,6 +86,14 @@ for node in $runtimes; do
     --reporter=default --reporter=json --outputFile=".test-results/vitest-unit-node$n.json"
 done
 [ -n "$idle_cg" ] || { wait_background; phase 'unit tests on Node 22 and 24'; }
+# the Debian package (for the host tests and the package smokes) from setup.sh's dist/ and its
+# bundle: the files npm pack takes, as the pack smoke's prepack builds them again later
+rm -f .test-results/deb.path
+npm run -s bundle
+build_deb() { AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=gzip:1 bash scripts/build-deb.sh .test-results/deb | tail -1 > .test-results/deb.path; }
+background - .test-results/build-deb.log - build_deb
+[ -n "$idle_cg" ] || { wait_background; phase 'Debian package build'; }
+deb() { local d; d=$(cat .test-results/deb.path 2>/dev/null) && [ -f "$d" ] && readlink -f "$d"; }
 s=0; npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
 record netns "$s" .test-results/vitest-netns.json
 phase 'netns tests'
@@ -93,7 +101,7 @@ wait_background
 phase "${idle_cg:+what ran beside the netns tests: }the rest"
 # booted Debian hosts under systemd-nspawn (the vitest project 'host'), once test/host exists
 if [ -d test/host ]; then
-  s=0; npx vitest run --project host --reporter=default --reporter=json --outputFile=.test-results/vitest-host.json || s=$?
+  s=0; AWG_HOST_DEB=$(deb || true) npx vitest run --project host --reporter=default --reporter=json --outputFile=.test-results/vitest-host.json || s=$?
   record host "$s" .test-results/vitest-host.json
   phase 'host tests'
 fi
@@ -111,21 +119,22 @@ fi
 # normal priority, and the checks that time nothing run beside it in the idle cgroup, one after
 # the other (sequential where there is none): the bench smoke (no figure judged; the soak is
 # soak:ci), the README's demo (its setup done: dist/ is not rebuilt under the soak), the Debian
-# package (dist/ fresh from pack-smoke's prepack) that installs, runs, removes and purges cleanly,
-# and whose running daemon survives its upgrade with the kill switch closed.
+# package (built beside the netns tests) that installs, runs, removes and purges cleanly, and
+# whose running daemon survives its upgrade with the kill switch closed.
 beside_soak() {
   local s
   s=0; npm run -s bench:smoke -- --skip=soak || s=$?
   record 'bench smoke' "$s"
   s=0; AWG_SETUP_DONE=1 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { s=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
   record demo "$s"
-  if deb=$(AWG_DEB_PREBUILT=1 AWG_DEB_COMPRESS=gzip:1 bash scripts/build-deb.sh .test-results/deb | tail -1) && [ -f "$deb" ]; then
+  local deb
+  if deb=$(deb); then
     s=0; bash scripts/deb-smoke.sh "$deb" || s=$?
     record 'deb smoke' "$s"
     s=0; bash scripts/deb-upgrade-smoke.sh "$deb" || s=$?
     record 'deb upgrade smoke' "$s"
   else
-    echo "build-deb failed: neither Debian package smoke ran"; record 'deb smoke' 1; record 'deb upgrade smoke' 1
+    echo "build-deb failed (.test-results/build-deb.log): neither Debian package smoke ran"; record 'deb smoke' 1; record 'deb upgrade smoke' 1
   fi
 }
 background - .test-results/beside-soak.log - beside_soak

@@ -117,17 +117,14 @@ fi
 # The daemon's 5-minute soak under churn (bench/soak.bench.ts --ci; the hour-long one is a bench)
 # times the daemon (edits converge within a bound, programs placed within 100 ms): it runs at
 # normal priority, and the checks that time nothing run beside it in the idle cgroup, one after
-# the other (sequential where there is none): the bench smoke (no figure judged; the soak is
-# soak:ci), the README's demo (its setup done: dist/ is not rebuilt under the soak), the Debian
-# package (built beside the netns tests) that installs, runs, removes and purges cleanly, and
-# whose running daemon survives its upgrade with the kill switch closed.
+# the other (sequential where there is none): the Debian package (built beside the netns tests)
+# installs, runs, removes and purges cleanly, and its running daemon survives its upgrade with the
+# kill switch closed; the bench smoke (no figure judged; the soak is soak:ci); the README's demo
+# (its setup done: dist/ is not rebuilt under the soak). The package smokes come first: they
+# refuse to run where /run/awg exists, and the demo's awg runs keep their owner locks in a run
+# directory of their own.
 beside_soak() {
-  local s
-  s=0; npm run -s bench:smoke -- --skip=soak || s=$?
-  record 'bench smoke' "$s"
-  s=0; AWG_SETUP_DONE=1 bash scripts/demo.sh > .test-results/demo.log 2>&1 || { s=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
-  record demo "$s"
-  local deb
+  local s deb run_dir
   if deb=$(deb); then
     s=0; bash scripts/deb-smoke.sh "$deb" || s=$?
     record 'deb smoke' "$s"
@@ -136,9 +133,15 @@ beside_soak() {
   else
     echo "build-deb failed (.test-results/build-deb.log): neither Debian package smoke ran"; record 'deb smoke' 1; record 'deb upgrade smoke' 1
   fi
+  s=0; npm run -s bench:smoke -- --skip=soak || s=$?
+  record 'bench smoke' "$s"
+  run_dir=$(mktemp -d "${TMPDIR:-/tmp}/awg-demo-run.XXXXXX")
+  s=0; AWG_SETUP_DONE=1 AWG_RUN_DIR="$run_dir" bash scripts/demo.sh > .test-results/demo.log 2>&1 || { s=1; echo "demo failed:"; tail -40 .test-results/demo.log; }
+  rm -rf "$run_dir"
+  record demo "$s"
 }
 background - .test-results/beside-soak.log - beside_soak
-[ -n "$idle_cg" ] || { wait_background; phase 'bench smoke, demo, Debian package'; }
+[ -n "$idle_cg" ] || { wait_background; phase 'Debian package smokes, bench smoke, demo'; }
 if npm run -s soak:ci > .test-results/soak.log 2>&1; then
   awk '/^\[soak\] duration /{p=1} p' .test-results/soak.log  # its figures and verdict
   record soak 0
@@ -147,7 +150,7 @@ else
 fi
 phase soak
 wait_background
-[ -z "$idle_cg" ] || phase 'bench smoke, demo, Debian package (beside the soak): the rest'
+[ -z "$idle_cg" ] || phase 'Debian package smokes, bench smoke, demo (beside the soak): the rest'
 echo "== wall time per phase (total $SECONDS s):"; printf '   %s\n' "${phases[@]}"
 # the closing line, and the exit status that agrees with it
 s=0; node scripts/summarize-tests.mjs --checks "$checks" || s=$?

@@ -9,7 +9,8 @@
 //   or failed;
 // - a row with a report is a vitest pass: its tests are counted under NAME. A report that is
 //   missing (the pass ended before writing it) is a failure; so is a pass that exited non-zero
-//   with no failed test in its report (vitest's JSON has no place for an unhandled error).
+//   with no failed test in its report (vitest's JSON has no place for an unhandled error; the
+//   tests of a worker that died are left "pending" in it, counted as skipped).
 // A REPORT.json argument is a vitest pass named after its file, its exit status unknown.
 // Under CI (CI set and not "false"/"0") a skipped test is a failure: a prerequisite that CI
 // lacks must be installed by scripts/setup.sh, not silently stepped over.
@@ -92,7 +93,7 @@ for (const row of rows) {
   const n = countReport(report);
   if (row.ok === false && n.failed === 0 && n.unloaded === 0)
     failed.push(
-      `${row.name}: vitest exited non-zero with no failed test (an unhandled error? its log says)`,
+      `${row.name}: vitest exited non-zero with no failed test (an unhandled error, or a worker that died: its log says)`,
     );
   passes.push(
     `${row.name}: ${n.passed} passed, ${n.failed} failed, ${n.skipped} skipped${n.unloaded ? `, ${n.unloaded} files failed to load` : ''}`,

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (network namespaces)" >&2; exit 1; }
-bash scripts/setup.sh
+# AWG_SETUP_DONE=1: scripts/test.sh ran setup.sh already (and runs the demo beside processes
+# that run from dist/, which setup.sh's build would rewrite under them)
+[ "${AWG_SETUP_DONE:-}" = 1 ] || bash scripts/setup.sh
 
 WORK=$(mktemp -d /tmp/awg-demo.XXXXXX)
 CLIENT=awgdemo-client

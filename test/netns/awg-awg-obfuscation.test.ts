@@ -170,13 +170,31 @@ function obfuscation(p: ParamSet): Record<string, number | string> {
 
 const inH = (v: number, [lo, hi]: [number, number]) => v >= lo && v <= hi;
 
+/** one pair's namespaces, envs and capture, filled as they are made (cleanup takes what is there) */
+interface Pair {
+  nsA: string;
+  nsB: string;
+  ifB: string;
+  envA?: AwgEnv | undefined;
+  envB?: AwgEnv | undefined;
+  capture?: NsProcess | undefined;
+}
+
+async function closePair(p: Pair): Promise<void> {
+  await p.capture?.kill(1000);
+  p.capture = undefined;
+  if (p.envA && p.nsA) await awg(p.nsA, p.envA, ['down']).catch(() => undefined);
+  if (p.envB && p.nsB) await awg(p.nsB, p.envB, ['down']).catch(() => undefined);
+  for (const ns of [p.nsA, p.nsB]) if (ns) await destroyNetns(ns);
+  p.nsA = p.nsB = '';
+  cleanupAwgEnv(p.envA);
+  cleanupAwgEnv(p.envB);
+  p.envA = p.envB = undefined;
+}
+
 describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
-  let nsA = '';
-  let nsB = '';
-  let ifB = '';
-  let envA: AwgEnv | undefined;
-  let envB: AwgEnv | undefined;
-  let capture: NsProcess | undefined;
+  // the pair of the test running (the sequential tests); its parts by their old names
+  let cur: Pair = { nsA: '', nsB: '', ifB: '' };
   const N = 160 + Math.floor(Math.random() * 40) * 2;
   const UA = `10.200.${N}.1`;
   const UB = `10.200.${N}.2`;
@@ -189,15 +207,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
   });
 
   afterEach(async () => {
-    await capture?.kill(1000);
-    capture = undefined;
-    if (envA && nsA) await awg(nsA, envA, ['down']).catch(() => undefined);
-    if (envB && nsB) await awg(nsB, envB, ['down']).catch(() => undefined);
-    for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
-    nsA = nsB = '';
-    cleanupAwgEnv(envA);
-    cleanupAwgEnv(envB);
-    envA = envB = undefined;
+    await closePair(cur);
   });
 
   /** Namespaces + veth; B (responder, fixed port) is applied first, A (initiator) after. */
@@ -205,12 +215,24 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     pa: ParamSet,
     pb: ParamSet,
     withCapture: boolean,
-    beforeA?: () => Promise<void>,
+    beforeA?: (nsA: string) => Promise<void>,
   ): Promise<string> {
-    nsA = await createNetns('aoa');
-    nsB = await createNetns('aob');
+    cur = { nsA: '', nsB: '', ifB: '' };
+    return openPair(cur, pa, pb, withCapture, beforeA);
+  }
+
+  /** `pair()` into `into` (filled as it goes: closePair(into) cleans up after a failure too) */
+  async function openPair(
+    into: Pair,
+    pa: ParamSet,
+    pb: ParamSet,
+    withCapture: boolean,
+    beforeA?: (nsA: string) => Promise<void>,
+  ): Promise<string> {
+    const nsA = (into.nsA = await createNetns('aoa'));
+    const nsB = (into.nsB = await createNetns('aob'));
     const veth = await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
-    ifB = veth.ifB;
+    const ifB = (into.ifB = veth.ifB);
     // The engines send with UDP GSO: a burst (I-packets and junk, a run of transport messages)
     // leaves as one super-packet that the kernel segments at the last device, and veth passes it
     // on whole, so a capture would see one frame for several datagrams. With at most one segment
@@ -223,8 +245,8 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       const r = await nsExec(ns, 'ip', ['link', 'set', 'dev', dev, 'gso_max_segs', '1']);
       expect(r.code, r.stderr).toBe(0);
     }
-    envA = makeAwgEnv();
-    envB = makeAwgEnv();
+    const envA = (into.envA = makeAwgEnv());
+    const envB = (into.envB = makeAwgEnv());
     const a = wgKeyPair();
     const b = wgKeyPair();
     const cfgB = writeConfig(
@@ -244,7 +266,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     expect(rb.code, show(rb)).toBe(0);
     const pcap = join(envB.dir, 'veth.pcap');
     if (withCapture) {
-      capture = nsSpawn(nsB, 'tcpdump', [
+      const capture = (into.capture = nsSpawn(nsB, 'tcpdump', [
         '-U',
         '--immediate-mode',
         '-n',
@@ -255,7 +277,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
         '-w',
         pcap,
         'udp',
-      ]);
+      ]));
       for (let i = 0; i < 100 && !capture.output().includes('listening on'); i++) await sleep(20);
       expect(capture.output()).toContain('listening on');
     }
@@ -273,7 +295,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
         obfuscation: obfuscation(pa),
       }),
     );
-    await beforeA?.();
+    await beforeA?.(nsA);
     const ra = await awg(nsA, envA, ['apply', '-f', cfgA]);
     expect(ra.code, show(ra)).toBe(0);
     return pcap;
@@ -282,10 +304,10 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
   for (const p of SETS) {
     it(`${p.name}: junk, I-packets, prefixes and headers on the wire`, async () => {
       const pcap = await pair(p, p, true);
-      expect(await pingEventually(nsA, TB, 20_000)).toBe(true);
-      expect(await pingOk(nsB, TA)).toBe(true);
+      expect(await pingEventually(cur.nsA, TB, 20_000)).toBe(true);
+      expect(await pingOk(cur.nsB, TA)).toBe(true);
       await sleep(300);
-      await capture!.kill(2000);
+      await cur.capture!.kill(2000);
       const pkts = parsePcap(readFileSync(pcap));
       const aToB = pkts.filter((x) => x.src === UA && x.dst === UB && x.dport === 51820);
       const bToA = pkts.filter((x) => x.src === UB && x.dst === UA && x.sport === 51820);
@@ -378,7 +400,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
     const p = SETS[0]!;
     // A drops B's responses (UDP length 8 + 92 + S2) until it has dropped one
     const table = 'awgt_drop_resp';
-    const pcap = await pair(p, p, true, async () => {
+    const pcap = await pair(p, p, true, async (nsA) => {
       const rules = [
         `add table ip ${table}`,
         `add chain ip ${table} in { type filter hook input priority -10; }`,
@@ -388,7 +410,7 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       expect(r.code, r.stderr).toBe(0);
     });
     const dropped = async () => {
-      const r = await nsExec(nsA, 'nft', ['-j', 'list', 'table', 'ip', table]);
+      const r = await nsExec(cur.nsA, 'nft', ['-j', 'list', 'table', 'ip', table]);
       const j = JSON.parse(r.stdout) as {
         nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[];
       };
@@ -396,13 +418,13 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
         .flatMap((x) => x.rule?.expr ?? [])
         .some((e) => (e.counter?.packets ?? 0) > 0);
     };
-    const ping = pingEventually(nsA, TB, 25_000);
+    const ping = pingEventually(cur.nsA, TB, 25_000);
     for (let i = 0; i < 200 && !(await dropped()); i++) await sleep(50);
     expect(await dropped()).toBe(true);
-    await nsExec(nsA, 'nft', ['delete', 'table', 'ip', table]);
+    await nsExec(cur.nsA, 'nft', ['delete', 'table', 'ip', table]);
     expect(await ping).toBe(true);
     await sleep(300);
-    await capture!.kill(2000);
+    await cur.capture!.kill(2000);
     const aToB = parsePcap(readFileSync(pcap)).filter(
       (x) => x.src === UA && x.dst === UB && x.dport === 51820,
     );
@@ -442,16 +464,20 @@ describe.skipIf(skip)('AmneziaWG awg ↔ awg on the wire', () => {
       { ...base, h: [base.h[0]!, base.h[1]!, base.h[2]!, [2000000000, 2000001000]] },
     ],
   ];
+  // Each waits out 6 s of pings that must fail, on a pair of its own: they run at once
   for (const [what, other] of mismatches) {
-    it(`${what}: the tunnel does not come up`, async () => {
-      await pair(base, other, false);
-      expect(await pingEventually(nsA, TB, 6_000)).toBe(false);
-      expect(await pingOk(nsB, TA, 2)).toBe(false);
+    // concurrent tests take expect and onTestFinished from their context
+    it.concurrent(`${what}: the tunnel does not come up`, async ({ expect, onTestFinished }) => {
+      const own: Pair = { nsA: '', nsB: '', ifB: '' };
+      onTestFinished(() => closePair(own));
+      await openPair(own, base, other, false);
+      expect(await pingEventually(own.nsA, TB, 6_000)).toBe(false);
+      expect(await pingOk(own.nsB, TA, 2)).toBe(false);
     });
   }
 
   it('control: the same parameters on both sides do come up (the mismatch cases can fail)', async () => {
     await pair(base, { ...base }, false);
-    expect(await pingEventually(nsA, TB, 20_000)).toBe(true);
+    expect(await pingEventually(cur.nsA, TB, 20_000)).toBe(true);
   });
 });

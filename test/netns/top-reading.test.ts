@@ -59,6 +59,13 @@ const A = {
   routerS6: 'fd00:200::141:1',
 };
 const TOLERANCE = 0.02;
+/**
+ * iperf3 -s serves one client at a time, and a client that comes while it ends the last test is
+ * refused ("the server is busy running a test", or the port is closed while it listens anew:
+ * iperf_run_server opens and closes its listener per test). A client started as the one before
+ * exits can meet that window, so every client of these tests has a server of its own.
+ */
+const PORT = { cases: [5201, 5202, 5203, 5204], acctOff: 5205, twoA: 5206, twoB: 5207 };
 
 interface IperfJson {
   start: { connected: { local_port: number; remote_port: number }[] };
@@ -183,11 +190,11 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
     }
     await conntrackOn(client, 'output');
     await conntrackOn(router, 'forward');
-    for (const port of ['5201', '5202'])
-      servers.push(nsSpawn(server, 'iperf3', ['-s', '-p', port]));
+    const ports = [...PORT.cases, PORT.acctOff, PORT.twoA, PORT.twoB];
+    for (const port of ports) servers.push(nsSpawn(server, 'iperf3', ['-s', '-p', String(port)]));
     await eventually(async () => {
       const r = await nsExec(server, 'ss', ['-Htln'], { allowFail: true });
-      return r.stdout.includes(':5201') && r.stdout.includes(':5202');
+      return ports.every((p) => r.stdout.includes(`:${p} `));
     }, 'the iperf3 servers listen');
   }, 120_000);
 
@@ -197,20 +204,28 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
   }, 60_000);
 
   const cases = [
-    ['TCP', 'IPv4', 'tcp', A.server4, []],
-    ['TCP', 'IPv6', 'tcp', A.server6, []],
-    ['UDP', 'IPv4', 'udp', A.server4, ['-u', '-b', '50M']],
-    ['UDP', 'IPv6', 'udp', A.server6, ['-u', '-b', '50M']],
+    ['TCP', 'IPv4', 'tcp', A.server4, PORT.cases[0], []],
+    ['TCP', 'IPv6', 'tcp', A.server6, PORT.cases[1], []],
+    ['UDP', 'IPv4', 'udp', A.server4, PORT.cases[2], ['-u', '-b', '50M']],
+    ['UDP', 'IPv6', 'udp', A.server6, PORT.cases[3], ['-u', '-b', '50M']],
   ] as const;
 
-  for (const [name, fam, proto, addr, extra] of cases) {
+  for (const [name, fam, proto, addr, serverPort, extra] of cases) {
     it(`${name} over ${fam}: iperf3's process, its data flow within 2 % of iperf3's count`, async () => {
       const w = new Watch(client);
       const r = new Watch(router);
       try {
         w.start();
         r.start(500);
-        const { pid, json } = await iperf(client, ['-c', addr, '-p', '5201', '-t', '3', ...extra]);
+        const { pid, json } = await iperf(client, [
+          '-c',
+          addr,
+          '-p',
+          String(serverPort),
+          '-t',
+          '3',
+          ...extra,
+        ]);
         const port = json.start.connected[0]!.local_port;
         const sent = json.end.sum_sent.bytes;
         // a TCP connection's last counts come after it closed; a UDP flow's from its entry
@@ -223,7 +238,11 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
         w.stop();
         const [f] = w.flows(proto, port);
         expect(f, `a ${proto} flow of local port ${port}`).toBeDefined();
-        expect(f).toMatchObject({ pid, family: fam === 'IPv4' ? 4 : 6, remote: { port: 5201 } });
+        expect(f).toMatchObject({
+          pid,
+          family: fam === 'IPv4' ? 4 : 6,
+          remote: { port: serverPort },
+        });
         near(f!.sent, sent);
         if (proto === 'udp') exactUdp(f!.sent, sent);
         // the process as read while it ran, still named after it exited
@@ -244,7 +263,7 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
         r.stop();
         const fwd = r.flows(proto, port).filter((x) => x.pid === undefined);
         expect(fwd.length, 'the forwarded flow in the router').toBe(1);
-        expect(fwd[0]!.remote.port).toBe(5201);
+        expect(fwd[0]!.remote.port).toBe(serverPort);
         near(fwd[0]!.sent, sent);
         if (proto === 'udp') exactUdp(fwd[0]!.sent, sent);
         expect(r.pids.size).toBe(0);
@@ -264,7 +283,7 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
         '-c',
         A.server4,
         '-p',
-        '5201',
+        String(PORT.acctOff),
         '-t',
         '1',
         '-u',
@@ -286,8 +305,8 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
     try {
       w.start();
       const [a, b] = await Promise.all([
-        iperf(client, ['-c', A.server4, '-p', '5201', '-t', '3']),
-        iperf(client, ['-c', A.server4, '-p', '5202', '-t', '3', '-b', '200M']),
+        iperf(client, ['-c', A.server4, '-p', String(PORT.twoA), '-t', '3']),
+        iperf(client, ['-c', A.server4, '-p', String(PORT.twoB), '-t', '3', '-b', '200M']),
       ]);
       expect(a.pid).not.toBe(b.pid);
       for (const x of [a, b]) {
@@ -312,7 +331,9 @@ describe.skipIf(skip)('top reading: direct traffic against iperf3', () => {
 describe.skipIf(skip)('top reading: tunnelled traffic (awg apply, rule r1 → t1)', () => {
   let t: PerAppTopology;
   let ce: AwgEnv;
-  let iperfServer: NsProcess | undefined;
+  const iperfServers: NsProcess[] = [];
+  // a server per client (PORT above)
+  const TUNNELLED = { tcp: 5201, udp: 5202 } as const;
 
   beforeAll(async () => {
     await sweepStaleNetns();
@@ -332,15 +353,16 @@ describe.skipIf(skip)('top reading: tunnelled traffic (awg apply, rule r1 → t1
       '--direct',
     ]);
     if (r.code !== 0) throw new Error(`apply: ${showRun(r)}`);
-    iperfServer = nsSpawn(t.server, 'iperf3', ['-s', '-p', '5201', '-B', ADDR.server]);
+    for (const port of Object.values(TUNNELLED))
+      iperfServers.push(nsSpawn(t.server, 'iperf3', ['-s', '-p', String(port), '-B', ADDR.server]));
     await eventually(async () => {
       const s = await nsExec(t.server, 'ss', ['-Htln'], { allowFail: true });
-      return s.stdout.includes(':5201');
-    }, 'the iperf3 server listens');
+      return Object.values(TUNNELLED).every((p) => s.stdout.includes(`:${p} `));
+    }, 'the iperf3 servers listen');
   }, 180_000);
 
   afterAll(async () => {
-    await iperfServer?.kill(1000);
+    for (const s of iperfServers) await s.kill(1000);
     if (t)
       await awgd(t.client, ce, ['down', '--state-dir', ce.stateDir, '--direct']).catch(
         () => undefined,
@@ -361,7 +383,13 @@ describe.skipIf(skip)('top reading: tunnelled traffic (awg apply, rule r1 → t1
         ['tcp', ['-t', '2']],
         ['udp', ['-u', '-b', '10M', '-t', '2']],
       ] as const) {
-        const { pid, json } = await placed(['-c', ADDR.server, '-p', '5201', ...extra]);
+        const { pid, json } = await placed([
+          '-c',
+          ADDR.server,
+          '-p',
+          String(TUNNELLED[proto]),
+          ...extra,
+        ]);
         const port = json.start.connected[0]!.local_port;
         await eventually(
           () => proto === 'udp' || w.flows('tcp', port).some((f) => f.closed),

@@ -143,13 +143,18 @@ describe('awg exec through the daemon (macOS)', () => {
   it("the daemon ends the registration while the command runs: awg exec says why, stops the command (SIGTERM) and exits with the error's status", async () => {
     const { core, socket } = await serve();
     const cli = capturingCli();
-    // the command notes the SIGTERM it gets (a command that ran on would time the test out)
-    const marker = join(dir(), 'stopped');
-    const script = `sleep 30 & trap 'kill $!; echo TERM > ${marker}; exit 143' TERM; wait`;
+    // the command notes the SIGTERM it gets (a command that ran on would time the test out);
+    // the registration is ended only once its trap is set (`ready`): a SIGTERM before that
+    // kills sh outright, with no note (seen on a loaded machine)
+    const d = dir();
+    const marker = join(d, 'stopped');
+    const ready = join(d, 'ready');
+    const script = `sleep 30 & trap 'kill $!; echo TERM > ${marker}; exit 143' TERM; : > ${ready}; wait`;
     const run = cli.run(() =>
       execCommand(cli.io, ['sh', '-c', script], { direct: true, socket }, darwin),
     );
-    await expect.poll(() => core.execs.size).toBe(1);
+    await expect.poll(() => existsSync(ready), { timeout: 15_000 }).toBe(true);
+    expect(core.execs.size).toBe(1);
     core.execs
       .get(process.pid)!
       .end('the config changed: awg exec --tunnel work: unknown tunnel "work"');

@@ -96,6 +96,11 @@ build_deb() {
 background - .test-results/build-deb.log - build_deb
 [ -n "$idle_cg" ] || { wait_background; phase 'Debian package build'; }
 deb() { local d; d=$(cat .test-results/deb.path 2>/dev/null) && [ -f "$d" ] && readlink -f "$d"; }
+# the booted hosts' Debian 12 root (mmdebstrap from the Debian mirror, cached by its recipe in
+# /var/cache/awg-test), made while the netns tests run: it waits on the network and dpkg
+if [ -d test/host ]; then
+  background 'host root (mmdebstrap)' .test-results/host-root.log - npx tsx test/host/make-root.ts
+fi
 s=0; npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
 record netns "$s" .test-results/vitest-netns.json
 phase 'netns tests'

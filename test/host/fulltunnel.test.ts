@@ -112,6 +112,20 @@ describe.skipIf(skip)('full tunnel on a booted Debian 12 host', () => {
     expect(stop).not.toMatch(/unknown state|Failed with result|status=\d*\/[A-Z]/);
   });
 
+  it('awg apply run by a systemd service (as a timer runs it) leaves its tunnel up when the service ends', async () => {
+    // the daemon stopped (the kill switch stays): apply alone starts a detached engine, which
+    // systemd would kill with the service's cgroup unless it has a scope of its own
+    await host.run(['systemctl', 'stop', 'awg.service']);
+    const r = await host.enter(
+      ['systemd-run', '--wait', '--pipe', '--collect', '--quiet', 'awg', 'apply', '-f', CONFIG],
+      { allowFail: true, timeoutMs: 120_000 },
+    );
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    await until('the tunnel after the service ended', viaTunnel, 30_000, 250);
+    const scopes = await host.run(['systemctl', 'list-units', '--type=scope', '--no-legend']);
+    expect(scopes.stdout).toMatch(/awg engine home/);
+  });
+
   it('apt remove: no link, rule, table or resolver setting of ours; the host resolves and connects directly again', async () => {
     const r = await host.run(['apt-get', 'remove', '-y', '-q', 'awg'], {
       env: { DEBIAN_FRONTEND: 'noninteractive' },

@@ -23,6 +23,7 @@
  * wakes at once) and reported; engines recorded by an earlier `awg apply` are watched once
  * `adopt` sees them.
  */
+import { engineArgv } from './own-scope.js';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -118,7 +119,8 @@ async function netlinkSetLink(link: string, s: Partial<LinkState>): Promise<void
 
 export const nativeExternalDeps: ExternalDeps = {
   spawn(program, args, env, log) {
-    const child = spawn(program, args, { detached: true, stdio: ['ignore', log, log], env });
+    const [cmd, ...rest] = engineArgv([program, ...args], `awg engine ${program}`);
+    const child = spawn(cmd!, rest, { detached: true, stdio: ['ignore', log, log], env });
     return {
       pid: child.pid,
       onExit: (cb) => {

@@ -45,6 +45,7 @@ import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
 import { detachedLaunch, detachedLiveSpec } from './proxy-host.js';
 import { processIdentity, sameProcess, signalIdentified } from './process-identity.js';
 import { liveWgSpec } from './live-spec.js';
+import { engineArgv } from './own-scope.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
 /** generous: a loaded 2-core host needs seconds to start Node and load the data plane */
@@ -267,8 +268,11 @@ export function createProcessEngineDriver(opts: ProcessHostOptions = {}): Driver
     mkdirSync(logDir, { recursive: true, mode: 0o700 });
     const logPath = join(logDir, `engine-${tunnel}.log`);
     const log = openSync(logPath, 'a', 0o600);
-    const [cmd, ...args] = opts.command ?? defaultCommand();
-    const child = spawn(cmd!, [...args, 'engine', '--link', link, '--uapi', uapiPath], {
+    const [cmd, ...args] = engineArgv(
+      [...(opts.command ?? defaultCommand()), 'engine', '--link', link, '--uapi', uapiPath],
+      `awg engine ${tunnel}`,
+    );
+    const child = spawn(cmd!, args, {
       detached: true,
       stdio: ['pipe', 'pipe', log],
       env: {

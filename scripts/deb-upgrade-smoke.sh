@@ -42,6 +42,7 @@ export AWG_CGROUP_ROOT="awgt-upgrade-$$"
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -z "${cfg:-}" ] || rm -f "$cfg"
   if [ -s "$AWG_SHIM_PID" ]; then pkill -KILL -s "$(cat "$AWG_SHIM_PID")" 2>/dev/null || true; fi
   if dpkg -s awg >/dev/null 2>&1; then nsenter --net="/var/run/netns/$nsC" env PATH="$tmp/shim:$PATH" dpkg -P awg >/dev/null 2>&1 || true; fi
   ip netns pids "$nsP" 2>/dev/null | xargs -r kill 2>/dev/null || true
@@ -138,7 +139,10 @@ in_p ip link set awgb-wgp up
 
 in_c dpkg -i "$deb" >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "dpkg -i $v1 failed"; }
 grep -q 'try-restart' "$AWG_SHIM_LOG" && fail "a fresh install restarted the daemon"
-cat >"$tmp/config.yaml" <<EOC
+# the config where the shipped unit follows it (awg daemon --config /etc/awg/config.yaml; the
+# package made /etc/awg); removed before dpkg -r and in cleanup (/etc/awg then goes with the purge)
+cfg=/etc/awg/config.yaml
+cat >"$cfg" <<EOC
 version: 1
 tunnels:
   upgrade:
@@ -151,8 +155,8 @@ tunnels:
         allowedIPs: [10.200.88.0/24]
 killSwitch: { enabled: true }
 EOC
-chmod 600 "$tmp/config.yaml"
-in_c awg apply -f "$tmp/config.yaml" >"$tmp/apply.log" 2>&1 || { cat "$tmp/apply.log" >&2; fail "awg apply failed"; }
+chmod 600 "$cfg"
+in_c awg apply -f "$cfg" >"$tmp/apply.log" 2>&1 || { cat "$tmp/apply.log" >&2; fail "awg apply failed"; }
 in_c systemctl start awg.service
 # ready: the daemon's first run is over (it has adopted the engine `awg apply` started: a
 # short gap of its own) and the tunnel carries pings
@@ -221,6 +225,7 @@ leaks=$(tcpdump -n -r "$tmp/leak.pcap" 2>/dev/null | head -5)
 in_c nft list table inet awg >/dev/null 2>&1 || fail "no kill switch table after the upgrade"
 in_c ping -c 3 -i 0.2 -W 1 10.200.88.2 >/dev/null || fail "the tunnel does not carry pings after the upgrade"
 
+rm -f "$cfg"
 in_c dpkg -r awg >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; fail "dpkg -r failed"; }
 grep -q 'systemctl disable --now' "$AWG_SHIM_LOG" || fail "dpkg -r did not stop the daemon"
 [ -z "$(in_c ip -br link | grep '^awg-' || true)" ] || fail "an awg link left after dpkg -r"

@@ -112,6 +112,61 @@ export type Match =
       flatpak: string;
     };
 /**
+ * A list: a file path, `{file, format?, category?}`, or `{url, sha256?, refresh?, via?, format?, category?, maxBytes?, maxEntries?}`.
+ */
+export type ListRef =
+  | string
+  | {
+      /**
+       * The list file, relative to the config file.
+       */
+      file: string;
+      format?: ListFormat;
+      /**
+       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).
+       */
+      category?: string;
+    }
+  | {
+      /**
+       * Where the list is fetched from. It is cached in the state directory; the last good copy is kept when a fetch fails or does not parse.
+       */
+      url: string;
+      format?: ListFormat;
+      /**
+       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).
+       */
+      category?: string;
+      /**
+       * Pin: a fetched copy whose SHA-256 differs is refused (the last good copy stays).
+       */
+      sha256?: string;
+      /**
+       * How often the daemon fetches the list again (at least 1m).
+       */
+      refresh?: Duration;
+      /**
+       * A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.
+       */
+      via?: string;
+      /**
+       * A fetched copy larger than this is refused (default 64 MiB).
+       */
+      maxBytes?: number;
+      /**
+       * A list with more entries than this is refused (default 2,000,000).
+       */
+      maxEntries?: number;
+    };
+/**
+ * A list's format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.
+ */
+export type ListFormat = 'plain' | 'dnsmasq' | 'sing-box' | 'srs' | 'geosite' | 'geoip';
+/**
+ * A duration: `30s`, `15m`, `6h`, `1d`, `1h30m`.
+ */
+export type Duration = string;
+/**
  * When on, all egress is dropped except loopback, our tunnels, the engines' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped. It is strict: apps routed direct (`target: direct` rules, `allow-direct` while their tunnel is down, `awg exec --direct`) are blocked too, except to the LAN with `allowLan` (validate warns about such rules).
  */
 export type KillSwitch =
@@ -535,9 +590,9 @@ export interface To {
    */
   cidrs?: string[];
   /**
-   * List files, relative to the config file that names them: one domain, `*.` wildcard, address or prefix per line (same grammar as `domains` and `cidrs`); `#` starts a comment, blank lines are ignored. A bad line is reported as `file:line:col`.
+   * Lists of destinations: files (relative to the config file that names them) or URLs, in any of the formats of ListFormat (detected from content). A bad entry is reported as `file:line:col`.
    */
-  lists?: string[];
+  lists?: ListRef[];
 }
 export interface Dns {
   /**

@@ -20,6 +20,7 @@ import {
   type Source,
 } from './overlay.js';
 import { Config } from './schema.js';
+import { normalListRef } from './list-ref.js';
 import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
 import {
@@ -308,10 +309,12 @@ function loadDestinations(
       const values = r.to[kind];
       if (values) sets.push(parseInlineDestinations(values, kind, '', '').set);
     }
-    (r.to.lists ?? []).forEach((list, j) => {
+    (r.to.lists ?? []).forEach((entry, j) => {
+      const ref = normalListRef(entry);
+      if (ref.kind !== 'file') return; // TODO(step21): URL lists
       const path: PathKey[] = ['rules', i, 'to', 'lists', j];
       const at = positions.locate(path);
-      const file = listFilePath(list, at.file);
+      const file = listFilePath(ref.file, at.file);
       if (cache.has(file)) {
         const cached = cache.get(file);
         if (cached) sets.push(cached);

@@ -7,6 +7,7 @@ import { globProblem, MAX_GLOB_WILDCARDS_PER_SEGMENT } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
 import { Limit } from './rate.js';
 import { Text } from './schema-values.js';
+import { LIST_FORMATS } from './list-formats/types.js';
 
 /** match.regex runs in the linear-time engine (util/linear-regex.ts); what it cannot run is refused here */
 function linearRegex(s: string, ctx: z.RefinementCtx): void {
@@ -154,6 +155,85 @@ export const Fallback = z.enum(FALLBACKS).meta({
 const DestinationValues = (what: string) =>
   z.array(Text().min(1)).optional().meta({ description: what });
 
+export const ListFormat = z.enum(LIST_FORMATS).meta({
+  id: 'ListFormat',
+  description:
+    'A list\'s format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.',
+});
+
+const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d))+$/;
+export const Duration = Text()
+  .regex(DURATION_RE, 'a duration like 30m, 6h or 1d12h (units ms, s, m, h, d)')
+  .meta({ id: 'Duration', description: 'A duration: `30s`, `15m`, `6h`, `1d`, `1h30m`.' });
+
+const Category = Text()
+  .regex(/^[A-Za-z0-9!_.-]+(@[A-Za-z0-9!_.-]+)?$/, 'a category like ru-blocked, cn or google@ads')
+  .meta({
+    description:
+      'The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).',
+  });
+
+const ListCommon = {
+  format: ListFormat.optional(),
+  category: Category.optional(),
+};
+
+export const ListRef = z
+  .union(
+    [
+      Text()
+        .min(1)
+        .meta({
+          description:
+            'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
+        }),
+      z.strictObject({
+        file: Text().min(1).meta({ description: 'The list file, relative to the config file.' }),
+        ...ListCommon,
+      }),
+      z.strictObject({
+        url: Text()
+          .min(1)
+          .regex(/^https?:\/\/[^\s]+$/, 'an http:// or https:// URL')
+          .meta({
+            description:
+              'Where the list is fetched from. It is cached in the state directory; the last good copy is kept when a fetch fails or does not parse.',
+          }),
+        ...ListCommon,
+        sha256: Text()
+          .regex(/^[0-9a-fA-F]{64}$/, '64 hex digits')
+          .optional()
+          .meta({
+            description:
+              'Pin: a fetched copy whose SHA-256 differs is refused (the last good copy stays).',
+          }),
+        refresh: Duration.default('6h').meta({
+          description: 'How often the daemon fetches the list again (at least 1m).',
+        }),
+        via: Text()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
+          }),
+        maxBytes: z.int().min(1).max(268435456).default(67108864).meta({
+          description: 'A fetched copy larger than this is refused (default 64 MiB).',
+        }),
+        maxEntries: z.int().min(1).max(10000000).default(2000000).meta({
+          description: 'A list with more entries than this is refused (default 2,000,000).',
+        }),
+      }),
+    ],
+    { error: 'must be a file path, {file: PATH, …} or {url: URL, …}' },
+  )
+  .meta({
+    id: 'ListRef',
+    description:
+      'A list: a file path, `{file, format?, category?}`, or `{url, sha256?, refresh?, via?, format?, category?, maxBytes?, maxEntries?}`.',
+  });
+export type ListRef = z.infer<typeof ListRef>;
+
 export const To = z
   .strictObject({
     domains: DestinationValues(
@@ -162,9 +242,10 @@ export const To = z
     cidrs: DestinationValues(
       'Addresses and prefixes, IPv4 or IPv6: `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`. A prefix with host bits set is refused.',
     ),
-    lists: DestinationValues(
-      'List files, relative to the config file that names them: one domain, `*.` wildcard, address or prefix per line (same grammar as `domains` and `cidrs`); `#` starts a comment, blank lines are ignored. A bad line is reported as `file:line:col`.',
-    ),
+    lists: z.array(ListRef).optional().meta({
+      description:
+        'Lists of destinations: files (relative to the config file that names them) or URLs, in any of the formats of ListFormat (detected from content). A bad entry is reported as `file:line:col`.',
+    }),
   })
   .refine((t) => [t.domains, t.cidrs, t.lists].some((v) => v !== undefined && v.length > 0), {
     error: '`to` needs at least one non-empty `domains`, `cidrs` or `lists`',

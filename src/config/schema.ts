@@ -46,7 +46,7 @@ export {
   WireguardTunnel,
 } from './schema-tunnels.js';
 export type { ProxyTunnel, WgLikeTunnel } from './schema-tunnels.js';
-export { Fallback, FALLBACKS, Match, Rule } from './schema-rules.js';
+export { Duration, Fallback, FALLBACKS, ListFormat, ListRef, Match, Rule } from './schema-rules.js';
 
 export const CONFIG_VERSION = 1;
 export const RESERVED_TARGETS = ['direct', 'block'] as const;

@@ -15,6 +15,7 @@ import {
   parseInlineDestinations,
   type DestinationSet,
 } from '../config/lists.js';
+import { listRefLabel, normalListRef } from '../config/list-ref.js';
 import type { Config } from '../config/schema.js';
 import {
   explain,
@@ -127,10 +128,13 @@ export function destinationsWithSources(
           set: parseInlineDestinations(v, kind, '', '').set,
         });
     }
-    for (const list of r.to.lists ?? []) {
+    for (const entry of r.to.lists ?? []) {
+      const ref = normalListRef(entry);
+      if (ref.kind !== 'file') continue;
+      const list = ref.file;
       const file = isAbsolute(list) || !configFile ? list : join(dirname(configFile), list);
       try {
-        sources.push({ label: list, set: parseDestinationList(read(file), file).set });
+        sources.push({ label: listRefLabel(ref), set: parseDestinationList(read(file), file).set });
       } catch {
         /* gone since the config was loaded: no source named */
       }

@@ -21,6 +21,7 @@ import { domainToASCII } from 'node:url';
 import type { Issue } from '../errors.js';
 import ipaddr from '../util/ipaddr.js';
 import { parseV4, v4String } from './cidr.js';
+import type { ListPlace, ListSink } from './list-formats/types.js';
 
 /** inclusive address interval; IPv4 as a 32-bit number, IPv6 as a 128-bit bigint */
 export interface Interval<T extends number | bigint> {
@@ -341,6 +342,57 @@ export function parseDestinationList(
   }
   if (errors > max) issues.push(tooMany(file, path, errors - max));
   return { set: c.finish(), issues };
+}
+
+/**
+ * A sink for the list readers (list-formats/): each entry is checked against the grammar of
+ * its kind and collected; a bad one, and every problem a reader reports, is an issue at
+ * `file:line:col`. `finish` gives the set and the issues (errors past `maxIssues` counted in
+ * one "… N more").
+ */
+export function collectList(
+  file: string,
+  opts: ParseOptions = {},
+): { sink: ListSink; finish(): ParsedDestinations } {
+  const path = opts.path ?? '';
+  const max = opts.maxIssues ?? DEFAULT_MAX_ISSUES;
+  const c = new Collector();
+  const issues: Issue[] = [];
+  let errors = 0;
+  const report = (message: string, at: ListPlace, severity: 'error' | 'warning') => {
+    if (severity === 'error' && errors++ >= max) return;
+    issues.push({ file, line: at.line, col: at.col, path, message, severity });
+  };
+  const sink: ListSink = {
+    entry(kind, value, at) {
+      let e: Entry | string;
+      switch (kind) {
+        case 'address':
+          e = parseAddress(value);
+          break;
+        case 'domain':
+          e = value.startsWith('*.')
+            ? `${value}: a wildcard is not a domain entry`
+            : parseDomain(value);
+          break;
+        case 'wildcard':
+          e = parseDomain(value.startsWith('*.') ? value : `*.${value}`);
+          break;
+        default:
+          e = `${kind} entries are not supported yet (${JSON.stringify(value)})`;
+      }
+      if (typeof e === 'string') report(e, at, 'error');
+      else c.add(e);
+    },
+    problem: report,
+  };
+  return {
+    sink,
+    finish() {
+      if (errors > max) issues.push(tooMany(file, path, errors - max));
+      return { set: c.finish(), issues };
+    },
+  };
 }
 
 /**

@@ -7,7 +7,13 @@ import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml
 import type * as z from 'zod';
 import type { Issue } from '../errors.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { FileRefusedError, LIMITS, readTextFile, readTextFileSync } from '../util/files.js';
+import {
+  FileRefusedError,
+  LIMITS,
+  readTextFile,
+  readTextFileSync,
+  readRegularFileSync,
+} from '../util/files.js';
 import { localSelection } from './host-selection.js';
 import {
   matches,
@@ -21,14 +27,10 @@ import {
 } from './overlay.js';
 import { Config } from './schema.js';
 import { normalListRef } from './list-ref.js';
+import { parseListBytes } from './list-formats/index.js';
 import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
-import {
-  mergeDestinations,
-  parseDestinationList,
-  parseInlineDestinations,
-  type DestinationSet,
-} from './lists.js';
+import { mergeDestinations, parseInlineDestinations, type DestinationSet } from './lists.js';
 
 export interface LoadResult {
   config?: Config;
@@ -271,7 +273,7 @@ export interface LoadOptions {
   /** read an overlay file (default: a regular file of at most LIMITS.config bytes) */
   readFile?: (path: string) => string;
   /** read a `to.lists` file (default: a regular file of at most LIMITS.list bytes) */
-  readList?: (path: string) => string;
+  readList?: (path: string) => string | Uint8Array;
 }
 
 /** The path a `to.lists` entry names: relative paths resolve against the file that names it. */
@@ -298,7 +300,7 @@ function loadDestinations(
   positions: MergedPositions,
   opts: LoadOptions,
 ): { destinations: Map<string, DestinationSet>; files: string[]; issues: Issue[] } {
-  const read = opts.readList ?? ((p: string) => readTextFileSync(p, { maxBytes: LIMITS.list }));
+  const read = opts.readList ?? ((p: string) => readRegularFileSync(p, { maxBytes: LIMITS.list }));
   const destinations = new Map<string, DestinationSet>();
   const issues: Issue[] = [];
   const cache = new Map<string, DestinationSet | undefined>();
@@ -320,9 +322,10 @@ function loadDestinations(
         if (cached) sets.push(cached);
         return;
       }
-      let text: string;
+      let bytes: Uint8Array;
       try {
-        text = read(file);
+        const got = read(file);
+        bytes = typeof got === 'string' ? Buffer.from(got) : got;
       } catch (e) {
         cache.set(file, undefined);
         issues.push({
@@ -334,7 +337,11 @@ function loadDestinations(
         });
         return;
       }
-      const parsed = parseDestinationList(text, file, { path: formatPath(path) });
+      const parsed = parseListBytes(bytes, file, {
+        path: formatPath(path),
+        format: ref.format,
+        category: ref.category,
+      });
       issues.push(...parsed.issues);
       cache.set(file, parsed.set);
       sets.push(parsed.set);

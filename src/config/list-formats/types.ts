@@ -28,9 +28,12 @@ export interface ListPlace {
  * - `wildcard`: the names under it only (`*.d`; a sing-box suffix written `.d`);
  * - `full`: that exact name only (sing-box `domain`, geosite `full:`);
  * - `keyword`: any name containing the text (sing-box `domain_keyword`, geosite plain);
+ * - `regex`: any name the regular expression matches (sing-box `domain_regex`, geosite
+ *   `regexp:`), run in the linear-time engine (util/linear-regex.ts): one it cannot run is
+ *   refused at its place;
  * - `address`: an address or prefix in text form (`203.0.113.0/24`, `2001:db8::1`).
  */
-export type ListEntryKind = 'domain' | 'wildcard' | 'full' | 'keyword' | 'address';
+export type ListEntryKind = 'domain' | 'wildcard' | 'full' | 'keyword' | 'regex' | 'address';
 
 export interface ListSink {
   /** one entry; the collector validates `value` and reports a bad one at `at` */

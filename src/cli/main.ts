@@ -203,7 +203,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
     .option(
       '--name <tunnel>',
-      'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)',
+      'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result; for a vpn:// key: its server description, else its host name; several containers get -awg, -awg2, -wg)',
     )
     .addOption(
       new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']),

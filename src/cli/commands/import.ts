@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { importWgQuick, type SecretFile } from '../../config/import/index.js';
+import { looksLikeVpnKey } from '../../config/import/vpn-key.js';
 import { printIssues, messageText, type Io } from '../output.js';
 import { LIMITS, readTextFile } from '../../util/files.js';
 
@@ -37,7 +39,10 @@ export async function importCommand(io: Io, o: ImportOptions): Promise<number> {
   let text: string;
   /** what issues name: the file, or what stands for a key given otherwise */
   let label = o.file;
-  const literal = /^vpn:\/\//i.test(o.file.trim());
+  // a key as the argument: `vpn://…`, or bare base64url that names no file (never quoted)
+  const literal =
+    /^vpn:\/\//i.test(o.file.trim()) ||
+    (o.file !== '-' && !existsSync(o.file) && looksLikeVpnKey(o.file));
   try {
     if (literal) {
       text = o.file;
@@ -54,7 +59,7 @@ export async function importCommand(io: Io, o: ImportOptions): Promise<number> {
     return 1;
   }
   const vpn = await import('../../config/import/vpn.js');
-  const isKey = literal || vpn.looksLikeVpnKey(text) || /^\s*\{/.test(text);
+  const isKey = literal || looksLikeVpnKey(text) || /^\s*\{/.test(text);
   if (!isKey && o.container !== undefined) {
     io.err(`${label}: --container is for vpn:// keys; this is a wg-quick file\n`);
     return 1;

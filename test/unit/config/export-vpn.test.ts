@@ -227,6 +227,9 @@ describe('the CLI', () => {
       `wrote ${keyFile} (tunnel office, vpn:// key, container amnezia-awg2 (AmneziaWG 3.1); mode 600: it holds the private key)\n`,
     );
     expect(readFileSync(keyFile, 'utf8')).toBe(e.out);
+    // bare base64url that names no file is a key too (and is never quoted as a path)
+    const bare = await awg(['import', e.out.trim().slice(6)]);
+    expect(bare.code, bare.err).toBe(0);
     const fromArg = await awg(['import', e.out.trim()]);
     expect(fromArg.code, fromArg.err).toBe(0);
     expect(tunnelSection(fromArg.out)).toBe(tunnelSection(readFileSync(cfg, 'utf8')));

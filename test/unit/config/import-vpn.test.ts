@@ -424,6 +424,20 @@ describe('damaged keys: a clear error, nothing imported, no secret quoted', () =
     expect(() => decodeVpnKey('vpn://AAAA')).toThrow(VpnKeyError);
   });
 
+  it('a malformed line holding a key in the text: the error does not quote it', () => {
+    const s = spec('1.0');
+    const doc = documentOf([s]);
+    const c = doc.containers as { awg: { last_config: string } }[];
+    const lc = JSON.parse(c[0]!.awg.last_config) as Record<string, string>;
+    lc.config = lc.config!.replace(`PrivateKey = ${PRIV}`, `PrivateKey ${PRIV}`);
+    c[0]!.awg.last_config = qtToJson(lc);
+    err(packKey(qtToJson(doc)));
+    const r = importVpnKey(packKey(qtToJson(doc)), { file: 'key' });
+    expect(r.issues.map((i) => i.message)).toContainEqual(
+      expect.stringMatching(/^unknown key <\d+ characters, not shown> in \[Interface\]/),
+    );
+  });
+
   it('a key holding a wg-quick file goes through the .conf importer', () => {
     const conf = clientText(spec('1.0')).replace('$PRIMARY_DNS, $SECONDARY_DNS', '9.9.9.9');
     for (const k of [packKey(conf), base64Key(conf)]) {

@@ -170,7 +170,10 @@ function run(text: string, opts: VpnImportOptions): VpnImportResult {
   // the default container first: it becomes the config's default
   chosen.sort((a, b) => Number(b.isDefault) - Number(a.isDefault) || a.index - b.index);
 
-  const stem = opts.name ?? keyName(doc.description, doc.hostName, opts.nameHint);
+  const named =
+    opts.name === undefined ? keyName(doc.description, doc.hostName, opts.nameHint) : undefined;
+  const stem = opts.name ?? named!.name;
+  if (named) notes.push(`tunnel named "${stem}" after ${named.from}; choose another with --name`);
   const names = tunnelNames(stem, chosen, opts.name !== undefined);
   const results: { c: VpnContainer; r: ImportResult }[] = [];
   chosen.forEach((c, i) => {
@@ -227,11 +230,26 @@ function pickName(candidates: (string | undefined)[]): string {
  * name or gives one of 2+ characters ("Сервер 2" gives only "2"); else its host name unless
  * that is an address; else the key file's name; else "amnezia".
  */
-function keyName(description?: string, host?: string, hint?: string): string {
+function keyName(
+  description?: string,
+  host?: string,
+  hint?: string,
+): { name: string; from: string } {
+  const quoted = (s: string) => `"${printable(s)}"`;
   const d = description === undefined ? undefined : suggestName(description);
-  if (d !== undefined && (d === description || d.length >= 2)) return d;
+  if (d !== undefined && (d === description || d.length >= 2))
+    return { name: d, from: `the key's description ${quoted(description!)}` };
   const h = host !== undefined && !/^[0-9.]+$|:/.test(host) ? host : undefined;
-  return pickName([h, hint, description]);
+  const name = pickName([h, hint, description]);
+  const from =
+    h !== undefined && name === suggestName(h)
+      ? `the key's host ${quoted(h)}`
+      : hint !== undefined && name === suggestName(hint)
+        ? `the file name ${quoted(hint)}`
+        : description !== undefined && name === suggestName(description)
+          ? `the key's description ${quoted(description)}`
+          : 'nothing in the key (no usable description or host name)';
+  return { name, from };
 }
 
 /** one name per container: the stem alone for one, stem-awg / stem-awg2 / stem-wg for several */

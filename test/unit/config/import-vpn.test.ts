@@ -128,6 +128,10 @@ describe('published AmneziaVPN samples', () => {
     expect(a.ok).toBe(true);
     expect(a.yaml).toBe(golden);
     expect(a.tunnels).toEqual([{ name: 'amnezia-cli', container: 'amnezia-awg2' }]);
+    // "Сервер 2" gives only "2", the host is an address: the file's name
+    expect(a.notes).toContain(
+      'tunnel named "amnezia-cli" after the file name "amnezia-client-awg2-selfhosted"; choose another with --name',
+    );
     for (const packed of [packKey(json), base64Key(json), packKey(json, { padding: true })]) {
       const b = importVpnKey(packed, { file: 'k', nameHint: 'amnezia-client-awg2-selfhosted' });
       expect(b.yaml).toBe(golden);

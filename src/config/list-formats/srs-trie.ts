@@ -43,6 +43,13 @@ export function readSuccinctSet(r: ByteReader): SuccinctSet {
   return { leaves, bitmap, labels, at };
 }
 
+/** more keys than the caller allows (its `maxEntries`) */
+export class TooMany extends Damaged {
+  constructor(at: number) {
+    super('the domain trie holds more names than maxEntries allows', at);
+  }
+}
+
 /** bit i of big-endian uint64 words */
 function bit(words: Uint8Array, i: number): number {
   const byte = (i >>> 6) * 8 + 7 - ((i >>> 3) & 7);
@@ -81,7 +88,7 @@ export function trieKeys(set: SuccinctSet, maxKeys: number, maxChars: number): s
   let chars = 0;
   for (let n = 0; n < nodes; n++) {
     if (bit(leaves, n) === 0) continue;
-    if (keys.length >= maxKeys) throw new Damaged(`more than ${maxKeys} names in one matcher`, at);
+    if (keys.length >= maxKeys) throw new TooMany(at);
     // walk up: the bytes come out last first, which is the domain's own order
     let len = 0;
     let ascii = true;

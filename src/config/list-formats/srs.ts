@@ -24,7 +24,7 @@
 import { inflateSync } from 'node:zlib';
 import { compareBytes, rangePrefixes } from './ip-bytes.js';
 import { ByteReader, Damaged, Emitter, bytePlace, utf8 } from './reading.js';
-import { readSuccinctSet, trieKeys } from './srs-trie.js';
+import { TooMany, readSuccinctSet, trieKeys } from './srs-trie.js';
 import type { ListPlace, ListReader, ListSink, ReadOptions } from './types.js';
 
 export const SRS_VERSIONS = [1, 2, 3, 4] as const;
@@ -226,7 +226,19 @@ class Body {
   private domains(emit: boolean): void {
     const set = readSuccinctSet(this.r);
     if (!emit) return;
-    const keys = trieKeys(set, 2 * this.out.max + 2, this.maxChars);
+    // a version-1 suffix is two keys for one entry: twice the entries left, and then some
+    let keys: string[];
+    try {
+      keys = trieKeys(set, 2 * (this.out.max - this.out.n) + 2, this.maxChars);
+    } catch (e) {
+      if (!(e instanceof TooMany)) throw e;
+      this.out.stopped = true;
+      this.out.error(
+        `the domain trie holds more names than maxEntries (${this.out.max}) allows: refused as a whole${where(set.at)}`,
+        at(set.at),
+      );
+      return;
+    }
     const place = at(set.at);
     const full = new Set<string>();
     const under = new Set<string>();

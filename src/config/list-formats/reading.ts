@@ -144,11 +144,12 @@ export function guarded(
   sink: ListSink,
   place: (offset: number) => ListPlace,
   body: () => void,
+  where: (offset: number) => string = (o) => ` (byte ${o})`,
 ): void {
   try {
     body();
   } catch (e) {
-    if (e instanceof Damaged) sink.problem(e.message, place(e.offset), 'error');
+    if (e instanceof Damaged) sink.problem(e.message + where(e.offset), place(e.offset), 'error');
     else
       sink.problem(
         `internal error while reading the list: ${e instanceof Error ? e.message : String(e)}`,

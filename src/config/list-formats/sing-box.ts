@@ -31,7 +31,7 @@ const ENTRY_FIELDS: Record<string, ListEntryKind> = {
 };
 
 /** the fields of a default rule that narrow it, and what they narrow it by */
-const NARROWING: Record<string, string> = {
+export const NARROWING: Record<string, string> = {
   query_type: 'the DNS query type',
   network: 'the network (tcp/udp)',
   source_ip_cidr: 'the source address',
@@ -51,6 +51,11 @@ const NARROWING: Record<string, string> = {
   wifi_ssid: 'the Wi-Fi network',
   wifi_bssid: 'the Wi-Fi network',
 };
+
+/** why a narrowing field (or `.srs` item) is refused */
+export function narrowingMessage(field: string, what: string): string {
+  return `${field}: the rule also depends on ${what}; awg routes by destination alone and cannot honour it (the list would match more than it says)`;
+}
 
 function detect(bytes: Uint8Array): boolean {
   const head = Buffer.from(bytes.buffer, bytes.byteOffset, Math.min(bytes.byteLength, 4096))
@@ -136,11 +141,7 @@ class RuleSetReader {
         logicalKey ??= kat;
         j.skip(3);
       } else if (NARROWING[key] !== undefined) {
-        if (!j.skip(3))
-          this.out.error(
-            `${key}: the rule also depends on ${NARROWING[key]}; awg routes by destination alone and cannot honour it (the list would match more than it says)`,
-            kat,
-          );
+        if (!j.skip(3)) this.out.error(narrowingMessage(key, NARROWING[key]!), kat);
       } else {
         this.out.error(`unknown field ${JSON.stringify(key)} in a rule`, kat);
         j.skip(3);

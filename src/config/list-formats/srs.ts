@@ -24,6 +24,7 @@
 import { inflateSync } from 'node:zlib';
 import { compareBytes, rangePrefixes } from './ip-bytes.js';
 import { ByteReader, Damaged, Emitter, bytePlace, utf8 } from './reading.js';
+import { NARROWING as NARROWING_WHAT, narrowingMessage } from './sing-box.js';
 import { TooMany, readSuccinctSet, trieKeys } from './srs-trie.js';
 import type { ListPlace, ListReader, ListSink, ReadOptions } from './types.js';
 
@@ -135,7 +136,7 @@ class Body {
           const name = NARROWING[item];
           if (name === undefined) throw new Damaged(`unknown rule item type ${item}`, start);
           this.refuse(
-            `${name}: the rule also depends on it; awg routes by destination alone and cannot honour it (the list would match more than it says)`,
+            narrowingMessage(name, NARROWING_WHAT[name] ?? 'AdGuard-style domain rules'),
             start,
             emit,
           );

@@ -341,10 +341,10 @@ describe('geosite', () => {
       entry.subarray(2),
     ]);
     expect(readWith(geositeReader, inflated, { category: 'x' }).errors).toEqual([
-      expect.stringMatching(/^1:2: field 1: 1099511627776 bytes declared, only \d+ left$/),
+      expect.stringMatching(/^1:2: field 1: 1099511627776 bytes declared, only \d+ left \(byte 1\)$/),
     ]);
     expect(readWith(geositeReader, Buffer.from([0x0b, 0x0c]), { category: 'x' }).errors).toEqual([
-      '1:1: field 1: wire type 3 is not used here',
+      '1:1: field 1: wire type 3 is not used here (byte 0)',
     ]);
     const b = sample(SITE);
     for (let i = 0; i < b.length; i += 7)

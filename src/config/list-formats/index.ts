@@ -53,9 +53,14 @@ export function detectListFormat(bytes: Uint8Array): ListFormat {
   return READERS.find((r) => r.detect(bytes))?.format ?? 'plain';
 }
 
-/** a NUL byte near the start: not text, so not a plain list either */
+/** a NUL, or more than a few other control bytes, near the start: not a text list */
 function binary(bytes: Uint8Array): boolean {
-  return bytes.subarray(0, 8192).includes(0);
+  let controls = 0;
+  for (const c of bytes.subarray(0, 8192)) {
+    if (c === 0) return true;
+    if (c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && ++controls > 4) return true;
+  }
+  return false;
 }
 
 /** a list that could not be read at all: one error at its place */

@@ -25,6 +25,8 @@ import type { ListReader, ListSink, ReadOptions } from './types.js';
 const DOMAIN_OPTIONS = new Set(['server', 'local', 'address', 'ipset', 'nftset']);
 /** options that pull in more configuration from elsewhere */
 const INCLUDES = new Set(['conf-file', 'conf-dir', 'servers-file', 'conf-script']);
+/** option names warned about one by one at most; the rest are counted in one warning */
+const MAX_IGNORED = 20;
 const OPTION = /^([a-z0-9][a-z0-9-]*)(=|$)/;
 /** a domain option as the first significant line tells a dnsmasq file from a plain list */
 const DOMAIN_LINE = /^(server|local|address|ipset|nftset)=\//;
@@ -93,6 +95,7 @@ function read(bytes: Uint8Array, sink: ListSink, opts: ReadOptions): void {
   let text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   const ignored = new Map<string, { line: number; col: number; n: number }>();
+  let others = 0;
   let lineNo = 0;
   for (let pos = 0; pos <= text.length && !out.stopped;) {
     let nl = text.indexOf('\n', pos);
@@ -123,11 +126,17 @@ function read(bytes: Uint8Array, sink: ListSink, opts: ReadOptions): void {
     } else {
       const seen = ignored.get(opt);
       if (seen) seen.n++;
-      else ignored.set(opt, { line: lineNo, col, n: 1 });
+      else if (ignored.size < MAX_IGNORED) ignored.set(opt, { line: lineNo, col, n: 1 });
+      else others++;
     }
   }
   for (const [opt, at] of ignored)
     out.warn(`${opt}${at.n > 1 ? ` (${at.n} lines)` : ''}: names no destination; ignored`, at);
+  if (others > 0)
+    out.warn(`${others} more lines of other options name no destination; ignored`, {
+      line: 1,
+      col: 1,
+    });
 }
 
 export const dnsmasqReader: ListReader = { format: 'dnsmasq', detect, read };

@@ -118,6 +118,7 @@ export function parseCategory(s: string): Category | string {
 function close(want: string, have: string): boolean {
   if (want.length >= 3 && have.length >= 3 && (have.includes(want) || want.includes(have)))
     return true;
+  if (want.length > 64) return false; // the distance is quadratic; long names only by substring
   const max = Math.max(1, Math.floor(want.length / 4));
   if (Math.abs(want.length - have.length) > max) return false;
   let prev = Array.from({ length: have.length + 1 }, (_, j) => j);
@@ -171,7 +172,8 @@ export function findEntry(
     return found;
   }
   const near = want === undefined ? [] : names.filter((n) => close(want, n)).sort();
-  const rest = names.filter((n) => !near.includes(n)).sort();
+  const isNear = new Set(near);
+  const rest = names.filter((n) => !isNear.has(n)).sort();
   const list = someOf([...near, ...rest], total);
   out.error(
     want === undefined

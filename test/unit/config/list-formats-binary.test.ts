@@ -319,6 +319,20 @@ describe('geosite', () => {
     ]);
   });
 
+  it('looking for a close name stays cheap: a long category against many long codes', () => {
+    const codes = Buffer.concat(
+      Array.from({ length: 2000 }, (_, i) =>
+        geositeEntry(`C${i}`.padEnd(1000, 'x'), [{ type: 2, value: 'a.example' }]),
+      ),
+    );
+    const t0 = performance.now();
+    const r = readWith(geositeReader, codes, { category: 'y'.repeat(1000) });
+    expect(r.errors).toEqual([
+      expect.stringMatching(/^1:1: no category "y{1000}" in this geosite file; it has /),
+    ]);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
   it('unknown domain types and empty values are refused at their item', () => {
     const dat = geositeEntry('X', [
       { type: 7, value: 'a.example' },
@@ -341,7 +355,9 @@ describe('geosite', () => {
       entry.subarray(2),
     ]);
     expect(readWith(geositeReader, inflated, { category: 'x' }).errors).toEqual([
-      expect.stringMatching(/^1:2: field 1: 1099511627776 bytes declared, only \d+ left \(byte 1\)$/),
+      expect.stringMatching(
+        /^1:2: field 1: 1099511627776 bytes declared, only \d+ left \(byte 1\)$/,
+      ),
     ]);
     expect(readWith(geositeReader, Buffer.from([0x0b, 0x0c]), { category: 'x' }).errors).toEqual([
       '1:1: field 1: wire type 3 is not used here (byte 0)',

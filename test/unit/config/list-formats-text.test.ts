@@ -124,6 +124,15 @@ describe('dnsmasq', () => {
     ]);
   });
 
+  it('warnings are bounded: 20 option names one by one, the rest in one count', () => {
+    const text = Array.from({ length: 5000 }, (_, i) => `opt-${i}=x`).join('\n');
+    const r = readWith(dnsmasqReader, text);
+    expect(r.warnings).toHaveLength(21);
+    expect(r.warnings.at(-1)).toBe(
+      '1:1: 4980 more lines of other options name no destination; ignored',
+    );
+  });
+
   it('CRLF, a byte-order mark and trailing comments', () => {
     const r = readWith(dnsmasqReader, '\uFEFFipset=/a.example/s # note\r\nipset=/b.example/s\r\n');
     expect(r.problems).toEqual([]);

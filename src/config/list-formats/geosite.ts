@@ -4,8 +4,9 @@
  * → `domain`, `Full` (3) → `full`.
  *
  * The category is required (`geosite.dat:ru-blocked`, or `category:`) and found ignoring case.
- * `@attr` keeps the domains carrying that attribute (`google@ads`); several (`@a@b`) keep those
- * carrying all of them, as v2ray and Xray do. There is no negation: an attribute is a name,
+ * `@attr` keeps the domains carrying that attribute (`google@ads`); several (`@a@b`: the
+ * schema's category takes one today) keep those carrying all of them, as v2ray and Xray do.
+ * There is no negation: an attribute is a name,
  * and `!cn` is one (domain-list-community marks domains `@!cn`), so `google@!cn` keeps the
  * domains marked `!cn`. A filter that keeps nothing is an error naming the attributes there are.
  */

@@ -8,25 +8,10 @@
  * `probe-failed`) comes back only once the cause stayed clear for RECOVER_HOLD_MS. A change
  * is a change of state or of reason: exactly one per change.
  */
+import type { DownReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
-/**
- * Why a tunnel is down: `stopped` its engine is not running; `handshake` no handshake
- * answered for downAfter; `no-data` handshakes answered but our data unanswered
- * (data-path.ts); `probe-failed` the configured probe failed; `proxy` the proxy's upstream
- * check failed; `auth-failed` the proxy refused our credentials.
- */
-export type DownReason =
-  'stopped' | 'handshake' | 'no-data' | 'probe-failed' | 'proxy' | 'auth-failed';
-
-export const DOWN_REASONS: readonly DownReason[] = [
-  'stopped',
-  'handshake',
-  'no-data',
-  'probe-failed',
-  'proxy',
-  'auth-failed',
-];
+export { DOWN_REASONS, type DownReason } from './names.js';
 
 /** a data-path down needs its cause clear this long (ms) before the tunnel is up again */
 export const RECOVER_HOLD_MS = 2_000;

@@ -53,6 +53,22 @@ export const TUNNEL_HEALTH = [
   'auth-failed',
 ] as const satisfies readonly HealthState[];
 
+/**
+ * Why a tunnel is down (health-rating.ts): `stopped` its engine is not running; `handshake`
+ * no handshake answered for downAfter; `no-data` handshakes answered but our data unanswered
+ * (data-path.ts); `probe-failed` the configured probe failed; `proxy` the proxy's upstream
+ * check failed; `auth-failed` the proxy refused our credentials.
+ */
+export const DOWN_REASONS = [
+  'stopped',
+  'handshake',
+  'no-data',
+  'probe-failed',
+  'proxy',
+  'auth-failed',
+] as const;
+export type DownReason = (typeof DOWN_REASONS)[number];
+
 /** PlacementStatus.state: the process watcher runs; it could not start (reason); no rules */
 export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;
 /**

@@ -11,7 +11,13 @@
  * Comments on fields that are not `.meta()` descriptions stay out of the JSON Schema.
  */
 import * as z from 'zod';
-import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from './names.js';
+import {
+  DAEMON_STATES,
+  DOWN_REASONS,
+  PLACEMENT_MODES,
+  PLACEMENT_STATES,
+  TUNNEL_HEALTH,
+} from './names.js';
 
 const Count = z.number().int().min(0);
 /** the kernel's counters of a TUN link (IFLA_STATS64): inner IP packets, headers included */
@@ -128,6 +134,12 @@ const Tunnel = z.strictObject({
   // what the loop routes by (rules take their fallback while down/auth-failed)
   health: z.enum(TUNNEL_HEALTH).optional(),
   error: z.string().optional(),
+  // why it is down (docs/architecture.md, "Tunnel health")
+  reason: z.enum(DOWN_REASONS).optional(),
+  // when the health last changed (RFC 3339)
+  since: z.string().optional(),
+  // when it was last rated up (RFC 3339; absent: never)
+  lastUp: z.string().optional(),
   // seconds since the most recent handshake of any peer; absent: never
   lastHandshakeAgeSec: z.number().optional(),
   rxBytes: Count,

@@ -7,7 +7,13 @@ import { LIMIT_ACTIONS, WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
-import { healthFromWire, linkTraffic, ruleCounterToWire, ruleCounterFromWire } from './status.js';
+import {
+  downReasonFromWire,
+  healthFromWire,
+  linkTraffic,
+  ruleCounterToWire,
+  ruleCounterFromWire,
+} from './status.js';
 
 const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
 export const wakeToWire = WAKE.toWire;
@@ -56,6 +62,8 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
           up: e.state === 'up',
           state: e.state,
           ...opt('error', e.error),
+          ...opt('reason', e.reason),
+          ...opt('lastUp', e.lastUp),
         },
       };
     case 'handshake':
@@ -118,6 +126,8 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       tunnel: w.tunnel.tunnel,
       state: healthFromWire(w.tunnel.state) ?? (w.tunnel.up ? 'up' : 'down'),
       ...opt('error', w.tunnel.error),
+      ...opt('reason', downReasonFromWire(w.tunnel.reason)),
+      ...opt('lastUp', w.tunnel.lastUp),
     };
   if (w.handshake)
     return { type: 'handshake', at, tunnel: w.handshake.tunnel, peer: w.handshake.peer };

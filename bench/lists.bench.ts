@@ -4,7 +4,7 @@
  * one DNS name per lookup in O(labels) whatever the list size. Cold = the first run in this
  * process (what `awg validate` pays), warm = the median after it.
  */
-import { DomainMatcher, mergeDestinations, parseDestinationList } from '../src/config/lists.js';
+import { mergeDestinations, parseDestinationList } from '../src/config/lists.js';
 import { measure, time, type Sample } from './lib.js';
 
 /** a deterministic list of `n` lines: a quarter each of v4 prefixes, v4 hosts, v6, names */
@@ -45,7 +45,7 @@ export async function listsBench(smoke: boolean): Promise<Sample[]> {
       mergeDestinations([set, set]),
     ),
   );
-  const m = new DomainMatcher(set);
+  const m = set.domains;
   const names = ['a.b.site13.example13.org', 'x.cdn4.example4.net', 'www.unlisted.example.com'];
   const lookups = smoke ? 1_000 : 1_000_000;
   out.push(

@@ -158,7 +158,7 @@ const DestinationValues = (what: string) =>
 export const ListFormat = z.enum(LIST_FORMATS).meta({
   id: 'ListFormat',
   description:
-    'A list\'s format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.',
+    "A list's format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.",
 });
 
 const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d))+$/;
@@ -181,12 +181,10 @@ const ListCommon = {
 export const ListRef = z
   .union(
     [
-      Text()
-        .min(1)
-        .meta({
-          description:
-            'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
-        }),
+      Text().min(1).meta({
+        description:
+          'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
+      }),
       z.strictObject({
         file: Text().min(1).meta({ description: 'The list file, relative to the config file.' }),
         ...ListCommon,
@@ -210,13 +208,10 @@ export const ListRef = z
         refresh: Duration.default('6h').meta({
           description: 'How often the daemon fetches the list again (at least 1m).',
         }),
-        via: Text()
-          .min(1)
-          .optional()
-          .meta({
-            description:
-              'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
-          }),
+        via: Text().min(1).optional().meta({
+          description:
+            'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
+        }),
         maxBytes: z.int().min(1).max(268435456).default(67108864).meta({
           description: 'A fetched copy larger than this is refused (default 64 MiB).',
         }),
@@ -237,7 +232,7 @@ export type ListRef = z.infer<typeof ListRef>;
 export const To = z
   .strictObject({
     domains: DestinationValues(
-      'Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).',
+      "Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself); with geosite's prefixes, `full:example.com` that name only, `keyword:google` every name containing the text, `regexp:^ads?\\.` every name the expression matches (JavaScript syntax without what cannot run in linear time; tested on the lowercase name), `domain:example.org` the same as `example.org`. At most 10,000 keywords and 10,000 regexps per rule. Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).",
     ),
     cidrs: DestinationValues(
       'Addresses and prefixes, IPv4 or IPv6: `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`. A prefix with host bits set is refused.',

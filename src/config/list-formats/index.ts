@@ -2,7 +2,7 @@
  * A list's bytes to a rule's destinations, whatever its format: the format is forced
  * (`format:`) or detected from the content by the readers in order, plain text last.
  */
-import { collectList, parseDestinationList, type ParsedDestinations } from '../lists.js';
+import { collectList, parseDestinationBytes, type ParsedDestinations } from '../lists.js';
 import type { ListFormat, ListReader } from './types.js';
 
 export type { ListFormat } from './types.js';
@@ -41,13 +41,11 @@ export function parseListBytes(
 ): ParsedList {
   const format = opts.format ?? detectListFormat(bytes);
   const reader = READERS.find((r) => r.format === format);
-  if (format === 'plain' || !reader) {
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+  if (format === 'plain' || !reader)
     return {
       format: 'plain',
-      ...parseDestinationList(text, file, { path: opts.path, maxIssues: opts.maxIssues }),
+      ...parseDestinationBytes(bytes, file, { path: opts.path, maxIssues: opts.maxIssues }),
     };
-  }
   const c = collectList(file, { path: opts.path, maxIssues: opts.maxIssues });
   reader.read(bytes, c.sink, {
     category: opts.category,

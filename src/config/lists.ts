@@ -93,12 +93,17 @@ const tooManyOf = (what: string, max: number) =>
 
 /** Collects entries; `finish` deduplicates domains and merges intervals. */
 class Collector {
-  readonly d = new DomainSetBuilder();
+  readonly d: DomainSetBuilder;
   readonly v4: Interval<number>[] = [];
   readonly v6: Interval<bigint>[] = [];
   entries = 0;
   cidrs4 = 0;
   cidrs6 = 0;
+
+  /** `sizeHint`: DomainSetBuilder's */
+  constructor(sizeHint = 0) {
+    this.d = new DomainSetBuilder(sizeHint);
+  }
 
   /** a message when the entry cannot be held (a rule's keyword or regex cap) */
   add(e: Entry): string | undefined {
@@ -232,7 +237,8 @@ export function parseDestinationBytes(
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const path = opts.path ?? '';
   const max = opts.maxIssues ?? DEFAULT_MAX_ISSUES;
-  const c = new Collector();
+  // a name's record is its line's bytes + 1 (its newline is not kept, a length and kind are)
+  const c = new Collector(b.length + (b.length >> 4));
   const issues: Issue[] = [];
   let errors = 0;
   const report = (message: string, line: number, col: number) => {

@@ -88,8 +88,10 @@ export interface ParseOptions {
 
 export const DEFAULT_MAX_ISSUES = 100;
 
+const WHY = (max: number) =>
+  `a rule holds at most ${max.toLocaleString('en')} (each is tried on every name its other entries do not fit)`;
 const tooManyOf = (what: string, max: number) =>
-  `more than ${max.toLocaleString('en')} ${what} entries: a rule holds at most that many (each is tried on every name the rule's other entries do not fit)`;
+  `more than ${max.toLocaleString('en')} ${what} entries: ${WHY(max)}`;
 
 /** Collects entries; `finish` deduplicates domains and merges intervals. */
 class Collector {
@@ -100,8 +102,14 @@ class Collector {
   cidrs4 = 0;
   cidrs6 = 0;
 
-  /** `sizeHint`: DomainSetBuilder's */
-  constructor(sizeHint = 0) {
+  /**
+   * `sizeHint`: DomainSetBuilder's; `capped`: refuse keywords and regexes past the caps (a
+   * list's); without, the caps are checked on the rule's merged set (destinationLimits)
+   */
+  constructor(
+    sizeHint = 0,
+    private readonly capped = true,
+  ) {
     this.d = new DomainSetBuilder(sizeHint);
   }
 
@@ -118,10 +126,12 @@ class Collector {
         this.d.addName('full', e.name);
         break;
       case 'keyword':
-        if (!this.d.addKeyword(e.value, MAX_KEYWORDS)) return tooManyOf('keyword', MAX_KEYWORDS);
+        if (!this.d.addKeyword(e.value, this.capped ? MAX_KEYWORDS : Infinity))
+          return tooManyOf('keyword', MAX_KEYWORDS);
         break;
       case 'regex':
-        if (!this.d.addRegex(e.source, e.re, MAX_REGEXES)) return tooManyOf('regexp', MAX_REGEXES);
+        if (!this.d.addRegex(e.source, e.re, this.capped ? MAX_REGEXES : Infinity))
+          return tooManyOf('regexp', MAX_REGEXES);
         break;
       case 'v4':
         this.cidrs4++;
@@ -365,7 +375,8 @@ export function parseInlineDestinations(
   file: string,
   path: string,
 ): ParsedDestinations {
-  const c = new Collector();
+  // the caps are the rule's: load.ts checks them on the merged set (destinationLimits)
+  const c = new Collector(0, false);
   const issues: Issue[] = [];
   values.forEach((v, j) => {
     const s = v.trim();
@@ -404,10 +415,10 @@ export function emptyDestinations(): DestinationSet {
  */
 export function destinationLimits(set: DestinationSet): string | undefined {
   const { keywords, regexes } = set.domains.counts;
-  if (keywords > MAX_KEYWORDS)
-    return `${keywords.toLocaleString('en')} keyword entries: ${tooManyOf('keyword', MAX_KEYWORDS)}`;
-  if (regexes > MAX_REGEXES)
-    return `${regexes.toLocaleString('en')} regexp entries: ${tooManyOf('regexp', MAX_REGEXES)}`;
+  const over = (n: number, what: string, max: number) =>
+    `the rule's values and lists hold ${n.toLocaleString('en')} ${what} entries: ${WHY(max)}`;
+  if (keywords > MAX_KEYWORDS) return over(keywords, 'keyword', MAX_KEYWORDS);
+  if (regexes > MAX_REGEXES) return over(regexes, 'regexp', MAX_REGEXES);
   return undefined;
 }
 

@@ -17,6 +17,7 @@ import {
   type DestinationSet,
 } from '../../../src/config/lists.js';
 import type { ListEntryKind } from '../../../src/config/list-formats/types.js';
+import { loadConfigText } from '../../../src/config/load.js';
 
 type Kind = 'domain' | 'wildcard' | 'full' | 'keyword' | 'regex';
 interface E {
@@ -309,5 +310,28 @@ describe('full, keyword and regex entries', () => {
     expect(d.matchDomain('vulkan.ru')).toBe(false);
     expect(d.matchDomain('online-casino.com')).toBe(true);
     expect(d.entryFor('online-casino.com')).toBe('regexp:casino');
+  });
+});
+
+describe("a rule's caps", () => {
+  it('hold for the rule as a whole: inline keywords past 10,000 are an error at the rule, not dropped', () => {
+    const kw = Array.from({ length: MAX_KEYWORDS + 1 }, (_, i) => `'keyword:k${i}'`);
+    const r = loadConfigText(
+      `version: 1
+tunnels:
+  vpn: { type: socks5, server: 127.0.0.1, port: 1080 }
+rules:
+  - name: many
+    to: { domains: [${kw.join(', ')}] }
+    target: vpn
+`,
+      'awg.yaml',
+    );
+    expect(r.issues.filter((i) => i.severity === 'error').map((i) => [i.path, i.message])).toEqual([
+      [
+        'rules[0].to',
+        "the rule's values and lists hold 10,001 keyword entries: a rule holds at most 10,000 (each is tried on every name its other entries do not fit)",
+      ],
+    ]);
   });
 });

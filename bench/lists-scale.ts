@@ -26,6 +26,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseListBytes } from '../src/config/list-formats/index.js';
 import { mergeDestinations, parseInlineDestinations } from '../src/config/lists.js';
@@ -273,15 +274,25 @@ async function dnsSamples(text: string, dir: string, queries: number): Promise<S
     console.log('lists: no dnsmasq, the DNS latency is not measured (scripts/setup.sh)');
     return [];
   }
-  const upstream = 20000 + Math.floor(Math.random() * 30000);
-  const dnsmasq = startDnsmasq(upstream);
   const client = await Client.open();
+  // a random port; another one when it is taken (dnsmasq exits at once)
+  let upstream = 0;
+  let dnsmasq: ReturnType<typeof startDnsmasq> | undefined;
+  for (let i = 0; !dnsmasq; i++) {
+    upstream = 20000 + Math.floor(Math.random() * 30000);
+    const d = startDnsmasq(upstream);
+    const exited = new Promise<boolean>((r) => d.once('exit', () => r(true)));
+    // bound within the pause, or gone (the port was taken); a query sent before it binds is lost
+    const gone = await Promise.race([exited, sleep(300).then(() => false)]);
+    const ok = !gone && (await client.ask(upstream, 'ready.example')) !== Infinity;
+    if (ok) dnsmasq = d;
+    else if (i > 5) throw new Error('dnsmasq does not start on loopback');
+    else d.kill('SIGTERM');
+  }
   const one = join(dir, 'one.txt');
   writeFileSync(one, 'one-listed.example\n');
   const stubs: Awaited<ReturnType<typeof startStub>>[] = [];
   try {
-    for (let i = 0; (await client.ask(upstream, 'ready.example')) === Infinity; i++)
-      if (i > 10) throw new Error('dnsmasq does not answer');
     stubs.push(await startStub(join(dir, 'registry.txt'), upstream));
     stubs.push(await startStub(one, upstream));
     const targets = [

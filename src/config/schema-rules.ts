@@ -158,7 +158,7 @@ const DestinationValues = (what: string) =>
 export const ListFormat = z.enum(LIST_FORMATS).meta({
   id: 'ListFormat',
   description:
-    "A list's format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.",
+    'A list\'s format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.',
 });
 
 const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d))+$/;
@@ -181,10 +181,12 @@ const ListCommon = {
 export const ListRef = z
   .union(
     [
-      Text().min(1).meta({
-        description:
-          'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
-      }),
+      Text()
+        .min(1)
+        .meta({
+          description:
+            'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
+        }),
       z.strictObject({
         file: Text().min(1).meta({ description: 'The list file, relative to the config file.' }),
         ...ListCommon,
@@ -208,10 +210,13 @@ export const ListRef = z
         refresh: Duration.default('6h').meta({
           description: 'How often the daemon fetches the list again (at least 1m).',
         }),
-        via: Text().min(1).optional().meta({
-          description:
-            'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
-        }),
+        via: Text()
+          .min(1)
+          .optional()
+          .meta({
+            description:
+              'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
+          }),
         maxBytes: z.int().min(1).max(268435456).default(67108864).meta({
           description: 'A fetched copy larger than this is refused (default 64 MiB).',
         }),

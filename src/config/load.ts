@@ -296,8 +296,9 @@ function readProblem(e: unknown): string {
 }
 
 /**
- * Every rule's destinations: inline values and list files, read and parsed. A list file is
- * read once however many rules name it; its bad lines are issues at `list:line:col`, a
+ * Every rule's destinations: inline values and list files, read and parsed. A list (a file
+ * with its format and category) is read once however many rules name it; its bad lines are
+ * issues at `list:line:col`, a
  * missing or unreadable list an issue at the `to.lists[j]` value that names it.
  */
 function loadDestinations(
@@ -309,6 +310,7 @@ function loadDestinations(
   const destinations = new Map<string, DestinationSet>();
   const issues: Issue[] = [];
   const cache = new Map<string, DestinationSet | undefined>();
+  const files = new Set<string>();
   config.rules.forEach((r, i) => {
     if (!r.to) return;
     const sets: DestinationSet[] = [];
@@ -322,8 +324,11 @@ function loadDestinations(
       const path: PathKey[] = ['rules', i, 'to', 'lists', j];
       const at = positions.locate(path);
       const file = listFilePath(ref.file, at.file);
-      if (cache.has(file)) {
-        const cached = cache.get(file);
+      // one file read as two categories (geosite.dat:a, geosite.dat:b) is two lists
+      const key = `${file}\0${ref.format ?? ''}\0${ref.category ?? ''}`;
+      files.add(file);
+      if (cache.has(key)) {
+        const cached = cache.get(key);
         if (cached) sets.push(cached);
         return;
       }
@@ -332,7 +337,7 @@ function loadDestinations(
         const got = read(file);
         bytes = typeof got === 'string' ? Buffer.from(got) : got;
       } catch (e) {
-        cache.set(file, undefined);
+        cache.set(key, undefined);
         issues.push({
           file: at.file,
           ...lineCol(at),
@@ -348,7 +353,7 @@ function loadDestinations(
         category: ref.category,
       });
       issues.push(...parsed.issues);
-      cache.set(file, parsed.set);
+      cache.set(key, parsed.set);
       sets.push(parsed.set);
     });
     const merged = mergeDestinations(sets);
@@ -367,7 +372,7 @@ function loadDestinations(
     }
     destinations.set(r.name ?? `rule-${i}`, merged);
   });
-  return { destinations, files: [...cache.keys()], issues };
+  return { destinations, files: [...files], issues };
 }
 
 /**

@@ -158,7 +158,7 @@ const DestinationValues = (what: string) =>
 export const ListFormat = z.enum(LIST_FORMATS).meta({
   id: 'ListFormat',
   description:
-    'A list\'s format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.',
+    "A list's format; docs/lists.md says what each gives, what it refuses and why, and the limits. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `local=/d/`, `address=/d/…`, `ipset=/d/…`, `nftset=/d/…` lines (each domain: the name and all under it). sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content: `SRS` magic, then the `.dat` structure, then JSON, then dnsmasq lines, else plain. Anything that would make a list match more than it names (ports, processes, logical or inverted rules, `#` for every domain) is an error at its place.",
 });
 
 const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d))+$/;
@@ -170,7 +170,7 @@ const Category = Text()
   .regex(/^[A-Za-z0-9!_.-]+(@[A-Za-z0-9!_.-]+)?$/, 'a category like ru-blocked, cn or google@ads')
   .meta({
     description:
-      'The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).',
+      'The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), found ignoring case, optionally with an attribute filter (`google@ads`: the domains marked `ads`; `@!cn` is the attribute `!cn`, not a negation).',
   });
 
 const ListCommon = {

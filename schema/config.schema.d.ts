@@ -582,7 +582,7 @@ export interface Rule {
  */
 export interface To {
   /**
-   * Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).
+   * Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself); with geosite's prefixes, `full:example.com` that name only, `keyword:google` every name containing the text, `regexp:^ads?\.` every name the expression matches (JavaScript syntax without what cannot run in linear time; tested on the lowercase name), `domain:example.org` the same as `example.org`. At most 10,000 keywords and 10,000 regexps per rule. Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).
    */
   domains?: string[];
   /**

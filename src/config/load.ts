@@ -30,7 +30,12 @@ import { normalListRef } from './list-ref.js';
 import { parseListBytes } from './list-formats/index.js';
 import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
-import { mergeDestinations, parseInlineDestinations, type DestinationSet } from './lists.js';
+import {
+  destinationLimits,
+  mergeDestinations,
+  parseInlineDestinations,
+  type DestinationSet,
+} from './lists.js';
 
 export interface LoadResult {
   config?: Config;
@@ -351,7 +356,21 @@ function loadDestinations(
       cache.set(key, parsed.set);
       sets.push(parsed.set);
     });
-    destinations.set(r.name ?? `rule-${i}`, mergeDestinations(sets));
+    const merged = mergeDestinations(sets);
+    // each list stays under the keyword/regex caps on its own; their union may not
+    const over = destinationLimits(merged);
+    if (over) {
+      const path: PathKey[] = ['rules', i, 'to'];
+      const at = positions.locate(path);
+      issues.push({
+        file: at.file,
+        ...lineCol(at),
+        path: formatPath(path),
+        message: over,
+        severity: 'error',
+      });
+    }
+    destinations.set(r.name ?? `rule-${i}`, merged);
   });
   return { destinations, files: [...files], issues };
 }

@@ -9,7 +9,7 @@
  * `.dat`: only geosite and geoip are tried, and a file that is neither is refused at the byte
  * where the probe stopped.
  */
-import { collectList, parseDestinationList, type ParsedDestinations } from '../lists.js';
+import { collectList, parseDestinationBytes, type ParsedDestinations } from '../lists.js';
 import { dnsmasqReader } from './dnsmasq.js';
 import { probeDat } from './geodat.js';
 import { geoipReader } from './geoip.js';
@@ -115,10 +115,9 @@ export function parseListBytes(
         'binary content in none of the list formats (plain, dnsmasq, sing-box, srs, geosite, geoip); a damaged .dat? name its format (format:) or category (FILE.dat:CATEGORY)',
         0,
       );
-    const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
     return {
       format: 'plain',
-      ...parseDestinationList(text, file, { path: opts.path, maxIssues: opts.maxIssues }),
+      ...parseDestinationBytes(bytes, file, { path: opts.path, maxIssues: opts.maxIssues }),
     };
   }
   const c = collectList(file, { path: opts.path, maxIssues: opts.maxIssues });

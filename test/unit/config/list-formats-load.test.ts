@@ -77,10 +77,10 @@ describe('list formats in a config', () => {
     expect(r.issues.map(formatIssue)).toEqual([]);
     const d = (i: number) => r.destinations!.get(`r${i}`)!;
     expect(d(0).counts.cidrs4).toBe(200);
-    expect(d(1).names).toContain('ua');
-    expect(d(2).names).toEqual(['t.me', 'telegram.org']);
+    expect([...d(1).domains.names('domain')]).toContain('ua');
+    expect([...d(2).domains.names('domain')].sort()).toEqual(['t.me', 'telegram.org']);
     expect(d(3).v4).toEqual(d(2).v4);
-    expect(d(4).names).toContain('telegram.org');
+    expect([...d(4).domains.names('domain')]).toContain('telegram.org');
     expect(d(5).counts.cidrs6).toBe(124);
     // the same file, another category: another set (not the cached first one)
     expect(d(6).counts.cidrs4).toBe(14);

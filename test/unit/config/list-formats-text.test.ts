@@ -42,7 +42,7 @@ describe('detection', () => {
     const d = parseListBytes(sample('plain/refilter-domains_all.head200.lst'), 'd.lst');
     expect(d.issues).toEqual([]);
     expect(d.set.counts.entries).toBe(200);
-    expect(d.set.names).toContain('0.nb-novorossiysk.net');
+    expect([...d.set.domains.names('domain')]).toContain('0.nb-novorossiysk.net');
     const ip = parseListBytes(sample('plain/refilter-ipsum.head200.lst'), 'i.lst');
     expect(ip.issues).toEqual([]);
     expect(ip.set.counts.cidrs4).toBe(200);
@@ -52,7 +52,7 @@ describe('detection', () => {
   it('CRLF plain lists read (the plain path trims every line)', () => {
     const r = parseListBytes(Buffer.from('example.org\r\n203.0.113.0/24\r\n'), 'crlf.lst');
     expect(r.issues).toEqual([]);
-    expect(r.set.names).toEqual(['example.org']);
+    expect([...r.set.domains.names('domain')]).toEqual(['example.org']);
   });
 });
 
@@ -152,7 +152,7 @@ describe('dnsmasq', () => {
       'l.conf',
     );
     expect(r.format).toBe('dnsmasq');
-    expect(r.set.names).toEqual(['a.example', 'x']);
+    expect([...r.set.domains.names('domain')].sort()).toEqual(['a.example', 'x']);
     expect(r.issues).toEqual([]);
     const bad = parseListBytes(Buffer.from('server=/a..b/1.1.1.1\n'), 'l.conf');
     expect(bad.issues.map((i) => [i.line, i.col, i.severity])).toEqual([[1, 9, 'error']]);

@@ -590,7 +590,7 @@ export class Daemon implements DaemonCore {
       await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
       if (ok) this.keepCgroupSets(p);
       await this.routing.after(p, ok);
-      if (ok) this.tunnels.tick();
+      if (ok) this.tunnels.afterRun();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {

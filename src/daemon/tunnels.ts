@@ -14,6 +14,9 @@ import type { ApplyContext } from '../resources/driver.js';
 import type { EngineChange, InprocEngineHost, Underlay } from '../resources/engine/inproc.js';
 import type { Reporter } from '../util/reporter.js';
 import type { DaemonEvent, WakeReason } from './core.js';
+import { resetTunnelConnections, type TunnelMark } from './conn-reset.js';
+import { TunnelProber } from './health-probe.js';
+import { runProbe } from './probe-run.js';
 import { HealthMonitor } from './tunnel-health.js';
 
 export interface TunnelsOptions {
@@ -25,6 +28,8 @@ export interface TunnelsOptions {
   config: () => Config | undefined;
   /** a run or teardown is under way (an engine that stops then is its doing, not a fault) */
   running: () => boolean;
+  /** reset the connections through tunnels that went down (default: SOCK_DESTROY, conn-reset.ts) */
+  resetConnections?: typeof resetTunnelConnections;
 }
 
 const now = () => new Date().toISOString();
@@ -40,10 +45,24 @@ export class Tunnels {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  /** the configured probes (tunnels.<name>.health) */
+  readonly prober: TunnelProber;
+  /** the run under way: the down set its firewall was planned with, the tunnels' marks */
+  private planned: { down: ReadonlySet<string>; marks: TunnelMark[]; mask: number } | undefined;
+  /** the down set the last converged run applied */
+  private appliedDown: ReadonlySet<string> = new Set();
 
   constructor(private readonly o: TunnelsOptions) {
     this.engines = o.engines;
     this.health = new HealthMonitor(o.engines);
+    this.prober = new TunnelProber({
+      run: runProbe,
+      dialer: (t) => this.engines.proxyDialer?.(t),
+      report: (t, failed) => {
+        this.health.setProbe(t, failed);
+        this.tick();
+      },
+    });
   }
 
   /** tunnels not up now: rules take their fallback */
@@ -69,6 +88,7 @@ export class Tunnels {
   stopHealth(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.prober.close();
   }
 
   /** Close every engine (the TUNs stay), then stop following their events. */
@@ -90,7 +110,16 @@ export class Tunnels {
   }
 
   /** Before a run converges: adopt `awg apply`'s engines (first run), point them at the underlay. */
-  async beforeRun(p: Pick<Prepared, 'desired' | 'facts'>, ctx: ApplyContext): Promise<void> {
+  async beforeRun(
+    p: Pick<Prepared, 'desired' | 'facts'> & Partial<Pick<Prepared, 'model'>>,
+    ctx: ApplyContext,
+  ): Promise<void> {
+    const policy = p.model?.policy;
+    this.planned = {
+      down: this.health.down,
+      marks: policy?.tunnels.map((t) => ({ tunnel: t.name, mark: t.mark })) ?? [],
+      mask: policy?.fwmarkMask ?? 0,
+    };
     if (!this.adopted) {
       this.adopted = true;
       const moved = await this.engines.adopt(p.desired, ctx).catch((e: unknown) => {
@@ -117,12 +146,47 @@ export class Tunnels {
   }
 
   /**
+   * After a converged run: its firewall holds the fallbacks of the tunnels it was planned down;
+   * the connections still running through those that just went down are reset (conn-reset.ts),
+   * so their apps reconnect by the fallback. Then health is re-evaluated.
+   */
+  afterRun(): void {
+    const p = this.planned;
+    this.planned = undefined;
+    if (p) {
+      const fresh = p.marks.filter((m) => p.down.has(m.tunnel) && !this.appliedDown.has(m.tunnel));
+      this.appliedDown = p.down;
+      if (fresh.length && p.mask) void this.reset(fresh, p.mask);
+    }
+    this.tick();
+  }
+
+  private async reset(marks: TunnelMark[], mask: number): Promise<void> {
+    try {
+      const r = await (this.o.resetConnections ?? resetTunnelConnections)(marks, mask);
+      for (const [t, n] of r.reset)
+        this.o.reporter.report({
+          type: 'info',
+          message: `tunnel ${t} is down: reset ${n} connection(s) through it (their apps reconnect by the fallback)`,
+        });
+    } catch (e) {
+      this.o.emit({
+        type: 'error',
+        at: now(),
+        kind: toAwgError(e).kind,
+        message: `resetting connections through ${marks.map((m) => m.tunnel).join(', ')}: ${(e as Error).message}`,
+      });
+    }
+  }
+
+  /**
    * Re-evaluate tunnel health (timer, engine events, a converged run): emit transitions and
    * wake the loop when the set of down tunnels changes.
    */
   tick(): void {
     const cfg = this.o.config();
     if (!cfg || this.closed) return;
+    this.prober.sync(cfg);
     const { changes, downChanged } = this.health.tick(cfg);
     for (const c of changes)
       this.o.emit({

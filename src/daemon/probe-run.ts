@@ -58,6 +58,7 @@ export function httpStatus(s: Duplex, request: string, signal: AbortSignal): Pro
       done(m ? undefined : new Error('the answer is not HTTP'), m ? Number(m[1]) : undefined);
     };
     const onAbort = () => done(signal.reason as Error);
+    if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     s.on('data', onData);
     s.once('error', (e: Error) => done(e));

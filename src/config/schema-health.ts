@@ -102,7 +102,7 @@ export const TunnelHealth = z
 export type TunnelHealth = z.infer<typeof TunnelHealth>;
 
 /**
- * `1h30m`, `10s`, `500ms` → ms. Local until config/duration.ts (lists by URL) lands on main:
+ * `1h30m`, `10s`, `500ms` → ms. Local until the duration parser of lists by URL lands on main:
  * then switch to its parseDuration.
  */
 export function durationMs(s: string): number | undefined {

@@ -50,7 +50,7 @@ describe('tunnels.<name>.health checks', () => {
   });
 });
 
-describe('durationMs (local until config/duration.ts lands)', () => {
+describe('durationMs (local until the lists-by-URL parser lands)', () => {
   it('parses units and sums', () => {
     expect(durationMs('10s')).toBe(10_000);
     expect(durationMs('1h30m')).toBe(5_400_000);

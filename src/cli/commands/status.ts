@@ -14,6 +14,7 @@ import type { DaemonEvent, RuleCounter, StatusResponse } from '../../daemon/core
 import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
+import { contentCount, readContents } from '../../resources/firewall/set-contents.js';
 import { safeLine } from '../../util/sanitize.js';
 import type { ObservationRecord } from '../../pipeline/observation.js';
 import {
@@ -114,7 +115,12 @@ export async function statusCommand(
       // (macOS has no counters of ours to read yet)
       traffic:
         last && platform.trafficCounters === 'nft'
-          ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources)
+          ? await readDirectTraffic(
+              env.exec,
+              env.claims.nftTable,
+              last.resources,
+              contentCount(readContents(env.state, env.claims.nftTable)),
+            )
           : { rules: [], tunnels: [] },
       ...(conditions.length ? { hostConditions: conditions } : {}),
     };

@@ -49,6 +49,7 @@ import {
   staticSets,
 } from './set-elements.js';
 import { planLoad } from './load.js';
+import { nextContents, overlayContents, readContents, writeContents } from './set-contents.js';
 import { ownerTagOf } from '../owner-lock.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
@@ -321,18 +322,8 @@ function keepDeletedSets(
  * when this process does not know them: what a plan's `+N −M` per set compares (model/
  * firewall-sets.ts), and what a rollback of the change loads again.
  */
-function keepChangingSets(
-  kernel: SetKernel,
-  table: string,
-  live: string,
-  scope: ObserveScope,
-): void {
-  const desired = scope.desired.resources.find(
-    (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
-  );
-  const want = new Map(
-    staticSets(rulesetOf(desired?.spec) ?? '').map((s) => [s.name, s.digest] as const),
-  );
+function keepChangingSets(kernel: SetKernel, table: string, live: string, wanted: string): void {
+  const want = new Map(staticSets(wanted).map((s) => [s.name, s.digest] as const));
   const names = staticSets(live)
     .filter((s) => want.has(s.name) && want.get(s.name) !== s.digest)
     .map((s) => s.name);
@@ -357,9 +348,16 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const foreign: ForeignObject[] = [];
       const read = await readRuleset(opts.exec, table, { reuse: true });
       const kernel = read.table?.marked ? await kernelOf(opts, opts.exec) : undefined;
+      // static sets changed in place say their content through the record (set-contents.ts)
+      const listed = read.table && overlayContents(read.table, readContents(scope.state, table));
       const t =
-        kernel && read.table ? checkCounts(kernel, scope.state, table, read.table) : read.table;
-      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, scope);
+        kernel && listed
+          ? checkCounts(kernel, scope.state, table, listed.listing)
+          : listed?.listing;
+      const desired = scope.desired.resources.find(
+        (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
+      );
+      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, rulesetOf(desired?.spec) ?? '');
       const mine = ownerTagOf(scope.state);
       if (t?.marked && t.owner && mine && t.owner !== mine)
         foreign.push({
@@ -464,12 +462,18 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         if (!cur) return removed ? 'changed' : 'unchanged';
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
         verifiedStamp.clear(ctx.state, spec.table);
+        writeContents(ctx.state, { table: spec.table, sets: {} });
         return 'changed';
       }
+      const contents = readContents(ctx.state, spec.table);
+      const listed = cur && overlayContents(cur, contents);
+      cur = listed?.listing;
       const kernel = await kernelOf(opts, ctx.exec);
       if (kernel && cur) cur = checkCounts(kernel, ctx.state, spec.table, cur);
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
+      // the elements of sets whose content changes, read while they are there: a delta's start
+      if (kernel && cur) keepChangingSets(kernel, spec.table, cur.ruleset, want);
       /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
       const fillSets = async (): Promise<void> => {
         const sets = cgroupSetsOfRuleset(want);
@@ -509,6 +513,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         marker: tagTable(`comment "${NFT_MARKER}"`, mine),
         netlink: kernel !== undefined && !ctx.exec.dryRun,
         known: (d) => knownElements(d) !== undefined,
+        elements: knownElements,
       });
       if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, (n) => plan.kept.includes(n));
       if (kernel && plan.stage !== undefined) {
@@ -546,10 +551,13 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         display:
           plan.mode === 'classic'
             ? `nft -f - (replace table inet ${table}, ${want.split('\n').length} lines)`
-            : `nft -f - (load table inet ${table}, ${want.split('\n').length} lines; set(s) kept: ${[...plan.kept, ...plan.staged.map((s) => s.name)].join(', ') || 'none'})`,
+            : `nft -f - (load table inet ${table}, ${want.split('\n').length} lines; set(s) kept: ${[...plan.kept, ...plan.staged.map((s) => s.name)].join(', ') || 'none'}${plan.updated.map((d) => `; ${d.name} changed in place +${d.added} −${d.removed}`).join('')})`,
       });
       if (ctx.exec.dryRun) return 'changed';
-      const back = await readTable(ctx.exec, after.table);
+      const now = nextContents(contents, listed?.overlaid ?? new Set(), plan.kept, plan.updated);
+      writeContents(ctx.state, now);
+      const read = await readTable(ctx.exec, after.table);
+      const back = read && overlayContents(read, now).listing;
       if (!back?.marked)
         throw new AwgError(
           'verification',

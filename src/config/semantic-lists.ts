@@ -5,7 +5,14 @@
  */
 import { parseDuration } from './duration.js';
 import type { Config } from './schema.js';
-import type { Finding } from './semantic.js';
+import type { PathKey } from './positions.js';
+
+/** a located finding (semantic.ts Finding's shape; that module runs these) */
+interface Finding {
+  path: PathKey[];
+  message: string;
+  severity: 'error' | 'warning';
+}
 
 /** the shortest `refresh` the daemon accepts */
 export const MIN_REFRESH_MS = 60_000;

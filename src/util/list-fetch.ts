@@ -1,7 +1,7 @@
 /**
  * One HTTP(S) GET of a list (`to.lists: [{url}]`), with Node's http client over a connection
  * the caller may choose (direct, bound to a tunnel's link, through a tunnel's proxy:
- * util/list-via.ts):
+ * resources/engine/via.ts):
  * - conditional: `If-None-Match` / `If-Modified-Since` from the cached copy's validators; a
  *   304 says the copy is current;
  * - redirects followed up to MAX_REDIRECTS, relative ones too; a redirect from https to

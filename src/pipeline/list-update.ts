@@ -8,7 +8,8 @@
  */
 import type { UrlListRef } from '../config/list-ref.js';
 import { parseListBytes } from '../config/list-formats/index.js';
-import type { UrlListSource } from '../config/load-destinations.js';
+import type { UrlListLoad, UrlListSource } from '../config/load-destinations.js';
+import type { PlanListDoc } from '../model/plan-document.js';
 import { ListCache, sha256Hex, type ListCacheMeta } from '../util/list-cache.js';
 import { fetchList, redactUrl, type Connector } from '../util/list-fetch.js';
 
@@ -115,6 +116,11 @@ export async function updateList(
   }
 }
 
+/** the loader's view of the cache in state directory `stateDir` (reads only) */
+export function cacheSourceIn(stateDir: string): UrlListSource {
+  return cacheSource(new ListCache(stateDir));
+}
+
 /** the loader's view of the cache (config/load-destinations.ts UrlListSource) */
 export function cacheSource(cache: ListCache): UrlListSource {
   return (url) => {
@@ -137,4 +143,18 @@ export function cacheSource(cache: ListCache): UrlListSource {
 /** how a list is named in status, metrics and events: its URL without credentials or query */
 export function listDisplayName(ref: Pick<UrlListRef, 'url' | 'category'>): string {
   return `${redactUrl(ref.url)}${ref.category ? `:${ref.category}` : ''}`;
+}
+
+/** a plan's lists: the copy each URL list of the config was read with (PlanDocument.lists) */
+export function planLists(p: { urlLists?: readonly UrlListLoad[] | undefined }): PlanListDoc[] {
+  return (p.urlLists ?? []).map((l) => ({
+    list: listDisplayName(l.ref),
+    rules: l.rules.map((r) => r.name),
+    state: l.state,
+    ...(l.format !== undefined ? { format: l.format } : {}),
+    ...(l.entries !== undefined ? { entries: l.entries } : {}),
+    ...(l.fetchedAt !== undefined ? { fetchedAt: l.fetchedAt } : {}),
+    ...(l.checkedAt !== undefined ? { checkedAt: l.checkedAt } : {}),
+    ...(l.error !== undefined ? { error: l.error } : {}),
+  }));
 }

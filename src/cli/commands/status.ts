@@ -15,6 +15,7 @@ import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
 import { contentCount, readContents } from '../../resources/firewall/set-contents.js';
+import { listStatusLines } from '../render-lists.js';
 import { safeLine } from '../../util/sanitize.js';
 import type { ObservationRecord } from '../../pipeline/observation.js';
 import {
@@ -248,6 +249,7 @@ function statusLines(s: StatusResponse): string[] {
   out.push(...hostLines(s.hostConditions));
   const u = updateLine(s.update);
   if (u) out.push(u);
+  out.push(...listStatusLines(s.lists));
   if (s.confirmDeadline)
     out.push(
       `confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`,

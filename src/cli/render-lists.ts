@@ -8,6 +8,7 @@ import type { DaemonEvent, UrlListStatus } from '../daemon/core.js';
 import type { PlanListDoc } from '../model/plan-document.js';
 
 const n = (x: number) => x.toLocaleString('en-US');
+const entriesOf = (x: number) => `${n(x)} ${x === 1 ? 'entry' : 'entries'}`;
 
 /** `sing-box, 41,203 entries, fetched 2h ago` */
 function copyText(
@@ -16,7 +17,7 @@ function copyText(
 ): string {
   return [
     l.format,
-    l.entries !== undefined ? `${n(l.entries)} entries` : undefined,
+    l.entries !== undefined ? entriesOf(l.entries) : undefined,
     l.fetchedAt ? `fetched ${ageOf(l.fetchedAt, now)}` : undefined,
     l.checkedAt && l.checkedAt !== l.fetchedAt ? `checked ${ageOf(l.checkedAt, now)}` : undefined,
   ]
@@ -61,9 +62,9 @@ export function updateResultLines(
   results: readonly Extract<DaemonEvent, { type: 'list' }>[],
 ): string[] {
   return results.map((r) => {
-    const entries = r.entries !== undefined ? `, ${n(r.entries)} entries` : '';
+    const entries = r.entries !== undefined ? `, ${entriesOf(r.entries)}` : '';
     if (r.result === 'fetched') return `${r.list}: fetched${entries}`;
     if (r.result === 'not-modified') return `${r.list}: not modified${entries}`;
-    return `${r.list}: ${r.refused ? 'refused' : 'failed'}: ${r.error ?? '?'}${r.entries !== undefined ? ` (the last good copy stays: ${n(r.entries)} entries)` : ' (no copy yet)'}`;
+    return `${r.list}: ${r.refused ? 'refused' : 'failed'}: ${r.error ?? '?'}${r.entries !== undefined ? ` (the last good copy stays: ${entriesOf(r.entries)})` : ' (no copy yet)'}`;
   });
 }

@@ -570,7 +570,6 @@ export class Daemon implements DaemonCore {
   private async reconcileNow(reason: WakeReason, p: Prepared): Promise<RunOutcome> {
     const env = this.host.envFor(p);
     this.runs.begin(reason);
-    this.lists.follow(p);
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
       await this.routing.before(p.config, p.model.policy?.shaping, p.destinations);
@@ -585,6 +584,8 @@ export class Daemon implements DaemonCore {
       await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
       if (ok) this.keepCgroupSets(p);
       await this.routing.after(p, ok);
+      // after the run: a list fetched through a tunnel finds it there
+      this.lists.follow(p);
       if (ok) this.tunnels.tick();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);

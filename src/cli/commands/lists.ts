@@ -85,8 +85,11 @@ async function viaTheDaemon(
     const r = await c.updateLists({ list: o.list });
     if (o.list !== undefined && r.results.length === 0)
       throw new AwgError('invalid-config', `the daemon's config has no list ${o.list}`);
-    print(io, o, r);
-    return exitOf(r.lists, r.results);
+    // one list asked for: that one's status (and exit) alone
+    const names = new Set(r.results.map((x) => x.list));
+    const shown = { ...r, lists: r.lists.filter((l) => o.list === undefined || names.has(l.list)) };
+    print(io, o, shown);
+    return exitOf(shown.lists, r.results);
   } catch (e) {
     const err = toAwgError(e);
     printError(io, err);

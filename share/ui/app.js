@@ -312,8 +312,7 @@ function connect() {
     on(type, (e) => {
       logLine(e);
       if (e.type === 'handshake') state.handshakeAt.set(e.tunnel, Date.parse(e.at) || Date.now());
-      if (e.type === 'reconcile-finished' || e.type === 'tunnel' || e.type === 'limit')
-        void refreshQuiet();
+      if (['reconcile-finished', 'tunnel', 'limit', 'list'].includes(e.type)) void refreshQuiet();
     });
   }
 }

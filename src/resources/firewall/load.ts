@@ -17,8 +17,9 @@
  *
  * A static set whose content changed (a list edit: same declaration, another count and digest
  * in its comment) is `updated` in place when the elements of both contents are known: the
- * transaction deletes and adds the elements that differ (set-contents.ts), so the set keeps
- * its handle and the sets after it are kept too.
+ * elements that differ are deleted and added over netlink before the transaction, in one
+ * transaction of their own (set-contents.ts), so the set keeps its handle, the sets after it
+ * are kept too, and the transaction re-adds the set unchanged.
  *
  * The kernel lists sets in the order they were created, and drift is a comparison of text:
  * the sets are kept while they come in the wanted order, staged while they are new names,
@@ -27,7 +28,7 @@
 import { STATIC_SET_COMMENT_RE } from '../../model/firewall-sets.js';
 import { NFT_MARKER } from './policy.js';
 import { elementCommands, staticSets } from './set-elements.js';
-import { deltaCommands, onlyContentDiffers } from './set-contents.js';
+import { elementDelta, onlyContentDiffers } from './set-contents.js';
 
 export interface TableShape {
   /** top-level lines other than set and chain blocks (the table's comment, flags, …) */
@@ -88,6 +89,8 @@ export interface SetDelta {
   to: { digest: string; count: number };
   added: number;
   removed: number;
+  /** the elements to delete and to add (nft element syntax) */
+  elements: { removed: string[]; added: string[] };
 }
 
 export interface LoadPlan {
@@ -146,7 +149,7 @@ export function planLoad(o: {
   const digests = new Map(staticSets(o.want).map((s) => [s.name, s.digest]));
   const kept: string[] = [];
   const staged: StagedSet[] = [];
-  const updated: (SetDelta & { text: string })[] = [];
+  const updated: SetDelta[] = [];
   let phase: 'keep' | 'stage' | 'create' = 'keep';
   let lastKept = -1;
   const order = cur ? [...cur.sets.keys()] : [];
@@ -190,17 +193,14 @@ export function planLoad(o: {
   return {
     mode: 'incremental',
     ...(stage !== undefined ? { stage } : {}),
-    updated: updated.map(({ text: _t, ...d }) => d),
+    updated,
     staged,
     kept,
-    transaction: `${head.join('\n')}\n${o.ruleset}${elementCommands(family, table, o.ruleset, left)}${updated.map((d) => d.text).join('')}`,
+    transaction: `${head.join('\n')}\n${o.ruleset}${elementCommands(family, table, o.ruleset, left)}`,
   };
 
   /** the delta of a set whose content alone changed, when both contents' elements are known */
-  function deltaOf(
-    had: string,
-    block: string,
-  ): (Omit<SetDelta, 'name'> & { text: string }) | undefined {
+  function deltaOf(had: string, block: string): Omit<SetDelta, 'name'> | undefined {
     if (!o.elements || !onlyContentDiffers(had, block)) return undefined;
     const content = (b: string) => {
       for (const l of b.split('\n')) {
@@ -211,13 +211,12 @@ export function planLoad(o: {
     };
     const from = content(had);
     const to = content(block);
-    const name = /^set (\S+) \{$/.exec(block.split('\n')[0]!)?.[1];
-    if (!from || !to || name === undefined) return undefined;
+    if (!from || !to) return undefined;
     const a = o.elements(from.digest);
     const b = o.elements(to.digest);
     // the set must hold what the known elements say (a count edited by hand: loaded again)
     if (!a || !b || a.length !== from.count || b.length !== to.count) return undefined;
-    const d = deltaCommands(family, table, name, a, b);
-    return { from, to, added: d.added, removed: d.removed, text: d.text };
+    const d = elementDelta(a, b);
+    return { from, to, added: d.added.length, removed: d.removed.length, elements: d };
   }
 }

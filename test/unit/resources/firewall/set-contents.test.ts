@@ -3,7 +3,7 @@ import { planLoad } from '../../../../src/resources/firewall/load.js';
 import { parseTableListing } from '../../../../src/resources/firewall/parse.js';
 import { firewallSpec } from '../../../../src/resources/firewall/render.js';
 import {
-  deltaCommands,
+  elementDelta,
   nextContents,
   onlyContentDiffers,
   overlayContents,
@@ -35,23 +35,14 @@ const plan = (cur: string, want: string) =>
   });
 
 describe('a static set whose content changed is updated in place', () => {
-  it('the delta: deletions first, then additions; canonical forms compared (/32 = the address)', () => {
-    const d = deltaCommands(
-      'inet',
-      'awg',
-      's',
-      ['192.0.2.0/24', '198.51.100.7'],
-      ['198.51.100.7/32', '192.0.2.0/23'],
-    );
-    expect(d).toEqual({
-      text: 'delete element inet awg s { 192.0.2.0/24 }\nadd element inet awg s { 192.0.2.0/23 }\n',
-      added: 1,
-      removed: 1,
-    });
-    expect(deltaCommands('inet', 'awg', 's', ['10.0.0.1'], ['10.0.0.1']).text).toBe('');
+  it('the delta: the elements to delete and to add; canonical forms compared (/32 = the address)', () => {
+    expect(
+      elementDelta(['192.0.2.0/24', '198.51.100.7'], ['198.51.100.7/32', '192.0.2.0/23']),
+    ).toEqual({ removed: ['192.0.2.0/24'], added: ['192.0.2.0/23'] });
+    expect(elementDelta(['10.0.0.1'], ['10.0.0.1'])).toEqual({ removed: [], added: [] });
   });
 
-  it('planLoad: the set is kept, with its delta in the transaction; the sets after it stay', () => {
+  it('planLoad: the set is kept with its delta (applied over netlink); the sets after it stay', () => {
     const cur = spec({ ahead: ['10.1.0.0/16'] });
     const want = spec({ ahead: ['10.1.0.0/16', '10.9.0.0/16'] });
     const p = plan(cur, want);
@@ -64,10 +55,10 @@ describe('a static set whose content changed is updated in place', () => {
         to: { count: 2, digest: staticSets(want)[0]!.digest },
         added: 1,
         removed: 0,
+        elements: { removed: [], added: ['10.9.0.0/16'] },
       },
     ]);
-    expect(p.transaction).not.toMatch(/delete set/);
-    expect(p.transaction.endsWith('add element inet awg d4_a { 10.9.0.0/16 }\n')).toBe(true);
+    expect(p.transaction).not.toMatch(/delete set|add element/);
   });
 
   it('without the elements of both contents (or with a count edited by hand): loaded again', () => {

@@ -66,6 +66,7 @@ rules:
 describe('awg lists', () => {
   it('through the daemon: update prints each fetch and the lists after; status the lists; exit 2 on a failure', async () => {
     const core = new FakeCore();
+    const now = new Date().toISOString();
     core.updateListsValue = {
       results: [
         { type: 'list', at: 'x', list: 'https://l.example/a', result: 'fetched', entries: 41_203 },
@@ -85,8 +86,8 @@ describe('awg lists', () => {
           state: 'ok',
           format: 'plain',
           entries: 41_203,
-          fetchedAt: new Date().toISOString(),
-          checkedAt: new Date().toISOString(),
+          fetchedAt: now,
+          checkedAt: now,
           failures: 0,
           failuresTotal: 0,
           refresh: '6h',

@@ -5,7 +5,8 @@
  * constants that import nothing at run time: the CLI's daemon client loads them with the wire
  * mapping, and must not load the daemon's modules or zod schemas for that.
  */
-import type { HealthState } from './tunnel-health.js';
+/** a tunnel's health (tunnel-health.ts rates it) */
+export type HealthState = 'connecting' | 'up' | 'down' | 'auth-failed';
 
 /**
  * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes

@@ -3,9 +3,12 @@
  * domains and wildcards) is parsed and merged into interval sets; the domain matcher answers
  * one DNS name per lookup in O(labels) whatever the list size. Cold = the first run in this
  * process (what `awg validate` pays), warm = the median after it.
+ *
+ * Step 21: the same at registry scale, memory and the DNS path included (bench/lists-scale.ts).
  */
-import { DomainMatcher, mergeDestinations, parseDestinationList } from '../src/config/lists.js';
+import { mergeDestinations, parseDestinationList } from '../src/config/lists.js';
 import { measure, time, type Sample } from './lib.js';
+import { listsScaleBench } from './lists-scale.js';
 
 /** a deterministic list of `n` lines: a quarter each of v4 prefixes, v4 hosts, v6, names */
 export function syntheticList(n: number): string {
@@ -45,7 +48,7 @@ export async function listsBench(smoke: boolean): Promise<Sample[]> {
       mergeDestinations([set, set]),
     ),
   );
-  const m = new DomainMatcher(set);
+  const m = set.domains;
   const names = ['a.b.site13.example13.org', 'x.cdn4.example4.net', 'www.unlisted.example.com'];
   const lookups = smoke ? 1_000 : 1_000_000;
   out.push(
@@ -55,5 +58,6 @@ export async function listsBench(smoke: boolean): Promise<Sample[]> {
       return hits;
     }),
   );
+  out.push(...(await listsScaleBench(smoke)));
   return out;
 }

@@ -123,7 +123,7 @@ export type ListRef =
       file: string;
       format?: ListFormat;
       /**
-       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).
+       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), found ignoring case, optionally with an attribute filter (`google@ads`: the domains marked `ads`; `@!cn` is the attribute `!cn`, not a negation).
        */
       category?: string;
     }
@@ -134,7 +134,7 @@ export type ListRef =
       url: string;
       format?: ListFormat;
       /**
-       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).
+       * The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), found ignoring case, optionally with an attribute filter (`google@ads`: the domains marked `ads`; `@!cn` is the attribute `!cn`, not a negation).
        */
       category?: string;
       /**
@@ -159,7 +159,7 @@ export type ListRef =
       maxEntries?: number;
     };
 /**
- * A list's format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.
+ * A list's format; docs/lists.md says what each gives, what it refuses and why, and the limits. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `local=/d/`, `address=/d/…`, `ipset=/d/…`, `nftset=/d/…` lines (each domain: the name and all under it). sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content: `SRS` magic, then the `.dat` structure, then JSON, then dnsmasq lines, else plain. Anything that would make a list match more than it names (ports, processes, logical or inverted rules, `#` for every domain) is an error at its place.
  */
 export type ListFormat = 'plain' | 'dnsmasq' | 'sing-box' | 'srs' | 'geosite' | 'geoip';
 /**
@@ -582,7 +582,7 @@ export interface Rule {
  */
 export interface To {
   /**
-   * Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).
+   * Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself); with geosite's prefixes, `full:example.com` that name only, `keyword:google` every name containing the text, `regexp:^ads?\.` every name the expression matches (JavaScript syntax without what cannot run in linear time; tested on the lowercase name), `domain:example.org` the same as `example.org`. At most 10,000 keywords and 10,000 regexps per rule. Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).
    */
   domains?: string[];
   /**

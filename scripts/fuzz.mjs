@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run fuzz`: the long run of the property-based fuzz targets (test/fuzz/*.fuzz.ts).
 // AWG_FUZZ_RUNS (default 22000) cases per unit of target weight: the weights add up to
-// 46.75, so the default runs 1,028,500 cases. Prints each target's cases and time and the
+// 51.75, so the default runs 1,138,500 cases. Prints each target's cases and time and the
 // total, from the JSON lines the runner appends to .test-results/fuzz-report.jsonl.
 // Extra arguments go to vitest (e.g. a file or `-t uapi`).
 import { spawnSync } from 'node:child_process';

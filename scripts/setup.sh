@@ -3,7 +3,8 @@
 # chromium is the browser test/netns/ui.test.ts drives (playwright-core, no browser download).
 # systemd provides systemd-analyze (the hardened unit's checks in test/unit/resources/service);
 # the tests never start it. binutils provides strip (scripts/build-deb.sh strips the runtime).
-# dnsmasq-base (the binary only, no service) is the real resolver of test/netns/domain-rules.test.ts.
+# dnsmasq-base (the binary only, no service) is the real resolver of test/netns/domain-rules.test.ts
+# and the upstream of the DNS latency in bench/lists-scale.ts.
 # dpkg-dev (dpkg-scanpackages) and gnupg build and sign the apt repository of scripts/apt-repo.sh.
 # mmdebstrap and systemd-container (systemd-nspawn) make and boot the Debian 12 hosts of
 # test/host/; systemd-container is pinned to the machine's systemd version (a newer one would

@@ -139,6 +139,20 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
       ],
     },
   },
+  {
+    title: '`awg status` says a tunnel is `down [no-data since …]`',
+    what: [
+      'Handshakes with the peer complete, but our data messages get no answer: something on the path (typically DPI against WireGuard/AmneziaWG) drops transport messages after the handshake. awg counts the tunnel down so that rules with `fallback: allow-direct` go direct and `fallback: failover` move to their next tunnel ([architecture](architecture.md#per-app-placement-tunnel-health-and-fallbacks), "The data path"); it comes back by itself once the peer answers again (awg\'s engine sends a data probe every second while down).',
+    ],
+    todo: [
+      'for an `amneziawg` tunnel, change the obfuscation parameters (junk packets `jc`/`jmin`/`jmax`, `s1`-`s4`, `h1`-`h4`) on both sides; plain WireGuard: the path blocks the protocol — use obfuscation or a proxy tunnel',
+      'see where data dies: `tcpdump -ni <underlay> udp port <endpoint port>` shows our type-4 messages leave and none come back',
+      '`awg_tunnel_down_reason{reason="no-data"}` in the metrics, `tunnel` events with `"reason":"no-data"`',
+    ],
+    quotes: {
+      'src/daemon/health-rating.ts': ["'no-data'"],
+    },
+  },
 ];
 
 export function troubleshooting(): string {

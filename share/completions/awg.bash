@@ -22,6 +22,7 @@ _awg() {
       "service uninstall") path="service uninstall" ;;
       "service status") path="service status" ;;
       "import") path="import" ;;
+      "export") path="export" ;;
       "sync") path="sync" ;;
       "secret") path="secret" ;;
       "secret keygen") path="secret keygen" ;;
@@ -46,7 +47,7 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down doctor status events ui confirm service import sync secret lists version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
+    "") words="validate render diff apply down doctor status events ui confirm service import export sync secret lists version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -61,7 +62,8 @@ _awg() {
     "service install") words="--config --socket --socket-group --metrics --state-dir --git --branch --path --allowed-signers --interval --locked --host --labels-file --print --dry-run --root --verbose -v" ;;
     "service uninstall") words="--dry-run --root --verbose -v" ;;
     "service status") words="--json --socket --dry-run --root --verbose -v" ;;
-    "import") words="--output -o --name --type --key-file" ;;
+    "import") words="--output -o --name --type --key-file --container" ;;
+    "export") words="--file -f --tunnel --format --output -o" ;;
     "sync") words="--path --branch --remote --allowed-signers --json" ;;
     "secret") words="keygen recipient encrypt decrypt" ;;
     "secret keygen") words="--output -o --force" ;;

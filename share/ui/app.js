@@ -384,9 +384,11 @@ function renderTunnels() {
     }
     const health = t.health ?? (t.up ? 'up' : 'down');
     const hb = card.querySelector('.health');
-    hb.textContent = health;
+    hb.textContent = t.reason ? `${health}: ${t.reason}` : health;
     hb.className = `badge health ${healthKind(health)}`;
+    hb.title = t.since ? `since ${new Date(t.since).toLocaleString()}` : '';
     card.dataset.health = health;
+    card.dataset.reason = t.reason ?? '';
     const at = state.handshakeAt.get(t.name);
     const hsAge = at === undefined ? undefined : (Date.now() - at) / 1000;
     card.dataset.handshake = at === undefined ? 'never' : String(Math.round(hsAge));
@@ -401,6 +403,8 @@ function renderTunnels() {
       endpoint ? `peer ${endpoint}` : undefined,
       `total ↑ ${bytes(t.txBytes)} ↓ ${bytes(t.rxBytes)}`,
       t.error,
+      t.reason && t.since ? `down since ${new Date(t.since).toLocaleTimeString()}` : undefined,
+      t.reason && t.lastUp ? `last up ${new Date(t.lastUp).toLocaleTimeString()}` : undefined,
     ]
       .filter(Boolean)
       .join(' · ');

@@ -193,12 +193,17 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
 
   program
     .command('import')
-    .description('convert a wg-quick / awg-quick .conf into awg YAML')
-    .argument('<file>', 'the .conf file')
+    .description(
+      'convert a wg-quick / awg-quick .conf, or an AmneziaVPN vpn:// key, into awg YAML (docs/import.md)',
+    )
+    .argument(
+      '<source>',
+      'the .conf file; or a vpn:// key: the key itself, a file holding it, or - for stdin',
+    )
     .option('-o, --output <file>', 'write the YAML here (refuses to overwrite)')
     .option(
       '--name <tunnel>',
-      'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result)',
+      'tunnel name (default: the file name, made valid if it is not: lower-cased, other characters turned into "-", cut to 11; a warning names the result; for a vpn:// key: its server description, else its host name; several containers get -awg, -awg2, -wg)',
     )
     .addOption(
       new Option('--type <type>', 'force the tunnel type').choices(['wireguard', 'amneziawg']),
@@ -207,8 +212,29 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       '--key-file',
       'write the keys to files next to the output instead of inline (mode 600): <name>.key, <name>-peer<N>.psk for the preshared key of peer N, <name>.hpk for the header protection key',
     )
+    .option(
+      '--container <name>',
+      'vpn:// keys: import only this container (amnezia-awg, amnezia-awg2 or amnezia-wireguard); default: one tunnel per container',
+    )
     .action(async (file, o) =>
       setCode(await (await import('./commands/import.js')).importCommand(io, { file, ...o })),
+    );
+
+  program
+    .command('export')
+    .description(
+      'print one WireGuard / AmneziaWG tunnel of a config as a wg-quick .conf (what `awg import` reads back) or as an AmneziaVPN vpn:// key (docs/import.md). The output holds the private key. Exit 0 exported, 1 error',
+    )
+    .requiredOption('-f, --file <config>', 'config file')
+    .option('--tunnel <name>', 'the tunnel (default: the only WireGuard / AmneziaWG one)')
+    .addOption(
+      new Option('--format <format>', 'conf: wg-quick file; vpn: AmneziaVPN key')
+        .choices(['conf', 'vpn'])
+        .default('conf'),
+    )
+    .option('-o, --output <file>', 'write here (mode 600; refuses to overwrite)')
+    .action(async (o) =>
+      setCode(await (await import('./commands/export.js')).exportCommand(io, o)),
     );
 
   program

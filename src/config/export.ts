@@ -9,6 +9,14 @@ import type { AwgObfuscation, Secret, U32Range, WgLikeTunnel } from './schema.js
 
 export interface ExportOptions {
   setconf?: boolean;
+  /** the `# awg tunnel NAME` first line (default true) */
+  header?: boolean;
+  /**
+   * `effective` (default): MTU written even when defaulted, as awg-quick would take its link
+   * MTU − 80; `explicit`: only a `mtu:` the tunnel sets (an import then gives the tunnel back
+   * as it was: the vpn:// key carries the effective MTU in a field of its own)
+   */
+  mtu?: 'effective' | 'explicit';
 }
 
 /** `5`, `"5-10"` and `{min, max}` → the INI form (`5` or `5-10`). */
@@ -17,7 +25,7 @@ export function formatRange(r: U32Range): string {
   return r.min === r.max ? String(r.min) : `${r.min}-${r.max}`;
 }
 
-const OBF_KEYS: [keyof AwgObfuscation, string][] = [
+export const OBF_KEYS: [keyof AwgObfuscation, string][] = [
   ['jc', 'Jc'],
   ['jmin', 'Jmin'],
   ['jmax', 'Jmax'],
@@ -51,14 +59,18 @@ export function exportWgQuick(
   resolveSecret: (s: Secret) => string,
   opts: ExportOptions = {},
 ): string {
-  const out: string[] = [`# awg tunnel ${tunnelName}`, '[Interface]'];
+  const out: string[] = [
+    ...(opts.header === false ? [] : [`# awg tunnel ${tunnelName}`]),
+    '[Interface]',
+  ];
   const kv = (k: string, v: string | number): void => void out.push(`${k} = ${v}`);
   kv('PrivateKey', resolveSecret(tunnel.privateKey).trim());
   if (!opts.setconf) {
     kv('Address', tunnel.addresses.join(', '));
     if (tunnel.dns && tunnel.dns.length > 0) kv('DNS', tunnel.dns.join(', '));
     // written even when defaulted: awg-quick would take its link MTU − 80, with no room for S4
-    kv('MTU', effectiveMtu(tunnel));
+    if (opts.mtu !== 'explicit') kv('MTU', effectiveMtu(tunnel));
+    else if (tunnel.mtu !== undefined) kv('MTU', tunnel.mtu);
   }
   if (tunnel.listenPort !== undefined) kv('ListenPort', tunnel.listenPort);
   if (tunnel.type === 'amneziawg') {

@@ -9,6 +9,7 @@
  * Every key and value carries 1-based line/col positions into the original text.
  */
 import type { Issue } from '../errors.js';
+import { safeKeyName } from './import/scrub.js';
 
 export type SectionKind = 'interface' | 'peer';
 
@@ -114,7 +115,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
           line,
           col,
           path: '',
-          message: `unknown section ${header}: expected [Interface] or [Peer]`,
+          message: `unknown section ${safeKeyName(header)}: expected [Interface] or [Peer]`,
           severity: 'error',
         });
         current = undefined;
@@ -136,7 +137,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
         line,
         col,
         path: '',
-        message: `line not understood: "${body.trim()}" is neither a [section] nor a key = value`,
+        message: `line not understood: "${safeKeyName(body.trim())}" is neither a [section] nor a key = value`,
         severity: 'error',
       });
       pending = [];
@@ -177,7 +178,7 @@ export function parseIni(text: string, file: string): { doc: IniDocument; issues
         line,
         col,
         path: '',
-        message: `key ${key} outside a section: put it under [Interface] or [Peer]`,
+        message: `key ${safeKeyName(key)} outside a section: put it under [Interface] or [Peer]`,
         severity: 'error',
       });
       return;

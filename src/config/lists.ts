@@ -1,6 +1,6 @@
 /**
  * Destination lists for a rule's `to:` (`domains`, `cidrs`, `lists`). Pure: callers read
- * the files and hand the text in.
+ * the files and hand the text (or bytes) in.
  *
  * A list file holds one entry per line; `#` starts a comment (a whole line or the rest of
  * one); blank lines are ignored. An entry is
@@ -13,15 +13,41 @@
  * Names are ASCII: lowercase is applied, a trailing dot dropped; internationalised names are
  * written in punycode (`xn--…` labels); a non-ASCII name is refused with its punycode form.
  *
- * The result is what an nft interval set and the DNS learner need: the domains deduplicated
- * (an entry covered by a wider one is dropped), and per family the addresses as a sorted
- * list of disjoint, non-adjacent inclusive intervals.
+ * Other formats' readers (list-formats/) also give `full` names (that name only), `keyword`s
+ * (any name containing the text) and `regex`es (util/linear-regex.ts); inline `to.domains`
+ * writes them with geosite's prefixes: `full:example.com`, `keyword:google`, `regexp:^ads?\.`
+ * (and `domain:example.org`, the same as `example.org`). A rule holds at most MAX_KEYWORDS
+ * keywords and MAX_REGEXES regexes.
+ *
+ * The result is what an nft interval set and the DNS learner need: the domain entries in a
+ * compact store (domain-set.ts: deduplicated, an entry covered by a wider one dropped), and per
+ * family the addresses as a sorted list of disjoint, non-adjacent inclusive intervals.
  */
-import { domainToASCII } from 'node:url';
 import type { Issue } from '../errors.js';
-import ipaddr from '../util/ipaddr.js';
-import { parseV4, v4String } from './cidr.js';
+import { v4String } from './cidr.js';
+import {
+  DomainSet,
+  DomainSetBuilder,
+  MAX_KEYWORDS,
+  MAX_REGEXES,
+  mergeDomainSets,
+} from './domain-set.js';
 import type { ListPlace, ListSink } from './list-formats/types.js';
+import {
+  parseAddress,
+  parseDomain,
+  parseDomainValue,
+  parseEntry,
+  parseFull,
+  parseKeyword,
+  parseRegex,
+  parseSuffix,
+  v6String,
+  type Entry,
+} from './list-grammar.js';
+
+export { DomainSet, MAX_KEYWORDS, MAX_REGEXES } from './domain-set.js';
+export { MAX_KEYWORD_LENGTH, parseEntry, parseV6, v6String } from './list-grammar.js';
 
 /** inclusive address interval; IPv4 as a 32-bit number, IPv6 as a 128-bit bigint */
 export interface Interval<T extends number | bigint> {
@@ -40,10 +66,8 @@ export interface DestinationCounts {
 }
 
 export interface DestinationSet {
-  /** `example.org`: the name and all names under it; sorted */
-  names: string[];
-  /** `*.example.net` stored as `example.net`: names under it only; sorted */
-  wildcards: string[];
+  /** the domain entries (names, wildcards, full names, keywords, regexes): `domains.size`, `matchDomain`, `entryFor` */
+  domains: DomainSet;
   /** merged: sorted, disjoint, non-adjacent */
   v4: Interval<number>[];
   v6: Interval<bigint>[];
@@ -64,150 +88,50 @@ export interface ParseOptions {
 
 export const DEFAULT_MAX_ISSUES = 100;
 
-type Entry =
-  | { kind: 'name'; name: string }
-  | { kind: 'wildcard'; name: string }
-  | { kind: 'v4'; start: number; end: number }
-  | { kind: 'v6'; start: bigint; end: bigint };
-
-const V6_ALL = (1n << 128n) - 1n;
-
-/** hex groups of one side of `::`; an IPv4 tail counts as two groups when allowed */
-function v6Groups(s: string, out: number[], v4Tail: boolean): boolean {
-  if (s.length === 0) return true;
-  const parts = s.split(':');
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i]!;
-    if (v4Tail && i === parts.length - 1 && p.includes('.')) {
-      const v = parseV4(p);
-      if (v === undefined) return false;
-      out.push(v >>> 16, v & 0xffff);
-      return true;
-    }
-    if (p.length === 0 || p.length > 4 || !/^[0-9a-fA-F]+$/.test(p)) return false;
-    out.push(parseInt(p, 16));
-  }
-  return true;
-}
-
-/** RFC 4291 text form (no zone index) to its 128-bit value; undefined when invalid */
-export function parseV6(s: string): bigint | undefined {
-  const dbl = s.indexOf('::');
-  if (dbl >= 0 && s.indexOf('::', dbl + 1) >= 0) return undefined;
-  const head: number[] = [];
-  const tail: number[] = [];
-  if (dbl < 0) {
-    if (!v6Groups(s, head, true) || head.length !== 8) return undefined;
-  } else {
-    if (!v6Groups(s.slice(0, dbl), head, false) || !v6Groups(s.slice(dbl + 2), tail, true))
-      return undefined;
-    if (head.length + tail.length > 7) return undefined;
-  }
-  const w = head.concat(new Array<number>(8 - head.length - tail.length).fill(0), tail);
-  let n = 0n;
-  for (let i = 0; i < 8; i += 2) n = (n << 32n) | BigInt(w[i]! * 0x10000 + w[i + 1]!);
-  return n;
-}
-
-/** an IPv6 address in its canonical text form */
-export function v6String(n: bigint): string {
-  const parts: number[] = [];
-  for (let i = 7; i >= 0; i--) parts.push(Number((n >> BigInt(i * 16)) & 0xffffn));
-  return new ipaddr.IPv6(parts).toString();
-}
-
-function parseAddress(s: string): Entry | string {
-  const slash = s.indexOf('/');
-  const a = slash < 0 ? s : s.slice(0, slash);
-  const lenStr = slash < 0 ? undefined : s.slice(slash + 1);
-  if (lenStr !== undefined && !/^\d{1,3}$/.test(lenStr))
-    return `${s}: the prefix length must be a number`;
-  if (!a.includes(':')) {
-    const v = parseV4(a);
-    if (v === undefined) return `${s} is not an IPv4 address or prefix`;
-    const len = lenStr === undefined ? 32 : Number(lenStr);
-    if (len > 32) return `${s}: an IPv4 prefix length is at most 32`;
-    const size = 2 ** (32 - len);
-    const start = v - (v % size);
-    if (start !== v) return `${s} has host bits set; it means ${v4String(start)}/${len}`;
-    return { kind: 'v4', start, end: start + size - 1 };
-  }
-  if (a.includes('%')) return `${s}: a zone index (%…) has no place in a list`;
-  const v = parseV6(a);
-  if (v === undefined) return `${s} is not an IPv6 address or prefix`;
-  const len = lenStr === undefined ? 128 : Number(lenStr);
-  if (len > 128) return `${s}: an IPv6 prefix length is at most 128`;
-  const host = len === 128 ? 0n : V6_ALL >> BigInt(len);
-  const start = v & ~host & V6_ALL;
-  if (start !== v) return `${s} has host bits set; it means ${v6String(start)}/${len}`;
-  return { kind: 'v6', start, end: start | host };
-}
-
-const LABEL = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
-
-/** a domain or wildcard, lowercased, trailing dot dropped; a message when invalid */
-function parseDomain(raw: string): Entry | string {
-  let s = raw;
-  let wildcard = false;
-  if (s.startsWith('*.')) {
-    wildcard = true;
-    s = s.slice(2);
-  }
-  if (s.endsWith('.')) s = s.slice(0, -1);
-  // eslint-disable-next-line no-control-regex
-  if (/[^\x00-\x7f]/.test(s)) {
-    const ascii = domainToASCII(s);
-    return ascii
-      ? `${raw} is not ASCII; write it in punycode: ${wildcard ? '*.' : ''}${ascii}`
-      : `${raw} is not ASCII and not a valid international name; write it in punycode (xn--…)`;
-  }
-  s = s.toLowerCase();
-  if (s.includes('*'))
-    return `${raw}: a wildcard is only allowed as the first label (*.example.net)`;
-  if (s.startsWith('.'))
-    return `${raw}: write example.org (the name and its subdomains) or *.example.org (subdomains only)`;
-  if (s.length === 0) return `${raw}: an empty name`;
-  if (s.length > 253) return `${raw}: a name is at most 253 characters`;
-  const labels = s.split('.');
-  for (const l of labels) {
-    if (!LABEL.test(l))
-      return l.length > 63
-        ? `${raw}: a label is at most 63 characters`
-        : `${raw} is not a domain name (label ${JSON.stringify(l)})`;
-  }
-  if (/^\d+$/.test(labels[labels.length - 1]!))
-    return `${raw} is not a domain name (its last label is numeric)`;
-  return { kind: wildcard ? 'wildcard' : 'name', name: s };
-}
-
-/** one list entry (already trimmed, no comment); a message when invalid */
-export function parseEntry(s: string): Entry | string {
-  if (/\s/.test(s)) return `${JSON.stringify(s)}: one entry per line`;
-  if (s.includes(':') || s.includes('/') || /^[\d.]+$/.test(s)) return parseAddress(s);
-  return parseDomain(s);
-}
+const WHY = (max: number) =>
+  `a rule holds at most ${max.toLocaleString('en')} (each is tried on every name its other entries do not fit)`;
+const tooManyOf = (what: string, max: number) =>
+  `more than ${max.toLocaleString('en')} ${what} entries: ${WHY(max)}`;
 
 /** Collects entries; `finish` deduplicates domains and merges intervals. */
 class Collector {
-  readonly names = new Set<string>();
-  readonly wildcards = new Set<string>();
+  readonly d: DomainSetBuilder;
   readonly v4: Interval<number>[] = [];
   readonly v6: Interval<bigint>[] = [];
   entries = 0;
-  duplicates = 0;
   cidrs4 = 0;
   cidrs6 = 0;
 
-  add(e: Entry): void {
-    this.entries++;
+  /**
+   * `sizeHint`: DomainSetBuilder's; `capped`: refuse keywords and regexes past the caps (a
+   * list's); without, the caps are checked on the rule's merged set (destinationLimits)
+   */
+  constructor(
+    sizeHint = 0,
+    private readonly capped = true,
+  ) {
+    this.d = new DomainSetBuilder(sizeHint);
+  }
+
+  /** a message when the entry cannot be held (a rule's keyword or regex cap) */
+  add(e: Entry): string | undefined {
     switch (e.kind) {
       case 'name':
-        if (this.names.has(e.name)) this.duplicates++;
-        else this.names.add(e.name);
+        this.d.addName('domain', e.name);
         break;
       case 'wildcard':
-        if (this.wildcards.has(e.name)) this.duplicates++;
-        else this.wildcards.add(e.name);
+        this.d.addName('wildcard', e.name);
+        break;
+      case 'full':
+        this.d.addName('full', e.name);
+        break;
+      case 'keyword':
+        if (!this.d.addKeyword(e.value, this.capped ? MAX_KEYWORDS : Infinity))
+          return tooManyOf('keyword', MAX_KEYWORDS);
+        break;
+      case 'regex':
+        if (!this.d.addRegex(e.source, e.re, this.capped ? MAX_REGEXES : Infinity))
+          return tooManyOf('regexp', MAX_REGEXES);
         break;
       case 'v4':
         this.cidrs4++;
@@ -218,63 +142,24 @@ class Collector {
         this.v6.push({ start: e.start, end: e.end });
         break;
     }
-  }
-
-  addSet(d: DestinationSet): void {
-    for (const n of d.names) this.add({ kind: 'name', name: n });
-    for (const n of d.wildcards) this.add({ kind: 'wildcard', name: n });
-    for (const i of d.v4) this.v4.push(i);
-    for (const i of d.v6) this.v6.push(i);
-    // entries/cidrs count what the sources read, not the merged sets
-    this.entries += d.counts.entries - d.names.length - d.wildcards.length;
-    this.duplicates += d.counts.redundant;
-    this.cidrs4 += d.counts.cidrs4;
-    this.cidrs6 += d.counts.cidrs6;
+    this.entries++;
+    return undefined;
   }
 
   finish(): DestinationSet {
-    const names: string[] = [];
-    const wildcards: string[] = [];
-    let covered = 0;
-    for (const n of this.names) {
-      if (coveredBy(n, false, this.names, this.wildcards)) covered++;
-      else names.push(n);
-    }
-    for (const n of this.wildcards) {
-      if (coveredBy(n, true, this.names, this.wildcards)) covered++;
-      else wildcards.push(n);
-    }
+    const { set, redundant } = this.d.finish();
     return {
-      names: names.sort(),
-      wildcards: wildcards.sort(),
+      domains: set,
       v4: mergeIntervals(this.v4),
       v6: mergeIntervals(this.v6),
       counts: {
         entries: this.entries,
-        redundant: this.duplicates + covered,
+        redundant,
         cidrs4: this.cidrs4,
         cidrs6: this.cidrs6,
       },
     };
   }
-}
-
-/**
- * Does a wider entry cover this one? A name `a.b.c` is covered by a name or wildcard on a
- * proper suffix (`b.c`, `*.c`); a wildcard `*.b.c` also by the name `b.c`.
- */
-function coveredBy(
-  n: string,
-  wildcard: boolean,
-  names: ReadonlySet<string>,
-  wildcards: ReadonlySet<string>,
-): boolean {
-  if (wildcard && names.has(n)) return true;
-  for (let i = n.indexOf('.'); i >= 0; i = n.indexOf('.', i + 1)) {
-    const s = n.slice(i + 1);
-    if (names.has(s) || wildcards.has(s)) return true;
-  }
-  return false;
 }
 
 /** Sort and merge overlapping or adjacent inclusive intervals. Does not modify its input. */
@@ -303,42 +188,119 @@ function tooMany(file: string, path: string, n: number): Issue {
   return { file, path, message: `… ${n} more error${n === 1 ? '' : 's'}`, severity: 'error' };
 }
 
+const isSpace = (c: number): boolean => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
+/**
+ * A plain name or wildcard of ASCII bytes b[s, e) (trimmed, no comment) straight into the
+ * collector, without a string; false when it is not one (then the string path decides and
+ * words the message). The checks are parseDomain's, on bytes.
+ */
+function addNameBytes(c: Collector, b: Uint8Array, s: number, e: number): boolean {
+  let kind: 'domain' | 'wildcard' = 'domain';
+  if (e - s >= 2 && b[s] === 0x2a && b[s + 1] === 0x2e) {
+    kind = 'wildcard';
+    s += 2;
+  }
+  if (e > s && b[e - 1] === 0x2e) e--;
+  if (e === s || e - s > 253) return false;
+  let label = s;
+  let digits = true;
+  for (let k = s; k <= e; k++) {
+    const ch = k < e ? b[k]! : 0x2e;
+    if (ch === 0x2e) {
+      const n = k - label;
+      if (n === 0 || n > 63 || b[label] === 0x2d || b[k - 1] === 0x2d) return false;
+      if (k === e && digits) return false; // a numeric last label
+      label = k + 1;
+      digits = true;
+    } else if (ch >= 0x30 && ch <= 0x39) continue;
+    else if ((ch >= 0x61 && ch <= 0x7a) || (ch >= 0x41 && ch <= 0x5a) || ch === 0x5f || ch === 0x2d)
+      digits = false;
+    else return false;
+  }
+  c.d.addNameBytes(kind, b, s, e);
+  c.entries++;
+  return true;
+}
+
 /** Parse a list file's text. `file` names it in issues (`file:line:col`). */
 export function parseDestinationList(
   text: string,
   file: string,
   opts: ParseOptions = {},
 ): ParsedDestinations {
+  return parseDestinationBytes(Buffer.from(text, 'utf8'), file, opts);
+}
+
+/**
+ * Parse a plain list's bytes (UTF-8). The hot path of a registry-size list: an ASCII line
+ * that is a name or wildcard goes from the bytes into the collector without a string; other
+ * lines (addresses, errors, non-ASCII) are decoded and parsed as text.
+ */
+export function parseDestinationBytes(
+  bytes: Uint8Array,
+  file: string,
+  opts: ParseOptions = {},
+): ParsedDestinations {
+  const b = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const path = opts.path ?? '';
   const max = opts.maxIssues ?? DEFAULT_MAX_ISSUES;
-  const c = new Collector();
+  // a name's record is its line's bytes + 1 (its newline is not kept, a length and kind are)
+  const c = new Collector(b.length + (b.length >> 4));
   const issues: Issue[] = [];
   let errors = 0;
-  let lineNo = 0;
-  let pos = 0;
-  if (text.charCodeAt(0) === 0xfeff) pos = 1; // a byte-order mark
-  while (pos <= text.length) {
-    let nl = text.indexOf('\n', pos);
-    if (nl < 0) nl = text.length;
-    lineNo++;
-    let line = text.slice(pos, nl);
-    pos = nl + 1;
-    const hash = line.indexOf('#');
-    if (hash >= 0) line = line.slice(0, hash);
-    const s = line.trim();
-    if (s.length === 0) continue;
+  const report = (message: string, line: number, col: number) => {
+    if (errors++ < max) issues.push({ file, line, col, path, message, severity: 'error' });
+  };
+  /** one line as text: its entry (no comment, trimmed) at col */
+  const entry = (s: string, lineNo: number, col: number) => {
     const e = parseEntry(s);
-    if (typeof e === 'string') {
-      if (errors++ < max)
-        issues.push({
-          file,
-          line: lineNo,
-          col: line.length - line.trimStart().length + 1,
-          path,
-          message: e,
-          severity: 'error',
-        });
-    } else c.add(e);
+    const problem = typeof e === 'string' ? e : c.add(e);
+    if (problem !== undefined) report(problem, lineNo, col);
+  };
+  const n = b.length;
+  let lineNo = 0;
+  // a byte-order mark
+  let pos = n >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+  while (pos <= n) {
+    let nl = b.indexOf(0x0a, pos);
+    if (nl < 0) nl = n;
+    lineNo++;
+    const start = pos;
+    pos = nl + 1;
+    let end = start;
+    let ascii = true;
+    for (; end < nl; end++) {
+      const ch = b[end]!;
+      if (ch === 0x23) break;
+      if (ch >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      let line = b.toString('utf8', start, nl);
+      const hash = line.indexOf('#');
+      if (hash >= 0) line = line.slice(0, hash);
+      const s = line.trim();
+      if (s.length > 0) entry(s, lineNo, line.length - line.trimStart().length + 1);
+      continue;
+    }
+    let s = start;
+    while (s < end && isSpace(b[s]!)) s++;
+    while (end > s && isSpace(b[end - 1]!)) end--;
+    if (s === end) continue;
+    let addressLike = true;
+    let plain = true;
+    for (let k = s; k < end; k++) {
+      const ch = b[k]!;
+      if (ch === 0x3a || ch === 0x2f || isSpace(ch)) plain = false;
+      else if (ch !== 0x2e && (ch < 0x30 || ch > 0x39)) addressLike = false;
+    }
+    if (plain && !addressLike && addNameBytes(c, b, s, end)) continue;
+    entry(b.toString('latin1', s, end), lineNo, s - start + 1);
   }
   if (errors > max) issues.push(tooMany(file, path, errors - max));
   return { set: c.finish(), issues };
@@ -371,18 +333,25 @@ export function collectList(
           e = parseAddress(value);
           break;
         case 'domain':
-          e = value.startsWith('*.')
-            ? `${value}: a wildcard is not a domain entry`
-            : parseDomain(value);
+          e = parseSuffix(value);
           break;
         case 'wildcard':
           e = parseDomain(value.startsWith('*.') ? value : `*.${value}`);
           break;
+        case 'full':
+          e = parseFull(value);
+          break;
+        case 'keyword':
+          e = parseKeyword(value);
+          break;
+        case 'regex':
+          e = parseRegex(value);
+          break;
         default:
-          e = `${kind} entries are not supported yet (${JSON.stringify(value)})`;
+          e = `${String(kind)} entries are not supported (${JSON.stringify(value)})`;
       }
-      if (typeof e === 'string') report(e, at, 'error');
-      else c.add(e);
+      const problem = typeof e === 'string' ? e : c.add(e);
+      if (problem !== undefined) report(problem, at, 'error');
     },
     problem: report,
   };
@@ -397,7 +366,8 @@ export function collectList(
 
 /**
  * Inline values from the config (`to.domains`, `to.cidrs`): `kind` says which grammar
- * applies; `path` is the value's path (`rules[2].to.cidrs`), `[j]` is appended per value.
+ * applies (`domains` also takes `full:`, `keyword:`, `regexp:` and `domain:` values); `path` is
+ * the value's path (`rules[2].to.cidrs`), `[j]` is appended per value.
  */
 export function parseInlineDestinations(
   values: readonly string[],
@@ -405,27 +375,61 @@ export function parseInlineDestinations(
   file: string,
   path: string,
 ): ParsedDestinations {
-  const c = new Collector();
+  // the caps are the rule's: load.ts checks them on the merged set (destinationLimits)
+  const c = new Collector(0, false);
   const issues: Issue[] = [];
   values.forEach((v, j) => {
     const s = v.trim();
-    const e = kind === 'cidrs' ? parseAddress(s) : parseDomain(s);
-    if (typeof e === 'string')
-      issues.push({ file, path: `${path}[${j}]`, message: e, severity: 'error' });
-    else c.add(e);
+    const e = kind === 'cidrs' ? parseAddress(s) : parseDomainValue(s);
+    const problem = typeof e === 'string' ? e : c.add(e);
+    if (problem !== undefined)
+      issues.push({ file, path: `${path}[${j}]`, message: problem, severity: 'error' });
   });
   return { set: c.finish(), issues };
 }
 
 /** One set from several (inline values and list files): union, deduplicated, merged. */
 export function mergeDestinations(sets: readonly DestinationSet[]): DestinationSet {
-  const c = new Collector();
-  for (const s of sets) c.addSet(s);
-  return c.finish();
+  const { set, redundant } = mergeDomainSets(sets.map((s) => s.domains));
+  const sum = (f: (c: DestinationCounts) => number) => sets.reduce((a, s) => a + f(s.counts), 0);
+  return {
+    domains: set,
+    v4: mergeIntervals(sets.flatMap((s) => s.v4)),
+    v6: mergeIntervals(sets.flatMap((s) => s.v6)),
+    counts: {
+      entries: sum((c) => c.entries),
+      redundant: sum((c) => c.redundant) + redundant,
+      cidrs4: sum((c) => c.cidrs4),
+      cidrs6: sum((c) => c.cidrs6),
+    },
+  };
 }
 
 export function emptyDestinations(): DestinationSet {
   return mergeDestinations([]);
+}
+
+/**
+ * What a rule's merged destinations hold beyond its limits (inline values and several lists
+ * can each stay under a cap their union passes), as a message; undefined when within them.
+ */
+export function destinationLimits(set: DestinationSet): string | undefined {
+  const { keywords, regexes } = set.domains.counts;
+  const over = (n: number, what: string, max: number) =>
+    `the rule's values and lists hold ${n.toLocaleString('en')} ${what} entries: ${WHY(max)}`;
+  if (keywords > MAX_KEYWORDS) return over(keywords, 'keyword', MAX_KEYWORDS);
+  if (regexes > MAX_REGEXES) return over(regexes, 'regexp', MAX_REGEXES);
+  return undefined;
+}
+
+/**
+ * A set of domain entries from inline `to.domains` values (with the prefixes); throws on a
+ * bad one. For tests and tools.
+ */
+export function domainSetOf(values: readonly string[]): DomainSet {
+  const { set, issues } = parseInlineDestinations(values, 'domains', '', 'domains');
+  if (issues.length) throw new Error(issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+  return set.domains;
 }
 
 /**
@@ -465,32 +469,4 @@ export function intervalsContain<T extends number | bigint>(
     else return true;
   }
   return false;
-}
-
-/**
- * Matches DNS names against a set's domains: a Set lookup per suffix of the name, so
- * O(labels) lookups whatever the list size.
- */
-export class DomainMatcher {
-  private readonly names: ReadonlySet<string>;
-  private readonly wildcards: ReadonlySet<string>;
-  constructor(d: Pick<DestinationSet, 'names' | 'wildcards'>) {
-    this.names = new Set(d.names);
-    this.wildcards = new Set(d.wildcards);
-  }
-  get size(): number {
-    return this.names.size + this.wildcards.size;
-  }
-  /** `name` as it appears in DNS (any case, optional trailing dot) */
-  matchDomain(name: string): boolean {
-    let n = name.toLowerCase();
-    if (n.endsWith('.')) n = n.slice(0, -1);
-    if (n.length === 0) return false;
-    if (this.names.has(n)) return true;
-    for (let i = n.indexOf('.'); i >= 0; i = n.indexOf('.', i + 1)) {
-      const s = n.slice(i + 1);
-      if (this.names.has(s) || this.wildcards.has(s)) return true;
-    }
-    return false;
-  }
 }

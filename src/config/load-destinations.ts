@@ -20,7 +20,12 @@ import { FileRefusedError, LIMITS, readRegularFileSync } from '../util/files.js'
 import { listRefLabel, normalListRef, type UrlListRef } from './list-ref.js';
 import type { ListFormat } from './list-formats/types.js';
 import { parseListBytes } from './list-formats/index.js';
-import { mergeDestinations, parseInlineDestinations, type DestinationSet } from './lists.js';
+import {
+  destinationLimits,
+  mergeDestinations,
+  parseInlineDestinations,
+  type DestinationSet,
+} from './lists.js';
 import type { MergedPositions } from './overlay.js';
 import { formatPath, lineCol, type PathKey } from './positions.js';
 import type { Config } from './schema.js';
@@ -96,12 +101,15 @@ export function loadDestinations(
   const read = opts.readList ?? ((p: string) => readRegularFileSync(p, { maxBytes: LIMITS.list }));
   const destinations = new Map<string, DestinationSet>();
   const issues: Issue[] = [];
-  const files = new Map<string, DestinationSet | undefined>();
+  // a list (a file with its format and category) is read once however many rules name it
+  const cache = new Map<string, DestinationSet | undefined>();
+  const files = new Set<string>();
   const urls = new Map<string, { load: UrlListLoad; set?: DestinationSet; warnings?: Issue[] }>();
   config.rules.forEach((r, i) => {
     if (!r.to) return;
     const name = r.name ?? `rule-${i}`;
     const sets: DestinationSet[] = [];
+    const urlSets: DestinationSet[] = [];
     for (const kind of ['domains', 'cidrs'] as const) {
       const values = r.to[kind];
       if (values) sets.push(parseInlineDestinations(values, kind, '', '').set);
@@ -136,13 +144,16 @@ export function loadDestinations(
             );
         }
         u.load.rules.push({ index: i, name, path: formatPath(path) });
-        if (u.set) sets.push(u.set);
+        if (u.set) urlSets.push(u.set);
         else pending++;
         return;
       }
       const file = listFilePath(ref.file, at.file);
-      if (files.has(file)) {
-        const cached = files.get(file);
+      // one file read as two categories (geosite.dat:a, geosite.dat:b) is two lists
+      const key = `${file}\0${ref.format ?? ''}\0${ref.category ?? ''}`;
+      files.add(file);
+      if (cache.has(key)) {
+        const cached = cache.get(key);
         if (cached) sets.push(cached);
         return;
       }
@@ -151,7 +162,7 @@ export function loadDestinations(
         const got = read(file);
         bytes = typeof got === 'string' ? Buffer.from(got) : got;
       } catch (e) {
-        files.set(file, undefined);
+        cache.set(key, undefined);
         issues.push(issueAt(`list ${file}: ${readProblem(e)}`, 'error'));
         return;
       }
@@ -161,25 +172,43 @@ export function loadDestinations(
         category: ref.category,
       });
       issues.push(...parsed.issues);
-      files.set(file, parsed.set);
+      cache.set(key, parsed.set);
       sets.push(parsed.set);
     });
-    // every source of the rule's destinations is a list without a copy: it fits nothing yet
-    if (pending > 0 && sets.length === 0) {
-      const at = positions.locate(['rules', i, 'to']);
-      issues.push({
-        file: at.file,
-        ...lineCol(at),
-        path: formatPath(['rules', i, 'to']),
-        message: `rule ${name} is inactive (matches no destination) until its lists are fetched`,
-        severity: 'warning',
-      });
+    const toAt = positions.locate(['rules', i, 'to']);
+    const ruleIssue = (message: string, severity: Issue['severity']): Issue => ({
+      file: toAt.file,
+      ...lineCol(toAt),
+      path: formatPath(['rules', i, 'to']),
+      message,
+      severity,
+    });
+    // each list stays under the keyword/regex caps on its own; their union may not: what the
+    // config itself holds is an error, what lists by URL add is left out (a warning)
+    let merged = mergeDestinations(sets);
+    const over = destinationLimits(merged);
+    if (over) issues.push(ruleIssue(over, 'error'));
+    else if (urlSets.length) {
+      const all = mergeDestinations([...sets, ...urlSets]);
+      const urlOver = destinationLimits(all);
+      if (urlOver) {
+        issues.push(ruleIssue(`${urlOver}; its lists by URL are left out`, 'warning'));
+        pending += urlSets.length;
+      } else merged = all;
     }
-    destinations.set(name, mergeDestinations(sets));
+    // a list without a copy and nothing else to fit: the rule fits nothing yet
+    if (pending > 0 && !hasAny(merged))
+      issues.push(
+        ruleIssue(
+          `rule ${name} is inactive (matches no destination) until its lists are fetched`,
+          'warning',
+        ),
+      );
+    destinations.set(name, merged);
   });
   return {
     destinations,
-    files: [...files.keys()],
+    files: [...files],
     urlLists: [...urls.values()].map((u) => u.load),
     issues,
   };
@@ -222,4 +251,9 @@ function loadUrlList(
     set: parsed.set,
     warnings: parsed.issues,
   };
+}
+
+/** the set holds some destination */
+function hasAny(d: DestinationSet): boolean {
+  return d.v4.length + d.v6.length + d.domains.size > 0;
 }

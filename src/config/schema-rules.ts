@@ -158,7 +158,7 @@ const DestinationValues = (what: string) =>
 export const ListFormat = z.enum(LIST_FORMATS).meta({
   id: 'ListFormat',
   description:
-    'A list\'s format. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `ipset=/d/…`, `nftset=/d/…`, `address=/d/…` lines. sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content.',
+    "A list's format; docs/lists.md says what each gives, what it refuses and why, and the limits. plain: one domain, `*.` wildcard, address or prefix per line (the grammar of `domains` and `cidrs`), `#` comments. dnsmasq: `server=/d/…`, `local=/d/`, `address=/d/…`, `ipset=/d/…`, `nftset=/d/…` lines (each domain: the name and all under it). sing-box: a source rule-set (JSON). srs: a sing-box binary rule-set. geosite, geoip: a v2ray/Xray `.dat` file, with `category`. Without `format` it is detected from the content: `SRS` magic, then the `.dat` structure, then JSON, then dnsmasq lines, else plain. Anything that would make a list match more than it names (ports, processes, logical or inverted rules, `#` for every domain) is an error at its place.",
 });
 
 const DURATION_RE = /^(?:\d+(?:ms|s|m|h|d))+$/;
@@ -170,7 +170,7 @@ const Category = Text()
   .regex(/^[A-Za-z0-9!_.-]+(@[A-Za-z0-9!_.-]+)?$/, 'a category like ru-blocked, cn or google@ads')
   .meta({
     description:
-      'The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), optionally with an attribute filter (`google@ads`).',
+      'The category of a geosite/geoip `.dat` file (`ru-blocked`, `cn`), found ignoring case, optionally with an attribute filter (`google@ads`: the domains marked `ads`; `@!cn` is the attribute `!cn`, not a negation).',
   });
 
 const ListCommon = {
@@ -237,7 +237,7 @@ export type ListRef = z.infer<typeof ListRef>;
 export const To = z
   .strictObject({
     domains: DestinationValues(
-      'Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself). Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).',
+      "Domain names: `example.org` is that name and every name under it (`www.example.org`), `*.example.net` only the names under `example.net` (not `example.net` itself); with geosite's prefixes, `full:example.com` that name only, `keyword:google` every name containing the text, `regexp:^ads?\\.` every name the expression matches (JavaScript syntax without what cannot run in linear time; tested on the lowercase name), `domain:example.org` the same as `example.org`. At most 10,000 keywords and 10,000 regexps per rule. Addresses are learned from DNS answers. ASCII only: write internationalised names in punycode (`xn--…`).",
     ),
     cidrs: DestinationValues(
       'Addresses and prefixes, IPv4 or IPv6: `203.0.113.7`, `203.0.113.0/24`, `2001:db8::/32`. A prefix with host bits set is refused.',

@@ -24,6 +24,7 @@ import type {
   LimitResponse,
 } from './api-documents.js';
 import type { DaemonState, LimitAction, ListResult, WakeReason } from './names.js';
+import type { DownReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
 export type { DaemonState, WakeReason };
@@ -52,7 +53,17 @@ export type DaemonEvent =
   | { type: 'drift'; at: string; ids: string[]; repaired: boolean }
   | { type: 'network-changed'; at: string; detail: string }
   | { type: 'config-changed'; at: string; path: string; valid: boolean }
-  | { type: 'tunnel'; at: string; tunnel: string; state: HealthState; error?: string }
+  | {
+      type: 'tunnel';
+      at: string;
+      tunnel: string;
+      state: HealthState;
+      error?: string;
+      /** why it is down (health-rating.ts) */
+      reason?: DownReason;
+      /** when it was last rated up (RFC 3339; absent: never) */
+      lastUp?: string;
+    }
   | { type: 'handshake'; at: string; tunnel: string; peer: string }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }

@@ -12,7 +12,7 @@
  */
 import type { LearnedBook } from './options.js';
 import { AwgError } from '../errors.js';
-import { DomainMatcher, type DestinationSet } from '../config/lists.js';
+import type { DestinationSet } from '../config/lists.js';
 import type { AnyChange } from '../model/change.js';
 import type { DaemonStatus } from './status-document.js';
 import { linuxStubDeps } from '../resources/dns-stub/linux.js';
@@ -38,10 +38,8 @@ export interface StubPolicy {
   }[];
 }
 
-type Domains = Pick<DestinationSet, 'names' | 'wildcards'>;
+type Domains = Pick<DestinationSet, 'domains'>;
 type DnsStubStatusDoc = NonNullable<DaemonStatus['dnsStub']>;
-
-const matchers = new WeakMap<Domains, DomainMatcher>();
 
 /**
  * The stub's configuration for a policy, or undefined when it has none. A rule learns when it
@@ -64,10 +62,9 @@ export function stubConfigOf(
     const to = a.to;
     if (to?.learned4 === undefined && to?.learned6 === undefined) continue;
     const d = destinations?.get(a.name);
-    if (!d || d.names.length + d.wildcards.length === 0) continue;
-    let m = matchers.get(d);
-    if (!m) matchers.set(d, (m = new DomainMatcher(d)));
-    rules.push({ rule: a.name, domains: m, sets: { v4: to.learned4, v6: to.learned6 } });
+    // names, full names, keywords and regexes alike: the set is the matcher (no copy)
+    if (!d || d.domains.size === 0) continue;
+    rules.push({ rule: a.name, domains: d.domains, sets: { v4: to.learned4, v6: to.learned6 } });
   }
   const tunnelPort = policy.dnsStub.tunnelPort;
   return {

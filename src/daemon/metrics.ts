@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AwgError } from '../errors.js';
 import type { DaemonCore, DaemonEvent } from './core.js';
-import { DAEMON_STATES, LIST_STATES } from './names.js';
+import { DAEMON_STATES, DOWN_REASONS, LIST_STATES } from './names.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
 export interface DaemonMetrics {
@@ -78,6 +78,18 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     name: 'awg_tunnel_health',
     help: 'Tunnel health as the loop routes by (1 for the current state: connecting, up, down, auth-failed).',
     labelNames: ['tunnel', 'state'],
+    registers,
+  });
+  const downReason = new Gauge({
+    name: 'awg_tunnel_down_reason',
+    help: 'Why a tunnel is down (1 for the current reason: stopped, handshake, no-data, probe-failed, proxy, auth-failed; all 0 while not down).',
+    labelNames: ['tunnel', 'reason'],
+    registers,
+  });
+  const healthSince = new Gauge({
+    name: 'awg_tunnel_health_since_seconds',
+    help: 'Unix time of the last change of the tunnel health.',
+    labelNames: ['tunnel'],
     registers,
   });
   const conns = new Gauge({
@@ -287,6 +299,8 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         up,
         hsAge,
         health,
+        downReason,
+        healthSince,
         conns,
         rx,
         tx,
@@ -337,6 +351,9 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
             { tunnel: t.name, state: h },
             (t.health ?? (t.up ? 'up' : 'down')) === h ? 1 : 0,
           );
+        for (const r of DOWN_REASONS)
+          downReason.set({ tunnel: t.name, reason: r }, t.reason === r ? 1 : 0);
+        if (t.since) healthSince.set({ tunnel: t.name }, Date.parse(t.since) / 1000);
         if (t.connectionsTotal !== undefined) {
           conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);
           connsTotal.inc({ tunnel: t.name }, t.connectionsTotal);

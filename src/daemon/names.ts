@@ -5,7 +5,8 @@
  * constants that import nothing at run time: the CLI's daemon client loads them with the wire
  * mapping, and must not load the daemon's modules or zod schemas for that.
  */
-import type { HealthState } from './tunnel-health.js';
+/** a tunnel's health (tunnel-health.ts rates it) */
+export type HealthState = 'connecting' | 'up' | 'down' | 'auth-failed';
 
 /**
  * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes
@@ -54,6 +55,22 @@ export const TUNNEL_HEALTH = [
   'down',
   'auth-failed',
 ] as const satisfies readonly HealthState[];
+
+/**
+ * Why a tunnel is down (health-rating.ts): `stopped` its engine is not running; `handshake`
+ * no handshake answered for downAfter; `no-data` handshakes answered but our data unanswered
+ * (data-path.ts); `probe-failed` the configured probe failed; `proxy` the proxy's upstream
+ * check failed; `auth-failed` the proxy refused our credentials.
+ */
+export const DOWN_REASONS = [
+  'stopped',
+  'handshake',
+  'no-data',
+  'probe-failed',
+  'proxy',
+  'auth-failed',
+] as const;
+export type DownReason = (typeof DOWN_REASONS)[number];
 
 /** PlacementStatus.state: the process watcher runs; it could not start (reason); no rules */
 export const PLACEMENT_STATES = ['active', 'unavailable', 'off'] as const;

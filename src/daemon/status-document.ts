@@ -13,6 +13,7 @@
 import * as z from 'zod';
 import {
   DAEMON_STATES,
+  DOWN_REASONS,
   LIST_STATES,
   PLACEMENT_MODES,
   PLACEMENT_STATES,
@@ -134,6 +135,12 @@ const Tunnel = z.strictObject({
   // what the loop routes by (rules take their fallback while down/auth-failed)
   health: z.enum(TUNNEL_HEALTH).optional(),
   error: z.string().optional(),
+  // why it is down (docs/architecture.md, "Tunnel health")
+  reason: z.enum(DOWN_REASONS).optional(),
+  // when the health last changed (RFC 3339)
+  since: z.string().optional(),
+  // when it was last rated up (RFC 3339; absent: never)
+  lastUp: z.string().optional(),
   // seconds since the most recent handshake of any peer; absent: never
   lastHandshakeAgeSec: z.number().optional(),
   rxBytes: Count,

@@ -26,6 +26,7 @@ import type {
 } from './core.js';
 import { destinationCounters } from './rule-sets.js';
 import { readLinkTraffic, withLinkTraffic } from './traffic.js';
+import type { Rating } from './health-rating.js';
 import { isDown, type HealthMonitor } from './tunnel-health.js';
 
 /** What a status is assembled from: the daemon's parts as they stand when it is asked. */
@@ -117,6 +118,16 @@ function hostConditionsOf(p: StatusParts['prepared']): Pick<StatusResponse, 'hos
   return found.length ? { hostConditions: found } : {};
 }
 
+/** the rating's reason (while down), since when, and when last up, for a tunnel's line */
+function ratingFields(r: Rating | undefined): Pick<TunnelStatus, 'reason' | 'since' | 'lastUp'> {
+  if (!r) return {};
+  return {
+    ...(r.reason && isDown(r.state) ? { reason: r.reason } : {}),
+    since: new Date(r.sinceMs).toISOString(),
+    ...(r.lastUpMs > 0 ? { lastUp: new Date(r.lastUpMs).toISOString() } : {}),
+  };
+}
+
 /** One status line per engine resource of the desired state. */
 export function tunnelStatuses(
   resources: readonly AnyResource[],
@@ -133,6 +144,7 @@ export function tunnelStatuses(
     if (r.kind !== 'engine') continue;
     const name = r.spec.tunnel;
     const state = health.stateOf(name);
+    const rating = ratingFields(health.ratingOf(name));
     if (!r.spec.link) {
       const px = proxyRows.get(name);
       const error = health.errorOf(name) ?? px?.error;
@@ -141,6 +153,7 @@ export function tunnelStatuses(
         type: r.spec.type,
         health: state,
         ...(error && isDown(state) ? { error } : {}),
+        ...rating,
         up: state === 'up',
         rxBytes: px?.bytes.down ?? 0,
         txBytes: px?.bytes.up ?? 0,
@@ -167,6 +180,7 @@ export function tunnelStatuses(
       link: r.spec.link,
       health: state,
       ...(error ? { error } : {}),
+      ...rating,
       up: Boolean(s?.up) && !isDown(state),
       lastHandshakeAgeSec: age(newest),
       rxBytes: peers.reduce((a, p) => a + p.rxBytes, 0),

@@ -12,6 +12,9 @@
  * - `connecting`: not down and no handshake yet.
  * A down tunnel stays down until a handshake completes (the unanswered series keeps its
  * start time across the daemon's probes), so it does not flap at every probe.
+ * On top (health-rating.ts): `down` for `no-data` when handshakes are answered but our data
+ * is not (data-path.ts), and for `probe-failed` when the tunnel's configured probe fails
+ * (health-probe.ts); each state carries its reason, since when, and when it was last up.
  *
  * Proxy tunnels: the upstream health checker's state (`unknown` counts as connecting).
  * Only `down` and `auth-failed` make rules take their fallback: `connecting` routes into the
@@ -19,8 +22,18 @@
  */
 import { isWgLike, type Config } from '../config/schema.js';
 import { sameSet } from '../util/canonical.js';
+import type { HealthState } from './names.js';
+import {
+  ByteWatch,
+  controlSizes,
+  NO_DATA_MS,
+  NO_DATA_ONE_WAY_MS,
+  peerNoData,
+  type DataPathSample,
+} from './data-path.js';
+import { TunnelRating, type DownReason, type Rating } from './health-rating.js';
 
-export type HealthState = 'connecting' | 'up' | 'down' | 'auth-failed';
+export type { HealthState } from './names.js';
 
 export interface WgPeerHealth {
   hasEndpoint: boolean;
@@ -70,34 +83,49 @@ export interface HealthEngines {
       handshakePendingMs: number;
       rxBytes: number;
       txBytes: number;
+      dataUnansweredMs?: number;
+      lastRxKeepalive?: boolean;
     }[];
   }[];
-  probe(tunnel: string, opts?: { peer?: string }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
 }
 
 export interface HealthChange {
   tunnel: string;
   state: HealthState;
+  reason?: DownReason;
   error?: string;
+  /** ms (the monitor's clock) of the change */
+  sinceMs: number;
+  /** ms of the last tick the tunnel was up (0: never) */
+  lastUpMs: number;
 }
+
+type EngineRow = ReturnType<HealthEngines['stats']>[number];
 
 /**
  * The daemon's view of every tunnel's health. `tick()` rates each tunnel of the config from
- * the engines' stats (WireGuard) or the proxy checker's last word, keeps probing tunnels that
- * are not up and silent peers of those that are, and reports transitions and whether the set
- * of down tunnels changed (the firewall's rule actions and the placer's failover follow it).
+ * the engines' stats (WireGuard: handshakes and the data path) or the proxy checker's last
+ * word, and the configured probe's; keeps probing tunnels that are not up and silent peers of
+ * those that are (a data message to peers of a tunnel down for no-data: is the path back?),
+ * and reports transitions and whether the set of down tunnels changed (the firewall's rule
+ * actions and the placer's failover follow it).
  */
 export class HealthMonitor {
-  private health = new Map<string, HealthState>();
+  private ratings = new Map<string, TunnelRating>();
   private errors = new Map<string, string>();
   /** proxy tunnels: the upstream checker's last state, from engine 'health' events */
   private proxy = new Map<string, { state: 'up' | 'down' | 'auth-failed'; error?: string }>();
+  /** tunnels whose configured probe failed past its threshold, with the probe's error */
+  private probeFailed = new Map<string, string>();
   private down_ = new Set<string>();
   /** per tunnel/peer: byte counters at the last tick and when rx last moved */
   private peerSeen = new Map<
     string,
     { rx: number; tx: number; rxAt: number; txSinceRx: boolean }
   >();
+  /** external engines' peers: the data path derived from byte counters */
+  private watches = new Map<string, ByteWatch>();
 
   constructor(
     private readonly engines: HealthEngines,
@@ -110,7 +138,12 @@ export class HealthMonitor {
   }
 
   stateOf(tunnel: string): HealthState {
-    return this.health.get(tunnel) ?? 'connecting';
+    return this.ratings.get(tunnel)?.current?.state ?? 'connecting';
+  }
+
+  /** the state with its reason and times (undefined: not rated yet) */
+  ratingOf(tunnel: string): Rating | undefined {
+    return this.ratings.get(tunnel)?.current;
   }
 
   errorOf(tunnel: string): string | undefined {
@@ -126,17 +159,30 @@ export class HealthMonitor {
     return this.proxy.get(tunnel)?.error;
   }
 
+  /** the tunnel's configured probe: failed past its threshold (with why), or not (undefined) */
+  setProbe(tunnel: string, failed: string | undefined): void {
+    if (failed === undefined) this.probeFailed.delete(tunnel);
+    else this.probeFailed.set(tunnel, failed);
+  }
+
   tick(cfg: Config): { changes: HealthChange[]; downChanged: boolean } {
     const stats = new Map(this.engines.stats().map((s) => [s.tunnel, s]));
-    const next = new Map<string, HealthState>();
     const errors = new Map<string, string>();
     const changes: HealthChange[] = [];
-    for (const [name, t] of Object.entries(cfg.tunnels)) {
-      let st: HealthState;
-      if (isWgLike(t)) {
+    const t = this.now();
+    const ratings = new Map<string, TunnelRating>();
+    for (const [name, tun] of Object.entries(cfg.tunnels)) {
+      const rating = this.ratings.get(name) ?? new TunnelRating();
+      ratings.set(name, rating);
+      const before = rating.current;
+      let base: HealthState;
+      let baseReason: DownReason | undefined;
+      let noData = false;
+      let errorText: string | undefined;
+      if (isWgLike(tun)) {
         const s = stats.get(name);
         // not hosted (yet): the next run starts it; keep what we knew
-        st = s
+        base = s
           ? wgHealth(
               s.up,
               s.peers.map((p) => ({
@@ -144,31 +190,92 @@ export class HealthMonitor {
                 lastHandshakeMs: p.lastHandshakeMs,
                 handshakePendingMs: p.handshakePendingMs,
               })),
-              t.downAfter * 1000,
+              tun.downAfter * 1000,
             )
-          : this.stateOf(name);
-        if (s && st !== 'up') this.engines.probe(name);
-        if (s && st === 'up') this.probeSilentPeers(name, s.peers);
+          : (before?.state ?? 'connecting');
+        baseReason = !s ? before?.reason : s.up ? 'handshake' : 'stopped';
+        errorText =
+          baseReason === 'stopped'
+            ? 'the engine is not running'
+            : `no handshake answered for ${tun.downAfter}s`;
+        if (s) {
+          const obf = 'obfuscation' in tun ? tun.obfuscation : undefined;
+          noData = this.noData(name, s, t, obf);
+        }
       } else {
-        st = this.proxy.get(name)?.state ?? 'connecting';
+        const px = this.proxy.get(name);
+        base = px?.state ?? 'connecting';
+        baseReason = base === 'auth-failed' ? 'auth-failed' : 'proxy';
+        errorText = px?.error;
       }
-      next.set(name, st);
-      const error = !isDown(st)
-        ? undefined
-        : isWgLike(t)
-          ? `no handshake answered for ${t.downAfter}s`
-          : this.proxy.get(name)?.error;
+      const { rating: r, changed } = rating.next(
+        { base, baseReason, noData, probeFailed: this.probeFailed.has(name) },
+        t,
+      );
+      const error =
+        r.reason === 'probe-failed'
+          ? `probe failed: ${this.probeFailed.get(name) ?? 'recovering'}`
+          : r.reason === 'no-data'
+            ? `handshakes answered, but our data went unanswered for ${NO_DATA_MS / 1000}s (${NO_DATA_ONE_WAY_MS / 1000}s one-way): data messages dropped on the path?`
+            : isDown(r.state)
+              ? errorText
+              : undefined;
       if (error) errors.set(name, error);
-      const before = this.health.get(name);
-      if (before !== st && !(before === undefined && st === 'connecting'))
-        changes.push({ tunnel: name, state: st, ...(error ? { error } : {}) });
+      if (isWgLike(tun) && stats.has(name)) this.keepProbing(name, stats.get(name)!, r);
+      if (changed && !(before === undefined && r.state === 'connecting'))
+        changes.push({
+          tunnel: name,
+          state: r.state,
+          ...(r.reason ? { reason: r.reason } : {}),
+          ...(error ? { error } : {}),
+          sinceMs: r.sinceMs,
+          lastUpMs: r.lastUpMs,
+        });
     }
-    this.health = next;
+    this.ratings = ratings;
     this.errors = errors;
-    const d = downSet(next);
+    const d = downSet(new Map([...ratings].map(([n, r]) => [n, r.current!.state])));
     const downChanged = !sameSet(d, this.down_);
     if (downChanged) this.down_ = d;
     return { changes, downChanged };
+  }
+
+  /** every initiating peer with a fresh session has our data unanswered past the bound */
+  private noData(
+    tunnel: string,
+    s: EngineRow,
+    t: number,
+    obf: Parameters<typeof controlSizes>[0],
+  ): boolean {
+    let fresh = 0;
+    let dead = 0;
+    for (const p of s.peers) {
+      if (p.endpoint === undefined) continue;
+      let sample: DataPathSample;
+      if (p.dataUnansweredMs !== undefined)
+        sample = {
+          lastHandshakeMs: p.lastHandshakeMs,
+          dataUnansweredMs: p.dataUnansweredMs,
+          lastRxKeepalive: p.lastRxKeepalive ?? false,
+        };
+      else {
+        const key = `${tunnel}/${p.publicKey}`;
+        let w = this.watches.get(key);
+        if (!w) this.watches.set(key, (w = new ByteWatch(controlSizes(obf))));
+        sample = { lastHandshakeMs: p.lastHandshakeMs, ...w.sample(p.rxBytes, p.txBytes, t) };
+      }
+      if (sample.lastHandshakeMs <= 0) continue;
+      fresh++;
+      if (peerNoData(sample, t)) dead++;
+    }
+    return fresh > 0 && dead === fresh;
+  }
+
+  private keepProbing(name: string, s: EngineRow, r: Rating): void {
+    if (r.state !== 'up') this.engines.probe(name);
+    if (r.state === 'up') this.probeSilentPeers(name, s.peers);
+    // is the data path back? a data message the peer answers (awg's own engine)
+    if (r.reason === 'no-data') this.engines.probe(name, { data: true });
   }
 
   private probeSilentPeers(

@@ -131,6 +131,8 @@ export class Tunnels {
         tunnel: c.tunnel,
         state: c.state,
         ...(c.error ? { error: c.error } : {}),
+        ...(c.reason ? { reason: c.reason } : {}),
+        ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
     if (downChanged) this.o.wake('engine');
   }

@@ -471,7 +471,7 @@ function destinationSets(rule: string, d: DestinationSet | undefined, sets: Dest
     to.static4 = `d4_${rule}`;
     sets.push({ name: to.static4, kind: 'static', family: 4, elements: d.v4.map(formatInterval4) });
   }
-  if (d.names.length || d.wildcards.length) {
+  if (d.domains.size) {
     to.learned4 = `l4_${rule}`;
     sets.push({ name: to.learned4, kind: 'learned', family: 4 });
   }
@@ -479,7 +479,7 @@ function destinationSets(rule: string, d: DestinationSet | undefined, sets: Dest
     to.static6 = `d6_${rule}`;
     sets.push({ name: to.static6, kind: 'static', family: 6, elements: d.v6.map(formatInterval6) });
   }
-  if (d.names.length || d.wildcards.length) {
+  if (d.domains.size) {
     to.learned6 = `l6_${rule}`;
     sets.push({ name: to.learned6, kind: 'learned', family: 6 });
   }

@@ -6,8 +6,8 @@
  * - Addresses: binary search of the rule's merged intervals (config/lists.ts
  *   intervalsContain), per family; a v4-mapped IPv6 address (`::ffff:a.b.c.d`) is its IPv4
  *   address. A host that is not an address literal fits by its names only.
- * - Names (`to.domains` and list domains): config/lists.ts DomainMatcher (a name and every
- *   name under it; `*.x` the names under x only). The caller says which names a connection
+ * - Names (`to.domains` and list domains): config/domain-set.ts DomainSet (a name and every
+ *   name under it; `*.x` the names under x only; `full:`, `keyword:`, `regexp:` entries). The caller says which names a connection
  *   has (the TLS SNI or HTTP Host it sent, names learned from DNS answers): a rule fits when
  *   one of them is in its domains.
  * - `destinations` comes from the config loader (load.ts LoadResult.destinations, by rule
@@ -16,12 +16,12 @@
  */
 import type { Rule } from '../config/schema.js';
 import {
-  DomainMatcher,
   intervalsContain,
   mergeDestinations,
   parseInlineDestinations,
   parseV6,
   type DestinationSet,
+  type DomainSet,
 } from '../config/lists.js';
 import { parseV4 } from '../config/cidr.js';
 import { compileMatch, ruleName, type RuleMatch } from './match.js';
@@ -51,7 +51,7 @@ export function parseAddr(addr: string): Parsed {
 
 interface Entry {
   set: DestinationSet;
-  domains: DomainMatcher | undefined;
+  domains: DomainSet | undefined;
 }
 
 function inlineSet(rule: Rule): DestinationSet {
@@ -69,7 +69,7 @@ export function compileDestinations(
     if (rule.enabled === false) return null; // fits nothing
     if (!rule.to) return undefined; // fits everything
     const set = destinations?.get(ruleName(rule, i)) ?? inlineSet(rule);
-    const domains = set.names.length + set.wildcards.length ? new DomainMatcher(set) : undefined;
+    const domains = set.domains.size ? set.domains : undefined;
     return { set, domains };
   });
   return {

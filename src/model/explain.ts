@@ -176,18 +176,12 @@ function intervalOf(set: DestinationSet, a: Addr): string | undefined {
   return i && formatInterval6(i);
 }
 
-/** the domains entry of `set` that lists `name`: `example.org` or `*.example.net` */
+/**
+ * the domains entry of `set` that lists `name`: `example.org`, `*.example.net`,
+ * `full:example.com`, `keyword:google` or `regexp:…`
+ */
 export function domainEntry(set: DestinationSet, name: string): string | undefined {
-  let n = name.toLowerCase();
-  if (n.endsWith('.')) n = n.slice(0, -1);
-  if (n.length === 0) return undefined;
-  if (set.names.includes(n)) return n;
-  for (let i = n.indexOf('.'); i >= 0; i = n.indexOf('.', i + 1)) {
-    const s = n.slice(i + 1);
-    if (set.names.includes(s)) return s;
-    if (set.wildcards.includes(s)) return `*.${s}`;
-  }
-  return undefined;
+  return set.domains.entryFor(name);
 }
 
 function seconds(ms: number): string {
@@ -238,7 +232,7 @@ function destinationPart(
     count === 0
       ? `the rule has no IPv${dest.family} prefixes`
       : `not in the rule's ${plural(count, 'prefix')}`;
-  const domains = set.names.length + set.wildcards.length;
+  const domains = set.domains.size;
   if (domains === 0) return { fits: false, why: `${dest.text}: ${prefixes}` };
   const entry = destName !== undefined ? domainEntry(set, destName) : undefined;
   return {

@@ -16,7 +16,15 @@
  */
 import { mallocTrim } from './libc.js';
 
-type Gc = (options: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+type Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
+
+/**
+ * Node 20's V8 (11.3) takes the options form of `gc()` and does not collect (measured: 47 MiB
+ * of dropped objects left on the heap, plain `gc()` freed them); Node 22 and 24 collect with
+ * it, and its memory-reducing flavor is what they should run. Node 20 gets the plain call, a
+ * full synchronous collection.
+ */
+export const GC_OPTIONS_COLLECT = Number(process.versions.node.split('.')[0]) >= 22;
 
 const busy = new Set<object>();
 let timer: NodeJS.Timeout | undefined;
@@ -49,7 +57,8 @@ export function settleNow(): { collected: boolean; trimmed: boolean } {
   const gc = (globalThis as { gc?: Gc }).gc;
   const collect = typeof gc === 'function' && busy.size === 0 && process.env.AWG_SETTLE_GC !== '0';
   if (collect) {
-    gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    if (GC_OPTIONS_COLLECT) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    else gc();
     clearTimeout(sweepTimer);
     sweepTimer = setTimeout(() => {
       sweepTimer = undefined;

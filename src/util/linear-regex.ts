@@ -444,6 +444,39 @@ function compile(root: Node, ignoreCase: boolean): Prog {
   return p;
 }
 
+/**
+ * A substring that every input the pattern matches contains: the longest run of literal
+ * characters in sequence at the top level (outside alternation and optional or repeated
+ * parts), or '' when there is none. A cheap prefilter before test() (config/domain-set.ts):
+ * for a case-sensitive pattern, an input without it cannot match. Throws as compile does.
+ */
+export function requiredLiteral(source: string): string {
+  let best = '';
+  let run = '';
+  const flush = () => {
+    if (run.length > best.length) best = run;
+    run = '';
+  };
+  const single = (n: Node): string | undefined =>
+    n.t === 'set' && !n.negate && n.ranges.length === 1 && n.ranges[0]![0] === n.ranges[0]![1]
+      ? String.fromCharCode(n.ranges[0]![0])
+      : undefined;
+  const walk = (n: Node): void => {
+    if (n.t === 'cat') return n.items.forEach(walk);
+    const c = single(n);
+    if (c !== undefined) run += c;
+    else {
+      // `x+`, `x{2,}`: at least one x here, then the run ends
+      const r = n.t === 'rep' && n.min >= 1 ? single(n.node) : undefined;
+      if (r !== undefined) run += r;
+      flush();
+    }
+  };
+  walk(new Parser(source).parse());
+  flush();
+  return best;
+}
+
 const isWord = (c: number) =>
   (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
 

@@ -4,7 +4,7 @@
  * port, table, rules [{rule, names, wildcards, v4, v6}], marks, minTtl, tickMs). Prints
  * `ready`; SIGUSR1 resyncs (prints `resynced`), SIGUSR2 prints the stats as one JSON line.
  */
-import { DomainMatcher } from '../../src/config/lists.js';
+import { domainSetOf } from '../../src/config/lists.js';
 import { linuxStubDeps } from '../../src/resources/dns-stub/linux.js';
 import { DnsStub } from '../../src/resources/dns-stub/stub.js';
 
@@ -39,7 +39,7 @@ await stub.start({
   minTtl: cfg.minTtl,
   rules: cfg.rules.map((r) => ({
     rule: r.rule,
-    domains: new DomainMatcher({ names: r.names, wildcards: r.wildcards ?? [] }),
+    domains: domainSetOf([...r.names, ...(r.wildcards ?? []).map((w) => `*.${w}`)]),
     sets: { v4: r.v4, v6: r.v6 },
   })),
 });

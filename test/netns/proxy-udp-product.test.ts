@@ -8,11 +8,8 @@
  * dgram clients placed with `awg exec --tunnel/--rule`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  detachedControlPath,
-  detachedStats,
-  type ProxyTunnelStatsRow,
-} from '../../src/resources/engine/proxy-host.js';
+import { detachedControlPath, detachedStats } from '../../src/resources/engine/proxy-detached.js';
+import type { ProxyTunnelStatsRow } from '../../src/resources/engine/proxy-host.js';
 import {
   awg,
   cleanupAwgEnv,

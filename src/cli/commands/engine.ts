@@ -105,7 +105,7 @@ export async function engineCommand(io: Io, opts: EngineOptions): Promise<number
   // WireGuard engine without them is markedly smaller (bench/RESULTS.md, Step 10 memory)
   if (input.trimStart().startsWith('{')) {
     const { isProxyEngineInput, runDetachedProxyEngine } =
-      await import('../../resources/engine/proxy-host.js');
+      await import('../../resources/engine/proxy-detached.js');
     if (isProxyEngineInput(input)) return runDetachedProxyEngine((s) => io.out(s), o.uapi, input);
   }
   const text = withTestKnobs(input);

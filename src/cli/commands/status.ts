@@ -272,7 +272,7 @@ function statusLines(s: StatusResponse): string[] {
         ? `, connections ${t.connectionsActive ?? 0} open/${t.connectionsTotal} total, dial errors ${t.dialErrors ?? 0}`
         : '';
     out.push(
-      `tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`,
+      `tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.reason ? ` [${t.reason}${t.since ? ` since ${t.since}` : ''}]` : ''}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`,
     );
     if (t.linkTraffic)
       out.push(

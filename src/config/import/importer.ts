@@ -25,6 +25,7 @@ import {
 import { pathString } from './locations.js';
 import type { Loc, Note, Path } from './locations.js';
 import { parseIniAddress, parseUint, zodMessage } from './values.js';
+import { safeKeyName } from './scrub.js';
 
 /** Secret material to write next to the YAML; `file` is the path the YAML refers to. */
 export interface SecretFile {
@@ -513,6 +514,6 @@ export class Importer {
     const hint = other.has(e.lower)
       ? `; it belongs in [${section === 'Interface' ? 'Peer' : 'Interface'}]`
       : '';
-    this.err(e, base, `unknown key ${e.key} in [${section}]${hint}`);
+    this.err(e, base, `unknown key ${safeKeyName(e.key)} in [${section}]${hint}`);
   }
 }

@@ -39,6 +39,8 @@ export interface ImportOptions {
   type?: 'wireguard' | 'amneziawg' | undefined;
   keyMode?: 'inline' | 'file';
   schemaUrl?: string;
+  /** the YAML's "Imported from …" line, when the text came from elsewhere than `file` */
+  origin?: string | undefined;
 }
 
 export interface ImportResult {
@@ -162,6 +164,7 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
     ini.tailComments,
     defaultNote,
     file,
+    opts.origin,
   );
   const issues = im.issues;
   if (!issues.some((i) => i.severity === 'error')) {

@@ -18,9 +18,10 @@ export function render(
   tail: string[],
   defaultNote: string[],
   file: string,
+  origin?: string,
 ): string {
   const doc = new Document(config);
-  doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n Imported from ${file.split(/[\\/]/).pop() ?? file} by \`awg import\`.`;
+  doc.commentBefore = ` yaml-language-server: $schema=${schemaUrl}\n ${origin ?? `Imported from ${file.split(/[\\/]/).pop() ?? file} by \`awg import\`.`}`;
   // comments come from the INI file: no key material from them (scrubSecrets)
   for (const n of notes)
     annotate(

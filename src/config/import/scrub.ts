@@ -23,3 +23,12 @@ export function scrubSecrets(comment: string): string {
     .replace(SECRET_ASSIGN, (_m, name: string) => `${name}${SECRET_LEFT_OUT}`)
     .replace(KEY_SHAPED, SECRET_LEFT_OUT);
 }
+
+/**
+ * An INI key name as a message may show it: a line without "=" makes its whole text the
+ * key (`PrivateKey abc…` → `PrivateKeyabc…`), so a run of 20+ base64 characters in a name is
+ * left out: key material never reaches a message.
+ */
+export function safeKeyName(k: string): string {
+  return k.replace(/[A-Za-z0-9+/]{20,}={0,2}/g, (m) => `<${m.length} characters, not shown>`);
+}

@@ -8,7 +8,13 @@ import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
 import { listFetchedFromWire, listFetchedToWire } from './lists.js';
-import { healthFromWire, linkTraffic, ruleCounterToWire, ruleCounterFromWire } from './status.js';
+import {
+  downReasonFromWire,
+  healthFromWire,
+  linkTraffic,
+  ruleCounterToWire,
+  ruleCounterFromWire,
+} from './status.js';
 
 const WAKE = protoEnum('WAKE_REASON', WAKE_REASONS);
 export const wakeToWire = WAKE.toWire;
@@ -57,6 +63,8 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
           up: e.state === 'up',
           state: e.state,
           ...opt('error', e.error),
+          ...opt('reason', e.reason),
+          ...opt('lastUp', e.lastUp),
         },
       };
     case 'handshake':
@@ -123,6 +131,8 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       tunnel: w.tunnel.tunnel,
       state: healthFromWire(w.tunnel.state) ?? (w.tunnel.up ? 'up' : 'down'),
       ...opt('error', w.tunnel.error),
+      ...opt('reason', downReasonFromWire(w.tunnel.reason)),
+      ...opt('lastUp', w.tunnel.lastUp),
     };
   if (w.handshake)
     return { type: 'handshake', at, tunnel: w.handshake.tunnel, peer: w.handshake.peer };

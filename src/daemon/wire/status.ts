@@ -13,7 +13,13 @@ import type {
   StatusResponse,
   TunnelStatus,
 } from '../core.js';
-import { DAEMON_STATES, PLACEMENT_MODES, PLACEMENT_STATES, TUNNEL_HEALTH } from '../names.js';
+import {
+  DAEMON_STATES,
+  DOWN_REASONS,
+  PLACEMENT_MODES,
+  PLACEMENT_STATES,
+  TUNNEL_HEALTH,
+} from '../names.js';
 import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
 import { limitRef, processLimit } from './limits.js';
@@ -93,7 +99,7 @@ const peer = (p: Peer): Peer & Peer__Output => ({
 });
 
 /** the fields a tunnel's line has alike on both sides */
-type TunnelFields = Omit<TunnelStatus, 'health' | 'linkTraffic'>;
+type TunnelFields = Omit<TunnelStatus, 'health' | 'reason' | 'linkTraffic'>;
 
 /** A tunnel's line with `health` as the receiving side spells it (the wire: '' for unknown). */
 function tunnel<H extends object>(
@@ -101,7 +107,7 @@ function tunnel<H extends object>(
   health: H,
   link: LinkTraffic | null | undefined,
 ): TunnelFields &
-  Omit<Tunnel__Output, 'health' | 'linkTraffic'> &
+  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic'> &
   H & { linkTraffic?: LinkTraffic } {
   return {
     name: t.name,
@@ -114,6 +120,8 @@ function tunnel<H extends object>(
     peers: t.peers.map(peer),
     ...health,
     ...opt('error', t.error),
+    ...opt('since', t.since),
+    ...opt('lastUp', t.lastUp),
     ...opt('connectionsActive', t.connectionsActive),
     ...opt('connectionsTotal', t.connectionsTotal),
     ...opt('dialErrors', t.dialErrors),
@@ -126,16 +134,23 @@ function oneOf<V extends string>(values: readonly V[], w: string | undefined): V
   return (values as readonly string[]).includes(w ?? '') ? (w as V) : undefined;
 }
 
+/** a reason this side does not know reads as none */
+export const downReasonFromWire = (r: string | undefined) => oneOf(DOWN_REASONS, r);
+
 /** a health this side does not know reads as none (the status line then says up or down) */
 export function healthFromWire(h: string | undefined): HealthState | undefined {
   return oneOf(TUNNEL_HEALTH, h);
 }
 
 const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
-  tunnel(t, { health: t.health ?? '' }, t.linkTraffic);
+  tunnel(t, { health: t.health ?? '', ...opt('reason', t.reason) }, t.linkTraffic);
 
 const tunnelFromWire = (w: Tunnel__Output): TunnelStatus =>
-  tunnel(w, opt('health', healthFromWire(w.health)), w.linkTraffic);
+  tunnel(
+    w,
+    { ...opt('health', healthFromWire(w.health)), ...opt('reason', oneOf(DOWN_REASONS, w.reason)) },
+    w.linkTraffic,
+  );
 
 // ---- status -----------------------------------------------------------------------------------
 

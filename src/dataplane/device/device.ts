@@ -470,12 +470,14 @@ export class Device
   /**
    * Sends a handshake initiation to the peer now, session or not (is a silent peer still
    * there? does a tunnel that gave up come back?). Subject to the initiation rate limit (one
-   * per rekey timeout); a retry series follows as for any initiation. False when the device
+   * per rekey timeout); a retry series follows as for any initiation. `data`: a data message
+   * the peer answers instead (send.ts sendDataProbe; on a session only). False when the device
    * is not up or has no such peer.
    */
-  probePeer(pub: Uint8Array): boolean {
+  probePeer(pub: Uint8Array, data = false): boolean {
     const p = this.peerByKey(pub);
     if (!p || !this.isUp()) return false;
+    if (data) return send.sendDataProbe(this, p);
     send.sendHandshakeInitiation(this, p, false);
     return true;
   }

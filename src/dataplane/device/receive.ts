@@ -267,14 +267,18 @@ function afterOpen(
   if (w > p.udpWindow) p.udpWindow = w;
   h.setEndpointFromPacket(p, from);
   // keepalive: empty, or (AWG 3 padded keepalives) first byte zero; IP packets start with 4/6
-  if (n === 0 || buf[at] === 0) return false;
+  const keepalive = n === 0 || buf[at] === 0;
+  p.dataUnansweredSince = null;
+  p.lastRxKeepalive = keepalive;
+  if (keepalive) return false;
+  // before the checks, as wireguard-go and the kernel: any data arms the answering keepalive
+  timersDataReceived(h, p);
   const len = ipLength(buf, at, n);
   if (len < 0) return false;
   const v4 = buf[at]! >> 4 === 4;
   if (h.allowedIps.lookupAt(buf, at + (v4 ? 12 : 8), v4 ? 4 : 16) !== p) return false;
   const pkt = buf.subarray(at, at + len);
   if (h.mssClamp && h.codec.transportPrefix > 0) clampMss(pkt, 0, len, mssLimit(h, p));
-  timersDataReceived(h, p);
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
   return true;

@@ -117,6 +117,25 @@ function stagePacket(p: Peer, pkt: Uint8Array): void {
   p.staged.push(pkt);
 }
 
+/**
+ * A data message the peer must answer (health: is the data path back?): a bare IPv4 header
+ * from 0.0.0.0, TTL 1, protocol 253 (RFC 3692), which every WireGuard drops after arming its
+ * keepalive timer (wireguard-go and the kernel call timersDataReceived before the source
+ * check), so a live peer answers within KEEPALIVE_TIMEOUT and nothing leaves the peer.
+ * Only on a usable session: never starts a handshake.
+ */
+export function sendDataProbe(h: SendHost, p: Peer): boolean {
+  if (!keypairUsable(h, p.keypairs.current) || p.staged.length) return false;
+  const pkt = new Uint8Array(20);
+  pkt[0] = 0x45;
+  pkt[3] = 20;
+  pkt[8] = 1;
+  pkt[9] = 253;
+  p.staged.push(pkt);
+  sendStagedPackets(h, p);
+  return true;
+}
+
 /** Queues a keepalive (unless data is already staged) and flushes. */
 export function sendKeepalive(h: SendHost, p: Peer): void {
   if (p.staged.length === 0) p.staged.push(new Uint8Array(0));
@@ -170,7 +189,10 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
   }
   staged.splice(0, i);
   if (out.length) sent = flushOut(h, p, out, sent);
-  if (sent && data) timersDataSent(h, p);
+  if (sent && data) {
+    timersDataSent(h, p);
+    p.dataUnansweredSince ??= h.clock.now();
+  }
   if (p.staged.length) sendHandshakeInitiation(h, p, false);
   keepKeyFreshSending(h, p);
 }

@@ -21,6 +21,10 @@ export interface PeerSummary {
   hasSession: boolean;
   /** ms the oldest unanswered handshake initiation has been waiting (0: none pending) */
   handshakePendingMs: number;
+  /** ms since the first data message sent that no transport message has answered yet (0: none) */
+  dataUnansweredMs: number;
+  /** the last transport message received was a keepalive */
+  lastRxKeepalive: boolean;
 }
 
 export interface PeerStatus extends PeerSummary {
@@ -49,6 +53,9 @@ export function peerSummary(p: Peer, clock: Clock): PeerSummary {
     hasSession: !!p.keypairs.current,
     handshakePendingMs:
       p.handshakePendingSince === null ? 0 : Math.max(1, clock.now() - p.handshakePendingSince),
+    dataUnansweredMs:
+      p.dataUnansweredSince === null ? 0 : Math.max(1, clock.now() - p.dataUnansweredSince),
+    lastRxKeepalive: p.lastRxKeepalive,
   };
 }
 

@@ -44,7 +44,7 @@ import {
 import { readAnswerChain } from '../../util/dns-answers.js';
 import { Learner, type Install, type LearnRule } from '../../util/dns-learner.js';
 
-/** a rule's domain matcher (config/lists.ts DomainMatcher) */
+/** a rule's domain matcher (config/domain-set.ts DomainSet) */
 export interface DomainMatch {
   matchDomain(name: string): boolean;
 }

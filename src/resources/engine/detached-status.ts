@@ -94,7 +94,7 @@ export async function detachedEngineStatus(
     const rec = state.get<EngineRecord>(key);
     if (!rec) continue;
     if (isProxyEngine(rec.spec)) {
-      const { detachedStats } = await import('./proxy-host.js');
+      const { detachedStats } = await import('./proxy-detached.js');
       const px = await detachedStats(rec.uapiPath);
       const health = px?.health === 'unknown' ? 'connecting' : px?.health;
       out.push({

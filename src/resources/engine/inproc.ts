@@ -102,8 +102,10 @@ export interface InprocEngineHost {
    * Start a handshake with every peer that has an endpoint and no session (health probing of a
    * tunnel that is not up: without traffic the engine would not try again once it gave up),
    * or with `peer` (base64 key) even while a session exists (a silent peer: is it still there?).
+   * `data`: a data message the peer answers instead, on sessions only (is a dead data path
+   * back? awg's own engine only).
    */
-  probe(tunnel: string, opts?: { peer?: string }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
   /**
@@ -386,6 +388,8 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
           txBytes: p.txBytes,
           handshakePendingMs: p.handshakePendingMs,
           hasSession: p.hasSession,
+          dataUnansweredMs: p.dataUnansweredMs,
+          lastRxKeepalive: p.lastRxKeepalive,
         })),
       };
     });
@@ -451,6 +455,11 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
       if (!device || device.state !== 'up') return;
       for (const ps of device.peerSummaries()) {
         if (!ps.endpoint) continue;
+        if (opts.data) {
+          if (opts.peer === undefined || b64(ps.publicKey) === opts.peer)
+            device.probePeer(ps.publicKey, true);
+          continue;
+        }
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;
         device.probePeer(ps.publicKey);
       }

@@ -42,7 +42,7 @@ import {
 import type { ApplyContext, ApplyResult, Driver, ObserveResult, ObserveScope } from '../driver.js';
 import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js';
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
-import { detachedLaunch, detachedLiveSpec } from './proxy-host.js';
+import { detachedLaunch, detachedLiveSpec } from './proxy-detached.js';
 import { processIdentity, sameProcess, signalIdentified } from './process-identity.js';
 import { liveWgSpec } from './live-spec.js';
 import { engineArgv } from './own-scope.js';

@@ -16,6 +16,14 @@ export interface PeerStats {
   handshakePendingMs: number;
   /** a session is established now */
   hasSession: boolean;
+  /**
+   * awg's own engine: ms since the first data message sent that no transport message
+   * (data or keepalive) answered (0: none). External engines leave it out: the daemon derives
+   * it from the byte counters (daemon/data-path.ts).
+   */
+  dataUnansweredMs?: number;
+  /** awg's own engine: the last transport message received was a keepalive */
+  lastRxKeepalive?: boolean;
 }
 
 export interface EngineStats {

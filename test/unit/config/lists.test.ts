@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  DomainMatcher,
   formatInterval4,
   formatInterval6,
   intervalsContain,
@@ -10,12 +9,16 @@ import {
   parseDestinationList,
   parseInlineDestinations,
   parseV6,
+  type DestinationSet,
   type Interval,
 } from '../../../src/config/lists.js';
 import { formatIssue } from '../../../src/errors.js';
 import ipaddr from '../../../src/util/ipaddr.js';
 
 const F = '/etc/awg/lists/blocked.txt';
+/** a set's names and wildcards, sorted (the store keeps them in the order read) */
+const names = (s: DestinationSet) => [...s.domains.names('domain')].sort();
+const wildcards = (s: DestinationSet) => [...s.domains.names('wildcard')].sort();
 
 describe('parseDestinationList', () => {
   it('reads domains, wildcards, addresses and prefixes with comments and blank lines', () => {
@@ -35,8 +38,8 @@ describe('parseDestinationList', () => {
       F,
     );
     expect(issues).toEqual([]);
-    expect(set.names).toEqual(['example.org', 'xn--e1afmkfd.xn--p1ai']);
-    expect(set.wildcards).toEqual(['example.net']);
+    expect(names(set)).toEqual(['example.org', 'xn--e1afmkfd.xn--p1ai']);
+    expect(wildcards(set)).toEqual(['example.net']);
     expect(set.v4.map(formatInterval4)).toEqual(['198.51.100.0/24', '203.0.113.7']);
     expect(set.v6.map(formatInterval6)).toEqual(['2001:db8::/32', 'fd00::1']);
     expect(set.counts).toEqual({ entries: 7, redundant: 0, cidrs4: 2, cidrs6: 2 });
@@ -60,7 +63,7 @@ describe('parseDestinationList', () => {
       F,
       { path: 'rules[0].to.lists[0]' },
     );
-    expect(set.names).toEqual(['ok.example']);
+    expect(names(set)).toEqual(['ok.example']);
     expect(issues.map(formatIssue)).toEqual([
       `${F}:2:1: rules[0].to.lists[0]: 10.1.2.3/8 has host bits set; it means 10.0.0.0/8`,
       `${F}:3:3: rules[0].to.lists[0]: 2001:db8::1/32 has host bits set; it means 2001:db8::/32`,
@@ -106,8 +109,8 @@ describe('parseDestinationList', () => {
       ].join('\n'),
       F,
     );
-    expect(set.names).toEqual(['cdn.test', 'example.org']);
-    expect(set.wildcards).toEqual([]);
+    expect(names(set)).toEqual(['cdn.test', 'example.org']);
+    expect(wildcards(set)).toEqual([]);
     expect(set.counts.redundant).toBe(6);
   });
 
@@ -161,17 +164,18 @@ describe('inline values and merging', () => {
     const f1 = parseDestinationList('www.example.org\n10.0.1.0/24\nfoo.bar\n', 'l1.txt').set;
     const f2 = parseDestinationList('a.test\n2001:db8:1::/48\nfoo.bar\n', 'l2.txt').set;
     const m = mergeDestinations([a, b, f1, f2]);
-    expect(m.names).toEqual(['example.org', 'foo.bar']);
-    expect(m.wildcards).toEqual(['test']);
+    expect(names(m)).toEqual(['example.org', 'foo.bar']);
+    expect(wildcards(m)).toEqual(['test']);
     expect(m.v4.map(formatInterval4)).toEqual(['10.0.0.0/23']);
     expect(m.v6.map(formatInterval6)).toEqual(['2001:db8::/47']);
     expect(m.counts).toEqual({ entries: 10, redundant: 3, cidrs4: 2, cidrs6: 2 });
-    expect(mergeDestinations([])).toMatchObject({ names: [], wildcards: [], v4: [], v6: [] });
+    expect(mergeDestinations([])).toMatchObject({ v4: [], v6: [] });
+    expect(mergeDestinations([]).domains.size).toBe(0);
   });
 });
 
-describe('DomainMatcher', () => {
-  const m = new DomainMatcher(parseDestinationList('example.org\n*.example.net\nru\n', F).set);
+describe('matchDomain', () => {
+  const m = parseDestinationList('example.org\n*.example.net\nru\n', F).set.domains;
   it('matches the name and its subdomains, wildcards only below the name', () => {
     expect(m.matchDomain('example.org')).toBe(true);
     expect(m.matchDomain('A.B.Example.Org.')).toBe(true);
@@ -276,7 +280,7 @@ describe('properties', () => {
           const text = es.map((e) => (e.wild ? `*.${e.name}` : e.name.toUpperCase())).join('\n');
           const { set, issues } = parseDestinationList(text, F);
           expect(issues).toEqual([]);
-          const m = new DomainMatcher(set);
+          const m = set.domains;
           const model = (q: string): boolean =>
             es.some((e) =>
               e.wild ? q.endsWith(`.${e.name}`) : q === e.name || q.endsWith(`.${e.name}`),
@@ -284,7 +288,7 @@ describe('properties', () => {
           for (const q of [...qs, ...es.map((e) => e.name)])
             expect(m.matchDomain(q)).toBe(model(q));
           // no kept entry is covered by another kept entry
-          expect(set.names.length + set.wildcards.length + set.counts.redundant).toBe(es.length);
+          expect(set.domains.size + set.counts.redundant).toBe(es.length);
         },
       ),
     );
@@ -308,11 +312,11 @@ describe('scale', () => {
     const ms = performance.now() - t0;
     console.log(
       `lists: 100,000 lines (${(text.length / 1e6).toFixed(1)} MB) parse+merge ${ms.toFixed(0)} ms → ` +
-        `${merged.v4.length} v4 + ${merged.v6.length} v6 intervals, ${merged.names.length} names`,
+        `${merged.v4.length} v4 + ${merged.v6.length} v6 intervals, ${merged.domains.counts.domains} names`,
     );
     expect(issues).toEqual([]);
     expect(set.counts.entries).toBe(100_000);
-    expect(merged.names).toHaveLength(25_000);
+    expect(merged.domains.counts.domains).toBe(25_000);
     expect(disjointSorted(merged.v4)).toBe(true);
     expect(disjointSorted(merged.v6)).toBe(true);
   });

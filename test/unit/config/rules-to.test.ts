@@ -65,8 +65,8 @@ describe('rules: to', () => {
       [true, true],
     ]);
     const dest = r.destinations?.get('dest');
-    expect(dest?.names).toEqual(['example.org']);
-    expect(dest?.wildcards).toEqual(['example.net']);
+    expect([...dest!.domains.names('domain')]).toEqual(['example.org']);
+    expect([...dest!.domains.names('wildcard')]).toEqual(['example.net']);
     expect(dest?.v4).toEqual([{ start: 0xcb007100, end: 0xcb0071ff }]);
     expect(dest?.v6.length).toBe(1);
     expect(r.destinations?.has('prog')).toBe(false);
@@ -146,8 +146,8 @@ describe('rules: to', () => {
     );
     expect(r.errors).toEqual([]);
     const d = r.destinations?.get('blocked');
-    expect(d?.names).toEqual(['example.org']);
-    expect(d?.wildcards).toEqual(['example.net']);
+    expect([...d!.domains.names('domain')]).toEqual(['example.org']);
+    expect([...d!.domains.names('wildcard')]).toEqual(['example.net']);
     expect(d?.v4).toEqual([
       { start: 0x0a090000, end: 0x0a09ffff },
       { start: 0xcb007100, end: 0xcb0071ff },

@@ -6,6 +6,7 @@ import {
   type StubPolicy,
 } from '../../../src/daemon/dns-stub-host.js';
 import type { AnyChange } from '../../../src/model/change.js';
+import { DomainSet, domainSetOf } from '../../../src/config/lists.js';
 import type { DnsStubDeps } from '../../../src/resources/dns-stub/stub.js';
 
 const policy = (over: Partial<StubPolicy> = {}): StubPolicy => ({
@@ -26,8 +27,8 @@ const policy = (over: Partial<StubPolicy> = {}): StubPolicy => ({
   ...over,
 });
 const destinations = new Map([
-  ['web', { names: ['example.org'], wildcards: ['cdn.test'] }],
-  ['cidrs-only', { names: [], wildcards: [] }],
+  ['web', { domains: domainSetOf(['example.org', '*.cdn.test']) }],
+  ['cidrs-only', { domains: DomainSet.EMPTY }],
 ]);
 
 describe('stubConfigOf', () => {
@@ -49,7 +50,7 @@ describe('stubConfigOf', () => {
     expect(m.matchDomain('www.example.org')).toBe(true);
     expect(m.matchDomain('a.cdn.test')).toBe(true);
     expect(m.matchDomain('cdn.test')).toBe(false);
-    // the matcher is kept for the same destination set (100k domains are not rebuilt per run)
+    // the matcher is the destination set's own store (100k domains are not rebuilt per run)
     expect(stubConfigOf(policy(), 'awg', destinations)!.rules[0]!.domains).toBe(m);
     expect(stubConfigOf(policy({ dnsStub: undefined }), 'awg', destinations)).toBeUndefined();
     expect(stubConfigOf(undefined, 'awg', destinations)).toBeUndefined();

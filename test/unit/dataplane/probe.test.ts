@@ -112,3 +112,52 @@ describe('kickPeer: after an underlay change', () => {
     expect(a.dev.kickPeer(b.keys.publicKey)).toBe(false);
   });
 });
+
+describe('the data path (health: handshakes answered, data dropped)', () => {
+  const toA = (d: Datagram) => d.to.port === 51820;
+  const summary = (dev: Awaited<ReturnType<typeof makePair>>['a']['dev'], key: Uint8Array) =>
+    dev.peerSummaries().find((p) => Buffer.from(p.publicKey).equals(Buffer.from(key)))!;
+
+  it('data sent and no transport message back: dataUnansweredMs grows from the first send, across answered handshakes', async () => {
+    const { a, b, net, advance } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    // b answered the first ping with nothing yet: its keepalive comes within KEEPALIVE_TIMEOUT
+    advance(10_500, 500);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey)).toMatchObject({
+      dataUnansweredMs: 0,
+      lastRxKeepalive: true,
+    });
+    // DPI: every transport message to b dropped, handshakes pass
+    net.dropIf = (d) => isTransport(d) && !toA(d);
+    a.tun.inject(PING);
+    net.flush();
+    advance(3_000);
+    a.tun.inject(PING);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThanOrEqual(3_000);
+    // the rekey the unanswered data causes is answered; the data stays unanswered
+    advance(20_000, 500);
+    net.flush();
+    const s = summary(a.dev, b.keys.publicKey);
+    expect(s.lastHandshakeTime).toBeGreaterThan(0);
+    expect(s.dataUnansweredMs).toBeGreaterThanOrEqual(23_000);
+  });
+
+  it('a data probe is answered by a keepalive within KEEPALIVE_TIMEOUT and leaves nothing on the peer TUN', async () => {
+    const { a, b, net, advance } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    advance(11_000, 500);
+    net.flush();
+    const onB = b.tun.written.length;
+    expect(a.dev.probePeer(b.keys.publicKey, true)).toBe(true);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThan(0);
+    advance(10_500, 500);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBe(0);
+    expect(b.tun.written.length).toBe(onB);
+  });
+});

@@ -10,6 +10,7 @@ import { loadConfigText } from '../../../src/config/load.js';
 import { parseDestinationList } from '../../../src/config/lists.js';
 import { compileDestinations, compileRuleWalk } from '../../../src/model/destinations.js';
 import { v4String } from '../../../src/config/cidr.js';
+import { buildDesired } from '../../../src/model/desired.js';
 
 const rule = (r: Partial<Rule> & Pick<Rule, 'target'>): Rule => ({ enabled: true, ...r }) as Rule;
 
@@ -139,5 +140,43 @@ rules:
     expect(both.namesMatter('/usr/bin/mail', '192.0.2.1')).toBe(false); // fits by address already
     expect(both.namesMatter('/usr/bin/mail', '198.51.100.1')).toBe(true);
     expect(both.namesMatter('/usr/bin/curl', '198.51.100.1')).toBe(false); // not its program
+  });
+});
+
+describe('keyword and regex domains (Step 21)', () => {
+  const loaded = loadConfigText(
+    `version: 1
+tunnels:
+  vpn: { type: socks5, server: 127.0.0.1, port: 1080 }
+rules:
+  - name: google
+    to: { domains: ['keyword:google', 'regexp:^yt\\d*\\.'] }
+    target: vpn
+  - name: exact
+    to: { domains: ['full:example.org'] }
+    target: vpn
+`,
+    'awg.yaml',
+  );
+  if (!loaded.config) throw new Error(JSON.stringify(loaded.issues));
+  const config = loaded.config;
+
+  it('fit names like names do, and make the rule learn from DNS like names do', () => {
+    const d = compileDestinations(config.rules, loaded.destinations);
+    expect([d.hasDomains(0), d.hasDomains(1)]).toEqual([true, true]);
+    expect(d.fits(0, '198.51.100.1', ['www.GOOGLE.com'])).toBe(true);
+    expect(d.fits(0, '198.51.100.1', ['yt3.example'])).toBe(true);
+    expect(d.fits(0, '198.51.100.1', ['gogle.com'])).toBe(false);
+    expect(d.fits(1, '198.51.100.1', ['example.org.'])).toBe(true);
+    expect(d.fits(1, '198.51.100.1', ['www.example.org'])).toBe(false);
+    const desired = buildDesired(config, { destinations: loaded.destinations!, learn: true });
+    const sets = (desired.policy?.sets ?? []).map((s) => `${s.name}:${s.kind}`);
+    expect(sets).toEqual([
+      'l4_google:learned',
+      'l6_google:learned',
+      'l4_exact:learned',
+      'l6_exact:learned',
+    ]);
+    expect(desired.policy?.dnsStub).toBeDefined();
   });
 });

@@ -276,6 +276,31 @@ describe('explain: exec cgroups, limits, IPv6, learned', () => {
     const c2 = ctx(rs, { learned: () => [{ rule: 'x', name: 'www.example.net', expiresAt: 1 }] });
     expect(explain(rs, CURL, to('203.0.113.7'), c2).steps[0]!.destination.fits).toBe(false);
   });
+  it('names the entry that listed a learned name: full, keyword and regexp entries too', () => {
+    const rs = rules([
+      {
+        name: 'g',
+        to: { domains: ['full:example.org', 'keyword:google', 'regexp:^yt\\d\\.'] },
+        target: 't1',
+      },
+    ]);
+    const why = (name: string) =>
+      explain(
+        rs,
+        CURL,
+        to('203.0.113.7'),
+        ctx(rs, { learned: () => [{ rule: 'g', name, expiresAt: 141_000 }], now: 100_000 }),
+      ).steps[0]!.destination.why;
+    expect(why('www.google.com')).toBe(
+      'learned for www.google.com (keyword:google), expires in 41 s',
+    );
+    expect(why('yt3.example')).toBe('learned for yt3.example (regexp:^yt\\d\\.), expires in 41 s');
+    expect(why('example.org')).toBe('learned for example.org (full:example.org), expires in 41 s');
+    const listed = explain(rs, CURL, to('203.0.113.8', 'mail.google.com'), ctx(rs));
+    expect(listed.steps[0]!.destination.why).toContain(
+      'mail.google.com is listed (keyword:google)',
+    );
+  });
 });
 
 describe('explain agrees with effectiveRoute for program-only rules (what awg processes shows)', () => {

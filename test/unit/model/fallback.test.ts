@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Config, FALLBACKS } from '../../../src/config/schema.js';
+import { DomainSet } from '../../../src/config/lists.js';
 import { buildDesired, ruleAction } from '../../../src/model/desired.js';
 import { linuxDesired } from '../../helpers/desired.js';
 import { effectiveRoute } from '../../../src/model/match.js';
@@ -135,8 +136,7 @@ describe('wgHealth', () => {
 
 describe('rules that place no process (destination-only)', () => {
   const d4 = {
-    names: [],
-    wildcards: [],
+    domains: DomainSet.EMPTY,
     v4: [{ start: 0xcb007100, end: 0xcb0071ff }],
     v6: [],
     counts: { entries: 1, redundant: 0, cidrs4: 1, cidrs6: 0 },

@@ -10,6 +10,7 @@ import {
   compileLinearRegex,
   LinearRegexError,
   MAX_PROGRAM,
+  requiredLiteral,
 } from '../../../src/util/linear-regex.js';
 
 /** mulberry32: a small seeded PRNG, so every generated case reproduces */
@@ -158,6 +159,42 @@ describe('linear regex: same answers as RegExp', () => {
   ])('/%s/ on %j (ignoreCase %s) → %s', (source, s, ignoreCase, want) => {
     expect(new RegExp(source, ignoreCase ? 'i' : '').test(s)).toBe(want);
     expect(compileLinearRegex(source, { ignoreCase }).test(s)).toBe(want);
+  });
+});
+
+describe('requiredLiteral: a substring of every match', () => {
+  it('on 4000 generated patterns × 12 subjects (case-sensitive)', () => {
+    const r = rng(0x11e7);
+    let matched = 0;
+    for (let p = 0; p < 4000; p++) {
+      const source = genPattern(r);
+      const lit = requiredLiteral(source);
+      const linear = compileLinearRegex(source);
+      for (let k = 0; k < 12; k++) {
+        const s = genSubject(r);
+        // a subject that contains the literal and matches too, now and then
+        const t = r() < 0.3 ? `${s}${lit}${genSubject(r)}` : s;
+        if (!linear.test(t)) continue;
+        matched++;
+        if (!t.includes(lit))
+          expect.fail(`/${source}/ matches ${JSON.stringify(t)} without ${JSON.stringify(lit)}`);
+      }
+    }
+    expect(matched).toBeGreaterThan(1000);
+  });
+
+  it.each([
+    ['^(.+\\.)?google\\.com$', 'google.com'],
+    ['(^|\\.)ads?\\d*\\.', 'ad'],
+    ['^[a-z]+\\d+$', ''],
+    ['a|bcd', ''],
+    ['ab+cd', 'ab'],
+    ['ab+cde', 'cde'],
+    ['(?:abc)de', 'abcde'],
+    ['x\\x41yz', 'xAyz'],
+    ['track(ing|er)', 'track'],
+  ])('/%s/ → %j', (source, want) => {
+    expect(requiredLiteral(source)).toBe(want);
   });
 });
 

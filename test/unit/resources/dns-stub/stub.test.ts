@@ -6,7 +6,7 @@
 import { createSocket, type Socket as DgramSocket } from 'node:dgram';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DomainMatcher } from '../../../../src/config/lists.js';
+import { domainSetOf } from '../../../../src/config/lists.js';
 import {
   DnsStub,
   upstreamMark,
@@ -138,7 +138,7 @@ afterEach(() => {
 const rules = (): DnsStubConfig['rules'] => [
   {
     rule: 'tun',
-    domains: new DomainMatcher({ names: ['listed.test'], wildcards: [] }),
+    domains: domainSetOf(['listed.test']),
     sets: { v4: 'l4_tun', v6: 'l6_tun' },
   },
 ];
@@ -269,7 +269,7 @@ describe('DnsStub over UDP', () => {
           ...rules(),
           {
             rule: 'other',
-            domains: new DomainMatcher({ names: [], wildcards: ['listed.test'] }),
+            domains: domainSetOf(['*.listed.test']),
             sets: { v4: 'l4_other' },
           },
         ],

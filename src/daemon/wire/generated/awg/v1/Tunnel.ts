@@ -35,6 +35,18 @@ export interface Tunnel {
    * TUN tunnels: the kernel's counters of the link (inner IP packets)
    */
   linkTraffic?: _awg_v1_LinkTraffic | null;
+  /**
+   * why it is down: stopped | handshake | no-data | probe-failed | proxy | auth-failed
+   */
+  reason?: string;
+  /**
+   * when the health last changed (RFC 3339)
+   */
+  since?: string;
+  /**
+   * when it was last rated up (RFC 3339; absent: never)
+   */
+  lastUp?: string;
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -42,6 +54,9 @@ export interface Tunnel {
   _connectionsTotal?: 'connectionsTotal';
   _dialErrors?: 'dialErrors';
   _linkTraffic?: 'linkTraffic';
+  _reason?: 'reason';
+  _since?: 'since';
+  _lastUp?: 'lastUp';
 }
 
 export interface Tunnel__Output {
@@ -68,6 +83,18 @@ export interface Tunnel__Output {
    * TUN tunnels: the kernel's counters of the link (inner IP packets)
    */
   linkTraffic?: _awg_v1_LinkTraffic__Output | null;
+  /**
+   * why it is down: stopped | handshake | no-data | probe-failed | proxy | auth-failed
+   */
+  reason?: string;
+  /**
+   * when the health last changed (RFC 3339)
+   */
+  since?: string;
+  /**
+   * when it was last rated up (RFC 3339; absent: never)
+   */
+  lastUp?: string;
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -75,4 +102,7 @@ export interface Tunnel__Output {
   _connectionsTotal?: 'connectionsTotal';
   _dialErrors?: 'dialErrors';
   _linkTraffic?: 'linkTraffic';
+  _reason?: 'reason';
+  _since?: 'since';
+  _lastUp?: 'lastUp';
 }

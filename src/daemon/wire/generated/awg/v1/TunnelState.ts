@@ -9,7 +9,17 @@ export interface TunnelState {
    */
   state?: string;
   error?: string;
+  /**
+   * why it is down: stopped | handshake | no-data | probe-failed | proxy | auth-failed
+   */
+  reason?: string;
+  /**
+   * when it was last rated up (RFC 3339; absent: never)
+   */
+  lastUp?: string;
   _error?: 'error';
+  _reason?: 'reason';
+  _lastUp?: 'lastUp';
 }
 
 export interface TunnelState__Output {
@@ -20,5 +30,15 @@ export interface TunnelState__Output {
    */
   state: string;
   error?: string;
+  /**
+   * why it is down: stopped | handshake | no-data | probe-failed | proxy | auth-failed
+   */
+  reason?: string;
+  /**
+   * when it was last rated up (RFC 3339; absent: never)
+   */
+  lastUp?: string;
   _error?: 'error';
+  _reason?: 'reason';
+  _lastUp?: 'lastUp';
 }

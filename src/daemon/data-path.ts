@@ -1,0 +1,125 @@
+/**
+ * Is a WireGuard peer's data path alive? (docs/architecture.md, "Tunnel health"). The failure
+ * DPI causes: handshakes are answered, data messages (type 4) are dropped. WireGuard's own
+ * timers bound a live peer's answer: it answers data with data or, within KEEPALIVE_TIMEOUT
+ * (10 s), with a keepalive. So a peer with a fresh session (a handshake within
+ * REJECT_AFTER_TIME) that we sent data to and that sent no transport message back for
+ * `noDataBound` is dead on the data path.
+ *
+ * awg's own engine measures "sent since the last receive" itself (PeerStats.dataUnansweredMs,
+ * per message type). An external engine (wireguard-go, amneziawg-go) only gives rx_bytes and
+ * tx_bytes, which count handshake messages too (and transport messages as plaintext + 32):
+ * `ByteWatch` tells them apart by size between two samples — a delta that is a sum of a few
+ * handshake/cookie message sizes is control traffic, anything else carried a transport
+ * message; a tx delta made of keepalives only is not "data sent" (persistent keepalives are
+ * never answered).
+ */
+// WireGuard's protocol constants (as src/dataplane/constants.ts, which this layer may not import)
+const KEEPALIVE_TIMEOUT = 10_000;
+const REJECT_AFTER_TIME = 180_000;
+const MESSAGE_INITIATION_SIZE = 148;
+const MESSAGE_RESPONSE_SIZE = 92;
+const MESSAGE_COOKIE_REPLY_SIZE = 64;
+const MESSAGE_KEEPALIVE_SIZE = 32;
+
+/**
+ * Sent data unanswered this long (ms, from the first unanswered send) while the peer answered
+ * real data before: down. Below KEEPALIVE_TIMEOUT, so a dead path with traffic present is
+ * rated down within 10 s (the health tick adds ≤ 1 s).
+ */
+export const NO_DATA_MS = 8_000;
+/**
+ * The bound when the peer's last message was a keepalive (a one-way flow: the peer answers
+ * our data only with keepalives, one per KEEPALIVE_TIMEOUT): the timeout plus slack.
+ */
+export const NO_DATA_ONE_WAY_MS = KEEPALIVE_TIMEOUT + 2_000;
+/**
+ * External engines: the daemon cannot send a data probe through them, so a tunnel down for
+ * no-data whose traffic moved to its fallback would stay down; after this long with no data
+ * sent, the unanswered series is forgotten and the tunnel tried again.
+ */
+export const NO_DATA_RETRY_MS = 30_000;
+
+export interface DataPathSample {
+  /** Unix ms of the last handshake; 0 = never */
+  lastHandshakeMs: number;
+  /** ms since the first unanswered data message (0: none) */
+  dataUnansweredMs: number;
+  lastRxKeepalive: boolean;
+}
+
+/** the peer has a fresh session and our data went unanswered past the bound */
+export function peerNoData(s: DataPathSample, nowMs: number): boolean {
+  if (s.lastHandshakeMs <= 0 || nowMs - s.lastHandshakeMs >= REJECT_AFTER_TIME) return false;
+  return s.dataUnansweredMs >= (s.lastRxKeepalive ? NO_DATA_ONE_WAY_MS : NO_DATA_MS);
+}
+
+/** The sizes of an engine's control messages on the wire (AmneziaWG: plus S1..S3 junk). */
+export interface ControlSizes {
+  init: number;
+  response: number;
+  cookie: number;
+  keepalive: number;
+}
+
+export function controlSizes(o?: {
+  s1?: number | undefined;
+  s2?: number | undefined;
+  s3?: number | undefined;
+  s4?: number | undefined;
+}): ControlSizes {
+  return {
+    init: MESSAGE_INITIATION_SIZE + (o?.s1 ?? 0),
+    response: MESSAGE_RESPONSE_SIZE + (o?.s2 ?? 0),
+    cookie: MESSAGE_COOKIE_REPLY_SIZE + (o?.s3 ?? 0),
+    keepalive: MESSAGE_KEEPALIVE_SIZE + (o?.s4 ?? 0),
+  };
+}
+
+/**
+ * `d` is a sum of at most `max` messages of these sizes (0 counts): a sample covers one tick,
+ * and initiations are rate-limited to one per REKEY_TIMEOUT (5 s).
+ */
+export function sumOf(d: number, sizes: readonly number[], max = 3): boolean {
+  if (d === 0) return true;
+  if (max === 0 || d < 0) return false;
+  return sizes.some((s) => s > 0 && sumOf(d - s, sizes, max - 1));
+}
+
+/**
+ * Derives DataPathSample's unanswered time from an external engine's byte counters, one
+ * sample per health tick (the resolution: one tick).
+ */
+export class ByteWatch {
+  private rx = -1;
+  private tx = -1;
+  private unansweredSince: number | null = null;
+  private lastRxKeepalive = false;
+  private lastTxDataAt = 0;
+
+  constructor(private readonly sizes: ControlSizes) {}
+
+  sample(rxBytes: number, txBytes: number, nowMs: number): Omit<DataPathSample, 'lastHandshakeMs'> {
+    const { init, response, cookie, keepalive } = this.sizes;
+    if (this.rx >= 0 && rxBytes >= this.rx && txBytes >= this.tx) {
+      const drx = rxBytes - this.rx;
+      const dtx = txBytes - this.tx;
+      // transport bytes received (a keepalive counts: the peer answered)
+      if (!sumOf(drx, [init, response, cookie])) {
+        this.unansweredSince = null;
+        this.lastRxKeepalive = drx % keepalive === 0 && drx <= 3 * keepalive;
+      } else if (!sumOf(dtx, [init, response, keepalive])) {
+        this.unansweredSince ??= nowMs;
+        this.lastTxDataAt = nowMs;
+      } else if (this.unansweredSince !== null && nowMs - this.lastTxDataAt >= NO_DATA_RETRY_MS)
+        this.unansweredSince = null;
+    }
+    this.rx = rxBytes;
+    this.tx = txBytes;
+    return {
+      dataUnansweredMs:
+        this.unansweredSince === null ? 0 : Math.max(1, nowMs - this.unansweredSince),
+      lastRxKeepalive: this.lastRxKeepalive,
+    };
+  }
+}

@@ -15,6 +15,8 @@ import { normalListRef, type UrlListRef } from '../../../src/config/list-ref.js'
 import { ListCache, sha256Hex } from '../../../src/util/list-cache.js';
 import { fetchList, ListFetchError } from '../../../src/util/list-fetch.js';
 import { updateList } from '../../../src/pipeline/list-update.js';
+import { viaConnector } from '../../../src/resources/engine/via.js';
+import { connect as netConnect } from 'node:net';
 import { tempDir } from '../../helpers/tmp.js';
 
 type Handler = (q: IncomingMessage, s: ServerResponse) => void;
@@ -155,6 +157,28 @@ describe('fetchList', () => {
     }).catch((x: unknown) => x as Error);
     expect(e).toBeInstanceOf(ListFetchError);
     expect((e as Error).message).toBe(`${base}/x?…: HTTP 404 Not Found`);
+  });
+});
+
+describe('fetchList through a proxy tunnel’s dialer (via)', () => {
+  it('the connection is the dialer’s: it gets the host name and port, unresolved', async () => {
+    handler = (_q, s) => s.end('via.example\n');
+    const asked: string[] = [];
+    const connect = viaConnector({
+      tunnel: 'px',
+      dialer: (dst) => {
+        asked.push(`${dst.host}:${dst.port}`);
+        return new Promise((resolve, reject) => {
+          const s = netConnect(Number(base.split(':')[2]), '127.0.0.1');
+          s.once('connect', () => resolve(s));
+          s.once('error', reject);
+        });
+      },
+    });
+    const r = await fetchList({ url: 'http://lists.example:8080/l.txt', maxBytes: 100, connect });
+    expect(r.kind === 'fetched' && r.bytes.toString()).toBe('via.example\n');
+    expect(asked).toEqual(['lists.example:8080']);
+    expect(requests.at(-1)!.headers.host).toBe('lists.example:8080');
   });
 });
 

@@ -45,6 +45,10 @@ export interface AwgPlan {
     description: string;
   }[];
   warnings: string[];
+  /**
+   * The lists by URL of the config and the copy each was planned with (`to.lists: [{url}]`).
+   */
+  lists?: PlanList[];
 }
 export interface Change {
   kind:
@@ -114,4 +118,23 @@ export interface SetChange {
    * static: entries removed (likewise)
    */
   removed?: number;
+}
+export interface PlanList {
+  /**
+   * the URL without credentials or query (`?…`), with `:category` when one is read
+   */
+  list: string;
+  /**
+   * the rules that name it
+   */
+  rules: string[];
+  /**
+   * `ok`: its cached copy is used; `stale`: its copy is used, the last fetch failed; `pending`: no copy, the list contributes nothing
+   */
+  state: 'ok' | 'stale' | 'pending';
+  format?: string;
+  entries?: number;
+  fetchedAt?: string;
+  checkedAt?: string;
+  error?: string;
 }

@@ -7,6 +7,9 @@
 // /api/status every POLL_MS; while the daemon is gone it shows the "service unavailable"
 // banner, and it comes back without a reload.
 
+import { eventText } from './events.js';
+import { renderLists } from './lists.js';
+
 const POLL_MS = 3000;
 const CHART_SECONDS = 60;
 const MAX_EVENTS = 200;
@@ -22,6 +25,7 @@ const EVENT_TYPES = [
   'reverted',
   'error',
   'limit',
+  'list',
   'service',
 ];
 
@@ -308,8 +312,7 @@ function connect() {
     on(type, (e) => {
       logLine(e);
       if (e.type === 'handshake') state.handshakeAt.set(e.tunnel, Date.parse(e.at) || Date.now());
-      if (e.type === 'reconcile-finished' || e.type === 'tunnel' || e.type === 'limit')
-        void refreshQuiet();
+      if (['reconcile-finished', 'tunnel', 'limit', 'list'].includes(e.type)) void refreshQuiet();
     });
   }
 }
@@ -328,45 +331,6 @@ function setBadge(id, text, kind) {
   const b = $(id);
   b.textContent = text;
   b.className = `badge ${kind ?? ''}`;
-}
-
-function eventText(e) {
-  switch (e.type) {
-    case 'reconcile-started':
-      return `reconcile started (${e.reason})`;
-    case 'reconcile-finished': {
-      const s = e.summary ?? {};
-      const n = (s.create ?? 0) + (s.update ?? 0) + (s.replace ?? 0) + (s.delete ?? 0);
-      const changes = e.summary ? `, ${n} change(s)` : '';
-      return `reconcile ${e.outcome} in ${e.durationMs} ms${changes}${e.error ? `: ${e.error.message}` : ''}`;
-    }
-    case 'drift':
-      return `drift: ${(e.ids ?? []).join(', ')}${e.repaired ? ' (repaired)' : ''}`;
-    case 'network-changed':
-      return `network changed: ${e.detail}`;
-    case 'config-changed':
-      return `config changed: ${e.path}${e.valid ? '' : ' (invalid)'}`;
-    case 'tunnel':
-      return `tunnel ${e.tunnel}: ${e.state}${e.error ? ` (${e.error})` : ''}`;
-    case 'handshake':
-      return `handshake on ${e.tunnel} with ${String(e.peer).slice(0, 10)}…`;
-    case 'confirm-pending':
-      return `confirm before ${e.deadline}`;
-    case 'reverted':
-      return `reverted: ${e.reason}`;
-    case 'error':
-      return `${e.kind}: ${e.message}`;
-    case 'gap':
-      return `events lost (${e.reason}); state re-read`;
-    case 'limit':
-      return `limit ${e.action} on pid ${e.pid}${e.reason ? ` (${e.reason})` : ''}`;
-    case 'service':
-      return e.state === 'available'
-        ? 'service available again'
-        : `service unavailable${e.message ? `: ${e.message}` : ''}`;
-    default:
-      return JSON.stringify(e);
-  }
 }
 
 function logLine(e) {
@@ -620,6 +584,7 @@ function render() {
   renderProcesses();
   renderProtection();
   renderUpdate();
+  renderLists(state.status?.lists ?? [], { $, el, age });
 }
 
 // ---- pending config (root) ------------------------------------------------------------------

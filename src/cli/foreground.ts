@@ -79,11 +79,21 @@ function eventText(e: DaemonEvent): string {
       return `reverted: ${e.reason}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
+    case 'list':
+      return listEventText(e);
     case 'limit':
       return `limit of process ${e.pid} ${e.action}${e.upload !== undefined || e.download !== undefined ? `: ${limitRates(e)}` : ''}${e.reason ? ` (${e.reason})` : ''}`;
     case 'traffic':
       return `traffic: ${[...e.rules.map((r) => `rule ${r.name} tx ${humanBytes(r.txBytes)} rx ${humanBytes(r.rxBytes)}`), ...e.tunnels.map((t) => `tunnel ${t.tunnel} tx ${humanBytes(t.txBytes)} rx ${humanBytes(t.rxBytes)}`)].join(', ') || 'none'}`;
   }
+}
+
+/** a list fetch: `list URL fetched (N entries)`, `… not modified`, `… failed: why; …` */
+export function listEventText(e: Extract<DaemonEvent, { type: 'list' }>): string {
+  const n = e.entries !== undefined ? ` (${e.entries.toLocaleString('en-US')} entries)` : '';
+  if (e.result === 'fetched') return `list ${e.list} fetched${n}`;
+  if (e.result === 'not-modified') return `list ${e.list} not modified${n}`;
+  return `list ${e.list} ${e.refused ? 'refused' : 'not fetched'}: ${e.error ?? 'failed'}; the last good copy stays in use`;
 }
 
 /** a limit's rates as the config writes them: `upload 2Mbit, download 1Mbit` */

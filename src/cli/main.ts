@@ -5,7 +5,7 @@
 import { Command, Option } from 'commander';
 import { processIo, type Io } from './output.js';
 import { selectionFlags } from './selection.js';
-import { addSecretCommands, addServiceCommands } from './program-groups.js';
+import { addListsCommands, addSecretCommands, addServiceCommands } from './program-groups.js';
 
 export { installCrashHandlers } from './crash.js';
 
@@ -253,6 +253,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .action(async (o) => setCode(await (await import('./commands/sync.js')).syncCommand(io, o)));
 
   addSecretCommands(program, io, setCode);
+  addListsCommands(program, io, setCode, stateDir, socket, direct);
 
   program
     .command('version')

@@ -168,3 +168,48 @@ export function addSecretCommands(program: Command, io: Io, setCode: (c: number)
       setCode(await (await import('./commands/secret.js')).secretCommand(io, 'decrypt', o, file)),
     );
 }
+
+/** `awg lists update|status`: the lists a config fetches by URL (docs/lists-url.md) */
+export function addListsCommands(
+  program: Command,
+  io: Io,
+  setCode: (c: number) => void,
+  stateDir: () => Option,
+  socket: () => Option,
+  direct: () => Option,
+): void {
+  const lists = program
+    .command('lists')
+    .description(
+      'the lists a config fetches by URL (`to.lists: [{url}]`): fetch them now, or show their copies (docs/lists-url.md)',
+    );
+  const flags = (c: Command) =>
+    c
+      .option(
+        '-f, --file <config>',
+        "the config whose lists (without a daemon; default: the last apply's). Through the daemon: must be the one it follows",
+      )
+      .option('--list <url>', 'only this list (its URL, or its name as the status shows it)')
+      .option('--json', 'machine-readable result')
+      .addOption(stateDir())
+      .addOption(socket())
+      .addOption(direct());
+  flags(
+    lists
+      .command('update')
+      .description(
+        "fetch the lists now, whatever their refresh says: through the daemon (which applies a new copy at once), else directly into the state directory's cache (the next apply takes it). Prints per list: fetched, not modified or failed with the reason, entries, age. Exit 0 all current, 2 a list failed or has no copy (its last good copy stays), 1 error",
+      ),
+  ).action(async (o) =>
+    setCode(await (await import('./commands/lists.js')).listsCommand(io, 'update', o)),
+  );
+  flags(
+    lists
+      .command('status')
+      .description(
+        'each list: its source, format, entries, when it was fetched and checked, and its state (ok; stale: the last fetch failed, its last good copy is used; pending: never fetched, it contributes nothing). Exit 0 all ok, 2 otherwise',
+      ),
+  ).action(async (o) =>
+    setCode(await (await import('./commands/lists.js')).listsCommand(io, 'status', o)),
+  );
+}

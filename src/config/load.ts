@@ -7,13 +7,7 @@ import { isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from 'yaml
 import type * as z from 'zod';
 import type { Issue } from '../errors.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import {
-  FileRefusedError,
-  LIMITS,
-  readTextFile,
-  readTextFileSync,
-  readRegularFileSync,
-} from '../util/files.js';
+import { FileRefusedError, LIMITS, readTextFile, readTextFileSync } from '../util/files.js';
 import { localSelection } from './host-selection.js';
 import {
   matches,
@@ -26,16 +20,16 @@ import {
   type Source,
 } from './overlay.js';
 import { Config } from './schema.js';
-import { normalListRef } from './list-ref.js';
-import { parseListBytes } from './list-formats/index.js';
 import { SourcePositions, countLines, formatPath, lineCol, type PathKey } from './positions.js';
 import { checkSemantics } from './semantic.js';
+import type { DestinationSet } from './lists.js';
 import {
-  destinationLimits,
-  mergeDestinations,
-  parseInlineDestinations,
-  type DestinationSet,
-} from './lists.js';
+  loadDestinations,
+  type DestinationLoadOptions,
+  type UrlListLoad,
+} from './load-destinations.js';
+
+export { listFilePath, type UrlListCopy, type UrlListLoad } from './load-destinations.js';
 
 export interface LoadResult {
   config?: Config;
@@ -56,6 +50,8 @@ export interface LoadResult {
   destinations?: Map<string, DestinationSet>;
   /** the list files read (absolute paths), for watchers */
   listFiles?: string[];
+  /** the lists by URL and what became of each (only with `config`): status, `awg diff` */
+  urlLists?: UrlListLoad[];
 }
 
 export function hasErrors(issues: Issue[]): boolean {
@@ -272,107 +268,16 @@ function schemaIssues(
   return { ok: false, issues };
 }
 
-export interface LoadOptions {
+/**
+ * `readList` reads a `to.lists` file (default: a regular file of at most LIMITS.list bytes);
+ * `urlList` gives a URL list's last good copy (default: none, every URL list is pending:
+ * load-destinations.ts). The loader itself never reads the state directory nor the network.
+ */
+export interface LoadOptions extends DestinationLoadOptions {
   /** the host overlays are selected for (default: this machine, host-selection.ts) */
   selection?: HostSelection | (() => HostSelection);
   /** read an overlay file (default: a regular file of at most LIMITS.config bytes) */
   readFile?: (path: string) => string;
-  /** read a `to.lists` file (default: a regular file of at most LIMITS.list bytes) */
-  readList?: (path: string) => string | Uint8Array;
-}
-
-/** The path a `to.lists` entry names: relative paths resolve against the file that names it. */
-export function listFilePath(list: string, namingFile: string): string {
-  return isAbsolute(list) ? list : resolve(dirname(namingFile), list);
-}
-
-function readProblem(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return e instanceof FileRefusedError
-    ? `not read: the file is ${e.reason}`
-    : code === 'ENOENT'
-      ? 'file not found'
-      : `cannot read: ${(e as Error).message}`;
-}
-
-/**
- * Every rule's destinations: inline values and list files, read and parsed. A list (a file
- * with its format and category) is read once however many rules name it; its bad lines are
- * issues at `list:line:col`, a
- * missing or unreadable list an issue at the `to.lists[j]` value that names it.
- */
-function loadDestinations(
-  config: Config,
-  positions: MergedPositions,
-  opts: LoadOptions,
-): { destinations: Map<string, DestinationSet>; files: string[]; issues: Issue[] } {
-  const read = opts.readList ?? ((p: string) => readRegularFileSync(p, { maxBytes: LIMITS.list }));
-  const destinations = new Map<string, DestinationSet>();
-  const issues: Issue[] = [];
-  const cache = new Map<string, DestinationSet | undefined>();
-  const files = new Set<string>();
-  config.rules.forEach((r, i) => {
-    if (!r.to) return;
-    const sets: DestinationSet[] = [];
-    for (const kind of ['domains', 'cidrs'] as const) {
-      const values = r.to[kind];
-      if (values) sets.push(parseInlineDestinations(values, kind, '', '').set);
-    }
-    (r.to.lists ?? []).forEach((entry, j) => {
-      const ref = normalListRef(entry);
-      if (ref.kind !== 'file') return; // TODO(step21): URL lists
-      const path: PathKey[] = ['rules', i, 'to', 'lists', j];
-      const at = positions.locate(path);
-      const file = listFilePath(ref.file, at.file);
-      // one file read as two categories (geosite.dat:a, geosite.dat:b) is two lists
-      const key = `${file}\0${ref.format ?? ''}\0${ref.category ?? ''}`;
-      files.add(file);
-      if (cache.has(key)) {
-        const cached = cache.get(key);
-        if (cached) sets.push(cached);
-        return;
-      }
-      let bytes: Uint8Array;
-      try {
-        const got = read(file);
-        bytes = typeof got === 'string' ? Buffer.from(got) : got;
-      } catch (e) {
-        cache.set(key, undefined);
-        issues.push({
-          file: at.file,
-          ...lineCol(at),
-          path: formatPath(path),
-          message: `list ${file}: ${readProblem(e)}`,
-          severity: 'error',
-        });
-        return;
-      }
-      const parsed = parseListBytes(bytes, file, {
-        path: formatPath(path),
-        format: ref.format,
-        category: ref.category,
-      });
-      issues.push(...parsed.issues);
-      cache.set(key, parsed.set);
-      sets.push(parsed.set);
-    });
-    const merged = mergeDestinations(sets);
-    // each list stays under the keyword/regex caps on its own; their union may not
-    const over = destinationLimits(merged);
-    if (over) {
-      const path: PathKey[] = ['rules', i, 'to'];
-      const at = positions.locate(path);
-      issues.push({
-        file: at.file,
-        ...lineCol(at),
-        path: formatPath(path),
-        message: over,
-        severity: 'error',
-      });
-    }
-    destinations.set(r.name ?? `rule-${i}`, merged);
-  });
-  return { destinations, files: [...files], issues };
 }
 
 /**
@@ -559,7 +464,12 @@ export function loadConfigText(text: string, file: string, opts: LoadOptions = {
   issues.push(...lists.issues);
   return hasErrors(issues)
     ? done({})
-    : done({ config, destinations: lists.destinations, listFiles: lists.files });
+    : done({
+        config,
+        destinations: lists.destinations,
+        listFiles: lists.files,
+        urlLists: lists.urlLists,
+      });
 }
 
 /** Read and load a config file: a regular file of at most LIMITS.config bytes (util/files.ts). */

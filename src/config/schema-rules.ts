@@ -181,12 +181,10 @@ const ListCommon = {
 export const ListRef = z
   .union(
     [
-      Text()
-        .min(1)
-        .meta({
-          description:
-            'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
-        }),
+      Text().min(1).meta({
+        description:
+          'A list file, relative to the config file that names it. `FILE.dat:CATEGORY` selects a geosite/geoip category (`geosite.dat:ru-blocked`).',
+      }),
       z.strictObject({
         file: Text().min(1).meta({ description: 'The list file, relative to the config file.' }),
         ...ListCommon,
@@ -210,13 +208,10 @@ export const ListRef = z
         refresh: Duration.default('6h').meta({
           description: 'How often the daemon fetches the list again (at least 1m).',
         }),
-        via: Text()
-          .min(1)
-          .optional()
-          .meta({
-            description:
-              'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
-          }),
+        via: Text().min(1).optional().meta({
+          description:
+            'A tunnel to fetch through (the usual case for censorship lists: the direct path is blocked). Default: direct.',
+        }),
         maxBytes: z.int().min(1).max(268435456).default(67108864).meta({
           description: 'A fetched copy larger than this is refused (default 64 MiB).',
         }),

@@ -21,6 +21,7 @@ import { parseTagString } from './tags.js';
 import { parseInlineDestinations } from './lists.js';
 import { matchedInPlace } from './schema-rules.js';
 import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
+import { checkListRefs } from './semantic-lists.js';
 
 export interface Finding {
   path: PathKey[];
@@ -317,6 +318,7 @@ export function checkSemantics(c: Config): Finding[] {
         'leak protection drops all DNS except to tunnel resolvers, but no tunnel lists `dns` servers',
       );
   }
+  out.push(...checkListRefs(c));
   return out;
 }
 

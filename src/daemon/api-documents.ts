@@ -13,7 +13,8 @@ import { ERROR_KINDS, type ErrorKind } from '../errors.js';
 import { PlanDocument } from '../model/plan-document.js';
 import { TopConnection, TopDocument } from '../procs/top/document.js';
 import { MAX_CONFIRM_TIMEOUT_SEC } from './confirm.js';
-import { ProcessLimitDoc } from './status-document.js';
+import { LIST_RESULTS } from './names.js';
+import { ProcessLimitDoc, UrlListDoc } from './status-document.js';
 
 const Count = z.number().int().min(0);
 /** a process id as the kernel gives them (pid_max is at most 2^22 on Linux, 99 999 on macOS) */
@@ -121,6 +122,37 @@ export const LimitResponseDoc = z
 export const LimitsDoc = z
   .strictObject({ limits: z.array(ProcessLimitDoc) })
   .meta({ id: 'Limits', description: 'The runtime limits held now (`awg limit --list`).' });
+
+/** `awg lists update` through the daemon: one list (its URL, or its name as status shows it) or all */
+export const UpdateListsRequestDoc = z
+  .strictObject({
+    list: z.string().min(1).max(8192).optional().meta({
+      description: "a list's URL, or its name as the status shows it; absent: every list",
+    }),
+  })
+  .meta({ id: 'UpdateListsRequest' });
+
+/** one list's fetch, as the `list` event says it */
+export const ListFetchedDoc = z
+  .strictObject({
+    type: z.literal('list'),
+    at: z.string(),
+    list: z.string(),
+    result: z.enum(LIST_RESULTS),
+    entries: Count.optional(),
+    error: z.string().optional(),
+    refused: z.boolean().optional().meta({
+      description: "failed: the server's copy was refused (the sha256 pin, the parse, maxEntries)",
+    }),
+  })
+  .meta({ id: 'ListFetched' });
+
+export const UpdateListsResponseDoc = z
+  .strictObject({ results: z.array(ListFetchedDoc), lists: z.array(UrlListDoc) })
+  .meta({
+    id: 'UpdateListsResponse',
+    description: 'Each list fetched, and every list’s status after (`awg lists update --json`).',
+  });
 
 /** A process as `awg processes --json` lists it (procs/placer.ts ProcessInfo). */
 export const ProcessDoc = z

@@ -38,6 +38,8 @@ export interface GateOptions {
 const DENIED_WHY: Partial<Record<Rpc, string>> = {
   Down: 'Down removes every tunnel and the kill switch; only root may',
   Exec: 'Exec routes processes past the rules (awg exec --direct); only root may, as on Linux',
+  UpdateLists:
+    'UpdateLists fetches every list now and applies what changed; only root may (the daemon refreshes them on its own schedule)',
 };
 
 /** The authorisation state of one server: who each connection is, and who owns the confirm window. */

@@ -11,7 +11,8 @@
  *   processes (their real and effective uid are the caller's), never of one root limited
  *   (limit-book.ts decides, with the process in hand); never Down (it would open the kill
  *   switch); never Exec (`awg exec --direct` would take the member's processes past the rules
- *   and the default tunnel; on Linux awg exec needs root too);
+ *   and the default tunnel; on Linux awg exec needs root too); never UpdateLists (a fetch of
+ *   every list now and the run that applies it: the daemon's own schedule is the member's);
  * - anyone else (who reached the socket some other way, e.g. a passed fd): nothing.
  *
  * `{env:}` secrets are never resolved for an API request, whoever asks (config-follower.ts).
@@ -37,7 +38,8 @@ export type Rpc =
   | 'Exec'
   | 'Limit'
   | 'ListLimits'
-  | 'Explain';
+  | 'Explain'
+  | 'UpdateLists';
 export type Access = 'root' | 'group' | 'other';
 
 /**
@@ -65,6 +67,8 @@ export const GROUP_POLICY: Readonly<Record<Rpc, GroupRule>> = {
   Limit: 'own-process',
   Down: 'denied',
   Exec: 'denied',
+  // fetches lists from the network now and applies what changed: an operator's action
+  UpdateLists: 'denied',
 };
 
 /** how docs/security.md, docs/api.md and schema/api.openapi.json say each GroupRule */

@@ -24,6 +24,7 @@ import type {
   StatusResponse,
   TopDocument,
   TopRequest,
+  UpdateListsResponse,
 } from './core.js';
 import { socketAnswers, socketFrom } from './socket.js';
 import {
@@ -43,6 +44,7 @@ import {
   statusFromWire,
   topDocumentFromWire,
   topRequestToWire,
+  updateListsFromWire,
 } from './convert.js';
 import type { AwgDefinition } from './wire/generated/awg/v1/Awg.js';
 
@@ -188,6 +190,11 @@ export class DaemonClient implements DaemonCore {
 
   async listLimits(): Promise<LimitInfo[]> {
     return limitsFromWire(await this.call('ListLimits', {}, this.quickMs));
+  }
+
+  /** waits for every fetch (each bounded by the fetcher's deadline) */
+  async updateLists(req: { list?: string | undefined }): Promise<UpdateListsResponse> {
+    return updateListsFromWire(await this.call('UpdateLists', { list: req.list ?? '' }));
   }
 
   /**

@@ -12,6 +12,7 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import type { HostSelection } from '../config/overlay.js';
+import type { UrlListSource } from '../config/load-destinations.js';
 import type { HostFacts } from '../model/desired.js';
 import { prepare, type Prepared, type PrepareOptions } from '../pipeline/prepare.js';
 import type { Platform } from '../resources/registry.js';
@@ -210,6 +211,8 @@ export interface ConfigReadOptions {
   /** use these facts (tests); else they are probed through `exec` */
   facts?: HostFacts | undefined;
   exec: Exec;
+  /** the last good copies of URL lists (the daemon's cache: lists-host.ts) */
+  urlList?: UrlListSource | undefined;
 }
 
 /** How the daemon reads a config: prepare it for this host, every failure an AwgError. */
@@ -231,6 +234,7 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
         }),
       ...(o.ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
       ...(o.facts ? { facts: o.facts } : { probe: true, exec: o.exec }),
+      ...(o.urlList ? { urlList: o.urlList } : {}),
     });
     if (r.ok) return r;
     const errors = r.issues.filter((i) => i.severity === 'error');

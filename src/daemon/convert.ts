@@ -5,7 +5,7 @@
  * mappings live by concern under wire/: plans and the calls that change the host
  * (plan.ts), status and processes (status.ts), events (events.ts), errors (errors.ts), the
  * Exec choice (exec.ts), the traffic monitor (top.ts), runtime limits (limits.ts), the
- * observation record (observation.ts).
+ * observation record (observation.ts), lists fetched by URL (lists.ts).
  */
 export { LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './wire/proto.js';
 export { stateFromWire, stateToWire } from './wire/status.js';
@@ -41,3 +41,4 @@ export {
   topRequestToWire,
 } from './wire/top.js';
 export { observationFromWire, observationToWire } from './wire/observation.js';
+export { updateListsFromWire, updateListsToWire } from './wire/lists.js';

@@ -11,7 +11,9 @@ import type { ObservationRecord } from '../pipeline/observation.js';
 import type { AwgError } from '../errors.js';
 import type { ProcessInfo } from '../procs/placer.js';
 import type { TopDocument } from '../procs/top/document.js';
-import type { DaemonStatus } from './status-document.js';
+import type { DaemonStatus, UrlListStatus } from './status-document.js';
+
+export type { UrlListStatus };
 import type {
   ApplyRequest,
   ApplyResponse,
@@ -21,7 +23,7 @@ import type {
   LimitRequest,
   LimitResponse,
 } from './api-documents.js';
-import type { DaemonState, LimitAction, WakeReason } from './names.js';
+import type { DaemonState, LimitAction, ListResult, WakeReason } from './names.js';
 import type { DownReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
@@ -73,6 +75,19 @@ export type DaemonEvent =
   | { type: 'gap'; at: string; after: string; reason: string }
   /** traffic counters, at most every TRAFFIC_EVENT_MS and only when one moved (feed.ts) */
   | { type: 'traffic'; at: string; rules: RuleCounter[]; tunnels: TunnelTraffic[] }
+  /**
+   * a list fetched by URL was fetched, found current, or not taken (`failed`: its last good
+   * copy stays; `refused`: the server's copy failed the pin, the parse or maxEntries)
+   */
+  | {
+      type: 'list';
+      at: string;
+      list: string;
+      result: ListResult;
+      entries?: number;
+      error?: string;
+      refused?: boolean;
+    }
   /** a runtime limit (`awg limit`) was set, changed or removed; `reason` says why when not asked */
   | {
       type: 'limit';
@@ -126,6 +141,12 @@ export type ConfigState = NonNullable<StatusResponse['config']>;
 /** A runtime limit (`awg limit`, limit-book.ts) as the API shows it. */
 export type LimitInfo = NonNullable<StatusResponse['limits']>[number];
 
+/** UpdateLists' answer: per list its outcome (as a `list` event says it) and its status after */
+export interface UpdateListsResponse {
+  results: Extract<DaemonEvent, { type: 'list' }>[];
+  lists: UrlListStatus[];
+}
+
 /** who asks for a limit (from the socket's credentials): root, or a socket-group member */
 export interface LimitCaller {
   uid: number;
@@ -161,6 +182,12 @@ export interface DaemonCore {
   limit(req: LimitRequest, caller?: LimitCaller): Promise<LimitResponse>;
   /** the runtime limits held now */
   listLimits(): Promise<LimitInfo[]>;
+  /**
+   * `awg lists update`: fetch the lists by URL of the config followed now (all, or the one
+   * whose URL or name is `list`), whatever their refresh says; each list's outcome and its
+   * status after it. A new copy wakes the loop, which applies it.
+   */
+  updateLists(req: { list?: string | undefined }): Promise<UpdateListsResponse>;
   /**
    * `awg explain`: the rules walked for a connection of process `pid` to `host:port` with the
    * running config, tunnel health and learned addresses (procs/explain.ts).

@@ -19,10 +19,7 @@
  */
 import { resolve } from 'node:path';
 import type { Actor } from 'xstate';
-import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
-import { destinationsWithSources, explainPid } from '../procs/explain.js';
-import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import { killSwitchOf } from '../config/schema.js';
 import type { ExecChoice } from '../model/match.js';
 import { toPlanDocument } from '../model/plan-document.js';
@@ -62,8 +59,11 @@ import type {
   StatusResponse,
   TopDocument,
   TopRequest,
+  UpdateListsResponse,
   WakeReason,
 } from './core.js';
+import { explainRunning } from './explain-call.js';
+import { ListsHost, planLists } from './lists-host.js';
 import { MAX_LIMITS } from '../config/rate.js';
 import { LimitBook } from './limit-book.js';
 import { linuxLimitSystem } from './limit-system.js';
@@ -94,6 +94,7 @@ export class Daemon implements DaemonCore {
   private readonly confirmWindow: ConfirmWindow<Source>;
   private readonly limits: LimitBook;
   private readonly dnsStub = new DnsStubHost();
+  private readonly lists: ListsHost;
   private readonly updates: UpdateWatch | undefined;
   private cgroupSets: CgroupSetKeeper | undefined;
   private queue: Promise<unknown> = Promise.resolve();
@@ -172,6 +173,14 @@ export class Daemon implements DaemonCore {
       emit,
       onMaybeEmpty: () => this.wake('limit'),
     });
+    this.lists = new ListsHost({
+      ...opts.lists,
+      stateDir: this.host.state.dir,
+      emit,
+      wake: () => this.wake('lists'),
+      current: () => this.config.good?.prepared,
+      proxyDialer: (t) => this.engines.proxyDialer?.(t),
+    });
     this.config = new ConfigFollower({
       file: opts.configPath ?? this.host.applied.load()?.configFile,
       read: (file, api) =>
@@ -188,6 +197,7 @@ export class Daemon implements DaemonCore {
           reporter,
           facts: opts.facts,
           exec: this.host.exec,
+          urlList: this.lists.source,
         }),
       emit,
       watch: (files) => this.wakes?.setConfigFiles(files),
@@ -257,6 +267,7 @@ export class Daemon implements DaemonCore {
     await this.wakes?.close();
     this.confirmWindow.close();
     this.limits.close();
+    this.lists.close();
     this.updates?.close();
     let out = { removed: [] as string[], keptFirewall: false };
     try {
@@ -364,7 +375,7 @@ export class Daemon implements DaemonCore {
       if (!r.ok) throw r.error;
       const env = this.host.envFor(r.prepared);
       const plan = await observeAndPlan(env, this.host.applied, r.prepared.desired);
-      const doc = toPlanDocument(plan, req.configPath);
+      const doc = toPlanDocument(plan, req.configPath, planLists(r.prepared));
       return { plan: doc, changes: doc.changes.length > 0 };
     });
     this.queuedDiffs.set(req.configPath, run);
@@ -390,8 +401,8 @@ export class Daemon implements DaemonCore {
       learnedNames: () => this.dnsStub.learnedNames(),
       update: this.updates?.status(),
     });
-    const limits = await this.listLimits();
-    return limits.length ? { ...s, limits } : s;
+    const [limits, lists] = [await this.listLimits(), this.lists.status()];
+    return { ...s, ...(limits.length ? { limits } : {}), ...(lists.length ? { lists } : {}) };
   }
 
   async observation(): Promise<ObservationRecord> {
@@ -414,6 +425,7 @@ export class Daemon implements DaemonCore {
       const before = this.host.exec.mutations;
       const claims = this.host.claims();
       this.config.forget();
+      this.lists.follow(undefined);
       await this.routing.stopPlacement();
       const r = await this.removeAll(claims, false).finally(() => {
         this.limits.forget();
@@ -519,36 +531,18 @@ export class Daemon implements DaemonCore {
   }
 
   async explain(req: ExplainRequest): Promise<ExplainDocument> {
-    const p = this.config.good?.prepared;
-    if (!p)
-      throw new AwgError('invalid-config', 'the daemon runs no config yet: nothing to explain');
+    const { good } = this.config;
     const book = this.opts.learned ?? this.dnsStub.book;
-    const down = this.tunnels.down;
-    let mountRoot = '/';
-    try {
-      mountRoot =
-        parseCgroup2Mount(
-          (this.opts.mountinfo ?? (() => readFileSync('/proc/self/mountinfo', 'utf8')))(),
-        )?.root ?? '/';
-    } catch {
-      /* no mountinfo: nothing sits in our cgroups */
-    }
-    return explainPid(req, {
-      source: 'daemon',
-      config: p.config,
-      destinations: destinationsWithSources(p.config, p.destinations ?? new Map(), p.file),
-      tunnelUp: (t) => p.config.tunnels[t] !== undefined && !down.has(t),
-      cgroupRoot: p.claims.cgroupRoot,
-      mountRoot,
-      ...(book
-        ? {
-            learned: (a: string) => book.lookup(a),
-            ...(book.addressesOf ? { learnedAddrs: (n: string) => book.addressesOf!(n) } : {}),
-            now: book.now(),
-          }
-        : {}),
-      ...(this.opts.explainProc ? { readSubject: this.opts.explainProc } : {}),
+    return explainRunning(req, {
+      prepared: good?.prepared,
+      book,
+      down: this.tunnels.down,
+      opts: this.opts,
     });
+  }
+
+  async updateLists(req: { list?: string | undefined }): Promise<UpdateListsResponse> {
+    return this.lists.update(req);
   }
 
   async listLimits(): Promise<LimitInfo[]> {
@@ -590,6 +584,8 @@ export class Daemon implements DaemonCore {
       await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
       if (ok) this.keepCgroupSets(p);
       await this.routing.after(p, ok);
+      // after the run: a list fetched through a tunnel finds it there
+      this.lists.follow(p);
       if (ok) this.tunnels.afterRun();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);

@@ -8,8 +8,7 @@
  * `probe-failed`) comes back only once the cause stayed clear for RECOVER_HOLD_MS. A change
  * is a change of state or of reason: exactly one per change.
  */
-import type { DownReason } from './names.js';
-import type { HealthState } from './tunnel-health.js';
+import type { DownReason, HealthState } from './names.js';
 
 export { DOWN_REASONS, type DownReason } from './names.js';
 

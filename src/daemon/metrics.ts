@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AwgError } from '../errors.js';
 import type { DaemonCore, DaemonEvent } from './core.js';
-import { DAEMON_STATES, DOWN_REASONS } from './names.js';
+import { DAEMON_STATES, DOWN_REASONS, LIST_STATES } from './names.js';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9586';
 export interface DaemonMetrics {
@@ -237,6 +237,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['installed', 'candidate'],
     registers,
   });
+  const lists = listMetrics(registers);
   for (const o of ['converged', 'unchanged', 'rolled-back', 'failed-closed', 'failed'])
     reconciles.inc({ outcome: o }, 0);
 
@@ -339,6 +340,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
           setBytes.inc(sl, x.bytes);
         }
       }
+      lists.set(s.lists ?? []);
       placed.inc(s.placement?.placed ?? 0);
       execs.inc(s.placement?.execs ?? 0);
       for (const m of ['gated', 'best-effort'])
@@ -372,6 +374,59 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
       return registry.metrics();
     },
     close: unsubscribe,
+  };
+}
+
+/**
+ * The lists fetched by URL (status `lists`), by `list` (the URL without credentials or
+ * query): entries in use, seconds since the server last confirmed the copy, that time, the
+ * failed fetches, and the state (1 for the current one: ok, stale, pending).
+ */
+function listMetrics(registers: Registry[]): {
+  set(lists: NonNullable<Awaited<ReturnType<DaemonCore['status']>>['lists']>): void;
+} {
+  const entries = new Gauge({
+    name: 'awg_list_entries',
+    help: 'Entries of the copy of a list fetched by URL that is in use (absent: no copy).',
+    labelNames: ['list'],
+    registers,
+  });
+  const age = new Gauge({
+    name: 'awg_list_age_seconds',
+    help: "Seconds since the list's server last confirmed the copy in use (a new copy or 304).",
+    labelNames: ['list'],
+    registers,
+  });
+  const success = new Gauge({
+    name: 'awg_list_last_success_timestamp_seconds',
+    help: "When the list's server last confirmed the copy in use (Unix time).",
+    labelNames: ['list'],
+    registers,
+  });
+  const failures = new Counter({
+    name: 'awg_list_fetch_failures_total',
+    help: 'Fetches of the list that failed or were refused since the daemon started (the last good copy stays).',
+    labelNames: ['list'],
+    registers,
+  });
+  const state = new Gauge({
+    name: 'awg_list_state',
+    help: 'State of the list (1 for the current one): ok, stale (the last fetch failed, its copy is used), pending (no copy: it contributes nothing).',
+    labelNames: ['list', 'state'],
+    registers,
+  });
+  return {
+    set(lists) {
+      for (const g of [entries, age, success, failures, state]) g.reset();
+      for (const l of lists) {
+        const list = l.list;
+        if (l.entries !== undefined) entries.set({ list }, l.entries);
+        if (l.ageSec !== undefined) age.set({ list }, l.ageSec);
+        if (l.checkedAt) success.set({ list }, Date.parse(l.checkedAt) / 1000);
+        failures.inc({ list }, l.failuresTotal);
+        for (const x of LIST_STATES) state.set({ list, state: x }, x === l.state ? 1 : 0);
+      }
+    },
   };
 }
 

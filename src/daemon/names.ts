@@ -5,13 +5,15 @@
  * constants that import nothing at run time: the CLI's daemon client loads them with the wire
  * mapping, and must not load the daemon's modules or zod schemas for that.
  */
-import type { HealthState } from './tunnel-health.js';
+/** a tunnel's health (tunnel-health.ts rates it) */
+export type HealthState = 'connecting' | 'up' | 'down' | 'auth-failed';
 
 /**
  * Why the loop woke (the proto's WakeReason). Wakes never carry state: each run re-observes
  * everything. `limit`: a runtime limit's processes all exited, or its cgroup is to be made
  * again (limit-book.ts). `system`: a system service spoke (resolved started or its per-link
  * settings changed, NetworkManager reconfigured, resume from sleep: resources/monitor/system-bus.ts).
+ * `lists`: a list fetched by URL has a new copy (list-refresh.ts).
  */
 export const WAKE_REASONS = [
   'start',
@@ -24,6 +26,7 @@ export const WAKE_REASONS = [
   'confirm-timeout',
   'limit',
   'system',
+  'lists',
 ] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
 
@@ -81,3 +84,14 @@ export const PLACEMENT_MODES = ['gated', 'best-effort'] as const;
 /** LimitChanged.action: a runtime limit (`awg limit`) was set, its rates changed, or it went */
 export const LIMIT_ACTIONS = ['added', 'changed', 'removed'] as const;
 export type LimitAction = (typeof LIMIT_ACTIONS)[number];
+
+/**
+ * A list fetched by URL (list-refresh.ts): `ok` its copy is in use and current; `stale` its
+ * copy is in use but the last fetch failed; `pending` it has no copy (it contributes nothing).
+ */
+export const LIST_STATES = ['ok', 'stale', 'pending'] as const;
+export type ListState = (typeof LIST_STATES)[number];
+
+/** ListFetched.result: a new copy; the copy is current (304, or the same bytes); no copy taken */
+export const LIST_RESULTS = ['fetched', 'not-modified', 'failed'] as const;
+export type ListResult = (typeof LIST_RESULTS)[number];

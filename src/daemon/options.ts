@@ -2,6 +2,7 @@
  * How a daemon core is made (DaemonOptions): what `awg daemon` and `awg up` pass, and what
  * tests inject in place of this host's platform, drivers, engines and processes.
  */
+import type { ListsHostOptions } from './lists-host.js';
 import type { LearnedFact } from '../model/explain.js';
 import type { ProcSubject } from '../procs/explain.js';
 import type { HostSelection } from '../config/overlay.js';
@@ -84,6 +85,8 @@ export interface DaemonOptions {
   explainProc?: ((pid: number) => ProcSubject) | undefined;
   /** /proc/self/mountinfo's text for Explain (tests) */
   mountinfo?: (() => string) | undefined;
+  /** lists by URL: the fetch of one list, the clock and the timers (tests; lists-host.ts) */
+  lists?: Pick<ListsHostOptions, 'fetch' | 'now' | 'timer'> | undefined;
   /** ListProcesses' process table (default: the platform's, procs/list.ts) */
   processes?: ProcessLister;
   /** the traffic monitor's kernel reader (default: the platform's, procs/top/source.ts) */

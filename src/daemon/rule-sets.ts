@@ -27,9 +27,11 @@ export function destinationCounters(
   const sets = names.map((name) => {
     const r = read.find((x) => x.set === name);
     const learned = name === to.learned4 || name === to.learned6;
-    const elements =
-      r?.elements ??
-      (learned ? undefined : policy?.sets?.find((d) => d.name === name)?.elements?.length);
+    // static: the count of the config's content (a set changed in place keeps the comment
+    // it was made with: resources/firewall/set-contents.ts), else the table's
+    const elements = learned
+      ? r?.elements
+      : (policy?.sets?.find((d) => d.name === name)?.elements?.length ?? r?.elements);
     return {
       name,
       kind: learned ? ('learned' as const) : ('static' as const),

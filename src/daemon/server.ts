@@ -58,6 +58,7 @@ import {
   statusToWire,
   topDocumentToWire,
   topRequestFromWire,
+  updateListsToWire,
 } from './convert.js';
 import { streamCall, unary } from './wire/server-calls.js';
 import type { AwgHandlers } from './wire/generated/awg/v1/Awg.js';
@@ -295,6 +296,11 @@ function handlers(core: DaemonCore, gate: ApiGate, streams: Set<() => void>): Aw
       const req = explainRequestFromWire(w);
       await gate.authorize('Explain', call);
       return explainToWire(await core.explain(req));
+    }),
+    UpdateLists: unary(async (w, call) => {
+      const peer = await gate.authorize('UpdateLists', call);
+      gate.audit('UpdateLists', peer, { list: w.list || 'all' });
+      return updateListsToWire(await core.updateLists({ list: w.list || undefined }));
     }),
     Watch: watch,
     Top: top,

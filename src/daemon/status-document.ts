@@ -14,6 +14,7 @@ import * as z from 'zod';
 import {
   DAEMON_STATES,
   DOWN_REASONS,
+  LIST_STATES,
   PLACEMENT_MODES,
   PLACEMENT_STATES,
   TUNNEL_HEALTH,
@@ -203,6 +204,34 @@ const UpdateDoc = z
   })
   .meta({ id: 'UpdateStatus' });
 
+/** A list fetched by URL (`to.lists: [{url}]`, daemon/list-refresh.ts). */
+export const UrlListDoc = z
+  .strictObject({
+    list: z.string().meta({
+      description: 'the URL without credentials or query (`?…`), with `:category` when one is read',
+    }),
+    rules: z.array(z.string()).meta({ description: 'the rules that name it' }),
+    state: z.enum(LIST_STATES).meta({
+      description:
+        '`ok`: its copy is in use and current; `stale`: its copy is in use, the last fetch failed (`error`); `pending`: no copy yet, the list contributes nothing',
+    }),
+    format: z.string().optional(),
+    entries: Count.optional().meta({ description: 'entries of the copy in use' }),
+    fetchedAt: z.string().optional().meta({ description: 'when the copy in use was fetched' }),
+    checkedAt: z.string().optional().meta({
+      description: 'when the server last confirmed it (a new copy, or 304: unchanged)',
+    }),
+    ageSec: Count.optional().meta({ description: 'seconds since checkedAt' }),
+    error: z.string().optional().meta({ description: 'why the last fetch failed' }),
+    failures: Count.meta({ description: 'fetches failed in a row' }),
+    failuresTotal: Count.meta({ description: 'fetches failed since the daemon started' }),
+    nextCheckAt: z.string().optional(),
+    refresh: z.string(),
+    via: z.string().optional().meta({ description: 'the tunnel it is fetched through' }),
+  })
+  .meta({ id: 'UrlListStatus' });
+export type UrlListStatus = z.infer<typeof UrlListDoc>;
+
 /** The daemon's status: the API's Status answer (core.ts StatusResponse). */
 export const DaemonStatus = z.strictObject({
   state: z.enum(DAEMON_STATES),
@@ -258,6 +287,10 @@ export const DaemonStatus = z.strictObject({
     description:
       "Debian package with awg's apt source configured: the release that source offers (`awg update`)",
   }),
+  lists: z.array(UrlListDoc).optional().meta({
+    description:
+      'the lists fetched by URL of the config followed: each copy, its age and how its refresh goes',
+  }),
 });
 export type DaemonStatus = z.infer<typeof DaemonStatus>;
 
@@ -295,6 +328,7 @@ export function statusDocument(s: DaemonStatus): DaemonStatusDoc {
     ...(s.dnsStub ? { dnsStub: s.dnsStub } : {}),
     ...(s.hostConditions ? { hostConditions: s.hostConditions } : {}),
     ...(s.update ? { update: s.update } : {}),
+    ...(s.lists ? { lists: s.lists } : {}),
   };
 }
 

@@ -10,7 +10,7 @@
  */
 import { dumpLinks, NetlinkSocket } from '../native/netlink.js';
 import type { AnyResource } from '../model/resources.js';
-import { readTableCounters } from '../resources/firewall/counters.js';
+import { readTableCounters, type ContentCount } from '../resources/firewall/counters.js';
 import type { Exec } from '../util/exec.js';
 import type {
   DaemonEvent,
@@ -92,8 +92,9 @@ export async function readDirectTraffic(
   exec: Pick<Exec, 'read'>,
   table: string,
   applied: readonly AnyResource[],
+  contents?: ContentCount,
 ): Promise<DirectTraffic> {
-  const { rules: counters, sets } = await readTableCounters(exec, table);
+  const { rules: counters, sets } = await readTableCounters(exec, table, { contents });
   const names = [
     ...new Set(
       [...counters.keys()].flatMap((k) =>

@@ -22,6 +22,7 @@
  */
 import { isWgLike, type Config } from '../config/schema.js';
 import { sameSet } from '../util/canonical.js';
+import type { HealthState } from './names.js';
 import {
   ByteWatch,
   controlSizes,
@@ -32,7 +33,7 @@ import {
 } from './data-path.js';
 import { TunnelRating, type DownReason, type Rating } from './health-rating.js';
 
-export type HealthState = 'connecting' | 'up' | 'down' | 'auth-failed';
+export type { HealthState } from './names.js';
 
 export interface WgPeerHealth {
   hasEndpoint: boolean;

@@ -126,7 +126,7 @@ export function setChanges(
 }
 
 /** nft prints a one-address prefix without its length: compare both spellings alike */
-function canonicalElement(e: string): string {
+export function canonicalElement(e: string): string {
   return e.replace(/\/(32|128)$/, (m, len: string) =>
     e.includes(':') === (len === '128') ? '' : m,
   );

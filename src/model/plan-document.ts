@@ -51,6 +51,26 @@ const Change = z
   })
   .meta({ id: 'Change' });
 
+/** a list fetched by URL as the plan was made with it (config/load-destinations.ts UrlListLoad) */
+const PlanListDoc = z
+  .object({
+    list: z.string().meta({
+      description: 'the URL without credentials or query (`?…`), with `:category` when one is read',
+    }),
+    rules: z.array(z.string()).meta({ description: 'the rules that name it' }),
+    state: z.enum(['ok', 'stale', 'pending']).meta({
+      description:
+        '`ok`: its cached copy is used; `stale`: its copy is used, the last fetch failed; `pending`: no copy, the list contributes nothing',
+    }),
+    format: z.string().optional(),
+    entries: Count.optional(),
+    fetchedAt: z.string().optional(),
+    checkedAt: z.string().optional(),
+    error: z.string().optional(),
+  })
+  .meta({ id: 'PlanList' });
+export type PlanListDoc = z.infer<typeof PlanListDoc>;
+
 export const PlanDocument = z
   .object({
     formatVersion: z.literal(PLAN_FORMAT_VERSION),
@@ -76,6 +96,10 @@ export const PlanDocument = z
       }),
     ),
     warnings: z.array(z.string()),
+    lists: z.array(PlanListDoc).optional().meta({
+      description:
+        'The lists by URL of the config and the copy each was planned with (`to.lists: [{url}]`).',
+    }),
   })
   .meta({
     id: 'PlanDocument',
@@ -85,7 +109,11 @@ export const PlanDocument = z
   });
 export type PlanDocument = z.infer<typeof PlanDocument>;
 
-export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {
+export function toPlanDocument(
+  p: Plan,
+  configFile?: string,
+  lists?: readonly PlanListDoc[],
+): PlanDocument {
   const changes = p.changes.filter((c) => c.action !== 'noop');
   const count = (a: string) => changes.filter((c) => c.action === a).length;
   return {
@@ -112,6 +140,7 @@ export function toPlanDocument(p: Plan, configFile?: string): PlanDocument {
     },
     foreign: p.foreign.map((f) => ({ ...f })),
     warnings: [...p.warnings],
+    ...(lists?.length ? { lists: lists.map((l) => ({ ...l, rules: [...l.rules] })) } : {}),
   };
 }
 

@@ -21,6 +21,7 @@ import {
   type QueryType,
 } from '../util/dns-wire.js';
 import { markDgram } from './sockmark.js';
+import { bindDgramToDevice, deviceTcpFd } from './bind-device.js';
 import { connectTcp } from './tcpsock.js';
 
 export interface DirectQueryOptions {
@@ -28,6 +29,8 @@ export interface DirectQueryOptions {
   servers: string[];
   /** SO_MARK of every query socket (needs CAP_NET_ADMIN); undefined: unmarked */
   mark?: number;
+  /** send every query through this link only (SO_BINDTODEVICE: a tunnel's own resolvers) */
+  device?: string | undefined;
   /** per server and transport; default 1500 ms */
   timeoutMs?: number;
   /** default 53 (tests use another) */
@@ -74,6 +77,7 @@ async function overUdp(
       });
     });
     if (o.mark !== undefined) markDgram(sock, o.mark);
+    if (o.device !== undefined) bindDgramToDevice(sock, o.device);
     for (const q of qs) sock.send(buildQuery(q.id, name, q.type), port, server);
     await done;
   } finally {
@@ -96,6 +100,7 @@ async function overTcp(
     port: o.port ?? 53,
     timeoutMs,
     ...(o.mark !== undefined ? { mark: o.mark } : {}),
+    ...(o.device !== undefined ? { socketFd: (f: 4 | 6) => deviceTcpFd(f, o.device!) } : {}),
   }).catch(() => undefined);
   if (!s) return TIMEOUT;
   return await new Promise<AnswerResult>((resolve) => {

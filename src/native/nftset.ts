@@ -27,7 +27,6 @@
  *   the first address after the range with NFT_SET_ELEM_INTERVAL_END (omitted when the range
  *   runs to the end of the address space).
  */
-import { readFileSync } from 'node:fs';
 import ipaddr, { type IPv4, type IPv6 } from '../util/ipaddr.js';
 import { AwgError } from '../errors.js';
 import { attrList, encodeNlas, NLA_F_NESTED, nlaStr } from './genl.js';
@@ -152,7 +151,9 @@ export interface SetBatch {
 /**
  * The batch that adds (NEWSETELEM, NLM_F_CREATE) or deletes `elements` of set `set` of table
  * `table`; `flushFirst`: it empties the set first (the set then holds exactly `elements`, with
- * no moment in between visible to packets). Pure; seqs run from `seq` upward (BEGIN has `seq`).
+ * no moment in between visible to packets); `then`: a second command's elements after those,
+ * in the same transaction (a delta: deletions, then additions). Pure; seqs run from `seq`
+ * upward (BEGIN has `seq`).
  */
 export function buildSetElemBatch(
   cmd: number,
@@ -163,6 +164,7 @@ export function buildSetElemBatch(
   seq: number,
   portid = 0,
   flushFirst = false,
+  then?: { cmd: number; elements: readonly RawElement[] },
 ): SetBatch {
   const msgs: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, seq, portid)];
   const acked: number[] = [];
@@ -185,35 +187,39 @@ export function buildSetElemBatch(
     );
     acked.push(s);
   }
-  const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
   const names = encodeNlas([
     nlaStr(NFTA_SET_ELEM_LIST_TABLE, table),
     nlaStr(NFTA_SET_ELEM_LIST_SET, set),
   ]);
-  const message = (from: number, to: number, size: number): void => {
-    const s = (seq = (seq + 1) >>> 0);
-    const body = Buffer.allocUnsafe(4 + names.length + 4 + size);
-    header.copy(body, 0);
-    names.copy(body, 4);
-    let off = 4 + names.length;
-    nlaHeader(body, off, 4 + size, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
-    off += 4;
-    for (let i = from; i < to; i++) off = elementInto(body, off, elements[i]!);
-    msgs.push(buildMessage((NFNL_SUBSYS_NFTABLES << 8) | cmd, flags, s, portid, body));
-    acked.push(s);
-  };
-  let first = 0;
-  let size = 0;
-  for (let i = 0; i < elements.length; i++) {
-    const n = elementSize(elements[i]!);
-    if (size + n > ELEMENTS_MAX - 4) {
-      message(first, i, size);
-      first = i;
-      size = 0;
+  const part = (cmd: number, elements: readonly RawElement[]): void => {
+    const flags = NLM_F_REQUEST | NLM_F_ACK | (cmd === NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0);
+    const message = (from: number, to: number, size: number): void => {
+      const s = (seq = (seq + 1) >>> 0);
+      const body = Buffer.allocUnsafe(4 + names.length + 4 + size);
+      header.copy(body, 0);
+      names.copy(body, 4);
+      let off = 4 + names.length;
+      nlaHeader(body, off, 4 + size, NFTA_SET_ELEM_LIST_ELEMENTS | NLA_F_NESTED);
+      off += 4;
+      for (let i = from; i < to; i++) off = elementInto(body, off, elements[i]!);
+      msgs.push(buildMessage((NFNL_SUBSYS_NFTABLES << 8) | cmd, flags, s, portid, body));
+      acked.push(s);
+    };
+    let first = 0;
+    let size = 0;
+    for (let i = 0; i < elements.length; i++) {
+      const n = elementSize(elements[i]!);
+      if (size + n > ELEMENTS_MAX - 4) {
+        message(first, i, size);
+        first = i;
+        size = 0;
+      }
+      size += n;
     }
-    size += n;
-  }
-  if (elements.length > first) message(first, elements.length, size);
+    if (elements.length > first) message(first, elements.length, size);
+  };
+  part(cmd, elements);
+  if (then) part(then.cmd, then.elements);
   msgs.push(batchMarker(NFNL_MSG_BATCH_END, (seq + 1) >>> 0, portid));
   return { msgs, acked };
 }
@@ -450,6 +456,8 @@ export interface NftSetWriter {
   write(cmd: number, set: string, elements: readonly RawElement[]): void;
   /** Make the set hold exactly `elements` (flush and add, one transaction; none: flush only). */
   replace(set: string, elements: readonly RawElement[]): void;
+  /** Delete `removed`, then add `added`, in one transaction (a changed static set). */
+  update(set: string, removed: readonly RawElement[], added: readonly RawElement[]): void;
   close(): void;
 }
 
@@ -496,9 +504,10 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
     set: string,
     elements: readonly RawElement[],
     flushFirst = false,
+    then?: { cmd: number; elements: readonly RawElement[] },
   ): void => {
-    if (elements.length === 0 && !flushFirst) return;
-    const what = `nft set ${family} ${table} ${set}: ${flushFirst ? 'replace with' : verb(cmd)} ${elements.length} element(s)`;
+    if (elements.length === 0 && !flushFirst && !then?.elements.length) return;
+    const what = `nft set ${family} ${table} ${set}: ${flushFirst ? 'replace with' : verb(cmd)} ${elements.length} element(s)${then ? `, ${verb(then.cmd)} ${then.elements.length}` : ''}`;
     const first = sock.nextSeq();
     const batch = buildSetElemBatch(
       cmd,
@@ -509,6 +518,7 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       first,
       sock.portid,
       flushFirst,
+      then,
     );
     // advance the socket's seq past the batch's
     for (let i = 1; i < batch.msgs.length; i++) sock.nextSeq();
@@ -526,7 +536,7 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       sock.close();
       sock = next;
       writerPorts.add(sock.portid);
-      write(cmd, set, elements, flushFirst);
+      write(cmd, set, elements, flushFirst, then);
       return;
     }
     let answers: Map<number, number>;
@@ -572,6 +582,8 @@ export function openSetWriter(opts: SetWriterOptions): NftSetWriter {
       settle(() => write(NFT_MSG_NEWSETELEM, set, cidrElements(cidrs, timeoutMs))),
     write: (cmd, set, elements) => write(cmd, set, elements),
     replace: (set, elements) => write(NFT_MSG_NEWSETELEM, set, elements, true),
+    update: (set, removed, added) =>
+      write(NFT_MSG_DELSETELEM, set, removed, false, { cmd: NFT_MSG_NEWSETELEM, elements: added }),
     close: () => {
       writerPorts.delete(sock.portid);
       sock.close();
@@ -651,61 +663,4 @@ export function dumpSetElements(opts: SetWriterOptions & { set: string }): Dumpe
   }
 }
 
-const NFT_MSG_GETGEN = 16;
-const NFT_MSG_NEWGEN = 15;
-const NFTA_GEN_ID = 1;
-
-/**
- * The nf_tables generation of this network namespace (or `netns`'s, for the stamp): a counter the kernel bumps on every
- * committed change (any table, any set element). Equal generations mean an unchanged ruleset,
- * so a listing read at that generation is still what the kernel holds. Undefined when it
- * cannot be read (no nf_tables, no permission): callers then read afresh.
- */
-export function nftGeneration(): number | undefined {
-  return nftGenerationOf()?.gen;
-}
-
-/**
- * The generation with what makes it unique beyond this namespace's lifetime: `<boot id>/<netns
- * cookie>/<generation>` (the cookie, SO_NETNS_COOKIE, is never reused within a boot;
- * the generation restarts in every namespace). Equal stamps: nothing in this namespace's
- * nf_tables changed in between. Undefined when it cannot be read.
- */
-export function nftGenerationStamp(netns?: string): string | undefined {
-  const g = nftGenerationOf(netns);
-  if (g?.cookie === undefined) return undefined;
-  let boot: string;
-  try {
-    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-  return `${boot}/${g.cookie}/${g.gen}`;
-}
-
-function nftGenerationOf(netns?: string): { gen: number; cookie?: bigint } | undefined {
-  let sock: NetlinkSocket | undefined;
-  try {
-    sock = NetlinkSocket.open({ protocol: NETLINK_NETFILTER, netns });
-    const msg = buildMessage(
-      (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN,
-      NLM_F_REQUEST | NLM_F_ACK,
-      sock.nextSeq(),
-      0,
-      Buffer.from([0 /* AF_UNSPEC */, 0, 0, 0]),
-    );
-    for (const m of sock.request(msg, 1000)) {
-      if (m.type !== ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) continue;
-      // nfgenmsg (4 bytes), then attributes
-      const id = attrList(m.payload, 4).find((a) => a.type === NFTA_GEN_ID);
-      if (!id || id.value.length < 4) continue;
-      const cookie = sock.netnsCookie();
-      return { gen: id.value.readUInt32BE(0), ...(cookie !== undefined ? { cookie } : {}) };
-    }
-    return undefined;
-  } catch {
-    return undefined;
-  } finally {
-    sock?.close();
-  }
-}
+export { nftGeneration, nftGenerationStamp } from './nftgen.js';

@@ -7,7 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
-import { hasErrors, loadConfigFile } from '../config/load.js';
+import { hasErrors, loadConfigFile, type UrlListLoad } from '../config/load.js';
+import type { UrlListSource } from '../config/load-destinations.js';
 import type { DestinationSet } from '../config/lists.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
@@ -47,6 +48,8 @@ export interface Prepared {
   selection?: HostSelection;
   /** per rule with `to`, by rule name: its destinations (inline values and list files) */
   destinations?: ReadonlyMap<string, DestinationSet>;
+  /** the lists by URL: the copy each uses, or why none (config/load-destinations.ts) */
+  urlLists?: UrlListLoad[];
 }
 
 export interface PrepareOptions {
@@ -86,6 +89,8 @@ export interface PrepareOptions {
   fingerprintKey?: () => Uint8Array;
   /** the host a config with overlays is rendered for (default: this machine) */
   selection?: HostSelection;
+  /** the last good copies of URL lists (util/list-cache.ts); absent: every URL list is pending */
+  urlList?: UrlListSource | undefined;
 }
 
 /**
@@ -97,7 +102,10 @@ export type PrepareResult =
 
 export async function prepare(file: string, opts: PrepareOptions = {}): Promise<PrepareResult> {
   const env = opts.env ?? process.env;
-  const loaded = await loadConfigFile(file, opts.selection ? { selection: opts.selection } : {});
+  const loaded = await loadConfigFile(file, {
+    ...(opts.selection ? { selection: opts.selection } : {}),
+    ...(opts.urlList ? { urlList: opts.urlList } : {}),
+  });
   if (!loaded.config) return { ok: false, issues: loaded.issues };
   const config = loaded.config;
   const issues = [...loaded.issues];
@@ -203,6 +211,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       // list files too: the daemon follows them like the config
       sources: [...loaded.sources, ...(loaded.listFiles ?? [])],
       ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
+      ...(loaded.urlLists?.length ? { urlLists: loaded.urlLists } : {}),
       ...(loaded.selection ? { selection: loaded.selection } : {}),
     },
   };

@@ -8,8 +8,12 @@
  * - an element deleted or added by hand (the set's comment kept) is drift: the observed
  *   comment tells the kernel's count, and an apply loads the set again; the verified
  *   generation spares the count when nothing changed;
- * - a list edit replaces the set's content in the transaction; the live elements of the
- *   digest it drops are kept for a rollback.
+ * - a list edit changes the set in place: the elements that differ are deleted and added over
+ *   netlink in one transaction before the table's (the set keeps its handle, the learned set
+ *   after it its entries); the kernel's
+ *   comment still names the first content, the state directory's record the one it holds
+ *   (resources/firewall/set-contents.ts), so observation reads the new content; the live
+ *   elements of the digest it drops are kept for a rollback.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Change } from '../../src/model/change.js';
@@ -104,6 +108,7 @@ describe.skipIf(skip)(
         stamp: () => kernel.stamp(),
         dump: (t, s) => (dumps++, kernel.dump(t, s)),
         fill: (t, s, e) => kernel.fill(t, s, e),
+        update: (t, s, r, a) => kernel.update(t, s, r, a),
       };
     });
     afterAll(async () => {
@@ -200,23 +205,56 @@ describe.skipIf(skip)(
       expect(dumps).toBe(0);
     });
 
-    it('a list edit loads the new content; the dropped digest stays known for a rollback', async () => {
+    /** a set's kernel handle (`nft -a`) */
+    const handle = async (set: string): Promise<number> => {
+      const r = await nsExec(ns.name, 'nft', ['-a', '-j', 'list', 'set', 'inet', TABLE, set]);
+      const doc = JSON.parse(r.stdout) as { nftables: { set?: { handle: number } }[] };
+      return doc.nftables.find((x) => x.set)!.set!.handle;
+    };
+
+    it('a list edit changes the set in place (its handle kept); the dropped digest stays known for a rollback', async () => {
       const before = policy({ killSwitch: 'on' });
       const old = staticSets(before.ruleset)[0]!;
+      const h = await handle('d4_listed');
+      await nsExec(ns.name, 'nft', [
+        'add',
+        'element',
+        'inet',
+        TABLE,
+        'l4_listed',
+        '{ 198.51.100.9 timeout 1h }',
+      ]);
       // as in a new process (`awg apply` after an edit): the live digest's elements unknown
       // (this process keeps 64 digests; 64 other renders push it out)
       for (let i = 0; i < 64; i++) policy({ d4: [`10.${i}.0.0/16`] });
       expect(knownElements(old.digest)).toBeUndefined();
       const edited = policy({ killSwitch: 'on', d4: v4List(3000, 1) });
       expect(staticSets(edited.ruleset)[0]!.digest).not.toBe(old.digest);
-      expect(await driver().apply(mk('update', edited), ctx())).toBe('changed');
+      const c = ctx();
+      expect(await driver().apply(mk('update', edited), c)).toBe('changed');
+      // the difference over netlink (one transaction), then the table's, which keeps the set
+      expect(c.reporter.mutations.filter((m) => !m.includes('killswitch-boot'))).toEqual([
+        'netlink: change nft set inet awgs d4_listed in place (+3000 −3000)',
+        expect.stringMatching(
+          /^nft -f - \(load table inet awgs, \d+ lines; set\(s\) kept: d4_listed, l4_listed, d6_listed\)$/,
+        ),
+      ]);
+      expect(inputs.at(-1)).not.toMatch(/delete set|add element|delete element/);
+      expect(await handle('d4_listed')).toBe(h);
+      expect(await held('d4_listed')).toBe(3000);
+      // the learned set after it was kept with its entry
+      expect(await held('l4_listed')).toBeGreaterThan(0);
+      // the kernel's comment still names the first content; the observation reads the record
+      const raw = (await nsExec(ns.name, 'nft', ['list', 'set', 'inet', TABLE, 'd4_listed']))
+        .stdout;
+      expect(raw).toContain(`sha256=${old.digest}`);
       expect((await driver().observe(scope())).resources[0]!.spec).toEqual(edited);
       // read from the kernel before the transaction dropped them: what the rollback loads
       expect(knownElements(old.digest)).toEqual(v4List(3000));
-      // back: the old content again, from those elements (the render of `before` would
-      // put them back itself: check the kernel's count against the comment instead)
+      // back: the old content again, in place too
       const back = { ...before };
       expect(await driver().apply(mk('update', back), ctx())).toBe('changed');
+      expect(await handle('d4_listed')).toBe(h);
       expect(await held('d4_listed')).toBe(old.count);
       expect((await driver().observe(scope())).resources[0]!.spec).toEqual(before);
     });

@@ -673,7 +673,12 @@ export interface Daemon {
  * opened here, in the initial network namespace (the connector refuses others), inherited
  * as fd 3 (AWG_PROC_CONNECTOR_FD=3). Ready once `awg status` answers converged.
  */
-export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<Daemon> {
+export async function startDaemon(
+  ns: string,
+  e: AwgEnv,
+  cfg: string,
+  extra: string[] = [],
+): Promise<Daemon> {
   const socket = join(e.dir, 'run', 'awg.sock');
   const fd = openConnectorSocket();
   // AWGT_CONNECTOR_RCVBUF=N enlarges the socket's queue (it holds every host exec/fork until
@@ -683,7 +688,7 @@ export async function startDaemon(ns: string, e: AwgEnv, cfg: string): Promise<D
   const spawned = nsSpawn(
     ns,
     process.execPath,
-    [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket],
+    [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket, ...extra],
     { env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' }, fds: [fd] },
   );
   closeFd(fd);

@@ -6,7 +6,8 @@
  *
  * - the page shows the tunnel up with its handshake; a transfer through the tunnel (iperf3)
  *   moves its chart;
- * - a config edit shows up in the event log; as root, Diff shows a pending config's plan,
+ * - a config edit shows up in the event log; a list by URL with no copy shows as pending with
+ *   a banner (gone when the config drops it); as root, Diff shows a pending config's plan,
  *   Apply its result, and Confirm keeps an apply that waits for it;
  * - the daemon killed: the "service unavailable" banner; restarted: the banner goes and the
  *   page carries on (the same document: no reload);
@@ -287,6 +288,30 @@ describe.skipIf(skip)('awg ui in chromium against a daemon in a namespace', () =
       .locator('#events li[data-type="reconcile-finished"]')
       .first()
       .waitFor({ timeout: 20_000 });
+  });
+
+  it('a list by URL without a copy: its row says pending and the banner warns', async () => {
+    // nothing listens on port 9 in the daemon's namespace: the fetch fails, no copy exists
+    const url = 'http://127.0.0.1:9/awg-ui.lst';
+    writeConfig(
+      ce,
+      'client.yaml',
+      clientConfig(k, { keepalive: 2, extraAllowed: ['10.201.0.0/24'] }) +
+        `rules:\n  - name: listed\n    to:\n      lists:\n        - url: ${url}\n    target: vpn\n`,
+    );
+    const row = page.locator('#lists tbody tr[data-state="pending"]');
+    await row.waitFor({ timeout: 30_000 });
+    expect(await row.textContent()).toContain(url);
+    const banner = page.locator('#lists-banner');
+    await banner.waitFor({ state: 'visible', timeout: 30_000 });
+    expect(await page.locator('#lists-text').textContent()).toContain('not fetched yet');
+    // back to the config the later tests expect
+    writeConfig(
+      ce,
+      'client.yaml',
+      clientConfig(k, { keepalive: 2, extraAllowed: ['10.201.0.0/24'] }),
+    );
+    await banner.waitFor({ state: 'hidden', timeout: 30_000 });
   });
 
   it('the daemon killed: "service unavailable"; restarted: the page recovers without a reload', async () => {

@@ -3,6 +3,7 @@ import { executeChanges } from '../../reconciler/execute.js';
 import { applyContextOf } from '../../reconciler/observe.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
+import { cacheSourceIn } from '../../pipeline/list-update.js';
 import { converge } from '../../pipeline/converge.js';
 import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
 import { FileStateStore } from '../../util/state.js';
@@ -152,6 +153,8 @@ async function applyDirect(
     state,
     persistEndpoints: !o.dryRun,
     fingerprintKey,
+    // lists by URL: their cached copies (`awg lists update` fetches them)
+    urlList: cacheSourceIn(state.dir),
     ...sel,
     ...(deps.exec ? { exec: deps.exec } : {}),
   });

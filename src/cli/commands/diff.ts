@@ -56,6 +56,7 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       { renderPlan },
       { fingerprintKeyOf },
       { FileStateStore },
+      lists,
     ] = await Promise.all([
       import('../../model/change.js'),
       import('../../pipeline/diff.js'),
@@ -65,6 +66,7 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       import('../render-plan.js'),
       import('../../util/host-key.js'),
       import('../../util/state.js'),
+      listParts(),
     ]);
     // endpoint answers of earlier runs are read, never written: diff changes nothing
     const state = new FileStateStore(stateDirFrom(o.stateDir));
@@ -79,6 +81,7 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       state,
       persistEndpoints: false,
       fingerprintKey,
+      urlList: lists.cacheSourceIn(state.dir),
       ...(selection ? { selection } : {}),
       ...(deps.exec ? { exec: deps.exec } : {}),
     });
@@ -96,11 +99,14 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       exec,
     });
     const plan = await observeAndPlan(env, env.applied, p.desired);
+    const planned = lists.planLists(p);
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
-      io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
-    } else
+      io.out(JSON.stringify(toPlanDocument(plan, o.file, planned), null, 2) + '\n');
+    } else {
       io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose, elements: knownElements }));
+      io.out(lists.listsText(planned));
+    }
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));
@@ -127,7 +133,10 @@ async function diffViaDaemon(io: Io, o: DiffOptions, c: DaemonClient): Promise<n
     const r = await c.diff({ configPath: resolve(o.file) });
     const doc = { ...r.plan, config: o.file };
     if (o.json) io.out(JSON.stringify(doc, null, 2) + '\n');
-    else io.out(renderPlan(planFromDocument(doc), { colour: io.colour, verbose: o.verbose }));
+    else {
+      io.out(renderPlan(planFromDocument(doc), { colour: io.colour, verbose: o.verbose }));
+      io.out((await listParts()).listsText(doc.lists));
+    }
     return r.changes ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e));
@@ -156,6 +165,7 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       { FileStateStore },
       { AppliedStore },
       { fingerprintKeyOf },
+      lists,
     ] = await Promise.all([
       import('../../util/files.js'),
       import('../../model/change.js'),
@@ -167,6 +177,7 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       import('../../util/state.js'),
       import('../../pipeline/applied.js'),
       import('../../util/host-key.js'),
+      listParts(),
     ]);
     const state = new FileStateStore(stateDirFrom(o.stateDir));
     const fingerprintKey = () =>
@@ -181,6 +192,7 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       env,
       skipSecrets: o.skipSecrets,
       fingerprintKey,
+      urlList: lists.cacheSourceIn(state.dir),
       ...(rec.facts ? { facts: rec.facts } : {}),
       ...(selection ? { selection } : {}),
     });
@@ -203,14 +215,31 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
     io.err(
       `planned against ${file}${rec.host ? ` (host ${rec.host})` : ''}${rec.facts ? '' : ", without the host's facts"}${unread ? `; ${unread} secret value(s) not readable here, assumed unchanged` : ''}\n`,
     );
+    const planned = lists.planLists(p);
     if (o.json) {
       const { toPlanDocument } = await import('../../model/plan-document.js');
-      io.out(JSON.stringify(toPlanDocument(plan, o.file), null, 2) + '\n');
-    } else
+      io.out(JSON.stringify(toPlanDocument(plan, o.file, planned), null, 2) + '\n');
+    } else {
       io.out(renderPlan(plan, { colour: io.colour, verbose: o.verbose, elements: knownElements }));
+      io.out(lists.listsText(planned));
+    }
     return hasChanges(plan) ? 2 : 0;
   } catch (e) {
     printError(io, toAwgError(e, 'invalid-config'));
     return 1;
   }
+}
+
+/** the parts of lists by URL a diff uses: the cache, a plan's lists and their lines */
+async function listParts() {
+  const [{ cacheSourceIn, planLists }, { planListLines }, { safeLine }] = await Promise.all([
+    import('../../pipeline/list-update.js'),
+    import('../render-lists.js'),
+    import('../../util/sanitize.js'),
+  ]);
+  const listsText = (l: Parameters<typeof planListLines>[0]): string => {
+    const lines = planListLines(l);
+    return lines.length ? `lists:\n${lines.map((x) => `  ${safeLine(x)}\n`).join('')}` : '';
+  };
+  return { cacheSourceIn, planLists, listsText };
 }

@@ -14,6 +14,8 @@ import type { DaemonEvent, RuleCounter, StatusResponse } from '../../daemon/core
 import { statusDocument } from '../../daemon/status-document.js';
 import { formatEvent, humanBytes, limitRates } from '../foreground.js';
 import { readDirectTraffic } from '../../daemon/traffic.js';
+import { contentCount, readContents } from '../../resources/firewall/set-contents.js';
+import { listStatusLines } from '../render-lists.js';
 import { safeLine } from '../../util/sanitize.js';
 import type { ObservationRecord } from '../../pipeline/observation.js';
 import {
@@ -114,7 +116,12 @@ export async function statusCommand(
       // (macOS has no counters of ours to read yet)
       traffic:
         last && platform.trafficCounters === 'nft'
-          ? await readDirectTraffic(env.exec, env.claims.nftTable, last.resources)
+          ? await readDirectTraffic(
+              env.exec,
+              env.claims.nftTable,
+              last.resources,
+              contentCount(readContents(env.state, env.claims.nftTable)),
+            )
           : { rules: [], tunnels: [] },
       ...(conditions.length ? { hostConditions: conditions } : {}),
     };
@@ -242,6 +249,7 @@ function statusLines(s: StatusResponse): string[] {
   out.push(...hostLines(s.hostConditions));
   const u = updateLine(s.update);
   if (u) out.push(u);
+  out.push(...listStatusLines(s.lists));
   if (s.confirmDeadline)
     out.push(
       `confirm pending: run \`awg confirm\` by ${s.confirmDeadline} or the last apply is reverted`,

@@ -1,5 +1,7 @@
 import { hasErrors } from '../../config/load.js';
 import { prepare } from '../../pipeline/prepare.js';
+import { stateDirFrom } from '../../pipeline/host.js';
+import { cacheSourceIn } from '../../pipeline/list-update.js';
 import { printIssues, type Io } from '../output.js';
 import { selectionOrExit, type SelectionOptions } from '../selection.js';
 
@@ -13,7 +15,9 @@ export interface ValidateOptions extends SelectionOptions {
 export async function validateCommand(io: Io, o: ValidateOptions): Promise<number> {
   const sel = await selectionOrExit(io, o);
   if (typeof sel === 'number') return sel;
-  const r = await prepare(o.file, { skipSecrets: o.skipSecrets, ...sel });
+  // lists by URL are checked in the copies this host has fetched (read only; none: a warning)
+  const urlList = cacheSourceIn(stateDirFrom(undefined));
+  const r = await prepare(o.file, { skipSecrets: o.skipSecrets, urlList, ...sel });
   const issues = r.ok ? r.prepared.issues : r.issues;
   const ok = r.ok && !hasErrors(issues);
   if (o.json) {

@@ -46,6 +46,8 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 export const ASSETS: Readonly<Record<string, string>> = {
   '/': 'index.html',
   '/app.js': 'app.js',
+  '/events.js': 'events.js',
+  '/lists.js': 'lists.js',
   '/app.css': 'app.css',
 };
 const TYPES: Readonly<Record<string, string>> = {

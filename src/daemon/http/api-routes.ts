@@ -25,6 +25,8 @@ import {
   LimitResponseDoc,
   LimitsDoc,
   ProcessesDoc,
+  UpdateListsRequestDoc,
+  UpdateListsResponseDoc,
 } from '../api-documents.js';
 import type { Rpc } from '../authz.js';
 import type { TopRequest } from '../core.js';
@@ -225,6 +227,17 @@ export const API_ROUTES: readonly Route[] = [
     NoBody,
     ConfirmResponseDoc,
     ({ core, gate, peer }) => confirmAs(core, gate, peer),
+  ),
+  post(
+    '/api/lists/update',
+    'UpdateLists',
+    'Fetch the lists by URL now (all, or one) and apply what changed (`awg lists update`).',
+    UpdateListsRequestDoc,
+    UpdateListsResponseDoc,
+    ({ core, gate, peer }, req) => {
+      gate.audit('UpdateLists', peer, { list: req.list ?? 'all' });
+      return core.updateLists({ list: req.list });
+    },
   ),
   post(
     '/api/down',

@@ -7,6 +7,7 @@ import { LIMIT_ACTIONS, WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
+import { listFetchedFromWire, listFetchedToWire } from './lists.js';
 import {
   downReasonFromWire,
   healthFromWire,
@@ -84,6 +85,10 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       };
     case 'gap':
       return { at: e.at, gap: { after: e.after, reason: e.reason } };
+    case 'list': {
+      const { type: _t, at, ...rest } = e;
+      return { at, list: listFetchedToWire(rest) };
+    }
     case 'limit':
       return {
         at: e.at,
@@ -142,6 +147,7 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       rules: (w.traffic.rules ?? []).map(ruleCounterFromWire),
       tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
     };
+  if (w.list) return listFetchedFromWire(w.list, at);
   if (w.limit) {
     const action = LIMIT_ACTIONS.find((a) => a === w.limit?.action);
     // an action this client does not know (a newer daemon's): skipped like an unknown event

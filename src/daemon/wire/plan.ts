@@ -3,6 +3,7 @@
  * proto's Plan is the plan document of `awg diff --json` field for field, but for the
  * resource specs, which travel as JSON text (they vary by kind). Pure.
  */
+import { planListFromWire, planListToWire } from './lists.js';
 import { checkConfirmTimeout } from '../confirm.js';
 import { AwgError } from '../../errors.js';
 import type { PlanDocument } from '../../model/plan-document.js';
@@ -44,6 +45,7 @@ export function planToWire(p: PlanDocument): Plan__Output {
     summary: { ...p.summary },
     foreign: p.foreign.map((f) => ({ ...f })),
     warnings: [...p.warnings],
+    lists: (p.lists ?? []).map(planListToWire),
   };
 }
 
@@ -82,6 +84,7 @@ export function planFromWire(w: Plan__Output | null | undefined): PlanDocument {
       description: f.description,
     })),
     warnings: [...w.warnings],
+    ...(w.lists?.length ? { lists: w.lists.flatMap(planListFromWire) } : {}),
   };
 }
 

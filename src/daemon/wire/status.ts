@@ -23,6 +23,7 @@ import {
 import type { HealthState } from '../tunnel-health.js';
 import { errIn, opt, protoEnum } from './common.js';
 import { limitRef, processLimit } from './limits.js';
+import { urlListFromWire, urlListToWire } from './lists.js';
 import type { ConfigState__Output } from './generated/awg/v1/ConfigState.js';
 import type { DnsStub__Output } from './generated/awg/v1/DnsStub.js';
 import type { HostCondition__Output } from './generated/awg/v1/HostCondition.js';
@@ -174,6 +175,7 @@ export function statusToWire(s: StatusResponse): StatusResponse__Output {
     ...opt('dnsStub', s.dnsStub ? dnsStub(s.dnsStub) : undefined),
     hostConditions: (s.hostConditions ?? []).map(hostConditionToWire),
     ...opt('update', s.update ? updateToWire(s.update) : undefined),
+    lists: (s.lists ?? []).map(urlListToWire),
   };
 }
 
@@ -327,6 +329,7 @@ export function statusFromWire(w: StatusResponse__Output): StatusResponse {
       ? { hostConditions: w.hostConditions.flatMap(hostConditionFromWire) }
       : {}),
     ...opt('update', w.update ? updateFromWire(w.update) : undefined),
+    ...(w.lists?.length ? { lists: w.lists.flatMap(urlListFromWire) } : {}),
   };
 }
 

@@ -56,10 +56,21 @@ export function parseCountersJson(text: string, table: string): Map<string, Coun
 }
 
 const SET_LINE = /^app\/([^/]+)\/@([^/]+)$/;
-const STATIC_COMMENT = /^awg n=(\d+) sha256=[0-9a-f]+$/;
+const STATIC_COMMENT = /^awg n=(\d+) sha256=([0-9a-f]+)$/;
+
+/**
+ * A static set changed in place holds another count than its kernel comment says: the count
+ * the state directory's record gives for (set, the comment's digest), when it has one
+ * (set-contents.ts contentCount).
+ */
+export type ContentCount = (set: string, digest: string) => number | undefined;
 
 /** counters by comment key, and per destination rule the counters of its sets */
-export function parseTableCounters(text: string, table: string): TableCounters {
+export function parseTableCounters(
+  text: string,
+  table: string,
+  contents?: ContentCount,
+): TableCounters {
   const out = new Map<string, Counter>();
   const sets = new Map<string, SetCounter[]>();
   const declared = new Map<string, Pick<SetCounter, 'kind' | 'elements'>>();
@@ -70,7 +81,11 @@ export function parseTableCounters(text: string, table: string): TableCounters {
     if (typeof s['name'] !== 'string') continue;
     const c = typeof s['comment'] === 'string' ? STATIC_COMMENT.exec(s['comment']) : null;
     const flags = Array.isArray(s['flags']) ? s['flags'] : [];
-    if (c) declared.set(s['name'], { kind: 'static', elements: Number(c[1]) });
+    if (c)
+      declared.set(s['name'], {
+        kind: 'static',
+        elements: contents?.(s['name'], c[2]!) ?? Number(c[1]),
+      });
     else if (flags.includes('timeout')) declared.set(s['name'], { kind: 'learned' });
   }
   for (const item of all) {
@@ -138,12 +153,12 @@ export async function readRuleCounters(
 export async function readTableCounters(
   exec: Pick<Exec, 'read'>,
   table: string,
-  opts: { learned?: boolean | undefined } = {},
+  opts: { learned?: boolean | undefined; contents?: ContentCount | undefined } = {},
 ): Promise<TableCounters> {
   const [cmd, args] = NFT_COUNTERS_READ;
   const r = await exec.read(cmd, args, { allowFail: true });
   if (r.code !== 0) return { rules: new Map(), sets: new Map() };
-  const t = parseTableCounters(r.stdout, table);
+  const t = parseTableCounters(r.stdout, table, opts.contents);
   if (opts.learned === false) return t;
   for (const list of t.sets.values())
     for (const s of list) {

@@ -34,12 +34,10 @@ import {
   parseTableNames,
   tableOfRuleset,
   tagTable,
-  untagTable,
   type TableListing,
 } from './parse.js';
 import { NFT_MARKER } from './policy.js';
 import { normaliseRuleset } from './normalise.js';
-import { renderTransaction } from './render.js';
 import {
   dumpedIntervals,
   intervalCount,
@@ -49,6 +47,13 @@ import {
   staticSets,
 } from './set-elements.js';
 import { planLoad } from './load.js';
+import {
+  nextContents,
+  overlayContents,
+  readContents,
+  withUpdate,
+  writeContents,
+} from './set-contents.js';
 import { ownerTagOf } from '../owner-lock.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
@@ -59,49 +64,8 @@ import { PrefetchExec } from '../prefetch.js';
 import { stateFile, type StateStore } from '../../util/state.js';
 import { join } from 'node:path';
 
-import { BOOT_RULESET_FILE } from '../service/render.js';
-export { BOOT_RULESET_FILE };
-const BOOT_HEADER =
-  '# managed-by=awg: the kill switch loaded at boot by awg-killswitch.service (nft -f); written by awg apply, removed by awg down\n';
-
-/**
- * What the early unit loads: one transaction, so a table already there is replaced whole;
- * `owner`: the tag its marker carries (the table it makes is its owner's).
- */
-export function renderBootFile(table: string, boot: string, owner?: string): string {
-  return BOOT_HEADER + tagTable(renderTransaction({ family: 'inet', table, ruleset: boot }), owner);
-}
-
-/** The boot table a file holds, normalised; `unreadable` when it is not one we wrote for `table`. */
-export function parseBootFile(text: string, table: string): string {
-  const head = BOOT_HEADER + `add table inet ${table}\ndelete table inet ${table}\n`;
-  return text.startsWith(head)
-    ? untagTable(normaliseRuleset(text.slice(head.length))).ruleset
-    : 'unreadable (not written by awg for this table)\n';
-}
-
-/** The state directory's boot copy: the rendered file, or the table itself in an in-memory store (tests). */
-const bootCopy = {
-  read(state: StateStore, table: string): string | undefined {
-    let text: string | undefined;
-    try {
-      text = stateFile.read(state, BOOT_RULESET_FILE);
-    } catch (e) {
-      return `unreadable (${(e as Error).message})\n`;
-    }
-    return text === undefined || state.dir === ':memory:' ? text : parseBootFile(text, table);
-  },
-  write(state: StateStore, table: string, boot: string): void {
-    stateFile.write(
-      state,
-      BOOT_RULESET_FILE,
-      state.dir === ':memory:' ? boot : renderBootFile(table, boot, ownerTagOf(state)),
-    );
-  },
-  remove(state: StateStore): void {
-    stateFile.remove(state, BOOT_RULESET_FILE);
-  },
-};
+import { BOOT_RULESET_FILE, bootCopy } from './boot-copy.js';
+export { BOOT_RULESET_FILE, parseBootFile, renderBootFile } from './boot-copy.js';
 
 /** The kernel's nf_tables, over netlink (native/nftset.ts), for one network namespace. */
 export interface SetKernel {
@@ -111,6 +75,8 @@ export interface SetKernel {
   dump(table: string, set: string): DumpedElement[];
   /** add interval elements (nft syntax: intervalElements) to an interval set, one transaction */
   fill(table: string, set: string, elements: readonly string[]): void;
+  /** delete some interval elements and add others, one transaction (a set changed in place) */
+  update(table: string, set: string, removed: readonly string[], added: readonly string[]): void;
 }
 
 /** The kernel of namespace `netns` (default: this process's). */
@@ -123,6 +89,14 @@ export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
       const w = n.openSetWriter({ table, netns });
       try {
         w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
+      } finally {
+        w.close();
+      }
+    },
+    update: (table, set, removed, added) => {
+      const w = n.openSetWriter({ table, netns });
+      try {
+        w.update(set, n.intervalElements(removed), n.intervalElements(added));
       } finally {
         w.close();
       }
@@ -321,18 +295,8 @@ function keepDeletedSets(
  * when this process does not know them: what a plan's `+N −M` per set compares (model/
  * firewall-sets.ts), and what a rollback of the change loads again.
  */
-function keepChangingSets(
-  kernel: SetKernel,
-  table: string,
-  live: string,
-  scope: ObserveScope,
-): void {
-  const desired = scope.desired.resources.find(
-    (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
-  );
-  const want = new Map(
-    staticSets(rulesetOf(desired?.spec) ?? '').map((s) => [s.name, s.digest] as const),
-  );
+function keepChangingSets(kernel: SetKernel, table: string, live: string, wanted: string): void {
+  const want = new Map(staticSets(wanted).map((s) => [s.name, s.digest] as const));
   const names = staticSets(live)
     .filter((s) => want.has(s.name) && want.get(s.name) !== s.digest)
     .map((s) => s.name);
@@ -357,9 +321,16 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const foreign: ForeignObject[] = [];
       const read = await readRuleset(opts.exec, table, { reuse: true });
       const kernel = read.table?.marked ? await kernelOf(opts, opts.exec) : undefined;
+      // static sets changed in place say their content through the record (set-contents.ts)
+      const listed = read.table && overlayContents(read.table, readContents(scope.state, table));
       const t =
-        kernel && read.table ? checkCounts(kernel, scope.state, table, read.table) : read.table;
-      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, scope);
+        kernel && listed
+          ? checkCounts(kernel, scope.state, table, listed.listing)
+          : listed?.listing;
+      const desired = scope.desired.resources.find(
+        (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
+      );
+      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, rulesetOf(desired?.spec) ?? '');
       const mine = ownerTagOf(scope.state);
       if (t?.marked && t.owner && mine && t.owner !== mine)
         foreign.push({
@@ -464,12 +435,18 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         if (!cur) return removed ? 'changed' : 'unchanged';
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
         verifiedStamp.clear(ctx.state, spec.table);
+        writeContents(ctx.state, { table: spec.table, sets: {} });
         return 'changed';
       }
+      const contents = readContents(ctx.state, spec.table);
+      const listed = cur && overlayContents(cur, contents);
+      cur = listed?.listing;
       const kernel = await kernelOf(opts, ctx.exec);
       if (kernel && cur) cur = checkCounts(kernel, ctx.state, spec.table, cur);
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
+      // the elements of sets whose content changes, read while they are there: a delta's start
+      if (kernel && cur) keepChangingSets(kernel, spec.table, cur.ruleset, want);
       /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
       const fillSets = async (): Promise<void> => {
         const sets = cgroupSetsOfRuleset(want);
@@ -509,6 +486,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         marker: tagTable(`comment "${NFT_MARKER}"`, mine),
         netlink: kernel !== undefined && !ctx.exec.dryRun,
         known: (d) => knownElements(d) !== undefined,
+        elements: knownElements,
       });
       if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, (n) => plan.kept.includes(n));
       if (kernel && plan.stage !== undefined) {
@@ -541,6 +519,15 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
           throw e;
         }
       }
+      // static sets changed in place: their differences, each one transaction, recorded at once
+      let held = contents;
+      for (const u of plan.updated) {
+        const what = `netlink: change nft set inet ${table} ${u.name} in place (+${u.added} −${u.removed})`;
+        if (kernel && ctx.exec.record(what))
+          kernel.update(table, u.name, u.elements.removed, u.elements.added);
+        held = withUpdate(held, listed?.overlaid ?? new Set(), u);
+        writeContents(ctx.state, held);
+      }
       await ctx.exec.mutate('nft', ['-f', '-'], {
         input: plan.transaction,
         display:
@@ -549,7 +536,10 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
             : `nft -f - (load table inet ${table}, ${want.split('\n').length} lines; set(s) kept: ${[...plan.kept, ...plan.staged.map((s) => s.name)].join(', ') || 'none'})`,
       });
       if (ctx.exec.dryRun) return 'changed';
-      const back = await readTable(ctx.exec, after.table);
+      const now = nextContents(contents, listed?.overlaid ?? new Set(), plan.kept, plan.updated);
+      writeContents(ctx.state, now);
+      const read = await readTable(ctx.exec, after.table);
+      const back = read && overlayContents(read, now).listing;
       if (!back?.marked)
         throw new AwgError(
           'verification',

@@ -15,12 +15,20 @@
  * whole declaration, comment included, is unchanged). Packets meet the old table or the new
  * one, never a set half filled: a staged set is unreferenced until the transaction commits.
  *
+ * A static set whose content changed (a list edit: same declaration, another count and digest
+ * in its comment) is `updated` in place when the elements of both contents are known: the
+ * elements that differ are deleted and added over netlink before the transaction, in one
+ * transaction of their own (set-contents.ts), so the set keeps its handle, the sets after it
+ * are kept too, and the transaction re-adds the set unchanged.
+ *
  * The kernel lists sets in the order they were created, and drift is a comparison of text:
  * the sets are kept while they come in the wanted order, staged while they are new names,
  * and the rest (from the first set that breaks the order on) is created by the transaction.
  */
+import { STATIC_SET_COMMENT_RE } from '../../model/firewall-sets.js';
 import { NFT_MARKER } from './policy.js';
 import { elementCommands, staticSets } from './set-elements.js';
+import { elementDelta, onlyContentDiffers } from './set-contents.js';
 
 export interface TableShape {
   /** top-level lines other than set and chain blocks (the table's comment, flags, …) */
@@ -73,8 +81,22 @@ export interface StagedSet {
   digest?: string;
 }
 
+/** a static set changed in place: its content before and after, and the elements that differ */
+export interface SetDelta {
+  name: string;
+  /** digest and count of the content the set holds now (its comment, read through the record) */
+  from: { digest: string; count: number };
+  to: { digest: string; count: number };
+  added: number;
+  removed: number;
+  /** the elements to delete and to add (nft element syntax) */
+  elements: { removed: string[]; added: string[] };
+}
+
 export interface LoadPlan {
   mode: 'classic' | 'incremental';
+  /** incremental: static sets kept and changed by element deltas (also in `kept`) */
+  updated: SetDelta[];
   /** incremental: `nft -f` text that creates the table if absent and declares the staged sets */
   stage?: string;
   /** incremental: the sets that text declares, in order (static ones filled after it) */
@@ -106,12 +128,15 @@ export function planLoad(o: {
   ruleset: string;
   netlink: boolean;
   known: (digest: string) => boolean;
+  /** a digest's elements when this process holds them: a changed set is updated in place */
+  elements?: (digest: string) => readonly string[] | undefined;
   /** the table's comment statement as a new table gets it (default the bare marker) */
   marker?: string;
 }): LoadPlan {
   const { family, table } = o;
   const classic = (): LoadPlan => ({
     mode: 'classic',
+    updated: [],
     staged: [],
     kept: [],
     transaction: `add table ${family} ${table}\ndelete table ${family} ${table}\n${o.ruleset}${elementCommands(family, table, o.ruleset)}`,
@@ -124,14 +149,19 @@ export function planLoad(o: {
   const digests = new Map(staticSets(o.want).map((s) => [s.name, s.digest]));
   const kept: string[] = [];
   const staged: StagedSet[] = [];
+  const updated: SetDelta[] = [];
   let phase: 'keep' | 'stage' | 'create' = 'keep';
   let lastKept = -1;
   const order = cur ? [...cur.sets.keys()] : [];
   for (const [name, block] of want.sets) {
     if (phase === 'keep') {
       const at = order.indexOf(name);
-      if (at > lastKept && cur?.sets.get(name) === block) {
+      const had = cur?.sets.get(name);
+      const delta =
+        at > lastKept && had !== undefined && had !== block ? deltaOf(had, block) : undefined;
+      if (at > lastKept && (had === block || delta)) {
         kept.push(name);
+        if (delta) updated.push({ name, ...delta });
         lastKept = at;
         continue;
       }
@@ -163,8 +193,30 @@ export function planLoad(o: {
   return {
     mode: 'incremental',
     ...(stage !== undefined ? { stage } : {}),
+    updated,
     staged,
     kept,
     transaction: `${head.join('\n')}\n${o.ruleset}${elementCommands(family, table, o.ruleset, left)}`,
   };
+
+  /** the delta of a set whose content alone changed, when both contents' elements are known */
+  function deltaOf(had: string, block: string): Omit<SetDelta, 'name'> | undefined {
+    if (!o.elements || !onlyContentDiffers(had, block)) return undefined;
+    const content = (b: string) => {
+      for (const l of b.split('\n')) {
+        const m = STATIC_SET_COMMENT_RE.exec(l);
+        if (m) return { count: Number(m[1]), digest: m[2]! };
+      }
+      return undefined;
+    };
+    const from = content(had);
+    const to = content(block);
+    if (!from || !to) return undefined;
+    const a = o.elements(from.digest);
+    const b = o.elements(to.digest);
+    // the set must hold what the known elements say (a count edited by hand: loaded again)
+    if (!a || !b || a.length !== from.count || b.length !== to.count) return undefined;
+    const d = elementDelta(a, b);
+    return { from, to, added: d.added.length, removed: d.removed.length, elements: d };
+  }
 }

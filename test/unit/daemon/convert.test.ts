@@ -265,6 +265,7 @@ describe('proto ⇄ domain conversion (through the protobuf encoding)', () => {
         rules: [],
         limits: [],
         hostConditions: [],
+        lists: [],
       }),
     ).toThrow(/malformed/);
   });

@@ -15,6 +15,7 @@ import type {
   StatusResponse,
   TopDocument,
   TopRequest,
+  UpdateListsResponse,
 } from '../../../src/daemon/core.js';
 import type { AwgError } from '../../../src/errors.js';
 import type { ExecChoice } from '../../../src/model/match.js';
@@ -311,6 +312,21 @@ export const ALL_EVENTS: DaemonEvent[] = [
     after: '1a2b3c4d.17',
     reason: 'the daemon restarted',
   },
+  {
+    type: 'list',
+    at: '2026-11-22T05:01:12.000Z',
+    list: 'https://l.example/a',
+    result: 'fetched',
+    entries: 41_203,
+  },
+  {
+    type: 'list',
+    at: '2026-11-22T05:01:13.000Z',
+    list: 'https://l.example/a',
+    result: 'failed',
+    error: 'HTTP 503',
+    refused: true,
+  },
 ];
 
 /** a monitor document with a process, a rule, a tunnel, a limit and a connection */
@@ -408,7 +424,8 @@ export class FakeCore implements DaemonCore {
       | 'routeExec'
       | 'limit'
       | 'listLimits'
-      | 'explain',
+      | 'explain'
+      | 'updateLists',
       unknown
     >
   > = {};
@@ -529,6 +546,12 @@ export class FakeCore implements DaemonCore {
     this.calls.push({ method: 'listLimits' });
     this.check('listLimits');
     return this.limits;
+  }
+  updateListsValue: UpdateListsResponse = { results: [], lists: [] };
+  async updateLists(req: { list?: string | undefined }): Promise<UpdateListsResponse> {
+    this.calls.push({ method: 'updateLists', arg: req });
+    this.check('updateLists');
+    return this.updateListsValue;
   }
   async routeExec(
     pid: number,

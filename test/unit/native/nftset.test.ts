@@ -49,6 +49,28 @@ describe('buildSetElemBatch', () => {
     expect(b.acked).toEqual([101]);
   });
 
+  it('a delta: DELSETELEM (no CREATE), then NEWSETELEM (CREATE), one batch with both acknowledged', () => {
+    const b = buildSetElemBatch(
+      NFT_MSG_DELSETELEM,
+      'inet',
+      'awg',
+      'd4_r',
+      [{ key: ip4('192.0.2.0') }],
+      200,
+      7,
+      false,
+      { cmd: NFT_MSG_NEWSETELEM, elements: [{ key: ip4('198.51.100.0') }] },
+    );
+    const types = b.msgs.map((m) => [m.readUInt16LE(4), m.readUInt16LE(6), m.readUInt32LE(8)]);
+    expect(types).toEqual([
+      [0x10, 1, 200],
+      [(10 << 8) | 14, 0x1 | 0x4, 201],
+      [(10 << 8) | 12, 0x1 | 0x4 | 0x400, 202],
+      [0x11, 1, 203],
+    ]);
+    expect(b.acked).toEqual([201, 202]);
+  });
+
   it('splits a long element list over messages whose attributes fit 16 bits', () => {
     const els = Array.from({ length: 10_000 }, (_, i) => ({
       key: Buffer.from([10, 0, i >> 8, i & 255]),

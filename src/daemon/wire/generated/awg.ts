@@ -124,6 +124,10 @@ import type {
   LinkTraffic__Output as _awg_v1_LinkTraffic__Output,
 } from './awg/v1/LinkTraffic.js';
 import type {
+  ListFetched as _awg_v1_ListFetched,
+  ListFetched__Output as _awg_v1_ListFetched__Output,
+} from './awg/v1/ListFetched.js';
+import type {
   ListLimitsRequest as _awg_v1_ListLimitsRequest,
   ListLimitsRequest__Output as _awg_v1_ListLimitsRequest__Output,
 } from './awg/v1/ListLimitsRequest.js';
@@ -161,6 +165,10 @@ import type {
   Placement__Output as _awg_v1_Placement__Output,
 } from './awg/v1/Placement.js';
 import type { Plan as _awg_v1_Plan, Plan__Output as _awg_v1_Plan__Output } from './awg/v1/Plan.js';
+import type {
+  PlanList as _awg_v1_PlanList,
+  PlanList__Output as _awg_v1_PlanList__Output,
+} from './awg/v1/PlanList.js';
 import type {
   Process as _awg_v1_Process,
   Process__Output as _awg_v1_Process__Output,
@@ -254,9 +262,21 @@ import type {
   TunnelTraffic__Output as _awg_v1_TunnelTraffic__Output,
 } from './awg/v1/TunnelTraffic.js';
 import type {
+  UpdateListsRequest as _awg_v1_UpdateListsRequest,
+  UpdateListsRequest__Output as _awg_v1_UpdateListsRequest__Output,
+} from './awg/v1/UpdateListsRequest.js';
+import type {
+  UpdateListsResponse as _awg_v1_UpdateListsResponse,
+  UpdateListsResponse__Output as _awg_v1_UpdateListsResponse__Output,
+} from './awg/v1/UpdateListsResponse.js';
+import type {
   UpdateStatus as _awg_v1_UpdateStatus,
   UpdateStatus__Output as _awg_v1_UpdateStatus__Output,
 } from './awg/v1/UpdateStatus.js';
+import type {
+  UrlList as _awg_v1_UrlList,
+  UrlList__Output as _awg_v1_UrlList__Output,
+} from './awg/v1/UrlList.js';
 import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
@@ -308,6 +328,7 @@ export interface ProtoGrpcType {
       LimitRequest: MessageTypeDefinition<_awg_v1_LimitRequest, _awg_v1_LimitRequest__Output>;
       LimitResponse: MessageTypeDefinition<_awg_v1_LimitResponse, _awg_v1_LimitResponse__Output>;
       LinkTraffic: MessageTypeDefinition<_awg_v1_LinkTraffic, _awg_v1_LinkTraffic__Output>;
+      ListFetched: MessageTypeDefinition<_awg_v1_ListFetched, _awg_v1_ListFetched__Output>;
       ListLimitsRequest: MessageTypeDefinition<
         _awg_v1_ListLimitsRequest,
         _awg_v1_ListLimitsRequest__Output
@@ -337,6 +358,7 @@ export interface ProtoGrpcType {
       Peer: MessageTypeDefinition<_awg_v1_Peer, _awg_v1_Peer__Output>;
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;
+      PlanList: MessageTypeDefinition<_awg_v1_PlanList, _awg_v1_PlanList__Output>;
       Process: MessageTypeDefinition<_awg_v1_Process, _awg_v1_Process__Output>;
       ProcessLimit: MessageTypeDefinition<_awg_v1_ProcessLimit, _awg_v1_ProcessLimit__Output>;
       ReconcileFinished: MessageTypeDefinition<
@@ -367,7 +389,16 @@ export interface ProtoGrpcType {
       Tunnel: MessageTypeDefinition<_awg_v1_Tunnel, _awg_v1_Tunnel__Output>;
       TunnelState: MessageTypeDefinition<_awg_v1_TunnelState, _awg_v1_TunnelState__Output>;
       TunnelTraffic: MessageTypeDefinition<_awg_v1_TunnelTraffic, _awg_v1_TunnelTraffic__Output>;
+      UpdateListsRequest: MessageTypeDefinition<
+        _awg_v1_UpdateListsRequest,
+        _awg_v1_UpdateListsRequest__Output
+      >;
+      UpdateListsResponse: MessageTypeDefinition<
+        _awg_v1_UpdateListsResponse,
+        _awg_v1_UpdateListsResponse__Output
+      >;
       UpdateStatus: MessageTypeDefinition<_awg_v1_UpdateStatus, _awg_v1_UpdateStatus__Output>;
+      UrlList: MessageTypeDefinition<_awg_v1_UrlList, _awg_v1_UrlList__Output>;
       WakeReason: EnumTypeDefinition;
       WatchRequest: MessageTypeDefinition<_awg_v1_WatchRequest, _awg_v1_WatchRequest__Output>;
     };

@@ -104,6 +104,14 @@ import type {
   TopRequest__Output as _awg_v1_TopRequest__Output,
 } from '../../awg/v1/TopRequest.js';
 import type {
+  UpdateListsRequest as _awg_v1_UpdateListsRequest,
+  UpdateListsRequest__Output as _awg_v1_UpdateListsRequest__Output,
+} from '../../awg/v1/UpdateListsRequest.js';
+import type {
+  UpdateListsResponse as _awg_v1_UpdateListsResponse,
+  UpdateListsResponse__Output as _awg_v1_UpdateListsResponse__Output,
+} from '../../awg/v1/UpdateListsResponse.js';
+import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
 } from '../../awg/v1/WatchRequest.js';
@@ -648,6 +656,57 @@ export interface AwgClient extends grpc.Client {
   ): grpc.ClientReadableStream<_awg_v1_TopDocument__Output>;
 
   /**
+   * `awg lists update`: fetch the lists by URL of the config the daemon follows (all, or the
+   * one named), whatever their refresh says; answers once each is done, with its outcome and
+   * its status after. A new copy wakes the loop (reason LISTS), which applies it.
+   */
+  UpdateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  UpdateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  UpdateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  UpdateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  /**
+   * `awg lists update`: fetch the lists by URL of the config the daemon follows (all, or the
+   * one named), whatever their refresh says; answers once each is done, with its outcome and
+   * its status after. A new copy wakes the loop (reason LISTS), which applies it.
+   */
+  updateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  updateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    metadata: grpc.Metadata,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  updateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    options: grpc.CallOptions,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+  updateLists(
+    argument: _awg_v1_UpdateListsRequest,
+    callback: grpc.requestCallback<_awg_v1_UpdateListsResponse__Output>,
+  ): grpc.ClientUnaryCall;
+
+  /**
    * Daemon events from now on, until the client cancels or the daemon stops.
    */
   Watch(
@@ -750,6 +809,16 @@ export interface AwgHandlers extends grpc.UntypedServiceImplementation {
   Top: grpc.handleServerStreamingCall<_awg_v1_TopRequest__Output, _awg_v1_TopDocument>;
 
   /**
+   * `awg lists update`: fetch the lists by URL of the config the daemon follows (all, or the
+   * one named), whatever their refresh says; answers once each is done, with its outcome and
+   * its status after. A new copy wakes the loop (reason LISTS), which applies it.
+   */
+  UpdateLists: grpc.handleUnaryCall<
+    _awg_v1_UpdateListsRequest__Output,
+    _awg_v1_UpdateListsResponse
+  >;
+
+  /**
    * Daemon events from now on, until the client cancels or the daemon stops.
    */
   Watch: grpc.handleServerStreamingCall<_awg_v1_WatchRequest__Output, _awg_v1_Event>;
@@ -827,6 +896,12 @@ export interface AwgDefinition extends grpc.ServiceDefinition {
     _awg_v1_TopDocument,
     _awg_v1_TopRequest__Output,
     _awg_v1_TopDocument__Output
+  >;
+  UpdateLists: MethodDefinition<
+    _awg_v1_UpdateListsRequest,
+    _awg_v1_UpdateListsResponse,
+    _awg_v1_UpdateListsRequest__Output,
+    _awg_v1_UpdateListsResponse__Output
   >;
   Watch: MethodDefinition<
     _awg_v1_WatchRequest,

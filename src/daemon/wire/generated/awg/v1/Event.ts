@@ -50,6 +50,10 @@ import type {
   LimitChanged__Output as _awg_v1_LimitChanged__Output,
 } from '../../awg/v1/LimitChanged.js';
 import type { Gap as _awg_v1_Gap, Gap__Output as _awg_v1_Gap__Output } from '../../awg/v1/Gap.js';
+import type {
+  ListFetched as _awg_v1_ListFetched,
+  ListFetched__Output as _awg_v1_ListFetched__Output,
+} from '../../awg/v1/ListFetched.js';
 
 export interface Event {
   /**
@@ -73,6 +77,7 @@ export interface Event {
   traffic?: _awg_v1_Traffic | null;
   limit?: _awg_v1_LimitChanged | null;
   gap?: _awg_v1_Gap | null;
+  list?: _awg_v1_ListFetched | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -86,7 +91,8 @@ export interface Event {
     | 'error'
     | 'traffic'
     | 'limit'
-    | 'gap';
+    | 'gap'
+    | 'list';
 }
 
 export interface Event__Output {
@@ -111,6 +117,7 @@ export interface Event__Output {
   traffic?: _awg_v1_Traffic__Output | null;
   limit?: _awg_v1_LimitChanged__Output | null;
   gap?: _awg_v1_Gap__Output | null;
+  list?: _awg_v1_ListFetched__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -124,5 +131,6 @@ export interface Event__Output {
     | 'error'
     | 'traffic'
     | 'limit'
-    | 'gap';
+    | 'gap'
+    | 'list';
 }

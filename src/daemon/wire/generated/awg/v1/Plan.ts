@@ -13,6 +13,10 @@ import type {
   Foreign as _awg_v1_Foreign,
   Foreign__Output as _awg_v1_Foreign__Output,
 } from '../../awg/v1/Foreign.js';
+import type {
+  PlanList as _awg_v1_PlanList,
+  PlanList__Output as _awg_v1_PlanList__Output,
+} from '../../awg/v1/PlanList.js';
 
 /**
  * The plan document of `awg diff --json` (schema/plan.schema.json), field for field.
@@ -24,6 +28,10 @@ export interface Plan {
   summary?: _awg_v1_Summary | null;
   foreign?: _awg_v1_Foreign[];
   warnings?: string[];
+  /**
+   * the lists by URL of the config and the copy each uses (none: pending)
+   */
+  lists?: _awg_v1_PlanList[];
   _config?: 'config';
 }
 
@@ -37,5 +45,9 @@ export interface Plan__Output {
   summary: _awg_v1_Summary__Output | null;
   foreign: _awg_v1_Foreign__Output[];
   warnings: string[];
+  /**
+   * the lists by URL of the config and the copy each uses (none: pending)
+   */
+  lists: _awg_v1_PlanList__Output[];
   _config?: 'config';
 }

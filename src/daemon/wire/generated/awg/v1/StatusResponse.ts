@@ -45,6 +45,10 @@ import type {
   UpdateStatus as _awg_v1_UpdateStatus,
   UpdateStatus__Output as _awg_v1_UpdateStatus__Output,
 } from '../../awg/v1/UpdateStatus.js';
+import type {
+  UrlList as _awg_v1_UrlList,
+  UrlList__Output as _awg_v1_UrlList__Output,
+} from '../../awg/v1/UrlList.js';
 
 export interface StatusResponse {
   state?: _awg_v1_State;
@@ -69,6 +73,10 @@ export interface StatusResponse {
    * Debian package with awg's apt source configured: the release that source offers
    */
   update?: _awg_v1_UpdateStatus | null;
+  /**
+   * the lists fetched by URL of the config followed
+   */
+  lists?: _awg_v1_UrlList[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';
@@ -101,6 +109,10 @@ export interface StatusResponse__Output {
    * Debian package with awg's apt source configured: the release that source offers
    */
   update?: _awg_v1_UpdateStatus__Output | null;
+  /**
+   * the lists fetched by URL of the config followed
+   */
+  lists: _awg_v1_UrlList__Output[];
   _configPath?: 'configPath';
   _lastReconcile?: 'lastReconcile';
   _confirmDeadline?: 'confirmDeadline';

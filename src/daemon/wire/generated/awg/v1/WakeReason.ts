@@ -19,6 +19,10 @@ export const WakeReason = {
    * a system service spoke: resolved started or changed, NetworkManager reconfigured, resume
    */
   WAKE_REASON_SYSTEM: 'WAKE_REASON_SYSTEM',
+  /**
+   * a list fetched by URL has a new copy
+   */
+  WAKE_REASON_LISTS: 'WAKE_REASON_LISTS',
 } as const;
 
 export type WakeReason =
@@ -49,6 +53,11 @@ export type WakeReason =
    * a system service spoke: resolved started or changed, NetworkManager reconfigured, resume
    */
   | 'WAKE_REASON_SYSTEM'
-  | 10;
+  | 10
+  /**
+   * a list fetched by URL has a new copy
+   */
+  | 'WAKE_REASON_LISTS'
+  | 11;
 
 export type WakeReason__Output = (typeof WakeReason)[keyof typeof WakeReason];

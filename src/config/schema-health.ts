@@ -8,6 +8,7 @@
 import * as z from 'zod';
 import { isHostOrIp } from './grammar.js';
 import { Duration } from './schema-rules.js';
+import { parseDuration } from './duration.js';
 import { IpAddress, Text } from './schema-values.js';
 
 /** `host:port`, `[v6]:port` */
@@ -101,18 +102,5 @@ export const TunnelHealth = z
   });
 export type TunnelHealth = z.infer<typeof TunnelHealth>;
 
-/**
- * `1h30m`, `10s`, `500ms` → ms. Local until the duration parser of lists by URL lands on main:
- * then switch to its parseDuration.
- */
-export function durationMs(s: string): number | undefined {
-  const re = /(\d+)(ms|s|m|h|d)/gy;
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  let total = 0;
-  let at = 0;
-  for (let m = re.exec(s); m; m = re.exec(s)) {
-    total += Number(m[1]) * unit[m[2]!]!;
-    at = re.lastIndex;
-  }
-  return at === s.length && at > 0 && Number.isSafeInteger(total) ? total : undefined;
-}
+/** `1h30m`, `10s`, `500ms` → ms (config/duration.ts) */
+export const durationMs = parseDuration;

@@ -45,6 +45,35 @@ export function tunnelOfSocket(
   return flows.get(key(unmapped(s.src), s.sport, unmapped(s.dst), s.dport));
 }
 
+/**
+ * The tunnels whose connections a run's fallbacks reset: down in this run, not down in the
+ * last one applied, and the target of an enabled rule whose fallback moves its connections
+ * somewhere (`allow-direct`, `failover`). A tunnel only `block`/`drop` rules and the default
+ * route into keeps its connections: a reconnect could only meet the block, and a short outage
+ * (a roam, a rekey that took a while) would otherwise cost every connection. Pure.
+ */
+export function resetCandidates(
+  marks: readonly TunnelMark[],
+  down: ReadonlySet<string>,
+  appliedDown: ReadonlySet<string>,
+  rules: readonly {
+    target: string;
+    fallback?: string | undefined;
+    enabled?: boolean | undefined;
+  }[],
+): TunnelMark[] {
+  const movable = new Set(
+    rules
+      .filter(
+        (r) => r.enabled !== false && (r.fallback === 'allow-direct' || r.fallback === 'failover'),
+      )
+      .map((r) => r.target),
+  );
+  return marks.filter(
+    (m) => down.has(m.tunnel) && !appliedDown.has(m.tunnel) && movable.has(m.tunnel),
+  );
+}
+
 export interface ResetResult {
   /** per tunnel: sockets destroyed */
   reset: Map<string, number>;

@@ -14,7 +14,7 @@ import type { ApplyContext } from '../resources/driver.js';
 import type { EngineChange, InprocEngineHost, Underlay } from '../resources/engine/inproc.js';
 import type { Reporter } from '../util/reporter.js';
 import type { DaemonEvent, WakeReason } from './core.js';
-import { resetTunnelConnections, type TunnelMark } from './conn-reset.js';
+import { resetCandidates, resetTunnelConnections, type TunnelMark } from './conn-reset.js';
 import { TunnelProber } from './health-probe.js';
 import { runProbe } from './probe-run.js';
 import { HealthMonitor } from './tunnel-health.js';
@@ -154,7 +154,12 @@ export class Tunnels {
     const p = this.planned;
     this.planned = undefined;
     if (p) {
-      const fresh = p.marks.filter((m) => p.down.has(m.tunnel) && !this.appliedDown.has(m.tunnel));
+      const fresh = resetCandidates(
+        p.marks,
+        p.down,
+        this.appliedDown,
+        this.o.config()?.rules ?? [],
+      );
       this.appliedDown = p.down;
       if (fresh.length && p.mask) void this.reset(fresh, p.mask);
     }

@@ -7,7 +7,7 @@ import { TunnelProber, probeSpecs, type ProbeRunner } from '../../../src/daemon/
 import { runProbe } from '../../../src/daemon/probe-run.js';
 import { connectTcp } from '../../../src/native/tcpsock.js';
 import { durationMs } from '../../../src/config/schema-health.js';
-import { flowsOf, tunnelOfSocket } from '../../../src/daemon/conn-reset.js';
+import { flowsOf, resetCandidates, tunnelOfSocket } from '../../../src/daemon/conn-reset.js';
 import type { InetSocket } from '../../../src/native/sockdiag.js';
 
 const cfg = (health: unknown) =>
@@ -245,5 +245,32 @@ describe('conn-reset flowsOf', () => {
     const s = { src: '::ffff:10.0.0.2', sport: 40000, dst: '::ffff:1.1.1.1', dport: 443 };
     expect(tunnelOfSocket(s as InetSocket, flows)).toBe('t1');
     expect(tunnelOfSocket({ ...s, sport: 1 } as InetSocket, flows)).toBeUndefined();
+  });
+});
+
+describe('conn-reset resetCandidates', () => {
+  const marks = [
+    { tunnel: 't1', mark: 0x10000 },
+    { tunnel: 't2', mark: 0x20000 },
+    { tunnel: 't3', mark: 0x30000 },
+  ];
+  const rules = [
+    { target: 't1', fallback: 'allow-direct' },
+    { target: 't2', fallback: 'block' },
+    { target: 't3', fallback: 'failover', enabled: false },
+  ];
+  it('resets a tunnel that just went down and has a rule with somewhere to go', () => {
+    const down = new Set(['t1', 't2', 't3']);
+    expect(resetCandidates(marks, down, new Set(), rules).map((m) => m.tunnel)).toEqual(['t1']);
+  });
+  it('not again while it stays down, nor a tunnel only block rules (or a disabled rule) route into', () => {
+    expect(resetCandidates(marks, new Set(['t1']), new Set(['t1']), rules)).toEqual([]);
+    expect(resetCandidates(marks, new Set(['t2', 't3']), new Set(), rules)).toEqual([]);
+    expect(
+      resetCandidates(marks, new Set(['t2']), new Set(), [
+        ...rules,
+        { target: 't2', fallback: 'failover' },
+      ]).map((m) => m.tunnel),
+    ).toEqual(['t2']);
   });
 });

@@ -33,18 +33,23 @@ export const urlListToWire = (l: UrlListStatus): UrlList__Output => ({
   ...opt('via', l.via),
 });
 
+/** the fields a list's status and a plan's list share, from the wire */
+const commonFromWire = (w: PlanList__Output, state: (typeof LIST_STATES)[number]) => ({
+  list: w.list,
+  rules: [...(w.rules ?? [])],
+  state,
+  ...opt('format', w.format),
+  ...opt('entries', w.entries === undefined ? undefined : Number(w.entries)),
+  ...opt('fetchedAt', w.fetchedAt),
+  ...opt('checkedAt', w.checkedAt),
+});
+
 export const urlListFromWire = (w: UrlList__Output): UrlListStatus[] => {
   const state = oneOf(LIST_STATES, w.state);
   if (!state) return [];
   return [
     {
-      list: w.list,
-      rules: [...(w.rules ?? [])],
-      state,
-      ...opt('format', w.format),
-      ...opt('entries', w.entries === undefined ? undefined : Number(w.entries)),
-      ...opt('fetchedAt', w.fetchedAt),
-      ...opt('checkedAt', w.checkedAt),
+      ...commonFromWire(w, state),
       ...opt('ageSec', w.ageSec === undefined ? undefined : Number(w.ageSec)),
       ...opt('error', w.error),
       failures: w.failures,
@@ -72,13 +77,7 @@ export const planListFromWire = (w: PlanList__Output): PlanListDoc[] => {
   if (!state) return [];
   return [
     {
-      list: w.list,
-      rules: [...(w.rules ?? [])],
-      state,
-      ...opt('format', w.format),
-      ...opt('entries', w.entries === undefined ? undefined : Number(w.entries)),
-      ...opt('fetchedAt', w.fetchedAt),
-      ...opt('checkedAt', w.checkedAt),
+      ...commonFromWire(w, state),
       ...opt('error', w.error),
     },
   ];

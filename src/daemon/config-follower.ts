@@ -204,8 +204,8 @@ export interface ConfigReadOptions {
   selection?: HostSelection | undefined;
   /** tunnels not up now (tunnel health) */
   down: ReadonlySet<string>;
-  /** the active obfuscation profiles (profile-switch.ts) */
-  profiles?: ReadonlyMap<string, string>;
+  /** the active obfuscation profiles for the network the facts show (profile-switch.ts) */
+  profiles?: PrepareOptions['profiles'];
   /** the processes limited at run time a run of the config shapes (limit-book.ts forRun) */
   runtimeLimits?: PrepareOptions['runtimeLimits'];
   state: StateStore;

@@ -97,6 +97,8 @@ export class ProfileSwitcher {
   private readonly lastSwitch = new Map<string, number>();
   private readonly history_: ProfileSwitch[] = [];
   private network_: NetworkId | undefined;
+  /** tunnel → its active profile, as of its last rating (status) */
+  private readonly rated = new Map<string, string>();
   /** tunnel → the profile known to be remembered for the current network (no re-read each tick) */
   private readonly written = new Map<string, string>();
 
@@ -119,7 +121,14 @@ export class ProfileSwitcher {
     return this.network_;
   }
 
-  /** the tunnel's active profile, for status (undefined: the tunnel has no profiles) */
+  /** what status shows of a tunnel rated last tick: its active profile and its switches */
+  view(tunnel: string): { active: string; switches: ProfileSwitch[] } | undefined {
+    const active = this.rated.get(tunnel);
+    if (active === undefined) return undefined;
+    return { active, switches: this.history_.filter((h) => h.tunnel === tunnel) };
+  }
+
+  /** the tunnel's active profile (undefined: the tunnel has no profiles) */
   activeOf(cfg: Config, tunnel: string): string | undefined {
     const t = cfg.tunnels[tunnel];
     return t?.type === 'amneziawg'
@@ -159,8 +168,13 @@ export class ProfileSwitcher {
    */
   rate(cfg: Config, tunnel: string, r: Rating | undefined): ProfileSwitch | undefined {
     const t = cfg.tunnels[tunnel];
-    if (t?.type !== 'amneziawg' || !t.profiles || !r) return undefined;
+    if (t?.type !== 'amneziawg' || !t.profiles) {
+      this.rated.delete(tunnel);
+      return undefined;
+    }
     const cur = activeProfile(t.profiles, this.active.get(tunnel))!.name;
+    this.rated.set(tunnel, cur);
+    if (!r) return undefined;
     if (r.state === 'up') {
       this.lastSwitch.delete(tunnel);
       this.remember(tunnel, cur);
@@ -179,6 +193,7 @@ export class ProfileSwitcher {
 
   /** forget tunnels the config no longer has (or whose profiles went) */
   prune(cfg: Config): void {
+    for (const name of [...this.rated.keys()]) if (!cfg.tunnels[name]) this.rated.delete(name);
     for (const name of [...this.active.keys()]) {
       const t = cfg.tunnels[name];
       if (t?.type !== 'amneziawg' || !t.profiles?.some((p) => p.name === this.active.get(name))) {
@@ -190,6 +205,7 @@ export class ProfileSwitcher {
 
   private switchTo(tunnel: string, from: string, to: string, reason: SwitchReason): ProfileSwitch {
     this.active.set(tunnel, to);
+    this.rated.set(tunnel, to);
     const s: ProfileSwitch = { at: new Date(this.now()).toISOString(), tunnel, from, to, reason };
     this.history_.push(s);
     if (this.history_.length > PROFILE_HISTORY) this.history_.shift();

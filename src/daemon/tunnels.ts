@@ -5,20 +5,27 @@
  * underlay changed meanwhile, kicks them so that peers learn the new source address. Health
  * is evaluated on a timer and on engine events: its transitions are `tunnel` events, and a
  * change of the set of down tunnels wakes the loop (the firewall's rule actions and the placer
- * follow it).
+ * follow it). Amneziawg tunnels with obfuscation profiles move to the next one when down for
+ * `handshake` or `no-data`, and start with the one remembered for the network
+ * (profile-switch.ts): each switch is a `profile` event and a wake, whose run updates the engine.
  */
 import { toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { ApplyContext } from '../resources/driver.js';
 import type { EngineChange, InprocEngineHost, Underlay } from '../resources/engine/inproc.js';
+import type { HostFacts } from '../model/desired.js';
 import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, WakeReason } from './core.js';
+import { gatewayMac } from './neighbours.js';
+import { ProfileSwitcher, type NetworkId, type ProfileSwitch } from './profile-switch.js';
 import { HealthMonitor } from './tunnel-health.js';
 
 export interface TunnelsOptions {
   engines: InprocEngineHost;
-  reporter: Reporter;
+  /** the reporter, and the state directory the working profiles are remembered in */
+  host: { reporter: Reporter; state?: StateStore };
   emit: (e: DaemonEvent) => void;
   wake: (reason: WakeReason) => void;
   /** the config followed: health is evaluated against it (none yet: not evaluated) */
@@ -32,6 +39,7 @@ const now = () => new Date().toISOString();
 export class Tunnels {
   readonly engines: InprocEngineHost;
   readonly health: HealthMonitor;
+  readonly profiles: ProfileSwitcher;
   /** the physical network the last run probed */
   private underlay: Underlay = {};
   private adopted = false;
@@ -44,6 +52,26 @@ export class Tunnels {
   constructor(private readonly o: TunnelsOptions) {
     this.engines = o.engines;
     this.health = new HealthMonitor(o.engines);
+    this.profiles = new ProfileSwitcher(o.host.state);
+    this.health.profiles = this.profiles;
+  }
+
+  /**
+   * What the daemon's config reads take from the tunnels: the tunnels not up now, and each
+   * tunnel's active obfuscation profile on the network the read's facts show.
+   */
+  readOptions(): {
+    down: ReadonlySet<string>;
+    profiles: (config: Config, facts: HostFacts) => ReadonlyMap<string, string>;
+  } {
+    return {
+      down: this.down,
+      profiles: (config, facts) => {
+        this.profiles.prune(config);
+        for (const s of this.profiles.setNetwork(networkOf(facts), config)) this.switched(s);
+        return new Map(this.profiles.profiles);
+      },
+    };
   }
 
   /** tunnels not up now: rules take their fallback */
@@ -103,7 +131,7 @@ export class Tunnels {
         return [] as string[];
       });
       if (moved.length)
-        this.o.reporter.report({
+        this.o.host.reporter.report({
           type: 'info',
           message: `adopted engine(s) ${moved.join(', ')} from awg apply`,
         });
@@ -134,7 +162,22 @@ export class Tunnels {
         ...(c.reason ? { reason: c.reason } : {}),
         ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
-    if (downChanged) this.o.wake('engine');
+    let switched = false;
+    for (const name of Object.keys(cfg.tunnels)) {
+      const s = this.profiles.rate(cfg, name, this.health.ratingOf(name));
+      if (s) switched = this.switched(s);
+    }
+    if (downChanged || switched) this.o.wake('engine');
+  }
+
+  /** a profile switch: an event, and the next run applies it */
+  private switched(s: ProfileSwitch): true {
+    this.o.emit({ type: 'profile', ...s });
+    this.o.host.reporter.report({
+      type: 'info',
+      message: `tunnel ${s.tunnel}: obfuscation profile ${s.from} → ${s.to} (${s.reason === 'network' ? 'the one that worked on this network' : `down: ${s.reason}`})`,
+    });
+    return true;
   }
 
   private onEngine(c: EngineChange): void {
@@ -169,4 +212,15 @@ export class Tunnels {
         return;
     }
   }
+}
+
+/** the network the facts show: the default route's gateway and interface (v4 first), its MAC */
+export function networkOf(
+  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>,
+  mac: (gateway: string, dev: string) => string | undefined = gatewayMac,
+): NetworkId | undefined {
+  const r = facts.defaultRouteV4 ?? facts.defaultRouteV6;
+  if (!r?.gateway || !r.interface) return undefined;
+  const m = mac(r.gateway, r.interface);
+  return { gateway: r.gateway, interface: r.interface, ...(m ? { mac: m } : {}) };
 }

@@ -69,8 +69,13 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
-  /** tunnel → its active obfuscation profile (the daemon's choice; config/profiles.ts) */
-  profiles?: ReadonlyMap<string, string>;
+  /**
+   * tunnel → its active obfuscation profile (config/profiles.ts); the daemon's choice for the
+   * network the facts show (daemon/profile-switch.ts)
+   */
+  profiles?:
+    | ReadonlyMap<string, string>
+    | ((config: Config, facts: HostFacts) => ReadonlyMap<string, string>);
   /** the daemon: its DNS stub learns the addresses of domain rules (BuildOptions.learn) */
   learn?: boolean;
   /**
@@ -179,7 +184,10 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
         : (opts.runtimeLimits ?? []);
     // the engines run each amneziawg tunnel's active obfuscation profile (the first unless the
     // daemon chose another); the prepared config stays as written
-    const running = withActiveProfiles(config, opts.profiles);
+    const running = withActiveProfiles(
+      config,
+      typeof opts.profiles === 'function' ? opts.profiles(config, facts) : opts.profiles,
+    );
     model = buildDesired(running, {
       facts,
       secrets,

@@ -174,7 +174,7 @@ describe('Prometheus metrics', () => {
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(21);
+    expect(totals.length).toBe(22);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
       [],
     );

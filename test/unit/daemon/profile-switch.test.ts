@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { Config } from '../../../src/config/schema.js';
-import type { Rating } from '../../../src/daemon/health-rating.js';
+import type { DownReason, Rating } from '../../../src/daemon/health-rating.js';
 import {
   holdMs,
   MAX_NETWORKS,
@@ -40,7 +40,7 @@ function cfg(profiles: string[] | undefined, downAfter = 5) {
     },
   });
 }
-const down = (reason: Rating['reason']): Rating => ({
+const down = (reason: DownReason): Rating => ({
   state: 'down',
   reason,
   sinceMs: 0,

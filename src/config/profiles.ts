@@ -56,3 +56,12 @@ export function withActiveProfiles(c: Config, active?: ReadonlyMap<string, strin
   }
   return tunnels ? { ...c, tunnels } : c;
 }
+
+/** the obfuscation `awg apply` runs (and exports write): the first profile's, else the base */
+export function firstObfuscation(t: {
+  obfuscation?: AwgObfuscation | undefined;
+  profiles?: readonly AwgProfile[] | undefined;
+}): AwgObfuscation {
+  const base = t.obfuscation ?? {};
+  return t.profiles?.[0] ? profileObfuscation(base, t.profiles[0]) : base;
+}

@@ -4,6 +4,7 @@
  * spec taking the active profile's obfuscation.
  */
 import { describe, expect, it } from 'vitest';
+import { exportWgQuick } from '../../../src/config/export.js';
 import { loadConfigText } from '../../../src/config/load.js';
 import { formatPath } from '../../../src/config/positions.js';
 import {
@@ -202,5 +203,13 @@ describe('obfuscation profiles: the active one', () => {
     expect((c.tunnels.t as { obfuscation: unknown }).obfuscation).toEqual(BASE);
     const plain = Config.parse({ version: 1, tunnels: {} });
     expect(withActiveProfiles(plain, new Map())).toBe(plain);
+  });
+});
+
+describe('obfuscation profiles: export', () => {
+  it('awg export writes the first profile (what awg apply runs)', () => {
+    const c = cfg([{ name: 'a', jc: 8, jmin: 100, jmax: 120 }, { name: 'b' }]);
+    const ini = exportWgQuick('t', c.tunnels.t as never, () => 'k');
+    expect(ini).toContain('Jc = 8\nJmin = 100\nJmax = 120\nS1 = 20');
   });
 });

@@ -10,6 +10,7 @@
  * (profile-switch.ts): each switch is a `profile` event and a wake, whose run updates the engine.
  */
 import { toAwgError } from '../errors.js';
+import { withActiveProfiles } from '../config/profiles.js';
 import type { Config } from '../config/schema.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { ApplyContext } from '../resources/driver.js';
@@ -151,7 +152,10 @@ export class Tunnels {
   tick(): void {
     const cfg = this.o.config();
     if (!cfg || this.closed) return;
-    const { changes, downChanged } = this.health.tick(cfg);
+    // the data path's control sizes (external engines) follow the active profile's S1-S3
+    const { changes, downChanged } = this.health.tick(
+      withActiveProfiles(cfg, this.profiles.profiles),
+    );
     for (const c of changes)
       this.o.emit({
         type: 'tunnel',

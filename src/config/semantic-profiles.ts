@@ -7,7 +7,13 @@
 import { profileFields, profileObfuscation, serverSideChanges } from './profiles.js';
 import type { PathKey } from './positions.js';
 import type { AwgObfuscation, AwgProfile } from './schema-obfuscation.js';
-import type { Finding } from './semantic.js';
+
+/** semantic.ts's Finding (not imported: semantic.ts imports this module) */
+interface Finding {
+  path: PathKey[];
+  message: string;
+  severity: 'error' | 'warning';
+}
 
 export type ObfuscationCheck = (o: AwgObfuscation, base: PathKey[], out: Finding[]) => void;
 

@@ -19,7 +19,8 @@ export function macInArp(text: string, gateway: string, dev: string): string | u
 }
 
 export function gatewayMac(gateway: string, dev: string): string | undefined {
-  if (process.platform !== 'linux' || gateway.includes(':')) return undefined;
+  if (gateway.includes(':')) return undefined;
+  // no such file off Linux
   try {
     return macInArp(readFileSync('/proc/net/arp', 'utf8'), gateway, dev);
   } catch {

@@ -68,7 +68,6 @@ export class Tunnels {
     return {
       down: this.down,
       profiles: (config, facts) => {
-        this.profiles.prune(config);
         for (const s of this.profiles.setNetwork(networkOf(facts), config)) this.switched(s);
         return new Map(this.profiles.profiles);
       },
@@ -166,6 +165,8 @@ export class Tunnels {
         ...(c.reason ? { reason: c.reason } : {}),
         ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
+    // the followed config's tunnels only (a diff of another config must not reset them)
+    this.profiles.prune(cfg);
     let switched = false;
     for (const name of Object.keys(cfg.tunnels)) {
       const s = this.profiles.rate(cfg, name, this.health.ratingOf(name));

@@ -79,6 +79,9 @@ describe('tunnels: obfuscation profiles', () => {
     ]);
     expect(wakes).toContain('engine');
     expect(read.profiles(CONFIG, FACTS)).toEqual(new Map([['t', 'b']]));
+    // a read of another config (an API diff) does not reset the followed tunnels' profiles
+    read.profiles(Config.parse({ version: 1, tunnels: {} }), FACTS);
+    expect(read.profiles(CONFIG, FACTS)).toEqual(new Map([['t', 'b']]));
     expect(t.health.profiles?.view('t')).toMatchObject({
       active: 'b',
       switches: [{ from: 'a', to: 'b', reason: 'handshake' }],

@@ -36,6 +36,14 @@ export type Secret =
  */
 export type Rate = string;
 /**
+ * What the daemon sends through the tunnel to see that it carries traffic. It never leaves by another way: WireGuard/AmneziaWG probes use a socket bound to the tunnel's link (when the link is gone the probe fails), proxy probes go through the proxy.
+ */
+export type HealthProbe = UrlProbe | TcpProbe | IcmpProbe;
+/**
+ * A duration: `30s`, `15m`, `6h`, `1d`, `1h30m`.
+ */
+export type Duration = string;
+/**
  * A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.
  */
 export type U32Range =
@@ -163,10 +171,6 @@ export type ListRef =
  */
 export type ListFormat = 'plain' | 'dnsmasq' | 'sing-box' | 'srs' | 'geosite' | 'geoip';
 /**
- * A duration: `30s`, `15m`, `6h`, `1d`, `1h30m`.
- */
-export type Duration = string;
-/**
  * When on, all egress is dropped except loopback, our tunnels, the engines' traffic to tunnel endpoints, DHCP and (optionally) the LAN. It holds before the first connect, during outages and while the daemon is stopped. It is strict: apps routed direct (`target: direct` rules, `allow-direct` while their tunnel is down, `awg exec --direct`) are blocked too, except to the LAN with `allowLan` (validate warns about such rules).
  */
 export type KillSwitch =
@@ -267,6 +271,7 @@ export interface WireguardTunnel {
    * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
    */
   limit?: Limit;
+  health?: TunnelHealth;
 }
 export interface ExternalEngine {
   /**
@@ -314,6 +319,42 @@ export interface Limit {
    * Most this traffic may receive (ingress).
    */
   download?: Rate;
+}
+/**
+ * An active probe of the tunnel's path, on top of handshake and data-path health (docs/architecture.md, "Tunnel health").
+ */
+export interface TunnelHealth {
+  probe: HealthProbe;
+  /**
+   * Time between probes (at least 1s).
+   */
+  interval?: Duration;
+  /**
+   * How long one probe may take; less than `interval`.
+   */
+  timeout?: Duration;
+  /**
+   * Consecutive failed probes that make the tunnel `down` (reason `probe-failed`) and rules take their fallback; one success brings it back (after the 2 s hold against flapping). Detection takes at most (failures − 1) × interval + interval + timeout.
+   */
+  failures?: number;
+}
+export interface UrlProbe {
+  /**
+   * GET this URL through the tunnel: any HTTP status line within `timeout` is a success (the path works end to end); no answer, a refused or reset connection, or something not HTTP is a failure.
+   */
+  url: string;
+}
+export interface TcpProbe {
+  /**
+   * Open a TCP connection to `host:port` through the tunnel: connected within `timeout` is a success. Through a proxy tunnel, the proxy must connect it (a proxy that accepts but stalls fails).
+   */
+  tcp: string;
+}
+export interface IcmpProbe {
+  /**
+   * Ping this address through the tunnel's link (WireGuard/AmneziaWG only): an echo reply within `timeout` is a success.
+   */
+  icmp: string;
 }
 /**
  * An AmneziaWG tunnel: WireGuard with obfuscation parameters.
@@ -369,6 +410,7 @@ export interface AmneziawgTunnel {
    * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
    */
   limit?: Limit;
+  health?: TunnelHealth;
   obfuscation?: AwgObfuscation;
   /**
    * Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).
@@ -758,6 +800,7 @@ export interface Socks5Tunnel {
    * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
    */
   limit?: Limit;
+  health?: TunnelHealth;
 }
 export interface ProxyAuth {
   /**
@@ -795,6 +838,7 @@ export interface HttpTunnel {
    * Bandwidth limits for everything this tunnel carries together; its rules' own limits share it (docs/limits.md).
    */
   limit?: Limit;
+  health?: TunnelHealth;
 }
 export interface HttpProxyAuth {
   /**

@@ -14,6 +14,7 @@ import {
   TRANSPORT_OVERHEAD,
 } from './mtu.js';
 import { AwgObfuscation, AwgProfile } from './schema-obfuscation.js';
+import { TunnelHealth } from './schema-health.js';
 import { Limit } from './rate.js';
 import { Cidr, Endpoint, IpAddress, Port, Secret, Text, WgKey } from './schema-values.js';
 
@@ -120,6 +121,7 @@ const wgFields = {
       'Seconds a handshake may stay unanswered before the daemon counts the tunnel as down and rules switch to their fallback. While down, the daemon keeps probing with handshakes; the first answer brings the tunnel back up.',
   }),
   limit: TunnelLimit,
+  health: TunnelHealth.optional(),
 };
 
 export const WireguardTunnel = z.strictObject({ type: z.literal('wireguard'), ...wgFields }).meta({
@@ -184,6 +186,7 @@ export const Socks5Tunnel = z
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
     limit: TunnelLimit,
+    health: TunnelHealth.optional(),
   })
   .meta({
     id: 'Socks5Tunnel',
@@ -203,6 +206,7 @@ export const HttpTunnel = z
     }),
     fwmark: z.number().int().min(1).max(0xffffffff).optional(),
     limit: TunnelLimit,
+    health: TunnelHealth.optional(),
   })
   .meta({
     id: 'HttpTunnel',

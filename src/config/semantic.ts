@@ -16,6 +16,7 @@ import {
 } from './schema.js';
 import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
+import { checkHealth } from './semantic-health.js';
 import { parseTagString } from './tags.js';
 import { parseInlineDestinations } from './lists.js';
 import { matchedInPlace } from './schema-rules.js';
@@ -158,6 +159,7 @@ export function checkSemantics(c: Config): Finding[] {
       if (o) err(['tunnels', name, 'fwmark'], `fwmark ${t.fwmark} is also used by tunnel "${o}"`);
       marks.set(t.fwmark, name);
     }
+    if (t.health) checkHealth(t.health, isWgLike(t), ['tunnels', name, 'health'], err);
     if (!isWgLike(t)) {
       if (t.type === 'http' && c.default === name)
         warn(

@@ -586,7 +586,7 @@ export class Daemon implements DaemonCore {
       await this.routing.after(p, ok);
       // after the run: a list fetched through a tunnel finds it there
       this.lists.follow(p);
-      if (ok) this.tunnels.tick();
+      if (ok) this.tunnels.afterRun();
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {

@@ -19,7 +19,10 @@ import type { HostFacts } from '../model/desired.js';
 import type { Reporter } from '../util/reporter.js';
 import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, WakeReason } from './core.js';
+import { resetCandidates, resetTunnelConnections, type TunnelMark } from './conn-reset.js';
+import { TunnelProber } from './health-probe.js';
 import { gatewayMac } from './neighbours.js';
+import { runProbe } from './probe-run.js';
 import { ProfileSwitcher, type NetworkId, type ProfileSwitch } from './profile-switch.js';
 import { HealthMonitor } from './tunnel-health.js';
 
@@ -33,6 +36,8 @@ export interface TunnelsOptions {
   config: () => Config | undefined;
   /** a run or teardown is under way (an engine that stops then is its doing, not a fault) */
   running: () => boolean;
+  /** reset the connections through tunnels that went down (default: SOCK_DESTROY, conn-reset.ts) */
+  resetConnections?: typeof resetTunnelConnections;
 }
 
 const now = () => new Date().toISOString();
@@ -49,12 +54,26 @@ export class Tunnels {
   private timer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
   private closed = false;
+  /** the configured probes (tunnels.<name>.health) */
+  readonly prober: TunnelProber;
+  /** the run under way: the down set its firewall was planned with, the tunnels' marks */
+  private planned: { down: ReadonlySet<string>; marks: TunnelMark[]; mask: number } | undefined;
+  /** the down set the last converged run applied */
+  private appliedDown: ReadonlySet<string> = new Set();
 
   constructor(private readonly o: TunnelsOptions) {
     this.engines = o.engines;
     this.health = new HealthMonitor(o.engines);
     this.profiles = new ProfileSwitcher(o.host.state);
     this.health.profiles = this.profiles;
+    this.prober = new TunnelProber({
+      run: runProbe,
+      dialer: (t) => this.engines.proxyDialer?.(t),
+      report: (t, failed) => {
+        this.health.setProbe(t, failed);
+        this.tick();
+      },
+    });
   }
 
   /**
@@ -97,6 +116,7 @@ export class Tunnels {
   stopHealth(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.prober.close();
   }
 
   /** Close every engine (the TUNs stay), then stop following their events. */
@@ -118,7 +138,16 @@ export class Tunnels {
   }
 
   /** Before a run converges: adopt `awg apply`'s engines (first run), point them at the underlay. */
-  async beforeRun(p: Pick<Prepared, 'desired' | 'facts'>, ctx: ApplyContext): Promise<void> {
+  async beforeRun(
+    p: Pick<Prepared, 'desired' | 'facts'> & Partial<Pick<Prepared, 'model'>>,
+    ctx: ApplyContext,
+  ): Promise<void> {
+    const policy = p.model?.policy;
+    this.planned = {
+      down: this.health.down,
+      marks: policy?.tunnels.map((t) => ({ tunnel: t.name, mark: t.mark })) ?? [],
+      mask: policy?.fwmarkMask ?? 0,
+    };
     if (!this.adopted) {
       this.adopted = true;
       const moved = await this.engines.adopt(p.desired, ctx).catch((e: unknown) => {
@@ -145,12 +174,52 @@ export class Tunnels {
   }
 
   /**
+   * After a converged run: its firewall holds the fallbacks of the tunnels it was planned down;
+   * the connections still running through those that just went down are reset (conn-reset.ts),
+   * so their apps reconnect by the fallback. Then health is re-evaluated.
+   */
+  afterRun(): void {
+    const p = this.planned;
+    this.planned = undefined;
+    if (p) {
+      const fresh = resetCandidates(
+        p.marks,
+        p.down,
+        this.appliedDown,
+        this.o.config()?.rules ?? [],
+      );
+      this.appliedDown = p.down;
+      if (fresh.length && p.mask) void this.reset(fresh, p.mask);
+    }
+    this.tick();
+  }
+
+  private async reset(marks: TunnelMark[], mask: number): Promise<void> {
+    try {
+      const r = await (this.o.resetConnections ?? resetTunnelConnections)(marks, mask);
+      for (const [t, n] of r.reset)
+        this.o.host.reporter.report({
+          type: 'info',
+          message: `tunnel ${t} is down: reset ${n} connection(s) through it (their apps reconnect by the fallback)`,
+        });
+    } catch (e) {
+      this.o.emit({
+        type: 'error',
+        at: now(),
+        kind: toAwgError(e).kind,
+        message: `resetting connections through ${marks.map((m) => m.tunnel).join(', ')}: ${(e as Error).message}`,
+      });
+    }
+  }
+
+  /**
    * Re-evaluate tunnel health (timer, engine events, a converged run): emit transitions and
    * wake the loop when the set of down tunnels changes.
    */
   tick(): void {
     const cfg = this.o.config();
     if (!cfg || this.closed) return;
+    this.prober.sync(cfg);
     // the data path's control sizes (external engines) follow the active profile's S1-S3
     const { changes, downChanged } = this.health.tick(
       withActiveProfiles(cfg, this.profiles.profiles),

@@ -2,7 +2,8 @@
  * SO_BINDTODEVICE (socket(7)): a socket that sends only through one link, whatever the routing
  * tables say (a route lookup constrained to the device; a destination with no route there is
  * taken as on-link, which is what a point-to-point tunnel link is). awg's own fetches through
- * a tunnel (`to.lists: [{url, via}]`, util/list-fetch.ts) use it for tunnels with a link: the
+ * a tunnel (`to.lists: [{url, via}]`, util/list-fetch.ts) and the tunnel health probe
+ * (daemon/probe-run.ts) use it for tunnels with a link: the
  * embedded engine's TUN and the kernel's `wireguard` link. Needs CAP_NET_RAW.
  */
 import type { Socket as DgramSocket } from 'node:dgram';

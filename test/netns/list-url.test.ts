@@ -10,7 +10,10 @@
  * - the server stopped: `awg lists update` fails, the last good copy stays (the set, the
  *   route), and the warning is in `awg status`, the HTTP API's status (the UI's) and /metrics;
  * - a list with `via: t1` whose server is reachable only through peer1 (an address on the
- *   peer's loopback) is fetched through the tunnel.
+ *   peer's loopback) is fetched through the tunnel;
+ * - a list with `via: s1` (a SOCKS5 tunnel: microsocks in peer1) whose server is on another
+ *   address of peer1's loopback is fetched through the proxy (the server sees the proxy's
+ *   connection, not the client or its tunnel address).
  */
 import { request } from 'node:http';
 import { writeFileSync } from 'node:fs';
@@ -39,7 +42,7 @@ import {
   type PerAppTopology,
 } from './perapp-topology.js';
 
-const skip = requireNetnsPrereqs(['nft']);
+const skip = requireNetnsPrereqs(['nft', 'microsocks']);
 
 const LIST_PORT = 9100;
 const VIA_ADDR = '10.200.91.1';
@@ -47,6 +50,9 @@ const VIA_PORT = 9101;
 const LISTED = `http://${ADDR.server}:${LIST_PORT}/list.txt`;
 const VIAED = `http://${VIA_ADDR}:${VIA_PORT}/via.txt`;
 const NEVER = `http://${ADDR.server}:9199/never.txt`;
+const SOCKS_ADDR = '10.200.92.1';
+const SOCKS_LIST_PORT = 9102;
+const SOCKSED = `http://${SOCKS_ADDR}:${SOCKS_LIST_PORT}/socks.txt`;
 
 /** a list server: the file's content with an ETag (its length and mtime), 304 on a match */
 const LIST_JS = `
@@ -79,12 +85,15 @@ describe.skipIf(skip)(
     let d: Daemon | undefined;
     let listSrv: NsProcess | undefined;
     let viaSrv: NsProcess | undefined;
+    let socksSrv: NsProcess | undefined;
+    let microsocks: NsProcess | undefined;
     let cfg = '';
     let listFile = '';
     let viaFile = '';
 
     const config = () => `version: 1
-${clientTunnels(t.keys)}rules:
+${clientTunnels(t.keys)}  s1: { type: socks5, server: ${ADDR.peer1}, port: 1080 }
+rules:
   - name: listed
     to:
       lists:
@@ -100,6 +109,11 @@ ${clientTunnels(t.keys)}rules:
       lists:
         - {url: "${NEVER}", refresh: 1m}
     target: t1
+  - name: socksed
+    to:
+      lists:
+        - {url: "${SOCKSED}", refresh: 1m, via: s1}
+    target: t2
 default: direct
 `;
 
@@ -205,6 +219,22 @@ default: direct
         viaFile,
       ]);
       await eventually(() => viaSrv!.output().includes('listening'), 'the via list server listens');
+      // the SOCKS5 list's server: another address of peer1's loopback, reached by microsocks there
+      const socksFile = join(ce.dir, 'socks.txt');
+      writeFileSync(socksFile, '198.18.0.0/15\n');
+      await run('ip', ['-n', t.peer1, 'addr', 'add', `${SOCKS_ADDR}/32`, 'dev', 'lo']);
+      socksSrv = nsSpawn(t.peer1, process.execPath, [
+        '-e',
+        LIST_JS,
+        SOCKS_ADDR,
+        String(SOCKS_LIST_PORT),
+        socksFile,
+      ]);
+      await eventually(
+        () => socksSrv!.output().includes('listening'),
+        'the socks list server listens',
+      );
+      microsocks = nsSpawn(t.peer1, 'microsocks', ['-i', ADDR.peer1, '-p', '1080']);
       cfg = join(ce.dir, 'client.yaml');
       writeFileSync(cfg, config());
       d = await startDaemon(t.client, ce, cfg, ['--metrics', '127.0.0.1:0']);
@@ -218,6 +248,8 @@ default: direct
         );
       await listSrv?.kill(500);
       await viaSrv?.kill(500);
+      await socksSrv?.kill(500);
+      await microsocks?.kill(500);
       await t?.destroy();
       if (ce) cleanupAwgEnv(ce);
     }, 120_000);
@@ -270,6 +302,30 @@ default: direct
       await eventually(
         async () => (await set('d4_viaed'))?.elems.includes('192.0.2.0/24') === true,
         'the via list applied',
+      );
+    });
+
+    it('via s1 (SOCKS5): the list is fetched through the proxy', async () => {
+      const direct = await nsExec(t.client, 'curl', ['-sS', '-m', '3', SOCKSED], {
+        allowFail: true,
+      });
+      expect(direct.code).not.toBe(0);
+      await eventually(
+        async () => (await statusLists()).find((l) => l.list === SOCKSED)?.state === 'ok',
+        'the socks list fetched by the daemon',
+        90_000,
+      ).catch(async (e: Error) => {
+        throw new Error(
+          `${e.message}\n${JSON.stringify(await statusLists())}\n${socksSrv!.output()}\n${microsocks!.output()}`,
+        );
+      });
+      // microsocks connected from peer1 itself (to its own loopback address)
+      expect(socksSrv!.output()).toMatch(
+        new RegExp(`GET /socks.txt inm= from ${SOCKS_ADDR.replace(/\./g, '\\.')}`),
+      );
+      await eventually(
+        async () => (await set('d4_socksed'))?.elems.includes('198.18.0.0/15') === true,
+        'the socks list applied',
       );
     });
 

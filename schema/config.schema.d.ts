@@ -412,6 +412,146 @@ export interface AmneziawgTunnel {
   limit?: Limit;
   health?: TunnelHealth;
   obfuscation?: AwgObfuscation;
+  /**
+   * Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).
+   *
+   * @minItems 1
+   * @maxItems 16
+   */
+  profiles?:
+    | [AwgProfile]
+    | [AwgProfile, AwgProfile]
+    | [AwgProfile, AwgProfile, AwgProfile]
+    | [AwgProfile, AwgProfile, AwgProfile, AwgProfile]
+    | [AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile]
+    | [AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile]
+    | [AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile, AwgProfile]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ]
+    | [
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+        AwgProfile,
+      ];
 }
 /**
  * AmneziaWG obfuscation parameters. All absent means plain WireGuard on the wire.
@@ -517,6 +657,119 @@ export interface AwgObfuscation {
    * AmneziaWG 3.1: never send cookie replies (the under-load DoS defence). Absent: false.
    */
   disableCookies?: boolean;
+}
+/**
+ * An obfuscation profile: the fields set here replace those of `obfuscation:` (the base), field by field; the rest are the base's.
+ */
+export interface AwgProfile {
+  /**
+   * Junk packets sent before each handshake initiation (0-128; 4-12 recommended). Sender-side only.
+   */
+  jc?: number;
+  /**
+   * Minimum junk packet size in bytes.
+   */
+  jmin?: number;
+  /**
+   * Maximum junk packet size in bytes (<= 1280).
+   */
+  jmax?: number;
+  /**
+   * Random bytes prepended to handshake initiations. Must match the peer.
+   */
+  s1?: number;
+  /**
+   * Random bytes prepended to handshake responses. Must match the peer.
+   */
+  s2?: number;
+  /**
+   * Random bytes prepended to cookie replies. Must match the peer.
+   */
+  s3?: number;
+  /**
+   * Random bytes prepended to transport packets. Must match the peer.
+   */
+  s4?: number;
+  /**
+   * Message type value (or range) for initiations. Must match the peer.
+   */
+  h1?: U32Range;
+  /**
+   * Message type value (or range) for responses. Must match the peer.
+   */
+  h2?: U32Range;
+  /**
+   * Message type value (or range) for cookie replies. Must match the peer.
+   */
+  h3?: U32Range;
+  /**
+   * Message type value (or range) for transport data. Must match the peer.
+   */
+  h4?: U32Range;
+  /**
+   * Signature packet 1 in the tag language, sent before each initiation: only tags, optionally separated by spaces: `<b 0xHEX>` literal bytes, `<r N>` random bytes, `<rc N>` random letters, `<rd N>` random digits, `<t>` Unix time (4 bytes).
+   */
+  i1?: string;
+  /**
+   * Signature packet 2 (same language as i1).
+   */
+  i2?: string;
+  /**
+   * Signature packet 3 (same language as i1).
+   */
+  i3?: string;
+  /**
+   * Signature packet 4 (same language as i1).
+   */
+  i4?: string;
+  /**
+   * Signature packet 5 (same language as i1).
+   */
+  i5?: string;
+  /**
+   * AmneziaWG 3.x: 32-byte key (base64), as a secret, that encrypts every message header with ChaCha20 (nonce = the first 12 bytes of the S prefix), so s1-s4 must each be at least 12. Must match the peer. Only its fingerprint appears in plans and status. Absent: headers in clear.
+   */
+  headerProtectionKey?: Secret;
+  /**
+   * AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.
+   */
+  contentPaddingAddition?: U16Range;
+  /**
+   * AmneziaWG 3.x: seconds after which the initiator starts a new handshake (drawn from the range each time). Absent or 0: WireGuard's 120. Local timing only.
+   */
+  rekeyAfterTime?: U16Range;
+  /**
+   * AmneziaWG 3.x: seconds before an unanswered initiation is retransmitted; its minimum is also the initiation rate limit. Absent or 0: WireGuard's 5. Local timing only.
+   */
+  rekeyTimeout?: U16Range;
+  /**
+   * AmneziaWG 3.x: seconds after which a session key is no longer used (its maximum); must exceed rekeyAfterTime and keepaliveTimeout + rekeyTimeout. Absent or 0: WireGuard's 180. Local timing only.
+   */
+  rejectAfterTime?: U16Range;
+  /**
+   * AmneziaWG 3.x: seconds of silence after received data before a passive keepalive is sent. Absent or 0: WireGuard's 10. Local timing only.
+   */
+  keepaliveTimeout?: U16Range;
+  /**
+   * AmneziaWG 3.x: initiations sent before giving up on a handshake (drawn from the range). Absent or 0: WireGuard's 18.
+   */
+  maxHandshakeAttempts?: U16Range;
+  /**
+   * AmneziaWG 3.1: append random bytes after handshake messages and pad transport packets randomly. A receiver without it drops such handshakes, so it must match the peer. Absent: false.
+   */
+  randomTrailers?: boolean;
+  /**
+   * AmneziaWG 3.1: never send cookie replies (the under-load DoS defence). Absent: false.
+   */
+  disableCookies?: boolean;
+  /**
+   * The profile's name (lowercase letters, digits, `-`, `_`; at most 32): shown in status and remembered per network.
+   */
+  name: string;
+  /**
+   * Declares that this profile changes parameters the server must hold too (s1-s4, h1-h4, randomTrailers): only set it when the server accepts them (another server config on the same address). Absent: such a change is an error. headerProtectionKey cannot be set in a profile (it stays the base's).
+   */
+  server?: boolean;
 }
 /**
  * A SOCKS5 proxy used as a tunnel through a transparent proxy.

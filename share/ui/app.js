@@ -389,6 +389,7 @@ function renderTunnels() {
     hb.title = t.since ? `since ${new Date(t.since).toLocaleString()}` : '';
     card.dataset.health = health;
     card.dataset.reason = t.reason ?? '';
+    card.dataset.profile = t.profile ?? '';
     const at = state.handshakeAt.get(t.name);
     const hsAge = at === undefined ? undefined : (Date.now() - at) / 1000;
     card.dataset.handshake = at === undefined ? 'never' : String(Math.round(hsAge));
@@ -405,6 +406,7 @@ function renderTunnels() {
       t.error,
       t.reason && t.since ? `down since ${new Date(t.since).toLocaleTimeString()}` : undefined,
       t.reason && t.lastUp ? `last up ${new Date(t.lastUp).toLocaleTimeString()}` : undefined,
+      t.profile ? `profile ${t.profile}${profileSwitch(t.profileSwitches)}` : undefined,
     ]
       .filter(Boolean)
       .join(' · ');
@@ -414,6 +416,12 @@ function renderTunnels() {
     card.querySelector('.rates .down').textContent = `↓ ${rate(last?.down ?? 0)}`;
     drawChart(card.querySelector('canvas'), s);
   }
+}
+
+/** the last obfuscation profile switch: ` (from a, handshake, 12:00:01)` */
+function profileSwitch(switches) {
+  const w = switches?.at(-1);
+  return w ? ` (from ${w.from}, ${w.reason}, ${new Date(w.at).toLocaleTimeString()})` : '';
 }
 
 /** throughput of the last CHART_SECONDS: upload and download lines, hand-drawn */

@@ -40,7 +40,8 @@ export function eventLevel(e: DaemonEvent): 'info' | 'warn' | 'error' {
   if (
     e.type === 'drift' ||
     e.type === 'reverted' ||
-    (e.type === 'tunnel' && (e.state === 'down' || e.state === 'auth-failed'))
+    (e.type === 'tunnel' && (e.state === 'down' || e.state === 'auth-failed')) ||
+    (e.type === 'profile' && e.reason !== 'network')
   )
     return 'warn';
   if (e.type === 'reconcile-finished' && e.error) return 'warn';
@@ -73,6 +74,8 @@ function eventText(e: DaemonEvent): string {
       return `tunnel ${e.tunnel} ${e.state}`;
     case 'handshake':
       return `handshake ${e.tunnel} with ${e.peer}`;
+    case 'profile':
+      return `tunnel ${e.tunnel} obfuscation profile ${e.from} → ${e.to} (${e.reason === 'network' ? 'the one that worked on this network' : `down: ${e.reason}`})`;
     case 'confirm-pending':
       return `confirm by ${e.deadline} or the change is reverted`;
     case 'reverted':

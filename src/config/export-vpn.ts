@@ -11,6 +11,7 @@
  * only when the tunnel sets one, so `awg import` of the key gives the tunnel back. Pure.
  */
 import { deflateSync } from 'node:zlib';
+import { firstObfuscation } from './profiles.js';
 import { exportWgQuick, formatRange, OBF_KEYS } from './export.js';
 import { effectiveMtu } from './mtu.js';
 import type { AwgObfuscation, Secret, U32Range, WgLikeTunnel } from './schema.js';
@@ -91,7 +92,7 @@ export function vpnContainerOf(t: WgLikeTunnel): {
   protocolVersion?: string;
 } {
   if (t.type !== 'amneziawg') return { container: 'amnezia-wireguard' };
-  const o = t.obfuscation ?? {};
+  const o = firstObfuscation(t);
   if (AWG3.some((k) => o[k] !== undefined))
     return { container: 'amnezia-awg2', protocolVersion: '3.1' };
   if (
@@ -110,7 +111,7 @@ function awgFields(
 ): Record<string, string> {
   const out: Record<string, string> = {};
   if (t.type !== 'amneziawg') return out;
-  const o = t.obfuscation ?? {};
+  const o = firstObfuscation(t);
   for (const [k, name] of OBF_KEYS) {
     const v = o[k];
     if (v === undefined) continue;

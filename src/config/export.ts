@@ -5,6 +5,7 @@
  * module never reads files or the environment.
  */
 import { effectiveMtu } from './mtu.js';
+import { firstObfuscation } from './profiles.js';
 import type { AwgObfuscation, Secret, U32Range, WgLikeTunnel } from './schema.js';
 
 export interface ExportOptions {
@@ -74,7 +75,7 @@ export function exportWgQuick(
   }
   if (tunnel.listenPort !== undefined) kv('ListenPort', tunnel.listenPort);
   if (tunnel.type === 'amneziawg') {
-    const o = tunnel.obfuscation ?? {};
+    const o = firstObfuscation(tunnel);
     for (const [k, name] of OBF_KEYS) {
       const v = o[k];
       if (v === undefined) continue;

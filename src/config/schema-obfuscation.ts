@@ -115,3 +115,47 @@ export const AwgObfuscation = z
     description: 'AmneziaWG obfuscation parameters. All absent means plain WireGuard on the wire.',
   });
 export type AwgObfuscation = z.infer<typeof AwgObfuscation>;
+
+/**
+ * The parameters a receiver checks (src/dataplane/awg/codec.ts classifies a datagram by its S
+ * prefix length, its H header value, the header protection keystream and, with random
+ * trailers, a longer size): the peer must hold the same. The rest only shape what this side
+ * sends (junk and signature packets, the padding inside the encrypted transport payload) or
+ * its own timers and cookie replies: the peer drops junk and signature packets unread and
+ * reads the inner packet's length, whatever the padding.
+ */
+export const SERVER_SIDE_KEYS = [
+  's1',
+  's2',
+  's3',
+  's4',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'headerProtectionKey',
+  'randomTrailers',
+] as const satisfies readonly (keyof AwgObfuscation)[];
+
+/**
+ * One entry of `profiles:`: a name, the obfuscation fields it overrides, and whether it may
+ * change what the server must also know.
+ */
+export const AwgProfile = AwgObfuscation.extend({
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/)
+    .meta({
+      description:
+        "The profile's name (lowercase letters, digits, `-`, `_`; at most 32): shown in status and remembered per network.",
+    }),
+  server: z.boolean().optional().meta({
+    description:
+      "Declares that this profile changes parameters the server must hold too (s1-s4, h1-h4, randomTrailers): only set it when the server accepts them (another server config on the same address). Absent: such a change is an error. headerProtectionKey cannot be set in a profile (it stays the base's).",
+  }),
+}).meta({
+  id: 'AwgProfile',
+  description:
+    "An obfuscation profile: the fields set here replace those of `obfuscation:` (the base), field by field; the rest are the base's.",
+});
+export type AwgProfile = z.infer<typeof AwgProfile>;

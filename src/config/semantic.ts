@@ -22,6 +22,8 @@ import { parseInlineDestinations } from './lists.js';
 import { matchedInPlace } from './schema-rules.js';
 import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
 import { checkListRefs } from './semantic-lists.js';
+import { checkProfiles } from './semantic-profiles.js';
+import { profileObfuscation } from './profiles.js';
 
 export interface Finding {
   path: PathKey[];
@@ -249,10 +251,26 @@ export function checkSemantics(c: Config): Finding[] {
         seen.set(k, pi);
       }),
     );
-    if (t.type === 'amneziawg')
+    if (t.type === 'amneziawg') {
       checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
+      if (t.profiles)
+        checkProfiles(
+          t.obfuscation,
+          t.profiles,
+          ['tunnels', name, 'profiles'],
+          checkObfuscation,
+          out,
+        );
+    }
     if (t.type === 'amneziawg' && t.engine === 'kernel') {
-      const set = obfuscationKeysSet(t.obfuscation);
+      const set = [
+        ...new Set(
+          [
+            t.obfuscation,
+            ...(t.profiles ?? []).map((p) => profileObfuscation(t.obfuscation, p)),
+          ].flatMap(obfuscationKeysSet),
+        ),
+      ];
       if (set.length)
         err(
           ['tunnels', name, 'engine'],

@@ -204,6 +204,8 @@ export interface ConfigReadOptions {
   selection?: HostSelection | undefined;
   /** tunnels not up now (tunnel health) */
   down: ReadonlySet<string>;
+  /** the active obfuscation profiles for the network the facts show (profile-switch.ts) */
+  profiles?: PrepareOptions['profiles'];
   /** the processes limited at run time a run of the config shapes (limit-book.ts forRun) */
   runtimeLimits?: PrepareOptions['runtimeLimits'];
   state: StateStore;
@@ -224,6 +226,7 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
       env: o.env,
       ...(o.selection ? { selection: o.selection } : {}),
       down: o.down,
+      ...(o.profiles ? { profiles: o.profiles } : {}),
       learn: true,
       ...(o.runtimeLimits ? { runtimeLimits: o.runtimeLimits } : {}),
       state: o.state,

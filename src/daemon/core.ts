@@ -65,6 +65,18 @@ export type DaemonEvent =
       lastUp?: string;
     }
   | { type: 'handshake'; at: string; tunnel: string; peer: string }
+  /**
+   * an amneziawg tunnel moved to another obfuscation profile (profile-switch.ts): down for
+   * `handshake` or `no-data` with the one before, or `network`: the one that worked there
+   */
+  | {
+      type: 'profile';
+      at: string;
+      tunnel: string;
+      from: string;
+      to: string;
+      reason: 'handshake' | 'no-data' | 'network';
+    }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
   | { type: 'error'; at: string; kind: string; message: string }

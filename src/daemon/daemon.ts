@@ -146,7 +146,7 @@ export class Daemon implements DaemonCore {
       createInprocEngineHost({ env: opts.env, ...(opts.engineLog ? { log: opts.engineLog } : {}) });
     this.tunnels = new Tunnels({
       engines: this.engines,
-      reporter,
+      host: this.host,
       emit,
       wake: (reason) => this.wake(reason),
       config: () => this.config.good?.prepared.config,
@@ -191,7 +191,7 @@ export class Daemon implements DaemonCore {
             !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
           env: opts.env,
           selection: opts.selection,
-          down: this.tunnels.down,
+          ...this.tunnels.readOptions(),
           runtimeLimits: (config, cgroupRoot) => this.limits.forRun(config, cgroupRoot),
           state: this.host.state,
           reporter,

@@ -86,6 +86,18 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['tunnel', 'reason'],
     registers,
   });
+  const profile = new Gauge({
+    name: 'awg_tunnel_profile',
+    help: 'The active obfuscation profile of an amneziawg tunnel with profiles (1 for it).',
+    labelNames: ['tunnel', 'profile'],
+    registers,
+  });
+  const profileSwitches = new Counter({
+    name: 'awg_tunnel_profile_switches_total',
+    help: 'Obfuscation profile switches since the daemon started, by reason (handshake, no-data: down with the one before; network: the one remembered there).',
+    labelNames: ['tunnel', 'reason'],
+    registers,
+  });
   const healthSince = new Gauge({
     name: 'awg_tunnel_health_since_seconds',
     help: 'Unix time of the last change of the tunnel health.',
@@ -260,6 +272,9 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
       case 'reverted':
         reverts.inc();
         return;
+      case 'profile':
+        profileSwitches.inc({ tunnel: e.tunnel, reason: e.reason });
+        return;
       default:
         return;
     }
@@ -300,6 +315,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         hsAge,
         health,
         downReason,
+        profile,
         healthSince,
         conns,
         rx,
@@ -353,6 +369,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
           );
         for (const r of DOWN_REASONS)
           downReason.set({ tunnel: t.name, reason: r }, t.reason === r ? 1 : 0);
+        if (t.profile) profile.set({ tunnel: t.name, profile: t.profile }, 1);
         if (t.since) healthSince.set({ tunnel: t.name }, Date.parse(t.since) / 1000);
         if (t.connectionsTotal !== undefined) {
           conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);

@@ -141,6 +141,19 @@ const Tunnel = z.strictObject({
   since: z.string().optional(),
   // when it was last rated up (RFC 3339; absent: never)
   lastUp: z.string().optional(),
+  // amneziawg tunnels with obfuscation profiles: the active one and its switches, oldest first
+  profile: z.string().optional(),
+  profileSwitches: z
+    .array(
+      z.strictObject({
+        at: z.string(),
+        from: z.string(),
+        to: z.string(),
+        // handshake | no-data (down with the one before) | network (the one that worked there)
+        reason: z.string(),
+      }),
+    )
+    .optional(),
   // seconds since the most recent handshake of any peer; absent: never
   lastHandshakeAgeSec: z.number().optional(),
   rxBytes: Count,

@@ -174,6 +174,7 @@ export function tunnelStatuses(
     }));
     const newest = Math.max(0, ...(s?.peers ?? []).map((p) => p.lastHandshakeMs));
     const error = health.errorOf(name);
+    const profile = health.profiles?.view(name);
     out.push({
       name,
       type: r.spec.type,
@@ -181,6 +182,10 @@ export function tunnelStatuses(
       health: state,
       ...(error ? { error } : {}),
       ...rating,
+      ...(profile ? { profile: profile.active } : {}),
+      ...(profile?.switches.length
+        ? { profileSwitches: profile.switches.map(({ tunnel: _t, ...s }) => s) }
+        : {}),
       up: Boolean(s?.up) && !isDown(state),
       lastHandshakeAgeSec: age(newest),
       rxBytes: peers.reduce((a, p) => a + p.rxBytes, 0),

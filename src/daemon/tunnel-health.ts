@@ -32,8 +32,14 @@ import {
   type DataPathSample,
 } from './data-path.js';
 import { TunnelRating, type DownReason, type Rating } from './health-rating.js';
+import type { ProfileSwitch } from './profile-switch.js';
 
 export type { HealthState } from './names.js';
+
+/** a tunnel's active obfuscation profile and its switches (profile-switch.ts) */
+export interface ProfileView {
+  view(tunnel: string): { active: string; switches: ProfileSwitch[] } | undefined;
+}
 
 export interface WgPeerHealth {
   hasEndpoint: boolean;
@@ -126,6 +132,8 @@ export class HealthMonitor {
   >();
   /** external engines' peers: the data path derived from byte counters */
   private watches = new Map<string, ByteWatch>();
+  /** the obfuscation profiles' view (tunnels.ts sets it): status shows it beside the health */
+  profiles: ProfileView | undefined;
 
   constructor(
     private readonly engines: HealthEngines,

@@ -5,23 +5,31 @@
  * underlay changed meanwhile, kicks them so that peers learn the new source address. Health
  * is evaluated on a timer and on engine events: its transitions are `tunnel` events, and a
  * change of the set of down tunnels wakes the loop (the firewall's rule actions and the placer
- * follow it).
+ * follow it). Amneziawg tunnels with obfuscation profiles move to the next one when down for
+ * `handshake` or `no-data`, and start with the one remembered for the network
+ * (profile-switch.ts): each switch is a `profile` event and a wake, whose run updates the engine.
  */
 import { toAwgError } from '../errors.js';
+import { withActiveProfiles } from '../config/profiles.js';
 import type { Config } from '../config/schema.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { ApplyContext } from '../resources/driver.js';
 import type { EngineChange, InprocEngineHost, Underlay } from '../resources/engine/inproc.js';
+import type { HostFacts } from '../model/desired.js';
 import type { Reporter } from '../util/reporter.js';
+import type { StateStore } from '../util/state.js';
 import type { DaemonEvent, WakeReason } from './core.js';
 import { resetCandidates, resetTunnelConnections, type TunnelMark } from './conn-reset.js';
 import { TunnelProber } from './health-probe.js';
+import { gatewayMac } from './neighbours.js';
 import { runProbe } from './probe-run.js';
+import { ProfileSwitcher, type NetworkId, type ProfileSwitch } from './profile-switch.js';
 import { HealthMonitor } from './tunnel-health.js';
 
 export interface TunnelsOptions {
   engines: InprocEngineHost;
-  reporter: Reporter;
+  /** the reporter, and the state directory the working profiles are remembered in */
+  host: { reporter: Reporter; state?: StateStore };
   emit: (e: DaemonEvent) => void;
   wake: (reason: WakeReason) => void;
   /** the config followed: health is evaluated against it (none yet: not evaluated) */
@@ -37,6 +45,7 @@ const now = () => new Date().toISOString();
 export class Tunnels {
   readonly engines: InprocEngineHost;
   readonly health: HealthMonitor;
+  readonly profiles: ProfileSwitcher;
   /** the physical network the last run probed */
   private underlay: Underlay = {};
   private adopted = false;
@@ -55,6 +64,8 @@ export class Tunnels {
   constructor(private readonly o: TunnelsOptions) {
     this.engines = o.engines;
     this.health = new HealthMonitor(o.engines);
+    this.profiles = new ProfileSwitcher(o.host.state);
+    this.health.profiles = this.profiles;
     this.prober = new TunnelProber({
       run: runProbe,
       dialer: (t) => this.engines.proxyDialer?.(t),
@@ -63,6 +74,23 @@ export class Tunnels {
         this.tick();
       },
     });
+  }
+
+  /**
+   * What the daemon's config reads take from the tunnels: the tunnels not up now, and each
+   * tunnel's active obfuscation profile on the network the read's facts show.
+   */
+  readOptions(): {
+    down: ReadonlySet<string>;
+    profiles: (config: Config, facts: HostFacts) => ReadonlyMap<string, string>;
+  } {
+    return {
+      down: this.down,
+      profiles: (config, facts) => {
+        for (const s of this.profiles.setNetwork(networkOf(facts), config)) this.switched(s);
+        return new Map(this.profiles.profiles);
+      },
+    };
   }
 
   /** tunnels not up now: rules take their fallback */
@@ -132,7 +160,7 @@ export class Tunnels {
         return [] as string[];
       });
       if (moved.length)
-        this.o.reporter.report({
+        this.o.host.reporter.report({
           type: 'info',
           message: `adopted engine(s) ${moved.join(', ')} from awg apply`,
         });
@@ -170,7 +198,7 @@ export class Tunnels {
     try {
       const r = await (this.o.resetConnections ?? resetTunnelConnections)(marks, mask);
       for (const [t, n] of r.reset)
-        this.o.reporter.report({
+        this.o.host.reporter.report({
           type: 'info',
           message: `tunnel ${t} is down: reset ${n} connection(s) through it (their apps reconnect by the fallback)`,
         });
@@ -192,7 +220,10 @@ export class Tunnels {
     const cfg = this.o.config();
     if (!cfg || this.closed) return;
     this.prober.sync(cfg);
-    const { changes, downChanged } = this.health.tick(cfg);
+    // the data path's control sizes (external engines) follow the active profile's S1-S3
+    const { changes, downChanged } = this.health.tick(
+      withActiveProfiles(cfg, this.profiles.profiles),
+    );
     for (const c of changes)
       this.o.emit({
         type: 'tunnel',
@@ -203,7 +234,24 @@ export class Tunnels {
         ...(c.reason ? { reason: c.reason } : {}),
         ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
-    if (downChanged) this.o.wake('engine');
+    // the followed config's tunnels only (a diff of another config must not reset them)
+    this.profiles.prune(cfg);
+    let switched = false;
+    for (const name of Object.keys(cfg.tunnels)) {
+      const s = this.profiles.rate(cfg, name, this.health.ratingOf(name));
+      if (s) switched = this.switched(s);
+    }
+    if (downChanged || switched) this.o.wake('engine');
+  }
+
+  /** a profile switch: an event, and the next run applies it */
+  private switched(s: ProfileSwitch): true {
+    this.o.emit({ type: 'profile', ...s });
+    this.o.host.reporter.report({
+      type: 'info',
+      message: `tunnel ${s.tunnel}: obfuscation profile ${s.from} → ${s.to} (${s.reason === 'network' ? 'the one that worked on this network' : `down: ${s.reason}`})`,
+    });
+    return true;
   }
 
   private onEngine(c: EngineChange): void {
@@ -238,4 +286,15 @@ export class Tunnels {
         return;
     }
   }
+}
+
+/** the network the facts show: the default route's gateway and interface (v4 first), its MAC */
+export function networkOf(
+  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>,
+  mac: (gateway: string, dev: string) => string | undefined = gatewayMac,
+): NetworkId | undefined {
+  const r = facts.defaultRouteV4 ?? facts.defaultRouteV6;
+  if (!r?.gateway || !r.interface) return undefined;
+  const m = mac(r.gateway, r.interface);
+  return { gateway: r.gateway, interface: r.interface, ...(m ? { mac: m } : {}) };
 }

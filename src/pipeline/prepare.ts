@@ -5,6 +5,7 @@
  * files and (when asked) cheap host facts; `diff` shows exactly the plan `apply` executes
  * because both start here.
  */
+import { withActiveProfiles } from '../config/profiles.js';
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile, type UrlListLoad } from '../config/load.js';
@@ -68,6 +69,13 @@ export interface PrepareOptions {
   envSecretsRefused?: string;
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
+  /**
+   * tunnel → its active obfuscation profile (config/profiles.ts); the daemon's choice for the
+   * network the facts show (daemon/profile-switch.ts)
+   */
+  profiles?:
+    | ReadonlyMap<string, string>
+    | ((config: Config, facts: HostFacts) => ReadonlyMap<string, string>);
   /** the daemon: its DNS stub learns the addresses of domain rules (BuildOptions.learn) */
   learn?: boolean;
   /**
@@ -174,7 +182,13 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       typeof opts.runtimeLimits === 'function'
         ? opts.runtimeLimits(config, cgroupRoot)
         : (opts.runtimeLimits ?? []);
-    model = buildDesired(config, {
+    // the engines run each amneziawg tunnel's active obfuscation profile (the first unless the
+    // daemon chose another); the prepared config stays as written
+    const running = withActiveProfiles(
+      config,
+      typeof opts.profiles === 'function' ? opts.profiles(config, facts) : opts.profiles,
+    );
+    model = buildDesired(running, {
       facts,
       secrets,
       ...(fingerprintKey ? { fingerprintKey } : {}),
@@ -184,7 +198,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       ...(runtimeLimits.length ? { runtimeLimits } : {}),
       ...(loaded.destinations ? { destinations: loaded.destinations } : {}),
     });
-    desired = platform.realise(model, facts, config);
+    desired = platform.realise(model, facts, running);
   } catch (e) {
     // what the config cannot express (allocation, names nft refuses) is a config issue; a host
     // that cannot realise a valid config (e.g. cgroup v2 mounted elsewhere) is not

@@ -274,6 +274,10 @@ function statusLines(s: StatusResponse): string[] {
     out.push(
       `tunnel ${t.name} (${t.type}${t.link ? `, ${t.link}` : ''}): ${t.health ?? (t.up ? 'up' : 'down')}${t.reason ? ` [${t.reason}${t.since ? ` since ${t.since}` : ''}]` : ''}${t.error ? ` (${t.error})` : ''}, handshake ${age(t.lastHandshakeAgeSec)}, rx ${bytes(t.rxBytes)}, tx ${bytes(t.txBytes)}${conns}`,
     );
+    if (t.profile)
+      out.push(
+        `  obfuscation profile ${t.profile}${t.profileSwitches?.length ? `, switches: ${t.profileSwitches.map((w) => `${w.at} ${w.from} → ${w.to} (${w.reason})`).join('; ')}` : ''}`,
+      );
     if (t.linkTraffic)
       out.push(
         `  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`,

@@ -30,6 +30,8 @@ const tunnelTraffic = (
   ...opt('link', t.link ? linkTraffic(t.link) : undefined),
 });
 
+const PROFILE_REASONS = ['handshake', 'no-data', 'network'] as const;
+
 export function eventToWire(e: DaemonEvent, id = ''): Event__Output {
   return { ...eventBody(e), id };
 }
@@ -69,6 +71,8 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       };
     case 'handshake':
       return { at: e.at, handshake: { tunnel: e.tunnel, peer: e.peer } };
+    case 'profile':
+      return { at: e.at, profile: { tunnel: e.tunnel, from: e.from, to: e.to, reason: e.reason } };
     case 'confirm-pending':
       return { at: e.at, confirmPending: { deadline: e.deadline } };
     case 'reverted':
@@ -148,6 +152,13 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
       tunnels: (w.traffic.tunnels ?? []).map(tunnelTraffic),
     };
   if (w.list) return listFetchedFromWire(w.list, at);
+  if (w.profile) {
+    const reason = PROFILE_REASONS.find((r) => r === w.profile?.reason);
+    // a reason this client does not know (a newer daemon's): skipped like an unknown event
+    if (!reason) return undefined;
+    const { tunnel, from, to } = w.profile;
+    return { type: 'profile', at, tunnel, from, to, reason };
+  }
   if (w.limit) {
     const action = LIMIT_ACTIONS.find((a) => a === w.limit?.action);
     // an action this client does not know (a newer daemon's): skipped like an unknown event

@@ -35,6 +35,7 @@ import type { StatusResponse__Output } from './generated/awg/v1/StatusResponse.j
 import type { RuleCounter__Output } from './generated/awg/v1/RuleCounter.js';
 import type { RuleSet__Output } from './generated/awg/v1/RuleSet.js';
 import type { Tunnel__Output } from './generated/awg/v1/Tunnel.js';
+import type { ProfileSwitch__Output } from './generated/awg/v1/ProfileSwitch.js';
 
 const STATE = protoEnum('STATE', DAEMON_STATES);
 export const stateToWire = STATE.toWire;
@@ -99,7 +100,7 @@ const peer = (p: Peer): Peer & Peer__Output => ({
 });
 
 /** the fields a tunnel's line has alike on both sides */
-type TunnelFields = Omit<TunnelStatus, 'health' | 'reason' | 'linkTraffic'>;
+type TunnelFields = Omit<TunnelStatus, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'>;
 
 /** A tunnel's line with `health` as the receiving side spells it (the wire: '' for unknown). */
 function tunnel<H extends object>(
@@ -107,7 +108,7 @@ function tunnel<H extends object>(
   health: H,
   link: LinkTraffic | null | undefined,
 ): TunnelFields &
-  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic'> &
+  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'> &
   H & { linkTraffic?: LinkTraffic } {
   return {
     name: t.name,
@@ -122,6 +123,7 @@ function tunnel<H extends object>(
     ...opt('error', t.error),
     ...opt('since', t.since),
     ...opt('lastUp', t.lastUp),
+    ...opt('profile', t.profile),
     ...opt('connectionsActive', t.connectionsActive),
     ...opt('connectionsTotal', t.connectionsTotal),
     ...opt('dialErrors', t.dialErrors),
@@ -142,13 +144,32 @@ export function healthFromWire(h: string | undefined): HealthState | undefined {
   return oneOf(TUNNEL_HEALTH, h);
 }
 
+const switchCopy = (s: ProfileSwitch__Output): ProfileSwitch__Output => ({
+  at: s.at,
+  from: s.from,
+  to: s.to,
+  reason: s.reason,
+});
+
 const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
-  tunnel(t, { health: t.health ?? '', ...opt('reason', t.reason) }, t.linkTraffic);
+  tunnel(
+    t,
+    {
+      health: t.health ?? '',
+      ...opt('reason', t.reason),
+      profileSwitches: (t.profileSwitches ?? []).map(switchCopy),
+    },
+    t.linkTraffic,
+  );
 
 const tunnelFromWire = (w: Tunnel__Output): TunnelStatus =>
   tunnel(
     w,
-    { ...opt('health', healthFromWire(w.health)), ...opt('reason', oneOf(DOWN_REASONS, w.reason)) },
+    {
+      ...opt('health', healthFromWire(w.health)),
+      ...opt('reason', oneOf(DOWN_REASONS, w.reason)),
+      ...(w.profileSwitches.length ? { profileSwitches: w.profileSwitches.map(switchCopy) } : {}),
+    },
     w.linkTraffic,
   );
 

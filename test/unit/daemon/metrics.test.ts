@@ -59,6 +59,9 @@ describe('Prometheus metrics', () => {
     );
     expect(line(t, 'awg_network_changes_total ')).toBe('awg_network_changes_total 1');
     expect(line(t, 'awg_confirm_reverts_total ')).toBe('awg_confirm_reverts_total 1');
+    expect(line(t, 'awg_tunnel_profile_switches_total{tunnel="idle",reason="no-data"}')).toBe(
+      'awg_tunnel_profile_switches_total{tunnel="idle",reason="no-data"} 1',
+    );
     m.close();
     expect(core.subscribers).toBe(0);
   });
@@ -75,6 +78,11 @@ describe('Prometheus metrics', () => {
     );
     expect(line(t, 'awg_tunnel_up{tunnel="work"}')).toBe('awg_tunnel_up{tunnel="work"} 1');
     expect(line(t, 'awg_tunnel_up{tunnel="idle"}')).toBe('awg_tunnel_up{tunnel="idle"} 0');
+    // the active obfuscation profile (tunnels with profiles only)
+    expect(line(t, 'awg_tunnel_profile{tunnel="idle"')).toBe(
+      'awg_tunnel_profile{tunnel="idle",profile="b"} 1',
+    );
+    expect(line(t, 'awg_tunnel_profile{tunnel="work"')).toBeUndefined();
     expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe(
       'awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17',
     );
@@ -174,7 +182,7 @@ describe('Prometheus metrics', () => {
     const types = new Map([...t.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((x) => [x[1]!, x[2]!]));
     const totals = [...types].filter(([n]) => n.endsWith('_total'));
     expect(totals.filter(([, type]) => type !== 'counter')).toEqual([]);
-    expect(totals.length).toBe(21);
+    expect(totals.length).toBe(22);
     expect([...types].filter(([n, type]) => type === 'counter' && !n.endsWith('_total'))).toEqual(
       [],
     );

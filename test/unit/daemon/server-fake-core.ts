@@ -98,7 +98,18 @@ export function sampleStatus(): StatusResponse {
         ],
         linkTraffic: { rxPackets: 90000000000, rxBytes: 120000000000, txPackets: 1, txBytes: 40 },
       },
-      { name: 'idle', type: 'amneziawg', up: false, rxBytes: 0, txBytes: 0, peers: [] },
+      {
+        name: 'idle',
+        type: 'amneziawg',
+        up: false,
+        rxBytes: 0,
+        txBytes: 0,
+        peers: [],
+        profile: 'b',
+        profileSwitches: [
+          { at: '2026-11-22T04:59:00.000Z', from: 'a', to: 'b', reason: 'handshake' },
+        ],
+      },
     ],
     rules: [
       {
@@ -253,6 +264,14 @@ export const ALL_EVENTS: DaemonEvent[] = [
   { type: 'tunnel', at: '2026-11-22T05:00:04.000Z', tunnel: 'work', state: 'up' },
   { type: 'tunnel', at: '2026-11-22T05:00:04.500Z', tunnel: 'work', state: 'down' },
   { type: 'handshake', at: '2026-11-22T05:00:05.000Z', tunnel: 'work', peer: PEER_PUB },
+  {
+    type: 'profile',
+    at: '2026-11-22T05:00:05.500Z',
+    tunnel: 'idle',
+    from: 'a',
+    to: 'b',
+    reason: 'no-data',
+  },
   { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
   {
     type: 'reverted',

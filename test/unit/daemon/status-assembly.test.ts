@@ -126,6 +126,28 @@ describe('status assembly', () => {
     });
   });
 
+  it('a tunnel with obfuscation profiles: its line carries the active profile and its switches', async () => {
+    const health = new HealthMonitor(engines);
+    const sw = { at: '2026-11-27T16:00:00.000Z', tunnel: 'vpn', from: 'a', to: 'b' };
+    health.profiles = {
+      view: (t) =>
+        t === 'vpn' ? { active: 'b', switches: [{ ...sw, reason: 'no-data' }] } : undefined,
+    };
+    const s = await assembleStatus(
+      parts({ configured: true, prepared: p, health, config: { valid: true, lastPlanChanges: 0 } }),
+    );
+    expect(s.tunnels[0]).toMatchObject({
+      name: 'vpn',
+      profile: 'b',
+      profileSwitches: [{ at: sw.at, from: 'a', to: 'b', reason: 'no-data' }],
+    });
+    expect(s.tunnels[0]!.profileSwitches![0]).not.toHaveProperty('tunnel');
+    // without profiles: neither field
+    const plain = await assembleStatus(parts({ configured: true, prepared: p }));
+    expect(plain.tunnels[0]).not.toHaveProperty('profile');
+    expect(plain.tunnels[0]).not.toHaveProperty('profileSwitches');
+  });
+
   it('a re-check under way keeps the verdict; a new desired state is reconciling', async () => {
     const lastRun = { at: 't', outcome: 'converged', durationMs: 1 };
     const base = { configured: true, lastRun, prepared: p };

@@ -52,7 +52,7 @@ function make(o: { adopt?: () => Promise<string[]>; running?: boolean; config?: 
   const reporter = new MemoryReporter();
   const t = new Tunnels({
     engines: f.host,
-    reporter,
+    host: { reporter },
     emit: (e) => events.push(e),
     wake: (r) => wakes.push(r),
     config: () => o.config,

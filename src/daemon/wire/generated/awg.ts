@@ -178,6 +178,14 @@ import type {
   ProcessLimit__Output as _awg_v1_ProcessLimit__Output,
 } from './awg/v1/ProcessLimit.js';
 import type {
+  ProfileSwitch as _awg_v1_ProfileSwitch,
+  ProfileSwitch__Output as _awg_v1_ProfileSwitch__Output,
+} from './awg/v1/ProfileSwitch.js';
+import type {
+  ProfileSwitched as _awg_v1_ProfileSwitched,
+  ProfileSwitched__Output as _awg_v1_ProfileSwitched__Output,
+} from './awg/v1/ProfileSwitched.js';
+import type {
   ReconcileFinished as _awg_v1_ReconcileFinished,
   ReconcileFinished__Output as _awg_v1_ReconcileFinished__Output,
 } from './awg/v1/ReconcileFinished.js';
@@ -361,6 +369,11 @@ export interface ProtoGrpcType {
       PlanList: MessageTypeDefinition<_awg_v1_PlanList, _awg_v1_PlanList__Output>;
       Process: MessageTypeDefinition<_awg_v1_Process, _awg_v1_Process__Output>;
       ProcessLimit: MessageTypeDefinition<_awg_v1_ProcessLimit, _awg_v1_ProcessLimit__Output>;
+      ProfileSwitch: MessageTypeDefinition<_awg_v1_ProfileSwitch, _awg_v1_ProfileSwitch__Output>;
+      ProfileSwitched: MessageTypeDefinition<
+        _awg_v1_ProfileSwitched,
+        _awg_v1_ProfileSwitched__Output
+      >;
       ReconcileFinished: MessageTypeDefinition<
         _awg_v1_ReconcileFinished,
         _awg_v1_ReconcileFinished__Output

@@ -54,6 +54,10 @@ import type {
   ListFetched as _awg_v1_ListFetched,
   ListFetched__Output as _awg_v1_ListFetched__Output,
 } from '../../awg/v1/ListFetched.js';
+import type {
+  ProfileSwitched as _awg_v1_ProfileSwitched,
+  ProfileSwitched__Output as _awg_v1_ProfileSwitched__Output,
+} from '../../awg/v1/ProfileSwitched.js';
 
 export interface Event {
   /**
@@ -78,6 +82,7 @@ export interface Event {
   limit?: _awg_v1_LimitChanged | null;
   gap?: _awg_v1_Gap | null;
   list?: _awg_v1_ListFetched | null;
+  profile?: _awg_v1_ProfileSwitched | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -92,7 +97,8 @@ export interface Event {
     | 'traffic'
     | 'limit'
     | 'gap'
-    | 'list';
+    | 'list'
+    | 'profile';
 }
 
 export interface Event__Output {
@@ -118,6 +124,7 @@ export interface Event__Output {
   limit?: _awg_v1_LimitChanged__Output | null;
   gap?: _awg_v1_Gap__Output | null;
   list?: _awg_v1_ListFetched__Output | null;
+  profile?: _awg_v1_ProfileSwitched__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -132,5 +139,6 @@ export interface Event__Output {
     | 'traffic'
     | 'limit'
     | 'gap'
-    | 'list';
+    | 'list'
+    | 'profile';
 }

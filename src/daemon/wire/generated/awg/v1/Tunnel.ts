@@ -9,6 +9,10 @@ import type {
   LinkTraffic as _awg_v1_LinkTraffic,
   LinkTraffic__Output as _awg_v1_LinkTraffic__Output,
 } from '../../awg/v1/LinkTraffic.js';
+import type {
+  ProfileSwitch as _awg_v1_ProfileSwitch,
+  ProfileSwitch__Output as _awg_v1_ProfileSwitch__Output,
+} from '../../awg/v1/ProfileSwitch.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Tunnel {
@@ -47,6 +51,14 @@ export interface Tunnel {
    * when it was last rated up (RFC 3339; absent: never)
    */
   lastUp?: string;
+  /**
+   * amneziawg tunnels with obfuscation profiles: the active one
+   */
+  profile?: string;
+  /**
+   * its switches, oldest first (the daemon keeps the last few)
+   */
+  profileSwitches?: _awg_v1_ProfileSwitch[];
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -57,6 +69,7 @@ export interface Tunnel {
   _reason?: 'reason';
   _since?: 'since';
   _lastUp?: 'lastUp';
+  _profile?: 'profile';
 }
 
 export interface Tunnel__Output {
@@ -95,6 +108,14 @@ export interface Tunnel__Output {
    * when it was last rated up (RFC 3339; absent: never)
    */
   lastUp?: string;
+  /**
+   * amneziawg tunnels with obfuscation profiles: the active one
+   */
+  profile?: string;
+  /**
+   * its switches, oldest first (the daemon keeps the last few)
+   */
+  profileSwitches: _awg_v1_ProfileSwitch__Output[];
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -105,4 +126,5 @@ export interface Tunnel__Output {
   _reason?: 'reason';
   _since?: 'since';
   _lastUp?: 'lastUp';
+  _profile?: 'profile';
 }

@@ -26,6 +26,7 @@ import type { HealthState } from './names.js';
 import {
   ByteWatch,
   controlSizes,
+  DATA_PROBE_AFTER_MS,
   NO_DATA_MS,
   NO_DATA_ONE_WAY_MS,
   peerNoData,
@@ -77,6 +78,12 @@ export function downSet(states: ReadonlyMap<string, HealthState>): Set<string> {
  */
 export const SILENCE_PROBE_MS = 11_000;
 
+/** the data probe's source: the tunnel's first IPv4 address, else its first (data-path.ts) */
+export function probeSource(addresses: readonly string[]): string | undefined {
+  const a = addresses.map((c) => c.split('/')[0]!);
+  return a.find((x) => !x.includes(':')) ?? a[0];
+}
+
 /** What the monitor needs of the engine host (resources/engine/inproc.ts). */
 export interface HealthEngines {
   stats(): readonly {
@@ -93,7 +100,7 @@ export interface HealthEngines {
       lastRxKeepalive?: boolean;
     }[];
   }[];
-  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean; from?: string }): void;
 }
 
 export interface HealthChange {
@@ -229,7 +236,8 @@ export class HealthMonitor {
               ? errorText
               : undefined;
       if (error) errors.set(name, error);
-      if (isWgLike(tun) && stats.has(name)) this.keepProbing(name, stats.get(name)!, r);
+      if (isWgLike(tun) && stats.has(name))
+        this.keepProbing(name, stats.get(name)!, r, probeSource(tun.addresses));
       if (changed && !(before === undefined && r.state === 'connecting'))
         changes.push({
           tunnel: name,
@@ -279,11 +287,18 @@ export class HealthMonitor {
     return fresh > 0 && dead === fresh;
   }
 
-  private keepProbing(name: string, s: EngineRow, r: Rating): void {
+  private keepProbing(name: string, s: EngineRow, r: Rating, from: string | undefined): void {
+    const src = from === undefined ? {} : { from };
     if (r.state !== 'up') this.engines.probe(name);
     if (r.state === 'up') this.probeSilentPeers(name, s.peers);
     // is the data path back? a data message the peer answers (awg's own engine)
-    if (r.reason === 'no-data') this.engines.probe(name, { data: true });
+    if (r.reason === 'no-data') this.engines.probe(name, { data: true, ...src });
+    // our data unanswered for a while: the peer answers a data probe at once if it is alive
+    // (a one-way flow), so neither a late answer nor a stale keepalive decides (data-path.ts)
+    else if (r.state === 'up')
+      for (const p of s.peers)
+        if (p.endpoint !== undefined && (p.dataUnansweredMs ?? 0) >= DATA_PROBE_AFTER_MS)
+          this.engines.probe(name, { peer: p.publicKey, data: true, ...src });
   }
 
   private probeSilentPeers(

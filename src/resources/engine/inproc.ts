@@ -103,9 +103,10 @@ export interface InprocEngineHost {
    * tunnel that is not up: without traffic the engine would not try again once it gave up),
    * or with `peer` (base64 key) even while a session exists (a silent peer: is it still there?).
    * `data`: a data message the peer answers instead, on sessions only (is a dead data path
-   * back? awg's own engine only).
+   * back? awg's own engine only), from `from` (the tunnel's address: the peer's kernel
+   * answers at once, send.ts sendDataProbe).
    */
-  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean; from?: string }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
   /**
@@ -457,7 +458,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         if (!ps.endpoint) continue;
         if (opts.data) {
           if (opts.peer === undefined || b64(ps.publicKey) === opts.peer)
-            device.probePeer(ps.publicKey, true);
+            device.probePeer(ps.publicKey, true, opts.from);
           continue;
         }
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;

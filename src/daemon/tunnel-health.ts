@@ -193,6 +193,8 @@ export class HealthMonitor {
       let base: HealthState;
       let baseReason: DownReason | undefined;
       let noData = false;
+      /** initiating peers (keys) whose data has been unanswered DATA_PROBE_AFTER_MS */
+      const unanswered: string[] = [];
       let errorText: string | undefined;
       if (isWgLike(tun)) {
         const s = stats.get(name);
@@ -215,7 +217,7 @@ export class HealthMonitor {
             : `no handshake answered for ${tun.downAfter}s`;
         if (s) {
           const obf = 'obfuscation' in tun ? tun.obfuscation : undefined;
-          noData = this.noData(name, s, t, obf);
+          noData = this.noData(name, s, t, obf, unanswered);
         }
       } else {
         const px = this.proxy.get(name);
@@ -237,7 +239,7 @@ export class HealthMonitor {
               : undefined;
       if (error) errors.set(name, error);
       if (isWgLike(tun) && stats.has(name))
-        this.keepProbing(name, stats.get(name)!, r, probeSource(tun.addresses));
+        this.keepProbing(name, stats.get(name)!, r, probeSource(tun.addresses), unanswered);
       if (changed && !(before === undefined && r.state === 'connecting'))
         changes.push({
           tunnel: name,
@@ -262,6 +264,7 @@ export class HealthMonitor {
     s: EngineRow,
     t: number,
     obf: Parameters<typeof controlSizes>[0],
+    unanswered: string[],
   ): boolean {
     let fresh = 0;
     let dead = 0;
@@ -281,24 +284,29 @@ export class HealthMonitor {
         sample = { lastHandshakeMs: p.lastHandshakeMs, ...w.sample(p.rxBytes, p.txBytes, t) };
       }
       if (sample.lastHandshakeMs <= 0) continue;
+      if (sample.dataUnansweredMs >= DATA_PROBE_AFTER_MS) unanswered.push(p.publicKey);
       fresh++;
       if (peerNoData(sample, t)) dead++;
     }
     return fresh > 0 && dead === fresh;
   }
 
-  private keepProbing(name: string, s: EngineRow, r: Rating, from: string | undefined): void {
+  private keepProbing(
+    name: string,
+    s: EngineRow,
+    r: Rating,
+    from: string | undefined,
+    unanswered: readonly string[],
+  ): void {
     const src = from === undefined ? {} : { from };
     if (r.state !== 'up') this.engines.probe(name);
     if (r.state === 'up') this.probeSilentPeers(name, s.peers);
-    // is the data path back? a data message the peer answers (awg's own engine)
+    // is the data path back? a data message the peer answers
     if (r.reason === 'no-data') this.engines.probe(name, { data: true, ...src });
     // our data unanswered for a while: the peer answers a data probe at once if it is alive
     // (a one-way flow), so neither a late answer nor a stale keepalive decides (data-path.ts)
     else if (r.state === 'up')
-      for (const p of s.peers)
-        if (p.endpoint !== undefined && (p.dataUnansweredMs ?? 0) >= DATA_PROBE_AFTER_MS)
-          this.engines.probe(name, { peer: p.publicKey, data: true, ...src });
+      for (const peer of unanswered) this.engines.probe(name, { peer, data: true, ...src });
   }
 
   private probeSilentPeers(

@@ -4,7 +4,8 @@
  * peer replaced by a real external WireGuard — upstream amneziawg-go when
  * AWG_TEST_AMNEZIAWG_GO_DIR names a directory with one of its builds (the newest found), else
  * Debian's `wireguard-go` — configured over its UAPI socket; the awg daemon (awg's own engine)
- * on the client with an allow-direct rule and a failover rule on t1; both apps sending all the
+ * on the client (AWG_HEALTH_CLIENT_ENGINE=external: Debian's wireguard-go as the client's
+ * engine) with an allow-direct rule and a failover rule on t1; both apps sending all the
  * time (the traffic that makes a dead path visible); `awg events --json` read as it comes.
  *
  * The fault: an nft rule in peer1's namespace drops UDP to the WireGuard port whose payload
@@ -45,6 +46,23 @@ export function peerEngine(): { name: string; bin?: string } {
   const bin = AWG_GO_BINARIES.find((b) => existsSync(join(dir, b)));
   if (!bin) throw new Error(`AWG_TEST_AMNEZIAWG_GO_DIR=${dir} holds none of ${AWG_GO_BINARIES}`);
   return { name: bin, bin: join(dir, bin) };
+}
+
+/**
+ * The client's engine: awg's own, or (AWG_HEALTH_CLIENT_ENGINE=external, by hand) Debian's
+ * wireguard-go as `engine: {external: …}` — the byte-counter path and the probe through the link
+ */
+function clientEngine(): { extra?: string } {
+  const e = process.env.AWG_HEALTH_CLIENT_ENGINE;
+  if (!e || e === 'embedded') return {};
+  if (e !== 'external') throw new Error(`AWG_HEALTH_CLIENT_ENGINE=${e}: embedded or external`);
+  return { extra: `    engine: { external: ${whichWireguardGo()} }\n` };
+}
+
+function whichWireguardGo(): string {
+  const dir = (process.env.PATH ?? '').split(':').find((d) => existsSync(join(d, 'wireguard-go')));
+  if (!dir) throw new Error('wireguard-go is not on PATH');
+  return join(dir, 'wireguard-go');
 }
 
 export interface TunnelEvent {
@@ -116,7 +134,7 @@ export async function startHealthRig(): Promise<HealthRig> {
     writeFileSync(
       cfg,
       `version: 1
-${clientTunnels(t.keys, { keepalive: 1 })}rules:
+${clientTunnels(t.keys, { keepalive: 1, ...clientEngine() })}rules:
   - name: ad
     match: { dir: ${dir('ad')} }
     target: t1

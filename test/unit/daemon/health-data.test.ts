@@ -174,7 +174,7 @@ describe('HealthMonitor: the data path', () => {
       probe: (_t, o = {}) => probes.push(o),
     };
     const m = new HealthMonitor(engines, () => t);
-    return { m, peer, probes, step: (ms: number) => (t += ms) };
+    return { m, peer, probes, step: (ms: number) => (t += ms), now: () => t };
   }
 
   it('handshakes answered, data unanswered: down no-data within the bound, data probes, back once answered', () => {
@@ -209,6 +209,36 @@ describe('HealthMonitor: the data path', () => {
     }
     expect(changes.slice(1)).toEqual(['up/']);
     expect(m.down.size).toBe(0);
+  });
+
+  it('an external engine (byte counters): the same data probes, the engine host sends them through the link', () => {
+    const { peer, probes, step, now } = rig();
+    const ext = { ...peer } as Partial<typeof peer>;
+    delete ext.dataUnansweredMs;
+    delete ext.lastRxKeepalive;
+    const engines: HealthEngines = {
+      stats: () => [{ tunnel: 'a', up: true, peers: [ext as typeof peer] }],
+      probe: (_t, o = {}) => probes.push(o),
+    };
+    const mx = new HealthMonitor(engines, now);
+    mx.tick(cfg);
+    // data out each second, nothing back: unanswered from the first tick that saw it
+    for (let s = 1; s <= 4; s++) {
+      step(1000);
+      ext.txBytes! += 112;
+      mx.tick(cfg);
+    }
+    expect(probes).toEqual([
+      { peer: KEY, data: true, from: '10.9.0.2' },
+      { peer: KEY, data: true, from: '10.9.0.2' },
+    ]);
+    // the answer (time exceeded: data) ends the series: no more probes
+    step(1000);
+    ext.rxBytes! += 112;
+    mx.tick(cfg);
+    step(1000);
+    mx.tick(cfg);
+    expect(probes).toHaveLength(2);
   });
 
   it('the data probe comes from the first IPv4 address, else the first', () => {

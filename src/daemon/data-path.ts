@@ -11,11 +11,12 @@
  * one), so one that arrives less than KEEPALIVE_STALE_MS after our first unanswered send may
  * have been armed by data from before a fault; counted, it would restart the count (slow
  * detection) or end a no-data down the fault has not ended (a flap). The daemon therefore
- * asks awg's own engine's peers for an immediate answer: while our data has been unanswered for
+ * asks the peer for an immediate answer: while our data has been unanswered for
  * DATA_PROBE_AFTER_MS, and every tick while down for no-data, a data probe from the tunnel's
  * address with TTL 1, which the peer's kernel answers at once (time exceeded / unreachable;
- * dataplane send.ts sendDataProbe) — a live one-way flow is answered within a round trip, and
- * a path that is back is seen within a tick.
+ * awg's engine seals it itself, dataplane send.ts sendDataProbe; an external engine gets it
+ * through its link, resources/engine/link-probe.ts) — a live one-way flow is answered within
+ * a round trip, and a path that is back is seen within a tick.
  *
  * awg's own engine measures "sent since the last answer" itself (PeerStats.dataUnansweredMs,
  * per message type, with the same keepalive rule: dataplane receive.ts keepaliveAnswers). An external engine (wireguard-go, amneziawg-go) only gives rx_bytes and
@@ -104,7 +105,9 @@ export function sumOf(d: number, sizes: readonly number[], max = 3): boolean {
 
 /**
  * Derives DataPathSample's unanswered time from an external engine's byte counters, one
- * sample per health tick (the resolution: one tick).
+ * sample per health tick (the resolution: one tick). Data first seen unanswered in a sample
+ * may have left right after the previous one: the series starts there (the counters are read
+ * in the background, a reading late; this keeps detection within the same bound).
  */
 export class ByteWatch {
   private rx = -1;
@@ -112,6 +115,7 @@ export class ByteWatch {
   private unansweredSince: number | null = null;
   private lastRxKeepalive = false;
   private lastTxDataAt = 0;
+  private at = 0;
 
   constructor(private readonly sizes: ControlSizes) {}
 
@@ -130,13 +134,14 @@ export class ByteWatch {
         this.unansweredSince = null;
         this.lastRxKeepalive = !rxData;
       } else if (!sumOf(dtx, [init, response, keepalive])) {
-        this.unansweredSince ??= nowMs;
+        this.unansweredSince ??= this.at;
         this.lastTxDataAt = nowMs;
       } else if (this.unansweredSince !== null && nowMs - this.lastTxDataAt >= NO_DATA_RETRY_MS)
         this.unansweredSince = null;
     }
     this.rx = rxBytes;
     this.tx = txBytes;
+    this.at = nowMs;
     return {
       dataUnansweredMs:
         this.unansweredSince === null ? 0 : Math.max(1, nowMs - this.unansweredSince),

@@ -6,8 +6,20 @@
  * REJECT_AFTER_TIME) that we sent data to and that sent no transport message back for
  * `noDataBound` is dead on the data path.
  *
- * awg's own engine measures "sent since the last receive" itself (PeerStats.dataUnansweredMs,
- * per message type). An external engine (wireguard-go, amneziawg-go) only gives rx_bytes and
+ * A keepalive answers only when it cannot be stale: a passive keepalive leaves the peer one
+ * KEEPALIVE_TIMEOUT after the data that armed it (or, re-armed, a timeout after the previous
+ * one), so one that arrives less than KEEPALIVE_STALE_MS after our first unanswered send may
+ * have been armed by data from before a fault; counted, it would restart the count (slow
+ * detection) or end a no-data down the fault has not ended (a flap). The daemon therefore
+ * asks the peer for an immediate answer: while our data has been unanswered for
+ * DATA_PROBE_AFTER_MS, and every tick while down for no-data, a data probe from the tunnel's
+ * address with TTL 1, which the peer's kernel answers at once (time exceeded / unreachable;
+ * awg's engine seals it itself, dataplane send.ts sendDataProbe; an external engine gets it
+ * through its link, resources/engine/link-probe.ts) — a live one-way flow is answered within
+ * a round trip, and a path that is back is seen within a tick.
+ *
+ * awg's own engine measures "sent since the last answer" itself (PeerStats.dataUnansweredMs,
+ * per message type, with the same keepalive rule: dataplane receive.ts keepaliveAnswers). An external engine (wireguard-go, amneziawg-go) only gives rx_bytes and
  * tx_bytes, which count handshake messages too (and transport messages as plaintext + 32):
  * `ByteWatch` tells them apart by size between two samples — a delta that is a sum of a few
  * handshake/cookie message sizes is control traffic, anything else carried a transport
@@ -24,10 +36,15 @@ const MESSAGE_KEEPALIVE_SIZE = 32;
 
 /**
  * Sent data unanswered this long (ms, from the first unanswered send) while the peer answered
- * real data before: down. Below KEEPALIVE_TIMEOUT, so a dead path with traffic present is
- * rated down within 10 s (the health tick adds ≤ 1 s).
+ * real data before: down. A dead path with traffic present is rated down within 10 s: the
+ * bound, ≤ 1 s until the next health tick, ≤ 1 s until the first send after the fault; a
+ * live one had DATA_PROBE_AFTER_MS..NO_DATA_MS to answer our data or five data probes.
  */
-export const NO_DATA_MS = 8_000;
+export const NO_DATA_MS = 7_000;
+/** our data unanswered this long: the daemon sends a data probe each tick (awg's own engine) */
+export const DATA_PROBE_AFTER_MS = 2_000;
+/** a keepalive received this soon after the first unanswered send may be stale (see above) */
+export const KEEPALIVE_STALE_MS = 2 * KEEPALIVE_TIMEOUT + 2_000;
 /**
  * The bound when the peer's last message was a keepalive (a one-way flow: the peer answers
  * our data only with keepalives, one per KEEPALIVE_TIMEOUT): the timeout plus slack.
@@ -88,7 +105,9 @@ export function sumOf(d: number, sizes: readonly number[], max = 3): boolean {
 
 /**
  * Derives DataPathSample's unanswered time from an external engine's byte counters, one
- * sample per health tick (the resolution: one tick).
+ * sample per health tick (the resolution: one tick). Data first seen unanswered in a sample
+ * may have left right after the previous one: the series starts there (the counters are read
+ * in the background, a reading late; this keeps detection within the same bound).
  */
 export class ByteWatch {
   private rx = -1;
@@ -96,6 +115,7 @@ export class ByteWatch {
   private unansweredSince: number | null = null;
   private lastRxKeepalive = false;
   private lastTxDataAt = 0;
+  private at = 0;
 
   constructor(private readonly sizes: ControlSizes) {}
 
@@ -104,18 +124,24 @@ export class ByteWatch {
     if (this.rx >= 0 && rxBytes >= this.rx && txBytes >= this.tx) {
       const drx = rxBytes - this.rx;
       const dtx = txBytes - this.tx;
-      // transport bytes received (a keepalive counts: the peer answered)
-      if (!sumOf(drx, [init, response, cookie])) {
+      // transport bytes received: data answers; keepalives (and control) only once not stale
+      const rxData = !sumOf(drx, [init, response, cookie, keepalive]);
+      const answered =
+        rxData ||
+        (!sumOf(drx, [init, response, cookie]) &&
+          (this.unansweredSince === null || nowMs - this.unansweredSince >= KEEPALIVE_STALE_MS));
+      if (answered) {
         this.unansweredSince = null;
-        this.lastRxKeepalive = drx % keepalive === 0 && drx <= 3 * keepalive;
+        this.lastRxKeepalive = !rxData;
       } else if (!sumOf(dtx, [init, response, keepalive])) {
-        this.unansweredSince ??= nowMs;
+        this.unansweredSince ??= this.at;
         this.lastTxDataAt = nowMs;
       } else if (this.unansweredSince !== null && nowMs - this.lastTxDataAt >= NO_DATA_RETRY_MS)
         this.unansweredSince = null;
     }
     this.rx = rxBytes;
     this.tx = txBytes;
+    this.at = nowMs;
     return {
       dataUnansweredMs:
         this.unansweredSince === null ? 0 : Math.max(1, nowMs - this.unansweredSince),

@@ -26,6 +26,7 @@ import type { HealthState } from './names.js';
 import {
   ByteWatch,
   controlSizes,
+  DATA_PROBE_AFTER_MS,
   NO_DATA_MS,
   NO_DATA_ONE_WAY_MS,
   peerNoData,
@@ -77,6 +78,12 @@ export function downSet(states: ReadonlyMap<string, HealthState>): Set<string> {
  */
 export const SILENCE_PROBE_MS = 11_000;
 
+/** the data probe's source: the tunnel's first IPv4 address, else its first (data-path.ts) */
+export function probeSource(addresses: readonly string[]): string | undefined {
+  const a = addresses.map((c) => c.split('/')[0]!);
+  return a.find((x) => !x.includes(':')) ?? a[0];
+}
+
 /** What the monitor needs of the engine host (resources/engine/inproc.ts). */
 export interface HealthEngines {
   stats(): readonly {
@@ -93,7 +100,7 @@ export interface HealthEngines {
       lastRxKeepalive?: boolean;
     }[];
   }[];
-  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean; from?: string }): void;
 }
 
 export interface HealthChange {
@@ -186,6 +193,8 @@ export class HealthMonitor {
       let base: HealthState;
       let baseReason: DownReason | undefined;
       let noData = false;
+      /** initiating peers (keys) whose data has been unanswered DATA_PROBE_AFTER_MS */
+      const unanswered: string[] = [];
       let errorText: string | undefined;
       if (isWgLike(tun)) {
         const s = stats.get(name);
@@ -208,7 +217,7 @@ export class HealthMonitor {
             : `no handshake answered for ${tun.downAfter}s`;
         if (s) {
           const obf = 'obfuscation' in tun ? tun.obfuscation : undefined;
-          noData = this.noData(name, s, t, obf);
+          noData = this.noData(name, s, t, obf, unanswered);
         }
       } else {
         const px = this.proxy.get(name);
@@ -229,7 +238,8 @@ export class HealthMonitor {
               ? errorText
               : undefined;
       if (error) errors.set(name, error);
-      if (isWgLike(tun) && stats.has(name)) this.keepProbing(name, stats.get(name)!, r);
+      if (isWgLike(tun) && stats.has(name))
+        this.keepProbing(name, stats.get(name)!, r, probeSource(tun.addresses), unanswered);
       if (changed && !(before === undefined && r.state === 'connecting'))
         changes.push({
           tunnel: name,
@@ -254,6 +264,7 @@ export class HealthMonitor {
     s: EngineRow,
     t: number,
     obf: Parameters<typeof controlSizes>[0],
+    unanswered: string[],
   ): boolean {
     let fresh = 0;
     let dead = 0;
@@ -273,17 +284,29 @@ export class HealthMonitor {
         sample = { lastHandshakeMs: p.lastHandshakeMs, ...w.sample(p.rxBytes, p.txBytes, t) };
       }
       if (sample.lastHandshakeMs <= 0) continue;
+      if (sample.dataUnansweredMs >= DATA_PROBE_AFTER_MS) unanswered.push(p.publicKey);
       fresh++;
       if (peerNoData(sample, t)) dead++;
     }
     return fresh > 0 && dead === fresh;
   }
 
-  private keepProbing(name: string, s: EngineRow, r: Rating): void {
+  private keepProbing(
+    name: string,
+    s: EngineRow,
+    r: Rating,
+    from: string | undefined,
+    unanswered: readonly string[],
+  ): void {
+    const src = from === undefined ? {} : { from };
     if (r.state !== 'up') this.engines.probe(name);
     if (r.state === 'up') this.probeSilentPeers(name, s.peers);
-    // is the data path back? a data message the peer answers (awg's own engine)
-    if (r.reason === 'no-data') this.engines.probe(name, { data: true });
+    // is the data path back? a data message the peer answers
+    if (r.reason === 'no-data') this.engines.probe(name, { data: true, ...src });
+    // our data unanswered for a while: the peer answers a data probe at once if it is alive
+    // (a one-way flow), so neither a late answer nor a stale keepalive decides (data-path.ts)
+    else if (r.state === 'up')
+      for (const peer of unanswered) this.engines.probe(name, { peer, data: true, ...src });
   }
 
   private probeSilentPeers(

@@ -471,13 +471,14 @@ export class Device
    * Sends a handshake initiation to the peer now, session or not (is a silent peer still
    * there? does a tunnel that gave up come back?). Subject to the initiation rate limit (one
    * per rekey timeout); a retry series follows as for any initiation. `data`: a data message
-   * the peer answers instead (send.ts sendDataProbe; on a session only). False when the device
-   * is not up or has no such peer.
+   * the peer answers instead (send.ts sendDataProbe; on a session only), from `from` (our
+   * tunnel address: the peer's kernel answers at once). False when the device is not up or
+   * has no such peer.
    */
-  probePeer(pub: Uint8Array, data = false): boolean {
+  probePeer(pub: Uint8Array, data = false, from?: string): boolean {
     const p = this.peerByKey(pub);
     if (!p || !this.isUp()) return false;
-    if (data) return send.sendDataProbe(this, p);
+    if (data) return send.sendDataProbe(this, p, from);
     send.sendHandshakeInitiation(this, p, false);
     return true;
   }

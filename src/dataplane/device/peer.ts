@@ -80,9 +80,9 @@ export class Peer {
   lastHandshakeWall = 0;
   /** clock ms of the first initiation still unanswered (null: none pending); health uses it */
   handshakePendingSince: number | null = null;
-  /** clock ms of the first data message sent since the last transport message received (null: none unanswered); health's data path */
+  /** clock ms of the first data message sent since the last answer — a data message, or a keepalive that can answer it (receive.ts keepaliveAnswers) — (null: none unanswered); health's data path */
   dataUnansweredSince: number | null = null;
-  /** the last transport message received was a keepalive (the peer only answers our data: a one-way flow) */
+  /** the last answer was a keepalive (the peer only answers our data: a one-way flow) */
   lastRxKeepalive = false;
   udpWindow = DEFAULT_UDP_WINDOW;
   /** a handshake boost waits for this peer's first data packet (dataplane/boost.ts) */

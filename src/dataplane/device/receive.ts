@@ -268,8 +268,10 @@ function afterOpen(
   h.setEndpointFromPacket(p, from);
   // keepalive: empty, or (AWG 3 padded keepalives) first byte zero; IP packets start with 4/6
   const keepalive = n === 0 || buf[at] === 0;
-  p.dataUnansweredSince = null;
-  p.lastRxKeepalive = keepalive;
+  if (!keepalive || keepaliveAnswers(h, p)) {
+    p.dataUnansweredSince = null;
+    p.lastRxKeepalive = keepalive;
+  }
   if (keepalive) return false;
   // before the checks, as wireguard-go and the kernel: any data arms the answering keepalive
   timersDataReceived(h, p);
@@ -282,6 +284,19 @@ function afterOpen(
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
   return true;
+}
+
+/**
+ * Does a keepalive answer our unanswered data? A passive keepalive goes out KEEPALIVE_TIMEOUT
+ * after the data that armed it arrived, or (re-armed while more data came) a timeout after
+ * the last one: one received sooner than two timeouts (+ 2 s for the trip and the timers)
+ * after our first unanswered send may have been armed by data sent before it — before a
+ * fault — and says nothing about this series (health: it would restart the count, or end a
+ * no-data down that has not ended). Data messages always answer.
+ */
+function keepaliveAnswers(h: ReceiveHost, p: Peer): boolean {
+  const since = p.dataUnansweredSince;
+  return since === null || h.clock.now() - since >= 2 * h.timing.keepaliveTimeout() + 2_000;
 }
 
 function keepKeyFreshReceiving(h: ReceiveHost, p: Peer): void {

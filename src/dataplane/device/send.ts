@@ -118,23 +118,52 @@ function stagePacket(p: Peer, pkt: Uint8Array): void {
 }
 
 /**
- * A data message the peer must answer (health: is the data path back?): a bare IPv4 header
- * from 0.0.0.0, TTL 1, protocol 253 (RFC 3692), which every WireGuard drops after arming its
- * keepalive timer (wireguard-go and the kernel call timersDataReceived before the source
- * check), so a live peer answers within KEEPALIVE_TIMEOUT and nothing leaves the peer.
- * Only on a usable session: never starts a handshake.
+ * A data message the peer must answer (health: is the data path alive, is it back?).
+ * With `from` (our tunnel address, which the peer's cryptokey routing accepts as our source):
+ * an IP header from it to TEST-NET (192.0.2.1 / 2001:db8::1, RFC 5737/3849), TTL (hop limit)
+ * 1, protocol 253 (RFC 3692): the peer's kernel answers at once — time exceeded where it
+ * forwards, unreachable where it has no route — and nothing leaves the peer. Without `from`:
+ * the same header from 0.0.0.0, which every WireGuard drops after arming its keepalive timer
+ * (wireguard-go and the kernel call timersDataReceived before the source check), so a live
+ * peer answers within KEEPALIVE_TIMEOUT. Only on a usable session: never starts a handshake.
  */
-export function sendDataProbe(h: SendHost, p: Peer): boolean {
+export function sendDataProbe(h: SendHost, p: Peer, from?: string): boolean {
   if (!keypairUsable(h, p.keypairs.current) || p.staged.length) return false;
-  const pkt = new Uint8Array(20);
-  pkt[0] = 0x45;
-  pkt[3] = 20;
-  pkt[8] = 1;
-  pkt[9] = 253;
-  p.staged.push(pkt);
+  const src = from === undefined ? null : addressBytes(from);
+  p.staged.push(src?.length === 16 ? probe6(src) : probe4(src));
   sendStagedPackets(h, p);
   return true;
 }
+
+function probe4(src: Uint8Array | null): Uint8Array {
+  const pkt = new Uint8Array(20);
+  pkt.set([0x45, 0, 0, 20, 0, 0, 0, 0, 1, PROBE_PROTOCOL]);
+  if (src) {
+    pkt.set(src, 12);
+    pkt.set([192, 0, 2, 1], 16);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += (pkt[i]! << 8) | pkt[i + 1]!;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    const c = ~sum & 0xffff;
+    pkt[10] = c >> 8;
+    pkt[11] = c & 0xff;
+  }
+  return pkt;
+}
+
+function probe6(src: Uint8Array): Uint8Array {
+  const pkt = new Uint8Array(40);
+  pkt[0] = 0x60;
+  pkt[6] = PROBE_PROTOCOL;
+  pkt[7] = 1;
+  pkt.set(src, 8);
+  pkt.set([0x20, 0x01, 0x0d, 0xb8], 24);
+  pkt[39] = 1;
+  return pkt;
+}
+
+/** RFC 3692's experimental protocol number: nothing on the peer handles it */
+const PROBE_PROTOCOL = 253;
 
 /** Queues a keepalive (unless data is already staged) and flushes. */
 export function sendKeepalive(h: SendHost, p: Peer): void {

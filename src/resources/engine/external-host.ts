@@ -159,6 +159,8 @@ export interface ExternalEngineHost {
   /** stop every engine this host watches (the daemon stops) */
   closeAll(state?: StateStore): Promise<void>;
   tunnels(): string[];
+  /** the link a watched engine serves (the data probe goes through it: link-probe.ts) */
+  linkOf(tunnel: string): string | undefined;
 }
 
 const stateKey = engineKey;
@@ -438,5 +440,6 @@ export function createExternalEngineHost(opts: ExternalHostOptions = {}): Extern
       }
     },
     tunnels: () => [...watched.keys()],
+    linkOf: (tunnel) => watched.get(tunnel)?.rec.spec.link,
   };
 }

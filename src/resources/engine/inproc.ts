@@ -51,6 +51,7 @@ import {
 import { deltaSetText, fullSetText } from './uapi-config.js';
 import { liveWgSpec } from './live-spec.js';
 import { createExternalEngineHost } from './external-host.js';
+import { sendLinkProbe } from './link-probe.js';
 import { engineDriver } from './hosts.js';
 import { createKernelEngineDriver } from './kernel-host.js';
 import { createInprocProxyHost, type ProxyTunnelStatsRow } from './proxy-host.js';
@@ -103,9 +104,11 @@ export interface InprocEngineHost {
    * tunnel that is not up: without traffic the engine would not try again once it gave up),
    * or with `peer` (base64 key) even while a session exists (a silent peer: is it still there?).
    * `data`: a data message the peer answers instead, on sessions only (is a dead data path
-   * back? awg's own engine only).
+   * back?), from `from` (the tunnel's address: the peer's kernel answers at once, send.ts
+   * sendDataProbe); an external engine's (with `from`): a datagram through its link
+   * (link-probe.ts), to whichever peer routes TEST-NET.
    */
-  probe(tunnel: string, opts?: { peer?: string; data?: boolean }): void;
+  probe(tunnel: string, opts?: { peer?: string; data?: boolean; from?: string }): void;
   /** after an underlay change: re-resolve hostname endpoints and send a keepalive on live sessions, so peers learn a new source address at once */
   kick(): void;
   /**
@@ -452,12 +455,18 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
     },
     probe(tunnel, opts = {}) {
       const device = hosted.get(tunnel)?.engine.device;
-      if (!device || device.state !== 'up') return;
+      if (!device) {
+        // an external engine: the data probe through its link (handshakes are its own)
+        const link = opts.data && opts.from ? external.linkOf(tunnel) : undefined;
+        if (link) sendLinkProbe(link, opts.from!);
+        return;
+      }
+      if (device.state !== 'up') return;
       for (const ps of device.peerSummaries()) {
         if (!ps.endpoint) continue;
         if (opts.data) {
           if (opts.peer === undefined || b64(ps.publicKey) === opts.peer)
-            device.probePeer(ps.publicKey, true);
+            device.probePeer(ps.publicKey, true, opts.from);
           continue;
         }
         if (opts.peer !== undefined ? b64(ps.publicKey) !== opts.peer : ps.hasSession) continue;

@@ -8,6 +8,8 @@ import { Config } from '../../../src/config/schema.js';
 import {
   ByteWatch,
   controlSizes,
+  DATA_PROBE_AFTER_MS,
+  KEEPALIVE_STALE_MS,
   NO_DATA_MS,
   NO_DATA_ONE_WAY_MS,
   NO_DATA_RETRY_MS,
@@ -15,7 +17,11 @@ import {
   sumOf,
 } from '../../../src/daemon/data-path.js';
 import { RECOVER_HOLD_MS, TunnelRating } from '../../../src/daemon/health-rating.js';
-import { HealthMonitor, type HealthEngines } from '../../../src/daemon/tunnel-health.js';
+import {
+  HealthMonitor,
+  probeSource,
+  type HealthEngines,
+} from '../../../src/daemon/tunnel-health.js';
 
 const KEY = 'yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=';
 const cfg = Config.parse({
@@ -66,19 +72,33 @@ describe('ByteWatch (external engines: byte counters read as messages)', () => {
     expect(w.sample(0, 0, t).dataUnansweredMs).toBe(0);
     // our persistent keepalives alone are not data sent
     expect(w.sample(0, 32, (t += 1000)).dataUnansweredMs).toBe(0);
-    // data out (ping), nothing back
-    expect(w.sample(0, 32 + 112, (t += 1000)).dataUnansweredMs).toBe(1);
+    // data out (ping), nothing back: it may have left right after the previous reading
+    expect(w.sample(0, 32 + 112, (t += 1000)).dataUnansweredMs).toBe(1000);
     // a rekey answered: responses only
-    expect(w.sample(92, 32 + 112 + 148 + 112, (t += 4000)).dataUnansweredMs).toBe(4000);
-    expect(w.sample(92, 32 + 112 + 148 + 224, (t += 4000)).dataUnansweredMs).toBe(8000);
-    // the peer's keepalive: answered, and marked one-way
-    const r = w.sample(92 + 32, 32 + 112 + 148 + 224, (t += 1000));
-    expect(r).toEqual({ dataUnansweredMs: 0, lastRxKeepalive: true });
+    expect(w.sample(92, 32 + 112 + 148 + 112, (t += 4000)).dataUnansweredMs).toBe(5000);
+    expect(w.sample(92, 32 + 112 + 148 + 224, (t += 4000)).dataUnansweredMs).toBe(9000);
+    // a keepalive this soon may have been armed before the series: it does not answer
+    expect(w.sample(92 + 32, 32 + 112 + 148 + 224, (t += 1000)).dataUnansweredMs).toBe(10000);
+    // data back answers
+    expect(w.sample(92 + 32 + 112, 32 + 112 + 148 + 224, (t += 1000))).toEqual({
+      dataUnansweredMs: 0,
+      lastRxKeepalive: false,
+    });
+  });
+  it('a keepalive answers once the series is older than KEEPALIVE_STALE_MS (a one-way flow)', () => {
+    const w = new ByteWatch(z);
+    w.sample(0, 0, 0);
+    expect(w.sample(0, 112, 1000).dataUnansweredMs).toBe(1000);
+    expect(w.sample(32, 224, KEEPALIVE_STALE_MS - 1).dataUnansweredMs).toBe(KEEPALIVE_STALE_MS - 1);
+    expect(w.sample(64, 224, KEEPALIVE_STALE_MS)).toEqual({
+      dataUnansweredMs: 0,
+      lastRxKeepalive: true,
+    });
   });
   it('nothing sent for NO_DATA_RETRY_MS after an unanswered series: tried again', () => {
     const w = new ByteWatch(z);
     w.sample(0, 0, 0);
-    expect(w.sample(0, 144, 1000).dataUnansweredMs).toBe(1);
+    expect(w.sample(0, 144, 1000).dataUnansweredMs).toBe(1000);
     expect(w.sample(0, 144, 1000 + NO_DATA_RETRY_MS - 1).dataUnansweredMs).toBeGreaterThan(0);
     expect(w.sample(0, 144, 1000 + NO_DATA_RETRY_MS).dataUnansweredMs).toBe(0);
   });
@@ -146,13 +166,13 @@ describe('HealthMonitor: the data path', () => {
       dataUnansweredMs: 0,
       lastRxKeepalive: false,
     };
-    const probes: { peer?: string; data?: boolean }[] = [];
+    const probes: { peer?: string; data?: boolean; from?: string }[] = [];
     const engines: HealthEngines = {
       stats: () => [{ tunnel: 'a', up: true, peers: [peer] }],
       probe: (_t, o = {}) => probes.push(o),
     };
     const m = new HealthMonitor(engines, () => t);
-    return { m, peer, probes, step: (ms: number) => (t += ms) };
+    return { m, peer, probes, step: (ms: number) => (t += ms), now: () => t };
   }
 
   it('handshakes answered, data unanswered: down no-data within the bound, data probes, back once answered', () => {
@@ -173,7 +193,11 @@ describe('HealthMonitor: the data path', () => {
     expect(changes).toEqual([`${NO_DATA_MS / 1000}:down/no-data`]);
     expect(m.errorOf('a')).toMatch(/unanswered/);
     expect(m.ratingOf('a')).toMatchObject({ state: 'down', reason: 'no-data' });
-    expect(probes.filter((p) => p.data).length).toBeGreaterThan(0);
+    // data probes from the tunnel's address: to the peer while up and unanswered, then each tick
+    const data = probes.filter((p) => p.data);
+    expect(data.length).toBe(10 - DATA_PROBE_AFTER_MS / 1000 + 1);
+    expect(data[0]).toEqual({ peer: KEY, data: true, from: '10.9.0.2' });
+    expect(data.at(-1)).toEqual({ data: true, from: '10.9.0.2' });
     // the peer answers (a keepalive): up after the hold, one change
     peer.dataUnansweredMs = 0;
     peer.lastRxKeepalive = true;
@@ -183,6 +207,41 @@ describe('HealthMonitor: the data path', () => {
     }
     expect(changes.slice(1)).toEqual(['up/']);
     expect(m.down.size).toBe(0);
+  });
+
+  it('an external engine (byte counters): the same data probes, the engine host sends them through the link', () => {
+    const { peer, probes, step, now } = rig();
+    const ext = { ...peer } as Partial<typeof peer>;
+    delete ext.dataUnansweredMs;
+    delete ext.lastRxKeepalive;
+    const engines: HealthEngines = {
+      stats: () => [{ tunnel: 'a', up: true, peers: [ext as typeof peer] }],
+      probe: (_t, o = {}) => probes.push(o),
+    };
+    const mx = new HealthMonitor(engines, now);
+    mx.tick(cfg);
+    // data out each second, nothing back: unanswered from the tick before the first that saw it
+    for (let s = 1; s <= 3; s++) {
+      step(1000);
+      ext.txBytes! += 112;
+      mx.tick(cfg);
+    }
+    expect(probes).toEqual([
+      { peer: KEY, data: true, from: '10.9.0.2' },
+      { peer: KEY, data: true, from: '10.9.0.2' },
+    ]);
+    // the answer (time exceeded: data) ends the series: no more probes
+    step(1000);
+    ext.rxBytes! += 112;
+    mx.tick(cfg);
+    step(1000);
+    mx.tick(cfg);
+    expect(probes).toHaveLength(2);
+  });
+
+  it('the data probe comes from the first IPv4 address, else the first', () => {
+    expect(probeSource(['fd00::2/128', '10.0.0.2/32'])).toBe('10.0.0.2');
+    expect(probeSource(['fd00::2/128'])).toBe('fd00::2');
   });
 
   it('an idle tunnel (nothing sent) stays up; a peer without a fresh session is not no-data', () => {

@@ -118,16 +118,17 @@ describe('the data path (health: handshakes answered, data dropped)', () => {
   const summary = (dev: Awaited<ReturnType<typeof makePair>>['a']['dev'], key: Uint8Array) =>
     dev.peerSummaries().find((p) => Buffer.from(p.publicKey).equals(Buffer.from(key)))!;
 
+  const PONG = ipv4('192.168.0.2', '192.168.0.1', 'pong');
+
   it('data sent and no transport message back: dataUnansweredMs grows from the first send, across answered handshakes', async () => {
     const { a, b, net, advance } = await makePair();
     a.tun.inject(PING);
     net.flush();
-    // b answered the first ping with nothing yet: its keepalive comes within KEEPALIVE_TIMEOUT
-    advance(10_500, 500);
+    b.tun.inject(PONG);
     net.flush();
     expect(summary(a.dev, b.keys.publicKey)).toMatchObject({
       dataUnansweredMs: 0,
-      lastRxKeepalive: true,
+      lastRxKeepalive: false,
     });
     // DPI: every transport message to b dropped, handshakes pass
     net.dropIf = (d) => isTransport(d) && !toA(d);
@@ -145,19 +146,82 @@ describe('the data path (health: handshakes answered, data dropped)', () => {
     expect(s.dataUnansweredMs).toBeGreaterThanOrEqual(23_000);
   });
 
-  it('a data probe is answered by a keepalive within KEEPALIVE_TIMEOUT and leaves nothing on the peer TUN', async () => {
+  it('a keepalive armed before the fault does not answer data sent after it', async () => {
     const { a, b, net, advance } = await makePair();
     a.tun.inject(PING);
     net.flush();
-    advance(11_000, 500);
+    b.tun.inject(PONG);
     net.flush();
+    // b received data and sent nothing since: its keepalive is due in KEEPALIVE_TIMEOUT
+    a.tun.inject(PING);
+    net.flush();
+    advance(1_000);
+    net.dropIf = (d) => isTransport(d) && !toA(d);
+    const sent = net.sent.length;
+    a.tun.inject(PING);
+    net.flush();
+    advance(9_500, 500);
+    net.flush();
+    // b's keepalive came, yet the series that began at the fault goes on
+    const keepalive = (d: Datagram) => toA(d) && isTransport(d) && d.data.length === 32;
+    expect(net.sent.slice(sent).filter(keepalive)).toHaveLength(1);
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThanOrEqual(9_000);
+  });
+
+  it('a data probe from our address reaches the peer as TTL 1, protocol 253, to TEST-NET; its answer ends the series', async () => {
+    const { a, b, net } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    b.tun.inject(PONG);
+    net.flush();
+    const onB = b.tun.written.length;
+    expect(a.dev.probePeer(b.keys.publicKey, true, '192.168.0.1')).toBe(true);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThan(0);
+    const pkt = Buffer.from(b.tun.written[onB]!);
+    expect(pkt.length).toBe(20);
+    expect([pkt[0], pkt[8], pkt[9]]).toEqual([0x45, 1, 253]);
+    expect([...pkt.subarray(12, 20)]).toEqual([192, 168, 0, 1, 192, 0, 2, 1]);
+    let sum = 0;
+    for (let i = 0; i < 20; i += 2) sum += pkt.readUInt16BE(i);
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+    expect(sum).toBe(0xffff);
+    // the peer's kernel answers at once (time exceeded): any data message back
+    b.tun.inject(PONG);
+    net.flush();
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBe(0);
+    // an IPv6 source: hop limit 1, next header 253, to 2001:db8::1
+    expect(a.dev.probePeer(b.keys.publicKey, true, 'fd00::1')).toBe(true);
+    net.flush();
+    const p6 = Buffer.from(b.tun.written.at(-1)!);
+    expect([p6.length, p6[0], p6[6], p6[7], p6.readUInt32BE(24)]).toEqual([
+      40, 0x60, 253, 1, 0x20010db8,
+    ]);
+  });
+
+  it('a data probe without a source is answered by a keepalive (not stale: the series is old) and leaves nothing on the peer TUN', async () => {
+    const { a, b, net, advance } = await makePair();
+    a.tun.inject(PING);
+    net.flush();
+    b.tun.inject(PONG);
+    net.flush();
+    net.dropIf = (d) => isTransport(d) && !toA(d);
+    a.tun.inject(PING);
+    net.flush();
+    // past the rekey the unanswered data causes (its response would cancel b's keepalive)
+    advance(16_000, 500);
+    net.flush();
+    net.dropIf = null;
     const onB = b.tun.written.length;
     expect(a.dev.probePeer(b.keys.publicKey, true)).toBe(true);
     net.flush();
-    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThan(0);
+    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBeGreaterThan(15_000);
     advance(10_500, 500);
     net.flush();
-    expect(summary(a.dev, b.keys.publicKey).dataUnansweredMs).toBe(0);
+    expect(summary(a.dev, b.keys.publicKey)).toMatchObject({
+      dataUnansweredMs: 0,
+      lastRxKeepalive: true,
+    });
     expect(b.tun.written.length).toBe(onB);
   });
 });

@@ -142,7 +142,7 @@ export const RUNTIME_PROBLEMS: RuntimeProblem[] = [
   {
     title: '`awg status` says a tunnel is `down [no-data since …]`',
     what: [
-      'Handshakes with the peer complete, but our data messages get no answer: something on the path (typically DPI against WireGuard/AmneziaWG) drops transport messages after the handshake. awg counts the tunnel down so that rules with `fallback: allow-direct` go direct and `fallback: failover` move to their next tunnel ([architecture](architecture.md#per-app-placement-tunnel-health-and-fallbacks), "The data path"); it comes back by itself once the peer answers again (awg\'s engine sends a data probe every second while down).',
+      "Handshakes with the peer complete, but our data messages get no answer: something on the path (typically DPI against WireGuard/AmneziaWG) drops transport messages after the handshake. awg counts the tunnel down so that rules with `fallback: allow-direct` go direct and `fallback: failover` move to their next tunnel ([architecture](architecture.md#per-app-placement-tunnel-health-and-fallbacks), \"The data path\"); it comes back by itself once the peer answers again (awg's engine sends a data probe every second while down, from the tunnel's address with TTL 1: the peer's kernel answers it with an ICMP time-exceeded or unreachable, so a tcpdump inside the tunnel shows those — they are the probe's answers, not an error).",
     ],
     todo: [
       'for an `amneziawg` tunnel, change the obfuscation parameters (junk packets `jc`/`jmin`/`jmax`, `s1`-`s4`, `h1`-`h4`) on both sides; plain WireGuard: the path blocks the protocol — use obfuscation or a proxy tunnel',

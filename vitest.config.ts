@@ -1,4 +1,6 @@
+import { relative } from 'node:path';
 import { configDefaults, defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /**
  * The netns files CI runs two at a time (AWG_NETNS_SET=paired; scripts/test.sh), then the rest
@@ -41,6 +43,21 @@ const NETNS_PAIRED = [
   'import-vpn',
   'daemon-api',
 ].map((f) => `test/netns/${f}.test.ts`);
+
+/**
+ * NETNS_PAIRED's files in its order (the longest first, by CI's durations), so that the last
+ * file to start is a short one; everything else as vitest orders it (its cache of durations,
+ * else file size: crash-points.test.ts, the longest, is among the smallest files).
+ */
+class NetnsPairedFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) =>
+      NETNS_PAIRED.indexOf(relative(f.project.config.root, f.moduleId));
+    const paired = sorted.filter((f) => rank(f) >= 0).sort((a, b) => rank(a) - rank(b));
+    return sorted.map((f) => (rank(f) >= 0 ? paired.shift()! : f));
+  }
+}
 const netnsSet = process.env.AWG_NETNS_SET || undefined;
 if (netnsSet !== undefined && netnsSet !== 'paired' && netnsSet !== 'alone')
   throw new Error(`AWG_NETNS_SET=${netnsSet}: paired, alone or unset`);
@@ -52,6 +69,7 @@ if (netnsSet !== undefined && netnsSet !== 'paired' && netnsSet !== 'alone')
 // machine while the netns tests' engines and daemons start.
 export default defineConfig({
   test: {
+    ...(netnsSet === 'paired' ? { sequence: { sequencer: NetnsPairedFirst } } : {}),
     projects: [
       {
         test: {

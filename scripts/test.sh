@@ -29,8 +29,8 @@ record() { printf '%s\t%s\t%s\n' "$1" "$([ "$2" = 0 ] && echo pass || echo fail)
 run_awg_before=0; [ -e /run/awg ] && run_awg_before=1
 # The CPU-bound checks that time nothing run beside the netns tests, in a CPU cgroup the
 # kernel schedules as idle (cpu.idle 1, Linux 5.15+; scripts/idle-cgroup.sh): they get only
-# CPU nobody else wants — the netns tests leave most of it (load ≈ 1 on 2 cores while they
-# run) — and a task of the netns tests that wakes preempts them at once:
+# CPU nobody else wants — the netns tests leave much of it (load ≈ 1 on 2 cores while one file
+# runs, more while two do) — and a task of the netns tests that wakes preempts them at once:
 # - type check, lint, format (Prettier on the code; .prettierignore: docs, YAML and JSON keep
 #   their hand layout);
 # - the unit and fuzz projects on the machine's Node 20;

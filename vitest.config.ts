@@ -1,12 +1,75 @@
-import { defineConfig } from 'vitest/config';
+import { relative } from 'node:path';
+import { configDefaults, defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * The netns files CI runs two at a time (AWG_NETNS_SET=paired; scripts/test.sh), then the rest
+ * one at a time (AWG_NETNS_SET=alone). Each file builds namespaces, a cgroup subtree, a state
+ * and a UAPI directory of its own, and its owner locks are per namespace; the files here
+ * synchronise on events (a converge, a capture's marker, a probe's answer) and assert no wall
+ * time, rate or latency, so a busy second core changes how long they take, not what they
+ * see. They wait most of the time (on the kernel, a peer, a handshake, a health bound): two at
+ * once nearly halve their time. What measures the kernel or our timing (limits, exec-gate's
+ * bound, health bounds, top, the dataplane's, nftset's and domain-rules' expiries, the
+ * starvation guard, interop's rekey) stays alone. Unset: every file, one at a time, as before.
+ */
+const NETNS_PAIRED = [
+  'crash-points',
+  'leak-killswitch',
+  'perapp-fallback',
+  'proxy-product',
+  'proxy-udp-product',
+  'leak-dns',
+  'no-default-route',
+  'e2e-faults',
+  'daemon-killswitch',
+  'perapp-rules',
+  'daemon-authz',
+  'leak-kernel-replies',
+  'leak-ipv6',
+  'owner',
+  'fleet',
+  'daemon-placement',
+  'e2e-apply',
+  'ipv6-modes',
+  'perapp-exec',
+  'explain',
+  'e2e-tunnel',
+  'proxy-udp',
+  'killswitch-boot',
+  'daemon-killswitch-hostname',
+  'exec',
+  'hostile-state',
+  'import-vpn',
+  'daemon-api',
+].map((f) => `test/netns/${f}.test.ts`);
+
+/**
+ * NETNS_PAIRED's files in its order (the longest first, by CI's durations), so that the last
+ * file to start is a short one; everything else as vitest orders it (its cache of durations,
+ * else file size: crash-points.test.ts, the longest, is among the smallest files).
+ */
+class NetnsPairedFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const rank = (f: TestSpecification) =>
+      NETNS_PAIRED.indexOf(relative(f.project.config.root, f.moduleId));
+    const paired = sorted.filter((f) => rank(f) >= 0).sort((a, b) => rank(a) - rank(b));
+    return sorted.map((f) => (rank(f) >= 0 ? paired.shift()! : f));
+  }
+}
+const netnsSet = process.env.AWG_NETNS_SET || undefined;
+if (netnsSet !== undefined && netnsSet !== 'paired' && netnsSet !== 'alone')
+  throw new Error(`AWG_NETNS_SET=${netnsSet}: paired, alone or unset`);
 
 // Four projects: pure/unit tests run anywhere; fuzz runs the property-based targets with a
 // small number of cases (npm run fuzz: the long run); netns tests need root, iproute2, nft and
-// network namespaces. They run one file at a time because they share the host kernel, and
-// after the unit project (sequence.groupOrder), so unit workers do not load the 2-core CI
+// network namespaces. They run one file at a time because they share the host kernel (CI runs
+// the files NETNS_PAIRED lists two at a time, below), and after the unit project (sequence.groupOrder), so unit workers do not load the 2-core CI
 // machine while the netns tests' engines and daemons start.
 export default defineConfig({
   test: {
+    ...(netnsSet === 'paired' ? { sequence: { sequencer: NetnsPairedFirst } } : {}),
     projects: [
       {
         test: {
@@ -28,10 +91,13 @@ export default defineConfig({
       {
         test: {
           name: 'netns',
-          include: ['test/netns/**/*.test.ts'],
+          include: netnsSet === 'paired' ? NETNS_PAIRED : ['test/netns/**/*.test.ts'],
+          ...(netnsSet === 'alone'
+            ? { exclude: [...configDefaults.exclude, ...NETNS_PAIRED] }
+            : {}),
           testTimeout: 120_000,
           hookTimeout: 120_000,
-          fileParallelism: false,
+          ...(netnsSet === 'paired' ? { maxWorkers: 2 } : { fileParallelism: false }),
           pool: 'forks',
           sequence: { groupOrder: 1 },
         },

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is needed, then run the whole test suite: type check, lint, format, unit tests,
-# root + network-namespace tests against the real kernel, the host tests (once test/host exists)
+# root + network-namespace tests against the real kernel (those that time nothing two files at
+# a time), the host tests (once test/host exists)
 # and beside them a short benchmark smoke, the pack smoke, the daemon's 5-minute soak and beside
 # it the README's demo and the Debian package's smokes. The closing line (scripts/summarize-tests.mjs) counts
 # every one of them, and the exit status agrees with it.
@@ -28,8 +29,8 @@ record() { printf '%s\t%s\t%s\n' "$1" "$([ "$2" = 0 ] && echo pass || echo fail)
 run_awg_before=0; [ -e /run/awg ] && run_awg_before=1
 # The CPU-bound checks that time nothing run beside the netns tests, in a CPU cgroup the
 # kernel schedules as idle (cpu.idle 1, Linux 5.15+; scripts/idle-cgroup.sh): they get only
-# CPU nobody else wants — the netns tests leave most of it (load ≈ 1 on 2 cores while they
-# run) — and a task of the netns tests that wakes preempts them at once:
+# CPU nobody else wants — the netns tests leave much of it (load ≈ 1 on 2 cores while one file
+# runs, more while two do) — and a task of the netns tests that wakes preempts them at once:
 # - type check, lint, format (Prettier on the code; .prettierignore: docs, YAML and JSON keep
 #   their hand layout);
 # - the unit and fuzz projects on the machine's Node 20;
@@ -101,9 +102,14 @@ deb() { local d; d=$(cat .test-results/deb.path 2>/dev/null) && [ -f "$d" ] && r
 if [ -d test/host ]; then
   background 'host root (mmdebstrap)' .test-results/host-root.log - npx tsx test/host/make-root.ts
 fi
-s=0; npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
-record netns "$s" .test-results/vitest-netns.json
-phase 'netns tests'
+# the netns files that wait on events and time nothing two at a time (vitest.config.ts,
+# NETNS_PAIRED), then the rest one at a time: what measures rates or our timing runs alone
+s=0; AWG_NETNS_SET=paired npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns-paired.json || s=$?
+record 'netns (two files at a time)' "$s" .test-results/vitest-netns-paired.json
+phase 'netns tests, two files at a time'
+s=0; AWG_NETNS_SET=alone npx vitest run --project netns --reporter=default --reporter=json --outputFile=.test-results/vitest-netns.json || s=$?
+record 'netns (one file at a time)' "$s" .test-results/vitest-netns.json
+phase 'netns tests, one file at a time'
 wait_background
 phase "${idle_cg:+what ran beside the netns tests: }the rest"
 # the bench smoke beside the booted hosts, outside the idle cgroup: its benchmarks set real-time

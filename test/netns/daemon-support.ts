@@ -135,8 +135,11 @@ export function upEvents(proc: NsProcess, defaultTimeoutMs = 20_000): Omit<Up, '
         if (hit) return hit;
         if (Date.now() > end)
           throw new Error(`no matching event within ${timeoutMs} ms; output:\n${proc.output()}`);
-        if (proc.child.exitCode !== null)
-          throw new Error(`awg up exited ${proc.child.exitCode}:\n${proc.output()}`);
+        // a SIGKILL leaves exitCode null: the signal ends the wait as well
+        if (proc.child.exitCode !== null || proc.child.signalCode !== null)
+          throw new Error(
+            `awg up exited ${proc.child.exitCode ?? proc.child.signalCode}:\n${proc.output()}`,
+          );
         await new Promise((r) => setTimeout(r, 50));
       }
     },

@@ -107,11 +107,13 @@ default: direct
       .json<{ tunnels: { name: string; health?: string }[] }>()
       .tunnels.find((x) => x.name === tunnel)?.health;
   };
-  /** each app's path for a UDP and a TCP probe, all apps at once */
+  /** each app's path for a UDP and a TCP probe, all apps and both probes at once */
   const paths = async (): Promise<Record<AppName, [Path, Path]>> => {
     const one = async (n: AppName): Promise<[Path, Path]> => {
-      const u = await agents[n].probe(`udp:${PORT[n]}`);
-      const c = await agents[n].probe(`tcp:${PORT[n]}`);
+      const [u, c] = await Promise.all([
+        agents[n].probe(`udp:${PORT[n]}`),
+        agents[n].probe(`tcp:${PORT[n]}`),
+      ]);
       return [u.ok ? pathOf(u.from) : 'none', c.ok ? pathOf(c.from) : 'none'];
     };
     const r = await Promise.all(APPS.map(async (n) => [n, await one(n)] as const));

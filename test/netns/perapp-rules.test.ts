@@ -156,11 +156,9 @@ default: direct
       caps.push(await startCapture(t.client, i, ce.dir));
     try {
       const P = { one: 8001, two: 8002, other: 8003, blocked: 8004 };
-      const run3 = async (a: Agent, port: number) => [
-        await a.probe(`tcp:${port}`),
-        await a.probe(`udp:${port}`),
-        await a.probe(`tcp:${port}`),
-      ];
+      // at once: the blocked app's probes each wait out their timeout
+      const run3 = (a: Agent, port: number) =>
+        Promise.all([a.probe(`tcp:${port}`), a.probe(`udp:${port}`), a.probe(`tcp:${port}`)]);
       const [r1, r2, ro, rb] = await Promise.all([
         run3(one, P.one),
         run3(two, P.two),

@@ -178,9 +178,10 @@ export async function startServer(ns: string, ports: number[]): Promise<NsProces
 // the test app: probes from argv (one-shot), or an agent reading probe lines on stdin
 
 /**
- * `app app.cjs tcp:PORT udp:PORT …` prints one JSON line per probe and exits 0;
+ * `app app.cjs tcp:PORT udp:PORT …` runs the probes at once, prints one JSON line per probe (in
+ * argv order) and exits 0;
  * `app app.cjs agent` prints `ready`, then answers each stdin line `tcp:PORT`/`udp:PORT`
- * with one JSON line. A probe result: {probe, ok, from?, err?}. Timeouts are generous and
+ * with one JSON line (probes run at once: their answers come in any order). A probe result: {probe, ok, from?, err?}. Timeouts are generous and
  * only bound a probe that gets nothing (blocked / dropped); they are never asserted on.
  */
 const APP_JS = `
@@ -219,10 +220,12 @@ async function probe(p) {
   if (args[0] === 'agent') {
     const rl = readline.createInterface({ input: process.stdin });
     console.log('ready');
-    for await (const line of rl) if (line.trim()) console.log(await probe(line.trim()));
+    // each probe at once: a blocked one waits out its timeout beside the others
+    rl.on('line', (line) => { if (line.trim()) void probe(line.trim()).then((r) => console.log(r)); });
     return;
   }
-  for (const p of args) console.log(await probe(p));
+  // at once, printed in argv order
+  for (const r of await Promise.all(args.map(probe))) console.log(r);
 })();
 `;
 
@@ -302,7 +305,8 @@ export async function startAgent(
   const argv = ['nsenter', `--net=${netnsPath(ns)}`, '--', ...prefix, exe, script, 'agent'];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
-  let consumed = 0;
+  /** the lines a wait took (probes answer in any order: each line goes to one wait) */
+  const taken = new Set<number>();
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((r) => child.on('exit', () => r()));
@@ -314,9 +318,9 @@ export async function startAgent(
     const end = Date.now() + ms;
     for (;;) {
       const lines = out.split('\n');
-      for (let i = consumed; i < lines.length - 1; i++) {
-        if (pred(lines[i]!)) {
-          consumed = i + 1;
+      for (let i = 0; i < lines.length - 1; i++) {
+        if (!taken.has(i) && pred(lines[i]!)) {
+          taken.add(i);
           return lines[i]!;
         }
       }

@@ -868,6 +868,10 @@ export interface Rule {
    * What happens while the target tunnel is not up. allow-direct: go direct. block: drop until the tunnel is back. drop: always drop this app's traffic, tunnel up or not. failover: use the next matching enabled rule (none left: block).
    */
   fallback?: 'allow-direct' | 'block' | 'drop' | 'failover';
+  /**
+   * Once the target tunnel went down and this rule took its fallback, keep the fallback after the tunnel is back, until the network changes (another default gateway or interface), the config changes or `awg apply` runs; for users who prefer a stable path to moving back. Off: new connections return to the tunnel as soon as it is up (docs/architecture.md#sticky-fallbacks). Only the daemon holds fallbacks.
+   */
+  sticky?: boolean;
   enabled?: boolean;
   /**
    * Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).

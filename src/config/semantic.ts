@@ -123,6 +123,13 @@ export function checkSemantics(c: Config): Finding[] {
         `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`,
       );
     }
+    if (r.sticky && (r.target === 'direct' || r.target === 'block' || r.fallback === 'drop'))
+      warn(
+        ['rules', i, 'sticky'],
+        r.fallback === 'drop'
+          ? 'sticky has no effect: fallback "drop" sends nothing, tunnel up or not'
+          : `sticky has no effect: target "${r.target}" is never down`,
+      );
     const byNft = r.match !== undefined && matchedInPlace(r.match);
     if (byNft && r.fallback === 'failover' && r.enabled)
       warn(

@@ -41,6 +41,12 @@ export interface ProfileView {
   view(tunnel: string): { active: string; switches: ProfileSwitch[] } | undefined;
 }
 
+/** the rules held on a tunnel's fallback although it is up (sticky.ts) */
+export interface StickyView {
+  readonly held: ReadonlySet<string>;
+  list(): readonly { rule: string; tunnel: string; sinceMs: number }[];
+}
+
 export interface WgPeerHealth {
   hasEndpoint: boolean;
   /** Unix ms; 0 = never */
@@ -134,6 +140,8 @@ export class HealthMonitor {
   private watches = new Map<string, ByteWatch>();
   /** the obfuscation profiles' view (tunnels.ts sets it): status shows it beside the health */
   profiles: ProfileView | undefined;
+  /** the sticky holds (tunnels.ts sets it): status shows the rules held on a tunnel's fallback */
+  sticky: StickyView | undefined;
 
   constructor(
     private readonly engines: HealthEngines,

@@ -95,6 +95,11 @@ export interface BuildOptions {
    */
   down?: ReadonlySet<string>;
   /**
+   * Rules held on their fallback (`sticky: true`, by name): their target counts as down for
+   * them although it is up (daemon/sticky.ts). Absent: none.
+   */
+  held?: ReadonlySet<string>;
+  /**
    * Processes limited at run time (`awg limit PID`, held by the daemon): each a shaping class
    * after the config's (model/shaping.ts).
    */
@@ -139,7 +144,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const warnings: string[] = [...(facts.probeWarnings ?? [])];
   const push = <R extends AnyResource>(r: R) => out.push(r);
   const ks = killSwitchOf(c);
-  const down = opts.down ?? new Set<string>();
+  const downSet = opts.down ?? new Set<string>();
   const v6Tunnelled = c.ipv6 === 'tunnel';
   const secrets = secretsWith(opts.secrets, opts.fingerprintKey);
 
@@ -346,6 +351,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
         push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const a = alloc.tunnels.get(rule.target);
       const tunnel = c.tunnels[rule.target];
+      // a rule held on its fallback (sticky) sees its target down
+      const down = opts.held?.has(name) ? new Set([...downSet, rule.target]) : downSet;
       // nothing moves an unplaced rule's traffic on when its tunnel is down: `failover`
       // leaves the rule out, so the next rule that fits decides, as for a placed process
       if (!placed && rule.fallback === 'failover' && tunnel && down.has(rule.target)) return;

@@ -278,6 +278,8 @@ function statusLines(s: StatusResponse): string[] {
       out.push(
         `  obfuscation profile ${t.profile}${t.profileSwitches?.length ? `, switches: ${t.profileSwitches.map((w) => `${w.at} ${w.from} → ${w.to} (${w.reason})`).join('; ')}` : ''}`,
       );
+    for (const h of t.heldRules ?? [])
+      out.push(`  rule ${h.rule}: held on fallback (sticky) since ${h.since}`);
     if (t.linkTraffic)
       out.push(
         `  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`,

@@ -100,7 +100,10 @@ const peer = (p: Peer): Peer & Peer__Output => ({
 });
 
 /** the fields a tunnel's line has alike on both sides */
-type TunnelFields = Omit<TunnelStatus, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'>;
+type TunnelFields = Omit<
+  TunnelStatus,
+  'health' | 'reason' | 'linkTraffic' | 'profileSwitches' | 'heldRules'
+>;
 
 /** A tunnel's line with `health` as the receiving side spells it (the wire: '' for unknown). */
 function tunnel<H extends object>(
@@ -108,7 +111,7 @@ function tunnel<H extends object>(
   health: H,
   link: LinkTraffic | null | undefined,
 ): TunnelFields &
-  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'> &
+  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches' | 'heldRules'> &
   H & { linkTraffic?: LinkTraffic } {
   return {
     name: t.name,
@@ -158,6 +161,7 @@ const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
       health: t.health ?? '',
       ...opt('reason', t.reason),
       profileSwitches: (t.profileSwitches ?? []).map(switchCopy),
+      heldRules: (t.heldRules ?? []).map(({ rule, since }) => ({ rule, since })),
     },
     t.linkTraffic,
   );
@@ -169,6 +173,9 @@ const tunnelFromWire = (w: Tunnel__Output): TunnelStatus =>
       ...opt('health', healthFromWire(w.health)),
       ...opt('reason', oneOf(DOWN_REASONS, w.reason)),
       ...(w.profileSwitches.length ? { profileSwitches: w.profileSwitches.map(switchCopy) } : {}),
+      ...(w.heldRules.length
+        ? { heldRules: w.heldRules.map(({ rule, since }) => ({ rule, since })) }
+        : {}),
     },
     w.linkTraffic,
   );

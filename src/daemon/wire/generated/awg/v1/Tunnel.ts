@@ -13,6 +13,10 @@ import type {
   ProfileSwitch as _awg_v1_ProfileSwitch,
   ProfileSwitch__Output as _awg_v1_ProfileSwitch__Output,
 } from '../../awg/v1/ProfileSwitch.js';
+import type {
+  HeldRule as _awg_v1_HeldRule,
+  HeldRule__Output as _awg_v1_HeldRule__Output,
+} from '../../awg/v1/HeldRule.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Tunnel {
@@ -59,6 +63,10 @@ export interface Tunnel {
    * its switches, oldest first (the daemon keeps the last few)
    */
   profileSwitches?: _awg_v1_ProfileSwitch[];
+  /**
+   * sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
+   */
+  heldRules?: _awg_v1_HeldRule[];
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -116,6 +124,10 @@ export interface Tunnel__Output {
    * its switches, oldest first (the daemon keeps the last few)
    */
   profileSwitches: _awg_v1_ProfileSwitch__Output[];
+  /**
+   * sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
+   */
+  heldRules: _awg_v1_HeldRule__Output[];
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';

@@ -154,6 +154,14 @@ const Tunnel = z.strictObject({
       }),
     )
     .optional(),
+  // the active probe (`health.probe`): consecutive failures now, the last failure and when
+  probe: z
+    .strictObject({
+      failures: Count,
+      lastFailure: z.string().optional(),
+      lastFailureAt: z.string().optional(),
+    })
+    .optional(),
   // sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
   heldRules: z
     .array(

@@ -140,6 +140,12 @@ function heldFields(health: HealthMonitor, tunnel: string): Pick<TunnelStatus, '
   return held.length ? { heldRules: held } : {};
 }
 
+/** a tunnel's probe: consecutive failures now, the last failure (health-probe.ts) */
+function probeFields(health: HealthMonitor, tunnel: string): Pick<TunnelStatus, 'probe'> {
+  const p = health.probes?.stateOf(tunnel);
+  return p ? { probe: p } : {};
+}
+
 /** One status line per engine resource of the desired state. */
 export function tunnelStatuses(
   resources: readonly AnyResource[],
@@ -167,6 +173,8 @@ export function tunnelStatuses(
         ...(error && isDown(state) ? { error } : {}),
         ...rating,
         ...heldFields(health, name),
+        ...probeFields(health, name),
+        ...probeFields(health, name),
         up: state === 'up',
         rxBytes: px?.bytes.down ?? 0,
         txBytes: px?.bytes.up ?? 0,
@@ -200,6 +208,7 @@ export function tunnelStatuses(
         ? { profileSwitches: profile.switches.map(({ tunnel: _t, ...s }) => s) }
         : {}),
       ...heldFields(health, name),
+      ...probeFields(health, name),
       up: Boolean(s?.up) && !isDown(state),
       lastHandshakeAgeSec: age(newest),
       rxBytes: peers.reduce((a, p) => a + p.rxBytes, 0),

@@ -80,6 +80,7 @@ export class Tunnels {
         this.tick();
       },
     });
+    this.health.probes = this.prober;
   }
 
   /**

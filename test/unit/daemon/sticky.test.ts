@@ -226,3 +226,15 @@ describe('tunnels: sticky rules', () => {
     expect(wakes.length).toBe(n);
   });
 });
+
+describe('awg status text', () => {
+  it("a tunnel's probe failures and held rules", () => {
+    const text = renderDaemonStatus(sampleStatus());
+    expect(text).toContain(
+      '  probe: 3 consecutive failure(s); last failure at 2026-11-22T04:59:30.000Z: tcp 10.9.0.1:80: no answer within 5000 ms\n',
+    );
+    expect(text).toContain(
+      '  rule browser: held on fallback (sticky) since 2026-11-22T04:58:00.000Z\n',
+    );
+  });
+});

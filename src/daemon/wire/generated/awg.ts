@@ -174,6 +174,10 @@ import type {
   PlanList__Output as _awg_v1_PlanList__Output,
 } from './awg/v1/PlanList.js';
 import type {
+  ProbeState as _awg_v1_ProbeState,
+  ProbeState__Output as _awg_v1_ProbeState__Output,
+} from './awg/v1/ProbeState.js';
+import type {
   Process as _awg_v1_Process,
   Process__Output as _awg_v1_Process__Output,
 } from './awg/v1/Process.js';
@@ -376,6 +380,7 @@ export interface ProtoGrpcType {
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;
       PlanList: MessageTypeDefinition<_awg_v1_PlanList, _awg_v1_PlanList__Output>;
+      ProbeState: MessageTypeDefinition<_awg_v1_ProbeState, _awg_v1_ProbeState__Output>;
       Process: MessageTypeDefinition<_awg_v1_Process, _awg_v1_Process__Output>;
       ProcessLimit: MessageTypeDefinition<_awg_v1_ProcessLimit, _awg_v1_ProcessLimit__Output>;
       ProfileSwitch: MessageTypeDefinition<_awg_v1_ProfileSwitch, _awg_v1_ProfileSwitch__Output>;

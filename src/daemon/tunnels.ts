@@ -337,13 +337,22 @@ export class Tunnels {
   }
 }
 
-/** the network the facts show: the default route's gateway and interface (v4 first), its MAC */
+/**
+ * the network the facts show: the default route's gateway and interface (v4 first), its MAC,
+ * the SSID of that interface when it is a Wi-Fi link (resources/wifi.ts)
+ */
 export function networkOf(
-  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>,
+  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6' | 'wifi'>,
   mac: (gateway: string, dev: string) => string | undefined = gatewayMac,
 ): NetworkId | undefined {
   const r = facts.defaultRouteV4 ?? facts.defaultRouteV6;
   if (!r?.gateway || !r.interface) return undefined;
   const m = mac(r.gateway, r.interface);
-  return { gateway: r.gateway, interface: r.interface, ...(m ? { mac: m } : {}) };
+  const ssid = facts.wifi?.interface === r.interface ? facts.wifi.ssid : undefined;
+  return {
+    gateway: r.gateway,
+    interface: r.interface,
+    ...(m ? { mac: m } : {}),
+    ...(ssid ? { ssid } : {}),
+  };
 }

@@ -69,6 +69,8 @@ export interface HostFacts extends IdentityFacts, RoutingFacts {
    */
   defaultRouteV4?: { gateway: string; interface: string; onLink?: string[] };
   defaultRouteV6?: { gateway: string; interface: string; onLink?: string[] };
+  /** Linux: the SSID a default route's wireless interface is associated with (resources/wifi.ts) */
+  wifi?: { interface: string; ssid: string };
   /**
    * macOS: the host's own addresses (every interface but our utuns): connections to them go
    * over lo0, where the flow router's `rdr` would catch them, so they are skipped

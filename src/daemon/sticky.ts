@@ -49,6 +49,9 @@ export class StickyHolds {
   private seenNetwork = false;
   /** fingerprint of the followed config the holds were taken under */
   private configKey: string | undefined;
+  /** the config last followed, and its fingerprint */
+  private config: Config | undefined;
+  private configHash = '';
   /** the tunnels down at the last follow (a hold shows once its tunnel left this set) */
   private down: ReadonlySet<string> = new Set();
 
@@ -65,13 +68,23 @@ export class StickyHolds {
   }
 
   /**
-   * A health tick under the followed `config`: sticky rules whose target is down begin a hold;
-   * holds of rules gone (or no longer sticky, or retargeted) end; a changed config ends all.
-   * Returns what shows: a hold whose tunnel came back up (`held`), a release while up.
+   * A health tick under the followed `config`: sticky rules whose target is down begin a hold
+   * (when `fault` says the path failed it: not awg's own engine stopping, as when a run
+   * replaces it); holds of rules gone (or no longer sticky, or retargeted) end; a changed
+   * config ends all. Returns what shows: a hold whose tunnel came back up (`held`), a release
+   * while up.
    */
-  follow(config: Config, down: ReadonlySet<string>, nowMs: number): StickyChange[] {
+  follow(
+    config: Config,
+    down: ReadonlySet<string>,
+    nowMs: number,
+    fault: (tunnel: string) => boolean = () => true,
+  ): StickyChange[] {
     const out: StickyChange[] = [];
-    const key = fingerprint(config);
+    // the followed config is one object per read: hashed once per read, not every tick
+    if (config !== this.config) this.configHash = fingerprint(config);
+    this.config = config;
+    const key = this.configHash;
     if (this.configKey !== undefined && key !== this.configKey)
       out.push(...this.releaseAll('config'));
     this.configKey = key;
@@ -79,7 +92,7 @@ export class StickyHolds {
     for (const h of [...this.holds.values()])
       if (rules.get(h.rule) !== h.tunnel) out.push(...this.end(h, 'rule'));
     for (const [rule, tunnel] of rules)
-      if (down.has(tunnel) && !this.holds.has(rule))
+      if (down.has(tunnel) && fault(tunnel) && !this.holds.has(rule))
         this.holds.set(rule, { rule, tunnel, sinceMs: nowMs });
     const before = this.down;
     this.down = new Set(down);

@@ -258,7 +258,15 @@ export class Tunnels {
         ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
     // sticky rules whose tunnel went down hold their fallback; a changed config ends the holds
-    const released = this.stickyChanged(this.sticky.follow(cfg, this.health.down, Date.now()));
+    // (an engine that stopped is awg's doing, e.g. a run replacing it: no hold)
+    const released = this.stickyChanged(
+      this.sticky.follow(
+        cfg,
+        this.health.down,
+        Date.now(),
+        (t) => this.health.ratingOf(t)?.reason !== 'stopped',
+      ),
+    );
     // the followed config's tunnels only (a diff of another config must not reset them)
     this.profiles.prune(cfg);
     let switched = false;

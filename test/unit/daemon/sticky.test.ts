@@ -108,6 +108,13 @@ describe('sticky holds', () => {
     expect(s.releaseAll('apply').map((c) => c.type === 'released' && c.reason)).toEqual(['apply']);
   });
 
+  it('no hold while the path is not at fault (awg stopped its own engine)', () => {
+    const s = new StickyHolds();
+    s.follow(CONFIG, DOWN, 1, () => false);
+    expect(s.follow(CONFIG, UP, 2)).toEqual([]);
+    expect(s.held).toEqual(new Set());
+  });
+
   it('a release while the tunnel is still down changes nothing that shows: no event', () => {
     const s = new StickyHolds();
     s.setNetwork(NET_A);

@@ -14,7 +14,8 @@ import { ids } from './identity.js';
 import { V6_DEFAULT_METRIC, type AnyResource, type RouteSpec, type RuleSpec } from './resources.js';
 import { placedBy, ruleName } from './match.js';
 import { ruleCgroupPath, ruleWho } from './who.js';
-import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
+import type { AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
+import { ruleAction } from './rule-action.js';
 import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
@@ -80,6 +81,7 @@ export interface HostFacts extends IdentityFacts, RoutingFacts {
 }
 
 export type { RuntimeLimit } from './shaping.js';
+export { ruleAction };
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
 
@@ -500,24 +502,6 @@ function uplinks(facts: HostFacts): string[] {
   return [facts.defaultRouteV4?.interface, facts.defaultRouteV6?.interface].filter(
     (d): d is string => d !== undefined,
   );
-}
-
-/**
- * A rule's firewall action now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks; the same table as model/match.ts effectiveRoute):
- * target `block` or fallback `drop` → drop; target `direct` → direct; tunnel up → its mark;
- * tunnel down → allow-direct: direct, block: drop, failover: drop — the placer moves each
- * process on to its next matching rule, so what stays in this cgroup has none left.
- */
-export function ruleAction(
-  rule: Pick<Rule, 'target' | 'fallback'>,
-  mark: number | undefined,
-  ipv6: Config['ipv6'],
-  down: ReadonlySet<string>,
-): AppAction {
-  if (rule.target === 'block' || rule.fallback === 'drop') return { type: 'drop' };
-  if (rule.target === 'direct') return { type: 'direct' };
-  if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
-  return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
 }
 
 /**

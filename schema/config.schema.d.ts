@@ -413,7 +413,7 @@ export interface AmneziawgTunnel {
   health?: TunnelHealth;
   obfuscation?: AwgObfuscation;
   /**
-   * Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).
+   * Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway, with its MAC and the Wi-Fi SSID where known), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).
    *
    * @minItems 1
    * @maxItems 16
@@ -868,6 +868,10 @@ export interface Rule {
    * What happens while the target tunnel is not up. allow-direct: go direct. block: drop until the tunnel is back. drop: always drop this app's traffic, tunnel up or not. failover: use the next matching enabled rule (none left: block).
    */
   fallback?: 'allow-direct' | 'block' | 'drop' | 'failover';
+  /**
+   * Once the target tunnel went down and this rule took its fallback, keep the fallback after the tunnel is back, until the network changes (another default gateway, interface or Wi-Fi network), the config changes or `awg apply` runs; for users who prefer a stable path to moving back. Off: new connections return to the tunnel as soon as it is up (docs/architecture.md#sticky-fallbacks). Only the daemon holds fallbacks.
+   */
+  sticky?: boolean;
   enabled?: boolean;
   /**
    * Bandwidth limits for this rule's processes together, e.g. `{upload: 20Mbit, download: 100Mbit}`; not with target `block` or fallback `drop`. A limited app's source ports are rewritten into a range of 61440-65535 (docs/limits.md).

@@ -76,6 +76,10 @@ function eventText(e: DaemonEvent): string {
       return `handshake ${e.tunnel} with ${e.peer}`;
     case 'profile':
       return `tunnel ${e.tunnel} obfuscation profile ${e.from} → ${e.to} (${e.reason === 'network' ? 'the one that worked on this network' : `down: ${e.reason}`})`;
+    case 'sticky':
+      return e.held
+        ? `rule ${e.rule} held on its fallback (sticky) since ${e.since}: tunnel ${e.tunnel} is up again`
+        : `rule ${e.rule} back to tunnel ${e.tunnel} (sticky hold ended${e.reason ? `: ${e.reason === 'apply' ? 'awg apply' : `the ${e.reason} changed`}` : ''})`;
     case 'confirm-pending':
       return `confirm by ${e.deadline} or the change is reverted`;
     case 'reverted':

@@ -268,6 +268,10 @@ export const Rule = z
     to: To.optional(),
     target: Text().min(1).meta({ description: 'A tunnel name, `direct` or `block`.' }),
     fallback: Fallback.default('block'),
+    sticky: z.boolean().optional().meta({
+      description:
+        'Once the target tunnel went down and this rule took its fallback, keep the fallback after the tunnel is back, until the network changes (another default gateway, interface or Wi-Fi network), the config changes or `awg apply` runs; for users who prefer a stable path to moving back. Off: new connections return to the tunnel as soon as it is up (docs/architecture.md#sticky-fallbacks). Only the daemon holds fallbacks.',
+    }),
     enabled: z.boolean().default(true),
     limit: Limit.optional().meta({
       description:

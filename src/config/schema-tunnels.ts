@@ -135,7 +135,7 @@ export const AmneziawgTunnel = z
     obfuscation: AwgObfuscation.default({}),
     profiles: z.array(AwgProfile).min(1).max(16).optional().meta({
       description:
-        'Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).',
+        'Obfuscation profiles tried in order while the tunnel is down for `handshake` or `no-data` (the path drops this obfuscation): each is `obfuscation:` with its own fields on top. The daemon starts with the first (or the one that last worked on this network: the default gateway, with its MAC and the Wi-Fi SSID where known), moves to the next when the tunnel goes down (wrapping, at most once per detection bound), keeps the one that works and remembers it per network. Profiles may change only client-side parameters (jc, jmin, jmax, i1-i5, contentPaddingAddition, timings, disableCookies) unless they say `server: true` (docs/architecture.md#obfuscation-profiles).',
     }),
   })
   .meta({

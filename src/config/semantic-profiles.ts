@@ -2,8 +2,10 @@
  * Checks of `tunnels.<name>.profiles` (config/profiles.ts): unique names, no header
  * protection key of their own, no change of a server-side parameter without `server: true`,
  * and each profile's obfuscation (the base with its fields on top) checked like
- * `obfuscation:` itself. Pure.
+ * `obfuscation:` itself, the sizes of its datagrams too (mtu.ts checkMtu: an S4 a `server:
+ * true` profile raises must still fit the link). Pure.
  */
+import { checkMtu, type SizedTunnel } from './mtu.js';
 import { profileFields, profileObfuscation, serverSideChanges } from './profiles.js';
 import type { PathKey } from './positions.js';
 import type { AwgObfuscation, AwgProfile } from './schema-obfuscation.js';
@@ -57,6 +59,35 @@ export function checkProfiles(
         if (baseFindings.some((b) => b.message === f.message)) continue;
         err([i], `with the base's ${k}: ${f.message}`);
       } else err([i, ...f.path], f.message);
+    }
+  });
+}
+
+/**
+ * The MTU checks of `obfuscation:` (mtu.ts checkMtu) for the tunnel as each profile runs it:
+ * a datagram the base does not already make too large for the path is a warning at the
+ * profile's field that sets its size (an S4 that no longer fits the tunnel's `mtu`, or whose
+ * default MTU stops at 1280, at the profile's `s4`).
+ */
+export function checkProfileMtu(
+  t: SizedTunnel & { obfuscation: AwgObfuscation },
+  profiles: readonly AwgProfile[],
+  at: PathKey[],
+  out: Finding[],
+): void {
+  const known = new Set(checkMtu(t, []).map((w) => w.message));
+  profiles.forEach((p, i) => {
+    const own = profileFields(p);
+    for (const w of checkMtu({ ...t, obfuscation: profileObfuscation(t.obfuscation, p) }, [])) {
+      if (known.has(w.message)) continue;
+      // ['mtu'] or ['obfuscation', field]: the profile cannot set `mtu`; its S4 decides
+      const field = w.path[0] === 'mtu' ? 's4' : w.path[1];
+      const path = typeof field === 'string' && field in own ? [i, field] : [i];
+      out.push({
+        path: [...at, ...path],
+        message: `profile "${p.name}": ${w.message}`,
+        severity: 'warning',
+      });
     }
   });
 }

@@ -22,7 +22,7 @@ import { parseInlineDestinations } from './lists.js';
 import { matchedInPlace } from './schema-rules.js';
 import { MAX_LIMITS, SHAPE_PORT_FIRST, SHAPE_PORT_LAST } from './rate.js';
 import { checkListRefs } from './semantic-lists.js';
-import { checkProfiles } from './semantic-profiles.js';
+import { checkProfileMtu, checkProfiles } from './semantic-profiles.js';
 import { profileObfuscation } from './profiles.js';
 
 export interface Finding {
@@ -123,6 +123,13 @@ export function checkSemantics(c: Config): Finding[] {
         `fallback "${r.fallback}" has no effect: target "${r.target}" is never down`,
       );
     }
+    if (r.sticky && (r.target === 'direct' || r.target === 'block' || r.fallback === 'drop'))
+      warn(
+        ['rules', i, 'sticky'],
+        r.fallback === 'drop'
+          ? 'sticky has no effect: fallback "drop" sends nothing, tunnel up or not'
+          : `sticky has no effect: target "${r.target}" is never down`,
+      );
     const byNft = r.match !== undefined && matchedInPlace(r.match);
     if (byNft && r.fallback === 'failover' && r.enabled)
       warn(
@@ -253,7 +260,7 @@ export function checkSemantics(c: Config): Finding[] {
     );
     if (t.type === 'amneziawg') {
       checkObfuscation(t.obfuscation, ['tunnels', name, 'obfuscation'], out);
-      if (t.profiles)
+      if (t.profiles) {
         checkProfiles(
           t.obfuscation,
           t.profiles,
@@ -261,6 +268,8 @@ export function checkSemantics(c: Config): Finding[] {
           checkObfuscation,
           out,
         );
+        checkProfileMtu(t, t.profiles, ['tunnels', name, 'profiles'], out);
+      }
     }
     if (t.type === 'amneziawg' && t.engine === 'kernel') {
       const set = [

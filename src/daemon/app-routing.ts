@@ -8,7 +8,7 @@
  */
 import { AwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import type { ExecChoice } from '../model/match.js';
+import { tunnelUpOf, type ExecChoice } from '../model/match.js';
 import type { FirewallPolicy } from '../model/policy.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import { FlowRouterHost, type FlowRouterHostOptions } from '../resources/flow/flow-router-host.js';
@@ -28,6 +28,8 @@ export interface AppRoutingOptions extends Pick<
   perApp: () => PerApp | undefined;
   /** tunnels not up now (tunnel health) */
   down: () => ReadonlySet<string>;
+  /** rules held on their fallback although their tunnel is up (sticky.ts) */
+  held?: () => ReadonlySet<string>;
   /** a proxy tunnel's upstream dialer (the router's route into it) */
   proxyDialer: FlowRouterHostOptions['proxyDialer'];
   /** the physical interface of the default route the last run probed */
@@ -53,7 +55,7 @@ export class AppRouting {
     this.flow = new FlowRouterHost({
       ...o.flowRouter,
       state: o.state,
-      tunnelUp: (t) => !o.down().has(t),
+      tunnelUp: (t, rule) => tunnelUpOf(o.down(), o.held?.())(t, rule),
       proxyDialer: (t) => o.proxyDialer(t),
       physical: () => o.physical(),
       onError: (message) => o.emit({ type: 'error', at: now(), kind: 'driver', message }),
@@ -80,7 +82,8 @@ export class AppRouting {
   /** After a run: `converged`, the host matches `p` and placement follows its rules. */
   async after(p: Pick<Prepared, 'config' | 'claims'>, converged: boolean): Promise<void> {
     if (this.routed) await this.flow.after(p.config, converged);
-    if (converged) this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.o.down());
+    if (converged)
+      this.placement.sync(p.config.rules, p.claims.cgroupRoot, this.o.down(), this.o.held?.());
   }
 
   /** resolves once the placer has applied what it was sent (at most `timeoutMs`; none: at once) */
@@ -114,7 +117,14 @@ export class AppRouting {
         ? (pid: number, parentOf: (pid: number) => number | undefined) =>
             this.flow.execs.ancestor(pid, parentOf)?.choice
         : undefined;
-    return listRoutedProcesses(this.lister, p.config, p.claims.cgroupRoot, this.o.down(), execOf);
+    return listRoutedProcesses(
+      this.lister,
+      p.config,
+      p.claims.cgroupRoot,
+      this.o.down(),
+      execOf,
+      this.o.held?.(),
+    );
   }
 
   /** `awg exec` on macOS: route `pid` and its descendants by `choice` (FlowRouterHost.registerExec) */

@@ -204,6 +204,8 @@ export interface ConfigReadOptions {
   selection?: HostSelection | undefined;
   /** tunnels not up now (tunnel health) */
   down: ReadonlySet<string>;
+  /** rules held on their fallback (sticky.ts), for the network the facts show */
+  held?: PrepareOptions['held'];
   /** the active obfuscation profiles for the network the facts show (profile-switch.ts) */
   profiles?: PrepareOptions['profiles'];
   /** the processes limited at run time a run of the config shapes (limit-book.ts forRun) */
@@ -226,6 +228,7 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
       env: o.env,
       ...(o.selection ? { selection: o.selection } : {}),
       down: o.down,
+      ...(o.held ? { held: o.held } : {}),
       ...(o.profiles ? { profiles: o.profiles } : {}),
       learn: true,
       ...(o.runtimeLimits ? { runtimeLimits: o.runtimeLimits } : {}),

@@ -77,6 +77,20 @@ export type DaemonEvent =
       to: string;
       reason: 'handshake' | 'no-data' | 'network';
     }
+  /**
+   * a sticky rule (`sticky: true`, sticky.ts) keeps its fallback although its tunnel is up
+   * again (`held`), or the hold ended (`reason`: network | config | apply | rule)
+   */
+  | {
+      type: 'sticky';
+      at: string;
+      rule: string;
+      tunnel: string;
+      held: boolean;
+      /** when the rule took its fallback (RFC 3339) */
+      since: string;
+      reason?: 'network' | 'config' | 'apply' | 'rule';
+    }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
   | { type: 'error'; at: string; kind: string; message: string }

@@ -21,7 +21,7 @@ import { resolve } from 'node:path';
 import type { Actor } from 'xstate';
 import { AwgError, toAwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
-import type { ExecChoice } from '../model/match.js';
+import { tunnelUpOf, type ExecChoice } from '../model/match.js';
 import { toPlanDocument } from '../model/plan-document.js';
 import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
@@ -128,7 +128,7 @@ export class Daemon implements DaemonCore {
           : undefined;
         return topContext(this.config.good?.prepared.config, {
           cgroupRoot: this.cgroupRoot(),
-          tunnelUp: (t) => !this.tunnels.down.has(t),
+          tunnelUp: tunnelUpOf(this.tunnels.down, this.tunnels.held),
           ...(limited?.size ? { limitOf: (pid: number) => limited.get(pid) } : {}),
         });
       },
@@ -157,6 +157,7 @@ export class Daemon implements DaemonCore {
       state: this.host.state,
       perApp: () => this.host.platform?.perApp,
       down: () => this.tunnels.down,
+      held: () => this.tunnels.held,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
       physical: () => this.tunnels.physical(),
       emit,
@@ -339,6 +340,8 @@ export class Daemon implements DaemonCore {
     return this.exclusive(async () => {
       const previous = this.config.good;
       this.confirmWindow.close();
+      // an apply ends the sticky holds: the next run routes their rules by their tunnels again
+      this.tunnels.releaseSticky('apply');
       this.config.follow(resolve(req.configPath), r.prepared);
       const before = this.host.exec.mutations;
       const res = await this.reconcileNow('api', r.prepared);
@@ -537,6 +540,7 @@ export class Daemon implements DaemonCore {
       prepared: good?.prepared,
       book,
       down: this.tunnels.down,
+      held: this.tunnels.held,
       opts: this.opts,
     });
   }

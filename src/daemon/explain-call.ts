@@ -8,6 +8,7 @@ import { AwgError } from '../errors.js';
 import type { ExplainDocument } from '../model/explain-document.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import { destinationsWithSources, explainPid, type ExplainRequest } from '../procs/explain.js';
+import { tunnelUpOf } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import type { DaemonOptions } from './options.js';
 
@@ -17,6 +18,8 @@ export function explainRunning(
     prepared: Prepared | undefined;
     book: DaemonOptions['learned'];
     down: ReadonlySet<string>;
+    /** rules held on their fallback although their tunnel is up (sticky.ts) */
+    held?: ReadonlySet<string>;
     opts: Pick<DaemonOptions, 'mountinfo' | 'explainProc'>;
   },
 ): Promise<ExplainDocument> {
@@ -36,7 +39,7 @@ export function explainRunning(
     source: 'daemon',
     config: p.config,
     destinations: destinationsWithSources(p.config, p.destinations ?? new Map(), p.file),
-    tunnelUp: (t) => p.config.tunnels[t] !== undefined && !down.has(t),
+    tunnelUp: (t, rule) => p.config.tunnels[t] !== undefined && tunnelUpOf(down, o.held)(t, rule),
     cgroupRoot: p.claims.cgroupRoot,
     mountRoot,
     ...(book

@@ -40,6 +40,17 @@ interface Running {
   failures: number;
   failed: boolean;
   stopped: boolean;
+  /** the last failed probe (kept after a success): why, and when (epoch ms) */
+  lastFailure: { error: string; atMs: number } | undefined;
+}
+
+/** what status shows of a tunnel's probe: consecutive failures now, the last failure */
+export interface ProbeState {
+  failures: number;
+  /** why the last failed probe failed (`tcp 10.0.0.1:443: connect ECONNREFUSED`) */
+  lastFailure?: string;
+  /** when (RFC 3339) */
+  lastFailureAt?: string;
 }
 
 export interface ProbeSpec {
@@ -93,6 +104,17 @@ export class TunnelProber {
     return this.running.get(tunnel)?.failures ?? 0;
   }
 
+  /** the probe's state for status; undefined: the tunnel has no probe */
+  stateOf(tunnel: string): ProbeState | undefined {
+    const r = this.running.get(tunnel);
+    if (!r) return undefined;
+    const f = r.lastFailure;
+    return {
+      failures: r.failures,
+      ...(f ? { lastFailure: f.error, lastFailureAt: new Date(f.atMs).toISOString() } : {}),
+    };
+  }
+
   close(): void {
     for (const [t, r] of this.running) this.stop(t, r);
   }
@@ -113,6 +135,7 @@ export class TunnelProber {
       failures: 0,
       failed: false,
       stopped: false,
+      lastFailure: undefined,
     };
     this.running.set(s.tunnel, r);
     const once = (): void => {
@@ -164,6 +187,7 @@ export class TunnelProber {
       return;
     }
     r.failures++;
+    r.lastFailure = { error: `${describe(s.probe)}: ${error}`, atMs: Date.now() };
     if (r.failures >= s.failures) {
       const why = `${describe(s.probe)}: ${error} (${r.failures} in a row)`;
       r.failed = true;

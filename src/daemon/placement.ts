@@ -11,7 +11,7 @@ import { crashPoint } from '../util/crash-point.js';
 import { readFileSync } from 'node:fs';
 import { AwgError, toAwgError } from '../errors.js';
 import type { Config } from '../config/schema.js';
-import { ruleName } from '../model/match.js';
+import { ruleName, tunnelUpOf } from '../model/match.js';
 import { parseCgroup2Mount } from '../resources/cgroup/parse.js';
 import {
   spawnPlacerProcess,
@@ -58,7 +58,12 @@ export class PlacementSupervisor {
   constructor(private readonly o: PlacementOptions) {}
 
   /** After a converged run: start the watcher when there are rules; follow rule and health changes. */
-  sync(rules: Config['rules'], cgroupRoot: string, down: ReadonlySet<string>): void {
+  sync(
+    rules: Config['rules'],
+    cgroupRoot: string,
+    down: ReadonlySet<string>,
+    held: ReadonlySet<string> = new Set(),
+  ): void {
     if (this.o.placement === false) return;
     const perApp = this.o.perApp?.() ?? 'cgroup';
     if (perApp !== 'cgroup') {
@@ -86,6 +91,7 @@ export class PlacementSupervisor {
           cgroupRoot,
           mount,
           down,
+          held,
           env: this.o.env ?? process.env,
           ...(this.o.placement ?? {}),
           ...(this.o.onLog ? { onLog: this.o.onLog } : {}),
@@ -125,7 +131,7 @@ export class PlacementSupervisor {
       this.key = key;
       this.current = { rules, cgroupRoot };
     }
-    this.placer.setDown(down);
+    this.placer.setDown(down, held);
   }
 
   /**
@@ -257,9 +263,10 @@ export function listRoutedProcesses(
   cgroupRoot: string,
   down: ReadonlySet<string>,
   execOf?: ListOptions['execOf'],
+  held?: ReadonlySet<string>,
 ): ProcessInfo[] {
   return lister.list(config, cgroupRoot, {
-    tunnelUp: (t: string) => !down.has(t),
+    tunnelUp: tunnelUpOf(down, held),
     ...(execOf ? { execOf } : {}),
   });
 }

@@ -23,7 +23,16 @@ async function open(
   route: ProbeRoute,
   o: { timeoutMs: number; signal: AbortSignal },
 ): Promise<Duplex> {
-  if ('dialer' in route) return route.dialer({ host, port }, { signal: o.signal });
+  if ('dialer' in route) {
+    // the dialer ends its handshake on the abort (proxy/socks5.ts untilAbort); a stream that
+    // still arrives after it is closed here at once
+    const s = await route.dialer({ host, port }, { signal: o.signal });
+    if (o.signal.aborted) {
+      s.destroy();
+      throw o.signal.reason instanceof Error ? o.signal.reason : new Error('aborted');
+    }
+    return s;
+  }
   if (isIP(host) === 0)
     throw new Error(`${host} is not an address (a lookup would leave the tunnel)`);
   const [{ connectTcp }, { deviceTcpFd }] = await Promise.all([

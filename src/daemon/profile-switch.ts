@@ -15,7 +15,8 @@
  *   for that network, else keeps its own.
  *
  * The network: the default route's gateway and interface, with the gateway's MAC from the
- * neighbour table when known (a MAC on one side only does not tell two networks apart).
+ * neighbour table and the Wi-Fi SSID when known (a MAC or SSID on one side only does not tell
+ * two networks apart).
  */
 import { activeProfile } from '../config/profiles.js';
 import type { Config } from '../config/schema.js';
@@ -35,6 +36,8 @@ export interface NetworkId {
   interface: string;
   /** the gateway's link-layer address (neighbour table), when known */
   mac?: string;
+  /** the Wi-Fi network's SSID (as `iw` prints it), where the OS gives one */
+  ssid?: string;
 }
 
 /** why a profile was switched: the tunnel's down reason, or `network` (the remembered one) */
@@ -70,6 +73,7 @@ const isRecord = (r: unknown): r is ProfilesRecord =>
       typeof n.gateway === 'string' &&
       typeof n.interface === 'string' &&
       (n.mac === undefined || typeof n.mac === 'string') &&
+      (n.ssid === undefined || typeof n.ssid === 'string') &&
       typeof n.at === 'string' &&
       isObject(n.tunnels) &&
       Object.values(n.tunnels).every((v) => typeof v === 'string'),
@@ -79,12 +83,13 @@ export function sameNetwork(a: NetworkId, b: NetworkId): boolean {
   return (
     a.gateway === b.gateway &&
     a.interface === b.interface &&
-    (a.mac === undefined || b.mac === undefined || a.mac === b.mac)
+    (a.mac === undefined || b.mac === undefined || a.mac === b.mac) &&
+    (a.ssid === undefined || b.ssid === undefined || a.ssid === b.ssid)
   );
 }
 
 export function networkLabel(n: NetworkId): string {
-  return `${n.gateway} dev ${n.interface}${n.mac ? ` lladdr ${n.mac}` : ''}`;
+  return `${n.gateway} dev ${n.interface}${n.mac ? ` lladdr ${n.mac}` : ''}${n.ssid ? ` ssid ${JSON.stringify(n.ssid)}` : ''}`;
 }
 
 /** no second switch before the new profile could be judged: the tunnel's detection bound (ms) */
@@ -143,7 +148,7 @@ export class ProfileSwitcher {
   setNetwork(n: NetworkId | undefined, cfg: Config): ProfileSwitch[] {
     const prev = this.network_;
     if (n && prev && sameNetwork(n, prev)) {
-      if (n.mac && !prev.mac) this.network_ = n;
+      if ((n.mac && !prev.mac) || (n.ssid && !prev.ssid)) this.network_ = n;
       return [];
     }
     this.network_ = n;
@@ -230,11 +235,17 @@ export class ProfileSwitcher {
     const rec = this.read();
     const i = rec.networks.findIndex((r) => sameNetwork(r, n));
     const had = i >= 0 ? rec.networks[i]! : undefined;
-    if (had?.tunnels[tunnel] === profile && (had.mac ?? '') === (n.mac ?? had.mac ?? '')) return;
+    if (
+      had?.tunnels[tunnel] === profile &&
+      (had.mac ?? '') === (n.mac ?? had.mac ?? '') &&
+      (had.ssid ?? '') === (n.ssid ?? had.ssid ?? '')
+    )
+      return;
     const entry: NetworkRecord = {
       gateway: n.gateway,
       interface: n.interface,
       ...((n.mac ?? had?.mac) ? { mac: n.mac ?? had!.mac! } : {}),
+      ...((n.ssid ?? had?.ssid) ? { ssid: n.ssid ?? had!.ssid! } : {}),
       at: new Date(this.now()).toISOString(),
       tunnels: { ...had?.tunnels, [tunnel]: profile },
     };

@@ -154,6 +154,24 @@ const Tunnel = z.strictObject({
       }),
     )
     .optional(),
+  // the active probe (`health.probe`): consecutive failures now, the last failure and when
+  probe: z
+    .strictObject({
+      failures: Count,
+      lastFailure: z.string().optional(),
+      lastFailureAt: z.string().optional(),
+    })
+    .optional(),
+  // sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
+  heldRules: z
+    .array(
+      z.strictObject({
+        rule: z.string(),
+        // when the rule took its fallback (RFC 3339)
+        since: z.string(),
+      }),
+    )
+    .optional(),
   // seconds since the most recent handshake of any peer; absent: never
   lastHandshakeAgeSec: z.number().optional(),
   rxBytes: Count,

@@ -128,6 +128,24 @@ function ratingFields(r: Rating | undefined): Pick<TunnelStatus, 'reason' | 'sin
   };
 }
 
+/** the sticky rules held on a tunnel's fallback although it is up (sticky.ts) */
+function heldFields(health: HealthMonitor, tunnel: string): Pick<TunnelStatus, 'heldRules'> {
+  const s = health.sticky;
+  const held = s
+    ? s
+        .list()
+        .filter((h) => h.tunnel === tunnel && s.held.has(h.rule))
+        .map((h) => ({ rule: h.rule, since: new Date(h.sinceMs).toISOString() }))
+    : [];
+  return held.length ? { heldRules: held } : {};
+}
+
+/** a tunnel's probe: consecutive failures now, the last failure (health-probe.ts) */
+function probeFields(health: HealthMonitor, tunnel: string): Pick<TunnelStatus, 'probe'> {
+  const p = health.probes?.stateOf(tunnel);
+  return p ? { probe: p } : {};
+}
+
 /** One status line per engine resource of the desired state. */
 export function tunnelStatuses(
   resources: readonly AnyResource[],
@@ -154,6 +172,9 @@ export function tunnelStatuses(
         health: state,
         ...(error && isDown(state) ? { error } : {}),
         ...rating,
+        ...heldFields(health, name),
+        ...probeFields(health, name),
+        ...probeFields(health, name),
         up: state === 'up',
         rxBytes: px?.bytes.down ?? 0,
         txBytes: px?.bytes.up ?? 0,
@@ -186,6 +207,8 @@ export function tunnelStatuses(
       ...(profile?.switches.length
         ? { profileSwitches: profile.switches.map(({ tunnel: _t, ...s }) => s) }
         : {}),
+      ...heldFields(health, name),
+      ...probeFields(health, name),
       up: Boolean(s?.up) && !isDown(state),
       lastHandshakeAgeSec: age(newest),
       rxBytes: peers.reduce((a, p) => a + p.rxBytes, 0),

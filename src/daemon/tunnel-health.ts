@@ -34,12 +34,24 @@ import {
 } from './data-path.js';
 import { TunnelRating, type DownReason, type Rating } from './health-rating.js';
 import type { ProfileSwitch } from './profile-switch.js';
+import type { ProbeState } from './health-probe.js';
 
 export type { HealthState } from './names.js';
 
 /** a tunnel's active obfuscation profile and its switches (profile-switch.ts) */
 export interface ProfileView {
   view(tunnel: string): { active: string; switches: ProfileSwitch[] } | undefined;
+}
+
+/** a tunnel's active probe as status shows it (health-probe.ts) */
+export interface ProbeView {
+  stateOf(tunnel: string): ProbeState | undefined;
+}
+
+/** the rules held on a tunnel's fallback although it is up (sticky.ts) */
+export interface StickyView {
+  readonly held: ReadonlySet<string>;
+  list(): readonly { rule: string; tunnel: string; sinceMs: number }[];
 }
 
 export interface WgPeerHealth {
@@ -141,6 +153,10 @@ export class HealthMonitor {
   private watches = new Map<string, ByteWatch>();
   /** the obfuscation profiles' view (tunnels.ts sets it): status shows it beside the health */
   profiles: ProfileView | undefined;
+  /** the active probes (tunnels.ts sets it): status shows their failures */
+  probes: ProbeView | undefined;
+  /** the sticky holds (tunnels.ts sets it): status shows the rules held on a tunnel's fallback */
+  sticky: StickyView | undefined;
 
   constructor(
     private readonly engines: HealthEngines,

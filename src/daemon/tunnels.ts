@@ -8,6 +8,8 @@
  * follow it). Amneziawg tunnels with obfuscation profiles move to the next one when down for
  * `handshake` or `no-data`, and start with the one remembered for the network
  * (profile-switch.ts): each switch is a `profile` event and a wake, whose run updates the engine.
+ * Sticky rules keep their fallback after their tunnel is back until the network or the config
+ * changes (sticky.ts): each hold that shows, and each release, is a `sticky` event.
  */
 import { toAwgError } from '../errors.js';
 import { withActiveProfiles } from '../config/profiles.js';
@@ -24,6 +26,7 @@ import { TunnelProber } from './health-probe.js';
 import { gatewayMac } from './neighbours.js';
 import { runProbe } from './probe-run.js';
 import { ProfileSwitcher, type NetworkId, type ProfileSwitch } from './profile-switch.js';
+import { StickyHolds, type StickyChange, type StickyRelease } from './sticky.js';
 import { HealthMonitor } from './tunnel-health.js';
 
 export interface TunnelsOptions {
@@ -46,6 +49,8 @@ export class Tunnels {
   readonly engines: InprocEngineHost;
   readonly health: HealthMonitor;
   readonly profiles: ProfileSwitcher;
+  /** rules held on their fallback (`sticky: true`) */
+  readonly sticky = new StickyHolds();
   /** the physical network the last run probed */
   private underlay: Underlay = {};
   private adopted = false;
@@ -66,6 +71,7 @@ export class Tunnels {
     this.health = new HealthMonitor(o.engines);
     this.profiles = new ProfileSwitcher(o.host.state);
     this.health.profiles = this.profiles;
+    this.health.sticky = this.sticky;
     this.prober = new TunnelProber({
       run: runProbe,
       dialer: (t) => this.engines.proxyDialer?.(t),
@@ -74,6 +80,7 @@ export class Tunnels {
         this.tick();
       },
     });
+    this.health.probes = this.prober;
   }
 
   /**
@@ -82,10 +89,16 @@ export class Tunnels {
    */
   readOptions(): {
     down: ReadonlySet<string>;
+    held: (config: Config, facts: HostFacts) => ReadonlySet<string>;
     profiles: (config: Config, facts: HostFacts) => ReadonlyMap<string, string>;
   } {
     return {
       down: this.down,
+      // another network ends every sticky hold: this read already routes by the tunnels
+      held: (_config, facts) => {
+        this.stickyChanged(this.sticky.setNetwork(networkOf(facts)));
+        return this.held;
+      },
       profiles: (config, facts) => {
         for (const s of this.profiles.setNetwork(networkOf(facts), config)) this.switched(s);
         return new Map(this.profiles.profiles);
@@ -96,6 +109,16 @@ export class Tunnels {
   /** tunnels not up now: rules take their fallback */
   get down(): ReadonlySet<string> {
     return this.health.down;
+  }
+
+  /** rules held on their fallback although their tunnel is up (`sticky: true`) */
+  get held(): ReadonlySet<string> {
+    return this.sticky.held;
+  }
+
+  /** End every sticky hold (`awg apply`): the run that follows routes by the tunnels again. */
+  releaseSticky(reason: StickyRelease): void {
+    if (this.stickyChanged(this.sticky.releaseAll(reason))) this.o.wake('engine');
   }
 
   /** the physical interface of the default route the last run probed */
@@ -234,6 +257,16 @@ export class Tunnels {
         ...(c.reason ? { reason: c.reason } : {}),
         ...(c.lastUpMs > 0 ? { lastUp: new Date(c.lastUpMs).toISOString() } : {}),
       });
+    // sticky rules whose tunnel went down hold their fallback; a changed config ends the holds
+    // (an engine that stopped is awg's doing, e.g. a run replacing it: no hold)
+    const released = this.stickyChanged(
+      this.sticky.follow(
+        cfg,
+        this.health.down,
+        Date.now(),
+        (t) => this.health.ratingOf(t)?.reason !== 'stopped',
+      ),
+    );
     // the followed config's tunnels only (a diff of another config must not reset them)
     this.profiles.prune(cfg);
     let switched = false;
@@ -241,7 +274,31 @@ export class Tunnels {
       const s = this.profiles.rate(cfg, name, this.health.ratingOf(name));
       if (s) switched = this.switched(s);
     }
-    if (downChanged || switched) this.o.wake('engine');
+    if (downChanged || switched || released) this.o.wake('engine');
+  }
+
+  /** sticky holds that show (their tunnel is up): an event each; true when one was released */
+  private stickyChanged(changes: StickyChange[]): boolean {
+    for (const c of changes) {
+      const { rule, tunnel, sinceMs } = c.hold;
+      this.o.emit({
+        type: 'sticky',
+        at: now(),
+        rule,
+        tunnel,
+        held: c.type === 'held',
+        since: new Date(sinceMs).toISOString(),
+        ...(c.type === 'released' ? { reason: c.reason } : {}),
+      });
+      this.o.host.reporter.report({
+        type: 'info',
+        message:
+          c.type === 'held'
+            ? `rule ${rule}: tunnel ${tunnel} is up again; the rule keeps its fallback (sticky) until the network or the config changes`
+            : `rule ${rule}: back to tunnel ${tunnel} (sticky hold ended: ${c.reason === 'apply' ? 'awg apply' : `the ${c.reason} changed`})`,
+      });
+    }
+    return changes.some((c) => c.type === 'released');
   }
 
   /** a profile switch: an event, and the next run applies it */
@@ -288,13 +345,22 @@ export class Tunnels {
   }
 }
 
-/** the network the facts show: the default route's gateway and interface (v4 first), its MAC */
+/**
+ * the network the facts show: the default route's gateway and interface (v4 first), its MAC,
+ * the SSID of that interface when it is a Wi-Fi link (resources/wifi.ts)
+ */
 export function networkOf(
-  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>,
+  facts: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6' | 'wifi'>,
   mac: (gateway: string, dev: string) => string | undefined = gatewayMac,
 ): NetworkId | undefined {
   const r = facts.defaultRouteV4 ?? facts.defaultRouteV6;
   if (!r?.gateway || !r.interface) return undefined;
   const m = mac(r.gateway, r.interface);
-  return { gateway: r.gateway, interface: r.interface, ...(m ? { mac: m } : {}) };
+  const ssid = facts.wifi?.interface === r.interface ? facts.wifi.ssid : undefined;
+  return {
+    gateway: r.gateway,
+    interface: r.interface,
+    ...(m ? { mac: m } : {}),
+    ...(ssid ? { ssid } : {}),
+  };
 }

@@ -14,7 +14,8 @@ import { ids } from './identity.js';
 import { V6_DEFAULT_METRIC, type AnyResource, type RouteSpec, type RuleSpec } from './resources.js';
 import { placedBy, ruleName } from './match.js';
 import { ruleCgroupPath, ruleWho } from './who.js';
-import type { AppAction, AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
+import type { AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './policy.js';
+import { ruleAction } from './rule-action.js';
 import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
 import { ENDPOINT_RE, type Rule } from '../config/schema.js';
@@ -69,6 +70,8 @@ export interface HostFacts extends IdentityFacts, RoutingFacts {
    */
   defaultRouteV4?: { gateway: string; interface: string; onLink?: string[] };
   defaultRouteV6?: { gateway: string; interface: string; onLink?: string[] };
+  /** Linux: the SSID a default route's wireless interface is associated with (resources/wifi.ts) */
+  wifi?: { interface: string; ssid: string };
   /**
    * macOS: the host's own addresses (every interface but our utuns): connections to them go
    * over lo0, where the flow router's `rdr` would catch them, so they are skipped
@@ -78,6 +81,7 @@ export interface HostFacts extends IdentityFacts, RoutingFacts {
 }
 
 export type { RuntimeLimit } from './shaping.js';
+export { ruleAction };
 
 export const DEFAULT_FACTS: HostFacts = { cgroupNftPrefix: '' };
 
@@ -94,6 +98,11 @@ export interface BuildOptions {
    * fallback in the firewall. Absent (plain `awg apply`): every tunnel counts as up.
    */
   down?: ReadonlySet<string>;
+  /**
+   * Rules held on their fallback (`sticky: true`, by name): their target counts as down for
+   * them although it is up (daemon/sticky.ts). Absent: none.
+   */
+  held?: ReadonlySet<string>;
   /**
    * Processes limited at run time (`awg limit PID`, held by the daemon): each a shaping class
    * after the config's (model/shaping.ts).
@@ -139,7 +148,7 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
   const warnings: string[] = [...(facts.probeWarnings ?? [])];
   const push = <R extends AnyResource>(r: R) => out.push(r);
   const ks = killSwitchOf(c);
-  const down = opts.down ?? new Set<string>();
+  const downSet = opts.down ?? new Set<string>();
   const v6Tunnelled = c.ipv6 === 'tunnel';
   const secrets = secretsWith(opts.secrets, opts.fingerprintKey);
 
@@ -346,6 +355,8 @@ export function buildDesired(c: Config, opts: BuildOptions = {}): DesiredModel {
         push({ kind: 'cgroup', id: ids.cgroup(path), deps: [ids.cgroup(root)], spec: { path } });
       const a = alloc.tunnels.get(rule.target);
       const tunnel = c.tunnels[rule.target];
+      // a rule held on its fallback (sticky) sees its target down
+      const down = opts.held?.has(name) ? new Set([...downSet, rule.target]) : downSet;
       // nothing moves an unplaced rule's traffic on when its tunnel is down: `failover`
       // leaves the rule out, so the next rule that fits decides, as for a placed process
       if (!placed && rule.fallback === 'failover' && tunnel && down.has(rule.target)) return;
@@ -491,24 +502,6 @@ function uplinks(facts: HostFacts): string[] {
   return [facts.defaultRouteV4?.interface, facts.defaultRouteV6?.interface].filter(
     (d): d is string => d !== undefined,
   );
-}
-
-/**
- * A rule's firewall action now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks; the same table as model/match.ts effectiveRoute):
- * target `block` or fallback `drop` → drop; target `direct` → direct; tunnel up → its mark;
- * tunnel down → allow-direct: direct, block: drop, failover: drop — the placer moves each
- * process on to its next matching rule, so what stays in this cgroup has none left.
- */
-export function ruleAction(
-  rule: Pick<Rule, 'target' | 'fallback'>,
-  mark: number | undefined,
-  ipv6: Config['ipv6'],
-  down: ReadonlySet<string>,
-): AppAction {
-  if (rule.target === 'block' || rule.fallback === 'drop') return { type: 'drop' };
-  if (rule.target === 'direct') return { type: 'direct' };
-  if (!down.has(rule.target)) return { type: 'mark', mark: mark!, ipv6 };
-  return rule.fallback === 'allow-direct' ? { type: 'direct' } : { type: 'drop' };
 }
 
 /**

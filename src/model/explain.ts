@@ -33,6 +33,7 @@ import {
   ruleName,
   type IdentityLookup,
   type Route,
+  type TunnelUp,
 } from './match.js';
 
 /** who sends: what /proc/PID tells */
@@ -82,7 +83,7 @@ export interface RuleDestinations {
 export interface ExplainContext {
   /** by rule name (ruleName): the destinations of rules with `to` */
   destinations: ReadonlyMap<string, RuleDestinations>;
-  tunnelUp: (name: string) => boolean;
+  tunnelUp: TunnelUp;
   /** `default:` of the config */
   defaultRoute: string;
   /** `ipv6:` of the config (default tunnel) */
@@ -337,17 +338,17 @@ function nextPlacement(w: Walk, after: number): number | undefined {
 }
 
 /** where the placer puts a process by its executable (failover past tunnels that are down) */
-function placeByExe(
-  w: Omit<Walk, 'placement'>,
-  tunnelUp: (t: string) => boolean,
-): ExplainPlacement {
+function placeByExe(w: Omit<Walk, 'placement'>, tunnelUp: TunnelUp): ExplainPlacement {
   let chosen: number | undefined;
   for (let i = 0; i < w.rules.length; i++) {
     if (!w.exeFits(i)) continue;
     chosen = i;
     const r = w.rules[i]!;
     const down =
-      r.target !== 'direct' && r.target !== 'block' && r.fallback !== 'drop' && !tunnelUp(r.target);
+      r.target !== 'direct' &&
+      r.target !== 'block' &&
+      r.fallback !== 'drop' &&
+      !tunnelUp(r.target, ruleName(r, i));
     if (!(down && r.fallback === 'failover')) break;
   }
   return chosen === undefined
@@ -434,22 +435,24 @@ export function explain(
     if (t === 'block') return settle('blocked', 'target block');
     if (rule.fallback === 'drop') return settle('blocked', 'fallback drop');
     if (t === 'direct') return settle('direct', 'target direct');
-    if (ctx.tunnelUp(t)) return settle(t, `tunnel ${t} is up`);
-    if (rule.fallback === 'allow-direct')
-      return settle('direct', `tunnel ${t} is down; fallback allow-direct`);
-    if (rule.fallback !== 'failover')
-      return settle('blocked', `tunnel ${t} is down; fallback block`);
+    if (ctx.tunnelUp(t, name)) return settle(t, `tunnel ${t} is up`);
+    // up, but this rule keeps its fallback until the network changes (daemon/sticky.ts)
+    const down = ctx.tunnelUp(t)
+      ? `tunnel ${t} is up, but this rule is held on its fallback (sticky)`
+      : `tunnel ${t} is down`;
+    if (rule.fallback === 'allow-direct') return settle('direct', `${down}; fallback allow-direct`);
+    if (rule.fallback !== 'failover') return settle('blocked', `${down}; fallback block`);
     if (rule.match === undefined || matchKind(rule.match) === 'nft') {
       step.verdict = 'steps-aside';
-      step.why = `tunnel ${t} is down; failover: the firewall skips this rule`;
+      step.why = `${down}; failover: the firewall skips this rule`;
       continue;
     }
     const next = nextPlacement(w, i);
     if (next === undefined)
-      return settle('blocked', `tunnel ${t} is down; failover, but no later rule fits the program`);
+      return settle('blocked', `${down}; failover, but no later rule fits the program`);
     const nextName = ruleName(rules[next]!, next);
     step.verdict = 'steps-aside';
-    step.why = `tunnel ${t} is down; failover: the placer moves the process to rules[${next}] ${nextName}`;
+    step.why = `${down}; failover: the placer moves the process to rules[${next}] ${nextName}`;
     w.placement = { kind: 'rule', name: nextName };
   }
 

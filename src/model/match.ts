@@ -221,20 +221,31 @@ export function compileRules(rules: readonly Rule[], lookup: IdentityLookup = {}
 export type Route = string;
 
 /**
+ * Is `tunnel` up for the rule named `rule` (absent: for traffic no rule routes)? A rule held
+ * on its fallback (`sticky: true`, daemon/sticky.ts) sees its tunnel down while it is up.
+ */
+export type TunnelUp = (tunnel: string, rule?: string) => boolean;
+
+/** TunnelUp of the daemon's health view: the tunnels not up, the rules held on their fallback */
+export function tunnelUpOf(
+  down: ReadonlySet<string>,
+  held: ReadonlySet<string> = new Set(),
+): TunnelUp {
+  return (t, rule) => !down.has(t) && !(rule !== undefined && held.has(rule));
+}
+
+/**
  * The route a process matched by `chain[0]` takes now (docs/architecture.md#per-app-placement-tunnel-health-and-fallbacks):
  * - target `block`, or fallback `drop` → blocked; target `direct` → direct;
  * - tunnel up → the tunnel;
  * - tunnel down: allow-direct → direct, block → blocked, failover → the next matching
  *   enabled rule (judged the same way), none left → blocked.
  */
-export function effectiveRoute(
-  chain: readonly RuleMatch[],
-  tunnelUp: (name: string) => boolean,
-): Route {
+export function effectiveRoute(chain: readonly RuleMatch[], tunnelUp: TunnelUp): Route {
   for (const r of chain) {
     if (r.target === 'block' || r.fallback === 'drop') return 'blocked';
     if (r.target === 'direct') return 'direct';
-    if (tunnelUp(r.target)) return r.target;
+    if (tunnelUp(r.target, r.name)) return r.target;
     if (r.fallback === 'allow-direct') return 'direct';
     if (r.fallback === 'block') return 'blocked';
   }
@@ -265,7 +276,7 @@ export function execRoute(
   choice: ExecChoice,
   exePath: string,
   matcher: RuleMatcher,
-  tunnelUp: (name: string) => boolean,
+  tunnelUp: TunnelUp,
 ): { route: Route; rule?: RuleMatch } | undefined {
   if ('direct' in choice) return { route: 'direct' };
   if ('tunnel' in choice)

@@ -70,6 +70,11 @@ export interface PrepareOptions {
   /** tunnels not up now (the daemon's health view; see BuildOptions.down) */
   down?: ReadonlySet<string>;
   /**
+   * rules held on their fallback (`sticky`, see BuildOptions.held); the daemon's, for the
+   * network the facts show (a network change ends every hold: daemon/sticky.ts)
+   */
+  held?: ReadonlySet<string> | ((config: Config, facts: HostFacts) => ReadonlySet<string>);
+  /**
    * tunnel → its active obfuscation profile (config/profiles.ts); the daemon's choice for the
    * network the facts show (daemon/profile-switch.ts)
    */
@@ -188,12 +193,14 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
       config,
       typeof opts.profiles === 'function' ? opts.profiles(config, facts) : opts.profiles,
     );
+    const held = typeof opts.held === 'function' ? opts.held(config, facts) : opts.held;
     model = buildDesired(running, {
       facts,
       secrets,
       ...(fingerprintKey ? { fingerprintKey } : {}),
       cgroupRoot,
       ...(opts.down ? { down: opts.down } : {}),
+      ...(held?.size ? { held } : {}),
       ...(opts.learn ? { learn: true } : {}),
       ...(runtimeLimits.length ? { runtimeLimits } : {}),
       ...(loaded.destinations ? { destinations: loaded.destinations } : {}),

@@ -25,7 +25,7 @@ import {
   type RuleDestinations,
 } from '../model/explain.js';
 import type { ExplainDocument } from '../model/explain-document.js';
-import { exeSubject, ruleName } from '../model/match.js';
+import { exeSubject, ruleName, type TunnelUp } from '../model/match.js';
 import { classifyCgroup, relativeCgroup, splitLimit } from './cgroups.js';
 import { parseCgroupV2 } from './scan.js';
 
@@ -149,7 +149,7 @@ export interface ExplainEnv {
   config: Pick<Config, 'rules' | 'default' | 'ipv6'>;
   /** rule name → its destinations (config/load.ts LoadResult.destinations) */
   destinations: ReadonlyMap<string, RuleDestinations>;
-  tunnelUp: (name: string) => boolean;
+  tunnelUp: TunnelUp;
   cgroupRoot: string;
   /** the cgroup v2 mount's root as this process sees it (default `/`) */
   mountRoot?: string | undefined;

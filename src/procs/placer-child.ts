@@ -100,7 +100,7 @@ export class PlacerChild {
         case 'config':
           return this.configure(m);
         case 'down':
-          this.placer?.setDown(new Set(m.down));
+          this.placer?.setDown(new Set(m.down), new Set(m.held));
           return;
         case 'rescan':
           this.placer?.rescan();
@@ -132,12 +132,12 @@ export class PlacerChild {
       this.placer = undefined;
     }
     if (this.placer) {
-      this.placer.setDown(new Set(m.down));
+      this.placer.setDown(new Set(m.down), new Set(m.held));
       this.syncGate(m.rules);
       this.placer.setRules(matcher);
       return;
     }
-    this.placer = this.newPlacer(matcher, m.cgroupRoot, m.mount, m.down, m.ownPid);
+    this.placer = this.newPlacer(matcher, m.cgroupRoot, m.mount, m.down, m.ownPid, m.held);
     this.key = key;
     // the gate first: an exec between the scan and the gate would otherwise be the watcher's
     this.syncGate(m.rules);
@@ -283,12 +283,14 @@ export class PlacerChild {
     mount: PlacerMount,
     down: string[],
     ownPid?: number,
+    held?: string[],
   ): ProcessPlacer {
     const p = new ProcessPlacer({
       matcher,
       cgroupRoot,
       mount,
       down: new Set(down),
+      ...(held?.length ? { held: new Set(held) } : {}),
       selfPid: ownPid ?? process.ppid,
       ...this.deps.placer,
     });

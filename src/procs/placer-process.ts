@@ -69,6 +69,8 @@ export interface PlacerProcessOptions {
   cgroupRoot: string;
   mount: PlacerMount;
   down?: ReadonlySet<string>;
+  /** rules held on their fallback (`sticky`, by name) */
+  held?: ReadonlySet<string>;
   /** root of the process tree never moved (default: this process) */
   ownPid?: number;
   connectorFd?: number;
@@ -107,7 +109,8 @@ export interface PlacerHandle {
   readonly gateStats: GateStats | undefined;
   /** new rules (and cgroup root): the child re-places running processes */
   setRules(rules: readonly Rule[], cgroupRoot?: string): void;
-  setDown(down: ReadonlySet<string>): void;
+  /** new health view: the tunnels not up, the rules held on their fallback (`sticky`) */
+  setDown(down: ReadonlySet<string>, held?: ReadonlySet<string>): void;
   rescan(): void;
   /** resolves with fresh stats once the child has applied everything sent before */
   flush(): Promise<PlacerStats>;
@@ -149,6 +152,7 @@ class PlacerProcess implements PlacerHandle {
   private rules: readonly Rule[];
   private cgroupRoot: string;
   private down: string[];
+  private held: string[];
   private readonly fd: number;
   private readonly ownsFd: boolean;
   private readonly timers: Timers;
@@ -173,6 +177,7 @@ class PlacerProcess implements PlacerHandle {
     this.rules = opts.rules;
     this.cgroupRoot = opts.cgroupRoot;
     this.down = [...(opts.down ?? [])].sort();
+    this.held = [...(opts.held ?? [])].sort();
     this.timers = opts.timers ?? nodeTimers;
     const inherited = opts.connectorFd ?? connectorFdFromEnv(opts.env ?? process.env);
     this.fd = inherited ?? openConnectorSocket();
@@ -199,11 +204,15 @@ class PlacerProcess implements PlacerHandle {
     this.send(this.configMessage());
   }
 
-  setDown(down: ReadonlySet<string>): void {
+  setDown(down: ReadonlySet<string>, held: ReadonlySet<string> = new Set()): void {
     const next = [...down].sort();
-    if (next.length === this.down.length && next.every((t, i) => t === this.down[i])) return;
+    const nextHeld = [...held].sort();
+    const same = (a: string[], b: string[]) =>
+      a.length === b.length && a.every((t, i) => t === b[i]);
+    if (same(next, this.down) && same(nextHeld, this.held)) return;
     this.down = next;
-    this.send({ type: 'down', down: next });
+    this.held = nextHeld;
+    this.send({ type: 'down', down: next, ...(nextHeld.length ? { held: nextHeld } : {}) });
   }
 
   rescan(): void {
@@ -241,6 +250,7 @@ class PlacerProcess implements PlacerHandle {
       cgroupRoot: this.cgroupRoot,
       mount: { mountPoint: this.opts.mount.mountPoint, root: this.opts.mount.root },
       down: this.down,
+      ...(this.held.length ? { held: this.held } : {}),
       ownPid: this.opts.ownPid ?? process.pid,
     };
   }

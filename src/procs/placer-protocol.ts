@@ -35,11 +35,13 @@ export type ToPlacer =
       cgroupRoot: string;
       mount: PlacerMount;
       down: string[];
+      /** rules held on their fallback (`sticky`): their tunnel counts as down for them */
+      held?: string[];
       ownPid?: number;
       /** user names → uids and units → cgroups as the daemon probed them (model/who.ts) */
       identity?: IdentityFacts;
     }
-  | { type: 'down'; down: string[] }
+  | { type: 'down'; down: string[]; held?: string[] }
   | { type: 'rescan' }
   | { type: 'stats'; id?: number };
 
@@ -194,6 +196,8 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
       if (!isObject(m) || typeof m.mountPoint !== 'string' || typeof m.root !== 'string')
         return { invalid: 'config: mount must be {mountPoint, root}' };
       if (!isStrings(v.down)) return { invalid: 'config: down must be a list of tunnel names' };
+      if (v.held !== undefined && !isStrings(v.held))
+        return { invalid: 'config: held must be a list of rule names' };
       if (v.ownPid !== undefined && !(isCount(v.ownPid) && v.ownPid > 0))
         return { invalid: 'config: ownPid must be a pid' };
       const id = v.identity;
@@ -216,13 +220,16 @@ export function parseToPlacer(line: string): ToPlacer | { invalid: string } {
         cgroupRoot: v.cgroupRoot,
         mount: { mountPoint: m.mountPoint, root: m.root },
         down: v.down,
+        ...(v.held !== undefined ? { held: v.held } : {}),
         ...(v.ownPid !== undefined ? { ownPid: v.ownPid as number } : {}),
         ...(id !== undefined ? { identity: id as IdentityFacts } : {}),
       };
     }
     case 'down':
+      if (v.held !== undefined && !isStrings(v.held))
+        return { invalid: 'down: held must be a list of rule names' };
       return isStrings(v.down)
-        ? { type: 'down', down: v.down }
+        ? { type: 'down', down: v.down, ...(v.held !== undefined ? { held: v.held } : {}) }
         : { invalid: 'down: down must be a list of tunnel names' };
     case 'rescan':
       return { type: 'rescan' };

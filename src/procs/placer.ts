@@ -41,6 +41,7 @@ import {
   type RuleMatch,
   type RuleMatcher,
   type Subject,
+  type TunnelUp,
 } from '../model/match.js';
 import type { CgroupMount } from '../resources/cgroup/parse.js';
 import type { ProcConnector, ProcEvent } from './connector.js';
@@ -144,11 +145,13 @@ export interface PlacerOptions {
   now?: () => bigint;
   /** tunnels not up now: a `fallback: failover` rule targeting one passes its processes on */
   down?: ReadonlySet<string>;
+  /** rules held on their fallback (`sticky`, by name): their tunnel counts as down for them */
+  held?: ReadonlySet<string>;
 }
 
 export interface ListOptions {
-  /** whether a tunnel is up now */
-  tunnelUp: (name: string) => boolean;
+  /** whether a tunnel is up now (for a rule, by name: held rules see it down) */
+  tunnelUp: TunnelUp;
   /** config.default: `direct` or a tunnel */
   defaultRoute?: string;
   /** include processes no rule matches and that are not in our subtree (default false) */
@@ -193,6 +196,7 @@ export class ProcessPlacer {
   private readonly selfPid: number;
   private closed = false;
   private down: ReadonlySet<string>;
+  private held: ReadonlySet<string>;
   /** pids the exec gate placed (or kept) whose EXEC event has not arrived yet */
   private readonly gatedPending = new Set<number>();
   /** the file a gated exec was matched by (a script's own path), for rescans: /proc/PID/exe shows the interpreter */
@@ -206,6 +210,12 @@ export class ProcessPlacer {
     this.selfPid = opts.selfPid ?? process.pid;
     this.tree = new Set([this.selfPid]);
     this.down = opts.down ?? new Set();
+    this.held = opts.held ?? new Set();
+  }
+
+  /** a `failover` rule passes its processes on: its tunnel is down, or it is held on its fallback */
+  private failsOver(r: RuleMatch): boolean {
+    return r.fallback === 'failover' && (this.down.has(r.target) || this.held.has(r.name));
   }
 
   /**
@@ -218,11 +228,11 @@ export class ProcessPlacer {
     // user/unit/cgroup rules are matched by the firewall where the process is: never moved
     // (above all not out of a systemd unit), not even on to a later rule by failover
     if (first?.placedBy === 'nft') return undefined;
-    if (!first || first.fallback !== 'failover' || !this.down.has(first.target)) return first;
+    if (!first || !this.failsOver(first)) return first;
     const chain = this.matcher.failoverChain(subject);
     for (const r of chain) {
       if (r.placedBy === 'nft') return undefined;
-      if (!(r.fallback === 'failover' && this.down.has(r.target))) return r;
+      if (!this.failsOver(r)) return r;
     }
     return first;
   }
@@ -242,9 +252,10 @@ export class ProcessPlacer {
   }
 
   /** New health view: re-place running processes when it changes who fails over. */
-  setDown(down: ReadonlySet<string>): void {
-    const same = sameSet(down, this.down);
+  setDown(down: ReadonlySet<string>, held: ReadonlySet<string> = new Set()): void {
+    const same = sameSet(down, this.down) && sameSet(held, this.held);
     this.down = new Set(down);
+    this.held = new Set(held);
     if (!same) this.rescan();
   }
 

@@ -12,7 +12,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
 import { safeLine } from '../util/sanitize.js';
-import { connectToProxy, type ProxyAuth } from './socks5.js';
+import { connectToProxy, untilAbort, type ProxyAuth } from './socks5.js';
 import {
   ProxyDialError,
   formatDst,
@@ -229,13 +229,15 @@ export function httpConnectDialer(o: HttpConnectOptions): Dialer {
   const timeoutMs = o.timeoutMs ?? 10_000;
   return async (dst: Destination, opts: DialOptions = {}) => {
     const sock = await connectToProxy(o, opts);
-    let s: Duplex = sock;
-    try {
-      if (o.tls) s = await startTls(sock, o, timeoutMs);
-    } catch (e) {
-      sock.destroy();
-      throw e;
-    }
-    return await httpConnectHandshake(s, dst, o, timeoutMs);
+    return untilAbort(sock, opts.signal, `HTTP proxy ${o.server}:${o.port}`, async () => {
+      let s: Duplex = sock;
+      try {
+        if (o.tls) s = await startTls(sock, o, timeoutMs);
+      } catch (e) {
+        sock.destroy();
+        throw e;
+      }
+      return await httpConnectHandshake(s, dst, o, timeoutMs);
+    });
   };
 }

@@ -6,6 +6,7 @@
  * Destinations may be IPv4, IPv6 or host names (ATYP 1/4/3; names resolve at the proxy).
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { SocksClient, type SocksProxy } from 'socks';
 import { connectTcp } from '../native/tcpsock.js';
 import {
@@ -93,39 +94,84 @@ export async function connectToProxy(
   }
 }
 
+/**
+ * The handshake `run` on `sock` (the connection to the proxy), ended by `signal`: an abort
+ * destroys the connection at once and rejects (`timeout`), so a caller that gave up (a health
+ * probe past its timeout) leaves no socket open until the handshake's own timeout; a stream
+ * the handshake yields after the abort is destroyed too.
+ */
+export async function untilAbort(
+  sock: Socket,
+  signal: AbortSignal | undefined,
+  what: string,
+  run: () => Promise<Duplex>,
+): Promise<Duplex> {
+  if (!signal) return run();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      sock.destroy();
+      const why = signal.reason instanceof Error ? signal.reason.message : 'aborted';
+      reject(new ProxyDialError('timeout', `${what}: given up (${why})`));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  const handshake = run();
+  try {
+    return await Promise.race([handshake, aborted]);
+  } catch (e) {
+    // the handshake's own end after the abort: its stream is not wanted, its error not read
+    handshake.then(
+      (s) => s.destroy(),
+      () => {},
+    );
+    throw e;
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
 /** A Dialer that reaches each destination through the SOCKS5 proxy with CONNECT. */
 export function socks5Dialer(o: Socks5Options): Dialer {
   return async (dst: Destination, opts: DialOptions = {}) => {
     const sock = await connectToProxy(o, opts);
-    // the socket is half-open capable (the tunnelled stream needs it), so a proxy that closes
-    // in the middle of the handshake would leave `socks` waiting for its timeout
-    const closedEarly = () => sock.destroy();
-    sock.once('end', closedEarly);
-    try {
-      const { socket, remoteHost } = await SocksClient.createConnection({
-        proxy: socksProxy(o),
-        command: 'connect',
-        destination: { host: dst.host, port: dst.port },
-        existing_socket: sock,
-        timeout: o.timeoutMs ?? 10_000,
-      });
-      // `socks` reports success for a reply whose address type is not 1, 3 or 4 without
-      // consuming it, and then hands the reply's bytes to the stream as if the destination sent them
-      if (remoteHost === undefined) {
-        socket.destroy();
-        throw new Error('SOCKS5 reply with an invalid address type');
-      }
-      sock.off('end', closedEarly);
-      return socket;
-    } catch (e) {
-      sock.destroy();
-      const msg = (e as Error).message;
-      const kind = classifySocksError(msg);
-      const what =
-        kind === 'auth'
-          ? `SOCKS5 proxy ${o.server}:${o.port} refused the credentials${o.auth ? ` of user ${JSON.stringify(o.auth.username)}` : ' (the proxy requires authentication)'}`
-          : `SOCKS5 proxy ${o.server}:${o.port} could not connect to ${formatDst(dst)}`;
-      throw new ProxyDialError(kind, `${what}: ${msg}`, { cause: e });
-    }
+    return untilAbort(sock, opts.signal, `SOCKS5 proxy ${o.server}:${o.port}`, () =>
+      socks5Handshake(sock, dst, o),
+    );
   };
+}
+
+/** CONNECT to `dst` on `sock`, an open connection to the proxy (destroyed on failure). */
+async function socks5Handshake(sock: Socket, dst: Destination, o: Socks5Options): Promise<Duplex> {
+  // the socket is half-open capable (the tunnelled stream needs it), so a proxy that closes
+  // in the middle of the handshake would leave `socks` waiting for its timeout
+  const closedEarly = () => sock.destroy();
+  sock.once('end', closedEarly);
+  try {
+    const { socket, remoteHost } = await SocksClient.createConnection({
+      proxy: socksProxy(o),
+      command: 'connect',
+      destination: { host: dst.host, port: dst.port },
+      existing_socket: sock,
+      timeout: o.timeoutMs ?? 10_000,
+    });
+    // `socks` reports success for a reply whose address type is not 1, 3 or 4 without
+    // consuming it, and then hands the reply's bytes to the stream as if the destination sent them
+    if (remoteHost === undefined) {
+      socket.destroy();
+      throw new Error('SOCKS5 reply with an invalid address type');
+    }
+    sock.off('end', closedEarly);
+    return socket;
+  } catch (e) {
+    sock.destroy();
+    const msg = (e as Error).message;
+    const kind = classifySocksError(msg);
+    const what =
+      kind === 'auth'
+        ? `SOCKS5 proxy ${o.server}:${o.port} refused the credentials${o.auth ? ` of user ${JSON.stringify(o.auth.username)}` : ' (the proxy requires authentication)'}`
+        : `SOCKS5 proxy ${o.server}:${o.port} could not connect to ${formatDst(dst)}`;
+    throw new ProxyDialError(kind, `${what}: ${msg}`, { cause: e });
+  }
 }

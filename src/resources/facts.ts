@@ -14,6 +14,7 @@ import type { DnsDriverLike } from './facts-types.js';
 import type { Exec } from '../util/exec.js';
 import { LINK_PREFIX } from '../config/schema.js';
 import { defaultRouteOf } from './route/parse.js';
+import { linuxWifiSsid } from './wifi.js';
 import { routeGetError, unroutedOf, type RoutingBand } from './route/reach.js';
 import type { RoutingFacts, UnreachableEndpoint } from '../model/unrouted.js';
 
@@ -53,8 +54,13 @@ export async function probeLinuxFacts(
 ): Promise<HostFacts> {
   const facts: HostFacts = { cgroupNftPrefix: '', cgroupRootDepth: 0 };
   // the uplinks limits shape: wherever tunnels or rules exist (`awg limit` may add limits at run time)
-  if (o.exec && config && (Object.keys(config.tunnels).length || config.rules.length))
+  if (o.exec && config && (Object.keys(config.tunnels).length || config.rules.length)) {
     Object.assign(facts, await linuxDefaultRoutes(o.exec));
+    // a Wi-Fi uplink's SSID: part of the network's identity (daemon/profile-switch.ts)
+    const dev = (facts.defaultRouteV4 ?? facts.defaultRouteV6)?.interface;
+    const ssid = dev ? await linuxWifiSsid(o.exec, dev) : undefined;
+    if (dev && ssid) facts.wifi = { interface: dev, ssid };
+  }
   try {
     const m = parseCgroup2Mount(await readFile('/proc/self/mountinfo', 'utf8'));
     if (m) {

@@ -7,7 +7,8 @@
  * - peer1 drops that port only (handshakes and other data pass) → t1 down with reason
  *   `probe-failed`, the allow-direct app goes direct, and its connection that was open through
  *   t1 is reset (the app sees the error, it does not hang);
- * - the drop removed → t1 up, the app back on t1;
+ * - the drop removed → t1 up, the app back on t1, while an app of a `sticky: true` rule into
+ *   t1 stays direct (held on its fallback: `heldRules` in status);
  * - tcpdump on the client's underlay sees no packet to or from the probe's address.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -79,6 +80,7 @@ describe.skipIf(skip)(
     let holder: ChildProcess | undefined;
     let holderOut = '';
     let agent: Agent | undefined;
+    let stickyAgent: Agent | undefined;
 
     beforeAll(async () => {
       await sweepStaleNetns();
@@ -110,6 +112,11 @@ ${tunnels}rules:
     match: { dir: ${t.apps.appsDir}/ad }
     target: t1
     fallback: allow-direct
+  - name: st
+    match: { dir: ${t.apps.appsDir}/st }
+    target: t1
+    fallback: allow-direct
+    sticky: true
 default: direct
 `,
       );
@@ -119,6 +126,7 @@ default: direct
     afterAll(async () => {
       holder?.kill('SIGKILL');
       await agent?.stop();
+      await stickyAgent?.stop();
       await d?.stop();
       if (t && ce)
         await awgd(t.client, ce, ['down', '--direct', '--state-dir', ce.stateDir]).catch(
@@ -136,7 +144,14 @@ default: direct
       const r = await d!.cli(['status', '--json']);
       return r.code === 0
         ? r
-            .json<{ tunnels: { name: string; health?: string; reason?: string }[] }>()
+            .json<{
+              tunnels: {
+                name: string;
+                health?: string;
+                reason?: string;
+                heldRules?: { rule: string }[];
+              }[];
+            }>()
             .tunnels.find((x) => x.name === 't1')
         : undefined;
     };
@@ -154,6 +169,15 @@ default: direct
       await eventually(
         async () => pathOf((await agent!.probe('udp:8001')).from) === 't1',
         'ad through t1',
+      );
+      stickyAgent = await startAgent(t.client, t.apps.app('st'), t.apps.script);
+      await eventually(
+        () => cgroupOf(stickyAgent!.pid) === `/${ce.cgroupRoot}/st`,
+        'the sticky agent placed',
+      );
+      await eventually(
+        async () => pathOf((await stickyAgent!.probe('udp:8001')).from) === 't1',
+        'st through t1',
       );
 
       // an app of the same rule holds a TCP connection through t1
@@ -202,6 +226,10 @@ default: direct
         async () => pathOf((await agent!.probe('udp:8001')).from) === 'direct',
         'ad direct',
       );
+      await eventually(
+        async () => pathOf((await stickyAgent!.probe('udp:8001')).from) === 'direct',
+        'st direct',
+      );
       // reset, not left hanging (the app sees an error, then the close)
       await eventually(
         () => /error E\w+/.test(holderOut) && holderOut.includes('closed'),
@@ -217,6 +245,10 @@ default: direct
         async () => pathOf((await agent!.probe('udp:8001')).from) === 't1',
         'ad back on t1',
       );
+      // the sticky rule keeps its fallback after t1 is back (until the network changes)
+      expect((await line())?.heldRules?.map((h) => h.rule)).toEqual(['st']);
+      for (let i = 0; i < 3; i++)
+        expect(pathOf((await stickyAgent.probe('udp:8001')).from)).toBe('direct');
       console.log(`health-probe: down after ${down} ms, up after ${up} ms; holder: ${holderOut}`);
 
       // the probe never left by the underlay

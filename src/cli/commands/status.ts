@@ -278,6 +278,12 @@ function statusLines(s: StatusResponse): string[] {
       out.push(
         `  obfuscation profile ${t.profile}${t.profileSwitches?.length ? `, switches: ${t.profileSwitches.map((w) => `${w.at} ${w.from} → ${w.to} (${w.reason})`).join('; ')}` : ''}`,
       );
+    if (t.probe && (t.probe.failures > 0 || t.probe.lastFailure))
+      out.push(
+        `  probe: ${t.probe.failures} consecutive failure(s)${t.probe.lastFailure ? `; last failure${t.probe.lastFailureAt ? ` at ${t.probe.lastFailureAt}` : ''}: ${t.probe.lastFailure}` : ''}`,
+      );
+    for (const h of t.heldRules ?? [])
+      out.push(`  rule ${h.rule}: held on fallback (sticky) since ${h.since}`);
     if (t.linkTraffic)
       out.push(
         `  link ${t.link ?? ''}: rx ${t.linkTraffic.rxPackets} packets ${bytes(t.linkTraffic.rxBytes)}, tx ${t.linkTraffic.txPackets} packets ${bytes(t.linkTraffic.txBytes)}`,

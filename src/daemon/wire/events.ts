@@ -31,6 +31,7 @@ const tunnelTraffic = (
 });
 
 const PROFILE_REASONS = ['handshake', 'no-data', 'network'] as const;
+const STICKY_REASONS = ['network', 'config', 'apply', 'rule'] as const;
 
 export function eventToWire(e: DaemonEvent, id = ''): Event__Output {
   return { ...eventBody(e), id };
@@ -73,6 +74,17 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       return { at: e.at, handshake: { tunnel: e.tunnel, peer: e.peer } };
     case 'profile':
       return { at: e.at, profile: { tunnel: e.tunnel, from: e.from, to: e.to, reason: e.reason } };
+    case 'sticky':
+      return {
+        at: e.at,
+        sticky: {
+          rule: e.rule,
+          tunnel: e.tunnel,
+          held: e.held,
+          since: e.since,
+          ...opt('reason', e.reason),
+        },
+      };
     case 'confirm-pending':
       return { at: e.at, confirmPending: { deadline: e.deadline } };
     case 'reverted':
@@ -158,6 +170,11 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
     if (!reason) return undefined;
     const { tunnel, from, to } = w.profile;
     return { type: 'profile', at, tunnel, from, to, reason };
+  }
+  if (w.sticky) {
+    const { rule, tunnel, held, since } = w.sticky;
+    const reason = STICKY_REASONS.find((r) => r === w.sticky?.reason);
+    return { type: 'sticky', at, rule, tunnel, held, since, ...opt('reason', reason) };
   }
   if (w.limit) {
     const action = LIMIT_ACTIONS.find((a) => a === w.limit?.action);

@@ -100,7 +100,10 @@ const peer = (p: Peer): Peer & Peer__Output => ({
 });
 
 /** the fields a tunnel's line has alike on both sides */
-type TunnelFields = Omit<TunnelStatus, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'>;
+type TunnelFields = Omit<
+  TunnelStatus,
+  'health' | 'reason' | 'linkTraffic' | 'profileSwitches' | 'heldRules' | 'probe'
+>;
 
 /** A tunnel's line with `health` as the receiving side spells it (the wire: '' for unknown). */
 function tunnel<H extends object>(
@@ -108,7 +111,10 @@ function tunnel<H extends object>(
   health: H,
   link: LinkTraffic | null | undefined,
 ): TunnelFields &
-  Omit<Tunnel__Output, 'health' | 'reason' | 'linkTraffic' | 'profileSwitches'> &
+  Omit<
+    Tunnel__Output,
+    'health' | 'reason' | 'linkTraffic' | 'profileSwitches' | 'heldRules' | 'probe'
+  > &
   H & { linkTraffic?: LinkTraffic } {
   return {
     name: t.name,
@@ -151,6 +157,17 @@ const switchCopy = (s: ProfileSwitch__Output): ProfileSwitch__Output => ({
   reason: s.reason,
 });
 
+/** a tunnel's probe state, the same copy both ways */
+const probeCopy = (p: {
+  failures: number;
+  lastFailure?: string | undefined;
+  lastFailureAt?: string | undefined;
+}): { failures: number; lastFailure?: string; lastFailureAt?: string } => ({
+  failures: p.failures,
+  ...opt('lastFailure', p.lastFailure),
+  ...opt('lastFailureAt', p.lastFailureAt),
+});
+
 const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
   tunnel(
     t,
@@ -158,6 +175,8 @@ const tunnelToWire = (t: TunnelStatus): Tunnel__Output =>
       health: t.health ?? '',
       ...opt('reason', t.reason),
       profileSwitches: (t.profileSwitches ?? []).map(switchCopy),
+      heldRules: (t.heldRules ?? []).map(({ rule, since }) => ({ rule, since })),
+      ...opt('probe', t.probe ? probeCopy(t.probe) : undefined),
     },
     t.linkTraffic,
   );
@@ -169,6 +188,10 @@ const tunnelFromWire = (w: Tunnel__Output): TunnelStatus =>
       ...opt('health', healthFromWire(w.health)),
       ...opt('reason', oneOf(DOWN_REASONS, w.reason)),
       ...(w.profileSwitches.length ? { profileSwitches: w.profileSwitches.map(switchCopy) } : {}),
+      ...(w.heldRules.length
+        ? { heldRules: w.heldRules.map(({ rule, since }) => ({ rule, since })) }
+        : {}),
+      ...opt('probe', w.probe ? probeCopy(w.probe) : undefined),
     },
     w.linkTraffic,
   );

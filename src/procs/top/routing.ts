@@ -14,6 +14,7 @@ import {
   ruleName,
   type Route,
   type RuleMatcher,
+  type TunnelUp,
 } from '../../model/match.js';
 import { classifyCgroup } from '../cgroups.js';
 import type { TopLimit } from './document.js';
@@ -24,7 +25,7 @@ export interface TopContext {
   matcher: RuleMatcher;
   /** config.default: `direct` or a tunnel */
   defaultRoute: string;
-  tunnelUp(name: string): boolean;
+  tunnelUp: TunnelUp;
   /** the claimed mark bits */
   mask: number;
   /** a tunnel's mark (inside `mask`) → its name */
@@ -37,7 +38,7 @@ export interface TopContext {
 
 export interface TopContextOptions {
   cgroupRoot: string;
-  tunnelUp(name: string): boolean;
+  tunnelUp: TunnelUp;
   limitOf?: ((pid: number) => TopLimit | undefined) | undefined;
 }
 

@@ -41,6 +41,7 @@ import { FlowRouter, type FlowRouterOptions } from './flow-router.js';
 import { pinnedUdpSocket, type UdpOrigin } from './flow-udp.js';
 import type { ExecRegistry } from './exec-routes.js';
 import { flowRouterPort } from '../platform/darwin-flow.js';
+import type { TunnelUp } from '../../model/match.js';
 
 export interface NatEndpoint {
   address: string;
@@ -297,7 +298,7 @@ export function darwinFlowRouter(o: DarwinFlowRouterOptions): {
 export interface DarwinFlowRouterHost {
   natives: DarwinFlowNatives;
   /** the tunnels' health (a tunnel that is not up takes its rules' fallbacks) */
-  tunnelUp(name: string): boolean;
+  tunnelUp: TunnelUp;
   /** the utun a link (`awg-work`) has now: platform/darwin/utun.ts resolveIfname */
   utun(link: string): string | undefined;
   /** a running proxy tunnel's upstream dialer (ProxyTunnelRuntime.upstream) */
@@ -357,7 +358,7 @@ export function darwinFlowRouterFromConfig(
       const ifn = h.physical();
       return ifn !== undefined && inSubnets(host, (h.subnets ?? interfaceSubnets)(ifn));
     },
-    tunnelUp: (n) => h.tunnelUp(n),
+    tunnelUp: (n, r) => h.tunnelUp(n, r),
     natives: h.natives,
     tunnels,
     physical: () => h.physical(),

@@ -43,7 +43,7 @@ import type { ShapeClass } from '../../model/policy.js';
 import { darwinClassPorts } from '../../platform/darwin/dnctl.js';
 import type { RuleTraffic } from '../engine/stats.js';
 import { describeChoice, ExecRegistry, type ExecChoice } from './exec-routes.js';
-import { ruleName } from '../../model/match.js';
+import { ruleName, type TunnelUp } from '../../model/match.js';
 // the router and its natives load with the first per-app config on macOS: a Linux daemon never
 // loads them (its memory has a budget: bench/RESULTS.md)
 import type { DarwinFlowNatives } from './flow-router-darwin.js';
@@ -54,7 +54,7 @@ export interface FlowRouterHostOptions {
   /** the system calls (default: the koffi bindings, loaded on the first start) */
   natives?: () => Promise<DarwinFlowNatives>;
   state: StateStore;
-  tunnelUp(name: string): boolean;
+  tunnelUp: TunnelUp;
   proxyDialer(tunnel: string): Dialer | undefined;
   /** the physical interface of the default route now */
   physical(): string | undefined;
@@ -178,7 +178,7 @@ export class FlowRouterHost {
         c,
         {
           natives: this.natives,
-          tunnelUp: (n) => h.tunnelUp(n),
+          tunnelUp: (n, r) => h.tunnelUp(n, r),
           utun: (link) => resolveIfname(h.state, link),
           proxyDialer: (t) => h.proxyDialer(t),
           physical: () => h.physical(),

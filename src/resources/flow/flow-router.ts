@@ -79,6 +79,7 @@ import {
   effectiveRoute,
   execRoute,
   type Route,
+  type TunnelUp,
 } from '../../model/match.js';
 import { rulesCanBlock } from '../../platform/darwin/pf-flow.js';
 import { fallbackDialer, type FallbackMode } from '../../proxy/fallback.js';
@@ -124,7 +125,7 @@ export interface FlowRouterOptions {
   rules: readonly Rule[];
   /** `direct` or a tunnel name: where flows of apps no rule matches go */
   default: string;
-  tunnelUp(name: string): boolean;
+  tunnelUp: TunnelUp;
   dialers: FlowDialers;
   lookup: ProcessLookup;
   /** the redirected connection's original destination (macOS: DIOCNATLOOK) */
@@ -297,7 +298,7 @@ export class FlowRouter {
   decideDatagram(app: Flow['app'], dst: { address: string; port: number }): FlowDecision {
     const flow: Flow = { proto: 'udp', app, dst: { host: dst.address, port: dst.port } };
     const carries = this.o.udp?.carries ?? (() => false);
-    const up = (n: string) => carries(n) && this.o.tunnelUp(n);
+    const up: TunnelUp = (n, r) => carries(n) && this.o.tunnelUp(n, r);
     let d: FlowDecision;
     try {
       const names = this.o.learned?.(dst.address) ?? [];
@@ -329,7 +330,7 @@ export class FlowRouter {
     flow: Flow,
     owner: FlowOwner | undefined,
     names: readonly string[] | undefined,
-    tunnelUp: (name: string) => boolean = this.o.tunnelUp,
+    tunnelUp: TunnelUp = this.o.tunnelUp,
   ): FlowDecision | 'names' {
     const d = this.decideFamilyBlind(flow, owner, names, tunnelUp);
     if (d === 'names' || d.route === 'direct' || d.route === 'blocked') return d;
@@ -345,7 +346,7 @@ export class FlowRouter {
     flow: Flow,
     owner: FlowOwner | undefined,
     names: readonly string[] | undefined,
-    tunnelUp: (name: string) => boolean,
+    tunnelUp: TunnelUp,
   ): FlowDecision | 'names' {
     if (!owner)
       return {

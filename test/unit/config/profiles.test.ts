@@ -158,6 +158,33 @@ describe('obfuscation profiles: server-side and client-side parameters', () => {
     ]);
   });
 
+  it("a server profile's S4 is held to the link MTU like obfuscation.s4: a warning at the profile's s4", () => {
+    const warnings = (profiles: unknown[], extra = {}) =>
+      checkSemantics(cfg(profiles, BASE, extra))
+        .filter((f) => f.severity === 'warning')
+        .map((f) => `${formatPath(f.path)}: ${f.message}`);
+    // an explicit mtu of 1400 leaves 20 bytes for S4 over IPv6 (1400 + 32 + 20 + 48 = 1500)
+    expect(warnings([{ name: 'a' }, { name: 'b', s4: 20, server: true }], { mtu: 1400 })).toEqual(
+      [],
+    );
+    expect(warnings([{ name: 'a' }, { name: 'b', s4: 24, server: true }], { mtu: 1400 })).toEqual([
+      expect.stringMatching(
+        /^tunnels\.t\.profiles\[1\]\.s4: profile "b": 1400 with obfuscation\.s4 = 24 makes transport datagrams of 1456 bytes .*the largest MTU that fits is 1396$/,
+      ),
+    ]);
+    // without mtu the default follows S4 down to 1280; past that the profile's s4 is too large
+    expect(warnings([{ name: 'b', s4: 140, server: true }])).toEqual([]);
+    expect(warnings([{ name: 'b', s4: 141, server: true }])).toEqual([
+      expect.stringMatching(
+        /^tunnels\.t\.profiles\[0\]\.s4: profile "b": 141 makes transport datagrams .*lower s4 to at most 140/,
+      ),
+    ]);
+    // the base's own problem is reported once, at mtu, not again per profile
+    expect(warnings([{ name: 'a' }, { name: 'b', jc: 1 }], { mtu: 1500 })).toEqual([
+      expect.stringMatching(/^tunnels\.t\.mtu: 1500 makes transport datagrams/),
+    ]);
+  });
+
   it('the kernel engine refuses profiles with obfuscation', () => {
     const c = cfg([{ name: 'a', jc: 2, jmin: 10, jmax: 20 }], {}, { engine: 'kernel' });
     expect(

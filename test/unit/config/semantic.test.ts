@@ -136,6 +136,31 @@ default: d
     ]);
   });
 
+  it('sticky warns where no fallback is ever taken (target direct/block, fallback drop)', () => {
+    const c = parse({
+      version: 1,
+      tunnels: { a: wg(['10.0.0.2/32']) },
+      rules: [
+        { match: { name: 'x' }, target: 'direct', sticky: true },
+        { match: { name: 'y' }, target: 'a', fallback: 'drop', sticky: true },
+        { match: { name: 'z' }, target: 'a', fallback: 'allow-direct', sticky: true },
+      ],
+    });
+    const sticky = checkSemantics(c).filter((i) => i.path[2] === 'sticky');
+    expect(sticky).toEqual([
+      expect.objectContaining({
+        path: ['rules', 0, 'sticky'],
+        severity: 'warning',
+        message: expect.stringMatching(/target "direct" is never down/),
+      }),
+      expect.objectContaining({
+        path: ['rules', 1, 'sticky'],
+        severity: 'warning',
+        message: expect.stringMatching(/fallback "drop"/),
+      }),
+    ]);
+  });
+
   it('a rule target named like an Object.prototype member is unknown', () => {
     for (const target of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
       expect(errs({ version: 1, rules: [{ match: { name: 'x' }, target }] })).toEqual([

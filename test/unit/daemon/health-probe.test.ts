@@ -77,6 +77,8 @@ describe('TunnelProber', () => {
     p.sync(cfg({ probe: { tcp: '10.9.0.1:80' }, interval: '10s', timeout: '5s', failures: 2 }));
     await vi.advanceTimersByTimeAsync(0);
     expect(reports).toEqual([]);
+    expect(p.stateOf('t1')).toEqual({ failures: 0 });
+    expect(p.stateOf('t2')).toBeUndefined();
     ok = false;
     await vi.advanceTimersByTimeAsync(10_000);
     expect(p.failuresOf('t1')).toBe(1);
@@ -84,10 +86,18 @@ describe('TunnelProber', () => {
     await vi.advanceTimersByTimeAsync(10_000);
     expect(reports).toHaveLength(1);
     expect(reports[0]).toMatch(/tcp 10\.9\.0\.1:80: refused \(2 in a row\)/);
+    // status: the consecutive failures and the last one's reason and time
+    expect(p.stateOf('t1')).toEqual({
+      failures: 2,
+      lastFailure: 'tcp 10.9.0.1:80: refused',
+      lastFailureAt: new Date(Date.now()).toISOString(),
+    });
     ok = true;
     await vi.advanceTimersByTimeAsync(10_000);
     expect(reports).toHaveLength(2);
     expect(reports[1]).toBeUndefined();
+    // a success clears the count; the last failure stays to be read
+    expect(p.stateOf('t1')).toMatchObject({ failures: 0, lastFailure: 'tcp 10.9.0.1:80: refused' });
     p.close();
   });
 

@@ -109,6 +109,12 @@ export function sampleStatus(): StatusResponse {
         profileSwitches: [
           { at: '2026-11-22T04:59:00.000Z', from: 'a', to: 'b', reason: 'handshake' },
         ],
+        probe: {
+          failures: 3,
+          lastFailure: 'tcp 10.9.0.1:80: no answer within 5000 ms',
+          lastFailureAt: '2026-11-22T04:59:30.000Z',
+        },
+        heldRules: [{ rule: 'browser', since: '2026-11-22T04:58:00.000Z' }],
       },
     ],
     rules: [
@@ -271,6 +277,23 @@ export const ALL_EVENTS: DaemonEvent[] = [
     from: 'a',
     to: 'b',
     reason: 'no-data',
+  },
+  {
+    type: 'sticky',
+    at: '2026-11-22T05:00:05.600Z',
+    rule: 'browser',
+    tunnel: 'work',
+    held: true,
+    since: '2026-11-22T05:00:01.000Z',
+  },
+  {
+    type: 'sticky',
+    at: '2026-11-22T05:00:05.700Z',
+    rule: 'browser',
+    tunnel: 'work',
+    held: false,
+    since: '2026-11-22T05:00:01.000Z',
+    reason: 'network',
   },
   { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
   {

@@ -96,6 +96,10 @@ import type {
   Handshake__Output as _awg_v1_Handshake__Output,
 } from './awg/v1/Handshake.js';
 import type {
+  HeldRule as _awg_v1_HeldRule,
+  HeldRule__Output as _awg_v1_HeldRule__Output,
+} from './awg/v1/HeldRule.js';
+import type {
   HostCondition as _awg_v1_HostCondition,
   HostCondition__Output as _awg_v1_HostCondition__Output,
 } from './awg/v1/HostCondition.js';
@@ -170,6 +174,10 @@ import type {
   PlanList__Output as _awg_v1_PlanList__Output,
 } from './awg/v1/PlanList.js';
 import type {
+  ProbeState as _awg_v1_ProbeState,
+  ProbeState__Output as _awg_v1_ProbeState__Output,
+} from './awg/v1/ProbeState.js';
+import type {
   Process as _awg_v1_Process,
   Process__Output as _awg_v1_Process__Output,
 } from './awg/v1/Process.js';
@@ -213,6 +221,10 @@ import type {
   StatusResponse as _awg_v1_StatusResponse,
   StatusResponse__Output as _awg_v1_StatusResponse__Output,
 } from './awg/v1/StatusResponse.js';
+import type {
+  StickyChanged as _awg_v1_StickyChanged,
+  StickyChanged__Output as _awg_v1_StickyChanged__Output,
+} from './awg/v1/StickyChanged.js';
 import type {
   Summary as _awg_v1_Summary,
   Summary__Output as _awg_v1_Summary__Output,
@@ -329,6 +341,7 @@ export interface ProtoGrpcType {
       Foreign: MessageTypeDefinition<_awg_v1_Foreign, _awg_v1_Foreign__Output>;
       Gap: MessageTypeDefinition<_awg_v1_Gap, _awg_v1_Gap__Output>;
       Handshake: MessageTypeDefinition<_awg_v1_Handshake, _awg_v1_Handshake__Output>;
+      HeldRule: MessageTypeDefinition<_awg_v1_HeldRule, _awg_v1_HeldRule__Output>;
       HostCondition: MessageTypeDefinition<_awg_v1_HostCondition, _awg_v1_HostCondition__Output>;
       LastReconcile: MessageTypeDefinition<_awg_v1_LastReconcile, _awg_v1_LastReconcile__Output>;
       LimitChanged: MessageTypeDefinition<_awg_v1_LimitChanged, _awg_v1_LimitChanged__Output>;
@@ -367,6 +380,7 @@ export interface ProtoGrpcType {
       Placement: MessageTypeDefinition<_awg_v1_Placement, _awg_v1_Placement__Output>;
       Plan: MessageTypeDefinition<_awg_v1_Plan, _awg_v1_Plan__Output>;
       PlanList: MessageTypeDefinition<_awg_v1_PlanList, _awg_v1_PlanList__Output>;
+      ProbeState: MessageTypeDefinition<_awg_v1_ProbeState, _awg_v1_ProbeState__Output>;
       Process: MessageTypeDefinition<_awg_v1_Process, _awg_v1_Process__Output>;
       ProcessLimit: MessageTypeDefinition<_awg_v1_ProcessLimit, _awg_v1_ProcessLimit__Output>;
       ProfileSwitch: MessageTypeDefinition<_awg_v1_ProfileSwitch, _awg_v1_ProfileSwitch__Output>;
@@ -388,6 +402,7 @@ export interface ProtoGrpcType {
       State: EnumTypeDefinition;
       StatusRequest: MessageTypeDefinition<_awg_v1_StatusRequest, _awg_v1_StatusRequest__Output>;
       StatusResponse: MessageTypeDefinition<_awg_v1_StatusResponse, _awg_v1_StatusResponse__Output>;
+      StickyChanged: MessageTypeDefinition<_awg_v1_StickyChanged, _awg_v1_StickyChanged__Output>;
       Summary: MessageTypeDefinition<_awg_v1_Summary, _awg_v1_Summary__Output>;
       TopConnection: MessageTypeDefinition<_awg_v1_TopConnection, _awg_v1_TopConnection__Output>;
       TopDocument: MessageTypeDefinition<_awg_v1_TopDocument, _awg_v1_TopDocument__Output>;

@@ -13,6 +13,14 @@ import type {
   ProfileSwitch as _awg_v1_ProfileSwitch,
   ProfileSwitch__Output as _awg_v1_ProfileSwitch__Output,
 } from '../../awg/v1/ProfileSwitch.js';
+import type {
+  HeldRule as _awg_v1_HeldRule,
+  HeldRule__Output as _awg_v1_HeldRule__Output,
+} from '../../awg/v1/HeldRule.js';
+import type {
+  ProbeState as _awg_v1_ProbeState,
+  ProbeState__Output as _awg_v1_ProbeState__Output,
+} from '../../awg/v1/ProbeState.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Tunnel {
@@ -59,6 +67,14 @@ export interface Tunnel {
    * its switches, oldest first (the daemon keeps the last few)
    */
   profileSwitches?: _awg_v1_ProfileSwitch[];
+  /**
+   * sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
+   */
+  heldRules?: _awg_v1_HeldRule[];
+  /**
+   * the active probe (`health.probe`), when the tunnel has one
+   */
+  probe?: _awg_v1_ProbeState | null;
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -70,6 +86,7 @@ export interface Tunnel {
   _since?: 'since';
   _lastUp?: 'lastUp';
   _profile?: 'profile';
+  _probe?: 'probe';
 }
 
 export interface Tunnel__Output {
@@ -116,6 +133,14 @@ export interface Tunnel__Output {
    * its switches, oldest first (the daemon keeps the last few)
    */
   profileSwitches: _awg_v1_ProfileSwitch__Output[];
+  /**
+   * sticky rules (`sticky: true`) that keep their fallback although this tunnel is up again
+   */
+  heldRules: _awg_v1_HeldRule__Output[];
+  /**
+   * the active probe (`health.probe`), when the tunnel has one
+   */
+  probe?: _awg_v1_ProbeState__Output | null;
   _link?: 'link';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
   _error?: 'error';
@@ -127,4 +152,5 @@ export interface Tunnel__Output {
   _since?: 'since';
   _lastUp?: 'lastUp';
   _profile?: 'profile';
+  _probe?: 'probe';
 }

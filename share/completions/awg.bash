@@ -79,7 +79,7 @@ _awg() {
     "pubkey") words="" ;;
     "genpsk") words="" ;;
     "up") words="--file -f --json --verbose -v --drift-interval --state-dir --host --labels --labels-file" ;;
-    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --update-check --host --labels --labels-file" ;;
+    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --allowed-signers --update-check --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
     "explain") words="--pid --to --udp --file -f --json --state-dir --socket --direct" ;;

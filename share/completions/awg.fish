@@ -178,6 +178,7 @@ complete -c awg -n '__fish_seen_subcommand_from daemon' -l socket -r -F -d 'the 
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l socket-group -r -F -d 'let this group use the API socket (mode 0660 instead of 0600): status, events, processes; apply/diff of root-owned confi'
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l metrics -r -F -d 'serve Prometheus metrics on /metrics (default 127.0.0.1:9586; off unless given)'
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l locked -d 'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth'
+complete -c awg -n '__fish_seen_subcommand_from daemon' -l allowed-signers -r -F -d 'SSH allowed signers (as awg sync\'s): a new revision\'s `Awg-Rollout: immediate` trailer is honoured only on a commit that'
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l update-check -r -F -d 'Debian package with awg\'s apt source: daily look for a newer awg (status, metric awg_update_available, UI). local: apt\'s'
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l host -r -F -d 'select overlays for this host name instead of this machine\'s (docs/fleet.md)'
 complete -c awg -n '__fish_seen_subcommand_from daemon' -l labels -r -F -d 'host labels for overlay selectors (default: --labels-file)'

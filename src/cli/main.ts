@@ -330,6 +330,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
       'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
     )
     .option(
+      '--allowed-signers <file>',
+      "SSH allowed signers (as awg sync's): a new revision's `Awg-Rollout: immediate` trailer is honoured only on a commit that verifies against it (docs/fleet.md)",
+    )
+    .option(
       '--update-check <mode>',
       "Debian package with awg's apt source: daily look for a newer awg (status, metric awg_update_available, UI). local: apt's lists as they are (default, no network); refresh: refresh awg's source first; off",
     );

@@ -41,7 +41,7 @@ import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, waitingMessage, type Source } from './config-follower.js';
-import { rolloutGateFor, type RolloutGate } from './rollout-gate.js';
+import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
 import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
   ApplyRequest,
@@ -412,14 +412,20 @@ export class Daemon implements DaemonCore {
 
   async observation(): Promise<ObservationRecord> {
     await this.host.ready();
-    return this.exclusive(() => {
+    return this.exclusive(async () => {
       const last = this.host.applied.load();
       const good = this.config.good?.prepared;
-      return observationOf(this.host.envFor({ claims: last?.claims ?? this.host.claims() }), last, {
-        // the facts the running config was realised with (probed anew when none is followed)
-        facts: good?.facts,
-        warn: (message) => this.host.reporter.report({ type: 'warning', message }),
-      });
+      const r = await observationOf(
+        this.host.envFor({ claims: last?.claims ?? this.host.claims() }),
+        last,
+        {
+          // the facts the running config was realised with (probed anew when none is followed)
+          facts: good?.facts,
+          warn: (message) => this.host.reporter.report({ type: 'warning', message }),
+        },
+      );
+      const rollout = rolloutRecordOf(this.rollout.stateOf(this.config.state(this.runs)));
+      return rollout ? { ...r, rollout } : r;
     });
   }
 

@@ -21,6 +21,7 @@ import {
   verifyCommit as gitVerifyCommit,
   type CommitInfo,
 } from '../util/git-commit.js';
+import type { RolloutRecord } from '../pipeline/observation.js';
 import type { Timer } from './confirm.js';
 import type { ConfigState, DaemonEvent } from './core.js';
 import { decide, describeDecision, type RolloutDecision } from './rollout-waves.js';
@@ -226,6 +227,26 @@ export function rolloutGateFor(
     wake,
     ...opts.rollout,
   });
+}
+
+/** what the observation record says of the rollout (`awg fleet status`); none outside a checkout */
+export function rolloutRecordOf(c: ConfigState | undefined): RolloutRecord | undefined {
+  if (!c || (c.revision === undefined && c.checkoutRevision === undefined)) return undefined;
+  const h = c.rollout;
+  return {
+    ...(c.revision !== undefined ? { revision: c.revision } : {}),
+    ...(c.checkoutRevision !== undefined ? { checkoutRevision: c.checkoutRevision } : {}),
+    ...(h
+      ? {
+          held: {
+            revision: h.revision,
+            state: h.state,
+            ...(h.wave !== undefined ? { wave: h.wave } : {}),
+            ...(h.dueAt !== undefined ? { dueAt: h.dueAt } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 function stateOf(d: Extract<RolloutDecision, { apply: false }>): Omit<RolloutState, 'revision'> {

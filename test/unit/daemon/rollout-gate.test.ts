@@ -250,3 +250,30 @@ describe('commit reads (real git)', () => {
     expect(parseCommit(REV, 'tree x\n\nno committer')).toBeUndefined();
   });
 });
+
+describe('the rollout in the observation record', () => {
+  it('is what the config state says, and crosses the wire', async () => {
+    const { rolloutRecordOf } = await import('../../../src/daemon/rollout-gate.js');
+    const { observationFromWire, observationToWire } =
+      await import('../../../src/daemon/wire/observation.js');
+    const { makeObservationRecord } = await import('../../../src/pipeline/observation.js');
+    const rollout = rolloutRecordOf({
+      revision: 'a'.repeat(40),
+      checkoutRevision: REV,
+      valid: true,
+      lastPlanChanges: 0,
+      rollout: { revision: REV, state: 'waiting', wave: 2, dueAt: 'T', message: 'm' },
+    });
+    expect(rollout).toEqual({
+      revision: 'a'.repeat(40),
+      checkoutRevision: REV,
+      held: { revision: REV, state: 'waiting', wave: 2, dueAt: 'T' },
+    });
+    expect(rolloutRecordOf({ valid: true, lastPlanChanges: 0 })).toBeUndefined();
+    const r = {
+      ...makeObservationRecord({ resources: [], foreign: [] }, { host: 'h' }),
+      rollout: rollout!,
+    };
+    expect(observationFromWire(observationToWire(r))).toEqual(r);
+  });
+});

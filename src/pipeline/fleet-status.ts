@@ -6,7 +6,7 @@
  * hosts recorded (`awg status --observed-out`, pipeline/observation.ts `rollout`). Pure.
  *
  * The series read: `awg_config_info{revision, host}` (applied), `awg_rollout_waiting{revision,
- * wave, state}` (held), `awg_revision_rejected{rev}` (rejected; `revision` is read as well).
+ * wave, state}` (held) with `awg_rollout_due_timestamp_seconds`, `awg_revision_rejected{rev}` (rejected; `revision` is read as well).
  * A host is named by its `host` label, else its `instance` label.
  */
 import { AwgError } from '../errors.js';
@@ -85,11 +85,15 @@ export function parsePrometheusJson(v: unknown, what: string): Sample[] {
   });
 }
 
+/** series whose value is not a 0/1 flag */
+const VALUED = new Set(['awg_revision_rejected', 'awg_rollout_due_timestamp_seconds']);
+
 const hostOf = (l: Record<string, string>): string => l.host || l.instance || '';
 
 /** samples → each host's rollout (a host appears once it reports awg_config_info) */
 export function hostsFromSamples(samples: readonly Sample[]): HostRollout[] {
   const byInstance = new Map<string, HostRollout>();
+  const due = new Map<string, number>();
   const get = (l: Record<string, string>): HostRollout => {
     // awg_config_info has `host`; the other series only the scrape's instance: join on it
     // (a single host's /metrics has no instance: all its series are one host)
@@ -100,7 +104,7 @@ export function hostsFromSamples(samples: readonly Sample[]): HostRollout[] {
     return h;
   };
   for (const s of samples) {
-    if (s.value !== 1 && s.name !== 'awg_revision_rejected') continue;
+    if (s.value !== 1 && !VALUED.has(s.name)) continue;
     if (s.name === 'awg_config_info') {
       const h = get(s.labels);
       if (s.labels.revision) h.applied = s.labels.revision;
@@ -113,11 +117,17 @@ export function hostsFromSamples(samples: readonly Sample[]): HostRollout[] {
           state,
           ...(Number.isInteger(wave) && wave > 0 ? { wave } : {}),
         };
+    } else if (s.name === 'awg_rollout_due_timestamp_seconds' && s.labels.revision) {
+      due.set(`${s.labels.instance ?? ''}\0${s.labels.revision}`, s.value);
     } else if (s.name === 'awg_revision_rejected' && s.value > 0) {
       const rev = s.labels.rev ?? s.labels.revision;
       const h = get(s.labels);
       if (rev && !h.rejected.includes(rev)) h.rejected.push(rev);
     }
+  }
+  for (const [key, h] of byInstance) {
+    const t = h.held && due.get(`${key}\0${h.held.revision}`);
+    if (h.held && t && Number.isFinite(t)) h.held.dueAt = new Date(t * 1000).toISOString();
   }
   return [...byInstance.values()];
 }

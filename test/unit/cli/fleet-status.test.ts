@@ -36,7 +36,7 @@ describe('awg fleet status', () => {
     expect(i.text()).toBe(
       [
         'revision      applied  waiting  halted  rejected  next wave due',
-        'bbbbbbbbbbbb        1        2       1         1',
+        'bbbbbbbbbbbb        1        2       1         1  2026-11-18T11:21:40.000Z',
         'aaaaaaaaaaaa        4        0       0         0',
         'canary-2 rejected bbbbbbbbbbbb',
         '',
@@ -61,6 +61,7 @@ describe('awg fleet status', () => {
       held: { revision: B, state: 'halted', wave: 3 },
       rejected: [],
     });
+    expect(doc.hosts.find((h) => h.host === 'web-2')?.held?.dueAt).toBe('2026-11-18T12:06:40.000Z');
   });
 
   it('a Prometheus query answer', async () => {

@@ -182,6 +182,57 @@ export type KillSwitch =
        */
       allowLan?: boolean;
     };
+/**
+ * A host applies a new revision only when its wave is due (docs/fleet.md). A host's wave is the first that selects it; the last wave must take every host left.
+ *
+ * @minItems 1
+ * @maxItems 16
+ */
+export type Waves =
+  | [Wave]
+  | [Wave, Wave]
+  | [Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave, Wave]
+  | [
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+      Wave,
+    ];
+/**
+ * `true` (or a file that exists): no host still waiting for a revision moves on; hosts that already applied it stay. A brake only keeps hosts where they are, so it is honoured whoever signed the commit (`awg sync --allowed-signers` lets no unsigned commit into the checkout).
+ */
+export type Halt =
+  | boolean
+  | {
+      /**
+       * A file, relative to this config file; while it exists in the checkout the rollout is halted.
+       */
+      file: string;
+    };
 
 /**
  * Desired state of awg on one host.
@@ -216,6 +267,7 @@ export interface AwgConfiguration {
    * @maxItems 256
    */
   overlays?: Overlay[];
+  fleet?: Fleet;
 }
 /**
  * A WireGuard tunnel, run by the engine `engine` names (awg's own by default).
@@ -975,4 +1027,41 @@ export interface OverlayWhen {
    * Only on this OS (`--os`, default this machine's).
    */
   os?: 'linux' | 'darwin';
+}
+/**
+ * How new revisions of a followed repository reach this host (docs/fleet.md "The rollout model"). Only the daemon following a git checkout acts on it.
+ */
+export interface Fleet {
+  waves?: Waves;
+  halt?: Halt;
+}
+/**
+ * A step of a rollout: the hosts it takes (the first wave in order that selects a host is its wave) and when it is due.
+ */
+export interface Wave {
+  /**
+   * Shown in status and events; defaults to `wave-<N>` (1-based).
+   */
+  name?: string;
+  /**
+   * Host name globs (as in an overlay selector); the wave takes the hosts any matches. The host is `--host` or the machine name.
+   *
+   * @minItems 1
+   * @maxItems 256
+   */
+  hosts?: [string, ...string[]];
+  /**
+   * Every label named must be set on the host to this value (or one of these values), as in an overlay selector.
+   */
+  labels?: {
+    [k: string]: string | [string, ...string[]];
+  };
+  /**
+   * Cumulative share of the fleet: the hosts whose slot (a stable hash of the host name, 0 ≤ slot < 100) is below it. `percent: 10` then `percent: 100` takes 10 %, then everyone else. Not with hosts/labels.
+   */
+  percent?: number;
+  /**
+   * When the wave is due, counted from the commit's committer date. Waves are in order: `after` never decreases.
+   */
+  after?: Duration & string;
 }

@@ -29,6 +29,8 @@ _awg() {
       "secret recipient") path="secret recipient" ;;
       "secret encrypt") path="secret encrypt" ;;
       "secret decrypt") path="secret decrypt" ;;
+      "fleet") path="fleet" ;;
+      "fleet status") path="fleet status" ;;
       "lists") path="lists" ;;
       "lists update") path="lists update" ;;
       "lists status") path="lists status" ;;
@@ -47,7 +49,7 @@ _awg() {
     esac
   done
   case "$path" in
-    "") words="validate render diff apply down doctor status events ui confirm service import export sync secret lists version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
+    "") words="validate render diff apply down doctor status events ui confirm service import export sync secret fleet lists version update genkey pubkey genpsk up daemon exec processes explain top limit --version --help" ;;
     "validate") words="--file -f --skip-secrets --json --host --labels --labels-file --os" ;;
     "render") words="--file -f --json --host --labels --labels-file --os" ;;
     "diff") words="--file -f --json --observed --skip-secrets --verbose -v --state-dir --socket --direct --host --labels --labels-file --os" ;;
@@ -70,6 +72,8 @@ _awg() {
     "secret recipient") words="--identity -i" ;;
     "secret encrypt") words="--recipient -r --recipients-file -R --armor -a --output -o --force" ;;
     "secret decrypt") words="--identity -i --output -o --force" ;;
+    "fleet") words="status" ;;
+    "fleet status") words="--metrics --query --observed --json" ;;
     "lists") words="update status" ;;
     "lists update") words="--file -f --list --json --state-dir --socket --direct" ;;
     "lists status") words="--file -f --list --json --state-dir --socket --direct" ;;
@@ -79,7 +83,7 @@ _awg() {
     "pubkey") words="" ;;
     "genpsk") words="" ;;
     "up") words="--file -f --json --verbose -v --drift-interval --state-dir --host --labels --labels-file" ;;
-    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --update-check --host --labels --labels-file" ;;
+    "daemon") words="--config --verbose -v --state-dir --socket --socket-group --metrics --locked --allowed-signers --update-check --host --labels --labels-file" ;;
     "exec") words="--tunnel --direct --rule --state-dir --socket" ;;
     "processes") words="--json --all --state-dir --socket --direct" ;;
     "explain") words="--pid --to --udp --file -f --json --state-dir --socket --direct" ;;

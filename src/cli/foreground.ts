@@ -84,6 +84,8 @@ function eventText(e: DaemonEvent): string {
       return `confirm by ${e.deadline} or the change is reverted`;
     case 'reverted':
       return `reverted: ${e.reason}`;
+    case 'rollout':
+      return `revision ${e.revision.slice(0, 12)}: ${e.message}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
     case 'list':

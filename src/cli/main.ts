@@ -5,7 +5,12 @@
 import { Command, Option } from 'commander';
 import { processIo, type Io } from './output.js';
 import { selectionFlags } from './selection.js';
-import { addListsCommands, addSecretCommands, addServiceCommands } from './program-groups.js';
+import {
+  addFleetCommands,
+  addListsCommands,
+  addSecretCommands,
+  addServiceCommands,
+} from './program-groups.js';
 
 export { installCrashHandlers } from './crash.js';
 
@@ -253,6 +258,7 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .action(async (o) => setCode(await (await import('./commands/sync.js')).syncCommand(io, o)));
 
   addSecretCommands(program, io, setCode);
+  addFleetCommands(program, io, setCode);
   addListsCommands(program, io, setCode, stateDir, socket, direct);
 
   program
@@ -328,6 +334,10 @@ export function buildProgram(io: Io, setCode: (c: number) => void): Command {
     .option(
       '--locked',
       'refuse apply, down and confirm through the API: the config file (a followed git checkout) is the only source of truth',
+    )
+    .option(
+      '--allowed-signers <file>',
+      "SSH allowed signers (as awg sync's): a new revision's `Awg-Rollout: immediate` trailer is honoured only on a commit that verifies against it (docs/fleet.md)",
     )
     .option(
       '--update-check <mode>',

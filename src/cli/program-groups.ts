@@ -169,6 +169,31 @@ export function addSecretCommands(program: Command, io: Io, setCode: (c: number)
     );
 }
 
+/** `awg fleet status`: where a rollout stands, from the fleet's metrics or observation records */
+export function addFleetCommands(program: Command, io: Io, setCode: (c: number) => void): void {
+  const fleet = program
+    .command('fleet')
+    .description('a fleet that follows one repository: its rollouts (docs/fleet.md)');
+  fleet
+    .command('status')
+    .description(
+      'per revision, how many hosts applied it, wait for their wave, are halted, rejected it; from a Prometheus scrape or query, or observation records. Exit 0, 2 when a host rejected a revision',
+    )
+    .option(
+      '--metrics <file>',
+      "Prometheus text format: the hosts' awg_* series (e.g. a /federate scrape; instance labels tell hosts apart)",
+    )
+    .option('--query <file>', 'the JSON answer of a Prometheus instant query (/api/v1/query)')
+    .option(
+      '--observed <dir>',
+      'a directory of observation records (*.json, `awg status --observed-out`)',
+    )
+    .option('--json', 'machine-readable: hosts and per-revision counts')
+    .action(async (o) =>
+      setCode(await (await import('./commands/fleet.js')).fleetStatusCommand(io, o)),
+    );
+}
+
 /** `awg lists update|status`: the lists a config fetches by URL (docs/lists-url.md) */
 export function addListsCommands(
   program: Command,

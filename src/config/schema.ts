@@ -11,6 +11,7 @@
  */
 import * as z from 'zod';
 import { Overlays } from './overlay.js';
+import { Fleet } from './schema-fleet.js';
 import { Port } from './schema-values.js';
 import { Tunnel } from './schema-tunnels.js';
 import { Rule } from './schema-rules.js';
@@ -162,6 +163,7 @@ export const Config = z
     }),
     routing: Routing,
     overlays: Overlays.optional(),
+    fleet: Fleet.optional(),
   })
   .meta({
     id: 'Config',

@@ -44,6 +44,13 @@ export interface ConfigFollowerOptions {
   host?: string | undefined;
   /** said once each time the followed file is found missing (the daemon logs it) */
   waiting?: ((file: string) => void) | undefined;
+  /**
+   * The one call point before a new revision of a checkout is taken (the rollout gate,
+   * rollout-gate.ts): false keeps the last good config running. Asked only when a good config
+   * runs and the new read is another commit with other files.
+   */
+  admit?:
+    ((c: { file: string; prepared: Prepared; revision: string }) => Promise<boolean>) | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -135,7 +142,10 @@ export class ConfigFollower {
     if (r.ok) {
       if (changed) this.o.emit({ type: 'config-changed', at: now(), path: file, valid: true });
       this.error = undefined;
-      this.goodRevision = gitRevisionOf(file);
+      const revision = gitRevisionOf(file);
+      if (!(await this.admitted(file, r.prepared, revision, hash, hashed)))
+        return { source: this.current };
+      this.goodRevision = revision;
       this.current = { file, prepared: r.prepared };
       // the same files as hashed above (the usual case): that hash, not a second read of them
       const files = [file, ...r.prepared.sources];
@@ -155,6 +165,26 @@ export class ConfigFollower {
       source: this.current?.file === file ? this.current : undefined,
       error: r.error,
     };
+  }
+
+  /** the rollout gate lets a new revision of the running config's checkout through */
+  private async admitted(
+    file: string,
+    prepared: Prepared,
+    revision: string | undefined,
+    hash: string,
+    hashed: readonly string[],
+  ): Promise<boolean> {
+    const good = this.current?.file === file ? this.current : undefined;
+    if (!this.o.admit || !good || !revision || revision === this.goodRevision) return true;
+    const files = [file, ...prepared.sources];
+    const same =
+      files.length === hashed.length && files.every((f, i) => f === hashed[i])
+        ? hash === this.goodHash
+        : sourcesHash(files) === this.goodHash;
+    // a commit that leaves this host's files as they are changes nothing here
+    if (same) return true;
+    return this.o.admit({ file, prepared, revision });
   }
 
   /** what `status` says of the config followed (with the runs' part); undefined before one is known */

@@ -23,7 +23,13 @@ import type {
   LimitRequest,
   LimitResponse,
 } from './api-documents.js';
-import type { DaemonState, LimitAction, ListResult, WakeReason } from './names.js';
+import type {
+  DaemonState,
+  LimitAction,
+  ListResult,
+  RolloutEventState,
+  WakeReason,
+} from './names.js';
 import type { DownReason } from './names.js';
 import type { HealthState } from './tunnel-health.js';
 
@@ -90,6 +96,19 @@ export type DaemonEvent =
       /** when the rule took its fallback (RFC 3339) */
       since: string;
       reason?: 'network' | 'config' | 'apply' | 'rule';
+    }
+  /**
+   * the rollout gate holds a new revision (`waiting` for this host's wave, `halted` by
+   * fleet.halt) or lets it through after holding it (`applying`): rollout-gate.ts
+   */
+  | {
+      type: 'rollout';
+      at: string;
+      revision: string;
+      state: RolloutEventState;
+      wave?: number;
+      dueAt?: string;
+      message: string;
     }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }

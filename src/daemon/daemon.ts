@@ -41,6 +41,7 @@ import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, waitingMessage, type Source } from './config-follower.js';
+import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
 import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
   ApplyRequest,
@@ -91,6 +92,7 @@ export class Daemon implements DaemonCore {
   private readonly tunnels: Tunnels;
   private readonly routing: AppRouting;
   private readonly config: ConfigFollower;
+  private readonly rollout: RolloutGate;
   private readonly confirmWindow: ConfirmWindow<Source>;
   private readonly limits: LimitBook;
   private readonly dnsStub = new DnsStubHost();
@@ -182,6 +184,7 @@ export class Daemon implements DaemonCore {
       current: () => this.config.good?.prepared,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
     });
+    this.rollout = rolloutGateFor(opts, emit, () => this.wake('config'));
     this.config = new ConfigFollower({
       file: opts.configPath ?? this.host.applied.load()?.configFile,
       read: (file, api) =>
@@ -203,6 +206,7 @@ export class Daemon implements DaemonCore {
       emit,
       watch: (files) => this.wakes?.setConfigFiles(files),
       host: opts.selection?.host,
+      admit: (c) => this.rollout.admit({ ...c, config: c.prepared.config }),
       waiting: (file) =>
         reporter.report({
           type: 'info',
@@ -267,6 +271,7 @@ export class Daemon implements DaemonCore {
     this.loop?.stop();
     await this.wakes?.close();
     this.confirmWindow.close();
+    this.rollout.close();
     this.limits.close();
     this.lists.close();
     this.updates?.close();
@@ -387,7 +392,7 @@ export class Daemon implements DaemonCore {
 
   async status(): Promise<StatusResponse> {
     const s = await assembleStatus({
-      config: this.config.state(this.runs),
+      config: this.rollout.stateOf(this.config.state(this.runs)),
       configPath: this.config.file,
       configured: Boolean(this.config.good || (this.config.file && !this.config.waiting)),
       running: this.runs.runningFor,
@@ -410,14 +415,20 @@ export class Daemon implements DaemonCore {
 
   async observation(): Promise<ObservationRecord> {
     await this.host.ready();
-    return this.exclusive(() => {
+    return this.exclusive(async () => {
       const last = this.host.applied.load();
       const good = this.config.good?.prepared;
-      return observationOf(this.host.envFor({ claims: last?.claims ?? this.host.claims() }), last, {
-        // the facts the running config was realised with (probed anew when none is followed)
-        facts: good?.facts,
-        warn: (message) => this.host.reporter.report({ type: 'warning', message }),
-      });
+      const r = await observationOf(
+        this.host.envFor({ claims: last?.claims ?? this.host.claims() }),
+        last,
+        {
+          // the facts the running config was realised with (probed anew when none is followed)
+          facts: good?.facts,
+          warn: (message) => this.host.reporter.report({ type: 'warning', message }),
+        },
+      );
+      const rollout = rolloutRecordOf(this.rollout.stateOf(this.config.state(this.runs)));
+      return rollout ? { ...r, rollout } : r;
     });
   }
 

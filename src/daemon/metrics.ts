@@ -217,6 +217,18 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     help: '1 while the checkout holds a commit other than the applied one (a newer commit is invalid or not yet applied).',
     registers,
   });
+  const rolloutWaiting = new Gauge({
+    name: 'awg_rollout_waiting',
+    help: "A new revision (the checkout's commit) the rollout gate holds back: state waiting (for wave) or halted (fleet.halt); 1 while held.",
+    labelNames: ['revision', 'wave', 'state'],
+    registers,
+  });
+  const rolloutDue = new Gauge({
+    name: 'awg_rollout_due_timestamp_seconds',
+    help: "When this host's wave for the held revision is due (Unix time, the host's clock).",
+    labelNames: ['revision', 'wave'],
+    registers,
+  });
   const lastConverged = new Gauge({
     name: 'awg_last_converge_timestamp_seconds',
     help: 'When a run last left the host matching the config (Unix time).',
@@ -289,6 +301,8 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         configInfo,
         configValid,
         configBehind,
+        rolloutWaiting,
+        rolloutDue,
         lastConverged,
         planChanges,
         updateAvailable,
@@ -307,6 +321,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
             ? 1
             : 0,
         );
+        const r = s.config.rollout;
+        if (r) {
+          const wave = r.wave !== undefined ? String(r.wave) : '';
+          rolloutWaiting.set({ revision: r.revision, wave, state: r.state }, 1);
+          if (r.dueAt) rolloutDue.set({ revision: r.revision, wave }, Date.parse(r.dueAt) / 1000);
+        }
         if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
         planChanges.set(s.config.lastPlanChanges);
       }

@@ -95,3 +95,11 @@ export type ListState = (typeof LIST_STATES)[number];
 /** ListFetched.result: a new copy; the copy is current (304, or the same bytes); no copy taken */
 export const LIST_RESULTS = ['fetched', 'not-modified', 'failed'] as const;
 export type ListResult = (typeof LIST_RESULTS)[number];
+
+/**
+ * Why the rollout gate holds a new revision (rollout-gate.ts): its wave is not due, or the
+ * revision says `fleet.halt`. The `rollout` event adds `applying` (the wave came due).
+ */
+export const ROLLOUT_HOLDS = ['waiting', 'halted'] as const;
+export const ROLLOUT_EVENT_STATES = [...ROLLOUT_HOLDS, 'applying'] as const;
+export type RolloutEventState = (typeof ROLLOUT_EVENT_STATES)[number];

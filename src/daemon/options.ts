@@ -20,6 +20,7 @@ import type { StateStore } from '../util/state.js';
 import type { Timer } from './confirm.js';
 import type { LimitSystem } from './limit-system.js';
 import type { LoopInput } from './loop.js';
+import type { RolloutGateOptions } from './rollout-gate.js';
 import type { UpdateWatchOptions } from './update-watch.js';
 import type { WakeSourceOptions } from './wakes.js';
 
@@ -57,7 +58,14 @@ export interface DaemonOptions {
   updates?: Omit<UpdateWatchOptions, 'exec'> | false;
   /** the host a config with overlays is rendered for (`--host`, `--labels`; default this machine) */
   selection?: HostSelection;
+  /**
+   * SSH allowed-signers file (`--allowed-signers`, as `awg sync`'s): a new revision's
+   * `Awg-Rollout: immediate` trailer is honoured only on a commit that verifies against it
+   */
+  allowedSigners?: string | undefined;
   // ---- injection for tests
+  /** the rollout gate's clock, timer and git reads (rollout-gate.ts) */
+  rollout?: Pick<RolloutGateOptions, 'now' | 'timer' | 'readCommit' | 'verifyCommit'> | undefined;
   /** this host's platform unless given */
   platform?: Platform;
   drivers?: Partial<DriverSet>;

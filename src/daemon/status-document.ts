@@ -17,6 +17,7 @@ import {
   LIST_STATES,
   PLACEMENT_MODES,
   PLACEMENT_STATES,
+  ROLLOUT_HOLDS,
   TUNNEL_HEALTH,
 } from './names.js';
 
@@ -96,6 +97,24 @@ export const ProcessLimitDoc = z
   })
   .meta({ id: 'ProcessLimit' });
 
+/** A new revision the rollout gate holds back (daemon/rollout-gate.ts, docs/fleet.md). */
+export const RolloutStateDoc = z
+  .strictObject({
+    revision: z.string().meta({ description: "the git commit held back (the checkout's)" }),
+    state: z.enum(ROLLOUT_HOLDS).meta({
+      description:
+        "`waiting`: this host's wave is not due yet; `halted`: the new revision says fleet.halt",
+    }),
+    wave: z.number().int().min(1).optional().meta({ description: "this host's wave (1-based)" }),
+    waveName: z.string().optional(),
+    dueAt: z.string().optional().meta({
+      description:
+        "when the wave is due on this host's clock (ISO 8601); the daemon looks again then",
+    }),
+    message: z.string().meta({ description: 'e.g. "waiting for wave 2 (wave-2) at …"' }),
+  })
+  .meta({ id: 'RolloutState' });
+
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export const ConfigStateDoc = z
   .strictObject({
@@ -123,6 +142,7 @@ export const ConfigStateDoc = z
       description:
         'git commit of the checkout now (differs from revision while a newer commit is invalid)',
     }),
+    rollout: RolloutStateDoc.optional(),
   })
   .meta({ id: 'ConfigState' });
 

@@ -39,7 +39,41 @@ export interface ObservationRecord {
   facts?: HostFacts;
   /** the claimed identifiers of the last apply (its cgroup root comes from the host's environment) */
   claims?: Claims;
+  /** where the host stands in a fleet rollout (a daemon following a checkout): `awg fleet status` */
+  rollout?: RolloutRecord;
 }
+
+/** A host's place in a rollout, as its daemon reports it (docs/fleet.md). */
+export interface RolloutRecord {
+  /** the commit of the config it runs */
+  revision?: string;
+  /** the commit its checkout holds */
+  checkoutRevision?: string;
+  /** a newer revision it holds back: waiting for its wave, or halted */
+  held?: { revision: string; state: 'waiting' | 'halted'; wave?: number; dueAt?: string };
+  /** revisions it applied, found unhealthy and reverted (the health gate) */
+  rejected?: string[];
+}
+
+export const RolloutRecordDoc = z
+  .looseObject({
+    revision: z.string().optional().meta({ description: 'the commit of the config it runs' }),
+    checkoutRevision: z.string().optional().meta({ description: 'the commit its checkout holds' }),
+    held: z
+      .looseObject({
+        revision: z.string(),
+        state: z.enum(['waiting', 'halted']),
+        wave: z.number().int().min(1).optional(),
+        dueAt: z.string().optional(),
+      })
+      .optional()
+      .meta({ description: 'a newer revision held back: waiting for its wave, or halted' }),
+    rejected: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'revisions applied, found unhealthy and reverted' }),
+  })
+  .meta({ id: 'RolloutRecord', description: "the host's place in a fleet rollout" });
 
 const Resource = z.looseObject({
   kind: z.enum(RESOURCE_KINDS),
@@ -92,6 +126,7 @@ export const ObservationDocument = z
       })
       .optional()
       .meta({ description: 'the identifiers the last apply claimed' }),
+    rollout: RolloutRecordDoc.optional(),
   })
   .meta({
     id: 'ObservationRecord',

@@ -10,8 +10,8 @@
  * git runs with arguments, never through a shell; the branch and remote are checked to be
  * names git accepts and cannot be read as options; the ext:: transport is refused.
  */
-import { execFile } from 'node:child_process';
 import { AwgError } from '../errors.js';
+import { runGit as run, verifyCommit } from './git-commit.js';
 
 export interface SyncOptions {
   /** the checkout (a git work tree) */
@@ -29,38 +29,6 @@ export interface SyncResult {
   outcome: 'up-to-date' | 'updated';
   from: string;
   to: string;
-}
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(git: string, args: string[], timeoutMs: number): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      git,
-      args,
-      {
-        timeout: timeoutMs,
-        maxBuffer: 4 * 1024 * 1024,
-        env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
-      },
-      (err, stdout, stderr) => {
-        const code = err
-          ? typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number'
-            ? (err as unknown as { code: number }).code
-            : 1
-          : 0;
-        resolve({
-          code,
-          stdout: String(stdout),
-          stderr: String(stderr) || (err && code !== 0 && !stderr ? err.message : ''),
-        });
-      },
-    );
-  });
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$/;
@@ -134,19 +102,12 @@ export async function gitSync(o: SyncOptions): Promise<SyncResult> {
   );
   if (to === from) return { outcome: 'up-to-date', from, to };
   if (o.allowedSigners) {
-    const r = await run(
-      git,
-      [...base, '-c', `gpg.ssh.allowedSignersFile=${o.allowedSigners}`, 'verify-commit', '--', to],
-      timeoutMs,
-    );
-    if (r.code !== 0) {
-      const why =
-        r.stderr.trim().split('\n').filter(Boolean).slice(-2).join(' | ') || 'no signature';
+    const v = await verifyCommit(o.path, to, o.allowedSigners, { git, timeoutMs });
+    if (!v.ok)
       throw new AwgError(
         'permission',
-        `commit ${to.slice(0, 12)} of ${remote}/${o.branch} is not signed by a key in ${o.allowedSigners} (${why}); the checkout stays at ${from.slice(0, 12)}`,
+        `commit ${to.slice(0, 12)} of ${remote}/${o.branch} is not signed by a key in ${o.allowedSigners} (${v.why}); the checkout stays at ${from.slice(0, 12)}`,
       );
-    }
   }
   const ff = await run(git, [...base, 'merge-base', '--is-ancestor', from, to], timeoutMs);
   if (ff.code !== 0)

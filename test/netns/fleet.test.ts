@@ -255,6 +255,9 @@ overlays:
           x.socket,
           '--metrics',
           METRICS,
+          // a rollout trailer counts only on a commit verified against these
+          '--allowed-signers',
+          allowed,
         ],
         { noStateDir: true },
       );
@@ -529,6 +532,56 @@ overlays:
     expect(s.stderr).toMatch(/is not signed by a key in .*allowed_signers/);
     expect(git(hosts.a.checkout, 'rev-parse', 'HEAD')).toBe(at);
   }, 60_000);
+
+  it('waves: the canary applies a commit, the other host waits for its wave; a signed Awg-Rollout: immediate commit goes everywhere', async () => {
+    // (run alone, the daemons may still be starting)
+    await eventually(
+      async () =>
+        (await daemonStatus('b').catch(() => undefined))?.configState?.revision !== undefined,
+      'B runs a revision',
+      60_000,
+    );
+    const before = (await daemonStatus('b')).configState?.revision;
+    writeFileSync(
+      join(author, 'awg.yaml'),
+      readFileSync(join(author, 'awg.yaml'), 'utf8').replace('killSwitch: maybe\n', '') +
+        'fleet:\n  waves:\n    - { hosts: [fleet-a] }\n    - { percent: 100, after: 1h }\n',
+    );
+    const waved = commit('fleet: roll out in waves');
+    for (const h of ['a', 'b'] as H[]) expect((await sync(h)).code).toBe(0);
+    await eventually(
+      async () => (await daemonStatus('a')).configState?.revision === waved,
+      'the canary applied the commit',
+      60_000,
+    );
+    await eventually(
+      async () => (await daemonStatus('b')).configState?.rollout?.revision === waved,
+      'B holds the commit back',
+      60_000,
+    );
+    const b = await daemonStatus('b');
+    expect(b.configState).toMatchObject({
+      revision: before,
+      checkoutRevision: waved,
+      rollout: { state: 'waiting', wave: 2 },
+    });
+    expect(b.configState?.rollout?.message).toMatch(/^waiting for wave 2 \(wave-2\) at /);
+    expect(await metrics('b')).toMatch(
+      new RegExp(`^awg_rollout_waiting\\{revision="${waved}",wave="2",state="waiting"\\} 1$`, 'm'),
+    );
+    expect(hosts.b.daemon!.output()).toMatch(/"type":"rollout"[^\n]*"state":"waiting"/);
+
+    writeFileSync(join(author, 'EMERGENCY'), 'now\n');
+    const urgent = commit('fleet: urgent\n\nAwg-Rollout: immediate');
+    for (const h of ['a', 'b'] as H[]) expect((await sync(h)).code).toBe(0);
+    for (const h of ['a', 'b'] as H[])
+      await eventually(
+        async () => (await daemonStatus(h)).configState?.revision === urgent,
+        `${h} applied the urgent commit`,
+        60_000,
+      );
+    expect((await daemonStatus('b')).configState?.rollout).toBeUndefined();
+  }, 180_000);
 
   it('locked: the API refuses apply and down; diff and status still answer', async () => {
     const ap = await cli('a', ['apply', '-f', join(hosts.a.checkout, 'awg.yaml')]);

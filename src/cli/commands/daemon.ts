@@ -27,6 +27,8 @@ export interface DaemonCommandOptions extends SelectionOptions {
   locked?: boolean;
   /** `--update-check off|local|refresh` (daemon/update-watch.ts; default local) */
   updateCheck?: string;
+  /** SSH allowed signers: the rollout trailer needs a verified commit (daemon/rollout-gate.ts) */
+  allowedSigners?: string;
 }
 
 export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<number> {
@@ -56,6 +58,7 @@ export async function daemonCommand(io: Io, o: DaemonCommandOptions): Promise<nu
         configPath: o.config ? resolve(o.config) : undefined,
         stateDir: o.stateDir,
         ...(selection ? { selection } : {}),
+        ...(o.allowedSigners ? { allowedSigners: resolve(o.allowedSigners) } : {}),
         ...(o.updateCheck ? { updates: { mode: updateCheckMode(o.updateCheck) } } : {}),
       },
       {

@@ -241,6 +241,7 @@ function statusLines(s: StatusResponse): string[] {
     out.push(
       `config: ${c.valid ? 'valid' : c.sources ? 'INVALID (the last good config keeps running)' : 'not applied'}${git}${c.host ? `, host ${c.host}` : ''}${c.lastConverged ? `, converged ${c.lastConverged}` : ''}`,
     );
+    if (c.rollout) out.push(`rollout: revision ${rev(c.rollout.revision)} ${c.rollout.message}`);
     if (c.error) out.push(`config error: ${c.error}`);
     if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);
   }

@@ -3,7 +3,7 @@
  * type. A client skips an event type it does not know (a newer daemon's). Pure.
  */
 import type { DaemonEvent, LinkTraffic, TunnelTraffic } from '../core.js';
-import { LIMIT_ACTIONS, WAKE_REASONS } from '../names.js';
+import { LIMIT_ACTIONS, ROLLOUT_EVENT_STATES, WAKE_REASONS } from '../names.js';
 import { errIn, opt, protoEnum } from './common.js';
 import type { Event__Output } from './generated/awg/v1/Event.js';
 import { ZERO_SUMMARY } from './plan.js';
@@ -105,6 +105,17 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       const { type: _t, at, ...rest } = e;
       return { at, list: listFetchedToWire(rest) };
     }
+    case 'rollout':
+      return {
+        at: e.at,
+        rollout: {
+          revision: e.revision,
+          state: e.state,
+          ...opt('wave', e.wave),
+          ...opt('dueAt', e.dueAt),
+          message: e.message,
+        },
+      };
     case 'limit':
       return {
         at: e.at,
@@ -175,6 +186,21 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
     const { rule, tunnel, held, since } = w.sticky;
     const reason = STICKY_REASONS.find((r) => r === w.sticky?.reason);
     return { type: 'sticky', at, rule, tunnel, held, since, ...opt('reason', reason) };
+  }
+  if (w.rollout) {
+    const state = ROLLOUT_EVENT_STATES.find((x) => x === w.rollout?.state);
+    // a state this client does not know (a newer daemon's): skipped like an unknown event
+    if (!state) return undefined;
+    const r = w.rollout;
+    return {
+      type: 'rollout',
+      at,
+      revision: r.revision,
+      state,
+      ...opt('wave', r.wave),
+      ...opt('dueAt', r.dueAt),
+      message: r.message,
+    };
   }
   if (w.limit) {
     const action = LIMIT_ACTIONS.find((a) => a === w.limit?.action);

@@ -19,6 +19,7 @@ export function observationToWire(r: ObservationRecord): ObservationResponse__Ou
     ...opt('lastAppliedJson', json(r.lastApplied)),
     ...opt('factsJson', json(r.facts)),
     ...opt('claimsJson', json(r.claims)),
+    ...opt('rolloutJson', json(r.rollout)),
   };
 }
 
@@ -35,6 +36,7 @@ export function observationFromWire(w: ObservationResponse__Output): Observation
   const lastApplied = parse('last_applied_json', w.lastAppliedJson);
   const facts = parse('facts_json', w.factsJson);
   const claims = parse('claims_json', w.claimsJson);
+  const rollout = parse('rollout_json', w.rolloutJson);
   const record = {
     kind: OBSERVATION_KIND,
     version: 1,
@@ -44,6 +46,7 @@ export function observationFromWire(w: ObservationResponse__Output): Observation
     ...(lastApplied !== undefined ? { lastApplied } : {}),
     ...(facts !== undefined ? { facts } : {}),
     ...(claims !== undefined ? { claims } : {}),
+    ...(rollout !== undefined ? { rollout } : {}),
   };
   try {
     return observationFromJson(record, 'Observation');

@@ -18,6 +18,7 @@ import {
   DOWN_REASONS,
   PLACEMENT_MODES,
   PLACEMENT_STATES,
+  ROLLOUT_HOLDS,
   TUNNEL_HEALTH,
 } from '../names.js';
 import type { HealthState } from '../tunnel-health.js';
@@ -329,6 +330,19 @@ function configStateToWire(c: ConfigState): ConfigState__Output {
     ...opt('lastConverged', c.lastConverged),
     lastPlanChanges: c.lastPlanChanges,
     ...opt('checkoutRevision', c.checkoutRevision),
+    ...opt(
+      'rollout',
+      c.rollout
+        ? {
+            revision: c.rollout.revision,
+            state: c.rollout.state,
+            ...opt('wave', c.rollout.wave),
+            ...opt('waveName', c.rollout.waveName),
+            ...opt('dueAt', c.rollout.dueAt),
+            message: c.rollout.message,
+          }
+        : undefined,
+    ),
   };
 }
 
@@ -342,6 +356,23 @@ function configStateFromWire(c: ConfigState__Output): ConfigState {
     ...opt('lastConverged', c.lastConverged),
     lastPlanChanges: Number(c.lastPlanChanges ?? 0),
     ...opt('checkoutRevision', c.checkoutRevision),
+    ...opt('rollout', c.rollout ? rolloutFromWire(c.rollout) : undefined),
+  };
+}
+
+function rolloutFromWire(
+  r: NonNullable<ConfigState__Output['rollout']>,
+): NonNullable<ConfigState['rollout']> | undefined {
+  // a hold this client does not know (a newer daemon's) is left out
+  const state = ROLLOUT_HOLDS.find((x) => x === r.state);
+  if (!state) return undefined;
+  return {
+    revision: r.revision,
+    state,
+    ...opt('wave', r.wave),
+    ...opt('waveName', r.waveName),
+    ...opt('dueAt', r.dueAt),
+    message: r.message,
   };
 }
 

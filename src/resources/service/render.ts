@@ -45,6 +45,8 @@ export interface DaemonInvocation {
   labelsFile?: string;
   /** `--locked`: the API refuses apply, down and confirm */
   locked?: boolean;
+  /** the daemon's `--allowed-signers` (a rollout trailer needs a verified commit); default git's */
+  allowedSigners?: string;
   /** follow a git repository: awg-sync.timer runs `awg sync` (the daemon's config lies in `path`) */
   git?: GitFollow;
 }
@@ -148,10 +150,12 @@ export function daemonArgv(d: DaemonInvocation): string[] {
     ['stateDir', d.stateDir],
     ['socket', d.socket],
     ['labelsFile', d.labelsFile],
+    ['allowedSigners', d.allowedSigners ?? d.git?.allowedSigners],
   ] as const) {
     if (v !== undefined && !v.startsWith('/'))
       throw new Error(`${k} must be an absolute path: ${v}`);
   }
+  const signers = d.allowedSigners ?? d.git?.allowedSigners;
   return [
     d.node,
     ...LONG_RUNNING_NODE_FLAGS,
@@ -165,6 +169,7 @@ export function daemonArgv(d: DaemonInvocation): string[] {
     ...(d.host ? ['--host', d.host] : []),
     ...(d.labelsFile ? ['--labels-file', d.labelsFile] : []),
     ...(d.locked ? ['--locked'] : []),
+    ...(signers ? ['--allowed-signers', signers] : []),
   ];
 }
 
@@ -180,7 +185,14 @@ export function parseDaemonArgv(argv: string[]): DaemonInvocation | undefined {
   const d: DaemonInvocation = { node: argv[0]!, bin: argv[at - 1]! };
   const valued: Record<
     string,
-    'config' | 'stateDir' | 'socket' | 'socketGroup' | 'metrics' | 'host' | 'labelsFile'
+    | 'config'
+    | 'stateDir'
+    | 'socket'
+    | 'socketGroup'
+    | 'metrics'
+    | 'host'
+    | 'labelsFile'
+    | 'allowedSigners'
   > = {
     '--config': 'config',
     '--state-dir': 'stateDir',
@@ -189,6 +201,7 @@ export function parseDaemonArgv(argv: string[]): DaemonInvocation | undefined {
     '--metrics': 'metrics',
     '--host': 'host',
     '--labels-file': 'labelsFile',
+    '--allowed-signers': 'allowedSigners',
   };
   for (let i = at + 1; i < argv.length; i++) {
     const a = argv[i]!;

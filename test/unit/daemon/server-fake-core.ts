@@ -297,6 +297,22 @@ export const ALL_EVENTS: DaemonEvent[] = [
   },
   { type: 'confirm-pending', at: '2026-11-22T05:00:06.000Z', deadline: '2026-11-22T05:01:06.000Z' },
   {
+    type: 'rollout',
+    at: '2026-11-22T05:00:06.100Z',
+    revision: 'b'.repeat(40),
+    state: 'waiting',
+    wave: 2,
+    dueAt: '2026-11-22T05:15:00.000Z',
+    message: 'waiting for wave 2 (wave-2) at 2026-11-22T05:15:00.000Z',
+  },
+  {
+    type: 'rollout',
+    at: '2026-11-22T05:15:00.100Z',
+    revision: 'b'.repeat(40),
+    state: 'applying',
+    message: 'wave 2 is due',
+  },
+  {
     type: 'reverted',
     at: '2026-11-22T05:01:06.000Z',
     reason: 'confirm timeout expired without confirm()',

@@ -206,6 +206,14 @@ import type {
   Reverted__Output as _awg_v1_Reverted__Output,
 } from './awg/v1/Reverted.js';
 import type {
+  RolloutHeld as _awg_v1_RolloutHeld,
+  RolloutHeld__Output as _awg_v1_RolloutHeld__Output,
+} from './awg/v1/RolloutHeld.js';
+import type {
+  RolloutState as _awg_v1_RolloutState,
+  RolloutState__Output as _awg_v1_RolloutState__Output,
+} from './awg/v1/RolloutState.js';
+import type {
   RuleCounter as _awg_v1_RuleCounter,
   RuleCounter__Output as _awg_v1_RuleCounter__Output,
 } from './awg/v1/RuleCounter.js';
@@ -397,6 +405,8 @@ export interface ProtoGrpcType {
         _awg_v1_ReconcileStarted__Output
       >;
       Reverted: MessageTypeDefinition<_awg_v1_Reverted, _awg_v1_Reverted__Output>;
+      RolloutHeld: MessageTypeDefinition<_awg_v1_RolloutHeld, _awg_v1_RolloutHeld__Output>;
+      RolloutState: MessageTypeDefinition<_awg_v1_RolloutState, _awg_v1_RolloutState__Output>;
       RuleCounter: MessageTypeDefinition<_awg_v1_RuleCounter, _awg_v1_RuleCounter__Output>;
       RuleSet: MessageTypeDefinition<_awg_v1_RuleSet, _awg_v1_RuleSet__Output>;
       State: EnumTypeDefinition;

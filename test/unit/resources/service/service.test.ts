@@ -19,6 +19,7 @@ import { serviceCommand } from '../../../../src/cli/commands/service.js';
 import { launchdManager, systemdManager } from '../../../../src/resources/service/manager.js';
 import {
   daemonArgv,
+  parseDaemonArgv,
   daemonCapabilities,
   renderBootUnit,
   renderKillSwitchLaunchdPlist,
@@ -331,7 +332,7 @@ const GIT: DaemonInvocation = {
 };
 
 describe('following a repository (awg service install --git)', () => {
-  it('golden: the pull unit and its timer; the daemon gets --host, --labels-file and --locked', async () => {
+  it('golden: the pull unit and its timer; the daemon gets --host, --labels-file, --locked and the allowed signers', async () => {
     await expect(renderSyncUnit(GIT)).toMatchFileSnapshot('./service.golden/awg-sync.service');
     await expect(renderSyncTimer(GIT)).toMatchFileSnapshot('./service.golden/awg-sync.timer');
     expect(daemonArgv(GIT).slice(2 + LONG_RUNNING_NODE_FLAGS.length)).toEqual([
@@ -343,7 +344,11 @@ describe('following a repository (awg service install --git)', () => {
       '--labels-file',
       '/etc/awg/labels.yaml',
       '--locked',
+      '--allowed-signers',
+      '/etc/awg/allowed_signers',
     ]);
+    const argv = daemonArgv(GIT);
+    expect(daemonArgv(parseDaemonArgv(argv)!)).toEqual(argv);
     expect(() =>
       renderSyncTimer({ ...GIT, git: { ...GIT.git!, interval: '5min; rm -rf /' } }),
     ).toThrow(/not a systemd time span/);

@@ -62,6 +62,10 @@ import type {
   StickyChanged as _awg_v1_StickyChanged,
   StickyChanged__Output as _awg_v1_StickyChanged__Output,
 } from '../../awg/v1/StickyChanged.js';
+import type {
+  RolloutHeld as _awg_v1_RolloutHeld,
+  RolloutHeld__Output as _awg_v1_RolloutHeld__Output,
+} from '../../awg/v1/RolloutHeld.js';
 
 export interface Event {
   /**
@@ -88,6 +92,7 @@ export interface Event {
   list?: _awg_v1_ListFetched | null;
   profile?: _awg_v1_ProfileSwitched | null;
   sticky?: _awg_v1_StickyChanged | null;
+  rollout?: _awg_v1_RolloutHeld | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -104,7 +109,8 @@ export interface Event {
     | 'gap'
     | 'list'
     | 'profile'
-    | 'sticky';
+    | 'sticky'
+    | 'rollout';
 }
 
 export interface Event__Output {
@@ -132,6 +138,7 @@ export interface Event__Output {
   list?: _awg_v1_ListFetched__Output | null;
   profile?: _awg_v1_ProfileSwitched__Output | null;
   sticky?: _awg_v1_StickyChanged__Output | null;
+  rollout?: _awg_v1_RolloutHeld__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -148,5 +155,6 @@ export interface Event__Output {
     | 'gap'
     | 'list'
     | 'profile'
-    | 'sticky';
+    | 'sticky'
+    | 'rollout';
 }

@@ -30,9 +30,14 @@ export interface ObservationResponse {
    * the identifiers the last apply claimed (routing band, marks, nft table, cgroup root)
    */
   claimsJson?: string;
+  /**
+   * the host's place in a fleet rollout (RolloutRecord: revision, held, rejected)
+   */
+  rolloutJson?: string;
   _lastAppliedJson?: 'lastAppliedJson';
   _factsJson?: 'factsJson';
   _claimsJson?: 'claimsJson';
+  _rolloutJson?: 'rolloutJson';
 }
 
 /**
@@ -64,7 +69,12 @@ export interface ObservationResponse__Output {
    * the identifiers the last apply claimed (routing band, marks, nft table, cgroup root)
    */
   claimsJson?: string;
+  /**
+   * the host's place in a fleet rollout (RolloutRecord: revision, held, rejected)
+   */
+  rolloutJson?: string;
   _lastAppliedJson?: 'lastAppliedJson';
   _factsJson?: 'factsJson';
   _claimsJson?: 'claimsJson';
+  _rolloutJson?: 'rolloutJson';
 }

@@ -182,6 +182,10 @@ export type KillSwitch =
        */
       allowLan?: boolean;
     };
+/**
+ * `git`: the host and port of the followed checkout's remote (ssh://, user@host:path, https://, git://; a file:// or local remote is not checked). `tcp:host:port`: a TCP connect to it. The daemon connects as an ordinary process: the connection follows the config's rules and kill switch, as the next pull would.
+ */
+export type ReachTarget = string;
 
 /**
  * Desired state of awg on one host.
@@ -216,6 +220,7 @@ export interface AwgConfiguration {
    * @maxItems 256
    */
   overlays?: Overlay[];
+  fleet?: Fleet;
 }
 /**
  * A WireGuard tunnel, run by the engine `engine` names (awg's own by default).
@@ -971,4 +976,27 @@ export interface OverlayWhen {
    * Only on this OS (`--os`, default this machine's).
    */
   os?: 'linux' | 'darwin';
+}
+/**
+ * How a host following a repository takes a new revision (docs/fleet.md, "Rollouts"). Without `fleet:`, the defaults apply.
+ */
+export interface Fleet {
+  verify?: FleetVerify;
+}
+/**
+ * The health check of a new revision after its apply (only when the daemon follows a config in a git checkout).
+ */
+export interface FleetVerify {
+  /**
+   * How long a new revision has to pass the check after it converged (1s to 1h). Failing it reverts to the last good revision.
+   */
+  within?: Duration;
+  /**
+   * `all`: every tunnel of the new revision that was up before the apply must be up again. A list: these tunnels must be up (each must be a tunnel of the config).
+   */
+  tunnels?: 'all' | string[];
+  /**
+   * Targets that must answer a TCP connect. Default `[git]`: the repository the next fix comes from stays reachable. `[]`: no reach check.
+   */
+  reach?: ReachTarget[];
 }

@@ -80,6 +80,8 @@ function eventText(e: DaemonEvent): string {
       return `confirm by ${e.deadline} or the change is reverted`;
     case 'reverted':
       return `reverted: ${e.reason}`;
+    case 'revision-rejected':
+      return `revision ${e.revision} rejected: ${e.reason}${e.revertedTo ? `; back on ${e.revertedTo}` : ''}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
     case 'list':

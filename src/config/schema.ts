@@ -14,6 +14,7 @@ import { Overlays } from './overlay.js';
 import { Port } from './schema-values.js';
 import { Tunnel } from './schema-tunnels.js';
 import { Rule } from './schema-rules.js';
+import { Fleet } from './schema-fleet.js';
 
 export {
   Cidr,
@@ -46,6 +47,7 @@ export {
   WireguardTunnel,
 } from './schema-tunnels.js';
 export type { ProxyTunnel, WgLikeTunnel } from './schema-tunnels.js';
+export { Fleet, FleetVerify, verifyOf } from './schema-fleet.js';
 export { Duration, Fallback, FALLBACKS, ListFormat, ListRef, Match, Rule } from './schema-rules.js';
 
 export const CONFIG_VERSION = 1;
@@ -162,6 +164,7 @@ export const Config = z
     }),
     routing: Routing,
     overlays: Overlays.optional(),
+    fleet: Fleet.optional(),
   })
   .meta({
     id: 'Config',

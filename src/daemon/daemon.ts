@@ -27,7 +27,7 @@ import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
-import { observationOf } from '../pipeline/observation.js';
+import { observationOf, withRollout } from '../pipeline/observation.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { FirewallSpec } from '../model/resources.js';
 import { cgroupSetsOfRuleset } from '../resources/firewall/cgroup-sets.js';
@@ -73,6 +73,7 @@ import { DnsStubHost, firewallChanged, stubConfigOf } from './dns-stub-host.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
+import { RevisionWatch } from './revision-watch.js';
 import { assembleStatus } from './status.js';
 import { Tunnels } from './tunnels.js';
 import { UpdateWatch } from './update-watch.js';
@@ -96,6 +97,7 @@ export class Daemon implements DaemonCore {
   private readonly dnsStub = new DnsStubHost();
   private readonly lists: ListsHost;
   private readonly updates: UpdateWatch | undefined;
+  private readonly rollout: RevisionWatch;
   private cgroupSets: CgroupSetKeeper | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Diffs queued and not started, by config file (diff()) */
@@ -207,6 +209,20 @@ export class Daemon implements DaemonCore {
           type: 'info',
           message: waitingMessage(file, this.host.applied.load()?.configFile),
         }),
+      held: (revision) => this.rollout.rejected(revision) !== undefined,
+    });
+    this.rollout = new RevisionWatch({
+      state: this.host.state,
+      emit,
+      up: () => this.tunnelsUp(this.config.good?.prepared),
+      revert: (to) =>
+        this.exclusive(async () => {
+          this.config.follow(to.source.file, to.source.prepared, to.revision);
+          const r = await this.reconcileNow('revision-rejected', to.source.prepared);
+          if (!isConverged(r.outcome))
+            throw r.error ?? new AwgError('driver', `the run ended ${r.outcome}`);
+        }),
+      ...(opts.rollout ?? {}),
     });
   }
 
@@ -258,6 +274,7 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
+    this.rollout.close();
     this.tunnels.stopHealth();
     this.feed.close();
     this.topFeed.close();
@@ -383,8 +400,9 @@ export class Daemon implements DaemonCore {
   }
 
   async status(): Promise<StatusResponse> {
+    const config = this.config.state(this.runs);
     const s = await assembleStatus({
-      config: this.config.state(this.runs),
+      config: config && { ...config, ...this.rollout.state() },
       configPath: this.config.file,
       configured: Boolean(this.config.good || (this.config.file && !this.config.waiting)),
       running: this.runs.runningFor,
@@ -410,11 +428,16 @@ export class Daemon implements DaemonCore {
     return this.exclusive(() => {
       const last = this.host.applied.load();
       const good = this.config.good?.prepared;
-      return observationOf(this.host.envFor({ claims: last?.claims ?? this.host.claims() }), last, {
-        // the facts the running config was realised with (probed anew when none is followed)
-        facts: good?.facts,
-        warn: (message) => this.host.reporter.report({ type: 'warning', message }),
-      });
+      const rec = observationOf(
+        this.host.envFor({ claims: last?.claims ?? this.host.claims() }),
+        last,
+        {
+          // the facts the running config was realised with (probed anew when none is followed)
+          facts: good?.facts,
+          warn: (message) => this.host.reporter.report({ type: 'warning', message }),
+        },
+      );
+      return rec.then((r) => withRollout(r, this.config.state(this.runs), this.rollout.state()));
     });
   }
 
@@ -569,6 +592,7 @@ export class Daemon implements DaemonCore {
 
   private async reconcileNow(reason: WakeReason, p: Prepared): Promise<RunOutcome> {
     const env = this.host.envFor(p);
+    const upBefore = this.tunnelsUp(p);
     this.runs.begin(reason);
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
@@ -587,6 +611,14 @@ export class Daemon implements DaemonCore {
       // after the run: a list fetched through a tunnel finds it there
       this.lists.follow(p);
       if (ok) this.tunnels.afterRun();
+      if (ok)
+        this.rollout.converged({
+          revision: this.config.state(this.runs)?.revision,
+          source:
+            this.config.good?.prepared === p ? this.config.good : { file: p.file, prepared: p },
+          changes: ctx.plan?.changes.length ?? 0,
+          upBefore,
+        });
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
@@ -688,6 +720,12 @@ export class Daemon implements DaemonCore {
       });
       return undefined;
     }
+  }
+
+  /** the tunnels of `p` up now (tunnel health) */
+  private tunnelsUp(p: Prepared | undefined): Set<string> {
+    const names = Object.keys(p?.config.tunnels ?? {});
+    return new Set(names.filter((t) => this.tunnels.health.stateOf(t) === 'up'));
   }
 
   /** the cgroup subtree of the config followed (the default before there is one) */

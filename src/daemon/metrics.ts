@@ -217,6 +217,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     help: '1 while the checkout holds a commit other than the applied one (a newer commit is invalid or not yet applied).',
     registers,
   });
+  const rejected = new Gauge({
+    name: 'awg_revision_rejected',
+    help: 'A revision of the followed checkout this host rejected: it failed its check after the apply and the host went back to the last good one (1 per rejected revision; the newest 20 are kept).',
+    labelNames: ['rev'],
+    registers,
+  });
   const lastConverged = new Gauge({
     name: 'awg_last_converge_timestamp_seconds',
     help: 'When a run last left the host matching the config (Unix time).',
@@ -289,6 +295,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         configInfo,
         configValid,
         configBehind,
+        rejected,
         lastConverged,
         planChanges,
         updateAvailable,
@@ -307,6 +314,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
             ? 1
             : 0,
         );
+        for (const r of s.config.rejected ?? []) rejected.set({ rev: r.revision }, 1);
         if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
         planChanges.set(s.config.lastPlanChanges);
       }

@@ -96,6 +96,15 @@ export const ProcessLimitDoc = z
   })
   .meta({ id: 'ProcessLimit' });
 
+/** A revision that failed its check after the apply (src/daemon/revision-gate.ts). */
+const RejectedRevisionDoc = z
+  .strictObject({
+    revision: z.string(),
+    reason: z.string().meta({ description: 'what the check found' }),
+    at: z.string().meta({ description: 'when it was rejected (ISO 8601)' }),
+  })
+  .meta({ id: 'RejectedRevision' });
+
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export const ConfigStateDoc = z
   .strictObject({
@@ -123,6 +132,17 @@ export const ConfigStateDoc = z
       description:
         'git commit of the checkout now (differs from revision while a newer commit is invalid)',
     }),
+    rejected: z.array(RejectedRevisionDoc).optional().meta({
+      description:
+        'revisions that failed their check after the apply (docs/fleet.md, "Rollouts"): never applied again on this host; the last good one runs while HEAD is at one',
+    }),
+    verifying: z
+      .strictObject({
+        revision: z.string(),
+        deadline: z.string().meta({ description: 'when the check ends at the latest (ISO 8601)' }),
+      })
+      .optional()
+      .meta({ description: 'the revision being checked after its apply' }),
   })
   .meta({ id: 'ConfigState' });
 

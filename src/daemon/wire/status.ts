@@ -306,6 +306,8 @@ function configStateToWire(c: ConfigState): ConfigState__Output {
     ...opt('lastConverged', c.lastConverged),
     lastPlanChanges: c.lastPlanChanges,
     ...opt('checkoutRevision', c.checkoutRevision),
+    rejected: (c.rejected ?? []).map((r) => ({ ...r })),
+    ...opt('verifying', c.verifying ? { ...c.verifying } : undefined),
   };
 }
 
@@ -319,6 +321,13 @@ function configStateFromWire(c: ConfigState__Output): ConfigState {
     ...opt('lastConverged', c.lastConverged),
     lastPlanChanges: Number(c.lastPlanChanges ?? 0),
     ...opt('checkoutRevision', c.checkoutRevision),
+    ...(c.rejected?.length
+      ? { rejected: c.rejected.map((r) => ({ revision: r.revision, reason: r.reason, at: r.at })) }
+      : {}),
+    ...opt(
+      'verifying',
+      c.verifying ? { revision: c.verifying.revision, deadline: c.verifying.deadline } : undefined,
+    ),
   };
 }
 

@@ -194,9 +194,17 @@ import type {
   ReconcileStarted__Output as _awg_v1_ReconcileStarted__Output,
 } from './awg/v1/ReconcileStarted.js';
 import type {
+  RejectedRevision as _awg_v1_RejectedRevision,
+  RejectedRevision__Output as _awg_v1_RejectedRevision__Output,
+} from './awg/v1/RejectedRevision.js';
+import type {
   Reverted as _awg_v1_Reverted,
   Reverted__Output as _awg_v1_Reverted__Output,
 } from './awg/v1/Reverted.js';
+import type {
+  RevisionRejected as _awg_v1_RevisionRejected,
+  RevisionRejected__Output as _awg_v1_RevisionRejected__Output,
+} from './awg/v1/RevisionRejected.js';
 import type {
   RuleCounter as _awg_v1_RuleCounter,
   RuleCounter__Output as _awg_v1_RuleCounter__Output,
@@ -285,6 +293,10 @@ import type {
   UrlList as _awg_v1_UrlList,
   UrlList__Output as _awg_v1_UrlList__Output,
 } from './awg/v1/UrlList.js';
+import type {
+  VerifyingRevision as _awg_v1_VerifyingRevision,
+  VerifyingRevision__Output as _awg_v1_VerifyingRevision__Output,
+} from './awg/v1/VerifyingRevision.js';
 import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
@@ -382,7 +394,15 @@ export interface ProtoGrpcType {
         _awg_v1_ReconcileStarted,
         _awg_v1_ReconcileStarted__Output
       >;
+      RejectedRevision: MessageTypeDefinition<
+        _awg_v1_RejectedRevision,
+        _awg_v1_RejectedRevision__Output
+      >;
       Reverted: MessageTypeDefinition<_awg_v1_Reverted, _awg_v1_Reverted__Output>;
+      RevisionRejected: MessageTypeDefinition<
+        _awg_v1_RevisionRejected,
+        _awg_v1_RevisionRejected__Output
+      >;
       RuleCounter: MessageTypeDefinition<_awg_v1_RuleCounter, _awg_v1_RuleCounter__Output>;
       RuleSet: MessageTypeDefinition<_awg_v1_RuleSet, _awg_v1_RuleSet__Output>;
       State: EnumTypeDefinition;
@@ -412,6 +432,10 @@ export interface ProtoGrpcType {
       >;
       UpdateStatus: MessageTypeDefinition<_awg_v1_UpdateStatus, _awg_v1_UpdateStatus__Output>;
       UrlList: MessageTypeDefinition<_awg_v1_UrlList, _awg_v1_UrlList__Output>;
+      VerifyingRevision: MessageTypeDefinition<
+        _awg_v1_VerifyingRevision,
+        _awg_v1_VerifyingRevision__Output
+      >;
       WakeReason: EnumTypeDefinition;
       WatchRequest: MessageTypeDefinition<_awg_v1_WatchRequest, _awg_v1_WatchRequest__Output>;
     };

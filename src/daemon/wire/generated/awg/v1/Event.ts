@@ -58,6 +58,10 @@ import type {
   ProfileSwitched as _awg_v1_ProfileSwitched,
   ProfileSwitched__Output as _awg_v1_ProfileSwitched__Output,
 } from '../../awg/v1/ProfileSwitched.js';
+import type {
+  RevisionRejected as _awg_v1_RevisionRejected,
+  RevisionRejected__Output as _awg_v1_RevisionRejected__Output,
+} from '../../awg/v1/RevisionRejected.js';
 
 export interface Event {
   /**
@@ -83,6 +87,7 @@ export interface Event {
   gap?: _awg_v1_Gap | null;
   list?: _awg_v1_ListFetched | null;
   profile?: _awg_v1_ProfileSwitched | null;
+  revisionRejected?: _awg_v1_RevisionRejected | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -98,7 +103,8 @@ export interface Event {
     | 'limit'
     | 'gap'
     | 'list'
-    | 'profile';
+    | 'profile'
+    | 'revisionRejected';
 }
 
 export interface Event__Output {
@@ -125,6 +131,7 @@ export interface Event__Output {
   gap?: _awg_v1_Gap__Output | null;
   list?: _awg_v1_ListFetched__Output | null;
   profile?: _awg_v1_ProfileSwitched__Output | null;
+  revisionRejected?: _awg_v1_RevisionRejected__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -140,5 +147,6 @@ export interface Event__Output {
     | 'limit'
     | 'gap'
     | 'list'
-    | 'profile';
+    | 'profile'
+    | 'revisionRejected';
 }

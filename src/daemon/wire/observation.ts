@@ -19,6 +19,8 @@ export function observationToWire(r: ObservationRecord): ObservationResponse__Ou
     ...opt('lastAppliedJson', json(r.lastApplied)),
     ...opt('factsJson', json(r.facts)),
     ...opt('claimsJson', json(r.claims)),
+    ...opt('revision', r.revision),
+    rejected: (r.rejected ?? []).map((x) => ({ revision: x.revision, reason: x.reason, at: x.at })),
   };
 }
 
@@ -44,6 +46,10 @@ export function observationFromWire(w: ObservationResponse__Output): Observation
     ...(lastApplied !== undefined ? { lastApplied } : {}),
     ...(facts !== undefined ? { facts } : {}),
     ...(claims !== undefined ? { claims } : {}),
+    ...opt('revision', w.revision),
+    ...(w.rejected?.length
+      ? { rejected: w.rejected.map((x) => ({ revision: x.revision, reason: x.reason, at: x.at })) }
+      : {}),
   };
   try {
     return observationFromJson(record, 'Observation');

@@ -233,15 +233,16 @@ export class RevisionWatch {
         failed = `the revert of ${revision} to ${good.revision} failed: ${toAwgError(e).message} (the loop retries toward it)`;
       }
     }
+    // said once the host is back (the event's time); the rejection's time is the check's verdict
+    const at = new Date().toISOString();
     this.o.emit({
       type: 'revision-rejected',
-      at: rejection.at,
+      at,
       revision,
       reason,
       ...(good ? { revertedTo: good.revision } : {}),
     });
-    if (failed)
-      this.o.emit({ type: 'error', at: rejection.at, kind: 'verification', message: failed });
+    if (failed) this.o.emit({ type: 'error', at, kind: 'verification', message: failed });
   }
 
   private save(book: RolloutRecord): void {

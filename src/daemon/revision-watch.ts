@@ -69,7 +69,6 @@ interface Check {
   started: number;
   reached: Set<string>;
   cancel: () => void;
-  trying: boolean;
 }
 
 const defaultTimer: Timer = (ms, fn) => {
@@ -174,7 +173,6 @@ export class RevisionWatch {
       started: this.now(),
       reached: new Set(),
       cancel: () => {},
-      trying: false,
     };
     this.check = check;
     this.schedule(check, 0);

@@ -11,7 +11,7 @@
  * - every host converges the first revision (the baseline) and pings the peer;
  * - a commit with a wrong peer public key: every host applies it, fails the check
  *   (`fleet.verify.within`), reverts to the first revision within the bound, reports it
- *   (status, event-free status fields, `awg_revision_rejected{rev}`, the observation record),
+ *   (`awg status` text and JSON, `awg_revision_rejected{rev}`, the observation record),
  *   and keeps running the good revision while HEAD is at the rejected one; the capture on host
  *   0's underlay sees nothing but WireGuard to the peer's endpoint from the bad commit's pull
  *   until the revert is done (the kill switch stays closed);

@@ -9,7 +9,8 @@
  * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
  * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
  * flow router), the processes limited at run time (limit-book.ts: `awg limit`), the wake
- * sources (wakes.ts) and the status they add up to (status.ts).
+ * sources (wakes.ts), the check of each new revision of a followed checkout after its apply
+ * (revision-watch.ts: revert and reject on failure) and the status they add up to (status.ts).
  *
  * Stop: the host is left as `awg down` would leave it, unless the kill switch is on: then
  * the firewall (and the cgroups it names) stays, so traffic stays blocked until the next

@@ -45,10 +45,11 @@ export interface ConfigFollowerOptions {
   /** said once each time the followed file is found missing (the daemon logs it) */
   waiting?: ((file: string) => void) | undefined;
   /**
-   * a revision of the checkout this host rejected (revision-watch.ts): while HEAD is at it,
+   * a revision of the checkout this host rejected, or one whose files (`content`: their hash,
+   * computed when asked) are those of a rejected one (revision-watch.ts): while HEAD is at it,
    * the last good config runs and the files are not read
    */
-  held?: ((revision: string | undefined) => boolean) | undefined;
+  held?: ((revision: string | undefined, content: () => string) => boolean) | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -134,7 +135,11 @@ export class ConfigFollower {
       return {};
     }
     this.absent = false;
-    if (this.current?.file === file && this.o.held?.(gitRevisionOf(file))) {
+    const good = this.current?.file === file ? this.current : undefined;
+    if (
+      good &&
+      this.o.held?.(gitRevisionOf(file), () => sourcesHash([file, ...good.prepared.sources]))
+    ) {
       this.error = undefined;
       return { source: this.current };
     }

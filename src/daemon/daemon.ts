@@ -210,7 +210,7 @@ export class Daemon implements DaemonCore {
           type: 'info',
           message: waitingMessage(file, this.host.applied.load()?.configFile),
         }),
-      held: (revision) => this.rollout.rejected(revision) !== undefined,
+      held: (revision, content) => this.rollout.holdBack(revision, content),
     });
     this.rollout = new RevisionWatch({
       state: this.host.state,

@@ -21,6 +21,11 @@ export interface RejectedRevision {
   reason: string;
   /** when it was rejected (ISO 8601) */
   at: string;
+  /**
+   * the hash of this host's files at that revision (config-follower.ts sourcesHash): a newer
+   * commit that leaves them so is held back as well. Kept in the state directory only.
+   */
+  content?: string;
 }
 
 /** what the state directory keeps across restarts (key ROLLOUT_STATE_KEY) */
@@ -45,7 +50,8 @@ export function isRolloutRecord(r: unknown): r is RolloutRecord {
         isObject(x) &&
         typeof x.revision === 'string' &&
         typeof x.reason === 'string' &&
-        typeof x.at === 'string',
+        typeof x.at === 'string' &&
+        (x.content === undefined || typeof x.content === 'string'),
     )
   );
 }
@@ -56,6 +62,26 @@ export function rejectionOf(
   revision: string | undefined,
 ): RejectedRevision | undefined {
   return revision === undefined ? undefined : book.rejected.find((r) => r.revision === revision);
+}
+
+/**
+ * Is the checkout at `revision` held back? Its own rejection, else (`content`: the hash of
+ * this host's files now, computed only when asked) the rejection of another revision whose
+ * files for this host were the same: a commit for other hosts does not bring a rejected
+ * change back.
+ */
+export function heldBack(
+  book: RolloutRecord,
+  revision: string | undefined,
+  content: () => string,
+): { rejection: RejectedRevision; same: boolean } | undefined {
+  const own = rejectionOf(book, revision);
+  if (own) return { rejection: own, same: true };
+  if (revision === undefined || !book.rejected.some((r) => r.content !== undefined))
+    return undefined;
+  const hash = content();
+  const like = book.rejected.find((r) => r.content === hash);
+  return like ? { rejection: like, same: false } : undefined;
 }
 
 /** the book with `r` rejected (once; the newest MAX_REJECTED kept) */

@@ -16,9 +16,10 @@ import { verifyOf } from '../config/schema.js';
 import { toAwgError } from '../errors.js';
 import { gitRemoteUrlOf, remoteEndpoint } from '../util/git-remote.js';
 import { checkedRecord, type StateStore } from '../util/state.js';
-import type { Source } from './config-follower.js';
+import { sourcesHash, type Source } from './config-follower.js';
 import type { DaemonEvent } from './core.js';
 import {
+  heldBack,
   isRolloutRecord,
   judge,
   needsVerify,
@@ -65,6 +66,8 @@ interface Check {
   revision: string;
   /** its config: the good one to go back to once it passes */
   source: Source;
+  /** the hash of its files when it converged (a later commit with the same is held back too) */
+  content: string;
   plan: VerifyPlan;
   started: number;
   reached: Set<string>;
@@ -107,9 +110,26 @@ export class RevisionWatch {
     this.connect = o.connect ?? tcpConnect;
   }
 
-  /** the rejection of `revision` (the checkout's HEAD): the daemon holds it back */
+  /** the rejection of `revision` */
   rejected(revision: string | undefined): RejectedRevision | undefined {
     return rejectionOf(this.book, revision);
+  }
+
+  /**
+   * Hold the checkout at `revision` back? Yes when it was rejected, or when this host's files
+   * (`content`: their hash) are those of a rejected revision: that revision is then recorded
+   * as rejected too (for the same reason; status and metrics name it) without being applied.
+   */
+  holdBack(revision: string | undefined, content: () => string): boolean {
+    const h = heldBack(this.book, revision, content);
+    if (!h) return false;
+    if (!h.same && revision !== undefined) {
+      const at = new Date().toISOString();
+      const reason = `this host's files are those of rejected revision ${h.rejection.revision}: ${h.rejection.reason}`;
+      this.save(withRejection(this.book, { ...h.rejection, revision, reason, at }));
+      this.o.emit({ type: 'revision-rejected', at, revision, reason });
+    }
+    return true;
   }
 
   /** what status says: the rejected revisions, and the revision under check with its deadline */
@@ -119,7 +139,15 @@ export class RevisionWatch {
   } {
     const c = this.check;
     return {
-      ...(this.book.rejected.length ? { rejected: [...this.book.rejected] } : {}),
+      ...(this.book.rejected.length
+        ? {
+            rejected: this.book.rejected.map(({ revision, reason, at }) => ({
+              revision,
+              reason,
+              at,
+            })),
+          }
+        : {}),
       ...(c
         ? {
             verifying: {
@@ -169,6 +197,7 @@ export class RevisionWatch {
     const check: Check = {
       revision: o.revision,
       source: o.source,
+      content: sourcesHash([o.source.file, ...o.source.prepared.sources]),
       plan,
       started: this.now(),
       reached: new Set(),
@@ -207,7 +236,7 @@ export class RevisionWatch {
       this.save({ ...this.book, lastGood: c.revision });
       return;
     }
-    await this.reject(c.revision, j.reason);
+    await this.reject(c.revision, j.reason, c.content);
   }
 
   private async tryReach(c: Check): Promise<void> {
@@ -219,8 +248,8 @@ export class RevisionWatch {
     left.forEach((r, i) => answers[i] && c.reached.add(r.label));
   }
 
-  private async reject(revision: string, reason: string): Promise<void> {
-    const rejection: RejectedRevision = { revision, reason, at: new Date().toISOString() };
+  private async reject(revision: string, reason: string, content: string): Promise<void> {
+    const rejection: RejectedRevision = { revision, reason, at: new Date().toISOString(), content };
     this.save(withRejection(this.book, rejection));
     const good = this.good;
     let failed: string | undefined;

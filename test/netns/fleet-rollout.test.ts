@@ -15,6 +15,8 @@
  *   and keeps running the good revision while HEAD is at the rejected one; the capture on host
  *   0's underlay sees nothing but WireGuard to the peer's endpoint from the bad commit's pull
  *   until the revert is done (the kill switch stays closed);
+ * - a commit that leaves the hosts' files as the rejected one had them (another file) is
+ *   rejected too, without being applied;
  * - a fixed commit after it is pulled through the tunnel again, applied and passes the check.
  *
  * Written for the waves of part 2 to extend: HOST_COUNT hosts, one helper per step.
@@ -352,6 +354,27 @@ ${hosts.map((h) => `      - publicKey: "${h.keys.publicKey}"\n        allowedIPs
       const rec = JSON.parse(readFileSync(obs, 'utf8'));
       expect(rec.revision).toBe(baseline);
       expect(rec.rejected.map((x: { revision: string }) => x.revision)).toEqual([bad]);
+    }
+  });
+
+  it("a commit that leaves the hosts' files as the rejected one had them is rejected without an apply", async () => {
+    writeFileSync(join(author, 'README'), 'the peer key rotation is on its way\n');
+    const same = commit('docs only');
+    for (const h of hosts) {
+      const s = await sync(h);
+      expect(s.code, show(s)).toBe(0);
+    }
+    for (const h of hosts) {
+      await eventually(
+        async () =>
+          (await daemonStatus(h)).configState?.rejected?.some((r) => r.revision === same) === true,
+        `host ${h.i} holds ${same} back`,
+        20_000,
+      );
+      const c = (await daemonStatus(h)).configState;
+      expect(c).toMatchObject({ revision: baseline, checkoutRevision: same });
+      expect(c?.verifying).toBeUndefined();
+      expect(await ping(h)).toBe(true);
     }
   });
 

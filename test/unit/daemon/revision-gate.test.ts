@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { FleetVerify } from '../../../src/config/schema-fleet.js';
 import {
+  heldBack,
   isRolloutRecord,
   judge,
   MAX_REJECTED,
@@ -124,11 +125,29 @@ describe('the book of rejected revisions', () => {
     expect(rejectionOf(book, undefined)).toBeUndefined();
     expect(book.lastGood).toBe('a');
   });
+  it('held back: the rejected revision itself, or a newer one whose files here are the same', () => {
+    const book: RolloutRecord = { rejected: [{ ...r('b'), content: 'h-b' }, r('c')] };
+    let asked = 0;
+    const content = (h: string) => () => (asked++, h);
+    expect(heldBack(book, 'b', content('x'))).toEqual({
+      rejection: { ...r('b'), content: 'h-b' },
+      same: true,
+    });
+    expect(asked).toBe(0);
+    expect(heldBack(book, 'd', content('h-b'))?.rejection.revision).toBe('b');
+    expect(heldBack(book, 'd', content('h-b'))?.same).toBe(false);
+    expect(heldBack(book, 'd', content('h-d'))).toBeUndefined();
+    expect(heldBack({ rejected: [r('c')] }, 'd', content('h-b'))).toBeUndefined();
+    expect(heldBack(book, undefined, content('h-b'))).toBeUndefined();
+  });
+
   it('checks the shape of a record read back', () => {
     expect(isRolloutRecord({ rejected: [] })).toBe(true);
     expect(isRolloutRecord({ lastGood: 'a', rejected: [r('b')] })).toBe(true);
     expect(isRolloutRecord({ lastGood: 1, rejected: [] })).toBe(false);
     expect(isRolloutRecord({ rejected: [{ revision: 'b' }] })).toBe(false);
+    expect(isRolloutRecord({ rejected: [{ ...r('b'), content: 'h' }] })).toBe(true);
+    expect(isRolloutRecord({ rejected: [{ ...r('b'), content: 1 }] })).toBe(false);
     expect(isRolloutRecord(null)).toBe(false);
   });
 });

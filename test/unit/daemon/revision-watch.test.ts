@@ -4,7 +4,7 @@
  * replacing the one under check.
  */
 import { describe, expect, it } from 'vitest';
-import type { Source } from '../../../src/daemon/config-follower.js';
+import { sourcesHash, type Source } from '../../../src/daemon/config-follower.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { RevisionWatch, type GoodRevision } from '../../../src/daemon/revision-watch.js';
 import { MemoryStateStore } from '../../../src/util/state.js';
@@ -17,6 +17,7 @@ const src = (name: string, fleet?: unknown): Source =>
         tunnels: { vpn: {} },
         fleet: fleet ?? { verify: { within: '10s', tunnels: 'all', reach: ['tcp:10.0.0.1:9418'] } },
       },
+      sources: [],
     },
   }) as unknown as Source;
 
@@ -142,6 +143,35 @@ describe('RevisionWatch', () => {
     await r.advance(1_500);
     expect(r.events.map((e) => e.type === 'revision-rejected' && e.revision)).toEqual(['c']);
     expect(r.reverts[0]?.revision).toBe('a');
+  });
+
+  it('a newer commit whose files here are the rejected ones is held back and rejected too, never applied', async () => {
+    const r = rig();
+    converged(r.w, 'a', src('a'));
+    const bad = src('b');
+    converged(r.w, 'b', bad);
+    r.up.clear();
+    await r.advance(10_500);
+    expect(r.reverts.map((x) => x.revision)).toEqual(['a']);
+    const same = sourcesHash([bad.file, ...bad.prepared.sources]);
+    expect(r.w.holdBack('b', () => 'unused')).toBe(true);
+    expect(r.w.holdBack('c', () => same)).toBe(true);
+    expect(r.w.holdBack('d', () => 'other files')).toBe(false);
+    expect(r.w.state().rejected?.map((x) => x.revision)).toEqual(['b', 'c']);
+    expect(r.w.rejected('c')?.reason).toMatch(
+      /^this host's files are those of rejected revision b: tunnel/,
+    );
+    expect(
+      r.events.map((e) => e.type === 'revision-rejected' && [e.revision, e.revertedTo]),
+    ).toEqual([
+      ['b', 'a'],
+      ['c', undefined],
+    ]);
+    // the content hash stays in the state directory, out of the status
+    expect(Object.keys(r.w.state().rejected![0]!)).toEqual(['revision', 'reason', 'at']);
+    expect(
+      (r.state.get('rollout') as { rejected: { content?: string }[] }).rejected[0]?.content,
+    ).toBe(same);
   });
 
   it('a run that changed nothing needs no check', async () => {

@@ -183,6 +183,10 @@ export type KillSwitch =
       allowLan?: boolean;
     };
 /**
+ * `git`: the host and port of the followed checkout's remote (ssh://, user@host:path, https://, git://; a file:// or local remote is not checked). `tcp:host:port`: a TCP connect to it. The daemon connects as an ordinary process: the connection follows the config's rules and kill switch, as the next pull would.
+ */
+export type ReachTarget = string;
+/**
  * A host applies a new revision only when its wave is due (docs/fleet.md). A host's wave is the first that selects it; the last wave must take every host left.
  *
  * @minItems 1
@@ -1029,11 +1033,29 @@ export interface OverlayWhen {
   os?: 'linux' | 'darwin';
 }
 /**
- * How new revisions of a followed repository reach this host (docs/fleet.md "The rollout model"). Only the daemon following a git checkout acts on it.
+ * How a host following a repository takes a new revision (docs/fleet.md, "Rollouts" and "The rollout model"): when its wave lets it (waves, halt) and the check after the apply (verify). Only the daemon following a git checkout acts on it; without `fleet:`, the defaults apply.
  */
 export interface Fleet {
+  verify?: FleetVerify;
   waves?: Waves;
   halt?: Halt;
+}
+/**
+ * The health check of a new revision after its apply (only when the daemon follows a config in a git checkout).
+ */
+export interface FleetVerify {
+  /**
+   * How long a new revision has to pass the check after it converged (1s to 1h). Failing it reverts to the last good revision.
+   */
+  within?: Duration;
+  /**
+   * `all`: every tunnel of the new revision that was up before the apply must be up again. A list: these tunnels must be up (each must be a tunnel of the config).
+   */
+  tunnels?: 'all' | string[];
+  /**
+   * Targets that must answer a TCP connect. Default `[git]`: the repository the next fix comes from stays reachable. `[]`: no reach check.
+   */
+  reach?: ReachTarget[];
 }
 /**
  * A step of a rollout: the hosts it takes (the first wave in order that selects a host is its wave) and when it is due.

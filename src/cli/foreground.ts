@@ -86,6 +86,8 @@ function eventText(e: DaemonEvent): string {
       return `reverted: ${e.reason}`;
     case 'rollout':
       return `revision ${e.revision.slice(0, 12)}: ${e.message}`;
+    case 'revision-rejected':
+      return `revision ${e.revision} rejected: ${e.reason}${e.revertedTo ? `; back on ${e.revertedTo}` : ''}`;
     case 'error':
       return `error [${e.kind}]: ${e.message}`;
     case 'list':

@@ -47,6 +47,7 @@ export {
   WireguardTunnel,
 } from './schema-tunnels.js';
 export type { ProxyTunnel, WgLikeTunnel } from './schema-tunnels.js';
+export { Fleet, FleetVerify, verifyOf } from './schema-fleet.js';
 export { Duration, Fallback, FALLBACKS, ListFormat, ListRef, Match, Rule } from './schema-rules.js';
 
 export const CONFIG_VERSION = 1;

@@ -17,6 +17,7 @@ import {
 import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { checkHealth } from './semantic-health.js';
+import { checkFleet } from './semantic-fleet.js';
 import { parseTagString } from './tags.js';
 import { parseInlineDestinations } from './lists.js';
 import { matchedInPlace } from './schema-rules.js';
@@ -148,6 +149,7 @@ export function checkSemantics(c: Config): Finding[] {
 
   checkLimits(c, err);
   warnTcpOnlyRules(c, warn);
+  checkFleet(c.fleet, names, err, warn);
 
   // Addresses: no overlap between tunnels; unique listen ports and table/fwmark overrides.
   const addrOwners: { tunnel: string; idx: number; cidr: string }[] = [];

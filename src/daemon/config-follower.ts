@@ -51,6 +51,12 @@ export interface ConfigFollowerOptions {
    */
   admit?:
     ((c: { file: string; prepared: Prepared; revision: string }) => Promise<boolean>) | undefined;
+  /**
+   * a revision of the checkout this host rejected, or one whose files (`content`: their hash,
+   * computed when asked) are those of a rejected one (revision-watch.ts): while HEAD is at it,
+   * the last good config runs and the files are not read
+   */
+  held?: ((revision: string | undefined, content: () => string) => boolean) | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -97,14 +103,18 @@ export class ConfigFollower {
     return this.o.read(file, api);
   }
 
-  /** Follow `file`, read good as `prepared` (an API apply, a revert to the one before). */
-  follow(file: string, prepared: Prepared): void {
+  /**
+   * Follow `file`, read good as `prepared` (an API apply, a revert to the one before);
+   * `revision`: the commit it was read at, when that is not the checkout's now (a rejected
+   * revision's revert: its files on disk are no longer the ones it was read from).
+   */
+  follow(file: string, prepared: Prepared, revision?: string): void {
     this.path = file;
     this.absent = false;
     this.current = { file, prepared };
     this.error = undefined;
-    this.goodRevision = gitRevisionOf(file);
-    this.goodHash = sourcesHash([file, ...prepared.sources]);
+    this.goodRevision = revision ?? gitRevisionOf(file);
+    this.goodHash = revision === undefined ? sourcesHash([file, ...prepared.sources]) : undefined;
     this.seenHash = undefined;
     this.o.watch([...(prepared.sources.length ? prepared.sources : [file]), ...gitHeadFiles(file)]);
   }
@@ -132,6 +142,14 @@ export class ConfigFollower {
       return {};
     }
     this.absent = false;
+    const good = this.current?.file === file ? this.current : undefined;
+    if (
+      good &&
+      this.o.held?.(gitRevisionOf(file), () => sourcesHash([file, ...good.prepared.sources]))
+    ) {
+      this.error = undefined;
+      return { source: this.current };
+    }
     // the config and the overlay files the last good load applied: an edit of either is a change
     const hashed = [file, ...(this.current?.file === file ? this.current.prepared.sources : [])];
     const hash = sourcesHash(hashed);

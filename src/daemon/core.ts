@@ -112,6 +112,11 @@ export type DaemonEvent =
     }
   | { type: 'confirm-pending'; at: string; deadline: string }
   | { type: 'reverted'; at: string; reason: string }
+  /**
+   * a revision of the followed checkout failed its check after the apply (revision-watch.ts):
+   * rejected for good on this host and, with `revertedTo`, the host is back on that revision
+   */
+  | { type: 'revision-rejected'; at: string; revision: string; reason: string; revertedTo?: string }
   | { type: 'error'; at: string; kind: string; message: string }
   /**
    * Events were lost before the next one: a subscriber resumed after a cursor the replay buffer

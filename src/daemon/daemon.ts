@@ -9,7 +9,8 @@
  * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
  * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
  * flow router), the processes limited at run time (limit-book.ts: `awg limit`), the wake
- * sources (wakes.ts) and the status they add up to (status.ts).
+ * sources (wakes.ts), the check of each new revision of a followed checkout after its apply
+ * (revision-watch.ts: revert and reject on failure) and the status they add up to (status.ts).
  *
  * Stop: the host is left as `awg down` would leave it, unless the kill switch is on: then
  * the firewall (and the cgroups it names) stays, so traffic stays blocked until the next
@@ -27,7 +28,7 @@ import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
-import { observationOf } from '../pipeline/observation.js';
+import { observationOf, withRollout } from '../pipeline/observation.js';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { FirewallSpec } from '../model/resources.js';
 import { cgroupSetsOfRuleset } from '../resources/firewall/cgroup-sets.js';
@@ -55,6 +56,7 @@ import type {
   LimitInfo,
   LimitRequest,
   LimitResponse,
+  ConfigState,
   ObservationRecord,
   ProcessInfo,
   StatusResponse,
@@ -74,6 +76,7 @@ import { DnsStubHost, firewallChanged, stubConfigOf } from './dns-stub-host.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
+import { RevisionWatch } from './revision-watch.js';
 import { assembleStatus } from './status.js';
 import { Tunnels } from './tunnels.js';
 import { UpdateWatch } from './update-watch.js';
@@ -98,6 +101,8 @@ export class Daemon implements DaemonCore {
   private readonly dnsStub = new DnsStubHost();
   private readonly lists: ListsHost;
   private readonly updates: UpdateWatch | undefined;
+  /** the check of a new revision after its apply (revision-watch.ts) */
+  private readonly verify: RevisionWatch;
   private cgroupSets: CgroupSetKeeper | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Diffs queued and not started, by config file (diff()) */
@@ -212,6 +217,20 @@ export class Daemon implements DaemonCore {
           type: 'info',
           message: waitingMessage(file, this.host.applied.load()?.configFile),
         }),
+      held: (revision, content) => this.verify.holdBack(revision, content),
+    });
+    this.verify = new RevisionWatch({
+      state: this.host.state,
+      emit,
+      up: () => this.tunnelsUp(this.config.good?.prepared),
+      revert: (to) =>
+        this.exclusive(async () => {
+          this.config.follow(to.source.file, to.source.prepared, to.revision);
+          const r = await this.reconcileNow('revision-rejected', to.source.prepared);
+          if (!isConverged(r.outcome))
+            throw r.error ?? new AwgError('driver', `the run ended ${r.outcome}`);
+        }),
+      ...(opts.verify ?? {}),
     });
   }
 
@@ -263,6 +282,7 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
+    this.rollout.close();
     this.tunnels.stopHealth();
     this.feed.close();
     this.topFeed.close();
@@ -271,7 +291,7 @@ export class Daemon implements DaemonCore {
     this.loop?.stop();
     await this.wakes?.close();
     this.confirmWindow.close();
-    this.rollout.close();
+    this.verify.close();
     this.limits.close();
     this.lists.close();
     this.updates?.close();
@@ -390,9 +410,15 @@ export class Daemon implements DaemonCore {
     return run;
   }
 
+  /** what status says of the config: the follower's, the rollout gate's hold, the after-apply check */
+  private configState(): ConfigState | undefined {
+    const c = this.rollout.stateOf(this.config.state(this.runs));
+    return c && { ...c, ...this.verify.state() };
+  }
+
   async status(): Promise<StatusResponse> {
     const s = await assembleStatus({
-      config: this.rollout.stateOf(this.config.state(this.runs)),
+      config: this.configState(),
       configPath: this.config.file,
       configured: Boolean(this.config.good || (this.config.file && !this.config.waiting)),
       running: this.runs.runningFor,
@@ -427,8 +453,10 @@ export class Daemon implements DaemonCore {
           warn: (message) => this.host.reporter.report({ type: 'warning', message }),
         },
       );
-      const rollout = rolloutRecordOf(this.rollout.stateOf(this.config.state(this.runs)));
-      return rollout ? { ...r, rollout } : r;
+      const state = this.configState();
+      const rec = withRollout(r, state, this.verify.state());
+      const rollout = rolloutRecordOf(state);
+      return rollout ? { ...rec, rollout } : rec;
     });
   }
 
@@ -584,6 +612,7 @@ export class Daemon implements DaemonCore {
 
   private async reconcileNow(reason: WakeReason, p: Prepared): Promise<RunOutcome> {
     const env = this.host.envFor(p);
+    const upBefore = this.tunnelsUp(p);
     this.runs.begin(reason);
     try {
       await this.tunnels.beforeRun(p, applyContextOf(env));
@@ -602,6 +631,14 @@ export class Daemon implements DaemonCore {
       // after the run: a list fetched through a tunnel finds it there
       this.lists.follow(p);
       if (ok) this.tunnels.afterRun();
+      if (ok)
+        this.verify.converged({
+          revision: this.config.state(this.runs)?.revision,
+          source:
+            this.config.good?.prepared === p ? this.config.good : { file: p.file, prepared: p },
+          changes: ctx.plan?.changes.length ?? 0,
+          upBefore,
+        });
       if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
@@ -703,6 +740,12 @@ export class Daemon implements DaemonCore {
       });
       return undefined;
     }
+  }
+
+  /** the tunnels of `p` up now (tunnel health) */
+  private tunnelsUp(p: Prepared | undefined): Set<string> {
+    const names = Object.keys(p?.config.tunnels ?? {});
+    return new Set(names.filter((t) => this.tunnels.health.stateOf(t) === 'up'));
   }
 
   /** the cgroup subtree of the config followed (the default before there is one) */

@@ -229,6 +229,12 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['revision', 'wave'],
     registers,
   });
+  const rejected = new Gauge({
+    name: 'awg_revision_rejected',
+    help: 'A revision of the followed checkout this host rejected: it failed its check after the apply and the host went back to the last good one (1 per rejected revision; the newest 20 are kept).',
+    labelNames: ['rev'],
+    registers,
+  });
   const lastConverged = new Gauge({
     name: 'awg_last_converge_timestamp_seconds',
     help: 'When a run last left the host matching the config (Unix time).',
@@ -303,6 +309,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         configBehind,
         rolloutWaiting,
         rolloutDue,
+        rejected,
         lastConverged,
         planChanges,
         updateAvailable,
@@ -327,6 +334,7 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
           rolloutWaiting.set({ revision: r.revision, wave, state: r.state }, 1);
           if (r.dueAt) rolloutDue.set({ revision: r.revision, wave }, Date.parse(r.dueAt) / 1000);
         }
+        for (const r of s.config.rejected ?? []) rejected.set({ rev: r.revision }, 1);
         if (s.config.lastConverged) lastConverged.set(Date.parse(s.config.lastConverged) / 1000);
         planChanges.set(s.config.lastPlanChanges);
       }

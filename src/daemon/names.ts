@@ -27,6 +27,7 @@ export const WAKE_REASONS = [
   'limit',
   'system',
   'lists',
+  'revision-rejected',
 ] as const;
 export type WakeReason = (typeof WAKE_REASONS)[number];
 

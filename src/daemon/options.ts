@@ -2,6 +2,7 @@
  * How a daemon core is made (DaemonOptions): what `awg daemon` and `awg up` pass, and what
  * tests inject in place of this host's platform, drivers, engines and processes.
  */
+import type { RevisionWatchOptions } from './revision-watch.js';
 import type { ListsHostOptions } from './lists-host.js';
 import type { LearnedFact } from '../model/explain.js';
 import type { ProcSubject } from '../procs/explain.js';
@@ -75,6 +76,8 @@ export interface DaemonOptions {
   facts?: HostFacts;
   /** confirm-timeout timer; default setTimeout */
   timer?: Timer;
+  /** the after-apply check's connect, timer and clock (revision-watch.ts) */
+  verify?: Pick<RevisionWatchOptions, 'connect' | 'timer' | 'now'>;
   /**
    * The process watcher for path rules: an `awg placer` child at SCHED_FIFO, given
    * AWG_PROC_CONNECTOR_FD or a connector socket of our own (LISTEN works only from the

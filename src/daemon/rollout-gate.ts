@@ -246,6 +246,7 @@ export function rolloutRecordOf(c: ConfigState | undefined): RolloutRecord | und
           },
         }
       : {}),
+    ...(c.rejected?.length ? { rejected: c.rejected.map((r) => r.revision) } : {}),
   };
 }
 

@@ -114,6 +114,14 @@ export const RolloutStateDoc = z
     message: z.string().meta({ description: 'e.g. "waiting for wave 2 (wave-2) at …"' }),
   })
   .meta({ id: 'RolloutState' });
+/** A revision that failed its check after the apply (src/daemon/revision-gate.ts). */
+const RejectedRevisionDoc = z
+  .strictObject({
+    revision: z.string(),
+    reason: z.string().meta({ description: 'what the check found' }),
+    at: z.string().meta({ description: 'when it was rejected (ISO 8601)' }),
+  })
+  .meta({ id: 'RejectedRevision' });
 
 /** What the daemon follows (fleet: the revision it runs and whether the newest one is valid). */
 export const ConfigStateDoc = z
@@ -143,6 +151,17 @@ export const ConfigStateDoc = z
         'git commit of the checkout now (differs from revision while a newer commit is invalid)',
     }),
     rollout: RolloutStateDoc.optional(),
+    rejected: z.array(RejectedRevisionDoc).optional().meta({
+      description:
+        'revisions that failed their check after the apply (docs/fleet.md, "Rollouts"): never applied again on this host; the last good one runs while HEAD is at one',
+    }),
+    verifying: z
+      .strictObject({
+        revision: z.string(),
+        deadline: z.string().meta({ description: 'when the check ends at the latest (ISO 8601)' }),
+      })
+      .optional()
+      .meta({ description: 'the revision being checked after its apply' }),
   })
   .meta({ id: 'ConfigState' });
 

@@ -41,6 +41,10 @@ export interface ObservationRecord {
   claims?: Claims;
   /** where the host stands in a fleet rollout (a daemon following a checkout): `awg fleet status` */
   rollout?: RolloutRecord;
+  /** a daemon following a checkout: the commit of the config it runs */
+  revision?: string;
+  /** a daemon following a checkout: the revisions it rejected after their apply (docs/fleet.md, "Rollouts") */
+  rejected?: { revision: string; reason: string; at: string }[];
 }
 
 /** A host's place in a rollout, as its daemon reports it (docs/fleet.md). */
@@ -127,6 +131,17 @@ export const ObservationDocument = z
       .optional()
       .meta({ description: 'the identifiers the last apply claimed' }),
     rollout: RolloutRecordDoc.optional(),
+    revision: z
+      .string()
+      .optional()
+      .meta({ description: 'a daemon following a checkout: the commit of the config it runs' }),
+    rejected: z
+      .array(z.looseObject({ revision: z.string(), reason: z.string(), at: z.string() }))
+      .optional()
+      .meta({
+        description:
+          'a daemon following a checkout: the revisions it rejected after their apply, with why (docs/fleet.md, "Rollouts")',
+      }),
   })
   .meta({
     id: 'ObservationRecord',
@@ -311,4 +326,17 @@ export async function observationOf(
     ...(facts ? { facts } : {}),
     ...(last?.selection ? { host: last.selection.host } : {}),
   });
+}
+
+/** The record with what a daemon following a checkout adds: the revision it runs and those it rejected. */
+export function withRollout(
+  r: ObservationRecord,
+  config: { revision?: string | undefined } | undefined,
+  rollout: { rejected?: { revision: string; reason: string; at: string }[] | undefined },
+): ObservationRecord {
+  return {
+    ...r,
+    ...(config?.revision ? { revision: config.revision } : {}),
+    ...(rollout.rejected?.length ? { rejected: rollout.rejected.map((x) => ({ ...x })) } : {}),
+  };
 }

@@ -16,7 +16,7 @@ const read = (p: string): string | undefined => {
   }
 };
 
-function gitDirOf(start: string): string | undefined {
+export function gitDirOf(start: string): string | undefined {
   for (let dir = resolve(start); ; dir = dirname(dir)) {
     const dotgit = join(dir, '.git');
     try {

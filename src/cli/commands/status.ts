@@ -244,6 +244,17 @@ function statusLines(s: StatusResponse): string[] {
     if (c.rollout) out.push(`rollout: revision ${rev(c.rollout.revision)} ${c.rollout.message}`);
     if (c.error) out.push(`config error: ${c.error}`);
     if (c.sources && c.sources.length > 1) out.push(`overlays: ${c.sources.slice(1).join(', ')}`);
+    if (c.verifying)
+      out.push(
+        `revision ${rev(c.verifying.revision)}: checking after the apply until ${c.verifying.deadline} (reverted if it fails)`,
+      );
+    const held = c.rejected?.find((r) => r.revision === c.checkoutRevision);
+    if (held)
+      out.push(
+        `revision ${rev(held.revision)} REJECTED at ${held.at}: ${held.reason}; revision ${rev(c.revision)} keeps running until a newer commit`,
+      );
+    const older = (c.rejected ?? []).filter((r) => r !== held).length;
+    if (older) out.push(`rejected before: ${older} revision(s) (awg status --json lists them)`);
   }
   if (s.lastReconcile?.error)
     out.push(`error [${s.lastReconcile.error.kind}]: ${s.lastReconcile.error.message}`);

@@ -89,6 +89,15 @@ function eventBody(e: DaemonEvent): Omit<Event__Output, 'id'> {
       return { at: e.at, confirmPending: { deadline: e.deadline } };
     case 'reverted':
       return { at: e.at, reverted: { reason: e.reason } };
+    case 'revision-rejected':
+      return {
+        at: e.at,
+        revisionRejected: {
+          revision: e.revision,
+          reason: e.reason,
+          ...opt('revertedTo', e.revertedTo),
+        },
+      };
     case 'error':
       return { at: e.at, error: { kind: e.kind, message: e.message } };
     case 'traffic':
@@ -165,6 +174,16 @@ export function eventFromWire(w: Event__Output): DaemonEvent | undefined {
     return { type: 'handshake', at, tunnel: w.handshake.tunnel, peer: w.handshake.peer };
   if (w.confirmPending) return { type: 'confirm-pending', at, deadline: w.confirmPending.deadline };
   if (w.reverted) return { type: 'reverted', at, reason: w.reverted.reason };
+  if (w.revisionRejected) {
+    const r = w.revisionRejected;
+    return {
+      type: 'revision-rejected',
+      at,
+      revision: r.revision,
+      reason: r.reason,
+      ...opt('revertedTo', r.revertedTo),
+    };
+  }
   if (w.error) return { type: 'error', at, kind: w.error.kind, message: w.error.message };
   if (w.gap) return { type: 'gap', at, after: w.gap.after, reason: w.gap.reason };
   if (w.traffic)

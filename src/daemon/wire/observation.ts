@@ -20,6 +20,8 @@ export function observationToWire(r: ObservationRecord): ObservationResponse__Ou
     ...opt('factsJson', json(r.facts)),
     ...opt('claimsJson', json(r.claims)),
     ...opt('rolloutJson', json(r.rollout)),
+    ...opt('revision', r.revision),
+    rejected: (r.rejected ?? []).map((x) => ({ revision: x.revision, reason: x.reason, at: x.at })),
   };
 }
 
@@ -47,6 +49,10 @@ export function observationFromWire(w: ObservationResponse__Output): Observation
     ...(facts !== undefined ? { facts } : {}),
     ...(claims !== undefined ? { claims } : {}),
     ...(rollout !== undefined ? { rollout } : {}),
+    ...opt('revision', w.revision),
+    ...(w.rejected?.length
+      ? { rejected: w.rejected.map((x) => ({ revision: x.revision, reason: x.reason, at: x.at })) }
+      : {}),
   };
   try {
     return observationFromJson(record, 'Observation');

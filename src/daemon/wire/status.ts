@@ -343,6 +343,8 @@ function configStateToWire(c: ConfigState): ConfigState__Output {
           }
         : undefined,
     ),
+    rejected: (c.rejected ?? []).map((r) => ({ ...r })),
+    ...opt('verifying', c.verifying ? { ...c.verifying } : undefined),
   };
 }
 
@@ -356,6 +358,13 @@ function configStateFromWire(c: ConfigState__Output): ConfigState {
     ...opt('lastConverged', c.lastConverged),
     lastPlanChanges: Number(c.lastPlanChanges ?? 0),
     ...opt('checkoutRevision', c.checkoutRevision),
+    ...(c.rejected?.length
+      ? { rejected: c.rejected.map((r) => ({ revision: r.revision, reason: r.reason, at: r.at })) }
+      : {}),
+    ...opt(
+      'verifying',
+      c.verifying ? { revision: c.verifying.revision, deadline: c.verifying.deadline } : undefined,
+    ),
     ...opt('rollout', c.rollout ? rolloutFromWire(c.rollout) : undefined),
   };
 }

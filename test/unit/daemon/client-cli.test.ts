@@ -155,6 +155,14 @@ describe('awg status through the daemon', () => {
         host: 'a',
         lastConverged: '2026-11-22T05:00:00.000Z',
         lastPlanChanges: 0,
+        rejected: [
+          {
+            revision: 'b'.repeat(40),
+            reason: 'tunnel(s) vpn not up within 60s of the apply',
+            at: '2026-11-22T04:00:00.000Z',
+          },
+        ],
+        verifying: { revision: 'c'.repeat(40), deadline: '2026-11-22T05:01:00.000Z' },
       },
       placement: {
         state: 'active',
@@ -176,7 +184,7 @@ describe('awg status through the daemon', () => {
     expect(ajv.validate(schema, JSON.parse(j.out)), JSON.stringify(ajv.errors)).toBe(true);
     const t = await awg('status', '--socket', socket);
     expect(t.out).toContain(
-      `config: INVALID (the last good config keeps running), revision ${'a'.repeat(12)}, checkout at ${'b'.repeat(12)}, host a, converged 2026-11-22T05:00:00.000Z\nconfig error: hosts/a.yaml:3:5: bad\noverlays: /r/hosts/a.yaml\n`,
+      `config: INVALID (the last good config keeps running), revision ${'a'.repeat(12)}, checkout at ${'b'.repeat(12)}, host a, converged 2026-11-22T05:00:00.000Z\nconfig error: hosts/a.yaml:3:5: bad\noverlays: /r/hosts/a.yaml\nrevision ${'c'.repeat(12)}: checking after the apply until 2026-11-22T05:01:00.000Z (reverted if it fails)\nrevision ${'b'.repeat(12)} REJECTED at 2026-11-22T04:00:00.000Z: tunnel(s) vpn not up within 60s of the apply; revision ${'a'.repeat(12)} keeps running until a newer commit\n`,
     );
   });
 

@@ -46,10 +46,13 @@ describe('config follower', () => {
   };
 
   // `file: undefined` follows no file; leaving `file` out follows the test's file
-  function follower(o: { file?: string | undefined; host?: string } = {}): ConfigFollower {
+  function follower(
+    o: { file?: string | undefined; host?: string; held?: (r?: string) => boolean } = {},
+  ): ConfigFollower {
     return new ConfigFollower({
       ...('file' in o ? { file: o.file } : { file }),
       ...(o.host ? { host: o.host } : {}),
+      ...(o.held ? { held: o.held } : {}),
       read,
       emit: (e) => events.push(e),
       watch: (files) => watched.push(files),
@@ -184,6 +187,35 @@ describe('config follower', () => {
       checkoutRevision: SHA_C,
       valid: false,
     });
+  });
+
+  it('a rejected revision at HEAD is not read: the good one runs, at the revision it was read at', async () => {
+    mkdirSync(join(dir, '.git'));
+    const head = (sha: string) => writeFileSync(join(dir, '.git', 'HEAD'), `${sha}\n`);
+    head(SHA_A);
+    const rejected = new Set<string>();
+    const c = follower({ held: (r) => r !== undefined && rejected.has(r) });
+    const good = (await c.reload()).source;
+    // B converged, failed its check and was reverted: A's config followed again, as read at A
+    head(SHA_B);
+    writeFileSync(file, 'good 2');
+    await c.reload();
+    rejected.add(SHA_B);
+    c.follow(file, good!.prepared, SHA_A);
+    const n = reads.length;
+    expect((await c.reload()).source).toBe(c.good);
+    expect(c.good?.prepared).toBe(good!.prepared);
+    expect(reads.length).toBe(n);
+    expect(c.state({ lastPlanChanges: 0 })).toMatchObject({
+      revision: SHA_A,
+      checkoutRevision: SHA_B,
+      valid: true,
+    });
+    // a newer commit is read as any other
+    head(SHA_C);
+    await c.reload();
+    expect(reads.length).toBe(n + 1);
+    expect(c.state({ lastPlanChanges: 0 })).toMatchObject({ revision: SHA_C });
   });
 
   it('sourcesHash: path and content; an unreadable file by its error', () => {

@@ -31,6 +31,29 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 const line = (text: string, prefix: string) => text.split('\n').find((l) => l.startsWith(prefix));
 
 describe('Prometheus metrics', () => {
+  it('awg_revision_rejected: 1 per revision the host rejected after its apply, beside behind', async () => {
+    const core = new FakeCore();
+    core.statusValue = {
+      ...core.statusValue,
+      config: {
+        revision: 'a'.repeat(40),
+        checkoutRevision: 'b'.repeat(40),
+        valid: true,
+        lastPlanChanges: 0,
+        rejected: [
+          { revision: 'c'.repeat(40), reason: 'x', at: '2026-11-22T03:00:00.000Z' },
+          { revision: 'b'.repeat(40), reason: 'y', at: '2026-11-22T04:00:00.000Z' },
+        ],
+      },
+    };
+    const t = await createMetrics(core).render();
+    expect(t.split('\n').filter((l) => l.startsWith('awg_revision_rejected{'))).toEqual([
+      `awg_revision_rejected{rev="${'c'.repeat(40)}"} 1`,
+      `awg_revision_rejected{rev="${'b'.repeat(40)}"} 1`,
+    ]);
+    expect(line(t, 'awg_config_behind ')).toBe('awg_config_behind 1');
+  });
+
   it('counts reconciles and durations by outcome, drift found/repaired, errors by kind, from events', async () => {
     const core = new FakeCore();
     const m = createMetrics(core);

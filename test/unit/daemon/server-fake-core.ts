@@ -232,6 +232,10 @@ export function sampleObservation(): ObservationRecord {
       linkPrefix: 'awg-',
       cgroupRoot: 'awg',
     },
+    revision: 'a'.repeat(40),
+    rejected: [
+      { revision: 'b'.repeat(40), reason: 'tunnel(s) work not up', at: '2026-11-22T04:00:00.000Z' },
+    ],
   };
 }
 
@@ -385,6 +389,20 @@ export const ALL_EVENTS: DaemonEvent[] = [
     error: 'HTTP 503',
     refused: true,
   },
+  {
+    type: 'revision-rejected',
+    at: '2026-11-22T05:00:00.000Z',
+    revision: 'b'.repeat(40),
+    reason: 'tunnel(s) work not up within 60s of the apply',
+    revertedTo: 'a'.repeat(40),
+  },
+  {
+    type: 'revision-rejected',
+    at: '2026-11-22T05:00:00.000Z',
+    revision: 'c'.repeat(40),
+    reason: 'git (192.0.2.9:22) not reached within 60s of the apply',
+  },
+  { type: 'reconcile-started', at: '2026-11-22T05:00:00.000Z', reason: 'revision-rejected' },
 ];
 
 /** a monitor document with a process, a rule, a tunnel, a limit and a connection */

@@ -202,9 +202,17 @@ import type {
   ReconcileStarted__Output as _awg_v1_ReconcileStarted__Output,
 } from './awg/v1/ReconcileStarted.js';
 import type {
+  RejectedRevision as _awg_v1_RejectedRevision,
+  RejectedRevision__Output as _awg_v1_RejectedRevision__Output,
+} from './awg/v1/RejectedRevision.js';
+import type {
   Reverted as _awg_v1_Reverted,
   Reverted__Output as _awg_v1_Reverted__Output,
 } from './awg/v1/Reverted.js';
+import type {
+  RevisionRejected as _awg_v1_RevisionRejected,
+  RevisionRejected__Output as _awg_v1_RevisionRejected__Output,
+} from './awg/v1/RevisionRejected.js';
 import type {
   RolloutHeld as _awg_v1_RolloutHeld,
   RolloutHeld__Output as _awg_v1_RolloutHeld__Output,
@@ -306,6 +314,10 @@ import type {
   UrlList__Output as _awg_v1_UrlList__Output,
 } from './awg/v1/UrlList.js';
 import type {
+  VerifyingRevision as _awg_v1_VerifyingRevision,
+  VerifyingRevision__Output as _awg_v1_VerifyingRevision__Output,
+} from './awg/v1/VerifyingRevision.js';
+import type {
   WatchRequest as _awg_v1_WatchRequest,
   WatchRequest__Output as _awg_v1_WatchRequest__Output,
 } from './awg/v1/WatchRequest.js';
@@ -404,7 +416,15 @@ export interface ProtoGrpcType {
         _awg_v1_ReconcileStarted,
         _awg_v1_ReconcileStarted__Output
       >;
+      RejectedRevision: MessageTypeDefinition<
+        _awg_v1_RejectedRevision,
+        _awg_v1_RejectedRevision__Output
+      >;
       Reverted: MessageTypeDefinition<_awg_v1_Reverted, _awg_v1_Reverted__Output>;
+      RevisionRejected: MessageTypeDefinition<
+        _awg_v1_RevisionRejected,
+        _awg_v1_RevisionRejected__Output
+      >;
       RolloutHeld: MessageTypeDefinition<_awg_v1_RolloutHeld, _awg_v1_RolloutHeld__Output>;
       RolloutState: MessageTypeDefinition<_awg_v1_RolloutState, _awg_v1_RolloutState__Output>;
       RuleCounter: MessageTypeDefinition<_awg_v1_RuleCounter, _awg_v1_RuleCounter__Output>;
@@ -437,6 +457,10 @@ export interface ProtoGrpcType {
       >;
       UpdateStatus: MessageTypeDefinition<_awg_v1_UpdateStatus, _awg_v1_UpdateStatus__Output>;
       UrlList: MessageTypeDefinition<_awg_v1_UrlList, _awg_v1_UrlList__Output>;
+      VerifyingRevision: MessageTypeDefinition<
+        _awg_v1_VerifyingRevision,
+        _awg_v1_VerifyingRevision__Output
+      >;
       WakeReason: EnumTypeDefinition;
       WatchRequest: MessageTypeDefinition<_awg_v1_WatchRequest, _awg_v1_WatchRequest__Output>;
     };

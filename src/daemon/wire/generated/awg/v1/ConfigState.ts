@@ -2,6 +2,14 @@
 // Original file: proto/awg.proto
 
 import type {
+  RejectedRevision as _awg_v1_RejectedRevision,
+  RejectedRevision__Output as _awg_v1_RejectedRevision__Output,
+} from '../../awg/v1/RejectedRevision.js';
+import type {
+  VerifyingRevision as _awg_v1_VerifyingRevision,
+  VerifyingRevision__Output as _awg_v1_VerifyingRevision__Output,
+} from '../../awg/v1/VerifyingRevision.js';
+import type {
   RolloutState as _awg_v1_RolloutState,
   RolloutState__Output as _awg_v1_RolloutState__Output,
 } from '../../awg/v1/RolloutState.js';
@@ -40,6 +48,14 @@ export interface ConfigState {
    */
   checkoutRevision?: string;
   /**
+   * revisions that failed their check after the apply: never applied again on this host
+   */
+  rejected?: _awg_v1_RejectedRevision[];
+  /**
+   * the revision being checked after its apply, and when the check ends at the latest
+   */
+  verifying?: _awg_v1_VerifyingRevision | null;
+  /**
    * a new revision the rollout gate holds back
    */
   rollout?: _awg_v1_RolloutState | null;
@@ -48,6 +64,7 @@ export interface ConfigState {
   _host?: 'host';
   _lastConverged?: 'lastConverged';
   _checkoutRevision?: 'checkoutRevision';
+  _verifying?: 'verifying';
   _rollout?: 'rollout';
 }
 
@@ -85,6 +102,14 @@ export interface ConfigState__Output {
    */
   checkoutRevision?: string;
   /**
+   * revisions that failed their check after the apply: never applied again on this host
+   */
+  rejected: _awg_v1_RejectedRevision__Output[];
+  /**
+   * the revision being checked after its apply, and when the check ends at the latest
+   */
+  verifying?: _awg_v1_VerifyingRevision__Output | null;
+  /**
    * a new revision the rollout gate holds back
    */
   rollout?: _awg_v1_RolloutState__Output | null;
@@ -93,5 +118,6 @@ export interface ConfigState__Output {
   _host?: 'host';
   _lastConverged?: 'lastConverged';
   _checkoutRevision?: 'checkoutRevision';
+  _verifying?: 'verifying';
   _rollout?: 'rollout';
 }

@@ -66,6 +66,10 @@ import type {
   RolloutHeld as _awg_v1_RolloutHeld,
   RolloutHeld__Output as _awg_v1_RolloutHeld__Output,
 } from '../../awg/v1/RolloutHeld.js';
+import type {
+  RevisionRejected as _awg_v1_RevisionRejected,
+  RevisionRejected__Output as _awg_v1_RevisionRejected__Output,
+} from '../../awg/v1/RevisionRejected.js';
 
 export interface Event {
   /**
@@ -93,6 +97,7 @@ export interface Event {
   profile?: _awg_v1_ProfileSwitched | null;
   sticky?: _awg_v1_StickyChanged | null;
   rollout?: _awg_v1_RolloutHeld | null;
+  revisionRejected?: _awg_v1_RevisionRejected | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -110,7 +115,8 @@ export interface Event {
     | 'list'
     | 'profile'
     | 'sticky'
-    | 'rollout';
+    | 'rollout'
+    | 'revisionRejected';
 }
 
 export interface Event__Output {
@@ -139,6 +145,7 @@ export interface Event__Output {
   profile?: _awg_v1_ProfileSwitched__Output | null;
   sticky?: _awg_v1_StickyChanged__Output | null;
   rollout?: _awg_v1_RolloutHeld__Output | null;
+  revisionRejected?: _awg_v1_RevisionRejected__Output | null;
   event?:
     | 'reconcileStarted'
     | 'reconcileFinished'
@@ -156,5 +163,6 @@ export interface Event__Output {
     | 'list'
     | 'profile'
     | 'sticky'
-    | 'rollout';
+    | 'rollout'
+    | 'revisionRejected';
 }

@@ -23,6 +23,10 @@ export const WakeReason = {
    * a list fetched by URL has a new copy
    */
   WAKE_REASON_LISTS: 'WAKE_REASON_LISTS',
+  /**
+   * a revision failed its check after the apply: the run back to the last good one
+   */
+  WAKE_REASON_REVISION_REJECTED: 'WAKE_REASON_REVISION_REJECTED',
 } as const;
 
 export type WakeReason =
@@ -58,6 +62,11 @@ export type WakeReason =
    * a list fetched by URL has a new copy
    */
   | 'WAKE_REASON_LISTS'
-  | 11;
+  | 11
+  /**
+   * a revision failed its check after the apply: the run back to the last good one
+   */
+  | 'WAKE_REASON_REVISION_REJECTED'
+  | 12;
 
 export type WakeReason__Output = (typeof WakeReason)[keyof typeof WakeReason];

@@ -11,6 +11,9 @@
  *   status shows profile b and the switch a → b (handshake);
  * - a restart on the same network (the same default gateway) starts with b: a `network`
  *   switch, no junk of a's size ever reaches the server again, traffic at once.
+ * The server is awg's own engine, or upstream amneziawg-go (awg drives it as `engine:
+ * {external: …}`) when AWG_TEST_AMNEZIAWG_GO_DIR names a directory of its builds
+ * (health-data-rig.ts peerEngine).
  * Measured (2 vCPUs, 2026-11-27): traffic with b 6.1 s and 6.7 s after the daemon's start,
  * 2.8 s and 1.7 s after the restart. With b given a's junk size the test fails (traffic never
  * resumes), so the switch is what brings it back.
@@ -40,6 +43,7 @@ import {
 } from '../helpers/netns.js';
 import { awgConfig, pingOk } from './interop-wg.js';
 import { eventually } from './perapp-topology.js';
+import { peerEngine } from './health-data-rig.js';
 
 const skip = requireNetnsPrereqs(['nft', 'ping']);
 const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
@@ -48,6 +52,9 @@ const AWG_BIN = join(REPO_ROOT, 'bin/awg.js');
 const SERVER = { s1: 15, s2: 18, h1: 471800590, h2: 1246894907, h3: 923637689, h4: 1769581055 };
 const JUNK_A = 200;
 const JUNK_B = 300;
+/** the server's engine: amneziawg-go when the environment names its builds, else awg's own */
+const SERVER_PEER = peerEngine();
+const serverEngine = SERVER_PEER.bin ? `    engine: { external: ${SERVER_PEER.bin} }\n` : '';
 
 interface TunnelLine {
   name: string;
@@ -103,7 +110,7 @@ describe.skipIf(skip)('obfuscation profiles: a DPI that drops profile a → b, r
         peerPublicKey: c.publicKey,
         allowedIPs: [`${TC}/32`],
         obfuscation: SERVER,
-      }),
+      }).replace(/^( {4}type: amneziawg\n)/m, `$1${serverEngine}`),
     );
     const rs = await awg(nsS, envS, ['apply', '-f', cfgS]);
     expect(rs.code, show(rs)).toBe(0);
@@ -223,7 +230,7 @@ ${Object.entries(SERVER)
     ]);
     expect(await junkA()).toBe(seen);
     console.log(
-      `health-profiles: traffic with b after ${resumed} ms; after the restart ${again} ms`,
+      `health-profiles (server: ${SERVER_PEER.bin ? SERVER_PEER.name : "awg's engine"}): traffic with b after ${resumed} ms; after the restart ${again} ms`,
     );
     expect(resumed).toBeLessThan(40_000);
     expect(again).toBeLessThan(30_000);

@@ -63,6 +63,14 @@ export function storeSets(
   sets: readonly ({ name: string } & StoredSet)[],
 ): void {
   const kept = new Map(sets.map((s) => [s.name, { digest: s.digest, elements: s.elements }]));
+  // the same sets with the same contents as this process read or wrote: nothing to write
+  const had = cache.get(state);
+  if (
+    had?.table === table &&
+    had.sets.size === kept.size &&
+    sets.every((s) => had.sets.get(s.name)?.digest === s.digest)
+  )
+    return;
   cache.set(state, { table, sets: kept });
   try {
     if (sets.length === 0) return stateFile.remove(state, SET_ELEMENTS_FILE);

@@ -29,6 +29,16 @@ describe('the state directory keeps what the static sets hold (set-store.ts)', (
     expect(storedSets(next, 'other').size).toBe(0);
   });
 
+  it('the same sets with the same digests again: not written again (a rule edit keeps the copy)', () => {
+    const state = new MemoryStateStore();
+    storeSets(state, 'awg', [d4, d6]);
+    stateFile.write(state, SET_ELEMENTS_FILE, 'marker\n');
+    storeSets(state, 'awg', [d4, d6]);
+    expect(stateFile.read(state, SET_ELEMENTS_FILE)).toBe('marker\n');
+    storeSets(state, 'awg', [{ ...d4, digest: 'cc33', elements: ['192.0.2.0/23'] }, d6]);
+    expect(stateFile.read(state, SET_ELEMENTS_FILE)).toContain('set d4_r cc33 1\n192.0.2.0/23\n');
+  });
+
   it('a cut file keeps the sets before the cut only; the table gone, the file goes', () => {
     const state = new MemoryStateStore();
     stateFile.write(

@@ -336,6 +336,11 @@ default: direct
       );
       if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
       noop.push(ms);
+      // the floor here: its table comes and goes, a foreign change as the next line's (after
+      // the no-op, whose generation must be the one awg verified)
+      const f = await insertFloor(nsA, floorSets);
+      floorInsert.push(f.insertMs);
+      floorEncode.push(f.encodeMs);
       // someone else's table comes and goes: the generation is no longer the verified one
       await nsExec(nsA, 'nft', ['add table ip awgbench; delete table ip awgbench']);
       const [msf, rf] = await wall(
@@ -365,9 +370,6 @@ default: direct
       edit.push(ms2);
       writeFileSync(listFile, listText);
       await wall(() => run(['apply', '-f', withList]), 'apply back');
-      const f = await insertFloor(nsA, floorSets);
-      floorInsert.push(f.insertMs);
-      floorEncode.push(f.encodeMs);
     }
     out.push(
       sample(

@@ -12,16 +12,21 @@
  *   `awg down`, with the list and without, alternating, median of the runs;
  * - `awg apply` again with nothing changed (must not replace the table: 0 mutations), the
  *   same after a foreign nf_tables change (the generation moved: the static sets' counts are
- *   read over netlink), after a one-line edit of the list (the set loaded again in the
- *   transaction), and after a rule edit that leaves the list as it is (the sets kept: the
+ *   read over netlink), after a one-line edit of the list (the set changed in place: the
+ *   element delta over netlink, its old elements from the state directory's copy, never a
+ *   fill), and after a rule edit that leaves the list as it is (the sets kept: the
  *   transaction replaces chains only, no element is written);
+ * - the floor (lists-floor.ts): the kernel's insert of the same intervals into fresh sets,
+ *   one netlink batch per set, in the same run;
  * - iperf3 TCP A→B to LISTED (through the tunnel, matched by the set lookup) and to B's veth
  *   address (not listed: direct, the lookup misses), with the list's config applied and with
  *   the one-CIDR config, alternating per round: the per-packet cost of the set.
  *
  * The peer in B is `AWG_BENCH_AMNEZIAWG_GO=PATH` (an amneziawg-go build) when set, else Debian's
  * wireguard-go (CI's smoke). Needs root, iperf3, nft. `AWG_BENCH_ROUNDS` (5), `AWG_BENCH_SECONDS`
- * (5), `AWG_BENCH_LIST_LINES` (100,000) override the sizes.
+ * (5; 0: no throughput), `AWG_BENCH_LIST_LINES` (100,000) override the sizes;
+ * `AWG_BENCH_NO_DEFAULT_ROUTE=1` leaves A without a default route; `AWG_BENCH_CPU_PROF=DIR`
+ * writes V8 CPU profiles of the applies under DIR.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -166,6 +171,7 @@ export async function listsApplyBench(smoke: boolean): Promise<Sample[]> {
   const rounds = smoke ? 1 : Number(process.env.AWG_BENCH_ROUNDS ?? 5);
   const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
   const awgGo = process.env.AWG_BENCH_AMNEZIAWG_GO;
+  const noDefault = process.env.AWG_BENCH_NO_DEFAULT_ROUTE === '1';
   if (awgGo && !existsSync(awgGo))
     throw new Error(`AWG_BENCH_AMNEZIAWG_GO=${awgGo} does not exist`);
   await ensureDist();
@@ -189,8 +195,9 @@ export async function listsApplyBench(smoke: boolean): Promise<Sample[]> {
     nsA = await createNetns('bla');
     nsB = await createNetns('blb');
     await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
-    // A's uplink: what is not routed into the tunnel leaves by the veth (as a host's default route)
-    await nsExec(nsA, 'ip', ['route', 'add', 'default', 'via', UB]);
+    // A's uplink: what is not routed into the tunnel leaves by the veth (as a host's default
+    // route); AWG_BENCH_NO_DEFAULT_ROUTE=1: a host without one (the peer is on the veth's link)
+    if (!noDefault) await nsExec(nsA, 'ip', ['route', 'add', 'default', 'via', UB]);
     env = makeAwgEnv();
     const e = env;
     const iface = `wl${tag}`;
@@ -238,7 +245,22 @@ default: direct
       ),
     );
     const without = writeConfig(e, 'without.yaml', config(`{ cidrs: [${LISTED}/32] }`));
-    const run = (args: string[]) => awg(nsA, e, args, { bin, timeoutMs: 120_000 });
+    // AWG_BENCH_CPU_PROF=DIR: the labelled runs write V8 CPU profiles under DIR/<label>/
+    const profDir = process.env.AWG_BENCH_CPU_PROF;
+    const run = (args: string[], label?: string) =>
+      awg(nsA, e, args, {
+        bin,
+        timeoutMs: 120_000,
+        ...(profDir && label
+          ? {
+              wrap: [
+                'sh',
+                '-c',
+                `exec "$0" --cpu-prof --cpu-prof-dir=${join(profDir, label)} "$@"`,
+              ],
+            }
+          : {}),
+      });
     const k = lines.toLocaleString('en');
     const out: Sample[] = [];
     // each result as it is measured (a later failure keeps the earlier numbers)
@@ -266,7 +288,11 @@ default: direct
       const order = i % 2 ? ([without, withList] as const) : ([withList, without] as const);
       for (const f of order) {
         const key = f === withList ? 'with' : 'without';
-        ap[key]!.push((await wall(() => run(['apply', '-f', f]), `apply ${f}`, `apply ${key}`))[0]);
+        ap[key]!.push(
+          (
+            await wall(() => run(['apply', '-f', f], `apply-${key}`), `apply ${f}`, `apply ${key}`)
+          )[0],
+        );
         down[key]!.push((await wall(() => run(['down']), 'down', `down ${key}`))[0]);
       }
     }
@@ -289,14 +315,32 @@ default: direct
     const listing = (await nsExec(nsA, 'nft', ['list', 'set', 'inet', 'awg', 'd4_listed'])).stdout;
     const elements = listing.split(',').length;
     const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';
+    // the floor: the kernel's insert of the same intervals into fresh sets (lists-floor.ts,
+    // imported here: its own main imports this file)
+    const { insertFloor, readSets } = await import('./lists-floor.js');
+    const floorSets = readSets(nsA, 'awg', [
+      ['d4_listed', 'ipv4_addr'],
+      ['d6_listed', 'ipv6_addr'],
+    ]);
+    const floorInsert: number[] = [];
+    const floorEncode: number[] = [];
     const noop: number[] = [];
     const foreign: number[] = [];
     const edit: number[] = [];
     const kept: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      const [ms, r] = await wall(() => run(['apply', '-f', withList]), 'no-op apply', 'noop');
+      const [ms, r] = await wall(
+        () => run(['apply', '-f', withList], 'noop'),
+        'no-op apply',
+        'noop',
+      );
       if (r.mutations.length) throw new Error(`no-op apply mutated:\n${r.mutations.join('\n')}`);
       noop.push(ms);
+      // the floor here: its table comes and goes, a foreign change as the next line's (after
+      // the no-op, whose generation must be the one awg verified)
+      const f = await insertFloor(nsA, floorSets);
+      floorInsert.push(f.insertMs);
+      floorEncode.push(f.encodeMs);
       // someone else's table comes and goes: the generation is no longer the verified one
       await nsExec(nsA, 'nft', ['add table ip awgbench; delete table ip awgbench']);
       const [msf, rf] = await wall(
@@ -312,9 +356,17 @@ default: direct
       kept.push(msk);
       await wall(() => run(['apply', '-f', withList]), 'apply back');
       writeFileSync(listFile, listText + `203.0.113.${i + 1} # one more\n`);
-      const [ms2, r2] = await wall(() => run(['apply', '-f', withList]), 'edited apply', 'edit');
-      if (!r2.mutations.some((m) => m.includes('nft -f')))
-        throw new Error(`a list edit did not reload the table:\n${r2.stderr.slice(-3000)}`);
+      const [ms2, r2] = await wall(
+        () => run(['apply', '-f', withList], 'edit'),
+        'edited apply',
+        'edit',
+      );
+      // element deltas only: the set changed in place, never filled or loaded again
+      if (
+        !r2.mutations.some((m) => m.includes('change nft set inet awg d4_listed in place')) ||
+        r2.mutations.some((m) => /fill nft set|add element|replace table/.test(m))
+      )
+        throw new Error(`a list edit was not a change in place:\n${r2.stderr.slice(-3000)}`);
       edit.push(ms2);
       writeFileSync(listFile, listText);
       await wall(() => run(['apply', '-f', withList]), 'apply back');
@@ -334,8 +386,24 @@ default: direct
         foreign,
       ),
     );
-    out.push(sample(`CLI wall: awg apply after a one-line list edit (one nft -f)`, 'ms', edit));
+    out.push(
+      sample(
+        `CLI wall: awg apply after a one-line list edit (the set changed in place)`,
+        'ms',
+        edit,
+      ),
+    );
     out.push(sample(`CLI wall: awg apply after a rule edit, the list's sets kept`, 'ms', kept));
+    const intervals = floorSets.map((x) => `${x.name} ${x.elements.length}`).join(', ');
+    out.push(
+      sample(
+        `floor: the kernel's insert of the list's intervals into fresh sets (one netlink batch per set, no awg)`,
+        'ms',
+        floorInsert,
+        intervals,
+      ),
+      sample(`floor: encoding those batches (JavaScript)`, 'ms', floorEncode),
+    );
 
     const cpuOf = (key: string, what: string) =>
       sample(`CPU (user+sys of awg and its nft/ip children): ${what}`, 'ms', cpuRuns.get(key)!);
@@ -350,8 +418,10 @@ default: direct
     );
 
     // throughput: the list's config against the one-CIDR config, alternating per round
+    // (AWG_BENCH_SECONDS=0: left out)
+    if (seconds === 0) return out;
     if (!(await pingEventually(nsA, LISTED, 20_000))) throw new Error(`no tunnel to ${LISTED}`);
-    const iperf = async (dst: string): Promise<number> => {
+    const iperf = async (dst: string, tries = 3): Promise<number> => {
       const r = await nsExec(
         nsA,
         'iperf3',
@@ -364,6 +434,11 @@ default: direct
         error?: string;
         end?: { sum_received?: { bits_per_second: number } };
       };
+      // the one server may still be closing the previous test (a loaded machine): again
+      if (j.error?.includes('server is busy') && tries > 1) {
+        await new Promise((res) => setTimeout(res, 1000));
+        return iperf(dst, tries - 1);
+      }
       if (j.error || !j.end?.sum_received)
         throw new Error(`iperf3 to ${dst}: ${j.error ?? r.stdout}`);
       return j.end.sum_received.bits_per_second / 1e9;

@@ -38,14 +38,7 @@ import {
 } from './parse.js';
 import { NFT_MARKER } from './policy.js';
 import { normaliseRuleset } from './normalise.js';
-import {
-  dumpedIntervals,
-  intervalCount,
-  keepElements,
-  keepListedElements,
-  knownElements,
-  staticSets,
-} from './set-elements.js';
+import { intervalCount, keepListedElements, knownElements, staticSets } from './set-elements.js';
 import { planLoad } from './load.js';
 import {
   nextContents,
@@ -54,55 +47,28 @@ import {
   withUpdate,
   writeContents,
 } from './set-contents.js';
+import { dropStoredSets, storeSets } from './set-store.js';
+import {
+  keepChangingSets,
+  keepDeletedSets,
+  nativeSetKernel,
+  updateInPlace,
+  verifiedStamp,
+  type SetKernel,
+} from './set-kernel.js';
+export { nativeSetKernel, type SetKernel } from './set-kernel.js';
 import { ownerTagOf } from '../owner-lock.js';
 import { carryCounters } from './counters.js';
 import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
 // native/nftset.js (koffi) is imported when used: `awg validate` loads this module's chunk
-import type { DumpedElement, NftSetWriter } from '../../native/nftset.js';
+import type { NftSetWriter } from '../../native/nftset.js';
 import { NFT_RULESET_READ } from '../reads.js';
 import { PrefetchExec } from '../prefetch.js';
-import { stateFile, type StateStore } from '../../util/state.js';
+import type { StateStore } from '../../util/state.js';
 import { join } from 'node:path';
 
 import { BOOT_RULESET_FILE, bootCopy } from './boot-copy.js';
 export { BOOT_RULESET_FILE, parseBootFile, renderBootFile } from './boot-copy.js';
-
-/** The kernel's nf_tables, over netlink (native/nftset.ts), for one network namespace. */
-export interface SetKernel {
-  /** nftGenerationStamp: equal stamps, nothing changed in between */
-  stamp(): string | undefined;
-  /** the elements of a set (dumpSetElements) */
-  dump(table: string, set: string): DumpedElement[];
-  /** add interval elements (nft syntax: intervalElements) to an interval set, one transaction */
-  fill(table: string, set: string, elements: readonly string[]): void;
-  /** delete some interval elements and add others, one transaction (a set changed in place) */
-  update(table: string, set: string, removed: readonly string[], added: readonly string[]): void;
-}
-
-/** The kernel of namespace `netns` (default: this process's). */
-export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
-  const n = await import('../../native/nftset.js');
-  return {
-    stamp: () => n.nftGenerationStamp(netns),
-    dump: (table, set) => n.dumpSetElements({ table, set, netns }),
-    fill: (table, set, elements) => {
-      const w = n.openSetWriter({ table, netns });
-      try {
-        w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
-      } finally {
-        w.close();
-      }
-    },
-    update: (table, set, removed, added) => {
-      const w = n.openSetWriter({ table, netns });
-      try {
-        w.update(set, n.intervalElements(removed), n.intervalElements(added));
-      } finally {
-        w.close();
-      }
-    },
-  };
-}
 
 export interface LinuxFirewallOptions {
   exec: Pick<Exec, 'read'>;
@@ -126,40 +92,6 @@ async function kernelOf(
 ): Promise<SetKernel | undefined> {
   return opts.kernel ?? (onHost(exec) ? nativeSetKernel() : undefined);
 }
-
-const VERIFIED_FILE = 'nft-sets-verified';
-/** table → the generation stamp at which its static sets last held what their comments say */
-const verified = new Map<string, string>();
-
-const verifiedStamp = {
-  get(state: StateStore, table: string): string | undefined {
-    const had = verified.get(table);
-    if (had !== undefined) return had;
-    try {
-      const m = /^(\S+) (\S+)\n$/.exec(stateFile.read(state, VERIFIED_FILE) ?? '');
-      return m?.[1] === table ? m[2] : undefined;
-    } catch {
-      return undefined;
-    }
-  },
-  set(state: StateStore, table: string, stamp: string | undefined): void {
-    if (stamp === undefined) return this.clear(state, table);
-    verified.set(table, stamp);
-    try {
-      stateFile.write(state, VERIFIED_FILE, `${table} ${stamp}\n`);
-    } catch {
-      /* a stamp not kept only costs a count at the next observation */
-    }
-  },
-  clear(state: StateStore, table: string): void {
-    verified.delete(table);
-    try {
-      stateFile.remove(state, VERIFIED_FILE);
-    } catch {
-      /* as above */
-    }
-  },
-};
 
 /** `ruleset` with set `name`'s comment telling `n` elements instead of `was` */
 function withCount(ruleset: string, name: string, was: number, n: number): string {
@@ -267,42 +199,6 @@ export async function readTable(
   return (await readRuleset(exec, table, o)).table;
 }
 
-/**
- * Before a load deletes static sets of the live table: their elements, kept by digest when
- * this process does not know them (a rollback to the live table loads them again). Read
- * over netlink; kept only when their count is the comment's (a set edited by hand is not
- * kept under a digest that is not its own).
- */
-function keepDeletedSets(
-  kernel: SetKernel,
-  table: string,
-  cur: string,
-  skip: (name: string) => boolean,
-): void {
-  for (const s of staticSets(cur)) {
-    if (skip(s.name) || knownElements(s.digest)) continue;
-    try {
-      const d = kernel.dump(table, s.name);
-      if (intervalCount(d) === s.count) keepElements(s.digest, dumpedIntervals(d));
-    } catch {
-      /* unknown: a rollback to it fails loudly (set-elements.ts) */
-    }
-  }
-}
-
-/**
- * The elements of the live static sets the desired table changes (same name, another digest),
- * when this process does not know them: what a plan's `+N −M` per set compares (model/
- * firewall-sets.ts), and what a rollback of the change loads again.
- */
-function keepChangingSets(kernel: SetKernel, table: string, live: string, wanted: string): void {
-  const want = new Map(staticSets(wanted).map((s) => [s.name, s.digest] as const));
-  const names = staticSets(live)
-    .filter((s) => want.has(s.name) && want.get(s.name) !== s.digest)
-    .map((s) => s.name);
-  if (names.length) keepDeletedSets(kernel, table, live, (n) => !names.includes(n));
-}
-
 function firstDifference(a: string, b: string): string {
   const x = a.split('\n');
   const y = b.split('\n');
@@ -330,7 +226,8 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const desired = scope.desired.resources.find(
         (r) => r.kind === 'firewall' && r.id === ids.firewall(table),
       );
-      if (kernel && t) keepChangingSets(kernel, table, t.ruleset, rulesetOf(desired?.spec) ?? '');
+      if (kernel && t)
+        keepChangingSets(kernel, scope.state, table, t.ruleset, rulesetOf(desired?.spec) ?? '');
       const mine = ownerTagOf(scope.state);
       if (t?.marked && t.owner && mine && t.owner !== mine)
         foreign.push({
@@ -436,6 +333,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         await ctx.exec.mutate('nft', ['delete', 'table', 'inet', spec.table]);
         verifiedStamp.clear(ctx.state, spec.table);
         writeContents(ctx.state, { table: spec.table, sets: {} });
+        dropStoredSets(ctx.state);
         return 'changed';
       }
       const contents = readContents(ctx.state, spec.table);
@@ -446,7 +344,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       const after = change.after as FirewallSpec;
       const want = normaliseRuleset(after.ruleset);
       // the elements of sets whose content changes, read while they are there: a delta's start
-      if (kernel && cur) keepChangingSets(kernel, spec.table, cur.ruleset, want);
+      if (kernel && cur) keepChangingSets(kernel, ctx.state, spec.table, cur.ruleset, want);
       /** the unit/cgroup rules' sets: a load empties them, and their cgroups may be new (cgroup-sets.ts) */
       const fillSets = async (): Promise<void> => {
         const sets = cgroupSetsOfRuleset(want);
@@ -488,7 +386,8 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
         known: (d) => knownElements(d) !== undefined,
         elements: knownElements,
       });
-      if (kernel && cur) keepDeletedSets(kernel, table, cur.ruleset, (n) => plan.kept.includes(n));
+      if (kernel && cur)
+        keepDeletedSets(kernel, ctx.state, table, cur.ruleset, (n) => plan.kept.includes(n));
       if (kernel && plan.stage !== undefined) {
         const staged = plan.staged.map((s) => s.name).join(', ');
         await ctx.exec.mutate('nft', ['-f', '-'], {
@@ -523,8 +422,7 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       let held = contents;
       for (const u of plan.updated) {
         const what = `netlink: change nft set inet ${table} ${u.name} in place (+${u.added} −${u.removed})`;
-        if (kernel && ctx.exec.record(what))
-          kernel.update(table, u.name, u.elements.removed, u.elements.added);
+        if (kernel && ctx.exec.record(what)) updateInPlace(kernel, table, u);
         held = withUpdate(held, listed?.overlaid ?? new Set(), u);
         writeContents(ctx.state, held);
       }
@@ -556,7 +454,17 @@ export function createLinuxFirewallDriver(opts: LinuxFirewallOptions): Driver<'f
       }
       await fillSets();
       // what the static sets hold now is what this load wrote or kept after its check
-      if (kernel) verifiedStamp.set(ctx.state, table, kernel.stamp());
+      if (kernel) {
+        verifiedStamp.set(ctx.state, table, kernel.stamp());
+        storeSets(
+          ctx.state,
+          table,
+          staticSets(want).flatMap((s) => {
+            const elements = knownElements(s.digest);
+            return elements ? [{ name: s.name, digest: s.digest, elements }] : [];
+          }),
+        );
+      }
       syncBoot(after.boot);
       return 'changed';
     },

@@ -9,6 +9,7 @@ import {
   parseDestinationList,
   parseInlineDestinations,
   parseV6,
+  v6String,
   type DestinationSet,
   type Interval,
 } from '../../../src/config/lists.js';
@@ -222,6 +223,22 @@ function disjointSorted<T extends number | bigint>(xs: Interval<T>[]): boolean {
 }
 
 describe('properties', () => {
+  it('v6String writes an address as ipaddr.js does (RFC 5952: the longest, first zero run as ::)', () => {
+    // groups mostly zero, so runs of every length and position (ties included) come up
+    const group = fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff }));
+    fc.assert(
+      fc.property(fc.array(group, { minLength: 8, maxLength: 8 }), (gs) => {
+        const n = gs.reduce((a, g) => (a << 16n) | BigInt(g), 0n);
+        expect(v6String(n)).toBe(new ipaddr.IPv6(gs).toString());
+      }),
+      { numRuns: 2000 },
+    );
+    expect(v6String(0n)).toBe('::');
+    expect(v6String(1n)).toBe('::1');
+    expect(v6String((1n << 128n) - 1n)).toBe('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff');
+    expect(v6String(0x20010db8000000000001000000000001n)).toBe('2001:db8::1:0:0:1');
+  });
+
   it('IPv4: merged intervals are sorted, disjoint, and cover exactly the union', () => {
     fc.assert(
       fc.property(fc.array(prefix8, { maxLength: 12 }), (ps) => {

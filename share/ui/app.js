@@ -9,6 +9,8 @@
 
 import { eventText } from './events.js';
 import { renderLists } from './lists.js';
+import { setupPending } from './pending.js';
+import { age, bytes, clock, el, rate } from './dom.js';
 
 const POLL_MS = 3000;
 const CHART_SECONDS = 60;
@@ -54,52 +56,6 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
-
-/** an element with text children only (strings become text nodes) */
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null) continue;
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, String(v));
-  }
-  for (const c of children) {
-    if (c === undefined || c === null) continue;
-    e.append(
-      typeof c === 'string' || typeof c === 'number' ? document.createTextNode(String(c)) : c,
-    );
-  }
-  return e;
-}
-
-function rate(bps) {
-  if (!Number.isFinite(bps) || bps <= 0) return '0 B/s';
-  const units = ['B/s', 'kB/s', 'MB/s', 'GB/s'];
-  let v = bps;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v >= 100 || i === 0 ? Math.round(v) : v.toFixed(1)} ${units[i]}`;
-}
-
-function bytes(n) {
-  if (!Number.isFinite(n)) return '–';
-  return rate(n).replace('/s', '');
-}
-
-function age(sec) {
-  if (sec === undefined || sec === null) return 'never';
-  if (sec < 90) return `${Math.round(sec)} s ago`;
-  if (sec < 5400) return `${Math.round(sec / 60)} min ago`;
-  return `${Math.round(sec / 3600)} h ago`;
-}
-
-function clock(at) {
-  const d = at ? new Date(at) : new Date();
-  return Number.isNaN(d.getTime()) ? String(at) : d.toLocaleTimeString([], { hour12: false });
-}
 
 // ---- data from the daemon -------------------------------------------------------------------
 
@@ -595,84 +551,6 @@ function render() {
   renderLists(state.status?.lists ?? [], { $, el, age });
 }
 
-// ---- pending config (root) ------------------------------------------------------------------
-
-function showPlan(title, doc, extra) {
-  const box = $('plan');
-  const changes = (doc?.changes ?? []).filter((c) => c.action !== 'noop');
-  const s = doc?.summary ?? {};
-  box.replaceChildren(
-    el('p', { class: 'outcome' }, title),
-    el(
-      'p',
-      {},
-      `${s.create ?? 0} to create, ${s.update ?? 0} to update, ${s.replace ?? 0} to replace, ${s.delete ?? 0} to delete`,
-    ),
-    changes.length
-      ? el('ul', {}, ...changes.map((c) => el('li', {}, `${c.action} ${c.id}: ${c.reason}`)))
-      : el('p', {}, 'No changes.'),
-    ...(doc?.warnings ?? []).map((w) => el('p', { class: 'note' }, `warning: ${w}`)),
-    ...(extra ?? []),
-  );
-}
-
-function showError(prefix, r) {
-  const e = r.body?.error;
-  $('plan').replaceChildren(
-    el(
-      'p',
-      { class: 'outcome bad' },
-      `${prefix}: ${e ? `${e.kind}: ${e.message}` : `HTTP ${r.status}`}`,
-    ),
-    ...(e?.issues ?? []).map((i) => el('p', {}, typeof i === 'string' ? i : JSON.stringify(i))),
-    ...(e?.hint ? [el('p', { class: 'note' }, e.hint)] : []),
-  );
-}
-
-const post = (path, body) =>
-  api(path, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-
-async function diff() {
-  const configPath = $('config-path').value.trim();
-  $('apply').disabled = true;
-  $('plan').replaceChildren(el('p', {}, 'planning…'));
-  const r = await post('/api/diff', { configPath });
-  if (!r.ok) return showError('diff failed', r);
-  const doc = r.body.plan ?? r.body;
-  state.plannedPath = configPath;
-  showPlan(r.body.changes === false ? 'Plan: nothing to change' : 'Plan', doc);
-  $('apply').disabled = false;
-}
-
-async function apply() {
-  const configPath = state.plannedPath ?? $('config-path').value.trim();
-  $('apply').disabled = true;
-  $('plan').replaceChildren(el('p', {}, 'applying…'));
-  const r = await post('/api/apply', { configPath });
-  if (!r.ok) return showError('apply failed', r);
-  const b = r.body;
-  showPlan(`Applied: ${b.outcome}, ${b.mutations ?? 0} mutation(s)`, b.plan, [
-    ...(b.error ? [el('p', { class: 'bad' }, `${b.error.kind}: ${b.error.message}`)] : []),
-  ]);
-}
-
-async function confirm() {
-  const r = await post('/api/confirm', {});
-  if (!r.ok) return showError('confirm failed', r);
-  $('plan').replaceChildren(
-    el(
-      'p',
-      { class: 'outcome' },
-      r.body?.confirmed === false ? 'Nothing was waiting for a confirm' : 'Confirmed',
-    ),
-  );
-  void refreshQuiet();
-}
-
 // ---- start ----------------------------------------------------------------------------------
 
 async function start() {
@@ -685,14 +563,7 @@ async function start() {
   );
   $('pending-section').hidden = !state.session.root;
   $('readonly-note').hidden = state.session.root;
-  $('diff').addEventListener('click', () => void diff());
-  $('apply').addEventListener('click', () => void apply());
-  $('confirm').addEventListener('click', () => void confirm());
-  $('pending-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    void diff();
-  });
-  $('config-path').addEventListener('input', () => ($('apply').disabled = true));
+  if (state.session.root) setupPending({ $, el, api, state, refreshQuiet });
   try {
     await refresh();
   } catch {

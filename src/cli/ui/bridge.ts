@@ -46,8 +46,10 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
 export const ASSETS: Readonly<Record<string, string>> = {
   '/': 'index.html',
   '/app.js': 'app.js',
+  '/dom.js': 'dom.js',
   '/events.js': 'events.js',
   '/lists.js': 'lists.js',
+  '/pending.js': 'pending.js',
   '/app.css': 'app.css',
 };
 const TYPES: Readonly<Record<string, string>> = {

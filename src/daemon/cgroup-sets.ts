@@ -21,7 +21,10 @@ import { watch as fsWatch, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { openSetWriter, type NftSetWriter } from '../native/nftset.js';
 import { NFT_CGROUP_BASE } from '../resources/cgroup/parse.js';
+import type { FirewallSpec } from '../model/resources.js';
+import type { Prepared } from '../pipeline/prepare.js';
 import {
+  cgroupSetsOfRuleset,
   fillCgroupSets,
   statCgroupIno,
   type CgroupSetSpec,
@@ -168,5 +171,30 @@ export class CgroupSetKeeper {
     this.watchers.clear();
     this.writer?.close();
     this.writer = undefined;
+  }
+}
+
+/**
+ * The daemon's keeper for the config it runs: unit/cgroup rules' `w_<rule>` sets follow the
+ * cgroups as they come and go (a unit restart makes a new cgroup); the firewall driver filled
+ * them at the apply. Made at the first good run of a config that has such rules.
+ */
+export class CgroupSetsHost {
+  private keeper: CgroupSetKeeper | undefined;
+
+  constructor(private readonly onError: (e: Error) => void) {}
+
+  /** after a good run toward `p` */
+  follow(p: Pick<Prepared, 'desired' | 'claims'>): void {
+    const fw = p.desired.resources.find((r) => r.kind === 'firewall');
+    const sets = fw ? cgroupSetsOfRuleset((fw.spec as FirewallSpec).ruleset) : [];
+    if (!sets.length && !this.keeper) return;
+    this.keeper ??= new CgroupSetKeeper({ table: p.claims.nftTable, onError: this.onError });
+    this.keeper.setSets(sets);
+  }
+
+  close(): void {
+    this.keeper?.close();
+    this.keeper = undefined;
   }
 }

@@ -3,7 +3,7 @@
  * the daemon, the previous desired state is kept here until `confirm()` or until the timer
  * fires, when the daemon goes back to it (or to nothing when there was none).
  */
-import { AwgError } from '../errors.js';
+import { AwgError, toAwgError, type ErrorKind } from '../errors.js';
 
 /**
  * The longest confirm window, enforced where a request arrives (convert.ts, Daemon.apply)
@@ -70,4 +70,35 @@ export class ConfirmWindow<T> {
     this.pending = undefined;
     return true;
   }
+}
+
+/** what the revert says (core.ts DaemonEvent; confirm.ts is below core.ts) */
+type RevertEvent =
+  | { type: 'error'; at: string; kind: ErrorKind; message: string }
+  | { type: 'reverted'; at: string; reason: string };
+
+/**
+ * The revert when the window expires: `back` goes to the desired state before the apply (or
+ * down). Then a `reverted` event; when it fails, an `error` event and `retry` (the loop runs
+ * again).
+ */
+export async function revertAtTimeout(
+  back: () => Promise<void>,
+  o: { emit: (e: RevertEvent) => void; retry: () => void },
+): Promise<void> {
+  const at = () => new Date().toISOString();
+  try {
+    await back();
+  } catch (e) {
+    const err = toAwgError(e);
+    o.emit({
+      type: 'error',
+      at: at(),
+      kind: err.kind,
+      message: `revert after the confirm timeout failed: ${err.message}`,
+    });
+    o.retry();
+    return;
+  }
+  o.emit({ type: 'reverted', at: at(), reason: 'confirm timeout expired without confirm()' });
 }

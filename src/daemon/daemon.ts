@@ -4,13 +4,14 @@
  * a time: loop runs and API operations (apply, diff, down) are serialised on one queue.
  *
  * Its parts, each in its own file: what it reconciles with (daemon-env.ts: the platform, its
- * drivers, the state directory), the config it follows (config-follower.ts: desired state
- * comes from one config file, re-read on every run, the last good one kept), the bookkeeping
- * of its runs (runs.ts), the event feed and its traffic poll (feed.ts), the tunnels it hosts
- * and their health (tunnels.ts), per-app routing (app-routing.ts: the placer, or on macOS the
- * flow router), the processes limited at run time (limit-book.ts: `awg limit`), the wake
- * sources (wakes.ts), the check of each new revision of a followed checkout after its apply
- * (revision-watch.ts: revert and reject on failure) and the status they add up to (status.ts).
+ * drivers, the state directory), the queue its runs and API calls take turns on (run-queue.ts),
+ * the config it follows (revision-following.ts: the config follower, config-follower.ts, the
+ * rollout gate before a new revision of a checkout and the check after its apply,
+ * revision-watch.ts), the bookkeeping of its runs (runs.ts), the event feed and its traffic
+ * poll (feed.ts), the tunnels it hosts and their health (tunnels.ts), per-app routing
+ * (app-routing.ts: the placer, or on macOS the flow router), the processes limited at run time
+ * (limits-host.ts: `awg limit`), the wake sources (wakes.ts) and the status they add up to
+ * (status.ts).
  *
  * Stop: the host is left as `awg down` would leave it, unless the kill switch is on: then
  * the firewall (and the cgroups it names) stays, so traffic stays blocked until the next
@@ -20,7 +21,7 @@
  */
 import { resolve } from 'node:path';
 import type { Actor } from 'xstate';
-import { AwgError, toAwgError } from '../errors.js';
+import { AwgError } from '../errors.js';
 import { killSwitchOf } from '../config/schema.js';
 import { tunnelUpOf, type ExecChoice } from '../model/match.js';
 import { toPlanDocument } from '../model/plan-document.js';
@@ -28,11 +29,8 @@ import { applyContextOf } from '../reconciler/observe.js';
 import { DEFAULT_CLAIMS } from '../pipeline/claims.js';
 import { converge } from '../pipeline/converge.js';
 import { observeAndPlan } from '../pipeline/diff.js';
-import { observationOf, withRollout } from '../pipeline/observation.js';
 import type { Prepared } from '../pipeline/prepare.js';
-import type { FirewallSpec } from '../model/resources.js';
-import { cgroupSetsOfRuleset } from '../resources/firewall/cgroup-sets.js';
-import { CgroupSetKeeper } from './cgroup-sets.js';
+import { CgroupSetsHost } from './cgroup-sets.js';
 import { teardown } from '../pipeline/teardown.js';
 import type { Claims } from '../resources/driver.js';
 import { createInprocEngineHost, type InprocEngineHost } from '../resources/engine/inproc.js';
@@ -41,9 +39,8 @@ import { topContext } from '../procs/top/routing.js';
 import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
-import { ConfigFollower, readConfig, waitingMessage, type Source } from './config-follower.js';
-import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
-import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
+import type { ConfigFollower, Source } from './config-follower.js';
+import { checkConfirmTimeout, ConfirmWindow, revertAtTimeout } from './confirm.js';
 import type {
   ApplyRequest,
   ApplyResponse,
@@ -56,7 +53,6 @@ import type {
   LimitInfo,
   LimitRequest,
   LimitResponse,
-  ConfigState,
   ObservationRecord,
   ProcessInfo,
   StatusResponse,
@@ -67,8 +63,7 @@ import type {
 } from './core.js';
 import { explainRunning } from './explain-call.js';
 import { ListsHost, planLists } from './lists-host.js';
-import { MAX_LIMITS } from '../config/rate.js';
-import { LimitBook } from './limit-book.js';
+import { LimitsHost } from './limits-host.js';
 import { linuxLimitSystem } from './limit-system.js';
 import { EventFeed } from './feed.js';
 import { TopFeed } from './top-feed.js';
@@ -76,11 +71,12 @@ import { DnsStubHost, firewallChanged, stubConfigOf } from './dns-stub-host.js';
 import { classifyError, startLoop, type loopMachine, type RunResult } from './loop.js';
 import type { DaemonOptions } from './options.js';
 import { applyResponse, isConverged, RunBook, type RunOutcome } from './runs.js';
-import { RevisionWatch } from './revision-watch.js';
+import { RevisionFollowing } from './revision-following.js';
+import { RunQueue } from './run-queue.js';
 import { assembleStatus } from './status.js';
 import { Tunnels } from './tunnels.js';
 import { UpdateWatch } from './update-watch.js';
-import { startWakeSources, type WakeSources } from './wakes.js';
+import { startDaemonWakes, type WakeSources } from './wakes.js';
 
 export type { DaemonOptions } from './options.js';
 
@@ -95,18 +91,15 @@ export class Daemon implements DaemonCore {
   private readonly tunnels: Tunnels;
   private readonly routing: AppRouting;
   private readonly config: ConfigFollower;
-  private readonly rollout: RolloutGate;
+  /** the config's revisions: the follower, the rollout gate, the after-apply check */
+  private readonly revisions: RevisionFollowing;
   private readonly confirmWindow: ConfirmWindow<Source>;
-  private readonly limits: LimitBook;
+  private readonly limits: LimitsHost;
   private readonly dnsStub = new DnsStubHost();
   private readonly lists: ListsHost;
   private readonly updates: UpdateWatch | undefined;
-  /** the check of a new revision after its apply (revision-watch.ts) */
-  private readonly verify: RevisionWatch;
-  private cgroupSets: CgroupSetKeeper | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  /** Diffs queued and not started, by config file (diff()) */
-  private readonly queuedDiffs = new Map<string, Promise<DiffResponse>>();
+  private readonly cgroupSets: CgroupSetsHost;
+  private readonly queue = new RunQueue();
   private loop: Actor<typeof loopMachine> | undefined;
   private wakes: WakeSources | undefined;
   private stopped = false;
@@ -128,17 +121,12 @@ export class Daemon implements DaemonCore {
           routed: () => this.routing.routedFlows?.() ?? [],
         });
       },
-      context: () => {
-        // the runtime limits' members, read once per reading
-        const limited = this.limits.size
-          ? this.guardLimits(() => this.limits.members())
-          : undefined;
-        return topContext(this.config.good?.prepared.config, {
+      context: () =>
+        topContext(this.config.good?.prepared.config, {
           cgroupRoot: this.cgroupRoot(),
           tunnelUp: tunnelUpOf(this.tunnels.down, this.tunnels.held),
-          ...(limited?.size ? { limitOf: (pid: number) => limited.get(pid) } : {}),
-        });
-      },
+          ...this.limits.topContext(),
+        }),
     });
     this.runs = new RunBook({ emit, reporter });
     this.host = new DaemonEnv({
@@ -174,12 +162,15 @@ export class Daemon implements DaemonCore {
       opts.updates === false
         ? undefined
         : new UpdateWatch({ ...opts.updates, exec: this.host.exec });
-    this.limits = new LimitBook({
+    this.limits = new LimitsHost({
       state: this.host.state,
       system: () => opts.limitSystem ?? linuxLimitSystem(),
-      selfPid: process.pid,
       emit,
-      onMaybeEmpty: () => this.wake('limit'),
+      wake: () => this.wake('limit'),
+      placed: () => this.routing.placed(),
+      followed: () => ({ file: this.config.file, good: this.config.good }),
+      read: (file) => this.config.read(file),
+      reconcile: (p) => this.reconcileNow('api', p),
     });
     this.lists = new ListsHost({
       ...opts.lists,
@@ -189,86 +180,48 @@ export class Daemon implements DaemonCore {
       current: () => this.config.good?.prepared,
       proxyDialer: (t) => this.engines.proxyDialer?.(t),
     });
-    this.rollout = rolloutGateFor(opts, emit, () => this.wake('config'));
-    this.config = new ConfigFollower({
-      file: opts.configPath ?? this.host.applied.load()?.configFile,
-      read: (file, api) =>
-        readConfig(file, {
-          platform: async () => (await this.host.ready(), this.host.platform!),
-          // `{env:}` secrets only for the file the daemon was started with (ENV_REFUSED)
-          ownEnv:
-            !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
-          env: opts.env,
-          selection: opts.selection,
-          ...this.tunnels.readOptions(),
-          runtimeLimits: (config, cgroupRoot) => this.limits.forRun(config, cgroupRoot),
-          state: this.host.state,
-          reporter,
-          facts: opts.facts,
-          exec: this.host.exec,
-          urlList: this.lists.source,
-        }),
+    this.revisions = new RevisionFollowing({
+      ...opts,
+      host: this.host,
+      reporter,
+      runs: this.runs,
       emit,
+      wake: (reason) => this.wake(reason),
+      readOptions: () => ({
+        ...this.tunnels.readOptions(),
+        runtimeLimits: (config, cgroupRoot) => this.limits.forRun(config, cgroupRoot),
+        urlList: this.lists.source,
+      }),
       watch: (files) => this.wakes?.setConfigFiles(files),
-      host: opts.selection?.host,
-      admit: (c) => this.rollout.admit({ ...c, config: c.prepared.config }),
-      waiting: (file) =>
-        reporter.report({
-          type: 'info',
-          message: waitingMessage(file, this.host.applied.load()?.configFile),
-        }),
-      held: (revision, content) => this.verify.holdBack(revision, content),
+      up: (p) => this.tunnelsUp(p),
+      exclusive: (fn) => this.queue.run(fn),
+      reconcile: (reason, p) => this.reconcileNow(reason, p),
     });
-    this.verify = new RevisionWatch({
-      state: this.host.state,
-      emit,
-      up: () => this.tunnelsUp(this.config.good?.prepared),
-      revert: (to) =>
-        this.exclusive(async () => {
-          this.config.follow(to.source.file, to.source.prepared, to.revision);
-          const r = await this.reconcileNow('revision-rejected', to.source.prepared);
-          if (!isConverged(r.outcome))
-            throw r.error ?? new AwgError('driver', `the run ended ${r.outcome}`);
-        }),
-      ...(opts.verify ?? {}),
-    });
+    this.config = this.revisions.config;
+    this.cgroupSets = new CgroupSetsHost((e) =>
+      reporter.report({ type: 'warning', message: `cgroup sets: ${e.message}` }),
+    );
   }
 
   // ---- lifecycle ----------------------------------------------------------------------
 
   async start(): Promise<void> {
     await this.host.ready();
-    this.guardLimits(() => this.limits.start());
+    this.limits.start();
     this.tunnels.start(this.opts.healthIntervalMs ?? 1000);
     this.updates?.start();
     this.loop = startLoop(this.opts.loop ?? {}, (reason) =>
-      this.exclusive(() => this.runOnce(reason)),
+      this.queue.run(() => this.runOnce(reason)),
     );
     if (this.opts.wakes !== false) {
-      this.wakes = await startWakeSources({
+      this.wakes = await startDaemonWakes({
         ...(this.opts.wakes ?? {}),
         configPath: this.config.file,
-        ...(this.host.platform?.watchNetwork
-          ? { watchNetwork: this.host.platform.watchNetwork }
-          : {}),
-        // AWG_SYSTEM_BUS=0: no system-bus watch (the drift timer still re-checks)
-        ...(this.host.platform?.watchSystem && (this.opts.env ?? process.env).AWG_SYSTEM_BUS !== '0'
-          ? { watchSystem: this.host.platform.watchSystem }
-          : {}),
-        onWake: (reason, detail, what) => {
-          if (reason === 'network') {
-            // the engines re-handshake after an underlay change, not after our table's or a qdisc's
-            if (what !== 'firewall' && what !== 'shaper') this.tunnels.networkMoved();
-            this.feed.emit({ type: 'network-changed', at: now(), detail });
-          }
-          if (reason === 'system') {
-            // after resume every peer's session may be stale (NAT bindings expired while asleep):
-            // each WireGuard tunnel starts a handshake after the run
-            if (what === 'resume') this.tunnels.networkMoved();
-            this.feed.emit({ type: 'network-changed', at: now(), detail });
-          }
-          this.wake(reason);
-        },
+        platform: this.host.platform,
+        env: this.opts.env ?? process.env,
+        networkMoved: () => this.tunnels.networkMoved(),
+        emit: (e) => this.feed.emit(e),
+        wake: (reason) => this.wake(reason),
         isEcho: () => this.runs.isEcho(),
         claims: () => this.config.good?.prepared.claims ?? DEFAULT_CLAIMS,
       });
@@ -282,7 +235,6 @@ export class Daemon implements DaemonCore {
   ): Promise<{ removed: string[]; keptFirewall: boolean }> {
     if (this.stopped) return { removed: [], keptFirewall: false };
     this.stopped = true;
-    this.rollout.close();
     this.tunnels.stopHealth();
     this.feed.close();
     this.topFeed.close();
@@ -291,27 +243,26 @@ export class Daemon implements DaemonCore {
     this.loop?.stop();
     await this.wakes?.close();
     this.confirmWindow.close();
-    this.verify.close();
+    this.revisions.close();
     this.limits.close();
     this.lists.close();
     this.updates?.close();
     let out = { removed: [] as string[], keptFirewall: false };
     try {
-      await this.queue.catch(() => {});
+      await this.queue.idle();
       // a daemon still waiting for its config applied nothing: it leaves the host as it is
       // (a kill switch the early unit loaded at boot stays closed)
       const waited = this.config.waiting && !this.config.good;
       if ((opts.teardown ?? this.opts.teardownOnStop ?? true) && !waited) {
         const good = this.config.good;
         const ks = good ? killSwitchOf(good.prepared.config).enabled : false;
-        out = await this.exclusive(() => this.removeAll(this.host.claims(), ks));
+        out = await this.queue.run(() => this.removeAll(this.host.claims(), ks));
         // the record stays while the kill switch does: the next start restores these, not "repairs drift"
         if (out.keptFirewall) this.host.applied.markStopped(out.removed);
       }
     } finally {
       this.dnsStub.close();
-      this.cgroupSets?.close();
-      this.cgroupSets = undefined;
+      this.cgroupSets.close();
       await this.routing.close();
       await this.tunnels.close();
     }
@@ -357,12 +308,12 @@ export class Daemon implements DaemonCore {
     const r = await this.config.read(req.configPath, true);
     if (!r.ok) return applyResponse(req.configPath, { outcome: 'failed', error: r.error }, 0);
     if (req.dryRun)
-      return this.exclusive(async () => {
+      return this.queue.run(async () => {
         const env = this.host.envFor(r.prepared);
         const ctx = await converge(env, this.host.applied, r.prepared, { dryRun: true });
         return applyResponse(req.configPath, { ...ctx, outcome: ctx.outcome ?? 'failed' }, 0);
       });
-    return this.exclusive(async () => {
+    return this.queue.run(async () => {
       const previous = this.config.good;
       this.confirmWindow.close();
       // an apply ends the sticky holds: the next run routes their rules by their tunnels again
@@ -394,11 +345,7 @@ export class Daemon implements DaemonCore {
    * config edit waited behind 20 clients' Diffs: bench/soak.bench.ts).
    */
   diff(req: { configPath: string }): Promise<DiffResponse> {
-    const queued = this.queuedDiffs.get(req.configPath);
-    if (queued) return queued;
-    const run = this.exclusive(async () => {
-      // started: later requests observe anew
-      this.queuedDiffs.delete(req.configPath);
+    return this.queue.joined(`diff:${req.configPath}`, async () => {
       const r = await this.config.read(req.configPath, true);
       if (!r.ok) throw r.error;
       const env = this.host.envFor(r.prepared);
@@ -406,19 +353,11 @@ export class Daemon implements DaemonCore {
       const doc = toPlanDocument(plan, req.configPath, planLists(r.prepared));
       return { plan: doc, changes: doc.changes.length > 0 };
     });
-    this.queuedDiffs.set(req.configPath, run);
-    return run;
-  }
-
-  /** what status says of the config: the follower's, the rollout gate's hold, the after-apply check */
-  private configState(): ConfigState | undefined {
-    const c = this.rollout.stateOf(this.config.state(this.runs));
-    return c && { ...c, ...this.verify.state() };
   }
 
   async status(): Promise<StatusResponse> {
     const s = await assembleStatus({
-      config: this.configState(),
+      config: this.revisions.state(),
       configPath: this.config.file,
       configured: Boolean(this.config.good || (this.config.file && !this.config.waiting)),
       running: this.runs.runningFor,
@@ -435,44 +374,25 @@ export class Daemon implements DaemonCore {
       learnedNames: () => this.dnsStub.learnedNames(),
       update: this.updates?.status(),
     });
-    const [limits, lists] = [await this.listLimits(), this.lists.status()];
+    const [limits, lists] = [this.limits.list(), this.lists.status()];
     return { ...s, ...(limits.length ? { limits } : {}), ...(lists.length ? { lists } : {}) };
   }
 
-  async observation(): Promise<ObservationRecord> {
-    await this.host.ready();
-    return this.exclusive(async () => {
-      const last = this.host.applied.load();
-      const good = this.config.good?.prepared;
-      const r = await observationOf(
-        this.host.envFor({ claims: last?.claims ?? this.host.claims() }),
-        last,
-        {
-          // the facts the running config was realised with (probed anew when none is followed)
-          facts: good?.facts,
-          warn: (message) => this.host.reporter.report({ type: 'warning', message }),
-        },
-      );
-      const state = this.configState();
-      const rec = withRollout(r, state, this.verify.state());
-      const rollout = rolloutRecordOf(state);
-      return rollout ? { ...rec, rollout } : rec;
-    });
+  /** the observation record (`awg fleet status`): revision-following.ts */
+  observation(): Promise<ObservationRecord> {
+    return this.revisions.observation();
   }
 
   async down(): Promise<{ removed: string[]; mutations: number }> {
     await this.host.ready();
-    return this.exclusive(async () => {
+    return this.queue.run(async () => {
       this.confirmWindow.close();
       const before = this.host.exec.mutations;
       const claims = this.host.claims();
       this.config.forget();
       this.lists.follow(undefined);
       await this.routing.stopPlacement();
-      const r = await this.removeAll(claims, false).finally(() => {
-        this.limits.forget();
-        return this.routing.stopRouter();
-      });
+      const r = await this.removeFollowed(claims);
       return { removed: r.removed, mutations: this.host.exec.mutations - before };
     });
   }
@@ -491,85 +411,17 @@ export class Daemon implements DaemonCore {
     const p = this.config.good?.prepared;
     if (!p) return [];
     await this.host.ready();
-    const list = await this.routing.listProcesses(p);
-    if (!this.limits.size) return list;
-    return list.map((x) => {
-      const l = x.cgroup === undefined ? undefined : this.limits.limitOf(x.cgroup);
-      return l
-        ? {
-            ...x,
-            limit: {
-              pid: l.pid,
-              ...(l.upload !== undefined ? { upload: l.upload } : {}),
-              ...(l.download !== undefined ? { download: l.download } : {}),
-            },
-          }
-        : x;
-    });
+    return this.limits.annotate(await this.routing.listProcesses(p));
   }
 
-  /**
-   * `awg limit`: set, change or clear a process's runtime limit (limit-book.ts), then run
-   * toward the config with it. A limit the run could not apply (the model refused it: more
-   * than 32 limits; or the run failed) is undone and the error thrown; a cleared limit stays
-   * cleared and a failed run is reported (the loop retries).
-   */
+  /** `awg limit` (limits-host.ts) */
   async limit(
     req: LimitRequest,
     caller: LimitCaller = { uid: 0, root: true },
   ): Promise<LimitResponse> {
     await this.host.ready();
-    if (this.host.platform?.perApp !== 'cgroup')
-      throw new AwgError(
-        'unsupported',
-        'runtime limits (awg limit) need cgroups: Linux only; on macOS limit a rule with `limit:` in the config',
-      );
-    return this.exclusive(async () => {
-      const good = this.config.good;
-      const file = this.config.file;
-      if (!good || !file)
-        throw new AwgError(
-          'invalid-config',
-          'no config is applied: a runtime limit is shaped on the devices of the applied config (run `awg apply -f CONFIG` first)',
-        );
-      const change = req.clear
-        ? this.limits.clear(req.pid, caller)
-        : this.limits.set(req, caller, good.prepared.claims.cgroupRoot);
-      const answer = (changed: boolean): LimitResponse => {
-        const limit = this.limits.list().find((l) => l.pid === req.pid);
-        return { ...(limit ? { limit } : {}), changed };
-      };
-      if (!change.changed) return answer(false);
-      const what = req.clear
-        ? `clearing the limit of process ${req.pid}`
-        : `the limit of process ${req.pid}`;
-      const r = await this.config.read(file);
-      if (r.ok && !req.clear && this.limits.isUnshaped(req.pid)) {
-        change.undo();
-        throw new AwgError(
-          'invalid-config',
-          `${what}: at most ${MAX_LIMITS} limits can be in force at once, the config's and the runtime ones together; clear one first (awg limit --list)`,
-        );
-      }
-      if (!r.ok) {
-        change.undo();
-        throw new AwgError(r.error.kind, `${what}: ${r.error.message}`, {
-          ...(r.error.issues ? { issues: r.error.issues } : {}),
-        });
-      }
-      const res = await this.reconcileNow('api', r.prepared);
-      if (!isConverged(res.outcome)) {
-        change.undo();
-        const e = res.error ?? new AwgError('driver', `the run ended ${res.outcome}`);
-        throw new AwgError(
-          e.kind,
-          req.clear
-            ? `the limit of process ${req.pid} is cleared, but the run that removes its shaping ended ${res.outcome}: ${e.message} (the daemon retries)`
-            : `the limit of process ${req.pid} is not set: the run that applies it ended ${res.outcome}: ${e.message}`,
-        );
-      }
-      return answer(true);
-    });
+    this.limits.supported(this.host.platform?.perApp);
+    return this.queue.run(() => this.limits.change(req, caller));
   }
 
   async explain(req: ExplainRequest): Promise<ExplainDocument> {
@@ -589,7 +441,7 @@ export class Daemon implements DaemonCore {
   }
 
   async listLimits(): Promise<LimitInfo[]> {
-    return this.limits.size ? (this.guardLimits(() => this.limits.list()) ?? []) : [];
+    return this.limits.list();
   }
 
   // ---- the loop -------------------------------------------------------------------------
@@ -597,7 +449,7 @@ export class Daemon implements DaemonCore {
   /** One loop run: reload, adopt (first run), reconcile, record, report. */
   private async runOnce(reason: WakeReason): Promise<RunResult> {
     // limits whose processes all exited leave before the run, which then removes their classes
-    if (this.limits.size) this.guardLimits(() => this.limits.expire());
+    this.limits.expire();
     const { source, error } = await this.config.reload();
     if (!source) {
       if (error) this.runs.refused(reason, error);
@@ -626,20 +478,13 @@ export class Daemon implements DaemonCore {
       const ok = isConverged(ctx.outcome);
       // a replaced table (applied, or restored by a rollback) has empty learned sets
       await this.dnsStub.after(stub, ok, firewallChanged(ctx.plan?.changes));
-      if (ok) this.keepCgroupSets(p);
+      if (ok) this.cgroupSets.follow(p);
       await this.routing.after(p, ok);
       // after the run: a list fetched through a tunnel finds it there
       this.lists.follow(p);
       if (ok) this.tunnels.afterRun();
-      if (ok)
-        this.verify.converged({
-          revision: this.config.state(this.runs)?.revision,
-          source:
-            this.config.good?.prepared === p ? this.config.good : { file: p.file, prepared: p },
-          changes: ctx.plan?.changes.length ?? 0,
-          upBefore,
-        });
-      if (ok && this.limits.size) await this.rehomeLimits(p.claims.cgroupRoot);
+      if (ok) this.revisions.converged(p, ctx.plan?.changes.length ?? 0, upBefore);
+      if (ok) await this.limits.rehome(p.claims.cgroupRoot);
       return this.runs.finished(ctx, restoring, p.file);
     } catch (e) {
       return this.runs.failed(e);
@@ -648,56 +493,30 @@ export class Daemon implements DaemonCore {
     }
   }
 
-  /**
-   * unit/cgroup rules: their `w_<rule>` sets follow the cgroups as they come and go (a unit
-   * restart makes a new cgroup); the firewall driver filled them at the apply
-   */
-  private keepCgroupSets(p: Prepared): void {
-    const fw = p.desired.resources.find((r) => r.kind === 'firewall');
-    const sets = fw ? cgroupSetsOfRuleset((fw.spec as FirewallSpec).ruleset) : [];
-    if (!sets.length && !this.cgroupSets) return;
-    this.cgroupSets ??= new CgroupSetKeeper({
-      table: p.claims.nftTable,
-      onError: (e) =>
-        (this.opts.reporter ?? silentReporter).report({
-          type: 'warning',
-          message: `cgroup sets: ${e.message}`,
-        }),
-    });
-    this.cgroupSets.setSets(sets);
-  }
-
   /** Confirm timeout: back to the desired state before the apply (or down when there was none). */
-  private async revert(previous: Source | undefined): Promise<void> {
-    try {
-      await this.exclusive(async () => {
+  private revert(previous: Source | undefined): Promise<void> {
+    const back = () =>
+      this.queue.run(async () => {
         if (previous) {
           this.config.follow(previous.file, previous.prepared);
           await this.reconcileNow('confirm-timeout', previous.prepared);
         } else {
           const claims = this.host.claims();
           this.config.forget();
-          await this.removeAll(claims, false).finally(() => {
-            this.limits.forget();
-            return this.routing.stopRouter();
-          });
+          await this.removeFollowed(claims);
         }
       });
-    } catch (e) {
-      const err = toAwgError(e);
-      this.feed.emit({
-        type: 'error',
-        at: now(),
-        kind: err.kind,
-        message: `revert after the confirm timeout failed: ${err.message}`,
-      });
-      this.wake('confirm-timeout');
-      return;
-    }
-    this.feed.emit({
-      type: 'reverted',
-      at: now(),
-      reason: 'confirm timeout expired without confirm()',
+    return revertAtTimeout(back, {
+      emit: (e) => this.feed.emit(e),
+      retry: () => this.wake('confirm-timeout'),
+    });
+  }
+
+  /** removeAll for down (and a revert to nothing): the runtime limits and the flow router go too */
+  private removeFollowed(claims: Claims): Promise<{ removed: string[]; keptFirewall: boolean }> {
+    return this.removeAll(claims, false).finally(() => {
+      this.limits.forget();
+      return this.routing.stopRouter();
     });
   }
 
@@ -717,31 +536,6 @@ export class Daemon implements DaemonCore {
 
   // ---- internals ----------------------------------------------------------------------
 
-  /**
-   * Limits whose cgroup is gone while their process lives get a new one once the placer has
-   * placed by this run's rules (it would move them again otherwise); a run then shapes them.
-   */
-  private async rehomeLimits(cgroupRoot: string): Promise<void> {
-    await this.routing.placed();
-    if (this.guardLimits(() => this.limits.rehome(cgroupRoot))) this.wake('limit');
-  }
-
-  /** a failure of the runtime limits' bookkeeping is reported, never the end of a run */
-  private guardLimits<T>(fn: () => T): T | undefined {
-    try {
-      return fn();
-    } catch (e) {
-      const err = toAwgError(e);
-      this.feed.emit({
-        type: 'error',
-        at: now(),
-        kind: err.kind,
-        message: `runtime limits: ${err.message}`,
-      });
-      return undefined;
-    }
-  }
-
   /** the tunnels of `p` up now (tunnel health) */
   private tunnelsUp(p: Prepared | undefined): Set<string> {
     const names = Object.keys(p?.config.tunnels ?? {});
@@ -751,12 +545,6 @@ export class Daemon implements DaemonCore {
   /** the cgroup subtree of the config followed (the default before there is one) */
   private cgroupRoot(): string {
     return (this.config.good?.prepared.claims ?? DEFAULT_CLAIMS).cgroupRoot;
-  }
-
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => {});
-    return run;
   }
 }
 

@@ -22,7 +22,7 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import type { WakeReason } from './core.js';
+import type { DaemonEvent, WakeReason } from './core.js';
 import type {
   NetworkWatch,
   NetworkWatchOptions,
@@ -61,6 +61,51 @@ export interface WakeSources {
   /** watch these files (the config and the overlay files it applies); none: no config watch */
   setConfigFiles(paths: readonly string[]): void;
   close(): Promise<void>;
+}
+
+export interface DaemonWakeOptions extends Omit<
+  WakeSourceOptions,
+  'onWake' | 'watchNetwork' | 'watchSystem'
+> {
+  /** the platform's network monitor and system-service watch (undefined: none) */
+  platform: Pick<WakeSourceOptions, 'watchNetwork' | 'watchSystem'> | undefined;
+  env: NodeJS.ProcessEnv;
+  /** the tunnels' engines start a handshake after the run (tunnels.ts networkMoved) */
+  networkMoved(): void;
+  emit(e: DaemonEvent): void;
+  wake(reason: WakeReason): void;
+}
+
+/**
+ * The daemon's wake sources: the platform's watches (no system-bus watch with
+ * AWG_SYSTEM_BUS=0: the drift timer still re-checks), and what a network or system wake does
+ * besides waking the loop: a `network-changed` event, and the engines re-handshake after an
+ * underlay change or a resume.
+ */
+export function startDaemonWakes(o: DaemonWakeOptions): Promise<WakeSources> {
+  const { platform, env, networkMoved, emit, wake, ...rest } = o;
+  const at = () => new Date().toISOString();
+  return startWakeSources({
+    ...rest,
+    ...(platform?.watchNetwork ? { watchNetwork: platform.watchNetwork } : {}),
+    ...(platform?.watchSystem && env.AWG_SYSTEM_BUS !== '0'
+      ? { watchSystem: platform.watchSystem }
+      : {}),
+    onWake: (reason, detail, what) => {
+      if (reason === 'network') {
+        // the engines re-handshake after an underlay change, not after our table's or a qdisc's
+        if (what !== 'firewall' && what !== 'shaper') networkMoved();
+        emit({ type: 'network-changed', at: at(), detail });
+      }
+      if (reason === 'system') {
+        // after resume every peer's session may be stale (NAT bindings expired while asleep):
+        // each WireGuard tunnel starts a handshake after the run
+        if (what === 'resume') networkMoved();
+        emit({ type: 'network-changed', at: at(), detail });
+      }
+      wake(reason);
+    },
+  });
 }
 
 export async function startWakeSources(o: WakeSourceOptions): Promise<WakeSources> {

@@ -42,6 +42,7 @@ import { trafficSource } from '../procs/top/source.js';
 import { AppRouting } from './app-routing.js';
 import { DaemonEnv } from './daemon-env.js';
 import { ConfigFollower, readConfig, waitingMessage, type Source } from './config-follower.js';
+import { restoreFor } from './last-good.js';
 import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
 import { checkConfirmTimeout, ConfirmWindow } from './confirm.js';
 import type {
@@ -192,12 +193,14 @@ export class Daemon implements DaemonCore {
     this.rollout = rolloutGateFor(opts, emit, () => this.wake('config'));
     this.config = new ConfigFollower({
       file: opts.configPath ?? this.host.applied.load()?.configFile,
-      read: (file, api) =>
+      read: (file, api, origin) =>
         readConfig(file, {
           platform: async () => (await this.host.ready(), this.host.platform!),
           // `{env:}` secrets only for the file the daemon was started with (ENV_REFUSED)
           ownEnv:
-            !api && opts.configPath !== undefined && resolve(opts.configPath) === resolve(file),
+            !api &&
+            opts.configPath !== undefined &&
+            resolve(opts.configPath) === resolve(origin ?? file),
           env: opts.env,
           selection: opts.selection,
           ...this.tunnels.readOptions(),
@@ -218,6 +221,12 @@ export class Daemon implements DaemonCore {
           message: waitingMessage(file, this.host.applied.load()?.configFile),
         }),
       held: (revision, content) => this.verify.holdBack(revision, content),
+      restore: restoreFor({
+        verify: () => this.verify,
+        admit: (c) => this.rollout.admit({ ...c, config: c.prepared.config }),
+        stateDir: this.host.state.dir,
+        emit,
+      }),
     });
     this.verify = new RevisionWatch({
       state: this.host.state,

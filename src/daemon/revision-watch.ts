@@ -110,6 +110,11 @@ export class RevisionWatch {
     this.connect = o.connect ?? tcpConnect;
   }
 
+  /** the last revision this host kept (the state directory's, across restarts) */
+  get lastGood(): string | undefined {
+    return this.good?.revision ?? this.book.lastGood;
+  }
+
   /** the rejection of `revision` */
   rejected(revision: string | undefined): RejectedRevision | undefined {
     return rejectionOf(this.book, revision);

@@ -163,6 +163,8 @@ describe('daemon: the last good revision across a restart', () => {
     const after = await daemon!.status();
     expect(after.config?.revision).toBe(second);
     expect(after.config?.rollout).toBeUndefined();
+    // the last good revision is held to go back to: HEAD is checked after its apply
+    expect(after.config?.verifying?.revision).toBe(second);
   });
 
   it('restarted with a rejected revision at HEAD: runs the last good revision', async () => {

@@ -71,6 +71,8 @@ export interface ConfigFollowerOptions {
         prepared: Prepared;
         revision: string;
         content: () => string;
+        /** read a copy of `file` */
+        read: (copy: string) => Promise<ReadResult>;
       }) => Promise<{ revision: string; file: string } | undefined>)
     | undefined;
 }
@@ -217,6 +219,7 @@ export class ConfigFollower {
       prepared,
       revision,
       content: () => sourcesHash([file, ...prepared.sources]),
+      read: (copy) => this.o.read(copy, false, file),
     });
     if (!back) return false;
     const r = await this.o.read(back.file, false, file);

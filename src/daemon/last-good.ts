@@ -18,6 +18,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Prepared } from '../pipeline/prepare.js';
 import type { ConfigFollowerOptions } from './config-follower.js';
 import type { DaemonEvent } from './core.js';
+import type { GoodRevision } from './revision-watch.js';
 
 /** the most entries a materialised tree may have (a config repository is small) */
 const MAX_ENTRIES = 5000;
@@ -93,6 +94,11 @@ export interface StartFromOptions {
   dir: () => string;
   /** said loudly when the last good revision cannot be run */
   error: (message: string) => void;
+  /**
+   * HEAD is taken: the last good revision's copy (`file`) to go back to should HEAD fail its
+   * check after the apply (revision-watch.ts baseline)
+   */
+  baseline?: ((g: { revision: string; file: string }) => Promise<void>) | undefined;
 }
 
 /**
@@ -106,16 +112,29 @@ export async function startFrom(
 ): Promise<{ revision: string; file: string } | undefined> {
   const good = o.lastGood();
   if (!good || good === c.revision) return undefined;
-  if (!o.held(c.revision, c.content) && (await o.admit(c))) return undefined;
+  if (!o.held(c.revision, c.content) && (await o.admit(c))) {
+    if (o.baseline) {
+      try {
+        await o.baseline({ revision: good, file: materialise(c.file, good, o.dir()) });
+      } catch (e) {
+        o.error(
+          `the last good revision ${good.slice(0, 12)} cannot be materialised from git (${firstLine(e)}): revision ${c.revision.slice(0, 12)} at HEAD is applied without a revision to go back to`,
+        );
+      }
+    }
+    return undefined;
+  }
   try {
     return { revision: good, file: materialise(c.file, good, o.dir()) };
   } catch (e) {
     o.error(
-      `the last good revision ${good.slice(0, 12)} cannot be materialised from git (${(e as Error).message.split('\n')[0]}): revision ${c.revision.slice(0, 12)} at HEAD is applied although it is held back`,
+      `the last good revision ${good.slice(0, 12)} cannot be materialised from git (${firstLine(e)}): revision ${c.revision.slice(0, 12)} at HEAD is applied although it is held back`,
     );
     return undefined;
   }
 }
+
+const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 
 /** the private directory the copy goes to: `last-good` in the state directory (a temp one in memory) */
 export function lastGoodDir(stateDir: string): string {
@@ -128,7 +147,11 @@ let memoryDir: string | undefined;
 /** the daemon's hook (config-follower.ts `restore`): its revision watch, gate and state directory */
 export function restoreFor(o: {
   /** the revision watch (constructed after the follower: asked when needed) */
-  verify: () => { readonly lastGood: string | undefined; holdBack: StartFromOptions['held'] };
+  verify: () => {
+    readonly lastGood: string | undefined;
+    holdBack: StartFromOptions['held'];
+    baseline: (g: GoodRevision) => void;
+  };
   admit: StartFromOptions['admit'];
   stateDir: string;
   emit: (e: DaemonEvent) => void;
@@ -142,6 +165,14 @@ export function restoreFor(o: {
         dir: () => lastGoodDir(o.stateDir),
         error: (message) =>
           o.emit({ type: 'error', at: new Date().toISOString(), kind: 'verification', message }),
+        baseline: async (g) => {
+          const r = await c.read(g.file);
+          if (!r.ok) throw r.error;
+          o.verify().baseline({
+            revision: g.revision,
+            source: { file: c.file, prepared: r.prepared },
+          });
+        },
       },
       c,
     );

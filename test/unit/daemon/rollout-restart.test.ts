@@ -39,6 +39,7 @@ describe('daemon: the last good revision across a restart', () => {
   let waiters: (() => void)[];
   let now: number;
   let timers: { ms: number; fn: () => void }[];
+  let looks: (() => void)[];
   let state: MemoryStateStore;
   let drivers: ReturnType<typeof createFakeDriverSet>;
 
@@ -81,6 +82,14 @@ describe('daemon: the last good revision across a restart', () => {
       platform: (({ watchNetwork: _, ...p }) => p)(await loadPlatform('linux')),
       wakes: { settleMs: 20 },
       loop: { driftMs: 0, debounceMs: 1, backoffBaseMs: 60_000 },
+      verify: {
+        now: () => now,
+        timer: (_ms, fn) => {
+          looks.push(fn);
+          return () => void looks.splice(looks.indexOf(fn), 1);
+        },
+        connect: async () => false,
+      },
       rollout: {
         now: () => now,
         timer: (ms, fn) => {
@@ -116,6 +125,7 @@ describe('daemon: the last good revision across a restart', () => {
     waiters = [];
     now = T0 + MIN;
     timers = [];
+    looks = [];
     state = new MemoryStateStore();
     drivers = createFakeDriverSet();
   });
@@ -184,6 +194,30 @@ describe('daemon: the last good revision across a restart', () => {
     const st = await daemon!.status();
     expect(st.config).toMatchObject({ revision: first, checkoutRevision: second, valid: true });
     expect(st.config?.rejected?.map((r) => r.revision)).toEqual([second]);
+  });
+
+  it('restarted with HEAD admitted: HEAD runs and is checked, the last good revision to go back to', async () => {
+    const first = commit(oneTunnelConfig({ rule: false }), 'first');
+    await startDaemon();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
+    const second = commit(oneTunnelConfig({ rule: false, allowedIPs: '10.0.0.0/8' }), 'next');
+    const from = await restart();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged', from);
+    const st = await daemon!.status();
+    expect(st.config?.revision).toBe(second);
+    expect(st.config?.verifying?.revision).toBe(second);
+    expect(events.slice(from).filter((e) => e.type === 'error')).toEqual([]);
+    expect(state.get(ROLLOUT_STATE_KEY)).toMatchObject({ lastGood: first });
+
+    // the check fails (the repository's remote cannot be read): back to the last good revision
+    const failAt = events.length;
+    now += 2 * MIN;
+    for (const look of looks.splice(0)) look();
+    const rejected = await until((e) => e.type === 'revision-rejected', failAt);
+    expect(rejected).toMatchObject({ revision: second, revertedTo: first });
+    const back = await daemon!.status();
+    expect(back.config?.revision).toBe(first);
+    expect(back.config?.rejected?.map((r) => r.revision)).toEqual([second]);
   });
 
   it('a last good revision git cannot give back: an error, and HEAD runs', async () => {

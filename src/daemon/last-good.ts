@@ -23,12 +23,16 @@ import type { GoodRevision } from './revision-watch.js';
 /** the most entries a materialised tree may have (a config repository is small) */
 const MAX_ENTRIES = 5000;
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+/** the longest one git call may take (a local read) */
+const GIT_TIMEOUT_MS = 30_000;
 
 const git = (cwd: string, args: string[]): Buffer =>
   execFileSync('git', ['-C', cwd, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     maxBuffer: 64 * 1024 * 1024,
-    env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', LC_ALL: 'C' },
+    timeout: GIT_TIMEOUT_MS,
+    // as the gate's git (util/git-commit.ts): the system's config (safe.directory) applies
+    env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
   });
 
 /**

@@ -177,6 +177,28 @@ describe('daemon: the last good revision across a restart', () => {
     expect(after.config?.verifying?.revision).toBe(second);
   });
 
+  it('restarted while the rollout is halted: runs the last good revision', async () => {
+    const first = commit(oneTunnelConfig({ rule: false }) + WAVES, 'first');
+    await startDaemon();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
+    const second = commit(
+      oneTunnelConfig({ rule: false, allowedIPs: '10.0.0.0/8' }) + WAVES + '  halt: true\n',
+      'halted',
+    );
+    const from = await restart();
+    expect(await until((e) => e.type === 'rollout', from)).toMatchObject({
+      revision: second,
+      state: 'halted',
+    });
+    const run = await until((e) => e.type === 'reconcile-finished', from);
+    expect(run).toMatchObject({ outcome: 'unchanged', summary: { config: 0 } });
+    expect((await daemon!.status()).config).toMatchObject({
+      revision: first,
+      checkoutRevision: second,
+      rollout: { revision: second, state: 'halted' },
+    });
+  });
+
   it('restarted with a rejected revision at HEAD: runs the last good revision', async () => {
     const first = commit(oneTunnelConfig({ rule: false }), 'first');
     await startDaemon();

@@ -35,8 +35,11 @@ export type ReadResult = { ok: true; prepared: Prepared } | { ok: false; error: 
 export interface ConfigFollowerOptions {
   /** the file followed from the start (`--config`, else the last apply's); none: not yet known */
   file?: string | undefined;
-  /** read and prepare a file; `api`: the file is named by an API request */
-  read: (file: string, api: boolean) => Promise<ReadResult>;
+  /**
+   * read and prepare a file; `api`: the file is named by an API request; `origin`: the
+   * followed file `file` is a copy of (the last good revision's, last-good.ts)
+   */
+  read: (file: string, api: boolean, origin?: string) => Promise<ReadResult>;
   emit: (e: DaemonEvent) => void;
   /** the files to watch now (the config, its overlay files, the checkout's HEAD); none: no watch */
   watch: (files: string[]) => void;
@@ -57,6 +60,21 @@ export interface ConfigFollowerOptions {
    * the last good config runs and the files are not read
    */
   held?: ((revision: string | undefined, content: () => string) => boolean) | undefined;
+  /**
+   * Asked at the first good read of a checkout's config after the daemon started: a copy of
+   * the last good revision (last-good.ts) to run instead of HEAD (rejected, or held by the
+   * rollout gate); undefined: take HEAD.
+   */
+  restore?:
+    | ((c: {
+        file: string;
+        prepared: Prepared;
+        revision: string;
+        content: () => string;
+        /** read a copy of `file` */
+        read: (copy: string) => Promise<ReadResult>;
+      }) => Promise<{ revision: string; file: string } | undefined>)
+    | undefined;
 }
 
 const now = () => new Date().toISOString();
@@ -74,6 +92,8 @@ export class ConfigFollower {
   private seenHash: string | undefined;
   /** the followed file did not exist at the last reload, and no good read of it is kept */
   private absent = false;
+  /** a good config was taken since the daemon started (the last good revision is not restored) */
+  private started = false;
 
   constructor(private readonly o: ConfigFollowerOptions) {
     this.path = o.file ? resolve(o.file) : undefined;
@@ -112,6 +132,7 @@ export class ConfigFollower {
     this.path = file;
     this.absent = false;
     this.current = { file, prepared };
+    this.started = true;
     this.error = undefined;
     this.goodRevision = revision ?? gitRevisionOf(file);
     this.goodHash = revision === undefined ? sourcesHash([file, ...prepared.sources]) : undefined;
@@ -161,10 +182,13 @@ export class ConfigFollower {
       if (changed) this.o.emit({ type: 'config-changed', at: now(), path: file, valid: true });
       this.error = undefined;
       const revision = gitRevisionOf(file);
+      if (!good && !this.started && revision && (await this.restored(file, r.prepared, revision)))
+        return { source: this.current };
       if (!(await this.admitted(file, r.prepared, revision, hash, hashed)))
         return { source: this.current };
       this.goodRevision = revision;
       this.current = { file, prepared: r.prepared };
+      this.started = true;
       // the same files as hashed above (the usual case): that hash, not a second read of them
       const files = [file, ...r.prepared.sources];
       this.goodHash =
@@ -183,6 +207,38 @@ export class ConfigFollower {
       source: this.current?.file === file ? this.current : undefined,
       error: r.error,
     };
+  }
+
+  /**
+   * At start, HEAD may not be taken and the last good revision is known: run a copy of it
+   * (read from the copy, followed as `file` at that revision) until the gate admits HEAD.
+   */
+  private async restored(file: string, prepared: Prepared, revision: string): Promise<boolean> {
+    const back = await this.o.restore?.({
+      file,
+      prepared,
+      revision,
+      content: () => sourcesHash([file, ...prepared.sources]),
+      read: (copy) => this.o.read(copy, false, file),
+    });
+    if (!back) return false;
+    const r = await this.o.read(back.file, false, file);
+    if (!r.ok) {
+      this.o.emit({
+        type: 'error',
+        at: now(),
+        kind: r.error.kind,
+        message: `the last good revision ${back.revision.slice(0, 12)} cannot be read (${r.error.message}): revision ${revision.slice(0, 12)} at HEAD is applied although it is held back`,
+      });
+      return false;
+    }
+    this.current = { file, prepared: r.prepared };
+    this.started = true;
+    this.goodRevision = back.revision;
+    // its files are not the checkout's: every new read is a change the gate is asked about
+    this.goodHash = undefined;
+    this.o.watch([file, ...prepared.sources, ...gitHeadFiles(file)]);
+    return true;
   }
 
   /** the rollout gate lets a new revision of the running config's checkout through */

@@ -19,6 +19,7 @@ import {
 import type { ConfigState, DaemonEvent, WakeReason } from './core.js';
 import type { DaemonEnv } from './daemon-env.js';
 import type { DaemonOptions } from './options.js';
+import { restoreFor } from './last-good.js';
 import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
 import { RevisionWatch } from './revision-watch.js';
 import { isConverged, type RunBook, type RunOutcome } from './runs.js';
@@ -59,11 +60,13 @@ export class RevisionFollowing {
     this.rollout = rolloutGateFor(o, emit, () => o.wake('config'));
     this.config = new ConfigFollower({
       file: o.configPath ?? host.applied.load()?.configFile,
-      read: (file, api) =>
+      read: (file, api, origin) =>
         readConfig(file, {
           platform: async () => (await host.ready(), host.platform!),
           // `{env:}` secrets only for the file the daemon was started with (ENV_REFUSED)
-          ownEnv: !api && o.configPath !== undefined && resolve(o.configPath) === resolve(file),
+          // (a last good revision's copy reads as the file it is a copy of: `origin`)
+          ownEnv:
+            !api && o.configPath !== undefined && resolve(o.configPath) === resolve(origin ?? file),
           env: o.env,
           selection: o.selection,
           ...o.readOptions(),
@@ -82,6 +85,12 @@ export class RevisionFollowing {
           message: waitingMessage(file, host.applied.load()?.configFile),
         }),
       held: (revision, content) => this.verify.holdBack(revision, content),
+      restore: restoreFor({
+        verify: () => this.verify,
+        admit: (c) => this.rollout.admit({ ...c, config: c.prepared.config }),
+        stateDir: host.state.dir,
+        emit,
+      }),
     });
     this.verify = new RevisionWatch({
       state: host.state,

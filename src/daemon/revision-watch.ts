@@ -110,6 +110,19 @@ export class RevisionWatch {
     this.connect = o.connect ?? tcpConnect;
   }
 
+  /** the last revision this host kept (the state directory's, across restarts) */
+  get lastGood(): string | undefined {
+    return this.good?.revision ?? this.book.lastGood;
+  }
+
+  /**
+   * The last good revision's config, read again after a restart (last-good.ts) while this
+   * daemon holds none: the revision converged next can go back to it, so it is checked.
+   */
+  baseline(g: GoodRevision): void {
+    if (!this.good && g.revision === this.book.lastGood) this.good = g;
+  }
+
   /** the rejection of `revision` */
   rejected(revision: string | undefined): RejectedRevision | undefined {
     return rejectionOf(this.book, revision);

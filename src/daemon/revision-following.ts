@@ -20,7 +20,7 @@ import type { ConfigState, DaemonEvent, WakeReason } from './core.js';
 import type { DaemonEnv } from './daemon-env.js';
 import type { DaemonOptions } from './options.js';
 import { restoreFor } from './last-good.js';
-import { rolloutGateFor, rolloutRecordOf, type RolloutGate } from './rollout-gate.js';
+import { rolloutGateFor, rolloutPlaceOf, type RolloutGate } from './rollout-gate.js';
 import { RevisionWatch } from './revision-watch.js';
 import { isConverged, type RunBook, type RunOutcome } from './runs.js';
 
@@ -129,7 +129,7 @@ export class RevisionFollowing {
       });
       const state = this.state();
       const rec = withRollout(r, state, this.verify.state());
-      const rollout = rolloutRecordOf(state);
+      const rollout = rolloutPlaceOf(state);
       return rollout ? { ...rec, rollout } : rec;
     });
   }

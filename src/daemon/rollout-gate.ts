@@ -21,7 +21,7 @@ import {
   verifyCommit as gitVerifyCommit,
   type CommitInfo,
 } from '../util/git-commit.js';
-import type { RolloutRecord } from '../pipeline/observation.js';
+import type { RolloutPlace } from '../pipeline/observation.js';
 import type { Timer } from './confirm.js';
 import type { ConfigState, DaemonEvent } from './core.js';
 import { decide, describeDecision, type RolloutDecision } from './rollout-waves.js';
@@ -230,11 +230,10 @@ export function rolloutGateFor(
 }
 
 /** what the observation record says of the rollout (`awg fleet status`); none outside a checkout */
-export function rolloutRecordOf(c: ConfigState | undefined): RolloutRecord | undefined {
-  if (!c || (c.revision === undefined && c.checkoutRevision === undefined)) return undefined;
-  const h = c.rollout;
+export function rolloutPlaceOf(c: ConfigState | undefined): RolloutPlace | undefined {
+  const h = c?.rollout;
+  if (!c || (c.checkoutRevision === undefined && !h)) return undefined;
   return {
-    ...(c.revision !== undefined ? { revision: c.revision } : {}),
     ...(c.checkoutRevision !== undefined ? { checkoutRevision: c.checkoutRevision } : {}),
     ...(h
       ? {
@@ -246,7 +245,6 @@ export function rolloutRecordOf(c: ConfigState | undefined): RolloutRecord | und
           },
         }
       : {}),
-    ...(c.rejected?.length ? { rejected: c.rejected.map((r) => r.revision) } : {}),
   };
 }
 

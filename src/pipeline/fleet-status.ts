@@ -11,7 +11,7 @@
  */
 import { AwgError } from '../errors.js';
 import { isObject } from '../util/shape.js';
-import type { RolloutRecord } from './observation.js';
+import type { ObservationRecord } from './observation.js';
 
 export interface HostRollout {
   host: string;
@@ -132,13 +132,13 @@ export function hostsFromSamples(samples: readonly Sample[]): HostRollout[] {
   return [...byInstance.values()];
 }
 
-/** an observation record's rollout → the host's */
-export function hostFromRecord(host: string, r: RolloutRecord | undefined): HostRollout {
+/** an observation record → the host's place in the rollout */
+export function hostFromRecord(r: ObservationRecord): HostRollout {
   return {
-    host,
-    ...(r?.revision ? { applied: r.revision } : {}),
-    ...(r?.held ? { held: { ...r.held } } : {}),
-    rejected: [...(r?.rejected ?? [])],
+    host: r.host,
+    ...(r.revision ? { applied: r.revision } : {}),
+    ...(r.rollout?.held ? { held: { ...r.rollout.held } } : {}),
+    rejected: (r.rejected ?? []).map((x) => x.revision),
   };
 }
 

@@ -40,28 +40,27 @@ export interface ObservationRecord {
   /** the claimed identifiers of the last apply (its cgroup root comes from the host's environment) */
   claims?: Claims;
   /** where the host stands in a fleet rollout (a daemon following a checkout): `awg fleet status` */
-  rollout?: RolloutRecord;
+  rollout?: RolloutPlace;
   /** a daemon following a checkout: the commit of the config it runs */
   revision?: string;
   /** a daemon following a checkout: the revisions it rejected after their apply (docs/fleet.md, "Rollouts") */
   rejected?: { revision: string; reason: string; at: string }[];
 }
 
-/** A host's place in a rollout, as its daemon reports it (docs/fleet.md). */
-export interface RolloutRecord {
-  /** the commit of the config it runs */
-  revision?: string;
+/**
+ * Where a host following a checkout stands in a rollout besides the revision it runs and the
+ * ones it rejected (the record's `revision`, `rejected`): the commit its checkout holds and a
+ * newer revision it holds back (docs/fleet.md, "The rollout model").
+ */
+export interface RolloutPlace {
   /** the commit its checkout holds */
   checkoutRevision?: string;
   /** a newer revision it holds back: waiting for its wave, or halted */
   held?: { revision: string; state: 'waiting' | 'halted'; wave?: number; dueAt?: string };
-  /** revisions it applied, found unhealthy and reverted (the health gate) */
-  rejected?: string[];
 }
 
-export const RolloutRecordDoc = z
+export const RolloutPlaceDoc = z
   .looseObject({
-    revision: z.string().optional().meta({ description: 'the commit of the config it runs' }),
     checkoutRevision: z.string().optional().meta({ description: 'the commit its checkout holds' }),
     held: z
       .looseObject({
@@ -72,12 +71,12 @@ export const RolloutRecordDoc = z
       })
       .optional()
       .meta({ description: 'a newer revision held back: waiting for its wave, or halted' }),
-    rejected: z
-      .array(z.string())
-      .optional()
-      .meta({ description: 'revisions applied, found unhealthy and reverted' }),
   })
-  .meta({ id: 'RolloutRecord', description: "the host's place in a fleet rollout" });
+  .meta({
+    id: 'RolloutPlace',
+    description:
+      "the host's place in a fleet rollout besides `revision` and `rejected`: its checkout's commit and a revision it holds back",
+  });
 
 const Resource = z.looseObject({
   kind: z.enum(RESOURCE_KINDS),
@@ -130,7 +129,7 @@ export const ObservationDocument = z
       })
       .optional()
       .meta({ description: 'the identifiers the last apply claimed' }),
-    rollout: RolloutRecordDoc.optional(),
+    rollout: RolloutPlaceDoc.optional(),
     revision: z
       .string()
       .optional()

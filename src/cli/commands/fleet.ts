@@ -59,7 +59,7 @@ function hostsOf(o: FleetStatusOptions): HostRollout[] {
     .sort();
   return files.map((f) => {
     const r = observationFromJson(readJson(join(dir, f)), join(dir, f));
-    return hostFromRecord(r.host, r.rollout);
+    return hostFromRecord(r);
   });
 }
 

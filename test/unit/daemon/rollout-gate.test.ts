@@ -253,11 +253,11 @@ describe('commit reads (real git)', () => {
 
 describe('the rollout in the observation record', () => {
   it('is what the config state says, and crosses the wire', async () => {
-    const { rolloutRecordOf } = await import('../../../src/daemon/rollout-gate.js');
+    const { rolloutPlaceOf } = await import('../../../src/daemon/rollout-gate.js');
     const { observationFromWire, observationToWire } =
       await import('../../../src/daemon/wire/observation.js');
     const { makeObservationRecord } = await import('../../../src/pipeline/observation.js');
-    const rollout = rolloutRecordOf({
+    const rollout = rolloutPlaceOf({
       revision: 'a'.repeat(40),
       checkoutRevision: REV,
       valid: true,
@@ -265,11 +265,10 @@ describe('the rollout in the observation record', () => {
       rollout: { revision: REV, state: 'waiting', wave: 2, dueAt: 'T', message: 'm' },
     });
     expect(rollout).toEqual({
-      revision: 'a'.repeat(40),
       checkoutRevision: REV,
       held: { revision: REV, state: 'waiting', wave: 2, dueAt: 'T' },
     });
-    expect(rolloutRecordOf({ valid: true, lastPlanChanges: 0 })).toBeUndefined();
+    expect(rolloutPlaceOf({ valid: true, lastPlanChanges: 0 })).toBeUndefined();
     const r = {
       ...makeObservationRecord({ resources: [], foreign: [] }, { host: 'h' }),
       rollout: rollout!,

@@ -44,7 +44,7 @@ export interface ObservationResponse {
    */
   rejected?: _awg_v1_RejectedRevision[];
   /**
-   * the host's place in a fleet rollout (RolloutRecord: revision, held, rejected)
+   * the host's place in a fleet rollout besides revision and rejected (RolloutPlace: the checkout's commit, a revision held back)
    */
   rolloutJson?: string;
   _lastAppliedJson?: 'lastAppliedJson';
@@ -92,7 +92,7 @@ export interface ObservationResponse__Output {
    */
   rejected: _awg_v1_RejectedRevision__Output[];
   /**
-   * the host's place in a fleet rollout (RolloutRecord: revision, held, rejected)
+   * the host's place in a fleet rollout besides revision and rejected (RolloutPlace: the checkout's commit, a revision held back)
    */
   rolloutJson?: string;
   _lastAppliedJson?: 'lastAppliedJson';

@@ -18,7 +18,7 @@ import type { AppRule, DestSet, Endpoint, FirewallPolicy, RuleSets } from './pol
 import { ruleAction } from './rule-action.js';
 import { formatInterval4, formatInterval6, type DestinationSet } from '../config/lists.js';
 import { policyClasses, shapeClasses, shaperResources, type RuntimeLimit } from './shaping.js';
-import { ENDPOINT_RE, type Rule } from '../config/schema.js';
+import { ENDPOINT_RE } from '../config/schema.js';
 import type { IdentityFacts } from './who.js';
 import {
   configConditions,

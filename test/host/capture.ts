@@ -20,6 +20,15 @@ export function classify(line: string): Frame {
     if (/\.68 > [\d.]+\.67: /.test(line)) return allowed('dhcp');
     if (new RegExp(`> ${LAN.router.replace(/\./g, '\\.')}\\.${VPN.port}: UDP`).test(line))
       return allowed('wireguard');
+    // the host's kernel answering a WireGuard datagram of the endpoint while no socket has the
+    // port (the daemon restarting in an upgrade): port unreachable, to the endpoint, about the
+    // tunnel's own flow — part of the WireGuard exchange with the endpoint, nothing of the apps
+    if (
+      new RegExp(
+        `> ${LAN.router.replace(/\./g, '\\.')}: ICMP [\\d.]+ udp port \\d+ unreachable`,
+      ).test(line)
+    )
+      return allowed('wireguard');
   }
   if (/ethertype IPv6/.test(line)) {
     if (

@@ -4,8 +4,7 @@
  * says so in the status and the events; the gate's timer wakes the loop when the wave is due
  * and the revision is applied then — no file changes in between.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { MemoryStateStore } from '../../../src/util/state.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { oneTunnelConfig } from '../../helpers/daemon-config.js';
+import { eventWait, gitCheckout } from './rollout-rig.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -37,33 +37,11 @@ describe('daemon: the rollout gate before a new revision', () => {
   let now: number;
   let timers: { ms: number; fn: () => void }[];
 
-  const git = (args: string[]) =>
-    execFileSync('git', ['-C', dir, ...args], {
-      env: {
-        ...process.env,
-        HOME: dir,
-        GIT_CONFIG_NOSYSTEM: '1',
-        GIT_COMMITTER_DATE: new Date(T0).toISOString(),
-        GIT_AUTHOR_DATE: new Date(T0).toISOString(),
-      },
-      encoding: 'utf8',
-    }).trim();
-  const commit = (text: string, msg: string) => {
-    writeFileSync(join(dir, 'awg.yaml'), text);
-    git(['add', 'awg.yaml']);
-    git(['commit', '-q', '-m', msg]);
-    return git(['rev-parse', 'HEAD']);
-  };
-  function until(pred: (e: DaemonEvent) => boolean, from = 0): Promise<DaemonEvent> {
-    return new Promise((res) => {
-      const look = () => {
-        const hit = events.slice(from).find(pred);
-        if (hit) res(hit);
-        else waiters.push(look);
-      };
-      look();
-    });
-  }
+  const { git, commit } = gitCheckout(() => dir, T0);
+  const until = eventWait(
+    () => events,
+    () => waiters,
+  );
 
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'awg-rollout-'));

@@ -21,6 +21,7 @@ import { MemoryStateStore } from '../../../src/util/state.js';
 import { MemoryReporter } from '../../../src/util/reporter.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { oneTunnelConfig } from '../../helpers/daemon-config.js';
+import { eventWait, gitCheckout } from './rollout-rig.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
@@ -43,33 +44,11 @@ describe('daemon: the last good revision across a restart', () => {
   let state: MemoryStateStore;
   let drivers: ReturnType<typeof createFakeDriverSet>;
 
-  const git = (args: string[]) =>
-    execFileSync('git', ['-C', dir, ...args], {
-      env: {
-        ...process.env,
-        HOME: dir,
-        GIT_CONFIG_NOSYSTEM: '1',
-        GIT_COMMITTER_DATE: new Date(T0).toISOString(),
-        GIT_AUTHOR_DATE: new Date(T0).toISOString(),
-      },
-      encoding: 'utf8',
-    }).trim();
-  const commit = (text: string, msg: string) => {
-    writeFileSync(join(dir, 'awg.yaml'), text);
-    git(['add', 'awg.yaml']);
-    git(['commit', '-q', '-m', msg]);
-    return git(['rev-parse', 'HEAD']);
-  };
-  function until(pred: (e: DaemonEvent) => boolean, from = 0): Promise<DaemonEvent> {
-    return new Promise((res) => {
-      const look = () => {
-        const hit = events.slice(from).find(pred);
-        if (hit) res(hit);
-        else waiters.push(look);
-      };
-      look();
-    });
-  }
+  const { git, commit } = gitCheckout(() => dir, T0);
+  const until = eventWait(
+    () => events,
+    () => waiters,
+  );
   async function startDaemon(): Promise<Daemon> {
     const d = new Daemon({
       configPath: join(dir, 'awg.yaml'),

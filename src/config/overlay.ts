@@ -18,6 +18,7 @@
  */
 import picomatch from 'picomatch';
 import * as z from 'zod';
+import { ItemName } from './schema-values.js';
 import type { PathKey, Pos, SourcePositions } from './positions.js';
 
 export interface HostSelection {
@@ -65,16 +66,10 @@ export const OverlayWhen = z
 
 export const Overlay = z
   .strictObject({
-    name: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
-      .optional()
-      .meta({
-        description:
-          'Shown by `awg render` and in errors; defaults to the file name or overlay-<index>.',
-      }),
+    name: ItemName().optional().meta({
+      description:
+        'Shown by `awg render` and in errors; defaults to the file name or overlay-<index>.',
+    }),
     when: OverlayWhen,
     file: z.string().min(1).max(4096).optional().meta({
       description:

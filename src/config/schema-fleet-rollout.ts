@@ -10,7 +10,7 @@ import * as z from 'zod';
 import { LabelKey } from './overlay.js';
 import { parseDuration } from './duration.js';
 import { Duration } from './schema-rules.js';
-import { Text } from './schema-values.js';
+import { ItemName, Text } from './schema-values.js';
 
 const LabelValue = z
   .string()
@@ -19,11 +19,7 @@ const LabelValue = z
 
 export const Wave = z
   .strictObject({
-    name: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
+    name: ItemName()
       .optional()
       .meta({ description: 'Shown in status and events; defaults to `wave-<N>` (1-based).' }),
     hosts: z.array(z.string().min(1).max(255)).min(1).max(256).optional().meta({

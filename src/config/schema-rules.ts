@@ -6,7 +6,7 @@ import * as z from 'zod';
 import { globProblem, MAX_GLOB_WILDCARDS_PER_SEGMENT } from './grammar.js';
 import { compileLinearRegex, MAX_PROGRAM } from '../util/linear-regex.js';
 import { Limit } from './rate.js';
-import { Text } from './schema-values.js';
+import { ItemName, Text } from './schema-values.js';
 import { LIST_FORMATS } from './list-formats/types.js';
 
 /** match.regex runs in the linear-time engine (util/linear-regex.ts); what it cannot run is refused here */
@@ -254,11 +254,7 @@ export type To = z.infer<typeof To>;
 
 export const Rule = z
   .strictObject({
-    name: z
-      .string()
-      .min(1)
-      .max(64)
-      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"')
+    name: ItemName()
       .optional()
       .meta({ description: 'Name shown in status and counters; defaults to rule-<index>.' }),
     match: Match.optional().meta({

@@ -16,6 +16,14 @@ import {
 const KEY_RE = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
 
 /** A string with no control character (line breaks, tabs, NUL, ESC …): see grammar.ts. */
+/** the name of a rule, an overlay or a wave: shown in status, events and counters */
+export const ItemName = () =>
+  z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
+
 export const Text = () =>
   z
     .string()

@@ -84,6 +84,7 @@ export const ERROR_KIND_HELP: Record<
       'a transient kernel or tool error',
       'a tool missing from PATH',
       'a timeout of a tool (AWG_EXEC_TIMEOUT_MS)',
+      'the awg daemon socket is held by a process that does not accept (a daemon stopped or too busy): the CLI does not act directly behind its back',
       'the awg daemon went away under `awg events`, `status --watch` or `top` run with `--no-reconnect` (without it they wait for the daemon and resume)',
     ],
     todo: [

@@ -393,6 +393,12 @@ export async function daemonFor(
   const c = await connectDaemon(socket);
   if (c.client) return { client: c.client, socket, reason: '' };
   if (refused(c.code)) throw socketRefused(socket);
+  // a listener that neither accepts nor refuses is a daemon too busy or stopped, not none:
+  // acting behind its back would fight it
+  if (c.code === 'EAGAIN' || c.code === 'ETIMEDOUT')
+    throw new AwgError('driver', `the awg daemon socket ${socket} does not answer: ${c.reason}`, {
+      hint: 'try again; `awg doctor` checks the daemon, and `--direct` acts on the host without it',
+    });
   return { socket, reason: c.reason };
 }
 

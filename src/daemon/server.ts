@@ -165,6 +165,8 @@ export async function preflightSocket(
     );
   const probe = await socketAnswers(path);
   if (probe.ok) throw refuse(path, 'a server is listening on it (is another awg daemon running?)');
+  if (probe.code === 'EAGAIN' || probe.code === 'ETIMEDOUT')
+    throw refuse(path, 'a server holds it without answering (is another awg daemon stopped?)');
   unlinkSync(path);
 }
 

@@ -12,12 +12,20 @@ export function socketAnswers(
 ): Promise<{ ok: boolean; code?: string }> {
   return new Promise((resolve) => {
     const s = connect(path);
+    let settled = false;
     const done = (r: { ok: boolean; code?: string }) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(t);
       s.destroy();
       resolve(r);
     };
-    const t = setTimeout(() => done({ ok: false, code: 'ETIMEDOUT' }), timeoutMs);
+    // A loop stalled past the timeout (GC, a busy CPU) runs timers before it reports the
+    // connect that completed meanwhile: decide in the check phase, after pending I/O.
+    const t = setTimeout(
+      () => setImmediate(() => settled || done({ ok: false, code: 'ETIMEDOUT' })),
+      timeoutMs,
+    );
     s.once('connect', () => done({ ok: true }));
     s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, code: e.code ?? 'EIO' }));
   });

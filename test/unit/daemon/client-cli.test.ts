@@ -11,6 +11,9 @@ import type { Io } from '../../../src/cli/output.js';
 import { eventsCommand } from '../../../src/cli/commands/events.js';
 import { statusCommand } from '../../../src/cli/commands/status.js';
 import { daemonFor } from '../../../src/daemon/client.js';
+import { socketAnswers } from '../../../src/daemon/socket.js';
+import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import { startApiServer } from '../../../src/daemon/server.js';
 import { AwgError } from '../../../src/errors.js';
@@ -96,6 +99,50 @@ describe('daemon selection', () => {
     const forced = await daemonFor({ socket, direct: true });
     expect(forced.client).toBeUndefined();
     expect((await daemonFor({}, {})).socket).toBe('/run/awg/awg.sock');
+  });
+
+  it('a loop stalled past the probe timeout still finds the daemon that accepted meanwhile', async () => {
+    const { socket } = await daemon();
+    for (const timeoutMs of [20, 50]) {
+      const p = socketAnswers(socket, timeoutMs);
+      const until = Date.now() + timeoutMs * 3; // the connect completes, the timer expires, both unseen
+      while (Date.now() < until);
+      expect(await p).toEqual({ ok: true });
+    }
+  });
+
+  it('a listener too busy to accept is a daemon that does not answer, not none: an error, never direct mode', async () => {
+    // a process that listens and then never runs its loop: the kernel queues backlog + 1 connects, then says EAGAIN
+    const socket = join(tmp(), 'busy.sock');
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('node:net').createServer().listen({ path: process.argv[1], backlog: 1 }, () => {
+           process.stdout.write('ready\\n'); const end = Date.now() + 60000; while (Date.now() < end);
+         })`,
+        socket,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanups.push(() => void child.kill('SIGKILL'));
+    await new Promise<void>((res) => child.stdout!.once('data', () => res()));
+    const held: Socket[] = [];
+    cleanups.push(() => held.forEach((c) => c.destroy()));
+    let busy = '';
+    for (let i = 0; i < 8 && !busy; i++) {
+      const r = await socketAnswers(socket, 2000);
+      if (!r.ok) busy = r.code ?? '';
+      else held.push(connect(socket)); // keep the queue full
+    }
+    expect(busy).toBe('EAGAIN');
+    const e = await daemonFor({ socket }).then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(AwgError);
+    expect((e as AwgError).kind).toBe('driver');
+    expect((e as AwgError).message).toContain(`the awg daemon socket ${socket} does not answer`);
   });
 });
 

@@ -13,7 +13,11 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import { ruleName } from '../model/match.js';
+import { checkedRecord, type StateStore } from '../util/state.js';
 import { sameNetwork, type NetworkId } from './profile-switch.js';
+
+/** the state key of the holds (the state directory's `sticky` record) */
+export const STICKY_STATE_KEY = 'sticky';
 
 /** a rule held on its fallback */
 export interface StickyHold {
@@ -54,6 +58,18 @@ export class StickyHolds {
   private configHash = '';
   /** the tunnels down at the last follow (a hold shows once its tunnel left this set) */
   private down: ReadonlySet<string> = new Set();
+  /** what the state store holds, as written (no write when nothing changed) */
+  private saved = '';
+
+  constructor(private readonly state?: StateStore) {
+    const r = state && checkedRecord(state, STICKY_STATE_KEY, isStickyRecord, 'sticky holds');
+    if (!r) return;
+    for (const h of r.holds) this.holds.set(h.rule, { ...h });
+    this.network = r.network ?? undefined;
+    this.seenNetwork = true;
+    this.configKey = r.config;
+    this.saved = JSON.stringify(r);
+  }
 
   /** rules held on their fallback whose tunnel is up again: what routing reads */
   get held(): ReadonlySet<string> {
@@ -98,6 +114,7 @@ export class StickyHolds {
     this.down = new Set(down);
     for (const h of this.holds.values())
       if (before.has(h.tunnel) && !down.has(h.tunnel)) out.push({ type: 'held', hold: h });
+    this.save();
     return out;
   }
 
@@ -111,12 +128,35 @@ export class StickyHolds {
     this.seenNetwork = true;
     this.network = n;
     const same = prev === undefined || n === undefined ? prev === n : sameNetwork(prev, n);
-    return first || same ? [] : this.releaseAll('network');
+    const out = first || same ? [] : this.releaseAll('network');
+    this.save();
+    return out;
   }
 
   /** End every hold (`awg apply`, a network or config change). */
   releaseAll(reason: StickyRelease): StickyChange[] {
-    return [...this.holds.values()].flatMap((h) => this.end(h, reason));
+    const out = [...this.holds.values()].flatMap((h) => this.end(h, reason));
+    this.save();
+    return out;
+  }
+
+  /** the holds with their network and config into the state store: removed when there are none */
+  private save(): void {
+    if (!this.state) return;
+    const rec: StickyRecord | undefined =
+      this.holds.size && this.configKey !== undefined
+        ? {
+            version: 1,
+            network: this.network ?? null,
+            config: this.configKey,
+            holds: this.list().map(({ rule, tunnel, sinceMs }) => ({ rule, tunnel, sinceMs })),
+          }
+        : undefined;
+    const text = rec ? JSON.stringify(rec) : '';
+    if (text === this.saved) return;
+    this.saved = text;
+    if (rec) this.state.set(STICKY_STATE_KEY, rec);
+    else this.state.delete(STICKY_STATE_KEY);
   }
 
   private end(h: StickyHold, reason: StickyRelease): StickyChange[] {
@@ -129,4 +169,47 @@ export class StickyHolds {
 /** a config's identity for "the config changed" (the followed config is re-read every run) */
 function fingerprint(config: Config): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('base64');
+}
+
+/** the `sticky` state record */
+interface StickyRecord {
+  version: 1;
+  /** the network the holds were taken on (null: no default route) */
+  network: NetworkId | null;
+  /** the followed config's fingerprint */
+  config: string;
+  holds: StickyHold[];
+}
+
+const str = (v: unknown, max: number): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= max;
+
+/** a record as this version writes it; anything else is set aside (a hostile or torn file) */
+function isStickyRecord(r: unknown): r is StickyRecord {
+  if (typeof r !== 'object' || r === null) return false;
+  const o = r as Record<string, unknown>;
+  const n = o.network as Record<string, unknown> | null;
+  return (
+    o.version === 1 &&
+    str(o.config, 128) &&
+    (n === null ||
+      (typeof n === 'object' &&
+        str(n.gateway, 64) &&
+        str(n.interface, 64) &&
+        (n.mac === undefined || str(n.mac, 64)) &&
+        (n.ssid === undefined || str(n.ssid, 128)))) &&
+    Array.isArray(o.holds) &&
+    o.holds.length <= 1024 &&
+    o.holds.every((h: unknown) => {
+      const x = h as Record<string, unknown>;
+      return (
+        typeof h === 'object' &&
+        h !== null &&
+        str(x.rule, 256) &&
+        str(x.tunnel, 64) &&
+        typeof x.sinceMs === 'number' &&
+        Number.isFinite(x.sinceMs)
+      );
+    })
+  );
 }

@@ -50,7 +50,7 @@ export class Tunnels {
   readonly health: HealthMonitor;
   readonly profiles: ProfileSwitcher;
   /** rules held on their fallback (`sticky: true`) */
-  readonly sticky = new StickyHolds();
+  readonly sticky: StickyHolds;
   /** the physical network the last run probed */
   private underlay: Underlay = {};
   private adopted = false;
@@ -70,6 +70,7 @@ export class Tunnels {
     this.engines = o.engines;
     this.health = new HealthMonitor(o.engines);
     this.profiles = new ProfileSwitcher(o.host.state);
+    this.sticky = new StickyHolds(o.host.state);
     this.health.profiles = this.profiles;
     this.health.sticky = this.sticky;
     this.prober = new TunnelProber({

@@ -125,6 +125,73 @@ describe('sticky holds', () => {
   });
 });
 
+describe('sticky holds across a daemon restart (the state directory)', () => {
+  const held = (state: MemoryStateStore) => {
+    const s = new StickyHolds(state);
+    s.setNetwork(NET_A);
+    s.follow(CONFIG, DOWN, 1000);
+    s.follow(CONFIG, UP, 2000);
+    expect(s.held).toEqual(new Set(['stable', 'hop']));
+    return s;
+  };
+
+  it('the same network and config: the holds are back before the first read, and not announced again', () => {
+    const state = new MemoryStateStore();
+    held(state);
+    const again = new StickyHolds(state);
+    expect(again.held).toEqual(new Set(['stable', 'hop']));
+    expect(again.list().map((h) => h.sinceMs)).toEqual([1000, 1000]);
+    expect(again.setNetwork(NET_A)).toEqual([]);
+    expect(again.follow(CONFIG, UP, 5000)).toEqual([]);
+    expect(again.held).toEqual(new Set(['stable', 'hop']));
+    // a tunnel that is down at the restart keeps the hold and shows it once up
+    const third = new StickyHolds(state);
+    third.follow(CONFIG, DOWN, 6000);
+    expect(third.follow(CONFIG, UP, 7000).map((c) => c.type)).toEqual(['held', 'held']);
+  });
+
+  it('another network or another config at the restart ends them; none left: no record', () => {
+    const state = new MemoryStateStore();
+    held(state);
+    const moved = new StickyHolds(state);
+    expect(moved.setNetwork(NET_B).map((c) => c.type === 'released' && c.reason)).toEqual([
+      'network',
+      'network',
+    ]);
+    expect(state.keys()).not.toContain('sticky');
+    expect(new StickyHolds(state).held).toEqual(new Set());
+
+    held(state);
+    const edited = Config.parse({ ...raw, rules: raw.rules.slice(0, 2) });
+    const after = new StickyHolds(state);
+    after.setNetwork(NET_A);
+    expect(after.follow(edited, UP, 9000).map((c) => c.type === 'released' && c.reason)).toEqual([
+      'config',
+      'config',
+    ]);
+    expect(state.keys()).not.toContain('sticky');
+
+    held(state);
+    new StickyHolds(state).releaseAll('apply');
+    expect(state.keys()).not.toContain('sticky');
+  });
+
+  it('a record that is not ours is set aside, and routing goes by the tunnels', () => {
+    for (const bad of [
+      { version: 2, network: null, config: 'x', holds: [] },
+      { version: 1, network: null, config: 'x', holds: [{ rule: 'stable', tunnel: 't' }] },
+      { version: 1, network: { gateway: 1 }, config: 'x', holds: [] },
+      { version: 1, network: null, config: 'x', holds: 'stable' },
+      'stable',
+    ]) {
+      const state = new MemoryStateStore();
+      state.set('sticky', bad);
+      expect(new StickyHolds(state).held).toEqual(new Set());
+      expect(state.corrupt.map((c) => c.key)).toEqual(['sticky']);
+    }
+  });
+});
+
 describe('routing of a held rule', () => {
   const held = new Set(['stable']);
 

@@ -363,6 +363,12 @@ function renderTunnels() {
       t.reason && t.since ? `down since ${new Date(t.since).toLocaleTimeString()}` : undefined,
       t.reason && t.lastUp ? `last up ${new Date(t.lastUp).toLocaleTimeString()}` : undefined,
       t.profile ? `profile ${t.profile}${profileSwitch(t.profileSwitches)}` : undefined,
+      t.probe?.failures
+        ? `probe failing ×${t.probe.failures}: ${t.probe.lastFailure ?? '?'}`
+        : undefined,
+      t.heldRules?.length
+        ? `held on fallback (sticky): ${t.heldRules.map((h) => h.rule).join(', ')}`
+        : undefined,
     ]
       .filter(Boolean)
       .join(' · ');

@@ -98,6 +98,24 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
     labelNames: ['tunnel', 'reason'],
     registers,
   });
+  const probeFailures = new Gauge({
+    name: 'awg_tunnel_probe_failures',
+    help: "Consecutive failures of the tunnel's active probe (health.probe) now; 0 while it answers.",
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const probeFailedAt = new Gauge({
+    name: 'awg_tunnel_probe_last_failure_timestamp_seconds',
+    help: "Unix time of the last failure of the tunnel's active probe (absent: none yet).",
+    labelNames: ['tunnel'],
+    registers,
+  });
+  const held = new Gauge({
+    name: 'awg_rule_held_since_timestamp_seconds',
+    help: 'Sticky rules (sticky: true) held on their fallback although their tunnel is up again: Unix time the rule took the fallback.',
+    labelNames: ['rule', 'tunnel'],
+    registers,
+  });
   const healthSince = new Gauge({
     name: 'awg_tunnel_health_since_seconds',
     help: 'Unix time of the last change of the tunnel health.',
@@ -344,6 +362,9 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
         health,
         downReason,
         profile,
+        probeFailures,
+        probeFailedAt,
+        held,
         healthSince,
         conns,
         rx,
@@ -399,6 +420,13 @@ export function createMetrics(core: Pick<DaemonCore, 'status' | 'subscribe'>): D
           downReason.set({ tunnel: t.name, reason: r }, t.reason === r ? 1 : 0);
         if (t.profile) profile.set({ tunnel: t.name, profile: t.profile }, 1);
         if (t.since) healthSince.set({ tunnel: t.name }, Date.parse(t.since) / 1000);
+        if (t.probe) {
+          probeFailures.set({ tunnel: t.name }, t.probe.failures);
+          if (t.probe.lastFailureAt)
+            probeFailedAt.set({ tunnel: t.name }, Date.parse(t.probe.lastFailureAt) / 1000);
+        }
+        for (const h of t.heldRules ?? [])
+          held.set({ rule: h.rule, tunnel: t.name }, Date.parse(h.since) / 1000);
         if (t.connectionsTotal !== undefined) {
           conns.set({ tunnel: t.name }, t.connectionsActive ?? 0);
           connsTotal.inc({ tunnel: t.name }, t.connectionsTotal);

@@ -174,7 +174,6 @@ export function tunnelStatuses(
         ...rating,
         ...heldFields(health, name),
         ...probeFields(health, name),
-        ...probeFields(health, name),
         up: state === 'up',
         rxBytes: px?.bytes.down ?? 0,
         txBytes: px?.bytes.up ?? 0,

@@ -106,6 +106,17 @@ describe('Prometheus metrics', () => {
       'awg_tunnel_profile{tunnel="idle",profile="b"} 1',
     );
     expect(line(t, 'awg_tunnel_profile{tunnel="work"')).toBeUndefined();
+    // the active probe's failures and the sticky rules held on their fallback
+    expect(line(t, 'awg_tunnel_probe_failures{tunnel="idle"}')).toBe(
+      'awg_tunnel_probe_failures{tunnel="idle"} 3',
+    );
+    expect(line(t, 'awg_tunnel_probe_last_failure_timestamp_seconds{tunnel="idle"}')).toBe(
+      `awg_tunnel_probe_last_failure_timestamp_seconds{tunnel="idle"} ${Date.parse('2026-11-22T04:59:30.000Z') / 1000}`,
+    );
+    expect(line(t, 'awg_tunnel_probe_failures{tunnel="work"}')).toBeUndefined();
+    expect(line(t, 'awg_rule_held_since_timestamp_seconds{')).toBe(
+      `awg_rule_held_since_timestamp_seconds{rule="browser",tunnel="idle"} ${Date.parse('2026-11-22T04:58:00.000Z') / 1000}`,
+    );
     expect(line(t, 'awg_tunnel_last_handshake_age_seconds{tunnel="work"}')).toBe(
       'awg_tunnel_last_handshake_age_seconds{tunnel="work"} 17',
     );

@@ -26,10 +26,11 @@ const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 /** the longest one git call may take (a local read) */
 const GIT_TIMEOUT_MS = 30_000;
 
-const git = (cwd: string, args: string[]): Buffer =>
+const git = (cwd: string, args: string[], input?: string): Buffer =>
   execFileSync('git', ['-C', cwd, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    maxBuffer: 64 * 1024 * 1024,
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    ...(input === undefined ? {} : { input }),
+    maxBuffer: 256 * 1024 * 1024,
     timeout: GIT_TIMEOUT_MS,
     // as the gate's git (util/git-commit.ts): the system's config (safe.directory) applies
     env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' },
@@ -54,19 +55,27 @@ export function materialise(file: string, revision: string, into: string): strin
     throw new Error(`revision ${revision} has more than ${MAX_ENTRIES} files`);
   rmSync(into, { recursive: true, force: true });
   mkdirSync(into, { recursive: true, mode: 0o700 });
-  const written = new Set<string>();
+  const blobs: { mode: string; id: string; path: string; to: string }[] = [];
   for (const e of entries) {
     const m = /^(\d+) (\w+) ([0-9a-f]+)\t(.+)$/s.exec(e);
     if (!m || m[2] !== 'blob') continue; // a submodule: not part of this tree
-    const path = m[4]!;
-    const to = resolve(into, path);
+    const to = resolve(into, m[4]!);
     if (relative(into, to).startsWith('..')) continue;
-    mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
-    const blob = git(top, ['cat-file', 'blob', m[3]!]);
-    if (m[1] === '120000') symlinkSync(blob.toString('utf8'), to);
-    else writeFileSync(to, blob, { mode: m[1] === '100755' ? 0o700 : 0o600 });
-    written.add(path);
+    blobs.push({ mode: m[1]!, id: m[3]!, path: m[4]!, to });
   }
+  // every blob through one `git cat-file --batch`, not a process per file
+  const contents = readBlobs(
+    git(top, ['cat-file', '--batch'], blobs.map((b) => b.id + '\n').join('')),
+    blobs.map((b) => b.id),
+  );
+  const written = new Set<string>();
+  blobs.forEach((b, i) => {
+    mkdirSync(dirname(b.to), { recursive: true, mode: 0o700 });
+    const blob = contents[i]!;
+    if (b.mode === '120000') symlinkSync(blob.toString('utf8'), b.to);
+    else writeFileSync(b.to, blob, { mode: b.mode === '100755' ? 0o700 : 0o600 });
+    written.add(b.path);
+  });
   if (!written.has(rel)) throw new Error(`${rel} is not in revision ${revision}`);
   // files git does not track (an ignored secret beside the config): the checkout's own
   const others = git(top, ['ls-files', '--others', '-z'])
@@ -85,6 +94,28 @@ export function materialise(file: string, revision: string, into: string): strin
     }
   }
   return join(into, rel);
+}
+
+/**
+ * The objects of `git cat-file --batch` output, in the order asked: each `<id> <type> <size>`,
+ * its bytes and a newline. Throws on a missing object or output that does not parse.
+ */
+export function readBlobs(out: Buffer, ids: readonly string[]): Buffer[] {
+  const blobs: Buffer[] = [];
+  let at = 0;
+  for (const id of ids) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) throw new Error(`git cat-file: no header for ${id}`);
+    const head = out.subarray(at, nl).toString('utf8');
+    const m = /^([0-9a-f]+) blob (\d+)$/.exec(head);
+    if (!m || m[1] !== id) throw new Error(`git cat-file: ${head} where blob ${id} was asked`);
+    const size = Number(m[2]);
+    const end = nl + 1 + size;
+    if (end >= out.length || out[end] !== 0x0a) throw new Error(`git cat-file: ${id} is cut short`);
+    blobs.push(out.subarray(nl + 1, end));
+    at = end + 1;
+  }
+  return blobs;
 }
 
 export interface StartFromOptions {

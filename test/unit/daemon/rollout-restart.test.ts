@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Daemon } from '../../../src/daemon/daemon.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { materialise } from '../../../src/daemon/last-good.js';
+import { materialise, readBlobs } from '../../../src/daemon/last-good.js';
 import { ROLLOUT_STATE_KEY } from '../../../src/daemon/revision-gate.js';
 import { hostSlot } from '../../../src/daemon/rollout-waves.js';
 import { createFakeDriverSet } from '../../../src/resources/driver-set.fake.js';
@@ -258,5 +258,16 @@ describe('daemon: the last good revision across a restart', () => {
     expect(readFileSync(join(into, 'hosts', 'a.yaml'), 'utf8')).toBe('old\n');
     expect(readFileSync(join(into, 'secret.key'), 'utf8')).toBe('KEY\n');
     expect(() => materialise(join(dir, 'awg.yaml'), 'e'.repeat(40), into)).toThrow();
+  });
+
+  it('materialise reads every blob through one git process; output that does not parse is refused', () => {
+    const a = 'a'.repeat(40);
+    const b = 'b'.repeat(40);
+    const out = Buffer.from(`${a} blob 3\nx\ny\n${b} blob 0\n\n`);
+    expect(readBlobs(out, [a, b]).map((x) => x.toString())).toEqual(['x\ny', '']);
+    expect(() => readBlobs(Buffer.from(`${a} missing\n`), [a])).toThrow(/where blob/);
+    expect(() => readBlobs(Buffer.from(`${a} blob 9\nxy\n`), [a])).toThrow(/cut short/);
+    expect(() => readBlobs(out, [b, a])).toThrow(/where blob/);
+    expect(() => readBlobs(Buffer.from(`${a} blob 1\nx\n`), [a, b])).toThrow(/no header/);
   });
 });

@@ -32,6 +32,8 @@ export interface RejectedRevision {
 export interface RolloutRecord {
   /** the last revision that passed its check (or needed none) */
   lastGood?: string;
+  /** the revision whose check was under way: a restart before its verdict checks it again */
+  checking?: string;
   /** newest last */
   rejected: RejectedRevision[];
 }
@@ -44,6 +46,7 @@ export function isRolloutRecord(r: unknown): r is RolloutRecord {
   return (
     isObject(r) &&
     (r.lastGood === undefined || typeof r.lastGood === 'string') &&
+    (r.checking === undefined || typeof r.checking === 'string') &&
     Array.isArray(r.rejected) &&
     r.rejected.every(
       (x) =>
@@ -102,10 +105,14 @@ export function needsVerify(o: {
   /** a good config of the last good revision is held to revert to */
   canRevert: boolean;
   changes: number;
+  /** the revision whose check a restart cut short (the record's `checking`) */
+  checking?: string | undefined;
 }): boolean {
   if (o.revision === undefined || o.lastGood === undefined || !o.canRevert) return false;
   if (o.revision === o.lastGood) return false;
-  return o.changes > 0;
+  // a run that changes nothing takes its revision as good — unless that revision's check was
+  // cut short by a restart (a revision that kills the daemon, a reboot): it is checked again
+  return o.changes > 0 || o.revision === o.checking;
 }
 
 /** a target that must answer a TCP connect */

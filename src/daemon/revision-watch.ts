@@ -192,12 +192,14 @@ export class RevisionWatch {
         lastGood,
         canRevert: this.good !== undefined,
         changes: o.changes,
+        checking: this.book.checking,
       })
     ) {
       // a run of the good revision while another was checked: that one is gone (reverted by hand)
       this.stop();
       this.good = { revision: o.revision, source: o.source };
-      if (this.book.lastGood !== o.revision) this.save({ ...this.book, lastGood: o.revision });
+      if (this.book.lastGood !== o.revision || this.book.checking !== undefined)
+        this.save(done(this.book, o.revision));
       return;
     }
     this.stop();
@@ -217,6 +219,7 @@ export class RevisionWatch {
       cancel: () => {},
     };
     this.check = check;
+    if (this.book.checking !== o.revision) this.save({ ...this.book, checking: o.revision });
     this.schedule(check, 0);
   }
 
@@ -246,7 +249,7 @@ export class RevisionWatch {
     this.check = undefined;
     if (j.verdict === 'pass') {
       this.good = { revision: c.revision, source: c.source };
-      this.save({ ...this.book, lastGood: c.revision });
+      this.save(done(this.book, c.revision));
       return;
     }
     await this.reject(c.revision, j.reason, c.content);
@@ -263,7 +266,8 @@ export class RevisionWatch {
 
   private async reject(revision: string, reason: string, content: string): Promise<void> {
     const rejection: RejectedRevision = { revision, reason, at: new Date().toISOString(), content };
-    this.save(withRejection(this.book, rejection));
+    const { checking: _, ...book } = this.book;
+    this.save(withRejection(book, rejection));
     const good = this.good;
     let failed: string | undefined;
     if (good) {
@@ -298,4 +302,10 @@ export class RevisionWatch {
       });
     }
   }
+}
+
+/** the record once `revision` is the last good one: no check under way */
+function done(book: RolloutRecord, revision: string): RolloutRecord {
+  const { checking: _, ...rest } = book;
+  return { ...rest, lastGood: revision };
 }

@@ -221,6 +221,35 @@ describe('daemon: the last good revision across a restart', () => {
     expect(back.config?.rejected?.map((r) => r.revision)).toEqual([second]);
   });
 
+  it('restarted before the check of HEAD ended, HEAD already in place: checked again, not taken as good', async () => {
+    const first = commit(oneTunnelConfig({ rule: false }), 'first');
+    await startDaemon();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
+    const second = commit(oneTunnelConfig({ rule: false, allowedIPs: '10.0.0.0/8' }), 'next');
+    let from = await restart();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged', from);
+    expect(state.get(ROLLOUT_STATE_KEY)).toMatchObject({ lastGood: first, checking: second });
+
+    // the daemon goes down during the check (a revision that kills it, a reboot)
+    from = await restart();
+    const run = await until((e) => e.type === 'reconcile-finished', from);
+    expect(run).toMatchObject({ outcome: 'unchanged' }); // HEAD is in place: nothing to change
+    const st = await daemon!.status();
+    expect(st.config?.revision).toBe(second);
+    expect(st.config?.verifying?.revision).toBe(second);
+    expect(state.get(ROLLOUT_STATE_KEY)).toMatchObject({ lastGood: first, checking: second });
+
+    const failAt = events.length;
+    now += 2 * MIN;
+    for (const look of looks.splice(0)) look();
+    expect(await until((e) => e.type === 'revision-rejected', failAt)).toMatchObject({
+      revision: second,
+      revertedTo: first,
+    });
+    expect((await daemon!.status()).config?.revision).toBe(first);
+    expect(state.get(ROLLOUT_STATE_KEY)).not.toHaveProperty('checking');
+  });
+
   it('a last good revision git cannot give back: an error, and HEAD runs', async () => {
     commit(oneTunnelConfig({ rule: false }) + WAVES, 'first');
     await startDaemon();

@@ -27,9 +27,12 @@
  * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE);
  * `AWG_BENCH_PROFILE=DIR` makes the engine write a CPU profile and its memory use
  * (process.memoryUsage, V8 heap spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT` runs
- * another build's engine (see startEngineDirect).
+ * another build's engine (see startEngineDirect). Per transfer, the A side's threads and the
+ * machine's idle CPU are sampled, and `AWG_BENCH_PERF=DIR` records the last round
+ * system-wide (dataplane-threads.ts); `AWG_BENCH_TUN_RPS=MASK` sets receive packet steering
+ * on our TUN. Run the whole bench under `taskset -c 0` for the one-CPU figures.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -589,6 +592,24 @@ async function dataplaneRun(
           `no tunnel to ${t.peer}${upProc ? `; awg up printed:\n${upProc.output()}` : ''}`,
         );
 
+    // `AWG_BENCH_TUN_RPS=MASK`: receive packet steering on our engine's TUN (and the anchor's
+    // with AWG_BENCH_TUN_RPS_ANCHOR=1): the kernel's receive work for what the engine writes
+    // runs on the CPUs of MASK (an experiment: bench/RESULTS.md, Step 24)
+    const rps = process.env.AWG_BENCH_TUN_RPS;
+    if (rps)
+      for (const dev of [
+        link,
+        ...(process.env.AWG_BENCH_TUN_RPS_ANCHOR === '1' ? [anchors[0]!.iface] : []),
+      ])
+        execFileSync('ip', [
+          'netns',
+          'exec',
+          nsA,
+          'sh',
+          '-c',
+          `echo ${rps} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`,
+        ]);
+
     const res: Record<string, number[]> = {};
     const put = (k: string, v: number) => (res[k] ??= []).push(v);
     for (let r = 0; r < rounds; r++) {
@@ -682,7 +703,7 @@ async function dataplaneRun(
     const anchorDesc = awgGo
       ? `anchor ${basename(awgGo)} both sides, B peer of awg the same`
       : 'anchor and B peer Debian wireguard-go';
-    const note = `${direct ? `engine from ${engineRoot}` : up ? `awg up (${layout}, ${process.version})` : layout}; ${anchorDesc}; MTU ${mtu}; ${availableParallelism()} CPUs; load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
+    const note = `${direct ? `engine from ${engineRoot}` : up ? `awg up (${layout}, ${process.version})` : layout}; ${anchorDesc}; MTU ${mtu}; ${availableParallelism()} CPUs;${rps ? ` TUN rps_cpus ${rps}${process.env.AWG_BENCH_TUN_RPS_ANCHOR === '1' ? " (ours and the anchor's)" : ' (ours)'};` : ''} load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
     return Object.entries(res).map(([k, v]) =>
       sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note),
     );

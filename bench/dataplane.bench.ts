@@ -27,9 +27,12 @@
  * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE);
  * `AWG_BENCH_PROFILE=DIR` makes the engine write a CPU profile and its memory use
  * (process.memoryUsage, V8 heap spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT` runs
- * another build's engine (see startEngineDirect).
+ * another build's engine (see startEngineDirect). Per transfer, the A side's threads and the
+ * machine's idle CPU are sampled, and `AWG_BENCH_PERF=DIR` records the last round
+ * system-wide (dataplane-threads.ts); `AWG_BENCH_TUN_RPS=MASK` sets receive packet steering
+ * on our TUN. Run the whole bench under `taskset -c 0` for the one-CPU figures.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -40,7 +43,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import {
   REPO_ROOT,
@@ -77,6 +80,13 @@ import { AWG_1_0, AWG_2_0, AWG_3_1, hex, type Params, uapiParams } from './awg-p
 import { autogroupNice } from '../src/native/sched.js';
 import { bundledLayout } from './apply.bench.js';
 import { median, type Sample } from './lib.js';
+import {
+  machineIdle,
+  perfRecord,
+  threadCores,
+  threadTimes,
+  type ThreadTimes,
+} from './dataplane-threads.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
@@ -114,6 +124,10 @@ interface Iperf {
   gbps: number;
   cpuA: number;
   cpuB: number;
+  /** the A-side process's threads over the transfer, in cores (dataplane-threads.ts) */
+  threads: ThreadTimes;
+  /** the machine's idle CPU over the transfer, in cores */
+  idle: number;
 }
 
 function runIperf(nsA: string, t: Target, seconds: number, reverse: boolean) {
@@ -134,11 +148,21 @@ function runIperf(nsA: string, t: Target, seconds: number, reverse: boolean) {
   );
 }
 
-async function iperf(nsA: string, t: Target, seconds: number, reverse: boolean): Promise<Iperf> {
+async function iperf(
+  nsA: string,
+  t: Target,
+  seconds: number,
+  reverse: boolean,
+  perfName?: string,
+): Promise<Iperf> {
   const pa = t.pidA();
   const a0 = cpuSeconds(pa, read);
   const b0 = cpuSeconds(t.pidB, read);
+  const th0 = threadTimes(pa);
+  const idle0 = machineIdle();
+  const perf = perfName ? perfRecord(perfName, seconds) : null;
   let r = await runIperf(nsA, t, seconds, reverse);
+  await perf?.done;
   // the server may still be closing the previous test
   for (let i = 0; i < 10 && r.stdout.includes('server is busy'); i++) {
     await new Promise((res) => setTimeout(res, 500));
@@ -146,6 +170,8 @@ async function iperf(nsA: string, t: Target, seconds: number, reverse: boolean):
   }
   const a1 = cpuSeconds(pa, read);
   const b1 = cpuSeconds(t.pidB, read);
+  const th1 = threadTimes(pa);
+  const idle1 = machineIdle();
   const j = JSON.parse(r.stdout || '{}') as {
     end?: { sum_received?: { bits_per_second: number; seconds: number } };
     error?: string;
@@ -155,7 +181,13 @@ async function iperf(nsA: string, t: Target, seconds: number, reverse: boolean):
   const gbps = bps / 1e9;
   // CPU over the transfer time (the engines are idle around it)
   const wall = j.end!.sum_received!.seconds;
-  return { gbps, cpuA: (a1 - a0) / wall / gbps, cpuB: (b1 - b0) / wall / gbps };
+  return {
+    gbps,
+    cpuA: (a1 - a0) / wall / gbps,
+    cpuB: (b1 - b0) / wall / gbps,
+    threads: threadCores(th0, th1, wall),
+    idle: (idle1 - idle0) / wall,
+  };
 }
 
 async function pingAvg(ns: string, addr: string, count: number): Promise<number> {
@@ -560,6 +592,24 @@ async function dataplaneRun(
           `no tunnel to ${t.peer}${upProc ? `; awg up printed:\n${upProc.output()}` : ''}`,
         );
 
+    // `AWG_BENCH_TUN_RPS=MASK`: receive packet steering on our engine's TUN (and the anchor's
+    // with AWG_BENCH_TUN_RPS_ANCHOR=1): the kernel's receive work for what the engine writes
+    // runs on the CPUs of MASK (an experiment: bench/RESULTS.md, Step 24)
+    const rps = process.env.AWG_BENCH_TUN_RPS;
+    if (rps)
+      for (const dev of [
+        link,
+        ...(process.env.AWG_BENCH_TUN_RPS_ANCHOR === '1' ? [anchors[0]!.iface] : []),
+      ])
+        execFileSync('ip', [
+          'netns',
+          'exec',
+          nsA,
+          'sh',
+          '-c',
+          `echo ${rps} > /sys/class/net/${dev}/queues/rx-0/rps_cpus`,
+        ]);
+
     const res: Record<string, number[]> = {};
     const put = (k: string, v: number) => (res[k] ??= []).push(v);
     for (let r = 0; r < rounds; r++) {
@@ -570,7 +620,22 @@ async function dataplaneRun(
         const dir = reverse ? 'B→A' : 'A→B';
         const got: Record<string, Iperf> = {};
         for (const t of order) {
-          got[t.name] = await iperf(nsA, t, seconds, reverse);
+          const last = r === rounds - 1;
+          got[t.name] = await iperf(
+            nsA,
+            t,
+            seconds,
+            reverse,
+            last ? `${set.name}-${t.name}-${reverse ? 'BA' : 'AB'}` : undefined,
+          );
+          const th = got[t.name]!.threads;
+          put(`${t.name} TCP ${dir} A-side threads run (cores)`, th.run);
+          put(`${t.name} TCP ${dir} A-side threads runnable wait (cores)`, th.wait);
+          put(`${t.name} TCP ${dir} machine idle (cores)`, got[t.name]!.idle);
+          if (t.name === 'awg') {
+            put(`awg TCP ${dir} A-side main thread run (cores)`, th.mainRun);
+            put(`awg TCP ${dir} A-side main thread runnable wait (cores)`, th.mainWait);
+          }
           put(`${t.name} TCP ${dir} throughput`, got[t.name]!.gbps);
           put(`${t.name} TCP ${dir} A-side engine CPU per Gbit/s`, got[t.name]!.cpuA);
           put(`${t.name} TCP ${dir} B-side peer CPU per Gbit/s`, got[t.name]!.cpuB);
@@ -619,9 +684,11 @@ async function dataplaneRun(
           ? 'Gbit/s'
           : k.includes('CPU')
             ? 'cores per Gbit/s'
-            : k.endsWith('VmRSS')
-              ? 'MiB'
-              : 'ms';
+            : k.endsWith('(cores)')
+              ? 'cores'
+              : k.endsWith('VmRSS')
+                ? 'MiB'
+                : 'ms';
     // what the engine's crypto pool did (its log lines: threads started, declined, stopped)
     let pool = '';
     try {
@@ -636,7 +703,7 @@ async function dataplaneRun(
     const anchorDesc = awgGo
       ? `anchor ${basename(awgGo)} both sides, B peer of awg the same`
       : 'anchor and B peer Debian wireguard-go';
-    const note = `${direct ? `engine from ${engineRoot}` : up ? `awg up (${layout}, ${process.version})` : layout}; ${anchorDesc}; MTU ${mtu}; load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
+    const note = `${direct ? `engine from ${engineRoot}` : up ? `awg up (${layout}, ${process.version})` : layout}; ${anchorDesc}; MTU ${mtu}; ${availableParallelism()} CPUs;${rps ? ` TUN rps_cpus ${rps}${process.env.AWG_BENCH_TUN_RPS_ANCHOR === '1' ? " (ours and the anchor's)" : ' (ours)'};` : ''} load ${load.map((l) => l.toFixed(1)).join('/')}${Number(process.env.AWG_BENCH_LOAD ?? 0) ? ` (${process.env.AWG_BENCH_LOAD} busy loops)` : ''}, iperf3 -t ${seconds}; ${groups}`;
     return Object.entries(res).map(([k, v]) =>
       sample(k, unit(k), v, k === 'awg engine VmRSS' && pool ? `${note}; ${pool}` : note),
     );

@@ -42,8 +42,11 @@ import {
   splitTcp,
 } from './offload.js';
 import type { TunDevice } from './tun.js';
+import { availableParallelism } from 'node:os';
 import { reuseBuffers } from '../buffers.js';
+import { PerSecond } from '../rate.js';
 import { releasePages } from '../../native/rawmem.js';
+import { TunPoolWriter } from './pool-writer.js';
 
 export interface TunFileStats {
   rxPackets: number;
@@ -94,6 +97,14 @@ const SLAB_RESERVE = READ_BUF + 1400 * 128;
 export const MTU_TTL_MS = 1000;
 
 /**
+ * AWG_TUN_WRITE=pool (opt-in, offloads on, more than one core): once this many packets are
+ * written within a second, groups of POOL_WRITE_MIN packets or more (and every group while
+ * some are queued) are written on libuv's pool (pool-writer.ts).
+ */
+const POOL_WRITE_AFTER = 2000;
+const POOL_WRITE_MIN = 8;
+
+/**
  * One attached TUN queue driven on the main thread: `koffi.node.poll` wakes us, then
  * non-blocking reads drain until EAGAIN into a preallocated slab
  * (docs/platform-linux.md#polling-raw-fds: the
@@ -133,12 +144,38 @@ export class TunFile implements TunDevice {
   /** the link's MTU as last read, and when (MTU_TTL_MS) */
   private mtuValue = 0;
   private mtuAt = -Infinity;
+  /** AWG_TUN_WRITE=pool: coalesced groups written on libuv's pool under load */
+  private readonly poolWanted: boolean;
+  private pool: TunPoolWriter | null = null;
+  private readonly writeRate = new PerSecond();
 
-  private constructor(fd: number, ctl: number, name: string, offload: boolean) {
+  private constructor(
+    fd: number,
+    ctl: number,
+    name: string,
+    offload: boolean,
+    writePool: boolean | 'eager' | undefined,
+  ) {
     this.fd = fd;
     this.ctl = ctl;
     this.name = name;
     this.offload = offload;
+    this.poolWanted =
+      offload &&
+      (writePool ?? (process.env.AWG_TUN_WRITE === 'pool' && availableParallelism() > 1)) !== false;
+    if (this.poolWanted && writePool === 'eager')
+      this.pool = TunPoolWriter.create(fd, READ_BUF + 64);
+  }
+
+  /** writes on libuv's pool: groups written there, refused there, dropped for a full ring */
+  get poolStats(): { active: boolean; written: number; failed: number; dropped: number } {
+    const p = this.pool;
+    return {
+      active: !!p,
+      written: p?.written ?? 0,
+      failed: p?.failed ?? 0,
+      dropped: p?.dropped ?? 0,
+    };
   }
 
   /**
@@ -148,7 +185,13 @@ export class TunFile implements TunDevice {
    */
   static open(
     name: string,
-    opts: { netns?: string; exclusive?: boolean; offload?: boolean | 'gro' } = {},
+    opts: {
+      netns?: string;
+      exclusive?: boolean;
+      offload?: boolean | 'gro';
+      /** coalesced groups written on libuv's pool under load (default AWG_TUN_WRITE=pool on more than one core); 'eager': from the start (tests) */
+      writePool?: boolean | 'eager';
+    } = {},
   ): TunFile {
     const env = process.env.AWG_TUN_OFFLOAD;
     const mode = opts.offload ?? (env === '0' ? false : env === 'gro' ? 'gro' : true);
@@ -173,7 +216,7 @@ export class TunFile implements TunDevice {
       ctl = inNetns(opts.netns, () =>
         check('socket', socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)),
       );
-      return new TunFile(h.fd, ctl, h.name, offload);
+      return new TunFile(h.fd, ctl, h.name, offload, opts.writePool);
     } catch (e) {
       close(h.fd);
       throw e;
@@ -261,8 +304,9 @@ export class TunFile implements TunDevice {
   /** The read slab's and write buffer's pages go back to the kernel (the reused slab only). */
   releaseIdle(): number {
     if (this.closed || !this.reuse || !this.written) return 0;
+    if (this.pool && this.pool.queued) return 0;
     this.written = false;
-    return releasePages(this.slab, this.wbuf);
+    return releasePages(this.slab, this.wbuf, ...(this.pool?.buffers ?? []));
   }
 
   private newSlab(size: number): void {
@@ -333,16 +377,35 @@ export class TunFile implements TunDevice {
   private writeVnet(packets: Uint8Array[]): void {
     const buf = (this.wbuf ??= Buffer.allocUnsafeSlow(READ_BUF + 64));
     this.written = true;
+    if (
+      this.poolWanted &&
+      !this.pool &&
+      this.writeRate.add(packets.length, performance.now()) >= POOL_WRITE_AFTER
+    )
+      this.pool = TunPoolWriter.create(this.fd, READ_BUF + 64);
+    const pool = this.pool;
     const n = planGro(packets, this.groups);
     for (let i = 0; i < n; i++) {
       const g = this.groups[i]!;
-      const len = assembleGroup(g, buf);
       const count = g.pkts.length;
       if (count > 1) {
         this.stats.groWrites++;
         this.stats.groPackets += count;
       }
-      this.writeOne(buf, len, count, len - VNET_HDR_LEN);
+      // a large group, or any while some are queued (order), goes to the pool
+      if (pool && (pool.queued > 0 || count >= POOL_WRITE_MIN)) {
+        const blk = pool.block();
+        if (!blk) this.stats.txDropped += count;
+        else {
+          const len = assembleGroup(g, blk);
+          this.stats.txPackets += count;
+          this.stats.txBytes += len - VNET_HDR_LEN;
+          pool.commit(len);
+        }
+      } else {
+        const len = assembleGroup(g, buf);
+        this.writeOne(buf, len, count, len - VNET_HDR_LEN);
+      }
       g.pkts = []; // the views are not kept (a new array: setting length is a runtime call)
     }
   }
@@ -377,7 +440,10 @@ export class TunFile implements TunDevice {
     this.receiver = null;
     // the device may outlive us (persistent): leave no offloads for a plain attacher
     if (this.offload) tunSetOffload(this.fd, 0);
-    close(this.fd);
+    const fd = this.fd;
+    // a write queued on the pool must not reach a reused descriptor number: closed after it
+    if (this.pool) this.pool.whenIdle(() => close(fd));
+    else close(fd);
     close(this.ctl);
     this.fd = -1;
     this.ctl = -1;

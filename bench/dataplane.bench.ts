@@ -336,7 +336,8 @@ const PARAM_SETS: Record<ParamSet['name'], ParamSet> = {
  * repository's): Debian's wireguard-go is the anchor and the peer, as in Step 3.
  * `AWG_BENCH_PARAMS=wg,awg1,awg2,awg3` (default wg): one run per set, the obfuscation of AmneziaWG
  * 1.0 / 2.0 / 3.1 (bench/awg-params.ts) on every tunnel; a set with a transport prefix (S4) runs
- * every tunnel at MTU 1420 − S4, so none fragments. `AWG_BENCH_LOAD=N`: N busy loops, each in a
+ * every tunnel at MTU 1420 − S4, so none fragments (`AWG_BENCH_MTU=N` sets another MTU on every
+ * tunnel, e.g. 1420 where S4's datagrams exceed the path). `AWG_BENCH_LOAD=N`: N busy loops, each in a
  * session of its own, for the run ("loaded A").
  */
 export async function dataplaneBench(smoke: boolean): Promise<Sample[]> {
@@ -387,7 +388,7 @@ async function dataplaneRun(
   const UB = `10.200.${N}.2`;
   const T = (k: number, h: number) => `10.200.${N + k}.${h}`; // tunnel k: awg 1, anchor 2, history 3
   const s4 = Number(set.params?.s4 ?? 0);
-  const mtu = 1420 - s4;
+  const mtu = Number(process.env.AWG_BENCH_MTU ?? 1420 - s4);
   const tunnel = `b${tag}`;
   const link = `awg-${tunnel}`;
   const ka = wgKeyPair();

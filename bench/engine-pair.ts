@@ -7,6 +7,9 @@
  * Everything is removed when `fn` returns or throws. Runs `npm run build` output.
  * Extra environment for the engine: AWG_WARMUP, AWG_HANDSHAKE_PREPARE and
  * `AWG_BENCH_ENGINE_ENV='K=V K2=V2'` are passed to `awg apply`.
+ * With `AWG_BENCH_AMNEZIAWG_GO=PATH` B's peer is that amneziawg-go build instead, and
+ * `AWG_BENCH_PARAMS=awg1|awg2|awg3` gives both sides that AmneziaWG parameter set
+ * (bench/awg-params.ts; the tunnel MTU 1420 − S4 unless `AWG_BENCH_MTU`).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -38,6 +41,28 @@ import {
   wgVia,
 } from '../test/netns/interop-wg.js';
 import { enginePid } from './dataplane.bench.js';
+import { AWG_1_0, AWG_2_0, AWG_3_1, hex, type Params, uapiParams } from './awg-params.js';
+import { uapiSet } from '../src/resources/engine/uapi-client.js';
+import { AWG_GO_RUN_DIR, startAmneziawgGo } from '../test/netns/interop-wg.js';
+import { nsExec } from '../test/helpers/netns.js';
+
+const PARAMS: Record<string, Params | undefined> = {
+  wg: undefined,
+  awg1: AWG_1_0,
+  awg2: AWG_2_0,
+  awg3: AWG_3_1,
+};
+
+/** The peer B runs and the parameters both sides use, from the environment (see above). */
+export function pairPeer(): { binary?: string; params?: Params; name: string; mtu: number } {
+  const name = process.env.AWG_BENCH_PARAMS ?? 'wg';
+  if (!(name in PARAMS)) throw new Error(`AWG_BENCH_PARAMS: unknown set ${name}`);
+  const params = PARAMS[name];
+  const binary = process.env.AWG_BENCH_AMNEZIAWG_GO;
+  if (params && !binary) throw new Error(`AWG_BENCH_PARAMS=${name} needs AWG_BENCH_AMNEZIAWG_GO`);
+  const mtu = Number(process.env.AWG_BENCH_MTU ?? 1420 - Number(params?.s4 ?? 0));
+  return { name, mtu, ...(binary ? { binary } : {}), ...(params ? { params } : {}) };
+}
 
 export interface EnginePair {
   nsA: string;
@@ -91,19 +116,32 @@ export async function withEnginePair<T>(
   let nsA: string | undefined;
   let nsB: string | undefined;
   let daemon: NsProcess | undefined;
+  let go: { stop(): Promise<void>; iface: string } | undefined;
   try {
     nsA = await createNetns('fpa');
     nsB = await createNetns('fpb');
     const a = nsA;
     await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
-    const b = await startWireguardGo(nsB, 'wfpt0');
-    await wgSetconf(
-      nsB,
-      b.iface,
-      work,
-      `[Interface]\nPrivateKey = ${kb.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T(1)}/32\n`,
-    );
-    await wgGoAddress(nsB, b.iface, `${T(2)}/24`);
+    const peerOf = pairPeer();
+    if (peerOf.binary) {
+      go = await startAmneziawgGo(nsB, 'afpt0', peerOf.binary);
+      await uapiSet(
+        join(AWG_GO_RUN_DIR, `${go.iface}.sock`),
+        `set=1\nprivate_key=${hex(kb.privateKey)}\nlisten_port=51820\n${peerOf.params ? uapiParams(peerOf.params) : ''}` +
+          `public_key=${hex(ka.publicKey)}\nallowed_ip=${T(1)}/32\n\n`,
+      );
+      await nsExec(nsB, 'ip', ['addr', 'add', `${T(2)}/24`, 'dev', go.iface]);
+      await nsExec(nsB, 'ip', ['link', 'set', go.iface, 'mtu', String(peerOf.mtu), 'up']);
+    } else {
+      const b = await startWireguardGo(nsB, 'wfpt0');
+      await wgSetconf(
+        nsB,
+        b.iface,
+        work,
+        `[Interface]\nPrivateKey = ${kb.privateKey}\nListenPort = 51820\n[Peer]\nPublicKey = ${ka.publicKey}\nAllowedIPs = ${T(1)}/32\n`,
+      );
+      await wgGoAddress(nsB, b.iface, `${T(2)}/24`);
+    }
     const cfg = writeConfig(
       env,
       'a.yaml',
@@ -115,6 +153,7 @@ export async function withEnginePair<T>(
         peerPublicKey: kb.publicKey,
         endpoint: `${UB}:51820`,
         allowedIPs: [`${T(2)}/32`],
+        ...(peerOf.params ? { obfuscation: peerOf.params, mtu: peerOf.mtu } : {}),
       }),
     );
     const extraEnv = {
@@ -176,6 +215,7 @@ export async function withEnginePair<T>(
   } finally {
     if (daemon) await daemon.kill(5000);
     else if (nsA) await awg(nsA, env, ['down']).catch(() => undefined);
+    await go?.stop().catch(() => undefined);
     for (const ns of [nsA, nsB]) if (ns) await destroyNetns(ns);
     cleanupAwgEnv(env);
     rmSync(work, { recursive: true, force: true });

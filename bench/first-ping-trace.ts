@@ -21,12 +21,17 @@
  * ping windows (perf's control FIFO enables it around each ping) and prints the top symbols;
  * with `AWG_BENCH_ENGINE_ENV=NODE_OPTIONS=--perf-basic-prof` JavaScript frames get names.
  *
+ * `AWG_BENCH_AMNEZIAWG_GO=PATH AWG_BENCH_PARAMS=awg3` traces against that amneziawg-go build with
+ * an AmneziaWG parameter set (bench/engine-pair.ts); the I-packets and junk that go out before
+ * the initiation are then left out of the gaps, and "our preamble" is the time from the echo
+ * request to the first of them.
+ *
  * Needs root, wireguard-go, wg, tcpdump; runs `npm run build` output. Not part of `npm run bench`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { nsExec, nsSpawn, run } from '../test/helpers/netns.js';
-import { schedstat, vmRssKiB, withEnginePair } from './engine-pair.js';
+import { pairPeer, schedstat, vmRssKiB, withEnginePair } from './engine-pair.js';
 import { currentSliceUs, setOtherSlice } from '../src/native/sched.js';
 import { median } from './lib.js';
 
@@ -127,6 +132,12 @@ try {
       const rows: { ping: number; run: number; wait: number; others: number }[] = [];
       /** per ping whose handshake was on its path (six packets), the five gaps between them */
       const gaps: number[][] = [];
+      const peerOf = pairPeer();
+      // datagrams before each initiation: the I-packets, then Jc junk
+      const preamble =
+        ['i1', 'i2', 'i3', 'i4', 'i5'].filter((k) => peerOf.params?.[k] !== undefined).length +
+        Number(peerOf.params?.jc ?? 0);
+      const firstOut: number[] = [];
       for (let i = 0; i < PINGS; i++) {
         await resetPeer();
         const td = TCPDUMP
@@ -166,7 +177,11 @@ try {
           const at = lines.map((l) => (Number(l.split(' ')[0]) - t0) * 1000);
           marks = `; packets at ${at.map((t) => t.toFixed(2)).join(' / ')} ms`;
           // an earlier handshake (the daemon probes a peer without a session) leaves 3 more
-          if (at.length === 6) gaps.push(at.slice(1).map((t, k) => t - at[k]!));
+          if (at.length === 6 + preamble) {
+            const six = [at[0]!, ...at.slice(1 + preamble)];
+            gaps.push(six.slice(1).map((t, k) => t - six[k]!));
+            if (preamble) firstOut.push(at[1]! - at[0]!);
+          }
         }
         console.log(`ping ${Number.isNaN(ms) ? '(lost)' : ms} ms; ${sched}${marks}`);
       }
@@ -181,7 +196,7 @@ try {
         );
       if (gaps.length)
         console.log(
-          `gaps, medians of the ${gaps.length} pings with the handshake on their path: ${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,
+          `gaps, medians of the ${gaps.length} pings with the handshake on their path (${peerOf.binary ? `${peerOf.name} against ${peerOf.binary.split('/').at(-1)}, MTU ${peerOf.mtu}` : 'wireguard-go'}): ${firstOut.length ? `our preamble ${median(firstOut).toFixed(2)}, ` : ''}${['our initiation', "the peer's response", 'our response handling', "the peer's turnaround", 'our decryption'].map((name, k) => `${name} ${median(gaps.map((g) => g[k]!)).toFixed(2)}`).join(', ')} ms`,
         );
     },
     { host: DAEMON ? 'daemon' : 'apply' },

@@ -12,7 +12,12 @@
  * By hand only (root, iperf3; not CI, not `npm run bench`):
  *
  *   AWG_AMNEZIAWG_GO_DIR=DIR npx tsx bench/interop-matrix.ts [--dir=DIR]
- *     [--gen=1.0,2.0,3.1] [--mtu=1420,1280]
+ *     [--gen=1.0,2.0,3.1] [--mtu=1420,1280] [--capture]
+ *
+ * `--capture` records B's underlay veth (tcpdump, 96 bytes a packet) during each iperf3 run
+ * and prints, per direction, the UDP datagrams by size, IP fragments and ICMP
+ * frag-needed (bench/pcap-summary.ts), with iperf3's retransmits: what tells a path that
+ * fragments from batches whose sizes differ.
  *
  * DIR holds amneziawg-go-v0.2.12 (AmneziaWG 1.0), amneziawg-go-v0.2.19 (2.0) and
  * amneziawg-go-v3.1 (3.1), built from upstream's tags; they are not part of the repository.
@@ -20,6 +25,9 @@
 import { accessSync, constants } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { formatSummary, summarisePcap } from './pcap-summary.js';
 import { parseGet, uapiGet, uapiSet } from '../src/resources/engine/uapi-client.js';
 import { AWG_1_0, AWG_2_0, AWG_3_1, type Params, hex, uapiParams } from './awg-params.js';
 import {
@@ -120,8 +128,29 @@ function once(fn: () => Promise<void>): () => Promise<void> {
   return () => (p ??= fn());
 }
 
-async function iperf(ns: string, to: string, reverse: boolean): Promise<Check> {
+const CAPTURE = process.argv.includes('--capture');
+
+async function iperf(
+  ns: string,
+  to: string,
+  reverse: boolean,
+  capture?: { ns: string; dev: string },
+): Promise<Check> {
   const name = `TCP ${reverse ? 'go→awg' : 'awg→go'}`;
+  const dir = capture ? mkdtempSync(join(tmpdir(), 'imx-cap-')) : '';
+  const td = capture
+    ? nsSpawn(capture.ns, 'tcpdump', [
+        '-n',
+        '-s',
+        '96',
+        '-i',
+        capture.dev,
+        '-w',
+        join(dir, 'c.pcap'),
+        'udp or icmp or ip[6:2] & 0x3fff != 0',
+      ])
+    : undefined;
+  if (td) await new Promise((r) => setTimeout(r, 500));
   const out = await nsExec(
     ns,
     'iperf3',
@@ -139,11 +168,20 @@ async function iperf(ns: string, to: string, reverse: boolean): Promise<Check> {
     ],
     { timeoutMs: 20_000, allowFail: true },
   );
-  let j: { end?: { sum_received?: { bits_per_second: number } }; error?: string } = {};
+  let j: {
+    end?: { sum_received?: { bits_per_second: number }; sum_sent?: { retransmits?: number } };
+    error?: string;
+  } = {};
   try {
     j = JSON.parse(out.stdout || '{}') as typeof j;
   } catch {
     /* no JSON: timed out */
+  }
+  if (td) {
+    await td.kill(1000);
+    console.log(`  ${name}: iperf3 retransmits ${j.end?.sum_sent?.retransmits ?? '?'}`);
+    for (const s of summarisePcap(join(dir, 'c.pcap'))) console.log(`    ${formatSummary(s)}`);
+    rmSync(dir, { recursive: true, force: true });
   }
   const bps = j.end?.sum_received?.bits_per_second;
   if (bps === undefined)
@@ -178,7 +216,8 @@ async function cell(dir: string, g: Generation, mtu: number, index: number): Pro
   try {
     nsA = await createNetns('imx-a');
     nsB = await createNetns('imx-b');
-    await vethPair(nsA, nsB, { addrA: `${underA}/24`, addrB: `${underB}/24` });
+    const veth = await vethPair(nsA, nsB, { addrA: `${underA}/24`, addrB: `${underB}/24` });
+    const capture = CAPTURE ? { ns: nsB, dev: veth.ifB } : undefined;
 
     go = await startAmneziawgGo(nsB, `amx${tag}`, join(dir, g.binary));
     const sock = join(AWG_GO_RUN_DIR, `${go.iface}.sock`);
@@ -237,8 +276,8 @@ async function cell(dir: string, g: Generation, mtu: number, index: number): Pro
 
     server = nsSpawn(nsB, 'iperf3', ['-s', '-p', String(IPERF_PORT)]);
     await new Promise((r) => setTimeout(r, 300));
-    checks.push(await iperf(nsA, tunB, false));
-    checks.push(await iperf(nsA, tunB, true));
+    checks.push(await iperf(nsA, tunB, false, capture));
+    checks.push(await iperf(nsA, tunB, true, capture));
     return checks;
   } catch (e) {
     put(CHECKS[checks.length] ?? 'setup', false, (e as Error).message.split('\n')[0]!);

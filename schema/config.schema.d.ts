@@ -296,7 +296,7 @@ export interface WireguardTunnel {
    */
   listenPort?: number;
   /**
-   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
+   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). Content padding (AmneziaWG 3.x) never pads a full-size packet, so the default holds with it. validate warns about an MTU whose datagrams do not fit: TCP through the embedded engine is clamped to fit then, but with contentPaddingAddition the clamped segments come padded to random sizes that cannot be sent in batches (about half the throughput at 1420 with s4: 23). On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
    */
   mtu?: number;
   /**
@@ -435,7 +435,7 @@ export interface AmneziawgTunnel {
    */
   listenPort?: number;
   /**
-   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
+   * Tunnel MTU. Absent: 1420 for WireGuard, 1420 − s4 for AmneziaWG (not below 1280), so that transport datagrams (MTU + 32 + s4 bytes of UDP payload) fit a 1500-byte path with IPv6 outer headers (48 bytes; IPv4: 28). Content padding (AmneziaWG 3.x) never pads a full-size packet, so the default holds with it. validate warns about an MTU whose datagrams do not fit: TCP through the embedded engine is clamped to fit then, but with contentPaddingAddition the clamped segments come padded to random sizes that cannot be sent in batches (about half the throughput at 1420 with s4: 23). On a smaller path lower it by the difference (PPPoE's 1492: 8 less).
    */
   mtu?: number;
   /**
@@ -682,7 +682,7 @@ export interface AwgObfuscation {
    */
   headerProtectionKey?: Secret;
   /**
-   * AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.
+   * AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU and, by the embedded engine, at what fits the path; a full-size packet gets none) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.
    */
   contentPaddingAddition?: U16Range;
   /**
@@ -787,7 +787,7 @@ export interface AwgProfile {
    */
   headerProtectionKey?: Secret;
   /**
-   * AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.
+   * AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU and, by the embedded engine, at what fits the path; a full-size packet gets none) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.
    */
   contentPaddingAddition?: U16Range;
   /**

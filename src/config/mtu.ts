@@ -40,7 +40,10 @@ export interface MtuInput {
 export type SizedObfuscation = Partial<
   Record<'jc' | 'jmax' | 's1' | 's2' | 's3' | 's4', number | undefined>
 > &
-  Partial<Record<'i1' | 'i2' | 'i3' | 'i4' | 'i5', string | undefined>>;
+  Partial<Record<'i1' | 'i2' | 'i3' | 'i4' | 'i5', string | undefined>> & {
+    /** AmneziaWG 3.x content padding (schema-values U16Range: N, "MIN-MAX" or {min, max}) */
+    contentPaddingAddition?: number | string | { max: number } | undefined;
+  };
 export interface SizedTunnel extends MtuInput {
   addresses: string[];
   /** absent or 'embedded': our engine, which lowers TCP's MSS behind S4 (dataplane/tun/mss.ts) */
@@ -55,6 +58,14 @@ export interface MtuWarning {
   path: PathKey[];
   message: string;
   severity: 'warning';
+}
+
+/** The largest content padding addition (0: none); mtu.ts loads no schema. */
+function paddingMax(r: SizedObfuscation['contentPaddingAddition']): number {
+  if (r === undefined) return 0;
+  if (typeof r === 'number') return r;
+  if (typeof r === 'string') return Number(r.split('-').at(-1));
+  return r.max;
 }
 
 /** The largest tunnel MTU whose transport datagrams fit PATH_MTU with `family` outer headers. */
@@ -135,11 +146,17 @@ export function checkMtu(t: SizedTunnel, base: PathKey[]): MtuWarning[] {
     if (d.bytes <= limit) continue;
     const over6 = family === 6 && d.bytes + OUTER_HEADERS[4] <= PATH_MTU ? ' over IPv6' : '';
     // our engine lowers the MSS of the TCP connections it carries behind an S4 prefix
+    // with content padding the clamped segments are padded to random sizes, which UDP GSO
+    // and GRO cannot batch (bench/RESULTS.md, Step 24: 3.1 at 1420 ran at half speed)
+    const padded =
+      paddingMax(o.contentPaddingAddition) > 0
+        ? '; with contentPaddingAddition the segments the peer sends are then padded to random sizes it cannot send in batches, about half the throughput'
+        : '';
     const clamped =
       s4 > 0 &&
       (d.field === 'mtu' || d.field === 's4') &&
       (t.engine === undefined || t.engine === 'embedded')
-        ? ' (TCP excepted: the engine lowers its MSS to fit)'
+        ? ` (TCP excepted: the engine lowers its MSS to fit${padded})`
         : '';
     const made = (extra = '') =>
       `${d.what} of ${d.field === 'jmax' ? 'up to ' : ''}${d.bytes} bytes (${d.bytes + OUTER_HEADERS[6]} with IPv6 outer headers, ${d.bytes + OUTER_HEADERS[4]} with IPv4)${extra} that a ${PATH_MTU}-byte path must fragment${over6}${clamped}`;

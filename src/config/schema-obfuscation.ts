@@ -84,7 +84,7 @@ export const AwgObfuscation = z
         'AmneziaWG 3.x: 32-byte key (base64), as a secret, that encrypts every message header with ChaCha20 (nonce = the first 12 bytes of the S prefix), so s1-s4 must each be at least 12. Must match the peer. Only its fingerprint appears in plans and status. Absent: headers in clear.',
     }),
     contentPaddingAddition: awg3Range(
-      'AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.',
+      'AmneziaWG 3.x: random zero padding (bytes, picked from the range per packet, capped at the MTU and, by the embedded engine, at what fits the path; a full-size packet gets none) inside each transport packet instead of the 16-byte rule. Sender-side only. Absent or 0: WireGuard padding.',
     ),
     rekeyAfterTime: awg3Range(
       "AmneziaWG 3.x: seconds after which the initiator starts a new handshake (drawn from the range each time). Absent or 0: WireGuard's 120. Local timing only.",

@@ -99,7 +99,7 @@ const wgFields = {
     .max(9000)
     .optional()
     .meta({
-      description: `Tunnel MTU. Absent: ${fittingMtu(0)} for WireGuard, ${fittingMtu(0)} − s4 for AmneziaWG (not below ${MIN_DEFAULT_MTU}), so that transport datagrams (MTU + ${TRANSPORT_OVERHEAD} + s4 bytes of UDP payload) fit a ${PATH_MTU}-byte path with IPv6 outer headers (${OUTER_HEADERS[6]} bytes; IPv4: ${OUTER_HEADERS[4]}). validate warns about an MTU whose datagrams do not fit. On a smaller path lower it by the difference (PPPoE's 1492: 8 less).`,
+      description: `Tunnel MTU. Absent: ${fittingMtu(0)} for WireGuard, ${fittingMtu(0)} − s4 for AmneziaWG (not below ${MIN_DEFAULT_MTU}), so that transport datagrams (MTU + ${TRANSPORT_OVERHEAD} + s4 bytes of UDP payload) fit a ${PATH_MTU}-byte path with IPv6 outer headers (${OUTER_HEADERS[6]} bytes; IPv4: ${OUTER_HEADERS[4]}). Content padding (AmneziaWG 3.x) never pads a full-size packet, so the default holds with it. validate warns about an MTU whose datagrams do not fit: TCP through the embedded engine is clamped to fit then, but with contentPaddingAddition the clamped segments come padded to random sizes that cannot be sent in batches (about half the throughput at 1420 with s4: 23). On a smaller path lower it by the difference (PPPoE's 1492: 8 less).`,
     }),
   dns: z.array(IpAddress).default([]).meta({
     description:

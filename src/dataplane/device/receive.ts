@@ -280,7 +280,8 @@ function afterOpen(
   const v4 = buf[at]! >> 4 === 4;
   if (h.allowedIps.lookupAt(buf, at + (v4 ? 12 : 8), v4 ? 4 : 16) !== p) return false;
   const pkt = buf.subarray(at, at + len);
-  if (h.mssClamp && h.codec.transportPrefix > 0) clampMss(pkt, 0, len, mssLimit(h, p));
+  // the SYN sets what our host sends: the path's whole size, which we do not pad past
+  if (h.mssClamp && h.codec.transportPrefix > 0) clampMss(pkt, 0, len, mssLimit(h, p, true));
   if (p.boosted) h.unboost(p);
   h.tunOut.push(pkt);
   return true;

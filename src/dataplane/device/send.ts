@@ -17,7 +17,7 @@ import { TAG_SIZE, sealInto, writeNonce } from '../crypto/aead.js';
 import type { PoolQueue } from '../crypto/pool-queue.js';
 import type { CookieChecker } from '../noise/cookie.js';
 import { COOKIE, TRANSPORT, readU32, writeU32, writeU64 } from '../noise/messages.js';
-import { clampMss, innerLimit } from '../tun/mss.js';
+import { clampMss, innerLimit, pathPlaintext } from '../tun/mss.js';
 import type { TunDevice } from '../tun/tun.js';
 import { type AllowedIPs, addressBytes } from './allowedips.js';
 import {
@@ -95,12 +95,23 @@ export function routineReadFromTun(h: SendHost, packets: Uint8Array[]): void {
   }
 }
 
-/** The largest inner packet whose transport datagram to `p` fits the path (tun/mss.ts). */
-export function mssLimit(h: SendHost, p: Peer): number {
+/**
+ * The largest inner packet whose transport datagram to `p` fits the path (tun/mss.ts), for the
+ * segments the peer sends (it pads them up to its MTU; a SYN from the TUN sets them) or, with
+ * `ours`, for those we send (padded only up to `pathPlaintext`; a SYN to the TUN sets them).
+ */
+export function mssLimit(h: SendHost, p: Peer, ours = false): number {
+  const v6 = endpointV6(p);
+  const mtu = h.tun.mtu();
+  return ours
+    ? pathPlaintext(mtu, h.codec.transportPrefix, v6)
+    : innerLimit(mtu, h.codec.transportPrefix, v6, h.codec.paddingAdditionMax);
+}
+
+function endpointV6(p: Peer): boolean {
   const a = p.endpoint?.address;
   // unknown endpoint: IPv6's larger headers; a v4-mapped address travels as IPv4
-  const v6 = a === undefined || (a.includes(':') && !a.startsWith('::ffff:'));
-  return innerLimit(h.tun.mtu(), h.codec.transportPrefix, v6, h.codec.paddingAdditionMax);
+  return a === undefined || (a.includes(':') && !a.startsWith('::ffff:'));
 }
 
 /** Copies staged packets that are views of a larger buffer (the TUN's slab) into their own. */
@@ -187,6 +198,10 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
     return;
   }
   const mtu = h.tun.mtu();
+  // padding stops where the datagram would outgrow the path: a packet that fits pads within
+  // it, so full-size segments (clamped to it) make equal datagrams (tun/mss.ts)
+  const s4 = h.codec.transportPrefix;
+  const fit = s4 > 0 ? pathPlaintext(mtu, s4, endpointV6(p)) : mtu;
   const slab = h.txSlab;
   const out: Uint8Array[] = [];
   let at = 0;
@@ -198,7 +213,7 @@ export function sendStagedPackets(h: SendHost, p: Peer): void {
     if (kp.sendNonce >= h.rejectAfterMessages) break;
     const pkt = staged[i]!;
     // sealed into the slab; a full slab (or sendmmsg's burst) is sent and the slab reused
-    const pad = h.codec.transportPadding(pkt.length, mtu, p.udpWindow);
+    const pad = h.codec.transportPadding(pkt.length, pkt.length <= fit ? fit : mtu, p.udpWindow);
     const size =
       h.codec.transportPrefix + MESSAGE_TRANSPORT_HEADER_SIZE + pkt.length + pad + TAG_SIZE;
     if (out.length === TX_BURST || (out.length && at + size > slab.length)) {

@@ -13,6 +13,16 @@
  * never below what TCP already uses, so nothing is clamped (and callers skip the check).
  * Random trailers (3.1) pad up to the largest datagram seen, which a clamped flow keeps within
  * the path.
+ *
+ * The two directions differ with content padding. A SYN going out (from the TUN) sets the
+ * segments the peer sends, which it pads at random up to its MTU: their limit leaves room for
+ * the largest addition (`innerLimit`). A SYN coming in (to the TUN) sets the segments our host
+ * sends, which this engine pads only up to what fits the path (`pathPlaintext`, the padding
+ * cap of send.ts): those are clamped to that whole size, so every full-size segment gets no
+ * padding and leaves in a datagram of the same size as the next — runs that UDP GSO sends as
+ * one message and the peer's GRO takes as one. Segments clamped below it and padded at random
+ * came in ~200 sizes and went out one datagram at a time: AmneziaWG 3.1 at MTU 1420 ran at
+ * half the speed of 1417 (bench/RESULTS.md, Step 24).
  */
 
 /** WireGuard's header (16) and tag (16) around every transport payload. */
@@ -29,6 +39,15 @@ export function innerLimit(mtu: number, prefix: number, v6: boolean, padMax = 0)
   if (room >= mtu) return mtu;
   // content padding adds up to padMax; WireGuard's rule pads to the next multiple of 16
   return padMax > 0 ? room - padMax : room & ~15;
+}
+
+/**
+ * The largest plaintext whose transport datagram fits the path (`innerLimit`'s room), never
+ * past the MTU: what this engine pads a packet to at most, and the MSS limit of the segments
+ * it sends itself.
+ */
+export function pathPlaintext(mtu: number, prefix: number, v6: boolean): number {
+  return Math.min(mtu, Math.max(1500, mtu + 80) - (v6 ? 48 : 28) - TRANSPORT_OVERHEAD - prefix);
 }
 
 const TCP = 6;

@@ -144,6 +144,16 @@ describe('checkMtu messages', () => {
     expect(warnings(tunnel({ mtu: 1420 }, { s4: 23 }))).toEqual([
       'tunnels.t.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); the largest MTU that fits is 1397',
     ]);
+    // AmneziaWG 3.x content padding: the clamped segments lose their batches
+    expect(warnings(tunnel({ mtu: 1420 }, { s4: 23, contentPaddingAddition: '8-32' }))).toEqual([
+      'tunnels.t.mtu: 1420 with obfuscation.s4 = 23 makes transport datagrams of 1475 bytes (1523 with IPv6 outer headers, 1503 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit; with contentPaddingAddition the segments the peer sends are then padded to random sizes it cannot send in batches, about half the throughput); the largest MTU that fits is 1397',
+    ]);
+    expect(
+      warnings(tunnel({ mtu: 1397 }, { s4: 23, contentPaddingAddition: { min: 8, max: 32 } })),
+    ).toEqual([]);
+    expect(warnings(tunnel({ mtu: 1420 }, { s4: 23, contentPaddingAddition: 0 }))[0]).not.toContain(
+      'contentPadding',
+    );
     expect(warnings(tunnel({ mtu: 1418 }, { s4: 23 }, '192.0.2.1:443'))).toEqual([
       'tunnels.t.mtu: 1418 with obfuscation.s4 = 23 makes transport datagrams of 1473 bytes (1521 with IPv6 outer headers, 1501 with IPv4) that a 1500-byte path must fragment (TCP excepted: the engine lowers its MSS to fit); the largest MTU that fits is 1417 (every endpoint is an IPv4 address)',
     ]);

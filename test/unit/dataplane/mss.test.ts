@@ -1,10 +1,25 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { clampMss, innerLimit } from '../../../src/dataplane/tun/mss.js';
+import { clampMss, innerLimit, pathPlaintext } from '../../../src/dataplane/tun/mss.js';
 import { fold, pseudoSum, sumLE, tcpChecksumValid } from '../../../src/dataplane/tun/offload.js';
+import { range } from '../../../src/dataplane/awg/range.js';
+import type { AwgParams } from '../../../src/dataplane/awg/params.js';
+import { ipv4, makePair } from './harness.js';
 
-/** A TCP segment with a valid checksum: options bytes as given, then `payload` bytes. */
-function segment(v6: boolean, flags: number, options: number[], payload = 0): Buffer {
+/**
+ * A TCP segment with a valid checksum: options bytes as given, then `payload` bytes; IPv4
+ * from 10.0.0.1 to 10.0.0.2 unless `addrs` says otherwise.
+ */
+function segment(
+  v6: boolean,
+  flags: number,
+  options: number[],
+  payload = 0,
+  addrs: [number[], number[]] = [
+    [10, 0, 0, 1],
+    [10, 0, 0, 2],
+  ],
+): Buffer {
   const iph = v6 ? 40 : 20;
   const tcph = 20 + options.length;
   const p = Buffer.alloc(iph + tcph + payload, 0x5a);
@@ -24,8 +39,8 @@ function segment(v6: boolean, flags: number, options: number[], payload = 0): Bu
     p[6] = 0x40;
     p[8] = 64;
     p[9] = 6;
-    p.set([10, 0, 0, 1], 12);
-    p.set([10, 0, 0, 2], 16);
+    p.set(addrs[0], 12);
+    p.set(addrs[1], 16);
   }
   p.writeUInt16BE(40000, iph);
   p.writeUInt16BE(5201, iph + 2);
@@ -165,5 +180,71 @@ describe('MSS clamping behind a transport prefix', () => {
         },
       ),
     );
+  });
+});
+
+/** AmneziaWG 3.1's sizes: S4 = 23 on every transport message, content padding 8–32 */
+const AWG31: Partial<AwgParams> = {
+  s1: 15,
+  s2: 18,
+  s3: 20,
+  s4: 23,
+  h1: range(100000, 200000),
+  h2: range(300000, 400000),
+  h3: range(500000, 600000),
+  h4: range(700000, 800000),
+  headerProtectionKey: new Uint8Array(32).fill(0x5c),
+  contentPaddingAddition: range(8, 32),
+};
+
+describe('the clamp in the engine, AmneziaWG 3.1 at MTU 1420 over an IPv4 endpoint', () => {
+  it('the path plaintext is the MTU or what fits the path, whichever is smaller', () => {
+    expect(pathPlaintext(1420, 23, false)).toBe(1417);
+    expect(pathPlaintext(1420, 23, true)).toBe(1397);
+    expect(pathPlaintext(1397, 23, true)).toBe(1397);
+    expect(pathPlaintext(1280, 23, false)).toBe(1280);
+    expect(pathPlaintext(8920, 23, true)).toBe(9000 - 48 - 32 - 23);
+  });
+
+  it('segments the peer sends leave room for its padding; ours fill the path and leave in equal datagrams', async () => {
+    const { a, b, net } = await makePair({ awgA: AWG31 });
+    a.tun.setMtu(1420);
+    b.tun.setMtu(1420);
+    // B plays a peer that clamps nothing (amneziawg-go)
+    (b.dev as unknown as { mssClamp: boolean }).mssClamp = false;
+    const [hostA, hostB] = [
+      [192, 168, 0, 1],
+      [192, 168, 0, 2],
+    ];
+    a.tun.inject(ipv4('192.168.0.1', '192.168.0.2'));
+    net.flush();
+    expect(b.tun.written).toHaveLength(1);
+    // A's host opens a connection: the SYN sets what the peer sends, which it pads at
+    // random up to its MTU (1417 − 32 fits)
+    a.tun.inject(segment(false, 0x02, mssOpt(1380), 0, [hostA, hostB]));
+    net.flush();
+    const syn = Buffer.from(b.tun.written.at(-1)!);
+    expect(mssOf(syn, false)).toBe(1417 - 32 - 40);
+    expect(tcpChecksumValid(syn, 20, false)).toBe(true);
+    // the peer's SYN-ACK sets what A's host sends: the whole 1417 bytes
+    b.tun.inject(segment(false, 0x12, mssOpt(1380), 0, [hostB, hostA]));
+    net.flush();
+    const synAck = Buffer.from(a.tun.written.at(-1)!);
+    expect(mssOf(synAck, false)).toBe(1417 - 40);
+    expect(tcpChecksumValid(synAck, 20, false)).toBe(true);
+    // full-size segments get no padding: every datagram 1417 + 32 + 23 bytes, a 1500-byte
+    // IPv4 packet, the same size as the next (one UDP GSO run); shorter ones are padded
+    // at random within the path
+    const before = net.sent.length;
+    for (let i = 0; i < 8; i++) a.tun.inject(segment(false, 0x10, [], 1417 - 40, [hostA, hostB]));
+    for (let i = 0; i < 8; i++) a.tun.inject(segment(false, 0x10, [], 1300 - 40, [hostA, hostB]));
+    net.flush();
+    const sizes = net.sent
+      .slice(before)
+      .filter((d) => d.from.address === '10.0.0.1')
+      .map((d) => d.data.length);
+    expect(sizes.slice(0, 8)).toEqual(Array<number>(8).fill(1472));
+    for (const n of sizes.slice(8)) expect(n >= 1300 + 55 + 8 && n <= 1300 + 55 + 32).toBe(true);
+    expect(b.tun.written).toHaveLength(1 + 1 + 16);
   });
 });

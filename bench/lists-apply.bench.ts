@@ -10,7 +10,8 @@
  * - `awg validate` of the config with the list and without (the parse and merge of the list);
  * - `awg apply` from nothing (link, engine, routes, the nft table with its sets) then
  *   `awg down`, with the list and without, alternating, median of the runs;
- * - `awg apply` again with nothing changed (must not replace the table: 0 mutations), the
+ * - `awg apply` again with nothing changed (must not replace the table: 0 mutations; the
+ *   list's parse taken from the state directory, config/parsed-lists.ts), the
  *   same after a foreign nf_tables change (the generation moved: the static sets' counts are
  *   read over netlink), after a one-line edit of the list (the set changed in place: the
  *   element delta over netlink, its old elements from the state directory's copy, never a
@@ -25,10 +26,11 @@
  * The peer in B is `AWG_BENCH_AMNEZIAWG_GO=PATH` (an amneziawg-go build) when set, else Debian's
  * wireguard-go (CI's smoke). Needs root, iperf3, nft. `AWG_BENCH_ROUNDS` (5), `AWG_BENCH_SECONDS`
  * (5; 0: no throughput), `AWG_BENCH_LIST_LINES` (100,000) override the sizes;
- * `AWG_BENCH_NO_DEFAULT_ROUTE=1` leaves A without a default route; `AWG_BENCH_CPU_PROF=DIR`
+ * `AWG_BENCH_NO_DEFAULT_ROUTE=1` leaves A without a default route (the smoke runs both: bench/
+ * run.ts `lists-apply-no-default-route`); `AWG_BENCH_CPU_PROF=DIR`
  * writes V8 CPU profiles of the applies under DIR.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
@@ -166,12 +168,15 @@ async function wall(
   return [ms, r];
 }
 
-export async function listsApplyBench(smoke: boolean): Promise<Sample[]> {
+export async function listsApplyBench(
+  smoke: boolean,
+  o: { noDefaultRoute?: boolean } = {},
+): Promise<Sample[]> {
   const lines = smoke ? 2_000 : Number(process.env.AWG_BENCH_LIST_LINES ?? 100_000);
   const rounds = smoke ? 1 : Number(process.env.AWG_BENCH_ROUNDS ?? 5);
   const seconds = smoke ? 1 : Number(process.env.AWG_BENCH_SECONDS ?? 5);
   const awgGo = process.env.AWG_BENCH_AMNEZIAWG_GO;
-  const noDefault = process.env.AWG_BENCH_NO_DEFAULT_ROUTE === '1';
+  const noDefault = o.noDefaultRoute ?? process.env.AWG_BENCH_NO_DEFAULT_ROUTE === '1';
   if (awgGo && !existsSync(awgGo))
     throw new Error(`AWG_BENCH_AMNEZIAWG_GO=${awgGo} does not exist`);
   await ensureDist();
@@ -312,6 +317,11 @@ default: direct
 
     // re-apply: nothing changed, then a one-line edit of the list (and back)
     await wall(() => run(['apply', '-f', withList]), 'apply');
+    // the list's parse is kept for the next process (config/parsed-lists.ts): the no-ops below
+    // take it instead of parsing the list again
+    const parses = join(e.stateDir, 'parsed-lists');
+    if (!existsSync(parses) || readdirSync(parses).length !== 1)
+      throw new Error(`apply kept no parse of the list in ${parses}`);
     const listing = (await nsExec(nsA, 'nft', ['list', 'set', 'inet', 'awg', 'd4_listed'])).stdout;
     const elements = listing.split(',').length;
     const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';

@@ -85,6 +85,12 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   { name: 'sse', run: (sm) => sseBench(sm) },
   { name: 'lists', run: listsBench },
   { name: 'lists-apply', run: listsApplyBench },
+  // the smoke again on a host without a default route (the routing probe's listings run); the
+  // full run takes AWG_BENCH_NO_DEFAULT_ROUTE=1 on lists-apply instead
+  {
+    name: 'lists-apply-no-default-route',
+    run: (sm) => (sm ? listsApplyBench(true, { noDefaultRoute: true }) : Promise.resolve([])),
+  },
   { name: 'crash-points', run: crashPointsBench },
   { name: 'soak', run: soakBench },
 ];

@@ -254,10 +254,69 @@ export class DomainSet {
     }
   }
 
+  /**
+   * @internal A set from the records of another's (`records`), kept outside this process
+   * (config/list-snapshot.ts): each record is checked as a name the grammar admits (lowercase,
+   * labels of letters, digits, `-` and `_`, no numeric last label), with one of the kind bits a
+   * finished set holds, and none twice; the table is built again. Undefined when any is not.
+   */
+  static fromRecords(
+    buf: Buffer,
+    kw: readonly string[],
+    rx: readonly { source: string; re: LinearRegex }[],
+  ): DomainSet | undefined {
+    let count = 0;
+    for (let off = 0; off < buf.length; off += 2 + buf[off]!, count++) {
+      const len = buf[off]!;
+      if (off + 2 + len > buf.length || !validName(buf, off + 2, off + 2 + len)) return undefined;
+      // a finished set: a domain entry alone (it covers the other kinds), or wildcard and/or full
+      const b = buf[off + 1]!;
+      if (b !== DOMAIN && (b === 0 || (b & ~(WILDCARD | FULL)) !== 0)) return undefined;
+    }
+    let size = 2;
+    while (size * 0.75 < count) size *= 2;
+    const table = new Uint32Array(size);
+    const mask = size - 1;
+    for (let off = 0; off < buf.length; off += 2 + buf[off]!) {
+      const len = buf[off]!;
+      const h = hashBytes(buf, off + 2, len);
+      if (probeBytes(table, buf, buf, off + 2, len, h) >= 0) return undefined;
+      let slot = mix(h) & mask;
+      while (table[slot] !== 0) slot = (slot + 1) & mask;
+      table[slot] = off + 1;
+    }
+    const regexes = rx.map((r) => ({
+      source: r.source,
+      literal: requiredLiteral(r.source),
+      re: r.re,
+    }));
+    return new DomainSet(buf, table, kw, regexes);
+  }
+
   /** @internal the records, for DomainSetBuilder.addSet */
   get records(): { buf: Buffer; kw: readonly string[]; rx: readonly Regex[] } {
     return { buf: this.buf, kw: this.kw, rx: this.rx };
   }
+}
+
+/** bytes [a, b) of `buf`: a lowercase name of at most 253 characters the grammar admits (list-grammar.ts LABEL) */
+function validName(buf: Uint8Array, a: number, b: number): boolean {
+  if (b <= a || b - a > 253) return false;
+  let label = a;
+  let digits = true;
+  for (let k = a; k <= b; k++) {
+    const ch = k < b ? buf[k]! : DOT;
+    if (ch === DOT) {
+      const n = k - label;
+      if (n === 0 || n > 63 || buf[label] === 0x2d || buf[k - 1] === 0x2d) return false;
+      if (k === b && digits) return false;
+      label = k + 1;
+      digits = true;
+    } else if (ch >= 0x30 && ch <= 0x39) continue;
+    else if ((ch >= 0x61 && ch <= 0x7a) || ch === 0x5f || ch === 0x2d) digits = false;
+    else return false;
+  }
+  return true;
 }
 
 function entryText(buf: Buffer, off: number, bit: number): string {

@@ -166,7 +166,7 @@ class Collector {
 export function mergeIntervals<T extends number | bigint>(
   xs: readonly Interval<T>[],
 ): Interval<T>[] {
-  const sorted = [...xs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const sorted = sortedByStart(xs);
   const out: Interval<T>[] = [];
   let cur: Interval<T> | undefined;
   for (const x of sorted) {
@@ -181,6 +181,27 @@ export function mergeIntervals<T extends number | bigint>(
       out.push(cur);
     }
   }
+  return out;
+}
+
+/** the largest input sorted through sortKeys: its index takes the low 21 bits of a key */
+const KEY_INDEX_BITS = 2 ** 21;
+
+/**
+ * `xs` by start. IPv4 (numbers): each start and its index packed into one float64 key (32 + 21
+ * bits, exact) and sorted as a Float64Array — a numeric sort without a comparator call per
+ * step (a third of a 65,000-interval list's merge). Equal starts keep no particular order;
+ * mergeIntervals does not need one.
+ */
+function sortedByStart<T extends number | bigint>(xs: readonly Interval<T>[]): Interval<T>[] {
+  const n = xs.length;
+  if (n === 0 || typeof xs[0]!.start !== 'number' || n >= KEY_INDEX_BITS)
+    return [...xs].sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+  const keys = new Float64Array(n);
+  for (let i = 0; i < n; i++) keys[i] = (xs[i]!.start as number) * KEY_INDEX_BITS + i;
+  keys.sort();
+  const out = new Array<Interval<T>>(n);
+  for (let i = 0; i < n; i++) out[i] = xs[keys[i]! % KEY_INDEX_BITS]!;
   return out;
 }
 
@@ -220,6 +241,53 @@ function addNameBytes(c: Collector, b: Uint8Array, s: number, e: number): boolea
   }
   c.d.addNameBytes(kind, b, s, e);
   c.entries++;
+  return true;
+}
+
+/**
+ * An IPv4 address or prefix of ASCII bytes b[s, e) (trimmed, no comment) straight into the
+ * collector, without a string or an entry object; false when it is not a valid one (then the
+ * string path decides and words the message). The checks are parseAddress's and parseV4's:
+ * four decimal octets of at most 255 without leading zeros, an optional `/` and 1–3 digits of
+ * at most 32, no host bits.
+ */
+function addV4Bytes(c: Collector, b: Uint8Array, s: number, e: number): boolean {
+  let n = 0;
+  let parts = 0;
+  let cur = -1;
+  let k = s;
+  for (; k <= e; k++) {
+    const ch = k < e ? b[k]! : 0x2f;
+    if (ch === 0x2e || ch === 0x2f) {
+      if (cur < 0 || parts === 4) return false;
+      n = n * 256 + cur;
+      parts++;
+      cur = -1;
+      if (ch === 0x2f) break;
+    } else if (ch >= 0x30 && ch <= 0x39) {
+      if (cur === 0) return false;
+      cur = cur < 0 ? ch - 0x30 : cur * 10 + (ch - 0x30);
+      if (cur > 255) return false;
+    } else return false;
+  }
+  if (parts !== 4) return false;
+  let len = 32;
+  if (k < e) {
+    const digits = e - k - 1;
+    if (digits < 1 || digits > 3) return false;
+    len = 0;
+    for (let j = k + 1; j < e; j++) {
+      const ch = b[j]!;
+      if (ch < 0x30 || ch > 0x39) return false;
+      len = len * 10 + (ch - 0x30);
+    }
+    if (len > 32) return false;
+  }
+  const size = 2 ** (32 - len);
+  if (n % size !== 0) return false;
+  c.cidrs4++;
+  c.entries++;
+  c.v4.push({ start: n, end: n + size - 1 });
   return true;
 }
 
@@ -300,6 +368,7 @@ export function parseDestinationBytes(
       else if (ch !== 0x2e && (ch < 0x30 || ch > 0x39)) addressLike = false;
     }
     if (plain && !addressLike && addNameBytes(c, b, s, end)) continue;
+    if (addressLike && addV4Bytes(c, b, s, end)) continue;
     entry(b.toString('latin1', s, end), lineNo, s - start + 1);
   }
   if (errors > max) issues.push(tooMany(file, path, errors - max));

@@ -19,7 +19,7 @@ import type { Issue } from '../errors.js';
 import { FileRefusedError, LIMITS, readRegularFileSync } from '../util/files.js';
 import { listRefLabel, normalListRef, type UrlListRef } from './list-ref.js';
 import type { ListFormat } from './list-formats/types.js';
-import { parseListBytes } from './list-formats/index.js';
+import { parseListBytes, type ParsedList } from './list-formats/index.js';
 import {
   destinationLimits,
   mergeDestinations,
@@ -61,9 +61,29 @@ export interface UrlListLoad {
   error?: string;
 }
 
+/**
+ * Parses of list files kept from an earlier process (config/parsed-lists.ts: in the state
+ * directory). The loader asks before parsing a file and offers each parse it made; what it
+ * gets back is only ever the parse of the same bytes (config/list-snapshot.ts).
+ */
+export interface ParsedListStore {
+  /** the parse of `bytes`, read from `file` with `o`, when one was kept and passes its checks */
+  get(file: string, o: ListReadOptions, bytes: Uint8Array): ParsedList | undefined;
+  /** keep a parse for the next process (one with issues is not kept) */
+  put(file: string, o: ListReadOptions, bytes: Uint8Array, parsed: ParsedList): void;
+}
+
+/** what, besides its bytes, a list's parse depends on */
+export interface ListReadOptions {
+  format?: ListFormat | undefined;
+  category?: string | undefined;
+}
+
 export interface DestinationLoadOptions {
   /** read a `to.lists` file (default: a regular file of at most LIMITS.list bytes) */
   readList?: ((path: string) => string | Uint8Array) | undefined;
+  /** parses of list files kept from earlier (absent: every list is parsed) */
+  parsedLists?: ParsedListStore | undefined;
   /** the last good copy of a URL list (absent: none is read; every URL list is pending) */
   urlList?: UrlListSource | undefined;
 }
@@ -166,11 +186,12 @@ export function loadDestinations(
         issues.push(issueAt(`list ${file}: ${readProblem(e)}`, 'error'));
         return;
       }
-      const parsed = parseListBytes(bytes, file, {
-        path: formatPath(path),
-        format: ref.format,
-        category: ref.category,
-      });
+      const how = { format: ref.format, category: ref.category };
+      let parsed = opts.parsedLists?.get(file, how, bytes);
+      if (!parsed) {
+        parsed = parseListBytes(bytes, file, { path: formatPath(path), ...how });
+        opts.parsedLists?.put(file, how, bytes, parsed);
+      }
       issues.push(...parsed.issues);
       cache.set(key, parsed.set);
       sets.push(parsed.set);

@@ -9,7 +9,7 @@ import { withActiveProfiles } from '../config/profiles.js';
 import { randomBytes } from 'node:crypto';
 import { AwgError, type Issue } from '../errors.js';
 import { hasErrors, loadConfigFile, type UrlListLoad } from '../config/load.js';
-import type { UrlListSource } from '../config/load-destinations.js';
+import type { ParsedListStore, UrlListSource } from '../config/load-destinations.js';
 import type { DestinationSet } from '../config/lists.js';
 import { checkSecrets, secretRefs } from '../config/secrets.js';
 import type { Config } from '../config/schema.js';
@@ -104,6 +104,8 @@ export interface PrepareOptions {
   selection?: HostSelection;
   /** the last good copies of URL lists (util/list-cache.ts); absent: every URL list is pending */
   urlList?: UrlListSource | undefined;
+  /** parses of list files kept from earlier (config/parsed-lists.ts); absent: every list is parsed */
+  parsedLists?: ParsedListStore | undefined;
 }
 
 /**
@@ -118,6 +120,7 @@ export async function prepare(file: string, opts: PrepareOptions = {}): Promise<
   const loaded = await loadConfigFile(file, {
     ...(opts.selection ? { selection: opts.selection } : {}),
     ...(opts.urlList ? { urlList: opts.urlList } : {}),
+    ...(opts.parsedLists ? { parsedLists: opts.parsedLists } : {}),
   });
   if (!loaded.config) return { ok: false, issues: loaded.issues };
   const config = loaded.config;

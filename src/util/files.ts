@@ -180,6 +180,11 @@ export function readTextFileSync(path: string, o: ReadOptions): string {
 export interface WriteOptions {
   /** the file's mode, set exactly (fchmod, not filtered by the umask); default 0o600 */
   mode?: number;
+  /**
+   * false: no fsync of the file nor of its directory (a cache whose every reader checks a
+   * digest: a crash leaves the old file, none, or one that is refused); default true
+   */
+  durable?: boolean;
 }
 
 const tmpName = (path: string) =>
@@ -219,7 +224,7 @@ export function writeFileAtomicSync(
       fchmodSync(fd, o.mode ?? 0o600);
       let off = 0;
       while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);
-      fsyncSync(fd);
+      if (o.durable !== false) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -234,7 +239,7 @@ export function writeFileAtomicSync(
     throw e;
   }
   crashPoint(`file:${basename(path)}:renamed`);
-  fsyncDirSync(dirname(path));
+  if (o.durable !== false) fsyncDirSync(dirname(path));
 }
 
 export async function writeFileAtomic(

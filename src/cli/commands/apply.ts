@@ -4,6 +4,8 @@ import { applyContextOf } from '../../reconciler/observe.js';
 import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
 import { cacheSourceIn } from '../../pipeline/list-update.js';
+import { parsedListsIn } from '../../config/parsed-lists.js';
+import { VERSION } from '../package-version.js';
 import { converge } from '../../pipeline/converge.js';
 import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
 import { FileStateStore } from '../../util/state.js';
@@ -155,6 +157,8 @@ async function applyDirect(
     fingerprintKey,
     // lists by URL: their cached copies (`awg lists update` fetches them)
     urlList: cacheSourceIn(state.dir),
+    // list files: the last parse of each (the same bytes: no parse), kept for the next apply
+    parsedLists: parsedListsIn(state.dir, { program: VERSION, write: !o.dryRun }),
     ...sel,
     ...(deps.exec ? { exec: deps.exec } : {}),
   });

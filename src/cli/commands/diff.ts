@@ -8,6 +8,8 @@
 import type { HostDeps } from './apply.js';
 import { toAwgError } from '../../errors.js';
 import { ProcessExec } from '../../util/exec.js';
+import { parsedListsIn } from '../../config/parsed-lists.js';
+import { VERSION } from '../package-version.js';
 import { silentReporter } from '../../util/reporter.js';
 import { PrefetchExec } from '../../resources/prefetch.js';
 import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';
@@ -82,6 +84,7 @@ export async function diffCommand(io: Io, o: DiffOptions, deps: HostDeps = {}): 
       persistEndpoints: false,
       fingerprintKey,
       urlList: lists.cacheSourceIn(state.dir),
+      parsedLists: parsedListsIn(state.dir, { program: VERSION, write: false }),
       ...(selection ? { selection } : {}),
       ...(deps.exec ? { exec: deps.exec } : {}),
     });
@@ -193,6 +196,7 @@ async function diffObserved(io: Io, o: DiffOptions, file: string): Promise<numbe
       skipSecrets: o.skipSecrets,
       fingerprintKey,
       urlList: lists.cacheSourceIn(state.dir),
+      parsedLists: parsedListsIn(state.dir, { program: VERSION, write: false }),
       ...(rec.facts ? { facts: rec.facts } : {}),
       ...(selection ? { selection } : {}),
     });

@@ -6,7 +6,9 @@ import {
   intervalsContain,
   mergeDestinations,
   mergeIntervals,
+  parseDestinationBytes,
   parseDestinationList,
+  parseEntry,
   parseInlineDestinations,
   parseV6,
   v6String,
@@ -379,5 +381,81 @@ describe('parseV6', () => {
       '1:2:3:4:5:6:7::8',
     ])
       expect(parseV6(bad), bad).toBeUndefined();
+  });
+});
+
+describe('the byte paths of a list file agree with the grammar', () => {
+  // parseDestinationBytes reads plain IPv4 entries from bytes (addV4Bytes) and sorts IPv4
+  // intervals as packed keys (mergeIntervals): both must give what parseEntry and a plain sort do
+  const tricky = [
+    '0.0.0.0/0',
+    '255.255.255.255',
+    '255.255.255.255/32',
+    '1.2.3.4/032',
+    '1.2.3.4/0032',
+    '01.2.3.4',
+    '1.2.3.256',
+    '1.2.3.4/33',
+    '1.2.3.5/31',
+    '1.2.3',
+    '1.2.3.4.5',
+    '1..2.3',
+    '1.2.3.4/',
+    '1.2.3.4/x',
+    '.1.2.3',
+    '10.0.0.0/8',
+    '10.1.0.0/16',
+  ];
+
+  it('each tricky line: the same interval or the same message', () => {
+    for (const line of tricky) {
+      const got = parseDestinationBytes(Buffer.from(`${line}\n`), 'l.txt');
+      const e = parseEntry(line);
+      if (typeof e === 'string') {
+        expect(
+          got.issues.map((i) => i.message),
+          line,
+        ).toEqual([e]);
+      } else {
+        expect(got.issues, line).toEqual([]);
+        expect(got.set.v4, line).toEqual(e.kind === 'v4' ? [{ start: e.start, end: e.end }] : []);
+      }
+    }
+  });
+
+  it('random IPv4 lists: the merged intervals of the grammar and a comparator sort', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 8, max: 32 })),
+          {
+            maxLength: 300,
+          },
+        ),
+        (xs) => {
+          const lines = xs.map(([a, len]) => {
+            const net = len === 32 ? a : a - (a % 2 ** (32 - len));
+            const s = [24, 16, 8, 0].map((k) => Math.floor(net / 2 ** k) % 256).join('.');
+            return len === 32 ? s : `${s}/${len}`;
+          });
+          const got = parseDestinationBytes(Buffer.from(lines.join('\n')), 'l.txt');
+          expect(got.issues).toEqual([]);
+          const want: { start: number; end: number }[] = [];
+          const ivs = lines
+            .map((l) => parseEntry(l))
+            .flatMap((e) =>
+              typeof e !== 'string' && e.kind === 'v4' ? [{ start: e.start, end: e.end }] : [],
+            )
+            .sort((a, b) => a.start - b.start);
+          for (const x of ivs) {
+            const cur = want[want.length - 1];
+            if (cur && x.start <= cur.end + 1) cur.end = Math.max(cur.end, x.end);
+            else want.push({ ...x });
+          }
+          expect(got.set.v4).toEqual(want);
+          expect(got.set.counts.cidrs4).toBe(lines.length);
+        },
+      ),
+    );
   });
 });

@@ -50,7 +50,9 @@ export const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
+    // whole milliseconds, rounded up (never early): Node keeps a list per distinct duration,
+    // and a fraction made a new list for nearly every timer the handshake path arms
+    const t = setTimeout(fn, Math.max(0, Math.ceil(ms)));
     t.unref?.();
     return t as unknown as TimerHandle;
   },

@@ -58,6 +58,7 @@ const blake2s = bindOnce((l): EvpBlake2s | null => {
   if (!md) return null;
   const size = new Uint32Array(1);
   const mac = loadBlake2sMac(l);
+  const keyedHmac = loadHmac(l);
   return {
     ...(mac ? { mac } : {}),
     hash(data) {
@@ -67,6 +68,7 @@ const blake2s = bindOnce((l): EvpBlake2s | null => {
       return out;
     },
     hmac(key, data) {
+      if (keyedHmac) return keyedHmac(key, data);
       const out = Buffer.allocUnsafe(32);
       if (!hmac(md, ptr(key), key.length, ptr(data), data.length, out, size) || size[0] !== 32)
         throw new Error('HMAC(BLAKE2S-256) failed');
@@ -81,6 +83,97 @@ export const evpBlake2s = unlessNode('AWG_BLAKE2', blake2s);
 /** OSSL_PARAM: key, data_type (+4 padding), data, data_size, return_size (LP64) */
 const OSSL_PARAM_SIZE = 40;
 const OSSL_PARAM_UNSIGNED_INTEGER = 2;
+const OSSL_PARAM_UTF8_STRING = 4;
+
+/**
+ * One OSSL_PARAM and its END in a block off V8's heap (allocUnsafeSlow, > 64 bytes), so the
+ * addresses inside stay valid: `{ name, type, &value, size, unmodified }`, the name at 96,
+ * the value at 112. Read only by EVP_MAC_CTX_set_params, which copies what it needs.
+ */
+function paramBlock(name: string, type: number, value: Buffer): Buffer {
+  const block = Buffer.allocUnsafeSlow(160).fill(0);
+  const base =
+    (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);
+  block.write(`${name}\0`, 96, 'latin1');
+  value.copy(block, 112);
+  block.writeBigUInt64LE(base + 96n, 0);
+  block.writeUInt32LE(type, 8);
+  block.writeBigUInt64LE(base + 112n, 16);
+  block.writeBigUInt64LE(
+    BigInt(type === OSSL_PARAM_UTF8_STRING ? value.length - 1 : value.length),
+    24,
+  );
+  block.writeBigUInt64LE(0xffffffffffffffffn, 32); // OSSL_PARAM_UNMODIFIED
+  return block.subarray(0, 2 * OSSL_PARAM_SIZE);
+}
+
+interface MacCalls {
+  ctx: unknown;
+  init: (c: unknown, k: Uint8Array, n: number, p: null) => number;
+  update: (c: unknown, d: Uint8Array, n: number) => number;
+  final: (c: unknown, o: Uint8Array, ol: BigUint64Array, n: number) => number;
+}
+
+/** A context of EVP_MAC `name` with `params` set once, and the calls that re-key and run it. */
+function macContext(l: Lib, name: string, params: Buffer): MacCalls | null {
+  const fetch = l.func(
+    'void *EVP_MAC_fetch(void *ctx, const char *algorithm, const char *properties)',
+  ) as (c: null, a: string, p: null) => unknown;
+  const ctxNew = l.func('void *EVP_MAC_CTX_new(void *mac)') as (m: unknown) => unknown;
+  const setParams = l.func('int EVP_MAC_CTX_set_params(void *ctx, const uint8_t *params)') as (
+    c: unknown,
+    p: Uint8Array,
+  ) => number;
+  const m = fetch(null, name, null);
+  if (!m) return null;
+  const ctx = ctxNew(m);
+  if (!ctx || setParams(ctx, params) !== 1) return null;
+  return {
+    ctx,
+    init: l.func(
+      'int EVP_MAC_init(void *ctx, const uint8_t *key, size_t keylen, void *params)',
+    ) as MacCalls['init'],
+    update: l.func(
+      'int EVP_MAC_update(void *ctx, const uint8_t *data, size_t datalen)',
+    ) as MacCalls['update'],
+    final: l.func(
+      'int EVP_MAC_final(void *ctx, uint8_t *out, size_t *outl, size_t outsize)',
+    ) as MacCalls['final'],
+  };
+}
+
+/**
+ * HMAC-BLAKE2s on one EVP_MAC context whose digest is set once, re-keyed by EVP_MAC_init per
+ * call. OpenSSL 3's one-shot HMAC() fetches the HMAC implementation and the digest by name,
+ * and makes and frees a context, every call (EVP_Q_mac: name-map lookups under a lock), about
+ * twenty times a handshake: a visible share of a first ping's path (bench/RESULTS.md, Step 24).
+ * null when the provider refuses (the one-shot stays).
+ */
+function loadHmac(l: Lib): ((key: Uint8Array, data: Uint8Array) => Buffer) | null {
+  try {
+    const c = macContext(
+      l,
+      'HMAC',
+      paramBlock('digest', OSSL_PARAM_UTF8_STRING, Buffer.from('BLAKE2S-256\0', 'latin1')),
+    );
+    if (!c) return null;
+    const outLen = new BigUint64Array(1);
+    const { ctx, init, update, final } = c;
+    return (key, data) => {
+      const out = Buffer.allocUnsafe(32);
+      if (
+        init(ctx, ptr(key), key.length, null) !== 1 ||
+        update(ctx, ptr(data), data.length) !== 1 ||
+        final(ctx, out, outLen, 32) !== 1 ||
+        outLen[0] !== 32n
+      )
+        throw new Error('HMAC(BLAKE2S-256) failed');
+      return out;
+    };
+  } catch {
+    return null;
+  }
+}
 
 /**
  * BLAKE2SMAC (keyed BLAKE2s) with its output size set to 16 once on one context, re-keyed by

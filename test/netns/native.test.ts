@@ -87,9 +87,11 @@ describe.skipIf(skip)('native: TUN', () => {
         tun!.IFF_NO_PI | tun!.IFF_PERSIST,
       );
       expect(f.mtu()).toBe(1500);
-      // read again once MTU_TTL_MS has passed since the last read
+      // read again once MTU_TTL_MS has passed since the last read, on the next turn
       await nsExec(ns.name, 'ip', ['link', 'set', 'dev', 'awg-n0', 'mtu', '1400']);
       await new Promise((r) => setTimeout(r, tunFile!.MTU_TTL_MS + 50));
+      expect(f.mtu()).toBe(1500);
+      await new Promise((r) => setImmediate(r));
       expect(f.mtu()).toBe(1400);
     } finally {
       f.close();

@@ -20,7 +20,7 @@ import { fillPrefix, withPrefix } from './prefix.js';
 import { type AwgParams, hasHeaderProtection, headerRange } from './params.js';
 import type { RandomSource } from './random.js';
 import { type UintRange, isZeroRange, pickOne } from './range.js';
-import { type Tag, generateTags, parseTags } from './tags.js';
+import { type Tag, generateTags, parseTags, stampTime } from './tags.js';
 
 export type MessageKind = 1 | 2 | 3 | 4;
 
@@ -51,6 +51,8 @@ export class AwgCodec {
   /** the first 16 keystream bytes of a datagram (header protection, transportOnly) */
   private readonly ks16 = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE);
   private readonly itags: Tag[][];
+  /** the next preamble, drawn ahead (`preparePreamble`); its `<t>` still to be written */
+  private ready: Uint8Array[] | null = null;
 
   constructor(
     readonly params: AwgParams,
@@ -77,9 +79,25 @@ export class AwgCodec {
 
   /** I-packets then Jc junk datagrams, sent before every initiation. `wallMs` feeds `<t>`. */
   preamble(wallMs: number): Uint8Array[] {
+    const ready = this.ready;
+    if (ready) {
+      this.ready = null;
+      for (let i = 0; i < this.itags.length; i++) stampTime(this.itags[i]!, ready[i]!, wallMs);
+      return ready;
+    }
     const out = this.itags.map((t) => generateTags(t, this.rng, wallMs));
     out.push(...junkPackets(this.params.jc, this.params.jmin, this.params.jmax, this.rng));
     return out;
+  }
+
+  /**
+   * Draws the next preamble ahead, while idle (the device does it with the prepared
+   * initiation): its random bytes and sizes then cost the initiation's path nothing, and
+   * `preamble` only writes the `<t>` timestamps. Used once.
+   */
+  preparePreamble(): void {
+    if (this.ready || (this.itags.length === 0 && this.params.jc === 0)) return;
+    this.ready = this.preamble(0);
   }
 
   /** Frames a finished (mac'ed) handshake message of kind 1..3. `window` = peer udpWindow. */

@@ -84,6 +84,23 @@ export function tagsLength(tags: Tag[]): number {
   return n;
 }
 
+/** Writes `<t>` (Unix seconds of `nowMs`) into `out`, an I-packet `generateTags` made of `tags`. */
+export function stampTime(tags: Tag[], out: Uint8Array, nowMs: number): void {
+  let o = 0;
+  for (const t of tags) {
+    if (t.kind === 't') writeSeconds(out, o, nowMs);
+    o += t.kind === 'b' ? t.bytes.length : t.kind === 't' ? 4 : 'n' in t ? t.n : 0;
+  }
+}
+
+function writeSeconds(out: Uint8Array, o: number, nowMs: number): void {
+  const s = Math.floor(nowMs / 1000) >>> 0;
+  out[o] = s >>> 24;
+  out[o + 1] = (s >>> 16) & 0xff;
+  out[o + 2] = (s >>> 8) & 0xff;
+  out[o + 3] = s & 0xff;
+}
+
 /** `nowMs` = Unix wall time (for `<t>`). */
 export function generateTags(tags: Tag[], rng: RandomSource, nowMs: number): Uint8Array {
   const out = new Uint8Array(tagsLength(tags));
@@ -108,14 +125,10 @@ export function generateTags(tags: Tag[], rng: RandomSource, nowMs: number): Uin
         for (let k = 0; k < t.n; k++) out[o++] = 0x30 + (r[k]! % 10);
         break;
       }
-      case 't': {
-        const s = Math.floor(nowMs / 1000) >>> 0;
-        out[o++] = s >>> 24;
-        out[o++] = (s >>> 16) & 0xff;
-        out[o++] = (s >>> 8) & 0xff;
-        out[o++] = s & 0xff;
+      case 't':
+        writeSeconds(out, o, nowMs);
+        o += 4;
         break;
-      }
       case 'dz':
         o += t.n; // already zero
         break;

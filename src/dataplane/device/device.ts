@@ -415,6 +415,7 @@ export class Device
       if (p.running && this.isUp())
         try {
           prepareNextInitiation(this, p);
+          this.codec.preparePreamble();
         } catch (e) {
           this.dropped('handshake preparation', e);
         }

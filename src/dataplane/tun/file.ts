@@ -91,8 +91,10 @@ const SLAB_RESERVE = READ_BUF + 1400 * 128;
  * How long an MTU read from the link (SIOCGIFMTU) is used: the send path asks once per flush,
  * and an ioctl per flush was a visible part of sending the first packet after a handshake.
  * Measurements: bench/RESULTS.md, section "The first ping and the engine's main thread". A
- * changed MTU is seen within this time; until then the padding may overshoot the
- * new MTU by at most 15 bytes (it pads to a multiple of 16, never beyond the MTU it knows).
+ * stale value is read again on the next turn of the event loop, not in the call that finds it
+ * stale (Step 24: that was the first packet after an idle second). A changed MTU is seen
+ * within this time and one turn; until then the padding may overshoot the new MTU by at most
+ * 15 bytes (it pads to a multiple of 16, never beyond the MTU it knows).
  */
 export const MTU_TTL_MS = 1000;
 
@@ -148,6 +150,8 @@ export class TunFile implements TunDevice {
   private readonly poolWanted: boolean;
   private pool: TunPoolWriter | null = null;
   private readonly writeRate = new PerSecond();
+  /** a stale MTU's read is scheduled */
+  private mtuRefresh = false;
 
   private constructor(
     fd: number,
@@ -234,11 +238,22 @@ export class TunFile implements TunDevice {
 
   mtu(): number {
     const now = performance.now();
-    if (now - this.mtuAt >= MTU_TTL_MS) {
-      this.mtuValue = ifMtu(this.ctl, this.name);
-      this.mtuAt = now;
+    if (this.mtuValue === 0) this.readMtu(now);
+    else if (now - this.mtuAt >= MTU_TTL_MS && !this.mtuRefresh) {
+      // stale: the ioctl runs on the next turn, off the packet path (the first packet after
+      // an idle second, a first ping's, paid for it); this batch keeps the value it knows
+      this.mtuRefresh = true;
+      setImmediate(() => {
+        this.mtuRefresh = false;
+        if (!this.closed) this.readMtu(performance.now());
+      });
     }
     return this.mtuValue;
+  }
+
+  private readMtu(now: number): void {
+    this.mtuValue = ifMtu(this.ctl, this.name);
+    this.mtuAt = now;
   }
 
   /** Called when reading fails for good (device deleted: EFAULT/EBADFD); delivery stops. */

@@ -333,6 +333,27 @@ describe('junk (Jc/Jmin/Jmax)', () => {
     expect(toHex(out[0]!)).toBe('aa');
     expect(toHex(out[1]!)).toBe('bbcc6553f100');
   });
+  it('a preamble drawn ahead is the one sent next, with the time of its sending, used once', () => {
+    const p = params({
+      jc: 2,
+      jmin: 10,
+      jmax: 20,
+      i: ['<r 3><t><b 0xee>', null, null, null, '<rd 2>'],
+    });
+    const ahead = new AwgCodec(p, seededRandom(7));
+    ahead.preparePreamble();
+    const made = new AwgCodec(p, seededRandom(7)).preamble(1_700_000_000_000);
+    // the same draws as a preamble made when sent; the timestamp is written at sending
+    const sent = ahead.preamble(1_700_000_000_000);
+    expect(sent.map(toHex)).toEqual(made.map(toHex));
+    expect(toHex(sent[0]!.subarray(3, 8))).toBe('6553f100ee');
+    // used once: the next preamble is drawn anew
+    expect(ahead.preamble(0).map(toHex)).not.toEqual(sent.map(toHex));
+    // nothing to draw without I-packets and junk
+    const none = new AwgCodec(params({}), seededRandom(1));
+    none.preparePreamble();
+    expect(none.preamble(0)).toEqual([]);
+  });
 });
 
 describe('I-packet tag language', () => {

@@ -61,6 +61,28 @@ describe('initiations prepared while idle', () => {
     expect(ephemeralOf(init.at(-1)!.data)).not.toBe(hexOf(stale!.ephemeral.publicKey));
   });
 
+  it('the junk and I-packets are drawn ahead too: the preamble sent is the one drawn', async () => {
+    const { a, net } = await makePair({
+      awgA: { jc: 3, jmin: 40, jmax: 70, i: ['<r 40><t>', null, null, null, null] },
+    });
+    await settle();
+    const codec = a.dev.codec as unknown as { ready: Uint8Array[] | null };
+    const ready = codec.ready;
+    const drawn = ready!.map(hexOf); // the array itself goes to the send, the initiation after it
+    expect(drawn).toHaveLength(4);
+    a.tun.inject(PING);
+    net.flush();
+    const fromA = net.sent.filter((d) => d.from.address === '10.0.0.1');
+    // the I-packet's random bytes and the junk as drawn; its <t> is written at sending
+    const sent = fromA.slice(0, 4).map((d) => hexOf(d.data));
+    expect(sent[0]!.slice(0, 80)).toBe(drawn[0]!.slice(0, 80));
+    expect(sent.slice(1)).toEqual(drawn.slice(1));
+    // the next one is drawn with the next initiation
+    await settle();
+    expect(codec.ready).not.toBeNull();
+    expect(codec.ready).not.toBe(ready);
+  });
+
   it('a removed peer’s prepared ephemeral is freed', async () => {
     const { a, b } = await makePair();
     await settle();

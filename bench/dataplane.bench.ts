@@ -27,7 +27,8 @@
  * sets the anchor's autogroup nice (the engine sets its own: AWG_ENGINE_NICE);
  * `AWG_BENCH_PROFILE=DIR` makes the engine write a CPU profile and its memory use
  * (process.memoryUsage, V8 heap spaces) to DIR when it stops; `AWG_BENCH_ENGINE_ROOT` runs
- * another build's engine (see startEngineDirect).
+ * another build's engine (see startEngineDirect); `AWG_BENCH_SMAPS=1` prints the engine's resident
+ * memory by kind and mapping after the runs (bench/smaps.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -77,6 +78,7 @@ import { AWG_1_0, AWG_2_0, AWG_3_1, hex, type Params, uapiParams } from './awg-p
 import { autogroupNice } from '../src/native/sched.js';
 import { bundledLayout } from './apply.bench.js';
 import { median, type Sample } from './lib.js';
+import { memoryBreakdown } from './smaps.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
 
@@ -605,6 +607,8 @@ async function dataplaneRun(
       up ? 'awg up (the daemon, its engine in process) VmRSS' : 'awg engine VmRSS',
       rssMiB(ourPid()),
     );
+    if (process.env.AWG_BENCH_SMAPS === '1')
+      console.error(`engine after the runs (${process.version}): ${memoryBreakdown(ourPid())}`);
     for (const a of anchors)
       put(`${a === anchors[0] ? 'anchor' : 'wireguard-go'} (A) VmRSS`, rssMiB(a.pid));
     // each one's autogroup nice: the engine sets its own (AWG_ENGINE_NICE, boost.ts), the

@@ -31,6 +31,8 @@
  * machine's idle CPU are sampled, and `AWG_BENCH_PERF=DIR` records the last round
  * system-wide (dataplane-threads.ts); `AWG_BENCH_TUN_RPS=MASK` sets receive packet steering
  * on our TUN. Run the whole bench under `taskset -c 0` for the one-CPU figures.
+ * `AWG_BENCH_SMAPS=1` prints the engine's resident memory by kind and mapping after the runs
+ * (bench/smaps.ts).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -70,6 +72,7 @@ import { AWG_1_0, AWG_2_0, AWG_3_1, hex, type Params, uapiParams } from './awg-p
 import { autogroupNice } from '../src/native/sched.js';
 import { bundledLayout } from './apply.bench.js';
 import { type Sample } from './lib.js';
+import { memoryBreakdown } from './smaps.js';
 import {
   RESET_GAP_MS,
   enginePid,
@@ -449,6 +452,8 @@ async function dataplaneRun(
       up ? 'awg up (the daemon, its engine in process) VmRSS' : 'awg engine VmRSS',
       rssMiB(ourPid()),
     );
+    if (process.env.AWG_BENCH_SMAPS === '1')
+      console.error(`engine after the runs (${process.version}): ${memoryBreakdown(ourPid())}`);
     for (const a of anchors)
       put(`${a === anchors[0] ? 'anchor' : 'wireguard-go'} (A) VmRSS`, rssMiB(a.pid));
     // each one's autogroup nice: the engine sets its own (AWG_ENGINE_NICE, boost.ts), the

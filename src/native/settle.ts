@@ -3,7 +3,9 @@
  * settles: after a reconcile run (daemon/runs.ts) and when its tunnels go quiet (the data plane's
  * idle release, dataplane/buffers.ts). A full garbage collection in V8's memory-reducing mode
  * (only where `gc` is exposed: the long-running processes' `--expose-gc`, util/node-flags.ts),
- * then glibc's free pages back to the kernel (`malloc_trim`).
+ * then glibc's free pages back to the kernel (`malloc_trim`), and the clean pages of mapped
+ * files — the node executable's code and read-only data above all — out of the process
+ * (native/filepages.ts; what is still used faults back in from the page cache).
  *
  * The collection stops the main thread for a few milliseconds, so it never runs while a
  * tunnel of this process carries traffic: devices say when they are busy (`setBusy`).
@@ -13,7 +15,9 @@
  * idle again after traffic. Measurements: bench/RESULTS.md, section "The daemon on Node 24
  * under its bar".
  * AWG_SETTLE_GC=0 leaves the collection to V8 (diagnosis); the trim always runs.
+ * AWG_SETTLE_FILE_PAGES=0 keeps the file pages.
  */
+import { releaseFilePages } from './filepages.js';
 import { mallocTrim } from './libc.js';
 
 type Gc = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
@@ -52,8 +56,12 @@ export function settleSoon(delayMs = 100): void {
 export const SWEEP_TRIM_MS = 1000;
 let sweepTimer: NodeJS.Timeout | undefined;
 
-/** Collects (when `gc` is exposed and no tunnel is busy) and trims; says what it did. */
-export function settleNow(): { collected: boolean; trimmed: boolean } {
+/**
+ * Collects (when `gc` is exposed and no tunnel is busy), trims, and releases the clean file
+ * pages (when no tunnel is busy: a busy one would fault its code straight back); says what it
+ * did.
+ */
+export function settleNow(): { collected: boolean; trimmed: boolean; filePages: number } {
   const gc = (globalThis as { gc?: Gc }).gc;
   const collect = typeof gc === 'function' && busy.size === 0 && process.env.AWG_SETTLE_GC !== '0';
   if (collect) {
@@ -65,5 +73,6 @@ export function settleNow(): { collected: boolean; trimmed: boolean } {
       mallocTrim();
     }, SWEEP_TRIM_MS).unref();
   }
-  return { collected: collect, trimmed: mallocTrim() };
+  const trimmed = mallocTrim();
+  return { collected: collect, trimmed, filePages: busy.size === 0 ? releaseFilePages() : 0 };
 }

@@ -13,33 +13,12 @@
  * `AWG_BENCH_ENGINE_ENV='K=V …'` (e.g. AWG_CRYPTO_THREADS=1). Needs root, wireguard-go,
  * iperf3; runs `npm run build` output. Not part of `npm run bench`.
  */
-import { readFileSync } from 'node:fs';
 import { withEnginePair } from './engine-pair.js';
+import { memoryBreakdown } from './smaps.js';
 import { nsExec, nsSpawn } from '../test/helpers/netns.js';
 
 function report(when: string, pid: number): void {
-  const rss: Record<string, number> = {};
-  let name = '';
-  for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
-    if (m) {
-      const kib = (parseInt(m[2]!, 16) - parseInt(m[1]!, 16)) / 1024;
-      const size =
-        kib >= 1024 ? `${Math.round(kib / 1024)} MiB` : kib > 132 ? '132 KiB–1 MiB' : '≤ 132 KiB';
-      name = m[4] ? m[4].split('/').pop()! : `anonymous ${m[3]}, ${size}`;
-    }
-    const r = /^Rss:\s+(\d+)/.exec(line);
-    if (r && name) rss[name] = (rss[name] ?? 0) + Number(r[1]);
-  }
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(st)![1]);
-  console.log(
-    `${when} (Node ${process.version}): VmRSS ${(kib('VmRSS') / 1024).toFixed(1)} MiB, RssAnon ${(kib('RssAnon') / 1024).toFixed(1)} MiB, ${kib('Threads')} threads`,
-  );
-  for (const [k, v] of Object.entries(rss)
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 6))
-    console.log(`  ${(v / 1024).toFixed(1).padStart(5)} MiB  ${k}`);
+  console.log(`${when} (Node ${process.version}): ${memoryBreakdown(pid, 6)}`);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

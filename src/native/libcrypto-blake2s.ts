@@ -184,43 +184,11 @@ function loadHmac(l: Lib): ((key: Uint8Array, data: Uint8Array) => Buffer) | nul
  */
 function loadBlake2sMac(l: Lib): EvpBlake2s['mac'] | null {
   try {
-    const fetch = l.func(
-      'void *EVP_MAC_fetch(void *ctx, const char *algorithm, const char *properties)',
-    ) as (c: null, a: string, p: null) => unknown;
-    const ctxNew = l.func('void *EVP_MAC_CTX_new(void *mac)') as (m: unknown) => unknown;
-    const setParams = l.func('int EVP_MAC_CTX_set_params(void *ctx, const uint8_t *params)') as (
-      c: unknown,
-      p: Uint8Array,
-    ) => number;
-    const init = l.func(
-      'int EVP_MAC_init(void *ctx, const uint8_t *key, size_t keylen, void *params)',
-    ) as (c: unknown, k: Uint8Array, n: number, p: null) => number;
-    const update = l.func('int EVP_MAC_update(void *ctx, const uint8_t *data, size_t datalen)') as (
-      c: unknown,
-      d: Uint8Array,
-      n: number,
-    ) => number;
-    const final = l.func(
-      'int EVP_MAC_final(void *ctx, uint8_t *out, size_t *outl, size_t outsize)',
-    ) as (c: unknown, o: Uint8Array, ol: BigUint64Array, n: number) => number;
-    const m = fetch(null, 'BLAKE2SMAC', null);
-    if (!m) return null;
-    const ctx = ctxNew(m);
-    if (!ctx) return null;
-    // [{ "size", UNSIGNED_INTEGER, &16, 8, unmodified }, END], "size\0", the size_t 16: off
-    // V8's heap (allocUnsafeSlow, > 64 bytes), so the addresses inside stay valid; read only
-    // by EVP_MAC_CTX_set_params, which copies the size into the context
-    const block = Buffer.allocUnsafeSlow(128).fill(0);
-    const base =
-      (koffi.address(new Uint8Array(block.buffer)) as unknown as bigint) + BigInt(block.byteOffset);
-    block.write('size\0', 96, 'latin1');
-    block.writeBigUInt64LE(16n, 104);
-    block.writeBigUInt64LE(base + 96n, 0);
-    block.writeUInt32LE(OSSL_PARAM_UNSIGNED_INTEGER, 8);
-    block.writeBigUInt64LE(base + 104n, 16);
-    block.writeBigUInt64LE(8n, 24);
-    block.writeBigUInt64LE(0xffffffffffffffffn, 32); // OSSL_PARAM_UNMODIFIED
-    if (setParams(ctx, block.subarray(0, 2 * OSSL_PARAM_SIZE)) !== 1) return null;
+    const size = Buffer.alloc(8);
+    size.writeBigUInt64LE(16n);
+    const c = macContext(l, 'BLAKE2SMAC', paramBlock('size', OSSL_PARAM_UNSIGNED_INTEGER, size));
+    if (!c) return null;
+    const { ctx, init, update, final } = c;
     const outLen = new BigUint64Array(1);
     const fn = (key: Uint8Array, data: Uint8Array): Uint8Array => {
       const out = Buffer.allocUnsafe(16);

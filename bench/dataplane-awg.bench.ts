@@ -24,7 +24,6 @@ import {
 import {
   createNetns,
   destroyNetns,
-  nsExec,
   nsSpawn,
   sweepStaleNetns,
   vethPair,
@@ -32,6 +31,7 @@ import {
 } from '../test/helpers/netns.js';
 import { cpuSeconds, pingEventually } from '../test/netns/interop-wg.js';
 import { enginePid } from './dataplane.bench.js';
+import { runIperf } from './dataplane-lib.js';
 import { median, type Sample } from './lib.js';
 
 const read = (p: string) => readFileSync(p, 'utf8');
@@ -122,21 +122,7 @@ export async function dataplaneAwgBench(smoke: boolean): Promise<Sample[]> {
         for (const reverse of [false, true]) {
           const pid = enginePid(k.link);
           const c0 = cpuSeconds(pid, read);
-          const out = await nsExec(
-            nsA,
-            'iperf3',
-            [
-              '-c',
-              k.peer,
-              '-p',
-              String(k.port),
-              '-t',
-              String(seconds),
-              '-J',
-              ...(reverse ? ['-R'] : []),
-            ],
-            { timeoutMs: (seconds + 30) * 1000, allowFail: true },
-          );
+          const out = await runIperf(nsA, k.peer, k.port, seconds, reverse);
           const c1 = cpuSeconds(pid, read);
           const j = JSON.parse(out.stdout || '{}') as {
             end?: { sum_received?: { bits_per_second: number; seconds: number } };

@@ -59,20 +59,18 @@ export interface Iperf {
   idle: number;
 }
 
-function runIperf(nsA: string, t: Target, seconds: number, reverse: boolean) {
+/** one iperf3 client run from `nsA` to `peer:port`, its JSON report on stdout */
+export function runIperf(
+  nsA: string,
+  peer: string,
+  port: number,
+  seconds: number,
+  reverse: boolean,
+) {
   return nsExec(
     nsA,
     'iperf3',
-    [
-      '-c',
-      t.peer,
-      '-p',
-      String(t.iperfPort),
-      '-t',
-      String(seconds),
-      '-J',
-      ...(reverse ? ['-R'] : []),
-    ],
+    ['-c', peer, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])],
     { timeoutMs: (seconds + 30) * 1000, allowFail: true },
   );
 }
@@ -90,12 +88,12 @@ export async function iperf(
   const th0 = threadTimes(pa);
   const idle0 = machineIdle();
   const perf = perfName ? perfRecord(perfName, seconds) : null;
-  let r = await runIperf(nsA, t, seconds, reverse);
+  let r = await runIperf(nsA, t.peer, t.iperfPort, seconds, reverse);
   await perf?.done;
   // the server may still be closing the previous test
   for (let i = 0; i < 10 && r.stdout.includes('server is busy'); i++) {
     await new Promise((res) => setTimeout(res, 500));
-    r = await runIperf(nsA, t, seconds, reverse);
+    r = await runIperf(nsA, t.peer, t.iperfPort, seconds, reverse);
   }
   const a1 = cpuSeconds(pa, read);
   const b1 = cpuSeconds(t.pidB, read);

@@ -1083,7 +1083,7 @@ export interface Wave {
    */
   percent?: number;
   /**
-   * When the wave is due, counted from the commit's committer date. Waves are in order: `after` never decreases.
+   * When the wave is due, counted from the commit's committer date, or, for a commit this host first sees more than 10 min after that date (pushed late), from 10 min before it first saw it. Waves are in order: `after` never decreases.
    */
   after?: Duration & string;
 }

@@ -1,10 +1,11 @@
 /**
  * How a new revision rolls out over a fleet that follows one repository (docs/fleet.md "The
  * rollout model"): `fleet.waves` — which hosts apply it when, counted from the commit's
- * committer date — and `fleet.halt` — a brake that keeps every host still waiting where it
- * is. The keys are spread into the `fleet:` section (schema-fleet.ts); the daemon's gate
- * (daemon/rollout-gate.ts) reads them from the NEW revision's config: a commit declares how
- * it rolls out. The decision itself is pure: daemon/rollout-waves.ts.
+ * committer date (a commit a host first sees long after it: from that sighting) — and
+ * `fleet.halt` — a brake that keeps every host still waiting where it is. The keys are spread
+ * into the `fleet:` section (schema-fleet.ts); the daemon's gate (daemon/rollout-gate.ts)
+ * reads them from the NEW revision's config: a commit declares how it rolls out. The
+ * decision itself is pure: daemon/rollout-waves.ts.
  */
 import * as z from 'zod';
 import { LabelKey } from './overlay.js';
@@ -39,7 +40,7 @@ export const Wave = z
     }),
     after: Duration.default('0s').meta({
       description:
-        "When the wave is due, counted from the commit's committer date. Waves are in order: `after` never decreases.",
+        "When the wave is due, counted from the commit's committer date, or, for a commit this host first sees more than 10 min after that date (pushed late), from 10 min before it first saw it. Waves are in order: `after` never decreases.",
     }),
   })
   .refine((w) => w.percent === undefined || (w.hosts === undefined && w.labels === undefined), {

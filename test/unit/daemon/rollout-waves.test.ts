@@ -12,6 +12,7 @@ import {
   describeDecision,
   hostSlot,
   rolloutStart,
+  SIGHTING_TOLERANCE_MS,
   waveIndexOf,
   type DecideInput,
 } from '../../../src/daemon/rollout-waves.js';
@@ -261,6 +262,145 @@ describe('decide', () => {
               }),
             );
             expect(d.apply).toBe(true);
+          },
+        ),
+      );
+    });
+  });
+
+  describe('a commit seen long after its date (pushed late): its waves count from the sighting', () => {
+    const TOL = SIGHTING_TOLERANCE_MS;
+    /** the rule before the sighting's lower bound: the committer date, or the sighting when earlier */
+    const before = (committedAt: number, firstSeen: number) => Math.min(committedAt, firstSeen);
+    it('the tolerance is twice the ±5 min skew the waves are laid out for', () => {
+      expect(TOL).toBe(10 * MIN);
+    });
+    it('a commit made three days ago and first seen now: the canary at once, the rest staged from the sighting', () => {
+      const seen = T0 + 3 * 24 * 60 * MIN;
+      const commit = { committedAt: T0, immediate: false };
+      const canary = decide(
+        input({ host: host('c', { ring: 'canary' }), commit, firstSeen: seen, now: seen }),
+      );
+      expect(canary).toMatchObject({ apply: true, why: 'due', wave: 1 });
+      const w = decide(input({ host: host(late), commit, firstSeen: seen, now: seen }));
+      expect(w).toEqual({
+        apply: false,
+        why: 'waiting',
+        wave: 3,
+        waveName: 'wave-3',
+        dueAt: seen - TOL + 60 * MIN,
+        seenFrom: seen - TOL,
+      });
+      expect(describeDecision(w)).toBe(
+        `waiting for wave 3 (wave-3) at ${new Date(seen + 50 * MIN).toISOString()}, counted from ${new Date(seen - TOL).toISOString()} (10 min before this host first saw the commit: its committer date is older)`,
+      );
+      // the 15 min wave 5 min after the sighting, the hour's 50 min after
+      const early = Array.from({ length: 200 }, (_, i) => `h${i}`).find((n) => hostSlot(n) < 10)!;
+      const at = (now: number) =>
+        decide(input({ host: host(early), commit, firstSeen: seen, now })).apply;
+      expect(at(seen + 5 * MIN - 1)).toBe(false);
+      expect(at(seen + 5 * MIN)).toBe(true);
+      expect(rolloutStart(T0, seen)).toBe(seen - TOL);
+    });
+    it('a host that first sees it later (it was offline) counts from its own sighting', () => {
+      const commit = { committedAt: T0, immediate: false };
+      const a = decide(
+        input({ host: host(late), commit, firstSeen: T0 + 2 * MIN, now: T0 + 2 * MIN }),
+      );
+      const b = decide(
+        input({ host: host(late), commit, firstSeen: T0 + 300 * MIN, now: T0 + 300 * MIN }),
+      );
+      expect(a).toMatchObject({ apply: false, dueAt: T0 + 60 * MIN });
+      expect(a).not.toHaveProperty('seenFrom');
+      expect(b).toMatchObject({ apply: false, dueAt: T0 + 300 * MIN - TOL + 60 * MIN });
+    });
+    it('the trailer, halt and a future date behave as before for a stale commit', () => {
+      const seen = T0 + 24 * 60 * MIN;
+      expect(
+        decide(
+          input({
+            host: host(late),
+            commit: { committedAt: T0, immediate: true },
+            firstSeen: seen,
+            now: seen,
+          }),
+        ),
+      ).toEqual({ apply: true, why: 'immediate' });
+      expect(
+        decide(
+          input({
+            host: host(late),
+            commit: { committedAt: T0, immediate: true },
+            firstSeen: seen,
+            now: seen,
+            halted: true,
+          }),
+        ),
+      ).toMatchObject({ apply: false, why: 'halted', wave: 3 });
+      expect(rolloutStart(seen + 60 * MIN, seen)).toBe(seen);
+    });
+    it('random dates, sightings, skews and waves: never due earlier than before; unchanged within the tolerance; staged from the sighting beyond it', () => {
+      const DAY = 24 * 60 * MIN;
+      fc.assert(
+        fc.property(
+          arbWaves,
+          arbHost,
+          fc.integer({ min: -DAY, max: DAY }),
+          fc.integer({ min: -30 * DAY, max: DAY }),
+          fc.integer({ min: -5 * MIN, max: 5 * MIN }),
+          fc.integer({ min: 0, max: 3 * DAY }),
+          (w, h, committed, seenAfter, skew, later) => {
+            // committer date T0 + committed; the host (its clock off by `skew`) first saw the
+            // commit `seenAfter` after T0 and looks `later` after that
+            const committedAt = T0 + committed;
+            const firstSeen = T0 + seenAfter + skew;
+            const now = firstSeen + later;
+            const commit = { committedAt, immediate: false };
+            const d = decide({ waves: w, halted: false, commit, host: h, firstSeen, now });
+            const k = waveIndexOf(w, h);
+            const after = (Number.parseInt(w[k]!.after, 10) || 0) * MIN;
+            const old = before(committedAt, firstSeen) + after;
+            const due = d.apply ? d.dueAt! : (d as { dueAt: number }).dueAt;
+            expect(due).toBeGreaterThanOrEqual(old);
+            // applied now only when the old rule applied it too
+            if (d.apply) expect(now).toBeGreaterThanOrEqual(old);
+            if (committedAt >= firstSeen - TOL) {
+              // fresh (or dated ahead): exactly as before
+              expect(due).toBe(old);
+              if (!d.apply) expect(d).not.toHaveProperty('seenFrom');
+            } else {
+              // stale: staged from the sighting, never more than the tolerance earlier
+              expect(due).toBe(firstSeen - TOL + after);
+              if (!d.apply) expect(d).toMatchObject({ seenFrom: firstSeen - TOL });
+            }
+          },
+        ),
+      );
+    });
+    it('a stale commit keeps its waves in order between hosts seeing it a sync interval apart when gaps exceed the tolerance', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 0, max: 2 * MIN }),
+          fc.integer({ min: 0, max: 2 * MIN }),
+          fc.integer({ min: 0, max: 120 * MIN }),
+          (seenA, seenB, trueNow) => {
+            // both hosts' clocks are off by anything: a stale commit's start is their own
+            // sighting, on their own clock; the canary applies at its sighting (seenA)
+            const stale = { committedAt: T0 - 7 * 24 * 60 * MIN, immediate: false };
+            const second = waves([
+              { labels: { ring: 'canary' } },
+              { percent: 100, after: `${10 + 2 + 1}m` },
+            ]);
+            const d = decide({
+              waves: second,
+              halted: false,
+              commit: stale,
+              host: host(late),
+              firstSeen: T0 + seenB,
+              now: T0 + Math.max(trueNow, seenB),
+            });
+            // the second wave comes more than a minute (a health check) after the canary took it
+            if (d.apply) expect(Math.max(trueNow, seenB) - seenA).toBeGreaterThanOrEqual(MIN);
           },
         ),
       );

@@ -57,7 +57,11 @@ export class RevisionFollowing {
 
   constructor(private readonly o: RevisionFollowingOptions) {
     const { host, reporter, emit } = o;
-    this.rollout = rolloutGateFor(o, emit, () => o.wake('config'));
+    // the first sightings live in the rollout record the revision watch keeps (made below)
+    this.rollout = rolloutGateFor(o, emit, () => o.wake('config'), {
+      get: (revision, now) => this.verify.sighting(revision, now),
+      set: (revision, at) => this.verify.sighted(revision, at),
+    });
     this.config = new ConfigFollower({
       file: o.configPath ?? host.applied.load()?.configFile,
       read: (file, api, origin) =>

@@ -36,6 +36,19 @@ export interface RolloutRecord {
   checking?: string;
   /** newest last */
   rejected: RejectedRevision[];
+  /**
+   * when this host first saw the newest revision the rollout gate was asked about (its waves
+   * count from it for a commit older than that: rollout-waves.ts rolloutStart). One revision
+   * only: the next one replaces it. Checked on its own (sightingOf): a damaged one is dropped.
+   */
+  seen?: Sighting;
+}
+
+/** this host's first sight of a revision (host clock) */
+export interface Sighting {
+  revision: string;
+  /** ISO 8601, as `new Date(ms).toISOString()` writes it */
+  at: string;
 }
 
 export const ROLLOUT_STATE_KEY = 'rollout';
@@ -57,6 +70,21 @@ export function isRolloutRecord(r: unknown): r is RolloutRecord {
         (x.content === undefined || typeof x.content === 'string'),
     )
   );
+}
+
+const REVISION = /^(?:[0-9a-f]{40}|[0-9a-f]{64})$/;
+
+/**
+ * The record's sighting when it is one: a full commit id and a time written as
+ * toISOString writes it, not after `now` (a clock set back, or a hostile record: the
+ * revision counts as unseen — from now, the later start). Undefined otherwise.
+ */
+export function sightingOf(r: unknown, now: number): { revision: string; at: number } | undefined {
+  if (!isObject(r) || typeof r.revision !== 'string' || typeof r.at !== 'string') return undefined;
+  if (!REVISION.test(r.revision) || r.at.length !== 24) return undefined;
+  const at = Date.parse(r.at);
+  if (!Number.isFinite(at) || new Date(at).toISOString() !== r.at || at > now) return undefined;
+  return { revision: r.revision, at };
 }
 
 /** the rejection of `revision`, when it was rejected */

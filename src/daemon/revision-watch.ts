@@ -25,6 +25,7 @@ import {
   needsVerify,
   rejectionOf,
   ROLLOUT_STATE_KEY,
+  sightingOf,
   verifyPlan,
   withRejection,
   type RejectedRevision,
@@ -102,9 +103,10 @@ export class RevisionWatch {
   private readonly connect: Connect;
 
   constructor(private readonly o: RevisionWatchOptions) {
-    this.book = checkedRecord(o.state, ROLLOUT_STATE_KEY, isRolloutRecord, 'the rollout gate') ?? {
-      rejected: [],
-    };
+    const book = checkedRecord(o.state, ROLLOUT_STATE_KEY, isRolloutRecord, 'the rollout gate');
+    // a damaged sighting is dropped alone: the revision counts as unseen, the rest holds
+    const { seen, ...rest } = book ?? { rejected: [] };
+    this.book = seen !== undefined && sightingOf(seen, Infinity) ? { ...rest, seen } : rest;
     this.now = o.now ?? Date.now;
     this.timer = o.timer ?? defaultTimer;
     this.connect = o.connect ?? tcpConnect;
@@ -121,6 +123,20 @@ export class RevisionWatch {
    */
   baseline(g: GoodRevision): void {
     if (!this.good && g.revision === this.book.lastGood) this.good = g;
+  }
+
+  /**
+   * When this host first saw `revision` (ms, host clock), as the rollout record keeps it across
+   * restarts; undefined when it names another revision or is not usable (sightingOf).
+   */
+  sighting(revision: string, now: number): number | undefined {
+    const s = sightingOf(this.book.seen, now);
+    return s?.revision === revision ? s.at : undefined;
+  }
+
+  /** record this host's first sight of `revision`, replacing the one before (the gate's) */
+  sighted(revision: string, at: number): void {
+    this.save({ ...this.book, seen: { revision, at: new Date(at).toISOString() } });
   }
 
   /** the rejection of `revision` */

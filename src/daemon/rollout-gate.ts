@@ -6,7 +6,8 @@
  * `--allowed-signers`, the same `git verify-commit` as `awg sync`) and decides with
  * rollout-waves.ts. A held revision leaves the last good one running; the gate says why in the
  * config state ("waiting for wave N at T"), once as a `rollout` event, and wakes the loop when
- * the wave is due (a timer, not only a file change).
+ * the wave is due (a timer, not only a file change). This host's first sight of a revision
+ * (a stale commit's waves count from it) is kept in the rollout record across restarts.
  *
  * Fail closed: a commit git cannot read holds a revision that has waves (it is retried); a
  * trailer on an unverified commit is ignored (waves apply).
@@ -35,6 +36,11 @@ export interface RolloutGateOptions {
   emit: (e: DaemonEvent) => void;
   /** run the loop again (the wave is due, or a commit is to be read again) */
   wake: () => void;
+  /**
+   * the first sightings kept across restarts (the rollout record, revision-watch.ts): `get`
+   * the recorded one of a revision (undefined: none, or unusable), `set` a new one
+   */
+  sightings?: Sightings | undefined;
   // ---- tests
   now?: (() => number) | undefined;
   timer?: Timer | undefined;
@@ -42,6 +48,11 @@ export interface RolloutGateOptions {
   verifyCommit?:
     | ((dir: string, rev: string, signers: string) => Promise<{ ok: boolean; why?: string }>)
     | undefined;
+}
+
+export interface Sightings {
+  get: (revision: string, now: number) => number | undefined;
+  set: (revision: string, at: number) => void;
 }
 
 /** a new revision the follower is about to take */
@@ -155,10 +166,16 @@ export class RolloutGate {
     return false;
   }
 
+  /** when this host first saw `revision`: remembered, else recorded before a restart, else now */
   private firstSeen(revision: string): number {
     let t = this.seen.get(revision);
     if (t === undefined) {
-      t = this.now();
+      const now = this.now();
+      t = this.o.sightings?.get(revision, now);
+      if (t === undefined) {
+        t = now;
+        this.o.sightings?.set(revision, t);
+      }
       this.seen.set(revision, t);
       // a fleet moves forward: the sightings of a few revisions are enough
       while (this.seen.size > 16) this.seen.delete(this.seen.keys().next().value!);
@@ -219,12 +236,14 @@ export function rolloutGateFor(
   },
   emit: (e: DaemonEvent) => void,
   wake: () => void,
+  sightings?: Sightings,
 ): RolloutGate {
   return new RolloutGate({
     host: opts.selection ?? { host: hostname(), labels: {}, os: '' },
     allowedSigners: opts.allowedSigners,
     emit,
     wake,
+    sightings,
     ...opts.rollout,
   });
 }

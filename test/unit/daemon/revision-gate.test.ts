@@ -8,6 +8,7 @@ import {
   MAX_REJECTED,
   needsVerify,
   rejectionOf,
+  sightingOf,
   verifyPlan,
   withRejection,
   type RolloutRecord,
@@ -149,5 +150,33 @@ describe('the book of rejected revisions', () => {
     expect(isRolloutRecord({ rejected: [{ ...r('b'), content: 'h' }] })).toBe(true);
     expect(isRolloutRecord({ rejected: [{ ...r('b'), content: 1 }] })).toBe(false);
     expect(isRolloutRecord(null)).toBe(false);
+  });
+
+  it('a sighting read back: a full commit id and a canonical time not after now, else none', () => {
+    const now = Date.parse('2026-11-27T12:00:00.000Z');
+    const rev = 'a'.repeat(40);
+    const at = '2026-11-27T11:00:00.000Z';
+    expect(sightingOf({ revision: rev, at }, now)).toEqual({ revision: rev, at: now - 3600_000 });
+    expect(sightingOf({ revision: 'b'.repeat(64), at }, now)?.revision).toBe('b'.repeat(64));
+    expect(sightingOf({ revision: rev, at: '2026-11-27T12:00:00.000Z' }, now)).toBeDefined();
+    const refused: unknown[] = [
+      undefined,
+      null,
+      'x',
+      [rev, at],
+      { revision: rev },
+      { revision: rev, at: now },
+      { revision: rev, at: 'yesterday' },
+      { revision: rev, at: '2026-11-27T11:00:00Z' }, // not as toISOString writes it
+      { revision: rev, at: '2026-11-27T12:00:00.001Z' }, // after now (a clock set back)
+      { revision: rev, at: '+275760-09-13T00:00:00.000Z' },
+      { revision: 'A'.repeat(40), at },
+      { revision: 'a'.repeat(39), at },
+      { revision: 'a'.repeat(1 << 20), at },
+      { revision: `${rev}\n`, at },
+    ];
+    for (const r of refused) expect(sightingOf(r, now)).toBeUndefined();
+    // a damaged sighting leaves the rest of the record usable
+    expect(isRolloutRecord({ lastGood: 'a', rejected: [], seen: 'junk' })).toBe(true);
   });
 });

@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Config } from '../../../src/config/schema.js';
 import { ConfigFollower, type ReadResult } from '../../../src/daemon/config-follower.js';
 import type { DaemonEvent } from '../../../src/daemon/core.js';
-import { RolloutGate, type Candidate } from '../../../src/daemon/rollout-gate.js';
+import { RolloutGate, type Candidate, type Sightings } from '../../../src/daemon/rollout-gate.js';
 import { hostSlot } from '../../../src/daemon/rollout-waves.js';
 import type { Prepared } from '../../../src/pipeline/prepare.js';
 import {
@@ -44,8 +44,11 @@ describe('rollout gate', () => {
   let verified: boolean;
   let dir: string;
 
-  const gate = (o: { labels?: Record<string, string>; signers?: string } = {}) =>
+  const gate = (
+    o: { labels?: Record<string, string>; signers?: string; sightings?: Sightings } = {},
+  ) =>
     new RolloutGate({
+      ...(o.sightings ? { sightings: o.sightings } : {}),
       host: { host: late, labels: o.labels ?? {}, os: 'linux' },
       ...(o.signers ? { allowedSigners: o.signers } : {}),
       emit: (e) => events.push(e),
@@ -149,6 +152,50 @@ describe('rollout gate', () => {
     const g = gate();
     expect(await g.admit(cand({ waves: [{ percent: 100, after: '15m' }] }))).toBe(false);
     expect(g.state?.dueAt).toBe(new Date(T0 + 15 * MIN).toISOString());
+  });
+
+  it('a commit pushed days after its date: its waves count from 10 min before this host saw it, kept across a restart', async () => {
+    const book = new Map<string, number>();
+    const writes: [string, number][] = [];
+    const sightings: Sightings = {
+      get: (r, at) => {
+        const t = book.get(r);
+        return t !== undefined && t <= at ? t : undefined;
+      },
+      set: (r, t) => (writes.push([r, t]), book.set(r, t)),
+    };
+    const seen = T0 + 3 * 24 * 60 * MIN;
+    now = seen;
+    const g = gate({ sightings });
+    expect(await g.admit(cand(STANDARD))).toBe(false);
+    const due = new Date(seen + 50 * MIN).toISOString();
+    expect(g.state).toMatchObject({ state: 'waiting', wave: 3, dueAt: due });
+    expect(g.state?.message).toMatch(/counted from .* before this host first saw the commit/);
+    expect(writes).toEqual([[REV, seen]]);
+    // asked again: the sighting is remembered, not written again
+    now += 5 * MIN;
+    await g.admit(cand(STANDARD));
+    expect(writes).toHaveLength(1);
+    // a new gate (a restart) 20 min later: the recorded sighting, the same due time
+    now = seen + 20 * MIN;
+    const again = gate({ sightings });
+    expect(await again.admit(cand(STANDARD))).toBe(false);
+    expect(again.state?.dueAt).toBe(due);
+    expect(live().at(-1)!.ms).toBe(30 * MIN);
+    expect(writes).toHaveLength(1);
+    // a sighting the record cannot give (none, damaged, after now): from now, and recorded
+    book.clear();
+    const fresh = gate({ sightings });
+    expect(await fresh.admit(cand(STANDARD))).toBe(false);
+    expect(fresh.state?.dueAt).toBe(new Date(now + 50 * MIN).toISOString());
+    expect(writes.at(-1)).toEqual([REV, now]);
+  });
+
+  it('a fresh commit (seen within 10 min of its date) counts from its date: no sighting in the message', async () => {
+    now = T0 + 9 * MIN;
+    const g = gate({ sightings: { get: () => undefined, set: () => {} } });
+    expect(await g.admit(cand(STANDARD))).toBe(false);
+    expect(g.state?.message).toBe('waiting for wave 3 (wave-3) at 2026-11-27T13:00:00.000Z');
   });
 });
 

@@ -25,6 +25,7 @@ import { eventWait, gitCheckout } from './rollout-rig.js';
 
 const T0 = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
 const WAVES = `fleet:
   waves:
     - { labels: { ring: canary } }
@@ -154,6 +155,100 @@ describe('daemon: the last good revision across a restart', () => {
     expect(after.config?.rollout).toBeUndefined();
     // the last good revision is held to go back to: HEAD is checked after its apply
     expect(after.config?.verifying?.revision).toBe(second);
+  });
+
+  it('a commit pushed days after its date: its waves count from the first sighting, kept across a restart', async () => {
+    const first = commit(oneTunnelConfig({ rule: false }) + WAVES, 'first');
+    await startDaemon();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
+
+    // the commit is dated T0 (the rig's date) and reaches the host three days later
+    const seen = T0 + 3 * DAY;
+    now = seen;
+    const from = events.length;
+    const second = commit(
+      oneTunnelConfig({ rule: false, allowedIPs: '10.0.0.0/8' }) + WAVES,
+      'made long ago',
+    );
+    daemon!.wake('config');
+    const dueAt = new Date(seen - 10 * MIN + 60 * MIN).toISOString();
+    expect(await until((e) => e.type === 'rollout', from)).toMatchObject({
+      revision: second,
+      state: 'waiting',
+      wave: 2,
+      dueAt,
+    });
+    expect(state.get(ROLLOUT_STATE_KEY)).toMatchObject({
+      lastGood: first,
+      seen: { revision: second, at: new Date(seen).toISOString() },
+    });
+
+    // restarted 20 min later: the recorded sighting, the same due time (not 50 min from now)
+    now = seen + 20 * MIN;
+    const again = await restart();
+    expect(await until((e) => e.type === 'rollout', again)).toMatchObject({
+      revision: second,
+      state: 'waiting',
+      dueAt,
+    });
+    const run = await until((e) => e.type === 'reconcile-finished', again);
+    expect(run).toMatchObject({ outcome: 'unchanged', summary: { config: 0 } });
+    const st = await daemon!.status();
+    expect(st.config).toMatchObject({
+      revision: first,
+      checkoutRevision: second,
+      rollout: { revision: second, state: 'waiting', wave: 2, dueAt },
+    });
+    expect(st.config?.rollout?.message).toMatch(/counted from .* first saw the commit/);
+    expect(timers.at(-1)!.ms).toBe(30 * MIN);
+    expect(events.slice(again).filter((e) => e.type === 'error')).toEqual([]);
+
+    // due: applied on the timer
+    const due = events.length;
+    now = Date.parse(dueAt);
+    timers.at(-1)!.fn();
+    await until((e) => e.type === 'rollout' && e.state === 'applying', due);
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged', due);
+    expect((await daemon!.status()).config?.revision).toBe(second);
+  });
+
+  it('a damaged or hostile sighting in the record: the revision counts as unseen, the rest of the record holds', async () => {
+    const first = commit(oneTunnelConfig({ rule: false }) + WAVES, 'first');
+    await startDaemon();
+    await until((e) => e.type === 'reconcile-finished' && e.outcome === 'converged');
+    const second = commit(
+      oneTunnelConfig({ rule: false, allowedIPs: '10.0.0.0/8' }) + WAVES,
+      'made long ago',
+    );
+    const bad: unknown[] = [
+      { revision: second, at: 'yesterday' },
+      // before the restart's clock would make the wave due at once; after it, it is refused
+      { revision: second, at: new Date(T0 + 30 * DAY).toISOString() },
+      { revision: second.repeat(1000), at: new Date(T0).toISOString() },
+      'junk',
+    ];
+    for (const seen of bad) {
+      await daemon?.stop({ teardown: false });
+      daemon = undefined;
+      now += DAY;
+      state.set(ROLLOUT_STATE_KEY, { lastGood: first, rejected: [], seen });
+      const from = events.length;
+      await startDaemon();
+      expect(await until((e) => e.type === 'rollout', from)).toMatchObject({
+        revision: second,
+        state: 'waiting',
+        dueAt: new Date(now + 50 * MIN).toISOString(),
+      });
+      const run = await until((e) => e.type === 'reconcile-finished', from);
+      expect(run).toMatchObject({ outcome: 'unchanged', summary: { config: 0 } });
+      expect((await daemon!.status()).config?.revision).toBe(first);
+      // replaced by this start's sighting
+      expect(state.get(ROLLOUT_STATE_KEY)).toEqual({
+        lastGood: first,
+        rejected: [],
+        seen: { revision: second, at: new Date(now).toISOString() },
+      });
+    }
   });
 
   it('restarted while the rollout is halted: runs the last good revision', async () => {

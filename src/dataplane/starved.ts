@@ -25,7 +25,11 @@ export const STARVED_RATIO = 1;
 export const CALM_RATIO = 0.5;
 /** calm windows in a row that end a starved verdict */
 export const CALM_WINDOWS = 8;
-/** CPU time in a window (share of it) below which it says nothing: the thread was mostly idle */
+/**
+ * Time runnable in a window (CPU time plus run delay, share of it) below which it says nothing:
+ * the thread was mostly idle. Run delay counts: a thread that wants the CPU all window long and
+ * gets 2 % of it is starved, not idle (a loaded machine showed such windows).
+ */
 const MIN_BUSY = 0.1;
 
 export class StarvationGauge {
@@ -57,7 +61,7 @@ export class StarvationGauge {
     if (!prev || span > 2 * WINDOW_MS) return this.starved;
     const run = s.run - prev.run;
     const wait = s.wait - prev.wait;
-    if (run < MIN_BUSY * span * 1e6 || wait < 0) return this.starved;
+    if (wait < 0 || run + wait < MIN_BUSY * span * 1e6) return this.starved;
     this.windows++;
     const ratio = wait / run;
     if (!this.starved) {

@@ -44,11 +44,16 @@ describe('StarvationGauge (run delay against CPU time, per thread)', () => {
     expect(at(w / 2)).toBe(false);
     expect(reads()).toBe(1); // within the window: the last verdict, no reading
     expect(window(0.2 * w, 0.5 * w)).toBe(true); // (this window ended 1.6 windows after the last reading)
-    expect(window(0.02 * w, 0.9 * w)).toBe(true); // 2% busy: no verdict either way
+    expect(window(0.02 * w, 0.03 * w)).toBe(true); // runnable 5 % of it: idle, no verdict either way
     expect(g.windows).toBe(1);
+    // runnable all window long but given 2 % of a CPU: starved, not idle (a calm window restarts)
+    for (let i = 1; i < CALM_WINDOWS; i++) window(0.9 * w, 0.05 * w);
+    expect(window(0.02 * w, 0.9 * w)).toBe(true);
+    expect(window(0.9 * w, 0.05 * w)).toBe(true); // the calm count began again
+    expect(g.windows).toBe(CALM_WINDOWS + 2);
     // a pause of 40 windows: only a new baseline, whatever the readings say
     expect(window(0.6 * w, 0, 40 * w)).toBe(true);
-    expect(g.windows).toBe(1);
+    expect(g.windows).toBe(CALM_WINDOWS + 2);
     for (let i = 0; i < CALM_WINDOWS; i++) window(0.6 * w, 0);
     expect(g.starved).toBe(false);
   });

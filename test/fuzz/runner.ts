@@ -8,8 +8,13 @@
  *   AWG_FUZZ_SEED     replay: the seed fast-check printed with a counterexample (and
  *   AWG_FUZZ_PATH     its path) to re-run exactly that case.
  *   AWG_FUZZ_CASE_MS  hang budget of one case (default 2000 ms): a case that takes longer
- *                     fails as a hang. Async cases are cut off by fast-check's timeout;
- *                     synchronous ones cannot be interrupted, so their time is measured.
+ *                     fails as a hang. Synchronous cases cannot be interrupted, so their time
+ *                     is measured, as CPU time of this process: a hang (a loop, a regex
+ *                     that backtracks) spends it, a busy machine does not (CI runs the fuzz
+ *                     targets in an idle CPU cgroup, where wall time stretches without bound:
+ *                     a 20 ms case took 2.2–6.3 s of it once). Async cases wait on I/O,
+ *                     which spends no CPU: fast-check cuts them off after
+ *                     ASYNC_WALL_FACTOR × the budget of wall time.
  *   AWG_FUZZ_REPORT   a file to which each target appends one JSON line
  *                     `{target, runs, ms, seed}` (npm run fuzz collects them).
  *
@@ -32,6 +37,8 @@ const int = (name: string, dflt: number): number => {
 
 export const BASE_RUNS = int('AWG_FUZZ_RUNS', 200);
 export const CASE_MS = int('AWG_FUZZ_CASE_MS', 2000);
+/** an async case's wall-time cut-off, in hang budgets (see AWG_FUZZ_CASE_MS) */
+const ASYNC_WALL_FACTOR = 15;
 const SEED = process.env.AWG_FUZZ_SEED;
 const PATH = process.env.AWG_FUZZ_PATH;
 
@@ -103,14 +110,26 @@ function finish(target: string, details: fc.RunDetails<unknown>, t0: number): vo
   });
 }
 
-/** A synchronous check that is not allowed to take longer than the hang budget. */
-export function timed<A extends unknown[]>(check: (...a: A) => void): (...a: A) => void {
+/** CPU time (user + system) of this process so far, ms */
+const cpuMs = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** A synchronous check that is not allowed to spend more CPU time than the hang budget. */
+export function timed<A extends unknown[]>(
+  check: (...a: A) => void,
+  budgetMs = CASE_MS,
+): (...a: A) => void {
   return (...a: A) => {
+    const c0 = cpuMs();
     const t0 = performance.now();
     check(...a);
-    const ms = performance.now() - t0;
-    if (ms > CASE_MS)
-      throw new Error(`case took ${ms.toFixed(0)} ms (hang budget AWG_FUZZ_CASE_MS=${CASE_MS})`);
+    const cpu = cpuMs() - c0;
+    if (cpu > budgetMs)
+      throw new Error(
+        `case spent ${cpu.toFixed(0)} ms of CPU (${(performance.now() - t0).toFixed(0)} ms wall; hang budget AWG_FUZZ_CASE_MS=${budgetMs})`,
+      );
   };
 }
 
@@ -126,7 +145,7 @@ export function fuzzSync<Ts extends [unknown, ...unknown[]]>(
   finish(target, fc.check(prop, params<Ts>(weight)) as fc.RunDetails<unknown>, t0);
 }
 
-/** Runs an asynchronous property; a case that has not settled within the budget fails. */
+/** Runs an asynchronous property; a case that has not settled within ASYNC_WALL_FACTOR budgets fails. */
 export async function fuzzAsync<Ts extends [unknown, ...unknown[]]>(
   target: string,
   weight: number,
@@ -136,7 +155,7 @@ export async function fuzzAsync<Ts extends [unknown, ...unknown[]]>(
   const t0 = performance.now();
   const prop = fc.asyncProperty(...arbs, check);
   const p = params<Ts>(weight);
-  p.plugins = [fc.timeout(CASE_MS) as fc.Plugin<Ts>];
+  p.plugins = [fc.timeout(CASE_MS * ASYNC_WALL_FACTOR) as fc.Plugin<Ts>];
   finish(target, (await fc.check(prop, p)) as fc.RunDetails<unknown>, t0);
 }
 

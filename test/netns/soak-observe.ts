@@ -63,6 +63,15 @@ export class Observer {
   }
 
   /**
+   * The tunnels' health before the stream began (it starts at the newest event: a transition
+   * before it is never seen), from a status read after it opened; an event already seen wins.
+   */
+  seedHealth(shown: Iterable<readonly [string, string]>): void {
+    for (const [tunnel, state] of shown)
+      if (!this.health.has(tunnel)) this.health.set(tunnel, state);
+  }
+
+  /**
    * The last finished run built its plan from the tunnel health `shown` (a status's, by tunnel):
    * no health transition came after the run before it finished, and `shown` is the health the
    * events last said. A run reads the health when it prepares its plan (a down tunnel's rules

@@ -311,6 +311,9 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     await waitReady(w, w.sampler, 120_000);
     // the observer first (it stays to the end), then the rest reading, then the load
     w.observer = await openStreams(w.socket, { grpc: 1, sse: 0, onEvent: (e) => obs.onEvent(e) });
+    // its stream starts at the newest event: the health the tunnels reached before, from a status
+    const { tunnels } = await w.sampler.status();
+    obs.seedHealth(tunnels.map((x) => [x.name, x.health ?? '?'] as const));
     await placerUp(w, w.sampler);
     r.rest.start = await atRest(w, obs);
     w.streams = await openStreams(w.socket, {

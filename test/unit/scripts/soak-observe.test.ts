@@ -67,4 +67,16 @@ describe('soak Observer.plannedWith (object samples keyed by the health the plan
     // no event yet: a tunnel still connecting
     expect(new Observer().plannedWith(new Map([['vpn', 'connecting']]))).toBe(true);
   });
+
+  it('the health before the stream began comes from a status; an event seen wins', () => {
+    const o = new Observer();
+    o.seedHealth([['vpn', 'up']]);
+    run(o);
+    run(o);
+    expect(o.plannedWith(new Map([['vpn', 'up']]))).toBe(true);
+    const p = new Observer();
+    p.onEvent(tunnel('down'));
+    p.seedHealth([['vpn', 'up']]);
+    expect(p.health.get('vpn')).toBe('down');
+  });
 });

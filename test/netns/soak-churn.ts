@@ -217,7 +217,10 @@ async function takeSample(w: World, t0: number): Promise<Sample> {
   return s;
 }
 
-/** the objects of config `label`, unless a run started or was under way while they were read */
+/**
+ * the objects of config `label`, unless a run started or was under way while they were read,
+ * or the last run planned with another tunnel health than the status shows (Observer.plannedWith)
+ */
 async function sampleObjects(
   w: World,
   obs: Observer,
@@ -240,6 +243,12 @@ async function sampleObjects(
       awgObjects: status.objects.length,
     };
     if (obs.started !== started || obs.busy) return undefined;
+    // the table holds the health the last run planned with (a down tunnel's rules take their
+    // fallback: a block-fallback rule's 3 rules — IPv6 drop, mark, per-app DNS — become one
+    // drop), the status the health now: a transition after the run before it finished (a
+    // peer restart, an underlay flap) is the next run's to apply, not a changed object count
+    if (!obs.plannedWith(new Map(status.tunnels.map((x) => [x.name, x.health ?? '?']))))
+      return undefined;
     const health = status.tunnels.map((x) => `${x.name} ${x.health ?? '?'}`).join(', ');
     // while a flap has taken the underlay's default route, the run after it adds the first
     // route of a host without one (awg-_noroute, its route, two rules, a reject): another

@@ -24,6 +24,10 @@ export class Observer {
   health = new Map<string, string>();
   /** when the last reconcile-started or -finished came */
   private lastRun = 0;
+  /** seq of the last `tunnel` (health transition) event */
+  private healthSeq = 0;
+  /** seqs of the last two reconcile-finished events, the older first */
+  private finishedSeqs: [number, number] = [0, 0];
 
   onEvent(e: DaemonEvent): void {
     this.seq++;
@@ -34,6 +38,7 @@ export class Observer {
     if (e.type === 'reconcile-started') this.started++;
     if (e.type === 'reconcile-finished') {
       this.finished++;
+      this.finishedSeqs = [this.finishedSeqs[1], this.seq];
       this.byOutcome[e.outcome] = (this.byOutcome[e.outcome] ?? 0) + 1;
       if (!isConverged(e.outcome) && this.notConverged.length < 20)
         this.notConverged.push(
@@ -45,13 +50,41 @@ export class Observer {
       if (this.errors.first.length < 20)
         this.errors.first.push(`${e.at} ${e.kind}: ${e.message.slice(0, 300)}`);
     }
-    if (e.type === 'tunnel') this.health.set(e.tunnel, e.state);
+    if (e.type === 'tunnel') {
+      this.health.set(e.tunnel, e.state);
+      this.healthSeq = this.seq;
+    }
     for (const w of this.waiters.splice(0)) w();
   }
 
   /** a run is under way (started, not finished) */
   get busy(): boolean {
     return this.started > this.finished;
+  }
+
+  /**
+   * The tunnels' health before the stream began (it starts at the newest event: a transition
+   * before it is never seen), from a status read after it opened; an event already seen wins.
+   */
+  seedHealth(shown: Iterable<readonly [string, string]>): void {
+    for (const [tunnel, state] of shown)
+      if (!this.health.has(tunnel)) this.health.set(tunnel, state);
+  }
+
+  /**
+   * The last finished run built its plan from the tunnel health `shown` (a status's, by tunnel):
+   * no health transition came after the run before it finished, and `shown` is the health the
+   * events last said. A run reads the health when it prepares its plan (a down tunnel's rules
+   * take their fallback in the firewall), which is before its reconcile-started: a transition
+   * during the run, or after it while the run it wakes is still debouncing or preparing, leaves
+   * a table built for the other health (the next run rebuilds it) under a status that shows
+   * the new one.
+   */
+  plannedWith(shown: ReadonlyMap<string, string>): boolean {
+    if (this.healthSeq > this.finishedSeqs[0]) return false;
+    for (const [tunnel, state] of shown)
+      if (state !== (this.health.get(tunnel) ?? 'connecting')) return false;
+    return true;
   }
 
   /** resolves once no run is under way and none started or ended for `ms`; false at `deadline` */

@@ -16,9 +16,10 @@
  *   DNS and DNS-over-TLS every 150 ms, tcpdump records the client's underlay (a new file every
  *   `captureRotateMs`), and nothing may leave but WireGuard to the endpoint, ARP, ND and DHCP.
  * Every `sampleEveryMs` the daemon's and its placer child's RSS and open fds are read, and, when
- * no run is under way, the objects: cgroups under awg's subtree, the rules, sets and set
- * elements of table inet awg, the engines and objects the status lists (soak-verdict.ts judges
- * them). At the end the churn stops, the tunnel must carry the app's traffic again, and the
+ * no run is under way and the last one planned with the tunnel health the status shows, the
+ * objects: cgroups under awg's subtree, the rules, sets and set elements of table inet awg,
+ * the engines and objects the status lists, keyed by config and health (soak-verdict.ts
+ * judges them). At the end the churn stops, the tunnel must carry the app's traffic again, and the
  * daemon must stop cleanly (SIGTERM, exit 0, its placer gone).
  */
 import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -139,7 +140,7 @@ export interface Sample {
   load1: number;
 }
 
-/** objects read right after an edit converged, no run under way */
+/** objects read right after an edit converged, no run under way, planned with the health shown */
 export interface ObjectSample {
   t: number;
   /** the config and the tunnels' health they belong to */
@@ -310,6 +311,9 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     await waitReady(w, w.sampler, 120_000);
     // the observer first (it stays to the end), then the rest reading, then the load
     w.observer = await openStreams(w.socket, { grpc: 1, sse: 0, onEvent: (e) => obs.onEvent(e) });
+    // its stream starts at the newest event: the health the tunnels reached before, from a status
+    const { tunnels } = await w.sampler.status();
+    obs.seedHealth(tunnels.map((x) => [x.name, x.health ?? '?'] as const));
     await placerUp(w, w.sampler);
     r.rest.start = await atRest(w, obs);
     w.streams = await openStreams(w.socket, {

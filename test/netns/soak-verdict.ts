@@ -10,7 +10,8 @@
  *   The samples' fds under load are reported (start, end, max, the floor of each half).
  * Growth is judged on the samples after the warm-up (SoakOptions.warmupMs), split into halves:
  * - objects (cgroups under awg's subtree, rules, sets and set elements of table inet awg,
- *   engines, the status's objects): read right after an edit converged, no run under way, and
+ *   engines, the status's objects): read right after an edit converged, no run under way and
+ *   the last one planned with the health the status shows (soak-observe.ts plannedWith), and
  *   compared between samples of the same config and tunnel health; each must equal the first
  *   after the warm-up. Exactly flat: the same config converged gives the same objects.
  * - RSS: V8's old space grows until a major collection, so the daemon's RSS climbs by up to

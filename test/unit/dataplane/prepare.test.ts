@@ -45,9 +45,16 @@ describe('initiations prepared while idle', () => {
     const peer = a.dev.peerByKey(b.keys.publicKey)!;
     const stale = peer.handshake.prepared;
     expect(stale).not.toBeNull();
+    const oldKey = a.dev.staticKey!;
+    // libcrypto: the static key keeps a derive context once used (precomputing ss did)
+    if (oldKey.evp) expect(oldKey.evp.handle?.ctx).toBeTruthy();
     const next = generateKeyPair();
     await a.dev.configure({ privateKey: next.privateKey });
     expect(peer.handshake.prepared).toBeNull(); // dropped at once, not at the next use
+    // the old key and its context are freed at once: never used again, not even by mistake
+    if (oldKey.evp) expect(oldKey.evp.handle).toBeNull();
+    expect(a.dev.staticKey).not.toBe(oldKey);
+    expect(hexOf(a.dev.staticKey!.publicKey)).toBe(hexOf(next.publicKey));
     await b.dev.configure({
       replacePeers: true,
       peers: [{ publicKey: next.publicKey, allowedIps: ['192.168.0.1/32'] }],

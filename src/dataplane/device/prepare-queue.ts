@@ -10,6 +10,7 @@
  *   re-added, `awg apply`) then finds its initiation ready instead of building it on its own
  *   path. Measurements: bench/RESULTS.md, section "The first ping of 3.1, second round".
  */
+import { systemClock, type TimerHandle } from '../clock.js';
 import type { Peer } from './peer.js';
 
 export const PREPARE_DELAY_MS = 20;
@@ -17,7 +18,8 @@ export const PREPARE_BATCH = 16;
 
 export class PrepareQueue {
   private readonly peers = new Set<Peer>();
-  private timer: NodeJS.Timeout | null = null;
+  /** on the system clock's timers (one Node timer for all, timer-queue.ts) */
+  private timer: TimerHandle | null = null;
   private immediate: NodeJS.Immediate | null = null;
 
   /** `prepare` runs for each peer in turn (it checks that the peer still runs) */
@@ -39,7 +41,7 @@ export class PrepareQueue {
   }
 
   clear(): void {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) systemClock.clearTimer(this.timer);
     this.timer = null;
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = null;
@@ -47,10 +49,10 @@ export class PrepareQueue {
   }
 
   private later(ms: number): void {
-    this.timer ??= setTimeout(() => {
+    this.timer ??= systemClock.setTimer(() => {
       this.timer = null;
       this.run();
-    }, ms).unref();
+    }, ms);
   }
 
   private run(): void {

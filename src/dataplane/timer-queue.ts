@@ -4,7 +4,7 @@
  * retransmission, keepalives, rekey, key expiry) and the device's delayed events each asked
  * Node for a timer of their own: a Timeout object with its async-hook ids, a timer list per
  * distinct duration, the loop's ref count switched on and off again by `unref`. The first
- * packet after a peer reset armed five or six of them on its path, about a tenth of the
+ * packet after a peer reset armed several of them on its path, about a tenth of the
  * engine's thread in that window (bench/RESULTS.md, section "The first ping of 3.1, second
  * round"). Here adding a timer is a heap insertion; Node's timer moves only when the earliest
  * deadline does. The Node timer is unref'd: these timers never keep a process alive.

@@ -21,6 +21,11 @@
  * ping windows (perf's control FIFO enables it around each ping) and prints the top symbols;
  * with `AWG_BENCH_ENGINE_ENV=NODE_OPTIONS=--perf-basic-prof` JavaScript frames get names.
  *
+ * `--gap=MS` (600) is the wait between the reset and the ping (dataplane.bench.ts pings at
+ * once: 0 is closer to it). `--traffic=N` first sends N flood pings (1000 bytes) through the tunnel, so that the data
+ * path runs optimised as in dataplane.bench.ts, whose first pings follow its TCP runs (without
+ * it only the first pings' own packets ever run that code).
+ *
  * `AWG_BENCH_AMNEZIAWG_GO=PATH AWG_BENCH_PARAMS=awg3` traces against that amneziawg-go build with
  * an AmneziaWG parameter set (bench/engine-pair.ts); the I-packets and junk that go out before
  * the initiation are then left out of the gaps, and "our preamble" is the time from the echo
@@ -43,6 +48,8 @@ const TCPDUMP = !process.argv.includes('--no-tcpdump');
 const SLICE_US = arg('slice-us', 0);
 const DAEMON = process.argv.includes('--daemon');
 const PERF = process.argv.find((a) => a.startsWith('--perf='))?.slice('--perf='.length);
+const TRAFFIC = arg('traffic', 0);
+const GAP_MS = arg('gap', 600);
 
 /** perf record on one thread, started disabled and switched by `enable`/`disable` through its control FIFO */
 async function perfControl(tid: number, file: string) {
@@ -126,6 +133,8 @@ try {
   await withEnginePair(
     async ({ nsA, pid, peer, resetPeer }) => {
       if (SLICE_US > 0) console.log(`engine threads' slices: ${setSlice(pid, SLICE_US)}`);
+      if (TRAFFIC > 0)
+        await nsExec(nsA, 'ping', ['-n', '-q', '-f', '-c', String(TRAFFIC), '-s', '1000', peer]);
       const perf = PERF ? await perfControl(pid, PERF) : undefined;
       for (let i = 0; i < BUSY; i++)
         busy.push(spawn(process.execPath, ['-e', 'for(;;);'], { stdio: 'ignore' }));
@@ -151,7 +160,7 @@ try {
               'icmp or udp',
             ])
           : undefined;
-        await new Promise((r) => setTimeout(r, 600));
+        await new Promise((r) => setTimeout(r, GAP_MS));
         perf?.enable();
         const s0 = schedstat(pid);
         const r = await nsExec(nsA, 'ping', ['-n', '-c', '1', '-W', '5', peer], {

@@ -1,8 +1,11 @@
 /**
  * Time source and scheduler of the data plane (the device's timers, the in-memory network's
  * delays). Production uses the system clock; tests use SimClock (clock.fake.ts, not built into
- * dist/) and advance it explicitly (no real waiting, no timed assertions).
+ * dist/) and advance it explicitly (no real waiting, no timed assertions). The system clock's
+ * timers share one Node timer (timer-queue.ts).
  */
+import { TimerQueue } from './timer-queue.js';
+
 export type TimerHandle = { readonly id: number };
 
 export interface Clock {
@@ -46,9 +49,8 @@ export class BatchClock implements Clock {
   }
 }
 
-export const systemClock: Clock = {
-  now: () => performance.now(),
-  wallNow: () => Date.now(),
+/** Node timers, one per timer (AWG_TIMERS=node, for diagnosis) */
+const nodeTimers: Pick<Clock, 'setTimer' | 'clearTimer'> = {
   setTimer(fn, ms) {
     // whole milliseconds, rounded up (never early): Node keeps a list per distinct duration,
     // and a fraction made a new list for nearly every timer the handshake path arms
@@ -59,4 +61,19 @@ export const systemClock: Clock = {
   clearTimer(h) {
     clearTimeout(h as unknown as NodeJS.Timeout);
   },
+};
+
+/** the process's timer queue (timer-queue.ts): all devices' timers on one Node timer */
+function queuedTimers(): Pick<Clock, 'setTimer' | 'clearTimer'> {
+  const q = new TimerQueue();
+  return { setTimer: (fn, ms) => q.add(fn, ms), clearTimer: (h) => q.cancel(h) };
+}
+
+const timers = process.env.AWG_TIMERS === 'node' ? nodeTimers : queuedTimers();
+
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimer: timers.setTimer,
+  clearTimer: timers.clearTimer,
 };

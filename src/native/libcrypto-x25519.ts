@@ -2,7 +2,14 @@
  * X25519 from raw 32-byte keys through libcrypto's EVP_PKEY raw-key calls, for
  * src/dataplane/crypto/x25519.ts. node:crypto takes a raw key only as a DER document, and
  * decoding one costs several times the DH itself; a handshake needs five DHs. Private keys
- * used again and again (the device's static key) are imported once (`importPrivate`).
+ * used again and again (the device's static key, an ephemeral's two DHs) are imported once
+ * (`importPrivate`), each with a derive context of its own made at its first DH and kept
+ * until the key is freed: a DH is then the peer key's import, `EVP_PKEY_derive_set_peer_ex`
+ * and `EVP_PKEY_derive` (a context and its set-up fetch the key type by name each time,
+ * and `EVP_PKEY_derive_set_peer` builds a third context to check the peer key, which for
+ * X25519 only asks that it has a public half). `sharedSecretsWith` imports one peer key for
+ * two private keys (consuming a response: ee and se). Measurements: bench/RESULTS.md,
+ * section "The first ping of 3.1, second round".
  */
 import { bindOnce, unlessNode } from './libcrypto.js';
 
@@ -17,14 +24,30 @@ export interface EvpX25519 {
    */
   importPrivate(sk: Uint8Array): EvpPrivateKey;
   sharedSecretWith(key: EvpPrivateKey, pk: Uint8Array): Uint8Array | null;
+  /**
+   * DH(a, pk) and DH(b, pk) with `pk` imported once; each null when refused (a low-order
+   * point: both). Throws when a key was freed.
+   */
+  sharedSecretsWith(
+    a: EvpPrivateKey,
+    b: EvpPrivateKey,
+    pk: Uint8Array,
+  ): [Uint8Array | null, Uint8Array | null];
   freePrivate(key: EvpPrivateKey): void;
 }
 
-/** An imported X25519 private key: its public half and libcrypto's EVP_PKEY (null once freed). */
+/** libcrypto's objects behind an imported private key */
+interface Native {
+  pkey: unknown;
+  /** its derive context (EVP_PKEY_derive_init done), made at the first DH */
+  ctx: unknown;
+}
+
+/** An imported X25519 private key: its public half and libcrypto's objects (null once freed). */
 export interface EvpPrivateKey {
   readonly publicKey: Uint8Array;
-  /** @internal the EVP_PKEY */
-  handle: unknown;
+  /** @internal the EVP_PKEY and its derive context */
+  handle: Native | null;
 }
 
 const EVP_PKEY_X25519 = 1034;
@@ -35,7 +58,7 @@ interface XFns {
   getPub: (pkey: unknown, out: Uint8Array, len: BigUint64Array) => number;
   ctxNew: (pkey: unknown, e: null) => unknown;
   deriveInit: (ctx: unknown) => number;
-  setPeer: (ctx: unknown, peer: unknown) => number;
+  setPeerEx: (ctx: unknown, peer: unknown, validate: number) => number;
   derive: (ctx: unknown, out: Uint8Array, len: BigUint64Array) => number;
   pkeyFree: (pkey: unknown) => void;
   ctxFree: (ctx: unknown) => void;
@@ -52,12 +75,12 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     getPub: l.func('int EVP_PKEY_get_raw_public_key(void *pkey, uint8_t *pub, size_t *len)'),
     ctxNew: l.func('void *EVP_PKEY_CTX_new(void *pkey, void *e)'),
     deriveInit: l.func('int EVP_PKEY_derive_init(void *ctx)'),
-    setPeer: l.func('int EVP_PKEY_derive_set_peer(void *ctx, void *peer)'),
+    setPeerEx: l.func('int EVP_PKEY_derive_set_peer_ex(void *ctx, void *peer, int validate_peer)'),
     derive: l.func('int EVP_PKEY_derive(void *ctx, uint8_t *key, size_t *keylen)'),
     pkeyFree: l.func('void EVP_PKEY_free(void *pkey)'),
     ctxFree: l.func('void EVP_PKEY_CTX_free(void *ctx)'),
   } as unknown as XFns;
-  const { newPriv, newPub, getPub, ctxNew, deriveInit, setPeer, derive, pkeyFree, ctxFree } = x;
+  const { newPriv, newPub, getPub, ctxNew, deriveInit, setPeerEx, derive, pkeyFree, ctxFree } = x;
   const len = new BigUint64Array(1);
   /** DH of an EVP_PKEY private key with a raw public key */
   const dh = (a: unknown, pk: Uint8Array): Uint8Array | null => {
@@ -65,16 +88,35 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     const b = newPub(EVP_PKEY_X25519, null, pk, 32);
     const c = ctxNew(a, null);
     try {
-      if (!b || !c) return null;
-      const out = new Uint8Array(32);
-      len[0] = 32n;
-      if (deriveInit(c) !== 1 || setPeer(c, b) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n)
-        return null;
-      return out;
+      if (!b || !c || deriveInit(c) !== 1) return null;
+      return derivePeer(c, b);
     } finally {
       if (c) ctxFree(c);
       if (b) pkeyFree(b);
     }
+  };
+  /** the key's derive context, made on first use; throws once the key is freed */
+  const contextOf = (key: EvpPrivateKey): unknown => {
+    const n = key.handle;
+    if (!n) throw new Error('X25519: private key already freed');
+    if (n.ctx) return n.ctx;
+    const c = ctxNew(n.pkey, null);
+    if (!c) throw new Error('X25519: EVP_PKEY_CTX_new failed');
+    if (deriveInit(c) !== 1) {
+      ctxFree(c);
+      throw new Error('X25519: EVP_PKEY_derive_init failed');
+    }
+    n.ctx = c;
+    return c;
+  };
+  /** DH on a key's kept context with an imported peer key (the context keeps a reference) */
+  const derivePeer = (c: unknown, peer: unknown): Uint8Array | null => {
+    const out = new Uint8Array(32);
+    len[0] = 32n;
+    // no peer check: for X25519 it only asks for a public half, which a raw import has;
+    // a low-order point fails the derive itself (an all-zero result)
+    if (setPeerEx(c, peer, 0) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
+    return out;
   };
   const rawPublic = (a: unknown): Uint8Array => {
     const out = new Uint8Array(32);
@@ -89,8 +131,13 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     if (!a) throw new Error('X25519: not a 32-byte private key');
     return a;
   };
-  // a handle whose owner forgot to free it is freed when the owner is collected
-  const held = new FinalizationRegistry<unknown>((handle) => pkeyFree(handle));
+  const freeNative = (n: Native): void => {
+    if (n.ctx) ctxFree(n.ctx); // first: the context holds a reference to the key
+    n.ctx = null;
+    pkeyFree(n.pkey);
+  };
+  // a key whose owner forgot to free it is freed when the owner is collected
+  const held = new FinalizationRegistry<Native>(freeNative);
   return {
     sharedSecret(sk, pk) {
       if (sk.length !== 32) return null;
@@ -111,19 +158,40 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
         pkeyFree(a);
         throw e;
       }
-      const key: EvpPrivateKey = { publicKey, handle: a };
-      held.register(key, a, key);
+      const native: Native = { pkey: a, ctx: null };
+      const key: EvpPrivateKey = { publicKey, handle: native };
+      held.register(key, native, key);
       return key;
     },
     sharedSecretWith(key, pk) {
-      if (!key.handle) throw new Error('X25519: private key already freed');
-      return dh(key.handle, pk);
+      const c = contextOf(key);
+      if (pk.length !== 32) return null;
+      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
+      if (!b) return null;
+      try {
+        return derivePeer(c, b);
+      } finally {
+        pkeyFree(b);
+      }
+    },
+    sharedSecretsWith(k1, k2, pk) {
+      const c1 = contextOf(k1);
+      const c2 = contextOf(k2);
+      if (pk.length !== 32) return [null, null];
+      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
+      if (!b) return [null, null];
+      try {
+        return [derivePeer(c1, b), derivePeer(c2, b)];
+      } finally {
+        pkeyFree(b);
+      }
     },
     freePrivate(key) {
-      if (!key.handle) return;
+      const n = key.handle;
+      if (!n) return;
       held.unregister(key);
-      pkeyFree(key.handle);
       key.handle = null;
+      freeNative(n);
     },
     publicKey(sk) {
       const a = privateKey(sk);

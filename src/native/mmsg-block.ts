@@ -121,6 +121,10 @@ export class MmsgBlock {
   /** the source the control areas hold ('' none), and its cmsg length */
   private lastSrc = '';
   srcSpace = 0;
+  /** the source's address bytes and ifindex, and how many control areas hold its cmsg */
+  private readonly srcBytes = new Uint8Array(16);
+  private srcIfindex = 0;
+  private srcFilled = 0;
 
   constructor(family: 4 | 6) {
     const hdrs = BATCH_MAX * MMSG;
@@ -174,30 +178,41 @@ export class MmsgBlock {
   }
 
   /**
-   * Writes the pktinfo cmsg for local address `src` (ifindex for link-local IPv6) into every
-   * control area, or clears it ('' or unparsable). `v6dest`: the destination is IPv6 proper
-   * (not v4 / v4-mapped), which decides the cmsg kind.
+   * Sets the pktinfo cmsg for local address `src` (ifindex for link-local IPv6), or clears it
+   * ('' or unparsable). `v6dest`: the destination is IPv6 proper (not v4 / v4-mapped), which
+   * decides the cmsg kind. The control areas get it as `pack` uses them (`fillSource`): the
+   * source changes with each new session of a peer (none for the initiation after a reset, then
+   * the one its response came to), and writing all BATCH_MAX areas each time was a visible
+   * share of a first ping's path.
    */
   setSource(src: string, ifindex: number, v6dest: boolean): void {
     const key = src === '' ? '' : `${src}%${ifindex}%${v6dest ? 6 : 4}`;
     if (key === this.lastSrc) return;
     this.lastSrc = key;
     this.srcSpace = 0;
+    this.srcFilled = 0;
     if (src === '') return;
-    const v = this.view;
-    const tmp = new Uint8Array(16);
     const srcV6 = src.includes(':');
+    const tmp = this.srcBytes;
     if (v6dest !== srcV6 || (srcV6 ? !parseIPv6(src, tmp, 0) : !parseIPv4(src, tmp, 0))) return;
-    const space = v6dest ? 40 : 32;
-    for (let i = 0; i < BATCH_MAX; i++) {
+    this.srcIfindex = ifindex;
+    this.srcSpace = v6dest ? 40 : 32;
+  }
+
+  /** Writes the current source's cmsg into the control areas of messages [srcFilled, upTo). */
+  private fillSource(upTo: number): void {
+    const v = this.view;
+    const space = this.srcSpace;
+    const tmp = this.srcBytes;
+    for (let i = this.srcFilled; i < upTo; i++) {
       const c = this.ctrlOff + i * CTRL + SEG_AT - space;
       v.fill(0, c, c + space);
-      if (v6dest) {
+      if (space === 40) {
         v.writeUInt32LE(36, c); // CMSG_LEN(20)
         v.writeInt32LE(SOL_IPV6, c + 8);
         v.writeInt32LE(IPV6_PKTINFO, c + 12);
         v.set(tmp, c + 16);
-        v.writeInt32LE(ifindex, c + 32);
+        v.writeInt32LE(this.srcIfindex, c + 32);
       } else {
         v.writeUInt32LE(28, c); // CMSG_LEN(12)
         v.writeInt32LE(SOL_IP, c + 8);
@@ -205,7 +220,7 @@ export class MmsgBlock {
         v.set(tmp.subarray(0, 4), c + 20); // ipi_spec_dst: the source to use
       }
     }
-    this.srcSpace = space;
+    if (upTo > this.srcFilled) this.srcFilled = upTo;
   }
 
   /**
@@ -258,6 +273,7 @@ export class MmsgBlock {
         // segment joins (below)
         const sp = this.srcSpace;
         v.writeUInt32LE(sp, h + 40);
+        if (sp && msgs >= this.srcFilled) this.fillSource(msgs + 1);
         if (sp) this.ptr(h + 32, this.ctrlOff + msgs * CTRL + SEG_AT - sp);
         else v.writeUIntLE(0, h + 32, 6);
         end[msgs] = n + 1;

@@ -107,7 +107,11 @@ export class AwgCodec {
     if (this.params.randomTrailers && window > s + msg.length)
       trailer = this.rng.intn(window - (s + msg.length));
     const d = withPrefix(s, msg, trailer, this.rng);
-    if (trailer) d.set(this.rng.bytes(trailer), s + msg.length);
+    if (trailer) {
+      // straight into the datagram (no array made and copied)
+      if (this.rng.fill) this.rng.fill(d, s + msg.length, trailer);
+      else d.set(this.rng.bytes(trailer), s + msg.length);
+    }
     if (this.hpk) protect(this.hpk, d, s, msg.length);
     return d;
   }

@@ -77,10 +77,30 @@ export function sharedSecret(
   if (isPrivateKey(sk))
     s = sk.evp ? evp!.sharedSecretWith(sk.evp, pk) : nodeSharedSecret(sk.node!, pk);
   else s = evp && sk instanceof Uint8Array ? evp.sharedSecret(sk, pk) : nodeSharedSecret(sk, pk);
+  return nonZero(s);
+}
+
+function nonZero(s: Uint8Array | null): Uint8Array | null {
   if (!s) return null;
   let acc = 0;
   for (const b of s) acc |= b;
   return acc === 0 ? null : s;
+}
+
+/**
+ * DH(a, pk) and DH(b, pk), each null as `sharedSecret`'s: with two imported libcrypto keys the
+ * peer key is imported once for both (consuming a response: ee and se).
+ */
+export function sharedSecrets(
+  a: Uint8Array | KeyObject | PrivateKey,
+  b: Uint8Array | KeyObject | PrivateKey,
+  pk: Uint8Array,
+): [Uint8Array | null, Uint8Array | null] {
+  if (evp && isPrivateKey(a) && isPrivateKey(b) && a.evp && b.evp) {
+    const [s1, s2] = evp.sharedSecretsWith(a.evp, b.evp, pk);
+    return [nonZero(s1), nonZero(s2)];
+  }
+  return [sharedSecret(a, pk), sharedSecret(b, pk)];
 }
 
 function nodeSharedSecret(sk: Uint8Array | KeyObject, pk: Uint8Array): Uint8Array | null {

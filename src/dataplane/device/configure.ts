@@ -36,7 +36,8 @@ export interface ConfigureHost extends HandshakeHost {
   isUp(): boolean;
   removePeer(p: Peer): void;
   startPeer(p: Peer): void;
-  prepareSoon(p: Peer): void;
+  /** `next`: on the next turn (nothing in flight), else a little later (device.ts) */
+  prepareSoon(p: Peer, next?: boolean): void;
   sendKeepalive(p: Peer): void;
   resolveEndpoint(p: Peer): Promise<void>;
   setEndpoint(p: Peer, ep: Endpoint): void;
@@ -101,7 +102,7 @@ function setPrivateKey(h: ConfigureHost, sk: Uint8Array | null): void {
       : null;
     expireCurrentKeypairs(h, p);
     dropPrepared(p);
-    if (p.running) h.prepareSoon(p);
+    if (p.running) h.prepareSoon(p, true);
   }
 }
 

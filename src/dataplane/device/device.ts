@@ -57,6 +57,7 @@ import {
   routineReceiveIncoming,
 } from './receive.js';
 import { type Resolver, dnsResolver } from './resolver.js';
+import { PrepareQueue } from './prepare-queue.js';
 import * as send from './send.js';
 import {
   type DeviceSnapshot,
@@ -74,11 +75,6 @@ export type { DeviceEvents, DeviceOptions, DeviceState } from './device-options.
 const hexOf = (k: Uint8Array) => Buffer.from(k).toString('hex');
 
 /**
- * Initiations are prepared a little after the event that calls for it (a peer starting, the
- * last preparation used), not at once: the handshake in flight gets the CPU first.
- */
-const PREPARE_DELAY_MS = 20;
-/**
  * `handshake` events are emitted this long after the session exists, on the device's clock:
  * the packets that waited for the handshake, and the peer's first answers to them, go first.
  * Synchronous listeners (the daemon's tunnel health and event stream, the engine's log line)
@@ -92,7 +88,6 @@ export const HANDSHAKE_EVENT_DELAY_MS = 50;
  * period with fewer. Keepalives and handshakes stay below it.
  */
 const BUSY_AFTER = 32;
-const PREPARE_BATCH = 16;
 /** the slabs' sizes (DeviceOptions.slabs) */
 export const TX_SLAB = 128 * 1024;
 export const RX_SLAB = 256 * 1024;
@@ -145,8 +140,15 @@ export class Device
   private readonly log: NonNullable<DeviceOptions['log']>;
   private readonly prepareAhead: boolean;
   /** peers whose next initiation is to be prepared, and the pending turn that does it */
-  private readonly toPrepare = new Set<Peer>();
-  private prepareTimer: NodeJS.Timeout | null = null;
+  private readonly toPrepare = new PrepareQueue((p) => {
+    if (p.running && this.isUp())
+      try {
+        prepareNextInitiation(this, p);
+        this.codec.preparePreamble();
+      } catch (e) {
+        this.dropped('handshake preparation', e);
+      }
+  });
   /**
    * packets (batches) seen since the last idle check, and whether the buffers were released
    * since the last one; BUSY_AFTER of them within a period mark the device busy (native/settle.ts)
@@ -323,8 +325,6 @@ export class Device
     for (const p of [...this.peers.values()]) this.removePeer(p);
     disposePrivateKey(this.staticKey);
     this.staticKey = null;
-    if (this.prepareTimer) clearTimeout(this.prepareTimer);
-    this.prepareTimer = null;
     this.toPrepare.clear();
     this.tun.onReceive(null);
     this.bind.onReceive(null);
@@ -383,7 +383,7 @@ export class Device
     p.handshake.lastSentHandshake = this.clock.now() - (this.timing.rekeyTimeoutLo() + 1000);
     p.timers.handshakeAttempts = 0;
     if (!isZeroRange(p.persistentKeepalive)) send.sendKeepalive(this, p);
-    this.prepareSoon(p);
+    this.prepareSoon(p, true);
   }
 
   private stopPeer(p: Peer): void {
@@ -398,29 +398,10 @@ export class Device
 
   /**
    * HandshakeHost: prepare the peer's next initiation on a later turn of the event loop
-   * (never in the middle of a packet batch; at most PREPARE_BATCH peers per turn).
+   * (prepare-queue.ts): soon, or with `next` on the next turn (a peer that starts).
    */
-  prepareSoon(p: Peer): void {
-    if (!this.prepareAhead || p.handshake.prepared) return;
-    this.toPrepare.add(p);
-    this.prepareTimer ??= setTimeout(() => this.prepareSome(), PREPARE_DELAY_MS).unref();
-  }
-
-  private prepareSome(): void {
-    this.prepareTimer = null;
-    let n = 0;
-    for (const p of this.toPrepare) {
-      if (n++ === PREPARE_BATCH) break;
-      this.toPrepare.delete(p);
-      if (p.running && this.isUp())
-        try {
-          prepareNextInitiation(this, p);
-          this.codec.preparePreamble();
-        } catch (e) {
-          this.dropped('handshake preparation', e);
-        }
-    }
-    if (this.toPrepare.size) this.prepareTimer = setTimeout(() => this.prepareSome(), 0).unref();
+  prepareSoon(p: Peer, next = false): void {
+    if (this.prepareAhead && !p.handshake.prepared) this.toPrepare.add(p, next);
   }
 
   peerByKey(pub: Uint8Array): Peer | undefined {

@@ -7,7 +7,7 @@
  */
 import { hash, kdf1, kdf2, kdf3 } from '../crypto/blake2s.js';
 import { open, seal } from '../crypto/aead.js';
-import { type PrivateKey, publicKey, sharedSecret } from '../crypto/x25519.js';
+import { type PrivateKey, publicKey, sharedSecret, sharedSecrets } from '../crypto/x25519.js';
 
 /** A raw private key, or one imported once for several DHs (crypto/x25519.ts). */
 export type Secret = Uint8Array | PrivateKey;
@@ -200,8 +200,8 @@ export function consumeResponse(
 ): { payload: Uint8Array; state: SymmetricState } | null {
   let h = hash(p.state.h, p.ephemeralPublic);
   let ck: Uint8Array = kdf1(p.state.ck, p.ephemeralPublic);
-  const ee = sharedSecret(p.localEphemeralPrivate, p.ephemeralPublic);
-  const se = sharedSecret(p.localStaticPrivate, p.ephemeralPublic);
+  // the peer's ephemeral imported once for both DHs
+  const [ee, se] = sharedSecrets(p.localEphemeralPrivate, p.localStaticPrivate, p.ephemeralPublic);
   if (!ee || !se) return null;
   ck = kdf1(ck, ee);
   ck = kdf1(ck, se);

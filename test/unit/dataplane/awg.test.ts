@@ -456,4 +456,22 @@ describe('content padding addition / random trailers', () => {
     expect(c.msg.length).toBe(148);
     expect(new AwgCodec({ ...p, randomTrailers: false }, seededRandom(1)).classify(d)).toBeNull();
   });
+  it('random trailers are written into the datagram by a source that fills in place', () => {
+    const p = params({ randomTrailers: true, s1: 8 });
+    const calls: [number, number][] = [];
+    const rng = {
+      bytes: (n: number) => new Uint8Array(n).fill(0x11),
+      fill: (out: Uint8Array, off: number, n: number) => {
+        calls.push([off, n]);
+        out.fill(0xee, off, off + n);
+      },
+      intn: (n: number) => Math.min(100, n - 1),
+    };
+    const { init } = vectorMessages(1, 2);
+    const d = new AwgCodec(p, rng).sealHandshake(1, init, 500);
+    expect(d.length).toBe(8 + 148 + 100);
+    expect(calls).toContainEqual([8 + 148, 100]);
+    expect([...d.subarray(8 + 148)].every((b) => b === 0xee)).toBe(true);
+    expect(Buffer.from(d.subarray(8, 8 + 148)).equals(Buffer.from(init))).toBe(true);
+  });
 });

@@ -219,6 +219,18 @@ describe('X25519', () => {
             toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)),
           );
           expect(m.sharedSecret(k, new Uint8Array(32))).toBeNull();
+          // two keys with one peer key (consuming a response): each its own secret
+          const c = generateKeyPair();
+          const kc = m.importPrivateKey(c.privateKey);
+          const [s1, s2] = m.sharedSecrets(k, kc, b.publicKey);
+          expect(toHex(s1!)).toBe(toHex(x25519.getSharedSecret(a.privateKey, b.publicKey)));
+          expect(toHex(s2!)).toBe(toHex(x25519.getSharedSecret(c.privateKey, b.publicKey)));
+          expect(m.sharedSecrets(k, c.privateKey, b.publicKey).map((s) => toHex(s!))).toEqual([
+            toHex(s1!),
+            toHex(s2!),
+          ]);
+          expect(m.sharedSecrets(k, kc, new Uint8Array(32))).toEqual([null, null]);
+          m.disposePrivateKey(kc);
           m.disposePrivateKey(k);
         }
       },

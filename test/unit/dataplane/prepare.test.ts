@@ -7,11 +7,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
+import { PREPARE_BATCH, PrepareQueue } from '../../../src/dataplane/device/prepare-queue.js';
+import type { Peer } from '../../../src/dataplane/device/peer.js';
 import { hexOf, ipv4, makePair } from './harness.js';
 
 const PING = ipv4('192.168.0.1', '192.168.0.2', 'hello from A');
 /** longer than the device's preparation delay (20 ms): the timer is a real one */
 const settle = () => new Promise((r) => setTimeout(r, 60));
+const nextTurn = () => new Promise((r) => setImmediate(r));
 const INIT_LEN = 148;
 const ephemeralOf = (init: Uint8Array) => hexOf(init.subarray(8, 40));
 
@@ -45,9 +48,16 @@ describe('initiations prepared while idle', () => {
     const peer = a.dev.peerByKey(b.keys.publicKey)!;
     const stale = peer.handshake.prepared;
     expect(stale).not.toBeNull();
+    const oldKey = a.dev.staticKey!;
+    // libcrypto: the static key keeps a derive context once used (precomputing ss did)
+    if (oldKey.evp) expect(oldKey.evp.handle?.ctx).toBeTruthy();
     const next = generateKeyPair();
     await a.dev.configure({ privateKey: next.privateKey });
     expect(peer.handshake.prepared).toBeNull(); // dropped at once, not at the next use
+    // the old key and its context are freed at once: never used again, not even by mistake
+    if (oldKey.evp) expect(oldKey.evp.handle).toBeNull();
+    expect(a.dev.staticKey).not.toBe(oldKey);
+    expect(hexOf(a.dev.staticKey!.publicKey)).toBe(hexOf(next.publicKey));
     await b.dev.configure({
       replacePeers: true,
       peers: [{ publicKey: next.publicKey, allowedIps: ['192.168.0.1/32'] }],
@@ -81,6 +91,53 @@ describe('initiations prepared while idle', () => {
     await settle();
     expect(codec.ready).not.toBeNull();
     expect(codec.ready).not.toBe(ready);
+  });
+
+  it('a peer that starts has its first initiation prepared on the next turn; a used one is replaced later', async () => {
+    const { a, b, net } = await makePair();
+    const peer = a.dev.peerByKey(b.keys.publicKey)!;
+    await nextTurn();
+    const first = peer.handshake.prepared;
+    expect(first).not.toBeNull();
+    // re-added (a reset): ready again on the next turn, with a new ephemeral
+    await a.dev.configure({ peers: [{ publicKey: b.keys.publicKey, remove: true }] });
+    await a.dev.configure({
+      peers: [
+        { publicKey: b.keys.publicKey, endpoint: '10.0.0.2:51821', allowedIps: ['192.168.0.2/32'] },
+      ],
+    });
+    const again = a.dev.peerByKey(b.keys.publicKey)!;
+    await nextTurn();
+    expect(again.handshake.prepared).not.toBeNull();
+    expect(hexOf(again.handshake.prepared!.ephemeral.publicKey)).not.toBe(
+      hexOf(first!.ephemeral.publicKey),
+    );
+    // after an initiation (a handshake in flight) the next preparation waits a while
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    await nextTurn();
+    expect(again.handshake.prepared).toBeNull();
+    await settle();
+    expect(again.handshake.prepared).not.toBeNull();
+  });
+
+  it('the queue prepares PREPARE_BATCH peers per turn, forgets a deleted one, and stops when cleared', async () => {
+    const done: number[] = [];
+    const q = new PrepareQueue((p) => done.push((p as unknown as { n: number }).n));
+    const peers = Array.from({ length: PREPARE_BATCH + 3 }, (_, n) => ({ n }) as unknown as Peer);
+    for (const p of peers) q.add(p, true);
+    q.delete(peers[1]!);
+    await nextTurn();
+    expect(done.length).toBe(PREPARE_BATCH);
+    expect(done).not.toContain(1);
+    await settle();
+    expect(done.length).toBe(PREPARE_BATCH + 2);
+    q.add(peers[1]!, false);
+    q.add(peers[2]!, true);
+    q.clear();
+    await settle();
+    expect(done.length).toBe(PREPARE_BATCH + 2);
   });
 
   it('a removed peer’s prepared ephemeral is freed', async () => {

@@ -264,6 +264,38 @@ describe.skipIf(!x)('EVP X25519 (libcrypto raw keys)', () => {
     expect(() => x!.importPrivate(randomBytes(31))).toThrow(/32-byte/);
   });
 
+  it("a key's kept derive context: peers in turn, keys interleaved, a refused point in between, one import for two keys", () => {
+    const sks = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const keys = sks.map((sk) => x!.importPrivate(sk));
+    for (let i = 0; i < 30; i++) {
+      const pk = x!.publicKey(randomBytes(32));
+      const k = i % 3;
+      expect(Buffer.from(x!.sharedSecretWith(keys[k]!, pk)!).equals(nodeDh(sks[k]!, pk))).toBe(
+        true,
+      );
+      // the same peer for two keys, imported once: each key's own secret, never the other's
+      const [s1, s2] = x!.sharedSecretsWith(keys[k]!, keys[(k + 1) % 3]!, pk);
+      expect(Buffer.from(s1!).equals(nodeDh(sks[k]!, pk))).toBe(true);
+      expect(Buffer.from(s2!).equals(nodeDh(sks[(k + 1) % 3]!, pk))).toBe(true);
+      if (i % 7 === 0) {
+        // refused, and the context serves the next peer as before
+        expect(x!.sharedSecretWith(keys[k]!, new Uint8Array(32))).toBeNull();
+        expect(x!.sharedSecretsWith(keys[k]!, keys[0]!, new Uint8Array(32))).toEqual([null, null]);
+        expect(x!.sharedSecretsWith(keys[k]!, keys[0]!, randomBytes(31))).toEqual([null, null]);
+      }
+    }
+    expect(keys[0]!.handle?.ctx).toBeTruthy();
+    x!.freePrivate(keys[1]!);
+    expect(keys[1]!.handle).toBeNull();
+    const pk = x!.publicKey(randomBytes(32));
+    expect(() => x!.sharedSecretsWith(keys[0]!, keys[1]!, pk)).toThrow(/freed/);
+    expect(() => x!.sharedSecretsWith(keys[1]!, keys[0]!, pk)).toThrow(/freed/);
+    // the others are untouched by the freed one
+    expect(Buffer.from(x!.sharedSecretWith(keys[2]!, pk)!).equals(nodeDh(sks[2]!, pk))).toBe(true);
+    x!.freePrivate(keys[0]!);
+    x!.freePrivate(keys[2]!);
+  });
+
   it('AWG_X25519=node switches it off', () => {
     expect(evpX25519({ AWG_X25519: 'node' })).toBeUndefined();
   });

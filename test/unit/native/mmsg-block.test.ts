@@ -112,6 +112,38 @@ describe.runIf(native)('MmsgBlock', () => {
     }
   });
 
+  it("each message's control area holds the current source, also when it changes between packs", () => {
+    const b = new MmsgBlock(4);
+    /** the source address of message m's pktinfo cmsg, or '' without one */
+    const sourceOf = (m: number): string => {
+      const h = m * MMSG;
+      if (b.view.readUInt32LE(h + 40) === 0) return '';
+      const c = b.view.readUIntLE(h + 32, 6) - b.address;
+      expect(b.view.readUInt32LE(c)).toBe(28); // CMSG_LEN(12)
+      expect(b.view.readInt32LE(c + 12)).toBe(8); // IP_PKTINFO
+      return [...b.view.subarray(c + 20, c + 24)].join('.');
+    };
+    const odd = (n: number) => Array.from({ length: n }, (_, k) => bytes(40 + k, k)); // no GSO runs
+    const end = new Int32Array(BATCH_MAX);
+    try {
+      expect(b.setAddress(4, '127.0.0.1', 9)).toBe(true);
+      b.setSource('10.0.0.1', 0, false);
+      expect(b.pack(odd(2), 0, true, end)).toBe(2);
+      expect([0, 1].map(sourceOf)).toEqual(['10.0.0.1', '10.0.0.1']);
+      b.setSource('10.0.0.2', 0, false);
+      expect(b.pack(odd(5), 0, true, end)).toBe(5);
+      expect([0, 1, 2, 3, 4].map(sourceOf)).toEqual(Array(5).fill('10.0.0.2'));
+      b.setSource('', 0, false);
+      expect(b.pack(odd(3), 0, true, end)).toBe(3);
+      expect([0, 1, 2].map(sourceOf)).toEqual(['', '', '']);
+      b.setSource('10.0.0.1', 0, false);
+      expect(b.pack(odd(BATCH_MAX), 0, true, end)).toBe(BATCH_MAX);
+      for (let m = 0; m < BATCH_MAX; m++) expect(sourceOf(m)).toBe('10.0.0.1');
+    } finally {
+      b.free();
+    }
+  });
+
   it('refuses an address the socket cannot reach and an oversized first datagram', () => {
     const b = new MmsgBlock(4);
     try {

@@ -19,6 +19,7 @@ import {
   vpnTunnel,
   type Topo,
 } from './leak-support.js';
+import { soakRules, type SoakPrograms } from './soak-programs.js';
 import { childrenOf, countCgroups, nftCounts, procReading, type Observer } from './soak-observe.js';
 import type {
   ObjectCounts,
@@ -39,14 +40,11 @@ export const VARIANTS: Variant[] = [
   { label: 'C', appsTarget: 'vpn', extra: true, system: 'keep' },
 ];
 
-export function configOf(t: Topo, v: Variant): string {
+export function configOf(t: Topo, v: Variant, p: SoakPrograms): string {
   return `version: 1
 tunnels:
 ${vpnTunnel(t)}rules:
-  - name: apps
-    match: { name: awgt-soak-a }
-    target: ${v.appsTarget}
-${v.extra ? '  - name: extra\n    match: { name: awgt-soak-b }\n    target: vpn\n' : ''}default: vpn
+${soakRules(p, v)}default: vpn
 dns: { leakProtection: true, system: ${v.system} }
 ipv6: block
 killSwitch: { enabled: true, allowLan: false }

@@ -8,6 +8,7 @@ import { DaemonClient } from '../../src/daemon/client.js';
 import type { DaemonEvent } from '../../src/daemon/core.js';
 import { nsSpawn, type NsProcess } from '../helpers/netns.js';
 import { openSse, type SseClient } from '../helpers/sse.js';
+import type { SoakPrograms } from './soak-programs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -271,14 +272,14 @@ export async function openStreams(
 
 /**
  * Runs in the client's namespace: starts `rate` programs a second (catching up when its timer
- * is late), each `sleep LIFE` under a matched name: four in five `<dir>/awgt-soak-a` (matched
- * in every config: its placement is checked, reading /proc/PID/cgroup `checkMs` after the
- * start), one in five `<dir>/awgt-soak-b` (matched only while the toggled rule exists). Prints
- * its counters as one JSON line a second.
+ * is late), each `sleep LIFE` under a matched name of this run's (soak-programs.ts): four in
+ * five `<dir>/<a>` (matched in every config: its placement is checked, reading
+ * /proc/PID/cgroup `checkMs` after the start), one in five `<dir>/<b>` (matched only while the
+ * toggled rule exists). Prints its counters as one JSON line a second.
  */
 const LAUNCHER = String.raw`
 const { spawn } = require('child_process'), fs = require('fs');
-const [dir, rate, want, life, checkMs] = process.argv.slice(1);
+const [dir, progA, progB, rate, want, life, checkMs] = process.argv.slice(1);
 const c = { started: 0, exited: 0, spawnErrors: 0, checked: 0, placed: 0, unplaced: 0, gone: 0, lastUnplaced: '' };
 const t0 = Date.now();
 function check(pid) {
@@ -293,7 +294,7 @@ function one() {
   const a = c.started % 5 !== 4;
   c.started++;
   let p;
-  try { p = spawn(dir + (a ? '/awgt-soak-a' : '/awgt-soak-b'), [life], { stdio: 'ignore' }); }
+  try { p = spawn(dir + '/' + (a ? progA : progB), [life], { stdio: 'ignore' }); }
   catch { c.spawnErrors++; return; }
   p.on('error', () => c.spawnErrors++);
   p.on('exit', () => c.exited++);
@@ -312,7 +313,7 @@ export interface ExecCounts {
   started: number;
   exited: number;
   spawnErrors: number;
-  /** awgt-soak-a starts whose cgroup was read */
+  /** starts of program `a` whose cgroup was read */
   checked: number;
   /** …and were in the rule's cgroup */
   placed: number;
@@ -345,12 +346,21 @@ export interface Launcher {
 
 export function startLauncher(
   ns: string,
-  o: { dir: string; rate: number; ruleCgroup: string; lifeSec: number; checkMs: number },
+  o: {
+    dir: string;
+    programs: SoakPrograms;
+    rate: number;
+    ruleCgroup: string;
+    lifeSec: number;
+    checkMs: number;
+  },
 ): Launcher {
   const proc = nsSpawn(ns, process.execPath, [
     '-e',
     LAUNCHER,
     o.dir,
+    o.programs.a,
+    o.programs.b,
     String(o.rate),
     `/${o.ruleCgroup}`,
     String(o.lifeSec),

@@ -47,6 +47,7 @@ import {
 } from './leak-support.js';
 import { processesIn } from './crash-support.js';
 import { VARIANTS, churn, configOf, judgeCapture, writeAtomic } from './soak-churn.js';
+import { soakPrograms, type SoakPrograms } from './soak-programs.js';
 import {
   Observer,
   childrenOf,
@@ -199,6 +200,8 @@ export interface World {
   follow: string;
   configs: string[];
   appDir: string;
+  /** this run's matched programs (in appDir), named for it alone */
+  programs: SoakPrograms;
   daemon?: NsProcess;
   launcher?: Launcher;
   app?: App;
@@ -219,6 +222,7 @@ async function buildSoakWorld(): Promise<World> {
     follow: '',
     configs: [],
     appDir: '',
+    programs: { a: '', b: '' },
     captures: [],
   };
   w.socket = w.e.env.AWG_SOCKET!;
@@ -228,10 +232,11 @@ async function buildSoakWorld(): Promise<World> {
   w.appDir = join(w.e.dir, 'apps');
   for (const d of [cfgDir, followDir, w.appDir]) mkdirSync(d);
   chmodSync(w.appDir, 0o755);
-  for (const n of ['awgt-soak-a', 'awgt-soak-b']) copyFileSync('/bin/sleep', join(w.appDir, n));
+  w.programs = soakPrograms(w.e.cgroupRoot);
+  for (const n of [w.programs.a, w.programs.b]) copyFileSync('/bin/sleep', join(w.appDir, n));
   w.configs = VARIANTS.map((v) => {
     const p = join(cfgDir, `${v.label}.yaml`);
-    writeFileSync(p, configOf(t, v));
+    writeFileSync(p, configOf(t, v, w.programs));
     return p;
   });
   w.follow = join(followDir, 'awg.yaml');
@@ -327,6 +332,7 @@ export async function runSoak(o: SoakOptions, signal?: AbortSignal): Promise<Soa
     await w.app.moreRounds(2);
     w.launcher = startLauncher(w.t.client, {
       dir: w.appDir,
+      programs: w.programs,
       rate: o.execRate,
       ruleCgroup: `${w.e.cgroupRoot}/apps`,
       lifeSec: 1,
@@ -363,7 +369,7 @@ async function placerUp(w: World, c: DaemonClient): Promise<void> {
   const end = Date.now() + 60_000;
   let last = 'no status';
   while (Date.now() < end) {
-    await nsExec(w.t.client, join(w.appDir, 'awgt-soak-a'), ['0.2']);
+    await nsExec(w.t.client, join(w.appDir, w.programs.a), ['0.2']);
     const p = (await c.status()).placement;
     last = JSON.stringify(p);
     if (p?.mode !== undefined && p.placed > 0) return;

@@ -4,9 +4,9 @@
  * dist/) and advance it explicitly (no real waiting, no timed assertions). The system clock's
  * timers share one Node timer (timer-queue.ts).
  */
-import { TimerQueue } from './timer-queue.js';
+import { type TimerHandle, TimerQueue } from './timer-queue.js';
 
-export type TimerHandle = { readonly id: number };
+export type { TimerHandle };
 
 export interface Clock {
   /** monotonic milliseconds */

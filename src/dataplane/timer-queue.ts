@@ -15,7 +15,8 @@
  * not take the others with it (they run on the next turn, and the error goes on as Node's
  * would).
  */
-import type { TimerHandle } from './clock.js';
+/** a timer of the data plane's clocks (clock.ts) */
+export type TimerHandle = { readonly id: number };
 
 interface Entry extends TimerHandle {
   due: number;

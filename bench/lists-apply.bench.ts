@@ -320,7 +320,7 @@ default: direct
     // the list's parse is kept for the next process (config/parsed-lists.ts): the no-ops below
     // take it instead of parsing the list again
     const parses = join(e.stateDir, 'parsed-lists');
-    if (!existsSync(parses) || readdirSync(parses).length !== 1)
+    if (!existsSync(parses) || readdirSync(parses).filter((f) => f.endsWith('.bin')).length !== 1)
       throw new Error(`apply kept no parse of the list in ${parses}`);
     const listing = (await nsExec(nsA, 'nft', ['list', 'set', 'inet', 'awg', 'd4_listed'])).stdout;
     const elements = listing.split(',').length;

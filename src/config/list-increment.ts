@@ -46,6 +46,46 @@ export function insertedLines(
   return { start: p, end: p + added };
 }
 
+/** inserted intervals at most merged one by one into a copy (more: one merge of all) */
+const MAX_INSERTS = 64;
+
+/**
+ * `xs` (merged: sorted, disjoint, non-adjacent) with `add` merged in: each interval replaces
+ * the ones it overlaps or touches by their union (a binary search and a splice each), so the
+ * result is merged again — what mergeIntervals gives for both together. The objects of `xs` are
+ * shared (intervals are never changed once made).
+ */
+function insertIntervals<T extends number | bigint>(
+  xs: readonly Interval<T>[],
+  add: readonly Interval<T>[],
+): Interval<T>[] {
+  if (add.length > MAX_INSERTS) return mergeIntervals(mergeRuns(xs, add));
+  const out = xs.slice();
+  for (const a of add) {
+    const one = (typeof a.start === 'bigint' ? 1n : 1) as T;
+    // the first interval that ends at or after the one before a.start (overlaps, touches or is past)
+    let lo = 0;
+    let hi = out.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const e = out[mid]!.end;
+      if (e >= a.start || a.start - e === one) hi = mid;
+      else lo = mid + 1;
+    }
+    // then every one that starts at or before the one after a.end
+    let end = lo;
+    while (end < out.length) {
+      const s = out[end]!.start;
+      if (s > a.end && s - a.end !== one) break;
+      end++;
+    }
+    const start = end > lo && out[lo]!.start < a.start ? out[lo]!.start : a.start;
+    const last = end > lo && out[end - 1]!.end > a.end ? out[end - 1]!.end : a.end;
+    out.splice(lo, end - lo, { start, end: last });
+  }
+  return out;
+}
+
 /** two runs sorted by start as one (stable: `a` first among equal starts) */
 function mergeRuns<T extends number | bigint>(
   a: readonly Interval<T>[],
@@ -93,8 +133,8 @@ export function parseInserted(
     format: 'plain',
     set: {
       domains: b.domains,
-      v4: set.v4.length ? mergeIntervals(mergeRuns(b.v4, set.v4)) : b.v4,
-      v6: set.v6.length ? mergeIntervals(mergeRuns(b.v6, set.v6)) : b.v6,
+      v4: set.v4.length ? insertIntervals(b.v4, set.v4) : b.v4,
+      v6: set.v6.length ? insertIntervals(b.v6, set.v6) : b.v6,
       counts: {
         entries: b.counts.entries + c.entries,
         redundant: b.counts.redundant,

@@ -166,6 +166,9 @@ class Collector {
 export function mergeIntervals<T extends number | bigint>(
   xs: readonly Interval<T>[],
 ): Interval<T>[] {
+  // already merged (a rule's one list merged again on every apply): the same intervals, in a
+  // new array (nothing changes an interval once made: the objects are shared)
+  if (isMerged(xs)) return xs.slice();
   const sorted = sortedByStart(xs);
   const out: Interval<T>[] = [];
   let cur: Interval<T> | undefined;
@@ -182,6 +185,17 @@ export function mergeIntervals<T extends number | bigint>(
     }
   }
   return out;
+}
+
+/** what the merge below would give back unchanged: in order, no two overlapping or adjacent */
+function isMerged<T extends number | bigint>(xs: readonly Interval<T>[]): boolean {
+  const one = (xs.length && typeof xs[0]!.start === 'bigint' ? 1n : 1) as T;
+  for (let i = 1; i < xs.length; i++) {
+    const prev = xs[i - 1]!;
+    const x = xs[i]!;
+    if (x.start < prev.start || x.start <= prev.end || x.start - prev.end === one) return false;
+  }
+  return true;
 }
 
 /** the largest input sorted through sortKeys: its index takes the low 21 bits of a key */

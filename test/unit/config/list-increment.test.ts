@@ -177,6 +177,23 @@ describe('parseInserted', () => {
     expect(check(Buffer.alloc(0), Buffer.from('192.0.2.1\n'))).toBeDefined();
   });
 
+  it('many lines inserted (past the one-by-one merge): exactly the full parse', () => {
+    fc.assert(
+      fc.property(
+        fc.array(goodLine, { maxLength: 40 }),
+        fc.array(addressLine, { minLength: 60, maxLength: 120 }),
+        fc.nat(),
+        (lines, added, at) => {
+          const k = lines.length ? at % (lines.length + 1) : 0;
+          const before = text(lines, '\n', false);
+          const after = text([...lines.slice(0, k), ...added, ...lines.slice(k)], '\n', false);
+          expect(check(before, after)).toBeDefined();
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('insertedLines: the inserted bytes, at a line start, ending a line', () => {
     const b = (s: string) => Buffer.from(s);
     expect(insertedLines(b('a\nb\n'), b('a\nx\nb\n'))).toEqual({ start: 2, end: 4 });

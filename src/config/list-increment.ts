@@ -63,7 +63,7 @@ function insertIntervals<T extends number | bigint>(
   const out = xs.slice();
   for (const a of add) {
     const one = (typeof a.start === 'bigint' ? 1n : 1) as T;
-    // the first interval that ends at or after the one before a.start (overlaps, touches or is past)
+    // the first interval ending at or after the address before a.start (overlaps, touches, past)
     let lo = 0;
     let hi = out.length;
     while (lo < hi) {

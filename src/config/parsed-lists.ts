@@ -8,8 +8,8 @@
  * rewritten). Beside it, `<key>.list` holds the bytes it parsed: an edited list whose edit only
  * inserted lines of addresses is parsed from the old parse and those lines
  * (list-increment.ts), once the snapshot has checked that the copy is what it parsed; any
- * other edit is parsed whole. Either way the files are rewritten. The loader asks this store through
- * load-destinations.ts ParsedListStore; it never reads the state directory itself.
+ * other edit is parsed whole. Either way the files are rewritten. The loader asks this store
+ * through load-destinations.ts ParsedListStore; it never reads the state directory itself.
  *
  * Written without fsync (a temporary file renamed over the old one, mode 0600 in a 0700
  * directory): after a crash the file is the old one, none, or one its digest refuses.

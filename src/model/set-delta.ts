@@ -3,9 +3,9 @@
  * and adds in place (resources/firewall/set-contents.ts, load.ts) and what a plan's `+N −M`
  * per set counts (firewall-sets.ts setChanges). Pure (a cache keyed by the arrays' identity).
  *
- * Defined on canonical strings (canonicalElement below: `a.b.c.d/32` and `a.b.c.d` alike): an element
- * is deleted when no element of the new content has its canonical form, added when none of the
- * old one has it; each list keeps its order. Computed without a set of every element: both
+ * Defined on canonical strings (canonicalElement below: `a.b.c.d/32` and `a.b.c.d` alike): an
+ * element is deleted when no element of the new content has its canonical form, added when
+ * none of the old one has it; each list keeps its order. Computed without a set of every element: both
  * contents are lists of the same formatter in address order (a list's merged intervals, the
  * state directory's copy of what was loaded, a dump), so a walk of both in step pairs almost
  * every element with an identical string; only the elements it cannot pair (each found by

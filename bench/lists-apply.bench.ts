@@ -318,10 +318,14 @@ default: direct
     // re-apply: nothing changed, then a one-line edit of the list (and back)
     await wall(() => run(['apply', '-f', withList]), 'apply');
     // the list's parse is kept for the next process (config/parsed-lists.ts): the no-ops below
-    // take it instead of parsing the list again
+    // take it instead of parsing the list again; the bytes it parsed are kept beside it (the
+    // one-line edit below, an inserted line, is parsed from them: config/list-increment.ts)
     const parses = join(e.stateDir, 'parsed-lists');
-    if (!existsSync(parses) || readdirSync(parses).length !== 1)
+    const keptFiles = existsSync(parses) ? readdirSync(parses) : [];
+    if (keptFiles.filter((f) => f.endsWith('.bin')).length !== 1)
       throw new Error(`apply kept no parse of the list in ${parses}`);
+    if (keptFiles.filter((f) => f.endsWith('.list')).length !== 1)
+      throw new Error(`apply kept no copy of the list's bytes beside its parse in ${parses}`);
     const listing = (await nsExec(nsA, 'nft', ['list', 'set', 'inet', 'awg', 'd4_listed'])).stdout;
     const elements = listing.split(',').length;
     const comment = /comment "(awg n=\d+)/.exec(listing)?.[1] ?? '?';

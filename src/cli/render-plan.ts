@@ -71,7 +71,14 @@ function asLines(kind: string, field: string, v: unknown): unknown {
   return v;
 }
 
-const count = (n: number) => n.toLocaleString('en-US');
+/**
+ * an element count with thousands separators, as toLocaleString('en-US') writes it, without
+ * loading ICU's number format (its first use costs 10–40 ms of a CLI's start)
+ */
+export const count = (n: number): string =>
+  Number.isSafeInteger(n) && n >= 0
+    ? String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',')
+    : n.toLocaleString('en-US');
 
 /** one line per destination set a firewall change creates, changes or removes */
 export function setLine(s: SetChange): string {

@@ -20,6 +20,7 @@ import { FileRefusedError, LIMITS, readRegularFileSync } from '../util/files.js'
 import { listRefLabel, normalListRef, type UrlListRef } from './list-ref.js';
 import type { ListFormat } from './list-formats/types.js';
 import { parseListBytes, type ParsedList } from './list-formats/index.js';
+import { parseInserted } from './list-increment.js';
 import {
   destinationLimits,
   mergeDestinations,
@@ -71,6 +72,12 @@ export interface ParsedListStore {
   get(file: string, o: ListReadOptions, bytes: Uint8Array): ParsedList | undefined;
   /** keep a parse for the next process (one with issues is not kept) */
   put(file: string, o: ListReadOptions, bytes: Uint8Array, parsed: ParsedList): void;
+  /**
+   * the last parse kept for `file` read with `o`, whatever its bytes now, with the bytes it is
+   * the parse of (when both were kept and pass their checks): the start of an edit's parse
+   * (list-increment.ts)
+   */
+  base?(file: string, o: ListReadOptions): { bytes: Uint8Array; parsed: ParsedList } | undefined;
 }
 
 /** what, besides its bytes, a list's parse depends on */
@@ -189,7 +196,12 @@ export function loadDestinations(
       const how = { format: ref.format, category: ref.category };
       let parsed = opts.parsedLists?.get(file, how, bytes);
       if (!parsed) {
-        parsed = parseListBytes(bytes, file, { path: formatPath(path), ...how });
+        const o = { path: formatPath(path), ...how };
+        // lines of addresses inserted since the last parse kept: that parse, with them merged in
+        const base = opts.parsedLists?.base?.(file, how);
+        parsed =
+          (base && parseInserted(base.parsed, base.bytes, bytes, file, o)) ??
+          parseListBytes(bytes, file, o);
         opts.parsedLists?.put(file, how, bytes, parsed);
       }
       issues.push(...parsed.issues);

@@ -6,6 +6,9 @@
  * (`flags timeout`) is filled at run time: the text knows no count. A set belongs to the rule
  * whose route_out line names it (comment `app/<rule>/@<set>`). Pure.
  */
+import { deltaCounts, elementDelta } from './set-delta.js';
+
+export { canonicalElement } from './set-delta.js';
 
 export function staticSetComment(count: number, digest: string): string {
   return `awg n=${count} sha256=${digest}`;
@@ -106,12 +109,8 @@ export function setChanges(
     if (s.count !== undefined) change.after = s.count;
     const oe = o?.digest !== undefined ? elements?.(o.digest) : undefined;
     const ne = s.digest !== undefined ? elements?.(s.digest) : undefined;
-    if (oe && ne && o?.digest !== s.digest) {
-      const os = new Set(oe.map(canonicalElement));
-      const ns = new Set(ne.map(canonicalElement));
-      change.added = [...ns].filter((e) => !os.has(e)).length;
-      change.removed = [...os].filter((e) => !ns.has(e)).length;
-    }
+    if (oe && ne && o?.digest !== s.digest)
+      Object.assign(change, deltaCounts(elementDelta(oe, ne)));
     out.push(change);
   }
   for (const o of b.values())
@@ -123,15 +122,6 @@ export function setChanges(
       ...(o.count !== undefined ? { before: o.count } : {}),
     });
   return out;
-}
-
-/** nft prints a one-address prefix without its length: compare both spellings alike */
-export function canonicalElement(e: string): string {
-  // most elements carry no such length: no regular expression for them (a list's 100,000)
-  if (!e.endsWith('/32') && !e.endsWith('/128')) return e;
-  return e.replace(/\/(32|128)$/, (m, len: string) =>
-    e.includes(':') === (len === '128') ? '' : m,
-  );
 }
 
 /** the lines of a ruleset without the static sets' comments (their change is told per set) */

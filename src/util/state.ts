@@ -253,10 +253,17 @@ export const stateFile = {
       throw e;
     }
   },
-  write(state: StateStore, name: string, text: string): void {
+  /**
+   * `durable: false`: no fsync (a copy whose reader checks it whole and can do without it: after
+   * a crash the file is the old one, none, or one its check refuses)
+   */
+  write(state: StateStore, name: string, text: string, o: { durable?: boolean } = {}): void {
     if (state.dir === ':memory:') return state.set(name, text);
     mkdirSync(state.dir, { recursive: true, mode: 0o700 });
-    writeFileAtomicSync(join(state.dir, name), text, { mode: 0o600 });
+    writeFileAtomicSync(join(state.dir, name), text, {
+      mode: 0o600,
+      ...(o.durable === false ? { durable: false } : {}),
+    });
   },
   remove(state: StateStore, name: string): void {
     if (state.dir === ':memory:') return state.delete(name);

@@ -63,6 +63,19 @@ function binary(bytes: Uint8Array): boolean {
   return false;
 }
 
+/**
+ * parseListBytes reads `bytes` with these options as a plain list (parseDestinationBytes: line
+ * by line), neither refusing them nor handing them to another format's reader
+ */
+export function readsAsPlain(
+  bytes: Uint8Array,
+  opts: { format?: ListFormat | undefined; category?: string | undefined },
+): boolean {
+  if (opts.category !== undefined) return false;
+  if (opts.format !== undefined) return opts.format === 'plain';
+  return detectListFormat(bytes) === 'plain' && !binary(bytes);
+}
+
 /** a list that could not be read at all: one error at its place */
 function refused(
   file: string,

@@ -28,6 +28,7 @@
 import { STATIC_SET_COMMENT_RE } from '../../model/firewall-sets.js';
 import { NFT_MARKER } from './policy.js';
 import { elementCommands, staticSets } from './set-elements.js';
+import type { ElementDelta } from '../../model/set-delta.js';
 import { elementDelta, onlyContentDiffers } from './set-contents.js';
 
 export interface TableShape {
@@ -89,8 +90,8 @@ export interface SetDelta {
   to: { digest: string; count: number };
   added: number;
   removed: number;
-  /** the elements to delete and to add (nft element syntax) */
-  elements: { removed: string[]; added: string[] };
+  /** the elements to delete and to add (nft element syntax; shared: not to be changed) */
+  elements: ElementDelta;
 }
 
 export interface LoadPlan {

@@ -13,7 +13,7 @@
  * the kernel's comment (another table, a set made anew) is ignored: the comment stands, and
  * the element count check of linux.ts still catches a set edited by hand.
  */
-import { canonicalElement, STATIC_SET_COMMENT_RE } from '../../model/firewall-sets.js';
+import { STATIC_SET_COMMENT_RE } from '../../model/firewall-sets.js';
 import { isObject } from '../../util/shape.js';
 import { stateFile, type StateStore } from '../../util/state.js';
 import type { TableListing } from './parse.js';
@@ -99,23 +99,13 @@ export function onlyContentDiffers(a: string, b: string): boolean {
 }
 
 /**
- * The elements to delete and to add to turn `from` into `to` (canonical forms compared; the
- * deleted ones as the set holds them). Applied over netlink in one transaction, deletions
- * first (linux.ts), so an interval that grows into a neighbour's place never overlaps it: an
- * `nft -f` text of the same is slow on large sets (nft reads the whole set to delete
- * interval elements; measured on 100,000 intervals: more than 120 s).
+ * The elements to delete and to add to turn one content into another (model/set-delta.ts:
+ * canonical forms compared; the deleted ones as the set holds them). Applied over netlink in
+ * one transaction, deletions first (linux.ts), so an interval that grows into a neighbour's
+ * place never overlaps it: an `nft -f` text of the same is slow on large sets (nft reads the
+ * whole set to delete interval elements; measured on 100,000 intervals: more than 120 s).
  */
-export function elementDelta(
-  from: readonly string[],
-  to: readonly string[],
-): { removed: string[]; added: string[] } {
-  const have = new Set(from.map(canonicalElement));
-  const want = new Set(to.map(canonicalElement));
-  return {
-    removed: from.filter((e) => !want.has(canonicalElement(e))),
-    added: to.filter((e) => !have.has(canonicalElement(e))),
-  };
-}
+export { elementDelta } from '../../model/set-delta.js';
 
 /** the record with one set changed in place (before the load's transaction: what it holds now) */
 export function withUpdate(

@@ -12,10 +12,17 @@
  * in place computed from a stale file fails in the kernel (an element to delete is not there:
  * the transaction is refused whole) and is computed again from a dump (linux.ts).
  *
+ * A set is taken from the file only when its elements hash to the digest its line names (the
+ * digest of the set's comment, set-elements.ts elementsDigest): a file cut, damaged or edited
+ * by hand gives no elements for that set (the kernel is asked). So the file is written without
+ * fsync (a copy of what the kernel holds; ≈ 1 MiB for a 100,000-line list): after a crash it is
+ * the old one, none, or one whose sets fail their digest.
+ *
  * Format (text): `awg-set-elements 1 <table>`, then per set `set <name> <digest> <count>` and
  * its elements, one a line, as the renderer wrote them.
  */
 import { stateFile, type StateStore } from '../../util/state.js';
+import { elementsDigest } from './set-elements.js';
 
 export const SET_ELEMENTS_FILE = 'nft-set-elements';
 
@@ -46,9 +53,10 @@ export function storedSets(state: StateStore, table: string): Map<string, Stored
       if (!m) break;
       const n = Number(m[3]);
       const elements = lines.slice(i + 1, i + 1 + n);
-      // a short file (cut while written by hand): this set and the rest are not known
-      if (elements.length !== n) break;
-      sets.set(m[1]!, { digest: m[2]!, elements });
+      // a short file (cut): this set and the rest are not known
+      if (elements.length !== n || i + 1 + n >= lines.length) break;
+      // elements that are not what the digest names (damaged, edited): this set is not known
+      if (elementsDigest(elements) === m[2]) sets.set(m[1]!, { digest: m[2]!, elements });
       i += 1 + n;
     }
   }
@@ -79,7 +87,7 @@ export function storeSets(
       parts.push(`set ${s.name} ${s.digest} ${s.elements.length}`);
       if (s.elements.length) parts.push(s.elements.join('\n'));
     }
-    stateFile.write(state, SET_ELEMENTS_FILE, parts.join('\n') + '\n');
+    stateFile.write(state, SET_ELEMENTS_FILE, parts.join('\n') + '\n', { durable: false });
   } catch {
     // not kept: the next change of a set dumps it from the kernel instead
     cache.delete(state);

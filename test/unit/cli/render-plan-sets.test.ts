@@ -4,7 +4,8 @@
  * without the sets' count-and-digest comments; the plan document carries the same per set.
  */
 import { describe, expect, it } from 'vitest';
-import { renderPlan } from '../../../src/cli/render-plan.js';
+import { count, renderPlan } from '../../../src/cli/render-plan.js';
+import fc from 'fast-check';
 import type { AnyChange, Plan } from '../../../src/model/change.js';
 import { toPlanDocument } from '../../../src/model/plan-document.js';
 import { PlanDocument } from '../../../src/model/plan-document.js';
@@ -107,5 +108,14 @@ describe('awg diff: destination sets', () => {
     ]);
     const plain = toPlanDocument(plan(fw(ruleset({}), ruleset({ extra: 'counter' }))));
     expect(plain.changes[0]).not.toHaveProperty('sets');
+  });
+
+  it("counts are written as toLocaleString('en-US') writes them", () => {
+    for (const n of [0, 7, 999, 1000, 73_447, 1_000_000, Number.MAX_SAFE_INTEGER])
+      expect(count(n)).toBe(n.toLocaleString('en-US'));
+    fc.assert(
+      fc.property(fc.nat(), (n) => count(n) === n.toLocaleString('en-US')),
+      { numRuns: 500 },
+    );
   });
 });

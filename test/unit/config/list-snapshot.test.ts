@@ -292,8 +292,12 @@ describe('parsed lists in the state directory', () => {
     const file = '/etc/awg/lists/a.txt';
     expect(store.get(file, {}, PLAIN)).toBeUndefined();
     store.put(file, {}, PLAIN, parse(PLAIN));
-    const kept = readdirSync(join(dir, PARSED_LISTS_DIR));
+    // the snapshot and, beside it, the bytes it parsed (an edit's start: list-increment.ts)
+    const kept = readdirSync(join(dir, PARSED_LISTS_DIR)).filter((f) => f.endsWith('.bin'));
     expect(kept).toHaveLength(1);
+    expect(readFileSync(join(dir, PARSED_LISTS_DIR, kept[0]!.replace(/bin$/, 'list')))).toEqual(
+      PLAIN,
+    );
     expect(shape(store.get(file, {}, PLAIN)!)).toEqual(shape(parse(PLAIN)));
     expect(store.get(file, { format: 'plain' }, PLAIN)).toBeUndefined();
     expect(store.get('/etc/awg/lists/b.txt', {}, PLAIN)).toBeUndefined();
@@ -364,7 +368,7 @@ rules:
     expect(calls).toEqual(['miss', 'put', 'hit']);
     expect(dest(second)?.v4).toEqual(dest(first)?.v4);
     expect([...dest(second)!.domains.entries()]).toEqual([...dest(first)!.domains.entries()]);
-    const [name] = readdirSync(join(dir, PARSED_LISTS_DIR));
+    const [name] = readdirSync(join(dir, PARSED_LISTS_DIR)).filter((f) => f.endsWith('.bin'));
     const path = join(dir, PARSED_LISTS_DIR, name!);
     const d = readFileSync(path);
     d[d.length - 1] = d[d.length - 1]! ^ 1;
@@ -386,5 +390,63 @@ rules:
         loadConfigText(config, '/cfg/awg.yaml', opts).issues.some((x) => x.severity === 'error'),
       ).toBe(true);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('an edit that inserts lines of addresses: parsed from the kept parse, equal to a full parse', () => {
+    const dir = tempDir('awg-parsed-');
+    const real = parsedListsIn(dir, { program: '1' });
+    const calls: string[] = [];
+    const store: ParsedListStore = {
+      get: (f, o, b) => {
+        const got = real.get(f, o, b);
+        calls.push(got ? 'hit' : 'miss');
+        return got;
+      },
+      put: (f, o, b, p) => real.put(f, o, b, p),
+      base: (f, o) => {
+        const got = real.base!(f, o);
+        calls.push(got ? 'base' : 'no base');
+        return got;
+      },
+    };
+    let bytes: Buffer = PLAIN;
+    const opts = { readList: () => bytes, parsedLists: store };
+    const full = () => loadConfigText(config, '/cfg/awg.yaml', { readList: () => bytes });
+    loadConfigText(config, '/cfg/awg.yaml', opts);
+    expect(calls).toEqual(['miss', 'no base']);
+    // a line inserted before the IPv4 entries, one appended
+    const text = PLAIN.toString();
+    bytes = Buffer.from(
+      text.replace('203.0.113.7\n', '192.0.2.0/25\n203.0.113.7\n') + '203.0.113.9 # more\n',
+    );
+    const edited = loadConfigText(config, '/cfg/awg.yaml', opts);
+    expect(calls.slice(2)).toEqual(['miss', 'base']);
+    const want = dest(full())!;
+    expect(dest(edited)?.v4).toEqual(want.v4);
+    expect(dest(edited)?.v6).toEqual(want.v6);
+    expect(dest(edited)?.counts).toEqual(want.counts);
+    expect([...dest(edited)!.domains.entries()]).toEqual([...want.domains.entries()]);
+    // kept again: the next load of the same bytes is a hit
+    loadConfigText(config, '/cfg/awg.yaml', opts);
+    expect(calls.slice(4)).toEqual(['hit']);
+    // a damaged copy of the bytes: no base (the snapshot's digest of them fails); parsed whole
+    const [name] = readdirSync(join(dir, PARSED_LISTS_DIR)).filter((f) => f.endsWith('.list'));
+    const copy = join(dir, PARSED_LISTS_DIR, name!);
+    writeFileSync(
+      copy,
+      Buffer.from(readFileSync(copy).toString().replace('203.0.113.9', '203.0.113.8')),
+    );
+    bytes = Buffer.concat([bytes, Buffer.from('198.18.0.1\n')]);
+    const again = loadConfigText(config, '/cfg/awg.yaml', opts);
+    expect(calls.slice(5)).toEqual(['miss', 'no base']);
+    expect(dest(again)?.v4).toEqual(dest(full())!.v4);
+    // an inserted line with an error: parsed whole, the error at its line
+    bytes = Buffer.from(bytes.toString().replace('example.org\n', 'example.org\n203.0.113.1/24\n'));
+    const bad = loadConfigText(config, '/cfg/awg.yaml', opts);
+    expect(calls.slice(7)).toEqual(['miss', 'base']);
+    expect(bad.issues.filter((i) => i.severity === 'error')).toEqual(
+      full().issues.filter((i) => i.severity === 'error'),
+    );
+    expect(bad.issues.find((i) => i.severity === 'error')).toMatchObject({ line: 3 });
   });
 });

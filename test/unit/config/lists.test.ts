@@ -287,6 +287,29 @@ describe('properties', () => {
     );
   });
 
+  it('mergeIntervals: input already in order (no sort) merges as the same input shuffled', () => {
+    const iv = fc
+      .tuple(fc.integer({ min: 0, max: 60 }), fc.integer({ min: 0, max: 8 }))
+      .map(([s, w]) => ({ start: s, end: s + w }));
+    fc.assert(
+      fc.property(fc.array(iv, { maxLength: 30 }), (xs) => {
+        const sorted = [...xs].sort((a, b) => a.start - b.start || b.end - a.end);
+        const copy = sorted.map((x) => ({ ...x }));
+        const m = mergeIntervals(sorted);
+        expect(m).toEqual(mergeIntervals(xs));
+        expect(sorted).toEqual(copy);
+        // merged intervals merged again (a rule with one list): themselves, in a new array
+        const again = mergeIntervals(m);
+        expect(again).toEqual(m);
+        expect(again).not.toBe(m);
+        const big = sorted.map((x) => ({ start: BigInt(x.start), end: BigInt(x.end) }));
+        expect(mergeIntervals(big)).toEqual(
+          m.map((x) => ({ start: BigInt(x.start), end: BigInt(x.end) })),
+        );
+      }),
+    );
+  });
+
   it('domain matching agrees with a brute-force model, before and after dedup', () => {
     const label = fc.constantFrom('a', 'b', 'c', 'xn--p1ai');
     const name = fc.array(label, { minLength: 1, maxLength: 4 }).map((ls) => ls.join('.'));

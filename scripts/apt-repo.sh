@@ -62,7 +62,7 @@ trap 'for h in "$tmp/gnupg" ${test_key:+"$test_key"}; do gpgconf --homedir "$h" 
 if [ -n "$test_key" ]; then
   [ -z "$gnupghome$secret_key" ] || die "--test-key excludes --gnupghome and --secret-key"
   mkdir -p "$test_key"; chmod 700 "$test_key"
-  if ! gpg --homedir "$test_key" --batch --list-secret-keys --with-colons 2>/dev/null | grep -q '^sec'; then
+  if ! gpg --homedir "$test_key" --batch --list-secret-keys --with-colons 2>/dev/null | grep '^sec' >/dev/null; then
     gpg --homedir "$test_key" --batch --quiet --passphrase '' --quick-generate-key \
       'awg test archive key (tests only) <awg-test@localhost>' ed25519 sign never 2>/dev/null
   fi

@@ -51,9 +51,11 @@ done
 # no dev dependencies, and none of what the bundle holds (scripts/prune-bundled.ts)
 unwanted=$(grep -E '^/usr/lib/awg/app/(src|test|bench|scripts)/|^/usr/lib/awg/app/dist/.*\.map$|/node_modules/(vitest|typescript|eslint|tsx|fast-check)/|/node_modules/(zod|yaml|xstate|commander|@types/node)/' "$tmp/contents" || true)
 [ -z "$unwanted" ] || fail "the package must not contain: $(echo "$unwanted" | head -5)"
-dpkg-deb -f "$deb" Depends | grep -q nftables || fail "Depends lacks nftables"
-# the shipped unit follows the well-known config (and waits for it)
-dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/awg.service | grep -q '^ExecStart=.* daemon --config /etc/awg/config.yaml$' ||
+dpkg-deb -f "$deb" Depends | grep nftables >/dev/null || fail "Depends lacks nftables"
+# the shipped unit follows the well-known config (and waits for it). (No `grep -q` after a pipe
+# in these scripts: it exits at the first match, the writer dies of SIGPIPE and pipefail fails
+# the pipeline — this check failed 7 times in 20 that way.)
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/lib/systemd/system/awg.service | grep '^ExecStart=.* daemon --config /etc/awg/config.yaml$' >/dev/null ||
   fail "the shipped awg.service does not follow /etc/awg/config.yaml"
 
 # the file tree outside dpkg's and apt's own records, before and after
@@ -101,12 +103,12 @@ tunnels:
 EOC
 chmod 600 "$tmp/config.yaml"
 in_ns $plain awg apply -f "$tmp/config.yaml" >"$tmp/apply.log" 2>&1 || { cat "$tmp/apply.log" >&2; fail "awg apply failed"; }
-in_ns ip -br link | grep -q '^awg-debsmoke' || fail "apply created no link"
+in_ns ip -br link | grep '^awg-debsmoke' >/dev/null || fail "apply created no link"
 
 in_ns dpkg -r awg >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; fail "dpkg -r failed"; }
 left=$(in_ns ip -br link | grep '^awg-' || true)
 [ -z "$left" ] || fail "links left after dpkg -r: $left"
-in_ns nft list tables 2>/dev/null | grep -q 'awg' && fail "an nft table left after dpkg -r"
+in_ns nft list tables 2>/dev/null | grep 'awg' >/dev/null && fail "an nft table left after dpkg -r"
 pgrep -f '/usr/lib/awg/app/bin/awg.js' >/dev/null && fail "awg processes left after dpkg -r"
 [ -e /usr/bin/awg ] || [ -e /usr/lib/awg ] && fail "package files left after dpkg -r"
 in_ns dpkg -P awg >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log" >&2; fail "dpkg -P failed"; }

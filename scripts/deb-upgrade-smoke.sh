@@ -229,7 +229,7 @@ rm -f "$cfg"
 in_c dpkg -r awg >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; fail "dpkg -r failed"; }
 grep -q 'systemctl disable --now' "$AWG_SHIM_LOG" || fail "dpkg -r did not stop the daemon"
 [ -z "$(in_c ip -br link | grep '^awg-' || true)" ] || fail "an awg link left after dpkg -r"
-in_c nft list tables 2>/dev/null | grep -q awg && fail "an nft table left after dpkg -r"
+in_c nft list tables 2>/dev/null | grep awg >/dev/null && fail "an nft table left after dpkg -r"
 pgrep -f '/usr/lib/awg/app/bin/awg.js' >/dev/null && fail "awg processes left after dpkg -r"
 in_c dpkg -P awg >"$tmp/purge.log" 2>&1 || { cat "$tmp/purge.log" >&2; fail "dpkg -P failed"; }
 for d in /var/lib/awg /var/cache/awg; do [ -e "$d" ] && fail "dpkg -P left $d"; done

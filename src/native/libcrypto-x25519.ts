@@ -118,6 +118,17 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     if (setPeerEx(c, peer, 0) !== 1 || derive(c, out, len) !== 1 || len[0] !== 32n) return null;
     return out;
   };
+  /** `use` of a raw public key imported for it (freed after), or `none` when it cannot be */
+  const withPeer = <T>(pk: Uint8Array, none: T, use: (peer: unknown) => T): T => {
+    if (pk.length !== 32) return none;
+    const b = newPub(EVP_PKEY_X25519, null, pk, 32);
+    if (!b) return none;
+    try {
+      return use(b);
+    } finally {
+      pkeyFree(b);
+    }
+  };
   const rawPublic = (a: unknown): Uint8Array => {
     const out = new Uint8Array(32);
     len[0] = 32n;
@@ -165,26 +176,12 @@ const x25519 = bindOnce((l): EvpX25519 | null => {
     },
     sharedSecretWith(key, pk) {
       const c = contextOf(key);
-      if (pk.length !== 32) return null;
-      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
-      if (!b) return null;
-      try {
-        return derivePeer(c, b);
-      } finally {
-        pkeyFree(b);
-      }
+      return withPeer(pk, null, (b) => derivePeer(c, b));
     },
     sharedSecretsWith(k1, k2, pk) {
       const c1 = contextOf(k1);
       const c2 = contextOf(k2);
-      if (pk.length !== 32) return [null, null];
-      const b = newPub(EVP_PKEY_X25519, null, pk, 32);
-      if (!b) return [null, null];
-      try {
-        return [derivePeer(c1, b), derivePeer(c2, b)];
-      } finally {
-        pkeyFree(b);
-      }
+      return withPeer(pk, [null, null], (b) => [derivePeer(c1, b), derivePeer(c2, b)]);
     },
     freePrivate(key) {
       const n = key.handle;

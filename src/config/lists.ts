@@ -373,8 +373,14 @@ export function parseDestinationBytes(
       let line = b.toString('utf8', start, nl);
       const hash = line.indexOf('#');
       if (hash >= 0) line = line.slice(0, hash);
-      const s = line.trim();
-      if (s.length > 0) entry(s, lineNo, line.length - line.trimStart().length + 1);
+      let s = line.trim();
+      let col = line.length - line.trimStart().length + 1;
+      // a zone written with a leading dot (itdoginfo's `*-raw.lst`: `.ua`) is the name and all under it
+      if (s.length > 1 && s[0] === '.' && s[1] !== '.' && !/[\s:/]/.test(s)) {
+        s = s.slice(1);
+        col++;
+      }
+      if (s.length > 0) entry(s, lineNo, col);
       continue;
     }
     let s = start;
@@ -388,6 +394,8 @@ export function parseDestinationBytes(
       if (ch === 0x3a || ch === 0x2f || isSpace(ch)) plain = false;
       else if (ch !== 0x2e && (ch < 0x30 || ch > 0x39)) addressLike = false;
     }
+    // a zone written with a leading dot (itdoginfo's `*-raw.lst`: `.ua`) is the name and all under it
+    if (plain && !addressLike && end - s > 1 && b[s] === 0x2e && b[s + 1] !== 0x2e) s++;
     if (plain && !addressLike && addNameBytes(c, b, s, end)) continue;
     if (addressLike && addV4Bytes(c, b, s, end)) continue;
     entry(b.toString('latin1', s, end), lineNo, s - start + 1);

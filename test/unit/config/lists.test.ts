@@ -59,7 +59,7 @@ describe('parseDestinationList', () => {
         '0.0.0.0 ads.example',
         '10.0.0.256',
         '10.0.0.0/33',
-        '.example.com',
+        '..example.com',
         '-bad.example',
         'fe80::1%eth0',
       ].join('\r\n'),
@@ -75,9 +75,25 @@ describe('parseDestinationList', () => {
       `${F}:6:1: rules[0].to.lists[0]: "0.0.0.0 ads.example": one entry per line`,
       `${F}:7:1: rules[0].to.lists[0]: 10.0.0.256 is not an IPv4 address or prefix`,
       `${F}:8:1: rules[0].to.lists[0]: 10.0.0.0/33: an IPv4 prefix length is at most 32`,
-      `${F}:9:1: rules[0].to.lists[0]: .example.com: write example.org (the name and its subdomains) or *.example.org (subdomains only)`,
+      `${F}:9:1: rules[0].to.lists[0]: ..example.com: write example.org (the name and its subdomains) or *.example.org (subdomains only)`,
       `${F}:10:1: rules[0].to.lists[0]: -bad.example is not a domain name (label "-bad")`,
       `${F}:11:1: rules[0].to.lists[0]: fe80::1%eth0: a zone index (%…) has no place in a list`,
+    ]);
+  });
+
+  it('reads a zone with a leading dot (itdoginfo raw lists: .ua) as the name and all under it', () => {
+    const { set, issues } = parseDestinationList(
+      ['.ua', '  .Example.Org  # a comment', '.рф', '. ', '.1.2.3.4'].join('\n'),
+      F,
+    );
+    expect(names(set)).toEqual(['example.org', 'ua']);
+    expect(set.domains.matchDomain('kyiv.ua')).toBe(true);
+    expect(set.domains.matchDomain('ua')).toBe(true);
+    expect(set.domains.matchDomain('www.example.org')).toBe(true);
+    expect(issues.map(formatIssue)).toEqual([
+      `${F}:3:2: рф is not ASCII; write it in punycode: xn--p1ai`,
+      `${F}:4:1: . is not an IPv4 address or prefix`,
+      `${F}:5:1: .1.2.3.4 is not an IPv4 address or prefix`,
     ]);
   });
 

@@ -14,7 +14,7 @@ import {
 
 export { installCrashHandlers } from './crash.js';
 
-import { VERSION } from './package-version.js';
+import { VERSION } from '../util/package-version.js';
 
 export { VERSION };
 

@@ -1,6 +1,6 @@
 /**
- * Parses of list files, kept in the state directory for the next process (`awg apply`, `awg
- * diff`): `<state>/parsed-lists/<key>.bin`, one file per list file and read options, `key` the
+ * Parses of list files, kept in the state directory for the next process or read (`awg apply`,
+ * `awg diff`, the daemon's reads of its config): `<state>/parsed-lists/<key>.bin`, one file per list file and read options, `key` the
  * SHA-256 of the list's absolute path, format and category (no part of a file name comes from
  * the path's text). Each holds the snapshot of the last parse of that file (list-snapshot.ts),
  * which is used only for the same bytes, read by the same program; a file that is damaged,

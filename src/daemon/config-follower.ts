@@ -9,10 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { AwgError, formatIssue, toAwgError } from '../errors.js';
 import type { HostSelection } from '../config/overlay.js';
 import type { UrlListSource } from '../config/load-destinations.js';
+import { parsedListsIn } from '../config/parsed-lists.js';
+import { VERSION } from '../util/package-version.js';
 import type { HostFacts } from '../model/desired.js';
 import { prepare, type Prepared, type PrepareOptions } from '../pipeline/prepare.js';
 import type { Platform } from '../resources/registry.js';
@@ -345,6 +347,11 @@ export async function readConfig(file: string, o: ConfigReadOptions): Promise<Re
       ...(o.ownEnv ? {} : { envSecretsRefused: ENV_REFUSED }),
       ...(o.facts ? { facts: o.facts } : { probe: true, exec: o.exec }),
       ...(o.urlList ? { urlList: o.urlList } : {}),
+      // the parses kept by the last run (or `awg apply`): an unchanged list is not parsed again,
+      // an edit that inserted addresses is parsed from the kept parse (config/parsed-lists.ts)
+      ...(isAbsolute(o.state.dir)
+        ? { parsedLists: parsedListsIn(o.state.dir, { program: VERSION }) }
+        : {}),
     });
     if (r.ok) return r;
     const errors = r.issues.filter((i) => i.severity === 'error');

@@ -123,7 +123,7 @@ export class UpdateWatch {
   }
 }
 
-/** package.json's version (the CLI's package-version.ts is above this layer) */
+/** package.json's version as installed now (read each time: an upgrade replaces it under a running daemon) */
 function currentVersion(): string {
   return (JSON.parse(readFileSync(packagePath('package.json'), 'utf8')) as { version: string })
     .version;

@@ -5,7 +5,7 @@ import { toPlanDocument } from '../../model/plan-document.js';
 import { prepare } from '../../pipeline/prepare.js';
 import { cacheSourceIn } from '../../pipeline/list-update.js';
 import { parsedListsIn } from '../../config/parsed-lists.js';
-import { VERSION } from '../package-version.js';
+import { VERSION } from '../../util/package-version.js';
 import { converge } from '../../pipeline/converge.js';
 import { hostEnv, stateDirFrom } from '../../pipeline/host.js';
 import { FileStateStore } from '../../util/state.js';

@@ -9,7 +9,7 @@ import type { HostDeps } from './apply.js';
 import { toAwgError } from '../../errors.js';
 import { ProcessExec } from '../../util/exec.js';
 import { parsedListsIn } from '../../config/parsed-lists.js';
-import { VERSION } from '../package-version.js';
+import { VERSION } from '../../util/package-version.js';
 import { silentReporter } from '../../util/reporter.js';
 import { PrefetchExec } from '../../resources/prefetch.js';
 import { DEFAULT_NFT_TABLE } from '../../resources/reads.js';

@@ -27,7 +27,7 @@ import {
 } from '../../util/package-update.js';
 import { safeLine } from '../../util/sanitize.js';
 import { printError, type Io } from '../output.js';
-import { VERSION } from '../package-version.js';
+import { VERSION } from '../../util/package-version.js';
 import { checkForUpdate, ownNpmIdentity, type NpmIdentity } from './version.js';
 
 export interface UpdateOptions {

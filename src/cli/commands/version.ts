@@ -19,7 +19,7 @@ import { toAwgError } from '../../errors.js';
 import type { Exec } from '../../util/exec.js';
 import { printError, type Io } from '../output.js';
 import { safeLine } from '../../util/sanitize.js';
-import { VERSION } from '../package-version.js';
+import { VERSION } from '../../util/package-version.js';
 import {
   aptCheck,
   compareVersions,

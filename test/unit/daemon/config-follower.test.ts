@@ -4,7 +4,7 @@
  * per content, watch the files read, and the config state names the revision the good read
  * runs at; readConfig turns prepare's verdicts into AwgErrors.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,7 +19,8 @@ import {
 import type { DaemonEvent } from '../../../src/daemon/core.js';
 import type { Prepared } from '../../../src/pipeline/prepare.js';
 import { loadPlatform } from '../../../src/resources/registry.js';
-import { MemoryStateStore } from '../../../src/util/state.js';
+import { FileStateStore, MemoryStateStore } from '../../../src/util/state.js';
+import { PARSED_LISTS_DIR } from '../../../src/config/parsed-lists.js';
 import { silentReporter } from '../../../src/util/reporter.js';
 import { RecordingExec } from '../../helpers/exec.js';
 import { wgKeyPair } from '../../helpers/awg.js';
@@ -266,6 +267,36 @@ describe('readConfig', () => {
       expect(api.error.message).toContain(`${file}: invalid configuration: `);
       expect(api.error.message).toContain('{env:} secrets are not resolved');
     }
+  });
+
+  it("keeps each list's parse and its bytes in the state directory, and follows an edit", async () => {
+    const peer = wgKeyPair();
+    const file = join(dir, 'awg.yaml');
+    const list = join(dir, 'list.txt');
+    const lines = Array.from({ length: 50 }, (_, i) => `10.${i}.0.0/16`);
+    writeFileSync(list, `${lines.join('\n')}\nexample.org\n`);
+    writeFileSync(
+      file,
+      `version: 1\ntunnels:\n  vpn:\n    type: wireguard\n    privateKey: "${wgKeyPair().privateKey}"\n    addresses: [10.200.50.1/24]\n    peers:\n      - publicKey: "${peer.publicKey}"\n        endpoint: 10.200.9.2:51820\n        allowedIPs: [0.0.0.0/0]\nrules:\n  - name: listed\n    to: {lists: [list.txt]}\n    target: vpn\n`,
+    );
+    const stateDir = join(dir, 'state');
+    mkdirSync(stateDir, { mode: 0o700 });
+    const state = new FileStateStore(stateDir);
+    const kept = () => join(stateDir, PARSED_LISTS_DIR);
+    const first = await readConfig(file, await opts({ state }));
+    expect(first.ok, first.ok ? '' : first.error.message).toBe(true);
+    const copies = readdirSync(kept()).filter((f) => f.endsWith('.list'));
+    expect(copies).toHaveLength(1);
+    expect(readFileSync(join(kept(), copies[0]!), 'utf8')).toBe(readFileSync(list, 'utf8'));
+    // an inserted line: read again, and the copy kept follows the edit
+    writeFileSync(list, `${lines.join('\n')}\n192.0.2.7\nexample.org\n`);
+    const second = await readConfig(file, await opts({ state }));
+    expect(second.ok).toBe(true);
+    expect(readFileSync(join(kept(), copies[0]!), 'utf8')).toContain('192.0.2.7');
+    // a state store that is not a directory keeps nothing (and writes nowhere)
+    const mem = await readConfig(file, await opts({ state: new MemoryStateStore() }));
+    expect(mem.ok).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['awg.yaml', 'list.txt', 'state']);
   });
 
   it('a file that is not there, or a platform that fails to load, is an invalid-config error', async () => {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { packagePath } from '../util/package-root.js';
+import { packagePath } from './package-root.js';
 
 /** the package's version */
 export const VERSION = (

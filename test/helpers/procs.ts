@@ -1,6 +1,15 @@
 /** Process and cgroup helpers shared by the placement tests. */
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+/**
+ * A program name of this run's own, `<base>-<6 hex digits>`. Every placer on the host sees every
+ * exec (the proc connector is host-wide, a `name` rule marks every file system for the exec
+ * gate), so two tests that name the same program in their rules — run side by side, or beside
+ * another session's — would place each other's processes.
+ */
+export const runProgram = (base: string): string => `${base}-${randomBytes(3).toString('hex')}`;
 
 /** Poll a synchronous condition every 10 ms until it yields a value (generous timeout; not a timing assertion). */
 export async function waitFor<T>(

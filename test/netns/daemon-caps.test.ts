@@ -19,7 +19,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { close } from '../../src/native/libc.js';
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import { renderSystemdUnit } from '../../src/resources/service/render.js';
-import { cgroupOf } from '../helpers/procs.js';
+import { cgroupOf, runProgram } from '../helpers/procs.js';
+
+/** the matched programs, named for this run (runProgram) */
+const CAPAPP = runProgram('awgt-capapp');
 import {
   REPO_ROOT,
   awg,
@@ -130,7 +133,7 @@ describe.skipIf(skip)('awg daemon under the systemd unit’s capability bounding
   it('converges (tunnel, kill switch, DNS, port < 1024), chowns the socket, places another user’s process at SCHED_FIFO', async () => {
     const appDir = join(ce.dir, 'apps');
     mkdirSync(appDir, { mode: 0o755 });
-    copyFileSync('/bin/sleep', join(appDir, 'awgt-capapp'));
+    copyFileSync('/bin/sleep', join(appDir, CAPAPP));
     const cfg = writeConfig(
       ce,
       'client.yaml',
@@ -149,7 +152,7 @@ tunnels:
         persistentKeepalive: 1
 rules:
   - name: capr
-    match: { name: awgt-capapp }
+    match: { name: ${CAPAPP} }
     target: vpn
 default: vpn
 dns: { system: default-tunnel }
@@ -241,7 +244,7 @@ killSwitch: on
       '--regid=65534',
       '--clear-groups',
       '--',
-      join(appDir, 'awgt-capapp'),
+      join(appDir, CAPAPP),
       '300',
     ]);
     await eventually(
@@ -280,7 +283,7 @@ killSwitch: on
       'readlink',
       `/proc/${app.pid}/exe`,
     ]);
-    expect(allowed.stdout.trim()).toBe(join(appDir, 'awgt-capapp'));
+    expect(allowed.stdout.trim()).toBe(join(appDir, CAPAPP));
 
     // CAP_SYS_ADMIN: the exec gate is on
     await eventually(

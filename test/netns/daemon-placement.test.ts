@@ -12,7 +12,11 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { close } from '../../src/native/libc.js';
-import { cgroupOf as procCgroup } from '../helpers/procs.js';
+import { cgroupOf as procCgroup, runProgram } from '../helpers/procs.js';
+
+/** the matched programs, named for this run (runProgram) */
+const TUNAPP = runProgram('awgt-tunapp');
+const BLKAPP = runProgram('awgt-blkapp');
 import { openConnectorSocket } from '../../src/procs/connector.js';
 import {
   awg,
@@ -103,18 +107,18 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
   it('places matching processes, switches allow-direct/block when the peer stops and back when it returns', async () => {
     const appDir = join(ce.dir, 'apps');
     mkdirSync(appDir);
-    copyFileSync('/bin/sleep', join(appDir, 'awgt-tunapp'));
-    copyFileSync('/bin/sleep', join(appDir, 'awgt-blkapp'));
+    copyFileSync('/bin/sleep', join(appDir, TUNAPP));
+    copyFileSync('/bin/sleep', join(appDir, BLKAPP));
     const base = clientConfig(k, { keepalive: 1, endpoint: PEER_UNDERLAY });
     const yaml =
       base.replace('    peers:\n', '    downAfter: 2\n    peers:\n') +
       `rules:
   - name: tun
-    match: { name: awgt-tunapp }
+    match: { name: ${TUNAPP} }
     target: vpn
     fallback: allow-direct
   - name: blk
-    match: { name: awgt-blkapp }
+    match: { name: ${BLKAPP} }
     target: vpn
     fallback: block
 `;
@@ -124,8 +128,8 @@ describe.skipIf(skip)('daemon: rule placement and fallbacks', () => {
     await up.waitEvent((e) => e.type === 'tunnel' && e.state === 'up');
 
     // a process started after the daemon: placed by the watcher on exec
-    const a = nsSpawn(t.client, join(appDir, 'awgt-tunapp'), ['300']);
-    const b = nsSpawn(t.client, join(appDir, 'awgt-blkapp'), ['300']);
+    const a = nsSpawn(t.client, join(appDir, TUNAPP), ['300']);
+    const b = nsSpawn(t.client, join(appDir, BLKAPP), ['300']);
     apps.push(a, b);
     await eventually(
       async () =>

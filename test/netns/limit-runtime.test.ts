@@ -57,7 +57,10 @@ import {
   vethPair,
   type NsProcess,
 } from '../helpers/netns.js';
-import { cgroupOf } from '../helpers/procs.js';
+import { cgroupOf, runProgram } from '../helpers/procs.js';
+
+/** the matched programs, named for this run (runProgram) */
+const LIMSH = runProgram('awgt-lim-sh');
 import {
   PEER_ENDPOINT,
   PEER_TUN,
@@ -265,9 +268,9 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
     socket = join(dir, 'awg.sock');
     const apps = join(ce.dir, 'apps');
     mkdirSync(apps);
-    copyFileSync('/bin/bash', join(apps, 'awgt-lim-sh'));
+    copyFileSync('/bin/bash', join(apps, LIMSH));
     chmodSync(apps, 0o755);
-    chmodSync(join(apps, 'awgt-lim-sh'), 0o755);
+    chmodSync(join(apps, LIMSH), 0o755);
     chmodSync(ce.dir, 0o755);
     const cfg = writeConfig(
       ce,
@@ -275,7 +278,7 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
       clientConfig(k, { endpoint: PEER_UNDERLAY, keepalive: 1 }) +
         `rules:
   - name: shells
-    match: { name: awgt-lim-sh }
+    match: { name: ${LIMSH} }
     target: vpn
 `,
     );
@@ -316,8 +319,8 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
       `the tunnel is up; daemon output:\n${daemon.output()}`,
       60_000,
     );
-    P = shell(join(apps, 'awgt-lim-sh'));
-    Q = shell(join(apps, 'awgt-lim-sh'));
+    P = shell(join(apps, LIMSH));
+    Q = shell(join(apps, LIMSH));
     await eventually(
       async () => [P, Q].every((s) => cgroupOf(s.proc.pid)?.endsWith(`/${ce.cgroupRoot}/shells`)),
       `both shells placed by the rule (${cgroupOf(P.proc.pid)}, ${cgroupOf(Q.proc.pid)})`,
@@ -447,7 +450,7 @@ describe.skipIf(skip)('awg limit: a running process shaped through the daemon', 
   }, 120_000);
 
   it('a daemon restart keeps a limit: its stop removed the cgroups, the first run gives the process a new one and its class', async () => {
-    const R = shell(join(ce.dir, 'apps', 'awgt-lim-sh'));
+    const R = shell(join(ce.dir, 'apps', LIMSH));
     await eventually(
       async () => cgroupOf(R.proc.pid)?.endsWith(`/${ce.cgroupRoot}/shells`) === true,
       'R placed by the rule',

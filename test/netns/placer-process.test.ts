@@ -23,7 +23,10 @@ import { openConnectorSocket } from '../../src/procs/connector.js';
 import { spawnPlacerProcess, type PlacerHandle } from '../../src/procs/placer-process.js';
 import { encode, parseFromPlacer, type FromPlacer } from '../../src/procs/placer-protocol.js';
 import { REPO_ROOT } from '../helpers/awg.js';
-import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
+import { cgroupOf, removeCgroupTree, runProgram, waitFor } from '../helpers/procs.js';
+
+/** the matched program, named for this run (runProgram) */
+const SLEEP = runProgram('awgt-sleep');
 import {
   cgroup2Mount,
   netnsPath,
@@ -88,7 +91,7 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
     return h;
   };
   const sleeper = (secs: string) => {
-    const p = nsSpawn(ns.name, join(apps, 'awgt-sleep'), [secs]);
+    const p = nsSpawn(ns.name, join(apps, SLEEP), [secs]);
     procs.push(p);
     return p;
   };
@@ -99,7 +102,7 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
     tmp = mkdtempSync(join(tmpdir(), 'awgt-placer-'));
     apps = join(tmp, 'apps');
     mkdirSync(apps);
-    copyFileSync('/bin/sleep', join(apps, 'awgt-sleep'));
+    copyFileSync('/bin/sleep', join(apps, SLEEP));
   });
   afterAll(async () => {
     for (const h of handles) await h.close();
@@ -126,7 +129,7 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
 
     h.setRules(
       rules(
-        { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' },
+        { name: 'b', match: { name: SLEEP }, target: 'vpn2' },
         { name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' },
       ),
     );
@@ -136,7 +139,7 @@ describe.skipIf(skip)('awg placer child process (real kernel)', () => {
     h.setRules(
       rules(
         { name: 'a', match: { dir: apps }, target: 'vpn1', fallback: 'failover' },
-        { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' },
+        { name: 'b', match: { name: SLEEP }, target: 'vpn2' },
       ),
     );
     await h.flush();

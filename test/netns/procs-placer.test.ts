@@ -21,7 +21,10 @@ import { close } from '../../src/native/libc.js';
 import { ProcConnector, openConnectorSocket } from '../../src/procs/connector.js';
 import { ProcessPlacer } from '../../src/procs/placer.js';
 import { REPO_ROOT } from '../helpers/awg.js';
-import { cgroupOf, removeCgroupTree, waitFor } from '../helpers/procs.js';
+import { cgroupOf, removeCgroupTree, runProgram, waitFor } from '../helpers/procs.js';
+
+/** the matched program, named for this run (runProgram) */
+const SLEEP = runProgram('awgt-sleep');
 import {
   cgroup2Mount,
   netnsPath,
@@ -48,9 +51,9 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
     for (const p of [ROOT, `${ROOT}/a`, `${ROOT}/b`]) mkdirSync(join(mount, p));
     tmp = mkdtempSync(join(tmpdir(), 'awgt-procs-'));
     mkdirSync(join(tmp, 'apps'));
-    copyFileSync('/bin/sleep', join(tmp, 'apps', 'awgt-sleep'));
+    copyFileSync('/bin/sleep', join(tmp, 'apps', SLEEP));
     copyFileSync('/bin/sh', join(tmp, 'apps', 'awgt-sh'));
-    for (const f of ['awgt-sleep', 'awgt-sh']) spawnSyncChmod(join(tmp, 'apps', f));
+    for (const f of [SLEEP, 'awgt-sh']) spawnSyncChmod(join(tmp, 'apps', f));
     conn = ProcConnector.open();
     placer = new ProcessPlacer({
       matcher: rules({ name: 'a', match: { dir: join(tmp, 'apps') }, target: 'vpn' }),
@@ -72,7 +75,7 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
   });
 
   it('moves a process whose executable matches into its rule cgroup after exec; a later child inherits it', async () => {
-    const sleeper = nsSpawn(ns.name, join(tmp, 'apps', 'awgt-sleep'), ['300']);
+    const sleeper = nsSpawn(ns.name, join(tmp, 'apps', SLEEP), ['300']);
     procs.push(sleeper);
     await waitFor('placement of the sleeper', () => cgroupOf(sleeper.pid) === `/${ROOT}/a`);
     expect(placer!.stats.placed).toBeGreaterThanOrEqual(1);
@@ -89,12 +92,12 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
   });
 
   it('re-places running processes when the rules change', async () => {
-    const sleeper = nsSpawn(ns.name, join(tmp, 'apps', 'awgt-sleep'), ['301']);
+    const sleeper = nsSpawn(ns.name, join(tmp, 'apps', SLEEP), ['301']);
     procs.push(sleeper);
     await waitFor('placement', () => cgroupOf(sleeper.pid) === `/${ROOT}/a`);
     placer!.setRules(
       rules(
-        { name: 'b', match: { name: 'awgt-sleep' }, target: 'vpn2' },
+        { name: 'b', match: { name: SLEEP }, target: 'vpn2' },
         { name: 'a', match: { dir: join(tmp, 'apps') }, target: 'vpn' },
       ),
     );
@@ -117,7 +120,7 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
       own.attach(c2);
       own.rescan();
       const before = own.stats.ownTree;
-      const p = nsSpawn(ns.name, join(tmp, 'apps', 'awgt-sleep'), ['302']);
+      const p = nsSpawn(ns.name, join(tmp, 'apps', SLEEP), ['302']);
       procs.push(p);
       // nsenter's exec and the sleeper's exec, both seen and skipped
       await waitFor('own-tree execs', () => own.stats.ownTree >= before + 2);
@@ -131,7 +134,7 @@ describe.skipIf(skip)('process placer (proc connector → cgroup.procs)', () => 
 
   it('outside the initial network namespace LISTEN is refused; an inherited socket from the initial namespace works', async () => {
     const fd = openConnectorSocket();
-    const sleepCopy = join(tmp, 'apps', 'awgt-sleep');
+    const sleepCopy = join(tmp, 'apps', SLEEP);
     const code = `
       import { ProcConnector } from ${JSON.stringify(join(REPO_ROOT, 'src/procs/connector.ts'))};
       import { spawn } from 'node:child_process';

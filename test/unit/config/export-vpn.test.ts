@@ -114,14 +114,16 @@ describe('the key awg writes', () => {
   it('refuses what AmneziaVPN cannot hold: several peers, a peer without endpoint', () => {
     const a = importWgQuick(confOf('1.0'), { file: 'office.conf' });
     const [name, t] = model(a.yaml);
-    const two = { ...t, peers: [t.peers[0]!, { ...t.peers[0]!, publicKey: PSK }] };
+    const two = { ...t, peers: [t.peers[0]!, { ...t.peers[0]!, publicKey: PSK }] } as WgLikeTunnel;
     expect(() => exportVpnKey(name, two, inline)).toThrow(
       new VpnExportError(
         'tunnel office has 2 peers; an AmneziaVPN key holds exactly one (a server)',
       ),
     );
     const { endpoint: _e, ...p } = t.peers[0]!;
-    expect(() => exportVpnKey(name, { ...t, peers: [p] }, inline)).toThrow(/has no endpoint/);
+    expect(() => exportVpnKey(name, { ...t, peers: [p] } as WgLikeTunnel, inline)).toThrow(
+      /has no endpoint/,
+    );
   });
 });
 

@@ -127,6 +127,27 @@ describe('the key awg writes', () => {
   });
 });
 
+describe('a keepalive range (AmneziaWG 3.x)', () => {
+  it('a .conf with PersistentKeepalive = 20-30 goes into a 3.1 key with the range, and the key imports back to the same tunnel', () => {
+    const conf = confOf('wg').replace('PersistentKeepalive = 25', 'PersistentKeepalive = 20-30');
+    const a = importWgQuick(conf, { file: 'office.conf' });
+    expect(a.ok, JSON.stringify(a.issues)).toBe(true);
+    const [name, t] = model(a.yaml);
+    expect(t.type).toBe('amneziawg');
+    expect(t.peers[0]!.persistentKeepalive).toBe('20-30');
+    const x = exportVpnKey(name, t, inline);
+    expect([x.container, x.protocolVersion]).toEqual(['amnezia-awg2', '3.1']);
+    const p = (docOf(x.key).containers as Record<string, Record<string, string>>[])[0]!.awg!;
+    const lc = JSON.parse(p.last_config!) as Record<string, string>;
+    expect(lc.persistent_keep_alive).toBe('20-30');
+    expect(lc.config).toContain('\nPersistentKeepalive = 20-30\n');
+    const b = importVpnKey(x.key, { file: 'key' });
+    expect(b.ok, JSON.stringify(b.issues)).toBe(true);
+    expect(tunnelSection(b.yaml)).toBe(tunnelSection(a.yaml));
+    expect(model(b.yaml)[1].peers[0]!.persistentKeepalive).toBe('20-30');
+  });
+});
+
 describe('round trips', () => {
   it('import(export(tunnel)) gives the tunnel section back byte for byte; export(import(key)) the same key', () => {
     fc.assert(

@@ -462,7 +462,11 @@ export class Importer {
           }
           const n = e.value.toLowerCase() === 'off' ? 0 : parseUint(e.value, 65535);
           if (n === undefined)
-            this.err(vat, path, `PersistentKeepalive must be "off" or 0-65535, got "${e.value}"`);
+            this.err(
+              vat,
+              path,
+              `PersistentKeepalive must be "off", 0-65535 or a range "MIN-MAX", got "${e.value}"`,
+            );
           else {
             peer.persistentKeepalive = n;
             this.place(path, at, e);

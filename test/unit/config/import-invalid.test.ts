@@ -86,6 +86,13 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
       msg: 'PersistentKeepalive range "20-30" is AmneziaWG 3.x but the tunnel type is wireguard, which keeps one interval',
     },
   },
+  'keepalive-bad.conf': {
+    error: {
+      line: 8,
+      col: 23,
+      msg: 'PersistentKeepalive must be "off", 0-65535 or a range "MIN-MAX", got "20-"',
+    },
+  },
   'keepalive-range-reversed.conf': {
     error: { line: 8, col: 23, msg: 'PersistentKeepalive range "30-20" has MAX < MIN' },
   },

@@ -44,9 +44,9 @@ export type HealthProbe = UrlProbe | TcpProbe | IcmpProbe;
  */
 export type Duration = string;
 /**
- * A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.
+ * A uint16 value, or an inclusive range written "MIN-MAX" or {min, max}. 0 means unset (the WireGuard default).
  */
-export type U32Range =
+export type U16Range =
   | number
   | string
   | {
@@ -54,9 +54,9 @@ export type U32Range =
       max: number;
     };
 /**
- * A uint16 value, or an inclusive range written "MIN-MAX" or {min, max}. 0 means unset (the WireGuard default).
+ * A uint32 value, or an inclusive range written "MIN-MAX" or {min, max}.
  */
-export type U16Range =
+export type U32Range =
   | number
   | string
   | {
@@ -449,7 +449,7 @@ export interface AmneziawgTunnel {
    *
    * @minItems 1
    */
-  peers: [Peer, ...Peer[]];
+  peers: [AwgPeer, ...AwgPeer[]];
   /**
    * Routing table number; allocated from the claimed band when absent.
    */
@@ -608,6 +608,30 @@ export interface AmneziawgTunnel {
         AwgProfile,
         AwgProfile,
       ];
+}
+export interface AwgPeer {
+  /**
+   * The peer's public key (base64).
+   */
+  publicKey: string;
+  /**
+   * Optional pre-shared symmetric key (base64), as a secret.
+   */
+  presharedKey?: Secret;
+  /**
+   * Peer endpoint `host:port` or `[ipv6]:port`. Hostnames are resolved at start and re-resolved when handshakes keep failing.
+   */
+  endpoint?: string;
+  /**
+   * Addresses routed to and accepted from this peer (cryptokey routing).
+   *
+   * Items: An IPv4 or IPv6 address with optional prefix length.
+   */
+  allowedIPs?: string[];
+  /**
+   * Seconds between keepalives; 0 or absent disables them. AmneziaWG 3.x: a range "MIN-MAX" (or {min, max}, MIN at least 1) draws a fresh interval from it each time the timer is armed, as amneziawg-go 3.x does; the engine must speak AmneziaWG 3.x (embedded, or amneziawg-go 3.x), not `kernel`.
+   */
+  persistentKeepalive?: U16Range;
 }
 /**
  * AmneziaWG obfuscation parameters. All absent means plain WireGuard on the wire.

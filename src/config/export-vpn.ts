@@ -13,6 +13,7 @@
 import { deflateSync } from 'node:zlib';
 import { firstObfuscation } from './profiles.js';
 import { exportWgQuick, formatRange, OBF_KEYS } from './export.js';
+import { isKeepaliveRange } from './keepalive.js';
 import { effectiveMtu } from './mtu.js';
 import type { AwgObfuscation, Secret, U32Range, WgLikeTunnel } from './schema.js';
 import { ENDPOINT_RE } from './schema.js';
@@ -93,7 +94,11 @@ export function vpnContainerOf(t: WgLikeTunnel): {
 } {
   if (t.type !== 'amneziawg') return { container: 'amnezia-wireguard' };
   const o = firstObfuscation(t);
-  if (AWG3.some((k) => o[k] !== undefined))
+  // a keepalive range is AmneziaWG 3.x too (persistent_keepalive_interval=MIN-MAX)
+  if (
+    AWG3.some((k) => o[k] !== undefined) ||
+    t.peers.some((p) => isKeepaliveRange(p.persistentKeepalive))
+  )
     return { container: 'amnezia-awg2', protocolVersion: '3.1' };
   if (
     AWG2_ONLY.some((k) => o[k] !== undefined) ||
@@ -163,7 +168,7 @@ export function exportVpnKey(
   };
   if (peer.presharedKey !== undefined) last.psk_key = resolveSecret(peer.presharedKey).trim();
   if (peer.persistentKeepalive !== undefined)
-    last.persistent_keep_alive = String(peer.persistentKeepalive);
+    last.persistent_keep_alive = formatRange(peer.persistentKeepalive);
   const proto: Record<string, Json> = {
     ...(container === 'amnezia-wireguard' ? {} : awg),
     last_config: qtJson(last, false),

@@ -92,7 +92,9 @@ export function exportWgQuick(
     if (p.presharedKey !== undefined) kv('PresharedKey', resolveSecret(p.presharedKey).trim());
     if (p.allowedIPs && p.allowedIPs.length > 0) kv('AllowedIPs', p.allowedIPs.join(', '));
     if (p.endpoint !== undefined) kv('Endpoint', p.endpoint);
-    if (p.persistentKeepalive !== undefined) kv('PersistentKeepalive', p.persistentKeepalive);
+    // AmneziaWG 3.x: a range as awg(8) reads it ("25-35")
+    if (p.persistentKeepalive !== undefined)
+      kv('PersistentKeepalive', formatRange(p.persistentKeepalive));
   }
   return out.join('\n') + '\n';
 }

@@ -16,7 +16,8 @@ import {
 import { AwgObfuscation, AwgProfile } from './schema-obfuscation.js';
 import { TunnelHealth } from './schema-health.js';
 import { Limit } from './rate.js';
-import { Cidr, Endpoint, IpAddress, Port, Secret, Text, WgKey } from './schema-values.js';
+import { KEEPALIVE_RANGE_NOT_WIREGUARD } from './keepalive.js';
+import { Cidr, Endpoint, IpAddress, Port, Secret, Text, U16Range, WgKey } from './schema-values.js';
 
 /** Tunnel names become link names `awg-<name>`; Linux IFNAMSIZ allows 15 characters. */
 export const LINK_PREFIX = 'awg-';
@@ -34,7 +35,13 @@ export const Peer = z
       description: 'Addresses routed to and accepted from this peer (cryptokey routing).',
     }),
     persistentKeepalive: z
-      .number()
+      .number({
+        // a range (or a string) has a why: WireGuard keeps one interval
+        error: (iss) =>
+          typeof iss.input === 'string' || (typeof iss.input === 'object' && iss.input !== null)
+            ? KEEPALIVE_RANGE_NOT_WIREGUARD
+            : undefined,
+      })
       .int()
       .min(0)
       .max(65535)
@@ -43,6 +50,19 @@ export const Peer = z
   })
   .meta({ id: 'Peer' });
 export type Peer = z.infer<typeof Peer>;
+
+/**
+ * A peer of an `amneziawg` tunnel: AmneziaWG 3.x lets its persistent keepalive be a range, a
+ * fresh interval drawn from it each time the timer is armed (UAPI
+ * `persistent_keepalive_interval=MIN-MAX`).
+ */
+export const AwgPeer = Peer.extend({
+  persistentKeepalive: U16Range.optional().meta({
+    description:
+      'Seconds between keepalives; 0 or absent disables them. AmneziaWG 3.x: a range "MIN-MAX" (or {min, max}, MIN at least 1) draws a fresh interval from it each time the timer is armed, as amneziawg-go 3.x does; the engine must speak AmneziaWG 3.x (embedded, or amneziawg-go 3.x), not `kernel`.',
+  }),
+}).meta({ id: 'AwgPeer' });
+export type AwgPeer = z.infer<typeof AwgPeer>;
 
 /** The Debian/upstream UAPI socket directories: wireguard-go's, and amneziawg-go's own. */
 export const WIREGUARD_UAPI_DIR = '/var/run/wireguard';
@@ -132,6 +152,7 @@ export const AmneziawgTunnel = z
   .strictObject({
     type: z.literal('amneziawg'),
     ...wgFields,
+    peers: z.array(AwgPeer).min(1).meta({ description: 'Peers of this interface.' }),
     obfuscation: AwgObfuscation.default({}),
     profiles: z.array(AwgProfile).min(1).max(16).optional().meta({
       description:

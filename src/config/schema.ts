@@ -31,6 +31,7 @@ export { AwgObfuscation } from './schema-obfuscation.js';
 export {
   AMNEZIAWG_UAPI_DIR,
   AmneziawgTunnel,
+  AwgPeer,
   Engine,
   engineOf,
   ExternalEngine,

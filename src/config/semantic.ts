@@ -17,6 +17,7 @@ import {
 import { checkMtu, effectiveMtu } from './mtu.js';
 import type { PathKey } from './positions.js';
 import { checkHealth } from './semantic-health.js';
+import { checkKeepalive } from './semantic-keepalive.js';
 import { checkFleet } from './semantic-fleet.js';
 import { parseTagString } from './tags.js';
 import { parseInlineDestinations } from './lists.js';
@@ -224,6 +225,7 @@ export function checkSemantics(c: Config): Finding[] {
         `MTU ${effectiveMtu(t)} is below 1280, the IPv6 minimum, but the tunnel has IPv6 addresses`,
       );
     out.push(...checkMtu(t, ['tunnels', name]));
+    checkKeepalive(t, ['tunnels', name], err);
     const pubs = new Map<string, number>();
     t.peers.forEach((p, pi) => {
       const prev = pubs.get(p.publicKey);

@@ -219,6 +219,9 @@ const Tunnel = z.strictObject({
     z.strictObject({
       publicKey: z.string(),
       endpoint: z.string().optional(),
+      // seconds between persistent keepalives as configured, or AmneziaWG 3.x "MIN-MAX" (a
+      // fresh interval drawn each time); absent: off
+      persistentKeepalive: z.string().optional(),
       lastHandshakeAgeSec: z.number().optional(),
       rxBytes: Count,
       txBytes: Count,

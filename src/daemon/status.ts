@@ -185,9 +185,14 @@ export function tunnelStatuses(
       continue;
     }
     const s = stats.get(name);
+    // the keepalive as configured (a range is drawn from by the engine, never shown as one draw)
+    const keepalive = new Map(r.spec.config.peers.map((p) => [p.publicKey, p.persistentKeepalive]));
     const peers = (s?.peers ?? []).map((p) => ({
       publicKey: p.publicKey,
       ...(p.endpoint ? { endpoint: p.endpoint } : {}),
+      ...(keepalive.get(p.publicKey)
+        ? { persistentKeepalive: String(keepalive.get(p.publicKey)) }
+        : {}),
       lastHandshakeAgeSec: age(p.lastHandshakeMs),
       rxBytes: p.rxBytes,
       txBytes: p.txBytes,

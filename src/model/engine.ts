@@ -7,6 +7,7 @@
 import { AwgError } from '../errors.js';
 import { canonicalPrefix } from '../config/cidr.js';
 import { describeSecret } from '../config/describe.js';
+import { keepaliveSpec } from '../config/keepalive.js';
 import { fingerprint } from '../config/fingerprint.js';
 import { formatPath, type PathKey } from '../config/positions.js';
 import {
@@ -85,7 +86,7 @@ export function wgEngineSpec(
         : null,
       endpoint: p.endpoint ?? null,
       allowedIPs: p.allowedIPs.map((a) => canonicalPrefix(a).cidr),
-      persistentKeepalive: p.persistentKeepalive ?? 0,
+      persistentKeepalive: keepaliveSpec(p.persistentKeepalive),
     })),
   };
   if (t.type === 'amneziawg') {

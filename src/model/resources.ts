@@ -6,6 +6,7 @@
  * Pure module: no I/O.
  */
 import type { AwgObfuscation } from '../config/schema.js';
+import type { KeepaliveSpec } from '../config/keepalive.js';
 
 /**
  * Kinds in creation order (deletion runs in reverse). The firewall comes before links so a
@@ -182,8 +183,11 @@ export interface WgEnginePeer {
   endpoint: string | null;
   /** canonical CIDRs */
   allowedIPs: string[];
-  /** seconds; 0 = off */
-  persistentKeepalive: number;
+  /**
+   * seconds; 0 = off. AmneziaWG 3.x: `"MIN-MAX"`, an interval drawn from it each time the
+   * timer is armed (config/keepalive.ts; a one-value range is its number)
+   */
+  persistentKeepalive: KeepaliveSpec;
 }
 
 export interface WgEngineConfig {

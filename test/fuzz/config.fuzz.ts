@@ -23,6 +23,7 @@ import YAML from 'yaml';
 import { parseCidr } from '../../src/config/cidr.js';
 import { exportWgQuick } from '../../src/config/export.js';
 import { importWgQuick } from '../../src/config/import/index.js';
+import { keepaliveSpec } from '../../src/config/keepalive.js';
 import { effectiveMtu } from '../../src/config/mtu.js';
 import { parseIni, splitList } from '../../src/config/ini.js';
 import { hasErrors, loadConfigText } from '../../src/config/load.js';
@@ -200,7 +201,11 @@ const peer = fc.record(
     presharedKey: wgKey,
     endpoint,
     allowedIPs: fc.array(cidr, { maxLength: 4 }),
-    persistentKeepalive: fc.integer({ min: 0, max: 65535 }),
+    // a range is AmneziaWG 3.x: valid on amneziawg tunnels only
+    persistentKeepalive: fc.oneof(
+      { weight: 3, arbitrary: fc.integer({ min: 0, max: 65535 }) },
+      { weight: 1, arbitrary: u16Range },
+    ),
   },
   { requiredKeys: ['publicKey'] },
 );
@@ -419,6 +424,12 @@ function checkEngine(c: Config): void {
       );
       expect(q.endpoint ?? null).toBe(p.endpoint ?? null);
       expect(q.allowedIps ?? []).toEqual(spec.config.peers[i]!.allowedIPs);
+      // the range reaches the engine as configured (a UintRange), a number as its one value
+      const ka = rangeOf(p.persistentKeepalive ?? 0);
+      expect(q.persistentKeepalive, 'persistent_keepalive_interval').toEqual({
+        lo: ka.min,
+        hi: ka.max,
+      });
       expect(q.remove ?? false).toBe(false);
     });
     if (t.type === 'amneziawg') {
@@ -486,7 +497,7 @@ function checkExportImport(name: string, t: WgLikeTunnel): void {
     expect(q.endpoint).toBe(p.endpoint);
     // import writes a bare address with its full prefix length (wg(8) does the same)
     expect(q.allowedIPs.map(withLen)).toEqual(p.allowedIPs.map(withLen));
-    expect(q.persistentKeepalive).toBe(p.persistentKeepalive);
+    expect(keepaliveSpec(q.persistentKeepalive)).toBe(keepaliveSpec(p.persistentKeepalive));
   });
   if (t.type === 'amneziawg' && back.type === 'amneziawg') {
     const o = t.obfuscation;

@@ -1,7 +1,8 @@
 /**
  * fast-check generators of one-peer WireGuard / AmneziaWG (1.0, 2.0, 3.1) tunnels as the
  * wg-quick text a server hands out, for the vpn:// round-trip properties. Values stay inside
- * what awg accepts (S1–S4 ≥ 12 with header protection, H ranges in disjoint bands).
+ * what awg accepts (S1–S4 ≥ 12 with header protection, H ranges in disjoint bands); 3.1
+ * tunnels may have a PersistentKeepalive range.
  */
 import fc from 'fast-check';
 import YAML from 'yaml';
@@ -49,6 +50,8 @@ export const tunnelIni: fc.Arbitrary<[Gen, string]> = fc
     host,
     port: fc.integer({ min: 1, max: 65535 }),
     keepalive: fc.option(fc.integer({ min: 1, max: 600 }), { nil: undefined }),
+    // AmneziaWG 3.x: PersistentKeepalive may be a range (0: one value)
+    keepaliveSpan: fc.integer({ min: 0, max: 60 }),
     jc: fc.integer({ min: 1, max: 10 }),
     jmin: fc.integer({ min: 10, max: 60 }),
     jspan: fc.integer({ min: 0, max: 200 }),
@@ -84,7 +87,10 @@ export const tunnelIni: fc.Arbitrary<[Gen, string]> = fc
     l.push('', '[Peer]', `PublicKey = ${r.server}`);
     if (r.psk) l.push(`PresharedKey = ${r.psk}`);
     l.push(`AllowedIPs = ${r.allowed}`, `Endpoint = ${r.host}:${r.port}`);
-    if (r.keepalive !== undefined) l.push(`PersistentKeepalive = ${r.keepalive}`);
+    if (r.keepalive !== undefined)
+      l.push(
+        `PersistentKeepalive = ${r.gen === '3.1' && r.keepaliveSpan > 0 ? `${r.keepalive}-${r.keepalive + r.keepaliveSpan}` : r.keepalive}`,
+      );
     return [r.gen, l.join('\n') + '\n'];
   });
 

@@ -302,7 +302,7 @@ function statusLines(s: StatusResponse): string[] {
       );
     for (const p of t.peers)
       out.push(
-        `  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}`,
+        `  peer ${p.publicKey}${p.endpoint ? ` at ${p.endpoint}` : ''}: handshake ${age(p.lastHandshakeAgeSec)}, rx ${bytes(p.rxBytes)}, tx ${bytes(p.txBytes)}${p.persistentKeepalive ? `, keepalive every ${p.persistentKeepalive} s` : ''}`,
       );
   }
   if (s.placement) {

@@ -445,17 +445,28 @@ export class Importer {
         }
         case 'persistentkeepalive': {
           const path = [...base, 'persistentKeepalive'];
-          if (/^\d+-\d+$/.test(e.value)) {
-            this.err(
-              vat,
-              path,
-              `PersistentKeepalive range "${e.value}" (AmneziaWG 3.x) is not supported yet`,
-            );
+          const m = /^(\d{1,5})-(\d{1,5})$/.exec(e.value);
+          if (m) {
+            // AmneziaWG 3.x: a range, as awg(8) reads it; the tunnel becomes amneziawg
+            const [a, b] = [Number(m[1]), Number(m[2])];
+            if (a > 65535 || b > 65535)
+              this.err(vat, path, `PersistentKeepalive range "${e.value}" exceeds 65535`);
+            else if (b < a)
+              this.err(vat, path, `PersistentKeepalive range "${e.value}" has MAX < MIN`);
+            else {
+              if (a !== b) this.awgKeys.push(e);
+              peer.persistentKeepalive = a === b ? a : `${a}-${b}`;
+              this.place(path, at, e);
+            }
             break;
           }
           const n = e.value.toLowerCase() === 'off' ? 0 : parseUint(e.value, 65535);
           if (n === undefined)
-            this.err(vat, path, `PersistentKeepalive must be "off" or 0-65535, got "${e.value}"`);
+            this.err(
+              vat,
+              path,
+              `PersistentKeepalive must be "off", 0-65535 or a range "MIN-MAX", got "${e.value}"`,
+            );
           else {
             peer.persistentKeepalive = n;
             this.place(path, at, e);

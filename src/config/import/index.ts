@@ -120,7 +120,13 @@ function run(text: string, opts: ImportOptions, choice: NameChoice): ImportResul
   const type = opts.type ?? (isAwg ? 'amneziawg' : 'wireguard');
   if (type === 'wireguard')
     for (const e of im.awgKeys)
-      im.err(e, im.base(), `${e.key} is an AmneziaWG key but the tunnel type is wireguard`);
+      im.err(
+        e,
+        im.base(),
+        e.lower === 'persistentkeepalive'
+          ? `${e.key} range "${e.value}" is AmneziaWG 3.x but the tunnel type is wireguard, which keeps one interval`
+          : `${e.key} is an AmneziaWG key but the tunnel type is wireguard`,
+      );
 
   const tunnel: Record<string, unknown> = { type };
   for (const k of ['privateKey', 'addresses', 'dns', 'mtu', 'listenPort'] as const)

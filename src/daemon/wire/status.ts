@@ -95,6 +95,7 @@ type Peer = TunnelStatus['peers'][number];
 const peer = (p: Peer): Peer & Peer__Output => ({
   publicKey: p.publicKey,
   ...opt('endpoint', p.endpoint),
+  ...opt('persistentKeepalive', p.persistentKeepalive),
   ...opt('lastHandshakeAgeSec', p.lastHandshakeAgeSec),
   rxBytes: p.rxBytes,
   txBytes: p.txBytes,

@@ -264,15 +264,20 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
 /**
  * A complete `get=1` response, ending in `errno=0` and a blank line. `auto` prints the
- * AmneziaWG block only when some AWG parameter differs from its default, so a plain
- * WireGuard device reads exactly like wireguard-go.
+ * AmneziaWG block only when some AWG parameter differs from its default or a peer has a
+ * keepalive range, so a plain WireGuard device reads exactly like wireguard-go.
  */
 export function serializeUapiGet(s: DeviceSnapshot, flavor: UapiFlavor = 'auto'): string {
   const out: UapiPair[] = [];
   if (s.privateKey) out.push(['private_key', hex(s.privateKey)]);
   if (s.listenPort) out.push(['listen_port', s.listenPort]);
   if (s.fwmark) out.push(['fwmark', s.fwmark]);
-  const awgMode = flavor === 'amneziawg' || (flavor === 'auto' && !awgIsDefault(s.awg));
+  // a keepalive range (AWG 3) is AmneziaWG output too: wg(8) could not read "25-35"
+  const awgMode =
+    flavor === 'amneziawg' ||
+    (flavor === 'auto' &&
+      (!awgIsDefault(s.awg) ||
+        s.peers.some((p) => p.persistentKeepalive.lo !== p.persistentKeepalive.hi)));
   if (awgMode) {
     const a = s.awg;
     for (const k of ['jc', 'jmin', 'jmax', 's1', 's2', 's3', 's4'] as const)

@@ -1,11 +1,12 @@
 /**
  * Status of the detached engines (`awg engine` processes left by a one-shot `awg apply`),
- * read over their UAPI (proxy: control) sockets: last handshake, byte counters and endpoint
- * per peer. Secrets in the UAPI answer (private and preshared keys) are dropped here and
+ * read over their UAPI (proxy: control) sockets: last handshake, byte counters, endpoint and
+ * keepalive per peer. Secrets in the UAPI answer (private and preshared keys) are dropped here and
  * never leave this function.
  */
 import { isProxyEngine } from '../../model/resources.js';
 import type { StateStore } from '../../util/state.js';
+import { liveKeepalive } from './live-spec.js';
 import type { EngineRecord } from './process-host.js';
 import { parseGet, uapiGet } from './uapi-client.js';
 
@@ -22,6 +23,8 @@ export interface DetachedEngineStatus {
   peers: {
     publicKey: string;
     endpoint?: string;
+    /** as the engine holds it: seconds, or AmneziaWG 3.x "MIN-MAX"; absent: off */
+    persistentKeepalive?: string;
     lastHandshakeAgeSec?: number;
     rxBytes: number;
     txBytes: number;
@@ -61,9 +64,11 @@ export function detachedStatusFromGet(
     const sec = Number(p.last_handshake_time_sec ?? 0);
     const nsec = Number(p.last_handshake_time_nsec ?? 0);
     const at = sec * 1000 + Math.floor(nsec / 1e6);
+    const keepalive = liveKeepalive(p.persistent_keepalive_interval);
     return {
       publicKey: b64(String(p.public_key)),
       ...(p.endpoint ? { endpoint: String(p.endpoint) } : {}),
+      ...(keepalive ? { persistentKeepalive: String(keepalive) } : {}),
       ...(at > 0 ? { lastHandshakeAgeSec: Math.max(0, Math.round((nowMs - at) / 1000)) } : {}),
       rxBytes: Number(p.rx_bytes ?? 0),
       txBytes: Number(p.tx_bytes ?? 0),

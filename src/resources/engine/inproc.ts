@@ -31,6 +31,7 @@ import {
   type WgEngineSpec,
 } from '../../model/resources.js';
 import { formatEndpoint } from '../../dataplane/conn/bind.js';
+import { formatRange } from '../../dataplane/awg/range.js';
 import { createEngine, type Engine, type EngineIo } from '../../dataplane/engine.js';
 import { setCryptoPoolLog } from '../../dataplane/crypto/pool.js';
 import type { Underlay } from '../../dataplane/conn/pin.js';
@@ -49,7 +50,7 @@ import {
   type ProcessHostOptions,
 } from './process-host.js';
 import { deltaSetText, fullSetText } from './uapi-config.js';
-import { liveWgSpec } from './live-spec.js';
+import { liveKeepalive, liveWgSpec } from './live-spec.js';
 import { createExternalEngineHost } from './external-host.js';
 import { sendLinkProbe } from './link-probe.js';
 import { engineDriver } from './hosts.js';
@@ -182,7 +183,7 @@ export function createInprocEngineHost(opts: InprocOptions = {}): InprocEngineHo
         publicKey: b64(p.publicKey),
         allowedIPs: p.allowedIps,
         endpoint: p.endpoint ? formatEndpoint(p.endpoint) : null,
-        persistentKeepalive: p.persistentKeepalive.lo,
+        persistentKeepalive: liveKeepalive(formatRange(p.persistentKeepalive)),
       })),
     });
   }

@@ -81,6 +81,13 @@ export async function kernelSet(
       peers.push({ publicKey: bytes(p.publicKey), remove: true });
       continue;
     }
+    // Linux's module keeps one interval (a u16): a range is refused, never narrowed to one
+    // value (config/semantic-keepalive.ts says so first, at the config's line)
+    if (typeof p.persistentKeepalive !== 'number')
+      throw new AwgError(
+        'unsupported',
+        `${link}: Linux's WireGuard module keeps one keepalive interval, but peer ${p.publicKey} has the range ${p.persistentKeepalive} (AmneziaWG 3.x); use engine: embedded or amneziawg-go 3.x`,
+      );
     peers.push({
       publicKey: bytes(p.publicKey),
       replaceAllowedIps: true,

@@ -9,6 +9,7 @@
  * Pure.
  */
 import { canonicalPrefix } from '../../config/cidr.js';
+import type { KeepaliveSpec } from '../../config/keepalive.js';
 import type { WgEnginePeer, WgEngineSpec } from '../../model/resources.js';
 
 export interface LivePeer {
@@ -17,7 +18,19 @@ export interface LivePeer {
   /** as the device prints them */
   allowedIPs: readonly string[];
   endpoint: string | null;
-  persistentKeepalive: number;
+  persistentKeepalive: KeepaliveSpec;
+}
+
+/**
+ * A device's `persistent_keepalive_interval` (a number, or AmneziaWG 3.x `"MIN-MAX"`) in the
+ * model's form (config/keepalive.ts): a one-value range is its number, anything unreadable 0.
+ */
+export function liveKeepalive(v: unknown): KeepaliveSpec {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(String(v ?? 0).trim());
+  if (!m) return 0;
+  const lo = Number(m[1]);
+  const hi = m[2] === undefined ? lo : Number(m[2]);
+  return lo === hi ? lo : `${lo}-${hi}`;
 }
 
 export interface LiveDevice {

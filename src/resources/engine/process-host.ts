@@ -44,7 +44,7 @@ import { deltaSetText, fullSetText, type EngineSecrets } from './uapi-config.js'
 import { parseGet, uapiGet, uapiSet } from './uapi-client.js';
 import { detachedLaunch, detachedLiveSpec } from './proxy-detached.js';
 import { processIdentity, sameProcess, signalIdentified } from './process-identity.js';
-import { liveWgSpec } from './live-spec.js';
+import { liveKeepalive, liveWgSpec } from './live-spec.js';
 import { engineArgv } from './own-scope.js';
 
 export const UAPI_DIR_DEFAULT = '/var/run/wireguard';
@@ -170,7 +170,7 @@ export async function uapiLiveSpec(
       publicKey: Buffer.from(String(p.public_key), 'hex').toString('base64'),
       allowedIPs: (p.allowed_ip as string[] | undefined) ?? [],
       endpoint: typeof p.endpoint === 'string' ? p.endpoint : null,
-      persistentKeepalive: Number(p.persistent_keepalive_interval ?? 0) || 0,
+      persistentKeepalive: liveKeepalive(p.persistent_keepalive_interval),
     })),
   });
 }

@@ -8,6 +8,7 @@
  */
 import { AwgError } from '../../errors.js';
 import { specEqual } from '../../util/canonical.js';
+import type { KeepaliveSpec } from '../../config/keepalive.js';
 import type { EngineObfuscation, WgEnginePeer, WgEngineSpec } from '../../model/resources.js';
 import { rangeOf } from '../../config/schema.js';
 import { uapiSetRequest, type UapiPair } from '../../dataplane/device/uapi-text.js';
@@ -107,7 +108,8 @@ export type PeerChange =
       presharedKey: string | null;
       /** as configured: `host:port` (a host name is resolved by whoever applies it) */
       endpoint: string | null;
-      persistentKeepalive: number;
+      /** seconds (0: off), or AmneziaWG 3.x `"MIN-MAX"` (model WgEnginePeer) */
+      persistentKeepalive: KeepaliveSpec;
       /** canonical CIDRs; they replace the peer's */
       allowedIPs: string[];
     };
@@ -184,6 +186,7 @@ export function uapiSetText(c: DeviceChange): string {
     }
     lines.push(['preshared_key', p.presharedKey ? b64ToHex(p.presharedKey) : ZERO_KEY]);
     if (p.endpoint) lines.push(['endpoint', p.endpoint]);
+    // a range as amneziawg-go 3.x reads it ("25-35"); an engine before 3.x refuses it
     lines.push(['persistent_keepalive_interval', p.persistentKeepalive]);
     lines.push(['replace_allowed_ips', true]);
     for (const ip of p.allowedIPs) lines.push(['allowed_ip', ip]);

@@ -114,14 +114,37 @@ describe('the key awg writes', () => {
   it('refuses what AmneziaVPN cannot hold: several peers, a peer without endpoint', () => {
     const a = importWgQuick(confOf('1.0'), { file: 'office.conf' });
     const [name, t] = model(a.yaml);
-    const two = { ...t, peers: [t.peers[0]!, { ...t.peers[0]!, publicKey: PSK }] };
+    const two = { ...t, peers: [t.peers[0]!, { ...t.peers[0]!, publicKey: PSK }] } as WgLikeTunnel;
     expect(() => exportVpnKey(name, two, inline)).toThrow(
       new VpnExportError(
         'tunnel office has 2 peers; an AmneziaVPN key holds exactly one (a server)',
       ),
     );
     const { endpoint: _e, ...p } = t.peers[0]!;
-    expect(() => exportVpnKey(name, { ...t, peers: [p] }, inline)).toThrow(/has no endpoint/);
+    expect(() => exportVpnKey(name, { ...t, peers: [p] } as WgLikeTunnel, inline)).toThrow(
+      /has no endpoint/,
+    );
+  });
+});
+
+describe('a keepalive range (AmneziaWG 3.x)', () => {
+  it('a .conf with PersistentKeepalive = 20-30 goes into a 3.1 key with the range, and the key imports back to the same tunnel', () => {
+    const conf = confOf('wg').replace('PersistentKeepalive = 25', 'PersistentKeepalive = 20-30');
+    const a = importWgQuick(conf, { file: 'office.conf' });
+    expect(a.ok, JSON.stringify(a.issues)).toBe(true);
+    const [name, t] = model(a.yaml);
+    expect(t.type).toBe('amneziawg');
+    expect(t.peers[0]!.persistentKeepalive).toBe('20-30');
+    const x = exportVpnKey(name, t, inline);
+    expect([x.container, x.protocolVersion]).toEqual(['amnezia-awg2', '3.1']);
+    const p = (docOf(x.key).containers as Record<string, Record<string, string>>[])[0]!.awg!;
+    const lc = JSON.parse(p.last_config!) as Record<string, string>;
+    expect(lc.persistent_keep_alive).toBe('20-30');
+    expect(lc.config).toContain('\nPersistentKeepalive = 20-30\n');
+    const b = importVpnKey(x.key, { file: 'key' });
+    expect(b.ok, JSON.stringify(b.issues)).toBe(true);
+    expect(tunnelSection(b.yaml)).toBe(tunnelSection(a.yaml));
+    expect(model(b.yaml)[1].peers[0]!.persistentKeepalive).toBe('20-30');
   });
 });
 

@@ -78,11 +78,29 @@ const CASES: Record<string, { opts?: Partial<ImportOptions>; error: Expect }> = 
   'padding-reversed.conf': {
     error: { line: 4, col: 27, msg: 'ContentPaddingAddition range "64-16" has MAX < MIN' },
   },
-  'keepalive-range.conf': {
+  'keepalive-range-wireguard.conf': {
+    opts: { type: 'wireguard' },
+    error: {
+      line: 8,
+      col: 1,
+      msg: 'PersistentKeepalive range "20-30" is AmneziaWG 3.x but the tunnel type is wireguard, which keeps one interval',
+    },
+  },
+  'keepalive-bad.conf': {
     error: {
       line: 8,
       col: 23,
-      msg: 'PersistentKeepalive range "20-30" (AmneziaWG 3.x) is not supported yet',
+      msg: 'PersistentKeepalive must be "off", 0-65535 or a range "MIN-MAX", got "20-"',
+    },
+  },
+  'keepalive-range-reversed.conf': {
+    error: { line: 8, col: 23, msg: 'PersistentKeepalive range "30-20" has MAX < MIN' },
+  },
+  'keepalive-range-zero.conf': {
+    error: {
+      line: 8,
+      col: 1,
+      msg: 'range 0-30 starts at 0; use 0 alone to turn keepalives off, or start at 1',
     },
   },
   'direct.conf': {

@@ -91,6 +91,7 @@ export function sampleStatus(): StatusResponse {
           {
             publicKey: PEER_PUB,
             endpoint: '192.0.2.1:51820',
+            persistentKeepalive: '25',
             lastHandshakeAgeSec: 17,
             rxBytes: 123456789012,
             txBytes: 42,

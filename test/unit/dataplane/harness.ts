@@ -6,6 +6,7 @@ import { MemoryTun } from '../../../src/dataplane/tun/memory.fake.js';
 import { seededRandom } from '../../../src/dataplane/awg/random.fake.js';
 import { generateKeyPair } from '../../../src/dataplane/crypto/keys.js';
 import type { AwgParams } from '../../../src/dataplane/awg/params.js';
+import type { UintRange } from '../../../src/dataplane/awg/range.js';
 
 export function ipv4(
   src: string,
@@ -52,9 +53,10 @@ export interface PairOptions {
   awgA?: Partial<AwgParams> | undefined;
   awgB?: Partial<AwgParams>;
   /** A knows B's endpoint; B learns A's from the handshake */
-  persistentKeepaliveA?: number;
+  persistentKeepaliveA?: number | UintRange;
   psk?: Uint8Array;
   device?: Partial<DeviceOptions>;
+  deviceA?: Partial<DeviceOptions>;
   deviceB?: Partial<DeviceOptions>;
   /** what B's device is given instead of its memory bind (a wrapper around it) */
   wrapBindB?: (b: MemoryBind) => DeviceOptions['bind'];
@@ -84,7 +86,7 @@ export async function makePair(o: PairOptions = {}) {
     });
     return { dev, tun, bind, keys: generateKeyPair(), outer };
   };
-  const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2);
+  const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2, o.deviceA);
   const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1, o.deviceB, o.wrapBindB);
   await a.dev.configure({
     privateKey: a.keys.privateKey,

@@ -9,8 +9,13 @@ export interface Peer {
   lastHandshakeAgeSec?: number | string | Long;
   rxBytes?: number | string | Long;
   txBytes?: number | string | Long;
+  /**
+   * seconds between persistent keepalives as configured, or AmneziaWG 3.x "MIN-MAX"; absent: off
+   */
+  persistentKeepalive?: string;
   _endpoint?: 'endpoint';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
+  _persistentKeepalive?: 'persistentKeepalive';
 }
 
 export interface Peer__Output {
@@ -19,6 +24,11 @@ export interface Peer__Output {
   lastHandshakeAgeSec?: number;
   rxBytes: number;
   txBytes: number;
+  /**
+   * seconds between persistent keepalives as configured, or AmneziaWG 3.x "MIN-MAX"; absent: off
+   */
+  persistentKeepalive?: string;
   _endpoint?: 'endpoint';
   _lastHandshakeAgeSec?: 'lastHandshakeAgeSec';
+  _persistentKeepalive?: 'persistentKeepalive';
 }

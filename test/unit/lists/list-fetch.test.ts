@@ -239,9 +239,9 @@ describe('fetchList over https', () => {
     );
   });
 
-  it('through an HTTP CONNECT proxy (via an http tunnel): the name goes unresolved in the CONNECT, TLS runs inside the tunnel and is verified', async () => {
+  it('through an HTTP CONNECT proxy (via an http tunnel): the name goes unresolved in the CONNECT, TLS runs inside the tunnel and is verified; plain http reads the answer', async () => {
     const asked: string[] = [];
-    const port = Number(hbase.split(':')[2]);
+    let port = Number(hbase.split(':')[2]);
     // a CONNECT proxy that knows the name: lists.test is this host
     const proxy = createServer((_q, s) => s.writeHead(405).end());
     proxy.on('connect', (q: IncomingMessage, sock: Socket, head: Buffer) => {
@@ -271,6 +271,12 @@ describe('fetchList over https', () => {
       const r = await fetchList({ url, maxBytes: 100, ca: cert, connect });
       expect(r.kind === 'fetched' && r.bytes.toString()).toBe('tls.example\n');
       expect(asked).toEqual([`lists.test:${port}`, `lists.test:${port}`]);
+      // plain http through the same dialer: its stream comes paused after the CONNECT
+      port = Number(base.split(':')[2]);
+      handler = (_q, s) => s.end('plain.example\n');
+      const p = await fetchList({ url: `http://lists.test:${port}/p`, maxBytes: 100, connect });
+      expect(p.kind === 'fetched' && p.bytes.toString()).toBe('plain.example\n');
+      expect(asked.at(-1)).toBe(`lists.test:${port}`);
     } finally {
       proxy.closeAllConnections();
       proxy.close();

@@ -187,6 +187,10 @@ function getOnce(u: URL, o: ListFetchOptions, deadline: number): Promise<Once> {
         return undefined;
       }) as unknown as RequestOptions['createConnection'],
     });
+    // a connector may hand over a paused stream (a proxy dialer pauses it after its handshake,
+    // proxy/http-connect.ts); the client only adds a 'data' listener, which does not restart
+    // a stream paused on purpose: it waited for an answer that was there (`via` an http tunnel)
+    req.once('socket', (s) => s.resume());
     req.setTimeout(o.idleMs ?? FETCH_IDLE_MS, () =>
       fail(new ListFetchError(`${redactUrl(u.href)}: the server went silent`)),
     );

@@ -180,6 +180,28 @@ export function nsSpawn(
   return p;
 }
 
+/**
+ * `argv` as a command and its arguments, run in a private mount namespace with `resolvConf`
+ * bind-mounted over /etc/resolv.conf when given (each exec in place: the pid stays the
+ * program's, inherited fds stay open).
+ */
+export function inMountNs(argv: string[], resolvConf?: string): [string, string[]] {
+  if (resolvConf === undefined) return [argv[0]!, argv.slice(1)];
+  return [
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$0" /etc/resolv.conf && exec "$@"',
+      resolvConf,
+      ...argv,
+    ],
+  ];
+}
+
 export async function killSpawned(): Promise<void> {
   await Promise.all([...spawned].map((p) => p.kill(1000)));
 }

@@ -55,6 +55,7 @@ import {
 import {
   createNetns,
   destroyNetns,
+  inMountNs,
   netnsPath,
   nsExec,
   nsSpawn,
@@ -676,12 +677,16 @@ export interface Daemon {
  * `awg daemon --config cfg` in `ns` with the proc connector: a NETLINK_CONNECTOR socket
  * opened here, in the initial network namespace (the connector refuses others), inherited
  * as fd 3 (AWG_PROC_CONNECTOR_FD=3). Ready once `awg status` answers converged.
+ * `o.resolvConf`: the daemon runs in a private mount namespace (`unshare -m`) with this file
+ * bind-mounted over /etc/resolv.conf, so the system resolver asks what it names (the host's
+ * file is never touched).
  */
 export async function startDaemon(
   ns: string,
   e: AwgEnv,
   cfg: string,
   extra: string[] = [],
+  o: { resolvConf?: string } = {},
 ): Promise<Daemon> {
   const socket = join(e.dir, 'run', 'awg.sock');
   const fd = openConnectorSocket();
@@ -689,12 +694,12 @@ export async function startDaemon(
   // the daemon's watcher sends LISTEN; the connector drains an overflowed queue before LISTEN)
   const rcvbuf = Number(process.env.AWGT_CONNECTOR_RCVBUF ?? 0);
   if (rcvbuf > 0) setsockoptInt(fd, SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf);
-  const spawned = nsSpawn(
-    ns,
-    process.execPath,
-    [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir, '--socket', socket, ...extra],
-    { env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' }, fds: [fd] },
-  );
+  const argv = [AWG_BIN, 'daemon', '--config', cfg, '--state-dir', e.stateDir];
+  argv.push('--socket', socket, ...extra);
+  const spawned = nsSpawn(ns, ...inMountNs([process.execPath, ...argv], o.resolvConf), {
+    env: { ...e.env, AWG_PROC_CONNECTOR_FD: '3' },
+    fds: [fd],
+  });
   closeFd(fd);
   const proc: NsProcess = {
     ns,

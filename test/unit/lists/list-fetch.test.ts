@@ -1,7 +1,8 @@
 /**
  * The URL list fetcher and the update of a cached copy against a loopback HTTP(S) server in
  * this process: conditional GET, the size cap mid-stream, gzip, redirects, timeouts, the
- * sha256 pin and a copy that does not parse (the old copy kept).
+ * sha256 pin and a copy that does not parse (the old copy kept); through a proxy tunnel's
+ * dialer, and through a loopback HTTP CONNECT proxy (https with a host name).
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -16,7 +17,8 @@ import { ListCache, sha256Hex } from '../../../src/util/list-cache.js';
 import { fetchList, ListFetchError } from '../../../src/util/list-fetch.js';
 import { updateList } from '../../../src/pipeline/list-update.js';
 import { viaConnector } from '../../../src/resources/engine/via.js';
-import { connect as netConnect } from 'node:net';
+import { httpConnectDialer } from '../../../src/proxy/http-connect.js';
+import { connect as netConnect, type Socket } from 'node:net';
 import { tempDir } from '../../helpers/tmp.js';
 
 type Handler = (q: IncomingMessage, s: ServerResponse) => void;
@@ -204,7 +206,7 @@ describe('fetchList over https', () => {
         '-subj',
         '/CN=lists.test',
         '-addext',
-        'subjectAltName=IP:127.0.0.1',
+        'subjectAltName=IP:127.0.0.1,DNS:lists.test',
         '-keyout',
         join(dir, 'k.pem'),
         '-out',
@@ -235,6 +237,50 @@ describe('fetchList over https', () => {
     await expect(fetchList({ url: `${hbase}/down`, maxBytes: 100, ca: cert })).rejects.toThrow(
       /a redirect from https to another scheme is refused/,
     );
+  });
+
+  it('through an HTTP CONNECT proxy (via an http tunnel): the name goes unresolved in the CONNECT, TLS runs inside the tunnel and is verified; plain http reads the answer', async () => {
+    const asked: string[] = [];
+    let port = Number(hbase.split(':')[2]);
+    // a CONNECT proxy that knows the name: lists.test is this host
+    const proxy = createServer((_q, s) => s.writeHead(405).end());
+    proxy.on('connect', (q: IncomingMessage, sock: Socket, head: Buffer) => {
+      asked.push(q.url ?? '');
+      const up = netConnect(port, '127.0.0.1', () => {
+        sock.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        if (head.length) up.write(head);
+        up.pipe(sock);
+        sock.pipe(up);
+      });
+      up.on('error', () => sock.destroy());
+      sock.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const connect = viaConnector({
+        tunnel: 'hp',
+        dialer: httpConnectDialer({
+          server: '127.0.0.1',
+          port: (proxy.address() as AddressInfo).port,
+        }),
+      });
+      const url = `https://lists.test:${port}/l`;
+      await expect(fetchList({ url, maxBytes: 100, connect })).rejects.toThrow(
+        /self-signed|certificate/,
+      );
+      const r = await fetchList({ url, maxBytes: 100, ca: cert, connect });
+      expect(r.kind === 'fetched' && r.bytes.toString()).toBe('tls.example\n');
+      expect(asked).toEqual([`lists.test:${port}`, `lists.test:${port}`]);
+      // plain http through the same dialer: its stream comes paused after the CONNECT
+      port = Number(base.split(':')[2]);
+      handler = (_q, s) => s.end('plain.example\n');
+      const p = await fetchList({ url: `http://lists.test:${port}/p`, maxBytes: 100, connect });
+      expect(p.kind === 'fetched' && p.bytes.toString()).toBe('plain.example\n');
+      expect(asked.at(-1)).toBe(`lists.test:${port}`);
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 });
 

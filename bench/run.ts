@@ -30,6 +30,8 @@ import { limitBench } from './limit.bench.js';
 import { sseBench } from './sse.bench.js';
 import { listsBench } from './lists.bench.js';
 import { listsApplyBench } from './lists-apply.bench.js';
+import { listsFetchBench } from './lists-fetch.bench.js';
+import { setDeltaBench } from './set-delta.bench.js';
 import { crashPointsBench } from './crash-points.bench.js';
 import { soakBench } from './soak.bench.js';
 
@@ -91,6 +93,11 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
     name: 'lists-apply-no-default-route',
     run: (sm) => (sm ? listsApplyBench(true, { noDefaultRoute: true }) : Promise.resolve([])),
   },
+  // Step 21: a list by URL fetched, parsed and cached (plain, gzip, 304) against curl; a list
+  // edit's set changed in place against loading it again and against nft -f; the smoke fails
+  // when the path changes in kind (a 304 that downloads, a set reloaded), not on timing
+  { name: 'lists-fetch', run: listsFetchBench },
+  { name: 'set-delta', run: setDeltaBench },
   { name: 'crash-points', run: crashPointsBench },
   { name: 'soak', run: soakBench },
 ];

@@ -53,6 +53,8 @@ export class AwgCodec {
   private readonly hpk: Uint8Array | null;
   /** the first 16 keystream bytes of a datagram (header protection, transportOnly) */
   private readonly ks16 = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE);
+  /** the keystream of a datagram's handshake readings (`candidates`), reused */
+  private readonly ksHandshake = new Uint8Array(MESSAGE_INITIATION_SIZE);
   private readonly itags: Tag[][];
   /** the next preamble, drawn ahead (`preparePreamble`); its `<t>` still to be written */
   private ready: Uint8Array[] | null = null;
@@ -241,7 +243,14 @@ export class AwgCodec {
   candidates(d: Uint8Array): Classified[] {
     const out: Classified[] = [];
     if (d.length < MIN_MESSAGE_SIZE) return out;
-    const ks = this.hpk ? keystream(this.hpk, d, MESSAGE_INITIATION_SIZE) : null;
+    let ks: Uint8Array | null = null;
+    if (this.hpk) {
+      // into the codec's own buffer (a handshake's path allocated one each): the readings
+      // below are copies or de-protected in place, none keeps it
+      ks = this.ksHandshake;
+      ks.fill(0);
+      chacha20XorInPlace(this.hpk, d, 0, ks, 0, MESSAGE_INITIATION_SIZE);
+    }
     const typeHash = ks ? readU32(ks, 0) : 0;
     for (let k = 0; k < 3; k++) {
       const s = this.s[k]!;

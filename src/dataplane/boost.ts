@@ -19,7 +19,8 @@
  * rate-limited per peer (REKEY_TIMEOUT). SCHED_RESET_ON_FORK keeps processes and threads
  * started meanwhile off real-time. Only the calling (main) thread changes: the crypto pool's
  * threads stay SCHED_OTHER. Refused (no CAP_SYS_NICE, RLIMIT_RTPRIO 0), or the thread already
- * runs another policy (someone ran us under chrt): the boost stays off and says why.
+ * runs another policy (someone ran us under chrt; asked at most every POLICY_RECHECK_MS): the
+ * boost stays off and says why.
  * AWG_HANDSHAKE_BOOST=0 turns it off (diagnosis); off Linux there is none.
  */
 import {
@@ -37,6 +38,14 @@ import { E } from '../native/libc.js';
 
 /** A window's upper bound: a handshake and the first answer over paths of up to ~200 ms RTT. */
 export const BOOST_MAX_MS = 250;
+
+/**
+ * A window asks for the thread's policy (a syscall) only when it was last found SCHED_OTHER
+ * this long ago: the first packets after a peer reset, which come in quick succession, pay
+ * for two sched calls instead of three, and a policy set from outside (chrt -p) is still
+ * left alone from the first window that starts this long after it.
+ */
+export const POLICY_RECHECK_MS = 10_000;
 
 /** What switches the calling thread's policy: 0 or -errno (native/sched.ts; tests pass a fake). */
 export interface SchedControl {
@@ -64,6 +73,8 @@ export class HandshakeBoost {
   private readonly waiting = new Map<object, number>();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private since = 0;
+  /** when the thread's policy was last found SCHED_OTHER (POLICY_RECHECK_MS) */
+  private policyAt = -Infinity;
   private st: BoostState = { enabled: true, active: false, windows: 0, expired: 0, ms: 0 };
 
   constructor(
@@ -82,14 +93,17 @@ export class HandshakeBoost {
     const t = this.now();
     this.waiting.set(key, t + this.maxMs);
     if (!this.st.active) {
-      const policy = this.sched.policy();
-      if (policy !== SCHED_OTHER) {
-        this.disable(
-          policy < 0
-            ? `sched_getscheduler: ${errnoText(policy)}`
-            : `the thread runs scheduling policy ${policy}, not SCHED_OTHER: left alone`,
-        );
-        return;
+      if (t - this.policyAt >= POLICY_RECHECK_MS) {
+        const policy = this.sched.policy();
+        if (policy !== SCHED_OTHER) {
+          this.disable(
+            policy < 0
+              ? `sched_getscheduler: ${errnoText(policy)}`
+              : `the thread runs scheduling policy ${policy}, not SCHED_OTHER: left alone`,
+          );
+          return;
+        }
+        this.policyAt = t;
       }
       const r = this.sched.fifo();
       if (r < 0) {

@@ -24,6 +24,9 @@ import { type Tag, generateTags, parseTags, stampTime } from './tags.js';
 
 export type MessageKind = 1 | 2 | 3 | 4;
 
+/** the message area of an initiation frame drawn ahead (overwritten at sending) */
+const INITIATION_ZEROS = new Uint8Array(MESSAGE_INITIATION_SIZE);
+
 export interface Classified {
   kind: MessageKind;
   /** the WireGuard message, de-protected in place; its type field still holds the H value */
@@ -50,9 +53,13 @@ export class AwgCodec {
   private readonly hpk: Uint8Array | null;
   /** the first 16 keystream bytes of a datagram (header protection, transportOnly) */
   private readonly ks16 = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE);
+  /** the keystream of a datagram's handshake readings (`candidates`), reused */
+  private readonly ksHandshake = new Uint8Array(MESSAGE_INITIATION_SIZE);
   private readonly itags: Tag[][];
   /** the next preamble, drawn ahead (`preparePreamble`); its `<t>` still to be written */
   private ready: Uint8Array[] | null = null;
+  /** the next initiation's datagram, drawn ahead (`prepareInitiationFrame`) for `window` */
+  private frame1: { window: number; d: Uint8Array; ks: Uint8Array | null } | null = null;
 
   constructor(
     readonly params: AwgParams,
@@ -103,6 +110,21 @@ export class AwgCodec {
   /** Frames a finished (mac'ed) handshake message of kind 1..3. `window` = peer udpWindow. */
   sealHandshake(kind: 1 | 2 | 3, msg: Uint8Array, window: number): Uint8Array {
     const s = this.s[kind - 1]!;
+    const f = kind === 1 ? this.frame1 : null;
+    if (f && f.window === window && msg.length === MESSAGE_INITIATION_SIZE) {
+      // drawn ahead (`prepareInitiationFrame`): the message goes in and is protected
+      this.frame1 = null;
+      f.d.set(msg, s);
+      if (f.ks) xorInPlace(f.d, s, f.ks, 0, msg.length);
+      return f.d;
+    }
+    const d = this.frame(s, msg, window);
+    if (this.hpk) protect(this.hpk, d, s, msg.length);
+    return d;
+  }
+
+  /** prefix(s) ‖ msg ‖ random trailer (for the peer's window): the draws of a handshake datagram */
+  private frame(s: number, msg: Uint8Array, window: number): Uint8Array {
     let trailer = 0;
     if (this.params.randomTrailers && window > s + msg.length)
       trailer = this.rng.intn(window - (s + msg.length));
@@ -112,8 +134,23 @@ export class AwgCodec {
       if (this.rng.fill) this.rng.fill(d, s + msg.length, trailer);
       else d.set(this.rng.bytes(trailer), s + msg.length);
     }
-    if (this.hpk) protect(this.hpk, d, s, msg.length);
     return d;
+  }
+
+  /**
+   * Draws the next initiation's datagram ahead, while idle, for a peer whose window is
+   * `window` (the device does it with the prepared initiation and the preamble): its S1
+   * prefix, its random trailer and, with header protection, the keystream the prefix selects.
+   * `sealHandshake(1, msg, window)` then only copies the message in and XORs it; with another
+   * window it draws anew. Used once. Nothing to draw for plain WireGuard framing.
+   */
+  prepareInitiationFrame(window: number): void {
+    const s = this.s[0];
+    if (this.frame1?.window === window || (s === 0 && !this.params.randomTrailers && !this.hpk))
+      return;
+    const d = this.frame(s, INITIATION_ZEROS, window);
+    const ks = this.hpk ? keystream(this.hpk, d, MESSAGE_INITIATION_SIZE) : null;
+    this.frame1 = { window, d, ks };
   }
 
   get transportPrefix(): number {
@@ -206,7 +243,14 @@ export class AwgCodec {
   candidates(d: Uint8Array): Classified[] {
     const out: Classified[] = [];
     if (d.length < MIN_MESSAGE_SIZE) return out;
-    const ks = this.hpk ? keystream(this.hpk, d, MESSAGE_INITIATION_SIZE) : null;
+    let ks: Uint8Array | null = null;
+    if (this.hpk) {
+      // into the codec's own buffer (a handshake's path allocated one each): the readings
+      // below are copies or de-protected in place, none keeps it
+      ks = this.ksHandshake;
+      ks.fill(0);
+      chacha20XorInPlace(this.hpk, d, 0, ks, 0, MESSAGE_INITIATION_SIZE);
+    }
     const typeHash = ks ? readU32(ks, 0) : 0;
     for (let k = 0; k < 3; k++) {
       const s = this.s[k]!;

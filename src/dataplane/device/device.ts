@@ -145,6 +145,7 @@ export class Device
       try {
         prepareNextInitiation(this, p);
         this.codec.preparePreamble();
+        this.codec.prepareInitiationFrame(p.udpWindow);
       } catch (e) {
         this.dropped('handshake preparation', e);
       }

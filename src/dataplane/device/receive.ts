@@ -153,11 +153,14 @@ function receiveHandshake(h: ReceiveHost, kind: 1 | 2, msg: Uint8Array, from: En
     h.setEndpointFromPacket(p, from);
     p.rxBytes += msg.length;
     timersAnyAuthenticatedPacketTraversal(h, p);
+    // before the send: the data sent next arms the new-handshake timer this disarms
     timersAnyAuthenticatedPacketReceived(h, p);
     if (!beginSymmetricSession(h, p)) return true;
+    // the packets that waited for the session (or a keepalive) first: the session's timers,
+    // the handshake's bookkeeping and its event are nothing they need
+    sendKeepalive(h, p);
     timersSessionDerived(h, p);
     timersHandshakeComplete(h, p);
-    sendKeepalive(h, p);
   }
   return true;
 }

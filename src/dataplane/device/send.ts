@@ -358,9 +358,11 @@ export function sendHandshakeInitiation(h: SendHost, p: Peer, isRetry: boolean):
   p.cookieGenerator.addMacs(msg, now);
   const bufs = h.codec.preamble(h.clock.wallNow());
   bufs.push(h.codec.sealHandshake(1, msg, p.udpWindow));
+  // out first: the timers' bookkeeping is nothing the peer's answer waits for (one thread: the
+  // order between them and the send is not observable)
+  sendBuffers(h, p, bufs);
   timersAnyAuthenticatedPacketTraversal(h, p);
   timersAnyAuthenticatedPacketSent(h, p);
-  sendBuffers(h, p, bufs);
   timersHandshakeInitiated(h, p);
   if (p.staged.some((b) => b.length > 0)) h.boostHandshake(p);
 }

@@ -456,6 +456,36 @@ describe('content padding addition / random trailers', () => {
     expect(c.msg.length).toBe(148);
     expect(new AwgCodec({ ...p, randomTrailers: false }, seededRandom(1)).classify(d)).toBeNull();
   });
+  it('an initiation datagram drawn ahead is the one sealed next for that window, used once', () => {
+    const hpk = new Uint8Array(32).fill(7);
+    const p = params({ randomTrailers: true, s1: 15, headerProtectionKey: hpk });
+    const { init } = vectorMessages(1, 2);
+    const ahead = new AwgCodec(p, seededRandom(9));
+    ahead.prepareInitiationFrame(500);
+    ahead.prepareInitiationFrame(500); // already drawn for this window: kept
+    // the same draws as a datagram framed at sending (prefix, trailer, protection)
+    const made = new AwgCodec(p, seededRandom(9)).sealHandshake(1, init, 500);
+    const sent = ahead.sealHandshake(1, init, 500);
+    expect(toHex(sent)).toBe(toHex(made));
+    const c = new AwgCodec(p, seededRandom(1)).classify(sent.slice())!;
+    expect(c.kind).toBe(1);
+    expect(toHex(c.msg)).toBe(toHex(init));
+    // used once: the next one is drawn anew
+    expect(toHex(ahead.sealHandshake(1, init, 500))).not.toBe(toHex(sent));
+    // drawn for another window (the peer's grew meanwhile): drawn anew at sending, trailer
+    // within the window sealed for
+    ahead.prepareInitiationFrame(500);
+    for (let k = 0; k < 20; k++) {
+      const d = ahead.sealHandshake(1, init, 200);
+      expect(d.length).toBeLessThan(200);
+    }
+    // only initiations take it; nothing to draw for plain WireGuard framing
+    const r = ahead.sealHandshake(2, init.subarray(0, 92), 500);
+    expect(r.length).toBeGreaterThanOrEqual(92);
+    const plain = new AwgCodec(params({}), seededRandom(3));
+    plain.prepareInitiationFrame(500);
+    expect(toHex(plain.sealHandshake(1, init, 500))).toBe(toHex(init));
+  });
   it('random trailers are written into the datagram by a source that fills in place', () => {
     const p = params({ randomTrailers: true, s1: 8 });
     const calls: [number, number][] = [];

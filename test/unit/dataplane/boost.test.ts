@@ -11,6 +11,7 @@ import {
   ENGINE_NICE,
   engineNice,
   HandshakeBoost,
+  POLICY_RECHECK_MS,
   type SchedControl,
 } from '../../../src/dataplane/boost.js';
 import { autogroupNice, sessionOf, setAutogroupNice } from '../../../src/native/sched.js';
@@ -20,6 +21,7 @@ import { ipv4, makePair } from './harness.js';
 function fakeSched(o: { fifo?: number; policy?: number } = {}) {
   const calls: string[] = [];
   let policy = o.policy ?? 0;
+  let asked = 0;
   const sched: SchedControl = {
     fifo: () => {
       calls.push('fifo');
@@ -32,9 +34,18 @@ function fakeSched(o: { fifo?: number; policy?: number } = {}) {
       policy = 0;
       return 0;
     },
-    policy: () => policy,
+    policy: () => {
+      asked++;
+      return policy;
+    },
   };
-  return { sched, calls, policy: () => policy };
+  return {
+    sched,
+    calls,
+    policy: () => policy,
+    asked: () => asked,
+    set: (v: number) => (policy = v),
+  };
 }
 
 afterEach(() => {
@@ -112,6 +123,29 @@ describe('HandshakeBoost', () => {
     expect(f.calls).toEqual(['fifo']);
     expect(b.state()).toMatchObject({ enabled: false, active: false, windows: 0 });
     expect(b.state().reason).toMatch(/refused: EPERM/);
+  });
+
+  it('asks for the policy at the first window and again only POLICY_RECHECK_MS later; a chrt then is left alone', () => {
+    let t = 0;
+    const f = fakeSched();
+    const b = new HandshakeBoost(f.sched, 250, () => t);
+    const p = {};
+    for (let k = 0; k < 5; k++) {
+      b.enter(p);
+      t += 2;
+      b.leave(p);
+      t += 100;
+    }
+    expect(f.asked()).toBe(1);
+    expect(b.state()).toMatchObject({ enabled: true, windows: 5 });
+    // someone ran `chrt -p` on the thread meanwhile: the first window past the interval asks
+    f.set(2);
+    t = POLICY_RECHECK_MS;
+    b.enter(p);
+    expect(f.asked()).toBe(2);
+    expect(f.policy()).toBe(2);
+    expect(b.state()).toMatchObject({ enabled: false, active: false, windows: 5 });
+    expect(b.state().reason).toMatch(/policy 2/);
   });
 
   it('leaves a thread that already runs another policy (chrt) alone', () => {

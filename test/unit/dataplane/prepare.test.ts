@@ -93,6 +93,34 @@ describe('initiations prepared while idle', () => {
     expect(codec.ready).not.toBe(ready);
   });
 
+  it('the initiation’s datagram is drawn ahead too (prefix, trailer): it is the one sent', async () => {
+    const awg = {
+      ...{ s1: 15, s2: 18, s3: 20, s4: 23, randomTrailers: true },
+      headerProtectionKey: new Uint8Array(32).fill(5),
+    };
+    const { a, b, net } = await makePair({ awgA: awg });
+    await settle();
+    const codec = a.dev.codec as unknown as { frame1: { window: number; d: Uint8Array } | null };
+    const frame = codec.frame1;
+    expect(frame).not.toBeNull();
+    expect(frame!.window).toBe(a.dev.peerByKey(b.keys.publicKey)!.udpWindow);
+    const prefix = hexOf(frame!.d.subarray(0, 15));
+    const trailer = hexOf(frame!.d.subarray(15 + INIT_LEN));
+    a.tun.inject(PING);
+    net.flush();
+    expect(b.tun.written.map(hexOf)).toEqual([hexOf(PING)]);
+    const init = net.sent.find(
+      (d) => d.from.address === '10.0.0.1' && d.data.length === frame!.d.length,
+    )!;
+    expect(hexOf(init.data)).toBe(hexOf(frame!.d)); // the frame itself went out, the message in it
+    expect(hexOf(init.data.subarray(0, 15))).toBe(prefix);
+    expect(hexOf(init.data.subarray(15 + INIT_LEN))).toBe(trailer);
+    // the next one is drawn with the next initiation
+    await settle();
+    expect(codec.frame1).not.toBeNull();
+    expect(codec.frame1).not.toBe(frame);
+  });
+
   it('a peer that starts has its first initiation prepared on the next turn; a used one is replaced later', async () => {
     const { a, b, net } = await makePair();
     const peer = a.dev.peerByKey(b.keys.publicKey)!;

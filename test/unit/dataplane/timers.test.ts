@@ -130,6 +130,26 @@ describe('timers with a simulated clock', () => {
     expect(b.tun.written.length).toBe(1);
   });
 
+  it('the data that waited for the handshake leaves first; the timers after it are those of a finished handshake', async () => {
+    const { a, b, net } = await makePair();
+    const p = a.dev.peerByKey(b.keys.publicKey)!;
+    const events: string[] = [];
+    a.dev.on('handshake', () => events.push('handshake'));
+    a.tun.inject(PING);
+    expect(p.timers.retransmitHandshake.isPending).toBe(true);
+    net.flush();
+    expect(b.tun.written.length).toBe(1);
+    // the staged ping went out: it armed the new-handshake timer, which the response's
+    // arrival (before it) did not disarm afterwards
+    expect(p.timers.newHandshake.isPending).toBe(true);
+    expect(p.timers.retransmitHandshake.isPending).toBe(false);
+    expect(p.timers.zeroKeyMaterial.isPending).toBe(true);
+    expect(p.timers.handshakeAttempts).toBe(0);
+    expect(p.handshakePendingSince).toBeNull();
+    expect(p.lastHandshakeWall).toBeGreaterThan(0);
+    expect(events).toEqual([]); // emitted HANDSHAKE_EVENT_DELAY_MS later
+  });
+
   it('zero key material after 3 × REJECT_AFTER_TIME of silence', async () => {
     const { a, b, net, advance } = await makePair();
     a.tun.inject(PING);

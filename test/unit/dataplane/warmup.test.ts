@@ -25,6 +25,7 @@ describe('warmUpHandshakes', () => {
   it("with an engine's AmneziaWG parameters it runs their code (junk, I-packets, prefixes), once per kind", async () => {
     const preamble = vi.spyOn(AwgCodec.prototype, 'preamble');
     const sealHandshake = vi.spyOn(AwgCodec.prototype, 'sealHandshake');
+    const frame = vi.spyOn(AwgCodec.prototype, 'prepareInitiationFrame');
     const awg = {
       ...defaultAwgParams(),
       jc: 3,
@@ -57,6 +58,10 @@ describe('warmUpHandshakes', () => {
     const kinds = sealHandshake.mock.calls.map((c) => c[0]);
     expect(kinds).toContain(1);
     expect(kinds).toContain(2);
+    // the first pair's initiation was prepared ahead (as a started or re-added peer's is), the
+    // second's built when its packet came: both paths ran
+    const firstInitiation = sealHandshake.mock.invocationCallOrder[kinds.indexOf(1)]!;
+    expect(frame.mock.invocationCallOrder[0]).toBeLessThan(firstInitiation);
     sealHandshake.mock.calls.forEach((c, k) => {
       const d = sealHandshake.mock.results[k]!.value as Uint8Array;
       expect(d.length).toBeGreaterThanOrEqual(

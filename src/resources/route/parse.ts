@@ -23,7 +23,8 @@ export interface ParsedRoutes {
   conflicts: RouteSpec[];
 }
 
-interface IpRouteJson {
+/** a route of `ip -j -N route show` */
+export interface IpRouteJson {
   type?: string;
   dst?: string;
   gateway?: string;
@@ -141,7 +142,15 @@ export function defaultRouteOf(
   if (!t) return undefined;
   const v = JSON.parse(t) as unknown;
   if (!Array.isArray(v)) throw new Error('ip -j route: expected a JSON array');
-  const best = (v as IpRouteJson[])
+  return defaultRouteOfRows(v as IpRouteJson[], prefix);
+}
+
+/** `defaultRouteOf` of the listing's rows (the netlink probe's, route/probe-netlink.ts, or the JSON's) */
+export function defaultRouteOfRows(
+  rows: readonly IpRouteJson[],
+  prefix: string,
+): { gateway: string; interface: string } | undefined {
+  const best = rows
     .filter((r) => r.dst === 'default' && r.dev && !r.dev.startsWith(prefix))
     .filter((r) => (r.type ?? 'unicast') === 'unicast' || r.type === '1')
     .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];

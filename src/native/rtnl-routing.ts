@@ -1,8 +1,8 @@
 /**
  * The routing facts' rtnetlink messages (docs/platform-linux.md#rtnetlink, "The routing
  * probe"): a family's route and rule dumps, and one route lookup (`ip route get`'s request).
- * Pure: no I/O. The rows keep what `ip -j -N route show` / `ip -j -N rule show` print of the
- * fields the probe reads (resources/route/probe-netlink.ts turns them into those rows).
+ * Pure: no I/O. The rows keep the fields of `ip -j -N route show` / `ip -j -N rule show` that
+ * awg reads (resources/route/probe-netlink.ts prints them as those do).
  */
 import {
   AF_INET,
@@ -83,26 +83,6 @@ export function inetNtop(b: Buffer): string {
   return out;
 }
 
-/** rtm_type → the name `ip route` prints (rtnl_rtntype_n2a) */
-const RTN_NAMES = [
-  'none',
-  'unicast',
-  'local',
-  'broadcast',
-  'anycast',
-  'multicast',
-  'blackhole',
-  'unreachable',
-  'prohibit',
-  'throw',
-  'nat',
-  'xresolve',
-];
-
-export function routeTypeName(type: number): string {
-  return RTN_NAMES[type] ?? String(type);
-}
-
 /** One route of a dump, as far as the routing facts read it. */
 export interface RouteRow {
   family: number;
@@ -113,6 +93,8 @@ export interface RouteRow {
   dst?: string;
   /** rtm_type (RTN_UNICAST 1, …) */
   type: number;
+  /** rtm_protocol */
+  protocol: number;
   flags: number;
   /** RTA_OIF (absent: a multipath route, or none) */
   oif?: number;
@@ -194,6 +176,7 @@ export function parseRouteRow(
     family,
     table: tableAttr && tableAttr.length >= 4 ? tableAttr.readUInt32LE(0) : rtmTable,
     dstLen,
+    protocol: p.readUInt8(5),
     type: p.readUInt8(7),
     flags: p.readUInt32LE(8),
   };

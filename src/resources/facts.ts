@@ -220,7 +220,7 @@ export function routingFamilies(
 export async function routingReader(exec: Pick<Exec, 'read'>): Promise<RoutingReader | undefined> {
   if (!runsOnHost(exec)) return undefined;
   try {
-    return (await import('./route/probe-netlink.js')).RoutingReader.open();
+    return (await import('./route/probe-netlink.js')).routingReader(exec);
   } catch {
     return undefined;
   }

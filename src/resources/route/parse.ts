@@ -102,7 +102,15 @@ export function inBand(table: number, band: RouteBand): boolean {
 
 export function parseRouteJson(text: string, family: 4 | 6, band: RouteBand): ParsedRoutes {
   const t = text.trim();
-  const rows = (t ? JSON.parse(t) : []) as IpRouteJson[];
+  return parseRouteRows((t ? JSON.parse(t) : []) as IpRouteJson[], family, band);
+}
+
+/** `parseRouteJson` of the listing's rows (the netlink reader's, route/probe-netlink.ts, or the JSON's) */
+export function parseRouteRows(
+  rows: readonly IpRouteJson[],
+  family: 4 | 6,
+  band: RouteBand,
+): ParsedRoutes {
   const out: ParsedRoutes = { owned: [], conflicts: [] };
   for (const r of rows) {
     const table = numberOrName(r.table, TABLE_NAMES, 254);

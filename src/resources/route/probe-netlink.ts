@@ -31,10 +31,11 @@ import {
   buildRouteGet,
   parseRouteRow,
   parseRuleRow,
-  routeTypeName,
   type RouteRow as NlRoute,
   type RuleRow as NlRule,
 } from '../../native/rtnl-routing.js';
+import type { Exec } from '../../util/exec.js';
+import { runsOnHost } from '../prefetch.js';
 import type { IpRouteJson } from './parse.js';
 import type { RuleRow } from './reach.js';
 
@@ -43,11 +44,17 @@ const DUMP_TRIES = 3;
 
 const afOf = (f: 4 | 6): number => (f === 4 ? AF_INET : AF_INET6);
 
-/** A route as `ip -j -N route show` prints it (the fields the probe reads). */
+const RTPROT_BOOT = 3;
+
+/**
+ * A route as `ip -j -N route show` prints it, the fields awg reads: `-N` prints a type and a
+ * protocol as numbers; no type for unicast, no protocol for `boot`, no table for main when
+ * one table was asked for (given here anyway: the readers take main for a missing one).
+ */
 export function routeJson(r: NlRoute, linkName: (ifindex: number) => string): IpRouteJson {
   const hostLen = r.family === AF_INET ? 32 : 128;
   const out: IpRouteJson = {};
-  if (r.type !== 1) out.type = routeTypeName(r.type);
+  if (r.type !== 1) out.type = String(r.type);
   out.dst =
     r.dst === undefined
       ? r.dstLen
@@ -60,11 +67,12 @@ export function routeJson(r: NlRoute, linkName: (ifindex: number) => string): Ip
   if (r.via !== undefined) out.via = { host: r.via };
   if (r.oif !== undefined) out.dev = linkName(r.oif);
   out.table = String(r.table);
+  if (r.protocol !== RTPROT_BOOT) out.protocol = String(r.protocol);
   if (r.priority !== undefined) out.metric = r.priority;
   return out;
 }
 
-/** A rule as `ip -j -N rule show` prints it (the fields the probe reads). */
+/** A rule as `ip -j -N rule show` prints it, the fields the probe reads (`-N`: an action as a number). */
 export function ruleJson(r: NlRule): RuleRow {
   const out: RuleRow = { priority: r.priority };
   if (r.table) out.table = String(r.table);
@@ -73,7 +81,7 @@ export function ruleJson(r: NlRule): RuleRow {
     r.action === FR_ACT_GOTO ||
     r.action === FR_ACT_NOP ||
     r.action === RTN_NAT;
-  if (!printedOtherwise) out.action = routeTypeName(r.action);
+  if (!printedOtherwise) out.action = String(r.action);
   return out;
 }
 
@@ -165,6 +173,21 @@ export class RoutingReader {
     }
   }
 
+  /**
+   * `ip -j -N route show table all`, the routes of the tables `keep` wants: a dump of its own
+   * (the route driver's observation, route/linux.ts)
+   */
+  tableRoutesJson(f: 4 | 6, keep: (table: number) => boolean): IpRouteJson[] {
+    const af = afOf(f);
+    return this.dump<NlRoute>(
+      (seq) => buildGetRouteDump(af, seq, this.sock.portid),
+      (m) => {
+        const r = parseRouteRow(m, (family) => family === af);
+        return r && keep(r.table) && !(r.flags & RTM_F_CLONED) ? r : undefined;
+      },
+    ).map((r) => routeJson(r, this.linkName));
+  }
+
   /** `ip -j -N route show table all exact 0/0` (`::/0`) */
   defaultsJson(f: 4 | 6): IpRouteJson[] {
     return this.routes(f)
@@ -189,5 +212,18 @@ export class RoutingReader {
   /** `ip -j -N rule show` */
   rulesJson(f: 4 | 6): RuleRow[] {
     return this.rules(f).map(ruleJson);
+  }
+}
+
+/**
+ * A reader of this host's routes and rules in this process when `exec` runs its commands on
+ * this host; undefined otherwise, or when no netlink socket opens (`ip` processes then).
+ */
+export function routingReader(exec: Pick<Exec, 'read'>): RoutingReader | undefined {
+  if (!runsOnHost(exec)) return undefined;
+  try {
+    return RoutingReader.open();
+  } catch {
+    return undefined;
   }
 }

@@ -152,6 +152,7 @@ describe('replies → rows → what `ip -j -N` prints', () => {
       family: AF_INET,
       table: 254,
       dstLen: 0,
+      protocol: 3,
       type: 1,
       flags: 0,
       oif: 2,
@@ -177,11 +178,9 @@ describe('replies → rows → what `ip -j -N` prints', () => {
       ),
     )!;
     expect(row.table).toBe(52099);
-    expect(routeJson(row, names)).toEqual({
-      type: 'unreachable',
-      dst: '10.200.72.9',
-      table: '52099',
-    });
+    // `-N`: the type as a number; protocol 3 (boot) is not printed, another one is
+    expect(routeJson(row, names)).toEqual({ type: '7', dst: '10.200.72.9', table: '52099' });
+    expect(routeJson({ ...row, protocol: 167 }, names).protocol).toBe('167');
   });
 
   it('IPv6 prefix, an IPv4 route via an IPv6 gateway (RTA_VIA), a multipath route without a device', () => {
@@ -235,13 +234,13 @@ describe('replies → rows → what `ip -j -N` prints', () => {
     expect(lookup).toEqual({ family: AF_INET, priority: 5299, table: 52099, action: 1 });
     expect(ruleJson(lookup)).toEqual({ priority: 5299, table: '52099' });
     expect(ruleJson(rule(1, [], 254))).toEqual({ priority: 0, table: '254' });
-    // unreachable, blackhole, prohibit: `action`; goto and nop: neither action nor table
+    // unreachable, blackhole, prohibit: `action` (`-N`: a number); goto and nop: neither
     expect(ruleJson(rule(7, [u32Attr(FRA_PRIORITY, 2000)]))).toEqual({
       priority: 2000,
-      action: 'unreachable',
+      action: '7',
     });
-    expect(ruleJson(rule(6, []))).toEqual({ priority: 0, action: 'blackhole' });
-    expect(ruleJson(rule(8, []))).toEqual({ priority: 0, action: 'prohibit' });
+    expect(ruleJson(rule(6, []))).toEqual({ priority: 0, action: '6' });
+    expect(ruleJson(rule(8, []))).toEqual({ priority: 0, action: '8' });
     expect(ruleJson(rule(2, []))).toEqual({ priority: 0 });
     expect(ruleJson(rule(3, []))).toEqual({ priority: 0 });
   });

@@ -19,7 +19,7 @@
  */
 import { strerror, SyscallError } from '../../native/libc.js';
 import { NetlinkSocket, dumpLinks } from '../../native/netlink.js';
-import { AF_INET, AF_INET6, parseAddr } from '../../native/rtnl.js';
+import { AF_INET, AF_INET6, parseAddr, type NlMessage } from '../../native/rtnl.js';
 import {
   FR_ACT_GOTO,
   FR_ACT_NOP,
@@ -85,6 +85,12 @@ export function ruleJson(r: NlRule): RuleRow {
   return out;
 }
 
+/** what the reader asks of its socket (tests replay captured replies through it) */
+export type RoutingSocket = Pick<
+  NetlinkSocket,
+  'portid' | 'nextSeq' | 'request' | 'dump' | 'close'
+>;
+
 /**
  * One NETLINK_ROUTE socket and what has been read through it: each family's routes (only
  * those of a length of 0 or of table main are kept) and rules, the links' names.
@@ -93,7 +99,7 @@ export class RoutingReader {
   private readonly routeCache = new Map<number, NlRoute[]>();
   private names: Map<number, string> | undefined;
 
-  private constructor(private readonly sock: NetlinkSocket) {}
+  constructor(private readonly sock: RoutingSocket) {}
 
   /** a socket in this process's network namespace, or in `netns` (tests) */
   static open(netns?: string): RoutingReader {
@@ -104,10 +110,10 @@ export class RoutingReader {
     this.sock.close();
   }
 
-  private dump<T>(build: (seq: number) => Buffer, parse: Parameters<NetlinkSocket['dump']>[1]) {
+  private dump<T>(build: (seq: number) => Buffer, parse: (m: NlMessage) => T | undefined): T[] {
     for (let i = 1; ; i++) {
       try {
-        return this.sock.dump(build(this.sock.nextSeq()), parse) as T[];
+        return this.sock.dump(build(this.sock.nextSeq()), parse);
       } catch (e) {
         if (i >= DUMP_TRIES || e instanceof SyscallError) throw e;
         // interrupted by a concurrent change: read it again

@@ -31,11 +31,11 @@ export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
 /**
  * every command one observation of all Linux kinds runs on this host (the nft read covers any
- * table); the routes are read over netlink in this process there (route/linux.ts), by
- * `routeRead` only through an Exec that runs elsewhere
+ * table); the routes and rules are read over netlink in this process there (route/linux.ts,
+ * rule/linux.ts), by `routeRead`/`ruleRead` only through an Exec that runs elsewhere
  */
 export function linuxObserveReads(_nftTable: string): Read[] {
-  return [LINK_READ, ADDR_READ, ruleRead(4), ruleRead(6), NFT_RULESET_READ, TC_QDISC_READ];
+  return [LINK_READ, ADDR_READ, NFT_RULESET_READ, TC_QDISC_READ];
 }
 
 /**

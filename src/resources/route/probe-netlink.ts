@@ -36,6 +36,7 @@ import {
 } from '../../native/rtnl-routing.js';
 import type { Exec } from '../../util/exec.js';
 import { runsOnHost } from '../prefetch.js';
+import { ruleRowOf } from '../rule/netlink.js';
 import type { IpRouteJson } from './parse.js';
 import type { RuleRow } from './reach.js';
 
@@ -218,6 +219,15 @@ export class RoutingReader {
   /** `ip -j -N rule show` */
   rulesJson(f: 4 | 6): RuleRow[] {
     return this.rules(f).map(ruleJson);
+  }
+
+  /** `ip -j -N rule show`, every key iproute2 6.1 prints (the rule driver's observation, rule/netlink.ts) */
+  ruleRowsJson(f: 4 | 6): Record<string, unknown>[] {
+    const af = afOf(f);
+    return this.dump(
+      (seq) => buildGetRuleDump(af, seq, this.sock.portid),
+      (m) => (m.payload.length > 0 && m.payload[0] === af ? ruleRowOf(m) : undefined),
+    );
   }
 }
 

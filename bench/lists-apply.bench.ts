@@ -28,8 +28,11 @@
  * (5; 0: no throughput), `AWG_BENCH_LIST_LINES` (100,000) override the sizes;
  * `AWG_BENCH_NO_DEFAULT_ROUTE=1` leaves A without a default route (the smoke runs both: bench/
  * run.ts `lists-apply-no-default-route`); `AWG_BENCH_CPU_PROF=DIR`
- * writes V8 CPU profiles of the applies under DIR.
+ * writes V8 CPU profiles of the applies under DIR. `AWG_BENCH_LOAD=N`: N busy loops (each a
+ * shell `while :; do :; done` in a session of its own, as dataplane.bench.ts) for the whole
+ * run, killed at its end.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -181,6 +184,7 @@ export async function listsApplyBench(
     throw new Error(`AWG_BENCH_AMNEZIAWG_GO=${awgGo} does not exist`);
   await ensureDist();
   await sweepStaleNetns();
+  const loops: ChildProcess[] = [];
   const bin = join(REPO_ROOT, 'bin/awg.js');
   const tag = randomBytes(3).toString('hex');
   const N = 200 + Math.floor(Math.random() * 14) * 4;
@@ -197,6 +201,8 @@ export async function listsApplyBench(
   let peer: WgGo | undefined;
   const servers: NsProcess[] = [];
   try {
+    for (let i = 0; i < Number(process.env.AWG_BENCH_LOAD ?? 0); i++)
+      loops.push(spawn('setsid', ['sh', '-c', 'while :; do :; done'], { stdio: 'ignore' }));
     nsA = await createNetns('bla');
     nsB = await createNetns('blb');
     await vethPair(nsA, nsB, { addrA: `${UA}/24`, addrB: `${UB}/24` });
@@ -503,6 +509,7 @@ default: direct
     );
     return out;
   } finally {
+    for (const l of loops) l.kill('SIGKILL');
     for (const s of servers) await s.kill(1000);
     if (env && nsA)
       await awg(nsA, env, ['down'], { bin: join(REPO_ROOT, 'bin/awg.js') }).catch(() => undefined);

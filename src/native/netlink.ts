@@ -371,7 +371,9 @@ export function deleteLink(sock: NetlinkSocket, name: string): void {
 }
 
 /** RTM_GETLINK dump: every link of the socket's namespace. */
-export function dumpLinks(sock: NetlinkSocket): LinkEvent[] {
+export function dumpLinks(
+  sock: Pick<NetlinkSocket, 'request' | 'nextSeq' | 'portid'>,
+): LinkEvent[] {
   return sock
     .request(buildGetLinkDump(sock.nextSeq(), sock.portid))
     .map(parseEvent)

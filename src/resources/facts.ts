@@ -13,9 +13,11 @@ import { endpointHosts, endpointResolverFor, hostResolvers, tunnelResolvers } fr
 import type { DnsDriverLike } from './facts-types.js';
 import type { Exec } from '../util/exec.js';
 import { LINK_PREFIX } from '../config/schema.js';
-import { defaultRouteOf } from './route/parse.js';
+import { defaultRouteOf, defaultRouteOfRows } from './route/parse.js';
 import { linuxWifiSsid } from './wifi.js';
-import { routeGetError, unroutedOf, type RoutingBand } from './route/reach.js';
+import { routeGetError, unroutedOf, unroutedOfRows, type RoutingBand } from './route/reach.js';
+import type { RoutingReader } from './route/probe-netlink.js';
+import { runsOnHost } from './prefetch.js';
 import type { RoutingFacts, UnreachableEndpoint } from '../model/unrouted.js';
 
 export interface EndpointProbeOptions {
@@ -53,9 +55,27 @@ export async function probeLinuxFacts(
   o: Omit<EndpointProbeOptions, 'mark'> & { exec?: Pick<Exec, 'read'> } = {},
 ): Promise<HostFacts> {
   const facts: HostFacts = { cgroupNftPrefix: '', cgroupRootDepth: 0 };
+  // the routes and rules read in this process when `exec` runs on this host: one socket, each
+  // family's routes dumped once for the default routes and the routing probe below
+  const routed = config && (Object.keys(config.tunnels).length || config.rules.length);
+  const reader = o.exec && routed ? await routingReader(o.exec) : undefined;
+  try {
+    return await probeWith(facts, reader, config, dns, o);
+  } finally {
+    reader?.close();
+  }
+}
+
+async function probeWith(
+  facts: HostFacts,
+  reader: RoutingReader | undefined,
+  config: Config | undefined,
+  dns: DnsDriverLike | undefined,
+  o: Omit<EndpointProbeOptions, 'mark'> & { exec?: Pick<Exec, 'read'> },
+): Promise<HostFacts> {
   // the uplinks limits shape: wherever tunnels or rules exist (`awg limit` may add limits at run time)
   if (o.exec && config && (Object.keys(config.tunnels).length || config.rules.length)) {
-    Object.assign(facts, await linuxDefaultRoutes(o.exec));
+    Object.assign(facts, await linuxDefaultRoutes(o.exec, reader));
     // a Wi-Fi uplink's SSID: part of the network's identity (daemon/profile-switch.ts)
     const dev = (facts.defaultRouteV4 ?? facts.defaultRouteV6)?.interface;
     const ssid = dev ? await linuxWifiSsid(o.exec, dev) : undefined;
@@ -103,13 +123,17 @@ export async function probeLinuxFacts(
     if (mark !== undefined)
       Object.assign(
         facts,
-        await linuxRouting(o.exec, {
-          band: { ...config.routing, bandSize: BAND_SIZE },
-          families: routingFamilies(config.ipv6 === 'tunnel', endpoints),
-          bypassMark: mark,
-          endpoints,
-          defaults: facts,
-        }),
+        await linuxRouting(
+          o.exec,
+          {
+            band: { ...config.routing, bandSize: BAND_SIZE },
+            families: routingFamilies(config.ipv6 === 'tunnel', endpoints),
+            bypassMark: mark,
+            endpoints,
+            defaults: facts,
+          },
+          reader,
+        ),
       );
   }
   const engines = await probeLinuxEngines(config);
@@ -189,15 +213,85 @@ export function routingFamilies(
 }
 
 /**
+ * A reader of this host's routes and rules in this process (route/probe-netlink.ts) when
+ * `exec` runs its commands on this host; undefined otherwise, or when no netlink socket opens
+ * (the `ip` processes then).
+ */
+export async function routingReader(exec: Pick<Exec, 'read'>): Promise<RoutingReader | undefined> {
+  if (!runsOnHost(exec)) return undefined;
+  try {
+    return (await import('./route/probe-netlink.js')).routingReader(exec);
+  } catch {
+    return undefined;
+  }
+}
+
+/** a reader of our own when none is given (closed after), or `exec`'s processes */
+async function withReader<T>(
+  exec: Pick<Exec, 'read'>,
+  given: RoutingReader | undefined,
+  nl: (r: RoutingReader) => T,
+  ip: () => Promise<T>,
+): Promise<T> {
+  const r = given ?? (await routingReader(exec));
+  if (!r) return ip();
+  try {
+    return nl(r);
+  } finally {
+    if (!given) r.close();
+  }
+}
+
+/**
  * Linux: the families in which this host routes nowhere beyond the main table's prefixes
  * (route/reach.ts), and in those, the endpoints the engines' bypass-marked sockets have no
  * route to (`ip route get ADDR mark M`: the kernel's own answer, awg's rules included). A
- * listing that fails leaves its family out: nothing is added for what was not seen.
+ * listing that fails leaves its family out: nothing is added for what was not seen. Read
+ * over netlink when `exec` runs on this host (`reader`, or one of its own), else by `ip`.
  */
 export async function linuxRouting(
   exec: Pick<Exec, 'read'>,
   o: RoutingProbe,
+  reader?: RoutingReader,
 ): Promise<RoutingFacts> {
+  return withReader(
+    exec,
+    reader,
+    (r) => netlinkRouting(r, o),
+    () => ipRouting(exec, o),
+  );
+}
+
+/** `linuxRouting` read through a RoutingReader: the same listings, as rows */
+export function netlinkRouting(r: RoutingReader, o: RoutingProbe): RoutingFacts {
+  const out: RoutingFacts = {};
+  for (const f of o.families) {
+    if (o.defaults?.[`defaultRouteV${f}`]) continue;
+    try {
+      const u = unroutedOfRows(
+        { defaults: r.defaultsJson(f), rules: r.rulesJson(f), main: r.mainJson(f) },
+        f,
+        o.band,
+        LINK_PREFIX,
+      );
+      if (u) (out.unrouted ??= {})[`v${f}`] = u;
+    } catch {
+      /* a listing failed: nothing is known */
+    }
+  }
+  const found: UnreachableEndpoint[] = [];
+  for (const e of o.endpoints) {
+    const f = isIP(e.address) === 6 ? 6 : 4;
+    if (!out.unrouted?.[`v${f}`]) continue;
+    const reason = r.routeGet(e.address, o.bypassMark);
+    if (reason !== undefined) found.push({ ...e, reason });
+  }
+  if (found.length) out.unreachableEndpoints = found;
+  return out;
+}
+
+/** `linuxRouting` by `ip` processes through `exec` */
+export async function ipRouting(exec: Pick<Exec, 'read'>, o: RoutingProbe): Promise<RoutingFacts> {
   const out: RoutingFacts = {};
   const ip = (f: 4 | 6, args: string[]) => exec.read('ip', [`-${f}`, ...args], { allowFail: true });
   await Promise.all(
@@ -236,11 +330,41 @@ export async function linuxRouting(
   return out;
 }
 
-/** The main table's default routes (their interfaces are the uplinks limits shape). */
+type DefaultRoutes = Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>;
+
+/**
+ * The main table's default routes (their interfaces are the uplinks limits shape), over
+ * netlink when `exec` runs on this host (`reader`, or one of its own), else by `ip`.
+ */
 export async function linuxDefaultRoutes(
   exec: Pick<Exec, 'read'>,
-): Promise<Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'>> {
-  const out: Pick<HostFacts, 'defaultRouteV4' | 'defaultRouteV6'> = {};
+  reader?: RoutingReader,
+): Promise<DefaultRoutes> {
+  return withReader(
+    exec,
+    reader,
+    (r) => netlinkDefaultRoutes(r),
+    () => ipDefaultRoutes(exec),
+  );
+}
+
+/** `linuxDefaultRoutes` read through a RoutingReader */
+export function netlinkDefaultRoutes(r: RoutingReader): DefaultRoutes {
+  const out: DefaultRoutes = {};
+  for (const f of [4, 6] as const) {
+    try {
+      const d = defaultRouteOfRows(r.mainDefaultsJson(f), LINK_PREFIX);
+      if (d) out[`defaultRouteV${f}`] = d;
+    } catch {
+      /* not read: none */
+    }
+  }
+  return out;
+}
+
+/** `linuxDefaultRoutes` by `ip` processes through `exec` */
+export async function ipDefaultRoutes(exec: Pick<Exec, 'read'>): Promise<DefaultRoutes> {
+  const out: DefaultRoutes = {};
   await Promise.all(
     ([4, 6] as const).map(async (f) => {
       const r = await exec.read(

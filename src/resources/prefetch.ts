@@ -62,3 +62,11 @@ export class PrefetchExec implements Exec {
     return this.inner instanceof ProcessExec;
   }
 }
+
+/**
+ * Whether `exec` runs its commands on this host, so that what they read can be read in this
+ * process instead (netlink reaches the same kernel, in the same network namespace).
+ */
+export function runsOnHost(exec: Pick<Exec, 'read'>): boolean {
+  return exec instanceof ProcessExec || (exec instanceof PrefetchExec && exec.onHost);
+}

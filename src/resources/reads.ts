@@ -29,18 +29,13 @@ export const ruleRead = (family: 4 | 6): Read => [
 export const NFT_RULESET_READ: Read = ['nft', ['-t', 'list', 'ruleset']];
 export const TC_QDISC_READ: Read = ['tc', ['-j', 'qdisc', 'show']];
 
-/** every command one observation of all Linux kinds runs (the nft read covers any table) */
+/**
+ * every command one observation of all Linux kinds runs on this host (the nft read covers any
+ * table); the routes and rules are read over netlink in this process there (route/linux.ts,
+ * rule/linux.ts), by `routeRead`/`ruleRead` only through an Exec that runs elsewhere
+ */
 export function linuxObserveReads(_nftTable: string): Read[] {
-  return [
-    LINK_READ,
-    ADDR_READ,
-    routeRead(4),
-    routeRead(6),
-    ruleRead(4),
-    ruleRead(6),
-    NFT_RULESET_READ,
-    TC_QDISC_READ,
-  ];
+  return [LINK_READ, ADDR_READ, NFT_RULESET_READ, TC_QDISC_READ];
 }
 
 /**

@@ -63,7 +63,7 @@ import { cgroupSetsOfRuleset, fillCgroupSets } from './cgroup-sets.js';
 // native/nftset.js (koffi) is imported when used: `awg validate` loads this module's chunk
 import type { NftSetWriter } from '../../native/nftset.js';
 import { NFT_RULESET_READ } from '../reads.js';
-import { PrefetchExec } from '../prefetch.js';
+import { runsOnHost } from '../prefetch.js';
 import type { StateStore } from '../../util/state.js';
 import { join } from 'node:path';
 
@@ -81,16 +81,11 @@ export interface LinuxFirewallOptions {
   kernel?: SetKernel;
 }
 
-/** whether `exec` runs its commands on this host (the kernel this process's netlink reaches) */
-function onHost(exec: Pick<Exec, 'read'>): boolean {
-  return exec instanceof ProcessExec || (exec instanceof PrefetchExec && exec.onHost);
-}
-
 async function kernelOf(
   opts: LinuxFirewallOptions,
   exec: Pick<Exec, 'read'>,
 ): Promise<SetKernel | undefined> {
-  return opts.kernel ?? (onHost(exec) ? nativeSetKernel() : undefined);
+  return opts.kernel ?? (runsOnHost(exec) ? nativeSetKernel() : undefined);
 }
 
 /** `ruleset` with set `name`'s comment telling `n` elements instead of `was` */

@@ -20,7 +20,7 @@ import type {
 } from '../driver.js';
 import { specEqual } from '../../util/canonical.js';
 import { readFamily, routeRead } from '../reads.js';
-import { parseRouteJson, type ParsedRoutes, type RouteBand } from './parse.js';
+import { parseRouteJson, parseRouteRows, type ParsedRoutes, type RouteBand } from './parse.js';
 import { batchScript, familyFlag, routeDelArgs, routeReplaceArgs } from './render.js';
 
 export interface LinuxRouteOptions {
@@ -102,11 +102,33 @@ function stepsFor(
   return steps;
 }
 
+/**
+ * A family's routes in the band: over netlink in this process when `exec` runs on this host
+ * (route/probe-netlink.ts: the rows `ip -j -N route show table all` prints), else by `ip`.
+ */
+async function readRoutes(
+  exec: Pick<Exec, 'read'>,
+  families: readonly (4 | 6)[],
+  band: RouteBand,
+): Promise<ParsedRoutes[]> {
+  const { routingReader } = await import('./probe-netlink.js');
+  const reader = routingReader(exec);
+  if (!reader)
+    return Promise.all(families.map((f) => readFamily(exec, routeRead, parseRouteJson, f, band)));
+  try {
+    const inBand = (t: number) => t >= band.tableBase && t < band.tableBase + band.bandSize;
+    return families.map((f) => parseRouteRows(reader.tableRoutesJson(f, inBand), f, band));
+  } finally {
+    reader.close();
+  }
+}
+
 export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
   async function current(exec: Pick<Exec, 'read'>, claims: Claims, families: Iterable<4 | 6>) {
     const m = new Map<4 | 6, ReturnType<typeof index>>();
-    for (const f of new Set(families))
-      m.set(f, index(await readFamily(exec, routeRead, parseRouteJson, f, bandOf(claims))));
+    const fs = [...new Set(families)];
+    const parsed = await readRoutes(exec, fs, bandOf(claims));
+    fs.forEach((f, i) => m.set(f, index(parsed[i]!)));
     return m;
   }
   const familiesOf = (cs: Change<'route'>[]) =>
@@ -119,11 +141,7 @@ export function createLinuxRouteDriver(opts: LinuxRouteOptions): RouteDriver {
     async observe(scope: ObserveScope): Promise<ObserveResult<'route'>> {
       const resources: Resource<'route'>[] = [];
       const foreign: ForeignObject[] = [];
-      const parsed = await Promise.all(
-        ([4, 6] as const).map((f) =>
-          readFamily(opts.exec, routeRead, parseRouteJson, f, bandOf(scope.claims)),
-        ),
-      );
+      const parsed = await readRoutes(opts.exec, [4, 6], bandOf(scope.claims));
       for (const p of parsed) {
         for (const r of p.owned)
           resources.push({ kind: 'route', id: ids.route(r), spec: r, deps: [] });

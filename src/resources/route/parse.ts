@@ -23,7 +23,8 @@ export interface ParsedRoutes {
   conflicts: RouteSpec[];
 }
 
-interface IpRouteJson {
+/** a route of `ip -j -N route show` */
+export interface IpRouteJson {
   type?: string;
   dst?: string;
   gateway?: string;
@@ -101,7 +102,15 @@ export function inBand(table: number, band: RouteBand): boolean {
 
 export function parseRouteJson(text: string, family: 4 | 6, band: RouteBand): ParsedRoutes {
   const t = text.trim();
-  const rows = (t ? JSON.parse(t) : []) as IpRouteJson[];
+  return parseRouteRows((t ? JSON.parse(t) : []) as IpRouteJson[], family, band);
+}
+
+/** `parseRouteJson` of the listing's rows (the netlink reader's, route/probe-netlink.ts, or the JSON's) */
+export function parseRouteRows(
+  rows: readonly IpRouteJson[],
+  family: 4 | 6,
+  band: RouteBand,
+): ParsedRoutes {
   const out: ParsedRoutes = { owned: [], conflicts: [] };
   for (const r of rows) {
     const table = numberOrName(r.table, TABLE_NAMES, 254);
@@ -141,7 +150,15 @@ export function defaultRouteOf(
   if (!t) return undefined;
   const v = JSON.parse(t) as unknown;
   if (!Array.isArray(v)) throw new Error('ip -j route: expected a JSON array');
-  const best = (v as IpRouteJson[])
+  return defaultRouteOfRows(v as IpRouteJson[], prefix);
+}
+
+/** `defaultRouteOf` of the listing's rows (the netlink probe's, route/probe-netlink.ts, or the JSON's) */
+export function defaultRouteOfRows(
+  rows: readonly IpRouteJson[],
+  prefix: string,
+): { gateway: string; interface: string } | undefined {
+  const best = rows
     .filter((r) => r.dst === 'default' && r.dev && !r.dev.startsWith(prefix))
     .filter((r) => (r.type ?? 'unicast') === 'unicast' || r.type === '1')
     .sort((a, b) => (a.metric ?? 0) - (b.metric ?? 0))[0];

@@ -19,7 +19,8 @@ export interface RoutingBand {
   bandSize: number;
 }
 
-interface RouteRow {
+/** a route of `ip -j -N route show`, as far as the probe reads it */
+export interface RouteRow {
   type?: string;
   dst?: string;
   dev?: string;
@@ -47,10 +48,21 @@ function rows<T>(text: string, what: string): T[] {
 const typeOf = (r: RouteRow): string =>
   r.type === undefined ? 'unicast' : (TYPES[r.type] ?? r.type);
 
+/** a rule of `ip -j -N rule show`, as far as the probe reads it */
+export interface RuleRow {
+  priority?: number;
+  table?: string;
+  action?: string;
+}
+
 /** the tables rules outside awg's band look up */
-export function lookedUp(rulesJson: string, band: RoutingBand): Set<number> {
+export function lookedUp(rulesJson: string | readonly RuleRow[], band: RoutingBand): Set<number> {
   const out = new Set<number>();
-  for (const r of rows<Record<string, unknown>>(rulesJson, 'ip -j rule')) {
+  const list =
+    typeof rulesJson === 'string'
+      ? rows<Record<string, unknown>>(rulesJson, 'ip -j rule')
+      : rulesJson;
+  for (const r of list) {
     const priority = Number(r.priority ?? 0);
     if (priority >= band.rulePriority && priority < band.rulePriority + band.bandSize) continue;
     if (r.action !== undefined || r.table === undefined) continue;
@@ -69,10 +81,33 @@ export function unroutedOf(
   band: RoutingBand,
   linkPrefix: string,
 ): UnroutedFamily | undefined {
+  return unroutedOfRows(
+    {
+      defaults: rows<RouteRow>(listings.defaults, 'ip -j route'),
+      rules: rows<RuleRow>(listings.rules, 'ip -j rule'),
+      main: rows<RouteRow>(listings.main, 'ip -j route'),
+    },
+    family,
+    band,
+    linkPrefix,
+  );
+}
+
+/** `unroutedOf` of the listings' rows (the netlink probe's, route/probe-netlink.ts, or the JSON's) */
+export function unroutedOfRows(
+  listings: {
+    defaults: readonly RouteRow[];
+    rules: readonly RuleRow[];
+    main: readonly RouteRow[];
+  },
+  family: 4 | 6,
+  band: RoutingBand,
+  linkPrefix: string,
+): UnroutedFamily | undefined {
   const tables = lookedUp(listings.rules, band);
   const band4 = { tableBase: band.tableBase, bandSize: band.bandSize, protocol: 0 };
   let mainDefault: UnroutedFamily['mainDefault'];
-  for (const r of rows<RouteRow>(listings.defaults, 'ip -j route')) {
+  for (const r of listings.defaults) {
     const table = numberOrName(r.table, TABLES, 254);
     if (inBand(table, band4) || !tables.has(table)) continue;
     const type = typeOf(r);
@@ -81,7 +116,7 @@ export function unroutedOf(
       mainDefault = type as NonNullable<UnroutedFamily['mainDefault']>;
   }
   const reach = new Set<string>();
-  for (const r of rows<RouteRow>(listings.main, 'ip -j route')) {
+  for (const r of listings.main) {
     if (typeOf(r) !== 'unicast' || r.dst === undefined || r.dst === 'default') continue;
     // our links' routes, and IPv6 link-local prefixes (on every link; no destination of an app)
     if (r.dev?.startsWith(linkPrefix) || /^fe80:/i.test(r.dst)) continue;

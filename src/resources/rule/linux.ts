@@ -19,6 +19,8 @@ import {
   describeRuleRow,
   networkdManagesForeignRules,
   parseRuleJson,
+  parseRuleRows,
+  type ParsedRules,
   type RuleBand,
 } from './parse.js';
 import { ruleArgs } from './render.js';
@@ -37,6 +39,25 @@ const bandOf = (c: Claims): RuleBand => ({
   rulePriority: c.rulePriority,
   bandSize: c.bandSize,
 });
+
+/**
+ * A family's rules: over netlink in this process when `exec` runs on this host
+ * (route/probe-netlink.ts, rule/netlink.ts: the rows `ip -j -N rule show` prints), else by `ip`.
+ */
+async function readRules(
+  exec: Pick<Exec, 'read'>,
+  family: 4 | 6,
+  band: RuleBand,
+): Promise<ParsedRules> {
+  const { routingReader } = await import('../route/probe-netlink.js');
+  const reader = routingReader(exec);
+  if (!reader) return readFamily(exec, ruleRead, parseRuleJson, family, band);
+  try {
+    return parseRuleRows(reader.ruleRowsJson(family), family, band);
+  } finally {
+    reader.close();
+  }
+}
 
 /**
  * networkd keeps its state under /run/systemd/netif while it runs: without that directory
@@ -98,8 +119,8 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       const seen = new Set<string>();
       // both families and the networkd probe at once: each read is a child process
       const [v4, v6, running] = await Promise.all([
-        readFamily(opts.exec, ruleRead, parseRuleJson, 4, bandOf(scope.claims)),
-        readFamily(opts.exec, ruleRead, parseRuleJson, 6, bandOf(scope.claims)),
+        readRules(opts.exec, 4, bandOf(scope.claims)),
+        readRules(opts.exec, 6, bandOf(scope.claims)),
         (opts.networkdRunning ?? networkdRunningDefault)(),
       ]);
       for (const p of [v4, v6]) {
@@ -150,7 +171,7 @@ export function createLinuxRuleDriver(opts: LinuxRuleOptions): Driver<'rule'> {
       const band = bandOf(ctx.claims);
       let n = 0;
       for (const family of families) {
-        const cur = await readFamily(ctx.exec, ruleRead, parseRuleJson, family, band);
+        const cur = await readRules(ctx.exec, family, band);
         const after =
           change.action === 'delete' || change.after?.family !== family ? undefined : change.after;
         const priorities = new Set(

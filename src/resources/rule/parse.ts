@@ -98,7 +98,15 @@ function toSpec(row: Record<string, unknown>, family: 4 | 6): RuleSpec | string 
 
 export function parseRuleJson(text: string, family: 4 | 6, band: RuleBand): ParsedRules {
   const t = text.trim();
-  const rows = (t ? JSON.parse(t) : []) as Record<string, unknown>[];
+  return parseRuleRows((t ? JSON.parse(t) : []) as Record<string, unknown>[], family, band);
+}
+
+/** `parseRuleJson` of the listing's rows (the netlink reader's, rule/netlink.ts, or the JSON's) */
+export function parseRuleRows(
+  rows: readonly Record<string, unknown>[],
+  family: 4 | 6,
+  band: RuleBand,
+): ParsedRules {
   const out: ParsedRules = { owned: [], conflicts: [], competitors: [] };
   const end = band.rulePriority + band.bandSize;
   for (const row of rows) {

@@ -29,7 +29,6 @@ import {
 import {
   FRA_PRIORITY,
   FRA_TABLE,
-  RTA_MARK,
   RTA_VIA,
   RTM_F_LOOKUP_TABLE,
   RTM_GETRULE,

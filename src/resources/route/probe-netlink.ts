@@ -36,7 +36,7 @@ import {
 } from '../../native/rtnl-routing.js';
 import type { Exec } from '../../util/exec.js';
 import { runsOnHost } from '../prefetch.js';
-import { ruleRowOf } from '../rule/netlink.js';
+import { ruleRowOf } from './rule-netlink.js';
 import type { IpRouteJson } from './parse.js';
 import type { RuleRow } from './reach.js';
 
@@ -221,7 +221,7 @@ export class RoutingReader {
     return this.rules(f).map(ruleJson);
   }
 
-  /** `ip -j -N rule show`, every key iproute2 6.1 prints (the rule driver's observation, rule/netlink.ts) */
+  /** `ip -j -N rule show`, every key iproute2 6.1 prints (the rule driver's observation, route/rule-netlink.ts) */
   ruleRowsJson(f: 4 | 6): Record<string, unknown>[] {
     const af = afOf(f);
     return this.dump(

@@ -42,7 +42,7 @@ const bandOf = (c: Claims): RuleBand => ({
 
 /**
  * A family's rules: over netlink in this process when `exec` runs on this host
- * (route/probe-netlink.ts, rule/netlink.ts: the rows `ip -j -N rule show` prints), else by `ip`.
+ * (route/probe-netlink.ts, route/rule-netlink.ts: the rows `ip -j -N rule show` prints), else by `ip`.
  */
 async function readRules(
   exec: Pick<Exec, 'read'>,

@@ -101,7 +101,7 @@ export function parseRuleJson(text: string, family: 4 | 6, band: RuleBand): Pars
   return parseRuleRows((t ? JSON.parse(t) : []) as Record<string, unknown>[], family, band);
 }
 
-/** `parseRuleJson` of the listing's rows (the netlink reader's, rule/netlink.ts, or the JSON's) */
+/** `parseRuleJson` of the listing's rows (the netlink reader's, route/rule-netlink.ts, or the JSON's) */
 export function parseRuleRows(
   rows: readonly Record<string, unknown>[],
   family: 4 | 6,

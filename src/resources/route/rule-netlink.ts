@@ -1,7 +1,7 @@
 /**
  * A policy rule of an RTM_GETRULE dump (native/rtnl-routing.ts) as `ip -j -N rule show`
  * (iproute2 6.1, `print_rule` in JSON) prints it: the same keys in the same order with the
- * same values, so parse.ts reads it, and describes it, as it does the JSON. Attributes
+ * same values, so rule/parse.ts reads it, and describes it, as it does the JSON. Attributes
  * iproute2 6.1 does not print are not printed. Pure.
  */
 import { parseAttrs, type NlMessage } from '../../native/rtnl.js';

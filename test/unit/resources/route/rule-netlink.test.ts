@@ -1,6 +1,6 @@
 /**
  * A policy rule of an RTM_GETRULE dump as `ip -j -N rule show` (iproute2 6.1) prints it
- * (resources/rule/netlink.ts): keys, order and values, from messages built here field by
+ * (resources/route/rule-netlink.ts): keys, order and values, from messages built here field by
  * field. The same against a kernel's captured replies: route/probe-netlink.test.ts; against
  * `ip` itself on random rules: test/netns/routing-probe.test.ts.
  */
@@ -16,7 +16,7 @@ import {
   u8Attr,
 } from '../../../../src/native/rtnl.js';
 import { RTM_NEWRULE } from '../../../../src/native/rtnl-routing.js';
-import { ruleRowOf } from '../../../../src/resources/rule/netlink.js';
+import { ruleRowOf } from '../../../../src/resources/route/rule-netlink.js';
 import { describeRuleRow, parseRuleRows } from '../../../../src/resources/rule/parse.js';
 
 /** fib_rule_hdr: family, dst_len, src_len, tos, table, res1, res2, action, u32 flags */

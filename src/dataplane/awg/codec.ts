@@ -237,8 +237,8 @@ export class AwgCodec {
    * tested as an initiation, and the 4 bytes at s1 of a response or transport datagram lie
    * in a wide H1 range by chance (|H1| / 2^32), which dropped such packets. The receiver
    * tries the readings in turn until one authenticates (mac1, the cookie AEAD, the transport
-   * AEAD). Handshake readings are de-protected into copies; the transport reading, always
-   * last, in place.
+   * AEAD). Handshake readings are de-protected into copies (never views of `d`: a Buffer's
+   * `slice` is one); the transport reading, always last, in place.
    */
   candidates(d: Uint8Array): Classified[] {
     const out: Classified[] = [];
@@ -257,7 +257,10 @@ export class AwgCodec {
       const l = HANDSHAKE_SIZES[k]!;
       if (d.length === s + l || (this.params.randomTrailers && d.length > s + l)) {
         if (headerMatches(d, s, this.h[k]!, typeHash)) {
-          const msg = d.slice(s, s + l);
+          // a copy, also when `d` is a Buffer (the native bind's receive block), whose own
+          // `slice` is a view: the transport reading below de-protects its header in place,
+          // and a view of a handshake message overlapping it then failed mac1
+          const msg = Uint8Array.prototype.slice.call(d, s, s + l);
           if (ks) xorInPlace(msg, 0, ks, 0, l);
           out.push({ kind: (k + 1) as MessageKind, msg });
         }

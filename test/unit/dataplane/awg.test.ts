@@ -312,6 +312,38 @@ describe('transportOnly (the receive path without candidates)', () => {
   });
 });
 
+describe('candidates on a Buffer (the native bind hands over views of its receive block)', () => {
+  it('a handshake reading stays intact when a transport reading overlaps it (header protection)', () => {
+    // H4 the whole u32 range: every datagram also reads as transport at s4, inside the
+    // handshake message; de-protecting that header in place must not reach the handshake
+    // reading (a Buffer's `slice` is a view: the response then failed mac1)
+    const p = params({
+      s1: 15,
+      s2: 18,
+      s4: 23,
+      h1: range(100, 200),
+      h2: range(300, 400),
+      h4: range(0, 0xffff_ffff),
+      headerProtectionKey: fill(0x3c, 32),
+    });
+    const { init, resp } = vectorMessages(150, 350);
+    const codec = new AwgCodec(p, seededRandom(5));
+    for (const [kind, msg] of [
+      [1, init],
+      [2, resp],
+    ] as const) {
+      const d = Buffer.from(codec.sealHandshake(kind, msg, 500));
+      const c = codec.candidates(d);
+      expect(c.map((x) => x.kind)).toEqual([kind, 4]);
+      expect(toHex(c[0]!.msg)).toBe(toHex(msg));
+      const mac1Key = kind === 1 ? V.inputs.resp_static_pub : V.inputs.init_static_pub;
+      expect(new CookieChecker(hex(mac1Key), () => new Uint8Array(32)).checkMAC1(c[0]!.msg)).toBe(
+        true,
+      );
+    }
+  });
+});
+
 describe('junk (Jc/Jmin/Jmax)', () => {
   it('sizes in [jmin, jmax) from the injected source', () => {
     const rng = scriptedRandom({ ints: [0, 499], bytes: [fill(1, 500), fill(2, 999)] });

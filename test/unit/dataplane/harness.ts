@@ -58,7 +58,8 @@ export interface PairOptions {
   device?: Partial<DeviceOptions>;
   deviceA?: Partial<DeviceOptions>;
   deviceB?: Partial<DeviceOptions>;
-  /** what B's device is given instead of its memory bind (a wrapper around it) */
+  /** what A's / B's device is given instead of its memory bind (a wrapper around it) */
+  wrapBindA?: (b: MemoryBind) => DeviceOptions['bind'];
   wrapBindB?: (b: MemoryBind) => DeviceOptions['bind'];
   seed?: number;
 }
@@ -86,7 +87,7 @@ export async function makePair(o: PairOptions = {}) {
     });
     return { dev, tun, bind, keys: generateKeyPair(), outer };
   };
-  const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2, o.deviceA);
+  const a = mk('10.0.0.1', 'tunA', (o.seed ?? 1) * 2, o.deviceA, o.wrapBindA);
   const b = mk('10.0.0.2', 'tunB', (o.seed ?? 1) * 2 + 1, o.deviceB, o.wrapBindB);
   await a.dev.configure({
     privateKey: a.keys.privateKey,

@@ -376,7 +376,13 @@ export function parseDestinationBytes(
       let s = line.trim();
       let col = line.length - line.trimStart().length + 1;
       // a zone written with a leading dot (itdoginfo's `*-raw.lst`: `.ua`) is the name and all under it
-      if (s.length > 1 && s[0] === '.' && s[1] !== '.' && !/[\s:/]/.test(s)) {
+      if (
+        s.length > 1 &&
+        s[0] === '.' &&
+        s[1] !== '.' &&
+        !/[\s:/]/.test(s) &&
+        !/^[\d.]+$/.test(s)
+      ) {
         s = s.slice(1);
         col++;
       }

@@ -15,7 +15,8 @@
  *
  * Layout (little-endian): `awgplst1`, the list's SHA-256, the payload's SHA-256, then the
  * payload: the key (u16 length, UTF-8: version, format and category), the format read
- * (u8 length, ASCII), the counts (entries, redundant, cidrs4, cidrs6: u32 each), the IPv4
+ * (u8 length, ASCII), the counts (entries, redundant, cidrs4, cidrs6: u32 each), whether the
+ * address entries share no address (u8: 1 or 0; lists.ts `addressesDisjoint`), the IPv4
  * intervals (u32 count, then start and end u32 each), the IPv6 intervals (u32 count, then start
  * and end as 16 bytes big-endian each), the domain records (u32 length, the bytes), the keywords
  * (u32 count, each u16 length and ASCII), the regexes (u32 count, each u32 length and UTF-8).
@@ -26,11 +27,11 @@ import type { ParsedList } from './list-formats/index.js';
 import { LIST_FORMATS, type ListFormat } from './list-formats/types.js';
 import { parseKeyword, parseRegex } from './list-grammar.js';
 import type { LinearRegex } from '../util/linear-regex.js';
-import type { Interval } from './lists.js';
+import { addressesDisjoint, markDisjoint, type Interval } from './lists.js';
 
 const MAGIC = Buffer.from('awgplst1', 'latin1');
 /** the layout's version: part of every key (a change of the layout or of the parse bumps it) */
-export const LIST_SNAPSHOT_LAYOUT = 1;
+export const LIST_SNAPSHOT_LAYOUT = 2;
 const HEAD = MAGIC.length + 64;
 const U32_MAX = 0xffffffff;
 const U64 = (1n << 64n) - 1n;
@@ -106,6 +107,7 @@ export function encodeParsedList(
     if (!Number.isSafeInteger(n) || n < 0 || n > U32_MAX) return undefined;
     w.u32(n);
   }
+  w.u8(addressesDisjoint(set) ? 1 : 0);
   w.u32(set.v4.length);
   if (LITTLE_ENDIAN) {
     // the pairs as one Uint32Array: a write call per number is most of the encode, cold
@@ -236,6 +238,8 @@ function decodePayload(r: Reader, key: SnapshotKey): ParsedList | undefined {
   const format = r.bytes(r.u8()).toString('latin1') as ListFormat;
   if (!LIST_FORMATS.includes(format)) return undefined;
   const [entries, redundant, cidrs4, cidrs6] = [r.u32(), r.u32(), r.u32(), r.u32()];
+  const disjoint = r.u8();
+  if (disjoint > 1) return undefined;
   // each interval holds at least one entry: more intervals than entries is not a parse
   const n4 = r.u32();
   if (n4 > cidrs4 || n4 * 8 > r.left) return undefined;
@@ -270,9 +274,6 @@ function decodePayload(r: Reader, key: SnapshotKey): ParsedList | undefined {
   if (!domains) return undefined;
   // every entry read is an address, a domain entry kept, or one dropped (Collector's counts)
   if (cidrs4 + cidrs6 + domains.size + redundant !== entries) return undefined;
-  return {
-    format,
-    set: { domains, v4, v6, counts: { entries, redundant, cidrs4, cidrs6 } },
-    issues: [],
-  };
+  const set = { domains, v4, v6, counts: { entries, redundant, cidrs4, cidrs6 } };
+  return { format, set: markDisjoint(set, disjoint === 1), issues: [] };
 }

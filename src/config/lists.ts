@@ -148,10 +148,11 @@ class Collector {
 
   finish(): DestinationSet {
     const { set, redundant } = this.d.finish();
-    return {
+    const seen = { overlap: false };
+    const out: DestinationSet = {
       domains: set,
-      v4: mergeIntervals(this.v4),
-      v6: mergeIntervals(this.v6),
+      v4: mergeIntervals(this.v4, seen),
+      v6: mergeIntervals(this.v6, seen),
       counts: {
         entries: this.entries,
         redundant,
@@ -159,12 +160,34 @@ class Collector {
         cidrs6: this.cidrs6,
       },
     };
+    return markDisjoint(out, !seen.overlap);
   }
 }
 
-/** Sort and merge overlapping or adjacent inclusive intervals. Does not modify its input. */
+/**
+ * Sets whose address entries share no address (adjacent ones may merge): an entry's interval
+ * can be taken out of its merged one again (list-increment.ts). Kept beside the set: only the
+ * parsers and the kept parse know it; a set made any other way does not have it.
+ */
+const DISJOINT = new WeakSet<DestinationSet>();
+
+/** `set`, known (or not) to hold address entries that share no address */
+export function markDisjoint(set: DestinationSet, disjoint: boolean): DestinationSet {
+  if (disjoint) DISJOINT.add(set);
+  else DISJOINT.delete(set);
+  return set;
+}
+
+/** whether `set` is known to come from address entries that share no address */
+export const addressesDisjoint = (set: DestinationSet): boolean => DISJOINT.has(set);
+
+/**
+ * Sort and merge overlapping or adjacent inclusive intervals. Does not modify its input. `seen`,
+ * when given, has `overlap` set when an address is in two of the inputs.
+ */
 export function mergeIntervals<T extends number | bigint>(
   xs: readonly Interval<T>[],
+  seen?: { overlap: boolean },
 ): Interval<T>[] {
   // already merged (a rule's one list merged again on every apply): the same intervals, in a
   // new array (nothing changes an interval once made: the objects are shared)
@@ -174,10 +197,11 @@ export function mergeIntervals<T extends number | bigint>(
   let cur: Interval<T> | undefined;
   for (const x of sorted) {
     // adjacent: x.start === cur.end + 1, written without mixing number and bigint
-    if (
-      cur &&
-      (x.start <= cur.end || x.start - cur.end === (typeof x.start === 'bigint' ? 1n : 1))
-    ) {
+    if (cur && x.start <= cur.end) {
+      // an address in two inputs (the union so far is covered, so x shares one with it)
+      if (seen) seen.overlap = true;
+      if (x.end > cur.end) cur.end = x.end;
+    } else if (cur && x.start - cur.end === (typeof x.start === 'bigint' ? 1n : 1)) {
       if (x.end > cur.end) cur.end = x.end;
     } else {
       cur = { start: x.start, end: x.end };

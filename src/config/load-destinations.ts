@@ -20,7 +20,7 @@ import { FileRefusedError, LIMITS, readRegularFileSync } from '../util/files.js'
 import { listRefLabel, normalListRef, type UrlListRef } from './list-ref.js';
 import type { ListFormat } from './list-formats/types.js';
 import { parseListBytes, type ParsedList } from './list-formats/index.js';
-import { parseInserted } from './list-increment.js';
+import { parseEdited } from './list-increment.js';
 import {
   destinationLimits,
   mergeDestinations,
@@ -197,10 +197,11 @@ export function loadDestinations(
       let parsed = opts.parsedLists?.get(file, how, bytes);
       if (!parsed) {
         const o = { path: formatPath(path), ...how };
-        // lines of addresses inserted since the last parse kept: that parse, with them merged in
+        // lines of addresses inserted, removed or replaced since the last parse kept: that
+        // parse, with the change made in it
         const base = opts.parsedLists?.base?.(file, how);
         parsed =
-          (base && parseInserted(base.parsed, base.bytes, bytes, file, o)) ??
+          (base && parseEdited(base.parsed, base.bytes, bytes, file, o)) ??
           parseListBytes(bytes, file, o);
         opts.parsedLists?.put(file, how, bytes, parsed);
       }

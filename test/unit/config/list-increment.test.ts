@@ -1,13 +1,15 @@
 /**
- * config/list-increment.ts: a list edited by inserting lines of addresses, parsed from the old
- * parse, must be exactly the full parse of the new bytes (its snapshot, byte for byte), and
- * must decline (undefined: the list is parsed whole) for anything it cannot prove so.
+ * config/list-increment.ts: a list edited by inserting, removing or replacing lines of
+ * addresses, parsed from the old parse, must be exactly the full parse of the new bytes (its
+ * snapshot, byte for byte, with the flag that its addresses share none), and must decline
+ * (undefined: the list is parsed whole) for anything it cannot prove so.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { parseListBytes, type ListParseOptions } from '../../../src/config/list-formats/index.js';
-import { insertedLines, parseInserted } from '../../../src/config/list-increment.js';
+import { changedLines, parseEdited } from '../../../src/config/list-increment.js';
 import { encodeParsedList } from '../../../src/config/list-snapshot.js';
+import { addressesDisjoint } from '../../../src/config/lists.js';
 
 const FILE = '/etc/awg/lists/l.txt';
 const KEY = { program: 't' };
@@ -17,7 +19,7 @@ const full = (b: Uint8Array, o: ListParseOptions = {}) => parseListBytes(b, FILE
 function check(before: Buffer, after: Buffer, o: ListParseOptions = {}) {
   const base = full(before, o);
   if (base.issues.length) return undefined;
-  const inc = parseInserted(base, before, after, FILE, o);
+  const inc = parseEdited(base, before, after, FILE, o);
   if (inc) {
     const whole = full(after, o);
     expect(inc.issues).toEqual([]);
@@ -26,6 +28,7 @@ function check(before: Buffer, after: Buffer, o: ListParseOptions = {}) {
     expect(inc.set.v4).toEqual(whole.set.v4);
     expect(inc.set.v6).toEqual(whole.set.v6);
     expect(inc.set.counts).toEqual(whole.set.counts);
+    expect(addressesDisjoint(inc.set)).toBe(addressesDisjoint(whole.set));
     expect(encodeParsedList(inc, after, KEY)).toEqual(encodeParsedList(whole, after, KEY));
   }
   return inc;
@@ -92,7 +95,7 @@ const eol = fc.constantFrom('\n', '\r\n');
 const text = (lines: string[], nl: string, bom: boolean) =>
   Buffer.from((bom ? '\ufeff' : '') + lines.map((l) => l + nl).join(''));
 
-describe('parseInserted', () => {
+describe('parseEdited', () => {
   it('lines of addresses inserted anywhere: exactly the full parse (IPv4, IPv6, comments, CRLF)', () => {
     fc.assert(
       fc.property(
@@ -161,8 +164,10 @@ describe('parseInserted', () => {
     expect(check(base, with_('192.0.2.1\n'))).toBeDefined();
     expect(check(base, with_('example.net\n'))).toBeUndefined();
     expect(check(base, with_('10.0.0.1/24\n'))).toBeUndefined();
-    expect(check(base, with_('192.0.2.1'))).toBeUndefined(); // no newline: not a whole line
-    expect(check(base, Buffer.from('example.org\n10.0.1.0/24\n192.0.2.1\n'))).toBeUndefined();
+    // a last line without a newline is a whole line too
+    expect(check(base, with_('192.0.2.1'))).toBeDefined();
+    // a line changed (its one address shares none with another): taken out, the new merged in
+    expect(check(base, Buffer.from('example.org\n10.0.1.0/24\n192.0.2.1\n'))).toBeDefined();
     expect(check(base, with_('192.0.2.1\n'), { format: 'plain' })).toBeDefined();
     expect(check(base, with_('192.0.2.1\n'), { format: 'dnsmasq' })).toBeUndefined();
     expect(check(base, with_('192.0.2.1\n'), { category: 'x' })).toBeUndefined();
@@ -194,19 +199,75 @@ describe('parseInserted', () => {
     );
   });
 
-  it('insertedLines: the inserted bytes, at a line start, ending a line', () => {
+  it('changedLines: the one run of whole lines replaced, in both', () => {
     const b = (s: string) => Buffer.from(s);
-    expect(insertedLines(b('a\nb\n'), b('a\nx\nb\n'))).toEqual({ start: 2, end: 4 });
-    expect(insertedLines(b('a\nb\n'), b('a\nb\nb\n'))).toEqual({ start: 4, end: 6 });
-    expect(insertedLines(b('a\nb\n'), b('x\na\nb\n'))).toEqual({ start: 0, end: 2 });
-    expect(insertedLines(b('a\nb\n'), b('a\nbx\n'))).toBeUndefined();
-    expect(insertedLines(b('a\nb\n'), b('a\nb\n'))).toBeUndefined();
-    expect(insertedLines(b('a\nbc\n'), b('a\nb\n'))).toBeUndefined();
-    // a long common prefix (compared in blocks)
+    const at = (x: string, y: string) => changedLines(b(x), b(y));
+    expect(at('a\nb\n', 'a\nx\nb\n')).toEqual({ start: 2, endBefore: 2, endAfter: 4 });
+    expect(at('a\nb\n', 'a\nb\nb\n')).toEqual({ start: 4, endBefore: 4, endAfter: 6 });
+    expect(at('a\nb\n', 'x\na\nb\n')).toEqual({ start: 0, endBefore: 0, endAfter: 2 });
+    expect(at('a\nb\n', 'a\nbx\n')).toEqual({ start: 2, endBefore: 4, endAfter: 5 });
+    expect(at('a\nb\n', 'a\nb\n')).toBeUndefined();
+    expect(at('a\nbc\n', 'a\nb\n')).toEqual({ start: 2, endBefore: 5, endAfter: 4 });
+    expect(at('a\nx\nb\n', 'a\nb\n')).toEqual({ start: 2, endBefore: 4, endAfter: 2 });
+    // a changed end of a line is not a run of whole lines until its line is in it
+    expect(at('x\ny\n', 'x\nzy\n')).toEqual({ start: 2, endBefore: 4, endAfter: 5 });
+    expect(at('a\nb', 'a\nb\nc')).toEqual({ start: 2, endBefore: 3, endAfter: 5 });
+    expect(at('a\n', 'a\nb')).toEqual({ start: 2, endBefore: 2, endAfter: 3 });
+    // long common parts (compared in blocks)
     const long = 'x'.repeat(10_000) + '\n';
-    expect(insertedLines(b(long + 'a\n'), b(long + 'y\na\n'))).toEqual({
+    expect(at(long + 'a\n' + long, long + 'y\na\n' + long)).toEqual({
       start: long.length,
-      end: long.length + 2,
+      endBefore: long.length,
+      endAfter: long.length + 2,
     });
+    expect(at(long + 'a\n' + long, long + long)).toEqual({
+      start: long.length,
+      endBefore: long.length + 2,
+      endAfter: long.length,
+    });
+  });
+
+  /** distinct hosts and prefixes that share no address: 10.1.x.0/24, 10.2.0.x, 2001:db8:x:: */
+  const disjointLine = fc.oneof(
+    fc.integer({ min: 0, max: 255 }).map((x) => `10.1.${x}.0/24`),
+    fc.integer({ min: 0, max: 255 }).map((x) => `10.2.0.${x}`),
+    fc.integer({ min: 0, max: 255 }).map((x) => `2001:db8:${x.toString(16)}::/48`),
+  );
+
+  it('lines removed or replaced where no two entries share an address: exactly the full parse, taken', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(disjointLine, { maxLength: 40 }),
+        fc.array(fc.oneof(disjointLine, addressLine), { maxLength: 4 }),
+        fc.nat(),
+        fc.nat({ max: 5 }),
+        eol,
+        fc.constantFrom('', '# a comment', 'example.org'),
+        (lines, added, at, cut, nl, extra) => {
+          const all = extra ? [extra, ...lines] : lines;
+          const k = all.length ? at % (all.length + 1) : 0;
+          const before = text(all, nl, false);
+          const after = text([...all.slice(0, k), ...added, ...all.slice(k + cut)], nl, false);
+          expect(addressesDisjoint(full(before).set)).toBe(true);
+          // declined only for a removed name
+          const removesName = extra === 'example.org' && k === 0 && cut > 0;
+          if (!removesName && !before.equals(after)) expect(check(before, after)).toBeDefined();
+        },
+      ),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('a removal where entries share addresses: declined; adjacent entries are split again', () => {
+    const b = (s: string) => Buffer.from(s);
+    expect(check(b('10.0.0.0/24\n10.0.0.1\n'), b('10.0.0.0/24\n'))).toBeUndefined();
+    expect(check(b('10.0.0.1\n10.0.0.1\n'), b('10.0.0.1\n'))).toBeUndefined();
+    const split = check(b('10.0.0.0/25\n10.0.0.128/25\n'), b('10.0.0.128/25\n'));
+    expect(split?.set.v4).toEqual([{ start: 0x0a000080, end: 0x0a0000ff }]);
+    // an insertion that shares addresses is taken, and the result is no longer disjoint
+    const over = check(b('10.0.0.0/24\n'), b('10.0.0.0/24\n10.0.0.5\n'));
+    expect(over && addressesDisjoint(over.set)).toBe(false);
+    // … so removing from it is declined
+    expect(check(b('10.0.0.0/24\n10.0.0.5\n'), b('10.0.0.0/24\n'))).toBeUndefined();
   });
 });

@@ -18,7 +18,7 @@ import {
   type SnapshotKey,
 } from '../../../src/config/list-snapshot.js';
 import { loadConfigText } from '../../../src/config/load.js';
-import type { DestinationSet } from '../../../src/config/lists.js';
+import { addressesDisjoint, type DestinationSet } from '../../../src/config/lists.js';
 import { PARSED_LISTS_DIR, parsedListsIn } from '../../../src/config/parsed-lists.js';
 import type { ParsedListStore } from '../../../src/config/load-destinations.js';
 import { REPO_ROOT } from '../../helpers/awg.js';
@@ -93,6 +93,32 @@ describe('list snapshot: the same parse back', () => {
         p.set.domains.matchDomain(n),
         p.set.domains.entryFor(n),
       ]);
+  });
+
+  it('keeps whether the addresses share none, and refuses a flag that is neither', () => {
+    const sharing = Buffer.from('example.org\n10.0.0.0/24\n10.0.0.1\n');
+    const shared = parse(sharing);
+    const own = Buffer.from('203.0.113.7\n203.0.113.8/31\n2001:db8::/48\n');
+    const apart = parse(own);
+    expect([addressesDisjoint(shared.set), addressesDisjoint(apart.set)]).toEqual([false, true]);
+    const back = (p: ParsedList, b: Buffer) =>
+      decodeParsedList(encodeParsedList(p, b, KEY)!, b, KEY)!;
+    expect(addressesDisjoint(back(shared, sharing).set)).toBe(false);
+    expect(addressesDisjoint(back(apart, own).set)).toBe(true);
+    // the flag's byte: where the two snapshots of one list with the flag set and not differ
+    const yes = encodeParsedList(apart, own, KEY)!;
+    const copy = { ...apart, set: { ...apart.set } }; // a set made otherwise: not known disjoint
+    const no = encodeParsedList(copy, own, KEY)!;
+    const at = [...yes.subarray(72)].findIndex((v, i) => v !== no[72 + i]);
+    expect([yes[72 + at], no[72 + at]]).toEqual([1, 0]);
+    const flag = (v: number) =>
+      reseal(yes, (p) => {
+        const q = Buffer.from(p);
+        q[at] = v;
+        return q;
+      });
+    expect(addressesDisjoint(decodeParsedList(flag(0), own, KEY)!.set)).toBe(false);
+    expect(decodeParsedList(flag(2), own, KEY)).toBeUndefined();
   });
 
   it('round-trips every sample list that parses cleanly (each format, keywords and regexes)', () => {

@@ -5,7 +5,15 @@
  * process (what `awg validate` pays), warm = the median after it.
  *
  * Step 21: the same at registry scale, memory and the DNS path included (bench/lists-scale.ts).
+ *
+ * Step 24: a one-line edit of a list of addresses whose entries share no address (an
+ * aggregated blocklist: /24s and /64s, adjacent ones merging) parsed from the previous parse
+ * (config/list-increment.ts: a line inserted, removed, replaced) against the full parse of the
+ * edited bytes, the anchor, in the same run. Each edit must take the short path: the smoke
+ * fails when one is declined (parsed whole), whatever the timing.
  */
+import { parseListBytes } from '../src/config/list-formats/index.js';
+import { parseEdited } from '../src/config/list-increment.js';
 import { mergeDestinations, parseDestinationList } from '../src/config/lists.js';
 import { measure, time, type Sample } from './lib.js';
 import { listsScaleBench } from './lists-scale.js';
@@ -58,6 +66,52 @@ export async function listsBench(smoke: boolean): Promise<Sample[]> {
       return hits;
     }),
   );
+  out.push(...(await editBench(n, runs)));
   out.push(...(await listsScaleBench(smoke)));
+  return out;
+}
+
+/** `n` address lines that share no address: IPv4 /24s (runs of them adjacent) and IPv6 /64s */
+function disjointLines(n: number): string[] {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++)
+    lines.push(
+      i % 5 === 0
+        ? `2001:db8:${(i >> 16).toString(16)}:${(i & 0xffff).toString(16)}::/64`
+        : `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.0/24`,
+    );
+  return lines;
+}
+
+async function editBench(n: number, runs: number): Promise<Sample[]> {
+  const lines = disjointLines(n);
+  const bytes = (ls: string[]) => Buffer.from(ls.join('\n') + '\n');
+  const before = bytes(lines);
+  const base = parseListBytes(before, 'bench.txt');
+  if (base.issues.length)
+    throw new Error(`the edit bench's list has issues: ${base.issues[0]!.message}`);
+  const mid = n >> 1;
+  const edits: [string, Buffer][] = [
+    ['a line inserted', bytes([...lines.slice(0, mid), '192.0.2.0/24', ...lines.slice(mid)])],
+    ['a line removed', bytes([...lines.slice(0, mid), ...lines.slice(mid + 1)])],
+    ['a line replaced', bytes([...lines.slice(0, mid), '192.0.2.0/24', ...lines.slice(mid + 1)])],
+  ];
+  const out: Sample[] = [];
+  for (const [what, after] of edits) {
+    if (!parseEdited(base, before, after, 'bench.txt', {}))
+      throw new Error(`${what}: the edit was parsed whole, not from the previous parse`);
+    out.push(
+      await measure(
+        `${n.toLocaleString('en')} disjoint address lines, ${what}: from the previous parse`,
+        runs,
+        () => parseEdited(base, before, after, 'bench.txt', {}),
+      ),
+    );
+    out.push(
+      await measure(`  anchor: the full parse of the same edited list`, runs, () =>
+        parseListBytes(after, 'bench.txt'),
+      ),
+    );
+  }
   return out;
 }

@@ -455,6 +455,23 @@ rules:
     // kept again: the next load of the same bytes is a hit
     loadConfigText(config, '/cfg/awg.yaml', opts);
     expect(calls.slice(4)).toEqual(['hit']);
+    // a line removed and one replaced (the list's addresses share none): from the kept parse
+    for (const [from, to] of [
+      ['203.0.113.7\n', ''],
+      ['198.51.100.0/24\n', '198.51.101.0/24\n'],
+    ] as const) {
+      bytes = Buffer.from(bytes.toString().replace(from, to));
+      const n = calls.length;
+      const cut = loadConfigText(config, '/cfg/awg.yaml', opts);
+      expect(calls.slice(n)).toEqual(['miss', 'base']);
+      const whole = dest(full())!;
+      expect([dest(cut)?.v4, dest(cut)?.v6, dest(cut)?.counts]).toEqual([
+        whole.v4,
+        whole.v6,
+        whole.counts,
+      ]);
+    }
+    calls.splice(5);
     // a damaged copy of the bytes: no base (the snapshot's digest of them fails); parsed whole
     const [name] = readdirSync(join(dir, PARSED_LISTS_DIR)).filter((f) => f.endsWith('.list'));
     const copy = join(dir, PARSED_LISTS_DIR, name!);

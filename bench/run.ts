@@ -32,6 +32,7 @@ import { listsBench } from './lists.bench.js';
 import { listsApplyBench } from './lists-apply.bench.js';
 import { listsFetchBench } from './lists-fetch.bench.js';
 import { setDeltaBench } from './set-delta.bench.js';
+import { nftNotifyBench } from './nft-notify.bench.js';
 import { crashPointsBench } from './crash-points.bench.js';
 import { soakBench } from './soak.bench.js';
 
@@ -98,6 +99,8 @@ const suites: { name: string; run: (smoke: boolean) => Promise<Sample[]> }[] = [
   // when the path changes in kind (a 304 that downloads, a set reloaded), not on timing
   { name: 'lists-fetch', run: listsFetchBench },
   { name: 'set-delta', run: setDeltaBench },
+  // Step 24: a large set load with the daemon's nf_tables watch listening, leaving and staying
+  { name: 'nft-notify', run: nftNotifyBench },
   { name: 'crash-points', run: crashPointsBench },
   { name: 'soak', run: soakBench },
 ];

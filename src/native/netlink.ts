@@ -67,6 +67,9 @@ const SO_SNDBUFFORCE = 32;
 const SO_NETNS_COOKIE = 71;
 /** SOL_NETLINK option: an error answer echoes only the request's header, not its payload */
 const NETLINK_CAP_ACK = 10;
+/** setsockopt(SOL_NETLINK): join or leave one multicast group (linux/netlink.h) */
+const NETLINK_ADD_MEMBERSHIP = 1;
+const NETLINK_DROP_MEMBERSHIP = 2;
 const RECV_BUF = 1 << 16;
 
 export interface NetlinkOptions {
@@ -139,6 +142,19 @@ export class NetlinkSocket {
         throw e;
       }
     });
+  }
+
+  /**
+   * Join (`on`) or leave multicast group `group` (a number, not a mask): the kernel then sends
+   * this socket the group's notifications, or stops. Leaving a group joined at bind() works the
+   * same way (one membership bitmap).
+   */
+  membership(group: number, on: boolean): void {
+    const opt = on ? NETLINK_ADD_MEMBERSHIP : NETLINK_DROP_MEMBERSHIP;
+    check(
+      on ? 'setsockopt(NETLINK_ADD_MEMBERSHIP)' : 'setsockopt(NETLINK_DROP_MEMBERSHIP)',
+      setsockoptInt(this.fd, SOL_NETLINK, opt, group),
+    );
   }
 
   get closed(): boolean {

@@ -9,7 +9,7 @@
 import { cstr, parseAttrs, type NlMessage } from './rtnl.js';
 
 export const NETLINK_NETFILTER = 12;
-const NFNLGRP_NFTABLES = 7;
+export const NFNLGRP_NFTABLES = 7;
 /** the bind() group mask for NFNLGRP_NFTABLES */
 export const NFT_GROUP_MASK = 1 << (NFNLGRP_NFTABLES - 1);
 const NFNL_SUBSYS_NFTABLES = 10;
@@ -60,4 +60,62 @@ export function parseNftEvent(m: NlMessage): NftEvent | undefined {
   const table = cstr(parseAttrs(m.payload, NFGENMSG_LEN).get(NAME_ATTR));
   if (table === undefined) return undefined;
   return { type: 'nft', change, family: m.payload[0]!, table, portid: m.portid };
+}
+
+/**
+ * This process's own listeners to NFNLGRP_NFTABLES (the daemon's network watch), and a way to
+ * make them leave the group while this process loads set elements itself.
+ *
+ * Why: the kernel builds one notification per element it adds or deletes whenever anything on
+ * the host listens to the group (netlink_has_listeners is per protocol, not per namespace). A
+ * 100,000-line list is ≈ 73,000 elements: ≈ 73,000 notifications built at commit (measured: a
+ * quarter of the load's kernel time, bench/RESULTS.md "Step 24 — lists at once"), and on the
+ * daemon's own socket far more than its buffer holds, so the watch overran, saw "events lost"
+ * and woke the loop for a full re-observation after every large load of its own. While a load
+ * runs, the listeners leave the group and rejoin when it returns. What another program does to
+ * our table in that window is what the converge's verify observes next (a load is part of an
+ * apply, and verify reads the table after it), and after it the notifications wake as before.
+ */
+export interface NftListener {
+  leave(): void;
+  join(): void;
+}
+
+const listeners = new Set<NftListener>();
+let quiet = 0;
+
+/** Register a socket of this process that listens to NFNLGRP_NFTABLES; returns its removal. */
+export function ownNftListener(l: NftListener): () => void {
+  listeners.add(l);
+  return () => {
+    listeners.delete(l);
+  };
+}
+
+/**
+ * Run `load` (synchronous: a set load over netlink) with this process's own listeners out of
+ * NFNLGRP_NFTABLES; nested calls leave and rejoin once. A listener that cannot leave stays (its
+ * notifications are then skipped as this process's own, as before).
+ */
+export function withoutOwnNftNotifications<T>(load: () => T): T {
+  const left: NftListener[] = [];
+  if (quiet++ === 0)
+    for (const l of listeners)
+      try {
+        l.leave();
+        left.push(l);
+      } catch {
+        // stays in the group
+      }
+  try {
+    return load();
+  } finally {
+    if (--quiet === 0)
+      for (const l of left)
+        try {
+          if (listeners.has(l)) l.join();
+        } catch {
+          // a socket closed meanwhile
+        }
+  }
 }

@@ -33,25 +33,30 @@ export interface SetKernel {
 /** The kernel of namespace `netns` (default: this process's). */
 export async function nativeSetKernel(netns?: string): Promise<SetKernel> {
   const n = await import('../../native/nftset.js');
+  const { withoutOwnNftNotifications: quiet } = await import('../../native/nftnl.js');
   return {
     stamp: () => n.nftGenerationStamp(netns),
     dump: (table, set) => n.dumpSetElements({ table, set, netns }),
-    fill: (table, set, elements) => {
-      const w = n.openSetWriter({ table, netns });
-      try {
-        w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
-      } finally {
-        w.close();
-      }
-    },
-    update: (table, set, removed, added) => {
-      const w = n.openSetWriter({ table, netns });
-      try {
-        w.update(set, n.intervalElements(removed), n.intervalElements(added));
-      } finally {
-        w.close();
-      }
-    },
+    // this process's own nf_tables listeners leave their group during a load (nftnl.ts
+    // withoutOwnNftNotifications: no notification built per element, no overrun)
+    fill: (table, set, elements) =>
+      quiet(() => {
+        const w = n.openSetWriter({ table, netns });
+        try {
+          w.write(n.NFT_MSG_NEWSETELEM, set, n.intervalElements(elements));
+        } finally {
+          w.close();
+        }
+      }),
+    update: (table, set, removed, added) =>
+      quiet(() => {
+        const w = n.openSetWriter({ table, netns });
+        try {
+          w.update(set, n.intervalElements(removed), n.intervalElements(added));
+        } finally {
+          w.close();
+        }
+      }),
   };
 }
 

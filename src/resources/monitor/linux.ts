@@ -238,7 +238,7 @@ async function watchNftables(
   o: NetworkWatchOptions,
   Socket: typeof NetlinkSocket,
 ): Promise<{ close(): void } | undefined> {
-  const { NETLINK_NETFILTER, NFT_GROUP_MASK, parseNftEvent } =
+  const { NETLINK_NETFILTER, NFT_GROUP_MASK, NFNLGRP_NFTABLES, parseNftEvent, ownNftListener } =
     await import('../../native/nftnl.js');
   let sock: NetlinkSocket;
   try {
@@ -268,8 +268,22 @@ async function watchNftables(
         if (d) o.onChange(d, 'firewall');
       }, NFT_RECHECK_MS).unref();
   });
+  // out of the group while this process loads set elements itself (nftnl.ts: one notification
+  // per element would overrun this socket and wake a full re-observation after every large
+  // load); back in when the load returns. Failing to rejoin is a lost-events wake.
+  const unregister = ownNftListener({
+    leave: () => sock.membership(NFNLGRP_NFTABLES, false),
+    join: () => {
+      try {
+        sock.membership(NFNLGRP_NFTABLES, true);
+      } catch (e) {
+        if (!sock.closed) o.onChange(`nftables watch could not rejoin: ${String(e)}`, 'firewall');
+      }
+    },
+  });
   return {
     close: () => {
+      unregister();
       clearTimeout(timer);
       sock.close();
     },

@@ -2,9 +2,14 @@
  * nf_tables notification types (nftnl.ts) against the uapi numbering of enum
  * nf_tables_msg_types: NEWOBJ is 18 and DELOBJ 20 (19 and 21 are GETOBJ and GETOBJ_RESET,
  * requests the kernel never multicasts); an object's change was missed while they were 19/21.
+ * And the own listeners' leave/rejoin around a load of our own (withoutOwnNftNotifications).
  */
 import { describe, expect, it } from 'vitest';
-import { parseNftEvent } from '../../../src/native/nftnl.js';
+import {
+  ownNftListener,
+  parseNftEvent,
+  withoutOwnNftNotifications,
+} from '../../../src/native/nftnl.js';
 import type { NlMessage } from '../../../src/native/rtnl.js';
 
 /** a notification of nf_tables message `msg` for table `t` (nfgenmsg + NFTA_*_TABLE) */
@@ -36,5 +41,41 @@ describe('nf_tables notifications', () => {
 
   it.each([15, 16, 17, 19, 21])('message %i (NEWGEN, GETGEN, TRACE, GETOBJ…) is skipped', (msg) => {
     expect(parseNftEvent(note(msg))).toBeUndefined();
+  });
+});
+
+describe('withoutOwnNftNotifications', () => {
+  it('makes every own listener leave once, nested loads included, and rejoin after (also on a throw)', () => {
+    const log: string[] = [];
+    const a = ownNftListener({ leave: () => log.push('a-'), join: () => log.push('a+') });
+    const b = ownNftListener({
+      leave: () => {
+        throw new Error('cannot leave');
+      },
+      join: () => log.push('b+'),
+    });
+    try {
+      const v = withoutOwnNftNotifications(() => {
+        log.push('load');
+        return withoutOwnNftNotifications(() => 7);
+      });
+      expect(v).toBe(7);
+      // b could not leave: it stays in the group and is not asked to join
+      expect(log).toEqual(['a-', 'load', 'a+']);
+      log.length = 0;
+      expect(() =>
+        withoutOwnNftNotifications(() => {
+          throw new Error('load failed');
+        }),
+      ).toThrow('load failed');
+      expect(log).toEqual(['a-', 'a+']);
+      // a listener removed during the load (its socket closed) is not rejoined
+      log.length = 0;
+      withoutOwnNftNotifications(() => a());
+      expect(log).toEqual(['a-']);
+    } finally {
+      a();
+      b();
+    }
   });
 });

@@ -29,7 +29,7 @@ import type { Rule } from '../config/schema.js';
 import { toAwgError } from '../errors.js';
 import { compileRules } from '../model/match.js';
 import { linuxIdentityLookup } from './identity.js';
-import { ProcessPlacer, type PlacerOptions } from './placer.js';
+import { ProcessPlacer, type PlacerOptions, type PlacerStats } from './placer.js';
 import { ProcConnector, connectorFdFromEnv, type ProcEvent } from './connector.js';
 import { ExecGate, type GateFiles, type GateGroup, type GateStats } from './gate.js';
 import { parseMountinfo, planGateMarks } from './gate-marks.js';
@@ -43,6 +43,12 @@ import {
   type PlacerMount,
   type ToPlacer,
 } from './placer-protocol.js';
+import {
+  placementErrorCounts,
+  placementErrorReports,
+  type PlacementErrorCounts,
+  type PlacerFailures,
+} from './placement-errors.js';
 
 /** add every counter of `from` into `into` (counters of a placer or gate that was replaced) */
 function addCounts<T extends object>(into: T, from: T): void {
@@ -333,6 +339,7 @@ export class PlacerChild {
       connector: { received: c?.received ?? 0, overruns: c?.overruns ?? 0 },
       ...(this.gate || this.retiredGate.events ? { gate: this.gateStats() } : {}),
     };
+    this.reportErrors(st, body.gate);
     const sig = JSON.stringify(body);
     if (id === undefined && sig === this.lastSent) return;
     this.lastSent = sig;
@@ -345,6 +352,17 @@ export class PlacerChild {
   }
 
   private retired = zeroStats();
+  private reported: PlacementErrorCounts = placementErrorCounts(zeroStats());
+  private readonly failures: PlacerFailures = {};
+
+  /** one `error` per placement error kind that counted since the last stats (placement-errors.ts) */
+  private reportErrors(st: PlacerStats, gate: GateStats | undefined): void {
+    Object.assign(this.failures, this.placer?.failures);
+    const now = placementErrorCounts(st, gate);
+    for (const e of placementErrorReports(this.reported, now, this.failures))
+      this.deps.send({ type: 'error', ...e });
+    this.reported = now;
+  }
 
   private gateStats(): GateStats {
     const s = { ...this.retiredGate };
@@ -363,6 +381,7 @@ export class PlacerChild {
   // keep retired counters when a placer is replaced (another cgroupRoot)
   private retire(p: ProcessPlacer): void {
     addCounts(this.retired, p.stats);
+    Object.assign(this.failures, p.failures);
   }
 }
 

@@ -59,42 +59,53 @@ const LABEL: Record<PlacementErrorKind, string> = {
   gateFailed: 'gate failed',
 };
 
+/** a kind that keeps counting is reported again at most this often (one line, not one per exec) */
+export const REPORT_EVERY_MS = 60_000;
+
+export interface PlacementErrorReport {
+  placement: PlacementErrorKind;
+  kind: ErrorKind;
+  message: string;
+}
+
 /**
- * One report per kind whose count grew since `before`: the error kind (a refused write is
- * `permission`) and a message that names the placement error kind, how many, and the last
- * cgroup and errno.
+ * One report per kind whose count grew since `before` (and that is `due`): the error kind (a
+ * refused write is `permission`) and a message that names the placement error kind, how many,
+ * and the last cgroup and errno.
  */
 export function placementErrorReports(
   before: PlacementErrorCounts,
   now: PlacementErrorCounts,
   last: PlacerFailures,
-): { kind: ErrorKind; message: string }[] {
-  const out: { kind: ErrorKind; message: string }[] = [];
+  due: (k: PlacementErrorKind) => boolean = () => true,
+): PlacementErrorReport[] {
+  const out: PlacementErrorReport[] = [];
+  const push = (placement: PlacementErrorKind, kind: ErrorKind, message: string) =>
+    out.push({ placement, kind, message });
   for (const k of PLACEMENT_ERROR_KINDS) {
     const n = now[k] - before[k];
-    if (n <= 0) continue;
+    if (n <= 0 || !due(k)) continue;
     const head = `placement error ${k} (${n} more, ${now[k]} in all):`;
     if (k === 'missingCgroup')
-      out.push({
-        kind: 'driver',
-        message: `${head} not placed, the rule's cgroup ${last.missingCgroup?.cgroup ?? '?'} does not exist (yet)`,
-      });
+      push(
+        k,
+        'driver',
+        `${head} not placed, the rule's cgroup ${last.missingCgroup?.cgroup ?? '?'} does not exist (yet)`,
+      );
     else if (k === 'writeFailed') {
       const f = last.writeFailed;
-      out.push({
-        kind: f?.errno === 'EACCES' || f?.errno === 'EPERM' ? 'permission' : 'driver',
-        message: `${head} moving a process into ${f?.cgroup ?? '?'} failed: ${f?.errno ?? '?'}`,
-      });
+      push(
+        k,
+        f?.errno === 'EACCES' || f?.errno === 'EPERM' ? 'permission' : 'driver',
+        `${head} moving a process into ${f?.cgroup ?? '?'} failed: ${f?.errno ?? '?'}`,
+      );
     } else if (k === 'gateLate')
-      out.push({
-        kind: 'driver',
-        message: `${head} the exec gate answered past its deadline without deciding; the watcher places those execs (best-effort)`,
-      });
-    else
-      out.push({
-        kind: 'driver',
-        message: `${head} the exec gate could not decide or answer an exec`,
-      });
+      push(
+        k,
+        'driver',
+        `${head} the exec gate answered past its deadline without deciding; the watcher places those execs (best-effort)`,
+      );
+    else push(k, 'driver', `${head} the exec gate could not decide or answer an exec`);
   }
   return out;
 }

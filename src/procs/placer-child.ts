@@ -44,9 +44,11 @@ import {
   type ToPlacer,
 } from './placer-protocol.js';
 import {
+  REPORT_EVERY_MS,
   placementErrorCounts,
   placementErrorReports,
   type PlacementErrorCounts,
+  type PlacementErrorKind,
   type PlacerFailures,
 } from './placement-errors.js';
 
@@ -80,6 +82,8 @@ export interface PlacerChildDeps {
   gateDeadlineMs?: number;
   /** reads of the files behind gate events (tests) */
   gateFiles?: GateFiles;
+  /** wall clock in ms (tests; default Date.now): how often a placement error kind is reported */
+  now?: () => number;
 }
 
 type Connector = ReturnType<PlacerChildDeps['openConnector']> & { drain?: ProcConnector['drain'] };
@@ -355,13 +359,25 @@ export class PlacerChild {
   private reported: PlacementErrorCounts = placementErrorCounts(zeroStats());
   private readonly failures: PlacerFailures = {};
 
-  /** one `error` per placement error kind that counted since the last stats (placement-errors.ts) */
+  private readonly reportedAt = new Map<PlacementErrorKind, number>();
+
+  /**
+   * one `error` per placement error kind that counted since its last report, at most once per
+   * REPORT_EVERY_MS (placement-errors.ts); the counts in status are always current
+   */
   private reportErrors(st: PlacerStats, gate: GateStats | undefined): void {
     Object.assign(this.failures, this.placer?.failures);
-    const now = placementErrorCounts(st, gate);
-    for (const e of placementErrorReports(this.reported, now, this.failures))
-      this.deps.send({ type: 'error', ...e });
-    this.reported = now;
+    const counts = placementErrorCounts(st, gate);
+    const t = (this.deps.now ?? Date.now)();
+    const due = (k: PlacementErrorKind) => {
+      const at = this.reportedAt.get(k);
+      return at === undefined || t - at >= REPORT_EVERY_MS;
+    };
+    for (const r of placementErrorReports(this.reported, counts, this.failures, due)) {
+      this.deps.send({ type: 'error', kind: r.kind, message: r.message });
+      this.reported[r.placement] = counts[r.placement];
+      this.reportedAt.set(r.placement, t);
+    }
   }
 
   private gateStats(): GateStats {

@@ -161,7 +161,9 @@ class FakeSystem implements ProcFs, CgroupWriter {
   }
 }
 
-function childSetup(gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles'>>) {
+function childSetup(
+  gate?: Partial<Pick<PlacerChildDeps, 'gate' | 'gateOff' | 'gateFiles' | 'now'>>,
+) {
   const sys = new FakeSystem(
     new Set(['user.slice', 'awg', 'awg/work', 'awg/ff', 'awg/ff2', 'other', 'other/work']),
   );
@@ -239,8 +241,9 @@ describe('placer child message loop', () => {
     expect(t.lastStats().placed).toBe(1);
   });
 
-  it('placement errors are reported once per kind that counted since the last stats, naming the kind', () => {
-    const t = childSetup();
+  it('placement errors are reported per kind that counted, naming the kind, each kind at most once a minute', () => {
+    let clock = 1_000_000;
+    const t = childSetup({ now: () => clock });
     t.config([WORK, FF]);
     const errors = () =>
       t.sent.filter((m) => m.type === 'error') as Extract<FromPlacer, { type: 'error' }>[];
@@ -273,10 +276,16 @@ describe('placer child message loop', () => {
     t.child.sendStats();
     t.child.handleLine('{"type":"stats","id":3}');
     expect(errors()).toHaveLength(2);
+    // counting on within the minute: status has it, the next report waits
     t.exec(603, '/usr/bin/firefox');
+    t.exec(604, '/usr/bin/firefox');
+    t.child.sendStats();
+    expect(errors()).toHaveLength(2);
+    expect(t.lastStats()).toMatchObject({ missingCgroup: 3 });
+    clock += 60_000;
     t.child.sendStats();
     expect(errors()).toHaveLength(3);
-    expect(errors()[2]!.message).toMatch(/^placement error missingCgroup \(1 more, 2 in all\)/);
+    expect(errors()[2]!.message).toMatch(/^placement error missingCgroup \(2 more, 3 in all\)/);
   });
 
   it('another cgroup root: processes leave the old one first, counters keep counting', () => {
